@@ -1,0 +1,47 @@
+// A chunk's bytes in fixed-size blocks that never move once written, so that
+// every waiter and every hit can reference them in its output buffer without a
+// copy (evbuffer_add_reference), even while the download is still appending.
+// Appending is loop-thread only; a finished body is immutable and may be read
+// from any thread.
+#pragma once
+
+#include <event2/buffer.h>
+
+#include <cstddef>
+#include <memory>
+#include <string_view>
+#include <vector>
+
+namespace cache_node {
+
+class ChunkBody {
+ public:
+  explicit ChunkBody(size_t block_size = 256 * 1024) : block_size_(block_size) {}
+
+  void append(std::string_view bytes);
+  size_t size() const { return size_; }
+
+  // Adds bytes [from, to) to `out` as references (no copy). Requires to <= size().
+  void add_to(evbuffer* out, size_t from, size_t to) const;
+  // Calls fn(data, n) for each stored span in order (for writing to disk).
+  template <class Fn>
+  void for_each_span(Fn&& fn) const {
+    size_t left = size_;
+    for (const auto& b : blocks_) {
+      size_t n = left < block_size_ ? left : block_size_;
+      fn(b->data.get(), n);
+      left -= n;
+    }
+  }
+  std::string copy() const;  // tests and small bodies
+
+ private:
+  struct Block {
+    std::unique_ptr<char[]> data;
+  };
+  size_t block_size_;
+  size_t size_ = 0;
+  std::vector<std::shared_ptr<Block>> blocks_;
+};
+
+}  // namespace cache_node

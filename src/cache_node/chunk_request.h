@@ -1,0 +1,30 @@
+// The cache node's URL scheme, as pure functions:
+//   /o/<origin_id>/<path on origin>[?query]
+// A request names a configured origin and a path on it. Validation refuses
+// anything that could reach another host or escape the origin's path.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "common/result.h"
+
+namespace cache_node {
+
+inline constexpr std::string_view kChunkPrefix = "/o/";
+
+struct ChunkRequest {
+  std::string origin_id;
+  std::string origin_path;  // raw (percent-encoded) path on the origin, starting with "/"
+  std::string query;        // raw query without signature parameters, or empty
+  // Cache key: origin id + path + query; the signature is never part of it.
+  std::string cache_key() const;
+};
+
+// Parses an unsigned request target (signature parameters already removed).
+// Errors (code "bad_request", for a 400): not under /o/, empty origin id or path,
+// malformed percent-encoding, NUL, backslash, "." or ".." segments (also when
+// encoded), an absolute or scheme-relative URL in the path, control characters.
+common::Result<ChunkRequest> parse_chunk_request(std::string_view unsigned_target);
+
+}  // namespace cache_node

@@ -1,0 +1,265 @@
+#include "cache_node/chunk_store.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <openssl/sha.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <sstream>
+#include <unordered_set>
+#include <vector>
+
+#include "common/log.h"
+
+namespace cache_node {
+namespace {
+
+constexpr const char* kLog = "cache_node";
+
+std::string file_name_for(const std::string& key) {
+  unsigned char digest[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(key.data()), key.size(), digest);
+  static const char* hex = "0123456789abcdef";
+  std::string out;
+  for (int i = 0; i < 20; ++i) {
+    out += hex[digest[i] >> 4];
+    out += hex[digest[i] & 15];
+  }
+  return out;
+}
+
+// Index record: one field per line; header values never contain newlines.
+std::string encode(const ChunkMeta& m, const std::string& file) {
+  std::ostringstream out;
+  out << "v1\n" << m.size << "\n" << m.stored_at << "\n" << m.content_type << "\n" << m.etag << "\n"
+      << m.last_modified << "\n" << m.cache_control << "\n" << file;
+  return out.str();
+}
+
+bool decode(std::string_view text, ChunkMeta& m, std::string& file) {
+  std::vector<std::string> fields;
+  size_t start = 0;
+  while (true) {
+    size_t nl = text.find('\n', start);
+    fields.emplace_back(text.substr(start, nl == std::string_view::npos ? std::string_view::npos : nl - start));
+    if (nl == std::string_view::npos) break;
+    start = nl + 1;
+  }
+  if (fields.size() != 8 || fields[0] != "v1") return false;
+  char* end = nullptr;
+  m.size = strtoull(fields[1].c_str(), &end, 10);
+  if (*end != '\0') return false;
+  m.stored_at = strtoll(fields[2].c_str(), &end, 10);
+  if (*end != '\0') return false;
+  m.content_type = fields[3];
+  m.etag = fields[4];
+  m.last_modified = fields[5];
+  m.cache_control = fields[6];
+  file = fields[7];
+  return !file.empty() && file.find('/') == std::string::npos;
+}
+
+std::vector<std::string> list_dir(const std::string& dir) {
+  std::vector<std::string> out;
+  DIR* d = opendir(dir.c_str());
+  if (d == nullptr) return out;
+  while (dirent* e = readdir(d)) {
+    std::string name = e->d_name;
+    if (name != "." && name != "..") out.push_back(name);
+  }
+  closedir(d);
+  return out;
+}
+
+bool write_all(int fd, const char* data, size_t n) {
+  while (n > 0) {
+    ssize_t w = write(fd, data, n);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return false;
+    }
+    data += w;
+    n -= static_cast<size_t>(w);
+  }
+  return true;
+}
+
+}  // namespace
+
+ChunkStore::ChunkStore(event_base& base, StoreOptions options, common::LmdbEnv env,
+                       common::MetricsRegistry& metrics)
+    : options_(std::move(options)),
+      env_(std::move(env)),
+      memory_(options_.memory_bytes),
+      disk_(options_.disk_bytes),
+      poster_(base),
+      disk_writes_(metrics.counter("cache_disk_writes_total", "Chunks written to disk")),
+      disk_write_errors_(metrics.counter("cache_disk_write_errors_total", "Chunk disk writes that failed")),
+      evictions_memory_(metrics.counter("cache_evictions_total", "Chunks evicted", "tier=\"memory\"")),
+      evictions_disk_(metrics.counter("cache_evictions_total", "Chunks evicted", "tier=\"disk\"")),
+      writer_(std::make_unique<common::WorkerThread>()) {}
+
+ChunkStore::~ChunkStore() { writer_.reset(); }
+
+std::string ChunkStore::file_path(const std::string& file) const { return options_.dir + "/chunks/" + file; }
+
+common::Result<std::unique_ptr<ChunkStore>> ChunkStore::open(event_base& base, StoreOptions options,
+                                                             common::MetricsRegistry& metrics) {
+  if (mkdir(options.dir.c_str(), 0750) != 0 && errno != EEXIST) {
+    return common::Error{"storage_error", "cannot create data_dir " + options.dir + ": " + strerror(errno)};
+  }
+  for (const char* sub : {"/chunks", "/tmp", "/index"}) {
+    std::string path = options.dir + sub;
+    if (mkdir(path.c_str(), 0750) != 0 && errno != EEXIST) {
+      return common::Error{"storage_error", "cannot create " + path + ": " + strerror(errno)};
+    }
+  }
+  auto env = common::LmdbEnv::open(options.dir + "/index", size_t{1} << 30);
+  if (!env) return env.error();
+  std::unique_ptr<ChunkStore> store(new ChunkStore(base, std::move(options), std::move(env).value(), metrics));
+  auto status = store->load_index();
+  if (!status) return status.error();
+  return store;
+}
+
+common::Status ChunkStore::load_index() {
+  // Anything in tmp/ is a write that never completed.
+  for (const auto& name : list_dir(options_.dir + "/tmp")) unlink((options_.dir + "/tmp/" + name).c_str());
+
+  auto txn = common::LmdbTxn::begin(env_, false);
+  if (!txn) return txn.error();
+  int rc = mdb_dbi_open(txn->get(), "chunks", MDB_CREATE, &dbi_);
+  if (rc != 0) return common::lmdb_error("mdb_dbi_open", rc);
+
+  struct Loaded {
+    std::string key;
+    ChunkMeta meta;
+    std::string file;
+  };
+  std::vector<Loaded> loaded;
+  std::vector<std::string> stale;
+  MDB_cursor* cursor = nullptr;
+  if ((rc = mdb_cursor_open(txn->get(), dbi_, &cursor)) != 0) return common::lmdb_error("mdb_cursor_open", rc);
+  MDB_val k, v;
+  while (mdb_cursor_get(cursor, &k, &v, MDB_NEXT) == 0) {
+    Loaded item;
+    item.key = std::string(common::to_view(k));
+    struct stat st {};
+    if (!decode(common::to_view(v), item.meta, item.file) || stat(file_path(item.file).c_str(), &st) != 0 ||
+        static_cast<uint64_t>(st.st_size) != item.meta.size) {
+      stale.push_back(item.key);
+      continue;
+    }
+    loaded.push_back(std::move(item));
+  }
+  mdb_cursor_close(cursor);
+  for (const auto& key : stale) {
+    MDB_val dk = common::mdb_val(key);
+    mdb_del(txn->get(), dbi_, &dk, nullptr);
+  }
+  auto committed = txn->commit();
+  if (!committed) return committed;
+
+  std::sort(loaded.begin(), loaded.end(),
+            [](const Loaded& a, const Loaded& b) { return a.meta.stored_at > b.meta.stored_at; });
+  std::unordered_set<std::string> referenced;
+  for (auto& item : loaded) {
+    referenced.insert(item.file);
+    uint64_t size = item.meta.size;
+    disk_.insert_oldest(item.key, size, DiskEntry{std::move(item.meta), std::move(item.file)});
+  }
+  // Files without an index entry were renamed but never committed.
+  size_t orphans = 0;
+  for (const auto& name : list_dir(options_.dir + "/chunks")) {
+    if (!referenced.count(name)) {
+      unlink(file_path(name).c_str());
+      ++orphans;
+    }
+  }
+  LOG_INFO(kLog, "store loaded: ", disk_.size(), " chunk(s), ", disk_.used_bytes(), " bytes on disk; dropped ",
+           stale.size(), " stale index entr(ies) and ", orphans, " orphan file(s)");
+  evict_disk(0);
+  return {};
+}
+
+std::optional<StoreHit> ChunkStore::find(const std::string& key) {
+  if (auto* m = memory_.touch(key)) return StoreHit{m->meta, m->body, {}};
+  if (auto* d = disk_.touch(key)) return StoreHit{d->meta, nullptr, file_path(d->file)};
+  return std::nullopt;
+}
+
+void ChunkStore::evict_disk(uint64_t reserve) {
+  while (auto victim = disk_.evict_one(reserve)) {
+    evictions_disk_.inc();
+    std::string path = file_path(victim->value.file);
+    std::string key = victim->key;
+    writer_->post([this, path, key] {
+      unlink(path.c_str());
+      auto txn = common::LmdbTxn::begin(env_, false);
+      if (!txn) return;
+      MDB_val k = common::mdb_val(key);
+      mdb_del(txn->get(), dbi_, &k, nullptr);
+      (void)txn->commit();
+    });
+  }
+}
+
+void ChunkStore::put(const std::string& key, const ChunkMeta& meta, std::shared_ptr<const ChunkBody> body) {
+  if (meta.size <= memory_.max_bytes()) {
+    memory_.insert(key, meta.size, MemoryEntry{meta, body});
+    while (memory_.evict_one()) evictions_memory_.inc();
+  }
+  if (meta.size > disk_.max_bytes()) return;
+  evict_disk(meta.size);
+  // An older copy of this key on disk is replaced by this write.
+  disk_.erase(key);
+  std::string file = file_name_for(key);
+  std::string tmp = options_.dir + "/tmp/" + file + "." + std::to_string(++write_counter_);
+  std::string final_path = file_path(file);
+  std::string chunks_dir = options_.dir + "/chunks";
+  ++pending_writes_;
+  writer_->post([this, key, meta, body, file, tmp, final_path, chunks_dir] {
+    bool ok = false;
+    int fd = ::open(tmp.c_str(), O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0640);
+    if (fd >= 0) {
+      ok = true;
+      body->for_each_span([&](const char* data, size_t n) { ok = ok && write_all(fd, data, n); });
+      ok = ok && fsync(fd) == 0;
+      close(fd);
+    }
+    ok = ok && rename(tmp.c_str(), final_path.c_str()) == 0;
+    if (ok) {
+      // Make the rename durable before the index vouches for the file.
+      int dir_fd = ::open(chunks_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      if (dir_fd >= 0) {
+        fsync(dir_fd);
+        close(dir_fd);
+      }
+      auto txn = common::LmdbTxn::begin(env_, false);
+      ok = txn.ok();
+      if (ok) {
+        std::string record = encode(meta, file);
+        MDB_val k = common::mdb_val(key), v = common::mdb_val(record);
+        ok = mdb_put(txn->get(), dbi_, &k, &v, 0) == 0 && txn->commit().ok();
+      }
+    } else {
+      unlink(tmp.c_str());
+    }
+    poster_.post([this, key, meta, file, ok] {
+      --pending_writes_;
+      if (!ok) {
+        disk_write_errors_.inc();
+        LOG_WARN(kLog, "disk write failed for a chunk (", meta.size, " bytes)");
+        return;
+      }
+      disk_writes_.inc();
+      disk_.insert(key, meta.size, DiskEntry{meta, file});
+      evict_disk(0);
+    });
+  });
+}
+
+}  // namespace cache_node

@@ -1,0 +1,44 @@
+// HTTP caching semantics for stored objects, as pure functions: single byte
+// ranges (RFC 9110 §14) and conditional requests (§13).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace cache_node {
+
+struct ByteRange {
+  uint64_t first = 0;
+  uint64_t last = 0;  // inclusive
+  uint64_t length() const { return last - first + 1; }
+};
+
+enum class RangeOutcome { none, satisfiable, unsatisfiable };
+struct RangeDecision {
+  RangeOutcome outcome = RangeOutcome::none;
+  ByteRange range;
+};
+
+// Evaluates a Range header against an object of `size` bytes. Only one range is
+// served; multiple ranges or unparsable values are ignored (a full 200), as RFC
+// 9110 allows.
+RangeDecision evaluate_range(std::optional<std::string_view> range_header, uint64_t size);
+
+// True if the request's validators say the client's copy is current (→ 304):
+// If-None-Match (weak comparison, "*" matches) takes precedence over
+// If-Modified-Since.
+bool not_modified(std::optional<std::string_view> if_none_match,
+                  std::optional<std::string_view> if_modified_since, std::string_view etag,
+                  std::string_view last_modified);
+
+// If-Range: true if the range may be applied (no If-Range, or it matches).
+bool if_range_allows(std::optional<std::string_view> if_range, std::string_view etag,
+                     std::string_view last_modified);
+
+// Parses an IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT"); nullopt if invalid.
+std::optional<int64_t> parse_http_date(std::string_view text);
+std::string format_http_date(int64_t unix_seconds);
+
+}  // namespace cache_node

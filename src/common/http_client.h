@@ -1,0 +1,107 @@
+// Asynchronous HTTP client: libcurl's multi interface driven by the libevent
+// loop (socket and timer callbacks), so no call ever blocks the loop. Bodies
+// stream to the caller as they arrive; connections are reused and HTTP/2 is
+// multiplexed to origins that offer it. Redirects are never followed (only
+// configured origins may be fetched). Loop thread only.
+#pragma once
+
+#include <curl/curl.h>
+#include <event2/event.h>
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "common/handles.h"
+#include "common/http_server.h"
+#include "common/result.h"
+
+namespace common {
+
+struct HttpClientOptions {
+  std::chrono::milliseconds connect_timeout{2000};
+  std::chrono::milliseconds request_timeout{30000};  // whole transfer
+  // A transfer slower than low_speed_bytes per second for low_speed_time fails.
+  long low_speed_bytes = 1024;
+  std::chrono::seconds low_speed_time{10};
+  long max_host_connections = 64;
+  bool http2 = true;                   // h2 via ALPN on https
+  bool http2_prior_knowledge = false;  // h2c on plain http (origin must speak it)
+  std::string user_agent = "balancer";
+};
+
+struct FetchRequest {
+  std::string url;
+  std::string method = "GET";  // GET or HEAD
+  std::vector<HttpHeader> headers;
+  std::optional<std::chrono::milliseconds> timeout;  // overrides request_timeout
+};
+
+struct FetchHead {
+  int status = 0;
+  std::vector<HttpHeader> headers;
+  // First header named `name` (case-insensitive).
+  std::optional<std::string> header(std::string_view name) const;
+  std::optional<uint64_t> content_length() const;
+};
+
+struct FetchResult {
+  bool ok = false;  // transfer completed (any HTTP status)
+  int status = 0;
+  bool timed_out = false;
+  std::string error;  // curl's message when !ok
+  uint64_t body_bytes = 0;
+  std::string http_version;  // "1.1", "2"
+};
+
+struct FetchCallbacks {
+  std::function<void(const FetchHead&)> on_head;  // once, before any data
+  std::function<void(std::string_view)> on_data;  // body bytes as they arrive
+  std::function<void(const FetchResult&)> on_done;  // exactly once unless cancelled
+};
+
+using FetchId = uint64_t;
+
+class HttpClient {
+ public:
+  static Result<std::unique_ptr<HttpClient>> create(event_base& base, HttpClientOptions options);
+  ~HttpClient();
+
+  // Starts a transfer. Callbacks run on the loop thread, never from inside fetch().
+  FetchId fetch(FetchRequest request, FetchCallbacks callbacks);
+  // Stops a transfer; its on_done is not called. Safe from inside its callbacks.
+  void cancel(FetchId id);
+  size_t active() const { return transfers_.size(); }
+
+  // Internal (curl and libevent callbacks).
+  struct Transfer;
+  struct SocketWatch;
+  int on_socket(curl_socket_t s, int what, SocketWatch* watch);
+  void on_timer_request(long timeout_ms);
+  void on_socket_event(curl_socket_t s, short events);
+  void on_timeout();
+
+ private:
+  HttpClient(event_base& base, HttpClientOptions options);
+  void process_completions();
+  void remove(FetchId id);
+
+  event_base& base_;
+  HttpClientOptions options_;
+  CurlMultiPtr multi_;
+  EventPtr timer_;
+  FetchId next_id_ = 1;
+  std::unordered_map<FetchId, std::unique_ptr<Transfer>> transfers_;
+  std::unordered_map<curl_socket_t, std::unique_ptr<SocketWatch>> sockets_;
+  bool in_curl_ = false;  // inside curl_multi_socket_action (callbacks may not remove)
+  std::vector<FetchId> deferred_cancels_;
+  std::vector<FetchId> deferred_adds_;
+};
+
+}  // namespace common

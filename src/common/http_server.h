@@ -1,0 +1,175 @@
+// HTTP/1.1 server on evhttp: routing, JSON error replies (DESIGN.md error
+// contract), one access-log line per request, request size limits, I/O timeouts
+// and graceful drain. One server per event loop; loop thread only.
+//
+// A handler receives an HttpExchange. It replies at once, or moves the exchange
+// somewhere (e.g. a list of waiters) and replies later. An exchange destroyed
+// without a reply answers 500, so no request is ever left hanging.
+#pragma once
+
+#include <event2/event.h>
+#include <event2/http.h>
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "common/handles.h"
+#include "common/metrics.h"
+#include "common/result.h"
+
+namespace common {
+
+struct HttpServerOptions {
+  std::string service = "server";  // names the server in logs and metrics
+  std::string host = "127.0.0.1";
+  uint16_t port = 0;                 // 0 = ephemeral; port() tells the real one
+  size_t max_header_bytes = 16 * 1024;  // request line + headers; above → 431 JSON
+  size_t max_body_bytes = 64 * 1024;    // above → 413 JSON
+  int io_timeout_s = 30;                // read/write inactivity on a connection
+  int drain_timeout_s = 10;             // graceful shutdown bound
+  bool access_log = true;
+};
+
+struct HttpHeader {
+  std::string name;
+  std::string value;
+};
+
+class HttpServer;
+struct RequestState;
+
+class HttpExchange {
+ public:
+  explicit HttpExchange(std::shared_ptr<RequestState> state);
+  HttpExchange(HttpExchange&&) noexcept;
+  HttpExchange& operator=(HttpExchange&&) noexcept;
+  HttpExchange(const HttpExchange&) = delete;
+  HttpExchange& operator=(const HttpExchange&) = delete;
+  ~HttpExchange();  // answers 500 if nothing was sent
+
+  // Request. Valid until the reply is finished or the client is gone.
+  const std::string& method() const;  // "GET", "HEAD", ...
+  bool is_head() const { return method() == "HEAD"; }
+  const std::string& target() const;  // raw path + "?" + query, as received
+  const std::string& path() const;    // raw (still percent-encoded) path
+  const std::string& query() const;   // raw query without "?", or empty
+  // Decoded value of the first query parameter `name`.
+  std::optional<std::string> query_param(std::string_view name) const;
+  // First request header `name` (case-insensitive), or nullopt.
+  std::optional<std::string> header(const char* name) const;
+  std::string body() const;
+  const std::string& remote_ip() const;
+  std::chrono::steady_clock::time_point started() const;
+
+  // Response. Headers must be added before reply()/start().
+  void add_header(const std::string& name, const std::string& value);
+  // Sends a complete reply. For HEAD, the body is not sent but Content-Length is.
+  void reply(int status, std::string_view body, std::string_view content_type = "application/json");
+  // Sends a complete reply whose body is moved out of `body` (may hold file segments).
+  void reply(int status, evbuffer* body, size_t length, std::string_view content_type);
+  // {"error":{"code","message"}} with the given status.
+  void reply_error(int status, std::string_view code, std::string_view message);
+  // Streaming: status line + headers now (Content-Length should be set by the
+  // caller when known, else chunked is used), then send()* and end().
+  void start(int status);
+  void send(const char* data, size_t n);
+  void send(evbuffer* data);  // moves the contents
+  void end();
+  // Closes the connection at once (a stream that cannot be completed): the
+  // client sees a truncated body instead of waiting for bytes that never come.
+  void abort();
+
+  bool replied() const;  // reply(), start() or end() happened
+  bool finished() const;
+  bool closed() const;   // the client went away; further sends are dropped
+  // Called once if the client goes away before the reply is finished.
+  void on_close(std::function<void()> fn);
+  // A short note for the access log line (e.g. "HIT", "MISS").
+  void set_log_note(std::string note);
+  // Bytes of response body queued so far (for metrics).
+  uint64_t body_bytes_sent() const;
+  bool valid() const { return state_ != nullptr; }
+
+ private:
+  void settle();  // the no-reply guard
+  std::shared_ptr<RequestState> state_;
+};
+
+using Handler = std::function<void(HttpExchange&)>;
+
+class HttpServer {
+ public:
+  // Binds host:port; fails with code "listen_failed" naming the address.
+  static Result<std::unique_ptr<HttpServer>> create(event_base& base, HttpServerOptions options,
+                                                    MetricsRegistry& metrics);
+  ~HttpServer();
+
+  // Routes: exact path, or every path starting with `prefix`. `methods` lists the
+  // accepted methods (e.g. {"GET","HEAD"}); others get 405 JSON with Allow.
+  void route(const std::string& path, std::vector<std::string> methods, Handler handler);
+  void route_prefix(const std::string& prefix, std::vector<std::string> methods, Handler handler);
+
+  uint16_t port() const { return port_; }
+  const HttpServerOptions& options() const { return options_; }
+  size_t active_requests() const { return active_; }
+  size_t open_connections() const;
+
+  // Stops accepting, lets in-flight requests finish (bounded by drain_timeout_s),
+  // then calls on_drained once.
+  void drain(std::function<void()> on_drained);
+
+  // Internal (called by the evhttp callbacks and RequestState).
+  void handle(evhttp_request* req);
+  void connection_closed(evhttp_connection* conn);
+  void request_finished(RequestState& state);
+  void reply_flushed();
+
+ private:
+  HttpServer(event_base& base, HttpServerOptions options, MetricsRegistry& metrics);
+  struct Route {
+    std::string path;
+    bool prefix;
+    std::vector<std::string> methods;
+    Handler handler;
+  };
+  const Route* find_route(const std::string& path) const;
+  void check_drained();
+
+  event_base& base_;
+  HttpServerOptions options_;
+  EvhttpPtr http_;
+  evhttp_bound_socket* bound_ = nullptr;
+  uint16_t port_ = 0;
+  std::vector<Route> routes_;
+  std::unordered_map<evhttp_connection*, std::shared_ptr<RequestState>> in_progress_;
+  size_t active_ = 0;     // requests whose reply is not finished
+  size_t unflushed_ = 0;  // finished replies still being written
+  std::function<void()> on_drained_;
+  EventPtr drain_timer_;
+  bool draining_ = false;
+
+  Counter& requests_total_;
+  Counter& client_aborts_;
+  Histogram& latency_;
+  Counter* status_counters_[6];
+};
+
+// Prints {"event":"listening","service":S,"port":P} on stdout and flushes:
+// how tests and scripts learn an ephemeral port.
+void announce_listening(const std::string& service, uint16_t port);
+
+// Percent-decodes `in`; nullopt on malformed escapes or a decoded NUL.
+std::optional<std::string> percent_decode(std::string_view in, bool plus_as_space = false);
+
+// The request target with the values of secret-bearing query parameters
+// (key, token, password, operator_key) replaced by "***", for logs.
+std::string redact_target(std::string_view target);
+
+}  // namespace common

@@ -1,0 +1,54 @@
+#include "common/lmdb.h"
+
+#include <sys/stat.h>
+
+namespace common {
+
+Error lmdb_error(const char* what, int rc) {
+  return Error{"storage_error", std::string(what) + ": " + mdb_strerror(rc)};
+}
+
+Result<LmdbEnv> LmdbEnv::open(const std::string& dir, size_t map_bytes, unsigned int max_dbs) {
+  mkdir(dir.c_str(), 0750);
+  MDB_env* env = nullptr;
+  int rc = mdb_env_create(&env);
+  if (rc != 0) return lmdb_error("mdb_env_create", rc);
+  LmdbEnv owner(env);
+  if ((rc = mdb_env_set_mapsize(env, map_bytes)) != 0) return lmdb_error("mdb_env_set_mapsize", rc);
+  if ((rc = mdb_env_set_maxdbs(env, max_dbs)) != 0) return lmdb_error("mdb_env_set_maxdbs", rc);
+  // MDB_NOTLS: read transactions are not tied to threads (we use a worker).
+  if ((rc = mdb_env_open(env, dir.c_str(), MDB_NOTLS, 0640)) != 0) {
+    return Error{"storage_error", "cannot open LMDB at " + dir + ": " + mdb_strerror(rc)};
+  }
+  return owner;
+}
+
+LmdbEnv& LmdbEnv::operator=(LmdbEnv&& other) noexcept {
+  if (this != &other) {
+    if (env_ != nullptr) mdb_env_close(env_);
+    env_ = other.env_;
+    other.env_ = nullptr;
+  }
+  return *this;
+}
+
+LmdbEnv::~LmdbEnv() {
+  if (env_ != nullptr) mdb_env_close(env_);
+}
+
+Result<LmdbTxn> LmdbTxn::begin(const LmdbEnv& env, bool read_only) {
+  MDB_txn* txn = nullptr;
+  int rc = mdb_txn_begin(env.get(), nullptr, read_only ? MDB_RDONLY : 0, &txn);
+  if (rc != 0) return lmdb_error("mdb_txn_begin", rc);
+  return LmdbTxn(txn);
+}
+
+Status LmdbTxn::commit() {
+  MDB_txn* txn = txn_;
+  txn_ = nullptr;
+  int rc = mdb_txn_commit(txn);
+  if (rc != 0) return lmdb_error("mdb_txn_commit", rc);
+  return {};
+}
+
+}  // namespace common

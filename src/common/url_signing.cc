@@ -1,0 +1,131 @@
+#include "common/url_signing.h"
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+#include <charconv>
+
+namespace common {
+namespace {
+
+std::string base64url(const unsigned char* data, size_t n) {
+  static const char* alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+  std::string out;
+  out.reserve((n * 4 + 2) / 3);
+  size_t i = 0;
+  for (; i + 2 < n; i += 3) {
+    uint32_t v = (data[i] << 16) | (data[i + 1] << 8) | data[i + 2];
+    out += alphabet[(v >> 18) & 63];
+    out += alphabet[(v >> 12) & 63];
+    out += alphabet[(v >> 6) & 63];
+    out += alphabet[v & 63];
+  }
+  if (i + 1 == n) {
+    uint32_t v = data[i] << 16;
+    out += alphabet[(v >> 18) & 63];
+    out += alphabet[(v >> 12) & 63];
+  } else if (i + 2 == n) {
+    uint32_t v = (data[i] << 16) | (data[i + 1] << 8);
+    out += alphabet[(v >> 18) & 63];
+    out += alphabet[(v >> 12) & 63];
+    out += alphabet[(v >> 6) & 63];
+  }
+  return out;
+}
+
+}  // namespace
+
+const char* to_string(SignatureVerdict verdict) {
+  switch (verdict) {
+    case SignatureVerdict::ok: return "ok";
+    case SignatureVerdict::missing: return "missing";
+    case SignatureVerdict::malformed: return "malformed";
+    case SignatureVerdict::expired: return "expired";
+    case SignatureVerdict::bad_signature: return "bad_signature";
+  }
+  return "?";
+}
+
+Result<UrlSigner> UrlSigner::create(std::vector<std::string> keys) {
+  if (keys.empty()) return Error{"bad_config", "at least one signing key is required"};
+  for (const auto& k : keys) {
+    if (k.size() < 16) return Error{"bad_config", "signing keys must be at least 16 bytes long"};
+  }
+  return UrlSigner(std::move(keys));
+}
+
+SplitTarget split_signed_target(std::string_view target) {
+  SplitTarget out;
+  auto q = target.find('?');
+  std::string_view path = target.substr(0, q);
+  out.unsigned_target.assign(path);
+  if (q == std::string_view::npos) return out;
+  std::string_view query = target.substr(q + 1);
+  bool first = true;
+  while (!query.empty()) {
+    auto amp = query.find('&');
+    std::string_view param = query.substr(0, amp);
+    query = amp == std::string_view::npos ? std::string_view{} : query.substr(amp + 1);
+    auto eq = param.find('=');
+    std::string_view name = param.substr(0, eq);
+    std::string_view value = eq == std::string_view::npos ? std::string_view{} : param.substr(eq + 1);
+    if (name == kSignatureExpiryParam) {
+      out.expires.assign(value);
+    } else if (name == kSignatureParam) {
+      out.signature.assign(value);
+    } else if (!param.empty()) {
+      out.unsigned_target += first ? '?' : '&';
+      out.unsigned_target.append(param);
+      first = false;
+    }
+  }
+  return out;
+}
+
+std::string UrlSigner::mac(const std::string& key, std::string_view unsigned_target,
+                           std::string_view expires) const {
+  std::string message;
+  message.reserve(expires.size() + 1 + unsigned_target.size());
+  message.append(expires).append("\n").append(unsigned_target);
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
+       reinterpret_cast<const unsigned char*>(message.data()), message.size(), digest, &len);
+  return base64url(digest, len);
+}
+
+std::string UrlSigner::sign(std::string_view path_and_query, int64_t expires_unix) const {
+  std::string expires = std::to_string(expires_unix);
+  std::string out(path_and_query);
+  out += path_and_query.find('?') == std::string_view::npos ? '?' : '&';
+  out.append(kSignatureExpiryParam).append("=").append(expires);
+  out.append("&").append(kSignatureParam).append("=").append(mac(keys_[0], path_and_query, expires));
+  return out;
+}
+
+SignatureVerdict UrlSigner::verify(std::string_view target, int64_t now_unix,
+                                   std::string* unsigned_target) const {
+  SplitTarget split = split_signed_target(target);
+  if (split.expires.empty() && split.signature.empty()) return SignatureVerdict::missing;
+  int64_t expires = 0;
+  auto [end, ec] = std::from_chars(split.expires.data(), split.expires.data() + split.expires.size(), expires);
+  if (ec != std::errc() || end != split.expires.data() + split.expires.size() || split.signature.empty()) {
+    return SignatureVerdict::malformed;
+  }
+  bool match = false;
+  for (const auto& key : keys_) {
+    std::string expected = mac(key, split.unsigned_target, split.expires);
+    // Constant-time: never reveal how many leading characters matched.
+    if (expected.size() == split.signature.size() &&
+        CRYPTO_memcmp(expected.data(), split.signature.data(), expected.size()) == 0) {
+      match = true;
+    }
+  }
+  if (!match) return SignatureVerdict::bad_signature;
+  if (expires < now_unix) return SignatureVerdict::expired;
+  if (unsigned_target != nullptr) *unsigned_target = std::move(split.unsigned_target);
+  return SignatureVerdict::ok;
+}
+
+}  // namespace common
