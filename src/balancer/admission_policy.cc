@@ -1,0 +1,738 @@
+#include "balancer/admission_policy.h"
+
+#include <algorithm>
+#include <bit>
+#include <cassert>
+#include <cmath>
+#include <functional>
+#include <limits>
+#include <unordered_map>
+#include <utility>
+
+namespace balancer {
+namespace {
+
+using Seconds = std::chrono::duration<double>;
+
+// Time constant of the slot turnover meter: frees older than a few minutes barely count.
+constexpr Duration kTurnoverTimeConstant = std::chrono::seconds(60);
+// Bounds of the measured/declared traffic correction: one odd /health reading (a parent tier's
+// traffic, a node just restarted) must not make the limit meaningless.
+constexpr double kMinCorrection = 0.25;
+constexpr double kMaxCorrection = 4.0;
+constexpr double kMaxWaitSeconds = 24 * 3600;
+// Slack for floating-point sums compared against max_traffic_mbps.
+constexpr double kTrafficEpsilonMbps = 1e-6;
+constexpr uint32_t kOrigin = std::numeric_limits<uint32_t>::max();
+
+double seconds_of(Duration d) {
+  return Seconds(d).count();
+}
+
+std::chrono::seconds ceil_seconds(double s) {
+  if (!(s > 0)) return std::chrono::seconds(0);
+  return std::chrono::seconds(static_cast<int64_t>(std::ceil(std::min(s, kMaxWaitSeconds))));
+}
+
+struct StringHash {
+  using is_transparent = void;
+  std::size_t operator()(std::string_view s) const noexcept {
+    return std::hash<std::string_view>{}(s);
+  }
+};
+
+template <typename V>
+using StringMap = std::unordered_map<std::string, V, StringHash, std::equal_to<>>;
+
+// Viewers and bandwidth of a set of active viewers (all, those on caches, one channel, one cache).
+struct Traffic {
+  uint64_t viewers = 0;
+  uint64_t known = 0;      // viewers whose variant BANDWIDTH is known
+  uint64_t known_bps = 0;  // sum of those BANDWIDTHs
+
+  void add(uint32_t bandwidth_bps, bool plus) {
+    const bool known_bandwidth = bandwidth_bps != 0;
+    if (plus) {
+      viewers += 1;
+      known += known_bandwidth ? 1 : 0;
+      known_bps += bandwidth_bps;
+    } else {
+      assert(viewers > 0 && known_bps >= bandwidth_bps);
+      viewers -= 1;
+      known -= known_bandwidth ? 1 : 0;
+      known_bps -= bandwidth_bps;
+    }
+  }
+  // Viewers with unknown bandwidth count at `mean_bps` (the mean over all known viewers).
+  double declared_mbps(double mean_bps) const {
+    return (static_cast<double>(known_bps) + static_cast<double>(viewers - known) * mean_bps) / 1e6;
+  }
+};
+
+enum class State : uint8_t { kActive, kQueued };
+
+// Per-viewer state: about 80 bytes here, ~200 bytes with the hash map node and the key.
+struct Node {
+  Node* prev = nullptr;  // in the active or the queued list, ordered by last_seen
+  Node* next = nullptr;
+  const std::string* key = nullptr;  // the map's own key, to erase this entry
+  TimePoint last_seen;               // last refresh (active) or renewal (queued)
+  TimePoint since;                   // admitted at (active) or ticket issued at (queued)
+  TimePoint offer_deadline;          // queued with a reserved slot: claim it before this
+  uint64_t ticket = 0;
+  uint32_t queue_index = 0;  // slot in TicketQueue::order_
+  uint32_t bandwidth_bps = 0;
+  uint32_t channel = 0;
+  uint32_t cache = kOrigin;
+  float offer_cost_mbps = 0;  // traffic reserved with the slot
+  State state = State::kQueued;
+};
+
+// Intrusive doubly linked list; a node is in at most one list at a time.
+class NodeList {
+ public:
+  Node* front() const { return head_; }
+  void push_back(Node& n) {
+    n.prev = tail_;
+    n.next = nullptr;
+    (tail_ != nullptr ? tail_->next : head_) = &n;
+    tail_ = &n;
+  }
+  void erase(Node& n) {
+    (n.prev != nullptr ? n.prev->next : head_) = n.next;
+    (n.next != nullptr ? n.next->prev : tail_) = n.prev;
+    n.prev = n.next = nullptr;
+  }
+  void move_to_back(Node& n) {
+    if (tail_ == &n) return;
+    erase(n);
+    push_back(n);
+  }
+
+ private:
+  Node* head_ = nullptr;
+  Node* tail_ = nullptr;
+};
+
+// Fenwick (binary indexed) tree over 0/1 flags: prefix sums, point updates and "k-th set flag"
+// in O(log n); appending is O(log n) too, so the tree grows with the queue without a rebuild.
+class Fenwick {
+ public:
+  std::size_t size() const { return tree_.size(); }
+  void clear() { tree_ = {}; }
+
+  void push_back(int32_t value) {
+    const std::size_t i = tree_.size() + 1;  // 1-based index of the new element
+    // tree[i] covers (i - lowbit(i), i]; the nodes met walking down from i - 1 tile that range.
+    int64_t sum = value;
+    for (std::size_t j = i - 1; j > i - lowbit(i); j -= lowbit(j)) sum += tree_[j - 1];
+    tree_.push_back(static_cast<int32_t>(sum));
+  }
+  void add(std::size_t index, int32_t delta) {
+    for (std::size_t i = index + 1; i <= tree_.size(); i += lowbit(i)) tree_[i - 1] += delta;
+  }
+  // Sum of the first `count` elements.
+  int64_t prefix(std::size_t count) const {
+    int64_t sum = 0;
+    for (std::size_t i = count; i > 0; i -= lowbit(i)) sum += tree_[i - 1];
+    return sum;
+  }
+  // 0-based index of the element at which the prefix sum reaches k (1 <= k <= total).
+  std::size_t find(int64_t k) const {
+    std::size_t pos = 0;
+    for (std::size_t step = std::bit_floor(tree_.size()); step != 0; step >>= 1) {
+      if (pos + step <= tree_.size() && tree_[pos + step - 1] < k) {
+        pos += step;
+        k -= tree_[pos - 1];
+      }
+    }
+    return pos;
+  }
+  // n elements, all 1, in O(n).
+  void assign_ones(std::size_t n) {
+    tree_.resize(n);
+    for (std::size_t i = 1; i <= n; ++i) tree_[i - 1] = static_cast<int32_t>(lowbit(i));
+  }
+
+ private:
+  static std::size_t lowbit(std::size_t i) { return i & (~i + 1); }
+  std::vector<int32_t> tree_;
+};
+
+// The waiting queue in ticket order. Tickets are issued in increasing order and appended, so
+// the array order is the ticket order. A ticket can leave from anywhere (admitted, expired,
+// released): its cell becomes a tombstone and a Fenwick tree over "cell is live" flags turns
+// "how many live tickets are ahead of me" (the position) and "who is at position k" into
+// O(log q) queries. When tombstones outnumber live tickets the array is compacted in O(q),
+// which the removals since the last compaction pay for: O(1) amortised per removal, and the
+// array never holds more than 2q + kSlack cells.
+class TicketQueue {
+ public:
+  std::size_t size() const { return live_; }
+
+  void push(Node& n) {
+    n.queue_index = static_cast<uint32_t>(order_.size());
+    order_.push_back(&n);
+    live_flags_.push_back(1);
+    ++live_;
+  }
+  uint64_t position(const Node& n) const {
+    return static_cast<uint64_t>(live_flags_.prefix(n.queue_index + std::size_t{1}));
+  }
+  Node& at(uint64_t position) const {
+    assert(position >= 1 && position <= live_);
+    return *order_[live_flags_.find(static_cast<int64_t>(position))];
+  }
+  void erase(Node& n) {
+    assert(order_[n.queue_index] == &n);
+    order_[n.queue_index] = nullptr;
+    live_flags_.add(n.queue_index, -1);
+    --live_;
+    if (live_ == 0) {
+      order_.clear();
+      if (order_.capacity() > kSlack * 16) order_ = {};
+      live_flags_.clear();
+    } else if (order_.size() > 2 * live_ + kSlack) {
+      compact();
+    }
+  }
+
+ private:
+  static constexpr std::size_t kSlack = 64;
+
+  void compact() {
+    std::size_t out = 0;
+    for (Node* n : order_) {
+      if (n == nullptr) continue;
+      n->queue_index = static_cast<uint32_t>(out);
+      order_[out++] = n;
+    }
+    order_.resize(out);
+    live_flags_.assign_ones(out);
+  }
+
+  std::vector<Node*> order_;  // ticket order; nullptr = ticket gone
+  Fenwick live_flags_;
+  std::size_t live_ = 0;
+};
+
+// Channel or cache ids interned to small numbers, reference-counted by the viewers on them so
+// the table holds only names in use.
+struct Group {
+  std::string name;
+  uint32_t refs = 0;  // active and queued viewers naming this group
+  Traffic traffic;    // active viewers only
+};
+
+class GroupTable {
+ public:
+  uint32_t acquire(std::string_view name) {
+    uint32_t id;
+    if (auto it = ids_.find(name); it != ids_.end()) {
+      id = it->second;
+    } else if (!free_.empty()) {
+      id = free_.back();
+      free_.pop_back();
+      groups_[id].name = name;
+      ids_.emplace(groups_[id].name, id);
+    } else {
+      id = static_cast<uint32_t>(groups_.size());
+      groups_.push_back(Group{std::string(name), 0, {}});
+      ids_.emplace(groups_[id].name, id);
+    }
+    ++groups_[id].refs;
+    return id;
+  }
+  void release(uint32_t id) {
+    Group& g = groups_[id];
+    assert(g.refs > 0);
+    if (--g.refs != 0) return;
+    ids_.erase(ids_.find(g.name));
+    g = Group{};
+    free_.push_back(id);
+  }
+  Group& operator[](uint32_t id) { return groups_[id]; }
+  const std::vector<Group>& all() const { return groups_; }
+
+ private:
+  std::vector<Group> groups_;
+  std::vector<uint32_t> free_;
+  StringMap<uint32_t> ids_;
+};
+
+// Slot turnover: an exponentially decayed count of slot frees, S(t) = sum exp(-(t - t_i)/tau).
+// For frees at a steady rate r observed for a time T, S = r * tau * (1 - exp(-T/tau)), so
+// dividing by that window gives r without the start-up bias of a plain EWMA, bursts of frees
+// at one instant count fully, and a long lull lets the rate (and so the wait estimate) drift.
+class TurnoverMeter {
+ public:
+  void record(TimePoint at) {
+    if (count_ == 0) {
+      sum_ = 1;
+      last_ = at;
+    } else if (at >= last_) {
+      sum_ = sum_ * decay(at - last_) + 1;
+      last_ = at;
+    } else {
+      sum_ += decay(last_ - at);
+    }
+    ++count_;
+  }
+  // Frees per second around `now`; 0 when no free was ever observed.
+  double rate(TimePoint now, TimePoint observing_since) const {
+    if (count_ == 0) return 0;
+    const double tau = seconds_of(kTurnoverTimeConstant);
+    const double observed = std::max(1.0, seconds_of(now - observing_since));
+    const double current = now > last_ ? sum_ * decay(now - last_) : sum_;
+    return current / (tau * -std::expm1(-observed / tau));
+  }
+
+ private:
+  static double decay(Duration d) {
+    return std::exp(-seconds_of(d) / seconds_of(kTurnoverTimeConstant));
+  }
+
+  double sum_ = 0;
+  TimePoint last_;
+  uint64_t count_ = 0;
+};
+
+// What one call changes about a viewer's stream. nullopt keeps the current value.
+struct StreamUpdate {
+  std::optional<std::string_view> channel;
+  std::optional<std::string_view> cache;  // empty = origin
+  uint32_t bandwidth_bps = 0;             // 0 keeps the current value
+};
+
+uint32_t saturate_bps(uint64_t bps) {
+  return static_cast<uint32_t>(std::min<uint64_t>(bps, std::numeric_limits<uint32_t>::max()));
+}
+
+}  // namespace
+
+std::optional<std::string> validate_admission_limits(const AdmissionLimits& l) {
+  if (!std::isfinite(l.max_traffic_mbps) || l.max_traffic_mbps < 0)
+    return "limits.max_traffic_mbps must be a finite number >= 0 (0 = unlimited)";
+  if (l.idle_timeout <= Duration::zero()) return "limits.idle_timeout_s must be > 0";
+  if (l.retry_after < std::chrono::seconds(1)) return "queue.retry_after_s must be >= 1";
+  if (l.ticket_grace < l.retry_after)
+    return "queue.ticket_grace_s must be >= queue.retry_after_s, or viewers that obey "
+           "Retry-After lose their ticket";
+  if (l.head_reservation < l.retry_after)
+    return "queue.head_reservation_s must be >= queue.retry_after_s, or viewers that obey "
+           "Retry-After miss the slot reserved for them";
+  return std::nullopt;
+}
+
+class AdmissionPolicy::Impl {
+ public:
+  explicit Impl(const AdmissionLimits& limits) : limits_(limits) {}
+
+  AdmissionDecision handle(ViewerKey key, const StreamUpdate& update, TimePoint now) {
+    if (key.empty() || key.size() > kMaxViewerKeyBytes) return {};
+    now = advance(now);
+    expire_due(now);
+    auto it = viewers_.find(key);
+    if (it == viewers_.end()) return arrive(key, update, now);
+
+    Node& n = it->second;
+    const bool changed = apply(n, update);
+    n.last_seen = now;
+    if (n.state == State::kActive) {
+      active_.move_to_back(n);
+      if (changed) reconcile(now);  // a new bandwidth moves the traffic estimate
+      return admitted();
+    }
+    queued_.move_to_back(n);
+    if (changed) reconcile(now);  // its own bandwidth may now fit a freed slot
+    const uint64_t position = queue_.position(n);
+    if (position <= offers_) {
+      admit_from_queue(n, now);
+      reconcile(now);
+      return admitted();
+    }
+    return queued(n, position, now);
+  }
+
+  void expire(TimePoint now) { expire_due(advance(now)); }
+
+  bool release(ViewerKey key, TimePoint now) {
+    now = advance(now);
+    expire_due(now);
+    auto it = viewers_.find(key);
+    if (it == viewers_.end()) return false;
+    Node& n = it->second;
+    if (n.state == State::kActive) {
+      free_slot(n, now);
+    } else {
+      drop_ticket(n);
+    }
+    ++counters_.released;
+    reconcile(now);
+    return true;
+  }
+
+  void set_limits(const AdmissionLimits& limits, TimePoint now) {
+    now = advance(now);
+    limits_ = limits;
+    expire_due(now);
+    reconcile(now);
+  }
+
+  void set_emulation(bool on, TimePoint now) {
+    now = advance(now);
+    emulation_ = on;
+    expire_due(now);
+    reconcile(now);
+  }
+
+  void set_measured(std::optional<double> mbps, TimePoint now) {
+    now = advance(now);
+    expire_due(now);
+    if (mbps && (!std::isfinite(*mbps) || *mbps < 0)) mbps.reset();
+    measured_mbps_ = mbps;
+    if (!mbps) {
+      correction_ = 1;
+    } else {
+      // Compare with what the same viewers declare now; with no one on caches there is nothing
+      // to compare and the last correction stays.
+      const double declared = on_caches_.declared_mbps(mean_bps());
+      if (declared > 0) correction_ = std::clamp(*mbps / declared, kMinCorrection, kMaxCorrection);
+    }
+    reconcile(now);
+  }
+
+  AdmissionStatus status(TimePoint now) {
+    now = advance(now);
+    expire_due(now);
+    AdmissionStatus s;
+    s.limits = limits_;
+    s.emulation = emulation_;
+    s.active_viewers = all_.viewers;
+    s.origin_viewers = all_.viewers - on_caches_.viewers;
+    s.queued_viewers = queue_.size();
+    s.reserved_slots = offers_;
+    if (queue_.size() != 0) s.head_waited = ceil_seconds(seconds_of(now - queue_.at(1).since));
+    const bool newcomer_admitted =
+        !emulation_ && offers_ == queue_.size() &&
+        fits(offers_ + 1, reserved_mbps_ + correction_ * mean_bps() / 1e6);
+    if (!newcomer_admitted) s.next_wait = estimated_wait(queue_.size() + 1, now);
+    const double mean = mean_bps();
+    s.declared_mbps = all_.declared_mbps(mean);
+    s.traffic_estimate_mbps = correction_ * s.declared_mbps;
+    s.correction = correction_;
+    s.measured_cache_mbps = measured_mbps_;
+    s.slot_free_rate_per_s = turnover_.rate(now, started_at_);
+    s.channels = counts(channels_, mean);
+    s.caches = counts(caches_, mean);
+    s.counters = counters_;
+    return s;
+  }
+
+ private:
+  TimePoint advance(TimePoint now) {
+    if (!started_) {
+      started_ = true;
+      started_at_ = now;
+    }
+    last_now_ = std::max(last_now_, now);
+    return last_now_;
+  }
+
+  // --- state transitions ---------------------------------------------------------------------
+
+  AdmissionDecision arrive(ViewerKey key, const StreamUpdate& update, TimePoint now) {
+    auto [it, inserted] = viewers_.try_emplace(std::string(key));
+    assert(inserted);
+    Node& n = it->second;
+    n.key = &it->first;
+    n.channel = channels_.acquire(update.channel.value_or(std::string_view()));
+    const std::string_view cache = update.cache.value_or(std::string_view());
+    n.cache = cache.empty() ? kOrigin : caches_.acquire(cache);
+    n.bandwidth_bps = update.bandwidth_bps;
+    n.last_seen = n.since = now;
+    // Everyone waiting already holds a reserved slot and there is room beyond theirs: the
+    // newcomer jumps no one. (With an empty queue this is just "the limits allow one more".)
+    if (!emulation_ && offers_ == queue_.size() &&
+        fits(offers_ + 1, reserved_mbps_ + cost_mbps(n))) {
+      activate(n, now);
+      return admitted();
+    }
+    n.state = State::kQueued;
+    n.ticket = next_ticket_++;
+    queue_.push(n);
+    queued_.push_back(n);
+    ++counters_.tickets_issued;
+    return queued(n, queue_.size(), now);
+  }
+
+  void activate(Node& n, TimePoint now) {
+    n.state = State::kActive;
+    n.ticket = 0;
+    n.since = n.last_seen = now;
+    account(n, true);
+    active_.push_back(n);
+    ++counters_.admitted;
+  }
+
+  void admit_from_queue(Node& n, TimePoint now) {
+    leave_queue(n);
+    activate(n, now);
+    ++counters_.admitted_from_queue;
+  }
+
+  void leave_queue(Node& n) {
+    if (queue_.position(n) <= offers_) {
+      --offers_;
+      reserved_mbps_ = offers_ == 0 ? 0 : reserved_mbps_ - n.offer_cost_mbps;
+    }
+    queue_.erase(n);
+    queued_.erase(n);
+  }
+
+  void drop_ticket(Node& n) {
+    leave_queue(n);
+    forget(n);
+  }
+
+  void free_slot(Node& n, TimePoint at) {
+    account(n, false);
+    active_.erase(n);
+    turnover_.record(at);
+    forget(n);
+  }
+
+  void forget(Node& n) {
+    channels_.release(n.channel);
+    if (n.cache != kOrigin) caches_.release(n.cache);
+    viewers_.erase(viewers_.find(*n.key));
+  }
+
+  // Applies `update` to the viewer; returns whether anything changed.
+  bool apply(Node& n, const StreamUpdate& update) {
+    const bool channel_changes = update.channel && channels_[n.channel].name != *update.channel;
+    const bool cache_changes =
+        update.cache &&
+        (n.cache == kOrigin ? !update.cache->empty() : caches_[n.cache].name != *update.cache);
+    const bool bandwidth_changes =
+        update.bandwidth_bps != 0 && update.bandwidth_bps != n.bandwidth_bps;
+    if (!channel_changes && !cache_changes && !bandwidth_changes) return false;
+
+    const bool active = n.state == State::kActive;
+    if (active) account(n, false);
+    if (channel_changes) {
+      const uint32_t old = n.channel;
+      n.channel = channels_.acquire(*update.channel);
+      channels_.release(old);
+    }
+    if (cache_changes) {
+      const uint32_t old = n.cache;
+      n.cache = update.cache->empty() ? kOrigin : caches_.acquire(*update.cache);
+      if (old != kOrigin) caches_.release(old);
+    }
+    if (bandwidth_changes) n.bandwidth_bps = update.bandwidth_bps;
+    if (active) account(n, true);
+    return true;
+  }
+
+  void account(const Node& n, bool plus) {
+    all_.add(n.bandwidth_bps, plus);
+    channels_[n.channel].traffic.add(n.bandwidth_bps, plus);
+    if (n.cache != kOrigin) {
+      on_caches_.add(n.bandwidth_bps, plus);
+      caches_[n.cache].traffic.add(n.bandwidth_bps, plus);
+    }
+  }
+
+  void expire_due(TimePoint now) {
+    bool changed = false;
+    // Both lists are ordered by last_seen, so everything due sits at their fronts.
+    for (Node* n = active_.front(); n != nullptr && n->last_seen + limits_.idle_timeout <= now;
+         n = active_.front()) {
+      free_slot(*n, n->last_seen + limits_.idle_timeout);
+      ++counters_.slots_expired;
+      changed = true;
+    }
+    for (Node* n = queued_.front(); n != nullptr && n->last_seen + limits_.ticket_grace <= now;
+         n = queued_.front()) {
+      drop_ticket(*n);
+      ++counters_.tickets_expired;
+      changed = true;
+    }
+    // Reserved slots not claimed in time. Reservations are granted in queue order with the same
+    // head_reservation, so deadlines grow along the queue and the lapsed ones are at its head
+    // (after a reload that changes head_reservation one may lapse a little late).
+    // lapse_check_at_ is a lower bound of those deadlines, so most calls skip the O(log q) look.
+    while (offers_ != 0 && now >= lapse_check_at_) {
+      Node& head = queue_.at(1);
+      if (head.offer_deadline > now) {
+        lapse_check_at_ = head.offer_deadline;
+        break;
+      }
+      drop_ticket(head);
+      ++counters_.reservations_lapsed;
+      changed = true;
+    }
+    if (changed) reconcile(now);
+  }
+
+  // Keeps the reserved prefix of the queue in line with the room the limits leave: positions
+  // 1..offers_ each hold a slot (and its traffic) until they come back or their deadline passes.
+  void reconcile(TimePoint now) {
+    // Room shrank (limit lowered, emulation on, estimate went up): take back the last grants.
+    while (offers_ != 0 && (emulation_ || !fits(offers_, reserved_mbps_))) {
+      reserved_mbps_ -= queue_.at(offers_).offer_cost_mbps;
+      --offers_;
+    }
+    if (offers_ == 0) reserved_mbps_ = 0;
+    // Room grew: reserve for the next in line, in order; stop at the first that does not fit.
+    // (The first fits() is the common "no room at all" case, answered without a queue look-up.)
+    while (!emulation_ && offers_ < queue_.size() && fits(offers_ + 1, reserved_mbps_)) {
+      Node& n = queue_.at(offers_ + 1);
+      const auto cost = static_cast<float>(cost_mbps(n));
+      if (!fits(offers_ + 1, reserved_mbps_ + cost)) break;
+      n.offer_deadline = now + limits_.head_reservation;
+      if (offers_ == 0 || n.offer_deadline < lapse_check_at_) lapse_check_at_ = n.offer_deadline;
+      n.offer_cost_mbps = cost;
+      reserved_mbps_ += cost;
+      ++offers_;
+    }
+  }
+
+  // --- estimates -----------------------------------------------------------------------------
+
+  double mean_bps() const {
+    return all_.known == 0 ? 0
+                           : static_cast<double>(all_.known_bps) / static_cast<double>(all_.known);
+  }
+  double estimate_mbps() const { return correction_ * all_.declared_mbps(mean_bps()); }
+  // Expected traffic of one more viewer: its own variant if known, else the current mean.
+  double cost_mbps(const Node& n) const {
+    return correction_ * (n.bandwidth_bps != 0 ? n.bandwidth_bps : mean_bps()) / 1e6;
+  }
+
+  // Whether the limits allow `streams` more active viewers adding `mbps` of traffic.
+  bool fits(uint64_t streams, double mbps) const {
+    if (limits_.max_streams != 0 && all_.viewers + streams > limits_.max_streams) return false;
+    if (limits_.max_traffic_mbps > 0 &&
+        estimate_mbps() + mbps > limits_.max_traffic_mbps + kTrafficEpsilonMbps) {
+      return false;
+    }
+    return true;
+  }
+
+  // Wait of the viewer at `position`: the slot frees needed before the limits leave room for it,
+  // times the observed interval between frees (idle_timeout per free before any was observed).
+  std::chrono::seconds estimated_wait(uint64_t position, TimePoint now) const {
+    double room = std::numeric_limits<double>::infinity();  // more viewers the limits allow
+    if (limits_.max_streams != 0) {
+      room = static_cast<double>(limits_.max_streams) - static_cast<double>(all_.viewers);
+    }
+    const double unit_mbps = correction_ * mean_bps() / 1e6;
+    if (limits_.max_traffic_mbps > 0 && unit_mbps > 0) {
+      room = std::min(room, std::floor((limits_.max_traffic_mbps - estimate_mbps()) / unit_mbps));
+    }
+    if (emulation_) room = std::min(room, 0.0);  // emulation has no known end
+    const double frees = std::max(1.0, static_cast<double>(position) - room);
+    const double rate = turnover_.rate(now, started_at_);
+    const double per_free = rate > 0 ? 1 / rate : seconds_of(limits_.idle_timeout);
+    return ceil_seconds(frees * per_free);
+  }
+
+  AdmissionDecision admitted() const {
+    AdmissionDecision d;
+    d.kind = AdmissionDecision::Kind::kAdmitted;
+    return d;
+  }
+
+  AdmissionDecision queued(const Node& n, uint64_t position, TimePoint now) const {
+    AdmissionDecision d;
+    d.kind = AdmissionDecision::Kind::kQueued;
+    d.ticket = n.ticket;
+    d.position = position;
+    d.estimated_wait = estimated_wait(position, now);
+    const auto cap = std::chrono::ceil<std::chrono::seconds>(limits_.retry_after);
+    d.retry_after = std::clamp(d.estimated_wait, std::chrono::seconds(1),
+                               std::max(cap, std::chrono::seconds(1)));
+    return d;
+  }
+
+  static std::vector<AdmissionGroupCount> counts(const GroupTable& table, double mean_bps) {
+    std::vector<AdmissionGroupCount> out;
+    for (const Group& g : table.all()) {
+      if (g.traffic.viewers == 0) continue;
+      out.push_back({g.name, g.traffic.viewers, g.traffic.declared_mbps(mean_bps)});
+    }
+    std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
+    return out;
+  }
+
+  AdmissionLimits limits_;
+  bool emulation_ = false;
+  bool started_ = false;
+  TimePoint started_at_;
+  TimePoint last_now_;
+
+  StringMap<Node> viewers_;   // node-based: Node addresses stay valid across rehashing
+  NodeList active_;           // admitted viewers, least recently refreshed first
+  NodeList queued_;           // waiting viewers, least recently renewed first
+  TicketQueue queue_;         // waiting viewers in ticket order
+  uint64_t offers_ = 0;       // queue positions 1..offers_ hold a reserved slot
+  double reserved_mbps_ = 0;  // traffic reserved with those slots
+  TimePoint lapse_check_at_;  // no reservation lapses before this
+  uint64_t next_ticket_ = 1;
+
+  GroupTable channels_;
+  GroupTable caches_;
+  Traffic all_;
+  Traffic on_caches_;
+  double correction_ = 1;
+  std::optional<double> measured_mbps_;
+  TurnoverMeter turnover_;
+  AdmissionCounters counters_;
+};
+
+AdmissionPolicy::AdmissionPolicy(const AdmissionLimits& limits)
+    : impl_(std::make_unique<Impl>(limits)) {}
+
+AdmissionPolicy::~AdmissionPolicy() = default;
+
+AdmissionDecision AdmissionPolicy::request(ViewerKey viewer, const StreamInfo& stream,
+                                           TimePoint now) {
+  return impl_->handle(viewer, {stream.channel, stream.cache, saturate_bps(stream.bandwidth_bps)},
+                       now);
+}
+
+AdmissionDecision AdmissionPolicy::check(ViewerKey viewer, std::string_view channel,
+                                         TimePoint now) {
+  StreamUpdate update;
+  if (!channel.empty()) update.channel = channel;
+  return impl_->handle(viewer, update, now);
+}
+
+void AdmissionPolicy::expire(TimePoint now) {
+  impl_->expire(now);
+}
+
+bool AdmissionPolicy::release(ViewerKey viewer, TimePoint now) {
+  return impl_->release(viewer, now);
+}
+
+void AdmissionPolicy::set_limits(const AdmissionLimits& limits, TimePoint now) {
+  impl_->set_limits(limits, now);
+}
+
+void AdmissionPolicy::set_emulation(bool on, TimePoint now) {
+  impl_->set_emulation(on, now);
+}
+
+void AdmissionPolicy::set_measured_traffic_mbps(std::optional<double> cache_egress_mbps,
+                                                TimePoint now) {
+  impl_->set_measured(cache_egress_mbps, now);
+}
+
+AdmissionStatus AdmissionPolicy::status(TimePoint now) {
+  return impl_->status(now);
+}
+
+}  // namespace balancer

@@ -1,0 +1,62 @@
+#include <doctest/doctest.h>
+
+#include "cache_node/http_semantics.h"
+
+using namespace cache_node;
+
+TEST_CASE("range: single ranges in all three forms, clamped to the object") {
+  auto a = evaluate_range("bytes=0-9", 100);
+  CHECK(a.outcome == RangeOutcome::satisfiable);
+  CHECK(a.range.first == 0);
+  CHECK(a.range.last == 9);
+  auto open = evaluate_range("bytes=90-", 100);
+  CHECK(open.range.first == 90);
+  CHECK(open.range.last == 99);
+  auto suffix = evaluate_range("bytes=-10", 100);
+  CHECK(suffix.range.first == 90);
+  CHECK(suffix.range.length() == 10);
+  auto big_suffix = evaluate_range("bytes=-1000", 100);
+  CHECK(big_suffix.range.first == 0);
+  auto clamped = evaluate_range("bytes=50-1000", 100);
+  CHECK(clamped.range.last == 99);
+}
+
+TEST_CASE("range: unsatisfiable vs ignored") {
+  CHECK(evaluate_range("bytes=100-", 100).outcome == RangeOutcome::unsatisfiable);
+  CHECK(evaluate_range("bytes=-0", 100).outcome == RangeOutcome::unsatisfiable);
+  CHECK(evaluate_range(std::nullopt, 100).outcome == RangeOutcome::none);
+  CHECK(evaluate_range("bytes=0-1,5-6", 100).outcome == RangeOutcome::none);  // multi: whole
+  CHECK(evaluate_range("items=0-1", 100).outcome == RangeOutcome::none);
+  CHECK(evaluate_range("bytes=9-3", 100).outcome == RangeOutcome::none);
+  CHECK(evaluate_range("bytes=a-b", 100).outcome == RangeOutcome::none);
+  CHECK(evaluate_range("bytes=99999999999999999999-", 100).outcome == RangeOutcome::none);
+}
+
+TEST_CASE("conditional: If-None-Match wins over If-Modified-Since; weak comparison") {
+  std::string lm = "Sun, 06 Nov 1994 08:49:37 GMT";
+  CHECK(not_modified("\"abc\"", std::nullopt, "\"abc\"", lm));
+  CHECK(not_modified("W/\"abc\"", std::nullopt, "\"abc\"", lm));
+  CHECK(not_modified("\"x\", \"abc\"", std::nullopt, "\"abc\"", lm));
+  CHECK(not_modified("*", std::nullopt, "\"abc\"", lm));
+  CHECK_FALSE(not_modified("\"zzz\"", lm, "\"abc\"", lm));  // INM present and no match: IMS ignored
+  CHECK(not_modified(std::nullopt, lm, "\"abc\"", lm));
+  CHECK(not_modified(std::nullopt, "Mon, 07 Nov 1994 08:49:37 GMT", "\"abc\"", lm));
+  CHECK_FALSE(not_modified(std::nullopt, "Sat, 05 Nov 1994 08:49:37 GMT", "\"abc\"", lm));
+  CHECK_FALSE(not_modified(std::nullopt, "garbage", "\"abc\"", lm));
+}
+
+TEST_CASE("If-Range: strong ETag or exact date, else the whole object") {
+  std::string lm = "Sun, 06 Nov 1994 08:49:37 GMT";
+  CHECK(if_range_allows(std::nullopt, "\"a\"", lm));
+  CHECK(if_range_allows("\"a\"", "\"a\"", lm));
+  CHECK_FALSE(if_range_allows("\"b\"", "\"a\"", lm));
+  CHECK_FALSE(if_range_allows("W/\"a\"", "\"a\"", lm));
+  CHECK(if_range_allows(lm, "\"a\"", lm));
+}
+
+TEST_CASE("http dates round-trip") {
+  auto t = parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT");
+  REQUIRE(t.has_value());
+  CHECK(*t == 784111777);
+  CHECK(format_http_date(784111777) == "Sun, 06 Nov 1994 08:49:37 GMT");
+}

@@ -1,0 +1,88 @@
+#include <doctest/doctest.h>
+
+#include "common/config.h"
+
+using common::ConfigDocument;
+using common::ConfigReader;
+
+TEST_CASE("config: typed values, defaults and overrides are read") {
+  auto doc = ConfigDocument::parse("x.json", R"({"a": 5, "s": "hi", "o": {"b": true}})",
+                                   {"o.c=2.5", "n.deep.k=\"v\"", "s=plain words"});
+  REQUIRE(doc.ok());
+  ConfigReader r(*doc);
+  CHECK(r.integer("a", 0, 0, 10) == 5);
+  CHECK(r.string("s", "") == "plain words");
+  auto o = r.object("o");
+  CHECK(o.boolean("b", false));
+  CHECK(o.number("c", 0, 0, 10) == doctest::Approx(2.5));
+  o.finish();
+  auto n = r.object("n");
+  auto deep = n.object("deep");
+  CHECK(deep.string("k", "") == "v");
+  deep.finish();
+  n.finish();
+  CHECK(r.integer("missing", 42, 0, 100) == 42);
+  r.finish();
+  CHECK(r.ok());
+}
+
+TEST_CASE("config: wrong types, ranges and unknown keys name the file and the key") {
+  auto doc = ConfigDocument::parse("conf/x.json", R"({"port": "eighty", "n": 500, "extra": 1, "o": {"zz": 1}})", {});
+  REQUIRE(doc.ok());
+  ConfigReader r(*doc);
+  r.integer("port", 80, 0, 65535);
+  r.integer("n", 1, 0, 100);
+  r.object("o").finish();
+  r.finish();
+  REQUIRE_FALSE(r.ok());
+  std::string text = r.error_text();
+  CHECK(text.find("conf/x.json: key 'port': expected an integer") != std::string::npos);
+  CHECK(text.find("key 'n': expected an integer from 0 to 100, got 500") != std::string::npos);
+  CHECK(text.find("key 'extra': unknown key") != std::string::npos);
+  CHECK(text.find("key 'o.zz': unknown key") != std::string::npos);
+  CHECK(r.status().error().code == "bad_config");
+}
+
+TEST_CASE("config: invalid JSON reports the line; a non-object top level is refused") {
+  auto bad = ConfigDocument::parse("f.json", "{\n\"a\": 1,\n\"b\": }", {});
+  REQUIRE_FALSE(bad.ok());
+  CHECK(bad.error().message.find("f.json: line 3") != std::string::npos);
+  CHECK_FALSE(ConfigDocument::parse("f.json", "[1,2]", {}).ok());
+  CHECK_FALSE(ConfigDocument::load("/nonexistent/dir/file.json", {}).ok());
+}
+
+TEST_CASE("config: malformed overrides are refused with the override named") {
+  auto doc = ConfigDocument::parse("f.json", R"({"a": 1})", {"noequals"});
+  REQUIRE_FALSE(doc.ok());
+  CHECK(doc.error().message.find("noequals") != std::string::npos);
+  auto into_scalar = ConfigDocument::parse("f.json", R"({"a": 1})", {"a.b=2"});
+  CHECK_FALSE(into_scalar.ok());
+}
+
+TEST_CASE("config: maps and lists of objects are walked with per-element paths") {
+  auto doc = ConfigDocument::parse("f.json", R"({"m": {"x": {"u": "1"}, "y": 3}, "l": [{"k": 1}, {"k": "no"}]})", {});
+  REQUIRE(doc.ok());
+  ConfigReader r(*doc);
+  int members = 0;
+  r.each_member("m", [&](const std::string&, ConfigReader& item) {
+    item.string("u", "");
+    ++members;
+  });
+  r.each_element("l", [&](size_t, ConfigReader& item) { item.integer("k", 0, 0, 9); });
+  r.finish();
+  CHECK(members == 1);
+  std::string text = r.error_text();
+  CHECK(text.find("key 'm.y': expected an object") != std::string::npos);
+  CHECK(text.find("key 'l[1].k'") != std::string::npos);
+}
+
+TEST_CASE("command line: --config, --set, --check-config; unknown flags are errors") {
+  const char* argv[] = {"bin", "--config", "a.json", "--set", "x=1", "--set=y=2", "--check-config"};
+  auto cli = common::parse_command_line(7, const_cast<char**>(argv), "default.json");
+  REQUIRE(cli.ok());
+  CHECK(cli->config_path == "a.json");
+  CHECK(cli->check_config);
+  CHECK(cli->overrides == std::vector<std::string>{"x=1", "y=2"});
+  const char* bad[] = {"bin", "--frobnicate"};
+  CHECK_FALSE(common::parse_command_line(2, const_cast<char**>(bad), "d").ok());
+}

@@ -1,0 +1,237 @@
+// The HTTP server and the curl-multi client on one real event loop, talking over
+// loopback sockets.
+#include <doctest/doctest.h>
+
+#include <chrono>
+#include <functional>
+#include <string>
+
+#include "common/handles.h"
+#include "common/http_client.h"
+#include "common/http_server.h"
+#include "common/json.h"
+#include "common/metrics.h"
+
+namespace {
+
+// Runs the loop until `done()` or the deadline; returns done().
+bool run_until(event_base* base, const std::function<bool()>& done,
+               std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!done() && std::chrono::steady_clock::now() < deadline) {
+    timeval slice{0, 20000};
+    event_base_loopexit(base, &slice);
+    event_base_loop(base, EVLOOP_ONCE);
+  }
+  return done();
+}
+
+struct Loop {
+  Loop() : base(event_base_new()) {
+    common::HttpServerOptions options;
+    options.service = "test";
+    options.max_header_bytes = 2048;
+    options.max_body_bytes = 1024;
+    options.access_log = false;
+    options.drain_timeout_s = 5;
+    auto created = common::HttpServer::create(*base, options, metrics);
+    REQUIRE(created.ok());
+    server = std::move(created).value();
+    common::HttpClientOptions client_options;
+    client_options.request_timeout = std::chrono::milliseconds(3000);
+    auto made = common::HttpClient::create(*base, client_options);
+    REQUIRE(made.ok());
+    client = std::move(made).value();
+  }
+  std::string url(const std::string& path) const {
+    return "http://127.0.0.1:" + std::to_string(server->port()) + path;
+  }
+  struct Got {
+    bool done = false;
+    int heads = 0;
+    common::FetchHead head;
+    std::string body;
+    common::FetchResult result;
+  };
+  Got fetch(const std::string& path, std::vector<common::HttpHeader> headers = {}, std::string method = "GET") {
+    Got got;
+    common::FetchRequest request{url(path), method, std::move(headers), std::nullopt};
+    client->fetch(request, {[&](const common::FetchHead& h) {
+                              ++got.heads;
+                              got.head = h;
+                            },
+                            [&](std::string_view data) { got.body.append(data); },
+                            [&](const common::FetchResult& r) {
+                              got.result = r;
+                              got.done = true;
+                            }});
+    REQUIRE(run_until(base.get(), [&] { return got.done; }));
+    return got;
+  }
+
+  common::EventBasePtr base;
+  common::MetricsRegistry metrics;
+  std::unique_ptr<common::HttpServer> server;
+  std::unique_ptr<common::HttpClient> client;
+};
+
+}  // namespace
+
+TEST_CASE("http loop: routed replies, JSON errors for unknown paths and methods") {
+  Loop loop;
+  loop.server->route("/hello", {"GET", "HEAD"}, [](common::HttpExchange& ex) {
+    ex.add_header("X-Test", "1");
+    ex.reply(200, "{\"hello\":" + common::json_string(ex.query_param("name").value_or("?")) + "}");
+  });
+  auto ok = loop.fetch("/hello?name=a%20b");
+  CHECK(ok.result.ok);
+  CHECK(ok.result.status == 200);
+  CHECK(ok.heads == 1);
+  CHECK(ok.body == "{\"hello\":\"a b\"}");
+  CHECK(ok.head.header("x-test") == std::optional<std::string>("1"));
+
+  auto head = loop.fetch("/hello", {}, "HEAD");
+  CHECK(head.result.status == 200);
+  CHECK(head.body.empty());
+  CHECK(head.head.content_length() == std::optional<uint64_t>(std::string("{\"hello\":\"?\"}").size()));
+
+  auto missing = loop.fetch("/nope");
+  CHECK(missing.result.status == 404);
+  CHECK(missing.body.find("\"code\":\"not_found\"") != std::string::npos);
+
+  auto wrong_method = loop.fetch("/hello", {}, "DELETE");
+  CHECK(wrong_method.result.status == 405);
+  CHECK(wrong_method.head.header("Allow") == std::optional<std::string>("GET, HEAD"));
+  CHECK(wrong_method.body.find("method_not_allowed") != std::string::npos);
+}
+
+TEST_CASE("http loop: oversized headers and targets get JSON 431/414; a dropped exchange gets 500") {
+  Loop loop;
+  loop.server->route("/x", {"GET"}, [](common::HttpExchange& ex) { ex.reply(200, "{}"); });
+  loop.server->route("/forgotten", {"GET"}, [](common::HttpExchange&) { /* never replies */ });
+  auto big_header = loop.fetch("/x", {{"X-Big", std::string(3000, 'a')}});
+  CHECK(big_header.result.status == 431);
+  CHECK(big_header.body.find("headers_too_large") != std::string::npos);
+  auto long_target = loop.fetch("/x?" + std::string(2100, 'q'));
+  CHECK(long_target.result.status == 414);
+  CHECK(long_target.body.find("uri_too_long") != std::string::npos);
+  auto forgotten = loop.fetch("/forgotten");
+  CHECK(forgotten.result.status == 500);
+  CHECK(forgotten.body.find("internal_error") != std::string::npos);
+  CHECK(loop.server->active_requests() == 0);
+}
+
+TEST_CASE("http loop: a streamed reply reaches the client in pieces, then ends") {
+  Loop loop;
+  std::vector<common::HttpExchange> parked;
+  loop.server->route("/stream", {"GET"}, [&](common::HttpExchange& ex) {
+    ex.add_header("Content-Type", "text/plain");
+    ex.start(200);
+    ex.send("first,", 6);
+    parked.push_back(std::move(ex));
+  });
+  common::FetchRequest request{loop.url("/stream"), "GET", {}, std::nullopt};
+  std::string body;
+  bool done = false;
+  common::FetchResult result;
+  loop.client->fetch(request, {nullptr, [&](std::string_view d) { body.append(d); },
+                               [&](const common::FetchResult& r) {
+                                 result = r;
+                                 done = true;
+                               }});
+  REQUIRE(run_until(loop.base.get(), [&] { return body == "first,"; }));
+  CHECK_FALSE(done);
+  REQUIRE(parked.size() == 1);
+  parked[0].send("second", 6);
+  parked[0].end();
+  REQUIRE(run_until(loop.base.get(), [&] { return done; }));
+  CHECK(result.ok);
+  CHECK(body == "first,second");
+}
+
+TEST_CASE("http loop: a client that goes away mid-stream is noticed and forgotten") {
+  Loop loop;
+  std::vector<common::HttpExchange> parked;
+  bool closed_seen = false;
+  loop.server->route("/slow", {"GET"}, [&](common::HttpExchange& ex) {
+    ex.on_close([&] { closed_seen = true; });
+    ex.start(200);
+    ex.send("x", 1);
+    parked.push_back(std::move(ex));
+  });
+  common::FetchRequest request{loop.url("/slow"), "GET", {}, std::nullopt};
+  bool got_data = false;
+  common::FetchId id =
+      loop.client->fetch(request, {nullptr, [&](std::string_view) { got_data = true; }, nullptr});
+  REQUIRE(run_until(loop.base.get(), [&] { return got_data; }));
+  loop.client->cancel(id);  // closes the client's connection
+  // The server notices on its next write.
+  std::string chunk(64 * 1024, 'y');
+  REQUIRE(run_until(loop.base.get(), [&] {
+    if (!parked[0].closed()) parked[0].send(chunk.data(), chunk.size());
+    return closed_seen;
+  }));
+  CHECK(parked[0].closed());
+  CHECK(loop.server->active_requests() == 0);
+  parked.clear();  // destroying a closed exchange must not reply or crash
+}
+
+TEST_CASE("http client: refused connections and timeouts are reported, never hang") {
+  Loop loop;
+  std::vector<common::HttpExchange> parked;
+  loop.server->route("/hang", {"GET"}, [&](common::HttpExchange& ex) { parked.push_back(std::move(ex)); });
+  common::FetchResult result;
+  bool done = false;
+  common::FetchRequest hang{loop.url("/hang"), "GET", {}, std::chrono::milliseconds(300)};
+  loop.client->fetch(hang, {nullptr, nullptr, [&](const common::FetchResult& r) {
+                              result = r;
+                              done = true;
+                            }});
+  REQUIRE(run_until(loop.base.get(), [&] { return done; }));
+  CHECK_FALSE(result.ok);
+  CHECK(result.timed_out);
+
+  done = false;
+  common::FetchRequest refused{"http://127.0.0.1:1/x", "GET", {}, std::nullopt};
+  loop.client->fetch(refused, {nullptr, nullptr, [&](const common::FetchResult& r) {
+                                 result = r;
+                                 done = true;
+                               }});
+  REQUIRE(run_until(loop.base.get(), [&] { return done; }));
+  CHECK_FALSE(result.ok);
+  CHECK_FALSE(result.timed_out);
+  CHECK_FALSE(result.error.empty());
+}
+
+TEST_CASE("http server: drain stops accepting and waits for replies in progress") {
+  Loop loop;
+  std::vector<common::HttpExchange> parked;
+  loop.server->route("/wait", {"GET"}, [&](common::HttpExchange& ex) { parked.push_back(std::move(ex)); });
+  bool done = false;
+  common::FetchResult result;
+  std::string body;
+  common::FetchRequest request{loop.url("/wait"), "GET", {}, std::nullopt};
+  loop.client->fetch(request, {nullptr, [&](std::string_view d) { body.append(d); },
+                               [&](const common::FetchResult& r) {
+                                 result = r;
+                                 done = true;
+                               }});
+  REQUIRE(run_until(loop.base.get(), [&] { return parked.size() == 1; }));
+  bool drained = false;
+  loop.server->drain([&] { drained = true; });
+  CHECK_FALSE(drained);
+  parked[0].reply(200, "{\"late\":true}");
+  REQUIRE(run_until(loop.base.get(), [&] { return drained && done; }));
+  CHECK(result.status == 200);
+  CHECK(body == "{\"late\":true}");
+  // Replies during drain close their connection, and the listener is gone:
+  // a new request is refused (or, had it raced onto a kept-alive connection, 503).
+  bool refused_done = false;
+  common::FetchResult refused;
+  loop.client->fetch(request, {nullptr, nullptr, [&](const common::FetchResult& r) {
+                                 refused = r;
+                                 refused_done = true;
+                               }});
+  REQUIRE(run_until(loop.base.get(), [&] { return refused_done; }));
+  CHECK((!refused.ok || refused.status == 503));
+}
