@@ -159,7 +159,11 @@ FetchId HttpClient::fetch(FetchRequest request, FetchCallbacks callbacks) {
   } else {
     curl_easy_setopt(e, CURLOPT_HTTP_VERSION, static_cast<long>(CURL_HTTP_VERSION_1_1));
   }
-  if (request.method == "HEAD") curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
+  if (request.method == "HEAD") {
+    curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
+  } else if (request.method != "GET") {
+    curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, request.method.c_str());
+  }
   curl_slist* list = nullptr;
   for (const auto& h : request.headers) list = curl_slist_append(list, (h.name + ": " + h.value).c_str());
   t->request_headers.reset(list);

@@ -251,6 +251,7 @@ void HttpExchange::reply(int status, evbuffer* body, size_t length, std::string_
   if (evhttp_find_header(headers, "Content-Length") == nullptr && status != 204 && status != 304) {
     evhttp_add_header(headers, "Content-Length", std::to_string(length).c_str());
   }
+  if (state_->server->draining()) evhttp_add_header(headers, "Connection", "close");
   state_->status = status;
   if (is_head() && body != nullptr) evbuffer_drain(body, evbuffer_get_length(body));
   state_->body_bytes += body != nullptr ? evbuffer_get_length(body) : 0;
@@ -276,6 +277,7 @@ void HttpExchange::start(int status) {
     state_->finish();
     return;
   }
+  if (state_->server->draining()) add_header("Connection", "close");
   state_->status = status;
   state_->streaming = true;
   evhttp_send_reply_start(state_->req, status, reason_phrase(status));
@@ -434,7 +436,6 @@ void HttpServer::handle(evhttp_request* req) {
   evhttp_add_header(evhttp_request_get_output_headers(req), "Server", "balancer");
 
   if (draining_) {
-    exchange.add_header("Connection", "close");
     exchange.reply_error(503, "shutting_down", "The server is shutting down; retry on another node.");
     return;
   }

@@ -120,6 +120,7 @@ class HttpServer {
   const HttpServerOptions& options() const { return options_; }
   size_t active_requests() const { return active_; }
   size_t open_connections() const;
+  bool draining() const { return draining_; }
 
   // Stops accepting, lets in-flight requests finish (bounded by drain_timeout_s),
   // then calls on_drained once.
