@@ -597,8 +597,18 @@ common::Result<std::unique_ptr<CacheNode>> CacheNode::create(event_base& base, C
     ex.add_header("Cache-Control", "no-store");
     ex.reply(200, n.metrics.render(), "text/plain; version=0.0.4");
   });
+  for (const char* kind : {"bad_request", "unknown_origin", "signature_missing", "signature_expired",
+                           "signature_invalid", "origin_error", "origin_unreachable", "origin_timeout",
+                           "object_too_large", "range_not_satisfiable", "storage_error"}) {
+    n.error_counter(kind);  // every series exists from the start, at 0
+  }
   n.metrics.gauge_fn("cache_storage_bytes", "Bytes stored", [&n] { return double(n.store->memory_used()); },
                      "tier=\"memory\"");
+  for (const char* kind : {"bad_request", "unknown_origin", "signature_missing", "signature_expired",
+                           "signature_invalid", "origin_error", "origin_unreachable", "origin_timeout",
+                           "object_too_large", "range_not_satisfiable", "storage_error"}) {
+    n.error_counter(kind);  // every series exists from the start, at 0
+  }
   n.metrics.gauge_fn("cache_storage_bytes", "Bytes stored", [&n] { return double(n.store->disk_used()); },
                      "tier=\"disk\"");
   n.metrics.gauge_fn("cache_storage_limit_bytes", "Storage limit",

@@ -267,6 +267,14 @@ void HttpExchange::reply_error(int status, std::string_view code, std::string_vi
       add_header("Retry-After", "10");
     }
   }
+  if (state_->req != nullptr && !replied()) {
+    // An error replaces whatever describes the resource (type, validators).
+    evkeyvalq* headers = evhttp_request_get_output_headers(state_->req);
+    for (const char* name : {"Content-Type", "Content-Length", "ETag", "Last-Modified", "Cache-Control", "Age",
+                             "Accept-Ranges"}) {
+      evhttp_remove_header(headers, name);
+    }
+  }
   add_header("Cache-Control", "no-store");
   reply(status, json_error_body(code, message), "application/json");
 }

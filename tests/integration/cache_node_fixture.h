@@ -1,0 +1,91 @@
+// Starts a real cache_node binary for integration tests.
+#pragma once
+
+#include <doctest/doctest.h>
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include "common/url_signing.h"
+#include "support/http_client.h"
+#include "support/origin_fixture.h"
+#include "support/process.h"
+
+namespace balancer::test {
+
+inline const std::string kSigningKey = "integration-key-current-0001";
+inline const std::string kPreviousKey = "integration-key-previous-0000";
+
+class CacheNodeProcess {
+ public:
+  // `overrides` are --set key=value pairs on top of the example config.
+  CacheNodeProcess(std::string data_dir, std::string origin_url, std::vector<std::string> overrides = {})
+      : data_dir_(std::move(data_dir)), origin_url_(std::move(origin_url)), overrides_(std::move(overrides)) {
+    start();
+  }
+
+  void start() {
+    std::vector<std::string> argv = {binary_path("cache_node"),
+                                     "--config", std::string(BALANCER_SOURCE_DIR) + "/conf/cache_node.json",
+                                     "--set", "listen.port=0",
+                                     "--set", "data_dir=" + data_dir_,
+                                     "--set", "origins.demo.url=" + origin_url_,
+                                     "--set", "signing.keys=[\"" + kSigningKey + "\",\"" + kPreviousKey + "\"]",
+                                     "--set", "server.access_log=false"};
+    for (const auto& o : overrides_) {
+      argv.push_back("--set");
+      argv.push_back(o);
+    }
+    process_ = std::make_unique<ChildProcess>();
+    std::string error;
+    REQUIRE_MESSAGE(process_->start(argv, {}, {}, &error), error);
+    port_ = process_->wait_for_listening_port(deadline_in(std::chrono::seconds(10)));
+    REQUIRE_MESSAGE(port_ > 0, process_->stderr_text());
+  }
+
+  int port() const { return port_; }
+  std::string url(const std::string& target) const { return local_url(port_, target); }
+  // A signed chunk URL for `target` ("/o/demo/...") valid for `ttl_s` seconds.
+  std::string signed_url(const std::string& target, int64_t ttl_s = 60,
+                         const std::string& key = kSigningKey) const {
+    auto signer = common::UrlSigner::create({key});
+    REQUIRE(signer.ok());
+    return url(signer->sign(target, static_cast<int64_t>(time(nullptr)) + ttl_s));
+  }
+  std::string health() const { return http_get(url("/health")).body; }
+  int64_t health_number(const std::string& key) const { return json_integer(health(), key).value_or(-1); }
+  // Waits until background disk writes are done.
+  bool wait_disk_settled(size_t chunks) const {
+    return wait_until(
+        [&] {
+          std::string h = health();
+          return json_integer(h, "pending_writes") == 0 &&
+                 json_integer(h, "disk_chunks").value_or(-1) == static_cast<int64_t>(chunks);
+        },
+        std::chrono::seconds(10));
+  }
+  ChildProcess& process() { return *process_; }
+  void stop() {
+    process_->terminate();
+    REQUIRE(process_->wait_exit(deadline_in(std::chrono::seconds(10))).has_value());
+  }
+  void kill_hard() {
+    process_->kill();
+    REQUIRE(process_->wait_exit(deadline_in(std::chrono::seconds(10))).has_value());
+  }
+
+ private:
+  std::string data_dir_;
+  std::string origin_url_;
+  std::vector<std::string> overrides_;
+  std::unique_ptr<ChildProcess> process_;
+  int port_ = -1;
+};
+
+inline bool is_json_error(const HttpResponse& r, const std::string& code) {
+  return r.header("Content-Type").value_or("").find("application/json") == 0 &&
+         r.body.find("{\"error\":{\"code\":\"" + code + "\",\"message\":\"") == 0;
+}
+
+}  // namespace balancer::test

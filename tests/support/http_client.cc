@@ -1,0 +1,176 @@
+#include "support/http_client.h"
+
+#include <cctype>
+
+#include "support/curl_util.h"
+
+namespace balancer::test {
+
+namespace curl {
+
+bool global_init() {
+  static const bool ok = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK;
+  return ok;
+}
+
+bool append_header(SlistPtr& list, const char* line) {
+  curl_slist* grown = curl_slist_append(list.get(), line);
+  if (grown == nullptr) return false;
+  (void)list.release();  // curl_slist_append returns the same head (or a new one if empty)
+  list.reset(grown);
+  return true;
+}
+
+}  // namespace curl
+
+bool header_name_equal(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(a[i])) !=
+        std::tolower(static_cast<unsigned char>(b[i]))) {
+      return false;
+    }
+  }
+  return true;
+}
+
+std::optional<std::string> HttpResponse::header(std::string_view name) const {
+  for (const auto& [k, v] : headers) {
+    if (header_name_equal(k, name)) return v;
+  }
+  return std::nullopt;
+}
+
+std::vector<std::string> HttpResponse::header_values(std::string_view name) const {
+  std::vector<std::string> out;
+  for (const auto& [k, v] : headers) {
+    if (header_name_equal(k, name)) out.push_back(v);
+  }
+  return out;
+}
+
+namespace {
+
+using Micros = std::chrono::microseconds;
+
+struct Context {
+  std::chrono::steady_clock::time_point start;
+  HttpResponse* response;
+};
+
+Micros since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration_cast<Micros>(std::chrono::steady_clock::now() - start);
+}
+
+size_t on_header(char* data, size_t size, size_t count, void* arg) {
+  auto* ctx = static_cast<Context*>(arg);
+  const size_t n = size * count;
+  std::string_view line(data, n);
+  if (ctx->response->first_byte.count() < 0) ctx->response->first_byte = since(ctx->start);
+  while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.remove_suffix(1);
+  if (line.rfind("HTTP/", 0) == 0) {
+    ctx->response->headers.clear();  // a new (final or interim) response starts
+    return n;
+  }
+  const auto colon = line.find(':');
+  if (colon == std::string_view::npos) return n;
+  std::string_view value = line.substr(colon + 1);
+  while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
+  while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
+  ctx->response->headers.emplace_back(std::string(line.substr(0, colon)), std::string(value));
+  return n;
+}
+
+size_t on_body(char* data, size_t size, size_t count, void* arg) {
+  auto* ctx = static_cast<Context*>(arg);
+  const size_t n = size * count;
+  if (n > 0 && ctx->response->first_body_byte.count() < 0) {
+    ctx->response->first_body_byte = since(ctx->start);
+  }
+  ctx->response->body.append(data, n);
+  return n;
+}
+
+}  // namespace
+
+HttpResponse http_request(const HttpRequest& request) {
+  HttpResponse response;
+  Context ctx{std::chrono::steady_clock::now(), &response};
+  if (!curl::global_init()) {
+    response.error = "curl_global_init failed";
+    return response;
+  }
+  curl::EasyPtr easy(curl_easy_init());
+  if (!easy) {
+    response.error = "curl_easy_init failed";
+    return response;
+  }
+  CURL* h = easy.get();
+  char error_buf[CURL_ERROR_SIZE] = {};
+  curl_easy_setopt(h, CURLOPT_ERRORBUFFER, error_buf);
+  curl_easy_setopt(h, CURLOPT_URL, request.url.c_str());
+  curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(h, CURLOPT_PROXY, "");  // never route test traffic through $http_proxy
+  curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, static_cast<long>(request.timeout.count()));
+  curl_easy_setopt(h, CURLOPT_PATH_AS_IS, request.path_as_is ? 1L : 0L);
+  curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, &on_header);
+  curl_easy_setopt(h, CURLOPT_HEADERDATA, &ctx);
+  curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, &on_body);
+  curl_easy_setopt(h, CURLOPT_WRITEDATA, &ctx);
+
+  const std::string& m = request.method;
+  if (m == "HEAD") {
+    curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
+  } else if (m != "GET") {
+    curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, m.c_str());
+  }
+  if (!request.body.empty() || m == "POST" || m == "PUT") {
+    curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(request.body.size()));
+    curl_easy_setopt(h, CURLOPT_POSTFIELDS, request.body.data());
+  }
+
+  curl::SlistPtr headers;
+  bool headers_ok = curl::append_header(headers, "Expect:");  // no 100-continue round trip
+  for (const auto& [k, v] : request.headers) {
+    // "Name;" is curl's spelling of a header with an empty value.
+    const std::string line = v.empty() ? k + ";" : k + ": " + v;
+    headers_ok = headers_ok && curl::append_header(headers, line.c_str());
+  }
+  if (!headers_ok) {
+    response.error = "curl_slist_append failed";
+    return response;
+  }
+  curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers.get());
+
+  const CURLcode code = curl_easy_perform(h);
+  response.total = since(ctx.start);
+  response.curl_code = static_cast<int>(code);
+  curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &response.status);
+  if (code != CURLE_OK) {
+    response.error = error_buf[0] != '\0' ? error_buf : curl_easy_strerror(code);
+  }
+  return response;
+}
+
+HttpResponse http_request(std::string_view method, std::string_view url,
+                          const HttpHeaders& headers, std::string_view body,
+                          std::chrono::milliseconds timeout) {
+  HttpRequest request;
+  request.method = std::string(method);
+  request.url = std::string(url);
+  request.headers = headers;
+  request.body = std::string(body);
+  request.timeout = timeout;
+  return http_request(request);
+}
+
+HttpResponse http_get(std::string_view url, const HttpHeaders& headers,
+                      std::chrono::milliseconds timeout) {
+  return http_request("GET", url, headers, {}, timeout);
+}
+
+std::string local_url(int port, std::string_view path) {
+  return "http://127.0.0.1:" + std::to_string(port) + std::string(path);
+}
+
+}  // namespace balancer::test

@@ -1,0 +1,149 @@
+// Child processes, temporary directories and deadline waits for tests.
+//
+// Waiting on a condition with a deadline (wait_until, ChildProcess::wait_for_line,
+// ChildProcess::wait_exit) is the only way tests wait: no bare sleeps to synchronise.
+// Unless noted, a class instance is used from one thread at a time.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <utility>
+#include <vector>
+
+namespace balancer::test {
+
+using Clock = std::chrono::steady_clock;
+using Deadline = Clock::time_point;
+
+// Now + `timeout`.
+inline Deadline deadline_in(std::chrono::milliseconds timeout) { return Clock::now() + timeout; }
+
+// Polls `condition` every `poll` until it returns true (→ true) or `timeout` passes
+// (→ false; the condition is checked one last time at the deadline).
+bool wait_until(const std::function<bool()>& condition, std::chrono::milliseconds timeout,
+                std::chrono::milliseconds poll = std::chrono::milliseconds(10));
+
+// A fresh directory (mkdtemp under $TMPDIR, else /tmp), removed recursively on
+// destruction unless the environment has BALANCER_KEEP_TEMP=1. Throws
+// std::runtime_error when the directory cannot be created.
+class TempDir {
+ public:
+  explicit TempDir(std::string_view prefix = "balancer-test");
+  ~TempDir();
+  TempDir(TempDir&& other) noexcept;
+  TempDir& operator=(TempDir&& other) noexcept;
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+
+  const std::string& path() const { return path_; }
+  // path() + "/" + name; does not create anything.
+  std::string file(std::string_view name) const;
+
+ private:
+  void remove();
+  std::string path_;
+};
+
+// Where the child's stderr goes.
+enum class StderrMode {
+  kCapture,      // to a file (ChildOptions::stderr_path, or a private temp dir); see stderr_text()
+  kPassThrough,  // inherited from the test process
+};
+
+struct ChildOptions {
+  std::vector<std::string> argv;  // argv[0] is the program: a path, or a name looked up in PATH
+  std::vector<std::pair<std::string, std::string>> env;  // added to (or replacing in) ours
+  std::string working_dir;                               // empty: inherit
+  StderrMode stderr_mode = StderrMode::kCapture;
+  std::string stderr_path;  // kCapture only; empty: a file in a temp dir owned by the child
+};
+
+// A child process with stdout read through a pipe by a background thread (so a chatty
+// child never blocks on a full pipe) and stderr captured to a file or passed through.
+// The child gets SIGKILL if the test process dies (PR_SET_PDEATHSIG). The destructor
+// SIGKILLs and reaps a child that is still running. Not movable: hold it in a
+// std::optional or std::unique_ptr. PR_SET_PDEATHSIG follows the thread that called
+// start(), so start children from a thread that outlives them (the test's own thread).
+class ChildProcess {
+ public:
+  ChildProcess() = default;
+  ~ChildProcess();
+  ChildProcess(const ChildProcess&) = delete;
+  ChildProcess& operator=(const ChildProcess&) = delete;
+
+  // Starts the child. False with `error` set (exec failure included) on failure.
+  // May be called once per instance.
+  bool start(const ChildOptions& options, std::string* error = nullptr);
+
+  // Convenience: start({argv, env, working_dir}) with stderr captured.
+  bool start(std::vector<std::string> argv,
+             std::vector<std::pair<std::string, std::string>> env = {},
+             std::string working_dir = {}, std::string* error = nullptr);
+
+  pid_t pid() const { return pid_; }
+  bool running();  // reaps the child if it has exited
+
+  // Next unread stdout line (without '\n') for which `predicate` is true, consuming it
+  // and every unread line before it; nullopt at the deadline or when stdout closed
+  // before such a line.
+  std::optional<std::string> wait_for_line(const std::function<bool(std::string_view)>& predicate,
+                                           Deadline deadline);
+
+  // Waits for the {"event":"listening",...,"port":N} line that our servers and
+  // test_origin print once bound (extra keys allowed, any order). Returns the port,
+  // or -1 at the deadline / when the child exits first.
+  int wait_for_listening_port(Deadline deadline);
+
+  // Every stdout line received so far, read or not.
+  std::vector<std::string> stdout_lines() const;
+  // Contents of the captured stderr file ("" when passed through or unreadable).
+  std::string stderr_text() const;
+  const std::string& stderr_path() const { return stderr_path_; }
+
+  void terminate();  // SIGTERM; no-op when not running
+  void kill();       // SIGKILL; no-op when not running
+
+  // Waits for the child to exit; returns its exit code, or 128 + signal number when a
+  // signal ended it; nullopt at the deadline or when never started.
+  std::optional<int> wait_exit(Deadline deadline);
+
+ private:
+  void reader_loop(int fd);
+  bool reap(bool block);
+  void stop_reader();
+
+  pid_t pid_ = -1;
+  std::optional<int> exit_code_;
+  std::optional<TempDir> stderr_dir_;
+  std::string stderr_path_;
+
+  mutable std::mutex mutex_;
+  std::condition_variable cv_;
+  std::vector<std::string> lines_;  // guarded by mutex_
+  size_t next_line_ = 0;            // guarded by mutex_; first unread line
+  bool stdout_closed_ = false;      // guarded by mutex_
+  int stop_fd_ = -1;                // eventfd that wakes the reader thread to stop
+  std::thread reader_;
+};
+
+// Parses `{"event":"listening",...,"port":N,...}`; nullopt for any other line.
+std::optional<int> parse_listening_port(std::string_view line);
+
+// Path of one of our binaries in the build tree: <build>/src/<dir>/<name>,
+// <build>/tests/support/<name>, <build>/tests/<dir>/<name> or <build>/<name>, where
+// <build> is BALANCER_BINARY_DIR. "" when none exists.
+std::string binary_path(std::string_view name);
+
+// Root of the build tree (BALANCER_BINARY_DIR compiled in).
+std::string binary_dir();
+
+}  // namespace balancer::test
