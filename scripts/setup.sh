@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Installs the build and test dependencies from Debian 12 packages when missing.
+# Idempotent and non-interactive; does nothing (fast) when all are present.
+#   scripts/setup.sh           build + test dependencies
+#   scripts/setup.sh --bench   also the benchmark peers (nginx, varnish, wrk, h2load)
+set -euo pipefail
+
+packages=(
+  cmake ninja-build g++ pkg-config git curl ca-certificates
+  libevent-dev libcurl4-openssl-dev libnghttp2-dev libssl-dev rapidjson-dev liblmdb-dev doctest-dev
+  ffmpeg clang
+)
+if [[ "${1:-}" == "--bench" ]]; then
+  packages+=(wrk nghttp2-client nginx-light varnish)
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+if [[ ${#missing[@]} -eq 0 ]]; then
+  exit 0
+fi
+
+echo "setup: installing ${missing[*]}" >&2
+sudo_cmd=()
+if [[ $(id -u) -ne 0 ]]; then
+  command -v sudo >/dev/null || { echo "setup: need root or sudo to install: ${missing[*]}" >&2; exit 1; }
+  sudo_cmd=(sudo)
+fi
+export DEBIAN_FRONTEND=noninteractive
+"${sudo_cmd[@]}" apt-get update -qq
+"${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# nginx and varnish packages start system services; the benchmarks run their own instances.
+if [[ "${1:-}" == "--bench" ]]; then
+  "${sudo_cmd[@]}" systemctl disable --now nginx varnish >/dev/null 2>&1 || true
+fi
