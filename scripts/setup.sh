@@ -8,7 +8,7 @@ set -euo pipefail
 packages=(
   cmake ninja-build g++ pkg-config git curl ca-certificates
   libevent-dev libcurl4-openssl-dev libnghttp2-dev libssl-dev rapidjson-dev liblmdb-dev doctest-dev
-  ffmpeg clang
+  ffmpeg clang nghttp2-server
 )
 if [[ "${1:-}" == "--bench" ]]; then
   packages+=(wrk nghttp2-client nginx-light varnish)

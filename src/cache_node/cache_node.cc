@@ -92,6 +92,10 @@ common::Result<CacheNodeConfig> load_cache_node_config(const common::ConfigDocum
         std::chrono::milliseconds(upstream.integer("connect_timeout_ms", 2000, 1, 60000));
     c.upstream_timeout = std::chrono::milliseconds(upstream.integer("timeout_ms", 30000, 1, 3600 * 1000));
     c.upstream_http2 = upstream.boolean("http2", true);
+    c.upstream_ca_file = upstream.string("ca_file", "");
+    if (!c.upstream_ca_file.empty() && access(c.upstream_ca_file.c_str(), R_OK) != 0) {
+      upstream.fail("ca_file", "cannot read '" + c.upstream_ca_file + "'");
+    }
     upstream.finish();
   }
   {
@@ -572,6 +576,7 @@ common::Result<std::unique_ptr<CacheNode>> CacheNode::create(event_base& base, C
   client_options.connect_timeout = n.config.upstream_connect_timeout;
   client_options.request_timeout = n.config.upstream_timeout;
   client_options.http2 = n.config.upstream_http2;
+  client_options.ca_file = n.config.upstream_ca_file;
   client_options.user_agent = "balancer-cache-node/" + n.config.node_id;
   auto client = common::HttpClient::create(base, client_options);
   if (!client) return client.error();

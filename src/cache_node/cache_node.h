@@ -41,6 +41,7 @@ struct CacheNodeConfig {
   std::chrono::milliseconds upstream_connect_timeout{2000};
   std::chrono::milliseconds upstream_timeout{30000};
   bool upstream_http2 = true;
+  std::string upstream_ca_file;  // CA bundle for https upstreams; empty = system store
   uint32_t overload_max_connections = 10000;
   double overload_max_egress_mbps = 10000;
   std::string log_level = "info";

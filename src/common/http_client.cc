@@ -152,9 +152,9 @@ FetchId HttpClient::fetch(FetchRequest request, FetchCallbacks callbacks) {
   curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_callback);
   curl_easy_setopt(e, CURLOPT_WRITEDATA, t.get());
   curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
-  if (options_.http2_prior_knowledge) {
-    curl_easy_setopt(e, CURLOPT_HTTP_VERSION, static_cast<long>(CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE));
-  } else if (options_.http2) {
+  if (!options_.ca_file.empty()) curl_easy_setopt(e, CURLOPT_CAINFO, options_.ca_file.c_str());
+  // h2c (prior knowledge) is not offered: libcurl 7.88 fails concurrent streams on it.
+  if (options_.http2) {
     curl_easy_setopt(e, CURLOPT_HTTP_VERSION, static_cast<long>(CURL_HTTP_VERSION_2TLS));
   } else {
     curl_easy_setopt(e, CURLOPT_HTTP_VERSION, static_cast<long>(CURL_HTTP_VERSION_1_1));

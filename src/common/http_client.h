@@ -32,7 +32,7 @@ struct HttpClientOptions {
   std::chrono::seconds low_speed_time{10};
   long max_host_connections = 64;
   bool http2 = true;                   // h2 via ALPN on https
-  bool http2_prior_knowledge = false;  // h2c on plain http (origin must speak it)
+  std::string ca_file;                 // CA bundle for https; empty = system store
   std::string user_agent = "balancer";
 };
 
