@@ -146,6 +146,7 @@ struct InFlight {
   std::shared_ptr<ChunkBody> body = std::make_shared<ChunkBody>();
   std::list<Waiter> waiters;
   bool too_large = false;
+  bool flush_scheduled = false;
   Clock::time_point started;
 };
 
@@ -180,6 +181,8 @@ struct CacheNode::Impl {
   void on_head(const std::string& key, const common::FetchHead& head);
   void on_data(const std::string& key, std::string_view bytes);
   void on_done(const std::string& key, const common::FetchResult& result);
+  void schedule_flush(InFlight& flight);
+  void flush(InFlight& flight);
   void fail_flight(InFlight& flight, int status, const std::string& code, const std::string& message);
   void set_chunk_headers(HttpExchange& ex, const ChunkMeta& meta, const char* cache_status);
   std::string health_json();
@@ -419,6 +422,32 @@ void CacheNode::Impl::on_data(const std::string& key, std::string_view bytes) {
     return;
   }
   flight.body->append(bytes);
+  schedule_flush(flight);
+}
+
+// Upstream data often arrives in several callbacks per loop iteration: waiters
+// get it in one send per iteration instead of one per callback.
+void CacheNode::Impl::schedule_flush(InFlight& flight) {
+  if (flight.flush_scheduled) return;
+  flight.flush_scheduled = true;
+  struct Pending {
+    Impl* self;
+    std::string key;  // the flight may be gone by then: look it up again
+  };
+  auto* pending = new Pending{this, flight.key};
+  timeval now{0, 0};
+  event_base_once(
+      &base, -1, EV_TIMEOUT,
+      [](evutil_socket_t, short, void* arg) {
+        std::unique_ptr<Pending> p(static_cast<Pending*>(arg));
+        auto it = p->self->inflight.find(p->key);
+        if (it != p->self->inflight.end()) p->self->flush(*it->second);
+      },
+      pending, &now);
+}
+
+void CacheNode::Impl::flush(InFlight& flight) {
+  flight.flush_scheduled = false;
   size_t size = flight.body->size();
   for (auto& w : flight.waiters) {
     if (!w.streaming || w.exchange.closed() || w.sent >= size) continue;
@@ -473,6 +502,7 @@ void CacheNode::Impl::on_done(const std::string& key, const common::FetchResult&
   if (flight->content_length && *flight->content_length != flight->body->size()) {
     return fail_flight(*flight, 502, "origin_error", "The origin sent fewer bytes than it announced.");
   }
+  flush(*flight);  // bytes of the last callbacks
   flight->meta.size = flight->body->size();
   std::shared_ptr<const ChunkBody> body = flight->body;
   store->put(key, flight->meta, body);

@@ -255,6 +255,8 @@ void HttpExchange::reply(int status, evbuffer* body, size_t length, std::string_
   state_->status = status;
   if (is_head() && body != nullptr) evbuffer_drain(body, evbuffer_get_length(body));
   state_->body_bytes += body != nullptr ? evbuffer_get_length(body) : 0;
+  // Counted before sending: evhttp may complete (and call back) synchronously.
+  state_->server->reply_pending();
   evhttp_request_set_on_complete_cb(state_->req, on_reply_complete, state_->server);
   evhttp_send_reply(state_->req, status, reason_phrase(status), body);
   state_->finish();
@@ -319,8 +321,10 @@ void HttpExchange::end() {
     state_->finish();
     return;
   }
+  state_->server->reply_pending();
   evhttp_request_set_on_complete_cb(state_->req, on_reply_complete, state_->server);
-  evhttp_send_reply_end(state_->req);
+  evhttp_send_reply_end(state_->req);  // may free the request at once
+  state_->req = nullptr;
   state_->finish();
 }
 
@@ -441,7 +445,6 @@ void HttpServer::handle(evhttp_request* req) {
   evhttp_connection_set_closecb(state->conn, on_connection_close, this);
 
   HttpExchange exchange(state);
-  evhttp_add_header(evhttp_request_get_output_headers(req), "Server", "balancer");
 
   if (draining_) {
     exchange.reply_error(503, "shutting_down", "The server is shutting down; retry on another node.");
@@ -489,7 +492,6 @@ void HttpServer::handle(evhttp_request* req) {
 
 void HttpServer::request_finished(RequestState& state) {
   if (active_ > 0) --active_;
-  if (!state.closed) ++unflushed_;
   auto it = in_progress_.find(state.conn);
   if (it != in_progress_.end() && it->second.get() == &state) {
     // Keep the close callback registered only while a request is in progress.

@@ -130,6 +130,7 @@ class HttpServer {
   void handle(evhttp_request* req);
   void connection_closed(evhttp_connection* conn);
   void request_finished(RequestState& state);
+  void reply_pending() { ++unflushed_; }
   void reply_flushed();
 
  private:

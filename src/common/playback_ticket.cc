@@ -33,7 +33,9 @@ std::string mac(const std::string& key, std::string_view payload_b64) {
   return base64url_encode(std::string_view(reinterpret_cast<const char*>(digest), len));
 }
 
-Error error(const char* code, const char* message) { return Error{code, message}; }
+Error error(const char* code, const char* message) {
+  return Error{code, message};
+}
 
 }  // namespace
 
@@ -104,7 +106,8 @@ bool base64url_decode(std::string_view text, std::string& out) {
 Result<PlaybackTickets> PlaybackTickets::create(std::vector<std::string> keys) {
   if (keys.empty()) return Error{"bad_config", "at least one playback ticket key is required"};
   for (const auto& k : keys) {
-    if (k.size() < 16) return Error{"bad_config", "playback ticket keys must be at least 16 bytes long"};
+    if (k.size() < 16)
+      return Error{"bad_config", "playback ticket keys must be at least 16 bytes long"};
   }
   return PlaybackTickets(std::move(keys));
 }

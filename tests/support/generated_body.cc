@@ -25,9 +25,13 @@ uint64_t splitmix64(uint64_t x) {
 
 // Word k of the stream for a name; byte i of the body is byte (i % 8) of word i / 8,
 // least significant first, so the content is the same on any host byte order.
-uint64_t stream_word(uint64_t seed, uint64_t k) { return splitmix64(seed ^ (k * 0xd6e8feb86659fd93ULL)); }
+uint64_t stream_word(uint64_t seed, uint64_t k) {
+  return splitmix64(seed ^ (k * 0xd6e8feb86659fd93ULL));
+}
 
-uint64_t rotl(uint64_t x, int r) { return (x << r) | (x >> (64 - r)); }
+uint64_t rotl(uint64_t x, int r) {
+  return (x << r) | (x >> (64 - r));
+}
 
 void store_le(char* dst, uint64_t word) {
   if constexpr (std::endian::native == std::endian::little) {
@@ -49,8 +53,7 @@ uint64_t load_le(const unsigned char* src) {
 
 }  // namespace
 
-void append_generated_slice(std::string_view name, size_t offset, size_t length,
-                            std::string& out) {
+void append_generated_slice(std::string_view name, size_t offset, size_t length, std::string& out) {
   const uint64_t seed = fnv1a64(name);
   const size_t start = out.size();
   out.resize(start + length);
@@ -78,8 +81,8 @@ std::string generated_body(std::string_view name, size_t size) {
 
 std::string generated_etag(std::string_view name, size_t size) {
   char buf[64];
-  std::snprintf(buf, sizeof buf, "\"g%016llx-%zx\"",
-                static_cast<unsigned long long>(fnv1a64(name)), size);
+  std::snprintf(buf, sizeof buf, "\"g%016llx-%zx\"", static_cast<unsigned long long>(fnv1a64(name)),
+                size);
   return buf;
 }
 
@@ -156,7 +159,8 @@ void BodyHasher::update(std::string_view bytes) {
 
 uint64_t BodyHasher::finish() const {
   uint64_t h = state_;
-  if (partial_len_ != 0) h = rotl(h ^ (partial_ * 0x87c37b91114253d5ULL), 31) * 0x4cf5ad432745937fULL;
+  if (partial_len_ != 0)
+    h = rotl(h ^ (partial_ * 0x87c37b91114253d5ULL), 31) * 0x4cf5ad432745937fULL;
   return splitmix64(h ^ size_);
 }
 

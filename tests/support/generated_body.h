@@ -18,8 +18,7 @@ namespace balancer::test {
 std::string generated_body(std::string_view name, size_t size);
 
 // Bytes [offset, offset + length) of the body for `name`; appends to `out`.
-void append_generated_slice(std::string_view name, size_t offset, size_t length,
-                            std::string& out);
+void append_generated_slice(std::string_view name, size_t offset, size_t length, std::string& out);
 
 // Strong ETag (quoted) that test_origin sends for /gen/<size>/<name>.
 std::string generated_etag(std::string_view name, size_t size);

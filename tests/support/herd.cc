@@ -74,6 +74,24 @@ std::string percentiles_json(const Percentiles& p) {
 
 }  // namespace
 
+std::optional<std::pair<size_t, std::string>> generated_target(std::string_view url) {
+  const auto scheme = url.find("://");
+  if (scheme != std::string_view::npos) {
+    url.remove_prefix(scheme + 3);
+    const auto slash = url.find('/');
+    url = slash == std::string_view::npos ? std::string_view() : url.substr(slash);
+  }
+  url = url.substr(0, url.find_first_of("?#"));
+  const auto gen = url.rfind("/gen/");
+  if (gen == std::string_view::npos) return std::nullopt;
+  const std::string_view rest = url.substr(gen + 5);
+  const auto slash = rest.find('/');
+  if (slash == std::string_view::npos || slash + 1 >= rest.size()) return std::nullopt;
+  const auto size = parse_size(rest.substr(0, slash));
+  if (!size) return std::nullopt;
+  return std::make_pair(*size, std::string(rest.substr(slash + 1)));
+}
+
 size_t raise_open_file_limit() {
   rlimit lim{};
   if (getrlimit(RLIMIT_NOFILE, &lim) != 0) return 0;
@@ -166,8 +184,10 @@ std::string HerdResult::summary_json(const std::string& url) const {
     j += (first ? "" : ",") + json_string(s);
     first = false;
   }
-  if (!setup_error.empty()) j += "],\"setup_error\":" + json_string(setup_error) + "}";
-  else j += "]}";
+  if (!setup_error.empty())
+    j += "],\"setup_error\":" + json_string(setup_error) + "}";
+  else
+    j += "]}";
   return j;
 }
 
@@ -249,6 +269,8 @@ HerdResult run_herd(const HerdOptions& options) {
       } else if (options.expect_size && c.body_size != *options.expect_size) {
         c.error = "body size " + std::to_string(c.body_size) + " != expected " +
                   std::to_string(*options.expect_size);
+      } else if (options.expect_hash && c.body_hash != *options.expect_hash) {
+        c.error = "body differs from the expected bytes";
       }
     }
     if (running > 0) curl_multi_poll(multi.get(), nullptr, 0, 100, nullptr);

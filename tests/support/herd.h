@@ -9,6 +9,8 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "support/http_client.h"
@@ -23,11 +25,12 @@ struct HerdOptions {
   bool forbid_reuse = true;                   // close each connection when its transfer ends
   bool keep_bodies = false;                   // else only size and hash are kept
   std::optional<size_t> expect_size;          // another body size makes that client an error
+  std::optional<uint64_t> expect_hash;        // another body_hash() makes that client an error
 };
 
 struct HerdClient {
   long status = 0;    // 0 when no response arrived
-  std::string error;  // "" when the transfer succeeded with a 2xx (and expected size)
+  std::string error;  // "" when the transfer succeeded with a 2xx (and expected size, hash)
   // Milliseconds from the common start instant; -1 when it never happened.
   double headers_ms = -1;     // first response byte
   double first_byte_ms = -1;  // first body byte
@@ -56,8 +59,8 @@ struct HerdResult {
 
   size_t ok_count() const;
   size_t error_count() const { return clients.size() - ok_count(); }
-  Percentiles first_byte_ms() const;  // over ok clients
-  Percentiles total_ms() const;       // over ok clients
+  Percentiles first_byte_ms() const;               // over ok clients
+  Percentiles total_ms() const;                    // over ok clients
   std::map<uint64_t, size_t> hash_counts() const;  // body hash → clients, ok clients only
   std::map<long, size_t> status_counts() const;    // every client; 0 = no response
   // {"url","n","ok","errors","statuses","first_byte_ms":{p50,p95,p99,max},
@@ -68,6 +71,10 @@ struct HerdResult {
 // Runs the herd and blocks until every client finished or timed out. Raises the
 // RLIMIT_NOFILE soft limit to the hard limit first. Any thread may call it.
 HerdResult run_herd(const HerdOptions& options);
+
+// For a URL whose path contains /gen/<size>/<name> (test_origin's generated bodies,
+// possibly behind a cache prefix like /o/demo): the size and the name. nullopt otherwise.
+std::optional<std::pair<size_t, std::string>> generated_target(std::string_view url);
 
 // Sets the RLIMIT_NOFILE soft limit to the hard limit; returns the new soft limit.
 size_t raise_open_file_limit();

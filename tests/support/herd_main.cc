@@ -1,5 +1,8 @@
 // herd: command-line front end of run_herd (support/herd.h) for scripts/bench.
-//   herd --url U -n N [--expect-size S] [--timeout-ms T] [-H 'Name: value'] [--json]
+//   herd --url U -n N [--expect-size S] [--verify-gen] [--timeout-ms T] [-H 'Name: value']
+//        [--keep-alive] [--json]
+// --verify-gen: the URL names a test_origin /gen/<size>/<name> body (behind any prefix);
+// a client whose bytes differ from generated_body(name, size) counts as an error.
 // Exit status: 0 when the herd ran (see "ok"/"errors" in the output), 2 on bad usage
 // or when the herd could not start.
 #include <cstdio>
@@ -13,9 +16,15 @@
 namespace {
 
 void usage() {
-  std::fprintf(stderr,
-               "usage: herd --url URL -n N [--expect-size BYTES|1M] [--timeout-ms MS]\n"
-               "            [-H 'Name: value']... [--keep-alive] [--json]\n");
+  std::fprintf(
+      stderr,
+      "usage: herd --url URL -n N [--expect-size BYTES|1M] [--verify-gen] [--timeout-ms MS]\n"
+      "            [-H 'Name: value']... [--keep-alive] [--json]\n");
+}
+
+int bad_usage() {
+  usage();
+  return 2;
 }
 
 std::optional<long> to_long(const char* s) {
@@ -31,31 +40,34 @@ int main(int argc, char** argv) {
   using balancer::test::HerdOptions;
   HerdOptions options;
   bool json = false;
+  bool verify_gen = false;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     const bool has_next = i + 1 < argc;
     if (arg == "--json") {
       json = true;
+    } else if (arg == "--verify-gen") {
+      verify_gen = true;
     } else if (arg == "--keep-alive") {
       options.forbid_reuse = false;
     } else if (arg == "--url" && has_next) {
       options.url = argv[++i];
     } else if ((arg == "-n" || arg == "--clients") && has_next) {
       const auto v = to_long(argv[++i]);
-      if (!v || *v < 1 || *v > 100000) return usage(), 2;
+      if (!v || *v < 1 || *v > 100000) return bad_usage();
       options.clients = static_cast<int>(*v);
     } else if (arg == "--expect-size" && has_next) {
       const auto v = balancer::test::parse_size(argv[++i]);
-      if (!v) return usage(), 2;
+      if (!v) return bad_usage();
       options.expect_size = *v;
     } else if (arg == "--timeout-ms" && has_next) {
       const auto v = to_long(argv[++i]);
-      if (!v || *v < 1) return usage(), 2;
+      if (!v || *v < 1) return bad_usage();
       options.timeout = std::chrono::milliseconds(*v);
     } else if (arg == "-H" && has_next) {
       const std::string h = argv[++i];
       const auto colon = h.find(':');
-      if (colon == std::string::npos) return usage(), 2;
+      if (colon == std::string::npos) return bad_usage();
       std::string value = h.substr(colon + 1);
       value.erase(0, value.find_first_not_of(' '));
       options.headers.emplace_back(h.substr(0, colon), value);
@@ -67,6 +79,16 @@ int main(int argc, char** argv) {
   if (options.url.empty()) {
     usage();
     return 2;
+  }
+  if (verify_gen) {
+    const auto target = balancer::test::generated_target(options.url);
+    if (!target) {
+      std::fprintf(stderr, "herd: --verify-gen needs a URL with /gen/<size>/<name>\n");
+      return 2;
+    }
+    options.expect_size = target->first;
+    options.expect_hash =
+        balancer::test::body_hash(balancer::test::generated_body(target->second, target->first));
   }
 
   const auto result = balancer::test::run_herd(options);

@@ -152,9 +152,8 @@ HttpResponse http_request(const HttpRequest& request) {
   return response;
 }
 
-HttpResponse http_request(std::string_view method, std::string_view url,
-                          const HttpHeaders& headers, std::string_view body,
-                          std::chrono::milliseconds timeout) {
+HttpResponse http_request(std::string_view method, std::string_view url, const HttpHeaders& headers,
+                          std::string_view body, std::chrono::milliseconds timeout) {
   HttpRequest request;
   request.method = std::string(method);
   request.url = std::string(url);

@@ -11,7 +11,8 @@ TestOrigin::TestOrigin(const TestOriginOptions& options) {
   if (binary.empty()) throw std::runtime_error("test_origin not found under " + binary_dir());
   std::vector<std::string> argv{binary, "--host", "127.0.0.1", "--port", "0"};
   if (!options.root.empty()) argv.insert(argv.end(), {"--root", options.root});
-  if (options.delay_ms > 0) argv.insert(argv.end(), {"--delay-ms", std::to_string(options.delay_ms)});
+  if (options.delay_ms > 0)
+    argv.insert(argv.end(), {"--delay-ms", std::to_string(options.delay_ms)});
   if (options.rate_kbps > 0) {
     argv.insert(argv.end(), {"--rate-kbps", std::to_string(options.rate_kbps)});
   }
@@ -25,9 +26,13 @@ TestOrigin::TestOrigin(const TestOriginOptions& options) {
   }
 }
 
-std::string TestOrigin::url(std::string_view path) const { return local_url(port_, path); }
+std::string TestOrigin::url(std::string_view path) const {
+  return local_url(port_, path);
+}
 
-std::string TestOrigin::base_url() const { return local_url(port_, ""); }
+std::string TestOrigin::base_url() const {
+  return local_url(port_, "");
+}
 
 int64_t TestOrigin::count(std::string_view path) const {
   const auto r = http_get(url("/__stats?path=" + url_encode(path)));
@@ -40,7 +45,9 @@ std::string TestOrigin::stats_json() const {
   return r.ok() && r.status == 200 ? r.body : std::string();
 }
 
-int64_t TestOrigin::total() const { return json_integer(stats_json(), "total").value_or(-1); }
+int64_t TestOrigin::total() const {
+  return json_integer(stats_json(), "total").value_or(-1);
+}
 
 int64_t TestOrigin::in_flight() const {
   return json_integer(stats_json(), "in_flight").value_or(-1);

@@ -15,8 +15,8 @@
 namespace balancer::test {
 
 struct TestOriginOptions {
-  std::string root;   // --root: served under /files/ ("" = none)
-  long delay_ms = 0;  // --delay-ms default for /gen
+  std::string root;    // --root: served under /files/ ("" = none)
+  long delay_ms = 0;   // --delay-ms default for /gen
   long rate_kbps = 0;  // --rate-kbps default for /gen
   std::vector<std::string> extra_args;
   std::chrono::milliseconds start_timeout{5'000};
@@ -37,9 +37,9 @@ class TestOrigin {
   // Requests the origin counted for `path` (exact, with or without query), via
   // /__stats?path=. -1 when the stats request fails.
   int64_t count(std::string_view path) const;
-  int64_t total() const;          // all counted requests; -1 on failure
-  int64_t in_flight() const;      // requests started and not finished; -1 on failure
-  int64_t max_in_flight() const;  // since start or the last reset(); -1 on failure
+  int64_t total() const;           // all counted requests; -1 on failure
+  int64_t in_flight() const;       // requests started and not finished; -1 on failure
+  int64_t max_in_flight() const;   // since start or the last reset(); -1 on failure
   std::string stats_json() const;  // GET /__stats body ("" on failure)
   bool reset() const;              // POST /__reset
 

@@ -124,7 +124,9 @@ TempDir::TempDir(std::string_view prefix) {
   path_ = std::move(templ);
 }
 
-TempDir::~TempDir() { remove(); }
+TempDir::~TempDir() {
+  remove();
+}
 
 TempDir::TempDir(TempDir&& other) noexcept : path_(std::exchange(other.path_, {})) {}
 
@@ -136,7 +138,9 @@ TempDir& TempDir::operator=(TempDir&& other) noexcept {
   return *this;
 }
 
-std::string TempDir::file(std::string_view name) const { return path_ + "/" + std::string(name); }
+std::string TempDir::file(std::string_view name) const {
+  return path_ + "/" + std::string(name);
+}
 
 void TempDir::remove() {
   if (path_.empty()) return;
@@ -331,7 +335,9 @@ bool ChildProcess::reap(bool block) {
   return true;
 }
 
-bool ChildProcess::running() { return pid_ > 0 && !reap(false); }
+bool ChildProcess::running() {
+  return pid_ > 0 && !reap(false);
+}
 
 std::optional<std::string> ChildProcess::wait_for_line(
     const std::function<bool(std::string_view)>& predicate, Deadline deadline) {
@@ -341,8 +347,7 @@ std::optional<std::string> ChildProcess::wait_for_line(
       if (predicate(lines_[next_line_])) return lines_[next_line_++];
     }
     if (stdout_closed_) return std::nullopt;
-    if (cv_.wait_until(lock, deadline) == std::cv_status::timeout &&
-        next_line_ == lines_.size()) {
+    if (cv_.wait_until(lock, deadline) == std::cv_status::timeout && next_line_ == lines_.size()) {
       return std::nullopt;
     }
   }
@@ -399,7 +404,9 @@ std::optional<int> parse_listening_port(std::string_view line) {
   return port;
 }
 
-std::string binary_dir() { return BALANCER_BINARY_DIR; }
+std::string binary_dir() {
+  return BALANCER_BINARY_DIR;
+}
 
 std::string binary_path(std::string_view name) {
   namespace fs = std::filesystem;

@@ -9,7 +9,6 @@
 
 #include <chrono>
 #include <condition_variable>
-#include <deque>
 #include <functional>
 #include <mutex>
 #include <optional>
@@ -25,7 +24,9 @@ using Clock = std::chrono::steady_clock;
 using Deadline = Clock::time_point;
 
 // Now + `timeout`.
-inline Deadline deadline_in(std::chrono::milliseconds timeout) { return Clock::now() + timeout; }
+inline Deadline deadline_in(std::chrono::milliseconds timeout) {
+  return Clock::now() + timeout;
+}
 
 // Polls `condition` every `poll` until it returns true (→ true) or `timeout` passes
 // (→ false; the condition is checked one last time at the deadline).

@@ -17,7 +17,9 @@ namespace bt = balancer::test;
 
 namespace {
 
-double ms(std::chrono::microseconds us) { return static_cast<double>(us.count()) / 1000.0; }
+double ms(std::chrono::microseconds us) {
+  return static_cast<double>(us.count()) / 1000.0;
+}
 
 }  // namespace
 
@@ -147,8 +149,8 @@ TEST_CASE("test_origin /gen serves the generated body with cache headers, HEAD t
   CHECK(bt::http_get(origin.url("/gen/16/k.key")).header("Content-Type") ==
         "application/octet-stream");
 
-  const auto not_modified = bt::http_get(origin.url("/gen/1M/live/chunk1.ts"),
-                                         {{"If-None-Match", *r.header("ETag")}});
+  const auto not_modified =
+      bt::http_get(origin.url("/gen/1M/live/chunk1.ts"), {{"If-None-Match", *r.header("ETag")}});
   CHECK(not_modified.status == 304);
   CHECK(bt::http_get(origin.url("/missing/chunk.ts")).status == 404);
   CHECK(bt::http_get(origin.url("/gen/xyz/a.ts")).status == 400);
@@ -259,8 +261,8 @@ TEST_CASE("test_origin /files serves from --root, refuses traversal, m3u8 is no-
   CHECK(bt::http_get(origin.url("/files/live")).status == 404);
 
   bt::HttpRequest traversal;
-  traversal.url = origin.url("/files/../" + std::filesystem::path(outside.path()).filename().string() +
-                             "/secret.txt");
+  traversal.url = origin.url(
+      "/files/../" + std::filesystem::path(outside.path()).filename().string() + "/secret.txt");
   traversal.path_as_is = true;
   CHECK(bt::http_request(traversal).status == 403);
   CHECK(bt::http_get(origin.url("/files/live/%2e%2e/%2e%2e/etc/passwd")).status == 403);
@@ -280,6 +282,7 @@ TEST_CASE("herd of 50 clients gets 50 identical bodies, origin counts 50 request
   options.url = origin.url("/gen/256K/herd.ts");
   options.clients = 50;
   options.expect_size = 256 * 1024;
+  options.expect_hash = bt::body_hash(bt::generated_body("herd.ts", 256 * 1024));
   const auto result = bt::run_herd(options);
   CHECK(result.setup_error.empty());
   CHECK(result.ok_count() == 50);
@@ -321,4 +324,14 @@ TEST_CASE("test_origin /x/<params>/ puts behaviour in the path; the query overri
   CHECK(ok.body == bt::generated_body("p.ts", 1024));
   CHECK(origin.count("/x/delay_ms=200,status=503/gen/1K/p.ts") == 1);
   CHECK(bt::http_get(origin.url("/x/rate_kbps=oops/gen/1K/p.ts")).status == 400);
+}
+
+TEST_CASE("generated_target finds /gen/<size>/<name> behind any prefix") {
+  const auto t =
+      bt::generated_target("http://127.0.0.1:81/o/demo/x/rate_kbps=1/gen/1M/live/a.ts?q=1");
+  REQUIRE(t);
+  CHECK(t->first == size_t{1} << 20);
+  CHECK(t->second == "live/a.ts");
+  CHECK_FALSE(bt::generated_target("http://127.0.0.1/files/a.ts"));
+  CHECK_FALSE(bt::generated_target("/gen/1M/"));
 }

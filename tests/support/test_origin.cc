@@ -10,6 +10,7 @@
 // hang=1. --delay-ms / --rate-kbps set defaults for /gen only.
 //
 // Single-threaded: everything runs on one libevent loop; SIGTERM/SIGINT are loop events.
+#include <arpa/inet.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
@@ -17,7 +18,6 @@
 #include <event2/keyvalq_struct.h>
 #include <event2/listener.h>
 #include <event2/util.h>
-#include <arpa/inet.h>
 #include <linux/sockios.h>
 #include <netinet/in.h>
 #include <sys/ioctl.h>
@@ -224,7 +224,6 @@ struct Exchange {
   Clock::time_point stream_start{};
   Clock::time_point close_deadline{};
   EventPtr timer;
-
 };
 
 class Origin {
@@ -295,7 +294,8 @@ class Origin {
       error = std::string("getsockname: ") + std::strerror(errno);
       return -1;
     }
-    if (bound.ss_family == AF_INET6) return ntohs(reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port);
+    if (bound.ss_family == AF_INET6)
+      return ntohs(reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port);
     return ntohs(reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
   }
 
@@ -385,7 +385,8 @@ class Origin {
       // /gen/<size>/<name>; the name may contain further slashes.
       const std::string rest = route.substr(5);
       const auto slash = rest.find('/');
-      const auto size = slash == std::string::npos ? std::nullopt : parse_size(rest.substr(0, slash));
+      const auto size =
+          slash == std::string::npos ? std::nullopt : parse_size(rest.substr(0, slash));
       if (!size || slash + 1 >= rest.size()) {
         reply_text(ex, HTTP_BADREQUEST, "expected /gen/<size>/<name>\n");
         return;
@@ -462,7 +463,8 @@ class Origin {
     const fs::path full = fs::weakly_canonical(root / rel, ec);
     if (ec) return HTTP_NOTFOUND;
     // Refuse anything resolving outside root, symlinks included.
-    const auto [root_end, full_it] = std::mismatch(root.begin(), root.end(), full.begin(), full.end());
+    const auto [root_end, full_it] =
+        std::mismatch(root.begin(), root.end(), full.begin(), full.end());
     if (root_end != root.end()) return 403;
     struct stat st {};
     if (::stat(full.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return HTTP_NOTFOUND;
@@ -583,8 +585,8 @@ class Origin {
       return;
     }
     // One tick of credit up front, so the first bytes leave with the headers.
-    const double elapsed =
-        std::chrono::duration<double>(Clock::now() - ex->stream_start).count() + kTick.count() / 1000.0;
+    const double elapsed = std::chrono::duration<double>(Clock::now() - ex->stream_start).count() +
+                           kTick.count() / 1000.0;
     const double due = elapsed * static_cast<double>(ex->behaviour.rate_kbps) * 1000.0 / 8.0;
     const size_t target = std::min(ex->limit, static_cast<size_t>(due));
     if (target > ex->sent) send_slice(ex, target - ex->sent);
@@ -623,8 +625,8 @@ class Origin {
     }
     evhttp_connection* conn = ex->conn;
     evhttp_request_set_on_complete_cb(ex->req, nullptr, nullptr);
-    finish(ex);                     // frees ex and its timer; safe inside the timer callback
-    evhttp_connection_free(conn);   // frees the request too
+    finish(ex);                    // frees ex and its timer; safe inside the timer callback
+    evhttp_connection_free(conn);  // frees the request too
   }
 
   void reply_text(Exchange* ex, int status, const std::string& text) {
@@ -824,4 +826,6 @@ int run(int argc, char** argv) {
 }  // namespace
 }  // namespace balancer::test
 
-int main(int argc, char** argv) { return balancer::test::run(argc, argv); }
+int main(int argc, char** argv) {
+  return balancer::test::run(argc, argv);
+}
