@@ -235,3 +235,25 @@ TEST_CASE("http server: drain stops accepting and waits for replies in progress"
   REQUIRE(run_until(loop.base.get(), [&] { return refused_done; }));
   CHECK((!refused.ok || refused.status == 503));
 }
+
+TEST_CASE("http server: drain finishes promptly when a streamed reply ends after its bytes are flushed") {
+  Loop loop;  // drain timeout 5 s: finishing well before it shows the reply was accounted
+  std::vector<common::HttpExchange> parked;
+  loop.server->route("/stream", {"GET"}, [&](common::HttpExchange& ex) {
+    ex.add_header("Content-Length", "3");  // no chunked terminator left to write at end()
+    ex.start(200);
+    ex.send("abc", 3);
+    parked.push_back(std::move(ex));
+  });
+  std::string body;
+  bool done = false;
+  common::FetchRequest request{loop.url("/stream"), "GET", {}, std::nullopt};
+  loop.client->fetch(request, {nullptr, [&](std::string_view d) { body.append(d); },
+                               [&](const common::FetchResult&) { done = true; }});
+  REQUIRE(run_until(loop.base.get(), [&] { return body == "abc"; }));
+  bool drained = false;
+  loop.server->drain([&] { drained = true; });
+  // The output buffer is empty now, so evhttp completes the request inside end().
+  parked[0].end();
+  CHECK(run_until(loop.base.get(), [&] { return drained && done; }, std::chrono::milliseconds(2000)));
+}
