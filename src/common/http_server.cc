@@ -133,7 +133,7 @@ std::string redact_target(std::string_view target) {
     if (!first) out += '&';
     first = false;
     if (eq != std::string_view::npos &&
-        (name == "key" || name == "token" || name == "password" || name == "operator_key")) {
+        (name == "key" || name == "token" || name == "password" || name == "operator_key" || name == "ticket")) {
       out.append(name).append("=***");
     } else {
       out.append(param);

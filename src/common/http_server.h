@@ -171,7 +171,7 @@ void announce_listening(const std::string& service, uint16_t port);
 std::optional<std::string> percent_decode(std::string_view in, bool plus_as_space = false);
 
 // The request target with the values of secret-bearing query parameters
-// (key, token, password, operator_key) replaced by "***", for logs.
+// (key, token, password, operator_key, ticket) replaced by "***", for logs.
 std::string redact_target(std::string_view target);
 
 }  // namespace common

@@ -18,6 +18,7 @@ TEST_CASE("redact_target: secret-bearing query values never reach the log") {
   CHECK(common::redact_target("/x?a=1&token=t&password=p") == "/x?a=1&token=***&password=***");
   CHECK(common::redact_target("/plain") == "/plain");
   CHECK(common::redact_target("/x?operator_key=zz") == "/x?operator_key=***");
+  CHECK(common::redact_target("/hls/c/m.m3u8?cache=a&ticket=t0k") == "/hls/c/m.m3u8?cache=a&ticket=***");
 }
 
 TEST_CASE("json: error bodies follow the contract and escape their text") {

@@ -1,0 +1,123 @@
+// The balancer: serves each viewer a rewritten copy of a channel's HLS playlists
+// (DESIGN.md flows 1, 2 and 6). Source playlists are fetched from the channel's
+// origin once for all viewers and cached by kind; chunk links lead to the
+// nearest usable cache node (signed) or to origin; key links lead back to the
+// balancer, which serves keys only to entitled viewers. Also /health, /metrics,
+// reload of channels and caches on SIGHUP, graceful drain.
+//
+// URL scheme, config reference, cache choice and freshness: docs/balancer.md.
+// Everything runs on one event loop; every method is for the loop thread.
+#pragma once
+
+#include <event2/event.h>
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "balancer/cidr.h"
+#include "balancer/source_policy.h"
+#include "common/config.h"
+#include "common/http_server.h"
+#include "common/result.h"
+
+namespace balancer {
+
+struct OriginConfig {
+  std::string url;  // base URL, no trailing slash; may carry a path prefix
+};
+
+// One entry of the channels file.
+struct ChannelConfig {
+  std::string id;  // [A-Za-z0-9_-]{1,64}; the /hls/<id>/ in URLs
+  std::string title;
+  std::string origin;   // an id of BalancerConfig::origins
+  std::string source;   // "/path[?query]" of the master (or media) playlist on that origin
+  bool free = false;    // free: true, or
+  std::string product;  // the product that unlocks a paid channel
+};
+
+// One entry of the caches file.
+struct CacheConfig {
+  std::string id;
+  std::string site;
+  std::string url;                         // public base URL viewers use, no trailing slash
+  std::string health_url;                  // default url + "/health"
+  std::vector<std::string> networks_text;  // as written, for /health
+  std::vector<Cidr> networks;              // coverage, IPv4 and IPv6
+};
+
+struct HealthConfig {
+  std::chrono::milliseconds interval{1000};
+  std::chrono::milliseconds timeout{800};
+  int up_after = 2;
+  int down_after = 2;
+};
+
+struct BalancerConfig {
+  std::string main_file;
+  std::string channels_file;  // resolved against the main file's directory
+  std::string caches_file;
+  common::HttpServerOptions server;
+  std::string public_url;  // "" → links back to the balancer are path-absolute
+  std::map<std::string, OriginConfig> origins;
+  // Chunk URL signing (same keys as the cache nodes; first signs).
+  std::vector<std::string> signing_keys;
+  std::chrono::seconds chunk_url_lifetime{120};
+  // Playback tickets.
+  std::vector<std::string> ticket_keys;
+  bool allow_anonymous = false;  // free channels play with viewer=<id> and no ticket
+  PlaylistTimings playlists;
+  std::chrono::milliseconds key_ttl{30000};
+  size_t key_max_bytes = 64 * 1024;
+  HealthConfig health;
+  std::chrono::milliseconds upstream_connect_timeout{2000};
+  bool upstream_http2 = true;
+  std::chrono::milliseconds viewer_idle{30000};
+  std::string operator_key;  // placeholder for the operator endpoints ("" = disabled)
+  bool operator_allow_loopback = true;
+  std::string log_level = "info";
+  std::vector<ChannelConfig> channels;
+  std::vector<CacheConfig> caches;
+};
+
+// Reads the main file (with `--set` overrides) and the channels and caches files
+// it names. Every error names the file and the key ("bad_config").
+common::Result<BalancerConfig> load_balancer_config(const std::string& main_path,
+                                                    const std::vector<std::string>& overrides);
+
+// The same from parsed documents (tests): the main document's channels_file and
+// caches_file are resolved but not read.
+common::Result<BalancerConfig> read_main_config(const common::ConfigDocument& main);
+// Fill config.channels / config.caches; cross-checks against config.origins.
+common::Status read_channels(const common::ConfigDocument& doc, BalancerConfig& config);
+common::Status read_caches(const common::ConfigDocument& doc, BalancerConfig& config);
+
+class Balancer {
+ public:
+  // Binds the listen address and starts health polling. Fails with
+  // "listen_failed" or "bad_config" (keys that passed parsing but cannot be used).
+  static common::Result<std::unique_ptr<Balancer>> create(event_base& base, BalancerConfig config);
+  ~Balancer();
+
+  uint16_t port() const;
+  // Applies a freshly loaded config (parse → validate → swap): channels, caches,
+  // origins, keys, timings, log level. Listen address and server limits change
+  // only on restart. An error (or a config that cannot be applied) is logged,
+  // counted in balancer_config_reloads_total{result="rejected"}, and the running
+  // config stays.
+  void reload(common::Result<BalancerConfig> fresh);
+  // Graceful shutdown: stop accepting, finish replies, then on_drained.
+  void drain(std::function<void()> on_drained);
+
+  struct Impl;
+
+ private:
+  explicit Balancer(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace balancer

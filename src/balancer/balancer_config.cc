@@ -1,0 +1,297 @@
+// Reading and validating the balancer's three config files.
+#include <filesystem>
+#include <set>
+
+#include "balancer/balancer.h"
+#include "common/log.h"
+#include "common/playback_ticket.h"
+
+namespace balancer {
+namespace {
+
+std::string trim_slash(std::string url) {
+  while (!url.empty() && url.back() == '/') url.pop_back();
+  return url;
+}
+
+bool is_http_url(const std::string& url) {
+  return (url.rfind("http://", 0) == 0 && url.size() > 7) ||
+         (url.rfind("https://", 0) == 0 && url.size() > 8);
+}
+
+// A source path on an origin: "/a/b.m3u8[?query]", no fragment, no dot segments.
+std::string check_source_path(const std::string& source) {
+  if (source.empty() || source.front() != '/') return "must be a path starting with '/'";
+  if (source.rfind("//", 0) == 0) return "must be a path on the origin, not a URL";
+  for (char c : source) {
+    if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f || c == '#' || c == '\\') {
+      return "must not contain spaces, control characters, '#' or '\\'";
+    }
+  }
+  std::string path = source.substr(0, source.find('?'));
+  size_t start = 1;
+  while (start <= path.size()) {
+    size_t end = path.find('/', start);
+    if (end == std::string::npos) end = path.size();
+    std::string seg = path.substr(start, end - start);
+    if (seg == "." || seg == "..") return "must not contain '.' or '..' segments";
+    start = end + 1;
+  }
+  if (path.size() < 2 || path.back() == '/') return "must name a playlist file, not a directory";
+  return "";
+}
+
+std::chrono::milliseconds ms(int64_t v) {
+  return std::chrono::milliseconds(v);
+}
+std::chrono::milliseconds seconds_as_ms(double s) {
+  return std::chrono::milliseconds(static_cast<int64_t>(s * 1000));
+}
+
+}  // namespace
+
+common::Result<BalancerConfig> read_main_config(const common::ConfigDocument& doc) {
+  common::ConfigReader root(doc);
+  BalancerConfig c;
+  c.main_file = doc.file();
+  {
+    auto listen = root.object("listen");
+    c.server.host = listen.string("host", "127.0.0.1");
+    c.server.port = static_cast<uint16_t>(listen.integer("port", 8090, 0, 65535));
+    listen.finish();
+  }
+  c.public_url = trim_slash(root.string("public_url", ""));
+  if (!c.public_url.empty() && !is_http_url(c.public_url)) {
+    root.fail("public_url", "must be empty or a URL starting with http:// or https://");
+  }
+  std::filesystem::path dir = std::filesystem::path(doc.file()).parent_path();
+  auto resolve = [&](const std::string& file) {
+    if (file.empty() || std::filesystem::path(file).is_absolute()) return file;
+    return (dir / file).lexically_normal().string();
+  };
+  c.channels_file = resolve(root.required_string("channels_file"));
+  c.caches_file = resolve(root.required_string("caches_file"));
+
+  root.each_member("origins", [&](const std::string& id, common::ConfigReader& origin) {
+    OriginConfig o;
+    o.url = trim_slash(origin.required_string("url"));
+    if (!o.url.empty() && !is_http_url(o.url))
+      origin.fail("url", "must start with http:// or https://");
+    if (o.url.find('?') != std::string::npos || o.url.find('#') != std::string::npos) {
+      origin.fail("url", "must be a base URL without query or fragment");
+    }
+    if (!common::valid_channel_id(id)) {
+      origin.fail("url",
+                  "origin id '" + id + "' may only use letters, digits, '-' and '_' (1 to 64)");
+    }
+    c.origins[id] = o;
+  });
+  if (c.origins.empty()) root.fail("origins", "at least one origin is required");
+  {
+    auto signing = root.object("signing");
+    c.signing_keys = signing.string_list("keys", {});
+    if (c.signing_keys.empty())
+      signing.fail("keys", "at least one key is required (the cache nodes' keys)");
+    for (const auto& k : c.signing_keys) {
+      if (k.size() < 16) signing.fail("keys", "every key must be at least 16 characters");
+    }
+    c.chunk_url_lifetime =
+        std::chrono::seconds(signing.integer("chunk_url_lifetime_s", 120, 10, 86400));
+    signing.finish();
+  }
+  {
+    auto playback = root.object("playback");
+    c.ticket_keys = playback.string_list("ticket_keys", {});
+    if (c.ticket_keys.empty()) playback.fail("ticket_keys", "at least one key is required");
+    for (const auto& k : c.ticket_keys) {
+      if (k.size() < 16) playback.fail("ticket_keys", "every key must be at least 16 characters");
+    }
+    c.allow_anonymous = playback.boolean("allow_anonymous", false);
+    c.viewer_idle = seconds_as_ms(playback.number("viewer_idle_s", 30, 1, 3600));
+    playback.finish();
+  }
+  {
+    auto p = root.object("playlists");
+    PlaylistTimings& t = c.playlists;
+    t.master_ttl = ms(p.integer("master_ttl_ms", 5000, 0, 3600 * 1000));
+    t.vod_ttl = seconds_as_ms(p.number("vod_ttl_s", 300, 0, 86400));
+    t.live_max_lag = ms(p.integer("live_max_lag_ms", 500, 0, 500));
+    t.live_refresh = ms(p.integer("live_refresh_ms", 250, 20, 60000));
+    t.live_idle = seconds_as_ms(p.number("live_idle_s", 10, 0.1, 3600));
+    t.master_stale = seconds_as_ms(p.number("master_stale_s", 30, 0, 86400));
+    t.fetch_timeout = ms(p.integer("fetch_timeout_ms", 3000, 100, 600000));
+    t.blocking_timeout = ms(p.integer("blocking_timeout_ms", 15000, 100, 600000));
+    t.error_hold = ms(p.integer("error_hold_ms", 250, 0, 60000));
+    t.evict_after = seconds_as_ms(p.number("evict_after_s", 60, 1, 86400));
+    t.max_bytes = static_cast<size_t>(p.integer("max_bytes", 4 << 20, 1024, 64 << 20));
+    t.max_entries = static_cast<size_t>(p.integer("max_entries", 10000, 16, 10000000));
+    if (t.live_refresh >= t.live_max_lag && t.live_max_lag.count() > 0) {
+      p.fail("live_refresh_ms",
+             "must be below live_max_lag_ms, or viewers would wait for every refresh");
+    }
+    p.finish();
+  }
+  {
+    auto k = root.object("key_delivery");
+    c.key_ttl = seconds_as_ms(k.number("ttl_s", 30, 0, 86400));
+    c.key_max_bytes = static_cast<size_t>(k.integer("max_bytes", 65536, 16, 1 << 20));
+    k.finish();
+  }
+  {
+    auto h = root.object("health");
+    c.health.interval = ms(h.integer("interval_ms", 1000, 50, 600000));
+    c.health.timeout = ms(h.integer("timeout_ms", 800, 10, 600000));
+    c.health.up_after = static_cast<int>(h.integer("up_after", 2, 1, 100));
+    c.health.down_after = static_cast<int>(h.integer("down_after", 2, 1, 100));
+    if (c.health.timeout > c.health.interval) h.fail("timeout_ms", "must not exceed interval_ms");
+    h.finish();
+  }
+  {
+    auto u = root.object("upstream");
+    c.upstream_connect_timeout = ms(u.integer("connect_timeout_ms", 2000, 1, 60000));
+    c.upstream_http2 = u.boolean("http2", true);
+    u.finish();
+  }
+  {
+    auto o = root.object("operator");
+    c.operator_key = o.string("key", "");
+    if (!c.operator_key.empty() && c.operator_key.size() < 16)
+      o.fail("key", "must be empty or at least 16 characters");
+    c.operator_allow_loopback = o.boolean("allow_loopback", true);
+    o.finish();
+  }
+  {
+    auto server = root.object("server");
+    c.server.max_header_bytes =
+        static_cast<size_t>(server.integer("max_header_bytes", 16384, 1024, 1 << 20));
+    c.server.max_body_bytes =
+        static_cast<size_t>(server.integer("max_body_bytes", 65536, 0, 1 << 24));
+    c.server.io_timeout_s = static_cast<int>(server.integer("io_timeout_s", 30, 1, 3600));
+    c.server.drain_timeout_s = static_cast<int>(server.integer("drain_timeout_s", 10, 0, 3600));
+    c.server.access_log = server.boolean("access_log", true);
+    server.finish();
+  }
+  {
+    auto log = root.object("log");
+    c.log_level = log.string("level", "info");
+    common::LogLevel level;
+    if (!common::parse_log_level(c.log_level, level))
+      log.fail("level", "expected debug, info, warn or error");
+    log.finish();
+  }
+  c.server.service = "balancer";
+  root.finish();
+  if (!root.ok()) return common::Error{"bad_config", root.error_text()};
+  return c;
+}
+
+common::Status read_channels(const common::ConfigDocument& doc, BalancerConfig& config) {
+  common::ConfigReader root(doc);
+  std::vector<ChannelConfig> channels;
+  std::set<std::string> ids;
+  bool present = doc.root().IsObject() && doc.root().HasMember("channels");
+  root.each_element("channels", [&](size_t, common::ConfigReader& r) {
+    ChannelConfig ch;
+    ch.id = r.required_string("id");
+    if (!ch.id.empty() && !common::valid_channel_id(ch.id)) {
+      r.fail("id", "may only use letters, digits, '-' and '_' (1 to 64)");
+    }
+    if (!ch.id.empty() && !ids.insert(ch.id).second)
+      r.fail("id", "duplicate channel id '" + ch.id + "'");
+    ch.title = r.string("title", ch.id);
+    ch.origin = r.required_string("origin");
+    if (!ch.origin.empty() && !config.origins.count(ch.origin)) {
+      std::string known;
+      for (const auto& [id, o] : config.origins) known += (known.empty() ? "" : ", ") + id;
+      r.fail("origin", "unknown origin '" + ch.origin + "' (origins in " + config.main_file + ": " +
+                           known + ")");
+    }
+    ch.source = r.required_string("source");
+    if (!ch.source.empty()) {
+      std::string problem = check_source_path(ch.source);
+      if (!problem.empty()) r.fail("source", problem);
+    }
+    ch.free = r.boolean("free", false);
+    ch.product = r.string("product", "");
+    if (ch.free && !ch.product.empty())
+      r.fail("product", "a channel is either free or unlocked by a product, not both");
+    if (!ch.free && ch.product.empty())
+      r.fail("free", "set \"free\": true or name the \"product\" that unlocks the channel");
+    channels.push_back(std::move(ch));
+  });
+  if (!present) root.fail("channels", "is required (a list of channels)");
+  root.finish();
+  if (!root.ok()) return common::Error{"bad_config", root.error_text()};
+  config.channels = std::move(channels);
+  return {};
+}
+
+common::Status read_caches(const common::ConfigDocument& doc, BalancerConfig& config) {
+  common::ConfigReader root(doc);
+  std::vector<CacheConfig> caches;
+  std::set<std::string> ids;
+  bool present = doc.root().IsObject() && doc.root().HasMember("caches");
+  root.each_element("caches", [&](size_t, common::ConfigReader& r) {
+    CacheConfig cache;
+    cache.id = r.required_string("id");
+    if (!cache.id.empty() && !common::valid_channel_id(cache.id)) {
+      r.fail("id", "may only use letters, digits, '-' and '_' (1 to 64)");
+    }
+    if (!cache.id.empty() && !ids.insert(cache.id).second)
+      r.fail("id", "duplicate cache id '" + cache.id + "'");
+    cache.site = r.string("site", "default");
+    cache.url = trim_slash(r.required_string("url"));
+    if (!cache.url.empty() && !is_http_url(cache.url))
+      r.fail("url", "must start with http:// or https://");
+    if (cache.url.find('?') != std::string::npos)
+      r.fail("url", "must be a base URL without a query");
+    auto health = r.optional_string("health_url");
+    cache.health_url = health ? *health : cache.url + "/health";
+    if (health && !is_http_url(*health))
+      r.fail("health_url", "must start with http:// or https://");
+    cache.networks_text = r.string_list("networks", {});
+    for (const auto& text : cache.networks_text) {
+      auto cidr = Cidr::parse(text);
+      if (!cidr) {
+        r.fail("networks",
+               "'" + text +
+                   "' is not a network (e.g. 10.0.0.0/8 or 2001:db8::/32; host bits must be zero)");
+      } else {
+        cache.networks.push_back(*cidr);
+      }
+    }
+    caches.push_back(std::move(cache));
+  });
+  if (!present) root.fail("caches", "is required (a list of cache nodes; may be empty)");
+  root.finish();
+  if (!root.ok()) return common::Error{"bad_config", root.error_text()};
+  config.caches = std::move(caches);
+  return {};
+}
+
+common::Result<BalancerConfig> load_balancer_config(const std::string& main_path,
+                                                    const std::vector<std::string>& overrides) {
+  auto main = common::ConfigDocument::load(main_path, overrides);
+  if (!main) return main.error();
+  auto config = read_main_config(*main);
+  if (!config) return config.error();
+  std::string errors;
+  auto channels_doc = common::ConfigDocument::load(config->channels_file, {});
+  if (!channels_doc) {
+    errors = channels_doc.error().message;
+  } else if (auto s = read_channels(*channels_doc, *config); !s) {
+    errors = s.error().message;
+  }
+  auto caches_doc = common::ConfigDocument::load(config->caches_file, {});
+  std::string cache_error;
+  if (!caches_doc) {
+    cache_error = caches_doc.error().message;
+  } else if (auto s = read_caches(*caches_doc, *config); !s) {
+    cache_error = s.error().message;
+  }
+  if (!cache_error.empty()) errors += (errors.empty() ? "" : "\n") + cache_error;
+  if (!errors.empty()) return common::Error{"bad_config", errors};
+  return config;
+}
+
+}  // namespace balancer

@@ -1,0 +1,52 @@
+#include "balancer/cache_health.h"
+
+namespace balancer {
+
+void CacheHealth::record_success(bool overloaded, TimePoint now) {
+  last_result_ = now;
+  overloaded_ = overloaded;
+  last_error_.clear();
+  failures_ = 0;
+  if (state_ == State::up) return;
+  ++successes_;
+  if (state_ == State::unknown || successes_ >= thresholds_.up_after) {
+    state_ = State::up;
+    successes_ = 0;
+    last_change_ = now;
+  }
+}
+
+void CacheHealth::record_failure(std::string reason, TimePoint now) {
+  last_result_ = now;
+  last_error_ = std::move(reason);
+  successes_ = 0;
+  if (state_ == State::down) return;
+  ++failures_;
+  if (state_ == State::unknown || failures_ >= thresholds_.down_after) {
+    state_ = State::down;
+    failures_ = 0;
+    overloaded_ = false;
+    last_change_ = now;
+  }
+}
+
+bool CacheHealth::usable(TimePoint now) const {
+  if (state_ != State::up || overloaded_) return false;
+  if (thresholds_.stale_after.count() > 0 && now - last_result_ > thresholds_.stale_after)
+    return false;
+  return true;
+}
+
+const char* to_string(CacheHealth::State state) {
+  switch (state) {
+    case CacheHealth::State::unknown:
+      return "unknown";
+    case CacheHealth::State::up:
+      return "up";
+    case CacheHealth::State::down:
+      return "down";
+  }
+  return "unknown";
+}
+
+}  // namespace balancer

@@ -1,0 +1,58 @@
+// Health of one cache node as seen by the balancer's poller: up/down with
+// hysteresis (N consecutive results to change state) plus the node's own
+// "overloaded" flag. Pure: every call takes `now`, so tests move a fake clock.
+// Loop thread only (no locks).
+#pragma once
+
+#include <chrono>
+#include <string>
+
+namespace balancer {
+
+using Clock = std::chrono::steady_clock;
+using TimePoint = Clock::time_point;
+
+struct HealthThresholds {
+  int up_after = 2;    // consecutive good polls that bring a down node up
+  int down_after = 2;  // consecutive failed polls that take an up node down
+  // A node with no poll result for this long is not used (the poller is stuck
+  // or the node's answers stopped arriving); 0 disables the check.
+  std::chrono::milliseconds stale_after{0};
+};
+
+class CacheHealth {
+ public:
+  enum class State { unknown, up, down };
+
+  explicit CacheHealth(HealthThresholds thresholds = {}) : thresholds_(thresholds) {}
+
+  // A poll answered 200 with a health document. `overloaded` is the node's flag
+  // and takes effect at once (the node knows best); up/down follows hysteresis.
+  // The first result of a node in state unknown decides at once.
+  void record_success(bool overloaded, TimePoint now);
+  // A poll failed (connect error, timeout, non-200, unparsable body).
+  void record_failure(std::string reason, TimePoint now);
+
+  // Up, not overloaded, and (with stale_after) heard from recently.
+  bool usable(TimePoint now) const;
+  State state() const { return state_; }
+  bool overloaded() const { return overloaded_; }
+  const std::string& last_error() const { return last_error_; }
+  TimePoint last_change() const { return last_change_; }
+  TimePoint last_result() const { return last_result_; }
+  void set_thresholds(HealthThresholds thresholds) { thresholds_ = thresholds; }
+
+ private:
+  HealthThresholds thresholds_;
+  State state_ = State::unknown;
+  bool overloaded_ = false;
+  int successes_ = 0;  // consecutive, while down
+  int failures_ = 0;   // consecutive, while up
+  std::string last_error_;
+  TimePoint last_change_{};
+  TimePoint last_result_{};
+};
+
+const char* to_string(CacheHealth::State state);
+
+}  // namespace balancer

@@ -1,0 +1,43 @@
+// IP addresses and CIDR networks (IPv4 and IPv6) for cache coverage matching.
+// Pure values and functions; any thread.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace balancer {
+
+// An address in IPv6 form: IPv4 addresses are stored as IPv4-mapped IPv6
+// (::ffff:a.b.c.d), so "10.1.2.3" and "::ffff:10.1.2.3" are the same address.
+struct IpAddress {
+  std::array<uint8_t, 16> bytes{};
+  bool is_v4() const;
+
+  // Parses a dotted IPv4 or textual IPv6 address (no brackets, no zone, no port).
+  static std::optional<IpAddress> parse(std::string_view text);
+};
+
+// A network: address and prefix length, in the 128-bit space (IPv4 /n is /96+n).
+// IPv6 networks shorter than /96 never contain IPv4 addresses.
+class Cidr {
+ public:
+  // "10.0.0.0/8", "2001:db8::/32", or a bare address (a /32 or /128 host).
+  // Fails (nullopt) on a bad address, a prefix out of range, or host bits set
+  // after the prefix (e.g. "10.0.0.1/8": almost always a typo in config).
+  static std::optional<Cidr> parse(std::string_view text);
+
+  bool contains(const IpAddress& address) const;
+  // The prefix length as written (0..32 for IPv4, 0..128 for IPv6).
+  int prefix_length() const { return v4_ ? prefix_ - 96 : prefix_; }
+  bool is_v4() const { return v4_; }
+
+ private:
+  IpAddress network_;
+  int prefix_ = 0;  // in the 128-bit space
+  bool v4_ = false;
+};
+
+}  // namespace balancer

@@ -1,0 +1,68 @@
+// Polls every configured cache node's health URL on a timer (GET with a
+// timeout, never blocking the loop) and keeps a CacheHealth per node. A node's
+// answer is a JSON object; "overloaded": true or "status": "overloaded" marks it
+// overloaded. Loop thread only.
+#pragma once
+
+#include <event2/event.h>
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "balancer/cache_health.h"
+#include "common/handles.h"
+#include "common/http_client.h"
+#include "common/metrics.h"
+
+namespace balancer {
+
+struct HealthPollTarget {
+  std::string id;
+  std::string url;  // the node's health URL
+};
+
+struct HealthPollOptions {
+  std::chrono::milliseconds interval{1000};
+  std::chrono::milliseconds timeout{800};
+  HealthThresholds thresholds;
+};
+
+// Pure: a poll outcome from the HTTP status and body. True with `overloaded`
+// set for a 200 JSON object; false with `reason` otherwise.
+bool interpret_health_reply(int status, const std::string& body, bool& overloaded,
+                            std::string& reason);
+
+class HealthPoller {
+ public:
+  HealthPoller(event_base& base, common::HttpClient& client, common::MetricsRegistry& metrics);
+  ~HealthPoller();
+  HealthPoller(const HealthPoller&) = delete;
+  HealthPoller& operator=(const HealthPoller&) = delete;
+
+  // Sets the nodes to poll and starts polling at once. A node whose id and URL
+  // are unchanged keeps its state; others start in state unknown.
+  void configure(const std::vector<HealthPollTarget>& targets, HealthPollOptions options);
+  void stop();
+
+  // Null for an id that is not configured.
+  const CacheHealth* health(const std::string& id) const;
+
+ private:
+  struct Node;
+  void poll_all();
+  void on_result(const std::string& id, uint64_t generation, bool ok, bool overloaded,
+                 std::string reason);
+
+  event_base& base_;
+  common::HttpClient& client_;
+  common::MetricsRegistry& metrics_;
+  HealthPollOptions options_;
+  std::map<std::string, std::unique_ptr<Node>> nodes_;
+  common::EventPtr timer_;
+  uint64_t generation_ = 0;
+};
+
+}  // namespace balancer

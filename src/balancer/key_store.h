@@ -1,0 +1,69 @@
+// Content keys (EXT-X-KEY / EXT-X-SESSION-KEY URIs) fetched from origin for
+// entitled viewers: kept for a short TTL, concurrent requests share one fetch,
+// never fetched through cache nodes. Loop thread only.
+#pragma once
+
+#include <event2/event.h>
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "common/handles.h"
+#include "common/http_client.h"
+#include "common/metrics.h"
+#include "common/result.h"
+
+namespace balancer {
+
+struct KeyBytes {
+  std::string bytes;
+  std::string content_type;
+};
+
+struct KeyStoreOptions {
+  std::chrono::milliseconds ttl{30000};     // key_delivery.ttl_s
+  std::chrono::milliseconds timeout{3000};  // playlists.fetch_timeout_ms
+  size_t max_bytes = 64 * 1024;             // key_delivery.max_bytes
+};
+
+// ok → the key; error code is one of not_found (404), origin_unreachable /
+// origin_error / key_too_large (502), origin_timeout (504); `status` carries it.
+struct KeyResult {
+  std::shared_ptr<const KeyBytes> key;
+  int status = 0;
+  common::Error error;
+};
+using KeyCallback = std::function<void(const KeyResult&)>;
+
+class KeyStore {
+ public:
+  KeyStore(event_base& base, common::HttpClient& client, common::MetricsRegistry& metrics,
+           KeyStoreOptions options);
+  ~KeyStore();
+  KeyStore(const KeyStore&) = delete;
+  KeyStore& operator=(const KeyStore&) = delete;
+
+  void set_options(KeyStoreOptions options) { options_ = options; }
+  // Calls `done` once: at once for a cached key, else when the shared fetch ends.
+  void get(const std::string& url, KeyCallback done);
+
+ private:
+  struct Entry;
+  void on_done(const std::string& url, const common::FetchResult& result);
+  void sweep();
+
+  event_base& base_;
+  common::HttpClient& client_;
+  KeyStoreOptions options_;
+  std::unordered_map<std::string, std::unique_ptr<Entry>> entries_;
+  common::EventPtr sweep_timer_;
+  common::Counter& fetches_;
+  common::Counter& hits_;
+  common::MetricsRegistry& metrics_;
+};
+
+}  // namespace balancer

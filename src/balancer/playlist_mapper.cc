@@ -1,0 +1,171 @@
+#include "balancer/playlist_mapper.h"
+
+#include <cassert>
+
+#include "hls/uri.h"
+
+namespace balancer {
+namespace {
+
+char lower(char c) {
+  return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+}
+
+bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (lower(a[i]) != lower(b[i])) return false;
+  }
+  return true;
+}
+
+// "host[:port]" with the scheme's default port removed, lower-cased; nullopt
+// when userinfo is present (never treated as our origin).
+std::optional<std::string> canonical_authority(std::string_view scheme,
+                                               std::string_view authority) {
+  if (authority.find('@') != std::string_view::npos) return std::nullopt;
+  std::string out;
+  out.reserve(authority.size());
+  for (char c : authority) out += lower(c);
+  std::string_view default_port = iequals(scheme, "https")  ? ":443"
+                                  : iequals(scheme, "http") ? ":80"
+                                                            : "";
+  if (!default_port.empty() && out.size() > default_port.size() &&
+      std::string_view(out).substr(out.size() - default_port.size()) == default_port) {
+    out.resize(out.size() - default_port.size());
+  }
+  if (!out.empty() && out.back() == ':') out.pop_back();
+  return out;
+}
+
+}  // namespace
+
+std::optional<std::string> origin_target_of(std::string_view uri, std::string_view origin_base) {
+  hls::UriParts u = hls::split_uri(uri);
+  hls::UriParts b = hls::split_uri(origin_base);
+  if (!u.scheme || !b.scheme || !u.authority || !b.authority) return std::nullopt;
+  if (!iequals(*u.scheme, *b.scheme)) return std::nullopt;
+  if (!iequals(*u.scheme, "http") && !iequals(*u.scheme, "https")) return std::nullopt;
+  auto ua = canonical_authority(*u.scheme, *u.authority);
+  auto ba = canonical_authority(*b.scheme, *b.authority);
+  if (!ua || !ba || *ua != *ba) return std::nullopt;
+  std::string_view base_path = b.path;
+  while (!base_path.empty() && base_path.back() == '/') base_path.remove_suffix(1);
+  std::string_view path = u.path;
+  if (path.substr(0, base_path.size()) != base_path) return std::nullopt;
+  path.remove_prefix(base_path.size());
+  if (path.empty() || path.front() != '/' || path == "/") return std::nullopt;
+  std::string out(path);
+  if (u.query && !u.query->empty()) out.append("?").append(*u.query);
+  return out;
+}
+
+std::string normalize_chunk_target(std::string_view target) {
+  size_t q = target.find('?');
+  std::string out(target.substr(0, q));
+  if (q == std::string_view::npos) return out;
+  std::string_view query = target.substr(q + 1);
+  bool first = true;
+  while (!query.empty()) {
+    size_t amp = query.find('&');
+    std::string_view param = query.substr(0, amp);
+    query = amp == std::string_view::npos ? std::string_view{} : query.substr(amp + 1);
+    std::string_view name = param.substr(0, param.find('='));
+    if (param.empty() || name == common::kSignatureExpiryParam || name == common::kSignatureParam)
+      continue;
+    out += first ? '?' : '&';
+    out.append(param);
+    first = false;
+  }
+  return out;
+}
+
+RewritePlan plan_rewrite(const hls::Template& tmpl, std::string_view origin_base) {
+  RewritePlan plan;
+  plan.slots.reserve(tmpl.slots().size());
+  for (const hls::UriSlot& slot : tmpl.slots()) {
+    SlotTarget target;
+    if (slot.role != hls::Role::other) {
+      if (auto on_origin = origin_target_of(slot.uri, origin_base)) {
+        switch (slot.role) {
+          case hls::Role::playlist:
+            target.kind = SlotTarget::Kind::playlist;
+            target.origin_target = std::move(*on_origin);
+            break;
+          case hls::Role::key:
+            target.kind = SlotTarget::Kind::key;
+            target.origin_target = std::move(*on_origin);
+            break;
+          case hls::Role::chunk:
+            target.kind = SlotTarget::Kind::chunk;
+            target.origin_target = normalize_chunk_target(*on_origin);
+            ++plan.chunk_slots;
+            break;
+          case hls::Role::other:
+            break;
+        }
+      }
+    }
+    plan.slots.push_back(std::move(target));
+  }
+  return plan;
+}
+
+std::vector<std::string> chunk_links(const hls::Template& tmpl, const RewritePlan& plan,
+                                     const ChunkDestination& destination) {
+  std::vector<std::string> out;
+  out.reserve(plan.chunk_slots);
+  std::string signed_path;
+  for (size_t i = 0; i < plan.slots.size(); ++i) {
+    const SlotTarget& target = plan.slots[i];
+    if (target.kind != SlotTarget::Kind::chunk) continue;
+    if (destination.cache_url.empty()) {
+      out.push_back(tmpl.slots()[i].uri);  // straight to origin, unsigned
+      continue;
+    }
+    assert(destination.signer != nullptr);
+    signed_path.assign("/o/").append(destination.origin_id).append(target.origin_target);
+    std::string link = destination.cache_url;
+    link.append(destination.signer->sign(signed_path, destination.expires_unix));
+    out.push_back(std::move(link));
+  }
+  return out;
+}
+
+std::string render_for_viewer(const hls::Template& tmpl, const RewritePlan& plan,
+                              const ViewerLinks& links) {
+  assert(plan.slots.size() == tmpl.slots().size());
+  size_t next_chunk = 0;
+  std::string prefix_hls, prefix_key;
+  prefix_hls.append(links.balancer_base).append("/hls/").append(links.channel);
+  prefix_key.append(links.balancer_base).append("/key/").append(links.channel);
+  size_t index = 0;
+  std::string scratch;
+  hls::Mapper mapper = [&](const hls::UriSlot& slot) -> std::string {
+    const SlotTarget& target = plan.slots[index++];
+    switch (target.kind) {
+      case SlotTarget::Kind::playlist:
+      case SlotTarget::Kind::key: {
+        scratch.assign(target.kind == SlotTarget::Kind::playlist ? prefix_hls : prefix_key);
+        scratch.append(target.origin_target);
+        if (!links.viewer_query.empty()) {
+          scratch += target.origin_target.find('?') == std::string::npos ? '?' : '&';
+          scratch.append(links.viewer_query);
+        }
+        return scratch;
+      }
+      case SlotTarget::Kind::chunk:
+        assert(links.chunk_links != nullptr && next_chunk < links.chunk_links->size());
+        return (*links.chunk_links)[next_chunk++];
+      case SlotTarget::Kind::passthrough:
+        break;
+    }
+    return slot.uri;
+  };
+  std::string out;
+  out.reserve(tmpl.literal_bytes() + tmpl.slots().size() * 160);
+  hls::render_to(out, tmpl, mapper);
+  return out;
+}
+
+}  // namespace balancer

@@ -1,0 +1,76 @@
+// Where each URI of a source playlist leads in a viewer's copy (DESIGN.md flow 1),
+// as pure functions:
+//   - a playlist on the channel's origin → back to the balancer:
+//       <balancer>/hls/<channel>/<path on origin>[?origin query]&<viewer params>
+//   - a key on the channel's origin → <balancer>/key/<channel>/<path>[?query]&<viewer params>
+//   - a chunk on the channel's origin → the chosen cache node, signed:
+//       <cache url>/o/<origin id>/<path>[?query]&bexp=..&bsig=..
+//     or, with no usable cache, the chunk's absolute origin URL;
+//   - anything else (another host, a path outside the origin's base URL, a
+//     non-HTTP scheme such as data: or skd:, EXT-X-SESSION-DATA, steering) is
+//     left absolute, pointing where the source meant: the balancer never
+//     proxies a host it was not configured with.
+// <balancer> is "" (path-absolute links, the default) or the configured public URL.
+//
+// A RewritePlan is computed once per source version; rendering a viewer's copy
+// then costs O(output). Loop thread or any thread: no shared state.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/url_signing.h"
+#include "hls/rewrite.h"
+
+namespace balancer {
+
+// The target ("/path[?query]", fragment dropped) of `uri` on the origin whose base
+// URL is `origin_base` ("http://host[:port][/prefix]", no trailing slash), or
+// nullopt when `uri` is not under that base. Scheme and host compare
+// case-insensitively; a default port (80/443) may be written or omitted.
+std::optional<std::string> origin_target_of(std::string_view uri, std::string_view origin_base);
+
+// A chunk target as signed and as the cache node will see it: empty query
+// parameters and signature parameters (bexp, bsig) removed, no empty "?".
+std::string normalize_chunk_target(std::string_view target);
+
+struct SlotTarget {
+  enum class Kind : uint8_t { playlist, key, chunk, passthrough };
+  Kind kind = Kind::passthrough;
+  std::string origin_target;  // playlist/key/chunk: target on the origin; passthrough: ""
+};
+
+struct RewritePlan {
+  std::vector<SlotTarget> slots;  // one per template slot
+  size_t chunk_slots = 0;         // number of slots of kind chunk
+};
+
+RewritePlan plan_rewrite(const hls::Template& tmpl, std::string_view origin_base);
+
+// Where chunk links lead for one response.
+struct ChunkDestination {
+  std::string cache_url;                      // public base URL of the cache node; "" = origin
+  std::string origin_id;                      // the cache node's name for the channel's origin
+  const common::UrlSigner* signer = nullptr;  // required when cache_url is set
+  int64_t expires_unix = 0;
+};
+
+// The replacement for every chunk slot, in slot order (plan.chunk_slots entries).
+std::vector<std::string> chunk_links(const hls::Template& tmpl, const RewritePlan& plan,
+                                     const ChunkDestination& destination);
+
+struct ViewerLinks {
+  std::string_view balancer_base;  // "" or e.g. "https://balancer.example"
+  std::string_view channel;
+  std::string_view viewer_query;                          // already encoded; may be empty
+  const std::vector<std::string>* chunk_links = nullptr;  // from chunk_links(); required if chunks
+};
+
+// The viewer's copy of the playlist: O(output), never re-parses.
+std::string render_for_viewer(const hls::Template& tmpl, const RewritePlan& plan,
+                              const ViewerLinks& links);
+
+}  // namespace balancer

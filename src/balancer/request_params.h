@@ -1,0 +1,53 @@
+// The balancer's viewer-facing URL scheme, as pure functions (docs/balancer.md):
+//   /hls/<channel>/<path on origin>[?<origin query>&]cache=..&ticket=..|viewer=..[&_HLS_msn=..]
+//   /key/<channel>/<path on origin>[?<origin query>&]cache=..&ticket=..|viewer=..
+// The reserved parameters (cache, ticket, viewer and the LL-HLS delivery
+// directives _HLS_msn, _HLS_part, _HLS_skip) are the viewer's; every other
+// parameter belongs to the path on the origin and is kept in order.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "common/result.h"
+
+namespace balancer {
+
+inline constexpr std::string_view kPlaylistPrefix = "/hls/";
+inline constexpr std::string_view kKeyPrefix = "/key/";
+
+// LL-HLS blocking playlist reload (_HLS_msn / _HLS_part) and delta update (_HLS_skip).
+struct DeliveryDirectives {
+  std::optional<uint64_t> msn;
+  std::optional<uint64_t> part;
+  std::string skip;  // "", "YES" or "v2"
+
+  bool blocking() const { return msn.has_value(); }
+  bool any() const { return msn.has_value() || !skip.empty(); }
+  // "_HLS_msn=..&_HLS_part=..&_HLS_skip=.." in that order, or "".
+  std::string query() const;
+};
+
+struct ViewerRequest {
+  std::string channel;        // channel id from the path
+  std::string origin_target;  // "/<path on origin>[?<origin query>]", raw (still percent-encoded)
+  std::string cache;          // requested cache id, or ""
+  std::string ticket;         // playback ticket, or ""
+  std::string viewer;         // anonymous viewer id, or ""
+  DeliveryDirectives directives;
+  // "cache=..&ticket=..&viewer=.." as the viewer sent them (re-encoded), for the
+  // links that lead back to the balancer; "" when none.
+  std::string viewer_query;
+};
+
+// Parses a request target under `prefix` (kPlaylistPrefix or kKeyPrefix).
+// Errors (code "bad_request" → 400): no channel or path, a bad channel id, control
+// characters, malformed percent-encoding, "." or ".." segments, a repeated or
+// invalid reserved parameter, _HLS_part without _HLS_msn, delivery directives on
+// a key URL, an invalid cache or viewer id.
+common::Result<ViewerRequest> parse_viewer_request(std::string_view target,
+                                                   std::string_view prefix);
+
+}  // namespace balancer

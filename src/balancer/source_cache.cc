@@ -1,0 +1,435 @@
+#include "balancer/source_cache.h"
+
+#include <algorithm>
+
+#include "common/log.h"
+
+namespace balancer {
+namespace {
+
+constexpr const char* kLog = "balancer";
+
+Millis since(TimePoint then, TimePoint now) {
+  return std::chrono::duration_cast<Millis>(now - then);
+}
+
+timeval to_timeval(Millis ms) {
+  if (ms.count() < 0) ms = Millis(0);
+  return timeval{static_cast<time_t>(ms.count() / 1000),
+                 static_cast<suseconds_t>((ms.count() % 1000) * 1000)};
+}
+
+struct Waiter {
+  SourceCallback done;
+  bool first = false;  // the request that started the fetch
+};
+
+}  // namespace
+
+const char* to_string(SourceResult::From from) {
+  switch (from) {
+    case SourceResult::From::hit:
+      return "HIT";
+    case SourceResult::From::miss:
+      return "MISS";
+    case SourceResult::From::coalesced:
+      return "COALESCED";
+    case SourceResult::From::stale:
+      return "STALE";
+    case SourceResult::From::error:
+      return "ERROR";
+  }
+  return "ERROR";
+}
+
+struct SourceCache::Entry {
+  std::string key;
+  std::string url;          // full origin URL fetched
+  std::string origin_base;  // the origin base it was fetched from
+  bool blocking = false;    // an LL-HLS blocking reload or delta request (keyed apart)
+  bool long_poll = false;   // a blocking reload: origin may hold it up to a few targets
+  std::shared_ptr<const SourceVersion> version;
+  TimePoint validated_at{};         // send time of the fetch that produced/revalidated `version`
+  std::string etag, last_modified;  // validators of `version`
+  // Fetch in progress.
+  std::string fetched_etag, fetched_last_modified;  // validators of the body being fetched
+  bool fetching = false;
+  common::FetchId fetch_id = 0;
+  TimePoint fetch_started{};
+  int status = 0;
+  bool too_large = false;
+  std::string body;
+  std::vector<Waiter> waiters;
+  // Last failure (answers requests for error_hold without a new fetch).
+  std::optional<TimePoint> failed_at;
+  int failure_status = 0;
+  common::Error failure;
+  TimePoint last_request{};
+  common::EventPtr refresh_timer;
+  bool refresh_pending = false;
+  SourceCache* owner = nullptr;
+};
+
+SourceCache::SourceCache(event_base& base, common::HttpClient& client,
+                         common::MetricsRegistry& metrics, PlaylistTimings timings)
+    : base_(base),
+      client_(client),
+      timings_(timings),
+      hits_(metrics.counter("balancer_playlist_cache_total", "Playlist source lookups by outcome",
+                            "result=\"hit\"")),
+      misses_(metrics.counter("balancer_playlist_cache_total", "Playlist source lookups by outcome",
+                              "result=\"miss\"")),
+      coalesced_(metrics.counter("balancer_playlist_cache_total",
+                                 "Playlist source lookups by outcome", "result=\"coalesced\"")),
+      stale_(metrics.counter("balancer_playlist_cache_total", "Playlist source lookups by outcome",
+                             "result=\"stale\"")),
+      errors_(metrics.counter("balancer_playlist_cache_total", "Playlist source lookups by outcome",
+                              "result=\"error\"")),
+      fetches_request_(metrics.counter("balancer_origin_fetches_total", "Fetches sent to origin",
+                                       "resource=\"playlist\",trigger=\"request\"")),
+      fetches_refresh_(metrics.counter("balancer_origin_fetches_total", "Fetches sent to origin",
+                                       "resource=\"playlist\",trigger=\"refresh\"")),
+      not_modified_(metrics.counter(
+          "balancer_origin_not_modified_total",
+          "Playlist refreshes that found the source unchanged (304 or same bytes)")),
+      fetch_seconds_(
+          metrics.histogram("balancer_origin_fetch_seconds", "Origin playlist fetch time")),
+      metrics_(metrics) {
+  sweep_timer_.reset(event_new(
+      &base_, -1, EV_PERSIST,
+      [](evutil_socket_t, short, void* arg) { static_cast<SourceCache*>(arg)->sweep(); }, this));
+  timeval one_second{1, 0};
+  evtimer_add(sweep_timer_.get(), &one_second);
+}
+
+SourceCache::~SourceCache() {
+  for (auto& [key, entry] : entries_) {
+    if (entry->fetching) client_.cancel(entry->fetch_id);
+  }
+}
+
+size_t SourceCache::refreshing() const {
+  size_t n = 0;
+  for (const auto& [key, entry] : entries_) n += entry->refresh_pending ? 1 : 0;
+  return n;
+}
+
+SourceCache::Entry& SourceCache::entry_for(const std::string& key) {
+  auto it = entries_.find(key);
+  if (it != entries_.end()) return *it->second;
+  auto entry = std::make_unique<Entry>();
+  entry->key = key;
+  entry->owner = this;
+  Entry& ref = *entry;
+  entries_.emplace(key, std::move(entry));
+  return ref;
+}
+
+void SourceCache::get(const SourceRequest& request, SourceCallback done) {
+  const TimePoint now = Clock::now();
+  const std::string base_key = request.origin_id + "\n" + request.target;
+
+  // A blocking reload that the shared live copy already answers needs no origin trip.
+  if (request.directives.blocking() && request.directives.skip.empty()) {
+    auto it = entries_.find(base_key);
+    if (it != entries_.end()) {
+      Entry& base = *it->second;
+      if (base.version && base.origin_base == request.origin_base &&
+          base.version->playlist.kind == hls::PlaylistKind::media &&
+          is_fresh(base.version->kind, since(base.validated_at, now), timings_)) {
+        const hls::MediaInfo& media = base.version->playlist.media;
+        if (directives_too_far(media, *request.directives.msn, request.directives.part)) {
+          errors_.inc();
+          SourceResult r;
+          r.status = 400;
+          r.error = {"bad_request", "_HLS_msn or _HLS_part is too far ahead of the playlist."};
+          return done(r);
+        }
+        if (satisfies_blocking(media, *request.directives.msn, request.directives.part)) {
+          base.last_request = now;
+          hits_.inc();
+          SourceResult r;
+          r.from = SourceResult::From::hit;
+          r.version = base.version;
+          return done(r);
+        }
+      }
+    }
+  }
+
+  std::string key = base_key;
+  std::string url = request.origin_base + request.target;
+  if (request.directives.any()) {
+    std::string q = request.directives.query();
+    char sep = request.target.find('?') == std::string::npos ? '?' : '&';
+    key += sep + q;
+    url += sep + q;
+  }
+  // Entries are only ever erased by the sweep timer, never inside a callback.
+  if (entries_.size() >= timings_.max_entries && entries_.find(key) == entries_.end()) {
+    errors_.inc();
+    SourceResult r;
+    r.status = 503;
+    r.error = {"busy", "Too many distinct playlists are being served; try again shortly."};
+    return done(r);
+  }
+  Entry& entry = entry_for(key);
+  if (entry.origin_base != request.origin_base) {
+    // New entry, or the origin's URL changed on reload: nothing cached applies.
+    entry.origin_base = request.origin_base;
+    entry.version.reset();
+    entry.etag.clear();
+    entry.last_modified.clear();
+    entry.failed_at.reset();
+  }
+  entry.url = url;
+  entry.blocking = request.directives.any();
+  entry.long_poll = request.directives.blocking();
+  entry.last_request = now;
+
+  if (entry.version && is_fresh(entry.version->kind, since(entry.validated_at, now), timings_)) {
+    hits_.inc();
+    SourceResult r;
+    r.from = SourceResult::From::hit;
+    r.version = entry.version;
+    schedule_refresh(entry, now);
+    return done(r);
+  }
+  if (entry.fetching) {
+    coalesced_.inc();
+    entry.waiters.push_back(Waiter{std::move(done), false});
+    return;
+  }
+  if (entry.failed_at && since(*entry.failed_at, now) < timings_.error_hold) {
+    return answer_failure(entry, done, now);
+  }
+  misses_.inc();
+  entry.waiters.push_back(Waiter{std::move(done), true});
+  start_fetch(entry, false);
+}
+
+void SourceCache::start_fetch(Entry& entry, bool background) {
+  entry.fetching = true;
+  entry.fetch_started = Clock::now();
+  entry.status = 0;
+  entry.too_large = false;
+  entry.body.clear();
+  entry.fetched_etag.clear();
+  entry.fetched_last_modified.clear();
+  (background ? fetches_refresh_ : fetches_request_).inc();
+  common::FetchRequest fetch;
+  fetch.url = entry.url;
+  if (entry.version) {
+    // Prefer the ETag: Last-Modified has one-second resolution, and a live
+    // playlist changes more often than that.
+    if (!entry.etag.empty()) {
+      fetch.headers.push_back({"If-None-Match", entry.etag});
+    } else if (!entry.last_modified.empty() && entry.version->kind != SourceKind::live) {
+      fetch.headers.push_back({"If-Modified-Since", entry.last_modified});
+    }
+  }
+  fetch.timeout = entry.long_poll ? timings_.blocking_timeout : timings_.fetch_timeout;
+  std::string key = entry.key;
+  common::FetchCallbacks callbacks;
+  callbacks.on_head = [this, key](const common::FetchHead& head) {
+    auto it = entries_.find(key);
+    if (it == entries_.end()) return;
+    Entry& e = *it->second;
+    e.status = head.status;
+    if (head.status == 200) {
+      e.fetched_etag = head.header("ETag").value_or("");
+      e.fetched_last_modified = head.header("Last-Modified").value_or("");
+      auto length = head.content_length();
+      if (length && *length > timings_.max_bytes) e.too_large = true;
+    }
+  };
+  callbacks.on_data = [this, key](std::string_view bytes) {
+    auto it = entries_.find(key);
+    if (it == entries_.end()) return;
+    Entry& e = *it->second;
+    if (e.status != 200 || e.too_large) return;
+    if (e.body.size() + bytes.size() > timings_.max_bytes) {
+      e.too_large = true;
+      e.body.clear();
+      return;
+    }
+    e.body.append(bytes);
+  };
+  callbacks.on_done = [this, key](const common::FetchResult& result) { on_done(key, result); };
+  entry.fetch_id = client_.fetch(std::move(fetch), std::move(callbacks));
+}
+
+void SourceCache::on_done(const std::string& key, const common::FetchResult& result) {
+  auto it = entries_.find(key);
+  if (it == entries_.end()) return;
+  Entry& entry = *it->second;
+  entry.fetching = false;
+  const TimePoint now = Clock::now();
+  fetch_seconds_.observe(std::chrono::duration<double>(now - entry.fetch_started).count());
+  std::string body = std::move(entry.body);
+  entry.body.clear();
+
+  if (!result.ok) {
+    LOG_WARN(kLog, "playlist fetch failed: ", entry.url, ": ", result.error);
+    if (result.timed_out) {
+      fail(entry, 504, {"origin_timeout", "The origin did not send the playlist in time."});
+    } else {
+      fail(entry, 502, {"origin_unreachable", "The origin could not be reached for the playlist."});
+    }
+  } else if (entry.too_large) {
+    fail(entry, 502,
+         {"source_too_large", "The origin's playlist is larger than the balancer accepts."});
+  } else if (result.status == 304 && entry.version) {
+    not_modified_.inc();
+    publish(entry, entry.version, entry.fetch_started);
+  } else if (result.status == 200 && entry.version &&
+             entry.version->playlist.tmpl.source() == body) {
+    // Unchanged (an origin without validators): keep the parsed version and its memos.
+    not_modified_.inc();
+    entry.etag = std::move(entry.fetched_etag);
+    entry.last_modified = std::move(entry.fetched_last_modified);
+    publish(entry, entry.version, entry.fetch_started);
+  } else if (result.status == 200) {
+    hls::ParseOptions options;
+    options.max_bytes = timings_.max_bytes;
+    auto parsed = hls::parse_playlist(body, entry.url, options);
+    if (!parsed.ok()) {
+      LOG_WARN(kLog, "malformed playlist from origin: ", entry.url, ": ", parsed.error().message);
+      fail(entry, 502,
+           {"bad_source_playlist", "The origin's playlist is malformed (" + parsed.error().code +
+                                       "): " + parsed.error().message});
+    } else {
+      auto version = std::make_shared<SourceVersion>();
+      version->playlist = std::move(parsed).value();
+      version->kind = classify(version->playlist);
+      if (version->playlist.kind == hls::PlaylistKind::media) {
+        version->target_duration = target_duration_of(version->playlist);
+        for (const auto& segment : version->playlist.media.segments) {
+          version->total_duration_s += segment.duration.value_or(0);
+        }
+      }
+      version->plan = plan_rewrite(version->playlist.tmpl, entry.origin_base);
+      version->serial = next_serial_++;
+      entry.etag = std::move(entry.fetched_etag);
+      entry.last_modified = std::move(entry.fetched_last_modified);
+      publish(entry, std::move(version), entry.fetch_started);
+    }
+  } else if (result.status == 404 || result.status == 410) {
+    entry.version.reset();
+    fail(entry, 404, {"not_found", "The origin has no such playlist."});
+  } else {
+    fail(entry, 502,
+         {"origin_error", "The origin answered the playlist request with status " +
+                              std::to_string(result.status) + "."});
+  }
+  schedule_refresh(entry, now);
+}
+
+void SourceCache::publish(Entry& entry, std::shared_ptr<const SourceVersion> version,
+                          TimePoint validated_at) {
+  entry.version = std::move(version);
+  entry.validated_at = validated_at;
+  entry.failed_at.reset();
+  std::vector<Waiter> waiters = std::move(entry.waiters);
+  entry.waiters.clear();
+  // Callbacks may call get() (which may add entries): use only the local copy.
+  std::shared_ptr<const SourceVersion> current = entry.version;
+  for (auto& w : waiters) {
+    SourceResult r;
+    r.from = w.first ? SourceResult::From::miss : SourceResult::From::coalesced;
+    r.version = current;
+    w.done(r);
+  }
+}
+
+void SourceCache::fail(Entry& entry, int status, common::Error error) {
+  const TimePoint now = Clock::now();
+  entry.failed_at = now;
+  entry.failure_status = status;
+  entry.failure = std::move(error);
+  common::Counter& counter = metrics_.counter(
+      "balancer_origin_fetch_failures_total", "Failed origin fetches by error code",
+      "resource=\"playlist\",code=\"" + entry.failure.code + "\"");
+  counter.inc();
+  std::vector<Waiter> waiters = std::move(entry.waiters);
+  entry.waiters.clear();
+  for (auto& w : waiters) answer_failure(entry, w.done, now);
+}
+
+void SourceCache::answer_failure(Entry& entry, const SourceCallback& done, TimePoint now) {
+  SourceResult r;
+  if (entry.version && may_serve_stale(entry.version->kind, since(entry.validated_at, now),
+                                       entry.version->target_duration, timings_)) {
+    stale_.inc();
+    r.from = SourceResult::From::stale;
+    r.version = entry.version;
+  } else {
+    errors_.inc();
+    r.status = entry.failure_status;
+    r.error = entry.failure;
+  }
+  done(r);
+}
+
+void SourceCache::schedule_refresh(Entry& entry, TimePoint now) {
+  if (!refreshing_enabled_ || entry.blocking || entry.refresh_pending || entry.fetching) return;
+  if (!entry.version || entry.version->kind != SourceKind::live) return;
+  if (since(entry.last_request, now) > timings_.live_idle) return;
+  if (!entry.refresh_timer) {
+    entry.refresh_timer.reset(event_new(
+        &base_, -1, 0,
+        [](evutil_socket_t, short, void* arg) {
+          auto* e = static_cast<Entry*>(arg);
+          e->owner->on_refresh_timer(e->key);
+        },
+        &entry));
+  }
+  // One refresh period after the last fetch was sent; after a failure, not before error_hold.
+  Millis delay = timings_.live_refresh - since(entry.fetch_started, now);
+  if (entry.failed_at) delay = std::max(delay, timings_.error_hold);
+  delay = std::max(delay, Millis(1));
+  timeval tv = to_timeval(delay);
+  evtimer_add(entry.refresh_timer.get(), &tv);
+  entry.refresh_pending = true;
+}
+
+void SourceCache::on_refresh_timer(const std::string& key) {
+  auto it = entries_.find(key);
+  if (it == entries_.end()) return;
+  Entry& entry = *it->second;
+  entry.refresh_pending = false;
+  const TimePoint now = Clock::now();
+  if (!refreshing_enabled_ || entry.fetching) return;
+  if (since(entry.last_request, now) > timings_.live_idle) {
+    LOG_DEBUG(kLog, "no viewer asked for ", entry.url, " lately: background refresh stops");
+    return;
+  }
+  start_fetch(entry, true);
+}
+
+void SourceCache::stop_refreshing() {
+  refreshing_enabled_ = false;
+  for (auto& [key, entry] : entries_) {
+    if (entry->refresh_timer) evtimer_del(entry->refresh_timer.get());
+    entry->refresh_pending = false;
+  }
+}
+
+void SourceCache::sweep() {
+  const TimePoint now = Clock::now();
+  for (auto it = entries_.begin(); it != entries_.end();) {
+    Entry& e = *it->second;
+    Millis idle_limit =
+        e.blocking ? std::min(timings_.evict_after, Millis(10000)) : timings_.evict_after;
+    if (e.version && e.version->kind == SourceKind::vod && !e.blocking) {
+      idle_limit = std::max(idle_limit, timings_.vod_ttl);
+    }
+    if (!e.fetching && e.waiters.empty() && since(e.last_request, now) > idle_limit) {
+      it = entries_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+}  // namespace balancer

@@ -1,0 +1,134 @@
+// Source playlists fetched from origin, shared by every viewer: concurrent
+// requests for one source share one fetch; copies are kept by kind (master, live
+// media, VOD) per source_policy.h; live playlists that viewers are watching are
+// refreshed in the background so a request rarely waits and a copy is never
+// served more than live_max_lag behind origin. LL-HLS blocking reloads and delta
+// updates are keyed (and coalesced) per (playlist, _HLS_msn, _HLS_part, _HLS_skip).
+// Each version is parsed once into an hls::Template plus a RewritePlan.
+//
+// Fetches go through common::HttpClient (never blocking). Loop thread only.
+#pragma once
+
+#include <event2/event.h>
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "balancer/playlist_mapper.h"
+#include "balancer/request_params.h"
+#include "balancer/source_policy.h"
+#include "common/handles.h"
+#include "common/http_client.h"
+#include "common/metrics.h"
+#include "common/result.h"
+#include "hls/playlist.h"
+
+namespace balancer {
+
+using Clock = std::chrono::steady_clock;
+using TimePoint = Clock::time_point;
+
+// Memoised chunk links of one version for one destination (loop thread only).
+struct ChunkLinkMemo {
+  int64_t computed_unix = 0;
+  uint64_t generation = 0;  // config generation they were signed under
+  std::vector<std::string> links;
+};
+
+// One parsed version of a source playlist. Immutable once published, except for
+// the loop-thread memo fields marked mutable.
+struct SourceVersion {
+  hls::Playlist playlist;
+  SourceKind kind = SourceKind::live;
+  Millis target_duration{0};    // media playlists; 0 for masters
+  double total_duration_s = 0;  // sum of EXTINF (VOD signature lifetime)
+  RewritePlan plan;
+  uint64_t serial = 0;  // increases with every new version of any source
+  mutable std::unordered_map<std::string, ChunkLinkMemo> chunk_links;  // by destination
+  mutable std::vector<std::string> learned_by;  // channel ids that learned its links
+};
+
+struct SourceRequest {
+  std::string origin_id;
+  std::string origin_base;  // origin base URL, no trailing slash
+  std::string target;       // "/path[?query]" on the origin, without delivery directives
+  DeliveryDirectives directives;
+};
+
+struct SourceResult {
+  enum class From { hit, miss, coalesced, stale, error };
+  From from = From::error;
+  std::shared_ptr<const SourceVersion> version;  // null when from == error
+  int status = 0;                                // HTTP status for the viewer when from == error
+  common::Error error;                           // when from == error
+};
+
+const char* to_string(SourceResult::From from);
+
+using SourceCallback = std::function<void(const SourceResult&)>;
+
+class SourceCache {
+ public:
+  // `client` and `metrics` must outlive the cache.
+  SourceCache(event_base& base, common::HttpClient& client, common::MetricsRegistry& metrics,
+              PlaylistTimings timings);
+  ~SourceCache();
+  SourceCache(const SourceCache&) = delete;
+  SourceCache& operator=(const SourceCache&) = delete;
+
+  void set_timings(PlaylistTimings timings) { timings_ = timings; }
+
+  // Looks the source up and calls `done` exactly once: at once (possibly before
+  // get() returns) for a fresh copy, else when the shared fetch ends. Errors:
+  // 404 not_found, 502 origin_unreachable / origin_error / bad_source_playlist /
+  // source_too_large, 504 origin_timeout, 400 bad_request (an _HLS_msn too far
+  // ahead), 503 busy (too many distinct sources).
+  void get(const SourceRequest& request, SourceCallback done);
+
+  // Stops background refreshes (drain); in-flight fetches still complete.
+  void stop_refreshing();
+
+  size_t entries() const { return entries_.size(); }
+  // Live sources being refreshed in the background right now.
+  size_t refreshing() const;
+
+  struct Entry;
+
+ private:
+  Entry& entry_for(const std::string& key);
+  void start_fetch(Entry& entry, bool background);
+  void on_done(const std::string& key, const common::FetchResult& result);
+  void publish(Entry& entry, std::shared_ptr<const SourceVersion> version, TimePoint validated_at);
+  void fail(Entry& entry, int status, common::Error error);
+  void answer_failure(Entry& entry, const SourceCallback& done, TimePoint now);
+  void schedule_refresh(Entry& entry, TimePoint now);
+  void on_refresh_timer(const std::string& key);
+  void sweep();
+
+  event_base& base_;
+  common::HttpClient& client_;
+  PlaylistTimings timings_;
+  std::unordered_map<std::string, std::unique_ptr<Entry>> entries_;
+  common::EventPtr sweep_timer_;
+  uint64_t next_serial_ = 1;
+  bool refreshing_enabled_ = true;
+
+  common::Counter& hits_;
+  common::Counter& misses_;
+  common::Counter& coalesced_;
+  common::Counter& stale_;
+  common::Counter& errors_;
+  common::Counter& fetches_request_;
+  common::Counter& fetches_refresh_;
+  common::Counter& not_modified_;
+  common::Histogram& fetch_seconds_;
+  common::MetricsRegistry& metrics_;
+};
+
+}  // namespace balancer

@@ -1,0 +1,59 @@
+// How long a fetched source playlist may be served, as pure functions of its
+// kind, its age and the configured timings (docs/balancer.md "Freshness").
+// Ages are measured from the moment the fetch that produced or revalidated the
+// copy was *sent*, so the time origin took to answer counts against freshness.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+
+#include "hls/playlist.h"
+
+namespace balancer {
+
+using Millis = std::chrono::milliseconds;
+
+enum class SourceKind : uint8_t { master, live, vod };
+const char* to_string(SourceKind kind);
+
+// Master → master; media with EXT-X-ENDLIST or PLAYLIST-TYPE:VOD → vod; else live.
+SourceKind classify(const hls::Playlist& playlist);
+
+struct PlaylistTimings {
+  Millis master_ttl{5000};         // playlists.master_ttl_ms
+  Millis vod_ttl{300000};          // playlists.vod_ttl_s
+  Millis live_max_lag{500};        // playlists.live_max_lag_ms: never serve a live copy older
+  Millis live_refresh{250};        // playlists.live_refresh_ms: background refresh period
+  Millis live_idle{10000};         // playlists.live_idle_s: stop refreshing with no viewer for
+  Millis master_stale{30000};      // playlists.master_stale_s: last good master on origin failure
+  Millis fetch_timeout{3000};      // playlists.fetch_timeout_ms
+  Millis blocking_timeout{15000};  // playlists.blocking_timeout_ms (LL-HLS blocking reloads)
+  Millis error_hold{250};          // playlists.error_hold_ms: a failure answers for this long
+  Millis evict_after{60000};       // playlists.evict_after_s: forget copies nobody asked for
+  size_t max_bytes = 4 << 20;      // playlists.max_bytes
+  size_t max_entries = 10000;      // playlists.max_entries
+};
+
+// May a copy of `kind`, last fetched or revalidated `age` ago, be served as fresh?
+bool is_fresh(SourceKind kind, Millis age, const PlaylistTimings& timings);
+
+// After a failed refresh: may the last good copy still be served? Live and VOD
+// copies for at most one target duration after their last good fetch, masters
+// for master_stale.
+bool may_serve_stale(SourceKind kind, Millis age_of_last_good, Millis target_duration,
+                     const PlaylistTimings& timings);
+
+// The target duration of a media playlist (1 s floor; 6 s when absent).
+Millis target_duration_of(const hls::Playlist& playlist);
+
+// Does this media playlist already answer a blocking reload for (msn, part)?
+// True when it holds segment `msn` completely, or (with a part) part `part` of it.
+bool satisfies_blocking(const hls::MediaInfo& media, uint64_t msn, std::optional<uint64_t> part);
+
+// Is a blocking reload so far ahead that the spec says reject it (400)? An msn
+// more than two segments beyond the last one, or a part number beyond three
+// segments' worth of parts (the "Advance Part Limit"; 64 without EXT-X-PART-INF).
+bool directives_too_far(const hls::MediaInfo& media, uint64_t msn, std::optional<uint64_t> part);
+
+}  // namespace balancer

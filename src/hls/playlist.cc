@@ -1,0 +1,1013 @@
+#include "hls/playlist.h"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <memory>
+
+#include "hls/attribute_list.h"
+#include "hls/uri.h"
+
+namespace hls {
+namespace {
+
+using detail::Attribute;
+using detail::AttributeList;
+using detail::parse_attribute_list;
+using detail::parse_byte_range;
+using detail::parse_decimal_float;
+using detail::parse_decimal_integer;
+using detail::trim_blanks;
+
+constexpr std::string_view kBom = "\xEF\xBB\xBF";
+
+enum class TagId {
+  unknown,
+  extm3u,
+  extinf,
+  byterange,
+  discontinuity,
+  gap,
+  program_date_time,
+  key,
+  session_key,
+  map,
+  part,
+  preload_hint,
+  rendition_report,
+  skip,
+  part_inf,
+  server_control,
+  daterange,
+  stream_inf,
+  iframe_stream_inf,
+  image_stream_inf,
+  media,
+  session_data,
+  content_steering,
+  define,
+  target_duration,
+  media_sequence,
+  discontinuity_sequence,
+  endlist,
+  playlist_type,
+  iframes_only,
+  independent_segments,
+  version,
+};
+
+// Which kind of playlist a tag may appear in (RFC 8216 section 4.4).
+enum class Scope { neutral, master, media };
+
+struct TagInfo {
+  std::string_view name;  // without '#'
+  TagId id;
+  Scope scope;
+};
+
+// EXT-X-SESSION-KEY is master-only in the RFC, but is found in media playlists and
+// is harmless there (players ignore it), so it does not decide the kind.
+constexpr TagInfo kTags[] = {
+    {"EXTM3U", TagId::extm3u, Scope::neutral},
+    {"EXTINF", TagId::extinf, Scope::media},
+    {"EXT-X-BYTERANGE", TagId::byterange, Scope::media},
+    {"EXT-X-DISCONTINUITY", TagId::discontinuity, Scope::media},
+    {"EXT-X-GAP", TagId::gap, Scope::media},
+    {"EXT-X-PROGRAM-DATE-TIME", TagId::program_date_time, Scope::media},
+    {"EXT-X-KEY", TagId::key, Scope::media},
+    {"EXT-X-SESSION-KEY", TagId::session_key, Scope::neutral},
+    {"EXT-X-MAP", TagId::map, Scope::media},
+    {"EXT-X-PART", TagId::part, Scope::media},
+    {"EXT-X-PRELOAD-HINT", TagId::preload_hint, Scope::media},
+    {"EXT-X-RENDITION-REPORT", TagId::rendition_report, Scope::media},
+    {"EXT-X-SKIP", TagId::skip, Scope::media},
+    {"EXT-X-PART-INF", TagId::part_inf, Scope::media},
+    {"EXT-X-SERVER-CONTROL", TagId::server_control, Scope::media},
+    {"EXT-X-DATERANGE", TagId::daterange, Scope::media},
+    {"EXT-X-STREAM-INF", TagId::stream_inf, Scope::master},
+    {"EXT-X-I-FRAME-STREAM-INF", TagId::iframe_stream_inf, Scope::master},
+    {"EXT-X-IMAGE-STREAM-INF", TagId::image_stream_inf, Scope::master},
+    {"EXT-X-MEDIA", TagId::media, Scope::master},
+    {"EXT-X-SESSION-DATA", TagId::session_data, Scope::master},
+    {"EXT-X-CONTENT-STEERING", TagId::content_steering, Scope::master},
+    {"EXT-X-DEFINE", TagId::define, Scope::neutral},
+    {"EXT-X-TARGETDURATION", TagId::target_duration, Scope::media},
+    {"EXT-X-MEDIA-SEQUENCE", TagId::media_sequence, Scope::media},
+    {"EXT-X-DISCONTINUITY-SEQUENCE", TagId::discontinuity_sequence, Scope::media},
+    {"EXT-X-ENDLIST", TagId::endlist, Scope::media},
+    {"EXT-X-PLAYLIST-TYPE", TagId::playlist_type, Scope::media},
+    {"EXT-X-I-FRAMES-ONLY", TagId::iframes_only, Scope::media},
+    {"EXT-X-INDEPENDENT-SEGMENTS", TagId::independent_segments, Scope::neutral},
+    {"EXT-X-VERSION", TagId::version, Scope::neutral},
+    {"EXT-X-BITRATE", TagId::unknown, Scope::media},
+};
+
+const TagInfo* find_tag(std::string_view name) {
+  for (const TagInfo& t : kTags) {
+    if (t.name == name) return &t;
+  }
+  return nullptr;
+}
+
+// A tag line split into name (without '#') and value (after the first ':').
+struct TagLine {
+  std::string_view name;
+  std::string_view value;
+};
+
+// `text` is a trimmed line starting with "#EXT".
+TagLine split_tag(std::string_view text) {
+  size_t colon = text.find(':');
+  if (colon == std::string_view::npos) return {text.substr(1), {}};
+  return {text.substr(1, colon - 1), text.substr(colon + 1)};
+}
+
+// Iterates over lines. A line ends at LF, CRLF or a lone CR (as ExoPlayer's
+// readLine() and hls.js do); the terminator is not part of the line.
+class LineReader {
+ public:
+  LineReader(std::string_view src, size_t start) : src_(src), pos_(start) {}
+
+  bool next(std::string_view& line) {
+    if (pos_ >= src_.size()) return false;
+    // A plain loop: string_view::find_first_of calls memchr once per byte.
+    size_t end = pos_;
+    while (end < src_.size() && src_[end] != '\n' && src_[end] != '\r') ++end;
+    line = src_.substr(pos_, end - pos_);
+    pos_ = end;
+    if (pos_ < src_.size()) {
+      pos_ += (src_[pos_] == '\r' && pos_ + 1 < src_.size() && src_[pos_ + 1] == '\n') ? 2 : 1;
+    }
+    ++number_;
+    return true;
+  }
+  size_t number() const { return number_; }
+
+ private:
+  std::string_view src_;
+  size_t pos_;
+  size_t number_ = 0;
+};
+
+bool is_var_char(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+         c == '_';
+}
+
+bool valid_var_name(std::string_view name) {
+  return !name.empty() && std::all_of(name.begin(), name.end(), is_var_char);
+}
+
+// For messages: at most 80 bytes, quoted, bytes outside printable ASCII as \\xNN
+// (messages stay ASCII, safe to put in a JSON error body).
+std::string shown(std::string_view text) {
+  constexpr size_t kMax = 80;
+  std::string out = "\"";
+  for (size_t i = 0; i < text.size() && i < kMax; ++i) {
+    auto c = static_cast<unsigned char>(text[i]);
+    if (c < 0x20 || c >= 0x7F) {
+      constexpr char kHex[] = "0123456789abcdef";
+      out += "\\x";
+      out.push_back(kHex[c >> 4]);
+      out.push_back(kHex[c & 0xF]);
+    } else {
+      out.push_back(static_cast<char>(c));
+    }
+  }
+  if (text.size() > kMax) out += "...";
+  out += "\"";
+  return out;
+}
+
+std::string at_line(size_t line) {
+  return "line " + std::to_string(line) + ": ";
+}
+
+struct PendingSegment {
+  bool has_extinf = false;
+  size_t extinf_line = 0;
+  std::optional<double> duration;
+  std::optional<ByteRange> byte_range;
+  size_t byte_range_line = 0;
+  bool discontinuity = false;
+  bool gap = false;
+  std::string program_date_time;
+};
+
+class Parser {
+ public:
+  Parser(std::string_view src, std::string_view base, const ParseOptions& options)
+      : src_(src), base_(base), options_(options) {}
+
+  // Fills `pl` (except pl.tmpl) and slots_; returns false with error_ set on failure.
+  bool run(Playlist& pl);
+  Issue& error() { return error_; }
+  std::vector<UriSlot>& slots() { return slots_; }
+
+ private:
+  bool fail(std::string code, size_t line, std::string message) {
+    error_ = Issue{std::move(code), line ? at_line(line) + message : message, line};
+    return false;
+  }
+  void warn(std::string code, size_t line, std::string message) {
+    if (pl_->warnings.size() >= options_.max_warnings) return;
+    pl_->warnings.push_back(Issue{std::move(code), line ? at_line(line) + message : message, line});
+  }
+
+  void prescan(size_t start);
+  bool handle_line(std::string_view raw, size_t line);
+  bool handle_tag(std::string_view text, size_t line);
+  bool handle_uri_line(std::string_view text, size_t line);
+  void finish();
+
+  bool define_variable(const AttributeList& attrs, size_t line);
+  bool substitute(std::string_view in, std::string& out, size_t line, bool strict);
+  std::string attr_text(const AttributeList& attrs, std::string_view name);
+  std::optional<uint64_t> attr_int(const AttributeList& attrs, std::string_view name,
+                                   std::string_view tag, size_t line);
+  std::optional<double> attr_float(const AttributeList& attrs, std::string_view name,
+                                   std::string_view tag, size_t line);
+  bool attr_yes(const AttributeList& attrs, std::string_view name);
+  std::optional<ByteRange> attr_byte_range(const AttributeList& attrs, std::string_view name,
+                                           std::string_view tag, size_t line);
+
+  AttributeList attributes(std::string_view value, std::string_view tag, size_t line);
+  bool take_uri(const AttributeList& attrs, std::string_view attr_name, Role role,
+                std::string_view tag, size_t line, std::optional<size_t>& slot);
+  bool add_slot(std::string_view original, bool quoted, Role role, std::string_view tag,
+                std::string_view attribute, size_t line, size_t& index);
+
+  bool handle_key(const AttributeList& attrs, bool session, std::string_view tag, size_t line);
+  Variant variant_facts(const AttributeList& attrs, Variant::Kind kind, std::string_view tag,
+                        size_t line);
+
+  std::string_view src_;
+  std::string_view base_;
+  const ParseOptions& options_;
+  Playlist* pl_ = nullptr;
+  Issue error_;
+  std::vector<UriSlot> slots_;
+
+  PlaylistKind kind_ = PlaylistKind::media;
+  size_t mixed_line_ = 0;  // line where the second kind of tag first appears
+  std::string mixed_message_;
+
+  bool seen_header_ = false;
+  std::map<std::string, std::string, std::less<>> vars_;
+  PendingSegment pending_;
+  std::optional<size_t> pending_variant_;
+  size_t pending_variant_line_ = 0;
+  std::optional<size_t> current_map_;
+  bool seen_target_duration_ = false;
+  bool seen_media_sequence_ = false;
+  std::string scratch_;
+  size_t expanded_bytes_ = 0;  // bytes inserted by variable substitution so far
+};
+
+void Parser::prescan(size_t start) {
+  LineReader reader(src_, start);
+  std::string_view raw;
+  size_t first_master = 0;
+  size_t first_media = 0;
+  std::string_view master_tag;
+  std::string_view media_tag;
+  while (reader.next(raw)) {
+    std::string_view text = trim_blanks(raw);
+    if (!text.starts_with("#EXT")) continue;
+    const TagInfo* info = find_tag(split_tag(text).name);
+    if (!info) continue;
+    if (info->scope == Scope::master && !first_master) {
+      first_master = reader.number();
+      master_tag = info->name;
+    } else if (info->scope == Scope::media && !first_media) {
+      first_media = reader.number();
+      media_tag = info->name;
+    }
+    if (first_master && first_media) break;
+  }
+  kind_ = first_master && (!first_media || first_master < first_media) ? PlaylistKind::master
+                                                                       : PlaylistKind::media;
+  if (first_master && first_media) {
+    mixed_line_ = std::max(first_master, first_media);
+    if (kind_ == PlaylistKind::master) {
+      mixed_message_ = "media playlist tag #" + std::string(media_tag) +
+                       " in a master playlist (#" + std::string(master_tag) + " on line " +
+                       std::to_string(first_master) + ")";
+    } else {
+      mixed_message_ = "master playlist tag #" + std::string(master_tag) +
+                       " in a media playlist (#" + std::string(media_tag) + " on line " +
+                       std::to_string(first_media) + ")";
+    }
+  }
+}
+
+bool Parser::run(Playlist& pl) {
+  pl_ = &pl;
+  if (src_.size() > options_.max_bytes) {
+    return fail("too_large", 0,
+                "playlist is " + std::to_string(src_.size()) + " bytes, over the limit of " +
+                    std::to_string(options_.max_bytes) + " bytes");
+  }
+  if (!is_absolute_uri(base_) || has_forbidden_uri_chars(base_)) {
+    return fail("bad_base_url", 0, "playlist URL " + shown(base_) + " is not an absolute URI");
+  }
+  size_t start = 0;
+  if (src_.starts_with(kBom)) {
+    start = kBom.size();
+    warn("bom", 1, "UTF-8 byte order mark before #EXTM3U (ignored)");
+  }
+  if (start == src_.size()) return fail("empty_playlist", 0, "playlist is empty");
+  prescan(start);
+  pl.kind = kind_;
+
+  LineReader reader(src_, start);
+  std::string_view raw;
+  while (reader.next(raw)) {
+    if (!handle_line(raw, reader.number())) return false;
+  }
+  if (!seen_header_) return fail("missing_header", 0, "no #EXTM3U header");
+  finish();
+  return true;
+}
+
+bool Parser::handle_line(std::string_view raw, size_t line) {
+  std::string_view text = trim_blanks(raw);
+  if (text.empty()) return true;
+  if (!seen_header_) {
+    if (text == "#EXTM3U") {
+      seen_header_ = true;
+      if (line > 1) warn("late_header", line, "#EXTM3U is not the first line");
+      return true;
+    }
+    if (text.starts_with("#EXTM3U")) {
+      return fail("missing_header", line,
+                  "#EXTM3U must be alone on its line, found " + shown(text));
+    }
+    if (text.starts_with("#EXT")) {
+      return fail("missing_header", line, "tag before #EXTM3U: " + shown(text));
+    }
+    if (text.front() == '#') return true;  // comment before the header (RFC prose, notes)
+    return fail("missing_header", line, "expected #EXTM3U, found " + shown(text));
+  }
+  if (line == mixed_line_) return fail("mixed_playlist", line, mixed_message_);
+  if (text.front() == '#') {
+    if (!text.starts_with("#EXT")) return true;  // comment
+    return handle_tag(text, line);
+  }
+  return handle_uri_line(text, line);
+}
+
+bool Parser::substitute(std::string_view in, std::string& out, size_t line, bool strict) {
+  out.clear();
+  size_t i = 0;
+  while (true) {
+    size_t p = in.find("{$", i);
+    if (p == std::string_view::npos) break;
+    size_t j = p + 2;
+    while (j < in.size() && is_var_char(in[j])) ++j;
+    if (j == p + 2 || j >= in.size() || in[j] != '}') {
+      out.append(in.substr(i, p + 2 - i));  // not a variable reference
+      i = p + 2;
+      continue;
+    }
+    std::string_view name = in.substr(p + 2, j - p - 2);
+    auto it = vars_.find(name);
+    if (it != vars_.end()) {
+      // Bounds the memory a few short references to a long value can claim.
+      expanded_bytes_ += it->second.size();
+      if (expanded_bytes_ > options_.max_bytes) {
+        if (!strict) return false;
+        return fail("too_large", line,
+                    "variable substitution expands the playlist beyond the limit of " +
+                        std::to_string(options_.max_bytes) + " bytes");
+      }
+    }
+    if (it == vars_.end()) {
+      if (strict) {
+        return fail(
+            "undefined_variable", line,
+            "URI " + shown(in) + " references undefined variable {$" + std::string(name) + "}");
+      }
+      out.append(in.substr(i, j + 1 - i));
+    } else {
+      out.append(in.substr(i, p - i));
+      out.append(it->second);
+    }
+    i = j + 1;
+  }
+  out.append(in.substr(i));
+  return true;
+}
+
+std::string Parser::attr_text(const AttributeList& attrs, std::string_view name) {
+  const Attribute* a = attrs.find(name);
+  if (!a) return {};
+  std::string out;
+  if (vars_.empty() || a->value.find("{$") == std::string_view::npos ||
+      !substitute(a->value, out, 0, /*strict=*/false)) {
+    out.assign(a->value);
+  }
+  return out;
+}
+
+std::optional<uint64_t> Parser::attr_int(const AttributeList& attrs, std::string_view name,
+                                         std::string_view tag, size_t line) {
+  const Attribute* a = attrs.find(name);
+  if (!a) return std::nullopt;
+  auto v = parse_decimal_integer(a->value);
+  if (!v) {
+    warn("bad_attribute_value", line,
+         "#" + std::string(tag) + " " + std::string(name) + "=" + shown(a->value) +
+             " is not a decimal integer (ignored)");
+  }
+  return v;
+}
+
+std::optional<double> Parser::attr_float(const AttributeList& attrs, std::string_view name,
+                                         std::string_view tag, size_t line) {
+  const Attribute* a = attrs.find(name);
+  if (!a) return std::nullopt;
+  auto v = parse_decimal_float(a->value);
+  if (!v) {
+    warn("bad_attribute_value", line,
+         "#" + std::string(tag) + " " + std::string(name) + "=" + shown(a->value) +
+             " is not a decimal number (ignored)");
+  }
+  return v;
+}
+
+bool Parser::attr_yes(const AttributeList& attrs, std::string_view name) {
+  const Attribute* a = attrs.find(name);
+  return a && a->value == "YES";
+}
+
+std::optional<ByteRange> Parser::attr_byte_range(const AttributeList& attrs, std::string_view name,
+                                                 std::string_view tag, size_t line) {
+  if (!attrs.find(name)) return std::nullopt;
+  std::string text = attr_text(attrs, name);
+  auto r = parse_byte_range(text);
+  if (!r) {
+    warn("bad_attribute_value", line,
+         "#" + std::string(tag) + " " + std::string(name) + "=" + shown(text) +
+             " is not a byte range (ignored)");
+    return std::nullopt;
+  }
+  return ByteRange{r->length, r->offset};
+}
+
+AttributeList Parser::attributes(std::string_view value, std::string_view tag, size_t line) {
+  AttributeList attrs = parse_attribute_list(value);
+  std::string_view problem =
+      attrs.minor_problem.empty() ? attrs.fatal_problem : attrs.minor_problem;
+  if (!problem.empty()) {
+    warn("irregular_attribute_list", line,
+         "#" + std::string(tag) + " attribute list has " + std::string(problem));
+  }
+  return attrs;
+}
+
+bool Parser::add_slot(std::string_view original, bool quoted, Role role, std::string_view tag,
+                      std::string_view attribute, size_t line, size_t& index) {
+  std::string_view ref = original;
+  if (original.find("{$") != std::string_view::npos) {
+    if (!substitute(original, scratch_, line, /*strict=*/true)) return false;
+    ref = scratch_;
+  }
+  auto where = [&] { return tag.empty() ? std::string("URI line") : "#" + std::string(tag); };
+  if (ref.empty()) return fail("bad_uri", line, where() + " has an empty URI");
+  if (has_forbidden_uri_chars(ref)) {
+    return fail("bad_uri", line,
+                where() + " URI " + shown(ref) + " contains a control character or a backslash");
+  }
+  std::optional<std::string> resolved = resolve_uri(base_, ref);
+  if (!resolved) {
+    return fail("bad_uri", line, where() + " URI " + shown(ref) + " cannot be resolved");
+  }
+  if (slots_.size() >= options_.max_uris) {
+    return fail("too_large", line,
+                "more than " + std::to_string(options_.max_uris) + " URIs in one playlist");
+  }
+  UriSlot slot;
+  slot.role = role;
+  slot.quoted = quoted;
+  slot.tag = tag;
+  slot.attribute = attribute;
+  slot.uri = escape_uri_chars(*resolved);
+  slot.original = original;
+  slot.line = line;
+  index = slots_.size();
+  slots_.push_back(std::move(slot));
+  return true;
+}
+
+bool Parser::take_uri(const AttributeList& attrs, std::string_view attr_name, Role role,
+                      std::string_view tag, size_t line, std::optional<size_t>& slot) {
+  slot.reset();
+  auto where = [&] { return "#" + std::string(tag); };
+  if (!attrs.fatal_problem.empty()) {
+    return fail("bad_attribute_list", line,
+                where() + " attribute list has " + std::string(attrs.fatal_problem) +
+                    ", so its URI cannot be located reliably");
+  }
+  if (attrs.count(attr_name) > 1) {
+    return fail("bad_attribute_list", line,
+                where() + " has more than one " + std::string(attr_name) + " attribute");
+  }
+  const Attribute* a = attrs.find(attr_name);
+  if (!a) return true;
+  if (!a->quoted) {
+    return fail("bad_attribute_list", line,
+                where() + " " + std::string(attr_name) + " must be a quoted string, found " +
+                    shown(a->value));
+  }
+  if (attr_name == "URI") {
+    // Some clients find the URI with a regular expression over the whole line;
+    // make sure they cannot pick a different one than we rewrite.
+    for (const Attribute& other : attrs.attrs) {
+      if (&other != a && other.value.find("URI=") != std::string_view::npos) {
+        return fail("bad_attribute_list", line,
+                    where() + " attribute " + shown(other.name) +
+                        " contains \"URI=\", which makes the URI ambiguous");
+      }
+    }
+  }
+  size_t index = 0;
+  if (!add_slot(a->value, true, role, tag, attr_name, line, index)) return false;
+  slot = index;
+  return true;
+}
+
+bool Parser::define_variable(const AttributeList& attrs, size_t line) {
+  auto add = [&](std::string_view name, std::string value) {
+    if (vars_.count(name)) {
+      return fail("duplicate_variable", line,
+                  "#EXT-X-DEFINE defines variable " + shown(name) + " a second time");
+    }
+    vars_.emplace(std::string(name), value);
+    pl_->variables.emplace_back(std::string(name), std::move(value));
+    return true;
+  };
+  if (const Attribute* name = attrs.find("NAME")) {
+    const Attribute* value = attrs.find("VALUE");
+    if (!valid_var_name(name->value) || !value) {
+      warn("bad_define", line,
+           "#EXT-X-DEFINE NAME=" + shown(name->value) +
+               " needs a name of [A-Za-z0-9_-] and a VALUE (ignored)");
+      return true;
+    }
+    return add(name->value, std::string(value->value));
+  }
+  if (const Attribute* import = attrs.find("IMPORT")) {
+    if (!valid_var_name(import->value)) {
+      warn("bad_define", line,
+           "#EXT-X-DEFINE IMPORT=" + shown(import->value) + " is not a valid name (ignored)");
+      return true;
+    }
+    if (kind_ == PlaylistKind::master) {
+      warn("bad_define", line,
+           "#EXT-X-DEFINE IMPORT is not allowed in a master playlist (ignored)");
+      return true;
+    }
+    for (const auto& [n, v] : options_.imported_variables) {
+      if (n == import->value) return add(n, v);
+    }
+    warn("missing_import", line,
+         "#EXT-X-DEFINE IMPORT=" + shown(import->value) +
+             " was not provided by the master playlist; the variable stays undefined");
+    return true;
+  }
+  if (const Attribute* qp = attrs.find("QUERYPARAM")) {
+    if (!valid_var_name(qp->value)) {
+      warn("bad_define", line,
+           "#EXT-X-DEFINE QUERYPARAM=" + shown(qp->value) + " is not a valid name (ignored)");
+      return true;
+    }
+    if (auto value = query_param(base_, qp->value)) return add(qp->value, std::move(*value));
+    warn("missing_queryparam", line,
+         "#EXT-X-DEFINE QUERYPARAM=" + shown(qp->value) +
+             " is not a query parameter of the playlist URL; the variable stays undefined");
+    return true;
+  }
+  warn("bad_define", line, "#EXT-X-DEFINE without NAME, IMPORT or QUERYPARAM (ignored)");
+  return true;
+}
+
+bool Parser::handle_key(const AttributeList& attrs, bool session, std::string_view tag,
+                        size_t line) {
+  Key key;
+  key.session = session;
+  key.method = attr_text(attrs, "METHOD");
+  key.keyformat = attr_text(attrs, "KEYFORMAT");
+  key.line = line;
+  if (!take_uri(attrs, "URI", Role::key, tag, line, key.uri_slot)) return false;
+  if (key.method.empty()) {
+    warn("missing_attribute", line, "#" + std::string(tag) + " has no METHOD");
+  } else if (key.method == "NONE" && key.uri_slot) {
+    warn("unexpected_uri", line,
+         "#" + std::string(tag) + " METHOD=NONE has a URI (rewritten anyway)");
+  } else if (key.method != "NONE" && !key.uri_slot) {
+    warn("missing_uri", line,
+         "#" + std::string(tag) + " METHOD=" + shown(key.method) + " has no URI");
+  }
+  if (session && kind_ == PlaylistKind::master) {
+    pl_->master.session_keys.push_back(std::move(key));
+  } else {
+    if (session) {
+      warn("misplaced_tag", line,
+           "#EXT-X-SESSION-KEY belongs in a master playlist (rewritten as a key)");
+    }
+    pl_->media.keys.push_back(std::move(key));
+  }
+  return true;
+}
+
+Variant Parser::variant_facts(const AttributeList& attrs, Variant::Kind kind, std::string_view tag,
+                              size_t line) {
+  Variant v;
+  v.kind = kind;
+  v.line = line;
+  v.bandwidth = attr_int(attrs, "BANDWIDTH", tag, line);
+  if (!attrs.find("BANDWIDTH")) {
+    warn("missing_attribute", line, "#" + std::string(tag) + " has no BANDWIDTH");
+  }
+  v.average_bandwidth = attr_int(attrs, "AVERAGE-BANDWIDTH", tag, line);
+  if (const Attribute* r = attrs.find("RESOLUTION")) {
+    if (auto res = detail::parse_resolution(r->value)) {
+      v.resolution = Resolution{res->width, res->height};
+    } else {
+      warn("bad_attribute_value", line,
+           "#" + std::string(tag) + " RESOLUTION=" + shown(r->value) + " is not WxH (ignored)");
+    }
+  }
+  v.frame_rate = attr_float(attrs, "FRAME-RATE", tag, line);
+  v.codecs = attr_text(attrs, "CODECS");
+  v.audio = attr_text(attrs, "AUDIO");
+  v.video = attr_text(attrs, "VIDEO");
+  v.subtitles = attr_text(attrs, "SUBTITLES");
+  v.closed_captions = attr_text(attrs, "CLOSED-CAPTIONS");
+  return v;
+}
+
+bool Parser::handle_tag(std::string_view text, size_t line) {
+  const TagLine tl = split_tag(text);
+  const TagInfo* info = find_tag(tl.name);
+  if (!info || info->id == TagId::unknown) return true;  // unknown tags are kept as they are
+  const std::string_view tag = info->name;
+  const std::string_view value = tl.value;
+  MediaInfo& media = pl_->media;
+  MasterInfo& master = pl_->master;
+
+  if (pending_variant_ && info->id != TagId::define) {
+    warn("missing_uri", pending_variant_line_,
+         "#EXT-X-STREAM-INF is not followed by a URI line (found #" + std::string(tag) + ")");
+    pending_variant_.reset();
+  }
+
+  switch (info->id) {
+    case TagId::unknown:
+      return true;
+    case TagId::extm3u:
+      return fail("duplicate_header", line,
+                  "second #EXTM3U: two playlists concatenated in one body");
+    case TagId::extinf: {
+      if (pending_.has_extinf) {
+        warn("missing_uri", pending_.extinf_line, "#EXTINF is not followed by a URI line");
+      }
+      size_t comma = value.find(',');
+      std::string_view duration = trim_blanks(value.substr(0, comma));
+      auto d = parse_decimal_float(duration);
+      if (!d) {
+        return fail(
+            "bad_extinf", line,
+            "#EXTINF duration " + shown(duration) + " is not a non-negative decimal number");
+      }
+      pending_.has_extinf = true;
+      pending_.extinf_line = line;
+      pending_.duration = d;
+      return true;
+    }
+    case TagId::byterange: {
+      auto r = parse_byte_range(trim_blanks(value));
+      if (!r) {
+        warn("bad_attribute_value", line,
+             "#EXT-X-BYTERANGE " + shown(value) + " is not <length>[@<offset>] (ignored)");
+      } else {
+        pending_.byte_range = ByteRange{r->length, r->offset};
+        pending_.byte_range_line = line;
+      }
+      return true;
+    }
+    case TagId::discontinuity:
+      pending_.discontinuity = true;
+      return true;
+    case TagId::gap:
+      pending_.gap = true;
+      return true;
+    case TagId::program_date_time:
+      pending_.program_date_time = std::string(trim_blanks(value));
+      return true;
+    case TagId::key:
+      return handle_key(attributes(value, tag, line), false, tag, line);
+    case TagId::session_key:
+      return handle_key(attributes(value, tag, line), true, tag, line);
+    case TagId::map: {
+      std::optional<size_t> slot;
+      if (!take_uri(attributes(value, tag, line), "URI", Role::chunk, tag, line, slot)) {
+        return false;
+      }
+      if (!slot) warn("missing_uri", line, "#EXT-X-MAP has no URI");
+      current_map_ = slot;
+      return true;
+    }
+    case TagId::part: {
+      AttributeList attrs = attributes(value, tag, line);
+      std::optional<size_t> slot;
+      if (!take_uri(attrs, "URI", Role::chunk, tag, line, slot)) return false;
+      if (!slot) {
+        warn("missing_uri", line, "#EXT-X-PART has no URI");
+        return true;
+      }
+      Part part;
+      part.segment_index = media.segments.size();
+      part.duration = attr_float(attrs, "DURATION", tag, line);
+      part.uri_slot = *slot;
+      part.independent = attr_yes(attrs, "INDEPENDENT");
+      part.gap = attr_yes(attrs, "GAP");
+      part.byte_range = attr_byte_range(attrs, "BYTERANGE", tag, line);
+      part.line = line;
+      media.parts.push_back(std::move(part));
+      return true;
+    }
+    case TagId::preload_hint: {
+      AttributeList attrs = attributes(value, tag, line);
+      PreloadHint hint;
+      hint.line = line;
+      if (!take_uri(attrs, "URI", Role::chunk, tag, line, hint.uri_slot)) return false;
+      if (!hint.uri_slot) warn("missing_uri", line, "#EXT-X-PRELOAD-HINT has no URI");
+      hint.type = attr_text(attrs, "TYPE");
+      if (hint.type != "PART" && hint.type != "MAP") {
+        warn("bad_attribute_value", line,
+             "#EXT-X-PRELOAD-HINT TYPE=" + shown(hint.type) + " is neither PART nor MAP");
+      }
+      hint.byterange_start = attr_int(attrs, "BYTERANGE-START", tag, line);
+      hint.byterange_length = attr_int(attrs, "BYTERANGE-LENGTH", tag, line);
+      media.preload_hints.push_back(std::move(hint));
+      return true;
+    }
+    case TagId::rendition_report: {
+      AttributeList attrs = attributes(value, tag, line);
+      RenditionReport report;
+      report.line = line;
+      if (!take_uri(attrs, "URI", Role::playlist, tag, line, report.uri_slot)) return false;
+      if (!report.uri_slot) warn("missing_uri", line, "#EXT-X-RENDITION-REPORT has no URI");
+      report.last_msn = attr_int(attrs, "LAST-MSN", tag, line);
+      report.last_part = attr_int(attrs, "LAST-PART", tag, line);
+      media.rendition_reports.push_back(std::move(report));
+      return true;
+    }
+    case TagId::skip: {
+      AttributeList attrs = attributes(value, tag, line);
+      const Attribute* a = attrs.find("SKIPPED-SEGMENTS");
+      auto n = a ? parse_decimal_integer(a->value) : std::nullopt;
+      if (!n) return fail("bad_skip", line, "#EXT-X-SKIP needs SKIPPED-SEGMENTS=<decimal integer>");
+      if (media.skipped_segments) return fail("bad_skip", line, "second #EXT-X-SKIP");
+      if (!media.segments.empty()) {
+        return fail("bad_skip", line, "#EXT-X-SKIP after the first segment");
+      }
+      media.skipped_segments = *n;
+      return true;
+    }
+    case TagId::part_inf:
+      media.part_target = attr_float(attributes(value, tag, line), "PART-TARGET", tag, line);
+      return true;
+    case TagId::server_control: {
+      AttributeList attrs = attributes(value, tag, line);
+      ServerControl& sc = media.server_control;
+      sc.can_block_reload = attr_yes(attrs, "CAN-BLOCK-RELOAD");
+      sc.can_skip_until = attr_float(attrs, "CAN-SKIP-UNTIL", tag, line);
+      sc.can_skip_dateranges = attr_yes(attrs, "CAN-SKIP-DATERANGES");
+      sc.hold_back = attr_float(attrs, "HOLD-BACK", tag, line);
+      sc.part_hold_back = attr_float(attrs, "PART-HOLD-BACK", tag, line);
+      return true;
+    }
+    case TagId::daterange: {
+      ++media.dateranges;
+      // Kept as it is, except the HLS Interstitials URIs, which a client fetches.
+      if (value.find("X-ASSET-") == std::string_view::npos) return true;
+      AttributeList attrs = attributes(value, tag, line);
+      const Attribute* asset_uri = attrs.find("X-ASSET-URI");
+      const Attribute* asset_list = attrs.find("X-ASSET-LIST");
+      std::string_view order[2] = {"X-ASSET-URI", "X-ASSET-LIST"};
+      if (asset_uri && asset_list && asset_list->value_pos < asset_uri->value_pos) {
+        std::swap(order[0], order[1]);
+      }
+      for (std::string_view name : order) {
+        std::optional<size_t> slot;
+        if (!take_uri(attrs, name, Role::other, tag, line, slot)) return false;
+      }
+      return true;
+    }
+    case TagId::stream_inf: {
+      AttributeList attrs = attributes(value, tag, line);
+      master.variants.push_back(variant_facts(attrs, Variant::Kind::stream, tag, line));
+      pending_variant_ = master.variants.size() - 1;
+      pending_variant_line_ = line;
+      return true;
+    }
+    case TagId::iframe_stream_inf:
+    case TagId::image_stream_inf: {
+      AttributeList attrs = attributes(value, tag, line);
+      const auto kind =
+          info->id == TagId::iframe_stream_inf ? Variant::Kind::iframe : Variant::Kind::image;
+      Variant v = variant_facts(attrs, kind, tag, line);
+      if (!take_uri(attrs, "URI", Role::playlist, tag, line, v.uri_slot)) return false;
+      if (!v.uri_slot) warn("missing_uri", line, "#" + std::string(tag) + " has no URI");
+      master.variants.push_back(std::move(v));
+      return true;
+    }
+    case TagId::media: {
+      AttributeList attrs = attributes(value, tag, line);
+      Rendition r;
+      r.line = line;
+      if (!take_uri(attrs, "URI", Role::playlist, tag, line, r.uri_slot)) return false;
+      r.type = attr_text(attrs, "TYPE");
+      r.group_id = attr_text(attrs, "GROUP-ID");
+      r.name = attr_text(attrs, "NAME");
+      r.language = attr_text(attrs, "LANGUAGE");
+      r.is_default = attr_yes(attrs, "DEFAULT");
+      r.autoselect = attr_yes(attrs, "AUTOSELECT");
+      master.renditions.push_back(std::move(r));
+      return true;
+    }
+    case TagId::session_data: {
+      std::optional<size_t> slot;
+      return take_uri(attributes(value, tag, line), "URI", Role::other, tag, line, slot);
+    }
+    case TagId::content_steering: {
+      std::optional<size_t> slot;
+      if (!take_uri(attributes(value, tag, line), "SERVER-URI", Role::other, tag, line, slot)) {
+        return false;
+      }
+      if (!slot) warn("missing_uri", line, "#EXT-X-CONTENT-STEERING has no SERVER-URI");
+      return true;
+    }
+    case TagId::define:
+      return define_variable(attributes(value, tag, line), line);
+    case TagId::target_duration: {
+      std::string_view v = trim_blanks(value);
+      auto n = parse_decimal_integer(v);
+      if (!n) {
+        auto f = parse_decimal_float(v);
+        if (!f || *f > 1e15) {
+          return fail("bad_target_duration", line,
+                      "#EXT-X-TARGETDURATION " + shown(v) + " is not a decimal integer");
+        }
+        warn("bad_attribute_value", line,
+             "#EXT-X-TARGETDURATION " + shown(v) + " is not an integer (rounded up)");
+        n = static_cast<uint64_t>(std::ceil(*f));
+      }
+      if (seen_target_duration_) {
+        warn("duplicate_tag", line, "second #EXT-X-TARGETDURATION (ignored)");
+      } else {
+        media.target_duration = n;
+        seen_target_duration_ = true;
+      }
+      return true;
+    }
+    case TagId::media_sequence: {
+      auto n = parse_decimal_integer(trim_blanks(value));
+      if (!n) {
+        return fail("bad_media_sequence", line,
+                    "#EXT-X-MEDIA-SEQUENCE " + shown(value) + " is not a decimal integer");
+      }
+      if (seen_media_sequence_) {
+        warn("duplicate_tag", line, "second #EXT-X-MEDIA-SEQUENCE (ignored)");
+      } else {
+        media.media_sequence = *n;
+        seen_media_sequence_ = true;
+      }
+      return true;
+    }
+    case TagId::discontinuity_sequence: {
+      auto n = parse_decimal_integer(trim_blanks(value));
+      if (!n) {
+        return fail("bad_discontinuity_sequence", line,
+                    "#EXT-X-DISCONTINUITY-SEQUENCE " + shown(value) + " is not a decimal integer");
+      }
+      media.discontinuity_sequence = *n;
+      return true;
+    }
+    case TagId::endlist:
+      media.endlist = true;
+      return true;
+    case TagId::playlist_type: {
+      std::string_view v = trim_blanks(value);
+      if (v == "VOD") {
+        media.type = PlaylistType::vod;
+      } else if (v == "EVENT") {
+        media.type = PlaylistType::event;
+      } else {
+        warn("bad_attribute_value", line,
+             "#EXT-X-PLAYLIST-TYPE " + shown(v) + " is neither VOD nor EVENT (ignored)");
+      }
+      return true;
+    }
+    case TagId::iframes_only:
+      media.iframes_only = true;
+      return true;
+    case TagId::independent_segments:
+      pl_->independent_segments = true;
+      return true;
+    case TagId::version: {
+      auto n = parse_decimal_integer(trim_blanks(value));
+      if (!n) {
+        warn("bad_attribute_value", line,
+             "#EXT-X-VERSION " + shown(value) + " is not a decimal integer (ignored)");
+      } else if (!pl_->version) {
+        pl_->version = n;
+      }
+      return true;
+    }
+  }
+  return true;
+}
+
+bool Parser::handle_uri_line(std::string_view text, size_t line) {
+  size_t index = 0;
+  if (kind_ == PlaylistKind::master) {
+    if (pending_variant_) {
+      if (!add_slot(text, false, Role::playlist, "EXT-X-STREAM-INF", "", line, index)) {
+        return false;
+      }
+      pl_->master.variants[*pending_variant_].uri_slot = index;
+      pending_variant_.reset();
+      return true;
+    }
+    // Players ignore it; rewrite it anyway so that no relative URI is left to be
+    // resolved against the balancer's URL.
+    warn("stray_uri", line, "URI line not preceded by #EXT-X-STREAM-INF (rewritten as a playlist)");
+    return add_slot(text, false, Role::playlist, "", "", line, index);
+  }
+  if (!add_slot(text, false, Role::chunk, "EXTINF", "", line, index)) return false;
+  if (!pending_.has_extinf) {
+    warn("segment_without_extinf", line, "segment URI not preceded by #EXTINF");
+  }
+  auto& segments = pl_->media.segments;
+  if (pending_.byte_range && !pending_.byte_range->offset &&
+      (segments.empty() || !segments.back().byte_range ||
+       slots_[segments.back().uri_slot].uri != slots_[index].uri)) {
+    warn("byterange_without_offset", pending_.byte_range_line,
+         "#EXT-X-BYTERANGE without an offset, but the previous segment is not a sub-range of the "
+         "same resource");
+  }
+  Segment seg;
+  seg.duration = pending_.duration;
+  seg.uri_slot = index;
+  seg.byte_range = pending_.byte_range;
+  seg.discontinuity = pending_.discontinuity;
+  seg.gap = pending_.gap;
+  seg.program_date_time = std::move(pending_.program_date_time);
+  seg.map_slot = current_map_;
+  seg.line = line;
+  segments.push_back(std::move(seg));
+  pending_ = PendingSegment{};
+  return true;
+}
+
+void Parser::finish() {
+  if (pending_variant_) {
+    warn("missing_uri", pending_variant_line_, "#EXT-X-STREAM-INF is not followed by a URI line");
+  }
+  if (pending_.has_extinf) {
+    warn("missing_uri", pending_.extinf_line, "#EXTINF is not followed by a URI line");
+  }
+  MediaInfo& media = pl_->media;
+  if (kind_ == PlaylistKind::media) {
+    if (!media.target_duration) warn("missing_target_duration", 0, "no #EXT-X-TARGETDURATION");
+    const uint64_t first = media.media_sequence + media.skipped_segments.value_or(0);
+    for (size_t i = 0; i < media.segments.size(); ++i) media.segments[i].sequence = first + i;
+  }
+  std::stable_sort(pl_->warnings.begin(), pl_->warnings.end(),
+                   [](const Issue& a, const Issue& b) { return a.line < b.line; });
+}
+
+}  // namespace
+
+Result<Playlist> parse_playlist(std::string_view source, std::string_view base_url,
+                                const ParseOptions& options) {
+  if (source.size() > options.max_bytes) {
+    // Checked before copying the source.
+    return Issue{"too_large",
+                 "playlist is " + std::to_string(source.size()) + " bytes, over the limit of " +
+                     std::to_string(options.max_bytes) + " bytes",
+                 0};
+  }
+  auto owned = std::make_shared<const std::string>(source);
+  Playlist pl;
+  Parser parser(*owned, base_url, options);
+  if (!parser.run(pl)) return Result<Playlist>(std::move(parser.error()));
+  pl.tmpl = Template::build(std::move(owned), std::move(parser.slots()));
+  return Result<Playlist>(std::move(pl));
+}
+
+}  // namespace hls

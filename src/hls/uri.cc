@@ -1,0 +1,258 @@
+#include "hls/uri.h"
+
+namespace hls {
+namespace {
+
+bool is_alpha(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+bool is_digit(char c) {
+  return c >= '0' && c <= '9';
+}
+
+int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+constexpr char kHex[] = "0123456789ABCDEF";
+
+void append_escaped(std::string& out, unsigned char c) {
+  out.push_back('%');
+  out.push_back(kHex[c >> 4]);
+  out.push_back(kHex[c & 0xF]);
+}
+
+// RFC 3986 section 5.2.3.
+std::string merge_paths(const UriParts& base, std::string_view ref_path) {
+  std::string out;
+  if (base.authority && base.path.empty()) {
+    out.reserve(ref_path.size() + 1);
+    out.push_back('/');
+  } else {
+    size_t slash = base.path.rfind('/');
+    if (slash != std::string_view::npos) out.assign(base.path.substr(0, slash + 1));
+  }
+  out.append(ref_path);
+  return out;
+}
+
+}  // namespace
+
+bool is_valid_scheme(std::string_view scheme) {
+  if (scheme.empty() || !is_alpha(scheme[0])) return false;
+  for (char c : scheme) {
+    if (!is_alpha(c) && !is_digit(c) && c != '+' && c != '-' && c != '.') return false;
+  }
+  return true;
+}
+
+// Index of the first byte of `text` (from `pos`) that is one of `set`, or npos.
+// A plain loop: string_view::find_first_of calls memchr once per byte.
+static size_t find_any(std::string_view text, std::string_view set, size_t pos = 0) {
+  for (size_t i = pos; i < text.size(); ++i) {
+    for (char c : set) {
+      if (text[i] == c) return i;
+    }
+  }
+  return std::string_view::npos;
+}
+
+UriParts split_uri(std::string_view ref) {
+  UriParts parts;
+  size_t first = find_any(ref, ":/?#");
+  if (first != std::string_view::npos && ref[first] == ':' &&
+      is_valid_scheme(ref.substr(0, first))) {
+    parts.scheme = ref.substr(0, first);
+    ref.remove_prefix(first + 1);
+  }
+  if (ref.size() >= 2 && ref[0] == '/' && ref[1] == '/') {
+    size_t end = find_any(ref, "/?#", 2);
+    if (end == std::string_view::npos) end = ref.size();
+    parts.authority = ref.substr(2, end - 2);
+    ref.remove_prefix(end);
+  }
+  size_t hash = ref.find('#');
+  if (hash != std::string_view::npos) {
+    parts.fragment = ref.substr(hash + 1);
+    ref = ref.substr(0, hash);
+  }
+  size_t question = ref.find('?');
+  if (question != std::string_view::npos) {
+    parts.query = ref.substr(question + 1);
+    ref = ref.substr(0, question);
+  }
+  parts.path = ref;
+  return parts;
+}
+
+bool is_absolute_uri(std::string_view uri) {
+  return split_uri(uri).scheme.has_value();
+}
+
+std::string remove_dot_segments(std::string_view path) {
+  // Work on a mutable copy: rules B and C replace a prefix of the input by "/",
+  // which is done by overwriting one byte and advancing.
+  std::string in(path);
+  std::string out;
+  out.reserve(in.size());
+  size_t i = 0;
+  const size_t n = in.size();
+  auto starts = [&](std::string_view p) { return std::string_view(in).substr(i).starts_with(p); };
+  auto rest_is = [&](std::string_view p) { return std::string_view(in).substr(i) == p; };
+  auto pop_segment = [&] {
+    size_t slash = out.rfind('/');
+    out.erase(slash == std::string::npos ? 0 : slash);
+  };
+  while (i < n) {
+    if (starts("../")) {
+      i += 3;
+    } else if (starts("./")) {
+      i += 2;
+    } else if (starts("/./")) {
+      i += 2;
+    } else if (rest_is("/.")) {
+      in[i + 1] = '/';
+      i += 1;
+    } else if (starts("/../")) {
+      i += 3;
+      pop_segment();
+    } else if (rest_is("/..")) {
+      in[i + 2] = '/';
+      i += 2;
+      pop_segment();
+    } else if (rest_is(".") || rest_is("..")) {
+      i = n;
+    } else {
+      size_t end = in.find('/', in[i] == '/' ? i + 1 : i);
+      if (end == std::string::npos) end = n;
+      out.append(in, i, end - i);
+      i = end;
+    }
+  }
+  return out;
+}
+
+std::optional<std::string> resolve_uri(std::string_view base, std::string_view reference) {
+  const UriParts b = split_uri(base);
+  if (!b.scheme) return std::nullopt;
+  const UriParts r = split_uri(reference);
+
+  std::string_view scheme;
+  std::optional<std::string_view> authority;
+  std::string path;
+  std::optional<std::string_view> query;
+  if (r.scheme) {
+    scheme = *r.scheme;
+    authority = r.authority;
+    path = remove_dot_segments(r.path);
+    query = r.query;
+  } else {
+    scheme = *b.scheme;
+    if (r.authority) {
+      authority = r.authority;
+      path = remove_dot_segments(r.path);
+      query = r.query;
+    } else {
+      authority = b.authority;
+      if (r.path.empty()) {
+        path.assign(b.path);
+        query = r.query ? r.query : b.query;
+      } else {
+        path = remove_dot_segments(r.path.front() == '/' ? std::string(r.path)
+                                                         : merge_paths(b, r.path));
+        query = r.query;
+      }
+    }
+  }
+
+  // RFC 3986 section 5.3.
+  std::string out;
+  out.reserve(scheme.size() + path.size() + base.size() / 2 + reference.size() + 8);
+  out.append(scheme).push_back(':');
+  if (authority) out.append("//").append(*authority);
+  out.append(path);
+  if (query) out.append("?").append(*query);
+  if (r.fragment) out.append("#").append(*r.fragment);
+  return out;
+}
+
+bool has_forbidden_uri_chars(std::string_view text) {
+  for (char ch : text) {
+    auto c = static_cast<unsigned char>(ch);
+    if (c < 0x20 || c == 0x7F || c == '\\') return true;
+  }
+  return false;
+}
+
+std::string escape_uri_chars(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (char ch : text) {
+    auto c = static_cast<unsigned char>(ch);
+    if (c >= 0x80 || c == ' ' || c == '"' || c == '<' || c == '>' || c == '`' || c == '{' ||
+        c == '}') {
+      append_escaped(out, c);
+    } else {
+      out.push_back(ch);
+    }
+  }
+  return out;
+}
+
+std::string percent_encode_component(std::string_view text) {
+  std::string out;
+  out.reserve(text.size() * 3);
+  for (char ch : text) {
+    auto c = static_cast<unsigned char>(ch);
+    if (is_alpha(ch) || is_digit(ch) || c == '-' || c == '.' || c == '_' || c == '~') {
+      out.push_back(ch);
+    } else {
+      append_escaped(out, c);
+    }
+  }
+  return out;
+}
+
+std::optional<std::string> percent_decode(std::string_view text, bool plus_as_space) {
+  std::string out;
+  out.reserve(text.size());
+  for (size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    if (c == '%') {
+      if (i + 2 >= text.size()) return std::nullopt;
+      int hi = hex_value(text[i + 1]);
+      int lo = hex_value(text[i + 2]);
+      if (hi < 0 || lo < 0) return std::nullopt;
+      out.push_back(static_cast<char>(hi * 16 + lo));
+      i += 2;
+    } else if (c == '+' && plus_as_space) {
+      out.push_back(' ');
+    } else {
+      out.push_back(c);
+    }
+  }
+  return out;
+}
+
+std::optional<std::string> query_param(std::string_view uri, std::string_view name) {
+  const UriParts parts = split_uri(uri);
+  if (!parts.query) return std::nullopt;
+  std::string_view q = *parts.query;
+  while (!q.empty()) {
+    size_t amp = q.find('&');
+    std::string_view pair = q.substr(0, amp);
+    q = amp == std::string_view::npos ? std::string_view() : q.substr(amp + 1);
+    if (pair.empty()) continue;
+    size_t eq = pair.find('=');
+    std::optional<std::string> key = percent_decode(pair.substr(0, eq), true);
+    if (!key || *key != name) continue;
+    if (eq == std::string_view::npos) return std::string();
+    return percent_decode(pair.substr(eq + 1), true);
+  }
+  return std::nullopt;
+}
+
+}  // namespace hls

@@ -1,0 +1,176 @@
+// The balancer's three config files: the example config loads; every bad value or
+// unknown key is refused naming the file and the key.
+#include <doctest/doctest.h>
+
+#include <string>
+
+#include "balancer/balancer.h"
+
+namespace balancer {
+namespace {
+
+const char* kMain = R"({
+  "listen": {"host": "127.0.0.1", "port": 0},
+  "channels_file": "channels.json",
+  "caches_file": "caches.json",
+  "origins": {"demo": {"url": "http://127.0.0.1:8080/files/"}},
+  "signing": {"keys": ["signing-key-0000000001"]},
+  "playback": {"ticket_keys": ["ticket-key-00000000001"], "allow_anonymous": true}
+})";
+
+common::ConfigDocument doc(const std::string& name, const std::string& text,
+                           const std::vector<std::string>& overrides = {}) {
+  auto d = common::ConfigDocument::parse(name, text, overrides);
+  REQUIRE_MESSAGE(d.ok(), (d.ok() ? "" : d.error().message));
+  return std::move(d).value();
+}
+
+BalancerConfig main_ok(const std::vector<std::string>& overrides = {}) {
+  auto c = read_main_config(doc("/etc/balancer/main.json", kMain, overrides));
+  REQUIRE_MESSAGE(c.ok(), (c.ok() ? "" : c.error().message));
+  return std::move(c).value();
+}
+
+std::string main_error(const std::vector<std::string>& overrides) {
+  auto c = read_main_config(doc("main.json", kMain, overrides));
+  REQUIRE_FALSE(c.ok());
+  return c.error().message;
+}
+
+std::string channels_error(const std::string& text) {
+  BalancerConfig c = main_ok();
+  auto s = read_channels(doc("channels.json", text), c);
+  REQUIRE_FALSE(s.ok());
+  return s.error().message;
+}
+
+std::string caches_error(const std::string& text) {
+  BalancerConfig c = main_ok();
+  auto s = read_caches(doc("caches.json", text), c);
+  REQUIRE_FALSE(s.ok());
+  return s.error().message;
+}
+
+bool has(const std::string& text, const std::string& part) {
+  INFO(text);
+  return text.find(part) != std::string::npos;
+}
+
+TEST_CASE("a minimal main config loads with defaults and resolves the list files beside it") {
+  BalancerConfig c = main_ok();
+  CHECK(c.channels_file == "/etc/balancer/channels.json");
+  CHECK(c.caches_file == "/etc/balancer/caches.json");
+  CHECK(c.origins.at("demo").url == "http://127.0.0.1:8080/files");  // trailing slash trimmed
+  CHECK(c.allow_anonymous);
+  CHECK(c.playlists.live_max_lag == std::chrono::milliseconds(500));
+  CHECK(c.playlists.live_refresh < c.playlists.live_max_lag);
+  CHECK(c.health.down_after == 2);
+  CHECK(c.public_url.empty());
+}
+
+TEST_CASE("bad values in the main file name the file and the key") {
+  CHECK(has(main_error({"listen.port=70000"}), "main.json: key 'listen.port'"));
+  CHECK(has(main_error({"surprise=1"}), "key 'surprise': unknown key"));
+  CHECK(has(main_error({"playlists.surprise=1"}), "key 'playlists.surprise': unknown key"));
+  CHECK(has(main_error({"origins.demo.url=ftp://x"}), "key 'origins.demo.url'"));
+  CHECK(has(main_error({"signing.keys=[\"short\"]"}), "key 'signing.keys'"));
+  CHECK(has(main_error({"signing.keys=[]"}), "key 'signing.keys'"));
+  CHECK(has(main_error({"playback.ticket_keys=[]"}), "key 'playback.ticket_keys'"));
+  CHECK(has(main_error({"playback.allow_anonymous=\"yes\""}), "key 'playback.allow_anonymous'"));
+  CHECK(has(main_error({"playlists.live_max_lag_ms=2000"}), "key 'playlists.live_max_lag_ms'"));
+  CHECK(has(main_error({"playlists.live_refresh_ms=500"}), "key 'playlists.live_refresh_ms'"));
+  CHECK(has(main_error({"health.timeout_ms=5000"}), "key 'health.timeout_ms'"));
+  CHECK(has(main_error({"log.level=loud"}), "key 'log.level'"));
+  CHECK(has(main_error({"public_url=balancer.example"}), "key 'public_url'"));
+  CHECK(has(main_error({"origins={}"}), "key 'origins'"));
+  CHECK(has(main_error({"operator.key=short"}), "key 'operator.key'"));
+}
+
+TEST_CASE("channels: ids, origins, sources and free/paid are validated") {
+  BalancerConfig c = main_ok();
+  auto s = read_channels(doc("channels.json", R"({"channels":[
+      {"id":"demo","title":"Demo","origin":"demo","source":"/live/master.m3u8","free":true},
+      {"id":"premium","origin":"demo","source":"/live/master.m3u8?x=1","product":"gold"}]})"),
+                         c);
+  REQUIRE_MESSAGE(s.ok(), (s.ok() ? "" : s.error().message));
+  REQUIRE(c.channels.size() == 2);
+  CHECK(c.channels[0].free);
+  CHECK(c.channels[1].product == "gold");
+  CHECK(c.channels[1].title == "premium");
+
+  CHECK(has(
+      channels_error(R"({"channels":[{"id":"a","origin":"nope","source":"/m.m3u8","free":true}]})"),
+      "channels.json: key 'channels[0].origin': unknown origin 'nope'"));
+  CHECK(has(channels_error(
+                R"({"channels":[{"id":"a b","origin":"demo","source":"/m.m3u8","free":true}]})"),
+            "key 'channels[0].id'"));
+  CHECK(
+      has(channels_error(R"({"channels":[{"id":"a","origin":"demo","source":"/m.m3u8","free":true},
+                                            {"id":"a","origin":"demo","source":"/n.m3u8","free":true}]})"),
+          "key 'channels[1].id': duplicate"));
+  CHECK(has(
+      channels_error(R"({"channels":[{"id":"a","origin":"demo","source":"m.m3u8","free":true}]})"),
+      "key 'channels[0].source'"));
+  CHECK(has(channels_error(
+                R"({"channels":[{"id":"a","origin":"demo","source":"/x/../m.m3u8","free":true}]})"),
+            "key 'channels[0].source'"));
+  CHECK(has(
+      channels_error(
+          R"({"channels":[{"id":"a","origin":"demo","source":"http://x/m.m3u8","free":true}]})"),
+      "key 'channels[0].source'"));
+  CHECK(has(channels_error(R"({"channels":[{"id":"a","origin":"demo","source":"/m.m3u8"}]})"),
+            "key 'channels[0].free'"));
+  CHECK(has(
+      channels_error(
+          R"({"channels":[{"id":"a","origin":"demo","source":"/m.m3u8","free":true,"product":"p"}]})"),
+      "key 'channels[0].product'"));
+  CHECK(has(
+      channels_error(
+          R"({"channels":[{"id":"a","origin":"demo","source":"/m.m3u8","free":true,"colour":1}]})"),
+      "key 'channels[0].colour': unknown key"));
+  CHECK(has(channels_error(R"({"channel":[]})"), "key 'channels'"));
+}
+
+TEST_CASE("caches: URLs, health URLs and networks are validated") {
+  BalancerConfig c = main_ok();
+  auto s = read_caches(doc("caches.json", R"({"caches":[
+      {"id":"venue-a","site":"venue","url":"http://10.0.0.5:8081/","networks":["10.20.0.0/16","fd00::/8"]},
+      {"id":"venue-b","site":"venue","url":"http://10.0.0.6:8081","health_url":"http://10.0.0.6:9000/hc"}]})"),
+                       c);
+  REQUIRE_MESSAGE(s.ok(), (s.ok() ? "" : s.error().message));
+  REQUIRE(c.caches.size() == 2);
+  CHECK(c.caches[0].url == "http://10.0.0.5:8081");
+  CHECK(c.caches[0].health_url == "http://10.0.0.5:8081/health");
+  CHECK(c.caches[0].networks.size() == 2);
+  CHECK(c.caches[1].health_url == "http://10.0.0.6:9000/hc");
+
+  CHECK(has(caches_error(R"({"caches":[{"id":"a","url":"http://x","networks":["10.0.0.1/8"]}]})"),
+            "caches.json: key 'caches[0].networks': '10.0.0.1/8'"));
+  CHECK(has(caches_error(R"({"caches":[{"id":"a","url":"http://x","networks":["nope"]}]})"),
+            "key 'caches[0].networks'"));
+  CHECK(has(caches_error(R"({"caches":[{"id":"a","url":"x:1"}]})"), "key 'caches[0].url'"));
+  CHECK(has(caches_error(R"({"caches":[{"id":"a","url":"http://x","health_url":"/health"}]})"),
+            "key 'caches[0].health_url'"));
+  CHECK(has(caches_error(R"({"caches":[{"id":"a","url":"http://x"},{"id":"a","url":"http://y"}]})"),
+            "key 'caches[1].id': duplicate"));
+  CHECK(has(caches_error(R"({"caches":[{"id":"a","url":"http://x","weight":3}]})"),
+            "key 'caches[0].weight': unknown key"));
+  CHECK(has(caches_error(R"({})"), "key 'caches'"));
+}
+
+TEST_CASE("the example configuration in conf/ loads") {
+  auto c = load_balancer_config(std::string(BALANCER_SOURCE_DIR) + "/conf/balancer.json", {});
+  REQUIRE_MESSAGE(c.ok(), (c.ok() ? "" : c.error().message));
+  CHECK(c->channels.size() >= 1);
+  CHECK(c->caches.size() >= 2);
+}
+
+TEST_CASE("a missing list file is named") {
+  auto c = load_balancer_config(std::string(BALANCER_SOURCE_DIR) + "/conf/balancer.json",
+                                {"channels_file=does-not-exist.json"});
+  REQUIRE_FALSE(c.ok());
+  CHECK(has(c.error().message, "does-not-exist.json"));
+}
+
+}  // namespace
+}  // namespace balancer

@@ -1,0 +1,66 @@
+// CIDR parsing and matching, IPv4 and IPv6.
+#include "balancer/cidr.h"
+
+#include <doctest/doctest.h>
+
+namespace balancer {
+namespace {
+
+bool in(const char* cidr, const char* address) {
+  auto net = Cidr::parse(cidr);
+  REQUIRE_MESSAGE(net.has_value(), cidr);
+  auto ip = IpAddress::parse(address);
+  REQUIRE_MESSAGE(ip.has_value(), address);
+  return net->contains(*ip);
+}
+
+TEST_CASE("IPv4 networks contain exactly the addresses under their prefix") {
+  CHECK(in("10.0.0.0/8", "10.1.2.3"));
+  CHECK(in("10.0.0.0/8", "10.255.255.255"));
+  CHECK_FALSE(in("10.0.0.0/8", "11.0.0.0"));
+  CHECK_FALSE(in("10.0.0.0/8", "9.255.255.255"));
+  CHECK(in("192.168.4.0/22", "192.168.7.200"));
+  CHECK_FALSE(in("192.168.4.0/22", "192.168.8.1"));
+  CHECK(in("172.16.5.4/32", "172.16.5.4"));
+  CHECK_FALSE(in("172.16.5.4/32", "172.16.5.5"));
+  CHECK(in("0.0.0.0/0", "203.0.113.9"));
+}
+
+TEST_CASE("a bare address is a host network") {
+  CHECK(in("127.0.0.1", "127.0.0.1"));
+  CHECK_FALSE(in("127.0.0.1", "127.0.0.2"));
+  CHECK(in("::1", "::1"));
+  CHECK(Cidr::parse("127.0.0.1")->prefix_length() == 32);
+  CHECK(Cidr::parse("::1")->prefix_length() == 128);
+}
+
+TEST_CASE("IPv6 networks contain exactly the addresses under their prefix") {
+  CHECK(in("2001:db8::/32", "2001:db8:ffff::1"));
+  CHECK_FALSE(in("2001:db8::/32", "2001:db9::1"));
+  CHECK(in("fd00:20::/48", "fd00:20:0:5::7"));
+  CHECK_FALSE(in("fd00:20::/48", "fd00:20:1::7"));
+  CHECK(in("2001:db8:abcd:12::/63", "2001:db8:abcd:13::1"));
+  CHECK_FALSE(in("2001:db8:abcd:12::/63", "2001:db8:abcd:14::1"));
+  CHECK(in("::/0", "2001:db8::1"));
+}
+
+TEST_CASE("IPv4 and IPv6 never match each other, except IPv4-mapped addresses") {
+  CHECK_FALSE(in("::/0", "10.0.0.1"));  // an IPv6 /0 is not "everything"
+  CHECK_FALSE(in("0.0.0.0/0", "2001:db8::1"));
+  CHECK(in("10.0.0.0/8", "::ffff:10.9.8.7"));  // a dual-stack listener's view of an IPv4 client
+  CHECK(IpAddress::parse("::ffff:10.9.8.7")->is_v4());
+  CHECK_FALSE(IpAddress::parse("2001:db8::1")->is_v4());
+}
+
+TEST_CASE("malformed networks are refused") {
+  for (const char* bad : {"", "10.0.0.0/", "10.0.0.0/33", "10.0.0.0/-1", "10.0.0.0/8x", "10.0.0/8",
+                          "10.0.0.1/8", "2001:db8::/129", "2001:db8::1/32", "host.example/8",
+                          "[::1]/128", "10.0.0.0/08/1", "1.2.3.4 /32"}) {
+    CHECK_MESSAGE(!Cidr::parse(bad).has_value(), bad);
+  }
+  CHECK_FALSE(IpAddress::parse("fe80::1%eth0").has_value());
+  CHECK_FALSE(IpAddress::parse("1.2.3.256").has_value());
+}
+
+}  // namespace
+}  // namespace balancer

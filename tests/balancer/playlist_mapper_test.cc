@@ -1,0 +1,234 @@
+// Playlist URL mapping: every role, relative/absolute/foreign URIs, origin base
+// prefixes, signing of chunk links and rendering of a viewer's copy.
+#include "balancer/playlist_mapper.h"
+
+#include <doctest/doctest.h>
+
+#include <string>
+
+#include "hls/playlist.h"
+
+namespace balancer {
+namespace {
+
+const std::string kKey = "mapper-test-signing-key-01";
+constexpr int64_t kExpires = 1'900'000'000;
+
+hls::Playlist parse(std::string_view text, std::string_view url) {
+  auto r = hls::parse_playlist(text, url);
+  INFO("parse error: ", r.ok() ? std::string() : r.error().message);
+  REQUIRE(r.ok());
+  return std::move(r).value();
+}
+
+std::vector<std::string> lines(const std::string& text) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start < text.size()) {
+    size_t nl = text.find('\n', start);
+    if (nl == std::string::npos) nl = text.size();
+    out.push_back(text.substr(start, nl - start));
+    start = nl + 1;
+  }
+  return out;
+}
+
+TEST_CASE("origin_target_of keeps path and query under the origin base, and nothing else") {
+  const std::string base = "http://origin.example:8080/files";
+  CHECK(origin_target_of("http://origin.example:8080/files/live/a.m3u8", base) == "/live/a.m3u8");
+  CHECK(origin_target_of("http://origin.example:8080/files/live/a.ts?x=1&y=2", base) ==
+        "/live/a.ts?x=1&y=2");
+  CHECK(origin_target_of("http://ORIGIN.example:8080/files/a.ts#frag", base) == "/a.ts");
+  CHECK(origin_target_of("HTTP://origin.example:8080/files/a.ts", base) == "/a.ts");
+  CHECK_FALSE(
+      origin_target_of("http://origin.example:8080/other/a.ts", base));  // outside the prefix
+  CHECK_FALSE(origin_target_of("http://origin.example:8080/filesx/a.ts", base));
+  CHECK_FALSE(origin_target_of("http://origin.example:8081/files/a.ts", base));   // other port
+  CHECK_FALSE(origin_target_of("https://origin.example:8080/files/a.ts", base));  // other scheme
+  CHECK_FALSE(origin_target_of("http://evil.example/files/a.ts", base));
+  CHECK_FALSE(origin_target_of("http://user@origin.example:8080/files/a.ts", base));
+  CHECK_FALSE(origin_target_of("data:text/plain,hello", base));
+  CHECK_FALSE(origin_target_of("skd://key-id", base));
+  // Default ports are equivalent to no port.
+  CHECK(origin_target_of("http://o.example:80/a.ts", "http://o.example") == "/a.ts");
+  CHECK(origin_target_of("https://o.example/a.ts", "https://o.example:443/") == "/a.ts");
+}
+
+TEST_CASE("normalize_chunk_target drops empty and signature parameters") {
+  CHECK(normalize_chunk_target("/a.ts") == "/a.ts");
+  CHECK(normalize_chunk_target("/a.ts?") == "/a.ts");
+  CHECK(normalize_chunk_target("/a.ts?x=1&&y=2&") == "/a.ts?x=1&y=2");
+  CHECK(normalize_chunk_target("/a.ts?bexp=1&x=1&bsig=abc") == "/a.ts?x=1");
+}
+
+const char* kMaster =
+    "#EXTM3U\n"
+    "#EXT-X-SESSION-KEY:METHOD=AES-128,URI=\"keys/session.key\"\n"
+    "#EXT-X-SESSION-DATA:DATA-ID=\"com.example.info\",URI=\"info.json\"\n"
+    "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"a\",NAME=\"en\",URI=\"audio/en.m3u8\"\n"
+    "#EXT-X-STREAM-INF:BANDWIDTH=800000,AUDIO=\"a\"\n"
+    "low/index.m3u8\n"
+    "#EXT-X-STREAM-INF:BANDWIDTH=1600000,AUDIO=\"a\"\n"
+    "../other/mid.m3u8?token=abc\n"
+    "#EXT-X-I-FRAME-STREAM-INF:BANDWIDTH=100000,URI=\"low/iframes.m3u8\"\n"
+    "#EXT-X-STREAM-INF:BANDWIDTH=3000000\n"
+    "https://cdn.example/high.m3u8\n";
+
+TEST_CASE(
+    "master: playlists and keys lead back to the balancer with the viewer's parameters; foreign "
+    "URIs stay") {
+  hls::Playlist p = parse(kMaster, "http://o.example/files/live/master.m3u8");
+  RewritePlan plan = plan_rewrite(p.tmpl, "http://o.example/files");
+  CHECK(plan.chunk_slots == 0);
+  ViewerLinks links;
+  links.channel = "demo";
+  links.viewer_query = "cache=venue-a&viewer=abc";
+  std::string out = render_for_viewer(p.tmpl, plan, links);
+  auto l = lines(out);
+  REQUIRE(l.size() == 11);
+  CHECK(l[1] ==
+        "#EXT-X-SESSION-KEY:METHOD=AES-128,URI=\"/key/demo/live/keys/"
+        "session.key?cache=venue-a&viewer=abc\"");
+  CHECK(l[2] ==
+        "#EXT-X-SESSION-DATA:DATA-ID=\"com.example.info\",URI=\"http://o.example/files/live/"
+        "info.json\"");
+  CHECK(l[3] ==
+        "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"a\",NAME=\"en\",URI=\"/hls/demo/live/audio/"
+        "en.m3u8?cache=venue-a&viewer=abc\"");
+  CHECK(l[4] == "#EXT-X-STREAM-INF:BANDWIDTH=800000,AUDIO=\"a\"");
+  CHECK(l[5] == "/hls/demo/live/low/index.m3u8?cache=venue-a&viewer=abc");
+  CHECK(l[7] == "/hls/demo/other/mid.m3u8?token=abc&cache=venue-a&viewer=abc");
+  CHECK(l[8] ==
+        "#EXT-X-I-FRAME-STREAM-INF:BANDWIDTH=100000,URI=\"/hls/demo/live/low/"
+        "iframes.m3u8?cache=venue-a&viewer=abc\"");
+  CHECK(l[10] == "https://cdn.example/high.m3u8");  // another host: left absolute, never proxied
+
+  // With a public URL, links back to the balancer are absolute.
+  links.balancer_base = "https://balancer.example";
+  std::string absolute = render_for_viewer(p.tmpl, plan, links);
+  CHECK(lines(absolute)[5] ==
+        "https://balancer.example/hls/demo/live/low/index.m3u8?cache=venue-a&viewer=abc");
+  // No viewer parameters: no dangling '?'.
+  links.balancer_base = "";
+  links.viewer_query = "";
+  CHECK(lines(render_for_viewer(p.tmpl, plan, links))[5] == "/hls/demo/live/low/index.m3u8");
+}
+
+TEST_CASE("absolute and protocol-relative URIs on the origin are treated like relative ones") {
+  hls::Playlist p = parse(
+      "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1\nhttp://O.example/files/live/abs.m3u8\n"
+      "#EXT-X-STREAM-INF:BANDWIDTH=2\n//o.example/files/live/proto.m3u8\n"
+      "#EXT-X-STREAM-INF:BANDWIDTH=3\n/files/live/rooted.m3u8\n"
+      "#EXT-X-STREAM-INF:BANDWIDTH=4\n/elsewhere/outside.m3u8\n",
+      "http://o.example/files/live/master.m3u8");
+  RewritePlan plan = plan_rewrite(p.tmpl, "http://o.example/files");
+  ViewerLinks links;
+  links.channel = "demo";
+  links.viewer_query = "viewer=v";
+  auto l = lines(render_for_viewer(p.tmpl, plan, links));
+  REQUIRE(l.size() == 9);
+  CHECK(l[2] == "/hls/demo/live/abs.m3u8?viewer=v");
+  CHECK(l[4] == "/hls/demo/live/proto.m3u8?viewer=v");
+  CHECK(l[6] == "/hls/demo/live/rooted.m3u8?viewer=v");
+  // Same host but outside the origin's base path: not the channel's origin.
+  CHECK(l[8] == "http://o.example/elsewhere/outside.m3u8");
+}
+
+const char* kMedia =
+    "#EXTM3U\r\n"
+    "#EXT-X-VERSION:9\r\n"
+    "#EXT-X-TARGETDURATION:2\r\n"
+    "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK=1.0\r\n"
+    "#EXT-X-PART-INF:PART-TARGET=0.5\r\n"
+    "#EXT-X-MEDIA-SEQUENCE:7\r\n"
+    "#EXT-X-KEY:METHOD=AES-128,URI=\"../keys/k7.key\"\r\n"
+    "#EXT-X-MAP:URI=\"init.mp4\"\r\n"
+    "#EXTINF:2.0,\r\n"
+    "seg7.m4s\r\n"
+    "#EXT-X-PART:DURATION=0.5,URI=\"seg8.0.m4s\"\r\n"
+    "#EXTINF:2.0,\r\n"
+    "seg8.m4s?v=2\r\n"
+    "#EXTINF:2.0,\r\n"
+    "https://cdn.example/seg9.m4s\r\n"
+    "#EXTINF:2.0,\r\n"
+    "data:video/mp4;base64,AAAA\r\n"
+    "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"seg10.0.m4s\"\r\n"
+    "#EXT-X-RENDITION-REPORT:URI=\"../high/index.m3u8\",LAST-MSN=9,LAST-PART=0\r\n";
+
+TEST_CASE(
+    "media: chunks (segments, map, parts, preload hints) lead to the cache, signed; keys and "
+    "reports back") {
+  hls::Playlist p = parse(kMedia, "http://o.example:8080/files/live/low/index.m3u8");
+  RewritePlan plan = plan_rewrite(p.tmpl, "http://o.example:8080/files");
+  CHECK(plan.chunk_slots == 5);  // map, seg7, part, seg8, hint (seg9 and data: are not ours)
+  auto signer = common::UrlSigner::create({kKey});
+  REQUIRE(signer.ok());
+  ChunkDestination d;
+  d.cache_url = "http://cache-a.example:8081";
+  d.origin_id = "demo";
+  d.signer = &*signer;
+  d.expires_unix = kExpires;
+  std::vector<std::string> chunk_list = chunk_links(p.tmpl, plan, d);
+  REQUIRE(chunk_list.size() == 5);
+  ViewerLinks links;
+  links.channel = "demo";
+  links.viewer_query = "cache=cache-a&ticket=T.S";
+  links.chunk_links = &chunk_list;
+  std::string out = render_for_viewer(p.tmpl, plan, links);
+  auto l = lines(out);
+  CHECK(l[6] ==
+        "#EXT-X-KEY:METHOD=AES-128,URI=\"/key/demo/live/keys/k7.key?cache=cache-a&ticket=T.S\"\r");
+  CHECK(l[7] == "#EXT-X-MAP:URI=\"" + chunk_list[0] + "\"\r");
+  CHECK(chunk_list[0].rfind(
+            "http://cache-a.example:8081/o/demo/live/low/init.mp4?bexp=1900000000&bsig=", 0) == 0);
+  CHECK(l[9] == chunk_list[1] + "\r");
+  CHECK(chunk_list[2].rfind("http://cache-a.example:8081/o/demo/live/low/seg8.0.m4s?bexp=", 0) ==
+        0);
+  CHECK(chunk_list[3].rfind("http://cache-a.example:8081/o/demo/live/low/seg8.m4s?v=2&bexp=", 0) ==
+        0);
+  CHECK(l[14] == "https://cdn.example/seg9.m4s\r");  // foreign chunk: absolute, unsigned
+  CHECK(l[16] == "data:video/mp4;base64,AAAA\r");
+  CHECK(l[17] == "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"" + chunk_list[4] + "\"\r");
+  CHECK(l[18] ==
+        "#EXT-X-RENDITION-REPORT:URI=\"/hls/demo/live/high/"
+        "index.m3u8?cache=cache-a&ticket=T.S\",LAST-MSN=9,LAST-PART=0\r");
+  // Every other byte is kept, CRLF included.
+  CHECK(l[3] == "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK=1.0\r");
+
+  // The cache node's check accepts each signed link (path + query after the host).
+  for (const auto& link : chunk_list) {
+    std::string target = link.substr(std::string("http://cache-a.example:8081").size());
+    CHECK_MESSAGE(signer->verify(target, kExpires - 10) == common::SignatureVerdict::ok, target);
+    CHECK(signer->verify(target, kExpires + 1) == common::SignatureVerdict::expired);
+  }
+}
+
+TEST_CASE("media without a usable cache: chunk links are the absolute origin URLs") {
+  hls::Playlist p = parse(kMedia, "http://o.example:8080/files/live/low/index.m3u8");
+  RewritePlan plan = plan_rewrite(p.tmpl, "http://o.example:8080/files");
+  ChunkDestination d;  // cache_url empty = origin
+  d.origin_id = "demo";
+  std::vector<std::string> chunk_list = chunk_links(p.tmpl, plan, d);
+  REQUIRE(chunk_list.size() == 5);
+  CHECK(chunk_list[0] == "http://o.example:8080/files/live/low/init.mp4");
+  CHECK(chunk_list[1] == "http://o.example:8080/files/live/low/seg7.m4s");
+  CHECK(chunk_list[3] == "http://o.example:8080/files/live/low/seg8.m4s?v=2");
+}
+
+TEST_CASE("switching the destination changes only the host part of chunk links") {
+  hls::Playlist p = parse(kMedia, "http://o.example:8080/files/live/low/index.m3u8");
+  RewritePlan plan = plan_rewrite(p.tmpl, "http://o.example:8080/files");
+  auto signer = common::UrlSigner::create({kKey});
+  REQUIRE(signer.ok());
+  ChunkDestination a{"http://cache-a.example", "demo", &*signer, kExpires};
+  ChunkDestination b{"http://cache-b.example", "demo", &*signer, kExpires};
+  auto la = chunk_links(p.tmpl, plan, a);
+  auto lb = chunk_links(p.tmpl, plan, b);
+  for (size_t i = 0; i < la.size(); ++i) {
+    CHECK(la[i].substr(std::string("http://cache-a.example").size()) ==
+          lb[i].substr(std::string("http://cache-b.example").size()));
+  }
+}
+
+}  // namespace
+}  // namespace balancer

@@ -1,0 +1,88 @@
+// Freshness rules of source playlists and LL-HLS blocking-reload checks.
+#include "balancer/source_policy.h"
+
+#include <doctest/doctest.h>
+
+namespace balancer {
+namespace {
+
+using namespace std::chrono_literals;
+
+hls::Playlist parse(std::string_view text) {
+  auto r = hls::parse_playlist(text, "http://o.example/live/index.m3u8");
+  REQUIRE(r.ok());
+  return std::move(r).value();
+}
+
+TEST_CASE("playlists are classified as master, live or VOD") {
+  CHECK(classify(parse("#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1\nv.m3u8\n")) == SourceKind::master);
+  CHECK(classify(parse("#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:2,\na.ts\n")) ==
+        SourceKind::live);
+  CHECK(classify(parse("#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:2,\na.ts\n#EXT-X-ENDLIST\n")) ==
+        SourceKind::vod);
+  CHECK(classify(parse(
+            "#EXTM3U\n#EXT-X-PLAYLIST-TYPE:VOD\n#EXT-X-TARGETDURATION:2\n#EXTINF:2,\na.ts\n")) ==
+        SourceKind::vod);
+  CHECK(classify(parse(
+            "#EXTM3U\n#EXT-X-PLAYLIST-TYPE:EVENT\n#EXT-X-TARGETDURATION:2\n#EXTINF:2,\na.ts\n")) ==
+        SourceKind::live);
+}
+
+TEST_CASE("a live copy is fresh for live_max_lag at most; masters and VOD for their TTLs") {
+  PlaylistTimings t;
+  t.live_max_lag = 500ms;
+  t.master_ttl = 5000ms;
+  t.vod_ttl = 300000ms;
+  CHECK(is_fresh(SourceKind::live, 0ms, t));
+  CHECK(is_fresh(SourceKind::live, 500ms, t));
+  CHECK_FALSE(is_fresh(SourceKind::live, 501ms, t));
+  CHECK(is_fresh(SourceKind::master, 4999ms, t));
+  CHECK_FALSE(is_fresh(SourceKind::master, 5000ms, t));
+  CHECK(is_fresh(SourceKind::vod, 299999ms, t));
+  CHECK_FALSE(is_fresh(SourceKind::vod, 300000ms, t));
+}
+
+TEST_CASE("after an origin failure the last good copy serves for one target duration at most") {
+  PlaylistTimings t;
+  t.master_stale = 30000ms;
+  CHECK(may_serve_stale(SourceKind::live, 2000ms, 2000ms, t));
+  CHECK_FALSE(may_serve_stale(SourceKind::live, 2001ms, 2000ms, t));
+  CHECK(may_serve_stale(SourceKind::vod, 6000ms, 6000ms, t));
+  CHECK(may_serve_stale(SourceKind::master, 30000ms, 0ms, t));
+  CHECK_FALSE(may_serve_stale(SourceKind::master, 30001ms, 0ms, t));
+}
+
+TEST_CASE("target duration has a floor and a default") {
+  CHECK(target_duration_of(parse("#EXTM3U\n#EXT-X-TARGETDURATION:4\n#EXTINF:4,\na.ts\n")) ==
+        4000ms);
+  CHECK(target_duration_of(parse("#EXTM3U\n#EXT-X-TARGETDURATION:0\n#EXTINF:0.5,\na.ts\n")) ==
+        1000ms);
+}
+
+const char* kLowLatency =
+    "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-PART-INF:PART-TARGET=0.5\n#EXT-X-MEDIA-SEQUENCE:10\n"
+    "#EXTINF:2,\ns10.m4s\n#EXTINF:2,\ns11.m4s\n"
+    "#EXT-X-PART:DURATION=0.5,URI=\"s12.0.m4s\"\n#EXT-X-PART:DURATION=0.5,URI=\"s12.1.m4s\"\n"
+    "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"s12.2.m4s\"\n";
+
+TEST_CASE("a copy answers a blocking reload when it holds the segment or part asked for") {
+  hls::Playlist p = parse(kLowLatency);
+  const hls::MediaInfo& m = p.media;
+  CHECK(satisfies_blocking(m, 10, std::nullopt));
+  CHECK(satisfies_blocking(m, 11, std::nullopt));
+  CHECK(satisfies_blocking(m, 11, 3u));                  // a complete segment has all its parts
+  CHECK_FALSE(satisfies_blocking(m, 12, std::nullopt));  // segment 12 is not complete
+  CHECK(satisfies_blocking(m, 12, 0u));
+  CHECK(satisfies_blocking(m, 12, 1u));
+  CHECK_FALSE(satisfies_blocking(m, 12, 2u));  // only hinted
+  CHECK_FALSE(satisfies_blocking(m, 13, 0u));
+  CHECK_FALSE(directives_too_far(m, 14, std::nullopt));
+  CHECK(directives_too_far(m, 15, std::nullopt));
+  // Advance Part Limit: 3 x ceil(2 s / 0.5 s) = 12 parts.
+  CHECK_FALSE(directives_too_far(m, 12, 11u));
+  CHECK(directives_too_far(m, 12, 12u));
+  CHECK(directives_too_far(m, 12, 1000000u));
+}
+
+}  // namespace
+}  // namespace balancer

@@ -1,0 +1,221 @@
+// Fuzz target for the HLS playlist library: parse, render with several mappers,
+// re-parse, and abort on any broken invariant.
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "hls/playlist.h"
+#include "hls/rewrite.h"
+#include "hls/uri.h"
+
+namespace {
+
+#define FUZZ_CHECK(cond)                                                                   \
+  do {                                                                                     \
+    if (!(cond)) {                                                                         \
+      std::fprintf(stderr, "invariant violated: %s (%s:%d)\n", #cond, __FILE__, __LINE__); \
+      std::abort();                                                                        \
+    }                                                                                      \
+  } while (0)
+
+constexpr std::string_view kBases[] = {
+    "https://origin.example/live/channel/index.m3u8?token=abc&v=%7B%24x%7D",
+    "http://a/b/c/d;p?q",
+    "https://o.example",
+};
+
+// Codes parse_playlist() documents.
+bool known_error(const std::string& code) {
+  static const char* const kCodes[] = {"too_large",
+                                       "bad_base_url",
+                                       "empty_playlist",
+                                       "missing_header",
+                                       "duplicate_header",
+                                       "mixed_playlist",
+                                       "bad_attribute_list",
+                                       "bad_uri",
+                                       "undefined_variable",
+                                       "duplicate_variable",
+                                       "bad_extinf",
+                                       "bad_target_duration",
+                                       "bad_media_sequence",
+                                       "bad_discontinuity_sequence",
+                                       "bad_skip"};
+  for (const char* c : kCodes) {
+    if (code == c) return true;
+  }
+  return false;
+}
+
+// Names of the tags (lines starting with "#EXT" after blanks), in order.
+std::vector<std::string_view> tag_sequence(std::string_view text) {
+  std::vector<std::string_view> tags;
+  size_t pos = 0;
+  while (pos <= text.size()) {
+    size_t end = text.find_first_of("\r\n", pos);
+    if (end == std::string_view::npos) end = text.size();
+    std::string_view line = text.substr(pos, end - pos);
+    size_t b = line.find_first_not_of(" \t");
+    if (b != std::string_view::npos && line.substr(b).starts_with("#EXT")) {
+      line = line.substr(b);
+      tags.push_back(line.substr(0, line.find(':')));
+    }
+    if (end == text.size()) break;
+    pos = end + (text[end] == '\r' && end + 1 < text.size() && text[end + 1] == '\n' ? 2 : 1);
+  }
+  return tags;
+}
+
+std::string role_uri(const hls::UriSlot& slot) {
+  return "https://" + std::string(hls::role_name(slot.role)) +
+         ".example/r?u=" + hls::percent_encode_component(slot.uri);
+}
+
+bool uri_is_clean(std::string_view uri) {
+  if (!hls::is_absolute_uri(uri) || hls::has_forbidden_uri_chars(uri)) return false;
+  for (char ch : uri) {
+    auto c = static_cast<unsigned char>(ch);
+    if (c >= 0x80 || c == ' ' || c == '"' || c == '<' || c == '>' || c == '{' || c == '}') {
+      return false;
+    }
+  }
+  return true;
+}
+
+void check_facts(const hls::Playlist& pl) {
+  const auto& slots = pl.tmpl.slots();
+  auto role_of = [&](size_t i) {
+    FUZZ_CHECK(i < slots.size());
+    return slots[i].role;
+  };
+  for (const auto& v : pl.master.variants) {
+    if (v.uri_slot) FUZZ_CHECK(role_of(*v.uri_slot) == hls::Role::playlist);
+  }
+  for (const auto& r : pl.master.renditions) {
+    if (r.uri_slot) FUZZ_CHECK(role_of(*r.uri_slot) == hls::Role::playlist);
+  }
+  for (const auto& k : pl.master.session_keys) {
+    if (k.uri_slot) FUZZ_CHECK(role_of(*k.uri_slot) == hls::Role::key);
+  }
+  for (const auto& k : pl.media.keys) {
+    if (k.uri_slot) FUZZ_CHECK(role_of(*k.uri_slot) == hls::Role::key);
+  }
+  uint64_t expected_sequence = pl.media.media_sequence + pl.media.skipped_segments.value_or(0);
+  for (const auto& s : pl.media.segments) {
+    FUZZ_CHECK(role_of(s.uri_slot) == hls::Role::chunk);
+    if (s.map_slot) FUZZ_CHECK(role_of(*s.map_slot) == hls::Role::chunk);
+    if (s.duration) FUZZ_CHECK(*s.duration >= 0);
+    FUZZ_CHECK(s.sequence == expected_sequence++);
+  }
+  for (const auto& p : pl.media.parts) {
+    FUZZ_CHECK(role_of(p.uri_slot) == hls::Role::chunk);
+    FUZZ_CHECK(p.segment_index <= pl.media.segments.size());
+  }
+  for (const auto& h : pl.media.preload_hints) {
+    if (h.uri_slot) FUZZ_CHECK(role_of(*h.uri_slot) == hls::Role::chunk);
+  }
+  for (const auto& r : pl.media.rendition_reports) {
+    if (r.uri_slot) FUZZ_CHECK(role_of(*r.uri_slot) == hls::Role::playlist);
+  }
+  if (pl.kind == hls::PlaylistKind::master) {
+    FUZZ_CHECK(pl.media.segments.empty() && pl.media.parts.empty());
+  } else {
+    FUZZ_CHECK(pl.master.variants.empty() && pl.master.renditions.empty());
+  }
+}
+
+// Same shape: kind, slots (role, tag, quoted), tag sequence, main fact counts.
+void check_same_shape(const hls::Playlist& a, const hls::Playlist& b) {
+  FUZZ_CHECK(a.kind == b.kind);
+  FUZZ_CHECK(a.tmpl.slots().size() == b.tmpl.slots().size());
+  for (size_t i = 0; i < a.tmpl.slots().size(); ++i) {
+    const auto& x = a.tmpl.slots()[i];
+    const auto& y = b.tmpl.slots()[i];
+    FUZZ_CHECK(x.role == y.role && x.tag == y.tag && x.quoted == y.quoted && x.line == y.line);
+  }
+  FUZZ_CHECK(tag_sequence(a.tmpl.source()) == tag_sequence(b.tmpl.source()));
+  FUZZ_CHECK(a.master.variants.size() == b.master.variants.size());
+  FUZZ_CHECK(a.master.renditions.size() == b.master.renditions.size());
+  FUZZ_CHECK(a.media.segments.size() == b.media.segments.size());
+  FUZZ_CHECK(a.media.parts.size() == b.media.parts.size());
+  FUZZ_CHECK(a.media.media_sequence == b.media.media_sequence);
+  FUZZ_CHECK(a.media.endlist == b.media.endlist);
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  const std::string_view input(reinterpret_cast<const char*>(data), size);
+  const std::string_view base = kBases[size % std::size(kBases)];
+  hls::ParseOptions options;
+  options.imported_variables = {{"imp", "imported/v"}, {"x", "X"}};
+
+  auto parsed = hls::parse_playlist(input, base, options);
+  if (!parsed) {
+    FUZZ_CHECK(known_error(parsed.error().code));
+    FUZZ_CHECK(!parsed.error().message.empty());
+    return 0;
+  }
+  const hls::Playlist& pl = *parsed;
+  const hls::Template& tmpl = pl.tmpl;
+
+  // Structure: literals and originals tile the source exactly.
+  FUZZ_CHECK(tmpl.literals().size() == tmpl.slots().size() + 1);
+  FUZZ_CHECK(tmpl.source() == input);
+  size_t total = 0;
+  for (auto lit : tmpl.literals()) total += lit.size();
+  FUZZ_CHECK(total == tmpl.literal_bytes());
+  for (const auto& slot : tmpl.slots()) {
+    total += slot.original.size();
+    FUZZ_CHECK(uri_is_clean(slot.uri));
+    // Resolution is idempotent: an absolute result resolves to itself.
+    FUZZ_CHECK(hls::resolve_uri(base, slot.uri) == slot.uri);
+    FUZZ_CHECK(!slot.original.empty());
+    FUZZ_CHECK(slot.original.find_first_of("\r\n") == std::string_view::npos);
+    if (slot.quoted) FUZZ_CHECK(slot.original.find('"') == std::string_view::npos);
+  }
+  FUZZ_CHECK(total == input.size());
+  for (const auto& w : pl.warnings) FUZZ_CHECK(!w.code.empty() && !w.message.empty());
+  check_facts(pl);
+
+  // Identity mapper reproduces the input byte for byte.
+  const std::string same =
+      hls::render(tmpl, [](const hls::UriSlot& s) { return std::string(s.original); });
+  FUZZ_CHECK(same == input);
+
+  // Role mapper: the rewrite parses again, with the same shape and the mapped URIs.
+  const std::string rewritten = hls::render(tmpl, role_uri);
+  auto again = hls::parse_playlist(rewritten, base, options);
+  if (!again) {
+    std::fprintf(stderr, "re-parse failed: %s\n", again.error().message.c_str());
+  }
+  FUZZ_CHECK(again.ok());
+  check_same_shape(pl, *again);
+  for (size_t i = 0; i < tmpl.slots().size(); ++i) {
+    FUZZ_CHECK(again->tmpl.slots()[i].uri == role_uri(tmpl.slots()[i]));
+  }
+
+  // Hostile mapper (bytes taken from the input): escaping keeps the structure.
+  // The re-parse may reject the URIs themselves, nothing else.
+  const std::string_view noise = input.substr(size / 2, 40);
+  size_t counter = 0;
+  const std::string hostile_text = hls::render(tmpl, [&](const hls::UriSlot&) {
+    std::string r(noise.substr(0, (counter++ % (noise.size() + 1))));
+    if (r.empty()) r = "x";
+    return r;
+  });
+  auto hostile = hls::parse_playlist(hostile_text, base, options);
+  if (hostile) {
+    check_same_shape(pl, *hostile);
+  } else {
+    const std::string& code = hostile.error().code;
+    if (code != "bad_uri" && code != "undefined_variable") {
+      std::fprintf(stderr, "hostile re-parse failed: %s\n", hostile.error().message.c_str());
+    }
+    FUZZ_CHECK(code == "bad_uri" || code == "undefined_variable");
+  }
+  return 0;
+}

@@ -1,0 +1,230 @@
+// Source playlist fetching by the real balancer: one origin fetch for many
+// viewers, live freshness (never more than 0.5 s behind origin), LL-HLS
+// blocking reloads keyed and coalesced, and origin failure handling.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <map>
+#include <thread>
+
+#include "balancer/balancer_fixture.h"
+#include "support/herd.h"
+
+using namespace balancer::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+struct Stack {
+  explicit Stack(const std::vector<std::string>& channels,
+                 std::vector<std::string> overrides = {}) {
+    TestOriginOptions options;
+    options.root = dir.file("root");
+    std::filesystem::create_directories(options.root);
+    origin = std::make_unique<TestOrigin>(options);
+    balancer = std::make_unique<BalancerProcess>(
+        dir, origin->url("/files"), channels_json(channels), caches_json({}), std::move(overrides));
+  }
+  TempDir dir;
+  std::unique_ptr<TestOrigin> origin;
+  std::unique_ptr<BalancerProcess> balancer;
+};
+
+double ms_since(Clock::time_point from, Clock::time_point to) {
+  return std::chrono::duration<double, std::milli>(to - from).count();
+}
+
+}  // namespace
+
+TEST_CASE(
+    "100 concurrent viewers of one live media playlist cost one origin fetch; VOD exactly one") {
+  Stack s({channel_json("live", "/live/index.m3u8?delay_ms=200"),
+           channel_json("vod", "/vod/index.m3u8")});
+  write_file(s.dir.file("root/live/index.m3u8"), live_playlist(1, 5));
+  write_file(s.dir.file("root/vod/index.m3u8"), live_playlist(1, 5) + "#EXT-X-ENDLIST\n");
+
+  HerdOptions options;
+  options.url = s.balancer->url("/hls/live/live/index.m3u8?delay_ms=200&viewer=herd");
+  options.clients = 100;
+  options.keep_bodies = false;
+  HerdResult herd = run_herd(options);
+  REQUIRE(herd.setup_error.empty());
+  CHECK(herd.ok_count() == 100);
+  CHECK(herd.hash_counts().size() == 1);
+  std::string metrics = s.balancer->metrics();
+  double by_request =
+      metric_value(metrics,
+                   "balancer_origin_fetches_total{resource=\"playlist\",trigger=\"request\"}")
+          .value_or(-1);
+  double by_refresh =
+      metric_value(metrics,
+                   "balancer_origin_fetches_total{resource=\"playlist\",trigger=\"refresh\"}")
+          .value_or(-1);
+  MESSAGE("live herd: " << herd.ok_count() << " viewers, origin fetches: " << by_request
+                        << " for requests, " << by_refresh << " background refreshes; wall "
+                        << herd.wall_ms << " ms");
+  CHECK(by_request == 1);
+  // Whatever else origin saw was the background refresh, which does not grow with viewers.
+  CHECK(s.origin->count("/files/live/index.m3u8?delay_ms=200") ==
+        static_cast<int64_t>(by_request + by_refresh));
+  CHECK(metric_value(metrics, "balancer_playlist_cache_total{result=\"miss\"}") == 1);
+
+  options.url = s.balancer->url("/hls/vod/vod/index.m3u8?viewer=herd");
+  HerdResult vod = run_herd(options);
+  CHECK(vod.ok_count() == 100);
+  CHECK(s.origin->count("/files/vod/index.m3u8") == 1);
+}
+
+TEST_CASE("a live playlist updated at origin is served at most 0.5 s behind") {
+  Stack s({channel_json("live", "/live/index.m3u8")});
+  const std::string path = s.dir.file("root/live/index.m3u8");
+  write_file(path, live_playlist(1, 5, 1));
+  REQUIRE(s.balancer->get("/hls/live/live/index.m3u8?viewer=fresh").status == 200);
+
+  // The writer publishes a new media sequence every 400 ms (faster than any real stream).
+  constexpr int kUpdates = 15;
+  std::vector<Clock::time_point> written(kUpdates + 2);
+  std::atomic<bool> done{false};
+  std::thread writer([&] {
+    auto next = Clock::now() + 400ms;
+    for (int seq = 2; seq <= kUpdates + 1; ++seq) {
+      std::this_thread::sleep_until(next);  // pacing the simulated stream, not synchronising
+      write_file(path, live_playlist(seq, 5, 1));
+      written[seq] = Clock::now();
+      next += 400ms;
+    }
+    done = true;
+  });
+  std::map<int64_t, Clock::time_point> first_seen;
+  int64_t last = 0;
+  bool went_back = false;
+  auto deadline = Clock::now() + 15s;
+  while (Clock::now() < deadline) {
+    auto r = s.balancer->get("/hls/live/live/index.m3u8?viewer=fresh");
+    auto now = Clock::now();
+    if (r.status != 200) continue;
+    int64_t seq = media_sequence(r.body);
+    if (seq < last) went_back = true;
+    last = std::max(last, seq);
+    first_seen.emplace(seq, now);
+    if (done && seq == kUpdates + 1) break;
+    std::this_thread::sleep_for(20ms);  // poll period of the measuring viewer
+  }
+  writer.join();
+  CHECK_FALSE(went_back);
+  std::vector<double> lags;
+  for (int seq = 2; seq <= kUpdates + 1; ++seq) {
+    auto it = first_seen.find(seq);
+    if (it == first_seen.end()) continue;  // skipped between two polls: covered by the next one
+    lags.push_back(ms_since(written[seq], it->second));
+  }
+  REQUIRE(lags.size() >= kUpdates / 2);
+  auto p = percentiles(lags);
+  MESSAGE("freshness lag behind origin over " << p.count << " updates: p50 " << p.p50 << " ms, p95 "
+                                              << p.p95 << " ms, max " << p.max
+                                              << " ms (poll period 20 ms)");
+  CHECK(first_seen.count(kUpdates + 1) == 1);
+  CHECK(p.max <= 500);
+  // Refreshes are background fetches (viewers did not wait for origin).
+  CHECK(s.balancer->metric(
+            "balancer_origin_fetches_total{resource=\"playlist\",trigger=\"refresh\"}") > 0);
+}
+
+TEST_CASE("origin down: the last good copy serves for one target duration, then 502 JSON") {
+  Stack s({channel_json("live", "/live/index.m3u8")});
+  write_file(s.dir.file("root/live/index.m3u8"), live_playlist(7, 5, 2));
+  auto good = s.balancer->get("/hls/live/live/index.m3u8?viewer=v");
+  REQUIRE(good.status == 200);
+  // Keep watching so the copy is being refreshed, then the origin dies.
+  REQUIRE(wait_until(
+      [&] {
+        return s.balancer->metric(
+                   "balancer_origin_fetches_total{resource=\"playlist\",trigger=\"refresh\"}") >= 2;
+      },
+      5s));
+  s.origin->process().kill();
+  REQUIRE(s.origin->process().wait_exit(deadline_in(5s)).has_value());
+  auto killed = Clock::now();
+
+  HttpResponse failure;
+  Clock::time_point failed_at{};
+  int stale = 0;
+  auto deadline = killed + 6s;
+  while (Clock::now() < deadline) {
+    auto r = s.balancer->get("/hls/live/live/index.m3u8?viewer=v");
+    if (r.status != 200) {
+      failure = r;
+      failed_at = Clock::now();
+      break;
+    }
+    CHECK(r.body == good.body);  // the last good copy, unchanged
+    if (r.header("X-Playlist-Source") == std::optional<std::string>("STALE")) ++stale;
+    std::this_thread::sleep_for(50ms);
+  }
+  REQUIRE(failure.status != 0);
+  double served_for = ms_since(killed, failed_at);
+  MESSAGE("last good copy served for " << served_for << " ms after the origin died (" << stale
+                                       << " stale replies)");
+  CHECK(failure.status == 502);
+  CHECK(is_json_error_reply(failure, "origin_unreachable"));
+  CHECK(stale > 0);
+  // At most one target duration (2 s) after the last good fetch, which was < 0.5 s before the kill.
+  CHECK(served_for >= 1400);
+  CHECK(served_for <= 2300);
+}
+
+TEST_CASE("an origin that never answers gives 504 JSON after the fetch timeout") {
+  Stack s({channel_json("hung", "/live/index.m3u8?hang=1")}, {"playlists.fetch_timeout_ms=400"});
+  write_file(s.dir.file("root/live/index.m3u8"), live_playlist(1, 3));
+  auto started = Clock::now();
+  auto r = s.balancer->get("/hls/hung/live/index.m3u8?hang=1&viewer=v");
+  CHECK(r.status == 504);
+  CHECK(is_json_error_reply(r, "origin_timeout"));
+  CHECK(ms_since(started, Clock::now()) < 3000);
+}
+
+TEST_CASE(
+    "LL-HLS: blocking reloads are keyed and coalesced per (playlist, msn, part); skip is passed "
+    "on") {
+  Stack s({channel_json("ll", "/ll/index.m3u8")});
+  const std::string ll =
+      "#EXTM3U\n#EXT-X-VERSION:9\n#EXT-X-TARGETDURATION:2\n"
+      "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,CAN-SKIP-UNTIL=12.0,PART-HOLD-BACK=1.5\n"
+      "#EXT-X-PART-INF:PART-TARGET=0.5\n#EXT-X-MEDIA-SEQUENCE:10\n"
+      "#EXTINF:2.0,\ns10.m4s\n#EXTINF:2.0,\ns11.m4s\n"
+      "#EXT-X-PART:DURATION=0.5,INDEPENDENT=YES,URI=\"s12.0.m4s\"\n#EXT-X-PART:DURATION=0.5,URI="
+      "\"s12.1.m4s\"\n"
+      "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"s12.2.m4s\"\n";
+  write_file(s.dir.file("root/ll/index.m3u8"), ll);
+  const std::string base = "/hls/ll/ll/index.m3u8?viewer=v";
+  REQUIRE(s.balancer->get(base).status == 200);
+
+  // Already in the shared copy: answered without a trip to origin.
+  auto held = s.balancer->get(base + "&_HLS_msn=12&_HLS_part=1");
+  CHECK(held.status == 200);
+  CHECK(s.origin->count("/files/ll/index.m3u8?_HLS_msn=12&_HLS_part=1") == 0);
+  CHECK(tag_uri(held.body, "#EXT-X-PRELOAD-HINT:").find("/files/ll/s12.2.m4s") !=
+        std::string::npos);
+
+  // Not yet there: one origin request per (msn, part), however many viewers ask.
+  HerdOptions options;
+  options.url = s.balancer->url(base + "&_HLS_msn=12&_HLS_part=2");
+  options.clients = 30;
+  HerdResult herd = run_herd(options);
+  CHECK(herd.ok_count() == 30);
+  CHECK(s.origin->count("/files/ll/index.m3u8?_HLS_msn=12&_HLS_part=2") == 1);
+  CHECK(s.balancer->get(base + "&_HLS_msn=13").status == 200);
+  CHECK(s.origin->count("/files/ll/index.m3u8?_HLS_msn=13") == 1);
+
+  // Too far ahead: refused without asking origin.
+  auto far = s.balancer->get(base + "&_HLS_msn=40");
+  CHECK(far.status == 400);
+  CHECK(is_json_error_reply(far, "bad_request"));
+  CHECK(s.origin->count("/files/ll/index.m3u8?_HLS_msn=40") == 0);
+
+  // Delta updates go to origin with the directive.
+  CHECK(s.balancer->get(base + "&_HLS_skip=YES").status == 200);
+  CHECK(s.balancer->get(base + "&_HLS_skip=YES").status == 200);
+  CHECK(s.origin->count("/files/ll/index.m3u8?_HLS_skip=YES") == 1);
+}
