@@ -25,10 +25,11 @@ class CacheNodeProcess {
     start();
   }
 
+  // A restart listens on the same port as before, as a real node would.
   void start() {
     std::vector<std::string> argv = {binary_path("cache_node"),
                                      "--config", std::string(BALANCER_SOURCE_DIR) + "/conf/cache_node.json",
-                                     "--set", "listen.port=0",
+                                     "--set", "listen.port=" + std::to_string(port_ > 0 ? port_ : 0),
                                      "--set", "data_dir=" + data_dir_,
                                      "--set", "origins.demo.url=" + origin_url_,
                                      "--set", "signing.keys=[\"" + kSigningKey + "\",\"" + kPreviousKey + "\"]",
