@@ -3,8 +3,15 @@
 #include <event2/buffer.h>
 #include <event2/keyvalq_struct.h>
 
+#include <netdb.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <iostream>
 
 #include "common/json.h"
@@ -84,6 +91,34 @@ void on_connection_close(evhttp_connection* conn, void* arg) {
 }
 
 void on_reply_complete(evhttp_request*, void* arg) { static_cast<HttpServer*>(arg)->reply_flushed(); }
+
+// A non-blocking listening socket on host:port (IPv4 or IPv6 literal, or a name).
+evutil_socket_t listen_socket(const std::string& host, uint16_t port, int backlog) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+  addrinfo* found = nullptr;
+  if (getaddrinfo(host.empty() ? nullptr : host.c_str(), std::to_string(port).c_str(), &hints, &found) != 0) {
+    errno = EADDRNOTAVAIL;
+    return -1;
+  }
+  evutil_socket_t fd = -1;
+  for (addrinfo* ai = found; ai != nullptr && fd < 0; ai = ai->ai_next) {
+    fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) continue;
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, backlog) != 0) {
+      int saved = errno;
+      close(fd);
+      errno = saved;
+      fd = -1;
+    }
+  }
+  freeaddrinfo(found);
+  return fd;
+}
 
 int hex_value(char c) {
   if (c >= '0' && c <= '9') return c - '0';
@@ -382,13 +417,20 @@ Result<std::unique_ptr<HttpServer>> HttpServer::create(event_base& base, HttpSer
                                        EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
   evhttp_set_default_content_type(http, "application/json");
   evhttp_set_gencb(http, on_request, server.get());
-  server->bound_ = evhttp_bind_socket_with_handle(http, o.host.c_str(), o.port);
+  // Our own socket: evhttp_bind_socket listens with a backlog of 128, which makes
+  // a herd of viewers connecting at once wait for SYN retransmits.
+  evutil_socket_t fd = listen_socket(o.host, o.port, o.listen_backlog);
+  if (fd < 0) {
+    return Error{"listen_failed", "cannot listen on " + o.host + ":" + std::to_string(o.port) + ": " +
+                                      strerror(errno)};
+  }
+  server->bound_ = evhttp_accept_socket_with_handle(http, fd);
   if (server->bound_ == nullptr) {
-    return Error{"listen_failed", "cannot listen on " + o.host + ":" + std::to_string(o.port)};
+    evutil_closesocket(fd);
+    return Error{"listen_failed", "cannot accept on " + o.host + ":" + std::to_string(o.port)};
   }
   sockaddr_storage addr{};
   socklen_t len = sizeof addr;
-  evutil_socket_t fd = evhttp_bound_socket_get_fd(server->bound_);
   if (getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
     if (addr.ss_family == AF_INET) {
       server->port_ = ntohs(reinterpret_cast<sockaddr_in*>(&addr)->sin_port);

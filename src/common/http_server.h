@@ -32,6 +32,7 @@ struct HttpServerOptions {
   uint16_t port = 0;                 // 0 = ephemeral; port() tells the real one
   size_t max_header_bytes = 16 * 1024;  // request line + headers; above → 431 JSON
   size_t max_body_bytes = 64 * 1024;    // above → 413 JSON
+  int listen_backlog = 4096;            // accept queue (the kernel caps it at somaxconn)
   int io_timeout_s = 30;                // read/write inactivity on a connection
   int drain_timeout_s = 10;             // graceful shutdown bound
   bool access_log = true;
