@@ -56,6 +56,8 @@ struct UriSlot {
 // Literal byte spans of the source interleaved with URI slots:
 //   literals()[0] slots()[0] literals()[1] slots()[1] ... literals()[n]
 // Rendering with a mapper that returns slot.original reproduces the source exactly.
+// Copies share the source bytes; a moved-from Template may only be assigned or
+// destroyed.
 class Template {
  public:
   // An empty template (renders to "").
