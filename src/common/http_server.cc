@@ -1,6 +1,7 @@
 #include "common/http_server.h"
 
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/keyvalq_struct.h>
 
 #include <netdb.h>
@@ -42,6 +43,8 @@ struct RequestState {
 };
 
 namespace {
+
+constexpr size_t kMaxSingleWrite = 1 << 20;
 
 const char* reason_phrase(int status) {
   switch (status) {
@@ -483,6 +486,9 @@ void HttpServer::handle(evhttp_request* req) {
 
   ++active_;
   requests_total_.inc();
+  // libevent writes at most 16 KiB per call by default: a 1 MiB reply would take
+  // 64 loop turns. Larger writes let the kernel move big bodies in a few calls.
+  bufferevent_set_max_single_write(evhttp_connection_get_bufferevent(state->conn), kMaxSingleWrite);
   in_progress_[state->conn] = state;
   evhttp_connection_set_closecb(state->conn, on_connection_close, this);
 
