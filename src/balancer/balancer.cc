@@ -6,13 +6,13 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "balancer/admission_http.h"
 #include "balancer/cache_choice.h"
 #include "balancer/health_poller.h"
 #include "balancer/key_store.h"
 #include "balancer/playlist_mapper.h"
 #include "balancer/request_params.h"
 #include "balancer/source_cache.h"
-#include "balancer/viewer_tracker.h"
 #include "common/http_client.h"
 #include "common/json.h"
 #include "common/log.h"
@@ -28,9 +28,42 @@ namespace {
 constexpr const char* kLog = "balancer";
 constexpr size_t kMaxLearnedPerChannel = 4096;
 constexpr std::string_view kPlaylistType = "application/vnd.apple.mpegurl";
+constexpr std::string_view kAccessPath = "/api/v1/access";
+// The operator switch: the path the existing app and test plans use (sic), and its alias.
+constexpr std::string_view kSwitchPath = "/access_queue_swith";
+constexpr std::string_view kSwitchAlias = "/access_queue_switch";
+constexpr std::string_view kAdminStatusPath = "/admin/status";
 
 int64_t unix_now() {
   return static_cast<int64_t>(time(nullptr));
+}
+
+// Group `name` in a status snapshot, or null when it has no active viewers.
+const AdmissionGroupCount* find_group(const std::vector<AdmissionGroupCount>& groups,
+                                      const std::string& name) {
+  for (const auto& g : groups) {
+    if (g.name == name) return &g;
+  }
+  return nullptr;
+}
+
+// Brings a registry counter up to a monotonic count kept elsewhere (the policy's counters).
+void sync_counter(common::Counter& counter, uint64_t value) {
+  if (value > counter.value()) counter.inc(value - counter.value());
+}
+
+std::string describe(const AdmissionLimits& l) {
+  auto s = [](Duration d) { return std::chrono::duration<double>(d).count(); };
+  return common::str_cat(
+      "max_streams=", l.max_streams, " max_traffic_mbps=", l.max_traffic_mbps,
+      " idle_timeout_s=", s(l.idle_timeout), " ticket_grace_s=", s(l.ticket_grace),
+      " head_reservation_s=", s(l.head_reservation), " retry_after_s=", s(l.retry_after));
+}
+
+bool same_limits(const AdmissionLimits& a, const AdmissionLimits& b) {
+  return a.max_streams == b.max_streams && a.max_traffic_mbps == b.max_traffic_mbps &&
+         a.idle_timeout == b.idle_timeout && a.ticket_grace == b.ticket_grace &&
+         a.head_reservation == b.head_reservation && a.retry_after == b.retry_after;
 }
 
 std::vector<double> rewrite_buckets() {
@@ -62,6 +95,8 @@ struct ChannelState {
   std::string source;
   std::unordered_set<std::string> playlists;
   std::unordered_set<std::string> keys;
+  // BANDWIDTH of each variant (EXT-X-STREAM-INF) of the channel's masters, by target.
+  std::unordered_map<std::string, uint64_t> variant_bandwidth;
   std::unordered_set<uint64_t> learned_serials;
   bool full_logged = false;
 };
@@ -74,6 +109,9 @@ struct Pending {
   std::shared_ptr<const BalancerConfig> config;
   const ChannelConfig* channel = nullptr;  // into *config
   std::string viewer_key;
+  // Set by admit(): what the admission policy was told about this request.
+  std::string cache_id;  // "" = origin
+  uint64_t bandwidth_bps = 0;
 };
 using PendingPtr = std::shared_ptr<Pending>;
 
@@ -91,9 +129,36 @@ struct Balancer::Impl {
         reloads_ok(metrics.counter("balancer_config_reloads_total", "Config reloads by result",
                                    "result=\"ok\"")),
         reloads_rejected(metrics.counter("balancer_config_reloads_total",
-                                         "Config reloads by result", "result=\"rejected\"")) {}
+                                         "Config reloads by result", "result=\"rejected\"")),
+        playlist_admitted(admission_counter("playlist", "admitted")),
+        playlist_queued(admission_counter("playlist", "queued")),
+        access_admitted(admission_counter("access", "admitted")),
+        access_queued(admission_counter("access", "queued")),
+        emulation_switches(metrics.counter("balancer_overload_switches_total",
+                                           "Overload emulation switched on or off by an operator")),
+        admitted_direct(metrics.counter("balancer_admissions_total",
+                                        "Viewers admitted, directly or from the queue",
+                                        "from=\"direct\"")),
+        admitted_from_queue(metrics.counter("balancer_admissions_total",
+                                            "Viewers admitted, directly or from the queue",
+                                            "from=\"queue\"")),
+        tickets_issued(metrics.counter("balancer_queue_tickets_issued_total",
+                                       "Queue tickets given to viewers who must wait")),
+        tickets_not_renewed(metrics.counter("balancer_queue_tickets_dropped_total",
+                                            "Queue tickets dropped", "reason=\"not_renewed\"")),
+        tickets_lapsed(metrics.counter("balancer_queue_tickets_dropped_total",
+                                       "Queue tickets dropped", "reason=\"reservation_lapsed\"")),
+        slots_expired(metrics.counter("balancer_slots_expired_total",
+                                      "Stream slots freed because their viewer went idle")),
+        released(metrics.counter("balancer_admission_released_total",
+                                 "Slots or tickets given back explicitly")) {}
 
   // ---- helpers ----
+  common::Counter& admission_counter(const char* endpoint, const char* result) {
+    return metrics.counter("balancer_admission_requests_total",
+                           "Admission decisions answered, by endpoint and result",
+                           std::string("endpoint=\"") + endpoint + "\",result=\"" + result + "\"");
+  }
   common::Counter& error_counter(const std::string& code) {
     return metrics.counter("balancer_errors_total", "Error replies by code",
                            "code=\"" + label_value(code) + "\"");
@@ -120,23 +185,34 @@ struct Balancer::Impl {
   void handle_key(HttpExchange& ex);
   void serve_playlist(const PendingPtr& p, const SourceResult& result);
   void handle_health(HttpExchange& ex);
-  // Admission (DESIGN.md flow 4) plugs in here: one call before serving a
-  // playlist. It answers 503 + Retry-After itself and returns false when the
-  // viewer must wait. Until the admission issue wires AdmissionPolicy, everyone
-  // is admitted.
-  bool admit(const Pending& p) {
-    (void)p;
-    return true;
-  }
+  // Admission (DESIGN.md flow 4): one call per playlist request, once the target
+  // is known to belong to the channel. Tells the policy the viewer's channel,
+  // cache and variant BANDWIDTH; answers 503 + Retry-After + the queue JSON
+  // itself and returns false when the viewer must wait.
+  bool admit(Pending& p);
+  uint64_t variant_bandwidth(const ChannelConfig& channel, const std::string& target);
+  void handle_access(HttpExchange& ex);
+  // Operator endpoints. operator_access() answers 401/403 itself and returns
+  // nullopt, or returns how the caller was let in ("operator key", "loopback").
+  std::optional<std::string> operator_access(HttpExchange& ex);
+  void handle_switch(HttpExchange& ex);
+  void handle_admin_status(HttpExchange& ex);
+  // Re-reads the policy's status for /metrics and /health (one snapshot per render).
+  void refresh_snapshot(TimePoint now);
+  void feed_measured_traffic(TimePoint now);
+  void register_admission_metrics();
 
   const std::vector<std::string>& chunk_links_for(const SourceVersion& version,
                                                   const BalancerConfig& c,
                                                   const ChannelConfig& channel,
                                                   const CacheConfig* cache);
+  // Where this viewer's chunk links lead now (no counting: serve_playlist counts
+  // the choice it renders with).
   std::pair<const CacheConfig*, CacheChoice::Reason> choose(const BalancerConfig& c,
                                                             const std::string& requested,
                                                             const std::string& remote_ip,
-                                                            const std::string& viewer_key);
+                                                            const std::string& viewer_key,
+                                                            TimePoint now);
 
   common::Status apply(BalancerConfig fresh, bool initial);
   void register_gauges(const BalancerConfig& c);
@@ -153,7 +229,12 @@ struct Balancer::Impl {
   std::optional<common::UrlSigner> signer;
   std::optional<common::PlaybackTickets> tickets;
   std::unordered_map<std::string, ChannelState> channels;
-  ViewerTracker viewers;
+  // Slots, limits and the queue: the only per-viewer state (docs/admission.md).
+  std::unique_ptr<AdmissionPolicy> admission;
+  bool emulation = false;           // the operator switch; runtime state, off at start
+  AdmissionStatus status_snapshot;  // see refresh_snapshot()
+  uint64_t egress_readings_fed = 0;
+  bool measured_fed = false;
   uint64_t generation = 1;  // bumps on every applied config (invalidates signed link memos)
   common::EventPtr tick_timer;
   std::set<std::string> gauges_channel, gauges_cache;
@@ -164,6 +245,18 @@ struct Balancer::Impl {
   common::Histogram& rewrite_seconds;
   common::Counter& reloads_ok;
   common::Counter& reloads_rejected;
+  common::Counter& playlist_admitted;
+  common::Counter& playlist_queued;
+  common::Counter& access_admitted;
+  common::Counter& access_queued;
+  common::Counter& emulation_switches;
+  common::Counter& admitted_direct;
+  common::Counter& admitted_from_queue;
+  common::Counter& tickets_issued;
+  common::Counter& tickets_not_renewed;
+  common::Counter& tickets_lapsed;
+  common::Counter& slots_expired;
+  common::Counter& released;
   common::Counter* choice_counters[4] = {};
 };
 
@@ -229,6 +322,27 @@ void Balancer::Impl::learn(const ChannelConfig& channel, const SourceVersion& ve
     }
     into->insert(slot.origin_target);
   }
+  // What each variant costs, for the traffic estimate. I-frame and image
+  // playlists are fetched beside a variant, not instead of one: not counted.
+  if (version.playlist.kind != hls::PlaylistKind::master) return;
+  for (const auto& variant : version.playlist.master.variants) {
+    if (variant.kind != hls::Variant::Kind::stream || !variant.uri_slot || !variant.bandwidth)
+      continue;
+    if (*variant.uri_slot >= version.plan.slots.size()) continue;
+    const SlotTarget& slot = version.plan.slots[*variant.uri_slot];
+    if (slot.kind != SlotTarget::Kind::playlist) continue;
+    if (st.variant_bandwidth.size() >= kMaxLearnedPerChannel &&
+        !st.variant_bandwidth.count(slot.origin_target))
+      continue;
+    st.variant_bandwidth[slot.origin_target] = *variant.bandwidth;
+  }
+}
+
+uint64_t Balancer::Impl::variant_bandwidth(const ChannelConfig& channel,
+                                           const std::string& target) {
+  const ChannelState& st = channel_state(channel);
+  auto it = st.variant_bandwidth.find(target);
+  return it == st.variant_bandwidth.end() ? 0 : it->second;
 }
 
 SourceRequest Balancer::Impl::source_request(const BalancerConfig& c, const ChannelConfig& channel,
@@ -291,8 +405,7 @@ void Balancer::Impl::ensure_key_learned(const PendingPtr& p, std::function<void(
 
 std::pair<const CacheConfig*, CacheChoice::Reason> Balancer::Impl::choose(
     const BalancerConfig& c, const std::string& requested, const std::string& remote_ip,
-    const std::string& viewer_key) {
-  auto now = Clock::now();
+    const std::string& viewer_key, TimePoint now) {
   std::vector<CacheCandidate> candidates;
   candidates.reserve(c.caches.size());
   for (const auto& cache : c.caches) {
@@ -301,7 +414,6 @@ std::pair<const CacheConfig*, CacheChoice::Reason> Balancer::Impl::choose(
   }
   CacheChoice choice =
       choose_cache(candidates, requested, IpAddress::parse(remote_ip), viewer_hash(viewer_key));
-  choice_counters[static_cast<size_t>(choice.reason)]->inc();
   if (!choice.index) return {nullptr, choice.reason};
   return {&c.caches[*choice.index], choice.reason};
 }
@@ -355,11 +467,11 @@ void Balancer::Impl::handle_playlist(HttpExchange& ex) {
   p->config = std::move(snapshot);
   p->channel = channel;
   p->viewer_key = std::move(viewer).value();
-  if (!admit(*p)) return;
   ensure_allowed(p, false, [this, p](bool allowed) {
     if (!allowed) {
       return fail(p->ex, 404, "not_found", "This channel has no playlist at that path.");
     }
+    if (!admit(*p)) return;
     sources->get(
         source_request(*p->config, *p->channel, p->request.origin_target, p->request.directives),
         [this, p](const SourceResult& r) { serve_playlist(p, r); });
@@ -373,7 +485,14 @@ void Balancer::Impl::serve_playlist(const PendingPtr& p, const SourceResult& r) 
   const SourceVersion& version = *r.version;
   learn(*p->channel, version);
   auto started = Clock::now();
-  auto [cache, reason] = choose(*p->config, p->request.cache, ex.remote_ip(), p->viewer_key);
+  auto [cache, reason] =
+      choose(*p->config, p->request.cache, ex.remote_ip(), p->viewer_key, started);
+  choice_counters[static_cast<size_t>(reason)]->inc();
+  if (const std::string& cache_id = cache ? cache->id : std::string(); cache_id != p->cache_id) {
+    // A node's health changed while origin answered: the viewer's slot follows its chunks (an
+    // admitted viewer keeps its one slot; this response was admitted when it arrived).
+    (void)admission->request(p->viewer_key, {p->channel->id, cache_id, p->bandwidth_bps}, started);
+  }
   const std::vector<std::string>* links = nullptr;
   if (version.plan.chunk_slots > 0)
     links = &chunk_links_for(version, *p->config, *p->channel, cache);
@@ -384,7 +503,6 @@ void Balancer::Impl::serve_playlist(const PendingPtr& p, const SourceResult& r) 
   viewer_links.chunk_links = links;
   std::string body = render_for_viewer(version.playlist.tmpl, version.plan, viewer_links);
   rewrite_seconds.observe(std::chrono::duration<double>(Clock::now() - started).count());
-  viewers.seen(p->viewer_key, p->channel->id, cache ? cache->id : std::string(), started);
   ex.add_header("Cache-Control",
                 version.kind == SourceKind::vod ? "private, max-age=5" : "private, no-cache");
   ex.add_header("Access-Control-Allow-Origin", "*");
@@ -427,13 +545,186 @@ void Balancer::Impl::handle_key(HttpExchange& ex) {
   });
 }
 
+// ---- admission ----
+
+bool Balancer::Impl::admit(Pending& p) {
+  const auto now = Clock::now();
+  const CacheConfig* cache =
+      choose(*p.config, p.request.cache, p.ex.remote_ip(), p.viewer_key, now).first;
+  p.cache_id = cache ? cache->id : std::string();
+  p.bandwidth_bps = variant_bandwidth(*p.channel, p.request.origin_target);
+  const AdmissionDecision d =
+      admission->request(p.viewer_key, {p.channel->id, p.cache_id, p.bandwidth_bps}, now);
+  switch (d.kind) {
+    case AdmissionDecision::Kind::kAdmitted:
+      playlist_admitted.inc();
+      return true;
+    case AdmissionDecision::Kind::kQueued:
+      playlist_queued.inc();
+      error_counter("queued").inc();
+      p.ex.set_log_note("queued #" + std::to_string(d.position));
+      send_reply(p.ex, queued_reply(d));
+      return false;
+    case AdmissionDecision::Kind::kBadViewerKey:
+      break;
+  }
+  fail(p.ex, 400, "bad_viewer", "The ticket or viewer id cannot identify a viewer.");
+  return false;
+}
+
+// GET /api/v1/access?channel=<id>&ticket=..|viewer=..: the same credentials and
+// the same decision as a playlist request, through AdmissionGate only.
+void Balancer::Impl::handle_access(HttpExchange& ex) {
+  const std::optional<std::string> channel_id = ex.query_param("channel");
+  if (!channel_id || channel_id->empty()) {
+    return fail(ex, 400, "bad_request",
+                "Pass the channel: /api/v1/access?channel=<id>&ticket=... (or viewer=...).");
+  }
+  std::shared_ptr<const BalancerConfig> snapshot = config;
+  const ChannelConfig* channel = find_channel(*snapshot, *channel_id);
+  if (channel == nullptr)
+    return fail(ex, 404, "unknown_channel", "No channel '" + *channel_id + "' is configured.");
+  ViewerRequest credentials;
+  credentials.ticket = ex.query_param("ticket").value_or("");
+  credentials.viewer = ex.query_param("viewer").value_or("");
+  if (!credentials.viewer.empty() && !common::valid_viewer_id(credentials.viewer)) {
+    return fail(ex, 400, "bad_request",
+                "The viewer id must be 1 to 128 printable characters without spaces.");
+  }
+  auto viewer = authorize(*snapshot, credentials, *channel);
+  if (!viewer) {
+    int status = viewer.error().code == "ticket_wrong_channel" ? 403 : 401;
+    return fail(ex, status, viewer.error().code, viewer.error().message);
+  }
+  const Reply reply = access_reply(*admission, *viewer, channel->id, Clock::now());
+  if (reply.status == 200) {
+    access_admitted.inc();
+  } else {
+    if (reply.status == 503) access_queued.inc();
+    error_counter(reply.status == 503 ? "queued" : "bad_viewer").inc();
+  }
+  send_reply(ex, reply);
+}
+
+std::optional<std::string> Balancer::Impl::operator_access(HttpExchange& ex) {
+  std::optional<std::string> key = ex.header("X-Operator-Key");
+  if (!key) key = ex.query_param("key");
+  const BalancerConfig& c = *config;
+  OperatorAccess access =
+      authorize_operator({c.operator_key, c.operator_allow_loopback}, key, ex.remote_ip());
+  if (access.allowed) return std::move(access.via);
+  const std::string& code = access.code;
+  error_counter(code).inc();
+  if (log_limiter.allow("operator_denied", Clock::now())) {
+    LOG_WARN(kLog, "operator request ", ex.path(), " from ", ex.remote_ip(), " refused (", code,
+             ")");
+  }
+  send_reply(ex, access.denial);
+  return std::nullopt;
+}
+
+// GET /access_queue_swith (toggle) and /access_queue_switch[?state=on|off].
+void Balancer::Impl::handle_switch(HttpExchange& ex) {
+  const std::optional<std::string> via = operator_access(ex);
+  if (!via) return;
+  const SwitchState state = parse_switch_state(ex.query());
+  if (!state.valid) {
+    error_counter("bad_request").inc();
+    Reply bad = error_reply(400, "bad_request",
+                            "state must be on or off (or left out, to toggle overload emulation).");
+    bad.cross_origin = false;
+    return send_reply(ex, bad);
+  }
+  const bool on = state.present ? state.on : !emulation;
+  const bool changed = on != emulation;
+  if (changed) {
+    emulation = on;
+    admission->set_emulation(on, Clock::now());
+    emulation_switches.inc();
+    LOG_WARN(kLog, "overload emulation switched ", on ? "ON" : "OFF", " by ", ex.remote_ip(), " (",
+             *via, ", ", ex.path(), ")");
+  } else {
+    LOG_INFO(kLog, "overload emulation stays ", on ? "on" : "off", ": asked by ", ex.remote_ip(),
+             " (", *via, ", ", ex.path(), ")");
+  }
+  send_reply(ex, switch_reply(on, changed));
+}
+
+void Balancer::Impl::handle_admin_status(HttpExchange& ex) {
+  if (!operator_access(ex)) return;
+  send_reply(ex, admin_status_reply(admission->status(Clock::now())));
+}
+
+void Balancer::Impl::refresh_snapshot(TimePoint now) {
+  status_snapshot = admission->status(now);
+  const AdmissionCounters& c = status_snapshot.counters;
+  sync_counter(admitted_direct, c.admitted - c.admitted_from_queue);
+  sync_counter(admitted_from_queue, c.admitted_from_queue);
+  sync_counter(tickets_issued, c.tickets_issued);
+  sync_counter(tickets_not_renewed, c.tickets_expired);
+  sync_counter(tickets_lapsed, c.reservations_lapsed);
+  sync_counter(slots_expired, c.slots_expired);
+  sync_counter(released, c.released);
+}
+
+// The cache nodes' measured egress corrects the BANDWIDTH-based estimate. Only
+// a new reading (or the readings going stale) is passed on: dividing an old
+// reading by a declared sum that grew since would cancel the admissions made
+// in between (docs/admission.md, "Why a ratio").
+void Balancer::Impl::feed_measured_traffic(TimePoint now) {
+  const std::optional<double> egress = health->total_egress_mbps(now);
+  const uint64_t readings = health->egress_readings();
+  if (readings == egress_readings_fed && egress.has_value() == measured_fed) return;
+  egress_readings_fed = readings;
+  measured_fed = egress.has_value();
+  admission->set_measured_traffic_mbps(egress, now);
+}
+
+void Balancer::Impl::register_admission_metrics() {
+  auto gauge = [this](const char* name, const char* help, auto fn) {
+    metrics.gauge_fn(name, help, [this, fn] { return static_cast<double>(fn(status_snapshot)); });
+  };
+  using S = const AdmissionStatus&;
+  gauge("balancer_viewers_total", "Active viewers (holding a stream slot)",
+        [](S s) { return s.active_viewers; });
+  gauge("balancer_queue_length", "Viewers waiting in the queue",
+        [](S s) { return s.queued_viewers; });
+  gauge("balancer_queue_reserved_slots", "Freed slots held for the head of the queue",
+        [](S s) { return s.reserved_slots; });
+  gauge("balancer_queue_head_wait_seconds", "How long the head of the queue has waited",
+        [](S s) { return s.head_waited.count(); });
+  gauge("balancer_queue_next_wait_seconds", "Estimated wait of a viewer arriving now",
+        [](S s) { return s.next_wait.count(); });
+  gauge("balancer_slot_free_rate", "Observed stream slots freed per second",
+        [](S s) { return s.slot_free_rate_per_s; });
+  gauge("balancer_traffic_declared_mbps", "Sum of the active viewers' variant BANDWIDTH, Mbit/s",
+        [](S s) { return s.declared_mbps; });
+  gauge("balancer_traffic_estimate_mbps", "Traffic estimate (declared x correction), Mbit/s",
+        [](S s) { return s.traffic_estimate_mbps; });
+  gauge("balancer_traffic_correction", "Measured cache egress / declared, in [0.25, 4]",
+        [](S s) { return s.correction; });
+  gauge("balancer_traffic_measured_cache_mbps",
+        "Egress the cache nodes reported, Mbit/s (0 without a fresh reading)",
+        [](S s) { return s.measured_cache_mbps.value_or(0); });
+  gauge("balancer_limit_max_streams", "limits.max_streams (0 = unlimited)",
+        [](S s) { return s.limits.max_streams; });
+  gauge("balancer_limit_max_traffic_mbps", "limits.max_traffic_mbps (0 = unlimited)",
+        [](S s) { return s.limits.max_traffic_mbps; });
+  gauge("balancer_overload_emulation", "1 while overload emulation is on",
+        [](S s) { return s.emulation ? 1 : 0; });
+}
+
 void Balancer::Impl::handle_health(HttpExchange& ex) {
   auto now = Clock::now();
+  refresh_snapshot(now);
   const BalancerConfig& c = *config;
   std::string out = "{\"status\":";
   out += server->draining() ? "\"draining\"" : "\"ok\"";
   out += ",\"channels\":" + std::to_string(c.channels.size());
-  out += ",\"viewers\":" + std::to_string(viewers.total());
+  out += ",\"viewers\":" + std::to_string(status_snapshot.active_viewers);
+  out += ",\"queued\":" + std::to_string(status_snapshot.queued_viewers);
+  out += ",\"emulation\":";
+  out += status_snapshot.emulation ? "true" : "false";
   out += ",\"sources\":" + std::to_string(sources->entries());
   out += ",\"refreshing\":" + std::to_string(sources->refreshing());
   out += ",\"caches\":[";
@@ -450,7 +741,8 @@ void Balancer::Impl::handle_health(HttpExchange& ex) {
     out += h && h->overloaded() ? "true" : "false";
     out += ",\"usable\":";
     out += h && h->usable(now) ? "true" : "false";
-    out += ",\"viewers\":" + std::to_string(viewers.on_cache(cache.id));
+    const AdmissionGroupCount* on_cache = find_group(status_snapshot.caches, cache.id);
+    out += ",\"viewers\":" + std::to_string(on_cache ? on_cache->active_viewers : 0);
     if (h && !h->last_error().empty())
       out += ",\"last_error\":" + common::json_string(h->last_error());
     out += "}";
@@ -462,20 +754,45 @@ void Balancer::Impl::handle_health(HttpExchange& ex) {
 
 // ---- config ----
 
+// Per-channel and per-cache series for every id ever configured (removed ones
+// read 0), from the snapshot refresh_snapshot() takes before each render.
 void Balancer::Impl::register_gauges(const BalancerConfig& c) {
   for (const auto& ch : c.channels) {
     if (!gauges_channel.insert(ch.id).second) continue;
     std::string id = ch.id;
+    const std::string label = "channel=\"" + label_value(id) + "\"";
     metrics.gauge_fn(
         "balancer_viewers", "Active viewers per channel",
-        [this, id] { return static_cast<double>(viewers.on_channel(id)); },
-        "channel=\"" + label_value(id) + "\"");
+        [this, id] {
+          const AdmissionGroupCount* g = find_group(status_snapshot.channels, id);
+          return g ? static_cast<double>(g->active_viewers) : 0.0;
+        },
+        label);
+    metrics.gauge_fn(
+        "balancer_traffic_declared_mbps_by_channel", "Declared traffic per channel, Mbit/s",
+        [this, id] {
+          const AdmissionGroupCount* g = find_group(status_snapshot.channels, id);
+          return g ? g->declared_mbps : 0.0;
+        },
+        label);
   }
   auto cache_gauge = [&](const std::string& id, const std::string& label) {
     if (!gauges_cache.insert(id).second) return;
     metrics.gauge_fn(
         "balancer_viewers_by_cache", "Active viewers per chunk destination (cache id or origin)",
-        [this, id] { return static_cast<double>(viewers.on_cache(id)); },
+        [this, id] {
+          if (id.empty()) return static_cast<double>(status_snapshot.origin_viewers);
+          const AdmissionGroupCount* g = find_group(status_snapshot.caches, id);
+          return g ? static_cast<double>(g->active_viewers) : 0.0;
+        },
+        "cache=\"" + label_value(label) + "\"");
+    if (id.empty()) return;
+    metrics.gauge_fn(
+        "balancer_traffic_declared_mbps_by_cache", "Declared traffic per cache node, Mbit/s",
+        [this, id] {
+          const AdmissionGroupCount* g = find_group(status_snapshot.caches, id);
+          return g ? g->declared_mbps : 0.0;
+        },
         "cache=\"" + label_value(label) + "\"");
   };
   cache_gauge("", "origin");
@@ -511,7 +828,7 @@ common::Status Balancer::Impl::apply(BalancerConfig fresh, bool initial) {
   for (auto it = channels.begin(); it != channels.end();) {
     it = find_channel(c, it->first) == nullptr ? channels.erase(it) : std::next(it);
   }
-  viewers.set_idle(c.viewer_idle);
+  if (admission) admission->set_limits(c.admission, Clock::now());
   if (sources) sources->set_timings(c.playlists);
   if (keys)
     keys->set_options(KeyStoreOptions{c.key_ttl, c.playlists.fetch_timeout, c.key_max_bytes});
@@ -531,8 +848,12 @@ common::Status Balancer::Impl::apply(BalancerConfig fresh, bool initial) {
   return {};
 }
 
+// Every second: frees idle slots and drops stale tickets even when no request
+// comes (so counts and memory stay current), and passes on new egress readings.
 void Balancer::Impl::tick() {
-  viewers.expire(Clock::now());
+  const auto now = Clock::now();
+  admission->expire(now);
+  feed_measured_traffic(now);
 }
 
 // ---- Balancer ----
@@ -549,6 +870,10 @@ void Balancer::drain(std::function<void()> on_drained) {
   impl_->server->drain(std::move(on_drained));
 }
 
+AdmissionGate& Balancer::admission_gate() {
+  return *impl_->admission;
+}
+
 void Balancer::reload(common::Result<BalancerConfig> fresh) {
   Impl& impl = *impl_;
   if (!fresh) {
@@ -556,6 +881,7 @@ void Balancer::reload(common::Result<BalancerConfig> fresh) {
     LOG_ERROR(kLog, "reload rejected, keeping the running config: ", fresh.error().message);
     return;
   }
+  const AdmissionLimits before = impl.config->admission;
   auto status = impl.apply(std::move(fresh).value(), false);
   if (!status) {
     impl.reloads_rejected.inc();
@@ -565,6 +891,10 @@ void Balancer::reload(common::Result<BalancerConfig> fresh) {
   impl.reloads_ok.inc();
   LOG_INFO(kLog, "configuration reloaded: ", impl.config->channels.size(), " channel(s), ",
            impl.config->caches.size(), " cache node(s)");
+  if (!same_limits(before, impl.config->admission)) {
+    LOG_INFO(kLog, "admission limits now ", describe(impl.config->admission), " (were ",
+             describe(before), "); admitted viewers keep their slots");
+  }
 }
 
 common::Result<std::unique_ptr<Balancer>> Balancer::create(event_base& base,
@@ -593,6 +923,8 @@ common::Result<std::unique_ptr<Balancer>> Balancer::create(event_base& base,
       base, *b.client, b.metrics,
       KeyStoreOptions{config.key_ttl, config.playlists.fetch_timeout, config.key_max_bytes});
   b.health = std::make_unique<HealthPoller>(base, *b.client, b.metrics);
+  b.admission = std::make_unique<AdmissionPolicy>(config.admission);
+  b.status_snapshot = b.admission->status(Clock::now());
   auto applied = b.apply(std::move(config), true);
   if (!applied) return applied.error();
 
@@ -602,11 +934,18 @@ common::Result<std::unique_ptr<Balancer>> Balancer::create(event_base& base,
                          [&b](HttpExchange& ex) { b.handle_key(ex); });
   b.server->route("/health", {"GET", "HEAD"}, [&b](HttpExchange& ex) { b.handle_health(ex); });
   b.server->route("/metrics", {"GET"}, [&b](HttpExchange& ex) {
+    b.refresh_snapshot(Clock::now());
     ex.add_header("Cache-Control", "no-store");
     ex.reply(200, b.metrics.render(), "text/plain; version=0.0.4");
   });
-  b.metrics.gauge_fn("balancer_viewers_total", "Active viewers",
-                     [&b] { return double(b.viewers.total()); });
+  b.server->route(std::string(kAccessPath), {"GET"},
+                  [&b](HttpExchange& ex) { b.handle_access(ex); });
+  for (std::string_view path : {kSwitchPath, kSwitchAlias}) {
+    b.server->route(std::string(path), {"GET"}, [&b](HttpExchange& ex) { b.handle_switch(ex); });
+  }
+  b.server->route(std::string(kAdminStatusPath), {"GET", "HEAD"},
+                  [&b](HttpExchange& ex) { b.handle_admin_status(ex); });
+  b.register_admission_metrics();
   b.metrics.gauge_fn("balancer_playlist_sources", "Source playlists held in memory",
                      [&b] { return double(b.sources->entries()); });
   b.metrics.gauge_fn("balancer_playlist_sources_refreshing",
@@ -618,11 +957,12 @@ common::Result<std::unique_ptr<Balancer>> Balancer::create(event_base& base,
   b.tick_timer.reset(event_new(
       &base, -1, EV_PERSIST,
       [](evutil_socket_t, short, void* arg) { static_cast<Impl*>(arg)->tick(); }, &b));
-  timeval five_seconds{5, 0};
-  evtimer_add(b.tick_timer.get(), &five_seconds);
+  timeval one_second{1, 0};
+  evtimer_add(b.tick_timer.get(), &one_second);
   LOG_INFO(kLog, "serving ", b.config->channels.size(), " channel(s) with ",
            b.config->caches.size(), " cache node(s)",
-           b.config->allow_anonymous ? "; anonymous viewers allowed on free channels" : "");
+           b.config->allow_anonymous ? "; anonymous viewers allowed on free channels" : "",
+           "; admission ", describe(b.config->admission));
   return std::unique_ptr<Balancer>(new Balancer(std::move(impl)));
 }
 

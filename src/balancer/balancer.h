@@ -2,10 +2,13 @@
 // (DESIGN.md flows 1, 2 and 6). Source playlists are fetched from the channel's
 // origin once for all viewers and cached by kind; chunk links lead to the
 // nearest usable cache node (signed) or to origin; key links lead back to the
-// balancer, which serves keys only to entitled viewers. Also /health, /metrics,
-// reload of channels and caches on SIGHUP, graceful drain.
+// balancer, which serves keys only to entitled viewers. Admits viewers under the
+// stream and traffic limits with a waiting queue (flow 4, AdmissionPolicy) and
+// answers the app's access check. Also /health, /metrics, the operator's overload
+// switch and /admin/status, reload on SIGHUP, graceful drain.
 //
-// URL scheme, config reference, cache choice and freshness: docs/balancer.md.
+// URL scheme, config reference, cache choice and freshness: docs/balancer.md;
+// admission, its endpoints and JSON shapes: docs/admission.md.
 // Everything runs on one event loop; every method is for the loop thread.
 #pragma once
 
@@ -18,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "balancer/admission_policy.h"
 #include "balancer/cidr.h"
 #include "balancer/source_policy.h"
 #include "common/config.h"
@@ -76,8 +80,11 @@ struct BalancerConfig {
   HealthConfig health;
   std::chrono::milliseconds upstream_connect_timeout{2000};
   bool upstream_http2 = true;
-  std::chrono::milliseconds viewer_idle{30000};
-  std::string operator_key;  // placeholder for the operator endpoints ("" = disabled)
+  // Stream and traffic limits, queue timings (limits.*, queue.*), validated.
+  AdmissionLimits admission;
+  // Overload switch and /admin/status: the key ("" = no key accepted) and
+  // whether loopback clients need none.
+  std::string operator_key;
   bool operator_allow_loopback = true;
   std::string log_level = "info";
   std::vector<ChannelConfig> channels;
@@ -105,13 +112,18 @@ class Balancer {
 
   uint16_t port() const;
   // Applies a freshly loaded config (parse → validate → swap): channels, caches,
-  // origins, keys, timings, log level. Listen address and server limits change
+  // origins, keys, timings, admission limits, operator key, log level. Admitted
+  // viewers keep their slots under lowered limits. Listen address and server limits change
   // only on restart. An error (or a config that cannot be applied) is logged,
   // counted in balancer_config_reloads_total{result="rejected"}, and the running
   // config stays.
   void reload(common::Result<BalancerConfig> fresh);
   // Graceful shutdown: stop accepting, finish replies, then on_drained.
   void drain(std::function<void()> on_drained);
+
+  // The admission decisions (limits and queue) for the REST API's access check.
+  // Lives as long as the Balancer; loop thread only.
+  AdmissionGate& admission_gate();
 
   struct Impl;
 

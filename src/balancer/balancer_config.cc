@@ -47,6 +47,39 @@ std::chrono::milliseconds ms(int64_t v) {
 std::chrono::milliseconds seconds_as_ms(double s) {
   return std::chrono::milliseconds(static_cast<int64_t>(s * 1000));
 }
+Duration seconds_as_duration(double s) {
+  return std::chrono::duration_cast<Duration>(std::chrono::duration<double>(s));
+}
+
+// limits.* and queue.* (docs/admission.md); cross-key rules come from
+// validate_admission_limits, whose message starts with the key it is about.
+void read_admission(common::ConfigReader& root, AdmissionLimits& a) {
+  const AdmissionLimits defaults;
+  auto seconds_of = [](Duration d) { return std::chrono::duration<double>(d).count(); };
+  {
+    auto l = root.object("limits");
+    a.max_streams = static_cast<uint32_t>(l.integer("max_streams", 0, 0, 100'000'000));
+    a.max_traffic_mbps = l.number("max_traffic_mbps", 0, 0, 1e9);
+    a.idle_timeout = seconds_as_duration(
+        l.number("idle_timeout_s", seconds_of(defaults.idle_timeout), 0, 86400));
+    l.finish();
+  }
+  {
+    auto q = root.object("queue");
+    a.ticket_grace = seconds_as_duration(
+        q.number("ticket_grace_s", seconds_of(defaults.ticket_grace), 0, 86400));
+    a.head_reservation = seconds_as_duration(
+        q.number("head_reservation_s", seconds_of(defaults.head_reservation), 0, 86400));
+    a.retry_after =
+        seconds_as_duration(q.number("retry_after_s", seconds_of(defaults.retry_after), 0, 3600));
+    q.finish();
+  }
+  if (auto problem = validate_admission_limits(a)) {
+    const size_t space = problem->find(' ');
+    const std::string key = problem->substr(0, space);
+    root.fail(key.c_str(), space == std::string::npos ? *problem : problem->substr(space + 1));
+  }
+}
 
 }  // namespace
 
@@ -107,7 +140,6 @@ common::Result<BalancerConfig> read_main_config(const common::ConfigDocument& do
       if (k.size() < 16) playback.fail("ticket_keys", "every key must be at least 16 characters");
     }
     c.allow_anonymous = playback.boolean("allow_anonymous", false);
-    c.viewer_idle = seconds_as_ms(playback.number("viewer_idle_s", 30, 1, 3600));
     playback.finish();
   }
   {
@@ -152,6 +184,7 @@ common::Result<BalancerConfig> read_main_config(const common::ConfigDocument& do
     c.upstream_http2 = u.boolean("http2", true);
     u.finish();
   }
+  read_admission(root, c.admission);
   {
     auto o = root.object("operator");
     c.operator_key = o.string("key", "");

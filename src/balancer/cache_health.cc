@@ -2,9 +2,11 @@
 
 namespace balancer {
 
-void CacheHealth::record_success(bool overloaded, TimePoint now) {
+void CacheHealth::record_success(bool overloaded, TimePoint now,
+                                 std::optional<double> egress_mbps) {
   last_result_ = now;
   overloaded_ = overloaded;
+  egress_mbps_ = egress_mbps;
   last_error_.clear();
   failures_ = 0;
   if (state_ == State::up) return;
@@ -19,6 +21,7 @@ void CacheHealth::record_success(bool overloaded, TimePoint now) {
 void CacheHealth::record_failure(std::string reason, TimePoint now) {
   last_result_ = now;
   last_error_ = std::move(reason);
+  egress_mbps_.reset();
   successes_ = 0;
   if (state_ == State::down) return;
   ++failures_;

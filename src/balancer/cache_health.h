@@ -5,6 +5,7 @@
 #pragma once
 
 #include <chrono>
+#include <optional>
 #include <string>
 
 namespace balancer {
@@ -28,8 +29,10 @@ class CacheHealth {
 
   // A poll answered 200 with a health document. `overloaded` is the node's flag
   // and takes effect at once (the node knows best); up/down follows hysteresis.
-  // The first result of a node in state unknown decides at once.
-  void record_success(bool overloaded, TimePoint now);
+  // The first result of a node in state unknown decides at once. `egress_mbps`
+  // is the node's measured egress, if its document has one.
+  void record_success(bool overloaded, TimePoint now,
+                      std::optional<double> egress_mbps = std::nullopt);
   // A poll failed (connect error, timeout, non-200, unparsable body).
   void record_failure(std::string reason, TimePoint now);
 
@@ -38,6 +41,8 @@ class CacheHealth {
   State state() const { return state_; }
   bool overloaded() const { return overloaded_; }
   const std::string& last_error() const { return last_error_; }
+  // The egress the last successful poll reported; nullopt after a failed poll.
+  std::optional<double> egress_mbps() const { return egress_mbps_; }
   TimePoint last_change() const { return last_change_; }
   TimePoint last_result() const { return last_result_; }
   void set_thresholds(HealthThresholds thresholds) { thresholds_ = thresholds; }
@@ -49,6 +54,7 @@ class CacheHealth {
   int successes_ = 0;  // consecutive, while down
   int failures_ = 0;   // consecutive, while up
   std::string last_error_;
+  std::optional<double> egress_mbps_;
   TimePoint last_change_{};
   TimePoint last_result_{};
 };

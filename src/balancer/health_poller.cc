@@ -2,6 +2,8 @@
 
 #include <rapidjson/document.h>
 
+#include <cmath>
+
 #include "common/log.h"
 
 namespace balancer {
@@ -18,8 +20,9 @@ struct HealthPoller::Node {
 };
 
 bool interpret_health_reply(int status, const std::string& body, bool& overloaded,
-                            std::string& reason) {
+                            std::string& reason, std::optional<double>* egress_mbps) {
   overloaded = false;
+  if (egress_mbps != nullptr) egress_mbps->reset();
   if (status != 200) {
     reason = "health endpoint answered " + std::to_string(status);
     return false;
@@ -40,6 +43,11 @@ bool interpret_health_reply(int status, const std::string& body, bool& overloade
       reason = "health endpoint reports status '" + std::string(s) + "'";
       return false;
     }
+  }
+  auto egress = doc.FindMember("egress_mbps");
+  if (egress_mbps != nullptr && egress != doc.MemberEnd() && egress->value.IsNumber()) {
+    double v = egress->value.GetDouble();
+    if (std::isfinite(v) && v >= 0) *egress_mbps = v;
   }
   return true;
 }
@@ -104,6 +112,18 @@ const CacheHealth* HealthPoller::health(const std::string& id) const {
   return it == nodes_.end() ? nullptr : &it->second->health;
 }
 
+std::optional<double> HealthPoller::total_egress_mbps(TimePoint now) const {
+  std::optional<double> sum;
+  const auto stale_after = options_.thresholds.stale_after;
+  for (const auto& [id, node] : nodes_) {
+    const CacheHealth& h = node->health;
+    if (h.state() != CacheHealth::State::up || !h.egress_mbps()) continue;
+    if (stale_after.count() > 0 && now - h.last_result() > stale_after) continue;
+    sum = sum.value_or(0) + *h.egress_mbps();
+  }
+  return sum;
+}
+
 void HealthPoller::poll_all() {
   for (auto& [id, node_ptr] : nodes_) {
     Node& node = *node_ptr;
@@ -131,20 +151,22 @@ void HealthPoller::poll_all() {
       if (it == nodes_.end()) return;
       Node& n = *it->second;
       bool overloaded = false;
+      std::optional<double> egress;
       std::string reason;
-      bool ok =
-          result.ok ? interpret_health_reply(result.status, n.body, overloaded, reason) : false;
+      bool ok = result.ok
+                    ? interpret_health_reply(result.status, n.body, overloaded, reason, &egress)
+                    : false;
       if (!result.ok)
         reason =
             result.timed_out ? "health check timed out" : "health check failed: " + result.error;
-      on_result(key, generation, ok, overloaded, std::move(reason));
+      on_result(key, generation, ok, overloaded, egress, std::move(reason));
     };
     node.fetch_id = client_.fetch(std::move(fetch), std::move(callbacks));
   }
 }
 
 void HealthPoller::on_result(const std::string& id, uint64_t generation, bool ok, bool overloaded,
-                             std::string reason) {
+                             std::optional<double> egress_mbps, std::string reason) {
   auto it = nodes_.find(id);
   if (it == nodes_.end()) return;
   Node& node = *it->second;
@@ -154,7 +176,8 @@ void HealthPoller::on_result(const std::string& id, uint64_t generation, bool ok
   auto before = node.health.state();
   bool was_usable = node.health.usable(now);
   if (ok) {
-    node.health.record_success(overloaded, now);
+    node.health.record_success(overloaded, now, egress_mbps);
+    if (egress_mbps) ++egress_readings_;
   } else {
     node.health.record_failure(std::move(reason), now);
   }

@@ -1,7 +1,8 @@
 // Polls every configured cache node's health URL on a timer (GET with a
 // timeout, never blocking the loop) and keeps a CacheHealth per node. A node's
 // answer is a JSON object; "overloaded": true or "status": "overloaded" marks it
-// overloaded. Loop thread only.
+// overloaded; "egress_mbps" (a number >= 0) is the node's measured egress, summed
+// for the admission traffic estimate (docs/admission.md). Loop thread only.
 #pragma once
 
 #include <event2/event.h>
@@ -9,6 +10,7 @@
 #include <chrono>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -31,9 +33,11 @@ struct HealthPollOptions {
 };
 
 // Pure: a poll outcome from the HTTP status and body. True with `overloaded`
-// set for a 200 JSON object; false with `reason` otherwise.
+// set for a 200 JSON object; false with `reason` otherwise. With `egress_mbps`
+// non-null, it receives the document's "egress_mbps" when that is a finite
+// number >= 0 (else nullopt).
 bool interpret_health_reply(int status, const std::string& body, bool& overloaded,
-                            std::string& reason);
+                            std::string& reason, std::optional<double>* egress_mbps = nullptr);
 
 class HealthPoller {
  public:
@@ -50,11 +54,19 @@ class HealthPoller {
   // Null for an id that is not configured.
   const CacheHealth* health(const std::string& id) const;
 
+  // Sum of the egress reported by the nodes that are up and were heard from
+  // within the staleness bound (HealthThresholds::stale_after); nullopt when no
+  // node qualifies.
+  std::optional<double> total_egress_mbps(TimePoint now) const;
+  // Successful polls that reported an egress, since start: a change means a
+  // new reading arrived.
+  uint64_t egress_readings() const { return egress_readings_; }
+
  private:
   struct Node;
   void poll_all();
   void on_result(const std::string& id, uint64_t generation, bool ok, bool overloaded,
-                 std::string reason);
+                 std::optional<double> egress_mbps, std::string reason);
 
   event_base& base_;
   common::HttpClient& client_;
@@ -63,6 +75,7 @@ class HealthPoller {
   std::map<std::string, std::unique_ptr<Node>> nodes_;
   common::EventPtr timer_;
   uint64_t generation_ = 0;
+  uint64_t egress_readings_ = 0;
 };
 
 }  // namespace balancer

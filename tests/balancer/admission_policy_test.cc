@@ -173,6 +173,26 @@ TEST_CASE("lowering a limit keeps every admitted viewer and queues only new ones
   CHECK(p.status(t(8)).active_viewers == 2);
 }
 
+TEST_CASE("raising a limit (reload) reserves the new room for the head of the queue, in order") {
+  AdmissionPolicy p(limits(1));
+  REQUIRE(p.request("a", on(), t(0)).admitted());
+  REQUIRE(p.request("b", on(), t(1)).position == 1);
+  REQUIRE(p.request("c", on(), t(2)).position == 2);
+  REQUIRE(p.request("d", on(), t(3)).position == 3);
+
+  p.set_limits(limits(3), t(4));  // room for two more: b and c, not d, not a newcomer
+  CHECK(p.status(t(4)).reserved_slots == 2);
+  CHECK(p.request("n", on(), t(5)).position == 4);
+  CHECK(p.request("d", on(), t(5)).position == 3);
+  CHECK(p.request("c", on(), t(6)).admitted());  // a reserved viewer need not wait for the head
+  CHECK(p.request("b", on(), t(7)).admitted());
+  CHECK(p.request("d", on(), t(8)).position == 1);
+  const AdmissionStatus s = p.status(t(8));
+  CHECK(s.active_viewers == 3);
+  CHECK(s.reserved_slots == 0);
+  CHECK(s.counters.admitted_from_queue == 2);
+}
+
 TEST_CASE("emulation queues new viewers, leaves admitted ones alone, and off resumes in order") {
   AdmissionPolicy p(limits(4));
   REQUIRE(p.request("a", on(), t(0)).admitted());

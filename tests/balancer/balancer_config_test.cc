@@ -86,6 +86,38 @@ TEST_CASE("bad values in the main file name the file and the key") {
   CHECK(has(main_error({"operator.key=short"}), "key 'operator.key'"));
 }
 
+TEST_CASE("admission limits and queue timings: defaults, values, and errors naming the key") {
+  using namespace std::chrono_literals;
+  BalancerConfig c = main_ok();
+  CHECK(c.admission.max_streams == 0);
+  CHECK(c.admission.max_traffic_mbps == 0);
+  CHECK(c.admission.idle_timeout == 30s);
+  CHECK(c.admission.ticket_grace == 30s);
+  CHECK(c.admission.head_reservation == 15s);
+  CHECK(c.admission.retry_after == 10s);
+
+  c = main_ok({"limits.max_streams=5000", "limits.max_traffic_mbps=2500.5",
+               "limits.idle_timeout_s=1.5", "queue.ticket_grace_s=20",
+               "queue.head_reservation_s=12", "queue.retry_after_s=4"});
+  CHECK(c.admission.max_streams == 5000);
+  CHECK(c.admission.max_traffic_mbps == doctest::Approx(2500.5));
+  CHECK(c.admission.idle_timeout == 1500ms);
+  CHECK(c.admission.ticket_grace == 20s);
+  CHECK(c.admission.head_reservation == 12s);
+  CHECK(c.admission.retry_after == 4s);
+
+  CHECK(has(main_error({"limits.max_streams=-1"}), "main.json: key 'limits.max_streams'"));
+  CHECK(has(main_error({"limits.max_traffic_mbps=\"lots\""}), "key 'limits.max_traffic_mbps'"));
+  CHECK(has(main_error({"limits.idle_timeout_s=0"}),
+            "main.json: key 'limits.idle_timeout_s': must be > 0"));
+  CHECK(has(main_error({"queue.retry_after_s=0.5"}), "key 'queue.retry_after_s': must be >= 1"));
+  CHECK(has(main_error({"queue.retry_after_s=40", "queue.head_reservation_s=40"}),
+            "key 'queue.ticket_grace_s': must be >= queue.retry_after_s"));
+  CHECK(has(main_error({"queue.head_reservation_s=5"}), "key 'queue.head_reservation_s'"));
+  CHECK(has(main_error({"limits.surprise=1"}), "key 'limits.surprise': unknown key"));
+  CHECK(has(main_error({"queue.length=1"}), "key 'queue.length': unknown key"));
+}
+
 TEST_CASE("channels: ids, origins, sources and free/paid are validated") {
   BalancerConfig c = main_ok();
   auto s = read_channels(doc("channels.json", R"({"channels":[

@@ -108,12 +108,17 @@ inline bool is_json_error_reply(const HttpResponse& r, const std::string& code) 
 class BalancerProcess {
  public:
   // `origin_base` is the base URL for origin "demo" (e.g. origin.url("/files")).
+  // `main_config`: the main config file; "" = the example conf/balancer.json.
+  // The fixture's --set overrides apply on top of it (and win on reload too).
   BalancerProcess(const TempDir& dir, std::string origin_base, const std::string& channels,
-                  const std::string& caches, std::vector<std::string> overrides = {})
+                  const std::string& caches, std::vector<std::string> overrides = {},
+                  std::string main_config = "")
       : channels_path_(dir.file("balancer/channels.json")),
         caches_path_(dir.file("balancer/caches.json")),
         origin_base_(std::move(origin_base)),
-        overrides_(std::move(overrides)) {
+        overrides_(std::move(overrides)),
+        main_config_(main_config.empty() ? std::string(BALANCER_SOURCE_DIR) + "/conf/balancer.json"
+                                         : std::move(main_config)) {
     write_file(channels_path_, channels);
     write_file(caches_path_, caches);
     start();
@@ -122,7 +127,7 @@ class BalancerProcess {
   void start() {
     std::vector<std::string> argv = {binary_path("balancer"),
                                      "--config",
-                                     std::string(BALANCER_SOURCE_DIR) + "/conf/balancer.json",
+                                     main_config_,
                                      "--set",
                                      "listen.port=0",
                                      "--set",
@@ -202,6 +207,7 @@ class BalancerProcess {
   std::string caches_path_;
   std::string origin_base_;
   std::vector<std::string> overrides_;
+  std::string main_config_;
   std::unique_ptr<ChildProcess> process_;
   int port_ = -1;
 };

@@ -3,6 +3,7 @@
 
 #include <doctest/doctest.h>
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -180,6 +181,36 @@ TEST_CASE(
   CHECK(reason.find("503") != std::string::npos);
   CHECK_FALSE(interpret_health_reply(200, "not json", overloaded, reason));
   CHECK_FALSE(interpret_health_reply(200, "[1,2]", overloaded, reason));
+}
+
+TEST_CASE("health replies: egress_mbps is read when it is a number >= 0, and kept by the node") {
+  bool overloaded = false;
+  std::string reason;
+  std::optional<double> egress;
+  CHECK(interpret_health_reply(200, R"({"status":"ok","egress_mbps":12.5})", overloaded, reason,
+                               &egress));
+  REQUIRE(egress.has_value());
+  CHECK(*egress == doctest::Approx(12.5));
+  CHECK(interpret_health_reply(200, R"({"status":"ok","egress_mbps":0})", overloaded, reason,
+                               &egress));
+  CHECK(egress == 0.0);
+  for (const char* body : {R"({"status":"ok"})", R"({"status":"ok","egress_mbps":-1})",
+                           R"({"status":"ok","egress_mbps":"9"})"}) {
+    CHECK(interpret_health_reply(200, body, overloaded, reason, &egress));
+    CHECK_FALSE(egress.has_value());
+  }
+  egress = 3.0;
+  CHECK_FALSE(interpret_health_reply(503, R"({"egress_mbps":4})", overloaded, reason, &egress));
+  CHECK_FALSE(egress.has_value());
+
+  CacheHealth h(HealthThresholds{1, 1, 0ms});
+  h.record_success(false, at(0), 7.0);
+  CHECK(h.egress_mbps() == 7.0);
+  h.record_success(false, at(1));
+  CHECK_FALSE(h.egress_mbps().has_value());
+  h.record_success(false, at(2), 8.0);
+  h.record_failure("refused", at(3));
+  CHECK_FALSE(h.egress_mbps().has_value());  // a failed poll measures nothing
 }
 
 }  // namespace
