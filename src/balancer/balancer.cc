@@ -181,6 +181,7 @@ struct Balancer::Impl {
   void ensure_key_learned(const PendingPtr& p, std::function<void(bool)> then);
 
   // ---- handlers ----
+  PendingPtr begin_viewer_request(HttpExchange& ex, std::string_view prefix);
   void handle_playlist(HttpExchange& ex);
   void handle_key(HttpExchange& ex);
   void serve_playlist(const PendingPtr& p, const SourceResult& result);
@@ -449,24 +450,38 @@ const std::vector<std::string>& Balancer::Impl::chunk_links_for(const SourceVers
 
 // ---- handlers ----
 
-void Balancer::Impl::handle_playlist(HttpExchange& ex) {
-  requests_playlist.inc();
-  auto request = parse_viewer_request(ex.target(), kPlaylistPrefix);
-  if (!request) return fail(ex, 400, request.error().code, request.error().message);
+// Parses the viewer's request, finds the channel and checks the viewer may watch
+// it; answers the error itself and returns null when any of that fails.
+PendingPtr Balancer::Impl::begin_viewer_request(HttpExchange& ex, std::string_view prefix) {
+  auto request = parse_viewer_request(ex.target(), prefix);
+  if (!request) {
+    fail(ex, 400, request.error().code, request.error().message);
+    return nullptr;
+  }
   std::shared_ptr<const BalancerConfig> snapshot = config;
   const ChannelConfig* channel = find_channel(*snapshot, request->channel);
-  if (channel == nullptr)
-    return fail(ex, 404, "unknown_channel", "No channel '" + request->channel + "' is configured.");
+  if (channel == nullptr) {
+    fail(ex, 404, "unknown_channel", "No channel '" + request->channel + "' is configured.");
+    return nullptr;
+  }
   auto viewer = authorize(*snapshot, *request, *channel);
   if (!viewer) {
     int status = viewer.error().code == "ticket_wrong_channel" ? 403 : 401;
-    return fail(ex, status, viewer.error().code, viewer.error().message);
+    fail(ex, status, viewer.error().code, viewer.error().message);
+    return nullptr;
   }
   auto p = std::make_shared<Pending>(std::move(ex));
   p->request = std::move(request).value();
   p->config = std::move(snapshot);
   p->channel = channel;
   p->viewer_key = std::move(viewer).value();
+  return p;
+}
+
+void Balancer::Impl::handle_playlist(HttpExchange& ex) {
+  requests_playlist.inc();
+  PendingPtr p = begin_viewer_request(ex, kPlaylistPrefix);
+  if (!p) return;
   ensure_allowed(p, false, [this, p](bool allowed) {
     if (!allowed) {
       return fail(p->ex, 404, "not_found", "This channel has no playlist at that path.");
@@ -515,22 +530,8 @@ void Balancer::Impl::serve_playlist(const PendingPtr& p, const SourceResult& r) 
 
 void Balancer::Impl::handle_key(HttpExchange& ex) {
   requests_key.inc();
-  auto request = parse_viewer_request(ex.target(), kKeyPrefix);
-  if (!request) return fail(ex, 400, request.error().code, request.error().message);
-  std::shared_ptr<const BalancerConfig> snapshot = config;
-  const ChannelConfig* channel = find_channel(*snapshot, request->channel);
-  if (channel == nullptr)
-    return fail(ex, 404, "unknown_channel", "No channel '" + request->channel + "' is configured.");
-  auto viewer = authorize(*snapshot, *request, *channel);
-  if (!viewer) {
-    int status = viewer.error().code == "ticket_wrong_channel" ? 403 : 401;
-    return fail(ex, status, viewer.error().code, viewer.error().message);
-  }
-  auto p = std::make_shared<Pending>(std::move(ex));
-  p->request = std::move(request).value();
-  p->config = std::move(snapshot);
-  p->channel = channel;
-  p->viewer_key = std::move(viewer).value();
+  PendingPtr p = begin_viewer_request(ex, kKeyPrefix);
+  if (!p) return;
   ensure_allowed(p, true, [this, p](bool allowed) {
     if (!allowed) return fail(p->ex, 404, "not_found", "This channel has no key at that path.");
     std::string url = p->config->origins.at(p->channel->origin).url + p->request.origin_target;

@@ -193,25 +193,10 @@ common::Result<BalancerConfig> read_main_config(const common::ConfigDocument& do
     c.operator_allow_loopback = o.boolean("allow_loopback", true);
     o.finish();
   }
-  {
-    auto server = root.object("server");
-    c.server.max_header_bytes =
-        static_cast<size_t>(server.integer("max_header_bytes", 16384, 1024, 1 << 20));
-    c.server.max_body_bytes =
-        static_cast<size_t>(server.integer("max_body_bytes", 65536, 0, 1 << 24));
-    c.server.io_timeout_s = static_cast<int>(server.integer("io_timeout_s", 30, 1, 3600));
-    c.server.drain_timeout_s = static_cast<int>(server.integer("drain_timeout_s", 10, 0, 3600));
-    c.server.access_log = server.boolean("access_log", true);
-    server.finish();
-  }
-  {
-    auto log = root.object("log");
-    c.log_level = log.string("level", "info");
-    common::LogLevel level;
-    if (!common::parse_log_level(c.log_level, level))
-      log.fail("level", "expected debug, info, warn or error");
-    log.finish();
-  }
+  auto server = root.object("server");
+  common::read_server_section(server, c.server);
+  auto log = root.object("log");
+  c.log_level = common::read_log_section(log);
   c.server.service = "balancer";
   root.finish();
   if (!root.ok()) return common::Error{"bad_config", root.error_text()};

@@ -104,22 +104,10 @@ common::Result<CacheNodeConfig> load_cache_node_config(const common::ConfigDocum
     c.overload_max_egress_mbps = overload.number("max_egress_mbps", 10000, 0.001, 1e7);
     overload.finish();
   }
-  {
-    auto server = root.object("server");
-    c.server.max_header_bytes = static_cast<size_t>(server.integer("max_header_bytes", 16384, 1024, 1 << 20));
-    c.server.max_body_bytes = static_cast<size_t>(server.integer("max_body_bytes", 65536, 0, 1 << 24));
-    c.server.io_timeout_s = static_cast<int>(server.integer("io_timeout_s", 30, 1, 3600));
-    c.server.drain_timeout_s = static_cast<int>(server.integer("drain_timeout_s", 10, 0, 3600));
-    c.server.access_log = server.boolean("access_log", true);
-    server.finish();
-  }
-  {
-    auto log = root.object("log");
-    c.log_level = log.string("level", "info");
-    common::LogLevel level;
-    if (!common::parse_log_level(c.log_level, level)) log.fail("level", "expected debug, info, warn or error");
-    log.finish();
-  }
+  auto server = root.object("server");
+  common::read_server_section(server, c.server);
+  auto log = root.object("log");
+  c.log_level = common::read_log_section(log);
   c.server.service = "cache_node";
   root.finish();
   if (!root.ok()) return common::Error{"bad_config", root.error_text()};

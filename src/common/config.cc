@@ -1,5 +1,8 @@
 #include "common/config.h"
 
+#include "common/http_server.h"
+#include "common/log.h"
+
 #include <rapidjson/error/en.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
@@ -280,6 +283,24 @@ std::string ConfigReader::error_text() const {
 Status ConfigReader::status() const {
   if (ok()) return {};
   return Error{"bad_config", error_text()};
+}
+
+void read_server_section(ConfigReader& server, HttpServerOptions& options) {
+  options.max_header_bytes = static_cast<size_t>(server.integer("max_header_bytes", 16384, 1024, 1 << 20));
+  options.max_body_bytes = static_cast<size_t>(server.integer("max_body_bytes", 65536, 0, 1 << 24));
+  options.listen_backlog = static_cast<int>(server.integer("listen_backlog", 4096, 16, 65535));
+  options.io_timeout_s = static_cast<int>(server.integer("io_timeout_s", 30, 1, 3600));
+  options.drain_timeout_s = static_cast<int>(server.integer("drain_timeout_s", 10, 0, 3600));
+  options.access_log = server.boolean("access_log", true);
+  server.finish();
+}
+
+std::string read_log_section(ConfigReader& log) {
+  std::string level_name = log.string("level", "info");
+  LogLevel level;
+  if (!parse_log_level(level_name, level)) log.fail("level", "expected debug, info, warn or error");
+  log.finish();
+  return level_name;
 }
 
 Result<CommandLine> parse_command_line(int argc, char** argv, const std::string& default_config) {

@@ -82,6 +82,13 @@ class ConfigReader {
   std::vector<std::string> used_;
 };
 
+struct HttpServerOptions;
+// Reads the "server" section shared by every binary (request limits, timeouts,
+// access log) into `options`, keeping its service name and listen address.
+void read_server_section(ConfigReader& server, HttpServerOptions& options);
+// Reads the "log" section: returns the level name, failing on an unknown one.
+std::string read_log_section(ConfigReader& log);
+
 // Command line shared by every binary: --config FILE, --check-config, --set k=v.
 struct CommandLine {
   std::string config_path;
