@@ -28,7 +28,7 @@ stop_all() {
       kill -TERM "$pid" 2>/dev/null || true
       for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
       kill -KILL "$pid" 2>/dev/null || true
-      echo "stopped $name ($pid)" >&2
+      echo "stopped $name ($pid)" >&2 || true  # the terminal or a pipe may be gone
     fi
   done
   rm -f "$PIDS"
@@ -152,7 +152,8 @@ Balancer demo is running.
 
 Ctrl-C stops everything.
 TXT
-trap 'echo; stop_all; exit 0' INT TERM
+# Ctrl-C also kills a pipe we may be writing to (demo.sh | tee): ignore SIGPIPE while stopping.
+trap 'trap "" PIPE; echo || true; stop_all; exit 0' INT TERM
 # Stay in the foreground until Ctrl-C or until a component dies.
 while true; do
   while read -r pid name; do
