@@ -66,17 +66,7 @@ common::Result<ViewerRequest> parse_viewer_request(std::string_view target,
   if (!decoded) return bad("The path has malformed percent-encoding.");
   if (decoded->find('\\') != std::string::npos)
     return bad("Backslashes are not accepted in paths.");
-  {
-    std::string_view segments = *decoded;
-    size_t start = 1;
-    while (start <= segments.size()) {
-      size_t end = segments.find('/', start);
-      if (end == std::string_view::npos) end = segments.size();
-      std::string_view seg = segments.substr(start, end - start);
-      if (seg == "." || seg == "..") return bad("Dot segments are not accepted in paths.");
-      start = end + 1;
-    }
-  }
+  if (common::has_dot_segment(*decoded)) return bad("Dot segments are not accepted in paths.");
 
   std::string origin_query;
   bool seen_cache = false, seen_ticket = false, seen_viewer = false;

@@ -48,17 +48,9 @@ common::Result<ChunkRequest> parse_chunk_request(std::string_view target) {
   if (!decoded) return bad("The path has malformed percent-encoding or an encoded NUL.");
   if (decoded->find('\\') != std::string::npos) return bad("Backslashes are not accepted in paths.");
   if (decoded->find("://") != std::string::npos) return bad("Absolute URLs are not accepted in paths.");
-  // Walk the decoded segments: "." and ".." (raw or encoded) could escape the origin's base path.
-  std::string_view segments = *decoded;
-  size_t start = 1;
-  while (start <= segments.size()) {
-    size_t end = segments.find('/', start);
-    if (end == std::string_view::npos) end = segments.size();
-    std::string_view seg = segments.substr(start, end - start);
-    if (seg == "." || seg == "..") return bad("Dot segments are not accepted in paths.");
-    if (seg.empty() && end != segments.size()) return bad("Empty path segments are not accepted.");
-    start = end + 1;
-  }
+  // "." and ".." (raw or encoded) could escape the origin's base path.
+  if (common::has_dot_segment(*decoded)) return bad("Dot segments are not accepted in paths.");
+  if (decoded->find("//") != std::string::npos) return bad("Empty path segments are not accepted.");
   if (!query.empty() && !common::percent_decode(query)) {
     return bad("The query has malformed percent-encoding or an encoded NUL.");
   }

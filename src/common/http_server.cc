@@ -157,6 +157,18 @@ std::optional<std::string> percent_decode(std::string_view in, bool plus_as_spac
   return out;
 }
 
+bool has_dot_segment(std::string_view decoded_path) {
+  size_t start = decoded_path.empty() || decoded_path[0] != '/' ? 0 : 1;
+  while (start <= decoded_path.size()) {
+    size_t end = decoded_path.find('/', start);
+    if (end == std::string_view::npos) end = decoded_path.size();
+    std::string_view segment = decoded_path.substr(start, end - start);
+    if (segment == "." || segment == "..") return true;
+    start = end + 1;
+  }
+  return false;
+}
+
 std::string redact_target(std::string_view target) {
   auto q = target.find('?');
   if (q == std::string_view::npos) return std::string(target);

@@ -171,6 +171,10 @@ void announce_listening(const std::string& service, uint16_t port);
 // Percent-decodes `in`; nullopt on malformed escapes or a decoded NUL.
 std::optional<std::string> percent_decode(std::string_view in, bool plus_as_space = false);
 
+// True if a decoded path ("/a/b") has a "." or ".." segment: such a path could
+// escape the base path it is appended to.
+bool has_dot_segment(std::string_view decoded_path);
+
 // The request target with the values of secret-bearing query parameters
 // (key, token, password, operator_key, ticket) replaced by "***", for logs.
 std::string redact_target(std::string_view target);

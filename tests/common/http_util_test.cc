@@ -26,3 +26,13 @@ TEST_CASE("json: error bodies follow the contract and escape their text") {
         "{\"error\":{\"code\":\"bad_request\",\"message\":\"say \\\"no\\\"\\n\"}}\n");
   CHECK(common::json_string(std::string("a\x01", 2)) == "\"a\\u0001\"");
 }
+
+TEST_CASE("has_dot_segment: finds . and .. segments, not dots inside names") {
+  CHECK(common::has_dot_segment("/a/../b"));
+  CHECK(common::has_dot_segment("/a/./b"));
+  CHECK(common::has_dot_segment("/.."));
+  CHECK(common::has_dot_segment("/a/.."));
+  CHECK_FALSE(common::has_dot_segment("/a/..b/c.ts"));
+  CHECK_FALSE(common::has_dot_segment("/a/.hidden/seg.ts"));
+  CHECK_FALSE(common::has_dot_segment("/"));
+}
