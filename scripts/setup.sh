@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Installs the build and test dependencies from Debian 12 packages when missing.
 # Idempotent and non-interactive; does nothing (fast) when all are present.
-#   scripts/setup.sh           build + test dependencies
+#   scripts/setup.sh           build + test dependencies (prometheus: for promtool only)
 #   scripts/setup.sh --bench   also the benchmark peers (nginx, varnish, wrk, h2load)
 set -euo pipefail
 
 packages=(
   cmake ninja-build g++ pkg-config git curl ca-certificates
   libevent-dev libcurl4-openssl-dev libnghttp2-dev libssl-dev rapidjson-dev liblmdb-dev doctest-dev
-  ffmpeg clang nghttp2-server
+  ffmpeg clang nghttp2-server prometheus
 )
 if [[ "${1:-}" == "--bench" ]]; then
   packages+=(wrk nghttp2-client nginx-light varnish)
@@ -33,6 +33,14 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 "${sudo_cmd[@]}" apt-get update -qq
 "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# prometheus is here for promtool (tests/integration/metrics_format_test); its package
+# enables and may start a server on :9090. Stop and disable it, with or without systemd
+# (in a container without systemd invoke-rc.d does not start it, and these fail quietly).
+"${sudo_cmd[@]}" systemctl disable --now prometheus >/dev/null 2>&1 || true
+if [[ ! -d /run/systemd/system ]]; then
+  "${sudo_cmd[@]}" service prometheus stop >/dev/null 2>&1 || true
+  "${sudo_cmd[@]}" update-rc.d prometheus disable >/dev/null 2>&1 || true
+fi
 # nginx and varnish packages start system services; the benchmarks run their own instances.
 if [[ "${1:-}" == "--bench" ]]; then
   "${sudo_cmd[@]}" systemctl disable --now nginx varnish >/dev/null 2>&1 || true

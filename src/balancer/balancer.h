@@ -9,7 +9,7 @@
 //
 // URL scheme, config reference, cache choice and freshness: docs/balancer.md;
 // admission, its endpoints and JSON shapes: docs/admission.md.
-// Everything runs on one event loop; every method is for the loop thread.
+// Runs on the service host's loops (docs/architecture.md, "Threads").
 #pragma once
 
 #include <event2/event.h>
@@ -27,6 +27,7 @@
 #include "common/config.h"
 #include "common/http_server.h"
 #include "common/result.h"
+#include "common/service_host.h"
 
 namespace balancer {
 
@@ -103,33 +104,34 @@ common::Result<BalancerConfig> read_main_config(const common::ConfigDocument& ma
 common::Status read_channels(const common::ConfigDocument& doc, BalancerConfig& config);
 common::Status read_caches(const common::ConfigDocument& doc, BalancerConfig& config);
 
-class Balancer {
+// The balancer service: shared state (config snapshot, source cache, key store,
+// health, admission) plus one set of handlers per event loop. Created on the
+// main thread by the service host (common/service_host.h), which runs the loops.
+class Balancer : public common::Service<BalancerConfig> {
  public:
-  // Binds the listen address and starts health polling. Fails with
-  // "listen_failed" or "bad_config" (keys that passed parsing but cannot be used).
-  static common::Result<std::unique_ptr<Balancer>> create(event_base& base, BalancerConfig config);
-  ~Balancer();
+  // Starts health polling. Fails with "bad_config" (keys that passed parsing but
+  // cannot be used).
+  static common::Result<std::unique_ptr<Balancer>> create(common::ServiceContext& context,
+                                                          const BalancerConfig& config);
+  ~Balancer() override;
 
-  uint16_t port() const;
-  // Applies a freshly loaded config (parse → validate → swap): channels, caches,
+  void attach(size_t index, common::HttpServer& server) override;
+  // Applies a freshly loaded config (validate → swap): channels, caches,
   // origins, keys, timings, admission limits, operator key, log level. Admitted
-  // viewers keep their slots under lowered limits. Listen address and server limits change
-  // only on restart. An error (or a config that cannot be applied) is logged,
-  // counted in balancer_config_reloads_total{result="rejected"}, and the running
-  // config stays.
-  void reload(common::Result<BalancerConfig> fresh);
-  // Graceful shutdown: stop accepting, finish replies, then on_drained.
-  void drain(std::function<void()> on_drained);
+  // viewers keep their slots under lowered limits. Listen address, threads and
+  // server limits change only on restart. An error leaves the running config.
+  common::Status reload(BalancerConfig fresh) override;
+  void stop_background() override;
 
   // The admission decisions (limits and queue) for the REST API's access check.
-  // Lives as long as the Balancer; loop thread only.
+  // Lives as long as the Balancer; any thread.
   AdmissionGate& admission_gate();
 
-  struct Impl;
+  struct Shared;
 
  private:
-  explicit Balancer(std::unique_ptr<Impl> impl);
-  std::unique_ptr<Impl> impl_;
+  explicit Balancer(std::unique_ptr<Shared> shared);
+  std::unique_ptr<Shared> shared_;
 };
 
 }  // namespace balancer

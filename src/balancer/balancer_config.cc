@@ -195,6 +195,7 @@ common::Result<BalancerConfig> read_main_config(const common::ConfigDocument& do
   }
   auto server = root.object("server");
   common::read_server_section(server, c.server);
+  common::read_threads(root, c.server);
   auto log = root.object("log");
   c.log_level = common::read_log_section(log);
   c.server.service = "balancer";

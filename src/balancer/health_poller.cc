@@ -53,8 +53,8 @@ bool interpret_health_reply(int status, const std::string& body, bool& overloade
 }
 
 HealthPoller::HealthPoller(event_base& base, common::HttpClient& client,
-                           common::MetricsRegistry& metrics)
-    : base_(base), client_(client), metrics_(metrics) {
+                           common::MetricsRegistry& metrics, const common::Clock& clock)
+    : base_(base), client_(client), clock_(clock), metrics_(metrics) {
   timer_.reset(event_new(
       &base_, -1, EV_PERSIST,
       [](evutil_socket_t, short, void* arg) { static_cast<HealthPoller*>(arg)->poll_all(); },
@@ -100,11 +100,18 @@ void HealthPoller::configure(const std::vector<HealthPollTarget>& targets,
   }
   nodes_ = std::move(next);
   evtimer_del(timer_.get());
+  if (on_update_) on_update_();
   if (nodes_.empty()) return;
   timeval tv{static_cast<time_t>(options_.interval.count() / 1000),
              static_cast<suseconds_t>((options_.interval.count() % 1000) * 1000)};
   evtimer_add(timer_.get(), &tv);
   poll_all();
+}
+
+std::map<std::string, CacheHealth> HealthPoller::snapshot() const {
+  std::map<std::string, CacheHealth> out;
+  for (const auto& [id, node] : nodes_) out.emplace(id, node->health);
+  return out;
 }
 
 const CacheHealth* HealthPoller::health(const std::string& id) const {
@@ -172,7 +179,7 @@ void HealthPoller::on_result(const std::string& id, uint64_t generation, bool ok
   Node& node = *it->second;
   node.polling = false;
   if (generation != node.generation) return;
-  auto now = Clock::now();
+  auto now = clock_.now();
   auto before = node.health.state();
   bool was_usable = node.health.usable(now);
   if (ok) {
@@ -188,6 +195,7 @@ void HealthPoller::on_result(const std::string& id, uint64_t generation, bool ok
              node.health.overloaded() ? " (overloaded)" : "",
              node.health.last_error().empty() ? "" : ": " + node.health.last_error());
   }
+  if (on_update_) on_update_();
 }
 
 }  // namespace balancer

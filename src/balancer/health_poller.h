@@ -15,7 +15,9 @@
 #include <vector>
 
 #include "balancer/cache_health.h"
+#include "common/clock.h"
 #include "common/handles.h"
+#include <functional>
 #include "common/http_client.h"
 #include "common/metrics.h"
 
@@ -41,7 +43,8 @@ bool interpret_health_reply(int status, const std::string& body, bool& overloade
 
 class HealthPoller {
  public:
-  HealthPoller(event_base& base, common::HttpClient& client, common::MetricsRegistry& metrics);
+  HealthPoller(event_base& base, common::HttpClient& client, common::MetricsRegistry& metrics,
+               const common::Clock& clock = common::Clock::real());
   ~HealthPoller();
   HealthPoller(const HealthPoller&) = delete;
   HealthPoller& operator=(const HealthPoller&) = delete;
@@ -53,6 +56,10 @@ class HealthPoller {
 
   // Null for an id that is not configured.
   const CacheHealth* health(const std::string& id) const;
+  // A copy of every node's health (for publishing to other loops).
+  std::map<std::string, CacheHealth> snapshot() const;
+  // Called on the loop after every poll result and configure().
+  void on_update(std::function<void()> fn) { on_update_ = std::move(fn); }
 
   // Sum of the egress reported by the nodes that are up and were heard from
   // within the staleness bound (HealthThresholds::stale_after); nullopt when no
@@ -70,6 +77,8 @@ class HealthPoller {
 
   event_base& base_;
   common::HttpClient& client_;
+  const common::Clock& clock_;
+  std::function<void()> on_update_;
   common::MetricsRegistry& metrics_;
   HealthPollOptions options_;
   std::map<std::string, std::unique_ptr<Node>> nodes_;

@@ -19,9 +19,10 @@ struct KeyStore::Entry {
 };
 
 KeyStore::KeyStore(event_base& base, common::HttpClient& client, common::MetricsRegistry& metrics,
-                   KeyStoreOptions options)
+                   KeyStoreOptions options, const common::Clock& clock)
     : base_(base),
       client_(client),
+      clock_(clock),
       options_(options),
       fetches_(metrics.counter("balancer_origin_fetches_total", "Fetches sent to origin",
                                "resource=\"key\",trigger=\"request\"")),
@@ -44,7 +45,7 @@ void KeyStore::get(const std::string& url, KeyCallback done) {
   auto& slot = entries_[url];
   if (!slot) slot = std::make_unique<Entry>();
   Entry& entry = *slot;
-  if (entry.key && Clock::now() - entry.fetched_at < options_.ttl) {
+  if (entry.key && clock_.now() - entry.fetched_at < options_.ttl) {
     hits_.inc();
     KeyResult r;
     r.key = entry.key;
@@ -56,7 +57,7 @@ void KeyStore::get(const std::string& url, KeyCallback done) {
   entry.status = 0;
   entry.too_large = false;
   entry.body.clear();
-  entry.fetched_at = Clock::now();
+  entry.fetched_at = clock_.now();
   fetches_.inc();
   common::FetchRequest fetch;
   fetch.url = url;
@@ -126,7 +127,7 @@ void KeyStore::on_done(const std::string& url, const common::FetchResult& result
 }
 
 void KeyStore::sweep() {
-  auto now = Clock::now();
+  auto now = clock_.now();
   for (auto it = entries_.begin(); it != entries_.end();) {
     Entry& e = *it->second;
     if (!e.fetching && e.waiters.empty() && now - e.fetched_at >= options_.ttl) {

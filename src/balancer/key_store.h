@@ -12,6 +12,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "common/clock.h"
 #include "common/handles.h"
 #include "common/http_client.h"
 #include "common/metrics.h"
@@ -42,7 +43,7 @@ using KeyCallback = std::function<void(const KeyResult&)>;
 class KeyStore {
  public:
   KeyStore(event_base& base, common::HttpClient& client, common::MetricsRegistry& metrics,
-           KeyStoreOptions options);
+           KeyStoreOptions options, const common::Clock& clock = common::Clock::real());
   ~KeyStore();
   KeyStore(const KeyStore&) = delete;
   KeyStore& operator=(const KeyStore&) = delete;
@@ -58,6 +59,7 @@ class KeyStore {
 
   event_base& base_;
   common::HttpClient& client_;
+  const common::Clock& clock_;
   KeyStoreOptions options_;
   std::unordered_map<std::string, std::unique_ptr<Entry>> entries_;
   common::EventPtr sweep_timer_;

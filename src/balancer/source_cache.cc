@@ -65,15 +65,20 @@ struct SourceCache::Entry {
   int failure_status = 0;
   common::Error failure;
   TimePoint last_request{};
+  std::shared_ptr<SourceSlot> slot = std::make_shared<SourceSlot>();
+  // Latest of this cache's and the fronts' requests.
+  TimePoint last_used() const { return std::max(last_request, slot->last_used()); }
   common::EventPtr refresh_timer;
   bool refresh_pending = false;
   SourceCache* owner = nullptr;
 };
 
 SourceCache::SourceCache(event_base& base, common::HttpClient& client,
-                         common::MetricsRegistry& metrics, PlaylistTimings timings)
+                         common::MetricsRegistry& metrics, PlaylistTimings timings,
+                         const common::Clock& clock)
     : base_(base),
       client_(client),
+      clock_(clock),
       timings_(timings),
       hits_(metrics.counter("balancer_playlist_cache_total", "Playlist source lookups by outcome",
                             "result=\"hit\"")),
@@ -126,7 +131,7 @@ SourceCache::Entry& SourceCache::entry_for(const std::string& key) {
 }
 
 void SourceCache::get(const SourceRequest& request, SourceCallback done) {
-  const TimePoint now = Clock::now();
+  const TimePoint now = clock_.now();
   const std::string base_key = request.origin_id + "\n" + request.target;
 
   // A blocking reload that the shared live copy already answers needs no origin trip.
@@ -151,6 +156,8 @@ void SourceCache::get(const SourceRequest& request, SourceCallback done) {
           SourceResult r;
           r.from = SourceResult::From::hit;
           r.version = base.version;
+          r.validated_at = base.validated_at;
+          r.slot = base.slot;
           return done(r);
         }
       }
@@ -178,6 +185,7 @@ void SourceCache::get(const SourceRequest& request, SourceCallback done) {
     // New entry, or the origin's URL changed on reload: nothing cached applies.
     entry.origin_base = request.origin_base;
     entry.version.reset();
+    entry.slot->publish(nullptr, {});
     entry.etag.clear();
     entry.last_modified.clear();
     entry.failed_at.reset();
@@ -192,6 +200,8 @@ void SourceCache::get(const SourceRequest& request, SourceCallback done) {
     SourceResult r;
     r.from = SourceResult::From::hit;
     r.version = entry.version;
+    r.validated_at = entry.validated_at;
+    r.slot = entry.slot;
     schedule_refresh(entry, now);
     return done(r);
   }
@@ -210,7 +220,7 @@ void SourceCache::get(const SourceRequest& request, SourceCallback done) {
 
 void SourceCache::start_fetch(Entry& entry, bool background) {
   entry.fetching = true;
-  entry.fetch_started = Clock::now();
+  entry.fetch_started = clock_.now();
   entry.status = 0;
   entry.too_large = false;
   entry.body.clear();
@@ -264,7 +274,7 @@ void SourceCache::on_done(const std::string& key, const common::FetchResult& res
   if (it == entries_.end()) return;
   Entry& entry = *it->second;
   entry.fetching = false;
-  const TimePoint now = Clock::now();
+  const TimePoint now = clock_.now();
   fetch_seconds_.observe(std::chrono::duration<double>(now - entry.fetch_started).count());
   std::string body = std::move(entry.body);
   entry.body.clear();
@@ -316,6 +326,7 @@ void SourceCache::on_done(const std::string& key, const common::FetchResult& res
     }
   } else if (result.status == 404 || result.status == 410) {
     entry.version.reset();
+    entry.slot->publish(nullptr, {});
     fail(entry, 404, {"not_found", "The origin has no such playlist."});
   } else {
     fail(entry, 502,
@@ -329,6 +340,7 @@ void SourceCache::publish(Entry& entry, std::shared_ptr<const SourceVersion> ver
                           TimePoint validated_at) {
   entry.version = std::move(version);
   entry.validated_at = validated_at;
+  entry.slot->publish(entry.version, validated_at);
   entry.failed_at.reset();
   std::vector<Waiter> waiters = std::move(entry.waiters);
   entry.waiters.clear();
@@ -338,12 +350,14 @@ void SourceCache::publish(Entry& entry, std::shared_ptr<const SourceVersion> ver
     SourceResult r;
     r.from = w.first ? SourceResult::From::miss : SourceResult::From::coalesced;
     r.version = current;
+    r.validated_at = entry.validated_at;
+    r.slot = entry.slot;
     w.done(r);
   }
 }
 
 void SourceCache::fail(Entry& entry, int status, common::Error error) {
-  const TimePoint now = Clock::now();
+  const TimePoint now = clock_.now();
   entry.failed_at = now;
   entry.failure_status = status;
   entry.failure = std::move(error);
@@ -363,6 +377,8 @@ void SourceCache::answer_failure(Entry& entry, const SourceCallback& done, TimeP
     stale_.inc();
     r.from = SourceResult::From::stale;
     r.version = entry.version;
+    r.validated_at = entry.validated_at;
+    r.slot = entry.slot;
   } else {
     errors_.inc();
     r.status = entry.failure_status;
@@ -374,7 +390,7 @@ void SourceCache::answer_failure(Entry& entry, const SourceCallback& done, TimeP
 void SourceCache::schedule_refresh(Entry& entry, TimePoint now) {
   if (!refreshing_enabled_ || entry.blocking || entry.refresh_pending || entry.fetching) return;
   if (!entry.version || entry.version->kind != SourceKind::live) return;
-  if (since(entry.last_request, now) > timings_.live_idle) return;
+  if (since(entry.last_used(), now) > timings_.live_idle) return;
   if (!entry.refresh_timer) {
     entry.refresh_timer.reset(event_new(
         &base_, -1, 0,
@@ -398,9 +414,9 @@ void SourceCache::on_refresh_timer(const std::string& key) {
   if (it == entries_.end()) return;
   Entry& entry = *it->second;
   entry.refresh_pending = false;
-  const TimePoint now = Clock::now();
+  const TimePoint now = clock_.now();
   if (!refreshing_enabled_ || entry.fetching) return;
-  if (since(entry.last_request, now) > timings_.live_idle) {
+  if (since(entry.last_used(), now) > timings_.live_idle) {
     LOG_DEBUG(kLog, "no viewer asked for ", entry.url, " lately: background refresh stops");
     return;
   }
@@ -416,7 +432,7 @@ void SourceCache::stop_refreshing() {
 }
 
 void SourceCache::sweep() {
-  const TimePoint now = Clock::now();
+  const TimePoint now = clock_.now();
   for (auto it = entries_.begin(); it != entries_.end();) {
     Entry& e = *it->second;
     Millis idle_limit =
@@ -424,7 +440,7 @@ void SourceCache::sweep() {
     if (e.version && e.version->kind == SourceKind::vod && !e.blocking) {
       idle_limit = std::max(idle_limit, timings_.vod_ttl);
     }
-    if (!e.fetching && e.waiters.empty() && since(e.last_request, now) > idle_limit) {
+    if (!e.fetching && e.waiters.empty() && since(e.last_used(), now) > idle_limit) {
       it = entries_.erase(it);
     } else {
       ++it;

@@ -6,7 +6,8 @@
 // updates are keyed (and coalesced) per (playlist, _HLS_msn, _HLS_part, _HLS_skip).
 // Each version is parsed once into an hls::Template plus a RewritePlan.
 //
-// Fetches go through common::HttpClient (never blocking). Loop thread only.
+// Fetches go through common::HttpClient (never blocking). One per process, on
+// the home loop; other loops reach it through SourceFront. Loop thread only.
 #pragma once
 
 #include <event2/event.h>
@@ -14,7 +15,9 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <atomic>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <unordered_map>
@@ -23,6 +26,7 @@
 #include "balancer/playlist_mapper.h"
 #include "balancer/request_params.h"
 #include "balancer/source_policy.h"
+#include "common/clock.h"
 #include "common/handles.h"
 #include "common/http_client.h"
 #include "common/metrics.h"
@@ -34,15 +38,8 @@ namespace balancer {
 using Clock = std::chrono::steady_clock;
 using TimePoint = Clock::time_point;
 
-// Memoised chunk links of one version for one destination (loop thread only).
-struct ChunkLinkMemo {
-  int64_t computed_unix = 0;
-  uint64_t generation = 0;  // config generation they were signed under
-  std::vector<std::string> links;
-};
-
-// One parsed version of a source playlist. Immutable once published, except for
-// the loop-thread memo fields marked mutable.
+// One parsed version of a source playlist. Immutable once published: every loop
+// reads it without a lock.
 struct SourceVersion {
   hls::Playlist playlist;
   SourceKind kind = SourceKind::live;
@@ -50,8 +47,44 @@ struct SourceVersion {
   double total_duration_s = 0;  // sum of EXTINF (VOD signature lifetime)
   RewritePlan plan;
   uint64_t serial = 0;  // increases with every new version of any source
-  mutable std::unordered_map<std::string, ChunkLinkMemo> chunk_links;  // by destination
-  mutable std::vector<std::string> learned_by;  // channel ids that learned its links
+};
+
+// What the cache publishes for one source, read by every loop's SourceFront:
+// the current version and when origin vouched for it, behind a generation
+// counter so a reader re-reads (under the lock) only after a change. Readers
+// note that viewers still ask (touch), which keeps the background refresh going.
+// Any thread.
+class SourceSlot {
+ public:
+  struct View {
+    std::shared_ptr<const SourceVersion> version;  // null: nothing servable
+    TimePoint validated_at{};
+  };
+  uint64_t generation() const { return generation_.load(std::memory_order_acquire); }
+  View view() const {
+    std::lock_guard lock(mutex_);
+    return view_;
+  }
+  void publish(std::shared_ptr<const SourceVersion> version, TimePoint validated_at) {
+    {
+      std::lock_guard lock(mutex_);
+      view_ = View{std::move(version), validated_at};
+    }
+    generation_.fetch_add(1, std::memory_order_release);
+  }
+  // Writes only when the stored time is 100 ms old: one shared write per
+  // 100 ms per source, not one per request.
+  void touch(TimePoint now) const {
+    auto ns = now.time_since_epoch().count();
+    if (ns - last_used_.load(std::memory_order_relaxed) > 100'000'000) last_used_.store(ns, std::memory_order_relaxed);
+  }
+  TimePoint last_used() const { return TimePoint(TimePoint::duration(last_used_.load(std::memory_order_relaxed))); }
+
+ private:
+  mutable std::mutex mutex_;
+  View view_;
+  std::atomic<uint64_t> generation_{0};
+  mutable std::atomic<TimePoint::rep> last_used_{0};
 };
 
 struct SourceRequest {
@@ -65,6 +98,8 @@ struct SourceResult {
   enum class From { hit, miss, coalesced, stale, error };
   From from = From::error;
   std::shared_ptr<const SourceVersion> version;  // null when from == error
+  TimePoint validated_at{};  // when origin last vouched for `version` (send time of that fetch)
+  std::shared_ptr<const SourceSlot> slot;  // the source's publication (null for errors without an entry)
   int status = 0;                                // HTTP status for the viewer when from == error
   common::Error error;                           // when from == error
 };
@@ -77,7 +112,7 @@ class SourceCache {
  public:
   // `client` and `metrics` must outlive the cache.
   SourceCache(event_base& base, common::HttpClient& client, common::MetricsRegistry& metrics,
-              PlaylistTimings timings);
+              PlaylistTimings timings, const common::Clock& clock = common::Clock::real());
   ~SourceCache();
   SourceCache(const SourceCache&) = delete;
   SourceCache& operator=(const SourceCache&) = delete;
@@ -113,6 +148,7 @@ class SourceCache {
 
   event_base& base_;
   common::HttpClient& client_;
+  const common::Clock& clock_;
   PlaylistTimings timings_;
   std::unordered_map<std::string, std::unique_ptr<Entry>> entries_;
   common::EventPtr sweep_timer_;

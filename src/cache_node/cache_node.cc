@@ -2,17 +2,15 @@
 
 #include <event2/buffer.h>
 #include <fcntl.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
-#include <ctime>
+#include <atomic>
 #include <list>
 #include <unordered_map>
 
-#include "cache_node/chunk_body.h"
 #include "cache_node/chunk_request.h"
-#include "cache_node/chunk_store.h"
 #include "cache_node/http_semantics.h"
+#include "cache_node/shared_cache.h"
 #include "common/http_client.h"
 #include "common/json.h"
 #include "common/log.h"
@@ -21,127 +19,66 @@
 namespace cache_node {
 
 using common::HttpExchange;
-using Clock = std::chrono::steady_clock;
 
 namespace {
 constexpr const char* kLog = "cache_node";
 
-int64_t unix_now() { return static_cast<int64_t>(time(nullptr)); }
+constexpr const char* kErrorKinds[] = {"bad_request",       "unknown_origin",     "signature_missing",
+                                       "signature_expired", "signature_invalid",  "origin_error",
+                                       "origin_unreachable", "origin_timeout",    "object_too_large",
+                                       "range_not_satisfiable", "storage_error"};
 
-std::string trim_slash(std::string url) {
-  while (!url.empty() && url.back() == '/') url.pop_back();
-  return url;
+// The config every loop reads, with what is derived from it.
+struct RuntimeConfig {
+  CacheNodeConfig config;
+  std::optional<common::UrlSigner> signer;
+};
+
+common::Result<std::shared_ptr<const RuntimeConfig>> make_runtime(CacheNodeConfig config) {
+  auto runtime = std::make_shared<RuntimeConfig>();
+  if (!config.signing_keys.empty()) {
+    auto signer = common::UrlSigner::create(config.signing_keys);
+    if (!signer) return signer.error();
+    runtime->signer = std::move(signer).value();
+  }
+  runtime->config = std::move(config);
+  return std::shared_ptr<const RuntimeConfig>(std::move(runtime));
 }
-}  // namespace
-
-// ---- config ----
-
-common::Result<CacheNodeConfig> load_cache_node_config(const common::ConfigDocument& doc) {
-  common::ConfigReader root(doc);
-  CacheNodeConfig c;
-  c.node_id = root.required_string("node_id");
-  c.site = root.string("site", "default");
-  {
-    auto listen = root.object("listen");
-    c.server.host = listen.string("host", "127.0.0.1");
-    c.server.port = static_cast<uint16_t>(listen.integer("port", 8081, 0, 65535));
-    listen.finish();
-  }
-  c.data_dir = root.required_string("data_dir");
-  root.each_member("origins", [&](const std::string& id, common::ConfigReader& origin) {
-    OriginConfig o;
-    o.url = trim_slash(origin.required_string("url"));
-    if (!o.url.empty() && o.url.rfind("http://", 0) != 0 && o.url.rfind("https://", 0) != 0) {
-      origin.fail("url", "must start with http:// or https://");
-    }
-    bool id_ok = !id.empty();
-    for (char ch : id) id_ok = id_ok && (isalnum(static_cast<unsigned char>(ch)) || ch == '-' || ch == '_');
-    if (!id_ok) origin.fail("url", "origin id '" + id + "' may only use letters, digits, '-' and '_'");
-    c.origins[id] = o;
-  });
-  if (c.origins.empty()) root.fail("origins", "at least one origin is required");
-  if (auto parent = root.optional_string("parent")) {
-    if (parent->rfind("http://", 0) != 0 && parent->rfind("https://", 0) != 0) {
-      root.fail("parent", "must be a URL starting with http:// or https://");
-    }
-    c.parent = trim_slash(*parent);
-  }
-  {
-    auto signing = root.object("signing");
-    c.signing_required = signing.boolean("required", true);
-    c.signing_keys = signing.string_list("keys", {});
-    for (const auto& k : c.signing_keys) {
-      if (k.size() < 16) signing.fail("keys", "every key must be at least 16 characters");
-    }
-    if (c.signing_required && c.signing_keys.empty()) {
-      signing.fail("keys", "at least one key is required when signing.required is true");
-    }
-    signing.finish();
-  }
-  {
-    auto storage = root.object("storage");
-    c.memory_bytes = static_cast<uint64_t>(storage.number("memory_mb", 256, 0.01, 1 << 20) * (1 << 20));
-    c.disk_bytes = static_cast<uint64_t>(storage.number("disk_mb", 4096, 0.01, 1 << 30) * (1 << 20));
-    c.max_object_bytes = static_cast<uint64_t>(storage.number("max_object_mb", 64, 0.01, 4096) * (1 << 20));
-    storage.finish();
-  }
-  c.negative_ttl = std::chrono::milliseconds(root.integer("negative_ttl_ms", 2000, 0, 3600 * 1000));
-  {
-    auto upstream = root.object("upstream");
-    c.upstream_connect_timeout =
-        std::chrono::milliseconds(upstream.integer("connect_timeout_ms", 2000, 1, 60000));
-    c.upstream_timeout = std::chrono::milliseconds(upstream.integer("timeout_ms", 30000, 1, 3600 * 1000));
-    c.upstream_http2 = upstream.boolean("http2", true);
-    c.upstream_ca_file = upstream.string("ca_file", "");
-    if (!c.upstream_ca_file.empty() && access(c.upstream_ca_file.c_str(), R_OK) != 0) {
-      upstream.fail("ca_file", "cannot read '" + c.upstream_ca_file + "'");
-    }
-    upstream.finish();
-  }
-  {
-    auto overload = root.object("overload");
-    c.overload_max_connections = static_cast<uint32_t>(overload.integer("max_connections", 10000, 1, 10000000));
-    c.overload_max_egress_mbps = overload.number("max_egress_mbps", 10000, 0.001, 1e7);
-    overload.finish();
-  }
-  auto server = root.object("server");
-  common::read_server_section(server, c.server);
-  auto log = root.object("log");
-  c.log_level = common::read_log_section(log);
-  c.server.service = "cache_node";
-  root.finish();
-  if (!root.ok()) return common::Error{"bad_config", root.error_text()};
-  return c;
-}
-
-// ---- the node ----
 
 struct Waiter {
   explicit Waiter(HttpExchange e) : exchange(std::move(e)) {}
   HttpExchange exchange;
   size_t sent = 0;
+  bool first = false;      // the request that started the fetch
   bool streaming = false;  // head sent, body follows as it arrives
   bool deferred = false;   // HEAD or Range: answered from the whole chunk
 };
 
-struct InFlight {
-  std::string key;
-  common::FetchId fetch_id = 0;
-  bool head_known = false;
-  int status = 0;
-  ChunkMeta meta;
-  std::optional<uint64_t> content_length;
-  std::shared_ptr<ChunkBody> body = std::make_shared<ChunkBody>();
+// This loop's waiters on one flight (which may be owned by another loop).
+struct LocalFlight {
+  std::shared_ptr<Flight> flight;
   std::list<Waiter> waiters;
-  bool too_large = false;
-  bool flush_scheduled = false;
-  Clock::time_point started;
 };
 
-struct CacheNode::Impl {
-  Impl(event_base& b, CacheNodeConfig c)
-      : base(b),
-        config(std::move(c)),
+// A transfer this loop runs for a flight.
+struct OwnedFetch {
+  std::shared_ptr<Flight> flight;
+  common::FetchId id = 0;
+  int status = 0;
+  bool flush_scheduled = false;
+  common::SteadyTime started;
+};
+
+}  // namespace
+
+class NodeLoop;
+
+struct CacheNode::Shared {
+  Shared(common::ServiceContext& c, std::shared_ptr<const RuntimeConfig> initial)
+      : context(c),
+        clock(*c.clock),
+        metrics(*c.metrics),
+        config(std::move(initial)),
         hits(metrics.counter("cache_requests_total", "Chunk requests by outcome", "result=\"hit\"")),
         misses(metrics.counter("cache_requests_total", "Chunk requests by outcome", "result=\"miss\"")),
         coalesced(metrics.counter("cache_requests_total", "Chunk requests by outcome", "result=\"coalesced\"")),
@@ -154,42 +91,30 @@ struct CacheNode::Impl {
   common::Counter& error_counter(const std::string& kind) {
     return metrics.counter("cache_errors_total", "Errors by kind", "kind=\"" + kind + "\"");
   }
-  void fail(HttpExchange& ex, int status, const std::string& code, const std::string& message) {
-    error_counter(code).inc();
-    ex.reply_error(status, code, message);
+  size_t active_requests() const {
+    size_t n = 0;
+    for (const auto* s : servers) n += s->active_requests();
+    return n;
   }
-
-  void handle_chunk(HttpExchange& ex);
-  void serve_stored(HttpExchange& ex, const ChunkMeta& meta, const std::shared_ptr<const ChunkBody>& memory,
-                    const std::string& disk_path, const char* cache_status);
-  void start_fetch(const std::string& key, const ChunkRequest& request, const std::string& signed_suffix,
-                   HttpExchange ex);
-  void join(InFlight& flight, HttpExchange ex, bool first);
-  void begin_stream(InFlight& flight, Waiter& w);
-  void on_head(const std::string& key, const common::FetchHead& head);
-  void on_data(const std::string& key, std::string_view bytes);
-  void on_done(const std::string& key, const common::FetchResult& result);
-  void schedule_flush(InFlight& flight);
-  void flush(InFlight& flight);
-  void fail_flight(InFlight& flight, int status, const std::string& code, const std::string& message);
-  void set_chunk_headers(HttpExchange& ex, const ChunkMeta& meta, const char* cache_status);
-  std::string health_json();
-  bool overloaded() const;
+  bool overloaded(const CacheNodeConfig& c) const {
+    return active_requests() >= c.overload_max_connections || egress_mbps.load() >= c.overload_max_egress_mbps;
+  }
+  std::string health_json(const CacheNodeConfig& c) const;
+  // Tells every loop with waiters on `flight` to look at its progress.
+  void notify(const std::shared_ptr<Flight>& flight, size_t from_loop);
   void tick();
 
-  event_base& base;
-  CacheNodeConfig config;
-  common::MetricsRegistry metrics;
-  std::unique_ptr<common::HttpServer> server;
-  std::unique_ptr<common::HttpClient> client;
-  std::unique_ptr<ChunkStore> store;
-  std::optional<common::UrlSigner> signer;
-  std::unordered_map<std::string, std::unique_ptr<InFlight>> inflight;
-  std::unordered_map<std::string, Clock::time_point> negative;  // 404 remembered until
-  common::EventPtr tick_timer;
+  common::ServiceContext& context;
+  const common::Clock& clock;
+  common::MetricsRegistry& metrics;
+  common::Published<RuntimeConfig> config;
+  std::unique_ptr<SharedCache> cache;
+  std::vector<std::unique_ptr<NodeLoop>> loops;
+  std::vector<common::HttpServer*> servers;
+  std::atomic<double> egress_mbps{0};
+  common::EventPtr tick_timer;  // home loop
   uint64_t last_bytes_served = 0;
-  Clock::time_point last_tick = Clock::now();
-  double egress_mbps = 0;
+  common::SteadyTime last_tick;
 
   common::Counter& hits;
   common::Counter& misses;
@@ -201,20 +126,61 @@ struct CacheNode::Impl {
   common::Histogram& first_byte;
 };
 
-void CacheNode::Impl::set_chunk_headers(HttpExchange& ex, const ChunkMeta& meta, const char* cache_status) {
+// One loop's handlers and the transfers it owns. Loop thread only.
+class NodeLoop {
+ public:
+  NodeLoop(CacheNode::Shared& shared, common::EventLoop& loop, std::unique_ptr<common::HttpClient> client)
+      : shared_(shared), loop_(loop), client_(std::move(client)), config_(shared.config) {}
+
+  common::EventLoop& loop() { return loop_; }
+  void handle_chunk(HttpExchange& ex);
+  // Brings this loop's waiters on `flight` up to its current progress.
+  void progress(const std::shared_ptr<Flight>& flight);
+
+ private:
+  void fail(HttpExchange& ex, int status, const std::string& code, const std::string& message) {
+    shared_.error_counter(code).inc();
+    ex.reply_error(status, code, message);
+  }
+  void serve_stored(HttpExchange& ex, const ChunkMeta& meta, const std::shared_ptr<const ChunkBody>& memory,
+                    const std::string& disk_path, const char* cache_status);
+  void set_chunk_headers(HttpExchange& ex, const ChunkMeta& meta, const char* cache_status);
+  void start_fetch(const std::shared_ptr<Flight>& flight, const RuntimeConfig& rc, const ChunkRequest& request,
+                   const std::string& signed_suffix);
+  void join(const std::shared_ptr<Flight>& flight, HttpExchange ex, bool first);
+  // Returns false when the waiter is done (answered or gone).
+  bool advance(Waiter& w, const FlightProgress& p, const Flight& flight);
+  void on_head(const std::string& key, const common::FetchHead& head);
+  void on_data(const std::string& key, std::string_view bytes);
+  void on_done(const std::string& key, const common::FetchResult& result);
+  void schedule_flush(OwnedFetch& fetch);
+  // Ends an owned flight: publishes the outcome, updates the shared cache, tells the loops.
+  void end_flight(const std::string& key, FlightProgress::End how, int status = 0, const std::string& code = {},
+                  const std::string& message = {});
+
+  CacheNode::Shared& shared_;
+  common::EventLoop& loop_;
+  std::unique_ptr<common::HttpClient> client_;
+  common::Published<RuntimeConfig>::Reader config_;
+  std::unordered_map<std::string, LocalFlight> local_;
+  std::unordered_map<std::string, OwnedFetch> owned_;
+};
+
+// ---- serving ----
+
+void NodeLoop::set_chunk_headers(HttpExchange& ex, const ChunkMeta& meta, const char* cache_status) {
   if (!meta.content_type.empty()) ex.add_header("Content-Type", meta.content_type);
   if (!meta.etag.empty()) ex.add_header("ETag", meta.etag);
   if (!meta.last_modified.empty()) ex.add_header("Last-Modified", meta.last_modified);
   if (!meta.cache_control.empty()) ex.add_header("Cache-Control", meta.cache_control);
   ex.add_header("Accept-Ranges", "bytes");
-  ex.add_header("Age", std::to_string(std::max<int64_t>(0, unix_now() - meta.stored_at)));
+  ex.add_header("Age", std::to_string(std::max<int64_t>(0, shared_.clock.unix_now() - meta.stored_at)));
   ex.add_header("X-Cache", cache_status);
   ex.set_log_note(cache_status);
 }
 
-void CacheNode::Impl::serve_stored(HttpExchange& ex, const ChunkMeta& meta,
-                                   const std::shared_ptr<const ChunkBody>& memory, const std::string& disk_path,
-                                   const char* cache_status) {
+void NodeLoop::serve_stored(HttpExchange& ex, const ChunkMeta& meta, const std::shared_ptr<const ChunkBody>& memory,
+                            const std::string& disk_path, const char* cache_status) {
   set_chunk_headers(ex, meta, cache_status);
   if (not_modified(ex.header("If-None-Match"), ex.header("If-Modified-Since"), meta.etag, meta.last_modified)) {
     ex.reply(304, "", "");
@@ -249,23 +215,26 @@ void CacheNode::Impl::serve_stored(HttpExchange& ex, const ChunkMeta& meta,
         fail(ex, 500, "storage_error", "A stored chunk could not be read.");
         return;
       }
-      // The evbuffer owns the fd and sends the segment with sendfile where it can.
+      // The evbuffer owns the fd once added and sends the segment with sendfile where it can.
       if (evbuffer_add_file(buffer.get(), fd, static_cast<ev_off_t>(first), static_cast<ev_off_t>(length)) != 0) {
+        ::close(fd);  // not taken over on failure
         fail(ex, 500, "storage_error", "A stored chunk could not be read.");
         return;
       }
     }
   }
-  bytes_served.inc(ex.is_head() ? 0 : length);
+  shared_.bytes_served.inc(ex.is_head() ? 0 : length);
   ex.reply(status, buffer.get(), length, "");
 }
 
-void CacheNode::Impl::handle_chunk(HttpExchange& ex) {
+void NodeLoop::handle_chunk(HttpExchange& ex) {
+  const RuntimeConfig& rc = config_.get();
+  const CacheNodeConfig& config = rc.config;
   common::SplitTarget split = common::split_signed_target(ex.target());
   std::string signed_suffix;
   if (config.signing_required) {
     common::SignatureVerdict verdict =
-        signer ? signer->verify(ex.target(), unix_now()) : common::SignatureVerdict::bad_signature;
+        rc.signer ? rc.signer->verify(ex.target(), shared_.clock.unix_now()) : common::SignatureVerdict::bad_signature;
     switch (verdict) {
       case common::SignatureVerdict::ok: break;
       case common::SignatureVerdict::missing:
@@ -287,32 +256,112 @@ void CacheNode::Impl::handle_chunk(HttpExchange& ex) {
     return fail(ex, 404, "unknown_origin", "No origin named '" + request->origin_id + "' is configured here.");
   }
   std::string key = request->cache_key();
-
-  auto neg = negative.find(key);
-  if (neg != negative.end()) {
-    if (Clock::now() < neg->second) {
-      negative_hits.inc();
+  if (auto hit = shared_.cache->find(key)) {
+    shared_.hits.inc();
+    return serve_stored(ex, hit->meta, hit->memory, hit->disk_path, "HIT");
+  }
+  SharedCache::Lookup found = shared_.cache->find_or_start(key, loop_.index());
+  switch (found.kind) {
+    case SharedCache::Lookup::Kind::negative:
+      shared_.negative_hits.inc();
       ex.add_header("X-Cache", "HIT");
       ex.set_log_note("NEGATIVE");
       return ex.reply_error(404, "not_found", "The origin has no such chunk.");
-    }
-    negative.erase(neg);
+    case SharedCache::Lookup::Kind::hit:
+      shared_.hits.inc();
+      return serve_stored(ex, found.hit->meta, found.hit->memory, found.hit->disk_path, "HIT");
+    case SharedCache::Lookup::Kind::joined:
+      shared_.coalesced.inc();
+      return join(found.flight, std::move(ex), false);
+    case SharedCache::Lookup::Kind::started:
+      shared_.misses.inc();
+      start_fetch(found.flight, rc, *request, signed_suffix);
+      return join(found.flight, std::move(ex), true);
   }
-  if (auto hit = store->find(key)) {
-    hits.inc();
-    return serve_stored(ex, hit->meta, hit->memory, hit->disk_path, "HIT");
-  }
-  auto flight = inflight.find(key);
-  if (flight != inflight.end()) {
-    coalesced.inc();
-    return join(*flight->second, std::move(ex), false);
-  }
-  misses.inc();
-  start_fetch(key, *request, signed_suffix, std::move(ex));
 }
 
-void CacheNode::Impl::start_fetch(const std::string& key, const ChunkRequest& request,
-                                  const std::string& signed_suffix, HttpExchange ex) {
+// ---- waiting on a flight (any loop) ----
+
+void NodeLoop::join(const std::shared_ptr<Flight>& flight, HttpExchange ex, bool first) {
+  auto it = local_.find(flight->key());
+  if (it != local_.end() && it->second.flight != flight) {
+    // Waiters on an earlier flight for this key whose end is not processed yet.
+    progress(it->second.flight);
+    it = local_.find(flight->key());
+  }
+  if (it == local_.end()) it = local_.emplace(flight->key(), LocalFlight{flight, {}}).first;
+  bool deferred = ex.is_head() || ex.header("Range").has_value();
+  Waiter& w = it->second.waiters.emplace_back(std::move(ex));
+  w.deferred = deferred;
+  w.first = first;
+  w.exchange.set_log_note(first ? "MISS" : "COALESCED");
+  progress(flight);
+}
+
+bool NodeLoop::advance(Waiter& w, const FlightProgress& p, const Flight& flight) {
+  HttpExchange& ex = w.exchange;
+  if (ex.closed() || ex.finished()) return false;
+  switch (p.end) {
+    case FlightProgress::End::failed:
+      if (w.streaming) {
+        ex.abort();  // the head is out; a truncated body must not look complete
+      } else {
+        ex.reply_error(p.fail_status, p.fail_code, p.fail_message);
+      }
+      return false;
+    case FlightProgress::End::not_found:
+      ex.reply_error(404, "not_found", "The origin has no such chunk.");
+      return false;
+    case FlightProgress::End::running:
+    case FlightProgress::End::stored:
+      break;
+  }
+  if (!w.deferred && !w.streaming && p.head_known && p.status == 200) {
+    set_chunk_headers(ex, p.meta, w.first ? "MISS" : "COALESCED");
+    if (not_modified(ex.header("If-None-Match"), ex.header("If-Modified-Since"), p.meta.etag,
+                     p.meta.last_modified)) {
+      ex.reply(304, "", "");
+      return false;
+    }
+    if (p.content_length) ex.add_header("Content-Length", std::to_string(*p.content_length));
+    ex.start(200);
+    w.streaming = true;
+  }
+  if (w.streaming && w.sent < p.bytes) {
+    common::EvbufferPtr buffer(evbuffer_new());
+    flight.body()->add_to(buffer.get(), w.sent, p.bytes);
+    shared_.bytes_served.inc(p.bytes - w.sent);
+    ex.send(buffer.get());
+    w.sent = p.bytes;
+  }
+  if (p.end != FlightProgress::End::stored) return true;
+  if (w.streaming) {
+    ex.end();
+  } else {
+    // Deferred (HEAD, Range) or joined before a head without length: serve whole.
+    serve_stored(ex, p.meta, flight.body(), "", "COALESCED");
+  }
+  return false;
+}
+
+void NodeLoop::progress(const std::shared_ptr<Flight>& flight) {
+  auto it = local_.find(flight->key());
+  if (it == local_.end() || it->second.flight != flight) return;
+  const FlightProgress p = flight->progress();
+  auto& waiters = it->second.waiters;
+  for (auto w = waiters.begin(); w != waiters.end();) {
+    w = advance(*w, p, *flight) ? std::next(w) : waiters.erase(w);
+  }
+  // Waiters that replied are finished; the entry goes with the flight's end (a
+  // running flight keeps it even when empty, so later joins see its progress).
+  if (p.end != FlightProgress::End::running) local_.erase(flight->key());
+}
+
+// ---- owning a flight (the loop that started it) ----
+
+void NodeLoop::start_fetch(const std::shared_ptr<Flight>& flight, const RuntimeConfig& rc,
+                           const ChunkRequest& request, const std::string& signed_suffix) {
+  const CacheNodeConfig& config = rc.config;
   std::string url;
   if (config.parent) {
     // Through the parent tier: same scheme, the viewer's signature passed along.
@@ -324,333 +373,278 @@ void CacheNode::Impl::start_fetch(const std::string& key, const ChunkRequest& re
     url = config.origins.at(request.origin_id).url + request.origin_path;
     if (!request.query.empty()) url += "?" + request.query;
   }
-  auto flight = std::make_unique<InFlight>();
-  flight->key = key;
-  flight->started = Clock::now();
-  InFlight& ref = *flight;
-  inflight[key] = std::move(flight);
-  origin_fetches.inc();
-  common::FetchRequest fetch;
-  fetch.url = url;
+  const std::string& key = flight->key();
+  OwnedFetch& fetch = owned_[key];
+  fetch.flight = flight;
+  fetch.started = shared_.clock.now();
+  shared_.origin_fetches.inc();
+  common::FetchRequest request_out;
+  request_out.url = url;
   common::FetchCallbacks callbacks;
   callbacks.on_head = [this, key](const common::FetchHead& head) { on_head(key, head); };
   callbacks.on_data = [this, key](std::string_view bytes) { on_data(key, bytes); };
   callbacks.on_done = [this, key](const common::FetchResult& result) { on_done(key, result); };
-  ref.fetch_id = client->fetch(std::move(fetch), std::move(callbacks));
-  join(ref, std::move(ex), true);
+  fetch.id = client_->fetch(std::move(request_out), std::move(callbacks));
 }
 
-void CacheNode::Impl::join(InFlight& flight, HttpExchange ex, bool first) {
-  bool deferred = ex.is_head() || ex.header("Range").has_value();
-  flight.waiters.emplace_back(std::move(ex));
-  Waiter& w = flight.waiters.back();
-  w.deferred = deferred;
-  w.exchange.set_log_note(first ? "MISS" : "COALESCED");
-  if (!deferred && flight.head_known && flight.status == 200) begin_stream(flight, w);
-}
-
-void CacheNode::Impl::begin_stream(InFlight& flight, Waiter& w) {
-  HttpExchange& ex = w.exchange;
-  if (ex.closed()) return;
-  const char* note = w.sent == 0 && &w == &flight.waiters.front() ? "MISS" : "COALESCED";
-  set_chunk_headers(ex, flight.meta, note);
-  if (not_modified(ex.header("If-None-Match"), ex.header("If-Modified-Since"), flight.meta.etag,
-                   flight.meta.last_modified)) {
-    ex.reply(304, "", "");
-    return;
-  }
-  if (flight.content_length) ex.add_header("Content-Length", std::to_string(*flight.content_length));
-  ex.start(200);
-  w.streaming = true;
-  if (flight.body->size() > 0) {
-    common::EvbufferPtr buffer(evbuffer_new());
-    flight.body->add_to(buffer.get(), 0, flight.body->size());
-    bytes_served.inc(flight.body->size());
-    ex.send(buffer.get());
-    w.sent = flight.body->size();
-  }
-}
-
-void CacheNode::Impl::on_head(const std::string& key, const common::FetchHead& head) {
-  auto it = inflight.find(key);
-  if (it == inflight.end()) return;
-  InFlight& flight = *it->second;
-  flight.head_known = true;
-  flight.status = head.status;
-  first_byte.observe(std::chrono::duration<double>(Clock::now() - flight.started).count());
+void NodeLoop::on_head(const std::string& key, const common::FetchHead& head) {
+  auto it = owned_.find(key);
+  if (it == owned_.end()) return;
+  OwnedFetch& fetch = it->second;
+  fetch.status = head.status;
+  shared_.first_byte.observe(std::chrono::duration<double>(shared_.clock.now() - fetch.started).count());
   if (head.status != 200) return;  // answered when the transfer ends
-  flight.content_length = head.content_length();
-  flight.meta.stored_at = unix_now();
-  flight.meta.content_type = head.header("Content-Type").value_or("application/octet-stream");
-  flight.meta.etag = head.header("ETag").value_or("");
-  flight.meta.last_modified = head.header("Last-Modified").value_or(format_http_date(flight.meta.stored_at));
-  flight.meta.cache_control = head.header("Cache-Control").value_or("");
-  if (flight.content_length && *flight.content_length > config.max_object_bytes) {
-    flight.too_large = true;
-    client->cancel(flight.fetch_id);
-    fail_flight(flight, 502, "object_too_large", "The chunk is larger than this cache node accepts.");
-    inflight.erase(it);
-    return;
+  ChunkMeta meta;
+  meta.stored_at = shared_.clock.unix_now();
+  meta.content_type = head.header("Content-Type").value_or("application/octet-stream");
+  meta.etag = head.header("ETag").value_or("");
+  meta.last_modified = head.header("Last-Modified").value_or(format_http_date(meta.stored_at));
+  meta.cache_control = head.header("Cache-Control").value_or("");
+  std::optional<uint64_t> length = head.content_length();
+  if (length && *length > config_.get().config.max_object_bytes) {
+    client_->cancel(fetch.id);
+    return end_flight(key, FlightProgress::End::failed, 502, "object_too_large",
+                      "The chunk is larger than this cache node accepts.");
   }
-  for (auto& w : flight.waiters) {
-    if (!w.deferred) begin_stream(flight, w);
-  }
+  fetch.flight->set_head(head.status, std::move(meta), length);
+  shared_.notify(fetch.flight, loop_.index());
 }
 
-void CacheNode::Impl::on_data(const std::string& key, std::string_view bytes) {
-  auto it = inflight.find(key);
-  if (it == inflight.end()) return;
-  InFlight& flight = *it->second;
-  origin_bytes.inc(bytes.size());
-  if (flight.status != 200) return;
-  if (flight.body->size() + bytes.size() > config.max_object_bytes) {
-    client->cancel(flight.fetch_id);
-    fail_flight(flight, 502, "object_too_large", "The chunk is larger than this cache node accepts.");
-    inflight.erase(it);
-    return;
+void NodeLoop::on_data(const std::string& key, std::string_view bytes) {
+  auto it = owned_.find(key);
+  if (it == owned_.end()) return;
+  OwnedFetch& fetch = it->second;
+  shared_.origin_bytes.inc(bytes.size());
+  if (fetch.status != 200) return;
+  const std::shared_ptr<ChunkBody>& body = fetch.flight->body();
+  if (body->size() + bytes.size() > config_.get().config.max_object_bytes) {
+    client_->cancel(fetch.id);
+    return end_flight(key, FlightProgress::End::failed, 502, "object_too_large",
+                      "The chunk is larger than this cache node accepts.");
   }
-  flight.body->append(bytes);
-  schedule_flush(flight);
+  body->append(bytes);
+  schedule_flush(fetch);
 }
 
 // Upstream data often arrives in several callbacks per loop iteration: waiters
-// get it in one send per iteration instead of one per callback.
-void CacheNode::Impl::schedule_flush(InFlight& flight) {
-  if (flight.flush_scheduled) return;
-  flight.flush_scheduled = true;
+// hear of it once per iteration instead of once per callback.
+void NodeLoop::schedule_flush(OwnedFetch& fetch) {
+  if (fetch.flush_scheduled) return;
+  fetch.flush_scheduled = true;
   struct Pending {
-    Impl* self;
-    std::string key;  // the flight may be gone by then: look it up again
+    NodeLoop* self;
+    std::string key;  // the fetch may be gone by then: look it up again
   };
-  auto* pending = new Pending{this, flight.key};
+  auto* pending = new Pending{this, fetch.flight->key()};
   timeval now{0, 0};
   event_base_once(
-      &base, -1, EV_TIMEOUT,
+      &loop_.base(), -1, EV_TIMEOUT,
       [](evutil_socket_t, short, void* arg) {
         std::unique_ptr<Pending> p(static_cast<Pending*>(arg));
-        auto it = p->self->inflight.find(p->key);
-        if (it != p->self->inflight.end()) p->self->flush(*it->second);
+        auto it = p->self->owned_.find(p->key);
+        if (it == p->self->owned_.end()) return;
+        it->second.flush_scheduled = false;
+        p->self->shared_.notify(it->second.flight, p->self->loop_.index());
       },
       pending, &now);
 }
 
-void CacheNode::Impl::flush(InFlight& flight) {
-  flight.flush_scheduled = false;
-  size_t size = flight.body->size();
-  for (auto& w : flight.waiters) {
-    if (!w.streaming || w.exchange.closed() || w.sent >= size) continue;
-    common::EvbufferPtr buffer(evbuffer_new());
-    flight.body->add_to(buffer.get(), w.sent, size);
-    bytes_served.inc(size - w.sent);
-    w.exchange.send(buffer.get());
-    w.sent = size;
-  }
-}
-
-void CacheNode::Impl::fail_flight(InFlight& flight, int status, const std::string& code,
-                                  const std::string& message) {
-  error_counter(code).inc();
-  for (auto& w : flight.waiters) {
-    if (w.exchange.closed()) continue;
-    if (w.streaming) {
-      w.exchange.abort();  // the head is out; a truncated body must not look complete
-    } else {
-      w.exchange.reply_error(status, code, message);
-    }
-  }
-  flight.waiters.clear();
-}
-
-void CacheNode::Impl::on_done(const std::string& key, const common::FetchResult& result) {
-  auto it = inflight.find(key);
-  if (it == inflight.end()) return;
-  std::unique_ptr<InFlight> flight = std::move(it->second);
-  inflight.erase(it);
-
+void NodeLoop::on_done(const std::string& key, const common::FetchResult& result) {
+  auto it = owned_.find(key);
+  if (it == owned_.end()) return;
+  const OwnedFetch& fetch = it->second;
   if (!result.ok) {
     LOG_WARN(kLog, "upstream fetch failed: ", result.error);
     if (result.timed_out) {
-      return fail_flight(*flight, 504, "origin_timeout", "The origin did not answer in time.");
+      return end_flight(key, FlightProgress::End::failed, 504, "origin_timeout", "The origin did not answer in time.");
     }
-    return fail_flight(*flight, 502, flight->head_known ? "origin_error" : "origin_unreachable",
-                       flight->head_known ? "The origin connection failed during the transfer."
-                                          : "The origin could not be reached.");
+    bool head_known = fetch.status != 0;
+    return end_flight(key, FlightProgress::End::failed, 502, head_known ? "origin_error" : "origin_unreachable",
+                      head_known ? "The origin connection failed during the transfer."
+                                 : "The origin could not be reached.");
   }
-  if (flight->status == 404) {
-    if (config.negative_ttl.count() > 0) negative[key] = Clock::now() + config.negative_ttl;
-    for (auto& w : flight->waiters) {
-      if (!w.exchange.closed()) w.exchange.reply_error(404, "not_found", "The origin has no such chunk.");
-    }
-    return;
+  if (fetch.status == 404) return end_flight(key, FlightProgress::End::not_found);
+  if (fetch.status != 200) {
+    return end_flight(key, FlightProgress::End::failed, 502, "origin_error",
+                      "The origin answered with status " + std::to_string(fetch.status) + ".");
   }
-  if (flight->status != 200) {
-    return fail_flight(*flight, 502, "origin_error",
-                       "The origin answered with status " + std::to_string(flight->status) + ".");
+  FlightProgress p = fetch.flight->progress();
+  if (p.content_length && *p.content_length != p.bytes) {
+    return end_flight(key, FlightProgress::End::failed, 502, "origin_error",
+                      "The origin sent fewer bytes than it announced.");
   }
-  if (flight->content_length && *flight->content_length != flight->body->size()) {
-    return fail_flight(*flight, 502, "origin_error", "The origin sent fewer bytes than it announced.");
+  end_flight(key, FlightProgress::End::stored);
+}
+
+void NodeLoop::end_flight(const std::string& key, FlightProgress::End how, int status, const std::string& code,
+                          const std::string& message) {
+  auto it = owned_.find(key);
+  if (it == owned_.end()) return;
+  std::shared_ptr<Flight> flight = std::move(it->second.flight);
+  owned_.erase(it);
+  if (how == FlightProgress::End::failed) shared_.error_counter(code).inc();
+  const CacheNodeConfig& config = config_.get().config;
+  if (how == FlightProgress::End::stored) {
+    flight->set_meta_size(flight->body()->size());
+    flight->end(how);
+    ChunkMeta meta = flight->progress().meta;
+    shared_.cache->finish(*flight, &meta, std::nullopt);
+  } else {
+    flight->end(how, status, code, message);
+    shared_.cache->finish(*flight, nullptr,
+                          how == FlightProgress::End::not_found
+                              ? std::optional<common::SteadyTime::duration>(config.negative_ttl)
+                              : std::nullopt);
   }
-  flush(*flight);  // bytes of the last callbacks
-  flight->meta.size = flight->body->size();
-  std::shared_ptr<const ChunkBody> body = flight->body;
-  store->put(key, flight->meta, body);
-  for (auto& w : flight->waiters) {
-    if (w.exchange.closed()) continue;
-    if (w.streaming) {
-      w.exchange.end();
+  shared_.notify(flight, loop_.index());
+}
+
+void CacheNode::Shared::notify(const std::shared_ptr<Flight>& flight, size_t from_loop) {
+  for (size_t index : flight->subscribers()) {
+    NodeLoop* target = loops[index].get();
+    if (index == from_loop) {
+      target->progress(flight);
     } else {
-      // Deferred (HEAD, Range) or joined before a head without length: serve whole.
-      serve_stored(w.exchange, flight->meta, body, "", "COALESCED");
+      target->loop().post([target, flight] { target->progress(flight); });
     }
   }
 }
 
-bool CacheNode::Impl::overloaded() const {
-  return server->active_requests() >= config.overload_max_connections ||
-         egress_mbps >= config.overload_max_egress_mbps;
-}
+// ---- status ----
 
-std::string CacheNode::Impl::health_json() {
+std::string CacheNode::Shared::health_json(const CacheNodeConfig& c) const {
+  const ChunkStore& store = cache->store();
   char numbers[512];
   snprintf(numbers, sizeof numbers,
            "\"active_connections\":%zu,\"inflight_fetches\":%zu,\"egress_mbps\":%.3f,"
            "\"bytes_served_total\":%llu,\"storage\":{\"memory_used_bytes\":%llu,\"memory_limit_bytes\":%llu,"
            "\"disk_used_bytes\":%llu,\"disk_limit_bytes\":%llu,\"disk_chunks\":%zu,\"pending_writes\":%zu}",
-           server->active_requests(), inflight.size(), egress_mbps,
+           active_requests(), cache->inflight(), egress_mbps.load(),
            static_cast<unsigned long long>(bytes_served.value()),
-           static_cast<unsigned long long>(store->memory_used()),
-           static_cast<unsigned long long>(store->options().memory_bytes),
-           static_cast<unsigned long long>(store->disk_used()),
-           static_cast<unsigned long long>(store->options().disk_bytes), store->disk_entries(),
-           store->pending_writes());
-  bool over = overloaded();
+           static_cast<unsigned long long>(store.memory_used()),
+           static_cast<unsigned long long>(store.options().memory_bytes),
+           static_cast<unsigned long long>(store.disk_used()),
+           static_cast<unsigned long long>(store.options().disk_bytes), store.disk_entries(), store.pending_writes());
+  bool over = overloaded(c);
   return std::string("{\"status\":") + (over ? "\"overloaded\"" : "\"ok\"") +
-         ",\"node_id\":" + common::json_string(config.node_id) + ",\"site\":" + common::json_string(config.site) +
-         ",\"overloaded\":" + (over ? "true" : "false") + "," + numbers + "}\n";
+         ",\"node_id\":" + common::json_string(c.node_id) + ",\"site\":" + common::json_string(c.site) +
+         ",\"overloaded\":" + (over ? "true" : "false") + ",\"threads\":" + std::to_string(loops.size()) + "," +
+         numbers + "}\n";
 }
 
-void CacheNode::Impl::tick() {
-  auto now = Clock::now();
+void CacheNode::Shared::tick() {
+  auto now = clock.now();
   double seconds = std::chrono::duration<double>(now - last_tick).count();
   uint64_t bytes = bytes_served.value();
   if (seconds > 0) {
     double instant = static_cast<double>(bytes - last_bytes_served) * 8 / 1e6 / seconds;
-    egress_mbps = 0.5 * egress_mbps + 0.5 * instant;  // smooth over a few seconds
+    egress_mbps.store(0.5 * egress_mbps.load() + 0.5 * instant);  // smooth over a few seconds
   }
   last_bytes_served = bytes;
   last_tick = now;
-  for (auto it = negative.begin(); it != negative.end();) {
-    it = now >= it->second ? negative.erase(it) : std::next(it);
-  }
+  cache->expire_negative();
 }
 
-CacheNode::CacheNode(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
-CacheNode::~CacheNode() = default;
-uint16_t CacheNode::port() const { return impl_->server->port(); }
-void CacheNode::drain(std::function<void()> on_drained) { impl_->server->drain(std::move(on_drained)); }
+// ---- the service ----
 
-void CacheNode::reload(CacheNodeConfig config) {
-  Impl& impl = *impl_;
-  std::optional<common::UrlSigner> signer;
-  if (!config.signing_keys.empty()) {
-    auto created = common::UrlSigner::create(config.signing_keys);
-    if (!created) {
-      LOG_ERROR(kLog, "reload rejected: ", created.error().message);
-      return;
-    }
-    signer = std::move(created).value();
-  }
-  if (config.server.host != impl.config.server.host || config.server.port != impl.config.server.port ||
-      config.data_dir != impl.config.data_dir || config.memory_bytes != impl.config.memory_bytes ||
-      config.disk_bytes != impl.config.disk_bytes) {
-    LOG_WARN(kLog, "reload: listen address, data_dir and storage sizes change only on restart");
-  }
+CacheNode::CacheNode(std::unique_ptr<Shared> shared) : shared_(std::move(shared)) {}
+CacheNode::~CacheNode() = default;
+
+common::Result<std::unique_ptr<CacheNode>> CacheNode::create(common::ServiceContext& context,
+                                                             const CacheNodeConfig& config) {
   common::LogLevel level;
   if (common::parse_log_level(config.log_level, level)) common::set_log_level(level);
-  config.server = impl.config.server;
-  config.data_dir = impl.config.data_dir;
-  config.memory_bytes = impl.config.memory_bytes;
-  config.disk_bytes = impl.config.disk_bytes;
-  impl.signer = std::move(signer);
-  impl.config = std::move(config);
-  LOG_INFO(kLog, "configuration reloaded: ", impl.config.origins.size(), " origin(s)");
+  auto runtime = make_runtime(config);
+  if (!runtime) return runtime.error();
+  auto shared = std::make_unique<Shared>(context, std::move(runtime).value());
+  Shared& n = *shared;
+  auto store = ChunkStore::open(context.home().base(),
+                                StoreOptions{config.data_dir, config.memory_bytes, config.disk_bytes}, n.metrics);
+  if (!store) return store.error();
+  n.cache = std::make_unique<SharedCache>(std::move(store).value(), n.clock);
+  common::HttpClientOptions client_options;
+  client_options.connect_timeout = config.upstream_connect_timeout;
+  client_options.request_timeout = config.upstream_timeout;
+  client_options.http2 = config.upstream_http2;
+  client_options.ca_file = config.upstream_ca_file;
+  client_options.user_agent = "balancer-cache-node/" + config.node_id;
+  for (common::EventLoop* loop : context.loops) {
+    auto client = common::HttpClient::create(loop->base(), client_options);
+    if (!client) return client.error();
+    n.loops.push_back(std::make_unique<NodeLoop>(n, *loop, std::move(client).value()));
+  }
+  for (const char* kind : kErrorKinds) n.error_counter(kind);  // every series exists from the start, at 0
+  const ChunkStore& s = n.cache->store();
+  n.metrics.gauge_fn("cache_storage_bytes", "Bytes stored", [&s] { return double(s.memory_used()); },
+                     "tier=\"memory\"");
+  n.metrics.gauge_fn("cache_storage_bytes", "Bytes stored", [&s] { return double(s.disk_used()); }, "tier=\"disk\"");
+  n.metrics.gauge_fn("cache_storage_limit_bytes", "Storage limit", [&s] { return double(s.options().memory_bytes); },
+                     "tier=\"memory\"");
+  n.metrics.gauge_fn("cache_storage_limit_bytes", "Storage limit", [&s] { return double(s.options().disk_bytes); },
+                     "tier=\"disk\"");
+  n.metrics.gauge_fn("cache_active_requests", "Requests in progress", [&n] { return double(n.active_requests()); });
+  n.metrics.gauge_fn("cache_inflight_fetches", "Upstream fetches in progress",
+                     [&n] { return double(n.cache->inflight()); });
+  n.metrics.gauge_fn("cache_egress_mbps", "Recent egress in Mbit/s", [&n] { return n.egress_mbps.load(); });
+
+  n.last_tick = n.clock.now();
+  n.tick_timer.reset(event_new(
+      &context.home().base(), -1, EV_PERSIST,
+      [](evutil_socket_t, short, void* arg) { static_cast<Shared*>(arg)->tick(); }, &n));
+  timeval one_second{1, 0};
+  evtimer_add(n.tick_timer.get(), &one_second);
+  LOG_INFO(kLog, "node ", config.node_id, " (site ", config.site, ") serving ", config.origins.size(), " origin(s)",
+           config.parent ? " through parent " + *config.parent : std::string());
+  return std::unique_ptr<CacheNode>(new CacheNode(std::move(shared)));
 }
 
-common::Result<std::unique_ptr<CacheNode>> CacheNode::create(event_base& base, CacheNodeConfig config) {
-  auto impl = std::make_unique<Impl>(base, std::move(config));
-  Impl& n = *impl;
-  common::LogLevel level;
-  if (common::parse_log_level(n.config.log_level, level)) common::set_log_level(level);
-  if (!n.config.signing_keys.empty()) {
-    auto signer = common::UrlSigner::create(n.config.signing_keys);
-    if (!signer) return signer.error();
-    n.signer = std::move(signer).value();
-  }
-  auto store = ChunkStore::open(base, StoreOptions{n.config.data_dir, n.config.memory_bytes, n.config.disk_bytes},
-                                n.metrics);
-  if (!store) return store.error();
-  n.store = std::move(store).value();
-  common::HttpClientOptions client_options;
-  client_options.connect_timeout = n.config.upstream_connect_timeout;
-  client_options.request_timeout = n.config.upstream_timeout;
-  client_options.http2 = n.config.upstream_http2;
-  client_options.ca_file = n.config.upstream_ca_file;
-  client_options.user_agent = "balancer-cache-node/" + n.config.node_id;
-  auto client = common::HttpClient::create(base, client_options);
-  if (!client) return client.error();
-  n.client = std::move(client).value();
-  auto server = common::HttpServer::create(base, n.config.server, n.metrics);
-  if (!server) return server.error();
-  n.server = std::move(server).value();
-
-  n.server->route_prefix(std::string(kChunkPrefix), {"GET", "HEAD"}, [&n](HttpExchange& ex) { n.handle_chunk(ex); });
-  n.server->route("/ping", {"GET", "HEAD", "OPTIONS"}, [&n](HttpExchange& ex) {
+void CacheNode::attach(size_t index, common::HttpServer& server) {
+  Shared& n = *shared_;
+  NodeLoop& loop = *n.loops[index];
+  n.servers.push_back(&server);
+  // Per-loop readers of the config snapshot (each handler runs on this loop only).
+  auto config = std::make_shared<common::Published<RuntimeConfig>::Reader>(n.config);
+  server.route_prefix(std::string(kChunkPrefix), {"GET", "HEAD"}, [&loop](HttpExchange& ex) { loop.handle_chunk(ex); });
+  server.route("/ping", {"GET", "HEAD", "OPTIONS"}, [config](HttpExchange& ex) {
+    const CacheNodeConfig& c = config->get().config;
     ex.add_header("Cache-Control", "no-store");
     ex.add_header("Access-Control-Allow-Origin", "*");
     ex.add_header("Access-Control-Allow-Methods", "GET, HEAD, OPTIONS");
     if (ex.method() == "OPTIONS") return ex.reply(204, "", "");
-    ex.reply(200, "{\"id\":" + common::json_string(n.config.node_id) +
-                      ",\"site\":" + common::json_string(n.config.site) + "}\n");
+    ex.reply(200, "{\"id\":" + common::json_string(c.node_id) + ",\"site\":" + common::json_string(c.site) + "}\n");
   });
-  n.server->route("/health", {"GET", "HEAD"}, [&n](HttpExchange& ex) {
+  server.route("/health", {"GET", "HEAD"}, [&n, config](HttpExchange& ex) {
     ex.add_header("Cache-Control", "no-store");
-    ex.reply(200, n.health_json());
+    ex.reply(200, n.health_json(config->get().config));
   });
-  n.server->route("/metrics", {"GET"}, [&n](HttpExchange& ex) {
+  server.route("/metrics", {"GET"}, [&n](HttpExchange& ex) {
     ex.add_header("Cache-Control", "no-store");
     ex.reply(200, n.metrics.render(), "text/plain; version=0.0.4");
   });
-  for (const char* kind : {"bad_request", "unknown_origin", "signature_missing", "signature_expired",
-                           "signature_invalid", "origin_error", "origin_unreachable", "origin_timeout",
-                           "object_too_large", "range_not_satisfiable", "storage_error"}) {
-    n.error_counter(kind);  // every series exists from the start, at 0
-  }
-  n.metrics.gauge_fn("cache_storage_bytes", "Bytes stored", [&n] { return double(n.store->memory_used()); },
-                     "tier=\"memory\"");
-  for (const char* kind : {"bad_request", "unknown_origin", "signature_missing", "signature_expired",
-                           "signature_invalid", "origin_error", "origin_unreachable", "origin_timeout",
-                           "object_too_large", "range_not_satisfiable", "storage_error"}) {
-    n.error_counter(kind);  // every series exists from the start, at 0
-  }
-  n.metrics.gauge_fn("cache_storage_bytes", "Bytes stored", [&n] { return double(n.store->disk_used()); },
-                     "tier=\"disk\"");
-  n.metrics.gauge_fn("cache_storage_limit_bytes", "Storage limit",
-                     [&n] { return double(n.store->options().memory_bytes); }, "tier=\"memory\"");
-  n.metrics.gauge_fn("cache_storage_limit_bytes", "Storage limit",
-                     [&n] { return double(n.store->options().disk_bytes); }, "tier=\"disk\"");
-  n.metrics.gauge_fn("cache_active_requests", "Requests in progress",
-                     [&n] { return double(n.server->active_requests()); });
-  n.metrics.gauge_fn("cache_inflight_fetches", "Upstream fetches in progress",
-                     [&n] { return double(n.inflight.size()); });
-  n.metrics.gauge_fn("cache_egress_mbps", "Recent egress in Mbit/s", [&n] { return n.egress_mbps; });
+}
 
-  n.tick_timer.reset(event_new(
-      &base, -1, EV_PERSIST, [](evutil_socket_t, short, void* arg) { static_cast<Impl*>(arg)->tick(); }, &n));
-  timeval one_second{1, 0};
-  evtimer_add(n.tick_timer.get(), &one_second);
-  LOG_INFO(kLog, "node ", n.config.node_id, " (site ", n.config.site, ") serving ", n.config.origins.size(),
-           " origin(s)", n.config.parent ? " through parent " + *n.config.parent : std::string());
-  return std::unique_ptr<CacheNode>(new CacheNode(std::move(impl)));
+common::Status CacheNode::reload(CacheNodeConfig config) {
+  Shared& n = *shared_;
+  std::shared_ptr<const RuntimeConfig> running = n.config.load();
+  const CacheNodeConfig& old = running->config;
+  common::LogLevel level;
+  if (!common::parse_log_level(config.log_level, level)) {
+    return common::Error{"bad_config", "log.level: unknown level " + config.log_level};
+  }
+  if (config.server.host != old.server.host || config.server.port != old.server.port ||
+      config.server.threads != old.server.threads || config.data_dir != old.data_dir ||
+      config.memory_bytes != old.memory_bytes || config.disk_bytes != old.disk_bytes) {
+    LOG_WARN(kLog, "reload: listen address, threads, data_dir and storage sizes change only on restart");
+  }
+  config.server = old.server;
+  config.data_dir = old.data_dir;
+  config.memory_bytes = old.memory_bytes;
+  config.disk_bytes = old.disk_bytes;
+  auto runtime = make_runtime(std::move(config));
+  if (!runtime) return runtime.error();
+  common::set_log_level(level);
+  n.config.publish(std::move(runtime).value());
+  return {};
 }
 
 }  // namespace cache_node

@@ -1,7 +1,7 @@
 // The cache node: serves chunks of configured origins under /o/<origin>/<path>,
 // fetching each chunk from its upstream (origin or parent cache node) once,
 // however many viewers ask at the same moment; waiters receive bytes as they
-// arrive. Also /ping, /health and /metrics. Loop thread only.
+// arrive, on whichever loop they asked. Also /ping, /health and /metrics.
 #pragma once
 
 #include <event2/event.h>
@@ -18,6 +18,7 @@
 #include "common/http_server.h"
 #include "common/metrics.h"
 #include "common/result.h"
+#include "common/service_host.h"
 
 namespace cache_node {
 
@@ -50,23 +51,26 @@ struct CacheNodeConfig {
 // Reads and validates the config; errors name the file and the key.
 common::Result<CacheNodeConfig> load_cache_node_config(const common::ConfigDocument& doc);
 
-class CacheNode {
+// The whole node: shared state (store, fetches in progress, config snapshot)
+// plus one set of handlers per event loop. Created on the main thread by the
+// service host (common/service_host.h), which then runs the loops.
+class CacheNode : public common::Service<CacheNodeConfig> {
  public:
-  static common::Result<std::unique_ptr<CacheNode>> create(event_base& base, CacheNodeConfig config);
-  ~CacheNode();
+  static common::Result<std::unique_ptr<CacheNode>> create(common::ServiceContext& context,
+                                                           const CacheNodeConfig& config);
+  ~CacheNode() override;
 
-  uint16_t port() const;
-  // Applies a new config: origins, signing, limits of behaviour, log level.
-  // Listen address, data_dir and storage sizes need a restart (a warning says so).
-  void reload(CacheNodeConfig config);
-  // Graceful shutdown: stop accepting, finish replies, then on_drained.
-  void drain(std::function<void()> on_drained);
+  void attach(size_t index, common::HttpServer& server) override;
+  // Origins, parent, signing, negative TTL, overload limits and log level change
+  // at once; listen address, threads, data_dir and storage sizes need a restart
+  // (a warning says so).
+  common::Status reload(CacheNodeConfig config) override;
 
-  struct Impl;
+  struct Shared;
 
  private:
-  explicit CacheNode(std::unique_ptr<Impl> impl);
-  std::unique_ptr<Impl> impl_;
+  explicit CacheNode(std::unique_ptr<Shared> shared);
+  std::unique_ptr<Shared> shared_;
 };
 
 }  // namespace cache_node

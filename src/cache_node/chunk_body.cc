@@ -6,6 +6,7 @@
 namespace cache_node {
 
 void ChunkBody::append(std::string_view bytes) {
+  std::lock_guard lock(mutex_);
   while (!bytes.empty()) {
     size_t used = size_ % block_size_;
     if (used == 0 && size_ / block_size_ == blocks_.size()) {
@@ -21,6 +22,7 @@ void ChunkBody::append(std::string_view bytes) {
 }
 
 void ChunkBody::add_to(evbuffer* out, size_t from, size_t to) const {
+  std::lock_guard lock(mutex_);
   while (from < to) {
     size_t index = from / block_size_;
     size_t offset = from % block_size_;
@@ -36,7 +38,7 @@ void ChunkBody::add_to(evbuffer* out, size_t from, size_t to) const {
 
 std::string ChunkBody::copy() const {
   std::string out;
-  out.reserve(size_);
+  out.reserve(size());
   for_each_span([&](const char* data, size_t n) { out.append(data, n); });
   return out;
 }

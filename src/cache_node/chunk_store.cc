@@ -185,7 +185,25 @@ common::Status ChunkStore::load_index() {
   return {};
 }
 
+uint64_t ChunkStore::memory_used() const {
+  std::lock_guard lock(mutex_);
+  return memory_.used_bytes();
+}
+uint64_t ChunkStore::disk_used() const {
+  std::lock_guard lock(mutex_);
+  return disk_.used_bytes();
+}
+size_t ChunkStore::disk_entries() const {
+  std::lock_guard lock(mutex_);
+  return disk_.size();
+}
+size_t ChunkStore::pending_writes() const {
+  std::lock_guard lock(mutex_);
+  return pending_writes_;
+}
+
 std::optional<StoreHit> ChunkStore::find(const std::string& key) {
+  std::lock_guard lock(mutex_);
   if (auto* m = memory_.touch(key)) return StoreHit{m->meta, m->body, {}};
   if (auto* d = disk_.touch(key)) return StoreHit{d->meta, nullptr, file_path(d->file)};
   return std::nullopt;
@@ -208,6 +226,7 @@ void ChunkStore::evict_disk(uint64_t reserve) {
 }
 
 void ChunkStore::put(const std::string& key, const ChunkMeta& meta, std::shared_ptr<const ChunkBody> body) {
+  std::lock_guard lock(mutex_);
   if (meta.size <= memory_.max_bytes()) {
     memory_.insert(key, meta.size, MemoryEntry{meta, body});
     while (memory_.evict_one()) evictions_memory_.inc();
@@ -249,6 +268,7 @@ void ChunkStore::put(const std::string& key, const ChunkMeta& meta, std::shared_
       unlink(tmp.c_str());
     }
     poster_.post([this, key, meta, file, ok] {
+      std::lock_guard relock(mutex_);
       --pending_writes_;
       if (!ok) {
         disk_write_errors_.inc();

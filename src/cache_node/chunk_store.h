@@ -2,13 +2,15 @@
 // tier (LRU) whose index lives in LMDB so the cache survives restarts. Files are
 // written on a worker thread (write, fsync, rename, then the index commit), so a
 // chunk killed mid-download or mid-write is never indexed, and the loop never
-// waits on the disk. Loop thread only, except where noted.
+// waits on the disk. Every public method may be called from any thread (one
+// mutex); disk-write completions run on the loop given to open().
 #pragma once
 
 #include <event2/event.h>
 
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 
@@ -54,11 +56,11 @@ class ChunkStore {
   // Keeps a complete chunk in memory and writes it to disk in the background.
   void put(const std::string& key, const ChunkMeta& meta, std::shared_ptr<const ChunkBody> body);
 
-  uint64_t memory_used() const { return memory_.used_bytes(); }
-  uint64_t disk_used() const { return disk_.used_bytes(); }
+  uint64_t memory_used() const;
+  uint64_t disk_used() const;
   const StoreOptions& options() const { return options_; }
-  size_t disk_entries() const { return disk_.size(); }
-  size_t pending_writes() const { return pending_writes_; }
+  size_t disk_entries() const;
+  size_t pending_writes() const;
 
  private:
   struct MemoryEntry {
@@ -75,6 +77,7 @@ class ChunkStore {
   std::string file_path(const std::string& file) const;
 
   StoreOptions options_;
+  mutable std::mutex mutex_;  // guards the two LRU indexes and the counters below
   common::LmdbEnv env_;
   MDB_dbi dbi_ = 0;
   LruIndex<MemoryEntry> memory_;

@@ -295,6 +295,10 @@ void read_server_section(ConfigReader& server, HttpServerOptions& options) {
   server.finish();
 }
 
+void read_threads(ConfigReader& root, HttpServerOptions& options) {
+  options.threads = static_cast<size_t>(root.integer("threads", 0, 0, 256));
+}
+
 std::string read_log_section(ConfigReader& log) {
   std::string level_name = log.string("level", "info");
   LogLevel level;

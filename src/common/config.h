@@ -86,6 +86,8 @@ struct HttpServerOptions;
 // Reads the "server" section shared by every binary (request limits, timeouts,
 // access log) into `options`, keeping its service name and listen address.
 void read_server_section(ConfigReader& server, HttpServerOptions& options);
+// Reads the top-level "threads" key (event loops; 0 or absent = one per core).
+void read_threads(ConfigReader& root, HttpServerOptions& options);
 // Reads the "log" section: returns the level name, failing on an unknown one.
 std::string read_log_section(ConfigReader& log);
 

@@ -96,7 +96,7 @@ void on_connection_close(evhttp_connection* conn, void* arg) {
 void on_reply_complete(evhttp_request*, void* arg) { static_cast<HttpServer*>(arg)->reply_flushed(); }
 
 // A non-blocking listening socket on host:port (IPv4 or IPv6 literal, or a name).
-evutil_socket_t listen_socket(const std::string& host, uint16_t port, int backlog) {
+evutil_socket_t listen_socket(const std::string& host, uint16_t port, int backlog, bool reuse_port) {
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
@@ -112,6 +112,8 @@ evutil_socket_t listen_socket(const std::string& host, uint16_t port, int backlo
     if (fd < 0) continue;
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    // Each loop has its own listener on the port; the kernel spreads connections.
+    if (reuse_port) setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
     if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, backlog) != 0) {
       int saved = errno;
       close(fd);
@@ -390,9 +392,11 @@ void HttpExchange::abort() {
 
 // ---- HttpServer ----
 
-HttpServer::HttpServer(event_base& base, HttpServerOptions options, MetricsRegistry& metrics)
+HttpServer::HttpServer(event_base& base, HttpServerOptions options, MetricsRegistry& metrics,
+                       const Clock& clock)
     : base_(base),
       options_(std::move(options)),
+      clock_(clock),
       requests_total_(metrics.counter("http_requests_total", "HTTP requests received")),
       client_aborts_(metrics.counter("http_client_aborts_total",
                                      "Requests whose client went away before the reply finished")),
@@ -416,8 +420,8 @@ HttpServer::~HttpServer() {
 }
 
 Result<std::unique_ptr<HttpServer>> HttpServer::create(event_base& base, HttpServerOptions options,
-                                                       MetricsRegistry& metrics) {
-  std::unique_ptr<HttpServer> server(new HttpServer(base, std::move(options), metrics));
+                                                       MetricsRegistry& metrics, const Clock& clock) {
+  std::unique_ptr<HttpServer> server(new HttpServer(base, std::move(options), metrics, clock));
   server->http_.reset(evhttp_new(&base));
   if (!server->http_) return Error{"listen_failed", "evhttp_new failed"};
   evhttp* http = server->http_.get();
@@ -434,7 +438,7 @@ Result<std::unique_ptr<HttpServer>> HttpServer::create(event_base& base, HttpSer
   evhttp_set_gencb(http, on_request, server.get());
   // Our own socket: evhttp_bind_socket listens with a backlog of 128, which makes
   // a herd of viewers connecting at once wait for SYN retransmits.
-  evutil_socket_t fd = listen_socket(o.host, o.port, o.listen_backlog);
+  evutil_socket_t fd = listen_socket(o.host, o.port, o.listen_backlog, o.reuse_port);
   if (fd < 0) {
     return Error{"listen_failed", "cannot listen on " + o.host + ":" + std::to_string(o.port) + ": " +
                                       strerror(errno)};
@@ -475,14 +479,12 @@ const HttpServer::Route* HttpServer::find_route(const std::string& path) const {
   return best;
 }
 
-size_t HttpServer::open_connections() const { return in_progress_.size(); }
-
 void HttpServer::handle(evhttp_request* req) {
   auto state = std::make_shared<RequestState>();
   state->server = this;
   state->req = req;
   state->conn = evhttp_request_get_connection(req);
-  state->start = std::chrono::steady_clock::now();
+  state->start = clock_.now();
   state->method = method_name(evhttp_request_get_command(req));
   const char* uri = evhttp_request_get_uri(req);
   state->target = uri != nullptr ? uri : "";
@@ -496,12 +498,13 @@ void HttpServer::handle(evhttp_request* req) {
   evhttp_connection_get_peer(state->conn, &peer, &peer_port);
   state->remote_ip = peer != nullptr ? peer : "";
 
-  ++active_;
+  active_.fetch_add(1, std::memory_order_relaxed);
   requests_total_.inc();
   // libevent writes at most 16 KiB per call by default: a 1 MiB reply would take
   // 64 loop turns. Larger writes let the kernel move big bodies in a few calls.
   bufferevent_set_max_single_write(evhttp_connection_get_bufferevent(state->conn), kMaxSingleWrite);
   in_progress_[state->conn] = state;
+  open_.store(in_progress_.size(), std::memory_order_relaxed);
   evhttp_connection_set_closecb(state->conn, on_connection_close, this);
 
   HttpExchange exchange(state);
@@ -551,14 +554,15 @@ void HttpServer::handle(evhttp_request* req) {
 }
 
 void HttpServer::request_finished(RequestState& state) {
-  if (active_ > 0) --active_;
+  if (active_.load(std::memory_order_relaxed) > 0) active_.fetch_sub(1, std::memory_order_relaxed);
   auto it = in_progress_.find(state.conn);
   if (it != in_progress_.end() && it->second.get() == &state) {
     // Keep the close callback registered only while a request is in progress.
     evhttp_connection_set_closecb(state.conn, nullptr, nullptr);
     in_progress_.erase(it);
+    open_.store(in_progress_.size(), std::memory_order_relaxed);
   }
-  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - state.start).count();
+  double seconds = std::chrono::duration<double>(clock_.now() - state.start).count();
   latency_.observe(seconds);
   int status_class = state.closed ? 0 : std::clamp(state.status / 100, 0, 5);
   status_counters_[status_class]->inc();
@@ -578,6 +582,7 @@ void HttpServer::connection_closed(evhttp_connection* conn) {
   if (it == in_progress_.end()) return;
   std::shared_ptr<RequestState> state = it->second;
   in_progress_.erase(it);
+  open_.store(in_progress_.size(), std::memory_order_relaxed);
   evhttp_request* req = state->req;
   state->req = nullptr;
   state->closed = true;
@@ -605,12 +610,13 @@ void HttpServer::drain(std::function<void()> on_drained) {
     evhttp_del_accept_socket(http_.get(), bound_);
     bound_ = nullptr;
   }
-  LOG_INFO(options_.service, "draining: ", active_, " request(s) in progress");
+  LOG_INFO(options_.service, "draining: ", active_requests(), " request(s) in progress");
   drain_timer_.reset(evtimer_new(
       &base_,
       [](evutil_socket_t, short, void* arg) {
         auto* self = static_cast<HttpServer*>(arg);
-        LOG_WARN(self->options_.service, "drain timeout with ", self->active_, " request(s) still in progress");
+        LOG_WARN(self->options_.service, "drain timeout with ", self->active_requests(),
+                 " request(s) still in progress");
         if (self->on_drained_) {
           auto fn = std::move(self->on_drained_);
           fn();
@@ -623,7 +629,7 @@ void HttpServer::drain(std::function<void()> on_drained) {
 }
 
 void HttpServer::check_drained() {
-  if (!draining_ || active_ > 0 || unflushed_ > 0 || !on_drained_) return;
+  if (!draining_ || active_requests() > 0 || unflushed_ > 0 || !on_drained_) return;
   auto fn = std::move(on_drained_);
   on_drained_ = nullptr;
   drain_timer_.reset();

@@ -10,6 +10,7 @@
 #include <event2/event.h>
 #include <event2/http.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -20,6 +21,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "common/clock.h"
 #include "common/handles.h"
 #include "common/metrics.h"
 #include "common/result.h"
@@ -36,6 +38,8 @@ struct HttpServerOptions {
   int io_timeout_s = 30;                // read/write inactivity on a connection
   int drain_timeout_s = 10;             // graceful shutdown bound
   bool access_log = true;
+  size_t threads = 0;        // event loops, each with its own server (0 = one per core)
+  bool reuse_port = false;   // SO_REUSEPORT: several servers share one port (set by the host)
 };
 
 struct HttpHeader {
@@ -108,8 +112,9 @@ using Handler = std::function<void(HttpExchange&)>;
 class HttpServer {
  public:
   // Binds host:port; fails with code "listen_failed" naming the address.
+  // `clock` times requests for the access log and latency metrics.
   static Result<std::unique_ptr<HttpServer>> create(event_base& base, HttpServerOptions options,
-                                                    MetricsRegistry& metrics);
+                                                    MetricsRegistry& metrics, const Clock& clock = Clock::real());
   ~HttpServer();
 
   // Routes: exact path, or every path starting with `prefix`. `methods` lists the
@@ -119,8 +124,9 @@ class HttpServer {
 
   uint16_t port() const { return port_; }
   const HttpServerOptions& options() const { return options_; }
-  size_t active_requests() const { return active_; }
-  size_t open_connections() const;
+  // Any thread (relaxed reads, for health and metrics).
+  size_t active_requests() const { return active_.load(std::memory_order_relaxed); }
+  size_t open_connections() const { return open_.load(std::memory_order_relaxed); }
   bool draining() const { return draining_; }
 
   // Stops accepting, lets in-flight requests finish (bounded by drain_timeout_s),
@@ -135,7 +141,7 @@ class HttpServer {
   void reply_flushed();
 
  private:
-  HttpServer(event_base& base, HttpServerOptions options, MetricsRegistry& metrics);
+  HttpServer(event_base& base, HttpServerOptions options, MetricsRegistry& metrics, const Clock& clock);
   struct Route {
     std::string path;
     bool prefix;
@@ -152,7 +158,9 @@ class HttpServer {
   uint16_t port_ = 0;
   std::vector<Route> routes_;
   std::unordered_map<evhttp_connection*, std::shared_ptr<RequestState>> in_progress_;
-  size_t active_ = 0;     // requests whose reply is not finished
+  const Clock& clock_;
+  std::atomic<size_t> active_{0};  // requests whose reply is not finished
+  std::atomic<size_t> open_{0};    // requests in progress with their connection (in_progress_.size())
   size_t unflushed_ = 0;  // finished replies still being written
   std::function<void()> on_drained_;
   EventPtr drain_timer_;

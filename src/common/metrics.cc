@@ -2,6 +2,8 @@
 
 #include <cmath>
 #include <cstdio>
+#include <stdexcept>
+#include <utility>
 
 namespace common {
 
@@ -30,47 +32,110 @@ std::vector<double> latency_buckets() {
   return {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
 }
 
-MetricsRegistry::Series* MetricsRegistry::find(const std::string& name, const std::string& labels) {
-  for (auto& s : series_) {
-    if (s.name == name && s.labels == labels) return &s;
+namespace {
+const char* type_name(int type) {
+  static const char* const names[] = {"counter", "gauge", "histogram"};
+  return names[type];
+}
+
+// HELP text escaping of the exposition format: backslash and line feed.
+std::string escape_help(const std::string& help) {
+  std::string out;
+  out.reserve(help.size());
+  for (char c : help) {
+    if (c == '\\') {
+      out += "\\\\";
+    } else if (c == '\n') {
+      out += "\\n";
+    } else {
+      out += c;
+    }
   }
-  return nullptr;
+  return out;
+}
+}  // namespace
+
+MetricsRegistry::Family& MetricsRegistry::family(const std::string& name, const std::string& help,
+                                                 Type type) {
+  auto [it, inserted] = family_index_.try_emplace(name, families_.size());
+  if (inserted) {
+    families_.push_back(Family{name, escape_help(help), type, {}, {}});
+    return families_.back();
+  }
+  Family& f = families_[it->second];
+  if (f.type != type) {
+    throw std::logic_error("metric family " + name + " registered as " +
+                           type_name(static_cast<int>(type)) + " but already exists as " +
+                           type_name(static_cast<int>(f.type)));
+  }
+  return f;
+}
+
+MetricsRegistry::Series* MetricsRegistry::find(Family& f, const std::string& labels, Kind kind) {
+  auto it = f.by_labels.find(labels);
+  if (it == f.by_labels.end()) return nullptr;
+  Series& s = f.series[it->second];
+  if (s.kind != kind) {
+    // Only gauge vs gauge_fn can get here (other kinds differ in family type).
+    throw std::logic_error("metric series " + f.name + "{" + labels +
+                           "} registered both as a gauge and as a computed gauge");
+  }
+  return &s;
+}
+
+MetricsRegistry::Series& MetricsRegistry::add(Family& f, Series series) {
+  f.by_labels.emplace(series.labels, f.series.size());
+  f.series.push_back(std::move(series));
+  return f.series.back();
 }
 
 Counter& MetricsRegistry::counter(const std::string& name, const std::string& help,
                                   const std::string& labels) {
   std::lock_guard lock(mutex_);
-  if (auto* s = find(name, labels); s != nullptr && s->counter != nullptr) return *s->counter;
-  counters_.emplace_back();
-  series_.push_back(Series{name, help, labels, Kind::counter, &counters_.back(), nullptr, nullptr, {}});
-  return counters_.back();
+  Family& f = family(name, help, Type::counter);
+  if (Series* s = find(f, labels, Kind::counter)) return *s->counter;
+  Counter& c = counters_.emplace_back();
+  add(f, Series{labels, Kind::counter, &c, nullptr, nullptr, {}});
+  return c;
 }
 
-Gauge& MetricsRegistry::gauge(const std::string& name, const std::string& help, const std::string& labels) {
+Gauge& MetricsRegistry::gauge(const std::string& name, const std::string& help,
+                              const std::string& labels) {
   std::lock_guard lock(mutex_);
-  if (auto* s = find(name, labels); s != nullptr && s->gauge != nullptr) return *s->gauge;
-  gauges_.emplace_back();
-  series_.push_back(Series{name, help, labels, Kind::gauge, nullptr, &gauges_.back(), nullptr, {}});
-  return gauges_.back();
+  Family& f = family(name, help, Type::gauge);
+  if (Series* s = find(f, labels, Kind::gauge)) return *s->gauge;
+  Gauge& g = gauges_.emplace_back();
+  add(f, Series{labels, Kind::gauge, nullptr, &g, nullptr, {}});
+  return g;
 }
 
 Histogram& MetricsRegistry::histogram(const std::string& name, const std::string& help,
                                       std::vector<double> bounds, const std::string& labels) {
   std::lock_guard lock(mutex_);
-  if (auto* s = find(name, labels); s != nullptr && s->histogram != nullptr) return *s->histogram;
-  histograms_.emplace_back(std::move(bounds));
-  series_.push_back(Series{name, help, labels, Kind::histogram, nullptr, nullptr, &histograms_.back(), {}});
-  return histograms_.back();
+  Family& f = family(name, help, Type::histogram);
+  if (Series* s = find(f, labels, Kind::histogram)) return *s->histogram;
+  Histogram& h = histograms_.emplace_back(std::move(bounds));
+  add(f, Series{labels, Kind::histogram, nullptr, nullptr, &h, {}});
+  return h;
 }
 
-void MetricsRegistry::gauge_fn(const std::string& name, const std::string& help, std::function<double()> fn,
-                               const std::string& labels) {
+void MetricsRegistry::gauge_fn(const std::string& name, const std::string& help,
+                               std::function<double()> fn, const std::string& labels) {
   std::lock_guard lock(mutex_);
-  series_.push_back(Series{name, help, labels, Kind::gauge_fn, nullptr, nullptr, nullptr, std::move(fn)});
+  Family& f = family(name, help, Type::gauge);
+  if (Series* s = find(f, labels, Kind::gauge_fn)) {
+    s->fn = std::move(fn);
+    return;
+  }
+  add(f, Series{labels, Kind::gauge_fn, nullptr, nullptr, nullptr, std::move(fn)});
 }
 
 namespace {
 void append_number(std::string& out, double v) {
+  if (std::isnan(v)) {
+    out += "NaN";
+    return;
+  }
   if (std::isinf(v)) {
     out += v > 0 ? "+Inf" : "-Inf";
     return;
@@ -84,63 +149,76 @@ void append_number(std::string& out, double v) {
   out += buf;
 }
 
-std::string with_labels(const std::string& labels, const std::string& extra) {
-  if (labels.empty() && extra.empty()) return "";
-  if (labels.empty()) return "{" + extra + "}";
-  if (extra.empty()) return "{" + labels + "}";
-  return "{" + labels + "," + extra + "}";
+// `name{labels,extra} ` (no braces when both are empty).
+void append_series(std::string& out, const std::string& name, const char* suffix,
+                   const std::string& labels, const std::string& extra) {
+  out += name;
+  out += suffix;
+  if (!labels.empty() || !extra.empty()) {
+    out += '{';
+    out += labels;
+    if (!labels.empty() && !extra.empty()) out += ',';
+    out += extra;
+    out += '}';
+  }
+  out += ' ';
 }
 }  // namespace
 
 std::string MetricsRegistry::render() const {
   std::lock_guard lock(mutex_);
   std::string out;
-  out.reserve(series_.size() * 96);
-  std::vector<std::string> announced;
-  for (const auto& s : series_) {
-    bool seen = false;
-    for (const auto& a : announced) seen = seen || a == s.name;
-    if (!seen) {
-      announced.push_back(s.name);
-      const char* type = s.kind == Kind::counter ? "counter" : s.kind == Kind::histogram ? "histogram" : "gauge";
-      out += "# HELP " + s.name + " " + s.help + "\n# TYPE " + s.name + " " + type + "\n";
-    }
-    switch (s.kind) {
-      case Kind::counter:
-        out += s.name + with_labels(s.labels, "") + " ";
-        append_number(out, static_cast<double>(s.counter->value()));
-        out += "\n";
-        break;
-      case Kind::gauge:
-        out += s.name + with_labels(s.labels, "") + " ";
-        append_number(out, s.gauge->value());
-        out += "\n";
-        break;
-      case Kind::gauge_fn:
-        out += s.name + with_labels(s.labels, "") + " ";
-        append_number(out, s.fn());
-        out += "\n";
-        break;
-      case Kind::histogram: {
-        auto counts = s.histogram->counts();
-        uint64_t cumulative = 0;
-        const auto& bounds = s.histogram->bounds();
-        for (size_t i = 0; i <= bounds.size(); ++i) {
-          cumulative += counts[i];
-          std::string le = "le=\"";
-          if (i < bounds.size()) {
-            append_number(le, bounds[i]);
-          } else {
-            le += "+Inf";
+  size_t lines = 0;
+  for (const auto& f : families_) lines += 2 + f.series.size();
+  out.reserve(lines * 96);
+  for (const auto& f : families_) {
+    out += "# HELP " + f.name + " " + f.help + "\n";
+    out += "# TYPE " + f.name + " " + type_name(static_cast<int>(f.type)) + "\n";
+    for (const auto& s : f.series) {
+      switch (s.kind) {
+        case Kind::counter:
+          append_series(out, f.name, "", s.labels, "");
+          append_number(out, static_cast<double>(s.counter->value()));
+          out += '\n';
+          break;
+        case Kind::gauge:
+          append_series(out, f.name, "", s.labels, "");
+          append_number(out, s.gauge->value());
+          out += '\n';
+          break;
+        case Kind::gauge_fn:
+          append_series(out, f.name, "", s.labels, "");
+          append_number(out, s.fn());
+          out += '\n';
+          break;
+        case Kind::histogram: {
+          const auto counts = s.histogram->counts();
+          const auto& bounds = s.histogram->bounds();
+          uint64_t cumulative = 0;
+          std::string le;
+          for (size_t i = 0; i <= bounds.size(); ++i) {
+            cumulative += counts[i];
+            le = "le=\"";
+            if (i < bounds.size()) {
+              append_number(le, bounds[i]);
+            } else {
+              le += "+Inf";
+            }
+            le += '"';
+            append_series(out, f.name, "_bucket", s.labels, le);
+            out += std::to_string(cumulative);
+            out += '\n';
           }
-          le += "\"";
-          out += s.name + "_bucket" + with_labels(s.labels, le) + " " + std::to_string(cumulative) + "\n";
+          append_series(out, f.name, "_sum", s.labels, "");
+          append_number(out, s.histogram->sum());
+          out += '\n';
+          // The +Inf bucket, not count(): both read while observe() may run, and
+          // _count must equal the +Inf bucket.
+          append_series(out, f.name, "_count", s.labels, "");
+          out += std::to_string(cumulative);
+          out += '\n';
+          break;
         }
-        out += s.name + "_sum" + with_labels(s.labels, "") + " ";
-        append_number(out, s.histogram->sum());
-        out += "\n" + s.name + "_count" + with_labels(s.labels, "") + " " +
-               std::to_string(s.histogram->count()) + "\n";
-        break;
       }
     }
   }

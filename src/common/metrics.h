@@ -1,15 +1,37 @@
 // Prometheus text-format metrics. The registry owns every metric; metrics are
 // created once at start and updated from the loop thread (values are atomics, so
 // a worker thread may update them too). Rendering is O(number of series).
+//
+// Families: every series belongs to the family of its name. render() writes each
+// family contiguously, as the exposition format requires: one `# HELP` and one
+// `# TYPE` line, then all of the family's series in registration order; families
+// appear in the order of their first registration. The help text of the first
+// registration is kept.
+//
+// A family has one type. Registering a name again with another type (a counter
+// where a gauge or histogram of that name exists, and so on) is a programming
+// error: it throws std::logic_error, in every build type, so the conflict shows
+// up the first time the registering code runs. gauge() and gauge_fn() series are
+// both of type gauge and may share a family (with different label sets).
+//
+// Registering an existing series (same name and labels, same kind) again returns
+// the existing metric; a second gauge_fn() for the same series replaces its
+// function. A gauge() and a gauge_fn() with the same name and labels would be
+// two samples of one series: that throws std::logic_error too.
+//
+// Not checked: names that collide with a histogram's derived series (a counter
+// `x_count` next to a histogram `x`), and label syntax; keep names distinct.
 #pragma once
 
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 namespace common {
@@ -61,32 +83,51 @@ std::vector<double> latency_buckets();
 class MetricsRegistry {
  public:
   // `labels` is the Prometheus label set without braces, e.g. `kind="timeout"`.
-  // Returned references stay valid for the registry's lifetime.
-  Counter& counter(const std::string& name, const std::string& help, const std::string& labels = "");
+  // Returned references stay valid for the registry's lifetime. Each call throws
+  // std::logic_error when `name` is already registered with another type (see above).
+  Counter& counter(const std::string& name, const std::string& help,
+                   const std::string& labels = "");
   Gauge& gauge(const std::string& name, const std::string& help, const std::string& labels = "");
   Histogram& histogram(const std::string& name, const std::string& help,
-                       std::vector<double> bounds = latency_buckets(), const std::string& labels = "");
-  // A gauge computed at render time (loop thread).
+                       std::vector<double> bounds = latency_buckets(),
+                       const std::string& labels = "");
+  // A gauge computed at render time (loop thread), under the registry's lock: `fn`
+  // must not call back into the registry.
   void gauge_fn(const std::string& name, const std::string& help, std::function<double()> fn,
                 const std::string& labels = "");
 
-  // The whole registry in Prometheus text exposition format 0.0.4.
+  // The whole registry in Prometheus text exposition format 0.0.4, one contiguous
+  // block per family.
   std::string render() const;
 
  private:
-  enum class Kind { counter, gauge, histogram, gauge_fn };
+  enum class Type { counter, gauge, histogram };            // a family's `# TYPE`
+  enum class Kind { counter, gauge, histogram, gauge_fn };  // how a series is stored
   struct Series {
-    std::string name, help, labels;
+    std::string labels;
     Kind kind;
     Counter* counter = nullptr;
     Gauge* gauge = nullptr;
     Histogram* histogram = nullptr;
     std::function<double()> fn;
   };
-  Series* find(const std::string& name, const std::string& labels);
+  struct Family {
+    std::string name, help;  // help already escaped for the exposition format
+    Type type;
+    std::vector<Series> series;                         // registration order
+    std::unordered_map<std::string, size_t> by_labels;  // labels -> index in series
+  };
+  // The family `name`, created (last in order) when new; throws std::logic_error
+  // when it exists with another type. Caller holds mutex_.
+  Family& family(const std::string& name, const std::string& help, Type type);
+  // The series with `labels` in `f`, or nullptr; throws std::logic_error when it
+  // exists with another kind.
+  static Series* find(Family& f, const std::string& labels, Kind kind);
+  static Series& add(Family& f, Series series);
 
-  mutable std::mutex mutex_;  // guards series_ layout (creation vs render)
-  std::vector<Series> series_;
+  mutable std::mutex mutex_;      // guards families_ layout (creation vs render)
+  std::vector<Family> families_;  // first-registration order
+  std::unordered_map<std::string, size_t> family_index_;  // name -> index in families_
   std::deque<Counter> counters_;
   std::deque<Gauge> gauges_;
   std::deque<Histogram> histograms_;

@@ -21,93 +21,8 @@ using detail::trim_blanks;
 
 constexpr std::string_view kBom = "\xEF\xBB\xBF";
 
-enum class TagId {
-  unknown,
-  extm3u,
-  extinf,
-  byterange,
-  discontinuity,
-  gap,
-  program_date_time,
-  key,
-  session_key,
-  map,
-  part,
-  preload_hint,
-  rendition_report,
-  skip,
-  part_inf,
-  server_control,
-  daterange,
-  stream_inf,
-  iframe_stream_inf,
-  image_stream_inf,
-  media,
-  session_data,
-  content_steering,
-  define,
-  target_duration,
-  media_sequence,
-  discontinuity_sequence,
-  endlist,
-  playlist_type,
-  iframes_only,
-  independent_segments,
-  version,
-};
-
 // Which kind of playlist a tag may appear in (RFC 8216 section 4.4).
 enum class Scope { neutral, master, media };
-
-struct TagInfo {
-  std::string_view name;  // without '#'
-  TagId id;
-  Scope scope;
-};
-
-// EXT-X-SESSION-KEY is master-only in the RFC, but is found in media playlists and
-// is harmless there (players ignore it), so it does not decide the kind.
-constexpr TagInfo kTags[] = {
-    {"EXTM3U", TagId::extm3u, Scope::neutral},
-    {"EXTINF", TagId::extinf, Scope::media},
-    {"EXT-X-BYTERANGE", TagId::byterange, Scope::media},
-    {"EXT-X-DISCONTINUITY", TagId::discontinuity, Scope::media},
-    {"EXT-X-GAP", TagId::gap, Scope::media},
-    {"EXT-X-PROGRAM-DATE-TIME", TagId::program_date_time, Scope::media},
-    {"EXT-X-KEY", TagId::key, Scope::media},
-    {"EXT-X-SESSION-KEY", TagId::session_key, Scope::neutral},
-    {"EXT-X-MAP", TagId::map, Scope::media},
-    {"EXT-X-PART", TagId::part, Scope::media},
-    {"EXT-X-PRELOAD-HINT", TagId::preload_hint, Scope::media},
-    {"EXT-X-RENDITION-REPORT", TagId::rendition_report, Scope::media},
-    {"EXT-X-SKIP", TagId::skip, Scope::media},
-    {"EXT-X-PART-INF", TagId::part_inf, Scope::media},
-    {"EXT-X-SERVER-CONTROL", TagId::server_control, Scope::media},
-    {"EXT-X-DATERANGE", TagId::daterange, Scope::media},
-    {"EXT-X-STREAM-INF", TagId::stream_inf, Scope::master},
-    {"EXT-X-I-FRAME-STREAM-INF", TagId::iframe_stream_inf, Scope::master},
-    {"EXT-X-IMAGE-STREAM-INF", TagId::image_stream_inf, Scope::master},
-    {"EXT-X-MEDIA", TagId::media, Scope::master},
-    {"EXT-X-SESSION-DATA", TagId::session_data, Scope::master},
-    {"EXT-X-CONTENT-STEERING", TagId::content_steering, Scope::master},
-    {"EXT-X-DEFINE", TagId::define, Scope::neutral},
-    {"EXT-X-TARGETDURATION", TagId::target_duration, Scope::media},
-    {"EXT-X-MEDIA-SEQUENCE", TagId::media_sequence, Scope::media},
-    {"EXT-X-DISCONTINUITY-SEQUENCE", TagId::discontinuity_sequence, Scope::media},
-    {"EXT-X-ENDLIST", TagId::endlist, Scope::media},
-    {"EXT-X-PLAYLIST-TYPE", TagId::playlist_type, Scope::media},
-    {"EXT-X-I-FRAMES-ONLY", TagId::iframes_only, Scope::media},
-    {"EXT-X-INDEPENDENT-SEGMENTS", TagId::independent_segments, Scope::neutral},
-    {"EXT-X-VERSION", TagId::version, Scope::neutral},
-    {"EXT-X-BITRATE", TagId::unknown, Scope::media},
-};
-
-const TagInfo* find_tag(std::string_view name) {
-  for (const TagInfo& t : kTags) {
-    if (t.name == name) return &t;
-  }
-  return nullptr;
-}
 
 // A tag line split into name (without '#') and value (after the first ':').
 struct TagLine {
@@ -237,9 +152,55 @@ class Parser {
   bool add_slot(std::string_view original, bool quoted, Role role, std::string_view tag,
                 std::string_view attribute, size_t line, size_t& index);
 
-  bool handle_key(const AttributeList& attrs, bool session, std::string_view tag, size_t line);
+  bool add_key(const AttributeList& attrs, bool session, std::string_view tag, size_t line);
   Variant variant_facts(const AttributeList& attrs, Variant::Kind kind, std::string_view tag,
                         size_t line);
+  bool add_iframe_or_image_variant(Variant::Kind kind, std::string_view tag, std::string_view value,
+                                   size_t line);
+
+  // One handler per tag, called by handle_tag() through kTags. `tag` is the name
+  // without '#', `value` the text after the first ':'. Returns false (error_ set)
+  // to reject the playlist.
+  using TagHandler = bool (Parser::*)(std::string_view tag, std::string_view value, size_t line);
+  struct TagInfo {
+    std::string_view name;  // without '#'
+    Scope scope;
+    TagHandler handler;  // nullptr: the tag is kept as it is
+  };
+  static const TagInfo kTags[];
+  static const TagInfo* find_tag(std::string_view name);
+
+  bool on_extm3u(std::string_view tag, std::string_view value, size_t line);
+  bool on_extinf(std::string_view tag, std::string_view value, size_t line);
+  bool on_byterange(std::string_view tag, std::string_view value, size_t line);
+  bool on_discontinuity(std::string_view tag, std::string_view value, size_t line);
+  bool on_gap(std::string_view tag, std::string_view value, size_t line);
+  bool on_program_date_time(std::string_view tag, std::string_view value, size_t line);
+  bool on_key(std::string_view tag, std::string_view value, size_t line);
+  bool on_session_key(std::string_view tag, std::string_view value, size_t line);
+  bool on_map(std::string_view tag, std::string_view value, size_t line);
+  bool on_part(std::string_view tag, std::string_view value, size_t line);
+  bool on_preload_hint(std::string_view tag, std::string_view value, size_t line);
+  bool on_rendition_report(std::string_view tag, std::string_view value, size_t line);
+  bool on_skip(std::string_view tag, std::string_view value, size_t line);
+  bool on_part_inf(std::string_view tag, std::string_view value, size_t line);
+  bool on_server_control(std::string_view tag, std::string_view value, size_t line);
+  bool on_daterange(std::string_view tag, std::string_view value, size_t line);
+  bool on_stream_inf(std::string_view tag, std::string_view value, size_t line);
+  bool on_iframe_stream_inf(std::string_view tag, std::string_view value, size_t line);
+  bool on_image_stream_inf(std::string_view tag, std::string_view value, size_t line);
+  bool on_media(std::string_view tag, std::string_view value, size_t line);
+  bool on_session_data(std::string_view tag, std::string_view value, size_t line);
+  bool on_content_steering(std::string_view tag, std::string_view value, size_t line);
+  bool on_define(std::string_view tag, std::string_view value, size_t line);
+  bool on_target_duration(std::string_view tag, std::string_view value, size_t line);
+  bool on_media_sequence(std::string_view tag, std::string_view value, size_t line);
+  bool on_discontinuity_sequence(std::string_view tag, std::string_view value, size_t line);
+  bool on_endlist(std::string_view tag, std::string_view value, size_t line);
+  bool on_playlist_type(std::string_view tag, std::string_view value, size_t line);
+  bool on_iframes_only(std::string_view tag, std::string_view value, size_t line);
+  bool on_independent_segments(std::string_view tag, std::string_view value, size_t line);
+  bool on_version(std::string_view tag, std::string_view value, size_t line);
 
   std::string_view src_;
   std::string_view base_;
@@ -263,6 +224,52 @@ class Parser {
   std::string scratch_;
   size_t expanded_bytes_ = 0;  // bytes inserted by variable substitution so far
 };
+
+// The tags the parser recognises; any other tag is kept as it is.
+// EXT-X-SESSION-KEY is master-only in the RFC, but is found in media playlists and
+// is harmless there (players ignore it), so it does not decide the kind.
+const Parser::TagInfo Parser::kTags[] = {
+    {"EXTM3U", Scope::neutral, &Parser::on_extm3u},
+    {"EXTINF", Scope::media, &Parser::on_extinf},
+    {"EXT-X-BYTERANGE", Scope::media, &Parser::on_byterange},
+    {"EXT-X-DISCONTINUITY", Scope::media, &Parser::on_discontinuity},
+    {"EXT-X-GAP", Scope::media, &Parser::on_gap},
+    {"EXT-X-PROGRAM-DATE-TIME", Scope::media, &Parser::on_program_date_time},
+    {"EXT-X-KEY", Scope::media, &Parser::on_key},
+    {"EXT-X-SESSION-KEY", Scope::neutral, &Parser::on_session_key},
+    {"EXT-X-MAP", Scope::media, &Parser::on_map},
+    {"EXT-X-PART", Scope::media, &Parser::on_part},
+    {"EXT-X-PRELOAD-HINT", Scope::media, &Parser::on_preload_hint},
+    {"EXT-X-RENDITION-REPORT", Scope::media, &Parser::on_rendition_report},
+    {"EXT-X-SKIP", Scope::media, &Parser::on_skip},
+    {"EXT-X-PART-INF", Scope::media, &Parser::on_part_inf},
+    {"EXT-X-SERVER-CONTROL", Scope::media, &Parser::on_server_control},
+    {"EXT-X-DATERANGE", Scope::media, &Parser::on_daterange},
+    {"EXT-X-STREAM-INF", Scope::master, &Parser::on_stream_inf},
+    {"EXT-X-I-FRAME-STREAM-INF", Scope::master, &Parser::on_iframe_stream_inf},
+    {"EXT-X-IMAGE-STREAM-INF", Scope::master, &Parser::on_image_stream_inf},
+    {"EXT-X-MEDIA", Scope::master, &Parser::on_media},
+    {"EXT-X-SESSION-DATA", Scope::master, &Parser::on_session_data},
+    {"EXT-X-CONTENT-STEERING", Scope::master, &Parser::on_content_steering},
+    {"EXT-X-DEFINE", Scope::neutral, &Parser::on_define},
+    {"EXT-X-TARGETDURATION", Scope::media, &Parser::on_target_duration},
+    {"EXT-X-MEDIA-SEQUENCE", Scope::media, &Parser::on_media_sequence},
+    {"EXT-X-DISCONTINUITY-SEQUENCE", Scope::media, &Parser::on_discontinuity_sequence},
+    {"EXT-X-ENDLIST", Scope::media, &Parser::on_endlist},
+    {"EXT-X-PLAYLIST-TYPE", Scope::media, &Parser::on_playlist_type},
+    {"EXT-X-I-FRAMES-ONLY", Scope::media, &Parser::on_iframes_only},
+    {"EXT-X-INDEPENDENT-SEGMENTS", Scope::neutral, &Parser::on_independent_segments},
+    {"EXT-X-VERSION", Scope::neutral, &Parser::on_version},
+    // Listed only because it marks a media playlist; kept as it is.
+    {"EXT-X-BITRATE", Scope::media, nullptr},
+};
+
+const Parser::TagInfo* Parser::find_tag(std::string_view name) {
+  for (const TagInfo& t : kTags) {
+    if (t.name == name) return &t;
+  }
+  return nullptr;
+}
 
 void Parser::prescan(size_t start) {
   LineReader reader(src_, start);
@@ -592,8 +599,7 @@ bool Parser::define_variable(const AttributeList& attrs, size_t line) {
   return true;
 }
 
-bool Parser::handle_key(const AttributeList& attrs, bool session, std::string_view tag,
-                        size_t line) {
+bool Parser::add_key(const AttributeList& attrs, bool session, std::string_view tag, size_t line) {
   Key key;
   key.session = session;
   key.method = attr_text(attrs, "METHOD");
@@ -651,283 +657,332 @@ Variant Parser::variant_facts(const AttributeList& attrs, Variant::Kind kind, st
 bool Parser::handle_tag(std::string_view text, size_t line) {
   const TagLine tl = split_tag(text);
   const TagInfo* info = find_tag(tl.name);
-  if (!info || info->id == TagId::unknown) return true;  // unknown tags are kept as they are
-  const std::string_view tag = info->name;
-  const std::string_view value = tl.value;
-  MediaInfo& media = pl_->media;
-  MasterInfo& master = pl_->master;
-
-  if (pending_variant_ && info->id != TagId::define) {
-    warn("missing_uri", pending_variant_line_,
-         "#EXT-X-STREAM-INF is not followed by a URI line (found #" + std::string(tag) + ")");
+  if (!info || !info->handler) return true;  // unknown tags are kept as they are
+  if (pending_variant_ && info->handler != &Parser::on_define) {
+    warn(
+        "missing_uri", pending_variant_line_,
+        "#EXT-X-STREAM-INF is not followed by a URI line (found #" + std::string(info->name) + ")");
     pending_variant_.reset();
   }
+  return (this->*info->handler)(info->name, tl.value, line);
+}
 
-  switch (info->id) {
-    case TagId::unknown:
-      return true;
-    case TagId::extm3u:
-      return fail("duplicate_header", line,
-                  "second #EXTM3U: two playlists concatenated in one body");
-    case TagId::extinf: {
-      if (pending_.has_extinf) {
-        warn("missing_uri", pending_.extinf_line, "#EXTINF is not followed by a URI line");
-      }
-      size_t comma = value.find(',');
-      std::string_view duration = trim_blanks(value.substr(0, comma));
-      auto d = parse_decimal_float(duration);
-      if (!d) {
-        return fail(
-            "bad_extinf", line,
-            "#EXTINF duration " + shown(duration) + " is not a non-negative decimal number");
-      }
-      pending_.has_extinf = true;
-      pending_.extinf_line = line;
-      pending_.duration = d;
-      return true;
+// Only reached after the header, so this is a second one.
+bool Parser::on_extm3u(std::string_view /*tag*/, std::string_view /*value*/, size_t line) {
+  return fail("duplicate_header", line, "second #EXTM3U: two playlists concatenated in one body");
+}
+
+bool Parser::on_extinf(std::string_view /*tag*/, std::string_view value, size_t line) {
+  if (pending_.has_extinf) {
+    warn("missing_uri", pending_.extinf_line, "#EXTINF is not followed by a URI line");
+  }
+  size_t comma = value.find(',');
+  std::string_view duration = trim_blanks(value.substr(0, comma));
+  auto d = parse_decimal_float(duration);
+  if (!d) {
+    return fail("bad_extinf", line,
+                "#EXTINF duration " + shown(duration) + " is not a non-negative decimal number");
+  }
+  pending_.has_extinf = true;
+  pending_.extinf_line = line;
+  pending_.duration = d;
+  return true;
+}
+
+bool Parser::on_byterange(std::string_view /*tag*/, std::string_view value, size_t line) {
+  auto r = parse_byte_range(trim_blanks(value));
+  if (!r) {
+    warn("bad_attribute_value", line,
+         "#EXT-X-BYTERANGE " + shown(value) + " is not <length>[@<offset>] (ignored)");
+  } else {
+    pending_.byte_range = ByteRange{r->length, r->offset};
+    pending_.byte_range_line = line;
+  }
+  return true;
+}
+
+bool Parser::on_discontinuity(std::string_view /*tag*/, std::string_view /*value*/,
+                              size_t /*line*/) {
+  pending_.discontinuity = true;
+  return true;
+}
+
+bool Parser::on_gap(std::string_view /*tag*/, std::string_view /*value*/, size_t /*line*/) {
+  pending_.gap = true;
+  return true;
+}
+
+bool Parser::on_program_date_time(std::string_view /*tag*/, std::string_view value,
+                                  size_t /*line*/) {
+  pending_.program_date_time = std::string(trim_blanks(value));
+  return true;
+}
+
+bool Parser::on_key(std::string_view tag, std::string_view value, size_t line) {
+  return add_key(attributes(value, tag, line), false, tag, line);
+}
+
+bool Parser::on_session_key(std::string_view tag, std::string_view value, size_t line) {
+  return add_key(attributes(value, tag, line), true, tag, line);
+}
+
+bool Parser::on_map(std::string_view tag, std::string_view value, size_t line) {
+  std::optional<size_t> slot;
+  if (!take_uri(attributes(value, tag, line), "URI", Role::chunk, tag, line, slot)) {
+    return false;
+  }
+  if (!slot) warn("missing_uri", line, "#EXT-X-MAP has no URI");
+  current_map_ = slot;
+  return true;
+}
+
+bool Parser::on_part(std::string_view tag, std::string_view value, size_t line) {
+  AttributeList attrs = attributes(value, tag, line);
+  std::optional<size_t> slot;
+  if (!take_uri(attrs, "URI", Role::chunk, tag, line, slot)) return false;
+  if (!slot) {
+    warn("missing_uri", line, "#EXT-X-PART has no URI");
+    return true;
+  }
+  Part part;
+  part.segment_index = pl_->media.segments.size();
+  part.duration = attr_float(attrs, "DURATION", tag, line);
+  part.uri_slot = *slot;
+  part.independent = attr_yes(attrs, "INDEPENDENT");
+  part.gap = attr_yes(attrs, "GAP");
+  part.byte_range = attr_byte_range(attrs, "BYTERANGE", tag, line);
+  part.line = line;
+  pl_->media.parts.push_back(std::move(part));
+  return true;
+}
+
+bool Parser::on_preload_hint(std::string_view tag, std::string_view value, size_t line) {
+  AttributeList attrs = attributes(value, tag, line);
+  PreloadHint hint;
+  hint.line = line;
+  if (!take_uri(attrs, "URI", Role::chunk, tag, line, hint.uri_slot)) return false;
+  if (!hint.uri_slot) warn("missing_uri", line, "#EXT-X-PRELOAD-HINT has no URI");
+  hint.type = attr_text(attrs, "TYPE");
+  if (hint.type != "PART" && hint.type != "MAP") {
+    warn("bad_attribute_value", line,
+         "#EXT-X-PRELOAD-HINT TYPE=" + shown(hint.type) + " is neither PART nor MAP");
+  }
+  hint.byterange_start = attr_int(attrs, "BYTERANGE-START", tag, line);
+  hint.byterange_length = attr_int(attrs, "BYTERANGE-LENGTH", tag, line);
+  pl_->media.preload_hints.push_back(std::move(hint));
+  return true;
+}
+
+bool Parser::on_rendition_report(std::string_view tag, std::string_view value, size_t line) {
+  AttributeList attrs = attributes(value, tag, line);
+  RenditionReport report;
+  report.line = line;
+  if (!take_uri(attrs, "URI", Role::playlist, tag, line, report.uri_slot)) return false;
+  if (!report.uri_slot) warn("missing_uri", line, "#EXT-X-RENDITION-REPORT has no URI");
+  report.last_msn = attr_int(attrs, "LAST-MSN", tag, line);
+  report.last_part = attr_int(attrs, "LAST-PART", tag, line);
+  pl_->media.rendition_reports.push_back(std::move(report));
+  return true;
+}
+
+bool Parser::on_skip(std::string_view tag, std::string_view value, size_t line) {
+  AttributeList attrs = attributes(value, tag, line);
+  const Attribute* a = attrs.find("SKIPPED-SEGMENTS");
+  auto n = a ? parse_decimal_integer(a->value) : std::nullopt;
+  if (!n) return fail("bad_skip", line, "#EXT-X-SKIP needs SKIPPED-SEGMENTS=<decimal integer>");
+  MediaInfo& media = pl_->media;
+  if (media.skipped_segments) return fail("bad_skip", line, "second #EXT-X-SKIP");
+  if (!media.segments.empty()) {
+    return fail("bad_skip", line, "#EXT-X-SKIP after the first segment");
+  }
+  media.skipped_segments = *n;
+  return true;
+}
+
+bool Parser::on_part_inf(std::string_view tag, std::string_view value, size_t line) {
+  pl_->media.part_target = attr_float(attributes(value, tag, line), "PART-TARGET", tag, line);
+  return true;
+}
+
+bool Parser::on_server_control(std::string_view tag, std::string_view value, size_t line) {
+  AttributeList attrs = attributes(value, tag, line);
+  ServerControl& sc = pl_->media.server_control;
+  sc.can_block_reload = attr_yes(attrs, "CAN-BLOCK-RELOAD");
+  sc.can_skip_until = attr_float(attrs, "CAN-SKIP-UNTIL", tag, line);
+  sc.can_skip_dateranges = attr_yes(attrs, "CAN-SKIP-DATERANGES");
+  sc.hold_back = attr_float(attrs, "HOLD-BACK", tag, line);
+  sc.part_hold_back = attr_float(attrs, "PART-HOLD-BACK", tag, line);
+  return true;
+}
+
+bool Parser::on_daterange(std::string_view tag, std::string_view value, size_t line) {
+  ++pl_->media.dateranges;
+  // Kept as it is, except the HLS Interstitials URIs, which a client fetches.
+  if (value.find("X-ASSET-") == std::string_view::npos) return true;
+  AttributeList attrs = attributes(value, tag, line);
+  const Attribute* asset_uri = attrs.find("X-ASSET-URI");
+  const Attribute* asset_list = attrs.find("X-ASSET-LIST");
+  // Slots must be in source order.
+  std::string_view order[2] = {"X-ASSET-URI", "X-ASSET-LIST"};
+  if (asset_uri && asset_list && asset_list->value_pos < asset_uri->value_pos) {
+    std::swap(order[0], order[1]);
+  }
+  for (std::string_view name : order) {
+    std::optional<size_t> slot;
+    if (!take_uri(attrs, name, Role::other, tag, line, slot)) return false;
+  }
+  return true;
+}
+
+// The URI is on the next line; handle_uri_line() fills it in.
+bool Parser::on_stream_inf(std::string_view tag, std::string_view value, size_t line) {
+  AttributeList attrs = attributes(value, tag, line);
+  MasterInfo& master = pl_->master;
+  master.variants.push_back(variant_facts(attrs, Variant::Kind::stream, tag, line));
+  pending_variant_ = master.variants.size() - 1;
+  pending_variant_line_ = line;
+  return true;
+}
+
+bool Parser::on_iframe_stream_inf(std::string_view tag, std::string_view value, size_t line) {
+  return add_iframe_or_image_variant(Variant::Kind::iframe, tag, value, line);
+}
+
+bool Parser::on_image_stream_inf(std::string_view tag, std::string_view value, size_t line) {
+  return add_iframe_or_image_variant(Variant::Kind::image, tag, value, line);
+}
+
+// Unlike EXT-X-STREAM-INF, these carry their URI as an attribute.
+bool Parser::add_iframe_or_image_variant(Variant::Kind kind, std::string_view tag,
+                                         std::string_view value, size_t line) {
+  AttributeList attrs = attributes(value, tag, line);
+  Variant v = variant_facts(attrs, kind, tag, line);
+  if (!take_uri(attrs, "URI", Role::playlist, tag, line, v.uri_slot)) return false;
+  if (!v.uri_slot) warn("missing_uri", line, "#" + std::string(tag) + " has no URI");
+  pl_->master.variants.push_back(std::move(v));
+  return true;
+}
+
+bool Parser::on_media(std::string_view tag, std::string_view value, size_t line) {
+  AttributeList attrs = attributes(value, tag, line);
+  Rendition r;
+  r.line = line;
+  if (!take_uri(attrs, "URI", Role::playlist, tag, line, r.uri_slot)) return false;
+  r.type = attr_text(attrs, "TYPE");
+  r.group_id = attr_text(attrs, "GROUP-ID");
+  r.name = attr_text(attrs, "NAME");
+  r.language = attr_text(attrs, "LANGUAGE");
+  r.is_default = attr_yes(attrs, "DEFAULT");
+  r.autoselect = attr_yes(attrs, "AUTOSELECT");
+  pl_->master.renditions.push_back(std::move(r));
+  return true;
+}
+
+// No facts are kept; the URI is taken only so that it is rewritten.
+bool Parser::on_session_data(std::string_view tag, std::string_view value, size_t line) {
+  std::optional<size_t> slot;
+  return take_uri(attributes(value, tag, line), "URI", Role::other, tag, line, slot);
+}
+
+bool Parser::on_content_steering(std::string_view tag, std::string_view value, size_t line) {
+  std::optional<size_t> slot;
+  if (!take_uri(attributes(value, tag, line), "SERVER-URI", Role::other, tag, line, slot)) {
+    return false;
+  }
+  if (!slot) warn("missing_uri", line, "#EXT-X-CONTENT-STEERING has no SERVER-URI");
+  return true;
+}
+
+bool Parser::on_define(std::string_view tag, std::string_view value, size_t line) {
+  return define_variable(attributes(value, tag, line), line);
+}
+
+bool Parser::on_target_duration(std::string_view /*tag*/, std::string_view value, size_t line) {
+  std::string_view v = trim_blanks(value);
+  auto n = parse_decimal_integer(v);
+  if (!n) {
+    auto f = parse_decimal_float(v);
+    if (!f || *f > 1e15) {
+      return fail("bad_target_duration", line,
+                  "#EXT-X-TARGETDURATION " + shown(v) + " is not a decimal integer");
     }
-    case TagId::byterange: {
-      auto r = parse_byte_range(trim_blanks(value));
-      if (!r) {
-        warn("bad_attribute_value", line,
-             "#EXT-X-BYTERANGE " + shown(value) + " is not <length>[@<offset>] (ignored)");
-      } else {
-        pending_.byte_range = ByteRange{r->length, r->offset};
-        pending_.byte_range_line = line;
-      }
-      return true;
-    }
-    case TagId::discontinuity:
-      pending_.discontinuity = true;
-      return true;
-    case TagId::gap:
-      pending_.gap = true;
-      return true;
-    case TagId::program_date_time:
-      pending_.program_date_time = std::string(trim_blanks(value));
-      return true;
-    case TagId::key:
-      return handle_key(attributes(value, tag, line), false, tag, line);
-    case TagId::session_key:
-      return handle_key(attributes(value, tag, line), true, tag, line);
-    case TagId::map: {
-      std::optional<size_t> slot;
-      if (!take_uri(attributes(value, tag, line), "URI", Role::chunk, tag, line, slot)) {
-        return false;
-      }
-      if (!slot) warn("missing_uri", line, "#EXT-X-MAP has no URI");
-      current_map_ = slot;
-      return true;
-    }
-    case TagId::part: {
-      AttributeList attrs = attributes(value, tag, line);
-      std::optional<size_t> slot;
-      if (!take_uri(attrs, "URI", Role::chunk, tag, line, slot)) return false;
-      if (!slot) {
-        warn("missing_uri", line, "#EXT-X-PART has no URI");
-        return true;
-      }
-      Part part;
-      part.segment_index = media.segments.size();
-      part.duration = attr_float(attrs, "DURATION", tag, line);
-      part.uri_slot = *slot;
-      part.independent = attr_yes(attrs, "INDEPENDENT");
-      part.gap = attr_yes(attrs, "GAP");
-      part.byte_range = attr_byte_range(attrs, "BYTERANGE", tag, line);
-      part.line = line;
-      media.parts.push_back(std::move(part));
-      return true;
-    }
-    case TagId::preload_hint: {
-      AttributeList attrs = attributes(value, tag, line);
-      PreloadHint hint;
-      hint.line = line;
-      if (!take_uri(attrs, "URI", Role::chunk, tag, line, hint.uri_slot)) return false;
-      if (!hint.uri_slot) warn("missing_uri", line, "#EXT-X-PRELOAD-HINT has no URI");
-      hint.type = attr_text(attrs, "TYPE");
-      if (hint.type != "PART" && hint.type != "MAP") {
-        warn("bad_attribute_value", line,
-             "#EXT-X-PRELOAD-HINT TYPE=" + shown(hint.type) + " is neither PART nor MAP");
-      }
-      hint.byterange_start = attr_int(attrs, "BYTERANGE-START", tag, line);
-      hint.byterange_length = attr_int(attrs, "BYTERANGE-LENGTH", tag, line);
-      media.preload_hints.push_back(std::move(hint));
-      return true;
-    }
-    case TagId::rendition_report: {
-      AttributeList attrs = attributes(value, tag, line);
-      RenditionReport report;
-      report.line = line;
-      if (!take_uri(attrs, "URI", Role::playlist, tag, line, report.uri_slot)) return false;
-      if (!report.uri_slot) warn("missing_uri", line, "#EXT-X-RENDITION-REPORT has no URI");
-      report.last_msn = attr_int(attrs, "LAST-MSN", tag, line);
-      report.last_part = attr_int(attrs, "LAST-PART", tag, line);
-      media.rendition_reports.push_back(std::move(report));
-      return true;
-    }
-    case TagId::skip: {
-      AttributeList attrs = attributes(value, tag, line);
-      const Attribute* a = attrs.find("SKIPPED-SEGMENTS");
-      auto n = a ? parse_decimal_integer(a->value) : std::nullopt;
-      if (!n) return fail("bad_skip", line, "#EXT-X-SKIP needs SKIPPED-SEGMENTS=<decimal integer>");
-      if (media.skipped_segments) return fail("bad_skip", line, "second #EXT-X-SKIP");
-      if (!media.segments.empty()) {
-        return fail("bad_skip", line, "#EXT-X-SKIP after the first segment");
-      }
-      media.skipped_segments = *n;
-      return true;
-    }
-    case TagId::part_inf:
-      media.part_target = attr_float(attributes(value, tag, line), "PART-TARGET", tag, line);
-      return true;
-    case TagId::server_control: {
-      AttributeList attrs = attributes(value, tag, line);
-      ServerControl& sc = media.server_control;
-      sc.can_block_reload = attr_yes(attrs, "CAN-BLOCK-RELOAD");
-      sc.can_skip_until = attr_float(attrs, "CAN-SKIP-UNTIL", tag, line);
-      sc.can_skip_dateranges = attr_yes(attrs, "CAN-SKIP-DATERANGES");
-      sc.hold_back = attr_float(attrs, "HOLD-BACK", tag, line);
-      sc.part_hold_back = attr_float(attrs, "PART-HOLD-BACK", tag, line);
-      return true;
-    }
-    case TagId::daterange: {
-      ++media.dateranges;
-      // Kept as it is, except the HLS Interstitials URIs, which a client fetches.
-      if (value.find("X-ASSET-") == std::string_view::npos) return true;
-      AttributeList attrs = attributes(value, tag, line);
-      const Attribute* asset_uri = attrs.find("X-ASSET-URI");
-      const Attribute* asset_list = attrs.find("X-ASSET-LIST");
-      std::string_view order[2] = {"X-ASSET-URI", "X-ASSET-LIST"};
-      if (asset_uri && asset_list && asset_list->value_pos < asset_uri->value_pos) {
-        std::swap(order[0], order[1]);
-      }
-      for (std::string_view name : order) {
-        std::optional<size_t> slot;
-        if (!take_uri(attrs, name, Role::other, tag, line, slot)) return false;
-      }
-      return true;
-    }
-    case TagId::stream_inf: {
-      AttributeList attrs = attributes(value, tag, line);
-      master.variants.push_back(variant_facts(attrs, Variant::Kind::stream, tag, line));
-      pending_variant_ = master.variants.size() - 1;
-      pending_variant_line_ = line;
-      return true;
-    }
-    case TagId::iframe_stream_inf:
-    case TagId::image_stream_inf: {
-      AttributeList attrs = attributes(value, tag, line);
-      const auto kind =
-          info->id == TagId::iframe_stream_inf ? Variant::Kind::iframe : Variant::Kind::image;
-      Variant v = variant_facts(attrs, kind, tag, line);
-      if (!take_uri(attrs, "URI", Role::playlist, tag, line, v.uri_slot)) return false;
-      if (!v.uri_slot) warn("missing_uri", line, "#" + std::string(tag) + " has no URI");
-      master.variants.push_back(std::move(v));
-      return true;
-    }
-    case TagId::media: {
-      AttributeList attrs = attributes(value, tag, line);
-      Rendition r;
-      r.line = line;
-      if (!take_uri(attrs, "URI", Role::playlist, tag, line, r.uri_slot)) return false;
-      r.type = attr_text(attrs, "TYPE");
-      r.group_id = attr_text(attrs, "GROUP-ID");
-      r.name = attr_text(attrs, "NAME");
-      r.language = attr_text(attrs, "LANGUAGE");
-      r.is_default = attr_yes(attrs, "DEFAULT");
-      r.autoselect = attr_yes(attrs, "AUTOSELECT");
-      master.renditions.push_back(std::move(r));
-      return true;
-    }
-    case TagId::session_data: {
-      std::optional<size_t> slot;
-      return take_uri(attributes(value, tag, line), "URI", Role::other, tag, line, slot);
-    }
-    case TagId::content_steering: {
-      std::optional<size_t> slot;
-      if (!take_uri(attributes(value, tag, line), "SERVER-URI", Role::other, tag, line, slot)) {
-        return false;
-      }
-      if (!slot) warn("missing_uri", line, "#EXT-X-CONTENT-STEERING has no SERVER-URI");
-      return true;
-    }
-    case TagId::define:
-      return define_variable(attributes(value, tag, line), line);
-    case TagId::target_duration: {
-      std::string_view v = trim_blanks(value);
-      auto n = parse_decimal_integer(v);
-      if (!n) {
-        auto f = parse_decimal_float(v);
-        if (!f || *f > 1e15) {
-          return fail("bad_target_duration", line,
-                      "#EXT-X-TARGETDURATION " + shown(v) + " is not a decimal integer");
-        }
-        warn("bad_attribute_value", line,
-             "#EXT-X-TARGETDURATION " + shown(v) + " is not an integer (rounded up)");
-        n = static_cast<uint64_t>(std::ceil(*f));
-      }
-      if (seen_target_duration_) {
-        warn("duplicate_tag", line, "second #EXT-X-TARGETDURATION (ignored)");
-      } else {
-        media.target_duration = n;
-        seen_target_duration_ = true;
-      }
-      return true;
-    }
-    case TagId::media_sequence: {
-      auto n = parse_decimal_integer(trim_blanks(value));
-      if (!n) {
-        return fail("bad_media_sequence", line,
-                    "#EXT-X-MEDIA-SEQUENCE " + shown(value) + " is not a decimal integer");
-      }
-      if (seen_media_sequence_) {
-        warn("duplicate_tag", line, "second #EXT-X-MEDIA-SEQUENCE (ignored)");
-      } else {
-        media.media_sequence = *n;
-        seen_media_sequence_ = true;
-      }
-      return true;
-    }
-    case TagId::discontinuity_sequence: {
-      auto n = parse_decimal_integer(trim_blanks(value));
-      if (!n) {
-        return fail("bad_discontinuity_sequence", line,
-                    "#EXT-X-DISCONTINUITY-SEQUENCE " + shown(value) + " is not a decimal integer");
-      }
-      media.discontinuity_sequence = *n;
-      return true;
-    }
-    case TagId::endlist:
-      media.endlist = true;
-      return true;
-    case TagId::playlist_type: {
-      std::string_view v = trim_blanks(value);
-      if (v == "VOD") {
-        media.type = PlaylistType::vod;
-      } else if (v == "EVENT") {
-        media.type = PlaylistType::event;
-      } else {
-        warn("bad_attribute_value", line,
-             "#EXT-X-PLAYLIST-TYPE " + shown(v) + " is neither VOD nor EVENT (ignored)");
-      }
-      return true;
-    }
-    case TagId::iframes_only:
-      media.iframes_only = true;
-      return true;
-    case TagId::independent_segments:
-      pl_->independent_segments = true;
-      return true;
-    case TagId::version: {
-      auto n = parse_decimal_integer(trim_blanks(value));
-      if (!n) {
-        warn("bad_attribute_value", line,
-             "#EXT-X-VERSION " + shown(value) + " is not a decimal integer (ignored)");
-      } else if (!pl_->version) {
-        pl_->version = n;
-      }
-      return true;
-    }
+    warn("bad_attribute_value", line,
+         "#EXT-X-TARGETDURATION " + shown(v) + " is not an integer (rounded up)");
+    n = static_cast<uint64_t>(std::ceil(*f));
+  }
+  if (seen_target_duration_) {
+    warn("duplicate_tag", line, "second #EXT-X-TARGETDURATION (ignored)");
+  } else {
+    pl_->media.target_duration = n;
+    seen_target_duration_ = true;
+  }
+  return true;
+}
+
+bool Parser::on_media_sequence(std::string_view /*tag*/, std::string_view value, size_t line) {
+  auto n = parse_decimal_integer(trim_blanks(value));
+  if (!n) {
+    return fail("bad_media_sequence", line,
+                "#EXT-X-MEDIA-SEQUENCE " + shown(value) + " is not a decimal integer");
+  }
+  if (seen_media_sequence_) {
+    warn("duplicate_tag", line, "second #EXT-X-MEDIA-SEQUENCE (ignored)");
+  } else {
+    pl_->media.media_sequence = *n;
+    seen_media_sequence_ = true;
+  }
+  return true;
+}
+
+bool Parser::on_discontinuity_sequence(std::string_view /*tag*/, std::string_view value,
+                                       size_t line) {
+  auto n = parse_decimal_integer(trim_blanks(value));
+  if (!n) {
+    return fail("bad_discontinuity_sequence", line,
+                "#EXT-X-DISCONTINUITY-SEQUENCE " + shown(value) + " is not a decimal integer");
+  }
+  pl_->media.discontinuity_sequence = *n;
+  return true;
+}
+
+bool Parser::on_endlist(std::string_view /*tag*/, std::string_view /*value*/, size_t /*line*/) {
+  pl_->media.endlist = true;
+  return true;
+}
+
+bool Parser::on_playlist_type(std::string_view /*tag*/, std::string_view value, size_t line) {
+  std::string_view v = trim_blanks(value);
+  if (v == "VOD") {
+    pl_->media.type = PlaylistType::vod;
+  } else if (v == "EVENT") {
+    pl_->media.type = PlaylistType::event;
+  } else {
+    warn("bad_attribute_value", line,
+         "#EXT-X-PLAYLIST-TYPE " + shown(v) + " is neither VOD nor EVENT (ignored)");
+  }
+  return true;
+}
+
+bool Parser::on_iframes_only(std::string_view /*tag*/, std::string_view /*value*/,
+                             size_t /*line*/) {
+  pl_->media.iframes_only = true;
+  return true;
+}
+
+bool Parser::on_independent_segments(std::string_view /*tag*/, std::string_view /*value*/,
+                                     size_t /*line*/) {
+  pl_->independent_segments = true;
+  return true;
+}
+
+// The first valid one wins.
+bool Parser::on_version(std::string_view /*tag*/, std::string_view value, size_t line) {
+  auto n = parse_decimal_integer(trim_blanks(value));
+  if (!n) {
+    warn("bad_attribute_value", line,
+         "#EXT-X-VERSION " + shown(value) + " is not a decimal integer (ignored)");
+  } else if (!pl_->version) {
+    pl_->version = n;
   }
   return true;
 }

@@ -353,7 +353,7 @@ TEST_CASE("/admin/status and /metrics: viewers per channel and cache, queue, tra
     CHECK(value.has_value());
     return value.value_or(-1);
   };
-  CHECK(metric("balancer_viewers_total") == 2);
+  CHECK(metric("balancer_active_viewers") == 2);
   CHECK(metric("balancer_viewers{channel=\"demo\"}") == 2);
   CHECK(metric("balancer_viewers{channel=\"gold\"}") == 0);
   CHECK(metric("balancer_viewers_by_cache{cache=\"venue-a\"}") == 1);

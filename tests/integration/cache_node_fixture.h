@@ -38,6 +38,7 @@ class CacheNodeProcess {
       argv.push_back("--set");
       argv.push_back(o);
     }
+    for (auto& a : threads_args()) argv.push_back(a);
     process_ = std::make_unique<ChildProcess>();
     std::string error;
     REQUIRE_MESSAGE(process_->start(argv, {}, {}, &error), error);

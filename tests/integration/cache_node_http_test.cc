@@ -223,7 +223,7 @@ TEST_CASE("config: SIGHUP reloads origins; a broken file is rejected and the nod
   };
   write_conf("{\"demo\":{\"url\":\"" + origin.base_url() + "\"}}");
   ChildProcess node;
-  REQUIRE(node.start({binary_path("cache_node"), "--config", conf}));
+  REQUIRE(node.start({binary_path("cache_node"), "--config", conf, threads_args()[0], threads_args()[1]}));
   int port = node.wait_for_listening_port(deadline_in(10s));
   REQUIRE(port > 0);
   CHECK(http_get(local_url(port, "/o/other/gen/1K/r.ts")).status == 404);

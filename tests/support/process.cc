@@ -426,4 +426,12 @@ std::string binary_path(std::string_view name) {
   return {};
 }
 
+int test_threads() {
+  const char* env = getenv("BALANCER_TEST_THREADS");
+  int n = env != nullptr ? atoi(env) : 1;
+  return n > 0 ? n : 1;
+}
+
+std::vector<std::string> threads_args() { return {"--set", "threads=" + std::to_string(test_threads())}; }
+
 }  // namespace balancer::test

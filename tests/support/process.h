@@ -147,4 +147,10 @@ std::string binary_path(std::string_view name);
 // Root of the build tree (BALANCER_BINARY_DIR compiled in).
 std::string binary_dir();
 
+// Event loops the servers under test run with: BALANCER_TEST_THREADS (ctest
+// registers every integration test once with 1 and once with 2), default 1.
+int test_threads();
+// {"--set", "threads=<test_threads()>"}, for a server's command line.
+std::vector<std::string> threads_args();
+
 }  // namespace balancer::test

@@ -1,0 +1,197 @@
+// Inside the balancer (not a public header): what the loops share, and one
+// loop's handlers.
+//
+// Balancer::Shared is process-wide. Its config, cache health and admission are
+// read by every loop (snapshots and one mutex-guarded policy); the source cache,
+// the key store, the health poller and the HTTP client they use belong to the
+// home loop, and other loops reach them only through post().
+// BalancerLoop is one loop's part: its own source front, channel allowlist,
+// signed-link memo and the request handlers. Loop thread only.
+#pragma once
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "balancer/admission_http.h"
+#include "balancer/balancer.h"
+#include "balancer/cache_choice.h"
+#include "balancer/cache_health.h"
+#include "balancer/channel_allowlist.h"
+#include "balancer/health_poller.h"
+#include "balancer/key_store.h"
+#include "balancer/request_params.h"
+#include "balancer/shared_admission.h"
+#include "balancer/source_cache.h"
+#include "balancer/source_front.h"
+#include "common/event_loop.h"
+#include "common/http_client.h"
+#include "common/log.h"
+#include "common/playback_ticket.h"
+#include "common/url_signing.h"
+
+namespace balancer {
+
+// The running config with what is derived from it. Immutable once published.
+struct RuntimeConfig {
+  BalancerConfig config;
+  std::optional<common::UrlSigner> signer;
+  std::optional<common::PlaybackTickets> tickets;
+  uint64_t generation = 0;  // bumps on every applied config (invalidates signed-link memos)
+
+  const ChannelConfig* find_channel(const std::string& id) const;
+};
+
+using HealthView = std::map<std::string, CacheHealth>;
+
+// Group `name` in a status snapshot, or null when it has no active viewers.
+inline const AdmissionGroupCount* find_group(const std::vector<AdmissionGroupCount>& groups,
+                                             const std::string& name) {
+  for (const auto& g : groups) {
+    if (g.name == name) return &g;
+  }
+  return nullptr;
+}
+
+class BalancerLoop;
+
+struct Balancer::Shared {
+  Shared(common::ServiceContext& context, std::shared_ptr<const RuntimeConfig> initial);
+
+  common::Counter& error_counter(const std::string& code);
+  common::Counter& admission_counter(const char* endpoint, const char* result);
+  // Any loop: asks the home loop's key store; `done` runs on `back`.
+  void fetch_key(common::EventLoop& back, const std::string& url, KeyCallback done);
+  // Renders /metrics (one status snapshot per render, under a lock: any loop may render).
+  std::string render_metrics();
+  // Under status_mutex: re-reads the policy's status and syncs the policy's counters.
+  void refresh_snapshot(TimePoint now);
+  size_t active_requests() const;
+  // Home loop.
+  void tick();
+  void feed_measured_traffic(TimePoint now);
+  void register_admission_metrics();
+  void register_gauges(const BalancerConfig& c);
+  void configure_home(const BalancerConfig& c);
+
+  common::ServiceContext& context;
+  const common::Clock& clock;
+  common::MetricsRegistry& metrics;
+  common::Published<RuntimeConfig> config;
+  common::Published<HealthView> health;
+  SharedAdmission admission;
+  // Home loop only.
+  std::unique_ptr<common::HttpClient> client;
+  std::unique_ptr<SourceCache> sources;
+  std::unique_ptr<KeyStore> keys;
+  std::unique_ptr<HealthPoller> poller;
+  common::EventPtr tick_timer;
+  uint64_t egress_readings_fed = 0;
+  bool measured_fed = false;
+  uint64_t generation = 0;
+  std::set<std::string> gauges_channel, gauges_cache;
+  // Set by attach() before the loops run; read-only afterwards.
+  std::vector<std::unique_ptr<BalancerLoop>> loops;
+  std::vector<common::HttpServer*> servers;
+  // Numbers the home loop publishes each second for /health and /metrics.
+  std::atomic<size_t> source_entries{0};
+  std::atomic<size_t> sources_refreshing{0};
+  std::mutex status_mutex;          // guards status_snapshot (written per render)
+  AdmissionStatus status_snapshot;  // see refresh_snapshot()
+
+  common::Counter& requests_playlist;
+  common::Counter& requests_key;
+  common::Histogram& rewrite_seconds;
+  common::Counter& playlist_admitted;
+  common::Counter& playlist_queued;
+  common::Counter& access_admitted;
+  common::Counter& access_queued;
+  common::Counter& emulation_switches;
+  common::Counter& admitted_direct;
+  common::Counter& admitted_from_queue;
+  common::Counter& tickets_issued;
+  common::Counter& tickets_not_renewed;
+  common::Counter& tickets_lapsed;
+  common::Counter& slots_expired;
+  common::Counter& released;
+  common::Counter* choice_counters[4] = {};
+};
+
+// A viewer's request in progress (waiting for origin or the home loop).
+struct Pending {
+  explicit Pending(common::HttpExchange e) : ex(std::move(e)) {}
+  common::HttpExchange ex;
+  ViewerRequest request;
+  std::shared_ptr<const RuntimeConfig> config;
+  const ChannelConfig* channel = nullptr;  // into config->config
+  std::string viewer_key;
+  // Set by admit(): what the admission policy was told about this request.
+  std::string cache_id;  // "" = origin
+  uint64_t bandwidth_bps = 0;
+};
+using PendingPtr = std::shared_ptr<Pending>;
+
+class BalancerLoop {
+ public:
+  BalancerLoop(Balancer::Shared& shared, common::EventLoop& loop);
+
+  common::EventLoop& loop() { return loop_; }
+  void attach(common::HttpServer& server);
+
+  // Viewer endpoints (viewer_endpoints.cc).
+  void handle_playlist(common::HttpExchange& ex);
+  void handle_key(common::HttpExchange& ex);
+  void handle_access(common::HttpExchange& ex);
+  // Operator endpoints (operator_endpoints.cc).
+  void handle_switch(common::HttpExchange& ex);
+  void handle_admin_status(common::HttpExchange& ex);
+  void handle_health(common::HttpExchange& ex);
+
+ private:
+  void fail(common::HttpExchange& ex, int status, const std::string& code, const std::string& message);
+  PendingPtr begin_viewer_request(common::HttpExchange& ex, std::string_view prefix);
+  common::Result<std::string> authorize(const RuntimeConfig& rc, const ViewerRequest& request,
+                                        const ChannelConfig& channel);
+  SourceRequest source_request(const RuntimeConfig& rc, const ChannelConfig& channel, const std::string& target,
+                               DeliveryDirectives directives = {}) const;
+  void get_source(const SourceRequest& request, const RuntimeConfig& rc, SourceCallback done);
+  void ensure_allowed(const PendingPtr& p, bool key, std::function<void(bool)> then);
+  void ensure_key_learned(const PendingPtr& p, std::function<void(bool)> then);
+  void serve_playlist(const PendingPtr& p, const SourceResult& result);
+  // Admission (DESIGN.md flow 4): answers 503 + Retry-After + the queue JSON
+  // itself and returns false when the viewer must wait.
+  bool admit(Pending& p);
+  // Where this viewer's chunk links lead now.
+  std::pair<const CacheConfig*, CacheChoice::Reason> choose(const BalancerConfig& c, const std::string& requested,
+                                                            const std::string& remote_ip,
+                                                            const std::string& viewer_key, TimePoint now);
+  const std::vector<std::string>& chunk_links_for(const SourceVersion& version, const RuntimeConfig& rc,
+                                                  const ChannelConfig& channel, const CacheConfig* cache);
+  // Answers 401/403 itself and returns nullopt, or how the caller was let in.
+  std::optional<std::string> operator_access(common::HttpExchange& ex);
+
+  struct ChunkLinkMemo {
+    int64_t computed_unix = 0;
+    uint64_t generation = 0;  // config generation they were signed under
+    std::vector<std::string> links;
+  };
+
+  Balancer::Shared& shared_;
+  common::EventLoop& loop_;
+  SourceFront front_;
+  common::Published<RuntimeConfig>::Reader config_;
+  common::Published<HealthView>::Reader health_;
+  ChannelAllowlist allowlist_;
+  uint64_t allowlist_generation_ = 0;
+  // Signed chunk links by source version (serial) and destination.
+  std::unordered_map<uint64_t, std::unordered_map<std::string, ChunkLinkMemo>> link_memo_;
+  common::LogRateLimiter log_limiter_;
+};
+
+}  // namespace balancer

@@ -1,0 +1,96 @@
+// Operator endpoints of one loop: the overload switch (both spellings),
+// /admin/status and /health. Their state is process-wide (admission, health).
+#include "balancer/balancer_loop.h"
+#include "common/json.h"
+
+namespace balancer {
+
+using common::HttpExchange;
+
+std::optional<std::string> BalancerLoop::operator_access(HttpExchange& ex) {
+  std::optional<std::string> key = ex.header("X-Operator-Key");
+  if (!key) key = ex.query_param("key");
+  const BalancerConfig& c = config_.get().config;
+  OperatorAccess access = authorize_operator({c.operator_key, c.operator_allow_loopback}, key, ex.remote_ip());
+  if (access.allowed) return std::move(access.via);
+  const std::string& code = access.code;
+  shared_.error_counter(code).inc();
+  if (log_limiter_.allow("operator_denied", shared_.clock.now())) {
+    LOG_WARN("balancer", "operator request ", ex.path(), " from ", ex.remote_ip(), " refused (", code, ")");
+  }
+  send_reply(ex, access.denial);
+  return std::nullopt;
+}
+
+// GET /access_queue_swith (toggle) and /access_queue_switch[?state=on|off].
+void BalancerLoop::handle_switch(HttpExchange& ex) {
+  const std::optional<std::string> via = operator_access(ex);
+  if (!via) return;
+  const SwitchState state = parse_switch_state(ex.query());
+  if (!state.valid) {
+    shared_.error_counter("bad_request").inc();
+    Reply bad = error_reply(400, "bad_request", "state must be on or off (or left out, to toggle overload emulation).");
+    bad.cross_origin = false;
+    return send_reply(ex, bad);
+  }
+  const SharedAdmission::Switched s =
+      shared_.admission.switch_emulation(state.present ? std::optional<bool>(state.on) : std::nullopt,
+                                         shared_.clock.now());
+  if (s.changed) {
+    shared_.emulation_switches.inc();
+    LOG_WARN("balancer", "overload emulation switched ", s.on ? "ON" : "OFF", " by ", ex.remote_ip(), " (", *via, ", ",
+             ex.path(), ")");
+  } else {
+    LOG_INFO("balancer", "overload emulation stays ", s.on ? "on" : "off", ": asked by ", ex.remote_ip(), " (", *via,
+             ", ", ex.path(), ")");
+  }
+  send_reply(ex, switch_reply(s.on, s.changed));
+}
+
+void BalancerLoop::handle_admin_status(HttpExchange& ex) {
+  if (!operator_access(ex)) return;
+  send_reply(ex, admin_status_reply(shared_.admission.status(shared_.clock.now())));
+}
+
+void BalancerLoop::handle_health(HttpExchange& ex) {
+  const auto now = shared_.clock.now();
+  const AdmissionStatus status = shared_.admission.status(now);
+  const BalancerConfig& c = config_.get().config;
+  const HealthView& view = health_.get();
+  bool draining = false;
+  for (const auto* server : shared_.servers) draining = draining || server->draining();
+  std::string out = "{\"status\":";
+  out += draining ? "\"draining\"" : "\"ok\"";
+  out += ",\"channels\":" + std::to_string(c.channels.size());
+  out += ",\"viewers\":" + std::to_string(status.active_viewers);
+  out += ",\"queued\":" + std::to_string(status.queued_viewers);
+  out += ",\"emulation\":";
+  out += status.emulation ? "true" : "false";
+  out += ",\"sources\":" + std::to_string(shared_.source_entries.load());
+  out += ",\"refreshing\":" + std::to_string(shared_.sources_refreshing.load());
+  out += ",\"threads\":" + std::to_string(shared_.loops.size());
+  out += ",\"caches\":[";
+  bool first = true;
+  for (const auto& cache : c.caches) {
+    auto found = view.find(cache.id);
+    const CacheHealth* h = found == view.end() ? nullptr : &found->second;
+    if (!first) out += ",";
+    first = false;
+    out += "{\"id\":" + common::json_string(cache.id) + ",\"site\":" + common::json_string(cache.site);
+    out += ",\"state\":\"";
+    out += h ? to_string(h->state()) : "unknown";
+    out += "\",\"overloaded\":";
+    out += h && h->overloaded() ? "true" : "false";
+    out += ",\"usable\":";
+    out += h && h->usable(now) ? "true" : "false";
+    const AdmissionGroupCount* on_cache = find_group(status.caches, cache.id);
+    out += ",\"viewers\":" + std::to_string(on_cache ? on_cache->active_viewers : 0);
+    if (h && !h->last_error().empty()) out += ",\"last_error\":" + common::json_string(h->last_error());
+    out += "}";
+  }
+  out += "]}\n";
+  ex.add_header("Cache-Control", "no-store");
+  ex.reply(200, out);
+}
+
+}  // namespace balancer

@@ -1,0 +1,87 @@
+#include "balancer/source_front.h"
+
+namespace balancer {
+
+SourceFront::SourceFront(common::EventLoop& loop, common::EventLoop& home, SourceCache& home_cache,
+                         const common::Clock& clock)
+    : loop_(loop), home_(home), home_cache_(home_cache), clock_(clock) {
+  sweep_timer_.reset(event_new(
+      &loop_.base(), -1, EV_PERSIST, [](evutil_socket_t, short, void* arg) { static_cast<SourceFront*>(arg)->sweep(); },
+      this));
+  timeval one_second{1, 0};
+  evtimer_add(sweep_timer_.get(), &one_second);
+}
+
+SourceFront::~SourceFront() { *alive_ = false; }
+
+void SourceFront::ask_home(const SourceRequest& request, SourceCallback done) {
+  if (&loop_ == &home_) return home_cache_.get(request, std::move(done));
+  common::EventLoop* back = &loop_;
+  std::weak_ptr<bool> alive = alive_;
+  home_.post([cache = &home_cache_, request, back, alive, done = std::move(done)]() mutable {
+    cache->get(request, [back, alive, done = std::move(done)](const SourceResult& result) mutable {
+      back->post([alive, result, done = std::move(done)] {
+        if (auto a = alive.lock(); a && *a) done(result);
+      });
+    });
+  });
+}
+
+void SourceFront::get(const SourceRequest& request, const PlaylistTimings& timings, SourceCallback done) {
+  evict_after_ = timings.evict_after;
+  if (request.directives.any()) return ask_home(request, std::move(done));
+  const TimePoint now = clock_.now();
+  const std::string key = request.origin_id + "\n" + request.target;
+  Entry& entry = entries_[key];
+  entry.last_used = now;
+  if (entry.origin_base != request.origin_base) {
+    // New, or the origin's URL changed on reload: nothing kept applies.
+    entry.origin_base = request.origin_base;
+    entry.slot.reset();
+    entry.version.reset();
+  }
+  if (entry.slot) {
+    entry.slot->touch(now);
+    if (uint64_t g = entry.slot->generation(); g != entry.seen_generation) {
+      SourceSlot::View view = entry.slot->view();
+      entry.version = std::move(view.version);
+      entry.validated_at = view.validated_at;
+      entry.seen_generation = g;
+    }
+  }
+  if (entry.version &&
+      is_fresh(entry.version->kind, std::chrono::duration_cast<Millis>(now - entry.validated_at), timings)) {
+    SourceResult r;
+    r.from = SourceResult::From::hit;
+    r.version = entry.version;
+    r.validated_at = entry.validated_at;
+    return done(r);
+  }
+  entry.waiters.push_back(std::move(done));
+  if (entry.asking) return;
+  entry.asking = true;
+  ask_home(request, [this, key, origin_base = request.origin_base](const SourceResult& result) {
+    auto it = entries_.find(key);
+    if (it == entries_.end()) return;
+    Entry& e = it->second;
+    e.asking = false;
+    if (result.slot && e.origin_base == origin_base && result.slot != e.slot) {
+      e.slot = result.slot;
+      e.seen_generation = 0;  // read its view at the next request
+    }
+    std::vector<SourceCallback> waiters = std::move(e.waiters);
+    e.waiters.clear();
+    for (auto& w : waiters) w(result);
+  });
+}
+
+void SourceFront::sweep() {
+  const TimePoint now = clock_.now();
+  for (auto it = entries_.begin(); it != entries_.end();) {
+    const Entry& e = it->second;
+    bool idle = !e.asking && e.waiters.empty() && now - e.last_used > evict_after_;
+    it = idle ? entries_.erase(it) : std::next(it);
+  }
+}
+
+}  // namespace balancer

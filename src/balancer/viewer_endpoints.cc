@@ -1,0 +1,289 @@
+// Viewer endpoints of one loop: playlists (/hls/...), keys (/key/...) and the
+// app's access check. Each builds its response from the loop's own snapshots;
+// the source cache and key store are asked through the home loop.
+#include "balancer/balancer_loop.h"
+#include "balancer/playlist_mapper.h"
+#include "common/json.h"
+
+namespace balancer {
+
+using common::HttpExchange;
+
+namespace {
+constexpr std::string_view kPlaylistType = "application/vnd.apple.mpegurl";
+constexpr size_t kMaxLinkMemoVersions = 512;
+}  // namespace
+
+const ChannelConfig* RuntimeConfig::find_channel(const std::string& id) const {
+  for (const auto& ch : config.channels) {
+    if (ch.id == id) return &ch;
+  }
+  return nullptr;
+}
+
+void BalancerLoop::fail(HttpExchange& ex, int status, const std::string& code, const std::string& message) {
+  shared_.error_counter(code).inc();
+  if (ex.closed()) return;
+  ex.add_header("Cache-Control", "no-store");
+  ex.add_header("Access-Control-Allow-Origin", "*");
+  ex.reply_error(status, code, message);
+}
+
+common::Result<std::string> BalancerLoop::authorize(const RuntimeConfig& rc, const ViewerRequest& request,
+                                                    const ChannelConfig& channel) {
+  if (!request.ticket.empty()) {
+    auto ticket = rc.tickets->verify(request.ticket, channel.id, shared_.clock.unix_now());
+    if (!ticket) return ticket.error();
+    return "t:" + ticket->viewer;
+  }
+  if (channel.free && rc.config.allow_anonymous) {
+    if (request.viewer.empty()) {
+      return common::Error{"credentials_required",
+                           "Pass a playback ticket (ticket=...) or, for this free channel, a "
+                           "viewer id (viewer=...)."};
+    }
+    return "v:" + request.viewer;
+  }
+  return common::Error{"ticket_required", channel.free ? "This channel needs a playback ticket (ticket=...)."
+                                                       : "This paid channel needs a playback ticket that grants it."};
+}
+
+SourceRequest BalancerLoop::source_request(const RuntimeConfig& rc, const ChannelConfig& channel,
+                                           const std::string& target, DeliveryDirectives directives) const {
+  SourceRequest r;
+  r.origin_id = channel.origin;
+  r.origin_base = rc.config.origins.at(channel.origin).url;
+  r.target = target;
+  r.directives = std::move(directives);
+  return r;
+}
+
+void BalancerLoop::get_source(const SourceRequest& request, const RuntimeConfig& rc, SourceCallback done) {
+  front_.get(request, rc.config.playlists, std::move(done));
+}
+
+// Calls then(true) when the request's target may be fetched for its channel,
+// learning from the channel's source first if needed.
+void BalancerLoop::ensure_allowed(const PendingPtr& p, bool key, std::function<void(bool)> then) {
+  const std::string& target = p->request.origin_target;
+  if (!key && allowlist_.allows_playlist(*p->channel, target)) return then(true);
+  if (key && allowlist_.allows_key(*p->channel, target)) return then(true);
+  get_source(source_request(*p->config, *p->channel, p->channel->source), *p->config,
+             [this, p, key, then = std::move(then)](const SourceResult& r) {
+               if (r.version) allowlist_.learn(*p->channel, *r.version);
+               const std::string& t = p->request.origin_target;
+               if (key ? allowlist_.allows_key(*p->channel, t) : allowlist_.allows_playlist(*p->channel, t))
+                 return then(true);
+               if (!key) return then(false);
+               ensure_key_learned(p, then);
+             });
+}
+
+// Keys are listed in media playlists: after a restart a viewer may ask for a key
+// before anyone fetched its playlist here. Load the channel's playlists (shared,
+// usually cached) and look again.
+void BalancerLoop::ensure_key_learned(const PendingPtr& p, std::function<void(bool)> then) {
+  std::vector<std::string> targets = allowlist_.playlists(*p->channel, 32);
+  if (targets.empty()) return then(false);
+  auto remaining = std::make_shared<size_t>(targets.size());
+  auto done = std::make_shared<std::function<void(bool)>>(std::move(then));
+  for (const auto& t : targets) {
+    get_source(source_request(*p->config, *p->channel, t), *p->config, [this, p, remaining, done](const SourceResult& r) {
+      if (r.version) allowlist_.learn(*p->channel, *r.version);
+      if (--*remaining > 0) return;
+      (*done)(allowlist_.allows_key(*p->channel, p->request.origin_target));
+    });
+  }
+}
+
+std::pair<const CacheConfig*, CacheChoice::Reason> BalancerLoop::choose(const BalancerConfig& c,
+                                                                        const std::string& requested,
+                                                                        const std::string& remote_ip,
+                                                                        const std::string& viewer_key, TimePoint now) {
+  const HealthView& view = health_.get();
+  std::vector<CacheCandidate> candidates;
+  candidates.reserve(c.caches.size());
+  for (const auto& cache : c.caches) {
+    auto h = view.find(cache.id);
+    candidates.push_back({cache.id, cache.site, &cache.networks, h != view.end() && h->second.usable(now)});
+  }
+  CacheChoice choice = choose_cache(candidates, requested, IpAddress::parse(remote_ip), viewer_hash(viewer_key));
+  if (!choice.index) return {nullptr, choice.reason};
+  return {&c.caches[*choice.index], choice.reason};
+}
+
+const std::vector<std::string>& BalancerLoop::chunk_links_for(const SourceVersion& version, const RuntimeConfig& rc,
+                                                              const ChannelConfig& channel, const CacheConfig* cache) {
+  const std::string destination = cache ? cache->url : std::string();
+  int64_t now = shared_.clock.unix_now();
+  if (link_memo_.size() > kMaxLinkMemoVersions && !link_memo_.count(version.serial)) link_memo_.clear();
+  ChunkLinkMemo& memo = link_memo_[version.serial][destination];
+  // Signed links are renewed every second, so each refresh carries a fresh expiry.
+  if (memo.generation == rc.generation && memo.computed_unix == now && memo.links.size() == version.plan.chunk_slots) {
+    return memo.links;
+  }
+  int64_t lifetime = rc.config.chunk_url_lifetime.count();
+  lifetime = std::max<int64_t>(
+      lifetime, 3 * std::chrono::duration_cast<std::chrono::seconds>(version.target_duration).count());
+  if (version.kind == SourceKind::vod) lifetime += static_cast<int64_t>(version.total_duration_s) + 1;
+  ChunkDestination d;
+  d.cache_url = destination;
+  d.origin_id = channel.origin;
+  d.signer = rc.signer ? &*rc.signer : nullptr;
+  d.expires_unix = now + lifetime;
+  memo.links = chunk_links(version.playlist.tmpl, version.plan, d);
+  memo.computed_unix = now;
+  memo.generation = rc.generation;
+  return memo.links;
+}
+
+// Parses the viewer's request, finds the channel and checks the viewer may watch
+// it; answers the error itself and returns null when any of that fails.
+PendingPtr BalancerLoop::begin_viewer_request(HttpExchange& ex, std::string_view prefix) {
+  auto request = parse_viewer_request(ex.target(), prefix);
+  if (!request) {
+    fail(ex, 400, request.error().code, request.error().message);
+    return nullptr;
+  }
+  std::shared_ptr<const RuntimeConfig> snapshot = config_.shared();
+  if (snapshot->generation != allowlist_generation_) {
+    allowlist_.retain(snapshot->config);
+    allowlist_generation_ = snapshot->generation;
+  }
+  const ChannelConfig* channel = snapshot->find_channel(request->channel);
+  if (channel == nullptr) {
+    fail(ex, 404, "unknown_channel", "No channel '" + request->channel + "' is configured.");
+    return nullptr;
+  }
+  auto viewer = authorize(*snapshot, *request, *channel);
+  if (!viewer) {
+    int status = viewer.error().code == "ticket_wrong_channel" ? 403 : 401;
+    fail(ex, status, viewer.error().code, viewer.error().message);
+    return nullptr;
+  }
+  auto p = std::make_shared<Pending>(std::move(ex));
+  p->request = std::move(request).value();
+  p->config = std::move(snapshot);
+  p->channel = channel;
+  p->viewer_key = std::move(viewer).value();
+  return p;
+}
+
+void BalancerLoop::handle_playlist(HttpExchange& ex) {
+  shared_.requests_playlist.inc();
+  PendingPtr p = begin_viewer_request(ex, kPlaylistPrefix);
+  if (!p) return;
+  ensure_allowed(p, false, [this, p](bool allowed) {
+    if (!allowed) return fail(p->ex, 404, "not_found", "This channel has no playlist at that path.");
+    if (!admit(*p)) return;
+    get_source(source_request(*p->config, *p->channel, p->request.origin_target, p->request.directives), *p->config,
+               [this, p](const SourceResult& r) { serve_playlist(p, r); });
+  });
+}
+
+void BalancerLoop::serve_playlist(const PendingPtr& p, const SourceResult& r) {
+  HttpExchange& ex = p->ex;
+  if (r.from == SourceResult::From::error) return fail(ex, r.status, r.error.code, r.error.message);
+  if (ex.closed()) return;
+  const SourceVersion& version = *r.version;
+  allowlist_.learn(*p->channel, version);
+  auto started = shared_.clock.now();
+  const BalancerConfig& c = p->config->config;
+  auto [cache, reason] = choose(c, p->request.cache, ex.remote_ip(), p->viewer_key, started);
+  shared_.choice_counters[static_cast<size_t>(reason)]->inc();
+  if (const std::string& cache_id = cache ? cache->id : std::string(); cache_id != p->cache_id) {
+    // A node's health changed while origin answered: the viewer's slot follows its chunks (an
+    // admitted viewer keeps its one slot; this response was admitted when it arrived).
+    (void)shared_.admission.request(p->viewer_key, {p->channel->id, cache_id, p->bandwidth_bps}, started);
+  }
+  const std::vector<std::string>* links = nullptr;
+  if (version.plan.chunk_slots > 0) links = &chunk_links_for(version, *p->config, *p->channel, cache);
+  ViewerLinks viewer_links;
+  viewer_links.balancer_base = c.public_url;
+  viewer_links.channel = p->channel->id;
+  viewer_links.viewer_query = p->request.viewer_query;
+  viewer_links.chunk_links = links;
+  std::string body = render_for_viewer(version.playlist.tmpl, version.plan, viewer_links);
+  shared_.rewrite_seconds.observe(std::chrono::duration<double>(shared_.clock.now() - started).count());
+  ex.add_header("Cache-Control", version.kind == SourceKind::vod ? "private, max-age=5" : "private, no-cache");
+  ex.add_header("Access-Control-Allow-Origin", "*");
+  ex.add_header("X-Playlist-Source", to_string(r.from));
+  ex.add_header("X-Cache-Choice", cache ? cache->id : "origin");
+  ex.set_log_note(std::string(to_string(r.from)) + " " + (cache ? cache->id : "origin") + " " + to_string(reason));
+  ex.reply(200, body, kPlaylistType);
+}
+
+void BalancerLoop::handle_key(HttpExchange& ex) {
+  shared_.requests_key.inc();
+  PendingPtr p = begin_viewer_request(ex, kKeyPrefix);
+  if (!p) return;
+  ensure_allowed(p, true, [this, p](bool allowed) {
+    if (!allowed) return fail(p->ex, 404, "not_found", "This channel has no key at that path.");
+    std::string url = p->config->config.origins.at(p->channel->origin).url + p->request.origin_target;
+    shared_.fetch_key(loop_, url, [this, p](const KeyResult& r) {
+      HttpExchange& reply = p->ex;
+      if (!r.key) return fail(reply, r.status, r.error.code, r.error.message);
+      if (reply.closed()) return;
+      reply.add_header("Cache-Control", "private, no-store");
+      reply.add_header("Access-Control-Allow-Origin", "*");
+      reply.reply(200, r.key->bytes, r.key->content_type);
+    });
+  });
+}
+
+bool BalancerLoop::admit(Pending& p) {
+  const auto now = shared_.clock.now();
+  const CacheConfig* cache = choose(p.config->config, p.request.cache, p.ex.remote_ip(), p.viewer_key, now).first;
+  p.cache_id = cache ? cache->id : std::string();
+  p.bandwidth_bps = allowlist_.variant_bandwidth(*p.channel, p.request.origin_target);
+  const AdmissionDecision d =
+      shared_.admission.request(p.viewer_key, {p.channel->id, p.cache_id, p.bandwidth_bps}, now);
+  switch (d.kind) {
+    case AdmissionDecision::Kind::kAdmitted:
+      shared_.playlist_admitted.inc();
+      return true;
+    case AdmissionDecision::Kind::kQueued:
+      shared_.playlist_queued.inc();
+      shared_.error_counter("queued").inc();
+      p.ex.set_log_note("queued #" + std::to_string(d.position));
+      send_reply(p.ex, queued_reply(d));
+      return false;
+    case AdmissionDecision::Kind::kBadViewerKey:
+      break;
+  }
+  fail(p.ex, 400, "bad_viewer", "The ticket or viewer id cannot identify a viewer.");
+  return false;
+}
+
+// GET /api/v1/access?channel=<id>&ticket=..|viewer=..: the same credentials and
+// the same decision as a playlist request, through AdmissionGate only.
+void BalancerLoop::handle_access(HttpExchange& ex) {
+  const std::optional<std::string> channel_id = ex.query_param("channel");
+  if (!channel_id || channel_id->empty()) {
+    return fail(ex, 400, "bad_request", "Pass the channel: /api/v1/access?channel=<id>&ticket=... (or viewer=...).");
+  }
+  std::shared_ptr<const RuntimeConfig> snapshot = config_.shared();
+  const ChannelConfig* channel = snapshot->find_channel(*channel_id);
+  if (channel == nullptr) return fail(ex, 404, "unknown_channel", "No channel '" + *channel_id + "' is configured.");
+  ViewerRequest credentials;
+  credentials.ticket = ex.query_param("ticket").value_or("");
+  credentials.viewer = ex.query_param("viewer").value_or("");
+  if (!credentials.viewer.empty() && !common::valid_viewer_id(credentials.viewer)) {
+    return fail(ex, 400, "bad_request", "The viewer id must be 1 to 128 printable characters without spaces.");
+  }
+  auto viewer = authorize(*snapshot, credentials, *channel);
+  if (!viewer) {
+    int status = viewer.error().code == "ticket_wrong_channel" ? 403 : 401;
+    return fail(ex, status, viewer.error().code, viewer.error().message);
+  }
+  const Reply reply = access_reply(shared_.admission, *viewer, channel->id, shared_.clock.now());
+  if (reply.status == 200) {
+    shared_.access_admitted.inc();
+  } else {
+    if (reply.status == 503) shared_.access_queued.inc();
+    shared_.error_counter(reply.status == 503 ? "queued" : "bad_viewer").inc();
+  }
+  send_reply(ex, reply);
+}
+
+}  // namespace balancer

@@ -1,0 +1,96 @@
+#include <unistd.h>
+
+#include <cctype>
+
+#include "cache_node/cache_node.h"
+
+namespace cache_node {
+namespace {
+
+std::string trim_slash(std::string url) {
+  while (!url.empty() && url.back() == '/') url.pop_back();
+  return url;
+}
+
+}  // namespace
+
+common::Result<CacheNodeConfig> load_cache_node_config(const common::ConfigDocument& doc) {
+  common::ConfigReader root(doc);
+  CacheNodeConfig c;
+  c.node_id = root.required_string("node_id");
+  c.site = root.string("site", "default");
+  {
+    auto listen = root.object("listen");
+    c.server.host = listen.string("host", "127.0.0.1");
+    c.server.port = static_cast<uint16_t>(listen.integer("port", 8081, 0, 65535));
+    listen.finish();
+  }
+  c.data_dir = root.required_string("data_dir");
+  root.each_member("origins", [&](const std::string& id, common::ConfigReader& origin) {
+    OriginConfig o;
+    o.url = trim_slash(origin.required_string("url"));
+    if (!o.url.empty() && o.url.rfind("http://", 0) != 0 && o.url.rfind("https://", 0) != 0) {
+      origin.fail("url", "must start with http:// or https://");
+    }
+    bool id_ok = !id.empty() && id.size() <= 64;
+    for (char ch : id) id_ok = id_ok && (isalnum(static_cast<unsigned char>(ch)) || ch == '-' || ch == '_');
+    if (!id_ok) origin.fail("url", "origin id '" + id + "' must be 1 to 64 letters, digits, '-' or '_'");
+    c.origins[id] = o;
+  });
+  if (c.origins.empty()) root.fail("origins", "at least one origin is required");
+  if (auto parent = root.optional_string("parent")) {
+    if (parent->rfind("http://", 0) != 0 && parent->rfind("https://", 0) != 0) {
+      root.fail("parent", "must be a URL starting with http:// or https://");
+    }
+    c.parent = trim_slash(*parent);
+  }
+  {
+    auto signing = root.object("signing");
+    c.signing_required = signing.boolean("required", true);
+    c.signing_keys = signing.string_list("keys", {});
+    for (const auto& k : c.signing_keys) {
+      if (k.size() < 16) signing.fail("keys", "every key must be at least 16 characters");
+    }
+    if (c.signing_required && c.signing_keys.empty()) {
+      signing.fail("keys", "at least one key is required when signing.required is true");
+    }
+    signing.finish();
+  }
+  {
+    auto storage = root.object("storage");
+    c.memory_bytes = static_cast<uint64_t>(storage.number("memory_mb", 256, 0.01, 1 << 20) * (1 << 20));
+    c.disk_bytes = static_cast<uint64_t>(storage.number("disk_mb", 4096, 0.01, 1 << 30) * (1 << 20));
+    c.max_object_bytes = static_cast<uint64_t>(storage.number("max_object_mb", 64, 0.01, 4096) * (1 << 20));
+    storage.finish();
+  }
+  c.negative_ttl = std::chrono::milliseconds(root.integer("negative_ttl_ms", 2000, 0, 3600 * 1000));
+  {
+    auto upstream = root.object("upstream");
+    c.upstream_connect_timeout =
+        std::chrono::milliseconds(upstream.integer("connect_timeout_ms", 2000, 1, 60000));
+    c.upstream_timeout = std::chrono::milliseconds(upstream.integer("timeout_ms", 30000, 1, 3600 * 1000));
+    c.upstream_http2 = upstream.boolean("http2", true);
+    c.upstream_ca_file = upstream.string("ca_file", "");
+    if (!c.upstream_ca_file.empty() && access(c.upstream_ca_file.c_str(), R_OK) != 0) {
+      upstream.fail("ca_file", "cannot read '" + c.upstream_ca_file + "'");
+    }
+    upstream.finish();
+  }
+  {
+    auto overload = root.object("overload");
+    c.overload_max_connections = static_cast<uint32_t>(overload.integer("max_connections", 10000, 1, 10000000));
+    c.overload_max_egress_mbps = overload.number("max_egress_mbps", 10000, 0.001, 1e7);
+    overload.finish();
+  }
+  auto server = root.object("server");
+  common::read_server_section(server, c.server);
+  common::read_threads(root, c.server);
+  auto log = root.object("log");
+  c.log_level = common::read_log_section(log);
+  c.server.service = "cache_node";
+  root.finish();
+  if (!root.ok()) return common::Error{"bad_config", root.error_text()};
+  return c;
+}
+
+}  // namespace cache_node

@@ -1,0 +1,102 @@
+#include "cache_node/shared_cache.h"
+
+#include <algorithm>
+
+namespace cache_node {
+
+FlightProgress Flight::progress() const {
+  std::lock_guard lock(mutex_);
+  FlightProgress copy = progress_;
+  copy.bytes = body_->size();
+  return copy;
+}
+
+void Flight::set_head(int status, ChunkMeta meta, std::optional<uint64_t> content_length) {
+  std::lock_guard lock(mutex_);
+  progress_.head_known = true;
+  progress_.status = status;
+  progress_.meta = std::move(meta);
+  progress_.content_length = content_length;
+}
+
+void Flight::set_meta_size(uint64_t size) {
+  std::lock_guard lock(mutex_);
+  progress_.meta.size = size;
+}
+
+void Flight::end(FlightProgress::End how, int status, std::string code, std::string message) {
+  std::lock_guard lock(mutex_);
+  progress_.end = how;
+  progress_.fail_status = status;
+  progress_.fail_code = std::move(code);
+  progress_.fail_message = std::move(message);
+}
+
+bool Flight::subscribe(size_t loop) {
+  std::lock_guard lock(mutex_);
+  if (std::find(subscribers_.begin(), subscribers_.end(), loop) != subscribers_.end()) return false;
+  subscribers_.push_back(loop);
+  return true;
+}
+
+std::vector<size_t> Flight::subscribers() const {
+  std::lock_guard lock(mutex_);
+  return subscribers_;
+}
+
+SharedCache::SharedCache(std::unique_ptr<ChunkStore> store, const common::Clock& clock)
+    : store_(std::move(store)), clock_(clock) {}
+
+SharedCache::Lookup SharedCache::find_or_start(const std::string& key, size_t loop) {
+  std::lock_guard lock(mutex_);
+  Lookup out;
+  auto neg = negative_.find(key);
+  if (neg != negative_.end()) {
+    if (clock_.now() < neg->second) {
+      out.kind = Lookup::Kind::negative;
+      return out;
+    }
+    negative_.erase(neg);
+  }
+  // Again under the lock: the chunk may have been stored since the caller's find().
+  if (auto hit = store_->find(key)) {
+    out.kind = Lookup::Kind::hit;
+    out.hit = std::move(hit);
+    return out;
+  }
+  auto it = flights_.find(key);
+  if (it != flights_.end()) {
+    out.kind = Lookup::Kind::joined;
+    out.flight = it->second;
+  } else {
+    out.kind = Lookup::Kind::started;
+    out.flight = std::make_shared<Flight>(key, loop);
+    flights_.emplace(key, out.flight);
+  }
+  out.flight->subscribe(loop);
+  return out;
+}
+
+void SharedCache::finish(const Flight& flight, const ChunkMeta* stored_meta,
+                         std::optional<common::SteadyTime::duration> negative_ttl) {
+  std::lock_guard lock(mutex_);
+  if (stored_meta != nullptr) store_->put(flight.key(), *stored_meta, flight.body());
+  if (negative_ttl && negative_ttl->count() > 0) negative_[flight.key()] = clock_.now() + *negative_ttl;
+  auto it = flights_.find(flight.key());
+  if (it != flights_.end() && it->second.get() == &flight) flights_.erase(it);
+}
+
+size_t SharedCache::inflight() const {
+  std::lock_guard lock(mutex_);
+  return flights_.size();
+}
+
+void SharedCache::expire_negative() {
+  std::lock_guard lock(mutex_);
+  auto now = clock_.now();
+  for (auto it = negative_.begin(); it != negative_.end();) {
+    it = now >= it->second ? negative_.erase(it) : std::next(it);
+  }
+}
+
+}  // namespace cache_node

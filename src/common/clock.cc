@@ -1,0 +1,21 @@
+#include "common/clock.h"
+
+#include <ctime>
+
+namespace common {
+namespace {
+
+class RealClock final : public Clock {
+ public:
+  SteadyTime now() const override { return std::chrono::steady_clock::now(); }
+  int64_t unix_now() const override { return static_cast<int64_t>(::time(nullptr)); }
+};
+
+}  // namespace
+
+const Clock& Clock::real() {
+  static const RealClock clock;
+  return clock;
+}
+
+}  // namespace common

@@ -1,0 +1,96 @@
+// One event loop per thread. An EventLoop owns its event_base and the one way
+// into it from other threads, post(). Objects created for a loop are touched by
+// that loop's thread only; anything crossing loops is posted.
+#pragma once
+
+#include <event2/event.h>
+
+#include <atomic>
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+#include "common/handles.h"
+#include "common/worker.h"
+
+namespace common {
+
+class EventLoop {
+ public:
+  // Creates the base; the loop runs once run() is called on some thread.
+  explicit EventLoop(size_t index);
+  ~EventLoop();
+  EventLoop(const EventLoop&) = delete;
+  EventLoop& operator=(const EventLoop&) = delete;
+
+  event_base& base() { return *base_; }
+  size_t index() const { return index_; }
+
+  // Any thread: `job` runs later on this loop's thread (never inline), in post order.
+  void post(std::function<void()> job);
+  // True on the thread currently running this loop.
+  bool in_loop_thread() const { return running_thread_.load() == std::this_thread::get_id(); }
+
+  // Runs the loop on the calling thread until stop().
+  void run();
+  // Any thread: makes run() return after the current iteration.
+  void stop();
+
+ private:
+  size_t index_;
+  EventBasePtr base_;
+  std::unique_ptr<LoopPoster> poster_;
+  std::atomic<std::thread::id> running_thread_{};
+};
+
+// A value published by one thread and read by many: readers keep their own
+// copy of the shared_ptr and re-read it only when the generation moved, so the
+// common case is one atomic load and no lock.
+template <class T>
+class Published {
+ public:
+  explicit Published(std::shared_ptr<const T> initial) : value_(std::move(initial)) {}
+
+  // Any thread.
+  void publish(std::shared_ptr<const T> value) {
+    {
+      std::lock_guard lock(mutex_);
+      value_ = std::move(value);
+    }
+    generation_.fetch_add(1, std::memory_order_release);
+  }
+  std::shared_ptr<const T> load() const {
+    std::lock_guard lock(mutex_);
+    return value_;
+  }
+  uint64_t generation() const { return generation_.load(std::memory_order_acquire); }
+
+  // One per reading thread (not shared between threads).
+  class Reader {
+   public:
+    explicit Reader(const Published& source) : source_(&source) {}
+    const T& get() { return *shared(); }
+    const std::shared_ptr<const T>& shared() {
+      uint64_t g = source_->generation();
+      if (g != seen_ || !cached_) {
+        cached_ = source_->load();
+        seen_ = g;
+      }
+      return cached_;
+    }
+
+   private:
+    const Published* source_;
+    uint64_t seen_ = ~uint64_t{0};
+    std::shared_ptr<const T> cached_;
+  };
+
+ private:
+  mutable std::mutex mutex_;
+  std::shared_ptr<const T> value_;
+  std::atomic<uint64_t> generation_{0};
+};
+
+}  // namespace common

@@ -1,0 +1,115 @@
+#include "common/service_host.h"
+
+#include <pthread.h>
+#include <sched.h>
+
+#include <csignal>
+#include <thread>
+
+#include "common/log.h"
+#include "common/signals.h"
+
+namespace common {
+
+size_t default_threads() {
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof set, &set) == 0) {
+    int n = CPU_COUNT(&set);
+    if (n > 0) return static_cast<size_t>(n);
+  }
+  unsigned n = std::thread::hardware_concurrency();
+  return n > 0 ? n : 1;
+}
+
+ServiceHost::ServiceHost(std::string name, const HttpServerOptions& server)
+    : name_(std::move(name)),
+      server_options_(server),
+      reloads_ok_(metrics_.counter(name_ + "_config_reloads_total", "Config reloads by result", "result=\"ok\"")),
+      reloads_rejected_(
+          metrics_.counter(name_ + "_config_reloads_total", "Config reloads by result", "result=\"rejected\"")) {
+  size_t threads = server.threads > 0 ? server.threads : default_threads();
+  for (size_t i = 0; i < threads; ++i) loops_.push_back(std::make_unique<EventLoop>(i));
+  context_.name = name_;
+  context_.metrics = &metrics_;
+  for (auto& loop : loops_) context_.loops.push_back(loop.get());
+  metrics_.gauge_fn(name_ + "_threads", "Event loops serving requests", [n = threads] { return double(n); });
+}
+
+ServiceHost::~ServiceHost() = default;
+
+Status ServiceHost::create_servers(const std::function<void(size_t, HttpServer&)>& attach) {
+  HttpServerOptions options = server_options_;
+  options.service = name_;
+  options.reuse_port = loops_.size() > 1;
+  for (size_t i = 0; i < loops_.size(); ++i) {
+    // Loop 0 picks the port (maybe ephemeral); the others join it.
+    if (i > 0) options.port = servers_[0]->port();
+    auto server = HttpServer::create(loops_[i]->base(), options, metrics_, *context_.clock);
+    if (!server) return server.error();
+    attach(i, **server);
+    servers_.push_back(std::move(server).value());
+  }
+  return {};
+}
+
+uint16_t ServiceHost::port() const { return servers_.empty() ? 0 : servers_[0]->port(); }
+
+void ServiceHost::reload_outcome(const Status& status, const std::string& applied_summary) {
+  if (!status) {
+    reloads_rejected_.inc();
+    LOG_ERROR(name_, "reload rejected, keeping the running config: ", status.error().message);
+    return;
+  }
+  reloads_ok_.inc();
+  LOG_INFO(name_, "configuration reloaded: ", applied_summary);
+}
+
+void ServiceHost::drain_all() {
+  if (draining_) return;
+  draining_ = true;
+  LOG_INFO(name_, "shutting down: draining connections");
+  if (stop_background_) stop_background_();
+  // Each server drains on its own loop; the last one to finish stops them all.
+  auto remaining = std::make_shared<std::atomic<size_t>>(servers_.size());
+  EventLoop& home = *loops_[0];
+  for (size_t i = 0; i < servers_.size(); ++i) {
+    HttpServer* server = servers_[i].get();
+    loops_[i]->post([this, server, remaining, &home] {
+      server->drain([this, remaining, &home] {
+        if (remaining->fetch_sub(1) != 1) return;
+        home.post([this] {
+          for (auto& loop : loops_) loop->stop();
+        });
+      });
+    });
+  }
+}
+
+int ServiceHost::run(std::function<void()> on_reload, std::function<void()> stop_background) {
+  stop_background_ = std::move(stop_background);
+  // Signals are handled by the home loop: the other threads block them.
+  sigset_t handled;
+  sigemptyset(&handled);
+  for (int sig : {SIGTERM, SIGINT, SIGHUP}) sigaddset(&handled, sig);
+  std::vector<std::thread> threads;
+  {
+    sigset_t old;
+    pthread_sigmask(SIG_BLOCK, &handled, &old);
+    for (size_t i = 1; i < loops_.size(); ++i) threads.emplace_back([loop = loops_[i].get()] { loop->run(); });
+    pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  }
+  int exit_code = 0;
+  {
+    SignalHandlers signals(loops_[0]->base(), [this] { drain_all(); }, std::move(on_reload));
+    announce_listening(name_, port());
+    LOG_INFO(name_, "serving on port ", port(), " with ", loops_.size(), " event loop(s)");
+    loops_[0]->run();
+  }
+  for (auto& t : threads) t.join();
+  // Servers go before the service: exchanges the service still holds then answer nothing.
+  servers_.clear();
+  LOG_INFO(name_, "stopped");
+  return exit_code;
+}
+
+}  // namespace common

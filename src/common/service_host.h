@@ -1,0 +1,135 @@
+// The process around a server: command line (--config, --check-config, --set),
+// config load, `threads` event loops each with its own HTTP server on a shared
+// SO_REUSEPORT port, signals (SIGTERM/SIGINT drain, SIGHUP reload), the metrics
+// registry, and the reload contract: parse → validate → swap; on failure the
+// running config stays, the error is logged and counted in
+// <service>_config_reloads_total{result="rejected"}.
+//
+// A component implements Service<Config>; its main() is one run_service() call.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/config.h"
+#include "common/event_loop.h"
+#include "common/http_server.h"
+#include "common/metrics.h"
+#include "common/result.h"
+
+namespace common {
+
+// What every component gets from the host. Outlives the service.
+struct ServiceContext {
+  std::string name;
+  const Clock* clock = &Clock::real();
+  MetricsRegistry* metrics = nullptr;
+  std::vector<EventLoop*> loops;  // loops[0] is the home loop: signals, timers, shared fetches
+
+  EventLoop& home() const { return *loops[0]; }
+  size_t threads() const { return loops.size(); }
+};
+
+template <class Config>
+class Service {
+ public:
+  virtual ~Service() = default;
+  // Main thread, before any loop runs: registers routes on loop `index`'s server.
+  virtual void attach(size_t index, HttpServer& server) = 0;
+  // Home loop: applies a validated config, or says why it cannot be applied
+  // (then nothing changed). Listen address and threads change only on restart.
+  virtual Status reload(Config fresh) = 0;
+  // Home loop, when draining starts: stop background work (refresh timers, polls).
+  virtual void stop_background() {}
+};
+
+template <class Config>
+struct ServiceSpec {
+  std::string name;            // "balancer", "cache_node": logs, metrics prefix
+  std::string default_config;  // path used without --config
+  // Loads and validates the whole config (files + overrides).
+  std::function<Result<Config>(const std::string& path, const std::vector<std::string>& overrides)> load;
+  std::function<std::string(const Config&)> summary;            // for --check-config
+  std::function<const HttpServerOptions&(const Config&)> server;  // listen address, limits, threads
+  std::function<Result<std::unique_ptr<Service<Config>>>(ServiceContext&, const Config&)> create;
+};
+
+// The config-independent part of the host (service_host.cc).
+class ServiceHost {
+ public:
+  ServiceHost(std::string name, const HttpServerOptions& server);
+  ~ServiceHost();
+  ServiceContext& context() { return context_; }
+  // Creates one server per loop; `attach(i, server)` registers its routes.
+  Status create_servers(const std::function<void(size_t, HttpServer&)>& attach);
+  uint16_t port() const;
+  // Runs every loop (loop 0 on the calling thread) until drained; returns the exit code.
+  int run(std::function<void()> on_reload, std::function<void()> stop_background);
+  // Reload bookkeeping: counts and logs the outcome.
+  void reload_outcome(const Status& status, const std::string& applied_summary);
+
+ private:
+  void drain_all();
+
+  std::string name_;
+  HttpServerOptions server_options_;
+  MetricsRegistry metrics_;
+  std::vector<std::unique_ptr<EventLoop>> loops_;
+  ServiceContext context_;
+  std::vector<std::unique_ptr<HttpServer>> servers_;
+  std::function<void()> stop_background_;
+  bool draining_ = false;
+  Counter& reloads_ok_;
+  Counter& reloads_rejected_;
+};
+
+// The number of loops when the config says nothing: the cores this process may use.
+size_t default_threads();
+
+// Parses the command line, loads the config, and either checks it (--check-config)
+// or runs the service until SIGTERM. Returns the process exit code.
+template <class Config>
+int run_service(int argc, char** argv, const ServiceSpec<Config>& spec) {
+  auto cli = parse_command_line(argc, argv, spec.default_config);
+  if (!cli || cli->help) {
+    if (!cli) fprintf(stderr, "%s: %s\n", spec.name.c_str(), cli.error().message.c_str());
+    fprintf(stderr, "usage: %s [--config FILE] [--check-config] [--set key=value]...\n", spec.name.c_str());
+    return cli ? 0 : 2;
+  }
+  auto load = [&] { return spec.load(cli->config_path, cli->overrides); };
+  auto config = load();
+  if (!config) {
+    fprintf(stderr, "%s: bad config: %s\n", spec.name.c_str(), config.error().message.c_str());
+    return 2;
+  }
+  if (cli->check_config) {
+    printf("%s: %s: config ok (%s)\n", spec.name.c_str(), cli->config_path.c_str(), spec.summary(*config).c_str());
+    return 0;
+  }
+  ServiceHost host(spec.name, spec.server(*config));
+  auto service = spec.create(host.context(), *config);
+  if (!service) {
+    fprintf(stderr, "%s: cannot start: %s\n", spec.name.c_str(), service.error().message.c_str());
+    return 1;
+  }
+  Service<Config>& s = **service;
+  auto servers = host.create_servers([&](size_t i, HttpServer& server) { s.attach(i, server); });
+  if (!servers) {
+    fprintf(stderr, "%s: cannot start: %s\n", spec.name.c_str(), servers.error().message.c_str());
+    return 1;
+  }
+  return host.run(
+      [&] {
+        auto fresh = load();
+        if (!fresh) return host.reload_outcome(fresh.error(), "");
+        std::string summary = spec.summary(*fresh);
+        host.reload_outcome(s.reload(std::move(fresh).value()), summary);
+      },
+      [&] { s.stop_background(); });
+}
+
+}  // namespace common
