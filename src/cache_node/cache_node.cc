@@ -1,6 +1,5 @@
 #include "cache_node/cache_node.h"
 
-#include <event2/buffer.h>
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -205,18 +204,18 @@ void NodeLoop::serve_stored(HttpExchange& ex, const ChunkMeta& meta, const std::
                                          std::to_string(d.range.last) + "/" + std::to_string(meta.size));
     }
   }
-  common::EvbufferPtr buffer(evbuffer_new());
+  common::BodyBuffer buffer;
   if (!ex.is_head() && length > 0) {
     if (memory) {
-      memory->add_to(buffer.get(), first, first + length);
+      memory->add_to(buffer, first, first + length);
     } else {
       int fd = ::open(disk_path.c_str(), O_RDONLY | O_CLOEXEC);
       if (fd < 0) {
         fail(ex, 500, "storage_error", "A stored chunk could not be read.");
         return;
       }
-      // The evbuffer owns the fd once added and sends the segment with sendfile where it can.
-      if (evbuffer_add_file(buffer.get(), fd, static_cast<ev_off_t>(first), static_cast<ev_off_t>(length)) != 0) {
+      // The buffer owns the fd once added and sends the segment with sendfile where it can.
+      if (!buffer.append_file(fd, first, length)) {
         ::close(fd);  // not taken over on failure
         fail(ex, 500, "storage_error", "A stored chunk could not be read.");
         return;
@@ -224,7 +223,7 @@ void NodeLoop::serve_stored(HttpExchange& ex, const ChunkMeta& meta, const std::
     }
   }
   shared_.bytes_served.inc(ex.is_head() ? 0 : length);
-  ex.reply(status, buffer.get(), length, "");
+  ex.reply(status, std::move(buffer), length, "");
 }
 
 void NodeLoop::handle_chunk(HttpExchange& ex) {
@@ -328,10 +327,10 @@ bool NodeLoop::advance(Waiter& w, const FlightProgress& p, const Flight& flight)
     w.streaming = true;
   }
   if (w.streaming && w.sent < p.bytes) {
-    common::EvbufferPtr buffer(evbuffer_new());
-    flight.body()->add_to(buffer.get(), w.sent, p.bytes);
+    common::BodyBuffer buffer;
+    flight.body()->add_to(buffer, w.sent, p.bytes);
     shared_.bytes_served.inc(p.bytes - w.sent);
-    ex.send(buffer.get());
+    ex.send(std::move(buffer));
     w.sent = p.bytes;
   }
   if (p.end != FlightProgress::End::stored) return true;

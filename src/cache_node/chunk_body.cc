@@ -21,17 +21,15 @@ void ChunkBody::append(std::string_view bytes) {
   }
 }
 
-void ChunkBody::add_to(evbuffer* out, size_t from, size_t to) const {
+void ChunkBody::add_to(common::BodyBuffer& out, size_t from, size_t to) const {
   std::lock_guard lock(mutex_);
   while (from < to) {
     size_t index = from / block_size_;
     size_t offset = from % block_size_;
     size_t n = std::min(to - from, block_size_ - offset);
-    // The evbuffer keeps the block alive until it has sent these bytes.
-    auto* keep = new std::shared_ptr<Block>(blocks_[index]);
-    evbuffer_add_reference(
-        out, keep->get()->data.get() + offset, n,
-        [](const void*, size_t, void* arg) { delete static_cast<std::shared_ptr<Block>*>(arg); }, keep);
+    // The buffer keeps the block alive until it has sent these bytes.
+    const std::shared_ptr<Block>& block = blocks_[index];
+    out.append_reference(block->data.get() + offset, n, block);
     from += n;
   }
 }

@@ -1,12 +1,12 @@
 // A chunk's bytes in fixed-size blocks that never move once written, so that
 // every waiter and every hit can reference them in its output buffer without a
-// copy (evbuffer_add_reference), even while the download is still appending.
+// copy (BodyBuffer::append_reference), even while the download is still appending.
 // One thread appends (the loop that owns the download); any thread may read the
 // bytes appended so far: the block list is guarded by a mutex, and bytes below
 // size() never change.
 #pragma once
 
-#include <event2/buffer.h>
+#include "common/body_buffer.h"
 
 #include <cstddef>
 #include <memory>
@@ -27,7 +27,7 @@ class ChunkBody {
   }
 
   // Adds bytes [from, to) to `out` as references (no copy). Requires to <= size().
-  void add_to(evbuffer* out, size_t from, size_t to) const;
+  void add_to(common::BodyBuffer& out, size_t from, size_t to) const;
   // Calls fn(data, n) for each stored span in order (for writing to disk).
   template <class Fn>
   void for_each_span(Fn&& fn) const {

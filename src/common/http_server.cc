@@ -285,12 +285,13 @@ void HttpExchange::reply(int status, std::string_view body, std::string_view con
     state_->finish();
     return;
   }
-  EvbufferPtr buffer(evbuffer_new());
-  if (!is_head()) evbuffer_add(buffer.get(), body.data(), body.size());
-  reply(status, buffer.get(), body.size(), content_type);
+  BodyBuffer buffer;
+  if (!is_head()) buffer.append(body);
+  reply(status, std::move(buffer), body.size(), content_type);
 }
 
-void HttpExchange::reply(int status, evbuffer* body, size_t length, std::string_view content_type) {
+void HttpExchange::reply(int status, BodyBuffer body_buffer, size_t length, std::string_view content_type) {
+  evbuffer* body = static_cast<evbuffer*>(body_buffer.native());
   if (state_->finished || state_->streaming) return;
   if (state_->closed || state_->req == nullptr) {
     state_->finish();
@@ -348,13 +349,14 @@ void HttpExchange::start(int status) {
 void HttpExchange::send(const char* data, size_t n) {
   if (!state_->streaming || state_->finished || state_->closed || n == 0) return;
   if (is_head()) return;
-  EvbufferPtr buffer(evbuffer_new());
-  evbuffer_add(buffer.get(), data, n);
-  send(buffer.get());
+  BodyBuffer buffer;
+  buffer.append(std::string_view(data, n));
+  send(std::move(buffer));
 }
 
-void HttpExchange::send(evbuffer* data) {
+void HttpExchange::send(BodyBuffer body) {
   if (!state_->streaming || state_->finished || state_->closed) return;
+  evbuffer* data = static_cast<evbuffer*>(body.native());
   if (is_head()) {
     evbuffer_drain(data, evbuffer_get_length(data));
     return;

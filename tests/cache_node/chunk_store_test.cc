@@ -57,10 +57,11 @@ TEST_CASE("chunk body: appends across blocks and hands out exact byte ranges") {
   body->append(bytes.substr(999));
   CHECK(body->size() == 2500);
   CHECK(body->copy() == bytes);
-  common::EvbufferPtr out(evbuffer_new());
-  body->add_to(out.get(), 990, 2010);
-  std::string got(evbuffer_get_length(out.get()), '\0');
-  evbuffer_copyout(out.get(), got.data(), got.size());
+  common::BodyBuffer out;
+  body->add_to(out, 990, 2010);
+  evbuffer* native = static_cast<evbuffer*>(out.native());
+  std::string got(evbuffer_get_length(native), '\0');
+  evbuffer_copyout(native, got.data(), got.size());
   CHECK(got == bytes.substr(990, 1020));
 }
 

@@ -1,0 +1,37 @@
+// A response body under construction, independent of the protocol front end
+// that will send it: bytes copied in, bytes referenced without a copy (kept
+// alive until sent), or a file segment (sent with sendfile where possible).
+// Filled by one thread, then moved into HttpExchange::reply() or send().
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string_view>
+
+namespace common {
+
+class BodyBuffer {
+ public:
+  BodyBuffer();
+  ~BodyBuffer();
+  BodyBuffer(BodyBuffer&&) noexcept;
+  BodyBuffer& operator=(BodyBuffer&&) noexcept;
+  BodyBuffer(const BodyBuffer&) = delete;
+  BodyBuffer& operator=(const BodyBuffer&) = delete;
+
+  void append(std::string_view bytes);
+  // `data` stays valid while `keep` lives; `keep` is released once the bytes are sent.
+  void append_reference(const char* data, size_t size, std::shared_ptr<const void> keep);
+  // Takes ownership of `fd` on success; false (fd still the caller's) on failure.
+  bool append_file(int fd, uint64_t offset, uint64_t length);
+  size_t size() const;
+
+  // The front end's storage (an evbuffer for the HTTP/1.1 server). Internal.
+  void* native() const { return native_; }
+
+ private:
+  void* native_;
+};
+
+}  // namespace common
