@@ -141,7 +141,7 @@ std::string render_for_viewer(const hls::Template& tmpl, const RewritePlan& plan
   prefix_key.append(links.balancer_base).append("/key/").append(links.channel);
   size_t index = 0;
   std::string scratch;
-  hls::Mapper mapper = [&](const hls::UriSlot& slot) -> std::string {
+  auto mapper = [&](const hls::UriSlot& slot) -> std::string_view {
     const SlotTarget& target = plan.slots[index++];
     switch (target.kind) {
       case SlotTarget::Kind::playlist:
@@ -164,7 +164,7 @@ std::string render_for_viewer(const hls::Template& tmpl, const RewritePlan& plan
   };
   std::string out;
   out.reserve(tmpl.literal_bytes() + tmpl.slots().size() * 160);
-  hls::render_to(out, tmpl, mapper);
+  hls::render_views_to(out, tmpl, mapper);
   return out;
 }
 

@@ -209,7 +209,9 @@ void BalancerLoop::serve_playlist(const PendingPtr& p, const SourceResult& r) {
   ex.add_header("Access-Control-Allow-Origin", "*");
   ex.add_header("X-Playlist-Source", to_string(r.from));
   ex.add_header("X-Cache-Choice", cache ? cache->id : "origin");
-  ex.set_log_note(std::string(to_string(r.from)) + " " + (cache ? cache->id : "origin") + " " + to_string(reason));
+  if (ex.logs_access()) {
+    ex.set_log_note(std::string(to_string(r.from)) + " " + (cache ? cache->id : "origin") + " " + to_string(reason));
+  }
   ex.reply(200, body, kPlaylistType);
 }
 

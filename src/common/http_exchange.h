@@ -74,6 +74,8 @@ class HttpExchange {
   void on_close(std::function<void()> fn);
   // A short note for the access log line (e.g. "HIT", "MISS").
   void set_log_note(std::string note);
+  // False when no access log line will be written (notes need not be built).
+  bool logs_access() const;
   // Bytes of response body queued so far (for metrics).
   uint64_t body_bytes_sent() const;
   bool valid() const { return state_ != nullptr; }

@@ -13,6 +13,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
 #include <iostream>
 
 #include "common/json.h"
@@ -123,6 +124,22 @@ evutil_socket_t listen_socket(const std::string& host, uint16_t port, int backlo
   }
   freeaddrinfo(found);
   return fd;
+}
+
+// evhttp formats a Date header for every response it sends without one (gmtime
+// plus snprintf: about 5% of a small reply's cost); the text changes once a second.
+void add_date_header(evkeyvalq* headers, const Clock& clock) {
+  thread_local int64_t cached_second = -1;
+  thread_local char cached[40];
+  int64_t now = clock.unix_now();
+  if (now != cached_second) {
+    time_t t = static_cast<time_t>(now);
+    tm parts{};
+    gmtime_r(&t, &parts);
+    strftime(cached, sizeof cached, "%a, %d %b %Y %H:%M:%S GMT", &parts);
+    cached_second = now;
+  }
+  evhttp_add_header(headers, "Date", cached);
 }
 
 int hex_value(char c) {
@@ -240,6 +257,7 @@ bool HttpExchange::finished() const { return state_->finished; }
 bool HttpExchange::closed() const { return state_->closed; }
 uint64_t HttpExchange::body_bytes_sent() const { return state_->body_bytes; }
 void HttpExchange::set_log_note(std::string note) { state_->note = std::move(note); }
+bool HttpExchange::logs_access() const { return state_->server->options().access_log; }
 
 void HttpExchange::on_close(std::function<void()> fn) { state_->on_close = std::move(fn); }
 
@@ -305,6 +323,7 @@ void HttpExchange::reply(int status, BodyBuffer body_buffer, size_t length, std:
     evhttp_add_header(headers, "Content-Length", std::to_string(length).c_str());
   }
   if (state_->server->draining()) evhttp_add_header(headers, "Connection", "close");
+  add_date_header(headers, state_->server->clock());
   state_->status = status;
   if (is_head() && body != nullptr) evbuffer_drain(body, evbuffer_get_length(body));
   state_->body_bytes += body != nullptr ? evbuffer_get_length(body) : 0;
@@ -341,6 +360,7 @@ void HttpExchange::start(int status) {
     return;
   }
   if (state_->server->draining()) add_header("Connection", "close");
+  add_date_header(evhttp_request_get_output_headers(state_->req), state_->server->clock());
   state_->status = status;
   state_->streaming = true;
   evhttp_send_reply_start(state_->req, status, reason_phrase(status));

@@ -55,6 +55,7 @@ class HttpServer {
   void route_prefix(const std::string& prefix, std::vector<std::string> methods, Handler handler);
 
   uint16_t port() const { return port_; }
+  const Clock& clock() const { return clock_; }
   const HttpServerOptions& options() const { return options_; }
   // Any thread (relaxed reads, for health and metrics).
   size_t active_requests() const { return active_.load(std::memory_order_relaxed); }

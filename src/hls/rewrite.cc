@@ -94,6 +94,10 @@ Template Template::build(std::shared_ptr<const std::string> source, std::vector<
   return t;
 }
 
+void append_replacement(std::string& out, const UriSlot& slot, std::string_view text) {
+  append_escaped(out, slot, text);
+}
+
 std::string escape_replacement(const UriSlot& slot, std::string_view replacement) {
   std::string out;
   out.reserve(replacement.size());

@@ -104,4 +104,21 @@ void render_to(std::string& out, const Template& tmpl, const Mapper& mapper);
 // Same as render_to() into a fresh string.
 std::string render(const Template& tmpl, const Mapper& mapper);
 
+// Appends escape_replacement(slot, text) to `out`.
+void append_replacement(std::string& out, const UriSlot& slot, std::string_view text);
+
+// render_to() for the hot path: `fn(slot)` returns a view that stays valid
+// until the next call, so no string is built or allocated per slot.
+template <class Fn>
+void render_views_to(std::string& out, const Template& tmpl, Fn&& fn) {
+  const auto& literals = tmpl.literals();
+  const auto& slots = tmpl.slots();
+  out.reserve(out.size() + tmpl.literal_bytes() + slots.size() * 160);
+  for (size_t i = 0; i < slots.size(); ++i) {
+    out.append(literals[i]);
+    append_replacement(out, slots[i], fn(slots[i]));
+  }
+  out.append(literals.back());
+}
+
 }  // namespace hls
