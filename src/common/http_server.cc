@@ -13,6 +13,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <strings.h>
 #include <ctime>
 #include <iostream>
 
@@ -33,6 +34,9 @@ struct RequestState {
   uint64_t body_bytes = 0;
   bool streaming = false;
   bool finished = false;
+  // Set by add_header: saves rescanning the header list when replying.
+  bool has_content_type = false;
+  bool has_content_length = false;
   bool closed = false;
   std::function<void()> on_close;
 
@@ -294,6 +298,8 @@ std::string HttpExchange::body() const {
 
 void HttpExchange::add_header(const std::string& name, const std::string& value) {
   if (state_->req == nullptr || replied()) return;
+  if (strcasecmp(name.c_str(), "Content-Type") == 0) state_->has_content_type = true;
+  if (strcasecmp(name.c_str(), "Content-Length") == 0) state_->has_content_length = true;
   evhttp_add_header(evhttp_request_get_output_headers(state_->req), name.c_str(), value.c_str());
 }
 
@@ -316,10 +322,10 @@ void HttpExchange::reply(int status, BodyBuffer body_buffer, size_t length, std:
     return;
   }
   evkeyvalq* headers = evhttp_request_get_output_headers(state_->req);
-  if (!content_type.empty() && evhttp_find_header(headers, "Content-Type") == nullptr) {
+  if (!content_type.empty() && !state_->has_content_type) {
     evhttp_add_header(headers, "Content-Type", std::string(content_type).c_str());
   }
-  if (evhttp_find_header(headers, "Content-Length") == nullptr && status != 204 && status != 304) {
+  if (!state_->has_content_length && status != 204 && status != 304) {
     evhttp_add_header(headers, "Content-Length", std::to_string(length).c_str());
   }
   if (state_->server->draining()) evhttp_add_header(headers, "Connection", "close");
@@ -348,6 +354,8 @@ void HttpExchange::reply_error(int status, std::string_view code, std::string_vi
                              "Accept-Ranges"}) {
       evhttp_remove_header(headers, name);
     }
+    state_->has_content_type = false;
+    state_->has_content_length = false;
   }
   add_header("Cache-Control", "no-store");
   reply(status, json_error_body(code, message), "application/json");

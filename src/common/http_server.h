@@ -105,6 +105,10 @@ class HttpServer {
   Counter* status_counters_[6];
 };
 
+// Lines evhttp wrote through our evbuffer_add_printf (evhttp_format.cc) instead
+// of printf: non-zero once a reply was sent, if the replacement is in effect.
+uint64_t fast_header_formats();
+
 // Prints {"event":"listening","service":S,"port":P} on stdout and flushes:
 // how tests and scripts learn an ephemeral port.
 void announce_listening(const std::string& service, uint16_t port);

@@ -349,6 +349,32 @@ TEST_CASE("the layout check itself flags split families, repeated HELP/TYPE and 
   CHECK(families["g"] == 1);
 }
 
+TEST_CASE("promtool check metrics: exit codes and messages this test relies on") {
+  TempDir dir;
+  auto clean =
+      run_promtool(dir, "clean", "# HELP up_total Up\n# TYPE up_total counter\nup_total 1\n");
+  if (!clean) {
+    MESSAGE("promtool not installed (Debian package prometheus, scripts/setup.sh): skipped");
+    return;
+  }
+  CHECK(clean->exit_code == 0);
+  CHECK(clean->output == "");
+  auto gauge_total = run_promtool(
+      dir, "gauge_total", "# HELP viewers_total V\n# TYPE viewers_total gauge\nviewers_total 2\n");
+  REQUIRE(gauge_total.has_value());
+  CHECK(gauge_total->exit_code != 0);
+  CHECK(gauge_total->output.find(
+            "viewers_total non-counter metrics should not have \"_total\" suffix") !=
+        std::string::npos);
+  auto repeated = run_promtool(dir, "repeated",
+                               "# HELP a_total A\n# TYPE a_total counter\na_total{k=\"1\"} 1\n"
+                               "# HELP b_total B\n# TYPE b_total counter\nb_total 1\n"
+                               "# HELP a_total A\n# TYPE a_total counter\na_total{k=\"2\"} 1\n");
+  REQUIRE(repeated.has_value());
+  CHECK(repeated->exit_code != 0);
+  CHECK(repeated->output.find("second HELP line for metric name \"a_total\"") != std::string::npos);
+}
+
 TEST_CASE(
     "/metrics of a cache node and a balancer after traffic and errors: one block per family, "
     "promtool-clean") {

@@ -1,0 +1,43 @@
+// evbuffer_add_printf as evhttp calls it is replaced (src/common/evhttp_format.cc):
+// the lines it writes must be byte-identical to printf's, and other formats still work.
+#include <doctest/doctest.h>
+#include <event2/buffer.h>
+
+#include <cstdio>
+#include <string>
+
+#include "common/handles.h"
+#include "common/http_server.h"
+
+namespace {
+
+std::string drain(evbuffer* buf) {
+  std::string out(evbuffer_get_length(buf), '\0');
+  evbuffer_remove(buf, out.data(), out.size());
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("evhttp's header, status and chunk lines come out as printf would write them") {
+  common::EvbufferPtr buf(evbuffer_new());
+  const uint64_t before = common::fast_header_formats();
+  CHECK(evbuffer_add_printf(buf.get(), "%s: %s\r\n", "Content-Type", "video/mp2t") == 26);
+  CHECK(drain(buf.get()) == "Content-Type: video/mp2t\r\n");
+  CHECK(evbuffer_add_printf(buf.get(), "HTTP/%d.%d %d %s\r\n", 1, 1, 206, "Partial Content") == 30);
+  CHECK(drain(buf.get()) == "HTTP/1.1 206 Partial Content\r\n");
+  CHECK(evbuffer_add_printf(buf.get(), "%x\r\n", 0x1a2bu) == 6);
+  CHECK(drain(buf.get()) == "1a2b\r\n");
+  CHECK(evbuffer_add_printf(buf.get(), "%x\r\n", 0u) == 3);
+  CHECK(drain(buf.get()) == "0\r\n");
+  CHECK(common::fast_header_formats() == before + 4);
+
+  // A header line longer than the stack buffer.
+  std::string long_value(2000, 'v');
+  CHECK(evbuffer_add_printf(buf.get(), "%s: %s\r\n", "X-Long", long_value.c_str()) == 2010);
+  CHECK(drain(buf.get()) == "X-Long: " + long_value + "\r\n");
+
+  // Anything else goes through libevent's own formatting.
+  CHECK(evbuffer_add_printf(buf.get(), "%d-%s-%05.1f", 42, "x", 3.14159) == 10);
+  CHECK(drain(buf.get()) == "42-x-003.1");
+}
