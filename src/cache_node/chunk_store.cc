@@ -98,6 +98,8 @@ ChunkStore::ChunkStore(event_base& base, StoreOptions options, common::LmdbEnv e
       poster_(base),
       disk_writes_(metrics.counter("cache_disk_writes_total", "Chunks written to disk")),
       disk_write_errors_(metrics.counter("cache_disk_write_errors_total", "Chunk disk writes that failed")),
+      disk_writes_skipped_(metrics.counter("cache_disk_writes_skipped_total",
+                                           "Chunks kept in memory only because the disk writer was behind")),
       evictions_memory_(metrics.counter("cache_evictions_total", "Chunks evicted", "tier=\"memory\"")),
       evictions_disk_(metrics.counter("cache_evictions_total", "Chunks evicted", "tier=\"disk\"")),
       writer_(std::make_unique<common::WorkerThread>()) {}
@@ -232,6 +234,13 @@ void ChunkStore::put(const std::string& key, const ChunkMeta& meta, std::shared_
     while (memory_.evict_one()) evictions_memory_.inc();
   }
   if (meta.size > disk_.max_bytes()) return;
+  const uint64_t max_pending = options_.max_pending_write_bytes > 0
+                                   ? options_.max_pending_write_bytes
+                                   : std::max<uint64_t>(options_.memory_bytes / 4, 16ull << 20);
+  if (pending_writes_ > 0 && pending_write_bytes_ + meta.size > max_pending) {
+    disk_writes_skipped_.inc();
+    return;
+  }
   evict_disk(meta.size);
   // An older copy of this key on disk is replaced by this write.
   disk_.erase(key);
@@ -240,6 +249,7 @@ void ChunkStore::put(const std::string& key, const ChunkMeta& meta, std::shared_
   std::string final_path = file_path(file);
   std::string chunks_dir = options_.dir + "/chunks";
   ++pending_writes_;
+  pending_write_bytes_ += meta.size;
   writer_->post([this, key, meta, body, file, tmp, final_path, chunks_dir] {
     bool ok = false;
     int fd = ::open(tmp.c_str(), O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0640);
@@ -270,6 +280,7 @@ void ChunkStore::put(const std::string& key, const ChunkMeta& meta, std::shared_
     poster_.post([this, key, meta, file, ok] {
       std::lock_guard relock(mutex_);
       --pending_writes_;
+      pending_write_bytes_ -= meta.size;
       if (!ok) {
         disk_write_errors_.inc();
         LOG_WARN(kLog, "disk write failed for a chunk (", meta.size, " bytes)");

@@ -36,6 +36,10 @@ struct StoreOptions {
   std::string dir;  // holds index/, chunks/, tmp/
   uint64_t memory_bytes = 256ull << 20;
   uint64_t disk_bytes = 4ull << 30;
+  // Bytes queued for the disk writer at most (0 = a quarter of memory_bytes, at
+  // least 16 MiB). A
+  // chunk over it is kept in memory only: a slow disk cannot pin unbounded memory.
+  uint64_t max_pending_write_bytes = 0;
 };
 
 struct StoreHit {
@@ -83,10 +87,12 @@ class ChunkStore {
   LruIndex<MemoryEntry> memory_;
   LruIndex<DiskEntry> disk_;
   size_t pending_writes_ = 0;
+  uint64_t pending_write_bytes_ = 0;
   uint64_t write_counter_ = 0;
   common::LoopPoster poster_;
   common::Counter& disk_writes_;
   common::Counter& disk_write_errors_;
+  common::Counter& disk_writes_skipped_;
   common::Counter& evictions_memory_;
   common::Counter& evictions_disk_;
   // Last member: destroyed first, so queued jobs finish while the rest still exists.

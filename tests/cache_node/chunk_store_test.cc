@@ -144,3 +144,27 @@ TEST_CASE("chunk store: both tiers stay within their byte limits, dropping the o
   CHECK((*reopened)->disk_entries() == 3);
   CHECK((*reopened)->disk_used() <= 35000);
 }
+
+TEST_CASE("chunk store: a disk writer that falls behind makes new chunks memory-only instead of queueing them") {
+  balancer::test::TempDir dir;
+  common::EventBasePtr base(event_base_new());
+  common::MetricsRegistry metrics;
+  StoreOptions options{dir.path() + "/s", 1 << 20, 1 << 20};
+  options.max_pending_write_bytes = 5000;
+  auto store = ChunkStore::open(*base, options, metrics);
+  REQUIRE(store.ok());
+  // Nothing runs the loop, so no write completes: the first is queued, the next two are not.
+  (*store)->put("demo/a.ts", meta_of(4000), body_of(std::string(4000, 'a')));
+  (*store)->put("demo/b.ts", meta_of(4000), body_of(std::string(4000, 'b')));
+  (*store)->put("demo/c.ts", meta_of(4000), body_of(std::string(4000, 'c')));
+  CHECK((*store)->pending_writes() == 1);
+  CHECK(metrics.counter("cache_disk_writes_skipped_total", "").value() == 2);
+  // All three are served from memory meanwhile.
+  for (const char* key : {"demo/a.ts", "demo/b.ts", "demo/c.ts"}) {
+    auto hit = (*store)->find(key);
+    REQUIRE(hit.has_value());
+    CHECK(hit->memory != nullptr);
+  }
+  REQUIRE(settle(base.get(), **store));
+  CHECK((*store)->disk_entries() == 1);
+}
