@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <csignal>
+#include <cstdlib>
 #include <fstream>
 #include <thread>
 
@@ -230,10 +231,25 @@ TEST_CASE("config: SIGHUP reloads origins; a broken file is rejected and the nod
   write_conf("{\"demo\":{\"url\":\"" + origin.base_url() + "\"},\"other\":{\"url\":\"" + origin.base_url() + "\"}}");
   kill(node.pid(), SIGHUP);
   CHECK(wait_until([&] { return http_get(local_url(port, "/o/other/gen/1K/r.ts")).status == 200; }, 5s, 50ms));
+  auto reloads = [&](const std::string& result) {
+    std::string body = http_get(local_url(port, "/metrics")).body;
+    std::string name = "cache_node_config_reloads_total{result=\"" + result + "\"} ";
+    auto at = body.find(name);
+    return at == std::string::npos ? -1 : std::atoi(body.c_str() + at + name.size());
+  };
+  CHECK(reloads("ok") == 1);
+  CHECK(reloads("rejected") == 0);
   std::ofstream(conf) << "{ this is not json";
   kill(node.pid(), SIGHUP);
   CHECK(wait_until([&] { return node.stderr_text().find("reload rejected") != std::string::npos; }, 5s));
   CHECK(http_get(local_url(port, "/o/other/gen/1K/r.ts")).status == 200);
+  CHECK(reloads("rejected") == 1);
+  // A log level that does not exist is refused on reload as --check-config refuses it.
+  write_conf("{\"demo\":{\"url\":\"" + origin.base_url() + "\"}},\"log\":{\"level\":\"loud\"}");
+  kill(node.pid(), SIGHUP);
+  CHECK(wait_until([&] { return reloads("rejected") == 2; }, 5s, 50ms));
+  CHECK(node.stderr_text().find("log.level") != std::string::npos);
+  CHECK(http_get(local_url(port, "/o/other/gen/1K/r.ts")).status == 200);  // old config still in force
   node.terminate();
   CHECK(node.wait_exit(deadline_in(10s)) == std::optional<int>(0));
 }
