@@ -5,11 +5,19 @@
 // the process (libevent_extra calls it through the dynamic linker, and the
 // executable's definition comes first): the formats evhttp uses are written
 // with plain copies; any other format goes to libevent's evbuffer_add_vprintf.
+//
+// It also keeps DESIGN.md's error contract for the replies evhttp makes on its
+// own (a request it cannot parse, headers far over the limit): evhttp writes an
+// HTML page for them; here the page becomes the JSON error body, and the
+// text/html Content-Type of that same reply becomes application/json.
 #include <event2/buffer.h>
 
 #include <atomic>
 #include <cstdarg>
 #include <cstring>
+#include <string>
+
+#include <strings.h>
 
 #include "common/http_server.h"
 
@@ -17,6 +25,32 @@ namespace common {
 namespace {
 
 std::atomic<uint64_t> g_fast_formats{0};
+
+// An error page evhttp is sending on this thread: 1 = its body was written, 2 =
+// its status line too (its Content-Type line comes next).
+thread_local int t_error_page = 0;
+
+const char* error_code_for(int status) {
+  switch (status) {
+    case 400: return "bad_request";
+    case 404: return "not_found";
+    case 405: return "method_not_allowed";
+    case 413: return "body_too_large";
+    case 501: return "not_implemented";
+    case 503: return "unavailable";
+    default: return "http_error";
+  }
+}
+
+int add_error_body(evbuffer* buf, int status) {
+  std::string body = std::string("{\"error\":{\"code\":\"") + error_code_for(status) + "\",\"message\":\"" +
+                     (status == 400 ? "The request could not be parsed: a malformed request line or header, or "
+                                      "headers far larger than the server accepts."
+                                    : "The server refused this request at the HTTP layer.") +
+                     "\"}}\n";
+  t_error_page = 1;
+  return evbuffer_add(buf, body.data(), body.size()) == 0 ? static_cast<int>(body.size()) : -1;
+}
 
 // Appends the decimal digits of `v` at `out`; returns the end.
 char* put_uint(char* out, unsigned v) {
@@ -77,9 +111,16 @@ extern "C" int evbuffer_add_printf(struct evbuffer* buf, const char* fmt, ...) {
   if (strcmp(fmt, "%s: %s\r\n") == 0) {
     const char* key = va_arg(ap, const char*);
     const char* value = va_arg(ap, const char*);
+    if (common::t_error_page == 2 && strcasecmp(key, "Content-Type") == 0) {
+      common::t_error_page = 0;
+      value = "application/json";
+    }
     n = common::add_pieces(buf, key, strlen(key), ": ", 2, value, strlen(value));
     common::g_fast_formats.fetch_add(1, std::memory_order_relaxed);
+  } else if (strncmp(fmt, "<HTML><HEAD>\n<TITLE>%d %s</TITLE>", 33) == 0) {
+    n = common::add_error_body(buf, va_arg(ap, int));
   } else if (strcmp(fmt, "HTTP/%d.%d %d %s\r\n") == 0) {
+    common::t_error_page = common::t_error_page == 1 ? 2 : 0;
     int major = va_arg(ap, int);
     int minor = va_arg(ap, int);
     int code = va_arg(ap, int);

@@ -41,3 +41,22 @@ TEST_CASE("evhttp's header, status and chunk lines come out as printf would writ
   CHECK(evbuffer_add_printf(buf.get(), "%d-%s-%05.1f", 42, "x", 3.14159) == 10);
   CHECK(drain(buf.get()) == "42-x-003.1");
 }
+
+TEST_CASE("an error page evhttp makes by itself becomes a JSON error with a JSON content type") {
+  common::EvbufferPtr body(evbuffer_new());
+  common::EvbufferPtr head(evbuffer_new());
+  // The calls evhttp_send_error makes, in its order: body, then status line, then headers.
+  evbuffer_add_printf(body.get(),
+                      "<HTML><HEAD>\n<TITLE>%d %s</TITLE>\n</HEAD><BODY>\n<H1>%s</H1>\n</BODY></HTML>\n", 400,
+                      "Bad Request", "Bad Request");
+  std::string json = drain(body.get());
+  CHECK(json.rfind("{\"error\":{\"code\":\"bad_request\",\"message\":\"", 0) == 0);
+  CHECK(json.back() == '\n');
+  evbuffer_add_printf(head.get(), "HTTP/%d.%d %d %s\r\n", 1, 1, 400, "Bad Request");
+  evbuffer_add_printf(head.get(), "%s: %s\r\n", "Content-Type", "text/html");
+  CHECK(drain(head.get()) == "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\n");
+  // Only that reply: the next one keeps its own content type.
+  evbuffer_add_printf(head.get(), "HTTP/%d.%d %d %s\r\n", 1, 1, 200, "OK");
+  evbuffer_add_printf(head.get(), "%s: %s\r\n", "Content-Type", "text/html");
+  CHECK(drain(head.get()) == "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n");
+}
