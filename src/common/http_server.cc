@@ -146,6 +146,22 @@ void add_date_header(evkeyvalq* headers, const Clock& clock) {
   evhttp_add_header(headers, "Date", cached);
 }
 
+// evhttp queues a reply and asks the loop for a writable event, writes in the
+// next loop turn, then stops watching for writability: two epoll_ctl calls and a
+// loop turn per request. A small reply fits the socket buffer now: write it at
+// once, cancel the pending write watch (the loop's change list drops it before it
+// reaches epoll) and let evhttp's "all written" callback run later in this turn.
+// A reply that does not fit is left to evhttp as before.
+void write_now(evhttp_connection* conn) {
+  bufferevent* bev = evhttp_connection_get_bufferevent(conn);
+  evbuffer* out = bufferevent_get_output(bev);
+  if (evbuffer_get_length(out) == 0 || evbuffer_get_length(out) > (64u << 10)) return;
+  evutil_socket_t fd = bufferevent_getfd(bev);
+  if (fd < 0 || evbuffer_write(out, fd) < 0 || evbuffer_get_length(out) != 0) return;
+  bufferevent_disable(bev, EV_WRITE);
+  bufferevent_trigger(bev, EV_WRITE, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
+}
+
 int hex_value(char c) {
   if (c >= '0' && c <= '9') return c - '0';
   if (c >= 'a' && c <= 'f') return c - 'a' + 10;
@@ -336,7 +352,9 @@ void HttpExchange::reply(int status, BodyBuffer body_buffer, size_t length, std:
   // Counted before sending: evhttp may complete (and call back) synchronously.
   state_->server->reply_pending();
   evhttp_request_set_on_complete_cb(state_->req, on_reply_complete, state_->server);
+  evhttp_connection* conn = state_->conn;
   evhttp_send_reply(state_->req, status, reason_phrase(status), body);
+  write_now(conn);
   state_->finish();
 }
 
