@@ -37,6 +37,9 @@ struct RequestState {
   // Set by add_header: saves rescanning the header list when replying.
   bool has_content_type = false;
   bool has_content_length = false;
+  // Replying from the no-reply guard, maybe as the loop shuts down: leave the
+  // write to evhttp (write_now's deferred callback needs one more loop turn).
+  bool settling = false;
   bool closed = false;
   std::function<void()> on_close;
 
@@ -263,6 +266,7 @@ void HttpExchange::settle() {
   }
   LOG_ERROR(state_->server->options().service, "no reply for ", state_->method, " ",
             redact_target(state_->target), ": answering 500");
+  state_->settling = true;
   reply_error(500, "internal_error", "The server did not produce a reply for this request.");
 }
 
@@ -354,7 +358,7 @@ void HttpExchange::reply(int status, BodyBuffer body_buffer, size_t length, std:
   evhttp_request_set_on_complete_cb(state_->req, on_reply_complete, state_->server);
   evhttp_connection* conn = state_->conn;
   evhttp_send_reply(state_->req, status, reason_phrase(status), body);
-  write_now(conn);
+  if (!state_->settling) write_now(conn);
   state_->finish();
 }
 

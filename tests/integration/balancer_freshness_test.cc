@@ -52,6 +52,9 @@ TEST_CASE(
   REQUIRE(herd.setup_error.empty());
   CHECK(herd.ok_count() == 100);
   CHECK(herd.hash_counts().size() == 1);
+  // Origin first: a background refresh may start between the two reads, and the
+  // balancer counts a fetch when it sends it, so origin never saw more than counted.
+  const int64_t origin_seen = s.origin->count("/files/live/index.m3u8?delay_ms=200");
   std::string metrics = s.balancer->metrics();
   double by_request =
       metric_value(metrics,
@@ -66,8 +69,9 @@ TEST_CASE(
                         << herd.wall_ms << " ms");
   CHECK(by_request == 1);
   // Whatever else origin saw was the background refresh, which does not grow with viewers.
-  CHECK(s.origin->count("/files/live/index.m3u8?delay_ms=200") ==
-        static_cast<int64_t>(by_request + by_refresh));
+  CHECK(origin_seen >= 1);
+  CHECK(origin_seen <= static_cast<int64_t>(by_request + by_refresh));
+  CHECK(by_refresh <= 2);
   CHECK(metric_value(metrics, "balancer_playlist_cache_total{result=\"miss\"}") == 1);
 
   options.url = s.balancer->url("/hls/vod/vod/index.m3u8?viewer=herd");
