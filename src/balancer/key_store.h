@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "common/clock.h"
+#include "common/coalesced_fetch.h"
 #include "common/handles.h"
 #include "common/http_client.h"
 #include "common/metrics.h"
@@ -32,7 +33,8 @@ struct KeyStoreOptions {
 };
 
 // ok → the key; error code is one of not_found (404), origin_unreachable /
-// origin_error / key_too_large (502), origin_timeout (504); `status` carries it.
+// origin_error / key_too_large (502), origin_timeout (504) (common/coalesced_fetch.h
+// maps them); `status` carries it.
 struct KeyResult {
   std::shared_ptr<const KeyBytes> key;
   int status = 0;
@@ -53,7 +55,20 @@ class KeyStore {
   void get(const std::string& url, KeyCallback done);
 
  private:
-  struct Entry;
+  struct Entry {
+    std::shared_ptr<const KeyBytes> key;
+    std::chrono::steady_clock::time_point fetched_at{};  // when the fetch that got it started
+  };
+  // One origin fetch in progress, shared by every request for its URL.
+  struct Transfer {
+    common::FetchId id = 0;
+    std::chrono::steady_clock::time_point started{};
+    int status = 0;
+    bool too_large = false;
+    std::string content_type;
+    std::string body;
+  };
+  void start_fetch(const std::string& url, Transfer& transfer);
   void on_done(const std::string& url, const common::FetchResult& result);
   void sweep();
 
@@ -61,7 +76,8 @@ class KeyStore {
   common::HttpClient& client_;
   const common::Clock& clock_;
   KeyStoreOptions options_;
-  std::unordered_map<std::string, std::unique_ptr<Entry>> entries_;
+  std::unordered_map<std::string, Entry> entries_;  // keys fetched, until their TTL passes
+  common::CoalescedFetches<KeyCallback, Transfer> in_flight_;
   common::EventPtr sweep_timer_;
   common::Counter& fetches_;
   common::Counter& hits_;

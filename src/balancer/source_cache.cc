@@ -19,11 +19,6 @@ timeval to_timeval(Millis ms) {
                  static_cast<suseconds_t>((ms.count() % 1000) * 1000)};
 }
 
-struct Waiter {
-  SourceCallback done;
-  bool first = false;  // the request that started the fetch
-};
-
 }  // namespace
 
 const char* to_string(SourceResult::From from) {
@@ -51,15 +46,7 @@ struct SourceCache::Entry {
   std::shared_ptr<const SourceVersion> version;
   TimePoint validated_at{};         // send time of the fetch that produced/revalidated `version`
   std::string etag, last_modified;  // validators of `version`
-  // Fetch in progress.
-  std::string fetched_etag, fetched_last_modified;  // validators of the body being fetched
-  bool fetching = false;
-  common::FetchId fetch_id = 0;
-  TimePoint fetch_started{};
-  int status = 0;
-  bool too_large = false;
-  std::string body;
-  std::vector<Waiter> waiters;
+  TimePoint fetch_started{};  // send time of the latest fetch (its Transfer lives in in_flight_)
   // Last failure (answers requests for error_hold without a new fetch).
   std::optional<TimePoint> failed_at;
   int failure_status = 0;
@@ -108,9 +95,7 @@ SourceCache::SourceCache(event_base& base, common::HttpClient& client,
 }
 
 SourceCache::~SourceCache() {
-  for (auto& [key, entry] : entries_) {
-    if (entry->fetching) client_.cancel(entry->fetch_id);
-  }
+  in_flight_.for_each([this](const std::string&, Transfer& transfer) { client_.cancel(transfer.id); });
 }
 
 size_t SourceCache::refreshing() const {
@@ -205,27 +190,30 @@ void SourceCache::get(const SourceRequest& request, SourceCallback done) {
     schedule_refresh(entry, now);
     return done(r);
   }
-  if (entry.fetching) {
-    coalesced_.inc();
-    entry.waiters.push_back(Waiter{std::move(done), false});
-    return;
-  }
-  if (entry.failed_at && since(*entry.failed_at, now) < timings_.error_hold) {
+  const bool running = in_flight_.running(key);
+  if (!running && entry.failed_at && since(*entry.failed_at, now) < timings_.error_hold) {
     return answer_failure(entry, done, now);
   }
+  Waiter waiter{std::move(done), !running};
+  auto joined = in_flight_.join(key, std::move(waiter));
+  if (common::overflowed(joined.outcome)) {
+    errors_.inc();
+    common::UpstreamErrorReply busy = common::overflow_error(kSourceWording);
+    SourceResult r;
+    r.status = busy.status;
+    r.error = std::move(busy.error);
+    return waiter.done(r);
+  }
+  if (joined.outcome == common::JoinOutcome::joined) {
+    coalesced_.inc();
+    return;
+  }
   misses_.inc();
-  entry.waiters.push_back(Waiter{std::move(done), true});
-  start_fetch(entry, false);
+  start_fetch(entry, *joined.flight, false);
 }
 
-void SourceCache::start_fetch(Entry& entry, bool background) {
-  entry.fetching = true;
+void SourceCache::start_fetch(Entry& entry, Transfer& transfer, bool background) {
   entry.fetch_started = clock_.now();
-  entry.status = 0;
-  entry.too_large = false;
-  entry.body.clear();
-  entry.fetched_etag.clear();
-  entry.fetched_last_modified.clear();
   (background ? fetches_refresh_ : fetches_request_).inc();
   common::FetchRequest fetch;
   fetch.url = entry.url;
@@ -242,70 +230,66 @@ void SourceCache::start_fetch(Entry& entry, bool background) {
   std::string key = entry.key;
   common::FetchCallbacks callbacks;
   callbacks.on_head = [this, key](const common::FetchHead& head) {
-    auto it = entries_.find(key);
-    if (it == entries_.end()) return;
-    Entry& e = *it->second;
-    e.status = head.status;
+    Transfer* t = in_flight_.flight(key);
+    if (t == nullptr) return;
+    t->status = head.status;
     if (head.status == 200) {
-      e.fetched_etag = head.header("ETag").value_or("");
-      e.fetched_last_modified = head.header("Last-Modified").value_or("");
+      t->etag = head.header("ETag").value_or("");
+      t->last_modified = head.header("Last-Modified").value_or("");
       auto length = head.content_length();
-      if (length && *length > timings_.max_bytes) e.too_large = true;
+      if (length && *length > timings_.max_bytes) t->too_large = true;
     }
   };
   callbacks.on_data = [this, key](std::string_view bytes) {
-    auto it = entries_.find(key);
-    if (it == entries_.end()) return;
-    Entry& e = *it->second;
-    if (e.status != 200 || e.too_large) return;
-    if (e.body.size() + bytes.size() > timings_.max_bytes) {
-      e.too_large = true;
-      e.body.clear();
+    Transfer* t = in_flight_.flight(key);
+    if (t == nullptr || t->status != 200 || t->too_large) return;
+    if (t->body.size() + bytes.size() > timings_.max_bytes) {
+      t->too_large = true;
+      t->body.clear();
       return;
     }
-    e.body.append(bytes);
+    t->body.append(bytes);
   };
   callbacks.on_done = [this, key](const common::FetchResult& result) { on_done(key, result); };
-  entry.fetch_id = client_.fetch(std::move(fetch), std::move(callbacks));
+  transfer.id = client_.fetch(std::move(fetch), std::move(callbacks));
 }
 
 void SourceCache::on_done(const std::string& key, const common::FetchResult& result) {
   auto it = entries_.find(key);
   if (it == entries_.end()) return;
   Entry& entry = *it->second;
-  entry.fetching = false;
+  // The key is free again before any waiter is answered (an answer may ask again).
+  auto finished = in_flight_.finish(key);
+  Transfer& transfer = finished.flight;
   const TimePoint now = clock_.now();
   fetch_seconds_.observe(std::chrono::duration<double>(now - entry.fetch_started).count());
-  std::string body = std::move(entry.body);
-  entry.body.clear();
+  const std::string& body = transfer.body;
 
-  if (!result.ok) {
-    LOG_WARN(kLog, "playlist fetch failed: ", entry.url, ": ", result.error);
-    if (result.timed_out) {
-      fail(entry, 504, {"origin_timeout", "The origin did not send the playlist in time."});
-    } else {
-      fail(entry, 502, {"origin_unreachable", "The origin could not be reached for the playlist."});
+  if (auto failure = common::classify_fetch(result, transfer.status, transfer.too_large,
+                                            /*not_modified_ok=*/entry.version != nullptr)) {
+    if (!result.ok) LOG_WARN(kLog, "playlist fetch failed: ", entry.url, ": ", result.error);
+    if (*failure == common::UpstreamFailure::not_found) {
+      entry.version.reset();
+      entry.slot->publish(nullptr, {});
     }
-  } else if (entry.too_large) {
-    fail(entry, 502,
-         {"source_too_large", "The origin's playlist is larger than the balancer accepts."});
-  } else if (result.status == 304 && entry.version) {
+    common::UpstreamErrorReply reply = common::upstream_error(*failure, kSourceWording, result.status);
+    fail(entry, std::move(finished.waiters), reply.status, std::move(reply.error));
+  } else if (result.status == 304) {
     not_modified_.inc();
-    publish(entry, entry.version, entry.fetch_started);
-  } else if (result.status == 200 && entry.version &&
-             entry.version->playlist.tmpl.source() == body) {
+    publish(entry, entry.version, entry.fetch_started, std::move(finished.waiters));
+  } else if (entry.version && entry.version->playlist.tmpl.source() == body) {
     // Unchanged (an origin without validators): keep the parsed version and its memos.
     not_modified_.inc();
-    entry.etag = std::move(entry.fetched_etag);
-    entry.last_modified = std::move(entry.fetched_last_modified);
-    publish(entry, entry.version, entry.fetch_started);
-  } else if (result.status == 200) {
+    entry.etag = std::move(transfer.etag);
+    entry.last_modified = std::move(transfer.last_modified);
+    publish(entry, entry.version, entry.fetch_started, std::move(finished.waiters));
+  } else {
     hls::ParseOptions options;
     options.max_bytes = timings_.max_bytes;
     auto parsed = hls::parse_playlist(body, entry.url, options);
     if (!parsed.ok()) {
       LOG_WARN(kLog, "malformed playlist from origin: ", entry.url, ": ", parsed.error().message);
-      fail(entry, 502,
+      fail(entry, std::move(finished.waiters), 502,
            {"bad_source_playlist", "The origin's playlist is malformed (" + parsed.error().code +
                                        "): " + parsed.error().message});
     } else {
@@ -320,30 +304,20 @@ void SourceCache::on_done(const std::string& key, const common::FetchResult& res
       }
       version->plan = plan_rewrite(version->playlist.tmpl, entry.origin_base);
       version->serial = next_serial_++;
-      entry.etag = std::move(entry.fetched_etag);
-      entry.last_modified = std::move(entry.fetched_last_modified);
-      publish(entry, std::move(version), entry.fetch_started);
+      entry.etag = std::move(transfer.etag);
+      entry.last_modified = std::move(transfer.last_modified);
+      publish(entry, std::move(version), entry.fetch_started, std::move(finished.waiters));
     }
-  } else if (result.status == 404 || result.status == 410) {
-    entry.version.reset();
-    entry.slot->publish(nullptr, {});
-    fail(entry, 404, {"not_found", "The origin has no such playlist."});
-  } else {
-    fail(entry, 502,
-         {"origin_error", "The origin answered the playlist request with status " +
-                              std::to_string(result.status) + "."});
   }
   schedule_refresh(entry, now);
 }
 
 void SourceCache::publish(Entry& entry, std::shared_ptr<const SourceVersion> version,
-                          TimePoint validated_at) {
+                          TimePoint validated_at, std::vector<Waiter> waiters) {
   entry.version = std::move(version);
   entry.validated_at = validated_at;
   entry.slot->publish(entry.version, validated_at);
   entry.failed_at.reset();
-  std::vector<Waiter> waiters = std::move(entry.waiters);
-  entry.waiters.clear();
   // Callbacks may call get() (which may add entries): use only the local copy.
   std::shared_ptr<const SourceVersion> current = entry.version;
   for (auto& w : waiters) {
@@ -356,7 +330,7 @@ void SourceCache::publish(Entry& entry, std::shared_ptr<const SourceVersion> ver
   }
 }
 
-void SourceCache::fail(Entry& entry, int status, common::Error error) {
+void SourceCache::fail(Entry& entry, std::vector<Waiter> waiters, int status, common::Error error) {
   const TimePoint now = clock_.now();
   entry.failed_at = now;
   entry.failure_status = status;
@@ -365,8 +339,6 @@ void SourceCache::fail(Entry& entry, int status, common::Error error) {
       "balancer_origin_fetch_failures_total", "Failed origin fetches by error code",
       "resource=\"playlist\",code=\"" + entry.failure.code + "\"");
   counter.inc();
-  std::vector<Waiter> waiters = std::move(entry.waiters);
-  entry.waiters.clear();
   for (auto& w : waiters) answer_failure(entry, w.done, now);
 }
 
@@ -388,7 +360,10 @@ void SourceCache::answer_failure(Entry& entry, const SourceCallback& done, TimeP
 }
 
 void SourceCache::schedule_refresh(Entry& entry, TimePoint now) {
-  if (!refreshing_enabled_ || entry.blocking || entry.refresh_pending || entry.fetching) return;
+  if (!refreshing_enabled_ || entry.blocking || entry.refresh_pending ||
+      in_flight_.running(entry.key)) {
+    return;
+  }
   if (!entry.version || entry.version->kind != SourceKind::live) return;
   if (since(entry.last_used(), now) > timings_.live_idle) return;
   if (!entry.refresh_timer) {
@@ -415,12 +390,13 @@ void SourceCache::on_refresh_timer(const std::string& key) {
   Entry& entry = *it->second;
   entry.refresh_pending = false;
   const TimePoint now = clock_.now();
-  if (!refreshing_enabled_ || entry.fetching) return;
+  if (!refreshing_enabled_ || in_flight_.running(key)) return;
   if (since(entry.last_used(), now) > timings_.live_idle) {
     LOG_DEBUG(kLog, "no viewer asked for ", entry.url, " lately: background refresh stops");
     return;
   }
-  start_fetch(entry, true);
+  auto started = in_flight_.find_or_start(key);
+  if (started.outcome == common::JoinOutcome::started) start_fetch(entry, *started.flight, true);
 }
 
 void SourceCache::stop_refreshing() {
@@ -440,7 +416,7 @@ void SourceCache::sweep() {
     if (e.version && e.version->kind == SourceKind::vod && !e.blocking) {
       idle_limit = std::max(idle_limit, timings_.vod_ttl);
     }
-    if (!e.fetching && e.waiters.empty() && since(e.last_used(), now) > idle_limit) {
+    if (!in_flight_.running(e.key) && since(e.last_used(), now) > idle_limit) {
       it = entries_.erase(it);
     } else {
       ++it;

@@ -27,6 +27,7 @@
 #include "balancer/request_params.h"
 #include "balancer/source_policy.h"
 #include "common/clock.h"
+#include "common/coalesced_fetch.h"
 #include "common/handles.h"
 #include "common/http_client.h"
 #include "common/metrics.h"
@@ -106,6 +107,9 @@ struct SourceResult {
 
 const char* to_string(SourceResult::From from);
 
+// How source playlist fetches name what failed (common/coalesced_fetch.h).
+inline constexpr common::UpstreamWording kSourceWording{"playlist", "source_too_large", "the balancer"};
+
 using SourceCallback = std::function<void(const SourceResult&)>;
 
 class SourceCache {
@@ -136,11 +140,25 @@ class SourceCache {
   struct Entry;
 
  private:
+  // One origin fetch in progress and the requests waiting for it.
+  struct Transfer {
+    common::FetchId id = 0;
+    int status = 0;
+    bool too_large = false;
+    std::string body;
+    std::string etag, last_modified;  // validators of the body being fetched
+  };
+  struct Waiter {
+    SourceCallback done;
+    bool first = false;  // the request that started the fetch
+  };
+
   Entry& entry_for(const std::string& key);
-  void start_fetch(Entry& entry, bool background);
+  void start_fetch(Entry& entry, Transfer& transfer, bool background);
   void on_done(const std::string& key, const common::FetchResult& result);
-  void publish(Entry& entry, std::shared_ptr<const SourceVersion> version, TimePoint validated_at);
-  void fail(Entry& entry, int status, common::Error error);
+  void publish(Entry& entry, std::shared_ptr<const SourceVersion> version, TimePoint validated_at,
+               std::vector<Waiter> waiters);
+  void fail(Entry& entry, std::vector<Waiter> waiters, int status, common::Error error);
   void answer_failure(Entry& entry, const SourceCallback& done, TimePoint now);
   void schedule_refresh(Entry& entry, TimePoint now);
   void on_refresh_timer(const std::string& key);
@@ -151,6 +169,8 @@ class SourceCache {
   const common::Clock& clock_;
   PlaylistTimings timings_;
   std::unordered_map<std::string, std::unique_ptr<Entry>> entries_;
+  // Keyed like entries_; an entry is never swept while its fetch runs.
+  common::CoalescedFetches<Waiter, Transfer> in_flight_;
   common::EventPtr sweep_timer_;
   uint64_t next_serial_ = 1;
   bool refreshing_enabled_ = true;

@@ -57,21 +57,25 @@ void SourceFront::get(const SourceRequest& request, const PlaylistTimings& timin
     r.validated_at = entry.validated_at;
     return done(r);
   }
-  entry.waiters.push_back(std::move(done));
-  if (entry.asking) return;
-  entry.asking = true;
+  auto joined = asking_.join(key, std::move(done));
+  if (common::overflowed(joined.outcome)) {
+    common::UpstreamErrorReply busy = common::overflow_error(kSourceWording);
+    SourceResult r;
+    r.status = busy.status;
+    r.error = std::move(busy.error);
+    return done(r);
+  }
+  if (joined.outcome != common::JoinOutcome::started) return;
   ask_home(request, [this, key, origin_base = request.origin_base](const SourceResult& result) {
     auto it = entries_.find(key);
-    if (it == entries_.end()) return;
-    Entry& e = it->second;
-    e.asking = false;
-    if (result.slot && e.origin_base == origin_base && result.slot != e.slot) {
-      e.slot = result.slot;
-      e.seen_generation = 0;  // read its view at the next request
+    if (it != entries_.end()) {
+      Entry& e = it->second;
+      if (result.slot && e.origin_base == origin_base && result.slot != e.slot) {
+        e.slot = result.slot;
+        e.seen_generation = 0;  // read its view at the next request
+      }
     }
-    std::vector<SourceCallback> waiters = std::move(e.waiters);
-    e.waiters.clear();
-    for (auto& w : waiters) w(result);
+    asking_.finish(key, [&result](SourceCallback& waiter) { waiter(result); });
   });
 }
 
@@ -79,7 +83,7 @@ void SourceFront::sweep() {
   const TimePoint now = clock_.now();
   for (auto it = entries_.begin(); it != entries_.end();) {
     const Entry& e = it->second;
-    bool idle = !e.asking && e.waiters.empty() && now - e.last_used > evict_after_;
+    bool idle = !asking_.running(it->first) && now - e.last_used > evict_after_;
     it = idle ? entries_.erase(it) : std::next(it);
   }
 }

@@ -18,6 +18,7 @@
 
 #include "balancer/source_cache.h"
 #include "common/clock.h"
+#include "common/coalesced_fetch.h"
 #include "common/event_loop.h"
 
 namespace balancer {
@@ -42,8 +43,6 @@ class SourceFront {
     std::shared_ptr<const SourceVersion> version;
     TimePoint validated_at{};
     TimePoint last_used{};
-    bool asking = false;
-    std::vector<SourceCallback> waiters;
   };
   // Runs SourceCache::get on the home loop; the result comes back on this loop.
   void ask_home(const SourceRequest& request, SourceCallback done);
@@ -54,6 +53,8 @@ class SourceFront {
   SourceCache& home_cache_;
   const common::Clock& clock_;
   std::unordered_map<std::string, Entry> entries_;
+  // Requests waiting on the home loop's answer, keyed like entries_ (one question each).
+  common::CoalescedFetches<SourceCallback> asking_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
   common::EventPtr sweep_timer_;
   Millis evict_after_{60000};

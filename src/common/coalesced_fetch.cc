@@ -38,4 +38,8 @@ UpstreamErrorReply upstream_error(UpstreamFailure failure, const UpstreamWording
   return {502, {"origin_error", "The origin's " + noun + " could not be fetched."}};
 }
 
+UpstreamErrorReply overflow_error(const UpstreamWording& wording) {
+  return {503, {"busy", "Too many requests wait for this " + std::string(wording.noun) + "; try again shortly."}};
+}
+
 }  // namespace common

@@ -158,4 +158,7 @@ struct UpstreamErrorReply {
 // message names `origin_status`) or the wording's too-large code.
 UpstreamErrorReply upstream_error(UpstreamFailure failure, const UpstreamWording& wording, int origin_status = 0);
 
+// The reply for an asker a CoalescedFetches cap turned away: 503 busy.
+UpstreamErrorReply overflow_error(const UpstreamWording& wording);
+
 }  // namespace common

@@ -199,4 +199,7 @@ TEST_CASE("upstream failures map to the error contract's statuses and codes") {
   common::UpstreamErrorReply big = common::upstream_error(UpstreamFailure::too_large, chunk);
   CHECK(big.error.code == "object_too_large");
   CHECK(big.error.message == "The origin's chunk is larger than this cache node accepts.");
+  common::UpstreamErrorReply busy = common::overflow_error(chunk);
+  CHECK(busy.status == 503);
+  CHECK(busy.error.code == "busy");
 }
