@@ -27,12 +27,14 @@ KeyStore::KeyStore(event_base& base, common::HttpClient& client, common::Metrics
 }
 
 KeyStore::~KeyStore() {
-  in_flight_.for_each([this](const std::string&, Transfer& transfer) { client_.cancel(transfer.id); });
+  in_flight_.for_each(
+      [this](const std::string&, Transfer& transfer) { client_.cancel(transfer.id); });
 }
 
 void KeyStore::get(const std::string& url, KeyCallback done) {
   auto it = entries_.find(url);
-  if (it != entries_.end() && it->second.key && clock_.now() - it->second.fetched_at < options_.ttl) {
+  if (it != entries_.end() && it->second.key &&
+      clock_.now() - it->second.fetched_at < options_.ttl) {
     hits_.inc();
     KeyResult r;
     r.key = it->second.key;

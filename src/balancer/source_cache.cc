@@ -95,7 +95,8 @@ SourceCache::SourceCache(event_base& base, common::HttpClient& client,
 }
 
 SourceCache::~SourceCache() {
-  in_flight_.for_each([this](const std::string&, Transfer& transfer) { client_.cancel(transfer.id); });
+  in_flight_.for_each(
+      [this](const std::string&, Transfer& transfer) { client_.cancel(transfer.id); });
 }
 
 size_t SourceCache::refreshing() const {
@@ -272,7 +273,8 @@ void SourceCache::on_done(const std::string& key, const common::FetchResult& res
       entry.version.reset();
       entry.slot->publish(nullptr, {});
     }
-    common::UpstreamErrorReply reply = common::upstream_error(*failure, kSourceWording, result.status);
+    common::UpstreamErrorReply reply =
+        common::upstream_error(*failure, kSourceWording, result.status);
     fail(entry, std::move(finished.waiters), reply.status, std::move(reply.error));
   } else if (result.status == 304) {
     not_modified_.inc();

@@ -1,6 +1,7 @@
 #include "cache_node/shared_cache.h"
 
 #include <algorithm>
+#include <cassert>
 
 namespace cache_node {
 
@@ -64,15 +65,15 @@ SharedCache::Lookup SharedCache::find_or_start(const std::string& key, size_t lo
     out.hit = std::move(hit);
     return out;
   }
-  auto it = flights_.find(key);
-  if (it != flights_.end()) {
-    out.kind = Lookup::Kind::joined;
-    out.flight = it->second;
-  } else {
+  auto found = flights_.find_or_start(key);
+  assert(found.flight != nullptr);  // no cap on flights
+  if (found.outcome == common::JoinOutcome::started) {
+    *found.flight = std::make_shared<Flight>(key, loop);
     out.kind = Lookup::Kind::started;
-    out.flight = std::make_shared<Flight>(key, loop);
-    flights_.emplace(key, out.flight);
+  } else {
+    out.kind = Lookup::Kind::joined;
   }
+  out.flight = *found.flight;
   out.flight->subscribe(loop);
   return out;
 }
@@ -82,8 +83,8 @@ void SharedCache::finish(const Flight& flight, const ChunkMeta* stored_meta,
   std::lock_guard lock(mutex_);
   if (stored_meta != nullptr) store_->put(flight.key(), *stored_meta, flight.body());
   if (negative_ttl && negative_ttl->count() > 0) negative_[flight.key()] = clock_.now() + *negative_ttl;
-  auto it = flights_.find(flight.key());
-  if (it != flights_.end() && it->second.get() == &flight) flights_.erase(it);
+  const std::shared_ptr<Flight>* running = flights_.flight(flight.key());
+  if (running != nullptr && running->get() == &flight) flights_.finish(flight.key());
 }
 
 size_t SharedCache::inflight() const {

@@ -1,6 +1,7 @@
 // What every loop of a cache node shares: the chunk store, the fetches in
 // progress (one per chunk for the whole process: fetch-once across loops) and
-// the remembered origin 404s. A Flight is one upstream fetch; the loop that
+// the remembered origin 404s. A Flight is one upstream fetch, kept in the shared
+// coalesced-fetch table (common/coalesced_fetch.h) while it runs; the loop that
 // started it owns the transfer and publishes its progress here, and every loop
 // with waiters on it (a subscriber) is told to look again through its post().
 // Any thread, unless noted.
@@ -17,6 +18,7 @@
 #include "cache_node/chunk_body.h"
 #include "cache_node/chunk_store.h"
 #include "common/clock.h"
+#include "common/coalesced_fetch.h"
 
 namespace cache_node {
 
@@ -93,7 +95,9 @@ class SharedCache {
   std::unique_ptr<ChunkStore> store_;
   const common::Clock& clock_;
   mutable std::mutex mutex_;  // guards flights_ and negative_; taken before the store's
-  std::unordered_map<std::string, std::shared_ptr<Flight>> flights_;
+  // No waiters in the table: the loops waiting subscribe to the Flight itself,
+  // which they hear from many times (progress), not once.
+  common::CoalescedFetches<std::monostate, std::shared_ptr<Flight>> flights_;
   std::unordered_map<std::string, common::SteadyTime> negative_;  // 404 remembered until
 };
 

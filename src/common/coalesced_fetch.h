@@ -138,8 +138,8 @@ enum class UpstreamFailure {
 // Why a finished transfer gave nothing servable; nullopt for a complete 200 (or
 // 304 when `not_modified_ok`) within the cap. `head_status` is the status of the
 // response head, 0 if none arrived; `too_large` that the body went over the cap.
-std::optional<UpstreamFailure> classify_fetch(const FetchResult& result, int head_status, bool too_large,
-                                              bool not_modified_ok = false);
+std::optional<UpstreamFailure> classify_fetch(const FetchResult& result, int head_status,
+                                              bool too_large, bool not_modified_ok = false);
 
 // How a component names what it fetched in its error replies.
 struct UpstreamWording {
@@ -156,7 +156,8 @@ struct UpstreamErrorReply {
 // The status and JSON error for `failure`: 504 origin_timeout; 404 not_found;
 // 502 origin_unreachable, origin_error (broken, truncated, other status; the
 // message names `origin_status`) or the wording's too-large code.
-UpstreamErrorReply upstream_error(UpstreamFailure failure, const UpstreamWording& wording, int origin_status = 0);
+UpstreamErrorReply upstream_error(UpstreamFailure failure, const UpstreamWording& wording,
+                                  int origin_status = 0);
 
 // The reply for an asker a CoalescedFetches cap turned away: 503 busy.
 UpstreamErrorReply overflow_error(const UpstreamWording& wording);

@@ -71,13 +71,16 @@ TEST_CASE("coalesced fetch: keys are independent") {
   CHECK(fetches.waiting("b") == 1);
 }
 
-TEST_CASE("coalesced fetch: an answer that asks again for the same key starts a new fetch, answered later") {
+TEST_CASE(
+    "coalesced fetch: an answer that asks again for the same key starts a new fetch, answered "
+    "later") {
   CoalescedFetches<Answer> fetches;
   std::vector<std::string> log;
   int rejoin_outcome_started = 0;
   std::function<void(const std::string&)> asks_again = [&](const std::string& r) {
     log.push_back("first:" + r);
-    auto joined = fetches.join("k", [&](const std::string& again) { log.push_back("again:" + again); });
+    auto joined =
+        fetches.join("k", [&](const std::string& again) { log.push_back("again:" + again); });
     if (joined.outcome == JoinOutcome::started) ++rejoin_outcome_started;
   };
   REQUIRE(fetches.join("k", Answer(asks_again)).outcome == JoinOutcome::started);
@@ -95,7 +98,9 @@ TEST_CASE("coalesced fetch: an answer that asks again for the same key starts a 
   CHECK_FALSE(fetches.running("k"));
 }
 
-TEST_CASE("coalesced fetch: a fetch started with no asker (background refresh) is joined by later askers") {
+TEST_CASE(
+    "coalesced fetch: a fetch started with no asker (background refresh) is joined by later "
+    "askers") {
   CoalescedFetches<Answer, int> fetches;
   auto started = fetches.find_or_start("live");
   REQUIRE(started.outcome == JoinOutcome::started);
@@ -108,7 +113,9 @@ TEST_CASE("coalesced fetch: a fetch started with no asker (background refresh) i
   CHECK(finished.waiters.size() == 1);
 }
 
-TEST_CASE("coalesced fetch: over the waiter cap or the key cap the asker is not kept and still holds its answer") {
+TEST_CASE(
+    "coalesced fetch: over the waiter cap or the key cap the asker is not kept and still holds its "
+    "answer") {
   CoalescedFetches<Answer> fetches(common::CoalescedFetchLimits{2, 1});
   int answered = 0;
   Answer count = [&](const std::string&) { ++answered; };
@@ -180,13 +187,19 @@ TEST_CASE("upstream failures map to the error contract's statuses and codes") {
     const char* message;
   };
   const Row rows[] = {
-      {UpstreamFailure::unreachable, 502, "origin_unreachable", "The origin could not be reached for the playlist."},
-      {UpstreamFailure::timeout, 504, "origin_timeout", "The origin did not send the playlist in time."},
-      {UpstreamFailure::broken, 502, "origin_error", "The origin connection failed during the playlist transfer."},
-      {UpstreamFailure::truncated, 502, "origin_error", "The origin sent fewer bytes of the playlist than it announced."},
+      {UpstreamFailure::unreachable, 502, "origin_unreachable",
+       "The origin could not be reached for the playlist."},
+      {UpstreamFailure::timeout, 504, "origin_timeout",
+       "The origin did not send the playlist in time."},
+      {UpstreamFailure::broken, 502, "origin_error",
+       "The origin connection failed during the playlist transfer."},
+      {UpstreamFailure::truncated, 502, "origin_error",
+       "The origin sent fewer bytes of the playlist than it announced."},
       {UpstreamFailure::not_found, 404, "not_found", "The origin has no such playlist."},
-      {UpstreamFailure::bad_status, 502, "origin_error", "The origin answered the playlist request with status 503."},
-      {UpstreamFailure::too_large, 502, "source_too_large", "The origin's playlist is larger than the balancer accepts."},
+      {UpstreamFailure::bad_status, 502, "origin_error",
+       "The origin answered the playlist request with status 503."},
+      {UpstreamFailure::too_large, 502, "source_too_large",
+       "The origin's playlist is larger than the balancer accepts."},
   };
   for (const Row& row : rows) {
     CAPTURE(row.code);

@@ -1,0 +1,137 @@
+// One loop's chunk requests: verify, look up, serve what is stored; a miss
+// starts or joins a flight (node_flights.cc).
+#include <fcntl.h>
+#include <unistd.h>
+
+#include "cache_node/http_semantics.h"
+#include "cache_node/node_loop.h"
+
+namespace cache_node {
+
+using common::HttpExchange;
+
+namespace {
+
+// A remembered upstream 404: the same reply as the flight that found it.
+void reply_not_found(HttpExchange& ex) {
+  common::UpstreamErrorReply reply = common::upstream_error(common::UpstreamFailure::not_found, kChunkWording);
+  ex.reply_error(reply.status, reply.error.code, reply.error.message);
+}
+
+}  // namespace
+
+// ---- serving ----
+
+void NodeLoop::set_chunk_headers(HttpExchange& ex, const ChunkMeta& meta, const char* cache_status) {
+  if (!meta.content_type.empty()) ex.add_header("Content-Type", meta.content_type);
+  if (!meta.etag.empty()) ex.add_header("ETag", meta.etag);
+  if (!meta.last_modified.empty()) ex.add_header("Last-Modified", meta.last_modified);
+  if (!meta.cache_control.empty()) ex.add_header("Cache-Control", meta.cache_control);
+  ex.add_header("Accept-Ranges", "bytes");
+  ex.add_header("Age", std::to_string(std::max<int64_t>(0, shared_.clock.unix_now() - meta.stored_at)));
+  ex.add_header("X-Cache", cache_status);
+  ex.set_log_note(cache_status);
+}
+
+void NodeLoop::serve_stored(HttpExchange& ex, const ChunkMeta& meta, const std::shared_ptr<const ChunkBody>& memory,
+                            const std::string& disk_path, const char* cache_status) {
+  set_chunk_headers(ex, meta, cache_status);
+  if (not_modified(ex.header("If-None-Match"), ex.header("If-Modified-Since"), meta.etag, meta.last_modified)) {
+    ex.reply(304, "", "");
+    return;
+  }
+  uint64_t first = 0, length = meta.size;
+  int status = 200;
+  auto if_range = ex.header("If-Range");
+  auto range_header = ex.header("Range");
+  if (range_header && if_range_allows(if_range, meta.etag, meta.last_modified)) {
+    RangeDecision d = evaluate_range(range_header, meta.size);
+    if (d.outcome == RangeOutcome::unsatisfiable) {
+      ex.add_header("Content-Range", "bytes */" + std::to_string(meta.size));
+      fail(ex, 416, "range_not_satisfiable", "The requested range is outside the chunk.");
+      return;
+    }
+    if (d.outcome == RangeOutcome::satisfiable) {
+      status = 206;
+      first = d.range.first;
+      length = d.range.length();
+      ex.add_header("Content-Range", "bytes " + std::to_string(d.range.first) + "-" +
+                                         std::to_string(d.range.last) + "/" + std::to_string(meta.size));
+    }
+  }
+  common::BodyBuffer buffer;
+  if (!ex.is_head() && length > 0) {
+    if (memory) {
+      memory->add_to(buffer, first, first + length);
+    } else {
+      int fd = ::open(disk_path.c_str(), O_RDONLY | O_CLOEXEC);
+      if (fd < 0) {
+        fail(ex, 500, "storage_error", "A stored chunk could not be read.");
+        return;
+      }
+      // The buffer owns the fd once added and sends the segment with sendfile where it can.
+      if (!buffer.append_file(fd, first, length)) {
+        ::close(fd);  // not taken over on failure
+        fail(ex, 500, "storage_error", "A stored chunk could not be read.");
+        return;
+      }
+    }
+  }
+  shared_.bytes_served.inc(ex.is_head() ? 0 : length);
+  ex.reply(status, std::move(buffer), length, "");
+}
+
+void NodeLoop::handle_chunk(HttpExchange& ex) {
+  const RuntimeConfig& rc = config_.get();
+  const CacheNodeConfig& config = rc.config;
+  common::SplitTarget split = common::split_signed_target(ex.target());
+  std::string signed_suffix;
+  if (config.signing_required) {
+    common::SignatureVerdict verdict =
+        rc.signer ? rc.signer->verify(ex.target(), shared_.clock.unix_now()) : common::SignatureVerdict::bad_signature;
+    switch (verdict) {
+      case common::SignatureVerdict::ok: break;
+      case common::SignatureVerdict::missing:
+        return fail(ex, 403, "signature_missing", "This chunk URL must be signed.");
+      case common::SignatureVerdict::expired:
+        return fail(ex, 403, "signature_expired", "This chunk URL has expired; refresh the playlist.");
+      case common::SignatureVerdict::malformed:
+      case common::SignatureVerdict::bad_signature:
+        return fail(ex, 403, "signature_invalid", "This chunk URL's signature is not valid.");
+    }
+  }
+  if (!split.signature.empty()) {
+    signed_suffix = std::string(common::kSignatureExpiryParam) + "=" + split.expires + "&" +
+                    std::string(common::kSignatureParam) + "=" + split.signature;
+  }
+  auto request = parse_chunk_request(split.unsigned_target);
+  if (!request) return fail(ex, 400, "bad_request", request.error().message);
+  if (!config.origins.count(request->origin_id)) {
+    return fail(ex, 404, "unknown_origin", "No origin named '" + request->origin_id + "' is configured here.");
+  }
+  std::string key = request->cache_key();
+  if (auto hit = shared_.cache->find(key)) {
+    shared_.hits.inc();
+    return serve_stored(ex, hit->meta, hit->memory, hit->disk_path, "HIT");
+  }
+  SharedCache::Lookup found = shared_.cache->find_or_start(key, loop_.index());
+  switch (found.kind) {
+    case SharedCache::Lookup::Kind::negative:
+      shared_.negative_hits.inc();
+      ex.add_header("X-Cache", "HIT");
+      ex.set_log_note("NEGATIVE");
+      return reply_not_found(ex);
+    case SharedCache::Lookup::Kind::hit:
+      shared_.hits.inc();
+      return serve_stored(ex, found.hit->meta, found.hit->memory, found.hit->disk_path, "HIT");
+    case SharedCache::Lookup::Kind::joined:
+      shared_.coalesced.inc();
+      return join(found.flight, std::move(ex), false);
+    case SharedCache::Lookup::Kind::started:
+      shared_.misses.inc();
+      start_fetch(found.flight, rc, *request, signed_suffix);
+      return join(found.flight, std::move(ex), true);
+  }
+}
+
+}  // namespace cache_node
