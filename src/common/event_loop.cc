@@ -19,13 +19,10 @@ void enable_libevent_threads() {
 
 EventLoop::EventLoop(size_t index) : index_(index) {
   enable_libevent_threads();
-  event_config* cfg = event_config_new();
-  // Changes to a connection's read/write interest within one loop turn cost one
-  // epoll_ctl instead of a del/add pair per request.
-  event_config_set_flag(cfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
-  base_.reset(event_base_new_with_config(cfg));
-  event_config_free(cfg);
-  if (!base_) base_.reset(event_base_new());
+  // No EPOLL_USE_CHANGELIST: it defers epoll_ctl to the next dispatch, so a
+  // socket closed in this turn is deleted from epoll by number after another
+  // thread (a disk worker, another loop) may have reopened that number.
+  base_.reset(event_base_new());
   poster_ = std::make_unique<LoopPoster>(*base_);
 }
 
