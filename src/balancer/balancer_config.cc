@@ -157,6 +157,7 @@ common::Result<BalancerConfig> read_main_config(const common::ConfigDocument& do
     t.evict_after = seconds_as_ms(p.number("evict_after_s", 60, 1, 86400));
     t.max_bytes = static_cast<size_t>(p.integer("max_bytes", 4 << 20, 1024, 64 << 20));
     t.max_entries = static_cast<size_t>(p.integer("max_entries", 10000, 16, 10000000));
+    t.max_directive_entries = static_cast<size_t>(p.integer("max_directive_entries", 256, 1, 100000));
     if (t.live_refresh >= t.live_max_lag && t.live_max_lag.count() > 0) {
       p.fail("live_refresh_ms",
              "must be below live_max_lag_ms, or viewers would wait for every refresh");

@@ -42,6 +42,7 @@ struct SourceCache::Entry {
   std::string url;          // full origin URL fetched
   std::string origin_base;  // the origin base it was fetched from
   bool blocking = false;    // an LL-HLS blocking reload or delta request (keyed apart)
+  std::string base_key;     // blocking entries: the key of the ordinary copy they count against
   bool long_poll = false;   // a blocking reload: origin may hold it up to a few targets
   std::shared_ptr<const SourceVersion> version;
   TimePoint validated_at{};         // send time of the fetch that produced/revalidated `version`
@@ -116,9 +117,35 @@ SourceCache::Entry& SourceCache::entry_for(const std::string& key) {
   return ref;
 }
 
-void SourceCache::get(const SourceRequest& request, SourceCallback done) {
+namespace {
+
+// Delivery directives the origin behind `base` (the ordinary copy's entry, if
+// any) can honour: blocking reloads only with CAN-BLOCK-RELOAD=YES, skips only
+// with CAN-SKIP-UNTIL. Otherwise each distinct value would cost an origin fetch
+// that answers nothing more than the ordinary copy, so they are dropped.
+DeliveryDirectives honoured_directives(const DeliveryDirectives& asked, const SourceVersion* base) {
+  if (!asked.any() || base == nullptr || base->playlist.kind != hls::PlaylistKind::media) return {};
+  const hls::ServerControl& control = base->playlist.media.server_control;
+  DeliveryDirectives out;
+  if (control.can_block_reload) {
+    out.msn = asked.msn;
+    out.part = asked.part;
+  }
+  if (control.can_skip_until) out.skip = asked.skip;
+  return out;
+}
+
+}  // namespace
+
+void SourceCache::get(const SourceRequest& asked, SourceCallback done) {
   const TimePoint now = clock_.now();
-  const std::string base_key = request.origin_id + "\n" + request.target;
+  const std::string base_key = asked.origin_id + "\n" + asked.target;
+  SourceRequest request = asked;
+  if (request.directives.any()) {
+    auto it = entries_.find(base_key);
+    const bool same_origin = it != entries_.end() && it->second->origin_base == request.origin_base;
+    request.directives = honoured_directives(request.directives, same_origin ? it->second->version.get() : nullptr);
+  }
 
   // A blocking reload that the shared live copy already answers needs no origin trip.
   if (request.directives.blocking() && request.directives.skip.empty()) {
@@ -159,14 +186,27 @@ void SourceCache::get(const SourceRequest& request, SourceCallback done) {
     url += sep + q;
   }
   // Entries are only ever erased by the sweep timer, never inside a callback.
-  if (entries_.size() >= timings_.max_entries && entries_.find(key) == entries_.end()) {
+  const bool new_entry = entries_.find(key) == entries_.end();
+  if (new_entry && entries_.size() >= timings_.max_entries) {
     errors_.inc();
     SourceResult r;
     r.status = 503;
     r.error = {"busy", "Too many distinct playlists are being served; try again shortly."};
     return done(r);
   }
+  if (new_entry && key != base_key) {
+    size_t& per_playlist = directive_entries_[base_key];
+    if (per_playlist >= timings_.max_directive_entries) {
+      errors_.inc();
+      SourceResult r;
+      r.status = 503;
+      r.error = {"busy", "Too many distinct LL-HLS reloads of this playlist are pending; try again shortly."};
+      return done(r);
+    }
+    ++per_playlist;
+  }
   Entry& entry = entry_for(key);
+  if (key != base_key) entry.base_key = base_key;
   if (entry.origin_base != request.origin_base) {
     // New entry, or the origin's URL changed on reload: nothing cached applies.
     entry.origin_base = request.origin_base;
@@ -419,6 +459,10 @@ void SourceCache::sweep() {
       idle_limit = std::max(idle_limit, timings_.vod_ttl);
     }
     if (!in_flight_.running(e.key) && since(e.last_used(), now) > idle_limit) {
+      if (!e.base_key.empty()) {
+        auto count = directive_entries_.find(e.base_key);
+        if (count != directive_entries_.end() && --count->second == 0) directive_entries_.erase(count);
+      }
       it = entries_.erase(it);
     } else {
       ++it;

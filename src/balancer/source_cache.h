@@ -169,6 +169,8 @@ class SourceCache {
   const common::Clock& clock_;
   PlaylistTimings timings_;
   std::unordered_map<std::string, std::unique_ptr<Entry>> entries_;
+  // Per ordinary copy's key: entries for its LL-HLS directive values (bounded).
+  std::unordered_map<std::string, size_t> directive_entries_;
   // Keyed like entries_; an entry is never swept while its fetch runs.
   common::CoalescedFetches<Waiter, Transfer> in_flight_;
   common::EventPtr sweep_timer_;

@@ -33,6 +33,7 @@ struct PlaylistTimings {
   Millis evict_after{60000};       // playlists.evict_after_s: forget copies nobody asked for
   size_t max_bytes = 4 << 20;      // playlists.max_bytes
   size_t max_entries = 10000;      // playlists.max_entries
+  size_t max_directive_entries = 256;  // playlists.max_directive_entries: LL-HLS reloads kept per playlist
 };
 
 // May a copy of `kind`, last fetched or revalidated `age` ago, be served as fresh?

@@ -43,9 +43,9 @@ struct Fixture {
   }
 
   // Asks for the playlist and runs the loop until the answer comes (10 s at most).
-  SourceResult get(const std::string& path) {
+  SourceResult get(const std::string& path, DeliveryDirectives directives = {}) {
     std::optional<SourceResult> answer;
-    SourceRequest request{"demo", origin.base_url(), "/files" + path, {}};
+    SourceRequest request{"demo", origin.base_url(), "/files" + path, directives};
     cache->get(request, [&](const SourceResult& r) { answer = r; });
     REQUIRE(test::wait_until(
         [&] {
@@ -108,6 +108,62 @@ TEST_CASE("source cache: a failure answers for error_hold on the injected clock,
   SourceResult found = f.get("/absent.m3u8");
   CHECK(found.from == SourceResult::From::miss);
   CHECK(f.origin.count("/files/absent.m3u8") == 2);
+}
+
+TEST_CASE("source cache: LL-HLS directives against an origin that does not block cost no origin fetch") {
+  Fixture f(no_background_refresh());
+  test::write_file(f.dir.file("live.m3u8"), test::live_playlist(100, 5));
+  DeliveryDirectives directives;
+  directives.msn = 105;
+  // Before the ordinary copy is known: answered as the ordinary request.
+  SourceResult first = f.get("/live.m3u8", directives);
+  REQUIRE(first.version != nullptr);
+  CHECK(f.origin.count("/files/live.m3u8") == 1);
+  CHECK(f.origin.count("/files/live.m3u8?_HLS_msn=105") == 0);
+  // Every distinct value afterwards: from the shared copy, no entry of its own.
+  for (uint64_t msn = 100; msn < 164; ++msn) {
+    DeliveryDirectives d;
+    d.msn = msn;
+    d.part = msn % 3;
+    d.skip = msn % 2 ? "YES" : "";
+    CAPTURE(msn);
+    SourceResult r = f.get("/live.m3u8", d);
+    CHECK(r.from == SourceResult::From::hit);
+    CHECK(r.version == first.version);
+  }
+  CHECK(f.origin.total() == 1);
+  CHECK(f.cache->entries() == 1);
+}
+
+TEST_CASE("source cache: an origin that can block gets the directives, within a bound per playlist") {
+  PlaylistTimings timings = no_background_refresh();
+  timings.max_directive_entries = 3;
+  Fixture f(timings);
+  test::write_file(f.dir.file("ll.m3u8"),
+                   test::live_playlist(10, 3, 2, "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES\n"));
+  REQUIRE(f.get("/ll.m3u8").version != nullptr);
+  auto ask = [&](uint64_t msn, std::optional<uint64_t> part) {
+    DeliveryDirectives d;
+    d.msn = msn;
+    d.part = part;
+    return f.get("/ll.m3u8", d);
+  };
+  CHECK(ask(13, 0).from == SourceResult::From::miss);
+  CHECK(f.origin.count("/files/ll.m3u8?_HLS_msn=13&_HLS_part=0") == 1);
+  CHECK(ask(13, 1).from == SourceResult::From::miss);
+  CHECK(ask(14, std::nullopt).from == SourceResult::From::miss);
+  // A fourth distinct key for this playlist: refused, origin not asked.
+  SourceResult over = ask(13, 2);
+  CHECK(over.from == SourceResult::From::error);
+  CHECK(over.status == 503);
+  CHECK(over.error.code == "busy");
+  CHECK(f.origin.count("/files/ll.m3u8?_HLS_msn=13&_HLS_part=2") == 0);
+  // Keys already held still answer; the skip directive is dropped (no CAN-SKIP-UNTIL).
+  CHECK(ask(13, 0).status != 503);
+  DeliveryDirectives skip;
+  skip.skip = "YES";
+  CHECK(f.get("/ll.m3u8", skip).from == SourceResult::From::hit);
+  CHECK(f.origin.count("/files/ll.m3u8?_HLS_skip=YES") == 0);
 }
 
 }  // namespace balancer
