@@ -10,6 +10,7 @@
 
 #include "balancer/cidr.h"
 #include "common/json.h"
+#include "common/url.h"
 
 namespace balancer {
 namespace {
@@ -138,14 +139,9 @@ OperatorAccess authorize_operator(const OperatorPolicy& policy,
 
 SwitchState parse_switch_state(std::string_view query) {
   SwitchState out;
-  while (!query.empty()) {
-    const size_t amp = query.find('&');
-    const std::string_view param = query.substr(0, amp);
-    query = amp == std::string_view::npos ? std::string_view{} : query.substr(amp + 1);
-    const size_t eq = param.find('=');
-    if (param.substr(0, eq) != "state") continue;
-    const std::string_view value =
-        eq == std::string_view::npos ? std::string_view{} : param.substr(eq + 1);
+  for (const common::QueryParam& param : common::QueryParams(query)) {
+    if (param.name != "state") continue;
+    const std::string_view value = param.value;
     if (out.present) {
       out.valid = false;  // repeated: ambiguous
       return out;

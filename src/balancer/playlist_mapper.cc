@@ -2,6 +2,7 @@
 
 #include <cassert>
 
+#include "common/url.h"
 #include "hls/uri.h"
 
 namespace balancer {
@@ -61,23 +62,7 @@ std::optional<std::string> origin_target_of(std::string_view uri, std::string_vi
 }
 
 std::string normalize_chunk_target(std::string_view target) {
-  size_t q = target.find('?');
-  std::string out(target.substr(0, q));
-  if (q == std::string_view::npos) return out;
-  std::string_view query = target.substr(q + 1);
-  bool first = true;
-  while (!query.empty()) {
-    size_t amp = query.find('&');
-    std::string_view param = query.substr(0, amp);
-    query = amp == std::string_view::npos ? std::string_view{} : query.substr(amp + 1);
-    std::string_view name = param.substr(0, param.find('='));
-    if (param.empty() || name == common::kSignatureExpiryParam || name == common::kSignatureParam)
-      continue;
-    out += first ? '?' : '&';
-    out.append(param);
-    first = false;
-  }
-  return out;
+  return common::canonical_unsigned_target(target);
 }
 
 RewritePlan plan_rewrite(const hls::Template& tmpl, std::string_view origin_base) {
@@ -148,10 +133,7 @@ std::string render_for_viewer(const hls::Template& tmpl, const RewritePlan& plan
       case SlotTarget::Kind::key: {
         scratch.assign(target.kind == SlotTarget::Kind::playlist ? prefix_hls : prefix_key);
         scratch.append(target.origin_target);
-        if (!links.viewer_query.empty()) {
-          scratch += target.origin_target.find('?') == std::string::npos ? '?' : '&';
-          scratch.append(links.viewer_query);
-        }
+        common::append_query(scratch, links.viewer_query);
         return scratch;
       }
       case SlotTarget::Kind::chunk:

@@ -34,7 +34,8 @@ namespace balancer {
 std::optional<std::string> origin_target_of(std::string_view uri, std::string_view origin_base);
 
 // A chunk target as signed and as the cache node will see it: empty query
-// parameters and signature parameters (bexp, bsig) removed, no empty "?".
+// parameters and signature parameters (bexp, bsig) removed, no empty "?"
+// (common::canonical_unsigned_target, the form UrlSigner signs and verifies).
 std::string normalize_chunk_target(std::string_view target);
 
 struct SlotTarget {

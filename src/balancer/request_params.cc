@@ -2,8 +2,8 @@
 
 #include <charconv>
 
-#include "common/http_server.h"
 #include "common/playback_ticket.h"
+#include "common/url.h"
 #include "hls/uri.h"
 
 namespace balancer {
@@ -68,21 +68,15 @@ common::Result<ViewerRequest> parse_viewer_request(std::string_view target,
     return bad("Backslashes are not accepted in paths.");
   if (common::has_dot_segment(*decoded)) return bad("Dot segments are not accepted in paths.");
 
-  std::string origin_query;
+  out.origin_target.assign(origin_path);  // the origin's own parameters follow, in order
   bool seen_cache = false, seen_ticket = false, seen_viewer = false;
   bool seen_msn = false, seen_part = false, seen_skip = false;
-  while (!query.empty()) {
-    size_t amp = query.find('&');
-    std::string_view param = query.substr(0, amp);
-    query = amp == std::string_view::npos ? std::string_view{} : query.substr(amp + 1);
-    if (param.empty()) continue;
-    size_t eq = param.find('=');
-    std::string_view name = param.substr(0, eq);
-    std::string_view raw = eq == std::string_view::npos ? std::string_view{} : param.substr(eq + 1);
+  for (const common::QueryParam& param : common::QueryParams(query)) {
+    std::string_view name = param.name;
     auto reserved = [&](bool& seen, std::string& into) -> common::Status {
       if (seen) return bad("The parameter '" + std::string(name) + "' is repeated.");
       seen = true;
-      auto value = common::percent_decode(raw, true);
+      auto value = param.decoded_value();
       if (!value)
         return bad("The parameter '" + std::string(name) + "' has malformed percent-encoding.");
       into = std::move(*value);
@@ -118,9 +112,8 @@ common::Result<ViewerRequest> parse_viewer_request(std::string_view target,
         return bad("_HLS_skip must be YES or v2.");
       }
     } else {
-      if (!common::percent_decode(param)) return bad("The query has malformed percent-encoding.");
-      if (!origin_query.empty()) origin_query += '&';
-      origin_query.append(param);
+      if (!common::percent_decode(param.text)) return bad("The query has malformed percent-encoding.");
+      common::append_query(out.origin_target, param.text);
     }
     if (!status) return status.error();
   }
@@ -128,8 +121,6 @@ common::Result<ViewerRequest> parse_viewer_request(std::string_view target,
   if (prefix == kKeyPrefix && out.directives.any()) {
     return bad("Delivery directives (_HLS_*) apply to playlists only.");
   }
-  out.origin_target.assign(origin_path);
-  if (!origin_query.empty()) out.origin_target.append("?").append(origin_query);
   append_param(out.viewer_query, "cache", out.cache);
   append_param(out.viewer_query, "ticket", out.ticket);
   append_param(out.viewer_query, "viewer", out.viewer);

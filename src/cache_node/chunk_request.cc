@@ -1,6 +1,6 @@
 #include "cache_node/chunk_request.h"
 
-#include "common/http_server.h"
+#include "common/url.h"
 
 namespace cache_node {
 namespace {

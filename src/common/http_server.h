@@ -12,7 +12,6 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -112,13 +111,6 @@ uint64_t fast_header_formats();
 // Prints {"event":"listening","service":S,"port":P} on stdout and flushes:
 // how tests and scripts learn an ephemeral port.
 void announce_listening(const std::string& service, uint16_t port);
-
-// Percent-decodes `in`; nullopt on malformed escapes or a decoded NUL.
-std::optional<std::string> percent_decode(std::string_view in, bool plus_as_space = false);
-
-// True if a decoded path ("/a/b") has a "." or ".." segment: such a path could
-// escape the base path it is appended to.
-bool has_dot_segment(std::string_view decoded_path);
 
 // The request target with the values of secret-bearing query parameters
 // (key, token, password, operator_key, ticket) replaced by "***", for logs.

@@ -6,6 +6,8 @@
 
 #include <charconv>
 
+#include "common/url.h"
+
 namespace common {
 namespace {
 
@@ -58,29 +60,22 @@ Result<UrlSigner> UrlSigner::create(std::vector<std::string> keys) {
 SplitTarget split_signed_target(std::string_view target) {
   SplitTarget out;
   auto q = target.find('?');
-  std::string_view path = target.substr(0, q);
-  out.unsigned_target.assign(path);
+  out.unsigned_target.assign(target.substr(0, q));
   if (q == std::string_view::npos) return out;
-  std::string_view query = target.substr(q + 1);
-  bool first = true;
-  while (!query.empty()) {
-    auto amp = query.find('&');
-    std::string_view param = query.substr(0, amp);
-    query = amp == std::string_view::npos ? std::string_view{} : query.substr(amp + 1);
-    auto eq = param.find('=');
-    std::string_view name = param.substr(0, eq);
-    std::string_view value = eq == std::string_view::npos ? std::string_view{} : param.substr(eq + 1);
-    if (name == kSignatureExpiryParam) {
-      out.expires.assign(value);
-    } else if (name == kSignatureParam) {
-      out.signature.assign(value);
-    } else if (!param.empty()) {
-      out.unsigned_target += first ? '?' : '&';
-      out.unsigned_target.append(param);
-      first = false;
+  for (const QueryParam& param : QueryParams(target.substr(q + 1))) {
+    if (param.name == kSignatureExpiryParam) {
+      out.expires.assign(param.value);
+    } else if (param.name == kSignatureParam) {
+      out.signature.assign(param.value);
+    } else {
+      append_query(out.unsigned_target, param.text);
     }
   }
   return out;
+}
+
+std::string canonical_unsigned_target(std::string_view target) {
+  return split_signed_target(target).unsigned_target;
 }
 
 std::string UrlSigner::mac(const std::string& key, std::string_view unsigned_target,
@@ -95,12 +90,12 @@ std::string UrlSigner::mac(const std::string& key, std::string_view unsigned_tar
   return base64url(digest, len);
 }
 
-std::string UrlSigner::sign(std::string_view path_and_query, int64_t expires_unix) const {
+std::string UrlSigner::sign(std::string_view target, int64_t expires_unix) const {
   std::string expires = std::to_string(expires_unix);
-  std::string out(path_and_query);
-  out += path_and_query.find('?') == std::string_view::npos ? '?' : '&';
-  out.append(kSignatureExpiryParam).append("=").append(expires);
-  out.append("&").append(kSignatureParam).append("=").append(mac(keys_[0], path_and_query, expires));
+  std::string out = canonical_unsigned_target(target);
+  std::string signature = mac(keys_[0], out, expires);
+  append_query_param(out, kSignatureExpiryParam, expires);
+  append_query_param(out, kSignatureParam, signature);
   return out;
 }
 

@@ -25,8 +25,9 @@ class UrlSigner {
   // keys[0] signs; all verify. Fails if no key or a key shorter than 16 bytes.
   static Result<UrlSigner> create(std::vector<std::string> keys);
 
-  // Returns `path_and_query` with "bexp=<expires>&bsig=<sig>" appended.
-  std::string sign(std::string_view path_and_query, int64_t expires_unix) const;
+  // Returns canonical_unsigned_target(target) with "bexp=<expires>&bsig=<sig>"
+  // appended: the form verify() checks, whatever the input looked like.
+  std::string sign(std::string_view target, int64_t expires_unix) const;
 
   // Verifies a request target (path plus raw query). On ok, `unsigned_target`
   // (if given) receives the target without the signature parameters.
@@ -39,13 +40,19 @@ class UrlSigner {
   std::vector<std::string> keys_;
 };
 
-// Splits a request target "path?query" and removes the signature parameters,
-// keeping the other parameters in order. Pure; exposed for the cache key.
+// Splits a request target "path?query" into its canonical unsigned form and the
+// signature parameters: bexp and bsig (the last of each wins) and empty
+// parameters ("&&", a trailing '&' or '?') are removed, the others kept in order
+// and as written. Pure; exposed for the cache key, which is built from the same form.
 struct SplitTarget {
   std::string unsigned_target;  // path + ("?" + remaining query, if any)
   std::string expires;          // raw value or empty
   std::string signature;        // raw value or empty
 };
 SplitTarget split_signed_target(std::string_view target);
+
+// split_signed_target(target).unsigned_target: what a signature covers. sign()
+// and verify() both go through it, so they cannot normalise differently.
+std::string canonical_unsigned_target(std::string_view target);
 
 }  // namespace common

@@ -1,0 +1,85 @@
+// Percent-decoding and query strings of request targets, as pure
+// functions shared by the balancer and the cache node. Any thread; failures are
+// return values, nothing throws except std::bad_alloc.
+//
+// '+' is a space only where a query value is read as form data (a named query
+// parameter such as ?viewer=a+b, as browsers' URLSearchParams send it). In paths,
+// and where a query is only checked or passed on to an origin, '+' is itself.
+#pragma once
+
+#include <cstddef>
+#include <iterator>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace common {
+
+// Decodes %XX escapes (hex digits of either case); with `plus_as_space`, '+'
+// decodes to ' '. nullopt when a '%' is not followed by two hex digits or when
+// the text holds a NUL, raw or encoded (it would cut the C strings that libevent
+// and the file system see).
+std::optional<std::string> percent_decode(std::string_view in, bool plus_as_space = false);
+
+// One `name=value` pair of a raw query, as written (still percent-encoded).
+struct QueryParam {
+  std::string_view name;   // before the first '='; may be empty ("=v")
+  std::string_view value;  // after the first '='; empty when there is no '='
+  std::string_view text;   // the whole pair
+  // Form-data decoding ('+' is a space); nullopt on a malformed escape or NUL.
+  std::optional<std::string> decoded_name() const { return percent_decode(name, true); }
+  std::optional<std::string> decoded_value() const { return percent_decode(value, true); }
+};
+
+// The pairs of a raw query ("a=1&b=2", without '?' or '#'), in order, as views
+// into it: `for (const QueryParam& p : QueryParams(query))`. Empty pairs ("&&",
+// a trailing '&') are skipped; a repeated name comes once per occurrence. The
+// caller keeps the query alive while iterating.
+class QueryParams {
+ public:
+  explicit QueryParams(std::string_view query) : query_(query) {}
+
+  class Iterator {
+   public:
+    using value_type = QueryParam;
+    using difference_type = std::ptrdiff_t;
+    const QueryParam& operator*() const { return current_; }
+    const QueryParam* operator->() const { return &current_; }
+    Iterator& operator++() {
+      advance();
+      return *this;
+    }
+    void operator++(int) { advance(); }
+    bool operator==(std::default_sentinel_t) const { return done_; }
+
+   private:
+    friend class QueryParams;
+    explicit Iterator(std::string_view rest) : rest_(rest) { advance(); }
+    void advance();
+    std::string_view rest_;
+    QueryParam current_;
+    bool done_ = false;
+  };
+
+  Iterator begin() const { return Iterator(query_); }
+  std::default_sentinel_t end() const { return {}; }
+
+ private:
+  std::string_view query_;
+};
+
+// The first pair of `query` whose raw name is `name`, or nullopt.
+std::optional<QueryParam> find_query_param(std::string_view query, std::string_view name);
+
+// Appends "name=value" (`value` already encoded) to a request target: after '?'
+// when it has no query yet, else after '&' (no separator after an empty query
+// "x.ts?" or a trailing '&').
+void append_query_param(std::string& target, std::string_view name, std::string_view encoded_value);
+// Appends an already-encoded query ("a=1&b=2") the same way; nothing when empty.
+void append_query(std::string& target, std::string_view encoded_query);
+
+// True if a decoded path ("/a/b") has a "." or ".." segment: such a path could
+// escape the base path it is appended to.
+bool has_dot_segment(std::string_view decoded_path);
+
+}  // namespace common

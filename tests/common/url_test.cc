@@ -1,0 +1,125 @@
+// Percent-decoding, query splitting and query appending shared by the servers.
+#include "common/url.h"
+
+#include <doctest/doctest.h>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace {
+
+struct Pair {
+  std::string name, value;
+  bool operator==(const Pair&) const = default;
+};
+
+std::vector<Pair> pairs(std::string_view query) {
+  std::vector<Pair> out;
+  for (const common::QueryParam& p : common::QueryParams(query)) {
+    out.push_back({std::string(p.name), std::string(p.value)});
+  }
+  return out;
+}
+
+std::string appended(std::string target, std::string_view name, std::string_view value) {
+  common::append_query_param(target, name, value);
+  return target;
+}
+
+}  // namespace
+
+TEST_CASE("percent_decode: valid escapes decode; malformed ones and NUL are refused") {
+  CHECK(common::percent_decode("a%20b%2Fc") == std::optional<std::string>("a b/c"));
+  CHECK(common::percent_decode("a+b", true) == std::optional<std::string>("a b"));
+  CHECK(common::percent_decode("a+b") == std::optional<std::string>("a+b"));
+  CHECK_FALSE(common::percent_decode("%zz").has_value());
+  CHECK_FALSE(common::percent_decode("abc%2").has_value());
+  CHECK_FALSE(common::percent_decode("abc%").has_value());
+  CHECK_FALSE(common::percent_decode("a%00b").has_value());
+}
+
+TEST_CASE("percent_decode: edge cases of escapes, case, NUL and '+'") {
+  CHECK(common::percent_decode("") == std::optional<std::string>(""));
+  CHECK(common::percent_decode("%2F") == std::optional<std::string>("/"));
+  CHECK(common::percent_decode("%2f") == std::optional<std::string>("/"));  // lowercase hex
+  CHECK(common::percent_decode("%2e%2E") == std::optional<std::string>(".."));
+  CHECK(common::percent_decode("%C3%a9") == std::optional<std::string>("\xC3\xA9"));
+  CHECK(common::percent_decode("%25") == std::optional<std::string>("%"));  // decoded once only
+  CHECK(common::percent_decode("%252e") == std::optional<std::string>("%2e"));
+  CHECK(common::percent_decode("%2B", true) == std::optional<std::string>("+"));  // an encoded '+' stays '+'
+  CHECK(common::percent_decode("a++b", true) == std::optional<std::string>("a  b"));
+  CHECK_FALSE(common::percent_decode("%00").has_value());
+  CHECK_FALSE(common::percent_decode(std::string_view("a\0b", 3)).has_value());  // raw NUL
+  CHECK_FALSE(common::percent_decode("%").has_value());
+  CHECK_FALSE(common::percent_decode("%a").has_value());
+  CHECK_FALSE(common::percent_decode("%%20").has_value());
+  CHECK_FALSE(common::percent_decode("%g0").has_value());
+  CHECK_FALSE(common::percent_decode("%0g").has_value());
+  CHECK_FALSE(common::percent_decode("%+1", true).has_value());
+}
+
+TEST_CASE("QueryParams: pairs in order, raw, with empty names and values kept and empty pairs skipped") {
+  CHECK(pairs("").empty());
+  CHECK(pairs("&").empty());
+  CHECK(pairs("&&&").empty());
+  CHECK(pairs("a=1&b=2") == std::vector<Pair>{{"a", "1"}, {"b", "2"}});
+  CHECK(pairs("a=1&b=2&") == std::vector<Pair>{{"a", "1"}, {"b", "2"}});  // trailing '&'
+  CHECK(pairs("&&a=1&&b=2") == std::vector<Pair>{{"a", "1"}, {"b", "2"}});
+  CHECK(pairs("=v") == std::vector<Pair>{{"", "v"}});                           // empty name
+  CHECK(pairs("a=&b") == std::vector<Pair>{{"a", ""}, {"b", ""}});              // empty value, no '='
+  CHECK(pairs("a=1&a=2&a") == std::vector<Pair>{{"a", "1"}, {"a", "2"}, {"a", ""}});  // repeated
+  CHECK(pairs("a=b=c") == std::vector<Pair>{{"a", "b=c"}});  // only the first '=' splits
+  CHECK(pairs("u=a?b&x=%2F") == std::vector<Pair>{{"u", "a?b"}, {"x", "%2F"}});  // raw, not decoded
+}
+
+TEST_CASE("QueryParam: text is the pair as written; decoding is form data") {
+  std::vector<std::string> texts;
+  for (const auto& p : common::QueryParams("a&b=&c=d+e%2B")) texts.emplace_back(p.text);
+  CHECK(texts == std::vector<std::string>{"a", "b=", "c=d+e%2B"});
+  auto c = common::find_query_param("a&b=&c=d+e%2B", "c");
+  REQUIRE(c.has_value());
+  CHECK(c->decoded_value() == std::optional<std::string>("d e+"));
+  CHECK(c->decoded_name() == std::optional<std::string>("c"));
+  auto bad = common::find_query_param("x=%zz", "x");
+  REQUIRE(bad.has_value());
+  CHECK_FALSE(bad->decoded_value().has_value());
+}
+
+TEST_CASE("find_query_param: the first pair with the raw name, or nothing") {
+  auto first = common::find_query_param("a=1&b=2&a=3", "a");
+  REQUIRE(first.has_value());
+  CHECK(first->value == "1");
+  auto no_value = common::find_query_param("x&a", "a");
+  REQUIRE(no_value.has_value());
+  CHECK(no_value->value.empty());
+  CHECK_FALSE(common::find_query_param("a=1", "b").has_value());
+  CHECK_FALSE(common::find_query_param("%61=1", "a").has_value());  // names compare raw
+  CHECK_FALSE(common::find_query_param("", "a").has_value());
+}
+
+TEST_CASE("append_query_param / append_query: one separator, never a dangling or doubled one") {
+  CHECK(appended("/x.ts", "a", "1") == "/x.ts?a=1");
+  CHECK(appended("/x.ts?", "a", "1") == "/x.ts?a=1");
+  CHECK(appended("/x.ts?b=2", "a", "1") == "/x.ts?b=2&a=1");
+  CHECK(appended("/x.ts?b=2&", "a", "1") == "/x.ts?b=2&a=1");
+  CHECK(appended("/x.ts?u=a?", "a", "1") == "/x.ts?u=a?&a=1");  // a '?' inside a value
+  CHECK(appended("/x.ts?b", "a", "") == "/x.ts?b&a=");
+  std::string target = "/x.ts";
+  common::append_query(target, "");
+  CHECK(target == "/x.ts");
+  common::append_query(target, "a=1&b=2");
+  CHECK(target == "/x.ts?a=1&b=2");
+  common::append_query(target, "c=3");
+  CHECK(target == "/x.ts?a=1&b=2&c=3");
+}
+
+TEST_CASE("has_dot_segment: finds . and .. segments, not dots inside names") {
+  CHECK(common::has_dot_segment("/a/../b"));
+  CHECK(common::has_dot_segment("/a/./b"));
+  CHECK(common::has_dot_segment("/.."));
+  CHECK(common::has_dot_segment("/a/.."));
+  CHECK_FALSE(common::has_dot_segment("/a/..b/c.ts"));
+  CHECK_FALSE(common::has_dot_segment("/a/.hidden/seg.ts"));
+  CHECK_FALSE(common::has_dot_segment("/"));
+}
