@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Benchmarks the balancer's playlist path on this machine, in one run, against nginx and
+# Benchmarks the balancer's playlist path on this machine, in one run, next to nginx and
 # Varnish in front of the same test_origin:
 #   (1) freshness: a live media playlist rewritten on disk every 2 s (sliding window of
 #       10 segments, media sequence +1 each time) is polled every ~50 ms for 20 s directly
@@ -7,24 +7,30 @@
 #       (1 s TTL); for every media sequence number, the time each peer first showed it
 #       minus the time origin first showed it (lag), plus origin requests per peer; then,
 #       after an idle period, one request per peer (is an old copy served?);
-#   (2) throughput: wrk on the balancer's per-viewer rewritten media playlist (10 segments,
-#       signed chunk URLs to a real cache node) against nginx serving the same source
-#       playlist as a static file (1 and 2 workers).
+#   (2) throughput: wrk on the balancer's per-viewer rewritten live media playlist (10
+#       segments, signed chunk URLs to a real cache node), 1000 distinct viewers, at 50 and
+#       500 connections, against nginx serving the same source playlist as a static file
+#       (worker_processes auto); the balancer with threads: 1 and threads: 2;
+#   (3) memory: 100,000 distinct viewers driven through a fresh balancer; VmRSS before
+#       and after, bytes per admitted viewer.
 # Prints a table and writes a JSON results file. Not run in CI.
 #
 # Usage: scripts/bench/balancer_bench.sh [--build DIR] [--out FILE] [--quick]
 #   --build DIR  build tree with src/balancer/balancer, src/cache_node/cache_node and
 #                tests/support/test_origin (default: build, or $BUILD_DIR)
 #   --out FILE   JSON results (default: bench-results/balancer-<time>.json)
-#   --quick      freshness 8 s, wrk 3 s, idle 12 s (a smoke run, ~1 minute)
+#   --quick      freshness 8 s, wrk 3 s, idle 12 s (a smoke run, about a minute)
 # Environment: BENCH_FRESH_SECONDS (20), BENCH_WRK_SECONDS (10), BENCH_IDLE_SECONDS (15),
 # BENCH_UPDATE_MS (2000: playlist update interval; e.g. 2050 sweeps the update phase
 # against the caches' refresh cycles within one run), BENCH_PEERS ("nginx varnish"),
-# BENCH_KEEP=1 keeps the temp dir with the server logs.
+# BENCH_CONNECTIONS ("50 500"), BENCH_VIEWERS (1000), BENCH_THREADS ("1 2": the balancer's
+# threads in (2); the last one also serves (1)), BENCH_NGINX_WORKERS (auto), BENCH_WRK_THREADS
+# (2), BENCH_RSS_VIEWERS (100000), BENCH_RSS_THREADS (2), BENCH_KEEP=1 keeps the temp dir
+# with the server logs.
 # A missing peer (nginx, varnishd, wrk) is reported and skipped; the script still exits 0.
 #
 # Everything listens on 127.0.0.1 (ephemeral or free ports), lives in one temp dir and is
-# stopped by pid on exit. Whole run: about 2 minutes.
+# stopped by pid on exit. Whole run: about 3 minutes.
 set -euo pipefail
 
 ROOT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -35,6 +41,13 @@ FRESH_SECONDS=${BENCH_FRESH_SECONDS:-20}
 WRK_SECONDS=${BENCH_WRK_SECONDS:-10}
 IDLE_SECONDS=${BENCH_IDLE_SECONDS:-15}
 WANTED_PEERS=${BENCH_PEERS:-"nginx varnish"}
+CONNECTIONS=${BENCH_CONNECTIONS:-"50 500"}
+VIEWERS=${BENCH_VIEWERS:-1000}
+BAL_THREAD_COUNTS=${BENCH_THREADS:-"1 2"}
+NGINX_WORKERS=${BENCH_NGINX_WORKERS:-auto}
+WRK_THREADS=${BENCH_WRK_THREADS:-2}
+RSS_VIEWERS=${BENCH_RSS_VIEWERS:-100000}
+RSS_THREADS=${BENCH_RSS_THREADS:-2}
 POLL_PER_S=20          # ~50 ms between polls
 UPDATE_US=$(( ${BENCH_UPDATE_MS:-2000} * 1000 ))  # the live playlist changes every 2 s
 WINDOW=10              # segments in every playlist
@@ -44,7 +57,7 @@ while [[ $# -gt 0 ]]; do
     --build) BUILD_DIR=$2; shift 2 ;;
     --out) OUT_FILE=$2; shift 2 ;;
     --quick) QUICK=1; shift ;;
-    -h|--help) sed -n '2,27p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "${BASH_SOURCE[0]}"; exit 0 ;;
     *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -100,10 +113,6 @@ check_alive() {
     log "$name DIED: ${DIED[$name]}"
   done
 }
-now_us() { echo "${EPOCHREALTIME/./}"; }
-loadavg() { cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo "n/a"; }
-
-num_or_null() { [[ -n ${1:-} && $1 != n/a ]] && echo "$1" || echo null; }
 
 origin_count() {  # origin_count PATH[?QUERY]
   local body
@@ -162,6 +171,7 @@ ORIGIN_URL="http://127.0.0.1:$ORIGIN_PORT"
 log "test_origin on port $ORIGIN_PORT"
 
 # conf/*.json are relative to the project root.
+# conf/*.json are relative to the project root.
 cd "$ROOT_DIR"
 mkdir -p "$WORK/cache_node/data"
 spawn "$WORK/cache_node/log" "$CACHE_NODE" --config conf/cache_node.json --set listen.port=0 \
@@ -170,81 +180,80 @@ spawn "$WORK/cache_node/log" "$CACHE_NODE" --config conf/cache_node.json --set l
 watch cache_node "$SPAWNED" "$WORK/cache_node/log"
 CACHE_PORT=$(wait_listening "$WORK/cache_node/log" 15 "$SPAWNED") || {
   echo "cache_node did not start:" >&2; tail -n 20 "$WORK/cache_node/log" >&2; exit 1; }
+cd - >/dev/null
 log "cache_node on port $CACHE_PORT"
 
 mkdir -p "$WORK/balancer"
-cat >"$WORK/balancer/channels.json" <<'EOF'
+cat >"$WORK/balancer/channels.json" <<'JSON'
 {"channels":[
   {"id":"bench","origin":"demo","source":"/files/live/index.m3u8","free":true},
   {"id":"vod","origin":"demo","source":"/files/vod/index.m3u8","free":true},
   {"id":"static","origin":"demo","source":"/files/static/index.m3u8","free":true}
 ]}
-EOF
-cat >"$WORK/balancer/caches.json" <<EOF
+JSON
+cat >"$WORK/balancer/caches.json" <<JSON
 {"caches":[{"id":"venue-a","site":"venue","url":"http://127.0.0.1:$CACHE_PORT","networks":[]}]}
-EOF
-spawn "$WORK/balancer/log" "$BALANCER" --config conf/balancer.json --set listen.port=0 \
-  --set channels_file="$WORK/balancer/channels.json" --set caches_file="$WORK/balancer/caches.json" \
-  --set origins.demo.url="$ORIGIN_URL" --set server.access_log=false
-BALANCER_PID=$SPAWNED
-watch balancer "$SPAWNED" "$WORK/balancer/log"
-cd - >/dev/null
-BAL_PORT=$(wait_listening "$WORK/balancer/log" 15 "$SPAWNED") || {
-  echo "balancer did not start:" >&2; tail -n 20 "$WORK/balancer/log" >&2; exit 1; }
-BAL_URL="http://127.0.0.1:$BAL_PORT"
-log "balancer on port $BAL_PORT"
+JSON
 
-# Signed cache-node links need the cache to be usable (health polled every second).
-CACHE_USABLE=false
-for ((i = 0; i < 200; i++)); do
-  if curl -sS --max-time 2 "$BAL_URL/health" 2>/dev/null | grep -q '"usable":true'; then
-    CACHE_USABLE=true
-    break
+# start_balancer NAME THREADS [--set key=value]...: a balancer from conf/balancer.json on an
+# ephemeral port with the bench's channels and cache, access log off, room for a million
+# viewers and no traffic limit (every bench viewer is admitted: a 503 "queued" would be an
+# error, not throughput). Waits until it lists the cache node as usable (signed links need
+# it). Sets BAL_URL[NAME] and BAL_PID[NAME].
+declare -A BAL_URL=() BAL_PID=()
+CACHE_USABLE=true
+start_balancer() {
+  local name=$1 threads=$2 port i
+  shift 2
+  cd "$ROOT_DIR"
+  spawn "$WORK/balancer/$name.log" "$BALANCER" --config conf/balancer.json --set listen.port=0 \
+    --set threads="$threads" --set channels_file="$WORK/balancer/channels.json" \
+    --set caches_file="$WORK/balancer/caches.json" --set origins.demo.url="$ORIGIN_URL" \
+    --set server.access_log=false --set limits.max_streams=1000000 \
+    --set limits.max_traffic_mbps=0 "$@"
+  cd - >/dev/null
+  BAL_PID[$name]=$SPAWNED
+  watch "$name" "$SPAWNED" "$WORK/balancer/$name.log"
+  port=$(wait_listening "$WORK/balancer/$name.log" 15 "$SPAWNED") || {
+    echo "$name did not start:" >&2; tail -n 20 "$WORK/balancer/$name.log" >&2; exit 1; }
+  BAL_URL[$name]="http://127.0.0.1:$port"
+  # The cache node becomes usable after health.up_after polls (1 s apart).
+  for ((i = 0; i < 200; i++)); do
+    curl -sS --max-time 2 "${BAL_URL[$name]}/health" 2>/dev/null | grep -q '"usable":true' && break
+    sleep 0.05
+  done
+  if ((i == 200)); then
+    CACHE_USABLE=false
+    log "WARNING: $name never listed the cache node as usable: $(curl -sS --max-time 2 "${BAL_URL[$name]}/health" || true)"
   fi
-  sleep 0.05
+  log "$name (threads: $threads) on port $port"
+}
+# Admitted viewers of a balancer, from its /health (the first "viewers" is the process total).
+admitted() { curl -sS --max-time 5 "$1/health" 2>/dev/null | grep -o '"viewers":[0-9]*' | head -n1 | cut -d: -f2; }
+
+BAL_NAMES=()
+for t in $BAL_THREAD_COUNTS; do
+  start_balancer "balancer_t$t" "$t"
+  BAL_NAMES+=("balancer_t$t")
 done
-[[ $CACHE_USABLE = true ]] || log "WARNING: the cache node never became usable in the balancer's /health: $(curl -sS --max-time 2 "$BAL_URL/health" || true)"
-BAL_THREADS=$(find "/proc/$BALANCER_PID/task" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l || true)
-BAL_NOTE="${BAL_THREADS:-?} thread(s); conf/balancer.json: live_max_lag_ms $(sed -n 's/.*"live_max_lag_ms": *\([0-9]*\).*/\1/p' "$ROOT_DIR/conf/balancer.json"), live_refresh_ms $(sed -n 's/.*"live_refresh_ms": *\([0-9]*\).*/\1/p' "$ROOT_DIR/conf/balancer.json"), access log off; one cache node (conf/cache_node.json)"
+# The freshness part polls the last one (threads: 2 by default, one loop per core here).
+FRESH_BAL=${BAL_NAMES[-1]}
+BAL_URL_FRESH=${BAL_URL[$FRESH_BAL]}
+conf_value() { sed -n "s/.*\"$1\": *\\([0-9]*\\).*/\\1/p" "$ROOT_DIR/conf/balancer.json"; }
+BAL_NOTE="conf/balancer.json (live_max_lag_ms $(conf_value live_max_lag_ms), live_refresh_ms $(conf_value live_refresh_ms)) with threads ${BAL_THREAD_COUNTS// /, }, limits.max_streams 1000000, limits.max_traffic_mbps 0, access log off; one cache node (conf/cache_node.json)"
 
 # ---------------------------------------------------------------- peers
 declare -A PEER_SKIP=() PEER_NOTE=()
-NGINX_URL="" NGINX2_URL="" VARNISH_URL=""
+NGINX_URL="" VARNISH_URL=""
 MICRO_CONF='proxy_cache_valid 200 1s; proxy_cache_lock on; proxy_ignore_headers Cache-Control Expires;'
 SWR_CONF="$MICRO_CONF proxy_cache_use_stale updating error timeout; proxy_cache_background_update on;"
 
-# start_nginx WORKERS: one nginx with its own prefix; sets STARTED_URL.
+# One nginx, worker_processes auto (one per core): playlist micro-caches for (1), the
+# source playlists as static files for (2).
 start_nginx() {
-  local workers=$1 nginx dir port user_line=""
-  STARTED_URL=""
-  nginx=$(command -v nginx || true)
-  [[ -z $nginx && -x /usr/sbin/nginx ]] && nginx=/usr/sbin/nginx
-  if [[ -z $nginx ]]; then
-    PEER_SKIP[nginx]="nginx not installed (apt-get install nginx-light)"
-    return
-  fi
-  dir="$WORK/nginx-$workers"
+  local port
   port=$(free_port)
-  mkdir -p "$dir"
-  # Run as root, workers would switch to "nobody" and lose access to the temp dir.
-  [[ $(id -u) = 0 ]] && user_line="user root root;"
-  cat >"$dir/nginx.conf" <<EOF
-$user_line
-worker_processes $workers;
-daemon off;
-pid nginx.pid;
-error_log error.log warn;
-events { worker_connections 8192; }
-http {
-  access_log off;
-  keepalive_requests 100000;
-  types { application/vnd.apple.mpegurl m3u8; }
-  default_type application/octet-stream;
-  client_body_temp_path client_body;
-  proxy_temp_path proxy_temp;
-  fastcgi_temp_path fastcgi_temp;
-  uwsgi_temp_path uwsgi_temp;
-  scgi_temp_path scgi_temp;
+  start_nginx_in "$WORK/nginx" "$NGINX_WORKERS" "$port" "
   proxy_cache_path cache levels=1:2 keys_zone=micro:8m max_size=64m inactive=60m use_temp_path=off;
   upstream origin {
     server 127.0.0.1:$ORIGIN_PORT;
@@ -252,12 +261,12 @@ http {
   }
   server {
     listen 127.0.0.1:$port backlog=4096;
-    # A typical playlist micro-cache. origin sends "Cache-Control: no-cache", which nginx
+    # A typical playlist micro-cache. origin sends \"Cache-Control: no-cache\", which nginx
     # would obey (no caching at all), hence proxy_ignore_headers.
     location /files/ {
       proxy_pass http://origin;
       proxy_http_version 1.1;
-      proxy_set_header Connection "";
+      proxy_set_header Connection \"\";
       proxy_cache micro;
       $MICRO_CONF
       add_header X-Cache-Status \$upstream_cache_status;
@@ -266,7 +275,7 @@ http {
     location /swr/ {
       proxy_pass http://origin/;
       proxy_http_version 1.1;
-      proxy_set_header Connection "";
+      proxy_set_header Connection \"\";
       proxy_cache micro;
       $SWR_CONF
       add_header X-Cache-Status \$upstream_cache_status;
@@ -275,23 +284,15 @@ http {
     location /static/ {
       alias $WORK/root/;
     }
-  }
-}
-EOF
-  spawn "$dir/out" "$nginx" -p "$dir/" -c "$dir/nginx.conf" -e "$dir/error.log"
-  if ! wait_tcp "$port" 10 "$SPAWNED"; then
-    PEER_SKIP[nginx]="failed to start: $(tail -n 5 "$dir/error.log" "$dir/out" 2>/dev/null | tr '\n' ' ')"
-    return
-  fi
-  STARTED_URL="http://127.0.0.1:$port"
-  watch "nginx-$workers" "$SPAWNED" "$dir/error.log"
-  PEER_NOTE[nginx]="$("$nginx" -v 2>&1 | sed 's/.*version: //'), access log off, keepalive_requests 100000"
+  }" || { PEER_SKIP[nginx]=$NGINX_ERROR; return; }
+  NGINX_URL="http://127.0.0.1:$port"
+  watch nginx "$NGINX_PID" "$WORK/nginx/error.log"
+  PEER_NOTE[nginx]="$NGINX_VERSION, worker_processes $NGINX_WORKERS ($(nproc) cores), access log off, keepalive_requests 100000"
 }
 
 start_varnish() {
   local varnishd dir port
-  varnishd=$(command -v varnishd || true)
-  [[ -z $varnishd && -x /usr/sbin/varnishd ]] && varnishd=/usr/sbin/varnishd
+  varnishd=$(find_bin varnishd)
   if [[ -z $varnishd ]]; then
     PEER_SKIP[varnish]="varnishd not installed (apt-get install varnish)"
     return
@@ -323,14 +324,7 @@ EOF
 
 for peer in $WANTED_PEERS; do
   case "$peer" in
-    nginx)
-      start_nginx 1
-      NGINX_URL=$STARTED_URL
-      if [[ -n $NGINX_URL ]]; then
-        start_nginx 2
-        NGINX2_URL=$STARTED_URL
-      fi
-      ;;
+    nginx) start_nginx ;;
     varnish) start_varnish ;;
     *) echo "unknown peer $peer in BENCH_PEERS" >&2; exit 2 ;;
   esac
@@ -347,7 +341,7 @@ LIVE_PATH=/files/live/index.m3u8
 # counted as the rest)|config
 FRESH_PEERS=()
 FRESH_PEERS+=("origin|$ORIGIN_URL$LIVE_PATH?via=direct|$LIVE_PATH?via=direct|direct, no cache")
-FRESH_PEERS+=("balancer|$BAL_URL/hls/bench$LIVE_PATH?cache=venue-a&viewer=fresh||background refresh")
+FRESH_PEERS+=("balancer|$BAL_URL_FRESH/hls/bench$LIVE_PATH?cache=venue-a&viewer=fresh||background refresh")
 if [[ -n $NGINX_URL ]]; then
   FRESH_PEERS+=("nginx|$NGINX_URL$LIVE_PATH?via=nginx|$LIVE_PATH?via=nginx|$MICRO_CONF")
   FRESH_PEERS+=("nginx_swr|$NGINX_URL/swr$LIVE_PATH?via=nginx_swr|$LIVE_PATH?via=nginx_swr|$SWR_CONF")
@@ -498,68 +492,93 @@ WRK=$(command -v wrk || true)
 WRK_NOTE=""
 T_WRK=()
 J_WRK=()
-declare -A RPS=()
+T_CHECK=()
+J_CHECK=()
+declare -A RPS=() FLAG=()
 CLK_TCK=$(getconf CLK_TCK 2>/dev/null || echo 100)
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
-VOD_Q="cache=venue-a&viewer=wrk1"
-cat >"$WORK/viewers.lua" <<'EOF'
--- 1000 distinct viewers on the balancer's VOD playlist.
-local n = 0
-request = function()
-  n = n + 1
-  return wrk.format(nil, "/hls/vod/files/vod/index.m3u8?cache=venue-a&viewer=v" .. (n % 1000))
+# viewers.lua: wrk -s viewers.lua URL -- COUNT PREFIX [THREADS], URL ending in "viewer=".
+# Without THREADS: every wrk thread goes round the ids PREFIX1 .. PREFIX<COUNT> (COUNT
+# distinct viewers), each from its own starting point. With THREADS (wrk's -t): thread t
+# asks for PREFIX<t>-1, PREFIX<t>-2, ... up to its share, ceil(COUNT / THREADS), then goes
+# round its own ids again: each id a new viewer the first time, a refresh after that.
+cat >"$WORK/viewers.lua" <<'LUA'
+local threads = 0
+function setup(thread)
+  threads = threads + 1
+  thread:set("tid", threads)
 end
-EOF
-# name|url|lua script|what
-WRK_ROWS=()
-[[ -n $NGINX_URL ]] && WRK_ROWS+=("nginx_1w|$NGINX_URL/static/vod/index.m3u8||nginx static file, 1 worker")
-WRK_ROWS+=("bal_vod|$BAL_URL/hls/vod/files/vod/index.m3u8?$VOD_Q||balancer, VOD playlist, 1 viewer")
-[[ -n $NGINX2_URL ]] && WRK_ROWS+=("nginx_2w|$NGINX2_URL/static/vod/index.m3u8||nginx static file, worker_processes 2")
-WRK_ROWS+=("bal_live|$BAL_URL/hls/static/files/static/index.m3u8?$VOD_Q||balancer, unchanging live playlist (background refresh), 1 viewer")
-WRK_ROWS+=("bal_vod_1k|$BAL_URL/hls/vod/files/vod/index.m3u8?$VOD_Q|$WORK/viewers.lua|balancer, VOD playlist, 1000 viewers (wrk Lua request())")
+function init(args)
+  count, prefix, per_thread = tonumber(args[1]), args[2], args[3] ~= nil
+  if per_thread then
+    count = math.ceil(count / tonumber(args[3]))
+    prefix = prefix .. tid .. "-"
+    n = 0
+  else
+    n = ((tid - 1) * 389) % count
+  end
+end
+function request()
+  n = n % count + 1
+  return wrk.format(nil, wrk.path .. prefix .. n)
+end
+LUA
+# The source: an unchanging live media playlist (10 segments, no ENDLIST), which the
+# balancer serves from its background-refreshed copy; nginx serves the same file.
+BAL_PLAYLIST="/hls/static/files/static/index.m3u8?cache=venue-a&viewer="
+NGINX_PLAYLIST="/static/static/index.m3u8?viewer="
+SOURCE_BYTES=$(wc -c <"$WORK/root/static/index.m3u8")
 
 if [[ -z $WRK ]]; then
-  WRK_NOTE="wrk not installed (apt-get install wrk): throughput skipped"
-  log "SKIP (2): $WRK_NOTE"
+  WRK_NOTE="wrk not installed (apt-get install wrk): throughput and memory skipped"
+  log "SKIP (2), (3): $WRK_NOTE"
 else
-  for entry in "${WRK_ROWS[@]}"; do
-    IFS='|' read -r name url script what <<<"$entry"
-    # Check the response: status, size, and for the balancer the signed cache links.
+  # Check each balancer's answer once: status, size, signed links to the cache node.
+  for name in "${BAL_NAMES[@]}"; do
     check=$(curl -sS --max-time 10 -D "$WORK/check-$name.h" -o "$WORK/check-$name.body" \
-      -w '%{http_code} %{size_download}' "$url" || echo "000 0")
+      -w '%{http_code} %{size_download}' "${BAL_URL[$name]}${BAL_PLAYLIST}check" || echo "000 0")
     status=${check% *}
     bytes=${check#* }
-    signed=$(grep -c 'bsig=' "$WORK/check-$name.body" 2>/dev/null || true)
+    signed=$(grep -c "^http://127.0.0.1:$CACHE_PORT/o/demo/files/.*bsig=" "$WORK/check-$name.body" 2>/dev/null || true)
     choice=$(sed -n 's/^[Xx]-[Cc]ache-[Cc]hoice: *\([^[:space:]]*\).*/\1/p' "$WORK/check-$name.h" | head -n1)
-    if [[ $name = bal_* ]] && ! grep -q "^http://127.0.0.1:$CACHE_PORT/o/demo/files/.*bsig=" "$WORK/check-$name.body"; then
-      log "WARNING: $name is not the rewritten playlist with signed cache-node links (X-Cache-Choice: ${choice:-none})"
-    fi
-    args=(-t2 -c64 --latency)
-    [[ -n $script ]] && args+=(-s "$script")
-    # 1 s warm-up (connections, allocator, memoised links), not measured.
-    timeout 30 "$WRK" "${args[@]}" -d1s "$url" >/dev/null 2>&1 || true
-    load=$(loadavg)
-    log "(2) wrk $name for ${WRK_SECONDS}s (load $load)"
-    cpu0=$(cpu_ticks "$BALANCER_PID") t_start=$(now_us)
-    out=$(timeout $((WRK_SECONDS + 30)) "$WRK" "${args[@]}" -d"${WRK_SECONDS}s" "$url" 2>&1 || true)
-    check_alive "wrk $name"
-    cpu1=$(cpu_ticks "$BALANCER_PID") t_end=$(now_us)
-    # The balancer's CPU time during the run, in % of one core.
-    bal_cpu=$(awk -v a="$cpu0" -v b="$cpu1" -v hz="$CLK_TCK" -v us=$((t_end - t_start)) \
-      'BEGIN { printf "%.0f", (b - a) / hz * 100 / (us / 1000000) }')
-    [[ $name = bal_* ]] || bal_cpu=-
-    rps=$(sed -n 's/^Requests\/sec: *\([0-9.]*\).*/\1/p' <<<"$out")
-    p50=$(to_ms "$(awk '$1 == "50%" {print $2}' <<<"$out")")
-    p99=$(to_ms "$(awk '$1 == "99%" {print $2}' <<<"$out")")
-    non2xx=$(sed -n 's/.*Non-2xx or 3xx responses: *\([0-9]*\).*/\1/p' <<<"$out")
-    sockerr=$(sed -n 's/.*Socket errors: *\(.*\)/\1/p' <<<"$out")
-    RPS[$name]=${rps:-0}
-    T_WRK+=("$(printf '%-11s %10s %9s %9s %7s %7s %6s %5s %8s  %s' "$name" "${rps:-n/a}" "$p50" "$p99" \
-      "${non2xx:-0}" "$status" "$bytes" "$signed" "$bal_cpu" "${load%% *}")")
-    J_WRK+=("{\"row\":\"$name\",\"what\":$(json_str "$what"),\"check_status\":$status,\"response_bytes\":$bytes,\"signed_links\":$signed,\"cache_choice\":$(json_str "$choice"),\"requests_per_s\":$(num_or_null "$rps"),\"latency_p50_ms\":$p50,\"latency_p99_ms\":$p99,\"non_2xx\":${non2xx:-0},\"balancer_cpu_pct_of_one_core\":$(num_or_null "${bal_cpu/-/}"),\"socket_errors\":$(json_str "${sockerr:-none}"),\"loadavg_1m_before\":${load%% *}}")
+    ((${signed:-0} == WINDOW)) || log "WARNING: $name: not the rewritten playlist with $WINDOW signed cache-node links (status $status, X-Cache-Choice: ${choice:-none})"
+    T_CHECK+=("$(printf '    %-12s status %s, %s bytes (source %s), %s signed links to the cache node' "$name" "$status" "$bytes" "$SOURCE_BYTES" "${signed:-0}")")
+    J_CHECK+=("{\"balancer\":\"$name\",\"status\":$((10#$status)),\"response_bytes\":$bytes,\"source_bytes\":$SOURCE_BYTES,\"signed_links\":${signed:-0},\"cache_choice\":$(json_str "$choice")}")
+  done
+
+  # name|balancer threads (empty: nginx)|url
+  ROWS=()
+  [[ -n $NGINX_URL ]] && ROWS+=("nginx_static||$NGINX_URL$NGINX_PLAYLIST")
+  for name in "${BAL_NAMES[@]}"; do
+    ROWS+=("$name|${name#balancer_t}|${BAL_URL[$name]}$BAL_PLAYLIST")
+  done
+  for conns in $CONNECTIONS; do
+    for entry in "${ROWS[@]}"; do
+      IFS='|' read -r name threads url <<<"$entry"
+      # 1 s warm-up (connections, allocator, admission of the viewers), not measured.
+      run_wrk 1 "$conns" "$url" "$WORK/viewers.lua" "$VIEWERS" v >/dev/null
+      load=$(loadavg)
+      log "(2) wrk $name, $conns connections, for ${WRK_SECONDS}s (load $load)"
+      bal_cpu=- adm=-
+      [[ -n $threads ]] && { cpu0=$(cpu_ticks "${BAL_PID[$name]}"); t_start=$(now_us); }
+      run_wrk "$WRK_SECONDS" "$conns" "$url" "$WORK/viewers.lua" "$VIEWERS" v
+      check_alive "wrk $name c$conns"
+      if [[ -n $threads ]]; then
+        # The balancer's CPU time during the run, in % of one core.
+        bal_cpu=$(awk -v a="$cpu0" -v b="$(cpu_ticks "${BAL_PID[$name]}")" -v hz="$CLK_TCK" \
+          -v us=$(($(now_us) - t_start)) 'BEGIN { printf "%.0f", (b - a) / hz * 100 / (us / 1000000) }')
+        adm=$(admitted "${BAL_URL[$name]}")
+      fi
+      RPS[$name/$conns]=$W_RPS
+      FLAG[$name/$conns]=$W_FLAG
+      [[ $W_FLAG = ok ]] || log "WARNING: $name c$conns: $W_FLAG"
+      vs=$(ratio "$W_RPS" "${RPS[nginx_static/$conns]:-}")
+      if [[ $vs != n/a && ( $W_FLAG != ok || ${FLAG[nginx_static/$conns]:-ok} != ok ) ]]; then vs="$vs!"; fi
+      T_WRK+=("$(printf '%-13s %5s %10s %8s %8s %9s %7s %8s %8s %5s  %s' "$name" "$conns" "${W_RPS:-n/a}" \
+        "$W_P50" "$W_P99" "${W_NON2XX}/${W_SOCKERR}" "$vs" "${adm:-?}" "$bal_cpu" "${load%% *}" "$W_FLAG")")
+      J_WRK+=("{\"row\":\"$name\",\"balancer_threads\":$(num_or_null "$threads"),\"connections\":$conns,\"viewers\":$VIEWERS,$(wrk_json),\"ratio_to_nginx_static\":$(num_or_null "${vs%!}"),\"admitted_viewers_after\":$(num_or_null "${adm/-/}"),\"balancer_cpu_pct_of_one_core\":$(num_or_null "${bal_cpu/-/}"),\"loadavg_1m_before\":${load%% *}}")
+    done
   done
 fi
-ratio() { awk -v a="${RPS[$1]:-0}" -v b="${RPS[$2]:-0}" 'BEGIN { if (a > 0 && b > 0) printf "%.2f", a / b; else printf "n/a" }'; }
 
 # ---------------------------------------------------------------- (1b) after an idle period
 # Nobody asked for the live playlist since the freshness run ended: the balancer stopped
@@ -599,10 +618,75 @@ BAL_IDLE_REQ=null
 check_alive "the idle probe"
 LOAD_END=$(loadavg)
 
+# ---------------------------------------------------------------- (3) memory per viewer
+# A fresh balancer (slots kept for an hour, so no viewer expires during the run). Warm-up:
+# 1000 viewers on the same connections, so that buffers, rendered copies and the allocator's
+# arenas exist before the baseline. Then RSS_VIEWERS new viewers (every request a new id
+# until each wrk thread used its share), VmRSS and admitted viewers before and after.
+RSS_NOTE=""
+RSS_ROW=""
+RSS_JSON=null
+RSS_PER_VIEWER=""
+if [[ -n $WRK ]]; then
+  start_balancer balancer_rss "$RSS_THREADS" --set limits.idle_timeout_s=3600
+  url="${BAL_URL[balancer_rss]}$BAL_PLAYLIST"
+  pid=${BAL_PID[balancer_rss]}
+  conns=${CONNECTIONS%% *}
+  run_wrk 2 "$conns" "$url" "$WORK/viewers.lua" 1000 warm >/dev/null
+  sleep 1
+  rss0=$(rss_kib "$pid") v0=$(admitted "${BAL_URL[balancer_rss]}")
+  want=$((v0 + WRK_THREADS * ((RSS_VIEWERS + WRK_THREADS - 1) / WRK_THREADS)))
+  log "(3) $RSS_VIEWERS new viewers through balancer_rss (threads: $RSS_THREADS; VmRSS ${rss0} KiB with $v0 viewers)"
+  t_start=$(now_us)
+  "$WRK" -t"$WRK_THREADS" -c"$conns" -d600s --latency -s "$WORK/viewers.lua" "$url" \
+    -- "$RSS_VIEWERS" rss "$WRK_THREADS" >"$WORK/rss-wrk.out" 2>&1 &
+  wrk_pid=$!
+  PIDS+=("$wrk_pid")
+  # Until every new viewer is in, wrk has gone, or the count stops growing for 10 s.
+  v=$v0 last=$v0 still=$SECONDS
+  while kill -0 "$wrk_pid" 2>/dev/null && ((v < want && SECONDS - still < 10)); do
+    sleep 0.2
+    v=$(admitted "${BAL_URL[balancer_rss]}")
+    v=${v:-$last}
+    ((v != last)) && { last=$v; still=$SECONDS; }
+  done
+  drive_s=$(awk -v us=$(($(now_us) - t_start)) 'BEGIN { printf "%.1f", us / 1000000 }')
+  kill -INT "$wrk_pid" 2>/dev/null || true
+  for ((i = 0; i < 100; i++)); do kill -0 "$wrk_pid" 2>/dev/null || break; sleep 0.05; done
+  kill -TERM "$wrk_pid" 2>/dev/null || true
+  wait "$wrk_pid" 2>/dev/null || true
+  W_OUT=$(cat "$WORK/rss-wrk.out")
+  wrk_parse
+  check_alive "the memory run"
+  sleep 1
+  rss1=$(rss_kib "$pid") v1=$(admitted "${BAL_URL[balancer_rss]}")
+  added=$((${v1:-0} - ${v0:-0}))
+  ((${v1:-0} >= want)) || RSS_NOTE="only $added of $RSS_VIEWERS new viewers admitted"
+  [[ $W_FLAG = ok ]] || RSS_NOTE="${RSS_NOTE:+$RSS_NOTE; }wrk: $W_FLAG"
+  [[ -n $RSS_NOTE ]] && log "WARNING: (3) $RSS_NOTE"
+  if [[ -n $rss0 && -n $rss1 ]] && ((added > 0)); then
+    RSS_PER_VIEWER=$(awk -v a="$rss0" -v b="$rss1" -v n="$added" 'BEGIN { printf "%.0f", (b - a) * 1024 / n }')
+  fi
+  RSS_ROW=$(printf '%-13s %7s %9s %9s %9s %9s %8s %7s %10s' balancer_rss "$RSS_THREADS" "${v0:-?}" \
+    "${v1:-?}" "${rss0:-?}" "${rss1:-?}" "${RSS_PER_VIEWER:-n/a}" "$drive_s" \
+    "$(awk -v n="$added" -v s="$drive_s" 'BEGIN { if (s > 0) printf "%.0f", n / s }')")
+  RSS_JSON="{\"balancer_threads\":$RSS_THREADS,\"connections\":$conns,\"new_viewers_asked\":$RSS_VIEWERS,\"admitted_before\":$(num_or_null "$v0"),\"admitted_after\":$(num_or_null "$v1"),\"vmrss_kib_before\":$(num_or_null "$rss0"),\"vmrss_kib_after\":$(num_or_null "$rss1"),\"bytes_per_viewer\":$(num_or_null "$RSS_PER_VIEWER"),\"drive_seconds\":$drive_s,$(wrk_json),\"note\":$(json_str "$RSS_NOTE")}"
+fi
+LOAD_END=$(loadavg)
+
 # ---------------------------------------------------------------- report
-verdict() { awk -v v="$1" -v lim="$2" -v op="$3" 'BEGIN { if (v == "" || v == "n/a") print "n/a"; else if ((op == "le" && v + 0 <= lim) || (op == "ge" && v + 0 >= lim)) print "PASS"; else print "FAIL" }'; }
-BAL_RATIO_1W=$(ratio bal_vod nginx_1w)
-BAL_RATIO_2W=$(ratio bal_vod nginx_2w)
+# target: balancer (threads 2, or the last of BENCH_THREADS) >= 0.5 x nginx static.
+declare -A TARGET=()
+for conns in $CONNECTIONS; do
+  r=$(ratio "${RPS[$FRESH_BAL/$conns]:-}" "${RPS[nginx_static/$conns]:-}")
+  if [[ ${FLAG[$FRESH_BAL/$conns]:-ok} != ok || ${FLAG[nginx_static/$conns]:-ok} != ok ]]; then
+    TARGET[$conns]="FAIL (errors in the run)"
+  else
+    TARGET[$conns]=$(verdict "$r" 0.5 ge)
+  fi
+done
+RSS_VERDICT=$(verdict "$RSS_PER_VIEWER" 1024 le)
+[[ -n $RSS_NOTE && $RSS_VERDICT = PASS ]] && RSS_VERDICT="n/a ($RSS_NOTE)"
 {
   echo
   echo "Balancer benchmark $RUN_ID on $(nproc) cores, $(uname -sr)"
@@ -620,7 +704,7 @@ BAL_RATIO_2W=$(ratio bal_vod nginx_2w)
     printf '  DIED: %s %s\n' "$name" "${DIED[$name]}"
   done
   echo
-  echo "(1) Freshness: live playlist rewritten every $((UPDATE_US / 1000)) ms (first update in the window at .$(printf '%03d' "${UPDATE_PHASE_MS:-0}") s"
+  echo "(1) Freshness ($FRESH_BAL): live playlist rewritten every $((UPDATE_US / 1000)) ms (first update in the window at .$(printf '%03d' "${UPDATE_PHASE_MS:-0}") s"
   echo "    past the second), polled every $((1000 / POLL_PER_S)) ms for ${FRESH_SECONDS}s per peer"
   echo "    upd = updates seen / written in the window; miss = updates never shown;"
   echo "    lag = first seen by the peer - first seen at origin (ms, poll resolution ~$((1000 / POLL_PER_S)) ms);"
@@ -641,18 +725,32 @@ BAL_RATIO_2W=$(ratio bal_vod nginx_2w)
   printf '%-10s %7s %7s %7s %8s %7s\n' peer status msn behind outdated ms
   printf '%s\n' "${T_IDLE[@]}"
   echo
-  echo "(2) Throughput: wrk -t2 -c64 -d${WRK_SECONDS}s --latency, balancer's rewritten media playlist"
-  echo "    (10 segments, signed links to the cache node) vs nginx serving the source as a file;"
-  echo "    status/bytes/bsig = the checking curl's status, body size and signed links; bal_cpu% ="
-  echo "    balancer CPU during the run in % of one core; load = 1-min load average before the run"
+  echo "(2) Throughput: wrk -t$WRK_THREADS -c<conns> -d${WRK_SECONDS}s --latency (after 1 s unmeasured), $VIEWERS distinct viewers"
+  echo "    (viewer=v1..v$VIEWERS, wrk Lua request()) on the live media playlist static/index.m3u8 ($WINDOW segments,"
+  echo "    $SOURCE_BYTES bytes): balancer_tN = the balancer with threads: N, its per-viewer rewritten copy (signed"
+  echo "    links to the cache node); nginx_static = nginx serving the source file, worker_processes $NGINX_WORKERS."
+  echo "    req/s counts good responses only; err = responses >= 400 / socket errors: a run with any is"
+  echo "    flagged ERR(...) and its ratio marked !; vs_nginx = req/s / nginx_static's at the same conns;"
+  echo "    viewers = admitted viewers after the run; cpu% = balancer CPU in % of one core; load = 1-min load before"
   if [[ -n $WRK_NOTE ]]; then
     echo "    SKIPPED: $WRK_NOTE"
   else
-    printf '%-11s %10s %9s %9s %7s %7s %6s %5s %8s  %s\n' row req/s p50_ms p99_ms non2xx status bytes bsig bal_cpu% load
+    printf '%s\n' "${T_CHECK[@]}"
+    printf '%-13s %5s %10s %8s %8s %9s %7s %8s %8s %5s  %s\n' row conns req/s p50_ms p99_ms err vs_nginx viewers cpu% load check
     printf '%s\n' "${T_WRK[@]}"
-    echo "balancer(vod)/nginx: 1 worker $BAL_RATIO_1W, 2 workers $BAL_RATIO_2W;" \
-      "balancer(live)/nginx 2w $(ratio bal_live nginx_2w); 1000 viewers/nginx 2w $(ratio bal_vod_1k nginx_2w)"
-    echo "target: balancer >= 0.5 x nginx static (2 workers = 2 cores): $(verdict "$BAL_RATIO_2W" 0.5 ge)"
+    for conns in $CONNECTIONS; do
+      echo "target: $FRESH_BAL >= 0.5 x nginx_static at $conns connections: ${TARGET[$conns]}"
+    done
+  fi
+  echo
+  echo "(3) Memory: $RSS_VIEWERS new distinct viewers through a fresh balancer (slots kept 1 h), wrk -c${CONNECTIONS%% *};"
+  echo "    VmRSS (KiB) after a 1000-viewer warm-up and after the new viewers; B/viewer = RSS delta / admitted delta"
+  if [[ -n $WRK_NOTE ]]; then
+    echo "    SKIPPED: $WRK_NOTE"
+  else
+    printf '%-13s %7s %9s %9s %9s %9s %8s %7s %10s\n' row threads viewers0 viewers1 rss0_kib rss1_kib B/viewer secs viewers/s
+    echo "$RSS_ROW"
+    echo "target: < 1024 bytes per active viewer: $RSS_VERDICT"
   fi
   echo
 } | tee "$WORK/table.txt"
@@ -667,19 +765,24 @@ for peer in $WANTED_PEERS; do
     PEER_JSON+=("\"$peer\":{\"available\":true,\"note\":$(json_str "${PEER_NOTE[$peer]}")}")
   fi
 done
+TARGET_JSON=()
+for conns in $CONNECTIONS; do TARGET_JSON+=("\"$conns\":$(json_str "${TARGET[$conns]}")"); done
 mkdir -p "$(dirname "$OUT_FILE")"
-cat >"$OUT_FILE" <<EOF
+cat >"$OUT_FILE" <<JSON
 {"run_id":"$RUN_ID","date":"$(date -u +%Y-%m-%dT%H:%M:%SZ)","cores":$(nproc),"kernel":$(json_str "$(uname -sr)"),
  "loadavg":{"start":$(json_str "$LOAD_START"),"before_freshness":$(json_str "$LOAD_FRESH"),"end":$(json_str "$LOAD_END")},
- "quick":$([[ $QUICK = 1 ]] && echo true || echo false),"freshness_seconds":$FRESH_SECONDS,"update_interval_ms":$((UPDATE_US / 1000)),"update_phase_ms":${UPDATE_PHASE_MS:-null},"poll_interval_ms":$((1000 / POLL_PER_S)),"wrk_seconds":$WRK_SECONDS,
- "balancer":{"note":$(json_str "$BAL_NOTE"),"cache_usable":$CACHE_USABLE},
+ "quick":$([[ $QUICK = 1 ]] && echo true || echo false),"freshness_seconds":$FRESH_SECONDS,"update_interval_ms":$((UPDATE_US / 1000)),"update_phase_ms":${UPDATE_PHASE_MS:-null},"poll_interval_ms":$((1000 / POLL_PER_S)),"wrk_seconds":$WRK_SECONDS,"wrk_threads":$WRK_THREADS,
+ "balancer":{"note":$(json_str "$BAL_NOTE"),"freshness_balancer":"$FRESH_BAL","cache_usable":$CACHE_USABLE},
  "peers":{$(join "${PEER_JSON[@]}")},
  "died":{$(join "${DIED_JSON[@]}")},
  "freshness":[$(join "${J_FRESH[@]}")],
  "freshness_balancer_worst":$(json_str "$BAL_DETAIL"),
  "after_idle":{"idle_s":$IDLE_FOR,"balancer_origin_requests_while_idle":$BAL_IDLE_REQ,"probes":[$(join "${J_IDLE[@]}")]},
+ "throughput_check":[$(join "${J_CHECK[@]}")],
  "throughput":[$(join "${J_WRK[@]}")],
+ "throughput_target_balancer_vs_nginx_ge_0_5":{$(join "${TARGET_JSON[@]}")},
  "throughput_note":$(json_str "$WRK_NOTE"),
- "ratio_balancer_vod_to_nginx":{"workers_1":$(num_or_null "$BAL_RATIO_1W"),"workers_2":$(num_or_null "$BAL_RATIO_2W")}}
-EOF
+ "memory":$RSS_JSON,
+ "memory_target_lt_1024_bytes":$(json_str "$RSS_VERDICT")}
+JSON
 log "results written to $OUT_FILE"

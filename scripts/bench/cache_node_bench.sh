@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
-# Compares the Balancer cache node with nginx (proxy_cache + proxy_cache_lock) and
-# Varnish on this machine, in one run, all in front of the same test_origin:
-#   (a) hit throughput (wrk) for a cached 1 MiB chunk and a cached 2 KiB object;
-#   (b) first-byte latency of a herd of N waiters (N=100, 1000) on a fresh object
-#       whose origin answers after 200 ms and sends at 50 Mbit/s, plus origin fetches;
+# Compares the Balancer cache node (threads: 1 and threads: 2) with nginx and Varnish on this
+# machine, in one run, all in front of the same test_origin:
+#   (a) hit throughput (wrk) for three cached objects: 2 KiB, a live media playlist of
+#       about 1.5 KiB (m3u8 content type) and a 1 MiB chunk, against nginx serving the
+#       same bytes as static files (worker_processes auto), plus nginx proxy_cache and
+#       Varnish with the object cached;
+#   (b) first-byte latency of a herd of N waiters (N=100, 1000) on a cold 1 MiB chunk
+#       whose origin answers after 200 ms and sends at 50 Mbit/s, origin fetches, and the
+#       targets: p95 <= origin + 50 ms at N=100, <= origin + 150 ms at N=1000;
 #   (c) slow origin: 1 MiB over ~7 s, N=100: first byte and origin fetches.
 # Prints a table and writes a JSON results file. Not run in CI.
 #
@@ -11,13 +15,15 @@
 #   --build DIR  build tree with tests/support/{test_origin,herd} and, if built,
 #                src/cache_node/cache_node (default: build, or $BUILD_DIR)
 #   --out FILE   JSON results (default: bench-results/cache_node-<time>.json)
-#   --quick      wrk 3 s, herd N=100 only, no slow-origin case (a smoke run)
-# Environment: BENCH_WRK_SECONDS (10), BENCH_NGINX_WORKERS (1), BENCH_PEERS
-# ("cache_node nginx varnish"), BENCH_KEEP=1 keeps the temp dir with the server logs. A missing peer (nginx, varnishd, wrk, cache_node)
-# is reported and skipped; the script still exits 0.
+#   --quick      wrk 3 s, no slow-origin case (a smoke run, about a minute)
+# Environment: BENCH_WRK_SECONDS (10), BENCH_CONNECTIONS ("64": wrk connections, a list),
+# BENCH_THREADS ("1 2": the cache node's threads, one node each), BENCH_NGINX_WORKERS
+# (auto), BENCH_WRK_THREADS (2), BENCH_HERD_SIZES ("100 1000"), BENCH_PEERS ("cache_node
+# nginx varnish"), BENCH_KEEP=1 keeps the temp dir with the server logs. A missing peer
+# (nginx, varnishd, wrk, cache_node) is reported and skipped; the script still exits 0.
 #
 # Everything listens on 127.0.0.1 (ephemeral or free ports), lives in one temp dir
-# and is stopped by pid on exit. Whole run: about 3 minutes.
+# and is stopped by pid on exit. Whole run: about 4 minutes.
 set -euo pipefail
 
 ROOT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -25,7 +31,11 @@ BUILD_DIR=${BUILD_DIR:-build}
 OUT_FILE=""
 QUICK=0
 WRK_SECONDS=${BENCH_WRK_SECONDS:-10}
-NGINX_WORKERS=${BENCH_NGINX_WORKERS:-1}
+CONNECTIONS=${BENCH_CONNECTIONS:-64}
+CN_THREAD_COUNTS=${BENCH_THREADS:-"1 2"}
+NGINX_WORKERS=${BENCH_NGINX_WORKERS:-auto}
+WRK_THREADS=${BENCH_WRK_THREADS:-2}
+HERD_SIZES=${BENCH_HERD_SIZES:-"100 1000"}
 WANTED_PEERS=${BENCH_PEERS:-"cache_node nginx varnish"}
 
 while [[ $# -gt 0 ]]; do
@@ -33,16 +43,12 @@ while [[ $# -gt 0 ]]; do
     --build) BUILD_DIR=$2; shift 2 ;;
     --out) OUT_FILE=$2; shift 2 ;;
     --quick) QUICK=1; shift ;;
-    -h|--help) sed -n '2,22p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "${BASH_SOURCE[0]}"; exit 0 ;;
     *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
   esac
 done
 [[ $BUILD_DIR = /* ]] || BUILD_DIR="$ROOT_DIR/$BUILD_DIR"
-HERD_SIZES="100 1000"
-if [[ $QUICK = 1 ]]; then
-  WRK_SECONDS=3
-  HERD_SIZES="100"
-fi
+[[ $QUICK = 1 ]] && WRK_SECONDS=3
 
 TEST_ORIGIN="$BUILD_DIR/tests/support/test_origin"
 HERD="$BUILD_DIR/tests/support/herd"
@@ -80,69 +86,78 @@ origin_count() {  # origin_count PATH
   sed -n 's/.*"count":\([0-9][0-9]*\).*/\1/p' <<<"$body"
 }
 
+LOAD_START=$(loadavg)
+log "work dir $WORK; load average $LOAD_START on $(nproc) cores"
+
+# ---------------------------------------------------------------- content
+# The hit objects are files under the origin's --root: the caches fetch them from
+# /files/hit/..., nginx_static reads the same files from disk.
+mkdir -p "$WORK/root/hit"
+head -c 2048 /dev/urandom >"$WORK/root/hit/object-2k.bin"
+head -c 1048576 /dev/urandom >"$WORK/root/hit/chunk-1m.ts"
+# A live media playlist as packagers write it: 14 segments of 4 s, each with its
+# EXT-X-PROGRAM-DATE-TIME (about 1.5 KiB).
+{
+  printf '#EXTM3U\n#EXT-X-VERSION:6\n#EXT-X-TARGETDURATION:4\n#EXT-X-MEDIA-SEQUENCE:183420\n'
+  printf '#EXT-X-DISCONTINUITY-SEQUENCE:2\n#EXT-X-INDEPENDENT-SEGMENTS\n'
+  for ((i = 0; i < 14; i++)); do
+    printf '#EXT-X-PROGRAM-DATE-TIME:2024-05-04T18:%02d:%02d.000Z\n#EXTINF:4.000,\nvideo_1080p/segment_%08d.ts\n' \
+      $((30 + i * 4 / 60)) $((i * 4 % 60)) $((183420 + i))
+  done
+} >"$WORK/root/hit/live.m3u8"
+# name|file under root|content type every peer should send
+OBJECTS=("2k|hit/object-2k.bin|application/octet-stream"
+  "playlist|hit/live.m3u8|application/vnd.apple.mpegurl"
+  "1m|hit/chunk-1m.ts|video/mp2t")
+
 # ---------------------------------------------------------------- start the origin
-log "work dir $WORK"
-spawn "$WORK/origin.out" "$TEST_ORIGIN" --host 127.0.0.1 --port 0
+spawn "$WORK/origin.out" "$TEST_ORIGIN" --host 127.0.0.1 --port 0 --root "$WORK/root"
 ORIGIN_PORT=$(wait_listening "$WORK/origin.out" 10 "$SPAWNED") || {
   echo "test_origin did not start:" >&2; cat "$WORK/origin.out" >&2; exit 1; }
 ORIGIN_URL="http://127.0.0.1:$ORIGIN_PORT"
 log "test_origin on port $ORIGIN_PORT"
 
 # ---------------------------------------------------------------- start the peers
-declare -A PEER_URL=() PEER_SKIP=() PEER_NOTE=() PEER_PID=() PEER_LOG=() PEER_DIED=()
-PEERS=()
+# Peers: cache_node_t<N> (one per BENCH_THREADS entry), nginx_static and nginx_proxy (one
+# nginx), varnish. PEER_URL: base of the herd URLs (+ /x/.../gen/...); HIT_BASE: base of
+# the hit objects (+ /hit/...).
+declare -A PEER_URL=() HIT_BASE=() PEER_SKIP=() PEER_NOTE=() PEER_PID=() PEER_LOG=() PEER_DIED=()
+PEERS=()        # every running peer, in table order
+HERD_PEERS=()   # the caches
 
 start_cache_node() {
+  local name=$1 threads=$2 port
   if [[ ! -x $CACHE_NODE ]]; then
-    PEER_SKIP[cache_node]="not built ($CACHE_NODE missing; cmake --build $BUILD_DIR --target cache_node)"
+    PEER_SKIP[$name]="not built ($CACHE_NODE missing; cmake --build $BUILD_DIR --target cache_node)"
     return
   fi
-  mkdir -p "$WORK/cache_node/data"
-  local port
+  mkdir -p "$WORK/$name/data"
   # conf/cache_node.json is relative to the project root. Its stdout and stderr share
   # one log; the listening line is found by its "event" key.
   cd "$ROOT_DIR"
-  spawn "$WORK/cache_node/log" "$CACHE_NODE" --config conf/cache_node.json --set listen.port=0 \
-    --set data_dir="$WORK/cache_node/data" --set origins.demo.url="$ORIGIN_URL" \
-    --set signing.required=false --set server.access_log=false
+  spawn "$WORK/$name/log" "$CACHE_NODE" --config conf/cache_node.json --set listen.port=0 \
+    --set threads="$threads" --set data_dir="$WORK/$name/data" \
+    --set origins.demo.url="$ORIGIN_URL" --set signing.required=false --set server.access_log=false
   cd - >/dev/null
-  if ! port=$(wait_listening "$WORK/cache_node/log" 15 "$SPAWNED"); then
-    PEER_SKIP[cache_node]="failed to start: $(tail -n 5 "$WORK/cache_node/log" | tr '\n' ' ')"
+  if ! port=$(wait_listening "$WORK/$name/log" 15 "$SPAWNED"); then
+    PEER_SKIP[$name]="failed to start: $(tail -n 5 "$WORK/$name/log" | tr '\n' ' ')"
     return
   fi
-  PEER_URL[cache_node]="http://127.0.0.1:$port/o/demo"
-  PEER_PID[cache_node]=$SPAWNED
-  PEER_LOG[cache_node]="$WORK/cache_node/log"
-  PEER_NOTE[cache_node]="conf/cache_node.json, signing off, access log off"
+  PEER_URL[$name]="http://127.0.0.1:$port/o/demo"
+  HIT_BASE[$name]="http://127.0.0.1:$port/o/demo/files"
+  PEER_PID[$name]=$SPAWNED
+  PEER_LOG[$name]="$WORK/$name/log"
+  PEER_NOTE[$name]="conf/cache_node.json, threads: $threads, signing off, access log off"
+  PEERS+=("$name")
+  HERD_PEERS+=("$name")
 }
 
 start_nginx() {
-  local nginx
-  nginx=$(command -v nginx || true)
-  [[ -z $nginx && -x /usr/sbin/nginx ]] && nginx=/usr/sbin/nginx
-  if [[ -z $nginx ]]; then
-    PEER_SKIP[nginx]="nginx not installed (apt-get install nginx-light)"
-    return
-  fi
-  local dir="$WORK/nginx" port user_line=""
+  local port
   port=$(free_port)
-  mkdir -p "$dir"
-  # Run as root, workers would switch to "nobody" and lose access to the temp dir.
-  [[ $(id -u) = 0 ]] && user_line="user root root;"
-  cat >"$dir/nginx.conf" <<EOF
-$user_line
-worker_processes $NGINX_WORKERS;
-daemon off;
-pid nginx.pid;
-error_log error.log warn;
-events { worker_connections 8192; }
-http {
-  access_log off;
-  client_body_temp_path client_body;
-  proxy_temp_path proxy_temp;
-  fastcgi_temp_path fastcgi_temp;
-  uwsgi_temp_path uwsgi_temp;
-  scgi_temp_path scgi_temp;
+  # origin's playlists say "Cache-Control: no-cache", which proxy_cache would obey (the
+  # playlist object would never be a hit), hence proxy_ignore_headers.
+  if ! start_nginx_in "$WORK/nginx" "$NGINX_WORKERS" "$port" "
   proxy_cache_path cache levels=1:2 keys_zone=bench:32m max_size=4g inactive=60m use_temp_path=off;
   upstream origin {
     server 127.0.0.1:$ORIGIN_PORT;
@@ -150,43 +165,57 @@ http {
   }
   server {
     listen 127.0.0.1:$port backlog=4096;
+    location /static/ {
+      alias $WORK/root/;
+    }
     location / {
       proxy_pass http://origin;
       proxy_http_version 1.1;
-      proxy_set_header Connection "";
+      proxy_set_header Connection \"\";
       proxy_cache bench;
       proxy_cache_lock on;          # one origin fetch per object; lock_timeout/age 5 s (defaults)
       proxy_cache_valid 200 60m;
+      proxy_ignore_headers Cache-Control Expires;
       add_header X-Cache-Status \$upstream_cache_status;
     }
-  }
-}
-EOF
-  spawn "$dir/out" "$nginx" -p "$dir/" -c "$dir/nginx.conf" -e "$dir/error.log"
-  if ! wait_tcp "$port" 10 "$SPAWNED"; then
-    PEER_SKIP[nginx]="failed to start: $(tail -n 5 "$dir/error.log" "$dir/out" 2>/dev/null | tr '\n' ' ')"
+  }"; then
+    PEER_SKIP[nginx_static]=$NGINX_ERROR
+    PEER_SKIP[nginx_proxy]=$NGINX_ERROR
     return
   fi
-  PEER_URL[nginx]="http://127.0.0.1:$port"
-  PEER_PID[nginx]=$SPAWNED
-  PEER_LOG[nginx]="$dir/error.log"
-  PEER_NOTE[nginx]="$("$nginx" -v 2>&1 | sed 's/.*version: //'), $NGINX_WORKERS worker(s), proxy_cache_lock on"
+  HIT_BASE[nginx_static]="http://127.0.0.1:$port/static"
+  PEER_URL[nginx_proxy]="http://127.0.0.1:$port"
+  HIT_BASE[nginx_proxy]="http://127.0.0.1:$port/files"
+  PEER_PID[nginx_static]=$NGINX_PID PEER_PID[nginx_proxy]=$NGINX_PID
+  PEER_LOG[nginx_static]="$WORK/nginx/error.log" PEER_LOG[nginx_proxy]="$WORK/nginx/error.log"
+  PEER_NOTE[nginx_static]="$NGINX_VERSION, worker_processes $NGINX_WORKERS ($(nproc) cores), the files from disk"
+  PEER_NOTE[nginx_proxy]="the same nginx, proxy_cache + proxy_cache_lock on, proxy_ignore_headers Cache-Control Expires"
+  PEERS+=(nginx_static nginx_proxy)
+  HERD_PEERS+=(nginx_proxy)
 }
 
 start_varnish() {
-  local varnishd
-  varnishd=$(command -v varnishd || true)
-  [[ -z $varnishd && -x /usr/sbin/varnishd ]] && varnishd=/usr/sbin/varnishd
+  local varnishd dir="$WORK/varnish" port
+  varnishd=$(find_bin varnishd)
   if [[ -z $varnishd ]]; then
     PEER_SKIP[varnish]="varnishd not installed (apt-get install varnish)"
     return
   fi
-  local dir="$WORK/varnish" port
   port=$(free_port)
   mkdir -p "$dir"
+  # Everything cached for an hour: return (deliver) skips the built-in rule that makes
+  # "Cache-Control: no-cache" responses (the playlist) uncacheable.
+  cat >"$dir/bench.vcl" <<EOF
+vcl 4.1;
+backend origin { .host = "127.0.0.1"; .port = "$ORIGIN_PORT"; }
+sub vcl_backend_response {
+  set beresp.ttl = 1h;
+  return (deliver);
+}
+EOF
   # -j none: no privilege separation, so it runs the same as root or not. Enough
   # pre-started worker threads (one per waiting client) for the 1000-client herd.
-  spawn "$dir/out" "$varnishd" -F -j none -a "127.0.0.1:$port" -b "127.0.0.1:$ORIGIN_PORT" \
+  spawn "$dir/out" "$varnishd" -F -j none -a "127.0.0.1:$port" -f "$dir/bench.vcl" \
     -n "$dir/n" -s malloc,256m -p thread_pools=2 -p thread_pool_min=600 \
     -p thread_pool_max=5000 -p listen_depth=4096
   if ! wait_tcp "$port" 30 "$SPAWNED"; then
@@ -194,23 +223,33 @@ start_varnish() {
     return
   fi
   PEER_URL[varnish]="http://127.0.0.1:$port"
+  HIT_BASE[varnish]="http://127.0.0.1:$port/files"
   PEER_PID[varnish]=$SPAWNED
   PEER_LOG[varnish]="$dir/out"
-  PEER_NOTE[varnish]="$("$varnishd" -V 2>&1 | head -n1 | sed 's/^varnishd (\(varnish-[^ ]*\).*/\1/'), -s malloc,256m"
+  PEER_NOTE[varnish]="$("$varnishd" -V 2>&1 | head -n1 | sed 's/^varnishd (\(varnish-[^ ]*\).*/\1/'), -s malloc,256m, VCL: beresp.ttl = 1h + return (deliver)"
+  PEERS+=(varnish)
+  HERD_PEERS+=(varnish)
 }
 
+WANTED_NAMES=()  # every peer asked for, for the report
 for peer in $WANTED_PEERS; do
   case "$peer" in
-    cache_node) start_cache_node ;;
-    nginx) start_nginx ;;
-    varnish) start_varnish ;;
+    cache_node)
+      for t in $CN_THREAD_COUNTS; do
+        start_cache_node "cache_node_t$t" "$t"
+        WANTED_NAMES+=("cache_node_t$t")
+      done
+      ;;
+    nginx) start_nginx; WANTED_NAMES+=(nginx_static nginx_proxy) ;;
+    varnish) start_varnish; WANTED_NAMES+=(varnish) ;;
     *) echo "unknown peer $peer in BENCH_PEERS" >&2; exit 2 ;;
   esac
-  if [[ -n ${PEER_URL[$peer]:-} ]]; then
-    PEERS+=("$peer")
-    log "$peer at ${PEER_URL[$peer]} (${PEER_NOTE[$peer]})"
+done
+for name in "${WANTED_NAMES[@]}"; do
+  if [[ -n ${PEER_SKIP[$name]:-} ]]; then
+    log "SKIP $name: ${PEER_SKIP[$name]}"
   else
-    log "SKIP $peer: ${PEER_SKIP[$peer]}"
+    log "$name ready (${PEER_NOTE[$name]})"
   fi
 done
 
@@ -225,7 +264,7 @@ peer_alive() {
   return 1
 }
 
-# JSON fragments collected as we go.
+# JSON fragments and table rows collected as we go.
 J_WRK=()
 J_HERD=()
 J_SLOW=()
@@ -236,64 +275,104 @@ T_SLOW=()
 # ---------------------------------------------------------------- (a) hit throughput
 WRK=$(command -v wrk || true)
 WRK_NOTE=""
+declare -A RPS=() FLAG=()
 if [[ -z $WRK ]]; then
   WRK_NOTE="wrk not installed (apt-get install wrk): hit throughput skipped"
   log "SKIP (a): $WRK_NOTE"
 elif [[ ${#PEERS[@]} -eq 0 ]]; then
   WRK_NOTE="no peer running"
 else
-  for object in 1M 2K; do
-    path="/gen/$object/a-hit-$RUN_ID.ts"
-    for peer in "${PEERS[@]}"; do
-      peer_alive "$peer" || continue
-      url="${PEER_URL[$peer]}$path"
-      # Warm the cache (twice: some caches store on the first complete response only).
-      curl -sS --max-time 30 -o /dev/null "$url" || true
-      status=$(curl -sS --max-time 30 -o /dev/null -w '%{http_code}' "$url" || echo 000)
-      before=$(origin_count "$path")
-      log "(a) wrk $peer $object for ${WRK_SECONDS}s"
-      out=$(timeout $((WRK_SECONDS + 30)) "$WRK" -t2 -c64 -d"${WRK_SECONDS}s" --latency "$url" 2>&1 || true)
-      after=$(origin_count "$path")
-      peer_alive "$peer" || true
-      rps=$(sed -n 's/^Requests\/sec: *\([0-9.]*\).*/\1/p' <<<"$out")
-      p50=$(to_ms "$(awk '$1 == "50%" {print $2}' <<<"$out")")
-      p99=$(to_ms "$(awk '$1 == "99%" {print $2}' <<<"$out")")
-      non2xx=$(sed -n 's/.*Non-2xx or 3xx responses: *\([0-9]*\).*/\1/p' <<<"$out")
-      sockerr=$(sed -n 's/.*Socket errors: *\(.*\)/\1/p' <<<"$out")
-      if [[ $object = 1M ]]; then bytes=1048576; else bytes=2048; fi
-      mibps=$(awk -v r="${rps:-0}" -v b="$bytes" 'BEGIN {printf "%.1f", r * b / 1048576}')
-      fetches=$(( ${after:-0} - ${before:-0} ))
-      T_WRK+=("$(printf '%-11s %-6s %10s %9s %9s %9s %7s %7s %6s' "$peer" "$object" "${rps:-n/a}" \
-        "$mibps" "${p50:-n/a}" "${p99:-n/a}" "${non2xx:-0}" "$status" "$fetches")")
-      J_WRK+=("{\"peer\":\"$peer\",\"object_bytes\":$bytes,\"warm_status\":$status,\"requests_per_s\":${rps:-null},\"mib_per_s\":$mibps,\"latency_p50_ms\":$p50,\"latency_p99_ms\":$p99,\"non_2xx\":${non2xx:-0},\"socket_errors\":$(json_str "${sockerr:-none}"),\"origin_requests_during_run\":$fetches}")
+  # nginx_static first: every other row's ratio is to it.
+  HIT_PEERS=()
+  [[ -n ${PEER_PID[nginx_static]:-} ]] && HIT_PEERS+=(nginx_static)
+  for peer in "${PEERS[@]}"; do [[ $peer = nginx_static ]] || HIT_PEERS+=("$peer"); done
+  for conns in $CONNECTIONS; do
+    for entry in "${OBJECTS[@]}"; do
+      IFS='|' read -r object file ctype_want <<<"$entry"
+      bytes=$(wc -c <"$WORK/root/$file")
+      for peer in "${HIT_PEERS[@]}"; do
+        peer_alive "$peer" || continue
+        url="${HIT_BASE[$peer]}/$file"
+        # Warm the cache (twice: some caches store on the first complete response only),
+        # then check what the second GET got: status, size, content type.
+        curl -sS --max-time 30 -o /dev/null "$url" || true
+        check=$(curl -sS --max-time 30 -o "$WORK/check.body" -w '%{http_code} %{size_download} %{content_type}' "$url" || echo "000 0 none")
+        read -r status got ctype <<<"$check"
+        problem=""
+        [[ $status = 200 ]] || problem="warm-up status $status"
+        cmp -s "$WORK/check.body" "$WORK/root/$file" || problem="${problem:+$problem, }body differs from the file ($got bytes)"
+        [[ ${ctype%%;*} = "$ctype_want" ]] || problem="${problem:+$problem, }Content-Type ${ctype:-none}"
+        [[ -n $problem ]] && log "WARNING: $peer $object: $problem"
+        before=""
+        [[ $peer = nginx_static ]] || before=$(origin_count "/files/$file")
+        log "(a) wrk $peer $object, $conns connections, for ${WRK_SECONDS}s"
+        run_wrk "$WRK_SECONDS" "$conns" "$url"
+        peer_alive "$peer" || true
+        fetches=-
+        if [[ $peer != nginx_static ]]; then
+          after=$(origin_count "/files/$file")
+          fetches="?"
+          [[ -n $before && -n $after ]] && fetches=$((after - before))
+        fi
+        RPS[$peer/$object/$conns]=$W_RPS
+        FLAG[$peer/$object/$conns]=$W_FLAG
+        [[ $W_FLAG = ok ]] || log "WARNING: $peer $object c$conns: $W_FLAG"
+        vs=$(ratio "$W_RPS" "${RPS[nginx_static/$object/$conns]:-}")
+        if [[ $vs != n/a && ( $W_FLAG != ok || ${FLAG[nginx_static/$object/$conns]:-ok} != ok ) ]]; then vs="$vs!"; fi
+        mibps=$(awk -v r="${W_RPS:-0}" -v b="$bytes" 'BEGIN { printf "%.1f", r * b / 1048576 }')
+        T_WRK+=("$(printf '%-14s %-8s %7s %5s %9s %8s %8s %8s %9s %8s %6s  %s' "$peer" "$object" "$bytes" \
+          "$conns" "${W_RPS:-n/a}" "$mibps" "$W_P50" "$W_P99" "${W_NON2XX}/${W_SOCKERR}" "$vs" "$fetches" \
+          "$W_FLAG${problem:+; $problem}")")
+        J_WRK+=("{\"peer\":\"$peer\",\"object\":\"$object\",\"object_bytes\":$bytes,\"content_type\":$(json_str "$ctype"),\"connections\":$conns,\"warm_status\":$((10#$status)),\"check_problem\":$(json_str "$problem"),$(wrk_json),\"mib_per_s\":$mibps,\"ratio_to_nginx_static\":$(num_or_null "${vs%!}"),\"origin_requests_during_run\":$(num_or_null "${fetches//[-?]/}")}")
+      done
     done
   done
 fi
 
 # ---------------------------------------------------------------- herds
-# herd_row SCENARIO PEER N URL ORIGIN_PATH TIMEOUT_MS -> appends table + JSON rows
+# herd_row SCENARIO PEER N URL ORIGIN_PATH TIMEOUT_MS -> appends table + JSON rows. In (b)
+# the cache rows are held to the target: fb_p95 <= ORIGIN_FB + 50 ms (N=100) or + 150 ms
+# (N=1000), every waiter complete and byte-exact, one origin fetch.
+ORIGIN_FB=""
 herd_row() {
-  local scenario=$1 peer=$2 n=$3 url=$4 opath=$5 timeout_ms=$6 json fetches
+  local scenario=$1 peer=$2 n=$3 url=$4 opath=$5 timeout_ms=$6 json fetches ok p95 limit="" result="-" why=()
   log "($scenario) herd $peer N=$n"
   json=$(timeout $((timeout_ms / 1000 + 60)) "$HERD" --url "$url" -n "$n" --verify-gen \
     --timeout-ms "$timeout_ms" --json 2>/dev/null || echo '{"setup_error":"herd failed or timed out"}')
   fetches=$(origin_count "$opath")
   [[ $peer = "origin(direct)" ]] || peer_alive "$peer" || true
+  ok=$(json_top "$json" ok)
+  p95=$(json_in "$json" first_byte_ms p95)
+  if [[ $scenario = b && $peer = "origin(direct)" ]]; then
+    ORIGIN_FB=$(json_in "$json" first_byte_ms max)
+  elif [[ $scenario = b && -n $ORIGIN_FB ]]; then
+    case $n in
+      100) limit=$(awk -v o="$ORIGIN_FB" 'BEGIN { printf "%.0f", o + 50 }') ;;
+      1000) limit=$(awk -v o="$ORIGIN_FB" 'BEGIN { printf "%.0f", o + 150 }') ;;
+    esac
+    if [[ -n $limit ]]; then
+      [[ $(verdict "$p95" "$limit" le) = PASS ]] || why+=("p95")
+      [[ ${ok:-0} = "$n" ]] || why+=("ok ${ok:-0}/$n")
+      [[ ${fetches:-0} = 1 ]] || why+=("${fetches:-?} fetches")
+      if ((${#why[@]} == 0)); then result=PASS; else result="FAIL($(join "${why[@]}"))"; fi
+    fi
+  fi
   local row
-  row=$(printf '%-15s %5s %5s %9s %9s %9s %9s %6s' "$peer" "$n" "$(json_top "$json" ok)" \
-    "$(json_in "$json" first_byte_ms p50)" "$(json_in "$json" first_byte_ms p95)" \
-    "$(json_in "$json" first_byte_ms max)" "$(json_in "$json" total_ms p95)" "${fetches:-?}")
-  local record="{\"scenario\":\"$scenario\",\"peer\":\"$peer\",\"n\":$n,\"origin_requests\":${fetches:-null},\"herd\":$json}"
+  row=$(printf '%-15s %5s %5s %9s %9s %9s %9s %6s %7s  %s' "$peer" "$n" "${ok:-?}" \
+    "$(json_in "$json" first_byte_ms p50)" "${p95:-?}" "$(json_in "$json" first_byte_ms max)" \
+    "$(json_in "$json" total_ms p95)" "${fetches:-?}" "${limit:--}" "$result")
+  local record
+  record="{\"scenario\":\"$scenario\",\"peer\":\"$peer\",\"n\":$n,\"origin_requests\":${fetches:-null},\"target_fb_p95_ms\":$(num_or_null "$limit"),\"target\":$(json_str "$result"),\"herd\":$json}"
   if [[ $scenario = b ]]; then T_HERD+=("$row"); J_HERD+=("$record"); else T_SLOW+=("$row"); J_SLOW+=("$record"); fi
 }
 
 # (b) origin answers after 200 ms, then 50 Mbit/s; behaviour in the path (/x/...) so
-# every peer forwards it whatever it does with query strings.
+# every peer forwards it whatever it does with query strings. A new object per row.
 FAST="/x/delay_ms=200,rate_kbps=50000"
 herd_row b "origin(direct)" 1 "$ORIGIN_URL$FAST/gen/1M/b-origin-$RUN_ID.ts" \
   "$FAST/gen/1M/b-origin-$RUN_ID.ts" 30000
 for n in $HERD_SIZES; do
-  for peer in "${PEERS[@]}"; do
+  for peer in "${HERD_PEERS[@]}"; do
     peer_alive "$peer" || continue
     path="$FAST/gen/1M/b-$peer-$n-$RUN_ID.ts"
     herd_row b "$peer" "$n" "${PEER_URL[$peer]}$path" "$path" 60000
@@ -305,53 +384,63 @@ SLOW="/x/rate_kbps=1200"
 if [[ $QUICK = 0 ]]; then
   herd_row c "origin(direct)" 1 "$ORIGIN_URL$SLOW/gen/1M/c-origin-$RUN_ID.ts" \
     "$SLOW/gen/1M/c-origin-$RUN_ID.ts" 60000
-  for peer in "${PEERS[@]}"; do
+  for peer in "${HERD_PEERS[@]}"; do
     peer_alive "$peer" || continue
     path="$SLOW/gen/1M/c-$peer-$RUN_ID.ts"
     herd_row c "$peer" 100 "${PEER_URL[$peer]}$path" "$path" 60000
   done
 fi
+LOAD_END=$(loadavg)
 
 # ---------------------------------------------------------------- report
 {
   echo
   echo "Cache node benchmark $RUN_ID on $(nproc) cores, $(uname -sr)"
-  for peer in $WANTED_PEERS; do
+  echo "  load average (1/5/15 min): start $LOAD_START, end $LOAD_END"
+  for peer in "${WANTED_NAMES[@]}"; do
     if [[ -n ${PEER_DIED[$peer]:-} ]]; then
-      printf '  %-11s %s\n  %-11s DIED during the run: %s\n' "$peer" "${PEER_NOTE[$peer]}" "" "${PEER_DIED[$peer]}"
-    elif [[ -n ${PEER_URL[$peer]:-} ]]; then
-      printf '  %-11s %s\n' "$peer" "${PEER_NOTE[$peer]}"
+      printf '  %-14s %s\n  %-14s DIED during the run: %s\n' "$peer" "${PEER_NOTE[$peer]}" "" "${PEER_DIED[$peer]}"
+    elif [[ -n ${PEER_PID[$peer]:-} ]]; then
+      printf '  %-14s %s\n' "$peer" "${PEER_NOTE[$peer]}"
     else
-      printf '  %-11s SKIPPED: %s\n' "$peer" "${PEER_SKIP[$peer]}"
+      printf '  %-14s SKIPPED: %s\n' "$peer" "${PEER_SKIP[$peer]}"
     fi
   done
   echo
-  echo "(a) Hit throughput, wrk -t2 -c64 -d${WRK_SECONDS}s on a cached object"
-  echo "    warm = status of the warm-up GET; origin = origin requests during the wrk run"
+  echo "(a) Hit throughput, wrk -t$WRK_THREADS -c<conns> -d${WRK_SECONDS}s --latency on a cached object, the same bytes"
+  echo "    everywhere: 2k = 2048 random bytes (octet-stream); playlist = a live media playlist, 14 segments"
+  echo "    with EXT-X-PROGRAM-DATE-TIME, $(wc -c <"$WORK/root/hit/live.m3u8") bytes (application/vnd.apple.mpegurl); 1m = a 1 MiB chunk (video/mp2t)."
+  echo "    req/s counts good responses only; err = responses >= 400 / socket errors: a run with any is"
+  echo "    flagged ERR(...) and its ratio marked !; vs_static = req/s / nginx_static's for the same object;"
+  echo "    origin = origin requests during the run (0 for a hit); check = wrk errors and the warm-up GET"
+  echo "    (status 200, body equal to the file, Content-Type)"
   if [[ -n $WRK_NOTE ]]; then
     echo "    SKIPPED: $WRK_NOTE"
   else
-    printf '%-11s %-6s %10s %9s %9s %9s %7s %7s %6s\n' peer object req/s MiB/s p50_ms p99_ms non2xx warm origin
+    printf '%-14s %-8s %7s %5s %9s %8s %8s %8s %9s %8s %6s  %s\n' peer object bytes conns req/s MiB/s \
+      p50_ms p99_ms err vs_static origin check
     printf '%s\n' "${T_WRK[@]}"
   fi
   echo
-  echo "(b) Herd on a fresh 1 MiB object; origin: 200 ms to first byte, then 50 Mbit/s"
+  echo "(b) Herd on a cold 1 MiB chunk; origin: 200 ms to first byte, then 50 Mbit/s"
   echo "    first byte / total in ms from the common start; ok = complete and byte-exact;"
-  echo "    origin = requests the origin got for the object"
-  printf '%-15s %5s %5s %9s %9s %9s %9s %6s\n' peer N ok fb_p50 fb_p95 fb_max tot_p95 origin
+  echo "    origin = requests the origin got for the object; target = fb_p95 limit, origin's own first"
+  echo "    byte (${ORIGIN_FB:-?} ms, one client, direct) + 50 ms at N=100, + 150 ms at N=1000; PASS also needs"
+  echo "    every waiter ok and one origin fetch"
+  printf '%-15s %5s %5s %9s %9s %9s %9s %6s %7s  %s\n' peer N ok fb_p50 fb_p95 fb_max tot_p95 origin target result
   printf '%s\n' "${T_HERD[@]}"
   if [[ $QUICK = 0 ]]; then
     echo
     echo "(c) Slow origin: 1 MiB at 1200 kbit/s (about 7 s), N=100"
-    printf '%-15s %5s %5s %9s %9s %9s %9s %6s\n' peer N ok fb_p50 fb_p95 fb_max tot_p95 origin
+    printf '%-15s %5s %5s %9s %9s %9s %9s %6s %7s  %s\n' peer N ok fb_p50 fb_p95 fb_max tot_p95 origin target result
     printf '%s\n' "${T_SLOW[@]}"
   fi
   echo
 } | tee "$WORK/table.txt"
 
 PEER_JSON=()
-for peer in $WANTED_PEERS; do
-  if [[ -n ${PEER_URL[$peer]:-} ]]; then
+for peer in "${WANTED_NAMES[@]}"; do
+  if [[ -n ${PEER_PID[$peer]:-} ]]; then
     PEER_JSON+=("\"$peer\":{\"available\":true,\"note\":$(json_str "${PEER_NOTE[$peer]}"),\"died\":$(json_str "${PEER_DIED[$peer]:-}")}")
   else
     PEER_JSON+=("\"$peer\":{\"available\":false,\"reason\":$(json_str "${PEER_SKIP[$peer]}")}")
@@ -360,10 +449,12 @@ done
 mkdir -p "$(dirname "$OUT_FILE")"
 cat >"$OUT_FILE" <<EOF
 {"run_id":"$RUN_ID","date":"$(date -u +%Y-%m-%dT%H:%M:%SZ)","cores":$(nproc),"kernel":$(json_str "$(uname -sr)"),
- "quick":$([[ $QUICK = 1 ]] && echo true || echo false),"wrk_seconds":$WRK_SECONDS,
+ "loadavg":{"start":$(json_str "$LOAD_START"),"end":$(json_str "$LOAD_END")},
+ "quick":$([[ $QUICK = 1 ]] && echo true || echo false),"wrk_seconds":$WRK_SECONDS,"wrk_threads":$WRK_THREADS,
  "peers":{$(join "${PEER_JSON[@]}")},
  "hit_throughput":[$(join "${J_WRK[@]}")],
  "hit_throughput_note":$(json_str "$WRK_NOTE"),
+ "herd_origin_first_byte_ms":$(num_or_null "$ORIGIN_FB"),
  "herd_fast_origin":[$(join "${J_HERD[@]}")],
  "herd_slow_origin":[$(join "${J_SLOW[@]}")]}
 EOF

@@ -1,6 +1,8 @@
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2034
 # Helpers shared by the benchmark scripts (sourced, not run). The caller sets WORK (a
-# temp dir removed at exit unless BENCH_KEEP=1) and PIDS=() before starting servers.
+# temp dir removed at exit unless BENCH_KEEP=1) and PIDS=() before starting servers, and
+# WRK (the wrk binary) before run_wrk. Results come back in global variables (SPAWNED,
+# NGINX_*, W_*), hence SC2034 off.
 
 log() { printf '[bench] %s\n' "$*" >&2; }
 
@@ -95,3 +97,130 @@ to_ms() {
     printf "%.2f", v }'
 }
 join() { local IFS=,; echo "$*"; }
+now_us() { echo "${EPOCHREALTIME/./}"; }
+loadavg() { cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo "n/a"; }
+num_or_null() { [[ -n ${1:-} && $1 != n/a ]] && echo "$1" || echo null; }
+# VmRSS of PID in KiB (empty when the process is gone).
+rss_kib() { awk '$1 == "VmRSS:" { print $2 }' "/proc/$1/status" 2>/dev/null || true; }
+# user + system CPU time of PID in clock ticks.
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
+# Path of a server binary on PATH or in /usr/sbin (Debian puts nginx and varnishd there).
+find_bin() {
+  if command -v "$1" 2>/dev/null; then return; fi
+  [[ -x /usr/sbin/$1 ]] && echo "/usr/sbin/$1"
+  return 0
+}
+
+# verdict VALUE LIMIT le|ge: PASS, FAIL, or n/a when VALUE is empty or n/a.
+verdict() {
+  awk -v v="$1" -v lim="$2" -v op="$3" 'BEGIN {
+    if (v == "" || v == "n/a") print "n/a"
+    else if ((op == "le" && v + 0 <= lim) || (op == "ge" && v + 0 >= lim)) print "PASS"
+    else print "FAIL" }'
+}
+# ratio A B: A / B with two decimals, n/a unless both are positive numbers.
+ratio() { awk -v a="${1:-0}" -v b="${2:-0}" 'BEGIN { if (a > 0 && b > 0) printf "%.2f", a / b; else printf "n/a" }'; }
+
+# ---------------------------------------------------------------- nginx
+# start_nginx_in DIR WORKERS PORT HTTP: nginx with its own prefix DIR and config
+# (worker_processes WORKERS, access log off, keep-alive for 100,000 requests, the content
+# types test_origin sends), HTTP = the rest of the http {} block (upstreams, servers listening
+# on PORT). Sets NGINX_PID and NGINX_VERSION; on failure sets NGINX_ERROR and returns 1.
+start_nginx_in() {
+  local dir=$1 workers=$2 port=$3 http=$4 nginx user_line=""
+  NGINX_PID="" NGINX_VERSION="" NGINX_ERROR=""
+  nginx=$(find_bin nginx)
+  if [[ -z $nginx ]]; then
+    NGINX_ERROR="nginx not installed (apt-get install nginx-light)"
+    return 1
+  fi
+  mkdir -p "$dir"
+  # Run as root, workers would switch to "nobody" and lose access to the temp dir.
+  [[ $(id -u) = 0 ]] && user_line="user root root;"
+  cat >"$dir/nginx.conf" <<CONF
+$user_line
+worker_processes $workers;
+daemon off;
+pid nginx.pid;
+error_log error.log warn;
+events { worker_connections 8192; }
+http {
+  access_log off;
+  keepalive_requests 100000;
+  types {
+    application/vnd.apple.mpegurl m3u8;
+    video/mp2t ts;
+  }
+  default_type application/octet-stream;
+  client_body_temp_path client_body;
+  proxy_temp_path proxy_temp;
+  fastcgi_temp_path fastcgi_temp;
+  uwsgi_temp_path uwsgi_temp;
+  scgi_temp_path scgi_temp;
+$http
+}
+CONF
+  spawn "$dir/out" "$nginx" -p "$dir/" -c "$dir/nginx.conf" -e "$dir/error.log"
+  if ! wait_tcp "$port" 10 "$SPAWNED"; then
+    NGINX_ERROR="failed to start: $(tail -n 5 "$dir/error.log" "$dir/out" 2>/dev/null | tr '\n' ' ')"
+    return 1
+  fi
+  NGINX_PID=$SPAWNED
+  NGINX_VERSION=$("$nginx" -v 2>&1 | sed 's/.*version: //')
+}
+
+# ---------------------------------------------------------------- wrk
+# run_wrk SECONDS CONNECTIONS URL [LUA_SCRIPT [SCRIPT_ARGS...]]: one wrk run, $WRK_THREADS
+# threads (default 2), --latency. wrk counts every response with status >= 400 and prints the
+# count as "Non-2xx or 3xx responses"; those, and socket errors (connect, read, write,
+# timeout), are not throughput: W_RPS counts the good responses only and W_FLAG says what
+# went wrong. Sets:
+#   W_OUT     wrk's output           W_REQS, W_SECS  responses and duration as wrk reports them
+#   W_RPS     good responses per s   W_RAW_RPS       wrk's Requests/sec (errors included)
+#   W_NON2XX  responses >= 400       W_SOCKERR       socket errors, total; W_SOCKERR_TEXT as printed
+#   W_P50, W_P99  latency in ms ("null" when missing)
+#   W_FLAG    "ok", or "ERR(...)" naming the errors, or "ERR(no result)"
+run_wrk() {
+  local secs=$1 conns=$2 url=$3 script=${4:-} args
+  args=(-t"${WRK_THREADS:-2}" -c"$conns" -d"${secs}s" --latency)
+  [[ -n $script ]] && args+=(-s "$script")
+  args+=("$url")
+  if (($# > 4)); then args+=(-- "${@:5}"); fi
+  W_OUT=$(timeout $((secs + 30)) "$WRK" "${args[@]}" 2>&1 || true)
+  wrk_parse
+}
+# wrk_parse: the W_* values above from $W_OUT.
+wrk_parse() {
+  local line
+  line=$(sed -n 's/^ *\([0-9][0-9]*\) requests in \([0-9.]*[a-z]*\),.*/\1 \2/p' <<<"$W_OUT")
+  W_REQS=${line%% *}
+  W_SECS=""
+  [[ -n $line ]] && W_SECS=$(awk -v ms="$(to_ms "${line#* }")" 'BEGIN { printf "%.3f", ms / 1000 }')
+  W_RAW_RPS=$(sed -n 's/^Requests\/sec: *\([0-9.]*\).*/\1/p' <<<"$W_OUT")
+  W_NON2XX=$(sed -n 's/.*Non-2xx or 3xx responses: *\([0-9]*\).*/\1/p' <<<"$W_OUT")
+  W_NON2XX=${W_NON2XX:-0}
+  W_SOCKERR_TEXT=$(sed -n 's/.*Socket errors: *\(.*\)/\1/p' <<<"$W_OUT")
+  W_SOCKERR=$(awk -F'[, ]+' '{ s = 0; for (i = 1; i <= NF; i++) if ($i ~ /^[0-9]+$/) s += $i; print s }' \
+    <<<"${W_SOCKERR_TEXT:-0}")
+  W_P50=$(to_ms "$(awk '$1 == "50%" { print $2 }' <<<"$W_OUT")")
+  W_P99=$(to_ms "$(awk '$1 == "99%" { print $2 }' <<<"$W_OUT")")
+  W_RPS=""
+  if [[ -n $W_REQS && -n $W_SECS ]]; then
+    W_RPS=$(awk -v r="$W_REQS" -v e="$W_NON2XX" -v s="$W_SECS" 'BEGIN { if (s > 0) printf "%.0f", (r - e) / s }')
+  fi
+  if [[ -z $W_RPS ]]; then
+    W_FLAG="ERR(no result)"
+    W_RPS=""
+  elif ((W_NON2XX > 0 || W_SOCKERR > 0)); then
+    W_FLAG="ERR(${W_NON2XX} status>=400, ${W_SOCKERR} socket: ${W_SOCKERR_TEXT:-none})"
+  else
+    W_FLAG=ok
+  fi
+}
+# The W_* values as JSON members (no braces).
+wrk_json() {
+  printf '"requests":%s,"seconds":%s,"good_requests_per_s":%s,"wrk_requests_per_s":%s,"status_ge_400":%s,"socket_errors":%s,"socket_errors_text":%s,"latency_p50_ms":%s,"latency_p99_ms":%s,"errors":%s' \
+    "$(num_or_null "$W_REQS")" "$(num_or_null "$W_SECS")" "$(num_or_null "$W_RPS")" \
+    "$(num_or_null "$W_RAW_RPS")" "$W_NON2XX" "$W_SOCKERR" "$(json_str "${W_SOCKERR_TEXT:-none}")" \
+    "$W_P50" "$W_P99" "$([[ $W_FLAG = ok ]] && echo false || echo true)"
+}
