@@ -39,6 +39,12 @@ std::optional<std::string> canonical_authority(std::string_view scheme,
   return out;
 }
 
+bool servable_by_cache(std::string_view origin_target) {
+  size_t q = origin_target.find('?');
+  std::string_view query = q == std::string_view::npos ? std::string_view{} : origin_target.substr(q + 1);
+  return common::check_servable_origin_target(origin_target.substr(0, q), query).ok();
+}
+
 }  // namespace
 
 std::optional<std::string> origin_target_of(std::string_view uri, std::string_view origin_base) {
@@ -81,11 +87,16 @@ RewritePlan plan_rewrite(const hls::Template& tmpl, std::string_view origin_base
             target.kind = SlotTarget::Kind::key;
             target.origin_target = std::move(*on_origin);
             break;
-          case hls::Role::chunk:
+          case hls::Role::chunk: {
+            std::string chunk_target = normalize_chunk_target(*on_origin);
+            // A link the cache node would refuse (".//x.ts" resolves to an empty
+            // segment) could never be served: such a chunk stays at its origin URL.
+            if (!servable_by_cache(chunk_target)) break;
             target.kind = SlotTarget::Kind::chunk;
-            target.origin_target = normalize_chunk_target(*on_origin);
+            target.origin_target = std::move(chunk_target);
             ++plan.chunk_slots;
             break;
+          }
           case hls::Role::other:
             break;
         }

@@ -5,7 +5,9 @@
 //   - a key on the channel's origin → <balancer>/key/<channel>/<path>[?query]&<viewer params>
 //   - a chunk on the channel's origin → the chosen cache node, signed:
 //       <cache url>/o/<origin id>/<path>[?query]&bexp=..&bsig=..
-//     or, with no usable cache, the chunk's absolute origin URL;
+//     or, with no usable cache, the chunk's absolute origin URL; a chunk whose
+//     path or query the cache node would refuse (common::check_servable_origin_target:
+//     an empty or dot segment, say) always keeps its absolute origin URL;
 //   - anything else (another host, a path outside the origin's base URL, a
 //     non-HTTP scheme such as data: or skd:, EXT-X-SESSION-DATA, steering) is
 //     left absolute, pointing where the source meant: the balancer never

@@ -10,6 +10,13 @@ int hex_value(char c) {
   return -1;
 }
 
+bool has_control_char(std::string_view text) {
+  for (char c : text) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) return true;
+  }
+  return false;
+}
+
 void append_separator(std::string& target) {
   size_t q = target.find('?');
   if (q == std::string::npos) {
@@ -18,6 +25,8 @@ void append_separator(std::string& target) {
     target += '&';  // a later '?' is part of a value, not an empty query
   }
 }
+
+Error bad_request(std::string message) { return Error{"bad_request", std::move(message)}; }
 
 }  // namespace
 
@@ -89,6 +98,24 @@ bool has_dot_segment(std::string_view decoded_path) {
     start = end + 1;
   }
   return false;
+}
+
+Status check_servable_origin_target(std::string_view raw_path, std::string_view raw_query) {
+  if (raw_path.size() < 2 || raw_path[0] != '/') return bad_request("The URL names an origin but no path on it.");
+  if (raw_path.substr(0, 2) == "//") return bad_request("Absolute or scheme-relative URLs are not accepted.");
+  if (has_control_char(raw_path) || has_control_char(raw_query)) {
+    return bad_request("Control characters are not accepted.");
+  }
+  auto decoded = percent_decode(raw_path);
+  if (!decoded) return bad_request("The path has malformed percent-encoding or an encoded NUL.");
+  if (decoded->find('\\') != std::string::npos) return bad_request("Backslashes are not accepted in paths.");
+  if (decoded->find("://") != std::string::npos) return bad_request("Absolute URLs are not accepted in paths.");
+  if (has_dot_segment(*decoded)) return bad_request("Dot segments are not accepted in paths.");
+  if (decoded->find("//") != std::string::npos) return bad_request("Empty path segments are not accepted.");
+  if (!raw_query.empty() && !percent_decode(raw_query)) {
+    return bad_request("The query has malformed percent-encoding or an encoded NUL.");
+  }
+  return {};
 }
 
 }  // namespace common

@@ -1,6 +1,6 @@
-// Percent-decoding and query strings of request targets, as pure
-// functions shared by the balancer and the cache node. Any thread; failures are
-// return values, nothing throws except std::bad_alloc.
+// Percent-decoding, query strings and the rule for origin paths of request
+// targets, as pure functions shared by the balancer and the cache node. Any
+// thread; failures are return values, nothing throws except std::bad_alloc.
 //
 // '+' is a space only where a query value is read as form data (a named query
 // parameter such as ?viewer=a+b, as browsers' URLSearchParams send it). In paths,
@@ -12,6 +12,8 @@
 #include <optional>
 #include <string>
 #include <string_view>
+
+#include "common/result.h"
 
 namespace common {
 
@@ -81,5 +83,15 @@ void append_query(std::string& target, std::string_view encoded_query);
 // True if a decoded path ("/a/b") has a "." or ".." segment: such a path could
 // escape the base path it is appended to.
 bool has_dot_segment(std::string_view decoded_path);
+
+// The one rule for the origin targets a cache node serves (/o/<origin id><path>
+// [?query]), so also for the chunk links the balancer may sign. `raw_path` is
+// still percent-encoded and starts with '/'; `raw_query` has no '?' and no '#'.
+// Refused: an empty path; a scheme-relative ("//host") or absolute ("://") URL in
+// the path; "." or ".." segments and empty segments (raw or encoded: they could
+// leave the origin's base path or name one file under two keys); a backslash;
+// control characters; malformed percent-encoding or NUL in path or query.
+// Fails with code "bad_request" and a sentence for the 400 reply.
+Status check_servable_origin_target(std::string_view raw_path, std::string_view raw_query = {});
 
 }  // namespace common

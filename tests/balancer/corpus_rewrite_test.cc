@@ -1,7 +1,9 @@
 // Property over the shared HLS corpus: for every playlist the library accepts,
 // the balancer's copy parses again with the same URI slots in the same order, and
 // every URI leads where its role says (balancer, signed cache link, or left
-// pointing at a foreign host), never elsewhere.
+// pointing at a foreign host), never elsewhere; every cache link is one the
+// cache node accepts, and a chunk on the origin is left at its origin URL only
+// when the cache node would refuse it.
 #include <doctest/doctest.h>
 
 #include <filesystem>
@@ -10,6 +12,7 @@
 #include <string>
 
 #include "balancer/playlist_mapper.h"
+#include "cache_node/chunk_request.h"
 #include "hls/playlist.h"
 
 namespace balancer {
@@ -33,7 +36,7 @@ TEST_CASE(
   }
   auto signer = common::UrlSigner::create({kSigningKey});
   REQUIRE(signer.ok());
-  size_t files = 0, accepted = 0, slots_checked = 0;
+  size_t files = 0, accepted = 0, slots_checked = 0, cache_links = 0, left_at_origin = 0;
   for (const auto& entry : std::filesystem::directory_iterator(dir)) {
     if (entry.path().extension() != ".m3u8") continue;
     ++files;
@@ -85,21 +88,37 @@ TEST_CASE(
         case SlotTarget::Kind::chunk:
           CHECK(ours);
           REQUIRE(starts_with(uri, kCache + "/o/demo/"));
-          CHECK(signer->verify(uri.substr(kCache.size()), kExpires) ==
-                common::SignatureVerdict::ok);
+          {
+            std::string unsigned_target;
+            CHECK(signer->verify(uri.substr(kCache.size()), kExpires, &unsigned_target) ==
+                  common::SignatureVerdict::ok);
+            auto request = cache_node::parse_chunk_request(unsigned_target);
+            CHECK_MESSAGE(request.ok(), (request.ok() ? "" : request.error().message));
+            ++cache_links;
+          }
           break;
         case SlotTarget::Kind::passthrough:
           // Left as the source meant it: the same absolute URI, never our hosts.
           CHECK(uri == before[i].uri);
-          CHECK((!ours || before[i].role == hls::Role::other));
+          if (ours && before[i].role == hls::Role::chunk) {
+            // Only a chunk the cache node would refuse stays at the origin.
+            std::string target = "/o/demo" + normalize_chunk_target(
+                                                 *origin_target_of(before[i].uri, kOrigin));
+            CHECK_FALSE(cache_node::parse_chunk_request(target).ok());
+            ++left_at_origin;
+          } else {
+            CHECK((!ours || before[i].role == hls::Role::other));
+          }
           break;
       }
       ++slots_checked;
     }
   }
   MESSAGE(accepted << " of " << files << " corpus playlists accepted; " << slots_checked
-                   << " URIs checked");
+                   << " URIs checked; " << cache_links << " cache links, " << left_at_origin
+                   << " chunks the cache node would refuse left at origin");
   CHECK(accepted > 50);
+  CHECK(cache_links > 0);
 }
 
 }  // namespace

@@ -230,5 +230,36 @@ TEST_CASE("switching the destination changes only the host part of chunk links")
   }
 }
 
+TEST_CASE("chunks whose path the cache node would refuse keep their origin URL instead of a signed link") {
+  hls::Playlist p = parse(
+      "#EXTM3U\n#EXT-X-TARGETDURATION:2\n"
+      "#EXTINF:2.0,\n.//x.ts\n"      // resolves to live//x.ts: an empty segment
+      "#EXTINF:2.0,\na//b.ts\n"
+      "#EXTINF:2.0,\n%2e%2e/up.ts\n"  // encoded dot segments survive resolution
+      "#EXTINF:2.0,\nsub/%2E/y.ts\n"
+      "#EXTINF:2.0,\nq.ts?x=%zz\n"    // malformed escape in the query
+      "#EXTINF:2.0,\nok.ts\n",
+      "http://o.example/files/live/index.m3u8");
+  RewritePlan plan = plan_rewrite(p.tmpl, "http://o.example/files");
+  CHECK(plan.chunk_slots == 1);
+  auto signer = common::UrlSigner::create({kKey});
+  REQUIRE(signer.ok());
+  std::vector<std::string> chunk_list =
+      chunk_links(p.tmpl, plan, ChunkDestination{"http://cache-a.example", "demo", &*signer, kExpires});
+  REQUIRE(chunk_list.size() == 1);
+  CHECK(chunk_list[0].rfind("http://cache-a.example/o/demo/live/ok.ts?bexp=", 0) == 0);
+  ViewerLinks links;
+  links.channel = "demo";
+  links.chunk_links = &chunk_list;
+  auto l = lines(render_for_viewer(p.tmpl, plan, links));
+  REQUIRE(l.size() == 14);
+  CHECK(l[3] == "http://o.example/files/live//x.ts");
+  CHECK(l[5] == "http://o.example/files/live/a//b.ts");
+  CHECK(l[7] == "http://o.example/files/live/%2e%2e/up.ts");
+  CHECK(l[9] == "http://o.example/files/live/sub/%2E/y.ts");
+  CHECK(l[11] == "http://o.example/files/live/q.ts?x=%zz");
+  CHECK(l[13] == chunk_list[0]);
+}
+
 }  // namespace
 }  // namespace balancer

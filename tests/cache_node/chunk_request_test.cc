@@ -1,6 +1,7 @@
 #include <doctest/doctest.h>
 
 #include "cache_node/chunk_request.h"
+#include "common/url.h"
 
 using cache_node::parse_chunk_request;
 
@@ -43,5 +44,22 @@ TEST_CASE("chunk URL: traversal, bad encoding, NUL, absolute URLs and junk are r
     auto r = parse_chunk_request(target);
     REQUIRE_FALSE(r.ok());
     CHECK(r.error().code == "bad_request");
+  }
+}
+
+TEST_CASE("chunk URL: the node accepts exactly the origin targets the shared rule accepts") {
+  struct Target {
+    const char* path;
+    const char* query;
+  };
+  const Target targets[] = {
+      {"/live/a.ts", ""},   {"/live/a.ts", "t=1&&u="}, {"/live//x.ts", ""},   {"/./x.ts", ""},
+      {"/%2e%2e/x.ts", ""}, {"/a%2F%2Fb.ts", ""},      {"/a%zz.ts", ""},      {"/a.ts", "x=%zz"},
+      {"/a%5cb.ts", ""},    {"//host/a.ts", ""},       {"/a%20b+c.ts", "q=+"}, {"/a.ts", "x=%00"},
+  };
+  for (const Target& t : targets) {
+    std::string target = std::string("/o/demo") + t.path + (*t.query ? "?" : "") + t.query;
+    CAPTURE(target);
+    CHECK(parse_chunk_request(target).ok() == common::check_servable_origin_target(t.path, t.query).ok());
   }
 }

@@ -123,3 +123,33 @@ TEST_CASE("has_dot_segment: finds . and .. segments, not dots inside names") {
   CHECK_FALSE(common::has_dot_segment("/a/.hidden/seg.ts"));
   CHECK_FALSE(common::has_dot_segment("/"));
 }
+
+TEST_CASE("check_servable_origin_target: the origin paths a cache node serves and the ones it refuses") {
+  const char* servable[] = {"/a.ts", "/live/v1/seg_00001.ts", "/a%20b.ts", "/a+b.ts", "/a/..b/.c.ts",
+                            "/%7Euser/x.ts", "/a/"};
+  for (const char* path : servable) {
+    CAPTURE(path);
+    CHECK(common::check_servable_origin_target(path).ok());
+  }
+  CHECK(common::check_servable_origin_target("/a.ts", "token=abc&x=%2F&=&y").ok());
+
+  const char* refused[] = {
+      "",  "/", "a.ts",                               // no path
+      "//evil.example/x.ts",                          // scheme-relative
+      "/live//x.ts", "/a%2F%2Fb.ts", "/a%2f/b.ts",  // empty segments, raw or encoded
+      "/./x.ts", "/a/../b.ts", "/a/..", "/%2e%2e/x.ts", "/%2E/x.ts", "/a/.%2e/b.ts",  // dot segments
+      "/a%zz.ts", "/a%2", "/a%00.ts",                 // malformed escapes, NUL
+      "/a%5cb.ts", "/a\\b.ts",                        // backslash
+      "/x/http://evil.example/a.ts",                  // absolute URL in the path
+      "/a\x01.ts", "/a\x7f.ts",                       // control characters
+  };
+  for (const char* path : refused) {
+    CAPTURE(path);
+    auto status = common::check_servable_origin_target(path);
+    REQUIRE_FALSE(status.ok());
+    CHECK(status.error().code == "bad_request");
+  }
+  CHECK_FALSE(common::check_servable_origin_target("/a.ts", "x=%zz").ok());
+  CHECK_FALSE(common::check_servable_origin_target("/a.ts", "x=%00").ok());
+  CHECK_FALSE(common::check_servable_origin_target("/a.ts", "x=\n").ok());
+}
