@@ -87,7 +87,8 @@ std::string redact_target(std::string_view target) {
     bool has_value = param.text.size() > param.name.size();
     std::string_view name = param.name;
     if (!has_value ||
-        !(name == "key" || name == "token" || name == "password" || name == "operator_key" || name == "ticket")) {
+        !(name == "key" || name == "token" || name == "password" || name == "operator_key" || name == "ticket" ||
+          name == "viewer")) {
       continue;
     }
     size_t value_at = static_cast<size_t>(param.value.data() - target.data());
