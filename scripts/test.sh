@@ -30,7 +30,7 @@ if [[ "${CI:-}" == "true" || "${BALANCER_TSAN_TESTS:-}" == "1" ]]; then
   echo "== thread sanitizer pass (unit + integration with threads: 2) =="
   cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBALANCER_WERROR=$werror -DBALANCER_TSAN=ON >/dev/null
   cmake --build build-tsan -j "$jobs"
-  TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
+  TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$PWD/tests/tsan.supp" \
     ctest --test-dir build-tsan --output-on-failure -j 2 -L 'unit|integration' -E '^e2e_' \
     --timeout 600 "$@" -R '(_tests$|_threads2$)'
 fi
