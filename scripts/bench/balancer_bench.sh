@@ -197,7 +197,8 @@ JSON
 
 # start_balancer NAME THREADS [--set key=value]...: a balancer from conf/balancer.json on an
 # ephemeral port with the bench's channels and cache, access log off, room for a million
-# viewers and no traffic limit (every bench viewer is admitted: a 503 "queued" would be an
+# viewers, no traffic limit and no per-address bound (every bench viewer comes from loopback
+# and is admitted: a 503 "queued" or a 429 would be an
 # error, not throughput). Waits until it lists the cache node as usable (signed links need
 # it). Sets BAL_URL[NAME] and BAL_PID[NAME].
 declare -A BAL_URL=() BAL_PID=()
@@ -210,7 +211,7 @@ start_balancer() {
     --set threads="$threads" --set channels_file="$WORK/balancer/channels.json" \
     --set caches_file="$WORK/balancer/caches.json" --set origins.demo.url="$ORIGIN_URL" \
     --set server.access_log=false --set limits.max_streams=1000000 \
-    --set limits.max_traffic_mbps=0 "$@"
+    --set limits.max_traffic_mbps=0 --set limits.max_anonymous_per_address=0 "$@"
   cd - >/dev/null
   BAL_PID[$name]=$SPAWNED
   watch "$name" "$SPAWNED" "$WORK/balancer/$name.log"

@@ -81,9 +81,32 @@ Reply queued_reply(const AdmissionDecision& d) {
   return Reply{503, std::move(body), {{"Retry-After", std::to_string(retry)}}};
 }
 
+Reply refused_reply(const AdmissionDecision& d) {
+  const std::string retry = std::to_string(std::max<int64_t>(1, d.retry_after.count()));
+  Reply reply;
+  switch (d.refusal) {
+    case AdmissionDecision::Refusal::kAddressViewers:
+      reply = error_reply(429, "too_many_viewers",
+                          "This address already has as many anonymous viewers as allowed; sign in or "
+                          "stop another player.");
+      break;
+    case AdmissionDecision::Refusal::kAddressTickets:
+      reply = error_reply(429, "too_many_viewers",
+                          "This address already holds as many places in the queue as allowed.");
+      break;
+    case AdmissionDecision::Refusal::kFull:
+    case AdmissionDecision::Refusal::kNone:
+      reply = error_reply(503, "busy", "The service is at its limit of viewers and waiting viewers; try again shortly.");
+      break;
+  }
+  reply.headers.push_back({"Retry-After", retry});
+  return reply;
+}
+
 Reply access_reply(AdmissionGate& gate, std::string_view viewer_key, std::string_view channel,
-                   TimePoint now) {
-  const AdmissionDecision d = gate.check(viewer_key, channel, now);
+                   TimePoint now, const ViewerSource& from, AdmissionDecision* decided) {
+  const AdmissionDecision d = gate.check(viewer_key, channel, now, from);
+  if (decided != nullptr) *decided = d;
   switch (d.kind) {
     case AdmissionDecision::Kind::kAdmitted: {
       std::string body = "{\"access\":\"granted\",\"channel\":";
@@ -93,6 +116,8 @@ Reply access_reply(AdmissionGate& gate, std::string_view viewer_key, std::string
     }
     case AdmissionDecision::Kind::kQueued:
       return queued_reply(d);
+    case AdmissionDecision::Kind::kRefused:
+      return refused_reply(d);
     case AdmissionDecision::Kind::kBadViewerKey:
       break;
   }
@@ -188,6 +213,9 @@ std::string admission_status_json(const AdmissionStatus& s) {
   out += ",\"ticket_grace_s\":" + seconds(s.limits.ticket_grace);
   out += ",\"head_reservation_s\":" + seconds(s.limits.head_reservation);
   out += ",\"retry_after_s\":" + seconds(s.limits.retry_after);
+  out += ",\"max_anonymous_per_address\":" + std::to_string(s.limits.max_anonymous_per_address);
+  out += ",\"max_tickets_per_address\":" + std::to_string(s.limits.max_tickets_per_address);
+  out += ",\"max_entries\":" + std::to_string(s.limits.max_entries);
   const AdmissionCounters& c = s.counters;
   out += "},\"counters\":{\"admitted\":" + std::to_string(c.admitted);
   out += ",\"admitted_from_queue\":" + std::to_string(c.admitted_from_queue);
@@ -196,6 +224,8 @@ std::string admission_status_json(const AdmissionStatus& s) {
   out += ",\"tickets_expired\":" + std::to_string(c.tickets_expired);
   out += ",\"reservations_lapsed\":" + std::to_string(c.reservations_lapsed);
   out += ",\"released\":" + std::to_string(c.released);
+  out += ",\"refused_per_address\":" + std::to_string(c.refused_address);
+  out += ",\"refused_max_entries\":" + std::to_string(c.refused_full);
   out += "}}\n";
   return out;
 }

@@ -71,11 +71,20 @@ struct Traffic {
 
 enum class State : uint8_t { kActive, kQueued };
 
+// What one client address holds, for the per-address bounds.
+struct AddressUse {
+  const std::string* key = nullptr;  // the map's own key, to erase this entry
+  uint32_t entries = 0;              // viewers (any state) counted against this address
+  uint32_t anonymous = 0;            // of those, anonymous viewers
+  uint32_t tickets = 0;              // of those, queue tickets
+};
+
 // Per-viewer state: about 80 bytes here, ~200 bytes with the hash map node and the key.
 struct Node {
   Node* prev = nullptr;  // in the active or the queued list, ordered by last_seen
   Node* next = nullptr;
   const std::string* key = nullptr;  // the map's own key, to erase this entry
+  AddressUse* address = nullptr;     // the address it arrived from; null = not counted
   TimePoint last_seen;               // last refresh (active) or renewal (queued)
   TimePoint since;                   // admitted at (active) or ticket issued at (queued)
   TimePoint offer_deadline;          // queued with a reserved slot: claim it before this
@@ -86,6 +95,7 @@ struct Node {
   uint32_t cache = kOrigin;
   float offer_cost_mbps = 0;  // traffic reserved with the slot
   State state = State::kQueued;
+  bool anonymous = false;
 };
 
 // Intrusive doubly linked list; a node is in at most one list at a time.
@@ -318,6 +328,8 @@ std::optional<std::string> validate_admission_limits(const AdmissionLimits& l) {
   if (l.ticket_grace < l.retry_after)
     return "queue.ticket_grace_s must be >= queue.retry_after_s, or viewers that obey "
            "Retry-After lose their ticket";
+  if (l.max_entries != 0 && l.max_streams > l.max_entries)
+    return "limits.max_entries must be 0 (unlimited) or >= limits.max_streams";
   if (l.head_reservation < l.retry_after)
     return "queue.head_reservation_s must be >= queue.retry_after_s, or viewers that obey "
            "Retry-After miss the slot reserved for them";
@@ -328,12 +340,12 @@ class AdmissionPolicy::Impl {
  public:
   explicit Impl(const AdmissionLimits& limits) : limits_(limits) {}
 
-  AdmissionDecision handle(ViewerKey key, const StreamUpdate& update, TimePoint now) {
+  AdmissionDecision handle(ViewerKey key, const StreamUpdate& update, TimePoint now, const ViewerSource& from) {
     if (key.empty() || key.size() > kMaxViewerKeyBytes) return {};
     now = advance(now);
     expire_due(now);
     auto it = viewers_.find(key);
-    if (it == viewers_.end()) return arrive(key, update, now);
+    if (it == viewers_.end()) return arrive(key, update, now, from);
 
     Node& n = it->second;
     const bool changed = apply(n, update);
@@ -441,20 +453,49 @@ class AdmissionPolicy::Impl {
 
   // --- state transitions ---------------------------------------------------------------------
 
-  AdmissionDecision arrive(ViewerKey key, const StreamUpdate& update, TimePoint now) {
+  AdmissionDecision arrive(ViewerKey key, const StreamUpdate& update, TimePoint now, const ViewerSource& from) {
+    if (limits_.max_entries != 0 && viewers_.size() >= limits_.max_entries) {
+      ++counters_.refused_full;
+      return refused(AdmissionDecision::Refusal::kFull);
+    }
+    // Everyone waiting already holds a reserved slot and there is room beyond theirs: the
+    // newcomer jumps no one. (With an empty queue this is just "the limits allow one more".)
+    const bool admit_now = !emulation_ && offers_ == queue_.size() &&
+                           fits(offers_ + 1, reserved_mbps_ + newcomer_cost_mbps(update.bandwidth_bps));
+    AddressUse* address = nullptr;
+    if (!from.address.empty()) {
+      auto found = addresses_.find(from.address);
+      const AddressUse* use = found == addresses_.end() ? nullptr : &found->second;
+      if (from.anonymous && limits_.max_anonymous_per_address != 0 && use != nullptr &&
+          use->anonymous >= limits_.max_anonymous_per_address) {
+        ++counters_.refused_address;
+        return refused(AdmissionDecision::Refusal::kAddressViewers);
+      }
+      if (!admit_now && limits_.max_tickets_per_address != 0 && use != nullptr &&
+          use->tickets >= limits_.max_tickets_per_address) {
+        ++counters_.refused_address;
+        return refused(AdmissionDecision::Refusal::kAddressTickets);
+      }
+      auto [at, created] = addresses_.try_emplace(std::string(from.address));
+      if (created) at->second.key = &at->first;
+      address = &at->second;
+    }
     auto [it, inserted] = viewers_.try_emplace(std::string(key));
     assert(inserted);
     Node& n = it->second;
     n.key = &it->first;
+    n.anonymous = from.anonymous;
+    n.address = address;
+    if (address != nullptr) {
+      ++address->entries;
+      address->anonymous += from.anonymous ? 1 : 0;
+    }
     n.channel = channels_.acquire(update.channel.value_or(std::string_view()));
     const std::string_view cache = update.cache.value_or(std::string_view());
     n.cache = cache.empty() ? kOrigin : caches_.acquire(cache);
     n.bandwidth_bps = update.bandwidth_bps;
     n.last_seen = n.since = now;
-    // Everyone waiting already holds a reserved slot and there is room beyond theirs: the
-    // newcomer jumps no one. (With an empty queue this is just "the limits allow one more".)
-    if (!emulation_ && offers_ == queue_.size() &&
-        fits(offers_ + 1, reserved_mbps_ + cost_mbps(n))) {
+    if (admit_now) {
       activate(n, now);
       return admitted();
     }
@@ -462,6 +503,7 @@ class AdmissionPolicy::Impl {
     n.ticket = next_ticket_++;
     queue_.push(n);
     queued_.push_back(n);
+    if (n.address != nullptr) ++n.address->tickets;
     ++counters_.tickets_issued;
     return queued(n, queue_.size(), now);
   }
@@ -488,6 +530,7 @@ class AdmissionPolicy::Impl {
     }
     queue_.erase(n);
     queued_.erase(n);
+    if (n.address != nullptr) --n.address->tickets;
   }
 
   void drop_ticket(Node& n) {
@@ -505,6 +548,10 @@ class AdmissionPolicy::Impl {
   void forget(Node& n) {
     channels_.release(n.channel);
     if (n.cache != kOrigin) caches_.release(n.cache);
+    if (AddressUse* address = n.address; address != nullptr) {
+      address->anonymous -= n.anonymous ? 1 : 0;
+      if (--address->entries == 0) addresses_.erase(addresses_.find(*address->key));
+    }
     viewers_.erase(viewers_.find(*n.key));
   }
 
@@ -607,8 +654,9 @@ class AdmissionPolicy::Impl {
   }
   double estimate_mbps() const { return correction_ * all_.declared_mbps(mean_bps()); }
   // Expected traffic of one more viewer: its own variant if known, else the current mean.
-  double cost_mbps(const Node& n) const {
-    return correction_ * (n.bandwidth_bps != 0 ? n.bandwidth_bps : mean_bps()) / 1e6;
+  double cost_mbps(const Node& n) const { return newcomer_cost_mbps(n.bandwidth_bps); }
+  double newcomer_cost_mbps(uint32_t bandwidth_bps) const {
+    return correction_ * (bandwidth_bps != 0 ? bandwidth_bps : mean_bps()) / 1e6;
   }
 
   // Whether the limits allow `streams` more active viewers adding `mbps` of traffic.
@@ -645,6 +693,14 @@ class AdmissionPolicy::Impl {
     return d;
   }
 
+  AdmissionDecision refused(AdmissionDecision::Refusal why) const {
+    AdmissionDecision d;
+    d.kind = AdmissionDecision::Kind::kRefused;
+    d.refusal = why;
+    d.retry_after = std::max(std::chrono::ceil<std::chrono::seconds>(limits_.retry_after), std::chrono::seconds(1));
+    return d;
+  }
+
   AdmissionDecision queued(const Node& n, uint64_t position, TimePoint now) const {
     AdmissionDecision d;
     d.kind = AdmissionDecision::Kind::kQueued;
@@ -674,6 +730,7 @@ class AdmissionPolicy::Impl {
   TimePoint last_now_;
 
   StringMap<Node> viewers_;   // node-based: Node addresses stay valid across rehashing
+  StringMap<AddressUse> addresses_;  // addresses with viewers counted against them
   NodeList active_;           // admitted viewers, least recently refreshed first
   NodeList queued_;           // waiting viewers, least recently renewed first
   TicketQueue queue_;         // waiting viewers in ticket order
@@ -698,16 +755,16 @@ AdmissionPolicy::AdmissionPolicy(const AdmissionLimits& limits)
 AdmissionPolicy::~AdmissionPolicy() = default;
 
 AdmissionDecision AdmissionPolicy::request(ViewerKey viewer, const StreamInfo& stream,
-                                           TimePoint now) {
+                                           TimePoint now, const ViewerSource& from) {
   return impl_->handle(viewer, {stream.channel, stream.cache, saturate_bps(stream.bandwidth_bps)},
-                       now);
+                       now, from);
 }
 
 AdmissionDecision AdmissionPolicy::check(ViewerKey viewer, std::string_view channel,
-                                         TimePoint now) {
+                                         TimePoint now, const ViewerSource& from) {
   StreamUpdate update;
   if (!channel.empty()) update.channel = channel;
-  return impl_->handle(viewer, update, now);
+  return impl_->handle(viewer, update, now, from);
 }
 
 void AdmissionPolicy::expire(TimePoint now) {

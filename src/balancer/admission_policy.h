@@ -28,6 +28,12 @@ struct AdmissionLimits {
   Duration ticket_grace = std::chrono::seconds(30);      // queue.ticket_grace_s
   Duration head_reservation = std::chrono::seconds(15);  // queue.head_reservation_s
   Duration retry_after = std::chrono::seconds(10);       // queue.retry_after_s
+  // Bounds against one client taking every slot or ticket (0 = unlimited each).
+  uint32_t max_anonymous_per_address = 32;  // limits.max_anonymous_per_address
+  uint32_t max_tickets_per_address = 64;    // queue.max_tickets_per_address
+  uint32_t max_entries = 1'000'000;         // limits.max_entries: admitted + queued viewers
+
+  bool operator==(const AdmissionLimits&) const = default;
 };
 
 // Checks `limits` for use in a config file. Returns a message naming the offending config key,
@@ -49,19 +55,34 @@ struct StreamInfo {
   uint64_t bandwidth_bps = 0;
 };
 
+// Who asks, for the per-address bounds. Views only. An empty address is not
+// counted (the caller exempts trusted networks, e.g. a venue's NAT, this way).
+struct ViewerSource {
+  std::string_view address;
+  bool anonymous = false;  // a viewer id the client made up, not a playback ticket
+};
+
 struct AdmissionDecision {
   enum class Kind : uint8_t {
     kAdmitted,      // serve the playlist
     kQueued,        // 503 (playlist) or "wait" (API) with the fields below and Retry-After
     kBadViewerKey,  // empty or longer than kMaxViewerKeyBytes: 400, nothing was recorded
+    kRefused,       // a new viewer over a bound (see `refusal`): nothing was recorded
+  };
+  enum class Refusal : uint8_t {
+    kNone,
+    kAddressViewers,  // 429: the address holds max_anonymous_per_address anonymous viewers
+    kAddressTickets,  // 429: the address holds max_tickets_per_address queue tickets
+    kFull,            // 503: max_entries viewers are admitted or queued
   };
   Kind kind = Kind::kBadViewerKey;
+  Refusal refusal = Refusal::kNone;  // kRefused only
   // kQueued only. `ticket` stays the same while the viewer keeps renewing; a new number means
   // the old ticket was dropped and the viewer waits again at the tail.
   uint64_t ticket = 0;
   uint64_t position = 0;  // 1-based place in the queue
   std::chrono::seconds estimated_wait{0};
-  std::chrono::seconds retry_after{0};  // min(queue.retry_after_s, max(1 s, estimated_wait))
+  std::chrono::seconds retry_after{0};  // min(queue.retry_after_s, max(1 s, estimated_wait)); kRefused: queue.retry_after_s
 
   bool admitted() const { return kind == Kind::kAdmitted; }
 };
@@ -82,6 +103,8 @@ struct AdmissionCounters {
   uint64_t tickets_expired = 0;      // tickets not renewed within queue.ticket_grace_s
   uint64_t reservations_lapsed = 0;  // tickets dropped: a reserved slot was not claimed in time
   uint64_t released = 0;             // slots or tickets given up through release()
+  uint64_t refused_address = 0;      // new viewers over a per-address bound
+  uint64_t refused_full = 0;         // new viewers over max_entries
 };
 
 // Snapshot for /admin/status and /metrics. A plain value: the caller owns it.
@@ -112,7 +135,9 @@ class AdmissionGate {
   // Admission decision for `viewer` asking to watch `channel` (empty keeps the channel the viewer
   // is on). Renews a waiting ticket and refreshes an admitted slot, like a playlist request,
   // without changing the viewer's cache or bandwidth (the API knows neither).
-  virtual AdmissionDecision check(ViewerKey viewer, std::string_view channel, TimePoint now) = 0;
+  // `from` counts a new viewer against the per-address bounds.
+  virtual AdmissionDecision check(ViewerKey viewer, std::string_view channel, TimePoint now,
+                                  const ViewerSource& from = {}) = 0;
 };
 
 // The policy. Owned by the balancer (e.g. through std::unique_ptr), created from config and
@@ -134,10 +159,14 @@ class AdmissionPolicy final : public AdmissionGate {
   // whatever the channel, variant or cache). A waiting viewer renews its ticket and is admitted
   // if a slot is reserved for it. A new viewer is admitted when the limits allow it, emulation
   // is off and no one waits (or everyone waiting already has a reserved slot); otherwise it gets
-  // a ticket at the tail of the queue.
-  AdmissionDecision request(ViewerKey viewer, const StreamInfo& stream, TimePoint now);
+  // a ticket at the tail of the queue. A new viewer over a bound (max_entries, or from an
+  // address over its per-address bounds) is refused and nothing is recorded; `from` only
+  // matters for a new viewer (a viewer stays counted against the address it arrived from).
+  AdmissionDecision request(ViewerKey viewer, const StreamInfo& stream, TimePoint now,
+                            const ViewerSource& from = {});
 
-  AdmissionDecision check(ViewerKey viewer, std::string_view channel, TimePoint now) override;
+  AdmissionDecision check(ViewerKey viewer, std::string_view channel, TimePoint now,
+                          const ViewerSource& from = {}) override;
 
   // Frees slots idle for idle_timeout, drops tickets not renewed for ticket_grace and tickets
   // whose reserved slot was not claimed within head_reservation, then hands freed room to the

@@ -23,13 +23,9 @@ std::string describe(const AdmissionLimits& l) {
   auto s = [](Duration d) { return std::chrono::duration<double>(d).count(); };
   return common::str_cat("max_streams=", l.max_streams, " max_traffic_mbps=", l.max_traffic_mbps,
                          " idle_timeout_s=", s(l.idle_timeout), " ticket_grace_s=", s(l.ticket_grace),
-                         " head_reservation_s=", s(l.head_reservation), " retry_after_s=", s(l.retry_after));
-}
-
-bool same_limits(const AdmissionLimits& a, const AdmissionLimits& b) {
-  return a.max_streams == b.max_streams && a.max_traffic_mbps == b.max_traffic_mbps &&
-         a.idle_timeout == b.idle_timeout && a.ticket_grace == b.ticket_grace &&
-         a.head_reservation == b.head_reservation && a.retry_after == b.retry_after;
+                         " head_reservation_s=", s(l.head_reservation), " retry_after_s=", s(l.retry_after),
+                         " max_anonymous_per_address=", l.max_anonymous_per_address,
+                         " max_tickets_per_address=", l.max_tickets_per_address, " max_entries=", l.max_entries);
 }
 
 std::vector<double> rewrite_buckets() {
@@ -87,7 +83,11 @@ Balancer::Shared::Shared(common::ServiceContext& c, std::shared_ptr<const Runtim
                                      "reason=\"reservation_lapsed\"")),
       slots_expired(metrics.counter("balancer_slots_expired_total",
                                     "Stream slots freed because their viewer went idle")),
-      released(metrics.counter("balancer_admission_released_total", "Slots or tickets given back explicitly")) {
+      released(metrics.counter("balancer_admission_released_total", "Slots or tickets given back explicitly")),
+      refused_address(metrics.counter("balancer_admission_refused_total", "New viewers refused by a bound",
+                                      "reason=\"per_address\"")),
+      refused_full(metrics.counter("balancer_admission_refused_total", "New viewers refused by a bound",
+                                   "reason=\"max_entries\"")) {
   generation = initial->generation;
 }
 
@@ -206,7 +206,7 @@ common::Status Balancer::reload(BalancerConfig fresh) {
   common::parse_log_level(c.log_level, level);
   common::set_log_level(level);
   s.configure_home(c);
-  if (!same_limits(old.admission, c.admission)) {
+  if (old.admission != c.admission) {
     LOG_INFO(kLog, "admission limits now ", describe(c.admission), " (were ", describe(old.admission),
              "); admitted viewers keep their slots");
   }

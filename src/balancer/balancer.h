@@ -83,6 +83,8 @@ struct BalancerConfig {
   bool upstream_http2 = true;
   // Stream and traffic limits, queue timings (limits.*, queue.*), validated.
   AdmissionLimits admission;
+  // limits.per_address_exempt: clients not counted per address (e.g. a venue's NAT).
+  std::vector<Cidr> per_address_exempt;
   // Overload switch and /admin/status: the key ("" = no key accepted) and
   // whether loopback clients need none.
   std::string operator_key;

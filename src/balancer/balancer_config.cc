@@ -53,7 +53,7 @@ Duration seconds_as_duration(double s) {
 
 // limits.* and queue.* (docs/admission.md); cross-key rules come from
 // validate_admission_limits, whose message starts with the key it is about.
-void read_admission(common::ConfigReader& root, AdmissionLimits& a) {
+void read_admission(common::ConfigReader& root, AdmissionLimits& a, std::vector<Cidr>& exempt) {
   const AdmissionLimits defaults;
   auto seconds_of = [](Duration d) { return std::chrono::duration<double>(d).count(); };
   {
@@ -62,6 +62,17 @@ void read_admission(common::ConfigReader& root, AdmissionLimits& a) {
     a.max_traffic_mbps = l.number("max_traffic_mbps", 0, 0, 1e9);
     a.idle_timeout = seconds_as_duration(
         l.number("idle_timeout_s", seconds_of(defaults.idle_timeout), 0, 86400));
+    a.max_anonymous_per_address = static_cast<uint32_t>(
+        l.integer("max_anonymous_per_address", defaults.max_anonymous_per_address, 0, 100'000'000));
+    a.max_entries = static_cast<uint32_t>(l.integer("max_entries", defaults.max_entries, 0, 100'000'000));
+    for (const auto& text : l.string_list("per_address_exempt", {})) {
+      auto cidr = Cidr::parse(text);
+      if (!cidr) {
+        l.fail("per_address_exempt", "'" + text + "' is not a network (e.g. 10.0.0.0/8 or 2001:db8::/32)");
+      } else {
+        exempt.push_back(*cidr);
+      }
+    }
     l.finish();
   }
   {
@@ -72,6 +83,8 @@ void read_admission(common::ConfigReader& root, AdmissionLimits& a) {
         q.number("head_reservation_s", seconds_of(defaults.head_reservation), 0, 86400));
     a.retry_after =
         seconds_as_duration(q.number("retry_after_s", seconds_of(defaults.retry_after), 0, 3600));
+    a.max_tickets_per_address = static_cast<uint32_t>(
+        q.integer("max_tickets_per_address", defaults.max_tickets_per_address, 0, 100'000'000));
     q.finish();
   }
   if (auto problem = validate_admission_limits(a)) {
@@ -185,7 +198,7 @@ common::Result<BalancerConfig> read_main_config(const common::ConfigDocument& do
     c.upstream_http2 = u.boolean("http2", true);
     u.finish();
   }
-  read_admission(root, c.admission);
+  read_admission(root, c.admission, c.per_address_exempt);
   {
     auto o = root.object("operator");
     c.operator_key = o.string("key", "");

@@ -120,6 +120,8 @@ struct Balancer::Shared {
   common::Counter& tickets_lapsed;
   common::Counter& slots_expired;
   common::Counter& released;
+  common::Counter& refused_address;
+  common::Counter& refused_full;
   common::Counter* choice_counters[4] = {};
 };
 
@@ -156,6 +158,10 @@ class BalancerLoop {
  private:
   void fail(common::HttpExchange& ex, int status, const std::string& code, const std::string& message);
   PendingPtr begin_viewer_request(common::HttpExchange& ex, std::string_view prefix);
+  // Who asks, for admission's per-address bounds: the client address unless it is in
+  // limits.per_address_exempt; anonymous when the key is a made-up viewer id ("v:").
+  static ViewerSource viewer_source(const RuntimeConfig& rc, const common::HttpExchange& ex,
+                                    std::string_view viewer_key);
   common::Result<std::string> authorize(const RuntimeConfig& rc, const ViewerRequest& request,
                                         const ChannelConfig& channel);
   SourceRequest source_request(const RuntimeConfig& rc, const ChannelConfig& channel, const std::string& target,

@@ -51,6 +51,8 @@ void Balancer::Shared::refresh_snapshot(TimePoint now) {
   sync_counter(tickets_lapsed, c.reservations_lapsed);
   sync_counter(slots_expired, c.slots_expired);
   sync_counter(released, c.released);
+  sync_counter(refused_address, c.refused_address);
+  sync_counter(refused_full, c.refused_full);
 }
 
 void Balancer::Shared::register_admission_metrics() {

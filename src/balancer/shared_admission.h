@@ -15,13 +15,15 @@ class SharedAdmission final : public AdmissionGate {
  public:
   explicit SharedAdmission(const AdmissionLimits& limits) : policy_(limits) {}
 
-  AdmissionDecision request(ViewerKey viewer, const StreamInfo& stream, TimePoint now) {
+  AdmissionDecision request(ViewerKey viewer, const StreamInfo& stream, TimePoint now,
+                            const ViewerSource& from = {}) {
     std::lock_guard lock(mutex_);
-    return policy_.request(viewer, stream, now);
+    return policy_.request(viewer, stream, now, from);
   }
-  AdmissionDecision check(ViewerKey viewer, std::string_view channel, TimePoint now) override {
+  AdmissionDecision check(ViewerKey viewer, std::string_view channel, TimePoint now,
+                          const ViewerSource& from = {}) override {
     std::lock_guard lock(mutex_);
-    return policy_.check(viewer, channel, now);
+    return policy_.check(viewer, channel, now, from);
   }
   void expire(TimePoint now) {
     std::lock_guard lock(mutex_);

@@ -48,6 +48,21 @@ common::Result<std::string> BalancerLoop::authorize(const RuntimeConfig& rc, con
                                                        : "This paid channel needs a playback ticket that grants it."};
 }
 
+ViewerSource BalancerLoop::viewer_source(const RuntimeConfig& rc, const common::HttpExchange& ex,
+                                         std::string_view viewer_key) {
+  ViewerSource from;
+  from.anonymous = viewer_key.starts_with("v:");
+  const std::string& ip = ex.remote_ip();
+  if (!rc.config.per_address_exempt.empty()) {
+    auto address = IpAddress::parse(ip);
+    for (const Cidr& network : rc.config.per_address_exempt) {
+      if (address && network.contains(*address)) return from;
+    }
+  }
+  from.address = ip;
+  return from;
+}
+
 SourceRequest BalancerLoop::source_request(const RuntimeConfig& rc, const ChannelConfig& channel,
                                            const std::string& target, DeliveryDirectives directives) const {
   SourceRequest r;
@@ -238,8 +253,8 @@ bool BalancerLoop::admit(Pending& p) {
   const CacheConfig* cache = choose(p.config->config, p.request.cache, p.ex.remote_ip(), p.viewer_key, now).first;
   p.cache_id = cache ? cache->id : std::string();
   p.bandwidth_bps = allowlist_.variant_bandwidth(*p.channel, p.request.origin_target);
-  const AdmissionDecision d =
-      shared_.admission.request(p.viewer_key, {p.channel->id, p.cache_id, p.bandwidth_bps}, now);
+  const AdmissionDecision d = shared_.admission.request(p.viewer_key, {p.channel->id, p.cache_id, p.bandwidth_bps},
+                                                       now, viewer_source(*p.config, p.ex, p.viewer_key));
   switch (d.kind) {
     case AdmissionDecision::Kind::kAdmitted:
       shared_.playlist_admitted.inc();
@@ -250,6 +265,12 @@ bool BalancerLoop::admit(Pending& p) {
       p.ex.set_log_note("queued #" + std::to_string(d.position));
       send_reply(p.ex, queued_reply(d));
       return false;
+    case AdmissionDecision::Kind::kRefused: {
+      const Reply reply = refused_reply(d);
+      shared_.error_counter(reply.status == 429 ? "too_many_viewers" : "busy").inc();
+      send_reply(p.ex, reply);
+      return false;
+    }
     case AdmissionDecision::Kind::kBadViewerKey:
       break;
   }
@@ -278,12 +299,23 @@ void BalancerLoop::handle_access(HttpExchange& ex) {
     int status = viewer.error().code == "ticket_wrong_channel" ? 403 : 401;
     return fail(ex, status, viewer.error().code, viewer.error().message);
   }
-  const Reply reply = access_reply(shared_.admission, *viewer, channel->id, shared_.clock.now());
-  if (reply.status == 200) {
-    shared_.access_admitted.inc();
-  } else {
-    if (reply.status == 503) shared_.access_queued.inc();
-    shared_.error_counter(reply.status == 503 ? "queued" : "bad_viewer").inc();
+  AdmissionDecision decided;
+  const Reply reply = access_reply(shared_.admission, *viewer, channel->id, shared_.clock.now(),
+                                   viewer_source(*snapshot, ex, *viewer), &decided);
+  switch (decided.kind) {
+    case AdmissionDecision::Kind::kAdmitted:
+      shared_.access_admitted.inc();
+      break;
+    case AdmissionDecision::Kind::kQueued:
+      shared_.access_queued.inc();
+      shared_.error_counter("queued").inc();
+      break;
+    case AdmissionDecision::Kind::kRefused:
+      shared_.error_counter(reply.status == 429 ? "too_many_viewers" : "busy").inc();
+      break;
+    case AdmissionDecision::Kind::kBadViewerKey:
+      shared_.error_counter("bad_viewer").inc();
+      break;
   }
   send_reply(ex, reply);
 }

@@ -48,7 +48,8 @@ AdmissionDecision queued(uint64_t ticket, uint64_t position, int wait_s, int ret
 class FakeGate final : public AdmissionGate {
  public:
   explicit FakeGate(AdmissionDecision answer) : answer_(answer) {}
-  AdmissionDecision check(ViewerKey viewer, std::string_view channel, TimePoint now) override {
+  AdmissionDecision check(ViewerKey viewer, std::string_view channel, TimePoint now,
+                          const ViewerSource& = {}) override {
     asked_viewer = viewer;
     asked_channel = channel;
     asked_at = now;

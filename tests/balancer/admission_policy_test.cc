@@ -465,6 +465,69 @@ TEST_CASE("time going backwards is taken as the latest time seen") {
   CHECK(p.request("b", on(), t(130)).admitted());  // a idle since t=100
 }
 
+TEST_CASE("one address cannot hold more than max_anonymous_per_address anonymous viewers") {
+  AdmissionLimits l = limits(0);  // no stream limit: only the per-address bound applies
+  l.max_anonymous_per_address = 3;
+  AdmissionPolicy p(l);
+  const ViewerSource attacker{"198.51.100.7", true};
+  for (const char* v : {"v:a", "v:b", "v:c"}) CHECK(p.request(v, on(), t(0), attacker).admitted());
+  const AdmissionDecision over = p.request("v:d", on(), t(0), attacker);
+  CHECK(over.kind == Kind::kRefused);
+  CHECK(over.refusal == AdmissionDecision::Refusal::kAddressViewers);
+  CHECK(over.retry_after == 10s);
+  CHECK(p.status(t(0)).active_viewers == 3);  // nothing recorded for the refused one
+  // Viewers already counted keep refreshing; other addresses and ticket holders are not affected.
+  CHECK(p.request("v:a", on(), t(1), attacker).admitted());
+  CHECK(p.request("v:e", on(), t(1), ViewerSource{"203.0.113.9", true}).admitted());
+  CHECK(p.request("t:paying", on(), t(1), ViewerSource{"198.51.100.7", false}).admitted());
+  // An address not counted (exempt network: the caller passes none) has no bound.
+  for (int i = 0; i < 10; ++i) CHECK(p.request("v:nat" + std::to_string(i), on(), t(1), ViewerSource{"", true}).admitted());
+  // A slot given back makes room for one more from that address; so does idling out.
+  CHECK(p.release("v:b", t(2)));
+  CHECK(p.request("v:d", on(), t(2), attacker).admitted());
+  CHECK(p.request("v:f", on(), t(2), attacker).kind == Kind::kRefused);
+  CHECK(p.request("v:f", on(), t(40), attacker).admitted());  // a, c, d went idle at 30 s
+  const AdmissionStatus s = p.status(t(40));
+  CHECK(s.counters.refused_address == 2);
+}
+
+TEST_CASE("one address cannot hold more than max_tickets_per_address queue tickets") {
+  AdmissionLimits l = limits(1);
+  l.max_tickets_per_address = 2;
+  l.max_anonymous_per_address = 0;
+  AdmissionPolicy p(l);
+  const ViewerSource one{"198.51.100.7", false};
+  CHECK(p.request("t:first", on(), t(0), one).admitted());  // a slot is not a ticket
+  CHECK(p.request("t:q1", on(), t(0), one).kind == Kind::kQueued);
+  CHECK(p.request("t:q2", on(), t(0), one).kind == Kind::kQueued);
+  const AdmissionDecision third = p.request("t:q3", on(), t(0), one);
+  CHECK(third.kind == Kind::kRefused);
+  CHECK(third.refusal == AdmissionDecision::Refusal::kAddressTickets);
+  // Someone else queues behind at position 3: the refused one took no place.
+  const AdmissionDecision other = p.request("t:other", on(), t(0), ViewerSource{"203.0.113.9", false});
+  CHECK(other.position == 3);
+  // A ticket turning into a slot frees a ticket place for that address.
+  CHECK(p.release("t:first", t(1)));
+  CHECK(p.request("t:q1", on(), t(1), one).admitted());
+  CHECK(p.request("t:q3", on(), t(1), one).kind == Kind::kQueued);
+}
+
+TEST_CASE("max_entries bounds admitted plus queued viewers; beyond it new viewers are refused") {
+  AdmissionLimits l = limits(2);
+  l.max_entries = 4;
+  l.max_anonymous_per_address = 0;
+  l.max_tickets_per_address = 0;
+  AdmissionPolicy p(l);
+  for (const char* v : {"a", "b", "c", "d"}) CHECK(p.request(v, on(), t(0)).kind != Kind::kRefused);
+  const AdmissionDecision full = p.request("e", on(), t(0));
+  CHECK(full.kind == Kind::kRefused);
+  CHECK(full.refusal == AdmissionDecision::Refusal::kFull);
+  CHECK(p.request("c", on(), t(1)).position == 1);  // known viewers keep renewing
+  CHECK(p.release("d", t(1)));
+  CHECK(p.request("e", on(), t(1)).kind == Kind::kQueued);
+  CHECK(p.status(t(1)).counters.refused_full == 1);
+}
+
 TEST_CASE("limits validation names the offending config key") {
   CHECK_FALSE(validate_admission_limits(AdmissionLimits{}).has_value());
   AdmissionLimits l;
@@ -480,6 +543,9 @@ TEST_CASE("limits validation names the offending config key") {
   l = AdmissionLimits{};
   l.idle_timeout = 0s;
   CHECK(validate_admission_limits(l)->find("limits.idle_timeout_s") != std::string::npos);
+  l = AdmissionLimits{};
+  l.max_streams = 2'000'000;  // over the default max_entries
+  CHECK(validate_admission_limits(l)->find("limits.max_entries") != std::string::npos);
 }
 
 }  // namespace

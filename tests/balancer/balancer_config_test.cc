@@ -118,6 +118,24 @@ TEST_CASE("admission limits and queue timings: defaults, values, and errors nami
   CHECK(has(main_error({"queue.length=1"}), "key 'queue.length': unknown key"));
 }
 
+TEST_CASE("per-address bounds and the entry bound: defaults, values, and errors naming the key") {
+  BalancerConfig c = main_ok();
+  CHECK(c.admission.max_anonymous_per_address == 32);
+  CHECK(c.admission.max_tickets_per_address == 64);
+  CHECK(c.admission.max_entries == 1'000'000);
+  CHECK(c.per_address_exempt.empty());
+  c = main_ok({"limits.max_anonymous_per_address=0", "queue.max_tickets_per_address=3", "limits.max_entries=50",
+               R"(limits.per_address_exempt=["10.0.0.0/8","2001:db8::/32"])"});
+  CHECK(c.admission.max_anonymous_per_address == 0);
+  CHECK(c.admission.max_tickets_per_address == 3);
+  CHECK(c.admission.max_entries == 50);
+  REQUIRE(c.per_address_exempt.size() == 2);
+  CHECK(c.per_address_exempt[0].contains(*IpAddress::parse("10.1.2.3")));
+  CHECK(has(main_error({R"(limits.per_address_exempt=["10.0.0.1/8"])"}), "key 'limits.per_address_exempt'"));
+  CHECK(has(main_error({"limits.max_streams=100", "limits.max_entries=10"}), "key 'limits.max_entries'"));
+  CHECK(has(main_error({"queue.max_tickets_per_address=-1"}), "key 'queue.max_tickets_per_address'"));
+}
+
 TEST_CASE("channels: ids, origins, sources and free/paid are validated") {
   BalancerConfig c = main_ok();
   auto s = read_channels(doc("channels.json", R"({"channels":[

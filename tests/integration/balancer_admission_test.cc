@@ -420,3 +420,56 @@ TEST_CASE("SIGHUP changes limits.max_streams: the head gets the new room, nobody
   CHECK(s.balancer->process().stderr_text().find("key 'limits.idle_timeout_s': must be > 0") !=
         std::string::npos);
 }
+
+TEST_CASE("one client inventing viewer ids holds max_anonymous_per_address slots, then gets 429; ids are not logged") {
+  Stack s({"limits.max_anonymous_per_address=5", "server.access_log=true"});
+  int admitted = 0, refused = 0;
+  for (int i = 0; i < 200; ++i) {
+    HttpResponse r = s.play("flood" + std::to_string(i));
+    if (r.status == 200) {
+      ++admitted;
+    } else {
+      CAPTURE(r.body);
+      REQUIRE(r.status == 429);
+      CHECK(is_json_error_reply(r, "too_many_viewers"));
+      CHECK(r.header("Retry-After").has_value());
+      ++refused;
+    }
+  }
+  CHECK(admitted == 5);
+  CHECK(refused == 195);
+  auto status = s.status();
+  CHECK(status["viewers"]["active"].GetUint64() == 5);
+  CHECK(status["counters"]["refused_per_address"].GetUint64() == 195);
+  // The app's access check applies the same bound; the admitted ones keep playing.
+  HttpResponse access = s.access("channel=demo&viewer=one-more");
+  CHECK(access.status == 429);
+  CHECK(is_json_error_reply(access, "too_many_viewers"));
+  CHECK(s.play("flood0").status == 200);
+  // The access log shows the requests without the made-up ids.
+  const std::string log = s.balancer->process().stderr_text();
+  CHECK(log.find("viewer=***") != std::string::npos);
+  CHECK(log.find("flood1") == std::string::npos);
+}
+
+TEST_CASE("clients in limits.per_address_exempt (a venue's NAT) are not bounded per address") {
+  Stack s({"limits.max_anonymous_per_address=5", R"(limits.per_address_exempt=["127.0.0.0/8","::1"])"});
+  for (int i = 0; i < 40; ++i) {
+    CAPTURE(i);
+    CHECK(s.play("venue" + std::to_string(i)).status == 200);
+  }
+  CHECK(s.status()["viewers"]["active"].GetUint64() == 40);
+}
+
+TEST_CASE("limits.max_entries bounds admitted plus queued viewers with a 503 busy") {
+  Stack s({"limits.max_streams=2", "limits.max_entries=3", "limits.max_anonymous_per_address=0",
+           "queue.max_tickets_per_address=0"});
+  CHECK(s.play("a").status == 200);
+  CHECK(s.play("b").status == 200);
+  check_queued(s.play("c"), 1);
+  HttpResponse full = s.play("d");
+  CHECK(full.status == 503);
+  CHECK(is_json_error_reply(full, "busy"));
+  CHECK(full.header("Retry-After").has_value());
+  check_queued(s.play("c"), 1);  // the one waiting keeps its place
+}
