@@ -115,15 +115,16 @@ std::vector<std::string> chunk_links(const hls::Template& tmpl, const RewritePla
   for (size_t i = 0; i < plan.slots.size(); ++i) {
     const SlotTarget& target = plan.slots[i];
     if (target.kind != SlotTarget::Kind::chunk) continue;
+    const hls::UriSlot& slot = tmpl.slots()[i];
     if (destination.cache_url.empty()) {
-      out.push_back(tmpl.slots()[i].uri);  // straight to origin, unsigned
+      out.push_back(hls::escape_replacement(slot, slot.uri));  // straight to origin, unsigned
       continue;
     }
     assert(destination.signer != nullptr);
     signed_path.assign("/o/").append(destination.origin_id).append(target.origin_target);
     std::string link = destination.cache_url;
     link.append(destination.signer->sign(signed_path, destination.expires_unix));
-    out.push_back(std::move(link));
+    out.push_back(hls::escape_replacement(slot, link));
   }
   return out;
 }
@@ -137,7 +138,7 @@ std::string render_for_viewer(const hls::Template& tmpl, const RewritePlan& plan
   prefix_key.append(links.balancer_base).append("/key/").append(links.channel);
   size_t index = 0;
   std::string scratch;
-  auto mapper = [&](const hls::UriSlot& slot) -> std::string_view {
+  auto mapper = [&](const hls::UriSlot& slot) -> hls::Replacement {
     const SlotTarget& target = plan.slots[index++];
     switch (target.kind) {
       case SlotTarget::Kind::playlist:
@@ -145,15 +146,15 @@ std::string render_for_viewer(const hls::Template& tmpl, const RewritePlan& plan
         scratch.assign(target.kind == SlotTarget::Kind::playlist ? prefix_hls : prefix_key);
         scratch.append(target.origin_target);
         common::append_query(scratch, links.viewer_query);
-        return scratch;
+        return {scratch};
       }
       case SlotTarget::Kind::chunk:
         assert(links.chunk_links != nullptr && next_chunk < links.chunk_links->size());
-        return (*links.chunk_links)[next_chunk++];
+        return {(*links.chunk_links)[next_chunk++], true};
       case SlotTarget::Kind::passthrough:
         break;
     }
-    return slot.uri;
+    return {slot.uri};
   };
   std::string out;
   out.reserve(tmpl.literal_bytes() + tmpl.slots().size() * 160);

@@ -61,7 +61,9 @@ struct ChunkDestination {
   int64_t expires_unix = 0;
 };
 
-// The replacement for every chunk slot, in slot order (plan.chunk_slots entries).
+// The replacement for every chunk slot, in slot order (plan.chunk_slots entries),
+// already escaped for its slot (hls::escape_replacement): computed once per
+// second and destination, appended as is to every viewer's copy.
 std::vector<std::string> chunk_links(const hls::Template& tmpl, const RewritePlan& plan,
                                      const ChunkDestination& destination);
 

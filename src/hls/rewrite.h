@@ -107,8 +107,25 @@ std::string render(const Template& tmpl, const Mapper& mapper);
 // Appends escape_replacement(slot, text) to `out`.
 void append_replacement(std::string& out, const UriSlot& slot, std::string_view text);
 
-// render_to() for the hot path: `fn(slot)` returns a view that stays valid
-// until the next call, so no string is built or allocated per slot.
+// A replacement for the hot path: `escaped` says the text already went through
+// escape_replacement() for this slot (e.g. computed once for many renders), so
+// it is appended as is.
+struct Replacement {
+  std::string_view text;
+  bool escaped = false;
+};
+
+inline void append_replacement(std::string& out, const UriSlot& slot, const Replacement& r) {
+  if (r.escaped) {
+    out.append(r.text);
+  } else {
+    append_replacement(out, slot, r.text);
+  }
+}
+
+// render_to() for the hot path: `fn(slot)` returns a view (std::string_view or
+// Replacement) that stays valid until the next call, so no string is built or
+// allocated per slot.
 template <class Fn>
 void render_views_to(std::string& out, const Template& tmpl, Fn&& fn) {
   const auto& literals = tmpl.literals();
