@@ -181,6 +181,7 @@ AdmissionGate& Balancer::admission_gate() { return shared_->admission; }
 void Balancer::attach(size_t index, common::HttpServer& server) {
   shared_->servers.push_back(&server);
   shared_->loops[index]->attach(server);
+  shared_->api->attach(index, server);
 }
 
 void Balancer::stop_background() {
@@ -206,6 +207,7 @@ common::Status Balancer::reload(BalancerConfig fresh) {
   common::parse_log_level(c.log_level, level);
   common::set_log_level(level);
   s.configure_home(c);
+  s.api->reload(c.api);
   if (old.admission != c.admission) {
     LOG_INFO(kLog, "admission limits now ", describe(c.admission), " (were ", describe(old.admission),
              "); admitted viewers keep their slots");
@@ -250,6 +252,9 @@ common::Result<std::unique_ptr<Balancer>> Balancer::create(common::ServiceContex
   }
   s.configure_home(config);
   for (common::EventLoop* loop : context.loops) s.loops.push_back(std::make_unique<BalancerLoop>(s, *loop));
+  auto api = api::Api::create(context, config.api);
+  if (!api) return api.error();
+  s.api = std::move(api).value();
 
   s.register_admission_metrics();
   s.metrics.gauge_fn("balancer_playlist_sources", "Source playlists held in memory",

@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "api/api.h"
 #include "balancer/admission_policy.h"
 #include "balancer/cidr.h"
 #include "balancer/source_policy.h"
@@ -90,6 +91,8 @@ struct BalancerConfig {
   std::string operator_key;
   bool operator_allow_loopback = true;
   std::string log_level = "info";
+  // The mobile REST API (section "api", docs/api.md).
+  api::ApiConfig api;
   std::vector<ChannelConfig> channels;
   std::vector<CacheConfig> caches;
 };

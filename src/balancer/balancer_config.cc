@@ -207,6 +207,10 @@ common::Result<BalancerConfig> read_main_config(const common::ConfigDocument& do
     c.operator_allow_loopback = o.boolean("allow_loopback", true);
     o.finish();
   }
+  {
+    auto a = root.object("api");
+    api::read_api_section(a, c.api);
+  }
   auto server = root.object("server");
   common::read_server_section(server, c.server);
   common::read_threads(root, c.server);

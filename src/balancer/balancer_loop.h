@@ -123,6 +123,8 @@ struct Balancer::Shared {
   common::Counter& refused_address;
   common::Counter& refused_full;
   common::Counter* choice_counters[4] = {};
+  // The REST API (src/api/); declared last, so it is destroyed first.
+  std::unique_ptr<api::Api> api;
 };
 
 // A viewer's request in progress (waiting for origin or the home loop).

@@ -1,11 +1,25 @@
-// balancer: the service host runs the balancer (config, loops, signals, reload).
+// balancer: the service host runs the balancer (config, loops, signals, reload);
+// `balancer user ...` manages the REST API's accounts instead.
+#include <cstring>
+
+#include "api/api.h"
 #include "balancer/balancer.h"
 #include "common/service_host.h"
 
 int main(int argc, char** argv) {
+  const char* kDefaultConfig = "conf/balancer.json";
+  if (argc >= 2 && std::strcmp(argv[1], "user") == 0) {
+    return api::run_user_command(std::vector<std::string>(argv + 2, argv + argc), kDefaultConfig,
+                                 [](const std::string& path, const std::vector<std::string>& overrides)
+                                     -> common::Result<api::ApiConfig> {
+                                   auto c = balancer::load_balancer_config(path, overrides);
+                                   if (!c) return c.error();
+                                   return c->api;
+                                 });
+  }
   common::ServiceSpec<balancer::BalancerConfig> spec;
   spec.name = "balancer";
-  spec.default_config = "conf/balancer.json";
+  spec.default_config = kDefaultConfig;
   spec.load = balancer::load_balancer_config;
   spec.summary = [](const balancer::BalancerConfig& c) {
     return std::to_string(c.channels.size()) + " channel(s), " + std::to_string(c.caches.size()) + " cache node(s)";

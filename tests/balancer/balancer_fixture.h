@@ -114,6 +114,7 @@ class BalancerProcess {
                   const std::string& caches, std::vector<std::string> overrides = {},
                   std::string main_config = "")
       : channels_path_(dir.file("balancer/channels.json")),
+        api_dir_(dir.file("balancer/api")),
         caches_path_(dir.file("balancer/caches.json")),
         origin_base_(std::move(origin_base)),
         overrides_(std::move(overrides)),
@@ -151,7 +152,9 @@ class BalancerProcess {
                                      "--set",
                                      "health.down_after=2",
                                      "--set",
-                                     "server.access_log=false"};
+                                     "server.access_log=false",
+                                     "--set",
+                                     "api.data_dir=" + api_dir_};
     for (const auto& o : overrides_) {
       argv.push_back("--set");
       argv.push_back(o);
@@ -205,6 +208,7 @@ class BalancerProcess {
 
  private:
   std::string channels_path_;
+  std::string api_dir_;  // the REST API's account store, private to the test
   std::string caches_path_;
   std::string origin_base_;
   std::vector<std::string> overrides_;

@@ -1,0 +1,107 @@
+// Wiring of the API: config section, store, worker, routes.
+#include "api/api.h"
+
+#include "api/api_state.h"
+#include "api/lmdb_accounts.h"
+#include "api/password.h"
+#include "common/log.h"
+
+namespace api {
+
+namespace {
+constexpr const char* kLog = "api";
+constexpr std::string_view kPrefix = "/api/v1/";
+}  // namespace
+
+void read_api_section(common::ConfigReader& r, ApiConfig& c) {
+  c.data_dir = r.string("data_dir", "");
+  c.token_lifetime = std::chrono::seconds(r.integer("token_lifetime_s", 7 * 86400, 1, 366 * 86400));
+  c.kdf_iterations = static_cast<int>(r.integer("kdf_iterations", kMinProductionIterations, kMinTestIterations,
+                                                kMaxIterations));
+  c.kdf_allow_weak_for_tests = r.boolean("kdf_allow_weak_for_tests", false);
+  if (c.kdf_iterations < kMinProductionIterations && !c.kdf_allow_weak_for_tests) {
+    r.fail("kdf_iterations", "must be at least 600000 (lower counts, down to 1000, only with "
+                             "\"kdf_allow_weak_for_tests\": true)");
+  }
+  c.kdf_queue = static_cast<size_t>(r.integer("kdf_queue", 64, 1, 100000));
+  c.max_body_bytes = static_cast<size_t>(r.integer("max_body_bytes", 16 * 1024, 256, 1 << 20));
+  auto l = r.object("login_limits");
+  c.login.per_address = static_cast<int>(l.integer("per_address", 20, 1, 1000000));
+  c.login.per_login = static_cast<int>(l.integer("per_login", 5, 1, 1000000));
+  c.login.window = std::chrono::seconds(l.integer("window_s", 60, 1, 86400));
+  c.login.max_tracked = static_cast<size_t>(l.integer("max_tracked", 100000, 100, 10000000));
+  l.finish();
+  r.finish();
+}
+
+Api::State::State(common::ServiceContext& c, const ApiConfig& initial)
+    : context(c),
+      clock(*c.clock),
+      config(std::make_shared<const ApiConfig>(initial)),
+      limiter(*c.clock, initial.login),
+      logins_ok(c.metrics->counter("balancer_api_logins_total", "Login attempts by outcome", "result=\"ok\"")),
+      logins_rejected(
+          c.metrics->counter("balancer_api_logins_total", "Login attempts by outcome", "result=\"rejected\"")),
+      logins_limited(
+          c.metrics->counter("balancer_api_logins_total", "Login attempts by outcome", "result=\"limited\"")),
+      logins_busy(c.metrics->counter("balancer_api_logins_total", "Login attempts by outcome", "result=\"busy\"")),
+      store_errors(c.metrics->counter("balancer_api_store_errors_total", "Account store calls that failed")) {}
+
+Api::Api(std::unique_ptr<State> state) : state_(std::move(state)) {}
+
+Api::~Api() {
+  // Password checks first (they post to the loops), then the store's worker.
+  state_->kdf.reset();
+  state_->store.reset();
+}
+
+common::Result<std::unique_ptr<Api>> Api::create(common::ServiceContext& context, const ApiConfig& config) {
+  auto state = std::make_unique<State>(context, config);
+  if (config.data_dir.empty()) {
+    LOG_WARN(kLog, "api.data_dir is not set: the accounts API is off");
+  } else {
+    auto accounts = LmdbAccounts::open(config.data_dir);
+    if (!accounts) return accounts.error();
+    auto users = (*accounts)->list_users();
+    LOG_INFO(kLog, "accounts in ", config.data_dir, " (schema ", kSchemaVersion, ", ",
+             users ? std::to_string(users->size()) : std::string("?"), " user(s))");
+    state->store = make_lmdb_account_store(std::move(accounts).value());
+    state->kdf = std::make_unique<common::WorkerThread>();
+  }
+  if (config.kdf_allow_weak_for_tests && config.kdf_iterations < kMinProductionIterations) {
+    LOG_WARN(kLog, "api.kdf_iterations=", config.kdf_iterations,
+             " is below the production floor of 600000 (kdf_allow_weak_for_tests): test use only");
+  }
+  State& s = *state;
+  s.context.metrics->gauge_fn("balancer_api_kdf_pending", "Password checks queued or running",
+                              [&s] { return double(s.kdf_pending.load()); });
+  return std::unique_ptr<Api>(new Api(std::move(state)));
+}
+
+void Api::attach(size_t index, common::HttpServer& server) {
+  State& s = *state_;
+  common::EventLoop& loop = *s.context.loops[index];
+  server.route("/api/v1/auth/login", {"POST"}, [&s, &loop](common::HttpExchange& ex) { s.handle_login(loop, ex); });
+  server.route("/api/v1/auth/logout", {"POST"}, [&s, &loop](common::HttpExchange& ex) { s.handle_logout(loop, ex); });
+  server.route("/api/v1/auth/session", {"GET"},
+               [&s, &loop](common::HttpExchange& ex) { s.handle_session(loop, ex); });
+  // Everything else under /api/v1/ that no one serves: a JSON 404 whatever the method.
+  server.route_prefix(std::string(kPrefix), {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"},
+                      [](common::HttpExchange& ex) {
+                        ex.reply_error(404, "not_found", "No API endpoint at this path.");
+                      });
+}
+
+void Api::reload(const ApiConfig& fresh) {
+  State& s = *state_;
+  auto running = s.config.load();
+  ApiConfig next = fresh;
+  if (next.data_dir != running->data_dir) {
+    LOG_WARN(kLog, "reload: api.data_dir changes only on restart");
+    next.data_dir = running->data_dir;
+  }
+  s.limiter.set_limits(next.login);
+  s.config.publish(std::make_shared<const ApiConfig>(std::move(next)));
+}
+
+}  // namespace api

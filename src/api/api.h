@@ -1,0 +1,71 @@
+// The mobile REST API (DESIGN.md flow 5), linked into the balancer: same
+// process, loops, service host and config file (section "api"). This first
+// part serves accounts: login, logout and session check under /api/v1/auth/,
+// over an AccountStore (api/account_store.h; the embedded LMDB backend lives in
+// api.data_dir). Password hashing runs on its own worker thread with a bounded
+// queue, so a burst of logins never sits on an event loop (a full queue is 503
+// busy). Endpoints, JSON shapes and errors: docs/api.md.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "api/login_limiter.h"
+#include "common/config.h"
+#include "common/http_server.h"
+#include "common/result.h"
+#include "common/service_host.h"
+
+namespace api {
+
+struct ApiConfig {
+  std::string data_dir;  // LMDB environment; "" = the API is off (its routes answer 503 api_disabled)
+  std::chrono::seconds token_lifetime{7 * 86400};
+  int kdf_iterations = 600'000;  // for new hashes; old ones keep their own count
+  bool kdf_allow_weak_for_tests = false;  // allows kdf_iterations down to kMinTestIterations
+  size_t max_body_bytes = 16 * 1024;      // above → 413
+  size_t kdf_queue = 64;                  // password checks waiting for the worker; above → 503 busy
+  LoginLimits login;
+  bool operator==(const ApiConfig&) const = default;
+};
+
+// Reads the "api" section of the balancer's main file into `out`, failing
+// (through the reader) with the key: unknown keys, wrong types, ranges, and
+// kdf_iterations below 600,000 unless kdf_allow_weak_for_tests.
+void read_api_section(common::ConfigReader& api, ApiConfig& out);
+
+class Api {
+ public:
+  // Main thread, before the loops run: opens the store. Fails with
+  // "storage_error" naming the directory (unwritable, newer schema, ...).
+  static common::Result<std::unique_ptr<Api>> create(common::ServiceContext& context, const ApiConfig& config);
+  ~Api();  // finishes queued password checks and store calls
+  Api(const Api&) = delete;
+  Api& operator=(const Api&) = delete;
+
+  // Main thread, before the loops run: the routes of loop `index` (every path
+  // under /api/v1/ except the ones the balancer serves itself).
+  void attach(size_t index, common::HttpServer& server);
+  // Home loop: token lifetime, KDF iterations for new hashes, login limits,
+  // body limit. data_dir changes only on restart (a warning says so).
+  void reload(const ApiConfig& fresh);
+
+  struct State;
+
+ private:
+  explicit Api(std::unique_ptr<State> state);
+  std::unique_ptr<State> state_;
+};
+
+// `balancer user add|list|disable|passwd LOGIN [--config FILE] [--set k=v]...`:
+// manages accounts in the store of the config's api.data_dir (the server may be
+// running). Passwords are read from stdin (one line). `load` reads the config.
+// Returns the process exit code (0 ok, 1 failure, 2 usage or bad config).
+int run_user_command(const std::vector<std::string>& args, const std::string& default_config,
+                     const std::function<common::Result<ApiConfig>(const std::string& path,
+                                                                   const std::vector<std::string>& overrides)>& load);
+
+}  // namespace api

@@ -1,0 +1,359 @@
+#include "api/lmdb_accounts.h"
+
+#include <rapidjson/document.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include <charconv>
+
+#include "api/token.h"
+#include "common/worker.h"
+
+namespace api {
+
+using common::Error;
+using common::LmdbTxn;
+using common::mdb_val;
+using common::Result;
+using common::Status;
+using common::to_view;
+
+namespace {
+
+constexpr size_t kMapBytes = size_t{1} << 30;  // 1 GiB of address space; the file grows as used
+constexpr char kSchemaKey[] = "schema_version";
+constexpr char kNextIdKey[] = "next_user_id";
+
+std::string id_key(uint64_t id) {
+  std::string k(8, '\0');
+  for (int i = 7; i >= 0; --i) {
+    k[i] = static_cast<char>(id & 0xff);
+    id >>= 8;
+  }
+  return k;
+}
+
+std::string encode_user(const User& u) {
+  rapidjson::StringBuffer buf;
+  rapidjson::Writer<rapidjson::StringBuffer> w(buf);
+  w.StartObject();
+  w.Key("id"); w.Uint64(u.id);
+  w.Key("login"); w.String(u.login.data(), static_cast<rapidjson::SizeType>(u.login.size()));
+  w.Key("password"); w.String(u.password_hash.data(), static_cast<rapidjson::SizeType>(u.password_hash.size()));
+  w.Key("disabled"); w.Bool(u.disabled);
+  w.Key("created_at"); w.Int64(u.created_at);
+  w.Key("sessions_valid_after"); w.Int64(u.sessions_valid_after);
+  w.EndObject();
+  return std::string(buf.GetString(), buf.GetSize());
+}
+
+std::optional<User> decode_user(std::string_view text) {
+  rapidjson::Document d;
+  d.Parse(text.data(), text.size());
+  if (d.HasParseError() || !d.IsObject()) return std::nullopt;
+  auto str = [&](const char* k) -> const rapidjson::Value* {
+    auto it = d.FindMember(k);
+    return it != d.MemberEnd() && it->value.IsString() ? &it->value : nullptr;
+  };
+  auto num = [&](const char* k) -> const rapidjson::Value* {
+    auto it = d.FindMember(k);
+    return it != d.MemberEnd() && it->value.IsInt64() ? &it->value : nullptr;
+  };
+  auto id = d.FindMember("id");
+  if (id == d.MemberEnd() || !id->value.IsUint64() || !str("login") || !str("password")) return std::nullopt;
+  User u;
+  u.id = id->value.GetUint64();
+  u.login = str("login")->GetString();
+  u.password_hash = str("password")->GetString();
+  auto dis = d.FindMember("disabled");
+  u.disabled = dis != d.MemberEnd() && dis->value.IsBool() && dis->value.GetBool();
+  if (auto* v = num("created_at")) u.created_at = v->GetInt64();
+  if (auto* v = num("sessions_valid_after")) u.sessions_valid_after = v->GetInt64();
+  return u;
+}
+
+std::string encode_session(const Session& s) {
+  rapidjson::StringBuffer buf;
+  rapidjson::Writer<rapidjson::StringBuffer> w(buf);
+  std::string hash = base64url_encode(s.token_hash);
+  w.StartObject();
+  w.Key("user_id"); w.Uint64(s.user_id);
+  w.Key("created_at"); w.Int64(s.created_at);
+  w.Key("expires_at"); w.Int64(s.expires_at);
+  w.Key("hash"); w.String(hash.data(), static_cast<rapidjson::SizeType>(hash.size()));
+  w.EndObject();
+  return std::string(buf.GetString(), buf.GetSize());
+}
+
+std::optional<Session> decode_session(std::string_view text) {
+  rapidjson::Document d;
+  d.Parse(text.data(), text.size());
+  if (d.HasParseError() || !d.IsObject()) return std::nullopt;
+  auto u = d.FindMember("user_id");
+  auto c = d.FindMember("created_at");
+  auto e = d.FindMember("expires_at");
+  auto h = d.FindMember("hash");
+  if (u == d.MemberEnd() || !u->value.IsUint64() || c == d.MemberEnd() || !c->value.IsInt64() ||
+      e == d.MemberEnd() || !e->value.IsInt64() || h == d.MemberEnd() || !h->value.IsString()) {
+    return std::nullopt;
+  }
+  auto hash = base64url_decode(h->value.GetString());
+  if (!hash) return std::nullopt;
+  return Session{std::move(*hash), u->value.GetUint64(), c->value.GetInt64(), e->value.GetInt64()};
+}
+
+// get → the value, nullopt when absent, or an error.
+Result<std::optional<std::string_view>> get(const LmdbTxn& txn, MDB_dbi dbi, std::string_view key) {
+  MDB_val k = mdb_val(key), v{};
+  int rc = mdb_get(txn.get(), dbi, &k, &v);
+  if (rc == MDB_NOTFOUND) return std::optional<std::string_view>();
+  if (rc != 0) return common::lmdb_error("mdb_get", rc);
+  return std::optional<std::string_view>(to_view(v));
+}
+
+Status put(const LmdbTxn& txn, MDB_dbi dbi, std::string_view key, std::string_view value, unsigned flags = 0) {
+  MDB_val k = mdb_val(key), v = mdb_val(value);
+  int rc = mdb_put(txn.get(), dbi, &k, &v, flags);
+  if (rc != 0) return common::lmdb_error("mdb_put", rc);
+  return {};
+}
+
+Error corrupt(const std::string& what) { return Error{"storage_error", "account store: unreadable " + what}; }
+
+}  // namespace
+
+Result<std::unique_ptr<LmdbAccounts>> LmdbAccounts::open(const std::string& dir) {
+  auto env = common::LmdbEnv::open(dir, kMapBytes, 8);
+  if (!env) return Error{"storage_error", "account store at " + dir + ": " + env.error().message};
+  std::unique_ptr<LmdbAccounts> a(new LmdbAccounts(dir, std::move(env).value()));
+  auto txn = LmdbTxn::begin(a->env_, false);
+  if (!txn) return Error{"storage_error", "account store at " + dir + ": " + txn.error().message};
+  struct Db {
+    const char* name;
+    MDB_dbi* dbi;
+  };
+  for (Db db : {Db{"meta", &a->meta_}, Db{"users", &a->users_}, Db{"user_ids", &a->user_ids_},
+                Db{"sessions", &a->sessions_}}) {
+    int rc = mdb_dbi_open(txn->get(), db.name, MDB_CREATE, db.dbi);
+    if (rc != 0) {
+      return Error{"storage_error", "account store at " + dir + ": cannot open sub-database " + db.name + ": " +
+                                        mdb_strerror(rc)};
+    }
+  }
+  auto version = get(*txn, a->meta_, kSchemaKey);
+  if (!version) return version.error();
+  if (!version->has_value()) {
+    if (auto s = put(*txn, a->meta_, kSchemaKey, std::to_string(kSchemaVersion)); !s) return s.error();
+  } else {
+    std::string_view text = **version;
+    int v = 0;
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+    if (ec != std::errc() || end != text.data() + text.size() || v < 1) {
+      return Error{"storage_error", "account store at " + dir + ": unreadable schema version '" +
+                                        std::string(text) + "'"};
+    }
+    if (v > kSchemaVersion) {
+      return Error{"storage_error", "account store at " + dir + " has schema version " + std::to_string(v) +
+                                        ", newer than this build understands (" + std::to_string(kSchemaVersion) +
+                                        "): run a newer balancer or restore a backup"};
+    }
+  }
+  if (auto s = txn->commit(); !s) return Error{"storage_error", "account store at " + dir + ": " + s.error().message};
+  return a;
+}
+
+Result<User> LmdbAccounts::add_user(const std::string& login, const std::string& password_hash, int64_t now) {
+  auto txn = LmdbTxn::begin(env_, false);
+  if (!txn) return txn.error();
+  auto existing = get(*txn, users_, login);
+  if (!existing) return existing.error();
+  if (existing->has_value()) return Error{"conflict", "a user with login '" + login + "' already exists"};
+  auto next = get(*txn, meta_, kNextIdKey);
+  if (!next) return next.error();
+  uint64_t id = 1;
+  if (next->has_value()) {
+    std::string_view text = **next;
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), id);
+    if (ec != std::errc() || end != text.data() + text.size()) return corrupt("next_user_id");
+  }
+  User u;
+  u.id = id;
+  u.login = login;
+  u.password_hash = password_hash;
+  u.created_at = now;
+  if (auto s = put(*txn, meta_, kNextIdKey, std::to_string(id + 1)); !s) return s.error();
+  if (auto s = put(*txn, users_, login, encode_user(u)); !s) return s.error();
+  if (auto s = put(*txn, user_ids_, id_key(id), login); !s) return s.error();
+  if (auto s = txn->commit(); !s) return s.error();
+  return u;
+}
+
+Result<std::optional<User>> LmdbAccounts::find_user(const std::string& login) const {
+  auto txn = LmdbTxn::begin(env_, true);
+  if (!txn) return txn.error();
+  auto v = get(*txn, users_, login);
+  if (!v) return v.error();
+  if (!v->has_value()) return std::optional<User>();
+  auto u = decode_user(**v);
+  if (!u) return corrupt("user record");
+  return u;
+}
+
+Result<std::optional<User>> LmdbAccounts::find_user_by_id(uint64_t id) const {
+  auto txn = LmdbTxn::begin(env_, true);
+  if (!txn) return txn.error();
+  auto login = get(*txn, user_ids_, id_key(id));
+  if (!login) return login.error();
+  if (!login->has_value()) return std::optional<User>();
+  auto v = get(*txn, users_, **login);
+  if (!v) return v.error();
+  if (!v->has_value()) return std::optional<User>();
+  auto u = decode_user(**v);
+  if (!u) return corrupt("user record");
+  return u;
+}
+
+Result<std::vector<User>> LmdbAccounts::list_users() const {
+  auto txn = LmdbTxn::begin(env_, true);
+  if (!txn) return txn.error();
+  MDB_cursor* cursor = nullptr;
+  int rc = mdb_cursor_open(txn->get(), user_ids_, &cursor);
+  if (rc != 0) return common::lmdb_error("mdb_cursor_open", rc);
+  std::vector<User> out;
+  MDB_val k{}, v{};
+  std::optional<Error> failure;
+  for (rc = mdb_cursor_get(cursor, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(cursor, &k, &v, MDB_NEXT)) {
+    auto rec = get(*txn, users_, to_view(v));
+    if (!rec) {
+      failure = rec.error();
+      break;
+    }
+    if (!rec->has_value()) continue;
+    auto u = decode_user(**rec);
+    if (!u) {
+      failure = corrupt("user record");
+      break;
+    }
+    out.push_back(std::move(*u));
+  }
+  mdb_cursor_close(cursor);
+  if (failure) return *failure;
+  if (rc != 0 && rc != MDB_NOTFOUND) return common::lmdb_error("mdb_cursor_get", rc);
+  return out;
+}
+
+Status LmdbAccounts::update_user(const User& user) {
+  auto txn = LmdbTxn::begin(env_, false);
+  if (!txn) return txn.error();
+  auto v = get(*txn, users_, user.login);
+  if (!v) return v.error();
+  if (!v->has_value()) return Error{"not_found", "no user with login '" + user.login + "'"};
+  auto old = decode_user(**v);
+  if (!old) return corrupt("user record");
+  if (old->id != user.id) return Error{"conflict", "user '" + user.login + "' changed meanwhile"};
+  if (auto s = put(*txn, users_, user.login, encode_user(user)); !s) return s;
+  return txn->commit();
+}
+
+Status LmdbAccounts::put_session(const Session& session) {
+  auto txn = LmdbTxn::begin(env_, false);
+  if (!txn) return txn.error();
+  if (auto s = put(*txn, sessions_, session.token_hash, encode_session(session)); !s) return s;
+  return txn->commit();
+}
+
+Result<std::optional<SessionInfo>> LmdbAccounts::find_session(const std::string& token_hash) const {
+  auto txn = LmdbTxn::begin(env_, true);
+  if (!txn) return txn.error();
+  auto v = get(*txn, sessions_, token_hash);
+  if (!v) return v.error();
+  if (!v->has_value()) return std::optional<SessionInfo>();
+  auto s = decode_session(**v);
+  if (!s) return corrupt("session record");
+  // The key lookup found it; the stored hash is compared again in constant time.
+  if (!hashes_equal(s->token_hash, token_hash)) return std::optional<SessionInfo>();
+  auto login = get(*txn, user_ids_, id_key(s->user_id));
+  if (!login) return login.error();
+  if (!login->has_value()) return std::optional<SessionInfo>();
+  auto rec = get(*txn, users_, **login);
+  if (!rec) return rec.error();
+  if (!rec->has_value()) return std::optional<SessionInfo>();
+  auto u = decode_user(**rec);
+  if (!u) return corrupt("user record");
+  return std::optional<SessionInfo>(SessionInfo{std::move(*s), std::move(*u)});
+}
+
+Result<bool> LmdbAccounts::delete_session(const std::string& token_hash) {
+  auto txn = LmdbTxn::begin(env_, false);
+  if (!txn) return txn.error();
+  MDB_val k = mdb_val(token_hash);
+  int rc = mdb_del(txn->get(), sessions_, &k, nullptr);
+  if (rc == MDB_NOTFOUND) return false;
+  if (rc != 0) return common::lmdb_error("mdb_del", rc);
+  if (auto s = txn->commit(); !s) return s.error();
+  return true;
+}
+
+Result<size_t> LmdbAccounts::purge_expired(int64_t now, size_t max) {
+  auto txn = LmdbTxn::begin(env_, false);
+  if (!txn) return txn.error();
+  MDB_cursor* cursor = nullptr;
+  int rc = mdb_cursor_open(txn->get(), sessions_, &cursor);
+  if (rc != 0) return common::lmdb_error("mdb_cursor_open", rc);
+  size_t removed = 0;
+  MDB_val k{}, v{};
+  for (rc = mdb_cursor_get(cursor, &k, &v, MDB_FIRST); rc == 0 && removed < max;
+       rc = mdb_cursor_get(cursor, &k, &v, MDB_NEXT)) {
+    auto s = decode_session(to_view(v));
+    if (s && s->expires_at >= now) continue;
+    if (mdb_cursor_del(cursor, 0) == 0) ++removed;
+  }
+  mdb_cursor_close(cursor);
+  if (removed == 0) return size_t{0};
+  if (auto s = txn->commit(); !s) return s.error();
+  return removed;
+}
+
+// ---- the asynchronous store ----
+
+namespace {
+
+class LmdbAccountStore final : public AccountStore {
+ public:
+  explicit LmdbAccountStore(std::unique_ptr<LmdbAccounts> accounts) : accounts_(std::move(accounts)) {}
+  ~LmdbAccountStore() override { worker_.reset(); }
+
+  void find_user(common::EventLoop& back, std::string login, StoreCallback<std::optional<User>> done) override {
+    run(back, [this, login = std::move(login)] { return accounts_->find_user(login); }, std::move(done));
+  }
+  void create_session(common::EventLoop& back, Session session, StoreDone done) override {
+    run(back, [this, session = std::move(session)] { return accounts_->put_session(session); }, std::move(done));
+  }
+  void find_session(common::EventLoop& back, std::string token_hash,
+                    StoreCallback<std::optional<SessionInfo>> done) override {
+    run(back, [this, h = std::move(token_hash)] { return accounts_->find_session(h); }, std::move(done));
+  }
+  void revoke_session(common::EventLoop& back, std::string token_hash, StoreCallback<bool> done) override {
+    run(back, [this, h = std::move(token_hash)] { return accounts_->delete_session(h); }, std::move(done));
+  }
+
+ private:
+  template <class Work, class Done>
+  void run(common::EventLoop& back, Work work, Done done) {
+    worker_->post([&back, work = std::move(work), done = std::move(done)]() mutable {
+      auto result = work();
+      back.post([result = std::move(result), done = std::move(done)]() mutable { done(std::move(result)); });
+    });
+  }
+
+  std::unique_ptr<LmdbAccounts> accounts_;
+  std::unique_ptr<common::WorkerThread> worker_ = std::make_unique<common::WorkerThread>();
+};
+
+}  // namespace
+
+std::unique_ptr<AccountStore> make_lmdb_account_store(std::unique_ptr<LmdbAccounts> accounts) {
+  return std::make_unique<LmdbAccountStore>(std::move(accounts));
+}
+
+}  // namespace api

@@ -1,0 +1,62 @@
+// The embedded account store: one LMDB environment in api.data_dir.
+//
+// LmdbAccounts is the synchronous core (used by the admin command and, through
+// LmdbAccountStore, by the server). Every method runs its own transaction;
+// writes are committed (fsync) before they return ok. Safe from any thread and
+// from several processes at once (LMDB's lock file): the admin command may add
+// users while the server runs.
+//
+// Schema (version kSchemaVersion, in sub-database "meta" key "schema_version"):
+//   users:     login → user JSON {id, login, password, disabled, created_at, sessions_valid_after}
+//   user_ids:  8-byte big-endian id → login
+//   sessions:  SHA-256(token) → session JSON {user_id, created_at, expires_at, hash}
+//   meta:      schema_version, next_user_id
+// An environment with a newer schema version is refused with a clear error.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "api/account_store.h"
+#include "common/lmdb.h"
+#include "common/result.h"
+
+namespace api {
+
+class LmdbAccounts {
+ public:
+  // Opens (creating) the environment in `dir`. Errors ("storage_error") name
+  // the directory; an unknown newer schema version is refused.
+  static common::Result<std::unique_ptr<LmdbAccounts>> open(const std::string& dir);
+
+  // "conflict" when the login exists.
+  common::Result<User> add_user(const std::string& login, const std::string& password_hash, int64_t now);
+  common::Result<std::optional<User>> find_user(const std::string& login) const;
+  common::Result<std::optional<User>> find_user_by_id(uint64_t id) const;
+  common::Result<std::vector<User>> list_users() const;
+  // Replaces the record of an existing user (same id and login); "not_found" otherwise.
+  common::Status update_user(const User& user);
+
+  common::Status put_session(const Session& session);
+  common::Result<std::optional<SessionInfo>> find_session(const std::string& token_hash) const;
+  common::Result<bool> delete_session(const std::string& token_hash);
+  // Removes up to `max` sessions that expired before `now`; returns how many.
+  common::Result<size_t> purge_expired(int64_t now, size_t max);
+
+  const std::string& dir() const { return dir_; }
+
+ private:
+  LmdbAccounts(std::string dir, common::LmdbEnv env) : dir_(std::move(dir)), env_(std::move(env)) {}
+  std::string dir_;
+  common::LmdbEnv env_;
+  MDB_dbi meta_ = 0, users_ = 0, user_ids_ = 0, sessions_ = 0;
+};
+
+// The AccountStore over LmdbAccounts: every call runs on one worker thread
+// (off the event loops) and its result is posted back to the caller's loop.
+// Destruction finishes the calls already queued.
+std::unique_ptr<AccountStore> make_lmdb_account_store(std::unique_ptr<LmdbAccounts> accounts);
+
+}  // namespace api

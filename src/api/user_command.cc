@@ -1,0 +1,169 @@
+// `balancer user add|list|disable|passwd`: account administration against the
+// configured store (docs/api.md, "Accounts"). Passwords come from stdin.
+#include <openssl/crypto.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <ctime>
+#include <iostream>
+
+#include "api/api.h"
+#include "api/lmdb_accounts.h"
+#include "api/password.h"
+
+namespace api {
+
+namespace {
+
+constexpr const char* kUsage =
+    "usage: balancer user add LOGIN | list | disable LOGIN | passwd LOGIN [--config FILE] [--set key=value]...\n"
+    "       (add and passwd read the password from stdin, one line)\n";
+
+bool valid_login(const std::string& login) {
+  if (login.empty() || login.size() > 64) return false;
+  for (char c : login) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+              c == '-' || c == '@' || c == '+';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+// One line from stdin, without the line end; nullopt when empty or too long.
+std::optional<std::string> read_password() {
+  if (isatty(STDIN_FILENO)) fprintf(stderr, "password: ");
+  std::string line;
+  if (!std::getline(std::cin, line)) return std::nullopt;
+  if (!line.empty() && line.back() == '\r') line.pop_back();
+  if (line.empty() || line.size() > kMaxPasswordBytes) {
+    OPENSSL_cleanse(line.data(), line.size());
+    return std::nullopt;
+  }
+  return line;
+}
+
+}  // namespace
+
+int run_user_command(const std::vector<std::string>& args, const std::string& default_config,
+                     const std::function<common::Result<ApiConfig>(const std::string&,
+                                                                   const std::vector<std::string>&)>& load) {
+  std::string config_path = default_config;
+  std::vector<std::string> overrides;
+  std::vector<std::string> words;
+  for (size_t i = 0; i < args.size(); ++i) {
+    if ((args[i] == "--config" || args[i] == "--set") && i + 1 < args.size()) {
+      (args[i] == "--config" ? config_path : overrides.emplace_back()) = args[i + 1];
+      ++i;
+    } else if (args[i].rfind("--", 0) == 0) {
+      fprintf(stderr, "balancer user: unknown option %s\n%s", args[i].c_str(), kUsage);
+      return 2;
+    } else {
+      words.push_back(args[i]);
+    }
+  }
+  if (words.empty()) {
+    fputs(kUsage, stderr);
+    return 2;
+  }
+  const std::string& verb = words[0];
+  const bool needs_login = verb == "add" || verb == "disable" || verb == "passwd";
+  if ((verb != "list" && !needs_login) || words.size() != (needs_login ? 2u : 1u)) {
+    fputs(kUsage, stderr);
+    return 2;
+  }
+  auto config = load(config_path, overrides);
+  if (!config) {
+    fprintf(stderr, "balancer user: bad config: %s\n", config.error().message.c_str());
+    return 2;
+  }
+  if (config->data_dir.empty()) {
+    fprintf(stderr, "balancer user: %s: api.data_dir is not set, so there is no account store\n",
+            config_path.c_str());
+    return 2;
+  }
+  auto accounts = LmdbAccounts::open(config->data_dir);
+  if (!accounts) {
+    fprintf(stderr, "balancer user: %s\n", accounts.error().message.c_str());
+    return 1;
+  }
+  LmdbAccounts& a = **accounts;
+  const int64_t now = static_cast<int64_t>(time(nullptr));
+  if (verb == "list") {
+    auto users = a.list_users();
+    if (!users) {
+      fprintf(stderr, "balancer user: %s\n", users.error().message.c_str());
+      return 1;
+    }
+    for (const auto& u : *users) {
+      printf("%llu\t%s\t%s\n", static_cast<unsigned long long>(u.id), u.login.c_str(),
+             u.disabled ? "disabled" : "active");
+    }
+    return 0;
+  }
+  const std::string& login = words[1];
+  if (!valid_login(login)) {
+    fprintf(stderr, "balancer user: a login is 1 to 64 letters, digits or . _ - @ +\n");
+    return 2;
+  }
+  if (verb == "add" || verb == "passwd") {
+    auto existing = a.find_user(login);
+    if (!existing) {
+      fprintf(stderr, "balancer user: %s\n", existing.error().message.c_str());
+      return 1;
+    }
+    if (verb == "add" && existing->has_value()) {
+      fprintf(stderr, "balancer user: a user with login '%s' already exists\n", login.c_str());
+      return 1;
+    }
+    if (verb == "passwd" && !existing->has_value()) {
+      fprintf(stderr, "balancer user: no user with login '%s'\n", login.c_str());
+      return 1;
+    }
+    auto password = read_password();
+    if (!password) {
+      fprintf(stderr, "balancer user: read a password of 1 to %zu bytes from stdin\n", kMaxPasswordBytes);
+      return 2;
+    }
+    auto hash = hash_password(*password, config->kdf_iterations);
+    OPENSSL_cleanse(password->data(), password->size());
+    if (!hash) {
+      fprintf(stderr, "balancer user: %s\n", hash.error().message.c_str());
+      return 1;
+    }
+    if (verb == "add") {
+      auto user = a.add_user(login, *hash, now);
+      if (!user) {
+        fprintf(stderr, "balancer user: %s\n", user.error().message.c_str());
+        return 1;
+      }
+      printf("added user %s (id %llu)\n", login.c_str(), static_cast<unsigned long long>(user->id));
+      return 0;
+    }
+    User u = **existing;
+    u.password_hash = *hash;
+    u.sessions_valid_after = now;  // signs out every session of the old password
+    if (auto s = a.update_user(u); !s) {
+      fprintf(stderr, "balancer user: %s\n", s.error().message.c_str());
+      return 1;
+    }
+    printf("password of %s changed; its sessions are signed out\n", login.c_str());
+    return 0;
+  }
+  // disable
+  auto existing = a.find_user(login);
+  if (!existing || !existing->has_value()) {
+    fprintf(stderr, "balancer user: no user with login '%s'\n", login.c_str());
+    return 1;
+  }
+  User u = **existing;
+  u.disabled = true;
+  u.sessions_valid_after = now;
+  if (auto s = a.update_user(u); !s) {
+    fprintf(stderr, "balancer user: %s\n", s.error().message.c_str());
+    return 1;
+  }
+  printf("disabled user %s; its sessions are signed out\n", login.c_str());
+  return 0;
+}
+
+}  // namespace api

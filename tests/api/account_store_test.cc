@@ -1,0 +1,189 @@
+// The LMDB account store on real files in a temp dir: users and sessions
+// survive reopening, a write reported ok is on disk, the schema version is
+// written and a newer one is refused, and the asynchronous store answers on
+// the caller's loop.
+#include <doctest/doctest.h>
+
+#include <future>
+#include <thread>
+
+#include "api/lmdb_accounts.h"
+#include "api/token.h"
+#include "common/lmdb.h"
+#include "support/process.h"
+
+using namespace api;
+using balancer::test::TempDir;
+
+namespace {
+
+std::unique_ptr<LmdbAccounts> open_ok(const std::string& dir) {
+  auto a = LmdbAccounts::open(dir);
+  REQUIRE_MESSAGE(a.ok(), (a.ok() ? "" : a.error().message));
+  return std::move(a).value();
+}
+
+void set_schema_version(const std::string& dir, const std::string& version) {
+  auto env = common::LmdbEnv::open(dir, size_t{1} << 30, 8);
+  REQUIRE(env.ok());
+  auto txn = common::LmdbTxn::begin(*env, false);
+  REQUIRE(txn.ok());
+  MDB_dbi meta;
+  REQUIRE(mdb_dbi_open(txn->get(), "meta", MDB_CREATE, &meta) == 0);
+  MDB_val k = common::mdb_val("schema_version"), v = common::mdb_val(version);
+  REQUIRE(mdb_put(txn->get(), meta, &k, &v, 0) == 0);
+  REQUIRE(txn->commit().ok());
+}
+
+}  // namespace
+
+TEST_CASE("users and sessions written and reported ok are there after reopening") {
+  TempDir dir("api-store");
+  const std::string path = dir.file("accounts");
+  std::string hash = token_hash("token-1");
+  {
+    auto a = open_ok(path);
+    auto u = a->add_user("fdpd6", "pbkdf2-sha256$1000$c2FsdA$x", 100);
+    REQUIRE(u.ok());
+    CHECK(u->id == 1);
+    auto u2 = a->add_user("second", "h2", 101);
+    REQUIRE(u2.ok());
+    CHECK(u2->id == 2);
+    REQUIRE(a->put_session(Session{hash, u->id, 100, 200}).ok());
+  }
+  auto a = open_ok(path);
+  auto u = a->find_user("fdpd6");
+  REQUIRE(u.ok());
+  REQUIRE(u->has_value());
+  CHECK((*u)->id == 1);
+  CHECK((*u)->password_hash == "pbkdf2-sha256$1000$c2FsdA$x");
+  CHECK((*u)->created_at == 100);
+  auto by_id = a->find_user_by_id(2);
+  REQUIRE(by_id.ok());
+  REQUIRE(by_id->has_value());
+  CHECK((*by_id)->login == "second");
+  auto s = a->find_session(hash);
+  REQUIRE(s.ok());
+  REQUIRE(s->has_value());
+  CHECK((*s)->session.user_id == 1);
+  CHECK((*s)->session.expires_at == 200);
+  CHECK((*s)->user.login == "fdpd6");
+  auto list = a->list_users();
+  REQUIRE(list.ok());
+  CHECK(list->size() == 2);
+  // ids keep counting after a reopen
+  auto u3 = a->add_user("third", "h3", 102);
+  REQUIRE(u3.ok());
+  CHECK(u3->id == 3);
+}
+
+TEST_CASE("a duplicate login is a conflict and changes nothing") {
+  TempDir dir("api-store");
+  auto a = open_ok(dir.file("accounts"));
+  REQUIRE(a->add_user("alice", "h1", 1).ok());
+  auto again = a->add_user("alice", "h2", 2);
+  REQUIRE_FALSE(again.ok());
+  CHECK(again.error().code == "conflict");
+  CHECK(a->find_user("alice").value()->password_hash == "h1");
+  CHECK(a->list_users()->size() == 1);
+}
+
+TEST_CASE("revoked sessions are gone; unknown ones report false; expired ones can be purged") {
+  TempDir dir("api-store");
+  auto a = open_ok(dir.file("accounts"));
+  auto u = a->add_user("alice", "h", 1);
+  REQUIRE(u.ok());
+  REQUIRE(a->put_session(Session{token_hash("a"), u->id, 1, 50}).ok());
+  REQUIRE(a->put_session(Session{token_hash("b"), u->id, 1, 500}).ok());
+  CHECK(a->delete_session(token_hash("b")).value() == true);
+  CHECK(a->delete_session(token_hash("b")).value() == false);
+  CHECK_FALSE(a->find_session(token_hash("b"))->has_value());
+  REQUIRE(a->put_session(Session{token_hash("c"), u->id, 1, 500}).ok());
+  CHECK(a->purge_expired(100, 10).value() == 1);
+  CHECK_FALSE(a->find_session(token_hash("a"))->has_value());
+  CHECK(a->find_session(token_hash("c"))->has_value());
+}
+
+TEST_CASE("updating a user (disable, new password) is kept") {
+  TempDir dir("api-store");
+  const std::string path = dir.file("accounts");
+  {
+    auto a = open_ok(path);
+    auto u = a->add_user("alice", "h", 1);
+    REQUIRE(u.ok());
+    User changed = *u;
+    changed.disabled = true;
+    changed.password_hash = "h2";
+    changed.sessions_valid_after = 9;
+    REQUIRE(a->update_user(changed).ok());
+    User ghost = changed;
+    ghost.login = "ghost";
+    CHECK(a->update_user(ghost).error().code == "not_found");
+  }
+  auto a = open_ok(path);
+  auto u = a->find_user("alice").value();
+  REQUIRE(u.has_value());
+  CHECK(u->disabled);
+  CHECK(u->password_hash == "h2");
+  CHECK(u->sessions_valid_after == 9);
+}
+
+TEST_CASE("the store writes its schema version and refuses a newer one with a clear error") {
+  TempDir dir("api-store");
+  const std::string path = dir.file("accounts");
+  { open_ok(path); }
+  { open_ok(path); }  // its own version opens again
+  set_schema_version(path, std::to_string(kSchemaVersion + 1));
+  auto a = LmdbAccounts::open(path);
+  REQUIRE_FALSE(a.ok());
+  CHECK(a.error().code == "storage_error");
+  CHECK(a.error().message.find("schema version 2") != std::string::npos);
+  CHECK(a.error().message.find(path) != std::string::npos);
+  set_schema_version(path, "banana");
+  auto b = LmdbAccounts::open(path);
+  REQUIRE_FALSE(b.ok());
+  CHECK(b.error().message.find("unreadable schema version") != std::string::npos);
+}
+
+TEST_CASE("an unusable directory is refused naming it") {
+  TempDir dir("api-store");
+  auto a = LmdbAccounts::open(dir.file("no/such/parent/accounts"));
+  REQUIRE_FALSE(a.ok());
+  CHECK(a.error().message.find("no/such/parent/accounts") != std::string::npos);
+}
+
+TEST_CASE("the asynchronous store runs off the loop and answers on the caller's loop") {
+  TempDir dir("api-store");
+  auto accounts = open_ok(dir.file("accounts"));
+  REQUIRE(accounts->add_user("alice", "h", 1).ok());
+  auto store = make_lmdb_account_store(std::move(accounts));
+  common::EventLoop loop(0);
+  std::thread runner([&] { loop.run(); });
+  std::promise<void> done;
+  std::thread::id answered_on, loop_thread;
+  bool found = false, revoked = false, gone = false;
+  loop.post([&] {
+    loop_thread = std::this_thread::get_id();
+    store->find_user(loop, "alice", [&](common::Result<std::optional<User>> r) {
+      answered_on = std::this_thread::get_id();
+      found = r.ok() && r->has_value();
+      store->create_session(loop, Session{token_hash("t"), 1, 1, 1000}, [&](common::Status s) {
+        REQUIRE(s.ok());
+        store->revoke_session(loop, token_hash("t"), [&](common::Result<bool> r2) {
+          revoked = r2.ok() && *r2;
+          store->find_session(loop, token_hash("t"), [&](common::Result<std::optional<SessionInfo>> r3) {
+            gone = r3.ok() && !r3->has_value();
+            done.set_value();
+          });
+        });
+      });
+    });
+  });
+  done.get_future().wait();
+  loop.stop();
+  runner.join();
+  CHECK(found);
+  CHECK(revoked);
+  CHECK(gone);
+  CHECK(answered_on == loop_thread);
+}

@@ -1,0 +1,71 @@
+// The "api" config section: defaults, every key read, the KDF floor of
+// 600,000 iterations (lower only with kdf_allow_weak_for_tests, never below
+// 1,000), unknown keys and wrong types named by key.
+#include <doctest/doctest.h>
+
+#include "api/api.h"
+
+using namespace api;
+
+namespace {
+
+common::Result<ApiConfig> read(const std::string& api_json) {
+  auto d = common::ConfigDocument::parse("main.json", "{\"api\":" + api_json + "}", {});
+  REQUIRE(d.ok());
+  common::ConfigReader root(*d);
+  auto section = root.object("api");
+  ApiConfig c;
+  read_api_section(section, c);
+  root.finish();
+  if (!root.ok()) return common::Error{"bad_config", root.error_text()};
+  return c;
+}
+
+std::string error_of(const std::string& api_json) {
+  auto c = read(api_json);
+  REQUIRE_FALSE(c.ok());
+  return c.error().message;
+}
+
+}  // namespace
+
+TEST_CASE("an empty api section gives the production defaults") {
+  auto c = read("{}");
+  REQUIRE(c.ok());
+  CHECK(c->data_dir.empty());
+  CHECK(c->kdf_iterations == 600000);
+  CHECK(c->token_lifetime == std::chrono::seconds(7 * 86400));
+  CHECK(c->login.per_address == 20);
+  CHECK(c->login.per_login == 5);
+  CHECK(c->kdf_queue == 64);
+  CHECK(c->max_body_bytes == 16384);
+}
+
+TEST_CASE("every key is read") {
+  auto c = read(R"({"data_dir":"/var/lib/balancer/api","token_lifetime_s":60,"kdf_iterations":700000,
+                   "kdf_queue":8,"max_body_bytes":1024,
+                   "login_limits":{"per_address":7,"per_login":2,"window_s":30,"max_tracked":500}})");
+  REQUIRE_MESSAGE(c.ok(), (c.ok() ? "" : c.error().message));
+  CHECK(c->data_dir == "/var/lib/balancer/api");
+  CHECK(c->token_lifetime.count() == 60);
+  CHECK(c->kdf_iterations == 700000);
+  CHECK(c->kdf_queue == 8);
+  CHECK(c->max_body_bytes == 1024);
+  CHECK(c->login == LoginLimits{7, 2, std::chrono::seconds(30), 500});
+}
+
+TEST_CASE("fewer than 600,000 iterations need kdf_allow_weak_for_tests, and never fewer than 1,000") {
+  CHECK(error_of(R"({"kdf_iterations":599999})").find("key 'api.kdf_iterations'") != std::string::npos);
+  auto weak = read(R"({"kdf_iterations":1000,"kdf_allow_weak_for_tests":true})");
+  REQUIRE(weak.ok());
+  CHECK(weak->kdf_iterations == 1000);
+  CHECK(error_of(R"({"kdf_iterations":999,"kdf_allow_weak_for_tests":true})").find("api.kdf_iterations") !=
+        std::string::npos);
+}
+
+TEST_CASE("unknown keys and wrong types are refused naming the key") {
+  CHECK(error_of(R"({"data_dri":"x"})").find("api.data_dri") != std::string::npos);
+  CHECK(error_of(R"({"token_lifetime_s":"long"})").find("api.token_lifetime_s") != std::string::npos);
+  CHECK(error_of(R"({"login_limits":{"per_login":0}})").find("api.login_limits.per_login") != std::string::npos);
+  CHECK(error_of(R"({"login_limits":{"burst":3}})").find("api.login_limits.burst") != std::string::npos);
+}
