@@ -24,8 +24,10 @@ struct User {
   std::string login;
   std::string password_hash;  // api/password.h format; never logged
   bool disabled = false;
-  int64_t created_at = 0;              // unix seconds
-  int64_t sessions_valid_after = 0;    // sessions created before this are void (passwd, disable)
+  int64_t created_at = 0;     // unix seconds
+  // Raised by passwd and disable: a session is valid only with its user's current epoch, so a
+  // login whose password check began before the change can never outlive it.
+  uint64_t session_epoch = 0;
 };
 
 struct Session {
@@ -33,6 +35,7 @@ struct Session {
   uint64_t user_id = 0;
   int64_t created_at = 0;
   int64_t expires_at = 0;
+  uint64_t user_epoch = 0;  // the user's session_epoch when the login's user record was read
 };
 
 // A session with its user, as a session lookup returns it.

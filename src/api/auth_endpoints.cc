@@ -56,7 +56,7 @@ void unauthorized(common::HttpExchange& ex, std::string_view code, std::string_v
 }
 
 bool session_valid(const SessionInfo& s, int64_t now) {
-  return s.session.expires_at > now && !s.user.disabled && s.session.created_at >= s.user.sessions_valid_after;
+  return s.session.expires_at > now && !s.user.disabled && s.session.user_epoch == s.user.session_epoch;
 }
 
 // Checks the request's bearer token; calls `then(info)` with a valid session,
@@ -161,6 +161,7 @@ void Api::State::handle_login(common::EventLoop& loop, common::HttpExchange& in)
         Session session;
         session.token_hash = token_hash(*token);
         session.user_id = user->id;
+        session.user_epoch = user->session_epoch;
         session.created_at = clock.unix_now();
         session.expires_at = session.created_at + cfg->token_lifetime.count();
         const int64_t expires_at = session.expires_at;

@@ -42,7 +42,7 @@ std::string encode_user(const User& u) {
   w.Key("password"); w.String(u.password_hash.data(), static_cast<rapidjson::SizeType>(u.password_hash.size()));
   w.Key("disabled"); w.Bool(u.disabled);
   w.Key("created_at"); w.Int64(u.created_at);
-  w.Key("sessions_valid_after"); w.Int64(u.sessions_valid_after);
+  w.Key("session_epoch"); w.Uint64(u.session_epoch);
   w.EndObject();
   return std::string(buf.GetString(), buf.GetSize());
 }
@@ -68,7 +68,9 @@ std::optional<User> decode_user(std::string_view text) {
   auto dis = d.FindMember("disabled");
   u.disabled = dis != d.MemberEnd() && dis->value.IsBool() && dis->value.GetBool();
   if (auto* v = num("created_at")) u.created_at = v->GetInt64();
-  if (auto* v = num("sessions_valid_after")) u.sessions_valid_after = v->GetInt64();
+  if (auto e = d.FindMember("session_epoch"); e != d.MemberEnd() && e->value.IsUint64()) {
+    u.session_epoch = e->value.GetUint64();
+  }
   return u;
 }
 
@@ -80,6 +82,7 @@ std::string encode_session(const Session& s) {
   w.Key("user_id"); w.Uint64(s.user_id);
   w.Key("created_at"); w.Int64(s.created_at);
   w.Key("expires_at"); w.Int64(s.expires_at);
+  w.Key("user_epoch"); w.Uint64(s.user_epoch);
   w.Key("hash"); w.String(hash.data(), static_cast<rapidjson::SizeType>(hash.size()));
   w.EndObject();
   return std::string(buf.GetString(), buf.GetSize());
@@ -99,7 +102,11 @@ std::optional<Session> decode_session(std::string_view text) {
   }
   auto hash = base64url_decode(h->value.GetString());
   if (!hash) return std::nullopt;
-  return Session{std::move(*hash), u->value.GetUint64(), c->value.GetInt64(), e->value.GetInt64()};
+  Session s{std::move(*hash), u->value.GetUint64(), c->value.GetInt64(), e->value.GetInt64(), 0};
+  if (auto epoch = d.FindMember("user_epoch"); epoch != d.MemberEnd() && epoch->value.IsUint64()) {
+    s.user_epoch = epoch->value.GetUint64();
+  }
+  return s;
 }
 
 // get → the value, nullopt when absent, or an error.

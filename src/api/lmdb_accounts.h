@@ -7,7 +7,7 @@
 // users while the server runs.
 //
 // Schema (version kSchemaVersion, in sub-database "meta" key "schema_version"):
-//   users:     login → user JSON {id, login, password, disabled, created_at, sessions_valid_after}
+//   users:     login → user JSON {id, login, password, disabled, created_at, session_epoch}
 //   user_ids:  8-byte big-endian id → login
 //   sessions:  SHA-256(token) → session JSON {user_id, created_at, expires_at, hash}
 //   meta:      schema_version, next_user_id

@@ -141,7 +141,7 @@ int run_user_command(const std::vector<std::string>& args, const std::string& de
     }
     User u = **existing;
     u.password_hash = *hash;
-    u.sessions_valid_after = now;  // signs out every session of the old password
+    ++u.session_epoch;  // signs out every session of the old password
     if (auto s = a.update_user(u); !s) {
       fprintf(stderr, "balancer user: %s\n", s.error().message.c_str());
       return 1;
@@ -157,7 +157,7 @@ int run_user_command(const std::vector<std::string>& args, const std::string& de
   }
   User u = **existing;
   u.disabled = true;
-  u.sessions_valid_after = now;
+  ++u.session_epoch;
   if (auto s = a.update_user(u); !s) {
     fprintf(stderr, "balancer user: %s\n", s.error().message.c_str());
     return 1;

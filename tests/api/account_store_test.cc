@@ -114,7 +114,7 @@ TEST_CASE("updating a user (disable, new password) is kept") {
     User changed = *u;
     changed.disabled = true;
     changed.password_hash = "h2";
-    changed.sessions_valid_after = 9;
+    changed.session_epoch = 9;
     REQUIRE(a->update_user(changed).ok());
     User ghost = changed;
     ghost.login = "ghost";
@@ -125,7 +125,7 @@ TEST_CASE("updating a user (disable, new password) is kept") {
   REQUIRE(u.has_value());
   CHECK(u->disabled);
   CHECK(u->password_hash == "h2");
-  CHECK(u->sessions_valid_after == 9);
+  CHECK(u->session_epoch == 9);
 }
 
 TEST_CASE("the store writes its schema version and refuses a newer one with a clear error") {
