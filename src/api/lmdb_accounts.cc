@@ -5,6 +5,8 @@
 #include <rapidjson/writer.h>
 
 #include <charconv>
+#include <filesystem>
+#include <system_error>
 
 #include "api/token.h"
 #include "common/worker.h"
@@ -130,6 +132,16 @@ Error corrupt(const std::string& what) { return Error{"storage_error", "account 
 }  // namespace
 
 Result<std::unique_ptr<LmdbAccounts>> LmdbAccounts::open(const std::string& dir) {
+  // Like the cache node's data_dir: created on first start (owner-only: it holds password hashes).
+  std::error_code fs_error;
+  const bool created = std::filesystem::create_directories(dir, fs_error);
+  if (fs_error) {
+    return Error{"storage_error", "account store at " + dir + ": cannot create the directory: " + fs_error.message()};
+  }
+  if (created) {
+    std::filesystem::permissions(dir, std::filesystem::perms::owner_all, std::filesystem::perm_options::replace,
+                                 fs_error);
+  }
   auto env = common::LmdbEnv::open(dir, kMapBytes, 8);
   if (!env) return Error{"storage_error", "account store at " + dir + ": " + env.error().message};
   std::unique_ptr<LmdbAccounts> a(new LmdbAccounts(dir, std::move(env).value()));

@@ -4,6 +4,8 @@
 // the caller's loop.
 #include <doctest/doctest.h>
 
+#include <filesystem>
+#include <fstream>
 #include <future>
 #include <thread>
 
@@ -145,11 +147,15 @@ TEST_CASE("the store writes its schema version and refuses a newer one with a cl
   CHECK(b.error().message.find("unreadable schema version") != std::string::npos);
 }
 
-TEST_CASE("an unusable directory is refused naming it") {
+TEST_CASE("a missing directory is created, owner-only; an unusable one is refused naming it") {
   TempDir dir("api-store");
-  auto a = LmdbAccounts::open(dir.file("no/such/parent/accounts"));
+  const std::string fresh = dir.file("not/yet/there/accounts");
+  open_ok(fresh);
+  CHECK(std::filesystem::status(fresh).permissions() == std::filesystem::perms::owner_all);
+  std::ofstream(dir.file("a-file")) << "x";
+  auto a = LmdbAccounts::open(dir.file("a-file/accounts"));
   REQUIRE_FALSE(a.ok());
-  CHECK(a.error().message.find("no/such/parent/accounts") != std::string::npos);
+  CHECK(a.error().message.find("a-file/accounts") != std::string::npos);
 }
 
 TEST_CASE("the asynchronous store runs off the loop and answers on the caller's loop") {
