@@ -320,9 +320,16 @@ else
         vs=$(ratio "$W_RPS" "${RPS[nginx_static/$object/$conns]:-}")
         if [[ $vs != n/a && ( $W_FLAG != ok || ${FLAG[nginx_static/$object/$conns]:-ok} != ok ) ]]; then vs="$vs!"; fi
         mibps=$(awk -v r="${W_RPS:-0}" -v b="$bytes" 'BEGIN { printf "%.1f", r * b / 1048576 }')
+        # The issue's targets for our node: 2 KiB and playlist >= 1.1 x nginx static, 1 MiB >= 1.2 x.
+        target=""
+        if [[ $peer = cache_node* && $vs != n/a ]]; then
+          want=1.1
+          [[ $object = 1m ]] && want=1.2
+          target="; target >= $want x: $(verdict "${vs%!}" "$want" ge)"
+        fi
         T_WRK+=("$(printf '%-14s %-8s %7s %5s %9s %8s %8s %8s %9s %8s %6s  %s' "$peer" "$object" "$bytes" \
           "$conns" "${W_RPS:-n/a}" "$mibps" "$W_P50" "$W_P99" "${W_NON2XX}/${W_SOCKERR}" "$vs" "$fetches" \
-          "$W_FLAG${problem:+; $problem}")")
+          "$W_FLAG${problem:+; $problem}$target")")
         J_WRK+=("{\"peer\":\"$peer\",\"object\":\"$object\",\"object_bytes\":$bytes,\"content_type\":$(json_str "$ctype"),\"connections\":$conns,\"warm_status\":$((10#$status)),\"check_problem\":$(json_str "$problem"),$(wrk_json),\"mib_per_s\":$mibps,\"ratio_to_nginx_static\":$(num_or_null "${vs%!}"),\"origin_requests_during_run\":$(num_or_null "${fetches//[-?]/}")}")
       done
     done
