@@ -7,7 +7,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
+#include <type_traits>
 #include <sstream>
 #include <unordered_set>
 #include <vector>
@@ -32,14 +34,21 @@ std::string file_name_for(const std::string& key) {
 }
 
 // Index record: one field per line; header values never contain newlines.
+// v1 (before freshness was kept): size, stored_at, content type, ETag,
+// Last-Modified, Cache-Control, file. v2 adds Expires, a flags word (bit 0:
+// Last-Modified is the store time) and the three freshness deadlines.
 std::string encode(const ChunkMeta& m, const std::string& file) {
   std::ostringstream out;
-  out << "v1\n" << m.size << "\n" << m.stored_at << "\n" << m.content_type << "\n" << m.etag << "\n"
-      << m.last_modified << "\n" << m.cache_control << "\n" << file;
+  out << "v2\n" << m.size << "\n" << m.stored_at << "\n" << m.content_type << "\n" << m.etag << "\n"
+      << m.last_modified << "\n" << m.cache_control << "\n" << file << "\n" << m.expires << "\n"
+      << (m.last_modified_is_ours ? 1 : 0) << "\n" << m.vouched_ms << "\n" << m.fresh_until_ms << "\n"
+      << m.stale_until_ms;
   return out.str();
 }
 
-bool decode(std::string_view text, ChunkMeta& m, std::string& file) {
+enum class Decoded { bad, v1, v2 };
+
+Decoded decode(std::string_view text, ChunkMeta& m, std::string& file) {
   std::vector<std::string> fields;
   size_t start = 0;
   while (true) {
@@ -48,18 +57,40 @@ bool decode(std::string_view text, ChunkMeta& m, std::string& file) {
     if (nl == std::string_view::npos) break;
     start = nl + 1;
   }
-  if (fields.size() != 8 || fields[0] != "v1") return false;
-  char* end = nullptr;
-  m.size = strtoull(fields[1].c_str(), &end, 10);
-  if (*end != '\0') return false;
-  m.stored_at = strtoll(fields[2].c_str(), &end, 10);
-  if (*end != '\0') return false;
+  Decoded version = Decoded::bad;
+  if (fields.size() == 8 && fields[0] == "v1") version = Decoded::v1;
+  if (fields.size() == 13 && fields[0] == "v2") version = Decoded::v2;
+  if (version == Decoded::bad) return version;
+  auto number = [](const std::string& field, auto& out) {
+    char* end = nullptr;
+    errno = 0;
+    if constexpr (std::is_unsigned_v<std::remove_reference_t<decltype(out)>>) {
+      out = strtoull(field.c_str(), &end, 10);
+    } else {
+      out = strtoll(field.c_str(), &end, 10);
+    }
+    return !field.empty() && *end == '\0' && errno == 0;
+  };
+  if (!number(fields[1], m.size) || !number(fields[2], m.stored_at)) return Decoded::bad;
   m.content_type = fields[3];
   m.etag = fields[4];
   m.last_modified = fields[5];
   m.cache_control = fields[6];
   file = fields[7];
-  return !file.empty() && file.find('/') == std::string::npos;
+  if (file.empty() || file.find('/') != std::string::npos) return Decoded::bad;
+  if (version == Decoded::v1) {
+    // Freshness was not recorded: Age counts from the store time, no deadline yet.
+    m.vouched_ms = m.stored_at * 1000;
+    return version;
+  }
+  m.expires = fields[8];
+  int flags = 0;
+  if (!number(fields[9], flags) || !number(fields[10], m.vouched_ms) || !number(fields[11], m.fresh_until_ms) ||
+      !number(fields[12], m.stale_until_ms)) {
+    return Decoded::bad;
+  }
+  m.last_modified_is_ours = (flags & 1) != 0;
+  return version;
 }
 
 std::vector<std::string> list_dir(const std::string& dir) {
@@ -150,9 +181,14 @@ common::Status ChunkStore::load_index() {
     Loaded item;
     item.key = std::string(common::to_view(k));
     struct stat st {};
-    if (!decode(common::to_view(v), item.meta, item.file) || stat(file_path(item.file).c_str(), &st) != 0 ||
+    Decoded decoded = decode(common::to_view(v), item.meta, item.file);
+    if (decoded == Decoded::bad || stat(file_path(item.file).c_str(), &st) != 0 ||
         static_cast<uint64_t>(st.st_size) != item.meta.size) {
       stale.push_back(item.key);
+      continue;
+    }
+    if (decoded == Decoded::v1 && options_.upgrade_legacy && !options_.upgrade_legacy(item.key, item.meta)) {
+      stale.push_back(item.key);  // its file goes with the unreferenced ones below
       continue;
     }
     loaded.push_back(std::move(item));
@@ -214,17 +250,54 @@ std::optional<StoreHit> ChunkStore::find(const std::string& key) {
 void ChunkStore::evict_disk(uint64_t reserve) {
   while (auto victim = disk_.evict_one(reserve)) {
     evictions_disk_.inc();
-    std::string path = file_path(victim->value.file);
-    std::string key = victim->key;
-    writer_->post([this, path, key] {
-      unlink(path.c_str());
-      auto txn = common::LmdbTxn::begin(env_, false);
-      if (!txn) return;
-      MDB_val k = common::mdb_val(key);
-      mdb_del(txn->get(), dbi_, &k, nullptr);
-      (void)txn->commit();
-    });
+    post_delete(victim->key, victim->value.file);
   }
+}
+
+void ChunkStore::post_delete(const std::string& key, const std::string& file) {
+  std::string path = file_path(file);
+  writer_->post([this, path, key] {
+    unlink(path.c_str());
+    auto txn = common::LmdbTxn::begin(env_, false);
+    if (!txn) return;
+    MDB_val k = common::mdb_val(key);
+    mdb_del(txn->get(), dbi_, &k, nullptr);
+    (void)txn->commit();
+  });
+}
+
+void ChunkStore::post_index_update(const std::string& key, const ChunkMeta& meta, const std::string& file) {
+  writer_->post([this, key, record = encode(meta, file)] {
+    auto txn = common::LmdbTxn::begin(env_, false);
+    if (!txn) return;
+    MDB_val k = common::mdb_val(key), existing;
+    // Only an entry that exists: a write that failed or an erase since leaves none.
+    if (mdb_get(txn->get(), dbi_, &k, &existing) != 0) return;
+    MDB_val v = common::mdb_val(record);
+    if (mdb_put(txn->get(), dbi_, &k, &v, 0) == 0) (void)txn->commit();
+  });
+}
+
+void ChunkStore::refresh(const std::string& key, const ChunkMeta& meta) {
+  std::lock_guard lock(mutex_);
+  if (auto* m = memory_.touch(key); m != nullptr && m->meta.size == meta.size) m->meta = meta;
+  if (auto p = pending_.find(key); p != pending_.end() && p->second.meta.size == meta.size) {
+    p->second.meta = meta;
+    post_index_update(key, meta, file_name_for(key));  // runs after the queued write
+  }
+  if (auto* d = disk_.touch(key); d != nullptr && d->meta.size == meta.size) {
+    d->meta = meta;
+    post_index_update(key, meta, d->file);
+  }
+}
+
+void ChunkStore::erase(const std::string& key) {
+  std::lock_guard lock(mutex_);
+  memory_.erase(key);
+  bool pending = pending_.erase(key) > 0;
+  std::optional<LruIndex<DiskEntry>::Entry> on_disk = disk_.erase(key);
+  // Queued after any pending write of this key, so that write's file goes too.
+  if (on_disk || pending) post_delete(key, on_disk ? on_disk->value.file : file_name_for(key));
 }
 
 void ChunkStore::put(const std::string& key, const ChunkMeta& meta, std::shared_ptr<const ChunkBody> body) {
@@ -232,25 +305,31 @@ void ChunkStore::put(const std::string& key, const ChunkMeta& meta, std::shared_
   if (meta.size <= memory_.max_bytes()) {
     memory_.insert(key, meta.size, MemoryEntry{meta, body});
     while (memory_.evict_one()) evictions_memory_.inc();
+  } else {
+    memory_.erase(key);  // an older copy must not shadow this one
   }
-  if (meta.size > disk_.max_bytes()) return;
+  // An older copy of this key, on disk or on its way there, is outdated by this one.
+  bool outdated = pending_.erase(key) > 0;
+  outdated = disk_.erase(key).has_value() || outdated;
   const uint64_t max_pending = options_.max_pending_write_bytes > 0
                                    ? options_.max_pending_write_bytes
                                    : std::max<uint64_t>(options_.memory_bytes / 4, 16ull << 20);
-  if (pending_writes_ > 0 && pending_write_bytes_ + meta.size > max_pending) {
-    disk_writes_skipped_.inc();
+  const bool skip = pending_writes_ > 0 && pending_write_bytes_ + meta.size > max_pending;
+  if (meta.size > disk_.max_bytes() || skip) {
+    if (skip) disk_writes_skipped_.inc();
+    if (outdated) post_delete(key, file_name_for(key));
     return;
   }
   evict_disk(meta.size);
-  // An older copy of this key on disk is replaced by this write.
-  disk_.erase(key);
   std::string file = file_name_for(key);
   std::string tmp = options_.dir + "/tmp/" + file + "." + std::to_string(++write_counter_);
   std::string final_path = file_path(file);
   std::string chunks_dir = options_.dir + "/chunks";
   ++pending_writes_;
   pending_write_bytes_ += meta.size;
-  writer_->post([this, key, meta, body, file, tmp, final_path, chunks_dir] {
+  const uint64_t id = write_counter_;
+  pending_[key] = PendingWrite{id, meta};
+  writer_->post([this, key, meta, body, file, tmp, final_path, chunks_dir, id] {
     bool ok = false;
     int fd = ::open(tmp.c_str(), O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0640);
     if (fd >= 0) {
@@ -277,17 +356,23 @@ void ChunkStore::put(const std::string& key, const ChunkMeta& meta, std::shared_
     } else {
       unlink(tmp.c_str());
     }
-    poster_.post([this, key, meta, file, ok] {
+    poster_.post([this, key, meta, file, ok, id] {
       std::lock_guard relock(mutex_);
       --pending_writes_;
       pending_write_bytes_ -= meta.size;
+      auto pending = pending_.find(key);
+      const bool latest = pending != pending_.end() && pending->second.id == id;
+      ChunkMeta current = latest ? std::move(pending->second.meta) : meta;
+      if (latest) pending_.erase(pending);
       if (!ok) {
         disk_write_errors_.inc();
         LOG_WARN(kLog, "disk write failed for a chunk (", meta.size, " bytes)");
         return;
       }
       disk_writes_.inc();
-      disk_.insert(key, meta.size, DiskEntry{meta, file});
+      // Erased or stored again since: that later operation owns the file now.
+      if (!latest) return;
+      disk_.insert(key, meta.size, DiskEntry{std::move(current), file});
       evict_disk(0);
     });
   });

@@ -9,10 +9,12 @@
 #include <event2/event.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <unordered_map>
 
 #include "cache_node/chunk_body.h"
 #include "cache_node/lru_index.h"
@@ -25,11 +27,19 @@ namespace cache_node {
 
 struct ChunkMeta {
   uint64_t size = 0;
-  int64_t stored_at = 0;  // unix seconds, for Age
+  int64_t stored_at = 0;  // unix seconds the body was received (recency after a restart)
   std::string content_type;
   std::string etag;
   std::string last_modified;
   std::string cache_control;
+  std::string expires;
+  bool last_modified_is_ours = false;  // the store time stood in for a missing Last-Modified
+  // Freshness (cache_node/freshness.h), unix milliseconds: Age counts from
+  // vouched_ms; fresh while now < fresh_until_ms; stale, it may answer for a
+  // failing upstream while now < stale_until_ms.
+  int64_t vouched_ms = 0;
+  int64_t fresh_until_ms = 0;
+  int64_t stale_until_ms = 0;
 };
 
 struct StoreOptions {
@@ -40,6 +50,10 @@ struct StoreOptions {
   // least 16 MiB). A
   // chunk over it is kept in memory only: a slow disk cannot pin unbounded memory.
   uint64_t max_pending_write_bytes = 0;
+  // Index entries written before freshness was recorded load with vouched_ms
+  // from stored_at and no deadlines; this fills them in (from the key and what
+  // the entry kept), or returns false to drop the entry. Unset: they load stale.
+  std::function<bool(const std::string& key, ChunkMeta& meta)> upgrade_legacy = nullptr;
 };
 
 struct StoreHit {
@@ -59,6 +73,13 @@ class ChunkStore {
   std::optional<StoreHit> find(const std::string& key);
   // Keeps a complete chunk in memory and writes it to disk in the background.
   void put(const std::string& key, const ChunkMeta& meta, std::shared_ptr<const ChunkBody> body);
+  // Replaces the metadata of the stored copy of `key` (after the upstream said
+  // 304); the body stays. The index entry is rewritten in the background.
+  // Copies of another size are left alone.
+  void refresh(const std::string& key, const ChunkMeta& meta);
+  // Drops the stored copy of `key` from both tiers (file and index entry in the
+  // background). No-op when nothing is stored.
+  void erase(const std::string& key);
 
   uint64_t memory_used() const;
   uint64_t disk_used() const;
@@ -75,9 +96,19 @@ class ChunkStore {
     ChunkMeta meta;
     std::string file;
   };
+  // A disk write queued for a key: only the latest one for the key enters the
+  // disk tier when it completes, with the latest metadata (refresh() updates it).
+  struct PendingWrite {
+    uint64_t id = 0;
+    ChunkMeta meta;
+  };
   ChunkStore(event_base& base, StoreOptions options, common::LmdbEnv env, common::MetricsRegistry& metrics);
   common::Status load_index();
   void evict_disk(uint64_t reserve);
+  // Deletes `file` and the index entry of `key` on the writer thread.
+  void post_delete(const std::string& key, const std::string& file);
+  // Rewrites the index entry of `key` (if there is one) on the writer thread.
+  void post_index_update(const std::string& key, const ChunkMeta& meta, const std::string& file);
   std::string file_path(const std::string& file) const;
 
   StoreOptions options_;
@@ -86,6 +117,7 @@ class ChunkStore {
   MDB_dbi dbi_ = 0;
   LruIndex<MemoryEntry> memory_;
   LruIndex<DiskEntry> disk_;
+  std::unordered_map<std::string, PendingWrite> pending_;
   size_t pending_writes_ = 0;
   uint64_t pending_write_bytes_ = 0;
   uint64_t write_counter_ = 0;

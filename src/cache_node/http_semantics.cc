@@ -100,10 +100,13 @@ bool if_range_allows(std::optional<std::string_view> if_range, std::string_view 
 
 std::optional<int64_t> parse_http_date(std::string_view text) {
   std::string s(trim(text));
-  tm t{};
-  const char* end = strptime(s.c_str(), "%a, %d %b %Y %H:%M:%S GMT", &t);
-  if (end == nullptr || *end != '\0') return std::nullopt;
-  return static_cast<int64_t>(timegm(&t));
+  // IMF-fixdate, then the two obsolete forms recipients must accept (RFC 9110 §5.6.7).
+  for (const char* format : {"%a, %d %b %Y %H:%M:%S GMT", "%A, %d-%b-%y %H:%M:%S GMT", "%a %b %d %H:%M:%S %Y"}) {
+    tm t{};
+    const char* end = strptime(s.c_str(), format, &t);
+    if (end != nullptr && *end == '\0') return static_cast<int64_t>(timegm(&t));
+  }
+  return std::nullopt;
 }
 
 std::string format_http_date(int64_t unix_seconds) {

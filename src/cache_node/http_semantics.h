@@ -37,7 +37,9 @@ bool not_modified(std::optional<std::string_view> if_none_match,
 bool if_range_allows(std::optional<std::string_view> if_range, std::string_view etag,
                      std::string_view last_modified);
 
-// Parses an IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT"); nullopt if invalid.
+// Parses an HTTP date: IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT"), or the
+// obsolete RFC 850 ("Sunday, 06-Nov-94 08:49:37 GMT") and asctime ("Sun Nov  6
+// 08:49:37 1994") forms; nullopt if invalid.
 std::optional<int64_t> parse_http_date(std::string_view text);
 std::string format_http_date(int64_t unix_seconds);
 

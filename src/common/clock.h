@@ -18,6 +18,8 @@ class Clock {
   virtual SteadyTime now() const = 0;
   // Seconds since the Unix epoch.
   virtual int64_t unix_now() const = 0;
+  // Milliseconds since the Unix epoch (the cache node's freshness deadlines).
+  virtual int64_t unix_now_ms() const = 0;
 
   // The process's real clock (static storage; never destroyed before main returns).
   static const Clock& real();
@@ -29,6 +31,9 @@ class FakeClock final : public Clock {
  public:
   SteadyTime now() const override { return SteadyTime(std::chrono::nanoseconds(steady_ns_.load())); }
   int64_t unix_now() const override { return unix_s_.load() + steady_ns_.load() / 1'000'000'000 - kStartS; }
+  int64_t unix_now_ms() const override {
+    return unix_s_.load() * 1000 + steady_ns_.load() / 1'000'000 - kStartS * 1000;
+  }
   void advance(std::chrono::nanoseconds d) { steady_ns_.fetch_add(d.count()); }
 
  private:

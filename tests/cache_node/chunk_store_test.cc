@@ -3,15 +3,19 @@
 #include <doctest/doctest.h>
 #include <event2/buffer.h>
 #include <fcntl.h>
+#include <dirent.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <fstream>
+#include <string>
+#include <vector>
 
 #include "cache_node/chunk_body.h"
 #include "cache_node/chunk_store.h"
 #include "common/handles.h"
+#include "common/lmdb.h"
 #include "support/process.h"
 
 using namespace cache_node;
@@ -167,4 +171,172 @@ TEST_CASE("chunk store: a disk writer that falls behind makes new chunks memory-
   }
   REQUIRE(settle(base.get(), **store));
   CHECK((*store)->disk_entries() == 1);
+}
+
+TEST_CASE("chunk store: freshness deadlines survive a reopen") {
+  balancer::test::TempDir dir;
+  common::EventBasePtr base(event_base_new());
+  common::MetricsRegistry metrics;
+  ChunkMeta meta = meta_of(100);
+  meta.cache_control = "max-age=5";
+  meta.expires = "Thu, 01 Jan 2026 00:00:05 GMT";
+  meta.last_modified = "Thu, 01 Jan 2026 00:00:00 GMT";
+  meta.last_modified_is_ours = true;
+  meta.vouched_ms = 1767225600123;
+  meta.fresh_until_ms = 1767225605123;
+  meta.stale_until_ms = 1767225635123;
+  {
+    auto store = ChunkStore::open(*base, {dir.path() + "/s", 1 << 20, 1 << 20}, metrics);
+    REQUIRE(store.ok());
+    (*store)->put("demo/f.ts", meta, body_of(std::string(100, 'f')));
+    REQUIRE(settle(base.get(), **store));
+  }
+  auto reopened = ChunkStore::open(*base, {dir.path() + "/s", 1 << 20, 1 << 20}, metrics);
+  REQUIRE(reopened.ok());
+  auto hit = (*reopened)->find("demo/f.ts");
+  REQUIRE(hit.has_value());
+  CHECK(hit->meta.expires == meta.expires);
+  CHECK(hit->meta.last_modified_is_ours);
+  CHECK(hit->meta.vouched_ms == meta.vouched_ms);
+  CHECK(hit->meta.fresh_until_ms == meta.fresh_until_ms);
+  CHECK(hit->meta.stale_until_ms == meta.stale_until_ms);
+  CHECK(hit->meta.cache_control == "max-age=5");
+}
+
+TEST_CASE("chunk store: index entries written before freshness was kept still load, through the upgrade") {
+  balancer::test::TempDir dir;
+  const std::string root = dir.path() + "/s";
+  for (const char* sub : {"", "/index", "/chunks", "/tmp"}) REQUIRE(mkdir((root + sub).c_str(), 0750) == 0);
+  {
+    // Records exactly as the previous version wrote them (v1, eight fields).
+    auto env = common::LmdbEnv::open(root + "/index", size_t{1} << 30);
+    REQUIRE(env.ok());
+    auto txn = common::LmdbTxn::begin(*env, false);
+    REQUIRE(txn.ok());
+    MDB_dbi dbi = 0;
+    REQUIRE(mdb_dbi_open(txn->get(), "chunks", MDB_CREATE, &dbi) == 0);
+    auto put_v1 = [&](const std::string& key, const std::string& cache_control, const std::string& file) {
+      std::string record = "v1\n5\n1767225600\nvideo/mp2t\n\"e\"\nThu, 01 Jan 2026 00:00:00 GMT\n" + cache_control +
+                           "\n" + file;
+      MDB_val k = common::mdb_val(key), v = common::mdb_val(record);
+      REQUIRE(mdb_put(txn->get(), dbi, &k, &v, 0) == 0);
+      std::ofstream(root + "/chunks/" + file) << "12345";
+    };
+    put_v1("demo/old.ts", "max-age=100", "legacy0001");
+    put_v1("demo/plain.ts", "", "legacy0002");
+    put_v1("demo/secret.ts", "private", "legacy0003");
+    REQUIRE(txn->commit().ok());
+  }
+  common::EventBasePtr base(event_base_new());
+  common::MetricsRegistry metrics;
+  SUBCASE("without an upgrade: loaded with no deadline (stale), Age from the store time") {
+    auto store = ChunkStore::open(*base, {root, 1 << 20, 1 << 20}, metrics);
+    REQUIRE(store.ok());
+    auto hit = (*store)->find("demo/old.ts");
+    REQUIRE(hit.has_value());
+    CHECK(hit->meta.size == 5);
+    CHECK(hit->meta.etag == "\"e\"");
+    CHECK(hit->meta.vouched_ms == 1767225600000);
+    CHECK(hit->meta.fresh_until_ms == 0);
+    CHECK((*store)->disk_entries() == 3);
+  }
+  SUBCASE("with an upgrade: it fills the deadlines in or drops the entry (and its file)") {
+    StoreOptions options{root, 1 << 20, 1 << 20};
+    std::vector<std::string> asked;
+    options.upgrade_legacy = [&](const std::string& key, ChunkMeta& meta) {
+      asked.push_back(key);
+      meta.fresh_until_ms = meta.vouched_ms + 1000;
+      return meta.cache_control != "private";
+    };
+    auto store = ChunkStore::open(*base, options, metrics);
+    REQUIRE(store.ok());
+    CHECK(asked.size() == 3);
+    auto hit = (*store)->find("demo/old.ts");
+    REQUIRE(hit.has_value());
+    CHECK(hit->meta.fresh_until_ms == 1767225601000);
+    CHECK(hit->meta.cache_control == "max-age=100");
+    CHECK((*store)->find("demo/plain.ts").has_value());
+    CHECK_FALSE((*store)->find("demo/secret.ts").has_value());
+    struct stat st {};
+    CHECK(stat((root + "/chunks/legacy0003").c_str(), &st) != 0);
+    CHECK(stat((root + "/chunks/legacy0001").c_str(), &st) == 0);
+  }
+}
+
+TEST_CASE("chunk store: refresh replaces the metadata and keeps the body, in both tiers and across a reopen") {
+  balancer::test::TempDir dir;
+  common::EventBasePtr base(event_base_new());
+  common::MetricsRegistry metrics;
+  const std::string root = dir.path() + "/s";
+  ChunkMeta fresher = meta_of(3000);
+  fresher.etag = "\"e2\"";
+  fresher.vouched_ms = 5000;
+  fresher.fresh_until_ms = 6000;
+  {
+    auto store = ChunkStore::open(*base, {root, 1 << 20, 1 << 20}, metrics);
+    REQUIRE(store.ok());
+    (*store)->put("demo/settled.ts", meta_of(3000), body_of(std::string(3000, 's')));
+    REQUIRE(settle(base.get(), **store));
+    (*store)->refresh("demo/settled.ts", fresher);
+    // Refreshed while its disk write is still queued: the write lands with the new metadata.
+    (*store)->put("demo/pending.ts", meta_of(3000), body_of(std::string(3000, 'p')));
+    (*store)->refresh("demo/pending.ts", fresher);
+    // Another size is another body: left alone.
+    ChunkMeta other_size = fresher;
+    other_size.size = 7;
+    (*store)->refresh("demo/settled.ts", other_size);
+    REQUIRE(settle(base.get(), **store));
+    for (const char* key : {"demo/settled.ts", "demo/pending.ts"}) {
+      auto hit = (*store)->find(key);
+      REQUIRE(hit.has_value());
+      CHECK(hit->meta.etag == "\"e2\"");
+      CHECK(hit->meta.fresh_until_ms == 6000);
+      CHECK(hit->meta.size == 3000);
+      CHECK(hit->memory->copy().size() == 3000);
+    }
+  }
+  // A one-byte memory tier: what is found comes from the disk index.
+  auto reopened = ChunkStore::open(*base, {root, 1, 1 << 20}, metrics);
+  REQUIRE(reopened.ok());
+  for (const char* key : {"demo/settled.ts", "demo/pending.ts"}) {
+    auto hit = (*reopened)->find(key);
+    REQUIRE(hit.has_value());
+    CHECK(hit->meta.etag == "\"e2\"");
+    CHECK(hit->meta.vouched_ms == 5000);
+    CHECK(read_file(hit->disk_path).size() == 3000);
+  }
+}
+
+TEST_CASE("chunk store: erase drops a copy from both tiers, also one whose disk write is still queued") {
+  balancer::test::TempDir dir;
+  common::EventBasePtr base(event_base_new());
+  common::MetricsRegistry metrics;
+  const std::string root = dir.path() + "/s";
+  {
+    auto store = ChunkStore::open(*base, {root, 1 << 20, 1 << 20}, metrics);
+    REQUIRE(store.ok());
+    (*store)->put("demo/settled.ts", meta_of(100), body_of(std::string(100, 's')));
+    (*store)->put("demo/kept.ts", meta_of(100), body_of(std::string(100, 'k')));
+    REQUIRE(settle(base.get(), **store));
+    (*store)->erase("demo/settled.ts");
+    (*store)->put("demo/pending.ts", meta_of(100), body_of(std::string(100, 'p')));
+    (*store)->erase("demo/pending.ts");
+    (*store)->erase("demo/never.ts");  // nothing stored: no-op
+    REQUIRE(settle(base.get(), **store));
+    CHECK_FALSE((*store)->find("demo/settled.ts").has_value());
+    CHECK_FALSE((*store)->find("demo/pending.ts").has_value());
+    CHECK((*store)->disk_entries() == 1);
+  }
+  auto reopened = ChunkStore::open(*base, {root, 1 << 20, 1 << 20}, metrics);
+  REQUIRE(reopened.ok());
+  CHECK((*reopened)->disk_entries() == 1);
+  CHECK((*reopened)->find("demo/kept.ts").has_value());
+  CHECK_FALSE((*reopened)->find("demo/pending.ts").has_value());
+  // Nothing left behind but the kept chunk's file.
+  size_t files = 0;
+  if (DIR* d = opendir((root + "/chunks").c_str())) {
+    while (dirent* e = readdir(d)) files += e->d_name[0] != '.';
+    closedir(d);
+  }
+  CHECK(files == 1);
 }

@@ -1,0 +1,184 @@
+#include "cache_node/freshness.h"
+
+#include <algorithm>
+#include <array>
+
+#include "cache_node/http_semantics.h"
+
+namespace cache_node {
+namespace {
+
+constexpr int64_t kMaxDelta = int64_t{1} << 31;  // RFC 9111 §1.2.2: larger values count as 2^31
+
+bool is_space(char c) {
+  return c == ' ' || c == '\t';
+}
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && is_space(s.front())) s.remove_prefix(1);
+  while (!s.empty() && is_space(s.back())) s.remove_suffix(1);
+  return s;
+}
+
+char lower(char c) {
+  return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
+}
+
+bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (lower(a[i]) != lower(b[i])) return false;
+  }
+  return true;
+}
+
+bool iends_with(std::string_view s, std::string_view suffix) {
+  return s.size() >= suffix.size() && iequals(s.substr(s.size() - suffix.size()), suffix);
+}
+
+bool istarts_with(std::string_view s, std::string_view prefix) {
+  return s.size() >= prefix.size() && iequals(s.substr(0, prefix.size()), prefix);
+}
+
+// delta-seconds (RFC 9111 §1.2.2): digits only, capped at 2^31; nullopt if not digits.
+std::optional<int64_t> parse_delta_seconds(std::string_view v) {
+  if (v.empty()) return std::nullopt;
+  int64_t out = 0;
+  for (char c : v) {
+    if (c < '0' || c > '9') return std::nullopt;
+    out = std::min(kMaxDelta, out * 10 + (c - '0'));
+  }
+  return out;
+}
+
+// A directive's argument without quotes ("5" → 5); a quoted string keeps its
+// inside (escapes are not needed for the numbers and names we read).
+std::string_view unquote(std::string_view v) {
+  v = trim(v);
+  if (v.size() >= 2 && v.front() == '"' && v.back() == '"') return v.substr(1, v.size() - 2);
+  return v;
+}
+
+void set_first(std::optional<int64_t>& slot, std::optional<std::string_view> arg) {
+  if (slot || !arg) return;
+  slot = parse_delta_seconds(unquote(*arg));
+}
+
+}  // namespace
+
+ObjectKind classify_object(std::string_view path, std::string_view content_type) {
+  path = path.substr(0, path.find('?'));
+  std::string_view name =
+      path.substr(path.rfind('/') == std::string_view::npos ? 0 : path.rfind('/') + 1);
+  auto dot = name.rfind('.');
+  std::string_view ext = dot == std::string_view::npos ? std::string_view() : name.substr(dot + 1);
+  std::string_view type = trim(content_type.substr(0, content_type.find(';')));
+
+  if (iequals(ext, "m3u8") || iequals(ext, "m3u") || iends_with(type, "mpegurl"))
+    return ObjectKind::playlist;
+  static constexpr std::array<std::string_view, 16> kMedia = {
+      "ts",  "m4s",  "mp4",  "m4v",  "m4a",  "aac", "ac3",    "ec3",
+      "mp3", "cmfv", "cmfa", "cmft", "fmp4", "vtt", "webvtt", "mpd"};
+  for (std::string_view m : kMedia) {
+    if (iequals(ext, m)) return m == "mpd" ? ObjectKind::playlist : ObjectKind::segment;
+  }
+  if (istarts_with(type, "video/") || istarts_with(type, "audio/") || iequals(type, "text/vtt") ||
+      iequals(type, "application/mp4")) {
+    return ObjectKind::segment;
+  }
+  if (iequals(type, "application/dash+xml")) return ObjectKind::playlist;
+  return ObjectKind::other;
+}
+
+CacheDirectives parse_cache_control(std::string_view header) {
+  CacheDirectives d;
+  size_t i = 0;
+  while (i < header.size()) {
+    // One directive: up to the next comma outside a quoted string.
+    size_t end = i;
+    bool quoted = false;
+    for (; end < header.size(); ++end) {
+      char c = header[end];
+      if (quoted && c == '\\') {
+        ++end;
+      } else if (c == '"') {
+        quoted = !quoted;
+      } else if (c == ',' && !quoted) {
+        break;
+      }
+    }
+    std::string_view item = trim(header.substr(i, std::min(end, header.size()) - i));
+    i = end + 1;
+    if (item.empty()) continue;
+    auto eq = item.find('=');
+    std::string_view name = trim(item.substr(0, eq));
+    std::optional<std::string_view> arg;
+    if (eq != std::string_view::npos) arg = trim(item.substr(eq + 1));
+    if (iequals(name, "max-age")) {
+      set_first(d.max_age, arg);
+    } else if (iequals(name, "s-maxage")) {
+      set_first(d.s_maxage, arg);
+    } else if (iequals(name, "stale-if-error")) {
+      set_first(d.stale_if_error, arg);
+    } else if (iequals(name, "no-store")) {
+      d.no_store = true;
+    } else if (iequals(name, "no-cache")) {
+      d.no_cache = true;
+    } else if (iequals(name, "private")) {
+      d.is_private = true;
+    } else if (iequals(name, "must-revalidate") || iequals(name, "proxy-revalidate")) {
+      d.must_revalidate = true;
+    } else if (iequals(name, "immutable")) {
+      d.immutable = true;
+    }
+  }
+  return d;
+}
+
+Freshness compute_freshness(const UpstreamFreshness& response, ObjectKind kind, int64_t received_ms,
+                            const FreshnessDefaults& defaults) {
+  const CacheDirectives d = parse_cache_control(response.cache_control);
+  Freshness f;
+  f.storable = !d.no_store && !d.is_private;
+
+  int64_t age_s = 0;
+  if (response.age) age_s = parse_delta_seconds(trim(*response.age)).value_or(0);
+  f.vouched_ms = received_ms - age_s * 1000;
+
+  int64_t lifetime_s = 0;
+  if (d.s_maxage) {
+    lifetime_s = *d.s_maxage;
+  } else if (d.max_age) {
+    lifetime_s = *d.max_age;
+  } else if (response.expires) {
+    // An invalid Expires ("0", "-1", garbage) means already expired (RFC 9111 §5.3).
+    std::optional<int64_t> expires = parse_http_date(*response.expires);
+    std::optional<int64_t> date = response.date ? parse_http_date(*response.date) : std::nullopt;
+    int64_t date_s = date.value_or(received_ms / 1000);
+    lifetime_s = expires ? std::clamp<int64_t>(*expires - date_s, 0, kMaxDelta) : 0;
+  } else if (d.immutable) {
+    lifetime_s = defaults.segment_s;
+  } else {
+    switch (kind) {
+      case ObjectKind::segment:
+        lifetime_s = defaults.segment_s;
+        break;
+      case ObjectKind::playlist:
+        lifetime_s = defaults.playlist_s;
+        break;
+      case ObjectKind::other:
+        lifetime_s = defaults.other_s;
+        break;
+    }
+  }
+  f.fresh_until_ms = d.no_cache ? f.vouched_ms : f.vouched_ms + lifetime_s * 1000;
+
+  // s-maxage carries proxy-revalidate for a shared cache (RFC 9111 §5.2.2.10).
+  const bool stale_forbidden = d.no_cache || d.must_revalidate || d.s_maxage.has_value();
+  int64_t window_s = stale_forbidden ? 0 : defaults.max_stale_if_error_s;
+  if (d.stale_if_error) window_s = std::min(window_s, *d.stale_if_error);
+  f.stale_until_ms = f.fresh_until_ms + std::max<int64_t>(0, window_s) * 1000;
+  return f;
+}
+
+}  // namespace cache_node

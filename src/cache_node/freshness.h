@@ -1,0 +1,81 @@
+// Freshness of stored responses (a shared cache's subset of RFC 9111), as pure
+// functions with the time passed in: the upstream's Cache-Control, Expires, Date
+// and Age become, once per response, a few deadlines in Unix milliseconds. Serving
+// a hit then costs one comparison of a deadline with the clock; nothing is parsed
+// per request. Any thread.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string_view>
+
+namespace cache_node {
+
+// What an object is, for the lifetime it gets when the upstream says nothing.
+enum class ObjectKind { segment, playlist, other };
+
+// By the path's extension (a query is ignored), else by the content type:
+// .m3u8/.m3u or an mpegurl type is a playlist; media (.ts, .m4s, .mp4, .aac, ...,
+// video/*, audio/*, text/vtt) a segment; anything else other. A playlist by
+// either wins, so a live playlist never gets a segment's lifetime.
+ObjectKind classify_object(std::string_view path, std::string_view content_type);
+
+// Lifetimes for responses without freshness information, and the bound on
+// serving a stale copy when the upstream fails (seconds).
+struct FreshnessDefaults {
+  int64_t segment_s = 86400;
+  int64_t playlist_s = 1;
+  int64_t other_s = 60;
+  int64_t max_stale_if_error_s = 60;
+};
+
+// The response directives a shared cache acts on (RFC 9111 §5.2.2, RFC 5861).
+// A directive with a bad value (max-age=abc, max-age=-1) counts as absent; of
+// repeated ones, the first with a good value counts. Names are case-insensitive;
+// values may be quoted. no-cache="f" and private="f" (qualified) count as the
+// plain directives. Unknown directives are ignored.
+struct CacheDirectives {
+  std::optional<int64_t> max_age;         // seconds, capped at 2^31
+  std::optional<int64_t> s_maxage;        // seconds, capped at 2^31
+  std::optional<int64_t> stale_if_error;  // seconds, capped at 2^31
+  bool no_store = false;
+  bool no_cache = false;
+  bool is_private = false;
+  bool must_revalidate = false;  // also set by proxy-revalidate
+  bool immutable = false;
+};
+CacheDirectives parse_cache_control(std::string_view header);
+
+// The upstream response's header values, as received (absent = nullopt).
+struct UpstreamFreshness {
+  std::string_view cache_control;  // every Cache-Control line, joined with ", "
+  std::optional<std::string_view> expires;
+  std::optional<std::string_view> date;
+  std::optional<std::string_view> age;
+};
+
+struct Freshness {
+  // false for no-store or private: the waiters of the fetch that got it are
+  // served, nothing is kept.
+  bool storable = true;
+  // When the upstream vouched for the copy (receipt time minus its Age): the
+  // node's Age header counts from here.
+  int64_t vouched_ms = 0;
+  // Fresh while now < fresh_until_ms; equal to vouched_ms for no-cache (or a
+  // zero lifetime): revalidated before every reuse.
+  int64_t fresh_until_ms = 0;
+  // Stale, it may still answer for an upstream that fails while revalidating
+  // while now < stale_until_ms (== fresh_until_ms when not allowed: no-cache,
+  // must-revalidate, proxy-revalidate, s-maxage, stale-if-error=0).
+  int64_t stale_until_ms = 0;
+};
+
+// Lifetime: s-maxage, else max-age, else Expires − Date (Date absent or invalid:
+// the receipt time; an invalid Expires such as "0" is in the past), else the
+// default for `kind` (immutable without a lifetime: the segment default). The
+// stale-if-error window is the origin's stale-if-error=N if given, never more
+// than defaults.max_stale_if_error_s.
+Freshness compute_freshness(const UpstreamFreshness& response, ObjectKind kind, int64_t received_ms,
+                            const FreshnessDefaults& defaults);
+
+}  // namespace cache_node

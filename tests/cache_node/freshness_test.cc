@@ -1,0 +1,213 @@
+// Freshness of stored responses as pure functions, time passed in (a FakeClock's
+// reading): Cache-Control directives and their precedence, Expires − Date, the
+// upstream's Age, defaults by kind, stale-if-error bounds, and HTTP dates.
+#include <doctest/doctest.h>
+
+#include "cache_node/freshness.h"
+#include "cache_node/http_semantics.h"
+#include "common/clock.h"
+
+using namespace cache_node;
+
+namespace {
+
+const FreshnessDefaults kDefaults{/*segment_s=*/86400, /*playlist_s=*/1, /*other_s=*/60,
+                                  /*max_stale_if_error_s=*/30};
+
+Freshness of(std::string_view cache_control, ObjectKind kind, int64_t now_ms,
+             std::optional<std::string_view> expires = std::nullopt,
+             std::optional<std::string_view> date = std::nullopt,
+             std::optional<std::string_view> age = std::nullopt) {
+  UpstreamFreshness r;
+  r.cache_control = cache_control;
+  r.expires = expires;
+  r.date = date;
+  r.age = age;
+  return compute_freshness(r, kind, now_ms, kDefaults);
+}
+
+// Lifetime in seconds as the node will apply it.
+int64_t lifetime_s(const Freshness& f) {
+  return (f.fresh_until_ms - f.vouched_ms) / 1000;
+}
+
+}  // namespace
+
+TEST_CASE("cache-control: each directive is read, names case-insensitive, values may be quoted") {
+  CacheDirectives d = parse_cache_control(
+      "Public, MAX-AGE=10, s-maxage=\"20\", no-cache, no-store, private, must-revalidate, "
+      "immutable, stale-if-error=5");
+  CHECK(d.max_age == 10);
+  CHECK(d.s_maxage == 20);
+  CHECK(d.stale_if_error == 5);
+  CHECK(d.no_cache);
+  CHECK(d.no_store);
+  CHECK(d.is_private);
+  CHECK(d.must_revalidate);
+  CHECK(d.immutable);
+  CHECK(parse_cache_control("proxy-revalidate").must_revalidate);
+  CacheDirectives none = parse_cache_control("public, no-transform, x-unknown=\"a, b\"");
+  CHECK_FALSE(none.max_age.has_value());
+  CHECK_FALSE(none.no_cache);
+  // A comma inside a quoted argument does not split directives.
+  CHECK(parse_cache_control("no-cache=\"Set-Cookie, X-A\", max-age=7").max_age == 7);
+  CHECK(parse_cache_control("private=\"X\"").is_private);
+}
+
+TEST_CASE(
+    "cache-control: bad values are ignored, the first good one counts, huge values cap at 2^31") {
+  CHECK_FALSE(parse_cache_control("max-age=abc").max_age.has_value());
+  CHECK_FALSE(parse_cache_control("max-age=-1").max_age.has_value());
+  CHECK_FALSE(parse_cache_control("max-age=").max_age.has_value());
+  CHECK_FALSE(parse_cache_control("max-age").max_age.has_value());
+  CHECK_FALSE(parse_cache_control("max-age=1.5").max_age.has_value());
+  CHECK(parse_cache_control("max-age=abc, max-age=9").max_age == 9);
+  CHECK(parse_cache_control("max-age=3, max-age=9").max_age == 3);
+  CHECK(parse_cache_control(" max-age = 4 ,,").max_age == 4);
+  CHECK(parse_cache_control("max-age=99999999999999999999999").max_age == (int64_t{1} << 31));
+}
+
+TEST_CASE("freshness: s-maxage over max-age over Expires − Date over the default") {
+  common::FakeClock clock;
+  const int64_t now = clock.unix_now_ms();
+  const std::string date = format_http_date(now / 1000);
+  const std::string in_100s = format_http_date(now / 1000 + 100);
+  CHECK(lifetime_s(of("max-age=5, s-maxage=7", ObjectKind::segment, now, in_100s, date)) == 7);
+  CHECK(lifetime_s(of("max-age=5", ObjectKind::segment, now, in_100s, date)) == 5);
+  CHECK(lifetime_s(of("", ObjectKind::segment, now, in_100s, date)) == 100);
+  CHECK(lifetime_s(of("public", ObjectKind::segment, now)) == 86400);
+  // A bad max-age falls through to Expires.
+  CHECK(lifetime_s(of("max-age=x", ObjectKind::playlist, now, in_100s, date)) == 100);
+  // max-age=0: stale at once.
+  Freshness zero = of("max-age=0", ObjectKind::segment, now);
+  CHECK(zero.fresh_until_ms == now);
+  CHECK(zero.storable);
+}
+
+TEST_CASE(
+    "freshness: Expires counts from the origin's Date, not the receipt time; past or invalid is "
+    "expired") {
+  common::FakeClock clock;
+  const int64_t now = clock.unix_now_ms();
+  // The origin's clock is 1000 s behind ours: its 60 s lifetime still holds.
+  const std::string origin_date = format_http_date(now / 1000 - 1000);
+  const std::string origin_expires = format_http_date(now / 1000 - 940);
+  CHECK(lifetime_s(of("", ObjectKind::other, now, origin_expires, origin_date)) == 60);
+  // No Date: the receipt time stands in.
+  CHECK(lifetime_s(of("", ObjectKind::other, now, format_http_date(now / 1000 + 30))) == 30);
+  // In the past, "0" or garbage: already expired (RFC 9111 §5.3), not the default.
+  CHECK(lifetime_s(of("", ObjectKind::segment, now, format_http_date(now / 1000 - 5))) == 0);
+  CHECK(lifetime_s(of("", ObjectKind::segment, now, "0")) == 0);
+  CHECK(lifetime_s(of("", ObjectKind::segment, now, "tomorrow")) == 0);
+  // A bad Date is ignored (receipt time).
+  CHECK(lifetime_s(
+            of("", ObjectKind::other, now, format_http_date(now / 1000 + 30), "yesterday")) == 30);
+}
+
+TEST_CASE("freshness: the upstream's Age moves the vouched time back; a bad Age is ignored") {
+  common::FakeClock clock;
+  const int64_t now = clock.unix_now_ms();
+  Freshness f = of("max-age=60", ObjectKind::segment, now, std::nullopt, std::nullopt, "20");
+  CHECK(f.vouched_ms == now - 20'000);
+  CHECK(f.fresh_until_ms == now + 40'000);
+  CHECK(of("max-age=60", ObjectKind::segment, now, std::nullopt, std::nullopt, "-3").vouched_ms ==
+        now);
+  CHECK(of("max-age=60", ObjectKind::segment, now, std::nullopt, std::nullopt, "soon").vouched_ms ==
+        now);
+  // Older than its lifetime: stale on arrival.
+  CHECK(
+      of("max-age=10", ObjectKind::segment, now, std::nullopt, std::nullopt, "30").fresh_until_ms <
+      now);
+}
+
+TEST_CASE(
+    "freshness: no-store and private are not stored; no-cache is stored but always revalidated") {
+  common::FakeClock clock;
+  const int64_t now = clock.unix_now_ms();
+  CHECK_FALSE(of("no-store", ObjectKind::segment, now).storable);
+  CHECK_FALSE(of("private, max-age=600", ObjectKind::segment, now).storable);
+  CHECK_FALSE(of("public, No-Store", ObjectKind::playlist, now).storable);
+  Freshness no_cache = of("no-cache, max-age=600", ObjectKind::segment, now);
+  CHECK(no_cache.storable);
+  CHECK(no_cache.fresh_until_ms == now);  // now < fresh_until is false: revalidate before reuse
+  CHECK(no_cache.stale_until_ms == now);  // and never served stale
+}
+
+TEST_CASE("freshness: immutable keeps its lifetime; without one it gets the long segment default") {
+  common::FakeClock clock;
+  const int64_t now = clock.unix_now_ms();
+  CHECK(lifetime_s(of("max-age=30, immutable", ObjectKind::playlist, now)) == 30);
+  CHECK(lifetime_s(of("immutable", ObjectKind::other, now)) == 86400);
+  CHECK(of("immutable, no-cache", ObjectKind::segment, now).fresh_until_ms ==
+        now);  // no-cache wins
+}
+
+TEST_CASE("freshness: defaults by kind when the upstream says nothing") {
+  common::FakeClock clock;
+  const int64_t now = clock.unix_now_ms();
+  CHECK(lifetime_s(of("", ObjectKind::segment, now)) == 86400);
+  CHECK(lifetime_s(of("", ObjectKind::playlist, now)) == 1);
+  CHECK(lifetime_s(of("", ObjectKind::other, now)) == 60);
+  FreshnessDefaults zero{0, 0, 0, 0};
+  CHECK(compute_freshness({}, ObjectKind::segment, now, zero).fresh_until_ms == now);
+}
+
+TEST_CASE(
+    "freshness: a stale copy may answer for a failing upstream only within the bound, and only "
+    "when allowed") {
+  common::FakeClock clock;
+  const int64_t now = clock.unix_now_ms();
+  Freshness f = of("max-age=10", ObjectKind::segment, now);
+  CHECK(f.stale_until_ms == f.fresh_until_ms + 30'000);  // the configured bound
+  CHECK(of("max-age=10, stale-if-error=5", ObjectKind::segment, now).stale_until_ms ==
+        now + 15'000);
+  CHECK(of("max-age=10, stale-if-error=500", ObjectKind::segment, now).stale_until_ms ==
+        now + 40'000);  // capped
+  CHECK(of("max-age=10, stale-if-error=0", ObjectKind::segment, now).stale_until_ms ==
+        now + 10'000);
+  for (const char* forbids : {"max-age=10, must-revalidate", "max-age=10, proxy-revalidate",
+                              "s-maxage=10", "max-age=10, no-cache"}) {
+    Freshness strict = of(forbids, ObjectKind::segment, now);
+    CHECK_MESSAGE(strict.stale_until_ms == strict.fresh_until_ms, forbids);
+  }
+}
+
+TEST_CASE("freshness: deadlines move with the injected clock") {
+  common::FakeClock clock;
+  Freshness f = of("max-age=1", ObjectKind::playlist, clock.unix_now_ms());
+  CHECK(clock.unix_now_ms() < f.fresh_until_ms);
+  clock.advance(std::chrono::milliseconds(999));
+  CHECK(clock.unix_now_ms() < f.fresh_until_ms);
+  clock.advance(std::chrono::milliseconds(1));
+  CHECK_FALSE(clock.unix_now_ms() < f.fresh_until_ms);
+}
+
+TEST_CASE("object kind: by extension (query ignored), else by content type; playlist wins") {
+  CHECK(classify_object("demo/live/seg_00001.ts", "") == ObjectKind::segment);
+  CHECK(classify_object("demo/v/init.MP4?x=1", "") == ObjectKind::segment);
+  for (const char* ext : {"m4s", "aac", "m4a", "vtt", "cmfv", "mp3"}) {
+    CHECK_MESSAGE(classify_object(std::string("demo/a.") + ext, "") == ObjectKind::segment, ext);
+  }
+  CHECK(classify_object("demo/live/index.m3u8?cc=1", "video/mp2t") == ObjectKind::playlist);
+  CHECK(classify_object("demo/live/index", "application/vnd.apple.mpegurl") ==
+        ObjectKind::playlist);
+  CHECK(classify_object("demo/live/index", "audio/x-mpegURL; charset=utf-8") ==
+        ObjectKind::playlist);
+  CHECK(classify_object("demo/live/chunk", "video/MP2T") == ObjectKind::segment);
+  CHECK(classify_object("demo/live/chunk", "audio/aac") == ObjectKind::segment);
+  CHECK(classify_object("demo/live/seg.ts", "application/vnd.apple.mpegurl") ==
+        ObjectKind::playlist);
+  CHECK(classify_object("demo/logo.png", "image/png") == ObjectKind::other);
+  CHECK(classify_object("demo/dir.ts/file", "") ==
+        ObjectKind::other);  // the extension of the last segment
+  CHECK(classify_object("demo/a?b.ts", "") == ObjectKind::other);  // not of the query
+}
+
+TEST_CASE("http dates: IMF-fixdate and the two obsolete forms") {
+  CHECK(parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT") == 784111777);
+  CHECK(parse_http_date("Sunday, 06-Nov-94 08:49:37 GMT") == 784111777);
+  CHECK(parse_http_date("Sun Nov  6 08:49:37 1994") == 784111777);
+  CHECK_FALSE(parse_http_date("0").has_value());
+  CHECK_FALSE(parse_http_date("").has_value());
+  CHECK_FALSE(parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT trailing").has_value());
+}

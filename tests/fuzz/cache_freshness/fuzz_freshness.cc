@@ -1,0 +1,63 @@
+// Fuzz target for the cache node's freshness rules: the input is the upstream's
+// Cache-Control, Expires, Date and Age values, a path and a content type (one per
+// line); compute_freshness must never overflow (UBSan) and its deadlines must keep
+// their order.
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <string_view>
+#include <vector>
+
+#include "cache_node/freshness.h"
+#include "cache_node/http_semantics.h"
+
+namespace {
+
+#define FUZZ_CHECK(cond)                                                                   \
+  do {                                                                                     \
+    if (!(cond)) {                                                                         \
+      std::fprintf(stderr, "invariant violated: %s (%s:%d)\n", #cond, __FILE__, __LINE__); \
+      std::abort();                                                                        \
+    }                                                                                      \
+  } while (0)
+
+std::vector<std::string_view> lines(std::string_view text) {
+  std::vector<std::string_view> out;
+  while (out.size() < 5) {
+    size_t nl = text.find('\n');
+    out.push_back(text.substr(0, nl));
+    if (nl == std::string_view::npos) return out;
+    text.remove_prefix(nl + 1);
+  }
+  out.push_back(text);
+  return out;
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  using namespace cache_node;
+  std::vector<std::string_view> f = lines(std::string_view(reinterpret_cast<const char*>(data), size));
+  f.resize(6);
+  UpstreamFreshness response;
+  response.cache_control = f[0];
+  if (!f[1].empty()) response.expires = f[1];
+  if (!f[2].empty()) response.date = f[2];
+  if (!f[3].empty()) response.age = f[3];
+  const ObjectKind kind = classify_object(f[4], f[5]);
+  const FreshnessDefaults defaults;
+  const int64_t now_ms = 1767225600123;  // 2026-01-01, as the FakeClock starts
+  const Freshness fresh = compute_freshness(response, kind, now_ms, defaults);
+  const CacheDirectives d = parse_cache_control(f[0]);
+  FUZZ_CHECK(fresh.storable == !(d.no_store || d.is_private));
+  FUZZ_CHECK(fresh.vouched_ms <= now_ms);
+  FUZZ_CHECK(fresh.fresh_until_ms >= fresh.vouched_ms);
+  FUZZ_CHECK(fresh.stale_until_ms >= fresh.fresh_until_ms);
+  FUZZ_CHECK(fresh.stale_until_ms - fresh.fresh_until_ms <= defaults.max_stale_if_error_s * 1000);
+  if (d.no_cache) FUZZ_CHECK(fresh.fresh_until_ms == fresh.vouched_ms && fresh.stale_until_ms == fresh.vouched_ms);
+  for (auto value : {d.max_age, d.s_maxage, d.stale_if_error}) {
+    if (value) FUZZ_CHECK(*value >= 0 && *value <= (int64_t{1} << 31));
+  }
+  (void)parse_http_date(f[1]);
+  return 0;
+}
