@@ -76,8 +76,19 @@ common::Result<std::unique_ptr<CacheNode>> CacheNode::create(common::ServiceCont
   if (!runtime) return runtime.error();
   auto shared = std::make_unique<Shared>(context, std::move(runtime).value());
   Shared& n = *shared;
-  auto store = ChunkStore::open(context.home().base(),
-                                StoreOptions{config.data_dir, config.memory_bytes, config.disk_bytes}, n.metrics);
+  StoreOptions store_options{config.data_dir, config.memory_bytes, config.disk_bytes};
+  // Entries stored before freshness was recorded: what they kept (Cache-Control,
+  // content type) decides, counted from when they were stored; else the defaults.
+  store_options.upgrade_legacy = [defaults = config.freshness](const std::string& key, ChunkMeta& meta) {
+    UpstreamFreshness response;
+    response.cache_control = meta.cache_control;
+    Freshness f = compute_freshness(response, classify_object(key, meta.content_type), meta.stored_at * 1000, defaults);
+    meta.vouched_ms = f.vouched_ms;
+    meta.fresh_until_ms = f.fresh_until_ms;
+    meta.stale_until_ms = f.stale_until_ms;
+    return f.storable;
+  };
+  auto store = ChunkStore::open(context.home().base(), std::move(store_options), n.metrics);
   if (!store) return store.error();
   n.cache = std::make_unique<SharedCache>(std::move(store).value(), n.clock);
   common::HttpClientOptions client_options;

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "cache_node/freshness.h"
 #include "common/config.h"
 #include "common/http_server.h"
 #include "common/metrics.h"
@@ -39,6 +40,7 @@ struct CacheNodeConfig {
   uint64_t disk_bytes = 4ull << 30;
   uint64_t max_object_bytes = 64ull << 20;
   std::chrono::milliseconds negative_ttl{2000};
+  FreshnessDefaults freshness;  // cache.*: lifetimes without upstream freshness information
   std::chrono::milliseconds upstream_connect_timeout{2000};
   std::chrono::milliseconds upstream_timeout{30000};
   bool upstream_http2 = true;
@@ -61,8 +63,8 @@ class CacheNode : public common::Service<CacheNodeConfig> {
   ~CacheNode() override;
 
   void attach(size_t index, common::HttpServer& server) override;
-  // Origins, parent, signing, negative TTL, overload limits and log level change
-  // at once; listen address, threads, data_dir and storage sizes need a restart
+  // Origins, parent, signing, negative TTL, cache lifetimes (for responses
+  // received from then on), overload limits and log level change at once; listen address, threads, data_dir and storage sizes need a restart
   // (a warning says so).
   common::Status reload(CacheNodeConfig config) override;
 

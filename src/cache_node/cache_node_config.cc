@@ -65,6 +65,15 @@ common::Result<CacheNodeConfig> load_cache_node_config(const common::ConfigDocum
   }
   c.negative_ttl = std::chrono::milliseconds(root.integer("negative_ttl_ms", 2000, 0, 3600 * 1000));
   {
+    constexpr int64_t kYear = 366 * 86400;
+    auto cache = root.object("cache");
+    c.freshness.segment_s = cache.integer("default_ttl_segment_s", 86400, 0, 10 * kYear);
+    c.freshness.playlist_s = cache.integer("default_ttl_playlist_s", 1, 0, 10 * kYear);
+    c.freshness.other_s = cache.integer("default_ttl_other_s", 60, 0, 10 * kYear);
+    c.freshness.max_stale_if_error_s = cache.integer("max_stale_if_error_s", 60, 0, kYear);
+    cache.finish();
+  }
+  {
     auto upstream = root.object("upstream");
     c.upstream_connect_timeout =
         std::chrono::milliseconds(upstream.integer("connect_timeout_ms", 2000, 1, 60000));

@@ -15,9 +15,10 @@ namespace cache_node {
 enum class ObjectKind { segment, playlist, other };
 
 // By the path's extension (a query is ignored), else by the content type:
-// .m3u8/.m3u or an mpegurl type is a playlist; media (.ts, .m4s, .mp4, .aac, ...,
-// video/*, audio/*, text/vtt) a segment; anything else other. A playlist by
-// either wins, so a live playlist never gets a segment's lifetime.
+// .m3u8/.m3u (or a DASH .mpd) or an mpegurl (dash+xml) type is a playlist; media
+// (.ts, .m4s, .mp4, .aac, ..., video/*, audio/*, text/vtt) a segment; anything
+// else other. A playlist by either wins, so a live playlist never gets a
+// segment's lifetime.
 ObjectKind classify_object(std::string_view path, std::string_view content_type);
 
 // Lifetimes for responses without freshness information, and the bound on

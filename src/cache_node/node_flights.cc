@@ -1,6 +1,9 @@
 // Flights as one loop sees them: waiting on one (any loop; bytes are streamed to
 // each waiter as they arrive) and owning one (the loop that started it runs the
 // upstream transfer and publishes its progress to every subscribed loop).
+#include <strings.h>
+
+#include "cache_node/freshness.h"
 #include "cache_node/http_semantics.h"
 #include "cache_node/node_loop.h"
 #include "common/log.h"
@@ -8,6 +11,37 @@
 namespace cache_node {
 
 using common::HttpExchange;
+
+namespace {
+
+// Every Cache-Control line of a response head, joined as one list.
+std::string joined_cache_control(const common::FetchHead& head) {
+  std::string out;
+  for (const auto& h : head.headers) {
+    if (h.name.size() != 13 || strncasecmp(h.name.c_str(), "Cache-Control", 13) != 0) continue;
+    if (!out.empty()) out += ", ";
+    out += h.value;
+  }
+  return out;
+}
+
+// Upstream failures a stale copy may answer for (RFC 5861 stale-if-error): the
+// upstream is unreachable, slow, broken or in trouble (5xx). A 404/410 or
+// another refusal is an answer, not an outage.
+bool stale_may_answer(common::UpstreamFailure failure, int origin_status) {
+  switch (failure) {
+    case common::UpstreamFailure::unreachable:
+    case common::UpstreamFailure::timeout:
+    case common::UpstreamFailure::broken:
+    case common::UpstreamFailure::truncated: return true;
+    case common::UpstreamFailure::bad_status: return origin_status >= 500;
+    case common::UpstreamFailure::not_found:
+    case common::UpstreamFailure::too_large: return false;
+  }
+  return false;
+}
+
+}  // namespace
 
 // ---- waiting on a flight (any loop) ----
 
@@ -27,7 +61,7 @@ void NodeLoop::join(const std::shared_ptr<Flight>& flight, HttpExchange ex, bool
   progress(flight);
 }
 
-bool NodeLoop::advance(Waiter& w, const FlightProgress& p, const Flight& flight) {
+bool NodeLoop::advance(Waiter& w, const FlightProgress& p, const Flight& flight, int64_t now_ms) {
   HttpExchange& ex = w.exchange;
   if (ex.closed() || ex.finished()) return false;
   switch (p.end) {
@@ -39,12 +73,22 @@ bool NodeLoop::advance(Waiter& w, const FlightProgress& p, const Flight& flight)
         ex.reply_error(p.fail_status, p.fail_code, p.fail_message);
       }
       return false;
+    case FlightProgress::End::revalidated:
+    case FlightProgress::End::stale:
+      if (w.streaming) {
+        ex.abort();  // a new body broke off after its head: the stale one cannot follow it
+      } else {
+        const StoreHit* copy = flight.stale();
+        serve_stored(ex, p.meta, copy->memory, copy->disk_path,
+                     p.end == FlightProgress::End::revalidated ? "REVALIDATED" : "STALE", now_ms);
+      }
+      return false;
     case FlightProgress::End::running:
     case FlightProgress::End::stored:
       break;
   }
   if (!w.deferred && !w.streaming && p.head_known && p.status == 200) {
-    set_chunk_headers(ex, p.meta, w.first ? "MISS" : "COALESCED");
+    set_chunk_headers(ex, p.meta, w.first ? "MISS" : "COALESCED", now_ms);
     if (not_modified(ex.header("If-None-Match"), ex.header("If-Modified-Since"), p.meta.etag,
                      p.meta.last_modified)) {
       ex.reply(304, "", "");
@@ -66,7 +110,7 @@ bool NodeLoop::advance(Waiter& w, const FlightProgress& p, const Flight& flight)
     ex.end();
   } else {
     // Deferred (HEAD, Range) or joined before a head without length: serve whole.
-    serve_stored(ex, p.meta, flight.body(), "", "COALESCED");
+    serve_stored(ex, p.meta, flight.body(), "", "COALESCED", now_ms);
   }
   return false;
 }
@@ -75,9 +119,10 @@ void NodeLoop::progress(const std::shared_ptr<Flight>& flight) {
   auto it = local_.find(flight->key());
   if (it == local_.end() || it->second.flight != flight) return;
   const FlightProgress p = flight->progress();
+  const int64_t now_ms = shared_.clock.unix_now_ms();
   auto& waiters = it->second.waiters;
   for (auto w = waiters.begin(); w != waiters.end();) {
-    w = advance(*w, p, *flight) ? std::next(w) : waiters.erase(w);
+    w = advance(*w, p, *flight, now_ms) ? std::next(w) : waiters.erase(w);
   }
   // Waiters that replied are finished; the entry goes with the flight's end (a
   // running flight keeps it even when empty, so later joins see its progress).
@@ -107,6 +152,13 @@ void NodeLoop::start_fetch(const std::shared_ptr<Flight>& flight, const RuntimeC
   shared_.origin_fetches.inc();
   common::FetchRequest request_out;
   request_out.url = url;
+  if (const StoreHit* stale = flight->stale()) {
+    // Revalidation: the upstream answers 304 if the stored copy is still current.
+    if (!stale->meta.etag.empty()) request_out.headers.push_back({"If-None-Match", stale->meta.etag});
+    if (!stale->meta.last_modified.empty() && !stale->meta.last_modified_is_ours) {
+      request_out.headers.push_back({"If-Modified-Since", stale->meta.last_modified});
+    }
+  }
   common::FetchCallbacks callbacks;
   callbacks.on_head = [this, key](const common::FetchHead& head) { on_head(key, head); };
   callbacks.on_data = [this, key](std::string_view bytes) { on_data(key, bytes); };
@@ -120,13 +172,12 @@ void NodeLoop::on_head(const std::string& key, const common::FetchHead& head) {
   OwnedFetch& fetch = it->second;
   fetch.status = head.status;
   shared_.first_byte.observe(std::chrono::duration<double>(shared_.clock.now() - fetch.started).count());
+  if (head.status == 304 && fetch.flight->stale() != nullptr) {
+    fetch.refreshed = meta_from_head(key, head, &fetch.flight->stale()->meta, fetch.storable);
+    return;  // the waiters are answered from the stored copy when the transfer ends
+  }
   if (head.status != 200) return;  // answered when the transfer ends
-  ChunkMeta meta;
-  meta.stored_at = shared_.clock.unix_now();
-  meta.content_type = head.header("Content-Type").value_or("application/octet-stream");
-  meta.etag = head.header("ETag").value_or("");
-  meta.last_modified = head.header("Last-Modified").value_or(format_http_date(meta.stored_at));
-  meta.cache_control = head.header("Cache-Control").value_or("");
+  ChunkMeta meta = meta_from_head(key, head, nullptr, fetch.storable);
   std::optional<uint64_t> length = head.content_length();
   if (length && *length > config_.get().config.max_object_bytes) {
     client_->cancel(fetch.id);
@@ -179,7 +230,8 @@ void NodeLoop::on_done(const std::string& key, const common::FetchResult& result
   if (it == owned_.end()) return;
   const OwnedFetch& fetch = it->second;
   if (!result.ok) LOG_WARN(kLog, "upstream fetch failed: ", result.error);
-  std::optional<common::UpstreamFailure> failure = common::classify_fetch(result, fetch.status, /*too_large=*/false);
+  std::optional<common::UpstreamFailure> failure = common::classify_fetch(
+      result, fetch.status, /*too_large=*/false, /*not_modified_ok=*/fetch.refreshed.has_value());
   if (!failure) {
     FlightProgress p = fetch.flight->progress();
     if (p.content_length && *p.content_length != p.bytes) failure = common::UpstreamFailure::truncated;
@@ -187,27 +239,93 @@ void NodeLoop::on_done(const std::string& key, const common::FetchResult& result
   end_flight(key, failure, result.status);
 }
 
+ChunkMeta NodeLoop::meta_from_head(const std::string& key, const common::FetchHead& head, const ChunkMeta* stored,
+                                   bool& storable) {
+  const int64_t now_ms = shared_.clock.unix_now_ms();
+  ChunkMeta meta;
+  if (stored != nullptr) {
+    // A 304: its header fields replace the stored ones; the body (and its type) stay.
+    meta = *stored;
+  } else {
+    meta.stored_at = now_ms / 1000;
+    meta.content_type = head.header("Content-Type").value_or("application/octet-stream");
+  }
+  if (auto etag = head.header("ETag")) meta.etag = *etag;
+  if (auto last_modified = head.header("Last-Modified")) {
+    meta.last_modified = *last_modified;
+    meta.last_modified_is_ours = false;
+  } else if (stored == nullptr) {
+    meta.last_modified = format_http_date(meta.stored_at);
+    meta.last_modified_is_ours = true;
+  }
+  std::string cache_control = joined_cache_control(head);
+  if (!cache_control.empty() || stored == nullptr) meta.cache_control = std::move(cache_control);
+  if (auto expires = head.header("Expires")) {
+    meta.expires = *expires;
+  } else if (stored == nullptr) {
+    meta.expires.clear();
+  }
+  std::optional<std::string> date = head.header("Date");
+  std::optional<std::string> age = head.header("Age");
+  UpstreamFreshness response;
+  response.cache_control = meta.cache_control;
+  if (!meta.expires.empty()) response.expires = meta.expires;
+  if (date) response.date = *date;
+  if (age) response.age = *age;
+  Freshness freshness = compute_freshness(response, classify_object(key, meta.content_type), now_ms,
+                                          config_.get().config.freshness);
+  storable = freshness.storable;
+  meta.vouched_ms = freshness.vouched_ms;
+  meta.fresh_until_ms = freshness.fresh_until_ms;
+  meta.stale_until_ms = freshness.stale_until_ms;
+  return meta;
+}
+
 void NodeLoop::end_flight(const std::string& key, std::optional<common::UpstreamFailure> failure,
                           int origin_status) {
   auto it = owned_.find(key);
   if (it == owned_.end()) return;
-  std::shared_ptr<Flight> flight = std::move(it->second.flight);
+  OwnedFetch fetch = std::move(it->second);
   owned_.erase(it);
-  if (!failure) {
+  std::shared_ptr<Flight> flight = std::move(fetch.flight);
+  const StoreHit* stale = flight->stale();
+  using End = FlightProgress::End;
+  using Update = SharedCache::StoreUpdate;
+  if (!failure && fetch.refreshed) {
+    // 304: the stored body answers, with the metadata the upstream just vouched for.
+    shared_.revalidated_not_modified.inc();
+    flight->end_from_store(End::revalidated, *fetch.refreshed);
+    shared_.cache->finish(*flight, fetch.storable ? Update::refresh : Update::erase, &*fetch.refreshed,
+                          std::nullopt);
+  } else if (!failure) {
+    if (stale != nullptr) shared_.revalidated_modified.inc();
     flight->set_meta_size(flight->body()->size());
-    flight->end(FlightProgress::End::stored);
+    flight->end(End::stored);
     ChunkMeta meta = flight->progress().meta;
-    shared_.cache->finish(*flight, &meta, std::nullopt);
+    // no-store or private: the waiters had it; nothing is kept, an older copy goes.
+    Update update = fetch.storable ? Update::put : (stale != nullptr ? Update::erase : Update::none);
+    shared_.cache->finish(*flight, update, &meta, std::nullopt);
   } else {
-    common::UpstreamErrorReply reply = common::upstream_error(*failure, kChunkWording, origin_status);
     const bool not_found = *failure == common::UpstreamFailure::not_found;
-    if (!not_found) shared_.error_counter(reply.error.code).inc();
-    flight->end(not_found ? FlightProgress::End::not_found : FlightProgress::End::failed, reply.status,
-                std::move(reply.error.code), std::move(reply.error.message));
-    // An upstream 404 is remembered for a while: no refetch per request.
-    std::optional<common::SteadyTime::duration> negative_ttl;
-    if (not_found) negative_ttl = config_.get().config.negative_ttl;
-    shared_.cache->finish(*flight, nullptr, negative_ttl);
+    if (stale != nullptr) (not_found ? shared_.revalidated_modified : shared_.revalidation_errors).inc();
+    if (stale != nullptr && stale_may_answer(*failure, origin_status) &&
+        shared_.clock.unix_now_ms() < stale->meta.stale_until_ms) {
+      // stale-if-error: the upstream is in trouble; the stale copy answers, and
+      // the next request after this flight asks the upstream again.
+      flight->end_from_store(End::stale, stale->meta);
+      shared_.cache->finish(*flight, Update::none, nullptr, std::nullopt);
+    } else {
+      common::UpstreamErrorReply reply = common::upstream_error(*failure, kChunkWording, origin_status);
+      if (!not_found) shared_.error_counter(reply.error.code).inc();
+      flight->end(not_found ? End::not_found : End::failed, reply.status, std::move(reply.error.code),
+                  std::move(reply.error.message));
+      // An upstream 404 is remembered for a while: no refetch per request; a
+      // stored copy it revalidated is gone.
+      std::optional<common::SteadyTime::duration> negative_ttl;
+      if (not_found) negative_ttl = config_.get().config.negative_ttl;
+      shared_.cache->finish(*flight, not_found && stale != nullptr ? Update::erase : Update::none, nullptr,
+                            negative_ttl);
+    }
   }
   shared_.notify(flight, loop_.index());
 }

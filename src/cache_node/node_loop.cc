@@ -22,20 +22,22 @@ void reply_not_found(HttpExchange& ex) {
 
 // ---- serving ----
 
-void NodeLoop::set_chunk_headers(HttpExchange& ex, const ChunkMeta& meta, const char* cache_status) {
+void NodeLoop::set_chunk_headers(HttpExchange& ex, const ChunkMeta& meta, const char* cache_status, int64_t now_ms) {
   if (!meta.content_type.empty()) ex.add_header("Content-Type", meta.content_type);
   if (!meta.etag.empty()) ex.add_header("ETag", meta.etag);
   if (!meta.last_modified.empty()) ex.add_header("Last-Modified", meta.last_modified);
   if (!meta.cache_control.empty()) ex.add_header("Cache-Control", meta.cache_control);
+  if (!meta.expires.empty()) ex.add_header("Expires", meta.expires);
   ex.add_header("Accept-Ranges", "bytes");
-  ex.add_header("Age", std::to_string(std::max<int64_t>(0, shared_.clock.unix_now() - meta.stored_at)));
+  // Seconds since the upstream vouched for this copy (reset by a 304).
+  ex.add_header("Age", std::to_string(std::max<int64_t>(0, now_ms - meta.vouched_ms) / 1000));
   ex.add_header("X-Cache", cache_status);
   ex.set_log_note(cache_status);
 }
 
 void NodeLoop::serve_stored(HttpExchange& ex, const ChunkMeta& meta, const std::shared_ptr<const ChunkBody>& memory,
-                            const std::string& disk_path, const char* cache_status) {
-  set_chunk_headers(ex, meta, cache_status);
+                            const std::string& disk_path, const char* cache_status, int64_t now_ms) {
+  set_chunk_headers(ex, meta, cache_status, now_ms);
   if (not_modified(ex.header("If-None-Match"), ex.header("If-Modified-Since"), meta.etag, meta.last_modified)) {
     ex.reply(304, "", "");
     return;
@@ -84,11 +86,13 @@ void NodeLoop::serve_stored(HttpExchange& ex, const ChunkMeta& meta, const std::
 void NodeLoop::handle_chunk(HttpExchange& ex) {
   const RuntimeConfig& rc = config_.get();
   const CacheNodeConfig& config = rc.config;
+  // One clock read serves the signature, freshness and Age.
+  const int64_t now_ms = shared_.clock.unix_now_ms();
   common::SplitTarget split = common::split_signed_target(ex.target());
   std::string signed_suffix;
   if (config.signing_required) {
     common::SignatureVerdict verdict =
-        rc.signer ? rc.signer->verify(ex.target(), shared_.clock.unix_now()) : common::SignatureVerdict::bad_signature;
+        rc.signer ? rc.signer->verify(ex.target(), now_ms / 1000) : common::SignatureVerdict::bad_signature;
     switch (verdict) {
       case common::SignatureVerdict::ok: break;
       case common::SignatureVerdict::missing:
@@ -110,9 +114,10 @@ void NodeLoop::handle_chunk(HttpExchange& ex) {
     return fail(ex, 404, "unknown_origin", "No origin named '" + request->origin_id + "' is configured here.");
   }
   std::string key = request->cache_key();
-  if (auto hit = shared_.cache->find(key)) {
+  // The hit path: freshness costs one comparison here (parsed when stored).
+  if (auto hit = shared_.cache->find(key); hit && now_ms < hit->meta.fresh_until_ms) {
     shared_.hits.inc();
-    return serve_stored(ex, hit->meta, hit->memory, hit->disk_path, "HIT");
+    return serve_stored(ex, hit->meta, hit->memory, hit->disk_path, "HIT", now_ms);
   }
   SharedCache::Lookup found = shared_.cache->find_or_start(key, loop_.index());
   switch (found.kind) {
@@ -123,12 +128,16 @@ void NodeLoop::handle_chunk(HttpExchange& ex) {
       return reply_not_found(ex);
     case SharedCache::Lookup::Kind::hit:
       shared_.hits.inc();
-      return serve_stored(ex, found.hit->meta, found.hit->memory, found.hit->disk_path, "HIT");
+      return serve_stored(ex, found.hit->meta, found.hit->memory, found.hit->disk_path, "HIT", now_ms);
     case SharedCache::Lookup::Kind::joined:
       shared_.coalesced.inc();
       return join(found.flight, std::move(ex), false);
     case SharedCache::Lookup::Kind::started:
       shared_.misses.inc();
+      start_fetch(found.flight, rc, *request, signed_suffix);
+      return join(found.flight, std::move(ex), true);
+    case SharedCache::Lookup::Kind::revalidate:
+      shared_.stale_hits.inc();
       start_fetch(found.flight, rc, *request, signed_suffix);
       return join(found.flight, std::move(ex), true);
   }

@@ -44,10 +44,19 @@ struct CacheNode::Shared {
         misses(metrics.counter("cache_requests_total", "Chunk requests by outcome", "result=\"miss\"")),
         coalesced(metrics.counter("cache_requests_total", "Chunk requests by outcome", "result=\"coalesced\"")),
         negative_hits(metrics.counter("cache_requests_total", "Chunk requests by outcome", "result=\"negative\"")),
+        stale_hits(metrics.counter("cache_requests_total", "Chunk requests by outcome", "result=\"stale\"")),
         origin_fetches(metrics.counter("cache_origin_fetches_total", "Fetches from the upstream (origin or parent)")),
         origin_bytes(metrics.counter("cache_origin_bytes_total", "Body bytes received from the upstream")),
         bytes_served(metrics.counter("cache_bytes_served_total", "Chunk body bytes sent to clients")),
-        first_byte(metrics.histogram("cache_origin_first_byte_seconds", "Upstream time to response head")) {}
+        first_byte(metrics.histogram("cache_origin_first_byte_seconds", "Upstream time to response head")),
+        revalidated_not_modified(revalidations("not_modified")),
+        revalidated_modified(revalidations("modified")),
+        revalidation_errors(revalidations("error")) {}
+
+  common::Counter& revalidations(const char* result) {
+    return metrics.counter("cache_revalidations_total", "Conditional upstream requests for stale copies by result",
+                           std::string("result=\"") + result + "\"");
+  }
 
   common::Counter& error_counter(const std::string& kind) {
     return metrics.counter("cache_errors_total", "Errors by kind", "kind=\"" + kind + "\"");
@@ -81,10 +90,14 @@ struct CacheNode::Shared {
   common::Counter& misses;
   common::Counter& coalesced;
   common::Counter& negative_hits;
+  common::Counter& stale_hits;  // a stale copy: this request started its revalidation
   common::Counter& origin_fetches;
   common::Counter& origin_bytes;
   common::Counter& bytes_served;
   common::Histogram& first_byte;
+  common::Counter& revalidated_not_modified;  // 304: the stored body answers, metadata refreshed
+  common::Counter& revalidated_modified;      // a new answer: 200 (replaces the copy) or 404/410 (drops it)
+  common::Counter& revalidation_errors;       // the upstream failed (stale copy served if allowed)
 };
 
 // One loop's handlers and the transfers it owns. Loop thread only.
@@ -119,6 +132,8 @@ class NodeLoop {
     common::FetchId id = 0;
     int status = 0;
     bool flush_scheduled = false;
+    bool storable = true;               // false: no-store or private (known at the head)
+    std::optional<ChunkMeta> refreshed;  // a 304: the stored copy's metadata, refreshed
     common::SteadyTime started;
   };
 
@@ -126,23 +141,30 @@ class NodeLoop {
     shared_.error_counter(code).inc();
     ex.reply_error(status, code, message);
   }
+  // `now_ms`: the clock read once for the request (Age).
   void serve_stored(common::HttpExchange& ex, const ChunkMeta& meta, const std::shared_ptr<const ChunkBody>& memory,
-                    const std::string& disk_path, const char* cache_status);
-  void set_chunk_headers(common::HttpExchange& ex, const ChunkMeta& meta, const char* cache_status);
+                    const std::string& disk_path, const char* cache_status, int64_t now_ms);
+  void set_chunk_headers(common::HttpExchange& ex, const ChunkMeta& meta, const char* cache_status, int64_t now_ms);
 
   // node_flights.cc
   void start_fetch(const std::shared_ptr<Flight>& flight, const RuntimeConfig& rc, const ChunkRequest& request,
                    const std::string& signed_suffix);
   void join(const std::shared_ptr<Flight>& flight, common::HttpExchange ex, bool first);
   // Returns false when the waiter is done (answered or gone).
-  bool advance(Waiter& w, const FlightProgress& p, const Flight& flight);
+  bool advance(Waiter& w, const FlightProgress& p, const Flight& flight, int64_t now_ms);
   void on_head(const std::string& key, const common::FetchHead& head);
   void on_data(const std::string& key, std::string_view bytes);
   void on_done(const std::string& key, const common::FetchResult& result);
   void schedule_flush(OwnedFetch& fetch);
-  // Ends an owned flight: stored when `failure` is empty, else failed (a 404 is
-  // remembered); publishes the outcome, updates the shared cache, tells the loops.
+  // Ends an owned flight: stored (or the stored copy refreshed after a 304) when
+  // `failure` is empty, else failed (a 404 is remembered; a stale copy may answer
+  // instead); publishes the outcome, updates the shared cache, tells the loops.
   void end_flight(const std::string& key, std::optional<common::UpstreamFailure> failure, int origin_status = 0);
+  // The metadata of a 200 head (`stored` null) or of the stored copy updated by a
+  // 304 head, with its freshness on the running config; `storable` false for
+  // no-store or private.
+  ChunkMeta meta_from_head(const std::string& key, const common::FetchHead& head, const ChunkMeta* stored,
+                           bool& storable);
 
   CacheNode::Shared& shared_;
   common::EventLoop& loop_;

@@ -33,6 +33,13 @@ void Flight::end(FlightProgress::End how, int status, std::string code, std::str
   progress_.fail_message = std::move(message);
 }
 
+void Flight::end_from_store(FlightProgress::End how, ChunkMeta meta) {
+  assert(stale_.has_value());
+  std::lock_guard lock(mutex_);
+  progress_.end = how;
+  progress_.meta = std::move(meta);
+}
+
 bool Flight::subscribe(size_t loop) {
   std::lock_guard lock(mutex_);
   if (std::find(subscribers_.begin(), subscribers_.end(), loop) != subscribers_.end()) return false;
@@ -59,17 +66,19 @@ SharedCache::Lookup SharedCache::find_or_start(const std::string& key, size_t lo
     }
     negative_.erase(neg);
   }
-  // Again under the lock: the chunk may have been stored since the caller's find().
-  if (auto hit = store_->find(key)) {
+  // Again under the lock: the chunk may have been stored or refreshed since the
+  // caller's find().
+  std::optional<StoreHit> stored = store_->find(key);
+  if (stored && clock_.unix_now_ms() < stored->meta.fresh_until_ms) {
     out.kind = Lookup::Kind::hit;
-    out.hit = std::move(hit);
+    out.hit = std::move(stored);
     return out;
   }
   auto found = flights_.find_or_start(key);
   assert(found.flight != nullptr);  // no cap on flights
   if (found.outcome == common::JoinOutcome::started) {
-    *found.flight = std::make_shared<Flight>(key, loop);
-    out.kind = Lookup::Kind::started;
+    out.kind = stored ? Lookup::Kind::revalidate : Lookup::Kind::started;
+    *found.flight = std::make_shared<Flight>(key, loop, std::move(stored));
   } else {
     out.kind = Lookup::Kind::joined;
   }
@@ -78,10 +87,21 @@ SharedCache::Lookup SharedCache::find_or_start(const std::string& key, size_t lo
   return out;
 }
 
-void SharedCache::finish(const Flight& flight, const ChunkMeta* stored_meta,
+void SharedCache::finish(const Flight& flight, StoreUpdate update, const ChunkMeta* meta,
                          std::optional<common::SteadyTime::duration> negative_ttl) {
   std::lock_guard lock(mutex_);
-  if (stored_meta != nullptr) store_->put(flight.key(), *stored_meta, flight.body());
+  switch (update) {
+    case StoreUpdate::none: break;
+    case StoreUpdate::put:
+      assert(meta != nullptr);
+      store_->put(flight.key(), *meta, flight.body());
+      break;
+    case StoreUpdate::refresh:
+      assert(meta != nullptr);
+      store_->refresh(flight.key(), *meta);
+      break;
+    case StoreUpdate::erase: store_->erase(flight.key()); break;
+  }
   if (negative_ttl && negative_ttl->count() > 0) negative_[flight.key()] = clock_.now() + *negative_ttl;
   const std::shared_ptr<Flight>* running = flights_.flight(flight.key());
   if (running != nullptr && running->get() == &flight) flights_.finish(flight.key());

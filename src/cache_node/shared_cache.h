@@ -24,7 +24,10 @@ namespace cache_node {
 
 // A copy of a flight's progress, taken under its lock.
 struct FlightProgress {
-  enum class End { running, stored, failed, not_found };
+  // revalidated: the upstream said 304, the stored copy answers with `meta`
+  // refreshed; stale: the upstream failed and the stale copy answers (its own
+  // `meta`). Both only for a flight that revalidates a stored copy.
+  enum class End { running, stored, failed, not_found, revalidated, stale };
   bool head_known = false;
   int status = 0;  // upstream status
   ChunkMeta meta;
@@ -37,9 +40,13 @@ struct FlightProgress {
 
 class Flight {
  public:
-  Flight(std::string key, size_t owner_loop) : key_(std::move(key)), owner_(owner_loop) {}
+  Flight(std::string key, size_t owner_loop, std::optional<StoreHit> stale = std::nullopt)
+      : key_(std::move(key)), owner_(owner_loop), stale_(std::move(stale)) {}
   const std::string& key() const { return key_; }
   size_t owner() const { return owner_; }
+  // The stored copy this flight revalidates (a conditional request), or null
+  // for a miss. Fixed at creation; any thread.
+  const StoreHit* stale() const { return stale_ ? &*stale_ : nullptr; }
   // Appended by the owner loop only; readable by any.
   const std::shared_ptr<ChunkBody>& body() const { return body_; }
 
@@ -48,6 +55,8 @@ class Flight {
   void set_head(int status, ChunkMeta meta, std::optional<uint64_t> content_length);
   void set_meta_size(uint64_t size);
   void end(FlightProgress::End how, int status = 0, std::string code = {}, std::string message = {});
+  // Ends with the stored copy answering (revalidated or stale), described by `meta`.
+  void end_from_store(FlightProgress::End how, ChunkMeta meta);
 
   // Adds `loop` to the loops told about progress; false if it was already there.
   bool subscribe(size_t loop);
@@ -56,6 +65,7 @@ class Flight {
  private:
   const std::string key_;
   const size_t owner_;
+  const std::optional<StoreHit> stale_;
   const std::shared_ptr<ChunkBody> body_ = std::make_shared<ChunkBody>();
   mutable std::mutex mutex_;
   FlightProgress progress_;  // bytes is read from body_ at copy time
@@ -69,23 +79,34 @@ class SharedCache {
   ChunkStore& store() { return *store_; }
   const ChunkStore& store() const { return *store_; }
 
-  // The hit path: the store alone.
+  // The hit path: the store alone. The caller serves the copy only while it is
+  // fresh (now < meta.fresh_until_ms), else asks find_or_start().
   std::optional<StoreHit> find(const std::string& key) { return store_->find(key); }
 
   struct Lookup {
-    enum class Kind { hit, negative, joined, started };
+    // revalidate: a stored copy went stale; a new flight owned by `loop`
+    // carries it (Flight::stale()) and the caller starts a conditional fetch.
+    enum class Kind { hit, negative, joined, started, revalidate };
     Kind kind = Kind::started;
     std::optional<StoreHit> hit;     // hit
-    std::shared_ptr<Flight> flight;  // joined, started (subscribed by `loop` already)
+    std::shared_ptr<Flight> flight;  // joined, started, revalidate (subscribed by `loop` already)
   };
-  // Atomically: a stored chunk, a remembered 404, the fetch in progress (joined),
-  // or a new flight owned by `loop` that the caller must start.
+  // Atomically: a fresh stored chunk, a remembered 404, the fetch in progress
+  // (joined), or a new flight owned by `loop` that the caller must start (a
+  // miss, or the revalidation of a stale copy). Freshness on the injected clock.
   Lookup find_or_start(const std::string& key, size_t loop);
 
-  // Owner loop, at the end of a flight: stores a complete body (if any) and
-  // forgets the flight in one step, so no lookup sees neither; a 404 is remembered
-  // for `negative_ttl`.
-  void finish(const Flight& flight, const ChunkMeta* stored_meta, std::optional<common::SteadyTime::duration> negative_ttl);
+  // What the end of a flight does to the stored copy of its key.
+  enum class StoreUpdate {
+    none,     // nothing (a failure; a body that may not be stored, with no copy before)
+    put,      // store the flight's complete body with `meta`
+    refresh,  // keep the stored body, replace its metadata with `meta` (a 304)
+    erase,    // drop the stored copy (the upstream said 404/410 or no-store)
+  };
+  // Owner loop, at the end of a flight: updates the store and forgets the flight
+  // in one step, so no lookup sees neither; a 404 is remembered for `negative_ttl`.
+  void finish(const Flight& flight, StoreUpdate update, const ChunkMeta* meta,
+              std::optional<common::SteadyTime::duration> negative_ttl);
 
   size_t inflight() const;
   // Drops remembered 404s whose time has passed.

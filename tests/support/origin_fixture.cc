@@ -34,10 +34,25 @@ std::string TestOrigin::base_url() const {
   return local_url(port_, "");
 }
 
-int64_t TestOrigin::count(std::string_view path) const {
-  const auto r = http_get(url("/__stats?path=" + url_encode(path)));
+namespace {
+
+int64_t path_stat(const TestOrigin& origin, std::string_view path, std::string_view field) {
+  const auto r = http_get(origin.url("/__stats?path=" + url_encode(path)));
   if (!r.ok() || r.status != 200) return -1;
-  return json_integer(r.body, "count").value_or(-1);
+  return json_integer(r.body, field).value_or(-1);
+}
+
+}  // namespace
+
+int64_t TestOrigin::count(std::string_view path) const { return path_stat(*this, path, "count"); }
+
+int64_t TestOrigin::conditional(std::string_view path) const { return path_stat(*this, path, "conditional"); }
+
+int64_t TestOrigin::not_modified(std::string_view path) const { return path_stat(*this, path, "not_modified"); }
+
+bool TestOrigin::outage(int status) const {
+  const auto r = http_request("POST", url("/__outage?status=" + std::to_string(status)));
+  return r.ok() && r.status == 200;
 }
 
 std::string TestOrigin::stats_json() const {

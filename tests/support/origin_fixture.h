@@ -37,6 +37,12 @@ class TestOrigin {
   // Requests the origin counted for `path` (exact, with or without query), via
   // /__stats?path=. -1 when the stats request fails.
   int64_t count(std::string_view path) const;
+  // Of those, the conditional ones (If-None-Match or If-Modified-Since), and the
+  // ones answered 304. -1 when the stats request fails.
+  int64_t conditional(std::string_view path) const;
+  int64_t not_modified(std::string_view path) const;
+  // Every /gen and /files request answers `status` from now on (0: normal again).
+  bool outage(int status) const;
   int64_t total() const;           // all counted requests; -1 on failure
   int64_t in_flight() const;       // requests started and not finished; -1 on failure
   int64_t max_in_flight() const;   // since start or the last reset(); -1 on failure

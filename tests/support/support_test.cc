@@ -234,7 +234,7 @@ TEST_CASE("test_origin hang=1 never answers and in_flight drops when the client 
   CHECK(bt::wait_until([&] { return origin.in_flight() == 0; }, 3s));
 }
 
-TEST_CASE("test_origin /files serves from --root, refuses traversal, m3u8 is no-cache") {
+TEST_CASE("test_origin /files serves from --root, refuses traversal, m3u8 is fresh for a second") {
   bt::TempDir root;
   std::filesystem::create_directories(root.file("live"));
   std::ofstream(root.file("live/index.m3u8")) << "#EXTM3U\n";
@@ -249,7 +249,7 @@ TEST_CASE("test_origin /files serves from --root, refuses traversal, m3u8 is no-
   const auto playlist = bt::http_get(origin.url("/files/live/index.m3u8"));
   CHECK(playlist.status == 200);
   CHECK(playlist.body == "#EXTM3U\n");
-  CHECK(playlist.header("Cache-Control") == "no-cache");
+  CHECK(playlist.header("Cache-Control") == "max-age=1");
   CHECK(playlist.header("Content-Type") == "application/vnd.apple.mpegurl");
 
   // Files are read at request time: a rewritten playlist is served at once.
@@ -268,6 +268,43 @@ TEST_CASE("test_origin /files serves from --root, refuses traversal, m3u8 is no-
   CHECK(bt::http_get(origin.url("/files/live/%2e%2e/%2e%2e/etc/passwd")).status == 403);
   CHECK(bt::http_get(origin.url("/files/live/link.txt")).status == 403);
   CHECK(bt::http_get(origin.url("/files/live/seg1.ts?status=500")).status == 500);
+}
+
+TEST_CASE("test_origin caching headers: cc, expires, age, etag=0, lm=0; conditional requests counted; outage") {
+  bt::TestOrigin origin;
+  const auto custom = bt::http_get(origin.url("/gen/1K/c.ts?cc=" + bt::url_encode("no-cache, max-age=5") +
+                                              "&expires=30&age=7"));
+  CHECK(custom.header("Cache-Control") == "no-cache, max-age=5");
+  CHECK(custom.header("Age") == "7");
+  CHECK(custom.header("Expires").has_value());
+  const auto bare = bt::http_get(origin.url("/gen/1K/c.ts?cc=&etag=0&lm=0"));
+  CHECK(bare.status == 200);
+  CHECK_FALSE(bare.header("Cache-Control").has_value());
+  CHECK_FALSE(bare.header("ETag").has_value());
+  CHECK_FALSE(bare.header("Last-Modified").has_value());
+  CHECK(bt::http_get(origin.url("/gen/1K/c.ts?expires=x")).status == 400);
+
+  const auto plain = bt::http_get(origin.url("/gen/1K/v.ts"));
+  const std::string etag = plain.header("ETag").value_or("");
+  const std::string last_modified = plain.header("Last-Modified").value_or("");
+  const auto by_etag = bt::http_get(origin.url("/gen/1K/v.ts"), {{"If-None-Match", etag}});
+  CHECK(by_etag.status == 304);
+  CHECK(by_etag.header("Cache-Control") == "public, max-age=86400");
+  CHECK(bt::http_get(origin.url("/gen/1K/v.ts"), {{"If-Modified-Since", last_modified}}).status == 304);
+  CHECK(bt::http_get(origin.url("/gen/1K/v.ts"), {{"If-None-Match", "\"other\""}}).status == 200);
+  CHECK(bt::http_get(origin.url("/gen/1K/v.ts"),
+                     {{"If-Modified-Since", "Thu, 01 Jan 1970 00:00:00 GMT"}}).status == 200);
+  // Without an ETag, If-None-Match never matches.
+  CHECK(bt::http_get(origin.url("/gen/1K/v.ts?etag=0"), {{"If-None-Match", etag}}).status == 200);
+  CHECK(origin.count("/gen/1K/v.ts") == 6);
+  CHECK(origin.conditional("/gen/1K/v.ts") == 5);
+  CHECK(origin.not_modified("/gen/1K/v.ts") == 2);
+
+  REQUIRE(origin.outage(503));
+  CHECK(bt::http_get(origin.url("/gen/1K/v.ts")).status == 503);
+  REQUIRE(origin.outage(0));
+  CHECK(bt::http_get(origin.url("/gen/1K/v.ts")).status == 200);
+  CHECK(bt::http_request("POST", origin.url("/__outage?status=42")).status == 400);
 }
 
 TEST_CASE("test_origin exits cleanly on SIGTERM") {

@@ -6,8 +6,10 @@
 //   /x/<k=v,k=v>/<path>           <path> with behaviour parameters in the path
 //   /missing/...                  404
 //   GET /__stats[?path=P]         request counters; POST|GET /__reset zeroes them
+//   GET|POST /__outage?status=N   every /gen and /files request answers N (0 ends it)
 // Query parameters on /gen and /files: delay_ms, rate_kbps, status, reset_after (+rst=1),
-// hang=1. --delay-ms / --rate-kbps set defaults for /gen only.
+// hang=1; caching headers: cc, expires, age, etag=0, lm=0. --delay-ms / --rate-kbps
+// set defaults for /gen only. If-None-Match / If-Modified-Since → 304 (counted).
 //
 // Single-threaded: everything runs on one libevent loop; SIGTERM/SIGINT are loop events.
 #include <arpa/inet.h>
@@ -110,6 +112,12 @@ struct Behaviour {
   std::optional<size_t> reset_after;
   bool rst = false;
   bool hang = false;
+  // Caching headers (query only: a value may contain ',' and '=').
+  std::optional<std::string> cache_control;  // cc=...: replaces Cache-Control; empty: none sent
+  std::optional<long> expires_in;            // expires=N: Expires = now + N s (N may be negative)
+  std::optional<long> age;                   // age=N: Age: N
+  bool etag = true;                          // etag=0: no ETag
+  bool last_modified = true;                 // lm=0: no Last-Modified
 };
 
 std::optional<long> parse_long(const char* text, long min, long max) {
@@ -121,6 +129,13 @@ std::optional<long> parse_long(const char* text, long min, long max) {
     return std::nullopt;
   }
   return value;
+}
+
+std::optional<std::time_t> parse_http_date(const char* text) {
+  std::tm tm{};
+  const char* end = strptime(text, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+  if (end == nullptr || *end != '\0') return std::nullopt;
+  return timegm(&tm);
 }
 
 std::string http_date(std::time_t t) {
@@ -218,6 +233,7 @@ struct Exchange {
   std::string etag;
   std::string last_modified;
   std::string cache_control;
+  std::vector<std::string> count_keys;  // the counters this request adds to (path, path?query)
   size_t limit = 0;  // bytes to send before ending (size, or reset_after)
   size_t sent = 0;
   Phase phase = Phase::kWaiting;
@@ -338,6 +354,8 @@ class Origin {
 
     auto owned = std::make_unique<Exchange>();
     Exchange* ex = owned.get();
+    ex->count_keys.push_back(path);
+    if (query != nullptr) ex->count_keys.push_back(path + "?" + query);
     ex->origin = this;
     ex->req = req;
     ex->conn = evhttp_request_get_connection(req);
@@ -404,6 +422,10 @@ class Origin {
         return;
       }
     }
+    if (ex->behaviour.cache_control) ex->cache_control = *ex->behaviour.cache_control;
+    if (!ex->behaviour.etag) ex->etag.clear();
+    if (!ex->behaviour.last_modified) ex->last_modified.clear();
+    if (outage_status_ != 0) ex->behaviour.status = outage_status_;
 
     if (ex->behaviour.hang) {
       watch_for_close(ex);  // never answered; finishes when the client goes away
@@ -441,6 +463,16 @@ class Origin {
     if (reset) b.reset_after = static_cast<size_t>(*reset);
     if (const char* v = params.get("rst")) b.rst = std::string_view(v) == "1";
     if (const char* v = params.get("hang")) b.hang = std::string_view(v) == "1";
+    if (const char* v = params.get("cc")) b.cache_control = v;
+    std::optional<long> expires, age;
+    if (!read_param(params, "expires", -1'000'000'000, 1'000'000'000, expires, bad) ||
+        !read_param(params, "age", 0, 1'000'000'000, age, bad)) {
+      return false;
+    }
+    b.expires_in = expires;
+    b.age = age;
+    if (const char* v = params.get("etag")) b.etag = std::string_view(v) != "0";
+    if (const char* v = params.get("lm")) b.last_modified = std::string_view(v) != "0";
     return true;
   }
 
@@ -480,7 +512,8 @@ class Origin {
                   static_cast<unsigned long long>(st.st_mtim.tv_nsec), ex.size);
     ex.etag = etag;
     ex.last_modified = http_date(st.st_mtim.tv_sec);
-    ex.cache_control = full.extension() == ".m3u8" ? "no-cache" : "public, max-age=3600";
+    // A live playlist is fresh for about a second (as packagers send it), the rest for an hour.
+    ex.cache_control = full.extension() == ".m3u8" ? "max-age=1" : "public, max-age=3600";
     return HTTP_OK;
   }
 
@@ -539,13 +572,30 @@ class Origin {
     }
     evkeyvalq* out = evhttp_request_get_output_headers(req);
     evhttp_add_header(out, "Content-Type", std::string(content_type_for(ex->name)).c_str());
-    evhttp_add_header(out, "ETag", ex->etag.c_str());
-    evhttp_add_header(out, "Last-Modified", ex->last_modified.c_str());
-    evhttp_add_header(out, "Cache-Control", ex->cache_control.c_str());
+    if (!ex->etag.empty()) evhttp_add_header(out, "ETag", ex->etag.c_str());
+    if (!ex->last_modified.empty()) evhttp_add_header(out, "Last-Modified", ex->last_modified.c_str());
+    if (!ex->cache_control.empty()) evhttp_add_header(out, "Cache-Control", ex->cache_control.c_str());
+    if (b.expires_in) evhttp_add_header(out, "Expires", http_date(std::time(nullptr) + *b.expires_in).c_str());
+    if (b.age) evhttp_add_header(out, "Age", std::to_string(*b.age).c_str());
 
-    const char* inm = evhttp_find_header(evhttp_request_get_input_headers(req), "If-None-Match");
-    if (inm != nullptr && (std::string_view(inm) == "*" ||
-                           std::string_view(inm).find(ex->etag) != std::string_view::npos)) {
+    const evkeyvalq* in = evhttp_request_get_input_headers(req);
+    const char* inm = evhttp_find_header(in, "If-None-Match");
+    const char* ims = evhttp_find_header(in, "If-Modified-Since");
+    if (inm != nullptr || ims != nullptr) {
+      for (const auto& key : ex->count_keys) ++conditional_[key];
+    }
+    bool not_modified = false;
+    if (inm != nullptr) {
+      not_modified = std::string_view(inm) == "*" ||
+                     (!ex->etag.empty() && std::string_view(inm).find(ex->etag) != std::string_view::npos);
+    } else if (ims != nullptr && !ex->last_modified.empty()) {
+      const auto since = parse_http_date(ims);
+      const auto modified = parse_http_date(ex->last_modified.c_str());
+      not_modified = since && modified && *modified <= *since;
+    }
+    if (not_modified) {
+      for (const auto& key : ex->count_keys) ++not_modified_[key];
+      ++not_modified_total_;
       ex->phase = Exchange::Phase::kReplied;
       evhttp_send_reply(req, HTTP_NOTMODIFIED, nullptr, nullptr);
       return;
@@ -665,10 +715,14 @@ class Origin {
     if (path == "/__stats" && command == EVHTTP_REQ_GET) {
       QueryParams params(query);
       if (const char* p = params.get("path")) {
-        const auto it = counts_.find(p);
-        body = "{\"count\":" + std::to_string(it == counts_.end() ? 0 : it->second) + "}";
+        const auto counted = [p](const std::map<std::string, uint64_t>& counts) {
+          const auto it = counts.find(p);
+          return std::to_string(it == counts.end() ? 0 : it->second);
+        };
+        body = "{\"count\":" + counted(counts_) + ",\"conditional\":" + counted(conditional_) +
+               ",\"not_modified\":" + counted(not_modified_) + "}";
       } else {
-        body = "{\"total\":" + std::to_string(total_) +
+        body = "{\"total\":" + std::to_string(total_) + ",\"not_modified\":" + std::to_string(not_modified_total_) +
                ",\"in_flight\":" + std::to_string(exchanges_.size()) +
                ",\"max_in_flight\":" + std::to_string(max_in_flight_) + ",\"paths\":{";
         bool first = true;
@@ -682,9 +736,22 @@ class Origin {
       }
     } else if (path == "/__reset" && (command == EVHTTP_REQ_GET || command == EVHTTP_REQ_POST)) {
       total_ = 0;
+      not_modified_total_ = 0;
       counts_.clear();
+      conditional_.clear();
+      not_modified_.clear();
       max_in_flight_ = exchanges_.size();
       body = "{\"reset\":true}";
+    } else if (path == "/__outage" && (command == EVHTTP_REQ_GET || command == EVHTTP_REQ_POST)) {
+      QueryParams params(query);
+      const auto code = parse_long(params.get("status"), 0, 599);
+      if (code && (*code == 0 || *code >= 100)) {
+        outage_status_ = static_cast<int>(*code);
+        body = "{\"outage_status\":" + std::to_string(outage_status_) + "}";
+      } else {
+        status = HTTP_BADREQUEST;
+        body = "{\"error\":{\"code\":\"bad_request\",\"message\":\"status must be 0 or 100 to 599\"}}";
+      }
     } else if (path == "/__health") {
       body = "{\"status\":\"ok\"}";
     } else {
@@ -708,7 +775,11 @@ class Origin {
   BodyCache bodies_;
   uint64_t total_ = 0;
   uint64_t max_in_flight_ = 0;
+  uint64_t not_modified_total_ = 0;
+  int outage_status_ = 0;  // /__outage: every /gen and /files request answers this status
   std::map<std::string, uint64_t> counts_;
+  std::map<std::string, uint64_t> conditional_;   // requests with If-None-Match or If-Modified-Since
+  std::map<std::string, uint64_t> not_modified_;  // answered 304
 };
 
 void usage(std::FILE* to) {

@@ -1,0 +1,50 @@
+// The cache node's config: the freshness defaults (cache.*), their ranges and
+// unknown keys, as --check-config sees them.
+#include <doctest/doctest.h>
+
+#include "cache_node/cache_node.h"
+
+using namespace cache_node;
+
+namespace {
+
+const char* kMinimal =
+    R"({"node_id":"n1","data_dir":"/tmp/x","origins":{"demo":{"url":"http://127.0.0.1:1"}},
+                          "signing":{"required":false}})";
+
+common::Result<CacheNodeConfig> load(std::vector<std::string> overrides) {
+  auto doc = common::ConfigDocument::parse("cache_node.json", kMinimal, overrides);
+  REQUIRE(doc.ok());
+  return load_cache_node_config(*doc);
+}
+
+}  // namespace
+
+TEST_CASE(
+    "cache node config: freshness defaults treat segments as long-lived and playlists as short") {
+  auto c = load({});
+  REQUIRE(c.ok());
+  CHECK(c->freshness.segment_s == 86400);
+  CHECK(c->freshness.playlist_s == 1);
+  CHECK(c->freshness.other_s == 60);
+  CHECK(c->freshness.max_stale_if_error_s == 60);
+  auto set = load({"cache.default_ttl_segment_s=600", "cache.default_ttl_playlist_s=0",
+                   "cache.default_ttl_other_s=5", "cache.max_stale_if_error_s=0"});
+  REQUIRE(set.ok());
+  CHECK(set->freshness.segment_s == 600);
+  CHECK(set->freshness.playlist_s == 0);
+  CHECK(set->freshness.other_s == 5);
+  CHECK(set->freshness.max_stale_if_error_s == 0);
+}
+
+TEST_CASE("cache node config: bad cache.* values and unknown keys name the key") {
+  auto negative = load({"cache.default_ttl_playlist_s=-1"});
+  REQUIRE_FALSE(negative.ok());
+  CHECK(negative.error().message.find("cache.default_ttl_playlist_s") != std::string::npos);
+  auto text = load({"cache.max_stale_if_error_s=\"long\""});
+  REQUIRE_FALSE(text.ok());
+  CHECK(text.error().message.find("cache.max_stale_if_error_s") != std::string::npos);
+  auto unknown = load({"cache.default_ttl_s=5"});
+  REQUIRE_FALSE(unknown.ok());
+  CHECK(unknown.error().message.find("cache.default_ttl_s") != std::string::npos);
+}

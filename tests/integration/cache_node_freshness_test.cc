@@ -1,0 +1,294 @@
+// Origin freshness on the real cache_node against a real test origin: a copy is
+// served while fresh, revalidated with one conditional request when stale (304
+// keeps the body and restarts Age, 200 replaces it), no-store is never served
+// from the cache, responses without freshness information get defaults by kind,
+// and a failing origin gets the stale copy only within the stale-if-error bound.
+#include <doctest/doctest.h>
+
+#include <sys/stat.h>
+
+#include <fstream>
+
+#include "cache_node_fixture.h"
+#include "support/generated_body.h"
+#include "support/herd.h"
+
+using namespace balancer::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+// The value of one series in a /metrics text; -1 when absent.
+double metric(const std::string& text, const std::string& series) {
+  const std::string needle = "\n" + series + " ";
+  size_t at = text.find(needle);
+  if (at == std::string::npos) return -1;
+  return std::stod(text.substr(at + needle.size()));
+}
+
+double node_metric(const CacheNodeProcess& node, const std::string& series) {
+  return metric("\n" + http_get(node.url("/metrics")).body, series);
+}
+
+// Waits until `elapsed` has passed since `since`: expiry of a small max-age.
+void wait_past(std::chrono::steady_clock::time_point since, std::chrono::milliseconds elapsed) {
+  REQUIRE(wait_until([&] { return std::chrono::steady_clock::now() - since >= elapsed; },
+                     elapsed + 5s, 20ms));
+}
+
+std::optional<std::string> x_cache(const HttpResponse& r) {
+  return r.header("X-Cache");
+}
+
+void write_text(const std::string& path, const std::string& text) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << text;
+}
+
+}  // namespace
+
+TEST_CASE(
+    "max-age: a hit while fresh; when stale one conditional request, a 304 keeps the body and "
+    "restarts Age") {
+  TempDir dir;
+  TestOrigin origin;
+  CacheNodeProcess node(dir.file("data"), origin.base_url(), {"signing.required=false"});
+  const std::string path = "/gen/2K/live.m3u8";
+  const std::string url = node.url("/o/demo" + path + "?cc=max-age%3D3");
+  const std::string body = generated_body("live.m3u8", 2048);
+
+  auto miss = http_get(url);
+  REQUIRE(miss.status == 200);
+  CHECK(x_cache(miss) == std::optional<std::string>("MISS"));
+  CHECK(miss.header("Cache-Control") == std::optional<std::string>("max-age=3"));
+  CHECK(miss.body == body);
+  // Fresh: hits, whose Age counts the seconds since the origin sent it.
+  HttpResponse aged;
+  REQUIRE(wait_until(
+      [&] {
+        aged = http_get(url);
+        return x_cache(aged) == std::optional<std::string>("HIT") &&
+               aged.header("Age") == std::optional<std::string>("1");
+      },
+      5s, 50ms));
+  CHECK(origin.count(path) == 1);
+  CHECK(origin.conditional(path) == 0);
+
+  // Stale: the next request asks the origin with the stored ETag; 304; same body, Age 0.
+  HttpResponse revalidated;
+  REQUIRE(wait_until(
+      [&] {
+        revalidated = http_get(url);
+        return x_cache(revalidated) != std::optional<std::string>("HIT");
+      },
+      6s, 50ms));
+  CHECK(x_cache(revalidated) == std::optional<std::string>("REVALIDATED"));
+  CHECK(revalidated.status == 200);
+  CHECK(revalidated.body == body);
+  CHECK(revalidated.header("Age") == std::optional<std::string>("0"));
+  CHECK(revalidated.header("Cache-Control") == std::optional<std::string>("max-age=3"));
+  CHECK(revalidated.header("ETag") == miss.header("ETag"));
+  CHECK(origin.count(path) == 2);
+  CHECK(origin.conditional(path) == 1);
+  CHECK(origin.not_modified(path) == 1);
+  // Fresh again for max-age: hits, no origin request.
+  CHECK(x_cache(http_get(url)) == std::optional<std::string>("HIT"));
+  CHECK(origin.count(path) == 2);
+  const std::string metrics = "\n" + http_get(node.url("/metrics")).body;
+  CHECK(metric(metrics, "cache_revalidations_total{result=\"not_modified\"}") == 1);
+  CHECK(metric(metrics, "cache_revalidations_total{result=\"modified\"}") == 0);
+  CHECK(metric(metrics, "cache_requests_total{result=\"stale\"}") == 1);
+  // A conditional request of the viewer itself is still answered by the node.
+  auto conditional = http_get(url, {{"If-None-Match", miss.header("ETag").value_or("")}});
+  CHECK(conditional.status == 304);
+}
+
+TEST_CASE(
+    "a herd on a stale object costs the origin one conditional request, whatever the number of "
+    "loops") {
+  TempDir dir;
+  TestOrigin origin;
+  CacheNodeProcess node(dir.file("data"), origin.base_url(), {"signing.required=false"});
+  const std::string path = "/gen/64K/herd.m3u8";
+  // The origin takes 500 ms to answer, so the whole herd arrives while the revalidation runs.
+  const std::string url = node.url("/o/demo" + path + "?cc=max-age%3D1&delay_ms=500");
+  REQUIRE(http_get(url).status == 200);
+  wait_past(std::chrono::steady_clock::now(), 1200ms);
+
+  HerdOptions options;
+  options.url = url;
+  options.clients = 100;
+  options.expect_size = 64 * 1024;
+  options.expect_hash = body_hash(generated_body("herd.m3u8", 64 * 1024));
+  HerdResult herd = run_herd(options);
+  REQUIRE(herd.setup_error.empty());
+  CHECK(herd.ok_count() == 100);
+  CHECK(origin.count(path) == 2);  // the miss, then one revalidation
+  CHECK(origin.conditional(path) == 1);
+  CHECK(origin.not_modified(path) == 1);
+  const std::string metrics = "\n" + http_get(node.url("/metrics")).body;
+  CHECK(metric(metrics, "cache_requests_total{result=\"stale\"}") == 1);
+  CHECK(metric(metrics, "cache_requests_total{result=\"coalesced\"}") +
+            metric(metrics, "cache_requests_total{result=\"hit\"}") ==
+        99);
+  CHECK(metric(metrics, "cache_revalidations_total{result=\"not_modified\"}") == 1);
+  CHECK(metric(metrics, "cache_origin_fetches_total") == 2);
+}
+
+TEST_CASE(
+    "no-store and private: the concurrent herd shares one fetch, a later request goes to the "
+    "origin again") {
+  TempDir dir;
+  TestOrigin origin;
+  CacheNodeProcess node(dir.file("data"), origin.base_url(), {"signing.required=false"});
+  int n = 0;
+  for (const std::string cc : {"no-store", "private, max-age=600"}) {
+    CAPTURE(cc);
+    const std::string path = "/gen/8K/secret" + std::to_string(++n) + ".ts";
+    const std::string url = node.url("/o/demo" + path + "?cc=" + url_encode(cc) + "&delay_ms=300");
+    HerdOptions options;
+    options.url = url;
+    options.clients = 20;
+    options.expect_size = 8 * 1024;
+    HerdResult herd = run_herd(options);
+    CHECK(herd.ok_count() == 20);
+    CHECK(origin.count(path) == 1);
+    auto later = http_get(url);
+    CHECK(later.status == 200);
+    CHECK(x_cache(later) == std::optional<std::string>("MISS"));
+    CHECK(later.header("Cache-Control") == std::optional<std::string>(cc));
+    CHECK(later.body == generated_body("secret" + std::to_string(n) + ".ts", 8 * 1024));
+    CHECK(origin.count(path) == 2);
+  }
+  CHECK(node.health_number("disk_chunks") == 0);
+  CHECK(node.health_number("pending_writes") == 0);
+}
+
+TEST_CASE(
+    "without freshness headers: a media segment stays a hit, a playlist is revalidated after its "
+    "short default") {
+  TempDir dir;
+  TestOrigin origin;
+  CacheNodeProcess node(dir.file("data"), origin.base_url(), {"signing.required=false"});
+  // cc= (empty): the origin sends no Cache-Control and no Expires.
+  const std::string segment = node.url("/o/demo/gen/4K/plain.ts?cc=");
+  const std::string playlist = node.url("/o/demo/gen/1K/plain.m3u8?cc=");
+  auto first = http_get(segment);
+  REQUIRE(first.status == 200);
+  CHECK_FALSE(first.header("Cache-Control").has_value());
+  REQUIRE(http_get(playlist).status == 200);
+  wait_past(std::chrono::steady_clock::now(), 1200ms);  // past the playlist default (1 s)
+
+  auto segment_later = http_get(segment);
+  CHECK(x_cache(segment_later) == std::optional<std::string>("HIT"));
+  CHECK(segment_later.body == generated_body("plain.ts", 4096));
+  CHECK(origin.count("/gen/4K/plain.ts") == 1);
+  auto playlist_later = http_get(playlist);
+  CHECK(x_cache(playlist_later) == std::optional<std::string>("REVALIDATED"));
+  CHECK(origin.conditional("/gen/1K/plain.m3u8") == 1);
+}
+
+TEST_CASE(
+    "a changed object: the conditional request gets a 200 and the new body replaces the stored "
+    "one") {
+  TempDir dir;
+  mkdir(dir.file("root").c_str(), 0750);
+  write_text(dir.file("root/index.m3u8"), "#EXTM3U\n#EXT-X-MEDIA-SEQUENCE:1\n");
+  TestOriginOptions origin_options;
+  origin_options.root = dir.file("root");
+  TestOrigin origin(origin_options);
+  CacheNodeProcess node(dir.file("data"), origin.base_url(), {"signing.required=false"});
+  // no-cache: stored, but revalidated before every reuse.
+  const std::string path = "/files/index.m3u8";
+  const std::string url = node.url("/o/demo" + path + "?cc=no-cache");
+  auto first = http_get(url);
+  REQUIRE(first.status == 200);
+  CHECK(first.header("Cache-Control") == std::optional<std::string>("no-cache"));
+  auto same = http_get(url);
+  CHECK(x_cache(same) == std::optional<std::string>("REVALIDATED"));
+  CHECK(same.body == first.body);
+  CHECK(origin.not_modified(path) == 1);
+
+  write_text(dir.file("root/index.m3u8"),
+             "#EXTM3U\n#EXT-X-MEDIA-SEQUENCE:2\n#EXTINF:2,\nseg2.ts\n");
+  auto changed = http_get(url);
+  CHECK(changed.status == 200);
+  CHECK(x_cache(changed) == std::optional<std::string>("MISS"));
+  CHECK(changed.body == "#EXTM3U\n#EXT-X-MEDIA-SEQUENCE:2\n#EXTINF:2,\nseg2.ts\n");
+  CHECK(changed.header("ETag") != first.header("ETag"));
+  auto after = http_get(url);
+  CHECK(x_cache(after) == std::optional<std::string>("REVALIDATED"));
+  CHECK(after.body == changed.body);
+  CHECK(node_metric(node, "cache_revalidations_total{result=\"modified\"}") == 1);
+  CHECK(node_metric(node, "cache_revalidations_total{result=\"not_modified\"}") == 2);
+  CHECK(origin.count(path) == 4);
+}
+
+TEST_CASE(
+    "origin failing while revalidating: the stale copy answers within the bound, unless the origin "
+    "forbade it") {
+  TempDir dir;
+  TestOrigin origin;
+  CacheNodeProcess node(dir.file("data"), origin.base_url(),
+                        {"signing.required=false", "cache.max_stale_if_error_s=2"});
+  const std::string lenient = node.url("/o/demo/gen/2K/lenient.m3u8?cc=max-age%3D1");
+  const std::string strict =
+      node.url("/o/demo/gen/2K/strict.m3u8?cc=" + url_encode("max-age=1, must-revalidate"));
+  REQUIRE(http_get(lenient).status == 200);
+  REQUIRE(http_get(strict).status == 200);
+  const auto stored = std::chrono::steady_clock::now();
+  REQUIRE(origin.outage(503));
+  wait_past(stored, 1200ms);
+
+  auto stale = http_get(lenient);
+  CHECK(stale.status == 200);
+  CHECK(x_cache(stale) == std::optional<std::string>("STALE"));
+  CHECK(stale.body == generated_body("lenient.m3u8", 2048));
+  CHECK(std::stoi(stale.header("Age").value_or("0")) >= 1);
+  auto refused = http_get(strict);
+  CHECK(refused.status == 502);
+  CHECK(is_json_error(refused, "origin_error"));
+  CHECK(node_metric(node, "cache_revalidations_total{result=\"error\"}") == 2);
+
+  // Past 1 s fresh + 2 s stale-if-error: the usual error.
+  HttpResponse late;
+  REQUIRE(wait_until(
+      [&] {
+        late = http_get(lenient);
+        return late.status != 200;
+      },
+      8s, 100ms));
+  CHECK(late.status == 502);
+  CHECK(is_json_error(late, "origin_error"));
+
+  // The copy was kept: once the origin is back, a 304 revalidates it.
+  REQUIRE(origin.outage(0));
+  auto back = http_get(lenient);
+  CHECK(back.status == 200);
+  CHECK(x_cache(back) == std::optional<std::string>("REVALIDATED"));
+  CHECK(back.header("Age") == std::optional<std::string>("0"));
+}
+
+TEST_CASE(
+    "through a parent: the child revalidates against the parent, and origin still sees one "
+    "revalidation") {
+  TempDir dir;
+  TestOrigin origin;
+  CacheNodeProcess parent(dir.file("parent"), origin.base_url(),
+                          {"node_id=parent", "signing.required=false"});
+  CacheNodeProcess child(dir.file("child"), origin.base_url(),
+                         {"node_id=child", "signing.required=false", "parent=" + parent.url("")});
+  const std::string path = "/gen/2K/tier.m3u8";
+  const std::string url = child.url("/o/demo" + path + "?cc=max-age%3D1");
+  auto first = http_get(url);
+  REQUIRE(first.status == 200);
+  wait_past(std::chrono::steady_clock::now(), 1200ms);
+  auto again = http_get(url);
+  CHECK(again.status == 200);
+  CHECK(x_cache(again) == std::optional<std::string>("REVALIDATED"));
+  CHECK(again.body == first.body);
+  CHECK(origin.count(path) == 2);
+  CHECK(origin.not_modified(path) == 1);
+  CHECK(node_metric(parent, "cache_revalidations_total{result=\"not_modified\"}") == 1);
+  CHECK(node_metric(child, "cache_revalidations_total{result=\"not_modified\"}") == 1);
+}
