@@ -155,8 +155,9 @@ start_cache_node() {
 start_nginx() {
   local port
   port=$(free_port)
-  # origin's playlists say "Cache-Control: no-cache", which proxy_cache would obey (the
-  # playlist object would never be a hit), hence proxy_ignore_headers.
+  # origin's playlists say "Cache-Control: max-age=1", which proxy_cache would obey (the
+  # playlist object would be refetched every second), hence proxy_ignore_headers; our cache
+  # node obeys it and revalidates once a second (counted in the origin column).
   if ! start_nginx_in "$WORK/nginx" "$NGINX_WORKERS" "$port" "
   proxy_cache_path cache levels=1:2 keys_zone=bench:32m max_size=4g inactive=60m use_temp_path=off;
   upstream origin {
@@ -203,8 +204,8 @@ start_varnish() {
   fi
   port=$(free_port)
   mkdir -p "$dir"
-  # Everything cached for an hour: return (deliver) skips the built-in rule that makes
-  # "Cache-Control: no-cache" responses (the playlist) uncacheable.
+  # Everything cached for an hour: return (deliver) skips the built-in rules that would
+  # follow origin's Cache-Control (the playlist says max-age=1).
   cat >"$dir/bench.vcl" <<EOF
 vcl 4.1;
 backend origin { .host = "127.0.0.1"; .port = "$ORIGIN_PORT"; }
