@@ -9,6 +9,7 @@ packages=(
   cmake ninja-build g++ pkg-config git curl ca-certificates
   libevent-dev libcurl4-openssl-dev libnghttp2-dev libssl-dev rapidjson-dev liblmdb-dev doctest-dev libmimalloc-dev
   ffmpeg clang nghttp2-server prometheus
+  nodejs npm
 )
 if [[ "${1:-}" == "--bench" ]]; then
   packages+=(wrk nghttp2-client nginx-light varnish)
@@ -16,6 +17,8 @@ fi
 
 missing=()
 for p in "${packages[@]}"; do
+  # A node or npm already on PATH will do (NodeSource's nodejs bundles npm and conflicts with Debian's).
+  if [[ ($p == nodejs && -n $(command -v node)) || ($p == npm && -n $(command -v npm)) ]]; then continue; fi
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
     missing+=("$p")
   fi
