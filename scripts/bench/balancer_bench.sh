@@ -210,7 +210,7 @@ start_balancer() {
   spawn "$WORK/balancer/$name.log" "$BALANCER" --config conf/balancer.json --set listen.port=0 \
     --set threads="$threads" --set channels_file="$WORK/balancer/channels.json" \
     --set caches_file="$WORK/balancer/caches.json" --set origins.demo.url="$ORIGIN_URL" \
-    --set server.access_log=false --set limits.max_streams=1000000 \
+    --set server.access_log=false --set limits.max_streams=1000000 --set playback.allow_anonymous=true \
     --set limits.max_traffic_mbps=0 --set limits.max_anonymous_per_address=0 "$@"
   cd - >/dev/null
   BAL_PID[$name]=$SPAWNED

@@ -1,5 +1,5 @@
-// Where accounts live (DESIGN.md "Stores"): users and sessions today; purchases
-// and idempotency keys join this interface with the purchase endpoints. Every
+// Where accounts live (DESIGN.md "Stores"): users, sessions, purchases and the
+// clients' idempotency keys. Every
 // call completes through a callback run on the loop named in the call (posted,
 // never inline), so a networked backend (PostgreSQL) can implement it later
 // without touching the handlers. A write is reported ok only once committed.
@@ -11,13 +11,15 @@
 #include <string>
 #include <vector>
 
+#include "api/products.h"
 #include "common/event_loop.h"
 #include "common/result.h"
 
 namespace api {
 
 // Schema version the LMDB backend writes and understands (meta key "schema_version").
-inline constexpr int kSchemaVersion = 1;
+// 1: users, sessions. 2: + purchases (a version-1 store is upgraded on open).
+inline constexpr int kSchemaVersion = 2;
 
 struct User {
   uint64_t id = 0;
@@ -44,6 +46,13 @@ struct SessionInfo {
   User user;
 };
 
+// What recording a purchase did: a new purchase, or the one the same user made
+// earlier with the same idempotency key.
+struct PurchaseOutcome {
+  Purchase purchase;
+  bool created = false;
+};
+
 template <class T>
 using StoreCallback = std::function<void(common::Result<T>)>;
 using StoreDone = std::function<void(common::Status)>;
@@ -61,6 +70,19 @@ class AccountStore {
                             StoreCallback<std::optional<SessionInfo>> done) = 0;
   // True when a session was removed (committed), false when there was none.
   virtual void revoke_session(common::EventLoop& back, std::string token_hash, StoreCallback<bool> done) = 0;
+
+  // Records `purchase` with a new id, in one transaction with its idempotency key
+  // (unique per user): when the user already used that key, nothing is written
+  // and the earlier purchase comes back with created == false. Committed before
+  // `done` is told ok.
+  virtual void create_purchase(common::EventLoop& back, Purchase purchase, StoreCallback<PurchaseOutcome> done) = 0;
+  // The purchase `user_id` made with `idempotency_key`, or nullopt.
+  virtual void find_purchase_by_key(common::EventLoop& back, uint64_t user_id, std::string idempotency_key,
+                                    StoreCallback<std::optional<Purchase>> done) = 0;
+  // The purchase with `id` (any user's: the caller checks the owner), or nullopt.
+  virtual void find_purchase(common::EventLoop& back, uint64_t id, StoreCallback<std::optional<Purchase>> done) = 0;
+  // Every purchase of `user_id`, newest first.
+  virtual void list_purchases(common::EventLoop& back, uint64_t user_id, StoreCallback<std::vector<Purchase>> done) = 0;
 };
 
 }  // namespace api

@@ -25,6 +25,9 @@ void read_api_section(common::ConfigReader& r, ApiConfig& c) {
   }
   c.kdf_queue = static_cast<size_t>(r.integer("kdf_queue", 64, 1, 100000));
   c.max_body_bytes = static_cast<size_t>(r.integer("max_body_bytes", 16 * 1024, 256, 1 << 20));
+  c.ticket_lifetime = std::chrono::seconds(r.integer("ticket_lifetime_s", 4 * 3600, 60, 7 * 86400));
+  c.products_file = r.string("products_file", "");
+  c.demo_payments = r.boolean("demo_payments", false);
   auto l = r.object("login_limits");
   c.login.per_address = static_cast<int>(l.integer("per_address", 20, 1, 1000000));
   c.login.per_login = static_cast<int>(l.integer("per_login", 5, 1, 1000000));
@@ -34,9 +37,10 @@ void read_api_section(common::ConfigReader& r, ApiConfig& c) {
   r.finish();
 }
 
-Api::State::State(common::ServiceContext& c, const ApiConfig& initial)
+Api::State::State(common::ServiceContext& c, const ApiConfig& initial, PlaybackHost& h)
     : context(c),
       clock(*c.clock),
+      host(h),
       config(std::make_shared<const ApiConfig>(initial)),
       limiter(*c.clock, initial.login),
       logins_ok(c.metrics->counter("balancer_api_logins_total", "Login attempts by outcome", "result=\"ok\"")),
@@ -45,7 +49,15 @@ Api::State::State(common::ServiceContext& c, const ApiConfig& initial)
       logins_limited(
           c.metrics->counter("balancer_api_logins_total", "Login attempts by outcome", "result=\"limited\"")),
       logins_busy(c.metrics->counter("balancer_api_logins_total", "Login attempts by outcome", "result=\"busy\"")),
-      store_errors(c.metrics->counter("balancer_api_store_errors_total", "Account store calls that failed")) {}
+      store_errors(c.metrics->counter("balancer_api_store_errors_total", "Account store calls that failed")),
+      purchases_created(c.metrics->counter("balancer_api_purchases_total", "Purchase requests answered with a purchase",
+                                           "result=\"created\"")),
+      purchases_replayed(c.metrics->counter("balancer_api_purchases_total", "Purchase requests answered with a purchase",
+                                            "result=\"replayed\"")),
+      tickets_issued(c.metrics->counter("balancer_api_playback_tickets_total",
+                                        "Playback tickets handed out by the access check")) {
+  receipts = make_demo_receipt_verifier([this] { return config.load()->demo_payments; });
+}
 
 Api::Api(std::unique_ptr<State> state) : state_(std::move(state)) {}
 
@@ -55,8 +67,9 @@ Api::~Api() {
   state_->store.reset();
 }
 
-common::Result<std::unique_ptr<Api>> Api::create(common::ServiceContext& context, const ApiConfig& config) {
-  auto state = std::make_unique<State>(context, config);
+common::Result<std::unique_ptr<Api>> Api::create(common::ServiceContext& context, const ApiConfig& config,
+                                                 PlaybackHost& host) {
+  auto state = std::make_unique<State>(context, config, host);
   if (config.data_dir.empty()) {
     LOG_WARN(kLog, "api.data_dir is not set: the accounts API is off");
   } else {
@@ -72,6 +85,19 @@ common::Result<std::unique_ptr<Api>> Api::create(common::ServiceContext& context
     LOG_WARN(kLog, "api.kdf_iterations=", config.kdf_iterations,
              " is below the production floor of 600000 (kdf_allow_weak_for_tests): test use only");
   }
+  if (config.demo_payments) {
+    LOG_WARN(kLog, "api.demo_payments is on: every purchase receipt is accepted (no payment provider; demo only)");
+  }
+  LOG_INFO(kLog, config.products.size(), " product(s) on sale",
+           config.products_file.empty() ? std::string() : " from " + config.products_file);
+  const std::vector<ChannelEntry> channels = host.channels();
+  for (const Product& p : config.products) {
+    for (const std::string& id : p.unlocks) {
+      bool known = p.kind != ProductKind::channel;
+      for (const auto& c : channels) known = known || c.id == id;
+      if (!known) LOG_WARN(kLog, "product '", p.id, "' unlocks channel '", id, "', which is not configured");
+    }
+  }
   State& s = *state;
   s.context.metrics->gauge_fn("balancer_api_kdf_pending", "Password checks queued or running",
                               [&s] { return double(s.kdf_pending.load()); });
@@ -85,6 +111,16 @@ void Api::attach(size_t index, common::HttpServer& server) {
   server.route("/api/v1/auth/logout", {"POST"}, [&s, &loop](common::HttpExchange& ex) { s.handle_logout(loop, ex); });
   server.route("/api/v1/auth/session", {"GET"},
                [&s, &loop](common::HttpExchange& ex) { s.handle_session(loop, ex); });
+  server.route("/api/v1/channels", {"GET"}, [&s, &loop](common::HttpExchange& ex) { s.handle_channels(loop, ex); });
+  server.route("/api/v1/products", {"GET"}, [&s](common::HttpExchange& ex) { s.handle_products(ex); });
+  server.route("/api/v1/caches", {"GET"}, [&s](common::HttpExchange& ex) { s.handle_caches(ex); });
+  server.route("/api/v1/purchases", {"GET", "POST"}, [&s, &loop](common::HttpExchange& ex) {
+    if (ex.method() == "POST") return s.handle_purchase(loop, ex);
+    s.handle_purchases(loop, ex);
+  });
+  server.route_prefix("/api/v1/purchases/", {"GET"},
+                      [&s, &loop](common::HttpExchange& ex) { s.handle_purchase_by_id(loop, ex); });
+  server.route("/api/v1/access", {"GET"}, [&s, &loop](common::HttpExchange& ex) { s.handle_access(loop, ex); });
   // Everything else under /api/v1/ that no one serves: a JSON 404 whatever the method.
   server.route_prefix(std::string(kPrefix), {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"},
                       [](common::HttpExchange& ex) {
@@ -96,6 +132,9 @@ void Api::reload(const ApiConfig& fresh) {
   State& s = *state_;
   auto running = s.config.load();
   ApiConfig next = fresh;
+  if (next.demo_payments != running->demo_payments) {
+    LOG_WARN(kLog, "reload: api.demo_payments is now ", next.demo_payments ? "on (every receipt accepted)" : "off");
+  }
   if (next.data_dir != running->data_dir) {
     LOG_WARN(kLog, "reload: api.data_dir changes only on restart");
     next.data_dir = running->data_dir;

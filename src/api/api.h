@@ -1,10 +1,12 @@
 // The mobile REST API (DESIGN.md flow 5), linked into the balancer: same
-// process, loops, service host and config file (section "api"). This first
-// part serves accounts: login, logout and session check under /api/v1/auth/,
-// over an AccountStore (api/account_store.h; the embedded LMDB backend lives in
-// api.data_dir). Password hashing runs on its own worker thread with a bounded
+// process, loops, service host and config file (section "api"). Accounts:
+// login, logout and session check under /api/v1/auth/, over an AccountStore
+// (api/account_store.h; the embedded LMDB backend lives in api.data_dir). Password hashing runs on its own worker thread with a bounded
 // queue, so a burst of logins never sits on an event loop (a full queue is 503
-// busy). Endpoints, JSON shapes and errors: docs/api.md.
+// busy). Channels, products (conf/products.json), purchases, the cache list and
+// the access check, which asks the balancer through PlaybackHost and hands out
+// playback tickets. Endpoints, JSON shapes and errors: docs/api.md and
+// docs/openapi.json.
 #pragma once
 
 #include <chrono>
@@ -14,6 +16,8 @@
 #include <vector>
 
 #include "api/login_limiter.h"
+#include "api/playback_host.h"
+#include "api/products.h"
 #include "common/config.h"
 #include "common/http_server.h"
 #include "common/result.h"
@@ -29,19 +33,31 @@ struct ApiConfig {
   size_t max_body_bytes = 16 * 1024;      // above → 413
   size_t kdf_queue = 64;                  // password checks waiting for the worker; above → 503 busy
   LoginLimits login;
+  // Playback tickets handed out by the access check live this long (capped at
+  // the end of the purchase that entitles a paid channel).
+  std::chrono::seconds ticket_lifetime{4 * 3600};
+  // The products file (resolved against the main file's directory by the
+  // balancer's loader; "" = nothing on sale) and what it holds.
+  std::string products_file;
+  std::vector<Product> products;
+  // The demo receipt verifier accepts every receipt (there is no payment provider).
+  bool demo_payments = false;
   bool operator==(const ApiConfig&) const = default;
 };
 
 // Reads the "api" section of the balancer's main file into `out`, failing
 // (through the reader) with the key: unknown keys, wrong types, ranges, and
-// kdf_iterations below 600,000 unless kdf_allow_weak_for_tests.
+// kdf_iterations below 600,000 unless kdf_allow_weak_for_tests. The products
+// file is named, not read (read_products in api/products.h).
 void read_api_section(common::ConfigReader& api, ApiConfig& out);
 
 class Api {
  public:
   // Main thread, before the loops run: opens the store. Fails with
   // "storage_error" naming the directory (unwritable, newer schema, ...).
-  static common::Result<std::unique_ptr<Api>> create(common::ServiceContext& context, const ApiConfig& config);
+  // `host` (channels, caches, admission, tickets) must outlive the Api.
+  static common::Result<std::unique_ptr<Api>> create(common::ServiceContext& context, const ApiConfig& config,
+                                                     PlaybackHost& host);
   ~Api();  // finishes queued password checks and store calls
   Api(const Api&) = delete;
   Api& operator=(const Api&) = delete;
@@ -50,7 +66,8 @@ class Api {
   // under /api/v1/ except the ones the balancer serves itself).
   void attach(size_t index, common::HttpServer& server);
   // Home loop: token lifetime, KDF iterations for new hashes, login limits,
-  // body limit. data_dir changes only on restart (a warning says so).
+  // body limit, products, demo payments, ticket lifetime. data_dir changes only
+  // on restart (a warning says so).
   void reload(const ApiConfig& fresh);
 
   struct State;

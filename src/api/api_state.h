@@ -1,12 +1,17 @@
-// Inside the API (not a public header): what every loop's handlers share.
+// Inside the API (not a public header): what every loop's handlers share, and
+// the helpers the endpoint files use.
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <memory>
+
+#include <rapidjson/document.h>
 
 #include "api/account_store.h"
 #include "api/api.h"
 #include "api/login_limiter.h"
+#include "api/receipts.h"
 #include "common/event_loop.h"
 #include "common/http_exchange.h"
 #include "common/metrics.h"
@@ -15,18 +20,30 @@
 namespace api {
 
 struct Api::State {
-  State(common::ServiceContext& c, const ApiConfig& config);
+  State(common::ServiceContext& c, const ApiConfig& config, PlaybackHost& host);
 
   // Loop thread: the handlers (auth_endpoints.cc).
   void handle_login(common::EventLoop& loop, common::HttpExchange& ex);
   void handle_logout(common::EventLoop& loop, common::HttpExchange& ex);
   void handle_session(common::EventLoop& loop, common::HttpExchange& ex);
+  // catalog_endpoints.cc
+  void handle_channels(common::EventLoop& loop, common::HttpExchange& ex);
+  void handle_products(common::HttpExchange& ex);
+  void handle_caches(common::HttpExchange& ex);
+  // purchase_endpoints.cc
+  void handle_purchase(common::EventLoop& loop, common::HttpExchange& ex);
+  void handle_purchases(common::EventLoop& loop, common::HttpExchange& ex);
+  void handle_purchase_by_id(common::EventLoop& loop, common::HttpExchange& ex);
+  // access_endpoint.cc
+  void handle_access(common::EventLoop& loop, common::HttpExchange& ex);
 
   common::ServiceContext& context;
   const common::Clock& clock;
+  PlaybackHost& host;
   common::Published<ApiConfig> config;  // any loop reads; the home loop publishes on reload
   LoginLimiter limiter;
   std::unique_ptr<AccountStore> store;  // null when api.data_dir is empty
+  std::unique_ptr<ReceiptVerifier> receipts;
   std::atomic<size_t> kdf_pending{0};   // password checks queued or running
   std::unique_ptr<common::WorkerThread> kdf;  // password hashing, off the loops
 
@@ -35,6 +52,33 @@ struct Api::State {
   common::Counter& logins_limited;
   common::Counter& logins_busy;
   common::Counter& store_errors;
+  common::Counter& purchases_created;
+  common::Counter& purchases_replayed;
+  common::Counter& tickets_issued;
 };
+
+// Helpers of the endpoint files (session_check.cc). Loop thread.
+using ExchangePtr = std::shared_ptr<common::HttpExchange>;
+// Moves the exchange to the heap so a store callback can answer it later.
+ExchangePtr hold(common::HttpExchange& ex);
+// Cache-Control: no-store (every answer that depends on the user).
+void no_store(common::HttpExchange& ex);
+// 401 with WWW-Authenticate.
+void unauthorized(common::HttpExchange& ex, std::string_view code, std::string_view message);
+// True (and answers 404) when the accounts API is off (no api.data_dir).
+bool api_off(Api::State& s, common::HttpExchange& ex);
+// True when the request carries an Authorization header at all.
+bool has_authorization(const common::HttpExchange& ex);
+// Checks the bearer token; calls then(ex, session) for a valid session, or answers 401 itself.
+void with_session(Api::State& s, common::EventLoop& loop, ExchangePtr ex,
+                  std::function<void(ExchangePtr, const SessionInfo&)> then);
+// 500 storage_error, counted and logged with `what`.
+void storage_failed(Api::State& s, common::HttpExchange& ex, std::string_view what, const common::Error& error);
+// The JSON object of the request body into `doc`; answers 413/400 itself and returns false.
+bool parse_json_body(const ApiConfig& config, common::HttpExchange& ex, rapidjson::Document& doc);
+// The string member `name` of `doc` into `out` (1..max bytes of printable ASCII when
+// `printable`); answers 400 missing_field / invalid_field itself and returns false.
+bool string_field(common::HttpExchange& ex, const rapidjson::Document& doc, const char* name, size_t max_bytes,
+                  bool printable, std::string& out);
 
 }  // namespace api

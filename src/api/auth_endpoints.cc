@@ -14,13 +14,6 @@ namespace api {
 
 namespace {
 
-constexpr const char* kLog = "api";
-using ExchangePtr = std::shared_ptr<common::HttpExchange>;
-
-ExchangePtr hold(common::HttpExchange& ex) { return std::make_shared<common::HttpExchange>(std::move(ex)); }
-
-void no_store(common::HttpExchange& ex) { ex.add_header("Cache-Control", "no-store"); }
-
 bool valid_login(const std::string& login) {
   if (login.empty() || login.size() > 64) return false;
   for (char c : login) {
@@ -35,55 +28,6 @@ std::string user_json(const User& u) {
   std::string out = "{\"id\":" + std::to_string(u.id) + ",\"login\":";
   common::append_json_string(out, u.login);
   return out + "}";
-}
-
-// The bearer token of the request: "" when there is none, "?" when malformed.
-std::string bearer_token(const common::HttpExchange& ex) {
-  auto h = ex.header("Authorization");
-  if (!h) return "";
-  std::string v = *h;
-  if (v.size() < 7 || strncasecmp(v.c_str(), "Bearer ", 7) != 0) return "?";
-  size_t start = v.find_first_not_of(' ', 7);
-  if (start == std::string::npos) return "?";
-  size_t end = v.find_last_not_of(' ');
-  return v.substr(start, end - start + 1);
-}
-
-void unauthorized(common::HttpExchange& ex, std::string_view code, std::string_view message) {
-  ex.add_header("WWW-Authenticate", std::string("Bearer error=\"") + (code == "missing_token" ? "invalid_request" : "invalid_token") + "\"");
-  no_store(ex);
-  ex.reply_error(401, code, message);
-}
-
-bool session_valid(const SessionInfo& s, int64_t now) {
-  return s.session.expires_at > now && !s.user.disabled && s.session.user_epoch == s.user.session_epoch;
-}
-
-// Checks the request's bearer token; calls `then(info)` with a valid session,
-// or answers 401 itself.
-void with_session(Api::State& s, common::EventLoop& loop, ExchangePtr ex,
-                  std::function<void(ExchangePtr, const SessionInfo&)> then) {
-  std::string token = bearer_token(*ex);
-  if (token.empty()) return unauthorized(*ex, "missing_token", "Send the session token: Authorization: Bearer <token>.");
-  if (!well_formed_token(token)) return unauthorized(*ex, "invalid_token", "The session token is invalid or expired.");
-  s.store->find_session(loop, token_hash(token),
-                        [&s, ex, then = std::move(then)](common::Result<std::optional<SessionInfo>> r) {
-                          if (!r) {
-                            s.store_errors.inc();
-                            LOG_ERROR(kLog, "session lookup failed: ", r.error().message);
-                            return ex->reply_error(500, "storage_error", "The account store failed; try again.");
-                          }
-                          if (!r->has_value() || !session_valid(**r, s.clock.unix_now())) {
-                            return unauthorized(*ex, "invalid_token", "The session token is invalid or expired.");
-                          }
-                          then(ex, **r);
-                        });
-}
-
-bool api_off(Api::State& s, common::HttpExchange& ex) {
-  if (s.store) return false;
-  ex.reply_error(404, "not_found", "The accounts API is off on this balancer (api.data_dir is not set).");
-  return true;
 }
 
 }  // namespace
@@ -140,9 +84,7 @@ void Api::State::handle_login(common::EventLoop& loop, common::HttpExchange& in)
                                     common::Result<std::optional<User>> found) mutable {
     if (!found) {
       kdf_pending.fetch_sub(1);
-      store_errors.inc();
-      LOG_ERROR(kLog, "user lookup failed: ", found.error().message);
-      return ex->reply_error(500, "storage_error", "The account store failed; try again.");
+      return storage_failed(*this, *ex, "user lookup", found.error());
     }
     std::optional<User> user = std::move(found).value();
     kdf->post([this, &loop, ex, cfg, user = std::move(user), password = std::move(password)]() mutable {
@@ -167,11 +109,7 @@ void Api::State::handle_login(common::EventLoop& loop, common::HttpExchange& in)
         const int64_t expires_at = session.expires_at;
         store->create_session(loop, std::move(session),
                               [this, ex, cfg, expires_at, token = std::move(*token), user = *user](common::Status s) {
-                                if (!s) {
-                                  store_errors.inc();
-                                  LOG_ERROR(kLog, "session write failed: ", s.error().message);
-                                  return ex->reply_error(500, "storage_error", "The account store failed; try again.");
-                                }
+                                if (!s) return storage_failed(*this, *ex, "session write", s.error());
                                 logins_ok.inc();
                                 std::string out = "{\"token\":\"" + token + "\",\"token_type\":\"Bearer\",\"expires_at\":" +
                                                   std::to_string(expires_at) +
@@ -189,11 +127,7 @@ void Api::State::handle_logout(common::EventLoop& loop, common::HttpExchange& in
   if (api_off(*this, in)) return;
   with_session(*this, loop, hold(in), [this, &loop](ExchangePtr ex, const SessionInfo& info) {
     store->revoke_session(loop, info.session.token_hash, [this, ex](common::Result<bool> r) {
-      if (!r) {
-        store_errors.inc();
-        LOG_ERROR(kLog, "session revoke failed: ", r.error().message);
-        return ex->reply_error(500, "storage_error", "The account store failed; try again.");
-      }
+      if (!r) return storage_failed(*this, *ex, "session revoke", r.error());
       no_store(*ex);
       ex->reply(200, "{\"revoked\":true}");
     });

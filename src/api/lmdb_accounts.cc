@@ -4,6 +4,7 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include <algorithm>
 #include <charconv>
 #include <filesystem>
 #include <system_error>
@@ -25,6 +26,7 @@ namespace {
 constexpr size_t kMapBytes = size_t{1} << 30;  // 1 GiB of address space; the file grows as used
 constexpr char kSchemaKey[] = "schema_version";
 constexpr char kNextIdKey[] = "next_user_id";
+constexpr char kNextPurchaseKey[] = "next_purchase_id";
 
 std::string id_key(uint64_t id) {
   std::string k(8, '\0');
@@ -74,6 +76,70 @@ std::optional<User> decode_user(std::string_view text) {
     u.session_epoch = e->value.GetUint64();
   }
   return u;
+}
+
+uint64_t read_id_key(std::string_view k) {
+  uint64_t id = 0;
+  for (size_t i = 0; i < 8 && i < k.size(); ++i) id = (id << 8) | static_cast<unsigned char>(k[i]);
+  return id;
+}
+
+std::string encode_purchase(const Purchase& p) {
+  rapidjson::StringBuffer buf;
+  rapidjson::Writer<rapidjson::StringBuffer> w(buf);
+  auto str = [&](const std::string& v) { w.String(v.data(), static_cast<rapidjson::SizeType>(v.size())); };
+  w.StartObject();
+  w.Key("id"); w.Uint64(p.id);
+  w.Key("user_id"); w.Uint64(p.user_id);
+  w.Key("product_id"); str(p.product_id);
+  w.Key("kind"); w.String(to_string(p.kind));
+  w.Key("unlocks");
+  w.StartArray();
+  for (const auto& u : p.unlocks) str(u);
+  w.EndArray();
+  w.Key("key"); str(p.idempotency_key);
+  w.Key("receipt_ref"); str(p.receipt_ref);
+  w.Key("created_at"); w.Int64(p.created_at);
+  w.Key("expires_at"); w.Int64(p.expires_at);
+  w.EndObject();
+  return std::string(buf.GetString(), buf.GetSize());
+}
+
+std::optional<Purchase> decode_purchase(std::string_view text) {
+  rapidjson::Document d;
+  d.Parse(text.data(), text.size());
+  if (d.HasParseError() || !d.IsObject()) return std::nullopt;
+  auto member = [&](const char* k) -> const rapidjson::Value* {
+    auto it = d.FindMember(k);
+    return it != d.MemberEnd() ? &it->value : nullptr;
+  };
+  const auto* id = member("id");
+  const auto* user = member("user_id");
+  const auto* product = member("product_id");
+  const auto* kind = member("kind");
+  const auto* unlocks = member("unlocks");
+  const auto* key = member("key");
+  const auto* created = member("created_at");
+  const auto* expires = member("expires_at");
+  if (!id || !id->IsUint64() || !user || !user->IsUint64() || !product || !product->IsString() || !kind ||
+      !kind->IsString() || !unlocks || !unlocks->IsArray() || !key || !key->IsString() || !created ||
+      !created->IsInt64() || !expires || !expires->IsInt64()) {
+    return std::nullopt;
+  }
+  Purchase p;
+  p.id = id->GetUint64();
+  p.user_id = user->GetUint64();
+  p.product_id = product->GetString();
+  p.kind = std::string_view(kind->GetString()) == "service" ? ProductKind::service : ProductKind::channel;
+  for (const auto& u : unlocks->GetArray()) {
+    if (!u.IsString()) return std::nullopt;
+    p.unlocks.emplace_back(u.GetString(), u.GetStringLength());
+  }
+  p.idempotency_key = key->GetString();
+  if (const auto* r = member("receipt_ref"); r && r->IsString()) p.receipt_ref = r->GetString();
+  p.created_at = created->GetInt64();
+  p.expires_at = expires->GetInt64();
+  return p;
 }
 
 std::string encode_session(const Session& s) {
@@ -152,7 +218,8 @@ Result<std::unique_ptr<LmdbAccounts>> LmdbAccounts::open(const std::string& dir)
     MDB_dbi* dbi;
   };
   for (Db db : {Db{"meta", &a->meta_}, Db{"users", &a->users_}, Db{"user_ids", &a->user_ids_},
-                Db{"sessions", &a->sessions_}}) {
+                Db{"sessions", &a->sessions_}, Db{"purchases", &a->purchases_},
+                Db{"user_purchases", &a->user_purchases_}, Db{"purchase_keys", &a->purchase_keys_}}) {
     int rc = mdb_dbi_open(txn->get(), db.name, MDB_CREATE, db.dbi);
     if (rc != 0) {
       return Error{"storage_error", "account store at " + dir + ": cannot open sub-database " + db.name + ": " +
@@ -175,6 +242,10 @@ Result<std::unique_ptr<LmdbAccounts>> LmdbAccounts::open(const std::string& dir)
       return Error{"storage_error", "account store at " + dir + " has schema version " + std::to_string(v) +
                                         ", newer than this build understands (" + std::to_string(kSchemaVersion) +
                                         "): run a newer balancer or restore a backup"};
+    }
+    // Version 1 lacked the purchase sub-databases, created above in this transaction.
+    if (v < kSchemaVersion) {
+      if (auto s = put(*txn, a->meta_, kSchemaKey, std::to_string(kSchemaVersion)); !s) return s.error();
     }
   }
   if (auto s = txn->commit(); !s) return Error{"storage_error", "account store at " + dir + ": " + s.error().message};
@@ -313,6 +384,94 @@ Result<bool> LmdbAccounts::delete_session(const std::string& token_hash) {
   return true;
 }
 
+Result<PurchaseOutcome> LmdbAccounts::add_purchase(Purchase purchase) {
+  auto txn = LmdbTxn::begin(env_, false);
+  if (!txn) return txn.error();
+  const std::string key_key = id_key(purchase.user_id) + purchase.idempotency_key;
+  auto earlier = get(*txn, purchase_keys_, key_key);
+  if (!earlier) return earlier.error();
+  if (earlier->has_value()) {
+    auto v = get(*txn, purchases_, **earlier);
+    if (!v) return v.error();
+    if (!v->has_value()) return corrupt("purchase key");
+    auto p = decode_purchase(**v);
+    if (!p) return corrupt("purchase record");
+    return PurchaseOutcome{std::move(*p), false};
+  }
+  auto next = get(*txn, meta_, kNextPurchaseKey);
+  if (!next) return next.error();
+  uint64_t id = 1;
+  if (next->has_value()) {
+    std::string_view text = **next;
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), id);
+    if (ec != std::errc() || end != text.data() + text.size()) return corrupt("next_purchase_id");
+  }
+  purchase.id = id;
+  if (auto s = put(*txn, meta_, kNextPurchaseKey, std::to_string(id + 1)); !s) return s.error();
+  if (auto s = put(*txn, purchases_, id_key(id), encode_purchase(purchase)); !s) return s.error();
+  if (auto s = put(*txn, user_purchases_, id_key(purchase.user_id) + id_key(id), ""); !s) return s.error();
+  if (auto s = put(*txn, purchase_keys_, key_key, id_key(id)); !s) return s.error();
+  if (auto s = txn->commit(); !s) return s.error();
+  return PurchaseOutcome{std::move(purchase), true};
+}
+
+Result<std::optional<Purchase>> LmdbAccounts::find_purchase(uint64_t id) const {
+  auto txn = LmdbTxn::begin(env_, true);
+  if (!txn) return txn.error();
+  auto v = get(*txn, purchases_, id_key(id));
+  if (!v) return v.error();
+  if (!v->has_value()) return std::optional<Purchase>();
+  auto p = decode_purchase(**v);
+  if (!p) return corrupt("purchase record");
+  return std::optional<Purchase>(std::move(*p));
+}
+
+Result<std::optional<Purchase>> LmdbAccounts::find_purchase_by_key(uint64_t user_id, const std::string& key) const {
+  std::optional<uint64_t> id;
+  {
+    auto txn = LmdbTxn::begin(env_, true);
+    if (!txn) return txn.error();
+    auto v = get(*txn, purchase_keys_, id_key(user_id) + key);
+    if (!v) return v.error();
+    if (!v->has_value()) return std::optional<Purchase>();
+    id = read_id_key(**v);
+  }
+  return find_purchase(*id);
+}
+
+Result<std::vector<Purchase>> LmdbAccounts::list_purchases(uint64_t user_id) const {
+  auto txn = LmdbTxn::begin(env_, true);
+  if (!txn) return txn.error();
+  MDB_cursor* cursor = nullptr;
+  int rc = mdb_cursor_open(txn->get(), user_purchases_, &cursor);
+  if (rc != 0) return common::lmdb_error("mdb_cursor_open", rc);
+  const std::string prefix = id_key(user_id);
+  std::vector<Purchase> out;
+  std::optional<Error> failure;
+  MDB_val k = mdb_val(prefix), v{};
+  for (rc = mdb_cursor_get(cursor, &k, &v, MDB_SET_RANGE); rc == 0; rc = mdb_cursor_get(cursor, &k, &v, MDB_NEXT)) {
+    std::string_view key = to_view(k);
+    if (key.size() != 16 || key.substr(0, 8) != prefix) break;
+    auto rec = get(*txn, purchases_, key.substr(8));
+    if (!rec) {
+      failure = rec.error();
+      break;
+    }
+    if (!rec->has_value()) continue;
+    auto p = decode_purchase(**rec);
+    if (!p) {
+      failure = corrupt("purchase record");
+      break;
+    }
+    out.push_back(std::move(*p));
+  }
+  mdb_cursor_close(cursor);
+  if (failure) return *failure;
+  if (rc != 0 && rc != MDB_NOTFOUND) return common::lmdb_error("mdb_cursor_get", rc);
+  std::reverse(out.begin(), out.end());  // ids grow with time: newest first
+  return out;
+}
+
 Result<size_t> LmdbAccounts::purge_expired(int64_t now, size_t max) {
   auto txn = LmdbTxn::begin(env_, false);
   if (!txn) return txn.error();
@@ -354,6 +513,21 @@ class LmdbAccountStore final : public AccountStore {
   }
   void revoke_session(common::EventLoop& back, std::string token_hash, StoreCallback<bool> done) override {
     run(back, [this, h = std::move(token_hash)] { return accounts_->delete_session(h); }, std::move(done));
+  }
+  void create_purchase(common::EventLoop& back, Purchase purchase, StoreCallback<PurchaseOutcome> done) override {
+    run(back, [this, p = std::move(purchase)]() mutable { return accounts_->add_purchase(std::move(p)); },
+        std::move(done));
+  }
+  void find_purchase_by_key(common::EventLoop& back, uint64_t user_id, std::string key,
+                            StoreCallback<std::optional<Purchase>> done) override {
+    run(back, [this, user_id, key = std::move(key)] { return accounts_->find_purchase_by_key(user_id, key); },
+        std::move(done));
+  }
+  void find_purchase(common::EventLoop& back, uint64_t id, StoreCallback<std::optional<Purchase>> done) override {
+    run(back, [this, id] { return accounts_->find_purchase(id); }, std::move(done));
+  }
+  void list_purchases(common::EventLoop& back, uint64_t user_id, StoreCallback<std::vector<Purchase>> done) override {
+    run(back, [this, user_id] { return accounts_->list_purchases(user_id); }, std::move(done));
   }
 
  private:

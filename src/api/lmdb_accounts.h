@@ -10,7 +10,12 @@
 //   users:     login → user JSON {id, login, password, disabled, created_at, session_epoch}
 //   user_ids:  8-byte big-endian id → login
 //   sessions:  SHA-256(token) → session JSON {user_id, created_at, expires_at, hash}
-//   meta:      schema_version, next_user_id
+//   purchases: 8-byte big-endian id → purchase JSON {id, user_id, product_id, kind,
+//              unlocks, key, receipt_ref, created_at, expires_at}
+//   user_purchases: user id (8 bytes) + purchase id (8 bytes) → "" (a user's list)
+//   purchase_keys:  user id (8 bytes) + idempotency key → purchase id (8 bytes)
+//   meta:      schema_version, next_user_id, next_purchase_id
+// Version 1 (no purchase sub-databases) is upgraded in place on open.
 // An environment with a newer schema version is refused with a clear error.
 #pragma once
 
@@ -42,6 +47,13 @@ class LmdbAccounts {
   common::Status put_session(const Session& session);
   common::Result<std::optional<SessionInfo>> find_session(const std::string& token_hash) const;
   common::Result<bool> delete_session(const std::string& token_hash);
+  // See AccountStore::create_purchase: assigns the id, or returns the earlier
+  // purchase of the same user and key.
+  common::Result<PurchaseOutcome> add_purchase(Purchase purchase);
+  common::Result<std::optional<Purchase>> find_purchase(uint64_t id) const;
+  common::Result<std::optional<Purchase>> find_purchase_by_key(uint64_t user_id, const std::string& key) const;
+  common::Result<std::vector<Purchase>> list_purchases(uint64_t user_id) const;
+
   // Removes up to `max` sessions that expired before `now`; returns how many.
   common::Result<size_t> purge_expired(int64_t now, size_t max);
 
@@ -52,6 +64,7 @@ class LmdbAccounts {
   std::string dir_;
   common::LmdbEnv env_;
   MDB_dbi meta_ = 0, users_ = 0, user_ids_ = 0, sessions_ = 0;
+  MDB_dbi purchases_ = 0, user_purchases_ = 0, purchase_keys_ = 0;
 };
 
 // The AccountStore over LmdbAccounts: every call runs on one worker thread

@@ -13,7 +13,6 @@ using common::HttpExchange;
 namespace {
 
 constexpr const char* kLog = "balancer";
-constexpr std::string_view kAccessPath = "/api/v1/access";
 // The operator switch: the path the existing app and test plans use (sic), and its alias.
 constexpr std::string_view kSwitchPath = "/access_queue_swith";
 constexpr std::string_view kSwitchAlias = "/access_queue_switch";
@@ -164,7 +163,6 @@ void BalancerLoop::attach(common::HttpServer& server) {
     ex.add_header("Cache-Control", "no-store");
     ex.reply(200, shared_.render_metrics(), "text/plain; version=0.0.4");
   });
-  server.route(std::string(kAccessPath), {"GET"}, [this](HttpExchange& ex) { handle_access(ex); });
   for (std::string_view path : {kSwitchPath, kSwitchAlias}) {
     server.route(std::string(path), {"GET"}, [this](HttpExchange& ex) { handle_switch(ex); });
   }
@@ -252,7 +250,8 @@ common::Result<std::unique_ptr<Balancer>> Balancer::create(common::ServiceContex
   }
   s.configure_home(config);
   for (common::EventLoop* loop : context.loops) s.loops.push_back(std::make_unique<BalancerLoop>(s, *loop));
-  auto api = api::Api::create(context, config.api);
+  s.api_host = std::make_unique<ApiHost>(s);
+  auto api = api::Api::create(context, config.api, *s.api_host);
   if (!api) return api.error();
   s.api = std::move(api).value();
 

@@ -95,6 +95,8 @@ struct BalancerConfig {
   api::ApiConfig api;
   std::vector<ChannelConfig> channels;
   std::vector<CacheConfig> caches;
+
+  const ChannelConfig* find_channel(const std::string& id) const;
 };
 
 // Reads the main file (with `--set` overrides) and the channels and caches files
@@ -108,6 +110,9 @@ common::Result<BalancerConfig> read_main_config(const common::ConfigDocument& ma
 // Fill config.channels / config.caches; cross-checks against config.origins.
 common::Status read_channels(const common::ConfigDocument& doc, BalancerConfig& config);
 common::Status read_caches(const common::ConfigDocument& doc, BalancerConfig& config);
+// Fill config.api.products from the products file; cross-checks against the
+// channels already read (a paid channel's product exists and unlocks it).
+common::Status read_products(const common::ConfigDocument& doc, BalancerConfig& config);
 
 // The balancer service: shared state (config snapshot, source cache, key store,
 // health, admission) plus one set of handlers per event loop. Created on the

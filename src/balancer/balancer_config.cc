@@ -1,4 +1,5 @@
 // Reading and validating the balancer's three config files.
+#include <algorithm>
 #include <filesystem>
 #include <set>
 
@@ -210,6 +211,7 @@ common::Result<BalancerConfig> read_main_config(const common::ConfigDocument& do
   {
     auto a = root.object("api");
     api::read_api_section(a, c.api);
+    c.api.products_file = resolve(c.api.products_file);
   }
   auto server = root.object("server");
   common::read_server_section(server, c.server);
@@ -327,8 +329,37 @@ common::Result<BalancerConfig> load_balancer_config(const std::string& main_path
     cache_error = s.error().message;
   }
   if (!cache_error.empty()) errors += (errors.empty() ? "" : "\n") + cache_error;
+  if (!config->api.products_file.empty()) {
+    auto products_doc = common::ConfigDocument::load(config->api.products_file, {});
+    common::Status products = products_doc ? read_products(*products_doc, *config) : products_doc.error();
+    if (!products) errors += (errors.empty() ? "" : "\n") + products.error().message;
+  }
   if (!errors.empty()) return common::Error{"bad_config", errors};
   return config;
+}
+
+common::Status read_products(const common::ConfigDocument& doc, BalancerConfig& config) {
+  auto products = api::read_products(doc);
+  if (!products) return products.error();
+  // A paid channel must be sold; a product naming no configured channel is only
+  // logged by the API (a channel may be taken off the air while passes are sold).
+  std::string errors;
+  for (const ChannelConfig& ch : config.channels) {
+    if (ch.free) continue;
+    const api::Product* p = api::find_product(*products, ch.product);
+    if (p == nullptr) {
+      errors += (errors.empty() ? "" : "\n") + config.channels_file + ": key 'channels[" + ch.id +
+                "].product': no product '" + ch.product + "' in " + doc.file();
+    } else if (p->kind != api::ProductKind::channel ||
+               std::find(p->unlocks.begin(), p->unlocks.end(), ch.id) == p->unlocks.end()) {
+      errors += (errors.empty() ? "" : "\n") + doc.file() + ": key 'products[" + p->id +
+                "].unlocks': must be a \"channel\" product that unlocks '" + ch.id +
+                "' (the channel names it as its product)";
+    }
+  }
+  if (!errors.empty()) return common::Error{"bad_config", errors};
+  config.api.products = std::move(products).value();
+  return {};
 }
 
 }  // namespace balancer

@@ -59,7 +59,33 @@ inline const AdmissionGroupCount* find_group(const std::vector<AdmissionGroupCou
   return nullptr;
 }
 
+// The viewer key ("t:<ticket viewer>" or "v:<viewer id>") that `request`'s
+// credentials give on `channel` at `now_unix`, or why not (ticket_*,
+// credentials_required, ticket_required).
+common::Result<std::string> authorize_viewer(const RuntimeConfig& rc, const ViewerRequest& request,
+                                             const ChannelConfig& channel, int64_t now_unix);
+// Who asks, for admission's per-address bounds: the client address unless it is in
+// limits.per_address_exempt; anonymous when the key is a made-up viewer id ("v:").
+ViewerSource viewer_source(const RuntimeConfig& rc, const std::string& remote_ip, std::string_view viewer_key);
+
 class BalancerLoop;
+
+// What the REST API asks of the balancer (api/playback_host.h); api_host.cc. Any loop thread.
+class ApiHost final : public api::PlaybackHost {
+ public:
+  explicit ApiHost(Balancer::Shared& shared);
+  std::vector<api::ChannelEntry> channels() const override;
+  std::vector<api::CacheEntry> usable_caches() const override;
+  common::Result<std::string> viewer_key(const std::string& channel, const std::string& ticket,
+                                         const std::string& viewer) const override;
+  api::AdmissionAnswer admit(const std::string& viewer_key, const std::string& channel,
+                             const std::string& remote_ip) override;
+  common::Result<std::string> issue_ticket(const std::string& channel, const std::string& viewer_id,
+                                           int64_t expires_unix) const override;
+
+ private:
+  Balancer::Shared& shared_;
+};
 
 struct Balancer::Shared {
   Shared(common::ServiceContext& context, std::shared_ptr<const RuntimeConfig> initial);
@@ -123,7 +149,8 @@ struct Balancer::Shared {
   common::Counter& refused_address;
   common::Counter& refused_full;
   common::Counter* choice_counters[4] = {};
-  // The REST API (src/api/); declared last, so it is destroyed first.
+  // The REST API (src/api/) and what it asks of us; declared last, so they are destroyed first.
+  std::unique_ptr<ApiHost> api_host;
   std::unique_ptr<api::Api> api;
 };
 
@@ -151,7 +178,6 @@ class BalancerLoop {
   // Viewer endpoints (viewer_endpoints.cc).
   void handle_playlist(common::HttpExchange& ex);
   void handle_key(common::HttpExchange& ex);
-  void handle_access(common::HttpExchange& ex);
   // Operator endpoints (operator_endpoints.cc).
   void handle_switch(common::HttpExchange& ex);
   void handle_admin_status(common::HttpExchange& ex);
@@ -160,12 +186,6 @@ class BalancerLoop {
  private:
   void fail(common::HttpExchange& ex, int status, const std::string& code, const std::string& message);
   PendingPtr begin_viewer_request(common::HttpExchange& ex, std::string_view prefix);
-  // Who asks, for admission's per-address bounds: the client address unless it is in
-  // limits.per_address_exempt; anonymous when the key is a made-up viewer id ("v:").
-  static ViewerSource viewer_source(const RuntimeConfig& rc, const common::HttpExchange& ex,
-                                    std::string_view viewer_key);
-  common::Result<std::string> authorize(const RuntimeConfig& rc, const ViewerRequest& request,
-                                        const ChannelConfig& channel);
   SourceRequest source_request(const RuntimeConfig& rc, const ChannelConfig& channel, const std::string& target,
                                DeliveryDirectives directives = {}) const;
   void get_source(const SourceRequest& request, const RuntimeConfig& rc, SourceCallback done);

@@ -14,12 +14,14 @@ constexpr std::string_view kPlaylistType = "application/vnd.apple.mpegurl";
 constexpr size_t kMaxLinkMemoVersions = 512;
 }  // namespace
 
-const ChannelConfig* RuntimeConfig::find_channel(const std::string& id) const {
-  for (const auto& ch : config.channels) {
+const ChannelConfig* BalancerConfig::find_channel(const std::string& id) const {
+  for (const auto& ch : channels) {
     if (ch.id == id) return &ch;
   }
   return nullptr;
 }
+
+const ChannelConfig* RuntimeConfig::find_channel(const std::string& id) const { return config.find_channel(id); }
 
 void BalancerLoop::fail(HttpExchange& ex, int status, const std::string& code, const std::string& message) {
   shared_.error_counter(code).inc();
@@ -29,10 +31,10 @@ void BalancerLoop::fail(HttpExchange& ex, int status, const std::string& code, c
   ex.reply_error(status, code, message);
 }
 
-common::Result<std::string> BalancerLoop::authorize(const RuntimeConfig& rc, const ViewerRequest& request,
-                                                    const ChannelConfig& channel) {
+common::Result<std::string> authorize_viewer(const RuntimeConfig& rc, const ViewerRequest& request,
+                                             const ChannelConfig& channel, int64_t now_unix) {
   if (!request.ticket.empty()) {
-    auto ticket = rc.tickets->verify(request.ticket, channel.id, shared_.clock.unix_now());
+    auto ticket = rc.tickets->verify(request.ticket, channel.id, now_unix);
     if (!ticket) return ticket.error();
     return "t:" + ticket->viewer;
   }
@@ -48,11 +50,9 @@ common::Result<std::string> BalancerLoop::authorize(const RuntimeConfig& rc, con
                                                        : "This paid channel needs a playback ticket that grants it."};
 }
 
-ViewerSource BalancerLoop::viewer_source(const RuntimeConfig& rc, const common::HttpExchange& ex,
-                                         std::string_view viewer_key) {
+ViewerSource viewer_source(const RuntimeConfig& rc, const std::string& ip, std::string_view viewer_key) {
   ViewerSource from;
   from.anonymous = viewer_key.starts_with("v:");
-  const std::string& ip = ex.remote_ip();
   if (!rc.config.per_address_exempt.empty()) {
     auto address = IpAddress::parse(ip);
     for (const Cidr& network : rc.config.per_address_exempt) {
@@ -170,7 +170,7 @@ PendingPtr BalancerLoop::begin_viewer_request(HttpExchange& ex, std::string_view
     fail(ex, 404, "unknown_channel", "No channel '" + request->channel + "' is configured.");
     return nullptr;
   }
-  auto viewer = authorize(*snapshot, *request, *channel);
+  auto viewer = authorize_viewer(*snapshot, *request, *channel, shared_.clock.unix_now());
   if (!viewer) {
     int status = viewer.error().code == "ticket_wrong_channel" ? 403 : 401;
     fail(ex, status, viewer.error().code, viewer.error().message);
@@ -254,7 +254,7 @@ bool BalancerLoop::admit(Pending& p) {
   p.cache_id = cache ? cache->id : std::string();
   p.bandwidth_bps = allowlist_.variant_bandwidth(*p.channel, p.request.origin_target);
   const AdmissionDecision d = shared_.admission.request(p.viewer_key, {p.channel->id, p.cache_id, p.bandwidth_bps},
-                                                       now, viewer_source(*p.config, p.ex, p.viewer_key));
+                                                       now, viewer_source(*p.config, p.ex.remote_ip(), p.viewer_key));
   switch (d.kind) {
     case AdmissionDecision::Kind::kAdmitted:
       shared_.playlist_admitted.inc();
@@ -276,48 +276,6 @@ bool BalancerLoop::admit(Pending& p) {
   }
   fail(p.ex, 400, "bad_viewer", "The ticket or viewer id cannot identify a viewer.");
   return false;
-}
-
-// GET /api/v1/access?channel=<id>&ticket=..|viewer=..: the same credentials and
-// the same decision as a playlist request, through AdmissionGate only.
-void BalancerLoop::handle_access(HttpExchange& ex) {
-  const std::optional<std::string> channel_id = ex.query_param("channel");
-  if (!channel_id || channel_id->empty()) {
-    return fail(ex, 400, "bad_request", "Pass the channel: /api/v1/access?channel=<id>&ticket=... (or viewer=...).");
-  }
-  std::shared_ptr<const RuntimeConfig> snapshot = config_.shared();
-  const ChannelConfig* channel = snapshot->find_channel(*channel_id);
-  if (channel == nullptr) return fail(ex, 404, "unknown_channel", "No channel '" + *channel_id + "' is configured.");
-  ViewerRequest credentials;
-  credentials.ticket = ex.query_param("ticket").value_or("");
-  credentials.viewer = ex.query_param("viewer").value_or("");
-  if (!credentials.viewer.empty() && !common::valid_viewer_id(credentials.viewer)) {
-    return fail(ex, 400, "bad_request", "The viewer id must be 1 to 128 printable characters without spaces.");
-  }
-  auto viewer = authorize(*snapshot, credentials, *channel);
-  if (!viewer) {
-    int status = viewer.error().code == "ticket_wrong_channel" ? 403 : 401;
-    return fail(ex, status, viewer.error().code, viewer.error().message);
-  }
-  AdmissionDecision decided;
-  const Reply reply = access_reply(shared_.admission, *viewer, channel->id, shared_.clock.now(),
-                                   viewer_source(*snapshot, ex, *viewer), &decided);
-  switch (decided.kind) {
-    case AdmissionDecision::Kind::kAdmitted:
-      shared_.access_admitted.inc();
-      break;
-    case AdmissionDecision::Kind::kQueued:
-      shared_.access_queued.inc();
-      shared_.error_counter("queued").inc();
-      break;
-    case AdmissionDecision::Kind::kRefused:
-      shared_.error_counter(reply.status == 429 ? "too_many_viewers" : "busy").inc();
-      break;
-    case AdmissionDecision::Kind::kBadViewerKey:
-      shared_.error_counter("bad_viewer").inc();
-      break;
-  }
-  send_reply(ex, reply);
 }
 
 }  // namespace balancer

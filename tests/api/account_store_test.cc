@@ -139,7 +139,7 @@ TEST_CASE("the store writes its schema version and refuses a newer one with a cl
   auto a = LmdbAccounts::open(path);
   REQUIRE_FALSE(a.ok());
   CHECK(a.error().code == "storage_error");
-  CHECK(a.error().message.find("schema version 2") != std::string::npos);
+  CHECK(a.error().message.find("schema version " + std::to_string(kSchemaVersion + 1)) != std::string::npos);
   CHECK(a.error().message.find(path) != std::string::npos);
   set_schema_version(path, "banana");
   auto b = LmdbAccounts::open(path);
@@ -192,4 +192,97 @@ TEST_CASE("the asynchronous store runs off the loop and answers on the caller's 
   CHECK(revoked);
   CHECK(gone);
   CHECK(answered_on == loop_thread);
+}
+
+namespace {
+
+Purchase purchase_of(uint64_t user, const std::string& product, const std::string& key, int64_t at) {
+  Purchase p;
+  p.user_id = user;
+  p.product_id = product;
+  p.kind = ProductKind::channel;
+  p.unlocks = {"premium"};
+  p.idempotency_key = key;
+  p.receipt_ref = "demo-0011";
+  p.created_at = at;
+  p.expires_at = at + 100;
+  return p;
+}
+
+}  // namespace
+
+TEST_CASE("a purchase is recorded once per user and idempotency key and survives reopening") {
+  TempDir dir("api-store");
+  const std::string path = dir.file("accounts");
+  uint64_t first_id = 0;
+  {
+    auto a = open_ok(path);
+    auto made = a->add_purchase(purchase_of(1, "pass", "k-1", 1000));
+    REQUIRE(made.ok());
+    CHECK(made->created);
+    first_id = made->purchase.id;
+    CHECK(first_id > 0);
+    // The same key again: the earlier purchase, nothing new.
+    auto again = a->add_purchase(purchase_of(1, "other", "k-1", 2000));
+    REQUIRE(again.ok());
+    CHECK_FALSE(again->created);
+    CHECK(again->purchase.id == first_id);
+    CHECK(again->purchase.product_id == "pass");
+    CHECK(again->purchase.created_at == 1000);
+    // The same key for another user is that user's own purchase.
+    auto other_user = a->add_purchase(purchase_of(2, "pass", "k-1", 1500));
+    REQUIRE(other_user.ok());
+    CHECK(other_user->created);
+    CHECK(other_user->purchase.id != first_id);
+    auto second = a->add_purchase(purchase_of(1, "pass", "k-2", 3000));
+    REQUIRE(second.ok());
+    CHECK(second->created);
+  }
+  auto a = open_ok(path);
+  auto list = a->list_purchases(1);
+  REQUIRE(list.ok());
+  REQUIRE(list->size() == 2);
+  CHECK((*list)[0].idempotency_key == "k-2");  // newest first
+  CHECK((*list)[1].id == first_id);
+  CHECK((*list)[1].unlocks == std::vector<std::string>{"premium"});
+  CHECK((*list)[1].expires_at == 1100);
+  CHECK((*list)[1].receipt_ref == "demo-0011");
+  CHECK(a->list_purchases(2)->size() == 1);
+  CHECK(a->list_purchases(3)->empty());
+  auto by_key = a->find_purchase_by_key(1, "k-1");
+  REQUIRE(by_key.ok());
+  REQUIRE(by_key->has_value());
+  CHECK((**by_key).id == first_id);
+  CHECK_FALSE(a->find_purchase_by_key(1, "k-9")->has_value());
+  CHECK_FALSE(a->find_purchase_by_key(3, "k-1")->has_value());
+  auto by_id = a->find_purchase(first_id);
+  REQUIRE(by_id.ok());
+  REQUIRE(by_id->has_value());
+  CHECK((**by_id).user_id == 1);
+  CHECK_FALSE(a->find_purchase(999)->has_value());
+}
+
+TEST_CASE("a version-1 store (users and sessions only) is upgraded in place and keeps its users") {
+  TempDir dir("api-store");
+  const std::string path = dir.file("accounts");
+  {
+    auto a = open_ok(path);
+    REQUIRE(a->add_user("alice", "h", 1).ok());
+  }
+  set_schema_version(path, "1");
+  {
+    auto a = open_ok(path);
+    CHECK(a->find_user("alice").value().has_value());
+    CHECK(a->add_purchase(purchase_of(1, "pass", "k", 5)).ok());
+  }
+  // Written back as the current version: a newer build's marker is what a later open reads.
+  auto env = common::LmdbEnv::open(path, size_t{1} << 30, 8);
+  REQUIRE(env.ok());
+  auto txn = common::LmdbTxn::begin(*env, true);
+  REQUIRE(txn.ok());
+  MDB_dbi meta;
+  REQUIRE(mdb_dbi_open(txn->get(), "meta", 0, &meta) == 0);
+  MDB_val k = common::mdb_val("schema_version"), v{};
+  REQUIRE(mdb_get(txn->get(), meta, &k, &v) == 0);
+  CHECK(common::to_view(v) == std::to_string(kSchemaVersion));
 }

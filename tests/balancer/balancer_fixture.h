@@ -154,7 +154,10 @@ class BalancerProcess {
                                      "--set",
                                      "server.access_log=false",
                                      "--set",
-                                     "api.data_dir=" + api_dir_};
+                                     "api.data_dir=" + api_dir_,
+                                     // No products unless a test names a file (its paid channels use "gold").
+                                     "--set",
+                                     "api.products_file="};
     for (const auto& o : overrides_) {
       argv.push_back("--set");
       argv.push_back(o);

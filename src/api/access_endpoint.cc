@@ -1,0 +1,115 @@
+// GET /api/v1/access?channel=<id>[&cache=<id>] (docs/api.md). Loop thread.
+//
+// With a session token: the channel must be free or unlocked by one of the
+// user's purchases (else 403 not_entitled); then admission decides as for a
+// playlist request of viewer "u<user id>", and an admitted user gets the master
+// playlist URL with a playback ticket for that viewer (so its playlist requests
+// hold the same slot) and the cache id the app chose. Without a token, the
+// older call with ticket= or viewer= answers the same decision without a URL.
+#include "api/api_state.h"
+#include "common/json.h"
+#include "common/playback_ticket.h"
+#include "common/url.h"
+
+namespace api {
+
+namespace {
+
+void cross_origin(common::HttpExchange& ex) { ex.add_header("Access-Control-Allow-Origin", "*"); }
+
+void send_answer(common::HttpExchange& ex, const AdmissionAnswer& a) {
+  for (const auto& h : a.headers) ex.add_header(h.name, h.value);
+  no_store(ex);
+  cross_origin(ex);
+  ex.reply(a.status, a.body);
+}
+
+const ChannelEntry* find_channel(const std::vector<ChannelEntry>& channels, const std::string& id) {
+  for (const auto& c : channels) {
+    if (c.id == id) return &c;
+  }
+  return nullptr;
+}
+
+void fail(common::HttpExchange& ex, int status, std::string_view code, std::string_view message) {
+  no_store(ex);
+  cross_origin(ex);
+  ex.reply_error(status, code, message);
+}
+
+}  // namespace
+
+void Api::State::handle_access(common::EventLoop& loop, common::HttpExchange& in) {
+  const std::string channel_id = in.query_param("channel").value_or("");
+  if (channel_id.empty()) {
+    return fail(in, 400, "bad_request", "Pass the channel: /api/v1/access?channel=<id>.");
+  }
+  const std::string cache = in.query_param("cache").value_or("");
+  if (!cache.empty() && !common::valid_channel_id(cache)) {
+    return fail(in, 400, "bad_request", "The cache id may only use letters, digits, '-' and '_' (1 to 64).");
+  }
+  const std::vector<ChannelEntry> channels = host.channels();
+  const ChannelEntry* found = find_channel(channels, channel_id);
+  if (found == nullptr) return fail(in, 404, "unknown_channel", "No channel '" + channel_id + "' is configured.");
+  const ChannelEntry channel = *found;
+
+  if (!has_authorization(in)) {
+    const std::string ticket = in.query_param("ticket").value_or("");
+    const std::string viewer = in.query_param("viewer").value_or("");
+    if (!viewer.empty() && !common::valid_viewer_id(viewer)) {
+      return fail(in, 400, "bad_request", "The viewer id must be 1 to 128 printable characters without spaces.");
+    }
+    auto key = host.viewer_key(channel.id, ticket, viewer);
+    if (!key) {
+      const std::string& code = key.error().code;
+      return fail(in, code == "ticket_wrong_channel" ? 403 : code == "unknown_channel" ? 404 : 401, code,
+                  key.error().message);
+    }
+    AdmissionAnswer a = host.admit(*key, channel.id, in.remote_ip());
+    if (!a.admitted) return send_answer(in, a);
+    std::string out = "{\"access\":\"granted\",\"channel\":";
+    common::append_json_string(out, channel.id);
+    no_store(in);
+    cross_origin(in);
+    return in.reply(200, out + "}\n");
+  }
+
+  if (api_off(*this, in)) return;
+  with_session(*this, loop, hold(in), [this, &loop, channel, cache](ExchangePtr ex, const SessionInfo& info) {
+    store->list_purchases(loop, info.user.id, [this, ex, channel, cache, user_id = info.user.id](
+                                                  common::Result<std::vector<Purchase>> purchases) {
+      if (!purchases) return storage_failed(*this, *ex, "purchase list", purchases.error());
+      const int64_t now = clock.unix_now();
+      const auto cfg = config.load();
+      int64_t expires = now + cfg->ticket_lifetime.count();
+      if (!channel.free) {
+        const std::optional<int64_t> until = entitled_until(*purchases, channel.id, now);
+        if (!until) {
+          return fail(*ex, 403, "not_entitled",
+                      "This paid channel is locked: buy the product '" + channel.product + "' to watch it.");
+        }
+        if (*until != 0) expires = std::min(expires, *until);
+      }
+      const std::string viewer_id = "u" + std::to_string(user_id);
+      AdmissionAnswer a = host.admit("t:" + viewer_id, channel.id, ex->remote_ip());
+      if (!a.admitted) return send_answer(*ex, a);
+      auto ticket = host.issue_ticket(channel.id, viewer_id, expires);
+      if (!ticket) return fail(*ex, 500, "internal_error", ticket.error().message);
+      tickets_issued.inc();
+      std::string url = channel.playlist;
+      // Both are URL-safe as they are: base64url and '.', and the id alphabet.
+      common::append_query_param(url, "ticket", *ticket);
+      if (!cache.empty()) common::append_query_param(url, "cache", cache);
+      std::string out = "{\"access\":\"granted\",\"channel\":";
+      common::append_json_string(out, channel.id);
+      out += ",\"playlist_url\":";
+      common::append_json_string(out, url);
+      out += ",\"ticket_expires_at\":" + std::to_string(expires) + "}\n";
+      no_store(*ex);
+      cross_origin(*ex);
+      ex->reply(200, out);
+    });
+  });
+}
+
+}  // namespace api

@@ -1,0 +1,80 @@
+// The balancer's side of api::PlaybackHost: what the REST API may ask of it
+// (channels, usable caches, credentials, admission, tickets), from any loop.
+#include "balancer/balancer_loop.h"
+
+namespace balancer {
+
+ApiHost::ApiHost(Balancer::Shared& shared) : shared_(shared) {}
+
+std::vector<api::ChannelEntry> ApiHost::channels() const {
+  std::shared_ptr<const RuntimeConfig> rc = shared_.config.load();
+  std::vector<api::ChannelEntry> out;
+  out.reserve(rc->config.channels.size());
+  for (const ChannelConfig& c : rc->config.channels) {
+    std::string playlist = rc->config.public_url;
+    playlist.append(kPlaylistPrefix).append(c.id).append(c.source);
+    out.push_back({c.id, c.title, c.free, c.product, std::move(playlist)});
+  }
+  return out;
+}
+
+std::vector<api::CacheEntry> ApiHost::usable_caches() const {
+  std::shared_ptr<const RuntimeConfig> rc = shared_.config.load();
+  std::shared_ptr<const HealthView> health = shared_.health.load();
+  const TimePoint now = shared_.clock.now();
+  std::vector<api::CacheEntry> out;
+  for (const CacheConfig& c : rc->config.caches) {
+    auto h = health->find(c.id);
+    if (h == health->end() || !h->second.usable(now)) continue;
+    out.push_back({c.id, c.site, c.url + "/ping"});
+  }
+  return out;
+}
+
+common::Result<std::string> ApiHost::viewer_key(const std::string& channel_id, const std::string& ticket,
+                                                const std::string& viewer) const {
+  std::shared_ptr<const RuntimeConfig> rc = shared_.config.load();
+  const ChannelConfig* channel = rc->find_channel(channel_id);
+  if (channel == nullptr) return common::Error{"unknown_channel", "No channel '" + channel_id + "' is configured."};
+  ViewerRequest credentials;
+  credentials.ticket = ticket;
+  credentials.viewer = viewer;
+  return authorize_viewer(*rc, credentials, *channel, shared_.clock.unix_now());
+}
+
+api::AdmissionAnswer ApiHost::admit(const std::string& key, const std::string& channel,
+                                    const std::string& remote_ip) {
+  std::shared_ptr<const RuntimeConfig> rc = shared_.config.load();
+  AdmissionDecision decided;
+  const Reply reply = access_reply(shared_.admission, key, channel, shared_.clock.now(),
+                                   viewer_source(*rc, remote_ip, key), &decided);
+  switch (decided.kind) {
+    case AdmissionDecision::Kind::kAdmitted:
+      shared_.access_admitted.inc();
+      break;
+    case AdmissionDecision::Kind::kQueued:
+      shared_.access_queued.inc();
+      shared_.error_counter("queued").inc();
+      break;
+    case AdmissionDecision::Kind::kRefused:
+      shared_.error_counter(reply.status == 429 ? "too_many_viewers" : "busy").inc();
+      break;
+    case AdmissionDecision::Kind::kBadViewerKey:
+      shared_.error_counter("bad_viewer").inc();
+      break;
+  }
+  api::AdmissionAnswer answer;
+  answer.admitted = decided.kind == AdmissionDecision::Kind::kAdmitted;
+  answer.status = reply.status;
+  answer.body = reply.body;
+  answer.headers = reply.headers;
+  return answer;
+}
+
+common::Result<std::string> ApiHost::issue_ticket(const std::string& channel, const std::string& viewer_id,
+                                                  int64_t expires_unix) const {
+  std::shared_ptr<const RuntimeConfig> rc = shared_.config.load();
+  return rc->tickets->issue({channel, viewer_id, expires_unix});
+}
+
+}  // namespace balancer
