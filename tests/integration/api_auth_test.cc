@@ -13,91 +13,14 @@
 #include <string>
 #include <vector>
 
-#include "balancer/balancer_fixture.h"
+#include "integration/api_fixture.h"
 
 using namespace balancer::test;
 using namespace std::chrono_literals;
 
-namespace {
-
-rapidjson::Document parse_json(const std::string& body) {
-  rapidjson::Document doc;
-  doc.Parse(body.data(), body.size());
-  REQUIRE_MESSAGE((!doc.HasParseError() && doc.IsObject()), body);
-  return doc;
-}
-
-std::string error_code(const HttpResponse& r) {
-  auto doc = parse_json(r.body);
-  REQUIRE_MESSAGE(doc.HasMember("error"), r.body);
-  return doc["error"]["code"].GetString();
-}
-
-struct Api {
-  explicit Api(std::vector<std::string> extra = {}) {
-    write_file(dir.file("root/live/master.m3u8"), live_playlist(1, 3));
-    TestOriginOptions options;
-    options.root = dir.file("root");
-    origin = std::make_unique<TestOrigin>(options);
-    overrides = {"api.kdf_iterations=1000", "api.kdf_allow_weak_for_tests=true"};
-    for (auto& e : extra) overrides.push_back(e);
-    balancer = std::make_unique<BalancerProcess>(dir, origin->url("/files"),
-                                                 channels_json({channel_json("demo", "/live/master.m3u8")}),
-                                                 caches_json({}), overrides);
-  }
-
-  // `balancer user <args>` on the same config as the server, `input` on stdin.
-  int user_command(const std::string& args, const std::string& input = "", std::string* out = nullptr) const {
-    std::string cmd = binary_path("balancer") + " user " + args + " --config " + BALANCER_SOURCE_DIR +
-                      "/conf/balancer.json --set channels_file=" + dir.file("balancer/channels.json") +
-                      " --set caches_file=" + dir.file("balancer/caches.json") +
-                      " --set api.data_dir=" + dir.file("balancer/api");
-    for (const auto& o : overrides) cmd += " --set " + o;
-    std::string output_file = dir.file("user-command.out");
-    cmd += " > " + output_file + " 2>&1";
-    FILE* p = popen(cmd.c_str(), "w");
-    REQUIRE(p != nullptr);
-    fputs(input.c_str(), p);
-    int status = pclose(p);
-    if (out != nullptr) {
-      std::ifstream in(output_file);
-      *out = std::string(std::istreambuf_iterator<char>(in), {});
-    }
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  }
-  void add_user(const std::string& login, const std::string& password) const {
-    std::string out;
-    REQUIRE_MESSAGE(user_command("add " + login, password + "\n", &out) == 0, out);
-  }
-
-  HttpResponse login(const std::string& body) const {
-    return http_request("POST", balancer->url("/api/v1/auth/login"), {{"Content-Type", "application/json"}}, body);
-  }
-  HttpResponse login(const std::string& user, const std::string& password) const {
-    return login("{\"login\":\"" + user + "\",\"password\":\"" + password + "\"}");
-  }
-  HttpResponse session(const std::string& token) const {
-    return http_get(balancer->url("/api/v1/auth/session"), {{"Authorization", "Bearer " + token}});
-  }
-  HttpResponse logout(const std::string& token) const {
-    return http_request("POST", balancer->url("/api/v1/auth/logout"), {{"Authorization", "Bearer " + token}}, "");
-  }
-  std::string token_of(const HttpResponse& r) const {
-    REQUIRE_MESSAGE(r.status == 200, r.body);
-    auto doc = parse_json(r.body);
-    return doc["token"].GetString();
-  }
-
-  TempDir dir{"api-auth"};
-  std::unique_ptr<TestOrigin> origin;
-  std::vector<std::string> overrides;
-  std::unique_ptr<BalancerProcess> balancer;
-};
-
-}  // namespace
 
 TEST_CASE("a user added while the server runs logs in; the token works until logout, then 401") {
-  Api api;
+  ApiStack api;
   api.add_user("fdpd6", "123456");
   auto r = api.login("fdpd6", "123456");
   REQUIRE_MESSAGE(r.status == 200, r.body);
@@ -126,7 +49,7 @@ TEST_CASE("a user added while the server runs logs in; the token works until log
   CHECK(after.header("WWW-Authenticate").has_value());
   CHECK(api.logout(token).status == 401);
 
-  auto none = http_get(api.balancer->url("/api/v1/auth/session"));
+  auto none = api.get("/api/v1/auth/session");
   CHECK(none.status == 401);
   CHECK(error_code(none) == "missing_token");
   CHECK(error_code(api.session("not-a-token")) == "invalid_token");
@@ -134,7 +57,7 @@ TEST_CASE("a user added while the server runs logs in; the token works until log
 }
 
 TEST_CASE("a wrong password and an unknown login get the same 401") {
-  Api api;
+  ApiStack api;
   api.add_user("alice", "correct horse");
   auto wrong = api.login("alice", "battery staple");
   auto unknown = api.login("nobody", "battery staple");
@@ -146,7 +69,7 @@ TEST_CASE("a wrong password and an unknown login get the same 401") {
 }
 
 TEST_CASE("a token expires after api.token_lifetime_s") {
-  Api api({"api.token_lifetime_s=1"});
+  ApiStack api({"api.token_lifetime_s=1"});
   api.add_user("alice", "pw");
   std::string token = api.token_of(api.login("alice", "pw"));
   CHECK(wait_until([&] { return api.session(token).status == 401; }, 5s, 100ms));
@@ -154,7 +77,7 @@ TEST_CASE("a token expires after api.token_lifetime_s") {
 }
 
 TEST_CASE("login attempts are limited per login with 429, Retry-After and the JSON error") {
-  Api api({"api.login_limits.per_login=3", "api.login_limits.window_s=60"});
+  ApiStack api({"api.login_limits.per_login=3", "api.login_limits.window_s=60"});
   api.add_user("alice", "pw");
   for (int i = 0; i < 3; ++i) CHECK(api.login("alice", "wrong").status == 401);
   auto limited = api.login("alice", "pw");  // even the right password waits
@@ -166,7 +89,7 @@ TEST_CASE("login attempts are limited per login with 429, Retry-After and the JS
 }
 
 TEST_CASE("login attempts are limited per address across logins") {
-  Api api({"api.login_limits.per_address=2"});
+  ApiStack api({"api.login_limits.per_address=2"});
   CHECK(api.login("a", "x").status == 401);
   CHECK(api.login("b", "x").status == 401);
   auto limited = api.login("c", "x");
@@ -175,7 +98,7 @@ TEST_CASE("login attempts are limited per address across logins") {
 }
 
 TEST_CASE("bad input gets its status and JSON error, and stores nothing") {
-  Api api;
+  ApiStack api;
   api.add_user("alice", "pw");
   struct Case {
     std::string body;
@@ -200,10 +123,11 @@ TEST_CASE("bad input gets its status and JSON error, and stores nothing") {
     CHECK(r.status == c.status);
     CHECK(is_json_error_reply(r, c.code));
   }
-  auto get = http_get(api.balancer->url("/api/v1/auth/login"));
+  auto get = api.get("/api/v1/auth/login");
   CHECK(get.status == 405);
   CHECK(get.header("Allow").value_or("") == "POST");
   CHECK(is_json_error_reply(get, "method_not_allowed"));
+  // Paths the API does not have are outside the OpenAPI document: not recorded.
   auto unknown = http_request("POST", api.balancer->url("/api/v1/auth/nope"), {}, "{}");
   CHECK(unknown.status == 404);
   CHECK(is_json_error_reply(unknown, "not_found"));
@@ -217,7 +141,7 @@ TEST_CASE("bad input gets its status and JSON error, and stores nothing") {
 }
 
 TEST_CASE("a session reported ok survives kill -9 and a restart") {
-  Api api;
+  ApiStack api;
   api.add_user("alice", "pw");
   std::string token = api.token_of(api.login("alice", "pw"));
   api.balancer->process().kill();
@@ -229,7 +153,7 @@ TEST_CASE("a session reported ok survives kill -9 and a restart") {
 }
 
 TEST_CASE("the admin command refuses duplicates and bad input; disable signs the user out") {
-  Api api;
+  ApiStack api;
   api.add_user("alice", "pw");
   std::string out;
   CHECK(api.user_command("add alice", "other\n", &out) == 1);
@@ -245,7 +169,7 @@ TEST_CASE("the admin command refuses duplicates and bad input; disable signs the
 }
 
 TEST_CASE("passwd changes the password and signs out the old sessions") {
-  Api api;
+  ApiStack api;
   api.add_user("alice", "old");
   std::string token = api.token_of(api.login("alice", "old"));
   std::string out;

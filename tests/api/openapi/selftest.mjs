@@ -96,7 +96,11 @@ for (const [operation, byStatus] of Object.entries(codes)) {
 
 // --- known-bad responses --------------------------------------------------------
 expect("unknown path", rec("GET", "/api/v1/nope", 404, error("not_found")), "no path of the document matches");
-expect("undocumented method", rec("DELETE", "/api/v1/purchases/7", 405, error("method_not_allowed")), "DELETE is not documented");
+expect("undocumented method", rec("DELETE", "/api/v1/purchases/7", 200, purchase), "DELETE is not documented");
+expect("405 without Allow", rec("DELETE", "/api/v1/purchases/7", 405, error("method_not_allowed")), "405 without an Allow header");
+expect("405 whose Allow misses a method", rec("PUT", "/api/v1/purchases", 405, error("method_not_allowed"), { ...json, Allow: "GET" }), "misses the documented POST");
+expect("405 with another code", rec("PUT", "/api/v1/purchases", 405, error("not_found"), { ...json, Allow: "GET, POST" }), "not method_not_allowed");
+expect("405 for another method, as info.description says", rec("PUT", "/api/v1/purchases", 405, error("method_not_allowed"), { ...json, Allow: "GET, POST" }), null);
 expect("undocumented status", rec("GET", "/api/v1/purchases/7", 418, error("teapot")), "status 418 is not documented");
 expect("429 without Retry-After", rec("POST", "/api/v1/auth/login", 429, error("too_many_attempts")), "missing required header Retry-After");
 expect("503 queued without Retry-After", rec("GET", "/api/v1/access?channel=demo", 503, error("queued", { queue })), "missing required header Retry-After");

@@ -166,6 +166,20 @@ export async function checkDocument(doc) {
   return problems;
 }
 
+function methodNotAllowedProblems(record, known, schemaAt) {
+  const problems = [];
+  const headers = Object.fromEntries(Object.entries(record.headers || {}).map(([k, v]) => [k.toLowerCase(), String(v)]));
+  const allow = (headers.allow || "").split(",").map((m) => m.trim()).filter(Boolean);
+  if (allow.length === 0) problems.push("405 without an Allow header");
+  for (const m of known) {
+    if (!allow.includes(m)) problems.push(`Allow ${JSON.stringify(headers.allow ?? "")} misses the documented ${m}`);
+  }
+  const validate = schemaAt("/components/schemas/Error");
+  if (!validate(record.body)) problems.push(`body: ${formatErrors(validate.errors)}`);
+  else if (record.body.error.code !== "method_not_allowed") problems.push(`error code ${record.body.error.code}, not method_not_allowed`);
+  return problems;
+}
+
 // A function that checks one recorded response and returns its problems.
 export function responseChecker(doc) {
   const schemaAt = makeAjv(doc);
@@ -190,6 +204,9 @@ export function responseChecker(doc) {
     const op = item[method.toLowerCase()];
     if (!op) {
       const known = METHODS.filter((m) => item[m]).map((m) => m.toUpperCase());
+      // The generic rule of info.description: another method on a documented path is a
+      // 405 method_not_allowed Error whose Allow header lists the documented methods.
+      if (status === 405) return methodNotAllowedProblems(record, known, schemaAt);
       return [`${method} is not documented for ${route.template} (documented: ${known.join(", ")})`];
     }
     const opPtr = pointer("paths", route.template, method.toLowerCase());
