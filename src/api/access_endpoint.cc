@@ -62,8 +62,10 @@ void Api::State::handle_access(common::EventLoop& loop, common::HttpExchange& in
     auto key = host.viewer_key(channel.id, ticket, viewer);
     if (!key) {
       const std::string& code = key.error().code;
-      return fail(in, code == "ticket_wrong_channel" ? 403 : code == "unknown_channel" ? 404 : 401, code,
-                  key.error().message);
+      const int status = code == "unknown_channel"                                  ? 404
+                         : code == "ticket_wrong_channel" || code == "not_entitled" ? 403
+                                                                                     : 401;
+      return fail(in, status, code, key.error().message);
     }
     AdmissionAnswer a = host.admit(*key, channel.id, in.remote_ip());
     if (!a.admitted) return send_answer(in, a);

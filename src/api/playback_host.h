@@ -47,8 +47,9 @@ class PlaybackHost {
   virtual std::vector<CacheEntry> usable_caches() const = 0;
   // The viewer key that a playlist request with these credentials would use on
   // `channel` ("t:<ticket viewer>" or "v:<viewer id>"), or the playlist
-  // endpoint's error (credentials_required, ticket_required, ticket_* ...;
-  // unknown_channel when there is no such channel).
+  // endpoint's error (credentials_required, ticket_required, ticket_* ...,
+  // not_entitled for a viewer id on a paid channel; unknown_channel when there
+  // is no such channel).
   virtual common::Result<std::string> viewer_key(const std::string& channel, const std::string& ticket,
                                                  const std::string& viewer) const = 0;
   // The admission decision for `viewer_key` on `channel` (renews a queue

@@ -64,6 +64,9 @@ inline const AdmissionGroupCount* find_group(const std::vector<AdmissionGroupCou
 // credentials_required, ticket_required).
 common::Result<std::string> authorize_viewer(const RuntimeConfig& rc, const ViewerRequest& request,
                                              const ChannelConfig& channel, int64_t now_unix);
+// The status of an authorize_viewer() error: 403 for ticket_wrong_channel and
+// not_entitled (a paid channel asked for with a made-up viewer id), else 401.
+int credential_error_status(const std::string& code);
 // Who asks, for admission's per-address bounds: the client address unless it is in
 // limits.per_address_exempt; anonymous when the key is a made-up viewer id ("v:").
 ViewerSource viewer_source(const RuntimeConfig& rc, const std::string& remote_ip, std::string_view viewer_key);

@@ -31,6 +31,10 @@ void BalancerLoop::fail(HttpExchange& ex, int status, const std::string& code, c
   ex.reply_error(status, code, message);
 }
 
+int credential_error_status(const std::string& code) {
+  return code == "ticket_wrong_channel" || code == "not_entitled" ? 403 : 401;
+}
+
 common::Result<std::string> authorize_viewer(const RuntimeConfig& rc, const ViewerRequest& request,
                                              const ChannelConfig& channel, int64_t now_unix) {
   if (!request.ticket.empty()) {
@@ -45,6 +49,13 @@ common::Result<std::string> authorize_viewer(const RuntimeConfig& rc, const View
                            "viewer id (viewer=...)."};
     }
     return "v:" + request.viewer;
+  }
+  if (!channel.free && !request.viewer.empty()) {
+    // A made-up viewer id never unlocks a paid channel: only the access check of an entitled
+    // user hands out a ticket for it.
+    return common::Error{"not_entitled",
+                         "This paid channel plays only with a playback ticket from the access check "
+                         "(/api/v1/access) of a user who bought it."};
   }
   return common::Error{"ticket_required", channel.free ? "This channel needs a playback ticket (ticket=...)."
                                                        : "This paid channel needs a playback ticket that grants it."};
@@ -172,8 +183,7 @@ PendingPtr BalancerLoop::begin_viewer_request(HttpExchange& ex, std::string_view
   }
   auto viewer = authorize_viewer(*snapshot, *request, *channel, shared_.clock.unix_now());
   if (!viewer) {
-    int status = viewer.error().code == "ticket_wrong_channel" ? 403 : 401;
-    fail(ex, status, viewer.error().code, viewer.error().message);
+    fail(ex, credential_error_status(viewer.error().code), viewer.error().code, viewer.error().message);
     return nullptr;
   }
   auto p = std::make_shared<Pending>(std::move(ex));

@@ -39,11 +39,15 @@ TEST_CASE("an empty api section gives the production defaults") {
   CHECK(c->login.per_login == 5);
   CHECK(c->kdf_queue == 64);
   CHECK(c->max_body_bytes == 16384);
+  CHECK(c->ticket_lifetime == std::chrono::seconds(4 * 3600));
+  CHECK(c->products_file.empty());
+  CHECK_FALSE(c->demo_payments);
 }
 
 TEST_CASE("every key is read") {
   auto c = read(R"({"data_dir":"/var/lib/balancer/api","token_lifetime_s":60,"kdf_iterations":700000,
-                   "kdf_queue":8,"max_body_bytes":1024,
+                   "kdf_queue":8,"max_body_bytes":1024,"ticket_lifetime_s":600,
+                   "products_file":"products.json","demo_payments":true,
                    "login_limits":{"per_address":7,"per_login":2,"window_s":30,"max_tracked":500}})");
   REQUIRE_MESSAGE(c.ok(), (c.ok() ? "" : c.error().message));
   CHECK(c->data_dir == "/var/lib/balancer/api");
@@ -52,6 +56,9 @@ TEST_CASE("every key is read") {
   CHECK(c->kdf_queue == 8);
   CHECK(c->max_body_bytes == 1024);
   CHECK(c->login == LoginLimits{7, 2, std::chrono::seconds(30), 500});
+  CHECK(c->ticket_lifetime.count() == 600);
+  CHECK(c->products_file == "products.json");
+  CHECK(c->demo_payments);
 }
 
 TEST_CASE("fewer than 600,000 iterations need kdf_allow_weak_for_tests, and never fewer than 1,000") {
@@ -68,4 +75,6 @@ TEST_CASE("unknown keys and wrong types are refused naming the key") {
   CHECK(error_of(R"({"token_lifetime_s":"long"})").find("api.token_lifetime_s") != std::string::npos);
   CHECK(error_of(R"({"login_limits":{"per_login":0}})").find("api.login_limits.per_login") != std::string::npos);
   CHECK(error_of(R"({"login_limits":{"burst":3}})").find("api.login_limits.burst") != std::string::npos);
+  CHECK(error_of(R"({"ticket_lifetime_s":10})").find("api.ticket_lifetime_s") != std::string::npos);
+  CHECK(error_of(R"({"demo_payments":"yes"})").find("api.demo_payments") != std::string::npos);
 }

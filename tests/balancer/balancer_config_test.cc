@@ -208,11 +208,49 @@ TEST_CASE("caches: URLs, health URLs and networks are validated") {
   CHECK(has(caches_error(R"({})"), "key 'caches'"));
 }
 
-TEST_CASE("the example configuration in conf/ loads") {
+TEST_CASE("the example configuration in conf/ loads, with its products and anonymous play off") {
   auto c = load_balancer_config(std::string(BALANCER_SOURCE_DIR) + "/conf/balancer.json", {});
   REQUIRE_MESSAGE(c.ok(), (c.ok() ? "" : c.error().message));
   CHECK(c->channels.size() >= 1);
   CHECK(c->caches.size() >= 2);
+  CHECK(c->api.products.size() >= 2);
+  CHECK(c->api.products_file == std::string(BALANCER_SOURCE_DIR) + "/conf/products.json");
+  CHECK_FALSE(c->allow_anonymous);
+  CHECK_FALSE(c->api.demo_payments);
+}
+
+TEST_CASE("a paid channel must name a product that is on sale and unlocks it") {
+  auto with_channels = [](const std::string& channels_text) {
+    BalancerConfig c = main_ok();
+    REQUIRE(read_channels(doc("channels.json", channels_text), c).ok());
+    return c;
+  };
+  const std::string products = R"({"products":[
+    {"id":"pass","kind":"channel","price":"1.00","currency":"EUR","unlocks":["premium"]},
+    {"id":"vas","kind":"service","price":"1.00","currency":"EUR","unlocks":["premium"]}]})";
+  BalancerConfig ok = with_channels(R"({"channels":[{"id":"premium","origin":"demo","source":"/m.m3u8","product":"pass"}]})");
+  REQUIRE(read_products(doc("products.json", products), ok).ok());
+  CHECK(ok.api.products.size() == 2);
+
+  BalancerConfig unknown =
+      with_channels(R"({"channels":[{"id":"premium","origin":"demo","source":"/m.m3u8","product":"gold"}]})");
+  auto s = read_products(doc("products.json", products), unknown);
+  REQUIRE_FALSE(s.ok());
+  CHECK(has(s.error().message, "key 'channels[premium].product': no product 'gold'"));
+  CHECK(unknown.api.products.empty());  // nothing applied
+
+  BalancerConfig service =
+      with_channels(R"({"channels":[{"id":"premium","origin":"demo","source":"/m.m3u8","product":"vas"}]})");
+  auto t = read_products(doc("products.json", products), service);
+  REQUIRE_FALSE(t.ok());
+  CHECK(has(t.error().message, "products.json: key 'products[vas].unlocks'"));
+
+  // A broken products file is refused by the loader, naming file and key.
+  auto c = load_balancer_config(std::string(BALANCER_SOURCE_DIR) + "/conf/balancer.json",
+                                {"api.products_file=channels.json"});
+  REQUIRE_FALSE(c.ok());
+  CHECK(has(c.error().message, "channels.json"));
+  CHECK(has(c.error().message, "'products'"));
 }
 
 TEST_CASE("a missing list file is named") {

@@ -107,7 +107,12 @@ TEST_CASE("login, a locked paid channel, a purchase that unlocks it, access with
   auto locked = api.get("/api/v1/access?channel=premium&cache=venue-a", token);
   CHECK(locked.status == 403);
   CHECK(error_code(locked) == "not_entitled");
-  CHECK(api.balancer->get("/hls/premium/vod/index.m3u8?viewer=me").status == 401);
+  auto made_up = api.balancer->get("/hls/premium/vod/index.m3u8?viewer=me");
+  CHECK(made_up.status == 403);
+  CHECK(is_json_error_reply(made_up, "not_entitled"));
+  CHECK(api.balancer->get("/hls/premium/vod/index.m3u8").status == 401);
+  auto legacy_made_up = api.get("/api/v1/access?channel=premium&viewer=me");
+  CHECK(legacy_made_up.status == 403);
 
   // The cache list the app pings.
   auto caches = api.get("/api/v1/caches");
@@ -116,7 +121,9 @@ TEST_CASE("login, a locked paid channel, a purchase that unlocks it, access with
   const auto* venue = find_entry(cache_doc, "caches", "venue-a");
   REQUIRE(venue != nullptr);
   CHECK((*venue)["ping_url"].GetString() == node.url("/ping"));
-  CHECK(http_get((*venue)["ping_url"].GetString()).status == 200);
+  auto ping = http_get((*venue)["ping_url"].GetString());
+  CHECK(ping.status == 200);
+  CHECK(ping.header("Access-Control-Allow-Origin").value_or("") == "*");
 
   // Buy the pass.
   auto bought = api.post("/api/v1/purchases", purchase_body("pass", "order-1"), token);

@@ -272,8 +272,8 @@ TEST_CASE("the access check: credentials like a playlist request, the same slot 
   CHECK(r.status == 401);
   CHECK(is_json_error_reply(r, "credentials_required"));
   r = s.access("channel=gold&viewer=x");
-  CHECK(r.status == 401);
-  CHECK(is_json_error_reply(r, "ticket_required"));
+  CHECK(r.status == 403);
+  CHECK(is_json_error_reply(r, "not_entitled"));
   const std::string alice = make_ticket("demo", "alice");
   r = s.access("channel=gold&ticket=" + alice);
   CHECK(r.status == 403);

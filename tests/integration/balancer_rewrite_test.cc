@@ -143,9 +143,12 @@ TEST_CASE("paid channels and their keys need a ticket for that channel") {
   Stack s;
   const std::string master = "/hls/gold/live/master.m3u8?cache=venue-a";
   const std::string key = "/key/gold/live/keys/k1.key";
-  auto none = s.balancer->get(master + "&viewer=abc");  // anonymous is only for free channels
+  auto none = s.balancer->get(master);
   CHECK(none.status == 401);
   CHECK(is_json_error_reply(none, "ticket_required"));
+  auto made_up = s.balancer->get(master + "&viewer=abc");  // anonymous is only for free channels
+  CHECK(made_up.status == 403);
+  CHECK(is_json_error_reply(made_up, "not_entitled"));
   auto other = s.balancer->get(master + "&ticket=" + make_ticket("demo", "u1"));
   CHECK(other.status == 403);
   CHECK(is_json_error_reply(other, "ticket_wrong_channel"));
@@ -165,8 +168,9 @@ TEST_CASE("paid channels and their keys need a ticket for that channel") {
   CHECK(s.balancer->get(uri_lines(ok.body)[0]).status == 200);
   CHECK(s.balancer->get(key + "?ticket=" + ticket).body == kKeyBytes);
   auto key_without = s.balancer->get(key + "?viewer=abc");
-  CHECK(key_without.status == 401);
-  CHECK(is_json_error_reply(key_without, "ticket_required"));
+  CHECK(key_without.status == 403);
+  CHECK(is_json_error_reply(key_without, "not_entitled"));
+  CHECK(is_json_error_reply(s.balancer->get(key), "ticket_required"));
   CHECK(s.balancer->get(key + "?ticket=" + make_ticket("demo", "u1")).status == 403);
   // An all-channels ticket works too; free channels need a ticket or a viewer id.
   CHECK(s.balancer->get(master + "&ticket=" + make_ticket("*", "u2")).status == 200);
