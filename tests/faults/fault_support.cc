@@ -1,0 +1,464 @@
+#include "faults/fault_support.h"
+
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <lmdb.h>
+#include <netinet/in.h>
+#include <openssl/sha.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/mount.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <sstream>
+#include <unordered_set>
+
+#include "balancer/balancer_fixture.h"
+#include "support/generated_body.h"
+#include "support/herd.h"
+#include "support/origin_fixture.h"
+
+namespace balancer::test {
+namespace {
+
+std::string read_text(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+std::vector<std::string> list_dir(const std::string& dir) {
+  std::vector<std::string> out;
+  DIR* d = opendir(dir.c_str());
+  if (d == nullptr) return out;
+  while (dirent* e = readdir(d)) {
+    std::string name = e->d_name;
+    if (name != "." && name != "..") out.push_back(name);
+  }
+  closedir(d);
+  return out;
+}
+
+std::vector<std::string> split_lines(std::string_view text) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (true) {
+    size_t nl = text.find('\n', start);
+    out.emplace_back(text.substr(start, nl == std::string_view::npos ? std::string_view::npos : nl - start));
+    if (nl == std::string_view::npos) return out;
+    start = nl + 1;
+  }
+}
+
+}  // namespace
+
+double seconds_since(Clock::time_point since) {
+  return std::chrono::duration<double>(Clock::now() - since).count();
+}
+
+std::string sha256_hex(std::string_view bytes) {
+  unsigned char digest[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size(), digest);
+  static const char* hex = "0123456789abcdef";
+  std::string out;
+  for (unsigned char c : digest) {
+    out += hex[c >> 4];
+    out += hex[c & 15];
+  }
+  return out;
+}
+
+int64_t rss_kib(pid_t pid) {
+  std::istringstream in(read_text("/proc/" + std::to_string(pid) + "/status"));
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::strtoll(line.c_str() + 6, nullptr, 10);
+  }
+  return -1;
+}
+
+int64_t open_fd_count(pid_t pid) {
+  const std::string dir = "/proc/" + std::to_string(pid) + "/fd";
+  if (access(dir.c_str(), R_OK) != 0) return -1;
+  return static_cast<int64_t>(list_dir(dir).size());
+}
+
+int64_t max_open_files(pid_t pid) {
+  std::istringstream in(read_text("/proc/" + std::to_string(pid) + "/limits"));
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("Max open files", 0) != 0) continue;
+    std::istringstream fields(line.substr(14));
+    std::string soft;
+    fields >> soft;
+    return soft == "unlimited" ? 0 : std::strtoll(soft.c_str(), nullptr, 10);
+  }
+  return -1;
+}
+
+std::optional<double> series_value(const std::string& metrics, const std::string& series) {
+  return metric_value(metrics, series);
+}
+
+// ---- the cache node's index ----
+
+std::string ChunkIndexCheck::summary() const {
+  std::ostringstream out;
+  if (!error.empty()) return "index unreadable: " + error;
+  out << entries << " entries (" << checked_bytes << " compared with origin's bytes), " << bad_records
+      << " undecodable, " << missing_files << " missing files, " << wrong_size << " wrong sizes, " << wrong_bytes
+      << " wrong bytes, " << orphan_files << " orphan files, " << tmp_files << " tmp files";
+  return out.str();
+}
+
+ChunkIndexCheck check_chunk_index(const std::string& data_dir) {
+  ChunkIndexCheck check;
+  const std::string chunks = data_dir + "/chunks/";
+  check.tmp_files = list_dir(data_dir + "/tmp").size();
+  MDB_env* env = nullptr;
+  if (mdb_env_create(&env) != 0) {
+    check.error = "mdb_env_create";
+    return check;
+  }
+  mdb_env_set_maxdbs(env, 4);
+  mdb_env_set_mapsize(env, size_t{1} << 30);
+  int rc = mdb_env_open(env, (data_dir + "/index").c_str(), MDB_RDONLY | MDB_NOTLS, 0640);
+  MDB_txn* txn = nullptr;
+  if (rc == 0) rc = mdb_txn_begin(env, nullptr, MDB_RDONLY, &txn);
+  MDB_dbi dbi = 0;
+  if (rc == 0) rc = mdb_dbi_open(txn, "chunks", 0, &dbi);
+  std::unordered_set<std::string> referenced;
+  if (rc == MDB_NOTFOUND) {
+    rc = 0;  // no chunk was ever committed
+  } else if (rc == 0) {
+    MDB_cursor* cursor = nullptr;
+    rc = mdb_cursor_open(txn, dbi, &cursor);
+    MDB_val k, v;
+    while (rc == 0 && mdb_cursor_get(cursor, &k, &v, MDB_NEXT) == 0) {
+      ++check.entries;
+      const std::string key(static_cast<const char*>(k.mv_data), k.mv_size);
+      check.keys.push_back(key);
+      const auto fields = split_lines(std::string_view(static_cast<const char*>(v.mv_data), v.mv_size));
+      const bool v1 = fields.size() == 8 && fields[0] == "v1";
+      const bool v2 = fields.size() == 13 && fields[0] == "v2";
+      if ((!v1 && !v2) || fields[7].empty() || fields[7].find('/') != std::string::npos) {
+        ++check.bad_records;
+        continue;
+      }
+      const uint64_t size = std::strtoull(fields[1].c_str(), nullptr, 10);
+      referenced.insert(fields[7]);
+      struct stat st {};
+      if (stat((chunks + fields[7]).c_str(), &st) != 0) {
+        ++check.missing_files;
+        continue;
+      }
+      if (static_cast<uint64_t>(st.st_size) != size) {
+        ++check.wrong_size;
+        continue;
+      }
+      if (auto gen = generated_target(key)) {
+        ++check.checked_bytes;
+        if (gen->first != size || read_text(chunks + fields[7]) != generated_body(gen->second, gen->first)) {
+          ++check.wrong_bytes;
+        }
+      }
+    }
+    if (cursor != nullptr) mdb_cursor_close(cursor);
+  }
+  if (rc != 0) check.error = mdb_strerror(rc);
+  if (txn != nullptr) mdb_txn_abort(txn);
+  mdb_env_close(env);
+  for (const auto& name : list_dir(data_dir + "/chunks")) {
+    if (!referenced.count(name)) ++check.orphan_files;
+  }
+  return check;
+}
+
+// ---- RestartableBalancer ----
+
+RestartableBalancer::RestartableBalancer(const TempDir& dir, std::string origin_base, const std::string& channels,
+                                         const std::string& caches, std::vector<std::string> overrides)
+    : channels_path_(dir.file("balancer/channels.json")),
+      caches_path_(dir.file("balancer/caches.json")),
+      api_dir_(dir.file("balancer/api")),
+      origin_base_(std::move(origin_base)),
+      overrides_(std::move(overrides)) {
+  write_file(channels_path_, channels);
+  write_file(caches_path_, caches);
+}
+
+bool RestartableBalancer::start(std::string* error) {
+  std::vector<std::string> argv = {binary_path("balancer"),
+                                   "--config", std::string(BALANCER_SOURCE_DIR) + "/conf/balancer.json",
+                                   "--set", "listen.port=" + std::to_string(port_ > 0 ? port_ : 0),
+                                   "--set", "channels_file=" + channels_path_,
+                                   "--set", "caches_file=" + caches_path_,
+                                   "--set", "origins.demo.url=" + origin_base_,
+                                   "--set", "signing.keys=[\"" + kBalancerSigningKey + "\"]",
+                                   "--set", "playback.ticket_keys=[\"" + kTicketKey + "\"]",
+                                   "--set", "playback.allow_anonymous=true",
+                                   "--set", "health.interval_ms=200",
+                                   "--set", "health.timeout_ms=150",
+                                   "--set", "health.up_after=2",
+                                   "--set", "health.down_after=2",
+                                   "--set", "server.access_log=false",
+                                   "--set", "api.data_dir=" + api_dir_};
+  for (const auto& o : overrides_) {
+    argv.push_back("--set");
+    argv.push_back(o);
+  }
+  for (auto& a : threads_args()) argv.push_back(a);
+  process_ = std::make_unique<ChildProcess>();
+  if (!process_->start(argv, {}, {}, error)) return false;
+  const int port = process_->wait_for_listening_port(deadline_in(std::chrono::seconds(10)));
+  if (port <= 0) {
+    if (error != nullptr) *error = process_->stderr_text();
+    return false;
+  }
+  port_ = port;
+  return true;
+}
+
+std::string RestartableBalancer::url(const std::string& target) const { return local_url(port_, target); }
+
+HttpResponse RestartableBalancer::get(const std::string& target, std::chrono::milliseconds timeout) const {
+  return http_get(url(target), {}, timeout);
+}
+
+std::string RestartableBalancer::health() const { return http_get(url("/health"), {}, std::chrono::seconds(2)).body; }
+
+bool RestartableBalancer::wait_cache_usable(const std::string& id, bool usable,
+                                            std::chrono::milliseconds timeout) const {
+  const std::string needle = "{\"id\":\"" + id + "\",";
+  return wait_until(
+      [&] {
+        const std::string h = health();
+        const size_t at = h.find(needle);
+        if (at == std::string::npos) return false;
+        const size_t end = h.find('}', at);
+        return h.substr(at, end - at).find(usable ? "\"usable\":true" : "\"usable\":false") != std::string::npos;
+      },
+      timeout, std::chrono::milliseconds(20));
+}
+
+void RestartableBalancer::kill_hard() {
+  process_->kill();
+  process_->wait_exit(deadline_in(std::chrono::seconds(10)));
+}
+
+void RestartableBalancer::stop() {
+  process_->terminate();
+  process_->wait_exit(deadline_in(std::chrono::seconds(15)));
+}
+
+// ---- TmpfsMount ----
+
+TmpfsMount::TmpfsMount(std::string path, const std::string& size) : path_(std::move(path)) {
+  std::error_code ec;
+  std::filesystem::create_directories(path_, ec);
+  if (ec) {
+    why_ = "cannot create " + path_ + ": " + ec.message();
+    return;
+  }
+  const std::string options = "size=" + size + ",mode=0750";
+  if (::mount("tmpfs", path_.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, options.c_str()) != 0) {
+    why_ = std::string("mount -t tmpfs: ") + std::strerror(errno);
+    return;
+  }
+  mounted_ = true;
+}
+
+TmpfsMount::~TmpfsMount() {
+  if (mounted_) ::umount2(path_.c_str(), MNT_DETACH);
+}
+
+int64_t TmpfsMount::used_bytes() const {
+  struct statvfs st {};
+  if (::statvfs(path_.c_str(), &st) != 0) return -1;
+  return static_cast<int64_t>((st.f_blocks - st.f_bfree) * st.f_frsize);
+}
+
+// ---- sockets ----
+
+int connect_local(int port, int rcvbuf) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  if (rcvbuf > 0) setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+bool send_all(int fd, std::string_view bytes) {
+  while (!bytes.empty()) {
+    const ssize_t n = ::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    bytes.remove_prefix(static_cast<size_t>(n));
+  }
+  return true;
+}
+
+size_t count_closed_by_peer(const std::vector<int>& fds) {
+  std::vector<pollfd> polls;
+  polls.reserve(fds.size());
+  for (int fd : fds) polls.push_back(pollfd{fd, POLLIN | POLLRDHUP, 0});
+  if (::poll(polls.data(), polls.size(), 0) < 0) return 0;
+  size_t closed = 0;
+  char buf[4096];
+  for (const auto& p : polls) {
+    if (p.revents == 0) continue;
+    if (p.revents & (POLLERR | POLLHUP | POLLRDHUP)) {
+      ++closed;
+      continue;
+    }
+    // Readable: drain what the server sent (an error reply) and look for EOF.
+    ssize_t n = 0;
+    for (int i = 0; i < 64 && (n = ::recv(p.fd, buf, sizeof buf, MSG_DONTWAIT)) > 0; ++i) {
+    }
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) ++closed;
+  }
+  return closed;
+}
+
+// ---- playlists ----
+
+std::string MediaPlaylist::last_host() const {
+  if (uris.empty() || uris.back().rfind("http://", 0) != 0) return "";
+  return uris.back().substr(0, uris.back().find('/', 7));
+}
+
+MediaPlaylist fetch_media_playlist(const std::string& url, std::chrono::milliseconds timeout) {
+  MediaPlaylist p;
+  const HttpResponse r = http_get(url, {}, timeout);
+  p.status = r.status;
+  if (r.status != 200) return p;
+  std::istringstream lines(r.body);
+  for (std::string line; std::getline(lines, line);) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.rfind("#EXT-X-MEDIA-SEQUENCE:", 0) == 0) p.media_sequence = std::strtoll(line.c_str() + 22, nullptr, 10);
+    if (!line.empty() && line[0] != '#') p.uris.push_back(line);
+  }
+  return p;
+}
+
+// ---- ffmpeg ----
+
+bool have_ffmpeg() { return ::access("/usr/bin/ffmpeg", X_OK) == 0; }
+
+std::vector<std::string> ffmpeg_live_source_args(const std::string& dir) {
+  return {"ffmpeg", "-hide_banner", "-loglevel", "error", "-re",
+          "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=15",
+          "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
+          "-map", "0:v", "-map", "1:a",
+          "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", "30", "-keyint_min", "30",
+          "-sc_threshold", "0", "-pix_fmt", "yuv420p", "-b:v", "300k",
+          "-c:a", "aac", "-b:a", "48k", "-ac", "2",
+          "-f", "hls", "-hls_time", "2", "-hls_list_size", "10",
+          "-hls_flags", "delete_segments+independent_segments+temp_file",
+          "-hls_segment_filename", dir + "/live/seg_%05d.ts", dir + "/live/index.m3u8"};
+}
+
+TimedPlayer::TimedPlayer(const std::string& url, int seconds) {
+  started_ = process_.start({"ffmpeg", "-hide_banner", "-loglevel", "warning", "-i", url, "-t",
+                             std::to_string(seconds), "-f", "null", "-progress", "pipe:1", "-nostats", "-"});
+  if (started_) reader_ = std::thread([this] { pump(); });
+}
+
+TimedPlayer::~TimedPlayer() {
+  kill();
+  stop_ = true;
+  if (reader_.joinable()) reader_.join();
+}
+
+void TimedPlayer::pump() {
+  double last = -1;
+  // Bounded by the player's life: its stdout closes when it exits (killed at the latest by
+  // the destructor, which also sets stop_).
+  while (!stop_) {
+    const Deadline deadline = deadline_in(std::chrono::milliseconds(200));
+    auto line = process_.wait_for_line([](std::string_view l) { return l.rfind("out_time_us=", 0) == 0; },
+                                       deadline);
+    if (!line) {
+      // nullopt well before the deadline: stdout closed, the player has exited.
+      if (deadline - Clock::now() > std::chrono::milliseconds(50)) break;
+      continue;
+    }
+    if (line->find("N/A") != std::string::npos) continue;
+    const double media = std::strtod(line->c_str() + 12, nullptr) / 1e6;
+    if (media > last) {
+      last = media;
+      std::lock_guard lock(mutex_);
+      advances_.push_back(Sample{Clock::now(), media});
+    }
+  }
+}
+
+double TimedPlayer::media_s() const {
+  std::lock_guard lock(mutex_);
+  return advances_.empty() ? 0 : advances_.back().media_s;
+}
+
+bool TimedPlayer::wait_media(double media, std::chrono::milliseconds timeout) const {
+  return wait_until([&] { return media_s() >= media; }, timeout, std::chrono::milliseconds(50));
+}
+
+Clock::time_point TimedPlayer::last_advance() const {
+  std::lock_guard lock(mutex_);
+  return advances_.empty() ? Clock::time_point{} : advances_.back().at;
+}
+
+std::optional<Clock::time_point> TimedPlayer::first_advance_after(Clock::time_point after) const {
+  std::lock_guard lock(mutex_);
+  for (const auto& s : advances_) {
+    if (s.at >= after) return s.at;
+  }
+  return std::nullopt;
+}
+
+double TimedPlayer::longest_stall(Clock::time_point from, Clock::time_point to) const {
+  std::lock_guard lock(mutex_);
+  double longest = 0;
+  std::optional<Clock::time_point> previous;
+  for (const auto& s : advances_) {
+    if (s.at > to) break;
+    if (s.at >= from && previous) longest = std::max(longest, std::chrono::duration<double>(s.at - *previous).count());
+    previous = s.at;
+  }
+  return longest;
+}
+
+std::optional<int> TimedPlayer::wait_exit(std::chrono::milliseconds timeout) {
+  return process_.wait_exit(deadline_in(timeout));
+}
+
+bool TimedPlayer::running() { return process_.running(); }
+
+void TimedPlayer::kill() {
+  if (started_) {
+    process_.kill();
+    process_.wait_exit(deadline_in(std::chrono::seconds(5)));
+  }
+}
+
+size_t TimedPlayer::stderr_count(std::string_view needle) const {
+  const std::string text = process_.stderr_text();
+  size_t n = 0;
+  for (size_t at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1)) ++n;
+  return n;
+}
+
+}  // namespace balancer::test
