@@ -83,6 +83,9 @@ class AccountStore {
   virtual void find_purchase(common::EventLoop& back, uint64_t id, StoreCallback<std::optional<Purchase>> done) = 0;
   // Every purchase of `user_id`, newest first.
   virtual void list_purchases(common::EventLoop& back, uint64_t user_id, StoreCallback<std::vector<Purchase>> done) = 0;
+  // Deletes up to `max` sessions that expired before `now_unix`; how many went.
+  virtual void purge_expired_sessions(common::EventLoop& back, int64_t now_unix, size_t max,
+                                      StoreCallback<size_t> done) = 0;
 };
 
 }  // namespace api

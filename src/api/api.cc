@@ -1,6 +1,8 @@
 // Wiring of the API: config section, store, worker, routes.
 #include "api/api.h"
 
+#include <event2/event.h>
+
 #include "api/api_state.h"
 #include "api/lmdb_accounts.h"
 #include "api/password.h"
@@ -11,6 +13,9 @@ namespace api {
 namespace {
 constexpr const char* kLog = "api";
 constexpr std::string_view kPrefix = "/api/v1/";
+// Expired sessions are dropped in batches, so a purge never holds the store's worker long.
+constexpr timeval kPurgeInterval{60, 0};
+constexpr size_t kPurgeBatch = 10000;
 }  // namespace
 
 void read_api_section(common::ConfigReader& r, ApiConfig& c) {
@@ -55,14 +60,30 @@ Api::State::State(common::ServiceContext& c, const ApiConfig& initial, PlaybackH
       purchases_replayed(c.metrics->counter("balancer_api_purchases_total", "Purchase requests answered with a purchase",
                                             "result=\"replayed\"")),
       tickets_issued(c.metrics->counter("balancer_api_playback_tickets_total",
-                                        "Playback tickets handed out by the access check")) {
+                                        "Playback tickets handed out by the access check")),
+      sessions_purged(c.metrics->counter("balancer_api_sessions_purged_total", "Expired sessions deleted")) {
   receipts = make_demo_receipt_verifier([this] { return config.load()->demo_payments; });
 }
 
 Api::Api(std::unique_ptr<State> state) : state_(std::move(state)) {}
 
+void Api::State::purge_sessions() {
+  if (!store || purge_running) return;
+  purge_running = true;
+  store->purge_expired_sessions(context.home(), clock.unix_now(), kPurgeBatch, [this](common::Result<size_t> r) {
+    purge_running = false;
+    if (!r) {
+      store_errors.inc();
+      LOG_WARN(kLog, "purging expired sessions failed: ", r.error().message);
+      return;
+    }
+    sessions_purged.inc(*r);
+  });
+}
+
 Api::~Api() {
-  // Password checks first (they post to the loops), then the store's worker.
+  // The timer first, then password checks (they post to the loops), then the store's worker.
+  state_->purge_timer.reset();
   state_->kdf.reset();
   state_->store.reset();
 }
@@ -99,6 +120,12 @@ common::Result<std::unique_ptr<Api>> Api::create(common::ServiceContext& context
     }
   }
   State& s = *state;
+  if (s.store) {
+    s.purge_timer.reset(event_new(
+        &context.home().base(), -1, EV_PERSIST,
+        [](evutil_socket_t, short, void* arg) { static_cast<State*>(arg)->purge_sessions(); }, &s));
+    evtimer_add(s.purge_timer.get(), &kPurgeInterval);
+  }
   s.context.metrics->gauge_fn("balancer_api_kdf_pending", "Password checks queued or running",
                               [&s] { return double(s.kdf_pending.load()); });
   return std::unique_ptr<Api>(new Api(std::move(state)));

@@ -13,6 +13,7 @@
 #include "api/login_limiter.h"
 #include "api/receipts.h"
 #include "common/event_loop.h"
+#include "common/handles.h"
 #include "common/http_exchange.h"
 #include "common/metrics.h"
 #include "common/worker.h"
@@ -37,6 +38,9 @@ struct Api::State {
   // access_endpoint.cc
   void handle_access(common::EventLoop& loop, common::HttpExchange& ex);
 
+  // Home loop, every kPurgeInterval: drops a batch of expired sessions.
+  void purge_sessions();
+
   common::ServiceContext& context;
   const common::Clock& clock;
   PlaybackHost& host;
@@ -46,6 +50,8 @@ struct Api::State {
   std::unique_ptr<ReceiptVerifier> receipts;
   std::atomic<size_t> kdf_pending{0};   // password checks queued or running
   std::unique_ptr<common::WorkerThread> kdf;  // password hashing, off the loops
+  common::EventPtr purge_timer;               // home loop
+  bool purge_running = false;                 // home loop
 
   common::Counter& logins_ok;
   common::Counter& logins_rejected;
@@ -55,6 +61,7 @@ struct Api::State {
   common::Counter& purchases_created;
   common::Counter& purchases_replayed;
   common::Counter& tickets_issued;
+  common::Counter& sessions_purged;
 };
 
 // Helpers of the endpoint files (session_check.cc). Loop thread.

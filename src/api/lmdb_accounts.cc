@@ -529,6 +529,10 @@ class LmdbAccountStore final : public AccountStore {
   void list_purchases(common::EventLoop& back, uint64_t user_id, StoreCallback<std::vector<Purchase>> done) override {
     run(back, [this, user_id] { return accounts_->list_purchases(user_id); }, std::move(done));
   }
+  void purge_expired_sessions(common::EventLoop& back, int64_t now_unix, size_t max,
+                              StoreCallback<size_t> done) override {
+    run(back, [this, now_unix, max] { return accounts_->purge_expired(now_unix, max); }, std::move(done));
+  }
 
  private:
   template <class Work, class Done>
