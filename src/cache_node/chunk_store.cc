@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <type_traits>
 #include <sstream>
+#include <system_error>
 #include <unordered_set>
 #include <vector>
 
@@ -330,16 +331,30 @@ void ChunkStore::put(const std::string& key, const ChunkMeta& meta, std::shared_
   const uint64_t id = write_counter_;
   pending_[key] = PendingWrite{id, meta};
   writer_->post([this, key, meta, body, file, tmp, final_path, chunks_dir, id] {
-    bool ok = false;
+    // What failed and why ("write: No space left on device"); empty when stored.
+    std::string error;
+    auto failed = [&error](const char* step) {
+      error = std::string(step) + ": " + std::generic_category().message(errno);
+    };
+    bool renamed = false;
     int fd = ::open(tmp.c_str(), O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0640);
-    if (fd >= 0) {
-      ok = true;
-      body->for_each_span([&](const char* data, size_t n) { ok = ok && write_all(fd, data, n); });
-      ok = ok && fsync(fd) == 0;
+    if (fd < 0) {
+      failed("create");
+    } else {
+      body->for_each_span([&](const char* data, size_t n) {
+        if (error.empty() && !write_all(fd, data, n)) failed("write");
+      });
+      if (error.empty() && fsync(fd) != 0) failed("fsync");
       close(fd);
     }
-    ok = ok && rename(tmp.c_str(), final_path.c_str()) == 0;
-    if (ok) {
+    if (error.empty()) {
+      if (rename(tmp.c_str(), final_path.c_str()) == 0) {
+        renamed = true;
+      } else {
+        failed("rename");
+      }
+    }
+    if (error.empty()) {
       // Make the rename durable before the index vouches for the file.
       int dir_fd = ::open(chunks_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
       if (dir_fd >= 0) {
@@ -347,16 +362,27 @@ void ChunkStore::put(const std::string& key, const ChunkMeta& meta, std::shared_
         close(dir_fd);
       }
       auto txn = common::LmdbTxn::begin(env_, false);
-      ok = txn.ok();
-      if (ok) {
+      if (!txn) {
+        error = "index: " + txn.error().message;
+      } else {
         std::string record = encode(meta, file);
         MDB_val k = common::mdb_val(key), v = common::mdb_val(record);
-        ok = mdb_put(txn->get(), dbi_, &k, &v, 0) == 0 && txn->commit().ok();
+        int rc = mdb_put(txn->get(), dbi_, &k, &v, 0);
+        if (rc != 0) {
+          error = std::string("index: mdb_put: ") + mdb_strerror(rc);
+        } else if (auto committed = txn->commit(); !committed) {
+          error = "index: " + committed.error().message;
+        }
       }
-    } else {
-      unlink(tmp.c_str());
     }
-    poster_.post([this, key, meta, file, ok, id] {
+    if (!error.empty()) {
+      unlink(tmp.c_str());
+      // Renamed but not indexed: nothing vouches for the file, and on a full disk
+      // its space is what the next chunk needs (an older copy's entry, if any, now
+      // names a missing file and is dropped at the next start).
+      if (renamed) unlink(final_path.c_str());
+    }
+    poster_.post([this, key, meta, file, error = std::move(error), id] {
       std::lock_guard relock(mutex_);
       --pending_writes_;
       pending_write_bytes_ -= meta.size;
@@ -364,9 +390,9 @@ void ChunkStore::put(const std::string& key, const ChunkMeta& meta, std::shared_
       const bool latest = pending != pending_.end() && pending->second.id == id;
       ChunkMeta current = latest ? std::move(pending->second.meta) : meta;
       if (latest) pending_.erase(pending);
-      if (!ok) {
+      if (!error.empty()) {
         disk_write_errors_.inc();
-        LOG_WARN(kLog, "disk write failed for a chunk (", meta.size, " bytes)");
+        LOG_WARN(kLog, "disk write failed for a chunk (", meta.size, " bytes; served from memory only): ", error);
         return;
       }
       disk_writes_.inc();

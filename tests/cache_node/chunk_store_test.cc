@@ -340,3 +340,58 @@ TEST_CASE("chunk store: erase drops a copy from both tiers, also one whose disk 
   }
   CHECK(files == 1);
 }
+
+TEST_CASE("chunk store: a disk write that fails keeps the chunk in memory, counts the error and leaves nothing") {
+  balancer::test::TempDir dir;
+  common::EventBasePtr base(event_base_new());
+  common::MetricsRegistry metrics;
+  const std::string root = dir.path() + "/s";
+  auto count_files = [](const std::string& path) {
+    size_t files = 0;
+    if (DIR* d = opendir(path.c_str())) {
+      while (dirent* e = readdir(d)) files += e->d_name[0] != '.';
+      closedir(d);
+    }
+    return files;
+  };
+  {
+    auto store = ChunkStore::open(*base, {root, 1 << 20, 1 << 20}, metrics);
+    REQUIRE(store.ok());
+    (*store)->put("demo/kept.ts", meta_of(100), body_of(std::string(100, 'k')));
+    REQUIRE(settle(base.get(), **store));
+    // The temp file cannot be created: tmp/ is not a directory any more (as root,
+    // permissions would not stop the writer).
+    REQUIRE(rmdir((root + "/tmp").c_str()) == 0);
+    std::ofstream(root + "/tmp") << "in the way";
+    (*store)->put("demo/no_tmp.ts", meta_of(3000), body_of(std::string(3000, 't')));
+    REQUIRE(settle(base.get(), **store));
+    REQUIRE(unlink((root + "/tmp").c_str()) == 0);
+    REQUIRE(mkdir((root + "/tmp").c_str(), 0750) == 0);
+    // Written, but the rename into chunks/ fails: the temp file goes.
+    const std::string chunks = root + "/chunks";
+    REQUIRE(rename(chunks.c_str(), (root + "/chunks.away").c_str()) == 0);
+    std::ofstream(chunks) << "in the way";
+    (*store)->put("demo/no_rename.ts", meta_of(3000), body_of(std::string(3000, 'r')));
+    REQUIRE(settle(base.get(), **store));
+    REQUIRE(unlink(chunks.c_str()) == 0);
+    REQUIRE(rename((root + "/chunks.away").c_str(), chunks.c_str()) == 0);
+
+    CHECK(metrics.counter("cache_disk_write_errors_total", "").value() == 2);
+    CHECK(metrics.counter("cache_disk_writes_total", "").value() == 1);
+    CHECK((*store)->disk_entries() == 1);
+    for (const char* key : {"demo/no_tmp.ts", "demo/no_rename.ts"}) {
+      auto hit = (*store)->find(key);
+      REQUIRE(hit.has_value());
+      CHECK(hit->memory != nullptr);
+      CHECK(hit->memory->size() == 3000);
+    }
+    CHECK(count_files(root + "/tmp") == 0);
+    CHECK(count_files(chunks) == 1);
+  }
+  auto reopened = ChunkStore::open(*base, {root, 1 << 20, 1 << 20}, metrics);
+  REQUIRE(reopened.ok());
+  CHECK((*reopened)->disk_entries() == 1);
+  CHECK((*reopened)->find("demo/kept.ts").has_value());
+  CHECK_FALSE((*reopened)->find("demo/no_tmp.ts").has_value());
+  CHECK_FALSE((*reopened)->find("demo/no_rename.ts").has_value());
+}
