@@ -23,7 +23,9 @@ class BodyBuffer {
   void append(std::string_view bytes);
   // `data` stays valid while `keep` lives; `keep` is released once the bytes are sent.
   void append_reference(const char* data, size_t size, std::shared_ptr<const void> keep);
-  // Takes ownership of `fd` on success; false (fd still the caller's) on failure.
+  // Takes ownership of `fd` on success; false (fd still the caller's) on failure. The
+  // segment is sent with sendfile, never mapped or read into this process, so its bytes
+  // cannot be read back from the buffer.
   bool append_file(int fd, uint64_t offset, uint64_t length);
   size_t size() const;
 

@@ -2,8 +2,13 @@
 // loopback sockets.
 #include <doctest/doctest.h>
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <chrono>
+#include <fstream>
 #include <functional>
+#include <iterator>
 #include <string>
 
 #include "common/handles.h"
@@ -11,6 +16,7 @@
 #include "common/http_server.h"
 #include "common/json.h"
 #include "common/metrics.h"
+#include "support/process.h"
 
 namespace {
 
@@ -119,6 +125,36 @@ TEST_CASE("http loop: oversized headers and targets get JSON 431/414; a dropped 
   CHECK(forgotten.result.status == 500);
   CHECK(forgotten.body.find("internal_error") != std::string::npos);
   CHECK(loop.server->active_requests() == 0);
+}
+
+TEST_CASE("http loop: a file segment is sent from the file (sendfile), never mapped into the process") {
+  balancer::test::TempDir dir;
+  const std::string path = dir.file("chunk");
+  const int made = open(path.c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0640);
+  REQUIRE(made >= 0);
+  std::string bytes;
+  for (int i = 0; i < 300000; ++i) bytes.push_back(static_cast<char>('a' + i % 23));
+  REQUIRE(write(made, bytes.data(), bytes.size()) == static_cast<ssize_t>(bytes.size()));
+  close(made);
+  auto mapped = [&] {
+    std::ifstream maps("/proc/self/maps");
+    const std::string text{std::istreambuf_iterator<char>(maps), std::istreambuf_iterator<char>()};
+    return text.find(path) != std::string::npos;
+  };
+  Loop loop;
+  bool was_mapped = true;
+  loop.server->route("/file", {"GET"}, [&](common::HttpExchange& ex) {
+    common::BodyBuffer body;
+    const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    REQUIRE(fd >= 0);
+    REQUIRE(body.append_file(fd, 1000, 250000));
+    was_mapped = mapped();
+    ex.reply(200, std::move(body), 250000, "application/octet-stream");
+  });
+  auto got = loop.fetch("/file");
+  CHECK(got.result.status == 200);
+  CHECK(got.body == bytes.substr(1000, 250000));
+  CHECK_FALSE(was_mapped);
 }
 
 TEST_CASE("http loop: a streamed reply reaches the client in pieces, then ends") {

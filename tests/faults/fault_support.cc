@@ -77,18 +77,87 @@ std::string sha256_hex(std::string_view bytes) {
   return out;
 }
 
-int64_t rss_kib(pid_t pid) {
+namespace {
+// A "<name>: <n> kB" line of /proc/<pid>/status; -1 when absent.
+int64_t status_kib(pid_t pid, const std::string& name) {
   std::istringstream in(read_text("/proc/" + std::to_string(pid) + "/status"));
   for (std::string line; std::getline(in, line);) {
-    if (line.rfind("VmRSS:", 0) == 0) return std::strtoll(line.c_str() + 6, nullptr, 10);
+    if (line.rfind(name + ":", 0) == 0) return std::strtoll(line.c_str() + name.size() + 1, nullptr, 10);
   }
   return -1;
 }
+}  // namespace
+
+int64_t rss_kib(pid_t pid) { return status_kib(pid, "VmRSS"); }
+int64_t rss_file_kib(pid_t pid) { return status_kib(pid, "RssFile"); }
 
 int64_t open_fd_count(pid_t pid) {
   const std::string dir = "/proc/" + std::to_string(pid) + "/fd";
   if (access(dir.c_str(), R_OK) != 0) return -1;
   return static_cast<int64_t>(list_dir(dir).size());
+}
+
+namespace {
+// Targets of the entries of /proc/<pid>/fd; nullopt when unreadable.
+std::optional<std::vector<std::string>> fd_targets(pid_t pid) {
+  const std::string dir = "/proc/" + std::to_string(pid) + "/fd";
+  if (access(dir.c_str(), R_OK) != 0) return std::nullopt;
+  std::vector<std::string> out;
+  char target[4096];
+  for (const auto& name : list_dir(dir)) {
+    const ssize_t n = readlink((dir + "/" + name).c_str(), target, sizeof target);
+    if (n > 0) out.emplace_back(target, static_cast<size_t>(n));
+  }
+  return out;
+}
+}  // namespace
+
+int64_t open_fd_count(pid_t pid, std::string_view prefix) {
+  const auto targets = fd_targets(pid);
+  if (!targets) return -1;
+  int64_t n = 0;
+  for (const auto& t : *targets) n += t.rfind(prefix, 0) == 0 ? 1 : 0;
+  return n;
+}
+
+std::vector<uint64_t> server_socket_inodes(int server_port, const std::vector<int>& client_fds) {
+  std::unordered_set<unsigned> client_ports;
+  for (int fd : client_fds) {
+    sockaddr_in addr{};
+    socklen_t len = sizeof addr;
+    if (getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) client_ports.insert(ntohs(addr.sin_port));
+  }
+  std::vector<uint64_t> inodes;
+  std::istringstream in(read_text("/proc/net/tcp"));
+  std::string line;
+  std::getline(in, line);  // header
+  while (std::getline(in, line)) {
+    // sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode
+    std::istringstream fields(line);
+    std::string sl, local, remote, st, queues, timer, retransmits, uid, timeout;
+    uint64_t inode = 0;
+    if (!(fields >> sl >> local >> remote >> st >> queues >> timer >> retransmits >> uid >> timeout >> inode)) {
+      continue;
+    }
+    const auto port_of = [](const std::string& address) {
+      const size_t colon = address.find(':');
+      if (colon == std::string::npos) return 0u;
+      return static_cast<unsigned>(std::strtoul(address.c_str() + colon + 1, nullptr, 16));
+    };
+    if (port_of(local) == static_cast<unsigned>(server_port) && client_ports.count(port_of(remote)) && inode != 0) {
+      inodes.push_back(inode);
+    }
+  }
+  return inodes;
+}
+
+size_t open_socket_inodes(pid_t pid, const std::vector<uint64_t>& inodes) {
+  const std::unordered_set<uint64_t> wanted(inodes.begin(), inodes.end());
+  size_t n = 0;
+  for (const auto& t : fd_targets(pid).value_or(std::vector<std::string>{})) {
+    if (t.rfind("socket:[", 0) == 0 && wanted.count(std::strtoull(t.c_str() + 8, nullptr, 10))) ++n;
+  }
+  return n;
 }
 
 int64_t max_open_files(pid_t pid) {

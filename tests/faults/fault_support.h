@@ -31,8 +31,19 @@ std::string sha256_hex(std::string_view bytes);
 
 // VmRSS of `pid` in KiB; -1 when unreadable.
 int64_t rss_kib(pid_t pid);
+// RssFile of `pid` in KiB (file pages mapped into it, part of VmRSS); -1 when unreadable.
+int64_t rss_file_kib(pid_t pid);
 // Open file descriptors of `pid` (entries of /proc/<pid>/fd); -1 when unreadable.
 int64_t open_fd_count(pid_t pid);
+// Of those, the ones whose target (socket:[N], a path) starts with `prefix`; -1 when
+// unreadable.
+int64_t open_fd_count(pid_t pid, std::string_view prefix);
+// The inodes of the server-side sockets of the TCP connections from `client_fds` to
+// 127.0.0.1:`server_port` (from /proc/net/tcp; a connection the kernel has already torn
+// down is absent).
+std::vector<uint64_t> server_socket_inodes(int server_port, const std::vector<int>& client_fds);
+// How many of `inodes` `pid` still holds open as sockets.
+size_t open_socket_inodes(pid_t pid, const std::vector<uint64_t>& inodes);
 // Soft "Max open files" of `pid` from /proc/<pid>/limits; -1 when unreadable, 0 = unlimited.
 int64_t max_open_files(pid_t pid);
 
