@@ -165,6 +165,7 @@ common::Result<BalancerConfig> read_main_config(const common::ConfigDocument& do
     t.live_refresh = ms(p.integer("live_refresh_ms", 250, 20, 60000));
     t.live_idle = seconds_as_ms(p.number("live_idle_s", 10, 0.1, 3600));
     t.master_stale = seconds_as_ms(p.number("master_stale_s", 30, 0, 86400));
+    t.media_stale = seconds_as_ms(p.number("media_stale_s", 60, 0, 3600));
     t.fetch_timeout = ms(p.integer("fetch_timeout_ms", 3000, 100, 600000));
     t.blocking_timeout = ms(p.integer("blocking_timeout_ms", 15000, 100, 600000));
     t.error_hold = ms(p.integer("error_hold_ms", 250, 0, 60000));

@@ -39,7 +39,7 @@ bool is_fresh(SourceKind kind, Millis age, const PlaylistTimings& timings) {
 bool may_serve_stale(SourceKind kind, Millis age_of_last_good, Millis target_duration,
                      const PlaylistTimings& timings) {
   if (kind == SourceKind::master) return age_of_last_good <= timings.master_stale;
-  return age_of_last_good <= target_duration;
+  return age_of_last_good <= std::max(target_duration, timings.media_stale);
 }
 
 Millis target_duration_of(const hls::Playlist& playlist) {

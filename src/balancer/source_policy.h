@@ -27,6 +27,7 @@ struct PlaylistTimings {
   Millis live_refresh{250};        // playlists.live_refresh_ms: background refresh period
   Millis live_idle{10000};         // playlists.live_idle_s: stop refreshing with no viewer for
   Millis master_stale{30000};      // playlists.master_stale_s: last good master on origin failure
+  Millis media_stale{60000};       // playlists.media_stale_s: last good media playlist on origin failure
   Millis fetch_timeout{3000};      // playlists.fetch_timeout_ms
   Millis blocking_timeout{15000};  // playlists.blocking_timeout_ms (LL-HLS blocking reloads)
   Millis error_hold{250};          // playlists.error_hold_ms: a failure answers for this long
@@ -40,8 +41,10 @@ struct PlaylistTimings {
 bool is_fresh(SourceKind kind, Millis age, const PlaylistTimings& timings);
 
 // After a failed refresh: may the last good copy still be served? Live and VOD
-// copies for at most one target duration after their last good fetch, masters
-// for master_stale.
+// copies for media_stale (at least one target duration) after their last good
+// fetch, masters for master_stale. A player keeps reloading a live playlist that
+// does not move and resumes when origin returns; a 502 instead makes players
+// such as ffmpeg give up after a few reloads.
 bool may_serve_stale(SourceKind kind, Millis age_of_last_good, Millis target_duration,
                      const PlaylistTimings& timings);
 

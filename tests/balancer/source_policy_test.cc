@@ -42,12 +42,17 @@ TEST_CASE("a live copy is fresh for live_max_lag at most; masters and VOD for th
   CHECK_FALSE(is_fresh(SourceKind::vod, 300000ms, t));
 }
 
-TEST_CASE("after an origin failure the last good copy serves for one target duration at most") {
+TEST_CASE("after an origin failure the last good copy serves for media_stale, at least one target duration") {
   PlaylistTimings t;
   t.master_stale = 30000ms;
+  t.media_stale = 0ms;
   CHECK(may_serve_stale(SourceKind::live, 2000ms, 2000ms, t));
   CHECK_FALSE(may_serve_stale(SourceKind::live, 2001ms, 2000ms, t));
   CHECK(may_serve_stale(SourceKind::vod, 6000ms, 6000ms, t));
+  t.media_stale = 60000ms;
+  CHECK(may_serve_stale(SourceKind::live, 60000ms, 2000ms, t));
+  CHECK_FALSE(may_serve_stale(SourceKind::live, 60001ms, 2000ms, t));
+  CHECK(may_serve_stale(SourceKind::vod, 60000ms, 6000ms, t));
   CHECK(may_serve_stale(SourceKind::master, 30000ms, 0ms, t));
   CHECK_FALSE(may_serve_stale(SourceKind::master, 30001ms, 0ms, t));
 }
