@@ -9,6 +9,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "api/products.h"
@@ -20,6 +21,17 @@ namespace api {
 // Schema version the LMDB backend writes and understands (meta key "schema_version").
 // 1: users, sessions. 2: + purchases (a version-1 store is upgraded on open).
 inline constexpr int kSchemaVersion = 2;
+
+// A login is 1 to 64 of A-Z a-z 0-9 . _ - @ + (the server and `balancer user` agree).
+inline bool valid_login(std::string_view login) {
+  if (login.empty() || login.size() > 64) return false;
+  for (char c : login) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+              c == '-' || c == '@' || c == '+';
+    if (!ok) return false;
+  }
+  return true;
+}
 
 struct User {
   uint64_t id = 0;

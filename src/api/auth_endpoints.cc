@@ -14,16 +14,6 @@ namespace api {
 
 namespace {
 
-bool valid_login(const std::string& login) {
-  if (login.empty() || login.size() > 64) return false;
-  for (char c : login) {
-    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
-              c == '-' || c == '@' || c == '+';
-    if (!ok) return false;
-  }
-  return true;
-}
-
 std::string user_json(const User& u) {
   std::string out = "{\"id\":" + std::to_string(u.id) + ",\"login\":";
   common::append_json_string(out, u.login);

@@ -19,16 +19,6 @@ constexpr const char* kUsage =
     "usage: balancer user add LOGIN | list | disable LOGIN | passwd LOGIN [--config FILE] [--set key=value]...\n"
     "       (add and passwd read the password from stdin, one line)\n";
 
-bool valid_login(const std::string& login) {
-  if (login.empty() || login.size() > 64) return false;
-  for (char c : login) {
-    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
-              c == '-' || c == '@' || c == '+';
-    if (!ok) return false;
-  }
-  return true;
-}
-
 // One line from stdin, without the line end; nullopt when empty or too long.
 std::optional<std::string> read_password() {
   if (isatty(STDIN_FILENO)) fprintf(stderr, "password: ");
