@@ -103,9 +103,7 @@ common::Result<BalancerConfig> read_main_config(const common::ConfigDocument& do
   c.main_file = doc.file();
   {
     auto listen = root.object("listen");
-    c.server.host = listen.string("host", "127.0.0.1");
-    c.server.port = static_cast<uint16_t>(listen.integer("port", 8090, 0, 65535));
-    listen.finish();
+    common::read_listen_section(listen, doc.file(), 8090, /*http2_capable=*/false, c.server);
   }
   c.public_url = trim_slash(root.string("public_url", ""));
   if (!c.public_url.empty() && !is_http_url(c.public_url)) {

@@ -21,9 +21,7 @@ common::Result<CacheNodeConfig> load_cache_node_config(const common::ConfigDocum
   c.site = root.string("site", "default");
   {
     auto listen = root.object("listen");
-    c.server.host = listen.string("host", "127.0.0.1");
-    c.server.port = static_cast<uint16_t>(listen.integer("port", 8081, 0, 65535));
-    listen.finish();
+    common::read_listen_section(listen, doc.file(), 8081, /*http2_capable=*/false, c.server);
   }
   c.data_dir = root.required_string("data_dir");
   root.each_member("origins", [&](const std::string& id, common::ConfigReader& origin) {

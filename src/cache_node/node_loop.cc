@@ -72,7 +72,7 @@ void NodeLoop::serve_stored(HttpExchange& ex, const ChunkMeta& meta, const std::
         return;
       }
       // The buffer owns the fd once added and sends the segment with sendfile where it can.
-      if (!buffer.append_file(fd, first, length)) {
+      if (!buffer.append_file(fd, first, length, ex.sends_files())) {
         ::close(fd);  // not taken over on failure
         fail(ex, 500, "storage_error", "A stored chunk could not be read.");
         return;

@@ -31,12 +31,12 @@ void BodyBuffer::append_reference(const char* data, size_t size, std::shared_ptr
   }
 }
 
-bool BodyBuffer::append_file(int fd, uint64_t offset, uint64_t length) {
+bool BodyBuffer::append_file(int fd, uint64_t offset, uint64_t length, bool send_file) {
   // Only a buffer marked as drained to a socket keeps a file segment as a file (sent with
   // sendfile once it reaches the connection's output); any other gets it mmapped, and the
   // pages a slow reader has been sent stay mapped in this process until the reply ends.
   // A BodyBuffer is only ever moved into a reply, never read back, so the mark holds.
-  evbuffer_set_flags(buf(native_), EVBUFFER_FLAG_DRAINS_TO_FD);
+  if (send_file) evbuffer_set_flags(buf(native_), EVBUFFER_FLAG_DRAINS_TO_FD);
   return evbuffer_add_file(buf(native_), fd, static_cast<ev_off_t>(offset), static_cast<ev_off_t>(length)) == 0;
 }
 

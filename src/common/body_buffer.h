@@ -23,10 +23,11 @@ class BodyBuffer {
   void append(std::string_view bytes);
   // `data` stays valid while `keep` lives; `keep` is released once the bytes are sent.
   void append_reference(const char* data, size_t size, std::shared_ptr<const void> keep);
-  // Takes ownership of `fd` on success; false (fd still the caller's) on failure. The
-  // segment is sent with sendfile, never mapped or read into this process, so its bytes
-  // cannot be read back from the buffer.
-  bool append_file(int fd, uint64_t offset, uint64_t length);
+  // Takes ownership of `fd` on success; false (fd still the caller's) on failure.
+  // With `send_file` the segment is sent with sendfile, never mapped or read into this
+  // process, so its bytes cannot be read back from the buffer (only for an exchange
+  // whose sends_files() is true); without, it is mapped and read by the front end.
+  bool append_file(int fd, uint64_t offset, uint64_t length, bool send_file = true);
   size_t size() const;
 
   // The front end's storage (an evbuffer for the HTTP/1.1 server). Internal.

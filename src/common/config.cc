@@ -1,6 +1,9 @@
 #include "common/config.h"
 
+#include <filesystem>
+
 #include "common/http_server.h"
+#include "common/tls.h"
 #include "common/log.h"
 
 #include <rapidjson/error/en.h>
@@ -283,6 +286,42 @@ std::string ConfigReader::error_text() const {
 Status ConfigReader::status() const {
   if (ok()) return {};
   return Error{"bad_config", error_text()};
+}
+
+void read_listen_section(ConfigReader& listen, const std::string& config_file, uint16_t default_port,
+                         bool http2_capable, HttpServerOptions& options) {
+  options.host = listen.string("host", "127.0.0.1");
+  options.port = static_cast<uint16_t>(listen.integer("port", default_port, 0, 65535));
+  options.plain = listen.boolean("plain", true);
+  bool http2 = http2_capable && listen.boolean("http2", true);
+  auto tls = listen.object("tls");
+  options.tls.enabled = tls.boolean("enabled", false);
+  int64_t tls_port = tls.integer("port", -1, 0, 65535);
+  std::filesystem::path dir = std::filesystem::path(config_file).parent_path();
+  auto resolve = [&](const char* key) {
+    std::string file = tls.string(key, "");
+    if (options.tls.enabled && file.empty()) tls.fail(key, "is required when tls.enabled is true");
+    if (file.empty() || std::filesystem::path(file).is_absolute()) return file;
+    return (dir / file).lexically_normal().string();
+  };
+  options.tls.certificate = resolve("certificate");
+  options.tls.key = resolve("key");
+  options.tls.http2 = http2;
+  options.http2 = http2;
+  if (options.tls.enabled) {
+    if (tls_port < 0) tls.fail("port", "is required when tls.enabled is true");
+    options.tls.port = static_cast<uint16_t>(tls_port < 0 ? 0 : tls_port);
+    if (!options.tls.certificate.empty() && !options.tls.key.empty()) {
+      if (auto ctx = build_server_tls_context(options.tls); !ctx) tls.fail("certificate", ctx.error().message);
+    }
+    if (options.plain && options.port == options.tls.port && options.port != 0) {
+      tls.fail("port", "must differ from listen.port");
+    }
+  } else if (!options.plain) {
+    listen.fail("plain", "cannot be false without tls.enabled: the server would not listen at all");
+  }
+  tls.finish();
+  listen.finish();
 }
 
 void read_server_section(ConfigReader& server, HttpServerOptions& options) {

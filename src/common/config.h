@@ -83,6 +83,12 @@ class ConfigReader {
 };
 
 struct HttpServerOptions;
+// Reads the "listen" section shared by every binary: host, port, plain (serve
+// plain HTTP, default true), http2 (only where `http2_capable`) and the "tls"
+// object (enabled, port, certificate, key; files relative to `config_file`'s
+// directory, loaded once here so a bad certificate is a config error).
+void read_listen_section(ConfigReader& listen, const std::string& config_file, uint16_t default_port,
+                         bool http2_capable, HttpServerOptions& options);
 // Reads the "server" section shared by every binary (request limits, timeouts,
 // access log) into `options`, keeping its service name and listen address.
 void read_server_section(ConfigReader& server, HttpServerOptions& options);

@@ -120,6 +120,8 @@ bool HttpExchange::closed() const { return state_->closed; }
 uint64_t HttpExchange::body_bytes_sent() const { return state_->body_bytes; }
 void HttpExchange::set_log_note(std::string note) { state_->note = std::move(note); }
 bool HttpExchange::logs_access() const { return state_->server->options().access_log; }
+bool HttpExchange::sends_files() const { return !state_->tls; }
+bool HttpExchange::secure() const { return state_->tls; }
 
 void HttpExchange::on_close(std::function<void()> fn) { state_->on_close = std::move(fn); }
 
@@ -187,7 +189,7 @@ void HttpExchange::reply(int status, BodyBuffer body_buffer, size_t length, std:
   evhttp_request_set_on_complete_cb(state_->req, on_reply_complete, state_->server);
   evhttp_connection* conn = state_->conn;
   evhttp_send_reply(state_->req, status, reason_phrase(status), body);
-  if (!state_->settling) write_now(conn);
+  if (!state_->settling && !state_->tls) write_now(conn);
   state_->finish();
 }
 

@@ -76,6 +76,12 @@ class HttpExchange {
   void set_log_note(std::string note);
   // False when no access log line will be written (notes need not be built).
   bool logs_access() const;
+  // True when a file segment in a reply body goes to the socket with sendfile
+  // (BodyBuffer::append_file with send_file = true); false when the front end
+  // must read the bytes itself (TLS encrypts them in this process).
+  bool sends_files() const;
+  // The request arrived over TLS.
+  bool secure() const;
   // Bytes of response body queued so far (for metrics).
   uint64_t body_bytes_sent() const;
   bool valid() const { return state_ != nullptr; }

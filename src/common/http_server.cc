@@ -2,6 +2,7 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/keyvalq_struct.h>
 
 #include <netdb.h>
@@ -40,7 +41,6 @@ const char* method_name(evhttp_cmd_type cmd) {
   return "OTHER";
 }
 
-void on_request(evhttp_request* req, void* arg) { static_cast<HttpServer*>(arg)->handle(req); }
 
 void on_connection_close(evhttp_connection* conn, void* arg) {
   static_cast<HttpServer*>(arg)->connection_closed(conn);
@@ -99,9 +99,9 @@ std::string redact_target(std::string_view target) {
   return out;
 }
 
-void announce_listening(const std::string& service, uint16_t port) {
-  std::cout << "{\"event\":\"listening\",\"service\":" << json_string(service) << ",\"port\":" << port << "}"
-            << std::endl;
+void announce_listening(const std::string& service, uint16_t port, uint16_t tls_port) {
+  std::cout << "{\"event\":\"listening\",\"service\":" << json_string(service) << ",\"port\":" << port
+            << ",\"tls_port\":" << tls_port << "}" << std::endl;
 }
 // ---- HttpServer ----
 
@@ -133,12 +133,43 @@ HttpServer::~HttpServer() {
 }
 
 Result<std::unique_ptr<HttpServer>> HttpServer::create(event_base& base, HttpServerOptions options,
-                                                       MetricsRegistry& metrics, const Clock& clock) {
+                                                       MetricsRegistry& metrics, const Clock& clock,
+                                                       const TlsContext* tls) {
   std::unique_ptr<HttpServer> server(new HttpServer(base, std::move(options), metrics, clock));
-  server->http_.reset(evhttp_new(&base));
-  if (!server->http_) return Error{"listen_failed", "evhttp_new failed"};
-  evhttp* http = server->http_.get();
+  server->tls_context_ = tls;
   const auto& o = server->options_;
+  if (o.plain) {
+    if (auto s = server->listen_on(server->plain_, o.port, server->port_); !s) return s.error();
+  }
+  if (o.tls.enabled) {
+    if (tls == nullptr) return Error{"listen_failed", "TLS is enabled but no certificate is loaded"};
+    server->tls_.tls = true;
+    if (auto s = server->listen_on(server->tls_, o.tls.port, server->tls_port_); !s) return s.error();
+  }
+  if (!o.plain && !o.tls.enabled) return Error{"listen_failed", "neither plain HTTP nor TLS is enabled"};
+  return server;
+}
+
+bufferevent* HttpServer::new_tls_bufferevent(event_base* base) {
+  SSL* ssl = tls_context_->new_connection();
+  if (ssl == nullptr) return nullptr;  // evhttp then drops the connection
+  // The bufferevent owns the SSL object and the socket.
+  bufferevent* bev = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+  if (bev == nullptr) {
+    SSL_free(ssl);
+    return nullptr;
+  }
+  // Many clients (and players) close without close_notify; that is an end, not an error.
+  bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+  return bev;
+}
+
+Status HttpServer::listen_on(Listener& listener, uint16_t port, uint16_t& bound_port) {
+  listener.server = this;
+  listener.http.reset(evhttp_new(&base_));
+  if (!listener.http) return Error{"listen_failed", "evhttp_new failed"};
+  evhttp* http = listener.http.get();
+  const auto& o = options_;
   // Transport-level caps sit above the configured limits so that a request a
   // little over a limit still reaches us and gets a JSON error; grossly
   // oversized ones are cut by evhttp itself.
@@ -148,29 +179,39 @@ Result<std::unique_ptr<HttpServer>> HttpServer::create(event_base& base, HttpSer
   evhttp_set_allowed_methods(http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST | EVHTTP_REQ_PUT |
                                        EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
   evhttp_set_default_content_type(http, "application/json");
-  evhttp_set_gencb(http, on_request, server.get());
+  evhttp_set_gencb(
+      http,
+      [](evhttp_request* req, void* arg) {
+        auto* l = static_cast<Listener*>(arg);
+        l->server->handle(req, l->tls);
+      },
+      &listener);
+  if (listener.tls) {
+    evhttp_set_bevcb(
+        http, [](event_base* base, void* arg) { return static_cast<HttpServer*>(arg)->new_tls_bufferevent(base); },
+        this);
+  }
   // Our own socket: evhttp_bind_socket listens with a backlog of 128, which makes
   // a herd of viewers connecting at once wait for SYN retransmits.
-  evutil_socket_t fd = listen_socket(o.host, o.port, o.listen_backlog, o.reuse_port);
+  evutil_socket_t fd = listen_socket(o.host, port, o.listen_backlog, o.reuse_port);
   if (fd < 0) {
-    return Error{"listen_failed", "cannot listen on " + o.host + ":" + std::to_string(o.port) + ": " +
-                                      strerror(errno)};
+    return Error{"listen_failed", "cannot listen on " + o.host + ":" + std::to_string(port) + ": " + strerror(errno)};
   }
-  server->bound_ = evhttp_accept_socket_with_handle(http, fd);
-  if (server->bound_ == nullptr) {
+  listener.bound = evhttp_accept_socket_with_handle(http, fd);
+  if (listener.bound == nullptr) {
     evutil_closesocket(fd);
-    return Error{"listen_failed", "cannot accept on " + o.host + ":" + std::to_string(o.port)};
+    return Error{"listen_failed", "cannot accept on " + o.host + ":" + std::to_string(port)};
   }
   sockaddr_storage addr{};
   socklen_t len = sizeof addr;
   if (getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
     if (addr.ss_family == AF_INET) {
-      server->port_ = ntohs(reinterpret_cast<sockaddr_in*>(&addr)->sin_port);
+      bound_port = ntohs(reinterpret_cast<sockaddr_in*>(&addr)->sin_port);
     } else if (addr.ss_family == AF_INET6) {
-      server->port_ = ntohs(reinterpret_cast<sockaddr_in6*>(&addr)->sin6_port);
+      bound_port = ntohs(reinterpret_cast<sockaddr_in6*>(&addr)->sin6_port);
     }
   }
-  return server;
+  return {};
 }
 
 void HttpServer::route(const std::string& path, std::vector<std::string> methods, Handler handler) {
@@ -192,9 +233,10 @@ const HttpServer::Route* HttpServer::find_route(const std::string& path) const {
   return best;
 }
 
-void HttpServer::handle(evhttp_request* req) {
+void HttpServer::handle(evhttp_request* req, bool tls) {
   auto state = std::make_shared<RequestState>();
   state->server = this;
+  state->tls = tls;
   state->req = req;
   state->conn = evhttp_request_get_connection(req);
   state->start = clock_.now();
@@ -319,9 +361,11 @@ void HttpServer::drain(std::function<void()> on_drained) {
   if (draining_) return;
   draining_ = true;
   on_drained_ = std::move(on_drained);
-  if (bound_ != nullptr) {
-    evhttp_del_accept_socket(http_.get(), bound_);
-    bound_ = nullptr;
+  for (Listener* l : {&plain_, &tls_}) {
+    if (l->bound != nullptr) {
+      evhttp_del_accept_socket(l->http.get(), l->bound);
+      l->bound = nullptr;
+    }
   }
   LOG_INFO(options_.service, "draining: ", active_requests(), " request(s) in progress");
   drain_timer_.reset(evtimer_new(

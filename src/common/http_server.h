@@ -4,6 +4,7 @@
 // server per event loop; loop thread only.
 #pragma once
 
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
 
@@ -22,13 +23,17 @@
 #include "common/http_exchange.h"
 #include "common/metrics.h"
 #include "common/result.h"
+#include "common/tls.h"
 
 namespace common {
 
 struct HttpServerOptions {
   std::string service = "server";  // names the server in logs and metrics
   std::string host = "127.0.0.1";
+  bool plain = true;                 // serve plain HTTP on `port`
   uint16_t port = 0;                 // 0 = ephemeral; port() tells the real one
+  TlsOptions tls;                    // HTTPS on tls.port when tls.enabled
+  bool http2 = false;                // HTTP/2 beside HTTP/1.1 (servers with an HTTP/2 front end)
   size_t max_header_bytes = 16 * 1024;  // request line + headers; above → 431 JSON
   size_t max_body_bytes = 64 * 1024;    // above → 413 JSON
   int listen_backlog = 4096;            // accept queue (the kernel caps it at somaxconn)
@@ -42,10 +47,12 @@ struct HttpServerOptions {
 
 class HttpServer {
  public:
-  // Binds host:port; fails with code "listen_failed" naming the address.
-  // `clock` times requests for the access log and latency metrics.
+  // Binds host:port (and host:tls.port with `tls`, which must outlive the
+  // server when options.tls.enabled); fails with code "listen_failed" naming
+  // the address. `clock` times requests for the access log and latency metrics.
   static Result<std::unique_ptr<HttpServer>> create(event_base& base, HttpServerOptions options,
-                                                    MetricsRegistry& metrics, const Clock& clock = Clock::real());
+                                                    MetricsRegistry& metrics, const Clock& clock = Clock::real(),
+                                                    const TlsContext* tls = nullptr);
   ~HttpServer();
 
   // Routes: exact path, or every path starting with `prefix`. `methods` lists the
@@ -53,7 +60,8 @@ class HttpServer {
   void route(const std::string& path, std::vector<std::string> methods, Handler handler);
   void route_prefix(const std::string& prefix, std::vector<std::string> methods, Handler handler);
 
-  uint16_t port() const { return port_; }
+  uint16_t port() const { return port_; }          // 0 without a plain listener
+  uint16_t tls_port() const { return tls_port_; }  // 0 without a TLS listener
   const Clock& clock() const { return clock_; }
   const HttpServerOptions& options() const { return options_; }
   // Any thread (relaxed reads, for health and metrics).
@@ -66,7 +74,8 @@ class HttpServer {
   void drain(std::function<void()> on_drained);
 
   // Internal (called by the evhttp callbacks and RequestState).
-  void handle(evhttp_request* req);
+  void handle(evhttp_request* req, bool tls);
+  bufferevent* new_tls_bufferevent(event_base* base);
   void connection_closed(evhttp_connection* conn);
   void request_finished(RequestState& state);
   void reply_pending() { ++unflushed_; }
@@ -83,11 +92,23 @@ class HttpServer {
   const Route* find_route(const std::string& path) const;
   void check_drained();
 
+  // One evhttp per listener: evhttp makes every connection's bufferevent with
+  // one callback, so plain and TLS connections cannot share one.
+  struct Listener {
+    HttpServer* server = nullptr;
+    bool tls = false;
+    EvhttpPtr http;
+    evhttp_bound_socket* bound = nullptr;
+  };
+  Status listen_on(Listener& listener, uint16_t port, uint16_t& bound_port);
+
   event_base& base_;
   HttpServerOptions options_;
-  EvhttpPtr http_;
-  evhttp_bound_socket* bound_ = nullptr;
+  const TlsContext* tls_context_ = nullptr;
+  Listener plain_;
+  Listener tls_;
   uint16_t port_ = 0;
+  uint16_t tls_port_ = 0;
   std::vector<Route> routes_;
   std::unordered_map<evhttp_connection*, std::shared_ptr<RequestState>> in_progress_;
   const Clock& clock_;
@@ -108,9 +129,9 @@ class HttpServer {
 // of printf: non-zero once a reply was sent, if the replacement is in effect.
 uint64_t fast_header_formats();
 
-// Prints {"event":"listening","service":S,"port":P} on stdout and flushes:
-// how tests and scripts learn an ephemeral port.
-void announce_listening(const std::string& service, uint16_t port);
+// Prints {"event":"listening","service":S,"port":P,"tls_port":T} on stdout and
+// flushes: how tests and scripts learn ephemeral ports (0 = no such listener).
+void announce_listening(const std::string& service, uint16_t port, uint16_t tls_port = 0);
 
 // The request target with the values of secret-bearing query parameters
 // (key, token, password, operator_key, ticket) replaced by "***", for logs.

@@ -23,6 +23,7 @@ struct RequestState {
   std::string method, target, path, query, remote_ip, note;
   int status = 0;
   uint64_t body_bytes = 0;
+  bool tls = false;  // arrived on the TLS listener: no direct socket writes or sendfile
   bool streaming = false;
   bool finished = false;
   // Set by add_header: saves rescanning the header list when replying.

@@ -41,10 +41,18 @@ Status ServiceHost::create_servers(const std::function<void(size_t, HttpServer&)
   HttpServerOptions options = server_options_;
   options.service = name_;
   options.reuse_port = loops_.size() > 1;
+  if (options.tls.enabled) {
+    auto ctx = build_server_tls_context(options.tls);
+    if (!ctx) return ctx.error();
+    tls_ = std::make_unique<TlsContext>(std::move(ctx).value());
+  }
   for (size_t i = 0; i < loops_.size(); ++i) {
-    // Loop 0 picks the port (maybe ephemeral); the others join it.
-    if (i > 0) options.port = servers_[0]->port();
-    auto server = HttpServer::create(loops_[i]->base(), options, metrics_, *context_.clock);
+    // Loop 0 picks the ports (maybe ephemeral); the others join them.
+    if (i > 0) {
+      options.port = servers_[0]->port();
+      options.tls.port = servers_[0]->tls_port();
+    }
+    auto server = HttpServer::create(loops_[i]->base(), options, metrics_, *context_.clock, tls_.get());
     if (!server) return server.error();
     attach(i, **server);
     servers_.push_back(std::move(server).value());
@@ -53,6 +61,21 @@ Status ServiceHost::create_servers(const std::function<void(size_t, HttpServer&)
 }
 
 uint16_t ServiceHost::port() const { return servers_.empty() ? 0 : servers_[0]->port(); }
+uint16_t ServiceHost::tls_port() const { return servers_.empty() ? 0 : servers_[0]->tls_port(); }
+
+Status ServiceHost::reload_tls(const HttpServerOptions& fresh) {
+  if (tls_ == nullptr) {
+    if (fresh.tls.enabled) LOG_WARN(name_, "reload: TLS can be turned on only by a restart");
+    return {};
+  }
+  if (!fresh.tls.enabled) {
+    LOG_WARN(name_, "reload: TLS can be turned off only by a restart; keeping the certificate");
+    return {};
+  }
+  if (auto s = tls_->reload(fresh.tls); !s) return s;
+  LOG_INFO(name_, "TLS certificate reloaded from ", fresh.tls.certificate);
+  return {};
+}
 
 void ServiceHost::reload_outcome(const Status& status, const std::string& applied_summary) {
   if (!status) {
@@ -101,8 +124,9 @@ int ServiceHost::run(std::function<void()> on_reload, std::function<void()> stop
   int exit_code = 0;
   {
     SignalHandlers signals(loops_[0]->base(), [this] { drain_all(); }, std::move(on_reload));
-    announce_listening(name_, port());
-    LOG_INFO(name_, "serving on port ", port(), " with ", loops_.size(), " event loop(s)");
+    announce_listening(name_, port(), tls_port());
+    LOG_INFO(name_, "serving on port ", port(), tls_port() != 0 ? " and TLS port " + std::to_string(tls_port()) : "",
+             " with ", loops_.size(), " event loop(s)");
     loops_[0]->run();
   }
   for (auto& t : threads) t.join();

@@ -67,6 +67,10 @@ class ServiceHost {
   // Creates one server per loop; `attach(i, server)` registers its routes.
   Status create_servers(const std::function<void(size_t, HttpServer&)>& attach);
   uint16_t port() const;
+  uint16_t tls_port() const;
+  // SIGHUP: loads the TLS certificate and key again for new connections (open
+  // ones keep theirs). Fails, changing nothing, when the files do not load.
+  Status reload_tls(const HttpServerOptions& fresh);
   // Runs every loop (loop 0 on the calling thread) until drained; returns the exit code.
   int run(std::function<void()> on_reload, std::function<void()> stop_background);
   // Reload bookkeeping: counts and logs the outcome.
@@ -80,6 +84,7 @@ class ServiceHost {
   MetricsRegistry metrics_;
   std::vector<std::unique_ptr<EventLoop>> loops_;
   ServiceContext context_;
+  std::unique_ptr<TlsContext> tls_;  // shared by every loop's TLS listener
   std::vector<std::unique_ptr<HttpServer>> servers_;
   std::function<void()> stop_background_;
   bool draining_ = false;
@@ -127,6 +132,8 @@ int run_service(int argc, char** argv, const ServiceSpec<Config>& spec) {
         auto fresh = load();
         if (!fresh) return host.reload_outcome(fresh.error(), "");
         std::string summary = spec.summary(*fresh);
+        // The certificate first: a reload whose files do not load changes nothing.
+        if (auto tls = host.reload_tls(spec.server(*fresh)); !tls) return host.reload_outcome(tls, "");
         host.reload_outcome(s.reload(std::move(fresh).value()), summary);
       },
       [&] { s.stop_background(); });

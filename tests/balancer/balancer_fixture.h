@@ -166,11 +166,12 @@ class BalancerProcess {
     process_ = std::make_unique<ChildProcess>();
     std::string error;
     REQUIRE_MESSAGE(process_->start(argv, {}, {}, &error), error);
-    port_ = process_->wait_for_listening_port(deadline_in(std::chrono::seconds(10)));
+    port_ = process_->wait_for_listening_port(deadline_in(std::chrono::seconds(10)), &tls_port_);
     REQUIRE_MESSAGE(port_ > 0, process_->stderr_text());
   }
 
   int port() const { return port_; }
+  int tls_port() const { return tls_port_; }
   std::string url(const std::string& target) const { return local_url(port_, target); }
   HttpResponse get(const std::string& target) const { return http_get(url(target)); }
   std::string metrics() const { return http_get(url("/metrics")).body; }
@@ -218,6 +219,7 @@ class BalancerProcess {
   std::string main_config_;
   std::unique_ptr<ChildProcess> process_;
   int port_ = -1;
+  int tls_port_ = 0;
 };
 
 // Lines of a playlist that are URIs (not tags, not blank).

@@ -30,6 +30,7 @@ class CacheNodeProcess {
     std::vector<std::string> argv = {binary_path("cache_node"),
                                      "--config", std::string(BALANCER_SOURCE_DIR) + "/conf/cache_node.json",
                                      "--set", "listen.port=" + std::to_string(port_ > 0 ? port_ : 0),
+                                     "--set", "listen.tls.port=" + std::to_string(tls_port_ > 0 ? tls_port_ : 0),
                                      "--set", "data_dir=" + data_dir_,
                                      "--set", "origins.demo.url=" + origin_url_,
                                      "--set", "signing.keys=[\"" + kSigningKey + "\",\"" + kPreviousKey + "\"]",
@@ -42,12 +43,16 @@ class CacheNodeProcess {
     process_ = std::make_unique<ChildProcess>();
     std::string error;
     REQUIRE_MESSAGE(process_->start(argv, {}, {}, &error), error);
-    port_ = process_->wait_for_listening_port(deadline_in(std::chrono::seconds(10)));
+    port_ = process_->wait_for_listening_port(deadline_in(std::chrono::seconds(10)), &tls_port_);
     REQUIRE_MESSAGE(port_ > 0, process_->stderr_text());
   }
 
   int port() const { return port_; }
+  int tls_port() const { return tls_port_; }
   std::string url(const std::string& target) const { return local_url(port_, target); }
+  std::string tls_url(const std::string& target) const {
+    return "https://127.0.0.1:" + std::to_string(tls_port_) + target;
+  }
   // A signed chunk URL for `target` ("/o/demo/...") valid for `ttl_s` seconds.
   std::string signed_url(const std::string& target, int64_t ttl_s = 60,
                          const std::string& key = kSigningKey) const {
@@ -83,6 +88,7 @@ class CacheNodeProcess {
   std::vector<std::string> overrides_;
   std::unique_ptr<ChildProcess> process_;
   int port_ = -1;
+  int tls_port_ = 0;
 };
 
 inline bool is_json_error(const HttpResponse& r, const std::string& code) {

@@ -56,6 +56,7 @@ using Micros = std::chrono::microseconds;
 struct Context {
   std::chrono::steady_clock::time_point start;
   HttpResponse* response;
+  std::atomic<uint64_t>* progress = nullptr;
 };
 
 Micros since(std::chrono::steady_clock::time_point start) {
@@ -88,6 +89,7 @@ size_t on_body(char* data, size_t size, size_t count, void* arg) {
     ctx->response->first_body_byte = since(ctx->start);
   }
   ctx->response->body.append(data, n);
+  if (ctx->progress != nullptr) ctx->progress->store(ctx->response->body.size());
   return n;
 }
 
@@ -95,7 +97,7 @@ size_t on_body(char* data, size_t size, size_t count, void* arg) {
 
 HttpResponse http_request(const HttpRequest& request) {
   HttpResponse response;
-  Context ctx{std::chrono::steady_clock::now(), &response};
+  Context ctx{std::chrono::steady_clock::now(), &response, request.body_progress};
   if (!curl::global_init()) {
     response.error = "curl_global_init failed";
     return response;
@@ -113,6 +115,17 @@ HttpResponse http_request(const HttpRequest& request) {
   curl_easy_setopt(h, CURLOPT_PROXY, "");  // never route test traffic through $http_proxy
   curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, static_cast<long>(request.timeout.count()));
   curl_easy_setopt(h, CURLOPT_PATH_AS_IS, request.path_as_is ? 1L : 0L);
+  if (!request.ca_file.empty()) curl_easy_setopt(h, CURLOPT_CAINFO, request.ca_file.c_str());
+  if (request.max_recv_bytes_per_s > 0) {
+    curl_easy_setopt(h, CURLOPT_MAX_RECV_SPEED_LARGE, static_cast<curl_off_t>(request.max_recv_bytes_per_s));
+  }
+  switch (request.version) {
+    case HttpRequest::Version::http1_1: curl_easy_setopt(h, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_1_1); break;
+    case HttpRequest::Version::http2_tls: curl_easy_setopt(h, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_2TLS); break;
+    case HttpRequest::Version::http2_prior_knowledge:
+      curl_easy_setopt(h, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE);
+      break;
+  }
   curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, &on_header);
   curl_easy_setopt(h, CURLOPT_HEADERDATA, &ctx);
   curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, &on_body);
@@ -146,6 +159,9 @@ HttpResponse http_request(const HttpRequest& request) {
   response.total = since(ctx.start);
   response.curl_code = static_cast<int>(code);
   curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &response.status);
+  long version = 0;
+  curl_easy_getinfo(h, CURLINFO_HTTP_VERSION, &version);
+  response.http_version = version == CURL_HTTP_VERSION_2_0 ? 20 : version == CURL_HTTP_VERSION_1_1 ? 11 : 0;
   if (code != CURLE_OK) {
     response.error = error_buf[0] != '\0' ? error_buf : curl_easy_strerror(code);
   }

@@ -2,7 +2,9 @@
 // no connection reuse between calls). Any thread may call these functions.
 #pragma once
 
+#include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -28,6 +30,8 @@ struct HttpResponse {
   std::chrono::microseconds first_body_byte{-1};
   std::chrono::microseconds total{0};
 
+  long http_version = 0;  // 11 for HTTP/1.1, 20 for HTTP/2 (0 when unknown)
+
   bool ok() const { return error.empty(); }
   // First value of the header `name` (case-insensitive), or nullopt.
   std::optional<std::string> header(std::string_view name) const;
@@ -42,6 +46,12 @@ struct HttpRequest {
   std::string body;  // sent when non-empty (or when method is POST/PUT)
   std::chrono::milliseconds timeout = kDefaultHttpTimeout;  // whole transfer
   bool path_as_is = false;  // send "/../" and "/./" unnormalised (traversal tests)
+  // https: the only CA trusted (e.g. a test's self-signed certificate); empty = system CAs.
+  std::string ca_file;
+  enum class Version { http1_1, http2_tls, http2_prior_knowledge } version = Version::http1_1;
+  long max_recv_bytes_per_s = 0;  // > 0: read the body no faster (a slow viewer)
+  // When set, the body bytes received so far (another thread may watch it).
+  std::atomic<uint64_t>* body_progress = nullptr;
 };
 
 // Performs one request; never throws for transfer errors (see HttpResponse::error).

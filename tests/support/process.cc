@@ -353,9 +353,10 @@ std::optional<std::string> ChildProcess::wait_for_line(
   }
 }
 
-int ChildProcess::wait_for_listening_port(Deadline deadline) {
+int ChildProcess::wait_for_listening_port(Deadline deadline, int* tls_port) {
   const auto line = wait_for_line(
       [](std::string_view l) { return parse_listening_port(l).has_value(); }, deadline);
+  if (tls_port != nullptr) *tls_port = line ? parse_listening_port(*line, "tls_port").value_or(0) : 0;
   return line ? *parse_listening_port(*line) : -1;
 }
 
@@ -388,12 +389,12 @@ std::optional<int> ChildProcess::wait_exit(Deadline deadline) {
   return std::nullopt;
 }
 
-std::optional<int> parse_listening_port(std::string_view line) {
+std::optional<int> parse_listening_port(std::string_view line, std::string_view key) {
   const size_t first = skip_space(line, 0);
   if (first >= line.size() || line[first] != '{') return std::nullopt;
   const size_t ev = find_value(line, "event");
   if (ev == std::string_view::npos || line.substr(ev, 11) != "\"listening\"") return std::nullopt;
-  const size_t p = find_value(line, "port");
+  const size_t p = find_value(line, key);
   if (p == std::string_view::npos) return std::nullopt;
   int port = 0;
   size_t i = p;

@@ -102,7 +102,8 @@ class ChildProcess {
   // Waits for the {"event":"listening",...,"port":N} line that our servers and
   // test_origin print once bound (extra keys allowed, any order). Returns the port,
   // or -1 at the deadline / when the child exits first.
-  int wait_for_listening_port(Deadline deadline);
+  // With `tls_port`, also stores the line's "tls_port" there (0 without a TLS listener).
+  int wait_for_listening_port(Deadline deadline, int* tls_port = nullptr);
 
   // Every stdout line received so far, read or not.
   std::vector<std::string> stdout_lines() const;
@@ -137,7 +138,7 @@ class ChildProcess {
 };
 
 // Parses `{"event":"listening",...,"port":N,...}`; nullopt for any other line.
-std::optional<int> parse_listening_port(std::string_view line);
+std::optional<int> parse_listening_port(std::string_view line, std::string_view key = "port");
 
 // Path of one of our binaries in the build tree: <build>/src/<dir>/<name>,
 // <build>/tests/support/<name>, <build>/tests/<dir>/<name> or <build>/<name>, where

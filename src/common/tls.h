@@ -1,0 +1,48 @@
+// TLS for the HTTP servers: the certificate and key from config, TLS 1.2 and
+// 1.3 only with forward-secret AEAD ciphers, ALPN (h2 when the server speaks
+// HTTP/2, else http/1.1), and the SSL_CTX swapped on reload without touching
+// connections already open (each SSL object holds its own reference).
+#pragma once
+
+#include <openssl/ssl.h>
+
+#include <mutex>
+#include <string>
+
+#include "common/handles.h"
+#include "common/result.h"
+
+namespace common {
+
+struct TlsOptions {
+  bool enabled = false;
+  uint16_t port = 0;         // 0 = ephemeral; HttpServer::tls_port() tells the real one
+  std::string certificate;   // PEM file: the certificate, then any intermediates
+  std::string key;           // PEM file: the private key
+  bool http2 = false;        // offer h2 in ALPN (servers with an HTTP/2 front end)
+};
+
+// Builds a server SSL_CTX from the files; fails with code "tls_config" naming
+// the file and OpenSSL's reason (unreadable, not PEM, key does not match).
+Result<SslCtxPtr> build_server_tls_context(const TlsOptions& options);
+
+// The SSL_CTX new connections are accepted with. Any thread.
+class TlsContext {
+ public:
+  explicit TlsContext(SslCtxPtr ctx) : ctx_(std::move(ctx)) {}
+  // A new server-side SSL object for one connection (owned by the caller), or
+  // null when OpenSSL cannot allocate one.
+  SSL* new_connection() const;
+  // Loads the files again and, on success, serves new connections with them.
+  // On failure nothing changes.
+  Status reload(const TlsOptions& options);
+
+ private:
+  mutable std::mutex mutex_;
+  SslCtxPtr ctx_;
+};
+
+// The ALPN protocol a finished handshake agreed on ("h2", "http/1.1"), or empty.
+std::string negotiated_protocol(const SSL* ssl);
+
+}  // namespace common

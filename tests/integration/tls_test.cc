@@ -1,0 +1,258 @@
+// HTTPS on the real cache node and balancer: chunks (memory and disk hits, ranges,
+// 304, signature refusals) and playlists over TLS, handshake failures and protocol
+// mix-ups that must not hurt the server, and a certificate reload on SIGHUP while a
+// download runs.
+#include <doctest/doctest.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <filesystem>
+#include <future>
+
+#include "balancer/balancer_fixture.h"
+#include "cache_node_fixture.h"
+#include "support/generated_body.h"
+#include "support/test_certificate.h"
+
+using namespace balancer::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+struct Certificates {
+  explicit Certificates(const TempDir& dir)
+      : cert(dir.file("tls/cert.pem")), key(dir.file("tls/key.pem")), other_cert(dir.file("other-cert.pem")),
+        other_key(dir.file("other-key.pem")) {
+    std::filesystem::create_directories(dir.file("tls"));
+    std::string error;
+    REQUIRE_MESSAGE(write_self_signed_certificate(cert, key, "first", &error), error);
+    REQUIRE_MESSAGE(write_self_signed_certificate(other_cert, other_key, "second", &error), error);
+    // The client trusts exactly one certificate per request: keep copies under stable names.
+    std::filesystem::copy_file(cert, dir.file("first.pem"));
+    first = dir.file("first.pem");
+  }
+  std::vector<std::string> overrides() const {
+    return {"listen.tls.enabled=true", "listen.tls.port=0", "listen.tls.certificate=" + cert,
+            "listen.tls.key=" + key};
+  }
+  std::string cert, key, other_cert, other_key, first;
+};
+
+HttpResponse https_get(const std::string& url, const std::string& ca_file, const HttpHeaders& headers = {}) {
+  HttpRequest request;
+  request.url = url;
+  request.ca_file = ca_file;
+  request.headers = headers;
+  return http_request(request);
+}
+
+int connect_to(int port) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    close(fd);
+    return -1;
+  }
+  timeval tv{3, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  return fd;
+}
+
+// Sends `bytes` and reads until the server closes or 3 s pass (bounded).
+std::string send_raw(int port, const std::string& bytes) {
+  int fd = connect_to(port);
+  if (fd < 0) return "<no connection>";
+  (void)!write(fd, bytes.data(), bytes.size());
+  std::string out;
+  char buf[4096];
+  for (int i = 0; i < 64; ++i) {
+    ssize_t n = read(fd, buf, sizeof buf);
+    if (n <= 0) break;
+    out.append(buf, static_cast<size_t>(n));
+  }
+  close(fd);
+  return out;
+}
+
+// The first bytes of a TLS 1.2 ClientHello record (enough to be taken for one).
+const std::string kClientHelloStart("\x16\x03\x01\x00\xc8\x01\x00\x00\xc4\x03\x03", 11);
+
+}  // namespace
+
+TEST_CASE("cache node over HTTPS: memory and disk hits, ranges, 304 and signature refusals") {
+  TempDir dir;
+  Certificates certs(dir);
+  TestOrigin origin;
+  auto overrides = certs.overrides();
+  CacheNodeProcess node(dir.file("data"), origin.base_url(), overrides);
+  REQUIRE(node.tls_port() > 0);
+  const std::string target = "/o/demo/gen/300K/tls.ts";
+  const std::string body = generated_body("tls.ts", 300 * 1024);
+
+  auto miss = https_get(node.tls_url(node.signed_url(target).substr(node.url("").size())), certs.cert);
+  REQUIRE_MESSAGE(miss.ok(), miss.error);
+  CHECK(miss.status == 200);
+  CHECK(miss.http_version == 11);
+  CHECK(miss.header("X-Cache") == std::optional<std::string>("MISS"));
+  CHECK(miss.body == body);
+
+  auto signed_path = [&] { return node.signed_url(target).substr(node.url("").size()); };
+  auto hit = https_get(node.tls_url(signed_path()), certs.cert);
+  CHECK(hit.header("X-Cache") == std::optional<std::string>("HIT"));
+  CHECK(hit.body == body);
+  auto range = https_get(node.tls_url(signed_path()), certs.cert, {{"Range", "bytes=1000-1999"}});
+  CHECK(range.status == 206);
+  CHECK(range.body == body.substr(1000, 1000));
+  auto etag = hit.header("ETag").value_or("");
+  auto not_modified = https_get(node.tls_url(signed_path()), certs.cert, {{"If-None-Match", etag}});
+  CHECK(not_modified.status == 304);
+  CHECK(not_modified.body.empty());
+  auto unsigned_reply = https_get(node.tls_url(target), certs.cert);
+  CHECK(unsigned_reply.status == 403);
+  CHECK(is_json_error(unsigned_reply, "signature_missing"));
+
+  // After a restart the chunk comes from disk: the TLS front end must read the file
+  // itself (a socket-only sendfile segment would reach the client as nothing).
+  REQUIRE(node.wait_disk_settled(1));
+  node.stop();
+  node.start();
+  auto disk = https_get(node.tls_url(signed_path()), certs.cert);
+  CHECK(disk.status == 200);
+  CHECK(disk.header("X-Cache").value_or("").find("HIT") == 0);
+  CHECK(disk.body.size() == body.size());
+  CHECK(disk.body == body);
+  auto disk_range = https_get(node.tls_url(signed_path()), certs.cert, {{"Range", "bytes=-4096"}});
+  CHECK(disk_range.status == 206);
+  CHECK(disk_range.body == body.substr(body.size() - 4096));
+  // Plain HTTP stays available beside HTTPS.
+  CHECK(http_get(node.signed_url(target)).body == body);
+  CHECK(origin.count("/gen/300K/tls.ts") == 1);
+}
+
+TEST_CASE("handshake failures and protocol mix-ups close one connection, never the server") {
+  TempDir dir;
+  Certificates certs(dir);
+  TestOrigin origin;
+  CacheNodeProcess node(dir.file("data"), origin.base_url(), certs.overrides());
+
+  // Plain HTTP on the TLS port: no HTTP answer, the connection is closed.
+  std::string plain_on_tls = send_raw(node.tls_port(), "GET /ping HTTP/1.1\r\nHost: x\r\n\r\n");
+  CHECK(plain_on_tls.find("HTTP/1.1 200") == std::string::npos);
+  // A TLS ClientHello on the plain port: refused as a bad request, no crash.
+  std::string tls_on_plain = send_raw(node.port(), kClientHelloStart + std::string(200, '\0'));
+  CHECK(tls_on_plain.find("HTTP/1.1 200") == std::string::npos);
+  // A truncated ClientHello, then silence, then close; garbage records.
+  int fd = connect_to(node.tls_port());
+  REQUIRE(fd >= 0);
+  (void)!write(fd, kClientHelloStart.data(), kClientHelloStart.size());
+  close(fd);
+  send_raw(node.tls_port(), std::string(5000, '\x17'));
+  // A client that does not trust the certificate aborts the handshake.
+  auto untrusted = https_get(node.tls_url("/ping"), certs.other_cert);
+  CHECK(untrusted.status == 0);
+  CHECK_FALSE(untrusted.ok());
+
+  // The server still answers on both ports, and is still the same process.
+  auto ping = https_get(node.tls_url("/ping"), certs.cert);
+  CHECK(ping.status == 200);
+  CHECK(ping.body.find("\"id\"") != std::string::npos);
+  CHECK(http_get(node.url("/ping")).status == 200);
+  CHECK_FALSE(node.process().wait_exit(deadline_in(0ms)).has_value());
+}
+
+TEST_CASE("certificate reload on SIGHUP: new connections get the new certificate, a running download finishes") {
+  TempDir dir;
+  Certificates certs(dir);
+  TestOrigin origin;
+  CacheNodeProcess node(dir.file("data"), origin.base_url(), certs.overrides());
+  const std::string target = "/o/demo/gen/4M/reload.ts";
+  const std::string body = generated_body("reload.ts", 4 << 20);
+  auto signed_path = [&] { return node.signed_url(target).substr(node.url("").size()); };
+  REQUIRE(https_get(node.tls_url(signed_path()), certs.first).body == body);  // now a memory hit
+
+  auto reloads = [&](const std::string& result) {
+    std::string metrics = http_get(node.url("/metrics")).body;
+    return metric_value(metrics, "cache_node_config_reloads_total{result=\"" + result + "\"}").value_or(-1);
+  };
+  // A slow viewer: 4 MiB at 1 MiB/s, so the download spans the reload.
+  std::atomic<uint64_t> received{0};
+  HttpRequest slow_request;
+  slow_request.url = node.tls_url(signed_path());
+  slow_request.ca_file = certs.first;
+  slow_request.max_recv_bytes_per_s = 1 << 20;
+  slow_request.timeout = 30s;
+  slow_request.body_progress = &received;
+  auto slow = std::async(std::launch::async, [&] { return http_request(slow_request); });
+  // The handshake is done and bytes flow before the certificate changes.
+  REQUIRE(wait_until([&] { return received.load() > 0; }, 10s));
+
+  // Swap the files (as certbot does) and signal.
+  std::filesystem::copy_file(certs.other_cert, certs.cert, std::filesystem::copy_options::overwrite_existing);
+  std::filesystem::copy_file(certs.other_key, certs.key, std::filesystem::copy_options::overwrite_existing);
+  double ok_before = reloads("ok");
+  ::kill(node.process().pid(), SIGHUP);
+  REQUIRE(wait_until([&] { return reloads("ok") > ok_before; }, 5s));
+
+  // New connections: only the new certificate verifies.
+  auto with_new = https_get(node.tls_url("/ping"), certs.other_cert);
+  CHECK(with_new.status == 200);
+  auto with_old = https_get(node.tls_url("/ping"), certs.first);
+  CHECK(with_old.status == 0);
+
+  // A certificate file that does not load: the reload is rejected, the running one stays.
+  write_file(certs.cert, "not a certificate\n");
+  double rejected_before = reloads("rejected");
+  ::kill(node.process().pid(), SIGHUP);
+  REQUIRE(wait_until([&] { return reloads("rejected") > rejected_before; }, 5s));
+  CHECK(https_get(node.tls_url("/ping"), certs.other_cert).status == 200);
+
+  // The download that started with the first certificate finished whole.
+  REQUIRE(slow.wait_for(30s) == std::future_status::ready);
+  HttpResponse finished = slow.get();
+  CHECK_MESSAGE(finished.ok(), finished.error);
+  CHECK(finished.status == 200);
+  CHECK(finished.body.size() == body.size());
+  CHECK(finished.body == body);
+  CHECK(finished.total > 2s);  // it really was running across the reload
+}
+
+TEST_CASE("balancer over HTTPS: playlists and the API; a bad certificate is a config error") {
+  TempDir dir;
+  Certificates certs(dir);
+  write_file(dir.file("root/live/index.m3u8"), live_playlist(1, 3));
+  TestOriginOptions options;
+  options.root = dir.file("root");
+  TestOrigin origin(options);
+  BalancerProcess balancer(dir, origin.url("/files"), channels_json({channel_json("demo", "/live/index.m3u8")}),
+                           caches_json({}), certs.overrides());
+  REQUIRE(balancer.tls_port() > 0);
+  const std::string base = "https://127.0.0.1:" + std::to_string(balancer.tls_port());
+  auto playlist = https_get(base + "/hls/demo/live/index.m3u8?viewer=tls-viewer", certs.cert);
+  REQUIRE_MESSAGE(playlist.ok(), playlist.error);
+  CHECK(playlist.status == 200);
+  CHECK(playlist.body.find("#EXTM3U") == 0);
+  CHECK(playlist.body.find("seg1.ts") != std::string::npos);
+  auto session = https_get(base + "/api/v1/auth/session", certs.cert);
+  CHECK(session.status == 401);
+  CHECK(session.header("Content-Type").value_or("").find("application/json") == 0);
+  CHECK(balancer.get("/health").status == 200);  // plain beside it
+
+  // --check-config names the key and the problem.
+  ChildProcess check;
+  std::string error;
+  REQUIRE(check.start({binary_path("balancer"), "--config", std::string(BALANCER_SOURCE_DIR) + "/conf/balancer.json",
+                       "--check-config", "--set", "listen.tls.enabled=true", "--set", "listen.tls.port=8443", "--set",
+                       "listen.tls.certificate=" + certs.key, "--set", "listen.tls.key=" + certs.key},
+                      {}, {}, &error));
+  auto code = check.wait_exit(deadline_in(10s));
+  REQUIRE(code.has_value());
+  CHECK(*code == 2);
+  CHECK(check.stderr_text().find("listen.tls.certificate") != std::string::npos);
+  CHECK(check.stderr_text().find("cannot load the certificate") != std::string::npos);
+}
