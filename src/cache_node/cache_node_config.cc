@@ -21,7 +21,7 @@ common::Result<CacheNodeConfig> load_cache_node_config(const common::ConfigDocum
   c.site = root.string("site", "default");
   {
     auto listen = root.object("listen");
-    common::read_listen_section(listen, doc.file(), 8081, /*http2_capable=*/false, c.server);
+    common::read_listen_section(listen, doc.file(), 8081, /*http2_capable=*/true, c.server);
   }
   c.data_dir = root.required_string("data_dir");
   root.each_member("origins", [&](const std::string& id, common::ConfigReader& origin) {

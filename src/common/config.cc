@@ -294,6 +294,7 @@ void read_listen_section(ConfigReader& listen, const std::string& config_file, u
   options.port = static_cast<uint16_t>(listen.integer("port", default_port, 0, 65535));
   options.plain = listen.boolean("plain", true);
   bool http2 = http2_capable && listen.boolean("http2", true);
+  options.h2c = http2_capable && listen.boolean("h2c", false);
   auto tls = listen.object("tls");
   options.tls.enabled = tls.boolean("enabled", false);
   int64_t tls_port = tls.integer("port", -1, 0, 65535);

@@ -11,6 +11,7 @@
 #include <cstring>
 #include <ctime>
 
+#include "common/http2_connection.h"
 #include "common/json.h"
 #include "common/log.h"
 #include "common/request_state.h"
@@ -49,7 +50,7 @@ void on_reply_complete(evhttp_request*, void* arg) { static_cast<HttpServer*>(ar
 
 // evhttp formats a Date header for every response it sends without one (gmtime
 // plus snprintf: about 5% of a small reply's cost); the text changes once a second.
-void add_date_header(evkeyvalq* headers, const Clock& clock) {
+const char* http_date(const Clock& clock) {
   thread_local int64_t cached_second = -1;
   thread_local char cached[40];
   int64_t now = clock.unix_now();
@@ -60,8 +61,10 @@ void add_date_header(evkeyvalq* headers, const Clock& clock) {
     strftime(cached, sizeof cached, "%a, %d %b %Y %H:%M:%S GMT", &parts);
     cached_second = now;
   }
-  evhttp_add_header(headers, "Date", cached);
+  return cached;
 }
+
+void add_date_header(evkeyvalq* headers, const Clock& clock) { evhttp_add_header(headers, "Date", http_date(clock)); }
 
 // evhttp queues a reply and asks the loop for a writable event, writes in the
 // next loop turn, then stops watching for writability: two epoll_ctl calls and a
@@ -120,7 +123,7 @@ bool HttpExchange::closed() const { return state_->closed; }
 uint64_t HttpExchange::body_bytes_sent() const { return state_->body_bytes; }
 void HttpExchange::set_log_note(std::string note) { state_->note = std::move(note); }
 bool HttpExchange::logs_access() const { return state_->server->options().access_log; }
-bool HttpExchange::sends_files() const { return !state_->tls; }
+bool HttpExchange::sends_files() const { return !state_->tls && state_->h2 == nullptr; }
 bool HttpExchange::secure() const { return state_->tls; }
 
 void HttpExchange::on_close(std::function<void()> fn) { state_->on_close = std::move(fn); }
@@ -132,6 +135,7 @@ std::optional<std::string> HttpExchange::query_param(std::string_view name) cons
 }
 
 std::optional<std::string> HttpExchange::header(const char* name) const {
+  if (state_->h2 != nullptr) return state_->h2->request_header(name);
   if (state_->req == nullptr) return std::nullopt;
   const char* v = evhttp_find_header(evhttp_request_get_input_headers(state_->req), name);
   if (v == nullptr) return std::nullopt;
@@ -139,6 +143,7 @@ std::optional<std::string> HttpExchange::header(const char* name) const {
 }
 
 std::string HttpExchange::body() const {
+  if (state_->h2 != nullptr) return state_->h2->request_body;
   if (state_->req == nullptr) return {};
   evbuffer* in = evhttp_request_get_input_buffer(state_->req);
   size_t n = evbuffer_get_length(in);
@@ -148,15 +153,16 @@ std::string HttpExchange::body() const {
 }
 
 void HttpExchange::add_header(const std::string& name, const std::string& value) {
-  if (state_->req == nullptr || replied()) return;
+  if ((state_->req == nullptr && state_->h2 == nullptr) || replied()) return;
   if (strcasecmp(name.c_str(), "Content-Type") == 0) state_->has_content_type = true;
   if (strcasecmp(name.c_str(), "Content-Length") == 0) state_->has_content_length = true;
+  if (state_->h2 != nullptr) return state_->h2->add_response_header(name, value);
   evhttp_add_header(evhttp_request_get_output_headers(state_->req), name.c_str(), value.c_str());
 }
 
 void HttpExchange::reply(int status, std::string_view body, std::string_view content_type) {
   if (state_->finished || state_->streaming) return;
-  if (state_->closed || state_->req == nullptr) {
+  if (state_->closed || (state_->req == nullptr && state_->h2 == nullptr)) {
     state_->finish();
     return;
   }
@@ -168,7 +174,22 @@ void HttpExchange::reply(int status, std::string_view body, std::string_view con
 void HttpExchange::reply(int status, BodyBuffer body_buffer, size_t length, std::string_view content_type) {
   evbuffer* body = static_cast<evbuffer*>(body_buffer.native());
   if (state_->finished || state_->streaming) return;
-  if (state_->closed || state_->req == nullptr) {
+  if (state_->closed || (state_->req == nullptr && state_->h2 == nullptr)) {
+    state_->finish();
+    return;
+  }
+  if (Http2Stream* stream = state_->h2) {
+    if (!content_type.empty() && !state_->has_content_type) add_header("Content-Type", std::string(content_type));
+    if (!state_->has_content_length && status != 204 && status != 304) {
+      add_header("Content-Length", std::to_string(length));
+    }
+    stream->add_response_header("date", http_date(state_->server->clock()));
+    state_->status = status;
+    if (is_head()) evbuffer_drain(body, evbuffer_get_length(body));
+    size_t bytes = evbuffer_get_length(body);
+    state_->body_bytes += bytes;
+    state_->server->reply_pending();
+    stream->reply(status, std::move(body_buffer), bytes > 0);
     state_->finish();
     return;
   }
@@ -189,16 +210,25 @@ void HttpExchange::reply(int status, BodyBuffer body_buffer, size_t length, std:
   evhttp_request_set_on_complete_cb(state_->req, on_reply_complete, state_->server);
   evhttp_connection* conn = state_->conn;
   evhttp_send_reply(state_->req, status, reason_phrase(status), body);
-  if (!state_->settling && !state_->tls) write_now(conn);
+  if (!state_->settling && state_->direct_write) write_now(conn);
   state_->finish();
 }
 
 void HttpExchange::reply_error(int status, std::string_view code, std::string_view message) {
   if (status == 429 || status == 503) {
-    if (state_->req != nullptr &&
-        evhttp_find_header(evhttp_request_get_output_headers(state_->req), "Retry-After") == nullptr) {
-      add_header("Retry-After", "10");
+    bool has_retry = state_->h2 != nullptr ? state_->h2->has_response_header("Retry-After")
+                     : state_->req != nullptr
+                         ? evhttp_find_header(evhttp_request_get_output_headers(state_->req), "Retry-After") != nullptr
+                         : true;
+    if (!has_retry) add_header("Retry-After", "10");
+  }
+  if (state_->h2 != nullptr && !replied()) {
+    for (const char* name : {"Content-Type", "Content-Length", "ETag", "Last-Modified", "Cache-Control", "Age",
+                             "Accept-Ranges"}) {
+      state_->h2->remove_response_header(name);
     }
+    state_->has_content_type = false;
+    state_->has_content_length = false;
   }
   if (state_->req != nullptr && !replied()) {
     // An error replaces whatever describes the resource (type, validators).
@@ -216,8 +246,16 @@ void HttpExchange::reply_error(int status, std::string_view code, std::string_vi
 
 void HttpExchange::start(int status) {
   if (state_->finished || state_->streaming) return;
-  if (state_->closed || state_->req == nullptr) {
+  if (state_->closed || (state_->req == nullptr && state_->h2 == nullptr)) {
     state_->finish();
+    return;
+  }
+  if (Http2Stream* stream = state_->h2) {
+    stream->add_response_header("date", http_date(state_->server->clock()));
+    state_->status = status;
+    state_->streaming = true;
+    state_->server->reply_pending();
+    stream->start(status);
     return;
   }
   if (state_->server->draining()) add_header("Connection", "close");
@@ -243,11 +281,18 @@ void HttpExchange::send(BodyBuffer body) {
     return;
   }
   state_->body_bytes += evbuffer_get_length(data);
+  if (state_->h2 != nullptr) return state_->h2->send(std::move(body));
+  if (state_->req == nullptr) return;
   evhttp_send_reply_chunk(state_->req, data);
 }
 
 void HttpExchange::end() {
   if (state_->finished) return;
+  if (state_->h2 != nullptr && state_->streaming && !state_->closed) {
+    state_->h2->end();
+    state_->finish();
+    return;
+  }
   if (state_->closed || state_->req == nullptr || !state_->streaming) {
     if (!state_->streaming && !state_->closed) {
       reply_error(500, "internal_error", "Reply ended before it started.");
@@ -264,6 +309,11 @@ void HttpExchange::end() {
 }
 
 void HttpExchange::abort() {
+  if (state_->h2 != nullptr && !state_->finished && !state_->closed) {
+    // RST_STREAM; the stream's close then marks the exchange closed.
+    state_->h2->abort();
+    return;
+  }
   if (state_->finished || state_->closed || state_->req == nullptr) {
     if (!state_->finished) state_->finish();
     return;

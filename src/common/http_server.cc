@@ -16,6 +16,7 @@
 #include <cstring>
 #include <iostream>
 
+#include "common/http2_connection.h"
 #include "common/json.h"
 #include "common/log.h"
 #include "common/request_state.h"
@@ -113,6 +114,8 @@ HttpServer::HttpServer(event_base& base, HttpServerOptions options, MetricsRegis
       requests_total_(metrics.counter("http_requests_total", "HTTP requests received")),
       client_aborts_(metrics.counter("http_client_aborts_total",
                                      "Requests whose client went away before the reply finished")),
+      rapid_resets_(metrics.counter("http2_rapid_reset_closes_total",
+                                    "HTTP/2 connections closed for resetting streams too fast")),
       latency_(metrics.histogram("http_request_duration_seconds",
                                  "Time from request to the end of the reply")) {
   for (int i = 0; i < 6; ++i) {
@@ -130,6 +133,8 @@ HttpServer::~HttpServer() {
     state->finished = true;
   }
   in_progress_.clear();
+  for (Http2Connection* c : http2_connections_) c->detach();
+  http2_connections_.clear();
 }
 
 Result<std::unique_ptr<HttpServer>> HttpServer::create(event_base& base, HttpServerOptions options,
@@ -138,30 +143,42 @@ Result<std::unique_ptr<HttpServer>> HttpServer::create(event_base& base, HttpSer
   std::unique_ptr<HttpServer> server(new HttpServer(base, std::move(options), metrics, clock));
   server->tls_context_ = tls;
   const auto& o = server->options_;
+  server->plain_.http2 = o.h2c;
   if (o.plain) {
     if (auto s = server->listen_on(server->plain_, o.port, server->port_); !s) return s.error();
   }
   if (o.tls.enabled) {
     if (tls == nullptr) return Error{"listen_failed", "TLS is enabled but no certificate is loaded"};
     server->tls_.tls = true;
+    server->tls_.http2 = o.http2;
     if (auto s = server->listen_on(server->tls_, o.tls.port, server->tls_port_); !s) return s.error();
   }
   if (!o.plain && !o.tls.enabled) return Error{"listen_failed", "neither plain HTTP nor TLS is enabled"};
   return server;
 }
 
-bufferevent* HttpServer::new_tls_bufferevent(event_base* base) {
-  SSL* ssl = tls_context_->new_connection();
-  if (ssl == nullptr) return nullptr;  // evhttp then drops the connection
-  // The bufferevent owns the SSL object and the socket.
-  bufferevent* bev = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
-  if (bev == nullptr) {
-    SSL_free(ssl);
-    return nullptr;
+bufferevent* HttpServer::new_bufferevent(event_base* base, const Listener& listener) {
+  bufferevent* transport = nullptr;
+  if (listener.tls) {
+    SSL* ssl = tls_context_->new_connection();
+    if (ssl == nullptr) return nullptr;  // evhttp then drops the connection
+    // The bufferevent owns the SSL object and the socket.
+    transport = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+    if (transport == nullptr) {
+      SSL_free(ssl);
+      return nullptr;
+    }
+    // Many clients (and players) close without close_notify; that is an end, not an error.
+    bufferevent_openssl_set_allow_dirty_shutdown(transport, 1);
+  } else {
+    transport = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+    if (transport == nullptr) return nullptr;
   }
-  // Many clients (and players) close without close_notify; that is an end, not an error.
-  bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
-  return bev;
+  bufferevent_set_max_single_write(transport, kMaxSingleWrite);
+  if (!listener.http2) return transport;
+  bufferevent* filter = new_protocol_sniffing_bufferevent(*this, transport, listener.tls);
+  if (filter == nullptr) bufferevent_free(transport);
+  return filter;
 }
 
 Status HttpServer::listen_on(Listener& listener, uint16_t port, uint16_t& bound_port) {
@@ -183,13 +200,17 @@ Status HttpServer::listen_on(Listener& listener, uint16_t port, uint16_t& bound_
       http,
       [](evhttp_request* req, void* arg) {
         auto* l = static_cast<Listener*>(arg);
-        l->server->handle(req, l->tls);
+        l->server->handle(req, *l);
       },
       &listener);
-  if (listener.tls) {
+  if (listener.tls || listener.http2) {
     evhttp_set_bevcb(
-        http, [](event_base* base, void* arg) { return static_cast<HttpServer*>(arg)->new_tls_bufferevent(base); },
-        this);
+        http,
+        [](event_base* base, void* arg) {
+          auto* l = static_cast<Listener*>(arg);
+          return l->server->new_bufferevent(base, *l);
+        },
+        &listener);
   }
   // Our own socket: evhttp_bind_socket listens with a backlog of 128, which makes
   // a herd of viewers connecting at once wait for SYN retransmits.
@@ -233,10 +254,12 @@ const HttpServer::Route* HttpServer::find_route(const std::string& path) const {
   return best;
 }
 
-void HttpServer::handle(evhttp_request* req, bool tls) {
+void HttpServer::handle(evhttp_request* req, const Listener& listener) {
   auto state = std::make_shared<RequestState>();
   state->server = this;
-  state->tls = tls;
+  state->tls = listener.tls;
+  // Through the filter, the reply must take the filter's path to the socket.
+  state->direct_write = !listener.tls && !listener.http2;
   state->req = req;
   state->conn = evhttp_request_get_connection(req);
   state->start = clock_.now();
@@ -253,8 +276,6 @@ void HttpServer::handle(evhttp_request* req, bool tls) {
   evhttp_connection_get_peer(state->conn, &peer, &peer_port);
   state->remote_ip = peer != nullptr ? peer : "";
 
-  active_.fetch_add(1, std::memory_order_relaxed);
-  requests_total_.inc();
   // libevent writes at most 16 KiB per call by default: a 1 MiB reply would take
   // 64 loop turns. Larger writes let the kernel move big bodies in a few calls.
   bufferevent_set_max_single_write(evhttp_connection_get_bufferevent(state->conn), kMaxSingleWrite);
@@ -262,15 +283,22 @@ void HttpServer::handle(evhttp_request* req, bool tls) {
   open_.store(in_progress_.size(), std::memory_order_relaxed);
   evhttp_connection_set_closecb(state->conn, on_connection_close, this);
 
+  size_t header_bytes = state->target.size() + 16;
+  for (evkeyval* h = evhttp_request_get_input_headers(req)->tqh_first; h != nullptr; h = h->next.tqe_next) {
+    header_bytes += strlen(h->key) + strlen(h->value) + 4;
+  }
+  size_t body_bytes = evbuffer_get_length(evhttp_request_get_input_buffer(req));
+  dispatch(std::move(state), header_bytes, body_bytes);
+}
+
+void HttpServer::dispatch(std::shared_ptr<RequestState> state, size_t header_bytes, size_t body_bytes) {
+  active_.fetch_add(1, std::memory_order_relaxed);
+  requests_total_.inc();
   HttpExchange exchange(state);
 
   if (draining_) {
     exchange.reply_error(503, "shutting_down", "The server is shutting down; retry on another node.");
     return;
-  }
-  size_t header_bytes = state->target.size() + 16;
-  for (evkeyval* h = evhttp_request_get_input_headers(req)->tqh_first; h != nullptr; h = h->next.tqe_next) {
-    header_bytes += strlen(h->key) + strlen(h->value) + 4;
   }
   if (state->target.size() > options_.max_header_bytes) {
     exchange.reply_error(414, "uri_too_long",
@@ -284,7 +312,7 @@ void HttpServer::handle(evhttp_request* req, bool tls) {
                              " bytes.");
     return;
   }
-  if (evbuffer_get_length(evhttp_request_get_input_buffer(req)) > options_.max_body_bytes) {
+  if (body_bytes > options_.max_body_bytes) {
     exchange.reply_error(413, "body_too_large",
                          "The request body is larger than " + std::to_string(options_.max_body_bytes) + " bytes.");
     return;
@@ -310,7 +338,7 @@ void HttpServer::handle(evhttp_request* req, bool tls) {
 
 void HttpServer::request_finished(RequestState& state) {
   if (active_.load(std::memory_order_relaxed) > 0) active_.fetch_sub(1, std::memory_order_relaxed);
-  auto it = in_progress_.find(state.conn);
+  auto it = state.conn != nullptr ? in_progress_.find(state.conn) : in_progress_.end();
   if (it != in_progress_.end() && it->second.get() == &state) {
     // Keep the close callback registered only while a request is in progress.
     evhttp_connection_set_closecb(state.conn, nullptr, nullptr);
@@ -367,6 +395,7 @@ void HttpServer::drain(std::function<void()> on_drained) {
       l->bound = nullptr;
     }
   }
+  for (Http2Connection* c : http2_connections_) c->shut_down();
   LOG_INFO(options_.service, "draining: ", active_requests(), " request(s) in progress");
   drain_timer_.reset(evtimer_new(
       &base_,

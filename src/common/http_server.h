@@ -16,6 +16,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "common/clock.h"
@@ -27,13 +28,16 @@
 
 namespace common {
 
+class Http2Connection;
+
 struct HttpServerOptions {
   std::string service = "server";  // names the server in logs and metrics
   std::string host = "127.0.0.1";
   bool plain = true;                 // serve plain HTTP on `port`
   uint16_t port = 0;                 // 0 = ephemeral; port() tells the real one
   TlsOptions tls;                    // HTTPS on tls.port when tls.enabled
-  bool http2 = false;                // HTTP/2 beside HTTP/1.1 (servers with an HTTP/2 front end)
+  bool http2 = false;                // TLS: offer h2 in ALPN beside http/1.1
+  bool h2c = false;                  // plain: HTTP/2 with prior knowledge beside HTTP/1.1
   size_t max_header_bytes = 16 * 1024;  // request line + headers; above → 431 JSON
   size_t max_body_bytes = 64 * 1024;    // above → 413 JSON
   int listen_backlog = 4096;            // accept queue (the kernel caps it at somaxconn)
@@ -74,8 +78,22 @@ class HttpServer {
   void drain(std::function<void()> on_drained);
 
   // Internal (called by the evhttp callbacks and RequestState).
-  void handle(evhttp_request* req, bool tls);
-  bufferevent* new_tls_bufferevent(event_base* base);
+  // One evhttp per listener: evhttp makes every connection's bufferevent with
+  // one callback, so plain and TLS connections cannot share one.
+  struct Listener {
+    HttpServer* server = nullptr;
+    bool tls = false;
+    bool http2 = false;  // connections go through the HTTP/1.1-or-HTTP/2 filter
+    EvhttpPtr http;
+    evhttp_bound_socket* bound = nullptr;
+  };
+  void handle(evhttp_request* req, const Listener& listener);
+  bufferevent* new_bufferevent(event_base* base, const Listener& listener);
+  // The checks and routing every request gets, whatever its protocol.
+  void dispatch(std::shared_ptr<RequestState> state, size_t header_bytes, size_t body_bytes);
+  void http2_opened(Http2Connection& connection) { http2_connections_.insert(&connection); }
+  void http2_closed(Http2Connection& connection) { http2_connections_.erase(&connection); }
+  void count_rapid_reset() { rapid_resets_.inc(); }
   void connection_closed(evhttp_connection* conn);
   void request_finished(RequestState& state);
   void reply_pending() { ++unflushed_; }
@@ -92,14 +110,6 @@ class HttpServer {
   const Route* find_route(const std::string& path) const;
   void check_drained();
 
-  // One evhttp per listener: evhttp makes every connection's bufferevent with
-  // one callback, so plain and TLS connections cannot share one.
-  struct Listener {
-    HttpServer* server = nullptr;
-    bool tls = false;
-    EvhttpPtr http;
-    evhttp_bound_socket* bound = nullptr;
-  };
   Status listen_on(Listener& listener, uint16_t port, uint16_t& bound_port);
 
   event_base& base_;
@@ -111,6 +121,7 @@ class HttpServer {
   uint16_t tls_port_ = 0;
   std::vector<Route> routes_;
   std::unordered_map<evhttp_connection*, std::shared_ptr<RequestState>> in_progress_;
+  std::unordered_set<Http2Connection*> http2_connections_;
   const Clock& clock_;
   std::atomic<size_t> active_{0};  // requests whose reply is not finished
   std::atomic<size_t> open_{0};    // requests in progress with their connection (in_progress_.size())
@@ -121,6 +132,7 @@ class HttpServer {
 
   Counter& requests_total_;
   Counter& client_aborts_;
+  Counter& rapid_resets_;
   Histogram& latency_;
   Counter* status_counters_[6];
 };

@@ -13,6 +13,8 @@
 
 namespace common {
 
+struct Http2Stream;
+
 // Per-request state shared by the exchange handle and the server. The server
 // forgets it once the reply is finished or the connection is gone.
 struct RequestState {
@@ -23,7 +25,9 @@ struct RequestState {
   std::string method, target, path, query, remote_ip, note;
   int status = 0;
   uint64_t body_bytes = 0;
-  bool tls = false;  // arrived on the TLS listener: no direct socket writes or sendfile
+  bool tls = false;            // arrived over TLS: body bytes are encrypted here (no sendfile)
+  bool direct_write = false;   // evhttp's socket is the connection's: small replies may be written at once
+  Http2Stream* h2 = nullptr;   // an HTTP/2 stream's exchange (req and conn stay null); null once it closed
   bool streaming = false;
   bool finished = false;
   // Set by add_header: saves rescanning the header list when replying.

@@ -1,0 +1,653 @@
+#include "common/http2_connection.h"
+
+#include <event2/buffer.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/http.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <strings.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "common/http_server.h"
+#include "common/log.h"
+#include "common/request_state.h"
+#include "common/tls.h"
+
+namespace common {
+
+struct Http2Body {
+  EvbufferPtr bytes{evbuffer_new()};
+};
+
+namespace {
+
+constexpr char kPreface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+constexpr size_t kPrefaceSize = sizeof kPreface - 1;
+// Output queued in this process per connection before frames wait for the socket:
+// enough to keep a fast client's window busy, small enough that slow clients cost
+// little (body bytes are references, not copies, either way).
+constexpr size_t kOutputBound = 256 * 1024;
+// The transport takes at most half before the filter holds the rest: the filter
+// then always has bytes to move when the socket drains, and calls our write
+// callback as it does.
+constexpr size_t kTransportBound = kOutputBound / 2;
+// Rapid reset (CVE-2023-44487): RST_STREAMs from a client, as a token bucket.
+constexpr double kResetBurst = 200;
+constexpr double kResetsPerSecond = 100;
+constexpr uint32_t kMaxConcurrentStreams = 128;
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = static_cast<char>(tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+// HTTP/1.1 connection-specific fields have no meaning in HTTP/2 (RFC 9113 §8.2.2).
+bool connection_specific(const std::string& name) {
+  return name == "connection" || name == "keep-alive" || name == "proxy-connection" ||
+         name == "transfer-encoding" || name == "upgrade";
+}
+
+nghttp2_nv make_nv(const std::string& name, const std::string& value) {
+  return nghttp2_nv{reinterpret_cast<uint8_t*>(const_cast<char*>(name.data())),
+                    reinterpret_cast<uint8_t*>(const_cast<char*>(value.data())), name.size(), value.size(),
+                    NGHTTP2_NV_FLAG_NONE};  // nghttp2 copies: the strings may be gone before the frame is sent
+}
+
+std::string peer_ip(bufferevent* bev) {
+  evutil_socket_t fd = bufferevent_getfd(bev);
+  sockaddr_storage addr{};
+  socklen_t len = sizeof addr;
+  if (fd < 0 || getpeername(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) return "";
+  char text[INET6_ADDRSTRLEN] = {};
+  if (addr.ss_family == AF_INET) {
+    inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(&addr)->sin_addr, text, sizeof text);
+  } else if (addr.ss_family == AF_INET6) {
+    inet_ntop(AF_INET6, &reinterpret_cast<sockaddr_in6*>(&addr)->sin6_addr, text, sizeof text);
+  }
+  return text;
+}
+
+Http2Stream* stream_of(nghttp2_session* session, int32_t id) {
+  return static_cast<Http2Stream*>(nghttp2_session_get_stream_user_data(session, id));
+}
+
+// ---- the filter that tells HTTP/1.1 from HTTP/2 ----
+
+struct Sniffer {
+  HttpServer* server;
+  bufferevent* transport;
+  bool tls;
+  bufferevent* filter = nullptr;
+  evbuffer_cb_entry* output_watch = nullptr;
+  enum class Mode { undecided, http1, http2 } mode = Mode::undecided;
+  Http2Connection* connection = nullptr;  // owned (deleted with the filter)
+};
+
+// evhttp queues a reply while the filter's writing is still disabled and enables
+// it only afterwards, which does not make the filter look at its output again:
+// the reply would wait for the next event on the transport. So every addition
+// asks the transport's write callback (the filter's output step) to run once the
+// current callbacks are done.
+void on_filter_output(evbuffer*, const evbuffer_cb_info* info, void* arg) {
+  auto* s = static_cast<Sniffer*>(arg);
+  if (info->n_added > 0 && s->mode == Sniffer::Mode::http1) {
+    bufferevent_trigger(s->transport, EV_WRITE, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
+  }
+}
+
+// Moves whole chains only, so nothing is copied (file segments stay files).
+bufferevent_filter_result pass_output(evbuffer* src, evbuffer* dst, ev_ssize_t limit, bufferevent_flush_mode,
+                                      void*) {
+  size_t moved = 0;
+  while (evbuffer_get_length(src) > 0 && (limit < 0 || moved < static_cast<size_t>(limit))) {
+    evbuffer_iovec first;
+    if (evbuffer_peek(src, -1, nullptr, &first, 1) < 1 || first.iov_len == 0) {
+      evbuffer_add_buffer(dst, src);
+      break;
+    }
+    evbuffer_remove_buffer(src, dst, first.iov_len);
+    moved += first.iov_len;
+  }
+  return BEV_OK;
+}
+
+bufferevent_filter_result sniff_input(evbuffer* src, evbuffer* dst, ev_ssize_t, bufferevent_flush_mode,
+                                      void* ctx) {
+  auto* s = static_cast<Sniffer*>(ctx);
+  if (s->mode == Sniffer::Mode::undecided) {
+    if (s->tls) {
+      SSL* ssl = bufferevent_openssl_get_ssl(s->transport);
+      s->mode = ssl != nullptr && negotiated_protocol(ssl) == "h2" ? Sniffer::Mode::http2 : Sniffer::Mode::http1;
+    } else {
+      char start[kPrefaceSize];
+      size_t n = std::min(evbuffer_get_length(src), kPrefaceSize);
+      evbuffer_copyout(src, start, n);
+      if (memcmp(start, kPreface, n) != 0) {
+        s->mode = Sniffer::Mode::http1;
+      } else if (n < kPrefaceSize) {
+        return BEV_NEED_MORE;  // could still be either
+      } else {
+        s->mode = Sniffer::Mode::http2;
+      }
+    }
+    if (s->mode == Sniffer::Mode::http2) {
+      s->connection = new Http2Connection(*s->server, s->filter, s->transport, s->tls);
+    }
+  }
+  if (s->mode == Sniffer::Mode::http1) {
+    // Not evbuffer_add_buffer: it refuses a source whose last chain the TLS
+    // bufferevent keeps pinned for its next read, and the bytes would sit there.
+    evbuffer_remove_buffer(src, dst, evbuffer_get_length(src));
+    return BEV_OK;
+  }
+  s->connection->receive(src);
+  return BEV_NEED_MORE;
+}
+
+}  // namespace
+
+// nghttp2's callbacks, as members' friends.
+struct Http2Callbacks {
+  static ssize_t send(nghttp2_session*, const uint8_t* data, size_t length, int, void* user) {
+    auto* c = static_cast<Http2Connection*>(user);
+    if (c->buffered() >= kOutputBound) return NGHTTP2_ERR_WOULDBLOCK;
+    evbuffer_add(bufferevent_get_output(c->filter_), data, length);
+    return static_cast<ssize_t>(length);
+  }
+
+  // DATA frames: the 9-byte head copied, the payload added by reference.
+  static int send_data(nghttp2_session*, nghttp2_frame* frame, const uint8_t* head, size_t length,
+                       nghttp2_data_source* source, void* user) {
+    auto* c = static_cast<Http2Connection*>(user);
+    auto* stream = static_cast<Http2Stream*>(source->ptr);
+    if (c->buffered() >= kOutputBound) return NGHTTP2_ERR_WOULDBLOCK;
+    evbuffer* out = bufferevent_get_output(c->filter_);
+    evbuffer_add(out, head, 9);
+    if (length > 0) {
+      evbuffer* bytes = stream->body->bytes.get();
+      evbuffer_ptr at;
+      evbuffer_ptr_set(bytes, &at, stream->body_framed, EVBUFFER_PTR_SET);
+      evbuffer_iovec vec[32];
+      size_t left = length;
+      while (left > 0) {
+        int n = evbuffer_peek(bytes, static_cast<ev_ssize_t>(left), &at, vec, 32);
+        if (n <= 0) return NGHTTP2_ERR_CALLBACK_FAILURE;
+        for (int i = 0; i < n && left > 0; ++i) {
+          size_t take = std::min(left, vec[i].iov_len);
+          auto* keep = new std::shared_ptr<Http2Body>(stream->body);
+          if (evbuffer_add_reference(
+                  out, vec[i].iov_base, take,
+                  [](const void*, size_t, void* arg) { delete static_cast<std::shared_ptr<Http2Body>*>(arg); },
+                  keep) != 0) {
+            delete keep;
+            return NGHTTP2_ERR_CALLBACK_FAILURE;
+          }
+          left -= take;
+          evbuffer_ptr_set(bytes, &at, take, EVBUFFER_PTR_ADD);
+        }
+      }
+      stream->body_framed += length;
+    }
+    (void)frame;
+    return 0;
+  }
+
+  static ssize_t read_body(nghttp2_session*, int32_t, uint8_t*, size_t length, uint32_t* flags,
+                           nghttp2_data_source* source, void*) {
+    auto* stream = static_cast<Http2Stream*>(source->ptr);
+    size_t queued = stream->body ? evbuffer_get_length(stream->body->bytes.get()) : 0;
+    size_t available = queued - static_cast<size_t>(stream->body_framed);
+    size_t n = std::min(length, available);
+    *flags |= NGHTTP2_DATA_FLAG_NO_COPY;
+    if (n == available && stream->body_complete) *flags |= NGHTTP2_DATA_FLAG_EOF;
+    if (n == 0 && !stream->body_complete) {
+      stream->deferred = true;
+      return NGHTTP2_ERR_DEFERRED;
+    }
+    return static_cast<ssize_t>(n);
+  }
+
+  static int begin_headers(nghttp2_session* session, const nghttp2_frame* frame, void* user) {
+    if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
+    auto* c = static_cast<Http2Connection*>(user);
+    auto* stream = new Http2Stream();
+    stream->connection = c;
+    stream->id = frame->hd.stream_id;
+    c->streams_.insert(stream);
+    nghttp2_session_set_stream_user_data(session, frame->hd.stream_id, stream);
+    return 0;
+  }
+
+  static int header(nghttp2_session* session, const nghttp2_frame* frame, const uint8_t* name, size_t namelen,
+                    const uint8_t* value, size_t valuelen, uint8_t, void*) {
+    if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
+    Http2Stream* stream = stream_of(session, frame->hd.stream_id);
+    if (stream == nullptr) return 0;
+    std::string_view n(reinterpret_cast<const char*>(name), namelen);
+    std::string_view v(reinterpret_cast<const char*>(value), valuelen);
+    stream->header_bytes += namelen + valuelen + 4;
+    // Far past any configured limit: stop collecting (the reply will be 431).
+    if (stream->header_bytes > (1u << 21)) return 0;
+    if (n == ":method") {
+      stream->method = v;
+    } else if (n == ":path") {
+      stream->path = v;
+    } else if (!n.empty() && n[0] != ':') {
+      stream->request_headers.push_back({std::string(n), std::string(v)});
+    }
+    return 0;
+  }
+
+  static int data_chunk(nghttp2_session* session, uint8_t, int32_t id, const uint8_t* data, size_t len,
+                        void* user) {
+    Http2Stream* stream = stream_of(session, id);
+    auto* c = static_cast<Http2Connection*>(user);
+    if (stream == nullptr) return 0;
+    // Take the bytes back into the window at once: the body limit, not flow control,
+    // bounds what we keep.
+    nghttp2_session_consume(session, id, len);
+    if (stream->request_body.size() + len > c->server_.options().max_body_bytes + 1) {
+      stream->body_too_large = true;
+      return 0;
+    }
+    stream->request_body.append(reinterpret_cast<const char*>(data), len);
+    return 0;
+  }
+
+  static int frame_recv(nghttp2_session* session, const nghttp2_frame* frame, void* user) {
+    auto* c = static_cast<Http2Connection*>(user);
+    if (frame->hd.type == NGHTTP2_RST_STREAM) {
+      c->count_reset();
+      return 0;
+    }
+    bool request_end = (frame->hd.type == NGHTTP2_HEADERS || frame->hd.type == NGHTTP2_DATA) &&
+                       (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
+    if (!request_end) return 0;
+    Http2Stream* stream = stream_of(session, frame->hd.stream_id);
+    if (stream != nullptr && stream->state == nullptr) c->dispatch(*stream);
+    return 0;
+  }
+
+  static int stream_close(nghttp2_session* session, int32_t id, uint32_t, void* user) {
+    Http2Stream* stream = stream_of(session, id);
+    if (stream == nullptr) return 0;
+    nghttp2_session_set_stream_user_data(session, id, nullptr);
+    static_cast<Http2Connection*>(user)->stream_closed(*stream);
+    return 0;
+  }
+};
+
+namespace {
+
+nghttp2_session_callbacks* shared_callbacks() {
+  static nghttp2_session_callbacks* callbacks = [] {
+    nghttp2_session_callbacks* cb = nullptr;
+    nghttp2_session_callbacks_new(&cb);
+    nghttp2_session_callbacks_set_send_callback(cb, Http2Callbacks::send);
+    nghttp2_session_callbacks_set_send_data_callback(cb, Http2Callbacks::send_data);
+    nghttp2_session_callbacks_set_on_begin_headers_callback(cb, Http2Callbacks::begin_headers);
+    nghttp2_session_callbacks_set_on_header_callback(cb, Http2Callbacks::header);
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, Http2Callbacks::data_chunk);
+    nghttp2_session_callbacks_set_on_frame_recv_callback(cb, Http2Callbacks::frame_recv);
+    nghttp2_session_callbacks_set_on_stream_close_callback(cb, Http2Callbacks::stream_close);
+    return cb;
+  }();
+  return callbacks;
+}
+
+nghttp2_option* shared_options() {
+  static nghttp2_option* option = [] {
+    nghttp2_option* o = nullptr;
+    nghttp2_option_new(&o);
+    // We return the window ourselves (nghttp2_session_consume) as body bytes arrive.
+    nghttp2_option_set_no_auto_window_update(o, 0);
+    // Rapid reset (CVE-2023-44487): a client that cancels streams faster than this
+    // gets GOAWAY (ENHANCE_YOUR_CALM) and loses the connection.
+    nghttp2_option_set_stream_reset_rate_limit(o, 200, 50);
+    return o;
+  }();
+  return option;
+}
+
+}  // namespace
+
+// ---- Http2Stream ----
+
+std::optional<std::string> Http2Stream::request_header(const char* name) const {
+  for (const auto& h : request_headers) {
+    if (strcasecmp(h.name.c_str(), name) == 0) return h.value;
+  }
+  return std::nullopt;
+}
+
+void Http2Stream::add_response_header(const std::string& name, const std::string& value) {
+  std::string n = lower(name);
+  if (connection_specific(n)) return;
+  response_headers.push_back({std::move(n), value});
+}
+
+void Http2Stream::remove_response_header(const char* name) {
+  std::erase_if(response_headers, [&](const HttpHeader& h) { return strcasecmp(h.name.c_str(), name) == 0; });
+}
+
+bool Http2Stream::has_response_header(const char* name) const {
+  return std::any_of(response_headers.begin(), response_headers.end(),
+                     [&](const HttpHeader& h) { return strcasecmp(h.name.c_str(), name) == 0; });
+}
+
+void Http2Stream::start(int status) {
+  std::string code = std::to_string(status);
+  static const std::string kStatus = ":status";
+  std::vector<nghttp2_nv> nva;
+  nva.reserve(response_headers.size() + 1);
+  nva.push_back(make_nv(kStatus, code));
+  for (const auto& h : response_headers) nva.push_back(make_nv(h.name, h.value));
+  nghttp2_data_provider provider{};
+  provider.source.ptr = this;
+  provider.read_callback = Http2Callbacks::read_body;
+  if (!body) body = std::make_shared<Http2Body>();
+  submitted = true;
+  nghttp2_submit_response(connection->session(), id, nva.data(), nva.size(), &provider);
+  connection->flush();
+}
+
+void Http2Stream::reply(int status, BodyBuffer bytes, bool has_body) {
+  if (!has_body) {
+    std::string code = std::to_string(status);
+    static const std::string kStatus = ":status";
+    std::vector<nghttp2_nv> nva;
+    nva.reserve(response_headers.size() + 1);
+    nva.push_back(make_nv(kStatus, code));
+    for (const auto& h : response_headers) nva.push_back(make_nv(h.name, h.value));
+    submitted = true;
+    body_complete = true;
+    nghttp2_submit_response(connection->session(), id, nva.data(), nva.size(), nullptr);
+    connection->flush();
+    return;
+  }
+  body = std::make_shared<Http2Body>();
+  evbuffer_add_buffer(body->bytes.get(), static_cast<evbuffer*>(bytes.native()));
+  body_complete = true;
+  start(status);
+}
+
+void Http2Stream::send(BodyBuffer bytes) {
+  if (!body) body = std::make_shared<Http2Body>();
+  evbuffer_add_buffer(body->bytes.get(), static_cast<evbuffer*>(bytes.native()));
+  if (deferred) {
+    deferred = false;
+    nghttp2_session_resume_data(connection->session(), id);
+  }
+  connection->flush();
+}
+
+void Http2Stream::end() {
+  body_complete = true;
+  if (deferred) {
+    deferred = false;
+    nghttp2_session_resume_data(connection->session(), id);
+  }
+  connection->flush();
+}
+
+void Http2Stream::abort() {
+  nghttp2_submit_rst_stream(connection->session(), NGHTTP2_FLAG_NONE, id, NGHTTP2_INTERNAL_ERROR);
+  connection->flush();
+}
+
+// ---- Http2Connection ----
+
+Http2Connection::Http2Connection(HttpServer& server, bufferevent* filter, bufferevent* transport, bool tls)
+    : server_(server), filter_(filter), transport_(transport), tls_(tls) {
+  // evhttp's connection object stays the owner of the filter; we keep its
+  // address to free it (and with it the filter and the socket) when done.
+  void* cbarg = nullptr;
+  bufferevent_getcb(filter_, nullptr, nullptr, nullptr, &cbarg);
+  evcon_ = static_cast<evhttp_connection*>(cbarg);
+  remote_ip_ = peer_ip(transport_);
+  bufferevent_set_timeouts(filter_, nullptr, nullptr);
+  // The transport takes at most this much before the filter keeps the rest: a
+  // drain then moves more and calls our write callback.
+  bufferevent_setwatermark(transport_, EV_WRITE, 0, kTransportBound);
+  bufferevent_setwatermark(filter_, EV_WRITE, kOutputBound, 0);
+  bufferevent_setcb(
+      filter_, nullptr, [](bufferevent*, void* arg) { static_cast<Http2Connection*>(arg)->on_writable(); },
+      [](bufferevent*, short events, void* arg) {
+        auto* self = static_cast<Http2Connection*>(arg);
+        if (events & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)) self->close_soon();
+      },
+      this);
+  bufferevent_enable(filter_, EV_READ | EV_WRITE);
+  nghttp2_session_server_new2(&session_, shared_callbacks(), this, shared_options());
+  const auto& o = server_.options();
+  nghttp2_settings_entry settings[] = {
+      {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, kMaxConcurrentStreams},
+      {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, static_cast<uint32_t>(o.max_header_bytes * 2 + 8192)},
+  };
+  nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, settings, sizeof settings / sizeof settings[0]);
+  event_base* base = bufferevent_get_base(filter_);
+  close_event_.reset(event_new(
+      base, -1, 0,
+      [](evutil_socket_t, short, void* arg) {
+        auto* self = static_cast<Http2Connection*>(arg);
+        // Frees the filter, whose context deletes us.
+        evhttp_connection_free(self->evcon_);
+      },
+      this));
+  idle_timer_.reset(event_new(
+      base, -1, EV_PERSIST, [](evutil_socket_t, short, void* arg) { static_cast<Http2Connection*>(arg)->on_timer(); },
+      this));
+  timeval tick{1, 0};
+  evtimer_add(idle_timer_.get(), &tick);
+  last_progress_ = std::chrono::steady_clock::now();
+  reset_refill_ = last_progress_;
+  server_.http2_opened(*this);
+}
+
+Http2Connection::~Http2Connection() {
+  if (!detached_) server_.http2_closed(*this);
+  // Streams still open end as if their client went away.
+  for (Http2Stream* stream : std::vector<Http2Stream*>(streams_.begin(), streams_.end())) {
+    if (!detached_) stream_closed(*stream);
+    else delete stream;
+  }
+  nghttp2_session_del(session_);
+}
+
+void Http2Connection::detach() {
+  detached_ = true;
+  for (Http2Stream* stream : streams_) {
+    if (stream->state) {
+      stream->state->h2 = nullptr;
+      stream->state->closed = true;
+      stream->state->finished = true;
+    }
+  }
+}
+
+size_t Http2Connection::buffered() const {
+  return evbuffer_get_length(bufferevent_get_output(filter_)) + evbuffer_get_length(bufferevent_get_output(transport_));
+}
+
+void Http2Connection::receive(evbuffer* input) {
+  if (closing_ || lingering_) {
+    evbuffer_drain(input, evbuffer_get_length(input));
+    return;
+  }
+  last_progress_ = std::chrono::steady_clock::now();
+  while (evbuffer_get_length(input) > 0) {
+    evbuffer_iovec vec;
+    if (evbuffer_peek(input, -1, nullptr, &vec, 1) < 1) break;
+    // Replies made inside nghttp2's callbacks are sent after it returns (flush
+    // must not re-enter the session).
+    in_recv_ = true;
+    ssize_t used = nghttp2_session_mem_recv(session_, static_cast<const uint8_t*>(vec.iov_base), vec.iov_len);
+    in_recv_ = false;
+    if (used < 0) {
+      LOG_DEBUG("http2", "closing a connection from ", remote_ip_, ": ", nghttp2_strerror(static_cast<int>(used)));
+      evbuffer_drain(input, evbuffer_get_length(input));
+      flush();  // a GOAWAY nghttp2 queued, if any
+      close_soon();
+      return;
+    }
+    evbuffer_drain(input, static_cast<size_t>(used));
+  }
+  flush();
+}
+
+void Http2Connection::flush() {
+  if (closing_) return;
+  if (in_recv_ || in_flush_) {
+    flush_again_ = true;
+    return;
+  }
+  in_flush_ = true;
+  int rv = 0;
+  // Replies made by callbacks during a send are sent by the next round (bounded:
+  // each round sends what the output bound allows).
+  for (int round = 0; round < 8 && rv == 0; ++round) {
+    flush_again_ = false;
+    rv = nghttp2_session_send(session_);
+    if (!flush_again_) break;
+  }
+  in_flush_ = false;
+  if (rv != 0) {
+    close_soon();
+    return;
+  }
+  // Done (GOAWAY sent and nothing left): close once the last bytes are out.
+  if (nghttp2_session_want_read(session_) == 0 && nghttp2_session_want_write(session_) == 0) {
+    finishing_ = true;
+    if (buffered() == 0) linger();
+  }
+}
+
+void Http2Connection::on_writable() {
+  last_progress_ = std::chrono::steady_clock::now();
+  if (finishing_ && buffered() == 0) return linger();
+  flush();
+}
+
+void Http2Connection::linger() {
+  if (lingering_ || closing_) return;
+  // The GOAWAY is out. Closing now, with the client's last frames unread, would
+  // make the kernel answer with a reset that can destroy the GOAWAY before the
+  // client reads it: end our side, read and drop what still comes for a moment.
+  lingering_ = true;
+  evutil_socket_t fd = bufferevent_getfd(transport_);
+  if (fd >= 0 && !tls_) shutdown(fd, SHUT_WR);
+  timeval linger_time{1, 0};
+  event_add(close_event_.get(), &linger_time);
+}
+
+void Http2Connection::on_timer() {
+  auto idle = std::chrono::steady_clock::now() - last_progress_;
+  if (idle < std::chrono::seconds(server_.options().io_timeout_s)) return;
+  // Quiet with nothing to send (keep-alive idle), or a client that stopped reading.
+  bool waiting_on_us = false;
+  for (Http2Stream* s : streams_) waiting_on_us = waiting_on_us || (s->deferred && buffered() == 0);
+  if (waiting_on_us) return;
+  if (streams_.empty() && !goaway_sent_) {
+    // Idle: say goodbye properly (GOAWAY), then close once it is written.
+    goaway_sent_ = true;
+    nghttp2_session_terminate_session(session_, NGHTTP2_NO_ERROR);
+    flush();
+    return;
+  }
+  close_soon();
+}
+
+void Http2Connection::shut_down() {
+  if (closing_) return;
+  nghttp2_submit_goaway(session_, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(session_),
+                        NGHTTP2_NO_ERROR, nullptr, 0);
+  flush();
+}
+
+void Http2Connection::count_reset() {
+  auto now = std::chrono::steady_clock::now();
+  double elapsed = std::chrono::duration<double>(now - reset_refill_).count();
+  reset_refill_ = now;
+  reset_tokens_ = std::min(kResetBurst, reset_tokens_ + elapsed * kResetsPerSecond);
+  reset_tokens_ -= 1;
+  if (reset_tokens_ >= 0 || goaway_sent_) return;
+  goaway_sent_ = true;
+  LOG_WARN("http2", "closing a connection from ", remote_ip_, ": streams reset faster than ",
+           static_cast<int>(kResetsPerSecond), "/s (rapid reset)");
+  server_.count_rapid_reset();
+  // GOAWAY; nothing more is read, and the connection closes once it is written.
+  nghttp2_session_terminate_session(session_, NGHTTP2_ENHANCE_YOUR_CALM);
+}
+
+void Http2Connection::close_soon() {
+  if (closing_) return;
+  closing_ = true;
+  event_active(close_event_.get(), 0, 0);
+}
+
+void Http2Connection::dispatch(Http2Stream& stream) {
+  auto state = std::make_shared<RequestState>();
+  state->server = &server_;
+  state->h2 = &stream;
+  state->tls = tls_;
+  state->start = server_.clock().now();
+  state->method = stream.method;
+  state->target = stream.path;
+  auto q = state->target.find('?');
+  state->path = state->target.substr(0, q);
+  if (q != std::string::npos) state->query = state->target.substr(q + 1);
+  state->remote_ip = remote_ip_;
+  stream.state = state;
+  size_t body_size = stream.body_too_large ? server_.options().max_body_bytes + 1 : stream.request_body.size();
+  server_.dispatch(std::move(state), stream.header_bytes + stream.path.size(), body_size);
+}
+
+void Http2Connection::stream_closed(Http2Stream& stream) {
+  streams_.erase(&stream);
+  if (auto state = stream.state) {
+    state->h2 = nullptr;
+    if (stream.submitted) server_.reply_flushed();
+    // A complete reply closes its stream as it is sent, maybe before the exchange
+    // marks itself finished: only a stream that ends before that was cut short.
+    if (!state->finished && !stream.body_complete) {
+      // Reset by the client (or the connection ended) before the reply was done.
+      state->closed = true;
+      state->finish();
+      if (state->on_close) {
+        auto fn = std::move(state->on_close);
+        fn();
+      }
+    }
+  }
+  delete &stream;
+}
+
+// ---- the filter ----
+
+bufferevent* new_protocol_sniffing_bufferevent(HttpServer& server, bufferevent* transport, bool tls) {
+  auto* sniffer = new Sniffer{&server, transport, tls};
+  bufferevent* filter = bufferevent_filter_new(
+      transport, sniff_input, pass_output, BEV_OPT_CLOSE_ON_FREE,
+      [](void* ctx) {
+        auto* s = static_cast<Sniffer*>(ctx);
+        // The filter's buffers still exist here; they go after its context.
+        evbuffer_remove_cb_entry(bufferevent_get_output(s->filter), s->output_watch);
+        delete s->connection;
+        delete s;
+      },
+      sniffer);
+  if (filter == nullptr) {
+    delete sniffer;
+    return nullptr;
+  }
+  sniffer->filter = filter;
+  sniffer->output_watch = evbuffer_add_cb(bufferevent_get_output(filter), on_filter_output, sniffer);
+  return filter;
+}
+
+}  // namespace common

@@ -1,0 +1,133 @@
+// The HTTP/2 front end (nghttp2) beside evhttp's HTTP/1.1: internal to
+// http_server.cc and http_exchange.cc. Loop thread only.
+//
+// evhttp accepts every connection and asks HttpServer for its bufferevent. On a
+// server with HTTP/2, that is a filter over the socket (or TLS) bufferevent which
+// looks at the connection's start: the ALPN a TLS handshake agreed on, or on a
+// plain socket the client preface of HTTP/2 with prior knowledge. HTTP/1.1 passes
+// through the filter to evhttp untouched; an HTTP/2 connection is taken over by an
+// Http2Connection, which from then on owns the filter's callbacks and serves each
+// stream as an HttpExchange through the same routes, limits and access log.
+#pragma once
+
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <nghttp2/nghttp2.h>
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_set>
+#include <vector>
+
+#include "common/body_buffer.h"
+#include "common/handles.h"
+#include "common/http_exchange.h"
+
+namespace common {
+
+class HttpServer;
+struct RequestState;
+class Http2Connection;
+
+// Bytes of a response body queued for DATA frames. Frames reference these bytes
+// (NGHTTP2_DATA_FLAG_NO_COPY) and keep the whole body alive until they are sent.
+struct Http2Body;
+
+// One request/response stream, owned by its connection. An exchange reaches it
+// through RequestState::h2 until the stream closes.
+struct Http2Stream {
+  Http2Connection* connection = nullptr;
+  int32_t id = 0;
+  // Request.
+  std::vector<HttpHeader> request_headers;  // lower-case names, pseudo-headers apart
+  std::string method, path;
+  std::string request_body;
+  size_t header_bytes = 0;
+  bool body_too_large = false;
+  std::shared_ptr<RequestState> state;  // once dispatched
+  // Response.
+  std::vector<HttpHeader> response_headers;
+  bool submitted = false;     // HEADERS submitted
+  bool body_complete = false;  // every body byte is queued
+  bool deferred = false;      // the data source waits for bytes
+  std::shared_ptr<Http2Body> body;
+  uint64_t body_framed = 0;  // bytes of `body` already in DATA frames
+
+  std::optional<std::string> request_header(const char* name) const;
+  void add_response_header(const std::string& name, const std::string& value);
+  void remove_response_header(const char* name);
+  bool has_response_header(const char* name) const;
+  // Response head (+ body). `body` empty and `has_body` false: HEADERS with END_STREAM.
+  void reply(int status, BodyBuffer body, bool has_body);
+  void start(int status);  // HEADERS now, DATA as send() brings bytes
+  void send(BodyBuffer bytes);
+  void end();
+  void abort();  // RST_STREAM
+};
+
+class Http2Connection {
+ public:
+  // Takes over `filter` (evhttp's bufferevent for this connection, whose
+  // callbacks become ours) over `transport`. Frees itself, through evhttp,
+  // when the connection ends.
+  Http2Connection(HttpServer& server, bufferevent* filter, bufferevent* transport, bool tls);
+  ~Http2Connection();
+  Http2Connection(const Http2Connection&) = delete;
+  Http2Connection& operator=(const Http2Connection&) = delete;
+
+  // Bytes the filter read from the transport (the client preface first).
+  void receive(evbuffer* input);
+  // Queues frames and sends what the window and the output bound allow.
+  void flush();
+  // Stop taking streams: GOAWAY with the last stream id (server drain).
+  void shut_down();
+  // The server is going away: forget every stream without calling back into it.
+  void detach();
+
+  nghttp2_session* session() { return session_; }
+  HttpServer& server() { return server_; }
+
+ private:
+  friend struct Http2Stream;
+  friend struct Http2Callbacks;
+  void dispatch(Http2Stream& stream);
+  void stream_closed(Http2Stream& stream);
+  void close_soon();
+  void linger();
+  void count_reset();
+  void on_writable();
+  void on_timer();
+  size_t buffered() const;
+
+  HttpServer& server_;
+  bufferevent* filter_;
+  bufferevent* transport_;
+  evhttp_connection* evcon_ = nullptr;
+  nghttp2_session* session_ = nullptr;
+  std::string remote_ip_;
+  bool tls_;
+  bool closing_ = false;
+  bool detached_ = false;
+  bool in_flush_ = false;
+  bool in_recv_ = false;
+  bool flush_again_ = false;
+  bool finishing_ = false;    // close when the output is written
+  bool goaway_sent_ = false;
+  bool lingering_ = false;  // GOAWAY written: reading and dropping until the close
+  double reset_tokens_ = 200;
+  std::chrono::steady_clock::time_point reset_refill_;
+  EventPtr close_event_;
+  EventPtr idle_timer_;
+  std::chrono::steady_clock::time_point last_progress_;
+  std::unordered_set<Http2Stream*> streams_;
+};
+
+// The bufferevent evhttp gets for a new connection on a server with HTTP/2:
+// a filter over `transport` that hands HTTP/2 connections to Http2Connection.
+// Null on failure (evhttp then drops the connection).
+bufferevent* new_protocol_sniffing_bufferevent(HttpServer& server, bufferevent* transport, bool tls);
+
+}  // namespace common

@@ -1,0 +1,389 @@
+// The cache node serves HTTP/2 beside HTTP/1.1: h2 by ALPN on its TLS port and
+// h2c with prior knowledge on its plain port, through the same cache path (hits,
+// misses, ranges, 304, signatures, CORS), 100 concurrent streams on one
+// connection, and a rapid-reset client cut off without harm to others.
+#include <doctest/doctest.h>
+#include <curl/curl.h>
+#include <netinet/in.h>
+#include <nghttp2/nghttp2.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <filesystem>
+#include <map>
+#include <memory>
+
+#include "cache_node_fixture.h"
+#include "support/generated_body.h"
+#include "support/test_certificate.h"
+
+using namespace balancer::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+struct TlsFiles {
+  explicit TlsFiles(const TempDir& dir) : cert(dir.file("cert.pem")), key(dir.file("key.pem")) {
+    std::string error;
+    REQUIRE_MESSAGE(write_self_signed_certificate(cert, key, "h2-node", &error), error);
+  }
+  std::vector<std::string> overrides() const {
+    return {"listen.tls.enabled=true", "listen.tls.port=0", "listen.tls.certificate=" + cert,
+            "listen.tls.key=" + key,   "listen.h2c=true"};
+  }
+  std::string cert, key;
+};
+
+struct Transport {
+  const char* name;
+  HttpRequest::Version version;
+  bool tls;
+};
+
+HttpResponse get(const CacheNodeProcess& node, const Transport& t, const TlsFiles& tls, const std::string& target,
+                 const HttpHeaders& headers = {}, const std::string& method = "GET") {
+  HttpRequest request;
+  request.method = method;
+  request.url = t.tls ? node.tls_url(target) : node.url(target);
+  request.ca_file = tls.cert;
+  request.version = t.version;
+  request.headers = headers;
+  return http_request(request);
+}
+
+std::string path_of(const CacheNodeProcess& node, const std::string& signed_url) {
+  return signed_url.substr(node.url("").size());
+}
+
+size_t collect(char* data, size_t size, size_t n, void* out) {
+  static_cast<std::string*>(out)->append(data, size * n);
+  return size * n;
+}
+
+// A minimal HTTP/2 client with prior knowledge on a blocking socket (nghttp2 in
+// client mode): submits every request at once on one connection and reads until
+// all streams closed. curl 7.88 cannot reuse an h2c connection (it fails its
+// second stream with a framing error, against nghttpd too), so h2c multiplexing
+// is checked with this.
+struct H2cResult {
+  int status = 0;
+  std::string body;
+  bool closed = false;
+};
+
+std::vector<H2cResult> h2c_get_all(int port, const std::vector<std::string>& paths) {
+  std::vector<H2cResult> results(paths.size());
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    close(fd);
+    return results;
+  }
+  timeval tv{10, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  struct Ctx {
+    int fd;
+    std::vector<H2cResult>* results;
+    std::map<int32_t, size_t> index;
+    size_t open = 0;
+  } ctx{fd, &results, {}, 0};
+  nghttp2_session_callbacks* cb = nullptr;
+  nghttp2_session_callbacks_new(&cb);
+  nghttp2_session_callbacks_set_send_callback(
+      cb, [](nghttp2_session*, const uint8_t* data, size_t length, int, void* user) -> ssize_t {
+        ssize_t n = ::send(static_cast<Ctx*>(user)->fd, data, length, MSG_NOSIGNAL);
+        return n < 0 ? static_cast<ssize_t>(NGHTTP2_ERR_CALLBACK_FAILURE) : n;
+      });
+  nghttp2_session_callbacks_set_on_header_callback(
+      cb, [](nghttp2_session*, const nghttp2_frame* frame, const uint8_t* name, size_t namelen, const uint8_t* value,
+             size_t valuelen, uint8_t, void* user) {
+        auto* c = static_cast<Ctx*>(user);
+        if (std::string_view(reinterpret_cast<const char*>(name), namelen) == ":status") {
+          (*c->results)[c->index[frame->hd.stream_id]].status =
+              std::stoi(std::string(reinterpret_cast<const char*>(value), valuelen));
+        }
+        return 0;
+      });
+  nghttp2_session_callbacks_set_on_data_chunk_recv_callback(
+      cb, [](nghttp2_session*, uint8_t, int32_t id, const uint8_t* data, size_t len, void* user) {
+        auto* c = static_cast<Ctx*>(user);
+        (*c->results)[c->index[id]].body.append(reinterpret_cast<const char*>(data), len);
+        return 0;
+      });
+  nghttp2_session_callbacks_set_on_stream_close_callback(cb, [](nghttp2_session*, int32_t id, uint32_t, void* user) {
+    auto* c = static_cast<Ctx*>(user);
+    (*c->results)[c->index[id]].closed = true;
+    --c->open;
+    return 0;
+  });
+  nghttp2_session* session = nullptr;
+  nghttp2_session_client_new(&session, cb, &ctx);
+  nghttp2_session_callbacks_del(cb);
+  nghttp2_submit_settings(session, NGHTTP2_FLAG_NONE, nullptr, 0);
+  std::string authority = "127.0.0.1:" + std::to_string(port);
+  const std::string get = "GET", http = "http";
+  for (size_t i = 0; i < paths.size(); ++i) {
+    nghttp2_nv nva[] = {{(uint8_t*)":method", (uint8_t*)get.data(), 7, get.size(), NGHTTP2_NV_FLAG_NONE},
+                        {(uint8_t*)":scheme", (uint8_t*)http.data(), 7, http.size(), NGHTTP2_NV_FLAG_NONE},
+                        {(uint8_t*)":authority", (uint8_t*)authority.data(), 10, authority.size(), NGHTTP2_NV_FLAG_NONE},
+                        {(uint8_t*)":path", (uint8_t*)paths[i].data(), 5, paths[i].size(), NGHTTP2_NV_FLAG_NONE}};
+    int32_t id = nghttp2_submit_request(session, nullptr, nva, 4, nullptr, nullptr);
+    if (id > 0) {
+      ctx.index[id] = i;
+      ++ctx.open;
+    }
+  }
+  uint8_t buf[65536];
+  for (int turns = 0; turns < 100000 && ctx.open > 0; ++turns) {
+    if (nghttp2_session_send(session) != 0) break;
+    ssize_t n = recv(fd, buf, sizeof buf, 0);
+    if (n <= 0 || nghttp2_session_mem_recv(session, buf, static_cast<size_t>(n)) < 0) break;
+  }
+  nghttp2_session_del(session);
+  close(fd);
+  return results;
+}
+
+// A blocking socket to 127.0.0.1:port with a receive timeout.
+int connect_loopback(int port) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    close(fd);
+    return -1;
+  }
+  timeval tv{5, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  return fd;
+}
+
+}  // namespace
+
+TEST_CASE("h2 over TLS and h2c with prior knowledge: bodies, ranges, 304, HEAD, signatures, CORS, disk hits") {
+  TempDir dir;
+  TlsFiles tls(dir);
+  TestOrigin origin;
+  CacheNodeProcess node(dir.file("data"), origin.base_url(), tls.overrides());
+  const std::string target = "/o/demo/gen/700K/h2.ts";
+  const std::string body = generated_body("h2.ts", 700 * 1024);
+
+  for (const Transport& t : {Transport{"h2 (ALPN)", HttpRequest::Version::http2_tls, true},
+                             Transport{"h2c (prior knowledge)", HttpRequest::Version::http2_prior_knowledge, false}}) {
+    CAPTURE(t.name);
+    auto first = get(node, t, tls, path_of(node, node.signed_url(target)));
+    REQUIRE_MESSAGE(first.ok(), first.error);
+    CHECK(first.http_version == 20);
+    CHECK(first.status == 200);
+    CHECK(first.body == body);
+    CHECK(first.header("Content-Length") == std::optional<std::string>(std::to_string(body.size())));
+    CHECK(first.header("Content-Type") == std::optional<std::string>("video/mp2t"));
+    auto range = get(node, t, tls, path_of(node, node.signed_url(target)), {{"Range", "bytes=100-199"}});
+    CHECK(range.status == 206);
+    CHECK(range.body == body.substr(100, 100));
+    CHECK(range.header("Content-Range") == std::optional<std::string>("bytes 100-199/716800"));
+    auto etag = first.header("ETag").value_or("");
+    REQUIRE_FALSE(etag.empty());
+    auto cached = get(node, t, tls, path_of(node, node.signed_url(target)), {{"If-None-Match", etag}});
+    CHECK(cached.status == 304);
+    CHECK(cached.body.empty());
+    auto head = get(node, t, tls, path_of(node, node.signed_url(target)), {}, "HEAD");
+    CHECK(head.status == 200);
+    CHECK(head.body.empty());
+    CHECK(head.header("Content-Length") == std::optional<std::string>(std::to_string(body.size())));
+    auto refused = get(node, t, tls, target);
+    CHECK(refused.status == 403);
+    CHECK(is_json_error(refused, "signature_missing"));
+    auto ping = get(node, t, tls, "/ping");
+    CHECK(ping.status == 200);
+    CHECK(ping.header("Access-Control-Allow-Origin") == std::optional<std::string>("*"));
+    auto missing = get(node, t, tls, "/nowhere");
+    CHECK(missing.status == 404);
+    CHECK(is_json_error(missing, "not_found"));
+    auto huge = get(node, t, tls, "/ping", {{"X-Big", std::string(20000, 'b')}});
+    CHECK(huge.status == 431);
+    CHECK(is_json_error(huge, "headers_too_large"));
+  }
+  // HTTP/1.1 on the same two ports.
+  auto plain = http_get(node.signed_url(target));
+  CHECK(plain.http_version == 11);
+  CHECK(plain.body == body);
+  auto https1 = get(node, {"https/1.1", HttpRequest::Version::http1_1, true}, tls, path_of(node, node.signed_url(target)));
+  CHECK(https1.http_version == 11);
+  CHECK(https1.body == body);
+  CHECK(origin.count("/gen/700K/h2.ts") == 1);
+
+  // After a restart the chunk is on disk only: both HTTP/2 transports read it.
+  REQUIRE(node.wait_disk_settled(1));
+  node.stop();
+  node.start();
+  for (const Transport& t : {Transport{"h2 (ALPN)", HttpRequest::Version::http2_tls, true},
+                             Transport{"h2c (prior knowledge)", HttpRequest::Version::http2_prior_knowledge, false}}) {
+    CAPTURE(t.name);
+    auto disk = get(node, t, tls, path_of(node, node.signed_url(target)));
+    CHECK(disk.http_version == 20);
+    CHECK(disk.body == body);
+    auto tail = get(node, t, tls, path_of(node, node.signed_url(target)), {{"Range", "bytes=-1000"}});
+    CHECK(tail.body == body.substr(body.size() - 1000));
+  }
+  // And HTTP/1.1 on the plain port, through the protocol filter, still sends files whole.
+  CHECK(http_get(node.signed_url(target)).body == body);
+  CHECK(origin.count("/gen/700K/h2.ts") == 1);
+}
+
+TEST_CASE("100 concurrent streams on one HTTP/2 connection: every body whole, one connection, one origin fetch each") {
+  TempDir dir;
+  TlsFiles tls(dir);
+  TestOrigin origin;
+  CacheNodeProcess node(dir.file("data"), origin.base_url(), tls.overrides());
+  constexpr int kStreams = 100;
+  auto name_of = [](bool over_tls, int i) { return (over_tls ? "t" : "p") + std::to_string(i < 50 ? i % 5 : i); };
+  {
+    // h2c with prior knowledge.
+    std::vector<std::string> paths;
+    for (int i = 0; i < kStreams; ++i) {
+      paths.push_back(path_of(node, node.signed_url("/o/demo/gen/64K/" + name_of(false, i) + ".ts")));
+    }
+    auto results = h2c_get_all(node.port(), paths);
+    int ok = 0;
+    for (int i = 0; i < kStreams; ++i) {
+      ok += results[i].closed && results[i].status == 200 &&
+            results[i].body == generated_body(name_of(false, i) + ".ts", 64 * 1024);
+    }
+    CHECK(ok == kStreams);
+    for (int i = 0; i < 5; ++i) CHECK(origin.count("/gen/64K/p" + std::to_string(i) + ".ts") == 1);
+  }
+  for (bool use_tls : {true}) {
+    CAPTURE(use_tls);
+    std::unique_ptr<CURLM, decltype(&curl_multi_cleanup)> multi(curl_multi_init(), curl_multi_cleanup);
+    curl_multi_setopt(multi.get(), CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX);
+    curl_multi_setopt(multi.get(), CURLMOPT_MAX_HOST_CONNECTIONS, 1L);
+    std::vector<std::string> bodies(kStreams);
+    std::vector<CURL*> easies;
+    for (int i = 0; i < kStreams; ++i) {
+      // Half the streams share five chunks (a herd), half ask for their own.
+      std::string name = (use_tls ? "t" : "p") + std::to_string(i < 50 ? i % 5 : i);
+      std::string path = path_of(node, node.signed_url("/o/demo/gen/64K/" + name + ".ts"));
+      CURL* e = curl_easy_init();
+      curl_easy_setopt(e, CURLOPT_URL, (use_tls ? node.tls_url(path) : node.url(path)).c_str());
+      curl_easy_setopt(e, CURLOPT_HTTP_VERSION,
+                       use_tls ? CURL_HTTP_VERSION_2TLS : CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE);
+      curl_easy_setopt(e, CURLOPT_CAINFO, tls.cert.c_str());
+      curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
+      curl_easy_setopt(e, CURLOPT_PROXY, "");
+      curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 30000L);
+      curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, collect);
+      curl_easy_setopt(e, CURLOPT_WRITEDATA, &bodies[i]);
+      curl_easy_setopt(e, CURLOPT_PRIVATE, reinterpret_cast<char*>(static_cast<intptr_t>(i)));
+      curl_multi_add_handle(multi.get(), e);
+      easies.push_back(e);
+    }
+    int running = 1;
+    auto deadline = deadline_in(30s);
+    for (int turns = 0; running > 0 && turns < 100000 && std::chrono::steady_clock::now() < deadline; ++turns) {
+      curl_multi_perform(multi.get(), &running);
+      if (running > 0) curl_multi_poll(multi.get(), nullptr, 0, 100, nullptr);
+    }
+    CHECK(running == 0);
+    long connects = 0;
+    int ok = 0;
+    for (int i = 0; i < kStreams; ++i) {
+      long status = 0, version = 0, n = 0;
+      curl_easy_getinfo(easies[i], CURLINFO_RESPONSE_CODE, &status);
+      curl_easy_getinfo(easies[i], CURLINFO_HTTP_VERSION, &version);
+      curl_easy_getinfo(easies[i], CURLINFO_NUM_CONNECTS, &n);
+      connects += n;
+      std::string name = (use_tls ? "t" : "p") + std::to_string(i < 50 ? i % 5 : i);
+      if (status == 200 && version == CURL_HTTP_VERSION_2_0 && bodies[i] == generated_body(name + ".ts", 64 * 1024)) {
+        ++ok;
+      }
+      curl_multi_remove_handle(multi.get(), easies[i]);
+      curl_easy_cleanup(easies[i]);
+    }
+    CHECK(ok == kStreams);
+    CHECK(connects == 1);
+    for (int i = 0; i < 5; ++i) {
+      CHECK(origin.count("/gen/64K/" + std::string(use_tls ? "t" : "p") + std::to_string(i) + ".ts") == 1);
+    }
+  }
+}
+
+TEST_CASE("rapid reset: a client that opens and cancels streams in a flood gets GOAWAY; others are served") {
+  TempDir dir;
+  TlsFiles tls(dir);
+  TestOrigin origin;
+  CacheNodeProcess node(dir.file("data"), origin.base_url(), tls.overrides());
+
+  int fd = connect_loopback(node.port());
+  REQUIRE(fd >= 0);
+  struct Client {
+    int fd;
+    uint32_t goaway_error = UINT32_MAX;
+    bool got_goaway = false;
+  } client{fd};
+  nghttp2_session_callbacks* callbacks = nullptr;
+  nghttp2_session_callbacks_new(&callbacks);
+  nghttp2_session_callbacks_set_send_callback(
+      callbacks, [](nghttp2_session*, const uint8_t* data, size_t length, int, void* user) -> ssize_t {
+        ssize_t n = ::send(static_cast<Client*>(user)->fd, data, length, MSG_NOSIGNAL);
+        return n < 0 ? static_cast<ssize_t>(NGHTTP2_ERR_CALLBACK_FAILURE) : n;
+      });
+  nghttp2_session_callbacks_set_on_frame_recv_callback(
+      callbacks, [](nghttp2_session*, const nghttp2_frame* frame, void* user) {
+        if (frame->hd.type == NGHTTP2_GOAWAY) {
+          static_cast<Client*>(user)->got_goaway = true;
+          static_cast<Client*>(user)->goaway_error = frame->goaway.error_code;
+        }
+        return 0;
+      });
+  nghttp2_session* session = nullptr;
+  nghttp2_session_client_new(&session, callbacks, &client);
+  nghttp2_session_callbacks_del(callbacks);
+  nghttp2_submit_settings(session, NGHTTP2_FLAG_NONE, nullptr, 0);
+  std::string path = path_of(node, node.signed_url("/o/demo/gen/1K/rr.ts"));
+  std::string authority = "127.0.0.1:" + std::to_string(node.port());
+  auto nv = [](const char* n, const std::string& v) {
+    return nghttp2_nv{reinterpret_cast<uint8_t*>(const_cast<char*>(n)),
+                      reinterpret_cast<uint8_t*>(const_cast<char*>(v.data())), strlen(n), v.size(),
+                      NGHTTP2_NV_FLAG_NONE};
+  };
+  const std::string get = "GET", http = "http";
+  nghttp2_nv headers[] = {nv(":method", get), nv(":scheme", http), nv(":authority", authority), nv(":path", path)};
+  // 2,000 streams, each cancelled right after it was opened, written as fast as the socket takes them.
+  int sent_streams = 0;
+  for (int i = 0; i < 2000; ++i) {
+    int32_t id = nghttp2_submit_request(session, nullptr, headers, 4, nullptr, nullptr);
+    // HEADERS out first: nghttp2 drops a request reset before it was sent.
+    if (id < 0 || nghttp2_session_send(session) != 0) break;
+    nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, id, NGHTTP2_CANCEL);
+    if (nghttp2_session_send(session) != 0) break;  // the server closed on us
+    ++sent_streams;
+  }
+  // Read until the server closes (bounded by the socket timeout and a count).
+  uint8_t buf[16384];
+  for (int i = 0; i < 10000; ++i) {
+    ssize_t n = recv(fd, buf, sizeof buf, 0);
+    if (n <= 0) break;
+    if (nghttp2_session_mem_recv(session, buf, static_cast<size_t>(n)) < 0) break;
+  }
+  nghttp2_session_del(session);
+  close(fd);
+  MESSAGE("streams opened and reset before the cut: " << sent_streams);
+  CHECK(client.got_goaway);
+  CHECK(client.goaway_error == NGHTTP2_ENHANCE_YOUR_CALM);
+  // The node is alive and serves everyone else over both protocols.
+  CHECK(http_get(node.url("/ping")).status == 200);
+  HttpRequest h2;
+  h2.url = node.url(path);
+  h2.version = HttpRequest::Version::http2_prior_knowledge;
+  auto other = http_request(h2);
+  CHECK(other.status == 200);
+  CHECK(other.body == generated_body("rr.ts", 1024));
+  CHECK_FALSE(node.process().wait_exit(deadline_in(0ms)).has_value());
+}
