@@ -13,8 +13,9 @@
 #   scripts/demo.sh --background    same, detached; prints one JSON line and exits
 #   scripts/demo.sh stop            stops exactly what a background run started
 #
-# Ports (127.0.0.1): origin 8080, cache nodes 8081 and 8082, balancer 8090;
-# DEMO_PORT_OFFSET=N shifts all of them by N. State lives in .demo/ (git-ignored): the
+# Ports (127.0.0.1): origin 8080, cache nodes 8081 and 8082 (HTTPS and HTTP/2: 8441 and
+# 8442), balancer 8090 (HTTPS: 8450); DEMO_PORT_OFFSET=N shifts all of them by N. HTTPS uses a
+# self-signed certificate made once in .demo/tls. State lives in .demo/ (git-ignored): the
 # accounts and purchases in .demo/balancer-api (api.data_dir) are kept from run to run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,6 +25,7 @@ PIDS="$DEMO/pids"
 OFFSET=${DEMO_PORT_OFFSET:-0}
 ORIGIN_PORT=$((8080 + OFFSET)); CACHE_A_PORT=$((8081 + OFFSET)); CACHE_B_PORT=$((8082 + OFFSET))
 BALANCER_PORT=$((8090 + OFFSET))
+CACHE_A_TLS_PORT=$((8441 + OFFSET)); CACHE_B_TLS_PORT=$((8442 + OFFSET)); BALANCER_TLS_PORT=$((8450 + OFFSET))
 BUILD="$ROOT/build"
 TEST_LOGIN=fdpd6
 TEST_PASSWORD=123456
@@ -54,7 +56,8 @@ if [[ -f "$PIDS" ]]; then
   stop_all
 fi
 command -v python3 >/dev/null || { echo "demo: python3 is required (it reads the API's JSON)" >&2; exit 1; }
-for port in $ORIGIN_PORT $CACHE_A_PORT $CACHE_B_PORT $BALANCER_PORT; do
+for port in $ORIGIN_PORT $CACHE_A_PORT $CACHE_B_PORT $BALANCER_PORT $CACHE_A_TLS_PORT $CACHE_B_TLS_PORT \
+    $BALANCER_TLS_PORT; do
   if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
     echo "demo: port $port on 127.0.0.1 is in use; set DEMO_PORT_OFFSET to use other ports" >&2
     exit 1
@@ -65,7 +68,15 @@ scripts/setup.sh
 cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$BUILD" --target balancer cache_node test_origin >&2
 
-mkdir -p "$DEMO/logs" "$DEMO/conf" "$DEMO/origin/live"
+mkdir -p "$DEMO/logs" "$DEMO/conf" "$DEMO/origin/live" "$DEMO/tls"
+# A self-signed certificate for 127.0.0.1 and localhost, made once.
+TLS_CERT="$DEMO/tls/cert.pem"; TLS_KEY="$DEMO/tls/key.pem"
+if [[ ! -s $TLS_CERT || ! -s $TLS_KEY ]]; then
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$TLS_KEY" -out "$TLS_CERT" \
+    -days 365 -subj /CN=localhost -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" 2>/dev/null
+  chmod 600 "$TLS_KEY"
+fi
+TLS_SETS=(--set listen.tls.enabled=true --set listen.tls.certificate="$TLS_CERT" --set listen.tls.key="$TLS_KEY")
 rm -rf "$DEMO/origin/live"/*
 : > "$PIDS"
 
@@ -104,9 +115,11 @@ start origin "$BUILD/tests/support/test_origin" --port "$ORIGIN_PORT" --root "$D
 wait_for "the origin" 10 listening origin
 
 for node in a b; do
-  port=$CACHE_A_PORT; [[ $node == b ]] && port=$CACHE_B_PORT
+  port=$CACHE_A_PORT tls_port=$CACHE_A_TLS_PORT
+  [[ $node == b ]] && port=$CACHE_B_PORT tls_port=$CACHE_B_TLS_PORT
   start "cache-$node" "$BUILD/src/cache_node/cache_node" --config conf/cache_node.json \
     --set node_id=venue-$node --set site=venue --set listen.port="$port" \
+    "${TLS_SETS[@]}" --set listen.tls.port="$tls_port" \
     --set data_dir="$DEMO/cache-venue-$node" --set origins.demo.url="http://127.0.0.1:$ORIGIN_PORT"
   wait_for "cache node venue-$node" 10 listening "cache-$node"
 done
@@ -131,7 +144,7 @@ JSON
 wait_for "ffmpeg's first segments" 30 test -s "$DEMO/origin/live/v2/index.m3u8"
 # The same overrides for the server and for "balancer user", so both use the same
 # api.data_dir (.demo/balancer-api from conf/balancer.json).
-BALANCER_SETS=(--set listen.port="$BALANCER_PORT"
+BALANCER_SETS=(--set listen.port="$BALANCER_PORT" "${TLS_SETS[@]}" --set listen.tls.port="$BALANCER_TLS_PORT"
   --set channels_file="$DEMO/conf/channels.json" --set caches_file="$DEMO/conf/caches.json"
   --set origins.demo.url="http://127.0.0.1:$ORIGIN_PORT"
   --set playback.allow_anonymous=false --set api.demo_payments=true)
@@ -208,10 +221,11 @@ PLAYLIST_URL="$BALANCER_URL$PLAYLIST_PATH"
 rm -f "$DEMO/login.json" "$DEMO/login.headers" "$DEMO/access.json"
 
 if [[ $BACKGROUND == 1 ]]; then
-  printf '{"balancer_url":"%s","api_url":"%s","origin_url":"%s","cache_nodes":[{"id":"venue-a","url":"%s"},{"id":"venue-b","url":"%s"}],"channels":["demo","demo-premium"],"playlist_url":"%s","ticket_expires_at":%s,"test_login":"%s","test_password":"%s","api_token":"%s","demo_payments":true,"operator_key":"%s","data_dir":"%s"}\n' \
+  printf '{"balancer_url":"%s","api_url":"%s","origin_url":"%s","cache_nodes":[{"id":"venue-a","url":"%s"},{"id":"venue-b","url":"%s"}],"channels":["demo","demo-premium"],"playlist_url":"%s","ticket_expires_at":%s,"test_login":"%s","test_password":"%s","api_token":"%s","demo_payments":true,"operator_key":"%s","data_dir":"%s","balancer_https_url":"%s","cache_nodes_https":["%s","%s"],"tls_certificate":"%s"}\n' \
     "$BALANCER_URL" "$API_URL" "http://127.0.0.1:$ORIGIN_PORT" \
     "http://127.0.0.1:$CACHE_A_PORT" "http://127.0.0.1:$CACHE_B_PORT" "$PLAYLIST_URL" "$TICKET_EXPIRES_AT" \
-    "$TEST_LOGIN" "$TEST_PASSWORD" "$TOKEN" "$OPERATOR_KEY" "$DEMO"
+    "$TEST_LOGIN" "$TEST_PASSWORD" "$TOKEN" "$OPERATOR_KEY" "$DEMO" "https://127.0.0.1:$BALANCER_TLS_PORT" \
+    "https://127.0.0.1:$CACHE_A_TLS_PORT" "https://127.0.0.1:$CACHE_B_TLS_PORT" "$TLS_CERT"
   exit 0
 fi
 
@@ -244,7 +258,10 @@ Balancer demo is running.
   Other calls: GET /api/v1/channels, /products, /purchases, /caches (same header).
 
   Balancer        $BALANCER_URL        (/health, /metrics)
+                  https://127.0.0.1:$BALANCER_TLS_PORT   (the same over HTTPS)
   Cache nodes     http://127.0.0.1:$CACHE_A_PORT  http://127.0.0.1:$CACHE_B_PORT   (/ping, /health, /metrics)
+                  https://127.0.0.1:$CACHE_A_TLS_PORT https://127.0.0.1:$CACHE_B_TLS_PORT  (HTTPS: HTTP/2 or HTTP/1.1)
+  HTTPS           self-signed: curl --cacert $TLS_CERT https://127.0.0.1:$CACHE_A_TLS_PORT/ping
   Origin          http://127.0.0.1:$ORIGIN_PORT/files/live/master.m3u8
   Operator key    $OPERATOR_KEY
   Logs            $DEMO/logs/

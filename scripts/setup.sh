@@ -6,7 +6,7 @@
 set -euo pipefail
 
 packages=(
-  cmake ninja-build g++ pkg-config git curl ca-certificates
+  cmake ninja-build g++ pkg-config git curl ca-certificates openssl
   libevent-dev libcurl4-openssl-dev libnghttp2-dev libssl-dev rapidjson-dev liblmdb-dev doctest-dev libmimalloc-dev
   ffmpeg clang nghttp2-server prometheus
   nodejs npm

@@ -11,8 +11,10 @@
 
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <memory>
+#include <thread>
 
 #include "cache_node_fixture.h"
 #include "support/generated_body.h"
@@ -386,4 +388,65 @@ TEST_CASE("rapid reset: a client that opens and cancels streams in a flood gets 
   CHECK(other.status == 200);
   CHECK(other.body == generated_body("rr.ts", 1024));
   CHECK_FALSE(node.process().wait_exit(deadline_in(0ms)).has_value());
+}
+
+TEST_CASE("a client that opens big windows and never reads costs the node a bounded buffer, not a chunk per stream") {
+  TempDir dir;
+  TlsFiles tls(dir);
+  TestOrigin origin;
+  CacheNodeProcess node(dir.file("data"), origin.base_url(), tls.overrides());
+  const std::string path = path_of(node, node.signed_url("/o/demo/gen/8M/slow.ts"));
+  REQUIRE(http_get(node.url(path)).status == 200);  // now a memory hit
+  auto rss_kib = [&] {
+    std::ifstream status("/proc/" + std::to_string(node.process().pid()) + "/status");
+    std::string line;
+    while (std::getline(status, line)) {
+      if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
+    }
+    return -1L;
+  };
+  long before = rss_kib();
+
+  int fd = connect_loopback(node.port());
+  REQUIRE(fd >= 0);
+  int small = 4096;
+  setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+  nghttp2_session_callbacks* cb = nullptr;
+  nghttp2_session_callbacks_new(&cb);
+  nghttp2_session_callbacks_set_send_callback(
+      cb, [](nghttp2_session*, const uint8_t* data, size_t length, int, void* user) -> ssize_t {
+        ssize_t n = ::send(*static_cast<int*>(user), data, length, MSG_NOSIGNAL);
+        return n < 0 ? static_cast<ssize_t>(NGHTTP2_ERR_CALLBACK_FAILURE) : n;
+      });
+  nghttp2_session* session = nullptr;
+  nghttp2_session_client_new(&session, cb, &fd);
+  nghttp2_session_callbacks_del(cb);
+  // Windows as large as HTTP/2 allows: only the node's own bound holds bytes back.
+  nghttp2_settings_entry settings[] = {{NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, (1u << 31) - 1}};
+  nghttp2_submit_settings(session, NGHTTP2_FLAG_NONE, settings, 1);
+  nghttp2_submit_window_update(session, NGHTTP2_FLAG_NONE, 0, (1 << 30));
+  std::string authority = "127.0.0.1:" + std::to_string(node.port());
+  const std::string get = "GET", http = "http";
+  nghttp2_nv nva[] = {{(uint8_t*)":method", (uint8_t*)get.data(), 7, get.size(), NGHTTP2_NV_FLAG_NONE},
+                      {(uint8_t*)":scheme", (uint8_t*)http.data(), 7, http.size(), NGHTTP2_NV_FLAG_NONE},
+                      {(uint8_t*)":authority", (uint8_t*)authority.data(), 10, authority.size(), NGHTTP2_NV_FLAG_NONE},
+                      {(uint8_t*)":path", (uint8_t*)path.data(), 5, path.size(), NGHTTP2_NV_FLAG_NONE}};
+  constexpr int kStreams = 50;
+  for (int i = 0; i < kStreams; ++i) nghttp2_submit_request(session, nullptr, nva, 4, nullptr, nullptr);
+  REQUIRE(nghttp2_session_send(session) == 0);
+  // Not a synchronisation but a measurement: the highest RSS over one second of the
+  // node pushing into a connection that is never read (20 samples).
+  long settled = before;
+  for (int i = 0; i < 20; ++i) {
+    std::this_thread::sleep_for(50ms);
+    settled = std::max(settled, rss_kib());
+  }
+  MESSAGE("node RSS before " << before << " KiB, with " << kStreams << " stalled 8 MiB streams " << settled
+                             << " KiB");
+  // Copies per stream would be 50 x 8 MiB = 400 MiB; the bound is the per-connection output.
+  CHECK(settled - before < 16 * 1024);
+  // A hit on another connection is still answered at once.
+  CHECK(http_get(node.url(path)).status == 200);
+  nghttp2_session_del(session);
+  close(fd);
 }
