@@ -1,6 +1,7 @@
 #include <doctest/doctest.h>
 
 #include "common/config.h"
+#include "common/http_server.h"
 
 using common::ConfigDocument;
 using common::ConfigReader;
@@ -85,4 +86,49 @@ TEST_CASE("command line: --config, --set, --check-config; unknown flags are erro
   CHECK(cli->overrides == std::vector<std::string>{"x=1", "y=2"});
   const char* bad[] = {"bin", "--frobnicate"};
   CHECK_FALSE(common::parse_command_line(2, const_cast<char**>(bad), "d").ok());
+}
+
+namespace {
+
+// Reads `listen` of `json` as a server with an HTTP/2 front end (or not); the errors, or "".
+std::string listen_errors(const std::string& json, bool http2_capable, common::HttpServerOptions* out = nullptr) {
+  auto doc = ConfigDocument::parse("/etc/balancer/cache_node.json", json, {});
+  REQUIRE(doc.ok());
+  ConfigReader root(*doc);
+  auto listen = root.object("listen");
+  common::HttpServerOptions options;
+  common::read_listen_section(listen, doc->file(), 8081, http2_capable, options);
+  root.finish();
+  if (out != nullptr) *out = options;
+  return root.ok() ? "" : root.error_text();
+}
+
+}  // namespace
+
+TEST_CASE("listen: plain by default; TLS needs a port, a certificate and a key that load; h2c only where HTTP/2 is") {
+  common::HttpServerOptions o;
+  CHECK(listen_errors(R"({})", true, &o).empty());
+  CHECK(o.plain);
+  CHECK(o.port == 8081);
+  CHECK_FALSE(o.tls.enabled);
+  CHECK(o.tls.http2);  // offered once TLS is on
+  CHECK_FALSE(o.h2c);
+
+  std::string missing = listen_errors(R"({"listen": {"tls": {"enabled": true}}})", true);
+  CHECK(missing.find("listen.tls.port") != std::string::npos);
+  CHECK(missing.find("listen.tls.certificate") != std::string::npos);
+  CHECK(missing.find("listen.tls.key") != std::string::npos);
+
+  std::string unreadable = listen_errors(
+      R"({"listen": {"tls": {"enabled": true, "port": 8443, "certificate": "nope.pem", "key": "nope.key"}}})", true);
+  CHECK(unreadable.find("listen.tls.certificate") != std::string::npos);
+  // Relative to the main file's directory.
+  CHECK(unreadable.find("/etc/balancer/nope.pem") != std::string::npos);
+
+  CHECK(listen_errors(R"({"listen": {"plain": false}})", true).find("listen.plain") != std::string::npos);
+  CHECK(listen_errors(R"({"listen": {"h2c": true}})", true, &o).empty());
+  CHECK(o.h2c);
+  // The balancer has no HTTP/2 front end: the keys are unknown there.
+  CHECK(listen_errors(R"({"listen": {"h2c": true}})", false).find("listen.h2c") != std::string::npos);
+  CHECK(listen_errors(R"({"listen": {"port": 70000}})", true).find("listen.port") != std::string::npos);
 }
