@@ -94,6 +94,10 @@ Reply refused_reply(const AdmissionDecision& d) {
       reply = error_reply(429, "too_many_viewers",
                           "This address already holds as many places in the queue as allowed.");
       break;
+    case AdmissionDecision::Refusal::kUnavailable:
+      reply = error_reply(503, "admission_unavailable",
+                          "The service cannot check its viewer limits right now; try again shortly.");
+      break;
     case AdmissionDecision::Refusal::kFull:
     case AdmissionDecision::Refusal::kNone:
       reply = error_reply(503, "busy", "The service is at its limit of viewers and waiting viewers; try again shortly.");
