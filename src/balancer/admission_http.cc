@@ -107,10 +107,28 @@ Reply refused_reply(const AdmissionDecision& d) {
   return reply;
 }
 
+const char* refusal_code(const AdmissionDecision& d) {
+  switch (d.refusal) {
+    case AdmissionDecision::Refusal::kAddressViewers:
+    case AdmissionDecision::Refusal::kAddressTickets:
+      return "too_many_viewers";
+    case AdmissionDecision::Refusal::kUnavailable:
+      return "admission_unavailable";
+    case AdmissionDecision::Refusal::kFull:
+    case AdmissionDecision::Refusal::kNone:
+      break;
+  }
+  return "busy";
+}
+
 Reply access_reply(AdmissionGate& gate, std::string_view viewer_key, std::string_view channel,
                    TimePoint now, const ViewerSource& from, AdmissionDecision* decided) {
   const AdmissionDecision d = gate.check(viewer_key, channel, now, from);
   if (decided != nullptr) *decided = d;
+  return access_reply(d, channel);
+}
+
+Reply access_reply(const AdmissionDecision& d, std::string_view channel) {
   switch (d.kind) {
     case AdmissionDecision::Kind::kAdmitted: {
       std::string body = "{\"access\":\"granted\",\"channel\":";

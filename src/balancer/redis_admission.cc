@@ -1,6 +1,7 @@
 #include "balancer/redis_admission.h"
 
 #include <algorithm>
+#include <cassert>
 #include <cmath>
 
 #include "balancer/redis_admission_script.h"
@@ -218,18 +219,39 @@ void RedisAdmission::set_limits(const AdmissionLimits& limits) {
   limits_ = limits;
 }
 
-void RedisAdmission::confirm(const std::string& key, const StreamInfo& stream, TimePoint at) {
+RedisAdmission::PerLoop& RedisAdmission::on(common::EventLoop& loop) {
+  for (auto& pl : loops_) {
+    if (&pl->loop == &loop) return *pl;
+  }
+  assert(false && "RedisAdmission: a loop it was not created for");
+  return *loops_.front();
+}
+
+void RedisAdmission::confirm(const std::string& key, const StreamInfo& stream, bool stream_known,
+                             TimePoint at) {
   Lease& lease = leases_[key];
   lease.confirmed = at;
-  lease.last_request = at;
+  lease.last_request = std::max(lease.last_request, at);
   if (!stream.channel.empty()) lease.channel = stream.channel;
-  if (!stream.channel.empty()) lease.cache = stream.cache;
+  if (stream_known) lease.cache = stream.cache;
   if (stream.bandwidth_bps != 0) lease.bandwidth_bps = stream.bandwidth_bps;
 }
 
-void RedisAdmission::request(size_t loop_index, ViewerKey viewer, const StreamInfo& stream,
+void RedisAdmission::request(common::EventLoop& loop, ViewerKey viewer, const StreamInfo& stream,
                              const ViewerSource& from, TimePoint now,
                              std::function<void(const AdmissionDecision&)> done) {
+  decide(loop, viewer, stream, true, from, now, std::move(done));
+}
+
+void RedisAdmission::check(common::EventLoop& loop, ViewerKey viewer, std::string_view channel,
+                           const ViewerSource& from, TimePoint now,
+                           std::function<void(const AdmissionDecision&)> done) {
+  decide(loop, viewer, StreamInfo{channel, {}, 0}, false, from, now, std::move(done));
+}
+
+void RedisAdmission::decide(common::EventLoop& loop, ViewerKey viewer, const StreamInfo& stream,
+                            bool stream_known, const ViewerSource& from, TimePoint now,
+                            std::function<void(const AdmissionDecision&)> done) {
   AdmissionLimits l;
   bool leased = false;
   {
@@ -244,10 +266,8 @@ void RedisAdmission::request(size_t loop_index, ViewerKey viewer, const StreamIn
         // batch refreshes the slot in Redis.
         lease.last_request = std::max(lease.last_request, now);
         lease.beat_pending = true;
-        if (!stream.channel.empty()) {
-          lease.channel = stream.channel;
-          lease.cache = stream.cache;
-        }
+        if (!stream.channel.empty()) lease.channel = stream.channel;
+        if (stream_known) lease.cache = stream.cache;
         if (stream.bandwidth_bps != 0) lease.bandwidth_bps = stream.bandwidth_bps;
       } else {
         leases_.erase(it);
@@ -259,22 +279,22 @@ void RedisAdmission::request(size_t loop_index, ViewerKey viewer, const StreamIn
     admitted.kind = AdmissionDecision::Kind::kAdmitted;
     return done(admitted);
   }
-  PerLoop& pl = *loops_.at(loop_index);
-  pl.scripts.decide(viewer, stream.bandwidth_bps, from, l, 0,
-                    [this, key = std::string(viewer), channel = std::string(stream.channel),
-                     cache = std::string(stream.cache), bandwidth = stream.bandwidth_bps, now,
-                     done = std::move(done)](const AdmissionDecision& d) {
-                      if (d.admitted()) {
-                        std::lock_guard lock(mutex_);
-                        confirm(key, StreamInfo{channel, cache, bandwidth}, now);
-                      }
-                      done(d);
-                    });
+  on(loop).scripts.decide(
+      viewer, stream.bandwidth_bps, from, l, 0,
+      [this, key = std::string(viewer), channel = std::string(stream.channel),
+       cache = std::string(stream.cache), bandwidth = stream.bandwidth_bps, stream_known, now,
+       done = std::move(done)](const AdmissionDecision& d) {
+        if (d.admitted()) {
+          std::lock_guard lock(mutex_);
+          confirm(key, StreamInfo{channel, cache, bandwidth}, stream_known, now);
+        }
+        done(d);
+      });
 }
 
-void RedisAdmission::switch_emulation(size_t loop_index, std::optional<bool> want,
+void RedisAdmission::switch_emulation(common::EventLoop& loop, std::optional<bool> want,
                                       std::function<void(std::optional<EmulationSwitch>)> done) {
-  loops_.at(loop_index)->scripts.switch_emulation(want, limits(), 0, std::move(done));
+  on(loop).scripts.switch_emulation(want, limits(), 0, std::move(done));
 }
 
 void RedisAdmission::tick(TimePoint now) {

@@ -93,14 +93,19 @@ class RedisAdmission {
   RedisAdmission(const RedisAdmission&) = delete;
   RedisAdmission& operator=(const RedisAdmission&) = delete;
 
-  // Loop `loop_index`'s thread: the decision for a playlist request (`stream`) or, with
-  // `stream.channel` empty and bandwidth 0, an access check. `done` runs on the same loop,
-  // inline when a valid local lease answers it.
-  void request(size_t loop_index, ViewerKey viewer, const StreamInfo& stream,
+  // `loop`'s thread (one of the loops given at construction): the decision for a playlist
+  // request of `viewer` on `stream`. `done` runs on `loop`, inline when a valid local lease
+  // answers it, else when Redis answered (or did not in time: kUnavailable).
+  void request(common::EventLoop& loop, ViewerKey viewer, const StreamInfo& stream,
                const ViewerSource& from, TimePoint now,
                std::function<void(const AdmissionDecision&)> done);
-  // Loop `loop_index`'s thread: the overload switch for the fleet.
-  void switch_emulation(size_t loop_index, std::optional<bool> want,
+  // The same for the app's access check: `channel` ("" keeps the viewer's) and no cache or
+  // bandwidth news (AdmissionGate::check).
+  void check(common::EventLoop& loop, ViewerKey viewer, std::string_view channel,
+             const ViewerSource& from, TimePoint now,
+             std::function<void(const AdmissionDecision&)> done);
+  // `loop`'s thread: the overload switch for the fleet; nullopt when Redis is unreachable.
+  void switch_emulation(common::EventLoop& loop, std::optional<bool> want,
                         std::function<void(std::optional<EmulationSwitch>)> done);
 
   // Home loop, every second: sends the heartbeat batch when due, drops leases that ran out and
@@ -127,7 +132,11 @@ class RedisAdmission {
   struct PerLoop;
 
   AdmissionLimits limits() const;
-  void confirm(const std::string& key, const StreamInfo& stream, TimePoint at);
+  PerLoop& on(common::EventLoop& loop);
+  void decide(common::EventLoop& loop, ViewerKey viewer, const StreamInfo& stream,
+              bool stream_known, const ViewerSource& from, TimePoint now,
+              std::function<void(const AdmissionDecision&)> done);
+  void confirm(const std::string& key, const StreamInfo& stream, bool stream_known, TimePoint at);
 
   RedisAdmissionOptions options_;
   std::vector<std::unique_ptr<PerLoop>> loops_;

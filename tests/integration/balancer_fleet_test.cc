@@ -1,0 +1,186 @@
+// Several balancers, one audience (admission.backend: redis): two real balancer processes on one
+// real redis-server started by the test. One stream limit and one FIFO queue across both, with
+// true positions whichever balancer a viewer asks; the overload switch of one holds for both;
+// a balancer killed with SIGKILL loses no slot and no queue place (its viewers go on at the
+// other); Redis stopped mid-test: admitted viewers keep playing on their leases, new viewers get
+// a 503 admission_unavailable with Retry-After (never an unlimited admit), and everything
+// recovers by itself when Redis is back.
+#include <doctest/doctest.h>
+#include <rapidjson/document.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "balancer/balancer_fixture.h"
+#include "support/redis_server.h"
+
+using namespace balancer::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+const std::string kMaster =
+    "#EXTM3U\n#EXT-X-VERSION:3\n"
+    "#EXT-X-STREAM-INF:BANDWIDTH=2000000,RESOLUTION=1280x720\nhi/index.m3u8\n";
+
+struct Queue {
+  uint64_t ticket = 0;
+  uint64_t position = 0;
+};
+
+// The queue part of a 503 "queued" answer (ticket 0 when the answer is something else).
+Queue queue_of(const HttpResponse& r) {
+  if (r.status != 503) return {};
+  rapidjson::Document doc;
+  doc.Parse(r.body.data(), r.body.size());
+  if (doc.HasParseError() || !doc.IsObject() || !doc.HasMember("queue")) return {};
+  return {doc["queue"]["ticket"].GetUint64(), doc["queue"]["position"].GetUint64()};
+}
+
+// An origin and two balancers sharing `redis` under one key prefix.
+struct Fleet {
+  explicit Fleet(const RedisServer& redis, std::vector<std::string> extra = {}) {
+    write_file(origin_dir.file("root/live/master.m3u8"), kMaster);
+    write_file(origin_dir.file("root/live/hi/index.m3u8"), live_playlist(10, 3));
+    TestOriginOptions options;
+    options.root = origin_dir.file("root");
+    origin = std::make_unique<TestOrigin>(options);
+    overrides = {"admission.backend=redis",
+                 "admission.redis.host=127.0.0.1",
+                 "admission.redis.port=" + std::to_string(redis.port()),
+                 "admission.redis.timeout_ms=300",
+                 "admission.redis.heartbeat_ms=200",
+                 "limits.max_streams=3",
+                 "limits.max_anonymous_per_address=0",
+                 "queue.max_tickets_per_address=0",
+                 "operator.key=fleet-operator-key-00001"};
+    overrides.insert(overrides.end(), extra.begin(), extra.end());
+    a = start(dir_a);
+    b = start(dir_b);
+  }
+
+  std::unique_ptr<BalancerProcess> start(const TempDir& dir) const {
+    return std::make_unique<BalancerProcess>(
+        dir, origin->url("/files"), channels_json({channel_json("demo", "/live/master.m3u8")}),
+        caches_json({}), overrides);
+  }
+
+  static HttpResponse play(const BalancerProcess& at, const std::string& viewer) {
+    return at.get("/hls/demo/live/master.m3u8?viewer=" + viewer);
+  }
+
+  TempDir origin_dir, dir_a, dir_b;
+  std::unique_ptr<TestOrigin> origin;
+  std::vector<std::string> overrides;
+  std::unique_ptr<BalancerProcess> a, b;
+};
+
+}  // namespace
+
+TEST_CASE(
+    "two balancers, max_streams 3: exactly 3 admitted; 1,000 more queued strictly FIFO across "
+    "both") {
+  RedisServer redis;
+  Fleet f(redis);
+  int admitted = 0;
+  std::vector<Queue> queued;
+  for (int i = 1; i <= 1004; ++i) {
+    const BalancerProcess& at = i % 2 == 1 ? *f.a : *f.b;  // arrivals alternate
+    const HttpResponse r = Fleet::play(at, "v" + std::to_string(i));
+    if (r.status == 200) {
+      ++admitted;
+    } else {
+      REQUIRE_MESSAGE(r.status == 503, r.body);
+      CHECK(r.header("Retry-After").has_value());
+      queued.push_back(queue_of(r));
+    }
+  }
+  CHECK(admitted == 3);
+  REQUIRE(queued.size() == 1001);
+  int in_order = 0;
+  for (size_t i = 0; i < queued.size(); ++i) {
+    if (queued[i].position == i + 1 && (i == 0 || queued[i].ticket > queued[i - 1].ticket))
+      ++in_order;
+  }
+  CHECK(in_order == 1001);
+  // The fourth arrival is number 1 whichever balancer it asks, with the same ticket.
+  const Queue via_a = queue_of(Fleet::play(*f.a, "v4"));
+  const Queue via_b = queue_of(Fleet::play(*f.b, "v4"));
+  CHECK(via_a.position == 1);
+  CHECK(via_b.position == 1);
+  CHECK(via_a.ticket == queued[0].ticket);
+  CHECK(via_b.ticket == queued[0].ticket);
+  // Both balancers report the fleet's numbers.
+  REQUIRE(wait_until([&] { return f.b->metric("balancer_queue_length") == 1001; }, 5s));
+  CHECK(f.a->metric("balancer_active_viewers") == 3);
+  CHECK(f.b->metric("balancer_active_viewers") == 3);
+}
+
+TEST_CASE(
+    "the overload switch on one balancer holds for the fleet; admitted viewers keep playing") {
+  RedisServer redis;
+  Fleet f(redis);
+  REQUIRE(Fleet::play(*f.a, "alice").status == 200);
+  const HttpResponse on = f.a->get("/access_queue_switch?state=on");
+  REQUIRE_MESSAGE(on.status == 200, on.body);
+  CHECK(on.body.find("\"emulation\":true,\"changed\":true") != std::string::npos);
+  CHECK(queue_of(Fleet::play(*f.b, "bob")).position == 1);  // b admits no one new
+  CHECK(Fleet::play(*f.a, "alice").status == 200);
+  CHECK(Fleet::play(*f.b, "alice").status == 200);  // alice's slot is the fleet's, not a's
+  const HttpResponse off = f.b->get("/access_queue_swith?state=off");
+  CHECK(off.body.find("\"emulation\":false,\"changed\":true") != std::string::npos);
+  CHECK(Fleet::play(*f.a, "bob").status == 200);  // the head claims the freed room
+}
+
+TEST_CASE(
+    "kill -9 of a balancer: its admitted and queued viewers go on at the other with slot and "
+    "place") {
+  RedisServer redis;
+  Fleet f(redis);
+  for (const char* v : {"v1", "v2", "v3"}) REQUIRE(Fleet::play(*f.a, v).status == 200);
+  const Queue first = queue_of(Fleet::play(*f.a, "w1"));
+  const Queue second = queue_of(Fleet::play(*f.a, "w2"));
+  REQUIRE(first.position == 1);
+  REQUIRE(second.position == 2);
+
+  f.a->process().kill();
+  REQUIRE(f.a->process().wait_exit(deadline_in(10s)).has_value());
+
+  for (const char* v : {"v1", "v2", "v3"}) CHECK(Fleet::play(*f.b, v).status == 200);
+  const Queue w2 = queue_of(Fleet::play(*f.b, "w2"));
+  CHECK(w2.ticket == second.ticket);
+  CHECK(w2.position == 2);
+  CHECK(queue_of(Fleet::play(*f.b, "late")).position == 3);
+}
+
+TEST_CASE(
+    "Redis stopped: leases keep admitted viewers playing, newcomers get 503 admission_unavailable; "
+    "Redis back: recovery by itself, the limit holds") {
+  RedisServer redis;
+  Fleet f(redis);
+  for (const char* v : {"v1", "v2", "v3"}) REQUIRE(Fleet::play(*f.a, v).status == 200);
+  REQUIRE(queue_of(Fleet::play(*f.b, "w1")).position == 1);
+
+  redis.stop();
+  for (const char* v : {"v1", "v2", "v3"}) CHECK(Fleet::play(*f.a, v).status == 200);
+  const HttpResponse refused = Fleet::play(*f.b, "newcomer");
+  CHECK(refused.status == 503);
+  CHECK(is_json_error_reply(refused, "admission_unavailable"));
+  CHECK(refused.header("Retry-After").has_value());
+  CHECK(Fleet::play(*f.a, "newcomer2").status == 503);  // never an unlimited admit
+
+  REQUIRE(redis.restart());  // empty: Redis lost everything
+  // The balancers reconnect and a's heartbeats restore v1..v3; keep them playing meanwhile.
+  bool restored = wait_until(
+      [&] {
+        for (const char* v : {"v1", "v2", "v3"}) Fleet::play(*f.a, v);
+        return f.b->metric("balancer_active_viewers") == 3;
+      },
+      15s, 100ms);
+  CHECK(restored);
+  for (const char* v : {"v1", "v2", "v3"}) CHECK(Fleet::play(*f.b, v).status == 200);
+  // w1's ticket was lost with Redis' data: it starts again, behind no one, and still waits.
+  CHECK(queue_of(Fleet::play(*f.b, "w1")).position == 1);
+  CHECK(queue_of(Fleet::play(*f.a, "newcomer")).position == 2);
+}
