@@ -131,6 +131,49 @@ common::Status exec(PGconn* conn, const std::string& sql, const std::string& wha
 
 }  // namespace
 
+namespace {
+
+// Blocking connection (start-up and administration only).
+common::Result<common::PgConnPtr> connect_blocking(const common::PgOptions& o, const char* application) {
+  const std::string port = std::to_string(o.port);
+  const std::string timeout = std::to_string(std::max<int64_t>(1, o.timeout.count() / 1000));
+  const char* keys[] = {"host", "port", "dbname", "user", "password", "connect_timeout", "application_name", nullptr};
+  const char* values[] = {o.host.c_str(),
+                          port.c_str(),
+                          o.dbname.c_str(),
+                          o.user.c_str(),
+                          o.password.empty() ? nullptr : o.password.c_str(),
+                          timeout.c_str(),
+                          application,
+                          nullptr};
+  common::PgConnPtr conn(PQconnectdbParams(keys, values, 0));
+  if (!conn || PQstatus(conn.get()) != CONNECTION_OK) {
+    std::string message = conn ? PQerrorMessage(conn.get()) : "out of memory";
+    while (!message.empty() && message.back() == '\n') message.pop_back();
+    return common::Error{"storage_unavailable",
+                         "cannot connect to PostgreSQL at " + o.host + ":" + port + "/" + o.dbname + ": " + message};
+  }
+  return conn;
+}
+
+}  // namespace
+
+common::Result<PgResultPtr> pg_exec_blocking(const common::PgOptions& o, const std::string& sql,
+                                             const std::vector<std::string>& params) {
+  auto conn = connect_blocking(o, "balancer-admin");
+  if (!conn) return conn.error();
+  std::vector<const char*> values;
+  for (const auto& p : params) values.push_back(p.c_str());
+  PgResultPtr r(PQexecParams(conn->get(), sql.c_str(), static_cast<int>(values.size()), nullptr, values.data(),
+                             nullptr, nullptr, 0));
+  const auto status = r ? PQresultStatus(r.get()) : PGRES_FATAL_ERROR;
+  if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) return r;
+  std::string message = r ? PQresultErrorMessage(r.get()) : PQerrorMessage(conn->get());
+  while (!message.empty() && message.back() == '\n') message.pop_back();
+  return common::Error{"storage_error", "PostgreSQL refused the query (SQLSTATE " + common::pg_sqlstate(r.get()) +
+                                            "): " + message};
+}
+
 common::Status migrate_pg_schema(const common::PgOptions& o) {
   const std::string port = std::to_string(o.port);
   const std::string timeout = std::to_string(std::max<int64_t>(1, o.timeout.count() / 1000));

@@ -25,6 +25,11 @@ inline constexpr int kPgSchemaVersion = 1;
 // loop. Refuses a database whose schema is newer than this code.
 common::Status migrate_pg_schema(const common::PgOptions& options);
 
+// One statement with text parameters on a connection of its own, waiting for the answer
+// (administration commands, never a loop). Errors as PgClient's.
+common::Result<common::PgResultPtr> pg_exec_blocking(const common::PgOptions& options, const std::string& sql,
+                                                     const std::vector<std::string>& params);
+
 class PgAccounts final : public AccountStore {
  public:
   // One connection per loop in `loops` (created here; the loops must outlive the store).

@@ -40,6 +40,8 @@ struct PgOptions {
   std::string user = "balancer";
   std::string password;
   std::chrono::milliseconds timeout{2000};  // connect and per-query deadline
+
+  bool operator==(const PgOptions&) const = default;
 };
 
 class PgClient {

@@ -4,15 +4,20 @@
 // a balancer killed with SIGKILL loses no slot and no queue place (its viewers go on at the
 // other); Redis stopped mid-test: admitted viewers keep playing on their leases, new viewers get
 // a 503 admission_unavailable with Retry-After (never an unlimited admit), and everything
-// recovers by itself when Redis is back.
+// recovers by itself when Redis is back. With accounts on PostgreSQL (api.store: postgresql):
+// a purchase made through one balancer unlocks the channel on the other, survives a kill -9 of
+// the balancer right after its 201, and while PostgreSQL is stopped logins and purchases get a
+// clear 503 while playback with a valid ticket goes on.
 #include <doctest/doctest.h>
 #include <rapidjson/document.h>
+#include <sys/wait.h>
 
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "balancer/balancer_fixture.h"
+#include "support/pg_server.h"
 #include "support/redis_server.h"
 
 using namespace balancer::test;
@@ -40,7 +45,10 @@ Queue queue_of(const HttpResponse& r) {
 
 // An origin and two balancers sharing `redis` under one key prefix.
 struct Fleet {
-  explicit Fleet(const RedisServer& redis, std::vector<std::string> extra = {}) {
+  explicit Fleet(const RedisServer& redis, std::vector<std::string> extra = {},
+                 std::vector<std::string> channel_list = {
+                     channel_json("demo", "/live/master.m3u8")}) {
+    channels = channels_json(channel_list);
     write_file(origin_dir.file("root/live/master.m3u8"), kMaster);
     write_file(origin_dir.file("root/live/hi/index.m3u8"), live_playlist(10, 3));
     TestOriginOptions options;
@@ -61,9 +69,8 @@ struct Fleet {
   }
 
   std::unique_ptr<BalancerProcess> start(const TempDir& dir) const {
-    return std::make_unique<BalancerProcess>(
-        dir, origin->url("/files"), channels_json({channel_json("demo", "/live/master.m3u8")}),
-        caches_json({}), overrides);
+    return std::make_unique<BalancerProcess>(dir, origin->url("/files"), channels, caches_json({}),
+                                             overrides);
   }
 
   static HttpResponse play(const BalancerProcess& at, const std::string& viewer) {
@@ -71,6 +78,7 @@ struct Fleet {
   }
 
   TempDir origin_dir, dir_a, dir_b;
+  std::string channels;
   std::unique_ptr<TestOrigin> origin;
   std::vector<std::string> overrides;
   std::unique_ptr<BalancerProcess> a, b;
@@ -183,4 +191,111 @@ TEST_CASE(
   // w1's ticket was lost with Redis' data: it starts again, behind no one, and still waits.
   CHECK(queue_of(Fleet::play(*f.b, "w1")).position == 1);
   CHECK(queue_of(Fleet::play(*f.a, "newcomer")).position == 2);
+}
+
+namespace {
+
+const std::string kProducts = R"({"products":[
+  {"id":"pass","title":"Premium pass","kind":"channel","price":"4.99","currency":"EUR","unlocks":["premium"]}]})";
+
+// `balancer user add LOGIN` against the fleet's PostgreSQL, the password on stdin.
+void add_user(const Fleet& f, const std::string& login, const std::string& password) {
+  std::string cmd =
+      binary_path("balancer") + " user add " + login + " --config " + BALANCER_SOURCE_DIR +
+      "/conf/balancer.json --set channels_file=" + f.dir_a.file("balancer/channels.json") +
+      " --set caches_file=" + f.dir_a.file("balancer/caches.json");
+  for (const auto& o : f.overrides) cmd += " --set '" + o + "'";
+  cmd += " > " + f.origin_dir.file("user-add.out") + " 2>&1";
+  FILE* p = popen(cmd.c_str(), "w");
+  REQUIRE(p != nullptr);
+  fputs((password + "\n").c_str(), p);
+  const int status = pclose(p);
+  REQUIRE_MESSAGE((WIFEXITED(status) && WEXITSTATUS(status) == 0), cmd);
+}
+
+HttpResponse api(const BalancerProcess& at, const std::string& method, const std::string& path,
+                 const std::string& token = "", const std::string& body = "") {
+  HttpHeaders headers;
+  if (!token.empty()) headers.emplace_back("Authorization", "Bearer " + token);
+  if (!body.empty()) headers.emplace_back("Content-Type", "application/json");
+  return http_request(method, at.url(path), headers, body);
+}
+
+std::string json_string(const std::string& body, const char* key) {
+  rapidjson::Document doc;
+  doc.Parse(body.data(), body.size());
+  REQUIRE_MESSAGE((!doc.HasParseError() && doc.IsObject() && doc.HasMember(key)), body);
+  return doc[key].GetString();
+}
+
+}  // namespace
+
+TEST_CASE(
+    "accounts on PostgreSQL: a purchase through A unlocks on B and survives kill -9 of A; "
+    "PostgreSQL stopped: 503 for logins and purchases, playback goes on; back: recovery by "
+    "itself") {
+  RedisServer redis;
+  PgServer pg;
+  TempDir files("fleet-products");
+  write_file(files.file("products.json"), kProducts);
+  Fleet f(
+      redis,
+      {"api.store=postgresql", "api.postgresql.host=127.0.0.1",
+       "api.postgresql.port=" + std::to_string(pg.port()), "api.postgresql.timeout_ms=500",
+       "api.demo_payments=true", "api.products_file=" + files.file("products.json"),
+       "api.kdf_iterations=1000", "api.kdf_allow_weak_for_tests=true", "limits.max_streams=100"},
+      {channel_json("demo", "/live/master.m3u8"),
+       R"({"id":"premium","title":"Premium","origin":"demo","source":"/live/master.m3u8","product":"pass"})"});
+  add_user(f, "alice", "alice-password");
+
+  const HttpResponse login = api(*f.a, "POST", "/api/v1/auth/login", "",
+                                 R"({"login":"alice","password":"alice-password"})");
+  REQUIRE_MESSAGE(login.status == 200, login.body);
+  const std::string token = json_string(login.body, "token");
+  CHECK(api(*f.b, "GET", "/api/v1/access?channel=premium", token).status == 403);  // not bought yet
+
+  const HttpResponse bought =
+      api(*f.a, "POST", "/api/v1/purchases", token,
+          R"({"product_id":"pass","idempotency_key":"order-1","receipt":"r-1"})");
+  REQUIRE_MESSAGE(bought.status == 201, bought.body);
+  f.a->process().kill();  // right after the 201
+  REQUIRE(f.a->process().wait_exit(deadline_in(10s)).has_value());
+
+  // B knows the session and the purchase: the channel is unlocked there.
+  const HttpResponse access = api(*f.b, "GET", "/api/v1/access?channel=premium", token);
+  REQUIRE_MESSAGE(access.status == 200, access.body);
+  const std::string playlist = json_string(access.body, "playlist_url");
+  CHECK(f.b->get(target_of(playlist)).status == 200);
+  const HttpResponse replay =
+      api(*f.b, "POST", "/api/v1/purchases", token,
+          R"({"product_id":"pass","idempotency_key":"order-1","receipt":"r-1"})");
+  CHECK(replay.status == 200);  // the same key: the same purchase, not a second one
+
+  pg.stop();
+  const HttpResponse no_login = api(*f.b, "POST", "/api/v1/auth/login", "",
+                                    R"({"login":"alice","password":"alice-password"})");
+  CHECK(no_login.status == 503);
+  CHECK(is_json_error_reply(no_login, "storage_unavailable"));
+  CHECK(no_login.header("Retry-After").has_value());
+  const HttpResponse no_purchase =
+      api(*f.b, "POST", "/api/v1/purchases", token,
+          R"({"product_id":"pass","idempotency_key":"order-2","receipt":"r-2"})");
+  CHECK(no_purchase.status == 503);
+  CHECK(f.b->get(target_of(playlist)).status == 200);  // playback with a valid ticket goes on
+
+  REQUIRE(pg.restart());
+  CHECK(wait_until(
+      [&] {
+        return api(*f.b, "POST", "/api/v1/auth/login", "",
+                   R"({"login":"alice","password":"alice-password"})")
+                   .status == 200;
+      },
+      15s, 100ms));
+  const HttpResponse history = api(*f.b, "GET", "/api/v1/purchases", token);
+  REQUIRE(history.status == 200);
+  rapidjson::Document doc;
+  doc.Parse(history.body.data(), history.body.size());
+  REQUIRE_MESSAGE((!doc.HasParseError() && doc.HasMember("purchases")), history.body);
+  CHECK(doc["purchases"].GetArray().Size() ==
+        1);  // order-1 once; order-2 failed while the database was down
 }
