@@ -12,6 +12,8 @@ namespace balancer {
 namespace {
 
 constexpr const char* kLog = "admission";
+// Viewers per heartbeat script call: a few milliseconds of Redis time each.
+constexpr size_t kHeartbeatSlice = 2000;
 using common::RedisReply;
 
 int64_t millis(Duration d) {
@@ -320,16 +322,24 @@ void RedisAdmission::tick(TimePoint now) {
         lease.beat_pending = false;
       }
       last_heartbeat_ = now;
-      if (!beats.empty()) heartbeat_in_flight_ = true;
+      if (!beats.empty()) {
+        heartbeat_in_flight_ = true;
+        heartbeats_in_flight_ = (beats.size() + kHeartbeatSlice - 1) / kHeartbeatSlice;
+      }
     }
     send_status = !status_in_flight_;
     if (send_status) status_in_flight_ = true;
   }
-  if (!beats.empty()) {
-    home.scripts.heartbeat(beats, l, 0, [this, beats, sent = now](bool ok) {
+  // In slices, so one script call never holds Redis for long, however many viewers.
+  for (size_t from = 0; from < beats.size(); from += kHeartbeatSlice) {
+    std::vector<std::pair<std::string, uint64_t>> slice(
+        beats.begin() + static_cast<std::ptrdiff_t>(from),
+        beats.begin() +
+            static_cast<std::ptrdiff_t>(std::min(beats.size(), from + kHeartbeatSlice)));
+    home.scripts.heartbeat(slice, l, 0, [this, slice, sent = now](bool ok) {
       std::lock_guard lock(mutex_);
-      heartbeat_in_flight_ = false;
-      for (const auto& [key, bandwidth] : beats) {
+      if (--heartbeats_in_flight_ == 0) heartbeat_in_flight_ = false;
+      for (const auto& [key, bandwidth] : slice) {
         auto it = leases_.find(key);
         if (it == leases_.end()) continue;
         if (ok) {

@@ -146,6 +146,7 @@ class RedisAdmission {
   AdmissionStatus last_status_;
   bool reachable_ = false;
   bool heartbeat_in_flight_ = false;
+  size_t heartbeats_in_flight_ = 0;  // slices of the batch not answered yet
   bool status_in_flight_ = false;
   TimePoint last_heartbeat_{};
 };

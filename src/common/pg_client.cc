@@ -163,6 +163,15 @@ class PgClient::Impl : public std::enable_shared_from_this<Impl> {
 
   void on_socket(short events) {
     if (state_ == State::kConnecting) return poll_connect();
+    if (state_ == State::kReady) {
+      // Idle: the server closing the connection (restart, shutdown) shows up here, so the
+      // next query does not find a dead connection.
+      if (PQconsumeInput(conn_.get()) == 0 || PQstatus(conn_.get()) == CONNECTION_BAD) {
+        return lost(trimmed(PQerrorMessage(conn_.get())));
+      }
+      while (PGnotify* n = PQnotifies(conn_.get())) PQfreemem(n);
+      return watch(EV_READ);
+    }
     if (state_ != State::kBusy) return;
     if ((events & EV_WRITE) != 0 && !flush()) return;
     if ((events & EV_READ) != 0 && PQconsumeInput(conn_.get()) == 0) {
@@ -187,7 +196,7 @@ class PgClient::Impl : public std::enable_shared_from_this<Impl> {
         ++connects_;
         down_ = false;
         backoff_ = kMinBackoff;
-        watch_.reset();
+        watch(EV_READ);
         return run_next();
       default:
         return lost(trimmed(PQerrorMessage(conn_.get())));
@@ -245,7 +254,7 @@ class PgClient::Impl : public std::enable_shared_from_this<Impl> {
     std::optional<Query> q = std::move(current_);
     current_.reset();
     state_ = State::kReady;
-    watch_.reset();
+    watch(EV_READ);
     PgResultPtr r = std::move(result_);
     if (q) {
       const auto status = r ? PQresultStatus(r.get()) : PGRES_FATAL_ERROR;

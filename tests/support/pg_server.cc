@@ -97,7 +97,11 @@ bool PgServer::launch(int port) {
                     "synchronous_commit=off", "-c", "full_page_writes=off"}))) {
     return false;
   }
-  if (!wait_until([&] { return accepts(port) || !child->running(); }, 30s) || !child->running()) {
+  // Accepting TCP is not enough: during start-up the server refuses sessions ("starting up").
+  const auto ready = [&] {
+    return child->stderr_text().find("ready to accept connections") != std::string::npos && accepts(port);
+  };
+  if (!wait_until([&] { return ready() || !child->running(); }, 30s) || !child->running()) {
     child->kill();
     child->wait_exit(deadline_in(10s));
     return false;
