@@ -85,9 +85,20 @@ class PgClient::Impl : public std::enable_shared_from_this<Impl> {
   }
 
   void query(std::string sql, Params params, Callback done) {
-    if (down_) return fail_later(std::move(done), "no connection (" + last_error_ + ")");
-    queue_.push_back(Query{std::move(sql), std::move(params), std::move(done),
-                           SteadyClock::now() + options_.timeout});
+    const auto now = SteadyClock::now();
+    if (down_ && state_ == State::kIdle) {
+      // Waiting to reconnect: try now (at most every kMinBackoff), so a server that came back
+      // serves this query; a server still down refuses at once and the query fails with it.
+      if (now - last_attempt_ < kMinBackoff) {
+        return fail_later(std::move(done), "no connection (" + last_error_ + ")");
+      }
+      queue_.push_back(
+          Query{std::move(sql), std::move(params), std::move(done), now + options_.timeout});
+      reconnect_.reset();
+      return connect();  // the query runs once connected, or fails with the attempt
+    }
+    queue_.push_back(
+        Query{std::move(sql), std::move(params), std::move(done), now + options_.timeout});
     run_next();
   }
 
@@ -141,6 +152,7 @@ class PgClient::Impl : public std::enable_shared_from_this<Impl> {
                             timeout.c_str(),
                             "balancer",
                             nullptr};
+    last_attempt_ = SteadyClock::now();
     conn_.reset(PQconnectStartParams(keys, values, 0));
     state_ = State::kConnecting;
     connect_deadline_ = SteadyClock::now() + options_.timeout;
@@ -340,6 +352,7 @@ class PgClient::Impl : public std::enable_shared_from_this<Impl> {
   PgResultPtr result_;
   bool flush_pending_ = false;
   SteadyClock::time_point connect_deadline_;
+  SteadyClock::time_point last_attempt_;
   std::chrono::milliseconds backoff_ = kMinBackoff;
   EventPtr watch_;
   EventPtr tick_;

@@ -61,8 +61,9 @@ class PgClient {
 
   // One statement with parameters $1..$n, or with no parameters several statements (e.g. a
   // migration in BEGIN ... COMMIT). `done` runs once, later, on the loop (never inline), unless
-  // the client is destroyed first. While the server is known to be down (the last attempt to
-  // connect failed), queries fail at once with storage_unavailable.
+  // the client is destroyed first. While the server is known to be down, a query makes the
+  // client try to connect at once (at most every 100 ms) and waits for that attempt; if it fails,
+  // so does the query (storage_unavailable), at once when the server refuses.
   void query(std::string sql, Params params, Callback done);
 
   bool connected() const;
