@@ -142,6 +142,13 @@ class RedisClient::Impl : public std::enable_shared_from_this<Impl> {
   }
 
   void command(std::vector<std::string> argv, Callback done) {
+    if (ctx_ == nullptr && !stopping_ && !address_.empty() &&
+        SteadyClock::now() - last_attempt_ >= kMinBackoff) {
+      // Waiting to reconnect: try now, so a Redis that came back serves this command (hiredis
+      // sends it once connected; a refused connection fails it at once).
+      reconnect_timer_.reset();
+      connect();
+    }
     if (ctx_ == nullptr) return fail_later(std::move(done));
     std::vector<const char*> args;
     std::vector<size_t> lengths;
@@ -257,6 +264,7 @@ class RedisClient::Impl : public std::enable_shared_from_this<Impl> {
         return;
       }
     }
+    last_attempt_ = SteadyClock::now();
     redisAsyncContext* ctx = redisAsyncConnect(address_.c_str(), options_.port);
     if (ctx == nullptr || ctx->err != 0) {
       LOG_DEBUG(kLog, "connect to ", address_, ":", options_.port,
@@ -350,6 +358,7 @@ class RedisClient::Impl : public std::enable_shared_from_this<Impl> {
   std::map<uint64_t, Pending> pending_;  // by id: the first is the oldest
   std::map<const std::string*, std::string> shas_;
   SteadyClock::time_point connect_deadline_;
+  SteadyClock::time_point last_attempt_;
   std::chrono::milliseconds backoff_ = kMinBackoff;
   EventPtr timer_;
   EventPtr reconnect_timer_;

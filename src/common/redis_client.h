@@ -51,7 +51,8 @@ class RedisClient {
   RedisClient& operator=(const RedisClient&) = delete;
 
   // Sends one command (argv, binary-safe). `done` always runs once, later, on the loop (never
-  // inline), unless the client is destroyed first.
+  // inline), unless the client is destroyed first. Between reconnection attempts a command
+  // makes the client try at once (at most every 100 ms) rather than fail until the next one.
   void command(std::vector<std::string> argv, Callback done);
   // EVALSHA of `script` (its SHA-1 computed here), falling back to EVAL when Redis does not
   // have the script cached yet (NOSCRIPT: first use, or Redis restarted). `script` must outlive
