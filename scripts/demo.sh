@@ -11,11 +11,16 @@
 #
 #   scripts/demo.sh                 installs what is missing, builds, runs; Ctrl-C stops
 #   scripts/demo.sh --background    same, detached; prints one JSON line and exits
+#   scripts/demo.sh --fleet         several balancers: Redis (shared admission) + PostgreSQL
+#                                   (shared accounts) + two balancers + the two cache nodes;
+#                                   prints both balancer URLs (combines with --background)
 #   scripts/demo.sh stop            stops exactly what a background run started
 #
 # Ports (127.0.0.1): origin 8080, cache nodes 8081 and 8082 (HTTPS and HTTP/2: 8441 and
-# 8442), balancer 8090 (HTTPS: 8450); DEMO_PORT_OFFSET=N shifts all of them by N. HTTPS uses a
-# self-signed certificate made once in .demo/tls. State lives in .demo/ (git-ignored): the
+# 8442), balancer 8090 (HTTPS: 8450); with --fleet also balancer B 8091 (HTTPS: 8451), Redis
+# 8095, PostgreSQL 8096 (data in .demo/postgresql, kept from run to run). DEMO_PORT_OFFSET=N
+# shifts all of them by N. HTTPS uses a self-signed certificate made once in .demo/tls.
+# State lives in .demo/ (git-ignored): the
 # accounts and purchases in .demo/balancer-api (api.data_dir) are kept from run to run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,6 +31,8 @@ OFFSET=${DEMO_PORT_OFFSET:-0}
 ORIGIN_PORT=$((8080 + OFFSET)); CACHE_A_PORT=$((8081 + OFFSET)); CACHE_B_PORT=$((8082 + OFFSET))
 BALANCER_PORT=$((8090 + OFFSET))
 CACHE_A_TLS_PORT=$((8441 + OFFSET)); CACHE_B_TLS_PORT=$((8442 + OFFSET)); BALANCER_TLS_PORT=$((8450 + OFFSET))
+BALANCER_B_PORT=$((8091 + OFFSET)); REDIS_PORT=$((8095 + OFFSET)); PG_PORT=$((8096 + OFFSET))
+BALANCER_B_TLS_PORT=$((8451 + OFFSET))
 BUILD="$ROOT/build"
 TEST_LOGIN=fdpd6
 TEST_PASSWORD=123456
@@ -44,20 +51,25 @@ stop_all() {
   rm -f "$PIDS"
 }
 
-case "${1:-}" in
-  stop) stop_all; exit 0 ;;
-  --background) BACKGROUND=1 ;;
-  "") BACKGROUND=0 ;;
-  *) echo "usage: scripts/demo.sh [--background | stop]" >&2; exit 2 ;;
-esac
+BACKGROUND=0
+FLEET=0
+for arg in "$@"; do
+  case "$arg" in
+    stop) stop_all; exit 0 ;;
+    --background) BACKGROUND=1 ;;
+    --fleet) FLEET=1 ;;
+    *) echo "usage: scripts/demo.sh [--background] [--fleet] | stop" >&2; exit 2 ;;
+  esac
+done
 
 if [[ -f "$PIDS" ]]; then
   echo "demo: a previous run is still recorded in $PIDS; stopping it first" >&2
   stop_all
 fi
 command -v python3 >/dev/null || { echo "demo: python3 is required (it reads the API's JSON)" >&2; exit 1; }
-for port in $ORIGIN_PORT $CACHE_A_PORT $CACHE_B_PORT $BALANCER_PORT $CACHE_A_TLS_PORT $CACHE_B_TLS_PORT \
-    $BALANCER_TLS_PORT; do
+PORTS=($ORIGIN_PORT $CACHE_A_PORT $CACHE_B_PORT $BALANCER_PORT $CACHE_A_TLS_PORT $CACHE_B_TLS_PORT $BALANCER_TLS_PORT)
+if [[ $FLEET == 1 ]]; then PORTS+=($BALANCER_B_PORT $BALANCER_B_TLS_PORT $REDIS_PORT $PG_PORT); fi
+for port in "${PORTS[@]}"; do
   if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
     echo "demo: port $port on 127.0.0.1 is in use; set DEMO_PORT_OFFSET to use other ports" >&2
     exit 1
@@ -76,7 +88,9 @@ if [[ ! -s $TLS_CERT || ! -s $TLS_KEY ]]; then
     -days 365 -subj /CN=localhost -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" 2>/dev/null
   chmod 600 "$TLS_KEY"
 fi
-TLS_SETS=(--set listen.tls.enabled=true --set listen.tls.certificate="$TLS_CERT" --set listen.tls.key="$TLS_KEY")
+# Each server then names its own listen.tls.port (0 here keeps "balancer user" valid).
+TLS_SETS=(--set listen.tls.enabled=true --set listen.tls.port=0 --set listen.tls.certificate="$TLS_CERT"
+  --set listen.tls.key="$TLS_KEY")
 rm -rf "$DEMO/origin/live"/*
 : > "$PIDS"
 
@@ -144,10 +158,34 @@ JSON
 wait_for "ffmpeg's first segments" 30 test -s "$DEMO/origin/live/v2/index.m3u8"
 # The same overrides for the server and for "balancer user", so both use the same
 # api.data_dir (.demo/balancer-api from conf/balancer.json).
-BALANCER_SETS=(--set listen.port="$BALANCER_PORT" "${TLS_SETS[@]}" --set listen.tls.port="$BALANCER_TLS_PORT"
-  --set channels_file="$DEMO/conf/channels.json" --set caches_file="$DEMO/conf/caches.json"
+BALANCER_SETS=("${TLS_SETS[@]}" --set channels_file="$DEMO/conf/channels.json" --set caches_file="$DEMO/conf/caches.json"
   --set origins.demo.url="http://127.0.0.1:$ORIGIN_PORT"
   --set playback.allow_anonymous=false --set api.demo_payments=true)
+
+if [[ $FLEET == 1 ]]; then
+  # Shared admission: Redis without persistence (the balancers' heartbeats refill it).
+  mkdir -p "$DEMO/redis"
+  start redis redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$DEMO/redis" --save "" \
+    --appendonly no --logfile "" --protected-mode no
+  wait_for "Redis" 10 bash -c "exec 3<>/dev/tcp/127.0.0.1/$REDIS_PORT"
+  # Shared accounts: PostgreSQL 15 in .demo/postgresql. It refuses to run as root: then it runs
+  # as nobody (setpriv execs, so the recorded pid is the server's).
+  PG_BIN=/usr/lib/postgresql/15/bin
+  as_owner=()
+  if [[ $(id -u) -eq 0 ]]; then as_owner=(setpriv --reuid=nobody --regid=nogroup --clear-groups); fi
+  if [[ ! -f "$DEMO/postgresql/data/PG_VERSION" ]]; then
+    mkdir -p "$DEMO/postgresql"
+    if [[ $(id -u) -eq 0 ]]; then chown nobody:nogroup "$DEMO/postgresql"; fi
+    "${as_owner[@]}" "$PG_BIN/initdb" -D "$DEMO/postgresql/data" -U balancer --auth=trust -E UTF8 \
+      >"$DEMO/logs/initdb.log" 2>&1 || { echo "demo: initdb failed: see $DEMO/logs/initdb.log" >&2; stop_all; exit 1; }
+  fi
+  start postgresql "${as_owner[@]}" "$PG_BIN/postgres" -D "$DEMO/postgresql/data" -p "$PG_PORT" \
+    -k "$DEMO/postgresql" -h 127.0.0.1
+  wait_for "PostgreSQL" 30 "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT"
+  "$PG_BIN/createdb" -h 127.0.0.1 -p "$PG_PORT" -U balancer balancer 2>/dev/null || true  # once
+  BALANCER_SETS+=(--set admission.backend=redis --set admission.redis.port="$REDIS_PORT"
+    --set api.store=postgresql --set api.postgresql.port="$PG_PORT")
+fi
 BALANCER_BIN="$BUILD/src/balancer/balancer"
 
 # The test account: added only when missing (an earlier run may have created it).
@@ -162,8 +200,15 @@ if ! "$BALANCER_BIN" user list --config conf/balancer.json "${BALANCER_SETS[@]}"
   fi
 fi
 
-start balancer "$BALANCER_BIN" --config conf/balancer.json "${BALANCER_SETS[@]}"
+start balancer "$BALANCER_BIN" --config conf/balancer.json "${BALANCER_SETS[@]}" --set listen.port="$BALANCER_PORT" \
+  --set listen.tls.port="$BALANCER_TLS_PORT"
 wait_for "the balancer" 10 listening balancer
+if [[ $FLEET == 1 ]]; then
+  start balancer-b "$BALANCER_BIN" --config conf/balancer.json "${BALANCER_SETS[@]}" \
+    --set listen.port="$BALANCER_B_PORT"
+  wait_for "balancer B" 10 listening balancer-b
+fi
+BALANCER_B_URL="http://127.0.0.1:$BALANCER_B_PORT"
 
 BALANCER_URL="http://127.0.0.1:$BALANCER_PORT"
 API_URL="$BALANCER_URL/api/v1"
@@ -220,6 +265,12 @@ TICKET_EXPIRES_AT=$(json_get ticket_expires_at <"$DEMO/access.json")
 PLAYLIST_URL="$BALANCER_URL$PLAYLIST_PATH"
 rm -f "$DEMO/login.json" "$DEMO/login.headers" "$DEMO/access.json"
 
+if [[ $BACKGROUND == 1 && $FLEET == 1 ]]; then
+  printf '{"balancer_urls":["%s","%s"],"api_urls":["%s/api/v1","%s/api/v1"],"redis":"127.0.0.1:%s","postgresql":"127.0.0.1:%s","playlist_url":"%s","playlist_url_b":"%s%s","test_login":"%s","test_password":"%s","api_token":"%s"}\n' \
+    "$BALANCER_URL" "$BALANCER_B_URL" "$BALANCER_URL" "$BALANCER_B_URL" "$REDIS_PORT" "$PG_PORT" \
+    "$PLAYLIST_URL" "$BALANCER_B_URL" "$PLAYLIST_PATH" "$TEST_LOGIN" "$TEST_PASSWORD" "$TOKEN"
+  exit 0
+fi
 if [[ $BACKGROUND == 1 ]]; then
   printf '{"balancer_url":"%s","api_url":"%s","origin_url":"%s","cache_nodes":[{"id":"venue-a","url":"%s"},{"id":"venue-b","url":"%s"}],"channels":["demo","demo-premium"],"playlist_url":"%s","ticket_expires_at":%s,"test_login":"%s","test_password":"%s","api_token":"%s","demo_payments":true,"operator_key":"%s","data_dir":"%s","balancer_https_url":"%s","cache_nodes_https":["%s","%s"],"tls_certificate":"%s"}\n' \
     "$BALANCER_URL" "$API_URL" "http://127.0.0.1:$ORIGIN_PORT" \
@@ -259,6 +310,15 @@ Balancer demo is running.
 
   Balancer        $BALANCER_URL        (/health, /metrics)
                   https://127.0.0.1:$BALANCER_TLS_PORT   (the same over HTTPS)
+TXT
+if [[ $FLEET == 1 ]]; then
+  cat <<TXT
+  Balancer B      $BALANCER_B_URL        (the same viewers, limits, queue and accounts:
+                  admission in Redis 127.0.0.1:$REDIS_PORT, accounts in PostgreSQL 127.0.0.1:$PG_PORT)
+  Play through B  ffplay '$BALANCER_B_URL$PLAYLIST_PATH'
+TXT
+fi
+cat <<TXT
   Cache nodes     http://127.0.0.1:$CACHE_A_PORT  http://127.0.0.1:$CACHE_B_PORT   (/ping, /health, /metrics)
                   https://127.0.0.1:$CACHE_A_TLS_PORT https://127.0.0.1:$CACHE_B_TLS_PORT  (HTTPS: HTTP/2 or HTTP/1.1)
   HTTPS           self-signed: curl --cacert $TLS_CERT https://127.0.0.1:$CACHE_A_TLS_PORT/ping

@@ -9,6 +9,7 @@ packages=(
   cmake ninja-build g++ pkg-config git curl ca-certificates openssl
   libevent-dev libcurl4-openssl-dev libnghttp2-dev libssl-dev rapidjson-dev liblmdb-dev doctest-dev libmimalloc-dev
   ffmpeg clang nghttp2-server prometheus
+  redis-server libhiredis-dev postgresql-15 libpq-dev
   nodejs npm
 )
 if [[ "${1:-}" == "--bench" ]]; then
@@ -37,13 +38,17 @@ export DEBIAN_FRONTEND=noninteractive
 "${sudo_cmd[@]}" apt-get update -qq
 "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 # prometheus is here for promtool (tests/integration/metrics_format_test); its package
-# enables and may start a server on :9090. Stop and disable it, with or without systemd
-# (in a container without systemd invoke-rc.d does not start it, and these fail quietly).
-"${sudo_cmd[@]}" systemctl disable --now prometheus >/dev/null 2>&1 || true
-if [[ ! -d /run/systemd/system ]]; then
-  "${sudo_cmd[@]}" service prometheus stop >/dev/null 2>&1 || true
-  "${sudo_cmd[@]}" update-rc.d prometheus disable >/dev/null 2>&1 || true
-fi
+# enables and may start a server on :9090. redis-server and postgresql are here for the tests
+# and the fleet demo, which start their own instances in temp dirs on free ports; their packages
+# start system services on 6379 and 5432. Stop and disable them, with or without systemd
+# (in a container without systemd invoke-rc.d does not start them, and these fail quietly).
+for service in prometheus redis-server postgresql; do
+  "${sudo_cmd[@]}" systemctl disable --now "$service" >/dev/null 2>&1 || true
+  if [[ ! -d /run/systemd/system ]]; then
+    "${sudo_cmd[@]}" service "$service" stop >/dev/null 2>&1 || true
+    "${sudo_cmd[@]}" update-rc.d "$service" disable >/dev/null 2>&1 || true
+  fi
+done
 # nginx and varnish packages start system services; the benchmarks run their own instances.
 if [[ "${1:-}" == "--bench" ]]; then
   "${sudo_cmd[@]}" systemctl disable --now nginx varnish >/dev/null 2>&1 || true

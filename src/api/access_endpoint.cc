@@ -67,18 +67,23 @@ void Api::State::handle_access(common::EventLoop& loop, common::HttpExchange& in
                                                                                      : 401;
       return fail(in, status, code, key.error().message);
     }
-    AdmissionAnswer a = host.admit(*key, channel.id, in.remote_ip());
-    if (!a.admitted) return send_answer(in, a);
-    std::string out = "{\"access\":\"granted\",\"channel\":";
-    common::append_json_string(out, channel.id);
-    no_store(in);
-    cross_origin(in);
-    return in.reply(200, out + "}\n");
+    ExchangePtr held = hold(in);
+    const std::string remote_ip = held->remote_ip();
+    host.admit(*key, channel.id, remote_ip, loop, [ex = held, id = channel.id](const AdmissionAnswer& a) {
+      if (ex->closed()) return;
+      if (!a.admitted) return send_answer(*ex, a);
+      std::string out = "{\"access\":\"granted\",\"channel\":";
+      common::append_json_string(out, id);
+      no_store(*ex);
+      cross_origin(*ex);
+      ex->reply(200, out + "}\n");
+    });
+    return;
   }
 
   if (api_off(*this, in)) return;
   with_session(*this, loop, hold(in), [this, &loop, channel, cache](ExchangePtr ex, const SessionInfo& info) {
-    store->list_purchases(loop, info.user.id, [this, ex, channel, cache, user_id = info.user.id](
+    store->list_purchases(loop, info.user.id, [this, &loop, ex, channel, cache, user_id = info.user.id](
                                                   common::Result<std::vector<Purchase>> purchases) {
       if (!purchases) return storage_failed(*this, *ex, "purchase list", purchases.error());
       const int64_t now = clock.unix_now();
@@ -93,23 +98,26 @@ void Api::State::handle_access(common::EventLoop& loop, common::HttpExchange& in
         if (*until != 0) expires = std::min(expires, *until);
       }
       const std::string viewer_id = "u" + std::to_string(user_id);
-      AdmissionAnswer a = host.admit("t:" + viewer_id, channel.id, ex->remote_ip());
-      if (!a.admitted) return send_answer(*ex, a);
-      auto ticket = host.issue_ticket(channel.id, viewer_id, expires);
-      if (!ticket) return fail(*ex, 500, "internal_error", ticket.error().message);
-      tickets_issued.inc();
-      std::string url = channel.playlist;
-      // Both are URL-safe as they are: base64url and '.', and the id alphabet.
-      common::append_query_param(url, "ticket", *ticket);
-      if (!cache.empty()) common::append_query_param(url, "cache", cache);
-      std::string out = "{\"access\":\"granted\",\"channel\":";
-      common::append_json_string(out, channel.id);
-      out += ",\"playlist_url\":";
-      common::append_json_string(out, url);
-      out += ",\"ticket_expires_at\":" + std::to_string(expires) + "}\n";
-      no_store(*ex);
-      cross_origin(*ex);
-      ex->reply(200, out);
+      host.admit("t:" + viewer_id, channel.id, ex->remote_ip(), loop,
+                 [this, ex, channel, cache, viewer_id, expires](const AdmissionAnswer& a) {
+        if (ex->closed()) return;
+        if (!a.admitted) return send_answer(*ex, a);
+        auto ticket = host.issue_ticket(channel.id, viewer_id, expires);
+        if (!ticket) return fail(*ex, 500, "internal_error", ticket.error().message);
+        tickets_issued.inc();
+        std::string url = channel.playlist;
+        // Both are URL-safe as they are: base64url and '.', and the id alphabet.
+        common::append_query_param(url, "ticket", *ticket);
+        if (!cache.empty()) common::append_query_param(url, "cache", cache);
+        std::string out = "{\"access\":\"granted\",\"channel\":";
+        common::append_json_string(out, channel.id);
+        out += ",\"playlist_url\":";
+        common::append_json_string(out, url);
+        out += ",\"ticket_expires_at\":" + std::to_string(expires) + "}\n";
+        no_store(*ex);
+        cross_origin(*ex);
+        ex->reply(200, out);
+      });
     });
   });
 }

@@ -6,6 +6,7 @@
 #include "api/api_state.h"
 #include "api/lmdb_accounts.h"
 #include "api/password.h"
+#include "api/pg_accounts.h"
 #include "common/log.h"
 
 namespace api {
@@ -19,6 +20,24 @@ constexpr size_t kPurgeBatch = 10000;
 }  // namespace
 
 void read_api_section(common::ConfigReader& r, ApiConfig& c) {
+  c.store = r.string("store", "lmdb");
+  if (c.store != "lmdb" && c.store != "postgresql") {
+    r.fail("store", "must be \"lmdb\" (embedded, in data_dir) or \"postgresql\" (shared by several balancers)");
+  }
+  {
+    auto pg = r.object("postgresql");
+    common::PgOptions& o = c.postgresql;
+    o.host = pg.string("host", o.host);
+    if (o.host.empty() || o.host.find_first_of(" \t") != std::string::npos) pg.fail("host", "must be a host name or IP address");
+    o.port = static_cast<uint16_t>(pg.integer("port", o.port, 1, 65535));
+    o.dbname = pg.string("dbname", o.dbname);
+    o.user = pg.string("user", o.user);
+    if (o.dbname.empty()) pg.fail("dbname", "must not be empty");
+    if (o.user.empty()) pg.fail("user", "must not be empty");
+    o.password = pg.string("password", "");
+    o.timeout = std::chrono::milliseconds(pg.integer("timeout_ms", o.timeout.count(), 100, 60000));
+    pg.finish();
+  }
   c.data_dir = r.string("data_dir", "");
   c.token_lifetime = std::chrono::seconds(r.integer("token_lifetime_s", 7 * 86400, 1, 366 * 86400));
   c.kdf_iterations = static_cast<int>(r.integer("kdf_iterations", kMinProductionIterations, kMinTestIterations,
@@ -91,7 +110,17 @@ Api::~Api() {
 common::Result<std::unique_ptr<Api>> Api::create(common::ServiceContext& context, const ApiConfig& config,
                                                  PlaybackHost& host) {
   auto state = std::make_unique<State>(context, config, host);
-  if (config.data_dir.empty()) {
+  if (config.store == "postgresql") {
+    const common::PgOptions& pg = config.postgresql;
+    // Blocking, on the main thread before the loops run (never on a loop).
+    if (auto migrated = migrate_pg_schema(pg); !migrated) {
+      return common::Error{migrated.error().code, "api.postgresql: " + migrated.error().message};
+    }
+    LOG_INFO(kLog, "accounts in PostgreSQL at ", pg.host, ":", pg.port, "/", pg.dbname, " (schema ",
+             kPgSchemaVersion, ")");
+    state->store = std::make_unique<PgAccounts>(context.loops, pg);
+    state->kdf = std::make_unique<common::WorkerThread>();
+  } else if (config.data_dir.empty()) {
     LOG_WARN(kLog, "api.data_dir is not set: the accounts API is off");
   } else {
     auto accounts = LmdbAccounts::open(config.data_dir);
@@ -161,6 +190,11 @@ void Api::reload(const ApiConfig& fresh) {
   ApiConfig next = fresh;
   if (next.demo_payments != running->demo_payments) {
     LOG_WARN(kLog, "reload: api.demo_payments is now ", next.demo_payments ? "on (every receipt accepted)" : "off");
+  }
+  if (next.store != running->store || !(next.postgresql == running->postgresql)) {
+    LOG_WARN(kLog, "reload: api.store and api.postgresql.* change only on restart");
+    next.store = running->store;
+    next.postgresql = running->postgresql;
   }
   if (next.data_dir != running->data_dir) {
     LOG_WARN(kLog, "reload: api.data_dir changes only on restart");

@@ -20,12 +20,17 @@
 #include "api/products.h"
 #include "common/config.h"
 #include "common/http_server.h"
+#include "common/pg_client.h"
 #include "common/result.h"
 #include "common/service_host.h"
 
 namespace api {
 
 struct ApiConfig {
+  // api.store: "lmdb" (the embedded default, in data_dir) or "postgresql" (several balancers
+  // share one set of accounts; api.postgresql.*). Restart to change.
+  std::string store = "lmdb";
+  common::PgOptions postgresql;
   std::string data_dir;  // LMDB environment; "" = the API is off (its routes answer 503 api_disabled)
   std::chrono::seconds token_lifetime{7 * 86400};
   int kdf_iterations = 600'000;  // for new hashes; old ones keep their own count

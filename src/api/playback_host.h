@@ -1,13 +1,15 @@
 // What the REST API asks of the server it is linked into (the balancer
 // implements it; DESIGN.md dependency rules: the API asks admission through a
 // small interface and never reaches into playlist code). Every method may be
-// called from any loop thread and returns at once.
+// called from any loop thread and returns at once (admit answers through a callback).
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
+#include "common/event_loop.h"
 #include "common/http_exchange.h"
 #include "common/result.h"
 
@@ -54,8 +56,10 @@ class PlaybackHost {
                                                  const std::string& viewer) const = 0;
   // The admission decision for `viewer_key` on `channel` (renews a queue
   // ticket, refreshes a slot), as the playlist endpoint would decide it.
-  virtual AdmissionAnswer admit(const std::string& viewer_key, const std::string& channel,
-                                const std::string& remote_ip) = 0;
+  // `done` runs on `loop` (the caller's), inline or later (a shared admission
+  // store is asked over the network).
+  virtual void admit(const std::string& viewer_key, const std::string& channel, const std::string& remote_ip,
+                     common::EventLoop& loop, std::function<void(const AdmissionAnswer&)> done) = 0;
   // A playback ticket for `viewer_id` on `channel` until `expires_unix`
   // (error "bad_ticket" for ids the ticket format refuses).
   virtual common::Result<std::string> issue_ticket(const std::string& channel, const std::string& viewer_id,

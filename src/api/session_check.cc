@@ -66,8 +66,14 @@ void with_session(Api::State& s, common::EventLoop& loop, ExchangePtr ex,
 
 void storage_failed(Api::State& s, common::HttpExchange& ex, std::string_view what, const common::Error& error) {
   s.store_errors.inc();
-  LOG_ERROR(kLog, what, " failed: ", error.message);
   no_store(ex);
+  LOG_ERROR(kLog, what, " failed: ", error.message);
+  if (error.code == "storage_unavailable") {
+    // The shared database is down: a clear 503 the app retries; playback with tickets goes on.
+    ex.add_header("Retry-After", "5");
+    return ex.reply_error(503, "storage_unavailable",
+                          "The account database cannot be reached right now; try again shortly.");
+  }
   ex.reply_error(500, "storage_error", "The account store failed; try again.");
 }
 

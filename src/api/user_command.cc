@@ -10,6 +10,7 @@
 #include "api/api.h"
 #include "api/lmdb_accounts.h"
 #include "api/password.h"
+#include "api/pg_accounts.h"
 
 namespace api {
 
@@ -30,6 +31,57 @@ std::optional<std::string> read_password() {
     return std::nullopt;
   }
   return line;
+}
+
+int fail(const std::string& message, int code = 1) {
+  fprintf(stderr, "balancer user: %s\n", message.c_str());
+  return code;
+}
+
+// The same verbs against PostgreSQL (api.store: postgresql), one statement each.
+int run_pg(const std::string& verb, const std::string& login, const ApiConfig& config) {
+  const common::PgOptions& pg = config.postgresql;
+  if (auto migrated = migrate_pg_schema(pg); !migrated) return fail(migrated.error().message);
+  if (verb == "list") {
+    auto r = pg_exec_blocking(pg, "SELECT id, login, disabled FROM users ORDER BY id", {});
+    if (!r) return fail(r.error().message);
+    for (int i = 0; i < PQntuples(r->get()); ++i) {
+      printf("%s\t%s\t%s\n", PQgetvalue(r->get(), i, 0), PQgetvalue(r->get(), i, 1),
+             PQgetvalue(r->get(), i, 2)[0] == 't' ? "disabled" : "active");
+    }
+    return 0;
+  }
+  if (!valid_login(login)) return fail("a login is 1 to 64 letters, digits or . _ - @ +", 2);
+  if (verb == "disable") {
+    auto r = pg_exec_blocking(pg,
+                              "UPDATE users SET disabled = true, session_epoch = session_epoch + 1 WHERE login = $1",
+                              {login});
+    if (!r) return fail(r.error().message);
+    if (std::atoi(PQcmdTuples(r->get())) == 0) return fail("no user with login '" + login + "'");
+    printf("disabled user %s; its sessions are signed out\n", login.c_str());
+    return 0;
+  }
+  auto password = read_password();
+  if (!password) return fail("read a password of 1 to " + std::to_string(kMaxPasswordBytes) + " bytes from stdin", 2);
+  auto hash = hash_password(*password, config.kdf_iterations);
+  OPENSSL_cleanse(password->data(), password->size());
+  if (!hash) return fail(hash.error().message);
+  if (verb == "add") {
+    auto r = pg_exec_blocking(pg,
+                              "INSERT INTO users (login, password_hash, created_at) VALUES ($1, $2, $3) "
+                              "ON CONFLICT (login) DO NOTHING RETURNING id",
+                              {login, *hash, std::to_string(time(nullptr))});
+    if (!r) return fail(r.error().message);
+    if (PQntuples(r->get()) == 0) return fail("a user with login '" + login + "' already exists");
+    printf("added user %s (id %s)\n", login.c_str(), PQgetvalue(r->get(), 0, 0));
+    return 0;
+  }
+  auto r = pg_exec_blocking(
+      pg, "UPDATE users SET password_hash = $2, session_epoch = session_epoch + 1 WHERE login = $1", {login, *hash});
+  if (!r) return fail(r.error().message);
+  if (std::atoi(PQcmdTuples(r->get())) == 0) return fail("no user with login '" + login + "'");
+  printf("password of %s changed; its sessions are signed out\n", login.c_str());
+  return 0;
 }
 
 }  // namespace
@@ -66,6 +118,7 @@ int run_user_command(const std::vector<std::string>& args, const std::string& de
     fprintf(stderr, "balancer user: bad config: %s\n", config.error().message.c_str());
     return 2;
   }
+  if (config->store == "postgresql") return run_pg(verb, needs_login ? words[1] : std::string(), *config);
   if (config->data_dir.empty()) {
     fprintf(stderr, "balancer user: %s: api.data_dir is not set, so there is no account store\n",
             config_path.c_str());

@@ -94,6 +94,10 @@ Reply refused_reply(const AdmissionDecision& d) {
       reply = error_reply(429, "too_many_viewers",
                           "This address already holds as many places in the queue as allowed.");
       break;
+    case AdmissionDecision::Refusal::kUnavailable:
+      reply = error_reply(503, "admission_unavailable",
+                          "The service cannot check its viewer limits right now; try again shortly.");
+      break;
     case AdmissionDecision::Refusal::kFull:
     case AdmissionDecision::Refusal::kNone:
       reply = error_reply(503, "busy", "The service is at its limit of viewers and waiting viewers; try again shortly.");
@@ -103,10 +107,28 @@ Reply refused_reply(const AdmissionDecision& d) {
   return reply;
 }
 
+const char* refusal_code(const AdmissionDecision& d) {
+  switch (d.refusal) {
+    case AdmissionDecision::Refusal::kAddressViewers:
+    case AdmissionDecision::Refusal::kAddressTickets:
+      return "too_many_viewers";
+    case AdmissionDecision::Refusal::kUnavailable:
+      return "admission_unavailable";
+    case AdmissionDecision::Refusal::kFull:
+    case AdmissionDecision::Refusal::kNone:
+      break;
+  }
+  return "busy";
+}
+
 Reply access_reply(AdmissionGate& gate, std::string_view viewer_key, std::string_view channel,
                    TimePoint now, const ViewerSource& from, AdmissionDecision* decided) {
   const AdmissionDecision d = gate.check(viewer_key, channel, now, from);
   if (decided != nullptr) *decided = d;
+  return access_reply(d, channel);
+}
+
+Reply access_reply(const AdmissionDecision& d, std::string_view channel) {
   switch (d.kind) {
     case AdmissionDecision::Kind::kAdmitted: {
       std::string body = "{\"access\":\"granted\",\"channel\":";

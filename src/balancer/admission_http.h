@@ -43,12 +43,16 @@ Reply queued_reply(const AdmissionDecision& decision);
 // The answer to a new viewer refused by a bound (decision.kind == kRefused), with Retry-After:
 // 429 too_many_viewers (per-address bounds) or 503 busy (limits.max_entries).
 Reply refused_reply(const AdmissionDecision& decision);
+// The error code of refused_reply(decision): too_many_viewers, busy or admission_unavailable.
+const char* refusal_code(const AdmissionDecision& decision);
 
 // The app's access check, after the caller turned the request's credentials into the viewer key
 // ("t:<ticket viewer id>" or "v:<viewer id>") for `channel`. Asks gate.check() and answers
 //   200 {"access":"granted","channel":C}
 // or queued_reply() (503), refused_reply() (429/503), or 400 bad_viewer for a key the gate
 // refuses. `from` is who asks (per-address bounds); `decided` (if given) receives the decision.
+// The same answer from a decision already made (a shared store answers later).
+Reply access_reply(const AdmissionDecision& decision, std::string_view channel);
 Reply access_reply(AdmissionGate& gate, std::string_view viewer_key, std::string_view channel,
                    TimePoint now, const ViewerSource& from = {}, AdmissionDecision* decided = nullptr);
 

@@ -74,6 +74,8 @@ struct AdmissionDecision {
     kAddressViewers,  // 429: the address holds max_anonymous_per_address anonymous viewers
     kAddressTickets,  // 429: the address holds max_tickets_per_address queue tickets
     kFull,            // 503: max_entries viewers are admitted or queued
+    kUnavailable,     // 503: the shared admission store (Redis) cannot be reached; never an
+                      // unlimited admit (admission.backend: redis only)
   };
   Kind kind = Kind::kBadViewerKey;
   Refusal refusal = Refusal::kNone;  // kRefused only

@@ -42,33 +42,35 @@ common::Result<std::string> ApiHost::viewer_key(const std::string& channel_id, c
   return authorize_viewer(*rc, credentials, *channel, shared_.clock.unix_now());
 }
 
-api::AdmissionAnswer ApiHost::admit(const std::string& key, const std::string& channel,
-                                    const std::string& remote_ip) {
+void ApiHost::admit(const std::string& key, const std::string& channel, const std::string& remote_ip,
+                    common::EventLoop& loop, std::function<void(const api::AdmissionAnswer&)> done) {
   std::shared_ptr<const RuntimeConfig> rc = shared_.config.load();
-  AdmissionDecision decided;
-  const Reply reply = access_reply(shared_.admission, key, channel, shared_.clock.now(),
-                                   viewer_source(*rc, remote_ip, key), &decided);
-  switch (decided.kind) {
-    case AdmissionDecision::Kind::kAdmitted:
-      shared_.access_admitted.inc();
-      break;
-    case AdmissionDecision::Kind::kQueued:
-      shared_.access_queued.inc();
-      shared_.error_counter("queued").inc();
-      break;
-    case AdmissionDecision::Kind::kRefused:
-      shared_.error_counter(reply.status == 429 ? "too_many_viewers" : "busy").inc();
-      break;
-    case AdmissionDecision::Kind::kBadViewerKey:
-      shared_.error_counter("bad_viewer").inc();
-      break;
-  }
-  api::AdmissionAnswer answer;
-  answer.admitted = decided.kind == AdmissionDecision::Kind::kAdmitted;
-  answer.status = reply.status;
-  answer.body = reply.body;
-  answer.headers = reply.headers;
-  return answer;
+  shared_.check_access(
+      loop, key, channel, viewer_source(*rc, remote_ip, key), shared_.clock.now(),
+      [this, channel, done = std::move(done)](const AdmissionDecision& decided) {
+        const Reply reply = access_reply(decided, channel);
+        switch (decided.kind) {
+          case AdmissionDecision::Kind::kAdmitted:
+            shared_.access_admitted.inc();
+            break;
+          case AdmissionDecision::Kind::kQueued:
+            shared_.access_queued.inc();
+            shared_.error_counter("queued").inc();
+            break;
+          case AdmissionDecision::Kind::kRefused:
+            shared_.error_counter(refusal_code(decided)).inc();
+            break;
+          case AdmissionDecision::Kind::kBadViewerKey:
+            shared_.error_counter("bad_viewer").inc();
+            break;
+        }
+        api::AdmissionAnswer answer;
+        answer.admitted = decided.kind == AdmissionDecision::Kind::kAdmitted;
+        answer.status = reply.status;
+        answer.body = reply.body;
+        answer.headers = reply.headers;
+        done(answer);
+      });
 }
 
 common::Result<std::string> ApiHost::issue_ticket(const std::string& channel, const std::string& viewer_id,

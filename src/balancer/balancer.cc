@@ -49,6 +49,10 @@ common::Result<std::shared_ptr<const RuntimeConfig>> make_runtime(BalancerConfig
   return std::shared_ptr<const RuntimeConfig>(std::move(rc));
 }
 
+bool fresh_backend_differs(const BalancerConfig& running, const BalancerConfig& fresh) {
+  return running.admission_backend != fresh.admission_backend || !(running.admission_redis == fresh.admission_redis);
+}
+
 }  // namespace
 
 // ---- shared state ----
@@ -99,6 +103,25 @@ void Balancer::Shared::fetch_key(common::EventLoop& back, const std::string& url
   });
 }
 
+void Balancer::Shared::decide(common::EventLoop& loop, ViewerKey viewer, const StreamInfo& stream,
+                              const ViewerSource& from, TimePoint now,
+                              std::function<void(const AdmissionDecision&)> done) {
+  if (fleet) return fleet->request(loop, viewer, stream, from, now, std::move(done));
+  done(admission.request(viewer, stream, now, from));
+}
+
+void Balancer::Shared::check_access(common::EventLoop& loop, ViewerKey viewer, std::string_view channel,
+                                    const ViewerSource& from, TimePoint now,
+                                    std::function<void(const AdmissionDecision&)> done) {
+  if (fleet) return fleet->check(loop, viewer, channel, from, now, std::move(done));
+  done(admission.check(viewer, channel, now, from));
+}
+
+AdmissionStatus Balancer::Shared::admission_status(TimePoint now) {
+  if (fleet) return fleet->status(now);
+  return admission.status(now);
+}
+
 size_t Balancer::Shared::active_requests() const {
   size_t n = 0;
   for (const auto* s : servers) n += s->active_requests();
@@ -123,8 +146,12 @@ void Balancer::Shared::feed_measured_traffic(TimePoint now) {
 // egress readings, and publishes the source cache's size.
 void Balancer::Shared::tick() {
   const auto now = clock.now();
-  admission.expire(now);
-  feed_measured_traffic(now);
+  if (fleet) {
+    fleet->tick(now);  // heartbeats, lease expiry, the fleet's status
+  } else {
+    admission.expire(now);
+    feed_measured_traffic(now);
+  }
   source_entries.store(sources->entries());
   sources_refreshing.store(sources->refreshing());
 }
@@ -132,6 +159,7 @@ void Balancer::Shared::tick() {
 // Home loop: the parts of a config that the home loop's objects hold.
 void Balancer::Shared::configure_home(const BalancerConfig& c) {
   admission.set_limits(c.admission, clock.now());
+  if (fleet) fleet->set_limits(c.admission);
   sources->set_timings(c.playlists);
   keys->set_options(KeyStoreOptions{c.key_ttl, c.playlists.fetch_timeout, c.key_max_bytes});
   std::vector<HealthPollTarget> targets;
@@ -197,6 +225,9 @@ common::Status Balancer::reload(BalancerConfig fresh) {
     LOG_WARN(kLog, "reload: the listen address, threads and server limits change only on restart");
   }
   fresh.server = old.server;
+  const bool backend_differs = fresh_backend_differs(old, fresh);
+  fresh.admission_backend = old.admission_backend;
+  fresh.admission_redis = old.admission_redis;
   auto rc = make_runtime(std::move(fresh), s.generation + 1);
   if (!rc) return rc.error();
   ++s.generation;
@@ -206,6 +237,10 @@ common::Status Balancer::reload(BalancerConfig fresh) {
   common::set_log_level(level);
   s.configure_home(c);
   s.api->reload(c.api);
+  if (backend_differs) {
+    LOG_WARN(kLog, "reload: admission.backend and admission.redis.* change only on restart (running: ",
+             old.admission_backend, ")");
+  }
   if (old.admission != c.admission) {
     LOG_INFO(kLog, "admission limits now ", describe(c.admission), " (were ", describe(old.admission),
              "); admitted viewers keep their slots");
@@ -248,6 +283,9 @@ common::Result<std::unique_ptr<Balancer>> Balancer::create(common::ServiceContex
     std::lock_guard lock(s.status_mutex);
     s.refresh_snapshot(s.clock.now());
   }
+  if (config.admission_backend == "redis") {
+    s.fleet = std::make_unique<RedisAdmission>(context.loops, config.admission_redis, config.admission);
+  }
   s.configure_home(config);
   for (common::EventLoop* loop : context.loops) s.loops.push_back(std::make_unique<BalancerLoop>(s, *loop));
   s.api_host = std::make_unique<ApiHost>(s);
@@ -268,7 +306,10 @@ common::Result<std::unique_ptr<Balancer>> Balancer::create(common::ServiceContex
   evtimer_add(s.tick_timer.get(), &one_second);
   LOG_INFO(kLog, "serving ", config.channels.size(), " channel(s) with ", config.caches.size(), " cache node(s)",
            config.allow_anonymous ? "; anonymous viewers allowed on free channels" : "", "; admission ",
-           describe(config.admission));
+           describe(config.admission),
+           s.fleet ? common::str_cat(", shared through Redis at ", config.admission_redis.host, ":",
+                                     config.admission_redis.port, " (prefix ", config.admission_redis.prefix, ")")
+                   : std::string(", in this process"));
   return std::unique_ptr<Balancer>(new Balancer(std::move(shared)));
 }
 

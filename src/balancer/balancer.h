@@ -23,6 +23,7 @@
 
 #include "api/api.h"
 #include "balancer/admission_policy.h"
+#include "balancer/redis_admission.h"
 #include "balancer/cidr.h"
 #include "balancer/source_policy.h"
 #include "common/config.h"
@@ -84,6 +85,10 @@ struct BalancerConfig {
   bool upstream_http2 = true;
   // Stream and traffic limits, queue timings (limits.*, queue.*), validated.
   AdmissionLimits admission;
+  // admission.backend: "local" (this process decides; the default) or "redis" (several
+  // balancers share one limit and one queue through admission.redis.*). Restart to change.
+  std::string admission_backend = "local";
+  RedisAdmissionOptions admission_redis;
   // limits.per_address_exempt: clients not counted per address (e.g. a venue's NAT).
   std::vector<Cidr> per_address_exempt;
   // Overload switch and /admin/status: the key ("" = no key accepted) and

@@ -95,6 +95,34 @@ void read_admission(common::ConfigReader& root, AdmissionLimits& a, std::vector<
   }
 }
 
+// admission.backend and admission.redis.* (docs/admission.md, "Several balancers").
+void read_admission_backend(common::ConfigReader& root, BalancerConfig& c) {
+  auto a = root.object("admission");
+  c.admission_backend = a.string("backend", "local");
+  if (c.admission_backend != "local" && c.admission_backend != "redis") {
+    a.fail("backend", "must be \"local\" (this balancer alone) or \"redis\" (several balancers share admission)");
+  }
+  auto r = a.object("redis");
+  RedisAdmissionOptions& o = c.admission_redis;
+  o.host = r.string("host", o.host);
+  if (o.host.empty() || o.host.find_first_of(" /\t") != std::string::npos) r.fail("host", "must be a host name or IP address");
+  o.port = static_cast<uint16_t>(r.integer("port", o.port, 1, 65535));
+  o.password = r.string("password", "");
+  o.prefix = r.string("prefix", o.prefix);
+  if (o.prefix.empty() || o.prefix.size() > 64 ||
+      o.prefix.find_first_of("{}\r\n ") != std::string::npos) {
+    r.fail("prefix", "must be 1 to 64 characters without spaces or braces");
+  }
+  o.timeout = ms(r.integer("timeout_ms", o.timeout.count(), 10, 60000));
+  o.heartbeat_interval = ms(r.integer("heartbeat_ms", o.heartbeat_interval.count(), 100, 60000));
+  if (c.admission_backend == "redis" && o.heartbeat_interval * 2 > c.admission.idle_timeout) {
+    r.fail("heartbeat_ms", "must be at most half of limits.idle_timeout_s, or admitted viewers' slots expire in Redis "
+                           "between two heartbeats");
+  }
+  r.finish();
+  a.finish();
+}
+
 }  // namespace
 
 common::Result<BalancerConfig> read_main_config(const common::ConfigDocument& doc) {
@@ -199,6 +227,7 @@ common::Result<BalancerConfig> read_main_config(const common::ConfigDocument& do
     u.finish();
   }
   read_admission(root, c.admission, c.per_address_exempt);
+  read_admission_backend(root, c);
   {
     auto o = root.object("operator");
     c.operator_key = o.string("key", "");

@@ -26,6 +26,7 @@
 #include "balancer/channel_allowlist.h"
 #include "balancer/health_poller.h"
 #include "balancer/key_store.h"
+#include "balancer/redis_admission.h"
 #include "balancer/request_params.h"
 #include "balancer/shared_admission.h"
 #include "balancer/source_cache.h"
@@ -81,8 +82,8 @@ class ApiHost final : public api::PlaybackHost {
   std::vector<api::CacheEntry> usable_caches() const override;
   common::Result<std::string> viewer_key(const std::string& channel, const std::string& ticket,
                                          const std::string& viewer) const override;
-  api::AdmissionAnswer admit(const std::string& viewer_key, const std::string& channel,
-                             const std::string& remote_ip) override;
+  void admit(const std::string& viewer_key, const std::string& channel, const std::string& remote_ip,
+             common::EventLoop& loop, std::function<void(const api::AdmissionAnswer&)> done) override;
   common::Result<std::string> issue_ticket(const std::string& channel, const std::string& viewer_id,
                                            int64_t expires_unix) const override;
 
@@ -94,6 +95,17 @@ struct Balancer::Shared {
   Shared(common::ServiceContext& context, std::shared_ptr<const RuntimeConfig> initial);
 
   common::Counter& error_counter(const std::string& code);
+  // Admission for a playlist request (`stream`) on `loop` (any loop's thread): the in-process
+  // policy answers inline; with admission.backend redis the fleet's store answers, inline from
+  // a local lease or later on `loop`.
+  void decide(common::EventLoop& loop, ViewerKey viewer, const StreamInfo& stream, const ViewerSource& from,
+              TimePoint now, std::function<void(const AdmissionDecision&)> done);
+  // The app's access check, likewise (AdmissionGate::check).
+  void check_access(common::EventLoop& loop, ViewerKey viewer, std::string_view channel, const ViewerSource& from,
+                    TimePoint now, std::function<void(const AdmissionDecision&)> done);
+  // The admission snapshot: the policy's, or the fleet's last read from Redis (with this
+  // process's per-channel and per-cache counts).
+  AdmissionStatus admission_status(TimePoint now);
   common::Counter& admission_counter(const char* endpoint, const char* result);
   // Any loop: asks the home loop's key store; `done` runs on `back`.
   void fetch_key(common::EventLoop& back, const std::string& url, KeyCallback done);
@@ -114,7 +126,9 @@ struct Balancer::Shared {
   common::MetricsRegistry& metrics;
   common::Published<RuntimeConfig> config;
   common::Published<HealthView> health;
-  SharedAdmission admission;
+  SharedAdmission admission;  // admission.backend local (the default)
+  // admission.backend redis: the fleet's store (one connection per loop); null otherwise.
+  std::unique_ptr<RedisAdmission> fleet;
   // Home loop only.
   std::unique_ptr<common::HttpClient> client;
   std::unique_ptr<SourceCache> sources;
@@ -195,9 +209,11 @@ class BalancerLoop {
   void ensure_allowed(const PendingPtr& p, bool key, std::function<void(bool)> then);
   void ensure_key_learned(const PendingPtr& p, std::function<void(bool)> then);
   void serve_playlist(const PendingPtr& p, const SourceResult& result);
-  // Admission (DESIGN.md flow 4): answers 503 + Retry-After + the queue JSON
-  // itself and returns false when the viewer must wait.
-  bool admit(Pending& p);
+  // Admission (DESIGN.md flow 4): runs `then` when the viewer is admitted, else
+  // answers 503 + Retry-After + the queue JSON (or the refusal) itself.
+  void admit(const PendingPtr& p, std::function<void()> then);
+  // Answers a decision that is not an admission; returns whether it was one.
+  bool answer_admission(Pending& p, const AdmissionDecision& d);
   // Where this viewer's chunk links lead now.
   std::pair<const CacheConfig*, CacheChoice::Reason> choose(const BalancerConfig& c, const std::string& requested,
                                                             const std::string& remote_ip,

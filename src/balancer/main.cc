@@ -22,7 +22,11 @@ int main(int argc, char** argv) {
   spec.default_config = kDefaultConfig;
   spec.load = balancer::load_balancer_config;
   spec.summary = [](const balancer::BalancerConfig& c) {
-    return std::to_string(c.channels.size()) + " channel(s), " + std::to_string(c.caches.size()) + " cache node(s)";
+    std::string admission = c.admission_backend == "redis" ? ", admission on Redis " + c.admission_redis.host + ":" +
+                                                                 std::to_string(c.admission_redis.port)
+                                                           : ", admission in this process";
+    return std::to_string(c.channels.size()) + " channel(s), " + std::to_string(c.caches.size()) + " cache node(s)" +
+           admission;
   };
   spec.server = [](const balancer::BalancerConfig& c) -> const common::HttpServerOptions& { return c.server; };
   spec.create = [](common::ServiceContext& context, const balancer::BalancerConfig& c)

@@ -33,28 +33,47 @@ void BalancerLoop::handle_switch(HttpExchange& ex) {
     bad.cross_origin = false;
     return send_reply(ex, bad);
   }
-  const SharedAdmission::Switched s =
-      shared_.admission.switch_emulation(state.present ? std::optional<bool>(state.on) : std::nullopt,
-                                         shared_.clock.now());
-  if (s.changed) {
-    shared_.emulation_switches.inc();
-    LOG_WARN("balancer", "overload emulation switched ", s.on ? "ON" : "OFF", " by ", ex.remote_ip(), " (", *via, ", ",
-             ex.path(), ")");
-  } else {
-    LOG_INFO("balancer", "overload emulation stays ", s.on ? "on" : "off", ": asked by ", ex.remote_ip(), " (", *via,
-             ", ", ex.path(), ")");
+  auto answer = [this, remote = ex.remote_ip(), path = ex.path(), via = *via](HttpExchange& out, bool on,
+                                                                              bool changed) {
+    if (changed) {
+      shared_.emulation_switches.inc();
+      LOG_WARN("balancer", "overload emulation switched ", on ? "ON" : "OFF", " by ", remote, " (", via, ", ", path,
+               ")");
+    } else {
+      LOG_INFO("balancer", "overload emulation stays ", on ? "on" : "off", ": asked by ", remote, " (", via, ", ",
+               path, ")");
+    }
+    send_reply(out, switch_reply(on, changed));
+  };
+  const std::optional<bool> want = state.present ? std::optional<bool>(state.on) : std::nullopt;
+  if (shared_.fleet) {
+    // The fleet's switch lives in Redis: every balancer sees it.
+    auto held = std::make_shared<HttpExchange>(std::move(ex));
+    shared_.fleet->switch_emulation(loop_, want, [this, held, answer](std::optional<EmulationSwitch> s) {
+      if (!s) {
+        shared_.error_counter("admission_unavailable").inc();
+        Reply down = error_reply(503, "admission_unavailable",
+                                 "The shared admission store (Redis) cannot be reached; nothing changed.");
+        down.cross_origin = false;
+        down.headers.push_back({"Retry-After", "1"});
+        return send_reply(*held, down);
+      }
+      answer(*held, s->on, s->changed);
+    });
+    return;
   }
-  send_reply(ex, switch_reply(s.on, s.changed));
+  const SharedAdmission::Switched s = shared_.admission.switch_emulation(want, shared_.clock.now());
+  answer(ex, s.on, s.changed);
 }
 
 void BalancerLoop::handle_admin_status(HttpExchange& ex) {
   if (!operator_access(ex)) return;
-  send_reply(ex, admin_status_reply(shared_.admission.status(shared_.clock.now())));
+  send_reply(ex, admin_status_reply(shared_.admission_status(shared_.clock.now())));
 }
 
 void BalancerLoop::handle_health(HttpExchange& ex) {
   const auto now = shared_.clock.now();
-  const AdmissionStatus status = shared_.admission.status(now);
+  const AdmissionStatus status = shared_.admission_status(now);
   const BalancerConfig& c = config_.get().config;
   const HealthView& view = health_.get();
   bool draining = false;

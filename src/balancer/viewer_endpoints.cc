@@ -200,9 +200,10 @@ void BalancerLoop::handle_playlist(HttpExchange& ex) {
   if (!p) return;
   ensure_allowed(p, false, [this, p](bool allowed) {
     if (!allowed) return fail(p->ex, 404, "not_found", "This channel has no playlist at that path.");
-    if (!admit(*p)) return;
-    get_source(source_request(*p->config, *p->channel, p->request.origin_target, p->request.directives), *p->config,
-               [this, p](const SourceResult& r) { serve_playlist(p, r); });
+    admit(p, [this, p] {
+      get_source(source_request(*p->config, *p->channel, p->request.origin_target, p->request.directives),
+                 *p->config, [this, p](const SourceResult& r) { serve_playlist(p, r); });
+    });
   });
 }
 
@@ -219,7 +220,8 @@ void BalancerLoop::serve_playlist(const PendingPtr& p, const SourceResult& r) {
   if (const std::string& cache_id = cache ? cache->id : std::string(); cache_id != p->cache_id) {
     // A node's health changed while origin answered: the viewer's slot follows its chunks (an
     // admitted viewer keeps its one slot; this response was admitted when it arrived).
-    (void)shared_.admission.request(p->viewer_key, {p->channel->id, cache_id, p->bandwidth_bps}, started);
+    shared_.decide(loop_, p->viewer_key, {p->channel->id, cache_id, p->bandwidth_bps}, {}, started,
+                   [](const AdmissionDecision&) {});
   }
   const std::vector<std::string>* links = nullptr;
   if (version.plan.chunk_slots > 0) links = &chunk_links_for(version, *p->config, *p->channel, cache);
@@ -258,13 +260,19 @@ void BalancerLoop::handle_key(HttpExchange& ex) {
   });
 }
 
-bool BalancerLoop::admit(Pending& p) {
+void BalancerLoop::admit(const PendingPtr& p, std::function<void()> then) {
   const auto now = shared_.clock.now();
-  const CacheConfig* cache = choose(p.config->config, p.request.cache, p.ex.remote_ip(), p.viewer_key, now).first;
-  p.cache_id = cache ? cache->id : std::string();
-  p.bandwidth_bps = allowlist_.variant_bandwidth(*p.channel, p.request.origin_target);
-  const AdmissionDecision d = shared_.admission.request(p.viewer_key, {p.channel->id, p.cache_id, p.bandwidth_bps},
-                                                       now, viewer_source(*p.config, p.ex.remote_ip(), p.viewer_key));
+  const CacheConfig* cache = choose(p->config->config, p->request.cache, p->ex.remote_ip(), p->viewer_key, now).first;
+  p->cache_id = cache ? cache->id : std::string();
+  p->bandwidth_bps = allowlist_.variant_bandwidth(*p->channel, p->request.origin_target);
+  shared_.decide(loop_, p->viewer_key, {p->channel->id, p->cache_id, p->bandwidth_bps},
+                 viewer_source(*p->config, p->ex.remote_ip(), p->viewer_key), now,
+                 [this, p, then = std::move(then)](const AdmissionDecision& d) {
+                   if (answer_admission(*p, d)) then();
+                 });
+}
+
+bool BalancerLoop::answer_admission(Pending& p, const AdmissionDecision& d) {
   switch (d.kind) {
     case AdmissionDecision::Kind::kAdmitted:
       shared_.playlist_admitted.inc();
@@ -275,12 +283,10 @@ bool BalancerLoop::admit(Pending& p) {
       p.ex.set_log_note("queued #" + std::to_string(d.position));
       send_reply(p.ex, queued_reply(d));
       return false;
-    case AdmissionDecision::Kind::kRefused: {
-      const Reply reply = refused_reply(d);
-      shared_.error_counter(reply.status == 429 ? "too_many_viewers" : "busy").inc();
-      send_reply(p.ex, reply);
+    case AdmissionDecision::Kind::kRefused:
+      shared_.error_counter(refusal_code(d)).inc();
+      send_reply(p.ex, refused_reply(d));
       return false;
-    }
     case AdmissionDecision::Kind::kBadViewerKey:
       break;
   }

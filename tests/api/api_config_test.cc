@@ -78,3 +78,26 @@ TEST_CASE("unknown keys and wrong types are refused naming the key") {
   CHECK(error_of(R"({"ticket_lifetime_s":10})").find("api.ticket_lifetime_s") != std::string::npos);
   CHECK(error_of(R"({"demo_payments":"yes"})").find("api.demo_payments") != std::string::npos);
 }
+
+TEST_CASE("api.store and api.postgresql.*: defaults, values, and errors naming the key") {
+  auto d = read("{}");
+  REQUIRE(d.ok());
+  CHECK(d->store == "lmdb");
+  CHECK(d->postgresql.host == "127.0.0.1");
+  CHECK(d->postgresql.port == 5432);
+  CHECK(d->postgresql.dbname == "balancer");
+  auto c = read(R"({"store":"postgresql","postgresql":{"host":"db.internal","port":6432,"dbname":"fleet",)"
+                R"("user":"app","password":"secret","timeout_ms":1500}})");
+  REQUIRE(c.ok());
+  CHECK(c->store == "postgresql");
+  CHECK(c->postgresql.host == "db.internal");
+  CHECK(c->postgresql.port == 6432);
+  CHECK(c->postgresql.dbname == "fleet");
+  CHECK(c->postgresql.user == "app");
+  CHECK(c->postgresql.password == "secret");
+  CHECK(c->postgresql.timeout == std::chrono::milliseconds(1500));
+  CHECK(error_of(R"({"store":"mysql"})").find("api.store") != std::string::npos);
+  CHECK(error_of(R"({"postgresql":{"port":0}})").find("api.postgresql.port") != std::string::npos);
+  CHECK(error_of(R"({"postgresql":{"dbname":""}})").find("api.postgresql.dbname") != std::string::npos);
+  CHECK(error_of(R"({"postgresql":{"sslmode":"require"}})").find("api.postgresql.sslmode") != std::string::npos);
+}

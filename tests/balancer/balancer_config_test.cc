@@ -118,6 +118,36 @@ TEST_CASE("admission limits and queue timings: defaults, values, and errors nami
   CHECK(has(main_error({"queue.length=1"}), "key 'queue.length': unknown key"));
 }
 
+TEST_CASE("admission.backend and admission.redis.*: defaults, values, and errors naming the key") {
+  using namespace std::chrono_literals;
+  BalancerConfig c = main_ok();
+  CHECK(c.admission_backend == "local");
+  CHECK(c.admission_redis.host == "127.0.0.1");
+  CHECK(c.admission_redis.port == 6379);
+  CHECK(c.admission_redis.prefix == "balancer");
+  CHECK(c.admission_redis.timeout == 500ms);
+  CHECK(c.admission_redis.heartbeat_interval == 1000ms);
+
+  c = main_ok({"admission.backend=redis", "admission.redis.host=redis.internal", "admission.redis.port=6380",
+               "admission.redis.prefix=stadium", "admission.redis.timeout_ms=250", "admission.redis.heartbeat_ms=2000",
+               "admission.redis.password=secret-redis-password"});
+  CHECK(c.admission_backend == "redis");
+  CHECK(c.admission_redis.host == "redis.internal");
+  CHECK(c.admission_redis.port == 6380);
+  CHECK(c.admission_redis.prefix == "stadium");
+  CHECK(c.admission_redis.timeout == 250ms);
+  CHECK(c.admission_redis.heartbeat_interval == 2000ms);
+  CHECK(c.admission_redis.password == "secret-redis-password");
+
+  CHECK(has(main_error({"admission.backend=etcd"}), "main.json: key 'admission.backend': must be \"local\""));
+  CHECK(has(main_error({"admission.redis.port=0"}), "key 'admission.redis.port'"));
+  CHECK(has(main_error({"admission.redis.prefix=\"a{b}\""}), "key 'admission.redis.prefix'"));
+  CHECK(has(main_error({"admission.redis.timeout_ms=1"}), "key 'admission.redis.timeout_ms'"));
+  CHECK(has(main_error({"admission.redis.db=1"}), "key 'admission.redis.db': unknown key"));
+  CHECK(has(main_error({"admission.backend=redis", "limits.idle_timeout_s=1", "admission.redis.heartbeat_ms=1000"}),
+            "key 'admission.redis.heartbeat_ms': must be at most half of limits.idle_timeout_s"));
+}
+
 TEST_CASE("per-address bounds and the entry bound: defaults, values, and errors naming the key") {
   BalancerConfig c = main_ok();
   CHECK(c.admission.max_anonymous_per_address == 32);

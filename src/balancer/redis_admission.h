@@ -1,0 +1,154 @@
+// Admission shared by several balancers through Redis (admission.backend: redis; DESIGN.md
+// "Stores" and "Scale"; docs/admission.md, "Several balancers: admission on Redis").
+//
+// RedisAdmissionScripts: the admission decisions as calls of one atomic Lua script on one
+// connection (one RedisClient, one loop). Each call's callback runs on that loop. A call Redis
+// does not answer in time (or while it is unreachable) ends as "unavailable": a decision of kind
+// kRefused / Refusal::kUnavailable (503 with Retry-After), never an admit.
+//
+// RedisAdmission: the balancer process's side. One connection per event loop; a table of local
+// leases (viewers this process admitted, with the time Redis last confirmed their slot) so the
+// common request, an admitted viewer's playlist refresh, is answered without a round trip; and
+// heartbeats: the home loop sends the refreshed slots to Redis in one batch per interval. While
+// Redis is unreachable an admitted viewer keeps playing until its lease runs out (idle timeout
+// after Redis last confirmed it); new viewers get 503 admission_unavailable.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "balancer/admission_policy.h"
+#include "common/redis_client.h"
+
+namespace common {
+class EventLoop;
+}
+
+namespace balancer {
+
+// admission.redis.* (docs/configuration.md).
+struct RedisAdmissionOptions {
+  std::string host = "127.0.0.1";          // admission.redis.host (name or IP)
+  uint16_t port = 6379;                    // admission.redis.port
+  std::string password;                    // admission.redis.password ("" = no AUTH)
+  std::string prefix = "balancer";         // admission.redis.prefix: key namespace of one fleet
+  std::chrono::milliseconds timeout{500};  // admission.redis.timeout_ms
+  std::chrono::milliseconds heartbeat_interval{1000};  // admission.redis.heartbeat_ms
+
+  bool operator==(const RedisAdmissionOptions&) const = default;
+};
+
+// The overload switch's outcome.
+struct EmulationSwitch {
+  bool on = false;
+  bool changed = false;
+};
+
+class RedisAdmissionScripts {
+ public:
+  // `client` must outlive this object; every call runs on its loop.
+  RedisAdmissionScripts(common::RedisClient& client, const std::string& prefix);
+
+  using DecisionCallback = std::function<void(const AdmissionDecision&)>;
+  // A playlist request or access check of `viewer` (bandwidth_bps 0 keeps the known one).
+  // `now_ms`: wall-clock milliseconds; 0 takes Redis's own clock.
+  void decide(ViewerKey viewer, uint64_t bandwidth_bps, const ViewerSource& from,
+              const AdmissionLimits& limits, int64_t now_ms, DecisionCallback done);
+  // Refreshes the slots of `beats` (viewer, bandwidth); restores those Redis lost. `done(ok)`.
+  void heartbeat(const std::vector<std::pair<std::string, uint64_t>>& beats,
+                 const AdmissionLimits& limits, int64_t now_ms, std::function<void(bool ok)> done);
+  // Sets (or with nullopt toggles) overload emulation for the fleet; nullopt when unavailable.
+  void switch_emulation(std::optional<bool> want, const AdmissionLimits& limits, int64_t now_ms,
+                        std::function<void(std::optional<EmulationSwitch>)> done);
+  // The fleet's numbers (per-channel and per-cache lists and the traffic correction are this
+  // process's business and are left empty here); expires what is due. nullopt when unavailable.
+  void status(const AdmissionLimits& limits, int64_t now_ms,
+              std::function<void(std::optional<AdmissionStatus>)> done);
+
+ private:
+  std::vector<std::string> args(const char* op, const AdmissionLimits& limits,
+                                int64_t now_ms) const;
+
+  common::RedisClient& client_;
+  std::vector<std::string> keys_;
+};
+
+// The decision given when Redis cannot be asked: 503 admission_unavailable, Retry-After.
+AdmissionDecision unavailable_decision(const AdmissionLimits& limits);
+
+class RedisAdmission {
+ public:
+  // `loops`: the process's event loops (loops[0] the home loop); one connection each, created
+  // here (main thread, before the loops run). The loops must outlive this object.
+  RedisAdmission(const std::vector<common::EventLoop*>& loops, const RedisAdmissionOptions& options,
+                 const AdmissionLimits& limits);
+  ~RedisAdmission();
+  RedisAdmission(const RedisAdmission&) = delete;
+  RedisAdmission& operator=(const RedisAdmission&) = delete;
+
+  // `loop`'s thread (one of the loops given at construction): the decision for a playlist
+  // request of `viewer` on `stream`. `done` runs on `loop`, inline when a valid local lease
+  // answers it, else when Redis answered (or did not in time: kUnavailable).
+  void request(common::EventLoop& loop, ViewerKey viewer, const StreamInfo& stream,
+               const ViewerSource& from, TimePoint now,
+               std::function<void(const AdmissionDecision&)> done);
+  // The same for the app's access check: `channel` ("" keeps the viewer's) and no cache or
+  // bandwidth news (AdmissionGate::check).
+  void check(common::EventLoop& loop, ViewerKey viewer, std::string_view channel,
+             const ViewerSource& from, TimePoint now,
+             std::function<void(const AdmissionDecision&)> done);
+  // `loop`'s thread: the overload switch for the fleet; nullopt when Redis is unreachable.
+  void switch_emulation(common::EventLoop& loop, std::optional<bool> want,
+                        std::function<void(std::optional<EmulationSwitch>)> done);
+
+  // Home loop, every second: sends the heartbeat batch when due, drops leases that ran out and
+  // refreshes the status snapshot from Redis.
+  void tick(TimePoint now);
+  // Any thread: new limits (reload). Admitted viewers keep their slots.
+  void set_limits(const AdmissionLimits& limits);
+  // Any thread: the last status read from Redis (the fleet's counts) with this process's own
+  // per-channel and per-cache counts of its leased viewers; `reachable` false until Redis
+  // answered a status call, or after one failed.
+  AdmissionStatus status(TimePoint now, bool* reachable = nullptr) const;
+  // Any thread: viewers holding a valid local lease.
+  size_t leases() const;
+
+ private:
+  struct Lease {
+    TimePoint confirmed;        // when Redis last confirmed the slot (admission or heartbeat)
+    TimePoint last_request;     // the viewer's last request here
+    bool beat_pending = false;  // refreshed since the last heartbeat batch
+    uint64_t bandwidth_bps = 0;
+    std::string channel;
+    std::string cache;
+  };
+  struct PerLoop;
+
+  AdmissionLimits limits() const;
+  PerLoop& on(common::EventLoop& loop);
+  void decide(common::EventLoop& loop, ViewerKey viewer, const StreamInfo& stream,
+              bool stream_known, const ViewerSource& from, TimePoint now,
+              std::function<void(const AdmissionDecision&)> done);
+  void confirm(const std::string& key, const StreamInfo& stream, bool stream_known, TimePoint at);
+
+  RedisAdmissionOptions options_;
+  std::vector<std::unique_ptr<PerLoop>> loops_;
+  mutable std::mutex mutex_;  // guards everything below
+  AdmissionLimits limits_;
+  std::unordered_map<std::string, Lease> leases_;
+  AdmissionStatus last_status_;
+  bool reachable_ = false;
+  bool heartbeat_in_flight_ = false;
+  size_t heartbeats_in_flight_ = 0;  // slices of the batch not answered yet
+  bool status_in_flight_ = false;
+  TimePoint last_heartbeat_{};
+};
+
+}  // namespace balancer

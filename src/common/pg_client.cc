@@ -1,0 +1,380 @@
+#include "common/pg_client.h"
+
+#include <arpa/inet.h>
+#include <event2/event.h>
+#include <netdb.h>
+
+#include <algorithm>
+#include <deque>
+
+#include "common/event_loop.h"
+#include "common/log.h"
+#include "common/worker.h"
+
+namespace common {
+namespace {
+
+constexpr const char* kLog = "postgresql";
+constexpr std::chrono::milliseconds kMinBackoff{100};
+constexpr std::chrono::milliseconds kMaxBackoff{2000};
+using SteadyClock = std::chrono::steady_clock;
+
+bool is_ip_literal(const std::string& host) {
+  unsigned char buf[sizeof(in6_addr)];
+  return inet_pton(AF_INET, host.c_str(), buf) == 1 || inet_pton(AF_INET6, host.c_str(), buf) == 1;
+}
+
+// Blocking: worker thread only.
+std::string resolve(const std::string& host) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* found = nullptr;
+  if (getaddrinfo(host.c_str(), nullptr, &hints, &found) != 0 || found == nullptr) return {};
+  char text[INET6_ADDRSTRLEN] = {};
+  if (found->ai_family == AF_INET) {
+    inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(found->ai_addr)->sin_addr, text,
+              sizeof text);
+  } else if (found->ai_family == AF_INET6) {
+    inet_ntop(AF_INET6, &reinterpret_cast<sockaddr_in6*>(found->ai_addr)->sin6_addr, text,
+              sizeof text);
+  }
+  freeaddrinfo(found);
+  return text;
+}
+
+Error unavailable(const std::string& why) {
+  return Error{"storage_unavailable", "The account database cannot be reached: " + why};
+}
+
+std::string trimmed(const char* text) {
+  std::string s = text != nullptr ? text : "";
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  return s;
+}
+
+}  // namespace
+
+std::string pg_sqlstate(const PGresult* r) {
+  const char* state = r != nullptr ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : nullptr;
+  return state != nullptr ? state : "";
+}
+
+class PgClient::Impl : public std::enable_shared_from_this<Impl> {
+ public:
+  Impl(EventLoop& loop, PgOptions options) : loop_(loop), options_(std::move(options)) {}
+
+  void start() {
+    tick_.reset(event_new(
+        &loop_.base(), -1, EV_PERSIST,
+        [](evutil_socket_t, short, void* arg) { static_cast<Impl*>(arg)->on_tick(); }, this));
+    timeval tv{0, 100'000};
+    evtimer_add(tick_.get(), &tv);
+    connect();
+  }
+
+  void shutdown() {
+    stopping_ = true;
+    queue_.clear();
+    current_.reset();
+    watch_.reset();
+    tick_.reset();
+    reconnect_.reset();
+    conn_.reset();
+    resolver_.reset();
+  }
+
+  void query(std::string sql, Params params, Callback done) {
+    const auto now = SteadyClock::now();
+    if (down_ && state_ == State::kIdle) {
+      // Waiting to reconnect: try now (at most every kMinBackoff), so a server that came back
+      // serves this query; a server still down refuses at once and the query fails with it.
+      if (now - last_attempt_ < kMinBackoff) {
+        return fail_later(std::move(done), "no connection (" + last_error_ + ")");
+      }
+      queue_.push_back(
+          Query{std::move(sql), std::move(params), std::move(done), now + options_.timeout});
+      reconnect_.reset();
+      return connect();  // the query runs once connected, or fails with the attempt
+    }
+    queue_.push_back(
+        Query{std::move(sql), std::move(params), std::move(done), now + options_.timeout});
+    run_next();
+  }
+
+  bool connected() const { return state_ == State::kReady || state_ == State::kBusy; }
+
+ private:
+  enum class State { kIdle, kConnecting, kReady, kBusy };
+  struct Query {
+    std::string sql;
+    Params params;
+    Callback done;
+    SteadyClock::time_point deadline;
+  };
+
+  void connect() {
+    if (stopping_ || state_ != State::kIdle) return;
+    if (address_.empty()) {
+      if (is_ip_literal(options_.host)) {
+        address_ = options_.host;
+      } else {
+        if (!resolver_) resolver_ = std::make_unique<WorkerThread>();
+        std::weak_ptr<Impl> weak = shared_from_this();
+        EventLoop* loop = &loop_;
+        state_ = State::kConnecting;
+        connect_deadline_ = SteadyClock::now() + options_.timeout * 4;
+        resolver_->post([weak, loop, host = options_.host] {
+          std::string ip = resolve(host);
+          loop->post([weak, ip = std::move(ip)] {
+            auto self = weak.lock();
+            if (!self || self->stopping_ || self->state_ != State::kConnecting) return;
+            self->state_ = State::kIdle;
+            if (ip.empty()) return self->lost("cannot resolve " + self->options_.host);
+            self->address_ = ip;
+            self->connect();
+          });
+        });
+        return;
+      }
+    }
+    const std::string port = std::to_string(options_.port);
+    const std::string timeout =
+        std::to_string(std::max<int64_t>(1, options_.timeout.count() / 1000));
+    const char* keys[] = {
+        "hostaddr",         "port", "dbname", "user", "password", "connect_timeout",
+        "application_name", nullptr};
+    const char* values[] = {address_.c_str(),
+                            port.c_str(),
+                            options_.dbname.c_str(),
+                            options_.user.c_str(),
+                            options_.password.empty() ? nullptr : options_.password.c_str(),
+                            timeout.c_str(),
+                            "balancer",
+                            nullptr};
+    last_attempt_ = SteadyClock::now();
+    conn_.reset(PQconnectStartParams(keys, values, 0));
+    state_ = State::kConnecting;
+    connect_deadline_ = SteadyClock::now() + options_.timeout;
+    if (!conn_ || PQstatus(conn_.get()) == CONNECTION_BAD) {
+      return lost(conn_ ? trimmed(PQerrorMessage(conn_.get())) : "out of memory");
+    }
+    watch(EV_WRITE);
+  }
+
+  // Waits for `what` on the connection's socket (it may change while connecting).
+  void watch(short what) {
+    watch_.reset(event_new(
+        &loop_.base(), PQsocket(conn_.get()), what,
+        [](evutil_socket_t, short events, void* arg) {
+          static_cast<Impl*>(arg)->on_socket(events);
+        },
+        this));
+    event_add(watch_.get(), nullptr);
+  }
+
+  void on_socket(short events) {
+    if (state_ == State::kConnecting) return poll_connect();
+    if (state_ == State::kReady) {
+      // Idle: the server closing the connection (restart, shutdown) shows up here, so the
+      // next query does not find a dead connection.
+      if (PQconsumeInput(conn_.get()) == 0 || PQstatus(conn_.get()) == CONNECTION_BAD) {
+        return lost(trimmed(PQerrorMessage(conn_.get())));
+      }
+      while (PGnotify* n = PQnotifies(conn_.get())) PQfreemem(n);
+      return watch(EV_READ);
+    }
+    if (state_ != State::kBusy) return;
+    if ((events & EV_WRITE) != 0 && !flush()) return;
+    if ((events & EV_READ) != 0 && PQconsumeInput(conn_.get()) == 0) {
+      return lost(trimmed(PQerrorMessage(conn_.get())));
+    }
+    if (collect()) return;
+    // The rest of the answer is still on its way (the watch is one-shot).
+    watch(flush_pending_ ? EV_READ | EV_WRITE : EV_READ);
+  }
+
+  void poll_connect() {
+    switch (PQconnectPoll(conn_.get())) {
+      case PGRES_POLLING_READING:
+        return watch(EV_READ);
+      case PGRES_POLLING_WRITING:
+        return watch(EV_WRITE);
+      case PGRES_POLLING_OK:
+        PQsetnonblocking(conn_.get(), 1);
+        state_ = State::kReady;
+        if (down_ || connects_ == 0)
+          LOG_INFO(kLog, "connected to ", address_, ":", options_.port, "/", options_.dbname);
+        ++connects_;
+        down_ = false;
+        backoff_ = kMinBackoff;
+        watch(EV_READ);
+        return run_next();
+      default:
+        return lost(trimmed(PQerrorMessage(conn_.get())));
+    }
+  }
+
+  void run_next() {
+    if (state_ != State::kReady || queue_.empty()) return;
+    current_ = std::move(queue_.front());
+    queue_.pop_front();
+    int sent;
+    if (current_->params.empty()) {
+      sent = PQsendQuery(conn_.get(), current_->sql.c_str());
+    } else {
+      std::vector<const char*> values;
+      for (const auto& p : current_->params) values.push_back(p ? p->c_str() : nullptr);
+      sent = PQsendQueryParams(conn_.get(), current_->sql.c_str(), static_cast<int>(values.size()),
+                               nullptr, values.data(), nullptr, nullptr, 0);
+    }
+    if (sent == 0) return lost(trimmed(PQerrorMessage(conn_.get())));
+    state_ = State::kBusy;
+    result_.reset();
+    flush();
+  }
+
+  // Sends what libpq buffered; watches for the rest and for the answer. False when lost.
+  bool flush() {
+    const int r = PQflush(conn_.get());
+    if (r < 0) {
+      lost(trimmed(PQerrorMessage(conn_.get())));
+      return false;
+    }
+    flush_pending_ = r == 1;
+    watch(flush_pending_ ? EV_READ | EV_WRITE : EV_READ);
+    return true;
+  }
+
+  // Takes the results that arrived; true when the query is finished (answered).
+  bool collect() {
+    while (PQisBusy(conn_.get()) == 0) {
+      PgResultPtr r(PQgetResult(conn_.get()));
+      if (!r) {
+        finish();
+        return true;
+      }
+      // Several statements: keep the first error, else the last result.
+      const bool have_error = result_ && PQresultStatus(result_.get()) != PGRES_COMMAND_OK &&
+                              PQresultStatus(result_.get()) != PGRES_TUPLES_OK;
+      if (!have_error) result_ = std::move(r);
+    }
+    return false;
+  }
+
+  void finish() {
+    std::optional<Query> q = std::move(current_);
+    current_.reset();
+    state_ = State::kReady;
+    watch(EV_READ);
+    PgResultPtr r = std::move(result_);
+    if (q) {
+      const auto status = r ? PQresultStatus(r.get()) : PGRES_FATAL_ERROR;
+      if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) {
+        q->done(std::move(r));
+      } else {
+        const std::string state = pg_sqlstate(r.get());
+        q->done(Error{"storage_error",
+                      "PostgreSQL refused the query (SQLSTATE " + state +
+                          "): " + trimmed(r ? PQresultErrorMessage(r.get()) : "no result")});
+      }
+    }
+    run_next();
+  }
+
+  // The connection is gone or cannot be made: fail what waits, try again later.
+  void lost(const std::string& why) {
+    if (!down_)
+      LOG_WARN(kLog, "connection to ", options_.host, ":", options_.port,
+               " lost or refused: ", why);
+    last_error_ = why;
+    down_ = true;
+    watch_.reset();
+    conn_.reset();
+    state_ = State::kIdle;
+    std::optional<Query> q = std::move(current_);
+    current_.reset();
+    std::deque<Query> queued = std::move(queue_);
+    queue_.clear();
+    // Answered from the loop, never inline (lost() may run inside query()).
+    if (q) fail_later(std::move(q->done), why);
+    for (auto& w : queued) fail_later(std::move(w.done), why);
+    schedule_reconnect();
+  }
+
+  void schedule_reconnect() {
+    if (stopping_ || reconnect_) return;
+    reconnect_.reset(event_new(
+        &loop_.base(), -1, 0,
+        [](evutil_socket_t, short, void* arg) {
+          auto* self = static_cast<Impl*>(arg);
+          self->reconnect_.reset();
+          self->connect();
+        },
+        this));
+    timeval tv{0, static_cast<suseconds_t>(std::chrono::microseconds(backoff_).count())};
+    evtimer_add(reconnect_.get(), &tv);
+    backoff_ = std::min(backoff_ * 2, kMaxBackoff);
+  }
+
+  void on_tick() {
+    const auto now = SteadyClock::now();
+    if (state_ == State::kConnecting && now > connect_deadline_)
+      return lost("no answer within the timeout");
+    if (state_ == State::kBusy && current_ && now > current_->deadline) {
+      return lost("no answer within " + std::to_string(options_.timeout.count()) + " ms");
+    }
+    while (!queue_.empty() && queue_.front().deadline < now && state_ != State::kReady) {
+      Query q = std::move(queue_.front());
+      queue_.pop_front();
+      q.done(unavailable("no answer within the timeout"));
+    }
+  }
+
+  void fail_later(Callback done, std::string why) {
+    std::weak_ptr<Impl> weak = shared_from_this();
+    loop_.post([weak, done = std::move(done), why = std::move(why)] {
+      if (weak.lock()) done(unavailable(why));
+    });
+  }
+
+  EventLoop& loop_;
+  PgOptions options_;
+  std::string address_;
+  PgConnPtr conn_;
+  State state_ = State::kIdle;
+  bool down_ = false;
+  bool stopping_ = false;
+  uint64_t connects_ = 0;
+  std::string last_error_;
+  std::deque<Query> queue_;
+  std::optional<Query> current_;
+  PgResultPtr result_;
+  bool flush_pending_ = false;
+  SteadyClock::time_point connect_deadline_;
+  SteadyClock::time_point last_attempt_;
+  std::chrono::milliseconds backoff_ = kMinBackoff;
+  EventPtr watch_;
+  EventPtr tick_;
+  EventPtr reconnect_;
+  std::unique_ptr<WorkerThread> resolver_;
+};
+
+PgClient::PgClient(EventLoop& loop, PgOptions options)
+    : impl_(std::make_shared<Impl>(loop, std::move(options))) {
+  impl_->start();
+}
+
+PgClient::~PgClient() {
+  impl_->shutdown();
+}
+
+void PgClient::query(std::string sql, Params params, Callback done) {
+  impl_->query(std::move(sql), std::move(params), std::move(done));
+}
+
+bool PgClient::connected() const {
+  return impl_->connected();
+}
+
+}  // namespace common

@@ -1,0 +1,393 @@
+#include "common/redis_client.h"
+
+#include <arpa/inet.h>
+#include <event2/event.h>
+#include <hiredis/adapters/libevent.h>
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+#include <netdb.h>
+#include <openssl/sha.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <map>
+#include <mutex>
+
+#include "common/event_loop.h"
+#include "common/handles.h"
+#include "common/log.h"
+#include "common/worker.h"
+
+namespace common {
+namespace {
+
+constexpr const char* kLog = "redis";
+constexpr std::chrono::milliseconds kMinBackoff{100};
+constexpr std::chrono::milliseconds kMaxBackoff{2000};
+
+using SteadyClock = std::chrono::steady_clock;
+
+RedisReply copy_reply(const redisReply& r, int depth = 0) {
+  RedisReply out;
+  switch (r.type) {
+    case REDIS_REPLY_STRING:
+      out.type = RedisReply::Type::kString;
+      out.str.assign(r.str, r.len);
+      break;
+    case REDIS_REPLY_STATUS:
+      out.type = RedisReply::Type::kStatus;
+      out.str.assign(r.str, r.len);
+      break;
+    case REDIS_REPLY_ERROR:
+      out.type = RedisReply::Type::kError;
+      out.str.assign(r.str, r.len);
+      break;
+    case REDIS_REPLY_INTEGER:
+      out.type = RedisReply::Type::kInteger;
+      out.integer = r.integer;
+      break;
+    case REDIS_REPLY_ARRAY:
+      out.type = RedisReply::Type::kArray;
+      if (depth < 8) {
+        out.elements.reserve(r.elements);
+        for (size_t i = 0; i < r.elements; ++i)
+          out.elements.push_back(copy_reply(*r.element[i], depth + 1));
+      }
+      break;
+    default:
+      out.type = RedisReply::Type::kNil;
+      break;
+  }
+  return out;
+}
+
+std::string sha1_hex(const std::string& text) {
+  unsigned char digest[SHA_DIGEST_LENGTH];
+  SHA1(reinterpret_cast<const unsigned char*>(text.data()), text.size(), digest);
+  std::string out;
+  char buf[3];
+  for (unsigned char c : digest) {
+    std::snprintf(buf, sizeof buf, "%02x", c);
+    out += buf;
+  }
+  return out;
+}
+
+bool is_ip_literal(const std::string& host) {
+  unsigned char buf[sizeof(in6_addr)];
+  return inet_pton(AF_INET, host.c_str(), buf) == 1 || inet_pton(AF_INET6, host.c_str(), buf) == 1;
+}
+
+// Blocking: worker thread only.
+std::string resolve(const std::string& host) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* found = nullptr;
+  if (getaddrinfo(host.c_str(), nullptr, &hints, &found) != 0 || found == nullptr) return {};
+  char text[INET6_ADDRSTRLEN] = {};
+  if (found->ai_family == AF_INET) {
+    inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(found->ai_addr)->sin_addr, text,
+              sizeof text);
+  } else if (found->ai_family == AF_INET6) {
+    inet_ntop(AF_INET6, &reinterpret_cast<sockaddr_in6*>(found->ai_addr)->sin6_addr, text,
+              sizeof text);
+  }
+  freeaddrinfo(found);
+  return text;
+}
+
+}  // namespace
+
+int64_t RedisReply::as_int(int64_t fallback) const {
+  if (type == Type::kInteger) return integer;
+  if (type == Type::kString || type == Type::kStatus) {
+    try {
+      size_t used = 0;
+      const long long v = std::stoll(str, &used);
+      if (used == str.size()) return v;
+    } catch (...) {
+    }
+  }
+  return fallback;
+}
+
+class RedisClient::Impl : public std::enable_shared_from_this<Impl> {
+ public:
+  Impl(EventLoop& loop, RedisOptions options) : loop_(loop), options_(std::move(options)) {}
+
+  void start() {
+    const auto tick = std::clamp<std::chrono::milliseconds>(
+        options_.timeout / 4, std::chrono::milliseconds(10), std::chrono::milliseconds(250));
+    timer_.reset(event_new(
+        &loop_.base(), -1, EV_PERSIST,
+        [](evutil_socket_t, short, void* arg) { static_cast<Impl*>(arg)->on_tick(); }, this));
+    timeval tv{0, static_cast<suseconds_t>(std::chrono::microseconds(tick).count())};
+    evtimer_add(timer_.get(), &tv);
+    connect();
+  }
+
+  void shutdown() {
+    stopping_ = true;
+    pending_.clear();
+    timer_.reset();
+    reconnect_timer_.reset();
+    if (ctx_ != nullptr) {
+      redisAsyncContext* ctx = ctx_;
+      ctx_ = nullptr;
+      ctx->data = nullptr;
+      redisAsyncFree(ctx);
+    }
+    resolver_.reset();  // joins (a lookup in flight finishes first)
+  }
+
+  void command(std::vector<std::string> argv, Callback done) {
+    if (ctx_ == nullptr && !stopping_ && !address_.empty() &&
+        SteadyClock::now() - last_attempt_ >= kMinBackoff) {
+      // Waiting to reconnect: try now, so a Redis that came back serves this command (hiredis
+      // sends it once connected; a refused connection fails it at once).
+      reconnect_timer_.reset();
+      connect();
+    }
+    if (ctx_ == nullptr) return fail_later(std::move(done));
+    std::vector<const char*> args;
+    std::vector<size_t> lengths;
+    args.reserve(argv.size());
+    lengths.reserve(argv.size());
+    for (const auto& a : argv) {
+      args.push_back(a.data());
+      lengths.push_back(a.size());
+    }
+    const uint64_t id = next_id_++;
+    const int rc = redisAsyncCommandArgv(
+        ctx_, &Impl::on_reply, reinterpret_cast<void*>(static_cast<uintptr_t>(id)),
+        static_cast<int>(args.size()), args.data(), lengths.data());
+    if (rc != REDIS_OK) return fail_later(std::move(done));
+    pending_.emplace(id, Pending{std::move(done), SteadyClock::now() + options_.timeout});
+  }
+
+  void eval(const std::string& script, const std::vector<std::string>& keys,
+            const std::vector<std::string>& args, Callback done) {
+    auto& sha = shas_[&script];
+    if (sha.empty()) sha = sha1_hex(script);
+    std::vector<std::string> argv;
+    argv.reserve(3 + keys.size() + args.size());
+    argv.push_back("EVALSHA");
+    argv.push_back(sha);
+    argv.push_back(std::to_string(keys.size()));
+    argv.insert(argv.end(), keys.begin(), keys.end());
+    argv.insert(argv.end(), args.begin(), args.end());
+    std::weak_ptr<Impl> weak = shared_from_this();
+    command(argv, [weak, argv, &script, done = std::move(done)](const RedisReply* r) mutable {
+      auto self = weak.lock();
+      if (!self) return;
+      if (r != nullptr && r->is_error() && r->str.rfind("NOSCRIPT", 0) == 0) {
+        argv[0] = "EVAL";
+        argv[1] = script;
+        return self->command(std::move(argv), std::move(done));
+      }
+      done(r);
+    });
+  }
+
+  bool connected() const { return connected_; }
+  uint64_t connects() const { return connects_; }
+
+ private:
+  struct Pending {
+    Callback done;
+    SteadyClock::time_point deadline;
+  };
+
+  static Impl* of(const redisAsyncContext* ctx) { return static_cast<Impl*>(ctx->data); }
+
+  static void on_reply(redisAsyncContext* ctx, void* reply, void* privdata) {
+    Impl* self = of(ctx);
+    if (self == nullptr) return;
+    auto it = self->pending_.find(static_cast<uint64_t>(reinterpret_cast<uintptr_t>(privdata)));
+    if (it == self->pending_.end()) return;  // timed out or failed already
+    Callback done = std::move(it->second.done);
+    self->pending_.erase(it);
+    if (reply == nullptr) return done(nullptr);
+    const RedisReply copy = copy_reply(*static_cast<redisReply*>(reply));
+    done(&copy);
+  }
+
+  static void on_connect(const redisAsyncContext* ctx, int status) {
+    Impl* self = of(ctx);
+    if (self == nullptr) return;
+    if (status != REDIS_OK) {
+      LOG_DEBUG(kLog, "connect to ", self->address_, ":", self->options_.port,
+                " failed: ", ctx->errstr);
+      self->ctx_ = nullptr;  // hiredis frees the context after this callback
+      self->lost();
+      return;
+    }
+    self->connected_ = true;
+    ++self->connects_;
+    self->backoff_ = kMinBackoff;
+    LOG_INFO(kLog, "connected to ", self->address_, ":", self->options_.port);
+  }
+
+  static void on_disconnect(const redisAsyncContext* ctx, int status) {
+    Impl* self = of(ctx);
+    if (self == nullptr) return;
+    if (status != REDIS_OK)
+      LOG_WARN(kLog, "connection to ", self->address_, ":", self->options_.port,
+               " lost: ", ctx->errstr);
+    self->ctx_ = nullptr;  // freed by hiredis after this callback
+    self->lost();
+  }
+
+  void connect() {
+    if (stopping_) return;
+    if (address_.empty()) {
+      if (is_ip_literal(options_.host)) {
+        address_ = options_.host;
+      } else {
+        if (!resolver_) resolver_ = std::make_unique<WorkerThread>();
+        std::weak_ptr<Impl> weak = shared_from_this();
+        EventLoop* loop = &loop_;
+        resolver_->post([weak, loop, host = options_.host] {
+          std::string ip = resolve(host);
+          loop->post([weak, ip = std::move(ip)] {
+            auto self = weak.lock();
+            if (!self || self->stopping_) return;
+            if (ip.empty()) {
+              LOG_WARN(kLog, "cannot resolve ", self->options_.host);
+              return self->schedule_reconnect();
+            }
+            self->address_ = ip;
+            self->connect();
+          });
+        });
+        return;
+      }
+    }
+    last_attempt_ = SteadyClock::now();
+    redisAsyncContext* ctx = redisAsyncConnect(address_.c_str(), options_.port);
+    if (ctx == nullptr || ctx->err != 0) {
+      LOG_DEBUG(kLog, "connect to ", address_, ":", options_.port,
+                " failed: ", ctx ? ctx->errstr : "out of memory");
+      if (ctx != nullptr) redisAsyncFree(ctx);
+      return schedule_reconnect();
+    }
+    ctx->data = this;
+    redisLibeventAttach(ctx, &loop_.base());
+    redisAsyncSetConnectCallback(ctx, &Impl::on_connect);
+    redisAsyncSetDisconnectCallback(ctx, &Impl::on_disconnect);
+    ctx_ = ctx;
+    connect_deadline_ = SteadyClock::now() + options_.timeout;
+    if (!options_.password.empty()) {
+      command({"AUTH", options_.password}, [](const RedisReply* r) {
+        if (r != nullptr && r->is_error()) LOG_ERROR(kLog, "AUTH refused: ", r->str);
+      });
+    }
+  }
+
+  // The connection is gone (hiredis freed it or will): fail what was in flight, try again later.
+  void lost() {
+    connected_ = false;
+    fail_all();
+    schedule_reconnect();
+  }
+
+  void fail_all() {
+    auto failed = std::move(pending_);
+    pending_.clear();
+    for (auto& [id, p] : failed) p.done(nullptr);
+  }
+
+  // Drops the connection ourselves (deadline passed). Not from inside a hiredis callback.
+  void drop() {
+    if (ctx_ == nullptr) return;
+    redisAsyncContext* ctx = ctx_;
+    ctx_ = nullptr;
+    ctx->data = nullptr;  // its callbacks find no one
+    auto failed = std::move(pending_);
+    pending_.clear();
+    redisAsyncFree(ctx);
+    connected_ = false;
+    for (auto& [id, p] : failed) p.done(nullptr);
+    schedule_reconnect();
+  }
+
+  void schedule_reconnect() {
+    if (stopping_ || reconnect_timer_) return;
+    reconnect_timer_.reset(event_new(
+        &loop_.base(), -1, 0,
+        [](evutil_socket_t, short, void* arg) {
+          auto* self = static_cast<Impl*>(arg);
+          self->reconnect_timer_.reset();
+          self->connect();
+        },
+        this));
+    timeval tv{0, static_cast<suseconds_t>(std::chrono::microseconds(backoff_).count())};
+    evtimer_add(reconnect_timer_.get(), &tv);
+    backoff_ = std::min(backoff_ * 2, kMaxBackoff);
+  }
+
+  void on_tick() {
+    const auto now = SteadyClock::now();
+    const bool connect_late = ctx_ != nullptr && !connected_ && now > connect_deadline_;
+    const bool reply_late = !pending_.empty() && pending_.begin()->second.deadline < now;
+    if (connect_late || reply_late) {
+      LOG_WARN(kLog, address_, ":", options_.port,
+               connect_late ? " did not accept the connection" : " did not answer", " within ",
+               options_.timeout.count(), " ms; reconnecting");
+      drop();
+    }
+  }
+
+  void fail_later(Callback done) {
+    std::weak_ptr<Impl> weak = shared_from_this();
+    loop_.post([weak, done = std::move(done)] {
+      if (weak.lock()) done(nullptr);
+    });
+  }
+
+  EventLoop& loop_;
+  RedisOptions options_;
+  std::string address_;  // resolved
+  redisAsyncContext* ctx_ =
+      nullptr;  // owned by hiredis once connecting; freed by drop()/shutdown()
+  bool connected_ = false;
+  bool stopping_ = false;
+  uint64_t connects_ = 0;
+  uint64_t next_id_ = 1;
+  std::map<uint64_t, Pending> pending_;  // by id: the first is the oldest
+  std::map<const std::string*, std::string> shas_;
+  SteadyClock::time_point connect_deadline_;
+  SteadyClock::time_point last_attempt_;
+  std::chrono::milliseconds backoff_ = kMinBackoff;
+  EventPtr timer_;
+  EventPtr reconnect_timer_;
+  std::unique_ptr<WorkerThread> resolver_;
+};
+
+RedisClient::RedisClient(EventLoop& loop, RedisOptions options)
+    : impl_(std::make_shared<Impl>(loop, std::move(options))) {
+  impl_->start();
+}
+
+RedisClient::~RedisClient() {
+  impl_->shutdown();
+}
+
+void RedisClient::command(std::vector<std::string> argv, Callback done) {
+  impl_->command(std::move(argv), std::move(done));
+}
+
+void RedisClient::eval(const std::string& script, const std::vector<std::string>& keys,
+                       const std::vector<std::string>& args, Callback done) {
+  impl_->eval(script, keys, args, std::move(done));
+}
+
+bool RedisClient::connected() const {
+  return impl_->connected();
+}
+uint64_t RedisClient::connects() const {
+  return impl_->connects();
+}
+
+}  // namespace common
