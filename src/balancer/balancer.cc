@@ -156,6 +156,15 @@ BalancerLoop::BalancerLoop(Balancer::Shared& shared, common::EventLoop& loop)
       health_(shared.health) {}
 
 void BalancerLoop::attach(common::HttpServer& server) {
+  // Viewer-facing answers (playlists, keys, the API, errors) carry CORS headers;
+  // operator endpoints carry none, so no web page on another origin can read them.
+  common::CorsRules cors;
+  cors.allow_methods = "GET, HEAD, POST, DELETE, OPTIONS";
+  cors.exempt_paths = {"/health", "/metrics", std::string(kSwitchPath), std::string(kSwitchAlias)};
+  cors.exempt_prefixes = {"/admin/"};
+  server.set_pre_route([this, cors](HttpExchange& ex) {
+    return common::apply_cors(config_.get().config.cors, cors, ex);
+  });
   server.route_prefix(std::string(kPlaylistPrefix), {"GET", "HEAD"}, [this](HttpExchange& ex) { handle_playlist(ex); });
   server.route_prefix(std::string(kKeyPrefix), {"GET", "HEAD"}, [this](HttpExchange& ex) { handle_key(ex); });
   server.route("/health", {"GET", "HEAD"}, [this](HttpExchange& ex) { handle_health(ex); });

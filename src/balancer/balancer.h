@@ -26,6 +26,7 @@
 #include "balancer/cidr.h"
 #include "balancer/source_policy.h"
 #include "common/config.h"
+#include "common/cors.h"
 #include "common/http_server.h"
 #include "common/result.h"
 #include "common/service_host.h"
@@ -91,6 +92,8 @@ struct BalancerConfig {
   std::string operator_key;
   bool operator_allow_loopback = true;
   std::string log_level = "info";
+  // Which web origins may read viewer-facing answers (section "cors").
+  common::CorsOptions cors;
   // The mobile REST API (section "api", docs/api.md).
   api::ApiConfig api;
   std::vector<ChannelConfig> channels;

@@ -219,6 +219,8 @@ common::Result<BalancerConfig> read_main_config(const common::ConfigDocument& do
   common::read_threads(root, c.server);
   auto log = root.object("log");
   c.log_level = common::read_log_section(log);
+  auto cors = root.object("cors");
+  c.cors = common::read_cors_section(cors);
   c.server.service = "balancer";
   root.finish();
   if (!root.ok()) return common::Error{"bad_config", root.error_text()};

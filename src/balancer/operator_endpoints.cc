@@ -30,7 +30,6 @@ void BalancerLoop::handle_switch(HttpExchange& ex) {
   if (!state.valid) {
     shared_.error_counter("bad_request").inc();
     Reply bad = error_reply(400, "bad_request", "state must be on or off (or left out, to toggle overload emulation).");
-    bad.cross_origin = false;
     return send_reply(ex, bad);
   }
   const SharedAdmission::Switched s =

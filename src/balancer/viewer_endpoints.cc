@@ -27,7 +27,6 @@ void BalancerLoop::fail(HttpExchange& ex, int status, const std::string& code, c
   shared_.error_counter(code).inc();
   if (ex.closed()) return;
   ex.add_header("Cache-Control", "no-store");
-  ex.add_header("Access-Control-Allow-Origin", "*");
   ex.reply_error(status, code, message);
 }
 
@@ -231,7 +230,6 @@ void BalancerLoop::serve_playlist(const PendingPtr& p, const SourceResult& r) {
   std::string body = render_for_viewer(version.playlist.tmpl, version.plan, viewer_links);
   shared_.rewrite_seconds.observe(std::chrono::duration<double>(shared_.clock.now() - started).count());
   ex.add_header("Cache-Control", version.kind == SourceKind::vod ? "private, max-age=5" : "private, no-cache");
-  ex.add_header("Access-Control-Allow-Origin", "*");
   ex.add_header("X-Playlist-Source", to_string(r.from));
   ex.add_header("X-Cache-Choice", cache ? cache->id : "origin");
   if (ex.logs_access()) {
@@ -252,7 +250,6 @@ void BalancerLoop::handle_key(HttpExchange& ex) {
       if (!r.key) return fail(reply, r.status, r.error.code, r.error.message);
       if (reply.closed()) return;
       reply.add_header("Cache-Control", "private, no-store");
-      reply.add_header("Access-Control-Allow-Origin", "*");
       reply.reply(200, r.key->bytes, r.key->content_type);
     });
   });

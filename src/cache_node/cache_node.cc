@@ -133,12 +133,18 @@ void CacheNode::attach(size_t index, common::HttpServer& server) {
   n.servers.push_back(&server);
   // Per-loop readers of the config snapshot (each handler runs on this loop only).
   auto config = std::make_shared<common::Published<RuntimeConfig>::Reader>(n.config);
+  // Every answer is for viewers (chunks, /ping) or the operator's dashboard in a
+  // browser (/health), except the Prometheus scrape.
+  common::CorsRules cors;
+  cors.exempt_paths = {"/metrics"};
+  server.set_pre_route([config, cors](HttpExchange& ex) {
+    return common::apply_cors(config->get().config.cors, cors, ex);
+  });
   server.route_prefix(std::string(kChunkPrefix), {"GET", "HEAD"}, [&loop](HttpExchange& ex) { loop.handle_chunk(ex); });
   server.route("/ping", {"GET", "HEAD", "OPTIONS"}, [config](HttpExchange& ex) {
     const CacheNodeConfig& c = config->get().config;
     ex.add_header("Cache-Control", "no-store");
-    ex.add_header("Access-Control-Allow-Origin", "*");
-    ex.add_header("Access-Control-Allow-Methods", "GET, HEAD, OPTIONS");
+    // A plain OPTIONS; preflights are answered before routing (common/cors.h).
     if (ex.method() == "OPTIONS") return ex.reply(204, "", "");
     ex.reply(200, "{\"id\":" + common::json_string(c.node_id) + ",\"site\":" + common::json_string(c.site) + "}\n");
   });

@@ -221,6 +221,7 @@ void HttpServer::handle(evhttp_request* req) {
   evhttp_connection_set_closecb(state->conn, on_connection_close, this);
 
   HttpExchange exchange(state);
+  if (pre_route_ && pre_route_(exchange)) return;
 
   if (draining_) {
     exchange.reply_error(503, "shutting_down", "The server is shutting down; retry on another node.");
