@@ -4,6 +4,7 @@
 #include "balancer/balancer.h"
 
 #include "balancer/balancer_loop.h"
+#include "balancer/web_pages.h"
 #include "common/log.h"
 
 namespace balancer {
@@ -176,6 +177,15 @@ void BalancerLoop::attach(common::HttpServer& server) {
     server.route(std::string(path), {"GET"}, [this](HttpExchange& ex) { handle_switch(ex); });
   }
   server.route(std::string(kAdminStatusPath), {"GET", "HEAD"}, [this](HttpExchange& ex) { handle_admin_status(ex); });
+  // The web player and the operator's dashboard (static; their data come from the endpoints above).
+  for (const char* page : {"/player", "/admin", "/player/", "/admin/", "/vendor/"}) {
+    auto serve = [this](HttpExchange& ex) { serve_web_page(config_.get().config.web_dir, ex); };
+    if (std::string_view(page).back() == '/') {
+      server.route_prefix(page, {"GET", "HEAD"}, serve);
+    } else {
+      server.route(page, {"GET", "HEAD"}, serve);
+    }
+  }
 }
 
 // ---- Balancer ----

@@ -94,6 +94,8 @@ struct BalancerConfig {
   std::string log_level = "info";
   // Which web origins may read viewer-facing answers (section "cors").
   common::CorsOptions cors;
+  // web.dir: the web player, dashboard and hls.js (web_pages.h); "" = no pages.
+  std::string web_dir;
   // The mobile REST API (section "api", docs/api.md).
   api::ApiConfig api;
   std::vector<ChannelConfig> channels;

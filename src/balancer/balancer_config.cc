@@ -221,6 +221,14 @@ common::Result<BalancerConfig> read_main_config(const common::ConfigDocument& do
   c.log_level = common::read_log_section(log);
   auto cors = root.object("cors");
   c.cors = common::read_cors_section(cors);
+  {
+    auto web = root.object("web");
+    c.web_dir = resolve(web.string("dir", ""));
+    if (!c.web_dir.empty() && !std::filesystem::is_directory(c.web_dir)) {
+      web.fail("dir", c.web_dir + " is not a directory");
+    }
+    web.finish();
+  }
   c.server.service = "balancer";
   root.finish();
   if (!root.ok()) return common::Error{"bad_config", root.error_text()};

@@ -76,6 +76,7 @@ void BalancerLoop::handle_health(HttpExchange& ex) {
     if (!first) out += ",";
     first = false;
     out += "{\"id\":" + common::json_string(cache.id) + ",\"site\":" + common::json_string(cache.site);
+    out += ",\"url\":" + common::json_string(cache.url) + ",\"health_url\":" + common::json_string(cache.health_url);
     out += ",\"state\":\"";
     out += h ? to_string(h->state()) : "unknown";
     out += "\",\"overloaded\":";

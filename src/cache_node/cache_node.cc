@@ -32,13 +32,18 @@ common::Result<std::shared_ptr<const RuntimeConfig>> make_runtime(CacheNodeConfi
 
 std::string CacheNode::Shared::health_json(const CacheNodeConfig& c) const {
   const ChunkStore& store = cache->store();
-  char numbers[512];
+  char numbers[768];
   snprintf(numbers, sizeof numbers,
            "\"active_connections\":%zu,\"inflight_fetches\":%zu,\"egress_mbps\":%.3f,"
-           "\"bytes_served_total\":%llu,\"storage\":{\"memory_used_bytes\":%llu,\"memory_limit_bytes\":%llu,"
+           "\"bytes_served_total\":%llu,\"origin_bytes_total\":%llu,"
+           "\"requests\":{\"hit\":%llu,\"miss\":%llu,\"coalesced\":%llu,\"negative\":%llu,\"stale\":%llu},"
+           "\"storage\":{\"memory_used_bytes\":%llu,\"memory_limit_bytes\":%llu,"
            "\"disk_used_bytes\":%llu,\"disk_limit_bytes\":%llu,\"disk_chunks\":%zu,\"pending_writes\":%zu}",
            active_requests(), cache->inflight(), egress_mbps.load(),
            static_cast<unsigned long long>(bytes_served.value()),
+           static_cast<unsigned long long>(origin_bytes.value()), static_cast<unsigned long long>(hits.value()),
+           static_cast<unsigned long long>(misses.value()), static_cast<unsigned long long>(coalesced.value()),
+           static_cast<unsigned long long>(negative_hits.value()), static_cast<unsigned long long>(stale_hits.value()),
            static_cast<unsigned long long>(store.memory_used()),
            static_cast<unsigned long long>(store.options().memory_bytes),
            static_cast<unsigned long long>(store.disk_used()),

@@ -193,8 +193,8 @@ TEST_CASE("balancer: cors.allow_origins reloads on SIGHUP") {
   std::string text = read_file(std::string(BALANCER_SOURCE_DIR) + "/conf/balancer.json");
   write_file(main, text);
   BalancerProcess b(dir, origin.url("/files"),
-                    channels_json({channel_json("demo", "/live/master.m3u8")}), caches_json({}), {},
-                    main);
+                    channels_json({channel_json("demo", "/live/master.m3u8")}), caches_json({}),
+                    {"web.dir="}, main);  // the copy's ../web does not exist
   const std::string url = b.url("/api/v1/products");
   CHECK(from_page(url).header("Access-Control-Allow-Origin") == "*");
   auto brace = text.rfind('}');
