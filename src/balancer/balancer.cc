@@ -168,6 +168,8 @@ void BalancerLoop::attach(common::HttpServer& server) {
   });
   server.route_prefix(std::string(kPlaylistPrefix), {"GET", "HEAD"}, [this](HttpExchange& ex) { handle_playlist(ex); });
   server.route_prefix(std::string(kKeyPrefix), {"GET", "HEAD"}, [this](HttpExchange& ex) { handle_key(ex); });
+  server.route_prefix(std::string(kSteeringPrefix), {"GET", "HEAD"},
+                      [this](HttpExchange& ex) { handle_steering(ex); });
   server.route("/health", {"GET", "HEAD"}, [this](HttpExchange& ex) { handle_health(ex); });
   server.route("/metrics", {"GET"}, [this](HttpExchange& ex) {
     ex.add_header("Cache-Control", "no-store");

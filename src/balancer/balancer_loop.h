@@ -181,6 +181,8 @@ class BalancerLoop {
   // Viewer endpoints (viewer_endpoints.cc).
   void handle_playlist(common::HttpExchange& ex);
   void handle_key(common::HttpExchange& ex);
+  // GET /steering/<channel>?cache=..: the steering manifest (hls/steering.h).
+  void handle_steering(common::HttpExchange& ex);
   // Operator endpoints (operator_endpoints.cc).
   void handle_switch(common::HttpExchange& ex);
   void handle_admin_status(common::HttpExchange& ex);
@@ -198,10 +200,18 @@ class BalancerLoop {
   // Admission (DESIGN.md flow 4): answers 503 + Retry-After + the queue JSON
   // itself and returns false when the viewer must wait.
   bool admit(Pending& p);
-  // Where this viewer's chunk links lead now.
-  std::pair<const CacheConfig*, CacheChoice::Reason> choose(const BalancerConfig& c, const std::string& requested,
-                                                            const std::string& remote_ip,
-                                                            const std::string& viewer_key, TimePoint now);
+  // Where this viewer's chunk links lead now. A steering pathway (`pathway`: a
+  // configured cache id, or "origin") wins whatever its health: a pathway's copy
+  // keeps its URIs, and the steering manifest moves the player off a dead one.
+  std::pair<const CacheConfig*, CacheChoice::Reason> choose(
+      const BalancerConfig& c, const std::string& requested, const std::string& remote_ip,
+      const std::string& viewer_key, TimePoint now, const std::string& pathway = {});
+  // Steering pathways for a viewer: the current choice first, then the other cache
+  // nodes of its site (all of them, or the usable ones only) in config order, then
+  // "origin". Fewer than two: no steering.
+  std::vector<std::string> pathways(const BalancerConfig& c, const std::string& requested,
+                                    const std::string& remote_ip, const std::string& viewer_key,
+                                    TimePoint now, bool usable_only);
   const std::vector<std::string>& chunk_links_for(const SourceVersion& version, const RuntimeConfig& rc,
                                                   const ChannelConfig& channel, const CacheConfig* cache);
   // Answers 401/403 itself and returns nullopt, or how the caller was let in.

@@ -4,6 +4,8 @@
 #include "balancer/balancer_loop.h"
 #include "balancer/playlist_mapper.h"
 #include "common/json.h"
+#include "common/url.h"
+#include "hls/steering.h"
 
 namespace balancer {
 
@@ -121,10 +123,15 @@ void BalancerLoop::ensure_key_learned(const PendingPtr& p, std::function<void(bo
   }
 }
 
-std::pair<const CacheConfig*, CacheChoice::Reason> BalancerLoop::choose(const BalancerConfig& c,
-                                                                        const std::string& requested,
-                                                                        const std::string& remote_ip,
-                                                                        const std::string& viewer_key, TimePoint now) {
+std::pair<const CacheConfig*, CacheChoice::Reason> BalancerLoop::choose(
+    const BalancerConfig& c, const std::string& requested, const std::string& remote_ip,
+    const std::string& viewer_key, TimePoint now, const std::string& pathway) {
+  if (!pathway.empty()) {
+    if (pathway == kOriginPathway) return {nullptr, CacheChoice::Reason::origin};
+    for (const auto& cache : c.caches) {
+      if (cache.id == pathway) return {&cache, CacheChoice::Reason::requested};
+    }
+  }
   const HealthView& view = health_.get();
   std::vector<CacheCandidate> candidates;
   candidates.reserve(c.caches.size());
@@ -135,6 +142,67 @@ std::pair<const CacheConfig*, CacheChoice::Reason> BalancerLoop::choose(const Ba
   CacheChoice choice = choose_cache(candidates, requested, IpAddress::parse(remote_ip), viewer_hash(viewer_key));
   if (!choice.index) return {nullptr, choice.reason};
   return {&c.caches[*choice.index], choice.reason};
+}
+
+std::vector<std::string> BalancerLoop::pathways(const BalancerConfig& c,
+                                                const std::string& requested,
+                                                const std::string& remote_ip,
+                                                const std::string& viewer_key, TimePoint now,
+                                                bool usable_only) {
+  const HealthView& view = health_.get();
+  const CacheConfig* first = choose(c, requested, remote_ip, viewer_key, now).first;
+  const CacheConfig* asked = nullptr;
+  for (const auto& cache : c.caches) {
+    if (cache.id == kOriginPathway) return {};  // a cache named like origin's pathway: no steering
+    if (cache.id == requested) asked = &cache;
+  }
+  const std::string* site = asked ? &asked->site : first ? &first->site : nullptr;
+  std::vector<std::string> out;
+  if (first) out.push_back(first->id);
+  for (const auto& cache : c.caches) {
+    if (site == nullptr || cache.site != *site || &cache == first) continue;
+    auto h = view.find(cache.id);
+    if (usable_only && !(h != view.end() && h->second.usable(now))) continue;
+    out.push_back(cache.id);
+  }
+  out.emplace_back(kOriginPathway);
+  return out;
+}
+
+void BalancerLoop::handle_steering(HttpExchange& ex) {
+  std::string_view path = ex.path();
+  path.remove_prefix(kSteeringPrefix.size());
+  std::shared_ptr<const RuntimeConfig> snapshot = config_.shared();
+  const BalancerConfig& c = snapshot->config;
+  if (snapshot->find_channel(std::string(path)) == nullptr) {
+    return fail(ex, 404, "unknown_channel",
+                "No channel '" + std::string(path) + "' is configured.");
+  }
+  if (!c.steering_enabled)
+    return fail(ex, 404, "not_found", "Content steering is off on this server.");
+  const std::string requested = ex.query_param("cache").value_or("");
+  // The viewer key only spreads viewers over siblings (choose_cache's hash): the same as for its
+  // playlists.
+  std::string viewer_key = ex.query_param("viewer").value_or(ex.query_param("ticket").value_or(""));
+  const auto now = shared_.clock.now();
+  std::vector<std::string> priority = pathways(c, requested, ex.remote_ip(), viewer_key, now, true);
+  std::vector<std::string> clones = pathways(c, requested, ex.remote_ip(), viewer_key, now, false);
+  // The first request (from the master's SERVER-URI) keeps the player on ".", which leads to the
+  // same host as the first pathway now: hls.js 1.7 can stall when it changes pathway while its
+  // first fragment is loading. RELOAD-URI marks the later requests, which move it to the clone.
+  std::string reload_uri;
+  if (!ex.query_param("steered")) {
+    priority.insert(priority.begin(), std::string(hls::kDefaultPathway));
+    reload_uri = c.public_url + ex.path() + "?";
+    for (const common::QueryParam& param : common::QueryParams(ex.query())) {
+      if (param.name.substr(0, 5) == "_HLS_") continue;  // the player adds its own
+      reload_uri.append(param.text).append("&");
+    }
+    reload_uri += "steered=1";
+  }
+  ex.add_header("Cache-Control", "no-store");
+  ex.reply(200, hls::steering_manifest(c.steering_ttl_s, priority, clones, reload_uri),
+           "application/json");
 }
 
 const std::vector<std::string>& BalancerLoop::chunk_links_for(const SourceVersion& version, const RuntimeConfig& rc,
@@ -213,7 +281,8 @@ void BalancerLoop::serve_playlist(const PendingPtr& p, const SourceResult& r) {
   allowlist_.learn(*p->channel, version);
   auto started = shared_.clock.now();
   const BalancerConfig& c = p->config->config;
-  auto [cache, reason] = choose(c, p->request.cache, ex.remote_ip(), p->viewer_key, started);
+  auto [cache, reason] =
+      choose(c, p->request.cache, ex.remote_ip(), p->viewer_key, started, p->request.pathway);
   shared_.choice_counters[static_cast<size_t>(reason)]->inc();
   if (const std::string& cache_id = cache ? cache->id : std::string(); cache_id != p->cache_id) {
     // A node's health changed while origin answered: the viewer's slot follows its chunks (an
@@ -228,6 +297,13 @@ void BalancerLoop::serve_playlist(const PendingPtr& p, const SourceResult& r) {
   viewer_links.viewer_query = p->request.viewer_query;
   viewer_links.chunk_links = links;
   std::string body = render_for_viewer(version.playlist.tmpl, version.plan, viewer_links);
+  if (version.kind == SourceKind::master && c.steering_enabled && !c.caches.empty()) {
+    // Content steering: the manifest clones the variants once per pathway and says which to prefer
+    // now.
+    std::string server_uri = c.public_url + std::string(kSteeringPrefix) + p->channel->id;
+    if (!p->request.viewer_query.empty()) server_uri += "?" + p->request.viewer_query;
+    if (auto steered = hls::add_content_steering(body, server_uri)) body = std::move(*steered);
+  }
   shared_.rewrite_seconds.observe(std::chrono::duration<double>(shared_.clock.now() - started).count());
   ex.add_header("Cache-Control", version.kind == SourceKind::vod ? "private, max-age=5" : "private, no-cache");
   ex.add_header("X-Playlist-Source", to_string(r.from));
@@ -257,7 +333,9 @@ void BalancerLoop::handle_key(HttpExchange& ex) {
 
 bool BalancerLoop::admit(Pending& p) {
   const auto now = shared_.clock.now();
-  const CacheConfig* cache = choose(p.config->config, p.request.cache, p.ex.remote_ip(), p.viewer_key, now).first;
+  const CacheConfig* cache = choose(p.config->config, p.request.cache, p.ex.remote_ip(),
+                                    p.viewer_key, now, p.request.pathway)
+                                 .first;
   p.cache_id = cache ? cache->id : std::string();
   p.bandwidth_bps = allowlist_.variant_bandwidth(*p.channel, p.request.origin_target);
   const AdmissionDecision d = shared_.admission.request(p.viewer_key, {p.channel->id, p.cache_id, p.bandwidth_bps},

@@ -11,8 +11,8 @@ constexpr std::string_view kVendorHls = "/vendor/hls.min.js";
 bool plain_name(std::string_view name) {
   if (name.empty() || name.size() > 64) return false;
   for (char ch : name) {
-    const bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '_' ||
-                    ch == '-';
+    const bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                    (ch >= '0' && ch <= '9') || ch == '_' || ch == '-';
     if (!ok) return false;
   }
   return true;
@@ -31,7 +31,8 @@ std::optional<std::string> type_of(std::string_view extension) {
 std::optional<WebFile> web_file_for(const std::string& web_dir, std::string_view request_path) {
   if (web_dir.empty()) return std::nullopt;
   if (request_path == kVendorHls) {
-    return WebFile{web_dir + "/node_modules/hls.js/dist/hls.min.js", "text/javascript; charset=utf-8"};
+    return WebFile{web_dir + "/node_modules/hls.js/dist/hls.min.js",
+                   "text/javascript; charset=utf-8"};
   }
   for (std::string_view folder : {std::string_view("/player/"), std::string_view("/admin/")}) {
     if (request_path.substr(0, folder.size()) != folder) continue;
@@ -66,15 +67,18 @@ void serve_web_page(const std::string& web_dir, common::HttpExchange& ex) {
   }
   if (!found) {
     return ex.reply_error(404, "not_found",
-                          web_dir.empty() ? "The web pages are off on this server (web.dir is empty)."
-                                          : "No page at this path.");
+                          web_dir.empty()
+                              ? "The web pages are off on this server (web.dir is empty)."
+                              : "No page at this path.");
   }
   ex.add_header("Cache-Control", "no-cache");
   ex.add_header("X-Content-Type-Options", "nosniff");
-  // Chunks, pings and cache health come from other origins (the cache nodes); MSE plays from blob: URLs.
-  ex.add_header("Content-Security-Policy",
-                "default-src 'self'; connect-src *; media-src 'self' blob:; worker-src 'self' blob:; "
-                "img-src 'self' data:; style-src 'self'; frame-ancestors 'none'");
+  // Chunks, pings and cache health come from other origins (the cache nodes); MSE plays from blob:
+  // URLs.
+  ex.add_header(
+      "Content-Security-Policy",
+      "default-src 'self'; connect-src *; media-src 'self' blob:; worker-src 'self' blob:; "
+      "img-src 'self' data:; style-src 'self'; frame-ancestors 'none'");
   ex.reply(200, body, file->content_type);
 }
 

@@ -19,11 +19,13 @@ TEST_CASE("web pages: the player, the dashboard and hls.js map to their files") 
   CHECK(web_file_for("/w", "/vendor/hls.min.js")->path == "/w/node_modules/hls.js/dist/hls.min.js");
 }
 
-TEST_CASE("web pages: no dot segments, subfolders, other extensions or other vendor files; off without web.dir") {
-  for (const char* path : {"/player/../balancer.json", "/player/..", "/player/.hidden.js", "/player/a/b.js",
-                           "/player/x.json", "/player/x", "/player/x.js/", "/player/%2e%2e/x.js", "/admin",
-                           "/vendor/hls.js", "/vendor/../web/x.js", "/player/index.html.bak", "/other/index.html",
-                           "/player//x.js"}) {
+TEST_CASE(
+    "web pages: no dot segments, subfolders, other extensions or other vendor files; off without "
+    "web.dir") {
+  for (const char* path : {"/player/../balancer.json", "/player/..", "/player/.hidden.js",
+                           "/player/a/b.js", "/player/x.json", "/player/x", "/player/x.js/",
+                           "/player/%2e%2e/x.js", "/admin", "/vendor/hls.js", "/vendor/../web/x.js",
+                           "/player/index.html.bak", "/other/index.html", "/player//x.js"}) {
     INFO(path);
     CHECK_FALSE(web_file_for("/w", path).has_value());
   }

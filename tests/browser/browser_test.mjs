@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
-import { startStack, cleanup, waitFor, TEST_LOGIN, TEST_PASSWORD, SECOND_LOGIN, OPERATOR_KEY } from './stack.mjs';
+import { startStack, cleanup, reviveCaches, waitFor, TEST_LOGIN, TEST_PASSWORD, SECOND_LOGIN, OPERATOR_KEY } from './stack.mjs';
 
 const args = Object.fromEntries(process.argv.slice(2).reduce((pairs, a, i, all) => (a.startsWith('--') ? pairs.concat([[a.slice(2), all[i + 1]]]) : pairs), []));
 const build = path.resolve(args.build);
@@ -69,6 +69,19 @@ async function play(page, channel) {
   await page.click(`li[data-channel="${channel}"] button.play`);
 }
 
+// Waits until the video plays (currentTime > 0); a timeout says what the page shows.
+async function startsPlaying(page, timeoutMs = 20000) {
+  try {
+    await waitFor('playback to start', async () => (await currentTime(page)) > 0, timeoutMs, 100);
+  } catch (e) {
+    const s = await playerState(page);
+    const message = await page.textContent('#message');
+    const error = await page.textContent('#error');
+    throw new Error(e.message + ': phase ' + s.phase + ', message "' + message + '", error "' + error + '", pings ' +
+      JSON.stringify(s.pings) + ', hls.js errors ' + JSON.stringify(s.errors.slice(-5)).slice(0, 1500));
+  }
+}
+
 // Waits until video.currentTime has advanced by `seconds` since the call; returns the figures.
 async function waitAdvance(page, seconds, timeoutMs) {
   const start = await currentTime(page);
@@ -86,7 +99,7 @@ const scenarios = {
       await signIn(page, stack.balancer.url, TEST_LOGIN);
       const started = Date.now();
       await play(page, 'demo');
-      await waitFor('playback to start', async () => (await currentTime(page)) > 0, 20000, 100);
+      await startsPlaying(page);
       const startupSeconds = (Date.now() - started) / 1000;
       const advance = await waitAdvance(page, 10, 30000);
       const s = await playerState(page);
@@ -123,7 +136,7 @@ const scenarios = {
       await item.locator('button.buy').click();
       await page.waitForSelector('li[data-channel="demo-premium"][data-locked="false"] button.play', { timeout: 10000 });
       await play(page, 'demo-premium');
-      await waitFor('playback to start', async () => (await currentTime(page)) > 0, 20000, 100);
+      await startsPlaying(page);
       const advance = await waitAdvance(page, 3, 30000);
       const s = await playerState(page);
       check(s.fatalErrors === 0, 'no fatal hls.js error: ' + JSON.stringify(s.errors));
@@ -208,6 +221,84 @@ const scenarios = {
       await browser.close();
     }
   },
+};
+
+// kill -9 of the cache node the player gets its chunks from, mid-play: playback goes on with
+// no fatal hls.js error and no "media sequence mismatch", fragments come from the sibling or
+// origin afterwards, and the stalls are counted.
+async function cacheKill(stack, channel, screenshot) {
+  await reviveCaches(stack);
+  const browser = await newContext();
+  try {
+    const page = await browser.context.newPage();
+    await signIn(page, stack.balancer.url, TEST_LOGIN);
+    await play(page, channel);
+    await startsPlaying(page);
+    await waitAdvance(page, 4, 20000);
+    // Steering moves the player from "." to the pathway clone of its cache node within a TTL or two.
+    await waitFor('a steering pathway', async () => { const f = (await playerState(page)).fragments.at(-1); return f && f.pathway !== '.'; }, 10000, 100);
+    const before = await playerState(page);
+    const victim = before.fragments.at(-1).source;
+    check(before.fragments.at(-1).pathway === victim, 'the pathway is the cache node chunks come from: ' + JSON.stringify(before.fragments.at(-1)));
+    check(stack.caches[victim], 'playing from a cache node before the kill, not ' + victim);
+    const killedAt = Date.now();
+    process.kill(stack.caches[victim].child.pid, 'SIGKILL');
+    const advance = await waitAdvance(page, 14, 45000);
+    const s = await playerState(page);
+    await page.screenshot({ path: path.join(artifacts, screenshot) });
+    const after = s.fragments.filter((f) => f.at > killedAt + 4000);
+    const mismatch = s.errors.filter((e) => /media sequence mismatch/.test(e.reason) || e.details === 'levelParsingError');
+    check(mismatch.length === 0, 'no media sequence mismatch: ' + JSON.stringify(mismatch));
+    check(s.fatalErrors === 0, 'no fatal hls.js error: ' + JSON.stringify(s.errors.filter((e) => e.fatal)));
+    check(after.length >= 2, 'fragments loaded after the kill');
+    check(after.every((f) => f.source !== victim), 'fragments after the kill avoid ' + victim + ': ' + JSON.stringify(after.map((f) => f.source)));
+    const firstAway = s.fragments.find((f) => f.at > killedAt && f.source !== victim);
+    return { victim, pathwaysAfter: [...new Set(after.map((f) => f.pathway))], afterSources: [...new Set(after.map((f) => f.source))], currentTimeBefore: before.currentTime,
+      currentTime: advance.to, advancedAfterKill: advance.to - advance.from, wallSecondsAfterKill: advance.wallSeconds,
+      firstFragmentElsewhereAfterS: firstAway ? (firstAway.at - killedAt) / 1000 : null,
+      stalls: s.stalls - before.stalls, stallSeconds: s.stallSeconds - before.stallSeconds,
+      nonFatalErrors: s.errors.filter((e) => !e.fatal).map((e) => e.details) };
+  } finally {
+    await browser.close();
+  }
+}
+
+scenarios.cache_kill_single_variant = (stack) => cacheKill(stack, 'single', 'player-cache-killed-single.png');
+scenarios.cache_kill_multi_variant = (stack) => cacheKill(stack, 'demo', 'player-cache-killed-multi.png');
+
+// One cache node is down and the player's other one dies: the player ends on origin's pathway.
+scenarios.cache_kill_to_origin = async (stack) => {
+  await reviveCaches(stack);
+  const first = { victim: 'venue-a' };
+  process.kill(stack.caches[first.victim].child.pid, 'SIGKILL');
+  await waitFor('venue-a unusable', async () => {
+    const h = await (await fetch(stack.balancer.url + '/health')).json();
+    return h.caches.some((c) => c.id === first.victim && !c.usable);
+  }, 10000);
+  const browser = await newContext();
+  try {
+    const page = await browser.context.newPage();
+    await signIn(page, stack.balancer.url, TEST_LOGIN);
+    await play(page, 'demo');
+    await startsPlaying(page);
+    await waitAdvance(page, 3, 20000);
+    const before = await playerState(page);
+    const last = before.fragments.at(-1).source;
+    check(last !== first.victim && stack.caches[last], 'playing from the surviving node, not ' + last);
+    const killedAt = Date.now();
+    process.kill(stack.caches[last].child.pid, 'SIGKILL');
+    const advance = await waitAdvance(page, 10, 40000);
+    const s = await playerState(page);
+    const after = s.fragments.filter((f) => f.at > killedAt + 4000);
+    check(s.fatalErrors === 0, 'no fatal hls.js error: ' + JSON.stringify(s.errors.filter((e) => e.fatal)));
+    check(s.errors.every((e) => e.details !== 'levelParsingError'), 'no media sequence mismatch');
+    check(after.length >= 2 && after.every((f) => f.source === 'origin'), 'fragments from origin: ' + JSON.stringify(after.map((f) => f.source)));
+    await page.screenshot({ path: path.join(artifacts, 'player-cache-killed-origin.png') });
+    return { victims: [first.victim, last], afterSources: [...new Set(after.map((f) => f.source))],
+      advancedAfterKill: advance.to - advance.from, stalls: s.stalls - before.stalls, stallSeconds: s.stallSeconds - before.stallSeconds };
+  } finally {
+    await browser.close();
+  }
 };
 
 let stack = null;

@@ -66,6 +66,8 @@ export async function startStack({ build, source, artifacts }) {
   fs.mkdirSync(logs, { recursive: true });
   const media = path.join(dir, 'origin');
   fs.mkdirSync(path.join(media, 'live'), { recursive: true });
+  // A single-variant channel: a multivariant playlist naming one of ffmpeg's variants.
+  fs.writeFileSync(path.join(media, 'live/single.m3u8'), '#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=400000,RESOLUTION=320x180\nv0/index.m3u8\n');
 
   const ffmpeg = spawn('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-re',
     '-f', 'lavfi', '-i', 'testsrc2=size=320x180:rate=15', '-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=48000',
@@ -83,18 +85,22 @@ export async function startStack({ build, source, artifacts }) {
 
   const origin = await startServer('origin', [path.join(build, 'tests/support/test_origin'), '--port', '0', '--root', media], logs);
   const caches = {};
-  for (const id of ['venue-a', 'venue-b']) {
-    caches[id] = await startServer(id, [path.join(build, 'src/cache_node/cache_node'),
+  const startCache = async (id, port) => {
+    const server = await startServer(id, [path.join(build, 'src/cache_node/cache_node'),
       '--config', path.join(source, 'conf/cache_node.json'),
-      '--set', 'node_id=' + id, '--set', 'site=venue', '--set', 'listen.port=0', '--set', 'threads=1',
+      '--set', 'node_id=' + id, '--set', 'site=venue', '--set', 'listen.port=' + port, '--set', 'threads=1',
       '--set', 'data_dir=' + path.join(dir, id), '--set', 'origins.demo.url=http://127.0.0.1:' + origin.port,
       '--set', 'signing.keys=["' + SIGNING_KEY + '"]'], logs);
-    caches[id].url = 'http://127.0.0.1:' + caches[id].port;
-  }
+    server.url = 'http://127.0.0.1:' + server.port;
+    server.restart = () => startCache(id, server.port);  // on the same port, as a real node comes back
+    return server;
+  };
+  for (const id of ['venue-a', 'venue-b']) caches[id] = await startCache(id, 0);
   const conf = path.join(dir, 'conf');
   fs.mkdirSync(conf);
   fs.writeFileSync(path.join(conf, 'channels.json'), JSON.stringify({ channels: [
     { id: 'demo', title: 'Demo test pattern', origin: 'demo', source: '/files/live/master.m3u8', free: true },
+    { id: 'single', title: 'Single variant', origin: 'demo', source: '/files/live/single.m3u8', free: true },
     { id: 'demo-premium', title: 'Demo test pattern (paid)', origin: 'demo', source: '/files/live/master.m3u8', product: 'premium-pass' },
   ] }));
   fs.writeFileSync(path.join(conf, 'caches.json'), JSON.stringify({ caches: Object.entries(caches).map(([id, c]) => ({ id, site: 'venue', url: c.url })) }));
@@ -108,7 +114,9 @@ export async function startStack({ build, source, artifacts }) {
     '--set', 'api.products_file=' + path.join(source, 'conf/products.json'),
     '--set', 'web.dir=' + path.join(source, 'web'),
     '--set', 'queue.retry_after_s=2',
-    '--set', 'health.interval_ms=250', '--set', 'health.timeout_ms=200'];
+    '--set', 'health.interval_ms=250', '--set', 'health.timeout_ms=200',
+    // Extra balancer settings, e.g. steering.enabled=false to see a test fail without steering.
+    ...(process.env.BROWSER_TEST_BALANCER_SET || '').split(' ').filter(Boolean).flatMap((s) => ['--set', s])];
   const balancerBin = path.join(build, 'src/balancer/balancer');
   for (const login of [TEST_LOGIN, SECOND_LOGIN]) {
     const added = spawnSync(balancerBin, ['user', 'add', login, '--config', path.join(source, 'conf/balancer.json'), ...sets],
@@ -125,11 +133,19 @@ export async function startStack({ build, source, artifacts }) {
     const h = await r.json();
     return h.caches.filter((c) => c.usable).length === 2;
   }, 10000);
-  return { dir, origin, caches, balancer, ffmpeg };
+  return { dir, origin, caches, balancer, ffmpeg, logs };
 }
 
-export function killHard(server) {
-  process.kill(server.child.pid, 'SIGKILL');
+// Restarts every cache node that is not running and waits until the balancer sees both usable.
+export async function reviveCaches(stack) {
+  for (const [id, c] of Object.entries(stack.caches)) {
+    if (c.child.exitCode === null && c.child.signalCode === null) continue;
+    stack.caches[id] = await c.restart();
+  }
+  await waitFor('both cache nodes usable again', async () => {
+    const h = await (await fetch(stack.balancer.url + '/health')).json();
+    return h.caches.filter((c) => c.usable).length === 2;
+  }, 10000);
 }
 
 export function cleanup(stack) {

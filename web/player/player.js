@@ -27,6 +27,7 @@ const state = {
   stallSeconds: 0,
   bitrate: 0,
   playlistUrl: null,
+  pathway: null,        // content steering pathway of the last fragment
 };
 window.playerState = state;
 
@@ -244,7 +245,10 @@ function startPlayback(url) {
   hls.on(Hls.Events.FRAG_LOADED, (event, data) => {
     const frag = data.frag;
     const source = sourceOf(frag.url);
-    state.fragments.push({ sn: frag.sn, level: frag.level, source, host: new URL(frag.url).host, at: Date.now() });
+    const level = hls.levels[frag.level];
+    // The content steering pathway ("." until the steering manifest moves the player to a clone).
+    state.pathway = level ? level.pathwayId : null;
+    state.fragments.push({ sn: frag.sn, level: frag.level, pathway: state.pathway, source, host: new URL(frag.url).host, at: Date.now() });
     if (state.fragments.length > MAX_FRAGMENTS_KEPT) state.fragments.shift();
     $('source').textContent = source === 'origin' ? 'origin' : 'cache node ' + source;
     $('fragments').textContent = String(state.fragments.length);
