@@ -30,6 +30,7 @@
 #include "balancer/shared_admission.h"
 #include "balancer/source_cache.h"
 #include "balancer/source_front.h"
+#include "balancer/stable_links.h"
 #include "common/event_loop.h"
 #include "common/http_client.h"
 #include "common/log.h"
@@ -115,6 +116,8 @@ struct Balancer::Shared {
   common::Published<RuntimeConfig> config;
   common::Published<HealthView> health;
   SharedAdmission admission;
+  // Stable segment hosts per viewer and playlist (stable_links.h), for every loop.
+  ListingTable listings{400000, std::chrono::seconds(60)};
   // Home loop only.
   std::unique_ptr<common::HttpClient> client;
   std::unique_ptr<SourceCache> sources;
@@ -214,6 +217,12 @@ class BalancerLoop {
                                     TimePoint now, bool usable_only);
   const std::vector<std::string>& chunk_links_for(const SourceVersion& version, const RuntimeConfig& rc,
                                                   const ChannelConfig& channel, const CacheConfig* cache);
+  // The chunk links of this viewer's copy with stable hosts (stable_links.h): `fresh`
+  // (all to `cache`) when nothing listed before keeps another host, else a mix.
+  const std::vector<std::string>& stable_links_for(const Pending& p, const SourceVersion& version,
+                                                   const CacheConfig* cache,
+                                                   const std::vector<std::string>& fresh,
+                                                   TimePoint now);
   // Answers 401/403 itself and returns nullopt, or how the caller was let in.
   std::optional<std::string> operator_access(common::HttpExchange& ex);
 
@@ -232,6 +241,7 @@ class BalancerLoop {
   uint64_t allowlist_generation_ = 0;
   // Signed chunk links by source version (serial) and destination.
   std::unordered_map<uint64_t, std::unordered_map<std::string, ChunkLinkMemo>> link_memo_;
+  std::vector<std::string> mixed_links_;  // scratch for stable_links_for
   common::LogRateLimiter log_limiter_;
 };
 

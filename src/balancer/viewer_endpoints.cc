@@ -14,6 +14,7 @@ using common::HttpExchange;
 namespace {
 constexpr std::string_view kPlaylistType = "application/vnd.apple.mpegurl";
 constexpr size_t kMaxLinkMemoVersions = 512;
+
 }  // namespace
 
 const ChannelConfig* BalancerConfig::find_channel(const std::string& id) const {
@@ -205,6 +206,45 @@ void BalancerLoop::handle_steering(HttpExchange& ex) {
            "application/json");
 }
 
+const std::vector<std::string>& BalancerLoop::stable_links_for(
+    const Pending& p, const SourceVersion& version, const CacheConfig* cache,
+    const std::vector<std::string>& fresh, TimePoint now) {
+  // Per viewer, requested cache and playlist: a viewer that asks for another cache (it walked out
+  // of the venue, its app pinged again) cannot be assumed to reach its previous hosts.
+  std::string key = p.viewer_key + "\n" + p.request.cache + "\n" +
+                    p.request.origin_target.substr(0, p.request.origin_target.find('?'));
+  std::vector<uint64_t> hashes;
+  hashes.reserve(version.plan.chunk_slots);
+  for (const SlotTarget& slot : version.plan.slots) {
+    if (slot.kind == SlotTarget::Kind::chunk) hashes.push_back(chunk_hash(slot.origin_target));
+  }
+  const BalancerConfig& c = p.config->config;
+  const HealthView& view = health_.get();
+  auto find = [&c](std::string_view id) -> const CacheConfig* {
+    for (const auto& cache_config : c.caches) {
+      if (cache_config.id == id) return &cache_config;
+    }
+    return nullptr;
+  };
+  auto usable = [&](std::string_view id) {
+    if (id.empty()) return true;  // origin
+    auto h = view.find(std::string(id));
+    return find(id) != nullptr && h != view.end() && h->second.usable(now);
+  };
+  std::vector<std::string> host_ids;
+  std::vector<uint8_t> hosts = shared_.listings.update(
+      key, hashes, cache ? cache->id : std::string(), usable, now, host_ids);
+  if (host_ids.size() <= 1 || hosts.size() != hashes.size()) return fresh;
+  // Links of the other hosts (memoised per second like the fresh ones).
+  std::vector<const std::vector<std::string>*> per_host(host_ids.size(), &fresh);
+  for (size_t i = 1; i < per_host.size(); ++i) {
+    per_host[i] = &chunk_links_for(version, *p.config, *p.channel, find(host_ids[i]));
+  }
+  mixed_links_.resize(hosts.size());
+  for (size_t i = 0; i < hosts.size(); ++i) mixed_links_[i] = (*per_host[hosts[i]])[i];
+  return mixed_links_;
+}
+
 const std::vector<std::string>& BalancerLoop::chunk_links_for(const SourceVersion& version, const RuntimeConfig& rc,
                                                               const ChannelConfig& channel, const CacheConfig* cache) {
   const std::string destination = cache ? cache->url : std::string();
@@ -290,7 +330,11 @@ void BalancerLoop::serve_playlist(const PendingPtr& p, const SourceResult& r) {
     (void)shared_.admission.request(p->viewer_key, {p->channel->id, cache_id, p->bandwidth_bps}, started);
   }
   const std::vector<std::string>* links = nullptr;
-  if (version.plan.chunk_slots > 0) links = &chunk_links_for(version, *p->config, *p->channel, cache);
+  if (version.plan.chunk_slots > 0) {
+    links = &chunk_links_for(version, *p->config, *p->channel, cache);
+    // A steering pathway keeps its host by itself; the default copy keeps listed chunks' hosts.
+    if (p->request.pathway.empty()) links = &stable_links_for(*p, version, cache, *links, started);
+  }
   ViewerLinks viewer_links;
   viewer_links.balancer_base = c.public_url;
   viewer_links.channel = p->channel->id;

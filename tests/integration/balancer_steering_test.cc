@@ -8,6 +8,7 @@
 #include <doctest/doctest.h>
 
 #include <filesystem>
+#include <map>
 #include <string>
 
 #include "balancer/balancer_fixture.h"
@@ -136,4 +137,60 @@ TEST_CASE("steering: steering.enabled=false leaves masters unchanged and has no 
   CHECK(master.body.find("CONTENT-STEERING") == std::string::npos);
   CHECK(uri_lines(master.body).size() == 2);
   CHECK(s.balancer->get("/steering/demo?cache=a&viewer=v1").status == 404);
+}
+
+TEST_CASE(
+    "stable hosts: chunks listed before keep a usable host when the choice moves; new ones "
+    "follow") {
+  Stack s;
+  const std::string media = "/hls/demo/live/hi/index.m3u8?cache=a&viewer=v2";
+  auto hosts_by_segment = [&](const std::string& body) {
+    std::map<std::string, std::string> out;  // "segNN.ts" → host
+    for (const auto& uri : uri_lines(body)) {
+      auto name_at = uri.rfind('/');
+      out[uri.substr(name_at + 1, uri.find('?') - name_at - 1)] = uri.substr(0, uri.find("/o/"));
+    }
+    return out;
+  };
+  const std::string a = "http://127.0.0.1:9", b = "http://127.0.0.2:9";
+  // Node a is down: the viewer's copy leads to its sibling b.
+  std::filesystem::remove(s.dir.file("root/health/a.json"));
+  REQUIRE(s.balancer->wait_cache_usable("a", false, 10s));
+  auto first = hosts_by_segment(s.balancer->get(media).body);
+  CHECK(first ==
+        std::map<std::string, std::string>{{"seg10.ts", b}, {"seg11.ts", b}, {"seg12.ts", b}});
+  // a comes back and the playlist moves on: listed chunks stay on b, the new one goes to a.
+  write_file(s.dir.file("root/health/a.json"), R"({"status":"ok"})");
+  REQUIRE(s.balancer->wait_cache_usable("a", true, 10s));
+  write_file(s.dir.file("root/live/hi/index.m3u8"), live_playlist(11, 3));
+  std::map<std::string, std::string> second;
+  REQUIRE(wait_until(
+      [&] {
+        second = hosts_by_segment(s.balancer->get(media).body);
+        return second.count("seg13.ts") == 1;
+      },
+      5s));
+  CHECK(second ==
+        std::map<std::string, std::string>{{"seg11.ts", b}, {"seg12.ts", b}, {"seg13.ts", a}});
+  write_file(s.dir.file("root/live/hi/index.m3u8"), live_playlist(12, 3));
+  std::map<std::string, std::string> third;
+  REQUIRE(wait_until(
+      [&] {
+        third = hosts_by_segment(s.balancer->get(media).body);
+        return third.count("seg14.ts") == 1;
+      },
+      5s));
+  CHECK(third ==
+        std::map<std::string, std::string>{{"seg12.ts", b}, {"seg13.ts", a}, {"seg14.ts", a}});
+  // Another viewer, new to this playlist, gets a for everything.
+  auto other =
+      hosts_by_segment(s.balancer->get("/hls/demo/live/hi/index.m3u8?cache=a&viewer=v3").body);
+  CHECK(other ==
+        std::map<std::string, std::string>{{"seg12.ts", a}, {"seg13.ts", a}, {"seg14.ts", a}});
+  // b goes down: its chunks move at once (a dead host is content steering's case).
+  std::filesystem::remove(s.dir.file("root/health/b.json"));
+  REQUIRE(s.balancer->wait_cache_usable("b", false, 10s));
+  auto fourth = hosts_by_segment(s.balancer->get(media).body);
+  CHECK(fourth ==
+        std::map<std::string, std::string>{{"seg12.ts", a}, {"seg13.ts", a}, {"seg14.ts", a}});
 }
