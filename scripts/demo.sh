@@ -5,7 +5,7 @@
 # (/api/v1/). Creates the test account fdpd6 / 123456 (from the app's test plan) when
 # it is missing, then goes through the app's flow with curl: login -> token ->
 # GET /api/v1/access -> playlist URL with a playback ticket, and prints that URL to play,
-# the API base URL, the test login and what an operator needs. Anonymous play stays off
+# the API base URL, the test login, the web player and dashboard URLs and what an operator needs. Anonymous play stays off
 # (playback.allow_anonymous=false); demo payments are on (api.demo_payments=true: a
 # purchase accepts any receipt, there is no payment provider).
 #
@@ -272,8 +272,8 @@ if [[ $BACKGROUND == 1 && $FLEET == 1 ]]; then
   exit 0
 fi
 if [[ $BACKGROUND == 1 ]]; then
-  printf '{"balancer_url":"%s","api_url":"%s","origin_url":"%s","cache_nodes":[{"id":"venue-a","url":"%s"},{"id":"venue-b","url":"%s"}],"channels":["demo","demo-premium"],"playlist_url":"%s","ticket_expires_at":%s,"test_login":"%s","test_password":"%s","api_token":"%s","demo_payments":true,"operator_key":"%s","data_dir":"%s","balancer_https_url":"%s","cache_nodes_https":["%s","%s"],"tls_certificate":"%s"}\n' \
-    "$BALANCER_URL" "$API_URL" "http://127.0.0.1:$ORIGIN_PORT" \
+  printf '{"balancer_url":"%s","player_url":"%s","dashboard_url":"%s","api_url":"%s","origin_url":"%s","cache_nodes":[{"id":"venue-a","url":"%s"},{"id":"venue-b","url":"%s"}],"channels":["demo","demo-premium"],"playlist_url":"%s","ticket_expires_at":%s,"test_login":"%s","test_password":"%s","api_token":"%s","demo_payments":true,"operator_key":"%s","data_dir":"%s","balancer_https_url":"%s","cache_nodes_https":["%s","%s"],"tls_certificate":"%s"}\n' \
+    "$BALANCER_URL" "$BALANCER_URL/player/" "$BALANCER_URL/admin/" "$API_URL" "http://127.0.0.1:$ORIGIN_PORT" \
     "http://127.0.0.1:$CACHE_A_PORT" "http://127.0.0.1:$CACHE_B_PORT" "$PLAYLIST_URL" "$TICKET_EXPIRES_AT" \
     "$TEST_LOGIN" "$TEST_PASSWORD" "$TOKEN" "$OPERATOR_KEY" "$DEMO" "https://127.0.0.1:$BALANCER_TLS_PORT" \
     "https://127.0.0.1:$CACHE_A_TLS_PORT" "https://127.0.0.1:$CACHE_B_TLS_PORT" "$TLS_CERT"
@@ -285,6 +285,8 @@ cat <<TXT
 
 Balancer demo is running.
 
+  Web player      $BALANCER_URL/player/    (sign in with the test account)
+  Dashboard       $BALANCER_URL/admin/     (operator key below; not needed from this machine)
   Test account    $TEST_LOGIN / $TEST_PASSWORD   (from the app's test plan; anonymous play is off)
   REST API        $API_URL
 

@@ -1,5 +1,8 @@
 #!/usr/bin/env bash
-# Installs the build and test dependencies from Debian 12 packages when missing.
+# Installs the build and test dependencies from Debian 12 packages when missing, and
+# the web pages' npm packages from web/package-lock.json (scripts/web_install.sh).
+# chromium (for the browser tests) is optional: when apt cannot install it, setup goes
+# on and those tests say "skipped".
 # Idempotent and non-interactive; does nothing (fast) when all are present.
 #   scripts/setup.sh           build + test dependencies (prometheus: for promtool only)
 #   scripts/setup.sh --bench   also the benchmark peers (nginx, varnish, wrk, h2load)
@@ -15,6 +18,7 @@ packages=(
 if [[ "${1:-}" == "--bench" ]]; then
   packages+=(wrk nghttp2-client nginx-light varnish)
 fi
+optional=(chromium)
 
 missing=()
 for p in "${packages[@]}"; do
@@ -24,11 +28,18 @@ for p in "${packages[@]}"; do
     missing+=("$p")
   fi
 done
-if [[ ${#missing[@]} -eq 0 ]]; then
-  exit 0
+missing_optional=()
+for p in "${optional[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing_optional+=("$p")
+  fi
+done
+web_install="$(dirname "$0")/web_install.sh"
+if [[ ${#missing[@]} -eq 0 && ${#missing_optional[@]} -eq 0 ]]; then
+  exec "$web_install"
 fi
 
-echo "setup: installing ${missing[*]}" >&2
+echo "setup: installing ${missing[*]} ${missing_optional[*]}" >&2
 sudo_cmd=()
 if [[ $(id -u) -ne 0 ]]; then
   command -v sudo >/dev/null || { echo "setup: need root or sudo to install: ${missing[*]}" >&2; exit 1; }
@@ -36,7 +47,13 @@ if [[ $(id -u) -ne 0 ]]; then
 fi
 export DEBIAN_FRONTEND=noninteractive
 "${sudo_cmd[@]}" apt-get update -qq
-"${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+if [[ ${#missing[@]} -gt 0 ]]; then
+  "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+if [[ ${#missing_optional[@]} -gt 0 ]] &&
+    ! "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing_optional[@]}" >/dev/null; then
+  echo "setup: could not install ${missing_optional[*]}; the browser tests will be skipped" >&2
+fi
 # prometheus is here for promtool (tests/integration/metrics_format_test); its package
 # enables and may start a server on :9090. redis-server and postgresql are here for the tests
 # and the fleet demo, which start their own instances in temp dirs on free ports; their packages
@@ -53,3 +70,4 @@ done
 if [[ "${1:-}" == "--bench" ]]; then
   "${sudo_cmd[@]}" systemctl disable --now nginx varnish >/dev/null 2>&1 || true
 fi
+"$web_install"

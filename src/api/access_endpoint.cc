@@ -15,12 +15,9 @@ namespace api {
 
 namespace {
 
-void cross_origin(common::HttpExchange& ex) { ex.add_header("Access-Control-Allow-Origin", "*"); }
-
 void send_answer(common::HttpExchange& ex, const AdmissionAnswer& a) {
   for (const auto& h : a.headers) ex.add_header(h.name, h.value);
   no_store(ex);
-  cross_origin(ex);
   ex.reply(a.status, a.body);
 }
 
@@ -33,7 +30,6 @@ const ChannelEntry* find_channel(const std::vector<ChannelEntry>& channels, cons
 
 void fail(common::HttpExchange& ex, int status, std::string_view code, std::string_view message) {
   no_store(ex);
-  cross_origin(ex);
   ex.reply_error(status, code, message);
 }
 
@@ -75,7 +71,6 @@ void Api::State::handle_access(common::EventLoop& loop, common::HttpExchange& in
       std::string out = "{\"access\":\"granted\",\"channel\":";
       common::append_json_string(out, id);
       no_store(*ex);
-      cross_origin(*ex);
       ex->reply(200, out + "}\n");
     });
     return;
@@ -115,7 +110,6 @@ void Api::State::handle_access(common::EventLoop& loop, common::HttpExchange& in
         common::append_json_string(out, url);
         out += ",\"ticket_expires_at\":" + std::to_string(expires) + "}\n";
         no_store(*ex);
-        cross_origin(*ex);
         ex->reply(200, out);
       });
     });

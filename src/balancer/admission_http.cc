@@ -59,7 +59,6 @@ void send_reply(common::HttpExchange& ex, const Reply& reply) {
   if (ex.closed() || ex.replied()) return;
   for (const auto& h : reply.headers) ex.add_header(h.name, h.value);
   ex.add_header("Cache-Control", "no-store");
-  if (reply.cross_origin) ex.add_header("Access-Control-Allow-Origin", "*");
   ex.reply(reply.status, reply.body, "application/json");
 }
 
@@ -169,7 +168,6 @@ OperatorAccess authorize_operator(const OperatorPolicy& policy,
                                  ? "Operator keys are disabled on this server (operator.key is "
                                    "empty)."
                                  : "The operator key is not valid.");
-    out.denial.cross_origin = false;
     return out;
   }
   if (policy.allow_loopback && is_loopback_address(remote_ip)) {
@@ -180,7 +178,6 @@ OperatorAccess authorize_operator(const OperatorPolicy& policy,
   out.code = "operator_key_required";
   out.denial = error_reply(401, out.code,
                            "Pass the operator key in the X-Operator-Key header (or key=...).");
-  out.denial.cross_origin = false;
   return out;
 }
 
@@ -203,11 +200,11 @@ SwitchState parse_switch_state(std::string_view query) {
 Reply switch_reply(bool emulation, bool changed) {
   std::string body = std::string("{\"emulation\":") + (emulation ? "true" : "false") +
                      ",\"changed\":" + (changed ? "true" : "false") + "}\n";
-  return Reply{200, std::move(body), {}, false};
+  return Reply{200, std::move(body), {}};
 }
 
 Reply admin_status_reply(const AdmissionStatus& status) {
-  return Reply{200, admission_status_json(status), {}, false};
+  return Reply{200, admission_status_json(status), {}};
 }
 
 std::string admission_status_json(const AdmissionStatus& s) {

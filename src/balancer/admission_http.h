@@ -22,12 +22,10 @@ struct Reply {
   int status = 200;
   std::string body;                         // JSON, ends with "\n"
   std::vector<common::HttpHeader> headers;  // besides Content-Type (always application/json)
-  // Access-Control-Allow-Origin: * for viewer-facing answers (browser players and the app read
-  // the queue JSON); never on operator answers, so no web page can read them.
-  bool cross_origin = true;
 };
 
-// Sends `reply` with Cache-Control: no-store (and the CORS header when cross_origin). No-op when
+// Sends `reply` with Cache-Control: no-store (CORS headers come from the server's pre-route hook,
+// common/cors.h, on viewer-facing paths only; operator paths carry none). No-op when
 // the client is gone or a reply was already sent.
 void send_reply(common::HttpExchange& ex, const Reply& reply);
 
@@ -66,7 +64,7 @@ struct OperatorAccess {
   bool allowed = false;
   std::string via;   // allowed: "operator key" or "loopback"
   std::string code;  // !allowed: operator_key_required (401) or operator_key_invalid (403)
-  Reply denial;      // !allowed: the error reply (no CORS)
+  Reply denial;      // !allowed: the error reply
 };
 
 // A key that is presented must match (compared in constant time, whatever its length), even from

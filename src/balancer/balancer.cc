@@ -4,6 +4,7 @@
 #include "balancer/balancer.h"
 
 #include "balancer/balancer_loop.h"
+#include "balancer/web_pages.h"
 #include "common/log.h"
 
 namespace balancer {
@@ -184,8 +185,19 @@ BalancerLoop::BalancerLoop(Balancer::Shared& shared, common::EventLoop& loop)
       health_(shared.health) {}
 
 void BalancerLoop::attach(common::HttpServer& server) {
+  // Viewer-facing answers (playlists, keys, the API, errors) carry CORS headers;
+  // operator endpoints carry none, so no web page on another origin can read them.
+  common::CorsRules cors;
+  cors.allow_methods = "GET, HEAD, POST, DELETE, OPTIONS";
+  cors.exempt_paths = {"/health", "/metrics", std::string(kSwitchPath), std::string(kSwitchAlias)};
+  cors.exempt_prefixes = {"/admin/"};
+  server.set_pre_route([this, cors](HttpExchange& ex) {
+    return common::apply_cors(config_.get().config.cors, cors, ex);
+  });
   server.route_prefix(std::string(kPlaylistPrefix), {"GET", "HEAD"}, [this](HttpExchange& ex) { handle_playlist(ex); });
   server.route_prefix(std::string(kKeyPrefix), {"GET", "HEAD"}, [this](HttpExchange& ex) { handle_key(ex); });
+  server.route_prefix(std::string(kSteeringPrefix), {"GET", "HEAD"},
+                      [this](HttpExchange& ex) { handle_steering(ex); });
   server.route("/health", {"GET", "HEAD"}, [this](HttpExchange& ex) { handle_health(ex); });
   server.route("/metrics", {"GET"}, [this](HttpExchange& ex) {
     ex.add_header("Cache-Control", "no-store");
@@ -195,6 +207,15 @@ void BalancerLoop::attach(common::HttpServer& server) {
     server.route(std::string(path), {"GET"}, [this](HttpExchange& ex) { handle_switch(ex); });
   }
   server.route(std::string(kAdminStatusPath), {"GET", "HEAD"}, [this](HttpExchange& ex) { handle_admin_status(ex); });
+  // The web player and the operator's dashboard (static; their data come from the endpoints above).
+  for (const char* page : {"/player", "/admin", "/player/", "/admin/", "/vendor/"}) {
+    auto serve = [this](HttpExchange& ex) { serve_web_page(config_.get().config.web_dir, ex); };
+    if (std::string_view(page).back() == '/') {
+      server.route_prefix(page, {"GET", "HEAD"}, serve);
+    } else {
+      server.route(page, {"GET", "HEAD"}, serve);
+    }
+  }
 }
 
 // ---- Balancer ----

@@ -27,6 +27,7 @@
 #include "balancer/cidr.h"
 #include "balancer/source_policy.h"
 #include "common/config.h"
+#include "common/cors.h"
 #include "common/http_server.h"
 #include "common/result.h"
 #include "common/service_host.h"
@@ -96,6 +97,15 @@ struct BalancerConfig {
   std::string operator_key;
   bool operator_allow_loopback = true;
   std::string log_level = "info";
+  // Which web origins may read viewer-facing answers (section "cors").
+  common::CorsOptions cors;
+  // Content steering (section "steering", docs/balancer.md): masters name the
+  // steering manifest, which clones the variants once per pathway (the viewer's
+  // site's cache nodes, then origin).
+  bool steering_enabled = true;
+  int steering_ttl_s = 2;
+  // web.dir: the web player, dashboard and hls.js (web_pages.h); "" = no pages.
+  std::string web_dir;
   // The mobile REST API (section "api", docs/api.md).
   api::ApiConfig api;
   std::vector<ChannelConfig> channels;

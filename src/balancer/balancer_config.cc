@@ -246,6 +246,22 @@ common::Result<BalancerConfig> read_main_config(const common::ConfigDocument& do
   common::read_threads(root, c.server);
   auto log = root.object("log");
   c.log_level = common::read_log_section(log);
+  auto cors = root.object("cors");
+  c.cors = common::read_cors_section(cors);
+  {
+    auto steering = root.object("steering");
+    c.steering_enabled = steering.boolean("enabled", true);
+    c.steering_ttl_s = static_cast<int>(steering.integer("ttl_s", 2, 1, 300));
+    steering.finish();
+  }
+  {
+    auto web = root.object("web");
+    c.web_dir = resolve(web.string("dir", ""));
+    if (!c.web_dir.empty() && !std::filesystem::is_directory(c.web_dir)) {
+      web.fail("dir", c.web_dir + " is not a directory");
+    }
+    web.finish();
+  }
   c.server.service = "balancer";
   root.finish();
   if (!root.ok()) return common::Error{"bad_config", root.error_text()};

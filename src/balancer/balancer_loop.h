@@ -31,6 +31,7 @@
 #include "balancer/shared_admission.h"
 #include "balancer/source_cache.h"
 #include "balancer/source_front.h"
+#include "balancer/stable_links.h"
 #include "common/event_loop.h"
 #include "common/http_client.h"
 #include "common/log.h"
@@ -129,6 +130,8 @@ struct Balancer::Shared {
   SharedAdmission admission;  // admission.backend local (the default)
   // admission.backend redis: the fleet's store (one connection per loop); null otherwise.
   std::unique_ptr<RedisAdmission> fleet;
+  // Stable segment hosts per viewer and playlist (stable_links.h), for every loop.
+  ListingTable listings{400000, std::chrono::seconds(60)};
   // Home loop only.
   std::unique_ptr<common::HttpClient> client;
   std::unique_ptr<SourceCache> sources;
@@ -195,6 +198,8 @@ class BalancerLoop {
   // Viewer endpoints (viewer_endpoints.cc).
   void handle_playlist(common::HttpExchange& ex);
   void handle_key(common::HttpExchange& ex);
+  // GET /steering/<channel>?cache=..: the steering manifest (hls/steering.h).
+  void handle_steering(common::HttpExchange& ex);
   // Operator endpoints (operator_endpoints.cc).
   void handle_switch(common::HttpExchange& ex);
   void handle_admin_status(common::HttpExchange& ex);
@@ -214,12 +219,26 @@ class BalancerLoop {
   void admit(const PendingPtr& p, std::function<void()> then);
   // Answers a decision that is not an admission; returns whether it was one.
   bool answer_admission(Pending& p, const AdmissionDecision& d);
-  // Where this viewer's chunk links lead now.
-  std::pair<const CacheConfig*, CacheChoice::Reason> choose(const BalancerConfig& c, const std::string& requested,
-                                                            const std::string& remote_ip,
-                                                            const std::string& viewer_key, TimePoint now);
+  // Where this viewer's chunk links lead now. A steering pathway (`pathway`: a
+  // configured cache id, or "origin") wins whatever its health: a pathway's copy
+  // keeps its URIs, and the steering manifest moves the player off a dead one.
+  std::pair<const CacheConfig*, CacheChoice::Reason> choose(
+      const BalancerConfig& c, const std::string& requested, const std::string& remote_ip,
+      const std::string& viewer_key, TimePoint now, const std::string& pathway = {});
+  // Steering pathways for a viewer: the current choice first, then the other cache
+  // nodes of its site (all of them, or the usable ones only) in config order, then
+  // "origin". Fewer than two: no steering.
+  std::vector<std::string> pathways(const BalancerConfig& c, const std::string& requested,
+                                    const std::string& remote_ip, const std::string& viewer_key,
+                                    TimePoint now, bool usable_only);
   const std::vector<std::string>& chunk_links_for(const SourceVersion& version, const RuntimeConfig& rc,
                                                   const ChannelConfig& channel, const CacheConfig* cache);
+  // The chunk links of this viewer's copy with stable hosts (stable_links.h): `fresh`
+  // (all to `cache`) when nothing listed before keeps another host, else a mix.
+  const std::vector<std::string>& stable_links_for(const Pending& p, const SourceVersion& version,
+                                                   const CacheConfig* cache,
+                                                   const std::vector<std::string>& fresh,
+                                                   TimePoint now);
   // Answers 401/403 itself and returns nullopt, or how the caller was let in.
   std::optional<std::string> operator_access(common::HttpExchange& ex);
 
@@ -238,6 +257,7 @@ class BalancerLoop {
   uint64_t allowlist_generation_ = 0;
   // Signed chunk links by source version (serial) and destination.
   std::unordered_map<uint64_t, std::unordered_map<std::string, ChunkLinkMemo>> link_memo_;
+  std::vector<std::string> mixed_links_;  // scratch for stable_links_for
   common::LogRateLimiter log_limiter_;
 };
 

@@ -30,7 +30,6 @@ void BalancerLoop::handle_switch(HttpExchange& ex) {
   if (!state.valid) {
     shared_.error_counter("bad_request").inc();
     Reply bad = error_reply(400, "bad_request", "state must be on or off (or left out, to toggle overload emulation).");
-    bad.cross_origin = false;
     return send_reply(ex, bad);
   }
   auto answer = [this, remote = ex.remote_ip(), path = ex.path(), via = *via](HttpExchange& out, bool on,
@@ -96,6 +95,7 @@ void BalancerLoop::handle_health(HttpExchange& ex) {
     if (!first) out += ",";
     first = false;
     out += "{\"id\":" + common::json_string(cache.id) + ",\"site\":" + common::json_string(cache.site);
+    out += ",\"url\":" + common::json_string(cache.url) + ",\"health_url\":" + common::json_string(cache.health_url);
     out += ",\"state\":\"";
     out += h ? to_string(h->state()) : "unknown";
     out += "\",\"overloaded\":";

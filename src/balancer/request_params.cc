@@ -69,7 +69,7 @@ common::Result<ViewerRequest> parse_viewer_request(std::string_view target,
   if (common::has_dot_segment(*decoded)) return bad("Dot segments are not accepted in paths.");
 
   out.origin_target.assign(origin_path);  // the origin's own parameters follow, in order
-  bool seen_cache = false, seen_ticket = false, seen_viewer = false;
+  bool seen_cache = false, seen_ticket = false, seen_viewer = false, seen_pathway = false;
   bool seen_msn = false, seen_part = false, seen_skip = false;
   for (const common::QueryParam& param : common::QueryParams(query)) {
     std::string_view name = param.name;
@@ -88,6 +88,11 @@ common::Result<ViewerRequest> parse_viewer_request(std::string_view target,
       status = reserved(seen_cache, out.cache);
       if (status && !out.cache.empty() && !common::valid_channel_id(out.cache)) {
         return bad("The cache id is not valid.");
+      }
+    } else if (name == "pathway") {
+      status = reserved(seen_pathway, out.pathway);
+      if (status && !out.pathway.empty() && !common::valid_channel_id(out.pathway)) {
+        return bad("The pathway id is not valid.");
       }
     } else if (name == "ticket") {
       status = reserved(seen_ticket, out.ticket);

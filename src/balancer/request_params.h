@@ -1,7 +1,8 @@
 // The balancer's viewer-facing URL scheme, as pure functions (docs/balancer.md):
-//   /hls/<channel>/<path on origin>[?<origin query>&]cache=..&ticket=..|viewer=..[&_HLS_msn=..]
+//   /hls/<channel>/<path on origin>[?<origin query>&]cache=..&ticket=..|viewer=..[&pathway=..]
+//        [&_HLS_msn=..]
 //   /key/<channel>/<path on origin>[?<origin query>&]cache=..&ticket=..|viewer=..
-// The reserved parameters (cache, ticket, viewer and the LL-HLS delivery
+// The reserved parameters (cache, ticket, viewer, pathway and the LL-HLS delivery
 // directives _HLS_msn, _HLS_part, _HLS_skip) are the viewer's; every other
 // parameter belongs to the path on the origin and is kept in order.
 #pragma once
@@ -17,6 +18,10 @@ namespace balancer {
 
 inline constexpr std::string_view kPlaylistPrefix = "/hls/";
 inline constexpr std::string_view kKeyPrefix = "/key/";
+// GET /steering/<channel>?cache=..&ticket=..|viewer=..: the content steering manifest.
+inline constexpr std::string_view kSteeringPrefix = "/steering/";
+// The pathway id of origin in content steering (cache ids are the others).
+inline constexpr std::string_view kOriginPathway = "origin";
 
 // LL-HLS blocking playlist reload (_HLS_msn / _HLS_part) and delta update (_HLS_skip).
 struct DeliveryDirectives {
@@ -36,6 +41,10 @@ struct ViewerRequest {
   std::string cache;          // requested cache id, or ""
   std::string ticket;         // playback ticket, or ""
   std::string viewer;         // anonymous viewer id, or ""
+  // Content steering: the pathway (a cache id or "origin") whose variant copy this
+  // playlist request comes from (hls/steering.h); "" outside steering. Not part of
+  // viewer_query: it belongs to one variant URI only.
+  std::string pathway;
   DeliveryDirectives directives;
   // "cache=..&ticket=..&viewer=.." as the viewer sent them (re-encoded), for the
   // links that lead back to the balancer; "" when none.

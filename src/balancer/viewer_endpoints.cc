@@ -4,6 +4,8 @@
 #include "balancer/balancer_loop.h"
 #include "balancer/playlist_mapper.h"
 #include "common/json.h"
+#include "common/url.h"
+#include "hls/steering.h"
 
 namespace balancer {
 
@@ -12,6 +14,7 @@ using common::HttpExchange;
 namespace {
 constexpr std::string_view kPlaylistType = "application/vnd.apple.mpegurl";
 constexpr size_t kMaxLinkMemoVersions = 512;
+
 }  // namespace
 
 const ChannelConfig* BalancerConfig::find_channel(const std::string& id) const {
@@ -27,7 +30,6 @@ void BalancerLoop::fail(HttpExchange& ex, int status, const std::string& code, c
   shared_.error_counter(code).inc();
   if (ex.closed()) return;
   ex.add_header("Cache-Control", "no-store");
-  ex.add_header("Access-Control-Allow-Origin", "*");
   ex.reply_error(status, code, message);
 }
 
@@ -122,10 +124,15 @@ void BalancerLoop::ensure_key_learned(const PendingPtr& p, std::function<void(bo
   }
 }
 
-std::pair<const CacheConfig*, CacheChoice::Reason> BalancerLoop::choose(const BalancerConfig& c,
-                                                                        const std::string& requested,
-                                                                        const std::string& remote_ip,
-                                                                        const std::string& viewer_key, TimePoint now) {
+std::pair<const CacheConfig*, CacheChoice::Reason> BalancerLoop::choose(
+    const BalancerConfig& c, const std::string& requested, const std::string& remote_ip,
+    const std::string& viewer_key, TimePoint now, const std::string& pathway) {
+  if (!pathway.empty()) {
+    if (pathway == kOriginPathway) return {nullptr, CacheChoice::Reason::origin};
+    for (const auto& cache : c.caches) {
+      if (cache.id == pathway) return {&cache, CacheChoice::Reason::requested};
+    }
+  }
   const HealthView& view = health_.get();
   std::vector<CacheCandidate> candidates;
   candidates.reserve(c.caches.size());
@@ -136,6 +143,106 @@ std::pair<const CacheConfig*, CacheChoice::Reason> BalancerLoop::choose(const Ba
   CacheChoice choice = choose_cache(candidates, requested, IpAddress::parse(remote_ip), viewer_hash(viewer_key));
   if (!choice.index) return {nullptr, choice.reason};
   return {&c.caches[*choice.index], choice.reason};
+}
+
+std::vector<std::string> BalancerLoop::pathways(const BalancerConfig& c,
+                                                const std::string& requested,
+                                                const std::string& remote_ip,
+                                                const std::string& viewer_key, TimePoint now,
+                                                bool usable_only) {
+  const HealthView& view = health_.get();
+  const CacheConfig* first = choose(c, requested, remote_ip, viewer_key, now).first;
+  const CacheConfig* asked = nullptr;
+  for (const auto& cache : c.caches) {
+    if (cache.id == kOriginPathway) return {};  // a cache named like origin's pathway: no steering
+    if (cache.id == requested) asked = &cache;
+  }
+  const std::string* site = asked ? &asked->site : first ? &first->site : nullptr;
+  std::vector<std::string> out;
+  if (first) out.push_back(first->id);
+  for (const auto& cache : c.caches) {
+    if (site == nullptr || cache.site != *site || &cache == first) continue;
+    auto h = view.find(cache.id);
+    if (usable_only && !(h != view.end() && h->second.usable(now))) continue;
+    out.push_back(cache.id);
+  }
+  out.emplace_back(kOriginPathway);
+  return out;
+}
+
+void BalancerLoop::handle_steering(HttpExchange& ex) {
+  std::string_view path = ex.path();
+  path.remove_prefix(kSteeringPrefix.size());
+  std::shared_ptr<const RuntimeConfig> snapshot = config_.shared();
+  const BalancerConfig& c = snapshot->config;
+  if (snapshot->find_channel(std::string(path)) == nullptr) {
+    return fail(ex, 404, "unknown_channel",
+                "No channel '" + std::string(path) + "' is configured.");
+  }
+  if (!c.steering_enabled)
+    return fail(ex, 404, "not_found", "Content steering is off on this server.");
+  const std::string requested = ex.query_param("cache").value_or("");
+  // The viewer key only spreads viewers over siblings (choose_cache's hash): the same as for its
+  // playlists.
+  std::string viewer_key = ex.query_param("viewer").value_or(ex.query_param("ticket").value_or(""));
+  const auto now = shared_.clock.now();
+  std::vector<std::string> priority = pathways(c, requested, ex.remote_ip(), viewer_key, now, true);
+  std::vector<std::string> clones = pathways(c, requested, ex.remote_ip(), viewer_key, now, false);
+  // The first request (from the master's SERVER-URI) keeps the player on ".", which leads to the
+  // same host as the first pathway now: hls.js 1.7 can stall when it changes pathway while its
+  // first fragment is loading. RELOAD-URI marks the later requests, which move it to the clone.
+  std::string reload_uri;
+  if (!ex.query_param("steered")) {
+    priority.insert(priority.begin(), std::string(hls::kDefaultPathway));
+    reload_uri = c.public_url + ex.path() + "?";
+    for (const common::QueryParam& param : common::QueryParams(ex.query())) {
+      if (param.name.substr(0, 5) == "_HLS_") continue;  // the player adds its own
+      reload_uri.append(param.text).append("&");
+    }
+    reload_uri += "steered=1";
+  }
+  ex.add_header("Cache-Control", "no-store");
+  ex.reply(200, hls::steering_manifest(c.steering_ttl_s, priority, clones, reload_uri),
+           "application/json");
+}
+
+const std::vector<std::string>& BalancerLoop::stable_links_for(
+    const Pending& p, const SourceVersion& version, const CacheConfig* cache,
+    const std::vector<std::string>& fresh, TimePoint now) {
+  // Per viewer, requested cache and playlist: a viewer that asks for another cache (it walked out
+  // of the venue, its app pinged again) cannot be assumed to reach its previous hosts.
+  std::string key = p.viewer_key + "\n" + p.request.cache + "\n" +
+                    p.request.origin_target.substr(0, p.request.origin_target.find('?'));
+  std::vector<uint64_t> hashes;
+  hashes.reserve(version.plan.chunk_slots);
+  for (const SlotTarget& slot : version.plan.slots) {
+    if (slot.kind == SlotTarget::Kind::chunk) hashes.push_back(chunk_hash(slot.origin_target));
+  }
+  const BalancerConfig& c = p.config->config;
+  const HealthView& view = health_.get();
+  auto find = [&c](std::string_view id) -> const CacheConfig* {
+    for (const auto& cache_config : c.caches) {
+      if (cache_config.id == id) return &cache_config;
+    }
+    return nullptr;
+  };
+  auto usable = [&](std::string_view id) {
+    if (id.empty()) return true;  // origin
+    auto h = view.find(std::string(id));
+    return find(id) != nullptr && h != view.end() && h->second.usable(now);
+  };
+  std::vector<std::string> host_ids;
+  std::vector<uint8_t> hosts = shared_.listings.update(
+      key, hashes, cache ? cache->id : std::string(), usable, now, host_ids);
+  if (host_ids.size() <= 1 || hosts.size() != hashes.size()) return fresh;
+  // Links of the other hosts (memoised per second like the fresh ones).
+  std::vector<const std::vector<std::string>*> per_host(host_ids.size(), &fresh);
+  for (size_t i = 1; i < per_host.size(); ++i) {
+    per_host[i] = &chunk_links_for(version, *p.config, *p.channel, find(host_ids[i]));
+  }
+  mixed_links_.resize(hosts.size());
+  for (size_t i = 0; i < hosts.size(); ++i) mixed_links_[i] = (*per_host[hosts[i]])[i];
+  return mixed_links_;
 }
 
 const std::vector<std::string>& BalancerLoop::chunk_links_for(const SourceVersion& version, const RuntimeConfig& rc,
@@ -215,7 +322,8 @@ void BalancerLoop::serve_playlist(const PendingPtr& p, const SourceResult& r) {
   allowlist_.learn(*p->channel, version);
   auto started = shared_.clock.now();
   const BalancerConfig& c = p->config->config;
-  auto [cache, reason] = choose(c, p->request.cache, ex.remote_ip(), p->viewer_key, started);
+  auto [cache, reason] =
+      choose(c, p->request.cache, ex.remote_ip(), p->viewer_key, started, p->request.pathway);
   shared_.choice_counters[static_cast<size_t>(reason)]->inc();
   if (const std::string& cache_id = cache ? cache->id : std::string(); cache_id != p->cache_id) {
     // A node's health changed while origin answered: the viewer's slot follows its chunks (an
@@ -224,16 +332,26 @@ void BalancerLoop::serve_playlist(const PendingPtr& p, const SourceResult& r) {
                    [](const AdmissionDecision&) {});
   }
   const std::vector<std::string>* links = nullptr;
-  if (version.plan.chunk_slots > 0) links = &chunk_links_for(version, *p->config, *p->channel, cache);
+  if (version.plan.chunk_slots > 0) {
+    links = &chunk_links_for(version, *p->config, *p->channel, cache);
+    // A steering pathway keeps its host by itself; the default copy keeps listed chunks' hosts.
+    if (p->request.pathway.empty()) links = &stable_links_for(*p, version, cache, *links, started);
+  }
   ViewerLinks viewer_links;
   viewer_links.balancer_base = c.public_url;
   viewer_links.channel = p->channel->id;
   viewer_links.viewer_query = p->request.viewer_query;
   viewer_links.chunk_links = links;
   std::string body = render_for_viewer(version.playlist.tmpl, version.plan, viewer_links);
+  if (version.kind == SourceKind::master && c.steering_enabled && !c.caches.empty()) {
+    // Content steering: the manifest clones the variants once per pathway and says which to prefer
+    // now.
+    std::string server_uri = c.public_url + std::string(kSteeringPrefix) + p->channel->id;
+    if (!p->request.viewer_query.empty()) server_uri += "?" + p->request.viewer_query;
+    if (auto steered = hls::add_content_steering(body, server_uri)) body = std::move(*steered);
+  }
   shared_.rewrite_seconds.observe(std::chrono::duration<double>(shared_.clock.now() - started).count());
   ex.add_header("Cache-Control", version.kind == SourceKind::vod ? "private, max-age=5" : "private, no-cache");
-  ex.add_header("Access-Control-Allow-Origin", "*");
   ex.add_header("X-Playlist-Source", to_string(r.from));
   ex.add_header("X-Cache-Choice", cache ? cache->id : "origin");
   if (ex.logs_access()) {
@@ -254,7 +372,6 @@ void BalancerLoop::handle_key(HttpExchange& ex) {
       if (!r.key) return fail(reply, r.status, r.error.code, r.error.message);
       if (reply.closed()) return;
       reply.add_header("Cache-Control", "private, no-store");
-      reply.add_header("Access-Control-Allow-Origin", "*");
       reply.reply(200, r.key->bytes, r.key->content_type);
     });
   });
@@ -262,7 +379,9 @@ void BalancerLoop::handle_key(HttpExchange& ex) {
 
 void BalancerLoop::admit(const PendingPtr& p, std::function<void()> then) {
   const auto now = shared_.clock.now();
-  const CacheConfig* cache = choose(p->config->config, p->request.cache, p->ex.remote_ip(), p->viewer_key, now).first;
+  const CacheConfig* cache = choose(p->config->config, p->request.cache, p->ex.remote_ip(), p->viewer_key, now,
+                                    p->request.pathway)
+                                 .first;
   p->cache_id = cache ? cache->id : std::string();
   p->bandwidth_bps = allowlist_.variant_bandwidth(*p->channel, p->request.origin_target);
   shared_.decide(loop_, p->viewer_key, {p->channel->id, p->cache_id, p->bandwidth_bps},

@@ -32,13 +32,18 @@ common::Result<std::shared_ptr<const RuntimeConfig>> make_runtime(CacheNodeConfi
 
 std::string CacheNode::Shared::health_json(const CacheNodeConfig& c) const {
   const ChunkStore& store = cache->store();
-  char numbers[512];
+  char numbers[768];
   snprintf(numbers, sizeof numbers,
            "\"active_connections\":%zu,\"inflight_fetches\":%zu,\"egress_mbps\":%.3f,"
-           "\"bytes_served_total\":%llu,\"storage\":{\"memory_used_bytes\":%llu,\"memory_limit_bytes\":%llu,"
+           "\"bytes_served_total\":%llu,\"origin_bytes_total\":%llu,"
+           "\"requests\":{\"hit\":%llu,\"miss\":%llu,\"coalesced\":%llu,\"negative\":%llu,\"stale\":%llu},"
+           "\"storage\":{\"memory_used_bytes\":%llu,\"memory_limit_bytes\":%llu,"
            "\"disk_used_bytes\":%llu,\"disk_limit_bytes\":%llu,\"disk_chunks\":%zu,\"pending_writes\":%zu}",
            active_requests(), cache->inflight(), egress_mbps.load(),
            static_cast<unsigned long long>(bytes_served.value()),
+           static_cast<unsigned long long>(origin_bytes.value()), static_cast<unsigned long long>(hits.value()),
+           static_cast<unsigned long long>(misses.value()), static_cast<unsigned long long>(coalesced.value()),
+           static_cast<unsigned long long>(negative_hits.value()), static_cast<unsigned long long>(stale_hits.value()),
            static_cast<unsigned long long>(store.memory_used()),
            static_cast<unsigned long long>(store.options().memory_bytes),
            static_cast<unsigned long long>(store.disk_used()),
@@ -133,12 +138,18 @@ void CacheNode::attach(size_t index, common::HttpServer& server) {
   n.servers.push_back(&server);
   // Per-loop readers of the config snapshot (each handler runs on this loop only).
   auto config = std::make_shared<common::Published<RuntimeConfig>::Reader>(n.config);
+  // Every answer is for viewers (chunks, /ping) or the operator's dashboard in a
+  // browser (/health), except the Prometheus scrape.
+  common::CorsRules cors;
+  cors.exempt_paths = {"/metrics"};
+  server.set_pre_route([config, cors](HttpExchange& ex) {
+    return common::apply_cors(config->get().config.cors, cors, ex);
+  });
   server.route_prefix(std::string(kChunkPrefix), {"GET", "HEAD"}, [&loop](HttpExchange& ex) { loop.handle_chunk(ex); });
   server.route("/ping", {"GET", "HEAD", "OPTIONS"}, [config](HttpExchange& ex) {
     const CacheNodeConfig& c = config->get().config;
     ex.add_header("Cache-Control", "no-store");
-    ex.add_header("Access-Control-Allow-Origin", "*");
-    ex.add_header("Access-Control-Allow-Methods", "GET, HEAD, OPTIONS");
+    // A plain OPTIONS; preflights are answered before routing (common/cors.h).
     if (ex.method() == "OPTIONS") return ex.reply(204, "", "");
     ex.reply(200, "{\"id\":" + common::json_string(c.node_id) + ",\"site\":" + common::json_string(c.site) + "}\n");
   });

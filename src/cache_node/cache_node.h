@@ -16,6 +16,7 @@
 
 #include "cache_node/freshness.h"
 #include "common/config.h"
+#include "common/cors.h"
 #include "common/http_server.h"
 #include "common/metrics.h"
 #include "common/result.h"
@@ -48,6 +49,7 @@ struct CacheNodeConfig {
   uint32_t overload_max_connections = 10000;
   double overload_max_egress_mbps = 10000;
   std::string log_level = "info";
+  common::CorsOptions cors;  // which web origins may read the node's answers (section "cors")
 };
 
 // Reads and validates the config; errors name the file and the key.

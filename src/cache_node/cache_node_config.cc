@@ -94,6 +94,8 @@ common::Result<CacheNodeConfig> load_cache_node_config(const common::ConfigDocum
   common::read_threads(root, c.server);
   auto log = root.object("log");
   c.log_level = common::read_log_section(log);
+  auto cors = root.object("cors");
+  c.cors = common::read_cors_section(cors);
   c.server.service = "cache_node";
   root.finish();
   if (!root.ok()) return common::Error{"bad_config", root.error_text()};

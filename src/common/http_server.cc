@@ -295,6 +295,7 @@ void HttpServer::dispatch(std::shared_ptr<RequestState> state, size_t header_byt
   active_.fetch_add(1, std::memory_order_relaxed);
   requests_total_.inc();
   HttpExchange exchange(state);
+  if (pre_route_ && pre_route_(exchange)) return;
 
   if (draining_) {
     exchange.reply_error(503, "shutting_down", "The server is shutting down; retry on another node.");

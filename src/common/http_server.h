@@ -63,6 +63,10 @@ class HttpServer {
   // accepted methods (e.g. {"GET","HEAD"}); others get 405 JSON with Allow.
   void route(const std::string& path, std::vector<std::string> methods, Handler handler);
   void route_prefix(const std::string& prefix, std::vector<std::string> methods, Handler handler);
+  // Runs first for every request, also those this server answers with an error
+  // (404, 405, 413, 503 draining ...): may add response headers, or answer and
+  // return true (e.g. a CORS preflight, common/cors.h). Set before the loop runs.
+  void set_pre_route(std::function<bool(HttpExchange&)> hook) { pre_route_ = std::move(hook); }
 
   uint16_t port() const { return port_; }          // 0 without a plain listener
   uint16_t tls_port() const { return tls_port_; }  // 0 without a TLS listener
@@ -120,6 +124,7 @@ class HttpServer {
   uint16_t port_ = 0;
   uint16_t tls_port_ = 0;
   std::vector<Route> routes_;
+  std::function<bool(HttpExchange&)> pre_route_;
   std::unordered_map<evhttp_connection*, std::shared_ptr<RequestState>> in_progress_;
   std::unordered_set<Http2Connection*> http2_connections_;
   const Clock& clock_;

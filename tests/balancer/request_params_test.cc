@@ -32,6 +32,18 @@ TEST_CASE("other parameters belong to the origin path and keep their order") {
   CHECK(r.viewer_query == "cache=c1&ticket=AB.cd-_");
 }
 
+TEST_CASE("a steering pathway is the viewer's but stays out of the links back") {
+  auto r = ok("/hls/demo/v/index.m3u8?cache=venue-a&ticket=T&pathway=venue-b");
+  CHECK(r.pathway == "venue-b");
+  CHECK(r.origin_target == "/v/index.m3u8");
+  CHECK(r.viewer_query == "cache=venue-a&ticket=T");
+  CHECK(ok("/hls/demo/v/index.m3u8?viewer=x&pathway=origin").pathway == "origin");
+  CHECK_FALSE(
+      parse_viewer_request("/hls/demo/v.m3u8?viewer=x&pathway=a&pathway=b", kPlaylistPrefix).ok());
+  CHECK_FALSE(
+      parse_viewer_request("/hls/demo/v.m3u8?viewer=x&pathway=a%2Fb", kPlaylistPrefix).ok());
+}
+
 TEST_CASE("LL-HLS delivery directives are parsed and rebuilt in a canonical order") {
   auto r = ok("/hls/demo/v.m3u8?_HLS_skip=YES&_HLS_part=2&viewer=x&_HLS_msn=41");
   CHECK(r.directives.msn == 41u);

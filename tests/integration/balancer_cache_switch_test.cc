@@ -46,8 +46,9 @@ struct Stack {
   std::string host(const CacheNodeProcess& node) const {
     return "http://127.0.0.1:" + std::to_string(node.port());
   }
-  std::vector<std::string> chunks(const std::string& cache) const {
-    auto r = balancer->get("/hls/demo/live/index.m3u8?viewer=walker" +
+  std::vector<std::string> chunks(const std::string& cache,
+                                  const std::string& viewer = "walker") const {
+    auto r = balancer->get("/hls/demo/live/index.m3u8?viewer=" + viewer +
                            (cache.empty() ? "" : "&cache=" + cache));
     REQUIRE(r.status == 200);
     return uri_lines(r.body);
@@ -115,7 +116,10 @@ TEST_CASE(
       s.dir.file("cache-a"), s.origin->url("/files"),
       std::vector<std::string>{"listen.port=" + std::to_string(port_a)});
   REQUIRE(s.balancer->wait_cache_usable("venue-a", true, 5s));
-  auto returned = s.chunks("venue-a");
+  // The walker's listed chunks keep their usable host (origin; stable segment hosts) until they
+  // leave the live window; newly listed chunks, and other viewers, are back on venue-a.
+  CHECK(host_of(s.chunks("venue-a")[0]) == s.origin->base_url());
+  auto returned = s.chunks("venue-a", "newcomer");
   CHECK(host_of(returned[0]) == s.host(*s.a));
   CHECK(http_get(returned[0]).body == "chunk-3");
 }
@@ -129,8 +133,9 @@ TEST_CASE("coverage networks place viewers without a cache id; the caches list r
                    cache_json("venue-b", "venue", s.b->port(), "[\"127.0.0.0/8\",\"::1/128\"]")}));
   REQUIRE(s.balancer->reload("ok"));
   REQUIRE(s.balancer->wait_cache_usable("venue-b", true, 5s));
-  CHECK(host_of(s.chunks("")[0]) == s.host(*s.b));
-  CHECK(host_of(s.chunks("no-such-cache")[0]) == s.host(*s.b));
+  // (Other viewers than the first one: its listed chunks keep their host, origin.)
+  CHECK(host_of(s.chunks("", "covered")[0]) == s.host(*s.b));
+  CHECK(host_of(s.chunks("no-such-cache", "covered2")[0]) == s.host(*s.b));
   // A node removed from the list is no longer used, even when asked for.
   s.balancer->write_caches(caches_json({cache_json("venue-b", "venue", s.b->port())}));
   REQUIRE(s.balancer->reload("ok"));

@@ -10,6 +10,7 @@
 // Query parameters on /gen and /files: delay_ms, rate_kbps, status, reset_after (+rst=1),
 // hang=1; caching headers: cc, expires, age, etag=0, lm=0. --delay-ms / --rate-kbps
 // set defaults for /gen only. If-None-Match / If-Modified-Since → 304 (counted).
+// Every /gen and /files answer carries Access-Control-Allow-Origin: * (browser players).
 //
 // Single-threaded: everything runs on one libevent loop; SIGTERM/SIGINT are loop events.
 #include <arpa/inet.h>
@@ -382,6 +383,8 @@ class Origin {
       reply_text(ex, HTTP_NOTFOUND, "not found\n");
       return;
     }
+    // A public origin as browsers need it: a web player on the balancer's page may fall back to it.
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Access-Control-Allow-Origin", "*");
     if (command != EVHTTP_REQ_GET && command != EVHTTP_REQ_HEAD) {
       evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "GET, HEAD");
       reply_text(ex, 405, "method not allowed\n");

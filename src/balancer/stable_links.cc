@@ -1,0 +1,84 @@
+#include "balancer/stable_links.h"
+
+#include <algorithm>
+
+namespace balancer {
+
+uint64_t chunk_hash(std::string_view origin_target) {
+  uint64_t h = 14695981039346656037ull;
+  for (unsigned char ch : origin_target) {
+    h ^= ch;
+    h *= 1099511628211ull;
+  }
+  return h;
+}
+
+std::vector<uint8_t> keep_listed_hosts(const ListedChunks& previous,
+                                       const std::vector<uint64_t>& chunks,
+                                       std::string_view current,
+                                       const std::function<bool(std::string_view host)>& usable,
+                                       ListedChunks& next) {
+  next.hosts.assign(1, std::string(current));
+  next.chunks.clear();
+  next.chunks.reserve(chunks.size());
+  std::vector<uint8_t> out;
+  out.reserve(chunks.size());
+  std::vector<int> verdict(previous.hosts.size(),
+                           -1);  // per previous host: -1 unknown, else usable?
+  for (uint64_t hash : chunks) {
+    uint8_t index = 0;
+    auto found = std::find_if(previous.chunks.begin(), previous.chunks.end(),
+                              [hash](const auto& c) { return c.first == hash; });
+    if (found != previous.chunks.end() && found->second < previous.hosts.size()) {
+      const std::string& host = previous.hosts[found->second];
+      int& ok = verdict[found->second];
+      if (ok < 0) ok = host != current && usable(host) ? 1 : 0;
+      if (ok == 1) {
+        auto at = std::find(next.hosts.begin(), next.hosts.end(), host);
+        if (at == next.hosts.end() && next.hosts.size() < 255)
+          at = next.hosts.insert(next.hosts.end(), host);
+        if (at != next.hosts.end()) index = static_cast<uint8_t>(at - next.hosts.begin());
+      }
+    }
+    next.chunks.emplace_back(hash, index);
+    out.push_back(index);
+  }
+  return out;
+}
+
+std::vector<uint8_t> ListingTable::update(const std::string& key,
+                                          const std::vector<uint64_t>& chunks,
+                                          std::string_view current,
+                                          const std::function<bool(std::string_view host)>& usable,
+                                          TimePoint now, std::vector<std::string>& hosts) {
+  Shard& shard = shards_[std::hash<std::string>{}(key) % kShards];
+  std::lock_guard lock(shard.mutex);
+  auto it = shard.entries.find(key);
+  if (it == shard.entries.end()) {
+    if (shard.entries.size() >= max_) {
+      std::erase_if(shard.entries, [&](const auto& e) { return now - e.second.seen > idle_; });
+      if (shard.entries.size() >= max_) {
+        hosts.assign(1, std::string(current));
+        return {};
+      }
+    }
+    it = shard.entries.emplace(key, Entry{}).first;
+  }
+  ListedChunks next;
+  std::vector<uint8_t> out = keep_listed_hosts(it->second.listed, chunks, current, usable, next);
+  it->second.listed = std::move(next);
+  it->second.seen = now;
+  hosts = it->second.listed.hosts;
+  return out;
+}
+
+size_t ListingTable::size() const {
+  size_t n = 0;
+  for (const Shard& s : shards_) {
+    std::lock_guard lock(s.mutex);
+    n += s.entries.size();
+  }
+  return n;
+}
+
+}  // namespace balancer

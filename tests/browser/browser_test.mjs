@@ -1,0 +1,331 @@
+// Browser tests (ctest label "browser"): Debian's chromium driven by playwright-core
+// against the real balancer, cache nodes and a live ffmpeg origin (stack.mjs), with
+// no CORS bypass of any kind: the web player signs in and plays through a cache node,
+// a paid channel stays locked until bought, a queued viewer sees its place and starts
+// by itself once the overload switch is off, and the operator's dashboard draws its
+// plots from live data and works the switch. Screenshots and a JSON summary with the
+// measured figures go to the artefacts folder.
+//   node browser_test.mjs --build DIR --source DIR --artifacts DIR [--chromium PATH]
+// Exit codes: 0 passed, 1 failed, 77 skipped (no chromium or no ffmpeg).
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { chromium } from 'playwright-core';
+import { startStack, cleanup, reviveCaches, waitFor, TEST_LOGIN, TEST_PASSWORD, SECOND_LOGIN, OPERATOR_KEY } from './stack.mjs';
+
+const args = Object.fromEntries(process.argv.slice(2).reduce((pairs, a, i, all) => (a.startsWith('--') ? pairs.concat([[a.slice(2), all[i + 1]]]) : pairs), []));
+const build = path.resolve(args.build);
+const source = path.resolve(args.source);
+const artifacts = path.resolve(args.artifacts);
+const chromiumPath = args.chromium || process.env.CHROMIUM || '/usr/bin/chromium';
+const only = args.only ? args.only.split(',') : null;
+
+function skip(reason) {
+  console.log('skipped: ' + reason);
+  process.exit(77);
+}
+if (!fs.existsSync(chromiumPath)) skip(chromiumPath + ' is not installed (scripts/setup.sh installs Debian chromium)');
+if (!fs.existsSync('/usr/bin/ffmpeg')) skip('ffmpeg is not installed');
+fs.mkdirSync(artifacts, { recursive: true });
+
+const summary = { scenarios: {} };
+let failures = 0;
+
+function check(condition, message) {
+  if (!condition) throw new Error('check failed: ' + message);
+}
+
+async function newContext() {
+  const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'balancer-chromium-'));
+  const context = await chromium.launchPersistentContext(userDataDir, {
+    executablePath: chromiumPath,
+    headless: true,
+    viewport: { width: 1280, height: 800 },
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync', '--autoplay-policy=no-user-gesture-required'],
+  });
+  const pageErrors = [];
+  context.on('page', (page) => page.on('pageerror', (e) => pageErrors.push(e.message)));
+  return { context, pageErrors, close: async () => { await context.close(); fs.rmSync(userDataDir, { recursive: true, force: true }); } };
+}
+
+async function signIn(page, base, login) {
+  await page.goto(base + '/player/');
+  await page.fill('#login', login);
+  await page.fill('#password', TEST_PASSWORD);
+  await page.click('#login-button');
+  await page.waitForSelector('#channels li', { timeout: 10000 });
+}
+
+const currentTime = (page) => page.evaluate(() => document.getElementById('video').currentTime);
+const playerState = (page) => page.evaluate(() => {
+  const s = window.playerState;
+  return { phase: s.phase, stalls: s.stalls, stallSeconds: s.stallSeconds, fatalErrors: s.fatalErrors, errors: s.errors,
+    fragments: s.fragments, cache: s.cache, pings: s.pings, queue: s.queue, bitrate: s.bitrate,
+    currentTime: document.getElementById('video').currentTime };
+});
+
+async function play(page, channel) {
+  await page.click(`li[data-channel="${channel}"] button.play`);
+}
+
+// Waits until the video plays (currentTime > 0); a timeout says what the page shows.
+async function startsPlaying(page, timeoutMs = 20000) {
+  try {
+    await waitFor('playback to start', async () => (await currentTime(page)) > 0, timeoutMs, 100);
+  } catch (e) {
+    const s = await playerState(page);
+    const message = await page.textContent('#message');
+    const error = await page.textContent('#error');
+    throw new Error(e.message + ': phase ' + s.phase + ', message "' + message + '", error "' + error + '", pings ' +
+      JSON.stringify(s.pings) + ', hls.js errors ' + JSON.stringify(s.errors.slice(-5)).slice(0, 1500));
+  }
+}
+
+// Waits until video.currentTime has advanced by `seconds` since the call; returns the figures.
+async function waitAdvance(page, seconds, timeoutMs) {
+  const start = await currentTime(page);
+  const started = Date.now();
+  await waitFor('currentTime to advance ' + seconds + ' s', async () => (await currentTime(page)) >= start + seconds, timeoutMs, 250);
+  return { from: start, to: await currentTime(page), wallSeconds: (Date.now() - started) / 1000 };
+}
+
+const scenarios = {
+  // The player signs in, pings the cache nodes and plays >= 10 s of the live channel from a cache node.
+  async play_through_cache(stack) {
+    const browser = await newContext();
+    try {
+      const page = await browser.context.newPage();
+      await signIn(page, stack.balancer.url, TEST_LOGIN);
+      const started = Date.now();
+      await play(page, 'demo');
+      await startsPlaying(page);
+      const startupSeconds = (Date.now() - started) / 1000;
+      const advance = await waitAdvance(page, 10, 30000);
+      const s = await playerState(page);
+      await page.screenshot({ path: path.join(artifacts, 'player.png') });
+      check(s.cache === 'venue-a' || s.cache === 'venue-b', 'a cache node answered the ping: ' + JSON.stringify(s.pings));
+      check(s.fragments.length >= 3, 'fragments loaded');
+      check(s.fragments.every((f) => f.source === s.cache), 'every fragment from the pinged cache node ' + s.cache + ': ' + JSON.stringify(s.fragments.map((f) => f.source)));
+      check(s.fatalErrors === 0, 'no fatal hls.js error: ' + JSON.stringify(s.errors));
+      check(s.bitrate > 0, 'the bitrate is shown');
+      check(browser.pageErrors.length === 0, 'no page errors: ' + browser.pageErrors.join('; '));
+      const shown = await page.evaluate(() => [document.getElementById('source').textContent, document.getElementById('bitrate').textContent]);
+      check(shown[0] === 'cache node ' + s.cache, 'the page says where chunks come from: ' + shown[0]);
+      return { startupSeconds, currentTime: advance.to, advanced: advance.to - advance.from, wallSeconds: advance.wallSeconds,
+        stalls: s.stalls, stallSeconds: s.stallSeconds, cache: s.cache, fragments: s.fragments.length, shown, nonFatalErrors: s.errors.length };
+    } finally {
+      await browser.close();
+    }
+  },
+
+  // A paid channel is locked (no Play button) until its product is bought; then it plays.
+  async paid_channel(stack) {
+    const browser = await newContext();
+    try {
+      const page = await browser.context.newPage();
+      await signIn(page, stack.balancer.url, TEST_LOGIN);
+      const item = page.locator('li[data-channel="demo-premium"]');
+      check((await item.getAttribute('data-locked')) === 'true', 'the paid channel is locked before the purchase');
+      check((await item.locator('button.play').count()) === 0, 'a locked channel has no Play button');
+      // Asking the API directly with the same session is refused as well.
+      const token = await page.evaluate(() => window.playerState.token);
+      const refused = await page.evaluate(async (t) => (await fetch('/api/v1/access?channel=demo-premium', { headers: { Authorization: 'Bearer ' + t } })).status, token);
+      check(refused === 403, 'access to the paid channel before the purchase is 403, got ' + refused);
+      await page.screenshot({ path: path.join(artifacts, 'player-locked.png') });
+      await item.locator('button.buy').click();
+      await page.waitForSelector('li[data-channel="demo-premium"][data-locked="false"] button.play', { timeout: 10000 });
+      await play(page, 'demo-premium');
+      await startsPlaying(page);
+      const advance = await waitAdvance(page, 3, 30000);
+      const s = await playerState(page);
+      check(s.fatalErrors === 0, 'no fatal hls.js error: ' + JSON.stringify(s.errors));
+      return { lockedStatus: refused, currentTime: advance.to, stalls: s.stalls };
+    } finally {
+      await browser.close();
+    }
+  },
+
+  // With the overload switch on a new viewer waits with its place and a countdown, and
+  // starts by itself once the switch is off.
+  async queue(stack) {
+    const sw = async (state) => {
+      const r = await fetch(stack.balancer.url + '/access_queue_switch?state=' + state, { headers: { 'X-Operator-Key': OPERATOR_KEY } });
+      check(r.status === 200, 'switch ' + state + ' answered ' + r.status);
+    };
+    const browser = await newContext();
+    try {
+      await sw('on');
+      const page = await browser.context.newPage();
+      await signIn(page, stack.balancer.url, SECOND_LOGIN);
+      await play(page, 'demo');
+      await waitFor('the queue message', async () => (await playerState(page)).phase === 'queued', 15000);
+      const s = await playerState(page);
+      const message = await page.textContent('#message');
+      check(s.queue && s.queue.position >= 1, 'a queue position: ' + JSON.stringify(s.queue));
+      check(message.includes('number ' + s.queue.position + ' in the queue'), 'the message names the position: ' + message);
+      check(/Trying again in \d+ s/.test(message), 'the message counts down: ' + message);
+      await page.screenshot({ path: path.join(artifacts, 'player-queued.png') });
+      // Still queued after a retry: the switch is on.
+      await waitFor('a second queue answer', async () => {
+        const q = (await playerState(page)).queue;
+        return q && q.retry_in_s >= 2 && (await page.textContent('#message')).includes('queue');
+      }, 10000);
+      const offAt = Date.now();
+      await sw('off');
+      await waitFor('playback after the switch went off', async () => (await currentTime(page)) > 0, 30000, 100);
+      const startedAfter = (Date.now() - offAt) / 1000;
+      await waitAdvance(page, 2, 15000);
+      const after = await playerState(page);
+      check(after.fatalErrors === 0, 'no fatal hls.js error');
+      return { position: s.queue.position, message, startedSecondsAfterSwitchOff: startedAfter };
+    } finally {
+      await sw('off').catch(() => {});
+      await browser.close();
+    }
+  },
+
+  // The dashboard draws every plot from live data and works the overload switch.
+  async dashboard(stack) {
+    const browser = await newContext();
+    try {
+      // A viewer, so that there is traffic and viewers to see.
+      const viewer = await browser.context.newPage();
+      await signIn(viewer, stack.balancer.url, TEST_LOGIN);
+      await play(viewer, 'demo');
+      await waitFor('the viewer playing', async () => (await currentTime(viewer)) > 1, 20000, 100);
+      const page = await browser.context.newPage();
+      await page.goto(stack.balancer.url + '/admin/');
+      await page.fill('#operator-key', OPERATOR_KEY);
+      await page.click('#key-form button');
+      await waitFor('4 samples', () => page.evaluate(() => window.dashboardState.samples >= 4), 20000);
+      const plots = await page.evaluate(() => Array.from(document.querySelectorAll('.panel')).map((p) => ({
+        id: p.id, value: p.querySelector('.value').textContent,
+        points: (p.querySelector('polyline.data').getAttribute('points') || '').split(' ').filter(Boolean).length })));
+      for (const p of plots) check(p.points >= 3, p.id + ' has a plot with data: ' + JSON.stringify(p));
+      const d = await page.evaluate(() => ({ viewers: window.dashboardState.series.viewers.at(-1), caches: window.dashboardState.series.caches_up.at(-1), errors: window.dashboardState.errors }));
+      check(d.viewers >= 1, 'live viewers counted: ' + d.viewers);
+      check(d.caches === 2, 'both cache nodes usable: ' + d.caches);
+      const rows = await page.locator('#health-table tbody tr').count();
+      check(rows === 2, 'a health row per cache node');
+      await page.screenshot({ path: path.join(artifacts, 'dashboard.png'), fullPage: true });
+      await page.click('#switch-button');
+      await waitFor('emulation on', () => page.evaluate(() => window.dashboardState.emulation === true), 5000);
+      const status = await (await fetch(stack.balancer.url + '/admin/status', { headers: { 'X-Operator-Key': OPERATOR_KEY } })).json();
+      check(status.emulation === true, 'the button switched emulation on');
+      await page.click('#switch-button');
+      await waitFor('emulation off', () => page.evaluate(() => window.dashboardState.emulation === false), 5000);
+      check(browser.pageErrors.length === 0, 'no page errors: ' + browser.pageErrors.join('; '));
+      return { plots };
+    } finally {
+      await browser.close();
+    }
+  },
+};
+
+// kill -9 of the cache node the player gets its chunks from, mid-play: playback goes on with
+// no fatal hls.js error and no "media sequence mismatch", fragments come from the sibling or
+// origin afterwards, and the stalls are counted.
+async function cacheKill(stack, channel, screenshot) {
+  await reviveCaches(stack);
+  const browser = await newContext();
+  try {
+    const page = await browser.context.newPage();
+    await signIn(page, stack.balancer.url, TEST_LOGIN);
+    await play(page, channel);
+    await startsPlaying(page);
+    await waitAdvance(page, 4, 20000);
+    // Steering moves the player from "." to the pathway clone of its cache node within a TTL or two.
+    await waitFor('a steering pathway', async () => { const f = (await playerState(page)).fragments.at(-1); return f && f.pathway !== '.'; }, 10000, 100);
+    const before = await playerState(page);
+    const victim = before.fragments.at(-1).source;
+    check(before.fragments.at(-1).pathway === victim, 'the pathway is the cache node chunks come from: ' + JSON.stringify(before.fragments.at(-1)));
+    check(stack.caches[victim], 'playing from a cache node before the kill, not ' + victim);
+    const killedAt = Date.now();
+    process.kill(stack.caches[victim].child.pid, 'SIGKILL');
+    const advance = await waitAdvance(page, 14, 45000);
+    const s = await playerState(page);
+    await page.screenshot({ path: path.join(artifacts, screenshot) });
+    const after = s.fragments.filter((f) => f.at > killedAt + 4000);
+    const mismatch = s.errors.filter((e) => /media sequence mismatch/.test(e.reason) || e.details === 'levelParsingError');
+    check(mismatch.length === 0, 'no media sequence mismatch: ' + JSON.stringify(mismatch));
+    check(s.fatalErrors === 0, 'no fatal hls.js error: ' + JSON.stringify(s.errors.filter((e) => e.fatal)));
+    check(after.length >= 2, 'fragments loaded after the kill');
+    check(after.every((f) => f.source !== victim), 'fragments after the kill avoid ' + victim + ': ' + JSON.stringify(after.map((f) => f.source)));
+    const firstAway = s.fragments.find((f) => f.at > killedAt && f.source !== victim);
+    return { victim, pathwaysAfter: [...new Set(after.map((f) => f.pathway))], afterSources: [...new Set(after.map((f) => f.source))], currentTimeBefore: before.currentTime,
+      currentTime: advance.to, advancedAfterKill: advance.to - advance.from, wallSecondsAfterKill: advance.wallSeconds,
+      firstFragmentElsewhereAfterS: firstAway ? (firstAway.at - killedAt) / 1000 : null,
+      stalls: s.stalls - before.stalls, stallSeconds: s.stallSeconds - before.stallSeconds,
+      nonFatalErrors: s.errors.filter((e) => !e.fatal).map((e) => e.details) };
+  } finally {
+    await browser.close();
+  }
+}
+
+scenarios.cache_kill_single_variant = (stack) => cacheKill(stack, 'single', 'player-cache-killed-single.png');
+scenarios.cache_kill_multi_variant = (stack) => cacheKill(stack, 'demo', 'player-cache-killed-multi.png');
+
+// One cache node is down and the player's other one dies: the player ends on origin's pathway.
+scenarios.cache_kill_to_origin = async (stack) => {
+  await reviveCaches(stack);
+  const first = { victim: 'venue-a' };
+  process.kill(stack.caches[first.victim].child.pid, 'SIGKILL');
+  await waitFor('venue-a unusable', async () => {
+    const h = await (await fetch(stack.balancer.url + '/health')).json();
+    return h.caches.some((c) => c.id === first.victim && !c.usable);
+  }, 10000);
+  const browser = await newContext();
+  try {
+    const page = await browser.context.newPage();
+    await signIn(page, stack.balancer.url, TEST_LOGIN);
+    await play(page, 'demo');
+    await startsPlaying(page);
+    await waitAdvance(page, 3, 20000);
+    const before = await playerState(page);
+    const last = before.fragments.at(-1).source;
+    check(last !== first.victim && stack.caches[last], 'playing from the surviving node, not ' + last);
+    const killedAt = Date.now();
+    process.kill(stack.caches[last].child.pid, 'SIGKILL');
+    const advance = await waitAdvance(page, 10, 40000);
+    const s = await playerState(page);
+    const after = s.fragments.filter((f) => f.at > killedAt + 4000);
+    check(s.fatalErrors === 0, 'no fatal hls.js error: ' + JSON.stringify(s.errors.filter((e) => e.fatal)));
+    check(s.errors.every((e) => e.details !== 'levelParsingError'), 'no media sequence mismatch');
+    check(after.length >= 2 && after.every((f) => f.source === 'origin'), 'fragments from origin: ' + JSON.stringify(after.map((f) => f.source)));
+    await page.screenshot({ path: path.join(artifacts, 'player-cache-killed-origin.png') });
+    return { victims: [first.victim, last], afterSources: [...new Set(after.map((f) => f.source))],
+      advancedAfterKill: advance.to - advance.from, stalls: s.stalls - before.stalls, stallSeconds: s.stallSeconds - before.stallSeconds };
+  } finally {
+    await browser.close();
+  }
+};
+
+let stack = null;
+const began = Date.now();
+try {
+  stack = await startStack({ build, source, artifacts });
+  summary.stackSeconds = (Date.now() - began) / 1000;
+  for (const [name, run] of Object.entries(scenarios)) {
+    if (only && !only.includes(name)) continue;
+    const t0 = Date.now();
+    try {
+      const figures = await run(stack);
+      summary.scenarios[name] = { result: 'passed', seconds: (Date.now() - t0) / 1000, ...figures };
+      console.log('PASS ' + name + ' ' + JSON.stringify(summary.scenarios[name]));
+    } catch (e) {
+      failures += 1;
+      summary.scenarios[name] = { result: 'failed', seconds: (Date.now() - t0) / 1000, error: String(e.stack || e) };
+      console.log('FAIL ' + name + ': ' + (e.stack || e));
+    }
+  }
+} catch (e) {
+  failures += 1;
+  console.log('FAIL setup: ' + (e.stack || e));
+} finally {
+  summary.totalSeconds = (Date.now() - began) / 1000;
+  fs.writeFileSync(path.join(artifacts, 'summary.json'), JSON.stringify(summary, null, 2) + '\n');
+  cleanup(stack);
+}
+console.log('browser tests: ' + (failures ? failures + ' failed' : 'all passed') + ' in ' + summary.totalSeconds.toFixed(1) + ' s; artefacts in ' + artifacts);
+process.exit(failures ? 1 : 0);

@@ -1,0 +1,154 @@
+// The real stack for the browser tests, on 127.0.0.1 with ephemeral ports: a live
+// HLS source made by ffmpeg (test pattern + tone, two variants, 2 s segments)
+// served by test_origin, two cache nodes of site "venue", and the balancer with
+// its REST API, demo payments and the web pages; plus the test account. Every
+// child is killed when the test process ends. Waits are on conditions with
+// deadlines, never on fixed sleeps.
+import { spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+export const TEST_LOGIN = 'fdpd6';
+export const TEST_PASSWORD = '123456';
+export const SECOND_LOGIN = 'queue-viewer';
+export const OPERATOR_KEY = 'browser-test-operator-key-0001';
+const SIGNING_KEY = 'browser-test-signing-key-0001';
+const TICKET_KEY = 'browser-test-ticket-key-00001';
+
+const children = new Set();
+function killAll() {
+  for (const child of children) {
+    try { process.kill(child.pid, 'SIGKILL'); } catch (e) { /* gone */ }
+  }
+  children.clear();
+}
+process.on('exit', killAll);
+for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => { killAll(); process.exit(1); });
+
+export async function waitFor(what, predicate, timeoutMs, intervalMs = 100) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await predicate();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error('timed out after ' + timeoutMs + ' ms waiting for ' + what);
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}
+
+// Starts a server that prints {"event":"listening","port":N}; resolves with {child, port, log}.
+function startServer(name, argv, logDir) {
+  const log = path.join(logDir, name + '.log');
+  const err = fs.openSync(log, 'a');
+  const child = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', err] });
+  children.add(child);
+  child.on('exit', () => children.delete(child));
+  return new Promise((resolve, reject) => {
+    let buffered = '';
+    const timer = setTimeout(() => reject(new Error(name + ' did not listen within 10 s; see ' + log)), 10000);
+    child.stdout.on('data', (data) => {
+      buffered += data.toString();
+      for (const line of buffered.split('\n')) {
+        const m = line.match(/"event":"listening".*"port":(\d+)/);
+        if (m) {
+          clearTimeout(timer);
+          resolve({ child, port: Number(m[1]), log });
+        }
+      }
+    });
+    child.on('exit', (code) => { clearTimeout(timer); reject(new Error(name + ' exited with ' + code + '; see ' + log)); });
+  });
+}
+
+export async function startStack({ build, source, artifacts }) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'balancer-browser-'));
+  const logs = path.join(artifacts, 'logs');
+  fs.mkdirSync(logs, { recursive: true });
+  const media = path.join(dir, 'origin');
+  fs.mkdirSync(path.join(media, 'live'), { recursive: true });
+  // A single-variant channel: a multivariant playlist naming one of ffmpeg's variants.
+  fs.writeFileSync(path.join(media, 'live/single.m3u8'), '#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=400000,RESOLUTION=320x180\nv0/index.m3u8\n');
+
+  const ffmpeg = spawn('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-re',
+    '-f', 'lavfi', '-i', 'testsrc2=size=320x180:rate=15', '-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=48000',
+    '-filter_complex', '[0:v]split=2[a][b];[b]scale=160:90[b2]',
+    '-map', '[a]', '-map', '1:a', '-map', '[b2]', '-map', '1:a',
+    '-c:v', 'libx264', '-preset', 'ultrafast', '-tune', 'zerolatency', '-g', '30', '-keyint_min', '30',
+    '-sc_threshold', '0', '-pix_fmt', 'yuv420p', '-b:v:0', '300k', '-b:v:1', '120k',
+    '-c:a', 'aac', '-b:a', '48k', '-ac', '2',
+    '-f', 'hls', '-hls_time', '2', '-hls_list_size', '10',
+    '-hls_flags', 'delete_segments+independent_segments+temp_file',
+    '-master_pl_name', 'master.m3u8', '-var_stream_map', 'v:0,a:0 v:1,a:1',
+    '-hls_segment_filename', media + '/live/v%v/seg_%05d.ts', media + '/live/v%v/index.m3u8'],
+  { stdio: ['ignore', 'ignore', fs.openSync(path.join(logs, 'ffmpeg.log'), 'a')] });
+  children.add(ffmpeg);
+
+  const origin = await startServer('origin', [path.join(build, 'tests/support/test_origin'), '--port', '0', '--root', media], logs);
+  const caches = {};
+  const startCache = async (id, port) => {
+    const server = await startServer(id, [path.join(build, 'src/cache_node/cache_node'),
+      '--config', path.join(source, 'conf/cache_node.json'),
+      '--set', 'node_id=' + id, '--set', 'site=venue', '--set', 'listen.port=' + port, '--set', 'threads=1',
+      '--set', 'data_dir=' + path.join(dir, id), '--set', 'origins.demo.url=http://127.0.0.1:' + origin.port,
+      '--set', 'signing.keys=["' + SIGNING_KEY + '"]'], logs);
+    server.url = 'http://127.0.0.1:' + server.port;
+    server.restart = () => startCache(id, server.port);  // on the same port, as a real node comes back
+    return server;
+  };
+  for (const id of ['venue-a', 'venue-b']) caches[id] = await startCache(id, 0);
+  const conf = path.join(dir, 'conf');
+  fs.mkdirSync(conf);
+  fs.writeFileSync(path.join(conf, 'channels.json'), JSON.stringify({ channels: [
+    { id: 'demo', title: 'Demo test pattern', origin: 'demo', source: '/files/live/master.m3u8', free: true },
+    { id: 'single', title: 'Single variant', origin: 'demo', source: '/files/live/single.m3u8', free: true },
+    { id: 'demo-premium', title: 'Demo test pattern (paid)', origin: 'demo', source: '/files/live/master.m3u8', product: 'premium-pass' },
+  ] }));
+  fs.writeFileSync(path.join(conf, 'caches.json'), JSON.stringify({ caches: Object.entries(caches).map(([id, c]) => ({ id, site: 'venue', url: c.url })) }));
+  const sets = ['--set', 'listen.port=0', '--set', 'threads=1',
+    '--set', 'channels_file=' + path.join(conf, 'channels.json'), '--set', 'caches_file=' + path.join(conf, 'caches.json'),
+    '--set', 'origins.demo.url=http://127.0.0.1:' + origin.port,
+    '--set', 'signing.keys=["' + SIGNING_KEY + '"]', '--set', 'playback.ticket_keys=["' + TICKET_KEY + '"]',
+    '--set', 'playback.allow_anonymous=false', '--set', 'operator.key=' + OPERATOR_KEY,
+    '--set', 'api.data_dir=' + path.join(dir, 'api'), '--set', 'api.demo_payments=true',
+    '--set', 'api.kdf_allow_weak_for_tests=true', '--set', 'api.kdf_iterations=1000',
+    '--set', 'api.products_file=' + path.join(source, 'conf/products.json'),
+    '--set', 'web.dir=' + path.join(source, 'web'),
+    '--set', 'queue.retry_after_s=2',
+    '--set', 'health.interval_ms=250', '--set', 'health.timeout_ms=200',
+    // Extra balancer settings, e.g. steering.enabled=false to see a test fail without steering.
+    ...(process.env.BROWSER_TEST_BALANCER_SET || '').split(' ').filter(Boolean).flatMap((s) => ['--set', s])];
+  const balancerBin = path.join(build, 'src/balancer/balancer');
+  for (const login of [TEST_LOGIN, SECOND_LOGIN]) {
+    const added = spawnSync(balancerBin, ['user', 'add', login, '--config', path.join(source, 'conf/balancer.json'), ...sets],
+      { input: TEST_PASSWORD + '\n', encoding: 'utf8' });
+    if (added.status !== 0) throw new Error('balancer user add ' + login + ' failed: ' + added.stderr);
+  }
+  await waitFor("ffmpeg's first segments", () => {
+    try { return fs.readFileSync(path.join(media, 'live/v1/index.m3u8'), 'utf8').split('#EXTINF').length > 3; } catch (e) { return false; }
+  }, 30000);
+  const balancer = await startServer('balancer', [balancerBin, '--config', path.join(source, 'conf/balancer.json'), ...sets], logs);
+  balancer.url = 'http://127.0.0.1:' + balancer.port;
+  await waitFor('both cache nodes usable', async () => {
+    const r = await fetch(balancer.url + '/health');
+    const h = await r.json();
+    return h.caches.filter((c) => c.usable).length === 2;
+  }, 10000);
+  return { dir, origin, caches, balancer, ffmpeg, logs };
+}
+
+// Restarts every cache node that is not running and waits until the balancer sees both usable.
+export async function reviveCaches(stack) {
+  for (const [id, c] of Object.entries(stack.caches)) {
+    if (c.child.exitCode === null && c.child.signalCode === null) continue;
+    stack.caches[id] = await c.restart();
+  }
+  await waitFor('both cache nodes usable again', async () => {
+    const h = await (await fetch(stack.balancer.url + '/health')).json();
+    return h.caches.filter((c) => c.usable).length === 2;
+  }, 10000);
+}
+
+export function cleanup(stack) {
+  killAll();
+  if (stack) fs.rmSync(stack.dir, { recursive: true, force: true });
+}

@@ -1,0 +1,196 @@
+// HLS content steering on the real balancer: a viewer's master names its steering
+// manifest (EXT-X-CONTENT-STEERING, default pathway ".") and keeps its variants once;
+// /steering/<channel> clones "." once per pathway (its site's cache nodes, then origin)
+// with a pathway parameter, orders the usable pathways by the cache choice and drops a
+// node that goes down; a pathway's media playlist keeps its chunk host whatever the
+// node's health (its URIs never change), while "." follows the cache choice as before;
+// steering.enabled=false leaves masters as before.
+#include <doctest/doctest.h>
+
+#include <filesystem>
+#include <map>
+#include <string>
+
+#include "balancer/balancer_fixture.h"
+
+using namespace balancer::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+const std::string kMaster =
+    "#EXTM3U\n#EXT-X-VERSION:3\n"
+    "#EXT-X-STREAM-INF:BANDWIDTH=2000000\nhi/index.m3u8\n"
+    "#EXT-X-STREAM-INF:BANDWIDTH=500000\nlo/index.m3u8\n";
+
+// A cache entry whose health document is a static file on the test origin; its chunk
+// links lead to `url` and are never followed.
+std::string fake_cache(const std::string& id, const std::string& url,
+                       const std::string& health_url) {
+  return "{\"id\":\"" + id + "\",\"site\":\"venue\",\"url\":\"" + url + "\",\"health_url\":\"" +
+         health_url + "\"}";
+}
+
+size_t count(const std::string& text, const std::string& needle) {
+  size_t n = 0;
+  for (size_t at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1)) ++n;
+  return n;
+}
+
+struct Stack {
+  explicit Stack(std::vector<std::string> overrides = {}) {
+    write_file(dir.file("root/live/master.m3u8"), kMaster);
+    write_file(dir.file("root/live/hi/index.m3u8"), live_playlist(10, 3));
+    write_file(dir.file("root/live/lo/index.m3u8"), live_playlist(10, 3));
+    write_file(dir.file("root/health/a.json"), R"({"status":"ok"})");
+    write_file(dir.file("root/health/b.json"), R"({"status":"ok"})");
+    TestOriginOptions options;
+    options.root = dir.file("root");
+    origin = std::make_unique<TestOrigin>(options);
+    balancer = std::make_unique<BalancerProcess>(
+        dir, origin->url("/files"), channels_json({channel_json("demo", "/live/master.m3u8")}),
+        caches_json({fake_cache("a", "http://127.0.0.1:9", origin->url("/files/health/a.json")),
+                     fake_cache("b", "http://127.0.0.2:9", origin->url("/files/health/b.json"))}),
+        overrides);
+    REQUIRE(balancer->wait_cache_usable("a", true, 10s));
+    REQUIRE(balancer->wait_cache_usable("b", true, 10s));
+  }
+  TempDir dir;
+  std::unique_ptr<TestOrigin> origin;
+  std::unique_ptr<BalancerProcess> balancer;
+};
+
+}  // namespace
+
+TEST_CASE(
+    "steering: the master names the manifest; the manifest clones pathways and follows health; "
+    "pathways keep hosts") {
+  Stack s;
+  auto master = s.balancer->get("/hls/demo/live/master.m3u8?cache=a&viewer=v1");
+  REQUIRE(master.status == 200);
+  INFO(master.body);
+  CHECK(master.body.find(
+            "#EXTM3U\n#EXT-X-CONTENT-STEERING:SERVER-URI=\"/steering/demo?cache=a&viewer=v1\","
+            "PATHWAY-ID=\".\"\n#EXT-X-VERSION:3\n") == 0);
+  CHECK(count(master.body, "PATHWAY-ID") == 1);
+  CHECK(uri_lines(master.body).size() == 2);
+  CHECK(master.body.find("pathway=") == std::string::npos);
+
+  // The first request keeps the player on "." (same host now) and names the later ones' URI.
+  auto first =
+      s.balancer->get("/steering/demo?cache=a&viewer=v1&_HLS_pathway=.&_HLS_throughput=500000");
+  REQUIRE(first.status == 200);
+  CHECK(
+      first.body.find(
+          "{\"VERSION\":1,\"TTL\":2,\"RELOAD-URI\":\"/steering/demo?cache=a&viewer=v1&steered=1\","
+          "\"PATHWAY-PRIORITY\":[\".\",\"a\",\"b\",\"origin\"],") == 0);
+  auto manifest = s.balancer->get(
+      "/steering/demo?cache=a&viewer=v1&steered=1&_HLS_pathway=a&_HLS_throughput=1000000");
+  REQUIRE(manifest.status == 200);
+  CHECK(manifest.header("Content-Type") == "application/json");
+  CHECK(manifest.header("Cache-Control") == "no-store");
+  CHECK(manifest.header("Access-Control-Allow-Origin") == "*");
+  CHECK(manifest.body.find("{\"VERSION\":1,\"TTL\":2,\"PATHWAY-PRIORITY\":[\"a\",\"b\",\"origin\"],"
+                           "\"PATHWAY-CLONES\":[") == 0);
+  for (const char* p : {"a", "b", "origin"}) {
+    CHECK(manifest.body.find(std::string("{\"BASE-ID\":\".\",\"ID\":\"") + p +
+                             "\",\"URI-REPLACEMENT\":{\"PARAMS\":{\"pathway\":\"" + p + "\"}}}") !=
+          std::string::npos);
+  }
+  CHECK(s.balancer->get("/steering/demo?cache=b&viewer=v1&steered=1")
+            .body.find("[\"b\",\"a\",\"origin\"]") != std::string::npos);
+  CHECK(s.balancer->get("/steering/nope?cache=a").status == 404);
+
+  const std::string media = "/hls/demo/live/hi/index.m3u8?cache=a&viewer=v1&pathway=";
+  auto on_b = s.balancer->get(media + "b");
+  REQUIRE(on_b.status == 200);
+  for (const auto& uri : uri_lines(on_b.body))
+    CHECK(uri.rfind("http://127.0.0.2:9/o/demo/", 0) == 0);
+  auto on_origin = s.balancer->get(media + "origin");
+  for (const auto& uri : uri_lines(on_origin.body))
+    CHECK(uri.rfind(s.origin->url("/files/live/hi/seg"), 0) == 0);
+  CHECK(s.balancer->get(media + "bad%20id").status == 400);
+
+  // Node a goes down: the manifest leaves it within a health poll; its pathway's copy keeps its
+  // host.
+  std::filesystem::remove(s.dir.file("root/health/a.json"));
+  REQUIRE(s.balancer->wait_cache_usable("a", false, 10s));
+  auto after = s.balancer->get("/steering/demo?cache=a&viewer=v1&steered=1").body;
+  CHECK(after.find("\"PATHWAY-PRIORITY\":[\"b\",\"origin\"]") != std::string::npos);
+  CHECK(after.find("\"ID\":\"a\"") !=
+        std::string::npos);  // the clone stays: a player may come back to it
+  auto on_a = s.balancer->get(media + "a");
+  REQUIRE(on_a.status == 200);
+  for (const auto& uri : uri_lines(on_a.body))
+    CHECK(uri.rfind("http://127.0.0.1:9/o/demo/", 0) == 0);
+  // Without a pathway the viewer's copy moves as before (players without steering).
+  for (const auto& uri :
+       uri_lines(s.balancer->get("/hls/demo/live/hi/index.m3u8?cache=a&viewer=v1").body)) {
+    CHECK(uri.rfind("http://127.0.0.2:9/o/demo/", 0) == 0);
+  }
+}
+
+TEST_CASE("steering: steering.enabled=false leaves masters unchanged and has no manifest") {
+  Stack s({"steering.enabled=false"});
+  auto master = s.balancer->get("/hls/demo/live/master.m3u8?cache=a&viewer=v1");
+  REQUIRE(master.status == 200);
+  CHECK(master.body.find("CONTENT-STEERING") == std::string::npos);
+  CHECK(uri_lines(master.body).size() == 2);
+  CHECK(s.balancer->get("/steering/demo?cache=a&viewer=v1").status == 404);
+}
+
+TEST_CASE(
+    "stable hosts: chunks listed before keep a usable host when the choice moves; new ones "
+    "follow") {
+  Stack s;
+  const std::string media = "/hls/demo/live/hi/index.m3u8?cache=a&viewer=v2";
+  auto hosts_by_segment = [&](const std::string& body) {
+    std::map<std::string, std::string> out;  // "segNN.ts" → host
+    for (const auto& uri : uri_lines(body)) {
+      auto name_at = uri.rfind('/');
+      out[uri.substr(name_at + 1, uri.find('?') - name_at - 1)] = uri.substr(0, uri.find("/o/"));
+    }
+    return out;
+  };
+  const std::string a = "http://127.0.0.1:9", b = "http://127.0.0.2:9";
+  // Node a is down: the viewer's copy leads to its sibling b.
+  std::filesystem::remove(s.dir.file("root/health/a.json"));
+  REQUIRE(s.balancer->wait_cache_usable("a", false, 10s));
+  auto first = hosts_by_segment(s.balancer->get(media).body);
+  CHECK(first ==
+        std::map<std::string, std::string>{{"seg10.ts", b}, {"seg11.ts", b}, {"seg12.ts", b}});
+  // a comes back and the playlist moves on: listed chunks stay on b, the new one goes to a.
+  write_file(s.dir.file("root/health/a.json"), R"({"status":"ok"})");
+  REQUIRE(s.balancer->wait_cache_usable("a", true, 10s));
+  write_file(s.dir.file("root/live/hi/index.m3u8"), live_playlist(11, 3));
+  std::map<std::string, std::string> second;
+  REQUIRE(wait_until(
+      [&] {
+        second = hosts_by_segment(s.balancer->get(media).body);
+        return second.count("seg13.ts") == 1;
+      },
+      5s));
+  CHECK(second ==
+        std::map<std::string, std::string>{{"seg11.ts", b}, {"seg12.ts", b}, {"seg13.ts", a}});
+  write_file(s.dir.file("root/live/hi/index.m3u8"), live_playlist(12, 3));
+  std::map<std::string, std::string> third;
+  REQUIRE(wait_until(
+      [&] {
+        third = hosts_by_segment(s.balancer->get(media).body);
+        return third.count("seg14.ts") == 1;
+      },
+      5s));
+  CHECK(third ==
+        std::map<std::string, std::string>{{"seg12.ts", b}, {"seg13.ts", a}, {"seg14.ts", a}});
+  // Another viewer, new to this playlist, gets a for everything.
+  auto other =
+      hosts_by_segment(s.balancer->get("/hls/demo/live/hi/index.m3u8?cache=a&viewer=v3").body);
+  CHECK(other ==
+        std::map<std::string, std::string>{{"seg12.ts", a}, {"seg13.ts", a}, {"seg14.ts", a}});
+  // b goes down: its chunks move at once (a dead host is content steering's case).
+  std::filesystem::remove(s.dir.file("root/health/b.json"));
+  REQUIRE(s.balancer->wait_cache_usable("b", false, 10s));
+  auto fourth = hosts_by_segment(s.balancer->get(media).body);
+  CHECK(fourth ==
+        std::map<std::string, std::string>{{"seg12.ts", a}, {"seg13.ts", a}, {"seg14.ts", a}});
+}

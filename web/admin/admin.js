@@ -1,0 +1,235 @@
+// The operator's dashboard. Every POLL_MS it reads /admin/status (operator key, or
+// loopback), the balancer's /metrics and /health (the cache list), and each cache
+// node's /health (CORS), keeps the last HISTORY samples of each series and draws
+// them as SVG polylines. The button switches overload emulation on and off
+// (/access_queue_switch?state=on|off). window.dashboardState is the page's state
+// for tests.
+'use strict';
+
+const POLL_MS = 2000;
+const HISTORY = 150;  // 5 minutes at POLL_MS
+const FETCH_TIMEOUT_MS = 1500;
+
+const PANELS = [
+  { id: 'viewers', title: 'Live viewers', unit: '' },
+  { id: 'queue_length', title: 'Queue length', unit: '' },
+  { id: 'head_wait', title: 'Queue head wait', unit: ' s' },
+  { id: 'traffic', title: 'Traffic estimate', unit: ' Mbit/s', limit: 'traffic_limit', limitInText: true },
+  { id: 'caches_up', title: 'Cache nodes usable', unit: '', limit: 'caches_total' },
+  { id: 'hit_ratio', title: 'Cache hit ratio', unit: ' %' },
+  { id: 'offload', title: 'Origin offload', unit: ' %' },
+  { id: 'playlist_rate', title: 'Playlist requests', unit: ' /s' },
+];
+
+const state = { samples: 0, series: {}, errors: [], emulation: null, last: null };
+window.dashboardState = state;
+for (const p of PANELS) state.series[p.id] = [];
+state.series.traffic_limit = [];
+state.series.caches_total = [];
+
+const $ = (id) => document.getElementById(id);
+const SVG = 'http://www.w3.org/2000/svg';
+let operatorKey = sessionStorage.getItem('operatorKey') || '';
+let previous = null;  // counters of the previous sample, for rates and ratios
+
+function buildPanels() {
+  for (const p of PANELS) {
+    const figure = document.createElement('figure');
+    figure.className = 'panel';
+    figure.id = 'panel-' + p.id;
+    const caption = document.createElement('figcaption');
+    caption.textContent = p.title;
+    const value = document.createElement('div');
+    value.className = 'value';
+    value.textContent = '–';
+    const svg = document.createElementNS(SVG, 'svg');
+    svg.setAttribute('viewBox', '0 0 300 70');
+    svg.setAttribute('preserveAspectRatio', 'none');
+    if (p.limit && !p.limitInText) {
+      const limit = document.createElementNS(SVG, 'polyline');
+      limit.setAttribute('class', 'limit');
+      svg.append(limit);
+    }
+    const line = document.createElementNS(SVG, 'polyline');
+    line.setAttribute('class', 'data');
+    svg.append(line);
+    figure.append(caption, value, svg);
+    $('panels').append(figure);
+  }
+}
+
+function push(name, v) {
+  const s = state.series[name];
+  s.push(Number.isFinite(v) ? v : null);
+  if (s.length > HISTORY) s.shift();
+}
+
+// The newest sample at the right edge; the x scale grows with the history up to HISTORY samples.
+function points(values, max) {
+  const out = [];
+  const slots = Math.max(values.length, 30);
+  values.forEach((v, i) => {
+    if (v === null) return;
+    const x = ((i + slots - values.length) * 300) / (slots - 1);
+    const y = 66 - (max > 0 ? (v / max) * 62 : 0);
+    out.push(x.toFixed(1) + ',' + y.toFixed(1));
+  });
+  return out.join(' ');
+}
+
+function draw() {
+  for (const p of PANELS) {
+    const values = state.series[p.id];
+    const limits = p.limit ? state.series[p.limit] : [];
+    // A limit far above the values (traffic) is said in text, not drawn: the values would be a flat line.
+    const drawLimit = p.limit && !p.limitInText;
+    const known = values.concat(drawLimit ? limits : []).filter((v) => v !== null);
+    const max = Math.max(1, ...known) * 1.1;
+    const figure = $('panel-' + p.id);
+    figure.querySelector('polyline.data').setAttribute('points', points(values, max));
+    if (drawLimit) figure.querySelector('polyline.limit').setAttribute('points', points(limits, max));
+    const last = values.length ? values[values.length - 1] : null;
+    const limitLast = limits.length ? limits[limits.length - 1] : null;
+    figure.querySelector('.value').textContent = last === null ? '–' :
+      (Math.round(last * 10) / 10) + p.unit + (limitLast !== null && p.limit ? ' of ' + limitLast + p.unit : '');
+  }
+}
+
+async function getJson(url, headers = {}) {
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(), FETCH_TIMEOUT_MS);
+  try {
+    const r = await fetch(url, { headers, cache: 'no-store', signal: controller.signal });
+    const body = await r.json();
+    if (!r.ok) throw new Error(body && body.error ? body.error.message : 'HTTP ' + r.status);
+    return body;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+async function getText(url) {
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(), FETCH_TIMEOUT_MS);
+  try {
+    const r = await fetch(url, { cache: 'no-store', signal: controller.signal });
+    if (!r.ok) throw new Error('HTTP ' + r.status);
+    return await r.text();
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function operatorHeaders() { return operatorKey ? { 'X-Operator-Key': operatorKey } : {}; }
+
+// The value of one series line "name{labels} value" in Prometheus text.
+function metric(text, series) {
+  for (const line of text.split('\n')) {
+    if (line.startsWith(series + ' ')) return parseFloat(line.slice(series.length + 1));
+  }
+  return NaN;
+}
+
+function fillTable(id, rows) {
+  const body = $(id).querySelector('tbody');
+  body.replaceChildren();
+  for (const cells of rows) {
+    const tr = document.createElement('tr');
+    for (const c of cells) {
+      const td = document.createElement('td');
+      if (c && typeof c === 'object') { td.textContent = c.text; td.className = c.className || ''; } else td.textContent = c;
+      tr.append(td);
+    }
+    body.append(tr);
+  }
+}
+
+async function poll() {
+  const now = performance.now() / 1000;
+  let status, metrics, health;
+  try {
+    [status, metrics, health] = await Promise.all([
+      getJson('/admin/status', operatorHeaders()), getText('/metrics'), getJson('/health')]);
+  } catch (e) {
+    state.errors.push(String(e.message || e));
+    $('error').textContent = 'Cannot read the balancer: ' + (e.message || e);
+    return;
+  }
+  $('error').textContent = '';
+  const nodes = await Promise.all(health.caches.map((c) =>
+    getJson(c.health_url).then((h) => ({ id: c.id, health: h })).catch((e) => ({ id: c.id, error: String(e.message || e) }))));
+
+  // Counters summed over the nodes that answered, for ratios of what happened since the last sample.
+  const sum = { hits: 0, requests: 0, served: 0, origin: 0 };
+  for (const n of nodes) {
+    if (!n.health || !n.health.requests) continue;
+    const r = n.health.requests;
+    sum.hits += r.hit + r.coalesced;
+    sum.requests += r.hit + r.coalesced + r.miss + r.stale + r.negative;
+    sum.served += n.health.bytes_served_total;
+    sum.origin += n.health.origin_bytes_total;
+  }
+  const playlists = metric(metrics, 'balancer_requests_total{kind="playlist"}');
+  const ratio = (a, b) => (b > 0 ? (100 * a) / b : null);
+  if (previous) {
+    const dt = Math.max(0.001, now - previous.at);
+    push('hit_ratio', ratio(sum.hits - previous.hits, sum.requests - previous.requests) ?? state.series.hit_ratio.at(-1) ?? null);
+    const served = sum.served - previous.served;
+    push('offload', served > 0 ? Math.max(0, 100 * (1 - (sum.origin - previous.origin) / served)) : state.series.offload.at(-1) ?? null);
+    push('playlist_rate', (playlists - previous.playlists) / dt);
+  } else {
+    push('hit_ratio', ratio(sum.hits, sum.requests));
+    push('offload', sum.served > 0 ? Math.max(0, 100 * (1 - sum.origin / sum.served)) : null);
+    push('playlist_rate', null);
+  }
+  previous = Object.assign({ at: now, playlists }, sum);
+
+  push('viewers', status.viewers.active);
+  push('queue_length', status.queue.length);
+  push('head_wait', status.queue.head_wait_s);
+  push('traffic', status.traffic.estimate_mbps);
+  push('traffic_limit', status.limits.max_traffic_mbps || null);
+  push('caches_up', health.caches.filter((c) => c.usable).length);
+  push('caches_total', health.caches.length);
+  state.samples += 1;
+  state.emulation = status.emulation;
+  state.last = { status, nodes, health };
+
+  $('emulation').textContent = status.emulation ? 'ON (new viewers queue)' : 'off';
+  $('switch-button').textContent = status.emulation ? 'Switch off' : 'Switch on';
+  $('updated').textContent = 'updated ' + new Date().toLocaleTimeString();
+  fillTable('channels-table', status.viewers.channels.map((c) => [c.id, c.viewers, c.declared_mbps]));
+  fillTable('caches-table', status.viewers.caches.map((c) => [c.id || 'origin', c.viewers, c.declared_mbps])
+    .concat([['origin', status.viewers.origin, '']]));
+  fillTable('health-table', health.caches.map((c) => {
+    const n = nodes.find((x) => x.id === c.id);
+    const h = n && n.health;
+    const r = h && h.requests;
+    const total = r ? r.hit + r.coalesced + r.miss + r.stale + r.negative : 0;
+    return [c.id, { text: c.state + (c.usable ? '' : ' (not usable)'), className: c.usable ? '' : 'down' },
+      h ? { text: h.status } : { text: 'unreachable', className: 'down' },
+      h ? h.egress_mbps.toFixed(2) : '', total ? Math.round((100 * (r.hit + r.coalesced)) / total) + ' %' : ''];
+  }));
+  draw();
+}
+
+$('switch-button').addEventListener('click', async () => {
+  const target = state.emulation ? 'off' : 'on';
+  try {
+    await getJson('/access_queue_switch?state=' + target, operatorHeaders());
+  } catch (e) {
+    $('error').textContent = 'Switch failed: ' + (e.message || e);
+  }
+  await poll();
+});
+
+$('key-form').addEventListener('submit', (event) => {
+  event.preventDefault();
+  operatorKey = $('operator-key').value;
+  sessionStorage.setItem('operatorKey', operatorKey);
+  poll();
+});
+
+buildPanels();
+poll();
+setInterval(poll, POLL_MS);
