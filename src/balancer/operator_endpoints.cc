@@ -53,7 +53,6 @@ void BalancerLoop::handle_switch(HttpExchange& ex) {
         shared_.error_counter("admission_unavailable").inc();
         Reply down = error_reply(503, "admission_unavailable",
                                  "The shared admission store (Redis) cannot be reached; nothing changed.");
-        down.cross_origin = false;
         down.headers.push_back({"Retry-After", "1"});
         return send_reply(*held, down);
       }

@@ -100,9 +100,10 @@ void on_filter_output(evbuffer*, const evbuffer_cb_info* info, void* arg) {
   }
 }
 
-// Moves whole chains only, so nothing is copied (file segments stay files).
+// Moves whole chains only, so nothing is copied (file segments stay files); over TLS
+// a short output becomes one piece (coalesce_small_output).
 bufferevent_filter_result pass_output(evbuffer* src, evbuffer* dst, ev_ssize_t limit, bufferevent_flush_mode,
-                                      void*) {
+                                      void* ctx) {
   size_t moved = 0;
   while (evbuffer_get_length(src) > 0 && (limit < 0 || moved < static_cast<size_t>(limit))) {
     evbuffer_iovec first;
@@ -113,6 +114,7 @@ bufferevent_filter_result pass_output(evbuffer* src, evbuffer* dst, ev_ssize_t l
     evbuffer_remove_buffer(src, dst, first.iov_len);
     moved += first.iov_len;
   }
+  if (static_cast<Sniffer*>(ctx)->tls) coalesce_small_output(dst);
   return BEV_OK;
 }
 
@@ -628,6 +630,13 @@ void Http2Connection::stream_closed(Http2Stream& stream) {
 }
 
 // ---- the filter ----
+
+void coalesce_small_output(evbuffer* out) {
+  constexpr size_t kRecord = 16 * 1024;
+  size_t n = evbuffer_get_length(out);
+  if (n == 0 || n > kRecord) return;
+  if (evbuffer_peek(out, -1, nullptr, nullptr, 0) > 1) evbuffer_pullup(out, -1);
+}
 
 bufferevent* new_protocol_sniffing_bufferevent(HttpServer& server, bufferevent* transport, bool tls) {
   auto* sniffer = new Sniffer{&server, transport, tls};

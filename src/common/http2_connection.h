@@ -125,6 +125,11 @@ class Http2Connection {
   std::unordered_set<Http2Stream*> streams_;
 };
 
+// Over TLS, makes a short output (up to one 16 KiB record) one contiguous piece:
+// the TLS bufferevent encrypts and writes each piece on its own, so a small reply
+// in several pieces would cost a record and a syscall per piece.
+void coalesce_small_output(evbuffer* out);
+
 // The bufferevent evhttp gets for a new connection on a server with HTTP/2:
 // a filter over `transport` that hands HTTP/2 connections to Http2Connection.
 // Null on failure (evhttp then drops the connection).

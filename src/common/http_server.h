@@ -87,7 +87,7 @@ class HttpServer {
   struct Listener {
     HttpServer* server = nullptr;
     bool tls = false;
-    bool http2 = false;  // connections go through the HTTP/1.1-or-HTTP/2 filter
+    bool http2 = false;  // HTTP/2 beside HTTP/1.1 (ALPN h2 on TLS, prior knowledge on plain)
     EvhttpPtr http;
     evhttp_bound_socket* bound = nullptr;
   };
