@@ -62,13 +62,18 @@ std::string allowed_origin(const CorsOptions& options, std::string_view origin) 
 
 bool apply_cors(const CorsOptions& options, const CorsRules& rules, HttpExchange& ex) {
   if (exempt(rules, ex.path())) return false;
+  // Every response of a hit passes here: the common "*" case reads no request header
+  // and builds no header name.
+  static const std::string kAllowOrigin = "Access-Control-Allow-Origin";
+  static const std::string kExposeHeaders = "Access-Control-Expose-Headers";
+  static const std::string kStar = "*";
   const bool any = options.allow_origins.size() == 1 && options.allow_origins[0] == "*";
-  std::string allow = allowed_origin(options, ex.header("Origin").value_or(""));
+  std::string allow = any ? kStar : allowed_origin(options, ex.header("Origin").value_or(""));
   // With an origin list the answer depends on Origin: shared caches must keep one copy per origin.
   if (!any) ex.add_header("Vary", "Origin");
   if (!allow.empty()) {
-    ex.add_header("Access-Control-Allow-Origin", allow);
-    ex.add_header("Access-Control-Expose-Headers", rules.expose_headers);
+    ex.add_header(kAllowOrigin, allow);
+    ex.add_header(kExposeHeaders, rules.expose_headers);
   }
   if (ex.method() != "OPTIONS" || !ex.header("Access-Control-Request-Method")) return false;
   if (!allow.empty()) {
