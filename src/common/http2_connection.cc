@@ -342,7 +342,7 @@ bool Http2Stream::has_response_header(const char* name) const {
                      [&](const HttpHeader& h) { return strcasecmp(h.name.c_str(), name) == 0; });
 }
 
-void Http2Stream::start(int status) {
+void Http2Stream::submit_head(int status, bool with_body) {
   std::string code = std::to_string(status);
   static const std::string kStatus = ":status";
   std::vector<nghttp2_nv> nva;
@@ -352,25 +352,19 @@ void Http2Stream::start(int status) {
   nghttp2_data_provider provider{};
   provider.source.ptr = this;
   provider.read_callback = Http2Callbacks::read_body;
-  if (!body) body = std::make_shared<Http2Body>();
+  if (with_body && !body) body = std::make_shared<Http2Body>();
   submitted = true;
-  nghttp2_submit_response(connection->session(), id, nva.data(), nva.size(), &provider);
+  // Without a data provider the HEADERS frame ends the stream.
+  nghttp2_submit_response(connection->session(), id, nva.data(), nva.size(), with_body ? &provider : nullptr);
   connection->flush();
 }
 
+void Http2Stream::start(int status) { submit_head(status, true); }
+
 void Http2Stream::reply(int status, BodyBuffer bytes, bool has_body) {
   if (!has_body) {
-    std::string code = std::to_string(status);
-    static const std::string kStatus = ":status";
-    std::vector<nghttp2_nv> nva;
-    nva.reserve(response_headers.size() + 1);
-    nva.push_back(make_nv(kStatus, code));
-    for (const auto& h : response_headers) nva.push_back(make_nv(h.name, h.value));
-    submitted = true;
     body_complete = true;
-    nghttp2_submit_response(connection->session(), id, nva.data(), nva.size(), nullptr);
-    connection->flush();
-    return;
+    return submit_head(status, false);
   }
   body = std::make_shared<Http2Body>();
   evbuffer_add_buffer(body->bytes.get(), static_cast<evbuffer*>(bytes.native()));

@@ -66,6 +66,9 @@ struct Http2Stream {
   void send(BodyBuffer bytes);
   void end();
   void abort();  // RST_STREAM
+
+ private:
+  void submit_head(int status, bool with_body);
 };
 
 class Http2Connection {

@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <array>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -18,6 +19,7 @@
 
 #include "cache_node_fixture.h"
 #include "support/generated_body.h"
+#include "support/sockets.h"
 #include "support/test_certificate.h"
 
 using namespace balancer::test;
@@ -63,6 +65,17 @@ size_t collect(char* data, size_t size, size_t n, void* out) {
   return size * n;
 }
 
+// A GET's pseudo-headers for nghttp2_submit_request (which copies them).
+std::array<nghttp2_nv, 4> get_headers(const std::string& authority, const std::string& path) {
+  static const std::string kGet = "GET", kHttp = "http";
+  auto nv = [](const char* name, const std::string& value) {
+    return nghttp2_nv{reinterpret_cast<uint8_t*>(const_cast<char*>(name)),
+                      reinterpret_cast<uint8_t*>(const_cast<char*>(value.data())), strlen(name), value.size(),
+                      NGHTTP2_NV_FLAG_NONE};
+  };
+  return {nv(":method", kGet), nv(":scheme", kHttp), nv(":authority", authority), nv(":path", path)};
+}
+
 // A minimal HTTP/2 client with prior knowledge on a blocking socket (nghttp2 in
 // client mode): submits every request at once on one connection and reads until
 // all streams closed. curl 7.88 cannot reuse an h2c connection (it fails its
@@ -76,17 +89,8 @@ struct H2cResult {
 
 std::vector<H2cResult> h2c_get_all(int port, const std::vector<std::string>& paths) {
   std::vector<H2cResult> results(paths.size());
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    close(fd);
-    return results;
-  }
-  timeval tv{10, 0};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  int fd = connect_loopback(port, std::chrono::seconds(10));
+  if (fd < 0) return results;
   struct Ctx {
     int fd;
     std::vector<H2cResult>* results;
@@ -127,13 +131,9 @@ std::vector<H2cResult> h2c_get_all(int port, const std::vector<std::string>& pat
   nghttp2_session_callbacks_del(cb);
   nghttp2_submit_settings(session, NGHTTP2_FLAG_NONE, nullptr, 0);
   std::string authority = "127.0.0.1:" + std::to_string(port);
-  const std::string get = "GET", http = "http";
   for (size_t i = 0; i < paths.size(); ++i) {
-    nghttp2_nv nva[] = {{(uint8_t*)":method", (uint8_t*)get.data(), 7, get.size(), NGHTTP2_NV_FLAG_NONE},
-                        {(uint8_t*)":scheme", (uint8_t*)http.data(), 7, http.size(), NGHTTP2_NV_FLAG_NONE},
-                        {(uint8_t*)":authority", (uint8_t*)authority.data(), 10, authority.size(), NGHTTP2_NV_FLAG_NONE},
-                        {(uint8_t*)":path", (uint8_t*)paths[i].data(), 5, paths[i].size(), NGHTTP2_NV_FLAG_NONE}};
-    int32_t id = nghttp2_submit_request(session, nullptr, nva, 4, nullptr, nullptr);
+    auto nva = get_headers(authority, paths[i]);
+    int32_t id = nghttp2_submit_request(session, nullptr, nva.data(), nva.size(), nullptr, nullptr);
     if (id > 0) {
       ctx.index[id] = i;
       ++ctx.open;
@@ -148,22 +148,6 @@ std::vector<H2cResult> h2c_get_all(int port, const std::vector<std::string>& pat
   nghttp2_session_del(session);
   close(fd);
   return results;
-}
-
-// A blocking socket to 127.0.0.1:port with a receive timeout.
-int connect_loopback(int port) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    close(fd);
-    return -1;
-  }
-  timeval tv{5, 0};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  return fd;
 }
 
 }  // namespace
@@ -350,17 +334,11 @@ TEST_CASE("rapid reset: a client that opens and cancels streams in a flood gets 
   nghttp2_submit_settings(session, NGHTTP2_FLAG_NONE, nullptr, 0);
   std::string path = path_of(node, node.signed_url("/o/demo/gen/1K/rr.ts"));
   std::string authority = "127.0.0.1:" + std::to_string(node.port());
-  auto nv = [](const char* n, const std::string& v) {
-    return nghttp2_nv{reinterpret_cast<uint8_t*>(const_cast<char*>(n)),
-                      reinterpret_cast<uint8_t*>(const_cast<char*>(v.data())), strlen(n), v.size(),
-                      NGHTTP2_NV_FLAG_NONE};
-  };
-  const std::string get = "GET", http = "http";
-  nghttp2_nv headers[] = {nv(":method", get), nv(":scheme", http), nv(":authority", authority), nv(":path", path)};
+  auto headers = get_headers(authority, path);
   // 2,000 streams, each cancelled right after it was opened, written as fast as the socket takes them.
   int sent_streams = 0;
   for (int i = 0; i < 2000; ++i) {
-    int32_t id = nghttp2_submit_request(session, nullptr, headers, 4, nullptr, nullptr);
+    int32_t id = nghttp2_submit_request(session, nullptr, headers.data(), headers.size(), nullptr, nullptr);
     // HEADERS out first: nghttp2 drops a request reset before it was sent.
     if (id < 0 || nghttp2_session_send(session) != 0) break;
     nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, id, NGHTTP2_CANCEL);
@@ -426,13 +404,9 @@ TEST_CASE("a client that opens big windows and never reads costs the node a boun
   nghttp2_submit_settings(session, NGHTTP2_FLAG_NONE, settings, 1);
   nghttp2_submit_window_update(session, NGHTTP2_FLAG_NONE, 0, (1 << 30));
   std::string authority = "127.0.0.1:" + std::to_string(node.port());
-  const std::string get = "GET", http = "http";
-  nghttp2_nv nva[] = {{(uint8_t*)":method", (uint8_t*)get.data(), 7, get.size(), NGHTTP2_NV_FLAG_NONE},
-                      {(uint8_t*)":scheme", (uint8_t*)http.data(), 7, http.size(), NGHTTP2_NV_FLAG_NONE},
-                      {(uint8_t*)":authority", (uint8_t*)authority.data(), 10, authority.size(), NGHTTP2_NV_FLAG_NONE},
-                      {(uint8_t*)":path", (uint8_t*)path.data(), 5, path.size(), NGHTTP2_NV_FLAG_NONE}};
+  auto nva = get_headers(authority, path);
   constexpr int kStreams = 50;
-  for (int i = 0; i < kStreams; ++i) nghttp2_submit_request(session, nullptr, nva, 4, nullptr, nullptr);
+  for (int i = 0; i < kStreams; ++i) nghttp2_submit_request(session, nullptr, nva.data(), nva.size(), nullptr, nullptr);
   REQUIRE(nghttp2_session_send(session) == 0);
   // Not a synchronisation but a measurement: the highest RSS over one second of the
   // node pushing into a connection that is never read (20 samples).

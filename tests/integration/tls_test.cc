@@ -15,6 +15,7 @@
 #include "balancer/balancer_fixture.h"
 #include "cache_node_fixture.h"
 #include "support/generated_body.h"
+#include "support/sockets.h"
 #include "support/test_certificate.h"
 
 using namespace balancer::test;
@@ -49,24 +50,9 @@ HttpResponse https_get(const std::string& url, const std::string& ca_file, const
   return http_request(request);
 }
 
-int connect_to(int port) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    close(fd);
-    return -1;
-  }
-  timeval tv{3, 0};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  return fd;
-}
-
 // Sends `bytes` and reads until the server closes or 3 s pass (bounded).
 std::string send_raw(int port, const std::string& bytes) {
-  int fd = connect_to(port);
+  int fd = connect_loopback(port, std::chrono::seconds(3));
   if (fd < 0) return "<no connection>";
   (void)!write(fd, bytes.data(), bytes.size());
   std::string out;
@@ -148,7 +134,7 @@ TEST_CASE("handshake failures and protocol mix-ups close one connection, never t
   std::string tls_on_plain = send_raw(node.port(), kClientHelloStart + std::string(200, '\0'));
   CHECK(tls_on_plain.find("HTTP/1.1 200") == std::string::npos);
   // A truncated ClientHello, then silence, then close; garbage records.
-  int fd = connect_to(node.tls_port());
+  int fd = connect_loopback(node.tls_port());
   REQUIRE(fd >= 0);
   (void)!write(fd, kClientHelloStart.data(), kClientHelloStart.size());
   close(fd);
