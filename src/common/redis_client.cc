@@ -15,6 +15,7 @@
 
 #include "common/event_loop.h"
 #include "common/handles.h"
+#include "common/host_lookup.h"
 #include "common/log.h"
 #include "common/worker.h"
 
@@ -71,30 +72,6 @@ std::string sha1_hex(const std::string& text) {
     out += buf;
   }
   return out;
-}
-
-bool is_ip_literal(const std::string& host) {
-  unsigned char buf[sizeof(in6_addr)];
-  return inet_pton(AF_INET, host.c_str(), buf) == 1 || inet_pton(AF_INET6, host.c_str(), buf) == 1;
-}
-
-// Blocking: worker thread only.
-std::string resolve(const std::string& host) {
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  addrinfo* found = nullptr;
-  if (getaddrinfo(host.c_str(), nullptr, &hints, &found) != 0 || found == nullptr) return {};
-  char text[INET6_ADDRSTRLEN] = {};
-  if (found->ai_family == AF_INET) {
-    inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(found->ai_addr)->sin_addr, text,
-              sizeof text);
-  } else if (found->ai_family == AF_INET6) {
-    inet_ntop(AF_INET6, &reinterpret_cast<sockaddr_in6*>(found->ai_addr)->sin6_addr, text,
-              sizeof text);
-  }
-  freeaddrinfo(found);
-  return text;
 }
 
 }  // namespace
@@ -249,7 +226,7 @@ class RedisClient::Impl : public std::enable_shared_from_this<Impl> {
         std::weak_ptr<Impl> weak = shared_from_this();
         EventLoop* loop = &loop_;
         resolver_->post([weak, loop, host = options_.host] {
-          std::string ip = resolve(host);
+          std::string ip = resolve_host(host);
           loop->post([weak, ip = std::move(ip)] {
             auto self = weak.lock();
             if (!self || self->stopping_) return;

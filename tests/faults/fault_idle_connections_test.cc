@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "integration/cache_node_fixture.h"
+#include "support/sockets.h"
 
 using namespace balancer::test;
 using namespace std::chrono_literals;
@@ -21,20 +22,6 @@ using namespace std::chrono_literals;
 namespace {
 
 constexpr int kIdle = 5000;
-
-int connect_to(int port) {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return -1;
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    close(fd);
-    return -1;
-  }
-  return fd;
-}
 
 // Open file descriptors of a process (its sockets included), -1 when unreadable.
 int open_fds(pid_t pid) {
@@ -78,7 +65,7 @@ TEST_CASE("5,000 idle connections: a normal request answers at once; the idle ti
   std::vector<int> idle;
   idle.reserve(kIdle);
   for (int i = 0; i < kIdle; ++i) {
-    int fd = connect_to(node.port());
+    int fd = connect_loopback(node.port());
     REQUIRE_MESSAGE(fd >= 0, "connection " << i << " failed");
     idle.push_back(fd);
   }
