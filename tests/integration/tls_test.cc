@@ -144,6 +144,19 @@ TEST_CASE("handshake failures and protocol mix-ups close one connection, never t
   CHECK(untrusted.status == 0);
   CHECK_FALSE(untrusted.ok());
 
+  // TLS 1.2 only with forward-secret AEAD ciphers: a client offering nothing but CBC
+  // (which OpenSSL's defaults would accept) is refused; one offering AES-GCM gets in.
+  HttpRequest cbc_only;
+  cbc_only.url = node.tls_url("/ping");
+  cbc_only.ca_file = certs.cert;
+  cbc_only.tls12_ciphers = "ECDHE-ECDSA-AES128-SHA";
+  auto cbc = http_request(cbc_only);
+  CHECK(cbc.status == 0);
+  CHECK_FALSE(cbc.ok());
+  HttpRequest gcm = cbc_only;
+  gcm.tls12_ciphers = "ECDHE-ECDSA-AES128-GCM-SHA256";
+  CHECK(http_request(gcm).status == 200);
+
   // The server still answers on both ports, and is still the same process.
   auto ping = https_get(node.tls_url("/ping"), certs.cert);
   CHECK(ping.status == 200);

@@ -116,6 +116,10 @@ HttpResponse http_request(const HttpRequest& request) {
   curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, static_cast<long>(request.timeout.count()));
   curl_easy_setopt(h, CURLOPT_PATH_AS_IS, request.path_as_is ? 1L : 0L);
   if (!request.ca_file.empty()) curl_easy_setopt(h, CURLOPT_CAINFO, request.ca_file.c_str());
+  if (!request.tls12_ciphers.empty()) {
+    curl_easy_setopt(h, CURLOPT_SSLVERSION, static_cast<long>(CURL_SSLVERSION_TLSv1_2) | static_cast<long>(CURL_SSLVERSION_MAX_TLSv1_2));
+    curl_easy_setopt(h, CURLOPT_SSL_CIPHER_LIST, request.tls12_ciphers.c_str());
+  }
   if (request.max_recv_bytes_per_s > 0) {
     curl_easy_setopt(h, CURLOPT_MAX_RECV_SPEED_LARGE, static_cast<curl_off_t>(request.max_recv_bytes_per_s));
   }

@@ -50,6 +50,8 @@ struct HttpRequest {
   std::string ca_file;
   enum class Version { http1_1, http2_tls, http2_prior_knowledge } version = Version::http1_1;
   long max_recv_bytes_per_s = 0;  // > 0: read the body no faster (a slow viewer)
+  // https: offer TLS 1.2 only, with exactly these OpenSSL cipher names (empty = curl's defaults).
+  std::string tls12_ciphers;
   // When set, the body bytes received so far (another thread may watch it).
   std::atomic<uint64_t>* body_progress = nullptr;
 };
