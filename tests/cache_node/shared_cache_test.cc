@@ -27,12 +27,13 @@ struct Fixture {
   common::FakeClock clock;
   std::unique_ptr<SharedCache> cache;
 
-  Fixture() {
+  explicit Fixture(size_t max_negative = 10000) {
     StoreOptions options;
     options.dir = dir.file("store");
     auto store = ChunkStore::open(*base, options, metrics);
     REQUIRE(store.ok());
-    cache = std::make_unique<SharedCache>(std::move(*store), clock);
+    cache = std::make_unique<SharedCache>(std::move(*store), clock, max_negative,
+                                          metrics.counter("cache_negative_refused_total", ""));
   }
 };
 
