@@ -258,7 +258,7 @@ common::Status ChunkStore::load_index() {
 
 uint64_t ChunkStore::memory_used() const {
   std::lock_guard lock(mutex_);
-  return memory_.used_bytes() + disk_index_memory_;
+  return memory_.used_bytes() + disk_index_memory_ + pending_writes_ * kPendingWriteOverhead;
 }
 size_t ChunkStore::memory_entries() const {
   std::lock_guard lock(mutex_);
@@ -301,7 +301,7 @@ void ChunkStore::evict_disk(uint64_t reserve) {
 void ChunkStore::evict_memory() {
   while (true) {
     const bool for_count = memory_.over_entries();
-    if (!memory_.evict_one(disk_index_memory_)) break;
+    if (!memory_.evict_one(disk_index_memory_ + pending_writes_ * kPendingWriteOverhead)) break;
     evictions_memory_.inc();
     if (for_count) entry_limit_evictions_memory_.inc();
   }
@@ -395,7 +395,8 @@ void ChunkStore::put(const std::string& key, const ChunkMeta& meta, std::shared_
   const uint64_t max_pending = options_.max_pending_write_bytes > 0
                                    ? options_.max_pending_write_bytes
                                    : std::max<uint64_t>(options_.memory_bytes / 4, 16ull << 20);
-  const bool skip = pending_writes_ > 0 && pending_write_bytes_ + pending_cost > max_pending;
+  const bool skip = pending_writes_ > 0 && (pending_write_bytes_ + pending_cost > max_pending ||
+                                            pending_writes_ >= options_.max_pending_writes);
   if (meta.size > disk_.max_bytes() || skip) {
     if (skip) disk_writes_skipped_.inc();
     if (outdated) post_delete(key, file_name_for(key));

@@ -55,6 +55,9 @@ struct StoreOptions {
   // least 16 MiB). A
   // chunk over it is kept in memory only: a slow disk cannot pin unbounded memory.
   uint64_t max_pending_write_bytes = 0;
+  // Disk writes queued at most: a flood of tiny chunks outruns fsync, and each
+  // queued write holds its job and body. Over it, chunks are kept in memory only.
+  size_t max_pending_writes = 1024;
   // Index entries written before freshness was recorded load with vouched_ms
   // from stored_at and no deadlines; this fills them in (from the key and what
   // the entry kept), or returns false to drop the entry. Unset: they load stale.
@@ -92,8 +95,10 @@ class ChunkStore {
   // background). No-op when nothing is stored.
   void erase(const std::string& key);
 
-  // Memory held: the memory tier's entries at their cost plus the disk tier's
-  // index (what /health reports as memory_used_bytes).
+  // Memory held: the memory tier's entries at their cost, the disk tier's index
+  // and the queued disk writes' jobs (what /health reports as memory_used_bytes).
+  // Not counted: bodies evicted from memory whose write is still queued (at most
+  // max_pending_write_bytes, while the disk is behind).
   uint64_t memory_used() const;
   size_t memory_entries() const;
   uint64_t disk_used() const;

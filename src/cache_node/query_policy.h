@@ -14,10 +14,10 @@
 
 namespace cache_node {
 
-// Always part of the cache key and the origin fetch (reserved in the
-// coordination notes for the run/epoch parameter the balancer may put on chunk
-// links).
-inline constexpr std::string_view kRunParam = "v";
+// Always part of the cache key and the origin fetch: the balancer marks the
+// chunk links of a restarted encoder run with brun=<run id> (signed like the
+// rest), so a reused name never hits the previous run's stored bytes.
+inline constexpr std::string_view kRunParam = "brun";
 
 struct QueryPolicy {
   enum class Mode { ignore, keep, listed };
