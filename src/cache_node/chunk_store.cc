@@ -134,7 +134,7 @@ uint64_t meta_heap(const ChunkMeta& m) {
 constexpr uint64_t kListNode = sizeof(std::string) + sizeof(uint64_t) + sizeof(ChunkMeta) + 2 * sizeof(void*);
 constexpr uint64_t kMapNode = sizeof(std::string) + 4 * sizeof(void*);
 // A queued disk write besides its body: the job, its captured key, paths and metadata.
-constexpr uint64_t kPendingWriteOverhead = 512;
+constexpr uint64_t kPendingWriteOverhead = 1024;
 
 }  // namespace
 

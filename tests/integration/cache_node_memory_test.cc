@@ -119,10 +119,11 @@ void flood_and_compare(int memory_mb, size_t max_entries) {
   CHECK(disk_chunks <= static_cast<int64_t>(max_entries));
   CHECK(used <= limit);
   // What the node says it holds and what the process grew by agree within the
-  // stated margin: a quarter of the growth, at least 4 MiB.
+  // stated margin (docs/cache_node.md): a quarter of the growth, at least 8 MiB
+  // (allocator slack per loop thread, connections, the disk writer's queue).
   const int64_t grew = rss_after - rss_before;
   const int64_t accounted = used - used_before;
-  const int64_t margin = std::max<int64_t>(grew / 4, 4ll << 20);
+  const int64_t margin = std::max<int64_t>(grew / 4, 8ll << 20);
   CHECK(accounted > 0);
   CHECK(std::llabs(grew - accounted) <= margin);
   CHECK(grew <= limit + margin);
@@ -143,8 +144,8 @@ TEST_CASE("query policy: 1,000 query strings on one chunk path are one origin fe
   TestOrigin origin;
   constexpr int kQueries = 1000;
   const std::string path = "/gen/2K/query.ts";
-  auto run = [&](const std::string& policy_override) {
-    CacheNodeProcess node(dir.file("data-" + std::to_string(origin.total())), origin.base_url(),
+  auto run = [&](const std::string& data, const std::string& policy_override) {
+    CacheNodeProcess node(dir.file(data), origin.base_url(),
                           {policy_override, "signing.required=false"});
     std::vector<std::string> targets;
     for (int i = 0; i < kQueries; ++i) targets.push_back("/o/demo" + path + "?session=" + std::to_string(i));
@@ -154,13 +155,13 @@ TEST_CASE("query policy: 1,000 query strings on one chunk path are one origin fe
     return r;
   };
   REQUIRE(origin.reset());
-  auto ignored = run("origins.demo.query=null");  // the default policy
+  auto ignored = run("data-default", "origins.demo.query=null");  // the default policy
   CHECK(origin.count(path) == 1);
   CHECK(origin.count(path + "?session=0") == 0);  // fetched without the query
   CHECK(ignored.header("X-Cache") == std::optional<std::string>("HIT"));
 
   REQUIRE(origin.reset());
-  run("origins.demo.query=\"keep\"");
+  run("data-keep", "origins.demo.query=\"keep\"");
   CHECK(origin.count(path) == kQueries + 1);
   CHECK(origin.count(path + "?session=0") == 1);
 
