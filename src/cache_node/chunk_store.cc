@@ -139,8 +139,9 @@ constexpr uint64_t kPendingWriteOverhead = 1024;
 }  // namespace
 
 uint64_t memory_entry_cost(const std::string& key, const ChunkMeta& meta, const ChunkBody* body) {
-  return (body != nullptr ? body->allocated_bytes() : 0) + kListNode + sizeof(std::shared_ptr<const ChunkBody>) + kMapNode +
-         2 * string_heap(key) + meta_heap(meta);
+  const uint64_t body_bytes = body != nullptr ? body->allocated_bytes() : 0;
+  return body_bytes + kListNode + sizeof(std::shared_ptr<const ChunkBody>) + kMapNode + 2 * string_heap(key) +
+         meta_heap(meta);
 }
 
 uint64_t disk_index_cost(const std::string& key, const ChunkMeta& meta, const std::string& file) {

@@ -8,7 +8,8 @@ namespace cache_node {
 
 std::string kept_query(std::string_view query, const QueryPolicy& policy) {
   std::string out;
-  if (policy.mode == QueryPolicy::Mode::ignore && query.find(kRunParam) == std::string_view::npos) return out;
+  if (policy.mode == QueryPolicy::Mode::ignore && query.find(kRunParam) == std::string_view::npos)
+    return out;
   while (!query.empty()) {
     size_t amp = query.find('&');
     std::string_view param = query.substr(0, amp);
@@ -28,7 +29,8 @@ std::string kept_query(std::string_view query, const QueryPolicy& policy) {
 }
 
 const QueryPolicy& policy_for_path(const OriginQueryPolicy& policy, std::string_view origin_path) {
-  return classify_object(origin_path, "") == ObjectKind::playlist ? policy.playlists : policy.chunks;
+  return classify_object(origin_path, "") == ObjectKind::playlist ? policy.playlists
+                                                                  : policy.chunks;
 }
 
 bool parse_query_mode(std::string_view word, QueryPolicy& out, std::string& problem) {

@@ -27,7 +27,9 @@ Routed route(const std::string& target, const OriginQueryPolicy& policy = {}) {
   return {request->cache_key(), origin};
 }
 
-QueryPolicy listed(std::vector<std::string> names) { return {QueryPolicy::Mode::listed, std::move(names)}; }
+QueryPolicy listed(std::vector<std::string> names) {
+  return {QueryPolicy::Mode::listed, std::move(names)};
+}
 
 }  // namespace
 
@@ -45,7 +47,9 @@ TEST_CASE("query policy: by default a chunk's query is neither in its key nor se
   CHECK(route("/o/demo/live/part.m4s?t=1").origin_target == "/live/part.m4s");
 }
 
-TEST_CASE("query policy: playlists keep every parameter by default (low-latency HLS asks with _HLS_msn)") {
+TEST_CASE(
+    "query policy: playlists keep every parameter by default (low-latency HLS asks with "
+    "_HLS_msn)") {
   Routed r = route("/o/demo/live/index.m3u8?_HLS_msn=12&_HLS_part=1");
   CHECK(r.key == "demo/live/index.m3u8?_HLS_msn=12&_HLS_part=1");
   CHECK(r.origin_target == "/live/index.m3u8?_HLS_msn=12&_HLS_part=1");
@@ -72,7 +76,8 @@ TEST_CASE("query policy: keep keeps all, a list keeps the named parameters in th
   CHECK(route("/o/demo/index.m3u8?a=1", playlists_ignored).key == "demo/index.m3u8");
 }
 
-TEST_CASE("query policy: the run marker brun is kept in every mode, so a restarted run is a new key") {
+TEST_CASE(
+    "query policy: the run marker brun is kept in every mode, so a restarted run is a new key") {
   Routed first_run = route("/o/demo/live/seg1.ts?brun=100&session=1");
   Routed second_run = route("/o/demo/live/seg1.ts?session=2&brun=200");
   CHECK(first_run.key == "demo/live/seg1.ts?brun=100");
@@ -93,8 +98,11 @@ TEST_CASE("query policy: empty parameters are dropped") {
   CHECK(kept_query("&&", OriginQueryPolicy{}.chunks).empty());
 }
 
-TEST_CASE("query policy: config takes \"ignore\", \"keep\" or a list, per origin, for chunks and playlists") {
-  const char* base = R"({"node_id":"n1","data_dir":"/tmp/x","origins":{"demo":{"url":"http://127.0.0.1:1"}},
+TEST_CASE(
+    "query policy: config takes \"ignore\", \"keep\" or a list, per origin, for chunks and "
+    "playlists") {
+  const char* base =
+      R"({"node_id":"n1","data_dir":"/tmp/x","origins":{"demo":{"url":"http://127.0.0.1:1"}},
                           "signing":{"required":false}})";
   auto load = [&](std::vector<std::string> overrides) {
     auto doc = common::ConfigDocument::parse("cache_node.json", base, overrides);
@@ -108,12 +116,14 @@ TEST_CASE("query policy: config takes \"ignore\", \"keep\" or a list, per origin
   CHECK(defaults->max_entries == 100000);
   CHECK(defaults->negative_max_entries == 10000);
 
-  auto set = load({"origins.demo.query=keep", R"(origins.demo.playlist_query=["_HLS_msn","_HLS_part"])",
-                   "storage.max_entries=500", "negative_max_entries=20"});
+  auto set =
+      load({"origins.demo.query=keep", R"(origins.demo.playlist_query=["_HLS_msn","_HLS_part"])",
+            "storage.max_entries=500", "negative_max_entries=20"});
   REQUIRE_MESSAGE(set.ok(), set.error().message);
   CHECK(set->origins.at("demo").query.chunks.mode == QueryPolicy::Mode::keep);
   CHECK(set->origins.at("demo").query.playlists.mode == QueryPolicy::Mode::listed);
-  CHECK(set->origins.at("demo").query.playlists.names == std::vector<std::string>{"_HLS_msn", "_HLS_part"});
+  CHECK(set->origins.at("demo").query.playlists.names ==
+        std::vector<std::string>{"_HLS_msn", "_HLS_part"});
   CHECK(set->max_entries == 500);
   CHECK(set->negative_max_entries == 20);
 
