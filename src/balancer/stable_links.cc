@@ -28,9 +28,9 @@ std::vector<uint8_t> keep_listed_hosts(const ListedChunks& previous,
   std::vector<int> verdict(previous.hosts.size(),
                            -1);  // per previous host: -1 unknown, else usable?
   // Both listings are in playlist order and the window slides: the chunk after the last
-  // one found is usually the next one asked. Elsewhere (the first chunk: one scan; a
-  // later gap: an index of the previous listing) the lookup is linear once, so a listing costs O(chunks) rather than O(chunks²),
-  // whatever the window's length.
+  // one found is usually the next one asked. Elsewhere (the first chunk: one scan; a later
+  // gap: an index of the previous listing, built once) a listing costs O(chunks), not
+  // O(chunks²), whatever the window's length.
   const auto& listed = previous.chunks;
   size_t cursor = 0;
   bool scanned = false;
@@ -49,7 +49,9 @@ std::vector<uint8_t> keep_listed_hosts(const ListedChunks& previous,
         position.reserve(listed.size());
         for (size_t i = listed.size(); i-- > 0;) position[listed[i].first] = i;  // the first of equal hashes
       }
-      if (auto at = position.find(hash); at != position.end()) found = listed.begin() + static_cast<std::ptrdiff_t>(at->second);
+      if (auto at = position.find(hash); at != position.end()) {
+        found = listed.begin() + static_cast<std::ptrdiff_t>(at->second);
+      }
     }
     if (found != listed.end()) cursor = static_cast<size_t>(found - listed.begin()) + 1;
     if (found != listed.end() && found->second < previous.hosts.size()) {
