@@ -59,6 +59,11 @@ struct SourceCache::Entry {
   common::EventPtr refresh_timer;
   bool refresh_pending = false;
   SourceCache* owner = nullptr;
+  // Live channels: end tags held back, restarts continued (live_restart.h).
+  LiveEndPolicy live;          // the latest request's
+  LiveEndPolicy applied_live;  // the one `version` was built with
+  LiveRunTracker runs;
+  std::string origin_body;     // origin's bytes behind `version` (it may be a continued copy)
 };
 
 SourceCache::SourceCache(event_base& base, common::HttpClient& client,
@@ -87,6 +92,11 @@ SourceCache::SourceCache(event_base& base, common::HttpClient& client,
           "Playlist refreshes that found the source unchanged (304 or same bytes)")),
       fetch_seconds_(
           metrics.histogram("balancer_origin_fetch_seconds", "Origin playlist fetch time")),
+      live_restarts_(metrics.counter("balancer_live_restarts_total",
+                                     "Live source restarts continued after a discontinuity (numbering went back "
+                                     "or a name changed)")),
+      live_ends_held_(metrics.counter("balancer_live_ends_held_total",
+                                      "End tags of live sources held back as a state to confirm")),
       metrics_(metrics) {
   sweep_timer_.reset(event_new(
       &base_, -1, EV_PERSIST,
@@ -217,6 +227,7 @@ void SourceCache::get(const SourceRequest& asked, SourceCallback done) {
     entry.failed_at.reset();
   }
   entry.url = url;
+  entry.live = request.live;
   entry.blocking = request.directives.any();
   entry.long_poll = request.directives.blocking();
   entry.last_request = now;
@@ -316,42 +327,86 @@ void SourceCache::on_done(const std::string& key, const common::FetchResult& res
     common::UpstreamErrorReply reply =
         common::upstream_error(*failure, kSourceWording, result.status);
     fail(entry, std::move(finished.waiters), reply.status, std::move(reply.error));
-  } else if (result.status == 304) {
-    not_modified_.inc();
-    publish(entry, entry.version, entry.fetch_started, std::move(finished.waiters));
-  } else if (entry.version && entry.version->playlist.tmpl.source() == body) {
-    // Unchanged (an origin without validators): keep the parsed version and its memos.
-    not_modified_.inc();
-    entry.etag = std::move(transfer.etag);
-    entry.last_modified = std::move(transfer.last_modified);
-    publish(entry, entry.version, entry.fetch_started, std::move(finished.waiters));
   } else {
-    hls::ParseOptions options;
-    options.max_bytes = timings_.max_bytes;
-    auto parsed = hls::parse_playlist(body, entry.url, options);
-    if (!parsed.ok()) {
-      LOG_WARN(kLog, "malformed playlist from origin: ", entry.url, ": ", parsed.error().message);
-      fail(entry, std::move(finished.waiters), 502,
-           {"bad_source_playlist", "The origin's playlist is malformed (" + parsed.error().code +
-                                       "): " + parsed.error().message});
-    } else {
-      auto version = std::make_shared<SourceVersion>();
-      version->playlist = std::move(parsed).value();
-      version->kind = classify(version->playlist);
-      if (version->playlist.kind == hls::PlaylistKind::media) {
-        version->target_duration = target_duration_of(version->playlist);
-        for (const auto& segment : version->playlist.media.segments) {
-          version->total_duration_s += segment.duration.value_or(0);
-        }
-      }
-      version->plan = plan_rewrite(version->playlist.tmpl, entry.origin_base);
-      version->serial = next_serial_++;
+    // Unchanged copies keep their parsed version and its memos, unless the
+    // channel's live policy changed or a held end tag is due.
+    const bool same_answer = entry.applied_live == entry.live && !entry.runs.end_due(entry.live, now);
+    if (result.status == 304 && same_answer) {
+      not_modified_.inc();
+      publish(entry, entry.version, entry.fetch_started, std::move(finished.waiters));
+    } else if (result.status != 304 && entry.version && entry.origin_body == body && same_answer) {
+      not_modified_.inc();  // an origin without validators
       entry.etag = std::move(transfer.etag);
       entry.last_modified = std::move(transfer.last_modified);
-      publish(entry, std::move(version), entry.fetch_started, std::move(finished.waiters));
+      publish(entry, entry.version, entry.fetch_started, std::move(finished.waiters));
+    } else {
+      if (result.status != 304) {
+        entry.etag = std::move(transfer.etag);
+        entry.last_modified = std::move(transfer.last_modified);
+        entry.origin_body = body;
+      } else {
+        not_modified_.inc();
+      }
+      auto version = build_version(entry, now);
+      if (!version) {
+        fail(entry, std::move(finished.waiters), 502, version.error());
+      } else {
+        publish(entry, std::move(version).value(), entry.fetch_started, std::move(finished.waiters));
+      }
     }
   }
   schedule_refresh(entry, now);
+}
+
+common::Result<std::shared_ptr<const SourceVersion>> SourceCache::build_version(Entry& entry, TimePoint now) {
+  hls::ParseOptions options;
+  options.max_bytes = timings_.max_bytes;
+  auto parsed = hls::parse_playlist(entry.origin_body, entry.url, options);
+  if (!parsed.ok()) {
+    LOG_WARN(kLog, "malformed playlist from origin: ", entry.url, ": ", parsed.error().message);
+    return common::Error{"bad_source_playlist", "The origin's playlist is malformed (" + parsed.error().code +
+                                                    "): " + parsed.error().message};
+  }
+  auto version = std::make_shared<SourceVersion>();
+  version->playlist = std::move(parsed).value();
+  std::vector<std::pair<size_t, uint64_t>> runs_by_line;
+  entry.applied_live = entry.live;
+  if (!entry.blocking && version->playlist.kind == hls::PlaylistKind::media) {
+    const uint64_t restarts = entry.runs.restarts();
+    const bool was_holding = entry.runs.holding_end();
+    auto served = entry.runs.next(version->playlist, entry.live, now, clock_.unix_now_ms());
+    if (entry.runs.restarts() != restarts) {
+      live_restarts_.inc();
+      LOG_INFO(kLog, "live source restarted (numbering went back or a name changed): ", entry.url,
+               ": continuing as run ", entry.runs.run(), " after a discontinuity");
+    }
+    if (entry.runs.holding_end() && !was_holding) {
+      live_ends_held_.inc();
+      LOG_INFO(kLog, "live source ended (EXT-X-ENDLIST): ", entry.url, ": holding the end back for ",
+               entry.live.end_confirm.count() / 1000, " s, refreshing at live cadence");
+    }
+    if (served) {
+      auto continued = hls::parse_playlist(served->text, entry.url, options);
+      if (continued.ok()) {
+        version->playlist = std::move(continued).value();
+        runs_by_line = std::move(served->runs_by_line);
+      } else {
+        LOG_WARN(kLog, "continued copy of ", entry.url, " does not parse (", continued.error().message,
+                 "): serving origin's");
+      }
+    }
+  }
+  version->kind = classify(version->playlist);
+  if (version->playlist.kind == hls::PlaylistKind::media) {
+    version->target_duration = target_duration_of(version->playlist);
+    for (const auto& segment : version->playlist.media.segments) {
+      version->total_duration_s += segment.duration.value_or(0);
+    }
+  }
+  version->plan = plan_rewrite(version->playlist.tmpl, entry.origin_base);
+  mark_runs(version->plan, version->playlist.tmpl, runs_by_line);
+  version->serial = next_serial_++;
+  return std::shared_ptr<const SourceVersion>(std::move(version));
 }
 
 void SourceCache::publish(Entry& entry, std::shared_ptr<const SourceVersion> version,

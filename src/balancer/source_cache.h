@@ -23,6 +23,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "balancer/live_restart.h"
 #include "balancer/playlist_mapper.h"
 #include "balancer/request_params.h"
 #include "balancer/source_policy.h"
@@ -93,6 +94,7 @@ struct SourceRequest {
   std::string origin_base;  // origin base URL, no trailing slash
   std::string target;       // "/path[?query]" on the origin, without delivery directives
   DeliveryDirectives directives;
+  LiveEndPolicy live;  // how the channel takes an end tag and restarts (live_restart.h)
 };
 
 struct SourceResult {
@@ -156,6 +158,8 @@ class SourceCache {
   Entry& entry_for(const std::string& key);
   void start_fetch(Entry& entry, Transfer& transfer, bool background);
   void on_done(const std::string& key, const common::FetchResult& result);
+  // Parses entry.origin_body into the version to serve (continued across restarts for live channels).
+  common::Result<std::shared_ptr<const SourceVersion>> build_version(Entry& entry, TimePoint now);
   void publish(Entry& entry, std::shared_ptr<const SourceVersion> version, TimePoint validated_at,
                std::vector<Waiter> waiters);
   void fail(Entry& entry, std::vector<Waiter> waiters, int status, common::Error error);
@@ -186,6 +190,8 @@ class SourceCache {
   common::Counter& fetches_refresh_;
   common::Counter& not_modified_;
   common::Histogram& fetch_seconds_;
+  common::Counter& live_restarts_;
+  common::Counter& live_ends_held_;
   common::MetricsRegistry& metrics_;
 };
 

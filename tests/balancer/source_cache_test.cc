@@ -45,7 +45,7 @@ struct Fixture {
   // Asks for the playlist and runs the loop until the answer comes (10 s at most).
   SourceResult get(const std::string& path, DeliveryDirectives directives = {}) {
     std::optional<SourceResult> answer;
-    SourceRequest request{"demo", origin.base_url(), "/files" + path, directives};
+    SourceRequest request{"demo", origin.base_url(), "/files" + path, directives, {}};
     cache->get(request, [&](const SourceResult& r) { answer = r; });
     REQUIRE(test::wait_until(
         [&] {

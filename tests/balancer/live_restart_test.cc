@@ -1,0 +1,208 @@
+// Encoder restarts on a live channel (live_restart.h): end tags held back as a
+// state to confirm, a restart that reuses numbers and names continued with a
+// discontinuity, and chunks of the new run named by their run.
+#include <doctest/doctest.h>
+
+#include <map>
+#include <string>
+
+#include "balancer/live_restart.h"
+#include "balancer/source_policy.h"
+
+using namespace balancer;
+using namespace std::chrono_literals;
+
+namespace {
+
+constexpr const char* kUrl = "http://origin.test/live/index.m3u8";
+const std::chrono::steady_clock::time_point kStart{std::chrono::hours(1)};
+
+// A live window of `count` segments from `first`, named seg_<n>.ts as an encoder numbering from 0 does.
+std::string window(uint64_t first, int count, bool ended = false, const std::string& extra_head = "") {
+  std::string out = "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:" +
+                    std::to_string(first) + "\n" + extra_head;
+  for (int i = 0; i < count; ++i) {
+    char name[32];
+    std::snprintf(name, sizeof name, "seg_%05llu.ts", static_cast<unsigned long long>(first + i));
+    out += "#EXTINF:2.0,\n" + std::string(name) + "\n";
+  }
+  if (ended) out += "#EXT-X-ENDLIST\n";
+  return out;
+}
+
+hls::Playlist parse(const std::string& text) {
+  auto parsed = hls::parse_playlist(text, kUrl);
+  REQUIRE_MESSAGE(parsed.ok(), text);
+  return std::move(parsed).value();
+}
+
+// What a viewer would be served: the continued copy when there is one, else origin's.
+struct Served {
+  hls::Playlist playlist;
+  RewritePlan plan;
+  // Chunk target (with its run marker) per served media sequence number.
+  std::map<uint64_t, std::string> chunk_by_msn;
+};
+
+Served serve(LiveRunTracker& tracker, const std::string& origin_text, const LiveEndPolicy& policy,
+             std::chrono::steady_clock::time_point now, int64_t unix_ms = 1'700'000'000'000) {
+  hls::Playlist origin = parse(origin_text);
+  auto copy = tracker.next(origin, policy, now, unix_ms);
+  Served out;
+  out.playlist = copy ? parse(copy->text) : std::move(origin);
+  out.plan = plan_rewrite(out.playlist.tmpl, "http://origin.test");
+  if (copy) mark_runs(out.plan, out.playlist.tmpl, copy->runs_by_line);
+  for (const hls::Segment& s : out.playlist.media.segments) {
+    out.chunk_by_msn[s.sequence] = out.plan.slots[s.uri_slot].origin_target;
+  }
+  return out;
+}
+
+LiveEndPolicy live_policy() {
+  LiveEndPolicy p;
+  p.mode = LiveMode::automatic;
+  p.end_confirm = 300s;
+  return p;
+}
+
+}  // namespace
+
+TEST_CASE("an end tag on a live source is held back (the copy stays live) until it has lasted end_confirm") {
+  LiveRunTracker tracker;
+  LiveEndPolicy policy = live_policy();
+  Served first = serve(tracker, window(0, 3), policy, kStart);
+  CHECK(classify(first.playlist) == SourceKind::live);
+
+  Served ended = serve(tracker, window(0, 3, true), policy, kStart + 1s);
+  CHECK_FALSE(ended.playlist.media.endlist);
+  CHECK(classify(ended.playlist) == SourceKind::live);  // refreshed at live cadence
+  CHECK(tracker.holding_end());
+  CHECK(ended.playlist.media.segments.size() == 3);
+  CHECK_FALSE(tracker.end_due(policy, kStart + 299s));
+  CHECK(tracker.end_due(policy, kStart + 301s));
+
+  Served confirmed = serve(tracker, window(0, 3, true), policy, kStart + 302s);
+  CHECK(confirmed.playlist.media.endlist);
+  CHECK(classify(confirmed.playlist) == SourceKind::vod);
+}
+
+TEST_CASE("an end tag is final at once when the operator marked the channel finished, or on a VOD channel") {
+  SUBCASE("finished") {
+    LiveRunTracker tracker;
+    LiveEndPolicy policy = live_policy();
+    serve(tracker, window(0, 3), policy, kStart);
+    policy.finished = true;
+    Served ended = serve(tracker, window(0, 3, true), policy, kStart + 1s);
+    CHECK(ended.playlist.media.endlist);
+    CHECK_FALSE(tracker.holding_end());
+  }
+  SUBCASE("kind vod") {
+    LiveRunTracker tracker;
+    LiveEndPolicy policy = live_policy();
+    policy.mode = LiveMode::vod;
+    serve(tracker, window(0, 3), policy, kStart);
+    CHECK(serve(tracker, window(0, 3, true), policy, kStart + 1s).playlist.media.endlist);
+  }
+  SUBCASE("kind auto: a source first seen with its end tag is VOD") {
+    LiveRunTracker tracker;
+    CHECK(serve(tracker, window(0, 3, true), live_policy(), kStart).playlist.media.endlist);
+  }
+  SUBCASE("kind live: held even when the first copy seen has ended") {
+    LiveRunTracker tracker;
+    LiveEndPolicy policy = live_policy();
+    policy.mode = LiveMode::live;
+    CHECK_FALSE(serve(tracker, window(0, 3, true), policy, kStart).playlist.media.endlist);
+  }
+}
+
+TEST_CASE("a restart with lower numbers and reused names continues the media sequence after a discontinuity") {
+  LiveRunTracker tracker;
+  LiveEndPolicy policy = live_policy();
+  serve(tracker, window(0, 3), policy, kStart);
+  serve(tracker, window(3, 3), policy, kStart + 6s);           // run A: seg_00003..05 at 3..5
+  serve(tracker, window(3, 3, true), policy, kStart + 8s);     // run A ends
+  const int64_t restart_ms = 1'700'000'123'456;
+  Served b = serve(tracker, window(0, 1), policy, kStart + 20s, restart_ms);  // run B: seg_00000 at 0
+  CHECK(tracker.restarts() == 1);
+  const hls::MediaInfo& m = b.playlist.media;
+  CHECK_FALSE(m.endlist);
+  // The previous run's last two segments stay ahead (the window keeps its three segments).
+  REQUIRE(m.segments.size() == 3);
+  CHECK(m.media_sequence == 4);
+  CHECK(m.discontinuity_sequence == 0);
+  CHECK(m.segments[0].sequence == 4);
+  CHECK_FALSE(m.segments[1].discontinuity);
+  CHECK(m.segments[2].discontinuity);
+  CHECK(m.segments[2].sequence == 6);
+  // Run A's chunks keep their names; run B's reused name carries its run.
+  CHECK(b.chunk_by_msn[4] == "/live/seg_00004.ts");
+  CHECK(b.chunk_by_msn[5] == "/live/seg_00005.ts");
+  CHECK(b.chunk_by_msn[6] == "/live/seg_00000.ts?brun=" + std::to_string(restart_ms));
+
+  // Run B grows: the previous run slides out, the discontinuity sequence counts it.
+  Served b2 = serve(tracker, window(0, 2), policy, kStart + 22s);
+  CHECK(b2.playlist.media.media_sequence == 5);
+  CHECK(b2.playlist.media.segments[1].discontinuity);
+  Served b3 = serve(tracker, window(0, 3), policy, kStart + 24s);
+  CHECK(b3.playlist.media.media_sequence == 6);
+  CHECK(b3.playlist.media.discontinuity_sequence == 1);
+  for (const auto& s : b3.playlist.media.segments) CHECK_FALSE(s.discontinuity);
+  Served b4 = serve(tracker, window(1, 3), policy, kStart + 26s);
+  CHECK(b4.playlist.media.media_sequence == 7);
+  CHECK(b4.playlist.media.discontinuity_sequence == 1);
+  CHECK(b4.chunk_by_msn[9] == "/live/seg_00003.ts?brun=" + std::to_string(restart_ms));
+}
+
+TEST_CASE("over a sequence of copies the media sequence never goes back and a number never changes its chunk") {
+  LiveRunTracker tracker;
+  LiveEndPolicy policy = live_policy();
+  std::map<uint64_t, std::string> seen;
+  uint64_t last_media_sequence = 0;
+  auto t = kStart;
+  int64_t unix_ms = 1'700'000'000'000;
+  auto follow = [&](const std::string& origin) {
+    t += 2s;
+    unix_ms += 2000;
+    Served s = serve(tracker, origin, policy, t, unix_ms);
+    CHECK(s.playlist.media.media_sequence >= last_media_sequence);
+    last_media_sequence = s.playlist.media.media_sequence;
+    for (const auto& [msn, chunk] : s.chunk_by_msn) {
+      auto [it, inserted] = seen.emplace(msn, chunk);
+      CHECK_MESSAGE(it->second == chunk, "number ", msn, " was ", it->second, ", now ", chunk);
+    }
+  };
+  for (uint64_t i = 0; i < 6; ++i) follow(window(i, 4));
+  follow(window(5, 4, true));
+  follow(window(5, 4, true));
+  // An encoder that wrote k segments lists the last four.
+  auto after = [](uint64_t k) { return window(k > 4 ? k - 4 : 0, static_cast<int>(std::min<uint64_t>(4, k))); };
+  for (uint64_t k = 1; k <= 6; ++k) follow(after(k));
+  // A second restart, this one without an end tag first.
+  for (uint64_t k = 1; k <= 6; ++k) follow(after(k));
+  CHECK(tracker.restarts() == 2);
+  CHECK(seen.size() == 9 + 6 + 6);  // every segment of the three runs, numbered one after another
+}
+
+TEST_CASE("a number whose name changed is a restart even when the numbering did not go back") {
+  LiveRunTracker tracker;
+  LiveEndPolicy policy = live_policy();
+  serve(tracker, window(0, 3), policy, kStart);
+  std::string other = window(0, 3);
+  for (size_t at = other.find("seg_"); at != std::string::npos; at = other.find("seg_", at + 1)) other[at] = 'X';
+  Served s = serve(tracker, other, policy, kStart + 2s);
+  CHECK(tracker.restarts() == 1);
+  CHECK(s.playlist.media.segments.back().sequence == 5);
+  CHECK(s.playlist.media.media_sequence >= 1);
+}
+
+TEST_CASE("the previous run's key does not apply to a new run without one") {
+  LiveRunTracker tracker;
+  LiveEndPolicy policy = live_policy();
+  const std::string key = "#EXT-X-KEY:METHOD=AES-128,URI=\"key.bin\"\n";
+  serve(tracker, window(3, 3, false, key), policy, kStart);
+  Served b = serve(tracker, window(0, 1), policy, kStart + 2s);
+  REQUIRE(b.playlist.media.keys.size() == 2);
+  CHECK(b.playlist.media.keys[0].method == "AES-128");
+  CHECK(b.playlist.media.keys[1].method == "NONE");
+  CHECK(b.playlist.media.keys[1].line > b.playlist.media.segments[1].line);
+}
