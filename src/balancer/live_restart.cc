@@ -168,7 +168,12 @@ std::optional<ServedCopy> LiveRunTracker::next(const hls::Playlist& origin, cons
     boundary_ = first.msn;
     tail_target_s_ = previous_target_s_;
   }
-  previous_target_s_ = media.target_duration.value_or(0);
+  if (!segments.empty()) previous_target_s_ = media.target_duration.value_or(0);
+  // A channel configured live names its first run too: a balancer restarted
+  // between two runs then never links a name a node may hold from the run before.
+  if (run_ == 0 && policy.mode == LiveMode::live && !segments.empty()) {
+    run_ = static_cast<uint64_t>(std::max<int64_t>(unix_ms, 1));
+  }
 
   // Served numbering for this run.
   for (ServedSegment& s : segments) {
@@ -176,35 +181,39 @@ std::optional<ServedCopy> LiveRunTracker::next(const hls::Playlist& origin, cons
     s.number = shifted(s.number, number_offset_);
     s.run = run_;
   }
-  // The previous run stays ahead while the new run's first segment is listed and the window has room.
-  size_t keep = 0;
-  if (!tail_.empty()) {
-    if (!media.segments.empty() && media.segments.front().sequence == boundary_ && segments.size() < tail_window_) {
-      keep = std::min(tail_.size(), tail_window_ - segments.size());
+  std::vector<ServedSegment> listed;
+  size_t keep = 0;  // segments of `listed` from a previous run
+  if (segments.empty() && !served_.empty()) {
+    // Origin lists nothing (an encoder starting over): keep listing what was listed, not moving.
+    listed = served_;
+    keep = listed.size();
+  } else {
+    // The previous run stays ahead while the new run's first segment is listed and the window has room.
+    if (!tail_.empty()) {
+      if (!media.segments.empty() && media.segments.front().sequence == boundary_ &&
+          segments.size() < tail_window_) {
+        keep = std::min(tail_.size(), tail_window_ - segments.size());
+      }
+      if (keep == 0) tail_.clear();  // once out of the window, for good
     }
-    if (keep == 0) tail_.clear();  // once out of the window, for good
+    const bool marker_needed = keep > 0 && !segments.empty() && !segments.front().tagged;
+    listed.assign(tail_.end() - static_cast<std::ptrdiff_t>(keep), tail_.end());
+    for (ServedSegment& s : segments) listed.push_back(std::move(s));
+    if (marker_needed) {
+      ServedSegment& boundary = listed[keep];
+      boundary.tagged = true;
+      boundary.lines.insert(0, kDiscontinuityLine);
+    }
+    // What this copy lists, for the next restart.
+    served_.assign(listed.end() - static_cast<std::ptrdiff_t>(std::min(listed.size(), kMaxTail)), listed.end());
   }
-  const bool marker_needed = !tail_.empty() && !segments.empty() && !segments.front().tagged;
 
-  // What this copy lists, for the next restart.
-  served_.clear();
-  if (keep > 0) served_.assign(tail_.end() - static_cast<std::ptrdiff_t>(keep), tail_.end());
-  for (const ServedSegment& s : segments) served_.push_back(s);
-  if (marker_needed) {
-    ServedSegment& boundary = served_[keep];
-    boundary.tagged = true;
-    boundary.lines.insert(0, kDiscontinuityLine);
-  }
-  if (served_.size() > kMaxTail) served_.erase(served_.begin(), served_.end() - kMaxTail);
-
-  if (run_ == 0 && !holding_end_) return std::nullopt;  // no restart, no end held: origin's copy
+  if (run_ == 0 && !holding_end_ && keep == 0) return std::nullopt;  // nothing to change: origin's copy
 
   // The served copy: playlist tags (numbers rewritten), the kept tail, the new run, the rest.
   ServedCopy copy;
   std::string& text = copy.text;
   size_t lines = 0;
-  const std::vector<ServedSegment> listed(served_.end() - static_cast<std::ptrdiff_t>(keep + segments.size()),
-                                          served_.end());
   uint64_t first_msn = listed.empty() ? shifted(media.media_sequence, msn_offset_) : listed.front().msn;
   uint64_t first_number = listed.empty() ? shifted(media.discontinuity_sequence, number_offset_)
                                          : listed.front().number - (listed.front().tagged ? 1 : 0);

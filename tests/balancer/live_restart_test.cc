@@ -206,3 +206,26 @@ TEST_CASE("the previous run's key does not apply to a new run without one") {
   CHECK(b.playlist.media.keys[1].method == "NONE");
   CHECK(b.playlist.media.keys[1].line > b.playlist.media.segments[1].line);
 }
+
+TEST_CASE("an encoder starting over with an empty playlist leaves the last listing in place, then continues") {
+  LiveRunTracker tracker;
+  LiveEndPolicy policy = live_policy();
+  serve(tracker, window(3, 3), policy, kStart);
+  Served empty = serve(tracker, window(0, 0), policy, kStart + 2s);
+  CHECK(empty.playlist.media.media_sequence == 3);
+  CHECK(empty.playlist.media.segments.size() == 3);
+  Served b = serve(tracker, window(0, 1), policy, kStart + 4s);
+  CHECK(tracker.restarts() == 1);
+  CHECK(b.playlist.media.segments.back().sequence == 6);
+  CHECK(b.playlist.media.segments.back().discontinuity);
+}
+
+TEST_CASE("a channel configured live names its first run too, so no balancer restart can link a reused name bare") {
+  LiveRunTracker tracker;
+  LiveEndPolicy policy = live_policy();
+  policy.mode = LiveMode::live;
+  Served a = serve(tracker, window(0, 2), policy, kStart, 1'700'000'000'000);
+  CHECK(a.chunk_by_msn[0] == "/live/seg_00000.ts?brun=1700000000000");
+  Served later = serve(tracker, window(1, 2), policy, kStart + 2s, 1'700'000'002'000);
+  CHECK(later.chunk_by_msn[1] == "/live/seg_00001.ts?brun=1700000000000");
+}
