@@ -232,7 +232,9 @@ void SourceCache::get(const SourceRequest& asked, SourceCallback done) {
   entry.long_poll = request.directives.blocking();
   entry.last_request = now;
 
-  if (entry.version && is_fresh(entry.version->kind, since(entry.validated_at, now), timings_)) {
+  // A copy built under another live policy (the operator changed the channel) is refetched.
+  if (entry.version && entry.version->live == request.live &&
+      is_fresh(entry.version->kind, since(entry.validated_at, now), timings_)) {
     hits_.inc();
     SourceResult r;
     r.from = SourceResult::From::hit;
@@ -403,6 +405,7 @@ common::Result<std::shared_ptr<const SourceVersion>> SourceCache::build_version(
       version->total_duration_s += segment.duration.value_or(0);
     }
   }
+  version->live = entry.applied_live;
   version->plan = plan_rewrite(version->playlist.tmpl, entry.origin_base);
   mark_runs(version->plan, version->playlist.tmpl, runs_by_line);
   version->serial = next_serial_++;

@@ -49,6 +49,7 @@ struct SourceVersion {
   double total_duration_s = 0;  // sum of EXTINF (VOD signature lifetime)
   RewritePlan plan;
   uint64_t serial = 0;  // increases with every new version of any source
+  LiveEndPolicy live;   // the channel policy it was built under (live_restart.h)
 };
 
 // What the cache publishes for one source, read by every loop's SourceFront:

@@ -204,4 +204,11 @@ TEST_CASE("a live encoder that ends and restarts with the same names keeps playe
   CHECK(http_get(s.node->signed_url("/o/demo/live/seg_00000.ts")).body == segment_bytes('A', 0));
   CHECK(via_node.links[6].find("seg_00000.ts?brun=") != std::string::npos);
   CHECK(metric_value(s.balancer->metrics(), "balancer_live_restarts_total") == 1);
+
+  // The operator marks the channel finished: the next end tag reaches players at once.
+  s.balancer->write_channels(channels_json({R"({"id":"demo","origin":"demo","source":"/live/index.m3u8",)"
+                                            R"("free":true,"finished":true})"}));
+  REQUIRE(s.balancer->reload());
+  write_file(s.dir.file("root/live/index.m3u8"), encoder_playlist(5, true));
+  CHECK(follow_until(via_node, 3s, [&] { return via_node.saw_endlist; }));
 }
