@@ -63,7 +63,13 @@ struct SourceCache::Entry {
   LiveEndPolicy live;          // the latest request's
   LiveEndPolicy applied_live;  // the one `version` was built with
   LiveRunTracker runs;
-  std::string origin_body;     // origin's bytes behind `version` (it may be a continued copy)
+  // Origin's bytes behind `version` when the balancer serves a copy of its own
+  // (a continued or held live copy); empty when `version` is origin's copy itself.
+  std::string origin_body;
+  std::string_view origin_bytes() const {
+    if (!origin_body.empty() || !version) return origin_body;
+    return version->playlist.tmpl.source();
+  }
 };
 
 SourceCache::SourceCache(event_base& base, common::HttpClient& client,
@@ -336,7 +342,7 @@ void SourceCache::on_done(const std::string& key, const common::FetchResult& res
     if (result.status == 304 && same_answer) {
       not_modified_.inc();
       publish(entry, entry.version, entry.fetch_started, std::move(finished.waiters));
-    } else if (result.status != 304 && entry.version && entry.origin_body == body && same_answer) {
+    } else if (result.status != 304 && entry.version && entry.origin_bytes() == body && same_answer) {
       not_modified_.inc();  // an origin without validators
       entry.etag = std::move(transfer.etag);
       entry.last_modified = std::move(transfer.last_modified);
@@ -345,11 +351,10 @@ void SourceCache::on_done(const std::string& key, const common::FetchResult& res
       if (result.status != 304) {
         entry.etag = std::move(transfer.etag);
         entry.last_modified = std::move(transfer.last_modified);
-        entry.origin_body = body;
       } else {
         not_modified_.inc();
       }
-      auto version = build_version(entry, now);
+      auto version = build_version(entry, result.status == 304 ? entry.origin_bytes() : std::string_view(body), now);
       if (!version) {
         fail(entry, std::move(finished.waiters), 502, version.error());
       } else {
@@ -360,10 +365,11 @@ void SourceCache::on_done(const std::string& key, const common::FetchResult& res
   schedule_refresh(entry, now);
 }
 
-common::Result<std::shared_ptr<const SourceVersion>> SourceCache::build_version(Entry& entry, TimePoint now) {
+common::Result<std::shared_ptr<const SourceVersion>> SourceCache::build_version(Entry& entry, std::string_view body,
+                                                                               TimePoint now) {
   hls::ParseOptions options;
   options.max_bytes = timings_.max_bytes;
-  auto parsed = hls::parse_playlist(entry.origin_body, entry.url, options);
+  auto parsed = hls::parse_playlist(body, entry.url, options);
   if (!parsed.ok()) {
     LOG_WARN(kLog, "malformed playlist from origin: ", entry.url, ": ", parsed.error().message);
     return common::Error{"bad_source_playlist", "The origin's playlist is malformed (" + parsed.error().code +
@@ -372,6 +378,7 @@ common::Result<std::shared_ptr<const SourceVersion>> SourceCache::build_version(
   auto version = std::make_shared<SourceVersion>();
   version->playlist = std::move(parsed).value();
   std::vector<std::pair<size_t, uint64_t>> runs_by_line;
+  bool own_copy = false;
   entry.applied_live = entry.live;
   if (!entry.blocking && version->playlist.kind == hls::PlaylistKind::media) {
     const uint64_t restarts = entry.runs.restarts();
@@ -390,6 +397,7 @@ common::Result<std::shared_ptr<const SourceVersion>> SourceCache::build_version(
     if (served) {
       auto continued = hls::parse_playlist(served->text, entry.url, options);
       if (continued.ok()) {
+        own_copy = true;
         version->playlist = std::move(continued).value();
         runs_by_line = std::move(served->runs_by_line);
       } else {
@@ -409,6 +417,12 @@ common::Result<std::shared_ptr<const SourceVersion>> SourceCache::build_version(
   version->plan = plan_rewrite(version->playlist.tmpl, entry.origin_base);
   mark_runs(version->plan, version->playlist.tmpl, runs_by_line);
   version->serial = next_serial_++;
+  // Keep origin's bytes only when they are not the version's own (`body` may view them: assign last).
+  if (own_copy) {
+    entry.origin_body.assign(body);
+  } else {
+    entry.origin_body.clear();
+  }
   return std::shared_ptr<const SourceVersion>(std::move(version));
 }
 

@@ -20,6 +20,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -159,8 +160,9 @@ class SourceCache {
   Entry& entry_for(const std::string& key);
   void start_fetch(Entry& entry, Transfer& transfer, bool background);
   void on_done(const std::string& key, const common::FetchResult& result);
-  // Parses entry.origin_body into the version to serve (continued across restarts for live channels).
-  common::Result<std::shared_ptr<const SourceVersion>> build_version(Entry& entry, TimePoint now);
+  // Parses origin's `body` into the version to serve (continued across restarts for live channels).
+  common::Result<std::shared_ptr<const SourceVersion>> build_version(Entry& entry, std::string_view body,
+                                                                     TimePoint now);
   void publish(Entry& entry, std::shared_ptr<const SourceVersion> version, TimePoint validated_at,
                std::vector<Waiter> waiters);
   void fail(Entry& entry, std::vector<Waiter> waiters, int status, common::Error error);
