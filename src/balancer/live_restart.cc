@@ -271,7 +271,8 @@ void mark_runs(RewritePlan& plan, const hls::Template& tmpl,
     SlotTarget& target = plan.slots[i];
     const size_t line = tmpl.slots()[i].line;
     while (r + 1 < runs_by_line.size() && runs_by_line[r + 1].first <= line) ++r;
-    if (target.kind != SlotTarget::Kind::chunk || line < runs_by_line.front().first) continue;
+    const bool named = target.kind == SlotTarget::Kind::chunk || target.kind == SlotTarget::Kind::key;
+    if (!named || line < runs_by_line.front().first) continue;
     const uint64_t run = runs_by_line[r].second;
     if (run == 0) continue;
     target.run = std::string(kRunParameter) + "=" + std::to_string(run);

@@ -15,10 +15,10 @@
 //     previous run's last segments in the window followed by
 //     EXT-X-DISCONTINUITY and the new run, and maintains
 //     EXT-X-DISCONTINUITY-SEQUENCE when the old segments slide out;
-//   - every chunk of a run after the first is marked with its run id
-//     (kRunParameter=<id> in the chunk's target), so a cache node, a browser
-//     cache or origin's long max-age can never answer a reused name with a
-//     previous run's bytes.
+//   - every chunk (and key) of a run after the first is marked with its run id
+//     (kRunParameter=<id> in its target), so a cache node, a browser cache,
+//     the balancer's key cache or origin's long max-age can never answer a
+//     reused name with a previous run's bytes.
 // Not handled: LL-HLS parts and delta updates across a restart (blocking and
 // delta copies are passed through as origin wrote them).
 #pragma once
@@ -108,9 +108,9 @@ class LiveRunTracker {
   std::vector<ServedSegment> served_;  // what the last copy listed (the next restart's tail)
 };
 
-// Appends "<kRunParameter>=<run>" to the target of every chunk slot of a run
-// after the first (by the slot's line), so links to cache nodes and to origin
-// name the run.
+// Appends "<kRunParameter>=<run>" to the target of every chunk and key slot of
+// a run after the first (by the slot's line), so links to cache nodes, to origin
+// and to the balancer's key path (whose key cache is keyed by target) name the run.
 void mark_runs(RewritePlan& plan, const hls::Template& tmpl,
                const std::vector<std::pair<size_t, uint64_t>>& runs_by_line);
 

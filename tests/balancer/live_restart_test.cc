@@ -229,3 +229,18 @@ TEST_CASE("a channel configured live names its first run too, so no balancer res
   Served later = serve(tracker, window(1, 2), policy, kStart + 2s, 1'700'000'002'000);
   CHECK(later.chunk_by_msn[1] == "/live/seg_00001.ts?brun=1700000000000");
 }
+
+TEST_CASE("a key reused by name in a new run is named by its run, so the balancer's key cache cannot answer the old one") {
+  LiveRunTracker tracker;
+  LiveEndPolicy policy = live_policy();
+  const std::string key = "#EXT-X-KEY:METHOD=AES-128,URI=\"key.bin\"\n";
+  serve(tracker, window(3, 3, false, key), policy, kStart);
+  Served b = serve(tracker, window(0, 1, false, key), policy, kStart + 2s, 1'700'000'000'777);
+  std::vector<std::string> key_targets;
+  for (const SlotTarget& t : b.plan.slots) {
+    if (t.kind == SlotTarget::Kind::key) key_targets.push_back(t.origin_target);
+  }
+  REQUIRE(key_targets.size() == 2);
+  CHECK(key_targets[0] == "/live/key.bin");
+  CHECK(key_targets[1] == "/live/key.bin?brun=1700000000777");
+}
