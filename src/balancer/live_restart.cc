@@ -115,6 +115,7 @@ bool LiveRunTracker::end_due(const LiveEndPolicy& policy, TimePoint now) const {
 std::optional<ServedCopy> LiveRunTracker::next(const hls::Playlist& origin, const LiveEndPolicy& policy,
                                                TimePoint now, int64_t unix_ms) {
   const hls::MediaInfo& media = origin.media;
+  const bool was_holding = holding_end_;
   holding_end_ = false;
   if (origin.kind != hls::PlaylistKind::media || media.is_delta_update()) return std::nullopt;
   if (policy.finished || policy.mode == LiveMode::vod || media.type == hls::PlaylistType::vod) {
@@ -125,13 +126,6 @@ std::optional<ServedCopy> LiveRunTracker::next(const hls::Playlist& origin, cons
   if (!media.endlist) seen_live_ = true;
   if (policy.mode == LiveMode::automatic && !seen_live_) return std::nullopt;  // VOD as far as we know
 
-  if (media.endlist) {
-    if (!ended_since_) ended_since_ = now;
-    holding_end_ = now - *ended_since_ < policy.end_confirm;
-  } else {
-    ended_since_.reset();
-  }
-
   Layout layout = lay_out(origin);
   std::vector<ServedSegment>& segments = layout.segments;
   std::vector<std::pair<uint64_t, std::string>> uris;
@@ -140,19 +134,35 @@ std::optional<ServedCopy> LiveRunTracker::next(const hls::Playlist& origin, cons
     uris.emplace_back(segment.sequence, origin.tmpl.slots()[segment.uri_slot].uri);
   }
 
-  // A restart: the numbering went back, or a number now names another URI.
-  bool restarted = false;
+  // A restart: a number now names another URI, or the numbering went back after
+  // an end tag or to numbers not seen under the same names. Numbers that went
+  // back to the same names without an end tag are an older copy (a second origin
+  // server lagging behind): the previous listing stays.
+  bool restarted = false, older_copy = false;
   if (origin_last_ && !uris.empty()) {
-    restarted = uris.back().first < *origin_last_;
-    for (size_t i = 0, j = 0; !restarted && i < uris.size(); ++i) {
+    bool renamed = false, same_names = false;
+    for (size_t i = 0, j = 0; i < uris.size(); ++i) {
       while (j < origin_uris_.size() && origin_uris_[j].first < uris[i].first) ++j;
-      if (j < origin_uris_.size() && origin_uris_[j].first == uris[i].first && origin_uris_[j].second != uris[i].second)
-        restarted = true;
+      if (j == origin_uris_.size() || origin_uris_[j].first != uris[i].first) continue;
+      (origin_uris_[j].second == uris[i].second ? same_names : renamed) = true;
     }
+    const bool went_back = uris.back().first < *origin_last_;
+    restarted = renamed || (went_back && (ended_since_.has_value() || !same_names));
+    older_copy = went_back && !restarted;
   }
-  if (!uris.empty()) {
-    origin_last_ = uris.back().first;
-    origin_uris_ = std::move(uris);
+  if (older_copy) {
+    holding_end_ = was_holding;
+  } else {
+    if (!uris.empty()) {
+      origin_last_ = uris.back().first;
+      origin_uris_ = std::move(uris);
+    }
+    if (media.endlist) {
+      if (!ended_since_) ended_since_ = now;
+      holding_end_ = now - *ended_since_ < policy.end_confirm;
+    } else {
+      ended_since_.reset();
+    }
   }
 
   if (restarted && !served_.empty() && !segments.empty()) {
@@ -183,8 +193,8 @@ std::optional<ServedCopy> LiveRunTracker::next(const hls::Playlist& origin, cons
   }
   std::vector<ServedSegment> listed;
   size_t keep = 0;  // segments of `listed` from a previous run
-  if (segments.empty() && !served_.empty()) {
-    // Origin lists nothing (an encoder starting over): keep listing what was listed, not moving.
+  if ((segments.empty() || older_copy) && !served_.empty()) {
+    // Origin lists nothing (an encoder starting over) or an older copy: keep listing what was listed.
     listed = served_;
     keep = listed.size();
   } else {

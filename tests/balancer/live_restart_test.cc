@@ -244,3 +244,25 @@ TEST_CASE("a key reused by name in a new run is named by its run, so the balance
   CHECK(key_targets[0] == "/live/key.bin");
   CHECK(key_targets[1] == "/live/key.bin?brun=1700000000777");
 }
+
+TEST_CASE("an older copy (numbers back to the same names, no end tag) is not a restart: the listing stays") {
+  LiveRunTracker tracker;
+  LiveEndPolicy policy = live_policy();
+  serve(tracker, window(3, 3), policy, kStart);
+  Served older = serve(tracker, window(2, 3), policy, kStart + 1s);
+  CHECK(tracker.restarts() == 0);
+  CHECK(older.playlist.media.media_sequence == 3);
+  CHECK(older.playlist.media.segments.back().sequence == 5);
+  Served next = serve(tracker, window(4, 3), policy, kStart + 2s);
+  CHECK(tracker.restarts() == 0);
+  CHECK(next.chunk_by_msn[6] == "/live/seg_00006.ts");
+  // After an end tag the same going back is the encoder starting over (a short first run
+  // whose names are still listed).
+  LiveRunTracker short_run;
+  serve(short_run, window(0, 3), policy, kStart);
+  serve(short_run, window(0, 3, true), policy, kStart + 1s);
+  Served restarted = serve(short_run, window(0, 1), policy, kStart + 2s);
+  CHECK(short_run.restarts() == 1);
+  CHECK(restarted.playlist.media.segments.back().sequence == 3);
+  CHECK(restarted.playlist.media.segments.back().discontinuity);
+}
