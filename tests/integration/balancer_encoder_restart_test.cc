@@ -3,7 +3,8 @@
 // EXT-X-ENDLIST, run B numbers from 0 again with the same names and other
 // bytes. A player following the balancer sees no end tag, a discontinuity, a
 // media sequence that never goes back, and only run B's bytes after the restart,
-// through the node that cached run A's seg_00000.ts and straight from origin.
+// through the node that stored run A's seg_00000.ts (and restarted in between, so
+// run A's chunks come from its disk store) and straight from origin.
 #include <doctest/doctest.h>
 
 #include <cstdio>
@@ -171,6 +172,11 @@ TEST_CASE("a live encoder that ends and restarts with the same names keeps playe
   direct.reload();
   CHECK_FALSE(via_node.saw_endlist);
   CHECK_FALSE(direct.saw_endlist);
+  // The node restarts between the runs: run A's chunks come back from its disk store.
+  REQUIRE(s.node->wait_disk_settled(6));
+  s.node->stop();
+  s.node->start();
+  REQUIRE(s.balancer->wait_cache_usable("venue-a", true, 10s));
 
   // Run B restarts the numbering with the same names and other bytes.
   write_file(s.dir.file("root/live/seg_00000.ts"), segment_bytes('B', 0));
@@ -200,7 +206,8 @@ TEST_CASE("a live encoder that ends and restarts with the same names keeps playe
     for (uint64_t n = 0; n < 6; ++n) CHECK(p->bytes[n] == segment_bytes('A', n));
     for (uint64_t n = 0; n < 5; ++n) CHECK(p->bytes[6 + n] == segment_bytes('B', n));
   }
-  // The node still holds run A's seg_00000.ts under its plain name: run B's link is another key.
+  // The node still holds run A's seg_00000.ts under its plain name (from its disk: origin has
+  // run B's bytes under that name now): run B's link is another key.
   CHECK(http_get(s.node->signed_url("/o/demo/live/seg_00000.ts")).body == segment_bytes('A', 0));
   CHECK(via_node.links[6].find("seg_00000.ts?brun=") != std::string::npos);
   CHECK(metric_value(s.balancer->metrics(), "balancer_live_restarts_total") == 1);
