@@ -22,7 +22,8 @@ std::vector<std::string_view> split_lines(std::string_view text) {
     while (end < text.size() && text[end] != '\n' && text[end] != '\r') ++end;
     lines.push_back(text.substr(pos, end - pos));
     pos = end;
-    if (pos < text.size()) pos += (text[pos] == '\r' && pos + 1 < text.size() && text[pos + 1] == '\n') ? 2 : 1;
+    if (pos < text.size())
+      pos += (text[pos] == '\r' && pos + 1 < text.size() && text[pos + 1] == '\n') ? 2 : 1;
   }
   return lines;
 }
@@ -34,11 +35,20 @@ bool is_tag(std::string_view line, std::string_view name) {
 
 // Tags about the whole playlist: written once in the served copy's head.
 bool is_playlist_tag(std::string_view line) {
-  static constexpr std::string_view kTags[] = {
-      "#EXTM3U", "#EXT-X-VERSION", "#EXT-X-TARGETDURATION", "#EXT-X-MEDIA-SEQUENCE",
-      "#EXT-X-DISCONTINUITY-SEQUENCE", "#EXT-X-PLAYLIST-TYPE", "#EXT-X-INDEPENDENT-SEGMENTS",
-      "#EXT-X-START", "#EXT-X-DEFINE", "#EXT-X-SERVER-CONTROL", "#EXT-X-PART-INF",
-      "#EXT-X-ALLOW-CACHE", "#EXT-X-I-FRAMES-ONLY", "#EXT-X-ENDLIST"};
+  static constexpr std::string_view kTags[] = {"#EXTM3U",
+                                               "#EXT-X-VERSION",
+                                               "#EXT-X-TARGETDURATION",
+                                               "#EXT-X-MEDIA-SEQUENCE",
+                                               "#EXT-X-DISCONTINUITY-SEQUENCE",
+                                               "#EXT-X-PLAYLIST-TYPE",
+                                               "#EXT-X-INDEPENDENT-SEGMENTS",
+                                               "#EXT-X-START",
+                                               "#EXT-X-DEFINE",
+                                               "#EXT-X-SERVER-CONTROL",
+                                               "#EXT-X-PART-INF",
+                                               "#EXT-X-ALLOW-CACHE",
+                                               "#EXT-X-I-FRAMES-ONLY",
+                                               "#EXT-X-ENDLIST"};
   for (std::string_view tag : kTags) {
     if (is_tag(line, tag)) return true;
   }
@@ -112,8 +122,9 @@ bool LiveRunTracker::end_due(const LiveEndPolicy& policy, TimePoint now) const {
   return holding_end_ && ended_since_ && now - *ended_since_ >= policy.end_confirm;
 }
 
-std::optional<ServedCopy> LiveRunTracker::next(const hls::Playlist& origin, const LiveEndPolicy& policy,
-                                               TimePoint now, int64_t unix_ms) {
+std::optional<ServedCopy> LiveRunTracker::next(const hls::Playlist& origin,
+                                               const LiveEndPolicy& policy, TimePoint now,
+                                               int64_t unix_ms) {
   const hls::MediaInfo& media = origin.media;
   const bool was_holding = holding_end_;
   holding_end_ = false;
@@ -124,7 +135,8 @@ std::optional<ServedCopy> LiveRunTracker::next(const hls::Playlist& origin, cons
     return std::nullopt;
   }
   if (!media.endlist) seen_live_ = true;
-  if (policy.mode == LiveMode::automatic && !seen_live_) return std::nullopt;  // VOD as far as we know
+  if (policy.mode == LiveMode::automatic && !seen_live_)
+    return std::nullopt;  // VOD as far as we know
 
   Layout layout = lay_out(origin);
   std::vector<ServedSegment>& segments = layout.segments;
@@ -194,11 +206,13 @@ std::optional<ServedCopy> LiveRunTracker::next(const hls::Playlist& origin, cons
   std::vector<ServedSegment> listed;
   size_t keep = 0;  // segments of `listed` from a previous run
   if ((segments.empty() || older_copy) && !served_.empty()) {
-    // Origin lists nothing (an encoder starting over) or an older copy: keep listing what was listed.
+    // Origin lists nothing (an encoder starting over) or an older copy: keep listing what was
+    // listed.
     listed = served_;
     keep = listed.size();
   } else {
-    // The previous run stays ahead while the new run's first segment is listed and the window has room.
+    // The previous run stays ahead while the new run's first segment is listed and the window has
+    // room.
     if (!tail_.empty()) {
       if (!media.segments.empty() && media.segments.front().sequence == boundary_ &&
           segments.size() < tail_window_) {
@@ -215,16 +229,19 @@ std::optional<ServedCopy> LiveRunTracker::next(const hls::Playlist& origin, cons
       boundary.lines.insert(0, kDiscontinuityLine);
     }
     // What this copy lists, for the next restart.
-    served_.assign(listed.end() - static_cast<std::ptrdiff_t>(std::min(listed.size(), kMaxTail)), listed.end());
+    served_.assign(listed.end() - static_cast<std::ptrdiff_t>(std::min(listed.size(), kMaxTail)),
+                   listed.end());
   }
 
-  if (run_ == 0 && !holding_end_ && keep == 0) return std::nullopt;  // nothing to change: origin's copy
+  if (run_ == 0 && !holding_end_ && keep == 0)
+    return std::nullopt;  // nothing to change: origin's copy
 
   // The served copy: playlist tags (numbers rewritten), the kept tail, the new run, the rest.
   ServedCopy copy;
   std::string& text = copy.text;
   size_t lines = 0;
-  uint64_t first_msn = listed.empty() ? shifted(media.media_sequence, msn_offset_) : listed.front().msn;
+  uint64_t first_msn =
+      listed.empty() ? shifted(media.media_sequence, msn_offset_) : listed.front().msn;
   uint64_t first_number = listed.empty() ? shifted(media.discontinuity_sequence, number_offset_)
                                          : listed.front().number - (listed.front().tagged ? 1 : 0);
   bool wrote_msn = false, wrote_number = false;
@@ -235,7 +252,8 @@ std::optional<ServedCopy> LiveRunTracker::next(const hls::Playlist& origin, cons
     } else if (is_tag(line, "#EXT-X-DISCONTINUITY-SEQUENCE")) {
       append_line(text, lines, "#EXT-X-DISCONTINUITY-SEQUENCE:" + std::to_string(first_number));
       wrote_number = true;
-    } else if (is_tag(line, "#EXT-X-TARGETDURATION") && keep > 0 && tail_target_s_ > media.target_duration.value_or(0)) {
+    } else if (is_tag(line, "#EXT-X-TARGETDURATION") && keep > 0 &&
+               tail_target_s_ > media.target_duration.value_or(0)) {
       append_line(text, lines, "#EXT-X-TARGETDURATION:" + std::to_string(tail_target_s_));
     } else {
       append_line(text, lines, line);
@@ -281,7 +299,8 @@ void mark_runs(RewritePlan& plan, const hls::Template& tmpl,
     SlotTarget& target = plan.slots[i];
     const size_t line = tmpl.slots()[i].line;
     while (r + 1 < runs_by_line.size() && runs_by_line[r + 1].first <= line) ++r;
-    const bool named = target.kind == SlotTarget::Kind::chunk || target.kind == SlotTarget::Kind::key;
+    const bool named =
+        target.kind == SlotTarget::Kind::chunk || target.kind == SlotTarget::Kind::key;
     if (!named || line < runs_by_line.front().first) continue;
     const uint64_t run = runs_by_line[r].second;
     if (run == 0) continue;

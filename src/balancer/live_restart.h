@@ -49,19 +49,20 @@ enum class LiveMode : uint8_t {
 
 struct LiveEndPolicy {
   LiveMode mode = LiveMode::automatic;
-  bool finished = false;                           // channels[].finished: end tags are final
-  std::chrono::milliseconds end_confirm{300000};   // playlists.live_end_confirm_s
+  bool finished = false;                          // channels[].finished: end tags are final
+  std::chrono::milliseconds end_confirm{300000};  // playlists.live_end_confirm_s
   bool operator==(const LiveEndPolicy&) const = default;
 };
 
 // One segment as the balancer served it.
 struct ServedSegment {
-  uint64_t msn = 0;       // served media sequence number
-  uint64_t number = 0;    // served discontinuity number (EXT-X-DISCONTINUITY tags up to it included)
-  bool tagged = false;    // its lines hold EXT-X-DISCONTINUITY
-  std::string in_force;   // EXT-X-MAP / EXT-X-KEY lines declared before its lines (needed when it leads)
-  std::string lines;      // its tags and its URI line, as origin wrote them
-  uint64_t run = 0;       // 0: the first run (no marker)
+  uint64_t msn = 0;     // served media sequence number
+  uint64_t number = 0;  // served discontinuity number (EXT-X-DISCONTINUITY tags up to it included)
+  bool tagged = false;  // its lines hold EXT-X-DISCONTINUITY
+  // EXT-X-MAP / EXT-X-KEY lines declared before its lines (needed when it leads).
+  std::string in_force;
+  std::string lines;  // its tags and its URI line, as origin wrote them
+  uint64_t run = 0;   // 0: the first run (no marker)
 };
 
 // What to serve instead of origin's copy.
@@ -102,9 +103,9 @@ class LiveRunTracker {
   // the new run's first segment is listed and the window has room.
   std::vector<ServedSegment> tail_;
   size_t tail_window_ = 0;
-  uint64_t boundary_ = 0;        // origin sequence number of the new run's first segment
-  uint64_t tail_target_s_ = 0;      // the previous run's EXT-X-TARGETDURATION
-  uint64_t previous_target_s_ = 0;  // origin's previous copy's EXT-X-TARGETDURATION
+  uint64_t boundary_ = 0;              // origin sequence number of the new run's first segment
+  uint64_t tail_target_s_ = 0;         // the previous run's EXT-X-TARGETDURATION
+  uint64_t previous_target_s_ = 0;     // origin's previous copy's EXT-X-TARGETDURATION
   std::vector<ServedSegment> served_;  // what the last copy listed (the next restart's tail)
 };
 

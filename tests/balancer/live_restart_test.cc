@@ -20,8 +20,10 @@ namespace {
 constexpr const char* kUrl = "http://origin.test/live/index.m3u8";
 const std::chrono::steady_clock::time_point kStart{std::chrono::hours(1)};
 
-// A live window of `count` segments from `first`, named seg_<n>.ts as an encoder numbering from 0 does.
-std::string window(uint64_t first, int count, bool ended = false, const std::string& extra_head = "") {
+// A live window of `count` segments from `first`, named seg_<n>.ts as an encoder numbering from 0
+// does.
+std::string window(uint64_t first, int count, bool ended = false,
+                   const std::string& extra_head = "") {
   std::string out = "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:" +
                     std::to_string(first) + "\n" + extra_head;
   for (int i = 0; i < count; ++i) {
@@ -70,7 +72,9 @@ LiveEndPolicy live_policy() {
 
 }  // namespace
 
-TEST_CASE("an end tag on a live source is held back (the copy stays live) until it has lasted end_confirm") {
+TEST_CASE(
+    "an end tag on a live source is held back (the copy stays live) until it has lasted "
+    "end_confirm") {
   LiveRunTracker tracker;
   LiveEndPolicy policy = live_policy();
   Served first = serve(tracker, window(0, 3), policy, kStart);
@@ -89,7 +93,9 @@ TEST_CASE("an end tag on a live source is held back (the copy stays live) until 
   CHECK(classify(confirmed.playlist) == SourceKind::vod);
 }
 
-TEST_CASE("an end tag is final at once when the operator marked the channel finished, or on a VOD channel") {
+TEST_CASE(
+    "an end tag is final at once when the operator marked the channel finished, or on a VOD "
+    "channel") {
   SUBCASE("finished") {
     LiveRunTracker tracker;
     LiveEndPolicy policy = live_policy();
@@ -118,14 +124,17 @@ TEST_CASE("an end tag is final at once when the operator marked the channel fini
   }
 }
 
-TEST_CASE("a restart with lower numbers and reused names continues the media sequence after a discontinuity") {
+TEST_CASE(
+    "a restart with lower numbers and reused names continues the media sequence after a "
+    "discontinuity") {
   LiveRunTracker tracker;
   LiveEndPolicy policy = live_policy();
   serve(tracker, window(0, 3), policy, kStart);
-  serve(tracker, window(3, 3), policy, kStart + 6s);           // run A: seg_00003..05 at 3..5
-  serve(tracker, window(3, 3, true), policy, kStart + 8s);     // run A ends
+  serve(tracker, window(3, 3), policy, kStart + 6s);        // run A: seg_00003..05 at 3..5
+  serve(tracker, window(3, 3, true), policy, kStart + 8s);  // run A ends
   const int64_t restart_ms = 1'700'000'123'456;
-  Served b = serve(tracker, window(0, 1), policy, kStart + 20s, restart_ms);  // run B: seg_00000 at 0
+  Served b =
+      serve(tracker, window(0, 1), policy, kStart + 20s, restart_ms);  // run B: seg_00000 at 0
   CHECK(tracker.restarts() == 1);
   const hls::MediaInfo& m = b.playlist.media;
   CHECK_FALSE(m.endlist);
@@ -156,7 +165,9 @@ TEST_CASE("a restart with lower numbers and reused names continues the media seq
   CHECK(b4.chunk_by_msn[9] == "/live/seg_00003.ts?brun=" + std::to_string(restart_ms));
 }
 
-TEST_CASE("over a sequence of copies the media sequence never goes back and a number never changes its chunk") {
+TEST_CASE(
+    "over a sequence of copies the media sequence never goes back and a number never changes its "
+    "chunk") {
   LiveRunTracker tracker;
   LiveEndPolicy policy = live_policy();
   std::map<uint64_t, std::string> seen;
@@ -178,7 +189,9 @@ TEST_CASE("over a sequence of copies the media sequence never goes back and a nu
   follow(window(5, 4, true));
   follow(window(5, 4, true));
   // An encoder that wrote k segments lists the last four.
-  auto after = [](uint64_t k) { return window(k > 4 ? k - 4 : 0, static_cast<int>(std::min<uint64_t>(4, k))); };
+  auto after = [](uint64_t k) {
+    return window(k > 4 ? k - 4 : 0, static_cast<int>(std::min<uint64_t>(4, k)));
+  };
   for (uint64_t k = 1; k <= 6; ++k) follow(after(k));
   // A second restart, this one without an end tag first.
   for (uint64_t k = 1; k <= 6; ++k) follow(after(k));
@@ -191,7 +204,8 @@ TEST_CASE("a number whose name changed is a restart even when the numbering did 
   LiveEndPolicy policy = live_policy();
   serve(tracker, window(0, 3), policy, kStart);
   std::string other = window(0, 3);
-  for (size_t at = other.find("seg_"); at != std::string::npos; at = other.find("seg_", at + 1)) other[at] = 'X';
+  for (size_t at = other.find("seg_"); at != std::string::npos; at = other.find("seg_", at + 1))
+    other[at] = 'X';
   Served s = serve(tracker, other, policy, kStart + 2s);
   CHECK(tracker.restarts() == 1);
   CHECK(s.playlist.media.segments.back().sequence == 5);
@@ -210,7 +224,9 @@ TEST_CASE("the previous run's key does not apply to a new run without one") {
   CHECK(b.playlist.media.keys[1].line > b.playlist.media.segments[1].line);
 }
 
-TEST_CASE("an encoder starting over with an empty playlist leaves the last listing in place, then continues") {
+TEST_CASE(
+    "an encoder starting over with an empty playlist leaves the last listing in place, then "
+    "continues") {
   LiveRunTracker tracker;
   LiveEndPolicy policy = live_policy();
   serve(tracker, window(3, 3), policy, kStart);
@@ -223,7 +239,9 @@ TEST_CASE("an encoder starting over with an empty playlist leaves the last listi
   CHECK(b.playlist.media.segments.back().discontinuity);
 }
 
-TEST_CASE("a channel configured live names its first run too, so no balancer restart can link a reused name bare") {
+TEST_CASE(
+    "a channel configured live names its first run too, so no balancer restart can link a reused "
+    "name bare") {
   LiveRunTracker tracker;
   LiveEndPolicy policy = live_policy();
   policy.mode = LiveMode::live;
@@ -233,7 +251,9 @@ TEST_CASE("a channel configured live names its first run too, so no balancer res
   CHECK(later.chunk_by_msn[1] == "/live/seg_00001.ts?brun=1700000000000");
 }
 
-TEST_CASE("a key reused by name in a new run is named by its run, so the balancer's key cache cannot answer the old one") {
+TEST_CASE(
+    "a key reused by name in a new run is named by its run, so the balancer's key cache cannot "
+    "answer the old one") {
   LiveRunTracker tracker;
   LiveEndPolicy policy = live_policy();
   const std::string key = "#EXT-X-KEY:METHOD=AES-128,URI=\"key.bin\"\n";
@@ -248,7 +268,9 @@ TEST_CASE("a key reused by name in a new run is named by its run, so the balance
   CHECK(key_targets[1] == "/live/key.bin?brun=1700000000777");
 }
 
-TEST_CASE("an older copy (numbers back to the same names, no end tag) is not a restart: the listing stays") {
+TEST_CASE(
+    "an older copy (numbers back to the same names, no end tag) is not a restart: the listing "
+    "stays") {
   LiveRunTracker tracker;
   LiveEndPolicy policy = live_policy();
   serve(tracker, window(3, 3), policy, kStart);
@@ -288,7 +310,9 @@ std::string with_media_sequence(std::string text, uint64_t msn) {
 
 }  // namespace
 
-TEST_CASE("over the shared corpus: every continued copy parses, numbers never go back, a number keeps its chunk") {
+TEST_CASE(
+    "over the shared corpus: every continued copy parses, numbers never go back, a number keeps "
+    "its chunk") {
   std::filesystem::path dir = std::filesystem::path(BALANCER_SHARED_DIR) / "hls-corpus";
   if (!std::filesystem::exists(dir)) {
     MESSAGE("no corpus at " << dir.string() << "; skipped");
@@ -300,8 +324,9 @@ TEST_CASE("over the shared corpus: every continued copy parses, numbers never go
     std::ifstream in(entry.path(), std::ios::binary);
     std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     auto parsed = hls::parse_playlist(text, kUrl);
-    if (!parsed.ok() || parsed->kind != hls::PlaylistKind::media || parsed->media.is_delta_update() ||
-        parsed->media.type == hls::PlaylistType::vod || parsed->media.segments.empty()) {
+    if (!parsed.ok() || parsed->kind != hls::PlaylistKind::media ||
+        parsed->media.is_delta_update() || parsed->media.type == hls::PlaylistType::vod ||
+        parsed->media.segments.empty()) {
       continue;
     }
     CAPTURE(entry.path().filename().string());
@@ -312,7 +337,8 @@ TEST_CASE("over the shared corpus: every continued copy parses, numbers never go
     }
     const std::string ended = run_a + "\n#EXT-X-ENDLIST\n";
     const std::string run_b = with_media_sequence(run_a, 0);
-    // Playlists that the edit above breaks (a junk line where the tag was) are not this test's subject.
+    // Playlists that the edit above breaks (a junk line where the tag was) are not this test's
+    // subject.
     if (!hls::parse_playlist(run_a, kUrl).ok() || !hls::parse_playlist(ended, kUrl).ok() ||
         !hls::parse_playlist(run_b, kUrl).ok()) {
       continue;
@@ -325,11 +351,13 @@ TEST_CASE("over the shared corpus: every continued copy parses, numbers never go
     uint64_t last_media_sequence = 0;
     uint64_t last_listed = 0;
     auto t = kStart;
-    for (const std::string* origin_text : std::initializer_list<const std::string*>{&run_a, &ended, &run_b, &run_b}) {
+    for (const std::string* origin_text :
+         std::initializer_list<const std::string*>{&run_a, &ended, &run_b, &run_b}) {
       auto origin = hls::parse_playlist(*origin_text, kUrl);
       REQUIRE(origin.ok());
       t += 2s;
-      auto copy = tracker.next(*origin, policy, t, 1'700'000'000'000 + (t - kStart).count() / 1'000'000);
+      auto copy =
+          tracker.next(*origin, policy, t, 1'700'000'000'000 + (t - kStart).count() / 1'000'000);
       REQUIRE(copy.has_value());
       auto served = hls::parse_playlist(copy->text, kUrl);
       REQUIRE_MESSAGE(served.ok(), copy->text);
@@ -350,6 +378,7 @@ TEST_CASE("over the shared corpus: every continued copy parses, numbers never go
     restarted += tracker.restarts();
     CHECK(tracker.restarts() == 1);
   }
-  MESSAGE(media << " live media playlists of the corpus continued across a restart (" << restarted << " restarts)");
+  MESSAGE(media << " live media playlists of the corpus continued across a restart (" << restarted
+                << " restarts)");
   CHECK(media > 0);
 }

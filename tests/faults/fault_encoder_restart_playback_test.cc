@@ -30,13 +30,16 @@ TEST_CASE("the live encoder stops and starts again: the player goes on with the 
   CacheNodeProcess node(dir.file("cache"), origin.base_url(), {"node_id=venue-a", "site=venue"});
   BalancerProcess balancer(
       dir, origin.base_url(),
-      channels_json({R"({"id":"live","origin":"demo","source":"/files/live/index.m3u8","free":true,"kind":"live"})"}),
+      channels_json(
+          {R"({"id":"live","origin":"demo","source":"/files/live/index.m3u8","free":true,"kind":"live"})"}),
       caches_json({cache_json("venue-a", "venue", node.port())}));
-  const std::string poll_url = balancer.url("/hls/live/files/live/index.m3u8?cache=venue-a&viewer=poll");
+  const std::string poll_url =
+      balancer.url("/hls/live/files/live/index.m3u8?cache=venue-a&viewer=poll");
   REQUIRE(wait_until([&] { return fetch_media_playlist(poll_url).uris.size() >= 3; }, 30s, 100ms));
   REQUIRE(balancer.wait_cache_usable("venue-a", true, 10s));
 
-  TimedPlayer player(balancer.url("/hls/live/files/live/index.m3u8?cache=venue-a&viewer=player"), 180);
+  TimedPlayer player(balancer.url("/hls/live/files/live/index.m3u8?cache=venue-a&viewer=player"),
+                     180);
   REQUIRE(player.started());
   // Long enough that the new run's timestamps are well behind the old run's.
   REQUIRE(player.wait_media(14, 40s));
@@ -45,7 +48,8 @@ TEST_CASE("the live encoder stops and starts again: the player goes on with the 
   REQUIRE(source->wait_exit(deadline_in(10s)));
   const auto stopped = Clock::now();
   const double media_at_stop = player.media_s();
-  CHECK(wait_until([&] { return balancer.metric("balancer_live_ends_held_total") == 1; }, 10s, 100ms));
+  CHECK(wait_until([&] { return balancer.metric("balancer_live_ends_held_total") == 1; }, 10s,
+                   100ms));
   // Down for a few seconds, as an operator restarting an encoder would be.
   wait_until([] { return false; }, 4s, 500ms);
   const bool alive_before_restart = player.running();
@@ -53,16 +57,20 @@ TEST_CASE("the live encoder stops and starts again: the player goes on with the 
   source = std::make_unique<ChildProcess>();
   REQUIRE(source->start(ffmpeg_live_source_args(root)));
   const auto restarted = Clock::now();
-  wait_until([&] { return player.media_s() >= media_at_stop + 8 || !player.running(); }, 40s, 100ms);
+  wait_until([&] { return player.media_s() >= media_at_stop + 8 || !player.running(); }, 40s,
+             100ms);
   const bool resumed = player.media_s() >= media_at_stop + 8;
   const auto advance = player.first_advance_after(restarted);
-  const double resumed_after_s = advance ? std::chrono::duration<double>(*advance - restarted).count() : -1;
+  const double resumed_after_s =
+      advance ? std::chrono::duration<double>(*advance - restarted).count() : -1;
   const double stall_s = player.longest_stall(stopped, Clock::now());
   const MediaPlaylist after = fetch_media_playlist(poll_url);
   const std::string metrics = balancer.metrics();
-  MESSAGE("encoder down " << std::chrono::duration<double>(restarted - stopped).count() << " s; player "
+  MESSAGE("encoder down " << std::chrono::duration<double>(restarted - stopped).count()
+                          << " s; player "
                           << std::string(alive_before_restart ? "still running" : "had exited")
-                          << " when it came back; " << std::string(resumed ? "resumed" : "did not resume")
+                          << " when it came back; "
+                          << std::string(resumed ? "resumed" : "did not resume")
                           << ", first progress " << resumed_after_s
                           << " s after the encoder's restart; longest stall " << stall_s << " s; "
                           << player.media_s() << " s of media; restarts seen by the balancer "

@@ -151,7 +151,9 @@ bool follow_until(Player& player, std::chrono::milliseconds limit, Done done) {
 
 }  // namespace
 
-TEST_CASE("a live encoder that ends and restarts with the same names keeps players going on run B's bytes") {
+TEST_CASE(
+    "a live encoder that ends and restarts with the same names keeps players going on run B's "
+    "bytes") {
   Stack s;
   Player via_node{*s.balancer, "/hls/demo/live/index.m3u8?viewer=venue&cache=venue-a"};
   Player direct{*s.balancer, "/hls/demo/live/index.m3u8?viewer=outside"};
@@ -184,7 +186,8 @@ TEST_CASE("a live encoder that ends and restarts with the same names keeps playe
   write_file(s.dir.file("root/live/index.m3u8"), encoder_playlist(1));
   REQUIRE(follow_until(via_node, 5s, [&] { return via_node.last_downloaded > 5u; }));
   const double first_new_ms =
-      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - restarted).count();
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - restarted)
+          .count();
   REQUIRE(follow_until(direct, 5s, [&] { return direct.last_downloaded > 5u; }));
   MESSAGE("restart to run B's first segment downloaded by a player (reloading every 50 ms): "
           << first_new_ms << " ms");
@@ -213,8 +216,9 @@ TEST_CASE("a live encoder that ends and restarts with the same names keeps playe
   CHECK(metric_value(s.balancer->metrics(), "balancer_live_restarts_total") == 1);
 
   // The operator marks the channel finished: the next end tag reaches players at once.
-  s.balancer->write_channels(channels_json({R"({"id":"demo","origin":"demo","source":"/live/index.m3u8",)"
-                                            R"("free":true,"finished":true})"}));
+  s.balancer->write_channels(
+      channels_json({R"({"id":"demo","origin":"demo","source":"/live/index.m3u8",)"
+                     R"("free":true,"finished":true})"}));
   REQUIRE(s.balancer->reload());
   write_file(s.dir.file("root/live/index.m3u8"), encoder_playlist(5, true));
   CHECK(follow_until(via_node, 3s, [&] { return via_node.saw_endlist; }));
