@@ -228,6 +228,19 @@ std::optional<ServedCopy> LiveRunTracker::next(const hls::Playlist& origin,
       boundary.tagged = true;
       boundary.lines.insert(0, kDiscontinuityLine);
     }
+    if (keep > 0 && keep < listed.size()) {
+      // The previous run's key must not apply to the new run's clear segments.
+      bool key_in_tail = false;
+      for (size_t i = 0; i < keep; ++i) {
+        key_in_tail = key_in_tail || listed[i].in_force.find("#EXT-X-KEY") != std::string::npos ||
+                      listed[i].lines.find("#EXT-X-KEY") != std::string::npos;
+      }
+      std::string& block = listed[keep].lines;
+      if (key_in_tail && block.find("#EXT-X-KEY") == std::string::npos) {
+        size_t after_tag = block.starts_with(kDiscontinuityLine) ? kDiscontinuityLine.size() : 0;
+        block.insert(after_tag, "#EXT-X-KEY:METHOD=NONE\n");
+      }
+    }
     // What this copy lists, for the next restart.
     served_.assign(listed.end() - static_cast<std::ptrdiff_t>(std::min(listed.size(), kMaxTail)),
                    listed.end());
@@ -263,27 +276,12 @@ std::optional<ServedCopy> LiveRunTracker::next(const hls::Playlist& origin,
   if (!wrote_number && first_number > 0) {
     append_line(text, lines, "#EXT-X-DISCONTINUITY-SEQUENCE:" + std::to_string(first_number));
   }
-  bool key_in_tail = false;
   for (size_t i = 0; i < listed.size(); ++i) {
     const ServedSegment& s = listed[i];
     if (copy.runs_by_line.empty() || copy.runs_by_line.back().second != s.run) {
       copy.runs_by_line.emplace_back(lines + 1, s.run);
     }
-    if (i < keep) {
-      if (i == 0) append_block(text, lines, s.in_force);
-      key_in_tail = key_in_tail || s.in_force.find("#EXT-X-KEY") != std::string::npos ||
-                    s.lines.find("#EXT-X-KEY") != std::string::npos;
-      append_block(text, lines, s.lines);
-      continue;
-    }
-    if (i == keep && keep > 0 && key_in_tail && s.lines.find("#EXT-X-KEY") == std::string::npos) {
-      // The previous run's key must not apply to the new run's clear segments.
-      std::string block = s.lines;
-      size_t after_tag = block.starts_with(kDiscontinuityLine) ? kDiscontinuityLine.size() : 0;
-      block.insert(after_tag, "#EXT-X-KEY:METHOD=NONE\n");
-      append_block(text, lines, block);
-      continue;
-    }
+    if (i == 0) append_block(text, lines, s.in_force);  // MAP/KEY declared before the window
     append_block(text, lines, s.lines);
   }
   for (std::string_view line : layout.trailing) append_line(text, lines, line);
