@@ -142,8 +142,8 @@ done
 cat > "$DEMO/conf/channels.json" <<JSON
 {
   "channels": [
-    { "id": "demo", "title": "Demo test pattern", "origin": "demo", "source": "/files/live/master.m3u8", "free": true },
-    { "id": "demo-premium", "title": "Demo test pattern (paid)", "origin": "demo", "source": "/files/live/master.m3u8", "product": "premium-pass" }
+    { "id": "demo", "title": "Demo test pattern", "origin": "demo", "source": "/files/live/master.m3u8", "free": true, "kind": "live" },
+    { "id": "demo-premium", "title": "Demo test pattern (paid)", "origin": "demo", "source": "/files/live/master.m3u8", "product": "premium-pass", "kind": "live" }
   ]
 }
 JSON

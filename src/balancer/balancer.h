@@ -25,6 +25,7 @@
 #include "balancer/admission_policy.h"
 #include "balancer/redis_admission.h"
 #include "balancer/cidr.h"
+#include "balancer/live_restart.h"
 #include "balancer/source_policy.h"
 #include "common/config.h"
 #include "common/cors.h"
@@ -46,6 +47,8 @@ struct ChannelConfig {
   std::string source;   // "/path[?query]" of the master (or media) playlist on that origin
   bool free = false;    // free: true, or
   std::string product;  // the product that unlocks a paid channel
+  LiveMode kind = LiveMode::automatic;  // "kind": "auto" | "live" | "vod" (how an end tag is taken)
+  bool finished = false;                // "finished": the operator says the event is over
 };
 
 // One entry of the caches file.

@@ -190,6 +190,7 @@ common::Result<BalancerConfig> read_main_config(const common::ConfigDocument& do
     t.live_max_lag = ms(p.integer("live_max_lag_ms", 500, 0, 500));
     t.live_refresh = ms(p.integer("live_refresh_ms", 250, 20, 60000));
     t.live_idle = seconds_as_ms(p.number("live_idle_s", 10, 0.1, 3600));
+    t.live_end_confirm = seconds_as_ms(p.number("live_end_confirm_s", 300, 0, 86400));
     t.master_stale = seconds_as_ms(p.number("master_stale_s", 30, 0, 86400));
     t.media_stale = seconds_as_ms(p.number("media_stale_s", 60, 0, 3600));
     t.fetch_timeout = ms(p.integer("fetch_timeout_ms", 3000, 100, 600000));
@@ -302,6 +303,17 @@ common::Status read_channels(const common::ConfigDocument& doc, BalancerConfig& 
       r.fail("product", "a channel is either free or unlocked by a product, not both");
     if (!ch.free && ch.product.empty())
       r.fail("free", "set \"free\": true or name the \"product\" that unlocks the channel");
+    std::string kind = r.string("kind", "auto");
+    if (kind == "auto") {
+      ch.kind = LiveMode::automatic;
+    } else if (kind == "live") {
+      ch.kind = LiveMode::live;
+    } else if (kind == "vod") {
+      ch.kind = LiveMode::vod;
+    } else {
+      r.fail("kind", "must be \"auto\", \"live\" or \"vod\"");
+    }
+    ch.finished = r.boolean("finished", false);
     channels.push_back(std::move(ch));
   });
   if (!present) root.fail("channels", "is required (a list of channels)");

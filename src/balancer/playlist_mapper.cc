@@ -117,7 +117,14 @@ std::vector<std::string> chunk_links(const hls::Template& tmpl, const RewritePla
     if (target.kind != SlotTarget::Kind::chunk) continue;
     const hls::UriSlot& slot = tmpl.slots()[i];
     if (destination.cache_url.empty()) {
-      out.push_back(hls::escape_replacement(slot, slot.uri));  // straight to origin, unsigned
+      if (target.run.empty()) {
+        out.push_back(hls::escape_replacement(slot, slot.uri));  // straight to origin, unsigned
+      } else {
+        // The run's name keeps a browser's cache from answering with a previous run's bytes.
+        std::string uri = slot.uri.substr(0, slot.uri.find('#'));
+        common::append_query(uri, target.run);
+        out.push_back(hls::escape_replacement(slot, uri));
+      }
       continue;
     }
     assert(destination.signer != nullptr);

@@ -44,6 +44,9 @@ struct SlotTarget {
   enum class Kind : uint8_t { playlist, key, chunk, passthrough };
   Kind kind = Kind::passthrough;
   std::string origin_target;  // playlist/key/chunk: target on the origin; passthrough: ""
+  // A chunk of a restarted live run: "brun=<run id>" (live_restart.h), already
+  // in origin_target and added to the origin URL of a link straight to origin.
+  std::string run;
 };
 
 struct RewritePlan {

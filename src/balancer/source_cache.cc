@@ -60,6 +60,17 @@ struct SourceCache::Entry {
   common::EventPtr refresh_timer;
   bool refresh_pending = false;
   SourceCache* owner = nullptr;
+  // Live channels: end tags held back, restarts continued (live_restart.h).
+  LiveEndPolicy live;          // the latest request's
+  LiveEndPolicy applied_live;  // the one `version` was built with
+  LiveRunTracker runs;
+  // Origin's bytes behind `version` when the balancer serves a copy of its own
+  // (a continued or held live copy); empty when `version` is origin's copy itself.
+  std::string origin_body;
+  std::string_view origin_bytes() const {
+    if (!origin_body.empty() || !version) return origin_body;
+    return version->playlist.tmpl.source();
+  }
 };
 
 SourceCache::SourceCache(event_base& base, common::HttpClient& client,
@@ -91,6 +102,11 @@ SourceCache::SourceCache(event_base& base, common::HttpClient& client,
                                 "(more than playlists.max_segments)")),
       fetch_seconds_(
           metrics.histogram("balancer_origin_fetch_seconds", "Origin playlist fetch time")),
+      live_restarts_(metrics.counter("balancer_live_restarts_total",
+                                     "Live source restarts continued after a discontinuity (numbering went back "
+                                     "or a name changed)")),
+      live_ends_held_(metrics.counter("balancer_live_ends_held_total",
+                                      "End tags of live sources held back as a state to confirm")),
       metrics_(metrics) {
   sweep_timer_.reset(event_new(
       &base_, -1, EV_PERSIST,
@@ -221,11 +237,14 @@ void SourceCache::get(const SourceRequest& asked, SourceCallback done) {
     entry.failed_at.reset();
   }
   entry.url = url;
+  entry.live = request.live;
   entry.blocking = request.directives.any();
   entry.long_poll = request.directives.blocking();
   entry.last_request = now;
 
-  if (entry.version && is_fresh(entry.version->kind, since(entry.validated_at, now), timings_)) {
+  // A copy built under another live policy (the operator changed the channel) is refetched.
+  if (entry.version && entry.version->live == request.live &&
+      is_fresh(entry.version->kind, since(entry.validated_at, now), timings_)) {
     hits_.inc();
     SourceResult r;
     r.from = SourceResult::From::hit;
@@ -320,51 +339,135 @@ void SourceCache::on_done(const std::string& key, const common::FetchResult& res
     common::UpstreamErrorReply reply =
         common::upstream_error(*failure, kSourceWording, result.status);
     fail(entry, std::move(finished.waiters), reply.status, std::move(reply.error));
-  } else if (result.status == 304) {
-    not_modified_.inc();
-    publish(entry, entry.version, entry.fetch_started, std::move(finished.waiters));
-  } else if (entry.version && entry.version->origin_source() == body) {
-    // Unchanged (an origin without validators): keep the parsed version and its memos.
-    not_modified_.inc();
-    entry.etag = std::move(transfer.etag);
-    entry.last_modified = std::move(transfer.last_modified);
-    publish(entry, entry.version, entry.fetch_started, std::move(finished.waiters));
   } else {
-    hls::ParseOptions options;
-    options.max_bytes = timings_.max_bytes;
-    auto parsed = hls::parse_playlist(body, entry.url, options);
-    if (!parsed.ok()) {
-      LOG_WARN(kLog, "malformed playlist from origin: ", entry.url, ": ", parsed.error().message);
-      fail(entry, std::move(finished.waiters), 502,
-           {"bad_source_playlist", "The origin's playlist is malformed (" + parsed.error().code +
-                                       "): " + parsed.error().message});
-    } else {
-      auto version = std::make_shared<SourceVersion>();
-      version->playlist = std::move(parsed).value();
-      version->kind = classify(version->playlist);
-      if (auto refused = limit_segments(*version, body, entry.url)) {
-        fail(entry, std::move(finished.waiters), 502, std::move(*refused));
-        schedule_refresh(entry, now);
-        return;
-      }
-      if (version->playlist.kind == hls::PlaylistKind::media) {
-        version->target_duration = target_duration_of(version->playlist);
-        for (const auto& segment : version->playlist.media.segments) {
-          version->total_duration_s += segment.duration.value_or(0);
-        }
-      }
-      version->plan = plan_rewrite(version->playlist.tmpl, entry.origin_base);
-      version->serial = next_serial_++;
+    // Unchanged copies keep their parsed version and its memos, unless the
+    // channel's live policy changed or a held end tag is due.
+    const bool same_answer = entry.applied_live == entry.live && !entry.runs.end_due(entry.live, now);
+    if (result.status == 304 && same_answer) {
+      not_modified_.inc();
+      publish(entry, entry.version, entry.fetch_started, std::move(finished.waiters));
+    } else if (result.status != 304 && entry.version && entry.origin_bytes() == body && same_answer) {
+      not_modified_.inc();  // an origin without validators
       entry.etag = std::move(transfer.etag);
       entry.last_modified = std::move(transfer.last_modified);
-      publish(entry, std::move(version), entry.fetch_started, std::move(finished.waiters));
+      publish(entry, entry.version, entry.fetch_started, std::move(finished.waiters));
+    } else {
+      if (result.status != 304) {
+        entry.etag = std::move(transfer.etag);
+        entry.last_modified = std::move(transfer.last_modified);
+      } else {
+        not_modified_.inc();
+      }
+      auto version = build_version(entry, result.status == 304 ? entry.origin_bytes() : std::string_view(body), now);
+      if (!version) {
+        fail(entry, std::move(finished.waiters), 502, version.error());
+      } else {
+        publish(entry, std::move(version).value(), entry.fetch_started, std::move(finished.waiters));
+      }
     }
   }
   schedule_refresh(entry, now);
 }
 
-std::optional<common::Error> SourceCache::limit_segments(SourceVersion& version, const std::string& body,
-                                                         const std::string& url) {
+namespace {
+
+// A window renumbers lines: each run follows its first segment (by media sequence number)
+// across it, and its boundary is the line after the previous segment's URI (so the run's
+// own tags, a key among them, belong to it).
+std::vector<std::pair<size_t, uint64_t>> runs_after_window(const hls::Playlist& before, const hls::Playlist& after,
+                                                           const std::vector<std::pair<size_t, uint64_t>>& runs) {
+  std::vector<std::pair<size_t, uint64_t>> out;
+  const auto& old_segments = before.media.segments;
+  const auto& new_segments = after.media.segments;
+  for (const auto& [line, run] : runs) {
+    size_t i = 0;
+    while (i < old_segments.size() && old_segments[i].line < line) ++i;
+    if (i == old_segments.size()) continue;
+    const uint64_t msn = before.media.media_sequence + i;
+    if (msn <= after.media.media_sequence) {
+      out.assign(1, {1, run});  // begins before the window: it holds from the window's start
+      continue;
+    }
+    const uint64_t j = msn - after.media.media_sequence;
+    if (j >= new_segments.size()) continue;
+    out.emplace_back(new_segments[j - 1].line + 1, run);
+  }
+  return out;
+}
+
+}  // namespace
+
+common::Result<std::shared_ptr<const SourceVersion>> SourceCache::build_version(Entry& entry, std::string_view body,
+                                                                               TimePoint now) {
+  hls::ParseOptions options;
+  options.max_bytes = timings_.max_bytes;
+  auto parsed = hls::parse_playlist(body, entry.url, options);
+  if (!parsed.ok()) {
+    LOG_WARN(kLog, "malformed playlist from origin: ", entry.url, ": ", parsed.error().message);
+    return common::Error{"bad_source_playlist", "The origin's playlist is malformed (" + parsed.error().code +
+                                                    "): " + parsed.error().message};
+  }
+  auto version = std::make_shared<SourceVersion>();
+  version->playlist = std::move(parsed).value();
+  std::vector<std::pair<size_t, uint64_t>> runs_by_line;
+  bool own_copy = false;
+  entry.applied_live = entry.live;
+  if (!entry.blocking && version->playlist.kind == hls::PlaylistKind::media) {
+    const uint64_t restarts = entry.runs.restarts();
+    const bool was_holding = entry.runs.holding_end();
+    auto served = entry.runs.next(version->playlist, entry.live, now, clock_.unix_now_ms());
+    if (entry.runs.restarts() != restarts) {
+      live_restarts_.inc();
+      LOG_INFO(kLog, "live source restarted (numbering went back or a name changed): ", entry.url,
+               ": continuing as run ", entry.runs.run(), " after a discontinuity");
+    }
+    if (entry.runs.holding_end() && !was_holding) {
+      live_ends_held_.inc();
+      LOG_INFO(kLog, "live source ended (EXT-X-ENDLIST): ", entry.url, ": holding the end back for ",
+               entry.live.end_confirm.count() / 1000, " s, refreshing at live cadence");
+    }
+    if (served) {
+      auto continued = hls::parse_playlist(served->text, entry.url, options);
+      if (continued.ok()) {
+        own_copy = true;
+        version->playlist = std::move(continued).value();
+        runs_by_line = std::move(served->runs_by_line);
+      } else {
+        LOG_WARN(kLog, "continued copy of ", entry.url, " does not parse (", continued.error().message,
+                 "): serving origin's");
+      }
+    }
+  }
+  version->kind = classify(version->playlist);
+  // Long live playlists become a window of their newest segments (in served numbers, after
+  // any continuation); origin's bytes are then kept apart to recognise an unchanged copy.
+  hls::Playlist before_window;
+  if (auto refused = limit_segments(*version, entry.url, &before_window)) return std::move(*refused);
+  if (before_window.kind == hls::PlaylistKind::media) {
+    own_copy = true;
+    runs_by_line = runs_after_window(before_window, version->playlist, runs_by_line);
+  }
+  if (version->playlist.kind == hls::PlaylistKind::media) {
+    version->target_duration = target_duration_of(version->playlist);
+    for (const auto& segment : version->playlist.media.segments) {
+      version->total_duration_s += segment.duration.value_or(0);
+    }
+  }
+  version->live = entry.applied_live;
+  version->plan = plan_rewrite(version->playlist.tmpl, entry.origin_base);
+  mark_runs(version->plan, version->playlist.tmpl, runs_by_line);
+  version->serial = next_serial_++;
+  // Keep origin's bytes only when they are not the version's own (`body` may view them: assign last).
+  if (own_copy) {
+    entry.origin_body.assign(body);
+  } else {
+    entry.origin_body.clear();
+  }
+  return std::shared_ptr<const SourceVersion>(std::move(version));
+}
+
+std::optional<common::Error> SourceCache::limit_segments(SourceVersion& version, const std::string& url,
+                                                         hls::Playlist* replaced) {
   const hls::Playlist& playlist = version.playlist;
   const size_t segments = playlist.kind == hls::PlaylistKind::media ? playlist.media.segments.size() : 0;
   if (segments <= timings_.max_segments) return std::nullopt;
@@ -386,7 +489,7 @@ std::optional<common::Error> SourceCache::limit_segments(SourceVersion& version,
   }
   windowed_.inc();
   LOG_DEBUG(kLog, "serving the newest ", timings_.max_segments, " of ", segments, " segments of ", url);
-  version.origin_body = std::make_shared<const std::string>(body);
+  if (replaced != nullptr) *replaced = std::move(version.playlist);
   version.playlist = std::move(parsed).value();
   version.kind = classify(version.playlist);
   return std::nullopt;

@@ -24,6 +24,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "balancer/live_restart.h"
 #include "balancer/playlist_mapper.h"
 #include "balancer/request_params.h"
 #include "balancer/source_policy.h"
@@ -49,10 +50,7 @@ struct SourceVersion {
   double total_duration_s = 0;  // sum of EXTINF (VOD signature lifetime)
   RewritePlan plan;
   uint64_t serial = 0;  // increases with every new version of any source
-  // The origin's bytes when `playlist` is a window of them (playlists.max_segments): a refresh
-  // that brings the same bytes again keeps this version.
-  std::shared_ptr<const std::string> origin_body;
-  std::string_view origin_source() const { return origin_body ? std::string_view(*origin_body) : playlist.tmpl.source(); }
+  LiveEndPolicy live;   // the channel policy it was built under (live_restart.h)
 };
 
 // What the cache publishes for one source, read by every loop's SourceFront:
@@ -98,6 +96,7 @@ struct SourceRequest {
   std::string origin_base;  // origin base URL, no trailing slash
   std::string target;       // "/path[?query]" on the origin, without delivery directives
   DeliveryDirectives directives;
+  LiveEndPolicy live;  // how the channel takes an end tag and restarts (live_restart.h)
 };
 
 struct SourceResult {
@@ -161,14 +160,19 @@ class SourceCache {
   Entry& entry_for(const std::string& key);
   void start_fetch(Entry& entry, Transfer& transfer, bool background);
   void on_done(const std::string& key, const common::FetchResult& result);
+  // Parses origin's `body` into the version to serve (continued across restarts for live channels).
+  common::Result<std::shared_ptr<const SourceVersion>> build_version(Entry& entry, std::string_view body,
+                                                                     TimePoint now);
   void publish(Entry& entry, std::shared_ptr<const SourceVersion> version, TimePoint validated_at,
                std::vector<Waiter> waiters);
   void fail(Entry& entry, std::vector<Waiter> waiters, int status, common::Error error);
   void answer_failure(Entry& entry, const SourceCallback& done, TimePoint now);
   void schedule_refresh(Entry& entry, TimePoint now);
   // playlists.max_segments: a longer live or EVENT playlist becomes a window of its newest
-  // segments (hls/window.h); a longer VOD playlist or delta update is refused (the error).
-  std::optional<common::Error> limit_segments(SourceVersion& version, const std::string& body, const std::string& url);
+  // segments (hls/window.h; the playlist it replaced goes to `replaced`, if given); a longer
+  // VOD playlist or delta update is refused (the error).
+  std::optional<common::Error> limit_segments(SourceVersion& version, const std::string& url,
+                                              hls::Playlist* replaced);
   void on_refresh_timer(const std::string& key);
   void sweep();
 
@@ -195,6 +199,8 @@ class SourceCache {
   common::Counter& not_modified_;
   common::Counter& windowed_;
   common::Histogram& fetch_seconds_;
+  common::Counter& live_restarts_;
+  common::Counter& live_ends_held_;
   common::MetricsRegistry& metrics_;
 };
 

@@ -49,7 +49,7 @@ void SourceFront::get(const SourceRequest& request, const PlaylistTimings& timin
       entry.seen_generation = g;
     }
   }
-  if (entry.version &&
+  if (entry.version && entry.version->live == request.live &&
       is_fresh(entry.version->kind, std::chrono::duration_cast<Millis>(now - entry.validated_at), timings)) {
     SourceResult r;
     r.from = SourceResult::From::hit;

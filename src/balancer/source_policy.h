@@ -26,6 +26,7 @@ struct PlaylistTimings {
   Millis live_max_lag{500};        // playlists.live_max_lag_ms: never serve a live copy older
   Millis live_refresh{250};        // playlists.live_refresh_ms: background refresh period
   Millis live_idle{10000};         // playlists.live_idle_s: stop refreshing with no viewer for
+  Millis live_end_confirm{300000};  // playlists.live_end_confirm_s: a live channel's end tag is held back for
   Millis master_stale{30000};      // playlists.master_stale_s: last good master on origin failure
   Millis media_stale{60000};       // playlists.media_stale_s: last good media playlist on origin failure
   Millis fetch_timeout{3000};      // playlists.fetch_timeout_ms

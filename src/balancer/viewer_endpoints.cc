@@ -100,6 +100,7 @@ SourceRequest BalancerLoop::source_request(const RuntimeConfig& rc, const Channe
   r.origin_base = rc.config.origins.at(channel.origin).url;
   r.target = target;
   r.directives = std::move(directives);
+  r.live = {channel.kind, channel.finished, rc.config.playlists.live_end_confirm};
   return r;
 }
 

@@ -222,6 +222,26 @@ TEST_CASE("channels: ids, origins, sources and free/paid are validated") {
   CHECK(has(channels_error(R"({"channel":[]})"), "key 'channels'"));
 }
 
+TEST_CASE("channels: kind (auto, live, vod) and the operator's finished marker; live_end_confirm_s") {
+  BalancerConfig c = main_ok();
+  CHECK(c.playlists.live_end_confirm == std::chrono::seconds(300));
+  auto s = read_channels(doc("channels.json", R"({"channels":[
+      {"id":"a","origin":"demo","source":"/a.m3u8","free":true},
+      {"id":"b","origin":"demo","source":"/b.m3u8","free":true,"kind":"live","finished":true},
+      {"id":"c","origin":"demo","source":"/c.m3u8","free":true,"kind":"vod"}]})"),
+                         c);
+  REQUIRE_MESSAGE(s.ok(), (s.ok() ? "" : s.error().message));
+  CHECK(c.channels[0].kind == balancer::LiveMode::automatic);
+  CHECK_FALSE(c.channels[0].finished);
+  CHECK(c.channels[1].kind == balancer::LiveMode::live);
+  CHECK(c.channels[1].finished);
+  CHECK(c.channels[2].kind == balancer::LiveMode::vod);
+  CHECK(has(channels_error(R"({"channels":[{"id":"a","origin":"demo","source":"/a.m3u8","free":true,"kind":"event"}]})"),
+            "key 'channels[0].kind': must be \"auto\", \"live\" or \"vod\""));
+  CHECK(has(main_error({"playlists.live_end_confirm_s=-1"}), "playlists.live_end_confirm_s"));
+  CHECK(main_ok({"playlists.live_end_confirm_s=20"}).playlists.live_end_confirm == std::chrono::seconds(20));
+}
+
 TEST_CASE("caches: URLs, health URLs and networks are validated") {
   BalancerConfig c = main_ok();
   auto s = read_caches(doc("caches.json", R"({"caches":[

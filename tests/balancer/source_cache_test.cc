@@ -43,9 +43,9 @@ struct Fixture {
   }
 
   // Asks for the playlist and runs the loop until the answer comes (10 s at most).
-  SourceResult get(const std::string& path, DeliveryDirectives directives = {}) {
+  SourceResult get(const std::string& path, DeliveryDirectives directives = {}, LiveEndPolicy live = {}) {
     std::optional<SourceResult> answer;
-    SourceRequest request{"demo", origin.base_url(), "/files" + path, directives};
+    SourceRequest request{"demo", origin.base_url(), "/files" + path, directives, live};
     cache->get(request, [&](const SourceResult& r) { answer = r; });
     REQUIRE(test::wait_until(
         [&] {
@@ -199,6 +199,55 @@ TEST_CASE("source cache: above max_segments a live playlist becomes its newest w
   CHECK(vod.status == 502);
   CHECK(vod.error.code == "source_too_many_segments");
   CHECK(vod.error.message.find("17 segments, over the limit of 16") != std::string::npos);
+}
+
+}  // namespace balancer
+
+namespace balancer {
+
+TEST_CASE("source cache: a live end tag is held back, then passed on once due, with origin's copy unchanged (304)") {
+  PlaylistTimings timings = no_background_refresh();
+  Fixture f(timings);
+  LiveEndPolicy live;
+  live.end_confirm = 10s;
+  test::write_file(f.dir.file("live.m3u8"), test::live_playlist(100, 5));
+  SourceResult first = f.get("/live.m3u8", {}, live);
+  REQUIRE(first.version != nullptr);
+  CHECK(first.version->kind == SourceKind::live);
+
+  test::write_file(f.dir.file("live.m3u8"), test::live_playlist(100, 5) + "#EXT-X-ENDLIST\n");
+  f.clock.advance(1s);
+  SourceResult held = f.get("/live.m3u8", {}, live);
+  REQUIRE(held.version != nullptr);
+  CHECK(held.version->kind == SourceKind::live);  // still refreshed at live cadence
+  CHECK_FALSE(held.version->playlist.media.endlist);
+
+  // Same bytes from origin (a 304): nothing changes until the end is due.
+  f.clock.advance(1s);
+  SourceResult still = f.get("/live.m3u8", {}, live);
+  CHECK_FALSE(still.version->playlist.media.endlist);
+  CHECK(still.version->serial == held.version->serial);
+  f.clock.advance(10s);
+  SourceResult due = f.get("/live.m3u8", {}, live);
+  REQUIRE(due.version != nullptr);
+  CHECK(due.version->playlist.media.endlist);
+  CHECK(due.version->kind == SourceKind::vod);
+  CHECK(f.origin.not_modified("/files/live.m3u8") >= 2);
+}
+
+TEST_CASE("source cache: the operator marking a channel finished passes a held end tag on at the next request") {
+  Fixture f(no_background_refresh());
+  LiveEndPolicy live;
+  test::write_file(f.dir.file("live.m3u8"), test::live_playlist(100, 5));
+  f.get("/live.m3u8", {}, live);
+  test::write_file(f.dir.file("live.m3u8"), test::live_playlist(100, 5) + "#EXT-X-ENDLIST\n");
+  f.clock.advance(1s);
+  CHECK_FALSE(f.get("/live.m3u8", {}, live).version->playlist.media.endlist);
+  live.finished = true;
+  // Fresh by age, but built under the previous policy: origin is asked (a 304) and it is rebuilt.
+  SourceResult finished = f.get("/live.m3u8", {}, live);
+  REQUIRE(finished.version != nullptr);
+  CHECK(finished.version->playlist.media.endlist);
 }
 
 }  // namespace balancer
