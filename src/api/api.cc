@@ -49,6 +49,7 @@ void read_api_section(common::ConfigReader& r, ApiConfig& c) {
   }
   c.kdf_queue = static_cast<size_t>(r.integer("kdf_queue", 64, 1, 100000));
   c.max_body_bytes = static_cast<size_t>(r.integer("max_body_bytes", 16 * 1024, 256, 1 << 20));
+  c.max_json_depth = static_cast<size_t>(r.integer("max_json_depth", 16, 2, 256));
   c.ticket_lifetime = std::chrono::seconds(r.integer("ticket_lifetime_s", 4 * 3600, 60, 7 * 86400));
   c.products_file = r.string("products_file", "");
   c.demo_payments = r.boolean("demo_payments", false);
@@ -73,6 +74,8 @@ Api::State::State(common::ServiceContext& c, const ApiConfig& initial, PlaybackH
       logins_limited(
           c.metrics->counter("balancer_api_logins_total", "Login attempts by outcome", "result=\"limited\"")),
       logins_busy(c.metrics->counter("balancer_api_logins_total", "Login attempts by outcome", "result=\"busy\"")),
+      bodies_too_deep(c.metrics->counter("balancer_api_json_too_deep_total",
+                                         "Request bodies refused (400) for nesting deeper than api.max_json_depth")),
       store_errors(c.metrics->counter("balancer_api_store_errors_total", "Account store calls that failed")),
       purchases_created(c.metrics->counter("balancer_api_purchases_total", "Purchase requests answered with a purchase",
                                            "result=\"created\"")),

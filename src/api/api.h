@@ -36,6 +36,7 @@ struct ApiConfig {
   int kdf_iterations = 600'000;  // for new hashes; old ones keep their own count
   bool kdf_allow_weak_for_tests = false;  // allows kdf_iterations down to kMinTestIterations
   size_t max_body_bytes = 16 * 1024;      // above → 413
+  size_t max_json_depth = 16;             // arrays/objects nested deeper in a body → 400 malformed_json
   size_t kdf_queue = 64;                  // password checks waiting for the worker; above → 503 busy
   LoginLimits login;
   // Playback tickets handed out by the access check live this long (capped at

@@ -57,6 +57,7 @@ struct Api::State {
   common::Counter& logins_rejected;
   common::Counter& logins_limited;
   common::Counter& logins_busy;
+  common::Counter& bodies_too_deep;
   common::Counter& store_errors;
   common::Counter& purchases_created;
   common::Counter& purchases_replayed;
@@ -81,8 +82,11 @@ void with_session(Api::State& s, common::EventLoop& loop, ExchangePtr ex,
                   std::function<void(ExchangePtr, const SessionInfo&)> then);
 // 500 storage_error, counted and logged with `what`.
 void storage_failed(Api::State& s, common::HttpExchange& ex, std::string_view what, const common::Error& error);
-// The JSON object of the request body into `doc`; answers 413/400 itself and returns false.
-bool parse_json_body(const ApiConfig& config, common::HttpExchange& ex, rapidjson::Document& doc);
+// The JSON object of the request body into `doc`; answers 413 / 400 malformed_json itself
+// (a body nested deeper than api.max_json_depth is refused before it is parsed, and
+// counted) and returns false. `shape` ends the 400 message ("The body must be ...").
+bool parse_json_body(Api::State& s, const ApiConfig& config, common::HttpExchange& ex, rapidjson::Document& doc,
+                     std::string_view shape = "a JSON object");
 // The string member `name` of `doc` into `out` (1..max bytes of printable ASCII when
 // `printable`); answers 400 missing_field / invalid_field itself and returns false.
 bool string_field(common::HttpExchange& ex, const rapidjson::Document& doc, const char* name, size_t max_bytes,

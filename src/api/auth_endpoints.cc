@@ -25,16 +25,8 @@ std::string user_json(const User& u) {
 void Api::State::handle_login(common::EventLoop& loop, common::HttpExchange& in) {
   if (api_off(*this, in)) return;
   auto cfg = config.load();
-  std::string body = in.body();
-  if (body.size() > cfg->max_body_bytes) {
-    return in.reply_error(413, "body_too_large",
-                          "The request body is larger than " + std::to_string(cfg->max_body_bytes) + " bytes.");
-  }
   rapidjson::Document doc;
-  doc.Parse(body.data(), body.size());
-  if (doc.HasParseError() || !doc.IsObject()) {
-    return in.reply_error(400, "malformed_json", "The body must be a JSON object: {\"login\":..., \"password\":...}.");
-  }
+  if (!parse_json_body(*this, *cfg, in, doc, "a JSON object: {\"login\":..., \"password\":...}")) return;
   std::string fields[2];
   const char* names[2] = {"login", "password"};
   for (int i = 0; i < 2; ++i) {
@@ -49,7 +41,6 @@ void Api::State::handle_login(common::EventLoop& loop, common::HttpExchange& in)
   }
   std::string login = std::move(fields[0]);
   std::string password = std::move(fields[1]);
-  OPENSSL_cleanse(body.data(), body.size());
   if (!valid_login(login)) {
     return in.reply_error(400, "invalid_field",
                           "The field 'login' must be 1 to 64 letters, digits or . _ - @ +.");

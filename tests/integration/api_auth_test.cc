@@ -140,6 +140,27 @@ TEST_CASE("bad input gets its status and JSON error, and stores nothing") {
   CHECK(api.balancer->metric("balancer_api_logins_total{result=\"rejected\"}") == 0);
 }
 
+TEST_CASE("a body nested a million levels deep gets 400 malformed_json and the balancer keeps serving") {
+  // The body limits raised as an operator may: without the depth bound the parser's
+  // recursion overflows the loop's stack and the balancer dies.
+  ApiStack api({"server.max_body_bytes=4194304", "api.max_body_bytes=1048576"});
+  api.add_user("alice", "pw");
+  const std::string deep_arrays(1'000'000, '[');
+  auto r = api.login(deep_arrays);
+  CHECK(r.status == 400);
+  CHECK(is_json_error_reply(r, "malformed_json"));
+  std::string deep_object;
+  for (int i = 0; i < 100'000; ++i) deep_object += "{\"a\":";
+  auto o = api.login(deep_object);
+  CHECK(o.status == 400);
+  CHECK(is_json_error_reply(o, "malformed_json"));
+  // Within the limit, brackets in strings and all: an ordinary answer.
+  CHECK(api.login("{\"login\":\"alice\",\"password\":\"[[[[[[[[[[[[[[[[[[[[[[[[[[\",\"x\":[[[1]]]}").status == 401);
+  CHECK(api.balancer->metric("balancer_api_json_too_deep_total") == 2);
+  CHECK(api.login("alice", "pw").status == 200);
+  CHECK(api.balancer->process().running());
+}
+
 TEST_CASE("a session reported ok survives kill -9 and a restart") {
   ApiStack api;
   api.add_user("alice", "pw");
