@@ -76,8 +76,8 @@ TEST_CASE("a token expires after api.token_lifetime_s") {
   CHECK(error_code(api.session(token)) == "invalid_token");
 }
 
-TEST_CASE("login attempts are limited per login with 429, Retry-After and the JSON error") {
-  ApiStack api({"api.login_limits.per_login=3", "api.login_limits.window_s=60"});
+TEST_CASE("failed logins for one login from one address are limited with 429, Retry-After and the JSON error") {
+  ApiStack api({"api.login_limits.per_address_login=3", "api.login_limits.window_s=60"});
   api.add_user("alice", "pw");
   for (int i = 0; i < 3; ++i) CHECK(api.login("alice", "wrong").status == 401);
   auto limited = api.login("alice", "pw");  // even the right password waits
