@@ -23,6 +23,7 @@
 #include <string>
 #include <unordered_map>
 #include <utility>
+#include <vector>
 
 #include "common/clock.h"
 
@@ -131,7 +132,7 @@ class FairQueue {
     SteadyTime not_before;
   };
   struct KeyState {
-    std::deque<Entry> entries;
+    std::vector<Entry> entries;  // at most per_key; an idle key allocates nothing
     double demand = 0;  // entries pushed, decayed to `updated`
     SteadyTime updated{};
   };
