@@ -17,6 +17,14 @@ constexpr std::string_view kPrefix = "/api/v1/";
 // Expired sessions are dropped in batches, so a purge never holds the store's worker long.
 constexpr timeval kPurgeInterval{60, 0};
 constexpr size_t kPurgeBatch = 10000;
+
+common::FairQueueLimits kdf_queue_limits(const ApiConfig& c) {
+  common::FairQueueLimits limits;
+  limits.capacity = c.kdf_queue;
+  limits.per_key = c.kdf_queue_per_address;
+  limits.max_idle_keys = c.login.max_tracked;
+  return limits;
+}
 }  // namespace
 
 void read_api_section(common::ConfigReader& r, ApiConfig& c) {
@@ -48,13 +56,17 @@ void read_api_section(common::ConfigReader& r, ApiConfig& c) {
                              "\"kdf_allow_weak_for_tests\": true)");
   }
   c.kdf_queue = static_cast<size_t>(r.integer("kdf_queue", 64, 1, 100000));
+  c.kdf_queue_per_address = static_cast<size_t>(r.integer("kdf_queue_per_address", 4, 1, 100000));
   c.max_body_bytes = static_cast<size_t>(r.integer("max_body_bytes", 16 * 1024, 256, 1 << 20));
+  c.max_json_depth = static_cast<size_t>(r.integer("max_json_depth", 16, 2, 256));
   c.ticket_lifetime = std::chrono::seconds(r.integer("ticket_lifetime_s", 4 * 3600, 60, 7 * 86400));
   c.products_file = r.string("products_file", "");
   c.demo_payments = r.boolean("demo_payments", false);
   auto l = r.object("login_limits");
   c.login.per_address = static_cast<int>(l.integer("per_address", 20, 1, 1000000));
+  c.login.per_address_login = static_cast<int>(l.integer("per_address_login", 5, 1, 1000000));
   c.login.per_login = static_cast<int>(l.integer("per_login", 5, 1, 1000000));
+  c.login.max_delay = std::chrono::milliseconds(l.integer("max_delay_ms", 2000, 0, 60000));
   c.login.window = std::chrono::seconds(l.integer("window_s", 60, 1, 86400));
   c.login.max_tracked = static_cast<size_t>(l.integer("max_tracked", 100000, 100, 10000000));
   l.finish();
@@ -73,6 +85,16 @@ Api::State::State(common::ServiceContext& c, const ApiConfig& initial, PlaybackH
       logins_limited(
           c.metrics->counter("balancer_api_logins_total", "Login attempts by outcome", "result=\"limited\"")),
       logins_busy(c.metrics->counter("balancer_api_logins_total", "Login attempts by outcome", "result=\"busy\"")),
+      logins_slowed(c.metrics->counter("balancer_api_logins_slowed_total",
+                                       "Login attempts delayed because their login failed often from any address")),
+      kdf_refused_address(c.metrics->counter("balancer_api_kdf_queue_refused_total",
+                                             "Password checks refused (503 busy) by cause", "reason=\"address\"")),
+      kdf_refused_full(c.metrics->counter("balancer_api_kdf_queue_refused_total",
+                                          "Password checks refused (503 busy) by cause", "reason=\"full\"")),
+      kdf_refused_displaced(c.metrics->counter("balancer_api_kdf_queue_refused_total",
+                                               "Password checks refused (503 busy) by cause", "reason=\"displaced\"")),
+      bodies_too_deep(c.metrics->counter("balancer_api_json_too_deep_total",
+                                         "Request bodies refused (400) for nesting deeper than api.max_json_depth")),
       store_errors(c.metrics->counter("balancer_api_store_errors_total", "Account store calls that failed")),
       purchases_created(c.metrics->counter("balancer_api_purchases_total", "Purchase requests answered with a purchase",
                                            "result=\"created\"")),
@@ -119,7 +141,7 @@ common::Result<std::unique_ptr<Api>> Api::create(common::ServiceContext& context
     LOG_INFO(kLog, "accounts in PostgreSQL at ", pg.host, ":", pg.port, "/", pg.dbname, " (schema ",
              kPgSchemaVersion, ")");
     state->store = std::make_unique<PgAccounts>(context.loops, pg);
-    state->kdf = std::make_unique<common::WorkerThread>();
+    state->kdf = std::make_unique<PasswordCheckQueue>(*context.clock, kdf_queue_limits(config));
   } else if (config.data_dir.empty()) {
     LOG_WARN(kLog, "api.data_dir is not set: the accounts API is off");
   } else {
@@ -129,7 +151,7 @@ common::Result<std::unique_ptr<Api>> Api::create(common::ServiceContext& context
     LOG_INFO(kLog, "accounts in ", config.data_dir, " (schema ", kSchemaVersion, ", ",
              users ? std::to_string(users->size()) : std::string("?"), " user(s))");
     state->store = make_lmdb_account_store(std::move(accounts).value());
-    state->kdf = std::make_unique<common::WorkerThread>();
+    state->kdf = std::make_unique<PasswordCheckQueue>(*context.clock, kdf_queue_limits(config));
   }
   if (config.kdf_allow_weak_for_tests && config.kdf_iterations < kMinProductionIterations) {
     LOG_WARN(kLog, "api.kdf_iterations=", config.kdf_iterations,
@@ -156,7 +178,7 @@ common::Result<std::unique_ptr<Api>> Api::create(common::ServiceContext& context
     evtimer_add(s.purge_timer.get(), &kPurgeInterval);
   }
   s.context.metrics->gauge_fn("balancer_api_kdf_pending", "Password checks queued or running",
-                              [&s] { return double(s.kdf_pending.load()); });
+                              [&s] { return s.kdf ? double(s.kdf->pending()) : 0.0; });
   return std::unique_ptr<Api>(new Api(std::move(state)));
 }
 
@@ -201,6 +223,7 @@ void Api::reload(const ApiConfig& fresh) {
     next.data_dir = running->data_dir;
   }
   s.limiter.set_limits(next.login);
+  if (s.kdf) s.kdf->set_limits(kdf_queue_limits(next));
   s.config.publish(std::make_shared<const ApiConfig>(std::move(next)));
 }
 

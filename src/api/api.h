@@ -2,8 +2,8 @@
 // process, loops, service host and config file (section "api"). Accounts:
 // login, logout and session check under /api/v1/auth/, over an AccountStore
 // (api/account_store.h; the embedded LMDB backend lives in api.data_dir). Password hashing runs on its own worker thread with a bounded
-// queue, so a burst of logins never sits on an event loop (a full queue is 503
-// busy). Channels, products (conf/products.json), purchases, the cache list and
+// queue shared fairly between client addresses (api/password_queue.h), so a
+// burst of logins never sits on an event loop (no room is 503 busy). Channels, products (conf/products.json), purchases, the cache list and
 // the access check, which asks the balancer through PlaybackHost and hands out
 // playback tickets. Endpoints, JSON shapes and errors: docs/api.md and
 // docs/openapi.json.
@@ -36,7 +36,9 @@ struct ApiConfig {
   int kdf_iterations = 600'000;  // for new hashes; old ones keep their own count
   bool kdf_allow_weak_for_tests = false;  // allows kdf_iterations down to kMinTestIterations
   size_t max_body_bytes = 16 * 1024;      // above → 413
+  size_t max_json_depth = 16;             // arrays/objects nested deeper in a body → 400 malformed_json
   size_t kdf_queue = 64;                  // password checks waiting for the worker; above → 503 busy
+  size_t kdf_queue_per_address = 4;       // of which from one client address; above → 503 busy
   LoginLimits login;
   // Playback tickets handed out by the access check live this long (capped at
   // the end of the purchase that entitles a paid channel).
@@ -71,7 +73,7 @@ class Api {
   // under /api/v1/ except the ones the balancer serves itself).
   void attach(size_t index, common::HttpServer& server);
   // Home loop: token lifetime, KDF iterations for new hashes, login limits,
-  // body limit, products, demo payments, ticket lifetime. data_dir changes only
+  // password-check queue limits, body and JSON depth limits, products, demo payments, ticket lifetime. data_dir changes only
   // on restart (a warning says so).
   void reload(const ApiConfig& fresh);
 

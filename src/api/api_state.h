@@ -11,6 +11,7 @@
 #include "api/account_store.h"
 #include "api/api.h"
 #include "api/login_limiter.h"
+#include "api/password_queue.h"
 #include "api/receipts.h"
 #include "common/event_loop.h"
 #include "common/handles.h"
@@ -27,6 +28,8 @@ struct Api::State {
   void handle_login(common::EventLoop& loop, common::HttpExchange& ex);
   void handle_logout(common::EventLoop& loop, common::HttpExchange& ex);
   void handle_session(common::EventLoop& loop, common::HttpExchange& ex);
+  // 503 busy with Retry-After, counted as a busy login and under `cause`.
+  void answer_busy(common::HttpExchange& ex, common::Counter& cause);
   // catalog_endpoints.cc
   void handle_channels(common::EventLoop& loop, common::HttpExchange& ex);
   void handle_products(common::HttpExchange& ex);
@@ -48,8 +51,7 @@ struct Api::State {
   LoginLimiter limiter;
   std::unique_ptr<AccountStore> store;  // null when api.data_dir is empty
   std::unique_ptr<ReceiptVerifier> receipts;
-  std::atomic<size_t> kdf_pending{0};   // password checks queued or running
-  std::unique_ptr<common::WorkerThread> kdf;  // password hashing, off the loops
+  std::unique_ptr<PasswordCheckQueue> kdf;  // password hashing, off the loops, fair between addresses
   common::EventPtr purge_timer;               // home loop
   bool purge_running = false;                 // home loop
 
@@ -57,6 +59,11 @@ struct Api::State {
   common::Counter& logins_rejected;
   common::Counter& logins_limited;
   common::Counter& logins_busy;
+  common::Counter& logins_slowed;
+  common::Counter& kdf_refused_address;
+  common::Counter& kdf_refused_full;
+  common::Counter& kdf_refused_displaced;
+  common::Counter& bodies_too_deep;
   common::Counter& store_errors;
   common::Counter& purchases_created;
   common::Counter& purchases_replayed;
@@ -81,8 +88,11 @@ void with_session(Api::State& s, common::EventLoop& loop, ExchangePtr ex,
                   std::function<void(ExchangePtr, const SessionInfo&)> then);
 // 500 storage_error, counted and logged with `what`.
 void storage_failed(Api::State& s, common::HttpExchange& ex, std::string_view what, const common::Error& error);
-// The JSON object of the request body into `doc`; answers 413/400 itself and returns false.
-bool parse_json_body(const ApiConfig& config, common::HttpExchange& ex, rapidjson::Document& doc);
+// The JSON object of the request body into `doc`; answers 413 / 400 malformed_json itself
+// (a body nested deeper than api.max_json_depth is refused before it is parsed, and
+// counted) and returns false. `shape` ends the 400 message ("The body must be ...").
+bool parse_json_body(Api::State& s, const ApiConfig& config, common::HttpExchange& ex, rapidjson::Document& doc,
+                     std::string_view shape = "a JSON object");
 // The string member `name` of `doc` into `out` (1..max bytes of printable ASCII when
 // `printable`); answers 400 missing_field / invalid_field itself and returns false.
 bool string_field(common::HttpExchange& ex, const rapidjson::Document& doc, const char* name, size_t max_bytes,

@@ -22,19 +22,18 @@ std::string user_json(const User& u) {
 
 }  // namespace
 
+void Api::State::answer_busy(common::HttpExchange& ex, common::Counter& cause) {
+  cause.inc();
+  logins_busy.inc();
+  ex.add_header("Retry-After", "1");
+  ex.reply_error(503, "busy", "Too many logins in progress; try again in a second.");
+}
+
 void Api::State::handle_login(common::EventLoop& loop, common::HttpExchange& in) {
   if (api_off(*this, in)) return;
   auto cfg = config.load();
-  std::string body = in.body();
-  if (body.size() > cfg->max_body_bytes) {
-    return in.reply_error(413, "body_too_large",
-                          "The request body is larger than " + std::to_string(cfg->max_body_bytes) + " bytes.");
-  }
   rapidjson::Document doc;
-  doc.Parse(body.data(), body.size());
-  if (doc.HasParseError() || !doc.IsObject()) {
-    return in.reply_error(400, "malformed_json", "The body must be a JSON object: {\"login\":..., \"password\":...}.");
-  }
+  if (!parse_json_body(*this, *cfg, in, doc, "a JSON object: {\"login\":..., \"password\":...}")) return;
   std::string fields[2];
   const char* names[2] = {"login", "password"};
   for (int i = 0; i < 2; ++i) {
@@ -49,7 +48,6 @@ void Api::State::handle_login(common::EventLoop& loop, common::HttpExchange& in)
   }
   std::string login = std::move(fields[0]);
   std::string password = std::move(fields[1]);
-  OPENSSL_cleanse(body.data(), body.size());
   if (!valid_login(login)) {
     return in.reply_error(400, "invalid_field",
                           "The field 'login' must be 1 to 64 letters, digits or . _ - @ +.");
@@ -57,31 +55,28 @@ void Api::State::handle_login(common::EventLoop& loop, common::HttpExchange& in)
   if (password.empty() || password.size() > kMaxPasswordBytes) {
     return in.reply_error(400, "invalid_field", "The field 'password' must be 1 to 1024 bytes.");
   }
-  if (int64_t wait = limiter.attempt(in.remote_ip(), login); wait > 0) {
+  const std::string address = in.remote_ip();
+  const LoginVerdict verdict = limiter.attempt(address, login);
+  if (verdict.retry_after_s > 0) {
     logins_limited.inc();
-    in.add_header("Retry-After", std::to_string(wait));
+    in.add_header("Retry-After", std::to_string(verdict.retry_after_s));
     return in.reply_error(429, "too_many_attempts", "Too many login attempts; try again in " +
-                                                        std::to_string(wait) + " s.");
+                                                        std::to_string(verdict.retry_after_s) + " s.");
   }
-  if (kdf_pending.fetch_add(1) >= cfg->kdf_queue) {
-    kdf_pending.fetch_sub(1);
-    logins_busy.inc();
-    in.add_header("Retry-After", "1");
-    return in.reply_error(503, "busy", "Too many logins in progress; try again in a second.");
-  }
+  // Failures from anywhere slow this login's checks down; they never refuse them.
+  if (verdict.delay.count() > 0) logins_slowed.inc();
   auto ex = hold(in);
-  store->find_user(loop, login, [this, &loop, ex, cfg, password = std::move(password)](
-                                    common::Result<std::optional<User>> found) mutable {
-    if (!found) {
-      kdf_pending.fetch_sub(1);
-      return storage_failed(*this, *ex, "user lookup", found.error());
-    }
+  store->find_user(loop, login, [this, &loop, ex, cfg, address, login, delay = verdict.delay,
+                                 password = std::move(password)](common::Result<std::optional<User>> found) mutable {
+    if (!found) return storage_failed(*this, *ex, "user lookup", found.error());
     std::optional<User> user = std::move(found).value();
-    kdf->post([this, &loop, ex, cfg, user = std::move(user), password = std::move(password)]() mutable {
+    PasswordCheckQueue::Check check;
+    check.refuse = [this, &loop, ex] { loop.post([this, ex] { answer_busy(*ex, kdf_refused_displaced); }); };
+    check.run = [this, &loop, ex, cfg, address, login, user = std::move(user), password = std::move(password)]() mutable {
       // Unknown logins spend the same time as wrong passwords.
       bool ok = user ? verify_password(password, user->password_hash) : verify_dummy(password, cfg->kdf_iterations);
       OPENSSL_cleanse(password.data(), password.size());
-      kdf_pending.fetch_sub(1);
+      if (!ok || !user || user->disabled) limiter.failed(address, login);
       loop.post([this, &loop, ex, cfg, ok, user = std::move(user)] {
         if (!ok || !user || user->disabled) {
           logins_rejected.inc();
@@ -109,7 +104,12 @@ void Api::State::handle_login(common::EventLoop& loop, common::HttpExchange& in)
                                 ex->reply(200, out);
                               });
       });
-    });
+    };
+    switch (kdf->submit(address, std::move(check), delay)) {
+      case PasswordCheckQueue::Admission::queued: return;
+      case PasswordCheckQueue::Admission::key_full: return answer_busy(*ex, kdf_refused_address);
+      case PasswordCheckQueue::Admission::queue_full: return answer_busy(*ex, kdf_refused_full);
+    }
   });
 }
 

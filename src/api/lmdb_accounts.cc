@@ -10,6 +10,7 @@
 #include <system_error>
 
 #include "api/token.h"
+#include "common/json.h"
 #include "common/worker.h"
 
 namespace api {
@@ -53,8 +54,7 @@ std::string encode_user(const User& u) {
 
 std::optional<User> decode_user(std::string_view text) {
   rapidjson::Document d;
-  d.Parse(text.data(), text.size());
-  if (d.HasParseError() || !d.IsObject()) return std::nullopt;
+  if (!common::parse_json(text, d) || !d.IsObject()) return std::nullopt;
   auto str = [&](const char* k) -> const rapidjson::Value* {
     auto it = d.FindMember(k);
     return it != d.MemberEnd() && it->value.IsString() ? &it->value : nullptr;
@@ -107,8 +107,7 @@ std::string encode_purchase(const Purchase& p) {
 
 std::optional<Purchase> decode_purchase(std::string_view text) {
   rapidjson::Document d;
-  d.Parse(text.data(), text.size());
-  if (d.HasParseError() || !d.IsObject()) return std::nullopt;
+  if (!common::parse_json(text, d) || !d.IsObject()) return std::nullopt;
   auto member = [&](const char* k) -> const rapidjson::Value* {
     auto it = d.FindMember(k);
     return it != d.MemberEnd() ? &it->value : nullptr;
@@ -158,8 +157,7 @@ std::string encode_session(const Session& s) {
 
 std::optional<Session> decode_session(std::string_view text) {
   rapidjson::Document d;
-  d.Parse(text.data(), text.size());
-  if (d.HasParseError() || !d.IsObject()) return std::nullopt;
+  if (!common::parse_json(text, d) || !d.IsObject()) return std::nullopt;
   auto u = d.FindMember("user_id");
   auto c = d.FindMember("created_at");
   auto e = d.FindMember("expires_at");

@@ -2,8 +2,18 @@
 
 #include <algorithm>
 #include <cmath>
+#include <tuple>
 
 namespace api {
+
+namespace {
+
+// Logins are 1-64 characters without control characters, so the separator is unambiguous.
+std::string pair_key(const std::string& address, const std::string& login) { return address + '\n' + login; }
+
+int64_t whole_seconds(double s) { return std::max<int64_t>(1, static_cast<int64_t>(std::ceil(s))); }
+
+}  // namespace
 
 LoginLimiter::LoginLimiter(const common::Clock& clock, LoginLimits limits) : clock_(clock), limits_(limits) {}
 
@@ -14,7 +24,7 @@ void LoginLimiter::set_limits(LoginLimits limits) {
 
 size_t LoginLimiter::tracked() const {
   std::lock_guard lock(mutex_);
-  return by_address_.size() + by_login_.size();
+  return by_address_.size() + by_address_login_.size() + by_login_.size();
 }
 
 double LoginLimiter::refill(Bucket& b, int burst, common::SteadyTime now) const {
@@ -41,17 +51,45 @@ LoginLimiter::Bucket* LoginLimiter::bucket(Table& table, const std::string& key,
   return &table.emplace(key, Bucket{static_cast<double>(burst), now}).first->second;
 }
 
-int64_t LoginLimiter::attempt(const std::string& address, const std::string& login) {
+double LoginLimiter::wait_of(Table& table, const std::string& key, int burst, common::SteadyTime now) const {
+  auto it = table.find(key);
+  return it == table.end() ? 0 : refill(it->second, burst, now);
+}
+
+LoginVerdict LoginLimiter::attempt(const std::string& address, const std::string& login) {
   std::lock_guard lock(mutex_);
   const auto now = clock_.now();
+  LoginVerdict out;
   Bucket* a = bucket(by_address_, address, limits_.per_address, now);
-  Bucket* l = bucket(by_login_, login, limits_.per_login, now);
-  if (a == nullptr || l == nullptr) return std::max<int64_t>(1, limits_.window.count());
-  const double wait = std::max(refill(*a, limits_.per_address, now), refill(*l, limits_.per_login, now));
-  if (wait > 0) return std::max<int64_t>(1, static_cast<int64_t>(std::ceil(wait)));
+  if (a == nullptr) {
+    out.retry_after_s = std::max<int64_t>(1, limits_.window.count());
+    return out;
+  }
+  const double wait = std::max(refill(*a, limits_.per_address, now),
+                               wait_of(by_address_login_, pair_key(address, login), limits_.per_address_login, now));
+  if (wait > 0) {
+    out.retry_after_s = whole_seconds(wait);
+    return out;
+  }
   a->tokens -= 1;
-  l->tokens -= 1;
-  return 0;
+  const double slow = wait_of(by_login_, login, limits_.per_login, now);
+  if (slow > 0) {
+    out.delay = std::min(limits_.max_delay,
+                         std::chrono::milliseconds(static_cast<int64_t>(std::ceil(slow * 1000))));
+  }
+  return out;
+}
+
+void LoginLimiter::failed(const std::string& address, const std::string& login) {
+  std::lock_guard lock(mutex_);
+  const auto now = clock_.now();
+  for (auto [table, key, burst] : {std::tuple{&by_address_login_, pair_key(address, login), limits_.per_address_login},
+                                   std::tuple{&by_login_, login, limits_.per_login}}) {
+    Bucket* b = bucket(*table, key, burst, now);
+    if (b == nullptr) continue;  // full: not recorded (see the header)
+    refill(*b, burst, now);
+    b->tokens = std::max(0.0, b->tokens - 1);
+  }
 }
 
 }  // namespace api

@@ -1,13 +1,19 @@
-// Login attempt limits: one token bucket per client address and one per login
-// (DESIGN.md flow 5). Each bucket holds `burst` attempts and refills fully over
-// `window`; an attempt takes one from both buckets, or none when either is
-// empty (then the caller answers 429 with Retry-After). Time comes from the
-// injected clock. Process-wide, one mutex: any thread.
+// Login attempt limits that an attacker cannot turn against the account's owner
+// (DESIGN.md flow 5; OWASP authentication cheat sheet): token buckets that each
+// hold `burst` attempts and refill fully over `window`.
+//  - per client address, every attempt: an address spraying logins is refused (429);
+//  - per (address, login), failed attempts: guessing one account's password from
+//    one address is refused (429), and only that address is;
+//  - per login, failed attempts from every address: when empty, the account's
+//    attempts are slowed (up to `max_delay`), never refused, so failures sent
+//    from other addresses cannot lock the real user out.
+// Time comes from the injected clock. Process-wide, one mutex: any thread.
 //
 // Memory is bounded: at most `max_tracked` keys per table; when a table is full,
-// keys whose bucket has refilled are forgotten first, and if none can go the
-// attempt is refused as if limited (an attacker spraying logins cannot grow the
-// table without bound).
+// keys whose bucket has refilled are forgotten first. A full address table
+// refuses the attempt (an attacker spraying logins cannot grow it without
+// bound); a full failure table stops recording (the address bucket still bounds
+// the rate), so a spray of logins never locks anyone out.
 #pragma once
 
 #include <chrono>
@@ -21,20 +27,29 @@
 namespace api {
 
 struct LoginLimits {
-  int per_address = 20;  // attempts per window from one address
-  int per_login = 5;     // attempts per window for one login
+  int per_address = 20;        // attempts per window from one address → 429
+  int per_address_login = 5;   // failed attempts per window for one login from one address → 429
+  int per_login = 5;           // failed attempts per window for one login, all addresses, before slowing
+  std::chrono::milliseconds max_delay{2000};  // the longest a login's attempt is slowed
   std::chrono::seconds window{60};
   size_t max_tracked = 100'000;  // keys per table
   bool operator==(const LoginLimits&) const = default;
+};
+
+struct LoginVerdict {
+  int64_t retry_after_s = 0;      // > 0: refused (429); seconds until an attempt would fit
+  std::chrono::milliseconds delay{0};  // allowed, but the password check waits this long first
 };
 
 class LoginLimiter {
  public:
   LoginLimiter(const common::Clock& clock, LoginLimits limits);
 
-  // Takes one attempt for (address, login). Returns 0 when allowed, else the
-  // seconds (>= 1) after which the attempt would be allowed.
-  int64_t attempt(const std::string& address, const std::string& login);
+  // Before a password check: takes one attempt from the address's bucket
+  // unless refused.
+  LoginVerdict attempt(const std::string& address, const std::string& login);
+  // After a check that failed (wrong password, unknown or disabled account).
+  void failed(const std::string& address, const std::string& login);
   void set_limits(LoginLimits limits);
   size_t tracked() const;
 
@@ -46,14 +61,18 @@ class LoginLimiter {
   using Table = std::unordered_map<std::string, Bucket>;
   // Refills `b` to now; returns the seconds until one token (0 if available).
   double refill(Bucket& b, int burst, common::SteadyTime now) const;
+  // The key's bucket, created full; nullptr when the table is full.
   Bucket* bucket(Table& table, const std::string& key, int burst, common::SteadyTime now);
+  // Seconds until the key's bucket holds a token (0 for an unknown key).
+  double wait_of(Table& table, const std::string& key, int burst, common::SteadyTime now) const;
   void prune(Table& table, int burst, common::SteadyTime now);
 
   const common::Clock& clock_;
   mutable std::mutex mutex_;
   LoginLimits limits_;
   Table by_address_;
-  Table by_login_;
+  Table by_address_login_;  // failures
+  Table by_login_;          // failures
 };
 
 }  // namespace api

@@ -38,7 +38,7 @@ void Api::State::handle_purchase(common::EventLoop& loop, common::HttpExchange& 
   if (api_off(*this, in)) return;
   auto cfg = config.load();
   rapidjson::Document doc;
-  if (!parse_json_body(*cfg, in, doc)) return;
+  if (!parse_json_body(*this, *cfg, in, doc)) return;
   std::string product_id, key, receipt;
   if (!string_field(in, doc, "product_id", 64, true, product_id) ||
       !string_field(in, doc, "idempotency_key", kMaxIdempotencyKey, true, key) ||

@@ -1,9 +1,11 @@
 // Helpers shared by the API's endpoint files: bearer tokens, session checks,
 // JSON bodies, error answers. Loop thread.
+#include <openssl/crypto.h>
 #include <strings.h>
 
 #include "api/api_state.h"
 #include "api/token.h"
+#include "common/json.h"
 #include "common/log.h"
 
 namespace api {
@@ -77,16 +79,24 @@ void storage_failed(Api::State& s, common::HttpExchange& ex, std::string_view wh
   ex.reply_error(500, "storage_error", "The account store failed; try again.");
 }
 
-bool parse_json_body(const ApiConfig& config, common::HttpExchange& ex, rapidjson::Document& doc) {
-  const std::string body = ex.body();
+bool parse_json_body(Api::State& s, const ApiConfig& config, common::HttpExchange& ex, rapidjson::Document& doc,
+                     std::string_view shape) {
+  std::string body = ex.body();
   if (body.size() > config.max_body_bytes) {
     ex.reply_error(413, "body_too_large",
                    "The request body is larger than " + std::to_string(config.max_body_bytes) + " bytes.");
     return false;
   }
-  doc.Parse(body.data(), body.size());
-  if (doc.HasParseError() || !doc.IsObject()) {
-    ex.reply_error(400, "malformed_json", "The body must be a JSON object.");
+  const common::Status parsed = common::parse_json(body, doc, config.max_json_depth);
+  // The body may hold a password: no copy outlives the parse.
+  OPENSSL_cleanse(body.data(), body.size());
+  if (!parsed && parsed.error().code == "json_too_deep") {
+    s.bodies_too_deep.inc();
+    ex.reply_error(400, "malformed_json", "The body's " + parsed.error().message + ".");
+    return false;
+  }
+  if (!parsed || !doc.IsObject()) {
+    ex.reply_error(400, "malformed_json", "The body must be " + std::string(shape) + ".");
     return false;
   }
   return true;

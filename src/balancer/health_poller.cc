@@ -4,6 +4,7 @@
 
 #include <cmath>
 
+#include "common/json.h"
 #include "common/log.h"
 
 namespace balancer {
@@ -28,8 +29,12 @@ bool interpret_health_reply(int status, const std::string& body, bool& overloade
     return false;
   }
   rapidjson::Document doc;
-  doc.Parse(body.data(), body.size());
-  if (doc.HasParseError() || !doc.IsObject()) {
+  const common::Status parsed = common::parse_json(body, doc);
+  if (!parsed && parsed.error().code == "json_too_deep") {
+    reason = "health endpoint answered a reply whose " + parsed.error().message;
+    return false;
+  }
+  if (!parsed || !doc.IsObject()) {
     reason = "health endpoint did not answer a JSON object";
     return false;
   }

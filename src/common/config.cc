@@ -3,6 +3,7 @@
 #include <filesystem>
 
 #include "common/http_server.h"
+#include "common/json.h"
 #include "common/tls.h"
 #include "common/log.h"
 
@@ -37,8 +38,11 @@ Status apply_override(rapidjson::Document& doc, const std::string& file, const s
   auto& alloc = doc.GetAllocator();
   rapidjson::Value value;
   rapidjson::Document parsed;
-  parsed.Parse(text.c_str(), text.size());
-  if (!parsed.HasParseError()) {
+  const Status json = parse_json(text, parsed);
+  if (!json && json.error().code == "json_too_deep") {
+    return Error{"bad_config", file + ": override '" + key + "': " + json.error().message};
+  }
+  if (json) {
     value.CopyFrom(parsed, alloc);
   } else {
     value.SetString(text.c_str(), static_cast<rapidjson::SizeType>(text.size()), alloc);
@@ -90,8 +94,9 @@ Result<ConfigDocument> ConfigDocument::parse(const std::string& name, const std:
   ConfigDocument out;
   out.file_ = name;
   out.doc_ = std::make_shared<rapidjson::Document>();
-  out.doc_->Parse(text.c_str(), text.size());
-  if (out.doc_->HasParseError()) {
+  const Status json = parse_json(text, *out.doc_);
+  if (!json && json.error().code == "json_too_deep") return Error{"bad_config", name + ": " + json.error().message};
+  if (!json) {
     // Report the line so an operator can find the typo.
     size_t offset = out.doc_->GetErrorOffset();
     size_t line = 1 + static_cast<size_t>(std::count(text.begin(), text.begin() + std::min(offset, text.size()), '\n'));

@@ -1,5 +1,7 @@
 #include "common/json.h"
 
+#include <rapidjson/error/en.h>
+
 #include <cstdio>
 
 namespace common {
@@ -39,6 +41,49 @@ std::string json_error_body(std::string_view code, std::string_view message) {
   append_json_string(out, message);
   out += "}}\n";
   return out;
+}
+
+bool json_nesting_exceeds(std::string_view text, size_t max_depth) {
+  size_t depth = 0;
+  bool in_string = false;
+  bool escaped = false;
+  for (char c : text) {
+    if (in_string) {
+      if (escaped) {
+        escaped = false;
+      } else if (c == '\\') {
+        escaped = true;
+      } else if (c == '"') {
+        in_string = false;
+      }
+      continue;
+    }
+    switch (c) {
+      case '"': in_string = true; break;
+      case '[':
+      case '{':
+        if (++depth > max_depth) return true;
+        break;
+      case ']':
+      case '}':
+        if (depth > 0) --depth;
+        break;
+      default: break;
+    }
+  }
+  return false;
+}
+
+Status parse_json(std::string_view text, rapidjson::Document& doc, size_t max_depth) {
+  if (json_nesting_exceeds(text, max_depth)) {
+    return Error{"json_too_deep", "arrays and objects nest deeper than " + std::to_string(max_depth) + " levels"};
+  }
+  doc.Parse(text.data(), text.size());
+  if (doc.HasParseError()) {
+    return Error{"malformed_json", std::string(rapidjson::GetParseError_En(doc.GetParseError())) + " (at byte " +
+                                       std::to_string(doc.GetErrorOffset()) + ")"};
+  }
+  return {};
 }
 
 }  // namespace common

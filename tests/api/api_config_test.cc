@@ -37,8 +37,12 @@ TEST_CASE("an empty api section gives the production defaults") {
   CHECK(c->token_lifetime == std::chrono::seconds(7 * 86400));
   CHECK(c->login.per_address == 20);
   CHECK(c->login.per_login == 5);
+  CHECK(c->login.per_address_login == 5);
+  CHECK(c->login.max_delay == std::chrono::milliseconds(2000));
   CHECK(c->kdf_queue == 64);
+  CHECK(c->kdf_queue_per_address == 4);
   CHECK(c->max_body_bytes == 16384);
+  CHECK(c->max_json_depth == 16);
   CHECK(c->ticket_lifetime == std::chrono::seconds(4 * 3600));
   CHECK(c->products_file.empty());
   CHECK_FALSE(c->demo_payments);
@@ -46,16 +50,20 @@ TEST_CASE("an empty api section gives the production defaults") {
 
 TEST_CASE("every key is read") {
   auto c = read(R"({"data_dir":"/var/lib/balancer/api","token_lifetime_s":60,"kdf_iterations":700000,
-                   "kdf_queue":8,"max_body_bytes":1024,"ticket_lifetime_s":600,
+                   "kdf_queue":8,"kdf_queue_per_address":2,"max_body_bytes":1024,"max_json_depth":4,
+                   "ticket_lifetime_s":600,
                    "products_file":"products.json","demo_payments":true,
-                   "login_limits":{"per_address":7,"per_login":2,"window_s":30,"max_tracked":500}})");
+                   "login_limits":{"per_address":7,"per_address_login":3,"per_login":2,"max_delay_ms":500,
+                                   "window_s":30,"max_tracked":500}})");
   REQUIRE_MESSAGE(c.ok(), (c.ok() ? "" : c.error().message));
   CHECK(c->data_dir == "/var/lib/balancer/api");
   CHECK(c->token_lifetime.count() == 60);
   CHECK(c->kdf_iterations == 700000);
   CHECK(c->kdf_queue == 8);
+  CHECK(c->kdf_queue_per_address == 2);
   CHECK(c->max_body_bytes == 1024);
-  CHECK(c->login == LoginLimits{7, 2, std::chrono::seconds(30), 500});
+  CHECK(c->max_json_depth == 4);
+  CHECK(c->login == LoginLimits{7, 3, 2, std::chrono::milliseconds(500), std::chrono::seconds(30), 500});
   CHECK(c->ticket_lifetime.count() == 600);
   CHECK(c->products_file == "products.json");
   CHECK(c->demo_payments);

@@ -181,6 +181,10 @@ TEST_CASE(
   CHECK(reason.find("503") != std::string::npos);
   CHECK_FALSE(interpret_health_reply(200, "not json", overloaded, reason));
   CHECK_FALSE(interpret_health_reply(200, "[1,2]", overloaded, reason));
+  // A node answering a deeply nested body is down, not a crash of the balancer.
+  CHECK_FALSE(interpret_health_reply(200, "{\"status\":\"ok\",\"x\":" + std::string(1'000'000, '['), overloaded,
+                                     reason));
+  CHECK(reason.find("deeper than") != std::string::npos);
 }
 
 TEST_CASE("health replies: egress_mbps is read when it is a number >= 0, and kept by the node") {

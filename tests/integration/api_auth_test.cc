@@ -76,8 +76,8 @@ TEST_CASE("a token expires after api.token_lifetime_s") {
   CHECK(error_code(api.session(token)) == "invalid_token");
 }
 
-TEST_CASE("login attempts are limited per login with 429, Retry-After and the JSON error") {
-  ApiStack api({"api.login_limits.per_login=3", "api.login_limits.window_s=60"});
+TEST_CASE("failed logins for one login from one address are limited with 429, Retry-After and the JSON error") {
+  ApiStack api({"api.login_limits.per_address_login=3", "api.login_limits.window_s=60"});
   api.add_user("alice", "pw");
   for (int i = 0; i < 3; ++i) CHECK(api.login("alice", "wrong").status == 401);
   auto limited = api.login("alice", "pw");  // even the right password waits
@@ -138,6 +138,27 @@ TEST_CASE("bad input gets its status and JSON error, and stores nothing") {
   CHECK(out == "1\talice\tactive\n");
   CHECK(api.balancer->metric("balancer_api_logins_total{result=\"ok\"}") == 0);
   CHECK(api.balancer->metric("balancer_api_logins_total{result=\"rejected\"}") == 0);
+}
+
+TEST_CASE("a body nested a million levels deep gets 400 malformed_json and the balancer keeps serving") {
+  // The body limits raised as an operator may: without the depth bound the parser's
+  // recursion overflows the loop's stack and the balancer dies.
+  ApiStack api({"server.max_body_bytes=4194304", "api.max_body_bytes=1048576"});
+  api.add_user("alice", "pw");
+  const std::string deep_arrays(1'000'000, '[');
+  auto r = api.login(deep_arrays);
+  CHECK(r.status == 400);
+  CHECK(is_json_error_reply(r, "malformed_json"));
+  std::string deep_object;
+  for (int i = 0; i < 100'000; ++i) deep_object += "{\"a\":";
+  auto o = api.login(deep_object);
+  CHECK(o.status == 400);
+  CHECK(is_json_error_reply(o, "malformed_json"));
+  // Within the limit, brackets in strings and all: an ordinary answer.
+  CHECK(api.login("{\"login\":\"alice\",\"password\":\"[[[[[[[[[[[[[[[[[[[[[[[[[[\",\"x\":[[[1]]]}").status == 401);
+  CHECK(api.balancer->metric("balancer_api_json_too_deep_total") == 2);
+  CHECK(api.login("alice", "pw").status == 200);
+  CHECK(api.balancer->process().running());
 }
 
 TEST_CASE("a session reported ok survives kill -9 and a restart") {

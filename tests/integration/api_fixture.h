@@ -17,6 +17,7 @@
 #include <fstream>
 #include <iterator>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -85,6 +86,21 @@ class ApiStack {
   }
 
   HttpResponse login(const std::string& body) { return post("/api/v1/auth/login", body); }
+  // A login from the client address `source` (any 127/8 address reaches the balancer),
+  // so one test can be many clients. Any thread.
+  HttpResponse login_from(const std::string& source, const std::string& user, const std::string& password,
+                          std::chrono::milliseconds timeout = kDefaultHttpTimeout) {
+    HttpRequest req;
+    req.method = "POST";
+    req.url = balancer->url("/api/v1/auth/login");
+    req.headers = {{"Content-Type", "application/json"}};
+    req.body = "{\"login\":\"" + user + "\",\"password\":\"" + password + "\"}";
+    req.source_address = source;
+    req.timeout = timeout;
+    HttpResponse r = http_request(req);
+    record("POST", "/api/v1/auth/login", r);
+    return r;
+  }
   HttpResponse login(const std::string& user, const std::string& password) {
     return login("{\"login\":\"" + user + "\",\"password\":\"" + password + "\"}");
   }
@@ -161,6 +177,7 @@ class ApiStack {
   // Only API paths are described by the OpenAPI document.
   void record(const std::string& method, const std::string& path, const HttpResponse& r) {
     if (path.rfind("/api/v1/", 0) != 0 || r.status == 0) return;
+    std::lock_guard lock(record_mutex_);
     rapidjson::Document body;
     body.Parse(r.body.data(), r.body.size());
     std::string line = "{\"method\":" + common_json(method) + ",\"path\":" + common_json(path) +
@@ -199,6 +216,7 @@ class ApiStack {
     }
     return out + "\"";
   }
+  std::mutex record_mutex_;  // tests may send from several threads
   size_t recorded_ = 0;
 };
 

@@ -115,6 +115,8 @@ HttpResponse http_request(const HttpRequest& request) {
   curl_easy_setopt(h, CURLOPT_PROXY, "");  // never route test traffic through $http_proxy
   curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, static_cast<long>(request.timeout.count()));
   curl_easy_setopt(h, CURLOPT_PATH_AS_IS, request.path_as_is ? 1L : 0L);
+  const std::string interface = "host!" + request.source_address;
+  if (!request.source_address.empty()) curl_easy_setopt(h, CURLOPT_INTERFACE, interface.c_str());
   if (!request.ca_file.empty()) curl_easy_setopt(h, CURLOPT_CAINFO, request.ca_file.c_str());
   if (!request.tls12_ciphers.empty()) {
     curl_easy_setopt(h, CURLOPT_SSLVERSION, static_cast<long>(CURL_SSLVERSION_TLSv1_2) | static_cast<long>(CURL_SSLVERSION_MAX_TLSv1_2));

@@ -53,6 +53,9 @@ struct HttpRequest {
   long max_recv_bytes_per_s = 0;  // > 0: read the body no faster (a slow viewer)
   // https: offer TLS 1.2 only, with exactly these OpenSSL cipher names (empty = curl's defaults).
   std::string tls12_ciphers;
+  // Local address the connection comes from (e.g. "127.0.0.23": every 127/8 address
+  // reaches a server on 127.0.0.1), so a test can be many clients; empty = the default.
+  std::string source_address;
   // When set, the body bytes received so far (another thread may watch it).
   std::atomic<uint64_t>* body_progress = nullptr;
 };

@@ -1,0 +1,57 @@
+// Password checks off the loops, shared fairly between client addresses: one
+// worker thread takes checks from a common::FairQueue keyed by address (each
+// address its own FIFO, served round-robin, at most `per_key` waiting; when
+// full, a quiet address displaces the newest check of the address with the
+// largest recent share). A spray from one address or from a hundred cannot
+// keep the real user's check out of the queue; it is served within one round.
+// A check may be delayed (a login slowed by LoginLimiter); it keeps its place.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "common/clock.h"
+#include "common/fair_queue.h"
+
+namespace api {
+
+class PasswordCheckQueue {
+ public:
+  struct Check {
+    std::function<void()> run;     // worker thread: hashes, then posts the answer to its loop
+    std::function<void()> refuse;  // any thread, no lock held: posts 503 busy to its loop
+  };
+  using Admission = common::FairQueue<Check>::Admission;
+
+  // Starts the worker. `clock` must outlive the queue.
+  PasswordCheckQueue(const common::Clock& clock, common::FairQueueLimits limits);
+  ~PasswordCheckQueue();  // runs the checks still queued (delays ignored), then joins
+  PasswordCheckQueue(const PasswordCheckQueue&) = delete;
+  PasswordCheckQueue& operator=(const PasswordCheckQueue&) = delete;
+
+  // Any thread. Queues `check` for `address`, to run no sooner than `delay`
+  // from now. Anything but `queued` means the check was dropped and the caller
+  // answers busy; a check displaced to make room has its refuse() called here.
+  // `displaced` (optional) is set when that happened.
+  Admission submit(const std::string& address, Check check, std::chrono::milliseconds delay,
+                   bool* displaced = nullptr);
+  void set_limits(common::FairQueueLimits limits);
+  size_t pending() const;  // queued or running
+
+ private:
+  void run();
+
+  const common::Clock& clock_;
+  mutable std::mutex mutex_;
+  std::condition_variable wake_;
+  common::FairQueue<Check> queue_;
+  size_t running_ = 0;
+  bool stopping_ = false;
+  std::thread thread_;
+};
+
+}  // namespace api
