@@ -1,7 +1,7 @@
 // Password checks off the loops, shared fairly between client addresses: one
 // worker thread takes checks from a common::FairQueue keyed by address (each
-// address its own FIFO, served round-robin, at most `per_key` waiting; when
-// full, a quiet address displaces the newest check of the address with the
+// address its own FIFO, served round-robin, beyond `per_key` waiting only while
+// there is room; when full, a quiet address displaces the newest check of the address with the
 // largest recent share). A spray from one address or from a hundred cannot
 // keep the real user's check out of the queue; it is served within one round.
 // A check may be delayed (a login slowed by LoginLimiter); it keeps its place.

@@ -1,6 +1,7 @@
 // A bounded queue shared fairly between keys (client addresses): each key has
-// its own FIFO, keys are served round-robin, one key holds at most `per_key`
-// entries, and when the whole queue is full a newcomer takes the place of the
+// its own FIFO, keys are served round-robin, a key may use free room beyond its
+// share of `per_key` entries (one NAT'd venue is one address) but in a full queue
+// holds at most that share, and when the whole queue is full a newcomer takes the place of the
 // newest entry of the key with the largest recent demand (entries pushed,
 // refused ones included, decaying with `demand_half_life`) if that demand exceeds
 // the newcomer's (this push included) by more than half a push. So neither one
@@ -60,11 +61,12 @@ class FairQueue {
     KeyState& mine = keys_[key];
     decay(mine, now);
     mine.demand += 1;
-    if (mine.entries.size() >= limits_.per_key) {
+    const bool full = size_ >= limits_.capacity;
+    if (full && mine.entries.size() >= limits_.per_key) {
       out.admission = Admission::key_full;
       return out;
     }
-    if (size_ >= limits_.capacity) {
+    if (full) {
       auto heaviest = heaviest_key(now);
       if (heaviest == keys_.end() || heaviest->first == key || heaviest->second.demand <= mine.demand + 0.5) {
         out.admission = Admission::queue_full;
@@ -132,7 +134,7 @@ class FairQueue {
     SteadyTime not_before;
   };
   struct KeyState {
-    std::vector<Entry> entries;  // at most per_key; an idle key allocates nothing
+    std::vector<Entry> entries;  // beyond per_key only while the queue had room; an idle key allocates nothing
     double demand = 0;  // entries pushed, decayed to `updated`
     SteadyTime updated{};
   };

@@ -49,14 +49,22 @@ TEST_CASE("keys are served in turn, each in its own order") {
   CHECK(q.size() == 0);
 }
 
-TEST_CASE("one key holds at most per_key entries") {
+TEST_CASE("a key uses free room beyond per_key, but a full queue keeps it to its share") {
   common::FakeClock clock;
-  Queue q(limits(100, 2));
+  Queue q(limits(3, 2));
   const auto now = clock.now();
+  // One address alone (a venue behind one NAT address) may fill the queue.
   CHECK(q.push("a", "1", now, now).admission == Queue::Admission::queued);
   CHECK(q.push("a", "2", now, now).admission == Queue::Admission::queued);
-  CHECK(q.push("a", "3", now, now).admission == Queue::Admission::key_full);
-  CHECK(q.push("b", "1", now, now).admission == Queue::Admission::queued);
+  CHECK(q.push("a", "3", now, now).admission == Queue::Admission::queued);
+  // Full, and at its share: refused.
+  CHECK(q.push("a", "4", now, now).admission == Queue::Admission::key_full);
+  // Another address gets in, in place of the first one's newest entry.
+  auto in = q.push("b", "1", now, now);
+  CHECK(in.admission == Queue::Admission::queued);
+  REQUIRE(in.displaced.has_value());
+  CHECK(*in.displaced == "3");
+  CHECK(drain(q, now) == std::vector<std::string>{"1", "1", "2"});
 }
 
 TEST_CASE("a full queue lets a quiet key in by displacing the heaviest key's newest entry") {
