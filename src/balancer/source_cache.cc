@@ -441,11 +441,11 @@ common::Result<std::shared_ptr<const SourceVersion>> SourceCache::build_version(
   version->kind = classify(version->playlist);
   // Long live playlists become a window of their newest segments (in served numbers, after
   // any continuation); origin's bytes are then kept apart to recognise an unchanged copy.
-  hls::Playlist before_window;
+  std::optional<hls::Playlist> before_window;
   if (auto refused = limit_segments(*version, entry.url, &before_window)) return std::move(*refused);
-  if (before_window.kind == hls::PlaylistKind::media) {
+  if (before_window) {
     own_copy = true;
-    runs_by_line = runs_after_window(before_window, version->playlist, runs_by_line);
+    runs_by_line = runs_after_window(*before_window, version->playlist, runs_by_line);
   }
   if (version->playlist.kind == hls::PlaylistKind::media) {
     version->target_duration = target_duration_of(version->playlist);
@@ -467,7 +467,7 @@ common::Result<std::shared_ptr<const SourceVersion>> SourceCache::build_version(
 }
 
 std::optional<common::Error> SourceCache::limit_segments(SourceVersion& version, const std::string& url,
-                                                         hls::Playlist* replaced) {
+                                                         std::optional<hls::Playlist>* replaced) {
   const hls::Playlist& playlist = version.playlist;
   const size_t segments = playlist.kind == hls::PlaylistKind::media ? playlist.media.segments.size() : 0;
   if (segments <= timings_.max_segments) return std::nullopt;

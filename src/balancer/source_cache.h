@@ -172,7 +172,7 @@ class SourceCache {
   // segments (hls/window.h; the playlist it replaced goes to `replaced`, if given); a longer
   // VOD playlist or delta update is refused (the error).
   std::optional<common::Error> limit_segments(SourceVersion& version, const std::string& url,
-                                              hls::Playlist* replaced);
+                                              std::optional<hls::Playlist>* replaced);
   void on_refresh_timer(const std::string& key);
   void sweep();
 
