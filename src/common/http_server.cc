@@ -21,6 +21,7 @@
 #include "common/http2_connection.h"
 #include "common/json.h"
 #include "common/log.h"
+#include "common/request_framing.h"
 #include "common/request_state.h"
 #include "common/url.h"
 
@@ -124,6 +125,7 @@ HttpServer::HttpServer(event_base& base, HttpServerOptions options, MetricsRegis
                                     "HTTP/2 connections closed for resetting streams too fast")),
       latency_(metrics.histogram("http_request_duration_seconds",
                                  "Time from request to the end of the reply")) {
+  bad_requests_.resize(kFramingProblemCount);
   for (size_t i = 1; i < kFramingProblemCount; ++i) {
     bad_requests_[i] = &metrics.counter(
         "http_bad_requests_total", "HTTP/1.x requests refused with 400 for their framing or Host (connection closed)",

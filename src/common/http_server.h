@@ -23,7 +23,6 @@
 #include "common/handles.h"
 #include "common/http_exchange.h"
 #include "common/metrics.h"
-#include "common/request_framing.h"
 #include "common/result.h"
 #include "common/tls.h"
 
@@ -143,7 +142,7 @@ class HttpServer {
   Counter& rapid_resets_;
   Histogram& latency_;
   Counter* status_counters_[6];
-  Counter* bad_requests_[kFramingProblemCount] = {};  // by FramingProblem; [none] unused
+  std::vector<Counter*> bad_requests_;  // by FramingProblem (common/request_framing.h); [none] unused
 };
 
 // Lines evhttp wrote through our evbuffer_add_printf (evhttp_format.cc) instead

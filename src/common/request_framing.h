@@ -12,11 +12,12 @@
 // - more than one Content-Length field, even with identical values (§6.3 allows
 //   either; evhttp refuses the one-field list form "5, 5" itself, so we refuse
 //   the repeated-field form too, as nginx does);
-// - a Content-Length that is not 1*DIGIT ("+5", "0x5", "-1", " 5" with a tab,
-//   an empty value) or does not fit in 63 bits;
-// - Transfer-Encoding other than exactly one field "chunked" (case-insensitive):
-//   "identity, chunked", "gzip, chunked" (we decode no other coding), "chunked"
-//   twice, "chunked, identity"; any Transfer-Encoding on HTTP/1.0 (§6.1);
+// - a Content-Length that is not 1*DIGIT around optional whitespace ("+5",
+//   "0x5", "-1", "5, 5", an empty value) or does not fit in 63 bits;
+// - Transfer-Encoding other than exactly one field "chunked" (case-insensitive,
+//   no whitespace around it): "identity, chunked", "gzip, chunked" (we decode no
+//   other coding), "chunked" twice, "chunked, identity"; any Transfer-Encoding
+//   on HTTP/1.0 (§6.1);
 // - Content-Length together with Transfer-Encoding (§6.1 lets a server refuse);
 // - a HEAD request with a body (Content-Length other than 0, or chunked): evhttp
 //   reads no body for HEAD, so its bytes would be taken for the next request;
@@ -25,9 +26,9 @@
 //   Host is allowed (§3.2). HTTP/1.0 without Host is accepted.
 //
 // Values are taken as evhttp stored them: leading spaces and trailing
-// whitespace removed. Any other whitespace left in a Content-Length or
-// Transfer-Encoding value (a leading tab) is refused, because evhttp would frame
-// such a request differently from what the value says.
+// whitespace removed, a leading tab kept. A tab before a Transfer-Encoding value
+// is refused: whether evhttp then reads the body as chunked depends on its
+// version (docs/architecture.md, "Request framing").
 //
 // HTTP/2 requests are not checked here: nghttp2 frames them.
 #pragma once
