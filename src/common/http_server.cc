@@ -327,8 +327,10 @@ void HttpServer::dispatch(std::shared_ptr<RequestState> state, size_t header_byt
   if (state->framing != FramingProblem::none) {
     // Before any hook: a preflight answered by one would keep the connection open.
     bad_requests_[static_cast<size_t>(state->framing)]->inc();
+    std::string_view code = framing_problem_code(state->framing);
+    exchange.set_log_note(std::string(code));
     if (!draining_) exchange.add_header("Connection", "close");  // draining adds its own
-    exchange.reply_error(400, framing_problem_code(state->framing), std::string(framing_problem_message(state->framing)));
+    exchange.reply_error(400, code, std::string(framing_problem_message(state->framing)));
     return;
   }
   if (pre_route_ && pre_route_(exchange)) return;

@@ -16,18 +16,13 @@ bool iequals(std::string_view a, std::string_view b) {
   return true;
 }
 
-bool is_alnum(char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
+bool is_alnum(char c) {
+  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
 
 // tchar (RFC 9110 §5.6.2).
 bool is_tchar(char c) {
-  if (is_alnum(c)) return true;
-  switch (c) {
-    case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+':
-    case '-': case '.': case '^': case '_': case '`': case '|': case '~':
-      return true;
-    default:
-      return false;
-  }
+  return is_alnum(c) || std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
 }
 
 bool is_token(std::string_view s) {
@@ -42,14 +37,7 @@ bool is_token(std::string_view s) {
 // and the brackets of an IP literal. Structure is not checked: routing never
 // depends on Host, this only keeps what a proxy could read differently out.
 bool is_host_char(char c) {
-  if (is_alnum(c)) return true;
-  switch (c) {
-    case '-': case '.': case '_': case '~': case '%': case '!': case '$': case '&': case '\'':
-    case '(': case ')': case '*': case '+': case ',': case ';': case '=': case ':': case '[': case ']':
-      return true;
-    default:
-      return false;
-  }
+  return is_alnum(c) || std::string_view("-._~%!$&'()*+,;=:[]").find(c) != std::string_view::npos;
 }
 
 // 1*DIGIT that fits in int64_t (what evhttp's strtoll reads without saturating),
@@ -76,11 +64,15 @@ struct ProblemText {
 constexpr std::array<ProblemText, kFramingProblemCount> kProblems = {{
     {"none", ""},
     {"bad_header_name",
-     "A header field name must be a token, with no whitespace before the colon (RFC 9112 section 5.1)."},
-    {"repeated_content_length", "The request carries more than one Content-Length field (RFC 9112 section 6.3)."},
-    {"bad_content_length", "Content-Length must be a decimal number of digits only (RFC 9110 section 8.6)."},
+     "A header field name must be a token, with no whitespace before the colon (RFC 9112 section "
+     "5.1)."},
+    {"repeated_content_length",
+     "The request carries more than one Content-Length field (RFC 9112 section 6.3)."},
+    {"bad_content_length",
+     "Content-Length must be a decimal number of digits only (RFC 9110 section 8.6)."},
     {"bad_transfer_encoding",
-     "The only transfer coding accepted is a single \"chunked\", on HTTP/1.1 (RFC 9112 section 6.1)."},
+     "The only transfer coding accepted is a single \"chunked\", on HTTP/1.1 (RFC 9112 section "
+     "6.1)."},
     {"content_length_with_transfer_encoding",
      "The request carries both Content-Length and Transfer-Encoding (RFC 9112 section 6.1)."},
     {"head_with_body", "A HEAD request must not carry a body."},
@@ -99,8 +91,10 @@ std::string_view framing_problem_message(FramingProblem problem) {
   return kProblems[static_cast<size_t>(problem)].message;
 }
 
-RequestFramingCheck::RequestFramingCheck(std::string_view method, int version_major, int version_minor)
-    : head_(method == "HEAD"), http11_(version_major > 1 || (version_major == 1 && version_minor >= 1)) {}
+RequestFramingCheck::RequestFramingCheck(std::string_view method, int version_major,
+                                         int version_minor)
+    : head_(method == "HEAD"),
+      http11_(version_major > 1 || (version_major == 1 && version_minor >= 1)) {}
 
 void RequestFramingCheck::field(std::string_view name, std::string_view value) {
   if (found_ != FramingProblem::none) return;
@@ -135,7 +129,8 @@ void RequestFramingCheck::field(std::string_view name, std::string_view value) {
 
 FramingProblem RequestFramingCheck::problem() const {
   if (found_ != FramingProblem::none) return found_;
-  if (content_lengths_ > 0 && transfer_encodings_ > 0) return FramingProblem::content_length_with_transfer_encoding;
+  if (content_lengths_ > 0 && transfer_encodings_ > 0)
+    return FramingProblem::content_length_with_transfer_encoding;
   if (head_ && (chunked_ || !content_length_zero_)) return FramingProblem::head_with_body;
   if (http11_ && hosts_ == 0) return FramingProblem::missing_host;
   return FramingProblem::none;

@@ -76,12 +76,12 @@ class RequestFramingCheck {
 
  private:
   bool head_ = false;
-  bool http11_ = true;     // HTTP/1.1 or later: Host required, Transfer-Encoding allowed
+  bool http11_ = true;  // HTTP/1.1 or later: Host required, Transfer-Encoding allowed
   FramingProblem found_ = FramingProblem::none;
   int content_lengths_ = 0;
   bool content_length_zero_ = true;  // the (single) Content-Length is 0, or absent
   int transfer_encodings_ = 0;
-  bool chunked_ = false;   // the (single) Transfer-Encoding is "chunked"
+  bool chunked_ = false;  // the (single) Transfer-Encoding is "chunked"
   int hosts_ = 0;
 };
 

@@ -28,6 +28,7 @@ const HeaderField kHost{"Host", "example.com"};
 
 TEST_CASE("request framing: the table of accepted and refused heads") {
   using P = FramingProblem;
+  // clang-format off
   const std::vector<Case> cases = {
       // Accepted: what curl, browsers, players and proxies send.
       {"GET with Host", "GET", 1, 1, {kHost}, P::none},
@@ -112,6 +113,7 @@ TEST_CASE("request framing: the table of accepted and refused heads") {
       {"Host with a path", "GET", 1, 1, {{"Host", "a/b"}}, P::bad_host},
       {"Host with userinfo", "GET", 1, 1, {{"Host", "user@a"}}, P::bad_host},
   };
+  // clang-format on
   for (const Case& c : cases) {
     INFO(c.what, " (", c.method, " HTTP/", c.major, ".", c.minor, ")");
     FramingProblem got = common::check_request_framing(c.method, c.major, c.minor, c.fields);
@@ -120,7 +122,8 @@ TEST_CASE("request framing: the table of accepted and refused heads") {
 }
 
 TEST_CASE("request framing: the first problem in arrival order is the one reported") {
-  std::vector<HeaderField> fields = {{"Content-Length ", "5"}, {"Content-Length", "+1"}, {"Host", "a"}, {"Host", "b"}};
+  std::vector<HeaderField> fields = {
+      {"Content-Length ", "5"}, {"Content-Length", "+1"}, {"Host", "a"}, {"Host", "b"}};
   CHECK(common::check_request_framing("POST", 1, 1, fields) == FramingProblem::bad_header_name);
   common::RequestFramingCheck check("GET", 1, 1);
   CHECK(check.problem() == FramingProblem::missing_host);

@@ -29,13 +29,15 @@ struct SmugglingCase {
   const char* what;
   std::string head;  // request line + fields + blank line, with `{P}` for the path
   std::string body;  // what the head's framing (as a proxy might read it) covers
-  std::string code;  // our JSON error code (and http_bad_requests_total's reason), or kEvhttpRefusal
+  std::string
+      code;  // our JSON error code (and http_bad_requests_total's reason), or kEvhttpRefusal
   bool evhttp_may_refuse = false;  // evhttp's own refusal is fine too
   bool head_request = false;
 };
 
 std::string with_path(std::string text, const std::string& path) {
-  for (size_t at = text.find("{P}"); at != std::string::npos; at = text.find("{P}", at)) text.replace(at, 3, path);
+  for (size_t at = text.find("{P}"); at != std::string::npos; at = text.find("{P}", at))
+    text.replace(at, 3, path);
   return text;
 }
 
@@ -48,35 +50,38 @@ std::vector<SmugglingCase> smuggling_cases() {
        "POST {P} HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n", "AAAAA",
        "repeated_content_length"},
       {"Transfer-Encoding: identity, chunked",
-       "POST {P} HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: identity, chunked\r\n\r\n", "5\r\nAAAAA\r\n0\r\n\r\n",
-       "bad_transfer_encoding"},
+       "POST {P} HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: identity, chunked\r\n\r\n",
+       "5\r\nAAAAA\r\n0\r\n\r\n", "bad_transfer_encoding"},
       {"Transfer-Encoding: gzip, chunked",
-       "POST {P} HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", "5\r\nAAAAA\r\n0\r\n\r\n",
-       "bad_transfer_encoding"},
+       "POST {P} HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+       "5\r\nAAAAA\r\n0\r\n\r\n", "bad_transfer_encoding"},
       {"Transfer-Encoding: gzip and Transfer-Encoding: chunked",
-       "POST {P} HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n",
+       "POST {P} HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: "
+       "chunked\r\n\r\n",
        "5\r\nAAAAA\r\n0\r\n\r\n", "bad_transfer_encoding"},
       {"Transfer-Encoding: <tab>chunked",
-       "POST {P} HTTP/1.1\r\nHost: a\r\nTransfer-Encoding:\tchunked\r\n\r\n", "5\r\nAAAAA\r\n0\r\n\r\n",
-       "bad_transfer_encoding"},
+       "POST {P} HTTP/1.1\r\nHost: a\r\nTransfer-Encoding:\tchunked\r\n\r\n",
+       "5\r\nAAAAA\r\n0\r\n\r\n", "bad_transfer_encoding"},
       {"chunked on HTTP/1.0 keep-alive",
-       "POST {P} HTTP/1.0\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n", "0\r\n\r\n",
-       "bad_transfer_encoding"},
+       "POST {P} HTTP/1.0\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n",
+       "0\r\n\r\n", "bad_transfer_encoding"},
       {"Content-Length with Transfer-Encoding: chunked",
-       "POST {P} HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n", "0\r\n\r\n",
-       "content_length_with_transfer_encoding", true},
+       "POST {P} HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
+       "0\r\n\r\n", "content_length_with_transfer_encoding", true},
       {"Content-Length : 5 (evhttp stores a field named \"Content-Length \" and reads no body)",
        "POST {P} HTTP/1.1\r\nHost: a\r\nContent-Length : 5\r\n\r\n", "AAAAA", "bad_header_name"},
-      {"Transfer-Encoding : chunked", "POST {P} HTTP/1.1\r\nHost: a\r\nTransfer-Encoding : chunked\r\n\r\n",
+      {"Transfer-Encoding : chunked",
+       "POST {P} HTTP/1.1\r\nHost: a\r\nTransfer-Encoding : chunked\r\n\r\n",
        "5\r\nAAAAA\r\n0\r\n\r\n", "bad_header_name"},
-      {"Content-Length: +5 (evhttp reads 5)", "POST {P} HTTP/1.1\r\nHost: a\r\nContent-Length: +5\r\n\r\n",
-       "AAAAA", "bad_content_length"},
+      {"Content-Length: +5 (evhttp reads 5)",
+       "POST {P} HTTP/1.1\r\nHost: a\r\nContent-Length: +5\r\n\r\n", "AAAAA", "bad_content_length"},
       {"Content-Length: 0x5 (refused by evhttp's own parser)",
        "POST {P} HTTP/1.1\r\nHost: a\r\nContent-Length: 0x5\r\n\r\n", "AAAAA", kEvhttpRefusal},
       {"Content-Length: -1 (refused by evhttp's own parser)",
        "POST {P} HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n", "AAAAA", kEvhttpRefusal},
       {"HEAD with a body (evhttp reads none for HEAD)",
-       "HEAD {P} HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n", "AAAAA", "head_with_body", false, true},
+       "HEAD {P} HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n", "AAAAA", "head_with_body",
+       false, true},
       {"HTTP/1.1 without Host", "GET {P} HTTP/1.1\r\n\r\n", "", "missing_host"},
       {"two Host fields", "GET {P} HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", "", "repeated_host"},
       {"a Host that is no host", "GET {P} HTTP/1.1\r\nHost: a/b@c\r\n\r\n", "", "bad_host"},
@@ -84,11 +89,17 @@ std::vector<SmugglingCase> smuggling_cases() {
 }
 
 // The request hidden behind each refused head: it must never be answered.
-std::string smuggled(const std::string& path) { return "GET " + path + "?smuggled=1 HTTP/1.1\r\nHost: a\r\n\r\n"; }
+std::string smuggled(const std::string& path) {
+  return "GET " + path + "?smuggled=1 HTTP/1.1\r\nHost: a\r\n\r\n";
+}
 
-std::string code_prefix(const std::string& code) { return "{\"error\":{\"code\":\"" + code + "\",\"message\":\""; }
+std::string code_prefix(const std::string& code) {
+  return "{\"error\":{\"code\":\"" + code + "\",\"message\":\"";
+}
 
-std::string metrics_of(int port) { return http_get(local_url(port, "/metrics")).body; }
+std::string metrics_of(int port) {
+  return http_get(local_url(port, "/metrics")).body;
+}
 
 double bad_requests(const std::string& metrics, const std::string& reason) {
   return metric_value(metrics, "http_bad_requests_total{reason=\"" + reason + "\"}").value_or(-1);
@@ -116,7 +127,8 @@ void check_refusals(int port, const std::string& path) {
     CHECK(responses[0].has_header("Connection: close"));
     CHECK(responses[0].has_header("Content-Type: application/json"));
     bool ours = c.head_request || responses[0].body.find(code_prefix(c.code)) == 0;
-    if (c.evhttp_may_refuse && !ours) CHECK(responses[0].body.find(code_prefix(kEvhttpRefusal)) == 0);
+    if (c.evhttp_may_refuse && !ours)
+      CHECK(responses[0].body.find(code_prefix(kEvhttpRefusal)) == 0);
     if (!c.evhttp_may_refuse) CHECK(ours);
     if (ours && c.code != kEvhttpRefusal) {
       CHECK(bad_requests(metrics_of(port), c.code) == bad_requests(before, c.code) + 1);
@@ -131,11 +143,13 @@ void check_keep_alive(int port, const std::string& path) {
   int fd = connect_loopback(port, 3s);
   REQUIRE(fd >= 0);
   std::string get = "GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
-  std::string pipelined = get + get + "POST " + path + " HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nAAAAA" +
-                          "POST " + path + " HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n" +
+  std::string pipelined = get + get + "POST " + path +
+                          " HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nAAAAA" + "POST " +
+                          path + " HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n" +
                           "5\r\nAAAAA\r\n0\r\n\r\n" + get;
   REQUIRE(write(fd, pipelined.data(), pipelined.size()) == static_cast<ssize_t>(pipelined.size()));
-  RawRead read = read_raw(fd, [](const std::string& bytes) { return split_responses(bytes).size() >= 5; });
+  RawRead read =
+      read_raw(fd, [](const std::string& bytes) { return split_responses(bytes).size() >= 5; });
   INFO(read.bytes);
   CHECK_FALSE(read.closed);
   auto responses = split_responses(read.bytes);
@@ -148,7 +162,8 @@ void check_keep_alive(int port, const std::string& path) {
   for (const auto& r : responses) CHECK_FALSE(r.has_header("Connection: close"));
   // The same connection serves a request written after the answers.
   REQUIRE(write(fd, get.data(), get.size()) == static_cast<ssize_t>(get.size()));
-  RawRead again = read_raw(fd, [](const std::string& bytes) { return !split_responses(bytes).empty(); });
+  RawRead again =
+      read_raw(fd, [](const std::string& bytes) { return !split_responses(bytes).empty(); });
   auto last = split_responses(again.bytes);
   REQUIRE(last.size() == 1);
   CHECK(last[0].status == 200);
@@ -169,7 +184,9 @@ void check_keep_alive(int port, const std::string& path) {
 
 }  // namespace
 
-TEST_CASE("cache node: request heads a proxy could frame differently get 400 JSON and a closed connection") {
+TEST_CASE(
+    "cache node: request heads a proxy could frame differently get 400 JSON and a closed "
+    "connection") {
   TempDir dir;
   TestOrigin origin;
   CacheNodeProcess node(dir.file("data"), origin.base_url());
@@ -180,7 +197,9 @@ TEST_CASE("cache node: request heads a proxy could frame differently get 400 JSO
   CHECK(http_get(node.signed_url("/o/demo/gen/4K/framing.ts")).status == 200);
 }
 
-TEST_CASE("balancer: request heads a proxy could frame differently get 400 JSON and a closed connection") {
+TEST_CASE(
+    "balancer: request heads a proxy could frame differently get 400 JSON and a closed "
+    "connection") {
   TempDir dir;
   TestOrigin origin;
   BalancerProcess balancer(dir, origin.url("/files"), channels_json({}), caches_json({}));

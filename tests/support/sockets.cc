@@ -45,9 +45,12 @@ RawRead read_until_closed(int fd) {
   return read_raw(fd, [](const std::string&) { return false; });
 }
 
-bool RawResponse::has_header(const std::string& line) const { return head.find("\r\n" + line + "\r\n") != std::string::npos; }
+bool RawResponse::has_header(const std::string& line) const {
+  return head.find("\r\n" + line + "\r\n") != std::string::npos;
+}
 
-std::vector<RawResponse> split_responses(const std::string& bytes, bool head_first, std::string* rest) {
+std::vector<RawResponse> split_responses(const std::string& bytes, bool head_first,
+                                         std::string* rest) {
   std::vector<RawResponse> out;
   size_t at = 0;
   while (at < bytes.size()) {
