@@ -319,6 +319,9 @@ common::Result<std::unique_ptr<Balancer>> Balancer::create(common::ServiceContex
                      [&s] { return double(s.source_entries.load()); });
   s.metrics.gauge_fn("balancer_playlist_sources_refreshing", "Live sources refreshed in the background",
                      [&s] { return double(s.sources_refreshing.load()); });
+  s.metrics.gauge_fn("balancer_playlist_unsent_bytes",
+                     "Bytes of playlist replies not yet written to their clients (bounded by playlists.max_unsent_bytes)",
+                     [&s] { return double(s.unsent_playlist_bytes.load(std::memory_order_relaxed)); });
   s.metrics.gauge_fn("balancer_active_requests", "Requests in progress", [&s] { return double(s.active_requests()); });
 
   s.tick_timer.reset(event_new(

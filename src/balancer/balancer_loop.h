@@ -148,6 +148,9 @@ struct Balancer::Shared {
   // Numbers the home loop publishes each second for /health and /metrics.
   std::atomic<size_t> source_entries{0};
   std::atomic<size_t> sources_refreshing{0};
+  // Bytes of playlist replies not yet written to their clients' sockets (every loop;
+  // playlists.max_unsent_bytes bounds it).
+  std::atomic<size_t> unsent_playlist_bytes{0};
   std::mutex status_mutex;          // guards status_snapshot (written per render)
   AdmissionStatus status_snapshot;  // see refresh_snapshot()
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "common/log.h"
+#include "hls/window.h"
 
 namespace balancer {
 namespace {
@@ -85,6 +86,9 @@ SourceCache::SourceCache(event_base& base, common::HttpClient& client,
       not_modified_(metrics.counter(
           "balancer_origin_not_modified_total",
           "Playlist refreshes that found the source unchanged (304 or same bytes)")),
+      windowed_(metrics.counter("balancer_playlist_windowed_total",
+                                "Source playlist versions served as a window of their newest segments "
+                                "(more than playlists.max_segments)")),
       fetch_seconds_(
           metrics.histogram("balancer_origin_fetch_seconds", "Origin playlist fetch time")),
       metrics_(metrics) {
@@ -319,7 +323,7 @@ void SourceCache::on_done(const std::string& key, const common::FetchResult& res
   } else if (result.status == 304) {
     not_modified_.inc();
     publish(entry, entry.version, entry.fetch_started, std::move(finished.waiters));
-  } else if (entry.version && entry.version->playlist.tmpl.source() == body) {
+  } else if (entry.version && entry.version->origin_source() == body) {
     // Unchanged (an origin without validators): keep the parsed version and its memos.
     not_modified_.inc();
     entry.etag = std::move(transfer.etag);
@@ -338,6 +342,11 @@ void SourceCache::on_done(const std::string& key, const common::FetchResult& res
       auto version = std::make_shared<SourceVersion>();
       version->playlist = std::move(parsed).value();
       version->kind = classify(version->playlist);
+      if (auto refused = limit_segments(*version, body, entry.url)) {
+        fail(entry, std::move(finished.waiters), 502, std::move(*refused));
+        schedule_refresh(entry, now);
+        return;
+      }
       if (version->playlist.kind == hls::PlaylistKind::media) {
         version->target_duration = target_duration_of(version->playlist);
         for (const auto& segment : version->playlist.media.segments) {
@@ -352,6 +361,35 @@ void SourceCache::on_done(const std::string& key, const common::FetchResult& res
     }
   }
   schedule_refresh(entry, now);
+}
+
+std::optional<common::Error> SourceCache::limit_segments(SourceVersion& version, const std::string& body,
+                                                         const std::string& url) {
+  const hls::Playlist& playlist = version.playlist;
+  const size_t segments = playlist.kind == hls::PlaylistKind::media ? playlist.media.segments.size() : 0;
+  if (segments <= timings_.max_segments) return std::nullopt;
+  const std::string counts = std::to_string(segments) + " segments, over the limit of " +
+                             std::to_string(timings_.max_segments) + " (playlists.max_segments)";
+  if (version.kind == SourceKind::vod || playlist.media.is_delta_update()) {
+    LOG_WARN(kLog, "playlist from origin refused: ", url, ": ", counts);
+    return common::Error{"source_too_many_segments", "The origin's playlist lists " + counts + "."};
+  }
+  auto window = hls::newest_segments(playlist, timings_.max_segments);
+  hls::ParseOptions options;
+  options.max_bytes = timings_.max_bytes;
+  auto parsed = window.ok() ? hls::parse_playlist(*window, url, options) : hls::Result<hls::Playlist>(window.error());
+  if (!parsed.ok()) {
+    LOG_WARN(kLog, "window of a long playlist from origin failed: ", url, ": ", parsed.error().message);
+    return common::Error{"bad_source_playlist", "The origin's playlist lists " + counts +
+                                                    " and its newest ones do not make a playlist: " +
+                                                    parsed.error().message};
+  }
+  windowed_.inc();
+  LOG_DEBUG(kLog, "serving the newest ", timings_.max_segments, " of ", segments, " segments of ", url);
+  version.origin_body = std::make_shared<const std::string>(body);
+  version.playlist = std::move(parsed).value();
+  version.kind = classify(version.playlist);
+  return std::nullopt;
 }
 
 void SourceCache::publish(Entry& entry, std::shared_ptr<const SourceVersion> version,

@@ -20,6 +20,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -48,6 +49,10 @@ struct SourceVersion {
   double total_duration_s = 0;  // sum of EXTINF (VOD signature lifetime)
   RewritePlan plan;
   uint64_t serial = 0;  // increases with every new version of any source
+  // The origin's bytes when `playlist` is a window of them (playlists.max_segments): a refresh
+  // that brings the same bytes again keeps this version.
+  std::shared_ptr<const std::string> origin_body;
+  std::string_view origin_source() const { return origin_body ? std::string_view(*origin_body) : playlist.tmpl.source(); }
 };
 
 // What the cache publishes for one source, read by every loop's SourceFront:
@@ -161,6 +166,9 @@ class SourceCache {
   void fail(Entry& entry, std::vector<Waiter> waiters, int status, common::Error error);
   void answer_failure(Entry& entry, const SourceCallback& done, TimePoint now);
   void schedule_refresh(Entry& entry, TimePoint now);
+  // playlists.max_segments: a longer live or EVENT playlist becomes a window of its newest
+  // segments (hls/window.h); a longer VOD playlist or delta update is refused (the error).
+  std::optional<common::Error> limit_segments(SourceVersion& version, const std::string& body, const std::string& url);
   void on_refresh_timer(const std::string& key);
   void sweep();
 
@@ -185,6 +193,7 @@ class SourceCache {
   common::Counter& fetches_request_;
   common::Counter& fetches_refresh_;
   common::Counter& not_modified_;
+  common::Counter& windowed_;
   common::Histogram& fetch_seconds_;
   common::MetricsRegistry& metrics_;
 };

@@ -35,6 +35,12 @@ struct PlaylistTimings {
   size_t max_bytes = 4 << 20;      // playlists.max_bytes
   size_t max_entries = 10000;      // playlists.max_entries
   size_t max_directive_entries = 256;  // playlists.max_directive_entries: LL-HLS reloads kept per playlist
+  // playlists.max_segments: a live or EVENT playlist with more is served as a window of its
+  // newest segments; a VOD playlist with more is refused (a viewer's copy costs per segment).
+  size_t max_segments = 6000;
+  // playlists.max_unsent_bytes: playlist replies handed to connections but not yet written to
+  // their sockets, in all (clients that do not read); above, new playlist replies get 503.
+  size_t max_unsent_bytes = 256u << 20;
 };
 
 // May a copy of `kind`, last fetched or revalidated `age` ago, be served as fresh?

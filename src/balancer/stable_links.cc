@@ -1,6 +1,8 @@
 #include "balancer/stable_links.h"
 
 #include <algorithm>
+#include <cstddef>
+#include <unordered_map>
 
 namespace balancer {
 
@@ -25,11 +27,34 @@ std::vector<uint8_t> keep_listed_hosts(const ListedChunks& previous,
   out.reserve(chunks.size());
   std::vector<int> verdict(previous.hosts.size(),
                            -1);  // per previous host: -1 unknown, else usable?
+  // Both listings are in playlist order and the window slides: the chunk after the last
+  // one found is usually the next one asked. Elsewhere (the first chunk: one scan; a later
+  // gap: an index of the previous listing, built once) a listing costs O(chunks), not
+  // O(chunks²), whatever the window's length.
+  const auto& listed = previous.chunks;
+  size_t cursor = 0;
+  bool scanned = false;
+  std::unordered_map<uint64_t, size_t> position;  // built at the second miss
   for (uint64_t hash : chunks) {
     uint8_t index = 0;
-    auto found = std::find_if(previous.chunks.begin(), previous.chunks.end(),
-                              [hash](const auto& c) { return c.first == hash; });
-    if (found != previous.chunks.end() && found->second < previous.hosts.size()) {
+    auto found = listed.end();
+    if (cursor < listed.size() && listed[cursor].first == hash) {
+      found = listed.begin() + static_cast<std::ptrdiff_t>(cursor);
+    } else if (!listed.empty() && !scanned) {
+      // The first miss (where the window starts now): one scan finds it.
+      scanned = true;
+      found = std::find_if(listed.begin(), listed.end(), [hash](const auto& c) { return c.first == hash; });
+    } else if (!listed.empty()) {
+      if (position.empty()) {
+        position.reserve(listed.size());
+        for (size_t i = listed.size(); i-- > 0;) position[listed[i].first] = i;  // the first of equal hashes
+      }
+      if (auto at = position.find(hash); at != position.end()) {
+        found = listed.begin() + static_cast<std::ptrdiff_t>(at->second);
+      }
+    }
+    if (found != listed.end()) cursor = static_cast<size_t>(found - listed.begin()) + 1;
+    if (found != listed.end() && found->second < previous.hosts.size()) {
       const std::string& host = previous.hosts[found->second];
       int& ok = verdict[found->second];
       if (ok < 0) ok = host != current && usable(host) ? 1 : 0;

@@ -1,8 +1,11 @@
 // Viewer endpoints of one loop: playlists (/hls/...), keys (/key/...) and the
 // app's access check. Each builds its response from the loop's own snapshots;
 // the source cache and key store are asked through the home loop.
+#include <atomic>
+
 #include "balancer/balancer_loop.h"
 #include "balancer/playlist_mapper.h"
+#include "common/body_buffer.h"
 #include "common/json.h"
 #include "common/url.h"
 #include "hls/steering.h"
@@ -14,6 +17,20 @@ using common::HttpExchange;
 namespace {
 constexpr std::string_view kPlaylistType = "application/vnd.apple.mpegurl";
 constexpr size_t kMaxLinkMemoVersions = 512;
+
+// A playlist reply on its way to the client, counted in `unsent` until the connection has
+// written it or closed (the front end releases its reference then): what clients that do
+// not read hold in this process is what `unsent` says.
+struct UnsentReply {
+  UnsentReply(std::string text, std::atomic<size_t>& counter) : body(std::move(text)), unsent(counter) {
+    unsent.fetch_add(body.size(), std::memory_order_relaxed);
+  }
+  ~UnsentReply() { unsent.fetch_sub(body.size(), std::memory_order_relaxed); }
+  UnsentReply(const UnsentReply&) = delete;
+  UnsentReply& operator=(const UnsentReply&) = delete;
+  const std::string body;
+  std::atomic<size_t>& unsent;
+};
 
 }  // namespace
 
@@ -322,6 +339,12 @@ void BalancerLoop::serve_playlist(const PendingPtr& p, const SourceResult& r) {
   allowlist_.learn(*p->channel, version);
   auto started = shared_.clock.now();
   const BalancerConfig& c = p->config->config;
+  if (shared_.unsent_playlist_bytes.load(std::memory_order_relaxed) >= c.playlists.max_unsent_bytes) {
+    // Clients that do not read hold the budget: a new copy would only add to it.
+    ex.add_header("Retry-After", "2");
+    return fail(ex, 503, "reply_backlog_full",
+                "Too many playlist bytes are waiting for clients that do not read them; retry shortly.");
+  }
   auto [cache, reason] =
       choose(c, p->request.cache, ex.remote_ip(), p->viewer_key, started, p->request.pathway);
   shared_.choice_counters[static_cast<size_t>(reason)]->inc();
@@ -357,7 +380,10 @@ void BalancerLoop::serve_playlist(const PendingPtr& p, const SourceResult& r) {
   if (ex.logs_access()) {
     ex.set_log_note(std::string(to_string(r.from)) + " " + (cache ? cache->id : "origin") + " " + to_string(reason));
   }
-  ex.reply(200, body, kPlaylistType);
+  auto unsent = std::make_shared<const UnsentReply>(std::move(body), shared_.unsent_playlist_bytes);
+  common::BodyBuffer buffer;
+  buffer.append_reference(unsent->body.data(), unsent->body.size(), unsent);
+  ex.reply(200, std::move(buffer), unsent->body.size(), kPlaylistType);
 }
 
 void BalancerLoop::handle_key(HttpExchange& ex) {

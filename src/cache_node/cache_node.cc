@@ -32,13 +32,14 @@ common::Result<std::shared_ptr<const RuntimeConfig>> make_runtime(CacheNodeConfi
 
 std::string CacheNode::Shared::health_json(const CacheNodeConfig& c) const {
   const ChunkStore& store = cache->store();
-  char numbers[768];
+  char numbers[1024];
   snprintf(numbers, sizeof numbers,
            "\"active_connections\":%zu,\"inflight_fetches\":%zu,\"egress_mbps\":%.3f,"
            "\"bytes_served_total\":%llu,\"origin_bytes_total\":%llu,"
            "\"requests\":{\"hit\":%llu,\"miss\":%llu,\"coalesced\":%llu,\"negative\":%llu,\"stale\":%llu},"
            "\"storage\":{\"memory_used_bytes\":%llu,\"memory_limit_bytes\":%llu,"
-           "\"disk_used_bytes\":%llu,\"disk_limit_bytes\":%llu,\"disk_chunks\":%zu,\"pending_writes\":%zu}",
+           "\"disk_used_bytes\":%llu,\"disk_limit_bytes\":%llu,\"disk_chunks\":%zu,\"pending_writes\":%zu,"
+           "\"memory_chunks\":%zu,\"max_entries\":%zu,\"negative_entries\":%zu}",
            active_requests(), cache->inflight(), egress_mbps.load(),
            static_cast<unsigned long long>(bytes_served.value()),
            static_cast<unsigned long long>(origin_bytes.value()), static_cast<unsigned long long>(hits.value()),
@@ -47,7 +48,8 @@ std::string CacheNode::Shared::health_json(const CacheNodeConfig& c) const {
            static_cast<unsigned long long>(store.memory_used()),
            static_cast<unsigned long long>(store.options().memory_bytes),
            static_cast<unsigned long long>(store.disk_used()),
-           static_cast<unsigned long long>(store.options().disk_bytes), store.disk_entries(), store.pending_writes());
+           static_cast<unsigned long long>(store.options().disk_bytes), store.disk_entries(), store.pending_writes(),
+           store.memory_entries(), store.options().max_entries, cache->negative_entries());
   bool over = overloaded(c);
   return std::string("{\"status\":") + (over ? "\"overloaded\"" : "\"ok\"") +
          ",\"node_id\":" + common::json_string(c.node_id) + ",\"site\":" + common::json_string(c.site) +
@@ -82,6 +84,7 @@ common::Result<std::unique_ptr<CacheNode>> CacheNode::create(common::ServiceCont
   auto shared = std::make_unique<Shared>(context, std::move(runtime).value());
   Shared& n = *shared;
   StoreOptions store_options{config.data_dir, config.memory_bytes, config.disk_bytes};
+  store_options.max_entries = config.max_entries;
   // Entries stored before freshness was recorded: what they kept (Cache-Control,
   // content type) decides, counted from when they were stored; else the defaults.
   store_options.upgrade_legacy = [defaults = config.freshness](const std::string& key, ChunkMeta& meta) {
@@ -95,7 +98,10 @@ common::Result<std::unique_ptr<CacheNode>> CacheNode::create(common::ServiceCont
   };
   auto store = ChunkStore::open(context.home().base(), std::move(store_options), n.metrics);
   if (!store) return store.error();
-  n.cache = std::make_unique<SharedCache>(std::move(store).value(), n.clock);
+  n.cache = std::make_unique<SharedCache>(
+      std::move(store).value(), n.clock, config.negative_max_entries,
+      n.metrics.counter("cache_negative_refused_total",
+                        "Upstream 404s not remembered because negative_max_entries were"));
   common::HttpClientOptions client_options;
   client_options.connect_timeout = config.upstream_connect_timeout;
   client_options.request_timeout = config.upstream_timeout;
@@ -116,6 +122,12 @@ common::Result<std::unique_ptr<CacheNode>> CacheNode::create(common::ServiceCont
                      "tier=\"memory\"");
   n.metrics.gauge_fn("cache_storage_limit_bytes", "Storage limit", [&s] { return double(s.options().disk_bytes); },
                      "tier=\"disk\"");
+  n.metrics.gauge_fn("cache_storage_entries", "Chunks stored", [&s] { return double(s.memory_entries()); },
+                     "tier=\"memory\"");
+  n.metrics.gauge_fn("cache_storage_entries", "Chunks stored", [&s] { return double(s.disk_entries()); },
+                     "tier=\"disk\"");
+  n.metrics.gauge_fn("cache_negative_entries", "Upstream 404s remembered",
+                     [&n] { return double(n.cache->negative_entries()); });
   n.metrics.gauge_fn("cache_active_requests", "Requests in progress", [&n] { return double(n.active_requests()); });
   n.metrics.gauge_fn("cache_inflight_fetches", "Upstream fetches in progress",
                      [&n] { return double(n.cache->inflight()); });
@@ -173,17 +185,21 @@ common::Status CacheNode::reload(CacheNodeConfig config) {
   }
   if (config.server.host != old.server.host || config.server.port != old.server.port ||
       config.server.threads != old.server.threads || config.data_dir != old.data_dir ||
-      config.memory_bytes != old.memory_bytes || config.disk_bytes != old.disk_bytes) {
+      config.memory_bytes != old.memory_bytes || config.disk_bytes != old.disk_bytes ||
+      config.max_entries != old.max_entries) {
     LOG_WARN(kLog, "reload: listen address, threads, data_dir and storage sizes change only on restart");
   }
   config.server = old.server;
   config.data_dir = old.data_dir;
   config.memory_bytes = old.memory_bytes;
   config.disk_bytes = old.disk_bytes;
+  config.max_entries = old.max_entries;
+  const size_t negative_max_entries = config.negative_max_entries;
   auto runtime = make_runtime(std::move(config));
   if (!runtime) return runtime.error();
   common::set_log_level(level);
   n.config.publish(std::move(runtime).value());
+  n.cache->set_max_negative(negative_max_entries);
   return {};
 }
 

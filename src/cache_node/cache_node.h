@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "cache_node/freshness.h"
+#include "cache_node/query_policy.h"
 #include "common/config.h"
 #include "common/cors.h"
 #include "common/http_server.h"
@@ -26,6 +27,7 @@ namespace cache_node {
 
 struct OriginConfig {
   std::string url;  // base URL; the chunk path is appended
+  OriginQueryPolicy query;  // which query parameters are part of the key and the fetch
 };
 
 struct CacheNodeConfig {
@@ -40,7 +42,9 @@ struct CacheNodeConfig {
   uint64_t memory_bytes = 256ull << 20;
   uint64_t disk_bytes = 4ull << 30;
   uint64_t max_object_bytes = 64ull << 20;
+  size_t max_entries = 100000;  // per storage tier
   std::chrono::milliseconds negative_ttl{2000};
+  size_t negative_max_entries = 10000;  // remembered 404s at most
   FreshnessDefaults freshness;  // cache.*: lifetimes without upstream freshness information
   std::chrono::milliseconds upstream_connect_timeout{2000};
   std::chrono::milliseconds upstream_timeout{30000};
@@ -65,7 +69,7 @@ class CacheNode : public common::Service<CacheNodeConfig> {
   ~CacheNode() override;
 
   void attach(size_t index, common::HttpServer& server) override;
-  // Origins, parent, signing, negative TTL, cache lifetimes (for responses
+  // Origins (and their query policies), parent, signing, negative TTL and count, cache lifetimes (for responses
   // received from then on), overload limits and log level change at once; listen address, threads, data_dir and storage sizes need a restart
   // (a warning says so).
   common::Status reload(CacheNodeConfig config) override;

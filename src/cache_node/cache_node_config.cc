@@ -12,6 +12,23 @@ std::string trim_slash(std::string url) {
   return url;
 }
 
+// "ignore", "keep" or a list of parameter names; absent: `policy` stays.
+void read_query_policy(common::ConfigReader& origin, const char* key, QueryPolicy& policy) {
+  auto value = origin.string_or_list(key);
+  if (!value) return;
+  if (!value->is_list) {
+    std::string problem;
+    if (!parse_query_mode(value->text, policy, problem)) origin.fail(key, problem);
+    return;
+  }
+  for (const auto& name : value->list) {
+    if (name.empty() || name.find_first_of("=&?#") != std::string::npos) {
+      return origin.fail(key, "parameter names must be non-empty and contain none of = & ? #");
+    }
+  }
+  policy = QueryPolicy{QueryPolicy::Mode::listed, value->list};
+}
+
 }  // namespace
 
 common::Result<CacheNodeConfig> load_cache_node_config(const common::ConfigDocument& doc) {
@@ -33,6 +50,9 @@ common::Result<CacheNodeConfig> load_cache_node_config(const common::ConfigDocum
     bool id_ok = !id.empty() && id.size() <= 64;
     for (char ch : id) id_ok = id_ok && (isalnum(static_cast<unsigned char>(ch)) || ch == '-' || ch == '_');
     if (!id_ok) origin.fail("url", "origin id '" + id + "' must be 1 to 64 letters, digits, '-' or '_'");
+    read_query_policy(origin, "query", o.query.chunks);
+    read_query_policy(origin, "playlist_query", o.query.playlists);
+    origin.finish();
     c.origins[id] = o;
   });
   if (c.origins.empty()) root.fail("origins", "at least one origin is required");
@@ -59,9 +79,11 @@ common::Result<CacheNodeConfig> load_cache_node_config(const common::ConfigDocum
     c.memory_bytes = static_cast<uint64_t>(storage.number("memory_mb", 256, 0.01, 1 << 20) * (1 << 20));
     c.disk_bytes = static_cast<uint64_t>(storage.number("disk_mb", 4096, 0.01, 1 << 30) * (1 << 20));
     c.max_object_bytes = static_cast<uint64_t>(storage.number("max_object_mb", 64, 0.01, 4096) * (1 << 20));
+    c.max_entries = static_cast<size_t>(storage.integer("max_entries", 100000, 1, 100000000));
     storage.finish();
   }
   c.negative_ttl = std::chrono::milliseconds(root.integer("negative_ttl_ms", 2000, 0, 3600 * 1000));
+  c.negative_max_entries = static_cast<size_t>(root.integer("negative_max_entries", 10000, 0, 10000000));
   {
     constexpr int64_t kYear = 366 * 86400;
     auto cache = root.object("cache");

@@ -21,7 +21,7 @@ bool valid_origin_id(std::string_view id) {
 std::string ChunkRequest::cache_key() const {
   std::string key = origin_id;
   key += origin_path;
-  if (!query.empty()) key.append("?").append(query);
+  if (!kept_query.empty()) key.append("?").append(kept_query);
   return key;
 }
 
@@ -48,6 +48,7 @@ common::Result<ChunkRequest> parse_chunk_request(std::string_view target) {
   out.origin_id.assign(origin_id);
   out.origin_path.assign(origin_path);
   out.query.assign(query);
+  out.kept_query = out.query;
   return out;
 }
 

@@ -17,7 +17,10 @@ struct ChunkRequest {
   std::string origin_id;
   std::string origin_path;  // raw (percent-encoded) path on the origin, starting with "/"
   std::string query;        // raw query without signature parameters, or empty
-  // Cache key: origin id + path + query; the signature is never part of it.
+  // The parameters of `query` the origin's query policy keeps (query_policy.h):
+  // part of the cache key and of the origin fetch. The parser keeps them all.
+  std::string kept_query;
+  // Cache key: origin id + path + kept query; the signature is never part of it.
   std::string cache_key() const;
 };
 

@@ -119,14 +119,41 @@ bool write_all(int fd, const char* data, size_t n) {
   return true;
 }
 
+// Heap bytes behind a string copy: none while it fits the small-string buffer,
+// else its length and terminator rounded to the allocator's 16-byte classes.
+uint64_t string_heap(const std::string& s) { return s.size() < 16 ? 0 : (s.size() + 1 + 15) / 16 * 16; }
+
+uint64_t meta_heap(const ChunkMeta& m) {
+  return string_heap(m.content_type) + string_heap(m.etag) + string_heap(m.last_modified) +
+         string_heap(m.cache_control) + string_heap(m.expires);
+}
+
+// An index entry's nodes: the list node (its entry: key, size, metadata and the
+// value's own fields, two links) and the hash map's node (key, iterator, link,
+// cached hash) with its bucket slot.
+constexpr uint64_t kListNode = sizeof(std::string) + sizeof(uint64_t) + sizeof(ChunkMeta) + 2 * sizeof(void*);
+constexpr uint64_t kMapNode = sizeof(std::string) + 4 * sizeof(void*);
+// A queued disk write besides its body: the job, its captured key, paths and metadata.
+constexpr uint64_t kPendingWriteOverhead = 1024;
+
 }  // namespace
+
+uint64_t memory_entry_cost(const std::string& key, const ChunkMeta& meta, const ChunkBody* body) {
+  const uint64_t body_bytes = body != nullptr ? body->allocated_bytes() : 0;
+  return body_bytes + kListNode + sizeof(std::shared_ptr<const ChunkBody>) + kMapNode + 2 * string_heap(key) +
+         meta_heap(meta);
+}
+
+uint64_t disk_index_cost(const std::string& key, const ChunkMeta& meta, const std::string& file) {
+  return kListNode + sizeof(std::string) + kMapNode + 2 * string_heap(key) + meta_heap(meta) + string_heap(file);
+}
 
 ChunkStore::ChunkStore(event_base& base, StoreOptions options, common::LmdbEnv env,
                        common::MetricsRegistry& metrics)
     : options_(std::move(options)),
       env_(std::move(env)),
-      memory_(options_.memory_bytes),
-      disk_(options_.disk_bytes),
+      memory_(options_.memory_bytes, options_.max_entries),
+      disk_(options_.disk_bytes, options_.max_entries),
       poster_(base),
       disk_writes_(metrics.counter("cache_disk_writes_total", "Chunks written to disk")),
       disk_write_errors_(metrics.counter("cache_disk_write_errors_total", "Chunk disk writes that failed")),
@@ -134,6 +161,12 @@ ChunkStore::ChunkStore(event_base& base, StoreOptions options, common::LmdbEnv e
                                            "Chunks kept in memory only because the disk writer was behind")),
       evictions_memory_(metrics.counter("cache_evictions_total", "Chunks evicted", "tier=\"memory\"")),
       evictions_disk_(metrics.counter("cache_evictions_total", "Chunks evicted", "tier=\"disk\"")),
+      entry_limit_evictions_memory_(metrics.counter("cache_entry_limit_evictions_total",
+                                                    "Chunks evicted because the tier held storage.max_entries",
+                                                    "tier=\"memory\"")),
+      entry_limit_evictions_disk_(metrics.counter("cache_entry_limit_evictions_total",
+                                                  "Chunks evicted because the tier held storage.max_entries",
+                                                  "tier=\"disk\"")),
       writer_(std::make_unique<common::WorkerThread>()) {}
 
 ChunkStore::~ChunkStore() { writer_.reset(); }
@@ -208,7 +241,7 @@ common::Status ChunkStore::load_index() {
   for (auto& item : loaded) {
     referenced.insert(item.file);
     uint64_t size = item.meta.size;
-    disk_.insert_oldest(item.key, size, DiskEntry{std::move(item.meta), std::move(item.file)});
+    disk_insert(item.key, size, DiskEntry{std::move(item.meta), std::move(item.file)}, /*oldest=*/true);
   }
   // Files without an index entry were renamed but never committed.
   size_t orphans = 0;
@@ -226,7 +259,11 @@ common::Status ChunkStore::load_index() {
 
 uint64_t ChunkStore::memory_used() const {
   std::lock_guard lock(mutex_);
-  return memory_.used_bytes();
+  return memory_.used_bytes() + disk_index_memory_ + pending_writes_ * kPendingWriteOverhead;
+}
+size_t ChunkStore::memory_entries() const {
+  std::lock_guard lock(mutex_);
+  return memory_.size();
 }
 uint64_t ChunkStore::disk_used() const {
   std::lock_guard lock(mutex_);
@@ -249,10 +286,40 @@ std::optional<StoreHit> ChunkStore::find(const std::string& key) {
 }
 
 void ChunkStore::evict_disk(uint64_t reserve) {
-  while (auto victim = disk_.evict_one(reserve)) {
+  while (true) {
+    const bool for_count = disk_.over_entries();
+    auto victim = disk_.evict_one(reserve);
+    if (!victim) break;
     evictions_disk_.inc();
+    if (for_count) entry_limit_evictions_disk_.inc();
+    disk_forget(*victim);
     post_delete(victim->key, victim->value.file);
   }
+  // The disk index is memory too: the memory tier makes room for it.
+  evict_memory();
+}
+
+void ChunkStore::evict_memory() {
+  while (true) {
+    const bool for_count = memory_.over_entries();
+    if (!memory_.evict_one(disk_index_memory_ + pending_writes_ * kPendingWriteOverhead)) break;
+    evictions_memory_.inc();
+    if (for_count) entry_limit_evictions_memory_.inc();
+  }
+}
+
+void ChunkStore::disk_insert(const std::string& key, uint64_t size, DiskEntry entry, bool oldest) {
+  if (auto old = disk_.erase(key)) disk_forget(*old);
+  disk_index_memory_ += disk_index_cost(key, entry.meta, entry.file);
+  if (oldest) {
+    disk_.insert_oldest(key, size, std::move(entry));
+  } else {
+    disk_.insert(key, size, std::move(entry));
+  }
+}
+
+void ChunkStore::disk_forget(const LruIndex<DiskEntry>::Entry& entry) {
+  disk_index_memory_ -= disk_index_cost(entry.key, entry.value.meta, entry.value.file);
 }
 
 void ChunkStore::post_delete(const std::string& key, const std::string& file) {
@@ -281,12 +348,19 @@ void ChunkStore::post_index_update(const std::string& key, const ChunkMeta& meta
 
 void ChunkStore::refresh(const std::string& key, const ChunkMeta& meta) {
   std::lock_guard lock(mutex_);
-  if (auto* m = memory_.touch(key); m != nullptr && m->meta.size == meta.size) m->meta = meta;
+  if (auto* m = memory_.touch(key); m != nullptr && m->meta.size == meta.size) {
+    std::shared_ptr<const ChunkBody> body = m->body;
+    const uint64_t cost = memory_entry_cost(key, meta, body.get());
+    memory_.insert(key, cost, MemoryEntry{meta, std::move(body)});
+    evict_memory();
+  }
   if (auto p = pending_.find(key); p != pending_.end() && p->second.meta.size == meta.size) {
     p->second.meta = meta;
     post_index_update(key, meta, file_name_for(key));  // runs after the queued write
   }
   if (auto* d = disk_.touch(key); d != nullptr && d->meta.size == meta.size) {
+    disk_index_memory_ += disk_index_cost(key, meta, d->file);
+    disk_index_memory_ -= disk_index_cost(key, d->meta, d->file);
     d->meta = meta;
     post_index_update(key, meta, d->file);
   }
@@ -297,25 +371,33 @@ void ChunkStore::erase(const std::string& key) {
   memory_.erase(key);
   bool pending = pending_.erase(key) > 0;
   std::optional<LruIndex<DiskEntry>::Entry> on_disk = disk_.erase(key);
+  if (on_disk) disk_forget(*on_disk);
   // Queued after any pending write of this key, so that write's file goes too.
   if (on_disk || pending) post_delete(key, on_disk ? on_disk->value.file : file_name_for(key));
 }
 
 void ChunkStore::put(const std::string& key, const ChunkMeta& meta, std::shared_ptr<const ChunkBody> body) {
   std::lock_guard lock(mutex_);
-  if (meta.size <= memory_.max_bytes()) {
-    memory_.insert(key, meta.size, MemoryEntry{meta, body});
-    while (memory_.evict_one()) evictions_memory_.inc();
+  const uint64_t cost = memory_entry_cost(key, meta, body.get());
+  if (cost <= memory_.max_bytes()) {
+    memory_.insert(key, cost, MemoryEntry{meta, body});
   } else {
     memory_.erase(key);  // an older copy must not shadow this one
   }
   // An older copy of this key, on disk or on its way there, is outdated by this one.
   bool outdated = pending_.erase(key) > 0;
-  outdated = disk_.erase(key).has_value() || outdated;
+  if (auto old = disk_.erase(key)) {
+    disk_forget(*old);
+    outdated = true;
+  }
+  evict_memory();
+  // A queued write holds its body until written: counted at what it holds.
+  const uint64_t pending_cost = body->allocated_bytes() + kPendingWriteOverhead;
   const uint64_t max_pending = options_.max_pending_write_bytes > 0
                                    ? options_.max_pending_write_bytes
                                    : std::max<uint64_t>(options_.memory_bytes / 4, 16ull << 20);
-  const bool skip = pending_writes_ > 0 && pending_write_bytes_ + meta.size > max_pending;
+  const bool skip = pending_writes_ > 0 && (pending_write_bytes_ + pending_cost > max_pending ||
+                                            pending_writes_ >= options_.max_pending_writes);
   if (meta.size > disk_.max_bytes() || skip) {
     if (skip) disk_writes_skipped_.inc();
     if (outdated) post_delete(key, file_name_for(key));
@@ -327,10 +409,10 @@ void ChunkStore::put(const std::string& key, const ChunkMeta& meta, std::shared_
   std::string final_path = file_path(file);
   std::string chunks_dir = options_.dir + "/chunks";
   ++pending_writes_;
-  pending_write_bytes_ += meta.size;
+  pending_write_bytes_ += pending_cost;
   const uint64_t id = write_counter_;
   pending_[key] = PendingWrite{id, meta};
-  writer_->post([this, key, meta, body, file, tmp, final_path, chunks_dir, id] {
+  writer_->post([this, key, meta, body, file, tmp, final_path, chunks_dir, id, pending_cost] {
     // What failed and why ("write: No space left on device"); empty when stored.
     std::string error;
     auto failed = [&error](const char* step) {
@@ -382,10 +464,10 @@ void ChunkStore::put(const std::string& key, const ChunkMeta& meta, std::shared_
       // names a missing file and is dropped at the next start).
       if (renamed) unlink(final_path.c_str());
     }
-    poster_.post([this, key, meta, file, error = std::move(error), id] {
+    poster_.post([this, key, meta, file, error = std::move(error), id, pending_cost] {
       std::lock_guard relock(mutex_);
       --pending_writes_;
-      pending_write_bytes_ -= meta.size;
+      pending_write_bytes_ -= pending_cost;
       auto pending = pending_.find(key);
       const bool latest = pending != pending_.end() && pending->second.id == id;
       ChunkMeta current = latest ? std::move(pending->second.meta) : meta;
@@ -398,7 +480,7 @@ void ChunkStore::put(const std::string& key, const ChunkMeta& meta, std::shared_
       disk_writes_.inc();
       // Erased or stored again since: that later operation owns the file now.
       if (!latest) return;
-      disk_.insert(key, meta.size, DiskEntry{std::move(current), file});
+      disk_insert(key, meta.size, DiskEntry{std::move(current), file});
       evict_disk(0);
     });
   });

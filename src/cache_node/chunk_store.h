@@ -44,12 +44,20 @@ struct ChunkMeta {
 
 struct StoreOptions {
   std::string dir;  // holds index/, chunks/, tmp/
+  // What the store holds in memory at most: the memory tier's bodies as
+  // allocated, with each entry's key, metadata and index nodes, and the disk
+  // tier's index (memory_entry_cost, disk_index_cost below).
   uint64_t memory_bytes = 256ull << 20;
   uint64_t disk_bytes = 4ull << 30;
+  // Entries per tier at most: a flood of tiny objects is bounded by count too.
+  size_t max_entries = 100000;
   // Bytes queued for the disk writer at most (0 = a quarter of memory_bytes, at
   // least 16 MiB). A
   // chunk over it is kept in memory only: a slow disk cannot pin unbounded memory.
   uint64_t max_pending_write_bytes = 0;
+  // Disk writes queued at most: a flood of tiny chunks outruns fsync, and each
+  // queued write holds its job and body. Over it, chunks are kept in memory only.
+  size_t max_pending_writes = 1024;
   // Index entries written before freshness was recorded load with vouched_ms
   // from stored_at and no deadlines; this fills them in (from the key and what
   // the entry kept), or returns false to drop the entry. Unset: they load stale.
@@ -61,6 +69,12 @@ struct StoreHit {
   std::shared_ptr<const ChunkBody> memory;  // set for a memory hit
   std::string disk_path;                    // set for a disk hit
 };
+
+// What one memory-tier entry holds in memory: the body's blocks as allocated,
+// its key (twice: list and map), metadata strings and index nodes.
+uint64_t memory_entry_cost(const std::string& key, const ChunkMeta& meta, const ChunkBody* body);
+// What one disk-tier entry holds in memory: its key, metadata, file name, nodes.
+uint64_t disk_index_cost(const std::string& key, const ChunkMeta& meta, const std::string& file);
 
 class ChunkStore {
  public:
@@ -81,7 +95,12 @@ class ChunkStore {
   // background). No-op when nothing is stored.
   void erase(const std::string& key);
 
+  // Memory held: the memory tier's entries at their cost, the disk tier's index
+  // and the queued disk writes' jobs (what /health reports as memory_used_bytes).
+  // Not counted: bodies evicted from memory whose write is still queued (at most
+  // max_pending_write_bytes, while the disk is behind).
   uint64_t memory_used() const;
+  size_t memory_entries() const;
   uint64_t disk_used() const;
   const StoreOptions& options() const { return options_; }
   size_t disk_entries() const;
@@ -105,6 +124,10 @@ class ChunkStore {
   ChunkStore(event_base& base, StoreOptions options, common::LmdbEnv env, common::MetricsRegistry& metrics);
   common::Status load_index();
   void evict_disk(uint64_t reserve);
+  void evict_memory();
+  // Index bookkeeping of the disk tier's memory cost; under the mutex.
+  void disk_insert(const std::string& key, uint64_t size, DiskEntry entry, bool oldest = false);
+  void disk_forget(const LruIndex<DiskEntry>::Entry& entry);
   // Deletes `file` and the index entry of `key` on the writer thread.
   void post_delete(const std::string& key, const std::string& file);
   // Rewrites the index entry of `key` (if there is one) on the writer thread.
@@ -119,7 +142,8 @@ class ChunkStore {
   LruIndex<DiskEntry> disk_;
   std::unordered_map<std::string, PendingWrite> pending_;
   size_t pending_writes_ = 0;
-  uint64_t pending_write_bytes_ = 0;
+  uint64_t pending_write_bytes_ = 0;  // at the bodies' cost, not their length
+  uint64_t disk_index_memory_ = 0;    // the disk tier's entries in memory
   uint64_t write_counter_ = 0;
   common::LoopPoster poster_;
   common::Counter& disk_writes_;
@@ -127,6 +151,8 @@ class ChunkStore {
   common::Counter& disk_writes_skipped_;
   common::Counter& evictions_memory_;
   common::Counter& evictions_disk_;
+  common::Counter& entry_limit_evictions_memory_;
+  common::Counter& entry_limit_evictions_disk_;
   // Last member: destroyed first, so queued jobs finish while the rest still exists.
   std::unique_ptr<common::WorkerThread> writer_;
 };

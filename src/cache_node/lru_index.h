@@ -1,7 +1,9 @@
-// An LRU index bounded by total bytes: O(1) find/touch/insert/erase, eviction
-// from the least recently used end. Pure; the caller decides what eviction means.
+// An LRU index bounded by total bytes and by its number of entries: O(1)
+// find/touch/insert/erase, eviction from the least recently used end. Pure; the
+// caller decides what eviction means.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <list>
 #include <optional>
@@ -20,7 +22,8 @@ class LruIndex {
     Value value;
   };
 
-  explicit LruIndex(uint64_t max_bytes) : max_bytes_(max_bytes) {}
+  explicit LruIndex(uint64_t max_bytes, size_t max_entries = SIZE_MAX)
+      : max_bytes_(max_bytes), max_entries_(max_entries) {}
 
   // Looks up `key` and marks it most recently used.
   Value* touch(const std::string& key) {
@@ -58,9 +61,9 @@ class LruIndex {
     return e;
   }
   // Removes and returns the least recently used entry while over budget
-  // (budget = max_bytes - reserve), else nullopt.
+  // (budget = max_bytes - reserve, or more than max_entries), else nullopt.
   std::optional<Entry> evict_one(uint64_t reserve = 0) {
-    if (order_.empty() || used_ + reserve <= max_bytes_) return std::nullopt;
+    if (order_.empty() || (used_ + reserve <= max_bytes_ && !over_entries())) return std::nullopt;
     Entry e = std::move(order_.back());
     map_.erase(e.key);
     order_.pop_back();
@@ -71,9 +74,13 @@ class LruIndex {
   uint64_t max_bytes() const { return max_bytes_; }
   void set_max_bytes(uint64_t max_bytes) { max_bytes_ = max_bytes; }
   size_t size() const { return map_.size(); }
+  size_t max_entries() const { return max_entries_; }
+  // More entries than allowed: the next evict_one() is for the count.
+  bool over_entries() const { return map_.size() > max_entries_; }
 
  private:
   uint64_t max_bytes_;
+  size_t max_entries_;
   uint64_t used_ = 0;
   std::list<Entry> order_;
   std::unordered_map<std::string, typename std::list<Entry>::iterator> map_;

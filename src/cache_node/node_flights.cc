@@ -136,14 +136,16 @@ void NodeLoop::start_fetch(const std::shared_ptr<Flight>& flight, const RuntimeC
   const CacheNodeConfig& config = rc.config;
   std::string url;
   if (config.parent) {
-    // Through the parent tier: same scheme, the viewer's signature passed along.
+    // Through the parent tier: same scheme, the viewer's signature passed along
+    // with the whole query it covers (the parent applies its own query policy).
     url = *config.parent + std::string(kChunkPrefix) + request.origin_id + request.origin_path;
     std::string query = request.query;
     if (!signed_suffix.empty()) query += (query.empty() ? "" : "&") + signed_suffix;
     if (!query.empty()) url += "?" + query;
   } else {
+    // Only what the query policy keeps: one origin fetch per cache key.
     url = config.origins.at(request.origin_id).url + request.origin_path;
-    if (!request.query.empty()) url += "?" + request.query;
+    if (!request.kept_query.empty()) url += "?" + request.kept_query;
   }
   const std::string& key = flight->key();
   OwnedFetch& fetch = owned_[key];
@@ -183,6 +185,7 @@ void NodeLoop::on_head(const std::string& key, const common::FetchHead& head) {
     client_->cancel(fetch.id);
     return end_flight(key, common::UpstreamFailure::too_large);
   }
+  if (length) fetch.flight->body()->expect(static_cast<size_t>(*length));
   fetch.flight->set_head(head.status, std::move(meta), length);
   shared_.notify(fetch.flight, loop_.index());
 }
@@ -299,6 +302,7 @@ void NodeLoop::end_flight(const std::string& key, std::optional<common::Upstream
                           std::nullopt);
   } else if (!failure) {
     if (stale != nullptr) shared_.revalidated_modified.inc();
+    flight->body()->finish();  // what is stored holds its bytes, not a block
     flight->set_meta_size(flight->body()->size());
     flight->end(End::stored);
     ChunkMeta meta = flight->progress().meta;

@@ -110,9 +110,12 @@ void NodeLoop::handle_chunk(HttpExchange& ex) {
   }
   auto request = parse_chunk_request(split.unsigned_target);
   if (!request) return fail(ex, 400, "bad_request", request.error().message);
-  if (!config.origins.count(request->origin_id)) {
+  auto origin = config.origins.find(request->origin_id);
+  if (origin == config.origins.end()) {
     return fail(ex, 404, "unknown_origin", "No origin named '" + request->origin_id + "' is configured here.");
   }
+  // After the signature check, which covered the whole query.
+  request->kept_query = kept_query(request->query, policy_for_path(origin->second.query, request->origin_path));
   std::string key = request->cache_key();
   // The hit path: freshness costs one comparison here (parsed when stored).
   if (auto hit = shared_.cache->find(key); hit && now_ms < hit->meta.fresh_until_ms) {

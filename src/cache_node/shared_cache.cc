@@ -52,8 +52,9 @@ std::vector<size_t> Flight::subscribers() const {
   return subscribers_;
 }
 
-SharedCache::SharedCache(std::unique_ptr<ChunkStore> store, const common::Clock& clock)
-    : store_(std::move(store)), clock_(clock) {}
+SharedCache::SharedCache(std::unique_ptr<ChunkStore> store, const common::Clock& clock, size_t max_negative,
+                         common::Counter& negative_refused)
+    : store_(std::move(store)), clock_(clock), max_negative_(max_negative), negative_refused_(negative_refused) {}
 
 SharedCache::Lookup SharedCache::find_or_start(const std::string& key, size_t loop) {
   std::lock_guard lock(mutex_);
@@ -102,7 +103,15 @@ void SharedCache::finish(const Flight& flight, StoreUpdate update, const ChunkMe
       break;
     case StoreUpdate::erase: store_->erase(flight.key()); break;
   }
-  if (negative_ttl && negative_ttl->count() > 0) negative_[flight.key()] = clock_.now() + *negative_ttl;
+  if (negative_ttl && negative_ttl->count() > 0) {
+    // Bounded by count as well as time: a flood of distinct missing names
+    // cannot grow the table past max_negative_ (expired ones go at the tick).
+    if (negative_.size() < max_negative_ || negative_.count(flight.key()) > 0) {
+      negative_[flight.key()] = clock_.now() + *negative_ttl;
+    } else {
+      negative_refused_.inc();
+    }
+  }
   const std::shared_ptr<Flight>* running = flights_.flight(flight.key());
   if (running != nullptr && running->get() == &flight) flights_.finish(flight.key());
 }
@@ -118,6 +127,16 @@ void SharedCache::expire_negative() {
   for (auto it = negative_.begin(); it != negative_.end();) {
     it = now >= it->second ? negative_.erase(it) : std::next(it);
   }
+}
+
+size_t SharedCache::negative_entries() const {
+  std::lock_guard lock(mutex_);
+  return negative_.size();
+}
+
+void SharedCache::set_max_negative(size_t max_negative) {
+  std::lock_guard lock(mutex_);
+  max_negative_ = max_negative;
 }
 
 }  // namespace cache_node

@@ -19,6 +19,7 @@
 #include "cache_node/chunk_store.h"
 #include "common/clock.h"
 #include "common/coalesced_fetch.h"
+#include "common/metrics.h"
 
 namespace cache_node {
 
@@ -74,7 +75,10 @@ class Flight {
 
 class SharedCache {
  public:
-  SharedCache(std::unique_ptr<ChunkStore> store, const common::Clock& clock);
+  // `max_negative`: remembered 404s at most; `negative_refused` counts the 404s
+  // not remembered because that many already are.
+  SharedCache(std::unique_ptr<ChunkStore> store, const common::Clock& clock, size_t max_negative,
+              common::Counter& negative_refused);
 
   ChunkStore& store() { return *store_; }
   const ChunkStore& store() const { return *store_; }
@@ -111,6 +115,8 @@ class SharedCache {
   size_t inflight() const;
   // Drops remembered 404s whose time has passed.
   void expire_negative();
+  size_t negative_entries() const;
+  void set_max_negative(size_t max_negative);
 
  private:
   std::unique_ptr<ChunkStore> store_;
@@ -120,6 +126,8 @@ class SharedCache {
   // which they hear from many times (progress), not once.
   common::CoalescedFetches<std::monostate, std::shared_ptr<Flight>> flights_;
   std::unordered_map<std::string, common::SteadyTime> negative_;  // 404 remembered until
+  size_t max_negative_;
+  common::Counter& negative_refused_;
 };
 
 }  // namespace cache_node

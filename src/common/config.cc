@@ -222,6 +222,29 @@ ConfigReader ConfigReader::object(const char* key) {
   return ConfigReader(v, file_, path(key), errors_);
 }
 
+std::optional<ConfigReader::StringOrList> ConfigReader::string_or_list(const char* key) {
+  const auto* v = find(key);
+  if (v == nullptr) return std::nullopt;
+  StringOrList out;
+  if (v->IsString()) {
+    out.text.assign(v->GetString(), v->GetStringLength());
+    return out;
+  }
+  if (!v->IsArray()) {
+    error(key, "expected a string or a list of strings, got " + describe(*v));
+    return std::nullopt;
+  }
+  out.is_list = true;
+  for (const auto& item : v->GetArray()) {
+    if (!item.IsString()) {
+      error(key, "expected a list of strings, got element " + describe(item));
+      return std::nullopt;
+    }
+    out.list.emplace_back(item.GetString(), item.GetStringLength());
+  }
+  return out;
+}
+
 void ConfigReader::each_member(const char* key,
                                const std::function<void(const std::string&, ConfigReader&)>& fn) {
   const auto* v = find(key);

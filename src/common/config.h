@@ -52,6 +52,14 @@ class ConfigReader {
   double number(const char* key, double fallback, double min, double max);
   bool boolean(const char* key, bool fallback);
   std::vector<std::string> string_list(const char* key, std::vector<std::string> fallback);
+  // A value that is either one string or a list of strings; nullopt when absent
+  // or of another type (an error is recorded).
+  struct StringOrList {
+    bool is_list = false;
+    std::string text;               // !is_list
+    std::vector<std::string> list;  // is_list
+  };
+  std::optional<StringOrList> string_or_list(const char* key);
   // A nested object; absent → an empty object (all defaults).
   ConfigReader object(const char* key);
   // Calls fn(name, reader) for each member of the object at `key` (a map).

@@ -3,6 +3,8 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent_ssl.h>
 #include <event2/http.h>
+#include <event2/http_struct.h>
+#include <event2/keyvalq_struct.h>
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -11,6 +13,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <utility>
 
 #include "common/http_server.h"
 #include "common/log.h"
@@ -39,6 +42,8 @@ constexpr size_t kTransportBound = kOutputBound / 2;
 constexpr double kResetBurst = 200;
 constexpr double kResetsPerSecond = 100;
 constexpr uint32_t kMaxConcurrentStreams = 128;
+// A header list this many times the limit ends the connection instead of one stream.
+constexpr size_t kHeaderListAbuseFactor = 4;
 
 std::string lower(std::string_view s) {
   std::string out(s);
@@ -76,17 +81,54 @@ Http2Stream* stream_of(nghttp2_session* session, int32_t id) {
   return static_cast<Http2Stream*>(nghttp2_session_get_stream_user_data(session, id));
 }
 
+}  // namespace
+
 // ---- the filter that tells HTTP/1.1 from HTTP/2 ----
 
 struct Sniffer {
   HttpServer* server;
   bufferevent* transport;
   bool tls;
+  std::weak_ptr<ProtocolFilters> registry;  // may end before the filter
   bufferevent* filter = nullptr;
   evbuffer_cb_entry* output_watch = nullptr;
   enum class Mode { undecided, http1, http2 } mode = Mode::undecided;
   Http2Connection* connection = nullptr;  // owned (deleted with the filter)
+  // A reply that ends the connection was handed to the transport: read no more
+  // requests, free the connection once the transport has written everything.
+  evhttp_connection* close_when_written = nullptr;
+  evbuffer_cb_entry* transport_watch = nullptr;
+  EventPtr close_event{};
 };
+
+namespace {
+
+void close_if_written(Sniffer& s) {
+  if (s.close_when_written == nullptr) return;
+  if (evbuffer_get_length(bufferevent_get_output(s.filter)) > 0) return;
+  if (evbuffer_get_length(bufferevent_get_output(s.transport)) > 0) return;
+  // Not from inside the transport's own callbacks: the free takes the transport too.
+  event_active(s.close_event.get(), 0, 0);
+}
+
+void on_transport_output(evbuffer*, const evbuffer_cb_info* info, void* arg) {
+  if (info->n_deleted > 0) close_if_written(*static_cast<Sniffer*>(arg));
+}
+
+bool asks_close(const evkeyvalq* headers) {
+  const char* value = evhttp_find_header(headers, "Connection");
+  return value != nullptr && evutil_ascii_strcasecmp(value, "close") == 0;
+}
+
+bool asks_keep_alive(const evkeyvalq* headers) {
+  const char* value = evhttp_find_header(headers, "Connection");
+  return value != nullptr && evutil_ascii_strncasecmp(value, "keep-alive", 10) == 0;
+}
+
+void remove_all(evkeyvalq* headers, const char* name) {
+  for (int i = 0; i < 64 && evhttp_remove_header(headers, name) == 0; ++i) {
+  }
+}
 
 // evhttp queues a reply while the filter's writing is still disabled and enables
 // it only afterwards, which does not make the filter look at its output again:
@@ -140,6 +182,10 @@ bufferevent_filter_result sniff_input(evbuffer* src, evbuffer* dst, ev_ssize_t, 
     if (s->mode == Sniffer::Mode::http2) {
       s->connection = new Http2Connection(*s->server, s->filter, s->transport, s->tls);
     }
+  }
+  if (s->mode == Sniffer::Mode::http1 && s->close_when_written != nullptr) {
+    evbuffer_drain(src, evbuffer_get_length(src));  // the connection ends after its reply
+    return BEV_NEED_MORE;
   }
   if (s->mode == Sniffer::Mode::http1) {
     // Not evbuffer_add_buffer: it refuses a source whose last chain the TLS
@@ -226,15 +272,27 @@ struct Http2Callbacks {
   }
 
   static int header(nghttp2_session* session, const nghttp2_frame* frame, const uint8_t* name, size_t namelen,
-                    const uint8_t* value, size_t valuelen, uint8_t, void*) {
+                    const uint8_t* value, size_t valuelen, uint8_t, void* user) {
     if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
     Http2Stream* stream = stream_of(session, frame->hd.stream_id);
     if (stream == nullptr) return 0;
     std::string_view n(reinterpret_cast<const char*>(name), namelen);
     std::string_view v(reinterpret_cast<const char*>(value), valuelen);
+    auto* c = static_cast<Http2Connection*>(user);
+    size_t limit = c->server_.options().max_header_bytes;
     stream->header_bytes += namelen + valuelen + 4;
-    // Far past any configured limit: stop collecting (the reply will be 431).
-    if (stream->header_bytes > (1u << 21)) return 0;
+    if (stream->header_bytes > limit) {
+      // Past the limit we advertised (SETTINGS_MAX_HEADER_LIST_SIZE): keep nothing more
+      // (the reply will be 431). A block decoding to many times that is an attack (a few
+      // bytes of HPACK references can decode to megabytes): end the connection.
+      if (stream->header_bytes > limit * kHeaderListAbuseFactor) {
+        c->refuse_header_list(true);
+        return NGHTTP2_ERR_CALLBACK_FAILURE;
+      }
+      if (!stream->header_list_refused) c->refuse_header_list(false);
+      stream->header_list_refused = true;
+      return 0;
+    }
     if (n == ":method") {
       stream->method = v;
     } else if (n == ":path") {
@@ -267,8 +325,11 @@ struct Http2Callbacks {
       c->count_reset();
       return 0;
     }
-    bool request_end = (frame->hd.type == NGHTTP2_HEADERS || frame->hd.type == NGHTTP2_DATA) &&
-                       (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
+    bool stream_frame = frame->hd.type == NGHTTP2_HEADERS || frame->hd.type == NGHTTP2_DATA;
+    // Only requests keep a connection from being idle: PINGs, SETTINGS and window
+    // updates alone would hold it forever.
+    if (stream_frame) c->last_progress_ = std::chrono::steady_clock::now();
+    bool request_end = stream_frame && (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
     if (!request_end) return 0;
     Http2Stream* stream = stream_of(session, frame->hd.stream_id);
     if (stream != nullptr && stream->state == nullptr) c->dispatch(*stream);
@@ -423,7 +484,7 @@ Http2Connection::Http2Connection(HttpServer& server, bufferevent* filter, buffer
   const auto& o = server_.options();
   nghttp2_settings_entry settings[] = {
       {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, kMaxConcurrentStreams},
-      {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, static_cast<uint32_t>(o.max_header_bytes * 2 + 8192)},
+      {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, static_cast<uint32_t>(o.max_header_bytes)},
   };
   nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, settings, sizeof settings / sizeof settings[0]);
   event_base* base = bufferevent_get_base(filter_);
@@ -475,7 +536,6 @@ void Http2Connection::receive(evbuffer* input) {
     evbuffer_drain(input, evbuffer_get_length(input));
     return;
   }
-  last_progress_ = std::chrono::steady_clock::now();
   while (evbuffer_get_length(input) > 0) {
     evbuffer_iovec vec;
     if (evbuffer_peek(input, -1, nullptr, &vec, 1) < 1) break;
@@ -524,7 +584,8 @@ void Http2Connection::flush() {
 }
 
 void Http2Connection::on_writable() {
-  last_progress_ = std::chrono::steady_clock::now();
+  // Replies moving out are progress; PING acknowledgements on an idle connection are not.
+  if (!streams_.empty()) last_progress_ = std::chrono::steady_clock::now();
   if (finishing_ && buffered() == 0) return linger();
   flush();
 }
@@ -580,6 +641,11 @@ void Http2Connection::count_reset() {
   nghttp2_session_terminate_session(session_, NGHTTP2_ENHANCE_YOUR_CALM);
 }
 
+void Http2Connection::refuse_header_list(bool abusive) {
+  server_.count_header_list_refusal();
+  if (abusive) LOG_WARN("http2", "closing a connection from ", remote_ip_, ": header list far over the limit");
+}
+
 void Http2Connection::close_soon() {
   if (closing_) return;
   closing_ = true;
@@ -625,6 +691,30 @@ void Http2Connection::stream_closed(Http2Stream& stream) {
 
 // ---- the filter ----
 
+void ProtocolFilters::close_after_reply(evhttp_request* req) {
+  evhttp_connection* conn = evhttp_request_get_connection(req);
+  if (conn == nullptr) return;
+  auto found = by_filter_.find(evhttp_connection_get_bufferevent(conn));
+  if (found == by_filter_.end() || found->second->mode != Sniffer::Mode::http1) return;
+  Sniffer& s = *found->second;
+  evkeyvalq* input = evhttp_request_get_input_headers(req);
+  evkeyvalq* output = evhttp_request_get_output_headers(req);
+  // evhttp's own rule (evhttp_send_done) for closing after this reply.
+  bool http10 = req->major < 1 || (req->major == 1 && req->minor < 1);
+  bool closes = (http10 && !asks_keep_alive(input)) || asks_close(input) || asks_close(output);
+  if (!closes) return;
+  // evhttp would now shut the socket down with the reply's end still in the transport:
+  // let it believe the connection stays, and close it ourselves once all is written.
+  remove_all(input, "Connection");
+  evhttp_add_header(input, "Connection", "keep-alive");
+  remove_all(output, "Connection");
+  s.close_when_written = conn;
+  if (s.transport_watch == nullptr) {
+    s.transport_watch = evbuffer_add_cb(bufferevent_get_output(s.transport), on_transport_output, &s);
+  }
+  close_if_written(s);
+}
+
 void coalesce_small_output(evbuffer* out) {
   constexpr size_t kRecord = 16 * 1024;
   size_t n = evbuffer_get_length(out);
@@ -633,13 +723,17 @@ void coalesce_small_output(evbuffer* out) {
 }
 
 bufferevent* new_protocol_sniffing_bufferevent(HttpServer& server, bufferevent* transport, bool tls) {
-  auto* sniffer = new Sniffer{&server, transport, tls};
+  auto* sniffer = new Sniffer{&server, transport, tls, server.protocol_filters()};
   bufferevent* filter = bufferevent_filter_new(
       transport, sniff_input, pass_output, BEV_OPT_CLOSE_ON_FREE,
       [](void* ctx) {
         auto* s = static_cast<Sniffer*>(ctx);
-        // The filter's buffers still exist here; they go after its context.
+        // The filter's and the transport's buffers still exist here; they go after.
         evbuffer_remove_cb_entry(bufferevent_get_output(s->filter), s->output_watch);
+        if (s->transport_watch != nullptr) {
+          evbuffer_remove_cb_entry(bufferevent_get_output(s->transport), s->transport_watch);
+        }
+        if (auto registry = s->registry.lock()) registry->forget(s->filter);
         delete s->connection;
         delete s;
       },
@@ -650,6 +744,15 @@ bufferevent* new_protocol_sniffing_bufferevent(HttpServer& server, bufferevent* 
   }
   sniffer->filter = filter;
   sniffer->output_watch = evbuffer_add_cb(bufferevent_get_output(filter), on_filter_output, sniffer);
+  sniffer->close_event.reset(event_new(
+      bufferevent_get_base(filter), -1, 0,
+      [](evutil_socket_t, short, void* arg) {
+        auto* s = static_cast<Sniffer*>(arg);
+        // Frees the filter, the transport and, later, this context.
+        if (evhttp_connection* conn = std::exchange(s->close_when_written, nullptr)) evhttp_connection_free(conn);
+      },
+      sniffer));
+  if (auto registry = sniffer->registry.lock()) registry->add(filter, sniffer);
   return filter;
 }
 

@@ -12,6 +12,7 @@
 
 #include <event2/bufferevent.h>
 #include <event2/event.h>
+#include <event2/http.h>
 #include <nghttp2/nghttp2.h>
 
 #include <chrono>
@@ -19,6 +20,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <unordered_set>
 #include <vector>
 
@@ -45,7 +47,8 @@ struct Http2Stream {
   std::vector<HttpHeader> request_headers;  // lower-case names, pseudo-headers apart
   std::string method, path;
   std::string request_body;
-  size_t header_bytes = 0;
+  size_t header_bytes = 0;  // decoded name + value + 4 per field, counted past the limit
+  bool header_list_refused = false;  // over the limit: fields no longer kept, reply 431
   bool body_too_large = false;
   std::shared_ptr<RequestState> state;  // once dispatched
   // Response.
@@ -101,6 +104,7 @@ class Http2Connection {
   void close_soon();
   void linger();
   void count_reset();
+  void refuse_header_list(bool abusive);
   void on_writable();
   void on_timer();
   size_t buffered() const;
@@ -133,7 +137,29 @@ class Http2Connection {
 // in several pieces would cost a record and a syscall per piece.
 void coalesce_small_output(evbuffer* out);
 
-// The bufferevent evhttp gets for a new connection on a server with HTTP/2:
+struct Sniffer;
+
+// The protocol filters of one server's connections. Each filter holds it weakly and
+// leaves it when freed (which may be after the server). Loop thread only.
+class ProtocolFilters {
+ public:
+  // Called by evhttp once the reply to `req` has left the connection's bufferevent (the
+  // request's on-complete callback). Through a filter that means "moved into the
+  // transport", not "written": if evhttp is about to close the connection (HTTP/1.0,
+  // "Connection: close" asked or answered), it would shut the socket down with the
+  // reply's last bytes still in the transport, and free the transport from inside its
+  // own callbacks. So evhttp is told to keep the connection, the filter reads no more
+  // requests from it, and frees it once the transport has written everything.
+  void close_after_reply(evhttp_request* req);
+
+  void add(bufferevent* filter, Sniffer* sniffer) { by_filter_[filter] = sniffer; }
+  void forget(bufferevent* filter) { by_filter_.erase(filter); }
+
+ private:
+  std::unordered_map<bufferevent*, Sniffer*> by_filter_;
+};
+
+// The bufferevent evhttp gets for a new connection on a server with TLS or h2c:
 // a filter over `transport` that hands HTTP/2 connections to Http2Connection.
 // Null on failure (evhttp then drops the connection).
 bufferevent* new_protocol_sniffing_bufferevent(HttpServer& server, bufferevent* transport, bool tls);

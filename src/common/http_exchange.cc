@@ -52,6 +52,19 @@ const char* reason_phrase(int status) {
 
 void on_reply_complete(evhttp_request*, void* arg) { static_cast<HttpServer*>(arg)->reply_flushed(); }
 
+// Through the TLS/h2c filter the connection's close after this reply is ours to make
+// (ProtocolFilters::close_after_reply), not evhttp's.
+void on_filtered_reply_complete(evhttp_request* req, void* arg) {
+  auto* server = static_cast<HttpServer*>(arg);
+  server->reply_flushed();
+  if (auto filters = server->protocol_filters().lock()) filters->close_after_reply(req);
+}
+
+void watch_reply_complete(const RequestState& state) {
+  evhttp_request_set_on_complete_cb(state.req, state.direct_write ? on_reply_complete : on_filtered_reply_complete,
+                                    state.server);
+}
+
 // evhttp formats a Date header for every response it sends without one (gmtime
 // plus snprintf: about 5% of a small reply's cost); the text changes once a second.
 const char* http_date(const Clock& clock) {
@@ -211,7 +224,7 @@ void HttpExchange::reply(int status, BodyBuffer body_buffer, size_t length, std:
   state_->body_bytes += body != nullptr ? evbuffer_get_length(body) : 0;
   // Counted before sending: evhttp may complete (and call back) synchronously.
   state_->server->reply_pending();
-  evhttp_request_set_on_complete_cb(state_->req, on_reply_complete, state_->server);
+  watch_reply_complete(*state_);
   evhttp_connection* conn = state_->conn;
   evhttp_send_reply(state_->req, status, reason_phrase(status), body);
   if (!state_->settling && state_->direct_write) write_now(conn);
@@ -306,7 +319,7 @@ void HttpExchange::end() {
     return;
   }
   state_->server->reply_pending();
-  evhttp_request_set_on_complete_cb(state_->req, on_reply_complete, state_->server);
+  watch_reply_complete(*state_);
   evhttp_send_reply_end(state_->req);  // may free the request at once
   state_->req = nullptr;
   state_->finish();

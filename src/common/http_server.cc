@@ -118,11 +118,14 @@ HttpServer::HttpServer(event_base& base, HttpServerOptions options, MetricsRegis
     : base_(base),
       options_(std::move(options)),
       clock_(clock),
+      filters_(std::make_shared<ProtocolFilters>()),
       requests_total_(metrics.counter("http_requests_total", "HTTP requests received")),
       client_aborts_(metrics.counter("http_client_aborts_total",
                                      "Requests whose client went away before the reply finished")),
       rapid_resets_(metrics.counter("http2_rapid_reset_closes_total",
                                     "HTTP/2 connections closed for resetting streams too fast")),
+      header_list_refusals_(metrics.counter("http2_header_list_refusals_total",
+                                            "HTTP/2 requests whose decoded header list exceeded the limit")),
       latency_(metrics.histogram("http_request_duration_seconds",
                                  "Time from request to the end of the reply")) {
   bad_requests_.resize(kFramingProblemCount);

@@ -29,6 +29,7 @@
 namespace common {
 
 class Http2Connection;
+class ProtocolFilters;
 
 struct HttpServerOptions {
   std::string service = "server";  // names the server in logs and metrics
@@ -97,9 +98,12 @@ class HttpServer {
   bufferevent* new_bufferevent(event_base* base, const Listener& listener);
   // The checks and routing every request gets, whatever its protocol.
   void dispatch(std::shared_ptr<RequestState> state, size_t header_bytes, size_t body_bytes);
+  // The filters of this server's TLS and h2c connections (common/http2_connection.h).
+  std::weak_ptr<ProtocolFilters> protocol_filters() const { return filters_; }
   void http2_opened(Http2Connection& connection) { http2_connections_.insert(&connection); }
   void http2_closed(Http2Connection& connection) { http2_connections_.erase(&connection); }
   void count_rapid_reset() { rapid_resets_.inc(); }
+  void count_header_list_refusal() { header_list_refusals_.inc(); }
   void connection_closed(evhttp_connection* conn);
   void request_finished(RequestState& state);
   void reply_pending() { ++unflushed_; }
@@ -130,6 +134,7 @@ class HttpServer {
   std::unordered_map<evhttp_connection*, std::shared_ptr<RequestState>> in_progress_;
   std::unordered_set<Http2Connection*> http2_connections_;
   const Clock& clock_;
+  std::shared_ptr<ProtocolFilters> filters_;
   std::atomic<size_t> active_{0};  // requests whose reply is not finished
   std::atomic<size_t> open_{0};    // requests in progress with their connection (in_progress_.size())
   size_t unflushed_ = 0;  // finished replies still being written
@@ -140,6 +145,7 @@ class HttpServer {
   Counter& requests_total_;
   Counter& client_aborts_;
   Counter& rapid_resets_;
+  Counter& header_list_refusals_;
   Histogram& latency_;
   Counter* status_counters_[6];
   std::vector<Counter*> bad_requests_;  // by FramingProblem (common/request_framing.h); [none] unused

@@ -166,6 +166,17 @@ TEST_CASE("per-address bounds and the entry bound: defaults, values, and errors 
   CHECK(has(main_error({"queue.max_tickets_per_address=-1"}), "key 'queue.max_tickets_per_address'"));
 }
 
+TEST_CASE("playlist cost bounds: max_segments and max_unsent_bytes defaults, values, and errors naming the key") {
+  BalancerConfig c = main_ok();
+  CHECK(c.playlists.max_segments == 6000);
+  CHECK(c.playlists.max_unsent_bytes == size_t{256} << 20);
+  c = main_ok({"playlists.max_segments=16", "playlists.max_unsent_bytes=65536"});
+  CHECK(c.playlists.max_segments == 16);
+  CHECK(c.playlists.max_unsent_bytes == 65536);
+  CHECK(has(main_error({"playlists.max_segments=15"}), "key 'playlists.max_segments'"));
+  CHECK(has(main_error({"playlists.max_unsent_bytes=0"}), "key 'playlists.max_unsent_bytes'"));
+}
+
 TEST_CASE("channels: ids, origins, sources and free/paid are validated") {
   BalancerConfig c = main_ok();
   auto s = read_channels(doc("channels.json", R"({"channels":[

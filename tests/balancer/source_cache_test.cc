@@ -166,4 +166,39 @@ TEST_CASE("source cache: an origin that can block gets the directives, within a 
   CHECK(f.origin.count("/files/ll.m3u8?_HLS_skip=YES") == 0);
 }
 
+TEST_CASE("source cache: above max_segments a live playlist becomes its newest window, a VOD one is refused") {
+  PlaylistTimings timings = no_background_refresh();
+  timings.max_segments = 16;
+  Fixture f(timings);
+  test::write_file(f.dir.file("live.m3u8"), test::live_playlist(100, 40));
+  SourceResult live = f.get("/live.m3u8");
+  REQUIRE(live.version != nullptr);
+  const hls::MediaInfo& media = live.version->playlist.media;
+  CHECK(media.segments.size() == 16);
+  CHECK(media.media_sequence == 124);
+  CHECK(live.version->kind == SourceKind::live);
+  CHECK(live.version->plan.chunk_slots == 16);
+  CHECK(live.version->total_duration_s == doctest::Approx(32));
+  CHECK(f.metrics.render().find("balancer_playlist_windowed_total 1") != std::string::npos);
+
+  // The same origin bytes again (a new ETag, as a packager rewriting the file would give):
+  // the windowed version is kept, not parsed again.
+  test::write_file(f.dir.file("live.m3u8"), test::live_playlist(100, 40));
+  f.clock.advance(501ms);
+  SourceResult again = f.get("/live.m3u8");
+  CHECK(again.version == live.version);
+  CHECK(f.origin.count("/files/live.m3u8") == 2);
+
+  // Within the limit: served whole, as before.
+  test::write_file(f.dir.file("short.m3u8"), test::live_playlist(1, 16));
+  CHECK(f.get("/short.m3u8").version->playlist.media.segments.size() == 16);
+
+  test::write_file(f.dir.file("vod.m3u8"), test::live_playlist(1, 17) + "#EXT-X-ENDLIST\n");
+  SourceResult vod = f.get("/vod.m3u8");
+  CHECK(vod.from == SourceResult::From::error);
+  CHECK(vod.status == 502);
+  CHECK(vod.error.code == "source_too_many_segments");
+  CHECK(vod.error.message.find("17 segments, over the limit of 16") != std::string::npos);
+}
+
 }  // namespace balancer

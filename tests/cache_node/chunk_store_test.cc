@@ -69,6 +69,70 @@ TEST_CASE("chunk body: appends across blocks and hands out exact byte ranges") {
   CHECK(got == bytes.substr(990, 1020));
 }
 
+TEST_CASE("chunk body: holds about its bytes, not a block: exact when the length is known, cut when complete") {
+  ChunkBody unknown;  // no announced length: starts small, grows with the body
+  unknown.append(std::string(300, 'a'));
+  CHECK(unknown.allocated_bytes() < ChunkBody::kDefaultMaxBlock);
+  unknown.finish();
+  CHECK(unknown.size() == 300);
+  CHECK(unknown.allocated_bytes() == 300 + ChunkBody::kBodyOverhead + ChunkBody::kBlockOverhead);
+  CHECK(unknown.copy() == std::string(300, 'a'));
+
+  ChunkBody announced;
+  announced.expect(5000);
+  for (int i = 0; i < 5; ++i) announced.append(std::string(1000, char('a' + i)));
+  CHECK(announced.allocated_bytes() == 5000 + ChunkBody::kBodyOverhead + ChunkBody::kBlockOverhead);
+
+  // A large body without a length: growth is geometric, the unused tail never
+  // more than the body so far, none once complete.
+  ChunkBody large(64 * 1024);
+  std::string bytes;
+  for (int i = 0; i < 300000; ++i) bytes.push_back(static_cast<char>(i * 13));
+  for (size_t at = 0; at < bytes.size(); at += 7000) {
+    large.append(std::string_view(bytes).substr(at, 7000));
+    CHECK(large.allocated_bytes() <= 2 * large.size() + 16 * 1024 + 64 * ChunkBody::kBlockOverhead);
+  }
+  common::BodyBuffer held;  // a reader referencing the last block while it is cut
+  large.add_to(held, 290000, 300000);
+  large.finish();
+  CHECK(large.copy() == bytes);
+  CHECK(large.allocated_bytes() - ChunkBody::kBodyOverhead < bytes.size() + 16 * ChunkBody::kBlockOverhead);
+  evbuffer* native = static_cast<evbuffer*>(held.native());
+  std::string got(evbuffer_get_length(native), '\0');
+  evbuffer_copyout(native, got.data(), got.size());
+  CHECK(got == bytes.substr(290000));
+  common::BodyBuffer after;
+  large.add_to(after, 1000, 299999);
+  native = static_cast<evbuffer*>(after.native());
+  got.assign(evbuffer_get_length(native), '\0');
+  evbuffer_copyout(native, got.data(), got.size());
+  CHECK(got == bytes.substr(1000, 298999));
+}
+
+TEST_CASE("chunk store: memory used counts what entries hold, not body bytes, and max_entries bounds the count") {
+  balancer::test::TempDir dir;
+  common::EventBasePtr base(event_base_new());
+  common::MetricsRegistry metrics;
+  StoreOptions options{dir.path() + "/s", 1 << 20, 0};  // no disk tier: memory only
+  options.max_entries = 50;
+  auto store = ChunkStore::open(*base, options, metrics);
+  REQUIRE(store.ok());
+  for (int i = 0; i < 200; ++i) {
+    auto body = std::make_shared<ChunkBody>();
+    body->append(std::string(100, 'x'));
+    body->finish();
+    (*store)->put("demo/live/tiny-" + std::to_string(i) + ".ts?session=" + std::to_string(i), meta_of(100), body);
+  }
+  CHECK((*store)->memory_entries() == 50);
+  // Each entry costs its body, its key twice, its metadata and the index nodes.
+  const uint64_t used = (*store)->memory_used();
+  CHECK(used > 50 * 100 * 4);
+  CHECK(used < 50 * 2048);
+  CHECK(metrics.counter("cache_entry_limit_evictions_total", "", "tier=\"memory\"").value() == 150);
+  CHECK((*store)->find("demo/live/tiny-199.ts?session=199").has_value());
+  CHECK_FALSE((*store)->find("demo/live/tiny-0.ts?session=0").has_value());
+}
+
 TEST_CASE("chunk store: chunks survive a reopen; memory and disk hits agree") {
   balancer::test::TempDir dir;
   common::EventBasePtr base(event_base_new());

@@ -34,3 +34,19 @@ TEST_CASE("lru: a reserve makes room before an insert; replace updates bytes") {
   CHECK_FALSE(lru.erase("b").has_value());
   CHECK(lru.used_bytes() == 45);
 }
+
+TEST_CASE("lru: the entry bound evicts the least recently used even when the bytes fit") {
+  cache_node::LruIndex<int> lru(1000, 3);
+  for (int i = 0; i < 3; ++i) lru.insert("k" + std::to_string(i), 1, i);
+  CHECK_FALSE(lru.over_entries());
+  CHECK_FALSE(lru.evict_one().has_value());
+  lru.touch("k0");
+  lru.insert("k3", 1, 3);
+  CHECK(lru.over_entries());
+  auto victim = lru.evict_one();
+  REQUIRE(victim.has_value());
+  CHECK(victim->key == "k1");
+  CHECK_FALSE(lru.over_entries());
+  CHECK_FALSE(lru.evict_one().has_value());
+  CHECK(lru.size() == 3);
+}

@@ -27,12 +27,13 @@ struct Fixture {
   common::FakeClock clock;
   std::unique_ptr<SharedCache> cache;
 
-  Fixture() {
+  explicit Fixture(size_t max_negative = 10000) {
     StoreOptions options;
     options.dir = dir.file("store");
     auto store = ChunkStore::open(*base, options, metrics);
     REQUIRE(store.ok());
-    cache = std::make_unique<SharedCache>(std::move(*store), clock);
+    cache = std::make_unique<SharedCache>(std::move(*store), clock, max_negative,
+                                          metrics.counter("cache_negative_refused_total", ""));
   }
 };
 
@@ -128,6 +129,31 @@ TEST_CASE("shared cache: expire_negative drops only what is due") {
   f.cache->expire_negative();
   CHECK(f.cache->find_or_start("/o/demo/a.ts", 0).kind == SharedCache::Lookup::Kind::started);
   CHECK(f.cache->find_or_start("/o/demo/b.ts", 0).kind == SharedCache::Lookup::Kind::negative);
+}
+
+TEST_CASE("shared cache: remembered 404s are bounded by count; the ones over it are not remembered, and counted") {
+  Fixture f(3);
+  common::Counter& refused = f.metrics.counter("cache_negative_refused_total", "");
+  auto remember = [&](const std::string& key) {
+    auto found = f.cache->find_or_start(key, 0);
+    REQUIRE(found.kind == SharedCache::Lookup::Kind::started);
+    f.cache->finish(*found.flight, SharedCache::StoreUpdate::none, nullptr,
+                    std::chrono::duration_cast<common::SteadyTime::duration>(std::chrono::seconds(60)));
+  };
+  for (int i = 0; i < 10; ++i) remember("demo/missing" + std::to_string(i) + ".ts");
+  CHECK(f.cache->negative_entries() == 3);
+  CHECK(refused.value() == 7);
+  CHECK(f.cache->find_or_start("demo/missing0.ts", 0).kind == SharedCache::Lookup::Kind::negative);
+  auto refused_one = f.cache->find_or_start("demo/missing9.ts", 0);
+  CHECK(refused_one.kind == SharedCache::Lookup::Kind::started);  // asked of the origin again
+  f.cache->finish(*refused_one.flight, SharedCache::StoreUpdate::none, nullptr, std::nullopt);
+  // Once the remembered ones expire (the tick), there is room again.
+  f.clock.advance(std::chrono::seconds(61));
+  f.cache->expire_negative();
+  CHECK(f.cache->negative_entries() == 0);
+  remember("demo/missing9.ts");
+  CHECK(f.cache->negative_entries() == 1);
+  CHECK(f.cache->find_or_start("demo/missing9.ts", 0).kind == SharedCache::Lookup::Kind::negative);
 }
 
 TEST_CASE("shared cache: a stored chunk is a hit until its deadline on the injected clock, then one flight revalidates it") {

@@ -34,7 +34,10 @@ class CacheNodeProcess {
                                      "--set", "data_dir=" + data_dir_,
                                      "--set", "origins.demo.url=" + origin_url_,
                                      "--set", "signing.keys=[\"" + kSigningKey + "\",\"" + kPreviousKey + "\"]",
-                                     "--set", "server.access_log=false"};
+                                     "--set", "server.access_log=false",
+                                     // test_origin takes its behaviour from the query (rate_kbps,
+                                     // status, cc, ...): keep it, unless a test sets the policy.
+                                     "--set", "origins.demo.query=\"keep\""};
     for (const auto& o : overrides_) {
       argv.push_back("--set");
       argv.push_back(o);

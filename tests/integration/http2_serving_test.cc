@@ -1,7 +1,8 @@
 // The cache node serves HTTP/2 beside HTTP/1.1: h2 by ALPN on its TLS port and
 // h2c with prior knowledge on its plain port, through the same cache path (hits,
 // misses, ranges, 304, signatures, CORS), 100 concurrent streams on one
-// connection, and a rapid-reset client cut off without harm to others.
+// connection, and hostile clients cut off without harm to others: rapid reset,
+// header lists over the limit and HPACK bombs, PINGs that would hold a connection.
 #include <doctest/doctest.h>
 #include <curl/curl.h>
 #include <netinet/in.h>
@@ -9,6 +10,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cstring>
 #include <filesystem>
@@ -17,6 +19,7 @@
 #include <memory>
 #include <thread>
 
+#include "balancer/balancer_fixture.h"
 #include "cache_node_fixture.h"
 #include "support/generated_body.h"
 #include "support/sockets.h"
@@ -423,4 +426,161 @@ TEST_CASE("a client that opens big windows and never reads costs the node a boun
   CHECK(http_get(node.url(path)).status == 200);
   nghttp2_session_del(session);
   close(fd);
+}
+
+namespace {
+
+// An h2c client on a blocking socket that reads with a short timeout: what the node
+// sent back to a hostile request pattern (statuses, GOAWAY, whether it closed).
+struct HostileClient {
+  explicit HostileClient(int port) : fd(connect_loopback(port)) {
+    timeval tv{0, 300 * 1000};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    nghttp2_session_callbacks* cb = nullptr;
+    nghttp2_session_callbacks_new(&cb);
+    nghttp2_session_callbacks_set_send_callback(
+        cb, [](nghttp2_session*, const uint8_t* data, size_t length, int, void* user) -> ssize_t {
+          ssize_t n = ::send(static_cast<HostileClient*>(user)->fd, data, length, MSG_NOSIGNAL);
+          return n < 0 ? static_cast<ssize_t>(NGHTTP2_ERR_CALLBACK_FAILURE) : n;
+        });
+    nghttp2_session_callbacks_set_on_header_callback(
+        cb, [](nghttp2_session*, const nghttp2_frame*, const uint8_t* name, size_t namelen, const uint8_t* value,
+               size_t valuelen, uint8_t, void* user) {
+          if (std::string_view(reinterpret_cast<const char*>(name), namelen) == ":status") {
+            static_cast<HostileClient*>(user)->statuses.push_back(
+                std::stoi(std::string(reinterpret_cast<const char*>(value), valuelen)));
+          }
+          return 0;
+        });
+    nghttp2_session_callbacks_set_on_frame_recv_callback(
+        cb, [](nghttp2_session*, const nghttp2_frame* frame, void* user) {
+          if (frame->hd.type == NGHTTP2_GOAWAY) static_cast<HostileClient*>(user)->got_goaway = true;
+          return 0;
+        });
+    nghttp2_option* option = nullptr;
+    nghttp2_option_new(&option);
+    // Our own header blocks are the attack: let nghttp2 send them whatever their size.
+    nghttp2_option_set_max_send_header_block_length(option, 64 << 20);
+    nghttp2_session_client_new2(&session, cb, this, option);
+    nghttp2_option_del(option);
+    nghttp2_session_callbacks_del(cb);
+    nghttp2_submit_settings(session, NGHTTP2_FLAG_NONE, nullptr, 0);
+  }
+  ~HostileClient() {
+    nghttp2_session_del(session);
+    if (fd >= 0) close(fd);
+  }
+  // Sends what is queued, then reads for one read timeout at most; false once the
+  // node closed the connection (or it failed).
+  bool exchange() {
+    if (closed) return false;
+    if (nghttp2_session_send(session) != 0) return !(closed = true);
+    uint8_t buf[16384];
+    ssize_t n = recv(fd, buf, sizeof buf, 0);
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) return !(closed = true);
+    if (n > 0 && nghttp2_session_mem_recv(session, buf, static_cast<size_t>(n)) < 0) return !(closed = true);
+    return true;
+  }
+  int fd;
+  nghttp2_session* session = nullptr;
+  std::vector<int> statuses;
+  bool got_goaway = false;
+  bool closed = false;
+};
+
+}  // namespace
+
+TEST_CASE("HTTP/2 header lists: the limit is advertised, a list over it gets 431, an HPACK bomb ends the connection") {
+  TempDir dir;
+  TlsFiles tls(dir);
+  TestOrigin origin;
+  CacheNodeProcess node(dir.file("data"), origin.base_url(), tls.overrides());
+  const std::string path = path_of(node, node.signed_url("/o/demo/gen/1K/hdr.ts"));
+  std::string authority = "127.0.0.1:" + std::to_string(node.port());
+  auto base = get_headers(authority, path);
+  // A field that fits HPACK's dynamic table (4 KiB): sent once, then referenced by index
+  // in a byte or two, it decodes to 4 KiB each time.
+  static const std::string kName = "x-filler", kValue(4000, 'a');
+  auto request_with = [&](size_t copies) {
+    std::vector<nghttp2_nv> nva(base.begin(), base.end());
+    for (size_t i = 0; i < copies; ++i) {
+      nva.push_back(nghttp2_nv{reinterpret_cast<uint8_t*>(const_cast<char*>(kName.data())),
+                               reinterpret_cast<uint8_t*>(const_cast<char*>(kValue.data())), kName.size(),
+                               kValue.size(), NGHTTP2_NV_FLAG_NONE});
+    }
+    return nva;
+  };
+  auto rss_kib = [&] {
+    std::ifstream status("/proc/" + std::to_string(node.process().pid()) + "/status");
+    std::string line;
+    while (std::getline(status, line)) {
+      if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
+    }
+    return -1L;
+  };
+
+  SUBCASE("over the limit: 431 per stream, the connection stays") {
+    HostileClient client(node.port());
+    REQUIRE(client.fd >= 0);
+    auto nva = request_with(5);  // 20 KB decoded against the default 16 KiB
+    for (int i = 0; i < 20; ++i) nghttp2_submit_request(client.session, nullptr, nva.data(), nva.size(), nullptr, nullptr);
+    auto small = get_headers(authority, path);
+    nghttp2_submit_request(client.session, nullptr, small.data(), small.size(), nullptr, nullptr);
+    for (int i = 0; i < 100 && client.statuses.size() < 21 && client.exchange(); ++i) {
+    }
+    CHECK(nghttp2_session_get_remote_settings(client.session, NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE) == 16384);
+    REQUIRE(client.statuses.size() == 21);
+    CHECK(std::count(client.statuses.begin(), client.statuses.end(), 431) == 20);
+    CHECK(std::count(client.statuses.begin(), client.statuses.end(), 200) == 1);
+    CHECK_FALSE(client.closed);
+  }
+  SUBCASE("a block decoding to megabytes: the connection ends, the node keeps its memory") {
+    long before = rss_kib();
+    constexpr int kConnections = 4;
+    for (int c = 0; c < kConnections; ++c) {
+      HostileClient client(node.port());
+      REQUIRE(client.fd >= 0);
+      auto nva = request_with(600);  // about 2.4 MB decoded from about 5 KB on the wire
+      for (int i = 0; i < 100; ++i) {
+        nghttp2_submit_request(client.session, nullptr, nva.data(), nva.size(), nullptr, nullptr);
+      }
+      for (int i = 0; i < 100 && client.exchange(); ++i) {
+      }
+      CHECK(client.closed);
+      CHECK(client.statuses.empty());
+    }
+    long after = rss_kib();
+    MESSAGE("node RSS " << before << " KiB before, " << after << " KiB after " << kConnections
+                        << " connections of 100 streams of 2.4 MB header lists");
+    CHECK(after - before < 16 * 1024);
+    CHECK(metric_value(http_get(node.url("/metrics")).body, "http2_header_list_refusals_total").value_or(0) >= kConnections);
+  }
+  // Still serving.
+  HttpRequest h2;
+  h2.url = node.url(path);
+  h2.version = HttpRequest::Version::http2_prior_knowledge;
+  CHECK(http_request(h2).status == 200);
+}
+
+TEST_CASE("an HTTP/2 connection kept open only by PINGs is closed after io_timeout_s") {
+  TempDir dir;
+  TlsFiles tls(dir);
+  TestOrigin origin;
+  auto overrides = tls.overrides();
+  overrides.push_back("server.io_timeout_s=2");
+  CacheNodeProcess node(dir.file("data"), origin.base_url(), overrides);
+  HostileClient client(node.port());
+  REQUIRE(client.fd >= 0);
+  auto start = Clock::now();
+  // A PING about every 300 ms (the client's read timeout), for at most 10 s.
+  for (int i = 0; i < 100 && !client.got_goaway && !client.closed && Clock::now() - start < 10s; ++i) {
+    uint8_t payload[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+    nghttp2_submit_ping(client.session, NGHTTP2_FLAG_NONE, payload);
+    client.exchange();  // sends it and reads the acknowledgement
+    client.exchange();  // nothing else comes: one read timeout
+  }
+  double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  MESSAGE("GOAWAY or close after " << seconds << " s of PINGs");
+  CHECK((client.got_goaway || client.closed));
+  CHECK(seconds < 6);
 }

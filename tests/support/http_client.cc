@@ -124,6 +124,7 @@ HttpResponse http_request(const HttpRequest& request) {
     curl_easy_setopt(h, CURLOPT_MAX_RECV_SPEED_LARGE, static_cast<curl_off_t>(request.max_recv_bytes_per_s));
   }
   switch (request.version) {
+    case HttpRequest::Version::http1_0: curl_easy_setopt(h, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_1_0); break;
     case HttpRequest::Version::http1_1: curl_easy_setopt(h, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_1_1); break;
     case HttpRequest::Version::http2_tls: curl_easy_setopt(h, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_2TLS); break;
     case HttpRequest::Version::http2_prior_knowledge:
@@ -165,7 +166,10 @@ HttpResponse http_request(const HttpRequest& request) {
   curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &response.status);
   long version = 0;
   curl_easy_getinfo(h, CURLINFO_HTTP_VERSION, &version);
-  response.http_version = version == CURL_HTTP_VERSION_2_0 ? 20 : version == CURL_HTTP_VERSION_1_1 ? 11 : 0;
+  response.http_version = version == CURL_HTTP_VERSION_2_0   ? 20
+                          : version == CURL_HTTP_VERSION_1_1 ? 11
+                          : version == CURL_HTTP_VERSION_1_0 ? 10
+                                                             : 0;
   if (code != CURLE_OK) {
     response.error = error_buf[0] != '\0' ? error_buf : curl_easy_strerror(code);
   }

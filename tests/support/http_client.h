@@ -30,7 +30,7 @@ struct HttpResponse {
   std::chrono::microseconds first_body_byte{-1};
   std::chrono::microseconds total{0};
 
-  long http_version = 0;  // 11 for HTTP/1.1, 20 for HTTP/2 (0 when unknown)
+  long http_version = 0;  // 10, 11 for HTTP/1.0, 1.1; 20 for HTTP/2 (0 when unknown)
 
   bool ok() const { return error.empty(); }
   // First value of the header `name` (case-insensitive), or nullopt.
@@ -48,7 +48,8 @@ struct HttpRequest {
   bool path_as_is = false;  // send "/../" and "/./" unnormalised (traversal tests)
   // https: the only CA trusted (e.g. a test's self-signed certificate); empty = system CAs.
   std::string ca_file;
-  enum class Version { http1_1, http2_tls, http2_prior_knowledge } version = Version::http1_1;
+  // http1_0: the server closes after the reply (no keep-alive asked for).
+  enum class Version { http1_0, http1_1, http2_tls, http2_prior_knowledge } version = Version::http1_1;
   long max_recv_bytes_per_s = 0;  // > 0: read the body no faster (a slow viewer)
   // https: offer TLS 1.2 only, with exactly these OpenSSL cipher names (empty = curl's defaults).
   std::string tls12_ciphers;

@@ -10,6 +10,7 @@
 #include "hls/playlist.h"
 #include "hls/rewrite.h"
 #include "hls/uri.h"
+#include "hls/window.h"
 
 namespace {
 
@@ -216,6 +217,24 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       std::fprintf(stderr, "hostile re-parse failed: %s\n", hostile.error().message.c_str());
     }
     FUZZ_CHECK(code == "bad_uri" || code == "undefined_variable");
+  }
+
+  // A window of the newest half of the segments parses again, numbered as the source did,
+  // and ends where the source ends.
+  const auto& segments = pl.media.segments;
+  if (pl.kind == hls::PlaylistKind::media && !pl.media.is_delta_update() && segments.size() >= 2) {
+    const size_t keep = segments.size() / 2;
+    auto window = hls::newest_segments(pl, keep);
+    FUZZ_CHECK(window.ok());
+    auto cut = hls::parse_playlist(*window, base, options);
+    if (!cut) std::fprintf(stderr, "window re-parse failed: %s\n", cut.error().message.c_str());
+    FUZZ_CHECK(cut.ok());
+    FUZZ_CHECK(cut->media.segments.size() == keep);
+    FUZZ_CHECK(cut->media.segments.front().sequence == segments[segments.size() - keep].sequence);
+    FUZZ_CHECK(cut->tmpl.slots()[cut->media.segments.back().uri_slot].uri ==
+               tmpl.slots()[segments.back().uri_slot].uri);
+    FUZZ_CHECK(cut->media.discontinuity_sequence >= pl.media.discontinuity_sequence);
+    FUZZ_CHECK(cut->media.parts.size() <= pl.media.parts.size());
   }
   return 0;
 }

@@ -1,0 +1,161 @@
+// newest_segments(): a long live or EVENT playlist cut to its newest segments keeps
+// the numbering, the keys, the map and the date-time a player needs for what is left.
+#include <doctest/doctest.h>
+
+#include "hls/window.h"
+#include "hls_test_support.h"
+
+using hls_test::parse_ok;
+
+namespace {
+
+std::string window_of(std::string_view text, size_t max_segments) {
+  auto pl = parse_ok(text);
+  auto out = hls::newest_segments(pl, max_segments);
+  INFO("error: ", out.ok() ? std::string() : out.error().message);
+  REQUIRE(out.ok());
+  return out.value();
+}
+
+}  // namespace
+
+TEST_CASE("a window of the newest segments numbers them as the source did and drops PLAYLIST-TYPE:EVENT") {
+  std::string text =
+      "#EXTM3U\n#EXT-X-VERSION:6\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:100\n"
+      "#EXT-X-PLAYLIST-TYPE:EVENT\n#EXT-X-INDEPENDENT-SEGMENTS\n";
+  for (int i = 0; i < 10; ++i) text += "#EXTINF:2.0,\nseg" + std::to_string(100 + i) + ".ts\n";
+  const std::string window = window_of(text, 3);
+  CHECK(window ==
+        "#EXTM3U\n#EXT-X-MEDIA-SEQUENCE:107\n#EXT-X-DISCONTINUITY-SEQUENCE:0\n#EXT-X-VERSION:6\n"
+        "#EXT-X-TARGETDURATION:2\n#EXT-X-INDEPENDENT-SEGMENTS\n"
+        "#EXTINF:2.0,\nseg107.ts\n#EXTINF:2.0,\nseg108.ts\n#EXTINF:2.0,\nseg109.ts\n");
+  auto pl = parse_ok(window);
+  CHECK(pl.media.type == hls::PlaylistType::unspecified);
+  CHECK(pl.media.media_sequence == 107);
+  REQUIRE(pl.media.segments.size() == 3);
+  CHECK(pl.media.segments.front().sequence == 107);
+  CHECK(pl.tmpl.slots()[pl.media.segments.front().uri_slot].uri == "https://origin.example/live/channel/seg107.ts");
+}
+
+TEST_CASE("a playlist within the window is returned unchanged") {
+  const std::string text = "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-PLAYLIST-TYPE:EVENT\n#EXTINF:2,\na.ts\n";
+  CHECK(window_of(text, 1) == text);
+  CHECK(window_of(text, 5) == text);
+}
+
+TEST_CASE("dropped discontinuities advance EXT-X-DISCONTINUITY-SEQUENCE; the kept segment's own stays") {
+  const std::string text =
+      "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-DISCONTINUITY-SEQUENCE:5\n"
+      "#EXTINF:2,\ns0.ts\n#EXT-X-DISCONTINUITY\n#EXTINF:2,\ns1.ts\n#EXTINF:2,\ns2.ts\n"
+      "#EXT-X-DISCONTINUITY\n#EXTINF:2,\ns3.ts\n#EXT-X-DISCONTINUITY\n#EXTINF:2,\ns4.ts\n#EXTINF:2,\ns5.ts\n";
+  auto pl = parse_ok(window_of(text, 3));  // keeps s3, s4, s5
+  CHECK(pl.media.discontinuity_sequence == 6);  // s1's went
+  CHECK(pl.media.media_sequence == 3);
+  REQUIRE(pl.media.segments.size() == 3);
+  CHECK(pl.media.segments[0].discontinuity);
+  CHECK(pl.media.segments[1].discontinuity);
+  CHECK_FALSE(pl.media.segments[2].discontinuity);
+  auto two = parse_ok(window_of(text, 2));  // keeps s4, s5: s3's discontinuity went with it
+  CHECK(two.media.discontinuity_sequence == 7);
+}
+
+TEST_CASE("the keys and the map in force for the first kept segment are carried; older ones go") {
+  const std::string text =
+      "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:2\n"
+      "#EXT-X-KEY:METHOD=AES-128,URI=\"k1.key\"\n#EXT-X-MAP:URI=\"init1.mp4\"\n"
+      "#EXTINF:2,\ns0.m4s\n"
+      "#EXT-X-KEY:METHOD=AES-128,URI=\"k2.key\"\n"
+      "#EXT-X-KEY:METHOD=SAMPLE-AES,KEYFORMAT=\"com.apple.streamingkeydelivery\",URI=\"skd://k2\"\n"
+      "#EXT-X-MAP:URI=\"init2.mp4\"\n#EXTINF:2,\ns1.m4s\n#EXTINF:2,\ns2.m4s\n#EXTINF:2,\ns3.m4s\n";
+  auto pl = parse_ok(window_of(text, 2));  // s2, s3
+  REQUIRE(pl.media.keys.size() == 2);
+  CHECK(pl.tmpl.slots()[*pl.media.keys[0].uri_slot].uri == "https://origin.example/live/channel/k2.key");
+  CHECK(pl.media.keys[1].keyformat == "com.apple.streamingkeydelivery");
+  REQUIRE(pl.media.segments.size() == 2);
+  REQUIRE(pl.media.segments[0].map_slot);
+  CHECK(pl.tmpl.slots()[*pl.media.segments[0].map_slot].uri == "https://origin.example/live/channel/init2.mp4");
+  for (const auto& slot : pl.tmpl.slots()) {
+    CHECK(slot.uri.find("k1.key") == std::string::npos);
+    CHECK(slot.uri.find("init1.mp4") == std::string::npos);
+  }
+}
+
+TEST_CASE("METHOD=NONE before the window ends the keys: none is carried") {
+  const std::string text =
+      "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-KEY:METHOD=AES-128,URI=\"k1.key\"\n#EXTINF:2,\ns0.ts\n"
+      "#EXT-X-KEY:METHOD=NONE\n#EXTINF:2,\ns1.ts\n#EXTINF:2,\ns2.ts\n";
+  auto pl = parse_ok(window_of(text, 1));
+  for (const auto& key : pl.media.keys) CHECK(key.method == "NONE");
+}
+
+TEST_CASE("the first kept segment gets its program date-time, extrapolated when it had none") {
+  const std::string text =
+      "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-PROGRAM-DATE-TIME:2026-11-23T23:59:58.500+01:00\n"
+      "#EXTINF:2.0,\ns0.ts\n#EXTINF:1.5,\ns1.ts\n#EXTINF:2.0,\ns2.ts\n";
+  auto pl = parse_ok(window_of(text, 1));
+  REQUIRE(pl.media.segments.size() == 1);
+  CHECK(pl.media.segments[0].program_date_time == "2026-11-23T23:00:02.000Z");
+  // A kept segment with its own date-time keeps it, unchanged.
+  const std::string own =
+      "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-PROGRAM-DATE-TIME:2026-01-01T00:00:00Z\n#EXTINF:2,\ns0.ts\n"
+      "#EXT-X-PROGRAM-DATE-TIME:2026-01-01T00:00:02Z\n#EXTINF:2,\ns1.ts\n";
+  auto kept = parse_ok(window_of(own, 1));
+  CHECK(kept.media.segments[0].program_date_time == "2026-01-01T00:00:02Z");
+}
+
+TEST_CASE("LL-HLS: parts of dropped segments go, the live edge's parts, hints and reports stay") {
+  const std::string text =
+      "#EXTM3U\n#EXT-X-VERSION:9\n#EXT-X-TARGETDURATION:4\n#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK=3\n"
+      "#EXT-X-PART-INF:PART-TARGET=1\n#EXT-X-MEDIA-SEQUENCE:10\n"
+      "#EXT-X-PART:DURATION=1,URI=\"p10.0.m4s\"\n#EXTINF:4,\ns10.m4s\n"
+      "#EXT-X-PART:DURATION=1,URI=\"p11.0.m4s\"\n#EXTINF:4,\ns11.m4s\n"
+      "#EXT-X-PART:DURATION=1,URI=\"p12.0.m4s\"\n"
+      "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"p12.1.m4s\"\n#EXT-X-RENDITION-REPORT:URI=\"../b/i.m3u8\",LAST-MSN=12\n";
+  auto pl = parse_ok(window_of(text, 1));
+  CHECK(pl.media.media_sequence == 11);
+  CHECK(pl.media.server_control.can_block_reload);
+  REQUIRE(pl.media.part_target);
+  REQUIRE(pl.media.parts.size() == 2);
+  CHECK(pl.tmpl.slots()[pl.media.parts[0].uri_slot].uri.ends_with("p11.0.m4s"));
+  CHECK(pl.media.preload_hints.size() == 1);
+  CHECK(pl.media.rendition_reports.size() == 1);
+}
+
+TEST_CASE("variables, CRLF and a BOM survive the cut; comments and tags of dropped segments go") {
+  const std::string text =
+      "\xEF\xBB\xBF#EXTM3U\r\n#EXT-X-DEFINE:NAME=\"p\",VALUE=\"media\"\r\n#EXT-X-TARGETDURATION:2\r\n"
+      "# packager note\r\n#EXT-X-DATERANGE:ID=\"ad\",START-DATE=\"2026-01-01T00:00:00Z\"\r\n"
+      "#EXT-X-BITRATE:800\r\n#EXTINF:2,\r\n{$p}/s0.ts\r\n#EXTINF:2,\r\n{$p}/s1.ts\r\n";
+  const std::string window = window_of(text, 1);
+  CHECK(window.find("packager") == std::string::npos);
+  CHECK(window.find("DATERANGE") == std::string::npos);
+  CHECK(window.find("BITRATE") == std::string::npos);
+  auto pl = parse_ok(window);
+  REQUIRE(pl.media.segments.size() == 1);
+  CHECK(pl.tmpl.slots()[pl.media.segments[0].uri_slot].uri == "https://origin.example/live/channel/media/s1.ts");
+}
+
+TEST_CASE("delta updates and master playlists are not cut") {
+  auto delta = parse_ok(
+      "#EXTM3U\n#EXT-X-VERSION:9\n#EXT-X-TARGETDURATION:2\n#EXT-X-SERVER-CONTROL:CAN-SKIP-UNTIL=12\n"
+      "#EXT-X-SKIP:SKIPPED-SEGMENTS=10\n#EXTINF:2,\na.ts\n#EXTINF:2,\nb.ts\n");
+  auto cut = hls::newest_segments(delta, 1);
+  REQUIRE_FALSE(cut.ok());
+  CHECK(cut.error().code == "delta_update");
+  auto master = parse_ok("#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1\nv.m3u8\n");
+  CHECK(hls::newest_segments(master, 1).error().code == "not_media");
+}
+
+TEST_CASE("a window costs what it keeps: 160,000 segments cut to 100") {
+  std::string text = "#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXT-X-PLAYLIST-TYPE:EVENT\n";
+  for (int i = 0; i < 160000; ++i) text += "#EXTINF:1,\n" + std::to_string(i) + ".ts\n";
+  hls::ParseOptions options;
+  options.max_bytes = 8 << 20;
+  auto pl = parse_ok(text, options);
+  auto window = hls::newest_segments(pl, 100);
+  REQUIRE(window.ok());
+  CHECK(window->size() < 2500);
+  auto cut = parse_ok(*window);
+  CHECK(cut.media.segments.size() == 100);
+  CHECK(cut.media.media_sequence == 159900);
+}
