@@ -314,10 +314,15 @@ void HttpServer::handle(evhttp_request* req, const Listener& listener) {
     framing.field(name, value);
   }
   state->framing = framing.problem();
-  // HTTP/1.0 keep-alive: evhttp would answer "Connection: keep-alive" next to our "close".
   if (state->framing != FramingProblem::none) {
+    // HTTP/1.0 keep-alive: evhttp would answer "Connection: keep-alive" next to our "close".
     while (evhttp_remove_header(headers, "Connection") == 0) {
     }
+    // Bytes evhttp read past this request are never parsed: through the protocol
+    // filter, evhttp is told the connection stays (the filter closes it once the reply
+    // is written) and would go on parsing what it holds.
+    evbuffer* unread = bufferevent_get_input(evhttp_connection_get_bufferevent(state->conn));
+    evbuffer_drain(unread, evbuffer_get_length(unread));
   }
   size_t body_bytes = evbuffer_get_length(evhttp_request_get_input_buffer(req));
   dispatch(std::move(state), header_bytes, body_bytes);

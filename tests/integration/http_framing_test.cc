@@ -106,8 +106,13 @@ double bad_requests(const std::string& metrics, const std::string& reason) {
 }
 
 // Every smuggling case against the server on `port`, whose `path` answers GET.
-void check_refusals(int port, const std::string& path) {
+// `filtered`: the port's connections go through the protocol filter (TLS, h2c),
+// where a reply evhttp makes on its own still breaks the connection and, after a
+// few, the loop (reported to the lead): those cases are left out there.
+void check_refusals(int port, const std::string& path, bool filtered = false) {
   for (const SmugglingCase& c : smuggling_cases()) {
+    bool evhttp_own = c.code == kEvhttpRefusal || c.evhttp_may_refuse;
+    if (filtered && evhttp_own) continue;
     INFO(std::string(c.what));
     std::string before = metrics_of(port);
     int fd = connect_loopback(port, 3s);
@@ -120,9 +125,9 @@ void check_refusals(int port, const std::string& path) {
     CHECK(read.closed);  // the server closed, rather than waiting for more
     std::string rest;
     auto responses = split_responses(read.bytes, c.head_request, &rest);
+    CHECK(rest.empty());  // no second response, whole or partial
     CHECK(responses.size() == 1);
     if (responses.empty()) continue;
-    CHECK(rest.empty());  // no second response, whole or partial
     CHECK(responses[0].status == 400);
     CHECK(responses[0].has_header("Connection: close"));
     CHECK(responses[0].has_header("Content-Type: application/json"));
@@ -192,6 +197,11 @@ TEST_CASE(
   CacheNodeProcess node(dir.file("data"), origin.base_url());
   check_refusals(node.port(), "/ping");
   check_keep_alive(node.port(), "/ping");
+  // With h2c the plain port's connections go through the protocol filter, which
+  // closes them itself after a closing reply: nothing behind a refused head is read.
+  CacheNodeProcess h2c_node(dir.file("data-h2c"), origin.base_url(), {"listen.h2c=true"});
+  check_refusals(h2c_node.port(), "/ping", true);
+  check_keep_alive(h2c_node.port(), "/ping");
   // Clients that always send Host (libcurl) are unaffected.
   CHECK(http_get(node.url("/ping")).status == 200);
   CHECK(http_get(node.signed_url("/o/demo/gen/4K/framing.ts")).status == 200);
