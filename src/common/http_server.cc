@@ -3,6 +3,7 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
+#include <event2/http_struct.h>  // the request line's HTTP version (no accessor in 2.1)
 #include <event2/keyvalq_struct.h>
 
 #include <netdb.h>
@@ -20,6 +21,7 @@
 #include "common/http2_connection.h"
 #include "common/json.h"
 #include "common/log.h"
+#include "common/request_framing.h"
 #include "common/request_state.h"
 #include "common/url.h"
 
@@ -126,6 +128,12 @@ HttpServer::HttpServer(event_base& base, HttpServerOptions options, MetricsRegis
                                             "HTTP/2 requests whose decoded header list exceeded the limit")),
       latency_(metrics.histogram("http_request_duration_seconds",
                                  "Time from request to the end of the reply")) {
+  bad_requests_.resize(kFramingProblemCount);
+  for (size_t i = 1; i < kFramingProblemCount; ++i) {
+    bad_requests_[i] = &metrics.counter(
+        "http_bad_requests_total", "HTTP/1.x requests refused with 400 for their framing or Host (connection closed)",
+        "reason=\"" + std::string(framing_problem_code(static_cast<FramingProblem>(i))) + "\"");
+  }
   for (int i = 0; i < 6; ++i) {
     status_counters_[i] = &metrics.counter("http_responses_total", "HTTP responses by status class",
                                            "class=\"" + std::to_string(i) + "xx\"");
@@ -295,8 +303,26 @@ void HttpServer::handle(evhttp_request* req, const Listener& listener) {
   evhttp_connection_set_closecb(state->conn, on_connection_close, this);
 
   size_t header_bytes = state->target.size() + 16;
-  for (evkeyval* h = evhttp_request_get_input_headers(req)->tqh_first; h != nullptr; h = h->next.tqe_next) {
-    header_bytes += strlen(h->key) + strlen(h->value) + 4;
+  // evhttp has framed the body by now, its way: what it may have framed differently
+  // from a proxy in front (common/request_framing.h) is refused, and the connection
+  // closed, before the bytes after this head are read as another request.
+  RequestFramingCheck framing(state->method, req->major, req->minor);
+  evkeyvalq* headers = evhttp_request_get_input_headers(req);
+  for (evkeyval* h = headers->tqh_first; h != nullptr; h = h->next.tqe_next) {
+    std::string_view name(h->key), value(h->value);
+    header_bytes += name.size() + value.size() + 4;
+    framing.field(name, value);
+  }
+  state->framing = framing.problem();
+  if (state->framing != FramingProblem::none) {
+    // HTTP/1.0 keep-alive: evhttp would answer "Connection: keep-alive" next to our "close".
+    while (evhttp_remove_header(headers, "Connection") == 0) {
+    }
+    // Bytes evhttp read past this request are never parsed: through the protocol
+    // filter, evhttp is told the connection stays (the filter closes it once the reply
+    // is written) and would go on parsing what it holds.
+    evbuffer* unread = bufferevent_get_input(evhttp_connection_get_bufferevent(state->conn));
+    evbuffer_drain(unread, evbuffer_get_length(unread));
   }
   size_t body_bytes = evbuffer_get_length(evhttp_request_get_input_buffer(req));
   dispatch(std::move(state), header_bytes, body_bytes);
@@ -306,6 +332,15 @@ void HttpServer::dispatch(std::shared_ptr<RequestState> state, size_t header_byt
   active_.fetch_add(1, std::memory_order_relaxed);
   requests_total_.inc();
   HttpExchange exchange(state);
+  if (state->framing != FramingProblem::none) {
+    // Before any hook: a preflight answered by one would keep the connection open.
+    bad_requests_[static_cast<size_t>(state->framing)]->inc();
+    std::string_view code = framing_problem_code(state->framing);
+    exchange.set_log_note(std::string(code));
+    if (!draining_) exchange.add_header("Connection", "close");  // draining adds its own
+    exchange.reply_error(400, code, std::string(framing_problem_message(state->framing)));
+    return;
+  }
   if (pre_route_ && pre_route_(exchange)) return;
 
   if (draining_) {

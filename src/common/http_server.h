@@ -67,6 +67,8 @@ class HttpServer {
   // Runs first for every request, also those this server answers with an error
   // (404, 405, 413, 503 draining ...): may add response headers, or answer and
   // return true (e.g. a CORS preflight, common/cors.h). Set before the loop runs.
+  // Not run for an HTTP/1.x head refused for its framing or Host
+  // (common/request_framing.h): that gets 400 and the connection is closed.
   void set_pre_route(std::function<bool(HttpExchange&)> hook) { pre_route_ = std::move(hook); }
 
   uint16_t port() const { return port_; }          // 0 without a plain listener
@@ -146,6 +148,7 @@ class HttpServer {
   Counter& header_list_refusals_;
   Histogram& latency_;
   Counter* status_counters_[6];
+  std::vector<Counter*> bad_requests_;  // by FramingProblem (common/request_framing.h); [none] unused
 };
 
 // Lines evhttp wrote through our evbuffer_add_printf (evhttp_format.cc) instead

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "common/http_server.h"
+#include "common/request_framing.h"
 
 namespace common {
 
@@ -24,6 +25,8 @@ struct RequestState {
   std::chrono::steady_clock::time_point start;
   std::string method, target, path, query, remote_ip, note;
   int status = 0;
+  // HTTP/1.x head that RFC 9112 says to refuse: answered 400, connection closed.
+  FramingProblem framing = FramingProblem::none;
   uint64_t body_bytes = 0;
   bool tls = false;            // arrived over TLS: body bytes are encrypted here (no sendfile)
   bool direct_write = false;   // evhttp's socket is the connection's: small replies may be written at once

@@ -4,6 +4,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstdlib>
+
 namespace balancer::test {
 
 int connect_loopback(int port, std::chrono::milliseconds receive_timeout) {
@@ -21,6 +24,53 @@ int connect_loopback(int port, std::chrono::milliseconds receive_timeout) {
   timeval tv{static_cast<time_t>(ms / 1000), static_cast<suseconds_t>((ms % 1000) * 1000)};
   setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   return fd;
+}
+
+RawRead read_raw(int fd, const std::function<bool(const std::string&)>& enough) {
+  RawRead out;
+  char buf[16384];
+  for (int i = 0; i < 256 && !enough(out.bytes); ++i) {
+    ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    if (n == 0 || (n < 0 && errno == ECONNRESET)) {
+      out.closed = true;
+      break;
+    }
+    if (n < 0) break;  // the receive timeout
+    out.bytes.append(buf, static_cast<size_t>(n));
+  }
+  return out;
+}
+
+RawRead read_until_closed(int fd) {
+  return read_raw(fd, [](const std::string&) { return false; });
+}
+
+bool RawResponse::has_header(const std::string& line) const {
+  return head.find("\r\n" + line + "\r\n") != std::string::npos;
+}
+
+std::vector<RawResponse> split_responses(const std::string& bytes, bool head_first,
+                                         std::string* rest) {
+  std::vector<RawResponse> out;
+  size_t at = 0;
+  while (at < bytes.size()) {
+    size_t end = bytes.find("\r\n\r\n", at);
+    if (end == std::string::npos || bytes.compare(at, 5, "HTTP/") != 0) break;
+    RawResponse r;
+    r.head = bytes.substr(at, end + 4 - at);
+    size_t space = r.head.find(' ');
+    r.status = space == std::string::npos ? 0 : std::atoi(r.head.c_str() + space + 1);
+    size_t length = 0;
+    size_t cl = r.head.find("\r\nContent-Length: ");
+    if (cl != std::string::npos) length = std::strtoull(r.head.c_str() + cl + 18, nullptr, 10);
+    if (head_first && out.empty()) length = 0;
+    if (end + 4 + length > bytes.size()) break;
+    r.body = bytes.substr(end + 4, length);
+    at = end + 4 + length;
+    out.push_back(std::move(r));
+  }
+  if (rest != nullptr) *rest = bytes.substr(at);
+  return out;
 }
 
 }  // namespace balancer::test

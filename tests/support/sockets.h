@@ -1,13 +1,41 @@
 // Raw TCP to our servers on 127.0.0.1, for tests that speak below HTTP clients
-// (protocol mix-ups, hand-made HTTP/2 clients). TESTS ONLY.
+// (protocol mix-ups, hand-made HTTP/2 clients, request smuggling). TESTS ONLY.
 #pragma once
 
 #include <chrono>
+#include <cstddef>
+#include <functional>
+#include <string>
+#include <vector>
 
 namespace balancer::test {
 
 // A blocking socket connected to 127.0.0.1:port whose reads give up after
 // `receive_timeout`; -1 when the connection fails. The caller closes it.
 int connect_loopback(int port, std::chrono::milliseconds receive_timeout = std::chrono::seconds(5));
+
+// Bytes a server sent on `fd` until it closed the connection, or until
+// `enough(bytes)` says the caller has what it waited for, or the socket's receive
+// timeout passed (at most 256 reads). `closed`: the server closed (EOF or reset).
+struct RawRead {
+  std::string bytes;
+  bool closed = false;
+};
+RawRead read_raw(int fd, const std::function<bool(const std::string&)>& enough);
+RawRead read_until_closed(int fd);
+
+// One HTTP/1.1 response cut from a raw byte stream (Content-Length framing only,
+// as our servers' complete replies are).
+struct RawResponse {
+  int status = 0;
+  std::string head;  // status line and header lines, CRLFs included
+  std::string body;
+  bool has_header(const std::string& line) const;  // e.g. "Connection: close" (case-sensitive)
+};
+// Splits `bytes` into complete responses; `head_first`: the first answers a HEAD
+// (no body despite its Content-Length). Stops at the first incomplete one and
+// leaves its bytes in `rest`.
+std::vector<RawResponse> split_responses(const std::string& bytes, bool head_first = false,
+                                         std::string* rest = nullptr);
 
 }  // namespace balancer::test
