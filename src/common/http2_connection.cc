@@ -2,6 +2,7 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent_ssl.h>
+#include <openssl/ssl.h>
 #include <event2/http.h>
 #include <event2/http_struct.h>
 #include <event2/keyvalq_struct.h>
@@ -181,6 +182,15 @@ bufferevent_filter_result sniff_input(evbuffer* src, evbuffer* dst, ev_ssize_t, 
     }
     if (s->mode == Sniffer::Mode::http2) {
       s->connection = new Http2Connection(*s->server, s->filter, s->transport, s->tls);
+    } else if (auto registry = s->registry.lock()) {
+      // Until its first request reaches the server (which then keeps its own close
+      // callback, flushing too), evhttp may answer and close on its own.
+      void* evcon = nullptr;
+      bufferevent_getcb(s->filter, nullptr, nullptr, nullptr, &evcon);
+      evhttp_connection_set_closecb(
+          static_cast<evhttp_connection*>(evcon),
+          [](evhttp_connection* conn, void* filters) { static_cast<ProtocolFilters*>(filters)->flush_before_close(conn); },
+          registry.get());
     }
   }
   if (s->mode == Sniffer::Mode::http1 && s->close_when_written != nullptr) {
@@ -691,6 +701,31 @@ void Http2Connection::stream_closed(Http2Stream& stream) {
 
 // ---- the filter ----
 
+void ProtocolFilters::flush_before_close(evhttp_connection* conn) {
+  auto found = by_filter_.find(evhttp_connection_get_bufferevent(conn));
+  if (found == by_filter_.end() || found->second->mode != Sniffer::Mode::http1) return;
+  Sniffer& s = *found->second;
+  evbuffer* out = bufferevent_get_output(s.transport);
+  evbuffer_remove_buffer(bufferevent_get_output(s.filter), out, evbuffer_get_length(bufferevent_get_output(s.filter)));
+  SSL* ssl = s.tls ? bufferevent_openssl_get_ssl(s.transport) : nullptr;
+  evutil_socket_t fd = bufferevent_getfd(s.transport);
+  // Bounded: evhttp's own replies are a few hundred bytes; a client that does not read
+  // loses the rest, as it would with any close.
+  for (int round = 0; round < 64 && evbuffer_get_length(out) > 0; ++round) {
+    size_t piece = std::min<size_t>(evbuffer_get_length(out), 16 * 1024);
+    const unsigned char* bytes = evbuffer_pullup(out, static_cast<ev_ssize_t>(piece));
+    ssize_t written = -1;
+    if (ssl != nullptr) {
+      if (!SSL_is_init_finished(ssl)) break;
+      written = SSL_write(ssl, bytes, static_cast<int>(piece));
+    } else if (fd >= 0) {
+      written = ::send(fd, bytes, piece, MSG_NOSIGNAL);
+    }
+    if (written <= 0) break;
+    evbuffer_drain(out, static_cast<size_t>(written));
+  }
+}
+
 void ProtocolFilters::close_after_reply(evhttp_request* req) {
   evhttp_connection* conn = evhttp_request_get_connection(req);
   if (conn == nullptr) return;
@@ -708,6 +743,9 @@ void ProtocolFilters::close_after_reply(evhttp_request* req) {
   remove_all(input, "Connection");
   evhttp_add_header(input, "Connection", "keep-alive");
   remove_all(output, "Connection");
+  // Requests pipelined behind one that closes are not to be processed (RFC 9112 §9.6).
+  evbuffer* unread = bufferevent_get_input(s.filter);
+  evbuffer_drain(unread, evbuffer_get_length(unread));
   s.close_when_written = conn;
   if (s.transport_watch == nullptr) {
     s.transport_watch = evbuffer_add_cb(bufferevent_get_output(s.transport), on_transport_output, &s);
@@ -725,7 +763,10 @@ void coalesce_small_output(evbuffer* out) {
 bufferevent* new_protocol_sniffing_bufferevent(HttpServer& server, bufferevent* transport, bool tls) {
   auto* sniffer = new Sniffer{&server, transport, tls, server.protocol_filters()};
   bufferevent* filter = bufferevent_filter_new(
-      transport, sniff_input, pass_output, BEV_OPT_CLOSE_ON_FREE,
+      // Deferred callbacks: evhttp must hear of written output from the loop, never from
+      // inside its own calls (an error reply it sends itself would otherwise complete, and
+      // free the connection, while evhttp is still using it).
+      transport, sniff_input, pass_output, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS,
       [](void* ctx) {
         auto* s = static_cast<Sniffer*>(ctx);
         // The filter's and the transport's buffers still exist here; they go after.

@@ -151,6 +151,11 @@ class ProtocolFilters {
   // own callbacks. So evhttp is told to keep the connection, the filter reads no more
   // requests from it, and frees it once the transport has written everything.
   void close_after_reply(evhttp_request* req);
+  // evhttp is freeing `conn` (its close callback): evhttp's own replies (errors for heads
+  // it cannot parse) never pass close_after_reply, and would be cut by the socket
+  // shutdown that follows. What the filter and its transport still hold is written now,
+  // as far as the socket takes it without blocking.
+  void flush_before_close(evhttp_connection* conn);
 
   void add(bufferevent* filter, Sniffer* sniffer) { by_filter_[filter] = sniffer; }
   void forget(bufferevent* filter) { by_filter_.erase(filter); }

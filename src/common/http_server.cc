@@ -47,7 +47,11 @@ const char* method_name(evhttp_cmd_type cmd) {
 
 
 void on_connection_close(evhttp_connection* conn, void* arg) {
-  static_cast<HttpServer*>(arg)->connection_closed(conn);
+  auto* server = static_cast<HttpServer*>(arg);
+  server->connection_closed(conn);
+  // A reply evhttp made on its own (its 400 for a head it cannot parse) may still sit
+  // in a filtered connection's transport: write it before evhttp shuts the socket.
+  if (auto filters = server->protocol_filters().lock()) filters->flush_before_close(conn);
 }
 
 // A non-blocking listening socket on host:port (IPv4 or IPv6 literal, or a name).
@@ -387,8 +391,10 @@ void HttpServer::request_finished(RequestState& state) {
   if (active_.load(std::memory_order_relaxed) > 0) active_.fetch_sub(1, std::memory_order_relaxed);
   auto it = state.conn != nullptr ? in_progress_.find(state.conn) : in_progress_.end();
   if (it != in_progress_.end() && it->second.get() == &state) {
-    // Keep the close callback registered only while a request is in progress.
-    evhttp_connection_set_closecb(state.conn, nullptr, nullptr);
+    // Keep the close callback registered only while a request is in progress, except on
+    // filtered connections, whose close must flush the transport (ProtocolFilters).
+    evhttp_connection_set_closecb(state.conn, state.direct_write ? nullptr : on_connection_close,
+                                  state.direct_write ? nullptr : this);
     in_progress_.erase(it);
     open_.store(in_progress_.size(), std::memory_order_relaxed);
   }
