@@ -2,10 +2,10 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent_ssl.h>
-#include <openssl/ssl.h>
 #include <event2/http.h>
 #include <event2/http_struct.h>
 #include <event2/keyvalq_struct.h>
+#include <openssl/ssl.h>
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
