@@ -701,10 +701,16 @@ void Http2Connection::stream_closed(Http2Stream& stream) {
 
 // ---- the filter ----
 
-void ProtocolFilters::flush_before_close(evhttp_connection* conn) {
+Sniffer* ProtocolFilters::http1_filter_of(evhttp_connection* conn) const {
   auto found = by_filter_.find(evhttp_connection_get_bufferevent(conn));
-  if (found == by_filter_.end() || found->second->mode != Sniffer::Mode::http1) return;
-  Sniffer& s = *found->second;
+  if (found == by_filter_.end() || found->second->mode != Sniffer::Mode::http1) return nullptr;
+  return found->second;
+}
+
+void ProtocolFilters::flush_before_close(evhttp_connection* conn) {
+  Sniffer* filter = http1_filter_of(conn);
+  if (filter == nullptr) return;
+  Sniffer& s = *filter;
   evbuffer* out = bufferevent_get_output(s.transport);
   evbuffer_remove_buffer(bufferevent_get_output(s.filter), out, evbuffer_get_length(bufferevent_get_output(s.filter)));
   SSL* ssl = s.tls ? bufferevent_openssl_get_ssl(s.transport) : nullptr;
@@ -728,10 +734,9 @@ void ProtocolFilters::flush_before_close(evhttp_connection* conn) {
 
 void ProtocolFilters::close_after_reply(evhttp_request* req) {
   evhttp_connection* conn = evhttp_request_get_connection(req);
-  if (conn == nullptr) return;
-  auto found = by_filter_.find(evhttp_connection_get_bufferevent(conn));
-  if (found == by_filter_.end() || found->second->mode != Sniffer::Mode::http1) return;
-  Sniffer& s = *found->second;
+  Sniffer* filter = conn != nullptr ? http1_filter_of(conn) : nullptr;
+  if (filter == nullptr) return;
+  Sniffer& s = *filter;
   evkeyvalq* input = evhttp_request_get_input_headers(req);
   evkeyvalq* output = evhttp_request_get_output_headers(req);
   // evhttp's own rule (evhttp_send_done) for closing after this reply.

@@ -161,6 +161,8 @@ class ProtocolFilters {
   void forget(bufferevent* filter) { by_filter_.erase(filter); }
 
  private:
+  // The filter of `conn` when it carries HTTP/1.1; null otherwise.
+  Sniffer* http1_filter_of(evhttp_connection* conn) const;
   std::unordered_map<bufferevent*, Sniffer*> by_filter_;
 };
 
