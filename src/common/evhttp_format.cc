@@ -10,6 +10,9 @@
 // own (a request it cannot parse, headers far over the limit): evhttp writes an
 // HTML page for them; here the page becomes the JSON error body, and the
 // text/html Content-Type of that same reply becomes application/json.
+#include "common/evhttp_format.h"
+
+#include <dlfcn.h>
 #include <event2/buffer.h>
 
 #include <atomic>
@@ -18,8 +21,6 @@
 #include <string>
 
 #include <strings.h>
-
-#include "common/http_server.h"
 
 namespace common {
 namespace {
@@ -101,6 +102,11 @@ int add_pieces(evbuffer* buf, const char* a, size_t la, const char* sep, size_t 
 }  // namespace
 
 uint64_t fast_header_formats() { return g_fast_formats.load(std::memory_order_relaxed); }
+
+bool evhttp_format_in_effect() {
+  // What evhttp's call resolves to: the first definition in the global scope.
+  return dlsym(RTLD_DEFAULT, "evbuffer_add_printf") == reinterpret_cast<void*>(&evbuffer_add_printf);
+}
 
 }  // namespace common
 

@@ -151,10 +151,6 @@ class HttpServer {
   std::vector<Counter*> bad_requests_;  // by FramingProblem (common/request_framing.h); [none] unused
 };
 
-// Lines evhttp wrote through our evbuffer_add_printf (evhttp_format.cc) instead
-// of printf: non-zero once a reply was sent, if the replacement is in effect.
-uint64_t fast_header_formats();
-
 // Prints {"event":"listening","service":S,"port":P,"tls_port":T} on stdout and
 // flushes: how tests and scripts learn ephemeral ports (0 = no such listener).
 void announce_listening(const std::string& service, uint16_t port, uint16_t tls_port = 0);

@@ -76,9 +76,10 @@ MetricsRegistry::Series* MetricsRegistry::find(Family& f, const std::string& lab
   if (it == f.by_labels.end()) return nullptr;
   Series& s = f.series[it->second];
   if (s.kind != kind) {
-    // Only gauge vs gauge_fn can get here (other kinds differ in family type).
-    throw std::logic_error("metric series " + f.name + "{" + labels +
-                           "} registered both as a gauge and as a computed gauge");
+    // Only a stored and a computed series of one type can get here (other kinds
+    // differ in family type).
+    throw std::logic_error("metric series " + f.name + "{" + labels + "} registered both as a stored " +
+                           type_name(static_cast<int>(f.type)) + " and as a computed one");
   }
   return &s;
 }
@@ -128,6 +129,17 @@ void MetricsRegistry::gauge_fn(const std::string& name, const std::string& help,
     return;
   }
   add(f, Series{labels, Kind::gauge_fn, nullptr, nullptr, nullptr, std::move(fn)});
+}
+
+void MetricsRegistry::counter_fn(const std::string& name, const std::string& help,
+                                 std::function<double()> fn, const std::string& labels) {
+  std::lock_guard lock(mutex_);
+  Family& f = family(name, help, Type::counter);
+  if (Series* s = find(f, labels, Kind::counter_fn)) {
+    s->fn = std::move(fn);
+    return;
+  }
+  add(f, Series{labels, Kind::counter_fn, nullptr, nullptr, nullptr, std::move(fn)});
 }
 
 namespace {
@@ -187,6 +199,7 @@ std::string MetricsRegistry::render() const {
           out += '\n';
           break;
         case Kind::gauge_fn:
+        case Kind::counter_fn:
           append_series(out, f.name, "", s.labels, "");
           append_number(out, s.fn());
           out += '\n';

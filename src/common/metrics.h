@@ -95,6 +95,10 @@ class MetricsRegistry {
   // must not call back into the registry.
   void gauge_fn(const std::string& name, const std::string& help, std::function<double()> fn,
                 const std::string& labels = "");
+  // A counter read at render time, likewise: for a count kept outside the registry
+  // (one for the whole process, say). `fn` must never decrease.
+  void counter_fn(const std::string& name, const std::string& help, std::function<double()> fn,
+                  const std::string& labels = "");
 
   // The whole registry in Prometheus text exposition format 0.0.4, one contiguous
   // block per family.
@@ -102,7 +106,7 @@ class MetricsRegistry {
 
  private:
   enum class Type { counter, gauge, histogram };            // a family's `# TYPE`
-  enum class Kind { counter, gauge, histogram, gauge_fn };  // how a series is stored
+  enum class Kind { counter, gauge, histogram, gauge_fn, counter_fn };  // how a series is stored
   struct Series {
     std::string labels;
     Kind kind;

@@ -6,8 +6,8 @@
 #include <cstdio>
 #include <string>
 
+#include "common/evhttp_format.h"
 #include "common/handles.h"
-#include "common/http_server.h"
 
 namespace {
 

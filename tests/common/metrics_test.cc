@@ -226,3 +226,17 @@ TEST_CASE("metrics: registering a computed gauge again replaces its function; HE
         "# TYPE nodes gauge\n"
         "nodes 2\n");
 }
+
+TEST_CASE("metrics: a computed counter renders as a counter, shares a family with stored ones, not a series") {
+  common::MetricsRegistry registry;
+  double lines = 7;
+  registry.counter("lines_total", "Lines", "kind=\"slow\"").inc(2);
+  registry.counter_fn(
+      "lines_total", "Lines", [&] { return lines; }, "kind=\"fast\"");
+  CHECK_THROWS_AS(registry.counter("lines_total", "Lines", "kind=\"fast\""), std::logic_error);
+  CHECK_THROWS_AS(registry.gauge_fn("lines_total", "Lines", [] { return 1.0; }), std::logic_error);
+  lines = 9;
+  const std::string text = registry.render();
+  CHECK(text.find("# TYPE lines_total counter\nlines_total{kind=\"slow\"} 2\nlines_total{kind=\"fast\"} 9\n") !=
+        std::string::npos);
+}

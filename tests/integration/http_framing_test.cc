@@ -214,3 +214,44 @@ TEST_CASE(
   check_keep_alive(balancer.port(), "/health");
   CHECK(balancer.get("/health").status == 200);
 }
+
+namespace {
+
+// A request line evhttp cannot parse is refused by evhttp itself, before any code of
+// ours runs: its JSON body and content type come only from the formatting replacement
+// (src/common/evhttp_format.cc), which the server also reports as in effect, and whose
+// fast path wrote the reply's lines.
+void check_evhttp_format_in_effect(int port) {
+  int fd = connect_loopback(port, 3s);
+  REQUIRE(fd >= 0);
+  const std::string garbage = "NOT A REQUEST LINE\r\n\r\n";
+  REQUIRE(write(fd, garbage.data(), garbage.size()) == static_cast<ssize_t>(garbage.size()));
+  RawRead read = read_until_closed(fd);
+  close(fd);
+  INFO(read.bytes);
+  auto responses = split_responses(read.bytes);
+  REQUIRE(responses.size() == 1);
+  CHECK(responses[0].status == 400);
+  CHECK(responses[0].has_header("Content-Type: application/json"));
+  CHECK(responses[0].body.find(code_prefix(kEvhttpRefusal)) == 0);
+  const std::string metrics = metrics_of(port);
+  CHECK(metric_value(metrics, "http_evhttp_format_in_effect") == std::optional<double>(1));
+  // Between two scrapes, two replies (that scrape's and a /health's): each a status line
+  // and at least two header lines, all on the fast path (one per reply if only status
+  // lines were still recognised, say after a libevent update changed a format).
+  const double lines_before = metric_value(metrics, "http_fast_header_lines_total").value_or(0);
+  CHECK(http_get(local_url(port, "/health")).status == 200);
+  const double lines_after = metric_value(metrics_of(port), "http_fast_header_lines_total").value_or(0);
+  CHECK(lines_after - lines_before >= 6);
+}
+
+}  // namespace
+
+TEST_CASE("both servers: evhttp's own refusal is a JSON error and the formatting replacement is in effect") {
+  TempDir dir;
+  TestOrigin origin;
+  CacheNodeProcess node(dir.file("data"), origin.base_url());
+  check_evhttp_format_in_effect(node.port());
+  BalancerProcess balancer(dir, origin.url("/files"), channels_json({}), caches_json({}));
+  check_evhttp_format_in_effect(balancer.port());
+}

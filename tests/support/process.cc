@@ -411,8 +411,13 @@ std::string binary_dir() {
 
 std::string binary_path(std::string_view name) {
   namespace fs = std::filesystem;
-  const fs::path build(BALANCER_BINARY_DIR);
   const std::string n(name);
+  const char* servers_dir = getenv("BALANCER_SERVERS_DIR");
+  if (servers_dir != nullptr && *servers_dir != '\0' && (n == "balancer" || n == "cache_node")) {
+    const fs::path server = fs::path(servers_dir) / "src" / n / n;
+    return is_executable_file(server) ? server.string() : std::string();
+  }
+  const fs::path build(BALANCER_BINARY_DIR);
   std::vector<fs::path> candidates{build / "src" / n / n, build / "tests" / "support" / n};
   std::error_code ec;
   for (const char* sub : {"src", "tests"}) {
@@ -425,6 +430,17 @@ std::string binary_path(std::string_view name) {
     if (is_executable_file(c)) return c.string();
   }
   return {};
+}
+
+std::string servers_sanitizer() {
+#if defined(__SANITIZE_ADDRESS__)
+  return "address";
+#elif defined(__SANITIZE_THREAD__)
+  return "thread";
+#else
+  const char* env = getenv("BALANCER_SERVERS_SANITIZER");
+  return env != nullptr ? env : "";
+#endif
 }
 
 int test_threads() {

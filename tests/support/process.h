@@ -142,8 +142,15 @@ std::optional<int> parse_listening_port(std::string_view line, std::string_view 
 
 // Path of one of our binaries in the build tree: <build>/src/<dir>/<name>,
 // <build>/tests/support/<name>, <build>/tests/<dir>/<name> or <build>/<name>, where
-// <build> is BALANCER_BINARY_DIR. "" when none exists.
+// <build> is BALANCER_BINARY_DIR. "" when none exists. The servers (balancer,
+// cache_node) come from BALANCER_SERVERS_DIR's tree instead when that is set: the
+// sanitizer passes run these clients against instrumented servers.
 std::string binary_path(std::string_view name);
+
+// The sanitizer the servers under test were built with: "address", "thread" or ""
+// (this build's own, or BALANCER_SERVERS_SANITIZER beside BALANCER_SERVERS_DIR).
+// RSS and latency bounds mean nothing under one; counts and limits still hold.
+std::string servers_sanitizer();
 
 // Root of the build tree (BALANCER_BINARY_DIR compiled in).
 std::string binary_dir();

@@ -1,0 +1,19 @@
+// evhttp's formatting replacement (evhttp_format.cc; docs/architecture.md,
+// "evhttp's formatting"): our evbuffer_add_printf takes the place of libevent's for
+// the whole process, through the dynamic linker. These say whether it does.
+#pragma once
+
+#include <cstdint>
+
+namespace common {
+
+// Lines evhttp wrote through our evbuffer_add_printf instead of printf, in this
+// process: non-zero once a reply was sent, if the replacement is in effect.
+uint64_t fast_header_formats();
+
+// Whether the dynamic linker resolves evbuffer_add_printf to ours, as it does for
+// evhttp's calls: false in a static build or when the program does not export it.
+// Without it evhttp's own refusals are HTML pages and headers go through printf.
+bool evhttp_format_in_effect();
+
+}  // namespace common
