@@ -415,11 +415,6 @@ void RedisAdmission::tick(TimePoint now, std::function<void()> done) {
   }
 }
 
-bool RedisAdmission::reachable() const {
-  std::lock_guard lock(mutex_);
-  return reachable_;
-}
-
 AdmissionStatus RedisAdmission::status(TimePoint now) {
   std::lock_guard lock(mutex_);
   AdmissionStatus s = last_status_;
@@ -453,15 +448,6 @@ AdmissionStatus RedisAdmission::status(TimePoint now) {
   s.origin_viewers = origin;
   return s;
 }
-
-size_t RedisAdmission::leases() const {
-  std::lock_guard lock(mutex_);
-  return leases_.size();
-}
-
-}  // namespace admission
-
-namespace admission {
 
 std::unique_ptr<Admission> make_redis_admission(const std::vector<common::EventLoop*>& loops,
                                                 const RedisAdmissionOptions& options,

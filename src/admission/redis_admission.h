@@ -104,10 +104,6 @@ class RedisAdmission final : public Admission {
   // and per-cache counts of its leased viewers.
   AdmissionStatus status(TimePoint now) override;
 
-  // Any thread: false until Redis answered a status call, or after one failed.
-  bool reachable() const;
-  // Any thread: viewers holding a valid local lease.
-  size_t leases() const;
 
  private:
   struct Lease {
@@ -135,7 +131,7 @@ class RedisAdmission final : public Admission {
   AdmissionLimits limits_;
   std::unordered_map<std::string, Lease> leases_;
   AdmissionStatus last_status_;
-  bool reachable_ = false;
+  bool reachable_ = false;  // last status call answered (logged when it changes)
   bool heartbeat_in_flight_ = false;
   size_t heartbeats_in_flight_ = 0;  // slices of the batch not answered yet
   bool status_in_flight_ = false;
