@@ -160,8 +160,8 @@ void RedisAdmissionScripts::switch_emulation(
   });
 }
 
-void RedisAdmissionScripts::release(ViewerKey viewer, const AdmissionLimits& limits,
-                                    int64_t now_ms, std::function<void(std::optional<bool>)> done) {
+void RedisAdmissionScripts::release(ViewerKey viewer, const AdmissionLimits& limits, int64_t now_ms,
+                                    std::function<void(std::optional<bool>)> done) {
   if (viewer.empty() || viewer.size() > kMaxViewerKeyBytes) return done(false);
   auto a = args("release", limits, now_ms);
   a.emplace_back(viewer);

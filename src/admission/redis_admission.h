@@ -104,7 +104,6 @@ class RedisAdmission final : public Admission {
   // and per-cache counts of its leased viewers.
   AdmissionStatus status(TimePoint now) override;
 
-
  private:
   struct Lease {
     TimePoint confirmed;        // when Redis last confirmed the slot (admission or heartbeat)
