@@ -211,8 +211,8 @@ class Admission {
 };
 
 // The in-process backend (admission.backend: local): one policy for the process behind one
-// mutex, so limits and the FIFO queue stay exact across loops. Answers every call inline; any
-// loop (or none) may be passed. Never fails.
+// mutex, so limits and the FIFO queue stay exact across loops. Answers every call inline, on
+// the caller's thread (the `loop` argument is not used). Never fails.
 std::unique_ptr<Admission> make_local_admission(const AdmissionLimits& limits);
 
 // admission.redis.* (docs/configuration.md).
