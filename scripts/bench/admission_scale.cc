@@ -6,7 +6,7 @@
 // per second per phase, RSS (VmRSS from /proc/self/status) along the way and bytes per viewer.
 //
 //   admission_scale_bench [viewers] [queued] [refresh_rounds]
-#include "balancer/admission_policy.h"
+#include "admission/admission_policy.h"
 
 #include <chrono>
 #include <cstdio>
@@ -18,11 +18,11 @@
 
 namespace {
 
-using balancer::AdmissionDecision;
-using balancer::AdmissionLimits;
-using balancer::AdmissionPolicy;
-using balancer::StreamInfo;
-using balancer::TimePoint;
+using admission::AdmissionDecision;
+using admission::AdmissionLimits;
+using admission::AdmissionPolicy;
+using admission::StreamInfo;
+using admission::TimePoint;
 using namespace std::chrono_literals;
 
 // VmRSS or VmHWM in KiB, 0 if /proc is unavailable.
@@ -162,7 +162,7 @@ int main(int argc, char** argv) {
     ph.seconds = sw.seconds();
     phases.push_back(ph);
   }
-  const balancer::AdmissionStatus full = policy.status(now);
+  const admission::AdmissionStatus full = policy.status(now);
 
   {
     Phase ph{"expire_idle"};
@@ -186,9 +186,9 @@ int main(int argc, char** argv) {
     ph.seconds = sw.seconds();
     phases.push_back(ph);
   }
-  const balancer::AdmissionStatus after = policy.status(now);
+  const admission::AdmissionStatus after = policy.status(now);
   policy.expire(now + 1h);
-  const balancer::AdmissionStatus empty = policy.status(now + 1h);
+  const admission::AdmissionStatus empty = policy.status(now + 1h);
   if (full.active_viewers != static_cast<uint64_t>(viewers) ||
       full.queued_viewers != static_cast<uint64_t>(queued) ||
       after.active_viewers != static_cast<uint64_t>(queued) || after.queued_viewers != 0 ||

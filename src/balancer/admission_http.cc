@@ -120,13 +120,6 @@ const char* refusal_code(const AdmissionDecision& d) {
   return "busy";
 }
 
-Reply access_reply(AdmissionGate& gate, std::string_view viewer_key, std::string_view channel,
-                   TimePoint now, const ViewerSource& from, AdmissionDecision* decided) {
-  const AdmissionDecision d = gate.check(viewer_key, channel, now, from);
-  if (decided != nullptr) *decided = d;
-  return access_reply(d, channel);
-}
-
 Reply access_reply(const AdmissionDecision& d, std::string_view channel) {
   switch (d.kind) {
     case AdmissionDecision::Kind::kAdmitted: {

@@ -1,7 +1,7 @@
 // The HTTP face of admission (DESIGN.md flows 4 and 6), as pure functions that build a Reply;
 // one adapter (send_reply) sends it. Shapes and status codes: docs/admission.md, "HTTP".
 //   - the queue answer shared by the playlist endpoint and the access check (503 + Retry-After);
-//   - the access check for the app (GET /api/v1/access), which asks only the AdmissionGate;
+//   - the access check for the app (GET /api/v1/access), from the decision admission gave;
 //   - operator authorisation (key in X-Operator-Key or ?key=, loopback allowance);
 //   - the overload switch's ?state= and its answer; /admin/status.
 // No state, no clock: callers pass `now`. Any thread (the balancer calls from its loop).
@@ -12,7 +12,7 @@
 #include <string_view>
 #include <vector>
 
-#include "balancer/admission_policy.h"
+#include "balancer/admission_names.h"
 #include "common/http_server.h"
 
 namespace balancer {
@@ -44,15 +44,13 @@ Reply refused_reply(const AdmissionDecision& decision);
 // The error code of refused_reply(decision): too_many_viewers, busy or admission_unavailable.
 const char* refusal_code(const AdmissionDecision& decision);
 
-// The app's access check, after the caller turned the request's credentials into the viewer key
-// ("t:<ticket viewer id>" or "v:<viewer id>") for `channel`. Asks gate.check() and answers
+// The app's access check, from the decision admission gave (Admission::check) for the viewer key
+// the caller made of the request's credentials ("t:<ticket viewer id>" or "v:<viewer id>") on
+// `channel`:
 //   200 {"access":"granted","channel":C}
-// or queued_reply() (503), refused_reply() (429/503), or 400 bad_viewer for a key the gate
-// refuses. `from` is who asks (per-address bounds); `decided` (if given) receives the decision.
-// The same answer from a decision already made (a shared store answers later).
+// or queued_reply() (503), refused_reply() (429/503), or 400 bad_viewer for a key admission
+// refused (kBadViewerKey).
 Reply access_reply(const AdmissionDecision& decision, std::string_view channel);
-Reply access_reply(AdmissionGate& gate, std::string_view viewer_key, std::string_view channel,
-                   TimePoint now, const ViewerSource& from = {}, AdmissionDecision* decided = nullptr);
 
 // Who may use the operator endpoints. `configured_key` "" disables key access.
 struct OperatorPolicy {

@@ -45,7 +45,7 @@ common::Result<std::string> ApiHost::viewer_key(const std::string& channel_id, c
 void ApiHost::admit(const std::string& key, const std::string& channel, const std::string& remote_ip,
                     common::EventLoop& loop, std::function<void(const api::AdmissionAnswer&)> done) {
   std::shared_ptr<const RuntimeConfig> rc = shared_.config.load();
-  shared_.check_access(
+  shared_.admission->check(
       loop, key, channel, viewer_source(*rc, remote_ip, key), shared_.clock.now(),
       [this, channel, done = std::move(done)](const AdmissionDecision& decided) {
         const Reply reply = access_reply(decided, channel);

@@ -50,6 +50,14 @@ common::Result<std::shared_ptr<const RuntimeConfig>> make_runtime(BalancerConfig
   return std::shared_ptr<const RuntimeConfig>(std::move(rc));
 }
 
+// The one place the backend is chosen (admission.backend; restart to change it).
+std::unique_ptr<Admission> make_admission(const common::ServiceContext& context, const BalancerConfig& c) {
+  if (c.admission_backend == "redis") {
+    return admission::make_redis_admission(context.loops, c.admission_redis, c.admission);
+  }
+  return admission::make_local_admission(c.admission);
+}
+
 bool fresh_backend_differs(const BalancerConfig& running, const BalancerConfig& fresh) {
   return running.admission_backend != fresh.admission_backend || !(running.admission_redis == fresh.admission_redis);
 }
@@ -64,7 +72,7 @@ Balancer::Shared::Shared(common::ServiceContext& c, std::shared_ptr<const Runtim
       metrics(*c.metrics),
       config(initial),
       health(std::make_shared<const HealthView>()),
-      admission(initial->config.admission),
+      admission(make_admission(c, initial->config)),
       requests_playlist(metrics.counter("balancer_requests_total", "Viewer requests by kind", "kind=\"playlist\"")),
       requests_key(metrics.counter("balancer_requests_total", "Viewer requests by kind", "kind=\"key\"")),
       rewrite_seconds(metrics.histogram("balancer_rewrite_seconds", "Time to render one viewer's copy of a playlist",
@@ -104,25 +112,6 @@ void Balancer::Shared::fetch_key(common::EventLoop& back, const std::string& url
   });
 }
 
-void Balancer::Shared::decide(common::EventLoop& loop, ViewerKey viewer, const StreamInfo& stream,
-                              const ViewerSource& from, TimePoint now,
-                              std::function<void(const AdmissionDecision&)> done) {
-  if (fleet) return fleet->request(loop, viewer, stream, from, now, std::move(done));
-  done(admission.request(viewer, stream, now, from));
-}
-
-void Balancer::Shared::check_access(common::EventLoop& loop, ViewerKey viewer, std::string_view channel,
-                                    const ViewerSource& from, TimePoint now,
-                                    std::function<void(const AdmissionDecision&)> done) {
-  if (fleet) return fleet->check(loop, viewer, channel, from, now, std::move(done));
-  done(admission.check(viewer, channel, now, from));
-}
-
-AdmissionStatus Balancer::Shared::admission_status(TimePoint now) {
-  if (fleet) return fleet->status(now);
-  return admission.status(now);
-}
-
 size_t Balancer::Shared::active_requests() const {
   size_t n = 0;
   for (const auto* s : servers) n += s->active_requests();
@@ -139,7 +128,7 @@ void Balancer::Shared::feed_measured_traffic(TimePoint now) {
   if (readings == egress_readings_fed && egress.has_value() == measured_fed) return;
   egress_readings_fed = readings;
   measured_fed = egress.has_value();
-  admission.set_measured_traffic_mbps(egress, now);
+  admission->set_measured_traffic_mbps(egress, now);
 }
 
 // Every second on the home loop: frees idle slots and drops stale tickets even
@@ -147,20 +136,15 @@ void Balancer::Shared::feed_measured_traffic(TimePoint now) {
 // egress readings, and publishes the source cache's size.
 void Balancer::Shared::tick() {
   const auto now = clock.now();
-  if (fleet) {
-    fleet->tick(now);  // heartbeats, lease expiry, the fleet's status
-  } else {
-    admission.expire(now);
-    feed_measured_traffic(now);
-  }
+  admission->tick(now, {});
+  feed_measured_traffic(now);
   source_entries.store(sources->entries());
   sources_refreshing.store(sources->refreshing());
 }
 
 // Home loop: the parts of a config that the home loop's objects hold.
 void Balancer::Shared::configure_home(const BalancerConfig& c) {
-  admission.set_limits(c.admission, clock.now());
-  if (fleet) fleet->set_limits(c.admission);
+  admission->set_limits(c.admission, clock.now());
   sources->set_timings(c.playlists);
   keys->set_options(KeyStoreOptions{c.key_ttl, c.playlists.fetch_timeout, c.key_max_bytes});
   std::vector<HealthPollTarget> targets;
@@ -222,8 +206,6 @@ void BalancerLoop::attach(common::HttpServer& server) {
 
 Balancer::Balancer(std::unique_ptr<Shared> shared) : shared_(std::move(shared)) {}
 Balancer::~Balancer() = default;
-
-AdmissionGate& Balancer::admission_gate() { return shared_->admission; }
 
 void Balancer::attach(size_t index, common::HttpServer& server) {
   shared_->servers.push_back(&server);
@@ -304,9 +286,6 @@ common::Result<std::unique_ptr<Balancer>> Balancer::create(common::ServiceContex
     std::lock_guard lock(s.status_mutex);
     s.refresh_snapshot(s.clock.now());
   }
-  if (config.admission_backend == "redis") {
-    s.fleet = std::make_unique<RedisAdmission>(context.loops, config.admission_redis, config.admission);
-  }
   s.configure_home(config);
   for (common::EventLoop* loop : context.loops) s.loops.push_back(std::make_unique<BalancerLoop>(s, *loop));
   s.api_host = std::make_unique<ApiHost>(s);
@@ -331,7 +310,7 @@ common::Result<std::unique_ptr<Balancer>> Balancer::create(common::ServiceContex
   LOG_INFO(kLog, "serving ", config.channels.size(), " channel(s) with ", config.caches.size(), " cache node(s)",
            config.allow_anonymous ? "; anonymous viewers allowed on free channels" : "", "; admission ",
            describe(config.admission),
-           s.fleet ? common::str_cat(", shared through Redis at ", config.admission_redis.host, ":",
+           config.admission_backend == "redis" ? common::str_cat(", shared through Redis at ", config.admission_redis.host, ":",
                                      config.admission_redis.port, " (prefix ", config.admission_redis.prefix, ")")
                    : std::string(", in this process"));
   return std::unique_ptr<Balancer>(new Balancer(std::move(shared)));

@@ -3,7 +3,7 @@
 // origin once for all viewers and cached by kind; chunk links lead to the
 // nearest usable cache node (signed) or to origin; key links lead back to the
 // balancer, which serves keys only to entitled viewers. Admits viewers under the
-// stream and traffic limits with a waiting queue (flow 4, AdmissionPolicy) and
+// stream and traffic limits with a waiting queue (flow 4, the admission component: admission/admission.h) and
 // answers the app's access check. Also /health, /metrics, the operator's overload
 // switch and /admin/status, reload on SIGHUP, graceful drain.
 //
@@ -22,8 +22,7 @@
 #include <vector>
 
 #include "api/api.h"
-#include "balancer/admission_policy.h"
-#include "balancer/redis_admission.h"
+#include "balancer/admission_names.h"
 #include "balancer/cidr.h"
 #include "balancer/live_restart.h"
 #include "balancer/source_policy.h"
@@ -150,10 +149,6 @@ class Balancer : public common::Service<BalancerConfig> {
   // server limits change only on restart. An error leaves the running config.
   common::Status reload(BalancerConfig fresh) override;
   void stop_background() override;
-
-  // The admission decisions (limits and queue) for the REST API's access check.
-  // Lives as long as the Balancer; any thread.
-  AdmissionGate& admission_gate();
 
   struct Shared;
 

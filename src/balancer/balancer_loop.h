@@ -2,7 +2,7 @@
 // loop's handlers.
 //
 // Balancer::Shared is process-wide. Its config, cache health and admission are
-// read by every loop (snapshots and one mutex-guarded policy); the source cache,
+// read by every loop (snapshots, and admission's interface, which any loop may ask); the source cache,
 // the key store, the health poller and the HTTP client they use belong to the
 // home loop, and other loops reach them only through post().
 // BalancerLoop is one loop's part: its own source front, channel allowlist,
@@ -26,9 +26,7 @@
 #include "balancer/channel_allowlist.h"
 #include "balancer/health_poller.h"
 #include "balancer/key_store.h"
-#include "balancer/redis_admission.h"
 #include "balancer/request_params.h"
-#include "balancer/shared_admission.h"
 #include "balancer/source_cache.h"
 #include "balancer/source_front.h"
 #include "balancer/stable_links.h"
@@ -96,17 +94,6 @@ struct Balancer::Shared {
   Shared(common::ServiceContext& context, std::shared_ptr<const RuntimeConfig> initial);
 
   common::Counter& error_counter(const std::string& code);
-  // Admission for a playlist request (`stream`) on `loop` (any loop's thread): the in-process
-  // policy answers inline; with admission.backend redis the fleet's store answers, inline from
-  // a local lease or later on `loop`.
-  void decide(common::EventLoop& loop, ViewerKey viewer, const StreamInfo& stream, const ViewerSource& from,
-              TimePoint now, std::function<void(const AdmissionDecision&)> done);
-  // The app's access check, likewise (AdmissionGate::check).
-  void check_access(common::EventLoop& loop, ViewerKey viewer, std::string_view channel, const ViewerSource& from,
-                    TimePoint now, std::function<void(const AdmissionDecision&)> done);
-  // The admission snapshot: the policy's, or the fleet's last read from Redis (with this
-  // process's per-channel and per-cache counts).
-  AdmissionStatus admission_status(TimePoint now);
   common::Counter& admission_counter(const char* endpoint, const char* result);
   // Any loop: asks the home loop's key store; `done` runs on `back`.
   void fetch_key(common::EventLoop& back, const std::string& url, KeyCallback done);
@@ -127,9 +114,9 @@ struct Balancer::Shared {
   common::MetricsRegistry& metrics;
   common::Published<RuntimeConfig> config;
   common::Published<HealthView> health;
-  SharedAdmission admission;  // admission.backend local (the default)
-  // admission.backend redis: the fleet's store (one connection per loop); null otherwise.
-  std::unique_ptr<RedisAdmission> fleet;
+  // Limits and queue (admission/admission.h): in this process or shared through Redis, as
+  // admission.backend chose at start. Any loop asks it; tick() on the home loop.
+  std::unique_ptr<Admission> admission;
   // Stable segment hosts per viewer and playlist (stable_links.h), for every loop.
   ListingTable listings{400000, std::chrono::seconds(60)};
   // Home loop only.

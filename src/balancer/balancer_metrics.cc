@@ -42,7 +42,7 @@ std::string Balancer::Shared::render_metrics() {
 }
 
 void Balancer::Shared::refresh_snapshot(TimePoint now) {
-  status_snapshot = admission_status(now);
+  status_snapshot = admission->status(now);
   const AdmissionCounters& c = status_snapshot.counters;
   sync_counter(admitted_direct, c.admitted - c.admitted_from_queue);
   sync_counter(admitted_from_queue, c.admitted_from_queue);

@@ -45,33 +45,29 @@ void BalancerLoop::handle_switch(HttpExchange& ex) {
     send_reply(out, switch_reply(on, changed));
   };
   const std::optional<bool> want = state.present ? std::optional<bool>(state.on) : std::nullopt;
-  if (shared_.fleet) {
-    // The fleet's switch lives in Redis: every balancer sees it.
-    auto held = std::make_shared<HttpExchange>(std::move(ex));
-    shared_.fleet->switch_emulation(loop_, want, [this, held, answer](std::optional<EmulationSwitch> s) {
-      if (!s) {
-        shared_.error_counter("admission_unavailable").inc();
-        Reply down = error_reply(503, "admission_unavailable",
-                                 "The shared admission store (Redis) cannot be reached; nothing changed.");
-        down.headers.push_back({"Retry-After", "1"});
-        return send_reply(*held, down);
-      }
-      answer(*held, s->on, s->changed);
-    });
-    return;
-  }
-  const SharedAdmission::Switched s = shared_.admission.switch_emulation(want, shared_.clock.now());
-  answer(ex, s.on, s.changed);
+  // With admission on Redis the switch is the fleet's (every balancer sees it) and answers later.
+  auto held = std::make_shared<HttpExchange>(std::move(ex));
+  shared_.admission->switch_emulation(
+      loop_, want, shared_.clock.now(), [this, held, answer](std::optional<EmulationSwitch> s) {
+        if (!s) {
+          shared_.error_counter("admission_unavailable").inc();
+          Reply down = error_reply(503, "admission_unavailable",
+                                   "The shared admission store (Redis) cannot be reached; nothing changed.");
+          down.headers.push_back({"Retry-After", "1"});
+          return send_reply(*held, down);
+        }
+        answer(*held, s->on, s->changed);
+      });
 }
 
 void BalancerLoop::handle_admin_status(HttpExchange& ex) {
   if (!operator_access(ex)) return;
-  send_reply(ex, admin_status_reply(shared_.admission_status(shared_.clock.now())));
+  send_reply(ex, admin_status_reply(shared_.admission->status(shared_.clock.now())));
 }
 
 void BalancerLoop::handle_health(HttpExchange& ex) {
   const auto now = shared_.clock.now();
-  const AdmissionStatus status = shared_.admission_status(now);
+  const AdmissionStatus status = shared_.admission->status(now);
   const BalancerConfig& c = config_.get().config;
   const HealthView& view = health_.get();
   bool draining = false;

@@ -352,8 +352,8 @@ void BalancerLoop::serve_playlist(const PendingPtr& p, const SourceResult& r) {
   if (const std::string& cache_id = cache ? cache->id : std::string(); cache_id != p->cache_id) {
     // A node's health changed while origin answered: the viewer's slot follows its chunks (an
     // admitted viewer keeps its one slot; this response was admitted when it arrived).
-    shared_.decide(loop_, p->viewer_key, {p->channel->id, cache_id, p->bandwidth_bps}, {}, started,
-                   [](const AdmissionDecision&) {});
+    shared_.admission->request(loop_, p->viewer_key, {p->channel->id, cache_id, p->bandwidth_bps}, {}, started,
+                               [](const AdmissionDecision&) {});
   }
   const std::vector<std::string>* links = nullptr;
   if (version.plan.chunk_slots > 0) {
@@ -411,11 +411,11 @@ void BalancerLoop::admit(const PendingPtr& p, std::function<void()> then) {
                                  .first;
   p->cache_id = cache ? cache->id : std::string();
   p->bandwidth_bps = allowlist_.variant_bandwidth(*p->channel, p->request.origin_target);
-  shared_.decide(loop_, p->viewer_key, {p->channel->id, p->cache_id, p->bandwidth_bps},
-                 viewer_source(*p->config, p->ex.remote_ip(), p->viewer_key), now,
-                 [this, p, then = std::move(then)](const AdmissionDecision& d) {
-                   if (answer_admission(*p, d)) then();
-                 });
+  shared_.admission->request(loop_, p->viewer_key, {p->channel->id, p->cache_id, p->bandwidth_bps},
+                             viewer_source(*p->config, p->ex.remote_ip(), p->viewer_key), now,
+                             [this, p, then = std::move(then)](const AdmissionDecision& d) {
+                               if (answer_admission(*p, d)) then();
+                             });
 }
 
 bool BalancerLoop::answer_admission(Pending& p, const AdmissionDecision& d) {

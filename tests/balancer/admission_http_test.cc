@@ -1,22 +1,26 @@
 // The HTTP face of admission as pure functions: the queue answer's status, Retry-After and JSON
-// shape; the access check asking only the AdmissionGate; operator authorisation (key, loopback);
+// shape; the access check's answer to admission's decision; operator authorisation (key, loopback);
 // the switch's ?state=; the /admin/status document.
 #include "balancer/admission_http.h"
 
 #include <doctest/doctest.h>
 #include <rapidjson/document.h>
 
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
+#include <vector>
+
+#include "common/event_loop.h"
 
 namespace balancer {
 namespace {
 
 using namespace std::chrono_literals;
 
-TimePoint t(int seconds) {
-  return TimePoint(std::chrono::hours(1)) + std::chrono::seconds(seconds);
+admission::TimePoint t(int seconds) {
+  return admission::TimePoint(std::chrono::hours(1)) + std::chrono::seconds(seconds);
 }
 
 rapidjson::Document parse(const std::string& body) {
@@ -44,24 +48,6 @@ AdmissionDecision queued(uint64_t ticket, uint64_t position, int wait_s, int ret
   return d;
 }
 
-// Records what the handler asked and answers a preset decision.
-class FakeGate final : public AdmissionGate {
- public:
-  explicit FakeGate(AdmissionDecision answer) : answer_(answer) {}
-  AdmissionDecision check(ViewerKey viewer, std::string_view channel, TimePoint now,
-                          const ViewerSource& = {}) override {
-    asked_viewer = viewer;
-    asked_channel = channel;
-    asked_at = now;
-    return answer_;
-  }
-  std::string asked_viewer, asked_channel;
-  TimePoint asked_at;
-
- private:
-  AdmissionDecision answer_;
-};
-
 TEST_CASE("a queued viewer gets 503, Retry-After and the error shape plus the queue fields") {
   const Reply r = queued_reply(queued(17, 3, 45, 10));
   CHECK(r.status == 503);
@@ -83,47 +69,24 @@ TEST_CASE("a queued viewer gets 503, Retry-After and the error shape plus the qu
   CHECK(parse(soon.body)["queue"]["retry_after_s"].GetInt64() == 1);
 }
 
-TEST_CASE("the access check asks only the gate and answers granted, queued or bad_viewer") {
+TEST_CASE("the access check answers granted, queued (the playlist's answer) or bad_viewer") {
   AdmissionDecision admitted;
   admitted.kind = AdmissionDecision::Kind::kAdmitted;
-  FakeGate yes(admitted);
-  Reply r = access_reply(yes, "t:viewer-1", "demo", t(5));
-  CHECK(yes.asked_viewer == "t:viewer-1");
-  CHECK(yes.asked_channel == "demo");
-  CHECK(yes.asked_at == t(5));
+  Reply r = access_reply(admitted, "demo");
   CHECK(r.status == 200);
   auto doc = parse(r.body);
   CHECK(std::string(doc["access"].GetString()) == "granted");
   CHECK(std::string(doc["channel"].GetString()) == "demo");
   CHECK_FALSE(header(r, "Retry-After").has_value());
 
-  FakeGate wait(queued(4, 2, 30, 10));
-  r = access_reply(wait, "v:abc", "demo", t(6));
+  r = access_reply(queued(4, 2, 30, 10), "demo");
   CHECK(r.status == 503);
   CHECK(r.body == queued_reply(queued(4, 2, 30, 10)).body);  // the playlist's answer, exactly
   CHECK(header(r, "Retry-After") == "10");
 
-  FakeGate bad{AdmissionDecision{}};
-  r = access_reply(bad, "", "demo", t(7));
+  r = access_reply(AdmissionDecision{}, "demo");
   CHECK(r.status == 400);
   CHECK(std::string(parse(r.body)["error"]["code"].GetString()) == "bad_viewer");
-}
-
-TEST_CASE("the access check and playlist requests share one ticket in the real policy") {
-  AdmissionLimits limits;
-  limits.max_streams = 1;
-  AdmissionPolicy policy(limits);
-  REQUIRE(policy.request("t:a", {"demo", "", 0}, t(0)).admitted());
-  const Reply first = access_reply(policy, "t:b", "demo", t(1));
-  REQUIRE(first.status == 503);
-  const auto ticket = parse(first.body)["queue"]["ticket"].GetUint64();
-  const AdmissionDecision renewed = policy.request("t:b", {"demo", "c1", 2'000'000}, t(2));
-  CHECK(renewed.ticket == ticket);
-  CHECK(renewed.position == 1);
-  REQUIRE(policy.release("t:a", t(3)));
-  CHECK(access_reply(policy, "t:b", "demo", t(4)).status == 200);
-  CHECK(policy.request("t:b", {"demo", "c1", 2'000'000}, t(5)).admitted());
-  CHECK(policy.status(t(5)).active_viewers == 1);
 }
 
 TEST_CASE("operator access: the right key anywhere, loopback without a key when allowed") {
@@ -195,15 +158,21 @@ TEST_CASE("/admin/status: viewers by channel and cache, queue, traffic, limits, 
   limits.max_streams = 2;
   limits.max_traffic_mbps = 100;
   limits.idle_timeout = 90500ms;
-  AdmissionPolicy policy(limits);
-  REQUIRE(policy.request("t:a", {"demo", "venue-a", 2'000'000}, t(0)).admitted());
-  REQUIRE(policy.request("v:b", {"news", "", 500'000}, t(0)).admitted());
-  REQUIRE(policy.request("v:c", {"demo", "venue-a", 0}, t(1)).kind ==
-          AdmissionDecision::Kind::kQueued);
-  policy.set_measured_traffic_mbps(1.0, t(2));
-  policy.set_emulation(true, t(2));
+  std::unique_ptr<Admission> admission = admission::make_local_admission(limits);
+  common::EventLoop loop(0);  // in-process admission answers inline, on the caller's thread
+  std::vector<AdmissionDecision> decided;
+  auto keep = [&](const AdmissionDecision& d) { decided.push_back(d); };
+  admission->request(loop, "t:a", {"demo", "venue-a", 2'000'000}, {}, t(0), keep);
+  admission->request(loop, "v:b", {"news", "", 500'000}, {}, t(0), keep);
+  admission->request(loop, "v:c", {"demo", "venue-a", 0}, {}, t(1), keep);
+  REQUIRE(decided.size() == 3);
+  REQUIRE(decided[0].admitted());
+  REQUIRE(decided[1].admitted());
+  REQUIRE(decided[2].kind == AdmissionDecision::Kind::kQueued);
+  admission->set_measured_traffic_mbps(1.0, t(2));
+  admission->switch_emulation(loop, true, t(2), [](std::optional<EmulationSwitch>) {});
 
-  const Reply reply = admin_status_reply(policy.status(t(4)));
+  const Reply reply = admin_status_reply(admission->status(t(4)));
   CHECK(reply.status == 200);
   const auto doc = parse(reply.body);
   CHECK(doc["emulation"].GetBool());
@@ -240,9 +209,9 @@ TEST_CASE("/admin/status: viewers by channel and cache, queue, traffic, limits, 
     CHECK(c.HasMember(k));
   }
 
-  policy.set_measured_traffic_mbps(std::nullopt, t(5));
+  admission->set_measured_traffic_mbps(std::nullopt, t(5));
   CHECK(
-      parse(admission_status_json(policy.status(t(5))))["traffic"]["measured_cache_mbps"].IsNull());
+      parse(admission_status_json(admission->status(t(5))))["traffic"]["measured_cache_mbps"].IsNull());
 }
 
 }  // namespace

@@ -16,9 +16,9 @@
 #include <unordered_map>
 #include <vector>
 
-#include "balancer/admission_policy.h"
+#include "admission/admission_policy.h"
 
-namespace balancer::admission_internal {
+namespace admission::detail {
 
 using Seconds = std::chrono::duration<double>;
 
@@ -326,4 +326,4 @@ inline uint32_t saturate_bps(uint64_t bps) {
   return static_cast<uint32_t>(std::min<uint64_t>(bps, std::numeric_limits<uint32_t>::max()));
 }
 
-}  // namespace balancer::admission_internal
+}  // namespace admission::detail

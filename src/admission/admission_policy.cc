@@ -1,4 +1,4 @@
-#include "balancer/admission_policy.h"
+#include "admission/admission_policy.h"
 
 #include <algorithm>
 #include <cassert>
@@ -6,11 +6,11 @@
 #include <limits>
 #include <utility>
 
-#include "balancer/admission_structures.h"
+#include "admission/admission_structures.h"
 
-namespace balancer {
+namespace admission {
 
-using namespace admission_internal;
+using namespace detail;
 
 std::optional<std::string> validate_admission_limits(const AdmissionLimits& l) {
   if (!std::isfinite(l.max_traffic_mbps) || l.max_traffic_mbps < 0)
@@ -484,4 +484,4 @@ AdmissionStatus AdmissionPolicy::status(TimePoint now) {
   return impl_->status(now);
 }
 
-}  // namespace balancer
+}  // namespace admission

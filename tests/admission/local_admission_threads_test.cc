@@ -1,23 +1,63 @@
-// SharedAdmission from two threads at once: the limits and the FIFO queue stay
-// exact for the whole process (one admission whatever the number of loops).
-#include "balancer/shared_admission.h"
-
+// The in-process backend (make_local_admission) asked from two threads (two event loops) at
+// once: the limits and the FIFO queue stay exact for the whole process (one admission whatever
+// the number of loops). It answers inline, so each call's decision is known when it returns.
 #include <doctest/doctest.h>
 
 #include <algorithm>
 #include <atomic>
 #include <map>
+#include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
 #include <vector>
 
-namespace balancer {
+#include "admission/admission.h"
+#include "common/event_loop.h"
+
+namespace admission {
 namespace {
 
 using namespace std::chrono_literals;
 
 const TimePoint kT0 = TimePoint(std::chrono::hours(1));
+
+// One event loop per thread, as in the servers (the in-process backend does not run them).
+common::EventLoop& loop_of(int thread) {
+  static common::EventLoop loops[2] = {common::EventLoop(0), common::EventLoop(1)};
+  return loops[thread];
+}
+
+AdmissionDecision request(Admission& a, int thread, const std::string& viewer) {
+  std::optional<AdmissionDecision> out;
+  a.request(loop_of(thread), viewer, StreamInfo{"ch1", "c1", 0}, {}, kT0,
+            [&](const AdmissionDecision& d) { out = d; });
+  REQUIRE(out.has_value());  // answered inline
+  return *out;
+}
+
+AdmissionDecision check(Admission& a, int thread, const std::string& viewer) {
+  std::optional<AdmissionDecision> out;
+  a.check(loop_of(thread), viewer, "", {}, kT0, [&](const AdmissionDecision& d) { out = d; });
+  REQUIRE(out.has_value());
+  return *out;
+}
+
+bool release(Admission& a, int thread, const std::string& viewer) {
+  std::optional<bool> out;
+  a.release(loop_of(thread), viewer, kT0,
+            [&](std::optional<bool> released) { out = released.value_or(false); });
+  REQUIRE(out.has_value());
+  return *out;
+}
+
+EmulationSwitch switch_emulation(Admission& a, std::optional<bool> want) {
+  std::optional<EmulationSwitch> out;
+  a.switch_emulation(loop_of(0), want, kT0, [&](std::optional<EmulationSwitch> s) { out = s; });
+  REQUIRE(out.has_value());
+  return *out;
+}
 
 struct Arrival {
   std::string viewer;
@@ -26,14 +66,14 @@ struct Arrival {
 
 // Runs `per_thread` new viewers from each of two threads ("a<i>", "b<i>"),
 // released together, and returns what each was told, per thread in order.
-std::vector<std::vector<Arrival>> arrive_from_two_threads(SharedAdmission& admission, int per_thread) {
+std::vector<std::vector<Arrival>> arrive_from_two_threads(Admission& admission, int per_thread) {
   std::vector<std::vector<Arrival>> seen(2);
   std::atomic<bool> go{false};
   auto run = [&](int thread) {
     while (!go.load()) std::this_thread::yield();
     for (int i = 0; i < per_thread; ++i) {
       std::string viewer = std::string(thread == 0 ? "a" : "b") + std::to_string(i);
-      seen[thread].push_back({viewer, admission.request(viewer, StreamInfo{"ch1", "c1", 0}, kT0)});
+      seen[thread].push_back({viewer, request(admission, thread, viewer)});
     }
   };
   std::thread a(run, 0), b(run, 1);
@@ -45,10 +85,12 @@ std::vector<std::vector<Arrival>> arrive_from_two_threads(SharedAdmission& admis
 
 }  // namespace
 
-TEST_CASE("two threads arriving at once: exact counts, every queue position once, FIFO per thread") {
+TEST_CASE(
+    "two threads arriving at once: exact counts, every queue position once, FIFO per thread") {
   AdmissionLimits limits;
   limits.max_streams = 100;
-  SharedAdmission admission(limits);
+  std::unique_ptr<Admission> owned = make_local_admission(limits);
+  Admission& admission = *owned;
   constexpr int kPerThread = 2000;
   auto seen = arrive_from_two_threads(admission, kPerThread);
 
@@ -85,8 +127,9 @@ TEST_CASE("two threads arriving at once: exact counts, every queue position once
     auto renew = [&](int thread) {
       for (const auto& arrival : seen[thread]) {
         if (arrival.decision.admitted()) continue;
-        AdmissionDecision again = admission.check(arrival.viewer, "", kT0);
-        if (again.kind != AdmissionDecision::Kind::kQueued || again.ticket != arrival.decision.ticket ||
+        AdmissionDecision again = check(admission, thread, arrival.viewer);
+        if (again.kind != AdmissionDecision::Kind::kQueued ||
+            again.ticket != arrival.decision.ticket ||
             again.position != arrival.decision.position) {
           ++moved;
         }
@@ -101,15 +144,17 @@ TEST_CASE("two threads arriving at once: exact counts, every queue position once
   SUBCASE("slots freed from both threads go to the head of the queue, in queue order") {
     constexpr size_t kFreed = 40;
     std::atomic<int> released{0};
-    auto release = [&](size_t parity) {
-      for (size_t i = parity; i < kFreed; i += 2) released += admission.release(admitted[i], kT0) ? 1 : 0;
+    auto free_half = [&](size_t parity) {
+      for (size_t i = parity; i < kFreed; i += 2) {
+        released += release(admission, static_cast<int>(parity), admitted[i]) ? 1 : 0;
+      }
     };
-    std::thread a(release, 0), b(release, 1);
+    std::thread a(free_half, 0), b(free_half, 1);
     a.join();
     b.join();
     CHECK(released == kFreed);
     // A newcomer does not jump the queue although slots are free (they are reserved).
-    AdmissionDecision newcomer = admission.request("late", StreamInfo{"ch1", "c1", 0}, kT0);
+    AdmissionDecision newcomer = request(admission, 0, "late");
     CHECK(newcomer.kind == AdmissionDecision::Kind::kQueued);
     CHECK(newcomer.position == by_position.size() + 1);
     // The first kFreed in the queue are admitted when they renew (asked last to
@@ -121,31 +166,32 @@ TEST_CASE("two threads arriving at once: exact counts, every queue position once
     }
     for (auto it = head.rbegin(); it != head.rend(); ++it) {
       CAPTURE(*it);
-      CHECK(admission.check(*it, "", kT0).admitted());
+      CHECK(check(admission, 0, *it).admitted());
     }
     // Everyone behind moved up by exactly kFreed.
     auto next = std::next(by_position.begin(), kFreed);
-    AdmissionDecision behind = admission.check(next->second, "", kT0);
+    AdmissionDecision behind = check(admission, 0, next->second);
     CHECK(behind.kind == AdmissionDecision::Kind::kQueued);
     CHECK(behind.position == next->first - kFreed);
     CHECK(admission.status(kT0).active_viewers == 100);
   }
 }
 
-TEST_CASE("two threads switching overload emulation and arriving: no one is admitted while it is on") {
+TEST_CASE(
+    "two threads switching overload emulation and arriving: no one is admitted while it is on") {
   AdmissionLimits limits;
   limits.max_streams = 1000;
-  SharedAdmission admission(limits);
-  CHECK(admission.switch_emulation(true, kT0).changed);
+  std::unique_ptr<Admission> owned = make_local_admission(limits);
+  Admission& admission = *owned;
+  CHECK(switch_emulation(admission, true).changed);
   auto seen = arrive_from_two_threads(admission, 500);
   for (const auto& thread : seen) {
     for (const auto& arrival : thread) CHECK_FALSE(arrival.decision.admitted());
   }
-  CHECK(admission.switch_emulation(std::nullopt, kT0).on == false);  // toggled off
-  CHECK_FALSE(admission.emulation());
+  CHECK(switch_emulation(admission, std::nullopt).on == false);  // toggled off
   // Off: admissions resume in queue order, so the first arrival overall is admitted.
   AdmissionStatus status = admission.status(kT0);
   CHECK(status.queued_viewers == 1000);
   CHECK(status.reserved_slots == 1000);
 }
-}  // namespace balancer
+}  // namespace admission

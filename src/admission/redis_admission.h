@@ -1,5 +1,6 @@
-// Admission shared by several balancers through Redis (admission.backend: redis; DESIGN.md
-// "Stores" and "Scale"; docs/admission.md, "Several balancers: admission on Redis").
+// The Redis backend of admission (admission.backend: redis; DESIGN.md "Stores" and "Scale";
+// docs/admission.md, "Several balancers: admission on Redis"). Inside the admission component:
+// callers use make_redis_admission() (admission/admission.h). Not a public header.
 //
 // RedisAdmissionScripts: the admission decisions as calls of one atomic Lua script on one
 // connection (one RedisClient, one loop). Each call's callback runs on that loop. A call Redis
@@ -24,32 +25,14 @@
 #include <utility>
 #include <vector>
 
-#include "balancer/admission_policy.h"
+#include "admission/admission.h"
 #include "common/redis_client.h"
 
 namespace common {
 class EventLoop;
 }
 
-namespace balancer {
-
-// admission.redis.* (docs/configuration.md).
-struct RedisAdmissionOptions {
-  std::string host = "127.0.0.1";          // admission.redis.host (name or IP)
-  uint16_t port = 6379;                    // admission.redis.port
-  std::string password;                    // admission.redis.password ("" = no AUTH)
-  std::string prefix = "balancer";         // admission.redis.prefix: key namespace of one fleet
-  std::chrono::milliseconds timeout{500};  // admission.redis.timeout_ms
-  std::chrono::milliseconds heartbeat_interval{1000};  // admission.redis.heartbeat_ms
-
-  bool operator==(const RedisAdmissionOptions&) const = default;
-};
-
-// The overload switch's outcome.
-struct EmulationSwitch {
-  bool on = false;
-  bool changed = false;
-};
+namespace admission {
 
 class RedisAdmissionScripts {
  public:
@@ -58,7 +41,8 @@ class RedisAdmissionScripts {
 
   using DecisionCallback = std::function<void(const AdmissionDecision&)>;
   // A playlist request or access check of `viewer` (bandwidth_bps 0 keeps the known one).
-  // `now_ms`: wall-clock milliseconds; 0 takes Redis's own clock.
+  // `now_ms`: the store's time in milliseconds (StoreTime::kCallerNow); 0 takes Redis's own
+  // clock (wall clock, the fleet's one clock).
   void decide(ViewerKey viewer, uint64_t bandwidth_bps, const ViewerSource& from,
               const AdmissionLimits& limits, int64_t now_ms, DecisionCallback done);
   // Refreshes the slots of `beats` (viewer, bandwidth); restores those Redis lost. `done(ok)`.
@@ -67,6 +51,10 @@ class RedisAdmissionScripts {
   // Sets (or with nullopt toggles) overload emulation for the fleet; nullopt when unavailable.
   void switch_emulation(std::optional<bool> want, const AdmissionLimits& limits, int64_t now_ms,
                         std::function<void(std::optional<EmulationSwitch>)> done);
+  // Frees the slot or drops the ticket of `viewer`: `done(true)` when it held one, false when
+  // neither, nullopt when unavailable.
+  void release(ViewerKey viewer, const AdmissionLimits& limits, int64_t now_ms,
+               std::function<void(std::optional<bool>)> done);
   // The fleet's numbers (per-channel and per-cache lists and the traffic correction are this
   // process's business and are left empty here); expires what is due. nullopt when unavailable.
   void status(const AdmissionLimits& limits, int64_t now_ms,
@@ -83,42 +71,38 @@ class RedisAdmissionScripts {
 // The decision given when Redis cannot be asked: 503 admission_unavailable, Retry-After.
 AdmissionDecision unavailable_decision(const AdmissionLimits& limits);
 
-class RedisAdmission {
+class RedisAdmission final : public Admission {
  public:
-  // `loops`: the process's event loops (loops[0] the home loop); one connection each, created
-  // here (main thread, before the loops run). The loops must outlive this object.
+  // See make_redis_admission().
   RedisAdmission(const std::vector<common::EventLoop*>& loops, const RedisAdmissionOptions& options,
-                 const AdmissionLimits& limits);
-  ~RedisAdmission();
+                 const AdmissionLimits& limits, StoreTime time);
+  ~RedisAdmission() override;
   RedisAdmission(const RedisAdmission&) = delete;
   RedisAdmission& operator=(const RedisAdmission&) = delete;
 
-  // `loop`'s thread (one of the loops given at construction): the decision for a playlist
-  // request of `viewer` on `stream`. `done` runs on `loop`, inline when a valid local lease
-  // answers it, else when Redis answered (or did not in time: kUnavailable).
+  // Answered inline when a valid local lease answers it, else when Redis answered (or did not
+  // in time: kUnavailable).
   void request(common::EventLoop& loop, ViewerKey viewer, const StreamInfo& stream,
-               const ViewerSource& from, TimePoint now,
-               std::function<void(const AdmissionDecision&)> done);
-  // The same for the app's access check: `channel` ("" keeps the viewer's) and no cache or
-  // bandwidth news (AdmissionGate::check).
+               const ViewerSource& from, TimePoint now, DecisionCallback done) override;
   void check(common::EventLoop& loop, ViewerKey viewer, std::string_view channel,
-             const ViewerSource& from, TimePoint now,
-             std::function<void(const AdmissionDecision&)> done);
-  // `loop`'s thread: the overload switch for the fleet; nullopt when Redis is unreachable.
-  void switch_emulation(common::EventLoop& loop, std::optional<bool> want,
-                        std::function<void(std::optional<EmulationSwitch>)> done);
-
-  // Home loop, every second: sends the heartbeat batch when due, drops leases that ran out and
-  // refreshes the status snapshot from Redis.
-  void tick(TimePoint now);
-  // Any thread: new limits (reload). Admitted viewers keep their slots.
-  void set_limits(const AdmissionLimits& limits);
-  // Any thread: the last status read from Redis (the fleet's counts) with this process's own
-  // per-channel and per-cache counts of its leased viewers; `reachable` false until Redis
-  // answered a status call, or after one failed.
-  AdmissionStatus status(TimePoint now, bool* reachable = nullptr) const;
-  // Any thread: viewers holding a valid local lease.
-  size_t leases() const;
+             const ViewerSource& from, TimePoint now, DecisionCallback done) override;
+  // Drops the local lease at once, then asks Redis. (A heartbeat batch already on its way may
+  // still restore the slot; it then runs out after the idle timeout like any unrefreshed one.)
+  void release(common::EventLoop& loop, ViewerKey viewer, TimePoint now,
+               std::function<void(std::optional<bool>)> done) override;
+  // The fleet's switch lives in Redis: every balancer sees it.
+  void switch_emulation(common::EventLoop& loop, std::optional<bool> want, TimePoint now,
+                        std::function<void(std::optional<EmulationSwitch>)> done) override;
+  // Used with the next script call.
+  void set_limits(const AdmissionLimits& limits, TimePoint now) override;
+  // Ignored: the fleet's estimate stays the declared one.
+  void set_measured_traffic_mbps(std::optional<double>, TimePoint) override {}
+  // Home loop: sends the heartbeat batch when due, drops leases that ran out and refreshes the
+  // status snapshot from Redis.
+  void tick(TimePoint now, std::function<void()> done) override;
+  // The last status read from Redis (the fleet's counts) with this process's own per-channel
+  // and per-cache counts of its leased viewers.
+  AdmissionStatus status(TimePoint now) override;
 
  private:
   struct Lease {
@@ -133,22 +117,24 @@ class RedisAdmission {
 
   AdmissionLimits limits() const;
   PerLoop& on(common::EventLoop& loop);
+  // The `now_ms` the scripts get: 0 (Redis's clock) or the caller's `now` in milliseconds.
+  int64_t store_ms(TimePoint now) const;
   void decide(common::EventLoop& loop, ViewerKey viewer, const StreamInfo& stream,
-              bool stream_known, const ViewerSource& from, TimePoint now,
-              std::function<void(const AdmissionDecision&)> done);
+              bool stream_known, const ViewerSource& from, TimePoint now, DecisionCallback done);
   void confirm(const std::string& key, const StreamInfo& stream, bool stream_known, TimePoint at);
 
   RedisAdmissionOptions options_;
+  StoreTime time_;
   std::vector<std::unique_ptr<PerLoop>> loops_;
   mutable std::mutex mutex_;  // guards everything below
   AdmissionLimits limits_;
   std::unordered_map<std::string, Lease> leases_;
   AdmissionStatus last_status_;
-  bool reachable_ = false;
+  bool reachable_ = false;  // last status call answered (logged when it changes)
   bool heartbeat_in_flight_ = false;
   size_t heartbeats_in_flight_ = 0;  // slices of the batch not answered yet
   bool status_in_flight_ = false;
   TimePoint last_heartbeat_{};
 };
 
-}  // namespace balancer
+}  // namespace admission

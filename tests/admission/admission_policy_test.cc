@@ -1,4 +1,4 @@
-#include "balancer/admission_policy.h"
+#include "admission/admission_policy.h"
 
 #include <doctest/doctest.h>
 
@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-namespace balancer {
+namespace admission {
 namespace {
 
 using namespace std::chrono_literals;
@@ -549,4 +549,4 @@ TEST_CASE("limits validation names the offending config key") {
 }
 
 }  // namespace
-}  // namespace balancer
+}  // namespace admission

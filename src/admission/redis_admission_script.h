@@ -1,6 +1,6 @@
 // The Lua script that keeps the fleet's admission state in Redis (admission.backend: redis).
 // One script, one operation per call (ARGV[1]), so every multi-step decision is atomic in Redis.
-// The model is the in-process AdmissionPolicy's (docs/admission.md), with wall-clock times in
+// The model is the in-process AdmissionPolicy's (admission_policy.h) (docs/admission.md), with wall-clock times in
 // milliseconds (the caller's, or Redis's own TIME when the caller passes 0), never a process's
 // steady clock. Keys (all under one prefix, one hash tag, so a cluster keeps them on one shard):
 //   KEYS[1] slots      zset  viewer -> last refresh (ms)
@@ -14,7 +14,7 @@
 //       retry_after_ms, max_anonymous_per_address, max_tickets_per_address, max_entries, op args...
 #pragma once
 
-namespace balancer {
+namespace admission {
 
 inline constexpr const char* kRedisAdmissionScript = R"lua(
 local S, Q, R, V, ST, O, A = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
@@ -299,6 +299,26 @@ elseif op == 'emulation' then
   expire()
   finish()
   return {on and 1 or 0, changed and 1 or 0}
+elseif op == 'release' then
+  -- The viewer stops watching: its slot is freed (counted as turnover) or its ticket dropped.
+  expire()
+  local key = ARGV[12]
+  local i = info(key)
+  local released = 0
+  if redis.call('ZSCORE', S, key) then
+    free_slot(key, i, now)
+    released = 1
+  elseif redis.call('ZSCORE', Q, key) then
+    leave_queue(key, i)
+    forget(key, i)
+    released = 1
+  end
+  if released == 1 then
+    sinc('c_released', 1)
+    reconcile()
+  end
+  finish()
+  return {released}
 elseif op == 'status' then
   expire()
   local qlen = redis.call('ZCARD', Q)
@@ -316,9 +336,9 @@ elseif op == 'status' then
           tostring(bw_sum), known, tostring(estimate()), tostring(rate()),
           sget('c_admitted'), sget('c_admitted_from_queue'), sget('c_tickets_issued'), sget('c_slots_expired'),
           sget('c_tickets_expired'), sget('c_reservations_lapsed'), sget('c_refused_address'),
-          sget('c_refused_full'), now}
+          sget('c_refused_full'), now, sget('c_released')}
 end
 return redis.error_reply('unknown admission op ' .. tostring(op))
 )lua";
 
-}  // namespace balancer
+}  // namespace admission

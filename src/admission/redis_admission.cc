@@ -1,14 +1,14 @@
-#include "balancer/redis_admission.h"
+#include "admission/redis_admission.h"
 
 #include <algorithm>
 #include <cassert>
 #include <cmath>
 
-#include "balancer/redis_admission_script.h"
+#include "admission/redis_admission_script.h"
 #include "common/event_loop.h"
 #include "common/log.h"
 
-namespace balancer {
+namespace admission {
 namespace {
 
 constexpr const char* kLog = "admission";
@@ -160,6 +160,20 @@ void RedisAdmissionScripts::switch_emulation(
   });
 }
 
+void RedisAdmissionScripts::release(ViewerKey viewer, const AdmissionLimits& limits, int64_t now_ms,
+                                    std::function<void(std::optional<bool>)> done) {
+  if (viewer.empty() || viewer.size() > kMaxViewerKeyBytes) return done(false);
+  auto a = args("release", limits, now_ms);
+  a.emplace_back(viewer);
+  client_.eval(script(), keys_, a, [done = std::move(done)](const RedisReply* r) {
+    if (!is_array(r, 1)) {
+      if (r != nullptr) LOG_ERROR(kLog, "release script failed: ", r->str);
+      return done(std::nullopt);
+    }
+    done(r->elements[0].as_int() == 1);
+  });
+}
+
 void RedisAdmissionScripts::status(const AdmissionLimits& limits, int64_t now_ms,
                                    std::function<void(std::optional<AdmissionStatus>)> done) {
   client_.eval(script(), keys_, args("status", limits, now_ms),
@@ -186,6 +200,7 @@ void RedisAdmissionScripts::status(const AdmissionLimits& limits, int64_t now_ms
                  c.reservations_lapsed = static_cast<uint64_t>(e[15].as_int());
                  c.refused_address = static_cast<uint64_t>(e[16].as_int());
                  c.refused_full = static_cast<uint64_t>(e[17].as_int());
+                 if (e.size() > 19) c.released = static_cast<uint64_t>(e[19].as_int());
                  done(s);
                });
 }
@@ -203,8 +218,9 @@ struct RedisAdmission::PerLoop {
 };
 
 RedisAdmission::RedisAdmission(const std::vector<common::EventLoop*>& loops,
-                               const RedisAdmissionOptions& options, const AdmissionLimits& limits)
-    : options_(options), limits_(limits) {
+                               const RedisAdmissionOptions& options, const AdmissionLimits& limits,
+                               StoreTime time)
+    : options_(options), time_(time), limits_(limits) {
   for (common::EventLoop* loop : loops) loops_.push_back(std::make_unique<PerLoop>(*loop, options));
   last_status_.limits = limits;
 }
@@ -216,7 +232,13 @@ AdmissionLimits RedisAdmission::limits() const {
   return limits_;
 }
 
-void RedisAdmission::set_limits(const AdmissionLimits& limits) {
+int64_t RedisAdmission::store_ms(TimePoint now) const {
+  if (time_ == StoreTime::kRedisClock) return 0;
+  // Never 0, which would mean Redis's clock.
+  return std::max<int64_t>(1, millis(now.time_since_epoch()));
+}
+
+void RedisAdmission::set_limits(const AdmissionLimits& limits, TimePoint) {
   std::lock_guard lock(mutex_);
   limits_ = limits;
 }
@@ -240,20 +262,18 @@ void RedisAdmission::confirm(const std::string& key, const StreamInfo& stream, b
 }
 
 void RedisAdmission::request(common::EventLoop& loop, ViewerKey viewer, const StreamInfo& stream,
-                             const ViewerSource& from, TimePoint now,
-                             std::function<void(const AdmissionDecision&)> done) {
+                             const ViewerSource& from, TimePoint now, DecisionCallback done) {
   decide(loop, viewer, stream, true, from, now, std::move(done));
 }
 
 void RedisAdmission::check(common::EventLoop& loop, ViewerKey viewer, std::string_view channel,
-                           const ViewerSource& from, TimePoint now,
-                           std::function<void(const AdmissionDecision&)> done) {
+                           const ViewerSource& from, TimePoint now, DecisionCallback done) {
   decide(loop, viewer, StreamInfo{channel, {}, 0}, false, from, now, std::move(done));
 }
 
 void RedisAdmission::decide(common::EventLoop& loop, ViewerKey viewer, const StreamInfo& stream,
                             bool stream_known, const ViewerSource& from, TimePoint now,
-                            std::function<void(const AdmissionDecision&)> done) {
+                            DecisionCallback done) {
   AdmissionLimits l;
   bool leased = false;
   {
@@ -282,7 +302,7 @@ void RedisAdmission::decide(common::EventLoop& loop, ViewerKey viewer, const Str
     return done(admitted);
   }
   on(loop).scripts.decide(
-      viewer, stream.bandwidth_bps, from, l, 0,
+      viewer, stream.bandwidth_bps, from, l, store_ms(now),
       [this, key = std::string(viewer), channel = std::string(stream.channel),
        cache = std::string(stream.cache), bandwidth = stream.bandwidth_bps, stream_known, now,
        done = std::move(done)](const AdmissionDecision& d) {
@@ -294,12 +314,22 @@ void RedisAdmission::decide(common::EventLoop& loop, ViewerKey viewer, const Str
       });
 }
 
-void RedisAdmission::switch_emulation(common::EventLoop& loop, std::optional<bool> want,
-                                      std::function<void(std::optional<EmulationSwitch>)> done) {
-  on(loop).scripts.switch_emulation(want, limits(), 0, std::move(done));
+void RedisAdmission::release(common::EventLoop& loop, ViewerKey viewer, TimePoint now,
+                             std::function<void(std::optional<bool>)> done) {
+  {
+    std::lock_guard lock(mutex_);
+    leases_.erase(std::string(viewer));
+  }
+  on(loop).scripts.release(viewer, limits(), store_ms(now), std::move(done));
 }
 
-void RedisAdmission::tick(TimePoint now) {
+void RedisAdmission::switch_emulation(common::EventLoop& loop, std::optional<bool> want,
+                                      TimePoint now,
+                                      std::function<void(std::optional<EmulationSwitch>)> done) {
+  on(loop).scripts.switch_emulation(want, limits(), store_ms(now), std::move(done));
+}
+
+void RedisAdmission::tick(TimePoint now, std::function<void()> done) {
   PerLoop& home = *loops_.front();
   std::vector<std::pair<std::string, uint64_t>> beats;
   AdmissionLimits l;
@@ -330,14 +360,25 @@ void RedisAdmission::tick(TimePoint now) {
     send_status = !status_in_flight_;
     if (send_status) status_in_flight_ = true;
   }
+  // `done` runs once every call sent below has answered.
+  const size_t slices = (beats.size() + kHeartbeatSlice - 1) / kHeartbeatSlice;
+  const size_t calls = slices + (send_status ? 1 : 0);
+  if (calls == 0) {
+    if (done) done();
+    return;
+  }
+  auto remaining = std::make_shared<size_t>(calls);
+  auto answered = [remaining, done = std::move(done)] {
+    if (--*remaining == 0 && done) done();
+  };
   // In slices, so one script call never holds Redis for long, however many viewers.
   for (size_t from = 0; from < beats.size(); from += kHeartbeatSlice) {
     std::vector<std::pair<std::string, uint64_t>> slice(
         beats.begin() + static_cast<std::ptrdiff_t>(from),
         beats.begin() +
             static_cast<std::ptrdiff_t>(std::min(beats.size(), from + kHeartbeatSlice)));
-    home.scripts.heartbeat(slice, l, 0, [this, slice, sent = now](bool ok) {
-      std::lock_guard lock(mutex_);
+    home.scripts.heartbeat(slice, l, store_ms(now), [this, slice, sent = now, answered](bool ok) {
+      std::unique_lock lock(mutex_);
       if (--heartbeats_in_flight_ == 0) heartbeat_in_flight_ = false;
       for (const auto& [key, bandwidth] : slice) {
         auto it = leases_.find(key);
@@ -348,11 +389,13 @@ void RedisAdmission::tick(TimePoint now) {
           it->second.beat_pending = true;  // try again with the next batch
         }
       }
+      lock.unlock();
+      answered();
     });
   }
   if (send_status) {
-    home.scripts.status(l, 0, [this](std::optional<AdmissionStatus> s) {
-      std::lock_guard lock(mutex_);
+    home.scripts.status(l, store_ms(now), [this, answered](std::optional<AdmissionStatus> s) {
+      std::unique_lock lock(mutex_);
       status_in_flight_ = false;
       if (reachable_ != s.has_value()) {
         if (s) {
@@ -366,15 +409,16 @@ void RedisAdmission::tick(TimePoint now) {
       }
       reachable_ = s.has_value();
       if (s) last_status_ = std::move(*s);
+      lock.unlock();
+      answered();
     });
   }
 }
 
-AdmissionStatus RedisAdmission::status(TimePoint now, bool* reachable) const {
+AdmissionStatus RedisAdmission::status(TimePoint now) {
   std::lock_guard lock(mutex_);
   AdmissionStatus s = last_status_;
   s.limits = limits_;
-  if (reachable != nullptr) *reachable = reachable_;
   // This process's leased viewers, per channel and per cache (the fleet's are not kept).
   std::unordered_map<std::string, AdmissionGroupCount> channels, caches;
   uint64_t origin = 0;
@@ -405,9 +449,10 @@ AdmissionStatus RedisAdmission::status(TimePoint now, bool* reachable) const {
   return s;
 }
 
-size_t RedisAdmission::leases() const {
-  std::lock_guard lock(mutex_);
-  return leases_.size();
+std::unique_ptr<Admission> make_redis_admission(const std::vector<common::EventLoop*>& loops,
+                                                const RedisAdmissionOptions& options,
+                                                const AdmissionLimits& limits, StoreTime time) {
+  return std::make_unique<RedisAdmission>(loops, options, limits, time);
 }
 
-}  // namespace balancer
+}  // namespace admission
