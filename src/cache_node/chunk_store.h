@@ -17,6 +17,7 @@
 #include <unordered_map>
 
 #include "cache_node/chunk_body.h"
+#include "cache_node/lock_order.h"
 #include "cache_node/lru_index.h"
 #include "common/lmdb.h"
 #include "common/metrics.h"
@@ -135,7 +136,9 @@ class ChunkStore {
   std::string file_path(const std::string& file) const;
 
   StoreOptions options_;
-  mutable std::mutex mutex_;  // guards the two LRU indexes and the counters below
+  // Guards the two LRU indexes and the counters below; taken under the shared
+  // cache's lock, never under a flight's (lock_order.h).
+  mutable RankedMutex<LockRank::chunk_store> mutex_;
   common::LmdbEnv env_;
   MDB_dbi dbi_ = 0;
   LruIndex<MemoryEntry> memory_;
