@@ -40,6 +40,10 @@ struct FlightProgress {
   std::string fail_code, fail_message;
 };
 
+// One upstream fetch of one chunk, published in the table by find_or_start.
+// Key, owner loop and stale copy: immutable after publish. Progress and
+// subscribers: any loop, under its lock. Body: appended by the owner loop only,
+// read by any. The owner loop's Flights (flights.h) runs the transfer.
 class Flight {
  public:
   Flight(std::string key, size_t owner_loop, std::optional<StoreHit> stale = std::nullopt)
