@@ -42,7 +42,7 @@ std::string CacheNode::Shared::health_json(const CacheNodeConfig& c) const {
            "\"memory_chunks\":%zu,\"max_entries\":%zu,\"negative_entries\":%zu}",
            active_requests(), cache->inflight(), egress_mbps.load(),
            static_cast<unsigned long long>(bytes_served.value()),
-           static_cast<unsigned long long>(origin_bytes.value()), static_cast<unsigned long long>(hits.value()),
+           static_cast<unsigned long long>(flight_metrics.origin_bytes.value()), static_cast<unsigned long long>(hits.value()),
            static_cast<unsigned long long>(misses.value()), static_cast<unsigned long long>(coalesced.value()),
            static_cast<unsigned long long>(negative_hits.value()), static_cast<unsigned long long>(stale_hits.value()),
            static_cast<unsigned long long>(store.memory_used()),

@@ -11,6 +11,7 @@
 // it holds, so a stored 300-byte chunk holds about 300 bytes, not a block.
 #pragma once
 
+#include "cache_node/lock_order.h"
 #include "common/body_buffer.h"
 
 #include <cstddef>
@@ -68,7 +69,8 @@ class ChunkBody {
     size_t capacity = 0;
   };
   const size_t max_block_;
-  mutable std::mutex mutex_;  // guards everything below (not the bytes below size_)
+  // Guards everything below (not the bytes below size_); the innermost lock.
+  mutable RankedMutex<LockRank::chunk_body> mutex_;
   size_t size_ = 0;
   size_t expected_ = 0;  // announced length, 0 = unknown
   size_t capacity_ = 0;  // sum of the blocks' capacities

@@ -119,6 +119,39 @@ bool write_all(int fd, const char* data, size_t n) {
   return true;
 }
 
+// Writer thread: `body` into `tmp`, fsynced, renamed to `final_path`, the rename
+// made durable in `dir`. What failed ("write: No space left on device"), empty
+// when done; on failure no file is left.
+std::string write_file_durably(const ChunkBody& body, const std::string& tmp, const std::string& final_path,
+                               const std::string& dir) {
+  std::string error;
+  auto failed = [&error](const char* step) {
+    error = std::string(step) + ": " + std::generic_category().message(errno);
+  };
+  int fd = ::open(tmp.c_str(), O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0640);
+  if (fd < 0) {
+    failed("create");
+    return error;
+  }
+  body.for_each_span([&](const char* data, size_t n) {
+    if (error.empty() && !write_all(fd, data, n)) failed("write");
+  });
+  if (error.empty() && fsync(fd) != 0) failed("fsync");
+  close(fd);
+  if (error.empty() && rename(tmp.c_str(), final_path.c_str()) != 0) failed("rename");
+  if (!error.empty()) {
+    unlink(tmp.c_str());
+    return error;
+  }
+  // Make the rename durable before the index vouches for the file.
+  int dir_fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir_fd >= 0) {
+    fsync(dir_fd);
+    close(dir_fd);
+  }
+  return error;
+}
+
 // Heap bytes behind a string copy: none while it fits the small-string buffer,
 // else its length and terminator rounded to the allocator's 16-byte classes.
 uint64_t string_heap(const std::string& s) { return s.size() < 16 ? 0 : (s.size() + 1 + 15) / 16 * 16; }
@@ -376,33 +409,55 @@ void ChunkStore::erase(const std::string& key) {
   if (on_disk || pending) post_delete(key, on_disk ? on_disk->value.file : file_name_for(key));
 }
 
+// ---- put: memory, then disk in the background ----
+
 void ChunkStore::put(const std::string& key, const ChunkMeta& meta, std::shared_ptr<const ChunkBody> body) {
   std::lock_guard lock(mutex_);
+  keep_in_memory(key, meta, body);
+  const bool outdated = forget_disk_copy(key);
+  evict_memory();
+  // A queued write holds its body until written: counted at what it holds.
+  const uint64_t pending_cost = body->allocated_bytes() + kPendingWriteOverhead;
+  if (!admit_disk_write(meta.size, pending_cost)) {
+    // Kept in memory only: an older file of this key must not outlive it.
+    if (outdated) post_delete(key, file_name_for(key));
+    return;
+  }
+  queue_disk_write(key, meta, std::move(body), pending_cost);
+}
+
+void ChunkStore::keep_in_memory(const std::string& key, const ChunkMeta& meta,
+                                const std::shared_ptr<const ChunkBody>& body) {
   const uint64_t cost = memory_entry_cost(key, meta, body.get());
   if (cost <= memory_.max_bytes()) {
     memory_.insert(key, cost, MemoryEntry{meta, body});
   } else {
     memory_.erase(key);  // an older copy must not shadow this one
   }
-  // An older copy of this key, on disk or on its way there, is outdated by this one.
+}
+
+bool ChunkStore::forget_disk_copy(const std::string& key) {
   bool outdated = pending_.erase(key) > 0;
   if (auto old = disk_.erase(key)) {
     disk_forget(*old);
     outdated = true;
   }
-  evict_memory();
-  // A queued write holds its body until written: counted at what it holds.
-  const uint64_t pending_cost = body->allocated_bytes() + kPendingWriteOverhead;
+  return outdated;
+}
+
+bool ChunkStore::admit_disk_write(uint64_t size, uint64_t pending_cost) {
   const uint64_t max_pending = options_.max_pending_write_bytes > 0
                                    ? options_.max_pending_write_bytes
                                    : std::max<uint64_t>(options_.memory_bytes / 4, 16ull << 20);
-  const bool skip = pending_writes_ > 0 && (pending_write_bytes_ + pending_cost > max_pending ||
-                                            pending_writes_ >= options_.max_pending_writes);
-  if (meta.size > disk_.max_bytes() || skip) {
-    if (skip) disk_writes_skipped_.inc();
-    if (outdated) post_delete(key, file_name_for(key));
-    return;
-  }
+  // One write is always allowed to queue, whatever it holds.
+  const bool queue_full = pending_writes_ > 0 && (pending_write_bytes_ + pending_cost > max_pending ||
+                                                  pending_writes_ >= options_.max_pending_writes);
+  if (queue_full) disk_writes_skipped_.inc();
+  return size <= disk_.max_bytes() && !queue_full;
+}
+
+void ChunkStore::queue_disk_write(const std::string& key, const ChunkMeta& meta,
+                                  std::shared_ptr<const ChunkBody> body, uint64_t pending_cost) {
   evict_disk(meta.size);
   std::string file = file_name_for(key);
   std::string tmp = options_.dir + "/tmp/" + file + "." + std::to_string(++write_counter_);
@@ -412,78 +467,49 @@ void ChunkStore::put(const std::string& key, const ChunkMeta& meta, std::shared_
   pending_write_bytes_ += pending_cost;
   const uint64_t id = write_counter_;
   pending_[key] = PendingWrite{id, meta};
-  writer_->post([this, key, meta, body, file, tmp, final_path, chunks_dir, id, pending_cost] {
-    // What failed and why ("write: No space left on device"); empty when stored.
-    std::string error;
-    auto failed = [&error](const char* step) {
-      error = std::string(step) + ": " + std::generic_category().message(errno);
-    };
-    bool renamed = false;
-    int fd = ::open(tmp.c_str(), O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0640);
-    if (fd < 0) {
-      failed("create");
-    } else {
-      body->for_each_span([&](const char* data, size_t n) {
-        if (error.empty() && !write_all(fd, data, n)) failed("write");
-      });
-      if (error.empty() && fsync(fd) != 0) failed("fsync");
-      close(fd);
-    }
+  writer_->post([this, key, meta, body = std::move(body), file, tmp, final_path, chunks_dir, id, pending_cost] {
+    std::string error = write_file_durably(*body, tmp, final_path, chunks_dir);
     if (error.empty()) {
-      if (rename(tmp.c_str(), final_path.c_str()) == 0) {
-        renamed = true;
-      } else {
-        failed("rename");
-      }
-    }
-    if (error.empty()) {
-      // Make the rename durable before the index vouches for the file.
-      int dir_fd = ::open(chunks_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-      if (dir_fd >= 0) {
-        fsync(dir_fd);
-        close(dir_fd);
-      }
-      auto txn = common::LmdbTxn::begin(env_, false);
-      if (!txn) {
-        error = "index: " + txn.error().message;
-      } else {
-        std::string record = encode(meta, file);
-        MDB_val k = common::mdb_val(key), v = common::mdb_val(record);
-        int rc = mdb_put(txn->get(), dbi_, &k, &v, 0);
-        if (rc != 0) {
-          error = std::string("index: mdb_put: ") + mdb_strerror(rc);
-        } else if (auto committed = txn->commit(); !committed) {
-          error = "index: " + committed.error().message;
-        }
-      }
-    }
-    if (!error.empty()) {
-      unlink(tmp.c_str());
+      error = write_index_record(key, encode(meta, file));
       // Renamed but not indexed: nothing vouches for the file, and on a full disk
       // its space is what the next chunk needs (an older copy's entry, if any, now
       // names a missing file and is dropped at the next start).
-      if (renamed) unlink(final_path.c_str());
+      if (!error.empty()) unlink(final_path.c_str());
     }
     poster_.post([this, key, meta, file, error = std::move(error), id, pending_cost] {
-      std::lock_guard relock(mutex_);
-      --pending_writes_;
-      pending_write_bytes_ -= pending_cost;
-      auto pending = pending_.find(key);
-      const bool latest = pending != pending_.end() && pending->second.id == id;
-      ChunkMeta current = latest ? std::move(pending->second.meta) : meta;
-      if (latest) pending_.erase(pending);
-      if (!error.empty()) {
-        disk_write_errors_.inc();
-        LOG_WARN(kLog, "disk write failed for a chunk (", meta.size, " bytes; served from memory only): ", error);
-        return;
-      }
-      disk_writes_.inc();
-      // Erased or stored again since: that later operation owns the file now.
-      if (!latest) return;
-      disk_insert(key, meta.size, DiskEntry{std::move(current), file});
-      evict_disk(0);
+      finish_disk_write(key, meta, file, error, id, pending_cost);
     });
   });
+}
+
+std::string ChunkStore::write_index_record(const std::string& key, const std::string& record) {
+  auto txn = common::LmdbTxn::begin(env_, false);
+  if (!txn) return "index: " + txn.error().message;
+  MDB_val k = common::mdb_val(key), v = common::mdb_val(record);
+  if (int rc = mdb_put(txn->get(), dbi_, &k, &v, 0); rc != 0) return std::string("index: mdb_put: ") + mdb_strerror(rc);
+  if (auto committed = txn->commit(); !committed) return "index: " + committed.error().message;
+  return {};
+}
+
+void ChunkStore::finish_disk_write(const std::string& key, const ChunkMeta& meta, const std::string& file,
+                                   const std::string& error, uint64_t id, uint64_t pending_cost) {
+  std::lock_guard lock(mutex_);
+  --pending_writes_;
+  pending_write_bytes_ -= pending_cost;
+  auto pending = pending_.find(key);
+  const bool latest = pending != pending_.end() && pending->second.id == id;
+  ChunkMeta current = latest ? std::move(pending->second.meta) : meta;
+  if (latest) pending_.erase(pending);
+  if (!error.empty()) {
+    disk_write_errors_.inc();
+    LOG_WARN(kLog, "disk write failed for a chunk (", meta.size, " bytes; served from memory only): ", error);
+    return;
+  }
+  disk_writes_.inc();
+  // Erased or stored again since: that later operation owns the file now.
+  if (!latest) return;
+  disk_insert(key, meta.size, DiskEntry{std::move(current), file});
+  evict_disk(0);
 }
 
 }  // namespace cache_node

@@ -17,6 +17,7 @@
 #include <unordered_map>
 
 #include "cache_node/chunk_body.h"
+#include "cache_node/lock_order.h"
 #include "cache_node/lru_index.h"
 #include "common/lmdb.h"
 #include "common/metrics.h"
@@ -123,6 +124,23 @@ class ChunkStore {
   };
   ChunkStore(event_base& base, StoreOptions options, common::LmdbEnv env, common::MetricsRegistry& metrics);
   common::Status load_index();
+
+  // put()'s steps, under the mutex: the memory tier takes the chunk if it can
+  // ever fit (else an older copy there goes); an older copy on disk or queued
+  // for it is forgotten (true if there was one); the write is admitted if the
+  // chunk fits the disk tier and the write queue has room (a refusal counted);
+  // room is made on disk and the write queued.
+  void keep_in_memory(const std::string& key, const ChunkMeta& meta, const std::shared_ptr<const ChunkBody>& body);
+  bool forget_disk_copy(const std::string& key);
+  bool admit_disk_write(uint64_t size, uint64_t pending_cost);
+  void queue_disk_write(const std::string& key, const ChunkMeta& meta, std::shared_ptr<const ChunkBody> body,
+                        uint64_t pending_cost);
+  // Writer thread: the index entry of `key`; what failed, empty when committed.
+  std::string write_index_record(const std::string& key, const std::string& record);
+  // Loop thread, when write `id` ended: the disk tier takes it if it is still
+  // the latest for `key`, with the latest metadata.
+  void finish_disk_write(const std::string& key, const ChunkMeta& meta, const std::string& file,
+                         const std::string& error, uint64_t id, uint64_t pending_cost);
   void evict_disk(uint64_t reserve);
   void evict_memory();
   // Index bookkeeping of the disk tier's memory cost; under the mutex.
@@ -135,7 +153,9 @@ class ChunkStore {
   std::string file_path(const std::string& file) const;
 
   StoreOptions options_;
-  mutable std::mutex mutex_;  // guards the two LRU indexes and the counters below
+  // Guards the two LRU indexes and the counters below; taken under the shared
+  // cache's lock, never under a flight's (lock_order.h).
+  mutable RankedMutex<LockRank::chunk_store> mutex_;
   common::LmdbEnv env_;
   MDB_dbi dbi_ = 0;
   LruIndex<MemoryEntry> memory_;

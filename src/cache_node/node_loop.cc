@@ -1,5 +1,5 @@
 // One loop's chunk requests: verify, look up, serve what is stored; a miss
-// starts or joins a flight (node_flights.cc).
+// starts or joins a flight (flights.h) and is served from its progress.
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -18,7 +18,135 @@ void reply_not_found(HttpExchange& ex) {
   ex.reply_error(reply.status, reply.error.code, reply.error.message);
 }
 
+// Where a miss is fetched from.
+std::string upstream_url(const CacheNodeConfig& config, const ChunkRequest& request,
+                         const std::string& signed_suffix) {
+  std::string url;
+  if (config.parent) {
+    // Through the parent tier: same scheme, the viewer's signature passed along
+    // with the whole query it covers (the parent applies its own query policy).
+    url = *config.parent + std::string(kChunkPrefix) + request.origin_id + request.origin_path;
+    std::string query = request.query;
+    if (!signed_suffix.empty()) query += (query.empty() ? "" : "&") + signed_suffix;
+    if (!query.empty()) url += "?" + query;
+  } else {
+    // Only what the query policy keeps: one origin fetch per cache key.
+    url = config.origins.at(request.origin_id).url + request.origin_path;
+    if (!request.kept_query.empty()) url += "?" + request.kept_query;
+  }
+  return url;
+}
+
 }  // namespace
+
+void CacheNode::Shared::notify(const std::shared_ptr<Flight>& flight, size_t from_loop) {
+  for (size_t index : flight->subscribers()) {
+    Flights* target = &loops[index]->flights();
+    if (index == from_loop) {
+      target->progress(flight);
+    } else {
+      loops[index]->loop().post([target, flight] { target->progress(flight); });
+    }
+  }
+}
+
+NodeLoop::NodeLoop(CacheNode::Shared& shared, common::EventLoop& loop, std::unique_ptr<common::HttpClient> client)
+    : shared_(shared),
+      loop_(loop),
+      client_(std::move(client)),
+      config_(shared.config),
+      flights_(Flights::Deps{
+          .loop = loop.index(),
+          .cache = shared.cache.get(),
+          .clock = &shared.clock,
+          .metrics = &shared.flight_metrics,
+          .config = &shared.config,
+          .upstream = {[this](common::FetchRequest request, common::FetchCallbacks callbacks) {
+                         return client_->fetch(std::move(request), std::move(callbacks));
+                       },
+                       [this](common::FetchId id) { client_->cancel(id); }},
+          .later = [&loop](std::function<void()> job) { loop.post(std::move(job)); },
+          .notify = [&shared, index = loop.index()](const std::shared_ptr<Flight>& flight) {
+            shared.notify(flight, index);
+          }}) {}
+
+// ---- waiting on a flight ----
+
+// A request waiting on a flight; it receives the body as it arrives.
+class NodeLoop::ExchangeWaiter final : public FlightWaiter {
+ public:
+  ExchangeWaiter(NodeLoop& node, HttpExchange ex, bool first)
+      : node_(node), exchange_(std::move(ex)), first_(first) {
+    deferred_ = exchange_.is_head() || exchange_.header("Range").has_value();
+    exchange_.set_log_note(first ? "MISS" : "COALESCED");
+  }
+
+  bool advance(const FlightProgress& p, const Flight& flight, int64_t now_ms) override {
+    HttpExchange& ex = exchange_;
+    if (ex.closed() || ex.finished()) return false;
+    switch (p.end) {
+      case FlightProgress::End::failed:
+      case FlightProgress::End::not_found:
+        if (streaming_) {
+          ex.abort();  // the head is out; a truncated body must not look complete
+        } else {
+          ex.reply_error(p.fail_status, p.fail_code, p.fail_message);
+        }
+        return false;
+      case FlightProgress::End::revalidated:
+      case FlightProgress::End::stale:
+        if (streaming_) {
+          ex.abort();  // a new body broke off after its head: the stale one cannot follow it
+        } else {
+          const StoreHit* copy = flight.stale();
+          node_.serve_stored(ex, p.meta, copy->memory, copy->disk_path,
+                             p.end == FlightProgress::End::revalidated ? "REVALIDATED" : "STALE", now_ms);
+        }
+        return false;
+      case FlightProgress::End::running:
+      case FlightProgress::End::stored:
+        break;
+    }
+    if (!deferred_ && !streaming_ && p.head_known && p.status == 200) {
+      node_.set_chunk_headers(ex, p.meta, first_ ? "MISS" : "COALESCED", now_ms);
+      if (not_modified(ex.header("If-None-Match"), ex.header("If-Modified-Since"), p.meta.etag,
+                       p.meta.last_modified)) {
+        ex.reply(304, "", "");
+        return false;
+      }
+      if (p.content_length) ex.add_header("Content-Length", std::to_string(*p.content_length));
+      ex.start(200);
+      streaming_ = true;
+    }
+    if (streaming_ && sent_ < p.bytes) {
+      common::BodyBuffer buffer;
+      flight.body()->add_to(buffer, sent_, p.bytes);
+      node_.shared_.bytes_served.inc(p.bytes - sent_);
+      ex.send(std::move(buffer));
+      sent_ = p.bytes;
+    }
+    if (p.end != FlightProgress::End::stored) return true;
+    if (streaming_) {
+      ex.end();
+    } else {
+      // Deferred (HEAD, Range) or joined before a head without length: serve whole.
+      node_.serve_stored(ex, p.meta, flight.body(), "", "COALESCED", now_ms);
+    }
+    return false;
+  }
+
+ private:
+  NodeLoop& node_;
+  HttpExchange exchange_;
+  size_t sent_ = 0;
+  const bool first_;       // the request that started the fetch
+  bool streaming_ = false;  // head sent, body follows as it arrives
+  bool deferred_ = false;   // HEAD or Range: answered from the whole chunk
+};
+
+void NodeLoop::wait_on(const std::shared_ptr<Flight>& flight, HttpExchange ex, bool first) {
+  flights_.join(flight, std::make_unique<ExchangeWaiter>(*this, std::move(ex), first));
+}
 
 // ---- serving ----
 
@@ -134,15 +262,15 @@ void NodeLoop::handle_chunk(HttpExchange& ex) {
       return serve_stored(ex, found.hit->meta, found.hit->memory, found.hit->disk_path, "HIT", now_ms);
     case SharedCache::Lookup::Kind::joined:
       shared_.coalesced.inc();
-      return join(found.flight, std::move(ex), false);
+      return wait_on(found.flight, std::move(ex), false);
     case SharedCache::Lookup::Kind::started:
       shared_.misses.inc();
-      start_fetch(found.flight, rc, *request, signed_suffix);
-      return join(found.flight, std::move(ex), true);
+      flights_.start(found.flight, upstream_url(config, *request, signed_suffix));
+      return wait_on(found.flight, std::move(ex), true);
     case SharedCache::Lookup::Kind::revalidate:
       shared_.stale_hits.inc();
-      start_fetch(found.flight, rc, *request, signed_suffix);
-      return join(found.flight, std::move(ex), true);
+      flights_.start(found.flight, upstream_url(config, *request, signed_suffix));
+      return wait_on(found.flight, std::move(ex), true);
   }
 }
 

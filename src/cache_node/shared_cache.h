@@ -17,6 +17,7 @@
 
 #include "cache_node/chunk_body.h"
 #include "cache_node/chunk_store.h"
+#include "cache_node/lock_order.h"
 #include "common/clock.h"
 #include "common/coalesced_fetch.h"
 #include "common/metrics.h"
@@ -39,6 +40,10 @@ struct FlightProgress {
   std::string fail_code, fail_message;
 };
 
+// One upstream fetch of one chunk, published in the table by find_or_start.
+// Key, owner loop and stale copy: immutable after publish. Progress and
+// subscribers: any loop, under its lock. Body: appended by the owner loop only,
+// read by any. The owner loop's Flights (flights.h) runs the transfer.
 class Flight {
  public:
   Flight(std::string key, size_t owner_loop, std::optional<StoreHit> stale = std::nullopt)
@@ -68,7 +73,7 @@ class Flight {
   const size_t owner_;
   const std::optional<StoreHit> stale_;
   const std::shared_ptr<ChunkBody> body_ = std::make_shared<ChunkBody>();
-  mutable std::mutex mutex_;
+  mutable RankedMutex<LockRank::flight> mutex_;  // taken under the table's, never the store's
   FlightProgress progress_;  // bytes is read from body_ at copy time
   std::vector<size_t> subscribers_;
 };
@@ -121,7 +126,9 @@ class SharedCache {
  private:
   std::unique_ptr<ChunkStore> store_;
   const common::Clock& clock_;
-  mutable std::mutex mutex_;  // guards flights_ and negative_; taken before the store's
+  // Guards flights_ and negative_; the outermost lock: the store's and a
+  // flight's are taken under it (lock_order.h checks the order).
+  mutable RankedMutex<LockRank::shared_cache> mutex_;
   // No waiters in the table: the loops waiting subscribe to the Flight itself,
   // which they hear from many times (progress), not once.
   common::CoalescedFetches<std::monostate, std::shared_ptr<Flight>> flights_;

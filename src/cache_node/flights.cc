@@ -1,16 +1,14 @@
-// Flights as one loop sees them: waiting on one (any loop; bytes are streamed to
-// each waiter as they arrive) and owning one (the loop that started it runs the
-// upstream transfer and publishes its progress to every subscribed loop).
+// One loop's flights: its waiters on flights (whichever loop owns them) and the
+// upstream transfers of the flights it started (flights.h).
+#include "cache_node/flights.h"
+
 #include <strings.h>
 
 #include "cache_node/freshness.h"
 #include "cache_node/http_semantics.h"
-#include "cache_node/node_loop.h"
 #include "common/log.h"
 
 namespace cache_node {
-
-using common::HttpExchange;
 
 namespace {
 
@@ -33,19 +31,48 @@ bool stale_may_answer(common::UpstreamFailure failure, int origin_status) {
     case common::UpstreamFailure::unreachable:
     case common::UpstreamFailure::timeout:
     case common::UpstreamFailure::broken:
-    case common::UpstreamFailure::truncated: return true;
-    case common::UpstreamFailure::bad_status: return origin_status >= 500;
+    case common::UpstreamFailure::truncated:
+      return true;
+    case common::UpstreamFailure::bad_status:
+      return origin_status >= 500;
     case common::UpstreamFailure::not_found:
-    case common::UpstreamFailure::too_large: return false;
+    case common::UpstreamFailure::too_large:
+      return false;
   }
   return false;
 }
 
 }  // namespace
 
-// ---- waiting on a flight (any loop) ----
+FlightMetrics::FlightMetrics(common::MetricsRegistry& metrics)
+    : registry(metrics),
+      origin_fetches(metrics.counter("cache_origin_fetches_total", "Fetches from the upstream (origin or parent)")),
+      origin_bytes(metrics.counter("cache_origin_bytes_total", "Body bytes received from the upstream")),
+      first_byte(metrics.histogram("cache_origin_first_byte_seconds", "Upstream time to response head")),
+      revalidated_not_modified(metrics.counter("cache_revalidations_total",
+                                               "Conditional upstream requests for stale copies by result",
+                                               "result=\"not_modified\"")),
+      revalidated_modified(metrics.counter("cache_revalidations_total",
+                                           "Conditional upstream requests for stale copies by result",
+                                           "result=\"modified\"")),
+      revalidation_errors(metrics.counter("cache_revalidations_total",
+                                          "Conditional upstream requests for stale copies by result",
+                                          "result=\"error\"")) {}
 
-void NodeLoop::join(const std::shared_ptr<Flight>& flight, HttpExchange ex, bool first) {
+common::Counter& FlightMetrics::error(const std::string& code) {
+  return registry.counter("cache_errors_total", "Errors by kind", "kind=\"" + code + "\"");
+}
+
+Flights::Flights(Deps deps)
+    : deps_(std::move(deps)),
+      cache_(*deps_.cache),
+      clock_(*deps_.clock),
+      metrics_(*deps_.metrics),
+      config_(*deps_.config) {}
+
+// ---- waiting on a flight (any loop's) ----
+
+void Flights::join(const std::shared_ptr<Flight>& flight, std::unique_ptr<FlightWaiter> waiter) {
   auto it = local_.find(flight->key());
   if (it != local_.end() && it->second.flight != flight) {
     // Waiters on an earlier flight for this key whose end is not processed yet.
@@ -53,107 +80,39 @@ void NodeLoop::join(const std::shared_ptr<Flight>& flight, HttpExchange ex, bool
     it = local_.find(flight->key());
   }
   if (it == local_.end()) it = local_.emplace(flight->key(), LocalFlight{flight, {}}).first;
-  bool deferred = ex.is_head() || ex.header("Range").has_value();
-  Waiter& w = it->second.waiters.emplace_back(std::move(ex));
-  w.deferred = deferred;
-  w.first = first;
-  w.exchange.set_log_note(first ? "MISS" : "COALESCED");
+  it->second.waiters.push_back(std::move(waiter));
   progress(flight);
 }
 
-bool NodeLoop::advance(Waiter& w, const FlightProgress& p, const Flight& flight, int64_t now_ms) {
-  HttpExchange& ex = w.exchange;
-  if (ex.closed() || ex.finished()) return false;
-  switch (p.end) {
-    case FlightProgress::End::failed:
-    case FlightProgress::End::not_found:
-      if (w.streaming) {
-        ex.abort();  // the head is out; a truncated body must not look complete
-      } else {
-        ex.reply_error(p.fail_status, p.fail_code, p.fail_message);
-      }
-      return false;
-    case FlightProgress::End::revalidated:
-    case FlightProgress::End::stale:
-      if (w.streaming) {
-        ex.abort();  // a new body broke off after its head: the stale one cannot follow it
-      } else {
-        const StoreHit* copy = flight.stale();
-        serve_stored(ex, p.meta, copy->memory, copy->disk_path,
-                     p.end == FlightProgress::End::revalidated ? "REVALIDATED" : "STALE", now_ms);
-      }
-      return false;
-    case FlightProgress::End::running:
-    case FlightProgress::End::stored:
-      break;
-  }
-  if (!w.deferred && !w.streaming && p.head_known && p.status == 200) {
-    set_chunk_headers(ex, p.meta, w.first ? "MISS" : "COALESCED", now_ms);
-    if (not_modified(ex.header("If-None-Match"), ex.header("If-Modified-Since"), p.meta.etag,
-                     p.meta.last_modified)) {
-      ex.reply(304, "", "");
-      return false;
-    }
-    if (p.content_length) ex.add_header("Content-Length", std::to_string(*p.content_length));
-    ex.start(200);
-    w.streaming = true;
-  }
-  if (w.streaming && w.sent < p.bytes) {
-    common::BodyBuffer buffer;
-    flight.body()->add_to(buffer, w.sent, p.bytes);
-    shared_.bytes_served.inc(p.bytes - w.sent);
-    ex.send(std::move(buffer));
-    w.sent = p.bytes;
-  }
-  if (p.end != FlightProgress::End::stored) return true;
-  if (w.streaming) {
-    ex.end();
-  } else {
-    // Deferred (HEAD, Range) or joined before a head without length: serve whole.
-    serve_stored(ex, p.meta, flight.body(), "", "COALESCED", now_ms);
-  }
-  return false;
-}
-
-void NodeLoop::progress(const std::shared_ptr<Flight>& flight) {
+void Flights::progress(const std::shared_ptr<Flight>& flight) {
   auto it = local_.find(flight->key());
   if (it == local_.end() || it->second.flight != flight) return;
   const FlightProgress p = flight->progress();
-  const int64_t now_ms = shared_.clock.unix_now_ms();
+  const int64_t now_ms = clock_.unix_now_ms();
   auto& waiters = it->second.waiters;
   for (auto w = waiters.begin(); w != waiters.end();) {
-    w = advance(*w, p, *flight, now_ms) ? std::next(w) : waiters.erase(w);
+    w = (*w)->advance(p, *flight, now_ms) ? std::next(w) : waiters.erase(w);
   }
   // Waiters that replied are finished; the entry goes with the flight's end (a
   // running flight keeps it even when empty, so later joins see its progress).
   if (p.end != FlightProgress::End::running) local_.erase(flight->key());
 }
 
+size_t Flights::waiting(const std::string& key) const {
+  auto it = local_.find(key);
+  return it == local_.end() ? 0 : it->second.waiters.size();
+}
+
 // ---- owning a flight (the loop that started it) ----
 
-void NodeLoop::start_fetch(const std::shared_ptr<Flight>& flight, const RuntimeConfig& rc,
-                           const ChunkRequest& request, const std::string& signed_suffix) {
-  const CacheNodeConfig& config = rc.config;
-  std::string url;
-  if (config.parent) {
-    // Through the parent tier: same scheme, the viewer's signature passed along
-    // with the whole query it covers (the parent applies its own query policy).
-    url = *config.parent + std::string(kChunkPrefix) + request.origin_id + request.origin_path;
-    std::string query = request.query;
-    if (!signed_suffix.empty()) query += (query.empty() ? "" : "&") + signed_suffix;
-    if (!query.empty()) url += "?" + query;
-  } else {
-    // Only what the query policy keeps: one origin fetch per cache key.
-    url = config.origins.at(request.origin_id).url + request.origin_path;
-    if (!request.kept_query.empty()) url += "?" + request.kept_query;
-  }
+void Flights::start(const std::shared_ptr<Flight>& flight, std::string url) {
   const std::string& key = flight->key();
   OwnedFetch& fetch = owned_[key];
   fetch.flight = flight;
-  fetch.started = shared_.clock.now();
-  shared_.origin_fetches.inc();
+  fetch.started = clock_.now();
+  metrics_.origin_fetches.inc();
   common::FetchRequest request_out;
-  request_out.url = url;
+  request_out.url = std::move(url);
   if (const StoreHit* stale = flight->stale()) {
     // Revalidation: the upstream answers 304 if the stored copy is still current.
     if (!stale->meta.etag.empty()) request_out.headers.push_back({"If-None-Match", stale->meta.etag});
@@ -165,15 +124,15 @@ void NodeLoop::start_fetch(const std::shared_ptr<Flight>& flight, const RuntimeC
   callbacks.on_head = [this, key](const common::FetchHead& head) { on_head(key, head); };
   callbacks.on_data = [this, key](std::string_view bytes) { on_data(key, bytes); };
   callbacks.on_done = [this, key](const common::FetchResult& result) { on_done(key, result); };
-  fetch.id = client_->fetch(std::move(request_out), std::move(callbacks));
+  fetch.id = deps_.upstream.fetch(std::move(request_out), std::move(callbacks));
 }
 
-void NodeLoop::on_head(const std::string& key, const common::FetchHead& head) {
+void Flights::on_head(const std::string& key, const common::FetchHead& head) {
   auto it = owned_.find(key);
   if (it == owned_.end()) return;
   OwnedFetch& fetch = it->second;
   fetch.status = head.status;
-  shared_.first_byte.observe(std::chrono::duration<double>(shared_.clock.now() - fetch.started).count());
+  metrics_.first_byte.observe(std::chrono::duration<double>(clock_.now() - fetch.started).count());
   if (head.status == 304 && fetch.flight->stale() != nullptr) {
     fetch.refreshed = meta_from_head(key, head, &fetch.flight->stale()->meta, fetch.storable);
     return;  // the waiters are answered from the stored copy when the transfer ends
@@ -182,53 +141,42 @@ void NodeLoop::on_head(const std::string& key, const common::FetchHead& head) {
   ChunkMeta meta = meta_from_head(key, head, nullptr, fetch.storable);
   std::optional<uint64_t> length = head.content_length();
   if (length && *length > config_.get().config.max_object_bytes) {
-    client_->cancel(fetch.id);
+    deps_.upstream.cancel(fetch.id);
     return end_flight(key, common::UpstreamFailure::too_large);
   }
   if (length) fetch.flight->body()->expect(static_cast<size_t>(*length));
   fetch.flight->set_head(head.status, std::move(meta), length);
-  shared_.notify(fetch.flight, loop_.index());
+  deps_.notify(fetch.flight);
 }
 
-void NodeLoop::on_data(const std::string& key, std::string_view bytes) {
+void Flights::on_data(const std::string& key, std::string_view bytes) {
   auto it = owned_.find(key);
   if (it == owned_.end()) return;
   OwnedFetch& fetch = it->second;
-  shared_.origin_bytes.inc(bytes.size());
+  metrics_.origin_bytes.inc(bytes.size());
   if (fetch.status != 200) return;
   const std::shared_ptr<ChunkBody>& body = fetch.flight->body();
   if (body->size() + bytes.size() > config_.get().config.max_object_bytes) {
-    client_->cancel(fetch.id);
+    deps_.upstream.cancel(fetch.id);
     return end_flight(key, common::UpstreamFailure::too_large);
   }
   body->append(bytes);
   schedule_flush(fetch);
 }
 
-// Upstream data often arrives in several callbacks per loop iteration: waiters
-// hear of it once per iteration instead of once per callback.
-void NodeLoop::schedule_flush(OwnedFetch& fetch) {
+void Flights::schedule_flush(OwnedFetch& fetch) {
   if (fetch.flush_scheduled) return;
   fetch.flush_scheduled = true;
-  struct Pending {
-    NodeLoop* self;
-    std::string key;  // the fetch may be gone by then: look it up again
-  };
-  auto* pending = new Pending{this, fetch.flight->key()};
-  timeval now{0, 0};
-  event_base_once(
-      &loop_.base(), -1, EV_TIMEOUT,
-      [](evutil_socket_t, short, void* arg) {
-        std::unique_ptr<Pending> p(static_cast<Pending*>(arg));
-        auto it = p->self->owned_.find(p->key);
-        if (it == p->self->owned_.end()) return;
-        it->second.flush_scheduled = false;
-        p->self->shared_.notify(it->second.flight, p->self->loop_.index());
-      },
-      pending, &now);
+  // By key: the fetch may be gone by then (ended, or another flight of the key).
+  deps_.later([this, key = fetch.flight->key()] {
+    auto it = owned_.find(key);
+    if (it == owned_.end()) return;
+    it->second.flush_scheduled = false;
+    deps_.notify(it->second.flight);
+  });
 }
 
-void NodeLoop::on_done(const std::string& key, const common::FetchResult& result) {
+void Flights::on_done(const std::string& key, const common::FetchResult& result) {
   auto it = owned_.find(key);
   if (it == owned_.end()) return;
   const OwnedFetch& fetch = it->second;
@@ -242,9 +190,9 @@ void NodeLoop::on_done(const std::string& key, const common::FetchResult& result
   end_flight(key, failure, result.status);
 }
 
-ChunkMeta NodeLoop::meta_from_head(const std::string& key, const common::FetchHead& head, const ChunkMeta* stored,
-                                   bool& storable) {
-  const int64_t now_ms = shared_.clock.unix_now_ms();
+ChunkMeta Flights::meta_from_head(const std::string& key, const common::FetchHead& head, const ChunkMeta* stored,
+                                  bool& storable) {
+  const int64_t now_ms = clock_.unix_now_ms();
   ChunkMeta meta;
   if (stored != nullptr) {
     // A 304: its header fields replace the stored ones; the body (and its type) stay.
@@ -275,8 +223,8 @@ ChunkMeta NodeLoop::meta_from_head(const std::string& key, const common::FetchHe
   if (!meta.expires.empty()) response.expires = meta.expires;
   if (date) response.date = *date;
   if (age) response.age = *age;
-  Freshness freshness = compute_freshness(response, classify_object(key, meta.content_type), now_ms,
-                                          config_.get().config.freshness);
+  Freshness freshness =
+      compute_freshness(response, classify_object(key, meta.content_type), now_ms, config_.get().config.freshness);
   storable = freshness.storable;
   meta.vouched_ms = freshness.vouched_ms;
   meta.fresh_until_ms = freshness.fresh_until_ms;
@@ -284,8 +232,7 @@ ChunkMeta NodeLoop::meta_from_head(const std::string& key, const common::FetchHe
   return meta;
 }
 
-void NodeLoop::end_flight(const std::string& key, std::optional<common::UpstreamFailure> failure,
-                          int origin_status) {
+void Flights::end_flight(const std::string& key, std::optional<common::UpstreamFailure> failure, int origin_status) {
   auto it = owned_.find(key);
   if (it == owned_.end()) return;
   OwnedFetch fetch = std::move(it->second);
@@ -296,53 +243,40 @@ void NodeLoop::end_flight(const std::string& key, std::optional<common::Upstream
   using Update = SharedCache::StoreUpdate;
   if (!failure && fetch.refreshed) {
     // 304: the stored body answers, with the metadata the upstream just vouched for.
-    shared_.revalidated_not_modified.inc();
+    metrics_.revalidated_not_modified.inc();
     flight->end_from_store(End::revalidated, *fetch.refreshed);
-    shared_.cache->finish(*flight, fetch.storable ? Update::refresh : Update::erase, &*fetch.refreshed,
-                          std::nullopt);
+    cache_.finish(*flight, fetch.storable ? Update::refresh : Update::erase, &*fetch.refreshed, std::nullopt);
   } else if (!failure) {
-    if (stale != nullptr) shared_.revalidated_modified.inc();
+    if (stale != nullptr) metrics_.revalidated_modified.inc();
     flight->body()->finish();  // what is stored holds its bytes, not a block
     flight->set_meta_size(flight->body()->size());
     flight->end(End::stored);
     ChunkMeta meta = flight->progress().meta;
     // no-store or private: the waiters had it; nothing is kept, an older copy goes.
     Update update = fetch.storable ? Update::put : (stale != nullptr ? Update::erase : Update::none);
-    shared_.cache->finish(*flight, update, &meta, std::nullopt);
+    cache_.finish(*flight, update, &meta, std::nullopt);
   } else {
     const bool not_found = *failure == common::UpstreamFailure::not_found;
-    if (stale != nullptr) (not_found ? shared_.revalidated_modified : shared_.revalidation_errors).inc();
+    if (stale != nullptr) (not_found ? metrics_.revalidated_modified : metrics_.revalidation_errors).inc();
     if (stale != nullptr && stale_may_answer(*failure, origin_status) &&
-        shared_.clock.unix_now_ms() < stale->meta.stale_until_ms) {
+        clock_.unix_now_ms() < stale->meta.stale_until_ms) {
       // stale-if-error: the upstream is in trouble; the stale copy answers, and
       // the next request after this flight asks the upstream again.
       flight->end_from_store(End::stale, stale->meta);
-      shared_.cache->finish(*flight, Update::none, nullptr, std::nullopt);
+      cache_.finish(*flight, Update::none, nullptr, std::nullopt);
     } else {
       common::UpstreamErrorReply reply = common::upstream_error(*failure, kChunkWording, origin_status);
-      if (!not_found) shared_.error_counter(reply.error.code).inc();
+      if (!not_found) metrics_.error(reply.error.code).inc();
       flight->end(not_found ? End::not_found : End::failed, reply.status, std::move(reply.error.code),
                   std::move(reply.error.message));
       // An upstream 404 is remembered for a while: no refetch per request; a
       // stored copy it revalidated is gone.
       std::optional<common::SteadyTime::duration> negative_ttl;
       if (not_found) negative_ttl = config_.get().config.negative_ttl;
-      shared_.cache->finish(*flight, not_found && stale != nullptr ? Update::erase : Update::none, nullptr,
-                            negative_ttl);
+      cache_.finish(*flight, not_found && stale != nullptr ? Update::erase : Update::none, nullptr, negative_ttl);
     }
   }
-  shared_.notify(flight, loop_.index());
-}
-
-void CacheNode::Shared::notify(const std::shared_ptr<Flight>& flight, size_t from_loop) {
-  for (size_t index : flight->subscribers()) {
-    NodeLoop* target = loops[index].get();
-    if (index == from_loop) {
-      target->progress(flight);
-    } else {
-      target->loop().post([target, flight] { target->progress(flight); });
-    }
-  }
+  deps_.notify(flight);
 }
 
 }  // namespace cache_node

@@ -1,0 +1,145 @@
+// One loop's side of the flights: the fetch bookkeeping of the cache node,
+// apart from serving (node_loop.h). A Flight (shared_cache.h) is one upstream
+// fetch per chunk for the whole node; a loop's Flights holds
+//  - its waiters: requests on this loop waiting on a flight, whichever loop
+//    owns it, brought up to the flight's progress when told (progress());
+//  - its transfers: the fetches of the flights this loop started, which publish
+//    their progress to the Flight and end it in the SharedCache.
+// Who may touch what:
+//  - Flights: home loop only (the loop it was made for; nothing here locks);
+//  - Flight: key, owner and stale copy immutable after publish; its progress and
+//    subscribers any loop, under its lock; its body appended by the home loop of
+//    the transfer only, read by any;
+//  - SharedCache: any loop, under its lock (lock_order.h gives the order).
+// Other loops hear of progress through `notify` (their post()); the transfer and
+// "later on this loop" are injected, so a test drives flights by hand with a
+// fake clock and no origin.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <list>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+
+#include "cache_node/runtime_config.h"
+#include "cache_node/shared_cache.h"
+#include "common/clock.h"
+#include "common/event_loop.h"
+#include "common/http_client.h"
+#include "common/metrics.h"
+
+namespace cache_node {
+
+// A request waiting on a flight (NodeLoop's answer an HTTP request).
+class FlightWaiter {
+ public:
+  virtual ~FlightWaiter() = default;
+  // Brings the waiter up to `progress` (one copy and one clock read for all the
+  // loop's waiters on `flight`). False when it is done: answered, or gone (its
+  // client left); it is then dropped and hears nothing more.
+  virtual bool advance(const FlightProgress& progress, const Flight& flight, int64_t now_ms) = 0;
+};
+
+// How a loop reaches the upstream (the loop's HttpClient in the node). Callbacks
+// run on the home loop, never from inside fetch().
+struct FlightUpstream {
+  std::function<common::FetchId(common::FetchRequest, common::FetchCallbacks)> fetch;
+  std::function<void(common::FetchId)> cancel;
+};
+
+// What the flights count (the same series whichever loop counts them).
+struct FlightMetrics {
+  explicit FlightMetrics(common::MetricsRegistry& metrics);
+  // cache_errors_total{kind=`code`}.
+  common::Counter& error(const std::string& code);
+
+  common::MetricsRegistry& registry;
+  common::Counter& origin_fetches;
+  common::Counter& origin_bytes;
+  common::Histogram& first_byte;
+  common::Counter& revalidated_not_modified;  // 304: the stored body answers, metadata refreshed
+  common::Counter& revalidated_modified;      // a new answer: 200 (replaces the copy) or 404/410 (drops it)
+  common::Counter& revalidation_errors;       // the upstream failed (stale copy served if allowed)
+};
+
+class Flights {
+ public:
+  struct Deps {
+    size_t loop = 0;  // the home loop's index (Flight::subscribe, owner)
+    SharedCache* cache = nullptr;
+    const common::Clock* clock = nullptr;
+    FlightMetrics* metrics = nullptr;
+    const common::Published<RuntimeConfig>* config = nullptr;
+    FlightUpstream upstream;
+    // `job` runs later on the home loop, never inline (the loop's post()).
+    std::function<void(std::function<void()>)> later;
+    // Tells every loop subscribed to `flight` to look at its progress (this
+    // loop's progress() inline, the others through their post()).
+    std::function<void(const std::shared_ptr<Flight>&)> notify;
+  };
+  explicit Flights(Deps deps);
+  Flights(const Flights&) = delete;
+  Flights& operator=(const Flights&) = delete;
+
+  // `waiter` waits on `flight` (found or started through SharedCache::
+  // find_or_start by this loop, so this loop is subscribed); it is brought up
+  // to the progress so far at once.
+  void join(const std::shared_ptr<Flight>& flight, std::unique_ptr<FlightWaiter> waiter);
+  // Brings this loop's waiters on `flight` up to its progress; once it has
+  // ended they are answered and forgotten.
+  void progress(const std::shared_ptr<Flight>& flight);
+  // Runs the transfer of `flight`, which this loop started: GET `url`,
+  // conditional when the flight revalidates a stored copy.
+  void start(const std::shared_ptr<Flight>& flight, std::string url);
+
+  // This loop's waiters on the flight of `key` (0 when none is known here).
+  size_t waiting(const std::string& key) const;
+  // Transfers this loop runs.
+  size_t transfers() const { return owned_.size(); }
+
+ private:
+  // This loop's waiters on one flight (which may be owned by another loop).
+  struct LocalFlight {
+    std::shared_ptr<Flight> flight;
+    std::list<std::unique_ptr<FlightWaiter>> waiters;
+  };
+  // A transfer this loop runs for a flight.
+  struct OwnedFetch {
+    std::shared_ptr<Flight> flight;
+    common::FetchId id = 0;
+    int status = 0;
+    bool flush_scheduled = false;
+    bool storable = true;                // false: no-store or private (known at the head)
+    std::optional<ChunkMeta> refreshed;  // a 304: the stored copy's metadata, refreshed
+    common::SteadyTime started;
+  };
+
+  void on_head(const std::string& key, const common::FetchHead& head);
+  void on_data(const std::string& key, std::string_view bytes);
+  void on_done(const std::string& key, const common::FetchResult& result);
+  // Upstream data often arrives in several callbacks per loop iteration: the
+  // waiters hear of it once, later on this loop.
+  void schedule_flush(OwnedFetch& fetch);
+  // Ends an owned flight: stored (or the stored copy refreshed after a 304) when
+  // `failure` is empty, else failed (a 404 is remembered; a stale copy may answer
+  // instead); publishes the outcome, updates the shared cache, tells the loops.
+  void end_flight(const std::string& key, std::optional<common::UpstreamFailure> failure, int origin_status = 0);
+  // The metadata of a 200 head (`stored` null) or of the stored copy updated by a
+  // 304 head, with its freshness on the running config; `storable` false for
+  // no-store or private.
+  ChunkMeta meta_from_head(const std::string& key, const common::FetchHead& head, const ChunkMeta* stored,
+                           bool& storable);
+
+  Deps deps_;
+  SharedCache& cache_;
+  const common::Clock& clock_;
+  FlightMetrics& metrics_;
+  common::Published<RuntimeConfig>::Reader config_;
+  std::unordered_map<std::string, LocalFlight> local_;
+  std::unordered_map<std::string, OwnedFetch> owned_;
+};
+
+}  // namespace cache_node

@@ -1,0 +1,25 @@
+// What every part of the cache node reads: the running config with what is
+// derived from it (published on reload, read through a per-loop Reader), and
+// the names it logs and answers under.
+#pragma once
+
+#include <optional>
+
+#include "cache_node/cache_node.h"
+#include "common/coalesced_fetch.h"
+#include "common/url_signing.h"
+
+namespace cache_node {
+
+inline constexpr const char* kLog = "cache_node";
+
+// How chunk fetches name what failed (common/coalesced_fetch.h).
+inline constexpr common::UpstreamWording kChunkWording{"chunk", "object_too_large", "this cache node"};
+
+// The config every loop reads, with what is derived from it.
+struct RuntimeConfig {
+  CacheNodeConfig config;
+  std::optional<common::UrlSigner> signer;
+};
+
+}  // namespace cache_node

@@ -1,0 +1,401 @@
+// Flights (cache_node/flights.h) driven by hand: a fake upstream whose callbacks
+// the test calls, each loop's "later" a queue the test drains, a FakeClock and a
+// real SharedCache (LMDB in a temp dir). Many requests for one chunk start one
+// fetch; its end reaches every waiter on every loop; failures answer everyone
+// and store nothing; a waiter that leaves hears nothing more; the size cap
+// cancels the transfer; a 304 answers from the refreshed stored copy.
+#include <doctest/doctest.h>
+
+#include <chrono>
+#include <deque>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "cache_node/flights.h"
+#include "common/clock.h"
+#include "common/handles.h"
+#include "common/metrics.h"
+#include "support/process.h"
+
+using namespace cache_node;
+using namespace std::chrono_literals;
+
+namespace {
+
+constexpr const char* kKey = "/demo/seg1.ts";
+
+// Transfers the flights started; the test plays the upstream's part.
+struct FakeUpstream {
+  struct Transfer {
+    common::FetchRequest request;
+    common::FetchCallbacks callbacks;
+    bool cancelled = false;
+  };
+  std::vector<Transfer> transfers;  // transfer id - 1
+
+  FlightUpstream bind() {
+    return {[this](common::FetchRequest request, common::FetchCallbacks callbacks) {
+              transfers.push_back({std::move(request), std::move(callbacks)});
+              return common::FetchId{transfers.size()};
+            },
+            [this](common::FetchId id) { transfers.at(id - 1).cancelled = true; }};
+  }
+  Transfer& last() {
+    REQUIRE(!transfers.empty());
+    return transfers.back();
+  }
+};
+
+common::FetchHead head(int status, std::vector<common::HttpHeader> headers = {}) {
+  common::FetchHead h;
+  h.status = status;
+  h.headers = std::move(headers);
+  return h;
+}
+
+common::FetchResult done(int status) {
+  common::FetchResult r;
+  r.ok = true;
+  r.status = status;
+  return r;
+}
+
+// What one waiter heard.
+struct Heard {
+  int calls = 0;
+  FlightProgress last;
+  std::string body;    // the flight's body when it ended stored
+  bool ended = false;  // heard an end
+  bool gone = false;   // set by the test: the client left
+};
+
+class RecordingWaiter final : public FlightWaiter {
+ public:
+  explicit RecordingWaiter(std::shared_ptr<Heard> heard) : heard_(std::move(heard)) {}
+  bool advance(const FlightProgress& p, const Flight& flight, int64_t) override {
+    if (heard_->gone) return false;
+    ++heard_->calls;
+    heard_->last = p;
+    if (p.end == FlightProgress::End::running) return true;
+    heard_->ended = true;
+    if (p.end == FlightProgress::End::stored) heard_->body = flight.body()->copy();
+    return false;
+  }
+
+ private:
+  std::shared_ptr<Heard> heard_;
+};
+
+// One loop: its Flights and its queue of jobs for later.
+struct TestLoop {
+  std::deque<std::function<void()>> later;
+  std::unique_ptr<Flights> flights;
+
+  // Runs the queued jobs (and those they queue), at most 1000.
+  size_t run_later() {
+    size_t ran = 0;
+    while (!later.empty() && ran < 1000) {
+      auto job = std::move(later.front());
+      later.pop_front();
+      job();
+      ++ran;
+    }
+    REQUIRE(later.empty());
+    return ran;
+  }
+};
+
+struct Node {
+  balancer::test::TempDir dir;
+  common::EventBasePtr base{event_base_new()};
+  common::MetricsRegistry metrics;
+  common::FakeClock clock;
+  std::unique_ptr<SharedCache> cache;
+  common::Published<RuntimeConfig> config{std::make_shared<RuntimeConfig>()};
+  FlightMetrics flight_metrics{metrics};
+  FakeUpstream upstream;
+  std::vector<std::unique_ptr<TestLoop>> loops;
+
+  explicit Node(size_t loop_count = 2, uint64_t max_object_bytes = 64ull << 20) {
+    StoreOptions options;
+    options.dir = dir.file("store");
+    auto store = ChunkStore::open(*base, options, metrics);
+    REQUIRE(store.ok());
+    cache = std::make_unique<SharedCache>(std::move(*store), clock, 100,
+                                          metrics.counter("cache_negative_refused_total", ""));
+    auto runtime = std::make_shared<RuntimeConfig>();
+    runtime->config.max_object_bytes = max_object_bytes;
+    config.publish(std::move(runtime));
+    for (size_t index = 0; index < loop_count; ++index) {
+      auto loop = std::make_unique<TestLoop>();
+      TestLoop* self = loop.get();
+      loop->flights = std::make_unique<Flights>(
+          Flights::Deps{.loop = index,
+                        .cache = cache.get(),
+                        .clock = &clock,
+                        .metrics = &flight_metrics,
+                        .config = &config,
+                        .upstream = upstream.bind(),
+                        .later = [self](std::function<void()> job) { self->later.push_back(std::move(job)); },
+                        .notify = [this, index](const std::shared_ptr<Flight>& flight) { notify(flight, index); }});
+      loops.push_back(std::move(loop));
+    }
+  }
+
+  // As the node does: the loop that made progress at once, the others later.
+  void notify(const std::shared_ptr<Flight>& flight, size_t from_loop) {
+    for (size_t index : flight->subscribers()) {
+      Flights* target = loops[index]->flights.get();
+      if (index == from_loop) {
+        target->progress(flight);
+      } else {
+        loops[index]->later.push_back([target, flight] { target->progress(flight); });
+      }
+    }
+  }
+
+  // A request for `key` on `loop`, as NodeLoop::handle_chunk takes it past the
+  // hit path: a waiter on a new or running flight, or the lookup's answer.
+  SharedCache::Lookup::Kind ask(size_t loop, const std::shared_ptr<Heard>& heard, const std::string& key = kKey) {
+    SharedCache::Lookup found = cache->find_or_start(key, loop);
+    Flights& flights = *loops[loop]->flights;
+    switch (found.kind) {
+      case SharedCache::Lookup::Kind::hit:
+      case SharedCache::Lookup::Kind::negative:
+        return found.kind;
+      case SharedCache::Lookup::Kind::started:
+      case SharedCache::Lookup::Kind::revalidate:
+        flights.start(found.flight, "http://origin.test" + key);
+        break;
+      case SharedCache::Lookup::Kind::joined:
+        break;
+    }
+    flights.join(found.flight, std::make_unique<RecordingWaiter>(heard));
+    return found.kind;
+  }
+
+  void run_all_later() {
+    for (auto& loop : loops) loop->run_later();
+  }
+  uint64_t errors(const std::string& code) { return flight_metrics.error(code).value(); }
+};
+
+std::vector<std::shared_ptr<Heard>> make_heard(size_t n) {
+  std::vector<std::shared_ptr<Heard>> out;
+  for (size_t i = 0; i < n; ++i) out.push_back(std::make_shared<Heard>());
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("flights: many requests for one chunk on two loops start one fetch and all wait on it") {
+  Node node;
+  auto heard = make_heard(10);
+  for (size_t i = 0; i < heard.size(); ++i) {
+    auto kind = node.ask(i % 2, heard[i]);
+    CHECK(kind == (i == 0 ? SharedCache::Lookup::Kind::started : SharedCache::Lookup::Kind::joined));
+  }
+  CHECK(node.upstream.transfers.size() == 1);
+  CHECK(node.upstream.last().request.url == std::string("http://origin.test") + kKey);
+  CHECK(node.flight_metrics.origin_fetches.value() == 1);
+  CHECK(node.cache->inflight() == 1);
+  CHECK(node.loops[0]->flights->waiting(kKey) == 5);
+  CHECK(node.loops[1]->flights->waiting(kKey) == 5);
+  CHECK(node.loops[0]->flights->transfers() == 1);  // the loop that started it runs it
+  CHECK(node.loops[1]->flights->transfers() == 0);
+}
+
+TEST_CASE(
+    "flights: the end of a fetch reaches every waiter on every loop, with the whole body, and is "
+    "stored") {
+  Node node;
+  auto heard = make_heard(6);
+  for (size_t i = 0; i < heard.size(); ++i) node.ask(i % 2, heard[i]);
+  auto& transfer = node.upstream.last();
+  const int loop1_calls = heard[1]->calls;
+
+  transfer.callbacks.on_head(head(200, {{"Content-Length", "6"}, {"Content-Type", "video/mp2t"}, {"ETag", "\"a\""}}));
+  // The owner loop's waiters hear of the head at once; the other loop's later.
+  CHECK(heard[0]->last.head_known);
+  CHECK(heard[1]->calls == loop1_calls);
+  CHECK_FALSE(heard[1]->last.head_known);
+  transfer.callbacks.on_data("abc");
+  transfer.callbacks.on_data("def");
+  CHECK(heard[0]->last.bytes == 0);  // data is told later, once for both callbacks
+  CHECK(node.loops[0]->later.size() == 1);
+  node.loops[0]->run_later();
+  CHECK(heard[0]->last.bytes == 6);
+  CHECK(heard[1]->last.bytes == 0);  // told of the head and the data, at its next turn
+  node.loops[1]->run_later();
+  CHECK(heard[1]->last.bytes == 6);
+
+  transfer.callbacks.on_done(done(200));
+  for (size_t i = 0; i < heard.size(); i += 2) {
+    CHECK(heard[i]->ended);
+    CHECK(heard[i]->last.end == FlightProgress::End::stored);
+    CHECK(heard[i]->body == "abcdef");
+  }
+  CHECK_FALSE(heard[1]->ended);  // loop 1 hears at its next turn
+  node.run_all_later();
+  for (const auto& h : heard) {
+    CHECK(h->ended);
+    CHECK(h->body == "abcdef");
+    CHECK(h->last.meta.etag == "\"a\"");
+  }
+  CHECK(node.cache->inflight() == 0);
+  CHECK(node.loops[0]->flights->waiting(kKey) == 0);
+  CHECK(node.loops[1]->flights->waiting(kKey) == 0);
+  CHECK(node.loops[0]->flights->transfers() == 0);
+  auto stored = node.cache->find(kKey);
+  REQUIRE(stored.has_value());
+  CHECK(stored->meta.size == 6);
+  // The next request is a hit: no second fetch.
+  CHECK(node.ask(1, std::make_shared<Heard>()) == SharedCache::Lookup::Kind::hit);
+  CHECK(node.upstream.transfers.size() == 1);
+}
+
+TEST_CASE("flights: an unreachable upstream answers every waiter with the error and stores nothing") {
+  Node node;
+  auto heard = make_heard(4);
+  for (size_t i = 0; i < heard.size(); ++i) node.ask(i % 2, heard[i]);
+  common::FetchResult failed;
+  failed.ok = false;
+  failed.error = "Couldn't connect to server";
+  node.upstream.last().callbacks.on_done(failed);
+  node.run_all_later();
+  for (const auto& h : heard) {
+    CHECK(h->ended);
+    CHECK(h->last.end == FlightProgress::End::failed);
+    CHECK(h->last.fail_status == 502);
+    CHECK(h->last.fail_code == "origin_unreachable");
+  }
+  CHECK(node.errors("origin_unreachable") == 1);  // once per fetch, not per waiter
+  CHECK(node.cache->inflight() == 0);
+  CHECK_FALSE(node.cache->find(kKey).has_value());
+  // Not remembered: the next request asks the upstream again.
+  CHECK(node.ask(0, std::make_shared<Heard>()) == SharedCache::Lookup::Kind::started);
+  CHECK(node.upstream.transfers.size() == 2);
+}
+
+TEST_CASE("flights: an upstream 404 answers every waiter and is remembered for the negative TTL") {
+  Node node;
+  auto heard = make_heard(2);
+  node.ask(0, heard[0]);
+  node.ask(1, heard[1]);
+  auto& transfer = node.upstream.last();
+  transfer.callbacks.on_head(head(404));
+  transfer.callbacks.on_done(done(404));
+  node.run_all_later();
+  for (const auto& h : heard) {
+    CHECK(h->last.end == FlightProgress::End::not_found);
+    CHECK(h->last.fail_status == 404);
+    CHECK(h->last.fail_code == "not_found");
+  }
+  CHECK(node.ask(0, std::make_shared<Heard>()) == SharedCache::Lookup::Kind::negative);
+  node.clock.advance(node.config.load()->config.negative_ttl + 1ms);
+  CHECK(node.ask(0, std::make_shared<Heard>()) == SharedCache::Lookup::Kind::started);
+}
+
+TEST_CASE(
+    "flights: a waiter that leaves before the end hears nothing more; the others and the store "
+    "still get it") {
+  Node node;
+  auto heard = make_heard(3);
+  for (const auto& h : heard) node.ask(0, h);
+  auto& transfer = node.upstream.last();
+  transfer.callbacks.on_head(head(200, {{"Content-Length", "4"}}));
+  heard[1]->gone = true;
+  const int calls_before = heard[1]->calls;
+  transfer.callbacks.on_data("ab");
+  node.run_all_later();
+  CHECK(node.loops[0]->flights->waiting(kKey) == 2);  // dropped at the first progress after it left
+  transfer.callbacks.on_data("cd");
+  transfer.callbacks.on_done(done(200));
+  node.run_all_later();
+  CHECK(heard[1]->calls == calls_before);
+  CHECK_FALSE(heard[1]->ended);
+  CHECK(heard[0]->body == "abcd");
+  CHECK(heard[2]->body == "abcd");
+}
+
+TEST_CASE("flights: when every waiter has left, the fetch still runs to the end and is stored") {
+  Node node;
+  auto h = std::make_shared<Heard>();
+  node.ask(0, h);
+  auto& transfer = node.upstream.last();
+  transfer.callbacks.on_head(head(200, {{"Content-Length", "2"}}));
+  h->gone = true;
+  transfer.callbacks.on_data("xy");
+  node.run_all_later();
+  CHECK(node.loops[0]->flights->waiting(kKey) == 0);
+  CHECK_FALSE(transfer.cancelled);
+  transfer.callbacks.on_done(done(200));
+  CHECK(node.cache->inflight() == 0);
+  auto stored = node.cache->find(kKey);
+  REQUIRE(stored.has_value());
+  CHECK(stored->meta.size == 2);
+}
+
+TEST_CASE("flights: a body over max_object_bytes cancels the transfer and fails as object_too_large") {
+  Node node(2, /*max_object_bytes=*/4);
+  auto heard = make_heard(2);
+
+  SUBCASE("announced by Content-Length") {
+    node.ask(0, heard[0]);
+    node.ask(1, heard[1]);
+    node.upstream.last().callbacks.on_head(head(200, {{"Content-Length", "5"}}));
+  }
+  SUBCASE("found while the body arrives") {
+    node.ask(0, heard[0]);
+    node.ask(1, heard[1]);
+    auto& transfer = node.upstream.last();
+    transfer.callbacks.on_head(head(200));
+    transfer.callbacks.on_data("abc");
+    CHECK_FALSE(transfer.cancelled);
+    transfer.callbacks.on_data("de");
+  }
+  CHECK(node.upstream.last().cancelled);
+  node.run_all_later();
+  for (const auto& h : heard) {
+    CHECK(h->last.end == FlightProgress::End::failed);
+    CHECK(h->last.fail_code == "object_too_large");
+  }
+  CHECK(node.errors("object_too_large") == 1);
+  CHECK(node.cache->inflight() == 0);
+  CHECK_FALSE(node.cache->find(kKey).has_value());
+  CHECK(node.loops[0]->flights->transfers() == 0);
+}
+
+TEST_CASE(
+    "flights: a stale copy is revalidated with one conditional fetch; a 304 answers from it, "
+    "refreshed") {
+  Node node;
+  auto first = std::make_shared<Heard>();
+  node.ask(0, first);
+  auto& fill = node.upstream.last();
+  fill.callbacks.on_head(head(200, {{"Content-Length", "3"}, {"ETag", "\"v1\""}, {"Cache-Control", "max-age=1"}}));
+  fill.callbacks.on_data("abc");
+  fill.callbacks.on_done(done(200));
+  node.run_all_later();
+  REQUIRE(first->body == "abc");
+
+  node.clock.advance(2s);  // past max-age
+  auto heard = make_heard(2);
+  CHECK(node.ask(0, heard[0]) == SharedCache::Lookup::Kind::revalidate);
+  CHECK(node.ask(1, heard[1]) == SharedCache::Lookup::Kind::joined);
+  REQUIRE(node.upstream.transfers.size() == 2);
+  auto& revalidation = node.upstream.last();
+  bool conditional = false;
+  for (const auto& h : revalidation.request.headers) conditional |= h.name == "If-None-Match" && h.value == "\"v1\"";
+  CHECK(conditional);
+  revalidation.callbacks.on_head(head(304, {{"ETag", "\"v1\""}, {"Cache-Control", "max-age=60"}}));
+  revalidation.callbacks.on_done(done(304));
+  node.run_all_later();
+  for (const auto& h : heard) CHECK(h->last.end == FlightProgress::End::revalidated);
+  CHECK(node.flight_metrics.revalidated_not_modified.value() == 1);
+  auto stored = node.cache->find(kKey);
+  REQUIRE(stored.has_value());
+  CHECK(stored->meta.fresh_until_ms > node.clock.unix_now_ms() + 50'000);
+  CHECK(node.ask(0, std::make_shared<Heard>()) == SharedCache::Lookup::Kind::hit);
+}

@@ -1,0 +1,84 @@
+// The cache node's locks (lock_order.h): taken outermost first they nest; an
+// outer lock taken under an inner one, or two of one rank, abort the process
+// (checked in a forked child) instead of risking a deadlock under load.
+#include <doctest/doctest.h>
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <functional>
+#include <mutex>
+
+#include "cache_node/lock_order.h"
+
+using namespace cache_node;
+
+namespace {
+
+// Runs `body` in a child process; true if the child was killed by SIGABRT.
+bool aborts(const std::function<void()>& body) {
+  fflush(nullptr);
+  pid_t pid = fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    signal(SIGABRT, SIG_DFL);  // not the test runner's crash report: the parent judges
+    body();
+    _exit(0);
+  }
+  int status = 0;
+  REQUIRE(waitpid(pid, &status, 0) == pid);
+  return WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT;
+}
+
+}  // namespace
+
+TEST_CASE("lock order: the cache node's locks nest outermost first, and are free again once released") {
+  RankedMutex<LockRank::shared_cache> table;
+  RankedMutex<LockRank::chunk_store> store;
+  RankedMutex<LockRank::flight> flight;
+  RankedMutex<LockRank::chunk_body> body;
+  {
+    std::lock_guard a(table);
+    std::lock_guard b(store);
+    std::lock_guard c(body);
+  }
+  {
+    std::lock_guard a(table);
+    std::lock_guard b(flight);
+    std::lock_guard c(body);
+  }
+  CHECK(lock_order::held == 0);
+  // Released: any one may be taken first again.
+  { std::lock_guard c(body); }
+  { std::lock_guard b(store); }
+  CHECK(lock_order::held == 0);
+}
+
+TEST_CASE("lock order: an outer lock taken under an inner one aborts") {
+  CHECK(aborts([] {
+    RankedMutex<LockRank::shared_cache> table;
+    RankedMutex<LockRank::chunk_store> store;
+    std::lock_guard inner(store);
+    std::lock_guard outer(table);
+  }));
+  CHECK(aborts([] {
+    RankedMutex<LockRank::chunk_store> store;
+    RankedMutex<LockRank::flight> flight;
+    std::lock_guard inner(flight);
+    std::lock_guard outer(store);
+  }));
+  // Two of one rank: two flights held at once could deadlock with another thread.
+  CHECK(aborts([] {
+    RankedMutex<LockRank::flight> one, two;
+    std::lock_guard a(one);
+    std::lock_guard b(two);
+  }));
+  // The same order in the child passes.
+  CHECK_FALSE(aborts([] {
+    RankedMutex<LockRank::shared_cache> table;
+    RankedMutex<LockRank::chunk_store> store;
+    std::lock_guard outer(table);
+    std::lock_guard inner(store);
+  }));
+}
