@@ -22,7 +22,7 @@ std::vector<milliseconds> delays_after_failures(ReconnectPolicy& policy, int fai
 TEST_CASE("reconnect policy: failures wait 100 ms, then double up to a 2 s cap") {
   ReconnectPolicy policy;
   const std::vector<milliseconds> expected = {
-      milliseconds(100), milliseconds(200),  milliseconds(400),  milliseconds(800),
+      milliseconds(100),  milliseconds(200),  milliseconds(400),  milliseconds(800),
       milliseconds(1600), milliseconds(2000), milliseconds(2000), milliseconds(2000)};
   CHECK(delays_after_failures(policy, 8) == expected);
 }
@@ -41,7 +41,8 @@ TEST_CASE("reconnect policy: with no attempt yet, a waiting caller may try at on
   CHECK(policy.may_try_now(clock.now()));
 }
 
-TEST_CASE("reconnect policy: a waiting caller tries at most once per 100 ms since the last attempt") {
+TEST_CASE(
+    "reconnect policy: a waiting caller tries at most once per 100 ms since the last attempt") {
   FakeClock clock;
   ReconnectPolicy policy;
   policy.attempt_started(clock.now());
