@@ -123,28 +123,24 @@ void read_admission_backend(common::ConfigReader& root, BalancerConfig& c) {
   a.finish();
 }
 
-}  // namespace
+// A file named in the main config, relative to the main config's directory unless absolute.
+std::string resolve_relative(const std::filesystem::path& dir, const std::string& file) {
+  if (file.empty() || std::filesystem::path(file).is_absolute()) return file;
+  return (dir / file).lexically_normal().string();
+}
 
-common::Result<BalancerConfig> read_main_config(const common::ConfigDocument& doc) {
-  common::ConfigReader root(doc);
-  BalancerConfig c;
-  c.main_file = doc.file();
-  {
-    auto listen = root.object("listen");
-    common::read_listen_section(listen, doc.file(), 8090, /*http2_capable=*/false, c.server);
-  }
+// public_url, channels_file, caches_file.
+void read_urls_and_files(common::ConfigReader& root, const std::filesystem::path& dir,
+                         BalancerConfig& c) {
   c.public_url = trim_slash(root.string("public_url", ""));
   if (!c.public_url.empty() && !is_http_url(c.public_url)) {
     root.fail("public_url", "must be empty or a URL starting with http:// or https://");
   }
-  std::filesystem::path dir = std::filesystem::path(doc.file()).parent_path();
-  auto resolve = [&](const std::string& file) {
-    if (file.empty() || std::filesystem::path(file).is_absolute()) return file;
-    return (dir / file).lexically_normal().string();
-  };
-  c.channels_file = resolve(root.required_string("channels_file"));
-  c.caches_file = resolve(root.required_string("caches_file"));
+  c.channels_file = resolve_relative(dir, root.required_string("channels_file"));
+  c.caches_file = resolve_relative(dir, root.required_string("caches_file"));
+}
 
+void read_origins(common::ConfigReader& root, BalancerConfig& c) {
   root.each_member("origins", [&](const std::string& id, common::ConfigReader& origin) {
     OriginConfig o;
     o.url = trim_slash(origin.required_string("url"));
@@ -160,6 +156,10 @@ common::Result<BalancerConfig> read_main_config(const common::ConfigDocument& do
     c.origins[id] = o;
   });
   if (c.origins.empty()) root.fail("origins", "at least one origin is required");
+}
+
+// signing.* (the keys chunk URLs are signed with) and playback.* (viewers' playback tickets).
+void read_signing_and_playback(common::ConfigReader& root, BalancerConfig& c) {
   {
     auto signing = root.object("signing");
     c.signing_keys = signing.string_list("keys", {});
@@ -182,32 +182,37 @@ common::Result<BalancerConfig> read_main_config(const common::ConfigDocument& do
     c.allow_anonymous = playback.boolean("allow_anonymous", false);
     playback.finish();
   }
-  {
-    auto p = root.object("playlists");
-    PlaylistTimings& t = c.playlists;
-    t.master_ttl = ms(p.integer("master_ttl_ms", 5000, 0, 3600 * 1000));
-    t.vod_ttl = seconds_as_ms(p.number("vod_ttl_s", 300, 0, 86400));
-    t.live_max_lag = ms(p.integer("live_max_lag_ms", 500, 0, 500));
-    t.live_refresh = ms(p.integer("live_refresh_ms", 250, 20, 60000));
-    t.live_idle = seconds_as_ms(p.number("live_idle_s", 10, 0.1, 3600));
-    t.live_end_confirm = seconds_as_ms(p.number("live_end_confirm_s", 300, 0, 86400));
-    t.master_stale = seconds_as_ms(p.number("master_stale_s", 30, 0, 86400));
-    t.media_stale = seconds_as_ms(p.number("media_stale_s", 60, 0, 3600));
-    t.fetch_timeout = ms(p.integer("fetch_timeout_ms", 3000, 100, 600000));
-    t.blocking_timeout = ms(p.integer("blocking_timeout_ms", 15000, 100, 600000));
-    t.error_hold = ms(p.integer("error_hold_ms", 250, 0, 60000));
-    t.evict_after = seconds_as_ms(p.number("evict_after_s", 60, 1, 86400));
-    t.max_bytes = static_cast<size_t>(p.integer("max_bytes", 4 << 20, 1024, 64 << 20));
-    t.max_entries = static_cast<size_t>(p.integer("max_entries", 10000, 16, 10000000));
-    t.max_directive_entries = static_cast<size_t>(p.integer("max_directive_entries", 256, 1, 100000));
-    t.max_segments = static_cast<size_t>(p.integer("max_segments", 6000, 16, 1000000));
-    t.max_unsent_bytes = static_cast<size_t>(p.integer("max_unsent_bytes", 256 << 20, 65536, int64_t{1} << 40));
-    if (t.live_refresh >= t.live_max_lag && t.live_max_lag.count() > 0) {
-      p.fail("live_refresh_ms",
-             "must be below live_max_lag_ms, or viewers would wait for every refresh");
-    }
-    p.finish();
+}
+
+void read_playlists(common::ConfigReader& root, PlaylistTimings& t) {
+  auto p = root.object("playlists");
+  t.master_ttl = ms(p.integer("master_ttl_ms", 5000, 0, 3600 * 1000));
+  t.vod_ttl = seconds_as_ms(p.number("vod_ttl_s", 300, 0, 86400));
+  t.live_max_lag = ms(p.integer("live_max_lag_ms", 500, 0, 500));
+  t.live_refresh = ms(p.integer("live_refresh_ms", 250, 20, 60000));
+  t.live_idle = seconds_as_ms(p.number("live_idle_s", 10, 0.1, 3600));
+  t.live_end_confirm = seconds_as_ms(p.number("live_end_confirm_s", 300, 0, 86400));
+  t.master_stale = seconds_as_ms(p.number("master_stale_s", 30, 0, 86400));
+  t.media_stale = seconds_as_ms(p.number("media_stale_s", 60, 0, 3600));
+  t.fetch_timeout = ms(p.integer("fetch_timeout_ms", 3000, 100, 600000));
+  t.blocking_timeout = ms(p.integer("blocking_timeout_ms", 15000, 100, 600000));
+  t.error_hold = ms(p.integer("error_hold_ms", 250, 0, 60000));
+  t.evict_after = seconds_as_ms(p.number("evict_after_s", 60, 1, 86400));
+  t.max_bytes = static_cast<size_t>(p.integer("max_bytes", 4 << 20, 1024, 64 << 20));
+  t.max_entries = static_cast<size_t>(p.integer("max_entries", 10000, 16, 10000000));
+  t.max_directive_entries = static_cast<size_t>(p.integer("max_directive_entries", 256, 1, 100000));
+  t.max_segments = static_cast<size_t>(p.integer("max_segments", 6000, 16, 1000000));
+  t.max_unsent_bytes =
+      static_cast<size_t>(p.integer("max_unsent_bytes", 256 << 20, 65536, int64_t{1} << 40));
+  if (t.live_refresh >= t.live_max_lag && t.live_max_lag.count() > 0) {
+    p.fail("live_refresh_ms",
+           "must be below live_max_lag_ms, or viewers would wait for every refresh");
   }
+  p.finish();
+}
+
+// key_delivery.*, health.* (cache node probes) and upstream.* (fetches to origins and caches).
+void read_keys_health_upstream(common::ConfigReader& root, BalancerConfig& c) {
   {
     auto k = root.object("key_delivery");
     c.key_ttl = seconds_as_ms(k.number("ttl_s", 30, 0, 86400));
@@ -229,8 +234,11 @@ common::Result<BalancerConfig> read_main_config(const common::ConfigDocument& do
     c.upstream_http2 = u.boolean("http2", true);
     u.finish();
   }
-  read_admission(root, c.admission, c.per_address_exempt);
-  read_admission_backend(root, c);
+}
+
+// operator.* and api.* (products_file relative to the main config).
+void read_operator_and_api(common::ConfigReader& root, const std::filesystem::path& dir,
+                           BalancerConfig& c) {
   {
     auto o = root.object("operator");
     c.operator_key = o.string("key", "");
@@ -239,11 +247,13 @@ common::Result<BalancerConfig> read_main_config(const common::ConfigDocument& do
     c.operator_allow_loopback = o.boolean("allow_loopback", true);
     o.finish();
   }
-  {
-    auto a = root.object("api");
-    api::read_api_section(a, c.api);
-    c.api.products_file = resolve(c.api.products_file);
-  }
+  auto a = root.object("api");
+  api::read_api_section(a, c.api);
+  c.api.products_file = resolve_relative(dir, c.api.products_file);
+}
+
+// server.*, threads, log.*, cors.*: the sections every server reads (common/config.h).
+void read_server_sections(common::ConfigReader& root, BalancerConfig& c) {
   auto server = root.object("server");
   common::read_server_section(server, c.server);
   common::read_threads(root, c.server);
@@ -251,20 +261,47 @@ common::Result<BalancerConfig> read_main_config(const common::ConfigDocument& do
   c.log_level = common::read_log_section(log);
   auto cors = root.object("cors");
   c.cors = common::read_cors_section(cors);
+}
+
+// steering.* (content steering manifests) and web.* (the viewer pages' directory).
+void read_steering_and_web(common::ConfigReader& root, const std::filesystem::path& dir,
+                           BalancerConfig& c) {
   {
     auto steering = root.object("steering");
     c.steering_enabled = steering.boolean("enabled", true);
     c.steering_ttl_s = static_cast<int>(steering.integer("ttl_s", 2, 1, 300));
     steering.finish();
   }
-  {
-    auto web = root.object("web");
-    c.web_dir = resolve(web.string("dir", ""));
-    if (!c.web_dir.empty() && !std::filesystem::is_directory(c.web_dir)) {
-      web.fail("dir", c.web_dir + " is not a directory");
-    }
-    web.finish();
+  auto web = root.object("web");
+  c.web_dir = resolve_relative(dir, web.string("dir", ""));
+  if (!c.web_dir.empty() && !std::filesystem::is_directory(c.web_dir)) {
+    web.fail("dir", c.web_dir + " is not a directory");
   }
+  web.finish();
+}
+
+}  // namespace
+
+// Sections are read in this order, which is the order their errors are listed in.
+common::Result<BalancerConfig> read_main_config(const common::ConfigDocument& doc) {
+  common::ConfigReader root(doc);
+  BalancerConfig c;
+  c.main_file = doc.file();
+  const std::filesystem::path dir = std::filesystem::path(doc.file()).parent_path();
+  {
+    auto listen = root.object("listen");
+    common::read_listen_section(listen, doc.file(), 8090, /*http2_capable=*/false, c.server);
+  }
+  read_urls_and_files(root, dir, c);
+  read_origins(root, c);
+  read_signing_and_playback(root, c);
+  read_playlists(root, c.playlists);
+  read_keys_health_upstream(root, c);
+  read_admission(root, c.admission, c.per_address_exempt);
+  read_admission_backend(root, c);
+  read_operator_and_api(root, dir, c);
+  read_server_sections(root, c);
+  read_steering_and_web(root, dir, c);
   c.server.service = "balancer";
   root.finish();
   if (!root.ok()) return common::Error{"bad_config", root.error_text()};

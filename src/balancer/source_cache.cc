@@ -155,78 +155,119 @@ DeliveryDirectives honoured_directives(const DeliveryDirectives& asked, const So
   return out;
 }
 
+SourceResult hit_result(const SourceCache::Entry& entry) {
+  SourceResult r;
+  r.from = SourceResult::From::hit;
+  r.version = entry.version;
+  r.validated_at = entry.validated_at;
+  r.slot = entry.slot;
+  return r;
+}
+
+SourceResult error_result(int status, common::Error error) {
+  SourceResult r;
+  r.status = status;
+  r.error = std::move(error);
+  return r;
+}
+
 }  // namespace
+
+// Where a request's copy is kept and fetched from: the ordinary copy's key and URL, or with
+// directives, the same with the directives' query added (a copy of its own).
+struct SourceCache::CopyAddress {
+  std::string key;
+  std::string url;
+};
 
 void SourceCache::get(const SourceRequest& asked, SourceCallback done) {
   const TimePoint now = clock_.now();
   const std::string base_key = asked.origin_id + "\n" + asked.target;
   SourceRequest request = asked;
-  if (request.directives.any()) {
-    auto it = entries_.find(base_key);
-    const bool same_origin = it != entries_.end() && it->second->origin_base == request.origin_base;
-    request.directives = honoured_directives(request.directives, same_origin ? it->second->version.get() : nullptr);
-  }
+  if (request.directives.any()) request.directives = directives_to_forward(request, base_key);
+  if (answer_from_shared_live_copy(request, base_key, now, done)) return;
 
-  // A blocking reload that the shared live copy already answers needs no origin trip.
-  if (request.directives.blocking() && request.directives.skip.empty()) {
-    auto it = entries_.find(base_key);
-    if (it != entries_.end()) {
-      Entry& base = *it->second;
-      if (base.version && base.origin_base == request.origin_base &&
-          base.version->playlist.kind == hls::PlaylistKind::media &&
-          is_fresh(base.version->kind, since(base.validated_at, now), timings_)) {
-        const hls::MediaInfo& media = base.version->playlist.media;
-        if (directives_too_far(media, *request.directives.msn, request.directives.part)) {
-          errors_.inc();
-          SourceResult r;
-          r.status = 400;
-          r.error = {"bad_request", "_HLS_msn or _HLS_part is too far ahead of the playlist."};
-          return done(r);
-        }
-        if (satisfies_blocking(media, *request.directives.msn, request.directives.part)) {
-          base.last_request = now;
-          hits_.inc();
-          SourceResult r;
-          r.from = SourceResult::From::hit;
-          r.version = base.version;
-          r.validated_at = base.validated_at;
-          r.slot = base.slot;
-          return done(r);
-        }
-      }
+  const CopyAddress address = address_of(request, base_key);
+  // Entries are only ever erased by the sweep timer, never inside a callback.
+  if (entries_.find(address.key) == entries_.end()) {
+    if (std::optional<SourceResult> refusal = admit_new_entry(address.key, base_key)) {
+      errors_.inc();
+      return done(*refusal);
     }
   }
+  Entry& entry = entry_for_request(address, base_key, request, now);
+  answer_or_fetch(entry, std::move(done), now);
+}
 
-  std::string key = base_key;
-  std::string url = request.origin_base + request.target;
+DeliveryDirectives SourceCache::directives_to_forward(const SourceRequest& request,
+                                                      const std::string& base_key) const {
+  auto it = entries_.find(base_key);
+  const bool same_origin = it != entries_.end() && it->second->origin_base == request.origin_base;
+  return honoured_directives(request.directives, same_origin ? it->second->version.get() : nullptr);
+}
+
+bool SourceCache::answer_from_shared_live_copy(const SourceRequest& request,
+                                               const std::string& base_key, TimePoint now,
+                                               const SourceCallback& done) {
+  if (!request.directives.blocking() || !request.directives.skip.empty()) return false;
+  auto it = entries_.find(base_key);
+  if (it == entries_.end()) return false;
+  Entry& base = *it->second;
+  if (!base.version || base.origin_base != request.origin_base ||
+      base.version->playlist.kind != hls::PlaylistKind::media ||
+      !is_fresh(base.version->kind, since(base.validated_at, now), timings_)) {
+    return false;
+  }
+  const hls::MediaInfo& media = base.version->playlist.media;
+  if (directives_too_far(media, *request.directives.msn, request.directives.part)) {
+    errors_.inc();
+    done(error_result(400,
+                      {"bad_request", "_HLS_msn or _HLS_part is too far ahead of the playlist."}));
+    return true;
+  }
+  if (!satisfies_blocking(media, *request.directives.msn, request.directives.part)) return false;
+  base.last_request = now;
+  hits_.inc();
+  done(hit_result(base));
+  return true;
+}
+
+SourceCache::CopyAddress SourceCache::address_of(const SourceRequest& request,
+                                                 const std::string& base_key) {
+  CopyAddress address{base_key, request.origin_base + request.target};
   if (request.directives.any()) {
     std::string q = request.directives.query();
     char sep = request.target.find('?') == std::string::npos ? '?' : '&';
-    key += sep + q;
-    url += sep + q;
+    address.key += sep + q;
+    address.url += sep + q;
   }
-  // Entries are only ever erased by the sweep timer, never inside a callback.
-  const bool new_entry = entries_.find(key) == entries_.end();
-  if (new_entry && entries_.size() >= timings_.max_entries) {
-    errors_.inc();
-    SourceResult r;
-    r.status = 503;
-    r.error = {"busy", "Too many distinct playlists are being served; try again shortly."};
-    return done(r);
+  return address;
+}
+
+std::optional<SourceResult> SourceCache::admit_new_entry(const std::string& key,
+                                                         const std::string& base_key) {
+  if (entries_.size() >= timings_.max_entries) {
+    return error_result(
+        503, {"busy", "Too many distinct playlists are being served; try again shortly."});
   }
-  if (new_entry && key != base_key) {
+  if (key != base_key) {
     size_t& per_playlist = directive_entries_[base_key];
     if (per_playlist >= timings_.max_directive_entries) {
-      errors_.inc();
-      SourceResult r;
-      r.status = 503;
-      r.error = {"busy", "Too many distinct LL-HLS reloads of this playlist are pending; try again shortly."};
-      return done(r);
+      return error_result(
+          503,
+          {"busy",
+           "Too many distinct LL-HLS reloads of this playlist are pending; try again shortly."});
     }
     ++per_playlist;
   }
-  Entry& entry = entry_for(key);
-  if (key != base_key) entry.base_key = base_key;
+  return std::nullopt;
+}
+
+SourceCache::Entry& SourceCache::entry_for_request(const CopyAddress& address,
+                                                   const std::string& base_key,
+                                                   const SourceRequest& request, TimePoint now) {
+  Entry& entry = entry_for(address.key);
+  if (address.key != base_key) entry.base_key = base_key;
   if (entry.origin_base != request.origin_base) {
     // New entry, or the origin's URL changed on reload: nothing cached applies.
     entry.origin_base = request.origin_base;
@@ -236,37 +277,32 @@ void SourceCache::get(const SourceRequest& asked, SourceCallback done) {
     entry.last_modified.clear();
     entry.failed_at.reset();
   }
-  entry.url = url;
+  entry.url = address.url;
   entry.live = request.live;
   entry.blocking = request.directives.any();
   entry.long_poll = request.directives.blocking();
   entry.last_request = now;
+  return entry;
+}
 
+void SourceCache::answer_or_fetch(Entry& entry, SourceCallback done, TimePoint now) {
   // A copy built under another live policy (the operator changed the channel) is refetched.
-  if (entry.version && entry.version->live == request.live &&
+  if (entry.version && entry.version->live == entry.live &&
       is_fresh(entry.version->kind, since(entry.validated_at, now), timings_)) {
     hits_.inc();
-    SourceResult r;
-    r.from = SourceResult::From::hit;
-    r.version = entry.version;
-    r.validated_at = entry.validated_at;
-    r.slot = entry.slot;
     schedule_refresh(entry, now);
-    return done(r);
+    return done(hit_result(entry));
   }
-  const bool running = in_flight_.running(key);
+  const bool running = in_flight_.running(entry.key);
   if (!running && entry.failed_at && since(*entry.failed_at, now) < timings_.error_hold) {
     return answer_failure(entry, done, now);
   }
   Waiter waiter{std::move(done), !running};
-  auto joined = in_flight_.join(key, std::move(waiter));
+  auto joined = in_flight_.join(entry.key, std::move(waiter));
   if (common::overflowed(joined.outcome)) {
     errors_.inc();
     common::UpstreamErrorReply busy = common::overflow_error(kSourceWording);
-    SourceResult r;
-    r.status = busy.status;
-    r.error = std::move(busy.error);
-    return waiter.done(r);
+    return waiter.done(error_result(busy.status, std::move(busy.error)));
   }
   if (joined.outcome == common::JoinOutcome::joined) {
     coalesced_.inc();

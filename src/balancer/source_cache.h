@@ -157,6 +157,26 @@ class SourceCache {
     bool first = false;  // the request that started the fetch
   };
 
+  struct CopyAddress;
+
+  // The steps of get(), in order.
+  // The request's LL-HLS directives that the source's origin can honour (the others dropped).
+  DeliveryDirectives directives_to_forward(const SourceRequest& request,
+                                           const std::string& base_key) const;
+  // A blocking reload that the fresh ordinary copy already satisfies (or shows too far ahead)
+  // is answered from it, with no origin trip: true when `done` was called.
+  bool answer_from_shared_live_copy(const SourceRequest& request, const std::string& base_key,
+                                    TimePoint now, const SourceCallback& done);
+  static CopyAddress address_of(const SourceRequest& request, const std::string& base_key);
+  // A new entry within playlists.max_entries and (directive copies) max_directive_entries, which
+  // it is counted against; the 503 refusal otherwise.
+  std::optional<SourceResult> admit_new_entry(const std::string& key, const std::string& base_key);
+  // The request's entry (created if new, emptied if the origin's URL changed), asked for now.
+  Entry& entry_for_request(const CopyAddress& address, const std::string& base_key,
+                           const SourceRequest& request, TimePoint now);
+  // A fresh copy at once, a failure still held, or a wait on the (shared) origin fetch.
+  void answer_or_fetch(Entry& entry, SourceCallback done, TimePoint now);
+
   Entry& entry_for(const std::string& key);
   void start_fetch(Entry& entry, Transfer& transfer, bool background);
   void on_done(const std::string& key, const common::FetchResult& result);

@@ -10,14 +10,13 @@
 #include "common/event_loop.h"
 #include "common/host_lookup.h"
 #include "common/log.h"
+#include "common/reconnect_policy.h"
 #include "common/worker.h"
 
 namespace common {
 namespace {
 
 constexpr const char* kLog = "postgresql";
-constexpr std::chrono::milliseconds kMinBackoff{100};
-constexpr std::chrono::milliseconds kMaxBackoff{2000};
 using SteadyClock = std::chrono::steady_clock;
 
 Error unavailable(const std::string& why) {
@@ -64,9 +63,9 @@ class PgClient::Impl : public std::enable_shared_from_this<Impl> {
   void query(std::string sql, Params params, Callback done) {
     const auto now = SteadyClock::now();
     if (down_ && state_ == State::kIdle) {
-      // Waiting to reconnect: try now (at most every kMinBackoff), so a server that came back
+      // Waiting to reconnect: try now (at most every 100 ms), so a server that came back
       // serves this query; a server still down refuses at once and the query fails with it.
-      if (now - last_attempt_ < kMinBackoff) {
+      if (!reconnect_policy_.may_try_now(now)) {
         return fail_later(std::move(done), "no connection (" + last_error_ + ")");
       }
       queue_.push_back(
@@ -129,7 +128,7 @@ class PgClient::Impl : public std::enable_shared_from_this<Impl> {
                             timeout.c_str(),
                             "balancer",
                             nullptr};
-    last_attempt_ = SteadyClock::now();
+    reconnect_policy_.attempt_started(SteadyClock::now());
     conn_.reset(PQconnectStartParams(keys, values, 0));
     state_ = State::kConnecting;
     connect_deadline_ = SteadyClock::now() + options_.timeout;
@@ -184,7 +183,7 @@ class PgClient::Impl : public std::enable_shared_from_this<Impl> {
           LOG_INFO(kLog, "connected to ", address_, ":", options_.port, "/", options_.dbname);
         ++connects_;
         down_ = false;
-        backoff_ = kMinBackoff;
+        reconnect_policy_.connected();
         watch(EV_READ);
         return run_next();
       default:
@@ -289,9 +288,9 @@ class PgClient::Impl : public std::enable_shared_from_this<Impl> {
           self->connect();
         },
         this));
-    timeval tv{0, static_cast<suseconds_t>(std::chrono::microseconds(backoff_).count())};
+    const std::chrono::milliseconds delay = reconnect_policy_.delay_after_failure();
+    timeval tv{0, static_cast<suseconds_t>(std::chrono::microseconds(delay).count())};
     evtimer_add(reconnect_.get(), &tv);
-    backoff_ = std::min(backoff_ * 2, kMaxBackoff);
   }
 
   void on_tick() {
@@ -329,8 +328,7 @@ class PgClient::Impl : public std::enable_shared_from_this<Impl> {
   PgResultPtr result_;
   bool flush_pending_ = false;
   SteadyClock::time_point connect_deadline_;
-  SteadyClock::time_point last_attempt_;
-  std::chrono::milliseconds backoff_ = kMinBackoff;
+  ReconnectPolicy reconnect_policy_;
   EventPtr watch_;
   EventPtr tick_;
   EventPtr reconnect_;

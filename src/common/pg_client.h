@@ -2,8 +2,9 @@
 // connection is made with PQconnectStartParams/PQconnectPoll and queries are sent with
 // PQsendQueryParams in nonblocking mode, the socket watched by the loop), so nothing blocks the
 // loop. Queries run one after another in the order given. The client reconnects by itself
-// (backoff up to 2 s) and bounds every query with a deadline; host names are resolved on a
-// worker thread and libpq is given the address (hostaddr), so it never resolves on the loop.
+// (common/reconnect_policy.h: backoff 0.1 s doubling up to 2 s) and bounds every query with a
+// deadline; host names are resolved on a worker thread and libpq is given the address
+// (hostaddr), so it never resolves on the loop.
 // Loop thread only, except construction (before the loop runs, or on the loop thread).
 #pragma once
 

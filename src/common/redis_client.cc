@@ -17,14 +17,13 @@
 #include "common/handles.h"
 #include "common/host_lookup.h"
 #include "common/log.h"
+#include "common/reconnect_policy.h"
 #include "common/worker.h"
 
 namespace common {
 namespace {
 
 constexpr const char* kLog = "redis";
-constexpr std::chrono::milliseconds kMinBackoff{100};
-constexpr std::chrono::milliseconds kMaxBackoff{2000};
 
 using SteadyClock = std::chrono::steady_clock;
 
@@ -120,7 +119,7 @@ class RedisClient::Impl : public std::enable_shared_from_this<Impl> {
 
   void command(std::vector<std::string> argv, Callback done) {
     if (ctx_ == nullptr && !stopping_ && !address_.empty() &&
-        SteadyClock::now() - last_attempt_ >= kMinBackoff) {
+        reconnect_policy_.may_try_now(SteadyClock::now())) {
       // Waiting to reconnect: try now, so a Redis that came back serves this command (hiredis
       // sends it once connected; a refused connection fails it at once).
       reconnect_timer_.reset();
@@ -202,7 +201,7 @@ class RedisClient::Impl : public std::enable_shared_from_this<Impl> {
     }
     self->connected_ = true;
     ++self->connects_;
-    self->backoff_ = kMinBackoff;
+    self->reconnect_policy_.connected();
     LOG_INFO(kLog, "connected to ", self->address_, ":", self->options_.port);
   }
 
@@ -241,7 +240,7 @@ class RedisClient::Impl : public std::enable_shared_from_this<Impl> {
         return;
       }
     }
-    last_attempt_ = SteadyClock::now();
+    reconnect_policy_.attempt_started(SteadyClock::now());
     redisAsyncContext* ctx = redisAsyncConnect(address_.c_str(), options_.port);
     if (ctx == nullptr || ctx->err != 0) {
       LOG_DEBUG(kLog, "connect to ", address_, ":", options_.port,
@@ -299,9 +298,9 @@ class RedisClient::Impl : public std::enable_shared_from_this<Impl> {
           self->connect();
         },
         this));
-    timeval tv{0, static_cast<suseconds_t>(std::chrono::microseconds(backoff_).count())};
+    const std::chrono::milliseconds delay = reconnect_policy_.delay_after_failure();
+    timeval tv{0, static_cast<suseconds_t>(std::chrono::microseconds(delay).count())};
     evtimer_add(reconnect_timer_.get(), &tv);
-    backoff_ = std::min(backoff_ * 2, kMaxBackoff);
   }
 
   void on_tick() {
@@ -335,8 +334,7 @@ class RedisClient::Impl : public std::enable_shared_from_this<Impl> {
   std::map<uint64_t, Pending> pending_;  // by id: the first is the oldest
   std::map<const std::string*, std::string> shas_;
   SteadyClock::time_point connect_deadline_;
-  SteadyClock::time_point last_attempt_;
-  std::chrono::milliseconds backoff_ = kMinBackoff;
+  ReconnectPolicy reconnect_policy_;
   EventPtr timer_;
   EventPtr reconnect_timer_;
   std::unique_ptr<WorkerThread> resolver_;

@@ -86,6 +86,45 @@ TEST_CASE("bad values in the main file name the file and the key") {
   CHECK(has(main_error({"operator.key=short"}), "key 'operator.key'"));
 }
 
+TEST_CASE(
+    "errors in every section of the main file are all listed, in section order, word for word") {
+  const std::string text = main_error({
+      "public_url=balancer.example",
+      "origins.demo.url=ftp://x",
+      "signing.keys=[\"short\"]",
+      "playback.ticket_keys=[]",
+      "playlists.live_refresh_ms=500",
+      "key_delivery.ttl_s=-1",
+      "health.timeout_ms=5000",
+      "upstream.connect_timeout_ms=0",
+      "limits.max_streams=-1",
+      "admission.backend=cluster",
+      "operator.key=short",
+      "log.level=loud",
+      "steering.ttl_s=0",
+      "web.dir=no-such-directory",
+      "surprise=1",
+  });
+  CHECK(text ==
+        "main.json: key 'public_url': must be empty or a URL starting with http:// or https://\n"
+        "main.json: key 'origins.demo.url': must start with http:// or https://\n"
+        "main.json: key 'signing.keys': every key must be at least 16 characters\n"
+        "main.json: key 'playback.ticket_keys': at least one key is required\n"
+        "main.json: key 'playlists.live_refresh_ms': must be below live_max_lag_ms, or viewers "
+        "would wait for every refresh\n"
+        "main.json: key 'key_delivery.ttl_s': expected a number from 0 to 86400, got -1\n"
+        "main.json: key 'health.timeout_ms': must not exceed interval_ms\n"
+        "main.json: key 'upstream.connect_timeout_ms': expected an integer from 1 to 60000, got 0\n"
+        "main.json: key 'limits.max_streams': expected an integer from 0 to 100000000, got -1\n"
+        "main.json: key 'admission.backend': must be \"local\" (this balancer alone) or \"redis\" "
+        "(several balancers share admission)\n"
+        "main.json: key 'operator.key': must be empty or at least 16 characters\n"
+        "main.json: key 'log.level': expected debug, info, warn or error\n"
+        "main.json: key 'steering.ttl_s': expected an integer from 1 to 300, got 0\n"
+        "main.json: key 'web.dir': no-such-directory is not a directory\n"
+        "main.json: key 'surprise': unknown key");
+}
+
 TEST_CASE("admission limits and queue timings: defaults, values, and errors naming the key") {
   using namespace std::chrono_literals;
   BalancerConfig c = main_ok();

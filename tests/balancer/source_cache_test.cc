@@ -166,6 +166,50 @@ TEST_CASE("source cache: an origin that can block gets the directives, within a 
   CHECK(f.origin.count("/files/ll.m3u8?_HLS_skip=YES") == 0);
 }
 
+TEST_CASE(
+    "source cache: a blocking reload the fresh shared copy answers, or shows too far ahead, costs "
+    "no origin fetch") {
+  Fixture f(no_background_refresh());
+  test::write_file(f.dir.file("ll.m3u8"),
+                   test::live_playlist(10, 3, 2, "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES\n"));
+  SourceResult ordinary = f.get("/ll.m3u8");
+  REQUIRE(ordinary.version != nullptr);
+  DeliveryDirectives present;
+  present.msn = 11;  // already in the copy (segments 10 to 12)
+  SourceResult hit = f.get("/ll.m3u8", present);
+  CHECK(hit.from == SourceResult::From::hit);
+  CHECK(hit.version == ordinary.version);
+  DeliveryDirectives far;
+  far.msn = 16;  // more than two segments past the next one (13)
+  SourceResult refused = f.get("/ll.m3u8", far);
+  CHECK(refused.from == SourceResult::From::error);
+  CHECK(refused.status == 400);
+  CHECK(refused.error.code == "bad_request");
+  CHECK(refused.error.message == "_HLS_msn or _HLS_part is too far ahead of the playlist.");
+  CHECK(f.origin.total() == 1);
+  CHECK(f.cache->entries() == 1);
+}
+
+TEST_CASE(
+    "source cache: a new playlist beyond max_entries is refused 503 busy; those held still "
+    "answer") {
+  PlaylistTimings timings = no_background_refresh();
+  timings.max_entries = 2;
+  Fixture f(timings);
+  for (const char* name : {"a.m3u8", "b.m3u8", "c.m3u8"})
+    test::write_file(f.dir.file(name), test::live_playlist(1, 3));
+  REQUIRE(f.get("/a.m3u8").version != nullptr);
+  REQUIRE(f.get("/b.m3u8").version != nullptr);
+  SourceResult over = f.get("/c.m3u8");
+  CHECK(over.from == SourceResult::From::error);
+  CHECK(over.status == 503);
+  CHECK(over.error.code == "busy");
+  CHECK(over.error.message == "Too many distinct playlists are being served; try again shortly.");
+  CHECK(f.origin.count("/files/c.m3u8") == 0);
+  CHECK(f.get("/a.m3u8").from == SourceResult::From::hit);
+  CHECK(f.cache->entries() == 2);
+}
+
 TEST_CASE("source cache: above max_segments a live playlist becomes its newest window, a VOD one is refused") {
   PlaylistTimings timings = no_background_refresh();
   timings.max_segments = 16;

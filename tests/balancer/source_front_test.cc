@@ -1,0 +1,290 @@
+// SourceFront, one loop's view of the home loop's SourceCache, against a real test_origin: a
+// fresh copy is answered on the front's own loop without asking the home loop, requests for
+// one source share one question, a version the cache published is picked up without asking,
+// and errors, LL-HLS directives and a changed origin always go home. Both loops are real
+// EventLoops, run in turn on the test thread; a FakeClock decides freshness.
+#include "balancer/source_front.h"
+
+#include <doctest/doctest.h>
+
+#include <functional>
+#include <optional>
+#include <vector>
+
+#include "balancer_fixture.h"
+#include "common/clock.h"
+#include "common/event_loop.h"
+#include "common/http_client.h"
+#include "common/metrics.h"
+#include "support/origin_fixture.h"
+#include "support/process.h"
+
+namespace balancer {
+namespace {
+
+using namespace std::chrono_literals;
+
+test::TestOriginOptions origin_options(const test::TempDir& dir) {
+  test::TestOriginOptions options;
+  options.root = dir.path();
+  return options;
+}
+
+PlaylistTimings no_background_refresh() {
+  PlaylistTimings timings;
+  timings.live_max_lag = 500ms;
+  timings.error_hold = 250ms;
+  // Real-time timers drive the cache's background refreshes; keep them out so only the
+  // injected clock decides.
+  timings.live_refresh = std::chrono::hours(1);
+  timings.live_idle = std::chrono::hours(1);
+  return timings;
+}
+
+struct Fixture {
+  test::TempDir dir;
+  test::TestOrigin origin{origin_options(dir)};
+  common::FakeClock clock;
+  common::MetricsRegistry metrics;
+  PlaylistTimings timings = no_background_refresh();
+  common::EventLoop home{0};
+  common::EventLoop front_loop{1};
+  std::unique_ptr<common::HttpClient> client;
+  std::unique_ptr<SourceCache> cache;
+  std::unique_ptr<SourceFront> front;
+
+  Fixture() {
+    auto made = common::HttpClient::create(home.base(), {});
+    REQUIRE(made.ok());
+    client = std::move(*made);
+    cache = std::make_unique<SourceCache>(home.base(), *client, metrics, timings, clock);
+    front = std::make_unique<SourceFront>(front_loop, home, *cache, clock);
+  }
+
+  // Outcomes the home cache counted: grows with every question it is asked (one each, except a
+  // failed fetch, which counts as a miss and an error).
+  uint64_t home_lookups() {
+    uint64_t n = 0;
+    for (const char* result : {"hit", "miss", "coalesced", "stale", "error"}) {
+      n += metrics
+               .counter("balancer_playlist_cache_total", "Playlist source lookups by outcome",
+                        std::string("result=\"") + result + "\"")
+               .value();
+    }
+    return n;
+  }
+
+  SourceRequest request(const std::string& path, DeliveryDirectives directives = {}) {
+    return SourceRequest{"demo", origin.base_url(), "/files" + path, directives, {}};
+  }
+
+  // Runs both loops on this thread until `done` holds (10 s at most).
+  bool run_until(const std::function<bool()>& done) {
+    return test::wait_until(
+        [&] {
+          event_base_loop(&home.base(), EVLOOP_NONBLOCK);
+          event_base_loop(&front_loop.base(), EVLOOP_NONBLOCK);
+          return done();
+        },
+        10s, 1ms);
+  }
+
+  // Asks the front and runs the loops until it answers.
+  SourceResult get(const SourceRequest& r) {
+    std::optional<SourceResult> answer;
+    front->get(r, timings, [&](const SourceResult& result) { answer = result; });
+    REQUIRE(run_until([&] { return answer.has_value(); }));
+    return *answer;
+  }
+  SourceResult get(const std::string& path) { return get(request(path)); }
+
+  // Asks the home cache itself (as another loop's front would), on the home loop.
+  SourceResult get_at_home(const std::string& path) {
+    std::optional<SourceResult> answer;
+    cache->get(request(path), [&](const SourceResult& result) { answer = result; });
+    REQUIRE(run_until([&] { return answer.has_value(); }));
+    return *answer;
+  }
+};
+
+}  // namespace
+
+TEST_CASE(
+    "source front: a fresh copy is answered at once on the front's loop, without asking home") {
+  Fixture f;
+  test::write_file(f.dir.file("live.m3u8"), test::live_playlist(100, 5));
+  SourceResult first = f.get("/live.m3u8");
+  REQUIRE(first.version != nullptr);
+  CHECK(first.from == SourceResult::From::miss);
+  CHECK(f.home_lookups() == 1);
+
+  f.clock.advance(499ms);
+  std::optional<SourceResult> answer;
+  f.front->get(f.request("/live.m3u8"), f.timings,
+               [&](const SourceResult& result) { answer = result; });
+  // Before get() returns: no loop turn, no post to the home loop.
+  REQUIRE(answer.has_value());
+  CHECK(answer->from == SourceResult::From::hit);
+  CHECK(answer->version == first.version);
+  CHECK(answer->validated_at == first.validated_at);
+  CHECK(f.home_lookups() == 1);
+  CHECK(f.origin.count("/files/live.m3u8") == 1);
+}
+
+TEST_CASE(
+    "source front: a copy older than live_max_lag on the injected clock is asked of home again") {
+  Fixture f;
+  test::write_file(f.dir.file("live.m3u8"), test::live_playlist(100, 5));
+  SourceResult first = f.get("/live.m3u8");
+  REQUIRE(first.version != nullptr);
+
+  test::write_file(f.dir.file("live.m3u8"), test::live_playlist(101, 5));
+  f.clock.advance(501ms);
+  SourceResult late = f.get("/live.m3u8");
+  CHECK(late.from == SourceResult::From::miss);
+  CHECK(f.home_lookups() == 2);
+  CHECK(f.origin.count("/files/live.m3u8") == 2);
+  REQUIRE(late.version != nullptr);
+  CHECK(late.version->serial > first.version->serial);
+
+  // And the new copy is the front's own from then on.
+  CHECK(f.get("/live.m3u8").from == SourceResult::From::hit);
+  CHECK(f.home_lookups() == 2);
+}
+
+TEST_CASE("source front: requests for one source while home is asked share one question") {
+  Fixture f;
+  test::write_file(f.dir.file("live.m3u8"), test::live_playlist(100, 5));
+  constexpr int kViewers = 20;
+  std::vector<std::optional<SourceResult>> answers(kViewers);
+  for (int i = 0; i < kViewers; ++i) {
+    f.front->get(f.request("/live.m3u8"), f.timings,
+                 [&answers, i](const SourceResult& result) { answers[i] = result; });
+  }
+  REQUIRE(f.run_until([&] {
+    for (const auto& a : answers)
+      if (!a) return false;
+    return true;
+  }));
+  CHECK(f.home_lookups() == 1);
+  CHECK(f.origin.count("/files/live.m3u8") == 1);
+  for (const auto& a : answers) {
+    REQUIRE(a->version != nullptr);
+    CHECK(a->version == answers[0]->version);
+  }
+}
+
+TEST_CASE("source front: a version the home cache published is picked up without asking home") {
+  Fixture f;
+  test::write_file(f.dir.file("live.m3u8"), test::live_playlist(100, 5));
+  SourceResult first = f.get("/live.m3u8");
+  REQUIRE(first.version != nullptr);
+  // The front has read the slot once (a hit from its own copy).
+  REQUIRE(f.get("/live.m3u8").from == SourceResult::From::hit);
+
+  // The front's copy goes stale; another loop's request makes the home cache fetch and
+  // publish a new version in the slot the front holds.
+  test::write_file(f.dir.file("live.m3u8"), test::live_playlist(101, 5));
+  f.clock.advance(501ms);
+  SourceResult refreshed = f.get_at_home("/live.m3u8");
+  REQUIRE(refreshed.version != nullptr);
+  REQUIRE(refreshed.version->serial > first.version->serial);
+  const uint64_t lookups = f.home_lookups();
+
+  std::optional<SourceResult> answer;
+  f.front->get(f.request("/live.m3u8"), f.timings,
+               [&](const SourceResult& result) { answer = result; });
+  REQUIRE(answer.has_value());
+  CHECK(answer->from == SourceResult::From::hit);
+  CHECK(answer->version == refreshed.version);
+  CHECK(answer->validated_at == refreshed.validated_at);
+  CHECK(f.home_lookups() == lookups);
+}
+
+TEST_CASE("source front: errors are not kept; each request asks home, which holds the failure") {
+  Fixture f;
+  SourceResult missing = f.get("/absent.m3u8");
+  CHECK(missing.from == SourceResult::From::error);
+  CHECK(missing.status == 404);
+  CHECK(missing.error.code == "not_found");
+  const uint64_t after_first = f.home_lookups();
+
+  // Within error_hold: home answers from its held failure, origin is not asked.
+  f.clock.advance(100ms);
+  CHECK(f.get("/absent.m3u8").status == 404);
+  CHECK(f.home_lookups() == after_first + 1);
+  CHECK(f.origin.count("/files/absent.m3u8") == 1);
+
+  // The playlist appears; once the hold is over the front's next request gets it.
+  test::write_file(f.dir.file("absent.m3u8"), test::live_playlist(1, 3));
+  f.clock.advance(200ms);
+  SourceResult found = f.get("/absent.m3u8");
+  CHECK(found.from == SourceResult::From::miss);
+  REQUIRE(found.version != nullptr);
+  CHECK(f.origin.count("/files/absent.m3u8") == 2);
+}
+
+TEST_CASE("source front: LL-HLS directives always go to the home cache") {
+  Fixture f;
+  test::write_file(f.dir.file("live.m3u8"), test::live_playlist(100, 5));
+  REQUIRE(f.get("/live.m3u8").version != nullptr);
+  CHECK(f.home_lookups() == 1);
+  DeliveryDirectives directives;
+  directives.msn = 104;
+  SourceResult r = f.get(f.request("/live.m3u8", directives));
+  REQUIRE(r.version != nullptr);
+  CHECK(f.home_lookups() == 2);
+}
+
+TEST_CASE("source front: a changed origin URL (reload) drops the front's copy and asks home") {
+  Fixture f;
+  test::write_file(f.dir.file("live.m3u8"), test::live_playlist(100, 5));
+  REQUIRE(f.get("/live.m3u8").version != nullptr);
+  CHECK(f.home_lookups() == 1);
+
+  // The same origin reached by another base URL: for the front, nothing it kept applies.
+  SourceRequest moved = f.request("/live.m3u8");
+  moved.origin_base = "http://localhost:" + std::to_string(f.origin.port());
+  SourceResult r = f.get(moved);
+  CHECK(r.from == SourceResult::From::miss);
+  CHECK(f.home_lookups() == 2);
+  CHECK(f.origin.count("/files/live.m3u8") == 2);
+}
+
+TEST_CASE("source front: a front destroyed while home is asked never calls its waiters") {
+  Fixture f;
+  test::write_file(f.dir.file("live.m3u8"), test::live_playlist(100, 5));
+  bool called = false;
+  f.front->get(f.request("/live.m3u8"), f.timings, [&](const SourceResult&) { called = true; });
+  f.front.reset();
+  // Another loop asks too, before the front's question reaches home: it starts the fetch and
+  // the front's question joins it, so both are answered together, this one first.
+  SourceResult other = f.get_at_home("/live.m3u8");
+  REQUIRE(other.version != nullptr);
+  CHECK(f.home_lookups() == 2);
+  // The answer to the front was posted to its loop by then; a job posted now runs after it.
+  bool marker_ran = false;
+  f.front_loop.post([&] { marker_ran = true; });
+  REQUIRE(f.run_until([&] { return marker_ran; }));
+  CHECK_FALSE(called);
+}
+
+TEST_CASE("source front: on the home loop itself it asks the cache directly") {
+  Fixture f;
+  test::write_file(f.dir.file("live.m3u8"), test::live_playlist(100, 5));
+  SourceFront home_front(f.home, f.home, *f.cache, f.clock);
+  std::optional<SourceResult> answer;
+  home_front.get(f.request("/live.m3u8"), f.timings, [&](const SourceResult& r) { answer = r; });
+  REQUIRE(f.run_until([&] { return answer.has_value(); }));
+  REQUIRE(answer->version != nullptr);
+  CHECK(f.home_lookups() == 1);
+
+  // Its copy is its own: a fresh hit needs no loop turn.
+  std::optional<SourceResult> hit;
+  home_front.get(f.request("/live.m3u8"), f.timings, [&](const SourceResult& r) { hit = r; });
+  REQUIRE(hit.has_value());
+  CHECK(hit->from == SourceResult::From::hit);
+  CHECK(f.home_lookups() == 1);
+}
+
+}  // namespace balancer
