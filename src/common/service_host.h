@@ -14,6 +14,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "common/clock.h"
@@ -109,6 +110,28 @@ class ServiceHost {
 // The number of loops when the config says nothing: the cores this process may use.
 size_t default_threads();
 
+// One reload (home loop): parse and validate everything into new objects — the
+// files (`load`), then the TLS context, then the service's own part — and only
+// when all of it succeeded, swap: install the TLS context and run the service's
+// swap, neither of which can fail. A failure anywhere changes nothing running.
+// Counts and logs the outcome.
+template <class Config>
+void reload_service(ServiceHost& host, Service<Config>& service, const ServiceSpec<Config>& spec,
+                    const std::type_identity_t<std::function<Result<Config>()>>& load) {
+  auto fresh = load();
+  if (!fresh) return host.reload_outcome(fresh.error(), "");
+  const std::string summary = spec.summary(*fresh);
+  const HttpServerOptions fresh_server = spec.server(*fresh);
+  auto tls = host.prepare_tls(fresh_server);
+  if (!tls) return host.reload_outcome(tls.error(), "");
+  auto swap = service.prepare_reload(std::move(fresh).value());
+  if (!swap) return host.reload_outcome(swap.error(), "");
+  // The swap: nothing from here on can fail.
+  host.install_tls(fresh_server, std::move(tls).value());
+  (*swap)();
+  host.reload_outcome({}, summary);
+}
+
 // Parses the command line, loads the config, and either checks it (--check-config)
 // or runs the service until SIGTERM. Returns the process exit code.
 template <class Config>
@@ -142,22 +165,7 @@ int run_service(int argc, char** argv, const ServiceSpec<Config>& spec) {
     return 1;
   }
   return host.run(
-      [&] {
-        // Parse and validate everything, building new objects: files, then the TLS
-        // context, then the service's own checks. A failure anywhere changes nothing.
-        auto fresh = load();
-        if (!fresh) return host.reload_outcome(fresh.error(), "");
-        const std::string summary = spec.summary(*fresh);
-        const HttpServerOptions fresh_server = spec.server(*fresh);
-        auto tls = host.prepare_tls(fresh_server);
-        if (!tls) return host.reload_outcome(tls.error(), "");
-        auto swap = s.prepare_reload(std::move(fresh).value());
-        if (!swap) return host.reload_outcome(swap.error(), "");
-        // The swap: nothing from here on can fail.
-        host.install_tls(fresh_server, std::move(tls).value());
-        (*swap)();
-        host.reload_outcome({}, summary);
-      },
+      [&] { reload_service(host, s, spec, load); },
       [&] { s.stop_background(); });
 }
 
