@@ -218,38 +218,42 @@ void Balancer::stop_background() {
   shared_->poller->stop();
 }
 
-common::Status Balancer::reload(BalancerConfig fresh) {
+// Prepare: everything fallible (keys, tickets, log level) is built into a new
+// immutable snapshot here; the home loop's objects are touched only by the swap.
+common::Result<common::ReloadSwap> Balancer::prepare_reload(BalancerConfig fresh) {
   Shared& s = *shared_;
   std::shared_ptr<const RuntimeConfig> running = s.config.load();
   const BalancerConfig& old = running->config;
-  if (fresh.server.host != old.server.host || fresh.server.port != old.server.port ||
+  const bool server_differs =
+      fresh.server.host != old.server.host || fresh.server.port != old.server.port ||
       fresh.server.threads != old.server.threads || fresh.server.max_header_bytes != old.server.max_header_bytes ||
-      fresh.server.max_body_bytes != old.server.max_body_bytes || fresh.server.io_timeout_s != old.server.io_timeout_s) {
-    LOG_WARN(kLog, "reload: the listen address, threads and server limits change only on restart");
-  }
+      fresh.server.max_body_bytes != old.server.max_body_bytes || fresh.server.io_timeout_s != old.server.io_timeout_s;
   fresh.server = old.server;
   const bool backend_differs = fresh_backend_differs(old, fresh);
   fresh.admission_backend = old.admission_backend;
   fresh.admission_redis = old.admission_redis;
   auto rc = make_runtime(std::move(fresh), s.generation + 1);
   if (!rc) return rc.error();
-  ++s.generation;
-  const BalancerConfig& c = (*rc)->config;
   common::LogLevel level;
-  common::parse_log_level(c.log_level, level);
-  common::set_log_level(level);
-  s.configure_home(c);
-  s.api->reload(c.api);
-  if (backend_differs) {
-    LOG_WARN(kLog, "reload: admission.backend and admission.redis.* change only on restart (running: ",
-             old.admission_backend, ")");
-  }
-  if (old.admission != c.admission) {
-    LOG_INFO(kLog, "admission limits now ", describe(c.admission), " (were ", describe(old.admission),
-             "); admitted viewers keep their slots");
-  }
-  s.config.publish(std::move(rc).value());
-  return {};
+  common::parse_log_level((*rc)->config.log_level, level);  // make_runtime checked it
+  return common::ReloadSwap([&s, running, next = std::move(rc).value(), level, server_differs, backend_differs] {
+    const BalancerConfig& was = running->config;
+    const BalancerConfig& c = next->config;
+    if (server_differs) LOG_WARN(kLog, "reload: the listen address, threads and server limits change only on restart");
+    if (backend_differs) {
+      LOG_WARN(kLog, "reload: admission.backend and admission.redis.* change only on restart (running: ",
+               was.admission_backend, ")");
+    }
+    ++s.generation;
+    common::set_log_level(level);
+    s.configure_home(c);
+    s.api->reload(c.api);
+    if (was.admission != c.admission) {
+      LOG_INFO(kLog, "admission limits now ", describe(c.admission), " (were ", describe(was.admission),
+               "); admitted viewers keep their slots");
+    }
+    s.config.publish(next);
+  });
 }
 
 common::Result<std::unique_ptr<Balancer>> Balancer::create(common::ServiceContext& context,

@@ -143,11 +143,13 @@ class Balancer : public common::Service<BalancerConfig> {
   ~Balancer() override;
 
   void attach(size_t index, common::HttpServer& server) override;
-  // Applies a freshly loaded config (validate → swap): channels, caches,
-  // origins, keys, timings, admission limits, operator key, log level. Admitted
-  // viewers keep their slots under lowered limits. Listen address, threads and
-  // server limits change only on restart. An error leaves the running config.
-  common::Status reload(BalancerConfig fresh) override;
+  // Home loop. Validates a freshly loaded config and builds its snapshot
+  // (signer, tickets) without touching running state; the returned swap then
+  // applies channels, caches, origins, keys, timings, admission limits, operator
+  // key and log level, and cannot fail. Admitted viewers keep their slots under
+  // lowered limits. Listen address, threads and server limits change only on
+  // restart. An error leaves everything running as it was.
+  common::Result<common::ReloadSwap> prepare_reload(BalancerConfig fresh) override;
   void stop_background() override;
 
   struct Shared;

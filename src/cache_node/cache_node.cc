@@ -175,7 +175,9 @@ void CacheNode::attach(size_t index, common::HttpServer& server) {
   });
 }
 
-common::Status CacheNode::reload(CacheNodeConfig config) {
+// Prepare: the log level and the signer are checked and built here; the running
+// snapshot and the shared cache change only in the swap.
+common::Result<common::ReloadSwap> CacheNode::prepare_reload(CacheNodeConfig config) {
   Shared& n = *shared_;
   std::shared_ptr<const RuntimeConfig> running = n.config.load();
   const CacheNodeConfig& old = running->config;
@@ -183,12 +185,11 @@ common::Status CacheNode::reload(CacheNodeConfig config) {
   if (!common::parse_log_level(config.log_level, level)) {
     return common::Error{"bad_config", "log.level: unknown level " + config.log_level};
   }
-  if (config.server.host != old.server.host || config.server.port != old.server.port ||
+  const bool restart_only_differs =
+      config.server.host != old.server.host || config.server.port != old.server.port ||
       config.server.threads != old.server.threads || config.data_dir != old.data_dir ||
       config.memory_bytes != old.memory_bytes || config.disk_bytes != old.disk_bytes ||
-      config.max_entries != old.max_entries) {
-    LOG_WARN(kLog, "reload: listen address, threads, data_dir and storage sizes change only on restart");
-  }
+      config.max_entries != old.max_entries;
   config.server = old.server;
   config.data_dir = old.data_dir;
   config.memory_bytes = old.memory_bytes;
@@ -197,10 +198,15 @@ common::Status CacheNode::reload(CacheNodeConfig config) {
   const size_t negative_max_entries = config.negative_max_entries;
   auto runtime = make_runtime(std::move(config));
   if (!runtime) return runtime.error();
-  common::set_log_level(level);
-  n.config.publish(std::move(runtime).value());
-  n.cache->set_max_negative(negative_max_entries);
-  return {};
+  return common::ReloadSwap([&n, next = std::move(runtime).value(), level, restart_only_differs,
+                            negative_max_entries] {
+    if (restart_only_differs) {
+      LOG_WARN(kLog, "reload: listen address, threads, data_dir and storage sizes change only on restart");
+    }
+    common::set_log_level(level);
+    n.config.publish(next);
+    n.cache->set_max_negative(negative_max_entries);
+  });
 }
 
 }  // namespace cache_node

@@ -69,10 +69,13 @@ class CacheNode : public common::Service<CacheNodeConfig> {
   ~CacheNode() override;
 
   void attach(size_t index, common::HttpServer& server) override;
-  // Origins (and their query policies), parent, signing, negative TTL and count, cache lifetimes (for responses
-  // received from then on), overload limits and log level change at once; listen address, threads, data_dir and storage sizes need a restart
-  // (a warning says so).
-  common::Status reload(CacheNodeConfig config) override;
+  // Home loop. Validates `config` and builds its snapshot (signer) without
+  // touching running state; the returned swap, which cannot fail, changes at once
+  // origins (and their query policies), parent, signing, negative TTL and count,
+  // cache lifetimes (for responses received from then on), overload limits and
+  // log level. Listen address, threads, data_dir and storage sizes need a restart
+  // (a warning says so). An error leaves everything running as it was.
+  common::Result<common::ReloadSwap> prepare_reload(CacheNodeConfig config) override;
 
   struct Shared;
 

@@ -63,24 +63,37 @@ Status ServiceHost::create_servers(const std::function<void(size_t, HttpServer&)
 uint16_t ServiceHost::port() const { return servers_.empty() ? 0 : servers_[0]->port(); }
 uint16_t ServiceHost::tls_port() const { return servers_.empty() ? 0 : servers_[0]->tls_port(); }
 
-Status ServiceHost::reload_tls(const HttpServerOptions& fresh) {
+Result<SslCtxPtr> ServiceHost::prepare_tls(const HttpServerOptions& fresh) const {
+  if (tls_ == nullptr || !fresh.tls.enabled) return SslCtxPtr();  // install_tls says why nothing changes
+  TlsOptions options = fresh.tls;
+  // ALPN must keep offering what the listeners were built to speak (listen.http2 needs a restart).
+  options.http2 = server_options_.tls.http2;
+  return build_server_tls_context(options);
+}
+
+void ServiceHost::install_tls(const HttpServerOptions& fresh, SslCtxPtr prepared) {
   if (tls_ == nullptr) {
     if (fresh.tls.enabled) LOG_WARN(name_, "reload: TLS can be turned on only by a restart");
-    return {};
+    return;
   }
   if (!fresh.tls.enabled) {
     LOG_WARN(name_, "reload: TLS can be turned off only by a restart; keeping the certificate");
-    return {};
+    return;
   }
-  if (auto s = tls_->reload(fresh.tls); !s) return s;
+  if (prepared == nullptr) return;
+  tls_->install(std::move(prepared));
   LOG_INFO(name_, "TLS certificate reloaded from ", fresh.tls.certificate);
-  return {};
 }
 
 void ServiceHost::reload_outcome(const Status& status, const std::string& applied_summary) {
   if (!status) {
     reloads_rejected_.inc();
-    LOG_ERROR(name_, "reload rejected, keeping the running config: ", status.error().message);
+    // One line however many problems the loader found (it joins them with newlines).
+    std::string reasons = status.error().message;
+    for (size_t at = reasons.find('\n'); at != std::string::npos; at = reasons.find('\n', at)) {
+      reasons.replace(at, 1, "; ");
+    }
+    LOG_ERROR(name_, "reload rejected, keeping the running config: ", reasons);
     return;
   }
   reloads_ok_.inc();

@@ -1,9 +1,11 @@
 // The process around a server: command line (--config, --check-config, --set),
 // config load, `threads` event loops each with its own HTTP server on a shared
 // SO_REUSEPORT port, signals (SIGTERM/SIGINT drain, SIGHUP reload), the metrics
-// registry, and the reload contract: parse → validate → swap; on failure the
-// running config stays, the error is logged and counted in
-// <service>_config_reloads_total{result="rejected"}.
+// registry, and the reload contract: parse → validate everything (files, TLS
+// certificate and key, the service's own checks) into new objects → swap. Nothing
+// running changes before the whole new configuration is known good, and the swap
+// cannot fail; on a rejection every running object stays as it was, one error
+// line is logged and <service>_config_reloads_total{result="rejected"} counts it.
 //
 // A component implements Service<Config>; its main() is one run_service() call.
 #pragma once
@@ -12,6 +14,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "common/clock.h"
@@ -34,15 +37,22 @@ struct ServiceContext {
   size_t threads() const { return loops.size(); }
 };
 
+// The swap step of a reload that passed validation: publishes what the prepare
+// step built and applies it to the running objects. Home loop, called at most
+// once; cannot fail (all fallible work happened before it was made).
+using ReloadSwap = std::function<void()>;
+
 template <class Config>
 class Service {
  public:
   virtual ~Service() = default;
   // Main thread, before any loop runs: registers routes on loop `index`'s server.
   virtual void attach(size_t index, HttpServer& server) = 0;
-  // Home loop: applies a validated config, or says why it cannot be applied
-  // (then nothing changed). Listen address and threads change only on restart.
-  virtual Status reload(Config fresh) = 0;
+  // Home loop: checks `fresh` (already loaded and validated by ServiceSpec::load)
+  // against the running service and builds everything it needs, changing
+  // nothing running. Returns the swap that applies it, or why it cannot be
+  // applied. Listen address and threads change only on restart.
+  virtual Result<ReloadSwap> prepare_reload(Config fresh) = 0;
   // Home loop, when draining starts: stop background work (refresh timers, polls).
   virtual void stop_background() {}
 };
@@ -68,12 +78,17 @@ class ServiceHost {
   Status create_servers(const std::function<void(size_t, HttpServer&)>& attach);
   uint16_t port() const;
   uint16_t tls_port() const;
-  // SIGHUP: loads the TLS certificate and key again for new connections (open
-  // ones keep theirs). Fails, changing nothing, when the files do not load.
-  Status reload_tls(const HttpServerOptions& fresh);
+  // Reload, prepare step (home loop): a new TLS context from `fresh`'s certificate
+  // and key, checked to match but not serving yet. Null when there is nothing to
+  // install (TLS off, or switched on or off, which needs a restart). Fails with
+  // "tls_config" naming the file when the files do not load; nothing changes.
+  Result<SslCtxPtr> prepare_tls(const HttpServerOptions& fresh) const;
+  // Reload, swap step (home loop): new connections get `prepared` (open ones keep
+  // theirs); null keeps the running certificate. Cannot fail.
+  void install_tls(const HttpServerOptions& fresh, SslCtxPtr prepared);
   // Runs every loop (loop 0 on the calling thread) until drained; returns the exit code.
   int run(std::function<void()> on_reload, std::function<void()> stop_background);
-  // Reload bookkeeping: counts and logs the outcome.
+  // Reload bookkeeping: counts the outcome and logs it on one line.
   void reload_outcome(const Status& status, const std::string& applied_summary);
 
  private:
@@ -94,6 +109,28 @@ class ServiceHost {
 
 // The number of loops when the config says nothing: the cores this process may use.
 size_t default_threads();
+
+// One reload (home loop): parse and validate everything into new objects — the
+// files (`load`), then the TLS context, then the service's own part — and only
+// when all of it succeeded, swap: install the TLS context and run the service's
+// swap, neither of which can fail. A failure anywhere changes nothing running.
+// Counts and logs the outcome.
+template <class Config>
+void reload_service(ServiceHost& host, Service<Config>& service, const ServiceSpec<Config>& spec,
+                    const std::type_identity_t<std::function<Result<Config>()>>& load) {
+  auto fresh = load();
+  if (!fresh) return host.reload_outcome(fresh.error(), "");
+  const std::string summary = spec.summary(*fresh);
+  const HttpServerOptions fresh_server = spec.server(*fresh);
+  auto tls = host.prepare_tls(fresh_server);
+  if (!tls) return host.reload_outcome(tls.error(), "");
+  auto swap = service.prepare_reload(std::move(fresh).value());
+  if (!swap) return host.reload_outcome(swap.error(), "");
+  // The swap: nothing from here on can fail.
+  host.install_tls(fresh_server, std::move(tls).value());
+  (*swap)();
+  host.reload_outcome({}, summary);
+}
 
 // Parses the command line, loads the config, and either checks it (--check-config)
 // or runs the service until SIGTERM. Returns the process exit code.
@@ -128,14 +165,7 @@ int run_service(int argc, char** argv, const ServiceSpec<Config>& spec) {
     return 1;
   }
   return host.run(
-      [&] {
-        auto fresh = load();
-        if (!fresh) return host.reload_outcome(fresh.error(), "");
-        std::string summary = spec.summary(*fresh);
-        // The certificate first: a reload whose files do not load changes nothing.
-        if (auto tls = host.reload_tls(spec.server(*fresh)); !tls) return host.reload_outcome(tls, "");
-        host.reload_outcome(s.reload(std::move(fresh).value()), summary);
-      },
+      [&] { reload_service(host, s, spec, load); },
       [&] { s.stop_background(); });
 }
 

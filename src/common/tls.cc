@@ -76,15 +76,13 @@ SSL* TlsContext::new_connection() const {
   return SSL_new(ctx_.get());
 }
 
-Status TlsContext::reload(const TlsOptions& options) {
-  auto fresh = build_server_tls_context(options);
-  if (!fresh) return fresh.error();
+void TlsContext::install(SslCtxPtr fresh) {
   SslCtxPtr old;
   {
     std::lock_guard lock(mutex_);
-    old = std::exchange(ctx_, std::move(fresh).value());
+    old = std::exchange(ctx_, std::move(fresh));
   }
-  return {};  // `old` is freed here; connections made with it hold their own references
+  // `old` is freed here, outside the lock; connections made with it hold their own references.
 }
 
 std::string negotiated_protocol(const SSL* ssl) {

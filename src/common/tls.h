@@ -33,9 +33,10 @@ class TlsContext {
   // A new server-side SSL object for one connection (owned by the caller), or
   // null when OpenSSL cannot allocate one.
   SSL* new_connection() const;
-  // Loads the files again and, on success, serves new connections with them.
-  // On failure nothing changes.
-  Status reload(const TlsOptions& options);
+  // Serves new connections with `fresh` (built and checked beforehand by
+  // build_server_tls_context); open connections keep the context they started
+  // with. Cannot fail: reload does every fallible step before it swaps.
+  void install(SslCtxPtr fresh);
 
  private:
   mutable std::mutex mutex_;

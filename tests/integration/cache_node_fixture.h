@@ -19,16 +19,22 @@ inline const std::string kPreviousKey = "integration-key-previous-0000";
 
 class CacheNodeProcess {
  public:
-  // `overrides` are --set key=value pairs on top of the example config.
-  CacheNodeProcess(std::string data_dir, std::string origin_url, std::vector<std::string> overrides = {})
-      : data_dir_(std::move(data_dir)), origin_url_(std::move(origin_url)), overrides_(std::move(overrides)) {
+  // `overrides` are --set key=value pairs on top of the example config, or of
+  // `main_config` when given (they win on reload too).
+  CacheNodeProcess(std::string data_dir, std::string origin_url, std::vector<std::string> overrides = {},
+                   std::string main_config = "")
+      : data_dir_(std::move(data_dir)),
+        origin_url_(std::move(origin_url)),
+        overrides_(std::move(overrides)),
+        main_config_(main_config.empty() ? std::string(BALANCER_SOURCE_DIR) + "/conf/cache_node.json"
+                                         : std::move(main_config)) {
     start();
   }
 
   // A restart listens on the same port as before, as a real node would.
   void start() {
     std::vector<std::string> argv = {binary_path("cache_node"),
-                                     "--config", std::string(BALANCER_SOURCE_DIR) + "/conf/cache_node.json",
+                                     "--config", main_config_,
                                      "--set", "listen.port=" + std::to_string(port_ > 0 ? port_ : 0),
                                      "--set", "listen.tls.port=" + std::to_string(tls_port_ > 0 ? tls_port_ : 0),
                                      "--set", "data_dir=" + data_dir_,
@@ -89,6 +95,7 @@ class CacheNodeProcess {
   std::string data_dir_;
   std::string origin_url_;
   std::vector<std::string> overrides_;
+  std::string main_config_;
   std::unique_ptr<ChildProcess> process_;
   int port_ = -1;
   int tls_port_ = 0;

@@ -1,15 +1,21 @@
 #include "support/test_certificate.h"
 
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
+
+#include <unistd.h>
 
 #include <cstdio>
 #include <functional>
 #include <memory>
 #include <string>
 #include <utility>
+
+#include "support/sockets.h"
 
 namespace balancer::test {
 namespace {
@@ -24,6 +30,21 @@ struct Deleter {
 using KeyPtr = std::unique_ptr<EVP_PKEY, Deleter<EVP_PKEY_free>>;
 using CertPtr = std::unique_ptr<X509, Deleter<X509_free>>;
 using ExtPtr = std::unique_ptr<X509_EXTENSION, Deleter<X509_EXTENSION_free>>;
+using SslCtxPtr = std::unique_ptr<SSL_CTX, Deleter<SSL_CTX_free>>;
+using SslPtr = std::unique_ptr<SSL, Deleter<SSL_free>>;
+
+std::string hex_sha256(X509* cert) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int size = 0;
+  if (X509_digest(cert, EVP_sha256(), digest, &size) != 1) return "";
+  static const char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned int i = 0; i < size; ++i) {
+    out.push_back(kHex[digest[i] >> 4]);
+    out.push_back(kHex[digest[i] & 15]);
+  }
+  return out;
+}
 
 bool write_pem(const std::string& path, const std::function<int(FILE*)>& write) {
   FILE* f = fopen(path.c_str(), "w");
@@ -72,6 +93,58 @@ bool write_self_signed_certificate(const std::string& cert_path, const std::stri
     return fail("cannot write the certificate file");
   }
   return true;
+}
+
+
+std::string certificate_fingerprint(const std::string& cert_path) {
+  FILE* f = fopen(cert_path.c_str(), "r");
+  if (f == nullptr) return "";
+  CertPtr cert(PEM_read_X509(f, nullptr, nullptr, nullptr));
+  fclose(f);
+  return cert ? hex_sha256(cert.get()) : "";
+}
+
+TlsHandshake tls_handshake(int port, std::chrono::milliseconds timeout) {
+  TlsHandshake out;
+  auto fail = [&](const std::string& what) {
+    char reason[256] = "";
+    ERR_error_string_n(ERR_get_error(), reason, sizeof reason);
+    ERR_clear_error();
+    out.error = what + ": " + reason;
+    return out;
+  };
+  SslCtxPtr ctx(SSL_CTX_new(TLS_client_method()));
+  if (!ctx) return fail("SSL_CTX_new");
+  SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_NONE, nullptr);  // the test compares fingerprints instead
+  static const unsigned char kAlpn[] = {2, 'h', '2', 8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
+  SSL_CTX_set_alpn_protos(ctx.get(), kAlpn, sizeof kAlpn);
+  // The receive timeout bounds every read of the handshake.
+  int fd = connect_loopback(port, timeout);
+  if (fd < 0) {
+    out.error = "cannot connect to port " + std::to_string(port);
+    return out;
+  }
+  SslPtr ssl(SSL_new(ctx.get()));
+  if (!ssl || SSL_set_fd(ssl.get(), fd) != 1) {
+    close(fd);
+    return fail("SSL_new");
+  }
+  SSL_set_tlsext_host_name(ssl.get(), "localhost");
+  if (SSL_connect(ssl.get()) != 1) {
+    close(fd);
+    return fail("handshake");
+  }
+  CertPtr cert(SSL_get1_peer_certificate(ssl.get()));
+  if (cert) out.fingerprint = hex_sha256(cert.get());
+  const unsigned char* proto = nullptr;
+  unsigned int len = 0;
+  SSL_get0_alpn_selected(ssl.get(), &proto, &len);
+  if (proto != nullptr) out.alpn.assign(reinterpret_cast<const char*>(proto), len);
+  // No close_notify: writing to a server that may already have closed would raise SIGPIPE here.
+  ssl.reset();
+  close(fd);
+  if (!cert) out.error = "the server presented no certificate";
+  return out;
 }
 
 }  // namespace balancer::test
