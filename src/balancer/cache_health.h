@@ -5,6 +5,7 @@
 #pragma once
 
 #include <chrono>
+#include <map>
 #include <optional>
 #include <string>
 
@@ -60,5 +61,8 @@ class CacheHealth {
 };
 
 const char* to_string(CacheHealth::State state);
+
+// Every cache node's health by id: what the health poller publishes (balancer_home.h).
+using HealthView = std::map<std::string, CacheHealth>;
 
 }  // namespace balancer
