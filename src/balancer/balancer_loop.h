@@ -79,6 +79,15 @@ class ApiHost final : public api::PlaybackHost {
   Balancer::Shared& shared_;
 };
 
+// Where a viewer's chunk links lead, and what that choice was read from: it holds
+// for the same request while that health snapshot is current and until holds_until.
+struct CacheDecision {
+  const CacheConfig* cache = nullptr;  // null: origin
+  CacheChoice::Reason reason = CacheChoice::Reason::origin;
+  std::shared_ptr<const HealthView> health;  // the snapshot it read
+  TimePoint holds_until = TimePoint::max();  // a node it found usable turns stale after this
+};
+
 // A viewer's request in progress (waiting for origin or the home loop).
 struct Pending {
   explicit Pending(common::HttpExchange e) : ex(std::move(e)) {}
@@ -90,6 +99,7 @@ struct Pending {
   // Set by admit(): what the admission policy was told about this request.
   std::string cache_id;  // "" = origin
   uint64_t bandwidth_bps = 0;
+  CacheDecision choice;  // the cache choice admit() told it
 };
 using PendingPtr = std::shared_ptr<Pending>;
 
@@ -130,9 +140,11 @@ class BalancerLoop {
   // Where this viewer's chunk links lead now. A steering pathway (`pathway`: a
   // configured cache id, or "origin") wins whatever its health: a pathway's copy
   // keeps its URIs, and the steering manifest moves the player off a dead one.
-  std::pair<const CacheConfig*, CacheChoice::Reason> choose(
-      const BalancerConfig& c, const std::string& requested, const std::string& remote_ip,
-      const std::string& viewer_key, TimePoint now, const std::string& pathway = {});
+  CacheDecision choose(const BalancerConfig& c, const std::string& requested, const std::string& remote_ip,
+                       const std::string& viewer_key, TimePoint now, const std::string& pathway = {});
+  // The choice for `p` at `now`: the one admit() made while it still holds (same health
+  // snapshot, before holds_until: choose() would answer the same), else a new one.
+  const CacheDecision& current_choice(Pending& p, TimePoint now);
   // Steering pathways for a viewer: the current choice first, then the other cache
   // nodes of its site (all of them, or the usable ones only) in config order, then
   // "origin". Fewer than two: no steering.

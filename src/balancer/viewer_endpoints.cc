@@ -137,25 +137,41 @@ void BalancerLoop::ensure_key_learned(const PendingPtr& p, std::function<void(bo
   }
 }
 
-std::pair<const CacheConfig*, CacheChoice::Reason> BalancerLoop::choose(
-    const BalancerConfig& c, const std::string& requested, const std::string& remote_ip,
-    const std::string& viewer_key, TimePoint now, const std::string& pathway) {
+CacheDecision BalancerLoop::choose(const BalancerConfig& c, const std::string& requested,
+                                  const std::string& remote_ip, const std::string& viewer_key, TimePoint now,
+                                  const std::string& pathway) {
+  CacheDecision decided;
+  decided.health = health_.shared();
   if (!pathway.empty()) {
-    if (pathway == kOriginPathway) return {nullptr, CacheChoice::Reason::origin};
+    if (pathway == kOriginPathway) return decided;
     for (const auto& cache : c.caches) {
-      if (cache.id == pathway) return {&cache, CacheChoice::Reason::requested};
+      if (cache.id == pathway) {
+        decided.cache = &cache;
+        decided.reason = CacheChoice::Reason::requested;
+        return decided;
+      }
     }
   }
-  const HealthView& view = health_.get();
+  const HealthView& view = *decided.health;
   std::vector<CacheCandidate> candidates;
   candidates.reserve(c.caches.size());
   for (const auto& cache : c.caches) {
     auto h = view.find(cache.id);
-    candidates.push_back({cache.id, cache.site, &cache.networks, h != view.end() && h->second.usable(now)});
+    const bool usable = h != view.end() && h->second.usable(now);
+    if (usable) decided.holds_until = std::min(decided.holds_until, h->second.usable_until());
+    candidates.push_back({cache.id, cache.site, &cache.networks, usable});
   }
   CacheChoice choice = choose_cache(candidates, requested, IpAddress::parse(remote_ip), viewer_hash(viewer_key));
-  if (!choice.index) return {nullptr, choice.reason};
-  return {&c.caches[*choice.index], choice.reason};
+  decided.reason = choice.reason;
+  if (choice.index) decided.cache = &c.caches[*choice.index];
+  return decided;
+}
+
+const CacheDecision& BalancerLoop::current_choice(Pending& p, TimePoint now) {
+  if (p.choice.health != health_.shared() || now > p.choice.holds_until) {
+    p.choice = choose(p.config->config, p.request.cache, p.ex.remote_ip(), p.viewer_key, now, p.request.pathway);
+  }
+  return p.choice;
 }
 
 std::vector<std::string> BalancerLoop::pathways(const BalancerConfig& c,
@@ -163,8 +179,10 @@ std::vector<std::string> BalancerLoop::pathways(const BalancerConfig& c,
                                                 const std::string& remote_ip,
                                                 const std::string& viewer_key, TimePoint now,
                                                 bool usable_only) {
-  const HealthView& view = health_.get();
-  const CacheConfig* first = choose(c, requested, remote_ip, viewer_key, now).first;
+  // Held: choose() re-reads the snapshot, which may replace the reader's copy.
+  const std::shared_ptr<const HealthView> health = health_.shared();
+  const HealthView& view = *health;
+  const CacheConfig* first = choose(c, requested, remote_ip, viewer_key, now).cache;
   const CacheConfig* asked = nullptr;
   for (const auto& cache : c.caches) {
     if (cache.id == kOriginPathway) return {};  // a cache named like origin's pathway: no steering
@@ -341,8 +359,10 @@ void BalancerLoop::serve_playlist(const PendingPtr& p, const SourceResult& r) {
     return fail(ex, 503, "reply_backlog_full",
                 "Too many playlist bytes are waiting for clients that do not read them; retry shortly.");
   }
-  auto [cache, reason] =
-      choose(c, p->request.cache, ex.remote_ip(), p->viewer_key, started, p->request.pathway);
+  // Chosen once per request: admit()'s choice, unless health changed while origin answered.
+  const CacheDecision& choice = current_choice(*p, started);
+  const CacheConfig* cache = choice.cache;
+  const CacheChoice::Reason reason = choice.reason;
   shared_.metrics.count_choice(reason);
   if (const std::string& cache_id = cache ? cache->id : std::string(); cache_id != p->cache_id) {
     // A node's health changed while origin answered: the viewer's slot follows its chunks (an
@@ -401,10 +421,8 @@ void BalancerLoop::handle_key(HttpExchange& ex) {
 
 void BalancerLoop::admit(const PendingPtr& p, std::function<void()> then) {
   const auto now = shared_.clock.now();
-  const CacheConfig* cache = choose(p->config->config, p->request.cache, p->ex.remote_ip(), p->viewer_key, now,
-                                    p->request.pathway)
-                                 .first;
-  p->cache_id = cache ? cache->id : std::string();
+  p->choice = choose(p->config->config, p->request.cache, p->ex.remote_ip(), p->viewer_key, now, p->request.pathway);
+  p->cache_id = p->choice.cache ? p->choice.cache->id : std::string();
   p->bandwidth_bps = allowlist_.variant_bandwidth(*p->channel, p->request.origin_target);
   shared_.any_loop.admission->request(loop_, p->viewer_key, {p->channel->id, p->cache_id, p->bandwidth_bps},
                              viewer_source(*p->config, p->ex.remote_ip(), p->viewer_key), now,
