@@ -14,7 +14,8 @@ namespace balancer {
 // Any thread, no lock of ours: each member is safe by itself (an interface that
 // any loop may ask, a table with its own locks, atomics).
 struct AnyLoopState {
-  explicit AnyLoopState(std::unique_ptr<Admission> limits_and_queue) : admission(std::move(limits_and_queue)) {}
+  explicit AnyLoopState(std::unique_ptr<Admission> limits_and_queue)
+      : admission(std::move(limits_and_queue)) {}
 
   // Limits and queue (admission/admission.h): in this process or shared through Redis, as
   // admission.backend chose at start. Any loop asks it; the home loop ticks it.

@@ -6,18 +6,16 @@
 
 namespace balancer {
 
-BalancerHome::BalancerHome(common::EventLoop& home_loop, const common::Clock& clock, AnyLoopState& shared,
-                           AdmissionReport& report)
+BalancerHome::BalancerHome(common::EventLoop& home_loop, const common::Clock& clock,
+                           AnyLoopState& shared, AdmissionReport& report)
     : loop_(home_loop), clock_(clock), shared_(shared), report_(report) {}
 
 BalancerHome::~BalancerHome() = default;
 
-common::Result<std::unique_ptr<BalancerHome>> BalancerHome::create(common::EventLoop& home_loop,
-                                                                   const common::Clock& clock,
-                                                                   common::MetricsRegistry& registry,
-                                                                   const BalancerConfig& config,
-                                                                   AnyLoopState& shared, AdmissionReport& report,
-                                                                   common::Published<HealthView>& health) {
+common::Result<std::unique_ptr<BalancerHome>> BalancerHome::create(
+    common::EventLoop& home_loop, const common::Clock& clock, common::MetricsRegistry& registry,
+    const BalancerConfig& config, AnyLoopState& shared, AdmissionReport& report,
+    common::Published<HealthView>& health) {
   std::unique_ptr<BalancerHome> home(new BalancerHome(home_loop, clock, shared, report));
   common::HttpClientOptions client_options;
   client_options.connect_timeout = config.upstream_connect_timeout;
@@ -28,16 +26,20 @@ common::Result<std::unique_ptr<BalancerHome>> BalancerHome::create(common::Event
   auto client = common::HttpClient::create(base, client_options);
   if (!client) return client.error();
   home->client_ = std::move(client).value();
-  home->sources_ = std::make_unique<SourceCache>(base, *home->client_, registry, config.playlists, clock);
+  home->sources_ =
+      std::make_unique<SourceCache>(base, *home->client_, registry, config.playlists, clock);
   home->keys_ = std::make_unique<KeyStore>(
       base, *home->client_, registry,
       KeyStoreOptions{config.key_ttl, config.playlists.fetch_timeout, config.key_max_bytes}, clock);
   home->poller_ = std::make_unique<HealthPoller>(base, *home->client_, registry, clock);
   // Every poll result is published for the loops' cache choice.
   HealthPoller& poller = *home->poller_;
-  poller.on_update([&health, &poller] { health.publish(std::make_shared<const HealthView>(poller.snapshot())); });
+  poller.on_update([&health, &poller] {
+    health.publish(std::make_shared<const HealthView>(poller.snapshot()));
+  });
   home->tick_timer_.reset(event_new(
-      &base, -1, EV_PERSIST, [](evutil_socket_t, short, void* arg) { static_cast<BalancerHome*>(arg)->tick(); },
+      &base, -1, EV_PERSIST,
+      [](evutil_socket_t, short, void* arg) { static_cast<BalancerHome*>(arg)->tick(); },
       home.get()));
   timeval one_second{1, 0};
   evtimer_add(home->tick_timer_.get(), &one_second);

@@ -30,12 +30,10 @@ class BalancerHome {
   // the tick; call configure() next. Fails when the HTTP client cannot be built.
   // `shared`, `report` and `health` outlive the result; every poll result is published
   // into `health`.
-  static common::Result<std::unique_ptr<BalancerHome>> create(common::EventLoop& home_loop,
-                                                              const common::Clock& clock,
-                                                              common::MetricsRegistry& registry,
-                                                              const BalancerConfig& config, AnyLoopState& shared,
-                                                              AdmissionReport& report,
-                                                              common::Published<HealthView>& health);
+  static common::Result<std::unique_ptr<BalancerHome>> create(
+      common::EventLoop& home_loop, const common::Clock& clock, common::MetricsRegistry& registry,
+      const BalancerConfig& config, AnyLoopState& shared, AdmissionReport& report,
+      common::Published<HealthView>& health);
   ~BalancerHome();
 
   // Home loop: the parts of a config that the home loop's objects hold (admission

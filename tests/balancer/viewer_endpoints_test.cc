@@ -72,19 +72,25 @@ struct Fixture {
       "listen": {"host": "127.0.0.1", "port": 0},
       "channels_file": "channels.json",
       "caches_file": "caches.json",
-      "origins": {"demo": {"url": ")" + origin.base_url() + R"("}},
-      "signing": {"keys": [")" + test::kBalancerSigningKey + R"("]},
-      "playback": {"ticket_keys": [")" + test::kTicketKey + R"("], "allow_anonymous": true})" +
-                             main_extra + "}";
+      "origins": {"demo": {"url": ")" +
+                             origin.base_url() + R"("}},
+      "signing": {"keys": [")" +
+                             test::kBalancerSigningKey + R"("]},
+      "playback": {"ticket_keys": [")" +
+                             test::kTicketKey + R"("], "allow_anonymous": true})" + main_extra +
+                             "}";
     auto config = read_main_config(doc("main.json", main));
     REQUIRE_MESSAGE(config.ok(), (config.ok() ? "" : config.error().message));
     REQUIRE(read_channels(doc("channels.json",
-                              test::channels_json({test::channel_json("live", "/files/live/master.m3u8"),
-                                                   test::channel_json("paid", "/files/live/master.m3u8", false)})),
+                              test::channels_json(
+                                  {test::channel_json("live", "/files/live/master.m3u8"),
+                                   test::channel_json("paid", "/files/live/master.m3u8", false)})),
                           *config)
                 .ok());
     // One cache node that never answers its health checks: chunk links lead to origin.
-    REQUIRE(read_caches(doc("caches.json", test::caches_json({test::cache_json("venue-a", "venue", 9)})), *config)
+    REQUIRE(read_caches(
+                doc("caches.json", test::caches_json({test::cache_json("venue-a", "venue", 9)})),
+                *config)
                 .ok());
     context.name = "balancer";
     context.clock = &clock;
@@ -130,8 +136,11 @@ struct Fixture {
   Answer get(const std::string& target, size_t index = 1) {
     std::optional<Answer> got;
     auto reply = std::make_shared<Answer>();
-    common::FetchRequest request{"http://127.0.0.1:" + std::to_string(servers[index]->port()) + target, "GET", {},
-                                 std::nullopt};
+    common::FetchRequest request{
+        "http://127.0.0.1:" + std::to_string(servers[index]->port()) + target,
+        "GET",
+        {},
+        std::nullopt};
     client->fetch(request, {[reply](const common::FetchHead& h) { reply->head = h; },
                             [reply](std::string_view data) { reply->body.append(data); },
                             [reply, &got](const common::FetchResult& r) {
@@ -142,7 +151,8 @@ struct Fixture {
     return *got;
   }
 
-  std::string ticket(const std::string& channel, const std::string& viewer, int64_t lifetime_s = 3600) {
+  std::string ticket(const std::string& channel, const std::string& viewer,
+                     int64_t lifetime_s = 3600) {
     auto tickets = common::PlaybackTickets::create({test::kTicketKey});
     REQUIRE(tickets.ok());
     auto issued = tickets->issue({channel, viewer, clock.unix_now() + lifetime_s});
@@ -151,7 +161,9 @@ struct Fixture {
   }
 
   uint64_t errors(const std::string& code) {
-    return metrics.counter("balancer_errors_total", "Error replies by code", "code=\"" + code + "\"").value();
+    return metrics
+        .counter("balancer_errors_total", "Error replies by code", "code=\"" + code + "\"")
+        .value();
   }
 };
 
@@ -161,18 +173,21 @@ bool has(const std::string& text, const std::string& part) {
 }
 
 // The error contract: status, JSON shape with `code`, and one count of it.
-void check_error(Fixture& f, const Answer& r, int status, const std::string& code, uint64_t counted_before) {
+void check_error(Fixture& f, const Answer& r, int status, const std::string& code,
+                 uint64_t counted_before) {
   CHECK(r.status == status);
   CHECK(has(r.body, "{\"error\":{\"code\":\"" + code + "\",\"message\":\""));
   CHECK(f.errors(code) == counted_before + 1);
 }
 
-TEST_CASE("viewer endpoints: a ticket gets the viewer's copy of the master and of the media playlist") {
+TEST_CASE(
+    "viewer endpoints: a ticket gets the viewer's copy of the master and of the media playlist") {
   Fixture f;
   const std::string query = "?ticket=" + f.ticket("live", "ann");
   Answer master = f.get("/hls/live/files/live/master.m3u8" + query);
   REQUIRE(master.status == 200);
-  CHECK(master.head.header("Content-Type") == std::optional<std::string>("application/vnd.apple.mpegurl"));
+  CHECK(master.head.header("Content-Type") ==
+        std::optional<std::string>("application/vnd.apple.mpegurl"));
   // The variant leads back to the balancer with the viewer's parameters; steering is offered.
   CHECK(has(master.body, "/hls/live/files/live/index.m3u8" + query));
   CHECK(has(master.body, "#EXT-X-CONTENT-STEERING:SERVER-URI=\"/steering/live" + query));
@@ -187,7 +202,8 @@ TEST_CASE("viewer endpoints: a ticket gets the viewer's copy of the master and o
   CHECK(media.head.header("Cache-Control") == std::optional<std::string>("private, no-cache"));
 }
 
-TEST_CASE("viewer endpoints: a listed key is served to its viewer; an unlisted path is 404 not_found") {
+TEST_CASE(
+    "viewer endpoints: a listed key is served to its viewer; an unlisted path is 404 not_found") {
   Fixture f;
   const std::string query = "?ticket=" + f.ticket("live", "ann");
   // Asked on the second loop before anyone fetched the media playlist: the balancer learns the
@@ -202,13 +218,16 @@ TEST_CASE("viewer endpoints: a listed key is served to its viewer; an unlisted p
   check_error(f, f.get("/hls/live/files/live/other.m3u8" + query), 404, "not_found", before + 1);
 }
 
-TEST_CASE("viewer endpoints: bad requests and credentials are refused in the error contract's shape") {
+TEST_CASE(
+    "viewer endpoints: bad requests and credentials are refused in the error contract's shape") {
   Fixture f;
   uint64_t before = f.errors("bad_request");
-  check_error(f, f.get("/hls/live/files/live/index.m3u8?viewer=v1&viewer=v2"), 400, "bad_request", before);
+  check_error(f, f.get("/hls/live/files/live/index.m3u8?viewer=v1&viewer=v2"), 400, "bad_request",
+              before);
 
   before = f.errors("unknown_channel");
-  check_error(f, f.get("/hls/nope/files/live/index.m3u8?viewer=v1"), 404, "unknown_channel", before);
+  check_error(f, f.get("/hls/nope/files/live/index.m3u8?viewer=v1"), 404, "unknown_channel",
+              before);
 
   before = f.errors("credentials_required");
   check_error(f, f.get("/hls/live/files/live/index.m3u8"), 401, "credentials_required", before);
@@ -227,7 +246,9 @@ TEST_CASE("viewer endpoints: bad requests and credentials are refused in the err
   CHECK(f.get("/hls/live/files/live/index.m3u8?viewer=v1").status == 200);
 }
 
-TEST_CASE("viewer endpoints: beyond limits.max_streams a new viewer is queued: 503, Retry-After, queue JSON") {
+TEST_CASE(
+    "viewer endpoints: beyond limits.max_streams a new viewer is queued: 503, Retry-After, queue "
+    "JSON") {
   Fixture f(R"(, "limits": {"max_streams": 1})");
   CHECK(f.get("/hls/live/files/live/index.m3u8?viewer=first").status == 200);
   uint64_t before = f.errors("queued");
@@ -240,7 +261,9 @@ TEST_CASE("viewer endpoints: beyond limits.max_streams a new viewer is queued: 5
   CHECK(f.get("/hls/live/files/live/index.m3u8?viewer=first").status == 200);
 }
 
-TEST_CASE("viewer endpoints: the steering manifest lists the viewer's pathways; unknown channels are 404") {
+TEST_CASE(
+    "viewer endpoints: the steering manifest lists the viewer's pathways; unknown channels are "
+    "404") {
   Fixture f;
   Answer steering = f.get("/steering/live?viewer=v1&cache=venue-a");
   REQUIRE(steering.status == 200);
