@@ -88,7 +88,8 @@ struct CacheDecision {
   TimePoint holds_until = TimePoint::max();  // a node it found usable turns stale after this
 };
 
-// A viewer's request in progress (waiting for origin or the home loop).
+// A viewer's request in progress (waiting for origin or the home loop). The loop
+// that accepted it only.
 struct Pending {
   explicit Pending(common::HttpExchange e) : ex(std::move(e)) {}
   common::HttpExchange ex;
@@ -103,6 +104,8 @@ struct Pending {
 };
 using PendingPtr = std::shared_ptr<Pending>;
 
+// One loop's part: its source front, channel allowlist, signed-link memo and the
+// request handlers. Its loop's thread only.
 class BalancerLoop {
  public:
   BalancerLoop(Balancer::Shared& shared, common::EventLoop& loop);
@@ -200,7 +203,8 @@ class LoopSet {
 };
 
 // The balancer's process-wide parts, one of each type above; the aggregate has no
-// state of its own. Built on the main thread by Balancer::create().
+// state or thread rule of its own (each member's type has one). Built on the main
+// thread by Balancer::create().
 struct Balancer::Shared {
   Shared(common::ServiceContext& context, std::shared_ptr<const RuntimeConfig> initial);
 
