@@ -45,25 +45,11 @@ common::Result<std::string> ApiHost::viewer_key(const std::string& channel_id, c
 void ApiHost::admit(const std::string& key, const std::string& channel, const std::string& remote_ip,
                     common::EventLoop& loop, std::function<void(const api::AdmissionAnswer&)> done) {
   std::shared_ptr<const RuntimeConfig> rc = shared_.config.load();
-  shared_.admission->check(
+  shared_.any_loop.admission->check(
       loop, key, channel, viewer_source(*rc, remote_ip, key), shared_.clock.now(),
       [this, channel, done = std::move(done)](const AdmissionDecision& decided) {
         const Reply reply = access_reply(decided, channel);
-        switch (decided.kind) {
-          case AdmissionDecision::Kind::kAdmitted:
-            shared_.access_admitted.inc();
-            break;
-          case AdmissionDecision::Kind::kQueued:
-            shared_.access_queued.inc();
-            shared_.error_counter("queued").inc();
-            break;
-          case AdmissionDecision::Kind::kRefused:
-            shared_.error_counter(refusal_code(decided)).inc();
-            break;
-          case AdmissionDecision::Kind::kBadViewerKey:
-            shared_.error_counter("bad_viewer").inc();
-            break;
-        }
+        shared_.metrics.count_decision(AdmissionEndpoint::access, decided);
         api::AdmissionAnswer answer;
         answer.admitted = decided.kind == AdmissionDecision::Kind::kAdmitted;
         answer.status = reply.status;

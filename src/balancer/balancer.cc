@@ -1,6 +1,6 @@
-// Wiring: the shared state, one BalancerLoop per event loop, config apply and
-// the home loop's timer. Handlers live in viewer_endpoints.cc and
-// operator_endpoints.cc, metrics in balancer_metrics.cc.
+// Wiring: the shared parts (balancer_loop.h), one BalancerLoop per event loop and
+// config apply. Handlers live in viewer_endpoints.cc and operator_endpoints.cc,
+// the home loop's part in balancer_home.cc, metrics in balancer_metrics.cc.
 #include "balancer/balancer.h"
 
 #include "balancer/balancer_loop.h"
@@ -26,10 +26,6 @@ std::string describe(const AdmissionLimits& l) {
                          " head_reservation_s=", s(l.head_reservation), " retry_after_s=", s(l.retry_after),
                          " max_anonymous_per_address=", l.max_anonymous_per_address,
                          " max_tickets_per_address=", l.max_tickets_per_address, " max_entries=", l.max_entries);
-}
-
-std::vector<double> rewrite_buckets() {
-  return {0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25};
 }
 
 // Validates `fresh` and derives what it needs (signer, tickets).
@@ -69,94 +65,23 @@ bool fresh_backend_differs(const BalancerConfig& running, const BalancerConfig& 
 Balancer::Shared::Shared(common::ServiceContext& c, std::shared_ptr<const RuntimeConfig> initial)
     : context(c),
       clock(*c.clock),
-      metrics(*c.metrics),
       config(initial),
       health(std::make_shared<const HealthView>()),
-      admission(make_admission(c, initial->config)),
-      requests_playlist(metrics.counter("balancer_requests_total", "Viewer requests by kind", "kind=\"playlist\"")),
-      requests_key(metrics.counter("balancer_requests_total", "Viewer requests by kind", "kind=\"key\"")),
-      rewrite_seconds(metrics.histogram("balancer_rewrite_seconds", "Time to render one viewer's copy of a playlist",
-                                        rewrite_buckets())),
-      playlist_admitted(admission_counter("playlist", "admitted")),
-      playlist_queued(admission_counter("playlist", "queued")),
-      access_admitted(admission_counter("access", "admitted")),
-      access_queued(admission_counter("access", "queued")),
-      emulation_switches(metrics.counter("balancer_overload_switches_total",
-                                         "Overload emulation switched on or off by an operator")),
-      admitted_direct(metrics.counter("balancer_admissions_total", "Viewers admitted, directly or from the queue",
-                                      "from=\"direct\"")),
-      admitted_from_queue(metrics.counter("balancer_admissions_total", "Viewers admitted, directly or from the queue",
-                                          "from=\"queue\"")),
-      tickets_issued(metrics.counter("balancer_queue_tickets_issued_total",
-                                     "Queue tickets given to viewers who must wait")),
-      tickets_not_renewed(metrics.counter("balancer_queue_tickets_dropped_total", "Queue tickets dropped",
-                                          "reason=\"not_renewed\"")),
-      tickets_lapsed(metrics.counter("balancer_queue_tickets_dropped_total", "Queue tickets dropped",
-                                     "reason=\"reservation_lapsed\"")),
-      slots_expired(metrics.counter("balancer_slots_expired_total",
-                                    "Stream slots freed because their viewer went idle")),
-      released(metrics.counter("balancer_admission_released_total", "Slots or tickets given back explicitly")),
-      refused_address(metrics.counter("balancer_admission_refused_total", "New viewers refused by a bound",
-                                      "reason=\"per_address\"")),
-      refused_full(metrics.counter("balancer_admission_refused_total", "New viewers refused by a bound",
-                                   "reason=\"max_entries\"")) {
-  generation = initial->generation;
-}
+      metrics(*c.metrics),
+      any_loop(make_admission(c, initial->config)),
+      admission_report(*c.metrics, *any_loop.admission, c.clock->now()) {}
 
-void Balancer::Shared::fetch_key(common::EventLoop& back, const std::string& url, KeyCallback done) {
-  if (&back == &context.home()) return keys->get(url, std::move(done));
-  context.home().post([this, &back, url, done = std::move(done)]() mutable {
-    keys->get(url, [&back, done = std::move(done)](const KeyResult& r) mutable {
-      back.post([r, done = std::move(done)] { done(r); });
-    });
-  });
-}
-
-size_t Balancer::Shared::active_requests() const {
+size_t LoopSet::active_requests() const {
   size_t n = 0;
-  for (const auto* s : servers) n += s->active_requests();
+  for (const auto* s : servers_) n += s->active_requests();
   return n;
 }
 
-// The cache nodes' measured egress corrects the BANDWIDTH-based estimate. Only
-// a new reading (or the readings going stale) is passed on: dividing an old
-// reading by a declared sum that grew since would cancel the admissions made
-// in between (docs/admission.md, "Why a ratio").
-void Balancer::Shared::feed_measured_traffic(TimePoint now) {
-  const std::optional<double> egress = poller->total_egress_mbps(now);
-  const uint64_t readings = poller->egress_readings();
-  if (readings == egress_readings_fed && egress.has_value() == measured_fed) return;
-  egress_readings_fed = readings;
-  measured_fed = egress.has_value();
-  admission->set_measured_traffic_mbps(egress, now);
-}
-
-// Every second on the home loop: frees idle slots and drops stale tickets even
-// when no request comes (so counts and memory stay current), passes on new
-// egress readings, and publishes the source cache's size.
-void Balancer::Shared::tick() {
-  const auto now = clock.now();
-  admission->tick(now, {});
-  feed_measured_traffic(now);
-  source_entries.store(sources->entries());
-  sources_refreshing.store(sources->refreshing());
-}
-
-// Home loop: the parts of a config that the home loop's objects hold.
-void Balancer::Shared::configure_home(const BalancerConfig& c) {
-  admission->set_limits(c.admission, clock.now());
-  sources->set_timings(c.playlists);
-  keys->set_options(KeyStoreOptions{c.key_ttl, c.playlists.fetch_timeout, c.key_max_bytes});
-  std::vector<HealthPollTarget> targets;
-  for (const auto& cache : c.caches) targets.push_back({cache.id, cache.health_url});
-  HealthPollOptions options;
-  options.interval = c.health.interval;
-  options.timeout = c.health.timeout;
-  options.thresholds.up_after = c.health.up_after;
-  options.thresholds.down_after = c.health.down_after;
-  options.thresholds.stale_after = c.health.interval * (c.health.down_after + 1) + c.health.timeout;
-  poller->configure(targets, options);
-  register_gauges(c);
+bool LoopSet::draining() const {
+  for (const auto* s : servers_) {
+    if (s->draining()) return true;
+  }
+  return false;
 }
 
 // ---- one loop ----
@@ -164,7 +89,7 @@ void Balancer::Shared::configure_home(const BalancerConfig& c) {
 BalancerLoop::BalancerLoop(Balancer::Shared& shared, common::EventLoop& loop)
     : shared_(shared),
       loop_(loop),
-      front_(loop, shared.context.home(), *shared.sources, shared.clock),
+      front_(loop, shared.context.home(), shared.home->sources(), shared.clock),
       config_(shared.config),
       health_(shared.health) {}
 
@@ -185,7 +110,7 @@ void BalancerLoop::attach(common::HttpServer& server) {
   server.route("/health", {"GET", "HEAD"}, [this](HttpExchange& ex) { handle_health(ex); });
   server.route("/metrics", {"GET"}, [this](HttpExchange& ex) {
     ex.add_header("Cache-Control", "no-store");
-    ex.reply(200, shared_.render_metrics(), "text/plain; version=0.0.4");
+    ex.reply(200, shared_.admission_report.render(shared_.clock.now()), "text/plain; version=0.0.4");
   });
   for (std::string_view path : {kSwitchPath, kSwitchAlias}) {
     server.route(std::string(path), {"GET"}, [this](HttpExchange& ex) { handle_switch(ex); });
@@ -208,14 +133,13 @@ Balancer::Balancer(std::unique_ptr<Shared> shared) : shared_(std::move(shared)) 
 Balancer::~Balancer() = default;
 
 void Balancer::attach(size_t index, common::HttpServer& server) {
-  shared_->servers.push_back(&server);
-  shared_->loops[index]->attach(server);
+  shared_->loops.add_server(server);
+  shared_->loops.loop(index).attach(server);
   shared_->api->attach(index, server);
 }
 
 void Balancer::stop_background() {
-  shared_->sources->stop_refreshing();
-  shared_->poller->stop();
+  shared_->home->stop();
 }
 
 // Prepare: everything fallible (keys, tickets, log level) is built into a new
@@ -232,7 +156,7 @@ common::Result<common::ReloadSwap> Balancer::prepare_reload(BalancerConfig fresh
   const bool backend_differs = fresh_backend_differs(old, fresh);
   fresh.admission_backend = old.admission_backend;
   fresh.admission_redis = old.admission_redis;
-  auto rc = make_runtime(std::move(fresh), s.generation + 1);
+  auto rc = make_runtime(std::move(fresh), s.home->generation + 1);
   if (!rc) return rc.error();
   common::LogLevel level;
   common::parse_log_level((*rc)->config.log_level, level);  // make_runtime checked it
@@ -244,9 +168,9 @@ common::Result<common::ReloadSwap> Balancer::prepare_reload(BalancerConfig fresh
       LOG_WARN(kLog, "reload: admission.backend and admission.redis.* change only on restart (running: ",
                was.admission_backend, ")");
     }
-    ++s.generation;
+    ++s.home->generation;
     common::set_log_level(level);
-    s.configure_home(c);
+    s.home->configure(c);
     s.api->reload(c.api);
     if (was.admission != c.admission) {
       LOG_INFO(kLog, "admission limits now ", describe(c.admission), " (were ", describe(was.admission),
@@ -264,53 +188,30 @@ common::Result<std::unique_ptr<Balancer>> Balancer::create(common::ServiceContex
   Shared& s = *shared;
   common::LogLevel level;
   if (common::parse_log_level(config.log_level, level)) common::set_log_level(level);
-  for (auto reason : {CacheChoice::Reason::requested, CacheChoice::Reason::same_site, CacheChoice::Reason::network,
-                      CacheChoice::Reason::origin}) {
-    s.choice_counters[static_cast<size_t>(reason)] =
-        &s.metrics.counter("balancer_cache_choice_total", "Playlist responses by how the chunk destination was chosen",
-                           std::string("reason=\"") + to_string(reason) + "\"");
-  }
-  common::HttpClientOptions client_options;
-  client_options.connect_timeout = config.upstream_connect_timeout;
-  client_options.request_timeout = config.playlists.blocking_timeout;
-  client_options.http2 = config.upstream_http2;
-  client_options.user_agent = "balancer";
-  event_base& home = context.home().base();
-  auto client = common::HttpClient::create(home, client_options);
-  if (!client) return client.error();
-  s.client = std::move(client).value();
-  s.sources = std::make_unique<SourceCache>(home, *s.client, s.metrics, config.playlists, s.clock);
-  s.keys = std::make_unique<KeyStore>(
-      home, *s.client, s.metrics, KeyStoreOptions{config.key_ttl, config.playlists.fetch_timeout, config.key_max_bytes},
-      s.clock);
-  s.poller = std::make_unique<HealthPoller>(home, *s.client, s.metrics, s.clock);
-  // Every poll result is published for the loops' cache choice.
-  s.poller->on_update([&s] { s.health.publish(std::make_shared<const HealthView>(s.poller->snapshot())); });
-  {
-    std::lock_guard lock(s.status_mutex);
-    s.refresh_snapshot(s.clock.now());
-  }
-  s.configure_home(config);
-  for (common::EventLoop* loop : context.loops) s.loops.push_back(std::make_unique<BalancerLoop>(s, *loop));
+  auto home = BalancerHome::create(context.home(), s.clock, *context.metrics, config, s.any_loop,
+                                   s.admission_report, s.health);
+  if (!home) return home.error();
+  s.home = std::move(home).value();
+  s.home->generation = s.config.load()->generation;
+  s.home->configure(config);
+  for (common::EventLoop* loop : context.loops) s.loops.add_loop(std::make_unique<BalancerLoop>(s, *loop));
   s.api_host = std::make_unique<ApiHost>(s);
   auto api = api::Api::create(context, config.api, *s.api_host);
   if (!api) return api.error();
   s.api = std::move(api).value();
 
-  s.register_admission_metrics();
-  s.metrics.gauge_fn("balancer_playlist_sources", "Source playlists held in memory",
-                     [&s] { return double(s.source_entries.load()); });
-  s.metrics.gauge_fn("balancer_playlist_sources_refreshing", "Live sources refreshed in the background",
-                     [&s] { return double(s.sources_refreshing.load()); });
-  s.metrics.gauge_fn("balancer_playlist_unsent_bytes",
-                     "Bytes of playlist replies not yet written to their clients (bounded by playlists.max_unsent_bytes)",
-                     [&s] { return double(s.unsent_playlist_bytes.load(std::memory_order_relaxed)); });
-  s.metrics.gauge_fn("balancer_active_requests", "Requests in progress", [&s] { return double(s.active_requests()); });
-
-  s.tick_timer.reset(event_new(
-      &home, -1, EV_PERSIST, [](evutil_socket_t, short, void* arg) { static_cast<Shared*>(arg)->tick(); }, &s));
-  timeval one_second{1, 0};
-  evtimer_add(s.tick_timer.get(), &one_second);
+  s.admission_report.register_gauges();
+  common::MetricsRegistry& registry = *context.metrics;
+  registry.gauge_fn("balancer_playlist_sources", "Source playlists held in memory",
+                    [&s] { return double(s.any_loop.source_entries.load()); });
+  registry.gauge_fn("balancer_playlist_sources_refreshing", "Live sources refreshed in the background",
+                    [&s] { return double(s.any_loop.sources_refreshing.load()); });
+  registry.gauge_fn(
+      "balancer_playlist_unsent_bytes",
+      "Bytes of playlist replies not yet written to their clients (bounded by playlists.max_unsent_bytes)",
+      [&s] { return double(s.any_loop.unsent_playlist_bytes.load(std::memory_order_relaxed)); });
+  registry.gauge_fn("balancer_active_requests", "Requests in progress",
+                    [&s] { return double(s.loops.active_requests()); });
   LOG_INFO(kLog, "serving ", config.channels.size(), " channel(s) with ", config.caches.size(), " cache node(s)",
            config.allow_anonymous ? "; anonymous viewers allowed on free channels" : "", "; admission ",
            describe(config.admission),

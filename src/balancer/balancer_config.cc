@@ -3,7 +3,7 @@
 #include <filesystem>
 #include <set>
 
-#include "balancer/balancer.h"
+#include "balancer/balancer_config.h"
 #include "common/log.h"
 #include "common/playback_ticket.h"
 
@@ -281,6 +281,13 @@ void read_steering_and_web(common::ConfigReader& root, const std::filesystem::pa
 }
 
 }  // namespace
+
+const ChannelConfig* BalancerConfig::find_channel(const std::string& id) const {
+  for (const auto& ch : channels) {
+    if (ch.id == id) return &ch;
+  }
+  return nullptr;
+}
 
 // Sections are read in this order, which is the order their errors are listed in.
 common::Result<BalancerConfig> read_main_config(const common::ConfigDocument& doc) {

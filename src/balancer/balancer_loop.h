@@ -1,63 +1,52 @@
-// Inside the balancer (not a public header): what the loops share, and one
-// loop's handlers.
-//
-// Balancer::Shared is process-wide. Its config, cache health and admission are
-// read by every loop (snapshots, and admission's interface, which any loop may ask); the source cache,
-// the key store, the health poller and the HTTP client they use belong to the
-// home loop, and other loops reach them only through post().
-// BalancerLoop is one loop's part: its own source front, channel allowlist,
-// signed-link memo and the request handlers. Loop thread only.
+// Inside the balancer (not a public header): how its state is split by thread
+// rule, and one loop's handlers. Each part's type says which thread may touch it:
+//   - RuntimeConfig and HealthView: immutable snapshots, published through
+//     common::Published (the home loop publishes; any loop reads its own Reader);
+//   - BalancerMetrics, AdmissionReport (balancer_metrics.h): the process's numbers,
+//     any thread (the report under its own mutex);
+//   - AnyLoopState (any_loop_state.h): admission, stable-link listings, byte counts;
+//     any thread, each member safe by itself;
+//   - BalancerHome (balancer_home.h): source cache, key store, health poller; home
+//     loop only, reached from the others through post();
+//   - LoopSet: the loops' handlers and servers; filled before the loops run, read-only after;
+//   - BalancerLoop: one loop's source front, allowlist, link memo and handlers; its loop only.
+// Balancer::Shared holds one of each; it has no state or rule of its own.
 #pragma once
 
-#include <atomic>
-#include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
-#include <set>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
+#include "api/api.h"
 #include "balancer/admission_http.h"
+#include "balancer/any_loop_state.h"
 #include "balancer/balancer.h"
+#include "balancer/balancer_home.h"
+#include "balancer/balancer_metrics.h"
 #include "balancer/cache_choice.h"
 #include "balancer/cache_health.h"
 #include "balancer/channel_allowlist.h"
-#include "balancer/health_poller.h"
-#include "balancer/key_store.h"
 #include "balancer/request_params.h"
-#include "balancer/source_cache.h"
 #include "balancer/source_front.h"
-#include "balancer/stable_links.h"
 #include "common/event_loop.h"
-#include "common/http_client.h"
 #include "common/log.h"
 #include "common/playback_ticket.h"
 #include "common/url_signing.h"
 
 namespace balancer {
 
-// The running config with what is derived from it. Immutable once published.
+// The running config with what is derived from it. Immutable once published:
+// any thread reads it.
 struct RuntimeConfig {
   BalancerConfig config;
   std::optional<common::UrlSigner> signer;
   std::optional<common::PlaybackTickets> tickets;
   uint64_t generation = 0;  // bumps on every applied config (invalidates signed-link memos)
 
-  const ChannelConfig* find_channel(const std::string& id) const;
+  const ChannelConfig* find_channel(const std::string& id) const { return config.find_channel(id); }
 };
-
-using HealthView = std::map<std::string, CacheHealth>;
-
-// Group `name` in a status snapshot, or null when it has no active viewers.
-inline const AdmissionGroupCount* find_group(const std::vector<AdmissionGroupCount>& groups,
-                                             const std::string& name) {
-  for (const auto& g : groups) {
-    if (g.name == name) return &g;
-  }
-  return nullptr;
-}
 
 // The viewer key ("t:<ticket viewer>" or "v:<viewer id>") that `request`'s
 // credentials give on `channel` at `now_unix`, or why not (ticket_*,
@@ -90,81 +79,17 @@ class ApiHost final : public api::PlaybackHost {
   Balancer::Shared& shared_;
 };
 
-struct Balancer::Shared {
-  Shared(common::ServiceContext& context, std::shared_ptr<const RuntimeConfig> initial);
-
-  common::Counter& error_counter(const std::string& code);
-  common::Counter& admission_counter(const char* endpoint, const char* result);
-  // Any loop: asks the home loop's key store; `done` runs on `back`.
-  void fetch_key(common::EventLoop& back, const std::string& url, KeyCallback done);
-  // Renders /metrics (one status snapshot per render, under a lock: any loop may render).
-  std::string render_metrics();
-  // Under status_mutex: re-reads the policy's status and syncs the policy's counters.
-  void refresh_snapshot(TimePoint now);
-  size_t active_requests() const;
-  // Home loop.
-  void tick();
-  void feed_measured_traffic(TimePoint now);
-  void register_admission_metrics();
-  void register_gauges(const BalancerConfig& c);
-  void configure_home(const BalancerConfig& c);
-
-  common::ServiceContext& context;
-  const common::Clock& clock;
-  common::MetricsRegistry& metrics;
-  common::Published<RuntimeConfig> config;
-  common::Published<HealthView> health;
-  // Limits and queue (admission/admission.h): in this process or shared through Redis, as
-  // admission.backend chose at start. Any loop asks it; tick() on the home loop.
-  std::unique_ptr<Admission> admission;
-  // Stable segment hosts per viewer and playlist (stable_links.h), for every loop.
-  ListingTable listings{400000, std::chrono::seconds(60)};
-  // Home loop only.
-  std::unique_ptr<common::HttpClient> client;
-  std::unique_ptr<SourceCache> sources;
-  std::unique_ptr<KeyStore> keys;
-  std::unique_ptr<HealthPoller> poller;
-  common::EventPtr tick_timer;
-  uint64_t egress_readings_fed = 0;
-  bool measured_fed = false;
-  uint64_t generation = 0;
-  std::set<std::string> gauges_channel, gauges_cache;
-  // Set by attach() before the loops run; read-only afterwards.
-  std::vector<std::unique_ptr<BalancerLoop>> loops;
-  std::vector<common::HttpServer*> servers;
-  // Numbers the home loop publishes each second for /health and /metrics.
-  std::atomic<size_t> source_entries{0};
-  std::atomic<size_t> sources_refreshing{0};
-  // Bytes of playlist replies not yet written to their clients' sockets (every loop;
-  // playlists.max_unsent_bytes bounds it).
-  std::atomic<size_t> unsent_playlist_bytes{0};
-  std::mutex status_mutex;          // guards status_snapshot (written per render)
-  AdmissionStatus status_snapshot;  // see refresh_snapshot()
-
-  common::Counter& requests_playlist;
-  common::Counter& requests_key;
-  common::Histogram& rewrite_seconds;
-  common::Counter& playlist_admitted;
-  common::Counter& playlist_queued;
-  common::Counter& access_admitted;
-  common::Counter& access_queued;
-  common::Counter& emulation_switches;
-  common::Counter& admitted_direct;
-  common::Counter& admitted_from_queue;
-  common::Counter& tickets_issued;
-  common::Counter& tickets_not_renewed;
-  common::Counter& tickets_lapsed;
-  common::Counter& slots_expired;
-  common::Counter& released;
-  common::Counter& refused_address;
-  common::Counter& refused_full;
-  common::Counter* choice_counters[4] = {};
-  // The REST API (src/api/) and what it asks of us; declared last, so they are destroyed first.
-  std::unique_ptr<ApiHost> api_host;
-  std::unique_ptr<api::Api> api;
+// Where a viewer's chunk links lead, and what that choice was read from: it holds
+// for the same request while that health snapshot is current and until holds_until.
+struct CacheDecision {
+  const CacheConfig* cache = nullptr;  // null: origin
+  CacheChoice::Reason reason = CacheChoice::Reason::origin;
+  std::shared_ptr<const HealthView> health;  // the snapshot it read
+  TimePoint holds_until = TimePoint::max();  // a node it found usable turns stale after this
 };
 
-// A viewer's request in progress (waiting for origin or the home loop).
+// A viewer's request in progress (waiting for origin or the home loop). The loop
+// that accepted it only.
 struct Pending {
   explicit Pending(common::HttpExchange e) : ex(std::move(e)) {}
   common::HttpExchange ex;
@@ -175,9 +100,12 @@ struct Pending {
   // Set by admit(): what the admission policy was told about this request.
   std::string cache_id;  // "" = origin
   uint64_t bandwidth_bps = 0;
+  CacheDecision choice;  // the cache choice admit() told it
 };
 using PendingPtr = std::shared_ptr<Pending>;
 
+// One loop's part: its source front, channel allowlist, signed-link memo and the
+// request handlers. Its loop's thread only.
 class BalancerLoop {
  public:
   BalancerLoop(Balancer::Shared& shared, common::EventLoop& loop);
@@ -196,7 +124,10 @@ class BalancerLoop {
   void handle_health(common::HttpExchange& ex);
 
  private:
+  // Counts the error by `code` and answers it (no-op when the client is gone).
   void fail(common::HttpExchange& ex, int status, const std::string& code, const std::string& message);
+  // Answers an error already counted.
+  void send_error(common::HttpExchange& ex, int status, const std::string& code, const std::string& message);
   PendingPtr begin_viewer_request(common::HttpExchange& ex, std::string_view prefix);
   SourceRequest source_request(const RuntimeConfig& rc, const ChannelConfig& channel, const std::string& target,
                                DeliveryDirectives directives = {}) const;
@@ -212,9 +143,11 @@ class BalancerLoop {
   // Where this viewer's chunk links lead now. A steering pathway (`pathway`: a
   // configured cache id, or "origin") wins whatever its health: a pathway's copy
   // keeps its URIs, and the steering manifest moves the player off a dead one.
-  std::pair<const CacheConfig*, CacheChoice::Reason> choose(
-      const BalancerConfig& c, const std::string& requested, const std::string& remote_ip,
-      const std::string& viewer_key, TimePoint now, const std::string& pathway = {});
+  CacheDecision choose(const BalancerConfig& c, const std::string& requested, const std::string& remote_ip,
+                       const std::string& viewer_key, TimePoint now, const std::string& pathway = {});
+  // The choice for `p` at `now`: the one admit() made while it still holds (same health
+  // snapshot, before holds_until: choose() would answer the same), else a new one.
+  const CacheDecision& current_choice(Pending& p, TimePoint now);
   // Steering pathways for a viewer: the current choice first, then the other cache
   // nodes of its site (all of them, or the usable ones only) in config order, then
   // "origin". Fewer than two: no steering.
@@ -249,6 +182,46 @@ class BalancerLoop {
   std::unordered_map<uint64_t, std::unordered_map<std::string, ChunkLinkMemo>> link_memo_;
   std::vector<std::string> mixed_links_;  // scratch for stable_links_for
   common::LogRateLimiter log_limiter_;
+};
+
+// The loops' handlers and their servers. Filled on the main thread before the loops
+// run (create, attach), read-only afterwards: any thread reads it.
+class LoopSet {
+ public:
+  void add_loop(std::unique_ptr<BalancerLoop> loop) { loops_.push_back(std::move(loop)); }
+  void add_server(common::HttpServer& server) { servers_.push_back(&server); }
+  BalancerLoop& loop(size_t index) { return *loops_[index]; }
+  size_t loop_count() const { return loops_.size(); }
+  // Requests in progress on every server.
+  size_t active_requests() const;
+  // Whether any server drains (graceful stop under way).
+  bool draining() const;
+
+ private:
+  std::vector<std::unique_ptr<BalancerLoop>> loops_;
+  std::vector<common::HttpServer*> servers_;
+};
+
+// The balancer's process-wide parts, one of each type above; the aggregate has no
+// state or thread rule of its own (each member's type has one). Built on the main
+// thread by Balancer::create().
+struct Balancer::Shared {
+  Shared(common::ServiceContext& context, std::shared_ptr<const RuntimeConfig> initial);
+
+  common::ServiceContext& context;
+  const common::Clock& clock;
+  // Immutable snapshots, any thread: the running config (reload publishes it on the home
+  // loop) and the cache nodes' health (the home loop's poller publishes it).
+  common::Published<RuntimeConfig> config;
+  common::Published<HealthView> health;
+  BalancerMetrics metrics;  // any thread
+  AnyLoopState any_loop;    // any thread
+  AdmissionReport admission_report;  // any loop, under its mutex
+  std::unique_ptr<BalancerHome> home;  // home loop only
+  LoopSet loops;                       // read-only once the loops run
+  // The REST API (src/api/) and what it asks of us; declared last, so they are destroyed first.
+  std::unique_ptr<ApiHost> api_host;
+  std::unique_ptr<api::Api> api;
 };
 
 }  // namespace balancer

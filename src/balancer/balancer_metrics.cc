@@ -1,6 +1,8 @@
-// The balancer's /metrics: series registered once, gauges computed from one
-// admission snapshot per render (taken under a lock: any loop may render).
-#include "balancer/balancer_loop.h"
+// The balancer's /metrics: request counters (BalancerMetrics), and admission's
+// gauges computed from one status snapshot per render (AdmissionReport).
+#include "balancer/balancer_metrics.h"
+
+#include "balancer/admission_http.h"
 
 namespace balancer {
 namespace {
@@ -24,40 +26,114 @@ std::string label_value(std::string_view text) {
   return out;
 }
 
+std::vector<double> rewrite_buckets() {
+  return {0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25};
+}
+
+common::Counter& admission_counter(common::MetricsRegistry& registry, const char* endpoint, const char* result) {
+  return registry.counter("balancer_admission_requests_total", "Admission decisions answered, by endpoint and result",
+                          std::string("endpoint=\"") + endpoint + "\",result=\"" + result + "\"");
+}
+
 }  // namespace
 
-common::Counter& Balancer::Shared::error_counter(const std::string& code) {
-  return metrics.counter("balancer_errors_total", "Error replies by code", "code=\"" + label_value(code) + "\"");
+// ---- BalancerMetrics ----
+
+BalancerMetrics::BalancerMetrics(common::MetricsRegistry& r)
+    : registry(r),
+      requests_playlist(r.counter("balancer_requests_total", "Viewer requests by kind", "kind=\"playlist\"")),
+      requests_key(r.counter("balancer_requests_total", "Viewer requests by kind", "kind=\"key\"")),
+      rewrite_seconds(r.histogram("balancer_rewrite_seconds", "Time to render one viewer's copy of a playlist",
+                                  rewrite_buckets())),
+      playlist_admitted_(admission_counter(r, "playlist", "admitted")),
+      playlist_queued_(admission_counter(r, "playlist", "queued")),
+      access_admitted_(admission_counter(r, "access", "admitted")),
+      access_queued_(admission_counter(r, "access", "queued")),
+      emulation_switches(r.counter("balancer_overload_switches_total",
+                                   "Overload emulation switched on or off by an operator")) {
+  for (auto reason : {CacheChoice::Reason::requested, CacheChoice::Reason::same_site, CacheChoice::Reason::network,
+                      CacheChoice::Reason::origin}) {
+    choice_[static_cast<size_t>(reason)] =
+        &r.counter("balancer_cache_choice_total", "Playlist responses by how the chunk destination was chosen",
+                   std::string("reason=\"") + to_string(reason) + "\"");
+  }
 }
 
-common::Counter& Balancer::Shared::admission_counter(const char* endpoint, const char* result) {
-  return metrics.counter("balancer_admission_requests_total", "Admission decisions answered, by endpoint and result",
-                         std::string("endpoint=\"") + endpoint + "\",result=\"" + result + "\"");
+common::Counter& BalancerMetrics::error(const std::string& code) {
+  return registry.counter("balancer_errors_total", "Error replies by code", "code=\"" + label_value(code) + "\"");
 }
 
-std::string Balancer::Shared::render_metrics() {
-  std::lock_guard lock(status_mutex);
-  refresh_snapshot(clock.now());
-  return metrics.render();
+void BalancerMetrics::count_choice(CacheChoice::Reason reason) { choice_[static_cast<size_t>(reason)]->inc(); }
+
+void BalancerMetrics::count_decision(AdmissionEndpoint endpoint, const AdmissionDecision& decided) {
+  const bool playlist = endpoint == AdmissionEndpoint::playlist;
+  switch (decided.kind) {
+    case AdmissionDecision::Kind::kAdmitted:
+      (playlist ? playlist_admitted_ : access_admitted_).inc();
+      break;
+    case AdmissionDecision::Kind::kQueued:
+      (playlist ? playlist_queued_ : access_queued_).inc();
+      error("queued").inc();
+      break;
+    case AdmissionDecision::Kind::kRefused:
+      error(refusal_code(decided)).inc();
+      break;
+    case AdmissionDecision::Kind::kBadViewerKey:
+      error("bad_viewer").inc();
+      break;
+  }
 }
 
-void Balancer::Shared::refresh_snapshot(TimePoint now) {
-  status_snapshot = admission->status(now);
-  const AdmissionCounters& c = status_snapshot.counters;
-  sync_counter(admitted_direct, c.admitted - c.admitted_from_queue);
-  sync_counter(admitted_from_queue, c.admitted_from_queue);
-  sync_counter(tickets_issued, c.tickets_issued);
-  sync_counter(tickets_not_renewed, c.tickets_expired);
-  sync_counter(tickets_lapsed, c.reservations_lapsed);
-  sync_counter(slots_expired, c.slots_expired);
-  sync_counter(released, c.released);
-  sync_counter(refused_address, c.refused_address);
-  sync_counter(refused_full, c.refused_full);
+// ---- AdmissionReport ----
+
+AdmissionReport::AdmissionReport(common::MetricsRegistry& r, Admission& admission, TimePoint now)
+    : registry_(r),
+      admission_(admission),
+      admitted_direct_(r.counter("balancer_admissions_total", "Viewers admitted, directly or from the queue",
+                                 "from=\"direct\"")),
+      admitted_from_queue_(r.counter("balancer_admissions_total", "Viewers admitted, directly or from the queue",
+                                     "from=\"queue\"")),
+      tickets_issued_(r.counter("balancer_queue_tickets_issued_total", "Queue tickets given to viewers who must wait")),
+      tickets_not_renewed_(r.counter("balancer_queue_tickets_dropped_total", "Queue tickets dropped",
+                                     "reason=\"not_renewed\"")),
+      tickets_lapsed_(r.counter("balancer_queue_tickets_dropped_total", "Queue tickets dropped",
+                                "reason=\"reservation_lapsed\"")),
+      slots_expired_(r.counter("balancer_slots_expired_total", "Stream slots freed because their viewer went idle")),
+      released_(r.counter("balancer_admission_released_total", "Slots or tickets given back explicitly")),
+      refused_address_(r.counter("balancer_admission_refused_total", "New viewers refused by a bound",
+                                 "reason=\"per_address\"")),
+      refused_full_(r.counter("balancer_admission_refused_total", "New viewers refused by a bound",
+                              "reason=\"max_entries\"")) {
+  std::lock_guard lock(mutex_);
+  refresh(now);
 }
 
-void Balancer::Shared::register_admission_metrics() {
+std::string AdmissionReport::render(TimePoint now) {
+  std::lock_guard lock(mutex_);
+  refresh(now);
+  return registry_.render();
+}
+
+void AdmissionReport::refresh(TimePoint now) {
+  status_ = admission_.status(now);
+  const AdmissionCounters& c = status_.counters;
+  sync_counter(admitted_direct_, c.admitted - c.admitted_from_queue);
+  sync_counter(admitted_from_queue_, c.admitted_from_queue);
+  sync_counter(tickets_issued_, c.tickets_issued);
+  sync_counter(tickets_not_renewed_, c.tickets_expired);
+  sync_counter(tickets_lapsed_, c.reservations_lapsed);
+  sync_counter(slots_expired_, c.slots_expired);
+  sync_counter(released_, c.released);
+  sync_counter(refused_address_, c.refused_address);
+  sync_counter(refused_full_, c.refused_full);
+}
+
+// The gauges read status_ without locking: the registry calls them from render(),
+// which holds mutex_.
+void AdmissionReport::register_gauges() {
+  std::lock_guard lock(mutex_);
   auto gauge = [this](const char* name, const char* help, auto fn) {
-    metrics.gauge_fn(name, help, [this, fn] { return static_cast<double>(fn(status_snapshot)); });
+    registry_.gauge_fn(name, help, [this, fn] { return static_cast<double>(fn(status_)); });
   };
   using S = const AdmissionStatus&;
   gauge("balancer_active_viewers", "Active viewers (holding a stream slot)",
@@ -89,43 +165,42 @@ void Balancer::Shared::register_admission_metrics() {
         [](S s) { return s.emulation ? 1 : 0; });
 }
 
-// Per-channel and per-cache series for every id ever configured (removed ones
-// read 0), from the snapshot refresh_snapshot() takes before each render.
-void Balancer::Shared::register_gauges(const BalancerConfig& c) {
+void AdmissionReport::register_groups(const BalancerConfig& c) {
+  std::lock_guard lock(mutex_);
   for (const auto& ch : c.channels) {
-    if (!gauges_channel.insert(ch.id).second) continue;
+    if (!channels_registered_.insert(ch.id).second) continue;
     std::string id = ch.id;
     const std::string label = "channel=\"" + label_value(id) + "\"";
-    metrics.gauge_fn(
+    registry_.gauge_fn(
         "balancer_viewers", "Active viewers per channel",
         [this, id] {
-          const AdmissionGroupCount* g = find_group(status_snapshot.channels, id);
+          const AdmissionGroupCount* g = find_group(status_.channels, id);
           return g ? static_cast<double>(g->active_viewers) : 0.0;
         },
         label);
-    metrics.gauge_fn(
+    registry_.gauge_fn(
         "balancer_traffic_declared_mbps_by_channel", "Declared traffic per channel, Mbit/s",
         [this, id] {
-          const AdmissionGroupCount* g = find_group(status_snapshot.channels, id);
+          const AdmissionGroupCount* g = find_group(status_.channels, id);
           return g ? g->declared_mbps : 0.0;
         },
         label);
   }
   auto cache_gauge = [&](const std::string& id, const std::string& label) {
-    if (!gauges_cache.insert(id).second) return;
-    metrics.gauge_fn(
+    if (!caches_registered_.insert(id).second) return;
+    registry_.gauge_fn(
         "balancer_viewers_by_cache", "Active viewers per chunk destination (cache id or origin)",
         [this, id] {
-          if (id.empty()) return static_cast<double>(status_snapshot.origin_viewers);
-          const AdmissionGroupCount* g = find_group(status_snapshot.caches, id);
+          if (id.empty()) return static_cast<double>(status_.origin_viewers);
+          const AdmissionGroupCount* g = find_group(status_.caches, id);
           return g ? static_cast<double>(g->active_viewers) : 0.0;
         },
         "cache=\"" + label_value(label) + "\"");
     if (id.empty()) return;
-    metrics.gauge_fn(
+    registry_.gauge_fn(
         "balancer_traffic_declared_mbps_by_cache", "Declared traffic per cache node, Mbit/s",
         [this, id] {
-          const AdmissionGroupCount* g = find_group(status_snapshot.caches, id);
+          const AdmissionGroupCount* g = find_group(status_.caches, id);
           return g ? g->declared_mbps : 0.0;
         },
         "cache=\"" + label_value(label) + "\"");

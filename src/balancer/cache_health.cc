@@ -40,6 +40,11 @@ bool CacheHealth::usable(TimePoint now) const {
   return true;
 }
 
+TimePoint CacheHealth::usable_until() const {
+  if (thresholds_.stale_after.count() <= 0) return TimePoint::max();
+  return last_result_ + thresholds_.stale_after;
+}
+
 const char* to_string(CacheHealth::State state) {
   switch (state) {
     case CacheHealth::State::unknown:

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <chrono>
+#include <map>
 #include <optional>
 #include <string>
 
@@ -38,6 +39,9 @@ class CacheHealth {
 
   // Up, not overloaded, and (with stale_after) heard from recently.
   bool usable(TimePoint now) const;
+  // The last moment usable() can hold with no new poll result: it turns false after
+  // this by time alone (TimePoint::max() without stale_after).
+  TimePoint usable_until() const;
   State state() const { return state_; }
   bool overloaded() const { return overloaded_; }
   const std::string& last_error() const { return last_error_; }
@@ -60,5 +64,8 @@ class CacheHealth {
 };
 
 const char* to_string(CacheHealth::State state);
+
+// Every cache node's health by id: what the health poller publishes (balancer_home.h).
+using HealthView = std::map<std::string, CacheHealth>;
 
 }  // namespace balancer

@@ -11,7 +11,7 @@
 #include <unordered_set>
 #include <vector>
 
-#include "balancer/balancer.h"
+#include "balancer/balancer_config.h"
 #include "balancer/source_cache.h"
 
 namespace balancer {

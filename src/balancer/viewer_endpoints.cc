@@ -34,17 +34,12 @@ struct UnsentReply {
 
 }  // namespace
 
-const ChannelConfig* BalancerConfig::find_channel(const std::string& id) const {
-  for (const auto& ch : channels) {
-    if (ch.id == id) return &ch;
-  }
-  return nullptr;
+void BalancerLoop::fail(HttpExchange& ex, int status, const std::string& code, const std::string& message) {
+  shared_.metrics.error(code).inc();
+  send_error(ex, status, code, message);
 }
 
-const ChannelConfig* RuntimeConfig::find_channel(const std::string& id) const { return config.find_channel(id); }
-
-void BalancerLoop::fail(HttpExchange& ex, int status, const std::string& code, const std::string& message) {
-  shared_.error_counter(code).inc();
+void BalancerLoop::send_error(HttpExchange& ex, int status, const std::string& code, const std::string& message) {
   if (ex.closed()) return;
   ex.add_header("Cache-Control", "no-store");
   ex.reply_error(status, code, message);
@@ -142,25 +137,41 @@ void BalancerLoop::ensure_key_learned(const PendingPtr& p, std::function<void(bo
   }
 }
 
-std::pair<const CacheConfig*, CacheChoice::Reason> BalancerLoop::choose(
-    const BalancerConfig& c, const std::string& requested, const std::string& remote_ip,
-    const std::string& viewer_key, TimePoint now, const std::string& pathway) {
+CacheDecision BalancerLoop::choose(const BalancerConfig& c, const std::string& requested,
+                                  const std::string& remote_ip, const std::string& viewer_key, TimePoint now,
+                                  const std::string& pathway) {
+  CacheDecision decided;
+  decided.health = health_.shared();
   if (!pathway.empty()) {
-    if (pathway == kOriginPathway) return {nullptr, CacheChoice::Reason::origin};
+    if (pathway == kOriginPathway) return decided;
     for (const auto& cache : c.caches) {
-      if (cache.id == pathway) return {&cache, CacheChoice::Reason::requested};
+      if (cache.id == pathway) {
+        decided.cache = &cache;
+        decided.reason = CacheChoice::Reason::requested;
+        return decided;
+      }
     }
   }
-  const HealthView& view = health_.get();
+  const HealthView& view = *decided.health;
   std::vector<CacheCandidate> candidates;
   candidates.reserve(c.caches.size());
   for (const auto& cache : c.caches) {
     auto h = view.find(cache.id);
-    candidates.push_back({cache.id, cache.site, &cache.networks, h != view.end() && h->second.usable(now)});
+    const bool usable = h != view.end() && h->second.usable(now);
+    if (usable) decided.holds_until = std::min(decided.holds_until, h->second.usable_until());
+    candidates.push_back({cache.id, cache.site, &cache.networks, usable});
   }
   CacheChoice choice = choose_cache(candidates, requested, IpAddress::parse(remote_ip), viewer_hash(viewer_key));
-  if (!choice.index) return {nullptr, choice.reason};
-  return {&c.caches[*choice.index], choice.reason};
+  decided.reason = choice.reason;
+  if (choice.index) decided.cache = &c.caches[*choice.index];
+  return decided;
+}
+
+const CacheDecision& BalancerLoop::current_choice(Pending& p, TimePoint now) {
+  if (p.choice.health != health_.shared() || now > p.choice.holds_until) {
+    p.choice = choose(p.config->config, p.request.cache, p.ex.remote_ip(), p.viewer_key, now, p.request.pathway);
+  }
+  return p.choice;
 }
 
 std::vector<std::string> BalancerLoop::pathways(const BalancerConfig& c,
@@ -168,8 +179,10 @@ std::vector<std::string> BalancerLoop::pathways(const BalancerConfig& c,
                                                 const std::string& remote_ip,
                                                 const std::string& viewer_key, TimePoint now,
                                                 bool usable_only) {
-  const HealthView& view = health_.get();
-  const CacheConfig* first = choose(c, requested, remote_ip, viewer_key, now).first;
+  // Held: choose() re-reads the snapshot, which may replace the reader's copy.
+  const std::shared_ptr<const HealthView> health = health_.shared();
+  const HealthView& view = *health;
+  const CacheConfig* first = choose(c, requested, remote_ip, viewer_key, now).cache;
   const CacheConfig* asked = nullptr;
   for (const auto& cache : c.caches) {
     if (cache.id == kOriginPathway) return {};  // a cache named like origin's pathway: no steering
@@ -250,7 +263,7 @@ const std::vector<std::string>& BalancerLoop::stable_links_for(
     return find(id) != nullptr && h != view.end() && h->second.usable(now);
   };
   std::vector<std::string> host_ids;
-  std::vector<uint8_t> hosts = shared_.listings.update(
+  std::vector<uint8_t> hosts = shared_.any_loop.listings.update(
       key, hashes, cache ? cache->id : std::string(), usable, now, host_ids);
   if (host_ids.size() <= 1 || hosts.size() != hashes.size()) return fresh;
   // Links of the other hosts (memoised per second like the fresh ones).
@@ -320,7 +333,7 @@ PendingPtr BalancerLoop::begin_viewer_request(HttpExchange& ex, std::string_view
 }
 
 void BalancerLoop::handle_playlist(HttpExchange& ex) {
-  shared_.requests_playlist.inc();
+  shared_.metrics.requests_playlist.inc();
   PendingPtr p = begin_viewer_request(ex, kPlaylistPrefix);
   if (!p) return;
   ensure_allowed(p, false, [this, p](bool allowed) {
@@ -340,19 +353,21 @@ void BalancerLoop::serve_playlist(const PendingPtr& p, const SourceResult& r) {
   allowlist_.learn(*p->channel, version);
   auto started = shared_.clock.now();
   const BalancerConfig& c = p->config->config;
-  if (shared_.unsent_playlist_bytes.load(std::memory_order_relaxed) >= c.playlists.max_unsent_bytes) {
+  if (shared_.any_loop.unsent_playlist_bytes.load(std::memory_order_relaxed) >= c.playlists.max_unsent_bytes) {
     // Clients that do not read hold the budget: a new copy would only add to it.
     ex.add_header("Retry-After", "2");
     return fail(ex, 503, "reply_backlog_full",
                 "Too many playlist bytes are waiting for clients that do not read them; retry shortly.");
   }
-  auto [cache, reason] =
-      choose(c, p->request.cache, ex.remote_ip(), p->viewer_key, started, p->request.pathway);
-  shared_.choice_counters[static_cast<size_t>(reason)]->inc();
+  // Chosen once per request: admit()'s choice, unless health changed while origin answered.
+  const CacheDecision& choice = current_choice(*p, started);
+  const CacheConfig* cache = choice.cache;
+  const CacheChoice::Reason reason = choice.reason;
+  shared_.metrics.count_choice(reason);
   if (const std::string& cache_id = cache ? cache->id : std::string(); cache_id != p->cache_id) {
     // A node's health changed while origin answered: the viewer's slot follows its chunks (an
     // admitted viewer keeps its one slot; this response was admitted when it arrived).
-    shared_.admission->request(loop_, p->viewer_key, {p->channel->id, cache_id, p->bandwidth_bps}, {}, started,
+    shared_.any_loop.admission->request(loop_, p->viewer_key, {p->channel->id, cache_id, p->bandwidth_bps}, {}, started,
                                [](const AdmissionDecision&) {});
   }
   const std::vector<std::string>* links = nullptr;
@@ -374,27 +389,27 @@ void BalancerLoop::serve_playlist(const PendingPtr& p, const SourceResult& r) {
     if (!p->request.viewer_query.empty()) server_uri += "?" + p->request.viewer_query;
     if (auto steered = hls::add_content_steering(body, server_uri)) body = std::move(*steered);
   }
-  shared_.rewrite_seconds.observe(std::chrono::duration<double>(shared_.clock.now() - started).count());
+  shared_.metrics.rewrite_seconds.observe(std::chrono::duration<double>(shared_.clock.now() - started).count());
   ex.add_header("Cache-Control", version.kind == SourceKind::vod ? "private, max-age=5" : "private, no-cache");
   ex.add_header("X-Playlist-Source", to_string(r.from));
   ex.add_header("X-Cache-Choice", cache ? cache->id : "origin");
   if (ex.logs_access()) {
     ex.set_log_note(std::string(to_string(r.from)) + " " + (cache ? cache->id : "origin") + " " + to_string(reason));
   }
-  auto unsent = std::make_shared<const UnsentReply>(std::move(body), shared_.unsent_playlist_bytes);
+  auto unsent = std::make_shared<const UnsentReply>(std::move(body), shared_.any_loop.unsent_playlist_bytes);
   common::BodyBuffer buffer;
   buffer.append_reference(unsent->body.data(), unsent->body.size(), unsent);
   ex.reply(200, std::move(buffer), unsent->body.size(), kPlaylistType);
 }
 
 void BalancerLoop::handle_key(HttpExchange& ex) {
-  shared_.requests_key.inc();
+  shared_.metrics.requests_key.inc();
   PendingPtr p = begin_viewer_request(ex, kKeyPrefix);
   if (!p) return;
   ensure_allowed(p, true, [this, p](bool allowed) {
     if (!allowed) return fail(p->ex, 404, "not_found", "This channel has no key at that path.");
     std::string url = p->config->config.origins.at(p->channel->origin).url + p->request.origin_target;
-    shared_.fetch_key(loop_, url, [this, p](const KeyResult& r) {
+    shared_.home->fetch_key(loop_, url, [this, p](const KeyResult& r) {
       HttpExchange& reply = p->ex;
       if (!r.key) return fail(reply, r.status, r.error.code, r.error.message);
       if (reply.closed()) return;
@@ -406,12 +421,10 @@ void BalancerLoop::handle_key(HttpExchange& ex) {
 
 void BalancerLoop::admit(const PendingPtr& p, std::function<void()> then) {
   const auto now = shared_.clock.now();
-  const CacheConfig* cache = choose(p->config->config, p->request.cache, p->ex.remote_ip(), p->viewer_key, now,
-                                    p->request.pathway)
-                                 .first;
-  p->cache_id = cache ? cache->id : std::string();
+  p->choice = choose(p->config->config, p->request.cache, p->ex.remote_ip(), p->viewer_key, now, p->request.pathway);
+  p->cache_id = p->choice.cache ? p->choice.cache->id : std::string();
   p->bandwidth_bps = allowlist_.variant_bandwidth(*p->channel, p->request.origin_target);
-  shared_.admission->request(loop_, p->viewer_key, {p->channel->id, p->cache_id, p->bandwidth_bps},
+  shared_.any_loop.admission->request(loop_, p->viewer_key, {p->channel->id, p->cache_id, p->bandwidth_bps},
                              viewer_source(*p->config, p->ex.remote_ip(), p->viewer_key), now,
                              [this, p, then = std::move(then)](const AdmissionDecision& d) {
                                if (answer_admission(*p, d)) then();
@@ -419,24 +432,21 @@ void BalancerLoop::admit(const PendingPtr& p, std::function<void()> then) {
 }
 
 bool BalancerLoop::answer_admission(Pending& p, const AdmissionDecision& d) {
+  shared_.metrics.count_decision(AdmissionEndpoint::playlist, d);
   switch (d.kind) {
     case AdmissionDecision::Kind::kAdmitted:
-      shared_.playlist_admitted.inc();
       return true;
     case AdmissionDecision::Kind::kQueued:
-      shared_.playlist_queued.inc();
-      shared_.error_counter("queued").inc();
       p.ex.set_log_note("queued #" + std::to_string(d.position));
       send_reply(p.ex, queued_reply(d));
       return false;
     case AdmissionDecision::Kind::kRefused:
-      shared_.error_counter(refusal_code(d)).inc();
       send_reply(p.ex, refused_reply(d));
       return false;
     case AdmissionDecision::Kind::kBadViewerKey:
       break;
   }
-  fail(p.ex, 400, "bad_viewer", "The ticket or viewer id cannot identify a viewer.");
+  send_error(p.ex, 400, "bad_viewer", "The ticket or viewer id cannot identify a viewer.");
   return false;
 }
 

@@ -165,6 +165,17 @@ TEST_CASE("a node not heard from for stale_after is not used") {
   CHECK(h.usable(at(4)));
 }
 
+TEST_CASE("usable_until is the last moment a node stays usable without a new poll result") {
+  CacheHealth h(HealthThresholds{1, 1, 3000ms});
+  h.record_success(false, at(1));
+  REQUIRE(h.usable_until() == at(4));
+  CHECK(h.usable(h.usable_until()));
+  CHECK_FALSE(h.usable(h.usable_until() + std::chrono::nanoseconds(1)));
+  CacheHealth never_stale(HealthThresholds{1, 1, 0ms});
+  never_stale.record_success(false, at(1));
+  CHECK(never_stale.usable_until() == TimePoint::max());
+}
+
 TEST_CASE(
     "health replies: 200 JSON is up; overloaded by flag or status; anything else is a failure") {
   bool overloaded = true;

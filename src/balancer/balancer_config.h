@@ -1,0 +1,123 @@
+// The balancer's configuration as typed, validated structs: the main file
+// (BalancerConfig), the channels file (ChannelConfig) and the caches file
+// (CacheConfig), and the functions that read them (balancer_config.cc).
+// Plain values: built on the main thread (start, SIGHUP), then published
+// immutable (balancer_loop.h, RuntimeConfig). Reference: docs/configuration.md.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "api/api.h"
+#include "balancer/admission_names.h"
+#include "balancer/cidr.h"
+#include "balancer/live_restart.h"
+#include "balancer/source_policy.h"
+#include "common/config.h"
+#include "common/cors.h"
+#include "common/http_server.h"
+#include "common/result.h"
+
+namespace balancer {
+
+struct OriginConfig {
+  std::string url;  // base URL, no trailing slash; may carry a path prefix
+};
+
+// One entry of the channels file.
+struct ChannelConfig {
+  std::string id;  // [A-Za-z0-9_-]{1,64}; the /hls/<id>/ in URLs
+  std::string title;
+  std::string origin;   // an id of BalancerConfig::origins
+  std::string source;   // "/path[?query]" of the master (or media) playlist on that origin
+  bool free = false;    // free: true, or
+  std::string product;  // the product that unlocks a paid channel
+  LiveMode kind = LiveMode::automatic;  // "kind": "auto" | "live" | "vod" (how an end tag is taken)
+  bool finished = false;                // "finished": the operator says the event is over
+};
+
+// One entry of the caches file.
+struct CacheConfig {
+  std::string id;
+  std::string site;
+  std::string url;                         // public base URL viewers use, no trailing slash
+  std::string health_url;                  // default url + "/health"
+  std::vector<std::string> networks_text;  // as written, for /health
+  std::vector<Cidr> networks;              // coverage, IPv4 and IPv6
+};
+
+struct HealthConfig {
+  std::chrono::milliseconds interval{1000};
+  std::chrono::milliseconds timeout{800};
+  int up_after = 2;
+  int down_after = 2;
+};
+
+struct BalancerConfig {
+  std::string main_file;
+  std::string channels_file;  // resolved against the main file's directory
+  std::string caches_file;
+  common::HttpServerOptions server;
+  std::string public_url;  // "" → links back to the balancer are path-absolute
+  std::map<std::string, OriginConfig> origins;
+  // Chunk URL signing (same keys as the cache nodes; first signs).
+  std::vector<std::string> signing_keys;
+  std::chrono::seconds chunk_url_lifetime{120};
+  // Playback tickets.
+  std::vector<std::string> ticket_keys;
+  bool allow_anonymous = false;  // free channels play with viewer=<id> and no ticket
+  PlaylistTimings playlists;
+  std::chrono::milliseconds key_ttl{30000};
+  size_t key_max_bytes = 64 * 1024;
+  HealthConfig health;
+  std::chrono::milliseconds upstream_connect_timeout{2000};
+  bool upstream_http2 = true;
+  // Stream and traffic limits, queue timings (limits.*, queue.*), validated.
+  AdmissionLimits admission;
+  // admission.backend: "local" (this process decides; the default) or "redis" (several
+  // balancers share one limit and one queue through admission.redis.*). Restart to change.
+  std::string admission_backend = "local";
+  RedisAdmissionOptions admission_redis;
+  // limits.per_address_exempt: clients not counted per address (e.g. a venue's NAT).
+  std::vector<Cidr> per_address_exempt;
+  // Overload switch and /admin/status: the key ("" = no key accepted) and
+  // whether loopback clients need none.
+  std::string operator_key;
+  bool operator_allow_loopback = true;
+  std::string log_level = "info";
+  // Which web origins may read viewer-facing answers (section "cors").
+  common::CorsOptions cors;
+  // Content steering (section "steering", docs/balancer.md): masters name the
+  // steering manifest, which clones the variants once per pathway (the viewer's
+  // site's cache nodes, then origin).
+  bool steering_enabled = true;
+  int steering_ttl_s = 2;
+  // web.dir: the web player, dashboard and hls.js (web_pages.h); "" = no pages.
+  std::string web_dir;
+  // The mobile REST API (section "api", docs/api.md).
+  api::ApiConfig api;
+  std::vector<ChannelConfig> channels;
+  std::vector<CacheConfig> caches;
+
+  const ChannelConfig* find_channel(const std::string& id) const;
+};
+
+// Reads the main file (with `--set` overrides) and the channels and caches files
+// it names. Every error names the file and the key ("bad_config").
+common::Result<BalancerConfig> load_balancer_config(const std::string& main_path,
+                                                    const std::vector<std::string>& overrides);
+
+// The same from parsed documents (tests): the main document's channels_file and
+// caches_file are resolved but not read.
+common::Result<BalancerConfig> read_main_config(const common::ConfigDocument& main);
+// Fill config.channels / config.caches; cross-checks against config.origins.
+common::Status read_channels(const common::ConfigDocument& doc, BalancerConfig& config);
+common::Status read_caches(const common::ConfigDocument& doc, BalancerConfig& config);
+// Fill config.api.products from the products file; cross-checks against the
+// channels already read (a paid channel's product exists and unlocks it).
+common::Status read_products(const common::ConfigDocument& doc, BalancerConfig& config);
+
+}  // namespace balancer

@@ -1,0 +1,103 @@
+// The balancer's home loop: its fetchers (source playlists, keys, cache health),
+// what a config changes in them, and the one-second tick.
+#include "balancer/balancer_home.h"
+
+#include <event2/event.h>
+
+namespace balancer {
+
+BalancerHome::BalancerHome(common::EventLoop& home_loop, const common::Clock& clock,
+                           AnyLoopState& shared, AdmissionReport& report)
+    : loop_(home_loop), clock_(clock), shared_(shared), report_(report) {}
+
+BalancerHome::~BalancerHome() = default;
+
+common::Result<std::unique_ptr<BalancerHome>> BalancerHome::create(
+    common::EventLoop& home_loop, const common::Clock& clock, common::MetricsRegistry& registry,
+    const BalancerConfig& config, AnyLoopState& shared, AdmissionReport& report,
+    common::Published<HealthView>& health) {
+  std::unique_ptr<BalancerHome> home(new BalancerHome(home_loop, clock, shared, report));
+  common::HttpClientOptions client_options;
+  client_options.connect_timeout = config.upstream_connect_timeout;
+  client_options.request_timeout = config.playlists.blocking_timeout;
+  client_options.http2 = config.upstream_http2;
+  client_options.user_agent = "balancer";
+  event_base& base = home_loop.base();
+  auto client = common::HttpClient::create(base, client_options);
+  if (!client) return client.error();
+  home->client_ = std::move(client).value();
+  home->sources_ =
+      std::make_unique<SourceCache>(base, *home->client_, registry, config.playlists, clock);
+  home->keys_ = std::make_unique<KeyStore>(
+      base, *home->client_, registry,
+      KeyStoreOptions{config.key_ttl, config.playlists.fetch_timeout, config.key_max_bytes}, clock);
+  home->poller_ = std::make_unique<HealthPoller>(base, *home->client_, registry, clock);
+  // Every poll result is published for the loops' cache choice.
+  HealthPoller& poller = *home->poller_;
+  poller.on_update([&health, &poller] {
+    health.publish(std::make_shared<const HealthView>(poller.snapshot()));
+  });
+  home->tick_timer_.reset(event_new(
+      &base, -1, EV_PERSIST,
+      [](evutil_socket_t, short, void* arg) { static_cast<BalancerHome*>(arg)->tick(); },
+      home.get()));
+  timeval one_second{1, 0};
+  evtimer_add(home->tick_timer_.get(), &one_second);
+  return home;
+}
+
+void BalancerHome::configure(const BalancerConfig& c) {
+  shared_.admission->set_limits(c.admission, clock_.now());
+  sources_->set_timings(c.playlists);
+  keys_->set_options(KeyStoreOptions{c.key_ttl, c.playlists.fetch_timeout, c.key_max_bytes});
+  std::vector<HealthPollTarget> targets;
+  for (const auto& cache : c.caches) targets.push_back({cache.id, cache.health_url});
+  HealthPollOptions options;
+  options.interval = c.health.interval;
+  options.timeout = c.health.timeout;
+  options.thresholds.up_after = c.health.up_after;
+  options.thresholds.down_after = c.health.down_after;
+  options.thresholds.stale_after = c.health.interval * (c.health.down_after + 1) + c.health.timeout;
+  poller_->configure(targets, options);
+  report_.register_groups(c);
+}
+
+void BalancerHome::fetch_key(common::EventLoop& back, const std::string& url, KeyCallback done) {
+  if (&back == &loop_) return keys_->get(url, std::move(done));
+  loop_.post([this, &back, url, done = std::move(done)]() mutable {
+    keys_->get(url, [&back, done = std::move(done)](const KeyResult& r) mutable {
+      back.post([r, done = std::move(done)] { done(r); });
+    });
+  });
+}
+
+void BalancerHome::stop() {
+  sources_->stop_refreshing();
+  poller_->stop();
+}
+
+// The cache nodes' measured egress corrects the BANDWIDTH-based estimate. Only
+// a new reading (or the readings going stale) is passed on: dividing an old
+// reading by a declared sum that grew since would cancel the admissions made
+// in between (docs/admission.md, "Why a ratio").
+void BalancerHome::feed_measured_traffic(TimePoint now) {
+  const std::optional<double> egress = poller_->total_egress_mbps(now);
+  const uint64_t readings = poller_->egress_readings();
+  if (readings == egress_readings_fed_ && egress.has_value() == measured_fed_) return;
+  egress_readings_fed_ = readings;
+  measured_fed_ = egress.has_value();
+  shared_.admission->set_measured_traffic_mbps(egress, now);
+}
+
+// Every second on the home loop: frees idle slots and drops stale tickets even
+// when no request comes (so counts and memory stay current), passes on new
+// egress readings, and publishes the source cache's size.
+void BalancerHome::tick() {
+  const auto now = clock_.now();
+  shared_.admission->tick(now, {});
+  feed_measured_traffic(now);
+  shared_.source_entries.store(sources_->entries());
+  shared_.sources_refreshing.store(sources_->refreshing());
+}
+
+}  // namespace balancer

@@ -1,0 +1,72 @@
+// Inside the balancer (not a public header): its home loop's part.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "balancer/any_loop_state.h"
+#include "balancer/balancer_config.h"
+#include "balancer/balancer_metrics.h"
+#include "balancer/cache_health.h"
+#include "balancer/health_poller.h"
+#include "balancer/key_store.h"
+#include "balancer/source_cache.h"
+#include "common/clock.h"
+#include "common/event_loop.h"
+#include "common/handles.h"
+#include "common/http_client.h"
+#include "common/metrics.h"
+#include "common/result.h"
+
+namespace balancer {
+
+// The source cache, the key store, the health poller, the HTTP client they use and
+// the one-second tick. Home loop only: other loops reach it through post()
+// (fetch_key() does that for them; each loop's SourceFront for the source cache).
+class BalancerHome {
+ public:
+  // Main thread, before the loops run: creates the fetchers on `home_loop` and starts
+  // the tick; call configure() next. Fails when the HTTP client cannot be built.
+  // `shared`, `report` and `health` outlive the result; every poll result is published
+  // into `health`.
+  static common::Result<std::unique_ptr<BalancerHome>> create(
+      common::EventLoop& home_loop, const common::Clock& clock, common::MetricsRegistry& registry,
+      const BalancerConfig& config, AnyLoopState& shared, AdmissionReport& report,
+      common::Published<HealthView>& health);
+  ~BalancerHome();
+
+  // Home loop: the parts of a config that the home loop's objects hold (admission
+  // limits, playlist timings, key options, health targets, per-group gauges).
+  void configure(const BalancerConfig& c);
+  // Any loop: asks the key store; `done` runs on `back`.
+  void fetch_key(common::EventLoop& back, const std::string& url, KeyCallback done);
+  // Home loop: no more background refreshes or polls (drain).
+  void stop();
+  // Home loop only; other loops' SourceFronts use it through post().
+  SourceCache& sources() { return *sources_; }
+
+  // The generation of the config applied last; reload bumps it. Home loop.
+  uint64_t generation = 0;
+
+ private:
+  BalancerHome(common::EventLoop& home_loop, const common::Clock& clock, AnyLoopState& shared,
+               AdmissionReport& report);
+  // Every second: frees idle slots, passes on egress readings, stores the source cache's size.
+  void tick();
+  void feed_measured_traffic(TimePoint now);
+
+  common::EventLoop& loop_;
+  const common::Clock& clock_;
+  AnyLoopState& shared_;
+  AdmissionReport& report_;
+  std::unique_ptr<common::HttpClient> client_;
+  std::unique_ptr<SourceCache> sources_;
+  std::unique_ptr<KeyStore> keys_;
+  std::unique_ptr<HealthPoller> poller_;
+  uint64_t egress_readings_fed_ = 0;
+  bool measured_fed_ = false;
+  common::EventPtr tick_timer_;  // last: freed first
+};
+
+}  // namespace balancer

@@ -1,0 +1,279 @@
+// The viewer endpoints (/hls/, /key/, /steering/) of a real Balancer on two real event
+// loops (home and one more, run in turn on the test thread) against a real test_origin:
+// a viewer's copy of a playlist, its key, its steering manifest; every refusal in the
+// error contract's JSON shape and counted by code; admission's queue answer; a request
+// on the second loop reaching the home loop's fetchers through post().
+#include <doctest/doctest.h>
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "balancer/balancer.h"
+#include "balancer_fixture.h"
+#include "common/clock.h"
+#include "common/event_loop.h"
+#include "common/http_client.h"
+#include "common/http_server.h"
+#include "common/metrics.h"
+#include "common/playback_ticket.h"
+#include "support/origin_fixture.h"
+#include "support/process.h"
+
+namespace balancer {
+namespace {
+
+using namespace std::chrono_literals;
+
+const char* kKeyBytes = "0123456789abcdef";
+
+common::ConfigDocument doc(const std::string& name, const std::string& text) {
+  auto d = common::ConfigDocument::parse(name, text, {});
+  REQUIRE_MESSAGE(d.ok(), (d.ok() ? "" : d.error().message));
+  return std::move(d).value();
+}
+
+test::TestOriginOptions origin_options(const test::TempDir& dir) {
+  // The origin's files, written before it starts: a master, a live media playlist with a key,
+  // and the key.
+  test::write_file(dir.file("live/master.m3u8"),
+                   "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=800000\nindex.m3u8\n");
+  test::write_file(dir.file("live/index.m3u8"),
+                   test::live_playlist(10, 3, 2, "#EXT-X-KEY:METHOD=AES-128,URI=\"key.bin\"\n"));
+  test::write_file(dir.file("live/key.bin"), kKeyBytes);
+  test::TestOriginOptions options;
+  options.root = dir.path();
+  return options;
+}
+
+struct Answer {
+  int status = 0;
+  std::string body;
+  common::FetchHead head;
+};
+
+struct Fixture {
+  test::TempDir dir;
+  test::TestOrigin origin{origin_options(dir)};
+  common::FakeClock clock;
+  common::MetricsRegistry metrics;
+  common::EventLoop home{0};
+  common::EventLoop second{1};
+  common::ServiceContext context;
+  std::unique_ptr<Balancer> balancer;
+  std::vector<std::unique_ptr<common::HttpServer>> servers;
+  std::unique_ptr<common::HttpClient> client;  // on the second loop
+
+  explicit Fixture(const std::string& main_extra = "") {
+    const std::string main = R"({
+      "listen": {"host": "127.0.0.1", "port": 0},
+      "channels_file": "channels.json",
+      "caches_file": "caches.json",
+      "origins": {"demo": {"url": ")" +
+                             origin.base_url() + R"("}},
+      "signing": {"keys": [")" +
+                             test::kBalancerSigningKey + R"("]},
+      "playback": {"ticket_keys": [")" +
+                             test::kTicketKey + R"("], "allow_anonymous": true})" + main_extra +
+                             "}";
+    auto config = read_main_config(doc("main.json", main));
+    REQUIRE_MESSAGE(config.ok(), (config.ok() ? "" : config.error().message));
+    REQUIRE(read_channels(doc("channels.json",
+                              test::channels_json(
+                                  {test::channel_json("live", "/files/live/master.m3u8"),
+                                   test::channel_json("paid", "/files/live/master.m3u8", false)})),
+                          *config)
+                .ok());
+    // One cache node that never answers its health checks: chunk links lead to origin.
+    REQUIRE(read_caches(
+                doc("caches.json", test::caches_json({test::cache_json("venue-a", "venue", 9)})),
+                *config)
+                .ok());
+    context.name = "balancer";
+    context.clock = &clock;
+    context.metrics = &metrics;
+    context.loops = {&home, &second};
+    auto created = Balancer::create(context, *config);
+    REQUIRE_MESSAGE(created.ok(), (created.ok() ? "" : created.error().message));
+    balancer = std::move(created).value();
+    for (common::EventLoop* loop : context.loops) {
+      common::HttpServerOptions options = config->server;
+      options.service = "balancer";
+      options.access_log = false;
+      auto server = common::HttpServer::create(loop->base(), options, metrics);
+      REQUIRE(server.ok());
+      balancer->attach(loop->index(), **server);
+      servers.push_back(std::move(server).value());
+    }
+    auto made = common::HttpClient::create(second.base(), {});
+    REQUIRE(made.ok());
+    client = std::move(made).value();
+  }
+
+  ~Fixture() {
+    // The servers (and the client) go before the balancer whose handlers they route to.
+    balancer->stop_background();
+    client.reset();
+    servers.clear();
+    balancer.reset();
+  }
+
+  // Runs both loops on this thread until `done` holds (10 s at most).
+  bool run_until(const std::function<bool()>& done, std::chrono::milliseconds limit = 10s) {
+    return test::wait_until(
+        [&] {
+          event_base_loop(&home.base(), EVLOOP_NONBLOCK);
+          event_base_loop(&second.base(), EVLOOP_NONBLOCK);
+          return done();
+        },
+        limit, 1ms);
+  }
+
+  // GET `target` from the server of loop `index`.
+  Answer get(const std::string& target, size_t index = 1) {
+    std::optional<Answer> got;
+    auto reply = std::make_shared<Answer>();
+    common::FetchRequest request{
+        "http://127.0.0.1:" + std::to_string(servers[index]->port()) + target,
+        "GET",
+        {},
+        std::nullopt};
+    client->fetch(request, {[reply](const common::FetchHead& h) { reply->head = h; },
+                            [reply](std::string_view data) { reply->body.append(data); },
+                            [reply, &got](const common::FetchResult& r) {
+                              reply->status = r.status;
+                              got = *reply;
+                            }});
+    REQUIRE(run_until([&] { return got.has_value(); }));
+    return *got;
+  }
+
+  std::string ticket(const std::string& channel, const std::string& viewer,
+                     int64_t lifetime_s = 3600) {
+    auto tickets = common::PlaybackTickets::create({test::kTicketKey});
+    REQUIRE(tickets.ok());
+    auto issued = tickets->issue({channel, viewer, clock.unix_now() + lifetime_s});
+    REQUIRE(issued.ok());
+    return *issued;
+  }
+
+  uint64_t errors(const std::string& code) {
+    return metrics
+        .counter("balancer_errors_total", "Error replies by code", "code=\"" + code + "\"")
+        .value();
+  }
+};
+
+bool has(const std::string& text, const std::string& part) {
+  INFO(text);
+  return text.find(part) != std::string::npos;
+}
+
+// The error contract: status, JSON shape with `code`, and one count of it.
+void check_error(Fixture& f, const Answer& r, int status, const std::string& code,
+                 uint64_t counted_before) {
+  CHECK(r.status == status);
+  CHECK(has(r.body, "{\"error\":{\"code\":\"" + code + "\",\"message\":\""));
+  CHECK(f.errors(code) == counted_before + 1);
+}
+
+TEST_CASE(
+    "viewer endpoints: a ticket gets the viewer's copy of the master and of the media playlist") {
+  Fixture f;
+  const std::string query = "?ticket=" + f.ticket("live", "ann");
+  Answer master = f.get("/hls/live/files/live/master.m3u8" + query);
+  REQUIRE(master.status == 200);
+  CHECK(master.head.header("Content-Type") ==
+        std::optional<std::string>("application/vnd.apple.mpegurl"));
+  // The variant leads back to the balancer with the viewer's parameters; steering is offered.
+  CHECK(has(master.body, "/hls/live/files/live/index.m3u8" + query));
+  CHECK(has(master.body, "#EXT-X-CONTENT-STEERING:SERVER-URI=\"/steering/live" + query));
+
+  Answer media = f.get("/hls/live/files/live/index.m3u8" + query);
+  REQUIRE(media.status == 200);
+  // No cache node is usable: chunks lead to origin, the key back to the balancer.
+  CHECK(media.head.header("X-Cache-Choice") == std::optional<std::string>("origin"));
+  CHECK(has(media.body, "seg10.ts"));
+  CHECK(has(media.body, "seg12.ts"));
+  CHECK(has(media.body, "URI=\"/key/live/files/live/key.bin" + query));
+  CHECK(media.head.header("Cache-Control") == std::optional<std::string>("private, no-cache"));
+}
+
+TEST_CASE(
+    "viewer endpoints: a listed key is served to its viewer; an unlisted path is 404 not_found") {
+  Fixture f;
+  const std::string query = "?ticket=" + f.ticket("live", "ann");
+  // Asked on the second loop before anyone fetched the media playlist: the balancer learns the
+  // key from the channel's playlists (through the home loop) first.
+  Answer key = f.get("/key/live/files/live/key.bin" + query);
+  REQUIRE(key.status == 200);
+  CHECK(key.body == kKeyBytes);
+  CHECK(key.head.header("Cache-Control") == std::optional<std::string>("private, no-store"));
+
+  uint64_t before = f.errors("not_found");
+  check_error(f, f.get("/key/live/files/live/other.bin" + query), 404, "not_found", before);
+  check_error(f, f.get("/hls/live/files/live/other.m3u8" + query), 404, "not_found", before + 1);
+}
+
+TEST_CASE(
+    "viewer endpoints: bad requests and credentials are refused in the error contract's shape") {
+  Fixture f;
+  uint64_t before = f.errors("bad_request");
+  check_error(f, f.get("/hls/live/files/live/index.m3u8?viewer=v1&viewer=v2"), 400, "bad_request",
+              before);
+
+  before = f.errors("unknown_channel");
+  check_error(f, f.get("/hls/nope/files/live/index.m3u8?viewer=v1"), 404, "unknown_channel",
+              before);
+
+  before = f.errors("credentials_required");
+  check_error(f, f.get("/hls/live/files/live/index.m3u8"), 401, "credentials_required", before);
+
+  before = f.errors("ticket_required");
+  check_error(f, f.get("/hls/paid/files/live/index.m3u8"), 401, "ticket_required", before);
+
+  // A made-up viewer id never unlocks a paid channel; nor does another channel's ticket.
+  before = f.errors("not_entitled");
+  check_error(f, f.get("/hls/paid/files/live/index.m3u8?viewer=v1"), 403, "not_entitled", before);
+  before = f.errors("ticket_wrong_channel");
+  check_error(f, f.get("/hls/paid/files/live/index.m3u8?ticket=" + f.ticket("live", "ann")), 403,
+              "ticket_wrong_channel", before);
+
+  // An anonymous viewer plays the free channel.
+  CHECK(f.get("/hls/live/files/live/index.m3u8?viewer=v1").status == 200);
+}
+
+TEST_CASE(
+    "viewer endpoints: beyond limits.max_streams a new viewer is queued: 503, Retry-After, queue "
+    "JSON") {
+  Fixture f(R"(, "limits": {"max_streams": 1})");
+  CHECK(f.get("/hls/live/files/live/index.m3u8?viewer=first").status == 200);
+  uint64_t before = f.errors("queued");
+  Answer queued = f.get("/hls/live/files/live/index.m3u8?viewer=second");
+  check_error(f, queued, 503, "queued", before);
+  CHECK(queued.head.header("Retry-After").has_value());
+  CHECK(has(queued.body, "\"queue\":{\"ticket\":"));
+  CHECK(has(queued.body, "\"position\":"));
+  // The admitted viewer keeps playing.
+  CHECK(f.get("/hls/live/files/live/index.m3u8?viewer=first").status == 200);
+}
+
+TEST_CASE(
+    "viewer endpoints: the steering manifest lists the viewer's pathways; unknown channels are "
+    "404") {
+  Fixture f;
+  Answer steering = f.get("/steering/live?viewer=v1&cache=venue-a");
+  REQUIRE(steering.status == 200);
+  CHECK(steering.head.header("Content-Type") == std::optional<std::string>("application/json"));
+  CHECK(has(steering.body, "\"VERSION\":1"));
+  CHECK(has(steering.body, "\"origin\""));
+  CHECK(has(steering.body, "steered=1"));
+  uint64_t before = f.errors("unknown_channel");
+  check_error(f, f.get("/steering/nope?viewer=v1"), 404, "unknown_channel", before);
+}
+
+}  // namespace
+}  // namespace balancer
