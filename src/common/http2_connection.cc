@@ -430,9 +430,14 @@ void Http2Stream::submit_head(int status, bool with_body) {
   connection->flush();
 }
 
-void Http2Stream::start(int status) { submit_head(status, true); }
+void Http2Stream::start_reply(int status) {
+  add_response_header("date", http_date(connection->server_.clock()));
+  connection->server_.reply_pending();
+  submit_head(status, true);
+}
 
-void Http2Stream::reply(int status, BodyBuffer bytes, bool has_body) {
+void Http2Stream::send_reply(int status, BodyBuffer bytes, bool has_body) {
+  add_response_header("date", http_date(connection->server_.clock()));
   if (!has_body) {
     body_complete = true;
     return submit_head(status, false);
@@ -440,10 +445,10 @@ void Http2Stream::reply(int status, BodyBuffer bytes, bool has_body) {
   body = std::make_shared<Http2Body>();
   evbuffer_add_buffer(body->bytes.get(), static_cast<evbuffer*>(bytes.native()));
   body_complete = true;
-  start(status);
+  submit_head(status, true);
 }
 
-void Http2Stream::send(BodyBuffer bytes) {
+void Http2Stream::send_body(BodyBuffer bytes) {
   if (!body) body = std::make_shared<Http2Body>();
   evbuffer_add_buffer(body->bytes.get(), static_cast<evbuffer*>(bytes.native()));
   if (deferred) {
@@ -453,7 +458,7 @@ void Http2Stream::send(BodyBuffer bytes) {
   connection->flush();
 }
 
-void Http2Stream::end() {
+void Http2Stream::end_reply() {
   body_complete = true;
   if (deferred) {
     deferred = false;
@@ -462,7 +467,7 @@ void Http2Stream::end() {
   connection->flush();
 }
 
-void Http2Stream::abort() {
+void Http2Stream::abort_reply() {
   nghttp2_submit_rst_stream(connection->session(), NGHTTP2_FLAG_NONE, id, NGHTTP2_INTERNAL_ERROR);
   connection->flush();
 }
@@ -530,7 +535,7 @@ void Http2Connection::detach() {
   detached_ = true;
   for (Http2Stream* stream : streams_) {
     if (stream->state) {
-      stream->state->h2 = nullptr;
+      stream->state->front = nullptr;
       stream->state->closed = true;
       stream->state->finished = true;
     }
@@ -665,7 +670,8 @@ void Http2Connection::close_soon() {
 void Http2Connection::dispatch(Http2Stream& stream) {
   auto state = std::make_shared<RequestState>();
   state->server = &server_;
-  state->h2 = &stream;
+  state->front = &stream;
+  state->http2 = true;
   state->tls = tls_;
   state->start = server_.clock().now();
   state->method = stream.method;
@@ -682,7 +688,7 @@ void Http2Connection::dispatch(Http2Stream& stream) {
 void Http2Connection::stream_closed(Http2Stream& stream) {
   streams_.erase(&stream);
   if (auto state = stream.state) {
-    state->h2 = nullptr;
+    state->front = nullptr;
     if (stream.submitted) server_.reply_flushed();
     // A complete reply closes its stream as it is sent, maybe before the exchange
     // marks itself finished: only a stream that ends before that was cut short.

@@ -27,6 +27,7 @@
 #include "common/body_buffer.h"
 #include "common/handles.h"
 #include "common/http_exchange.h"
+#include "common/request_state.h"
 
 namespace common {
 
@@ -40,7 +41,9 @@ struct Http2Body;
 
 // One request/response stream, owned by its connection. An exchange reaches it
 // through RequestState::h2 until the stream closes.
-struct Http2Stream {
+// One stream, and the front end of its exchange (request_state.h): HttpExchange
+// reads the request and sends the reply through it.
+struct Http2Stream final : ExchangeFrontEnd {
   Http2Connection* connection = nullptr;
   int32_t id = 0;
   // Request.
@@ -59,16 +62,17 @@ struct Http2Stream {
   std::shared_ptr<Http2Body> body;
   uint64_t body_framed = 0;  // bytes of `body` already in DATA frames
 
-  std::optional<std::string> request_header(const char* name) const;
-  void add_response_header(const std::string& name, const std::string& value);
-  void remove_response_header(const char* name);
-  bool has_response_header(const char* name) const;
+  std::optional<std::string> request_header(const char* name) const override;
+  std::string request_body_bytes() const override { return request_body; }
+  void add_response_header(const std::string& name, const std::string& value) override;
+  void remove_response_header(const char* name) override;
+  bool has_response_header(const char* name) const override;
   // Response head (+ body). `body` empty and `has_body` false: HEADERS with END_STREAM.
-  void reply(int status, BodyBuffer body, bool has_body);
-  void start(int status);  // HEADERS now, DATA as send() brings bytes
-  void send(BodyBuffer bytes);
-  void end();
-  void abort();  // RST_STREAM
+  void send_reply(int status, BodyBuffer body, bool has_body) override;
+  void start_reply(int status) override;  // HEADERS now, DATA as send_body() brings bytes
+  void send_body(BodyBuffer bytes) override;
+  void end_reply() override;
+  void abort_reply() override;  // RST_STREAM
 
  private:
   void submit_head(int status, bool with_body);

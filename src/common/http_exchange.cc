@@ -61,24 +61,8 @@ void on_filtered_reply_complete(evhttp_request* req, void* arg) {
 }
 
 void watch_reply_complete(const RequestState& state) {
-  evhttp_request_set_on_complete_cb(state.req, state.direct_write ? on_reply_complete : on_filtered_reply_complete,
+  evhttp_request_set_on_complete_cb(state.http1.req, state.direct_write ? on_reply_complete : on_filtered_reply_complete,
                                     state.server);
-}
-
-// evhttp formats a Date header for every response it sends without one (gmtime
-// plus snprintf: about 5% of a small reply's cost); the text changes once a second.
-const char* http_date(const Clock& clock) {
-  thread_local int64_t cached_second = -1;
-  thread_local char cached[40];
-  int64_t now = clock.unix_now();
-  if (now != cached_second) {
-    time_t t = static_cast<time_t>(now);
-    tm parts{};
-    gmtime_r(&t, &parts);
-    strftime(cached, sizeof cached, "%a, %d %b %Y %H:%M:%S GMT", &parts);
-    cached_second = now;
-  }
-  return cached;
 }
 
 void add_date_header(evkeyvalq* headers, const Clock& clock) { evhttp_add_header(headers, "Date", http_date(clock)); }
@@ -100,6 +84,22 @@ void write_now(evhttp_connection* conn) {
 }
 
 }  // namespace
+
+// evhttp formats a Date header for every response it sends without one (gmtime
+// plus snprintf: about 5% of a small reply's cost); the text changes once a second.
+const char* http_date(const Clock& clock) {
+  thread_local int64_t cached_second = -1;
+  thread_local char cached[40];
+  int64_t now = clock.unix_now();
+  if (now != cached_second) {
+    time_t t = static_cast<time_t>(now);
+    tm parts{};
+    gmtime_r(&t, &parts);
+    strftime(cached, sizeof cached, "%a, %d %b %Y %H:%M:%S GMT", &parts);
+    cached_second = now;
+  }
+  return cached;
+}
 
 HttpExchange::HttpExchange(std::shared_ptr<RequestState> state) : state_(std::move(state)) {}
 HttpExchange::HttpExchange(HttpExchange&&) noexcept = default;
@@ -140,7 +140,7 @@ bool HttpExchange::closed() const { return state_->closed; }
 uint64_t HttpExchange::body_bytes_sent() const { return state_->body_bytes; }
 void HttpExchange::set_log_note(std::string note) { state_->note = std::move(note); }
 bool HttpExchange::logs_access() const { return state_->server->options().access_log; }
-bool HttpExchange::sends_files() const { return !state_->tls && state_->h2 == nullptr; }
+bool HttpExchange::sends_files() const { return !state_->tls && !state_->http2; }
 bool HttpExchange::secure() const { return state_->tls; }
 
 void HttpExchange::on_close(std::function<void()> fn) { state_->on_close = std::move(fn); }
@@ -152,34 +152,25 @@ std::optional<std::string> HttpExchange::query_param(std::string_view name) cons
 }
 
 std::optional<std::string> HttpExchange::header(const char* name) const {
-  if (state_->h2 != nullptr) return state_->h2->request_header(name);
-  if (state_->req == nullptr) return std::nullopt;
-  const char* v = evhttp_find_header(evhttp_request_get_input_headers(state_->req), name);
-  if (v == nullptr) return std::nullopt;
-  return std::string(v);
+  if (state_->front == nullptr) return std::nullopt;
+  return state_->front->request_header(name);
 }
 
 std::string HttpExchange::body() const {
-  if (state_->h2 != nullptr) return state_->h2->request_body;
-  if (state_->req == nullptr) return {};
-  evbuffer* in = evhttp_request_get_input_buffer(state_->req);
-  size_t n = evbuffer_get_length(in);
-  std::string out(n, '\0');
-  evbuffer_copyout(in, out.data(), n);
-  return out;
+  if (state_->front == nullptr) return {};
+  return state_->front->request_body_bytes();
 }
 
 void HttpExchange::add_header(const std::string& name, const std::string& value) {
-  if ((state_->req == nullptr && state_->h2 == nullptr) || replied()) return;
+  if (state_->front == nullptr || replied()) return;
   if (strcasecmp(name.c_str(), "Content-Type") == 0) state_->has_content_type = true;
   if (strcasecmp(name.c_str(), "Content-Length") == 0) state_->has_content_length = true;
-  if (state_->h2 != nullptr) return state_->h2->add_response_header(name, value);
-  evhttp_add_header(evhttp_request_get_output_headers(state_->req), name.c_str(), value.c_str());
+  state_->front->add_response_header(name, value);
 }
 
 void HttpExchange::reply(int status, std::string_view body, std::string_view content_type) {
   if (state_->finished || state_->streaming) return;
-  if (state_->closed || (state_->req == nullptr && state_->h2 == nullptr)) {
+  if (state_->closed || state_->front == nullptr) {
     state_->finish();
     return;
   }
@@ -189,70 +180,36 @@ void HttpExchange::reply(int status, std::string_view body, std::string_view con
 }
 
 void HttpExchange::reply(int status, BodyBuffer body_buffer, size_t length, std::string_view content_type) {
-  evbuffer* body = static_cast<evbuffer*>(body_buffer.native());
   if (state_->finished || state_->streaming) return;
-  if (state_->closed || (state_->req == nullptr && state_->h2 == nullptr)) {
+  if (state_->closed || state_->front == nullptr) {
     state_->finish();
     return;
   }
-  if (Http2Stream* stream = state_->h2) {
-    if (!content_type.empty() && !state_->has_content_type) add_header("Content-Type", std::string(content_type));
-    if (!state_->has_content_length && status != 204 && status != 304) {
-      add_header("Content-Length", std::to_string(length));
-    }
-    stream->add_response_header("date", http_date(state_->server->clock()));
-    state_->status = status;
-    if (is_head()) evbuffer_drain(body, evbuffer_get_length(body));
-    size_t bytes = evbuffer_get_length(body);
-    state_->body_bytes += bytes;
-    state_->server->reply_pending();
-    stream->reply(status, std::move(body_buffer), bytes > 0);
-    state_->finish();
-    return;
-  }
-  evkeyvalq* headers = evhttp_request_get_output_headers(state_->req);
-  if (!content_type.empty() && !state_->has_content_type) {
-    evhttp_add_header(headers, "Content-Type", std::string(content_type).c_str());
-  }
+  if (!content_type.empty() && !state_->has_content_type) add_header("Content-Type", std::string(content_type));
   if (!state_->has_content_length && status != 204 && status != 304) {
-    evhttp_add_header(headers, "Content-Length", std::to_string(length).c_str());
+    add_header("Content-Length", std::to_string(length));
   }
-  if (state_->server->draining()) evhttp_add_header(headers, "Connection", "close");
-  add_date_header(headers, state_->server->clock());
   state_->status = status;
+  evbuffer* body = static_cast<evbuffer*>(body_buffer.native());
   if (is_head() && body != nullptr) evbuffer_drain(body, evbuffer_get_length(body));
-  state_->body_bytes += body != nullptr ? evbuffer_get_length(body) : 0;
-  // Counted before sending: evhttp may complete (and call back) synchronously.
+  const size_t bytes = body != nullptr ? evbuffer_get_length(body) : 0;
+  state_->body_bytes += bytes;
+  // Counted before sending: the front end may complete (and call back) synchronously.
   state_->server->reply_pending();
-  watch_reply_complete(*state_);
-  evhttp_connection* conn = state_->conn;
-  evhttp_send_reply(state_->req, status, reason_phrase(status), body);
-  if (!state_->settling && state_->direct_write) write_now(conn);
+  state_->front->send_reply(status, std::move(body_buffer), bytes > 0);
   state_->finish();
 }
 
 void HttpExchange::reply_error(int status, std::string_view code, std::string_view message) {
-  if (status == 429 || status == 503) {
-    bool has_retry = state_->h2 != nullptr ? state_->h2->has_response_header("Retry-After")
-                     : state_->req != nullptr
-                         ? evhttp_find_header(evhttp_request_get_output_headers(state_->req), "Retry-After") != nullptr
-                         : true;
-    if (!has_retry) add_header("Retry-After", "10");
+  if ((status == 429 || status == 503) &&
+      !(state_->front == nullptr || state_->front->has_response_header("Retry-After"))) {
+    add_header("Retry-After", "10");
   }
-  if (state_->h2 != nullptr && !replied()) {
-    for (const char* name : {"Content-Type", "Content-Length", "ETag", "Last-Modified", "Cache-Control", "Age",
-                             "Accept-Ranges"}) {
-      state_->h2->remove_response_header(name);
-    }
-    state_->has_content_type = false;
-    state_->has_content_length = false;
-  }
-  if (state_->req != nullptr && !replied()) {
+  if (state_->front != nullptr && !replied()) {
     // An error replaces whatever describes the resource (type, validators).
-    evkeyvalq* headers = evhttp_request_get_output_headers(state_->req);
     for (const char* name : {"Content-Type", "Content-Length", "ETag", "Last-Modified", "Cache-Control", "Age",
                              "Accept-Ranges"}) {
-      evhttp_remove_header(headers, name);
+      state_->front->remove_response_header(name);
     }
     state_->has_content_type = false;
     state_->has_content_length = false;
@@ -263,23 +220,13 @@ void HttpExchange::reply_error(int status, std::string_view code, std::string_vi
 
 void HttpExchange::start(int status) {
   if (state_->finished || state_->streaming) return;
-  if (state_->closed || (state_->req == nullptr && state_->h2 == nullptr)) {
+  if (state_->closed || state_->front == nullptr) {
     state_->finish();
     return;
   }
-  if (Http2Stream* stream = state_->h2) {
-    stream->add_response_header("date", http_date(state_->server->clock()));
-    state_->status = status;
-    state_->streaming = true;
-    state_->server->reply_pending();
-    stream->start(status);
-    return;
-  }
-  if (state_->server->draining()) add_header("Connection", "close");
-  add_date_header(evhttp_request_get_output_headers(state_->req), state_->server->clock());
   state_->status = status;
   state_->streaming = true;
-  evhttp_send_reply_start(state_->req, status, reason_phrase(status));
+  state_->front->start_reply(status);
 }
 
 void HttpExchange::send(const char* data, size_t n) {
@@ -298,19 +245,13 @@ void HttpExchange::send(BodyBuffer body) {
     return;
   }
   state_->body_bytes += evbuffer_get_length(data);
-  if (state_->h2 != nullptr) return state_->h2->send(std::move(body));
-  if (state_->req == nullptr) return;
-  evhttp_send_reply_chunk(state_->req, data);
+  if (state_->front == nullptr) return;
+  state_->front->send_body(std::move(body));
 }
 
 void HttpExchange::end() {
   if (state_->finished) return;
-  if (state_->h2 != nullptr && state_->streaming && !state_->closed) {
-    state_->h2->end();
-    state_->finish();
-    return;
-  }
-  if (state_->closed || state_->req == nullptr || !state_->streaming) {
+  if (state_->closed || state_->front == nullptr || !state_->streaming) {
     if (!state_->streaming && !state_->closed) {
       reply_error(500, "internal_error", "Reply ended before it started.");
       return;
@@ -318,26 +259,78 @@ void HttpExchange::end() {
     state_->finish();
     return;
   }
-  state_->server->reply_pending();
-  watch_reply_complete(*state_);
-  evhttp_send_reply_end(state_->req);  // may free the request at once
-  state_->req = nullptr;
+  state_->front->end_reply();
   state_->finish();
 }
 
 void HttpExchange::abort() {
-  if (state_->h2 != nullptr && !state_->finished && !state_->closed) {
-    // RST_STREAM; the stream's close then marks the exchange closed.
-    state_->h2->abort();
-    return;
-  }
-  if (state_->finished || state_->closed || state_->req == nullptr) {
+  if (state_->finished || state_->closed || state_->front == nullptr) {
     if (!state_->finished) state_->finish();
     return;
   }
+  state_->front->abort_reply();
+}
+
+// ---- Http1FrontEnd: evhttp ----
+
+std::optional<std::string> Http1FrontEnd::request_header(const char* name) const {
+  const char* v = evhttp_find_header(evhttp_request_get_input_headers(req), name);
+  if (v == nullptr) return std::nullopt;
+  return std::string(v);
+}
+
+std::string Http1FrontEnd::request_body_bytes() const {
+  evbuffer* in = evhttp_request_get_input_buffer(req);
+  size_t n = evbuffer_get_length(in);
+  std::string out(n, '\0');
+  evbuffer_copyout(in, out.data(), n);
+  return out;
+}
+
+void Http1FrontEnd::add_response_header(const std::string& name, const std::string& value) {
+  evhttp_add_header(evhttp_request_get_output_headers(req), name.c_str(), value.c_str());
+}
+
+void Http1FrontEnd::remove_response_header(const char* name) {
+  evhttp_remove_header(evhttp_request_get_output_headers(req), name);
+}
+
+bool Http1FrontEnd::has_response_header(const char* name) const {
+  return evhttp_find_header(evhttp_request_get_output_headers(req), name) != nullptr;
+}
+
+void Http1FrontEnd::send_reply(int status, BodyBuffer body, bool) {
+  evkeyvalq* headers = evhttp_request_get_output_headers(req);
+  if (state_.server->draining()) evhttp_add_header(headers, "Connection", "close");
+  add_date_header(headers, state_.server->clock());
+  watch_reply_complete(state_);
+  evhttp_connection* conn = state_.conn;
+  evhttp_send_reply(req, status, reason_phrase(status), static_cast<evbuffer*>(body.native()));
+  if (!state_.settling && state_.direct_write) write_now(conn);
+}
+
+void Http1FrontEnd::start_reply(int status) {
+  evkeyvalq* headers = evhttp_request_get_output_headers(req);
+  if (state_.server->draining()) evhttp_add_header(headers, "Connection", "close");
+  add_date_header(headers, state_.server->clock());
+  evhttp_send_reply_start(req, status, reason_phrase(status));
+}
+
+void Http1FrontEnd::send_body(BodyBuffer bytes) {
+  evhttp_send_reply_chunk(req, static_cast<evbuffer*>(bytes.native()));
+}
+
+void Http1FrontEnd::end_reply() {
+  state_.server->reply_pending();
+  watch_reply_complete(state_);
+  evhttp_send_reply_end(req);  // may free the request at once
+  req = nullptr;
+  state_.front = nullptr;
+}
+
+void Http1FrontEnd::abort_reply() {
   // Freeing the connection runs our close callback, which marks the state closed.
-  evhttp_connection* conn = state_->conn;
-  evhttp_connection_free(conn);
+  evhttp_connection_free(state_.conn);
 }
 
 }  // namespace common

@@ -164,7 +164,8 @@ HttpServer::~HttpServer() {
   for (auto& [conn, state] : in_progress_) {
     evhttp_connection_set_closecb(conn, nullptr, nullptr);
     state->closed = true;
-    state->req = nullptr;
+    state->http1.req = nullptr;
+    state->front = nullptr;
     state->finished = true;
   }
   in_progress_.clear();
@@ -298,7 +299,8 @@ void HttpServer::handle(evhttp_request* req, const Listener& listener) {
   state->tls = listener.tls;
   // Through the filter, the reply must take the filter's path to the socket.
   state->direct_write = !listener.tls && !listener.http2;
-  state->req = req;
+  state->http1.req = req;
+  state->front = &state->http1;
   state->conn = evhttp_request_get_connection(req);
   state->start = clock_.now();
   state->method = method_name(evhttp_request_get_command(req));
@@ -434,8 +436,9 @@ void HttpServer::connection_closed(evhttp_connection* conn) {
   std::shared_ptr<RequestState> state = it->second;
   in_progress_.erase(it);
   open_.store(in_progress_.size(), std::memory_order_relaxed);
-  evhttp_request* req = state->req;
-  state->req = nullptr;
+  evhttp_request* req = state->http1.req;
+  state->http1.req = nullptr;
+  state->front = nullptr;
   state->closed = true;
   client_aborts_.inc();
   // evhttp detaches a request it is still replying to (EOF, timeout) and leaves
