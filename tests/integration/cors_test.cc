@@ -23,7 +23,7 @@ const std::string kExpose = "Content-Length, Content-Range, Age, X-Cache, Retry-
 
 // The answer is readable by a page on kWebOrigin with the default policy ("*").
 void check_open(const HttpResponse& r, long status) {
-  INFO(r.status, " ", r.body);
+  INFO(r.status, " ", r.body, " ", r.error, " after ", r.total.count() / 1000, " ms");
   CHECK(r.status == status);
   CHECK(r.header_values("Access-Control-Allow-Origin") == std::vector<std::string>{"*"});
   CHECK(r.header("Access-Control-Expose-Headers") == kExpose);
@@ -51,7 +51,7 @@ HttpResponse preflight(const std::string& url, const std::string& method,
 }
 
 void check_preflight(const HttpResponse& r, const std::string& method, const std::string& header) {
-  INFO(r.status, " ", r.body);
+  INFO(r.status, " ", r.body, " ", r.error, " after ", r.total.count() / 1000, " ms");
   CHECK(r.status == 204);
   CHECK(r.header("Access-Control-Allow-Origin") == "*");
   CHECK(r.header("Access-Control-Allow-Methods").value_or("").find(method) != std::string::npos);
