@@ -339,6 +339,15 @@ void ChunkStore::evict_memory() {
     evictions_memory_.inc();
     if (for_count) entry_limit_evictions_memory_.inc();
   }
+  // The memory tier has nothing left to give and the disk index (memory too) is still past
+  // the budget: the index gives way, its oldest chunks leaving the disk.
+  while (memory_.size() == 0 && disk_index_memory_ + pending_writes_ * kPendingWriteOverhead > memory_.max_bytes()) {
+    auto victim = disk_.evict_oldest();
+    if (!victim) break;
+    evictions_disk_.inc();
+    disk_forget(*victim);
+    post_delete(victim->key, victim->value.file);
+  }
 }
 
 void ChunkStore::disk_insert(const std::string& key, uint64_t size, DiskEntry entry, bool oldest) {
@@ -465,6 +474,7 @@ void ChunkStore::queue_disk_write(const std::string& key, const ChunkMeta& meta,
   std::string chunks_dir = options_.dir + "/chunks";
   ++pending_writes_;
   pending_write_bytes_ += pending_cost;
+  evict_memory();  // room for this write's share of the memory budget (kPendingWriteOverhead)
   const uint64_t id = write_counter_;
   pending_[key] = PendingWrite{id, meta};
   writer_->post([this, key, meta, body = std::move(body), file, tmp, final_path, chunks_dir, id, pending_cost] {

@@ -70,6 +70,16 @@ class LruIndex {
     used_ -= e.bytes;
     return e;
   }
+  // The least recently used entry, whatever this index's own limits: another budget
+  // needs the room. nullopt when empty.
+  std::optional<Entry> evict_oldest() {
+    if (order_.empty()) return std::nullopt;
+    Entry e = std::move(order_.back());
+    map_.erase(e.key);
+    order_.pop_back();
+    used_ -= e.bytes;
+    return e;
+  }
   uint64_t used_bytes() const { return used_; }
   uint64_t max_bytes() const { return max_bytes_; }
   void set_max_bytes(uint64_t max_bytes) { max_bytes_ = max_bytes; }

@@ -166,8 +166,9 @@ TEST_CASE("chunk store: partial writes and unindexed or short files are never se
   std::string root = dir.path() + "/s";
   std::string victim_path;
   {
-    // A one-byte memory tier makes every find() a disk hit that names its file.
-    auto store = ChunkStore::open(*base, {root, 1, 1 << 20}, metrics);
+    // A memory tier that holds the disk index but no 3000-byte body: every find() is a
+    // disk hit that names its file.
+    auto store = ChunkStore::open(*base, {root, 2048, 1 << 20}, metrics);
     REQUIRE(store.ok());
     (*store)->put("demo/good.ts", meta_of(3000), body_of(std::string(3000, 'g')));
     (*store)->put("demo/cut.ts", meta_of(3000), body_of(std::string(3000, 'c')));
@@ -235,6 +236,28 @@ TEST_CASE("chunk store: a disk writer that falls behind makes new chunks memory-
   }
   REQUIRE(settle(base.get(), **store));
   CHECK((*store)->disk_entries() == 1);
+}
+
+TEST_CASE("chunk store: the disk index counts against the memory budget and gives way when nothing else can") {
+  balancer::test::TempDir dir;
+  common::EventBasePtr base(event_base_new());
+  common::MetricsRegistry metrics;
+  constexpr uint64_t kBudget = 8 << 10;
+  auto store = ChunkStore::open(*base, {dir.path() + "/s", kBudget, 1 << 20}, metrics);
+  REQUIRE(store.ok());
+  // 200 tiny chunks, each written before the next: the disk's byte limit is far away, but
+  // 200 index entries hold more than the memory budget.
+  for (int i = 0; i < 200; ++i) {
+    const std::string key = "demo/live/tiny-" + std::to_string(i) + ".ts";
+    (*store)->put(key, meta_of(10), body_of(std::string(10, 'x')));
+    REQUIRE(settle(base.get(), **store));
+    INFO("after chunk ", i, ": ", (*store)->disk_entries(), " on disk, ", (*store)->memory_entries(), " in memory");
+    CHECK((*store)->memory_used() <= kBudget);
+    CHECK((*store)->find(key).has_value());  // the newest is kept
+  }
+  CHECK((*store)->disk_entries() < 100);
+  CHECK(metrics.counter("cache_evictions_total", "", "tier=\"disk\"").value() > 100);
+  CHECK_FALSE((*store)->find("demo/live/tiny-0.ts").has_value());  // the oldest went first
 }
 
 TEST_CASE("chunk store: freshness deadlines survive a reopen") {
@@ -359,8 +382,8 @@ TEST_CASE("chunk store: refresh replaces the metadata and keeps the body, in bot
       CHECK(hit->memory->copy().size() == 3000);
     }
   }
-  // A one-byte memory tier: what is found comes from the disk index.
-  auto reopened = ChunkStore::open(*base, {root, 1, 1 << 20}, metrics);
+  // A memory tier that holds the disk index but no body: what is found comes from disk.
+  auto reopened = ChunkStore::open(*base, {root, 2048, 1 << 20}, metrics);
   REQUIRE(reopened.ok());
   for (const char* key : {"demo/settled.ts", "demo/pending.ts"}) {
     auto hit = (*reopened)->find(key);
