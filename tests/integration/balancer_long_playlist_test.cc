@@ -243,10 +243,18 @@ TEST_CASE("a live playlist of 160,000 segments under the byte limit: each viewer
   // Every copy is a window, and the other channel is answered meanwhile. (The first copy may
   // have sent chunks to origin: parsing 160,000 segments held the home loop, health readings
   // aged meanwhile.)
+  // Under a sanitizer the parse holds the home loop for seconds, past the health readings'
+  // freshness, so copies may lead to origin then (correctly): the newest segment is checked,
+  // its host only without one.
   const Crowd c = eight_viewers(s);
+  const std::string newest = segment_name(kLongSegments - 1);
   for (const auto& r : c.replies) {
     CHECK(r.status == 200);
-    CHECK(r.body.find("/o/demo/big/" + segment_name(kLongSegments - 1) + "?bexp=") != std::string::npos);
+    if (servers_sanitizer().empty()) {
+      CHECK(r.body.find("/o/demo/big/" + newest + "?bexp=") != std::string::npos);
+    } else {
+      CHECK(last_segment(r.body) == newest);
+    }
     CHECK(count_of(r.body, "#EXTINF:") == kDefaultMaxSegments);
     CHECK(r.body.size() < kDefaultMaxSegments * 160);
   }
