@@ -86,18 +86,19 @@ void ServiceHost::install_tls(const HttpServerOptions& fresh, SslCtxPtr prepared
 }
 
 void ServiceHost::reload_outcome(const Status& status, const std::string& applied_summary) {
+  // Logged before counted: whoever sees the count change finds the line.
   if (!status) {
-    reloads_rejected_.inc();
     // One line however many problems the loader found (it joins them with newlines).
     std::string reasons = status.error().message;
     for (size_t at = reasons.find('\n'); at != std::string::npos; at = reasons.find('\n', at)) {
       reasons.replace(at, 1, "; ");
     }
     LOG_ERROR(name_, "reload rejected, keeping the running config: ", reasons);
+    reloads_rejected_.inc();
     return;
   }
-  reloads_ok_.inc();
   LOG_INFO(name_, "configuration reloaded: ", applied_summary);
+  reloads_ok_.inc();
 }
 
 void ServiceHost::drain_all() {
