@@ -127,8 +127,9 @@ void flood_and_compare(int memory_mb, size_t max_entries) {
   CHECK(memory_chunks <= static_cast<int64_t>(max_entries));
   CHECK(disk_chunks <= static_cast<int64_t>(max_entries));
   // Within one small entry of the limit (read between an insert and its eviction). Once
-  // under ASan 824 bytes over, once under TSan 0.6 MB: the disk index outgrew an empty memory
-  // tier, before the disk tier gave way to it (chunk_store_test).
+  // under ASan 824 bytes over, once under TSan 0.6 MB: the disk index (the TSan case for
+  // certain) outgrew an empty memory tier, before the disk tier gave way to it
+  // (chunk_store_test).
   CHECK(used <= limit + (64 << 10));
   // What the node says it holds and what the process grew by agree within the
   // stated margin (docs/cache_node.md): a quarter of the growth, at least 8 MiB
