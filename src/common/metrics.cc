@@ -122,24 +122,23 @@ Histogram& MetricsRegistry::histogram(const std::string& name, const std::string
 
 void MetricsRegistry::gauge_fn(const std::string& name, const std::string& help,
                                std::function<double()> fn, const std::string& labels) {
-  std::lock_guard lock(mutex_);
-  Family& f = family(name, help, Type::gauge);
-  if (Series* s = find(f, labels, Kind::gauge_fn)) {
-    s->fn = std::move(fn);
-    return;
-  }
-  add(f, Series{labels, Kind::gauge_fn, nullptr, nullptr, nullptr, std::move(fn)});
+  add_computed(name, help, std::move(fn), labels, Type::gauge, Kind::gauge_fn);
 }
 
 void MetricsRegistry::counter_fn(const std::string& name, const std::string& help,
                                  std::function<double()> fn, const std::string& labels) {
+  add_computed(name, help, std::move(fn), labels, Type::counter, Kind::counter_fn);
+}
+
+void MetricsRegistry::add_computed(const std::string& name, const std::string& help, std::function<double()> fn,
+                                   const std::string& labels, Type type, Kind kind) {
   std::lock_guard lock(mutex_);
-  Family& f = family(name, help, Type::counter);
-  if (Series* s = find(f, labels, Kind::counter_fn)) {
+  Family& f = family(name, help, type);
+  if (Series* s = find(f, labels, kind)) {
     s->fn = std::move(fn);
     return;
   }
-  add(f, Series{labels, Kind::counter_fn, nullptr, nullptr, nullptr, std::move(fn)});
+  add(f, Series{labels, kind, nullptr, nullptr, nullptr, std::move(fn)});
 }
 
 namespace {

@@ -128,6 +128,9 @@ class MetricsRegistry {
   // exists with another kind.
   static Series* find(Family& f, const std::string& labels, Kind kind);
   static Series& add(Family& f, Series series);
+  // gauge_fn and counter_fn: a series read from `fn` at render time (a second call replaces it).
+  void add_computed(const std::string& name, const std::string& help, std::function<double()> fn,
+                    const std::string& labels, Type type, Kind kind);
 
   mutable std::mutex mutex_;      // guards families_ layout (creation vs render)
   std::vector<Family> families_;  // first-registration order
