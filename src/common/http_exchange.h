@@ -1,6 +1,7 @@
 // One HTTP request and its response, as a handler sees it, whatever protocol
-// front end carries it (the evhttp HTTP/1.1 server today). No libevent type
-// appears here. Loop thread only: the loop that received the request.
+// front end carries it (HTTP/1.1 through evhttp, HTTP/2 through nghttp2; both
+// implement ExchangeFrontEnd, common/request_state.h). No libevent type appears
+// here. Loop thread only: the loop that received the request.
 //
 // A handler receives an HttpExchange. It replies at once, or moves the exchange
 // somewhere (e.g. a list of waiters) and replies later. An exchange destroyed

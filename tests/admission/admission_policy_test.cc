@@ -21,15 +21,9 @@ TimePoint t(double seconds) {
          std::chrono::duration_cast<Duration>(std::chrono::duration<double>(seconds));
 }
 
+// The defaults otherwise: 30 s idle timeout and ticket grace, 15 s head reservation, 10 s retry.
 AdmissionLimits limits(uint32_t max_streams, double max_traffic_mbps = 0) {
-  AdmissionLimits l;
-  l.max_streams = max_streams;
-  l.max_traffic_mbps = max_traffic_mbps;
-  l.idle_timeout = 30s;
-  l.ticket_grace = 30s;
-  l.head_reservation = 15s;
-  l.retry_after = 10s;
-  return l;
+  return AdmissionLimits{.max_streams = max_streams, .max_traffic_mbps = max_traffic_mbps};
 }
 
 StreamInfo on(std::string_view channel = "ch1", std::string_view cache = "c1",
