@@ -4,10 +4,13 @@
 #include <doctest/doctest.h>
 
 #include <chrono>
+#include <functional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "common/url_signing.h"
+#include "support/herd.h"
 #include "support/http_client.h"
 #include "support/origin_fixture.h"
 #include "support/process.h"
@@ -100,6 +103,41 @@ class CacheNodeProcess {
   int port_ = -1;
   int tls_port_ = 0;
 };
+
+// Runs the herd while the origin holds what it is asked (hold=1 in options.url) and lets
+// it answer once `arrived()` holds (say, the node counts every client waiting), so that
+// a "concurrent" herd does not depend on how fast this machine starts its clients.
+inline HerdResult run_herd_on_held_origin(const HerdOptions& options, const TestOrigin& origin,
+                                          const std::function<bool()>& arrived) {
+  HerdResult result;
+  std::thread herd([&] { result = run_herd(options); });
+  const bool all_arrived = wait_until(arrived, std::chrono::seconds(20), std::chrono::milliseconds(10));
+  const bool released = origin.release() >= 0;  // also when they did not all arrive: the herd must end
+  herd.join();
+  CHECK(all_arrived);
+  CHECK(released);
+  return result;
+}
+
+// One GET whose origin request is held (hold=1 in `url`) until the origin has it.
+inline HttpResponse http_get_on_held_origin(const std::string& url, const TestOrigin& origin) {
+  HttpResponse response;
+  std::thread get([&] { response = http_get(url); });
+  const bool arrived = wait_until([&] { return origin.held() == 1; }, std::chrono::seconds(20),
+                                  std::chrono::milliseconds(10));
+  const bool released = origin.release() >= 0;
+  get.join();
+  CHECK(arrived);
+  CHECK(released);
+  return response;
+}
+
+// Clients of a herd on one missing object wait on one flight: the first started it, every
+// other one joined it.
+inline std::function<bool()> herd_joined(const CacheNodeProcess& node, int clients) {
+  const int64_t before = node.health_number("coalesced");
+  return [&node, before, clients] { return node.health_number("coalesced") - before == clients - 1; };
+}
 
 inline bool is_json_error(const HttpResponse& r, const std::string& code) {
   return r.header("Content-Type").value_or("").find("application/json") == 0 &&

@@ -145,15 +145,15 @@ TEST_CASE(
   for (const std::string cc : {"no-store", "private, max-age=600"}) {
     CAPTURE(cc);
     const std::string path = "/gen/8K/secret" + std::to_string(++n) + ".ts";
-    const std::string url = node.url("/o/demo" + path + "?cc=" + url_encode(cc) + "&delay_ms=300");
+    const std::string url = node.url("/o/demo" + path + "?cc=" + url_encode(cc) + "&hold=1");
     HerdOptions options;
     options.url = url;
     options.clients = 20;
     options.expect_size = 8 * 1024;
-    HerdResult herd = run_herd(options);
+    HerdResult herd = run_herd_on_held_origin(options, origin, herd_joined(node, 20));
     CHECK(herd.ok_count() == 20);
     CHECK(origin.count(path) == 1);
-    auto later = http_get(url);
+    const HttpResponse later = http_get_on_held_origin(url, origin);
     CHECK(later.status == 200);
     CHECK(x_cache(later) == std::optional<std::string>("MISS"));
     CHECK(later.header("Cache-Control") == std::optional<std::string>(cc));

@@ -72,6 +72,15 @@ int64_t TestOrigin::max_in_flight() const {
   return json_integer(stats_json(), "max_in_flight").value_or(-1);
 }
 
+int64_t TestOrigin::held() const {
+  return json_integer(stats_json(), "held").value_or(-1);
+}
+
+int64_t TestOrigin::release() const {
+  const auto r = http_request("POST", url("/__release"));
+  return r.ok() && r.status == 200 ? json_integer(r.body, "released").value_or(-1) : -1;
+}
+
 bool TestOrigin::reset() const {
   const auto r = http_request("POST", url("/__reset"));
   return r.ok() && r.status == 200;

@@ -46,6 +46,9 @@ class TestOrigin {
   int64_t total() const;           // all counted requests; -1 on failure
   int64_t in_flight() const;       // requests started and not finished; -1 on failure
   int64_t max_in_flight() const;   // since start or the last reset(); -1 on failure
+  int64_t held() const;            // requests with hold=1 waiting for release(); -1 on failure
+  // Every request held by hold=1 goes on (after its delay_ms, if any); how many, -1 on failure.
+  int64_t release() const;
   std::string stats_json() const;  // GET /__stats body ("" on failure)
   bool reset() const;              // POST /__reset
 

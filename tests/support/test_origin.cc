@@ -7,8 +7,9 @@
 //   /missing/...                  404
 //   GET /__stats[?path=P]         request counters; POST|GET /__reset zeroes them
 //   GET|POST /__outage?status=N   every /gen and /files request answers N (0 ends it)
+//   GET|POST /__release           answers every request held by hold=1
 // Query parameters on /gen and /files: delay_ms, rate_kbps, status, reset_after (+rst=1),
-// hang=1; caching headers: cc, expires, age, etag=0, lm=0. --delay-ms / --rate-kbps
+// hang=1, hold=1; caching headers: cc, expires, age, etag=0, lm=0. --delay-ms / --rate-kbps
 // set defaults for /gen only. If-None-Match / If-Modified-Since → 304 (counted).
 // Every /gen and /files answer carries Access-Control-Allow-Origin: * (browser players).
 //
@@ -113,6 +114,7 @@ struct Behaviour {
   std::optional<size_t> reset_after;
   bool rst = false;
   bool hang = false;
+  bool hold = false;  // answered when /__release comes (then as the other parameters say)
   // Caching headers (query only: a value may contain ',' and '=').
   std::optional<std::string> cache_control;  // cc=...: replaces Cache-Control; empty: none sent
   std::optional<long> expires_in;            // expires=N: Expires = now + N s (N may be negative)
@@ -238,6 +240,7 @@ struct Exchange {
   size_t limit = 0;  // bytes to send before ending (size, or reset_after)
   size_t sent = 0;
   Phase phase = Phase::kWaiting;
+  bool held = false;  // hold=1 and /__release has not come yet
   Clock::time_point stream_start{};
   Clock::time_point close_deadline{};
   EventPtr timer;
@@ -434,12 +437,40 @@ class Origin {
       watch_for_close(ex);  // never answered; finishes when the client goes away
       return;
     }
+    if (ex->behaviour.hold) {
+      ex->held = true;
+      watch_for_close(ex);  // /__release goes on with delay_ms and the rest
+      return;
+    }
+    go_on(ex);
+  }
+
+  // Answers now, or after delay_ms.
+  void go_on(Exchange* ex) {
     if (ex->behaviour.delay_ms > 0) {
       watch_for_close(ex);
       start_timer(ex, std::chrono::milliseconds(ex->behaviour.delay_ms), false);
       return;
     }
     respond(ex);
+  }
+
+  // /__release: every held request goes on, in no particular order; returns how many.
+  size_t release_held() {
+    std::vector<Exchange*> held;
+    for (auto& [ptr, ex] : exchanges_) {
+      if (ex->held) held.push_back(ptr);
+    }
+    for (Exchange* ex : held) {
+      ex->held = false;
+      if (evhttp_request_get_connection(ex->req) == nullptr) {
+        evhttp_request_free(ex->req);  // the client went away while held
+        finish(ex);
+        continue;
+      }
+      go_on(ex);
+    }
+    return held.size();
   }
 
   // Reads an optional integer query parameter; false (and `bad` set) when malformed.
@@ -466,6 +497,7 @@ class Origin {
     if (reset) b.reset_after = static_cast<size_t>(*reset);
     if (const char* v = params.get("rst")) b.rst = std::string_view(v) == "1";
     if (const char* v = params.get("hang")) b.hang = std::string_view(v) == "1";
+    if (const char* v = params.get("hold")) b.hold = std::string_view(v) == "1";
     if (const char* v = params.get("cc")) b.cache_control = v;
     std::optional<long> expires, age;
     if (!read_param(params, "expires", -1'000'000'000, 1'000'000'000, expires, bad) ||
@@ -694,6 +726,11 @@ class Origin {
 
   void finish(Exchange* ex) { exchanges_.erase(ex); }
 
+  size_t held_count() const {
+    return static_cast<size_t>(
+        std::count_if(exchanges_.begin(), exchanges_.end(), [](const auto& e) { return e.second->held; }));
+  }
+
   void abort_connection(evhttp_connection* conn) {
     std::vector<Exchange*> gone;
     for (auto& [ptr, ex] : exchanges_) {
@@ -727,6 +764,7 @@ class Origin {
       } else {
         body = "{\"total\":" + std::to_string(total_) + ",\"not_modified\":" + std::to_string(not_modified_total_) +
                ",\"in_flight\":" + std::to_string(exchanges_.size()) +
+               ",\"held\":" + std::to_string(held_count()) +
                ",\"max_in_flight\":" + std::to_string(max_in_flight_) + ",\"paths\":{";
         bool first = true;
         for (const auto& [key, count] : counts_) {
@@ -755,6 +793,8 @@ class Origin {
         status = HTTP_BADREQUEST;
         body = "{\"error\":{\"code\":\"bad_request\",\"message\":\"status must be 0 or 100 to 599\"}}";
       }
+    } else if (path == "/__release" && (command == EVHTTP_REQ_GET || command == EVHTTP_REQ_POST)) {
+      body = "{\"released\":" + std::to_string(release_held()) + "}";
     } else if (path == "/__health") {
       body = "{\"status\":\"ok\"}";
     } else {
