@@ -252,17 +252,6 @@ void read_operator_and_api(common::ConfigReader& root, const std::filesystem::pa
   c.api.products_file = resolve_relative(dir, c.api.products_file);
 }
 
-// server.*, threads, log.*, cors.*: the sections every server reads (common/config.h).
-void read_server_sections(common::ConfigReader& root, BalancerConfig& c) {
-  auto server = root.object("server");
-  common::read_server_section(server, c.server);
-  common::read_threads(root, c.server);
-  auto log = root.object("log");
-  c.log_level = common::read_log_section(log);
-  auto cors = root.object("cors");
-  c.cors = common::read_cors_section(cors);
-}
-
 // steering.* (content steering manifests) and web.* (the viewer pages' directory).
 void read_steering_and_web(common::ConfigReader& root, const std::filesystem::path& dir,
                            BalancerConfig& c) {
@@ -307,7 +296,7 @@ common::Result<BalancerConfig> read_main_config(const common::ConfigDocument& do
   read_admission(root, c.admission, c.per_address_exempt);
   read_admission_backend(root, c);
   read_operator_and_api(root, dir, c);
-  read_server_sections(root, c);
+  common::read_server_sections(root, c.server, c.log_level, c.cors);
   read_steering_and_web(root, dir, c);
   c.server.service = "balancer";
   root.finish();

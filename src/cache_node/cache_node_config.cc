@@ -111,13 +111,7 @@ common::Result<CacheNodeConfig> load_cache_node_config(const common::ConfigDocum
     c.overload_max_egress_mbps = overload.number("max_egress_mbps", 10000, 0.001, 1e7);
     overload.finish();
   }
-  auto server = root.object("server");
-  common::read_server_section(server, c.server);
-  common::read_threads(root, c.server);
-  auto log = root.object("log");
-  c.log_level = common::read_log_section(log);
-  auto cors = root.object("cors");
-  c.cors = common::read_cors_section(cors);
+  common::read_server_sections(root, c.server, c.log_level, c.cors);
   c.server.service = "cache_node";
   root.finish();
   if (!root.ok()) return common::Error{"bad_config", root.error_text()};

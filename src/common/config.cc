@@ -2,6 +2,7 @@
 
 #include <filesystem>
 
+#include "common/cors.h"
 #include "common/http_server.h"
 #include "common/json.h"
 #include "common/tls.h"
@@ -373,6 +374,17 @@ std::string read_log_section(ConfigReader& log) {
   if (!parse_log_level(level_name, level)) log.fail("level", "expected debug, info, warn or error");
   log.finish();
   return level_name;
+}
+
+void read_server_sections(ConfigReader& root, HttpServerOptions& server, std::string& log_level,
+                          CorsOptions& cors) {
+  auto server_section = root.object("server");
+  read_server_section(server_section, server);
+  read_threads(root, server);
+  auto log = root.object("log");
+  log_level = read_log_section(log);
+  auto cors_section = root.object("cors");
+  cors = read_cors_section(cors_section);
 }
 
 Result<CommandLine> parse_command_line(int argc, char** argv, const std::string& default_config) {

@@ -105,6 +105,12 @@ void read_threads(ConfigReader& root, HttpServerOptions& options);
 // Reads the "log" section: returns the level name, failing on an unknown one.
 std::string read_log_section(ConfigReader& log);
 
+struct CorsOptions;
+// Reads what every server reads alike: the "server" section and "threads" into `server`,
+// the "log" level and the "cors" section (common/cors.h).
+void read_server_sections(ConfigReader& root, HttpServerOptions& server, std::string& log_level,
+                          CorsOptions& cors);
+
 // Command line shared by every binary: --config FILE, --check-config, --set k=v.
 struct CommandLine {
   std::string config_path;

@@ -2,6 +2,7 @@
 
 #include <event2/thread.h>
 
+#include <algorithm>
 #include <mutex>
 
 namespace common {
@@ -50,6 +51,26 @@ void EventLoop::run() {
 
 void EventLoop::stop() {
   post([this] { event_base_loopexit(base_.get(), nullptr); });
+}
+
+LoopTimer::LoopTimer(EventLoop& loop, Repeat repeat, std::function<void()> fire)
+    : loop_(loop), repeat_(repeat), fire_(std::move(fire)) {}
+
+void LoopTimer::start(std::chrono::microseconds after) {
+  if (!event_) {
+    event_.reset(event_new(&loop_.base(), -1, repeat_ == Repeat::every ? EV_PERSIST : 0, &LoopTimer::on_fire, this));
+  }
+  const auto micros = std::max<std::chrono::microseconds::rep>(after.count(), 0);
+  const timeval tv{static_cast<time_t>(micros / 1'000'000), static_cast<suseconds_t>(micros % 1'000'000)};
+  evtimer_add(event_.get(), &tv);
+}
+
+bool LoopTimer::armed() const {
+  return event_ && evtimer_pending(event_.get(), nullptr) != 0;
+}
+
+void LoopTimer::on_fire(evutil_socket_t /*fd*/, short /*what*/, void* self) {
+  static_cast<LoopTimer*>(self)->fire_();
 }
 
 }  // namespace common

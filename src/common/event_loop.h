@@ -6,6 +6,7 @@
 #include <event2/event.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <functional>
 #include <memory>
@@ -43,6 +44,32 @@ class EventLoop {
   EventBasePtr base_;
   std::unique_ptr<LoopPoster> poster_;
   std::atomic<std::thread::id> running_thread_{};
+};
+
+// A timer on one loop: `fire` runs on that loop's thread `after` from start() (Repeat::once)
+// or every `after` from then on (Repeat::every), until cancel() or destruction. Loop thread
+// only; start, cancel and armed may be called from inside `fire`.
+class LoopTimer {
+ public:
+  enum class Repeat { once, every };
+  LoopTimer(EventLoop& loop, Repeat repeat, std::function<void()> fire);
+  LoopTimer(const LoopTimer&) = delete;
+  LoopTimer& operator=(const LoopTimer&) = delete;
+
+  // Arms the timer, or re-arms it counting from now.
+  void start(std::chrono::microseconds after);
+  // Disarms it and frees its event (a stopping owner lets go of the loop's base here).
+  void cancel() { event_.reset(); }
+  // Started and not yet fired (once), or not cancelled (every).
+  bool armed() const;
+
+ private:
+  static void on_fire(evutil_socket_t fd, short what, void* self);
+
+  EventLoop& loop_;
+  Repeat repeat_;
+  std::function<void()> fire_;
+  EventPtr event_;  // null until started, and after cancel()
 };
 
 // A value published by one thread and read by many: readers keep their own

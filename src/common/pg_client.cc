@@ -41,11 +41,7 @@ class PgClient::Impl : public std::enable_shared_from_this<Impl> {
   Impl(EventLoop& loop, PgOptions options) : loop_(loop), options_(std::move(options)) {}
 
   void start() {
-    tick_.reset(event_new(
-        &loop_.base(), -1, EV_PERSIST,
-        [](evutil_socket_t, short, void* arg) { static_cast<Impl*>(arg)->on_tick(); }, this));
-    timeval tv{0, 100'000};
-    evtimer_add(tick_.get(), &tv);
+    tick_.start(std::chrono::milliseconds(100));
     connect();
   }
 
@@ -54,8 +50,8 @@ class PgClient::Impl : public std::enable_shared_from_this<Impl> {
     queue_.clear();
     current_.reset();
     watch_.reset();
-    tick_.reset();
-    reconnect_.reset();
+    tick_.cancel();
+    reconnect_timer_.cancel();
     conn_.reset();
     resolver_.reset();
   }
@@ -70,7 +66,7 @@ class PgClient::Impl : public std::enable_shared_from_this<Impl> {
       }
       queue_.push_back(
           Query{std::move(sql), std::move(params), std::move(done), now + options_.timeout});
-      reconnect_.reset();
+      reconnect_timer_.cancel();
       return connect();  // the query runs once connected, or fails with the attempt
     }
     queue_.push_back(
@@ -279,18 +275,8 @@ class PgClient::Impl : public std::enable_shared_from_this<Impl> {
   }
 
   void schedule_reconnect() {
-    if (stopping_ || reconnect_) return;
-    reconnect_.reset(event_new(
-        &loop_.base(), -1, 0,
-        [](evutil_socket_t, short, void* arg) {
-          auto* self = static_cast<Impl*>(arg);
-          self->reconnect_.reset();
-          self->connect();
-        },
-        this));
-    const std::chrono::milliseconds delay = reconnect_policy_.delay_after_failure();
-    timeval tv{0, static_cast<suseconds_t>(std::chrono::microseconds(delay).count())};
-    evtimer_add(reconnect_.get(), &tv);
+    if (stopping_ || reconnect_timer_.armed()) return;
+    reconnect_timer_.start(reconnect_policy_.delay_after_failure());
   }
 
   void on_tick() {
@@ -330,8 +316,8 @@ class PgClient::Impl : public std::enable_shared_from_this<Impl> {
   SteadyClock::time_point connect_deadline_;
   ReconnectPolicy reconnect_policy_;
   EventPtr watch_;
-  EventPtr tick_;
-  EventPtr reconnect_;
+  LoopTimer tick_{loop_, LoopTimer::Repeat::every, [this] { on_tick(); }};
+  LoopTimer reconnect_timer_{loop_, LoopTimer::Repeat::once, [this] { connect(); }};
   std::unique_ptr<WorkerThread> resolver_;
 };
 

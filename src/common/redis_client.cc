@@ -95,19 +95,15 @@ class RedisClient::Impl : public std::enable_shared_from_this<Impl> {
   void start() {
     const auto tick = std::clamp<std::chrono::milliseconds>(
         options_.timeout / 4, std::chrono::milliseconds(10), std::chrono::milliseconds(250));
-    timer_.reset(event_new(
-        &loop_.base(), -1, EV_PERSIST,
-        [](evutil_socket_t, short, void* arg) { static_cast<Impl*>(arg)->on_tick(); }, this));
-    timeval tv{0, static_cast<suseconds_t>(std::chrono::microseconds(tick).count())};
-    evtimer_add(timer_.get(), &tv);
+    tick_.start(tick);
     connect();
   }
 
   void shutdown() {
     stopping_ = true;
     pending_.clear();
-    timer_.reset();
-    reconnect_timer_.reset();
+    tick_.cancel();
+    reconnect_timer_.cancel();
     if (ctx_ != nullptr) {
       redisAsyncContext* ctx = ctx_;
       ctx_ = nullptr;
@@ -122,7 +118,7 @@ class RedisClient::Impl : public std::enable_shared_from_this<Impl> {
         reconnect_policy_.may_try_now(SteadyClock::now())) {
       // Waiting to reconnect: try now, so a Redis that came back serves this command (hiredis
       // sends it once connected; a refused connection fails it at once).
-      reconnect_timer_.reset();
+      reconnect_timer_.cancel();
       connect();
     }
     if (ctx_ == nullptr) return fail_later(std::move(done));
@@ -289,18 +285,8 @@ class RedisClient::Impl : public std::enable_shared_from_this<Impl> {
   }
 
   void schedule_reconnect() {
-    if (stopping_ || reconnect_timer_) return;
-    reconnect_timer_.reset(event_new(
-        &loop_.base(), -1, 0,
-        [](evutil_socket_t, short, void* arg) {
-          auto* self = static_cast<Impl*>(arg);
-          self->reconnect_timer_.reset();
-          self->connect();
-        },
-        this));
-    const std::chrono::milliseconds delay = reconnect_policy_.delay_after_failure();
-    timeval tv{0, static_cast<suseconds_t>(std::chrono::microseconds(delay).count())};
-    evtimer_add(reconnect_timer_.get(), &tv);
+    if (stopping_ || reconnect_timer_.armed()) return;
+    reconnect_timer_.start(reconnect_policy_.delay_after_failure());
   }
 
   void on_tick() {
@@ -335,8 +321,8 @@ class RedisClient::Impl : public std::enable_shared_from_this<Impl> {
   std::map<const std::string*, std::string> shas_;
   SteadyClock::time_point connect_deadline_;
   ReconnectPolicy reconnect_policy_;
-  EventPtr timer_;
-  EventPtr reconnect_timer_;
+  LoopTimer tick_{loop_, LoopTimer::Repeat::every, [this] { on_tick(); }};
+  LoopTimer reconnect_timer_{loop_, LoopTimer::Repeat::once, [this] { connect(); }};
   std::unique_ptr<WorkerThread> resolver_;
 };
 

@@ -20,15 +20,9 @@ namespace {
 
 using namespace std::chrono_literals;
 
-test::TestOriginOptions origin_options(const test::TempDir& dir) {
-  test::TestOriginOptions options;
-  options.root = dir.path();
-  return options;
-}
-
 struct Fixture {
   test::TempDir dir;
-  test::TestOrigin origin{origin_options(dir)};
+  test::TestOrigin origin{test::serving_files(dir.path())};
   common::EventBasePtr base{event_base_new()};
   common::MetricsRegistry metrics;
   common::FakeClock clock;

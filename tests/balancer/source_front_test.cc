@@ -24,12 +24,6 @@ namespace {
 
 using namespace std::chrono_literals;
 
-test::TestOriginOptions origin_options(const test::TempDir& dir) {
-  test::TestOriginOptions options;
-  options.root = dir.path();
-  return options;
-}
-
 PlaylistTimings no_background_refresh() {
   PlaylistTimings timings;
   timings.live_max_lag = 500ms;
@@ -43,7 +37,7 @@ PlaylistTimings no_background_refresh() {
 
 struct Fixture {
   test::TempDir dir;
-  test::TestOrigin origin{origin_options(dir)};
+  test::TestOrigin origin{test::serving_files(dir.path())};
   common::FakeClock clock;
   common::MetricsRegistry metrics;
   PlaylistTimings timings = no_background_refresh();

@@ -1,6 +1,6 @@
 // EventLoop::post() and Published<T> across real threads: jobs run on the loop
 // thread in post order, none lost; readers of a published value never see it go
-// back and always end on the last one.
+// back and always end on the last one. LoopTimer on one loop: once, every, cancel.
 #include "common/event_loop.h"
 
 #include <doctest/doctest.h>
@@ -85,4 +85,55 @@ TEST_CASE("published value: readers on another thread see versions in order and 
   CHECK(went_back == 0);
   CHECK(final_seen == kVersions);
   CHECK(value.generation() == kVersions);
+}
+
+namespace {
+
+// Runs the loop's base on this thread until `done` or 10 s.
+template <class Done>
+void run_until(common::EventLoop& loop, Done done) {
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (!done() && std::chrono::steady_clock::now() < deadline) event_base_loop(&loop.base(), EVLOOP_ONCE);
+}
+
+}  // namespace
+
+TEST_CASE("loop timer: once fires once per start, and may start itself again from inside") {
+  common::EventLoop loop(0);
+  int fired = 0;
+  bool armed_inside = true;
+  common::LoopTimer* self = nullptr;
+  common::LoopTimer timer(loop, common::LoopTimer::Repeat::once, [&] {
+    ++fired;
+    armed_inside = self->armed();  // a fired one-shot is no longer armed, so it may be started
+    if (fired < 3) self->start(1ms);
+  });
+  self = &timer;
+  CHECK_FALSE(timer.armed());
+  timer.start(1ms);
+  CHECK(timer.armed());
+  run_until(loop, [&] { return fired == 3; });
+  CHECK(fired == 3);
+  CHECK_FALSE(armed_inside);
+  CHECK_FALSE(timer.armed());
+}
+
+TEST_CASE("loop timer: every fires until cancelled, also from inside; a later start arms it again") {
+  common::EventLoop loop(0);
+  int fired = 0;
+  common::LoopTimer* self = nullptr;
+  common::LoopTimer timer(loop, common::LoopTimer::Repeat::every, [&] {
+    if (++fired == 5) self->cancel();
+  });
+  self = &timer;
+  timer.start(1ms);
+  run_until(loop, [&] { return fired == 5; });
+  CHECK(fired == 5);
+  CHECK_FALSE(timer.armed());
+  timer.start(1ms);
+  CHECK(timer.armed());
+  run_until(loop, [&] { return fired == 6; });
+  CHECK(fired >= 6);
+  timer.cancel();
+  CHECK_FALSE(timer.armed());
 }

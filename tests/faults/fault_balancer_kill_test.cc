@@ -72,9 +72,7 @@ TEST_CASE("kill -9 of the balancer under load: handed-out chunk links keep worki
   TempDir dir;
   const std::string root = dir.file("origin");
   write_file(root + "/live/index.m3u8", source_playlist());
-  TestOriginOptions origin_options;
-  origin_options.root = root;
-  TestOrigin origin(origin_options);
+  TestOrigin origin(serving_files(root));
   // The chunk viewers below fetch back to back: lift the egress mark that would make the
   // node "overloaded" and send playlists to origin.
   CacheNodeProcess node(dir.file("cache"), origin.base_url(),

@@ -25,9 +25,7 @@ TEST_CASE("cache node killed mid-playback: viewers move to origin and the player
   std::filesystem::create_directories(root + "/live");
   ChildProcess source;
   REQUIRE(source.start(ffmpeg_live_source_args(root)));
-  TestOriginOptions origin_options;
-  origin_options.root = root;
-  TestOrigin origin(origin_options);
+  TestOrigin origin(serving_files(root));
   CacheNodeProcess node(dir.file("cache"), origin.base_url(), {"node_id=venue-a", "site=venue"});
   BalancerProcess balancer(dir, origin.base_url(), channels_json({channel_json("live", "/files/live/index.m3u8")}),
                            caches_json({cache_json("venue-a", "venue", node.port())}));

@@ -24,9 +24,7 @@ TEST_CASE("the live encoder stops and starts again: the player goes on with the 
   std::filesystem::create_directories(root + "/live");
   auto source = std::make_unique<ChildProcess>();
   REQUIRE(source->start(ffmpeg_live_source_args(root)));
-  TestOriginOptions origin_options;
-  origin_options.root = root;
-  TestOrigin origin(origin_options);
+  TestOrigin origin(serving_files(root));
   CacheNodeProcess node(dir.file("cache"), origin.base_url(), {"node_id=venue-a", "site=venue"});
   BalancerProcess balancer(
       dir, origin.base_url(),

@@ -29,9 +29,7 @@ TEST_CASE("origin down 30 s during playback: the player resumes by itself when o
   std::filesystem::create_directories(root + "/live");
   ChildProcess source;
   REQUIRE(source.start(ffmpeg_live_source_args(root)));
-  TestOriginOptions origin_options;
-  origin_options.root = root;
-  TestOrigin origin(origin_options);
+  TestOrigin origin(serving_files(root));
   CacheNodeProcess node(dir.file("cache"), origin.base_url(), {"node_id=venue-a", "site=venue"});
   BalancerProcess balancer(dir, origin.base_url(), channels_json({channel_json("live", "/files/live/index.m3u8")}),
                            caches_json({cache_json("venue-a", "venue", node.port())}));

@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "support/process.h"
@@ -21,6 +22,13 @@ struct TestOriginOptions {
   std::vector<std::string> extra_args;
   std::chrono::milliseconds start_timeout{5'000};
 };
+
+// An origin serving the files under `root` at /files/, with no other option set.
+inline TestOriginOptions serving_files(std::string root) {
+  TestOriginOptions options;
+  options.root = std::move(root);
+  return options;
+}
 
 class TestOrigin {
  public:
