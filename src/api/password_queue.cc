@@ -1,12 +1,30 @@
 #include "api/password_queue.h"
 
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <deque>
 
 namespace api {
 
-PasswordCheckQueue::PasswordCheckQueue(const common::Clock& clock, common::FairQueueLimits limits)
-    : clock_(clock), queue_(limits), thread_([this] { run(); }) {}
+namespace {
+// Below the event loops' priority: a loop waiting for a core gets it before a hash does.
+constexpr int kWorkerNice = 10;
+}  // namespace
+
+size_t kdf_pool_size(int configured, unsigned cores) {
+  if (configured > 0) return static_cast<size_t>(configured);
+  return std::max(1u, cores);
+}
+
+PasswordCheckQueue::PasswordCheckQueue(const common::Clock& clock, common::FairQueueLimits limits, size_t workers)
+    : clock_(clock), queue_(limits) {
+  const size_t count = std::max<size_t>(workers, 1);
+  threads_.reserve(count);
+  for (size_t i = 0; i < count; ++i) threads_.emplace_back([this] { run(); });
+}
 
 PasswordCheckQueue::~PasswordCheckQueue() {
   {
@@ -14,7 +32,7 @@ PasswordCheckQueue::~PasswordCheckQueue() {
     stopping_ = true;
   }
   wake_.notify_all();
-  thread_.join();
+  for (auto& t : threads_) t.join();
 }
 
 PasswordCheckQueue::Admission PasswordCheckQueue::submit(const std::string& address, Check check,
@@ -41,7 +59,19 @@ size_t PasswordCheckQueue::pending() const {
   return queue_.size() + running_;
 }
 
+std::chrono::seconds PasswordCheckQueue::retry_after() const {
+  std::lock_guard lock(mutex_);
+  return rate_.retry_after(queue_.size() + running_, threads_.size(), clock_.now());
+}
+
+double PasswordCheckQueue::checks_per_second() const {
+  std::lock_guard lock(mutex_);
+  return rate_.checks_per_second(clock_.now());
+}
+
 void PasswordCheckQueue::run() {
+  // Linux: a thread's nice value is its own (setpriority on its thread id). Failing is harmless.
+  (void)setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), kWorkerNice);
   std::unique_lock lock(mutex_);
   while (!stopping_) {
     if (auto check = queue_.pop(clock_.now())) {
@@ -51,6 +81,7 @@ void PasswordCheckQueue::run() {
       check.reset();  // its captures go before the lock is taken again
       lock.lock();
       --running_;
+      rate_.completed(clock_.now());
       continue;
     }
     auto next = queue_.next_ready();
@@ -63,6 +94,7 @@ void PasswordCheckQueue::run() {
       wake_.wait_for(lock, wait);
     }
   }
+  // The first worker to stop runs what is left; the others find the queue empty.
   std::deque<Check> rest = queue_.take_all();
   lock.unlock();
   for (auto& check : rest) check.run();
