@@ -1,18 +1,9 @@
 #include "api/password_queue.h"
 
-#include <sys/resource.h>
-#include <sys/syscall.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <deque>
 
 namespace api {
-
-namespace {
-// Below the event loops' priority: a loop waiting for a core gets it before a hash does.
-constexpr int kWorkerNice = 10;
-}  // namespace
 
 size_t kdf_pool_size(int configured, unsigned cores) {
   if (configured > 0) return static_cast<size_t>(configured);
@@ -70,8 +61,6 @@ double PasswordCheckQueue::checks_per_second() const {
 }
 
 void PasswordCheckQueue::run() {
-  // Linux: a thread's nice value is its own (setpriority on its thread id). Failing is harmless.
-  (void)setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), kWorkerNice);
   std::unique_lock lock(mutex_);
   while (!stopping_) {
     if (auto check = queue_.pop(clock_.now())) {

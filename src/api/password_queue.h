@@ -7,8 +7,7 @@
 // keep the real user's check out of the queue; it is served within one round.
 // A check may be delayed (a login slowed by LoginLimiter); it keeps its place.
 // The queue measures how fast checks complete, so a refused client can be told how
-// long to wait (RetryAfterEstimator). The workers run at a lower CPU priority than
-// the event loops (nice +10), so a sign-in storm slows sign-ins, not playlists.
+// long to wait (RetryAfterEstimator).
 #pragma once
 
 #include <chrono>
