@@ -13,7 +13,8 @@ build=${BUILD_DIR:-$root/build-pkg}
 out=$build/packages
 
 packages=(cmake ninja-build g++ pkg-config dpkg-dev file
-  libevent-dev libcurl4-openssl-dev libnghttp2-dev libssl-dev rapidjson-dev liblmdb-dev libmimalloc-dev)
+  libevent-dev libcurl4-openssl-dev libnghttp2-dev libssl-dev rapidjson-dev liblmdb-dev libmimalloc-dev
+  libargon2-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

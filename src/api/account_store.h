@@ -82,6 +82,16 @@ class AccountStore {
                             StoreCallback<std::optional<SessionInfo>> done) = 0;
   // True when a session was removed (committed), false when there was none.
   virtual void revoke_session(common::EventLoop& back, std::string token_hash, StoreCallback<bool> done) = 0;
+  // Moves the session's expiry to `expires_at` unless it is already later (a refresh; committed
+  // before `done`). True when the session exists.
+  virtual void extend_session(common::EventLoop& back, std::string token_hash, int64_t expires_at,
+                              StoreCallback<bool> done) = 0;
+  // Replaces user `user_id`'s password hash by `new_hash` (the same password hashed at the
+  // current cost, after a successful sign-in) only while the stored hash is still `old_hash`, so
+  // a password change meanwhile wins. Sessions stay valid (the epoch is not raised). True when
+  // replaced (committed).
+  virtual void upgrade_password_hash(common::EventLoop& back, uint64_t user_id, std::string old_hash,
+                                     std::string new_hash, StoreCallback<bool> done) = 0;
 
   // Records `purchase` with a new id, in one transaction with its idempotency key
   // (unique per user): when the user already used that key, nothing is written

@@ -3,6 +3,8 @@
 
 #include <event2/event.h>
 
+#include <thread>
+
 #include "api/api_state.h"
 #include "api/lmdb_accounts.h"
 #include "api/password.h"
@@ -48,13 +50,25 @@ void read_api_section(common::ConfigReader& r, ApiConfig& c) {
   }
   c.data_dir = r.string("data_dir", "");
   c.token_lifetime = std::chrono::seconds(r.integer("token_lifetime_s", 7 * 86400, 1, 366 * 86400));
-  c.kdf_iterations = static_cast<int>(r.integer("kdf_iterations", kMinProductionIterations, kMinTestIterations,
-                                                kMaxIterations));
+  c.session_max_lifetime =
+      std::chrono::seconds(r.integer("session_max_lifetime_s", 90 * 86400, 60, 5 * 366 * 86400));
+  // PBKDF2's iteration count, from before Argon2id: older config files still load.
+  (void)r.integer("kdf_iterations", 600'000, 1, kMaxIterations);
+  c.kdf.memory_kib = static_cast<uint32_t>(
+      r.integer("kdf_memory_kib", kMinProductionMemoryKib, kMinTestMemoryKib, kMaxMemoryKib));
+  c.kdf.passes = static_cast<uint32_t>(r.integer("kdf_passes", kMinProductionPasses, kMinTestPasses, kMaxPasses));
   c.kdf_allow_weak_for_tests = r.boolean("kdf_allow_weak_for_tests", false);
-  if (c.kdf_iterations < kMinProductionIterations && !c.kdf_allow_weak_for_tests) {
-    r.fail("kdf_iterations", "must be at least 600000 (lower counts, down to 1000, only with "
-                             "\"kdf_allow_weak_for_tests\": true)");
+  if (!c.kdf_allow_weak_for_tests) {
+    if (c.kdf.memory_kib < kMinProductionMemoryKib) {
+      r.fail("kdf_memory_kib", "must be at least 19456 (OWASP's Argon2id minimum; lower, down to 64, only with "
+                               "\"kdf_allow_weak_for_tests\": true)");
+    }
+    if (c.kdf.passes < kMinProductionPasses) {
+      r.fail("kdf_passes", "must be at least 2 (OWASP's Argon2id minimum; 1 only with "
+                           "\"kdf_allow_weak_for_tests\": true)");
+    }
   }
+  c.kdf_threads = static_cast<int>(r.integer("kdf_threads", 0, 0, 256));
   c.kdf_queue = static_cast<size_t>(r.integer("kdf_queue", 64, 1, 100000));
   c.kdf_queue_per_address = static_cast<size_t>(r.integer("kdf_queue_per_address", 4, 1, 100000));
   c.max_body_bytes = static_cast<size_t>(r.integer("max_body_bytes", 16 * 1024, 256, 1 << 20));
@@ -102,7 +116,13 @@ Api::State::State(common::ServiceContext& c, const ApiConfig& initial, PlaybackH
                                             "result=\"replayed\"")),
       tickets_issued(c.metrics->counter("balancer_api_playback_tickets_total",
                                         "Playback tickets handed out by the access check")),
-      sessions_purged(c.metrics->counter("balancer_api_sessions_purged_total", "Expired sessions deleted")) {
+      sessions_purged(c.metrics->counter("balancer_api_sessions_purged_total", "Expired sessions deleted")),
+      sessions_refreshed(c.metrics->counter("balancer_api_sessions_refreshed_total",
+                                            "Sessions whose expiry a refresh moved on")),
+      hashes_upgraded(c.metrics->counter("balancer_api_password_rehashed_total",
+                                         "Stored password hashes replaced at sign-in by Argon2id at the configured cost")),
+      hash_upgrades_failed(c.metrics->counter("balancer_api_password_rehash_failed_total",
+                                              "Re-hashes at sign-in not stored (store error, or the password changed meanwhile)")) {
   receipts = make_demo_receipt_verifier([this] { return config.load()->demo_payments; });
 }
 
@@ -141,7 +161,6 @@ common::Result<std::unique_ptr<Api>> Api::create(common::ServiceContext& context
     LOG_INFO(kLog, "accounts in PostgreSQL at ", pg.host, ":", pg.port, "/", pg.dbname, " (schema ",
              kPgSchemaVersion, ")");
     state->store = std::make_unique<PgAccounts>(context.loops, pg);
-    state->kdf = std::make_unique<PasswordCheckQueue>(*context.clock, kdf_queue_limits(config));
   } else if (config.data_dir.empty()) {
     LOG_WARN(kLog, "api.data_dir is not set: the accounts API is off");
   } else {
@@ -151,11 +170,16 @@ common::Result<std::unique_ptr<Api>> Api::create(common::ServiceContext& context
     LOG_INFO(kLog, "accounts in ", config.data_dir, " (schema ", kSchemaVersion, ", ",
              users ? std::to_string(users->size()) : std::string("?"), " user(s))");
     state->store = make_lmdb_account_store(std::move(accounts).value());
-    state->kdf = std::make_unique<PasswordCheckQueue>(*context.clock, kdf_queue_limits(config));
   }
-  if (config.kdf_allow_weak_for_tests && config.kdf_iterations < kMinProductionIterations) {
-    LOG_WARN(kLog, "api.kdf_iterations=", config.kdf_iterations,
-             " is below the production floor of 600000 (kdf_allow_weak_for_tests): test use only");
+  if (state->store) {
+    const size_t workers = kdf_pool_size(config.kdf_threads, std::thread::hardware_concurrency());
+    state->kdf = std::make_unique<PasswordCheckQueue>(*context.clock, kdf_queue_limits(config), workers);
+    LOG_INFO(kLog, "password checks: Argon2id m=", config.kdf.memory_kib, " KiB, t=", config.kdf.passes,
+             ", p=1 on ", workers, " worker(s), at most ", config.kdf_queue, " waiting");
+  }
+  if (config.kdf.memory_kib < kMinProductionMemoryKib || config.kdf.passes < kMinProductionPasses) {
+    LOG_WARN(kLog, "api.kdf_memory_kib=", config.kdf.memory_kib, ", api.kdf_passes=", config.kdf.passes,
+             " are below the production floor of 19456 KiB and 2 passes (kdf_allow_weak_for_tests): test use only");
   }
   if (config.demo_payments) {
     LOG_WARN(kLog, "api.demo_payments is on: every purchase receipt is accepted (no payment provider; demo only)");
@@ -179,6 +203,11 @@ common::Result<std::unique_ptr<Api>> Api::create(common::ServiceContext& context
   }
   s.context.metrics->gauge_fn("balancer_api_kdf_pending", "Password checks queued or running",
                               [&s] { return s.kdf ? double(s.kdf->pending()) : 0.0; });
+  s.context.metrics->gauge_fn("balancer_api_kdf_workers", "Password-check worker threads (api.kdf_threads)",
+                              [&s] { return s.kdf ? double(s.kdf->workers()) : 0.0; });
+  s.context.metrics->gauge_fn("balancer_api_kdf_checks_per_second",
+                              "Password checks completed per second over the last 10 s (the busy answers' Retry-After)",
+                              [&s] { return s.kdf ? s.kdf->checks_per_second() : 0.0; });
   return std::unique_ptr<Api>(new Api(std::move(state)));
 }
 
@@ -189,6 +218,8 @@ void Api::attach(size_t index, common::HttpServer& server) {
   server.route("/api/v1/auth/logout", {"POST"}, [&s, &loop](common::HttpExchange& ex) { s.handle_logout(loop, ex); });
   server.route("/api/v1/auth/session", {"GET"},
                [&s, &loop](common::HttpExchange& ex) { s.handle_session(loop, ex); });
+  server.route("/api/v1/auth/refresh", {"POST"},
+               [&s, &loop](common::HttpExchange& ex) { s.handle_refresh(loop, ex); });
   server.route("/api/v1/channels", {"GET"}, [&s, &loop](common::HttpExchange& ex) { s.handle_channels(loop, ex); });
   server.route("/api/v1/products", {"GET"}, [&s](common::HttpExchange& ex) { s.handle_products(ex); });
   server.route("/api/v1/caches", {"GET"}, [&s](common::HttpExchange& ex) { s.handle_caches(ex); });
@@ -221,6 +252,10 @@ void Api::reload(const ApiConfig& fresh) {
   if (next.data_dir != running->data_dir) {
     LOG_WARN(kLog, "reload: api.data_dir changes only on restart");
     next.data_dir = running->data_dir;
+  }
+  if (next.kdf_threads != running->kdf_threads) {
+    LOG_WARN(kLog, "reload: api.kdf_threads changes only on restart");
+    next.kdf_threads = running->kdf_threads;
   }
   s.limiter.set_limits(next.login);
   if (s.kdf) s.kdf->set_limits(kdf_queue_limits(next));

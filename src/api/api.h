@@ -1,9 +1,10 @@
 // The mobile REST API (DESIGN.md flow 5), linked into the balancer: same
 // process, loops, service host and config file (section "api"). Accounts:
-// login, logout and session check under /api/v1/auth/, over an AccountStore
-// (api/account_store.h; the embedded LMDB backend lives in api.data_dir). Password hashing runs on its own worker thread with a bounded
-// queue shared fairly between client addresses (api/password_queue.h), so a
-// burst of logins never sits on an event loop (no room is 503 busy). Channels, products (conf/products.json), purchases, the cache list and
+// login, logout, session check and refresh under /api/v1/auth/, over an AccountStore
+// (api/account_store.h; the embedded LMDB backend lives in api.data_dir). Password hashing
+// (Argon2id) runs on a pool of worker threads with a bounded queue shared fairly between
+// client addresses (api/password_queue.h), so a burst of logins never sits on an event loop
+// (no room is 503 busy, with a Retry-After from the measured check rate). Channels, products (conf/products.json), purchases, the cache list and
 // the access check, which asks the balancer through PlaybackHost and hands out
 // playback tickets. Endpoints, JSON shapes and errors: docs/api.md and
 // docs/openapi.json.
@@ -16,6 +17,7 @@
 #include <vector>
 
 #include "api/login_limiter.h"
+#include "api/password.h"
 #include "api/playback_host.h"
 #include "api/products.h"
 #include "common/config.h"
@@ -32,12 +34,16 @@ struct ApiConfig {
   std::string store = "lmdb";
   common::PgOptions postgresql;
   std::string data_dir;  // LMDB environment; "" = the API is off (its routes answer 503 api_disabled)
+  // A session lasts token_lifetime from its login or its last refresh (sliding), and never past
+  // session_max_lifetime from its login (then the user signs in again).
   std::chrono::seconds token_lifetime{7 * 86400};
-  int kdf_iterations = 600'000;  // for new hashes; old ones keep their own count
-  bool kdf_allow_weak_for_tests = false;  // allows kdf_iterations down to kMinTestIterations
+  std::chrono::seconds session_max_lifetime{90 * 86400};
+  Argon2Params kdf;  // for new hashes (api.kdf_memory_kib, api.kdf_passes); older ones are re-hashed at sign-in
+  bool kdf_allow_weak_for_tests = false;  // allows costs down to kMinTestMemoryKib / kMinTestPasses
+  int kdf_threads = 0;                    // password-check workers; 0 = one per core (restart to change)
   size_t max_body_bytes = 16 * 1024;      // above → 413
   size_t max_json_depth = 16;             // arrays/objects nested deeper in a body → 400 malformed_json
-  size_t kdf_queue = 64;                  // password checks waiting for the worker; above → 503 busy
+  size_t kdf_queue = 64;                  // password checks waiting for a worker; above → 503 busy
   size_t kdf_queue_per_address = 4;       // of which from one client address; above → 503 busy
   LoginLimits login;
   // Playback tickets handed out by the access check live this long (capped at
@@ -54,7 +60,8 @@ struct ApiConfig {
 
 // Reads the "api" section of the balancer's main file into `out`, failing
 // (through the reader) with the key: unknown keys, wrong types, ranges, and
-// kdf_iterations below 600,000 unless kdf_allow_weak_for_tests. The products
+// Argon2id costs below OWASP's minimum (kdf_memory_kib 19456, kdf_passes 2) unless
+// kdf_allow_weak_for_tests. kdf_iterations (PBKDF2, before Argon2id) is accepted and ignored. The products
 // file is named, not read (read_products in api/products.h).
 void read_api_section(common::ConfigReader& api, ApiConfig& out);
 
@@ -72,9 +79,9 @@ class Api {
   // Main thread, before the loops run: the routes of loop `index` (every path
   // under /api/v1/ except the ones the balancer serves itself).
   void attach(size_t index, common::HttpServer& server);
-  // Home loop: token lifetime, KDF iterations for new hashes, login limits,
-  // password-check queue limits, body and JSON depth limits, products, demo payments, ticket lifetime. data_dir changes only
-  // on restart (a warning says so).
+  // Home loop: token lifetimes, KDF costs for new hashes, login limits,
+  // password-check queue limits, body and JSON depth limits, products, demo payments, ticket lifetime. data_dir, store and
+  // kdf_threads change only on restart (a warning says so).
   void reload(const ApiConfig& fresh);
 
   struct State;

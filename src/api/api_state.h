@@ -28,7 +28,9 @@ struct Api::State {
   void handle_login(common::EventLoop& loop, common::HttpExchange& ex);
   void handle_logout(common::EventLoop& loop, common::HttpExchange& ex);
   void handle_session(common::EventLoop& loop, common::HttpExchange& ex);
-  // 503 busy with Retry-After, counted as a busy login and under `cause`.
+  void handle_refresh(common::EventLoop& loop, common::HttpExchange& ex);
+  // 503 busy with Retry-After (from the queue length and the measured check rate), counted as
+  // a busy login and under `cause`.
   void answer_busy(common::HttpExchange& ex, common::Counter& cause);
   // catalog_endpoints.cc
   void handle_channels(common::EventLoop& loop, common::HttpExchange& ex);
@@ -51,7 +53,7 @@ struct Api::State {
   LoginLimiter limiter;
   std::unique_ptr<AccountStore> store;  // null when api.data_dir is empty
   std::unique_ptr<ReceiptVerifier> receipts;
-  std::unique_ptr<PasswordCheckQueue> kdf;  // password hashing, off the loops, fair between addresses
+  std::unique_ptr<PasswordCheckQueue> kdf;  // password hashing on a pool, off the loops, fair between addresses
   common::EventPtr purge_timer;               // home loop
   bool purge_running = false;                 // home loop
 
@@ -69,6 +71,9 @@ struct Api::State {
   common::Counter& purchases_replayed;
   common::Counter& tickets_issued;
   common::Counter& sessions_purged;
+  common::Counter& sessions_refreshed;
+  common::Counter& hashes_upgraded;
+  common::Counter& hash_upgrades_failed;
 };
 
 // Helpers of the endpoint files (session_check.cc). Loop thread.

@@ -1,8 +1,10 @@
-// POST /api/v1/auth/login, POST /api/v1/auth/logout, GET /api/v1/auth/session
-// (docs/api.md). Loop thread; store calls and password checks come back on the
-// same loop.
+// POST /api/v1/auth/login, POST /api/v1/auth/logout, GET /api/v1/auth/session,
+// POST /api/v1/auth/refresh (docs/api.md). Loop thread; store calls and password
+// checks come back on the same loop.
 #include <openssl/crypto.h>
 #include <rapidjson/document.h>
+
+#include <algorithm>
 
 #include "api/api_state.h"
 #include "api/password.h"
@@ -25,8 +27,9 @@ std::string user_json(const User& u) {
 void Api::State::answer_busy(common::HttpExchange& ex, common::Counter& cause) {
   cause.inc();
   logins_busy.inc();
-  ex.add_header("Retry-After", "1");
-  ex.reply_error(503, "busy", "Too many logins in progress; try again in a second.");
+  const std::string wait = std::to_string(kdf->retry_after().count());
+  ex.add_header("Retry-After", wait);
+  ex.reply_error(503, "busy", "Too many sign-ins in progress; try again in " + wait + " s.");
 }
 
 void Api::State::handle_login(common::EventLoop& loop, common::HttpExchange& in) {
@@ -73,15 +76,28 @@ void Api::State::handle_login(common::EventLoop& loop, common::HttpExchange& in)
     PasswordCheckQueue::Check check;
     check.refuse = [this, &loop, ex] { loop.post([this, ex] { answer_busy(*ex, kdf_refused_displaced); }); };
     check.run = [this, &loop, ex, cfg, address, login, user = std::move(user), password = std::move(password)]() mutable {
-      // Unknown logins spend the same time as wrong passwords.
-      bool ok = user ? verify_password(password, user->password_hash) : verify_dummy(password, cfg->kdf_iterations);
+      // Unknown logins spend the time of a check at the current cost.
+      bool ok = user ? verify_password(password, user->password_hash) : verify_dummy(password, cfg->kdf);
+      // A hash of another scheme or cost is replaced now that the password is known to be right.
+      std::optional<std::string> upgraded;
+      if (ok && user && !user->disabled && needs_rehash(user->password_hash, cfg->kdf)) {
+        if (auto h = hash_password(password, cfg->kdf)) upgraded = std::move(h).value();
+      }
       OPENSSL_cleanse(password.data(), password.size());
       if (!ok || !user || user->disabled) limiter.failed(address, login);
-      loop.post([this, &loop, ex, cfg, ok, user = std::move(user)] {
+      loop.post([this, &loop, ex, cfg, ok, user = std::move(user), upgraded = std::move(upgraded)]() mutable {
         if (!ok || !user || user->disabled) {
           logins_rejected.inc();
           no_store(*ex);
           return ex->reply_error(401, "invalid_credentials", "Wrong login or password.");
+        }
+        if (upgraded) {
+          store->upgrade_password_hash(loop, user->id, user->password_hash, std::move(*upgraded),
+                                       [this, id = user->id](common::Result<bool> r) {
+                                         if (r && *r) return hashes_upgraded.inc();
+                                         hash_upgrades_failed.inc();
+                                         if (!r) LOG_WARN("api", "re-hashing user ", id, "'s password: ", r.error().message);
+                                       });
         }
         auto token = new_token();
         if (!token) return ex->reply_error(500, "internal_error", "The random source failed.");
@@ -90,15 +106,17 @@ void Api::State::handle_login(common::EventLoop& loop, common::HttpExchange& in)
         session.user_id = user->id;
         session.user_epoch = user->session_epoch;
         session.created_at = clock.unix_now();
-        session.expires_at = session.created_at + cfg->token_lifetime.count();
+        session.expires_at =
+            session.created_at + std::min(cfg->token_lifetime, cfg->session_max_lifetime).count();
         const int64_t expires_at = session.expires_at;
+        const int64_t expires_in = expires_at - session.created_at;
         store->create_session(loop, std::move(session),
-                              [this, ex, cfg, expires_at, token = std::move(*token), user = *user](common::Status s) {
+                              [this, ex, expires_at, expires_in, token = std::move(*token), user = *user](common::Status s) {
                                 if (!s) return storage_failed(*this, *ex, "session write", s.error());
                                 logins_ok.inc();
                                 std::string out = "{\"token\":\"" + token + "\",\"token_type\":\"Bearer\",\"expires_at\":" +
                                                   std::to_string(expires_at) +
-                                                  ",\"expires_in\":" + std::to_string(cfg->token_lifetime.count()) +
+                                                  ",\"expires_in\":" + std::to_string(expires_in) +
                                                   ",\"user\":" + user_json(user) + "}";
                                 no_store(*ex);
                                 ex->reply(200, out);
@@ -132,6 +150,32 @@ void Api::State::handle_session(common::EventLoop& loop, common::HttpExchange& i
     ex->reply(200, "{\"valid\":true,\"expires_at\":" + std::to_string(info.session.expires_at) +
                        ",\"expires_in\":" + std::to_string(info.session.expires_at - now) +
                        ",\"user\":" + user_json(info.user) + "}");
+  });
+}
+
+void Api::State::handle_refresh(common::EventLoop& loop, common::HttpExchange& in) {
+  if (api_off(*this, in)) return;
+  with_session(*this, loop, hold(in), [this, &loop](ExchangePtr ex, const SessionInfo& info) {
+    auto cfg = config.load();
+    const int64_t now = clock.unix_now();
+    // Sliding: token_lifetime from now, never past session_max_lifetime from the login, never
+    // shorter than it already is.
+    const int64_t renewable_until = info.session.created_at + cfg->session_max_lifetime.count();
+    const int64_t expires_at =
+        std::max(info.session.expires_at, std::min(now + cfg->token_lifetime.count(), renewable_until));
+    store->extend_session(
+        loop, info.session.token_hash, expires_at,
+        [this, ex, now, expires_at, renewable_until, user = info.user](common::Result<bool> r) {
+          if (!r) return storage_failed(*this, *ex, "session refresh", r.error());
+          // Revoked between the check and the write (a logout racing the refresh).
+          if (!*r) return unauthorized(*ex, "invalid_token", "The session token is invalid or expired.");
+          sessions_refreshed.inc();
+          no_store(*ex);
+          ex->reply(200, "{\"token_type\":\"Bearer\",\"expires_at\":" + std::to_string(expires_at) +
+                             ",\"expires_in\":" + std::to_string(expires_at - now) +
+                             ",\"renewable_until\":" + std::to_string(renewable_until) +
+                             ",\"user\":" + user_json(user) + "}");
+        });
   });
 }
 

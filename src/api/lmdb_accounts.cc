@@ -343,6 +343,26 @@ Status LmdbAccounts::update_user(const User& user) {
   return txn->commit();
 }
 
+Result<bool> LmdbAccounts::replace_password_hash(uint64_t user_id, const std::string& old_hash,
+                                                 const std::string& new_hash) {
+  auto txn = LmdbTxn::begin(env_, false);
+  if (!txn) return txn.error();
+  auto login = get(*txn, user_ids_, id_key(user_id));
+  if (!login) return login.error();
+  if (!login->has_value()) return false;
+  const std::string login_key(**login);
+  auto v = get(*txn, users_, login_key);
+  if (!v) return v.error();
+  if (!v->has_value()) return false;
+  auto u = decode_user(**v);
+  if (!u) return corrupt("user record");
+  if (u->id != user_id || u->password_hash != old_hash) return false;
+  u->password_hash = new_hash;
+  if (auto s = put(*txn, users_, login_key, encode_user(*u)); !s) return s.error();
+  if (auto s = txn->commit(); !s) return s.error();
+  return true;
+}
+
 Status LmdbAccounts::put_session(const Session& session) {
   auto txn = LmdbTxn::begin(env_, false);
   if (!txn) return txn.error();
@@ -379,6 +399,21 @@ Result<bool> LmdbAccounts::delete_session(const std::string& token_hash) {
   if (rc == MDB_NOTFOUND) return false;
   if (rc != 0) return common::lmdb_error("mdb_del", rc);
   if (auto s = txn->commit(); !s) return s.error();
+  return true;
+}
+
+Result<bool> LmdbAccounts::extend_session(const std::string& token_hash, int64_t expires_at) {
+  auto txn = LmdbTxn::begin(env_, false);
+  if (!txn) return txn.error();
+  auto v = get(*txn, sessions_, token_hash);
+  if (!v) return v.error();
+  if (!v->has_value()) return false;
+  auto s = decode_session(**v);
+  if (!s) return corrupt("session record");
+  if (s->expires_at >= expires_at) return true;
+  s->expires_at = expires_at;
+  if (auto st = put(*txn, sessions_, token_hash, encode_session(*s)); !st) return st.error();
+  if (auto st = txn->commit(); !st) return st.error();
   return true;
 }
 
@@ -511,6 +546,19 @@ class LmdbAccountStore final : public AccountStore {
   }
   void revoke_session(common::EventLoop& back, std::string token_hash, StoreCallback<bool> done) override {
     run(back, [this, h = std::move(token_hash)] { return accounts_->delete_session(h); }, std::move(done));
+  }
+  void extend_session(common::EventLoop& back, std::string token_hash, int64_t expires_at,
+                      StoreCallback<bool> done) override {
+    run(back, [this, h = std::move(token_hash), expires_at] { return accounts_->extend_session(h, expires_at); },
+        std::move(done));
+  }
+  void upgrade_password_hash(common::EventLoop& back, uint64_t user_id, std::string old_hash, std::string new_hash,
+                             StoreCallback<bool> done) override {
+    run(back,
+        [this, user_id, old_hash = std::move(old_hash), new_hash = std::move(new_hash)] {
+          return accounts_->replace_password_hash(user_id, old_hash, new_hash);
+        },
+        std::move(done));
   }
   void create_purchase(common::EventLoop& back, Purchase purchase, StoreCallback<PurchaseOutcome> done) override {
     run(back, [this, p = std::move(purchase)]() mutable { return accounts_->add_purchase(std::move(p)); },

@@ -43,10 +43,15 @@ class LmdbAccounts {
   common::Result<std::vector<User>> list_users() const;
   // Replaces the record of an existing user (same id and login); "not_found" otherwise.
   common::Status update_user(const User& user);
+  // See AccountStore::upgrade_password_hash: false when the user is gone or its hash changed.
+  common::Result<bool> replace_password_hash(uint64_t user_id, const std::string& old_hash,
+                                             const std::string& new_hash);
 
   common::Status put_session(const Session& session);
   common::Result<std::optional<SessionInfo>> find_session(const std::string& token_hash) const;
   common::Result<bool> delete_session(const std::string& token_hash);
+  // See AccountStore::extend_session: false when there is no such session.
+  common::Result<bool> extend_session(const std::string& token_hash, int64_t expires_at);
   // See AccountStore::create_purchase: assigns the id, or returns the earlier
   // purchase of the same user and key.
   common::Result<PurchaseOutcome> add_purchase(Purchase purchase);

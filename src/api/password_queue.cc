@@ -5,8 +5,17 @@
 
 namespace api {
 
-PasswordCheckQueue::PasswordCheckQueue(const common::Clock& clock, common::FairQueueLimits limits)
-    : clock_(clock), queue_(limits), thread_([this] { run(); }) {}
+size_t kdf_pool_size(int configured, unsigned cores) {
+  if (configured > 0) return static_cast<size_t>(configured);
+  return std::max(1u, cores);
+}
+
+PasswordCheckQueue::PasswordCheckQueue(const common::Clock& clock, common::FairQueueLimits limits, size_t workers)
+    : clock_(clock), queue_(limits) {
+  const size_t count = std::max<size_t>(workers, 1);
+  threads_.reserve(count);
+  for (size_t i = 0; i < count; ++i) threads_.emplace_back([this] { run(); });
+}
 
 PasswordCheckQueue::~PasswordCheckQueue() {
   {
@@ -14,7 +23,7 @@ PasswordCheckQueue::~PasswordCheckQueue() {
     stopping_ = true;
   }
   wake_.notify_all();
-  thread_.join();
+  for (auto& t : threads_) t.join();
 }
 
 PasswordCheckQueue::Admission PasswordCheckQueue::submit(const std::string& address, Check check,
@@ -41,6 +50,16 @@ size_t PasswordCheckQueue::pending() const {
   return queue_.size() + running_;
 }
 
+std::chrono::seconds PasswordCheckQueue::retry_after() const {
+  std::lock_guard lock(mutex_);
+  return rate_.retry_after(queue_.size() + running_, threads_.size(), clock_.now());
+}
+
+double PasswordCheckQueue::checks_per_second() const {
+  std::lock_guard lock(mutex_);
+  return rate_.checks_per_second(clock_.now());
+}
+
 void PasswordCheckQueue::run() {
   std::unique_lock lock(mutex_);
   while (!stopping_) {
@@ -51,6 +70,7 @@ void PasswordCheckQueue::run() {
       check.reset();  // its captures go before the lock is taken again
       lock.lock();
       --running_;
+      rate_.completed(clock_.now());
       continue;
     }
     auto next = queue_.next_ready();
@@ -63,6 +83,7 @@ void PasswordCheckQueue::run() {
       wake_.wait_for(lock, wait);
     }
   }
+  // The first worker to stop runs what is left; the others find the queue empty.
   std::deque<Check> rest = queue_.take_all();
   lock.unlock();
   for (auto& check : rest) check.run();

@@ -1,10 +1,13 @@
-// Password checks off the loops, shared fairly between client addresses: one
-// worker thread takes checks from a common::FairQueue keyed by address (each
+// Password checks off the loops, shared fairly between client addresses: a pool of
+// worker threads (api.kdf_threads, one per core by default) takes checks from one
+// common::FairQueue keyed by address (each
 // address its own FIFO, served round-robin, beyond `per_key` waiting only while
 // there is room; when full, a quiet address displaces the newest check of the address with the
 // largest recent share). A spray from one address or from a hundred cannot
 // keep the real user's check out of the queue; it is served within one round.
 // A check may be delayed (a login slowed by LoginLimiter); it keeps its place.
+// The queue measures how fast checks complete, so a refused client can be told how
+// long to wait (RetryAfterEstimator).
 #pragma once
 
 #include <chrono>
@@ -13,11 +16,17 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
+#include "api/retry_after_estimator.h"
 #include "common/clock.h"
 #include "common/fair_queue.h"
 
 namespace api {
+
+// How many password-check workers to start: `configured` when above 0 (api.kdf_threads), else
+// one per core (`cores` as std::thread::hardware_concurrency() says; at least one).
+size_t kdf_pool_size(int configured, unsigned cores);
 
 class PasswordCheckQueue {
  public:
@@ -27,9 +36,9 @@ class PasswordCheckQueue {
   };
   using Admission = common::FairQueue<Check>::Admission;
 
-  // Starts the worker. `clock` must outlive the queue.
-  PasswordCheckQueue(const common::Clock& clock, common::FairQueueLimits limits);
-  ~PasswordCheckQueue();  // runs the checks still queued (delays ignored), then joins
+  // Starts `workers` worker threads (at least one). `clock` must outlive the queue.
+  PasswordCheckQueue(const common::Clock& clock, common::FairQueueLimits limits, size_t workers = 1);
+  ~PasswordCheckQueue();  // runs the checks still queued (delays ignored), then joins the workers
   PasswordCheckQueue(const PasswordCheckQueue&) = delete;
   PasswordCheckQueue& operator=(const PasswordCheckQueue&) = delete;
 
@@ -41,6 +50,11 @@ class PasswordCheckQueue {
                    bool* displaced = nullptr);
   void set_limits(common::FairQueueLimits limits);
   size_t pending() const;  // queued or running
+  size_t workers() const { return threads_.size(); }
+  // Any thread: how long a client refused now should wait (checks pending / measured rate,
+  // clamped to 1..60 s), and the rate itself (checks completed per second, recent window).
+  std::chrono::seconds retry_after() const;
+  double checks_per_second() const;
 
  private:
   void run();
@@ -49,9 +63,10 @@ class PasswordCheckQueue {
   mutable std::mutex mutex_;
   std::condition_variable wake_;
   common::FairQueue<Check> queue_;
+  mutable RetryAfterEstimator rate_;  // under mutex_
   size_t running_ = 0;
   bool stopping_ = false;
-  std::thread thread_;
+  std::vector<std::thread> threads_;
 };
 
 }  // namespace api

@@ -318,6 +318,26 @@ void PgAccounts::revoke_session(common::EventLoop& back, std::string token_hash,
                  });
 }
 
+void PgAccounts::extend_session(common::EventLoop& back, std::string token_hash, int64_t expires_at,
+                                StoreCallback<bool> done) {
+  // One row back whether or not it moved: the session exists.
+  on(back).query(
+      "UPDATE sessions SET expires_at = GREATEST(expires_at, $2) WHERE token_hash = $1 RETURNING expires_at",
+      {hex(token_hash), std::to_string(expires_at)}, [done = std::move(done)](Result<PgResultPtr> r) {
+        if (!r) return done(r.error());
+        done(PQntuples(r->get()) > 0);
+      });
+}
+
+void PgAccounts::upgrade_password_hash(common::EventLoop& back, uint64_t user_id, std::string old_hash,
+                                       std::string new_hash, StoreCallback<bool> done) {
+  on(back).query("UPDATE users SET password_hash = $3 WHERE id = $1 AND password_hash = $2",
+                 {std::to_string(user_id), old_hash, new_hash}, [done = std::move(done)](Result<PgResultPtr> r) {
+                   if (!r) return done(r.error());
+                   done(std::atoi(PQcmdTuples(r->get())) > 0);
+                 });
+}
+
 void PgAccounts::create_purchase(common::EventLoop& back, Purchase purchase,
                                  StoreCallback<PurchaseOutcome> done) {
   insert_purchase(back, std::move(purchase), 0, std::move(done));

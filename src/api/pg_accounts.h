@@ -47,6 +47,10 @@ class PgAccounts final : public AccountStore {
                     StoreCallback<std::optional<SessionInfo>> done) override;
   void revoke_session(common::EventLoop& back, std::string token_hash,
                       StoreCallback<bool> done) override;
+  void extend_session(common::EventLoop& back, std::string token_hash, int64_t expires_at,
+                      StoreCallback<bool> done) override;
+  void upgrade_password_hash(common::EventLoop& back, uint64_t user_id, std::string old_hash,
+                             std::string new_hash, StoreCallback<bool> done) override;
   void create_purchase(common::EventLoop& back, Purchase purchase,
                        StoreCallback<PurchaseOutcome> done) override;
   void find_purchase_by_key(common::EventLoop& back, uint64_t user_id, std::string idempotency_key,

@@ -63,7 +63,7 @@ int run_pg(const std::string& verb, const std::string& login, const ApiConfig& c
   }
   auto password = read_password();
   if (!password) return fail("read a password of 1 to " + std::to_string(kMaxPasswordBytes) + " bytes from stdin", 2);
-  auto hash = hash_password(*password, config.kdf_iterations);
+  auto hash = hash_password(*password, config.kdf);
   OPENSSL_cleanse(password->data(), password->size());
   if (!hash) return fail(hash.error().message);
   if (verb == "add") {
@@ -167,7 +167,7 @@ int run_user_command(const std::vector<std::string>& args, const std::string& de
       fprintf(stderr, "balancer user: read a password of 1 to %zu bytes from stdin\n", kMaxPasswordBytes);
       return 2;
     }
-    auto hash = hash_password(*password, config->kdf_iterations);
+    auto hash = hash_password(*password, config->kdf);
     OPENSSL_cleanse(password->data(), password->size());
     if (!hash) {
       fprintf(stderr, "balancer user: %s\n", hash.error().message.c_str());

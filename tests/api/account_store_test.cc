@@ -286,3 +286,52 @@ TEST_CASE("a version-1 store (users and sessions only) is upgraded in place and 
   REQUIRE(mdb_get(txn->get(), meta, &k, &v) == 0);
   CHECK(common::to_view(v) == std::to_string(kSchemaVersion));
 }
+
+TEST_CASE("a refresh moves a session's expiry on (never back), and a missing session says so") {
+  TempDir dir("api-store");
+  auto a = open_ok(dir.file("accounts"));
+  auto u = a->add_user("alice", "h", 100);
+  REQUIRE(u.ok());
+  const std::string hash = token_hash("token-refresh");
+  REQUIRE(a->put_session(Session{hash, u->id, 100, 200, 0}).ok());
+  auto moved = a->extend_session(hash, 500);
+  REQUIRE(moved.ok());
+  CHECK(*moved);
+  auto s = a->find_session(hash);
+  REQUIRE((s.ok() && s->has_value()));
+  CHECK((*s)->session.expires_at == 500);
+  CHECK((*s)->session.created_at == 100);
+  auto earlier = a->extend_session(hash, 300);
+  REQUIRE(earlier.ok());
+  CHECK(*earlier);
+  s = a->find_session(hash);
+  REQUIRE((s.ok() && s->has_value()));
+  CHECK((*s)->session.expires_at == 500);
+  auto missing = a->extend_session(token_hash("no-such-token"), 500);
+  REQUIRE(missing.ok());
+  CHECK_FALSE(*missing);
+}
+
+TEST_CASE("a re-hash replaces the stored hash only while it is still the one that was checked") {
+  TempDir dir("api-store");
+  auto a = open_ok(dir.file("accounts"));
+  auto u = a->add_user("alice", "pbkdf2-old", 100);
+  REQUIRE(u.ok());
+  auto replaced = a->replace_password_hash(u->id, "pbkdf2-old", "$argon2id$new");
+  REQUIRE(replaced.ok());
+  CHECK(*replaced);
+  auto found = a->find_user("alice");
+  REQUIRE((found.ok() && found->has_value()));
+  CHECK((*found)->password_hash == "$argon2id$new");
+  CHECK((*found)->session_epoch == 0);  // sessions stay valid
+  // A passwd meanwhile (the stored hash is no longer the checked one): nothing changes.
+  auto stale = a->replace_password_hash(u->id, "pbkdf2-old", "$argon2id$other");
+  REQUIRE(stale.ok());
+  CHECK_FALSE(*stale);
+  found = a->find_user("alice");
+  REQUIRE((found.ok() && found->has_value()));
+  CHECK((*found)->password_hash == "$argon2id$new");
+  auto unknown = a->replace_password_hash(99, "x", "y");
+  REQUIRE(unknown.ok());
+  CHECK_FALSE(*unknown);
+}

@@ -1,6 +1,6 @@
-// The "api" config section: defaults, every key read, the KDF floor of
-// 600,000 iterations (lower only with kdf_allow_weak_for_tests, never below
-// 1,000), unknown keys and wrong types named by key.
+// The "api" config section: defaults, every key read, the Argon2id floor of
+// OWASP's minimum (m = 19456 KiB, t = 2; lower only with kdf_allow_weak_for_tests,
+// never below 64 KiB and 1 pass), unknown keys and wrong types named by key.
 #include <doctest/doctest.h>
 
 #include "api/api.h"
@@ -33,8 +33,10 @@ TEST_CASE("an empty api section gives the production defaults") {
   auto c = read("{}");
   REQUIRE(c.ok());
   CHECK(c->data_dir.empty());
-  CHECK(c->kdf_iterations == 600000);
+  CHECK(c->kdf == Argon2Params{19456, 2, 1});
+  CHECK(c->kdf_threads == 0);
   CHECK(c->token_lifetime == std::chrono::seconds(7 * 86400));
+  CHECK(c->session_max_lifetime == std::chrono::seconds(90 * 86400));
   CHECK(c->login.per_address == 20);
   CHECK(c->login.per_login == 5);
   CHECK(c->login.per_address_login == 5);
@@ -50,6 +52,7 @@ TEST_CASE("an empty api section gives the production defaults") {
 
 TEST_CASE("every key is read") {
   auto c = read(R"({"data_dir":"/var/lib/balancer/api","token_lifetime_s":60,"kdf_iterations":700000,
+                   "session_max_lifetime_s":3600,"kdf_memory_kib":65536,"kdf_passes":3,"kdf_threads":4,
                    "kdf_queue":8,"kdf_queue_per_address":2,"max_body_bytes":1024,"max_json_depth":4,
                    "ticket_lifetime_s":600,
                    "products_file":"products.json","demo_payments":true,
@@ -58,7 +61,9 @@ TEST_CASE("every key is read") {
   REQUIRE_MESSAGE(c.ok(), (c.ok() ? "" : c.error().message));
   CHECK(c->data_dir == "/var/lib/balancer/api");
   CHECK(c->token_lifetime.count() == 60);
-  CHECK(c->kdf_iterations == 700000);
+  CHECK(c->session_max_lifetime.count() == 3600);
+  CHECK(c->kdf == Argon2Params{65536, 3, 1});
+  CHECK(c->kdf_threads == 4);
   CHECK(c->kdf_queue == 8);
   CHECK(c->kdf_queue_per_address == 2);
   CHECK(c->max_body_bytes == 1024);
@@ -69,13 +74,22 @@ TEST_CASE("every key is read") {
   CHECK(c->demo_payments);
 }
 
-TEST_CASE("fewer than 600,000 iterations need kdf_allow_weak_for_tests, and never fewer than 1,000") {
-  CHECK(error_of(R"({"kdf_iterations":599999})").find("key 'api.kdf_iterations'") != std::string::npos);
-  auto weak = read(R"({"kdf_iterations":1000,"kdf_allow_weak_for_tests":true})");
+TEST_CASE("Argon2id below OWASP's minimum needs kdf_allow_weak_for_tests, and never below 64 KiB and 1 pass") {
+  CHECK(error_of(R"({"kdf_memory_kib":19455})").find("key 'api.kdf_memory_kib'") != std::string::npos);
+  CHECK(error_of(R"({"kdf_passes":1})").find("key 'api.kdf_passes'") != std::string::npos);
+  auto weak = read(R"({"kdf_memory_kib":64,"kdf_passes":1,"kdf_allow_weak_for_tests":true})");
   REQUIRE(weak.ok());
-  CHECK(weak->kdf_iterations == 1000);
-  CHECK(error_of(R"({"kdf_iterations":999,"kdf_allow_weak_for_tests":true})").find("api.kdf_iterations") !=
+  CHECK(weak->kdf == Argon2Params{64, 1, 1});
+  CHECK(error_of(R"({"kdf_memory_kib":63,"kdf_allow_weak_for_tests":true})").find("api.kdf_memory_kib") !=
         std::string::npos);
+  CHECK(error_of(R"({"kdf_passes":0,"kdf_allow_weak_for_tests":true})").find("api.kdf_passes") != std::string::npos);
+  CHECK(error_of(R"({"kdf_memory_kib":2097152})").find("api.kdf_memory_kib") != std::string::npos);  // above 1 GiB
+  CHECK(error_of(R"({"kdf_threads":-1})").find("api.kdf_threads") != std::string::npos);
+  CHECK(error_of(R"({"session_max_lifetime_s":10})").find("api.session_max_lifetime_s") != std::string::npos);
+  // PBKDF2's count from before Argon2id: older files still load; it changes nothing.
+  auto old_file = read(R"({"kdf_iterations":600000})");
+  REQUIRE(old_file.ok());
+  CHECK(old_file->kdf == Argon2Params{});
 }
 
 TEST_CASE("unknown keys and wrong types are refused naming the key") {

@@ -134,6 +134,37 @@ TEST_CASE("users, sessions and purchases round-trip; a duplicate login is a conf
   REQUIRE(l->size() == 2);
   CHECK((*l)[0].id == second->purchase.id);  // newest first
 
+  // A refresh moves the expiry on, never back.
+  std::optional<common::Result<bool>> extended;
+  s.store.extend_session(s.loop, hash, 500, [&](auto r) { extended = r; });
+  CHECK(run(s.loop, extended).value());
+  extended.reset();
+  s.store.extend_session(s.loop, hash, 300, [&](auto r) { extended = r; });
+  CHECK(run(s.loop, extended).value());
+  session.reset();
+  s.store.find_session(s.loop, hash, [&](auto r) { session = r; });
+  si = run(s.loop, session);
+  REQUIRE((si.ok() && si->has_value()));
+  CHECK((*si)->session.expires_at == 500);
+  extended.reset();
+  s.store.extend_session(s.loop, token_hash("no-such-token"), 500, [&](auto r) { extended = r; });
+  CHECK_FALSE(run(s.loop, extended).value());
+
+  // A re-hash at sign-in replaces the hash only while it is still the one that was checked.
+  std::optional<common::Result<bool>> upgraded;
+  s.store.upgrade_password_hash(s.loop, u->id, "pbkdf2-sha256$1000$c2FsdA$x", "$argon2id$new",
+                                [&](auto r) { upgraded = r; });
+  CHECK(run(s.loop, upgraded).value());
+  upgraded.reset();
+  s.store.upgrade_password_hash(s.loop, u->id, "pbkdf2-sha256$1000$c2FsdA$x", "$argon2id$other",
+                                [&](auto r) { upgraded = r; });
+  CHECK_FALSE(run(s.loop, upgraded).value());
+  found.reset();
+  s.store.find_user(s.loop, "alice", [&](auto r) { found = r; });
+  f = run(s.loop, found);
+  REQUIRE((f.ok() && f->has_value()));
+  CHECK((*f)->password_hash == "$argon2id$new");
+
   std::optional<common::Result<bool>> revoked;
   s.store.revoke_session(s.loop, hash, [&](auto r) { revoked = r; });
   CHECK(run(s.loop, revoked).value());

@@ -110,7 +110,7 @@ export async function startStack({ build, source, artifacts }) {
     '--set', 'signing.keys=["' + SIGNING_KEY + '"]', '--set', 'playback.ticket_keys=["' + TICKET_KEY + '"]',
     '--set', 'playback.allow_anonymous=false', '--set', 'operator.key=' + OPERATOR_KEY,
     '--set', 'api.data_dir=' + path.join(dir, 'api'), '--set', 'api.demo_payments=true',
-    '--set', 'api.kdf_allow_weak_for_tests=true', '--set', 'api.kdf_iterations=1000',
+    '--set', 'api.kdf_allow_weak_for_tests=true', '--set', 'api.kdf_memory_kib=64', '--set', 'api.kdf_passes=1',
     '--set', 'api.products_file=' + path.join(source, 'conf/products.json'),
     '--set', 'web.dir=' + path.join(source, 'web'),
     '--set', 'queue.retry_after_s=2',

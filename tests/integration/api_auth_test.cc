@@ -4,7 +4,10 @@
 // wrong password and unknown login get the same 401; login rate limit 429 with
 // Retry-After; bad input (malformed JSON, wrong types, missing fields, 413,
 // 405 with Allow, unknown route 404) answered with its JSON error and nothing
-// stored; a session reported ok survives kill -9; a disabled user is signed out.
+// stored; a session reported ok survives kill -9; a disabled user is signed out;
+// a user whose stored hash is PBKDF2 signs in and the stored hash becomes Argon2id;
+// a session is refreshed (sliding, capped by api.session_max_lifetime_s) and an
+// expired or revoked one cannot be.
 #include <doctest/doctest.h>
 #include <rapidjson/document.h>
 
@@ -13,6 +16,8 @@
 #include <string>
 #include <vector>
 
+#include "api/lmdb_accounts.h"
+#include "api/password.h"
 #include "integration/api_fixture.h"
 
 using namespace balancer::test;
@@ -198,4 +203,98 @@ TEST_CASE("passwd changes the password and signs out the old sessions") {
   CHECK(api.session(token).status == 401);
   CHECK(api.login("alice", "old").status == 401);
   CHECK(api.login("alice", "new").status == 200);
+}
+
+TEST_CASE("a user whose stored hash is PBKDF2 signs in, and the stored hash becomes Argon2id at the configured cost") {
+  ApiStack api;
+  // A user from before Argon2id, written straight into the store the server has open (LMDB
+  // allows several processes).
+  auto accounts = api::LmdbAccounts::open(api.dir.file("balancer/api"));
+  REQUIRE_MESSAGE(accounts.ok(), (accounts.ok() ? "" : accounts.error().message));
+  auto legacy = api::hash_password_pbkdf2("old-password", 1000);
+  REQUIRE(legacy.ok());
+  REQUIRE((*accounts)->add_user("veteran", *legacy, time(nullptr)).ok());
+  auto stored = [&] {
+    auto u = (*accounts)->find_user("veteran");
+    REQUIRE((u.ok() && u->has_value()));
+    return (*u)->password_hash;
+  };
+
+  CHECK(api.login("veteran", "wrong").status == 401);
+  CHECK(stored() == *legacy);  // a failed sign-in changes nothing
+  const std::string token = api.token_of(api.login("veteran", "old-password"));
+  CHECK(wait_until([&] { return stored().rfind("$argon2id$v=19$m=64,t=1,p=1$", 0) == 0; }, 5s, 20ms));
+  CHECK(api::verify_password("old-password", stored()));
+  CHECK(api.balancer->metric("balancer_api_password_rehashed_total") == 1);
+
+  // The new hash verifies, the session of the sign-in that upgraded it stays valid, and an
+  // Argon2id hash at the configured cost is not re-hashed again.
+  const std::string upgraded = stored();
+  CHECK(api.login("veteran", "old-password").status == 200);
+  CHECK(api.login("veteran", "0ld-password").status == 401);
+  CHECK(api.session(token).status == 200);
+  CHECK(stored() == upgraded);
+  CHECK(api.balancer->metric("balancer_api_password_rehashed_total") == 1);
+}
+
+TEST_CASE("a refresh moves the session's expiry on, up to api.session_max_lifetime_s from the sign-in") {
+  ApiStack api({"api.token_lifetime_s=30"});
+  api.add_user("alice", "pw");
+  auto login = api.login("alice", "pw");
+  const std::string token = api.token_of(login);
+  const int64_t signed_in_until = parse_json(login.body)["expires_at"].GetInt64();
+
+  // Sliding: once a second has passed, a refresh gives a later expiry, which the session check reports.
+  int64_t refreshed_until = 0;
+  CHECK(wait_until(
+      [&] {
+        auto r = api.refresh(token);
+        REQUIRE_MESSAGE(r.status == 200, r.body);
+        refreshed_until = parse_json(r.body)["expires_at"].GetInt64();
+        return refreshed_until > signed_in_until;
+      },
+      5s, 250ms));
+  auto r = api.refresh(token);
+  REQUIRE_MESSAGE(r.status == 200, r.body);
+  CHECK(r.header("Cache-Control").value_or("") == "no-store");
+  auto doc = parse_json(r.body);
+  CHECK(doc["token_type"].GetString() == std::string("Bearer"));
+  CHECK(doc["expires_in"].GetInt64() <= 30);
+  CHECK(doc["expires_in"].GetInt64() >= 28);
+  CHECK(doc["renewable_until"].GetInt64() >= signed_in_until - 30 + 90 * 86400);  // the default cap: 90 days
+  CHECK(doc["user"]["login"].GetString() == std::string("alice"));
+  CHECK(parse_json(api.session(token).body)["expires_at"].GetInt64() == doc["expires_at"].GetInt64());
+  CHECK(api.balancer->metric("balancer_api_sessions_refreshed_total") >= 2);
+
+  // Capped: with an absolute lifetime shorter than the sliding one, neither sign-in nor refresh passes it.
+  ApiStack capped({"api.token_lifetime_s=3600", "api.session_max_lifetime_s=60"});
+  capped.add_user("bob", "pw");
+  auto capped_login = capped.login("bob", "pw");
+  CHECK(parse_json(capped_login.body)["expires_in"].GetInt64() == 60);
+  auto capped_refresh = capped.refresh(capped.token_of(capped_login));
+  REQUIRE_MESSAGE(capped_refresh.status == 200, capped_refresh.body);
+  auto cdoc = parse_json(capped_refresh.body);
+  CHECK(cdoc["expires_at"].GetInt64() == cdoc["renewable_until"].GetInt64());
+  CHECK(cdoc["expires_at"].GetInt64() == parse_json(capped_login.body)["expires_at"].GetInt64());
+}
+
+TEST_CASE("an expired, revoked or missing session cannot be refreshed") {
+  ApiStack api({"api.token_lifetime_s=1"});
+  api.add_user("alice", "pw");
+  const std::string expiring = api.token_of(api.login("alice", "pw"));
+  CHECK(wait_until([&] { return api.session(expiring).status == 401; }, 5s, 100ms));
+  auto expired = api.refresh(expiring);
+  CHECK(expired.status == 401);
+  CHECK(error_code(expired) == "invalid_token");
+  CHECK(expired.header("WWW-Authenticate").has_value());
+  CHECK(api.session(expiring).status == 401);  // the failed refresh did not revive it
+
+  const std::string revoked = api.token_of(api.login("alice", "pw"));
+  REQUIRE(api.logout(revoked).status == 200);
+  CHECK(error_code(api.refresh(revoked)) == "invalid_token");
+  auto none = api.request("POST", "/api/v1/auth/refresh");
+  CHECK(none.status == 401);
+  CHECK(error_code(none) == "missing_token");
+  CHECK(api.get("/api/v1/auth/refresh").status == 405);
+  CHECK(api.balancer->metric("balancer_api_sessions_refreshed_total") == 0);
 }

@@ -4,9 +4,12 @@
 //  - failed logins for the user's name from 60 other addresses slow the user's
 //    own login down but never answer it 429;
 //  - a spray of logins from 100 addresses keeping the password-check queue full
-//    (503 busy for the sprayers) still lets the user's login through at once.
+//    (503 busy for the sprayers) still lets the user's login through at once;
+//  - the busy answer's Retry-After comes from the measured check rate and the
+//    queue length: a longer queue at the same rate tells clients to wait longer.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <string>
@@ -62,7 +65,8 @@ TEST_CASE("failed logins for a user's name from 60 other addresses slow the user
 }
 
 TEST_CASE("a spray from 100 addresses filling the password-check queue still lets the user's login through") {
-  ApiStack api({"api.kdf_iterations=100000", "api.kdf_queue=16", "api.login_limits.per_address=1000000"});
+  ApiStack api({"api.kdf_memory_kib=19456", "api.kdf_passes=2", "api.kdf_threads=1", "api.kdf_queue=16",
+                "api.login_limits.per_address=1000000"});
   api.add_user("victim", "right-password");
   constexpr int kAddresses = 100;
   std::atomic<bool> stop{false};
@@ -115,4 +119,54 @@ TEST_CASE("a spray from 100 addresses filling the password-check queue still let
     CHECK(attempts == 1);
     CHECK(api.balancer->metric("balancer_api_kdf_queue_refused_total{reason=\"displaced\"}") >= 1);
   }
+}
+
+namespace {
+
+// The largest Retry-After of the busy answers when `queue` + 12 sign-ins arrive at once on one
+// worker whose rate was measured just before (slow checks: ~tens of ms each).
+int busy_retry_after(size_t queue) {
+  ApiStack api({"api.kdf_memory_kib=19456", "api.kdf_passes=4", "api.kdf_threads=1",
+                "api.kdf_queue=" + std::to_string(queue), "api.kdf_queue_per_address=" + std::to_string(queue),
+                "api.login_limits.per_address=1000000"});
+  api.add_user("fan", "pw");
+  for (int i = 0; i < 3; ++i) REQUIRE(api.login_from(kUserAddress, "fan", "pw").status == 200);
+  const int total = static_cast<int>(queue) + 12;
+  std::vector<long> statuses(total);
+  std::vector<int> waits(total, 0);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < total; ++i) {
+    threads.emplace_back([&, i] {
+      auto r = api.login_from(attacker(i), "fan", "pw", 60s);
+      statuses[i] = r.status;
+      if (r.status == 503) {
+        CHECK(error_code(r) == "busy");
+        REQUIRE(r.header("Retry-After").has_value());
+        waits[i] = std::stoi(*r.header("Retry-After"));
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  int busy = 0, most = 0;
+  for (int i = 0; i < total; ++i) {
+    CHECK((statuses[i] == 200 || statuses[i] == 503));
+    if (statuses[i] != 503) continue;
+    ++busy;
+    CHECK(waits[i] >= 1);
+    CHECK(waits[i] <= 60);
+    most = std::max(most, waits[i]);
+  }
+  CHECK(busy >= 1);
+  MESSAGE("queue " << queue << ": " << busy << " busy, Retry-After up to " << most << " s at "
+                   << api.balancer->metric("balancer_api_kdf_checks_per_second") << " checks/s");
+  return most;
+}
+
+}  // namespace
+
+TEST_CASE("a busy sign-in's Retry-After grows with the queue at the measured check rate") {
+  const int short_queue = busy_retry_after(4);
+  const int long_queue = busy_retry_after(48);
+  CHECK(long_queue > short_queue);
+  CHECK(long_queue >= 3);
 }
