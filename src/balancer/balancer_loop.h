@@ -30,6 +30,7 @@
 #include "balancer/channel_allowlist.h"
 #include "balancer/request_params.h"
 #include "balancer/source_front.h"
+#include "cmcd/quality_meter.h"
 #include "common/event_loop.h"
 #include "common/log.h"
 #include "common/playback_ticket.h"
@@ -129,6 +130,8 @@ class BalancerLoop {
   // Answers an error already counted.
   void send_error(common::HttpExchange& ex, int status, const std::string& code, const std::string& message);
   PendingPtr begin_viewer_request(common::HttpExchange& ex, std::string_view prefix);
+  void observe_playback(const common::HttpExchange& ex, const ViewerRequest& request, const BalancerConfig& c,
+                        const ChannelConfig& channel);
   SourceRequest source_request(const RuntimeConfig& rc, const ChannelConfig& channel, const std::string& target,
                                DeliveryDirectives directives = {}) const;
   void get_source(const SourceRequest& request, const RuntimeConfig& rc, SourceCallback done);
@@ -215,6 +218,7 @@ struct Balancer::Shared {
   common::Published<RuntimeConfig> config;
   common::Published<HealthView> health;
   BalancerMetrics metrics;  // any thread
+  cmcd::QualityMeter playback;  // any thread: what the players report (CMCD)
   AnyLoopState any_loop;    // any thread
   AdmissionReport admission_report;  // any loop, under its mutex
   std::unique_ptr<BalancerHome> home;  // home loop only

@@ -2,8 +2,8 @@
 //   /hls/<channel>/<path on origin>[?<origin query>&]cache=..&ticket=..|viewer=..[&pathway=..]
 //        [&_HLS_msn=..]
 //   /key/<channel>/<path on origin>[?<origin query>&]cache=..&ticket=..|viewer=..
-// The reserved parameters (cache, ticket, viewer, pathway and the LL-HLS delivery
-// directives _HLS_msn, _HLS_part, _HLS_skip) are the viewer's; every other
+// The reserved parameters (cache, ticket, viewer, pathway, the player's CMCD report and the
+// LL-HLS delivery directives _HLS_msn, _HLS_part, _HLS_skip) are the viewer's; every other
 // parameter belongs to the path on the origin and is kept in order.
 #pragma once
 
@@ -49,6 +49,9 @@ struct ViewerRequest {
   // "cache=..&ticket=..&viewer=.." as the viewer sent them (re-encoded), for the
   // links that lead back to the balancer; "" when none.
   std::string viewer_query;
+  // The player's CMCD report (the `CMCD` argument, still percent-encoded; the last one when
+  // repeated), or nullopt. Never passed on: not to origin, not into links.
+  std::optional<std::string> cmcd;
 };
 
 // Parses a request target under `prefix` (kPlaylistPrefix or kKeyPrefix).

@@ -301,6 +301,18 @@ const std::vector<std::string>& BalancerLoop::chunk_links_for(const SourceVersio
   return memo.links;
 }
 
+// The player's CMCD report of an authorised request, counted for its channel and the cache it
+// asked for (a configured one, else "other": the label set stays bounded).
+void BalancerLoop::observe_playback(const HttpExchange& ex, const ViewerRequest& request, const BalancerConfig& c,
+                                    const ChannelConfig& channel) {
+  std::string node(cmcd::PlaybackQuality::kOtherPlace);
+  for (const CacheConfig& cache : c.caches) {
+    if (cache.id == request.cache) node = cache.id;
+  }
+  if (request.cache.empty()) node = "none";
+  shared_.playback.observe(ex, request.cmcd, {channel.id, std::move(node)});
+}
+
 // Parses the viewer's request, finds the channel and checks the viewer may watch
 // it; answers the error itself and returns null when any of that fails.
 PendingPtr BalancerLoop::begin_viewer_request(HttpExchange& ex, std::string_view prefix) {
@@ -324,6 +336,7 @@ PendingPtr BalancerLoop::begin_viewer_request(HttpExchange& ex, std::string_view
     fail(ex, credential_error_status(viewer.error().code), viewer.error().code, viewer.error().message);
     return nullptr;
   }
+  observe_playback(ex, *request, snapshot->config, *channel);
   auto p = std::make_shared<Pending>(std::move(ex));
   p->request = std::move(request).value();
   p->config = std::move(snapshot);

@@ -54,7 +54,7 @@ std::string CacheNode::Shared::health_json(const CacheNodeConfig& c) const {
   return std::string("{\"status\":") + (over ? "\"overloaded\"" : "\"ok\"") +
          ",\"node_id\":" + common::json_string(c.node_id) + ",\"site\":" + common::json_string(c.site) +
          ",\"overloaded\":" + (over ? "true" : "false") + ",\"threads\":" + std::to_string(loops.size()) + "," +
-         numbers + "}\n";
+         numbers + ",\"playback\":" + playback.json() + "}\n";
 }
 
 void CacheNode::Shared::tick() {

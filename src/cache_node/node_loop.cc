@@ -5,6 +5,7 @@
 
 #include "cache_node/http_semantics.h"
 #include "cache_node/node_loop.h"
+#include "common/url.h"
 
 namespace cache_node {
 
@@ -216,11 +217,16 @@ void NodeLoop::handle_chunk(HttpExchange& ex) {
   const CacheNodeConfig& config = rc.config;
   // One clock read serves the signature, freshness and Age.
   const int64_t now_ms = shared_.clock.unix_now_ms();
-  common::SplitTarget split = common::split_signed_target(ex.target());
+  // A player's CMCD argument is its report, not part of the URL the balancer signed or of the
+  // chunk's key: taken out before both.
+  const std::optional<common::TakenQueryParam> cmcd_argument =
+      common::take_query_param(ex.target(), cmcd::kQueryArgument);
+  const std::string& target = cmcd_argument ? cmcd_argument->target : ex.target();
+  common::SplitTarget split = common::split_signed_target(target);
   std::string signed_suffix;
   if (config.signing_required) {
     common::SignatureVerdict verdict =
-        rc.signer ? rc.signer->verify(ex.target(), now_ms / 1000) : common::SignatureVerdict::bad_signature;
+        rc.signer ? rc.signer->verify(target, now_ms / 1000) : common::SignatureVerdict::bad_signature;
     switch (verdict) {
       case common::SignatureVerdict::ok: break;
       case common::SignatureVerdict::missing:
@@ -232,6 +238,8 @@ void NodeLoop::handle_chunk(HttpExchange& ex) {
         return fail(ex, 403, "signature_invalid", "This chunk URL's signature is not valid.");
     }
   }
+  shared_.playback.observe(ex, cmcd_argument ? std::optional<std::string>(cmcd_argument->raw_value) : std::nullopt,
+                           {"", config.node_id});
   if (!split.signature.empty()) {
     signed_suffix = std::string(common::kSignatureExpiryParam) + "=" + split.expires + "&" +
                     std::string(common::kSignatureParam) + "=" + split.signature;

@@ -15,6 +15,7 @@
 #include "cache_node/flights.h"
 #include "cache_node/runtime_config.h"
 #include "cache_node/shared_cache.h"
+#include "cmcd/quality_meter.h"
 #include "common/http_client.h"
 
 namespace cache_node {
@@ -53,6 +54,8 @@ struct CacheNode::Shared {
   common::ServiceContext& context;
   const common::Clock& clock;
   common::MetricsRegistry& metrics;
+  // What the players report of their playback (CMCD on chunk requests); any thread.
+  mutable cmcd::QualityMeter playback{metrics, clock, {}};
   common::Published<RuntimeConfig> config;
   std::unique_ptr<SharedCache> cache;
   std::vector<std::unique_ptr<NodeLoop>> loops;
