@@ -208,6 +208,38 @@ const scenarios = {
       check(d.caches === 2, 'both cache nodes usable: ' + d.caches);
       const rows = await page.locator('#health-table tbody tr').count();
       check(rows === 2, 'a health row per cache node');
+      // Playback quality from the players' own CMCD: the web player reports as the query argument;
+      // a second hls.js in the viewer's page reports as headers (useHeaders: Media3's way), which
+      // the nodes' CORS preflights must let through.
+      await viewer.evaluate((url) => {
+        const extra = document.createElement('video');
+        extra.muted = true;
+        document.body.append(extra);
+        window.headerModeFragments = 0;
+        const h = new Hls({ cmcd: { useHeaders: true, sessionId: 'header-mode', contentId: 'demo' } });
+        h.on(Hls.Events.FRAG_LOADED, () => { window.headerModeFragments += 1; });
+        h.loadSource(url);
+        h.attachMedia(extra);
+      }, await viewer.evaluate(() => window.playerState.playlistUrl));
+      await waitFor('2 fragments with CMCD headers', () => viewer.evaluate(() => window.headerModeFragments >= 2), 20000, 200);
+      const nodeSessions = async () => {
+        let sessions = 0;
+        for (const c of Object.values(stack.caches)) {
+          try {
+            const h = await (await fetch(c.url + '/health')).json();
+            if (h.playback) sessions += h.playback.sessions;
+          } catch (e) { /* a node down: its players count elsewhere */ }
+        }
+        return sessions;
+      };
+      await waitFor('both players reporting to the nodes', async () => (await nodeSessions()) >= 2, 10000, 250);
+      await waitFor('the panel counting them', () => page.evaluate(() => window.dashboardState.playback &&
+        window.dashboardState.playback.sessions >= 2), 10000, 250);
+      const quality = await page.evaluate(() => ({ playback: window.dashboardState.playback,
+        mixRows: document.querySelectorAll('#bitrate-mix tbody tr').length,
+        healthy: window.dashboardState.series.healthy_buffer.at(-1) }));
+      check(quality.mixRows >= 1, 'the bitrate mix lists the bitrates played: ' + JSON.stringify(quality));
+      check(quality.healthy !== null, 'a healthy-buffer share: ' + JSON.stringify(quality));
       await page.screenshot({ path: path.join(artifacts, 'dashboard.png'), fullPage: true });
       await page.click('#switch-button');
       await waitFor('emulation on', () => page.evaluate(() => window.dashboardState.emulation === true), 5000);
@@ -216,7 +248,7 @@ const scenarios = {
       await page.click('#switch-button');
       await waitFor('emulation off', () => page.evaluate(() => window.dashboardState.emulation === false), 5000);
       check(browser.pageErrors.length === 0, 'no page errors: ' + browser.pageErrors.join('; '));
-      return { plots };
+      return { plots, quality };
     } finally {
       await browser.close();
     }
