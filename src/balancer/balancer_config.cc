@@ -286,7 +286,7 @@ common::Result<BalancerConfig> read_main_config(const common::ConfigDocument& do
   const std::filesystem::path dir = std::filesystem::path(doc.file()).parent_path();
   {
     auto listen = root.object("listen");
-    common::read_listen_section(listen, doc.file(), 8090, /*http2_capable=*/false, c.server);
+    common::read_listen_section(listen, doc.file(), 8090, /*http2_capable=*/true, c.server);
   }
   read_urls_and_files(root, dir, c);
   read_origins(root, c);
