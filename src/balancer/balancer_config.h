@@ -90,11 +90,12 @@ struct BalancerConfig {
   std::string log_level = "info";
   // Which web origins may read viewer-facing answers (section "cors").
   common::CorsOptions cors;
-  // Content steering (section "steering", docs/balancer.md): masters name the
-  // steering manifest, which clones the variants once per pathway (the viewer's
-  // site's cache nodes, then origin).
+  // Content steering (section "steering", docs/balancer.md): masters list the
+  // variants once per pathway (the viewer's site's cache nodes, then origin) and
+  // name the steering manifest, which orders them; its TTL is 30 s by default (a
+  // dead node is left through its pathway's 410, not through a short TTL).
   bool steering_enabled = true;
-  int steering_ttl_s = 2;
+  int steering_ttl_s = 30;
   // web.dir: the web player, dashboard and hls.js (web_pages.h); "" = no pages.
   std::string web_dir;
   // The mobile REST API (section "api", docs/api.md).

@@ -28,6 +28,7 @@
 #include "balancer/cache_choice.h"
 #include "balancer/cache_health.h"
 #include "balancer/channel_allowlist.h"
+#include "balancer/playlist_mapper.h"
 #include "balancer/request_params.h"
 #include "balancer/source_front.h"
 #include "cmcd/quality_meter.h"
@@ -151,12 +152,18 @@ class BalancerLoop {
   // The choice for `p` at `now`: the one admit() made while it still holds (same health
   // snapshot, before holds_until: choose() would answer the same), else a new one.
   const CacheDecision& current_choice(Pending& p, TimePoint now);
-  // Steering pathways for a viewer: the current choice first, then the other cache
-  // nodes of its site (all of them, or the usable ones only) in config order, then
-  // "origin". Fewer than two: no steering.
+  // Steering pathways for a viewer: the current choice first ("origin" when it is no
+  // node), then the other cache nodes of its site (all of them, or the usable ones
+  // only) in config order, then "origin". Fewer than two: no steering.
   std::vector<std::string> pathways(const BalancerConfig& c, const std::string& requested,
                                     const std::string& remote_ip, const std::string& viewer_key,
                                     TimePoint now, bool usable_only);
+  // True when `pathway` names a configured cache node that is not usable at `now`.
+  bool pathway_down(const BalancerConfig& c, const std::string& pathway, TimePoint now);
+  // The viewer's master `body` offering every pathway (hls/steering.h), or `body` unchanged
+  // when it cannot be steered.
+  std::string steered_master(const Pending& p, const SourceVersion& version, const ViewerLinks& links,
+                             std::string body, TimePoint now);
   const std::vector<std::string>& chunk_links_for(const SourceVersion& version, const RuntimeConfig& rc,
                                                   const ChannelConfig& channel, const CacheConfig* cache);
   // The chunk links of this viewer's copy with stable hosts (stable_links.h): `fresh`

@@ -307,6 +307,8 @@ struct Http2Callbacks {
       stream->method = v;
     } else if (n == ":path") {
       stream->path = v;
+    } else if (n == ":authority") {
+      stream->request_headers.push_back({"host", std::string(v)});  // what HTTP/1.1 calls Host
     } else if (!n.empty() && n[0] != ':') {
       stream->request_headers.push_back({std::string(n), std::string(v)});
     }

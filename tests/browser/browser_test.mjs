@@ -267,7 +267,7 @@ async function cacheKill(stack, channel, screenshot) {
     await play(page, channel);
     await startsPlaying(page);
     await waitAdvance(page, 4, 20000);
-    // Steering moves the player from "." to the pathway clone of its cache node within a TTL or two.
+    // Steering players start on the pathway of their cache node (the master's EXT-X-CONTENT-STEERING).
     await waitFor('a steering pathway', async () => { const f = (await playerState(page)).fragments.at(-1); return f && f.pathway !== '.'; }, 10000, 100);
     const before = await playerState(page);
     const victim = before.fragments.at(-1).source;
