@@ -259,6 +259,7 @@ void read_steering_and_web(common::ConfigReader& root, const std::filesystem::pa
     auto steering = root.object("steering");
     c.steering_enabled = steering.boolean("enabled", true);
     c.steering_ttl_s = static_cast<int>(steering.integer("ttl_s", 30, 1, 300));
+    c.steering_media_masters = steering.boolean("media_masters", true);
     steering.finish();
   }
   auto web = root.object("web");

@@ -96,6 +96,9 @@ struct BalancerConfig {
   // dead node is left through its pathway's 410, not through a short TTL).
   bool steering_enabled = true;
   int steering_ttl_s = 30;
+  // steering.media_masters: a channel whose source is a media playlist is answered
+  // with a master of one variant, so that it is steered like the others.
+  bool steering_media_masters = true;
   // web.dir: the web player, dashboard and hls.js (web_pages.h); "" = no pages.
   std::string web_dir;
   // The mobile REST API (section "api", docs/api.md).

@@ -164,6 +164,10 @@ class BalancerLoop {
   // when it cannot be steered.
   std::string steered_master(const Pending& p, const SourceVersion& version, const ViewerLinks& links,
                              std::string body, TimePoint now);
+  // For the request of a channel's source when that is a media playlist (and steering and
+  // steering.media_masters are on): a master of one variant (the same playlist with
+  // pathway=".") offered on every pathway; nullopt for every other request.
+  std::optional<std::string> made_master(const Pending& p, const SourceVersion& version, TimePoint now);
   const std::vector<std::string>& chunk_links_for(const SourceVersion& version, const RuntimeConfig& rc,
                                                   const ChannelConfig& channel, const CacheConfig* cache);
   // The chunk links of this viewer's copy with stable hosts (stable_links.h): `fresh`

@@ -91,7 +91,8 @@ common::Result<ViewerRequest> parse_viewer_request(std::string_view target,
       }
     } else if (name == "pathway") {
       status = reserved(seen_pathway, out.pathway);
-      if (status && !out.pathway.empty() && !common::valid_channel_id(out.pathway)) {
+      if (status && !out.pathway.empty() && out.pathway != kDefaultPathway &&
+          !common::valid_channel_id(out.pathway)) {
         return bad("The pathway id is not valid.");
       }
     } else if (name == "ticket") {

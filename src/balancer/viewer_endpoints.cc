@@ -17,8 +17,10 @@ using common::HttpExchange;
 namespace {
 constexpr std::string_view kPlaylistType = "application/vnd.apple.mpegurl";
 constexpr size_t kMaxLinkMemoVersions = 512;
-// The pathway of the viewer's default copy (links that follow the cache choice).
-constexpr std::string_view kDefaultPathway = ".";
+// BANDWIDTH of the one variant of a master made for a bare media playlist: nominal (the
+// balancer never sees the segments' sizes); a player with one variant plays it whatever it
+// says, and admission counts such a channel's viewers at the mean, as before.
+constexpr uint64_t kMadeMasterBandwidth = 1000000;
 
 // A playlist reply on its way to the client, counted in `unsent` until the connection has
 // written it or closed (the front end releases its reference then): what clients that do
@@ -408,20 +410,25 @@ void BalancerLoop::serve_playlist(const PendingPtr& p, const SourceResult& r) {
     shared_.any_loop.admission->request(loop_, p->viewer_key, {p->channel->id, cache_id, p->bandwidth_bps}, {}, started,
                                [](const AdmissionDecision&) {});
   }
-  const std::vector<std::string>* links = nullptr;
-  if (version.plan.chunk_slots > 0) {
-    links = &chunk_links_for(version, *p->config, *p->channel, cache);
-    // A steering pathway keeps its host by itself; the default copy keeps listed chunks' hosts.
-    if (p->request.pathway.empty()) links = &stable_links_for(*p, version, cache, *links, started);
-  }
   ViewerLinks viewer_links;
   viewer_links.balancer_base = c.public_url;
   viewer_links.channel = p->channel->id;
   viewer_links.viewer_query = p->request.viewer_query;
-  viewer_links.chunk_links = links;
-  std::string body = render_for_viewer(version.playlist.tmpl, version.plan, viewer_links);
-  if (version.kind == SourceKind::master && c.steering_enabled && !c.caches.empty()) {
-    body = steered_master(*p, version, viewer_links, std::move(body), started);
+  std::string body;
+  if (auto made = made_master(*p, version, started)) {
+    body = std::move(*made);
+  } else {
+    const std::vector<std::string>* links = nullptr;
+    if (version.plan.chunk_slots > 0) {
+      links = &chunk_links_for(version, *p->config, *p->channel, cache);
+      // A steering pathway keeps its host by itself; the default copy keeps listed chunks' hosts.
+      if (!p->request.pinned_pathway()) links = &stable_links_for(*p, version, cache, *links, started);
+    }
+    viewer_links.chunk_links = links;
+    body = render_for_viewer(version.playlist.tmpl, version.plan, viewer_links);
+    if (version.kind == SourceKind::master && c.steering_enabled && !c.caches.empty()) {
+      body = steered_master(*p, version, viewer_links, std::move(body), started);
+    }
   }
   shared_.metrics.rewrite_seconds.observe(std::chrono::duration<double>(shared_.clock.now() - started).count());
   ex.add_header("Cache-Control", version.kind == SourceKind::vod ? "private, max-age=5" : "private, no-cache");
@@ -464,6 +471,36 @@ std::string BalancerLoop::steered_master(const Pending& p, const SourceVersion& 
   if (!p.request.viewer_query.empty()) server_uri += "?" + p.request.viewer_query;
   if (auto steered = hls::steered_master(copies, server_uri, ids.front())) return std::move(*steered);
   return body;
+}
+
+std::optional<std::string> BalancerLoop::made_master(const Pending& p, const SourceVersion& version, TimePoint now) {
+  const BalancerConfig& c = p.config->config;
+  // Only the channel's own entry (the URL the API hands out) asked for as such: a variant URI
+  // names a pathway, and an LL-HLS reload is a media playlist's.
+  if (version.kind == SourceKind::master || !c.steering_enabled || !c.steering_media_masters || c.caches.empty() ||
+      !p.request.pathway.empty() || p.request.directives.any() || p.request.origin_target != p.channel->source) {
+    return std::nullopt;
+  }
+  const std::string base = viewer_facing_base(p.ex, c);
+  if (base.empty()) return std::nullopt;
+  std::vector<std::string> ids = pathways(c, p.request.cache, p.ex.remote_ip(), p.viewer_key, now, false);
+  // The variant is the source itself with a pathway, the default copy's being "." (its URI must
+  // differ from the master's).
+  std::vector<std::string> texts;
+  texts.reserve(ids.size() + 1);
+  ids.insert(ids.begin(), std::string(kDefaultPathway));
+  for (const std::string& id : ids) {
+    std::string uri = c.public_url + std::string(kPlaylistPrefix) + p.channel->id + p.request.origin_target;
+    common::append_query(uri, p.request.viewer_query);
+    common::append_query(uri, "pathway=" + id);
+    texts.push_back(hls::one_variant_master(uri, kMadeMasterBandwidth));
+  }
+  std::vector<hls::PathwayCopy> copies;
+  for (size_t i = 0; i < ids.size(); ++i) copies.push_back({ids[i], texts[i]});
+  std::string server_uri = base + std::string(kSteeringPrefix) + p.channel->id;
+  if (!p.request.viewer_query.empty()) server_uri += "?" + p.request.viewer_query;
+  if (auto steered = hls::steered_master(copies, server_uri, ids[1])) return steered;
+  return texts.front();
 }
 
 void BalancerLoop::handle_key(HttpExchange& ex) {

@@ -218,4 +218,10 @@ std::string steering_manifest(int ttl_s, const std::vector<std::string>& priorit
   return out + "]}\n";
 }
 
+std::string one_variant_master(std::string_view uri, std::uint64_t bandwidth) {
+  std::string out = "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=" + std::to_string(bandwidth) + "\n";
+  out.append(uri).append("\n");
+  return out;
+}
+
 }  // namespace hls

@@ -11,6 +11,7 @@
 // stable ids. Standard library only.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -45,6 +46,11 @@ struct PathwayCopy {
 // (the origin steers it).
 std::optional<std::string> steered_master(const std::vector<PathwayCopy>& copies,
                                           std::string_view server_uri, std::string_view start);
+
+// A multivariant playlist of one variant: the media playlist at `uri` (no line break), with
+// BANDWIDTH=`bandwidth`. What a bare media playlist is served as, one per pathway, so that
+// steered_master() can offer it on every pathway.
+std::string one_variant_master(std::string_view uri, std::uint64_t bandwidth);
 
 // The steering manifest: {"VERSION":1,"TTL":<ttl_s>,"PATHWAY-PRIORITY":[<priority>]}.
 // Ids must be valid.

@@ -135,3 +135,19 @@ TEST_CASE("steering: the manifest orders the pathways") {
   CHECK_FALSE(hls::valid_pathway_id(""));
   CHECK_FALSE(hls::valid_pathway_id(std::string(65, 'a')));
 }
+
+TEST_CASE("steering: a bare media playlist's master of one variant is offered on every pathway") {
+  const std::string entry = "/hls/c/index.m3u8?viewer=x&pathway=";
+  CHECK(hls::one_variant_master(entry + ".", 1000000) ==
+        "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1000000\n/hls/c/index.m3u8?viewer=x&pathway=.\n");
+  std::vector<std::string> texts;
+  for (const char* id : {".", "a", "origin"}) texts.push_back(hls::one_variant_master(entry + id, 1000000));
+  auto steered = steered_master({{".", texts[0]}, {"a", texts[1]}, {"origin", texts[2]}}, "http://b/steering/c", "a");
+  REQUIRE(steered);
+  CHECK(*steered ==
+        "#EXTM3U\n#EXT-X-CONTENT-STEERING:SERVER-URI=\"http://b/steering/c\",PATHWAY-ID=\"a\"\n"
+        "#EXT-X-STREAM-INF:BANDWIDTH=1000000,PATHWAY-ID=\".\"\n" + entry + ".\n"
+        "#EXT-X-STREAM-INF:BANDWIDTH=1000000,PATHWAY-ID=\"a\"\n" + entry + "a\n"
+        "#EXT-X-STREAM-INF:BANDWIDTH=1000000,PATHWAY-ID=\"origin\"\n" + entry + "origin\n");
+  CHECK(steering_rules_problem(*steered) == "");
+}

@@ -5,7 +5,8 @@
 // /steering/<channel> orders the usable pathways by the cache choice with a 30 s TTL
 // and drops a node that goes down; a pathway's media playlist keeps its chunk host,
 // and answers 410 once its node is down, which moves every player off it at once;
-// steering.enabled=false leaves masters as before.
+// steering.enabled=false leaves masters as before. A channel whose source is a bare media
+// playlist is answered with a master of one variant, steered like the others.
 #include <doctest/doctest.h>
 
 #include <filesystem>
@@ -41,6 +42,7 @@ size_t count(const std::string& text, const std::string& needle) {
 
 struct Stack {
   explicit Stack(std::vector<std::string> overrides = {}) {
+    overrides.insert(overrides.begin(), "steering.media_masters=true");  // off in the fixture
     write_file(dir.file("root/live/master.m3u8"), kMaster);
     write_file(dir.file("root/live/hi/index.m3u8"), live_playlist(10, 3));
     write_file(dir.file("root/live/lo/index.m3u8"), live_playlist(10, 3));
@@ -50,7 +52,8 @@ struct Stack {
     options.root = dir.file("root");
     origin = std::make_unique<TestOrigin>(options);
     balancer = std::make_unique<BalancerProcess>(
-        dir, origin->url("/files"), channels_json({channel_json("demo", "/live/master.m3u8")}),
+        dir, origin->url("/files"),
+        channels_json({channel_json("demo", "/live/master.m3u8"), channel_json("bare", "/live/hi/index.m3u8")}),
         caches_json({fake_cache("a", "http://127.0.0.1:9", origin->url("/files/health/a.json")),
                      fake_cache("b", "http://127.0.0.2:9", origin->url("/files/health/b.json"))}),
         overrides);
@@ -209,4 +212,48 @@ TEST_CASE(
   auto fourth = hosts_by_segment(s.balancer->get(media).body);
   CHECK(fourth ==
         std::map<std::string, std::string>{{"seg12.ts", a}, {"seg13.ts", a}, {"seg14.ts", a}});
+}
+
+TEST_CASE(
+    "steering: a bare media playlist channel gets a master of one variant on every pathway; its "
+    "variants are the media playlist") {
+  Stack s;
+  const std::string entry = "/hls/bare/live/hi/index.m3u8?cache=a&viewer=v1";
+  auto master = s.balancer->get(entry);
+  REQUIRE(master.status == 200);
+  INFO(master.body);
+  const std::string base = "http://127.0.0.1:" + std::to_string(s.balancer->port());
+  CHECK(master.body.find("#EXTM3U\n#EXT-X-CONTENT-STEERING:SERVER-URI=\"" + base +
+                         "/steering/bare?cache=a&viewer=v1\",PATHWAY-ID=\"a\"\n") == 0);
+  CHECK(test_support::steering_rules_problem(master.body) == "");
+  CHECK(uri_lines(master.body) == std::vector<std::string>{entry + "&pathway=.", entry + "&pathway=a",
+                                                            entry + "&pathway=b", entry + "&pathway=origin"});
+  CHECK(count(master.body, "#EXT-X-STREAM-INF:BANDWIDTH=") == 4);
+  CHECK(count(master.body, "#EXTINF") == 0);
+  // Each variant is the media playlist: "." with the viewer's default links, the others pinned.
+  auto default_copy = s.balancer->get(entry + "&pathway=.");
+  REQUIRE(default_copy.status == 200);
+  CHECK(count(default_copy.body, "#EXTINF") == 3);
+  for (const auto& uri : uri_lines(default_copy.body)) CHECK(uri.rfind("http://127.0.0.1:9/o/demo/", 0) == 0);
+  for (const auto& uri : uri_lines(s.balancer->get(entry + "&pathway=b").body))
+    CHECK(uri.rfind("http://127.0.0.2:9/o/demo/", 0) == 0);
+  // An LL-HLS reload of the entry is a media playlist's, never a master.
+  CHECK(count(s.balancer->get(entry + "&_HLS_msn=11").body, "#EXTINF") == 3);
+  // The master channel's variant at the same path stays a media playlist.
+  CHECK(count(s.balancer->get("/hls/demo/live/hi/index.m3u8?cache=a&viewer=v1").body, "#EXTINF") == 3);
+  // Node a goes down: the master leads with b, a's pathway answers 410, "." moves to b.
+  std::filesystem::remove(s.dir.file("root/health/a.json"));
+  REQUIRE(s.balancer->wait_cache_usable("a", false, 10s));
+  CHECK(s.balancer->get(entry).body.find("PATHWAY-ID=\"b\"\n") != std::string::npos);
+  CHECK(s.balancer->get(entry + "&pathway=a").status == 410);
+  for (const auto& uri : uri_lines(s.balancer->get("/hls/bare/live/hi/index.m3u8?cache=a&viewer=v9&pathway=.").body))
+    CHECK(uri.rfind("http://127.0.0.2:9/o/demo/", 0) == 0);
+}
+
+TEST_CASE("steering: steering.media_masters=false serves a bare media playlist as it is") {
+  Stack s({"steering.media_masters=false"});
+  auto media = s.balancer->get("/hls/bare/live/hi/index.m3u8?cache=a&viewer=v1");
+  REQUIRE(media.status == 200);
+  CHECK(count(media.body, "#EXTINF") == 3);
+  CHECK(media.body.find("CONTENT-STEERING") == std::string::npos);
 }
