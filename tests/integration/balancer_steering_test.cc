@@ -76,10 +76,10 @@ TEST_CASE(
   INFO(master.body);
   const std::string base = "http://127.0.0.1:" + std::to_string(s.balancer->port());
   CHECK(master.body.find("#EXTM3U\n#EXT-X-CONTENT-STEERING:SERVER-URI=\"" + base +
-                         "/steering/demo?cache=a&viewer=v1\",PATHWAY-ID=\"a\"\n#EXT-X-VERSION:3\n") == 0);
+                         "/steering/demo?cache=a&viewer=v1\",PATHWAY-ID=\".\"\n#EXT-X-VERSION:3\n") == 0);
   CHECK(test_support::steering_rules_problem(master.body) == "");
-  // Pathway "." (listed first) keeps the viewer's default links: players without steering play
-  // it; steering players start on the choice's own pathway.
+  // Pathway "." (listed first, and the tag's: Shaka Player's fallback) keeps the viewer's
+  // default links: players without steering play it; the manifest leads with the choice's own.
   CHECK(uri_lines(master.body) ==
         std::vector<std::string>{"/hls/demo/live/hi/index.m3u8?cache=a&viewer=v1",
                                  "/hls/demo/live/lo/index.m3u8?cache=a&viewer=v1",
@@ -89,8 +89,8 @@ TEST_CASE(
                                  "/hls/demo/live/lo/index.m3u8?cache=a&viewer=v1&pathway=b",
                                  "/hls/demo/live/hi/index.m3u8?cache=a&viewer=v1&pathway=origin",
                                  "/hls/demo/live/lo/index.m3u8?cache=a&viewer=v1&pathway=origin"});
-  CHECK(count(master.body, "PATHWAY-ID=\".\"") == 2);
-  CHECK(count(master.body, "PATHWAY-ID=\"b\"") == 2);
+  CHECK(count(master.body, "PATHWAY-ID=\".\"") == 3);  // the tag and its two variants
+  CHECK(count(master.body, "PATHWAY-ID=\".\"") == 3);  // the tag and its two variants
 
   auto manifest =
       s.balancer->get("/steering/demo?cache=a&viewer=v1&_HLS_pathway=a&_HLS_throughput=1000000");
@@ -131,7 +131,7 @@ TEST_CASE(
   }
   // A master asked for now leads with b and still lists a (it may come back).
   auto later = s.balancer->get("/hls/demo/live/master.m3u8?cache=a&viewer=v1");
-  CHECK(later.body.find("PATHWAY-ID=\"b\"\n#EXT-X-VERSION") != std::string::npos);
+  CHECK(later.body.find("PATHWAY-ID=\"b\"") < later.body.find("PATHWAY-ID=\"a\""));
   CHECK(later.body.find("&pathway=a\n") != std::string::npos);
   CHECK(test_support::steering_rules_problem(later.body) == "");
   // It comes back: its pathway plays again.
@@ -224,7 +224,7 @@ TEST_CASE(
   INFO(master.body);
   const std::string base = "http://127.0.0.1:" + std::to_string(s.balancer->port());
   CHECK(master.body.find("#EXTM3U\n#EXT-X-CONTENT-STEERING:SERVER-URI=\"" + base +
-                         "/steering/bare?cache=a&viewer=v1\",PATHWAY-ID=\"a\"\n") == 0);
+                         "/steering/bare?cache=a&viewer=v1\",PATHWAY-ID=\".\"\n") == 0);
   CHECK(test_support::steering_rules_problem(master.body) == "");
   CHECK(uri_lines(master.body) == std::vector<std::string>{entry + "&pathway=.", entry + "&pathway=a",
                                                             entry + "&pathway=b", entry + "&pathway=origin"});
@@ -244,7 +244,8 @@ TEST_CASE(
   // Node a goes down: the master leads with b, a's pathway answers 410, "." moves to b.
   std::filesystem::remove(s.dir.file("root/health/a.json"));
   REQUIRE(s.balancer->wait_cache_usable("a", false, 10s));
-  CHECK(s.balancer->get(entry).body.find("PATHWAY-ID=\"b\"\n") != std::string::npos);
+  auto later = s.balancer->get(entry).body;
+  CHECK(later.find("PATHWAY-ID=\"b\"") < later.find("PATHWAY-ID=\"a\""));
   CHECK(s.balancer->get(entry + "&pathway=a").status == 410);
   for (const auto& uri : uri_lines(s.balancer->get("/hls/bare/live/hi/index.m3u8?cache=a&viewer=v9&pathway=.").body))
     CHECK(uri.rfind("http://127.0.0.2:9/o/demo/", 0) == 0);
