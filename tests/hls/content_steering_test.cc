@@ -150,4 +150,8 @@ TEST_CASE("steering: a bare media playlist's master of one variant is offered on
         "#EXT-X-STREAM-INF:BANDWIDTH=1000000,PATHWAY-ID=\"a\"\n" + entry + "a\n"
         "#EXT-X-STREAM-INF:BANDWIDTH=1000000,PATHWAY-ID=\"origin\"\n" + entry + "origin\n");
   CHECK(steering_rules_problem(*steered) == "");
+  // Media3 refuses to start on a pathway no variant declares.
+  std::string unknown_start = *steered;
+  unknown_start.replace(unknown_start.find("PATHWAY-ID=\"a\""), 14, "PATHWAY-ID=\"z\"");  // the tag's
+  CHECK(steering_rules_problem(unknown_start).find("the steering tag's PATHWAY-ID z") == 0);
 }

@@ -2,7 +2,9 @@
 // test oracle: Media3's checks (androidx/media 1.11, HlsRedundantGroup.Factory, which
 // throws ParserException and refuses the stream) plus what the browser players need
 // (every variant names its pathway: video.js finds none otherwise; an absolute
-// SERVER-URI: Shaka Player cannot resolve another). Media3 groups variants that are
+// SERVER-URI: Shaka Player cannot resolve another; the tag's PATHWAY-ID one of the
+// variants' pathways: Media3's HlsContentSteeringTracker.start() checks it, an
+// IllegalStateException otherwise). Media3 groups variants that are
 // the same stream (same Format and STABLE-VARIANT-ID) and renditions (same Format,
 // STABLE-RENDITION-ID and NAME); the keys here are coarser (BANDWIDTH; TYPE and NAME),
 // so a playlist they accept Media3 accepts too. Header-only; needs the hls library.
@@ -41,6 +43,7 @@ inline std::string steering_rules_problem(std::string_view master) {
     start = nl == std::string_view::npos ? master.size() : nl + 1;
   }
   bool steering = false;
+  std::string start_pathway;
   // key → pathway → playlist URI, for variants and for renditions.
   std::map<std::string, std::map<std::string, std::string>> variant_groups, rendition_groups;
   std::map<std::string, std::string> group_pathway;  // "<TYPE>\n<GROUP-ID>" → pathway
@@ -49,6 +52,7 @@ inline std::string steering_rules_problem(std::string_view master) {
     std::string_view line = lines[i];
     if (line.rfind("#EXT-X-CONTENT-STEERING:", 0) == 0) {
       steering = true;
+      start_pathway = value(attrs(line), "PATHWAY-ID");
       std::string server = value(attrs(line), "SERVER-URI");
       if (server.rfind("http://", 0) != 0 && server.rfind("https://", 0) != 0)
         return "SERVER-URI is not absolute: " + server;
@@ -80,6 +84,8 @@ inline std::string steering_rules_problem(std::string_view master) {
   if (variant_groups.empty()) return "no variant";
   std::set<std::string> pathways;
   for (const auto& [pathway, uri] : variant_groups.begin()->second) pathways.insert(pathway);
+  if (!start_pathway.empty() && !pathways.count(start_pathway))
+    return "the steering tag's PATHWAY-ID " + start_pathway + " is no variant's pathway";
   for (const auto& [key, by_pathway] : variant_groups) {
     std::set<std::string> here;
     for (const auto& [pathway, uri] : by_pathway) here.insert(pathway);
