@@ -22,6 +22,11 @@ common::Result<std::shared_ptr<const RuntimeConfig>> make_runtime(CacheNodeConfi
     if (!signer) return signer.error();
     runtime->signer = std::move(signer).value();
   }
+  for (const auto& [id, url] : config.site_nodes) {
+    if (id == config.node_id) runtime->self_index = runtime->site_ids.size();
+    runtime->site_ids.push_back(id);
+    runtime->site_urls.push_back(url);
+  }
   runtime->config = std::move(config);
   return std::shared_ptr<const RuntimeConfig>(std::move(runtime));
 }

@@ -5,6 +5,7 @@
 
 #include "cache_node/http_semantics.h"
 #include "cache_node/node_loop.h"
+#include "cache_node/site_owner.h"
 
 namespace cache_node {
 
@@ -35,6 +36,21 @@ std::string upstream_url(const CacheNodeConfig& config, const ChunkRequest& requ
     if (!request.kept_query.empty()) url += "?" + request.kept_query;
   }
   return url;
+}
+
+// A chunk on the site's owner: same scheme, the viewer's signature passed along
+// (or this node's own when the request had none, as a prefetch has not).
+std::string owner_url(const RuntimeConfig& rc, size_t owner, const ChunkRequest& request,
+                      const std::string& signed_suffix, int64_t now_s) {
+  std::string target = std::string(kChunkPrefix) + request.origin_id + request.origin_path;
+  std::string query = request.query;
+  if (!signed_suffix.empty()) {
+    query += (query.empty() ? "" : "&") + signed_suffix;
+  } else if (rc.signer) {
+    return rc.site_urls[owner] + rc.signer->sign(query.empty() ? target : target + "?" + query, now_s + 60);
+  }
+  if (!query.empty()) target += "?" + query;
+  return rc.site_urls[owner] + target;
 }
 
 }  // namespace
@@ -68,7 +84,40 @@ NodeLoop::NodeLoop(CacheNode::Shared& shared, common::EventLoop& loop, std::uniq
           .later = [&loop](std::function<void()> job) { loop.post(std::move(job)); },
           .notify = [&shared, index = loop.index()](const std::shared_ptr<Flight>& flight) {
             shared.notify(flight, index);
+          },
+          .after = [this](std::chrono::milliseconds delay, std::function<void()> job) {
+            after(delay, std::move(job));
           }}) {}
+
+void NodeLoop::after(std::chrono::milliseconds delay, std::function<void()> job) {
+  // Timers that fired are dropped here, never from inside their own callback.
+  std::erase_if(timers_, [](const PendingTimer& t) { return *t.fired; });
+  auto fired = std::make_shared<bool>(false);
+  auto timer = std::make_unique<common::LoopTimer>(loop_, common::LoopTimer::Repeat::once,
+                                                   [job = std::move(job), fired] {
+                                                     job();
+                                                     *fired = true;
+                                                   });
+  timer->start(delay);
+  timers_.push_back(PendingTimer{std::move(timer), std::move(fired)});
+}
+
+void NodeLoop::start_miss(const std::shared_ptr<Flight>& flight, const RuntimeConfig& rc, const ChunkRequest& request,
+                          const std::string& signed_suffix, bool from_sibling, int64_t now_ms) {
+  std::string upstream = upstream_url(rc.config, request, signed_suffix);
+  if (rc.site_ids.size() > 1 && !from_sibling) {
+    const size_t owner = site_owner(rc.site_ids, flight->key());
+    if (owner != rc.self_index) {
+      OwnerFetch fetch;
+      fetch.url = owner_url(rc, owner, request, signed_suffix, now_ms / 1000);
+      fetch.headers.push_back({std::string(kSiblingHeader), rc.config.node_id});
+      fetch.fallback_url = std::move(upstream);
+      fetch.head_wait = rc.config.site_owner_wait;
+      return flights_.start_from_owner(flight, std::move(fetch));
+    }
+  }
+  flights_.start(flight, std::move(upstream));
+}
 
 // ---- waiting on a flight ----
 
@@ -265,7 +314,8 @@ void NodeLoop::handle_chunk(HttpExchange& ex) {
       return wait_on(found.flight, std::move(ex), false);
     case SharedCache::Lookup::Kind::started:
       shared_.misses.inc();
-      flights_.start(found.flight, upstream_url(config, *request, signed_suffix));
+      // A sibling asking is never sent on to another (configs that disagree cannot loop).
+      start_miss(found.flight, rc, *request, signed_suffix, ex.header(kSiblingHeader).has_value(), now_ms);
       return wait_on(found.flight, std::move(ex), true);
     case SharedCache::Lookup::Kind::revalidate:
       shared_.stale_hits.inc();

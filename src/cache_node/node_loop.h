@@ -21,6 +21,10 @@ namespace cache_node {
 
 class NodeLoop;
 
+// Marks a chunk request from another node of the site (its id): the receiver
+// fetches it upstream itself, never from a third node.
+inline constexpr const char* kSiblingHeader = "X-Site-Fetch";
+
 struct CacheNode::Shared {
   Shared(common::ServiceContext& c, std::shared_ptr<const RuntimeConfig> initial)
       : context(c),
@@ -93,6 +97,12 @@ class NodeLoop {
   void serve_stored(common::HttpExchange& ex, const ChunkMeta& meta, const std::shared_ptr<const ChunkBody>& memory,
                     const std::string& disk_path, const char* cache_status, int64_t now_ms);
   void set_chunk_headers(common::HttpExchange& ex, const ChunkMeta& meta, const char* cache_status, int64_t now_ms);
+  // Starts the transfer of a miss: from the site's owner of the chunk when
+  // that is another node (and the request is not a sibling's), else upstream.
+  void start_miss(const std::shared_ptr<Flight>& flight, const RuntimeConfig& rc, const ChunkRequest& request,
+                  const std::string& signed_suffix, bool from_sibling, int64_t now_ms);
+  // Flights::Deps::after: `job` on this loop after `delay`.
+  void after(std::chrono::milliseconds delay, std::function<void()> job);
   // `ex` waits on `flight`; `first`: it started the fetch.
   void wait_on(const std::shared_ptr<Flight>& flight, common::HttpExchange ex, bool first);
 
@@ -101,6 +111,11 @@ class NodeLoop {
   std::unique_ptr<common::HttpClient> client_;
   common::Published<RuntimeConfig>::Reader config_;
   Flights flights_;  // after client_: its transfers run on it
+  struct PendingTimer {
+    std::unique_ptr<common::LoopTimer> timer;
+    std::shared_ptr<bool> fired;
+  };
+  std::vector<PendingTimer> timers_;  // after flights_: destroyed (cancelled) first
 };
 
 }  // namespace cache_node
