@@ -297,6 +297,7 @@ void NodeLoop::handle_chunk(HttpExchange& ex) {
   // The hit path: freshness costs one comparison here (parsed when stored).
   if (auto hit = shared_.cache->find(key); hit && now_ms < hit->meta.fresh_until_ms) {
     shared_.hits.inc();
+    note_viewer(ex, key, true);
     return serve_stored(ex, hit->meta, hit->memory, hit->disk_path, "HIT", now_ms);
   }
   SharedCache::Lookup found = shared_.cache->find_or_start(key, loop_.index());
@@ -308,9 +309,11 @@ void NodeLoop::handle_chunk(HttpExchange& ex) {
       return reply_not_found(ex);
     case SharedCache::Lookup::Kind::hit:
       shared_.hits.inc();
+      note_viewer(ex, key, true);
       return serve_stored(ex, found.hit->meta, found.hit->memory, found.hit->disk_path, "HIT", now_ms);
     case SharedCache::Lookup::Kind::joined:
       shared_.coalesced.inc();
+      note_viewer(ex, key, false);
       return wait_on(found.flight, std::move(ex), false);
     case SharedCache::Lookup::Kind::started:
       shared_.misses.inc();
@@ -322,6 +325,103 @@ void NodeLoop::handle_chunk(HttpExchange& ex) {
       flights_.start(found.flight, upstream_url(config, *request, signed_suffix));
       return wait_on(found.flight, std::move(ex), true);
   }
+}
+
+// ---- prefetch ----
+
+void NodeLoop::note_viewer(HttpExchange& ex, const std::string& key, bool hit) {
+  if (ex.header(kSiblingHeader)) return;  // a sibling fetching from its owner is not a viewer
+  if (!shared_.prefetch_ledger.first_viewer(key)) return;
+  (hit ? shared_.prefetch_first_hit : shared_.prefetch_first_coalesced).inc();
+}
+
+// Waits on a flight a prefetch started, for nobody: counts its end and frees its place.
+class NodeLoop::PrefetchWaiter final : public FlightWaiter {
+ public:
+  explicit PrefetchWaiter(CacheNode::Shared& shared) : shared_(shared) {}
+  ~PrefetchWaiter() override {
+    if (!ended_) shared_.prefetch_gate.finished();  // dropped unheard (the loop stops)
+  }
+  bool advance(const FlightProgress& p, const Flight&, int64_t) override {
+    if (p.end == FlightProgress::End::running) return true;
+    const bool stored = p.end == FlightProgress::End::stored || p.end == FlightProgress::End::revalidated;
+    (stored ? shared_.prefetch_stored : shared_.prefetch_failed).inc();
+    shared_.prefetch_gate.finished();
+    ended_ = true;
+    return false;
+  }
+
+ private:
+  CacheNode::Shared& shared_;
+  bool ended_ = false;
+};
+
+void NodeLoop::handle_prefetch(HttpExchange& ex) {
+  const RuntimeConfig& rc = config_.get();
+  const CacheNodeConfig& config = rc.config;
+  std::string presented = ex.header("Authorization").value_or("");
+  constexpr std::string_view kBearer = "Bearer ";
+  bool authorized = false;
+  if (presented.size() > kBearer.size() && std::string_view(presented).substr(0, kBearer.size()) == kBearer) {
+    std::string_view key = std::string_view(presented).substr(kBearer.size());
+    for (const auto& configured : config.prefetch_keys) authorized = prefetch_key_matches(key, configured) || authorized;
+  }
+  if (!authorized) {
+    ex.add_header("WWW-Authenticate", "Bearer");
+    return fail(ex, 401, "unauthorized", "A prefetch needs a valid prefetch key.");
+  }
+  auto targets = parse_prefetch_body(ex.body());
+  if (!targets) return fail(ex, 400, "bad_request", targets.error().message);
+  const int64_t now_ms = shared_.clock.unix_now_ms();
+  size_t started = 0, joined = 0, present = 0, refused = 0, invalid = 0;
+  for (const std::string& target : *targets) {
+    auto request = parse_chunk_request(target);
+    auto origin = request ? config.origins.find(request->origin_id) : config.origins.end();
+    if (!request || origin == config.origins.end()) {
+      ++invalid;
+      continue;
+    }
+    request->kept_query = kept_query(request->query, policy_for_path(origin->second.query, request->origin_path));
+    const std::string key = request->cache_key();
+    if (auto hit = shared_.cache->find(key); hit && now_ms < hit->meta.fresh_until_ms) {
+      ++present;
+      continue;
+    }
+    if (!shared_.prefetch_gate.admit(now_ms, config.prefetch_max_per_s, config.prefetch_max_inflight)) {
+      ++refused;
+      continue;
+    }
+    SharedCache::Lookup found = shared_.cache->find_or_start(key, loop_.index());
+    switch (found.kind) {
+      case SharedCache::Lookup::Kind::hit:
+      case SharedCache::Lookup::Kind::negative:
+        ++present;
+        shared_.prefetch_gate.finished();
+        continue;
+      case SharedCache::Lookup::Kind::joined:
+        ++joined;  // a viewer's fetch (or another prefetch's) is under way: never a second one
+        shared_.prefetch_gate.finished();
+        continue;
+      case SharedCache::Lookup::Kind::started:
+        start_miss(found.flight, rc, *request, "", ex.header(kSiblingHeader).has_value(), now_ms);
+        break;
+      case SharedCache::Lookup::Kind::revalidate:
+        flights_.start(found.flight, upstream_url(config, *request, ""));
+        break;
+    }
+    ++started;
+    shared_.prefetch_ledger.prefetched(key, now_ms);
+    flights_.join(found.flight, std::make_unique<PrefetchWaiter>(shared_));
+  }
+  shared_.prefetch_started.inc(started);
+  shared_.prefetch_joined.inc(joined);
+  shared_.prefetch_present.inc(present);
+  shared_.prefetch_refused.inc(refused);
+  shared_.prefetch_invalid.inc(invalid);
+  ex.add_header("Cache-Control", "no-store");
+  ex.reply(202, "{\"started\":" + std::to_string(started) + ",\"joined\":" + std::to_string(joined) +
+                    ",\"present\":" + std::to_string(present) + ",\"refused\":" + std::to_string(refused) +
+                    ",\"invalid\":" + std::to_string(invalid) + "}\n");
 }
 
 }  // namespace cache_node
