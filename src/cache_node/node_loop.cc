@@ -103,7 +103,7 @@ void NodeLoop::after(std::chrono::milliseconds delay, std::function<void()> job)
 }
 
 void NodeLoop::start_miss(const std::shared_ptr<Flight>& flight, const RuntimeConfig& rc, const ChunkRequest& request,
-                          const std::string& signed_suffix, bool from_sibling, int64_t now_ms) {
+                          const std::string& signed_suffix, bool from_sibling, bool prefetch, int64_t now_ms) {
   std::string upstream = upstream_url(rc.config, request, signed_suffix);
   if (rc.site_ids.size() > 1 && !from_sibling) {
     const size_t owner = site_owner(rc.site_ids, flight->key());
@@ -111,6 +111,7 @@ void NodeLoop::start_miss(const std::shared_ptr<Flight>& flight, const RuntimeCo
       OwnerFetch fetch;
       fetch.url = owner_url(rc, owner, request, signed_suffix, now_ms / 1000);
       fetch.headers.push_back({std::string(kSiblingHeader), rc.config.node_id});
+      if (prefetch) fetch.headers.push_back({std::string(kSiblingPrefetchHeader), "1"});
       fetch.fallback_url = std::move(upstream);
       fetch.head_wait = rc.config.site_owner_wait;
       return flights_.start_from_owner(flight, std::move(fetch));
@@ -315,11 +316,14 @@ void NodeLoop::handle_chunk(HttpExchange& ex) {
       shared_.coalesced.inc();
       note_viewer(ex, key, false);
       return wait_on(found.flight, std::move(ex), false);
-    case SharedCache::Lookup::Kind::started:
+    case SharedCache::Lookup::Kind::started: {
       shared_.misses.inc();
       // A sibling asking is never sent on to another (configs that disagree cannot loop).
-      start_miss(found.flight, rc, *request, signed_suffix, ex.header(kSiblingHeader).has_value(), now_ms);
+      const bool from_sibling = ex.header(kSiblingHeader).has_value();
+      if (from_sibling && ex.header(kSiblingPrefetchHeader)) shared_.prefetch_ledger.prefetched(key, now_ms);
+      start_miss(found.flight, rc, *request, signed_suffix, from_sibling, false, now_ms);
       return wait_on(found.flight, std::move(ex), true);
+    }
     case SharedCache::Lookup::Kind::revalidate:
       shared_.stale_hits.inc();
       flights_.start(found.flight, upstream_url(config, *request, signed_suffix));
@@ -403,7 +407,7 @@ void NodeLoop::handle_prefetch(HttpExchange& ex) {
         shared_.prefetch_gate.finished();
         continue;
       case SharedCache::Lookup::Kind::started:
-        start_miss(found.flight, rc, *request, "", ex.header(kSiblingHeader).has_value(), now_ms);
+        start_miss(found.flight, rc, *request, "", false, true, now_ms);
         break;
       case SharedCache::Lookup::Kind::revalidate:
         flights_.start(found.flight, upstream_url(config, *request, ""));

@@ -25,6 +25,9 @@ class NodeLoop;
 // Marks a chunk request from another node of the site (its id): the receiver
 // fetches it upstream itself, never from a third node.
 inline constexpr const char* kSiblingHeader = "X-Site-Fetch";
+// With kSiblingHeader: the sibling fetches for a prefetch, so the owner's copy
+// is a prefetched one too (its first viewer counts as a prefetch hit).
+inline constexpr const char* kSiblingPrefetchHeader = "X-Site-Prefetch";
 
 struct CacheNode::Shared {
   Shared(common::ServiceContext& c, std::shared_ptr<const RuntimeConfig> initial)
@@ -144,7 +147,7 @@ class NodeLoop {
   // Starts the transfer of a miss: from the site's owner of the chunk when
   // that is another node (and the request is not a sibling's), else upstream.
   void start_miss(const std::shared_ptr<Flight>& flight, const RuntimeConfig& rc, const ChunkRequest& request,
-                  const std::string& signed_suffix, bool from_sibling, int64_t now_ms);
+                  const std::string& signed_suffix, bool from_sibling, bool prefetch, int64_t now_ms);
   // Flights::Deps::after: `job` on this loop after `delay`.
   void after(std::chrono::milliseconds delay, std::function<void()> job);
   // `ex` waits on `flight`; `first`: it started the fetch.

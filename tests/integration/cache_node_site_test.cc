@@ -35,6 +35,8 @@ int free_port() {
   return ntohs(addr.sin_port);
 }
 
+const std::string kPrefetchKey = "prefetch-key-integration-0001";
+
 struct Site {
   static constexpr size_t kNodes = 3;
   TempDir dir;
@@ -47,6 +49,7 @@ struct Site {
     for (auto& port : ports) port = free_port();
     for (size_t i = 0; i < kNodes; ++i) {
       std::vector<std::string> overrides = {"signing.required=false", "node_id=\"" + ids[i] + "\"",
+                                            "prefetch.keys=[\"" + kPrefetchKey + "\"]",
                                             "listen.port=" + std::to_string(ports[i]),
                                             "site_owner_wait_ms=2000"};
       for (size_t j = 0; j < kNodes; ++j) {
@@ -188,4 +191,40 @@ TEST_CASE(
   CHECK(marked.status == 200);
   CHECK(site.metric(third, "cache_sibling_fetches_total") == 0);
   CHECK(site.origin.count(other_path) == 1);
+}
+
+TEST_CASE(
+    "site: a prefetch named to every node of the site costs origin one fetch, and each node then "
+    "hits") {
+  Site site;
+  const std::string path = "/gen/64K/prefetched.ts";
+  const size_t owner = site.owner_of(path);
+  // The owner last: its siblings' fetches for their prefetches reach it first.
+  for (size_t k = 1; k <= Site::kNodes; ++k) {
+    const size_t i = (owner + k) % Site::kNodes;
+    if (i == owner) {
+      CHECK(wait_until(
+          [&] { return site.metric(owner, "cache_requests_total{result=\"miss\"}") == 1; }, 10s));
+    }
+    auto r = http_request("POST", site.nodes[i]->url("/prefetch"),
+                          {{"Authorization", "Bearer " + kPrefetchKey}},
+                          "{\"chunks\":[\"/o/demo" + path + "\"]}");
+    CHECK(r.status == 202);
+    // The owner has it, or is fetching it, for its siblings already.
+    if (i == owner) CHECK(r.body.find("\"started\":0") != std::string::npos);
+  }
+  for (size_t i = 0; i < Site::kNodes; ++i) {
+    if (i == owner) continue;
+    CHECK(wait_until(
+        [&] { return site.metric(i, "cache_prefetch_completed_total{result=\"stored\"}") == 1; },
+        10s));
+  }
+  for (size_t i = 0; i < Site::kNodes; ++i) {
+    auto viewer = http_get(site.nodes[i]->url("/o/demo" + path));
+    CHECK(viewer.header("X-Cache") == std::optional<std::string>("HIT"));
+    CHECK(viewer.body == generated_body("prefetched.ts", 64 << 10));
+    // Siblings are not viewers: each node counts its own first viewer, the owner too.
+    CHECK(site.metric(i, "cache_prefetch_first_viewers_total{result=\"hit\"}") == 1);
+  }
+  CHECK(site.origin.count(path) == 1);
 }
