@@ -113,6 +113,7 @@ SourceRequest BalancerLoop::source_request(const RuntimeConfig& rc, const Channe
   r.target = target;
   r.directives = std::move(directives);
   r.live = {channel.kind, channel.finished, rc.config.playlists.live_end_confirm};
+  r.prefetch = channel.prefetch;
   return r;
 }
 
@@ -410,6 +411,10 @@ void BalancerLoop::serve_playlist(const PendingPtr& p, const SourceResult& r) {
   }
   const std::vector<std::string>* links = nullptr;
   if (version.plan.chunk_slots > 0) {
+    // Prefetch asks the nodes this version's viewers were sent to (source_cache.h).
+    for (size_t i = 0; cache != nullptr && i < c.caches.size(); ++i) {
+      if (&c.caches[i] == cache) version.cache_use.note(i);
+    }
     links = &chunk_links_for(version, *p->config, *p->channel, cache);
     // A steering pathway keeps its host by itself; the default copy keeps listed chunks' hosts.
     if (p->request.pathway.empty()) links = &stable_links_for(*p, version, cache, *links, started);
