@@ -43,9 +43,10 @@ QualityMeter::QualityMeter(common::MetricsRegistry& metrics, const common::Clock
       buffer_length_(metrics.histogram("playback_buffer_length_seconds",
                                        "Buffer lengths the players reported (CMCD bl)",
                                        {0.5, 1, 2, 4, 8, 15, 30, 60})),
-      bitrate_(metrics.histogram("playback_bitrate_bits_per_second",
-                                 "Encoded bitrates of the media objects the players asked for (CMCD br)",
-                                 {250e3, 500e3, 1e6, 2e6, 3e6, 5e6, 8e6, 12e6, 20e6})),
+      bitrate_(metrics.histogram("playback_bitrate_bytes_per_second",
+                                 "Encoded bitrates of the media objects the players asked for (CMCD br), "
+                                 "in bytes per second as Prometheus wants base units (0.25 to 20 Mbit/s)",
+                                 {31250, 62500, 125e3, 250e3, 375e3, 625e3, 1e6, 1.5e6, 2.5e6})),
       quality_(limits) {
   metrics.gauge_fn("playback_sessions_reporting", "Player sessions heard from (CMCD sid) within the idle time",
                    [this] {
@@ -84,7 +85,7 @@ void QualityMeter::observe(const common::HttpExchange& ex, const std::optional<s
   }
   read_.inc();
   if (data.buffer_length_ms) buffer_length_.observe(static_cast<double>(*data.buffer_length_ms) / 1000.0);
-  if (data.bitrate_kbps) bitrate_.observe(static_cast<double>(*data.bitrate_kbps) * 1000.0);
+  if (data.bitrate_kbps) bitrate_.observe(static_cast<double>(*data.bitrate_kbps) * 1000.0 / 8.0);
   PlaybackQuality::Place place = where;
   if (place.channel.empty()) place.channel = data.content_id.empty() ? "unknown" : plain_label_value(data.content_id);
   PlaybackQuality::Recorded recorded;

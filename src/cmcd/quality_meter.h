@@ -5,7 +5,7 @@
 //   cmcd_reports_total{result="read"|"malformed"}
 //   playback_stalls_total{channel,node}            reports of a buffer starvation (bs)
 //   playback_buffer_length_seconds                 histogram of reported buffer lengths (bl)
-//   playback_bitrate_bits_per_second               histogram of media objects' bitrates (br)
+//   playback_bitrate_bytes_per_second               histogram of media objects' bitrates (br)
 //   playback_sessions_reporting                    sessions heard within the idle time
 //   playback_sessions_healthy_buffer               of those, buffer at or above the bar
 // Any thread: one lock around the PlaybackQuality; the stall counters have their own, taken

@@ -86,7 +86,7 @@ TEST_CASE("cache node: CMCD as query or headers; the signature and the cache key
   CHECK(metric_value(metrics, "playback_sessions_reporting") == 2);
   CHECK(metric_value(metrics, "playback_sessions_healthy_buffer") == 1);  // s-1 at 21 s, s-2 at 1.5 s
   CHECK(metric_value(metrics, "playback_buffer_length_seconds_count") == 3);
-  CHECK(metric_value(metrics, "playback_bitrate_bits_per_second_count") == 3);
+  CHECK(metric_value(metrics, "playback_bitrate_bytes_per_second_count") == 3);
 
   const std::string playback = object_of(node.health(), "playback");
   INFO(playback);
