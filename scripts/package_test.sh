@@ -323,6 +323,8 @@ for path in /player/ /admin/; do
   check "GET $path → 200 text/html from the installed page" \
     test "$got" = "200 text/html; charset=utf-8" -a "$(cmp -s "$work/page.out" "$root/usr/share/balancer/web${path}index.html" && echo same)" = same
 done
+page /admin/ >/dev/null
+check "the installed dashboard has the playback quality panel" grep -q 'id="playback-quality"' "$work/page.out"
 got=$(page /admin/admin.js)
 check "GET /admin/admin.js → 200 text/javascript ($got)" test "$got" = "200 text/javascript; charset=utf-8"
 got=$(page /vendor/hls.min.js)
