@@ -322,12 +322,11 @@ const std::vector<std::string>& BalancerLoop::chunk_links_for(const SourceVersio
 // asked for (a configured one, else "other": the label set stays bounded).
 void BalancerLoop::observe_playback(const HttpExchange& ex, const ViewerRequest& request, const BalancerConfig& c,
                                     const ChannelConfig& channel) {
-  std::string node(cmcd::PlaybackQuality::kOtherPlace);
+  std::string_view node = request.cache.empty() ? std::string_view("none") : cmcd::PlaybackQuality::kOtherPlace;
   for (const CacheConfig& cache : c.caches) {
     if (cache.id == request.cache) node = cache.id;
   }
-  if (request.cache.empty()) node = "none";
-  shared_.playback.observe(ex, request.cmcd, {channel.id, std::move(node)});
+  shared_.playback.observe(ex, request.cmcd, channel.id, node);
 }
 
 // Parses the viewer's request, finds the channel and checks the viewer may watch

@@ -289,7 +289,7 @@ void NodeLoop::handle_chunk(HttpExchange& ex) {
     }
   }
   shared_.playback.observe(ex, cmcd_argument ? std::optional<std::string>(cmcd_argument->raw_value) : std::nullopt,
-                           {"", config.node_id});
+                           "", config.node_id);
   if (!split.signature.empty()) {
     signed_suffix = std::string(common::kSignatureExpiryParam) + "=" + split.expires + "&" +
                     std::string(common::kSignatureParam) + "=" + split.signature;

@@ -1,5 +1,7 @@
 #include "cmcd/quality_meter.h"
 
+#include <strings.h>
+
 #include "common/http_exchange.h"
 #include "common/log.h"
 #include "common/metrics.h"
@@ -9,7 +11,6 @@ namespace cmcd {
 namespace {
 
 constexpr const char* kLog = "cmcd";
-constexpr const char* kHeaderNamesC[] = {"CMCD-Object", "CMCD-Request", "CMCD-Session", "CMCD-Status"};
 
 std::string json_escaped_label(std::string_view s) {
   std::string out;
@@ -61,7 +62,7 @@ QualityMeter::QualityMeter(common::MetricsRegistry& metrics, const common::Clock
 }
 
 void QualityMeter::observe(const common::HttpExchange& ex, const std::optional<std::string>& raw_query_value,
-                           const PlaybackQuality::Place& where) {
+                           std::string_view channel, std::string_view node) {
   Data data;
   bool present = false;
   std::string error;
@@ -70,12 +71,15 @@ void QualityMeter::observe(const common::HttpExchange& ex, const std::optional<s
     auto decoded = common::percent_decode(*raw_query_value);
     error = decoded ? parse_into(*decoded, data) : "malformed percent-encoding";
   }
-  for (const char* name : kHeaderNamesC) {
+  // One pass over the request's headers (most requests carry no CMCD at all).
+  for (const common::HttpHeader& h : ex.headers_with_prefix("CMCD-")) {
     if (!error.empty()) break;
-    auto value = ex.header(name);
-    if (!value) continue;
+    bool known = false;
+    for (std::string_view name : kHeaderNames) known = known || (h.name.size() == name.size() &&
+                                                                  strncasecmp(h.name.data(), name.data(), name.size()) == 0);
+    if (!known) continue;
     present = true;
-    error = parse_into(*value, data);
+    error = parse_into(h.value, data);
   }
   if (!present) return;
   if (!error.empty()) {
@@ -86,7 +90,7 @@ void QualityMeter::observe(const common::HttpExchange& ex, const std::optional<s
   read_.inc();
   if (data.buffer_length_ms) buffer_length_.observe(static_cast<double>(*data.buffer_length_ms) / 1000.0);
   if (data.bitrate_kbps) bitrate_.observe(static_cast<double>(*data.bitrate_kbps) * 1000.0 / 8.0);
-  PlaybackQuality::Place place = where;
+  PlaybackQuality::Place place{std::string(channel), std::string(node)};
   if (place.channel.empty()) place.channel = data.content_id.empty() ? "unknown" : plain_label_value(data.content_id);
   PlaybackQuality::Recorded recorded;
   {

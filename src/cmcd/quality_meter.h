@@ -37,11 +37,11 @@ class QualityMeter {
   QualityMeter& operator=(const QualityMeter&) = delete;
 
   // Reads the request's CMCD (`raw_query_value`: the CMCD argument's value still percent-encoded,
-  // or nullopt) and records it at `where`; an empty `where.channel` is the report's content id
-  // (cid, kept only when plain_label_value() keeps it). Requests without CMCD cost four header
-  // lookups.
+  // or nullopt) and records it at (`channel`, `node`); an empty `channel` is the report's content id
+  // (cid, kept only when plain_label_value() keeps it). A request without CMCD costs one pass
+  // over its headers.
   void observe(const common::HttpExchange& ex, const std::optional<std::string>& raw_query_value,
-               const PlaybackQuality::Place& where);
+               std::string_view channel, std::string_view node);
 
   // {"sessions":N,"sessions_with_buffer":N,"healthy_buffer":N,"healthy_buffer_ms":4000,
   //  "stalls_total":N,"bitrate_mix":{"3200":N,...}}
