@@ -41,7 +41,8 @@ struct CacheNodeConfig {
   // fetches from upstream itself. A chunk's owner among them (site_owner.h)
   // fetches it upstream, the others from the owner.
   std::map<std::string, std::string> site_nodes;
-  // How long a node waits for the owner's response head before going upstream itself.
+  // How long a node waits for the owner's response head, or its next body byte,
+  // before going upstream itself.
   std::chrono::milliseconds site_owner_wait{1000};
   // POST /prefetch: bearer keys (empty: the endpoint refuses everything), prefetch
   // flights in progress at most, prefetches started per second at most.

@@ -143,10 +143,19 @@ void Flights::start_from_owner(const std::shared_ptr<Flight>& flight, OwnerFetch
   request_out.url = std::move(owner.url);
   request_out.headers = std::move(owner.headers);
   run_transfer(key, fetch, std::move(request_out));
-  // A slow owner costs a viewer at most this long before the upstream is asked.
-  deps_.after(owner.head_wait, [this, key, attempt = fetch.attempt] {
+  watch_owner(key, fetch.attempt, owner.head_wait, 0);
+}
+
+void Flights::watch_owner(const std::string& key, uint64_t attempt, std::chrono::milliseconds wait,
+                          size_t bytes_before) {
+  // A slow owner costs a viewer at most `wait` before the upstream is asked: for
+  // its head, then for each next byte.
+  deps_.after(wait, [this, key, attempt, wait, bytes_before] {
     OwnedFetch* f = current(key, attempt);
-    if (f != nullptr && !f->head_received && !f->fallback_url.empty()) fall_back_to_upstream(key, *f, true);
+    if (f == nullptr || f->fallback_url.empty()) return;
+    const size_t bytes = f->flight->body()->size();
+    if (!f->head_received || bytes == bytes_before) return fall_back_to_upstream(key, *f, true);
+    watch_owner(key, attempt, wait, bytes);
   });
 }
 

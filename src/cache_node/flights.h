@@ -53,8 +53,8 @@ struct FlightUpstream {
 
 // A fetch from the site's owner of a chunk (site_owner.h), with the upstream to
 // go to instead when the owner fails before its body ends (the bytes it sent
-// stay; the upstream's copy continues after them) or sends no head within
-// `head_wait`.
+// stay; the upstream's copy continues after them), or sends no head, or no more
+// body bytes, for `head_wait`.
 struct OwnerFetch {
   std::string url;                          // the chunk on the owner
   std::vector<common::HttpHeader> headers;  // mark the request as a sibling's
@@ -144,6 +144,9 @@ class Flights {
 
   // Starts the transfer of `fetch` (a new attempt: the previous one's callbacks are ignored).
   void run_transfer(const std::string& key, OwnedFetch& fetch, common::FetchRequest request);
+  // Checks every `wait` that the owner's transfer `attempt` made progress (a head,
+  // then more than `bytes_before` body bytes); else the upstream is asked.
+  void watch_owner(const std::string& key, uint64_t attempt, std::chrono::milliseconds wait, size_t bytes_before);
   // The owner failed or was slow: the upstream is asked, continuing after the bytes the body holds.
   void fall_back_to_upstream(const std::string& key, OwnedFetch& fetch, bool slow);
   // The owned fetch of `key` while `attempt` is its transfer, else null.

@@ -36,6 +36,7 @@ struct CacheNode::Shared {
         clock(*c.clock),
         metrics(*c.metrics),
         config(std::move(initial)),
+        prefetch_ledger(kPrefetchForgetAfterMs, kPrefetchLedgerEntries),
         hits(metrics.counter("cache_requests_total", "Chunk requests by outcome", "result=\"hit\"")),
         misses(metrics.counter("cache_requests_total", "Chunk requests by outcome", "result=\"miss\"")),
         coalesced(metrics.counter("cache_requests_total", "Chunk requests by outcome", "result=\"coalesced\"")),
@@ -43,7 +44,6 @@ struct CacheNode::Shared {
         stale_hits(metrics.counter("cache_requests_total", "Chunk requests by outcome", "result=\"stale\"")),
         flight_metrics(metrics),
         bytes_served(metrics.counter("cache_bytes_served_total", "Chunk body bytes sent to clients")),
-        prefetch_ledger(kPrefetchForgetAfterMs, kPrefetchLedgerEntries),
         prefetch_started(prefetch_counter("started")),
         prefetch_joined(prefetch_counter("joined")),
         prefetch_present(prefetch_counter("present")),
@@ -87,6 +87,12 @@ struct CacheNode::Shared {
   // What the players report of their playback (CMCD on chunk requests); any thread.
   mutable cmcd::QualityMeter playback{metrics, clock, {}};
   common::Published<RuntimeConfig> config;
+  // Prefetch (prefetch.h): what may start, and what no viewer asked for yet. Before
+  // `loops`: a loop's prefetch waiters let go of the gate when they are destroyed.
+  static constexpr int64_t kPrefetchForgetAfterMs = 60'000;
+  static constexpr size_t kPrefetchLedgerEntries = 100'000;
+  PrefetchGate prefetch_gate;
+  PrefetchLedger prefetch_ledger;
   std::unique_ptr<SharedCache> cache;
   std::vector<std::unique_ptr<NodeLoop>> loops;
   std::vector<common::HttpServer*> servers;
@@ -103,11 +109,6 @@ struct CacheNode::Shared {
   FlightMetrics flight_metrics;  // origin fetches and bytes, first byte, revalidations, errors
   common::Counter& bytes_served;
 
-  // Prefetch (prefetch.h): what may start, and what no viewer asked for yet.
-  static constexpr int64_t kPrefetchForgetAfterMs = 60'000;
-  static constexpr size_t kPrefetchLedgerEntries = 100'000;
-  PrefetchGate prefetch_gate;
-  PrefetchLedger prefetch_ledger;
   common::Counter& prefetch_started;   // a fetch started for a prefetch
   common::Counter& prefetch_joined;    // a fetch was in progress already
   common::Counter& prefetch_present;   // stored (or a remembered 404) already

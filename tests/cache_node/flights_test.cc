@@ -436,6 +436,7 @@ TEST_CASE("flights: a miss fetched from the site's owner is stored without an or
   REQUIRE(node.timers.size() == 1);
   node.timers[0]();
   CHECK(node.upstream.transfers.size() == 1);
+  CHECK(node.timers.size() == 1);
 }
 
 TEST_CASE("flights: an owner that breaks off mid-body is replaced by the origin, and the body stays byte-exact") {
@@ -507,4 +508,30 @@ TEST_CASE("flights: an owner answering 5xx before any byte is replaced by the or
   node.run_all_later();
   CHECK(heard->body == "ok");
   CHECK(node.flight_metrics.sibling_fallback_failed.value() == 1);
+}
+
+TEST_CASE("flights: an owner that stops sending mid-body for the wait is replaced by the origin after its bytes") {
+  Node node;
+  auto heard = ask_through_owner(node);
+  auto& owner = node.upstream.last();
+  owner.callbacks.on_head(head(200, {{"Content-Length", "10"}}));
+  owner.callbacks.on_data("hel");
+  REQUIRE(node.timers.size() == 1);
+  node.timers[0]();  // progress since the start: the owner is watched again
+  CHECK(node.upstream.transfers.size() == 1);
+  REQUIRE(node.timers.size() == 2);
+  node.upstream.transfers[0].callbacks.on_data("lo");
+  node.timers[1]();  // progress again
+  REQUIRE(node.timers.size() == 3);
+  node.timers[2]();  // nothing for a whole wait: the origin is asked
+  REQUIRE(node.upstream.transfers.size() == 2);
+  CHECK(node.upstream.transfers[0].cancelled);
+  CHECK(node.flight_metrics.sibling_fallback_slow.value() == 1);
+  auto& origin = node.upstream.transfers[1];
+  origin.callbacks.on_head(head(200, {{"Content-Length", "10"}}));
+  origin.callbacks.on_data("helloworld");
+  origin.callbacks.on_done(done(200));
+  node.run_all_later();
+  CHECK(heard->body == "helloworld");
+  CHECK(node.timers.size() == 3);  // the origin is not watched
 }
