@@ -49,6 +49,9 @@ struct CacheNodeConfig {
   std::vector<std::string> prefetch_keys;
   size_t prefetch_max_inflight = 64;
   double prefetch_max_per_s = 200;
+  // A viewer's CMCD `nor` (the next object it will ask for) starts its prefetch here, within
+  // the same bounds; the link must be one this node would serve the viewer (signed).
+  bool prefetch_next_object = true;
   bool signing_required = true;
   std::vector<std::string> signing_keys;
   uint64_t memory_bytes = 256ull << 20;

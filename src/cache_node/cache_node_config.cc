@@ -82,6 +82,7 @@ common::Result<CacheNodeConfig> load_cache_node_config(const common::ConfigDocum
     }
     c.prefetch_max_inflight = static_cast<size_t>(prefetch.integer("max_inflight", 64, 1, 100000));
     c.prefetch_max_per_s = prefetch.number("max_per_s", 200, 0.1, 1e6);
+    c.prefetch_next_object = prefetch.boolean("next_object", true);
     prefetch.finish();
   }
   {

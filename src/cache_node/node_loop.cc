@@ -288,8 +288,10 @@ void NodeLoop::handle_chunk(HttpExchange& ex) {
         return fail(ex, 403, "signature_invalid", "This chunk URL's signature is not valid.");
     }
   }
-  shared_.playback.observe(ex, cmcd_argument ? std::optional<std::string>(cmcd_argument->raw_value) : std::nullopt,
-                           "", config.node_id);
+  const std::optional<cmcd::Data> report = shared_.playback.observe(
+      ex, cmcd_argument ? std::optional<std::string>(cmcd_argument->raw_value) : std::nullopt, "", config.node_id);
+  if (report && !report->next_object.empty() && config.prefetch_next_object)
+    prefetch_next_object(rc, target, report->next_object, now_ms);
   if (!split.signature.empty()) {
     signed_suffix = std::string(common::kSignatureExpiryParam) + "=" + split.expires + "&" +
                     std::string(common::kSignatureParam) + "=" + split.signature;
@@ -368,6 +370,92 @@ class NodeLoop::PrefetchWaiter final : public FlightWaiter {
   bool ended_ = false;
 };
 
+NodeLoop::PrefetchResult NodeLoop::prefetch_one(const RuntimeConfig& rc, const std::string& target,
+                                                const std::string& signed_suffix, int64_t now_ms) {
+  const CacheNodeConfig& config = rc.config;
+  auto request = parse_chunk_request(target);
+  auto origin = request ? config.origins.find(request->origin_id) : config.origins.end();
+  if (!request || origin == config.origins.end()) return PrefetchResult::invalid;
+  request->kept_query = kept_query(request->query, policy_for_path(origin->second.query, request->origin_path));
+  const std::string key = request->cache_key();
+  if (auto hit = shared_.cache->find(key); hit && now_ms < hit->meta.fresh_until_ms) return PrefetchResult::present;
+  if (!shared_.prefetch_gate.admit(now_ms, config.prefetch_max_per_s, config.prefetch_max_inflight))
+    return PrefetchResult::refused;
+  SharedCache::Lookup found = shared_.cache->find_or_start(key, loop_.index());
+  switch (found.kind) {
+    case SharedCache::Lookup::Kind::hit:
+    case SharedCache::Lookup::Kind::negative:
+      shared_.prefetch_gate.finished();
+      return PrefetchResult::present;
+    case SharedCache::Lookup::Kind::joined:
+      shared_.prefetch_gate.finished();
+      return PrefetchResult::joined;  // a viewer's fetch (or another prefetch's) is under way: never a second one
+    case SharedCache::Lookup::Kind::started:
+      start_miss(found.flight, rc, *request, signed_suffix, false, true, now_ms);
+      break;
+    case SharedCache::Lookup::Kind::revalidate:
+      flights_.start(found.flight, upstream_url(config, *request, signed_suffix));
+      break;
+  }
+  shared_.prefetch_ledger.prefetched(key, now_ms);
+  flights_.join(found.flight, std::make_unique<PrefetchWaiter>(shared_));
+  return PrefetchResult::started;
+}
+
+void NodeLoop::prefetch_next_object(const RuntimeConfig& rc, std::string_view target, std::string_view next_object,
+                                    int64_t now_ms) {
+  // Resolved as a browser resolves a relative link: against the directory of `target`, with
+  // its own query (hls.js writes the next link's signature there). Absolute URLs (another
+  // host) and anything that leaves /o/<origin>/ are not this node's to fetch.
+  if (next_object.find("://") != std::string_view::npos || next_object.substr(0, 2) == "//") return;
+  std::string resolved;
+  if (next_object.front() == '/') {
+    resolved.assign(next_object);
+  } else {
+    const std::string_view path = target.substr(0, target.find('?'));
+    std::vector<std::string_view> segments;
+    for (size_t at = 1; at < path.size();) {
+      const size_t slash = path.find('/', at);
+      if (slash == std::string_view::npos) break;  // the last segment is the chunk itself
+      segments.push_back(path.substr(at, slash - at));
+      at = slash + 1;
+    }
+    std::string_view rest = next_object;
+    while (rest.substr(0, 3) == "../" || rest.substr(0, 2) == "./") {
+      if (rest.substr(0, 2) == "./") {
+        rest.remove_prefix(2);
+        continue;
+      }
+      if (segments.size() <= 2) return;  // above /o/<origin>/
+      segments.pop_back();
+      rest.remove_prefix(3);
+    }
+    for (std::string_view segment : segments) resolved.append("/").append(segment);
+    resolved.append("/").append(rest);
+  }
+  const CacheNodeConfig& config = rc.config;
+  common::SplitTarget split = common::split_signed_target(resolved);
+  std::string signed_suffix;
+  if (config.signing_required) {
+    // The same bar as the viewer's own request for it would meet.
+    if (!rc.signer || rc.signer->verify(resolved, now_ms / 1000) != common::SignatureVerdict::ok) {
+      shared_.prefetch_invalid.inc();
+      return;
+    }
+  }
+  if (!split.signature.empty()) {
+    signed_suffix = std::string(common::kSignatureExpiryParam) + "=" + split.expires + "&" +
+                    std::string(common::kSignatureParam) + "=" + split.signature;
+  }
+  switch (prefetch_one(rc, std::string(split.unsigned_target), signed_suffix, now_ms)) {
+    case PrefetchResult::started: shared_.prefetch_next_object_started.inc(); shared_.prefetch_started.inc(); break;
+    case PrefetchResult::joined: shared_.prefetch_joined.inc(); break;
+    case PrefetchResult::present: shared_.prefetch_present.inc(); break;
+    case PrefetchResult::refused: shared_.prefetch_refused.inc(); break;
+    case PrefetchResult::invalid: shared_.prefetch_invalid.inc(); break;
+  }
+}
+
 void NodeLoop::handle_prefetch(HttpExchange& ex) {
   const RuntimeConfig& rc = config_.get();
   const CacheNodeConfig& config = rc.config;
@@ -387,43 +475,13 @@ void NodeLoop::handle_prefetch(HttpExchange& ex) {
   const int64_t now_ms = shared_.clock.unix_now_ms();
   size_t started = 0, joined = 0, present = 0, refused = 0, invalid = 0;
   for (const std::string& target : *targets) {
-    auto request = parse_chunk_request(target);
-    auto origin = request ? config.origins.find(request->origin_id) : config.origins.end();
-    if (!request || origin == config.origins.end()) {
-      ++invalid;
-      continue;
+    switch (prefetch_one(rc, target, "", now_ms)) {
+      case PrefetchResult::started: ++started; break;
+      case PrefetchResult::joined: ++joined; break;
+      case PrefetchResult::present: ++present; break;
+      case PrefetchResult::refused: ++refused; break;
+      case PrefetchResult::invalid: ++invalid; break;
     }
-    request->kept_query = kept_query(request->query, policy_for_path(origin->second.query, request->origin_path));
-    const std::string key = request->cache_key();
-    if (auto hit = shared_.cache->find(key); hit && now_ms < hit->meta.fresh_until_ms) {
-      ++present;
-      continue;
-    }
-    if (!shared_.prefetch_gate.admit(now_ms, config.prefetch_max_per_s, config.prefetch_max_inflight)) {
-      ++refused;
-      continue;
-    }
-    SharedCache::Lookup found = shared_.cache->find_or_start(key, loop_.index());
-    switch (found.kind) {
-      case SharedCache::Lookup::Kind::hit:
-      case SharedCache::Lookup::Kind::negative:
-        ++present;
-        shared_.prefetch_gate.finished();
-        continue;
-      case SharedCache::Lookup::Kind::joined:
-        ++joined;  // a viewer's fetch (or another prefetch's) is under way: never a second one
-        shared_.prefetch_gate.finished();
-        continue;
-      case SharedCache::Lookup::Kind::started:
-        start_miss(found.flight, rc, *request, "", false, true, now_ms);
-        break;
-      case SharedCache::Lookup::Kind::revalidate:
-        flights_.start(found.flight, upstream_url(config, *request, ""));
-        break;
-    }
-    ++started;
-    shared_.prefetch_ledger.prefetched(key, now_ms);
-    flights_.join(found.flight, std::make_unique<PrefetchWaiter>(shared_));
   }
   shared_.prefetch_started.inc(started);
   shared_.prefetch_joined.inc(joined);

@@ -60,7 +60,9 @@ struct CacheNode::Shared {
                                                  "First viewer requests of prefetched chunks, by outcome",
                                                  "result=\"coalesced\"")),
         prefetch_wasted(metrics.counter("cache_prefetch_wasted_total",
-                                        "Prefetched chunks no viewer asked for within 60 s")) {}
+                                        "Prefetched chunks no viewer asked for within 60 s")),
+        prefetch_next_object_started(metrics.counter("cache_prefetch_next_object_total",
+                                                     "Prefetches started by a viewer's CMCD next object (nor)")) {}
   common::Counter& prefetch_counter(const char* result) {
     return metrics.counter("cache_prefetches_total", "Chunks named by prefetch requests, by what the node did",
                            std::string("result=\"") + result + "\"");
@@ -119,6 +121,7 @@ struct CacheNode::Shared {
   common::Counter& prefetch_first_hit;        // the first viewer found it stored
   common::Counter& prefetch_first_coalesced;  // the first viewer joined the prefetch's fetch
   common::Counter& prefetch_wasted;
+  common::Counter& prefetch_next_object_started;
 };
 
 // One loop's chunk requests: verify, look up, serve what is stored, and serve
@@ -133,6 +136,14 @@ class NodeLoop {
   void handle_chunk(common::HttpExchange& ex);
   // POST /prefetch (prefetch.h): starts fetches of the named chunks with nobody waiting.
   void handle_prefetch(common::HttpExchange& ex);
+  enum class PrefetchResult { started, joined, present, refused, invalid };
+  // One chunk target (unsigned, "/o/<origin>/<path>[?query]") fetched for nobody, unless it is
+  // stored, already coming, or over the prefetch bounds.
+  PrefetchResult prefetch_one(const RuntimeConfig& rc, const std::string& target, const std::string& signed_suffix,
+                              int64_t now_ms);
+  // A viewer's CMCD `nor`, relative to the chunk it asked for (`target`, without its CMCD).
+  void prefetch_next_object(const RuntimeConfig& rc, std::string_view target, std::string_view next_object,
+                            int64_t now_ms);
 
  private:
   class ExchangeWaiter;

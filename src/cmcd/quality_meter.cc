@@ -61,8 +61,9 @@ QualityMeter::QualityMeter(common::MetricsRegistry& metrics, const common::Clock
                    });
 }
 
-void QualityMeter::observe(const common::HttpExchange& ex, const std::optional<std::string>& raw_query_value,
-                           std::string_view channel, std::string_view node) {
+std::optional<Data> QualityMeter::observe(const common::HttpExchange& ex,
+                                          const std::optional<std::string>& raw_query_value, std::string_view channel,
+                                          std::string_view node) {
   Data data;
   bool present = false;
   std::string error;
@@ -81,11 +82,11 @@ void QualityMeter::observe(const common::HttpExchange& ex, const std::optional<s
     present = true;
     error = parse_into(h.value, data);
   }
-  if (!present) return;
+  if (!present) return std::nullopt;
   if (!error.empty()) {
     malformed_.inc();
     LOG_DEBUG(kLog, "a CMCD report could not be read: ", error);
-    return;
+    return std::nullopt;
   }
   read_.inc();
   if (data.buffer_length_ms) buffer_length_.observe(static_cast<double>(*data.buffer_length_ms) / 1000.0);
@@ -98,6 +99,7 @@ void QualityMeter::observe(const common::HttpExchange& ex, const std::optional<s
     recorded = quality_.record(clock_.now(), place, data);
   }
   if (recorded.stall) count_stall(place);
+  return data;
 }
 
 void QualityMeter::count_stall(const PlaybackQuality::Place& where) {

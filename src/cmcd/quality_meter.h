@@ -40,8 +40,9 @@ class QualityMeter {
   // or nullopt) and records it at (`channel`, `node`); an empty `channel` is the report's content id
   // (cid, kept only when plain_label_value() keeps it). A request without CMCD costs one pass
   // over its headers.
-  void observe(const common::HttpExchange& ex, const std::optional<std::string>& raw_query_value,
-               std::string_view channel, std::string_view node);
+  // Returns the report when one was read (a caller may act on it: a node prefetches `nor`).
+  std::optional<Data> observe(const common::HttpExchange& ex, const std::optional<std::string>& raw_query_value,
+                              std::string_view channel, std::string_view node);
 
   // {"sessions":N,"sessions_with_buffer":N,"healthy_buffer":N,"healthy_buffer_ms":4000,
   //  "stalls_total":N,"bitrate_mix":{"3200":N,...}}
