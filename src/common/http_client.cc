@@ -163,6 +163,9 @@ FetchId HttpClient::fetch(FetchRequest request, FetchCallbacks callbacks) {
   }
   if (request.method == "HEAD") {
     curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
+  } else if (request.method == "POST") {
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, static_cast<long>(request.body.size()));
+    curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, request.body.c_str());
   } else if (request.method != "GET") {
     curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, request.method.c_str());
   }

@@ -38,8 +38,9 @@ struct HttpClientOptions {
 
 struct FetchRequest {
   std::string url;
-  std::string method = "GET";  // GET or HEAD
+  std::string method = "GET";  // GET, HEAD, or POST (with `body`)
   std::vector<HttpHeader> headers;
+  std::string body;  // POST only (sent with Content-Length, even when empty)
   std::optional<std::chrono::milliseconds> timeout;  // overrides request_timeout
 };
 
