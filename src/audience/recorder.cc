@@ -133,14 +133,14 @@ size_t Recorder::second(double now) const {
   return std::min(static_cast<size_t>(s), per_second_.size() - 1);
 }
 
-void Recorder::request(RequestKind kind, double now, double latency_s, int status, uint64_t /*bytes*/) {
+void Recorder::request(RequestKind kind, double now, double latency_s, int status, uint64_t /*bytes*/, bool planned) {
   const auto k = static_cast<size_t>(kind);
   ++totals_[k];
   ++per_second_[second(now)][k];
   latencies_[k].add(latency_s * 1000);
-  // A queue answer (503 queued) or a busy sign-in is the deployment's expected reply, not an
-  // error: the caller counts those as such. Here: transport failures and other non-2xx.
-  if (status == 0 || status >= 400) {
+  if (planned) {
+    ++planned_counts_[std::string(request_kind_name(kind)) + " " + std::to_string(status)];
+  } else if (status == 0 || status >= 400) {
     ++errors_per_second_[second(now)];
     ++error_counts_[std::string(request_kind_name(kind)) + " " + (status ? std::to_string(status) : "transport")];
   }
@@ -155,7 +155,12 @@ uint64_t Recorder::stalls_so_far() const {
 void Recorder::stall_began(double at_s) { ++stalls_per_second_[second(at_s)]; }
 
 void Recorder::tick(double now, uint64_t arrived, uint64_t playing, uint64_t queued, uint64_t stalled) {
-  ticks_[second(now)] = Tick{arrived, playing, queued, stalled};
+  // Ticks come about once a second; a second the timer skipped takes the next reading.
+  const size_t at = second(now);
+  for (size_t s = ticked_ ? last_tick_ + 1 : 0; s <= at; ++s) ticks_[s] = Tick{arrived, playing, queued, stalled};
+  ticks_[at] = Tick{arrived, playing, queued, stalled};
+  last_tick_ = at;
+  ticked_ = true;
 }
 
 void Recorder::origin_fetches(const std::string& source, double value) {
@@ -246,6 +251,14 @@ std::string Recorder::json(const std::string& scenario_name, double ran_s) const
   out += "},\"errors\":{";
   first = true;
   for (const auto& [key, count] : error_counts_) {
+    if (!first) out += ",";
+    first = false;
+    common::append_json_string(out, key);
+    out += ":" + std::to_string(count);
+  }
+ out += "},\"waits_told\":{";
+  first = true;
+  for (const auto& [key, count] : planned_counts_) {
     if (!first) out += ",";
     first = false;
     common::append_json_string(out, key);

@@ -62,13 +62,14 @@ class Recorder {
   Recorder(double duration_s, std::vector<WindowSpec> windows, uint32_t seed);
 
   // A request of `kind` finished at `now` after `latency_s`; `status` 0 = transport failure.
-  void request(RequestKind kind, double now, double latency_s, int status, uint64_t bytes);
+  // `planned`: a queue place or busy answer with Retry-After (counted apart, not an error).
+  void request(RequestKind kind, double now, double latency_s, int status, uint64_t bytes, bool planned = false);
   void startup(double startup_s) { startups_.push_back(startup_s); }
   void stall_began(double at_s);
   void failover(double seconds) { failovers_.push_back(seconds); }
   void fatal(const std::string& reason) { ++fatal_[reason]; }
   void queued(const QueueRecord& record) { queue_.push_back(record); }
-  void segment_name(const std::string& name) { if (segment_names_.size() < 1'000'000) segment_names_.emplace(name, 0); }
+  void segment_asked(const std::string& name) { if (segment_names_.size() < 1'000'000) segment_names_.emplace(name, 0); }
   // Once a second: the viewers in each state now.
   void tick(double now, uint64_t arrived, uint64_t playing, uint64_t queued, uint64_t stalled);
   void process_sample(const std::string& name, const ProcessSample& sample) { processes_[name].push_back(sample); }
@@ -113,8 +114,11 @@ class Recorder {
     uint64_t arrived = 0, playing = 0, queued = 0, stalled = 0;
   };
   std::vector<Tick> ticks_;
+  size_t last_tick_ = 0;
+  bool ticked_ = false;
   std::vector<Reservoir> latencies_;
   std::map<std::string, uint64_t> error_counts_;  // "kind status"
+  std::map<std::string, uint64_t> planned_counts_;  // "kind status"
   std::vector<double> startups_;
   std::vector<double> failovers_;
   std::map<std::string, uint64_t> fatal_;

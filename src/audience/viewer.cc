@@ -91,7 +91,9 @@ void Viewer::request(RequestKind kind, common::FetchRequest request, bool keep_b
     const double now = ctx_.now();
     reply->status = result.ok ? result.status : 0;
     reply->latency_s = now - started;
-    ctx_.recorder.request(kind, now, reply->latency_s, reply->status, reply->bytes);
+    // A queue place or a busy sign-in is the deployment's planned answer, not a failure.
+    const bool planned = (reply->status == 503 || reply->status == 429) && reply->retry_after_s > 0;
+    ctx_.recorder.request(kind, now, reply->latency_s, reply->status, reply->bytes, planned);
     done(std::move(*reply));
   };
   *id = ctx_.client.fetch(std::move(request), std::move(callbacks));
@@ -125,6 +127,7 @@ void Viewer::arrive(bool play) {
   if (play) {
     play_pressed_ = true;
     pressed_at_ = ctx_.now();
+    buffer_.press_play(pressed_at_);
   }
   if (ctx_.scenario.player.sign_in) {
     phase_ = Phase::signing_in;
@@ -139,6 +142,7 @@ void Viewer::press_play() {
   if (stopped() || play_pressed_) return;
   play_pressed_ = true;
   pressed_at_ = ctx_.now();
+  buffer_.press_play(pressed_at_);
   if (phase_ == Phase::ready) check_access();
 }
 
@@ -368,7 +372,9 @@ void Viewer::load_steering() {
           if (p.IsString()) pathway_priority_.emplace_back(p.GetString());
         }
       }
+      const double now = ctx_.now();
       for (const auto& p : pathway_priority_) {
+        if (auto it = penalized_.find(p); it != penalized_.end() && it->second > now) continue;
         if (std::any_of(variants_.begin(), variants_.end(), [&](const Variant& v) { return v.pathway == p; })) {
           pathway_ = p;
           break;
@@ -420,8 +426,9 @@ void Viewer::load_media() {
     target_duration_ = static_cast<double>(m.target_duration.value_or(2));
     segments_.clear();
     std::vector<double> durations;
+    const std::string variant = media_url_.substr(0, media_url_.find('?'));
     for (const auto& seg : m.segments) {
-      segments_.push_back({seg.sequence, seg.duration.value_or(target_duration_), parsed->tmpl.slots()[seg.uri_slot].uri});
+      segments_.push_back({seg.sequence, seg.duration.value_or(target_duration_), parsed->tmpl.slots()[seg.uri_slot].uri, variant});
       durations.push_back(segments_.back().duration);
     }
     const std::string signature = std::to_string(m.media_sequence) + "/" + std::to_string(segments_.size()) + "/" +
@@ -447,6 +454,9 @@ void Viewer::pump_segments() {
   const auto it = std::find_if(segments_.begin(), segments_.end(), [&](const Segment& s) { return s.sequence == *next_sequence_; });
   if (it == segments_.end()) return;  // not listed yet: the next reload brings it
   const Segment segment = *it;
+  // Distinct segments asked for: the media playlist's path (its variant) and the sequence
+  // number, the same whichever host or pathway serves it.
+  ctx_.recorder.segment_asked(segment.variant + "#" + std::to_string(segment.sequence));
   common::FetchRequest r;
   r.url = segment.uri;
   const double started = ctx_.now();
@@ -461,7 +471,6 @@ void Viewer::pump_segments() {
 void Viewer::on_segment_done(const Segment& segment, const Reply& reply, double started) {
   const double now = ctx_.now();
   if (reply.status == 200 || reply.status == 206) {
-    ctx_.recorder.segment_name(segment_name(segment.uri));
     if (failing_since_ && host_of(segment.uri) != failing_host_) {
       ctx_.recorder.failover(now - *failing_since_);
     }
@@ -471,7 +480,9 @@ void Viewer::on_segment_done(const Segment& segment, const Reply& reply, double 
     buffer_.on_segment(segment.duration, now);
     if (!startup_reported_ && buffer_.started()) {
       startup_reported_ = true;
-      ctx_.recorder.startup(now - pressed_at_);
+      // Time in the queue is the queue's figure (wait_s), not the player's startup.
+      const double queued = was_queued_ ? queue_record_.admitted_at_s - queue_record_.queued_at_s : 0;
+      ctx_.recorder.startup(now - pressed_at_ - queued);
     }
     next_sequence_ = segment.sequence + 1;
     if (ctx_.scenario.player.variant == VariantPolicy::abr && !variants_.empty()) choose_variant();
@@ -487,7 +498,26 @@ void Viewer::on_segment_done(const Segment& segment, const Reply& reply, double 
   if (++segment_attempts_ > ctx_.scenario.player.retries) {
     return fail("segment_" + (reply.status ? std::to_string(reply.status) : std::string("transport")));
   }
+  // With content steering a failing pathway is left at once for the next one the manifest
+  // ranks (hls.js does): its media playlist lists the same segments on another host.
+  if (!pathway_priority_.empty() && leave_pathway(now)) {
+    reload_timer_.cancel();
+    load_media();
+  }
   after(segment_timer_, backoff_s(segment_attempts_));
+}
+
+bool Viewer::leave_pathway(double now) {
+  penalized_[pathway_] = now + 300;
+  for (const auto& p : pathway_priority_) {
+    if (p == pathway_) continue;
+    if (auto it = penalized_.find(p); it != penalized_.end() && it->second > now) continue;
+    if (std::none_of(variants_.begin(), variants_.end(), [&](const Variant& v) { return v.pathway == p; })) continue;
+    pathway_ = p;
+    choose_variant();
+    return true;
+  }
+  return false;
 }
 
 void Viewer::walk_out(const std::string& cache) { cache_ = cache; }

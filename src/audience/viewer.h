@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <optional>
 #include <random>
 #include <string>
@@ -74,6 +75,7 @@ class Viewer {
     uint64_t sequence = 0;
     double duration = 0;
     std::string uri;
+    std::string variant;  // the media playlist's URL without query
   };
 
   void request(RequestKind kind, common::FetchRequest request, bool keep_body, std::function<void(Reply)> done);
@@ -92,6 +94,8 @@ class Viewer {
   void choose_variant();
   void load_media();
   void pump_segments();
+  // Switches to the next usable pathway of the steering manifest; false when there is none.
+  bool leave_pathway(double now);
   void on_segment_done(const Segment& segment, const Reply& reply, double started);
 
   std::string balancer_url(std::string url) const;  // with the viewer's current cache id
@@ -121,6 +125,7 @@ class Viewer {
   std::string steering_uri_;
   std::string pathway_;
   std::vector<std::string> pathway_priority_;
+  std::map<std::string, double> penalized_;  // pathway → until when it is avoided
   std::string media_url_;
   ThroughputEstimate throughput_;
 

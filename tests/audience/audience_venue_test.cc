@@ -142,7 +142,7 @@ TEST_CASE("a rehearsal of 240 viewers: queue, walk-out and a killed node, withou
   CHECK(number_at(doc, {"startup_s", "p95"}) <= 3);
   // Viewers on the killed node moved (their failed segment came from another host).
   CHECK(number_at(doc, {"failover_s", "count"}) >= 1);
-  CHECK(number_at(doc, {"failover_s", "max"}) <= 2 * kTargetDuration + 1);
+  CHECK(number_at(doc, {"failover_s", "max"}) <= kTargetDuration);
   // One origin fetch per segment per node (each node fetches at most every distinct segment once).
   CHECK(number_at(doc, {"origin_fetches", "venue-b", "per_segment"}) <= 1.0);
   CHECK(number_at(doc, {"origin_fetches", "venue-a", "per_segment"}) <= 1.0);
@@ -157,5 +157,6 @@ TEST_CASE("a rehearsal of 240 viewers: queue, walk-out and a killed node, withou
   std::stringstream page;
   page << html.rdbuf();
   CHECK(page.str().find("<svg") != std::string::npos);
-  CHECK(page.str().find("http://") == page.str().find("http://www.w3.org"));  // no external resource... but SVG namespace
+  CHECK(page.str().find("<script") == std::string::npos);  // self-contained: nothing to load
+  CHECK(page.str().find("<link") == std::string::npos);
 }

@@ -68,7 +68,10 @@ TEST_CASE("overrides apply as the servers' --set") {
 
 TEST_CASE("the recorder's request budget is per playing viewer per minute, in its window") {
   Recorder r(60, {{"steady", 10, 20}}, 1);
-  for (int s = 0; s < 60; ++s) r.tick(s + 0.5, 100, s >= 10 && s < 20 ? 100 : 0, 0, 0);
+  for (int s = 0; s < 60; ++s) {
+    if (s == 15) continue;  // a second the timer skipped takes the next reading
+    r.tick(s + 0.5, 100, s >= 10 && s < 20 ? 100 : 0, 0, 0);
+  }
   for (int s = 10; s < 20; ++s) {
     for (int i = 0; i < 50; ++i) {
       r.request(RequestKind::media, s + 0.1, 0.01, 200, 100);
