@@ -7,81 +7,15 @@
 #include <doctest/doctest.h>
 #include <rapidjson/document.h>
 
-#include <condition_variable>
 #include <fstream>
-#include <mutex>
 #include <sstream>
-#include <thread>
 
-#include "../balancer/balancer_fixture.h"
 #include "../integration/cache_node_fixture.h"
+#include "audience_fixture.h"
 
 using namespace balancer::test;
 using namespace std::chrono_literals;
 
-namespace {
-
-constexpr int kTargetDuration = 2;
-constexpr int kWindow = 8;
-const char* const kVariants[] = {"hi", "lo"};
-
-// A live source: every target duration one more segment in each variant, in real time
-// (a generator of content, not a wait for something to happen).
-class LiveSource {
- public:
-  explicit LiveSource(std::string root) : root_(std::move(root)) {
-    write_file(root_ + "/live/master.m3u8",
-               "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-STREAM-INF:BANDWIDTH=400000\nhi/index.m3u8\n"
-               "#EXT-X-STREAM-INF:BANDWIDTH=150000\nlo/index.m3u8\n");
-    for (next_ = 0; next_ < kWindow; ++next_) add_segment();
-    thread_ = std::thread([this] {
-      std::unique_lock lock(mutex_);
-      auto due = std::chrono::steady_clock::now();
-      while (!stop_) {
-        due += std::chrono::seconds(kTargetDuration);
-        if (stopped_.wait_until(lock, due, [this] { return stop_; })) break;
-        add_segment();
-        ++next_;
-      }
-    });
-  }
-  ~LiveSource() {
-    {
-      std::lock_guard lock(mutex_);
-      stop_ = true;
-    }
-    stopped_.notify_all();
-    thread_.join();
-  }
-
- private:
-  void add_segment() {
-    for (const char* v : kVariants) {
-      const std::string dir = root_ + "/live/" + v;
-      write_file(dir + "/seg" + std::to_string(next_) + ".ts", std::string(v[0] == 'h' ? 24'000 : 9'000, 'x'));
-      const uint64_t first = next_ + 1 >= kWindow ? next_ + 1 - kWindow : 0;
-      write_file(dir + "/index.m3u8", live_playlist(first, static_cast<int>(next_ + 1 - first), kTargetDuration));
-    }
-  }
-
-  std::string root_;
-  uint64_t next_ = 0;
-  std::mutex mutex_;
-  std::condition_variable stopped_;
-  bool stop_ = false;
-  std::thread thread_;
-};
-
-double number_at(const rapidjson::Value& v, std::initializer_list<const char*> path) {
-  const rapidjson::Value* at = &v;
-  for (const char* key : path) {
-    if (!at->IsObject() || !at->HasMember(key)) return -1;
-    at = &(*at)[key];
-  }
-  return at->IsNumber() ? at->GetDouble() : -1;
-}
-
-}  // namespace
 
 TEST_CASE("a rehearsal of 240 viewers: queue, walk-out and a killed node, without a stall") {
   TempDir dir;
@@ -97,9 +31,7 @@ TEST_CASE("a rehearsal of 240 viewers: queue, walk-out and a killed node, withou
   REQUIRE(balancer.wait_cache_usable("venue-a", true, 10s));
   REQUIRE(balancer.wait_cache_usable("venue-b", true, 10s));
 
-  const std::string result = dir.file("result.json");
-  const std::string report = dir.file("report.html");
-  write_file(dir.file("scenario.json"), R"({
+  rapidjson::Document doc = run_audience(dir, R"({
     "name": "ci venue", "balancer": ")" + balancer.url("") + R"(", "channel": "demo",
     "playlist": "/hls/demo/live/master.m3u8", "duration_s": 58, "max_viewers": 300,
     "player": {"variant": "abr", "caches": ["venue-a", "venue-b"], "retries": 4, "start_buffer_s": 2},
@@ -113,23 +45,6 @@ TEST_CASE("a rehearsal of 240 viewers: queue, walk-out and a killed node, withou
       {"at_s": 36, "do": "kill", "process": "venue-a"},
       {"at_s": 44, "do": "walk_out", "share": 0.2, "cache": ""}
     ]})");
-  ChildProcess run;
-  ChildOptions options;
-  options.argv = {binary_path("audience"), dir.file("scenario.json"), "--json", result, "--html", report};
-  options.stderr_mode = StderrMode::kPassThrough;  // progress lines, for a post-mortem
-  std::string error;
-  REQUIRE_MESSAGE(run.start(options, &error), error);
-  const auto exit_code = run.wait_exit(deadline_in(120s));
-  REQUIRE(exit_code.has_value());
-  REQUIRE(*exit_code == 0);
-
-  std::ifstream in(result);
-  std::stringstream text;
-  text << in.rdbuf();
-  rapidjson::Document doc;
-  doc.Parse(text.str().c_str());
-  REQUIRE_MESSAGE(doc.IsObject(), text.str());
-  MESSAGE(text.str().substr(0, text.str().find(",\"per_second\"")));
 
   // Everyone got in: 200 at once, the other 40 from the queue as the leavers' slots freed.
   CHECK(number_at(doc, {"viewers", "started"}) == 240);
@@ -153,7 +68,7 @@ TEST_CASE("a rehearsal of 240 viewers: queue, walk-out and a killed node, withou
   CHECK(segments == doctest::Approx(60.0 / kTargetDuration).epsilon(0.2));
   // The walk-out took effect: the balancer chose origin for viewers without a cache id.
   CHECK(balancer.metric("balancer_cache_choice_total{reason=\"origin\"}") > 0);
-  std::ifstream html(report);
+  std::ifstream html(dir.file("report.html"));
   std::stringstream page;
   page << html.rdbuf();
   CHECK(page.str().find("<svg") != std::string::npos);
