@@ -7,12 +7,13 @@
 #   scripts/bench/audience_bench.sh kickoff       5,000 press play within 10 s
 #   scripts/bench/audience_bench.sh node_kill     kill -9 of a cache node in steady state
 #   scripts/bench/audience_bench.sh walk_out      20 % walk out of the venue
-#   scripts/bench/audience_bench.sh queue         the limit at 80 % (limits.max_streams=4000)
+#   scripts/bench/audience_bench.sh queue         the limit at 80 % of the audience
 #   scripts/bench/audience_bench.sh small         300 viewers, a node kill, a walk-out
-# Extra arguments go to audience (e.g. --set max_viewers=2000 --set phases.0.viewers=2000 is
-# not possible: use a copy of the scenario). Results: $OUT (default bench-results/audience-
-# <scenario>-<time>/): result.json, report.html, every server's log. Needs a build in
-# $BUILD_DIR (default build/) with the targets audience balancer cache_node test_origin.
+# VIEWERS=N sets the audience size (default 5,000; small: 300); the queue scenario's limit is
+# 80 % of it. Extra arguments go to audience (--set duration_s=..., --quiet). Results: $OUT
+# (default bench-results/audience-<scenario>-<time>/): scenario.json, result.json,
+# report.html, every server's log. Needs a build in $BUILD_DIR (default build/) with the
+# targets audience balancer cache_node test_origin, and ffmpeg.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$(pwd)
@@ -68,7 +69,8 @@ cat > "$WORK/conf/caches.json" <<JSON
            {"id":"venue-b","site":"venue","url":"http://127.0.0.1:${NODE_PORT[b]}","networks":[]}]}
 JSON
 LIMITS=()
-[[ $NAME == queue ]] && LIMITS=(--set limits.max_streams=4000)
+VIEWERS=${VIEWERS:-$([[ $NAME == small ]] && echo 300 || echo 5000)}
+[[ $NAME == queue ]] && LIMITS=(--set limits.max_streams=$((VIEWERS * 8 / 10)))
 # Gates open on a running stream: a live window of 4 segments first (a viewer arriving
 # on a 1-segment window starts at the live edge and stalls on every late segment).
 log "waiting for 4 segments of the live window"
@@ -86,7 +88,7 @@ BALANCER_PORT=$(wait_listening "$OUT/balancer.log" 10 "$BALANCER_PID") || { echo
 
 PROCESSES="{\"name\":\"balancer\",\"pid\":$BALANCER_PID},{\"name\":\"venue-a\",\"pid\":${NODE_PID[a]}},{\"name\":\"venue-b\",\"pid\":${NODE_PID[b]}},{\"name\":\"origin\",\"pid\":$ORIGIN_PID},{\"name\":\"ffmpeg\",\"pid\":$FFMPEG_PID}"
 METRICS="{\"name\":\"venue-a\",\"url\":\"http://127.0.0.1:${NODE_PORT[a]}/metrics\"},{\"name\":\"venue-b\",\"url\":\"http://127.0.0.1:${NODE_PORT[b]}/metrics\"}"
-sed -e "s|@BALANCER@|http://127.0.0.1:$BALANCER_PORT|" -e "s|@PROCESSES@|$PROCESSES|" -e "s|@METRICS@|$METRICS|" \
+sed -e "s|@VIEWERS@|$VIEWERS|g" -e "s|@BALANCER@|http://127.0.0.1:$BALANCER_PORT|" -e "s|@PROCESSES@|$PROCESSES|" -e "s|@METRICS@|$METRICS|" \
   "$TEMPLATE" > "$OUT/scenario.json"
 log "scenario $NAME: $OUT/scenario.json; load before: $(loadavg)"
 "$BUILD_DIR/src/audience/audience" "$OUT/scenario.json" --json "$OUT/result.json" --html "$OUT/report.html" "$@"

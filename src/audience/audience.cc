@@ -103,6 +103,7 @@ Audience::~Audience() {
   viewers_.clear();
   timers_.clear();
   ticker_.reset();
+  lag_timer_.reset();
   for (pid_t pid : spawned_) {
     if (::kill(pid, 0) != 0) continue;
     ::kill(pid, SIGTERM);
@@ -132,6 +133,15 @@ int Audience::run() {
   }
   ticker_ = std::make_unique<common::LoopTimer>(loop_, common::LoopTimer::Repeat::every, [this] { tick(); });
   ticker_->start(std::chrono::seconds(1));
+  // The run's own health: how late a 100 ms timer fires says whether this loop kept up
+  // (a late loop delays every player's requests, and its stalls would be the tool's).
+  lag_timer_ = std::make_unique<common::LoopTimer>(loop_, common::LoopTimer::Repeat::once, [this] {
+    recorder_->loop_lag(std::max(0.0, now() - lag_due_) * 1000);
+    lag_due_ = now() + 0.1;
+    if (!finished_) lag_timer_->start(std::chrono::milliseconds(100));
+  });
+  lag_due_ = now() + 0.1;
+  lag_timer_->start(std::chrono::milliseconds(100));
   scrape_metrics();
   sample_processes();
   schedule(scenario_.duration_s, [this] { finish(); });
@@ -140,11 +150,29 @@ int Audience::run() {
 }
 
 void Audience::add_viewer(bool play) {
+  // Viewers who signed in ahead arrive first, in the order they signed in.
+  while (next_ahead_ < viewers_.size()) {
+    Viewer& v = *viewers_[next_ahead_++];
+    if (v.has_arrived() || v.phase() == Viewer::Phase::failed) continue;
+    ++arrived_;
+    v.arrive(play);
+    return;
+  }
   if (viewers_.size() >= scenario_.max_viewers) return;
+  ++arrived_;
   const auto& caches = scenario_.player.caches;
   std::string cache = caches.empty() ? std::string() : caches[viewers_.size() % caches.size()];
   viewers_.push_back(std::make_unique<Viewer>(*context_, viewers_.size(), std::move(cache)));
   viewers_.back()->arrive(play);
+  next_ahead_ = viewers_.size();
+}
+
+void Audience::add_signed_in_viewer() {
+  if (viewers_.size() >= scenario_.max_viewers) return;
+  const auto& caches = scenario_.player.caches;
+  std::string cache = caches.empty() ? std::string() : caches[viewers_.size() % caches.size()];
+  viewers_.push_back(std::make_unique<Viewer>(*context_, viewers_.size(), std::move(cache)));
+  viewers_.back()->sign_in_ahead();
 }
 
 std::vector<Viewer*> Audience::pick(double share, const std::function<bool(const Viewer&)>& eligible) {
@@ -177,9 +205,15 @@ void Audience::start_phase(const Phase& phase) {
       }
       break;
     }
+    case Action::sign_in:
+      for (uint64_t i = 0; i < phase.viewers; ++i) {
+        const double at = phase.at_s + phase.over_s * static_cast<double>(i) / static_cast<double>(phase.viewers);
+        schedule(at, [this] { add_signed_in_viewer(); });
+      }
+      break;
     case Action::kickoff: {
       auto chosen = pick(1.0, [](const Viewer& v) {
-        return !v.play_pressed() && v.phase() != Viewer::Phase::left && v.phase() != Viewer::Phase::failed;
+        return v.has_arrived() && !v.play_pressed() && v.phase() != Viewer::Phase::left && v.phase() != Viewer::Phase::failed;
       });
       if (phase.viewers && chosen.size() > phase.viewers) chosen.resize(phase.viewers);
       std::uniform_real_distribution<double> within(0, phase.over_s);
@@ -343,12 +377,12 @@ void Audience::tick() {
     if (v->phase() == Viewer::Phase::queued) ++queued;
     if (v->phase() == Viewer::Phase::playing && v->stalled()) ++stalled;
   }
-  recorder_->tick(t, viewers_.size(), playing, queued, stalled);
+  recorder_->tick(t, arrived_, playing, queued, stalled);
   sample_processes();
   if (static_cast<int64_t>(t) % 2 == 0) scrape_metrics();
   if (options_.progress) {
-    std::fprintf(stderr, "audience: %5.0f s  viewers %zu  playing %llu  queued %llu  stalled %llu  stalls %llu  failed requests %llu  in flight %zu\n",
-                 t, viewers_.size(), static_cast<unsigned long long>(playing), static_cast<unsigned long long>(queued),
+    std::fprintf(stderr, "audience: %5.0f s  viewers %llu  playing %llu  queued %llu  stalled %llu  stalls %llu  failed requests %llu  in flight %zu\n",
+                 t, static_cast<unsigned long long>(arrived_), static_cast<unsigned long long>(playing), static_cast<unsigned long long>(queued),
                  static_cast<unsigned long long>(stalled), static_cast<unsigned long long>(recorder_->stalls_so_far()),
                  static_cast<unsigned long long>(recorder_->errors()), client_->active());
   }

@@ -47,6 +47,7 @@ class Audience {
   void tick();
   void start_phase(const Phase& phase);
   void add_viewer(bool play);
+  void add_signed_in_viewer();
   void schedule(double at_s, std::function<void()> job);
   void sample_processes();
   void scrape_metrics();
@@ -63,8 +64,12 @@ class Audience {
   std::unique_ptr<Recorder> recorder_;
   std::unique_ptr<PlayerContext> context_;
   std::vector<std::unique_ptr<Viewer>> viewers_;
+  size_t next_ahead_ = 0;  // the first viewer that may have signed in ahead and not arrived
+  uint64_t arrived_ = 0;
   std::vector<std::unique_ptr<common::LoopTimer>> timers_;  // one-shot jobs on the timeline
   std::unique_ptr<common::LoopTimer> ticker_;
+  std::unique_ptr<common::LoopTimer> lag_timer_;
+  double lag_due_ = 0;
   std::mt19937 random_;
   std::chrono::steady_clock::time_point started_;
   std::map<std::string, pid_t> pids_;

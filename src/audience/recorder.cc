@@ -234,6 +234,7 @@ std::string Recorder::json(const std::string& scenario_name, double ran_s) const
   out += ",\"startup_s\":" + summary_json(startups_);
   out += ",\"stalls\":{\"count\":" + std::to_string(stalls_total_) + ",\"stalled_s\":" + number(stalled_total_s_) + "}";
   out += ",\"failover_s\":" + summary_json(failovers_);
+  out += ",\"audience_loop_lag_ms\":" + summary_json(loop_lag_.values());
   out += ",\"fatal\":{";
   bool first = true;
   for (const auto& [reason, count] : fatal_) {
@@ -351,7 +352,10 @@ std::string Recorder::html(const std::string& scenario_name, double ran_s) const
   out += "<h1>Rehearsal: " + html_escape(scenario_name) + "</h1>\n<p>Ran " + fixed(ran_s, 1) + " s. ";
   out += std::to_string(started_viewers_) + " viewers started playing; " + std::to_string(stalls_total_) +
          " stalls (" + fixed(stalled_total_s_, 1) + " s stalled) in " + std::to_string(viewers_with_stalls_) +
-         " viewers; " + std::to_string(errors()) + " failed requests.</p>\n";
+         " viewers; " + std::to_string(errors()) + " failed requests. The tool's own loop was late by " +
+         number(percentile(loop_lag_.values(), 0.99).value_or(0)) + " ms at p99 (" +
+         number(percentile(loop_lag_.values(), 1.0).value_or(0)) +
+         " ms at most): far above a few ms, the machine running audience was the limit.</p>\n";
   // Startup CDF.
   std::vector<double> sorted = startups_;
   std::sort(sorted.begin(), sorted.end());

@@ -68,6 +68,8 @@ class Recorder {
   void stall_began(double at_s);
   void failover(double seconds) { failovers_.push_back(seconds); }
   void fatal(const std::string& reason) { ++fatal_[reason]; }
+  // How late (ms) the tool's own 100 ms timer fired: the run's health, not the deployment's.
+  void loop_lag(double ms) { loop_lag_.add(ms); }
   void queued(const QueueRecord& record) { queue_.push_back(record); }
   void segment_asked(const std::string& name) { if (segment_names_.size() < 1'000'000) segment_names_.emplace(name, 0); }
   // Once a second: the viewers in each state now.
@@ -117,6 +119,7 @@ class Recorder {
   size_t last_tick_ = 0;
   bool ticked_ = false;
   std::vector<Reservoir> latencies_;
+  Reservoir loop_lag_{100'000, 7};
   std::map<std::string, uint64_t> error_counts_;  // "kind status"
   std::map<std::string, uint64_t> planned_counts_;  // "kind status"
   std::vector<double> startups_;

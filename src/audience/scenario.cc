@@ -17,7 +17,7 @@ struct ActionName {
   Action action;
 };
 constexpr ActionName kActions[] = {
-    {"arrive", Action::arrive},   {"kickoff", Action::kickoff}, {"walk_out", Action::walk_out},
+    {"sign_in", Action::sign_in}, {"arrive", Action::arrive},   {"kickoff", Action::kickoff}, {"walk_out", Action::walk_out},
     {"walk_in", Action::walk_in}, {"leave", Action::leave},     {"kill", Action::kill},
     {"restart", Action::restart}, {"signal", Action::signal},   {"overload", Action::overload},
     {"run", Action::run},         {"window", Action::window},
@@ -49,13 +49,14 @@ std::string_view action_name(Action action) {
 }
 
 uint64_t Scenario::planned_viewers() const {
-  uint64_t total = 0;
+  uint64_t arrivals = 0, sign_ins = 0;
   for (const auto& p : phases) {
+    if (p.action == Action::sign_in) sign_ins += p.viewers;
     if (p.action != Action::arrive) continue;
-    total += p.viewers ? p.viewers
-                       : static_cast<uint64_t>(std::floor(p.rate_per_s * std::max(0.0, p.until_s - p.at_s)));
+    arrivals += p.viewers ? p.viewers
+                          : static_cast<uint64_t>(std::floor(p.rate_per_s * std::max(0.0, p.until_s - p.at_s)));
   }
-  return total;
+  return std::max(arrivals, sign_ins);
 }
 
 common::Result<Scenario> parse_scenario(const std::string& name, const std::string& text,
@@ -90,7 +91,6 @@ common::Result<Scenario> parse_scenario(const std::string& name, const std::stri
   s.player.sign_in = player.boolean("sign_in", false);
   s.player.login = player.string("login", s.player.login);
   s.player.password = player.string("password", "");
-  s.player.refresh = player.boolean("refresh", false);
   s.player.caches = player.string_list("caches", {});
   s.player.steering = player.boolean("steering", true);
   s.player.retries = static_cast<int>(player.integer("retries", 3, 0, 20));
@@ -151,6 +151,9 @@ common::Result<Scenario> parse_scenario(const std::string& name, const std::stri
       case Action::arrive:
         if (!phase.viewers && phase.rate_per_s <= 0) p.fail("viewers", "or rate_per_s (with until_s) is required");
         break;
+      case Action::sign_in:
+        if (!phase.viewers) p.fail("viewers", "is required");
+        break;
       case Action::kill:
       case Action::restart:
       case Action::signal:
@@ -182,6 +185,10 @@ common::Result<Scenario> parse_scenario(const std::string& name, const std::stri
           root.fail("phases", "process \"" + p.name + "\" is restarted but has no restart command");
       }
     }
+  }
+  for (const auto& phase : s.phases) {
+    if (phase.action == Action::sign_in && !s.player.sign_in)
+      root.fail("phases", "a sign_in phase needs player.sign_in with its login and password");
   }
   if (s.planned_viewers() > s.max_viewers) {
     root.fail("max_viewers", "the arrive phases add up to " + std::to_string(s.planned_viewers()) +

@@ -24,7 +24,6 @@ struct PlayerSpec {
   bool sign_in = false;                // POST /api/v1/auth/login first
   std::string login = "viewer{n}";     // {n}: the viewer's number (0-based)
   std::string password;
-  bool refresh = false;                // sign in once before the run; at arrival only refresh
   std::vector<std::string> caches;     // cache ids handed out in turn ("" = none)
   bool steering = true;                // follow EXT-X-CONTENT-STEERING when the master has it
   int retries = 3;                     // per request, before the player gives up on it
@@ -46,6 +45,7 @@ struct MetricsSource {
 };
 
 enum class Action : std::uint8_t {
+  sign_in,    // `viewers` sign in ahead over `over_s` (they refresh when they arrive later)
   arrive,     // `viewers` arrive over `over_s`, or `rate_per_s` until `until_s`
   kickoff,    // `viewers` (0 = all) of the arrived but not playing press play within `over_s`
   walk_out,   // a `share` of the playing viewers changes its cache id to `cache`
@@ -92,7 +92,9 @@ struct Scenario {
   std::vector<MetricsSource> metrics;
   std::vector<Phase> phases;  // in time order
 
-  uint64_t planned_viewers() const;  // what the arrive phases add up to
+  // Viewers created: the arrive phases' sum, or the sign_in phases' when larger (arrivals
+  // take the viewers signed in ahead first).
+  uint64_t planned_viewers() const;
 };
 
 // `name` stands for the file in messages; `overrides` are "dotted.key=value" as --set.

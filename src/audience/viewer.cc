@@ -123,13 +123,23 @@ std::vector<common::HttpHeader> Viewer::auth_headers() const {
   return {{"Authorization", "Bearer " + token_}};
 }
 
+void Viewer::sign_in_ahead() {
+  phase_ = Phase::signing_in;
+  login();
+}
+
 void Viewer::arrive(bool play) {
+  if (arrived_ || stopped()) return;
+  arrived_ = true;
   if (play) {
     play_pressed_ = true;
     pressed_at_ = ctx_.now();
     buffer_.press_play(pressed_at_);
   }
-  if (ctx_.scenario.player.sign_in) {
+  if (phase_ == Phase::signing_in) return;  // signing in ahead: goes on once signed in
+  if (!token_.empty()) {
+    refresh();
+  } else if (ctx_.scenario.player.sign_in) {
     phase_ = Phase::signing_in;
     login();
   } else {
@@ -161,6 +171,10 @@ void Viewer::login() {
       if (common::parse_json(reply.body, doc).ok()) token_ = string_member(doc, "token");
       if (token_.empty()) return fail("login_reply_without_token");
       attempts_ = 0;
+      if (!arrived_) {
+        phase_ = Phase::home;
+        return;
+      }
       list_channels();
       return;
     }
@@ -171,6 +185,28 @@ void Viewer::login() {
     }
     if (++attempts_ > ctx_.scenario.player.retries) return fail("login_" + std::to_string(reply.status));
     step_in(backoff_s(attempts_), [this] { login(); });
+  });
+}
+
+// The app at start: the session signed in before is refreshed, no password check.
+void Viewer::refresh() {
+  phase_ = Phase::signing_in;
+  common::FetchRequest r;
+  r.url = ctx_.scenario.balancer + "/api/v1/auth/refresh";
+  r.method = "POST";
+  r.headers = auth_headers();
+  request(RequestKind::refresh, std::move(r), false, [this](Reply reply) {
+    if (stopped()) return;
+    if (reply.status == 200) {
+      attempts_ = 0;
+      return list_channels();
+    }
+    if (reply.status == 401) {  // expired or revoked: sign in again
+      token_.clear();
+      return login();
+    }
+    if (++attempts_ > ctx_.scenario.player.retries) return fail("refresh_" + std::to_string(reply.status));
+    step_in(reply.retry_after_s > 0 ? reply.retry_after_s : backoff_s(attempts_), [this] { refresh(); });
   });
 }
 

@@ -34,14 +34,19 @@ struct PlayerContext {
 
 class Viewer {
  public:
-  enum class Phase : std::uint8_t { arrived, signing_in, ready, access, queued, starting, playing, left, failed };
+  // home: signed in ahead (a sign_in phase), not arrived yet.
+  enum class Phase : std::uint8_t { arrived, signing_in, home, ready, access, queued, starting, playing, left, failed };
 
   Viewer(PlayerContext& context, uint64_t number, std::string cache);
   Viewer(const Viewer&) = delete;
   Viewer& operator=(const Viewer&) = delete;
 
-  // The viewer arrives (signs in when the scenario says so); `play`: presses play at once.
+  // Signs in now, before arriving (a viewer who signed in days before the event).
+  void sign_in_ahead();
+  // The viewer arrives: refreshes its session when it signed in ahead, else signs in when
+  // the scenario says so; `play`: presses play at once.
   void arrive(bool play);
+  bool has_arrived() const { return arrived_; }
   void press_play();
   // The viewer's network changes: its next balancer requests carry `cache` ("" = none).
   void walk_out(const std::string& cache);
@@ -85,6 +90,7 @@ class Viewer {
   void step_in(double seconds, std::function<void()> step);
 
   void login();
+  void refresh();
   void list_channels();
   void check_access();
   void on_queue_reply(const Reply& reply, const std::function<void()>& again);
@@ -110,6 +116,7 @@ class Viewer {
   std::string token_;
   Phase phase_ = Phase::arrived;
   bool play_pressed_ = false;
+  bool arrived_ = false;
   double pressed_at_ = 0;
   int attempts_ = 0;  // consecutive failures of the current step
   std::vector<common::FetchId> in_flight_;

@@ -57,6 +57,18 @@ TEST_CASE("bad scenarios are refused naming the key") {
   CHECK(anonymous.error().message.find("playlist") != std::string::npos);
   auto not_url = parse_scenario("s.json", R"({"balancer":"b:80","playlist":"/p"})");
   CHECK_FALSE(not_url.ok());
+  auto ahead_anonymous = parse_scenario("s.json", R"({"balancer":"http://b","playlist":"/p",
+    "phases":[{"do":"sign_in","viewers":3}]})");
+  REQUIRE_FALSE(ahead_anonymous.ok());
+  CHECK(ahead_anonymous.error().message.find("player.sign_in") != std::string::npos);
+}
+
+TEST_CASE("viewers signed in ahead are the arrivals' first: they count once") {
+  auto s = parse_scenario("s.json", R"({"balancer":"http://b","max_viewers":100,
+    "player":{"sign_in":true,"password":"x"},
+    "phases":[{"do":"sign_in","viewers":80},{"at_s":5,"do":"arrive","viewers":100}]})");
+  REQUIRE_MESSAGE(s.ok(), s.error().message);
+  CHECK(s->planned_viewers() == 100);
 }
 
 TEST_CASE("overrides apply as the servers' --set") {
