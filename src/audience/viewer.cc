@@ -446,7 +446,8 @@ void Viewer::load_media() {
   common::FetchRequest r;
   r.url = balancer_url(media_url_);
   const double started = load_started_;
-  request(RequestKind::media, std::move(r), true, [this, started](Reply reply) {
+  // Parsed against the URL it was asked for: the variant may change while it loads.
+  request(RequestKind::media, std::move(r), true, [this, started, asked = media_url_](Reply reply) {
     media_loading_ = false;
     if (stopped()) return;
     if (reply.status != 200) {
@@ -456,13 +457,13 @@ void Viewer::load_media() {
       return after(reload_timer_, target_duration_ / 2);
     }
     attempts_ = 0;
-    auto parsed = hls::parse_playlist(reply.body, media_url_);
+    auto parsed = hls::parse_playlist(reply.body, asked);
     if (!parsed.ok() || parsed->kind != hls::PlaylistKind::media) return fail("media_playlist_unparsable");
     const hls::MediaInfo& m = parsed->media;
     target_duration_ = static_cast<double>(m.target_duration.value_or(2));
     segments_.clear();
     std::vector<double> durations;
-    const std::string variant = media_url_.substr(0, media_url_.find('?'));
+    const std::string variant = asked.substr(0, asked.find('?'));
     for (const auto& seg : m.segments) {
       segments_.push_back({seg.sequence, seg.duration.value_or(target_duration_), parsed->tmpl.slots()[seg.uri_slot].uri, variant});
       durations.push_back(segments_.back().duration);
