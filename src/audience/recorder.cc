@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <limits>
 
 #include "common/json.h"
 
@@ -203,23 +204,23 @@ std::map<std::string, double> Recorder::budget(const std::string& name) const {
 }
 
 uint64_t Recorder::queue_order_inversions() const {
-  std::vector<QueueRecord> admitted;
-  for (const auto& q : queue_) {
-    if (q.admitted_at_s > 0) admitted.push_back(q);
-  }
-  std::sort(admitted.begin(), admitted.end(),
-            [](const QueueRecord& a, const QueueRecord& b) { return a.admitted_at_s < b.admitted_at_s; });
-  // Admission happens on a viewer's next ask, so equal-second admissions are not ordered:
-  // a viewer admitted more than its retry interval after a later ticket counts.
+  std::vector<const QueueRecord*> by_ticket;
+  for (const auto& q : queue_) by_ticket.push_back(&q);
+  std::sort(by_ticket.begin(), by_ticket.end(),
+            [](const QueueRecord* a, const QueueRecord* b) { return a->ticket > b->ticket; });
   uint64_t inversions = 0;
-  uint64_t highest = 0;
-  double highest_at = 0;
-  for (const auto& q : admitted) {
-    if (q.ticket < highest && q.admitted_at_s - highest_at > 1.5) ++inversions;
-    if (q.ticket > highest) {
-      highest = q.ticket;
-      highest_at = q.admitted_at_s;
+  double first_later_admission = std::numeric_limits<double>::infinity();
+  for (size_t i = 0; i < by_ticket.size();) {
+    // Equal tickets (several balancers' numbering aside, never) are not ordered among themselves.
+    size_t j = i;
+    while (j < by_ticket.size() && by_ticket[j]->ticket == by_ticket[i]->ticket) ++j;
+    for (size_t k = i; k < j; ++k) {
+      if (by_ticket[k]->last_told_wait_at_s > first_later_admission) ++inversions;
     }
+    for (size_t k = i; k < j; ++k) {
+      if (by_ticket[k]->admitted_at_s > 0) first_later_admission = std::min(first_later_admission, by_ticket[k]->admitted_at_s);
+    }
+    i = j;
   }
   return inversions;
 }
@@ -267,19 +268,24 @@ std::string Recorder::json(const std::string& scenario_name, double ran_s) const
   }
   out += "},\"queue\":{\"viewers\":" + std::to_string(queue_.size());
   uint64_t admitted = 0;
-  std::vector<double> waits, ratio;
+  std::vector<double> waits, ratio, ratio_all;
   for (const auto& q : queue_) {
     if (q.admitted_at_s <= 0) continue;
     ++admitted;
     const double wait = q.admitted_at_s - q.queued_at_s;
     waits.push_back(wait);
     if (wait >= 1) ratio.push_back(q.announced_wait_s / wait);
+    for (const auto& [at, told] : q.told) {
+      const double left = q.admitted_at_s - at;
+      if (left >= 1) ratio_all.push_back(told / left);
+    }
   }
   uint64_t peak = 0;
   for (const auto& t : ticks_) peak = std::max(peak, t.queued);
   out += ",\"admitted\":" + std::to_string(admitted) + ",\"peak_length\":" + std::to_string(peak);
   out += ",\"order_inversions\":" + std::to_string(queue_order_inversions());
-  out += ",\"wait_s\":" + summary_json(waits) + ",\"announced_over_real\":" + summary_json(ratio) + "}";
+  out += ",\"wait_s\":" + summary_json(waits) + ",\"announced_over_real\":" + summary_json(ratio) +
+         ",\"told_over_left\":" + summary_json(ratio_all) + "}";
   out += ",\"segments_distinct\":" + std::to_string(segment_names_.size());
   out += ",\"origin_fetches\":{";
   first = true;

@@ -44,10 +44,13 @@ struct WindowSpec {
 };
 
 struct QueueRecord {
-  uint64_t ticket = 0;
+  uint64_t ticket = 0;           // the latest ticket (a dropped ticket is replaced at the tail)
   double queued_at_s = 0;
-  double admitted_at_s = 0;
-  double announced_wait_s = 0;  // the first estimated_wait_s the viewer was told
+  double last_told_wait_at_s = 0;  // the last queue answer before admission
+  double admitted_at_s = 0;      // 0: never admitted
+  double announced_wait_s = 0;   // the first estimated_wait_s the viewer was told
+  // Every (time, estimated_wait_s) told, the first 64: compared with the wait that was left.
+  std::vector<std::pair<double, double>> told;
 };
 
 struct ProcessSample {
@@ -99,8 +102,8 @@ class Recorder {
   uint64_t stalls_so_far() const;                    // stalls begun, while running
   // Requests per playing viewer per minute by kind, within the window named `name`.
   std::map<std::string, double> budget(const std::string& name) const;
-  // Viewers admitted from the queue out of ticket order (each one admitted before an
-  // earlier ticket still waiting counts once).
+  // Viewers told to wait after a later ticket had been admitted (each counts once): what
+  // strict arrival order forbids, observed from the viewers' side whatever their polling.
   uint64_t queue_order_inversions() const;
 
  private:

@@ -100,12 +100,21 @@ TEST_CASE("the recorder's request budget is per playing viewer per minute, in it
   CHECK(percentile({3, 1, 2, 4}, 1.0) == 4);
 }
 
-TEST_CASE("queue order: a later ticket admitted well before an earlier one counts") {
+TEST_CASE("queue order: a viewer told to wait after a later ticket was admitted counts") {
   Recorder r(60, {}, 1);
-  r.queued({1, 0, 10, 5});
-  r.queued({2, 0, 10.5, 5});
-  r.queued({3, 0, 20, 5});
+  auto record = [](uint64_t ticket, double last_told, double admitted) {
+    QueueRecord q;
+    q.ticket = ticket;
+    q.last_told_wait_at_s = last_told;
+    q.admitted_at_s = admitted;
+    return q;
+  };
+  r.queued(record(1, 9, 19));   // polls every 10 s: admitted after ticket 2, but never told to
+  r.queued(record(2, 4, 14));   // wait once ticket 2 was in
+  r.queued(record(3, 12, 20));
   CHECK(r.queue_order_inversions() == 0);
-  r.queued({0, 0, 25, 5});  // ticket 0 admitted 5 s after ticket 3
+  r.queued(record(0, 15, 25));  // still told to wait at 15 s, after ticket 2 got in at 14 s
+  CHECK(r.queue_order_inversions() == 1);
+  r.queued(record(4, 30, 0));   // never admitted, last told at 30 s: tickets 1-3 were earlier
   CHECK(r.queue_order_inversions() == 1);
 }
