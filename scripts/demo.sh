@@ -78,7 +78,7 @@ done
 
 scripts/setup.sh
 cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build "$BUILD" --target balancer cache_node test_origin >&2
+cmake --build "$BUILD" --target balancer cache_node test_origin audience >&2
 
 mkdir -p "$DEMO/logs" "$DEMO/conf" "$DEMO/origin/live" "$DEMO/tls"
 # A self-signed certificate for 127.0.0.1 and localhost, made once.
@@ -333,6 +333,9 @@ cat <<TXT
   Origin          http://127.0.0.1:$ORIGIN_PORT/files/live/master.m3u8
   Operator key    $OPERATOR_KEY
   Logs            $DEMO/logs/
+  Rehearse        scripts/bench/audience_bench.sh small   (300 simulated players, a node kill and a
+                  walk-out on a stack of their own; VIEWERS=5000 ... steady|kickoff|node_kill|walk_out|queue;
+                  docs/operations.md § Rehearsing a venue)
 
 Ctrl-C stops everything.
 TXT

@@ -41,7 +41,7 @@ struct FetchRequest {
   std::string method = "GET";  // GET, HEAD, or POST (with `body`)
   std::vector<HttpHeader> headers;
   std::optional<std::chrono::milliseconds> timeout;  // overrides request_timeout
-  std::string body;  // sent with POST (Content-Length set by the client)
+  std::string body;  // POST only (sent with Content-Length, even when empty)
 };
 
 struct FetchHead {
