@@ -1,7 +1,7 @@
 # Install rules and Debian packages (cpack -G DEB): two packages from one build,
-#   balancer             balancer binary (playlist balancer + REST API), balancer.service,
-#                        /etc/balancer/{balancer,channels,caches,products}.json, the web
-#                        player and operator dashboard in /usr/share/balancer/web
+#   balancer             balancer binary (playlist balancer + REST API), audience (rehearsals),
+#                        balancer.service, /etc/balancer/{balancer,channels,caches,products}.json,
+#                        the web player and operator dashboard in /usr/share/balancer/web
 #   balancer-cache-node  cache_node binary, balancer-cache-node.service,
 #                        /etc/balancer/cache_node.json
 # Both create the system user `balancer`. Configure with -DCMAKE_INSTALL_PREFIX=/usr for
@@ -29,6 +29,8 @@ endforeach()
 
 # Component `balancer` → package balancer.
 install(TARGETS balancer RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR} COMPONENT balancer)
+# The rehearsal tool (docs/operations.md § Rehearsing a venue) ships with the balancer.
+install(TARGETS audience RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR} COMPONENT balancer)
 install(FILES ${BALANCER_PACKAGING_DIR}/etc/balancer.json ${BALANCER_PACKAGING_DIR}/etc/channels.json
               ${BALANCER_PACKAGING_DIR}/etc/caches.json ${BALANCER_PACKAGING_DIR}/etc/products.json
         DESTINATION ${BALANCER_CONFDIR} COMPONENT balancer)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the Debian packages balancer and balancer-cache-node (cmake/Packaging.cmake):
-# configures a release build directory with the /usr prefix, builds the two binaries,
+# configures a release build directory with the /usr prefix, builds the binaries,
 # runs cpack and prints the paths of the .deb files, one per line, on stdout.
 #   scripts/package.sh                  build directory build-pkg/
 #   BUILD_DIR=dir scripts/package.sh    another build directory
@@ -37,7 +37,7 @@ fi
 # the binaries. Tests are not built. cpack's install step must not build "all".
 cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBALANCER_WERROR=ON \
   -DBALANCER_TESTS=OFF -DCMAKE_INSTALL_PREFIX=/usr -DCMAKE_SKIP_INSTALL_ALL_DEPENDENCY=ON >&2
-cmake --build "$build" -j "${JOBS:-2}" --target balancer cache_node >&2
+cmake --build "$build" -j "${JOBS:-2}" --target balancer audience cache_node >&2
 
 rm -rf "$out"
 (cd "$build" && cpack -G DEB -B "$out") >&2

@@ -193,7 +193,7 @@ echo "getent passwd balancer: $passwd_line"
 IFS=: read -r _ _ uid gid _ _ shell <<<"$passwd_line"
 check "system user balancer exists (uid $uid < 1000, shell $shell)" test -n "$uid" -a "${uid:-1000}" -lt 1000 -a "$shell" = /usr/sbin/nologin
 check "group balancer exists and is the user's group" test "$(in_root getent group balancer | cut -d: -f3)" = "$gid"
-for f in /usr/bin/balancer /usr/bin/cache_node /usr/libexec/balancer/wait-ready /usr/libexec/balancer-cache-node/wait-ready; do
+for f in /usr/bin/balancer /usr/bin/audience /usr/bin/cache_node /usr/libexec/balancer/wait-ready /usr/libexec/balancer-cache-node/wait-ready; do
   check "$f is an executable file" test -f "$root$f" -a -x "$root$f"
 done
 for f in /lib/systemd/system/balancer.service /lib/systemd/system/balancer-cache-node.service \
@@ -220,8 +220,8 @@ for u in balancer balancer-cache-node; do
   link=$root/etc/systemd/system/multi-user.target.wants/$u.service
   check "$u.service enabled (multi-user.target.wants link → $(readlink "$link" || echo none))" test -L "$link"
 done
-missing_libs=$(in_root ldd /usr/bin/balancer /usr/bin/cache_node | grep 'not found' || true)
-check "every shared library of both binaries is installed (ldd: no 'not found')" test -z "$missing_libs"
+missing_libs=$(in_root ldd /usr/bin/balancer /usr/bin/audience /usr/bin/cache_node | grep 'not found' || true)
+check "every shared library of the binaries is installed (ldd: no 'not found')" test -z "$missing_libs"
 as_user() { in_root setpriv --reuid=balancer --regid=balancer --init-groups --no-new-privs -- "$@"; }
 out=$(as_user balancer --check-config --config /etc/balancer/balancer.json 2>&1) && rc=0 || rc=$?
 echo "$out"
@@ -323,6 +323,8 @@ for path in /player/ /admin/; do
   check "GET $path → 200 text/html from the installed page" \
     test "$got" = "200 text/html; charset=utf-8" -a "$(cmp -s "$work/page.out" "$root/usr/share/balancer/web${path}index.html" && echo same)" = same
 done
+page /admin/ >/dev/null
+check "the installed dashboard has the playback quality panel" grep -q 'id="playback-quality"' "$work/page.out"
 got=$(page /admin/admin.js)
 check "GET /admin/admin.js → 200 text/javascript ($got)" test "$got" = "200 text/javascript; charset=utf-8"
 got=$(page /vendor/hls.min.js)

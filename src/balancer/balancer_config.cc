@@ -270,6 +270,19 @@ void read_steering_and_web(common::ConfigReader& root, const std::filesystem::pa
   web.finish();
 }
 
+// prefetch.*: asking cache nodes to fetch new live segments (prefetch_client.h).
+void read_prefetch(common::ConfigReader& root, BalancerConfig& c) {
+  auto p = root.object("prefetch");
+  c.prefetch.key = p.string("key", "");
+  if (!c.prefetch.key.empty() && c.prefetch.key.size() < 16) p.fail("key", "must be at least 16 characters");
+  c.prefetch.max_per_s = p.number("max_per_s", c.prefetch.max_per_s, 0.1, 1e5);
+  c.prefetch.max_queue = static_cast<size_t>(p.integer("max_queue", static_cast<int64_t>(c.prefetch.max_queue), 1, 100000));
+  c.prefetch.max_inflight =
+      static_cast<size_t>(p.integer("max_inflight", static_cast<int64_t>(c.prefetch.max_inflight), 1, 1000));
+  c.prefetch.timeout = std::chrono::milliseconds(p.integer("timeout_ms", c.prefetch.timeout.count(), 10, 60000));
+  p.finish();
+}
+
 }  // namespace
 
 const ChannelConfig* BalancerConfig::find_channel(const std::string& id) const {
@@ -299,6 +312,7 @@ common::Result<BalancerConfig> read_main_config(const common::ConfigDocument& do
   read_operator_and_api(root, dir, c);
   common::read_server_sections(root, c.server, c.log_level, c.cors);
   read_steering_and_web(root, dir, c);
+  read_prefetch(root, c);
   c.server.service = "balancer";
   root.finish();
   if (!root.ok()) return common::Error{"bad_config", root.error_text()};
@@ -348,6 +362,7 @@ common::Status read_channels(const common::ConfigDocument& doc, BalancerConfig& 
       r.fail("kind", "must be \"auto\", \"live\" or \"vod\"");
     }
     ch.finished = r.boolean("finished", false);
+    ch.prefetch = r.boolean("prefetch", true);
     channels.push_back(std::move(ch));
   });
   if (!present) root.fail("channels", "is required (a list of channels)");

@@ -115,6 +115,7 @@ SourceRequest BalancerLoop::source_request(const RuntimeConfig& rc, const Channe
   r.target = target;
   r.directives = std::move(directives);
   r.live = {channel.kind, channel.finished, rc.config.playlists.live_end_confirm};
+  r.prefetch = channel.prefetch;
   return r;
 }
 
@@ -323,12 +324,11 @@ const std::vector<std::string>& BalancerLoop::chunk_links_for(const SourceVersio
 // asked for (a configured one, else "other": the label set stays bounded).
 void BalancerLoop::observe_playback(const HttpExchange& ex, const ViewerRequest& request, const BalancerConfig& c,
                                     const ChannelConfig& channel) {
-  std::string node(cmcd::PlaybackQuality::kOtherPlace);
+  std::string_view node = request.cache.empty() ? std::string_view("none") : cmcd::PlaybackQuality::kOtherPlace;
   for (const CacheConfig& cache : c.caches) {
     if (cache.id == request.cache) node = cache.id;
   }
-  if (request.cache.empty()) node = "none";
-  shared_.playback.observe(ex, request.cmcd, {channel.id, std::move(node)});
+  shared_.playback.observe(ex, request.cmcd, channel.id, node);
 }
 
 // Parses the viewer's request, finds the channel and checks the viewer may watch
@@ -420,6 +420,10 @@ void BalancerLoop::serve_playlist(const PendingPtr& p, const SourceResult& r) {
   } else {
     const std::vector<std::string>* links = nullptr;
     if (version.plan.chunk_slots > 0) {
+      // Prefetch asks the nodes this version's viewers were sent to (source_cache.h).
+      for (size_t i = 0; cache != nullptr && i < c.caches.size(); ++i) {
+        if (&c.caches[i] == cache) version.cache_use.note(i);
+      }
       links = &chunk_links_for(version, *p->config, *p->channel, cache);
       // A steering pathway keeps its host by itself; the default copy keeps listed chunks' hosts.
       if (!p->request.pinned_pathway()) links = &stable_links_for(*p, version, cache, *links, started);

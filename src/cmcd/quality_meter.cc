@@ -1,5 +1,7 @@
 #include "cmcd/quality_meter.h"
 
+#include <strings.h>
+
 #include "common/http_exchange.h"
 #include "common/log.h"
 #include "common/metrics.h"
@@ -9,7 +11,6 @@ namespace cmcd {
 namespace {
 
 constexpr const char* kLog = "cmcd";
-constexpr const char* kHeaderNamesC[] = {"CMCD-Object", "CMCD-Request", "CMCD-Session", "CMCD-Status"};
 
 std::string json_escaped_label(std::string_view s) {
   std::string out;
@@ -43,9 +44,10 @@ QualityMeter::QualityMeter(common::MetricsRegistry& metrics, const common::Clock
       buffer_length_(metrics.histogram("playback_buffer_length_seconds",
                                        "Buffer lengths the players reported (CMCD bl)",
                                        {0.5, 1, 2, 4, 8, 15, 30, 60})),
-      bitrate_(metrics.histogram("playback_bitrate_bits_per_second",
-                                 "Encoded bitrates of the media objects the players asked for (CMCD br)",
-                                 {250e3, 500e3, 1e6, 2e6, 3e6, 5e6, 8e6, 12e6, 20e6})),
+      bitrate_(metrics.histogram("playback_bitrate_bytes_per_second",
+                                 "Encoded bitrates of the media objects the players asked for (CMCD br), "
+                                 "in bytes per second as Prometheus wants base units (0.25 to 20 Mbit/s)",
+                                 {31250, 62500, 125e3, 250e3, 375e3, 625e3, 1e6, 1.5e6, 2.5e6})),
       quality_(limits) {
   metrics.gauge_fn("playback_sessions_reporting", "Player sessions heard from (CMCD sid) within the idle time",
                    [this] {
@@ -59,8 +61,9 @@ QualityMeter::QualityMeter(common::MetricsRegistry& metrics, const common::Clock
                    });
 }
 
-void QualityMeter::observe(const common::HttpExchange& ex, const std::optional<std::string>& raw_query_value,
-                           const PlaybackQuality::Place& where) {
+std::optional<Data> QualityMeter::observe(const common::HttpExchange& ex,
+                                          const std::optional<std::string>& raw_query_value, std::string_view channel,
+                                          std::string_view node) {
   Data data;
   bool present = false;
   std::string error;
@@ -69,23 +72,26 @@ void QualityMeter::observe(const common::HttpExchange& ex, const std::optional<s
     auto decoded = common::percent_decode(*raw_query_value);
     error = decoded ? parse_into(*decoded, data) : "malformed percent-encoding";
   }
-  for (const char* name : kHeaderNamesC) {
+  // One pass over the request's headers (most requests carry no CMCD at all).
+  for (const common::HttpHeader& h : ex.headers_with_prefix("CMCD-")) {
     if (!error.empty()) break;
-    auto value = ex.header(name);
-    if (!value) continue;
+    bool known = false;
+    for (std::string_view name : kHeaderNames) known = known || (h.name.size() == name.size() &&
+                                                                  strncasecmp(h.name.data(), name.data(), name.size()) == 0);
+    if (!known) continue;
     present = true;
-    error = parse_into(*value, data);
+    error = parse_into(h.value, data);
   }
-  if (!present) return;
+  if (!present) return std::nullopt;
   if (!error.empty()) {
     malformed_.inc();
     LOG_DEBUG(kLog, "a CMCD report could not be read: ", error);
-    return;
+    return std::nullopt;
   }
   read_.inc();
   if (data.buffer_length_ms) buffer_length_.observe(static_cast<double>(*data.buffer_length_ms) / 1000.0);
-  if (data.bitrate_kbps) bitrate_.observe(static_cast<double>(*data.bitrate_kbps) * 1000.0);
-  PlaybackQuality::Place place = where;
+  if (data.bitrate_kbps) bitrate_.observe(static_cast<double>(*data.bitrate_kbps) * 1000.0 / 8.0);
+  PlaybackQuality::Place place{std::string(channel), std::string(node)};
   if (place.channel.empty()) place.channel = data.content_id.empty() ? "unknown" : plain_label_value(data.content_id);
   PlaybackQuality::Recorded recorded;
   {
@@ -93,6 +99,7 @@ void QualityMeter::observe(const common::HttpExchange& ex, const std::optional<s
     recorded = quality_.record(clock_.now(), place, data);
   }
   if (recorded.stall) count_stall(place);
+  return data;
 }
 
 void QualityMeter::count_stall(const PlaybackQuality::Place& where) {

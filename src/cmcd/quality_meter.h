@@ -5,7 +5,7 @@
 //   cmcd_reports_total{result="read"|"malformed"}
 //   playback_stalls_total{channel,node}            reports of a buffer starvation (bs)
 //   playback_buffer_length_seconds                 histogram of reported buffer lengths (bl)
-//   playback_bitrate_bits_per_second               histogram of media objects' bitrates (br)
+//   playback_bitrate_bytes_per_second               histogram of media objects' bitrates (br)
 //   playback_sessions_reporting                    sessions heard within the idle time
 //   playback_sessions_healthy_buffer               of those, buffer at or above the bar
 // Any thread: one lock around the PlaybackQuality; the stall counters have their own, taken
@@ -37,11 +37,12 @@ class QualityMeter {
   QualityMeter& operator=(const QualityMeter&) = delete;
 
   // Reads the request's CMCD (`raw_query_value`: the CMCD argument's value still percent-encoded,
-  // or nullopt) and records it at `where`; an empty `where.channel` is the report's content id
-  // (cid, kept only when plain_label_value() keeps it). Requests without CMCD cost four header
-  // lookups.
-  void observe(const common::HttpExchange& ex, const std::optional<std::string>& raw_query_value,
-               const PlaybackQuality::Place& where);
+  // or nullopt) and records it at (`channel`, `node`); an empty `channel` is the report's content id
+  // (cid, kept only when plain_label_value() keeps it). A request without CMCD costs one pass
+  // over its headers.
+  // Returns the report when one was read (a caller may act on it: a node prefetches `nor`).
+  std::optional<Data> observe(const common::HttpExchange& ex, const std::optional<std::string>& raw_query_value,
+                              std::string_view channel, std::string_view node);
 
   // {"sessions":N,"sessions_with_buffer":N,"healthy_buffer":N,"healthy_buffer_ms":4000,
   //  "stalls_total":N,"bitrate_mix":{"3200":N,...}}

@@ -400,6 +400,15 @@ std::optional<std::string> Http2Stream::request_header(const char* name) const {
   return std::nullopt;
 }
 
+std::vector<HttpHeader> Http2Stream::request_headers_with_prefix(std::string_view prefix) const {
+  std::vector<HttpHeader> out;
+  for (const auto& h : request_headers) {
+    if (h.name.size() >= prefix.size() && strncasecmp(h.name.data(), prefix.data(), prefix.size()) == 0)
+      out.push_back(h);
+  }
+  return out;
+}
+
 void Http2Stream::add_response_header(const std::string& name, const std::string& value) {
   std::string n = lower(name);
   if (connection_specific(n)) return;

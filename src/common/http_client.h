@@ -38,9 +38,10 @@ struct HttpClientOptions {
 
 struct FetchRequest {
   std::string url;
-  std::string method = "GET";  // GET or HEAD
+  std::string method = "GET";  // GET, HEAD, or POST (with `body`)
   std::vector<HttpHeader> headers;
   std::optional<std::chrono::milliseconds> timeout;  // overrides request_timeout
+  std::string body;  // POST only (sent with Content-Length, even when empty)
 };
 
 struct FetchHead {

@@ -140,7 +140,8 @@ struct Fixture {
         "http://127.0.0.1:" + std::to_string(servers[index]->port()) + target,
         "GET",
         {},
-        std::nullopt};
+        std::nullopt,
+        {}};
     client->fetch(request, {[reply](const common::FetchHead& h) { reply->head = h; },
                             [reply](std::string_view data) { reply->body.append(data); },
                             [reply, &got](const common::FetchResult& r) {

@@ -17,17 +17,15 @@ using namespace std::chrono_literals;
 
 namespace {
 
-struct TlsFiles {
-  explicit TlsFiles(const TempDir& dir) : cert(dir.file("cert.pem")), key(dir.file("key.pem")) {
-    std::string error;
-    REQUIRE_MESSAGE(write_self_signed_certificate(cert, key, "h2-balancer", &error), error);
-  }
+// The balancer's TLS port, with HTTP/2 (h2 by ALPN and h2c) on or off.
+struct TlsFiles : TestTlsFiles {
+  explicit TlsFiles(const TempDir& dir) : TestTlsFiles(dir.path(), "h2-balancer") {}
   std::vector<std::string> overrides(bool http2 = true) const {
-    return {"listen.tls.enabled=true", "listen.tls.port=0", "listen.tls.certificate=" + cert,
-            "listen.tls.key=" + key,   std::string("listen.h2c=") + (http2 ? "true" : "false"),
-            std::string("listen.http2=") + (http2 ? "true" : "false")};
+    auto o = TestTlsFiles::overrides();
+    o.push_back(std::string("listen.h2c=") + (http2 ? "true" : "false"));
+    o.push_back(std::string("listen.http2=") + (http2 ? "true" : "false"));
+    return o;
   }
-  std::string cert, key;
 };
 
 struct Transport {

@@ -86,7 +86,7 @@ TEST_CASE("cache node: CMCD as query or headers; the signature and the cache key
   CHECK(metric_value(metrics, "playback_sessions_reporting") == 2);
   CHECK(metric_value(metrics, "playback_sessions_healthy_buffer") == 1);  // s-1 at 21 s, s-2 at 1.5 s
   CHECK(metric_value(metrics, "playback_buffer_length_seconds_count") == 3);
-  CHECK(metric_value(metrics, "playback_bitrate_bits_per_second_count") == 3);
+  CHECK(metric_value(metrics, "playback_bitrate_bytes_per_second_count") == 3);
 
   const std::string playback = object_of(node.health(), "playback");
   INFO(playback);
@@ -94,6 +94,38 @@ TEST_CASE("cache node: CMCD as query or headers; the signature and the cache key
   CHECK(json_integer(playback, "healthy_buffer") == 1);
   CHECK(json_integer(playback, "stalls_total") == 2);
   CHECK(playback.find("\"bitrate_mix\":{\"840\":1,\"3200\":1}") != std::string::npos);
+}
+
+TEST_CASE("cache node: a viewer's CMCD next object (nor) is fetched before it asks, once, if its link is signed") {
+  TempDir dir;
+  TestOrigin origin;
+  CacheNodeProcess node(dir.file("data"), origin.base_url(), {"node_id=venue-a"});
+  const std::string base = node.url("");
+  auto relative_to_dir = [&](const std::string& signed_url) {  // as hls.js writes nor
+    return signed_url.substr(signed_url.rfind('/') + 1);
+  };
+  const std::string next = relative_to_dir(node.signed_url("/o/demo/gen/16K/live/s2.ts"));
+  auto first = http_get(with_cmcd(node.signed_url("/o/demo/gen/16K/live/s1.ts"),
+                                  "bl=4000,nor=\"" + next + "\",sid=\"n-1\""));
+  REQUIRE(first.status == 200);
+  CHECK(wait_until([&] { return origin.count("/gen/16K/live/s2.ts") == 1; }, 10s, 10ms));
+  auto second = http_get(node.signed_url("/o/demo/gen/16K/live/s2.ts"));
+  CHECK(second.status == 200);
+  CHECK(second.header("X-Cache") == "HIT");
+  CHECK(origin.count("/gen/16K/live/s2.ts") == 1);
+
+  // Not fetched: a next object whose link is not signed, one that leaves the origin's tree,
+  // one on another host.
+  for (const std::string& nor : {std::string("s3.ts"), std::string("../../../../s4.ts"),
+                                 std::string("http://elsewhere.invalid/o/demo/s5.ts")}) {
+    CHECK(http_get(with_cmcd(node.signed_url("/o/demo/gen/16K/live/s1.ts"), "nor=\"" + nor + "\"")).status == 200);
+  }
+  // The counters move before each reply: one prefetch started, the unsigned link refused.
+  const std::string metrics = http_get(node.url("/metrics")).body;
+  CHECK(metric_value(metrics, "cache_prefetch_next_object_total") == 1);
+  CHECK(metric_value(metrics, "cache_prefetches_total{result=\"invalid\"}") == 1);
+  CHECK(origin.count("/gen/16K/live/s3.ts") == 0);
+  CHECK(origin.count("/gen/16K/s4.ts") == 0);
 }
 
 TEST_CASE("balancer: a playlist request's CMCD is read, never sent to origin, and counted for its channel and cache") {

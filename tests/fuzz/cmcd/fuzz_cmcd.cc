@@ -7,16 +7,9 @@
 #include <string_view>
 
 #include "cmcd/cmcd.h"
+#include "fuzz/fuzz_check.h"
 
 namespace {
-
-#define FUZZ_CHECK(cond)                                                                   \
-  do {                                                                                     \
-    if (!(cond)) {                                                                         \
-      std::fprintf(stderr, "invariant violated: %s (%s:%d)\n", #cond, __FILE__, __LINE__); \
-      std::abort();                                                                        \
-    }                                                                                      \
-  } while (0)
 
 bool same(const cmcd::Data& a, const cmcd::Data& b) {
   return a.version == b.version && a.buffer_length_ms == b.buffer_length_ms && a.bitrate_kbps == b.bitrate_kbps &&

@@ -1,0 +1,51 @@
+// The playout buffer of one simulated player, as a pure function of the media that
+// arrived and the time passed in (seconds on any monotonic scale). Playback starts once
+// `start_buffer_s` of media has arrived after play was pressed; a stall begins when the
+// playout position reaches the end of what has arrived and ends when the next segment
+// arrives. Startup time, stall count and stalled time are what a viewer would feel.
+// Not thread-safe; one owner.
+#pragma once
+
+#include <optional>
+
+namespace audience {
+
+class PlayoutBuffer {
+ public:
+  // `start_buffer_s`: media needed before the first frame (a player's start condition).
+  explicit PlayoutBuffer(double start_buffer_s) : start_buffer_s_(start_buffer_s) {}
+
+  // The viewer pressed play at `now` (startup is measured from here). Idempotent.
+  void press_play(double now);
+  // A whole segment of `duration_s` arrived at `now` (segments arrive in playout order).
+  void on_segment(double duration_s, double now);
+  // Brings the playout clock to `now`; a stall that began before `now` is counted at the
+  // moment the position reached the end of the buffer, not at `now`.
+  void advance(double now);
+
+  bool started() const { return startup_s_.has_value(); }
+  bool stalled() const { return stalled_; }
+  // Seconds from press_play() to the first frame; nullopt before playback started.
+  std::optional<double> startup_s() const { return startup_s_; }
+  int stalls() const { return stalls_; }
+  // Total stalled seconds up to the last advance(), the current stall included.
+  double stalled_s() const { return stalled_total_s_ + (stalled_ ? last_now_ - stall_began_ : 0); }
+  // Media arrived and not yet played, as of the last advance().
+  double buffered_s() const { return arrived_s_ - position_s_; }
+  // When the current stall began (meaningful while stalled()).
+  double stall_began() const { return stall_began_; }
+
+ private:
+  double start_buffer_s_;
+  std::optional<double> pressed_at_;
+  std::optional<double> startup_s_;
+  double arrived_s_ = 0;   // media seconds arrived since play was pressed
+  double position_s_ = 0;  // media seconds played
+  double last_now_ = 0;
+  bool stalled_ = false;
+  double stall_began_ = 0;
+  double stalled_total_s_ = 0;
+  int stalls_ = 0;
+};
+
+}  // namespace audience

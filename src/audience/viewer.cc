@@ -1,0 +1,607 @@
+#include "audience/viewer.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "common/json.h"
+#include "hls/playlist.h"
+#include "hls/uri.h"
+
+namespace audience {
+
+namespace {
+
+constexpr size_t kMaxPlaylistBytes = 4 * 1024 * 1024;
+constexpr size_t kMaxReplyBytes = 256 * 1024;
+
+std::string host_of(const std::string& url) {
+  const size_t scheme = url.find("://");
+  if (scheme == std::string::npos) return "";
+  return url.substr(0, url.find('/', scheme + 3));
+}
+
+std::string segment_name(const std::string& url) {
+  std::string path = url.substr(0, url.find('?'));
+  const size_t scheme = path.find("://");
+  if (scheme != std::string::npos) {
+    const size_t slash = path.find('/', scheme + 3);
+    path = slash == std::string::npos ? "/" : path.substr(slash);
+  }
+  return path.substr(path.rfind('/') + 1);
+}
+
+double retry_after(const common::FetchHead& head) {
+  const auto value = head.header("Retry-After");
+  if (!value) return 0;
+  char* end = nullptr;
+  const double s = std::strtod(value->c_str(), &end);
+  return end != value->c_str() && std::isfinite(s) ? std::clamp(s, 0.0, 3600.0) : 0;
+}
+
+const rapidjson::Value* member(const rapidjson::Value& object, const char* name) {
+  if (!object.IsObject()) return nullptr;
+  auto it = object.FindMember(name);
+  return it == object.MemberEnd() ? nullptr : &it->value;
+}
+
+std::string string_member(const rapidjson::Value& object, const char* name) {
+  const auto* v = member(object, name);
+  return v && v->IsString() ? std::string(v->GetString(), v->GetStringLength()) : std::string();
+}
+
+double number_member(const rapidjson::Value& object, const char* name, double fallback) {
+  const auto* v = member(object, name);
+  return v && v->IsNumber() ? v->GetDouble() : fallback;
+}
+
+// Backoff before retry `attempt` (1-based): 0.5, 1, 2, 4 s.
+double backoff_s(int attempt) { return std::min(4.0, 0.5 * std::pow(2.0, std::max(0, attempt - 1))); }
+
+}  // namespace
+
+Viewer::Viewer(PlayerContext& context, uint64_t number, std::string cache)
+    : ctx_(context),
+      number_(number),
+      id_("aud" + std::to_string(context.scenario.seed) + "-" + std::to_string(number)),
+      own_cache_(cache),
+      cache_(std::move(cache)),
+      buffer_(context.scenario.player.start_buffer_s),
+      step_timer_(context.loop, common::LoopTimer::Repeat::once, [this] {
+        auto step = std::move(next_step_);
+        if (step) step();
+      }),
+      reload_timer_(context.loop, common::LoopTimer::Repeat::once, [this] { load_media(); }),
+      segment_timer_(context.loop, common::LoopTimer::Repeat::once, [this] { pump_segments(); }),
+      steering_timer_(context.loop, common::LoopTimer::Repeat::once, [this] { load_steering(); }) {}
+
+void Viewer::request(RequestKind kind, common::FetchRequest request, bool keep_body, std::function<void(Reply)> done) {
+  const double started = ctx_.now();
+  request.timeout = std::chrono::milliseconds(static_cast<int64_t>(ctx_.scenario.player.request_timeout_s * 1000));
+  auto reply = std::make_shared<Reply>();
+  const size_t limit = kind == RequestKind::master || kind == RequestKind::media ? kMaxPlaylistBytes : kMaxReplyBytes;
+  auto id = std::make_shared<common::FetchId>(0);
+  common::FetchCallbacks callbacks;
+  callbacks.on_head = [reply](const common::FetchHead& head) { reply->retry_after_s = retry_after(head); };
+  callbacks.on_data = [reply, keep_body, limit](std::string_view data) {
+    reply->bytes += data.size();
+    if (keep_body && reply->body.size() + data.size() <= limit) reply->body.append(data);
+  };
+  callbacks.on_done = [this, kind, reply, started, id, done = std::move(done)](const common::FetchResult& result) {
+    in_flight_.erase(std::remove(in_flight_.begin(), in_flight_.end(), *id), in_flight_.end());
+    const double now = ctx_.now();
+    reply->status = result.ok ? result.status : 0;
+    reply->latency_s = now - started;
+    // A queue place or a busy sign-in is the deployment's planned answer, not a failure.
+    const bool planned = (reply->status == 503 || reply->status == 429) && reply->retry_after_s > 0;
+    ctx_.recorder.request(kind, now, reply->latency_s, reply->status, reply->bytes, planned);
+    done(std::move(*reply));
+  };
+  *id = ctx_.client.fetch(std::move(request), std::move(callbacks));
+  in_flight_.push_back(*id);
+}
+
+void Viewer::after(common::LoopTimer& timer, double seconds) {
+  timer.start(std::chrono::microseconds(static_cast<int64_t>(std::max(0.0, seconds) * 1e6)));
+}
+
+void Viewer::step_in(double seconds, std::function<void()> step) {
+  next_step_ = std::move(step);
+  after(step_timer_, seconds);
+}
+
+void Viewer::fail(const std::string& reason) {
+  if (stopped()) return;
+  ctx_.recorder.fatal(reason);
+  leave();
+  phase_ = Phase::failed;
+}
+
+std::string Viewer::balancer_url(std::string url) const { return with_query_param(url, "cache", cache_); }
+
+std::vector<common::HttpHeader> Viewer::auth_headers() const {
+  if (token_.empty()) return {};
+  return {{"Authorization", "Bearer " + token_}};
+}
+
+void Viewer::sign_in_ahead() {
+  phase_ = Phase::signing_in;
+  login();
+}
+
+void Viewer::arrive(bool play) {
+  if (arrived_ || stopped()) return;
+  arrived_ = true;
+  if (play) {
+    play_pressed_ = true;
+    pressed_at_ = ctx_.now();
+    buffer_.press_play(pressed_at_);
+  }
+  if (phase_ == Phase::signing_in) return;  // signing in ahead: goes on once signed in
+  if (!token_.empty()) {
+    refresh();
+  } else if (ctx_.scenario.player.sign_in) {
+    phase_ = Phase::signing_in;
+    login();
+  } else {
+    phase_ = Phase::ready;
+    if (play_pressed_) check_access();
+  }
+}
+
+void Viewer::press_play() {
+  if (stopped() || play_pressed_) return;
+  play_pressed_ = true;
+  pressed_at_ = ctx_.now();
+  buffer_.press_play(pressed_at_);
+  if (phase_ == Phase::ready) check_access();
+}
+
+void Viewer::login() {
+  std::string name = ctx_.scenario.player.login;
+  if (const size_t at = name.find("{n}"); at != std::string::npos) name.replace(at, 3, std::to_string(number_));
+  common::FetchRequest r;
+  r.url = ctx_.scenario.balancer + "/api/v1/auth/login";
+  r.method = "POST";
+  r.headers = {{"Content-Type", "application/json"}};
+  r.body = "{\"login\":" + common::json_string(name) + ",\"password\":" + common::json_string(ctx_.scenario.player.password) + "}";
+  request(RequestKind::login, std::move(r), true, [this](Reply reply) {
+    if (stopped()) return;
+    if (reply.status == 200) {
+      rapidjson::Document doc;
+      if (common::parse_json(reply.body, doc).ok()) token_ = string_member(doc, "token");
+      if (token_.empty()) return fail("login_reply_without_token");
+      attempts_ = 0;
+      if (!arrived_) {
+        phase_ = Phase::home;
+        return;
+      }
+      list_channels();
+      return;
+    }
+    if ((reply.status == 503 || reply.status == 429) && ctx_.now() - pressed_at_ < ctx_.scenario.player.queue_max_wait_s) {
+      // The API spreads a storm with its computed Retry-After: follow it, as the app does.
+      return step_in(std::max(1.0, reply.retry_after_s), [this] { login(); });
+      return;
+    }
+    if (++attempts_ > ctx_.scenario.player.retries) return fail("login_" + std::to_string(reply.status));
+    step_in(backoff_s(attempts_), [this] { login(); });
+  });
+}
+
+// The app at start: the session signed in before is refreshed, no password check.
+void Viewer::refresh() {
+  phase_ = Phase::signing_in;
+  common::FetchRequest r;
+  r.url = ctx_.scenario.balancer + "/api/v1/auth/refresh";
+  r.method = "POST";
+  r.headers = auth_headers();
+  request(RequestKind::refresh, std::move(r), false, [this](Reply reply) {
+    if (stopped()) return;
+    if (reply.status == 200) {
+      attempts_ = 0;
+      return list_channels();
+    }
+    if (reply.status == 401) {  // expired or revoked: sign in again
+      token_.clear();
+      return login();
+    }
+    if (++attempts_ > ctx_.scenario.player.retries) return fail("refresh_" + std::to_string(reply.status));
+    step_in(reply.retry_after_s > 0 ? reply.retry_after_s : backoff_s(attempts_), [this] { refresh(); });
+  });
+}
+
+void Viewer::list_channels() {
+  common::FetchRequest r;
+  r.url = ctx_.scenario.balancer + "/api/v1/channels";
+  r.headers = auth_headers();
+  request(RequestKind::channels, std::move(r), false, [this](Reply reply) {
+    if (stopped()) return;
+    if (reply.status != 200) {
+      if (++attempts_ > ctx_.scenario.player.retries) return fail("channels_" + std::to_string(reply.status));
+      return step_in(backoff_s(attempts_), [this] { list_channels(); });
+    }
+    attempts_ = 0;
+    phase_ = Phase::ready;
+    if (play_pressed_) check_access();
+  });
+}
+
+void Viewer::check_access() {
+  if (stopped()) return;
+  if (phase_ != Phase::queued) phase_ = Phase::access;
+  const Scenario& s = ctx_.scenario;
+  std::string url = s.balancer + "/api/v1/access?channel=" + s.channel;
+  if (token_.empty()) url += "&viewer=" + id_;
+  url = balancer_url(url);
+  common::FetchRequest r;
+  r.url = std::move(url);
+  r.headers = auth_headers();
+  request(RequestKind::access, std::move(r), true, [this](Reply reply) {
+    if (stopped()) return;
+    if (reply.status == 200) {
+      rapidjson::Document doc;
+      std::string playlist;
+      if (common::parse_json(reply.body, doc).ok()) playlist = string_member(doc, "playlist_url");
+      if (!playlist.empty()) {
+        master_url_ = playlist.rfind("http", 0) == 0 ? playlist : ctx_.scenario.balancer + playlist;
+      } else {
+        master_url_ = ctx_.scenario.balancer + ctx_.scenario.playlist;
+        master_url_ = with_query_param(master_url_, "viewer", id_);
+      }
+      attempts_ = 0;
+      admitted();
+      return;
+    }
+    if (reply.status == 404 && !ctx_.scenario.playlist.empty()) {
+      // No REST API in this deployment: the playlist request is the access check.
+      master_url_ = with_query_param(ctx_.scenario.balancer + ctx_.scenario.playlist, "viewer", id_);
+      attempts_ = 0;
+      admitted();
+      return;
+    }
+    on_queue_reply(reply, [this] { check_access(); });
+  });
+}
+
+// A 503 with a queue place (access check or playlist): keep the ticket, ask again after
+// Retry-After. Anything else is retried with backoff and then fatal.
+void Viewer::on_queue_reply(const Reply& reply, const std::function<void()>& again) {
+  const double now = ctx_.now();
+  rapidjson::Document doc;
+  const rapidjson::Value* queue = nullptr;
+  if (reply.status == 503 && common::parse_json(reply.body, doc).ok()) queue = member(doc, "queue");
+  if (queue && queue->IsObject()) {
+    const double told = number_member(*queue, "estimated_wait_s", 0);
+    if (!was_queued_) {
+      was_queued_ = true;
+      queue_since_ = now;
+      queue_record_.queued_at_s = now;
+      queue_record_.announced_wait_s = told;
+    }
+    queue_record_.ticket = static_cast<uint64_t>(number_member(*queue, "ticket", 0));
+    queue_record_.last_told_wait_at_s = now;
+    if (queue_record_.told.size() < 64) queue_record_.told.emplace_back(now, told);
+    phase_ = Phase::queued;
+    if (now - queue_since_ > ctx_.scenario.player.queue_max_wait_s) return fail("queue_gave_up");
+    return step_in(std::max(1.0, reply.retry_after_s), again);
+  }
+  if ((reply.status == 503 || reply.status == 429) && reply.retry_after_s > 0 && ++attempts_ <= 20) {
+    return step_in(reply.retry_after_s, again);  // busy: the deployment says when
+  }
+  if (++attempts_ > ctx_.scenario.player.retries) {
+    return fail((phase_ == Phase::starting ? "master_" : "access_") + (reply.status ? std::to_string(reply.status) : std::string("transport")));
+  }
+  step_in(backoff_s(attempts_), again);
+}
+
+void Viewer::admitted() {
+  if (was_queued_ && queue_record_.admitted_at_s <= 0) {
+    queue_record_.admitted_at_s = ctx_.now();
+    ctx_.recorder.queued(queue_record_);
+  }
+  phase_ = Phase::starting;
+  load_master();
+}
+
+void Viewer::load_master() {
+  if (stopped()) return;
+  common::FetchRequest r;
+  r.url = balancer_url(master_url_);
+  request(RequestKind::master, std::move(r), true, [this](Reply reply) {
+    if (stopped()) return;
+    if (reply.status != 200) return on_queue_reply(reply, [this] { load_master(); });
+    auto parsed = hls::parse_playlist(reply.body, master_url_);
+    if (!parsed.ok()) return fail("master_unparsable");
+    const hls::Playlist& p = parsed.value();
+    variants_.clear();
+    if (p.kind == hls::PlaylistKind::media) {
+      media_url_ = master_url_;
+      attempts_ = 0;
+      phase_ = Phase::playing;
+      return load_media();
+    }
+    std::vector<std::string_view> lines;
+    for (size_t at = 0; at < reply.body.size();) {
+      size_t nl = reply.body.find('\n', at);
+      if (nl == std::string::npos) nl = reply.body.size();
+      lines.push_back(std::string_view(reply.body).substr(at, nl - at));
+      at = nl + 1;
+    }
+    for (const auto& v : p.master.variants) {
+      if (v.kind != hls::Variant::Kind::stream || !v.uri_slot) continue;
+      Variant variant;
+      variant.uri = p.tmpl.slots()[*v.uri_slot].uri;
+      variant.bandwidth = v.bandwidth.value_or(0);
+      // The variant's tag is the line before its URI line.
+      const size_t uri_line = p.tmpl.slots()[*v.uri_slot].line;
+      if (v.line >= 1 && v.line <= lines.size()) {
+        variant.pathway = tag_attribute(lines[v.line - 1], "PATHWAY-ID").value_or(".");
+      } else if (uri_line >= 2 && uri_line - 1 <= lines.size()) {
+        variant.pathway = tag_attribute(lines[uri_line - 2], "PATHWAY-ID").value_or(".");
+      }
+      variants_.push_back(std::move(variant));
+    }
+    if (variants_.empty()) return fail("master_without_variants");
+    steering_uri_.clear();
+    for (const auto& slot : p.tmpl.slots()) {
+      if (slot.tag == "EXT-X-CONTENT-STEERING") steering_uri_ = slot.uri;
+    }
+    for (size_t i = 0; i < lines.size(); ++i) {
+      if (lines[i].rfind("#EXT-X-CONTENT-STEERING:", 0) == 0) pathway_ = tag_attribute(lines[i], "PATHWAY-ID").value_or("");
+    }
+    attempts_ = 0;
+    phase_ = Phase::playing;
+    choose_variant();
+    if (!steering_uri_.empty() && ctx_.scenario.player.steering) load_steering();
+    load_media();
+  });
+}
+
+void Viewer::load_steering() {
+  if (stopped() || steering_uri_.empty()) return;
+  std::string url = with_query_param(steering_uri_, "_HLS_pathway", pathway_.empty() ? "." : pathway_);
+  if (auto bps = throughput_.bps()) url = with_query_param(url, "_HLS_throughput", std::to_string(static_cast<uint64_t>(*bps)));
+  common::FetchRequest r;
+  r.url = balancer_url(url);
+  request(RequestKind::steering, std::move(r), true, [this](Reply reply) {
+    if (stopped()) return;
+    double ttl = 300;
+    rapidjson::Document doc;
+    if (reply.status == 200 && common::parse_json(reply.body, doc).ok() && doc.IsObject()) {
+      ttl = std::clamp(number_member(doc, "TTL", 300), 1.0, 86400.0);
+      const std::string reload = string_member(doc, "RELOAD-URI");
+      if (!reload.empty()) {
+        if (auto resolved = hls::resolve_uri(steering_uri_, reload)) steering_uri_ = *resolved;
+      }
+      // Clones: copies of a base pathway's variants under a new id, URIs with the
+      // replacement host and parameters.
+      if (const auto* clones = member(doc, "PATHWAY-CLONES"); clones && clones->IsArray()) {
+        for (const auto& clone : clones->GetArray()) {
+          const std::string base = string_member(clone, "BASE-ID"), id = string_member(clone, "ID");
+          if (base.empty() || id.empty()) continue;
+          if (std::any_of(variants_.begin(), variants_.end(), [&](const Variant& v) { return v.pathway == id; })) continue;
+          const auto* replacement = member(clone, "URI-REPLACEMENT");
+          std::vector<Variant> added;
+          for (const auto& v : variants_) {
+            if (v.pathway != base) continue;
+            Variant copy = v;
+            copy.pathway = id;
+            if (replacement) {
+              const std::string host = string_member(*replacement, "HOST");
+              if (!host.empty()) {
+                const size_t scheme = copy.uri.find("://");
+                const size_t slash = copy.uri.find('/', scheme + 3);
+                copy.uri = copy.uri.substr(0, scheme + 3) + host + (slash == std::string::npos ? "" : copy.uri.substr(slash));
+              }
+              if (const auto* params = member(*replacement, "PARAMS"); params && params->IsObject()) {
+                for (const auto& param : params->GetObject()) {
+                  if (param.value.IsString()) copy.uri = with_query_param(copy.uri, param.name.GetString(), param.value.GetString());
+                }
+              }
+            }
+            added.push_back(std::move(copy));
+          }
+          variants_.insert(variants_.end(), added.begin(), added.end());
+        }
+      }
+      pathway_priority_.clear();
+      if (const auto* priority = member(doc, "PATHWAY-PRIORITY"); priority && priority->IsArray()) {
+        for (const auto& p : priority->GetArray()) {
+          if (p.IsString()) pathway_priority_.emplace_back(p.GetString());
+        }
+      }
+      const double now = ctx_.now();
+      for (const auto& p : pathway_priority_) {
+        if (auto it = penalized_.find(p); it != penalized_.end() && it->second > now) continue;
+        if (std::any_of(variants_.begin(), variants_.end(), [&](const Variant& v) { return v.pathway == p; })) {
+          pathway_ = p;
+          break;
+        }
+      }
+      choose_variant();
+    }
+    after(steering_timer_, ttl);
+  });
+}
+
+void Viewer::choose_variant() {
+  std::vector<const Variant*> candidates;
+  for (const auto& v : variants_) {
+    if (v.pathway == pathway_) candidates.push_back(&v);
+  }
+  if (candidates.empty()) {
+    const std::string first = variants_.front().pathway;
+    for (const auto& v : variants_) {
+      if (v.pathway == first) candidates.push_back(&v);
+    }
+  }
+  std::vector<uint64_t> bandwidths;
+  for (const auto* v : candidates) bandwidths.push_back(v->bandwidth);
+  const size_t pick = audience::choose_variant(ctx_.scenario.player.variant, bandwidths, throughput_.bps());
+  media_url_ = candidates[pick]->uri;
+}
+
+void Viewer::load_media() {
+  if (stopped() || media_loading_ || media_url_.empty()) return;
+  media_loading_ = true;
+  load_started_ = ctx_.now();
+  common::FetchRequest r;
+  r.url = balancer_url(media_url_);
+  const double started = load_started_;
+  // Parsed against the URL it was asked for: the variant may change while it loads.
+  request(RequestKind::media, std::move(r), true, [this, started, asked = media_url_](Reply reply) {
+    media_loading_ = false;
+    if (stopped()) return;
+    if (reply.status != 200) {
+      if (reply.status == 503 && reply.retry_after_s > 0) return after(reload_timer_, reply.retry_after_s);
+      // A steered pathway whose playlist is refused (the balancer answers 410 for a dead node's
+      // pathway) is left at once for the next one, as hls.js does on a 4xx for a level.
+      if (reply.status >= 400 && reply.status < 500 && reply.status != 429 && leave_pathway(ctx_.now())) {
+        attempts_ = 0;
+        return load_media();
+      }
+      // Players retry a failed playlist load at about half a target duration.
+      if (++attempts_ > ctx_.scenario.player.retries + 3) return fail("media_playlist_" + std::to_string(reply.status));
+      return after(reload_timer_, target_duration_ / 2);
+    }
+    attempts_ = 0;
+    auto parsed = hls::parse_playlist(reply.body, asked);
+    if (!parsed.ok() || parsed->kind != hls::PlaylistKind::media) return fail("media_playlist_unparsable");
+    const hls::MediaInfo& m = parsed->media;
+    target_duration_ = static_cast<double>(m.target_duration.value_or(2));
+    segments_.clear();
+    std::vector<double> durations;
+    const std::string variant = asked.substr(0, asked.find('?'));
+    for (const auto& seg : m.segments) {
+      segments_.push_back({seg.sequence, seg.duration.value_or(target_duration_), parsed->tmpl.slots()[seg.uri_slot].uri, variant});
+      durations.push_back(segments_.back().duration);
+    }
+    const std::string signature = std::to_string(m.media_sequence) + "/" + std::to_string(segments_.size()) + "/" +
+                                  (segments_.empty() ? std::string() : segment_name(segments_.back().uri));
+    const bool changed = signature != signature_;
+    signature_ = signature;
+    if (!next_sequence_ && !segments_.empty()) {
+      const double hold_back = m.server_control.hold_back.value_or(ctx_.scenario.player.hold_back_target_durations * target_duration_);
+      next_sequence_ = segments_[live_start_index(durations, hold_back)].sequence;
+    }
+    after(reload_timer_, started + reload_delay_s(target_duration_, changed) - ctx_.now());
+    pump_segments();
+  });
+}
+
+void Viewer::pump_segments() {
+  if (stopped() || segment_fetch_ != 0 || !next_sequence_ || segments_.empty() || segment_timer_.armed()) return;
+  if (*next_sequence_ < segments_.front().sequence) {
+    // Fell behind the live window: a player jumps forward (the buffer shows the gap as a stall).
+    ctx_.recorder.fatal("skipped_behind_window");
+    next_sequence_ = segments_.front().sequence;
+  }
+  const auto it = std::find_if(segments_.begin(), segments_.end(), [&](const Segment& s) { return s.sequence == *next_sequence_; });
+  if (it == segments_.end()) return;  // not listed yet: the next reload brings it
+  const Segment segment = *it;
+  // Distinct segments asked for: the media playlist's path (its variant) and the sequence
+  // number, the same whichever host or pathway serves it.
+  ctx_.recorder.segment_asked(segment.variant + "#" + std::to_string(segment.sequence));
+  common::FetchRequest r;
+  r.url = segment.uri;
+  const double started = ctx_.now();
+  request(RequestKind::segment, std::move(r), false, [this, segment, started](Reply reply) {
+    segment_fetch_ = 0;
+    if (stopped()) return;
+    on_segment_done(segment, reply, started);
+  });
+  segment_fetch_ = in_flight_.back();
+}
+
+void Viewer::on_segment_done(const Segment& segment, const Reply& reply, double started) {
+  const double now = ctx_.now();
+  if (reply.status == 200 || reply.status == 206) {
+    if (failing_since_ && host_of(segment.uri) != failing_host_) {
+      ctx_.recorder.failover(now - *failing_since_);
+    }
+    failing_since_.reset();
+    segment_attempts_ = 0;
+    throughput_.add(reply.bytes, now - started);
+    buffer_.on_segment(segment.duration, now);
+    if (!startup_reported_ && buffer_.started()) {
+      startup_reported_ = true;
+      // Time in the queue is the queue's figure (wait_s), not the player's startup.
+      const double queued = was_queued_ ? queue_record_.admitted_at_s - queue_record_.queued_at_s : 0;
+      ctx_.recorder.startup(now - pressed_at_ - queued);
+    }
+    next_sequence_ = segment.sequence + 1;
+    if (ctx_.scenario.player.variant == VariantPolicy::abr && !variants_.empty()) choose_variant();
+    pump_segments();
+    return;
+  }
+  // A failed segment is retried with backoff; the retry takes whatever URI the newest
+  // playlist lists for that sequence number (a dead node's segments move to a sibling there).
+  if (!failing_since_) {
+    failing_since_ = now;
+    failing_host_ = host_of(segment.uri);
+  }
+  if (++segment_attempts_ > ctx_.scenario.player.retries) {
+    return fail("segment_" + (reply.status ? std::to_string(reply.status) : std::string("transport")));
+  }
+  // With content steering a failing pathway is left at once for the next one the manifest
+  // ranks (hls.js does): its media playlist lists the same segments on another host.
+  if (!pathway_priority_.empty() && leave_pathway(now)) {
+    reload_timer_.cancel();
+    load_media();
+  }
+  after(segment_timer_, backoff_s(segment_attempts_));
+}
+
+bool Viewer::leave_pathway(double now) {
+  penalized_[pathway_] = now + 300;
+  // The manifest's order once it is loaded; before that, the master's (its pathways in the order
+  // their variants are listed).
+  std::vector<std::string> order = pathway_priority_;
+  if (order.empty()) {
+    for (const auto& v : variants_) {
+      if (std::find(order.begin(), order.end(), v.pathway) == order.end()) order.push_back(v.pathway);
+    }
+  }
+  for (const auto& p : order) {
+    if (p == pathway_) continue;
+    if (auto it = penalized_.find(p); it != penalized_.end() && it->second > now) continue;
+    if (std::none_of(variants_.begin(), variants_.end(), [&](const Variant& v) { return v.pathway == p; })) continue;
+    pathway_ = p;
+    choose_variant();
+    return true;
+  }
+  return false;
+}
+
+void Viewer::walk_out(const std::string& cache) { cache_ = cache; }
+void Viewer::walk_in() { cache_ = own_cache_; }
+
+void Viewer::leave() {
+  if (stopped()) return;
+  for (auto id : in_flight_) ctx_.client.cancel(id);
+  in_flight_.clear();
+  segment_fetch_ = 0;
+  media_loading_ = false;
+  step_timer_.cancel();
+  reload_timer_.cancel();
+  segment_timer_.cancel();
+  steering_timer_.cancel();
+  phase_ = Phase::left;
+}
+
+void Viewer::sample(double now) {
+  if (phase_ == Phase::left || phase_ == Phase::failed) return;
+  buffer_.advance(now);
+  if (buffer_.stalls() > reported_stalls_) {
+    reported_stalls_ = buffer_.stalls();
+    ctx_.recorder.stall_began(buffer_.stall_began());
+  }
+}
+
+void Viewer::finish(double now) {
+  sample(now);
+  if (was_queued_ && queue_record_.admitted_at_s <= 0) ctx_.recorder.queued(queue_record_);
+  ctx_.recorder.viewer_end(buffer_.stalls(), buffer_.stalled_s(), buffer_.started());
+}
+
+}  // namespace audience

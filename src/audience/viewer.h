@@ -1,0 +1,161 @@
+// One simulated HLS player driven by the event loop: optional sign-in, channel list, access
+// check honouring the queue, master playlist → variant (top, bottom or ABR), content steering
+// when the master carries it, media playlist reloads as RFC 8216 §6.3.4 from near the live
+// edge, segments fetched from the host the playlist names (bytes counted and discarded) into
+// a playout buffer model, retries with backoff. It knows the deployment by URL only.
+// Loop thread only; the Audience owns every Viewer for the whole run.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "audience/player_rules.h"
+#include "audience/playout_buffer.h"
+#include "audience/recorder.h"
+#include "audience/scenario.h"
+#include "common/event_loop.h"
+#include "common/http_client.h"
+
+namespace audience {
+
+// What every viewer shares (owned by the Audience, outlives the viewers).
+struct PlayerContext {
+  common::EventLoop& loop;
+  common::HttpClient& client;
+  const Scenario& scenario;
+  Recorder& recorder;
+  std::function<double()> now;  // seconds since the run began
+};
+
+class Viewer {
+ public:
+  // home: signed in ahead (a sign_in phase), not arrived yet.
+  enum class Phase : std::uint8_t { arrived, signing_in, home, ready, access, queued, starting, playing, left, failed };
+
+  Viewer(PlayerContext& context, uint64_t number, std::string cache);
+  Viewer(const Viewer&) = delete;
+  Viewer& operator=(const Viewer&) = delete;
+
+  // Signs in now, before arriving (a viewer who signed in days before the event).
+  void sign_in_ahead();
+  // The viewer arrives: refreshes its session when it signed in ahead, else signs in when
+  // the scenario says so; `play`: presses play at once.
+  void arrive(bool play);
+  bool has_arrived() const { return arrived_; }
+  void press_play();
+  // The viewer's network changes: its next balancer requests carry `cache` ("" = none).
+  void walk_out(const std::string& cache);
+  void walk_in();
+  // Stops every request and timer; the viewer is gone.
+  void leave();
+  // Once a second: moves the playout clock, reports stalls that began.
+  void sample(double now);
+  // At the end: reports its figures to the recorder.
+  void finish(double now);
+
+  Phase phase() const { return phase_; }
+  bool play_pressed() const { return play_pressed_; }
+  bool walked_out() const { return cache_ != own_cache_; }
+  bool stalled() const { return buffer_.stalled(); }
+
+ private:
+  struct Reply {
+    int status = 0;  // 0: the transfer failed
+    std::string body;
+    double retry_after_s = 0;
+    double latency_s = 0;
+    uint64_t bytes = 0;
+  };
+  struct Variant {
+    std::string uri;
+    uint64_t bandwidth = 0;
+    std::string pathway;
+  };
+  struct Segment {
+    uint64_t sequence = 0;
+    double duration = 0;
+    std::string uri;
+    std::string variant;  // the media playlist's URL without query
+  };
+
+  void request(RequestKind kind, common::FetchRequest request, bool keep_body, std::function<void(Reply)> done);
+  void after(common::LoopTimer& timer, double seconds);
+  void fail(const std::string& reason);
+  // Runs `step` after `seconds` on the step timer (one pending step at a time).
+  void step_in(double seconds, std::function<void()> step);
+
+  void login();
+  void refresh();
+  void list_channels();
+  void check_access();
+  void on_queue_reply(const Reply& reply, const std::function<void()>& again);
+  void admitted();
+  void load_master();
+  void load_steering();
+  void choose_variant();
+  void load_media();
+  void pump_segments();
+  // Switches to the next usable pathway of the steering manifest; false when there is none.
+  bool leave_pathway(double now);
+  void on_segment_done(const Segment& segment, const Reply& reply, double started);
+
+  std::string balancer_url(std::string url) const;  // with the viewer's current cache id
+  std::vector<common::HttpHeader> auth_headers() const;
+  bool stopped() const { return phase_ == Phase::left || phase_ == Phase::failed; }
+
+  PlayerContext& ctx_;
+  uint64_t number_;
+  std::string id_;
+  std::string own_cache_;
+  std::string cache_;
+  std::string token_;
+  Phase phase_ = Phase::arrived;
+  bool play_pressed_ = false;
+  bool arrived_ = false;
+  double pressed_at_ = 0;
+  int attempts_ = 0;  // consecutive failures of the current step
+  std::vector<common::FetchId> in_flight_;
+
+  // Queue.
+  bool was_queued_ = false;
+  QueueRecord queue_record_;
+  double queue_since_ = 0;
+
+  // Master and steering.
+  std::string master_url_;
+  std::vector<Variant> variants_;
+  std::string steering_uri_;
+  std::string pathway_;
+  std::vector<std::string> pathway_priority_;
+  std::map<std::string, double> penalized_;  // pathway → until when it is avoided
+  std::string media_url_;
+  ThroughputEstimate throughput_;
+
+  // Media.
+  std::vector<Segment> segments_;
+  std::string signature_;
+  double target_duration_ = 2;
+  double load_started_ = 0;
+  std::optional<uint64_t> next_sequence_;
+  bool media_loading_ = false;
+  common::FetchId segment_fetch_ = 0;
+  int segment_attempts_ = 0;
+  std::optional<double> failing_since_;
+  std::string failing_host_;
+  PlayoutBuffer buffer_;
+  int reported_stalls_ = 0;
+  bool startup_reported_ = false;
+
+  std::function<void()> next_step_;
+  common::LoopTimer step_timer_;      // sign-in, access and master retries, queue waits
+  common::LoopTimer reload_timer_;    // media playlist reloads
+  common::LoopTimer segment_timer_;   // segment retries
+  common::LoopTimer steering_timer_;  // steering manifest reloads
+};
+
+}  // namespace audience

@@ -1,0 +1,106 @@
+// Shared by the audience tests: a live two-variant source written in real time for
+// test_origin to serve, and a reader of the result JSON.
+#pragma once
+
+#include <rapidjson/document.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <fstream>
+#include <initializer_list>
+#include <sstream>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "../balancer/balancer_fixture.h"
+
+namespace balancer::test {
+
+inline constexpr int kTargetDuration = 2;
+inline constexpr int kWindow = 8;
+inline const char* const kVariants[] = {"hi", "lo"};
+
+// A live source: every target duration one more segment in each variant, in real time
+// (a generator of content, not a wait for something to happen).
+class LiveSource {
+ public:
+  explicit LiveSource(std::string root) : root_(std::move(root)) {
+    write_file(root_ + "/live/master.m3u8",
+               "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-STREAM-INF:BANDWIDTH=400000\nhi/index.m3u8\n"
+               "#EXT-X-STREAM-INF:BANDWIDTH=150000\nlo/index.m3u8\n");
+    for (next_ = 0; next_ < kWindow; ++next_) add_segment();
+    thread_ = std::thread([this] {
+      std::unique_lock lock(mutex_);
+      auto due = std::chrono::steady_clock::now();
+      while (!stop_) {
+        due += std::chrono::seconds(kTargetDuration);
+        if (stopped_.wait_until(lock, due, [this] { return stop_; })) break;
+        add_segment();
+        ++next_;
+      }
+    });
+  }
+  ~LiveSource() {
+    {
+      std::lock_guard lock(mutex_);
+      stop_ = true;
+    }
+    stopped_.notify_all();
+    thread_.join();
+  }
+
+ private:
+  void add_segment() {
+    for (const char* v : kVariants) {
+      const std::string dir = root_ + "/live/" + v;
+      write_file(dir + "/seg" + std::to_string(next_) + ".ts", std::string(v[0] == 'h' ? 24'000 : 9'000, 'x'));
+      const uint64_t first = next_ + 1 >= kWindow ? next_ + 1 - kWindow : 0;
+      write_file(dir + "/index.m3u8", live_playlist(first, static_cast<int>(next_ + 1 - first), kTargetDuration));
+    }
+  }
+
+  std::string root_;
+  uint64_t next_ = 0;
+  std::mutex mutex_;
+  std::condition_variable stopped_;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
+inline double number_at(const rapidjson::Value& v, std::initializer_list<const char*> path) {
+  const rapidjson::Value* at = &v;
+  for (const char* key : path) {
+    if (!at->IsObject() || !at->HasMember(key)) return -1;
+    at = &(*at)[key];
+  }
+  return at->IsNumber() ? at->GetDouble() : -1;
+}
+
+
+// Runs `audience` on `scenario` (its progress lines on our stderr, for a post-mortem) and
+// returns the parsed result; REQUIREs that it ran to its end within `timeout`.
+inline rapidjson::Document run_audience(const TempDir& dir, const std::string& scenario,
+                                        std::chrono::seconds timeout = std::chrono::seconds(120)) {
+  write_file(dir.file("scenario.json"), scenario);
+  ChildProcess run;
+  ChildOptions options;
+  options.argv = {binary_path("audience"), dir.file("scenario.json"), "--json", dir.file("result.json"), "--html",
+                  dir.file("report.html")};
+  options.stderr_mode = StderrMode::kPassThrough;
+  std::string error;
+  REQUIRE_MESSAGE(run.start(options, &error), error);
+  const auto exit_code = run.wait_exit(deadline_in(timeout));
+  REQUIRE(exit_code.has_value());
+  REQUIRE(*exit_code == 0);
+  std::ifstream in(dir.file("result.json"));
+  std::stringstream text;
+  text << in.rdbuf();
+  rapidjson::Document doc;
+  doc.Parse(text.str().c_str());
+  REQUIRE_MESSAGE(doc.IsObject(), text.str());
+  MESSAGE(text.str().substr(0, text.str().find(",\"per_second\"")));
+  return doc;
+}
+
+}  // namespace balancer::test

@@ -1,0 +1,59 @@
+// The playout buffer model: startup once the start condition is met, a stall from the moment
+// the playout position reaches the end of what arrived until the next segment arrives.
+#include <doctest/doctest.h>
+
+#include "audience/playout_buffer.h"
+
+using audience::PlayoutBuffer;
+
+TEST_CASE("playback starts when the start buffer has arrived, measured from pressing play") {
+  PlayoutBuffer b(4);
+  b.press_play(10);
+  b.on_segment(2, 11);
+  CHECK_FALSE(b.started());
+  b.on_segment(2, 12.5);
+  REQUIRE(b.started());
+  CHECK(*b.startup_s() == doctest::Approx(2.5));
+  CHECK(b.stalls() == 0);
+}
+
+TEST_CASE("a stall begins when the buffer runs dry and ends with the next segment") {
+  PlayoutBuffer b(2);
+  b.press_play(0);
+  b.on_segment(2, 1);  // plays from 1 s; media lasts until 3 s
+  b.advance(2.5);
+  CHECK_FALSE(b.stalled());
+  CHECK(b.buffered_s() == doctest::Approx(0.5));
+  b.advance(4);
+  REQUIRE(b.stalled());
+  CHECK(b.stalls() == 1);
+  CHECK(b.stall_began() == doctest::Approx(3));
+  b.on_segment(2, 4.5);  // stalled from 3 to 4.5
+  CHECK_FALSE(b.stalled());
+  CHECK(b.stalled_s() == doctest::Approx(1.5));
+  b.advance(6);  // 2 s arrived at 4.5 last until 6.5
+  CHECK_FALSE(b.stalled());
+  b.on_segment(2, 6.4);
+  b.advance(8);
+  CHECK(b.stalls() == 1);
+}
+
+TEST_CASE("segments that arrive in time never stall, whatever the sampling rate") {
+  PlayoutBuffer b(2);
+  b.press_play(0);
+  for (int i = 0; i < 100; ++i) {
+    b.on_segment(2, 0.5 + 1.9 * i);  // each one a little before the buffer runs dry
+    b.advance(1.0 + 1.9 * i);
+  }
+  CHECK(b.started());
+  CHECK(b.stalls() == 0);
+  CHECK(b.stalled_s() == 0);
+}
+
+TEST_CASE("nothing counts before play is pressed") {
+  PlayoutBuffer b(2);
+  b.on_segment(2, 1);
+  b.advance(5);
+  CHECK_FALSE(b.started());
+  CHECK(b.stalls() == 0);
+}
