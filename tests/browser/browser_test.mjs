@@ -214,9 +214,6 @@ const scenarios = {
       await viewer.evaluate((url) => {
         const extra = document.createElement('video');
         extra.muted = true;
-        // Playing, as a viewer's would: a paused one may stop loading after hls.js's start-up
-        // pathway switch (from the master's "." to the manifest's first pathway).
-        extra.autoplay = true;
         document.body.append(extra);
         window.headerModeFragments = 0;
         const h = new Hls({ cmcd: { useHeaders: true, sessionId: 'header-mode', contentId: 'demo' } });
