@@ -454,12 +454,11 @@ std::string BalancerLoop::steered_master(const Pending& p, const SourceVersion& 
   const std::string base = viewer_facing_base(p.ex, c);
   if (ids.size() < 2 || base.empty()) return body;
   // Pathway "." is the viewer's default copy, listed first: its links follow the cache choice,
-  // which is what players without steering play. It is also the tag's PATHWAY-ID: Shaka Player
-  // falls back to that pathway whenever it has banned the others (it bans a failed playlist's
-  // host name, which every pathway here shares, for 60 s), and "." never answers 410. Steering
-  // players leave it for the manifest's first pathway as soon as they read the manifest: a
-  // pathway's segment URIs never change (hls.js reports a changed one as "media sequence
-  // mismatch") and its death answers 410.
+  // which is what players without steering play. Steering players start on the choice's own
+  // pathway: every pathway's copy names it, so its segment URIs never change (hls.js reports a
+  // changed one as "media sequence mismatch") and its death answers 410. Not ".": hls.js 1.7
+  // then switches pathway as its first manifest arrives and, at start-up, sometimes never loads
+  // a second fragment.
   std::vector<std::string> texts;
   texts.reserve(ids.size());
   for (const std::string& id : ids) {
@@ -476,7 +475,7 @@ std::string BalancerLoop::steered_master(const Pending& p, const SourceVersion& 
   // Absolute: Shaka Player cannot resolve a path-absolute steering URI.
   std::string server_uri = base + std::string(kSteeringPrefix) + p.channel->id;
   if (!p.request.viewer_query.empty()) server_uri += "?" + p.request.viewer_query;
-  if (auto steered = hls::steered_master(copies, server_uri, kDefaultPathway)) return std::move(*steered);
+  if (auto steered = hls::steered_master(copies, server_uri, ids.front())) return std::move(*steered);
   return body;
 }
 
@@ -506,7 +505,8 @@ std::optional<std::string> BalancerLoop::made_master(const Pending& p, const Sou
   for (size_t i = 0; i < ids.size(); ++i) copies.push_back({ids[i], texts[i]});
   std::string server_uri = base + std::string(kSteeringPrefix) + p.channel->id;
   if (!p.request.viewer_query.empty()) server_uri += "?" + p.request.viewer_query;
-  if (auto steered = hls::steered_master(copies, server_uri, kDefaultPathway)) return steered;
+  if (ids.size() < 2) return texts.front();
+  if (auto steered = hls::steered_master(copies, server_uri, ids[1])) return steered;  // the choice's
   return texts.front();
 }
 

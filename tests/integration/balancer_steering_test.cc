@@ -76,10 +76,10 @@ TEST_CASE(
   INFO(master.body);
   const std::string base = "http://127.0.0.1:" + std::to_string(s.balancer->port());
   CHECK(master.body.find("#EXTM3U\n#EXT-X-CONTENT-STEERING:SERVER-URI=\"" + base +
-                         "/steering/demo?cache=a&viewer=v1\",PATHWAY-ID=\".\"\n#EXT-X-VERSION:3\n") == 0);
+                         "/steering/demo?cache=a&viewer=v1\",PATHWAY-ID=\"a\"\n#EXT-X-VERSION:3\n") == 0);
   CHECK(test_support::steering_rules_problem(master.body) == "");
-  // Pathway "." (listed first, and the tag's: Shaka Player's fallback) keeps the viewer's
-  // default links: players without steering play it; the manifest leads with the choice's own.
+  // Pathway "." (listed first) keeps the viewer's default links: players without steering play
+  // it; steering players start on the choice's own pathway.
   CHECK(uri_lines(master.body) ==
         std::vector<std::string>{"/hls/demo/live/hi/index.m3u8?cache=a&viewer=v1",
                                  "/hls/demo/live/lo/index.m3u8?cache=a&viewer=v1",
@@ -89,8 +89,8 @@ TEST_CASE(
                                  "/hls/demo/live/lo/index.m3u8?cache=a&viewer=v1&pathway=b",
                                  "/hls/demo/live/hi/index.m3u8?cache=a&viewer=v1&pathway=origin",
                                  "/hls/demo/live/lo/index.m3u8?cache=a&viewer=v1&pathway=origin"});
-  CHECK(count(master.body, "PATHWAY-ID=\".\"") == 3);  // the tag and its two variants
-  CHECK(count(master.body, "PATHWAY-ID=\".\"") == 3);  // the tag and its two variants
+  CHECK(count(master.body, "PATHWAY-ID=\".\"") == 2);
+  CHECK(count(master.body, "PATHWAY-ID=\".\"") == 2);
 
   auto manifest =
       s.balancer->get("/steering/demo?cache=a&viewer=v1&_HLS_pathway=a&_HLS_throughput=1000000");
@@ -224,7 +224,7 @@ TEST_CASE(
   INFO(master.body);
   const std::string base = "http://127.0.0.1:" + std::to_string(s.balancer->port());
   CHECK(master.body.find("#EXTM3U\n#EXT-X-CONTENT-STEERING:SERVER-URI=\"" + base +
-                         "/steering/bare?cache=a&viewer=v1\",PATHWAY-ID=\".\"\n") == 0);
+                         "/steering/bare?cache=a&viewer=v1\",PATHWAY-ID=\"a\"\n") == 0);
   CHECK(test_support::steering_rules_problem(master.body) == "");
   CHECK(uri_lines(master.body) == std::vector<std::string>{entry + "&pathway=.", entry + "&pathway=a",
                                                             entry + "&pathway=b", entry + "&pathway=origin"});
