@@ -103,7 +103,7 @@ print(f"media playlist ms: p50 {r['media']['latency_ms']['p50']} p99 {r['media']
 print(f"failover s: {d['failover_s']}; queue: {d['queue']}")
 print(f"origin fetches: {d['origin_fetches']} (distinct segments asked {d['segments_distinct']})")
 for name, w in d["windows"].items():
-    print(f"window {name}: stalls {w['stalls']}, per viewer-minute {w['requests_per_viewer_minute']}")
+    print(f"window {name}: stalls {w['stalls']}, media playlist ms {w['media_playlist_ms']}, per viewer-minute {w['requests_per_viewer_minute']}")
 print(f"processes: {d['processes']}")
 PY
 log "report: $OUT/report.html"

@@ -127,6 +127,7 @@ Recorder::Recorder(double duration_s, std::vector<WindowSpec> windows, uint32_t 
   stalls_per_second_.resize(seconds);
   ticks_.resize(seconds);
   for (size_t k = 0; k < kRequestKinds; ++k) latencies_.emplace_back(100'000, seed + static_cast<uint32_t>(k));
+  for (size_t w = 0; w < windows_.size(); ++w) window_playlist_ms_.emplace_back(100'000, seed + 100 + static_cast<uint32_t>(w));
 }
 
 size_t Recorder::second(double now) const {
@@ -139,6 +140,11 @@ void Recorder::request(RequestKind kind, double now, double latency_s, int statu
   ++totals_[k];
   ++per_second_[second(now)][k];
   latencies_[k].add(latency_s * 1000);
+  if (kind == RequestKind::media) {
+    for (size_t w = 0; w < windows_.size(); ++w) {
+      if (now >= windows_[w].from_s && now < windows_[w].until_s) window_playlist_ms_[w].add(latency_s * 1000);
+    }
+  }
   if (planned) {
     ++planned_counts_[std::string(request_kind_name(kind)) + " " + std::to_string(status)];
   } else if (status == 0 || status >= 400) {
@@ -298,11 +304,13 @@ std::string Recorder::json(const std::string& scenario_name, double ran_s) const
   }
   out += "},\"windows\":{";
   first = true;
-  for (const auto& w : windows_) {
+  for (size_t i = 0; i < windows_.size(); ++i) {
+    const auto& w = windows_[i];
     if (!first) out += ",";
     first = false;
     common::append_json_string(out, w.name);
     out += ":{\"from_s\":" + number(w.from_s) + ",\"until_s\":" + number(w.until_s);
+    out += ",\"media_playlist_ms\":" + summary_json(window_playlist_ms_[i].values());
     uint64_t stalls = 0;
     for (size_t s = second(w.from_s); s < second(w.until_s); ++s) stalls += stalls_per_second_[s];
     out += ",\"stalls\":" + std::to_string(stalls) + ",\"requests_per_viewer_minute\":{";

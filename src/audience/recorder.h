@@ -111,6 +111,7 @@ class Recorder {
 
   double duration_s_;
   std::vector<WindowSpec> windows_;
+  std::vector<Reservoir> window_playlist_ms_;  // media playlist latency per window
   std::array<uint64_t, kRequestKinds> totals_{};
   std::vector<std::array<uint32_t, kRequestKinds>> per_second_;
   std::vector<uint32_t> errors_per_second_;

@@ -61,6 +61,16 @@ TEST_CASE("a rehearsal of 240 viewers: queue, walk-out and a killed node, withou
   // One origin fetch per segment per node (each node fetches at most every distinct segment once).
   CHECK(number_at(doc, {"origin_fetches", "venue-b", "per_segment"}) <= 1.0);
   CHECK(number_at(doc, {"origin_fetches", "venue-a", "per_segment"}) <= 1.0);
+  // The steady playlist bar (issue 22: p99 ≤ 50 ms; a few ms on an idle machine). A latency
+  // is measured when the tool's loop sees the answer: judged only when that loop kept up.
+  const double tool_lag_p99 = number_at(doc, {"audience_loop_lag_ms", "p99"});
+  const double playlist_p99 = number_at(doc, {"windows", "steady", "media_playlist_ms", "p99"});
+  if (tool_lag_p99 <= 10) {
+    CHECK(playlist_p99 <= 50);
+  } else {
+    MESSAGE("playlist p99 " << playlist_p99 << " ms not judged: the machine was loaded (the tool's own loop late by "
+                            << tool_lag_p99 << " ms at p99)");
+  }
   // The request budget of a steady viewer: a playlist and a segment per target duration.
   const double media = number_at(doc, {"windows", "steady", "requests_per_viewer_minute", "media"});
   const double segments = number_at(doc, {"windows", "steady", "requests_per_viewer_minute", "segment"});
