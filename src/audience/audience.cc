@@ -308,10 +308,13 @@ pid_t Audience::spawn(const std::vector<std::string>& argv) {
 void Audience::run_command(const std::vector<std::string>& argv, std::function<void(int)> done) {
   const pid_t pid = spawn(argv);
   if (pid <= 0) return;
-  // Polled, so the loop never blocks on a child; bounded at a minute.
+  // Polled, so the loop never blocks on a child; bounded at a minute. The timer stays in
+  // timers_ (one per command phase) until the run ends.
   auto polls = std::make_shared<int>(0);
-  auto timer = std::make_shared<std::unique_ptr<common::LoopTimer>>();
-  *timer = std::make_unique<common::LoopTimer>(loop_, common::LoopTimer::Repeat::every, [this, pid, polls, timer, done] {
+  auto poll = std::make_shared<std::function<void()>>();
+  timers_.push_back(std::make_unique<common::LoopTimer>(loop_, common::LoopTimer::Repeat::every, [poll] { (*poll)(); }));
+  common::LoopTimer* timer = timers_.back().get();
+  *poll = [this, pid, polls, timer, done] {
     int status = 0;
     const pid_t r = waitpid(pid, &status, WNOHANG);
     if (r == 0 && ++*polls < 600) return;
@@ -322,11 +325,10 @@ void Audience::run_command(const std::vector<std::string>& argv, std::function<v
       recorder_->fatal("command_failed");
     }
     spawned_.erase(std::remove(spawned_.begin(), spawned_.end(), pid), spawned_.end());
+    timer->cancel();
     done(code);
-    (*timer)->cancel();
-    loop_.post([timer] { timer->reset(); });
-  });
-  (*timer)->start(std::chrono::milliseconds(100));
+  };
+  timer->start(std::chrono::milliseconds(100));
 }
 
 void Audience::sample_processes() {

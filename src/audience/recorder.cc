@@ -274,7 +274,12 @@ std::string Recorder::json(const std::string& scenario_name, double ran_s) const
   }
   out += "},\"queue\":{\"viewers\":" + std::to_string(queue_.size());
   uint64_t admitted = 0;
-  std::vector<double> waits, ratio, ratio_all;
+  std::vector<double> waits, ratio, ratio_all, ratio_informed;
+  // The first admission from the queue: from then on the deployment has seen slots free.
+  double first_admission = std::numeric_limits<double>::infinity();
+  for (const auto& q : queue_) {
+    if (q.admitted_at_s > 0) first_admission = std::min(first_admission, q.admitted_at_s);
+  }
   for (const auto& q : queue_) {
     if (q.admitted_at_s <= 0) continue;
     ++admitted;
@@ -283,7 +288,9 @@ std::string Recorder::json(const std::string& scenario_name, double ran_s) const
     if (wait >= 1) ratio.push_back(q.announced_wait_s / wait);
     for (const auto& [at, told] : q.told) {
       const double left = q.admitted_at_s - at;
-      if (left >= 1) ratio_all.push_back(told / left);
+      if (left < 1) continue;
+      ratio_all.push_back(told / left);
+      if (at >= first_admission) ratio_informed.push_back(told / left);
     }
   }
   uint64_t peak = 0;
@@ -291,7 +298,8 @@ std::string Recorder::json(const std::string& scenario_name, double ran_s) const
   out += ",\"admitted\":" + std::to_string(admitted) + ",\"peak_length\":" + std::to_string(peak);
   out += ",\"order_inversions\":" + std::to_string(queue_order_inversions());
   out += ",\"wait_s\":" + summary_json(waits) + ",\"announced_over_real\":" + summary_json(ratio) +
-         ",\"told_over_left\":" + summary_json(ratio_all) + "}";
+         ",\"told_over_left\":" + summary_json(ratio_all) +
+         ",\"told_over_left_once_moving\":" + summary_json(ratio_informed) + "}";
   out += ",\"segments_distinct\":" + std::to_string(segment_names_.size());
   out += ",\"origin_fetches\":{";
   first = true;
