@@ -16,7 +16,8 @@ namespace {
 
 void usage() {
   std::fprintf(stderr,
-               "usage: audience SCENARIO.json [--json FILE] [--html FILE] [--set key=value]... [--quiet] [--check]\n"
+               "usage: audience SCENARIO.json [--json FILE] [--html FILE] [--set key=value]... "
+               "[--quiet] [--check]\n"
                "  --json FILE   the result as JSON (default: stdout)\n"
                "  --html FILE   a self-contained HTML report\n"
                "  --set k=v     overrides a scenario key (dotted path), as the servers' --set\n"
@@ -62,8 +63,9 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (check) {
-    std::fprintf(stderr, "audience: %s is valid (%llu viewers planned over %.0f s)\n", scenario_path.c_str(),
-                 static_cast<unsigned long long>(scenario->planned_viewers()), scenario->duration_s);
+    std::fprintf(
+        stderr, "audience: %s is valid (%llu viewers planned over %.0f s)\n", scenario_path.c_str(),
+        static_cast<unsigned long long>(scenario->planned_viewers()), scenario->duration_s);
     return 0;
   }
   signal(SIGPIPE, SIG_IGN);

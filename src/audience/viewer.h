@@ -35,7 +35,18 @@ struct PlayerContext {
 class Viewer {
  public:
   // home: signed in ahead (a sign_in phase), not arrived yet.
-  enum class Phase : std::uint8_t { arrived, signing_in, home, ready, access, queued, starting, playing, left, failed };
+  enum class Phase : std::uint8_t {
+    arrived,
+    signing_in,
+    home,
+    ready,
+    access,
+    queued,
+    starting,
+    playing,
+    left,
+    failed
+  };
 
   Viewer(PlayerContext& context, uint64_t number, std::string cache);
   Viewer(const Viewer&) = delete;
@@ -83,7 +94,8 @@ class Viewer {
     std::string variant;  // the media playlist's URL without query
   };
 
-  void request(RequestKind kind, common::FetchRequest request, bool keep_body, std::function<void(Reply)> done);
+  void request(RequestKind kind, common::FetchRequest request, bool keep_body,
+               std::function<void(Reply)> done);
   void after(common::LoopTimer& timer, double seconds);
   void fail(const std::string& reason);
   // Runs `step` after `seconds` on the step timer (one pending step at a time).

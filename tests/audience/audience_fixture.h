@@ -8,8 +8,8 @@
 #include <condition_variable>
 #include <fstream>
 #include <initializer_list>
-#include <sstream>
 #include <mutex>
+#include <sstream>
 #include <string>
 #include <thread>
 
@@ -54,9 +54,11 @@ class LiveSource {
   void add_segment() {
     for (const char* v : kVariants) {
       const std::string dir = root_ + "/live/" + v;
-      write_file(dir + "/seg" + std::to_string(next_) + ".ts", std::string(v[0] == 'h' ? 24'000 : 9'000, 'x'));
+      write_file(dir + "/seg" + std::to_string(next_) + ".ts",
+                 std::string(v[0] == 'h' ? 24'000 : 9'000, 'x'));
       const uint64_t first = next_ + 1 >= kWindow ? next_ + 1 - kWindow : 0;
-      write_file(dir + "/index.m3u8", live_playlist(first, static_cast<int>(next_ + 1 - first), kTargetDuration));
+      write_file(dir + "/index.m3u8",
+                 live_playlist(first, static_cast<int>(next_ + 1 - first), kTargetDuration));
     }
   }
 
@@ -77,7 +79,6 @@ inline double number_at(const rapidjson::Value& v, std::initializer_list<const c
   return at->IsNumber() ? at->GetDouble() : -1;
 }
 
-
 // Runs `audience` on `scenario` (its progress lines on our stderr, for a post-mortem) and
 // returns the parsed result; REQUIREs that it ran to its end within `timeout`.
 inline rapidjson::Document run_audience(const TempDir& dir, const std::string& scenario,
@@ -85,7 +86,11 @@ inline rapidjson::Document run_audience(const TempDir& dir, const std::string& s
   write_file(dir.file("scenario.json"), scenario);
   ChildProcess run;
   ChildOptions options;
-  options.argv = {binary_path("audience"), dir.file("scenario.json"), "--json", dir.file("result.json"), "--html",
+  options.argv = {binary_path("audience"),
+                  dir.file("scenario.json"),
+                  "--json",
+                  dir.file("result.json"),
+                  "--html",
                   dir.file("report.html")};
   options.stderr_mode = StderrMode::kPassThrough;
   std::string error;
