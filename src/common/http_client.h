@@ -40,8 +40,8 @@ struct FetchRequest {
   std::string url;
   std::string method = "GET";  // GET, HEAD, or POST (with `body`)
   std::vector<HttpHeader> headers;
-  std::string body;  // POST only (sent with Content-Length, even when empty)
   std::optional<std::chrono::milliseconds> timeout;  // overrides request_timeout
+  std::string body = {};  // POST only (sent with Content-Length, even when empty)
 };
 
 struct FetchHead {
