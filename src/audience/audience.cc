@@ -82,6 +82,11 @@ common::Result<std::unique_ptr<Audience>> Audience::create(Scenario scenario, Ru
       std::chrono::milliseconds(static_cast<int64_t>(a->scenario_.player.request_timeout_s * 1000));
   http.max_host_connections = a->scenario_.max_host_connections;
   http.user_agent = "audience";
+  // Thousands of transfers a second: libcurl's default-sized buffer, not the servers' 256 KiB.
+  http.receive_buffer_bytes = 16 * 1024;
+  // Every viewer keeps its connections as a player does (playlists to the balancer, segments
+  // to its node): without a cache this large most requests would connect anew.
+  http.max_cached_connections = std::min<long>(4L * a->scenario_.max_host_connections, 65536);
   auto client = common::HttpClient::create(a->loop_.base(), http);
   if (!client) return client.error();
   a->client_ = std::move(client.value());

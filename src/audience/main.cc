@@ -3,6 +3,7 @@
 // (docs/operations.md § Rehearsing a venue). Wiring only.
 #include <curl/curl.h>
 #include <signal.h>
+#include <sys/resource.h>
 
 #include <cstdio>
 #include <cstring>
@@ -69,6 +70,13 @@ int main(int argc, char** argv) {
     return 0;
   }
   signal(SIGPIPE, SIG_IGN);
+  // Thousands of players keep thousands of connections: the soft descriptor limit goes up
+  // to the hard one.
+  rlimit files{};
+  if (getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
+    files.rlim_cur = files.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &files);
+  }
   curl_global_init(CURL_GLOBAL_DEFAULT);
   auto run = audience::Audience::create(std::move(scenario.value()), options);
   if (!run) {
