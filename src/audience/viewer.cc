@@ -506,6 +506,11 @@ void Viewer::load_media() {
                            parsed->tmpl.slots()[seg.uri_slot].uri, variant});
       durations.push_back(segments_.back().duration);
     }
+    std::vector<std::string> keys;
+    for (const auto& slot : parsed->tmpl.slots()) {
+      if (slot.role == hls::Role::key && slot.uri.rfind("http", 0) == 0) keys.push_back(slot.uri);
+    }
+    if (!keys.empty()) fetch_keys(keys);
     const std::string signature =
         std::to_string(m.media_sequence) + "/" + std::to_string(segments_.size()) + "/" +
         (segments_.empty() ? std::string() : segment_name(segments_.back().uri));
@@ -519,6 +524,17 @@ void Viewer::load_media() {
     after(reload_timer_, started + reload_delay_s(target_duration_, changed) - ctx_.now());
     pump_segments();
   });
+}
+
+void Viewer::fetch_keys(const std::vector<std::string>& uris) {
+  for (const auto& uri : uris) {
+    if (std::find(keys_fetched_.begin(), keys_fetched_.end(), uri) != keys_fetched_.end()) continue;
+    if (keys_fetched_.size() >= 16) keys_fetched_.erase(keys_fetched_.begin());
+    keys_fetched_.push_back(uri);
+    common::FetchRequest r;
+    r.url = uri;
+    request(RequestKind::key, std::move(r), false, [](Reply) {});
+  }
 }
 
 void Viewer::pump_segments() {

@@ -112,6 +112,8 @@ class Viewer {
   void choose_variant();
   void load_media();
   void pump_segments();
+  // Fetches each new key URI of a media playlist once, as a player does before decrypting.
+  void fetch_keys(const std::vector<std::string>& uris);
   // Switches to the next usable pathway of the steering manifest; false when there is none.
   bool leave_pathway(double now);
   void on_segment_done(const Segment& segment, const Reply& reply, double started);
@@ -150,6 +152,7 @@ class Viewer {
 
   // Media.
   std::vector<Segment> segments_;
+  std::vector<std::string> keys_fetched_;  // key URIs asked for once each (the last 16)
   std::string signature_;
   double target_duration_ = 2;
   double load_started_ = 0;

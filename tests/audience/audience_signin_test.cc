@@ -16,7 +16,7 @@ TEST_CASE("signed-in viewers, the overload switch and a reload: everyone plays, 
   ApiStack api({"api.login_limits.per_address=1000", "api.kdf_queue=4",
                 "api.kdf_queue_per_address=4", "queue.retry_after_s=2", "queue.ticket_grace_s=6",
                 "queue.head_reservation_s=4"});
-  LiveSource source(api.dir.file("root"));
+  LiveSource source(api.dir.file("root"), /*with_key=*/true);
   constexpr int kViewers = 24, kLate = 6, kAhead = 12;
   for (int n = 0; n < kViewers + kLate; ++n) api.add_user("fan" + std::to_string(n), "stadium-0");
   const double reloads_before =
@@ -50,6 +50,9 @@ TEST_CASE("signed-in viewers, the overload switch and a reload: everyone plays, 
   CHECK(number_at(doc, {"requests", "login", "count"}) >= kViewers + kLate);
   CHECK(number_at(doc, {"requests", "refresh", "count"}) == kAhead);
   CHECK(number_at(doc, {"requests", "channels", "count"}) == kViewers + kLate);
+  // Each player fetched its variant's key once (through the balancer, which checks the ticket).
+  CHECK(number_at(doc, {"requests", "key", "count"}) >= kViewers + kLate);
+  CHECK(number_at(doc, {"requests", "key", "count"}) <= 2 * (kViewers + kLate));
   CHECK(doc["errors"].MemberCount() == 0);  // busy answers are waits (waits_told), not errors
   // The late ones met the switch: queued, then admitted once it was off.
   CHECK(number_at(doc, {"queue", "viewers"}) == kLate);
