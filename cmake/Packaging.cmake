@@ -1,7 +1,7 @@
 # Install rules and Debian packages (cpack -G DEB): two packages from one build,
 #   balancer             balancer binary (playlist balancer + REST API), audience (rehearsals),
-#                        balancer.service,
-#                        /etc/balancer/{balancer,channels,caches,products}.json
+#                        balancer.service, /etc/balancer/{balancer,channels,caches,products}.json,
+#                        the web player and operator dashboard in /usr/share/balancer/web
 #   balancer-cache-node  cache_node binary, balancer-cache-node.service,
 #                        /etc/balancer/cache_node.json
 # Both create the system user `balancer`. Configure with -DCMAKE_INSTALL_PREFIX=/usr for
@@ -39,6 +39,17 @@ install(PROGRAMS ${BALANCER_PACKAGING_DIR}/wait-ready DESTINATION ${CMAKE_INSTAL
         COMPONENT balancer)
 install(FILES ${BALANCER_PACKAGING_DIR}/README.md DESTINATION ${CMAKE_INSTALL_DATAROOTDIR}/doc/balancer
         COMPONENT balancer)
+# The web player and the operator dashboard (web.dir of the packaged balancer.json), with the
+# one npm asset they load, hls.js, from web/node_modules as web/package-lock.json pins it
+# (scripts/package.sh runs scripts/web_install.sh first; the pages load nothing from a CDN).
+# The tree keeps web/'s layout, which the balancer's /vendor/hls.min.js route reads.
+set(BALANCER_WEB_DIR ${CMAKE_INSTALL_DATAROOTDIR}/balancer/web)
+install(DIRECTORY ${PROJECT_SOURCE_DIR}/web/player ${PROJECT_SOURCE_DIR}/web/admin
+        DESTINATION ${BALANCER_WEB_DIR} COMPONENT balancer)
+install(FILES ${PROJECT_SOURCE_DIR}/web/node_modules/hls.js/dist/hls.min.js
+        DESTINATION ${BALANCER_WEB_DIR}/node_modules/hls.js/dist COMPONENT balancer)
+install(FILES ${PROJECT_SOURCE_DIR}/web/node_modules/hls.js/LICENSE
+        DESTINATION ${CMAKE_INSTALL_DATAROOTDIR}/doc/balancer RENAME hls.js.LICENSE COMPONENT balancer)
 
 # Component `cache_node` → package balancer-cache-node.
 install(TARGETS cache_node RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR} COMPONENT cache_node)

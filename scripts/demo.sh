@@ -128,12 +128,18 @@ start ffmpeg ffmpeg -hide_banner -loglevel error -re \
 start origin "$BUILD/tests/support/test_origin" --port "$ORIGIN_PORT" --root "$DEMO/origin"
 wait_for "the origin" 10 listening origin
 
+# The two nodes of the site share its chunks (one origin fetch per chunk for the site: each
+# chunk's owner fetches it, the other asks the owner) and accept the balancer's prefetches of
+# new live segments (docs/cache_node.md § Prefetch, § One origin fetch per site).
+PREFETCH_KEY="demo-prefetch-key-change-me"
+SITE_SETS=(--set "site_nodes.venue-a.url=http://127.0.0.1:$CACHE_A_PORT"
+  --set "site_nodes.venue-b.url=http://127.0.0.1:$CACHE_B_PORT" --set "prefetch.keys=[\"$PREFETCH_KEY\"]")
 for node in a b; do
   port=$CACHE_A_PORT tls_port=$CACHE_A_TLS_PORT
   [[ $node == b ]] && port=$CACHE_B_PORT tls_port=$CACHE_B_TLS_PORT
   start "cache-$node" "$BUILD/src/cache_node/cache_node" --config conf/cache_node.json \
     --set node_id=venue-$node --set site=venue --set listen.port="$port" \
-    "${TLS_SETS[@]}" --set listen.tls.port="$tls_port" \
+    "${TLS_SETS[@]}" --set listen.tls.port="$tls_port" "${SITE_SETS[@]}" \
     --set data_dir="$DEMO/cache-venue-$node" --set origins.demo.url="http://127.0.0.1:$ORIGIN_PORT"
   wait_for "cache node venue-$node" 10 listening "cache-$node"
 done
@@ -160,7 +166,7 @@ wait_for "ffmpeg's first segments" 30 test -s "$DEMO/origin/live/v2/index.m3u8"
 # api.data_dir (.demo/balancer-api from conf/balancer.json).
 BALANCER_SETS=("${TLS_SETS[@]}" --set channels_file="$DEMO/conf/channels.json" --set caches_file="$DEMO/conf/caches.json"
   --set origins.demo.url="http://127.0.0.1:$ORIGIN_PORT"
-  --set playback.allow_anonymous=false --set api.demo_payments=true)
+  --set playback.allow_anonymous=false --set api.demo_payments=true --set prefetch.key="$PREFETCH_KEY")
 
 if [[ $FLEET == 1 ]]; then
   # Shared admission: Redis without persistence (the balancers' heartbeats refill it).

@@ -5,7 +5,7 @@
 #   scripts/package.sh                  build directory build-pkg/
 #   BUILD_DIR=dir scripts/package.sh    another build directory
 # Installs what is missing of the build dependencies (the build part of scripts/setup.sh's
-# list, no test tools) and dpkg-dev (dpkg-shlibdeps computes the packages' dependencies).
+# list, no test tools, npm for the web pages' hls.js) and dpkg-dev (dpkg-shlibdeps computes the packages' dependencies).
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -14,9 +14,11 @@ out=$build/packages
 
 packages=(cmake ninja-build g++ pkg-config dpkg-dev file
   libevent-dev libcurl4-openssl-dev libnghttp2-dev libssl-dev rapidjson-dev liblmdb-dev libmimalloc-dev
-  libargon2-dev)
+  libargon2-dev nodejs npm)
 missing=()
 for p in "${packages[@]}"; do
+  # A node or npm already on PATH will do (web_install.sh needs npm for the pages' hls.js).
+  if [[ ($p == nodejs && -n $(command -v node)) || ($p == npm && -n $(command -v npm)) ]]; then continue; fi
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if [[ ${#missing[@]} -gt 0 ]]; then
@@ -27,6 +29,9 @@ if [[ ${#missing[@]} -gt 0 ]]; then
   "${sudo_cmd[@]}" apt-get update -qq
   "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+
+# The web pages' pinned npm asset (hls.js), installed with the pages.
+"$root/scripts/web_install.sh" >&2
 
 # RelWithDebInfo: -O2 -g -DNDEBUG, the optimisation level the tests run at; cpack strips
 # the binaries. Tests are not built. cpack's install step must not build "all".

@@ -10,7 +10,8 @@
 # chroot: the ExecStart=, User=, WorkingDirectory=, UMask=, LimitNOFILE=,
 # NoNewPrivileges=, ExecStartPost= and ExecReload= lines of the installed units are run by
 # this script, in a private network namespace so that the default ports do not collide
-# with anything on this machine) and checks readiness, /health, an account login, reload
+# with anything on this machine) and checks readiness, /health, an account login, the web
+# player and dashboard from the installed tree, reload
 # on SIGHUP (good and bad files) and the graceful stop on SIGTERM. Then it boots the root
 # with systemd as PID 1 in a container (systemd-nspawn, private network) and checks the
 # real units there: started at boot, user, sandbox in force, readiness, reload, restart
@@ -196,7 +197,9 @@ for f in /usr/bin/balancer /usr/bin/audience /usr/bin/cache_node /usr/libexec/ba
   check "$f is an executable file" test -f "$root$f" -a -x "$root$f"
 done
 for f in /lib/systemd/system/balancer.service /lib/systemd/system/balancer-cache-node.service \
-         /usr/share/doc/balancer/README.md /usr/share/doc/balancer-cache-node/README.md; do
+         /usr/share/doc/balancer/README.md /usr/share/doc/balancer-cache-node/README.md \
+         /usr/share/balancer/web/player/index.html /usr/share/balancer/web/admin/index.html \
+         /usr/share/balancer/web/node_modules/hls.js/dist/hls.min.js /usr/share/doc/balancer/hls.js.LICENSE; do
   check "$f is in place" test -f "$root$f"
 done
 # Owners compared by number: the names are the root's, not this machine's.
@@ -311,6 +314,22 @@ code=$(in_ns curl -sS -m 20 -o "$work/login.json" -w '%{http_code}' -H 'Content-
   -d '{"login":"pkgtest","password":"pkgtest-password-1"}' http://127.0.0.1:8090/api/v1/auth/login || true)
 echo "POST /api/v1/auth/login → $code $(sed 's/"token":"[^"]*"/"token":"…"/' "$work/login.json")"
 check "login with the new account → 200 with a token" grep -q '"token"' "$work/login.json"
+
+step "web pages from the installed tree (web.dir /usr/share/balancer/web)"
+page() { in_ns curl -sS -m 10 -o "$work/page.out" -w '%{http_code} %{content_type}' "http://127.0.0.1:8090$1" 2>/dev/null || true; }
+for path in /player/ /admin/; do
+  got=$(page "$path")
+  echo "GET $path → $got"
+  check "GET $path → 200 text/html from the installed page" \
+    test "$got" = "200 text/html; charset=utf-8" -a "$(cmp -s "$work/page.out" "$root/usr/share/balancer/web${path}index.html" && echo same)" = same
+done
+page /admin/ >/dev/null
+check "the installed dashboard has the playback quality panel" grep -q 'id="playback-quality"' "$work/page.out"
+got=$(page /admin/admin.js)
+check "GET /admin/admin.js → 200 text/javascript ($got)" test "$got" = "200 text/javascript; charset=utf-8"
+got=$(page /vendor/hls.min.js)
+check "GET /vendor/hls.min.js → 200, the packaged hls.js ($got)" \
+  cmp -s "$work/page.out" "$root/usr/share/balancer/web/node_modules/hls.js/dist/hls.min.js"
 
 step "reload (ExecReload=: --check-config, then SIGHUP)"
 reloaded() { grep -q 'configuration reloaded' "$work/$1.err"; }

@@ -8,7 +8,13 @@
 #   (b) first-byte latency of a herd of N waiters (N=100, 1000) on a cold 1 MiB chunk
 #       whose origin answers after 200 ms and sends at 50 Mbit/s, origin fetches, and the
 #       targets: p95 <= origin + 50 ms at N=100, <= origin + 150 ms at N=1000;
-#   (c) slow origin: 1 MiB over ~7 s, N=100: first byte and origin fetches.
+#   (c) slow origin: 1 MiB over ~7 s, N=100: first byte and origin fetches;
+#   (d) one site of 3 cache nodes (site_nodes, threads: 1 each): the (b) herd of N spread
+#       over the 3 nodes at once against the same herd on one node; targets: origin 1 fetch
+#       per chunk, herd first-byte p95 <= the single node's + 20 ms;
+#   (e) prefetch: time to first byte of a viewer's first request for a 1 MiB chunk (origin
+#       200 ms to first byte), cold against prefetched (POST /prefetch, then the request once
+#       the node has it); target: prefetched p95 <= 10 ms, X-Cache HIT.
 # Prints a table and writes a JSON results file. Not run in CI.
 #
 # Usage: scripts/bench/cache_node_bench.sh [--build DIR] [--out FILE] [--quick]
@@ -19,7 +25,7 @@
 # Environment: BENCH_WRK_SECONDS (10), BENCH_CONNECTIONS ("64": wrk connections, a list),
 # BENCH_THREADS ("1 2": the cache node's threads, one node each), BENCH_NGINX_WORKERS
 # (auto), BENCH_WRK_THREADS (2), BENCH_HERD_SIZES ("100 1000"), BENCH_PEERS ("cache_node
-# nginx varnish"), BENCH_KEEP=1 keeps the temp dir with the server logs. A missing peer
+# nginx varnish"), BENCH_SITE=0 skips (d), BENCH_PREFETCH_CHUNKS (20; 0 skips (e)), BENCH_KEEP=1 keeps the temp dir with the server logs. A missing peer
 # (nginx, varnishd, wrk, cache_node) is reported and skipped; the script still exits 0.
 #
 # Everything listens on 127.0.0.1 (ephemeral or free ports), lives in one temp dir
@@ -398,6 +404,144 @@ if [[ $QUICK = 0 ]]; then
     herd_row c "$peer" 100 "${PEER_URL[$peer]}$path" "$path" 60000
   done
 fi
+# ---------------------------------------------------------------- (d) one site of 3 nodes
+# Three nodes that name each other in site_nodes: each chunk has one owner, which fetches
+# it from origin; the others fetch it from the owner. The herd of N is split over the three
+# nodes (three herd processes started together); its p95 is the worst of the three.
+T_SITE=()
+J_SITE=()
+SITE_NOTE=""
+site_herd() {  # site_herd LABEL PATH URL... -> one table row and one JSON record
+  local label=$1 path=$2 json p95 worst="" ok_sum=0 fetches i k
+  shift 2
+  local urls=("$@") per=$(( ${SITE_N} / $# )) pids=()
+  for i in "${!urls[@]}"; do
+    timeout 120 "$HERD" --url "${urls[$i]}$path" -n "$per" --verify-gen --timeout-ms 60000 --json \
+      >"$WORK/site-$label-$i.json" 2>/dev/null &
+    pids+=($!)
+  done
+  for pid in "${pids[@]}"; do wait "$pid" || true; done
+  local records=()
+  for i in "${!urls[@]}"; do
+    json=$(cat "$WORK/site-$label-$i.json" 2>/dev/null || echo '{"setup_error":"herd failed"}')
+    p95=$(json_in "$json" first_byte_ms p95)
+    k=$(json_top "$json" ok)
+    ok_sum=$((ok_sum + ${k:-0}))
+    worst=$(awk -v a="${worst:-0}" -v b="${p95:-0}" 'BEGIN { print (b > a ? b : a) }')
+    records+=("$json")
+  done
+  fetches=$(origin_count "$path")
+  SITE_ROW_P95=$worst
+  SITE_ROW_FETCHES=${fetches:-?}
+  SITE_ROW_OK=$ok_sum
+  T_SITE+=("$(printf '%-22s %5s %5s %9s %6s' "$label" "$((per * ${#urls[@]}))" "$ok_sum" "$worst" "${fetches:-?}")")
+  J_SITE+=("{\"label\":\"$label\",\"n\":$((per * ${#urls[@]})),\"ok\":$ok_sum,\"fb_p95_ms_worst\":$(num_or_null "$worst"),\"origin_requests\":${fetches:-null},\"herds\":[$(join "${records[@]}")]}")
+}
+SITE_N=$(awk '{ print $1 }' <<<"$HERD_SIZES")
+SITE_N=$(( (SITE_N / 3) * 3 ))
+if [[ ${BENCH_SITE:-1} = 0 ]]; then
+  SITE_NOTE="skipped (BENCH_SITE=0)"
+elif [[ ! -x $CACHE_NODE ]]; then
+  SITE_NOTE="cache_node not built"
+else
+  SITE_IDS=(site-a site-b site-c)
+  SITE_PORTS=()
+  SITE_URLS=()
+  for id in "${SITE_IDS[@]}"; do SITE_PORTS+=("$(free_port)"); done
+  site_args=()
+  for i in 0 1 2; do site_args+=(--set "site_nodes.${SITE_IDS[$i]}.url=\"http://127.0.0.1:${SITE_PORTS[$i]}\""); done
+  for i in 0 1 2; do
+    mkdir -p "$WORK/${SITE_IDS[$i]}/data"
+    cd "$ROOT_DIR"
+    spawn "$WORK/${SITE_IDS[$i]}/log" "$CACHE_NODE" --config conf/cache_node.json --set node_id="\"${SITE_IDS[$i]}\"" \
+      --set listen.port="${SITE_PORTS[$i]}" --set threads=1 --set data_dir="$WORK/${SITE_IDS[$i]}/data" \
+      --set origins.demo.url="$ORIGIN_URL" --set signing.required=false --set server.access_log=false "${site_args[@]}"
+    cd - >/dev/null
+    if ! wait_listening "$WORK/${SITE_IDS[$i]}/log" 15 "$SPAWNED" >/dev/null; then
+      SITE_NOTE="${SITE_IDS[$i]} failed to start: $(tail -n 3 "$WORK/${SITE_IDS[$i]}/log" | tr '\n' ' ')"
+      break
+    fi
+    SITE_URLS+=("http://127.0.0.1:${SITE_PORTS[$i]}/o/demo")
+  done
+  if [[ -z $SITE_NOTE ]]; then
+    log "(d) herd of $SITE_N on one node, then over the 3 nodes of a site"
+    site_herd "one node" "$FAST/gen/1M/d-single-$RUN_ID.ts" "${SITE_URLS[0]}"
+    SINGLE_P95=$SITE_ROW_P95
+    site_herd "site of 3 nodes" "$FAST/gen/1M/d-site-$RUN_ID.ts" "${SITE_URLS[@]}"
+    limit=$(awk -v s="${SINGLE_P95:-0}" 'BEGIN { printf "%.0f", s + 20 }')
+    why=()
+    [[ $(verdict "$SITE_ROW_P95" "$limit" le) = PASS ]] || why+=("p95")
+    [[ $SITE_ROW_OK = "$SITE_N" ]] || why+=("ok $SITE_ROW_OK/$SITE_N")
+    [[ $SITE_ROW_FETCHES = 1 ]] || why+=("$SITE_ROW_FETCHES fetches")
+    if ((${#why[@]} == 0)); then SITE_RESULT=PASS; else SITE_RESULT="FAIL($(join "${why[@]}"))"; fi
+    T_SITE[1]="${T_SITE[1]} $(printf '%7s  %s' "$limit" "$SITE_RESULT")"
+  fi
+fi
+[[ -n $SITE_NOTE ]] && log "SKIP (d): $SITE_NOTE"
+
+# ---------------------------------------------------------------- (e) prefetch
+# One node with a prefetch key. Cold: a new chunk per request. Prefetched: the chunk is
+# named to the node first, and asked for once the node counts it stored (as a player
+# three segments behind the live edge would find it).
+PREFETCH_CHUNKS=${BENCH_PREFETCH_CHUNKS:-20}
+PREFETCH_NOTE=""
+T_PREFETCH=()
+J_PREFETCH=()
+PREFETCH_KEY="bench-prefetch-key-0000000001"
+p95_of() { sort -n | awk '{ v[NR] = $1 } END { if (NR == 0) { print "n/a"; exit } i = int(NR * 0.95 + 0.999); if (i > NR) i = NR; printf "%.2f", v[i] }'; }
+p50_of() { sort -n | awk '{ v[NR] = $1 } END { if (NR == 0) { print "n/a"; exit } i = int(NR * 0.5 + 0.999); printf "%.2f", v[i] }'; }
+ttfb_ms() {  # ttfb_ms URL -> "<ms> <X-Cache>"
+  curl -sS --max-time 30 -o /dev/null -D "$WORK/prefetch.headers" -w '%{time_starttransfer}' "$1" |
+    awk '{ printf "%.2f", $1 * 1000 }'
+  printf ' %s\n' "$(tr -d '\r' <"$WORK/prefetch.headers" | sed -n 's/^[Xx]-[Cc]ache: //p')"
+}
+if [[ $PREFETCH_CHUNKS = 0 ]]; then
+  PREFETCH_NOTE="skipped (BENCH_PREFETCH_CHUNKS=0)"
+elif [[ ! -x $CACHE_NODE ]]; then
+  PREFETCH_NOTE="cache_node not built"
+else
+  mkdir -p "$WORK/prefetch/data"
+  cd "$ROOT_DIR"
+  spawn "$WORK/prefetch/log" "$CACHE_NODE" --config conf/cache_node.json --set listen.port=0 --set threads=1 \
+    --set data_dir="$WORK/prefetch/data" --set origins.demo.url="$ORIGIN_URL" --set signing.required=false \
+    --set server.access_log=false --set "prefetch.keys=[\"$PREFETCH_KEY\"]"
+  cd - >/dev/null
+  if ! pport=$(wait_listening "$WORK/prefetch/log" 15 "$SPAWNED"); then
+    PREFETCH_NOTE="node failed to start: $(tail -n 3 "$WORK/prefetch/log" | tr '\n' ' ')"
+  else
+    PBASE="http://127.0.0.1:$pport"
+    log "(e) first viewer of $PREFETCH_CHUNKS chunks, cold then prefetched"
+    : >"$WORK/prefetch.cold"
+    : >"$WORK/prefetch.warm"
+    not_hit=0
+    for ((i = 1; i <= PREFETCH_CHUNKS; i++)); do
+      read -r ms _ < <(ttfb_ms "$PBASE/o/demo$FAST/gen/1M/e-cold-$i-$RUN_ID.ts")
+      echo "$ms" >>"$WORK/prefetch.cold"
+      path="$FAST/gen/1M/e-pre-$i-$RUN_ID.ts"
+      curl -sS --max-time 10 -o /dev/null -X POST -H "Authorization: Bearer $PREFETCH_KEY" \
+        -H 'Content-Type: application/json' --data "{\"chunks\":[\"/o/demo$path\"]}" "$PBASE/prefetch" || true
+      for ((w = 0; w < 200; w++)); do
+        stored=$(curl -sS --max-time 5 "$PBASE/metrics" | sed -n 's/^cache_prefetch_completed_total{result="stored"} \([0-9]*\).*/\1/p')
+        [[ ${stored:-0} -ge $i ]] && break
+        sleep 0.05
+      done
+      read -r ms xcache < <(ttfb_ms "$PBASE/o/demo$path")
+      echo "$ms" >>"$WORK/prefetch.warm"
+      [[ $xcache = HIT ]] || not_hit=$((not_hit + 1))
+    done
+    cold_p50=$(p50_of <"$WORK/prefetch.cold") cold_p95=$(p95_of <"$WORK/prefetch.cold")
+    warm_p50=$(p50_of <"$WORK/prefetch.warm") warm_p95=$(p95_of <"$WORK/prefetch.warm")
+    why=()
+    [[ $(verdict "$warm_p95" 10 le) = PASS ]] || why+=("p95")
+    [[ $not_hit = 0 ]] || why+=("$not_hit not HIT")
+    if ((${#why[@]} == 0)); then PREFETCH_RESULT=PASS; else PREFETCH_RESULT="FAIL($(join "${why[@]}"))"; fi
+    T_PREFETCH+=("$(printf '%-12s %5s %9s %9s %7s  %s' cold "$PREFETCH_CHUNKS" "$cold_p50" "$cold_p95" - -)")
+    T_PREFETCH+=("$(printf '%-12s %5s %9s %9s %7s  %s' prefetched "$PREFETCH_CHUNKS" "$warm_p50" "$warm_p95" 10 "$PREFETCH_RESULT")")
+    J_PREFETCH+=("{\"chunks\":$PREFETCH_CHUNKS,\"cold_ttfb_ms\":{\"p50\":$(num_or_null "$cold_p50"),\"p95\":$(num_or_null "$cold_p95")},\"prefetched_ttfb_ms\":{\"p50\":$(num_or_null "$warm_p50"),\"p95\":$(num_or_null "$warm_p95")},\"prefetched_not_hit\":$not_hit,\"target\":$(json_str "$PREFETCH_RESULT")}")
+  fi
+fi
+[[ -n $PREFETCH_NOTE ]] && log "SKIP (e): $PREFETCH_NOTE"
+
 LOAD_END=$(loadavg)
 
 # ---------------------------------------------------------------- report
@@ -444,6 +588,26 @@ LOAD_END=$(loadavg)
     printf '%s\n' "${T_SLOW[@]}"
   fi
   echo
+  echo "(d) One site of 3 cache nodes (site_nodes; threads: 1 each) against one node: the (b) herd of N"
+  echo "    (origin 200 ms to first byte, then 50 Mbit/s), split evenly over the nodes; fb_p95 = the worst"
+  echo "    of the three herds' p95; target: origin 1 fetch, fb_p95 <= the single node's + 20 ms"
+  if [[ -n $SITE_NOTE ]]; then
+    echo "    SKIPPED: $SITE_NOTE"
+  else
+    printf '%-22s %5s %5s %9s %6s %7s  %s\n' setup N ok fb_p95 origin target result
+    printf '%s\n' "${T_SITE[@]}"
+  fi
+  echo
+  echo "(e) Prefetch: time to first byte (curl, ms) of a viewer's first request for a 1 MiB chunk whose"
+  echo "    origin answers after 200 ms; cold = nobody asked before, prefetched = named by POST /prefetch"
+  echo "    and asked for once stored; target: prefetched p95 <= 10 ms, every one a HIT"
+  if [[ -n $PREFETCH_NOTE ]]; then
+    echo "    SKIPPED: $PREFETCH_NOTE"
+  else
+    printf '%-12s %5s %9s %9s %7s  %s\n' first_viewer chunks ttfb_p50 ttfb_p95 target result
+    printf '%s\n' "${T_PREFETCH[@]}"
+  fi
+  echo
 } | tee "$WORK/table.txt"
 
 PEER_JSON=()
@@ -464,6 +628,10 @@ cat >"$OUT_FILE" <<EOF
  "hit_throughput_note":$(json_str "$WRK_NOTE"),
  "herd_origin_first_byte_ms":$(num_or_null "$ORIGIN_FB"),
  "herd_fast_origin":[$(join "${J_HERD[@]}")],
- "herd_slow_origin":[$(join "${J_SLOW[@]}")]}
+ "herd_slow_origin":[$(join "${J_SLOW[@]}")],
+ "site_herd":[$(join "${J_SITE[@]}")],
+ "site_herd_note":$(json_str "$SITE_NOTE"),
+ "prefetch":[$(join "${J_PREFETCH[@]}")],
+ "prefetch_note":$(json_str "$PREFETCH_NOTE")}
 EOF
 log "results written to $OUT_FILE"

@@ -4,8 +4,10 @@
 #   h2 over TLS (ALPN) and h2c with prior knowledge: h2load, the cache node serving hits
 #   from memory, nginx (http2 on its ssl and plain listeners) the same bytes from files;
 #   HTTPS/1.1: wrk against both TLS listeners.
+#   the balancer over h2 (TLS): its rewritten live media playlist for 1,000 distinct viewers
+#   (h2load -i: one URI per viewer) against nginx h2 serving the same source playlist file.
 # Prints a table of requests per second, MB/s and the ratio to nginx, and writes a JSON
-# results file. Not run in CI. Target (issue 11): >= 1.0 x nginx.
+# results file. Not run in CI. Target: >= 1.0 x nginx.
 #
 # Usage: scripts/bench/http2_bench.sh [--build DIR] [--out FILE] [--quick]
 #   --build DIR  build tree with src/cache_node/cache_node and tests/support/test_origin
@@ -39,7 +41,8 @@ done
 [[ $BUILD_DIR = /* ]] || BUILD_DIR="$ROOT_DIR/$BUILD_DIR"
 CACHE_NODE="$BUILD_DIR/src/cache_node/cache_node"
 TEST_ORIGIN="$BUILD_DIR/tests/support/test_origin"
-for bin in "$CACHE_NODE" "$TEST_ORIGIN"; do
+BALANCER="$BUILD_DIR/src/balancer/balancer"
+for bin in "$CACHE_NODE" "$TEST_ORIGIN" "$BALANCER"; do
   [[ -x $bin ]] || { echo "missing $bin; build first" >&2; exit 1; }
 done
 for tool in h2load wrk openssl curl; do
@@ -61,7 +64,14 @@ source "$ROOT_DIR/scripts/bench/lib.sh"
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$WORK/key.pem" \
   -out "$WORK/cert.pem" -days 2 -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 2>/dev/null
 
-spawn "$WORK/origin.log" "$TEST_ORIGIN"
+# The balancer's source: an unchanging live media playlist of 10 segments (no ENDLIST), which
+# nginx serves as a file and the balancer rewrites per viewer (signed links to the node).
+mkdir -p "$WORK/root/live"
+{
+  printf '#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:500\n'
+  for ((i = 500; i < 510; i++)); do printf '#EXTINF:2.000,\nseg%05d.ts\n' "$i"; done
+} >"$WORK/root/live/index.m3u8"
+spawn "$WORK/origin.log" "$TEST_ORIGIN" --root "$WORK/root"
 ORIGIN_PORT=$(wait_listening "$WORK/origin.log" 10 "$SPAWNED") || { log "test_origin did not start"; exit 1; }
 
 OBJECTS=("2K" "1M")
@@ -83,6 +93,32 @@ for size in "${OBJECTS[@]}"; do
   curl -sf "http://127.0.0.1:$NODE_PORT/o/demo/gen/$size/bench.ts" -o /dev/null  # now a memory hit
 done
 
+mkdir -p "$WORK/balancer"
+echo '{"channels":[{"id":"bench","origin":"demo","source":"/files/live/index.m3u8","free":true}]}' \
+  >"$WORK/balancer/channels.json"
+echo "{\"caches\":[{\"id\":\"venue-a\",\"site\":\"venue\",\"url\":\"http://127.0.0.1:$NODE_PORT\",\"networks\":[]}]}" \
+  >"$WORK/balancer/caches.json"
+spawn "$WORK/balancer.log" "$BALANCER" --config "$ROOT_DIR/conf/balancer.json" \
+  --set listen.port=0 --set listen.tls.enabled=true --set listen.tls.port=0 \
+  --set "listen.tls.certificate=$WORK/cert.pem" --set "listen.tls.key=$WORK/key.pem" \
+  --set "channels_file=$WORK/balancer/channels.json" --set "caches_file=$WORK/balancer/caches.json" \
+  --set "origins.demo.url=http://127.0.0.1:$ORIGIN_PORT" --set "api.data_dir=$WORK/balancer/api" \
+  --set server.access_log=false --set limits.max_streams=1000000 --set playback.allow_anonymous=true \
+  --set limits.max_traffic_mbps=0 --set limits.max_anonymous_per_address=0 --set threads="$NODE_THREADS" \
+  --set log.level=warn
+BALANCER_PID=$SPAWNED
+BALANCER_PORT=$(wait_listening "$WORK/balancer.log" 15 "$BALANCER_PID") || { log "balancer did not start"; exit 1; }
+BALANCER_TLS_PORT=$(sed -n 's/.*"tls_port":\([0-9]*\).*/\1/p' "$WORK/balancer.log" | head -n 1)
+for ((i = 0; i < 200; i++)); do  # signed links need the node usable (health.up_after polls)
+  curl -sf --max-time 2 "http://127.0.0.1:$BALANCER_PORT/health" | grep -q '"usable":true' && break
+  sleep 0.05
+done
+cp "$WORK/root/live/index.m3u8" "$WORK/static/index.m3u8"
+# One URI per viewer, for h2load -i (each connection goes round the list).
+for ((v = 1; v <= 1000; v++)); do
+  echo "https://127.0.0.1:$BALANCER_TLS_PORT/hls/bench/files/live/index.m3u8?cache=venue-a&viewer=h2v$v"
+done >"$WORK/balancer-uris.txt"
+
 NGINX_TLS_PORT=$(free_port)
 NGINX_H2C_PORT=$(free_port)
 start_nginx_in "$WORK/nginx" "$NGINX_WORKERS" "$NGINX_TLS_PORT" "
@@ -93,6 +129,7 @@ start_nginx_in "$WORK/nginx" "$NGINX_WORKERS" "$NGINX_TLS_PORT" "
     ssl_protocols TLSv1.2 TLSv1.3;
     http2_max_concurrent_streams 128;
     location /o/demo/gen/ { alias $WORK/static/; }
+    location /hls/ { alias $WORK/static/; types { application/vnd.apple.mpegurl m3u8; } }
   }
   server {
     listen 127.0.0.1:$NGINX_H2C_PORT http2;
@@ -105,16 +142,18 @@ node_path() { echo "/o/demo/gen/$1/bench.ts"; }
 nginx_path() { echo "/o/demo/gen/$1.ts"; }
 
 # ---------------------------------------------------------------- runs
-# run_h2load URL: sets H_RPS, H_MBPS, H_OK, H_FAILED.
+# run_h2load URL [h2load arguments...]: sets H_RPS, H_MBPS, H_OK, H_FAILED, H_2XX.
 run_h2load() {
   local out
   out=$(timeout $((SECONDS_PER_RUN + 60)) h2load -t "$CLIENT_THREADS" -c "$CONNECTIONS" -m "$STREAMS" \
-    -D "$SECONDS_PER_RUN" --warm-up-time=1 "$1" 2>&1 || true)
+    -D "$SECONDS_PER_RUN" --warm-up-time=1 "$@" 2>&1 || true)
   H_RPS=$(sed -n 's/^finished in [^,]*, \([0-9.]*\) req\/s, \([0-9.]*\)\([KMG]*\)B\/s.*/\1/p' <<<"$out")
   H_MBPS=$(sed -n 's/^finished in [^,]*, [0-9.]* req\/s, \([0-9.]*\)\([KMG]*\)B\/s.*/\1 \2/p' <<<"$out" |
     awk '{ f = $2 == "G" ? 1024 : $2 == "M" ? 1 : $2 == "K" ? 1 / 1024 : 1 / 1048576; printf "%.1f", $1 * f }')
   H_OK=$(sed -n 's/^requests: .* \([0-9]*\) succeeded, \([0-9]*\) failed.*/\1/p' <<<"$out")
   H_FAILED=$(sed -n 's/^requests: .* [0-9]* succeeded, \([0-9]*\) failed.*/\1/p' <<<"$out")
+  # "succeeded" counts any answer: the 2xx are the ones that count.
+  H_2XX=$(sed -n 's/^status codes: \([0-9]*\) 2xx.*/\1/p' <<<"$out")
   [[ -n $H_RPS ]] || { log "h2load gave no result for $1: $(tail -n 3 <<<"$out" | tr '\n' ' ')"; H_RPS=0; H_MBPS=0; }
 }
 
@@ -140,7 +179,7 @@ for size in "${OBJECTS[@]}"; do
       path=$([[ $peer = cache_node ]] && node_path "$size" || nginx_path "$size")
       log "$proto $size $peer"
       run_h2load "$scheme://127.0.0.1:$port$path"
-      record "$proto" "$size" "$peer" "$H_RPS" "$H_MBPS" ",\"succeeded\":${H_OK:-0},\"failed\":${H_FAILED:-0}"
+      record "$proto" "$size" "$peer" "$H_RPS" "$H_MBPS" ",\"succeeded\":${H_OK:-0},\"status_2xx\":${H_2XX:-0},\"failed\":${H_FAILED:-0}"
     done
   done
   for peer in cache_node nginx; do
@@ -153,6 +192,16 @@ for size in "${OBJECTS[@]}"; do
   done
 done
 
+# The balancer's rewritten playlist for 1,000 distinct viewers, and nginx's file, over h2 (TLS).
+log "h2 playlist balancer (1,000 viewers)"
+run_h2load -i "$WORK/balancer-uris.txt"
+record h2 playlist balancer "$H_RPS" "$H_MBPS" ",\"succeeded\":${H_OK:-0},\"status_2xx\":${H_2XX:-0},\"failed\":${H_FAILED:-0},\"viewers\":1000"
+log "h2 playlist nginx"
+for ((v = 1; v <= 1000; v++)); do echo "https://127.0.0.1:$NGINX_TLS_PORT/hls/index.m3u8?viewer=h2v$v"; done \
+  >"$WORK/nginx-uris.txt"
+run_h2load -i "$WORK/nginx-uris.txt"
+record h2 playlist nginx "$H_RPS" "$H_MBPS" ",\"succeeded\":${H_OK:-0},\"status_2xx\":${H_2XX:-0},\"failed\":${H_FAILED:-0}"
+
 # ---------------------------------------------------------------- report
 printf '\n%-10s %-6s %14s %14s %10s %10s %8s\n' protocol object "node req/s" "nginx req/s" "node MB/s" "nginx MB/s" "x nginx"
 for proto in h2 h2c https/1.1; do
@@ -163,6 +212,11 @@ for proto in h2 h2c https/1.1; do
       "${RPS[$proto/$size/nginx]:-0}" "${MBPS[$proto/$size/cache_node]:-0}" "${MBPS[$proto/$size/nginx]:-0}" "$r"
   done
 done
+r=$(ratio "${RPS[h2/playlist/balancer]:-0}" "${RPS[h2/playlist/nginx]:-0}")
+ROWS+=("{\"protocol\":\"h2\",\"object\":\"playlist (balancer, 1,000 viewers)\",\"ratio_to_nginx\":$(num_or_null "$r")}")
+printf '%-10s %-6s %14s %14s %10s %10s %8s   (balancer, rewritten for 1,000 viewers)\n' h2 playlist \
+  "${RPS[h2/playlist/balancer]:-0}" "${RPS[h2/playlist/nginx]:-0}" "${MBPS[h2/playlist/balancer]:-0}" \
+  "${MBPS[h2/playlist/nginx]:-0}" "$r"
 cat >"$OUT_FILE" <<JSON
 {"run":"$RUN_ID","load":"$(loadavg)","seconds":$SECONDS_PER_RUN,"connections":$CONNECTIONS,"streams_per_connection":$STREAMS,
  "cache_node_threads":$NODE_THREADS,"nginx_workers":$NGINX_WORKERS,"nginx":"$NGINX_VERSION",

@@ -135,23 +135,13 @@ namespace {
 
 // Blocking connection (start-up and administration only).
 common::Result<common::PgConnPtr> connect_blocking(const common::PgOptions& o, const char* application) {
-  const std::string port = std::to_string(o.port);
-  const std::string timeout = std::to_string(std::max<int64_t>(1, o.timeout.count() / 1000));
-  const char* keys[] = {"host", "port", "dbname", "user", "password", "connect_timeout", "application_name", nullptr};
-  const char* values[] = {o.host.c_str(),
-                          port.c_str(),
-                          o.dbname.c_str(),
-                          o.user.c_str(),
-                          o.password.empty() ? nullptr : o.password.c_str(),
-                          timeout.c_str(),
-                          application,
-                          nullptr};
-  common::PgConnPtr conn(PQconnectdbParams(keys, values, 0));
+  const common::PgConnectParams params(o, "host", o.host, application);
+  common::PgConnPtr conn(PQconnectdbParams(params.keys(), params.values(), 0));
   if (!conn || PQstatus(conn.get()) != CONNECTION_OK) {
     std::string message = conn ? PQerrorMessage(conn.get()) : "out of memory";
     while (!message.empty() && message.back() == '\n') message.pop_back();
-    return common::Error{"storage_unavailable",
-                         "cannot connect to PostgreSQL at " + o.host + ":" + port + "/" + o.dbname + ": " + message};
+    return common::Error{"storage_unavailable", "cannot connect to PostgreSQL at " + o.host + ":" +
+                                                    std::to_string(o.port) + "/" + o.dbname + ": " + message};
   }
   return conn;
 }
@@ -175,25 +165,10 @@ common::Result<PgResultPtr> pg_exec_blocking(const common::PgOptions& o, const s
 }
 
 common::Status migrate_pg_schema(const common::PgOptions& o) {
-  const std::string port = std::to_string(o.port);
-  const std::string timeout = std::to_string(std::max<int64_t>(1, o.timeout.count() / 1000));
-  const char* keys[] = {
-      "host", "port", "dbname", "user", "password", "connect_timeout", "application_name", nullptr};
-  const char* values[] = {o.host.c_str(),
-                          port.c_str(),
-                          o.dbname.c_str(),
-                          o.user.c_str(),
-                          o.password.empty() ? nullptr : o.password.c_str(),
-                          timeout.c_str(),
-                          "balancer-migrate",
-                          nullptr};
-  common::PgConnPtr conn(PQconnectdbParams(keys, values, 0));
-  const std::string where = "PostgreSQL at " + o.host + ":" + port + "/" + o.dbname;
-  if (!conn || PQstatus(conn.get()) != CONNECTION_OK) {
-    std::string message = conn ? PQerrorMessage(conn.get()) : "out of memory";
-    while (!message.empty() && message.back() == '\n') message.pop_back();
-    return common::Error{"storage_unavailable", "cannot connect to " + where + ": " + message};
-  }
+  auto connected = connect_blocking(o, "balancer-migrate");
+  if (!connected) return connected.error();
+  common::PgConnPtr conn = std::move(*connected);
+  const std::string where = "PostgreSQL at " + o.host + ":" + std::to_string(o.port) + "/" + o.dbname;
   if (auto s = exec(conn.get(), "BEGIN", where); !s) return s;
   // One balancer migrates at a time; the others wait here and then find the work done.
   if (auto s = exec(conn.get(), "SELECT pg_advisory_xact_lock(7262001)", where); !s) return s;

@@ -487,6 +487,13 @@ void Viewer::load_media() {
     if (reply.status != 200) {
       if (reply.status == 503 && reply.retry_after_s > 0)
         return after(reload_timer_, reply.retry_after_s);
+      // A steered pathway whose playlist is refused (the balancer answers 410 for a dead node's
+      // pathway) is left at once for the next one, as hls.js does on a 4xx for a level.
+      if (reply.status >= 400 && reply.status < 500 && reply.status != 429 &&
+          leave_pathway(ctx_.now())) {
+        attempts_ = 0;
+        return load_media();
+      }
       // Players retry a failed playlist load at about half a target duration.
       if (++attempts_ > ctx_.scenario.player.retries + 3)
         return fail("media_playlist_" + std::to_string(reply.status));
@@ -607,7 +614,16 @@ void Viewer::on_segment_done(const Segment& segment, const Reply& reply, double 
 
 bool Viewer::leave_pathway(double now) {
   penalized_[pathway_] = now + 300;
-  for (const auto& p : pathway_priority_) {
+  // The manifest's order once it is loaded; before that, the master's (its pathways in the order
+  // their variants are listed).
+  std::vector<std::string> order = pathway_priority_;
+  if (order.empty()) {
+    for (const auto& v : variants_) {
+      if (std::find(order.begin(), order.end(), v.pathway) == order.end())
+        order.push_back(v.pathway);
+    }
+  }
+  for (const auto& p : order) {
     if (p == pathway_) continue;
     if (auto it = penalized_.find(p); it != penalized_.end() && it->second > now) continue;
     if (std::none_of(variants_.begin(), variants_.end(),

@@ -68,6 +68,7 @@ Balancer::Shared::Shared(common::ServiceContext& c, std::shared_ptr<const Runtim
       config(initial),
       health(std::make_shared<const HealthView>()),
       metrics(*c.metrics),
+      playback(*c.metrics, *c.clock, {}),
       any_loop(make_admission(c, initial->config)),
       admission_report(*c.metrics, *any_loop.admission, c.clock->now()) {}
 

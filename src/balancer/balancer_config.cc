@@ -258,7 +258,8 @@ void read_steering_and_web(common::ConfigReader& root, const std::filesystem::pa
   {
     auto steering = root.object("steering");
     c.steering_enabled = steering.boolean("enabled", true);
-    c.steering_ttl_s = static_cast<int>(steering.integer("ttl_s", 2, 1, 300));
+    c.steering_ttl_s = static_cast<int>(steering.integer("ttl_s", 30, 1, 300));
+    c.steering_media_masters = steering.boolean("media_masters", true);
     steering.finish();
   }
   auto web = root.object("web");
@@ -267,6 +268,19 @@ void read_steering_and_web(common::ConfigReader& root, const std::filesystem::pa
     web.fail("dir", c.web_dir + " is not a directory");
   }
   web.finish();
+}
+
+// prefetch.*: asking cache nodes to fetch new live segments (prefetch_client.h).
+void read_prefetch(common::ConfigReader& root, BalancerConfig& c) {
+  auto p = root.object("prefetch");
+  c.prefetch.key = p.string("key", "");
+  if (!c.prefetch.key.empty() && c.prefetch.key.size() < 16) p.fail("key", "must be at least 16 characters");
+  c.prefetch.max_per_s = p.number("max_per_s", c.prefetch.max_per_s, 0.1, 1e5);
+  c.prefetch.max_queue = static_cast<size_t>(p.integer("max_queue", static_cast<int64_t>(c.prefetch.max_queue), 1, 100000));
+  c.prefetch.max_inflight =
+      static_cast<size_t>(p.integer("max_inflight", static_cast<int64_t>(c.prefetch.max_inflight), 1, 1000));
+  c.prefetch.timeout = std::chrono::milliseconds(p.integer("timeout_ms", c.prefetch.timeout.count(), 10, 60000));
+  p.finish();
 }
 
 }  // namespace
@@ -286,7 +300,7 @@ common::Result<BalancerConfig> read_main_config(const common::ConfigDocument& do
   const std::filesystem::path dir = std::filesystem::path(doc.file()).parent_path();
   {
     auto listen = root.object("listen");
-    common::read_listen_section(listen, doc.file(), 8090, /*http2_capable=*/false, c.server);
+    common::read_listen_section(listen, doc.file(), 8090, /*http2_capable=*/true, c.server);
   }
   read_urls_and_files(root, dir, c);
   read_origins(root, c);
@@ -298,6 +312,7 @@ common::Result<BalancerConfig> read_main_config(const common::ConfigDocument& do
   read_operator_and_api(root, dir, c);
   common::read_server_sections(root, c.server, c.log_level, c.cors);
   read_steering_and_web(root, dir, c);
+  read_prefetch(root, c);
   c.server.service = "balancer";
   root.finish();
   if (!root.ok()) return common::Error{"bad_config", root.error_text()};
@@ -347,6 +362,7 @@ common::Status read_channels(const common::ConfigDocument& doc, BalancerConfig& 
       r.fail("kind", "must be \"auto\", \"live\" or \"vod\"");
     }
     ch.finished = r.boolean("finished", false);
+    ch.prefetch = r.boolean("prefetch", true);
     channels.push_back(std::move(ch));
   });
   if (!present) root.fail("channels", "is required (a list of channels)");

@@ -37,6 +37,7 @@ struct ChannelConfig {
   std::string product;  // the product that unlocks a paid channel
   LiveMode kind = LiveMode::automatic;  // "kind": "auto" | "live" | "vod" (how an end tag is taken)
   bool finished = false;                // "finished": the operator says the event is over
+  bool prefetch = true;                 // "prefetch": new live segments are prefetched to the nodes
 };
 
 // One entry of the caches file.
@@ -54,6 +55,16 @@ struct HealthConfig {
   std::chrono::milliseconds timeout{800};
   int up_after = 2;
   int down_after = 2;
+};
+
+// Section "prefetch": new segments of live sources named to the cache nodes
+// serving them (prefetch_client.h); off without a key.
+struct PrefetchConfig {
+  std::string key;                          // the nodes' prefetch.keys holds it; "" = no prefetch
+  double max_per_s = 50;                    // requests sent per second at most
+  size_t max_queue = 256;                   // requests waiting at most (over it the oldest is dropped)
+  size_t max_inflight = 8;                  // requests in progress at most
+  std::chrono::milliseconds timeout{2000};  // per request
 };
 
 struct BalancerConfig {
@@ -90,17 +101,22 @@ struct BalancerConfig {
   std::string log_level = "info";
   // Which web origins may read viewer-facing answers (section "cors").
   common::CorsOptions cors;
-  // Content steering (section "steering", docs/balancer.md): masters name the
-  // steering manifest, which clones the variants once per pathway (the viewer's
-  // site's cache nodes, then origin).
+  // Content steering (section "steering", docs/balancer.md): masters list the
+  // variants once per pathway (the viewer's site's cache nodes, then origin) and
+  // name the steering manifest, which orders them; its TTL is 30 s by default (a
+  // dead node is left through its pathway's 410, not through a short TTL).
   bool steering_enabled = true;
-  int steering_ttl_s = 2;
+  int steering_ttl_s = 30;
+  // steering.media_masters: a channel whose source is a media playlist is answered
+  // with a master of one variant, so that it is steered like the others.
+  bool steering_media_masters = true;
   // web.dir: the web player, dashboard and hls.js (web_pages.h); "" = no pages.
   std::string web_dir;
   // The mobile REST API (section "api", docs/api.md).
   api::ApiConfig api;
   std::vector<ChannelConfig> channels;
   std::vector<CacheConfig> caches;
+  PrefetchConfig prefetch;
 
   const ChannelConfig* find_channel(const std::string& id) const;
 };

@@ -37,6 +37,16 @@ common::Result<std::unique_ptr<BalancerHome>> BalancerHome::create(
   poller.on_update([&health, &poller] {
     health.publish(std::make_shared<const HealthView>(poller.snapshot()));
   });
+  // Live prefetch: new segments revealed by a refresh go to the usable nodes of their viewers.
+  home->prefetch_ = std::make_unique<PrefetchClient>(
+      home_loop, *home->client_, registry, clock, [&poller, &clock](const std::string& cache_id) {
+        const HealthView view = poller.snapshot();
+        auto it = view.find(cache_id);
+        return it != view.end() && it->second.usable(clock.now());
+      });
+  home->sources_->set_prefetch_sink([prefetch = home->prefetch_.get()](
+                                        const std::string& origin_id, const std::vector<std::string>& targets,
+                                        uint64_t caches) { prefetch->offer(origin_id, targets, caches); });
   home->tick_timer_.reset(event_new(
       &base, -1, EV_PERSIST,
       [](evutil_socket_t, short, void* arg) { static_cast<BalancerHome*>(arg)->tick(); },
@@ -59,6 +69,7 @@ void BalancerHome::configure(const BalancerConfig& c) {
   options.thresholds.down_after = c.health.down_after;
   options.thresholds.stale_after = c.health.interval * (c.health.down_after + 1) + c.health.timeout;
   poller_->configure(targets, options);
+  prefetch_->configure(c.prefetch, c.caches);
   report_.register_groups(c);
 }
 

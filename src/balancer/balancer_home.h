@@ -11,6 +11,7 @@
 #include "balancer/cache_health.h"
 #include "balancer/health_poller.h"
 #include "balancer/key_store.h"
+#include "balancer/prefetch_client.h"
 #include "balancer/source_cache.h"
 #include "common/clock.h"
 #include "common/event_loop.h"
@@ -64,6 +65,7 @@ class BalancerHome {
   std::unique_ptr<SourceCache> sources_;
   std::unique_ptr<KeyStore> keys_;
   std::unique_ptr<HealthPoller> poller_;
+  std::unique_ptr<PrefetchClient> prefetch_;  // after client_ and poller_: uses both
   uint64_t egress_readings_fed_ = 0;
   bool measured_fed_ = false;
   common::EventPtr tick_timer_;  // last: freed first

@@ -28,8 +28,10 @@
 #include "balancer/cache_choice.h"
 #include "balancer/cache_health.h"
 #include "balancer/channel_allowlist.h"
+#include "balancer/playlist_mapper.h"
 #include "balancer/request_params.h"
 #include "balancer/source_front.h"
+#include "cmcd/quality_meter.h"
 #include "common/event_loop.h"
 #include "common/log.h"
 #include "common/playback_ticket.h"
@@ -129,6 +131,8 @@ class BalancerLoop {
   // Answers an error already counted.
   void send_error(common::HttpExchange& ex, int status, const std::string& code, const std::string& message);
   PendingPtr begin_viewer_request(common::HttpExchange& ex, std::string_view prefix);
+  void observe_playback(const common::HttpExchange& ex, const ViewerRequest& request, const BalancerConfig& c,
+                        const ChannelConfig& channel);
   SourceRequest source_request(const RuntimeConfig& rc, const ChannelConfig& channel, const std::string& target,
                                DeliveryDirectives directives = {}) const;
   void get_source(const SourceRequest& request, const RuntimeConfig& rc, SourceCallback done);
@@ -148,12 +152,22 @@ class BalancerLoop {
   // The choice for `p` at `now`: the one admit() made while it still holds (same health
   // snapshot, before holds_until: choose() would answer the same), else a new one.
   const CacheDecision& current_choice(Pending& p, TimePoint now);
-  // Steering pathways for a viewer: the current choice first, then the other cache
-  // nodes of its site (all of them, or the usable ones only) in config order, then
-  // "origin". Fewer than two: no steering.
+  // Steering pathways for a viewer: the current choice first ("origin" when it is no
+  // node), then the other cache nodes of its site (all of them, or the usable ones
+  // only) in config order, then "origin". Fewer than two: no steering.
   std::vector<std::string> pathways(const BalancerConfig& c, const std::string& requested,
                                     const std::string& remote_ip, const std::string& viewer_key,
                                     TimePoint now, bool usable_only);
+  // True when `pathway` names a configured cache node that is not usable at `now`.
+  bool pathway_down(const BalancerConfig& c, const std::string& pathway, TimePoint now);
+  // The viewer's master `body` offering every pathway (hls/steering.h), or `body` unchanged
+  // when it cannot be steered.
+  std::string steered_master(const Pending& p, const SourceVersion& version, const ViewerLinks& links,
+                             std::string body, TimePoint now);
+  // For the request of a channel's source when that is a media playlist (and steering and
+  // steering.media_masters are on): a master of one variant (the same playlist with
+  // pathway=".") offered on every pathway; nullopt for every other request.
+  std::optional<std::string> made_master(const Pending& p, const SourceVersion& version, TimePoint now);
   const std::vector<std::string>& chunk_links_for(const SourceVersion& version, const RuntimeConfig& rc,
                                                   const ChannelConfig& channel, const CacheConfig* cache);
   // The chunk links of this viewer's copy with stable hosts (stable_links.h): `fresh`
@@ -215,6 +229,7 @@ struct Balancer::Shared {
   common::Published<RuntimeConfig> config;
   common::Published<HealthView> health;
   BalancerMetrics metrics;  // any thread
+  cmcd::QualityMeter playback;  // any thread: what the players report (CMCD)
   AnyLoopState any_loop;    // any thread
   AdmissionReport admission_report;  // any loop, under its mutex
   std::unique_ptr<BalancerHome> home;  // home loop only

@@ -62,7 +62,11 @@ void BalancerLoop::handle_switch(HttpExchange& ex) {
 
 void BalancerLoop::handle_admin_status(HttpExchange& ex) {
   if (!operator_access(ex)) return;
-  send_reply(ex, admin_status_reply(shared_.any_loop.admission->status(shared_.clock.now())));
+  Reply reply = admin_status_reply(shared_.any_loop.admission->status(shared_.clock.now()));
+  // The players' playback (CMCD on playlist and key requests) beside admission: "playback":{...}.
+  const size_t last_brace = reply.body.rfind('}');
+  if (last_brace != std::string::npos) reply.body.insert(last_brace, ",\"playback\":" + shared_.playback.json());
+  send_reply(ex, std::move(reply));
 }
 
 void BalancerLoop::handle_health(HttpExchange& ex) {

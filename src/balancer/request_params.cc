@@ -91,7 +91,8 @@ common::Result<ViewerRequest> parse_viewer_request(std::string_view target,
       }
     } else if (name == "pathway") {
       status = reserved(seen_pathway, out.pathway);
-      if (status && !out.pathway.empty() && !common::valid_channel_id(out.pathway)) {
+      if (status && !out.pathway.empty() && out.pathway != kDefaultPathway &&
+          !common::valid_channel_id(out.pathway)) {
         return bad("The pathway id is not valid.");
       }
     } else if (name == "ticket") {
@@ -116,6 +117,10 @@ common::Result<ViewerRequest> parse_viewer_request(std::string_view target,
       if (status && out.directives.skip != "YES" && out.directives.skip != "v2") {
         return bad("_HLS_skip must be YES or v2.");
       }
+    } else if (name == "CMCD") {
+      // A player adds its report to every URL it asks for (hls.js, Shaka Player): read, never
+      // sent to origin, where it would make each request a different source playlist.
+      out.cmcd = std::string(param.value);
     } else {
       if (!common::percent_decode(param.text)) return bad("The query has malformed percent-encoding.");
       common::append_query(out.origin_target, param.text);

@@ -2,8 +2,8 @@
 //   /hls/<channel>/<path on origin>[?<origin query>&]cache=..&ticket=..|viewer=..[&pathway=..]
 //        [&_HLS_msn=..]
 //   /key/<channel>/<path on origin>[?<origin query>&]cache=..&ticket=..|viewer=..
-// The reserved parameters (cache, ticket, viewer, pathway and the LL-HLS delivery
-// directives _HLS_msn, _HLS_part, _HLS_skip) are the viewer's; every other
+// The reserved parameters (cache, ticket, viewer, pathway, the player's CMCD report and the
+// LL-HLS delivery directives _HLS_msn, _HLS_part, _HLS_skip) are the viewer's; every other
 // parameter belongs to the path on the origin and is kept in order.
 #pragma once
 
@@ -22,6 +22,10 @@ inline constexpr std::string_view kKeyPrefix = "/key/";
 inline constexpr std::string_view kSteeringPrefix = "/steering/";
 // The pathway id of origin in content steering (cache ids are the others).
 inline constexpr std::string_view kOriginPathway = "origin";
+// The pathway of a viewer's default copy (links that follow the cache choice). Named in a URI
+// only by the variant of a master the balancer makes for a bare media playlist, whose URI
+// must differ from its master's.
+inline constexpr std::string_view kDefaultPathway = ".";
 
 // LL-HLS blocking playlist reload (_HLS_msn / _HLS_part) and delta update (_HLS_skip).
 struct DeliveryDirectives {
@@ -42,13 +46,19 @@ struct ViewerRequest {
   std::string ticket;         // playback ticket, or ""
   std::string viewer;         // anonymous viewer id, or ""
   // Content steering: the pathway (a cache id or "origin") whose variant copy this
-  // playlist request comes from (hls/steering.h); "" outside steering. Not part of
-  // viewer_query: it belongs to one variant URI only.
+  // playlist request comes from (hls/steering.h); "" outside steering; kDefaultPathway
+  // for the default copy's variant of a made master (a media playlist, chunk links as
+  // without a pathway). Not part of viewer_query: it belongs to one variant URI only.
   std::string pathway;
+  // A steering pathway whose chunk host is fixed (a cache id or "origin").
+  bool pinned_pathway() const { return !pathway.empty() && pathway != kDefaultPathway; }
   DeliveryDirectives directives;
   // "cache=..&ticket=..&viewer=.." as the viewer sent them (re-encoded), for the
   // links that lead back to the balancer; "" when none.
   std::string viewer_query;
+  // The player's CMCD report (the `CMCD` argument, still percent-encoded; the last one when
+  // repeated), or nullopt. Never passed on: not to origin, not into links.
+  std::optional<std::string> cmcd;
 };
 
 // Parses a request target under `prefix` (kPlaylistPrefix or kKeyPrefix).

@@ -1,6 +1,7 @@
 #include "balancer/source_cache.h"
 
 #include <algorithm>
+#include <unordered_set>
 
 #include "common/log.h"
 #include "hls/window.h"
@@ -67,6 +68,11 @@ struct SourceCache::Entry {
   // Origin's bytes behind `version` when the balancer serves a copy of its own
   // (a continued or held live copy); empty when `version` is origin's copy itself.
   std::string origin_body;
+  // Prefetch: the channel's origin id and choice (the latest request's), and the
+  // caches viewers of the version before `version` were sent to.
+  std::string origin_id;
+  bool prefetch = false;
+  uint64_t caches_before = 0;
   std::string_view origin_bytes() const {
     if (!origin_body.empty() || !version) return origin_body;
     return version->playlist.tmpl.source();
@@ -279,6 +285,8 @@ SourceCache::Entry& SourceCache::entry_for_request(const CopyAddress& address,
   }
   entry.url = address.url;
   entry.live = request.live;
+  entry.origin_id = request.origin_id;
+  entry.prefetch = request.prefetch;
   entry.blocking = request.directives.any();
   entry.long_poll = request.directives.blocking();
   entry.last_request = now;
@@ -533,9 +541,17 @@ std::optional<common::Error> SourceCache::limit_segments(SourceVersion& version,
 
 void SourceCache::publish(Entry& entry, std::shared_ptr<const SourceVersion> version,
                           TimePoint validated_at, std::vector<Waiter> waiters) {
+  std::shared_ptr<const SourceVersion> previous = std::move(entry.version);
   entry.version = std::move(version);
   entry.validated_at = validated_at;
   entry.slot->publish(entry.version, validated_at);
+  if (previous && previous != entry.version) {
+    if (prefetch_sink_ && entry.prefetch && !entry.blocking && entry.version->kind == SourceKind::live &&
+        previous->kind == SourceKind::live) {
+      offer_prefetch(entry, *previous, *entry.version);
+    }
+    entry.caches_before = previous->cache_use.mask();
+  }
   entry.failed_at.reset();
   // Callbacks may call get() (which may add entries): use only the local copy.
   std::shared_ptr<const SourceVersion> current = entry.version;
@@ -547,6 +563,22 @@ void SourceCache::publish(Entry& entry, std::shared_ptr<const SourceVersion> ver
     r.slot = entry.slot;
     w.done(r);
   }
+}
+
+void SourceCache::offer_prefetch(Entry& entry, const SourceVersion& previous, const SourceVersion& current) {
+  // Viewers of the last two versions: a player reloads about once per target
+  // duration, so some of this channel's viewers have not seen `previous` yet.
+  const uint64_t caches = previous.cache_use.mask() | entry.caches_before;
+  if (caches == 0) return;
+  std::unordered_set<std::string_view> known;
+  for (const SlotTarget& slot : previous.plan.slots) {
+    if (slot.kind == SlotTarget::Kind::chunk) known.insert(slot.origin_target);
+  }
+  std::vector<std::string> fresh;
+  for (const SlotTarget& slot : current.plan.slots) {
+    if (slot.kind == SlotTarget::Kind::chunk && !known.count(slot.origin_target)) fresh.push_back(slot.origin_target);
+  }
+  if (!fresh.empty()) prefetch_sink_(entry.origin_id, fresh, caches);
 }
 
 void SourceCache::fail(Entry& entry, std::vector<Waiter> waiters, int status, common::Error error) {

@@ -41,6 +41,28 @@ namespace balancer {
 using Clock = std::chrono::steady_clock;
 using TimePoint = Clock::time_point;
 
+// Which caches (bit = index in the caches file, first 64) viewers' copies of a
+// playlist version sent chunk links to. Noted by any loop, read by the home loop.
+class CacheUse {
+ public:
+  CacheUse() = default;
+  CacheUse(const CacheUse& other) : bits_(other.mask()) {}
+  CacheUse& operator=(const CacheUse& other) {
+    bits_.store(other.mask(), std::memory_order_relaxed);
+    return *this;
+  }
+  // One relaxed load per viewer copy; a write only the first time for a cache.
+  void note(size_t cache_index) const {
+    if (cache_index >= 64) return;
+    const uint64_t bit = uint64_t{1} << cache_index;
+    if ((bits_.load(std::memory_order_relaxed) & bit) == 0) bits_.fetch_or(bit, std::memory_order_relaxed);
+  }
+  uint64_t mask() const { return bits_.load(std::memory_order_relaxed); }
+
+ private:
+  mutable std::atomic<uint64_t> bits_{0};
+};
+
 // One parsed version of a source playlist. Immutable once published: every loop
 // reads it without a lock.
 struct SourceVersion {
@@ -51,6 +73,7 @@ struct SourceVersion {
   RewritePlan plan;
   uint64_t serial = 0;  // increases with every new version of any source
   LiveEndPolicy live;   // the channel policy it was built under (live_restart.h)
+  CacheUse cache_use;   // the caches viewers' copies of this version sent chunk links to (prefetch)
 };
 
 // What the cache publishes for one source, read by every loop's SourceFront:
@@ -97,6 +120,7 @@ struct SourceRequest {
   std::string target;       // "/path[?query]" on the origin, without delivery directives
   DeliveryDirectives directives;
   LiveEndPolicy live;  // how the channel takes an end tag and restarts (live_restart.h)
+  bool prefetch = false;  // the channel's "prefetch": new live segments are named to the nodes
 };
 
 struct SourceResult {
@@ -116,6 +140,12 @@ inline constexpr common::UpstreamWording kSourceWording{"playlist", "source_too_
 
 using SourceCallback = std::function<void(const SourceResult&)>;
 
+// New segments of a live media playlist, for prefetch (prefetch_client.h): their
+// targets on the origin the nodes call `origin_id`, and the caches (CacheUse
+// mask) viewers of the last two versions were sent to.
+using PrefetchSink =
+    std::function<void(const std::string& origin_id, const std::vector<std::string>& targets, uint64_t caches)>;
+
 class SourceCache {
  public:
   // `client` and `metrics` must outlive the cache.
@@ -126,6 +156,9 @@ class SourceCache {
   SourceCache& operator=(const SourceCache&) = delete;
 
   void set_timings(PlaylistTimings timings) { timings_ = timings; }
+  // Told of every refresh of a live media playlist (of a channel with prefetch)
+  // that reveals segments the version before did not have.
+  void set_prefetch_sink(PrefetchSink sink) { prefetch_sink_ = std::move(sink); }
 
   // Looks the source up and calls `done` exactly once: at once (possibly before
   // get() returns) for a fresh copy, else when the shared fetch ends. Errors:
@@ -185,6 +218,8 @@ class SourceCache {
                                                                      TimePoint now);
   void publish(Entry& entry, std::shared_ptr<const SourceVersion> version, TimePoint validated_at,
                std::vector<Waiter> waiters);
+  // The segments of `current` that `previous` did not have, to the prefetch sink.
+  void offer_prefetch(Entry& entry, const SourceVersion& previous, const SourceVersion& current);
   void fail(Entry& entry, std::vector<Waiter> waiters, int status, common::Error error);
   void answer_failure(Entry& entry, const SourceCallback& done, TimePoint now);
   void schedule_refresh(Entry& entry, TimePoint now);
@@ -208,6 +243,7 @@ class SourceCache {
   common::EventPtr sweep_timer_;
   uint64_t next_serial_ = 1;
   bool refreshing_enabled_ = true;
+  PrefetchSink prefetch_sink_;
 
   common::Counter& hits_;
   common::Counter& misses_;

@@ -17,6 +17,10 @@ using common::HttpExchange;
 namespace {
 constexpr std::string_view kPlaylistType = "application/vnd.apple.mpegurl";
 constexpr size_t kMaxLinkMemoVersions = 512;
+// BANDWIDTH of the one variant of a master made for a bare media playlist: nominal (the
+// balancer never sees the segments' sizes); a player with one variant plays it whatever it
+// says, and admission counts such a channel's viewers at the mean, as before.
+constexpr uint64_t kMadeMasterBandwidth = 1000000;
 
 // A playlist reply on its way to the client, counted in `unsent` until the connection has
 // written it or closed (the front end releases its reference then): what clients that do
@@ -31,6 +35,21 @@ struct UnsentReply {
   const std::string body;
   std::atomic<size_t>& unsent;
 };
+
+// Where the viewer reached the balancer, for URIs players must not resolve themselves: the
+// configured public URL, else the scheme of the connection and the Host header; "" when that
+// header is missing or more than host[:port].
+std::string viewer_facing_base(const HttpExchange& ex, const BalancerConfig& c) {
+  if (!c.public_url.empty()) return c.public_url;
+  std::optional<std::string> host = ex.header("Host");
+  if (!host || host->empty() || host->size() > 255) return {};
+  for (char ch : *host) {
+    const bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+                    ch == '.' || ch == '-' || ch == '_' || ch == ':' || ch == '[' || ch == ']';
+    if (!ok) return {};
+  }
+  return (ex.secure() ? "https://" : "http://") + *host;
+}
 
 }  // namespace
 
@@ -96,6 +115,7 @@ SourceRequest BalancerLoop::source_request(const RuntimeConfig& rc, const Channe
   r.target = target;
   r.directives = std::move(directives);
   r.live = {channel.kind, channel.finished, rc.config.playlists.live_end_confirm};
+  r.prefetch = channel.prefetch;
   return r;
 }
 
@@ -190,15 +210,27 @@ std::vector<std::string> BalancerLoop::pathways(const BalancerConfig& c,
   }
   const std::string* site = asked ? &asked->site : first ? &first->site : nullptr;
   std::vector<std::string> out;
-  if (first) out.push_back(first->id);
+  // The current choice leads: the viewer's default copy goes there (origin without a usable node).
+  out.emplace_back(first ? first->id : std::string(kOriginPathway));
   for (const auto& cache : c.caches) {
     if (site == nullptr || cache.site != *site || &cache == first) continue;
     auto h = view.find(cache.id);
     if (usable_only && !(h != view.end() && h->second.usable(now))) continue;
     out.push_back(cache.id);
   }
-  out.emplace_back(kOriginPathway);
+  if (first) out.emplace_back(kOriginPathway);
   return out;
+}
+
+bool BalancerLoop::pathway_down(const BalancerConfig& c, const std::string& pathway, TimePoint now) {
+  if (pathway.empty() || pathway == kOriginPathway) return false;
+  const HealthView& view = health_.get();
+  for (const auto& cache : c.caches) {
+    if (cache.id != pathway) continue;
+    auto h = view.find(cache.id);
+    return !(h != view.end() && h->second.usable(now));
+  }
+  return false;  // not a node of ours: choose() treats it as no pathway
 }
 
 void BalancerLoop::handle_steering(HttpExchange& ex) {
@@ -216,25 +248,12 @@ void BalancerLoop::handle_steering(HttpExchange& ex) {
   // The viewer key only spreads viewers over siblings (choose_cache's hash): the same as for its
   // playlists.
   std::string viewer_key = ex.query_param("viewer").value_or(ex.query_param("ticket").value_or(""));
-  const auto now = shared_.clock.now();
-  std::vector<std::string> priority = pathways(c, requested, ex.remote_ip(), viewer_key, now, true);
-  std::vector<std::string> clones = pathways(c, requested, ex.remote_ip(), viewer_key, now, false);
-  // The first request (from the master's SERVER-URI) keeps the player on ".", which leads to the
-  // same host as the first pathway now: hls.js 1.7 can stall when it changes pathway while its
-  // first fragment is loading. RELOAD-URI marks the later requests, which move it to the clone.
-  std::string reload_uri;
-  if (!ex.query_param("steered")) {
-    priority.insert(priority.begin(), std::string(hls::kDefaultPathway));
-    reload_uri = c.public_url + ex.path() + "?";
-    for (const common::QueryParam& param : common::QueryParams(ex.query())) {
-      if (param.name.substr(0, 5) == "_HLS_") continue;  // the player adds its own
-      reload_uri.append(param.text).append("&");
-    }
-    reload_uri += "steered=1";
-  }
+  // Only the order: every pathway is listed in the master, and one that goes down answers its
+  // media playlists with 410, which moves players at once (docs/balancer.md § Content steering).
+  std::vector<std::string> priority =
+      pathways(c, requested, ex.remote_ip(), viewer_key, shared_.clock.now(), true);
   ex.add_header("Cache-Control", "no-store");
-  ex.reply(200, hls::steering_manifest(c.steering_ttl_s, priority, clones, reload_uri),
-           "application/json");
+  ex.reply(200, hls::steering_manifest(c.steering_ttl_s, priority), "application/json");
 }
 
 const std::vector<std::string>& BalancerLoop::stable_links_for(
@@ -301,6 +320,17 @@ const std::vector<std::string>& BalancerLoop::chunk_links_for(const SourceVersio
   return memo.links;
 }
 
+// The player's CMCD report of an authorised request, counted for its channel and the cache it
+// asked for (a configured one, else "other": the label set stays bounded).
+void BalancerLoop::observe_playback(const HttpExchange& ex, const ViewerRequest& request, const BalancerConfig& c,
+                                    const ChannelConfig& channel) {
+  std::string_view node = request.cache.empty() ? std::string_view("none") : cmcd::PlaybackQuality::kOtherPlace;
+  for (const CacheConfig& cache : c.caches) {
+    if (cache.id == request.cache) node = cache.id;
+  }
+  shared_.playback.observe(ex, request.cmcd, channel.id, node);
+}
+
 // Parses the viewer's request, finds the channel and checks the viewer may watch
 // it; answers the error itself and returns null when any of that fails.
 PendingPtr BalancerLoop::begin_viewer_request(HttpExchange& ex, std::string_view prefix) {
@@ -324,6 +354,7 @@ PendingPtr BalancerLoop::begin_viewer_request(HttpExchange& ex, std::string_view
     fail(ex, credential_error_status(viewer.error().code), viewer.error().code, viewer.error().message);
     return nullptr;
   }
+  observe_playback(ex, *request, snapshot->config, *channel);
   auto p = std::make_shared<Pending>(std::move(ex));
   p->request = std::move(request).value();
   p->config = std::move(snapshot);
@@ -336,6 +367,15 @@ void BalancerLoop::handle_playlist(HttpExchange& ex) {
   shared_.metrics.requests_playlist.inc();
   PendingPtr p = begin_viewer_request(ex, kPlaylistPrefix);
   if (!p) return;
+  if (pathway_down(p->config->config, p->request.pathway, shared_.clock.now())) {
+    // Every steering player takes a 4xx on a media playlist as a reason to leave the pathway at
+    // once (hls.js does not retry a 4xx; Media3 excludes the pathway on 410; VHS and Shaka Player
+    // on any error status), while a playlist on another host would be a changed segment URI to
+    // hls.js. docs/balancer.md § Content steering.
+    return fail(p->ex, 410, "pathway_down",
+                "Cache node '" + p->request.pathway +
+                    "' is down: take another pathway of the steering manifest.");
+  }
   ensure_allowed(p, false, [this, p](bool allowed) {
     if (!allowed) return fail(p->ex, 404, "not_found", "This channel has no playlist at that path.");
     admit(p, [this, p] {
@@ -370,24 +410,29 @@ void BalancerLoop::serve_playlist(const PendingPtr& p, const SourceResult& r) {
     shared_.any_loop.admission->request(loop_, p->viewer_key, {p->channel->id, cache_id, p->bandwidth_bps}, {}, started,
                                [](const AdmissionDecision&) {});
   }
-  const std::vector<std::string>* links = nullptr;
-  if (version.plan.chunk_slots > 0) {
-    links = &chunk_links_for(version, *p->config, *p->channel, cache);
-    // A steering pathway keeps its host by itself; the default copy keeps listed chunks' hosts.
-    if (p->request.pathway.empty()) links = &stable_links_for(*p, version, cache, *links, started);
-  }
   ViewerLinks viewer_links;
   viewer_links.balancer_base = c.public_url;
   viewer_links.channel = p->channel->id;
   viewer_links.viewer_query = p->request.viewer_query;
-  viewer_links.chunk_links = links;
-  std::string body = render_for_viewer(version.playlist.tmpl, version.plan, viewer_links);
-  if (version.kind == SourceKind::master && c.steering_enabled && !c.caches.empty()) {
-    // Content steering: the manifest clones the variants once per pathway and says which to prefer
-    // now.
-    std::string server_uri = c.public_url + std::string(kSteeringPrefix) + p->channel->id;
-    if (!p->request.viewer_query.empty()) server_uri += "?" + p->request.viewer_query;
-    if (auto steered = hls::add_content_steering(body, server_uri)) body = std::move(*steered);
+  std::string body;
+  if (auto made = made_master(*p, version, started)) {
+    body = std::move(*made);
+  } else {
+    const std::vector<std::string>* links = nullptr;
+    if (version.plan.chunk_slots > 0) {
+      // Prefetch asks the nodes this version's viewers were sent to (source_cache.h).
+      for (size_t i = 0; cache != nullptr && i < c.caches.size(); ++i) {
+        if (&c.caches[i] == cache) version.cache_use.note(i);
+      }
+      links = &chunk_links_for(version, *p->config, *p->channel, cache);
+      // A steering pathway keeps its host by itself; the default copy keeps listed chunks' hosts.
+      if (!p->request.pinned_pathway()) links = &stable_links_for(*p, version, cache, *links, started);
+    }
+    viewer_links.chunk_links = links;
+    body = render_for_viewer(version.playlist.tmpl, version.plan, viewer_links);
+    if (version.kind == SourceKind::master && c.steering_enabled && !c.caches.empty()) {
+      body = steered_master(*p, version, viewer_links, std::move(body), started);
+    }
   }
   shared_.metrics.rewrite_seconds.observe(std::chrono::duration<double>(shared_.clock.now() - started).count());
   ex.add_header("Cache-Control", version.kind == SourceKind::vod ? "private, max-age=5" : "private, no-cache");
@@ -400,6 +445,69 @@ void BalancerLoop::serve_playlist(const PendingPtr& p, const SourceResult& r) {
   common::BodyBuffer buffer;
   buffer.append_reference(unsent->body.data(), unsent->body.size(), unsent);
   ex.reply(200, std::move(buffer), unsent->body.size(), kPlaylistType);
+}
+
+std::string BalancerLoop::steered_master(const Pending& p, const SourceVersion& version,
+                                         const ViewerLinks& links, std::string body, TimePoint now) {
+  const BalancerConfig& c = p.config->config;
+  std::vector<std::string> ids = pathways(c, p.request.cache, p.ex.remote_ip(), p.viewer_key, now, false);
+  const std::string base = viewer_facing_base(p.ex, c);
+  if (ids.size() < 2 || base.empty()) return body;
+  // Pathway "." is the viewer's default copy, listed first: its links follow the cache choice,
+  // which is what players without steering play. Steering players start on the choice's own
+  // pathway: every pathway's copy names it, so its segment URIs never change (hls.js reports a
+  // changed one as "media sequence mismatch") and its death answers 410. Not ".": hls.js 1.7
+  // then switches pathway as its first manifest arrives and, at start-up, sometimes never loads
+  // a second fragment.
+  std::vector<std::string> texts;
+  texts.reserve(ids.size());
+  for (const std::string& id : ids) {
+    std::string query = p.request.viewer_query;
+    if (!query.empty()) query += '&';
+    query += "pathway=" + id;
+    ViewerLinks pathway_links = links;
+    pathway_links.viewer_query = query;
+    texts.push_back(render_for_viewer(version.playlist.tmpl, version.plan, pathway_links));
+  }
+  std::vector<hls::PathwayCopy> copies;
+  copies.push_back({std::string(kDefaultPathway), body});
+  for (size_t i = 0; i < ids.size(); ++i) copies.push_back({ids[i], texts[i]});
+  // Absolute: Shaka Player cannot resolve a path-absolute steering URI.
+  std::string server_uri = base + std::string(kSteeringPrefix) + p.channel->id;
+  if (!p.request.viewer_query.empty()) server_uri += "?" + p.request.viewer_query;
+  if (auto steered = hls::steered_master(copies, server_uri, ids.front())) return std::move(*steered);
+  return body;
+}
+
+std::optional<std::string> BalancerLoop::made_master(const Pending& p, const SourceVersion& version, TimePoint now) {
+  const BalancerConfig& c = p.config->config;
+  // Only the channel's own entry (the URL the API hands out) asked for as such: a variant URI
+  // names a pathway, and an LL-HLS reload is a media playlist's.
+  if (version.kind == SourceKind::master || !c.steering_enabled || !c.steering_media_masters || c.caches.empty() ||
+      !p.request.pathway.empty() || p.request.directives.any() || p.request.origin_target != p.channel->source) {
+    return std::nullopt;
+  }
+  const std::string base = viewer_facing_base(p.ex, c);
+  if (base.empty()) return std::nullopt;
+  std::vector<std::string> ids = pathways(c, p.request.cache, p.ex.remote_ip(), p.viewer_key, now, false);
+  // The variant is the source itself with a pathway, the default copy's being "." (its URI must
+  // differ from the master's).
+  std::vector<std::string> texts;
+  texts.reserve(ids.size() + 1);
+  ids.insert(ids.begin(), std::string(kDefaultPathway));
+  for (const std::string& id : ids) {
+    std::string uri = c.public_url + std::string(kPlaylistPrefix) + p.channel->id + p.request.origin_target;
+    common::append_query(uri, p.request.viewer_query);
+    common::append_query(uri, "pathway=" + id);
+    texts.push_back(hls::one_variant_master(uri, kMadeMasterBandwidth));
+  }
+  std::vector<hls::PathwayCopy> copies;
+  for (size_t i = 0; i < ids.size(); ++i) copies.push_back({ids[i], texts[i]});
+  std::string server_uri = base + std::string(kSteeringPrefix) + p.channel->id;
+  if (!p.request.viewer_query.empty()) server_uri += "?" + p.request.viewer_query;
+  if (ids.size() < 2) return texts.front();
+  if (auto steered = hls::steered_master(copies, server_uri, ids[1])) return steered;  // the choice's
+  return texts.front();
 }
 
 void BalancerLoop::handle_key(HttpExchange& ex) {

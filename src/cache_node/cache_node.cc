@@ -13,7 +13,7 @@ namespace {
 constexpr const char* kErrorKinds[] = {"bad_request",       "unknown_origin",     "signature_missing",
                                        "signature_expired", "signature_invalid",  "origin_error",
                                        "origin_unreachable", "origin_timeout",    "object_too_large",
-                                       "range_not_satisfiable", "storage_error"};
+                                       "range_not_satisfiable", "storage_error", "unauthorized"};
 
 common::Result<std::shared_ptr<const RuntimeConfig>> make_runtime(CacheNodeConfig config) {
   auto runtime = std::make_shared<RuntimeConfig>();
@@ -21,6 +21,11 @@ common::Result<std::shared_ptr<const RuntimeConfig>> make_runtime(CacheNodeConfi
     auto signer = common::UrlSigner::create(config.signing_keys);
     if (!signer) return signer.error();
     runtime->signer = std::move(signer).value();
+  }
+  for (const auto& [id, url] : config.site_nodes) {
+    if (id == config.node_id) runtime->self_index = runtime->site_ids.size();
+    runtime->site_ids.push_back(id);
+    runtime->site_urls.push_back(url);
   }
   runtime->config = std::move(config);
   return std::shared_ptr<const RuntimeConfig>(std::move(runtime));
@@ -54,7 +59,7 @@ std::string CacheNode::Shared::health_json(const CacheNodeConfig& c) const {
   return std::string("{\"status\":") + (over ? "\"overloaded\"" : "\"ok\"") +
          ",\"node_id\":" + common::json_string(c.node_id) + ",\"site\":" + common::json_string(c.site) +
          ",\"overloaded\":" + (over ? "true" : "false") + ",\"threads\":" + std::to_string(loops.size()) + "," +
-         numbers + "}\n";
+         numbers + ",\"playback\":" + playback.json() + "}\n";
 }
 
 void CacheNode::Shared::tick() {
@@ -68,6 +73,7 @@ void CacheNode::Shared::tick() {
   last_bytes_served = bytes;
   last_tick = now;
   cache->expire_negative();
+  prefetch_wasted.inc(prefetch_ledger.expire(clock.unix_now_ms()));
 }
 
 // ---- the service ----
@@ -153,11 +159,12 @@ void CacheNode::attach(size_t index, common::HttpServer& server) {
   // Every answer is for viewers (chunks, /ping) or the operator's dashboard in a
   // browser (/health), except the Prometheus scrape.
   common::CorsRules cors;
-  cors.exempt_paths = {"/metrics"};
+  cors.exempt_paths = {"/metrics", "/prefetch"};
   server.set_pre_route([config, cors](HttpExchange& ex) {
     return common::apply_cors(config->get().config.cors, cors, ex);
   });
   server.route_prefix(std::string(kChunkPrefix), {"GET", "HEAD"}, [&loop](HttpExchange& ex) { loop.handle_chunk(ex); });
+  server.route("/prefetch", {"POST"}, [&loop](HttpExchange& ex) { loop.handle_prefetch(ex); });
   server.route("/ping", {"GET", "HEAD", "OPTIONS"}, [config](HttpExchange& ex) {
     const CacheNodeConfig& c = config->get().config;
     ex.add_header("Cache-Control", "no-store");

@@ -37,6 +37,21 @@ struct CacheNodeConfig {
   std::string data_dir;
   std::map<std::string, OriginConfig> origins;
   std::optional<std::string> parent;  // base URL of a parent cache node
+  // The site's nodes (id → base URL), this one included; empty: each node
+  // fetches from upstream itself. A chunk's owner among them (site_owner.h)
+  // fetches it upstream, the others from the owner.
+  std::map<std::string, std::string> site_nodes;
+  // How long a node waits for the owner's response head, or its next body byte,
+  // before going upstream itself.
+  std::chrono::milliseconds site_owner_wait{1000};
+  // POST /prefetch: bearer keys (empty: the endpoint refuses everything), prefetch
+  // flights in progress at most, prefetches started per second at most.
+  std::vector<std::string> prefetch_keys;
+  size_t prefetch_max_inflight = 64;
+  double prefetch_max_per_s = 200;
+  // A viewer's CMCD `nor` (the next object it will ask for) starts its prefetch here, within
+  // the same bounds; the link must be one this node would serve the viewer (signed).
+  bool prefetch_next_object = true;
   bool signing_required = true;
   std::vector<std::string> signing_keys;
   uint64_t memory_bytes = 256ull << 20;

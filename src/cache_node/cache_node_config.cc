@@ -62,6 +62,29 @@ common::Result<CacheNodeConfig> load_cache_node_config(const common::ConfigDocum
     }
     c.parent = trim_slash(*parent);
   }
+  root.each_member("site_nodes", [&](const std::string& id, common::ConfigReader& node) {
+    std::string url = trim_slash(node.required_string("url"));
+    if (url.rfind("http://", 0) != 0 && url.rfind("https://", 0) != 0) {
+      node.fail("url", "must start with http:// or https://");
+    }
+    node.finish();
+    c.site_nodes[id] = url;
+  });
+  if (!c.site_nodes.empty() && !c.node_id.empty() && c.site_nodes.count(c.node_id) == 0) {
+    root.fail("site_nodes", "must list this node ('" + c.node_id + "') too: every node of a site reads the same list");
+  }
+  c.site_owner_wait = std::chrono::milliseconds(root.integer("site_owner_wait_ms", 1000, 10, 60000));
+  {
+    auto prefetch = root.object("prefetch");
+    c.prefetch_keys = prefetch.string_list("keys", {});
+    for (const auto& k : c.prefetch_keys) {
+      if (k.size() < 16) prefetch.fail("keys", "every key must be at least 16 characters");
+    }
+    c.prefetch_max_inflight = static_cast<size_t>(prefetch.integer("max_inflight", 64, 1, 100000));
+    c.prefetch_max_per_s = prefetch.number("max_per_s", 200, 0.1, 1e6);
+    c.prefetch_next_object = prefetch.boolean("next_object", true);
+    prefetch.finish();
+  }
   {
     auto signing = root.object("signing");
     c.signing_required = signing.boolean("required", true);

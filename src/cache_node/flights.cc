@@ -4,6 +4,8 @@
 
 #include <strings.h>
 
+#include <algorithm>
+
 #include "cache_node/freshness.h"
 #include "cache_node/http_semantics.h"
 #include "common/log.h"
@@ -57,7 +59,14 @@ FlightMetrics::FlightMetrics(common::MetricsRegistry& metrics)
                                            "result=\"modified\"")),
       revalidation_errors(metrics.counter("cache_revalidations_total",
                                           "Conditional upstream requests for stale copies by result",
-                                          "result=\"error\"")) {}
+                                          "result=\"error\"")),
+      sibling_fetches(metrics.counter("cache_sibling_fetches_total", "Fetches from the site's owner of the chunk")),
+      sibling_fallback_failed(metrics.counter("cache_sibling_fallbacks_total",
+                                              "Fetches from the owner given up for the upstream, by reason",
+                                              "reason=\"failed\"")),
+      sibling_fallback_slow(metrics.counter("cache_sibling_fallbacks_total",
+                                            "Fetches from the owner given up for the upstream, by reason",
+                                            "reason=\"slow\"")) {}
 
 common::Counter& FlightMetrics::error(const std::string& code) {
   return registry.counter("cache_errors_total", "Errors by kind", "kind=\"" + code + "\"");
@@ -120,18 +129,88 @@ void Flights::start(const std::shared_ptr<Flight>& flight, std::string url) {
       request_out.headers.push_back({"If-Modified-Since", stale->meta.last_modified});
     }
   }
-  common::FetchCallbacks callbacks;
-  callbacks.on_head = [this, key](const common::FetchHead& head) { on_head(key, head); };
-  callbacks.on_data = [this, key](std::string_view bytes) { on_data(key, bytes); };
-  callbacks.on_done = [this, key](const common::FetchResult& result) { on_done(key, result); };
-  fetch.id = deps_.upstream.fetch(std::move(request_out), std::move(callbacks));
+  run_transfer(key, fetch, std::move(request_out));
 }
 
-void Flights::on_head(const std::string& key, const common::FetchHead& head) {
+void Flights::start_from_owner(const std::shared_ptr<Flight>& flight, OwnerFetch owner) {
+  const std::string& key = flight->key();
+  OwnedFetch& fetch = owned_[key];
+  fetch.flight = flight;
+  fetch.started = clock_.now();
+  fetch.fallback_url = std::move(owner.fallback_url);
+  metrics_.sibling_fetches.inc();
+  common::FetchRequest request_out;
+  request_out.url = std::move(owner.url);
+  request_out.headers = std::move(owner.headers);
+  run_transfer(key, fetch, std::move(request_out));
+  watch_owner(key, fetch.attempt, owner.head_wait, 0);
+}
+
+void Flights::watch_owner(const std::string& key, uint64_t attempt, std::chrono::milliseconds wait,
+                          size_t bytes_before) {
+  // A slow owner costs a viewer at most `wait` before the upstream is asked: for
+  // its head, then for each next byte.
+  deps_.after(wait, [this, key, attempt, wait, bytes_before] {
+    OwnedFetch* f = current(key, attempt);
+    if (f == nullptr || f->fallback_url.empty()) return;
+    const size_t bytes = f->flight->body()->size();
+    if (!f->head_received || bytes == bytes_before) return fall_back_to_upstream(key, *f, true);
+    watch_owner(key, attempt, wait, bytes);
+  });
+}
+
+void Flights::run_transfer(const std::string& key, OwnedFetch& fetch, common::FetchRequest request) {
+  const uint64_t attempt = next_attempt_++;
+  fetch.attempt = attempt;
+  fetch.status = 0;
+  fetch.head_received = false;
+  common::FetchCallbacks callbacks;
+  callbacks.on_head = [this, key, attempt](const common::FetchHead& head) { on_head(key, attempt, head); };
+  callbacks.on_data = [this, key, attempt](std::string_view bytes) { on_data(key, attempt, bytes); };
+  callbacks.on_done = [this, key, attempt](const common::FetchResult& result) { on_done(key, attempt, result); };
+  fetch.id = deps_.upstream.fetch(std::move(request), std::move(callbacks));
+}
+
+void Flights::fall_back_to_upstream(const std::string& key, OwnedFetch& fetch, bool slow) {
+  (slow ? metrics_.sibling_fallback_slow : metrics_.sibling_fallback_failed).inc();
+  LOG_WARN(kLog, "site owner ", slow ? "slow" : "failed", " for ", key, ": fetching upstream");
+  deps_.upstream.cancel(fetch.id);
+  // What the owner sent stays in the body (the waiters may have it already);
+  // the upstream's copy continues after it.
+  fetch.skip = fetch.flight->body()->size();
+  common::FetchRequest request_out;
+  request_out.url = std::move(fetch.fallback_url);
+  fetch.fallback_url.clear();
+  metrics_.origin_fetches.inc();
+  run_transfer(key, fetch, std::move(request_out));
+}
+
+Flights::OwnedFetch* Flights::current(const std::string& key, uint64_t attempt) {
   auto it = owned_.find(key);
-  if (it == owned_.end()) return;
-  OwnedFetch& fetch = it->second;
+  if (it == owned_.end() || it->second.attempt != attempt) return nullptr;
+  return &it->second;
+}
+
+void Flights::on_head(const std::string& key, uint64_t attempt, const common::FetchHead& head) {
+  OwnedFetch* current_fetch = current(key, attempt);
+  if (current_fetch == nullptr) return;
+  OwnedFetch& fetch = *current_fetch;
   fetch.status = head.status;
+  fetch.head_received = true;
+  if (!fetch.fallback_url.empty() && head.status != 200 && head.status != 404 && head.status != 410) {
+    // The owner is in trouble (a 404 is the origin's answer through it).
+    return fall_back_to_upstream(key, fetch, false);
+  }
+  if (fetch.skip > 0 || fetch.flight->progress().head_known) {
+    // The upstream takes over from the owner: the waiters have the head already;
+    // the body continues only if it is the same object.
+    std::optional<uint64_t> published = fetch.flight->progress().content_length;
+    if (head.status != 200 || (published && head.content_length() != published)) {
+      deps_.upstream.cancel(fetch.id);
+      return end_flight(key, common::UpstreamFailure::broken);
+    }
+    return;
+  }
   metrics_.first_byte.observe(std::chrono::duration<double>(clock_.now() - fetch.started).count());
   if (head.status == 304 && fetch.flight->stale() != nullptr) {
     fetch.refreshed = meta_from_head(key, head, &fetch.flight->stale()->meta, fetch.storable);
@@ -149,12 +228,18 @@ void Flights::on_head(const std::string& key, const common::FetchHead& head) {
   deps_.notify(fetch.flight);
 }
 
-void Flights::on_data(const std::string& key, std::string_view bytes) {
-  auto it = owned_.find(key);
-  if (it == owned_.end()) return;
-  OwnedFetch& fetch = it->second;
+void Flights::on_data(const std::string& key, uint64_t attempt, std::string_view bytes) {
+  OwnedFetch* current_fetch = current(key, attempt);
+  if (current_fetch == nullptr) return;
+  OwnedFetch& fetch = *current_fetch;
   metrics_.origin_bytes.inc(bytes.size());
   if (fetch.status != 200) return;
+  if (fetch.skip > 0) {
+    const size_t dropped = std::min(fetch.skip, bytes.size());
+    fetch.skip -= dropped;
+    bytes.remove_prefix(dropped);
+    if (bytes.empty()) return;
+  }
   const std::shared_ptr<ChunkBody>& body = fetch.flight->body();
   if (body->size() + bytes.size() > config_.get().config.max_object_bytes) {
     deps_.upstream.cancel(fetch.id);
@@ -176,16 +261,20 @@ void Flights::schedule_flush(OwnedFetch& fetch) {
   });
 }
 
-void Flights::on_done(const std::string& key, const common::FetchResult& result) {
-  auto it = owned_.find(key);
-  if (it == owned_.end()) return;
-  const OwnedFetch& fetch = it->second;
+void Flights::on_done(const std::string& key, uint64_t attempt, const common::FetchResult& result) {
+  OwnedFetch* current_fetch = current(key, attempt);
+  if (current_fetch == nullptr) return;
+  OwnedFetch& fetch = *current_fetch;
   if (!result.ok) LOG_WARN(kLog, "upstream fetch failed: ", result.error);
   std::optional<common::UpstreamFailure> failure = common::classify_fetch(
       result, fetch.status, /*too_large=*/false, /*not_modified_ok=*/fetch.refreshed.has_value());
   if (!failure) {
     FlightProgress p = fetch.flight->progress();
     if (p.content_length && *p.content_length != p.bytes) failure = common::UpstreamFailure::truncated;
+    if (fetch.skip > 0) failure = common::UpstreamFailure::truncated;  // shorter than what the owner sent
+  }
+  if (failure && *failure != common::UpstreamFailure::not_found && !fetch.fallback_url.empty()) {
+    return fall_back_to_upstream(key, fetch, false);
   }
   end_flight(key, failure, result.status);
 }

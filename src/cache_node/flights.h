@@ -23,6 +23,7 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "cache_node/runtime_config.h"
 #include "cache_node/shared_cache.h"
@@ -50,6 +51,17 @@ struct FlightUpstream {
   std::function<void(common::FetchId)> cancel;
 };
 
+// A fetch from the site's owner of a chunk (site_owner.h), with the upstream to
+// go to instead when the owner fails before its body ends (the bytes it sent
+// stay; the upstream's copy continues after them), or sends no head, or no more
+// body bytes, for `head_wait`.
+struct OwnerFetch {
+  std::string url;                          // the chunk on the owner
+  std::vector<common::HttpHeader> headers;  // mark the request as a sibling's
+  std::string fallback_url;                 // the node's own upstream (origin or parent)
+  std::chrono::milliseconds head_wait{1000};
+};
+
 // What the flights count (the same series whichever loop counts them).
 struct FlightMetrics {
   explicit FlightMetrics(common::MetricsRegistry& metrics);
@@ -63,6 +75,9 @@ struct FlightMetrics {
   common::Counter& revalidated_not_modified;  // 304: the stored body answers, metadata refreshed
   common::Counter& revalidated_modified;      // a new answer: 200 (replaces the copy) or 404/410 (drops it)
   common::Counter& revalidation_errors;       // the upstream failed (stale copy served if allowed)
+  common::Counter& sibling_fetches;           // fetches from the site's owner of the chunk
+  common::Counter& sibling_fallback_failed;   // the owner failed: the upstream was asked instead
+  common::Counter& sibling_fallback_slow;     // no head from the owner in time: the same
 };
 
 class Flights {
@@ -79,6 +94,9 @@ class Flights {
     // Tells every loop subscribed to `flight` to look at its progress (this
     // loop's progress() inline, the others through their post()).
     std::function<void(const std::shared_ptr<Flight>&)> notify;
+    // `job` runs on the home loop once `delay` has passed (it cannot be
+    // cancelled: it checks that what it was for still stands).
+    std::function<void(std::chrono::milliseconds delay, std::function<void()> job)> after;
   };
   explicit Flights(Deps deps);
   Flights(const Flights&) = delete;
@@ -94,6 +112,9 @@ class Flights {
   // Runs the transfer of `flight`, which this loop started: GET `url`,
   // conditional when the flight revalidates a stored copy.
   void start(const std::shared_ptr<Flight>& flight, std::string url);
+  // Runs the transfer of `flight` (a miss this loop started) from the site's
+  // owner of the chunk, falling back to the upstream as `owner` says.
+  void start_from_owner(const std::shared_ptr<Flight>& flight, OwnerFetch owner);
 
   // This loop's waiters on the flight of `key` (0 when none is known here).
   size_t waiting(const std::string& key) const;
@@ -115,11 +136,24 @@ class Flights {
     bool storable = true;                // false: no-store or private (known at the head)
     std::optional<ChunkMeta> refreshed;  // a 304: the stored copy's metadata, refreshed
     common::SteadyTime started;
+    uint64_t attempt = 0;      // the transfer the callbacks and timers of this fetch must belong to
+    std::string fallback_url;  // fetching from the site's owner: where to go instead; else empty
+    bool head_received = false;
+    size_t skip = 0;           // leading bytes of this transfer the body holds already (the owner sent them)
   };
 
-  void on_head(const std::string& key, const common::FetchHead& head);
-  void on_data(const std::string& key, std::string_view bytes);
-  void on_done(const std::string& key, const common::FetchResult& result);
+  // Starts the transfer of `fetch` (a new attempt: the previous one's callbacks are ignored).
+  void run_transfer(const std::string& key, OwnedFetch& fetch, common::FetchRequest request);
+  // Checks every `wait` that the owner's transfer `attempt` made progress (a head,
+  // then more than `bytes_before` body bytes); else the upstream is asked.
+  void watch_owner(const std::string& key, uint64_t attempt, std::chrono::milliseconds wait, size_t bytes_before);
+  // The owner failed or was slow: the upstream is asked, continuing after the bytes the body holds.
+  void fall_back_to_upstream(const std::string& key, OwnedFetch& fetch, bool slow);
+  // The owned fetch of `key` while `attempt` is its transfer, else null.
+  OwnedFetch* current(const std::string& key, uint64_t attempt);
+  void on_head(const std::string& key, uint64_t attempt, const common::FetchHead& head);
+  void on_data(const std::string& key, uint64_t attempt, std::string_view bytes);
+  void on_done(const std::string& key, uint64_t attempt, const common::FetchResult& result);
   // Upstream data often arrives in several callbacks per loop iteration: the
   // waiters hear of it once, later on this loop.
   void schedule_flush(OwnedFetch& fetch);
@@ -140,6 +174,7 @@ class Flights {
   common::Published<RuntimeConfig>::Reader config_;
   std::unordered_map<std::string, LocalFlight> local_;
   std::unordered_map<std::string, OwnedFetch> owned_;
+  uint64_t next_attempt_ = 1;
 };
 
 }  // namespace cache_node

@@ -5,6 +5,8 @@
 
 #include "cache_node/http_semantics.h"
 #include "cache_node/node_loop.h"
+#include "cache_node/site_owner.h"
+#include "common/url.h"
 
 namespace cache_node {
 
@@ -35,6 +37,21 @@ std::string upstream_url(const CacheNodeConfig& config, const ChunkRequest& requ
     if (!request.kept_query.empty()) url += "?" + request.kept_query;
   }
   return url;
+}
+
+// A chunk on the site's owner: same scheme, the viewer's signature passed along
+// (or this node's own when the request had none, as a prefetch has not).
+std::string owner_url(const RuntimeConfig& rc, size_t owner, const ChunkRequest& request,
+                      const std::string& signed_suffix, int64_t now_s) {
+  std::string target = std::string(kChunkPrefix) + request.origin_id + request.origin_path;
+  std::string query = request.query;
+  if (!signed_suffix.empty()) {
+    query += (query.empty() ? "" : "&") + signed_suffix;
+  } else if (rc.signer) {
+    return rc.site_urls[owner] + rc.signer->sign(query.empty() ? target : target + "?" + query, now_s + 60);
+  }
+  if (!query.empty()) target += "?" + query;
+  return rc.site_urls[owner] + target;
 }
 
 }  // namespace
@@ -68,7 +85,41 @@ NodeLoop::NodeLoop(CacheNode::Shared& shared, common::EventLoop& loop, std::uniq
           .later = [&loop](std::function<void()> job) { loop.post(std::move(job)); },
           .notify = [&shared, index = loop.index()](const std::shared_ptr<Flight>& flight) {
             shared.notify(flight, index);
+          },
+          .after = [this](std::chrono::milliseconds delay, std::function<void()> job) {
+            after(delay, std::move(job));
           }}) {}
+
+void NodeLoop::after(std::chrono::milliseconds delay, std::function<void()> job) {
+  // Timers that fired are dropped here, never from inside their own callback.
+  std::erase_if(timers_, [](const PendingTimer& t) { return *t.fired; });
+  auto fired = std::make_shared<bool>(false);
+  auto timer = std::make_unique<common::LoopTimer>(loop_, common::LoopTimer::Repeat::once,
+                                                   [job = std::move(job), fired] {
+                                                     job();
+                                                     *fired = true;
+                                                   });
+  timer->start(delay);
+  timers_.push_back(PendingTimer{std::move(timer), std::move(fired)});
+}
+
+void NodeLoop::start_miss(const std::shared_ptr<Flight>& flight, const RuntimeConfig& rc, const ChunkRequest& request,
+                          const std::string& signed_suffix, bool from_sibling, bool prefetch, int64_t now_ms) {
+  std::string upstream = upstream_url(rc.config, request, signed_suffix);
+  if (rc.site_ids.size() > 1 && !from_sibling) {
+    const size_t owner = site_owner(rc.site_ids, flight->key());
+    if (owner != rc.self_index) {
+      OwnerFetch fetch;
+      fetch.url = owner_url(rc, owner, request, signed_suffix, now_ms / 1000);
+      fetch.headers.push_back({std::string(kSiblingHeader), rc.config.node_id});
+      if (prefetch) fetch.headers.push_back({std::string(kSiblingPrefetchHeader), "1"});
+      fetch.fallback_url = std::move(upstream);
+      fetch.head_wait = rc.config.site_owner_wait;
+      return flights_.start_from_owner(flight, std::move(fetch));
+    }
+  }
+  flights_.start(flight, std::move(upstream));
+}
 
 // ---- waiting on a flight ----
 
@@ -216,11 +267,16 @@ void NodeLoop::handle_chunk(HttpExchange& ex) {
   const CacheNodeConfig& config = rc.config;
   // One clock read serves the signature, freshness and Age.
   const int64_t now_ms = shared_.clock.unix_now_ms();
-  common::SplitTarget split = common::split_signed_target(ex.target());
+  // A player's CMCD argument is its report, not part of the URL the balancer signed or of the
+  // chunk's key: taken out before both.
+  const std::optional<common::TakenQueryParam> cmcd_argument =
+      common::take_query_param(ex.target(), cmcd::kQueryArgument);
+  const std::string& target = cmcd_argument ? cmcd_argument->target : ex.target();
+  common::SplitTarget split = common::split_signed_target(target);
   std::string signed_suffix;
   if (config.signing_required) {
     common::SignatureVerdict verdict =
-        rc.signer ? rc.signer->verify(ex.target(), now_ms / 1000) : common::SignatureVerdict::bad_signature;
+        rc.signer ? rc.signer->verify(target, now_ms / 1000) : common::SignatureVerdict::bad_signature;
     switch (verdict) {
       case common::SignatureVerdict::ok: break;
       case common::SignatureVerdict::missing:
@@ -232,6 +288,10 @@ void NodeLoop::handle_chunk(HttpExchange& ex) {
         return fail(ex, 403, "signature_invalid", "This chunk URL's signature is not valid.");
     }
   }
+  const std::optional<cmcd::Data> report = shared_.playback.observe(
+      ex, cmcd_argument ? std::optional<std::string>(cmcd_argument->raw_value) : std::nullopt, "", config.node_id);
+  if (report && !report->next_object.empty() && config.prefetch_next_object)
+    prefetch_next_object(rc, target, report->next_object, now_ms);
   if (!split.signature.empty()) {
     signed_suffix = std::string(common::kSignatureExpiryParam) + "=" + split.expires + "&" +
                     std::string(common::kSignatureParam) + "=" + split.signature;
@@ -248,6 +308,7 @@ void NodeLoop::handle_chunk(HttpExchange& ex) {
   // The hit path: freshness costs one comparison here (parsed when stored).
   if (auto hit = shared_.cache->find(key); hit && now_ms < hit->meta.fresh_until_ms) {
     shared_.hits.inc();
+    note_viewer(ex, key, true);
     return serve_stored(ex, hit->meta, hit->memory, hit->disk_path, "HIT", now_ms);
   }
   SharedCache::Lookup found = shared_.cache->find_or_start(key, loop_.index());
@@ -259,19 +320,178 @@ void NodeLoop::handle_chunk(HttpExchange& ex) {
       return reply_not_found(ex);
     case SharedCache::Lookup::Kind::hit:
       shared_.hits.inc();
+      note_viewer(ex, key, true);
       return serve_stored(ex, found.hit->meta, found.hit->memory, found.hit->disk_path, "HIT", now_ms);
     case SharedCache::Lookup::Kind::joined:
       shared_.coalesced.inc();
+      note_viewer(ex, key, false);
       return wait_on(found.flight, std::move(ex), false);
-    case SharedCache::Lookup::Kind::started:
+    case SharedCache::Lookup::Kind::started: {
       shared_.misses.inc();
-      flights_.start(found.flight, upstream_url(config, *request, signed_suffix));
+      // A sibling asking is never sent on to another (configs that disagree cannot loop).
+      const bool from_sibling = ex.header(kSiblingHeader).has_value();
+      if (from_sibling && ex.header(kSiblingPrefetchHeader)) shared_.prefetch_ledger.prefetched(key, now_ms);
+      start_miss(found.flight, rc, *request, signed_suffix, from_sibling, false, now_ms);
       return wait_on(found.flight, std::move(ex), true);
+    }
     case SharedCache::Lookup::Kind::revalidate:
       shared_.stale_hits.inc();
       flights_.start(found.flight, upstream_url(config, *request, signed_suffix));
       return wait_on(found.flight, std::move(ex), true);
   }
+}
+
+// ---- prefetch ----
+
+void NodeLoop::note_viewer(HttpExchange& ex, const std::string& key, bool hit) {
+  if (ex.header(kSiblingHeader)) return;  // a sibling fetching from its owner is not a viewer
+  if (!shared_.prefetch_ledger.first_viewer(key)) return;
+  (hit ? shared_.prefetch_first_hit : shared_.prefetch_first_coalesced).inc();
+}
+
+// Waits on a flight a prefetch started, for nobody: counts its end and frees its place.
+class NodeLoop::PrefetchWaiter final : public FlightWaiter {
+ public:
+  explicit PrefetchWaiter(CacheNode::Shared& shared) : shared_(shared) {}
+  ~PrefetchWaiter() override {
+    if (!ended_) shared_.prefetch_gate.finished();  // dropped unheard (the loop stops)
+  }
+  bool advance(const FlightProgress& p, const Flight&, int64_t) override {
+    if (p.end == FlightProgress::End::running) return true;
+    const bool stored = p.end == FlightProgress::End::stored || p.end == FlightProgress::End::revalidated;
+    (stored ? shared_.prefetch_stored : shared_.prefetch_failed).inc();
+    shared_.prefetch_gate.finished();
+    ended_ = true;
+    return false;
+  }
+
+ private:
+  CacheNode::Shared& shared_;
+  bool ended_ = false;
+};
+
+NodeLoop::PrefetchResult NodeLoop::prefetch_one(const RuntimeConfig& rc, const std::string& target,
+                                                const std::string& signed_suffix, int64_t now_ms) {
+  const CacheNodeConfig& config = rc.config;
+  auto request = parse_chunk_request(target);
+  auto origin = request ? config.origins.find(request->origin_id) : config.origins.end();
+  if (!request || origin == config.origins.end()) return PrefetchResult::invalid;
+  request->kept_query = kept_query(request->query, policy_for_path(origin->second.query, request->origin_path));
+  const std::string key = request->cache_key();
+  if (auto hit = shared_.cache->find(key); hit && now_ms < hit->meta.fresh_until_ms) return PrefetchResult::present;
+  if (!shared_.prefetch_gate.admit(now_ms, config.prefetch_max_per_s, config.prefetch_max_inflight))
+    return PrefetchResult::refused;
+  SharedCache::Lookup found = shared_.cache->find_or_start(key, loop_.index());
+  switch (found.kind) {
+    case SharedCache::Lookup::Kind::hit:
+    case SharedCache::Lookup::Kind::negative:
+      shared_.prefetch_gate.finished();
+      return PrefetchResult::present;
+    case SharedCache::Lookup::Kind::joined:
+      shared_.prefetch_gate.finished();
+      return PrefetchResult::joined;  // a viewer's fetch (or another prefetch's) is under way: never a second one
+    case SharedCache::Lookup::Kind::started:
+      start_miss(found.flight, rc, *request, signed_suffix, false, true, now_ms);
+      break;
+    case SharedCache::Lookup::Kind::revalidate:
+      flights_.start(found.flight, upstream_url(config, *request, signed_suffix));
+      break;
+  }
+  shared_.prefetch_ledger.prefetched(key, now_ms);
+  flights_.join(found.flight, std::make_unique<PrefetchWaiter>(shared_));
+  return PrefetchResult::started;
+}
+
+void NodeLoop::prefetch_next_object(const RuntimeConfig& rc, std::string_view target, std::string_view next_object,
+                                    int64_t now_ms) {
+  // Resolved as a browser resolves a relative link: against the directory of `target`, with
+  // its own query (hls.js writes the next link's signature there). Absolute URLs (another
+  // host) and anything that leaves /o/<origin>/ are not this node's to fetch.
+  if (next_object.find("://") != std::string_view::npos || next_object.substr(0, 2) == "//") return;
+  std::string resolved;
+  if (next_object.front() == '/') {
+    resolved.assign(next_object);
+  } else {
+    const std::string_view path = target.substr(0, target.find('?'));
+    std::vector<std::string_view> segments;
+    for (size_t at = 1; at < path.size();) {
+      const size_t slash = path.find('/', at);
+      if (slash == std::string_view::npos) break;  // the last segment is the chunk itself
+      segments.push_back(path.substr(at, slash - at));
+      at = slash + 1;
+    }
+    std::string_view rest = next_object;
+    while (rest.substr(0, 3) == "../" || rest.substr(0, 2) == "./") {
+      if (rest.substr(0, 2) == "./") {
+        rest.remove_prefix(2);
+        continue;
+      }
+      if (segments.size() <= 2) return;  // above /o/<origin>/
+      segments.pop_back();
+      rest.remove_prefix(3);
+    }
+    for (std::string_view segment : segments) resolved.append("/").append(segment);
+    resolved.append("/").append(rest);
+  }
+  const CacheNodeConfig& config = rc.config;
+  common::SplitTarget split = common::split_signed_target(resolved);
+  std::string signed_suffix;
+  if (config.signing_required) {
+    // The same bar as the viewer's own request for it would meet.
+    if (!rc.signer || rc.signer->verify(resolved, now_ms / 1000) != common::SignatureVerdict::ok) {
+      shared_.prefetch_invalid.inc();
+      return;
+    }
+  }
+  if (!split.signature.empty()) {
+    signed_suffix = std::string(common::kSignatureExpiryParam) + "=" + split.expires + "&" +
+                    std::string(common::kSignatureParam) + "=" + split.signature;
+  }
+  switch (prefetch_one(rc, std::string(split.unsigned_target), signed_suffix, now_ms)) {
+    case PrefetchResult::started: shared_.prefetch_next_object_started.inc(); shared_.prefetch_started.inc(); break;
+    case PrefetchResult::joined: shared_.prefetch_joined.inc(); break;
+    case PrefetchResult::present: shared_.prefetch_present.inc(); break;
+    case PrefetchResult::refused: shared_.prefetch_refused.inc(); break;
+    case PrefetchResult::invalid: shared_.prefetch_invalid.inc(); break;
+  }
+}
+
+void NodeLoop::handle_prefetch(HttpExchange& ex) {
+  const RuntimeConfig& rc = config_.get();
+  const CacheNodeConfig& config = rc.config;
+  std::string presented = ex.header("Authorization").value_or("");
+  constexpr std::string_view kBearer = "Bearer ";
+  bool authorized = false;
+  if (presented.size() > kBearer.size() && std::string_view(presented).substr(0, kBearer.size()) == kBearer) {
+    std::string_view key = std::string_view(presented).substr(kBearer.size());
+    for (const auto& configured : config.prefetch_keys) authorized = prefetch_key_matches(key, configured) || authorized;
+  }
+  if (!authorized) {
+    ex.add_header("WWW-Authenticate", "Bearer");
+    return fail(ex, 401, "unauthorized", "A prefetch needs a valid prefetch key.");
+  }
+  auto targets = parse_prefetch_body(ex.body());
+  if (!targets) return fail(ex, 400, "bad_request", targets.error().message);
+  const int64_t now_ms = shared_.clock.unix_now_ms();
+  size_t started = 0, joined = 0, present = 0, refused = 0, invalid = 0;
+  for (const std::string& target : *targets) {
+    switch (prefetch_one(rc, target, "", now_ms)) {
+      case PrefetchResult::started: ++started; break;
+      case PrefetchResult::joined: ++joined; break;
+      case PrefetchResult::present: ++present; break;
+      case PrefetchResult::refused: ++refused; break;
+      case PrefetchResult::invalid: ++invalid; break;
+    }
+  }
+  shared_.prefetch_started.inc(started);
+  shared_.prefetch_joined.inc(joined);
+  shared_.prefetch_present.inc(present);
+  shared_.prefetch_refused.inc(refused);
+  shared_.prefetch_invalid.inc(invalid);
+  ex.add_header("Cache-Control", "no-store");
+  ex.reply(202, "{\"started\":" + std::to_string(started) + ",\"joined\":" + std::to_string(joined) +
+                    ",\"present\":" + std::to_string(present) + ",\"refused\":" + std::to_string(refused) +
+                    ",\"invalid\":" + std::to_string(invalid) + "}\n");
 }
 
 }  // namespace cache_node

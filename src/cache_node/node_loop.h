@@ -13,13 +13,22 @@
 #include "cache_node/cache_node.h"
 #include "cache_node/chunk_request.h"
 #include "cache_node/flights.h"
+#include "cache_node/prefetch.h"
 #include "cache_node/runtime_config.h"
 #include "cache_node/shared_cache.h"
+#include "cmcd/quality_meter.h"
 #include "common/http_client.h"
 
 namespace cache_node {
 
 class NodeLoop;
+
+// Marks a chunk request from another node of the site (its id): the receiver
+// fetches it upstream itself, never from a third node.
+inline constexpr const char* kSiblingHeader = "X-Site-Fetch";
+// With kSiblingHeader: the sibling fetches for a prefetch, so the owner's copy
+// is a prefetched one too (its first viewer counts as a prefetch hit).
+inline constexpr const char* kSiblingPrefetchHeader = "X-Site-Prefetch";
 
 struct CacheNode::Shared {
   Shared(common::ServiceContext& c, std::shared_ptr<const RuntimeConfig> initial)
@@ -27,13 +36,37 @@ struct CacheNode::Shared {
         clock(*c.clock),
         metrics(*c.metrics),
         config(std::move(initial)),
+        prefetch_ledger(kPrefetchForgetAfterMs, kPrefetchLedgerEntries),
         hits(metrics.counter("cache_requests_total", "Chunk requests by outcome", "result=\"hit\"")),
         misses(metrics.counter("cache_requests_total", "Chunk requests by outcome", "result=\"miss\"")),
         coalesced(metrics.counter("cache_requests_total", "Chunk requests by outcome", "result=\"coalesced\"")),
         negative_hits(metrics.counter("cache_requests_total", "Chunk requests by outcome", "result=\"negative\"")),
         stale_hits(metrics.counter("cache_requests_total", "Chunk requests by outcome", "result=\"stale\"")),
         flight_metrics(metrics),
-        bytes_served(metrics.counter("cache_bytes_served_total", "Chunk body bytes sent to clients")) {}
+        bytes_served(metrics.counter("cache_bytes_served_total", "Chunk body bytes sent to clients")),
+        prefetch_started(prefetch_counter("started")),
+        prefetch_joined(prefetch_counter("joined")),
+        prefetch_present(prefetch_counter("present")),
+        prefetch_refused(prefetch_counter("refused")),
+        prefetch_invalid(prefetch_counter("invalid")),
+        prefetch_stored(metrics.counter("cache_prefetch_completed_total", "Fetches started by a prefetch, by outcome",
+                                        "result=\"stored\"")),
+        prefetch_failed(metrics.counter("cache_prefetch_completed_total", "Fetches started by a prefetch, by outcome",
+                                        "result=\"failed\"")),
+        prefetch_first_hit(metrics.counter("cache_prefetch_first_viewers_total",
+                                           "First viewer requests of prefetched chunks, by outcome",
+                                           "result=\"hit\"")),
+        prefetch_first_coalesced(metrics.counter("cache_prefetch_first_viewers_total",
+                                                 "First viewer requests of prefetched chunks, by outcome",
+                                                 "result=\"coalesced\"")),
+        prefetch_wasted(metrics.counter("cache_prefetch_wasted_total",
+                                        "Prefetched chunks no viewer asked for within 60 s")),
+        prefetch_next_object_started(metrics.counter("cache_prefetch_next_object_total",
+                                                     "Prefetches started by a viewer's CMCD next object (nor)")) {}
+  common::Counter& prefetch_counter(const char* result) {
+    return metrics.counter("cache_prefetches_total", "Chunks named by prefetch requests, by what the node did",
+                           std::string("result=\"") + result + "\"");
+  }
 
   common::Counter& error_counter(const std::string& kind) { return flight_metrics.error(kind); }
   size_t active_requests() const {
@@ -53,7 +86,15 @@ struct CacheNode::Shared {
   common::ServiceContext& context;
   const common::Clock& clock;
   common::MetricsRegistry& metrics;
+  // What the players report of their playback (CMCD on chunk requests); any thread.
+  mutable cmcd::QualityMeter playback{metrics, clock, {}};
   common::Published<RuntimeConfig> config;
+  // Prefetch (prefetch.h): what may start, and what no viewer asked for yet. Before
+  // `loops`: a loop's prefetch waiters let go of the gate when they are destroyed.
+  static constexpr int64_t kPrefetchForgetAfterMs = 60'000;
+  static constexpr size_t kPrefetchLedgerEntries = 100'000;
+  PrefetchGate prefetch_gate;
+  PrefetchLedger prefetch_ledger;
   std::unique_ptr<SharedCache> cache;
   std::vector<std::unique_ptr<NodeLoop>> loops;
   std::vector<common::HttpServer*> servers;
@@ -69,6 +110,18 @@ struct CacheNode::Shared {
   common::Counter& stale_hits;  // a stale copy: this request started its revalidation
   FlightMetrics flight_metrics;  // origin fetches and bytes, first byte, revalidations, errors
   common::Counter& bytes_served;
+
+  common::Counter& prefetch_started;   // a fetch started for a prefetch
+  common::Counter& prefetch_joined;    // a fetch was in progress already
+  common::Counter& prefetch_present;   // stored (or a remembered 404) already
+  common::Counter& prefetch_refused;   // over prefetch.max_per_s or prefetch.max_inflight
+  common::Counter& prefetch_invalid;   // not a chunk this node serves
+  common::Counter& prefetch_stored;
+  common::Counter& prefetch_failed;
+  common::Counter& prefetch_first_hit;        // the first viewer found it stored
+  common::Counter& prefetch_first_coalesced;  // the first viewer joined the prefetch's fetch
+  common::Counter& prefetch_wasted;
+  common::Counter& prefetch_next_object_started;
 };
 
 // One loop's chunk requests: verify, look up, serve what is stored, and serve
@@ -81,9 +134,22 @@ class NodeLoop {
   common::EventLoop& loop() { return loop_; }
   Flights& flights() { return flights_; }
   void handle_chunk(common::HttpExchange& ex);
+  // POST /prefetch (prefetch.h): starts fetches of the named chunks with nobody waiting.
+  void handle_prefetch(common::HttpExchange& ex);
+  enum class PrefetchResult { started, joined, present, refused, invalid };
+  // One chunk target (unsigned, "/o/<origin>/<path>[?query]") fetched for nobody, unless it is
+  // stored, already coming, or over the prefetch bounds.
+  PrefetchResult prefetch_one(const RuntimeConfig& rc, const std::string& target, const std::string& signed_suffix,
+                              int64_t now_ms);
+  // A viewer's CMCD `nor`, relative to the chunk it asked for (`target`, without its CMCD).
+  void prefetch_next_object(const RuntimeConfig& rc, std::string_view target, std::string_view next_object,
+                            int64_t now_ms);
 
  private:
   class ExchangeWaiter;
+  class PrefetchWaiter;
+  // A viewer's request for `key` (not a sibling's): the first after a prefetch is counted.
+  void note_viewer(common::HttpExchange& ex, const std::string& key, bool hit);
 
   void fail(common::HttpExchange& ex, int status, const std::string& code, const std::string& message) {
     shared_.error_counter(code).inc();
@@ -93,6 +159,12 @@ class NodeLoop {
   void serve_stored(common::HttpExchange& ex, const ChunkMeta& meta, const std::shared_ptr<const ChunkBody>& memory,
                     const std::string& disk_path, const char* cache_status, int64_t now_ms);
   void set_chunk_headers(common::HttpExchange& ex, const ChunkMeta& meta, const char* cache_status, int64_t now_ms);
+  // Starts the transfer of a miss: from the site's owner of the chunk when
+  // that is another node (and the request is not a sibling's), else upstream.
+  void start_miss(const std::shared_ptr<Flight>& flight, const RuntimeConfig& rc, const ChunkRequest& request,
+                  const std::string& signed_suffix, bool from_sibling, bool prefetch, int64_t now_ms);
+  // Flights::Deps::after: `job` on this loop after `delay`.
+  void after(std::chrono::milliseconds delay, std::function<void()> job);
   // `ex` waits on `flight`; `first`: it started the fetch.
   void wait_on(const std::shared_ptr<Flight>& flight, common::HttpExchange ex, bool first);
 
@@ -101,6 +173,11 @@ class NodeLoop {
   std::unique_ptr<common::HttpClient> client_;
   common::Published<RuntimeConfig>::Reader config_;
   Flights flights_;  // after client_: its transfers run on it
+  struct PendingTimer {
+    std::unique_ptr<common::LoopTimer> timer;
+    std::shared_ptr<bool> fired;
+  };
+  std::vector<PendingTimer> timers_;  // after flights_: destroyed (cancelled) first
 };
 
 }  // namespace cache_node

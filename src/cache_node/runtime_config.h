@@ -4,6 +4,8 @@
 #pragma once
 
 #include <optional>
+#include <string>
+#include <vector>
 
 #include "cache_node/cache_node.h"
 #include "common/coalesced_fetch.h"
@@ -20,6 +22,10 @@ inline constexpr common::UpstreamWording kChunkWording{"chunk", "object_too_larg
 struct RuntimeConfig {
   CacheNodeConfig config;
   std::optional<common::UrlSigner> signer;
+  // config.site_nodes as two parallel lists (site_owner.h takes the ids); empty
+  // when the site is not sharded.
+  std::vector<std::string> site_ids, site_urls;
+  size_t self_index = 0;  // this node's place in site_ids
 };
 
 }  // namespace cache_node

@@ -29,8 +29,11 @@ CorsOptions read_cors_section(ConfigReader& cors);
 // What one server answers cross-origin. Immutable after construction.
 struct CorsRules {
   std::string allow_methods = "GET, HEAD, OPTIONS";  // listed in preflight answers
+  // CMCD-*: players that send their CMCD report as headers (Media3's default, hls.js's
+  // useHeaders) need them allowed in the preflight.
   std::string allow_headers =
-      "Authorization, Content-Type, Range, If-None-Match, If-Modified-Since";
+      "Authorization, Content-Type, Range, If-None-Match, If-Modified-Since, CMCD-Object, CMCD-Request, "
+      "CMCD-Session, CMCD-Status";
   std::string expose_headers = "Content-Length, Content-Range, Age, X-Cache, Retry-After";
   // Exact paths (operator endpoints) and path prefixes that carry no CORS headers.
   std::vector<std::string> exempt_paths;

@@ -5,6 +5,9 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include "common/event_loop.h"
+#include "common/worker.h"
+
 namespace common {
 
 bool is_ip_literal(const std::string& host) {
@@ -27,5 +30,25 @@ std::string resolve_host(const std::string& host) {
   freeaddrinfo(found);
   return text;
 }
+
+HostAddress::HostAddress(EventLoop& loop, std::string host) : loop_(loop), host_(std::move(host)) {
+  if (is_ip_literal(host_)) address_ = host_;
+}
+
+HostAddress::~HostAddress() = default;
+
+bool HostAddress::known_or_lookup(std::function<void(std::string address)> found) {
+  if (known()) return true;
+  if (!lookups_) lookups_ = std::make_unique<WorkerThread>();
+  lookups_->post([loop = &loop_, host = host_, found = std::move(found)]() mutable {
+    std::string address = resolve_host(host);
+    loop->post([found = std::move(found), address = std::move(address)]() mutable {
+      found(std::move(address));
+    });
+  });
+  return false;
+}
+
+void HostAddress::stop() { lookups_.reset(); }
 
 }  // namespace common

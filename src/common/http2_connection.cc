@@ -307,6 +307,8 @@ struct Http2Callbacks {
       stream->method = v;
     } else if (n == ":path") {
       stream->path = v;
+    } else if (n == ":authority") {
+      stream->request_headers.push_back({"host", std::string(v)});  // what HTTP/1.1 calls Host
     } else if (!n.empty() && n[0] != ':') {
       stream->request_headers.push_back({std::string(n), std::string(v)});
     }
@@ -396,6 +398,15 @@ std::optional<std::string> Http2Stream::request_header(const char* name) const {
     if (strcasecmp(h.name.c_str(), name) == 0) return h.value;
   }
   return std::nullopt;
+}
+
+std::vector<HttpHeader> Http2Stream::request_headers_with_prefix(std::string_view prefix) const {
+  std::vector<HttpHeader> out;
+  for (const auto& h : request_headers) {
+    if (h.name.size() >= prefix.size() && strncasecmp(h.name.data(), prefix.data(), prefix.size()) == 0)
+      out.push_back(h);
+  }
+  return out;
 }
 
 void Http2Stream::add_response_header(const std::string& name, const std::string& value) {

@@ -63,6 +63,7 @@ struct Http2Stream final : ExchangeFrontEnd {
   uint64_t body_framed = 0;  // bytes of `body` already in DATA frames
 
   std::optional<std::string> request_header(const char* name) const override;
+  std::vector<HttpHeader> request_headers_with_prefix(std::string_view prefix) const override;
   std::string request_body_bytes() const override { return request_body; }
   void add_response_header(const std::string& name, const std::string& value) override;
   void remove_response_header(const char* name) override;

@@ -167,13 +167,15 @@ FetchId HttpClient::fetch(FetchRequest request, FetchCallbacks callbacks) {
   if (request.method == "HEAD") {
     curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
   } else if (request.method == "POST") {
-    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, static_cast<long>(request.body.size()));
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(request.body.size()));
     curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, request.body.c_str());
   } else if (request.method != "GET") {
     curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, request.method.c_str());
   }
   curl_slist* list = nullptr;
   for (const auto& h : request.headers) list = curl_slist_append(list, (h.name + ": " + h.value).c_str());
+  // No "Expect: 100-continue" round trip before a POST's body.
+  if (request.method == "POST") list = curl_slist_append(list, "Expect:");
   t->request_headers.reset(list);
   if (list != nullptr) curl_easy_setopt(e, CURLOPT_HTTPHEADER, list);
 

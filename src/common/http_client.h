@@ -48,7 +48,7 @@ struct FetchRequest {
   std::string method = "GET";  // GET, HEAD, or POST (with `body`)
   std::vector<HttpHeader> headers;
   std::optional<std::chrono::milliseconds> timeout;  // overrides request_timeout
-  std::string body = {};  // POST only (sent with Content-Length, even when empty)
+  std::string body;  // POST only (sent with Content-Length, even when empty)
 };
 
 struct FetchHead {

@@ -156,6 +156,11 @@ std::optional<std::string> HttpExchange::header(const char* name) const {
   return state_->front->request_header(name);
 }
 
+std::vector<HttpHeader> HttpExchange::headers_with_prefix(std::string_view prefix) const {
+  if (state_->front == nullptr) return {};
+  return state_->front->request_headers_with_prefix(prefix);
+}
+
 std::string HttpExchange::body() const {
   if (state_->front == nullptr) return {};
   return state_->front->request_body_bytes();
@@ -277,6 +282,18 @@ std::optional<std::string> Http1FrontEnd::request_header(const char* name) const
   const char* v = evhttp_find_header(evhttp_request_get_input_headers(req), name);
   if (v == nullptr) return std::nullopt;
   return std::string(v);
+}
+
+std::vector<HttpHeader> Http1FrontEnd::request_headers_with_prefix(std::string_view prefix) const {
+  std::vector<HttpHeader> out;
+  const evkeyvalq* headers = evhttp_request_get_input_headers(req);
+  for (const evkeyval* h = headers->tqh_first; h != nullptr; h = h->next.tqe_next) {
+    // The first letter alone turns away nearly every header at the cost of a compare.
+    if (!prefix.empty() && (h->key[0] | 0x20) != (prefix[0] | 0x20)) continue;
+    if (strncasecmp(h->key, prefix.data(), prefix.size()) == 0)
+      out.push_back({h->key, h->value});
+  }
+  return out;
 }
 
 std::string Http1FrontEnd::request_body_bytes() const {

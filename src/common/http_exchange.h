@@ -46,6 +46,8 @@ class HttpExchange {
   std::optional<std::string> query_param(std::string_view name) const;
   // First request header `name` (case-insensitive), or nullopt.
   std::optional<std::string> header(const char* name) const;
+  // Every request header whose name starts with `prefix` (case-insensitive), in the order sent.
+  std::vector<HttpHeader> headers_with_prefix(std::string_view prefix) const;
   std::string body() const;
   const std::string& remote_ip() const;
   std::chrono::steady_clock::time_point started() const;

@@ -10,8 +10,7 @@
 #include "common/event_loop.h"
 #include "common/host_lookup.h"
 #include "common/log.h"
-#include "common/reconnect_policy.h"
-#include "common/worker.h"
+#include "common/reconnect_timer.h"
 
 namespace common {
 namespace {
@@ -36,6 +35,21 @@ std::string pg_sqlstate(const PGresult* r) {
   return state != nullptr ? state : "";
 }
 
+PgConnectParams::PgConnectParams(const PgOptions& options, const char* host_key,
+                                 const std::string& host, const char* application)
+    : port_(std::to_string(options.port)),
+      timeout_s_(std::to_string(std::max<int64_t>(1, options.timeout.count() / 1000))),
+      keys_{host_key, "port", "dbname", "user", "password", "connect_timeout", "application_name",
+            nullptr},
+      values_{host.c_str(),
+              port_.c_str(),
+              options.dbname.c_str(),
+              options.user.c_str(),
+              options.password.empty() ? nullptr : options.password.c_str(),
+              timeout_s_.c_str(),
+              application,
+              nullptr} {}
+
 class PgClient::Impl : public std::enable_shared_from_this<Impl> {
  public:
   Impl(EventLoop& loop, PgOptions options) : loop_(loop), options_(std::move(options)) {}
@@ -51,9 +65,9 @@ class PgClient::Impl : public std::enable_shared_from_this<Impl> {
     current_.reset();
     watch_.reset();
     tick_.cancel();
-    reconnect_timer_.cancel();
+    reconnect_.cancel();
     conn_.reset();
-    resolver_.reset();
+    address_.stop();
   }
 
   void query(std::string sql, Params params, Callback done) {
@@ -61,12 +75,11 @@ class PgClient::Impl : public std::enable_shared_from_this<Impl> {
     if (down_ && state_ == State::kIdle) {
       // Waiting to reconnect: try now (at most every 100 ms), so a server that came back
       // serves this query; a server still down refuses at once and the query fails with it.
-      if (!reconnect_policy_.may_try_now(now)) {
+      if (!reconnect_.take_now(now)) {
         return fail_later(std::move(done), "no connection (" + last_error_ + ")");
       }
       queue_.push_back(
           Query{std::move(sql), std::move(params), std::move(done), now + options_.timeout});
-      reconnect_timer_.cancel();
       return connect();  // the query runs once connected, or fails with the attempt
     }
     queue_.push_back(
@@ -87,45 +100,23 @@ class PgClient::Impl : public std::enable_shared_from_this<Impl> {
 
   void connect() {
     if (stopping_ || state_ != State::kIdle) return;
-    if (address_.empty()) {
-      if (is_ip_literal(options_.host)) {
-        address_ = options_.host;
-      } else {
-        if (!resolver_) resolver_ = std::make_unique<WorkerThread>();
-        std::weak_ptr<Impl> weak = shared_from_this();
-        EventLoop* loop = &loop_;
-        state_ = State::kConnecting;
-        connect_deadline_ = SteadyClock::now() + options_.timeout * 4;
-        resolver_->post([weak, loop, host = options_.host] {
-          std::string ip = resolve_host(host);
-          loop->post([weak, ip = std::move(ip)] {
-            auto self = weak.lock();
-            if (!self || self->stopping_ || self->state_ != State::kConnecting) return;
-            self->state_ = State::kIdle;
-            if (ip.empty()) return self->lost("cannot resolve " + self->options_.host);
-            self->address_ = ip;
-            self->connect();
-          });
-        });
-        return;
-      }
+    std::weak_ptr<Impl> weak = shared_from_this();
+    const bool known = address_.known_or_lookup([weak](std::string address) {
+      auto self = weak.lock();
+      if (!self || self->stopping_ || self->state_ != State::kConnecting) return;
+      self->state_ = State::kIdle;
+      if (address.empty()) return self->lost("cannot resolve " + self->options_.host);
+      self->address_.learned(std::move(address));
+      self->connect();
+    });
+    if (!known) {
+      state_ = State::kConnecting;
+      connect_deadline_ = SteadyClock::now() + options_.timeout * 4;
+      return;
     }
-    const std::string port = std::to_string(options_.port);
-    const std::string timeout =
-        std::to_string(std::max<int64_t>(1, options_.timeout.count() / 1000));
-    const char* keys[] = {
-        "hostaddr",         "port", "dbname", "user", "password", "connect_timeout",
-        "application_name", nullptr};
-    const char* values[] = {address_.c_str(),
-                            port.c_str(),
-                            options_.dbname.c_str(),
-                            options_.user.c_str(),
-                            options_.password.empty() ? nullptr : options_.password.c_str(),
-                            timeout.c_str(),
-                            "balancer",
-                            nullptr};
-    reconnect_policy_.attempt_started(SteadyClock::now());
-    conn_.reset(PQconnectStartParams(keys, values, 0));
+    const PgConnectParams params(options_, "hostaddr", address_.address(), "balancer");
+    reconnect_.attempt_started(SteadyClock::now());
+    conn_.reset(PQconnectStartParams(params.keys(), params.values(), 0));
     state_ = State::kConnecting;
     connect_deadline_ = SteadyClock::now() + options_.timeout;
     if (!conn_ || PQstatus(conn_.get()) == CONNECTION_BAD) {
@@ -176,10 +167,10 @@ class PgClient::Impl : public std::enable_shared_from_this<Impl> {
         PQsetnonblocking(conn_.get(), 1);
         state_ = State::kReady;
         if (down_ || connects_ == 0)
-          LOG_INFO(kLog, "connected to ", address_, ":", options_.port, "/", options_.dbname);
+          LOG_INFO(kLog, "connected to ", address_.address(), ":", options_.port, "/", options_.dbname);
         ++connects_;
         down_ = false;
-        reconnect_policy_.connected();
+        reconnect_.connected();
         watch(EV_READ);
         return run_next();
       default:
@@ -275,8 +266,7 @@ class PgClient::Impl : public std::enable_shared_from_this<Impl> {
   }
 
   void schedule_reconnect() {
-    if (stopping_ || reconnect_timer_.armed()) return;
-    reconnect_timer_.start(reconnect_policy_.delay_after_failure());
+    if (!stopping_) reconnect_.schedule();
   }
 
   void on_tick() {
@@ -302,7 +292,7 @@ class PgClient::Impl : public std::enable_shared_from_this<Impl> {
 
   EventLoop& loop_;
   PgOptions options_;
-  std::string address_;
+  HostAddress address_{loop_, options_.host};
   PgConnPtr conn_;
   State state_ = State::kIdle;
   bool down_ = false;
@@ -314,11 +304,9 @@ class PgClient::Impl : public std::enable_shared_from_this<Impl> {
   PgResultPtr result_;
   bool flush_pending_ = false;
   SteadyClock::time_point connect_deadline_;
-  ReconnectPolicy reconnect_policy_;
   EventPtr watch_;
   LoopTimer tick_{loop_, LoopTimer::Repeat::every, [this] { on_tick(); }};
-  LoopTimer reconnect_timer_{loop_, LoopTimer::Repeat::once, [this] { connect(); }};
-  std::unique_ptr<WorkerThread> resolver_;
+  ReconnectTimer reconnect_{loop_, [this] { connect(); }};
 };
 
 PgClient::PgClient(EventLoop& loop, PgOptions options)

@@ -45,6 +45,25 @@ struct PgOptions {
   bool operator==(const PgOptions&) const = default;
 };
 
+// libpq's connection keywords and values for `options`, as PQconnectdbParams and
+// PQconnectStartParams take them (libpq copies them during that call). `host_key` is "host" (a
+// name libpq resolves, blocking: start-up and administration only) or "hostaddr" (an address).
+class PgConnectParams {
+ public:
+  PgConnectParams(const PgOptions& options, const char* host_key, const std::string& host,
+                  const char* application);
+  PgConnectParams(const PgConnectParams&) = delete;
+  PgConnectParams& operator=(const PgConnectParams&) = delete;
+  const char* const* keys() const { return keys_; }
+  const char* const* values() const { return values_; }
+
+ private:
+  std::string port_;
+  std::string timeout_s_;
+  const char* keys_[8];
+  const char* values_[8];
+};
+
 class PgClient {
  public:
   // A query's outcome: the result (PGRES_COMMAND_OK or PGRES_TUPLES_OK), or an error:

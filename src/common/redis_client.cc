@@ -17,8 +17,7 @@
 #include "common/handles.h"
 #include "common/host_lookup.h"
 #include "common/log.h"
-#include "common/reconnect_policy.h"
-#include "common/worker.h"
+#include "common/reconnect_timer.h"
 
 namespace common {
 namespace {
@@ -103,22 +102,21 @@ class RedisClient::Impl : public std::enable_shared_from_this<Impl> {
     stopping_ = true;
     pending_.clear();
     tick_.cancel();
-    reconnect_timer_.cancel();
+    reconnect_.cancel();
     if (ctx_ != nullptr) {
       redisAsyncContext* ctx = ctx_;
       ctx_ = nullptr;
       ctx->data = nullptr;
       redisAsyncFree(ctx);
     }
-    resolver_.reset();  // joins (a lookup in flight finishes first)
+    address_.stop();  // joins (a lookup in flight finishes first)
   }
 
   void command(std::vector<std::string> argv, Callback done) {
-    if (ctx_ == nullptr && !stopping_ && !address_.empty() &&
-        reconnect_policy_.may_try_now(SteadyClock::now())) {
+    if (ctx_ == nullptr && !stopping_ && address_.known() &&
+        reconnect_.take_now(SteadyClock::now())) {
       // Waiting to reconnect: try now, so a Redis that came back serves this command (hiredis
       // sends it once connected; a refused connection fails it at once).
-      reconnect_timer_.cancel();
       connect();
     }
     if (ctx_ == nullptr) return fail_later(std::move(done));
@@ -189,7 +187,7 @@ class RedisClient::Impl : public std::enable_shared_from_this<Impl> {
     Impl* self = of(ctx);
     if (self == nullptr) return;
     if (status != REDIS_OK) {
-      LOG_DEBUG(kLog, "connect to ", self->address_, ":", self->options_.port,
+      LOG_DEBUG(kLog, "connect to ", self->address_.address(), ":", self->options_.port,
                 " failed: ", ctx->errstr);
       self->ctx_ = nullptr;  // hiredis frees the context after this callback
       self->lost();
@@ -197,15 +195,15 @@ class RedisClient::Impl : public std::enable_shared_from_this<Impl> {
     }
     self->connected_ = true;
     ++self->connects_;
-    self->reconnect_policy_.connected();
-    LOG_INFO(kLog, "connected to ", self->address_, ":", self->options_.port);
+    self->reconnect_.connected();
+    LOG_INFO(kLog, "connected to ", self->address_.address(), ":", self->options_.port);
   }
 
   static void on_disconnect(const redisAsyncContext* ctx, int status) {
     Impl* self = of(ctx);
     if (self == nullptr) return;
     if (status != REDIS_OK)
-      LOG_WARN(kLog, "connection to ", self->address_, ":", self->options_.port,
+      LOG_WARN(kLog, "connection to ", self->address_.address(), ":", self->options_.port,
                " lost: ", ctx->errstr);
     self->ctx_ = nullptr;  // freed by hiredis after this callback
     self->lost();
@@ -213,33 +211,22 @@ class RedisClient::Impl : public std::enable_shared_from_this<Impl> {
 
   void connect() {
     if (stopping_) return;
-    if (address_.empty()) {
-      if (is_ip_literal(options_.host)) {
-        address_ = options_.host;
-      } else {
-        if (!resolver_) resolver_ = std::make_unique<WorkerThread>();
-        std::weak_ptr<Impl> weak = shared_from_this();
-        EventLoop* loop = &loop_;
-        resolver_->post([weak, loop, host = options_.host] {
-          std::string ip = resolve_host(host);
-          loop->post([weak, ip = std::move(ip)] {
-            auto self = weak.lock();
-            if (!self || self->stopping_) return;
-            if (ip.empty()) {
-              LOG_WARN(kLog, "cannot resolve ", self->options_.host);
-              return self->schedule_reconnect();
-            }
-            self->address_ = ip;
-            self->connect();
-          });
-        });
-        return;
+    std::weak_ptr<Impl> weak = shared_from_this();
+    const bool known = address_.known_or_lookup([weak](std::string address) {
+      auto self = weak.lock();
+      if (!self || self->stopping_) return;
+      if (address.empty()) {
+        LOG_WARN(kLog, "cannot resolve ", self->options_.host);
+        return self->schedule_reconnect();
       }
-    }
-    reconnect_policy_.attempt_started(SteadyClock::now());
-    redisAsyncContext* ctx = redisAsyncConnect(address_.c_str(), options_.port);
+      self->address_.learned(std::move(address));
+      self->connect();
+    });
+    if (!known) return;
+    reconnect_.attempt_started(SteadyClock::now());
+    redisAsyncContext* ctx = redisAsyncConnect(address_.address().c_str(), options_.port);
     if (ctx == nullptr || ctx->err != 0) {
-      LOG_DEBUG(kLog, "connect to ", address_, ":", options_.port,
+      LOG_DEBUG(kLog, "connect to ", address_.address(), ":", options_.port,
                 " failed: ", ctx ? ctx->errstr : "out of memory");
       if (ctx != nullptr) redisAsyncFree(ctx);
       return schedule_reconnect();
@@ -285,8 +272,7 @@ class RedisClient::Impl : public std::enable_shared_from_this<Impl> {
   }
 
   void schedule_reconnect() {
-    if (stopping_ || reconnect_timer_.armed()) return;
-    reconnect_timer_.start(reconnect_policy_.delay_after_failure());
+    if (!stopping_) reconnect_.schedule();
   }
 
   void on_tick() {
@@ -294,7 +280,7 @@ class RedisClient::Impl : public std::enable_shared_from_this<Impl> {
     const bool connect_late = ctx_ != nullptr && !connected_ && now > connect_deadline_;
     const bool reply_late = !pending_.empty() && pending_.begin()->second.deadline < now;
     if (connect_late || reply_late) {
-      LOG_WARN(kLog, address_, ":", options_.port,
+      LOG_WARN(kLog, address_.address(), ":", options_.port,
                connect_late ? " did not accept the connection" : " did not answer", " within ",
                options_.timeout.count(), " ms; reconnecting");
       drop();
@@ -310,7 +296,7 @@ class RedisClient::Impl : public std::enable_shared_from_this<Impl> {
 
   EventLoop& loop_;
   RedisOptions options_;
-  std::string address_;  // resolved
+  HostAddress address_{loop_, options_.host};
   redisAsyncContext* ctx_ =
       nullptr;  // owned by hiredis once connecting; freed by drop()/shutdown()
   bool connected_ = false;
@@ -320,10 +306,8 @@ class RedisClient::Impl : public std::enable_shared_from_this<Impl> {
   std::map<uint64_t, Pending> pending_;  // by id: the first is the oldest
   std::map<const std::string*, std::string> shas_;
   SteadyClock::time_point connect_deadline_;
-  ReconnectPolicy reconnect_policy_;
   LoopTimer tick_{loop_, LoopTimer::Repeat::every, [this] { on_tick(); }};
-  LoopTimer reconnect_timer_{loop_, LoopTimer::Repeat::once, [this] { connect(); }};
-  std::unique_ptr<WorkerThread> resolver_;
+  ReconnectTimer reconnect_{loop_, [this] { connect(); }};
 };
 
 RedisClient::RedisClient(EventLoop& loop, RedisOptions options)

@@ -10,6 +10,8 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "common/body_buffer.h"
 #include "common/http_server.h"
@@ -31,6 +33,9 @@ class ExchangeFrontEnd {
  public:
   virtual ~ExchangeFrontEnd() = default;
   virtual std::optional<std::string> request_header(const char* name) const = 0;
+  // Every request header whose name starts with `prefix` (ASCII case-insensitive), in order:
+  // one pass over the headers, however many names a caller looks for.
+  virtual std::vector<HttpHeader> request_headers_with_prefix(std::string_view prefix) const = 0;
   virtual std::string request_body_bytes() const = 0;
   virtual void add_response_header(const std::string& name, const std::string& value) = 0;
   virtual void remove_response_header(const char* name) = 0;
@@ -52,6 +57,7 @@ class Http1FrontEnd final : public ExchangeFrontEnd {
   evhttp_request* req = nullptr;  // null once the client is gone or the reply ended
 
   std::optional<std::string> request_header(const char* name) const override;
+  std::vector<HttpHeader> request_headers_with_prefix(std::string_view prefix) const override;
   std::string request_body_bytes() const override;
   void add_response_header(const std::string& name, const std::string& value) override;
   void remove_response_header(const char* name) override;

@@ -77,6 +77,29 @@ std::optional<QueryParam> find_query_param(std::string_view query, std::string_v
   return std::nullopt;
 }
 
+std::optional<TakenQueryParam> take_query_param(std::string_view target, std::string_view name) {
+  const size_t question = target.find('?');
+  if (question == std::string_view::npos) return std::nullopt;
+  const size_t hash = target.find('#', question);
+  const std::string_view query =
+      target.substr(question + 1, hash == std::string_view::npos ? hash : hash - question - 1);
+  if (!find_query_param(query, name)) return std::nullopt;
+  TakenQueryParam out;
+  out.target.assign(target.substr(0, question));
+  std::string rest;
+  for (const QueryParam& param : QueryParams(query)) {
+    if (param.name == name) {
+      out.raw_value.assign(param.value);
+      continue;
+    }
+    if (!rest.empty()) rest.push_back('&');
+    rest.append(param.text);
+  }
+  if (!rest.empty()) out.target.append("?").append(rest);
+  if (hash != std::string_view::npos) out.target.append(target.substr(hash));
+  return out;
+}
+
 void append_query_param(std::string& target, std::string_view name, std::string_view encoded_value) {
   append_separator(target);
   target.append(name).append("=").append(encoded_value);

@@ -73,6 +73,16 @@ class QueryParams {
 // The first pair of `query` whose raw name is `name`, or nullopt.
 std::optional<QueryParam> find_query_param(std::string_view query, std::string_view name);
 
+// A request target without every `name=value` pair of its query (raw names compared), and the
+// raw value of the last such pair: for arguments a player adds to any URL it requests (CMCD),
+// which must change neither a signature's target nor a cache key. nullopt when the target has no
+// such pair (nothing to change). The rest keeps its order; a query left empty loses its '?'.
+struct TakenQueryParam {
+  std::string target;     // without the pairs
+  std::string raw_value;  // still percent-encoded
+};
+std::optional<TakenQueryParam> take_query_param(std::string_view target, std::string_view name);
+
 // Appends "name=value" (`value` already encoded) to a request target: after '?'
 // when it has no query yet, else after '&' (no separator after an empty query
 // "x.ts?" or a trailing '&').

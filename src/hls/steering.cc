@@ -1,19 +1,85 @@
 #include "hls/steering.h"
 
+#include <set>
+
+#include "hls/attribute_list.h"
+
 namespace hls {
 namespace {
+
+constexpr std::string_view kBom = "\xEF\xBB\xBF";
+constexpr std::string_view kStreamInf = "#EXT-X-STREAM-INF:";
+constexpr std::string_view kIFrameStreamInf = "#EXT-X-I-FRAME-STREAM-INF:";
+constexpr std::string_view kMedia = "#EXT-X-MEDIA:";
 
 bool starts_with(std::string_view s, std::string_view prefix) {
   return s.substr(0, prefix.size()) == prefix;
 }
 
-std::string json_list(const std::vector<std::string>& ids) {
-  std::string out = "[";
-  for (size_t i = 0; i < ids.size(); ++i) {
-    if (i) out += ',';
-    out += '"' + ids[i] + '"';  // valid_pathway_id: nothing to escape
+struct Line {
+  std::string_view text;  // without its line end
+  std::string_view end;   // "\n", "\r\n" or "" (the last line)
+};
+
+std::vector<Line> split_lines(std::string_view body) {
+  std::vector<Line> lines;
+  for (size_t start = 0; start < body.size();) {
+    size_t nl = body.find('\n', start);
+    size_t stop = nl == std::string_view::npos ? body.size() : nl;
+    size_t text_end = stop > start && body[stop - 1] == '\r' ? stop - 1 : stop;
+    lines.push_back({body.substr(start, text_end - start),
+                     body.substr(text_end, (nl == std::string_view::npos ? stop : nl + 1) - text_end)});
+    start = nl == std::string_view::npos ? body.size() : nl + 1;
   }
-  return out + "]";
+  return lines;
+}
+
+// Where a line of the master goes: once for all pathways, or into each pathway's block.
+enum class Kind { shared, media, variant, variant_tail, iframe };
+
+std::string_view tag_name(std::string_view line) {
+  return line.substr(0, line.find(':'));
+}
+
+// The attribute-list text of a tag line ("#TAG:<attributes>").
+std::string_view attributes_of(std::string_view line) {
+  size_t colon = line.find(':');
+  return colon == std::string_view::npos ? std::string_view{} : line.substr(colon + 1);
+}
+
+std::string attribute(std::string_view line, std::string_view name) {
+  detail::AttributeList list = detail::parse_attribute_list(attributes_of(line));
+  const detail::Attribute* a = list.find(name);
+  return a ? std::string(a->value) : std::string();
+}
+
+// `line` with "@<pathway>" after the quoted value of each attribute in `groups`, and
+// `extra` (",NAME=\"value\"" pairs) at its end.
+std::string edit_tag(std::string_view line, const std::set<std::string_view>& groups,
+                     std::string_view pathway, std::string_view extra) {
+  const size_t attrs_at = line.find(':') + 1;
+  detail::AttributeList list = detail::parse_attribute_list(line.substr(attrs_at));
+  std::string out;
+  out.reserve(line.size() + extra.size() + 32);
+  size_t copied = 0;
+  for (const detail::Attribute& a : list.attrs) {
+    if (!a.quoted || !groups.count(a.name)) continue;
+    const size_t value_end = attrs_at + a.value_pos + a.value.size();
+    out.append(line.substr(copied, value_end - copied)).append("@").append(pathway);
+    copied = value_end;
+  }
+  out.append(line.substr(copied));
+  out.append(extra);
+  return out;
+}
+
+// True when two of `keys` are equal: the items they describe could be taken for one.
+bool any_repeated(const std::vector<std::string>& keys) {
+  std::set<std::string_view> seen;
+  for (const std::string& key : keys) {
+    if (!seen.insert(key).second) return true;
+  }
+  return false;
 }
 
 }  // namespace
@@ -28,61 +94,134 @@ bool valid_pathway_id(std::string_view id) {
   return true;
 }
 
-std::optional<std::string> add_content_steering(std::string_view master,
-                                                std::string_view server_uri) {
-  if (server_uri.empty() || server_uri.find_first_of("\"\r\n") != std::string_view::npos)
+std::optional<std::string> steered_master(const std::vector<PathwayCopy>& copies,
+                                          std::string_view server_uri, std::string_view start) {
+  if (copies.empty() || server_uri.empty() ||
+      server_uri.find_first_of("\"\r\n") != std::string_view::npos) {
     return std::nullopt;
-  std::string_view body = master;
-  if (starts_with(body, "\xEF\xBB\xBF")) body.remove_prefix(3);
-  if (!starts_with(body, "#EXTM3U")) return std::nullopt;
-  bool variants = false;
-  for (size_t start = 0; start < body.size();) {
-    size_t nl = body.find('\n', start);
-    std::string_view line =
-        body.substr(start, nl == std::string_view::npos ? std::string_view::npos : nl - start);
-    if (starts_with(line, "#EXT-X-CONTENT-STEERING") ||
-        line.find("PATHWAY-ID=") != std::string_view::npos) {
-      return std::nullopt;
-    }
-    if (starts_with(line, "#EXT-X-STREAM-INF:")) variants = true;
-    if (nl == std::string_view::npos) break;
-    start = nl + 1;
   }
-  if (!variants) return std::nullopt;
-  // Right after the #EXTM3U line, with that line's own ending.
-  size_t first_end = body.find('\n');
-  if (first_end == std::string_view::npos) return std::nullopt;  // variants need more than one line
-  const bool crlf = first_end > 0 && body[first_end - 1] == '\r';
-  const size_t insert_at = master.size() - body.size() + first_end + 1;
+  std::set<std::string_view> ids;
+  for (const PathwayCopy& copy : copies) {
+    if (!valid_pathway_id(copy.id) || !ids.insert(copy.id).second) return std::nullopt;
+  }
+  if (!ids.count(start)) return std::nullopt;
+  std::vector<std::vector<Line>> lines;
+  for (const PathwayCopy& copy : copies) {
+    std::string_view body = copy.master;
+    if (starts_with(body, kBom)) body.remove_prefix(kBom.size());
+    lines.push_back(split_lines(body));
+  }
+  const std::vector<Line>& first = lines.front();
+  // Comments may come before #EXTM3U (the parser accepts them): the tag goes after it.
+  size_t head = 0;
+  while (head < first.size() && (first[head].text.empty() || (starts_with(first[head].text, "#") &&
+                                                               !starts_with(first[head].text, "#EXT")))) {
+    ++head;
+  }
+  if (head + 1 >= first.size() || !starts_with(first[head].text, "#EXTM3U")) return std::nullopt;
+
+  std::vector<Kind> kinds(first.size(), Kind::shared);
+  std::vector<std::string> variant_keys, rendition_keys;
+  bool in_variant = false, variants = false;
+  for (size_t i = head + 1; i < first.size(); ++i) {
+    std::string_view text = first[i].text;
+    if (starts_with(text, "#EXT-X-CONTENT-STEERING") ||
+        text.find("PATHWAY-ID=") != std::string_view::npos) {
+      return std::nullopt;  // the origin steers it
+    }
+    if (in_variant) {
+      kinds[i] = Kind::variant_tail;
+      if (!text.empty() && text[0] != '#') in_variant = false;  // its URI line
+    } else if (starts_with(text, kStreamInf)) {
+      kinds[i] = Kind::variant;
+      in_variant = variants = true;
+      variant_keys.push_back(attribute(text, "BANDWIDTH") + "\n" + attribute(text, "STABLE-VARIANT-ID"));
+    } else if (starts_with(text, kIFrameStreamInf)) {
+      kinds[i] = Kind::iframe;
+    } else if (starts_with(text, kMedia)) {
+      kinds[i] = Kind::media;
+      if (!attribute(text, "URI").empty()) {
+        rendition_keys.push_back(attribute(text, "TYPE") + "\n" + attribute(text, "NAME") + "\n" +
+                                 attribute(text, "STABLE-RENDITION-ID"));
+      }
+    }
+  }
+  if (!variants || in_variant) return std::nullopt;
+  for (size_t c = 1; c < lines.size(); ++c) {
+    if (lines[c].size() != first.size()) return std::nullopt;
+    for (size_t i = 0; i < first.size(); ++i) {
+      const bool tag = starts_with(first[i].text, "#");
+      if (tag != starts_with(lines[c][i].text, "#")) return std::nullopt;
+      if (tag && tag_name(first[i].text) != tag_name(lines[c][i].text)) return std::nullopt;
+    }
+  }
+  const bool number_variants = any_repeated(variant_keys);
+  const bool number_renditions = any_repeated(rendition_keys);
+
+  const std::string_view nl = first[head].end;  // not the last line: it has an end
+  auto end_of = [nl](const Line& line) { return line.end.empty() ? nl : line.end; };
   std::string out;
-  out.reserve(master.size() + server_uri.size() + 64);
-  out.append(master.substr(0, insert_at));
+  out.reserve((copies.front().master.size() + 64) * copies.size() + server_uri.size() + 64);
+  if (starts_with(copies.front().master, kBom)) out.append(kBom);
+  for (size_t i = 0; i <= head; ++i) out.append(first[i].text).append(end_of(first[i]));
   out.append("#EXT-X-CONTENT-STEERING:SERVER-URI=\"").append(server_uri).append("\",PATHWAY-ID=\"");
-  out.append(kDefaultPathway).append(crlf ? "\"\r\n" : "\"\n");
-  out.append(master.substr(insert_at));
+  out.append(start).append("\"").append(nl);
+  for (size_t i = head + 1; i < first.size(); ++i) {
+    if (kinds[i] == Kind::shared) out.append(first[i].text).append(end_of(first[i]));
+  }
+  static const std::set<std::string_view> kVariantGroups = {"AUDIO", "VIDEO", "SUBTITLES",
+                                                            "CLOSED-CAPTIONS"};
+  static const std::set<std::string_view> kRenditionGroup = {"GROUP-ID"};
+  static const std::set<std::string_view> kIFrameGroups = {"VIDEO"};
+  for (size_t c = 0; c < copies.size(); ++c) {
+    const std::string& id = copies[c].id;
+    size_t variant = 0, rendition = 0;
+    for (size_t i = head + 1; i < first.size(); ++i) {
+      const Line& line = lines[c][i];
+      std::string extra;
+      switch (kinds[i]) {
+        case Kind::shared:
+          continue;
+        case Kind::variant_tail:
+          out.append(line.text);
+          break;
+        case Kind::variant:
+          if (number_variants && attribute(line.text, "STABLE-VARIANT-ID").empty())
+            extra = ",STABLE-VARIANT-ID=\"v" + std::to_string(variant) + "\"";
+          ++variant;
+          out.append(edit_tag(line.text, kVariantGroups, id, extra + ",PATHWAY-ID=\"" + id + "\""));
+          break;
+        case Kind::iframe:
+          out.append(edit_tag(line.text, kIFrameGroups, id, ",PATHWAY-ID=\"" + id + "\""));
+          break;
+        case Kind::media:
+          if (!attribute(line.text, "URI").empty()) {
+            if (number_renditions && attribute(line.text, "STABLE-RENDITION-ID").empty())
+              extra = ",STABLE-RENDITION-ID=\"r" + std::to_string(rendition) + "\"";
+            ++rendition;
+          }
+          out.append(edit_tag(line.text, kRenditionGroup, id, extra));
+          break;
+      }
+      out.append(end_of(line));
+    }
+  }
   return out;
 }
 
-std::string steering_manifest(int ttl_s, const std::vector<std::string>& priority,
-                              const std::vector<std::string>& clones, std::string_view reload_uri) {
-  std::string out = "{\"VERSION\":1,\"TTL\":" + std::to_string(ttl_s);
-  if (!reload_uri.empty()) {
-    out += ",\"RELOAD-URI\":\"";
-    for (char ch : reload_uri) {
-      if (static_cast<unsigned char>(ch) < 0x20) continue;  // a URI has none; never break the JSON
-      if (ch == '"' || ch == '\\') out += '\\';
-      out += ch;
-    }
-    out += '"';
-  }
-  out += ",\"PATHWAY-PRIORITY\":" + json_list(priority);
-  out += ",\"PATHWAY-CLONES\":[";
-  for (size_t i = 0; i < clones.size(); ++i) {
+std::string steering_manifest(int ttl_s, const std::vector<std::string>& priority) {
+  std::string out = "{\"VERSION\":1,\"TTL\":" + std::to_string(ttl_s) + ",\"PATHWAY-PRIORITY\":[";
+  for (size_t i = 0; i < priority.size(); ++i) {
     if (i) out += ',';
-    out += "{\"BASE-ID\":\"" + std::string(kDefaultPathway) + "\",\"ID\":\"" + clones[i] +
-           "\",\"URI-REPLACEMENT\":{\"PARAMS\":{\"pathway\":\"" + clones[i] + "\"}}}";
+    out += '"' + priority[i] + '"';  // valid_pathway_id: nothing to escape
   }
   return out + "]}\n";
+}
+
+std::string one_variant_master(std::string_view uri, std::uint64_t bandwidth) {
+  std::string out = "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=" + std::to_string(bandwidth) + "\n";
+  out.append(uri).append("\n");
+  return out;
 }
 
 }  // namespace hls

@@ -360,5 +360,32 @@ TEST_CASE("a missing list file is named") {
   CHECK(has(c.error().message, "does-not-exist.json"));
 }
 
+TEST_CASE("prefetch: off without a key; key length, bounds and the channels' prefetch flag") {
+  BalancerConfig c = main_ok();
+  CHECK(c.prefetch.key.empty());
+  CHECK(c.prefetch.max_per_s == 50);
+  CHECK(c.prefetch.max_queue == 256);
+  CHECK(c.prefetch.max_inflight == 8);
+  BalancerConfig on = main_ok({"prefetch.key=\"prefetch-key-000000001\"", "prefetch.max_per_s=5",
+                               "prefetch.max_queue=10", "prefetch.max_inflight=2", "prefetch.timeout_ms=500"});
+  CHECK(on.prefetch.key == "prefetch-key-000000001");
+  CHECK(on.prefetch.max_per_s == 5);
+  CHECK(on.prefetch.max_queue == 10);
+  CHECK(on.prefetch.max_inflight == 2);
+  CHECK(on.prefetch.timeout == std::chrono::milliseconds(500));
+  CHECK(has(main_error({"prefetch.key=\"short\""}), "prefetch.key"));
+  CHECK(has(main_error({"prefetch.max_queue=0"}), "prefetch.max_queue"));
+  CHECK(has(main_error({"prefetch.retries=1"}), "prefetch.retries"));
+  auto s = read_channels(doc("channels.json", R"({"channels":[
+      {"id":"a","origin":"demo","source":"/a.m3u8","free":true},
+      {"id":"b","origin":"demo","source":"/b.m3u8","free":true,"prefetch":false}]})"),
+                         c);
+  REQUIRE_MESSAGE(s.ok(), (s.ok() ? "" : s.error().message));
+  CHECK(c.channels[0].prefetch);
+  CHECK_FALSE(c.channels[1].prefetch);
+  CHECK(has(channels_error(R"({"channels":[{"id":"a","origin":"demo","source":"/a.m3u8","free":true,"prefetch":1}]})"),
+            "channels[0].prefetch"));
+}
+
 }  // namespace
 }  // namespace balancer

@@ -153,6 +153,10 @@ class BalancerProcess {
                                      "health.down_after=2",
                                      "--set",
                                      "server.access_log=false",
+                                     // Bare media playlists as they are (the tests of their made
+                                     // masters turn this on: balancer_steering_test).
+                                     "--set",
+                                     "steering.media_masters=false",
                                      "--set",
                                      "api.data_dir=" + api_dir_,
                                      // No products unless a test names a file (its paid channels use "gold").

@@ -44,6 +44,16 @@ TEST_CASE("a steering pathway is the viewer's but stays out of the links back") 
       parse_viewer_request("/hls/demo/v.m3u8?viewer=x&pathway=a%2Fb", kPlaylistPrefix).ok());
 }
 
+TEST_CASE("pathway=. names the default copy's variant of a made master: not a pinned pathway") {
+  auto r = ok("/hls/demo/v/index.m3u8?cache=venue-a&viewer=x&pathway=.");
+  CHECK(r.pathway == ".");
+  CHECK_FALSE(r.pinned_pathway());
+  CHECK(r.viewer_query == "cache=venue-a&viewer=x");
+  CHECK(ok("/hls/demo/v/index.m3u8?viewer=x&pathway=venue-b").pinned_pathway());
+  CHECK_FALSE(ok("/hls/demo/v/index.m3u8?viewer=x").pinned_pathway());
+  CHECK_FALSE(parse_viewer_request("/hls/demo/v.m3u8?viewer=x&pathway=..", kPlaylistPrefix).ok());
+}
+
 TEST_CASE("LL-HLS delivery directives are parsed and rebuilt in a canonical order") {
   auto r = ok("/hls/demo/v.m3u8?_HLS_skip=YES&_HLS_part=2&viewer=x&_HLS_msn=41");
   CHECK(r.directives.msn == 41u);

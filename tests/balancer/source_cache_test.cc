@@ -37,9 +37,10 @@ struct Fixture {
   }
 
   // Asks for the playlist and runs the loop until the answer comes (10 s at most).
-  SourceResult get(const std::string& path, DeliveryDirectives directives = {}, LiveEndPolicy live = {}) {
+  SourceResult get(const std::string& path, DeliveryDirectives directives = {}, LiveEndPolicy live = {},
+                   bool prefetch = false) {
     std::optional<SourceResult> answer;
-    SourceRequest request{"demo", origin.base_url(), "/files" + path, directives, live};
+    SourceRequest request{"demo", origin.base_url(), "/files" + path, directives, live, prefetch};
     cache->get(request, [&](const SourceResult& r) { answer = r; });
     REQUIRE(test::wait_until(
         [&] {
@@ -286,6 +287,73 @@ TEST_CASE("source cache: the operator marking a channel finished passes a held e
   SourceResult finished = f.get("/live.m3u8", {}, live);
   REQUIRE(finished.version != nullptr);
   CHECK(finished.version->playlist.media.endlist);
+}
+
+}  // namespace balancer
+
+namespace balancer {
+
+TEST_CASE("source cache: a refresh revealing new live segments names them for prefetch, to the caches viewers used") {
+  Fixture f(no_background_refresh());
+  struct Offer {
+    std::string origin_id;
+    std::vector<std::string> targets;
+    uint64_t caches = 0;
+  };
+  std::vector<Offer> offers;
+  f.cache->set_prefetch_sink([&](const std::string& origin_id, const std::vector<std::string>& targets,
+                                 uint64_t caches) { offers.push_back({origin_id, targets, caches}); });
+  auto refresh = [&](const std::string& path, uint64_t first, bool prefetch) {
+    test::write_file(f.dir.file(path.substr(1)), test::live_playlist(first, 5));
+    f.clock.advance(501ms);
+    return f.get(path, {}, {}, prefetch);
+  };
+  SourceResult v1 = refresh("/live.m3u8", 100, true);
+  REQUIRE(v1.version != nullptr);
+  CHECK(offers.empty());  // nobody was sent to a cache with the version before
+  v1.version->cache_use.note(2);
+  v1.version->cache_use.note(2);
+  v1.version->cache_use.note(70);  // past the 64 caches a mask holds: not noted
+  CHECK(v1.version->cache_use.mask() == 4);
+
+  SourceResult v2 = refresh("/live.m3u8", 102, true);
+  REQUIRE(offers.size() == 1);
+  CHECK(offers[0].origin_id == "demo");
+  CHECK(offers[0].targets == std::vector<std::string>{"/files/seg105.ts", "/files/seg106.ts"});
+  CHECK(offers[0].caches == 4);
+  // No viewer of v2 yet: the viewers of v1 (the version before) are still asked.
+  refresh("/live.m3u8", 103, true);
+  REQUIRE(offers.size() == 2);
+  CHECK(offers[1].targets == std::vector<std::string>{"/files/seg107.ts"});
+  CHECK(offers[1].caches == 4);
+  // Two versions without a viewer: nobody to ask.
+  refresh("/live.m3u8", 104, true);
+  CHECK(offers.size() == 2);
+  // The same segments (origin rewrote the file): nothing new.
+  SourceResult same = refresh("/live.m3u8", 104, true);
+  same.version->cache_use.note(0);
+  refresh("/live.m3u8", 104, true);
+  CHECK(offers.size() == 2);
+}
+
+TEST_CASE("source cache: a channel with prefetch off, or a VOD playlist, is never named for prefetch") {
+  Fixture f(no_background_refresh());
+  int offers = 0;
+  f.cache->set_prefetch_sink([&](const std::string&, const std::vector<std::string>&, uint64_t) { ++offers; });
+  test::write_file(f.dir.file("off.m3u8"), test::live_playlist(1, 5));
+  SourceResult off = f.get("/off.m3u8", {}, {}, false);
+  off.version->cache_use.note(0);
+  test::write_file(f.dir.file("off.m3u8"), test::live_playlist(2, 5));
+  f.clock.advance(501ms);
+  f.get("/off.m3u8", {}, {}, false);
+  CHECK(offers == 0);
+  test::write_file(f.dir.file("vod.m3u8"), test::live_playlist(1, 5) + "#EXT-X-ENDLIST\n");
+  SourceResult vod = f.get("/vod.m3u8", {}, {}, true);
+  vod.version->cache_use.note(0);
+  test::write_file(f.dir.file("vod.m3u8"), test::live_playlist(1, 6) + "#EXT-X-ENDLIST\n");
+  f.clock.advance(std::chrono::hours(2));
+  f.get("/vod.m3u8", {}, {}, true);
+  CHECK(offers == 0);
 }
 
 }  // namespace balancer

@@ -140,7 +140,8 @@ struct Fixture {
         "http://127.0.0.1:" + std::to_string(servers[index]->port()) + target,
         "GET",
         {},
-        std::nullopt};
+        std::nullopt,
+        {}};
     client->fetch(request, {[reply](const common::FetchHead& h) { reply->head = h; },
                             [reply](std::string_view data) { reply->body.append(data); },
                             [reply, &got](const common::FetchResult& r) {
@@ -183,14 +184,20 @@ void check_error(Fixture& f, const Answer& r, int status, const std::string& cod
 TEST_CASE(
     "viewer endpoints: a ticket gets the viewer's copy of the master and of the media playlist") {
   Fixture f;
-  const std::string query = "?ticket=" + f.ticket("live", "ann");
+  const std::string query = "?cache=venue-a&ticket=" + f.ticket("live", "ann");
   Answer master = f.get("/hls/live/files/live/master.m3u8" + query);
   REQUIRE(master.status == 200);
+  INFO(master.body);
   CHECK(master.head.header("Content-Type") ==
         std::optional<std::string>("application/vnd.apple.mpegurl"));
   // The variant leads back to the balancer with the viewer's parameters; steering is offered.
   CHECK(has(master.body, "/hls/live/files/live/index.m3u8" + query));
-  CHECK(has(master.body, "#EXT-X-CONTENT-STEERING:SERVER-URI=\"/steering/live" + query));
+  // Its node is down: steering players start on origin, and the node's pathway is offered for
+  // when it comes back.
+  CHECK(has(master.body, "#EXT-X-CONTENT-STEERING:SERVER-URI=\"http://127.0.0.1:" +
+                             std::to_string(f.servers[1]->port()) + "/steering/live" + query +
+                             "\",PATHWAY-ID=\"origin\"\n"));
+  CHECK(has(master.body, "/hls/live/files/live/index.m3u8" + query + "&pathway=venue-a"));
 
   Answer media = f.get("/hls/live/files/live/index.m3u8" + query);
   REQUIRE(media.status == 200);
@@ -269,8 +276,7 @@ TEST_CASE(
   REQUIRE(steering.status == 200);
   CHECK(steering.head.header("Content-Type") == std::optional<std::string>("application/json"));
   CHECK(has(steering.body, "\"VERSION\":1"));
-  CHECK(has(steering.body, "\"origin\""));
-  CHECK(has(steering.body, "steered=1"));
+  CHECK(steering.body == "{\"VERSION\":1,\"TTL\":30,\"PATHWAY-PRIORITY\":[\"origin\"]}\n");
   uint64_t before = f.errors("unknown_channel");
   check_error(f, f.get("/steering/nope?viewer=v1"), 404, "unknown_channel", before);
 }

@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
-import { startStack, cleanup, reviveCaches, waitFor, TEST_LOGIN, TEST_PASSWORD, SECOND_LOGIN, OPERATOR_KEY } from './stack.mjs';
+import { startStack, cleanup, reviveCaches, waitFor, setOverloaded, startPageServer, TEST_LOGIN, TEST_PASSWORD, SECOND_LOGIN, OPERATOR_KEY, PLAYER_LOGINS } from './stack.mjs';
 
 const args = Object.fromEntries(process.argv.slice(2).reduce((pairs, a, i, all) => (a.startsWith('--') ? pairs.concat([[a.slice(2), all[i + 1]]]) : pairs), []));
 const build = path.resolve(args.build);
@@ -208,6 +208,38 @@ const scenarios = {
       check(d.caches === 2, 'both cache nodes usable: ' + d.caches);
       const rows = await page.locator('#health-table tbody tr').count();
       check(rows === 2, 'a health row per cache node');
+      // Playback quality from the players' own CMCD: the web player reports as the query argument;
+      // a second hls.js in the viewer's page reports as headers (useHeaders: Media3's way), which
+      // the nodes' CORS preflights must let through.
+      await viewer.evaluate((url) => {
+        const extra = document.createElement('video');
+        extra.muted = true;
+        document.body.append(extra);
+        window.headerModeFragments = 0;
+        const h = new Hls({ cmcd: { useHeaders: true, sessionId: 'header-mode', contentId: 'demo' } });
+        h.on(Hls.Events.FRAG_LOADED, () => { window.headerModeFragments += 1; });
+        h.loadSource(url);
+        h.attachMedia(extra);
+      }, await viewer.evaluate(() => window.playerState.playlistUrl));
+      await waitFor('2 fragments with CMCD headers', () => viewer.evaluate(() => window.headerModeFragments >= 2), 20000, 200);
+      const nodeSessions = async () => {
+        let sessions = 0;
+        for (const c of Object.values(stack.caches)) {
+          try {
+            const h = await (await fetch(c.url + '/health')).json();
+            if (h.playback) sessions += h.playback.sessions;
+          } catch (e) { /* a node down: its players count elsewhere */ }
+        }
+        return sessions;
+      };
+      await waitFor('both players reporting to the nodes', async () => (await nodeSessions()) >= 2, 10000, 250);
+      await waitFor('the panel counting them', () => page.evaluate(() => window.dashboardState.playback &&
+        window.dashboardState.playback.sessions >= 2), 10000, 250);
+      const quality = await page.evaluate(() => ({ playback: window.dashboardState.playback,
+        mixRows: document.querySelectorAll('#bitrate-mix tbody tr').length,
+        healthy: window.dashboardState.series.healthy_buffer.at(-1) }));
+      check(quality.mixRows >= 1, 'the bitrate mix lists the bitrates played: ' + JSON.stringify(quality));
+      check(quality.healthy !== null, 'a healthy-buffer share: ' + JSON.stringify(quality));
       await page.screenshot({ path: path.join(artifacts, 'dashboard.png'), fullPage: true });
       await page.click('#switch-button');
       await waitFor('emulation on', () => page.evaluate(() => window.dashboardState.emulation === true), 5000);
@@ -216,7 +248,7 @@ const scenarios = {
       await page.click('#switch-button');
       await waitFor('emulation off', () => page.evaluate(() => window.dashboardState.emulation === false), 5000);
       check(browser.pageErrors.length === 0, 'no page errors: ' + browser.pageErrors.join('; '));
-      return { plots };
+      return { plots, quality };
     } finally {
       await browser.close();
     }
@@ -235,7 +267,7 @@ async function cacheKill(stack, channel, screenshot) {
     await play(page, channel);
     await startsPlaying(page);
     await waitAdvance(page, 4, 20000);
-    // Steering moves the player from "." to the pathway clone of its cache node within a TTL or two.
+    // Steering players start on the pathway of their cache node (the master's EXT-X-CONTENT-STEERING).
     await waitFor('a steering pathway', async () => { const f = (await playerState(page)).fragments.at(-1); return f && f.pathway !== '.'; }, 10000, 100);
     const before = await playerState(page);
     const victim = before.fragments.at(-1).source;
@@ -298,6 +330,198 @@ scenarios.cache_kill_to_origin = async (stack) => {
       advancedAfterKill: advance.to - advance.from, stalls: s.stalls - before.stalls, stallSeconds: s.stallSeconds - before.stallSeconds };
   } finally {
     await browser.close();
+  }
+};
+
+// ---- Shaka Player and video.js (VHS) beside hls.js, on the players' page (players/) ----
+
+const PLAYERS = Object.keys(PLAYER_LOGINS);  // hlsjs, shaka, videojs
+const TARGET_DURATION_S = 2;  // the stack's ffmpeg segments
+const STEERING_TTL_S = 30;  // the balancer's default steering.ttl_s
+// How soon after its node's death each player loads a segment from elsewhere, from its code
+// (docs/balancer.md § Content steering): hls.js at its next playlist reload (the 410 moves it
+// at once); video.js (VHS 3.17) only once it reads the steering manifest again
+// (excludePathway() does not change its current pathway): up to one TTL.
+const LEAVE_BOUND_S = { hlsjs: TARGET_DURATION_S, videojs: STEERING_TTL_S + TARGET_DURATION_S };
+// Shaka Player 5.2 leaves at once (one retry delay after the 410) but then bans the balancer's
+// host name, which every pathway's playlists share, and plays the master's PATHWAY-ID alone,
+// the dead node's, until the ban ends (60 s): only "no fatal error" is checked for it; its
+// figures are recorded.
+const STAYS_ON_DEAD_PATHWAY = { shaka: true };
+// Players that leave within their buffer (about three segments at the live edge) do not stall.
+const STALLS_EXPECTED = { hlsjs: false, shaka: true, videojs: true };
+// The players that must leave (all but those staying), and what is checked of the others.
+const leaving = (players) => players.filter((p) => !STAYS_ON_DEAD_PATHWAY[p.player]);
+const checked = (p, found) => (STAYS_ON_DEAD_PATHWAY[p.player] ? found.filter((f) => f.includes('fatal')) : found);
+
+// The playlist URL the API hands the player's user for `channel`, with `cache` as its pinged node.
+async function accessUrl(stack, player, channel, cache) {
+  const base = stack.balancer.url;
+  const login = await fetch(base + '/api/v1/auth/login', { method: 'POST', headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ login: PLAYER_LOGINS[player], password: TEST_PASSWORD }) });
+  check(login.status === 200, 'login of ' + PLAYER_LOGINS[player] + ': ' + login.status);
+  const token = (await login.json()).token;
+  const access = await fetch(base + '/api/v1/access?channel=' + channel + '&cache=' + cache, { headers: { Authorization: 'Bearer ' + token } });
+  const body = await access.json();
+  check(access.status === 200 && body.playlist_url, 'access to ' + channel + ': ' + JSON.stringify(body));
+  return new URL(body.playlist_url, base).href;
+}
+
+// Opens the players' page with `player` on `channel`; the network is read here, the same for
+// every player: each segment response (its source: a cache id or origin), each playlist
+// response (its pathway and status), each failed request.
+async function openPlayer(stack, browser, pages, player, channel, cache) {
+  const src = await accessUrl(stack, player, channel, cache);
+  const page = await browser.context.newPage();
+  const sources = new Map(Object.entries(stack.caches).map(([id, c]) => [new URL(c.url).host, id]));
+  const net = { segments: [], playlists: [], failed: [] };
+  const sourceOf = (url) => sources.get(url.host) || (url.port === String(stack.origin.port) ? 'origin' : url.host);
+  page.on('response', (r) => {
+    const url = new URL(r.url());
+    if (url.pathname.endsWith('.ts')) net.segments.push({ at: Date.now(), source: sourceOf(url), status: r.status() });
+    else if (url.pathname.startsWith('/hls/')) net.playlists.push({ at: Date.now(), pathway: url.searchParams.get('pathway'), status: r.status() });
+  });
+  page.on('requestfailed', (r) => {
+    const url = new URL(r.url());
+    net.failed.push({ at: Date.now(), source: sourceOf(url), path: url.pathname.split('/').pop(), error: r.failure() && r.failure().errorText });
+  });
+  await page.goto(pages.url + '/players/index.html?player=' + player + '&src=' + encodeURIComponent(src));
+  return { player, channel, page, net };
+}
+
+const pageState = (p) => p.page.evaluate(() => Object.assign({ currentTime: window.playerVideo.currentTime }, window.playerState));
+
+// Waits until every page plays and has advanced `seconds` (concurrently).
+async function allAdvance(players, seconds, timeoutMs) {
+  await Promise.all(players.map(async (p) => {
+    try {
+      await waitFor(p.player + ' playing ' + p.channel, async () => (await pageState(p)).currentTime > 0, 30000, 200);
+      const start = (await pageState(p)).currentTime;
+      await waitFor(p.player + ' advancing ' + seconds + ' s', async () => (await pageState(p)).currentTime >= start + seconds, timeoutMs, 250);
+    } catch (e) {
+      const s = await pageState(p);
+      throw new Error(p.player + ' on ' + p.channel + ': ' + e.message + ': ' + JSON.stringify({ phase: s.phase, errors: s.errors.slice(-5),
+        segments: p.net.segments.slice(-3), playlists: p.net.playlists.slice(-3), failed: p.net.failed.slice(-3) }).slice(0, 2000));
+    }
+  }));
+}
+
+// The figures of one player after an event at `at` that should move it off `from`, and the
+// problems found: a fatal error, segments from `from` (or failing) `settleMs` after the event,
+// no segment from elsewhere.
+async function movedOff(p, from, at, settleMs) {
+  const s = await pageState(p);
+  const ok = (seg) => seg.status === 200 || seg.status === 206;
+  const firstAway = p.net.segments.find((seg) => seg.at > at && ok(seg) && seg.source !== from);
+  const later = p.net.segments.filter((seg) => seg.at > at + settleMs);
+  const rel = (t) => +((t - at) / 1000).toFixed(2);
+  const figures = { player: p.player + ' ' + s.version, channel: p.channel, stalls: s.stalls, stallSeconds: +s.stallSeconds.toFixed(2),
+    fatalErrors: s.fatalErrors, otherErrors: s.errors.filter((e) => !e.fatal).length,
+    firstSegmentElsewhereAfterS: firstAway ? rel(firstAway.at) : null, sourcesAfter: [...new Set(later.map((seg) => seg.source))],
+    failedRequestsAfter: p.net.failed.filter((f) => f.at > at).length,
+    gonePathwayAnswers: [...new Set(p.net.playlists.filter((r) => r.at > at && r.pathway === from).map((r) => r.status))] };
+  // What happened around the event, in seconds from it.
+  figures.timeline = [...p.net.segments.map((x) => 'seg ' + rel(x.at) + ' ' + x.source + ' ' + x.status),
+    ...p.net.playlists.map((x) => 'pl ' + rel(x.at) + ' ' + x.pathway + ' ' + x.status),
+    ...p.net.failed.map((x) => 'fail ' + rel(x.at) + ' ' + x.source + ' ' + x.path + ' ' + x.error),
+    ...s.errors.map((e) => 'err ' + rel(e.at) + ' ' + JSON.stringify(e))]
+    .filter((line) => Number(line.split(' ')[1]) > -6).sort((a, b) => Number(a.split(' ')[1]) - Number(b.split(' ')[1]));
+  const problems = [];
+  const name = p.player + ' on ' + p.channel;
+  if (s.fatalErrors !== 0) problems.push(name + ': fatal errors ' + JSON.stringify(s.errors.filter((e) => e.fatal)));
+  if (!(later.length >= 2 && later.every((seg) => seg.source !== from && ok(seg)))) problems.push(name + ': segments after the move not all elsewhere');
+  if (!firstAway) problems.push(name + ': no segment from elsewhere after the move');
+  return { figures, state: s, problems };
+}
+
+// Throws when any player had a problem, with every player's figures (and timelines) in the message.
+function checkPlayers(results, problems) {
+  if (problems.length) throw new Error('check failed: ' + problems.join('; ') + '\n' + JSON.stringify(results, null, 1).slice(0, 12000));
+  for (const r of Object.values(results)) delete r.timeline;  // the summary keeps the figures
+  return results;
+}
+
+// Each player plays the demo through venue-a with 0 stalls; venue-a is killed (kill -9): each
+// leaves it with no fatal error, a segment from the sibling within one target duration and 0 stalls.
+scenarios.players_cache_kill = async (stack) => {
+  await reviveCaches(stack);
+  const pages = await startPageServer(source);
+  const browser = await newContext();
+  try {
+    const players = [];
+    for (const player of PLAYERS) players.push(await openPlayer(stack, browser, pages, player, 'demo', 'venue-a'));
+    await allAdvance(players, 8, 40000);
+    for (const p of players) {
+      const s = await pageState(p);
+      check(s.stalls === 0, p.player + ': 0 stalls playing the demo: ' + s.stalls + ' ' + JSON.stringify(s.stallLog) + ' ' + JSON.stringify(s.errors.slice(-5)) +
+        ' ' + JSON.stringify(p.net.playlists.slice(0, 8)));
+      check(p.net.segments.length >= 3 && p.net.segments.every((seg) => seg.source === 'venue-a'),
+        p.player + ': every segment from venue-a before the kill: ' + JSON.stringify(p.net.segments.map((seg) => seg.source)));
+    }
+    const killedAt = Date.now();
+    process.kill(stack.caches['venue-a'].child.pid, 'SIGKILL');
+    await allAdvance(leaving(players), 12, 45000);
+    const results = {};
+    const problems = [];
+    for (const p of players) {
+      const { figures, state, problems: found } = await movedOff(p, 'venue-a', killedAt, 4000);
+      results[p.player] = figures;
+      problems.push(...checked(p, found));
+      await p.page.screenshot({ path: path.join(artifacts, 'players-cache-killed-' + p.player + '.png') });
+      if (STAYS_ON_DEAD_PATHWAY[p.player]) continue;
+      if (!figures.sourcesAfter.every((id) => id === 'venue-b')) problems.push(p.player + ': not to the sibling: ' + figures.sourcesAfter);
+      if (state.stalls !== 0 && !STALLS_EXPECTED[p.player]) {
+        problems.push(p.player + ': ' + state.stalls + ' stalls through the kill (' + state.stallSeconds.toFixed(2) + ' s)');
+      }
+      if (!(figures.firstSegmentElsewhereAfterS <= LEAVE_BOUND_S[p.player])) {
+        problems.push(p.player + ': no segment from the sibling within ' + LEAVE_BOUND_S[p.player] + ' s: ' + figures.firstSegmentElsewhereAfterS + ' s');
+      }
+    }
+    return checkPlayers(results, problems);
+  } finally {
+    await browser.close();
+    pages.server.close();
+  }
+};
+
+// Each player plays the single-variant channel and the bare-media-playlist channel through
+// venue-b; venue-b is marked overloaded: the steering manifest drops it and its pathway answers
+// 410, and each player moves to venue-a with no fatal error and 0 stalls.
+scenarios.players_steering_change = async (stack) => {
+  await reviveCaches(stack);
+  const pages = await startPageServer(source);
+  const browser = await newContext();
+  try {
+    const players = [];
+    for (const channel of ['single', 'bare']) {
+      for (const player of PLAYERS) players.push(await openPlayer(stack, browser, pages, player, channel, 'venue-b'));
+    }
+    await allAdvance(players, 6, 40000);
+    for (const p of players) {
+      check(p.net.segments.length >= 2 && p.net.segments.every((seg) => seg.source === 'venue-b'),
+        p.player + ' on ' + p.channel + ': every segment from venue-b: ' + JSON.stringify(p.net.segments.map((seg) => seg.source)));
+    }
+    const changedAt = Date.now();
+    await setOverloaded(stack, 'venue-b', true);
+    await allAdvance(leaving(players), 10, 40000);
+    const results = {};
+    const problems = [];
+    for (const p of players) {
+      const { figures, state, problems: found } = await movedOff(p, 'venue-b', changedAt, 6000);
+      results[p.player + '_' + p.channel] = figures;
+      problems.push(...checked(p, found));
+      if (STAYS_ON_DEAD_PATHWAY[p.player]) continue;
+      if (!figures.sourcesAfter.every((id) => id === 'venue-a')) problems.push(p.player + ' on ' + p.channel + ': not to venue-a: ' + figures.sourcesAfter);
+      if (state.stalls !== 0 && !STALLS_EXPECTED[p.player]) problems.push(p.player + ' on ' + p.channel + ': ' + state.stalls + ' stalls');
+      if (!(figures.firstSegmentElsewhereAfterS <= LEAVE_BOUND_S[p.player] + 1)) {  // + the node's next health poll
+        problems.push(p.player + ' on ' + p.channel + ': no segment from venue-a within ' + (LEAVE_BOUND_S[p.player] + 1) + ' s: ' + figures.firstSegmentElsewhereAfterS + ' s');
+      }
+    }
+    return checkPlayers(results, problems);
+  } finally {
+    await setOverloaded(stack, 'venue-b', false).catch(() => {});
+    await browser.close();
+    pages.server.close();
   }
 };
 

@@ -6,6 +6,7 @@
 // deadlines, never on fixed sleeps.
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 
@@ -13,6 +14,8 @@ export const TEST_LOGIN = 'fdpd6';
 export const TEST_PASSWORD = '123456';
 export const SECOND_LOGIN = 'queue-viewer';
 export const OPERATOR_KEY = 'browser-test-operator-key-0001';
+// One account per player of the players' page (a viewer is its user: one slot, one listing each).
+export const PLAYER_LOGINS = { hlsjs: 'player-hlsjs', shaka: 'player-shaka', videojs: 'player-videojs' };
 const SIGNING_KEY = 'browser-test-signing-key-0001';
 const TICKET_KEY = 'browser-test-ticket-key-00001';
 
@@ -85,13 +88,17 @@ export async function startStack({ build, source, artifacts }) {
 
   const origin = await startServer('origin', [path.join(build, 'tests/support/test_origin'), '--port', '0', '--root', media], logs);
   const caches = {};
+  // Each node reads its own copy of conf/cache_node.json, which setOverloaded() rewrites.
+  const nodeConfig = (id) => path.join(dir, id + '.json');
   const startCache = async (id, port) => {
+    if (!fs.existsSync(nodeConfig(id))) fs.copyFileSync(path.join(source, 'conf/cache_node.json'), nodeConfig(id));
     const server = await startServer(id, [path.join(build, 'src/cache_node/cache_node'),
-      '--config', path.join(source, 'conf/cache_node.json'),
+      '--config', nodeConfig(id),
       '--set', 'node_id=' + id, '--set', 'site=venue', '--set', 'listen.port=' + port, '--set', 'threads=1',
       '--set', 'data_dir=' + path.join(dir, id), '--set', 'origins.demo.url=http://127.0.0.1:' + origin.port,
       '--set', 'signing.keys=["' + SIGNING_KEY + '"]'], logs);
     server.url = 'http://127.0.0.1:' + server.port;
+    server.config = nodeConfig(id);
     server.restart = () => startCache(id, server.port);  // on the same port, as a real node comes back
     return server;
   };
@@ -101,6 +108,8 @@ export async function startStack({ build, source, artifacts }) {
   fs.writeFileSync(path.join(conf, 'channels.json'), JSON.stringify({ channels: [
     { id: 'demo', title: 'Demo test pattern', origin: 'demo', source: '/files/live/master.m3u8', free: true },
     { id: 'single', title: 'Single variant', origin: 'demo', source: '/files/live/single.m3u8', free: true },
+    // A bare media playlist: the balancer makes its master (one variant) to steer it.
+    { id: 'bare', title: 'Bare media playlist', origin: 'demo', source: '/files/live/v0/index.m3u8', free: true },
     { id: 'demo-premium', title: 'Demo test pattern (paid)', origin: 'demo', source: '/files/live/master.m3u8', product: 'premium-pass' },
   ] }));
   fs.writeFileSync(path.join(conf, 'caches.json'), JSON.stringify({ caches: Object.entries(caches).map(([id, c]) => ({ id, site: 'venue', url: c.url })) }));
@@ -118,7 +127,7 @@ export async function startStack({ build, source, artifacts }) {
     // Extra balancer settings, e.g. steering.enabled=false to see a test fail without steering.
     ...(process.env.BROWSER_TEST_BALANCER_SET || '').split(' ').filter(Boolean).flatMap((s) => ['--set', s])];
   const balancerBin = path.join(build, 'src/balancer/balancer');
-  for (const login of [TEST_LOGIN, SECOND_LOGIN]) {
+  for (const login of [TEST_LOGIN, SECOND_LOGIN, ...Object.values(PLAYER_LOGINS)]) {
     const added = spawnSync(balancerBin, ['user', 'add', login, '--config', path.join(source, 'conf/balancer.json'), ...sets],
       { input: TEST_PASSWORD + '\n', encoding: 'utf8' });
     if (added.status !== 0) throw new Error('balancer user add ' + login + ' failed: ' + added.stderr);
@@ -146,6 +155,43 @@ export async function reviveCaches(stack) {
     const h = await (await fetch(stack.balancer.url + '/health')).json();
     return h.caches.filter((c) => c.usable).length === 2;
   }, 10000);
+}
+
+// Marks a cache node overloaded (or not) as its operator would: a threshold it is over, taken
+// on SIGHUP; waits until the balancer sees the node unusable (usable again).
+export async function setOverloaded(stack, id, overloaded) {
+  const node = stack.caches[id];
+  const config = JSON.parse(fs.readFileSync(node.config, 'utf8'));
+  config.overload.max_connections = overloaded ? 1 : 5000;  // its own health request is one
+  fs.writeFileSync(node.config, JSON.stringify(config, null, 2));
+  process.kill(node.child.pid, 'SIGHUP');
+  await waitFor(id + (overloaded ? ' overloaded' : ' usable'), async () => {
+    const h = await (await fetch(stack.balancer.url + '/health')).json();
+    return h.caches.some((c) => c.id === id && c.usable === !overloaded);
+  }, 10000);
+}
+
+// The players' page (players/) and the players from npm, served on an origin of their own.
+export function startPageServer(source) {
+  const files = {
+    '/players/index.html': ['tests/browser/players/index.html', 'text/html; charset=utf-8'],
+    '/players/players.js': ['tests/browser/players/players.js', 'text/javascript'],
+    '/vendor/hls.min.js': ['web/node_modules/hls.js/dist/hls.min.js', 'text/javascript'],
+    '/vendor/shaka-player.compiled.js': ['tests/browser/node_modules/shaka-player/dist/shaka-player.compiled.js', 'text/javascript'],
+    '/vendor/video.min.js': ['tests/browser/node_modules/video.js/dist/video.min.js', 'text/javascript'],
+    '/vendor/video-js.min.css': ['tests/browser/node_modules/video.js/dist/video-js.min.css', 'text/css'],
+  };
+  const server = http.createServer((req, res) => {
+    const file = files[new URL(req.url, 'http://page').pathname];
+    if (!file) {
+      res.writeHead(404, { 'Content-Type': 'text/plain' });
+      return res.end('not found\n');
+    }
+    res.writeHead(200, { 'Content-Type': file[1], 'Cache-Control': 'no-cache' });
+    fs.createReadStream(path.join(source, file[0])).pipe(res);
+  });
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () =>
+    resolve({ server, url: 'http://127.0.0.1:' + server.address().port })));
 }
 
 export function cleanup(stack) {

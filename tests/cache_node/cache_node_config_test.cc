@@ -48,3 +48,24 @@ TEST_CASE("cache node config: bad cache.* values and unknown keys name the key")
   REQUIRE_FALSE(unknown.ok());
   CHECK(unknown.error().message.find("cache.default_ttl_s") != std::string::npos);
 }
+
+TEST_CASE("cache node config: site_nodes lists this node too, with http(s) URLs; prefetch keys are long enough") {
+  auto none = load({});
+  REQUIRE(none.ok());
+  CHECK(none->site_nodes.empty());
+  CHECK(none->prefetch_keys.empty());
+  auto site = load({"site_nodes.n1.url=\"http://10.0.0.1:8081/\"", "site_nodes.n2.url=\"http://10.0.0.2:8081\"",
+                    "site_owner_wait_ms=300"});
+  REQUIRE(site.ok());
+  CHECK(site->site_nodes.at("n1") == "http://10.0.0.1:8081");
+  CHECK(site->site_owner_wait.count() == 300);
+  auto without_self = load({"site_nodes.n2.url=\"http://10.0.0.2:8081\""});
+  REQUIRE_FALSE(without_self.ok());
+  CHECK(without_self.error().message.find("site_nodes") != std::string::npos);
+  auto bad_url = load({"site_nodes.n1.url=\"10.0.0.1:8081\""});
+  REQUIRE_FALSE(bad_url.ok());
+  CHECK(bad_url.error().message.find("site_nodes.n1.url") != std::string::npos);
+  auto short_key = load({"prefetch.keys=[\"short\"]"});
+  REQUIRE_FALSE(short_key.ok());
+  CHECK(short_key.error().message.find("prefetch.keys") != std::string::npos);
+}

@@ -116,6 +116,7 @@ struct Node {
   FlightMetrics flight_metrics{metrics};
   FakeUpstream upstream;
   std::vector<std::unique_ptr<TestLoop>> loops;
+  std::vector<std::function<void()>> timers;  // Deps::after, fired by the test
 
   explicit Node(size_t loop_count = 2, uint64_t max_object_bytes = 64ull << 20) {
     StoreOptions options;
@@ -138,7 +139,10 @@ struct Node {
                         .config = &config,
                         .upstream = upstream.bind(),
                         .later = [self](std::function<void()> job) { self->later.push_back(std::move(job)); },
-                        .notify = [this, index](const std::shared_ptr<Flight>& flight) { notify(flight, index); }});
+                        .notify = [this, index](const std::shared_ptr<Flight>& flight) { notify(flight, index); },
+                        .after = [this](std::chrono::milliseconds, std::function<void()> job) {
+                          timers.push_back(std::move(job));
+                        }});
       loops.push_back(std::move(loop));
     }
   }
@@ -398,4 +402,136 @@ TEST_CASE(
   REQUIRE(stored.has_value());
   CHECK(stored->meta.fresh_until_ms > node.clock.unix_now_ms() + 50'000);
   CHECK(node.ask(0, std::make_shared<Heard>()) == SharedCache::Lookup::Kind::hit);
+}
+
+namespace {
+// A miss on loop 0 whose transfer goes to the site's owner, with the origin as fallback.
+std::shared_ptr<Heard> ask_through_owner(Node& node) {
+  auto heard = std::make_shared<Heard>();
+  SharedCache::Lookup found = node.cache->find_or_start(kKey, 0);
+  REQUIRE(found.kind == SharedCache::Lookup::Kind::started);
+  OwnerFetch owner;
+  owner.url = std::string("http://owner.test/o") + kKey;
+  owner.fallback_url = std::string("http://origin.test") + kKey;
+  node.loops[0]->flights->start_from_owner(found.flight, owner);
+  node.loops[0]->flights->join(found.flight, std::make_unique<RecordingWaiter>(heard));
+  return heard;
+}
+}  // namespace
+
+TEST_CASE("flights: a miss fetched from the site's owner is stored without an origin fetch") {
+  Node node;
+  auto heard = ask_through_owner(node);
+  REQUIRE(node.upstream.transfers.size() == 1);
+  CHECK(node.upstream.last().request.url == std::string("http://owner.test/o") + kKey);
+  auto& transfer = node.upstream.last();
+  transfer.callbacks.on_head(head(200, {{"Content-Length", "6"}}));
+  transfer.callbacks.on_data("abcdef");
+  transfer.callbacks.on_done(done(200));
+  node.run_all_later();
+  CHECK(heard->body == "abcdef");
+  CHECK(node.flight_metrics.sibling_fetches.value() == 1);
+  CHECK(node.flight_metrics.origin_fetches.value() == 0);
+  // The timer set for a slow owner finds the flight ended: nothing more is fetched.
+  REQUIRE(node.timers.size() == 1);
+  node.timers[0]();
+  CHECK(node.upstream.transfers.size() == 1);
+  CHECK(node.timers.size() == 1);
+}
+
+TEST_CASE("flights: an owner that breaks off mid-body is replaced by the origin, and the body stays byte-exact") {
+  Node node;
+  auto heard = ask_through_owner(node);
+  auto* owner = &node.upstream.last();
+  owner->callbacks.on_head(head(200, {{"Content-Length", "10"}}));
+  owner->callbacks.on_data("hello");
+  node.run_all_later();
+  CHECK(heard->last.bytes == 5);
+  common::FetchResult broken;
+  broken.ok = false;
+  broken.error = "connection reset";
+  owner->callbacks.on_done(broken);
+  REQUIRE(node.upstream.transfers.size() == 2);
+  auto& origin = node.upstream.transfers[1];
+  CHECK(origin.request.url == std::string("http://origin.test") + kKey);
+  origin.callbacks.on_head(head(200, {{"Content-Length", "10"}}));
+  origin.callbacks.on_data("hel");  // the bytes the owner sent are skipped
+  origin.callbacks.on_data("loworld");
+  origin.callbacks.on_done(done(200));
+  node.run_all_later();
+  CHECK(heard->ended);
+  CHECK(heard->last.end == FlightProgress::End::stored);
+  CHECK(heard->body == "helloworld");
+  CHECK(node.flight_metrics.sibling_fallback_failed.value() == 1);
+  CHECK(node.flight_metrics.origin_fetches.value() == 1);
+}
+
+TEST_CASE("flights: an owner with no head in time is cancelled for the origin; its late answer is ignored") {
+  Node node;
+  auto heard = ask_through_owner(node);
+  REQUIRE(node.timers.size() == 1);
+  node.timers[0]();  // head_wait passed
+  REQUIRE(node.upstream.transfers.size() == 2);
+  CHECK(node.upstream.transfers[0].cancelled);
+  CHECK(node.flight_metrics.sibling_fallback_slow.value() == 1);
+  node.upstream.transfers[0].callbacks.on_head(head(200, {{"Content-Length", "3"}}));  // too late
+  node.upstream.transfers[0].callbacks.on_data("xyz");
+  auto& origin = node.upstream.transfers[1];
+  origin.callbacks.on_head(head(200, {{"Content-Length", "6"}}));
+  origin.callbacks.on_data("abcdef");
+  origin.callbacks.on_done(done(200));
+  node.run_all_later();
+  CHECK(heard->body == "abcdef");
+}
+
+TEST_CASE("flights: an owner's 404 is the origin's answer: no fallback, remembered") {
+  Node node;
+  auto heard = ask_through_owner(node);
+  auto& owner = node.upstream.last();
+  owner.callbacks.on_head(head(404));
+  owner.callbacks.on_done(done(404));
+  node.run_all_later();
+  CHECK(heard->last.end == FlightProgress::End::not_found);
+  CHECK(node.upstream.transfers.size() == 1);
+  CHECK(node.cache->find_or_start(kKey, 0).kind == SharedCache::Lookup::Kind::negative);
+}
+
+TEST_CASE("flights: an owner answering 5xx before any byte is replaced by the origin") {
+  Node node;
+  auto heard = ask_through_owner(node);
+  node.upstream.last().callbacks.on_head(head(503));
+  REQUIRE(node.upstream.transfers.size() == 2);
+  auto& origin = node.upstream.transfers[1];
+  origin.callbacks.on_head(head(200, {{"Content-Length", "2"}}));
+  origin.callbacks.on_data("ok");
+  origin.callbacks.on_done(done(200));
+  node.run_all_later();
+  CHECK(heard->body == "ok");
+  CHECK(node.flight_metrics.sibling_fallback_failed.value() == 1);
+}
+
+TEST_CASE("flights: an owner that stops sending mid-body for the wait is replaced by the origin after its bytes") {
+  Node node;
+  auto heard = ask_through_owner(node);
+  auto& owner = node.upstream.last();
+  owner.callbacks.on_head(head(200, {{"Content-Length", "10"}}));
+  owner.callbacks.on_data("hel");
+  REQUIRE(node.timers.size() == 1);
+  node.timers[0]();  // progress since the start: the owner is watched again
+  CHECK(node.upstream.transfers.size() == 1);
+  REQUIRE(node.timers.size() == 2);
+  node.upstream.transfers[0].callbacks.on_data("lo");
+  node.timers[1]();  // progress again
+  REQUIRE(node.timers.size() == 3);
+  node.timers[2]();  // nothing for a whole wait: the origin is asked
+  REQUIRE(node.upstream.transfers.size() == 2);
+  CHECK(node.upstream.transfers[0].cancelled);
+  CHECK(node.flight_metrics.sibling_fallback_slow.value() == 1);
+  auto& origin = node.upstream.transfers[1];
+  origin.callbacks.on_head(head(200, {{"Content-Length", "10"}}));
+  origin.callbacks.on_data("helloworld");
+  origin.callbacks.on_done(done(200));
+  node.run_all_later();
+  CHECK(heard->body == "helloworld");
+  CHECK(node.timers.size() == 3);  // the origin is not watched
 }

@@ -59,9 +59,10 @@ struct Loop {
     std::string body;
     common::FetchResult result;
   };
-  Got fetch(const std::string& path, std::vector<common::HttpHeader> headers = {}, std::string method = "GET") {
+  Got fetch(const std::string& path, std::vector<common::HttpHeader> headers = {}, std::string method = "GET",
+            std::string body = {}) {
     Got got;
-    common::FetchRequest request{url(path), method, std::move(headers), std::nullopt};
+    common::FetchRequest request{url(path), method, std::move(headers), std::nullopt, std::move(body)};
     client->fetch(request, {[&](const common::FetchHead& h) {
                               ++got.heads;
                               got.head = h;
@@ -109,6 +110,20 @@ TEST_CASE("http loop: routed replies, JSON errors for unknown paths and methods"
   CHECK(wrong_method.result.status == 405);
   CHECK(wrong_method.head.header("Allow") == std::optional<std::string>("GET, HEAD"));
   CHECK(wrong_method.body.find("method_not_allowed") != std::string::npos);
+}
+
+TEST_CASE("http loop: a POST carries its body, with its length") {
+  Loop loop;
+  loop.server->route("/echo", {"POST"}, [&](common::HttpExchange& ex) {
+    ex.reply(202, "{\"got\":" + common::json_string(ex.body()) + "}");
+  });
+  const std::string body(1000, 'x');  // the test server takes 1024 bytes at most
+  auto posted = loop.fetch("/echo", {{"Content-Type", "application/json"}}, "POST", body);
+  CHECK(posted.result.status == 202);
+  CHECK(posted.body == "{\"got\":\"" + body + "\"}");
+  auto empty = loop.fetch("/echo", {}, "POST");
+  CHECK(empty.result.status == 202);
+  CHECK(empty.body == "{\"got\":\"\"}");
 }
 
 TEST_CASE("http loop: oversized headers and targets get JSON 431/414; a dropped exchange gets 500") {
@@ -166,7 +181,7 @@ TEST_CASE("http loop: a streamed reply reaches the client in pieces, then ends")
     ex.send("first,", 6);
     parked.push_back(std::move(ex));
   });
-  common::FetchRequest request{loop.url("/stream"), "GET", {}, std::nullopt};
+  common::FetchRequest request{loop.url("/stream"), "GET", {}, std::nullopt, {}};
   std::string body;
   bool done = false;
   common::FetchResult result;
@@ -195,7 +210,7 @@ TEST_CASE("http loop: a client that goes away mid-stream is noticed and forgotte
     ex.send("x", 1);
     parked.push_back(std::move(ex));
   });
-  common::FetchRequest request{loop.url("/slow"), "GET", {}, std::nullopt};
+  common::FetchRequest request{loop.url("/slow"), "GET", {}, std::nullopt, {}};
   bool got_data = false;
   common::FetchId id =
       loop.client->fetch(request, {nullptr, [&](std::string_view) { got_data = true; }, nullptr});
@@ -218,7 +233,7 @@ TEST_CASE("http client: refused connections and timeouts are reported, never han
   loop.server->route("/hang", {"GET"}, [&](common::HttpExchange& ex) { parked.push_back(std::move(ex)); });
   common::FetchResult result;
   bool done = false;
-  common::FetchRequest hang{loop.url("/hang"), "GET", {}, std::chrono::milliseconds(300)};
+  common::FetchRequest hang{loop.url("/hang"), "GET", {}, std::chrono::milliseconds(300), {}};
   loop.client->fetch(hang, {nullptr, nullptr, [&](const common::FetchResult& r) {
                               result = r;
                               done = true;
@@ -228,7 +243,7 @@ TEST_CASE("http client: refused connections and timeouts are reported, never han
   CHECK(result.timed_out);
 
   done = false;
-  common::FetchRequest refused{"http://127.0.0.1:1/x", "GET", {}, std::nullopt};
+  common::FetchRequest refused{"http://127.0.0.1:1/x", "GET", {}, std::nullopt, {}};
   loop.client->fetch(refused, {nullptr, nullptr, [&](const common::FetchResult& r) {
                                  result = r;
                                  done = true;
@@ -246,7 +261,7 @@ TEST_CASE("http server: drain stops accepting and waits for replies in progress"
   bool done = false;
   common::FetchResult result;
   std::string body;
-  common::FetchRequest request{loop.url("/wait"), "GET", {}, std::nullopt};
+  common::FetchRequest request{loop.url("/wait"), "GET", {}, std::nullopt, {}};
   loop.client->fetch(request, {nullptr, [&](std::string_view d) { body.append(d); },
                                [&](const common::FetchResult& r) {
                                  result = r;
@@ -283,7 +298,7 @@ TEST_CASE("http server: drain finishes promptly when a streamed reply ends after
   });
   std::string body;
   bool done = false;
-  common::FetchRequest request{loop.url("/stream"), "GET", {}, std::nullopt};
+  common::FetchRequest request{loop.url("/stream"), "GET", {}, std::nullopt, {}};
   loop.client->fetch(request, {nullptr, [&](std::string_view d) { body.append(d); },
                                [&](const common::FetchResult&) { done = true; }});
   REQUIRE(run_until(loop.base.get(), [&] { return body == "abc"; }));

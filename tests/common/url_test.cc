@@ -153,3 +153,19 @@ TEST_CASE("check_servable_origin_target: the origin paths a cache node serves an
   CHECK_FALSE(common::check_servable_origin_target("/a.ts", "x=%00").ok());
   CHECK_FALSE(common::check_servable_origin_target("/a.ts", "x=\n").ok());
 }
+
+TEST_CASE("take_query_param: the pairs named are taken out, the rest keeps its order and form") {
+  auto taken = common::take_query_param("/o/demo/seg1.ts?exp=1&CMCD=bl%3D300%2Cbr%3D800&sig=ab", "CMCD");
+  REQUIRE(taken);
+  CHECK(taken->target == "/o/demo/seg1.ts?exp=1&sig=ab");
+  CHECK(taken->raw_value == "bl%3D300%2Cbr%3D800");
+  taken = common::take_query_param("/a.m3u8?CMCD=x", "CMCD");
+  REQUIRE(taken);
+  CHECK(taken->target == "/a.m3u8");  // a query left empty loses its '?'
+  taken = common::take_query_param("/a.m3u8?CMCD=1&a&&CMCD=2&b=#frag", "CMCD");
+  REQUIRE(taken);
+  CHECK(taken->target == "/a.m3u8?a&b=#frag");
+  CHECK(taken->raw_value == "2");  // the last one
+  CHECK_FALSE(common::take_query_param("/a.m3u8?cmcd=1&CMCDx=2", "CMCD"));  // raw names, exactly
+  CHECK_FALSE(common::take_query_param("/a.m3u8", "CMCD"));
+}

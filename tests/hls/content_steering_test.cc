@@ -1,74 +1,157 @@
-// Content steering by pathway cloning: the EXT-X-CONTENT-STEERING tag added to a
-// multivariant playlist (everything else kept), the playlists left alone, and the
-// steering manifest with one clone per pathway.
+// Content steering: the multivariant playlist listing its variants once per pathway
+// (PATHWAY-ID, rendition groups renamed per pathway, look-alikes given stable ids,
+// everything else kept once), the playlists it leaves alone, and the steering
+// manifest. Every steered master must pass the players' rules (support/steering_rules.h).
 #include <doctest/doctest.h>
 
 #include "hls/steering.h"
+#include "support/steering_rules.h"
 
-using hls::add_content_steering;
+using hls::PathwayCopy;
+using hls::steered_master;
+using test_support::steering_rules_problem;
 
-TEST_CASE("steering: the tag goes right after #EXTM3U; the variants stay as they are") {
-  const std::string master =
-      "#EXTM3U\n#EXT-X-VERSION:3\n"
-      "#EXT-X-STREAM-INF:BANDWIDTH=800000,RESOLUTION=640x360\n/hls/demo/v0/"
-      "index.m3u8?cache=a&ticket=T\n"
-      "#EXT-X-STREAM-INF:BANDWIDTH=200000\nhttp://b.example/v1.m3u8\n";
-  auto out = add_content_steering(master, "/steering/demo?cache=a&ticket=T");
+namespace {
+
+// The same master as the balancer renders it for pathway `query` ("" = the default copy).
+std::string copy_for(const std::string& query) {
+  const std::string q = query.empty() ? "?v=1" : "?v=1&" + query;
+  return "#EXTM3U\n#EXT-X-VERSION:6\n#EXT-X-INDEPENDENT-SEGMENTS\n"
+         "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"aud\",NAME=\"English\",DEFAULT=YES,URI=\"/hls/c/en.m3u8" + q + "\"\n"
+         "#EXT-X-STREAM-INF:BANDWIDTH=800000,CODECS=\"avc1.4d401f,mp4a.40.2\",AUDIO=\"aud\"\n"
+         "/hls/c/hi.m3u8" + q + "\n"
+         "#EXT-X-I-FRAME-STREAM-INF:BANDWIDTH=90000,URI=\"/hls/c/hi-if.m3u8" + q + "\"\n"
+         "#EXT-X-SESSION-DATA:DATA-ID=\"com.example.title\",VALUE=\"Demo\"\n";
+}
+
+}  // namespace
+
+TEST_CASE("steering: every pathway lists every variant, with its own URIs and rendition groups") {
+  const std::string a = copy_for(""), b = copy_for("pathway=b"), origin = copy_for("pathway=origin");
+  auto out = steered_master({{"a", a}, {"b", b}, {"origin", origin}}, "http://bal.test/steering/c?v=1", "a");
   REQUIRE(out.has_value());
   CHECK(*out ==
         "#EXTM3U\n"
-        "#EXT-X-CONTENT-STEERING:SERVER-URI=\"/steering/demo?cache=a&ticket=T\",PATHWAY-ID=\".\"\n"
-        "#EXT-X-VERSION:3\n"
-        "#EXT-X-STREAM-INF:BANDWIDTH=800000,RESOLUTION=640x360\n/hls/demo/v0/"
-        "index.m3u8?cache=a&ticket=T\n"
-        "#EXT-X-STREAM-INF:BANDWIDTH=200000\nhttp://b.example/v1.m3u8\n");
+        "#EXT-X-CONTENT-STEERING:SERVER-URI=\"http://bal.test/steering/c?v=1\",PATHWAY-ID=\"a\"\n"
+        "#EXT-X-VERSION:6\n#EXT-X-INDEPENDENT-SEGMENTS\n"
+        "#EXT-X-SESSION-DATA:DATA-ID=\"com.example.title\",VALUE=\"Demo\"\n"
+        "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"aud@a\",NAME=\"English\",DEFAULT=YES,URI=\"/hls/c/en.m3u8?v=1\"\n"
+        "#EXT-X-STREAM-INF:BANDWIDTH=800000,CODECS=\"avc1.4d401f,mp4a.40.2\",AUDIO=\"aud@a\",PATHWAY-ID=\"a\"\n"
+        "/hls/c/hi.m3u8?v=1\n"
+        "#EXT-X-I-FRAME-STREAM-INF:BANDWIDTH=90000,URI=\"/hls/c/hi-if.m3u8?v=1\",PATHWAY-ID=\"a\"\n"
+        "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"aud@b\",NAME=\"English\",DEFAULT=YES,URI=\"/hls/c/en.m3u8?v=1&pathway=b\"\n"
+        "#EXT-X-STREAM-INF:BANDWIDTH=800000,CODECS=\"avc1.4d401f,mp4a.40.2\",AUDIO=\"aud@b\",PATHWAY-ID=\"b\"\n"
+        "/hls/c/hi.m3u8?v=1&pathway=b\n"
+        "#EXT-X-I-FRAME-STREAM-INF:BANDWIDTH=90000,URI=\"/hls/c/hi-if.m3u8?v=1&pathway=b\",PATHWAY-ID=\"b\"\n"
+        "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"aud@origin\",NAME=\"English\",DEFAULT=YES,"
+        "URI=\"/hls/c/en.m3u8?v=1&pathway=origin\"\n"
+        "#EXT-X-STREAM-INF:BANDWIDTH=800000,CODECS=\"avc1.4d401f,mp4a.40.2\",AUDIO=\"aud@origin\","
+        "PATHWAY-ID=\"origin\"\n"
+        "/hls/c/hi.m3u8?v=1&pathway=origin\n"
+        "#EXT-X-I-FRAME-STREAM-INF:BANDWIDTH=90000,URI=\"/hls/c/hi-if.m3u8?v=1&pathway=origin\","
+        "PATHWAY-ID=\"origin\"\n");
+  CHECK(steering_rules_problem(*out) == "");
+  // The oracle has teeth: the source as it was, a group shared by two pathways, a relative URI.
+  CHECK(steering_rules_problem(a).find("a variant without PATHWAY-ID") == 0);
+  std::string shared_group = *out;
+  for (size_t at; (at = shared_group.find("aud@b")) != std::string::npos;) shared_group.replace(at, 5, "aud@a");
+  CHECK(steering_rules_problem(shared_group).find("AUDIO group aud@a spans pathways a and b") == 0);
+  CHECK(steering_rules_problem(*steered_master({{"a", a}, {"b", b}}, "/steering/c", "a")).find("SERVER-URI") == 0);
+}
+
+TEST_CASE("steering: look-alike variants and renditions get stable ids, so Media3 tells them apart") {
+  auto copy = [](const std::string& q) {
+    return "#EXTM3U\n"
+           "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"lo\",NAME=\"en\",URI=\"lo-en.m3u8" + q + "\"\n"
+           "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"hi\",NAME=\"en\",URI=\"hi-en.m3u8" + q + "\"\n"
+           "#EXT-X-STREAM-INF:BANDWIDTH=500000,AUDIO=\"lo\"\nmain.m3u8" + q + "\n"
+           "#EXT-X-STREAM-INF:BANDWIDTH=500000,AUDIO=\"hi\"\nbackup.m3u8" + q + "\n";
+  };
+  const std::string a = copy(""), b = copy("?pathway=b");
+  auto out = steered_master({{"a", a}, {"b", b}}, "http://x/s", "a");
+  REQUIRE(out.has_value());
+  CHECK(out->find("#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"hi@b\",NAME=\"en\",URI=\"hi-en.m3u8?pathway=b\","
+                  "STABLE-RENDITION-ID=\"r1\"\n") != std::string::npos);
+  CHECK(out->find("#EXT-X-STREAM-INF:BANDWIDTH=500000,AUDIO=\"lo@a\",STABLE-VARIANT-ID=\"v0\",PATHWAY-ID=\"a\"\n"
+                  "main.m3u8\n") != std::string::npos);
+  CHECK(steering_rules_problem(*out) == "");
+  // Without the ids Media3 would group main and backup as one stream.
+  std::string without_ids = *out;
+  for (const char* attr : {",STABLE-VARIANT-ID=\"v0\"", ",STABLE-VARIANT-ID=\"v1\""}) {
+    for (size_t at; (at = without_ids.find(attr)) != std::string::npos;) without_ids.erase(at, std::string(attr).size());
+  }
+  CHECK(steering_rules_problem(without_ids).find("two look-alike variants") == 0);
+  // Distinct variants get no ids.
+  auto distinct = steered_master({{"a", "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1\nv\n"},
+                                  {"b", "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1\nv?pathway=b\n"}},
+                                 "http://x/s", "a");
+  REQUIRE(distinct.has_value());
+  CHECK(distinct->find("STABLE") == std::string::npos);
 }
 
 TEST_CASE("steering: CRLF line ends and a BOM are kept") {
-  auto out =
-      add_content_steering("\xEF\xBB\xBF#EXTM3U\r\n#EXT-X-STREAM-INF:BANDWIDTH=1\r\nv.m3u8", "/s");
+  auto out = steered_master({{"a", "\xEF\xBB\xBF#EXTM3U\r\n#EXT-X-STREAM-INF:BANDWIDTH=1\r\nv.m3u8"},
+                             {"b", "\xEF\xBB\xBF#EXTM3U\r\n#EXT-X-STREAM-INF:BANDWIDTH=1\r\nv.m3u8?pathway=b"}},
+                            "http://x/s", "a");
   REQUIRE(out.has_value());
   CHECK(*out ==
-        "\xEF\xBB\xBF#EXTM3U\r\n#EXT-X-CONTENT-STEERING:SERVER-URI=\"/s\",PATHWAY-ID=\".\"\r\n"
-        "#EXT-X-STREAM-INF:BANDWIDTH=1\r\nv.m3u8");
+        "\xEF\xBB\xBF#EXTM3U\r\n#EXT-X-CONTENT-STEERING:SERVER-URI=\"http://x/s\",PATHWAY-ID=\"a\"\r\n"
+        "#EXT-X-STREAM-INF:BANDWIDTH=1,PATHWAY-ID=\"a\"\r\nv.m3u8\r\n"
+        "#EXT-X-STREAM-INF:BANDWIDTH=1,PATHWAY-ID=\"b\"\r\nv.m3u8?pathway=b\r\n");
 }
 
 TEST_CASE("steering: playlists and inputs it leaves alone") {
-  const std::string master = "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1\nv.m3u8\n";
-  CHECK(add_content_steering(master, "/s").has_value());
-  CHECK_FALSE(add_content_steering(master, "/s\"x").has_value());
-  CHECK_FALSE(add_content_steering(master, "/s\nx").has_value());
-  CHECK_FALSE(add_content_steering(master, "").has_value());
-  CHECK_FALSE(add_content_steering("#EXTM3U\n#EXTINF:2,\nseg1.ts\n", "/s")
-                  .has_value());  // a media playlist
-  CHECK_FALSE(add_content_steering("#EXT-X-STREAM-INF:BANDWIDTH=1\nv.m3u8\n", "/s").has_value());
-  CHECK_FALSE(
-      add_content_steering(
-          "#EXTM3U\n#EXT-X-CONTENT-STEERING:SERVER-URI=\"x\"\n#EXT-X-STREAM-INF:BANDWIDTH=1\nv\n",
-          "/s")
-          .has_value());
-  CHECK_FALSE(
-      add_content_steering("#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1,PATHWAY-ID=\"x\"\nv\n", "/s")
-          .has_value());
+  const std::string m = "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1\nv.m3u8\n";
+  const std::string mb = "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1\nv.m3u8?pathway=b\n";
+  CHECK(steered_master({{"a", m}, {"b", mb}}, "http://x/s", "a").has_value());
+  CHECK_FALSE(steered_master({{"a", m}, {"b", mb}}, "http://x/s\"x", "a").has_value());
+  CHECK_FALSE(steered_master({{"a", m}, {"b", mb}}, "http://x/s\nx", "a").has_value());
+  CHECK_FALSE(steered_master({{"a", m}, {"b", mb}}, "", "a").has_value());
+  CHECK_FALSE(steered_master({}, "http://x/s", "a").has_value());
+  CHECK_FALSE(steered_master({{"a", m}, {"b", mb}}, "http://x/s", "c").has_value());  // no such start
+  CHECK(steered_master({{"a", m}, {"b", mb}}, "http://x/s", "b")->find("PATHWAY-ID=\"b\"\n#EXT-X-STREAM-INF") !=
+        std::string::npos);
+  CHECK_FALSE(steered_master({{"a", m}, {"a", mb}}, "http://x/s", "a").has_value());    // repeated id
+  CHECK_FALSE(steered_master({{"a/b", m}, {"b", mb}}, "http://x/s", "a").has_value());  // invalid id
+  // Copies of different shapes.
+  CHECK_FALSE(steered_master({{"a", m}, {"b", mb + "#EXT-X-STREAM-INF:BANDWIDTH=2\nw\n"}}, "http://x/s", "a").has_value());
+  CHECK_FALSE(steered_master({{"a", "#EXTM3U\n#EXTINF:2,\nseg1.ts\n"}}, "http://x/s", "a").has_value());  // media
+  CHECK_FALSE(steered_master({{"a", "#EXT-X-STREAM-INF:BANDWIDTH=1\nv.m3u8\n"}}, "http://x/s", "a").has_value());
+  CHECK_FALSE(steered_master({{"a", "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1\n"}}, "http://x/s", "a").has_value());
+  CHECK_FALSE(steered_master({{"a", "#EXTM3U\n#EXT-X-CONTENT-STEERING:SERVER-URI=\"x\"\n"
+                                    "#EXT-X-STREAM-INF:BANDWIDTH=1\nv\n"}},
+                             "http://x/s", "a")
+                  .has_value());
+  CHECK_FALSE(steered_master({{"a", "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1,PATHWAY-ID=\"x\"\nv\n"}},
+                             "http://x/s", "a")
+                  .has_value());
 }
 
-TEST_CASE("steering: the manifest clones the default pathway once per pathway") {
-  CHECK(
-      hls::steering_manifest(2, {"venue-b", "origin"}, {"venue-a", "venue-b", "origin"}) ==
-      "{\"VERSION\":1,\"TTL\":2,\"PATHWAY-PRIORITY\":[\"venue-b\",\"origin\"],\"PATHWAY-CLONES\":["
-      "{\"BASE-ID\":\".\",\"ID\":\"venue-a\",\"URI-REPLACEMENT\":{\"PARAMS\":{\"pathway\":\"venue-"
-      "a\"}}},"
-      "{\"BASE-ID\":\".\",\"ID\":\"venue-b\",\"URI-REPLACEMENT\":{\"PARAMS\":{\"pathway\":\"venue-"
-      "b\"}}},"
-      "{\"BASE-ID\":\".\",\"ID\":\"origin\",\"URI-REPLACEMENT\":{\"PARAMS\":{\"pathway\":"
-      "\"origin\"}}}]}\n");
-  CHECK(
-      hls::steering_manifest(5, {".", "a"}, {"a"}, "/s?x=\"1\"\n") ==
-      "{\"VERSION\":1,\"TTL\":5,\"RELOAD-URI\":\"/"
-      "s?x=\\\"1\\\"\",\"PATHWAY-PRIORITY\":[\".\",\"a\"],\"PATHWAY-CLONES\":["
-      "{\"BASE-ID\":\".\",\"ID\":\"a\",\"URI-REPLACEMENT\":{\"PARAMS\":{\"pathway\":\"a\"}}}]}\n");
+TEST_CASE("steering: the manifest orders the pathways") {
+  CHECK(hls::steering_manifest(30, {"venue-b", "origin"}) ==
+        "{\"VERSION\":1,\"TTL\":30,\"PATHWAY-PRIORITY\":[\"venue-b\",\"origin\"]}\n");
   CHECK(hls::valid_pathway_id("venue-a.1_x"));
   CHECK_FALSE(hls::valid_pathway_id("a/b"));
   CHECK_FALSE(hls::valid_pathway_id(""));
   CHECK_FALSE(hls::valid_pathway_id(std::string(65, 'a')));
+}
+
+TEST_CASE("steering: a bare media playlist's master of one variant is offered on every pathway") {
+  const std::string entry = "/hls/c/index.m3u8?viewer=x&pathway=";
+  CHECK(hls::one_variant_master(entry + ".", 1000000) ==
+        "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1000000\n/hls/c/index.m3u8?viewer=x&pathway=.\n");
+  std::vector<std::string> texts;
+  for (const char* id : {".", "a", "origin"}) texts.push_back(hls::one_variant_master(entry + id, 1000000));
+  auto steered = steered_master({{".", texts[0]}, {"a", texts[1]}, {"origin", texts[2]}}, "http://b/steering/c", "a");
+  REQUIRE(steered);
+  CHECK(*steered ==
+        "#EXTM3U\n#EXT-X-CONTENT-STEERING:SERVER-URI=\"http://b/steering/c\",PATHWAY-ID=\"a\"\n"
+        "#EXT-X-STREAM-INF:BANDWIDTH=1000000,PATHWAY-ID=\".\"\n" + entry + ".\n"
+        "#EXT-X-STREAM-INF:BANDWIDTH=1000000,PATHWAY-ID=\"a\"\n" + entry + "a\n"
+        "#EXT-X-STREAM-INF:BANDWIDTH=1000000,PATHWAY-ID=\"origin\"\n" + entry + "origin\n");
+  CHECK(steering_rules_problem(*steered) == "");
+  // Media3 refuses to start on a pathway no variant declares.
+  std::string unknown_start = *steered;
+  unknown_start.replace(unknown_start.find("PATHWAY-ID=\"a\""), 14, "PATHWAY-ID=\"z\"");  // the tag's
+  CHECK(steering_rules_problem(unknown_start).find("the steering tag's PATHWAY-ID z") == 0);
 }

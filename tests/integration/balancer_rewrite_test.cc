@@ -82,7 +82,8 @@ TEST_CASE(
   CHECK(master.header("Content-Type") ==
         std::optional<std::string>("application/vnd.apple.mpegurl"));
   auto variants = uri_lines(master.body);
-  REQUIRE(variants.size() == 3);
+  // Content steering lists them once per pathway ("." first: balancer_steering_test).
+  REQUIRE(variants.size() == 3 * 3);
   CHECK(variants[0] == "/hls/demo/live/low/index.m3u8?cache=venue-a&viewer=abc");
   CHECK(variants[1] == "/hls/demo/live/high/index.m3u8?tok=1&cache=venue-a&viewer=abc");
   CHECK(variants[2] ==
@@ -91,8 +92,9 @@ TEST_CASE(
         "/hls/demo/live/audio/en.m3u8?cache=venue-a&viewer=abc");
   CHECK(tag_uri(master.body, "#EXT-X-SESSION-KEY:") ==
         "/key/demo/live/keys/k1.key?cache=venue-a&viewer=abc");
-  // Every other byte is as the origin wrote it.
-  CHECK(master.body.find("#EXT-X-STREAM-INF:BANDWIDTH=800000,RESOLUTION=640x360,AUDIO=\"aud\"\n") !=
+  // Every other byte is as the origin wrote it (steering adds the pathway to ids and variants).
+  CHECK(master.body.find(
+            "#EXT-X-STREAM-INF:BANDWIDTH=800000,RESOLUTION=640x360,AUDIO=\"aud@.\",PATHWAY-ID=\".\"\n") !=
         std::string::npos);
 
   // Follow the variant link as a player would.

@@ -1,10 +1,12 @@
-// HLS content steering on the real balancer: a viewer's master names its steering
-// manifest (EXT-X-CONTENT-STEERING, default pathway ".") and keeps its variants once;
-// /steering/<channel> clones "." once per pathway (its site's cache nodes, then origin)
-// with a pathway parameter, orders the usable pathways by the cache choice and drops a
-// node that goes down; a pathway's media playlist keeps its chunk host whatever the
-// node's health (its URIs never change), while "." follows the cache choice as before;
-// steering.enabled=false leaves masters as before.
+// HLS content steering on the real balancer: a viewer's master lists its variants once
+// per pathway (the cache choice first with the viewer's default links, the other nodes
+// of its site, origin), passes the players' rules and names its steering manifest by an
+// absolute URI (the configured public URL, else the host the viewer reached);
+// /steering/<channel> orders the usable pathways by the cache choice with a 30 s TTL
+// and drops a node that goes down; a pathway's media playlist keeps its chunk host,
+// and answers 410 once its node is down, which moves every player off it at once;
+// steering.enabled=false leaves masters as before. A channel whose source is a bare media
+// playlist is answered with a master of one variant, steered like the others.
 #include <doctest/doctest.h>
 
 #include <filesystem>
@@ -12,6 +14,7 @@
 #include <string>
 
 #include "balancer/balancer_fixture.h"
+#include "support/steering_rules.h"
 
 using namespace balancer::test;
 using namespace std::chrono_literals;
@@ -39,6 +42,7 @@ size_t count(const std::string& text, const std::string& needle) {
 
 struct Stack {
   explicit Stack(std::vector<std::string> overrides = {}) {
+    overrides.insert(overrides.begin(), "steering.media_masters=true");  // off in the fixture
     write_file(dir.file("root/live/master.m3u8"), kMaster);
     write_file(dir.file("root/live/hi/index.m3u8"), live_playlist(10, 3));
     write_file(dir.file("root/live/lo/index.m3u8"), live_playlist(10, 3));
@@ -48,7 +52,8 @@ struct Stack {
     options.root = dir.file("root");
     origin = std::make_unique<TestOrigin>(options);
     balancer = std::make_unique<BalancerProcess>(
-        dir, origin->url("/files"), channels_json({channel_json("demo", "/live/master.m3u8")}),
+        dir, origin->url("/files"),
+        channels_json({channel_json("demo", "/live/master.m3u8"), channel_json("bare", "/live/hi/index.m3u8")}),
         caches_json({fake_cache("a", "http://127.0.0.1:9", origin->url("/files/health/a.json")),
                      fake_cache("b", "http://127.0.0.2:9", origin->url("/files/health/b.json"))}),
         overrides);
@@ -63,42 +68,39 @@ struct Stack {
 }  // namespace
 
 TEST_CASE(
-    "steering: the master names the manifest; the manifest clones pathways and follows health; "
-    "pathways keep hosts") {
+    "steering: the master lists every pathway; the manifest orders them by health; a dead "
+    "pathway answers 410") {
   Stack s;
   auto master = s.balancer->get("/hls/demo/live/master.m3u8?cache=a&viewer=v1");
   REQUIRE(master.status == 200);
   INFO(master.body);
-  CHECK(master.body.find(
-            "#EXTM3U\n#EXT-X-CONTENT-STEERING:SERVER-URI=\"/steering/demo?cache=a&viewer=v1\","
-            "PATHWAY-ID=\".\"\n#EXT-X-VERSION:3\n") == 0);
-  CHECK(count(master.body, "PATHWAY-ID") == 1);
-  CHECK(uri_lines(master.body).size() == 2);
-  CHECK(master.body.find("pathway=") == std::string::npos);
+  const std::string base = "http://127.0.0.1:" + std::to_string(s.balancer->port());
+  CHECK(master.body.find("#EXTM3U\n#EXT-X-CONTENT-STEERING:SERVER-URI=\"" + base +
+                         "/steering/demo?cache=a&viewer=v1\",PATHWAY-ID=\"a\"\n#EXT-X-VERSION:3\n") == 0);
+  CHECK(test_support::steering_rules_problem(master.body) == "");
+  // Pathway "." (listed first) keeps the viewer's default links: players without steering play
+  // it; steering players start on the choice's own pathway.
+  CHECK(uri_lines(master.body) ==
+        std::vector<std::string>{"/hls/demo/live/hi/index.m3u8?cache=a&viewer=v1",
+                                 "/hls/demo/live/lo/index.m3u8?cache=a&viewer=v1",
+                                 "/hls/demo/live/hi/index.m3u8?cache=a&viewer=v1&pathway=a",
+                                 "/hls/demo/live/lo/index.m3u8?cache=a&viewer=v1&pathway=a",
+                                 "/hls/demo/live/hi/index.m3u8?cache=a&viewer=v1&pathway=b",
+                                 "/hls/demo/live/lo/index.m3u8?cache=a&viewer=v1&pathway=b",
+                                 "/hls/demo/live/hi/index.m3u8?cache=a&viewer=v1&pathway=origin",
+                                 "/hls/demo/live/lo/index.m3u8?cache=a&viewer=v1&pathway=origin"});
+  CHECK(count(master.body, "PATHWAY-ID=\".\"") == 2);
+  CHECK(count(master.body, "PATHWAY-ID=\".\"") == 2);
 
-  // The first request keeps the player on "." (same host now) and names the later ones' URI.
-  auto first =
-      s.balancer->get("/steering/demo?cache=a&viewer=v1&_HLS_pathway=.&_HLS_throughput=500000");
-  REQUIRE(first.status == 200);
-  CHECK(
-      first.body.find(
-          "{\"VERSION\":1,\"TTL\":2,\"RELOAD-URI\":\"/steering/demo?cache=a&viewer=v1&steered=1\","
-          "\"PATHWAY-PRIORITY\":[\".\",\"a\",\"b\",\"origin\"],") == 0);
-  auto manifest = s.balancer->get(
-      "/steering/demo?cache=a&viewer=v1&steered=1&_HLS_pathway=a&_HLS_throughput=1000000");
+  auto manifest =
+      s.balancer->get("/steering/demo?cache=a&viewer=v1&_HLS_pathway=a&_HLS_throughput=1000000");
   REQUIRE(manifest.status == 200);
   CHECK(manifest.header("Content-Type") == "application/json");
   CHECK(manifest.header("Cache-Control") == "no-store");
   CHECK(manifest.header("Access-Control-Allow-Origin") == "*");
-  CHECK(manifest.body.find("{\"VERSION\":1,\"TTL\":2,\"PATHWAY-PRIORITY\":[\"a\",\"b\",\"origin\"],"
-                           "\"PATHWAY-CLONES\":[") == 0);
-  for (const char* p : {"a", "b", "origin"}) {
-    CHECK(manifest.body.find(std::string("{\"BASE-ID\":\".\",\"ID\":\"") + p +
-                             "\",\"URI-REPLACEMENT\":{\"PARAMS\":{\"pathway\":\"" + p + "\"}}}") !=
-          std::string::npos);
-  }
-  CHECK(s.balancer->get("/steering/demo?cache=b&viewer=v1&steered=1")
-            .body.find("[\"b\",\"a\",\"origin\"]") != std::string::npos);
+  CHECK(manifest.body == "{\"VERSION\":1,\"TTL\":30,\"PATHWAY-PRIORITY\":[\"a\",\"b\",\"origin\"]}\n");
+  CHECK(s.balancer->get("/steering/demo?cache=b&viewer=v1").body.find("[\"b\",\"a\",\"origin\"]") !=
+        std::string::npos);
   CHECK(s.balancer->get("/steering/nope?cache=a").status == 404);
 
   const std::string media = "/hls/demo/live/hi/index.m3u8?cache=a&viewer=v1&pathway=";
@@ -110,24 +112,41 @@ TEST_CASE(
   for (const auto& uri : uri_lines(on_origin.body))
     CHECK(uri.rfind(s.origin->url("/files/live/hi/seg"), 0) == 0);
   CHECK(s.balancer->get(media + "bad%20id").status == 400);
+  REQUIRE(s.balancer->get(media + "a").status == 200);
 
-  // Node a goes down: the manifest leaves it within a health poll; its pathway's copy keeps its
-  // host.
+  // Node a goes down: the manifest leaves it within a health poll, and its pathway's media
+  // playlists answer 410, which every player takes as "leave this pathway now".
   std::filesystem::remove(s.dir.file("root/health/a.json"));
   REQUIRE(s.balancer->wait_cache_usable("a", false, 10s));
-  auto after = s.balancer->get("/steering/demo?cache=a&viewer=v1&steered=1").body;
-  CHECK(after.find("\"PATHWAY-PRIORITY\":[\"b\",\"origin\"]") != std::string::npos);
-  CHECK(after.find("\"ID\":\"a\"") !=
-        std::string::npos);  // the clone stays: a player may come back to it
+  CHECK(s.balancer->get("/steering/demo?cache=a&viewer=v1").body.find(
+            "\"PATHWAY-PRIORITY\":[\"b\",\"origin\"]") != std::string::npos);
   auto on_a = s.balancer->get(media + "a");
-  REQUIRE(on_a.status == 200);
-  for (const auto& uri : uri_lines(on_a.body))
-    CHECK(uri.rfind("http://127.0.0.1:9/o/demo/", 0) == 0);
+  CHECK(on_a.status == 410);
+  CHECK(on_a.header("Cache-Control") == "no-store");
+  CHECK(on_a.body.find("\"code\":\"pathway_down\"") != std::string::npos);
   // Without a pathway the viewer's copy moves as before (players without steering).
   for (const auto& uri :
        uri_lines(s.balancer->get("/hls/demo/live/hi/index.m3u8?cache=a&viewer=v1").body)) {
     CHECK(uri.rfind("http://127.0.0.2:9/o/demo/", 0) == 0);
   }
+  // A master asked for now leads with b and still lists a (it may come back).
+  auto later = s.balancer->get("/hls/demo/live/master.m3u8?cache=a&viewer=v1");
+  CHECK(later.body.find("PATHWAY-ID=\"b\"") < later.body.find("PATHWAY-ID=\"a\""));
+  CHECK(later.body.find("&pathway=a\n") != std::string::npos);
+  CHECK(test_support::steering_rules_problem(later.body) == "");
+  // It comes back: its pathway plays again.
+  write_file(s.dir.file("root/health/a.json"), R"({"status":"ok"})");
+  REQUIRE(s.balancer->wait_cache_usable("a", true, 10s));
+  CHECK(s.balancer->get(media + "a").status == 200);
+}
+
+TEST_CASE("steering: the steering URI is absolute on the configured public URL") {
+  Stack s({"public_url=https://tv.example"});
+  auto master = s.balancer->get("/hls/demo/live/master.m3u8?cache=a&viewer=v1");
+  REQUIRE(master.status == 200);
+  CHECK(master.body.find("#EXT-X-CONTENT-STEERING:SERVER-URI=\"https://tv.example/steering/demo?cache=a&viewer=v1\"") !=
+        std::string::npos);
+  CHECK(test_support::steering_rules_problem(master.body) == "");
 }
 
 TEST_CASE("steering: steering.enabled=false leaves masters unchanged and has no manifest") {
@@ -193,4 +212,49 @@ TEST_CASE(
   auto fourth = hosts_by_segment(s.balancer->get(media).body);
   CHECK(fourth ==
         std::map<std::string, std::string>{{"seg12.ts", a}, {"seg13.ts", a}, {"seg14.ts", a}});
+}
+
+TEST_CASE(
+    "steering: a bare media playlist channel gets a master of one variant on every pathway; its "
+    "variants are the media playlist") {
+  Stack s;
+  const std::string entry = "/hls/bare/live/hi/index.m3u8?cache=a&viewer=v1";
+  auto master = s.balancer->get(entry);
+  REQUIRE(master.status == 200);
+  INFO(master.body);
+  const std::string base = "http://127.0.0.1:" + std::to_string(s.balancer->port());
+  CHECK(master.body.find("#EXTM3U\n#EXT-X-CONTENT-STEERING:SERVER-URI=\"" + base +
+                         "/steering/bare?cache=a&viewer=v1\",PATHWAY-ID=\"a\"\n") == 0);
+  CHECK(test_support::steering_rules_problem(master.body) == "");
+  CHECK(uri_lines(master.body) == std::vector<std::string>{entry + "&pathway=.", entry + "&pathway=a",
+                                                            entry + "&pathway=b", entry + "&pathway=origin"});
+  CHECK(count(master.body, "#EXT-X-STREAM-INF:BANDWIDTH=") == 4);
+  CHECK(count(master.body, "#EXTINF") == 0);
+  // Each variant is the media playlist: "." with the viewer's default links, the others pinned.
+  auto default_copy = s.balancer->get(entry + "&pathway=.");
+  REQUIRE(default_copy.status == 200);
+  CHECK(count(default_copy.body, "#EXTINF") == 3);
+  for (const auto& uri : uri_lines(default_copy.body)) CHECK(uri.rfind("http://127.0.0.1:9/o/demo/", 0) == 0);
+  for (const auto& uri : uri_lines(s.balancer->get(entry + "&pathway=b").body))
+    CHECK(uri.rfind("http://127.0.0.2:9/o/demo/", 0) == 0);
+  // An LL-HLS reload of the entry is a media playlist's, never a master.
+  CHECK(count(s.balancer->get(entry + "&_HLS_msn=11").body, "#EXTINF") == 3);
+  // The master channel's variant at the same path stays a media playlist.
+  CHECK(count(s.balancer->get("/hls/demo/live/hi/index.m3u8?cache=a&viewer=v1").body, "#EXTINF") == 3);
+  // Node a goes down: the master leads with b, a's pathway answers 410, "." moves to b.
+  std::filesystem::remove(s.dir.file("root/health/a.json"));
+  REQUIRE(s.balancer->wait_cache_usable("a", false, 10s));
+  auto later = s.balancer->get(entry).body;
+  CHECK(later.find("PATHWAY-ID=\"b\"") < later.find("PATHWAY-ID=\"a\""));
+  CHECK(s.balancer->get(entry + "&pathway=a").status == 410);
+  for (const auto& uri : uri_lines(s.balancer->get("/hls/bare/live/hi/index.m3u8?cache=a&viewer=v9&pathway=.").body))
+    CHECK(uri.rfind("http://127.0.0.2:9/o/demo/", 0) == 0);
+}
+
+TEST_CASE("steering: steering.media_masters=false serves a bare media playlist as it is") {
+  Stack s({"steering.media_masters=false"});
+  auto media = s.balancer->get("/hls/bare/live/hi/index.m3u8?cache=a&viewer=v1");
+  REQUIRE(media.status == 200);
+  CHECK(count(media.body, "#EXTINF") == 3);
+  CHECK(media.body.find("CONTENT-STEERING") == std::string::npos);
 }

@@ -89,6 +89,9 @@ TEST_CASE(
 
   check_preflight(preflight(url, "GET", "range"), "GET", "Range");
   check_preflight(preflight(node.url("/ping"), "GET", ""), "GET", "Range");
+  // Players sending CMCD as headers (Media3's default; hls.js with useHeaders).
+  for (const char* cmcd : {"CMCD-Object", "CMCD-Request", "CMCD-Session", "CMCD-Status"})
+    check_preflight(preflight(url, "GET", "cmcd-request,cmcd-session"), "GET", cmcd);
   // The Prometheus scrape is not for web pages.
   CHECK_FALSE(from_page(node.url("/metrics")).header("Access-Control-Allow-Origin").has_value());
 }
@@ -170,6 +173,8 @@ TEST_CASE(
                   "Authorization");
   check_preflight(preflight(b.url("/hls/demo/live/master.m3u8?viewer=v1"), "GET", ""), "GET",
                   "Range");
+  check_preflight(preflight(b.url("/hls/demo/live/master.m3u8?viewer=v1"), "GET", "cmcd-request"), "GET",
+                  "CMCD-Request");
 
   for (const char* path :
        {"/metrics", "/health", "/admin/status", "/access_queue_switch?state=off"}) {

@@ -157,14 +157,17 @@ TEST_CASE("end to end: live playback through balancer and cache nodes, across no
     MESSAGE("segments the player could not open: " << failed);
     CHECK(failed <= 3);
 
-    // Origin: one request per chunk per cache node (two nodes at most per chunk).
+    // Origin: one request per chunk per cache node (two nodes at most per chunk), plus the player's
+    // own probe of origin's pathway.
     std::string stats = origin.stats_json();
     size_t chunks = 0, over = 0;
     for (size_t at = stats.find("/seg_"); at != std::string::npos; at = stats.find("/seg_", at + 1)) {
       size_t colon = stats.find("\":", at);
       int64_t count = std::stoll(stats.substr(colon + 2));
       ++chunks;
-      if (count > 2) ++over;
+      // ffmpeg itself reads the first segment of every variant of the master, and steering lists
+      // each variant once per pathway, origin's among them: one fetch more.
+      if (count > 3) ++over;
     }
     MESSAGE("chunks fetched from origin: " << chunks);
     CHECK(chunks >= 5);

@@ -30,16 +30,14 @@ using namespace std::chrono_literals;
 
 namespace {
 
-struct TlsFiles {
-  explicit TlsFiles(const TempDir& dir) : cert(dir.file("cert.pem")), key(dir.file("key.pem")) {
-    std::string error;
-    REQUIRE_MESSAGE(write_self_signed_certificate(cert, key, "h2-node", &error), error);
-  }
+// The node's TLS port with h2c beside it on the plain port.
+struct TlsFiles : TestTlsFiles {
+  explicit TlsFiles(const TempDir& dir) : TestTlsFiles(dir.path(), "h2-node") {}
   std::vector<std::string> overrides() const {
-    return {"listen.tls.enabled=true", "listen.tls.port=0", "listen.tls.certificate=" + cert,
-            "listen.tls.key=" + key,   "listen.h2c=true"};
+    auto o = TestTlsFiles::overrides();
+    o.push_back("listen.h2c=true");
+    return o;
   }
-  std::string cert, key;
 };
 
 struct Transport {

@@ -6,6 +6,9 @@
 
 #include <chrono>
 #include <string>
+#include <vector>
+
+#include <doctest/doctest.h>
 
 namespace balancer::test {
 
@@ -13,6 +16,20 @@ namespace balancer::test {
 // Returns false (and says why in `error`) when OpenSSL fails.
 bool write_self_signed_certificate(const std::string& cert_path, const std::string& key_path,
                                    const std::string& common_name, std::string* error = nullptr);
+
+// A self-signed pair written as `<dir>/cert.pem` and `<dir>/key.pem` (the test fails when
+// OpenSSL does), and the --set keys that give a server a TLS port (an ephemeral one) with it.
+struct TestTlsFiles {
+  explicit TestTlsFiles(const std::string& dir, const std::string& common_name = "localhost")
+      : cert(dir + "/cert.pem"), key(dir + "/key.pem") {
+    std::string error;
+    REQUIRE_MESSAGE(write_self_signed_certificate(cert, key, common_name, &error), error);
+  }
+  std::vector<std::string> overrides() const {
+    return {"listen.tls.enabled=true", "listen.tls.port=0", "listen.tls.certificate=" + cert, "listen.tls.key=" + key};
+  }
+  std::string cert, key;
+};
 
 // The SHA-256 fingerprint (lowercase hex) of the first certificate in the PEM
 // file `cert_path`, or "" when it does not load.

@@ -1,7 +1,9 @@
 // The operator's dashboard. Every POLL_MS it reads /admin/status (operator key, or
 // loopback), the balancer's /metrics and /health (the cache list), and each cache
 // node's /health (CORS), keeps the last HISTORY samples of each series and draws
-// them as SVG polylines. The button switches overload emulation on and off
+// them as SVG polylines. The playback quality panel adds up what the players report
+// (CMCD): the nodes' sessions (segment requests carry the richest reports), the stalls
+// of the nodes and the balancer (each stall is flagged on one request, to one of them). The button switches overload emulation on and off
 // (/access_queue_switch?state=on|off). window.dashboardState is the page's state
 // for tests.
 'use strict';
@@ -20,10 +22,17 @@ const PANELS = [
   { id: 'offload', title: 'Origin offload', unit: ' %' },
   { id: 'playlist_rate', title: 'Playlist requests', unit: ' /s' },
 ];
+// Playback quality (CMCD), a row of its own.
+const QUALITY_PANELS = [
+  { id: 'stalls_per_min', title: 'Stalls per minute', unit: '' },
+  { id: 'healthy_buffer', title: 'Viewers with a healthy buffer', unit: ' %' },
+  { id: 'reporting', title: 'Players reporting (CMCD)', unit: '' },
+];
 
 const state = { samples: 0, series: {}, errors: [], emulation: null, last: null };
 window.dashboardState = state;
-for (const p of PANELS) state.series[p.id] = [];
+for (const p of PANELS.concat(QUALITY_PANELS)) state.series[p.id] = [];
+state.playback = null;  // the last sample's sums: sessions, healthy, stalls, bitrate mix
 state.series.traffic_limit = [];
 state.series.caches_total = [];
 
@@ -33,7 +42,7 @@ let operatorKey = sessionStorage.getItem('operatorKey') || '';
 let previous = null;  // counters of the previous sample, for rates and ratios
 
 function buildPanels() {
-  for (const p of PANELS) {
+  for (const p of PANELS.concat(QUALITY_PANELS)) {
     const figure = document.createElement('figure');
     figure.className = 'panel';
     figure.id = 'panel-' + p.id;
@@ -54,7 +63,7 @@ function buildPanels() {
     line.setAttribute('class', 'data');
     svg.append(line);
     figure.append(caption, value, svg);
-    $('panels').append(figure);
+    $(QUALITY_PANELS.includes(p) ? 'quality-panels' : 'panels').append(figure);
   }
 }
 
@@ -78,7 +87,7 @@ function points(values, max) {
 }
 
 function draw() {
-  for (const p of PANELS) {
+  for (const p of PANELS.concat(QUALITY_PANELS)) {
     const values = state.series[p.id];
     const limits = p.limit ? state.series[p.limit] : [];
     // A limit far above the values (traffic) is said in text, not drawn: the values would be a flat line.
@@ -144,6 +153,46 @@ function fillTable(id, rows) {
   }
 }
 
+// The players' reports summed over the nodes that answered; stalls from the balancer too.
+function playbackOf(nodes, balancer) {
+  const out = { sessions: 0, with_buffer: 0, healthy: 0, stalls: 0, bitrate_mix: {} };
+  for (const n of nodes) {
+    const p = n.health && n.health.playback;
+    if (!p) continue;
+    out.sessions += p.sessions;
+    out.with_buffer += p.sessions_with_buffer;
+    out.healthy += p.healthy_buffer;
+    out.stalls += p.stalls_total;
+    for (const [kbps, count] of Object.entries(p.bitrate_mix)) out.bitrate_mix[kbps] = (out.bitrate_mix[kbps] || 0) + count;
+  }
+  if (balancer) out.stalls += balancer.stalls_total;
+  return out;
+}
+
+// The bitrate mix: one bar per bitrate, its share of the players that reported one.
+function drawBitrateMix(mix) {
+  const body = $('bitrate-mix').querySelector('tbody');
+  body.replaceChildren();
+  const entries = Object.entries(mix).map(([kbps, n]) => [Number(kbps), n]).sort((a, b) => b[0] - a[0]);
+  const total = entries.reduce((t, [, n]) => t + n, 0);
+  for (const [kbps, n] of entries) {
+    const tr = document.createElement('tr');
+    const share = total ? Math.round((100 * n) / total) : 0;
+    const bar = document.createElement('td');
+    const fill = document.createElement('span');
+    fill.className = 'bar';
+    fill.style.width = share + '%';
+    bar.append(fill);
+    for (const text of [(kbps / 1000).toFixed(kbps < 1000 ? 2 : 1) + ' Mbit/s', String(n), share + ' %']) {
+      const td = document.createElement('td');
+      td.textContent = text;
+      tr.append(td);
+    }
+    tr.append(bar);
+    body.append(tr);
+  }
+}
+
 async function poll() {
   const now = performance.now() / 1000;
   let status, metrics, health;
@@ -182,7 +231,18 @@ async function poll() {
     push('offload', sum.served > 0 ? Math.max(0, 100 * (1 - sum.origin / sum.served)) : null);
     push('playlist_rate', null);
   }
-  previous = Object.assign({ at: now, playlists }, sum);
+  const playback = playbackOf(nodes, status.playback);
+  if (previous && previous.stalls !== undefined) {
+    const minutes = Math.max(0.001, now - previous.at) / 60;
+    push('stalls_per_min', Math.max(0, playback.stalls - previous.stalls) / minutes);
+  } else {
+    push('stalls_per_min', null);
+  }
+  push('healthy_buffer', playback.with_buffer > 0 ? (100 * playback.healthy) / playback.with_buffer : null);
+  push('reporting', playback.sessions);
+  state.playback = playback;
+  drawBitrateMix(playback.bitrate_mix);
+  previous = Object.assign({ at: now, playlists, stalls: playback.stalls }, sum);
 
   push('viewers', status.viewers.active);
   push('queue_length', status.queue.length);

@@ -240,7 +240,10 @@ function startPlayback(url) {
     state.phase = 'error';
     return setError('This browser cannot play HLS with Media Source Extensions.');
   }
-  hls = new Hls({ enableWorker: true });
+  // CMCD (CTA-5004): the player reports its buffer, bitrate, throughput and stalls on every
+  // request, for the operator's playback quality panel. As the query argument, not headers:
+  // headers would make every new chunk URL on a cache node cost the browser a CORS preflight.
+  hls = new Hls({ enableWorker: true, cmcd: { contentId: state.channel || undefined, useHeaders: false } });
   hls.on(Hls.Events.MANIFEST_PARSED, () => { video.play().catch(() => {}); });
   hls.on(Hls.Events.FRAG_LOADED, (event, data) => {
     const frag = data.frag;

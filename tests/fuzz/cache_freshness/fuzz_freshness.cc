@@ -10,16 +10,9 @@
 
 #include "cache_node/freshness.h"
 #include "cache_node/http_semantics.h"
+#include "fuzz/fuzz_check.h"
 
 namespace {
-
-#define FUZZ_CHECK(cond)                                                                   \
-  do {                                                                                     \
-    if (!(cond)) {                                                                         \
-      std::fprintf(stderr, "invariant violated: %s (%s:%d)\n", #cond, __FILE__, __LINE__); \
-      std::abort();                                                                        \
-    }                                                                                      \
-  } while (0)
 
 std::vector<std::string_view> lines(std::string_view text) {
   std::vector<std::string_view> out;

@@ -11,16 +11,9 @@
 #include "hls/rewrite.h"
 #include "hls/uri.h"
 #include "hls/window.h"
+#include "fuzz/fuzz_check.h"
 
 namespace {
-
-#define FUZZ_CHECK(cond)                                                                   \
-  do {                                                                                     \
-    if (!(cond)) {                                                                         \
-      std::fprintf(stderr, "invariant violated: %s (%s:%d)\n", #cond, __FILE__, __LINE__); \
-      std::abort();                                                                        \
-    }                                                                                      \
-  } while (0)
 
 constexpr std::string_view kBases[] = {
     "https://origin.example/live/channel/index.m3u8?token=abc&v=%7B%24x%7D",

@@ -1,0 +1,148 @@
+#include "cmcd/quality_meter.h"
+
+#include <strings.h>
+
+#include "common/http_exchange.h"
+#include "common/log.h"
+#include "common/metrics.h"
+#include "common/url.h"
+
+namespace cmcd {
+namespace {
+
+constexpr const char* kLog = "cmcd";
+
+std::string json_escaped_label(std::string_view s) {
+  std::string out;
+  for (char c : s) {
+    if (c == '"' || c == '\\') out.push_back('\\');
+    out.push_back(c);
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string plain_label_value(std::string_view text) {
+  if (text.empty() || text.size() > 64) return std::string(PlaybackQuality::kOtherPlace);
+  for (char c : text) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+                    c == '_' || c == '.';
+    if (!ok) return std::string(PlaybackQuality::kOtherPlace);
+  }
+  return std::string(text);
+}
+
+QualityMeter::QualityMeter(common::MetricsRegistry& metrics, const common::Clock& clock,
+                           PlaybackQuality::Limits limits)
+    : metrics_(metrics),
+      clock_(clock),
+      read_(metrics.counter("cmcd_reports_total", "Requests carrying CMCD, by whether it could be read",
+                            "result=\"read\"")),
+      malformed_(metrics.counter("cmcd_reports_total", "Requests carrying CMCD, by whether it could be read",
+                                 "result=\"malformed\"")),
+      buffer_length_(metrics.histogram("playback_buffer_length_seconds",
+                                       "Buffer lengths the players reported (CMCD bl)",
+                                       {0.5, 1, 2, 4, 8, 15, 30, 60})),
+      bitrate_(metrics.histogram("playback_bitrate_bytes_per_second",
+                                 "Encoded bitrates of the media objects the players asked for (CMCD br), "
+                                 "in bytes per second as Prometheus wants base units (0.25 to 20 Mbit/s)",
+                                 {31250, 62500, 125e3, 250e3, 375e3, 625e3, 1e6, 1.5e6, 2.5e6})),
+      quality_(limits) {
+  metrics.gauge_fn("playback_sessions_reporting", "Player sessions heard from (CMCD sid) within the idle time",
+                   [this] {
+                     std::lock_guard lock(mutex_);
+                     return static_cast<double>(quality_.summary(clock_.now()).sessions);
+                   });
+  metrics.gauge_fn("playback_sessions_healthy_buffer",
+                   "Player sessions whose latest buffer length is at or above the healthy bar", [this] {
+                     std::lock_guard lock(mutex_);
+                     return static_cast<double>(quality_.summary(clock_.now()).healthy_buffer);
+                   });
+}
+
+std::optional<Data> QualityMeter::observe(const common::HttpExchange& ex,
+                                          const std::optional<std::string>& raw_query_value, std::string_view channel,
+                                          std::string_view node) {
+  Data data;
+  bool present = false;
+  std::string error;
+  if (raw_query_value) {
+    present = true;
+    auto decoded = common::percent_decode(*raw_query_value);
+    error = decoded ? parse_into(*decoded, data) : "malformed percent-encoding";
+  }
+  // One pass over the request's headers (most requests carry no CMCD at all).
+  for (const common::HttpHeader& h : ex.headers_with_prefix("CMCD-")) {
+    if (!error.empty()) break;
+    bool known = false;
+    for (std::string_view name : kHeaderNames) known = known || (h.name.size() == name.size() &&
+                                                                  strncasecmp(h.name.data(), name.data(), name.size()) == 0);
+    if (!known) continue;
+    present = true;
+    error = parse_into(h.value, data);
+  }
+  if (!present) return std::nullopt;
+  if (!error.empty()) {
+    malformed_.inc();
+    LOG_DEBUG(kLog, "a CMCD report could not be read: ", error);
+    return std::nullopt;
+  }
+  read_.inc();
+  if (data.buffer_length_ms) buffer_length_.observe(static_cast<double>(*data.buffer_length_ms) / 1000.0);
+  if (data.bitrate_kbps) bitrate_.observe(static_cast<double>(*data.bitrate_kbps) * 1000.0 / 8.0);
+  PlaybackQuality::Place place{std::string(channel), std::string(node)};
+  if (place.channel.empty()) place.channel = data.content_id.empty() ? "unknown" : plain_label_value(data.content_id);
+  PlaybackQuality::Recorded recorded;
+  {
+    std::lock_guard lock(mutex_);
+    recorded = quality_.record(clock_.now(), place, data);
+  }
+  if (recorded.stall) count_stall(place);
+  return data;
+}
+
+void QualityMeter::count_stall(const PlaybackQuality::Place& where) {
+  std::lock_guard lock(stall_mutex_);
+  auto it = stall_counters_.find(where);
+  if (it == stall_counters_.end()) {
+    const bool full = stall_counters_.size() >= quality_.limits().max_places;
+    const PlaybackQuality::Place place =
+        full ? PlaybackQuality::Place{std::string(PlaybackQuality::kOtherPlace),
+                                      std::string(PlaybackQuality::kOtherPlace)}
+             : where;
+    it = stall_counters_.find(place);
+    if (it == stall_counters_.end()) {
+      common::Counter& counter = metrics_.counter(
+          "playback_stalls_total", "Buffer starvations the players reported (CMCD bs), by channel and node",
+          "channel=\"" + json_escaped_label(place.channel) + "\",node=\"" + json_escaped_label(place.node) + "\"");
+      it = stall_counters_.emplace(place, &counter).first;
+    }
+  }
+  it->second->inc();
+}
+
+std::string QualityMeter::json() {
+  PlaybackQuality::Summary s;
+  int64_t healthy_ms = 0;
+  {
+    std::lock_guard lock(mutex_);
+    s = quality_.summary(clock_.now());
+    healthy_ms = quality_.limits().healthy_buffer_ms;
+  }
+  std::string out = "{\"sessions\":" + std::to_string(s.sessions) +
+                    ",\"sessions_with_buffer\":" + std::to_string(s.sessions_with_buffer) +
+                    ",\"healthy_buffer\":" + std::to_string(s.healthy_buffer) +
+                    ",\"healthy_buffer_ms\":" + std::to_string(healthy_ms) +
+                    ",\"stalls_total\":" + std::to_string(s.stalls_total) + ",\"bitrate_mix\":{";
+  bool first = true;
+  for (const auto& [kbps, sessions] : s.bitrate_mix) {
+    if (!first) out += ",";
+    first = false;
+    out += "\"" + std::to_string(kbps) + "\":" + std::to_string(sessions);
+  }
+  out += "}}";
+  return out;
+}
+
+}  // namespace cmcd

@@ -1,0 +1,72 @@
+// A server's view of its players' playback (CMCD, cmcd.h): reads each request's report from
+// the `CMCD=` query argument (taken out of the target by the caller, who must keep it out of
+// signatures and cache keys) and the four CMCD headers, adds it to a PlaybackQuality, and
+// exposes the result as Prometheus families and as JSON for /health and the dashboard:
+//   cmcd_reports_total{result="read"|"malformed"}
+//   playback_stalls_total{channel,node}            reports of a buffer starvation (bs)
+//   playback_buffer_length_seconds                 histogram of reported buffer lengths (bl)
+//   playback_bitrate_bytes_per_second               histogram of media objects' bitrates (br)
+//   playback_sessions_reporting                    sessions heard within the idle time
+//   playback_sessions_healthy_buffer               of those, buffer at or above the bar
+// Any thread: one lock around the PlaybackQuality; the stall counters have their own, taken
+// without the first, so a scrape (registry lock, then the quality lock) never waits in a cycle.
+#pragma once
+
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "cmcd/playback_quality.h"
+#include "common/clock.h"
+
+namespace common {
+class Counter;
+class Histogram;
+class HttpExchange;
+class MetricsRegistry;
+}  // namespace common
+
+namespace cmcd {
+
+class QualityMeter {
+ public:
+  QualityMeter(common::MetricsRegistry& metrics, const common::Clock& clock, PlaybackQuality::Limits limits);
+  QualityMeter(const QualityMeter&) = delete;
+  QualityMeter& operator=(const QualityMeter&) = delete;
+
+  // Reads the request's CMCD (`raw_query_value`: the CMCD argument's value still percent-encoded,
+  // or nullopt) and records it at (`channel`, `node`); an empty `channel` is the report's content id
+  // (cid, kept only when plain_label_value() keeps it). A request without CMCD costs one pass
+  // over its headers.
+  // Returns the report when one was read (a caller may act on it: a node prefetches `nor`).
+  std::optional<Data> observe(const common::HttpExchange& ex, const std::optional<std::string>& raw_query_value,
+                              std::string_view channel, std::string_view node);
+
+  // {"sessions":N,"sessions_with_buffer":N,"healthy_buffer":N,"healthy_buffer_ms":4000,
+  //  "stalls_total":N,"bitrate_mix":{"3200":N,...}}
+  std::string json();
+
+ private:
+  void count_stall(const PlaybackQuality::Place& where);
+
+  common::MetricsRegistry& metrics_;
+  const common::Clock& clock_;
+  common::Counter& read_;
+  common::Counter& malformed_;
+  common::Histogram& buffer_length_;
+  common::Histogram& bitrate_;
+
+  std::mutex mutex_;
+  PlaybackQuality quality_;  // guarded by mutex_
+
+  std::mutex stall_mutex_;
+  std::map<PlaybackQuality::Place, common::Counter*> stall_counters_;  // guarded by stall_mutex_
+};
+
+// A label value a player chose (its content id): kept when it is a plain id (letters, digits,
+// '-', '_', '.', at most 64), else "other", so a player cannot grow the label set with odd text.
+std::string plain_label_value(std::string_view text);
+
+}  // namespace cmcd

@@ -1,0 +1,77 @@
+// Property over the shared HLS corpus: every multivariant playlist the balancer
+// serves with content steering passes the players' rules (support/steering_rules.h:
+// Media3's pathway, group id and variant set checks, PATHWAY-ID on every variant, an
+// absolute SERVER-URI) and still parses, with each pathway's copy of every variant.
+#include <doctest/doctest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <string>
+
+#include "balancer/playlist_mapper.h"
+#include "hls/playlist.h"
+#include "hls/steering.h"
+#include "support/steering_rules.h"
+
+namespace balancer {
+namespace {
+
+TEST_CASE("every corpus master steered for three pathways passes Media3's rules") {
+  std::filesystem::path dir = std::filesystem::path(BALANCER_SHARED_DIR) / "hls-corpus";
+  if (!std::filesystem::exists(dir)) {
+    MESSAGE("no corpus at " << dir.string() << "; skipped");
+    return;
+  }
+  const std::string origin = "http://origin.test/files";
+  size_t masters = 0, steered = 0, steered_by_origin = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    if (entry.path().extension() != ".m3u8") continue;
+    std::ifstream in(entry.path(), std::ios::binary);
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    auto parsed = hls::parse_playlist(text, origin + "/live/" + entry.path().stem().string() + "/index.m3u8");
+    if (!parsed.ok() || parsed->kind != hls::PlaylistKind::master) continue;
+    ++masters;
+    INFO(entry.path().filename().string());
+    RewritePlan plan = plan_rewrite(parsed->tmpl, origin);
+    REQUIRE(plan.chunk_slots == 0);
+    std::vector<std::string> texts;
+    for (const char* query : {"cache=venue-a&viewer=v1", "cache=venue-a&viewer=v1&pathway=venue-b",
+                              "cache=venue-a&viewer=v1&pathway=origin"}) {
+      ViewerLinks links;
+      links.channel = "demo";
+      links.viewer_query = query;
+      texts.push_back(render_for_viewer(parsed->tmpl, plan, links));
+    }
+    auto out = hls::steered_master({{"venue-a", texts[0]}, {"venue-b", texts[1]}, {"origin", texts[2]}},
+                                   "https://balancer.test/steering/demo?cache=venue-a&viewer=v1", "venue-a");
+    if (!out) {
+      // Only a master the origin steers itself, or one without variants, is left as it is.
+      const bool by_origin = text.find("#EXT-X-CONTENT-STEERING") != std::string::npos ||
+                             text.find("PATHWAY-ID=") != std::string::npos;
+      bool variants = false;
+      for (const auto& v : parsed->master.variants) variants = variants || v.kind == hls::Variant::Kind::stream;
+      CHECK((by_origin || !variants));
+      steered_by_origin += by_origin;
+      continue;
+    }
+    ++steered;
+    CHECK(test_support::steering_rules_problem(*out) == "");
+    hls::ParseOptions options;
+    options.imported_variables = parsed->variables;
+    auto again = hls::parse_playlist(*out, "https://balancer.test/hls/demo/live/x/index.m3u8", options);
+    REQUIRE_MESSAGE(again.ok(), (again.ok() ? "" : again.error().message));
+    auto streams = [](const hls::Playlist& playlist) {
+      size_t n = 0;
+      for (const auto& v : playlist.master.variants) n += v.kind == hls::Variant::Kind::stream;
+      return n;
+    };
+    CHECK(streams(*again) == 3 * streams(*parsed));
+  }
+  MESSAGE(steered << " of " << masters << " corpus masters steered, " << steered_by_origin
+                  << " steered by their origin");
+  CHECK(steered > 10);
+}
+
+}  // namespace
+}  // namespace balancer

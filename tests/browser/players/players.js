@@ -1,0 +1,100 @@
+// Plays ?src= with ?player=hlsjs|shaka|videojs and records, for the browser tests:
+// stalls (a `waiting` event after playback began, not during a seek, and how long until
+// `playing`), fatal
+// errors (the player gave up), the other errors it reported, and the current time.
+// Where chunks came from is read by the test from the network, the same for every player.
+'use strict';
+(function () {
+  const params = new URLSearchParams(location.search);
+  const video = document.getElementById('video');
+  const state = {
+    player: params.get('player'),
+    version: null,
+    phase: 'loading',
+    began: false,
+    stalls: 0,
+    stallSeconds: 0,
+    stallLog: [],
+    fatalErrors: 0,
+    errors: [],
+  };
+  window.playerState = state;
+  window.playerVideo = video;  // video.js moves it into a wrapper and renames it
+  let stallStarted = null;
+  const now = () => performance.now() / 1000;
+  video.muted = true;
+  video.addEventListener('playing', () => {
+    state.phase = 'playing';
+    state.began = true;
+    if (stallStarted !== null) state.stallSeconds += now() - stallStarted;
+    stallStarted = null;
+  });
+  video.addEventListener('waiting', () => {
+    // A wait during a seek (a player moving to the live edge at start) is not a stall.
+    if (!state.began || stallStarted !== null || video.seeking) return;
+    state.stalls += 1;
+    stallStarted = now();
+    const b = video.buffered;
+    state.stallLog.push({ at: Date.now(), currentTime: +video.currentTime.toFixed(2),
+      bufferedEnd: b.length ? +b.end(b.length - 1).toFixed(2) : null });
+  });
+  const error = (fatal, detail) => {
+    if (fatal) state.fatalErrors += 1;
+    state.errors.push(Object.assign({ fatal, at: Date.now() }, detail));
+    if (state.errors.length > 200) state.errors.shift();
+    if (fatal) state.phase = 'error';
+  };
+  const play = () => video.play().catch(() => {});
+  const src = params.get('src');
+
+  const players = {
+    hlsjs() {
+      state.version = Hls.version;
+      const hls = new Hls();
+      hls.on(Hls.Events.ERROR, (event, data) => error(data.fatal, {
+        type: data.type, details: data.details, status: data.response ? data.response.code : undefined,
+        url: data.url || (data.frag && data.frag.url) || (data.context && data.context.url) }));
+      hls.on(Hls.Events.MANIFEST_PARSED, play);
+      hls.loadSource(src);
+      hls.attachMedia(video);
+    },
+    async shaka() {
+      state.version = shaka.Player.version;
+      shaka.polyfill.installAll();
+      const player = new shaka.Player();
+      await player.attach(video);
+      // Severity 2 (CRITICAL) stops playback; 1 (RECOVERABLE) is retried or worked around. A
+      // live stream's network error is announced CRITICAL and then made RECOVERABLE by the
+      // default streaming.failureCallback, which retries: read the severity once that ran.
+      player.addEventListener('error', (event) => setTimeout(() => {
+        const e = event.detail;
+        error(e.severity === 2, { severity: e.severity, code: e.code, category: e.category,
+          url: e.data && typeof e.data[0] === 'string' ? e.data[0].replace(/\?.*/, '') + '?' + (e.data[0].match(/pathway=[^&]*/) || [''])[0] : undefined,
+          status: e.data && typeof e.data[1] === 'number' ? e.data[1] : undefined });
+      }, 0));
+      try {
+        await player.load(src);
+        play();
+      } catch (e) {
+        error(true, { code: e.code, category: e.category, message: String(e.message || e) });
+      }
+    },
+    videojs() {
+      state.version = videojs.VERSION;
+      const warnings = [];
+      videojs.log.history.disable();
+      const warn = videojs.log.warn;
+      videojs.log.warn = (...args) => { warnings.push(args.join(' ')); error(false, { warning: args.join(' ').replace(/ticket=[^&\s]*&?/g, '').slice(0, 600) }); warn(...args); };
+      const player = videojs(video, { autoplay: 'muted', muted: true, html5: { vhs: { overrideNative: true } } });
+      player.on('error', () => { const e = player.error(); error(true, { code: e && e.code, message: e && e.message }); });
+      player.src({ src, type: 'application/x-mpegURL' });
+      player.ready(play);
+    },
+  };
+  const start = players[state.player];
+  if (!start) {
+    error(true, { message: 'unknown player ' + state.player });
+    return;
+  }
+  Promise.resolve().then(start).catch((e) => error(true, { message: String(e && e.message || e) }));
+})();

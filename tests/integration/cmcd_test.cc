@@ -1,0 +1,165 @@
+// CMCD (CTA-5004) on the real servers: a player's report as the `CMCD=` query argument (hls.js,
+// Shaka Player) or as the four CMCD headers (Media3, hls.js with useHeaders) changes neither a
+// chunk's signature, nor its cache key, nor the source playlist the balancer fetches; both
+// servers read it and expose the playback it describes (stalls by channel and node, sessions,
+// buffer health) in /metrics and as JSON (the node's /health, the balancer's /admin/status); a
+// malformed report is counted and the request served as if it had none.
+#include <doctest/doctest.h>
+
+#include <string>
+
+#include "balancer/balancer_fixture.h"
+#include "integration/cache_node_fixture.h"
+
+using namespace balancer::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+// encodeURIComponent of a CMCD payload, as hls.js writes the query argument.
+std::string query_encoded(const std::string& payload) {
+  static const char* hex = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : payload) {
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_' ||
+        c == '.' || c == '~') {
+      out.push_back(static_cast<char>(c));
+    } else {
+      out.push_back('%');
+      out.push_back(hex[c >> 4]);
+      out.push_back(hex[c & 15]);
+    }
+  }
+  return out;
+}
+
+std::string with_cmcd(const std::string& url, const std::string& payload) {
+  return url + (url.find('?') == std::string::npos ? "?" : "&") + "CMCD=" + query_encoded(payload);
+}
+
+std::string object_of(const std::string& json, const std::string& key) {
+  const size_t at = json.find("\"" + key + "\":{");
+  if (at == std::string::npos) return "";
+  const size_t end = json.find('}', at);
+  return json.substr(at, end - at + 1);
+}
+
+}  // namespace
+
+TEST_CASE("cache node: CMCD as query or headers; the signature and the cache key ignore it; playback counted") {
+  TempDir dir;
+  TestOrigin origin;
+  CacheNodeProcess node(dir.file("data"), origin.base_url(), {"node_id=venue-a"});
+  const std::string path = "/o/demo/gen/16K/cmcd.ts";
+  const std::string signed_url = node.signed_url(path);
+
+  // hls.js 1.7 (CMCD v2, query mode) on the signed link: the signature still holds.
+  auto first = http_get(with_cmcd(
+      signed_url, R"(bl=(21300),br=(3200),bs,cid="demo",mtp=(25400),nor=("n.ts"),ot=v,sid="s-1",sta=p,v=2)"));
+  INFO(first.status, " ", first.body.substr(0, 200));
+  REQUIRE(first.status == 200);
+  CHECK(first.header("X-Cache") == "MISS");
+  // Another report on the same link: the same chunk, from the cache.
+  auto second = http_get(with_cmcd(signed_url, R"(bl=21000,br=3200,cid="demo",sid="s-1")"));
+  CHECK(second.status == 200);
+  CHECK(second.header("X-Cache") == "HIT");
+  CHECK(second.body == first.body);
+  CHECK(origin.count("/gen/16K/cmcd.ts") == 1);
+
+  // Media3 (CMCD v1 headers), a stall and a short buffer; no cid.
+  auto headers = http_get(signed_url, {{"CMCD-Object", "br=840,d=4000,ot=v,tb=3200"},
+                                       {"CMCD-Request", "bl=1500,mtp=9000"},
+                                       {"CMCD-Session", "sf=h,sid=\"s-2\",st=l"},
+                                       {"CMCD-Status", "bs"}});
+  CHECK(headers.status == 200);
+  // A malformed report: counted, and the chunk served all the same.
+  auto malformed = http_get(with_cmcd(signed_url, "bl=(1 2,sid=\"open"));
+  CHECK(malformed.status == 200);
+  // A tampered link with a report is still refused: only the CMCD argument is set aside.
+  CHECK(http_get(with_cmcd(signed_url + "x", "bl=1")).status == 403);
+
+  const std::string metrics = http_get(node.url("/metrics")).body;
+  CHECK(metric_value(metrics, "cmcd_reports_total{result=\"read\"}") == 3);
+  CHECK(metric_value(metrics, "cmcd_reports_total{result=\"malformed\"}") == 1);
+  CHECK(metric_value(metrics, "playback_stalls_total{channel=\"demo\",node=\"venue-a\"}") == 1);
+  CHECK(metric_value(metrics, "playback_stalls_total{channel=\"unknown\",node=\"venue-a\"}") == 1);
+  CHECK(metric_value(metrics, "playback_sessions_reporting") == 2);
+  CHECK(metric_value(metrics, "playback_sessions_healthy_buffer") == 1);  // s-1 at 21 s, s-2 at 1.5 s
+  CHECK(metric_value(metrics, "playback_buffer_length_seconds_count") == 3);
+  CHECK(metric_value(metrics, "playback_bitrate_bytes_per_second_count") == 3);
+
+  const std::string playback = object_of(node.health(), "playback");
+  INFO(playback);
+  CHECK(json_integer(playback, "sessions") == 2);
+  CHECK(json_integer(playback, "healthy_buffer") == 1);
+  CHECK(json_integer(playback, "stalls_total") == 2);
+  CHECK(playback.find("\"bitrate_mix\":{\"840\":1,\"3200\":1}") != std::string::npos);
+}
+
+TEST_CASE("cache node: a viewer's CMCD next object (nor) is fetched before it asks, once, if its link is signed") {
+  TempDir dir;
+  TestOrigin origin;
+  CacheNodeProcess node(dir.file("data"), origin.base_url(), {"node_id=venue-a"});
+  const std::string base = node.url("");
+  auto relative_to_dir = [&](const std::string& signed_url) {  // as hls.js writes nor
+    return signed_url.substr(signed_url.rfind('/') + 1);
+  };
+  const std::string next = relative_to_dir(node.signed_url("/o/demo/gen/16K/live/s2.ts"));
+  auto first = http_get(with_cmcd(node.signed_url("/o/demo/gen/16K/live/s1.ts"),
+                                  "bl=4000,nor=\"" + next + "\",sid=\"n-1\""));
+  REQUIRE(first.status == 200);
+  CHECK(wait_until([&] { return origin.count("/gen/16K/live/s2.ts") == 1; }, 10s, 10ms));
+  auto second = http_get(node.signed_url("/o/demo/gen/16K/live/s2.ts"));
+  CHECK(second.status == 200);
+  CHECK(second.header("X-Cache") == "HIT");
+  CHECK(origin.count("/gen/16K/live/s2.ts") == 1);
+
+  // Not fetched: a next object whose link is not signed, one that leaves the origin's tree,
+  // one on another host.
+  for (const std::string& nor : {std::string("s3.ts"), std::string("../../../../s4.ts"),
+                                 std::string("http://elsewhere.invalid/o/demo/s5.ts")}) {
+    CHECK(http_get(with_cmcd(node.signed_url("/o/demo/gen/16K/live/s1.ts"), "nor=\"" + nor + "\"")).status == 200);
+  }
+  // The counters move before each reply: one prefetch started, the unsigned link refused.
+  const std::string metrics = http_get(node.url("/metrics")).body;
+  CHECK(metric_value(metrics, "cache_prefetch_next_object_total") == 1);
+  CHECK(metric_value(metrics, "cache_prefetches_total{result=\"invalid\"}") == 1);
+  CHECK(origin.count("/gen/16K/live/s3.ts") == 0);
+  CHECK(origin.count("/gen/16K/s4.ts") == 0);
+}
+
+TEST_CASE("balancer: a playlist request's CMCD is read, never sent to origin, and counted for its channel and cache") {
+  TempDir dir;
+  write_file(dir.file("root/live/index.m3u8"), live_playlist(10, 3));
+  write_file(dir.file("root/health.json"), R"({"status":"ok"})");
+  TestOriginOptions options;
+  options.root = dir.file("root");
+  TestOrigin origin(options);
+  BalancerProcess balancer(
+      dir, origin.url("/files"), channels_json({channel_json("demo", "/live/index.m3u8")}),
+      caches_json({R"({"id":"a","site":"venue","url":"http://127.0.0.1:9","health_url":")" +
+                   origin.url("/files/health.json") + "\"}"}));
+  REQUIRE(balancer.wait_cache_usable("a", true, 10s));
+
+  const std::string target = "/hls/demo/live/index.m3u8?cache=a&viewer=v1";
+  const std::string report1 = R"(bl=8000,bs,ot=m,sid="p-1",su)", report2 = R"(bl=9000,ot=m,sid="p-1")";
+  auto first = balancer.get(with_cmcd(target, report1));
+  INFO(first.status, " ", first.body.substr(0, 300));
+  REQUIRE(first.status == 200);
+  CHECK(first.body.find("CMCD") == std::string::npos);  // not copied into the links
+  auto second = balancer.get(with_cmcd(target, report2));
+  CHECK(second.status == 200);
+  // Origin never saw the argument (it would make each report a source playlist of its own).
+  for (const std::string& report : {report1, report2})
+    CHECK(origin.count("/files/live/index.m3u8?CMCD=" + query_encoded(report)) == 0);
+  CHECK(origin.count("/files/live/index.m3u8") >= 1);
+
+  CHECK(balancer.metric("cmcd_reports_total{result=\"read\"}") == 2);
+  CHECK(balancer.metric("playback_stalls_total{channel=\"demo\",node=\"a\"}") == 1);
+  CHECK(balancer.metric("playback_sessions_reporting") == 1);
+  const std::string status = balancer.get("/admin/status").body;
+  const std::string playback = object_of(status, "playback");
+  INFO(status);
+  CHECK(json_integer(playback, "sessions") == 1);
+  CHECK(json_integer(playback, "stalls_total") == 1);
+}
