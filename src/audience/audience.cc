@@ -78,9 +78,15 @@ common::Result<std::unique_ptr<Audience>> Audience::create(Scenario scenario, Ru
   std::unique_ptr<Audience> a(new Audience(std::move(scenario), std::move(options)));
   common::HttpClientOptions http;
   http.connect_timeout = std::chrono::milliseconds(2000);
-  http.request_timeout = std::chrono::milliseconds(static_cast<int64_t>(a->scenario_.player.request_timeout_s * 1000));
+  http.request_timeout =
+      std::chrono::milliseconds(static_cast<int64_t>(a->scenario_.player.request_timeout_s * 1000));
   http.max_host_connections = a->scenario_.max_host_connections;
   http.user_agent = "audience";
+  // Thousands of transfers a second: libcurl's default-sized buffer, not the servers' 256 KiB.
+  http.receive_buffer_bytes = 16 * 1024;
+  // Every viewer keeps its connections as a player does (playlists to the balancer, segments
+  // to its node): without a cache this large most requests would connect anew.
+  http.max_cached_connections = std::min<long>(4L * a->scenario_.max_host_connections, 65536);
   auto client = common::HttpClient::create(a->loop_.base(), http);
   if (!client) return client.error();
   a->client_ = std::move(client.value());
@@ -90,13 +96,15 @@ common::Result<std::unique_ptr<Audience>> Audience::create(Scenario scenario, Ru
   }
   a->recorder_ = std::make_unique<Recorder>(a->scenario_.duration_s, std::move(windows),
                                             static_cast<uint32_t>(a->scenario_.seed));
-  a->context_ = std::unique_ptr<PlayerContext>(
-      new PlayerContext{a->loop_, *a->client_, a->scenario_, *a->recorder_, [raw = a.get()] { return raw->now(); }});
+  a->context_ = std::unique_ptr<PlayerContext>(new PlayerContext{
+      a->loop_, *a->client_, a->scenario_, *a->recorder_, [raw = a.get()] { return raw->now(); }});
   return a;
 }
 
 Audience::Audience(Scenario scenario, RunOptions options)
-    : scenario_(std::move(scenario)), options_(std::move(options)), random_(static_cast<uint32_t>(scenario_.seed)) {}
+    : scenario_(std::move(scenario)),
+      options_(std::move(options)),
+      random_(static_cast<uint32_t>(scenario_.seed)) {}
 
 Audience::~Audience() {
   for (auto& v : viewers_) v->leave();
@@ -121,7 +129,8 @@ double Audience::now() const {
 }
 
 void Audience::schedule(double at_s, std::function<void()> job) {
-  auto timer = std::make_unique<common::LoopTimer>(loop_, common::LoopTimer::Repeat::once, std::move(job));
+  auto timer =
+      std::make_unique<common::LoopTimer>(loop_, common::LoopTimer::Repeat::once, std::move(job));
   timer->start(std::chrono::microseconds(static_cast<int64_t>(std::max(0.0, at_s - now()) * 1e6)));
   timers_.push_back(std::move(timer));
 }
@@ -131,7 +140,8 @@ int Audience::run() {
   for (const auto& phase : scenario_.phases) {
     schedule(phase.at_s, [this, &phase] { start_phase(phase); });
   }
-  ticker_ = std::make_unique<common::LoopTimer>(loop_, common::LoopTimer::Repeat::every, [this] { tick(); });
+  ticker_ = std::make_unique<common::LoopTimer>(loop_, common::LoopTimer::Repeat::every,
+                                                [this] { tick(); });
   ticker_->start(std::chrono::seconds(1));
   // The run's own health: how late a 100 ms timer fires says whether this loop kept up
   // (a late loop delays every player's requests, and its stalls would be the tool's).
@@ -175,7 +185,8 @@ void Audience::add_signed_in_viewer() {
   viewers_.back()->sign_in_ahead();
 }
 
-std::vector<Viewer*> Audience::pick(double share, const std::function<bool(const Viewer&)>& eligible) {
+std::vector<Viewer*> Audience::pick(double share,
+                                    const std::function<bool(const Viewer&)>& eligible) {
   std::vector<Viewer*> out;
   for (auto& v : viewers_) {
     if (eligible(*v)) out.push_back(v.get());
@@ -188,8 +199,9 @@ std::vector<Viewer*> Audience::pick(double share, const std::function<bool(const
 void Audience::start_phase(const Phase& phase) {
   if (finished_) return;
   if (options_.progress) {
-    std::fprintf(stderr, "audience: %.1f s: %s%s%s\n", now(), std::string(action_name(phase.action)).c_str(),
-                 phase.process.empty() ? "" : " ", phase.process.c_str());
+    std::fprintf(stderr, "audience: %.1f s: %s%s%s\n", now(),
+                 std::string(action_name(phase.action)).c_str(), phase.process.empty() ? "" : " ",
+                 phase.process.c_str());
   }
   switch (phase.action) {
     case Action::arrive: {
@@ -200,20 +212,24 @@ void Audience::start_phase(const Phase& phase) {
         count = static_cast<uint64_t>(std::floor(phase.rate_per_s * over));
       }
       for (uint64_t i = 0; i < count; ++i) {
-        const double at = phase.at_s + (count > 1 ? over * static_cast<double>(i) / static_cast<double>(count) : 0);
+        const double at =
+            phase.at_s +
+            (count > 1 ? over * static_cast<double>(i) / static_cast<double>(count) : 0);
         schedule(at, [this, play = phase.play] { add_viewer(play); });
       }
       break;
     }
     case Action::sign_in:
       for (uint64_t i = 0; i < phase.viewers; ++i) {
-        const double at = phase.at_s + phase.over_s * static_cast<double>(i) / static_cast<double>(phase.viewers);
+        const double at =
+            phase.at_s + phase.over_s * static_cast<double>(i) / static_cast<double>(phase.viewers);
         schedule(at, [this] { add_signed_in_viewer(); });
       }
       break;
     case Action::kickoff: {
       auto chosen = pick(1.0, [](const Viewer& v) {
-        return v.has_arrived() && !v.play_pressed() && v.phase() != Viewer::Phase::left && v.phase() != Viewer::Phase::failed;
+        return v.has_arrived() && !v.play_pressed() && v.phase() != Viewer::Phase::left &&
+               v.phase() != Viewer::Phase::failed;
       });
       if (phase.viewers && chosen.size() > phase.viewers) chosen.resize(phase.viewers);
       std::uniform_real_distribution<double> within(0, phase.over_s);
@@ -221,15 +237,21 @@ void Audience::start_phase(const Phase& phase) {
       break;
     }
     case Action::walk_out:
-      for (Viewer* v : pick(phase.share, [](const Viewer& v) { return v.phase() == Viewer::Phase::playing && !v.walked_out(); }))
+      for (Viewer* v : pick(phase.share, [](const Viewer& v) {
+             return v.phase() == Viewer::Phase::playing && !v.walked_out();
+           }))
         v->walk_out(phase.cache);
       break;
     case Action::walk_in:
-      for (Viewer* v : pick(phase.share, [](const Viewer& v) { return v.walked_out() && v.phase() == Viewer::Phase::playing; }))
+      for (Viewer* v : pick(phase.share, [](const Viewer& v) {
+             return v.walked_out() && v.phase() == Viewer::Phase::playing;
+           }))
         v->walk_in();
       break;
     case Action::leave:
-      for (Viewer* v : pick(phase.share, [](const Viewer& v) { return v.phase() == Viewer::Phase::playing; })) v->leave();
+      for (Viewer* v :
+           pick(phase.share, [](const Viewer& v) { return v.phase() == Viewer::Phase::playing; }))
+        v->leave();
       break;
     case Action::kill:
       if (pid_t pid = process_pid(phase.process); pid > 0) ::kill(pid, SIGKILL);
@@ -255,13 +277,14 @@ void Audience::start_phase(const Phase& phase) {
       common::FetchRequest r;
       r.url = scenario_.balancer + "/access_queue_switch?state=" + (phase.on ? "on" : "off");
       if (!scenario_.operator_key.empty()) r.headers = {{"X-Operator-Key", scenario_.operator_key}};
-      client_->fetch(std::move(r), {nullptr, nullptr, [this, on = phase.on](const common::FetchResult& result) {
-                                      if (!result.ok || result.status != 200) {
-                                        std::fprintf(stderr, "audience: overload switch %s answered %d %s\n", on ? "on" : "off",
-                                                     result.status, result.error.c_str());
-                                        recorder_->fatal("overload_switch_failed");
-                                      }
-                                    }});
+      client_->fetch(std::move(r),
+                     {nullptr, nullptr, [this, on = phase.on](const common::FetchResult& result) {
+                        if (!result.ok || result.status != 200) {
+                          std::fprintf(stderr, "audience: overload switch %s answered %d %s\n",
+                                       on ? "on" : "off", result.status, result.error.c_str());
+                          recorder_->fatal("overload_switch_failed");
+                        }
+                      }});
       break;
     }
     case Action::run:
@@ -308,10 +331,14 @@ pid_t Audience::spawn(const std::vector<std::string>& argv) {
 void Audience::run_command(const std::vector<std::string>& argv, std::function<void(int)> done) {
   const pid_t pid = spawn(argv);
   if (pid <= 0) return;
-  // Polled, so the loop never blocks on a child; bounded at a minute.
+  // Polled, so the loop never blocks on a child; bounded at a minute. The timer stays in
+  // timers_ (one per command phase) until the run ends.
   auto polls = std::make_shared<int>(0);
-  auto timer = std::make_shared<std::unique_ptr<common::LoopTimer>>();
-  *timer = std::make_unique<common::LoopTimer>(loop_, common::LoopTimer::Repeat::every, [this, pid, polls, timer, done] {
+  auto poll = std::make_shared<std::function<void()>>();
+  timers_.push_back(std::make_unique<common::LoopTimer>(loop_, common::LoopTimer::Repeat::every,
+                                                        [poll] { (*poll)(); }));
+  common::LoopTimer* timer = timers_.back().get();
+  *poll = [this, pid, polls, timer, done] {
     int status = 0;
     const pid_t r = waitpid(pid, &status, WNOHANG);
     if (r == 0 && ++*polls < 600) return;
@@ -322,11 +349,10 @@ void Audience::run_command(const std::vector<std::string>& argv, std::function<v
       recorder_->fatal("command_failed");
     }
     spawned_.erase(std::remove(spawned_.begin(), spawned_.end(), pid), spawned_.end());
+    timer->cancel();
     done(code);
-    (*timer)->cancel();
-    loop_.post([timer] { timer->reset(); });
-  });
-  (*timer)->start(std::chrono::milliseconds(100));
+  };
+  timer->start(std::chrono::milliseconds(100));
 }
 
 void Audience::sample_processes() {
@@ -334,7 +360,8 @@ void Audience::sample_processes() {
   std::vector<std::pair<std::string, pid_t>> watched = {{"audience", getpid()}};
   for (const auto& p : scenario_.processes) watched.emplace_back(p.name, process_pid(p.name));
   for (const auto& [name, pid] : watched) {
-    if (pid > 0 && std::find(spawned_.begin(), spawned_.end(), pid) != spawned_.end()) waitpid(pid, nullptr, WNOHANG);
+    if (pid > 0 && std::find(spawned_.begin(), spawned_.end(), pid) != spawned_.end())
+      waitpid(pid, nullptr, WNOHANG);
     ProcReading r = pid > 0 ? read_proc(pid) : ProcReading{};
     ProcessSample sample;
     sample.at_s = t;
@@ -359,10 +386,12 @@ void Audience::scrape_metrics() {
                                   [body](std::string_view data) {
                                     if (body->size() < 8 * 1024 * 1024) body->append(data);
                                   },
-                                  [this, body, name = source.name, metric = source.origin_fetches](const common::FetchResult& result) {
+                                  [this, body, name = source.name, metric = source.origin_fetches](
+                                      const common::FetchResult& result) {
                                     --scrapes_in_flight_;
                                     if (!result.ok || result.status != 200) return;
-                                    if (auto sum = metric_sum(*body, metric)) recorder_->origin_fetches(name, *sum);
+                                    if (auto sum = metric_sum(*body, metric))
+                                      recorder_->origin_fetches(name, *sum);
                                   }});
   }
 }
@@ -381,9 +410,13 @@ void Audience::tick() {
   sample_processes();
   if (static_cast<int64_t>(t) % 2 == 0) scrape_metrics();
   if (options_.progress) {
-    std::fprintf(stderr, "audience: %5.0f s  viewers %llu  playing %llu  queued %llu  stalled %llu  stalls %llu  failed requests %llu  in flight %zu\n",
-                 t, static_cast<unsigned long long>(arrived_), static_cast<unsigned long long>(playing), static_cast<unsigned long long>(queued),
-                 static_cast<unsigned long long>(stalled), static_cast<unsigned long long>(recorder_->stalls_so_far()),
+    std::fprintf(stderr,
+                 "audience: %5.0f s  viewers %llu  playing %llu  queued %llu  stalled %llu  stalls "
+                 "%llu  failed requests %llu  in flight %zu\n",
+                 t, static_cast<unsigned long long>(arrived_),
+                 static_cast<unsigned long long>(playing), static_cast<unsigned long long>(queued),
+                 static_cast<unsigned long long>(stalled),
+                 static_cast<unsigned long long>(recorder_->stalls_so_far()),
                  static_cast<unsigned long long>(recorder_->errors()), client_->active());
   }
 }
@@ -401,23 +434,25 @@ void Audience::finish() {
   scrape_metrics();
   // The last scrape is waited for, briefly (a killed node never answers).
   auto waited = std::make_shared<int>(0);
-  ticker_ = std::make_unique<common::LoopTimer>(loop_, common::LoopTimer::Repeat::every, [this, waited, t] {
-    if (scrapes_in_flight_ > 0 && ++*waited < 30) return;
-    ticker_->cancel();
-    const std::string json = recorder_->json(scenario_.name, t);
-    if (options_.json_path.empty()) {
-      std::fwrite(json.data(), 1, json.size(), stdout);
-      std::fflush(stdout);
-    } else if (!write_text(options_.json_path, json)) {
-      std::fprintf(stderr, "audience: cannot write %s\n", options_.json_path.c_str());
-      exit_status_ = 1;
-    }
-    if (!options_.html_path.empty() && !write_text(options_.html_path, recorder_->html(scenario_.name, t))) {
-      std::fprintf(stderr, "audience: cannot write %s\n", options_.html_path.c_str());
-      exit_status_ = 1;
-    }
-    loop_.stop();
-  });
+  ticker_ = std::make_unique<common::LoopTimer>(
+      loop_, common::LoopTimer::Repeat::every, [this, waited, t] {
+        if (scrapes_in_flight_ > 0 && ++*waited < 30) return;
+        ticker_->cancel();
+        const std::string json = recorder_->json(scenario_.name, t);
+        if (options_.json_path.empty()) {
+          std::fwrite(json.data(), 1, json.size(), stdout);
+          std::fflush(stdout);
+        } else if (!write_text(options_.json_path, json)) {
+          std::fprintf(stderr, "audience: cannot write %s\n", options_.json_path.c_str());
+          exit_status_ = 1;
+        }
+        if (!options_.html_path.empty() &&
+            !write_text(options_.html_path, recorder_->html(scenario_.name, t))) {
+          std::fprintf(stderr, "audience: cannot write %s\n", options_.html_path.c_str());
+          exit_status_ = 1;
+        }
+        loop_.stop();
+      });
   ticker_->start(std::chrono::milliseconds(100));
 }
 

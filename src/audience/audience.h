@@ -24,9 +24,9 @@
 namespace audience {
 
 struct RunOptions {
-  std::string json_path;   // "" = stdout
-  std::string html_path;   // "" = none
-  bool progress = true;    // a line a second on stderr
+  std::string json_path;  // "" = stdout
+  std::string html_path;  // "" = none
+  bool progress = true;   // a line a second on stderr
 };
 
 class Audience {

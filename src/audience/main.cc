@@ -3,6 +3,7 @@
 // (docs/operations.md § Rehearsing a venue). Wiring only.
 #include <curl/curl.h>
 #include <signal.h>
+#include <sys/resource.h>
 
 #include <cstdio>
 #include <cstring>
@@ -16,7 +17,8 @@ namespace {
 
 void usage() {
   std::fprintf(stderr,
-               "usage: audience SCENARIO.json [--json FILE] [--html FILE] [--set key=value]... [--quiet] [--check]\n"
+               "usage: audience SCENARIO.json [--json FILE] [--html FILE] [--set key=value]... "
+               "[--quiet] [--check]\n"
                "  --json FILE   the result as JSON (default: stdout)\n"
                "  --html FILE   a self-contained HTML report\n"
                "  --set k=v     overrides a scenario key (dotted path), as the servers' --set\n"
@@ -62,11 +64,19 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (check) {
-    std::fprintf(stderr, "audience: %s is valid (%llu viewers planned over %.0f s)\n", scenario_path.c_str(),
-                 static_cast<unsigned long long>(scenario->planned_viewers()), scenario->duration_s);
+    std::fprintf(
+        stderr, "audience: %s is valid (%llu viewers planned over %.0f s)\n", scenario_path.c_str(),
+        static_cast<unsigned long long>(scenario->planned_viewers()), scenario->duration_s);
     return 0;
   }
   signal(SIGPIPE, SIG_IGN);
+  // Thousands of players keep thousands of connections: the soft descriptor limit goes up
+  // to the hard one.
+  rlimit files{};
+  if (getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
+    files.rlim_cur = files.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &files);
+  }
   curl_global_init(CURL_GLOBAL_DEFAULT);
   auto run = audience::Audience::create(std::move(scenario.value()), options);
   if (!run) {

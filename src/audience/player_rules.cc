@@ -29,9 +29,12 @@ std::optional<VariantPolicy> parse_variant_policy(std::string_view text) {
 
 std::string_view variant_policy_name(VariantPolicy policy) {
   switch (policy) {
-    case VariantPolicy::top: return "top";
-    case VariantPolicy::bottom: return "bottom";
-    case VariantPolicy::abr: return "abr";
+    case VariantPolicy::top:
+      return "top";
+    case VariantPolicy::bottom:
+      return "bottom";
+    case VariantPolicy::abr:
+      return "abr";
   }
   return "abr";
 }
@@ -39,14 +42,17 @@ std::string_view variant_policy_name(VariantPolicy policy) {
 size_t choose_variant(VariantPolicy policy, const std::vector<uint64_t>& bandwidths,
                       std::optional<double> estimate_bps, double safety) {
   assert(!bandwidths.empty());
-  const auto lowest = static_cast<size_t>(std::min_element(bandwidths.begin(), bandwidths.end()) - bandwidths.begin());
-  const auto highest = static_cast<size_t>(std::max_element(bandwidths.begin(), bandwidths.end()) - bandwidths.begin());
+  const auto lowest = static_cast<size_t>(std::min_element(bandwidths.begin(), bandwidths.end()) -
+                                          bandwidths.begin());
+  const auto highest = static_cast<size_t>(std::max_element(bandwidths.begin(), bandwidths.end()) -
+                                           bandwidths.begin());
   if (policy == VariantPolicy::top) return highest;
   if (policy == VariantPolicy::bottom || !estimate_bps) return lowest;
   const double affordable = *estimate_bps * safety;
   size_t best = lowest;
   for (size_t i = 0; i < bandwidths.size(); ++i) {
-    if (static_cast<double>(bandwidths[i]) <= affordable && bandwidths[i] > bandwidths[best]) best = i;
+    if (static_cast<double>(bandwidths[i]) <= affordable && bandwidths[i] > bandwidths[best])
+      best = i;
   }
   return best;
 }
@@ -86,7 +92,8 @@ namespace audience {
 
 std::string with_query_param(std::string_view url, std::string_view name, std::string_view value) {
   const size_t hash = url.find('#');
-  const std::string_view fragment = hash == std::string_view::npos ? std::string_view{} : url.substr(hash);
+  const std::string_view fragment =
+      hash == std::string_view::npos ? std::string_view{} : url.substr(hash);
   std::string base(url.substr(0, hash));
   const size_t query = base.find('?');
   if (query != std::string::npos) {
@@ -131,7 +138,9 @@ std::optional<std::string> tag_attribute(std::string_view line, std::string_view
       value_end = line.find(',', close);
     } else {
       value_end = line.find(',', eq + 1);
-      value = std::string(line.substr(eq + 1, value_end == std::string_view::npos ? std::string_view::npos : value_end - eq - 1));
+      value = std::string(line.substr(eq + 1, value_end == std::string_view::npos
+                                                  ? std::string_view::npos
+                                                  : value_end - eq - 1));
     }
     if (key == name) return value;
     if (value_end == std::string_view::npos) return std::nullopt;

@@ -11,8 +11,8 @@ namespace audience {
 
 namespace {
 
-constexpr std::string_view kKindNames[kRequestKinds] = {"login", "refresh", "channels", "access", "master",
-                                                        "media", "steering", "segment", "key"};
+constexpr std::string_view kKindNames[kRequestKinds] = {
+    "login", "refresh", "channels", "access", "master", "media", "steering", "segment", "key"};
 
 std::string number(double v) {
   if (!std::isfinite(v)) return "null";
@@ -27,7 +27,9 @@ std::string fixed(double v, int digits) {
   return buf;
 }
 
-std::string opt(std::optional<double> v) { return v ? number(*v) : "null"; }
+std::string opt(std::optional<double> v) {
+  return v ? number(*v) : "null";
+}
 
 std::string summary_json(const std::vector<double>& values) {
   std::string out = "{\"count\":" + std::to_string(values.size());
@@ -42,11 +44,20 @@ std::string html_escape(std::string_view text) {
   std::string out;
   for (char c : text) {
     switch (c) {
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '&': out += "&amp;"; break;
-      case '"': out += "&quot;"; break;
-      default: out += c;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '&':
+        out += "&amp;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      default:
+        out += c;
     }
   }
   return out;
@@ -61,8 +72,8 @@ struct Series {
 constexpr const char* kColors[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd",
                                    "#8c564b", "#e377c2", "#7f7f7f", "#17becf"};
 
-std::string svg_chart(const std::string& title, const std::string& x_label, const std::string& y_label,
-                      const std::vector<Series>& series) {
+std::string svg_chart(const std::string& title, const std::string& x_label,
+                      const std::string& y_label, const std::vector<Series>& series) {
   double x_max = 1e-9, y_max = 1e-9;
   for (const auto& s : series) {
     for (const auto& [x, y] : s.points) {
@@ -71,26 +82,36 @@ std::string svg_chart(const std::string& title, const std::string& x_label, cons
     }
   }
   const double w = 640, h = 220, left = 60, bottom = 30, top = 10, right = 150;
-  std::string out = "<figure><figcaption>" + html_escape(title) + "</figcaption><svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" + fixed(w + right, 0) + "\" height=\"" +
-         fixed(h + bottom + top, 0) + "\" font-family=\"sans-serif\" font-size=\"11\">";
-  out += "<rect x=\"" + fixed(left, 0) + "\" y=\"" + fixed(top, 0) + "\" width=\"" + fixed(w - left, 0) +
-         "\" height=\"" + fixed(h - top, 0) + "\" fill=\"none\" stroke=\"#999\"/>";
-  out += "<text x=\"" + fixed(left - 4, 0) + "\" y=\"" + fixed(top + 10, 0) + "\" text-anchor=\"end\">" + number(y_max) + "</text>";
-  out += "<text x=\"" + fixed(left - 4, 0) + "\" y=\"" + fixed(h, 0) + "\" text-anchor=\"end\">0</text>";
-  out += "<text x=\"" + fixed(w, 0) + "\" y=\"" + fixed(h + 15, 0) + "\" text-anchor=\"end\">" + number(x_max) + "</text>";
-  out += "<text x=\"" + fixed((left + w) / 2, 0) + "\" y=\"" + fixed(h + 27, 0) + "\" text-anchor=\"middle\">" + x_label + "</text>";
-  out += "<text x=\"12\" y=\"" + fixed((top + h) / 2, 0) + "\" transform=\"rotate(-90 12 " + fixed((top + h) / 2, 0) +
-         ")\" text-anchor=\"middle\">" + y_label + "</text>";
+  std::string out = "<figure><figcaption>" + html_escape(title) +
+                    "</figcaption><svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" +
+                    fixed(w + right, 0) + "\" height=\"" + fixed(h + bottom + top, 0) +
+                    "\" font-family=\"sans-serif\" font-size=\"11\">";
+  out += "<rect x=\"" + fixed(left, 0) + "\" y=\"" + fixed(top, 0) + "\" width=\"" +
+         fixed(w - left, 0) + "\" height=\"" + fixed(h - top, 0) +
+         "\" fill=\"none\" stroke=\"#999\"/>";
+  out += "<text x=\"" + fixed(left - 4, 0) + "\" y=\"" + fixed(top + 10, 0) +
+         "\" text-anchor=\"end\">" + number(y_max) + "</text>";
+  out += "<text x=\"" + fixed(left - 4, 0) + "\" y=\"" + fixed(h, 0) +
+         "\" text-anchor=\"end\">0</text>";
+  out += "<text x=\"" + fixed(w, 0) + "\" y=\"" + fixed(h + 15, 0) + "\" text-anchor=\"end\">" +
+         number(x_max) + "</text>";
+  out += "<text x=\"" + fixed((left + w) / 2, 0) + "\" y=\"" + fixed(h + 27, 0) +
+         "\" text-anchor=\"middle\">" + x_label + "</text>";
+  out += "<text x=\"12\" y=\"" + fixed((top + h) / 2, 0) + "\" transform=\"rotate(-90 12 " +
+         fixed((top + h) / 2, 0) + ")\" text-anchor=\"middle\">" + y_label + "</text>";
   for (size_t i = 0; i < series.size(); ++i) {
     const auto& s = series[i];
     const char* color = kColors[i % std::size(kColors)];
-    out += "<polyline fill=\"none\" stroke-width=\"1.5\" stroke=\"" + std::string(color) + "\" points=\"";
+    out += "<polyline fill=\"none\" stroke-width=\"1.5\" stroke=\"" + std::string(color) +
+           "\" points=\"";
     for (const auto& [x, y] : s.points) {
-      out += fixed(left + (w - left) * x / x_max, 1) + "," + fixed(h - (h - top) * y / y_max, 1) + " ";
+      out +=
+          fixed(left + (w - left) * x / x_max, 1) + "," + fixed(h - (h - top) * y / y_max, 1) + " ";
     }
     out += "\"/>";
-    out += "<text x=\"" + fixed(w + 8, 0) + "\" y=\"" + fixed(top + 12 + 14 * static_cast<double>(i), 0) + "\" fill=\"" + color +
-           "\">" + html_escape(s.name) + "</text>";
+    out += "<text x=\"" + fixed(w + 8, 0) + "\" y=\"" +
+           fixed(top + 12 + 14 * static_cast<double>(i), 0) + "\" fill=\"" + color + "\">" +
+           html_escape(s.name) + "</text>";
   }
   out += "</svg></figure>\n";
   return out;
@@ -98,7 +119,9 @@ std::string svg_chart(const std::string& title, const std::string& x_label, cons
 
 }  // namespace
 
-std::string_view request_kind_name(RequestKind kind) { return kKindNames[static_cast<size_t>(kind)]; }
+std::string_view request_kind_name(RequestKind kind) {
+  return kKindNames[static_cast<size_t>(kind)];
+}
 
 std::optional<double> percentile(std::vector<double> values, double q) {
   if (values.empty()) return std::nullopt;
@@ -126,7 +149,10 @@ Recorder::Recorder(double duration_s, std::vector<WindowSpec> windows, uint32_t 
   errors_per_second_.resize(seconds);
   stalls_per_second_.resize(seconds);
   ticks_.resize(seconds);
-  for (size_t k = 0; k < kRequestKinds; ++k) latencies_.emplace_back(100'000, seed + static_cast<uint32_t>(k));
+  for (size_t k = 0; k < kRequestKinds; ++k)
+    latencies_.emplace_back(100'000, seed + static_cast<uint32_t>(k));
+  for (size_t w = 0; w < windows_.size(); ++w)
+    window_playlist_ms_.emplace_back(100'000, seed + 100 + static_cast<uint32_t>(w));
 }
 
 size_t Recorder::second(double now) const {
@@ -134,16 +160,24 @@ size_t Recorder::second(double now) const {
   return std::min(static_cast<size_t>(s), per_second_.size() - 1);
 }
 
-void Recorder::request(RequestKind kind, double now, double latency_s, int status, uint64_t /*bytes*/, bool planned) {
+void Recorder::request(RequestKind kind, double now, double latency_s, int status,
+                       uint64_t /*bytes*/, bool planned) {
   const auto k = static_cast<size_t>(kind);
   ++totals_[k];
   ++per_second_[second(now)][k];
   latencies_[k].add(latency_s * 1000);
+  if (kind == RequestKind::media) {
+    for (size_t w = 0; w < windows_.size(); ++w) {
+      if (now >= windows_[w].from_s && now < windows_[w].until_s)
+        window_playlist_ms_[w].add(latency_s * 1000);
+    }
+  }
   if (planned) {
     ++planned_counts_[std::string(request_kind_name(kind)) + " " + std::to_string(status)];
   } else if (status == 0 || status >= 400) {
     ++errors_per_second_[second(now)];
-    ++error_counts_[std::string(request_kind_name(kind)) + " " + (status ? std::to_string(status) : "transport")];
+    ++error_counts_[std::string(request_kind_name(kind)) + " " +
+                    (status ? std::to_string(status) : "transport")];
   }
 }
 
@@ -153,12 +187,16 @@ uint64_t Recorder::stalls_so_far() const {
   return n;
 }
 
-void Recorder::stall_began(double at_s) { ++stalls_per_second_[second(at_s)]; }
+void Recorder::stall_began(double at_s) {
+  ++stalls_per_second_[second(at_s)];
+}
 
-void Recorder::tick(double now, uint64_t arrived, uint64_t playing, uint64_t queued, uint64_t stalled) {
+void Recorder::tick(double now, uint64_t arrived, uint64_t playing, uint64_t queued,
+                    uint64_t stalled) {
   // Ticks come about once a second; a second the timer skipped takes the next reading.
   const size_t at = second(now);
-  for (size_t s = ticked_ ? last_tick_ + 1 : 0; s <= at; ++s) ticks_[s] = Tick{arrived, playing, queued, stalled};
+  for (size_t s = ticked_ ? last_tick_ + 1 : 0; s <= at; ++s)
+    ticks_[s] = Tick{arrived, playing, queued, stalled};
   ticks_[at] = Tick{arrived, playing, queued, stalled};
   last_tick_ = at;
   ticked_ = true;
@@ -218,7 +256,8 @@ uint64_t Recorder::queue_order_inversions() const {
       if (by_ticket[k]->last_told_wait_at_s > first_later_admission) ++inversions;
     }
     for (size_t k = i; k < j; ++k) {
-      if (by_ticket[k]->admitted_at_s > 0) first_later_admission = std::min(first_later_admission, by_ticket[k]->admitted_at_s);
+      if (by_ticket[k]->admitted_at_s > 0)
+        first_later_admission = std::min(first_later_admission, by_ticket[k]->admitted_at_s);
     }
     i = j;
   }
@@ -229,11 +268,18 @@ std::string Recorder::json(const std::string& scenario_name, double ran_s) const
   std::string out = "{\"scenario\":";
   common::append_json_string(out, scenario_name);
   out += ",\"ran_s\":" + number(ran_s);
-  out += ",\"viewers\":{\"arrived\":" + std::to_string(ticks_.empty() ? 0 : std::max_element(ticks_.begin(), ticks_.end(), [](const Tick& a, const Tick& b) { return a.arrived < b.arrived; })->arrived);
+  out += ",\"viewers\":{\"arrived\":" +
+         std::to_string(
+             ticks_.empty()
+                 ? 0
+                 : std::max_element(ticks_.begin(), ticks_.end(), [](const Tick& a, const Tick& b) {
+                     return a.arrived < b.arrived;
+                   })->arrived);
   out += ",\"started\":" + std::to_string(started_viewers_);
   out += ",\"with_stalls\":" + std::to_string(viewers_with_stalls_) + "}";
   out += ",\"startup_s\":" + summary_json(startups_);
-  out += ",\"stalls\":{\"count\":" + std::to_string(stalls_total_) + ",\"stalled_s\":" + number(stalled_total_s_) + "}";
+  out += ",\"stalls\":{\"count\":" + std::to_string(stalls_total_) +
+         ",\"stalled_s\":" + number(stalled_total_s_) + "}";
   out += ",\"failover_s\":" + summary_json(failovers_);
   out += ",\"audience_loop_lag_ms\":" + summary_json(loop_lag_.values());
   out += ",\"fatal\":{";
@@ -258,7 +304,7 @@ std::string Recorder::json(const std::string& scenario_name, double ran_s) const
     common::append_json_string(out, key);
     out += ":" + std::to_string(count);
   }
- out += "},\"waits_told\":{";
+  out += "},\"waits_told\":{";
   first = true;
   for (const auto& [key, count] : planned_counts_) {
     if (!first) out += ",";
@@ -268,7 +314,12 @@ std::string Recorder::json(const std::string& scenario_name, double ran_s) const
   }
   out += "},\"queue\":{\"viewers\":" + std::to_string(queue_.size());
   uint64_t admitted = 0;
-  std::vector<double> waits, ratio, ratio_all;
+  std::vector<double> waits, ratio, ratio_all, ratio_informed;
+  // The first admission from the queue: from then on the deployment has seen slots free.
+  double first_admission = std::numeric_limits<double>::infinity();
+  for (const auto& q : queue_) {
+    if (q.admitted_at_s > 0) first_admission = std::min(first_admission, q.admitted_at_s);
+  }
   for (const auto& q : queue_) {
     if (q.admitted_at_s <= 0) continue;
     ++admitted;
@@ -277,7 +328,9 @@ std::string Recorder::json(const std::string& scenario_name, double ran_s) const
     if (wait >= 1) ratio.push_back(q.announced_wait_s / wait);
     for (const auto& [at, told] : q.told) {
       const double left = q.admitted_at_s - at;
-      if (left >= 1) ratio_all.push_back(told / left);
+      if (left < 1) continue;
+      ratio_all.push_back(told / left);
+      if (at >= first_admission) ratio_informed.push_back(told / left);
     }
   }
   uint64_t peak = 0;
@@ -285,7 +338,8 @@ std::string Recorder::json(const std::string& scenario_name, double ran_s) const
   out += ",\"admitted\":" + std::to_string(admitted) + ",\"peak_length\":" + std::to_string(peak);
   out += ",\"order_inversions\":" + std::to_string(queue_order_inversions());
   out += ",\"wait_s\":" + summary_json(waits) + ",\"announced_over_real\":" + summary_json(ratio) +
-         ",\"told_over_left\":" + summary_json(ratio_all) + "}";
+         ",\"told_over_left\":" + summary_json(ratio_all) +
+         ",\"told_over_left_once_moving\":" + summary_json(ratio_informed) + "}";
   out += ",\"segments_distinct\":" + std::to_string(segment_names_.size());
   out += ",\"origin_fetches\":{";
   first = true;
@@ -294,15 +348,19 @@ std::string Recorder::json(const std::string& scenario_name, double ran_s) const
     first = false;
     common::append_json_string(out, name);
     out += ":{\"fetches\":" + number(c.delta) + ",\"per_segment\":" +
-           (segment_names_.empty() ? std::string("null") : number(c.delta / static_cast<double>(segment_names_.size()))) + "}";
+           (segment_names_.empty() ? std::string("null")
+                                   : number(c.delta / static_cast<double>(segment_names_.size()))) +
+           "}";
   }
   out += "},\"windows\":{";
   first = true;
-  for (const auto& w : windows_) {
+  for (size_t i = 0; i < windows_.size(); ++i) {
+    const auto& w = windows_[i];
     if (!first) out += ",";
     first = false;
     common::append_json_string(out, w.name);
     out += ":{\"from_s\":" + number(w.from_s) + ",\"until_s\":" + number(w.until_s);
+    out += ",\"media_playlist_ms\":" + summary_json(window_playlist_ms_[i].values());
     uint64_t stalls = 0;
     for (size_t s = second(w.from_s); s < second(w.until_s); ++s) stalls += stalls_per_second_[s];
     out += ",\"stalls\":" + std::to_string(stalls) + ",\"requests_per_viewer_minute\":{";
@@ -333,17 +391,22 @@ std::string Recorder::json(const std::string& scenario_name, double ran_s) const
            ",\"cpu_percent_max\":" + number(cpu_max) + ",\"rss_mib_max\":" + number(rss_max) + "}";
   }
   out += "},\"per_second\":{\"playing\":[";
-  for (size_t s = 0; s < ticks_.size(); ++s) out += (s ? "," : "") + std::to_string(ticks_[s].playing);
+  for (size_t s = 0; s < ticks_.size(); ++s)
+    out += (s ? "," : "") + std::to_string(ticks_[s].playing);
   out += "],\"queued\":[";
-  for (size_t s = 0; s < ticks_.size(); ++s) out += (s ? "," : "") + std::to_string(ticks_[s].queued);
+  for (size_t s = 0; s < ticks_.size(); ++s)
+    out += (s ? "," : "") + std::to_string(ticks_[s].queued);
   out += "],\"stalls_began\":[";
-  for (size_t s = 0; s < stalls_per_second_.size(); ++s) out += (s ? "," : "") + std::to_string(stalls_per_second_[s]);
+  for (size_t s = 0; s < stalls_per_second_.size(); ++s)
+    out += (s ? "," : "") + std::to_string(stalls_per_second_[s]);
   out += "],\"errors\":[";
-  for (size_t s = 0; s < errors_per_second_.size(); ++s) out += (s ? "," : "") + std::to_string(errors_per_second_[s]);
+  for (size_t s = 0; s < errors_per_second_.size(); ++s)
+    out += (s ? "," : "") + std::to_string(errors_per_second_[s]);
   out += "],\"requests\":{";
   for (size_t k = 0; k < kRequestKinds; ++k) {
     out += std::string(k ? "," : "") + "\"" + std::string(kKindNames[k]) + "\":[";
-    for (size_t s = 0; s < per_second_.size(); ++s) out += (s ? "," : "") + std::to_string(per_second_[s][k]);
+    for (size_t s = 0; s < per_second_.size(); ++s)
+      out += (s ? "," : "") + std::to_string(per_second_[s][k]);
     out += "]";
   }
   out += "}}}\n";
@@ -351,14 +414,19 @@ std::string Recorder::json(const std::string& scenario_name, double ran_s) const
 }
 
 std::string Recorder::html(const std::string& scenario_name, double ran_s) const {
-  std::string out =
-      "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>audience: " + html_escape(scenario_name) +
-      "</title><style>body{font-family:sans-serif;margin:2em;max-width:60em}table{border-collapse:collapse}"
-      "td,th{border:1px solid #ccc;padding:2px 8px;text-align:right}figure{margin:1em 0}</style></head><body>\n";
-  out += "<h1>Rehearsal: " + html_escape(scenario_name) + "</h1>\n<p>Ran " + fixed(ran_s, 1) + " s. ";
-  out += std::to_string(started_viewers_) + " viewers started playing; " + std::to_string(stalls_total_) +
-         " stalls (" + fixed(stalled_total_s_, 1) + " s stalled) in " + std::to_string(viewers_with_stalls_) +
-         " viewers; " + std::to_string(errors()) + " failed requests. The tool's own loop was late by " +
+  std::string out = "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>audience: " +
+                    html_escape(scenario_name) +
+                    "</"
+                    "title><style>body{font-family:sans-serif;margin:2em;max-width:60em}table{"
+                    "border-collapse:collapse}"
+                    "td,th{border:1px solid #ccc;padding:2px "
+                    "8px;text-align:right}figure{margin:1em 0}</style></head><body>\n";
+  out +=
+      "<h1>Rehearsal: " + html_escape(scenario_name) + "</h1>\n<p>Ran " + fixed(ran_s, 1) + " s. ";
+  out += std::to_string(started_viewers_) + " viewers started playing; " +
+         std::to_string(stalls_total_) + " stalls (" + fixed(stalled_total_s_, 1) +
+         " s stalled) in " + std::to_string(viewers_with_stalls_) + " viewers; " +
+         std::to_string(errors()) + " failed requests. The tool's own loop was late by " +
          number(percentile(loop_lag_.values(), 0.99).value_or(0)) + " ms at p99 (" +
          number(percentile(loop_lag_.values(), 1.0).value_or(0)) +
          " ms at most): far above a few ms, the machine running audience was the limit.</p>\n";
@@ -367,7 +435,8 @@ std::string Recorder::html(const std::string& scenario_name, double ran_s) const
   std::sort(sorted.begin(), sorted.end());
   Series cdf{"startup", {}};
   for (size_t i = 0; i < sorted.size(); ++i) {
-    cdf.points.emplace_back(sorted[i], static_cast<double>(i + 1) / static_cast<double>(sorted.size()));
+    cdf.points.emplace_back(sorted[i],
+                            static_cast<double>(i + 1) / static_cast<double>(sorted.size()));
   }
   out += svg_chart("Startup time, cumulative share of viewers", "seconds", "share", {cdf});
   Series playing{"playing", {}}, queued{"queued", {}};
@@ -382,7 +451,8 @@ std::string Recorder::html(const std::string& scenario_name, double ran_s) const
     stalled.points.emplace_back(static_cast<double>(s), static_cast<double>(ticks_[s].stalled));
     errors.points.emplace_back(static_cast<double>(s), errors_per_second_[s]);
   }
-  out += svg_chart("Stalls and failed requests over time", "seconds", "per second", {stalls, stalled, errors});
+  out += svg_chart("Stalls and failed requests over time", "seconds", "per second",
+                   {stalls, stalled, errors});
   std::vector<Series> kinds;
   for (size_t k = 0; k < kRequestKinds; ++k) {
     if (!totals_[k]) continue;
@@ -406,17 +476,18 @@ std::string Recorder::html(const std::string& scenario_name, double ran_s) const
     out += svg_chart("CPU of watched processes", "seconds", "% of a core", cpu);
     out += svg_chart("RSS of watched processes", "seconds", "MiB", rss);
   }
-  out += "<h2>Requests</h2><table><tr><th>kind</th><th>count</th><th>p50 ms</th><th>p99 ms</th></tr>";
+  out +=
+      "<h2>Requests</h2><table><tr><th>kind</th><th>count</th><th>p50 ms</th><th>p99 ms</th></tr>";
   for (size_t k = 0; k < kRequestKinds; ++k) {
     if (!totals_[k]) continue;
-    out += "<tr><td>" + std::string(kKindNames[k]) + "</td><td>" + std::to_string(totals_[k]) + "</td><td>" +
-           number(percentile(latencies_[k].values(), 0.5).value_or(0)) + "</td><td>" +
+    out += "<tr><td>" + std::string(kKindNames[k]) + "</td><td>" + std::to_string(totals_[k]) +
+           "</td><td>" + number(percentile(latencies_[k].values(), 0.5).value_or(0)) + "</td><td>" +
            number(percentile(latencies_[k].values(), 0.99).value_or(0)) + "</td></tr>";
   }
   out += "</table>\n";
   for (const auto& w : windows_) {
-    out += "<h2>Window " + html_escape(w.name) + " (" + fixed(w.from_s, 0) + "–" + fixed(w.until_s, 0) +
-           " s): requests per playing viewer per minute</h2><table>";
+    out += "<h2>Window " + html_escape(w.name) + " (" + fixed(w.from_s, 0) + "–" +
+           fixed(w.until_s, 0) + " s): requests per playing viewer per minute</h2><table>";
     for (const auto& [kind, value] : budget(w.name)) {
       out += "<tr><th>" + kind + "</th><td>" + fixed(value, 2) + "</td></tr>";
     }
@@ -425,15 +496,20 @@ std::string Recorder::html(const std::string& scenario_name, double ran_s) const
   out += "<h2>Queue</h2><p>" + std::to_string(queue_.size()) + " viewers queued; " +
          std::to_string(queue_order_inversions()) + " admitted out of ticket order.</p>\n";
   if (!origin_fetches_.empty()) {
-    out += "<h2>Origin fetches</h2><table><tr><th>source</th><th>fetches</th><th>per distinct segment</th></tr>";
+    out +=
+        "<h2>Origin fetches</h2><table><tr><th>source</th><th>fetches</th><th>per distinct "
+        "segment</th></tr>";
     for (const auto& [name, c] : origin_fetches_) {
-      out += "<tr><td>" + html_escape(name) + "</td><td>" + number(c.delta) + "</td><td>" +
-             (segment_names_.empty() ? std::string("-") : number(c.delta / static_cast<double>(segment_names_.size()))) +
-             "</td></tr>";
+      out +=
+          "<tr><td>" + html_escape(name) + "</td><td>" + number(c.delta) + "</td><td>" +
+          (segment_names_.empty() ? std::string("-")
+                                  : number(c.delta / static_cast<double>(segment_names_.size()))) +
+          "</td></tr>";
     }
     out += "</table>\n";
   }
-  out += "<h2>Result JSON</h2><pre>" + html_escape(json(scenario_name, ran_s)) + "</pre></body></html>\n";
+  out += "<h2>Result JSON</h2><pre>" + html_escape(json(scenario_name, ran_s)) +
+         "</pre></body></html>\n";
   return out;
 }
 

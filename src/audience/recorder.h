@@ -15,7 +15,17 @@
 
 namespace audience {
 
-enum class RequestKind : std::uint8_t { login, refresh, channels, access, master, media, steering, segment, key };
+enum class RequestKind : std::uint8_t {
+  login,
+  refresh,
+  channels,
+  access,
+  master,
+  media,
+  steering,
+  segment,
+  key
+};
 inline constexpr size_t kRequestKinds = 9;
 std::string_view request_kind_name(RequestKind kind);
 
@@ -44,11 +54,11 @@ struct WindowSpec {
 };
 
 struct QueueRecord {
-  uint64_t ticket = 0;           // the latest ticket (a dropped ticket is replaced at the tail)
+  uint64_t ticket = 0;  // the latest ticket (a dropped ticket is replaced at the tail)
   double queued_at_s = 0;
   double last_told_wait_at_s = 0;  // the last queue answer before admission
-  double admitted_at_s = 0;      // 0: never admitted
-  double announced_wait_s = 0;   // the first estimated_wait_s the viewer was told
+  double admitted_at_s = 0;        // 0: never admitted
+  double announced_wait_s = 0;     // the first estimated_wait_s the viewer was told
   // Every (time, estimated_wait_s) told, the first 64: compared with the wait that was left.
   std::vector<std::pair<double, double>> told;
 };
@@ -66,7 +76,8 @@ class Recorder {
 
   // A request of `kind` finished at `now` after `latency_s`; `status` 0 = transport failure.
   // `planned`: a queue place or busy answer with Retry-After (counted apart, not an error).
-  void request(RequestKind kind, double now, double latency_s, int status, uint64_t bytes, bool planned = false);
+  void request(RequestKind kind, double now, double latency_s, int status, uint64_t bytes,
+               bool planned = false);
   void startup(double startup_s) { startups_.push_back(startup_s); }
   void stall_began(double at_s);
   void failover(double seconds) { failovers_.push_back(seconds); }
@@ -74,10 +85,14 @@ class Recorder {
   // How late (ms) the tool's own 100 ms timer fired: the run's health, not the deployment's.
   void loop_lag(double ms) { loop_lag_.add(ms); }
   void queued(const QueueRecord& record) { queue_.push_back(record); }
-  void segment_asked(const std::string& name) { if (segment_names_.size() < 1'000'000) segment_names_.emplace(name, 0); }
+  void segment_asked(const std::string& name) {
+    if (segment_names_.size() < 1'000'000) segment_names_.emplace(name, 0);
+  }
   // Once a second: the viewers in each state now.
   void tick(double now, uint64_t arrived, uint64_t playing, uint64_t queued, uint64_t stalled);
-  void process_sample(const std::string& name, const ProcessSample& sample) { processes_[name].push_back(sample); }
+  void process_sample(const std::string& name, const ProcessSample& sample) {
+    processes_[name].push_back(sample);
+  }
   // The counter total of `source`'s origin fetches at `now` (restarts of the counter added up).
   void origin_fetches(const std::string& source, double value);
 
@@ -111,6 +126,7 @@ class Recorder {
 
   double duration_s_;
   std::vector<WindowSpec> windows_;
+  std::vector<Reservoir> window_playlist_ms_;  // media playlist latency per window
   std::array<uint64_t, kRequestKinds> totals_{};
   std::vector<std::array<uint32_t, kRequestKinds>> per_second_;
   std::vector<uint32_t> errors_per_second_;
@@ -123,7 +139,7 @@ class Recorder {
   bool ticked_ = false;
   std::vector<Reservoir> latencies_;
   Reservoir loop_lag_{100'000, 7};
-  std::map<std::string, uint64_t> error_counts_;  // "kind status"
+  std::map<std::string, uint64_t> error_counts_;    // "kind status"
   std::map<std::string, uint64_t> planned_counts_;  // "kind status"
   std::vector<double> startups_;
   std::vector<double> failovers_;

@@ -1,8 +1,8 @@
 #include "audience/scenario.h"
 
-#include <csignal>
 #include <algorithm>
 #include <cmath>
+#include <csignal>
 #include <fstream>
 #include <sstream>
 
@@ -17,10 +17,10 @@ struct ActionName {
   Action action;
 };
 constexpr ActionName kActions[] = {
-    {"sign_in", Action::sign_in}, {"arrive", Action::arrive},   {"kickoff", Action::kickoff}, {"walk_out", Action::walk_out},
-    {"walk_in", Action::walk_in}, {"leave", Action::leave},     {"kill", Action::kill},
-    {"restart", Action::restart}, {"signal", Action::signal},   {"overload", Action::overload},
-    {"run", Action::run},         {"window", Action::window},
+    {"sign_in", Action::sign_in},   {"arrive", Action::arrive},   {"kickoff", Action::kickoff},
+    {"walk_out", Action::walk_out}, {"walk_in", Action::walk_in}, {"leave", Action::leave},
+    {"kill", Action::kill},         {"restart", Action::restart}, {"signal", Action::signal},
+    {"overload", Action::overload}, {"run", Action::run},         {"window", Action::window},
 };
 
 int signal_number(const std::string& name) {
@@ -53,8 +53,10 @@ uint64_t Scenario::planned_viewers() const {
   for (const auto& p : phases) {
     if (p.action == Action::sign_in) sign_ins += p.viewers;
     if (p.action != Action::arrive) continue;
-    arrivals += p.viewers ? p.viewers
-                          : static_cast<uint64_t>(std::floor(p.rate_per_s * std::max(0.0, p.until_s - p.at_s)));
+    arrivals +=
+        p.viewers
+            ? p.viewers
+            : static_cast<uint64_t>(std::floor(p.rate_per_s * std::max(0.0, p.until_s - p.at_s)));
   }
   return std::max(arrivals, sign_ins);
 }
@@ -68,10 +70,12 @@ common::Result<Scenario> parse_scenario(const std::string& name, const std::stri
   s.name = root.string("name", s.name);
   s.balancer = root.required_string("balancer");
   while (!s.balancer.empty() && s.balancer.back() == '/') s.balancer.pop_back();
-  if (!s.balancer.empty() && !http_url(s.balancer)) root.fail("balancer", "must be an http:// or https:// URL");
+  if (!s.balancer.empty() && !http_url(s.balancer))
+    root.fail("balancer", "must be an http:// or https:// URL");
   s.channel = root.string("channel", s.channel);
   s.playlist = root.string("playlist", "");
-  if (!s.playlist.empty() && s.playlist[0] != '/') root.fail("playlist", "must be a path starting with /");
+  if (!s.playlist.empty() && s.playlist[0] != '/')
+    root.fail("playlist", "must be a path starting with /");
   s.operator_key = root.string("operator_key", "");
   s.duration_s = root.number("duration_s", s.duration_s, 1, kMaxDurationS);
   s.max_viewers = static_cast<uint64_t>(root.integer("max_viewers", 10'000, 1, kMaxViewers));
@@ -96,9 +100,11 @@ common::Result<Scenario> parse_scenario(const std::string& name, const std::stri
   s.player.retries = static_cast<int>(player.integer("retries", 3, 0, 20));
   s.player.request_timeout_s = player.number("request_timeout_s", 10, 0.1, 600);
   s.player.queue_max_wait_s = player.number("queue_max_wait_s", 600, 1, kMaxDurationS);
-  if (s.player.sign_in && s.player.password.empty()) player.fail("password", "is required with sign_in");
+  if (s.player.sign_in && s.player.password.empty())
+    player.fail("password", "is required with sign_in");
   if (!s.player.sign_in && s.playlist.empty())
-    root.fail("playlist", "is required without player.sign_in (anonymous viewers cannot list channels)");
+    root.fail("playlist",
+              "is required without player.sign_in (anonymous viewers cannot list channels)");
   player.finish();
 
   root.each_element("processes", [&](size_t, common::ConfigReader& p) {
@@ -114,7 +120,8 @@ common::Result<Scenario> parse_scenario(const std::string& name, const std::stri
     MetricsSource source;
     source.name = m.required_string("name");
     source.url = m.required_string("url");
-    if (!source.url.empty() && !http_url(source.url)) m.fail("url", "must be an http:// or https:// URL");
+    if (!source.url.empty() && !http_url(source.url))
+      m.fail("url", "must be an http:// or https:// URL");
     source.origin_fetches = m.string("origin_fetches", source.origin_fetches);
     m.finish();
     s.metrics.push_back(std::move(source));
@@ -149,7 +156,8 @@ common::Result<Scenario> parse_scenario(const std::string& name, const std::stri
     }
     switch (phase.action) {
       case Action::arrive:
-        if (!phase.viewers && phase.rate_per_s <= 0) p.fail("viewers", "or rate_per_s (with until_s) is required");
+        if (!phase.viewers && phase.rate_per_s <= 0)
+          p.fail("viewers", "or rate_per_s (with until_s) is required");
         break;
       case Action::sign_in:
         if (!phase.viewers) p.fail("viewers", "is required");
@@ -178,7 +186,9 @@ common::Result<Scenario> parse_scenario(const std::string& name, const std::stri
     if (phase.process.empty()) continue;
     const bool named = std::any_of(s.processes.begin(), s.processes.end(),
                                    [&](const ProcessSpec& p) { return p.name == phase.process; });
-    if (!named) root.fail("phases", "a phase names process \"" + phase.process + "\", which processes does not list");
+    if (!named)
+      root.fail("phases",
+                "a phase names process \"" + phase.process + "\", which processes does not list");
     if (phase.action == Action::restart) {
       for (const auto& p : s.processes) {
         if (p.name == phase.process && p.restart.empty())
@@ -192,7 +202,8 @@ common::Result<Scenario> parse_scenario(const std::string& name, const std::stri
   }
   if (s.planned_viewers() > s.max_viewers) {
     root.fail("max_viewers", "the arrive phases add up to " + std::to_string(s.planned_viewers()) +
-                                 " viewers, more than max_viewers (" + std::to_string(s.max_viewers) + ")");
+                                 " viewers, more than max_viewers (" +
+                                 std::to_string(s.max_viewers) + ")");
   }
   if (!root.ok()) return root.status().error();
   std::stable_sort(s.phases.begin(), s.phases.end(),
@@ -200,7 +211,8 @@ common::Result<Scenario> parse_scenario(const std::string& name, const std::stri
   return s;
 }
 
-common::Result<Scenario> load_scenario(const std::string& path, const std::vector<std::string>& overrides) {
+common::Result<Scenario> load_scenario(const std::string& path,
+                                       const std::vector<std::string>& overrides) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return common::Error{"bad_config", path + ": cannot be read"};
   std::ostringstream text;

@@ -55,7 +55,9 @@ double number_member(const rapidjson::Value& object, const char* name, double fa
 }
 
 // Backoff before retry `attempt` (1-based): 0.5, 1, 2, 4 s.
-double backoff_s(int attempt) { return std::min(4.0, 0.5 * std::pow(2.0, std::max(0, attempt - 1))); }
+double backoff_s(int attempt) {
+  return std::min(4.0, 0.5 * std::pow(2.0, std::max(0, attempt - 1)));
+}
 
 }  // namespace
 
@@ -66,27 +68,34 @@ Viewer::Viewer(PlayerContext& context, uint64_t number, std::string cache)
       own_cache_(cache),
       cache_(std::move(cache)),
       buffer_(context.scenario.player.start_buffer_s),
-      step_timer_(context.loop, common::LoopTimer::Repeat::once, [this] {
-        auto step = std::move(next_step_);
-        if (step) step();
-      }),
+      step_timer_(context.loop, common::LoopTimer::Repeat::once,
+                  [this] {
+                    auto step = std::move(next_step_);
+                    if (step) step();
+                  }),
       reload_timer_(context.loop, common::LoopTimer::Repeat::once, [this] { load_media(); }),
       segment_timer_(context.loop, common::LoopTimer::Repeat::once, [this] { pump_segments(); }),
       steering_timer_(context.loop, common::LoopTimer::Repeat::once, [this] { load_steering(); }) {}
 
-void Viewer::request(RequestKind kind, common::FetchRequest request, bool keep_body, std::function<void(Reply)> done) {
+void Viewer::request(RequestKind kind, common::FetchRequest request, bool keep_body,
+                     std::function<void(Reply)> done) {
   const double started = ctx_.now();
-  request.timeout = std::chrono::milliseconds(static_cast<int64_t>(ctx_.scenario.player.request_timeout_s * 1000));
+  request.timeout = std::chrono::milliseconds(
+      static_cast<int64_t>(ctx_.scenario.player.request_timeout_s * 1000));
   auto reply = std::make_shared<Reply>();
-  const size_t limit = kind == RequestKind::master || kind == RequestKind::media ? kMaxPlaylistBytes : kMaxReplyBytes;
+  const size_t limit = kind == RequestKind::master || kind == RequestKind::media ? kMaxPlaylistBytes
+                                                                                 : kMaxReplyBytes;
   auto id = std::make_shared<common::FetchId>(0);
   common::FetchCallbacks callbacks;
-  callbacks.on_head = [reply](const common::FetchHead& head) { reply->retry_after_s = retry_after(head); };
+  callbacks.on_head = [reply](const common::FetchHead& head) {
+    reply->retry_after_s = retry_after(head);
+  };
   callbacks.on_data = [reply, keep_body, limit](std::string_view data) {
     reply->bytes += data.size();
     if (keep_body && reply->body.size() + data.size() <= limit) reply->body.append(data);
   };
-  callbacks.on_done = [this, kind, reply, started, id, done = std::move(done)](const common::FetchResult& result) {
+  callbacks.on_done = [this, kind, reply, started, id,
+                       done = std::move(done)](const common::FetchResult& result) {
     in_flight_.erase(std::remove(in_flight_.begin(), in_flight_.end(), *id), in_flight_.end());
     const double now = ctx_.now();
     reply->status = result.ok ? result.status : 0;
@@ -116,7 +125,9 @@ void Viewer::fail(const std::string& reason) {
   phase_ = Phase::failed;
 }
 
-std::string Viewer::balancer_url(std::string url) const { return with_query_param(url, "cache", cache_); }
+std::string Viewer::balancer_url(std::string url) const {
+  return with_query_param(url, "cache", cache_);
+}
 
 std::vector<common::HttpHeader> Viewer::auth_headers() const {
   if (token_.empty()) return {};
@@ -158,12 +169,14 @@ void Viewer::press_play() {
 
 void Viewer::login() {
   std::string name = ctx_.scenario.player.login;
-  if (const size_t at = name.find("{n}"); at != std::string::npos) name.replace(at, 3, std::to_string(number_));
+  if (const size_t at = name.find("{n}"); at != std::string::npos)
+    name.replace(at, 3, std::to_string(number_));
   common::FetchRequest r;
   r.url = ctx_.scenario.balancer + "/api/v1/auth/login";
   r.method = "POST";
   r.headers = {{"Content-Type", "application/json"}};
-  r.body = "{\"login\":" + common::json_string(name) + ",\"password\":" + common::json_string(ctx_.scenario.player.password) + "}";
+  r.body = "{\"login\":" + common::json_string(name) +
+           ",\"password\":" + common::json_string(ctx_.scenario.player.password) + "}";
   request(RequestKind::login, std::move(r), true, [this](Reply reply) {
     if (stopped()) return;
     if (reply.status == 200) {
@@ -178,12 +191,14 @@ void Viewer::login() {
       list_channels();
       return;
     }
-    if ((reply.status == 503 || reply.status == 429) && ctx_.now() - pressed_at_ < ctx_.scenario.player.queue_max_wait_s) {
+    if ((reply.status == 503 || reply.status == 429) &&
+        ctx_.now() - pressed_at_ < ctx_.scenario.player.queue_max_wait_s) {
       // The API spreads a storm with its computed Retry-After: follow it, as the app does.
       return step_in(std::max(1.0, reply.retry_after_s), [this] { login(); });
       return;
     }
-    if (++attempts_ > ctx_.scenario.player.retries) return fail("login_" + std::to_string(reply.status));
+    if (++attempts_ > ctx_.scenario.player.retries)
+      return fail("login_" + std::to_string(reply.status));
     step_in(backoff_s(attempts_), [this] { login(); });
   });
 }
@@ -205,8 +220,10 @@ void Viewer::refresh() {
       token_.clear();
       return login();
     }
-    if (++attempts_ > ctx_.scenario.player.retries) return fail("refresh_" + std::to_string(reply.status));
-    step_in(reply.retry_after_s > 0 ? reply.retry_after_s : backoff_s(attempts_), [this] { refresh(); });
+    if (++attempts_ > ctx_.scenario.player.retries)
+      return fail("refresh_" + std::to_string(reply.status));
+    step_in(reply.retry_after_s > 0 ? reply.retry_after_s : backoff_s(attempts_),
+            [this] { refresh(); });
   });
 }
 
@@ -217,7 +234,8 @@ void Viewer::list_channels() {
   request(RequestKind::channels, std::move(r), false, [this](Reply reply) {
     if (stopped()) return;
     if (reply.status != 200) {
-      if (++attempts_ > ctx_.scenario.player.retries) return fail("channels_" + std::to_string(reply.status));
+      if (++attempts_ > ctx_.scenario.player.retries)
+        return fail("channels_" + std::to_string(reply.status));
       return step_in(backoff_s(attempts_), [this] { list_channels(); });
     }
     attempts_ = 0;
@@ -254,7 +272,8 @@ void Viewer::check_access() {
     }
     if (reply.status == 404 && !ctx_.scenario.playlist.empty()) {
       // No REST API in this deployment: the playlist request is the access check.
-      master_url_ = with_query_param(ctx_.scenario.balancer + ctx_.scenario.playlist, "viewer", id_);
+      master_url_ =
+          with_query_param(ctx_.scenario.balancer + ctx_.scenario.playlist, "viewer", id_);
       attempts_ = 0;
       admitted();
       return;
@@ -285,11 +304,13 @@ void Viewer::on_queue_reply(const Reply& reply, const std::function<void()>& aga
     if (now - queue_since_ > ctx_.scenario.player.queue_max_wait_s) return fail("queue_gave_up");
     return step_in(std::max(1.0, reply.retry_after_s), again);
   }
-  if ((reply.status == 503 || reply.status == 429) && reply.retry_after_s > 0 && ++attempts_ <= 20) {
+  if ((reply.status == 503 || reply.status == 429) && reply.retry_after_s > 0 &&
+      ++attempts_ <= 20) {
     return step_in(reply.retry_after_s, again);  // busy: the deployment says when
   }
   if (++attempts_ > ctx_.scenario.player.retries) {
-    return fail((phase_ == Phase::starting ? "master_" : "access_") + (reply.status ? std::to_string(reply.status) : std::string("transport")));
+    return fail((phase_ == Phase::starting ? "master_" : "access_") +
+                (reply.status ? std::to_string(reply.status) : std::string("transport")));
   }
   step_in(backoff_s(attempts_), again);
 }
@@ -347,7 +368,8 @@ void Viewer::load_master() {
       if (slot.tag == "EXT-X-CONTENT-STEERING") steering_uri_ = slot.uri;
     }
     for (size_t i = 0; i < lines.size(); ++i) {
-      if (lines[i].rfind("#EXT-X-CONTENT-STEERING:", 0) == 0) pathway_ = tag_attribute(lines[i], "PATHWAY-ID").value_or("");
+      if (lines[i].rfind("#EXT-X-CONTENT-STEERING:", 0) == 0)
+        pathway_ = tag_attribute(lines[i], "PATHWAY-ID").value_or("");
     }
     attempts_ = 0;
     phase_ = Phase::playing;
@@ -359,8 +381,10 @@ void Viewer::load_master() {
 
 void Viewer::load_steering() {
   if (stopped() || steering_uri_.empty()) return;
-  std::string url = with_query_param(steering_uri_, "_HLS_pathway", pathway_.empty() ? "." : pathway_);
-  if (auto bps = throughput_.bps()) url = with_query_param(url, "_HLS_throughput", std::to_string(static_cast<uint64_t>(*bps)));
+  std::string url =
+      with_query_param(steering_uri_, "_HLS_pathway", pathway_.empty() ? "." : pathway_);
+  if (auto bps = throughput_.bps())
+    url = with_query_param(url, "_HLS_throughput", std::to_string(static_cast<uint64_t>(*bps)));
   common::FetchRequest r;
   r.url = balancer_url(url);
   request(RequestKind::steering, std::move(r), true, [this](Reply reply) {
@@ -379,7 +403,9 @@ void Viewer::load_steering() {
         for (const auto& clone : clones->GetArray()) {
           const std::string base = string_member(clone, "BASE-ID"), id = string_member(clone, "ID");
           if (base.empty() || id.empty()) continue;
-          if (std::any_of(variants_.begin(), variants_.end(), [&](const Variant& v) { return v.pathway == id; })) continue;
+          if (std::any_of(variants_.begin(), variants_.end(),
+                          [&](const Variant& v) { return v.pathway == id; }))
+            continue;
           const auto* replacement = member(clone, "URI-REPLACEMENT");
           std::vector<Variant> added;
           for (const auto& v : variants_) {
@@ -391,11 +417,15 @@ void Viewer::load_steering() {
               if (!host.empty()) {
                 const size_t scheme = copy.uri.find("://");
                 const size_t slash = copy.uri.find('/', scheme + 3);
-                copy.uri = copy.uri.substr(0, scheme + 3) + host + (slash == std::string::npos ? "" : copy.uri.substr(slash));
+                copy.uri = copy.uri.substr(0, scheme + 3) + host +
+                           (slash == std::string::npos ? "" : copy.uri.substr(slash));
               }
-              if (const auto* params = member(*replacement, "PARAMS"); params && params->IsObject()) {
+              if (const auto* params = member(*replacement, "PARAMS");
+                  params && params->IsObject()) {
                 for (const auto& param : params->GetObject()) {
-                  if (param.value.IsString()) copy.uri = with_query_param(copy.uri, param.name.GetString(), param.value.GetString());
+                  if (param.value.IsString())
+                    copy.uri =
+                        with_query_param(copy.uri, param.name.GetString(), param.value.GetString());
                 }
               }
             }
@@ -413,7 +443,8 @@ void Viewer::load_steering() {
       const double now = ctx_.now();
       for (const auto& p : pathway_priority_) {
         if (auto it = penalized_.find(p); it != penalized_.end() && it->second > now) continue;
-        if (std::any_of(variants_.begin(), variants_.end(), [&](const Variant& v) { return v.pathway == p; })) {
+        if (std::any_of(variants_.begin(), variants_.end(),
+                        [&](const Variant& v) { return v.pathway == p; })) {
           pathway_ = p;
           break;
         }
@@ -437,7 +468,8 @@ void Viewer::choose_variant() {
   }
   std::vector<uint64_t> bandwidths;
   for (const auto* v : candidates) bandwidths.push_back(v->bandwidth);
-  const size_t pick = audience::choose_variant(ctx_.scenario.player.variant, bandwidths, throughput_.bps());
+  const size_t pick =
+      audience::choose_variant(ctx_.scenario.player.variant, bandwidths, throughput_.bps());
   media_url_ = candidates[pick]->uri;
 }
 
@@ -453,35 +485,47 @@ void Viewer::load_media() {
     media_loading_ = false;
     if (stopped()) return;
     if (reply.status != 200) {
-      if (reply.status == 503 && reply.retry_after_s > 0) return after(reload_timer_, reply.retry_after_s);
+      if (reply.status == 503 && reply.retry_after_s > 0)
+        return after(reload_timer_, reply.retry_after_s);
       // A steered pathway whose playlist is refused (the balancer answers 410 for a dead node's
       // pathway) is left at once for the next one, as hls.js does on a 4xx for a level.
-      if (reply.status >= 400 && reply.status < 500 && reply.status != 429 && leave_pathway(ctx_.now())) {
+      if (reply.status >= 400 && reply.status < 500 && reply.status != 429 &&
+          leave_pathway(ctx_.now())) {
         attempts_ = 0;
         return load_media();
       }
       // Players retry a failed playlist load at about half a target duration.
-      if (++attempts_ > ctx_.scenario.player.retries + 3) return fail("media_playlist_" + std::to_string(reply.status));
+      if (++attempts_ > ctx_.scenario.player.retries + 3)
+        return fail("media_playlist_" + std::to_string(reply.status));
       return after(reload_timer_, target_duration_ / 2);
     }
     attempts_ = 0;
     auto parsed = hls::parse_playlist(reply.body, asked);
-    if (!parsed.ok() || parsed->kind != hls::PlaylistKind::media) return fail("media_playlist_unparsable");
+    if (!parsed.ok() || parsed->kind != hls::PlaylistKind::media)
+      return fail("media_playlist_unparsable");
     const hls::MediaInfo& m = parsed->media;
     target_duration_ = static_cast<double>(m.target_duration.value_or(2));
     segments_.clear();
     std::vector<double> durations;
     const std::string variant = asked.substr(0, asked.find('?'));
     for (const auto& seg : m.segments) {
-      segments_.push_back({seg.sequence, seg.duration.value_or(target_duration_), parsed->tmpl.slots()[seg.uri_slot].uri, variant});
+      segments_.push_back({seg.sequence, seg.duration.value_or(target_duration_),
+                           parsed->tmpl.slots()[seg.uri_slot].uri, variant});
       durations.push_back(segments_.back().duration);
     }
-    const std::string signature = std::to_string(m.media_sequence) + "/" + std::to_string(segments_.size()) + "/" +
-                                  (segments_.empty() ? std::string() : segment_name(segments_.back().uri));
+    std::vector<std::string> keys;
+    for (const auto& slot : parsed->tmpl.slots()) {
+      if (slot.role == hls::Role::key && slot.uri.rfind("http", 0) == 0) keys.push_back(slot.uri);
+    }
+    if (!keys.empty()) fetch_keys(keys);
+    const std::string signature =
+        std::to_string(m.media_sequence) + "/" + std::to_string(segments_.size()) + "/" +
+        (segments_.empty() ? std::string() : segment_name(segments_.back().uri));
     const bool changed = signature != signature_;
     signature_ = signature;
     if (!next_sequence_ && !segments_.empty()) {
-      const double hold_back = m.server_control.hold_back.value_or(ctx_.scenario.player.hold_back_target_durations * target_duration_);
+      const double hold_back = m.server_control.hold_back.value_or(
+          ctx_.scenario.player.hold_back_target_durations * target_duration_);
       next_sequence_ = segments_[live_start_index(durations, hold_back)].sequence;
     }
     after(reload_timer_, started + reload_delay_s(target_duration_, changed) - ctx_.now());
@@ -489,14 +533,28 @@ void Viewer::load_media() {
   });
 }
 
+void Viewer::fetch_keys(const std::vector<std::string>& uris) {
+  for (const auto& uri : uris) {
+    if (std::find(keys_fetched_.begin(), keys_fetched_.end(), uri) != keys_fetched_.end()) continue;
+    if (keys_fetched_.size() >= 16) keys_fetched_.erase(keys_fetched_.begin());
+    keys_fetched_.push_back(uri);
+    common::FetchRequest r;
+    r.url = uri;
+    request(RequestKind::key, std::move(r), false, [](Reply) {});
+  }
+}
+
 void Viewer::pump_segments() {
-  if (stopped() || segment_fetch_ != 0 || !next_sequence_ || segments_.empty() || segment_timer_.armed()) return;
+  if (stopped() || segment_fetch_ != 0 || !next_sequence_ || segments_.empty() ||
+      segment_timer_.armed())
+    return;
   if (*next_sequence_ < segments_.front().sequence) {
     // Fell behind the live window: a player jumps forward (the buffer shows the gap as a stall).
     ctx_.recorder.fatal("skipped_behind_window");
     next_sequence_ = segments_.front().sequence;
   }
-  const auto it = std::find_if(segments_.begin(), segments_.end(), [&](const Segment& s) { return s.sequence == *next_sequence_; });
+  const auto it = std::find_if(segments_.begin(), segments_.end(),
+                               [&](const Segment& s) { return s.sequence == *next_sequence_; });
   if (it == segments_.end()) return;  // not listed yet: the next reload brings it
   const Segment segment = *it;
   // Distinct segments asked for: the media playlist's path (its variant) and the sequence
@@ -526,7 +584,8 @@ void Viewer::on_segment_done(const Segment& segment, const Reply& reply, double 
     if (!startup_reported_ && buffer_.started()) {
       startup_reported_ = true;
       // Time in the queue is the queue's figure (wait_s), not the player's startup.
-      const double queued = was_queued_ ? queue_record_.admitted_at_s - queue_record_.queued_at_s : 0;
+      const double queued =
+          was_queued_ ? queue_record_.admitted_at_s - queue_record_.queued_at_s : 0;
       ctx_.recorder.startup(now - pressed_at_ - queued);
     }
     next_sequence_ = segment.sequence + 1;
@@ -541,7 +600,8 @@ void Viewer::on_segment_done(const Segment& segment, const Reply& reply, double 
     failing_host_ = host_of(segment.uri);
   }
   if (++segment_attempts_ > ctx_.scenario.player.retries) {
-    return fail("segment_" + (reply.status ? std::to_string(reply.status) : std::string("transport")));
+    return fail("segment_" +
+                (reply.status ? std::to_string(reply.status) : std::string("transport")));
   }
   // With content steering a failing pathway is left at once for the next one the manifest
   // ranks (hls.js does): its media playlist lists the same segments on another host.
@@ -559,13 +619,16 @@ bool Viewer::leave_pathway(double now) {
   std::vector<std::string> order = pathway_priority_;
   if (order.empty()) {
     for (const auto& v : variants_) {
-      if (std::find(order.begin(), order.end(), v.pathway) == order.end()) order.push_back(v.pathway);
+      if (std::find(order.begin(), order.end(), v.pathway) == order.end())
+        order.push_back(v.pathway);
     }
   }
   for (const auto& p : order) {
     if (p == pathway_) continue;
     if (auto it = penalized_.find(p); it != penalized_.end() && it->second > now) continue;
-    if (std::none_of(variants_.begin(), variants_.end(), [&](const Variant& v) { return v.pathway == p; })) continue;
+    if (std::none_of(variants_.begin(), variants_.end(),
+                     [&](const Variant& v) { return v.pathway == p; }))
+      continue;
     pathway_ = p;
     choose_variant();
     return true;
@@ -573,8 +636,12 @@ bool Viewer::leave_pathway(double now) {
   return false;
 }
 
-void Viewer::walk_out(const std::string& cache) { cache_ = cache; }
-void Viewer::walk_in() { cache_ = own_cache_; }
+void Viewer::walk_out(const std::string& cache) {
+  cache_ = cache;
+}
+void Viewer::walk_in() {
+  cache_ = own_cache_;
+}
 
 void Viewer::leave() {
   if (stopped()) return;

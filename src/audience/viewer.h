@@ -35,7 +35,18 @@ struct PlayerContext {
 class Viewer {
  public:
   // home: signed in ahead (a sign_in phase), not arrived yet.
-  enum class Phase : std::uint8_t { arrived, signing_in, home, ready, access, queued, starting, playing, left, failed };
+  enum class Phase : std::uint8_t {
+    arrived,
+    signing_in,
+    home,
+    ready,
+    access,
+    queued,
+    starting,
+    playing,
+    left,
+    failed
+  };
 
   Viewer(PlayerContext& context, uint64_t number, std::string cache);
   Viewer(const Viewer&) = delete;
@@ -83,7 +94,8 @@ class Viewer {
     std::string variant;  // the media playlist's URL without query
   };
 
-  void request(RequestKind kind, common::FetchRequest request, bool keep_body, std::function<void(Reply)> done);
+  void request(RequestKind kind, common::FetchRequest request, bool keep_body,
+               std::function<void(Reply)> done);
   void after(common::LoopTimer& timer, double seconds);
   void fail(const std::string& reason);
   // Runs `step` after `seconds` on the step timer (one pending step at a time).
@@ -100,6 +112,8 @@ class Viewer {
   void choose_variant();
   void load_media();
   void pump_segments();
+  // Fetches each new key URI of a media playlist once, as a player does before decrypting.
+  void fetch_keys(const std::vector<std::string>& uris);
   // Switches to the next usable pathway of the steering manifest; false when there is none.
   bool leave_pathway(double now);
   void on_segment_done(const Segment& segment, const Reply& reply, double started);
@@ -138,6 +152,7 @@ class Viewer {
 
   // Media.
   std::vector<Segment> segments_;
+  std::vector<std::string> keys_fetched_;  // key URIs asked for once each (the last 16)
   std::string signature_;
   double target_duration_ = 2;
   double load_started_ = 0;

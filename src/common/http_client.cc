@@ -114,6 +114,9 @@ Result<std::unique_ptr<HttpClient>> HttpClient::create(event_base& base, HttpCli
   curl_multi_setopt(m, CURLMOPT_TIMERDATA, client.get());
   curl_multi_setopt(m, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX);
   curl_multi_setopt(m, CURLMOPT_MAX_HOST_CONNECTIONS, client->options_.max_host_connections);
+  if (client->options_.max_cached_connections > 0) {
+    curl_multi_setopt(m, CURLMOPT_MAXCONNECTS, client->options_.max_cached_connections);
+  }
   client->timer_.reset(evtimer_new(
       &base, [](evutil_socket_t, short, void* arg) { static_cast<HttpClient*>(arg)->on_timeout(); },
       client.get()));
@@ -153,7 +156,7 @@ FetchId HttpClient::fetch(FetchRequest request, FetchCallbacks callbacks) {
   curl_easy_setopt(e, CURLOPT_WRITEDATA, t.get());
   curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
   // Larger reads mean fewer callbacks (and fewer sends to waiters) per chunk.
-  curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 256L * 1024);
+  curl_easy_setopt(e, CURLOPT_BUFFERSIZE, options_.receive_buffer_bytes);
   if (!options_.ca_file.empty()) curl_easy_setopt(e, CURLOPT_CAINFO, options_.ca_file.c_str());
   // h2c (prior knowledge) is not offered: libcurl 7.88 fails concurrent streams on it.
   if (options_.http2) {

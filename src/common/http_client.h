@@ -34,6 +34,13 @@ struct HttpClientOptions {
   bool http2 = true;                   // h2 via ALPN on https
   std::string ca_file;                 // CA bundle for https; empty = system store
   std::string user_agent = "balancer";
+  // libcurl's receive buffer per transfer: larger reads mean fewer callbacks per chunk; a
+  // client of many small concurrent transfers (the audience tool) keeps it small.
+  long receive_buffer_bytes = 256L * 1024;
+  // Idle connections kept for reuse across all hosts; 0 = libcurl's default (4 × the transfers
+  // running), too few for a client of many hosts and sequential requests, which then
+  // connects and closes for most requests.
+  long max_cached_connections = 0;
 };
 
 struct FetchRequest {

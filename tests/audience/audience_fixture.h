@@ -8,8 +8,8 @@
 #include <condition_variable>
 #include <fstream>
 #include <initializer_list>
-#include <sstream>
 #include <mutex>
+#include <sstream>
 #include <string>
 #include <thread>
 
@@ -25,7 +25,12 @@ inline const char* const kVariants[] = {"hi", "lo"};
 // (a generator of content, not a wait for something to happen).
 class LiveSource {
  public:
-  explicit LiveSource(std::string root) : root_(std::move(root)) {
+  // `with_key`: the media playlists name an AES-128 key (players fetch it; the segments are
+  // not really encrypted, which a simulated player does not notice).
+  explicit LiveSource(std::string root, bool with_key = false)
+      : root_(std::move(root)), with_key_(with_key) {
+    for (const char* v : kVariants)
+      write_file(root_ + "/live/" + v + "/key.bin", std::string(16, 'k'));
     write_file(root_ + "/live/master.m3u8",
                "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-STREAM-INF:BANDWIDTH=400000\nhi/index.m3u8\n"
                "#EXT-X-STREAM-INF:BANDWIDTH=150000\nlo/index.m3u8\n");
@@ -54,13 +59,17 @@ class LiveSource {
   void add_segment() {
     for (const char* v : kVariants) {
       const std::string dir = root_ + "/live/" + v;
-      write_file(dir + "/seg" + std::to_string(next_) + ".ts", std::string(v[0] == 'h' ? 24'000 : 9'000, 'x'));
+      write_file(dir + "/seg" + std::to_string(next_) + ".ts",
+                 std::string(v[0] == 'h' ? 24'000 : 9'000, 'x'));
       const uint64_t first = next_ + 1 >= kWindow ? next_ + 1 - kWindow : 0;
-      write_file(dir + "/index.m3u8", live_playlist(first, static_cast<int>(next_ + 1 - first), kTargetDuration));
+      write_file(dir + "/index.m3u8",
+                 live_playlist(first, static_cast<int>(next_ + 1 - first), kTargetDuration,
+                               with_key_ ? "#EXT-X-KEY:METHOD=AES-128,URI=\"key.bin\"\n" : ""));
     }
   }
 
   std::string root_;
+  bool with_key_ = false;
   uint64_t next_ = 0;
   std::mutex mutex_;
   std::condition_variable stopped_;
@@ -77,7 +86,6 @@ inline double number_at(const rapidjson::Value& v, std::initializer_list<const c
   return at->IsNumber() ? at->GetDouble() : -1;
 }
 
-
 // Runs `audience` on `scenario` (its progress lines on our stderr, for a post-mortem) and
 // returns the parsed result; REQUIREs that it ran to its end within `timeout`.
 inline rapidjson::Document run_audience(const TempDir& dir, const std::string& scenario,
@@ -85,7 +93,11 @@ inline rapidjson::Document run_audience(const TempDir& dir, const std::string& s
   write_file(dir.file("scenario.json"), scenario);
   ChildProcess run;
   ChildOptions options;
-  options.argv = {binary_path("audience"), dir.file("scenario.json"), "--json", dir.file("result.json"), "--html",
+  options.argv = {binary_path("audience"),
+                  dir.file("scenario.json"),
+                  "--json",
+                  dir.file("result.json"),
+                  "--html",
                   dir.file("report.html")};
   options.stderr_mode = StderrMode::kPassThrough;
   std::string error;

@@ -16,28 +16,35 @@
 using namespace balancer::test;
 using namespace std::chrono_literals;
 
-
 TEST_CASE("a rehearsal of 240 viewers: queue, walk-out and a killed node, without a stall") {
   TempDir dir;
   LiveSource source(dir.file("origin"));
   TestOrigin origin(serving_files(dir.file("origin")));
-  CacheNodeProcess node_a(dir.file("cache-a"), origin.url("/files"), {"node_id=venue-a", "site=venue"});
-  CacheNodeProcess node_b(dir.file("cache-b"), origin.url("/files"), {"node_id=venue-b", "site=venue"});
-  BalancerProcess balancer(
-      dir, origin.url("/files"), channels_json({channel_json("demo", "/live/master.m3u8")}),
-      caches_json({cache_json("venue-a", "venue", node_a.port()), cache_json("venue-b", "venue", node_b.port())}),
-      {"limits.max_streams=200", "limits.idle_timeout_s=4", "limits.per_address_exempt=[\"127.0.0.0/8\"]",
-       "queue.retry_after_s=2", "queue.ticket_grace_s=6", "queue.head_reservation_s=4"});
+  CacheNodeProcess node_a(dir.file("cache-a"), origin.url("/files"),
+                          {"node_id=venue-a", "site=venue"});
+  CacheNodeProcess node_b(dir.file("cache-b"), origin.url("/files"),
+                          {"node_id=venue-b", "site=venue"});
+  BalancerProcess balancer(dir, origin.url("/files"),
+                           channels_json({channel_json("demo", "/live/master.m3u8")}),
+                           caches_json({cache_json("venue-a", "venue", node_a.port()),
+                                        cache_json("venue-b", "venue", node_b.port())}),
+                           {"limits.max_streams=200", "limits.idle_timeout_s=4",
+                            "limits.per_address_exempt=[\"127.0.0.0/8\"]", "queue.retry_after_s=2",
+                            "queue.ticket_grace_s=6", "queue.head_reservation_s=4"});
   REQUIRE(balancer.wait_cache_usable("venue-a", true, 10s));
   REQUIRE(balancer.wait_cache_usable("venue-b", true, 10s));
 
   rapidjson::Document doc = run_audience(dir, R"({
-    "name": "ci venue", "balancer": ")" + balancer.url("") + R"(", "channel": "demo",
+    "name": "ci venue", "balancer": ")" + balancer.url("") +
+                                                  R"(", "channel": "demo",
     "playlist": "/hls/demo/live/master.m3u8", "duration_s": 58, "max_viewers": 300,
     "player": {"variant": "abr", "caches": ["venue-a", "venue-b"], "retries": 4, "start_buffer_s": 2},
-    "processes": [{"name": "venue-a", "pid": )" + std::to_string(node_a.process().pid()) + R"(}],
-    "metrics": [{"name": "venue-a", "url": ")" + node_a.url("/metrics") + R"("},
-                {"name": "venue-b", "url": ")" + node_b.url("/metrics") + R"("}],
+    "processes": [{"name": "venue-a", "pid": )" + std::to_string(node_a.process().pid()) +
+                                                  R"(}],
+    "metrics": [{"name": "venue-a", "url": ")" + node_a.url("/metrics") +
+                                                  R"("},
+                {"name": "venue-b", "url": ")" + node_b.url("/metrics") +
+                                                  R"("}],
     "phases": [
       {"at_s": 0, "do": "arrive", "viewers": 240, "over_s": 8},
       {"at_s": 14, "until_s": 22, "do": "window", "name": "steady"},
@@ -61,9 +68,22 @@ TEST_CASE("a rehearsal of 240 viewers: queue, walk-out and a killed node, withou
   // One origin fetch per segment per node (each node fetches at most every distinct segment once).
   CHECK(number_at(doc, {"origin_fetches", "venue-b", "per_segment"}) <= 1.0);
   CHECK(number_at(doc, {"origin_fetches", "venue-a", "per_segment"}) <= 1.0);
+  // The steady playlist bar (issue 22: p99 ≤ 50 ms; a few ms on an idle machine). A latency
+  // is measured when the tool's loop sees the answer: judged only when that loop kept up.
+  const double tool_lag_p99 = number_at(doc, {"audience_loop_lag_ms", "p99"});
+  const double playlist_p99 = number_at(doc, {"windows", "steady", "media_playlist_ms", "p99"});
+  if (tool_lag_p99 <= 10) {
+    CHECK(playlist_p99 <= 50);
+  } else {
+    MESSAGE(
+        "playlist p99 " << playlist_p99
+                        << " ms not judged: the machine was loaded (the tool's own loop late by "
+                        << tool_lag_p99 << " ms at p99)");
+  }
   // The request budget of a steady viewer: a playlist and a segment per target duration.
   const double media = number_at(doc, {"windows", "steady", "requests_per_viewer_minute", "media"});
-  const double segments = number_at(doc, {"windows", "steady", "requests_per_viewer_minute", "segment"});
+  const double segments =
+      number_at(doc, {"windows", "steady", "requests_per_viewer_minute", "segment"});
   CHECK(media == doctest::Approx(60.0 / kTargetDuration).epsilon(0.2));
   CHECK(segments == doctest::Approx(60.0 / kTargetDuration).epsilon(0.2));
   // The walk-out took effect: the balancer chose origin for viewers without a cache id.

@@ -47,15 +47,19 @@ TEST_CASE("the throughput estimate believes a drop at once and a rise only when 
 }
 
 TEST_CASE("query parameters are replaced in place or appended") {
-  CHECK(with_query_param("http://b/hls/a.m3u8?cache=venue-a&viewer=v", "cache", "") == "http://b/hls/a.m3u8?cache=&viewer=v");
-  CHECK(with_query_param("http://b/hls/a.m3u8?viewer=v&cache=x", "cache", "y") == "http://b/hls/a.m3u8?viewer=v&cache=y");
+  CHECK(with_query_param("http://b/hls/a.m3u8?cache=venue-a&viewer=v", "cache", "") ==
+        "http://b/hls/a.m3u8?cache=&viewer=v");
+  CHECK(with_query_param("http://b/hls/a.m3u8?viewer=v&cache=x", "cache", "y") ==
+        "http://b/hls/a.m3u8?viewer=v&cache=y");
   CHECK(with_query_param("http://b/a.m3u8", "cache", "y") == "http://b/a.m3u8?cache=y");
   CHECK(with_query_param("http://b/a.m3u8?", "c", "1") == "http://b/a.m3u8?c=1");
-  CHECK(with_query_param("http://b/a.m3u8?xcache=1#f", "cache", "2") == "http://b/a.m3u8?xcache=1&cache=2#f");
+  CHECK(with_query_param("http://b/a.m3u8?xcache=1#f", "cache", "2") ==
+        "http://b/a.m3u8?xcache=1&cache=2#f");
 }
 
 TEST_CASE("tag attributes, quoted or not") {
-  const std::string line = "#EXT-X-STREAM-INF:BANDWIDTH=300000,CODECS=\"avc1.4d401f,mp4a.40.2\",PATHWAY-ID=\"venue-a\"";
+  const std::string line =
+      "#EXT-X-STREAM-INF:BANDWIDTH=300000,CODECS=\"avc1.4d401f,mp4a.40.2\",PATHWAY-ID=\"venue-a\"";
   CHECK(tag_attribute(line, "PATHWAY-ID") == "venue-a");
   CHECK(tag_attribute(line, "CODECS") == "avc1.4d401f,mp4a.40.2");
   CHECK(tag_attribute(line, "BANDWIDTH") == "300000");

@@ -7,7 +7,8 @@
 using namespace audience;
 
 namespace {
-const std::string kMinimal = R"({"balancer":"http://127.0.0.1:8080","playlist":"/hls/demo/live/master.m3u8",
+const std::string kMinimal =
+    R"({"balancer":"http://127.0.0.1:8080","playlist":"/hls/demo/live/master.m3u8",
   "phases":[{"at_s":0,"do":"arrive","viewers":10,"over_s":5}]})";
 }
 
@@ -22,7 +23,8 @@ TEST_CASE("a minimal scenario takes the defaults") {
 }
 
 TEST_CASE("phases are sorted by time, processes and windows read") {
-  auto s = parse_scenario("s.json", R"({"balancer":"http://b:1","playlist":"/p.m3u8","duration_s":90,
+  auto s =
+      parse_scenario("s.json", R"({"balancer":"http://b:1","playlist":"/p.m3u8","duration_s":90,
     "player":{"variant":"top","caches":["venue-a","venue-b"]},
     "processes":[{"name":"node-a","pid":1234,"restart":["cache_node","--config","x.json"]}],
     "metrics":[{"name":"node-a","url":"http://127.0.0.1:8081/metrics"}],
@@ -42,13 +44,17 @@ TEST_CASE("bad scenarios are refused naming the key") {
   auto unknown = parse_scenario("s.json", R"({"balancer":"http://b","playlist":"/p","viewerz":3})");
   REQUIRE_FALSE(unknown.ok());
   CHECK(unknown.error().message.find("viewerz") != std::string::npos);
-  auto action = parse_scenario("s.json", R"({"balancer":"http://b","playlist":"/p","phases":[{"do":"explode"}]})");
+  auto action = parse_scenario(
+      "s.json", R"({"balancer":"http://b","playlist":"/p","phases":[{"do":"explode"}]})");
   REQUIRE_FALSE(action.ok());
   CHECK(action.error().message.find("explode") != std::string::npos);
-  auto process = parse_scenario("s.json", R"({"balancer":"http://b","playlist":"/p","phases":[{"do":"kill","process":"x"}]})");
+  auto process = parse_scenario(
+      "s.json",
+      R"({"balancer":"http://b","playlist":"/p","phases":[{"do":"kill","process":"x"}]})");
   REQUIRE_FALSE(process.ok());
   CHECK(process.error().message.find("\"x\"") != std::string::npos);
-  auto too_many = parse_scenario("s.json", R"({"balancer":"http://b","playlist":"/p","max_viewers":5,
+  auto too_many =
+      parse_scenario("s.json", R"({"balancer":"http://b","playlist":"/p","max_viewers":5,
     "phases":[{"do":"arrive","viewers":6}]})");
   REQUIRE_FALSE(too_many.ok());
   CHECK(too_many.error().message.find("max_viewers") != std::string::npos);
@@ -109,12 +115,12 @@ TEST_CASE("queue order: a viewer told to wait after a later ticket was admitted 
     q.admitted_at_s = admitted;
     return q;
   };
-  r.queued(record(1, 9, 19));   // polls every 10 s: admitted after ticket 2, but never told to
-  r.queued(record(2, 4, 14));   // wait once ticket 2 was in
+  r.queued(record(1, 9, 19));  // polls every 10 s: admitted after ticket 2, but never told to
+  r.queued(record(2, 4, 14));  // wait once ticket 2 was in
   r.queued(record(3, 12, 20));
   CHECK(r.queue_order_inversions() == 0);
   r.queued(record(0, 15, 25));  // still told to wait at 15 s, after ticket 2 got in at 14 s
   CHECK(r.queue_order_inversions() == 1);
-  r.queued(record(4, 30, 0));   // never admitted, last told at 30 s: tickets 1-3 were earlier
+  r.queued(record(4, 30, 0));  // never admitted, last told at 30 s: tickets 1-3 were earlier
   CHECK(r.queue_order_inversions() == 1);
 }
