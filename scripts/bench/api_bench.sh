@@ -160,6 +160,8 @@ SETS=(--set listen.port=0 --set channels_file="$WORK/balancer/channels.json"
   --set api.data_dir="$WORK/api" --set api.demo_payments=true
   --set api.login_limits.per_address=1000000 --set api.login_limits.per_login=1000000)
 [[ -n $BAL_THREADS ]] && SETS+=(--set threads="$BAL_THREADS")
+# shellcheck disable=SC2207  # the function prints nothing or one "--set key=value" pair
+SETS+=($(media_playlist_sets "$BALANCER" "$CONF"))
 # Argon2id when the build knows it (api.kdf_memory_kib), else the PBKDF2 of older builds.
 if "$BALANCER" --check-config --config "$CONF" "${SETS[@]}" --set api.kdf_memory_kib="$KDF_MEMORY_KIB" \
   --set api.kdf_allow_weak_for_tests=true >/dev/null 2>&1; then

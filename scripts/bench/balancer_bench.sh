@@ -202,6 +202,7 @@ JSON
 # error, not throughput). Waits until it lists the cache node as usable (signed links need
 # it). Sets BAL_URL[NAME] and BAL_PID[NAME].
 declare -A BAL_URL=() BAL_PID=()
+MEDIA_PLAYLIST_SETS=$(media_playlist_sets "$BALANCER")
 CACHE_USABLE=true
 start_balancer() {
   local name=$1 threads=$2 port i
@@ -211,7 +212,7 @@ start_balancer() {
     --set threads="$threads" --set channels_file="$WORK/balancer/channels.json" \
     --set caches_file="$WORK/balancer/caches.json" --set origins.demo.url="$ORIGIN_URL" \
     --set server.access_log=false --set limits.max_streams=1000000 --set playback.allow_anonymous=true \
-    --set limits.max_traffic_mbps=0 --set limits.max_anonymous_per_address=0 "$@"
+    --set limits.max_traffic_mbps=0 --set limits.max_anonymous_per_address=0 $MEDIA_PLAYLIST_SETS "$@"
   cd - >/dev/null
   BAL_PID[$name]=$SPAWNED
   watch "$name" "$SPAWNED" "$WORK/balancer/$name.log"

@@ -105,6 +105,7 @@ spawn "$WORK/balancer.log" "$BALANCER" --config "$ROOT_DIR/conf/balancer.json" \
   --set "origins.demo.url=http://127.0.0.1:$ORIGIN_PORT" --set "api.data_dir=$WORK/balancer/api" \
   --set server.access_log=false --set limits.max_streams=1000000 --set playback.allow_anonymous=true \
   --set limits.max_traffic_mbps=0 --set limits.max_anonymous_per_address=0 --set threads="$NODE_THREADS" \
+  $(media_playlist_sets "$BALANCER") \
   --set log.level=warn
 BALANCER_PID=$SPAWNED
 BALANCER_PORT=$(wait_listening "$WORK/balancer.log" 15 "$BALANCER_PID") || { log "balancer did not start"; exit 1; }

@@ -119,6 +119,17 @@ verdict() {
     else print "FAIL" }'
 }
 # ratio A B: A / B with two decimals, n/a unless both are positive numbers.
+# media_playlist_sets BALANCER [CONF]: prints "--set steering.media_masters=false" when that
+# balancer knows the key. A channel whose source is a bare media playlist then answers with the
+# rewritten media playlist itself, the path these benchmarks measure (a build that knows the key
+# answers the channel's entry URL with a master of its own making otherwise; an older build
+# always answered with the media playlist and refuses the key).
+media_playlist_sets() {
+  local conf=${2:-conf/balancer.json}
+  if (cd "$ROOT_DIR" && "$1" --config "$conf" --set steering.media_masters=false --check-config) >/dev/null 2>&1; then
+    echo "--set steering.media_masters=false"
+  fi
+}
 ratio() { awk -v a="${1:-0}" -v b="${2:-0}" 'BEGIN { if (a > 0 && b > 0) printf "%.2f", a / b; else printf "n/a" }'; }
 
 # ---------------------------------------------------------------- nginx
