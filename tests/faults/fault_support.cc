@@ -278,6 +278,9 @@ bool RestartableBalancer::start(std::string* error) {
                                    "--set", "health.up_after=2",
                                    "--set", "health.down_after=2",
                                    "--set", "server.access_log=false",
+                                   // A bare media source answers with itself, as these faults
+                                   // expect (not with a master of the balancer's making).
+                                   "--set", "steering.media_masters=false",
                                    "--set", "api.data_dir=" + api_dir_};
   for (const auto& o : overrides_) {
     argv.push_back("--set");
