@@ -104,7 +104,7 @@ struct BalancerConfig {
   // Content steering (section "steering", docs/balancer.md): masters list the
   // variants once per pathway (the viewer's site's cache nodes, then origin) and
   // name the steering manifest, which orders them; its TTL is 30 s by default (a
-  // dead node is left through its pathway's 410, not through a short TTL).
+  // dead node's pathway lists new segments on the next usable host, not waiting for the TTL).
   bool steering_enabled = true;
   int steering_ttl_s = 30;
   // steering.media_masters: a channel whose source is a media playlist is answered

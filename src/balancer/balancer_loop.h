@@ -158,8 +158,6 @@ class BalancerLoop {
   std::vector<std::string> pathways(const BalancerConfig& c, const std::string& requested,
                                     const std::string& remote_ip, const std::string& viewer_key,
                                     TimePoint now, bool usable_only);
-  // True when `pathway` names a configured cache node that is not usable at `now`.
-  bool pathway_down(const BalancerConfig& c, const std::string& pathway, TimePoint now);
   // The viewer's master `body` offering every pathway (hls/steering.h), or `body` unchanged
   // when it cannot be steered.
   std::string steered_master(const Pending& p, const SourceVersion& version, const ViewerLinks& links,

@@ -162,17 +162,19 @@ CacheDecision BalancerLoop::choose(const BalancerConfig& c, const std::string& r
                                   const std::string& pathway) {
   CacheDecision decided;
   decided.health = health_.shared();
+  const HealthView& view = *decided.health;
   if (!pathway.empty()) {
     if (pathway == kOriginPathway) return decided;
     for (const auto& cache : c.caches) {
-      if (cache.id == pathway) {
-        decided.cache = &cache;
-        decided.reason = CacheChoice::Reason::requested;
-        return decided;
-      }
+      if (cache.id != pathway) continue;
+      auto h = view.find(cache.id);
+      if (h == view.end() || !h->second.usable(now)) break;  // a dead pathway: the usual choice
+      decided.holds_until = h->second.usable_until();
+      decided.cache = &cache;
+      decided.reason = CacheChoice::Reason::requested;
+      return decided;
     }
   }
-  const HealthView& view = *decided.health;
   std::vector<CacheCandidate> candidates;
   candidates.reserve(c.caches.size());
   for (const auto& cache : c.caches) {
@@ -222,17 +224,6 @@ std::vector<std::string> BalancerLoop::pathways(const BalancerConfig& c,
   return out;
 }
 
-bool BalancerLoop::pathway_down(const BalancerConfig& c, const std::string& pathway, TimePoint now) {
-  if (pathway.empty() || pathway == kOriginPathway) return false;
-  const HealthView& view = health_.get();
-  for (const auto& cache : c.caches) {
-    if (cache.id != pathway) continue;
-    auto h = view.find(cache.id);
-    return !(h != view.end() && h->second.usable(now));
-  }
-  return false;  // not a node of ours: choose() treats it as no pathway
-}
-
 void BalancerLoop::handle_steering(HttpExchange& ex) {
   std::string_view path = ex.path();
   path.remove_prefix(kSteeringPrefix.size());
@@ -248,8 +239,8 @@ void BalancerLoop::handle_steering(HttpExchange& ex) {
   // The viewer key only spreads viewers over siblings (choose_cache's hash): the same as for its
   // playlists.
   std::string viewer_key = ex.query_param("viewer").value_or(ex.query_param("ticket").value_or(""));
-  // Only the order: every pathway is listed in the master, and one that goes down answers its
-  // media playlists with 410, which moves players at once (docs/balancer.md § Content steering).
+  // Only the order: every pathway is listed in the master, and one that goes down lists its new
+  // segments on the next usable host at once (docs/balancer.md § Content steering).
   std::vector<std::string> priority =
       pathways(c, requested, ex.remote_ip(), viewer_key, shared_.clock.now(), true);
   ex.add_header("Cache-Control", "no-store");
@@ -261,8 +252,11 @@ const std::vector<std::string>& BalancerLoop::stable_links_for(
     const std::vector<std::string>& fresh, TimePoint now) {
   // Per viewer, requested cache and playlist: a viewer that asks for another cache (it walked out
   // of the venue, its app pinged again) cannot be assumed to reach its previous hosts.
-  std::string key = p.viewer_key + "\n" + p.request.cache + "\n" +
+  std::string key = p.viewer_key + "\n" + p.request.cache + "\n" + p.request.pathway + "\n" +
                     p.request.origin_target.substr(0, p.request.origin_target.find('?'));
+  // A dead pathway's listed chunks keep its node: a changed URI is "media sequence mismatch"
+  // to hls.js.
+  const std::string kept_host = p.request.pinned_pathway() ? p.request.pathway : std::string();
   std::vector<uint64_t> hashes;
   hashes.reserve(version.plan.chunk_slots);
   for (const SlotTarget& slot : version.plan.slots) {
@@ -278,6 +272,7 @@ const std::vector<std::string>& BalancerLoop::stable_links_for(
   };
   auto usable = [&](std::string_view id) {
     if (id.empty()) return true;  // origin
+    if (!kept_host.empty() && id == kept_host) return true;
     auto h = view.find(std::string(id));
     return find(id) != nullptr && h != view.end() && h->second.usable(now);
   };
@@ -367,15 +362,6 @@ void BalancerLoop::handle_playlist(HttpExchange& ex) {
   shared_.metrics.requests_playlist.inc();
   PendingPtr p = begin_viewer_request(ex, kPlaylistPrefix);
   if (!p) return;
-  if (pathway_down(p->config->config, p->request.pathway, shared_.clock.now())) {
-    // Every steering player takes a 4xx on a media playlist as a reason to leave the pathway at
-    // once (hls.js does not retry a 4xx; Media3 excludes the pathway on 410; VHS and Shaka Player
-    // on any error status), while a playlist on another host would be a changed segment URI to
-    // hls.js. docs/balancer.md § Content steering.
-    return fail(p->ex, 410, "pathway_down",
-                "Cache node '" + p->request.pathway +
-                    "' is down: take another pathway of the steering manifest.");
-  }
   ensure_allowed(p, false, [this, p](bool allowed) {
     if (!allowed) return fail(p->ex, 404, "not_found", "This channel has no playlist at that path.");
     admit(p, [this, p] {
@@ -425,8 +411,11 @@ void BalancerLoop::serve_playlist(const PendingPtr& p, const SourceResult& r) {
         if (&c.caches[i] == cache) version.cache_use.note(i);
       }
       links = &chunk_links_for(version, *p->config, *p->channel, cache);
-      // A steering pathway keeps its host by itself; the default copy keeps listed chunks' hosts.
-      if (!p->request.pinned_pathway()) links = &stable_links_for(*p, version, cache, *links, started);
+      // Listed chunks keep their hosts. A live pathway's chunks are all on its node; a dead
+      // pathway answers 200 rather than an error (Shaka Player bans the balancer's host name on
+      // one, VHS waits for its manifest): the chunks it listed keep their URIs, new ones follow
+      // the cache choice. docs/balancer.md § Content steering.
+      links = &stable_links_for(*p, version, cache, *links, started);
     }
     viewer_links.chunk_links = links;
     body = render_for_viewer(version.playlist.tmpl, version.plan, viewer_links);
@@ -456,7 +445,8 @@ std::string BalancerLoop::steered_master(const Pending& p, const SourceVersion& 
   // Pathway "." is the viewer's default copy, listed first: its links follow the cache choice,
   // which is what players without steering play. Steering players start on the choice's own
   // pathway: every pathway's copy names it, so its segment URIs never change (hls.js reports a
-  // changed one as "media sequence mismatch") and its death answers 410. Not ".": hls.js 1.7
+  // changed one as "media sequence mismatch"); after its death it lists new segments on the
+  // next usable host. Not ".": hls.js 1.7
   // then switches pathway as its first manifest arrives and, at start-up, sometimes never loads
   // a second fragment.
   std::vector<std::string> texts;

@@ -338,18 +338,16 @@ scenarios.cache_kill_to_origin = async (stack) => {
 const PLAYERS = Object.keys(PLAYER_LOGINS);  // hlsjs, shaka, videojs
 const TARGET_DURATION_S = 2;  // the stack's ffmpeg segments
 const STEERING_TTL_S = 30;  // the balancer's default steering.ttl_s
-// How soon after its node's death each player loads a segment from elsewhere, from its code
-// (docs/balancer.md § Content steering): hls.js at its next playlist reload (the 410 moves it
-// at once); video.js (VHS 3.17) only once it reads the steering manifest again
-// (excludePathway() does not change its current pathway): up to one TTL.
-const LEAVE_BOUND_S = { hlsjs: TARGET_DURATION_S, videojs: STEERING_TTL_S + TARGET_DURATION_S };
-// Shaka Player 5.2 leaves at once (one retry delay after the 410) but then bans the balancer's
-// host name, which every pathway's playlists share, and plays the master's PATHWAY-ID alone,
-// the dead node's, until the ban ends (60 s): only "no fatal error" is checked for it; its
-// figures are recorded.
-const STAYS_ON_DEAD_PATHWAY = { shaka: true };
-// Players that leave within their buffer (about three segments at the live edge) do not stall.
-const STALLS_EXPECTED = { hlsjs: false, shaka: true, videojs: true };
+// How soon after its node's death each player loads a segment from elsewhere: the dead
+// pathway's playlist answers 200 and lists each segment new since the death on the sibling
+// (docs/balancer.md § Content steering), so every player leaves with the first segment that
+// appears after it: within one target duration, plus the segment's load. (On a 410, Shaka
+// Player 5.2 banned the balancer's host name and came back to the dead pathway, and video.js
+// waited for its steering manifest: a stall of 16-18 s.)
+const LEAVE_BOUND_S = { hlsjs: TARGET_DURATION_S + 1, shaka: TARGET_DURATION_S + 1, videojs: TARGET_DURATION_S + 1 };
+// Players that must stay on a dead pathway (none) and those allowed to stall (none).
+const STAYS_ON_DEAD_PATHWAY = {};
+const STALLS_EXPECTED = { hlsjs: false, shaka: false, videojs: false };
 // The players that must leave (all but those staying), and what is checked of the others.
 const leaving = (players) => players.filter((p) => !STAYS_ON_DEAD_PATHWAY[p.player]);
 const checked = (p, found) => (STAYS_ON_DEAD_PATHWAY[p.player] ? found.filter((f) => f.includes('fatal')) : found);
@@ -485,8 +483,8 @@ scenarios.players_cache_kill = async (stack) => {
 };
 
 // Each player plays the single-variant channel and the bare-media-playlist channel through
-// venue-b; venue-b is marked overloaded: the steering manifest drops it and its pathway answers
-// 410, and each player moves to venue-a with no fatal error and 0 stalls.
+// venue-b; venue-b is marked overloaded: the steering manifest drops it and its pathway lists
+// new segments on venue-a, and each player moves to venue-a with no fatal error and 0 stalls.
 scenarios.players_steering_change = async (stack) => {
   await reviveCaches(stack);
   const pages = await startPageServer(source);

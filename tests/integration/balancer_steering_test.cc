@@ -3,8 +3,9 @@
 // of its site, origin), passes the players' rules and names its steering manifest by an
 // absolute URI (the configured public URL, else the host the viewer reached);
 // /steering/<channel> orders the usable pathways by the cache choice with a 30 s TTL
-// and drops a node that goes down; a pathway's media playlist keeps its chunk host,
-// and answers 410 once its node is down, which moves every player off it at once;
+// and drops a node that goes down; a pathway's media playlist keeps its chunk host; once
+// its node is down it still answers 200: the chunks it listed to the viewer keep their
+// URIs and new ones go to the usable sibling (no player sees an error);
 // steering.enabled=false leaves masters as before. A channel whose source is a bare media
 // playlist is answered with a master of one variant, steered like the others.
 #include <doctest/doctest.h>
@@ -12,6 +13,7 @@
 #include <filesystem>
 #include <map>
 #include <string>
+#include <thread>
 
 #include "balancer/balancer_fixture.h"
 #include "support/steering_rules.h"
@@ -38,6 +40,11 @@ size_t count(const std::string& text, const std::string& needle) {
   size_t n = 0;
   for (size_t at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1)) ++n;
   return n;
+}
+
+std::vector<std::string> without_query(std::vector<std::string> uris) {
+  for (auto& uri : uris) uri = uri.substr(0, uri.find('?'));
+  return uris;
 }
 
 struct Stack {
@@ -69,7 +76,7 @@ struct Stack {
 
 TEST_CASE(
     "steering: the master lists every pathway; the manifest orders them by health; a dead "
-    "pathway answers 410") {
+    "pathway keeps the URIs it listed and sends new segments to the sibling") {
   Stack s;
   auto master = s.balancer->get("/hls/demo/live/master.m3u8?cache=a&viewer=v1");
   REQUIRE(master.status == 200);
@@ -112,18 +119,39 @@ TEST_CASE(
   for (const auto& uri : uri_lines(on_origin.body))
     CHECK(uri.rfind(s.origin->url("/files/live/hi/seg"), 0) == 0);
   CHECK(s.balancer->get(media + "bad%20id").status == 400);
-  REQUIRE(s.balancer->get(media + "a").status == 200);
+  auto listed_on_a = s.balancer->get(media + "a");
+  REQUIRE(listed_on_a.status == 200);
+  REQUIRE(uri_lines(listed_on_a.body).size() == 3);
+  for (const auto& uri : uri_lines(listed_on_a.body))
+    CHECK(uri.rfind("http://127.0.0.1:9/o/demo/", 0) == 0);
 
-  // Node a goes down: the manifest leaves it within a health poll, and its pathway's media
-  // playlists answer 410, which every player takes as "leave this pathway now".
+  // Node a goes down: the manifest leaves it within a health poll. Its pathway's playlist
+  // still answers 200 (an error makes Shaka Player ban the balancer's host name and VHS wait
+  // for its manifest): what it listed to this viewer keeps its URIs (hls.js compares them
+  // per media sequence number), new segments go to b; a viewer that never listed it gets b.
   std::filesystem::remove(s.dir.file("root/health/a.json"));
   REQUIRE(s.balancer->wait_cache_usable("a", false, 10s));
   CHECK(s.balancer->get("/steering/demo?cache=a&viewer=v1").body.find(
             "\"PATHWAY-PRIORITY\":[\"b\",\"origin\"]") != std::string::npos);
   auto on_a = s.balancer->get(media + "a");
-  CHECK(on_a.status == 410);
-  CHECK(on_a.header("Cache-Control") == "no-store");
-  CHECK(on_a.body.find("\"code\":\"pathway_down\"") != std::string::npos);
+  REQUIRE(on_a.status == 200);
+  CHECK(without_query(uri_lines(on_a.body)) == without_query(uri_lines(listed_on_a.body)));
+  write_file(s.dir.file("root/live/hi/index.m3u8"), live_playlist(11, 3));
+  std::vector<std::string> moved;
+  for (int i = 0; i < 100; ++i) {  // until the balancer's copy of the source refreshes (≤ 10 s)
+    moved = uri_lines(s.balancer->get(media + "a").body);
+    if (moved.size() == 3 && moved.back().find("seg13") != std::string::npos) break;
+    std::this_thread::sleep_for(100ms);
+  }
+  INFO(moved.size());
+  REQUIRE(moved.size() == 3);
+  // Signed links carry a fresh expiry at every copy: the URI without its query stays.
+  CHECK(without_query(moved)[0] == without_query(uri_lines(listed_on_a.body))[1]);
+  CHECK(without_query(moved)[1] == without_query(uri_lines(listed_on_a.body))[2]);
+  CHECK(moved[2].rfind("http://127.0.0.2:9/o/demo/", 0) == 0);
+  CHECK(moved[2].find("seg13") != std::string::npos);
+  for (const auto& uri : uri_lines(s.balancer->get("/hls/demo/live/hi/index.m3u8?cache=a&viewer=v2&pathway=a").body))
+    CHECK(uri.rfind("http://127.0.0.2:9/o/demo/", 0) == 0);
   // Without a pathway the viewer's copy moves as before (players without steering).
   for (const auto& uri :
        uri_lines(s.balancer->get("/hls/demo/live/hi/index.m3u8?cache=a&viewer=v1").body)) {
@@ -241,12 +269,15 @@ TEST_CASE(
   CHECK(count(s.balancer->get(entry + "&_HLS_msn=11").body, "#EXTINF") == 3);
   // The master channel's variant at the same path stays a media playlist.
   CHECK(count(s.balancer->get("/hls/demo/live/hi/index.m3u8?cache=a&viewer=v1").body, "#EXTINF") == 3);
-  // Node a goes down: the master leads with b, a's pathway answers 410, "." moves to b.
+  // Node a goes down: the master leads with b, a's pathway sends new viewers to b, "." moves to b.
   std::filesystem::remove(s.dir.file("root/health/a.json"));
   REQUIRE(s.balancer->wait_cache_usable("a", false, 10s));
   auto later = s.balancer->get(entry).body;
   CHECK(later.find("PATHWAY-ID=\"b\"") < later.find("PATHWAY-ID=\"a\""));
-  CHECK(s.balancer->get(entry + "&pathway=a").status == 410);
+  auto dead_pathway = s.balancer->get("/hls/bare/live/hi/index.m3u8?cache=a&viewer=v8&pathway=a");
+  CHECK(dead_pathway.status == 200);
+  CHECK(uri_lines(dead_pathway.body).size() == 3);
+  for (const auto& uri : uri_lines(dead_pathway.body)) CHECK(uri.rfind("http://127.0.0.2:9/o/demo/", 0) == 0);
   for (const auto& uri : uri_lines(s.balancer->get("/hls/bare/live/hi/index.m3u8?cache=a&viewer=v9&pathway=.").body))
     CHECK(uri.rfind("http://127.0.0.2:9/o/demo/", 0) == 0);
 }
