@@ -487,8 +487,8 @@ void Viewer::load_media() {
     if (reply.status != 200) {
       if (reply.status == 503 && reply.retry_after_s > 0)
         return after(reload_timer_, reply.retry_after_s);
-      // A steered pathway whose playlist is refused (the balancer answers 410 for a dead node's
-      // pathway) is left at once for the next one, as hls.js does on a 4xx for a level.
+      // A steered pathway whose playlist is refused (a 4xx; a deployment may answer so for a
+      // dead node's pathway) is left at once for the next one, as hls.js does on a 4xx for a level.
       if (reply.status >= 400 && reply.status < 500 && reply.status != 429 &&
           leave_pathway(ctx_.now())) {
         attempts_ = 0;
