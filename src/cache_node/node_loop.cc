@@ -14,6 +14,14 @@ using common::HttpExchange;
 
 namespace {
 
+// The signature of a viewer's link as a query suffix ("bexp=..&bsig=.."), passed on to the
+// upstream (a parent or the site's owner checks it again); "" for an unsigned link.
+std::string signed_suffix_of(const common::SplitTarget& split) {
+  if (split.signature.empty()) return "";
+  return std::string(common::kSignatureExpiryParam) + "=" + split.expires + "&" +
+         std::string(common::kSignatureParam) + "=" + split.signature;
+}
+
 // A remembered upstream 404: the same reply as the flight that found it.
 void reply_not_found(HttpExchange& ex) {
   common::UpstreamErrorReply reply = common::upstream_error(common::UpstreamFailure::not_found, kChunkWording);
@@ -273,7 +281,6 @@ void NodeLoop::handle_chunk(HttpExchange& ex) {
       common::take_query_param(ex.target(), cmcd::kQueryArgument);
   const std::string& target = cmcd_argument ? cmcd_argument->target : ex.target();
   common::SplitTarget split = common::split_signed_target(target);
-  std::string signed_suffix;
   if (config.signing_required) {
     common::SignatureVerdict verdict =
         rc.signer ? rc.signer->verify(target, now_ms / 1000) : common::SignatureVerdict::bad_signature;
@@ -292,10 +299,7 @@ void NodeLoop::handle_chunk(HttpExchange& ex) {
       ex, cmcd_argument ? std::optional<std::string>(cmcd_argument->raw_value) : std::nullopt, "", config.node_id);
   if (report && !report->next_object.empty() && config.prefetch_next_object)
     prefetch_next_object(rc, target, report->next_object, now_ms);
-  if (!split.signature.empty()) {
-    signed_suffix = std::string(common::kSignatureExpiryParam) + "=" + split.expires + "&" +
-                    std::string(common::kSignatureParam) + "=" + split.signature;
-  }
+  const std::string signed_suffix = signed_suffix_of(split);
   auto request = parse_chunk_request(split.unsigned_target);
   if (!request) return fail(ex, 400, "bad_request", request.error().message);
   auto origin = config.origins.find(request->origin_id);
@@ -435,7 +439,6 @@ void NodeLoop::prefetch_next_object(const RuntimeConfig& rc, std::string_view ta
   }
   const CacheNodeConfig& config = rc.config;
   common::SplitTarget split = common::split_signed_target(resolved);
-  std::string signed_suffix;
   if (config.signing_required) {
     // The same bar as the viewer's own request for it would meet.
     if (!rc.signer || rc.signer->verify(resolved, now_ms / 1000) != common::SignatureVerdict::ok) {
@@ -443,11 +446,7 @@ void NodeLoop::prefetch_next_object(const RuntimeConfig& rc, std::string_view ta
       return;
     }
   }
-  if (!split.signature.empty()) {
-    signed_suffix = std::string(common::kSignatureExpiryParam) + "=" + split.expires + "&" +
-                    std::string(common::kSignatureParam) + "=" + split.signature;
-  }
-  switch (prefetch_one(rc, std::string(split.unsigned_target), signed_suffix, now_ms)) {
+  switch (prefetch_one(rc, std::string(split.unsigned_target), signed_suffix_of(split), now_ms)) {
     case PrefetchResult::started: shared_.prefetch_next_object_started.inc(); shared_.prefetch_started.inc(); break;
     case PrefetchResult::joined: shared_.prefetch_joined.inc(); break;
     case PrefetchResult::present: shared_.prefetch_present.inc(); break;

@@ -12,9 +12,14 @@ namespace {
 
 constexpr const char* kLog = "cmcd";
 
-std::string json_escaped_label(std::string_view s) {
+// A Prometheus label value as the text format writes it (backslash, quote and newline escaped).
+std::string label_escaped(std::string_view s) {
   std::string out;
   for (char c : s) {
+    if (c == '\n') {
+      out += "\\n";
+      continue;
+    }
     if (c == '"' || c == '\\') out.push_back('\\');
     out.push_back(c);
   }
@@ -52,7 +57,8 @@ QualityMeter::QualityMeter(common::MetricsRegistry& metrics, const common::Clock
   metrics.gauge_fn("playback_sessions_reporting", "Player sessions heard from (CMCD sid) within the idle time",
                    [this] {
                      std::lock_guard lock(mutex_);
-                     return static_cast<double>(quality_.summary(clock_.now()).sessions);
+                     quality_.expire(clock_.now());  // no summary: one per scrape is enough
+                     return static_cast<double>(quality_.sessions());
                    });
   metrics.gauge_fn("playback_sessions_healthy_buffer",
                    "Player sessions whose latest buffer length is at or above the healthy bar", [this] {
@@ -115,7 +121,7 @@ void QualityMeter::count_stall(const PlaybackQuality::Place& where) {
     if (it == stall_counters_.end()) {
       common::Counter& counter = metrics_.counter(
           "playback_stalls_total", "Buffer starvations the players reported (CMCD bs), by channel and node",
-          "channel=\"" + json_escaped_label(place.channel) + "\",node=\"" + json_escaped_label(place.node) + "\"");
+          "channel=\"" + label_escaped(place.channel) + "\",node=\"" + label_escaped(place.node) + "\"");
       it = stall_counters_.emplace(place, &counter).first;
     }
   }
