@@ -51,6 +51,14 @@ std::string viewer_facing_base(const HttpExchange& ex, const BalancerConfig& c) 
   return (ex.secure() ? "https://" : "http://") + *host;
 }
 
+// The steering manifest's URI for this viewer. Absolute: Shaka Player cannot resolve a
+// path-absolute one.
+std::string steering_server_uri(const std::string& base, const Pending& p) {
+  std::string uri = base + std::string(kSteeringPrefix) + p.channel->id;
+  if (!p.request.viewer_query.empty()) uri += "?" + p.request.viewer_query;
+  return uri;
+}
+
 }  // namespace
 
 void BalancerLoop::fail(HttpExchange& ex, int status, const std::string& code, const std::string& message) {
@@ -446,9 +454,8 @@ std::string BalancerLoop::steered_master(const Pending& p, const SourceVersion& 
   // which is what players without steering play. Steering players start on the choice's own
   // pathway: every pathway's copy names it, so its segment URIs never change (hls.js reports a
   // changed one as "media sequence mismatch"); after its death it lists new segments on the
-  // next usable host. Not ".": hls.js 1.7
-  // then switches pathway as its first manifest arrives and, at start-up, sometimes never loads
-  // a second fragment.
+  // next usable host. Not ".": hls.js 1.7 then switches pathway as its first manifest arrives
+  // and, at start-up, sometimes never loads a second fragment.
   std::vector<std::string> texts;
   texts.reserve(ids.size());
   for (const std::string& id : ids) {
@@ -462,10 +469,7 @@ std::string BalancerLoop::steered_master(const Pending& p, const SourceVersion& 
   std::vector<hls::PathwayCopy> copies;
   copies.push_back({std::string(kDefaultPathway), body});
   for (size_t i = 0; i < ids.size(); ++i) copies.push_back({ids[i], texts[i]});
-  // Absolute: Shaka Player cannot resolve a path-absolute steering URI.
-  std::string server_uri = base + std::string(kSteeringPrefix) + p.channel->id;
-  if (!p.request.viewer_query.empty()) server_uri += "?" + p.request.viewer_query;
-  if (auto steered = hls::steered_master(copies, server_uri, ids.front())) return std::move(*steered);
+  if (auto steered = hls::steered_master(copies, steering_server_uri(base, p), ids.front())) return std::move(*steered);
   return body;
 }
 
@@ -493,10 +497,8 @@ std::optional<std::string> BalancerLoop::made_master(const Pending& p, const Sou
   }
   std::vector<hls::PathwayCopy> copies;
   for (size_t i = 0; i < ids.size(); ++i) copies.push_back({ids[i], texts[i]});
-  std::string server_uri = base + std::string(kSteeringPrefix) + p.channel->id;
-  if (!p.request.viewer_query.empty()) server_uri += "?" + p.request.viewer_query;
   if (ids.size() < 2) return texts.front();
-  if (auto steered = hls::steered_master(copies, server_uri, ids[1])) return steered;  // the choice's
+  if (auto steered = hls::steered_master(copies, steering_server_uri(base, p), ids[1])) return steered;  // the choice's
   return texts.front();
 }
 
