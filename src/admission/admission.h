@@ -92,9 +92,11 @@ struct AdmissionDecision {
   // the old ticket was dropped and the viewer waits again at the tail.
   uint64_t ticket = 0;
   uint64_t position = 0;  // 1-based place in the queue
-  std::chrono::seconds estimated_wait{0};
-  std::chrono::seconds retry_after{
-      0};  // min(queue.retry_after_s, max(1 s, estimated_wait)); kRefused: queue.retry_after_s
+  // nullopt until slots have freed often enough to measure their rate (docs/admission.md).
+  std::optional<std::chrono::seconds> estimated_wait;
+  // min(queue.retry_after_s, max(1 s, estimated_wait)), queue.retry_after_s while the wait is
+  // unknown; kRefused: queue.retry_after_s
+  std::chrono::seconds retry_after{0};
 
   bool admitted() const { return kind == Kind::kAdmitted; }
 };
@@ -128,12 +130,14 @@ struct AdmissionStatus {
   uint64_t queued_viewers = 0;
   uint64_t reserved_slots = 0;                // freed slots held for the head of the queue
   std::chrono::seconds head_waited{0};        // how long the head ticket has been waiting
-  std::chrono::seconds next_wait{0};          // estimated wait of a viewer arriving now
+  // Estimated wait of a viewer arriving now: 0 when it would be admitted, nullopt while the
+  // slot free rate is unknown.
+  std::optional<std::chrono::seconds> next_wait = std::chrono::seconds(0);
   double declared_mbps = 0;                   // sum of BANDWIDTH over active viewers
   double traffic_estimate_mbps = 0;           // declared_mbps * correction
   double correction = 1;                      // measured / declared on caches, in [0.25, 4]
   std::optional<double> measured_cache_mbps;  // last value given to set_measured_traffic_mbps
-  double slot_free_rate_per_s = 0;            // observed turnover, 0 before any slot was freed
+  std::optional<double> slot_free_rate_per_s;  // observed turnover; nullopt while unknown
   std::vector<AdmissionGroupCount> channels;  // channels with active viewers, sorted by name
   std::vector<AdmissionGroupCount> caches;    // caches with active viewers, sorted by name
   AdmissionCounters counters;

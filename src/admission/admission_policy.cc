@@ -126,7 +126,7 @@ class AdmissionPolicy::Impl {
     s.traffic_estimate_mbps = correction_ * s.declared_mbps;
     s.correction = correction_;
     s.measured_cache_mbps = measured_mbps_;
-    s.slot_free_rate_per_s = turnover_.rate(now, started_at_);
+    s.slot_free_rate_per_s = turnover_.rate(now);
     s.channels = counts(channels_, mean);
     s.caches = counts(caches_, mean);
     s.counters = counters_;
@@ -135,10 +135,6 @@ class AdmissionPolicy::Impl {
 
  private:
   TimePoint advance(TimePoint now) {
-    if (!started_) {
-      started_ = true;
-      started_at_ = now;
-    }
     last_now_ = std::max(last_now_, now);
     return last_now_;
   }
@@ -362,8 +358,10 @@ class AdmissionPolicy::Impl {
   }
 
   // Wait of the viewer at `position`: the slot frees needed before the limits leave room for it,
-  // times the observed interval between frees (idle_timeout per free before any was observed).
-  std::chrono::seconds estimated_wait(uint64_t position, TimePoint now) const {
+  // over the observed free rate. Unknown until a rate is observed (TurnoverMeter).
+  std::optional<std::chrono::seconds> estimated_wait(uint64_t position, TimePoint now) const {
+    const std::optional<double> rate = turnover_.rate(now);
+    if (!rate || *rate <= 0) return std::nullopt;
     double room = std::numeric_limits<double>::infinity();  // more viewers the limits allow
     if (limits_.max_streams != 0) {
       room = static_cast<double>(limits_.max_streams) - static_cast<double>(all_.viewers);
@@ -374,9 +372,7 @@ class AdmissionPolicy::Impl {
     }
     if (emulation_) room = std::min(room, 0.0);  // emulation has no known end
     const double frees = std::max(1.0, static_cast<double>(position) - room);
-    const double rate = turnover_.rate(now, started_at_);
-    const double per_free = rate > 0 ? 1 / rate : seconds_of(limits_.idle_timeout);
-    return ceil_seconds(frees * per_free);
+    return ceil_seconds(frees / *rate);
   }
 
   AdmissionDecision admitted() const {
@@ -399,9 +395,9 @@ class AdmissionPolicy::Impl {
     d.ticket = n.ticket;
     d.position = position;
     d.estimated_wait = estimated_wait(position, now);
-    const auto cap = std::chrono::ceil<std::chrono::seconds>(limits_.retry_after);
-    d.retry_after = std::clamp(d.estimated_wait, std::chrono::seconds(1),
-                               std::max(cap, std::chrono::seconds(1)));
+    const auto cap = std::max(std::chrono::ceil<std::chrono::seconds>(limits_.retry_after),
+                              std::chrono::seconds(1));
+    d.retry_after = std::clamp(d.estimated_wait.value_or(cap), std::chrono::seconds(1), cap);
     return d;
   }
 
@@ -417,8 +413,6 @@ class AdmissionPolicy::Impl {
 
   AdmissionLimits limits_;
   bool emulation_ = false;
-  bool started_ = false;
-  TimePoint started_at_;
   TimePoint last_now_;
 
   StringMap<Node> viewers_;   // node-based: Node addresses stay valid across rehashing

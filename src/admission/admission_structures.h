@@ -24,6 +24,13 @@ using Seconds = std::chrono::duration<double>;
 
 // Time constant of the slot turnover meter: frees older than a few minutes barely count.
 inline constexpr Duration kTurnoverTimeConstant = std::chrono::seconds(60);
+// A free after this long without one starts the turnover clock anew.
+inline constexpr Duration kTurnoverRestartAfter = 5 * kTurnoverTimeConstant;
+// Before a rate (and so a wait) is announced: frees after the first, and time since it. Every
+// queued viewer hears its first number from the same early measurement, so that one must not
+// be a handful of frees.
+inline constexpr uint64_t kTurnoverMinFrees = 10;
+inline constexpr Duration kTurnoverMinWindow = std::chrono::seconds(30);
 // Bounds of the measured/declared traffic correction: one odd /health reading (a parent tier's
 // traffic, a node just restarted) must not make the limit meaningless.
 inline constexpr double kMinCorrection = 0.25;
@@ -278,16 +285,22 @@ class GroupTable {
   StringMap<uint32_t> ids_;
 };
 
-// Slot turnover: an exponentially decayed count of slot frees, S(t) = sum exp(-(t - t_i)/tau).
-// For frees at a steady rate r observed for a time T, S = r * tau * (1 - exp(-T/tau)), so
-// dividing by that window gives r without the start-up bias of a plain EWMA, bursts of frees
-// at one instant count fully, and a long lull lets the rate (and so the wait estimate) drift.
+// Slot turnover: an exponentially decayed count of slot frees, S(t) = sum exp(-(t - t_i)/tau),
+// observed from a first free on. That first free only starts the clock, and the latest is left
+// out too: a rate measured just as a free happens would otherwise be n/(n-1) too high (the
+// window ends on an event), and every queued viewer would hear that. For frees at a steady
+// rate r for a time T, S = r * tau * (1 - exp(-T/tau)), so dividing by that window gives r
+// without start-up bias, and a long lull lets the rate (and so the wait estimate) drift. After
+// kTurnoverRestartAfter without a free, the next free starts the clock anew: the quiet time
+// before a queue forms says nothing about how fast it will move.
 class TurnoverMeter {
  public:
   void record(TimePoint at) {
-    if (count_ == 0) {
-      sum_ = 1;
+    if (count_ == 0 || (at >= last_ && at - last_ > kTurnoverRestartAfter)) {
+      first_ = at;
       last_ = at;
+      sum_ = 0;
+      count_ = 0;
     } else if (at >= last_) {
       sum_ = sum_ * decay(at - last_) + 1;
       last_ = at;
@@ -296,12 +309,13 @@ class TurnoverMeter {
     }
     ++count_;
   }
-  // Frees per second around `now`; 0 when no free was ever observed.
-  double rate(TimePoint now, TimePoint observing_since) const {
-    if (count_ == 0) return 0;
+  // Frees per second around `now`; nullopt until enough frees were observed for long enough.
+  std::optional<double> rate(TimePoint now) const {
+    if (count_ <= kTurnoverMinFrees || now - first_ < kTurnoverMinWindow) return std::nullopt;
     const double tau = seconds_of(kTurnoverTimeConstant);
-    const double observed = std::max(1.0, seconds_of(now - observing_since));
-    const double current = now > last_ ? sum_ * decay(now - last_) : sum_;
+    const double observed = seconds_of(now - first_);
+    const double latest = now > last_ ? decay(now - last_) : 1;
+    const double current = std::max(0.0, sum_ * latest - latest);
     return current / (tau * -std::expm1(-observed / tau));
   }
 
@@ -310,9 +324,10 @@ class TurnoverMeter {
     return std::exp(-seconds_of(d) / seconds_of(kTurnoverTimeConstant));
   }
 
-  double sum_ = 0;
+  double sum_ = 0;  // decayed count of the frees after the first
+  TimePoint first_;
   TimePoint last_;
-  uint64_t count_ = 0;
+  uint64_t count_ = 0;  // frees since the clock started, the first included
 };
 
 // What one call changes about a viewer's stream. nullopt keeps the current value.

@@ -111,7 +111,7 @@ void RedisAdmissionScripts::decide(ViewerKey viewer, uint64_t bandwidth_bps,
         d.kind = AdmissionDecision::Kind::kQueued;
         d.ticket = static_cast<uint64_t>(e[1].as_int());
         d.position = static_cast<uint64_t>(e[2].as_int());
-        d.estimated_wait = std::chrono::seconds(e[3].as_int());
+        if (e[3].as_int() >= 0) d.estimated_wait = std::chrono::seconds(e[3].as_int());
         d.retry_after = std::chrono::seconds(e[4].as_int());
         break;
       case 4: {
@@ -187,10 +187,11 @@ void RedisAdmissionScripts::status(const AdmissionLimits& limits, int64_t now_ms
                  s.reserved_slots = static_cast<uint64_t>(e[2].as_int());
                  s.emulation = e[3].as_int() == 1;
                  s.head_waited = std::chrono::seconds(e[4].as_int());
-                 s.next_wait = std::chrono::seconds(e[5].as_int());
+                 s.next_wait = std::nullopt;
+                 if (e[5].as_int() >= 0) s.next_wait = std::chrono::seconds(e[5].as_int());
                  s.declared_mbps = as_double(e[8]) / 1e6;
                  s.traffic_estimate_mbps = s.declared_mbps;
-                 s.slot_free_rate_per_s = as_double(e[9]);
+                 if (const double rate = as_double(e[9]); rate >= 0) s.slot_free_rate_per_s = rate;
                  AdmissionCounters& c = s.counters;
                  c.admitted = static_cast<uint64_t>(e[10].as_int());
                  c.admitted_from_queue = static_cast<uint64_t>(e[11].as_int());

@@ -35,8 +35,6 @@ local function sinc(f, d) redis.call('HINCRBY', ST, f, d) end
 -- Balancers' clocks differ a little: time in the store never goes back.
 local last_now = sget('last_now')
 if now < last_now then now = last_now end
-local started = sget('started')
-if started == 0 then started = now; redis.call('HSET', ST, 'started', now) end
 local emulation = sget('emulation') == 1
 local bw_sum = sget('bw_sum')
 local known = sget('known')
@@ -76,34 +74,40 @@ local function fits(streams, add_bps)
   return true
 end
 
+-- Slot turnover, as TurnoverMeter in admission_structures.h: a decayed count of the frees after
+-- a first one that starts the clock (anew after 5 minutes without a free), the latest left out;
+-- the rate is unknown (nil) until 10 frees followed the first and 30 s have passed since it.
 local function record_free(at)
   local tsum = sget('t_sum')
   local tlast = sget('t_last')
-  if tsum == 0 then tsum = 1; tlast = at
+  local tcount = sget('t_count')
+  if tcount == 0 or (at >= tlast and at - tlast > 300000) then
+    tsum = 0; tlast = at; tcount = 0
+    redis.call('HSET', ST, 't_first', at)
   elseif at >= tlast then tsum = tsum * math.exp(-(at - tlast) / 60000) + 1; tlast = at
   else tsum = tsum + math.exp(-(tlast - at) / 60000) end
-  redis.call('HSET', ST, 't_sum', tsum, 't_last', tlast)
+  redis.call('HSET', ST, 't_sum', tsum, 't_last', tlast, 't_count', tcount + 1)
 end
 local function rate()
-  local tsum = sget('t_sum')
-  if tsum == 0 then return 0 end
+  local observed = (now - sget('t_first')) / 1000
+  if sget('t_count') <= 10 or observed < 30 then return nil end
   local tlast = sget('t_last')
-  local observed = math.max(1, (now - started) / 1000)
-  local current = tsum
-  if now > tlast then current = tsum * math.exp(-(now - tlast) / 60000) end
+  local latest = 1
+  if now > tlast then latest = math.exp(-(now - tlast) / 60000) end
+  local current = math.max(0, sget('t_sum') * latest - latest)
   return current / (60 * (1 - math.exp(-observed / 60)))
 end
+-- Whole seconds, or -1 while the free rate is unknown.
 local function wait_s(position)
+  local r = rate()
+  if not r or r <= 0 then return -1 end
   local room = math.huge
   if L.streams > 0 then room = L.streams - active end
   local unit = mean()
   if L.traffic > 0 and unit > 0 then room = math.min(room, math.floor((L.traffic - estimate()) / unit)) end
   if emulation then room = math.min(room, 0) end
   local frees = math.max(1, position - room)
-  local r = rate()
-  local per_free = L.idle / 1000
-  if r > 0 then per_free = 1 / r end
-  local w = math.min(frees * per_free, 86400)
+  local w = math.min(frees / r, 86400)
   if w <= 0 then return 0 end
   return math.ceil(w)
 end
@@ -201,7 +205,9 @@ end
 local function queued(ticket, position)
   local w = wait_s(position)
   local cap = math.max(1, math.ceil(L.retry / 1000))
-  return {2, tonumber(ticket), position, w, math.min(math.max(w, 1), cap)}
+  local retry = cap
+  if w >= 0 then retry = math.min(math.max(w, 1), cap) end
+  return {2, tonumber(ticket), position, w, retry}
 end
 
 local function set_bandwidth(key, bw, is_active)
@@ -333,7 +339,7 @@ elseif op == 'status' then
   if not (not emulation and offers == qlen and fits(offers + 1, reserved + mean())) then next_wait = wait_s(qlen + 1) end
   finish()
   return {active, qlen, offers, emulation and 1 or 0, head_wait, next_wait,
-          tostring(bw_sum), known, tostring(estimate()), tostring(rate()),
+          tostring(bw_sum), known, tostring(estimate()), tostring(rate() or -1),
           sget('c_admitted'), sget('c_admitted_from_queue'), sget('c_tickets_issued'), sget('c_slots_expired'),
           sget('c_tickets_expired'), sget('c_reservations_lapsed'), sget('c_refused_address'),
           sget('c_refused_full'), now, sget('c_released')}

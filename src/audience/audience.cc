@@ -248,11 +248,19 @@ void Audience::start_phase(const Phase& phase) {
            }))
         v->walk_in();
       break;
-    case Action::leave:
+    case Action::leave: {
+      // Spread over `over_s` when given: an audience leaves one by one, not on one beat.
+      std::uniform_real_distribution<double> within(0, phase.over_s);
       for (Viewer* v :
-           pick(phase.share, [](const Viewer& v) { return v.phase() == Viewer::Phase::playing; }))
-        v->leave();
+           pick(phase.share, [](const Viewer& v) { return v.phase() == Viewer::Phase::playing; })) {
+        if (phase.over_s <= 0) {
+          v->leave();
+        } else {
+          schedule(now() + within(random_), [v] { v->leave(); });
+        }
+      }
       break;
+    }
     case Action::kill:
       if (pid_t pid = process_pid(phase.process); pid > 0) ::kill(pid, SIGKILL);
       break;

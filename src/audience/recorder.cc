@@ -40,6 +40,13 @@ std::string summary_json(const std::vector<double>& values) {
   return out;
 }
 
+// For ratios, where both tails matter: min and p5 too.
+std::string two_sided_summary_json(const std::vector<double>& values) {
+  std::string out = "{\"min\":" + opt(percentile(values, 0.0));
+  out += ",\"p5\":" + opt(percentile(values, 0.05)) + "," + summary_json(values).substr(1);
+  return out;
+}
+
 std::string html_escape(std::string_view text) {
   std::string out;
   for (char c : text) {
@@ -313,33 +320,31 @@ std::string Recorder::json(const std::string& scenario_name, double ran_s) const
     out += ":" + std::to_string(count);
   }
   out += "},\"queue\":{\"viewers\":" + std::to_string(queue_.size());
-  uint64_t admitted = 0;
-  std::vector<double> waits, ratio, ratio_all, ratio_informed;
-  // The first admission from the queue: from then on the deployment has seen slots free.
-  double first_admission = std::numeric_limits<double>::infinity();
+  uint64_t admitted = 0, admitted_unannounced = 0, answers_without_estimate = 0;
+  std::vector<double> waits, ratio, ratio_all;
   for (const auto& q : queue_) {
-    if (q.admitted_at_s > 0) first_admission = std::min(first_admission, q.admitted_at_s);
-  }
-  for (const auto& q : queue_) {
+    answers_without_estimate += q.answers_without_estimate;
     if (q.admitted_at_s <= 0) continue;
     ++admitted;
-    const double wait = q.admitted_at_s - q.queued_at_s;
-    waits.push_back(wait);
-    if (wait >= 1) ratio.push_back(q.announced_wait_s / wait);
+    waits.push_back(q.admitted_at_s - q.queued_at_s);
+    if (!q.announced_wait_s) {
+      ++admitted_unannounced;
+    } else if (const double left = q.admitted_at_s - q.announced_at_s; left >= 1) {
+      ratio.push_back(*q.announced_wait_s / left);
+    }
     for (const auto& [at, told] : q.told) {
       const double left = q.admitted_at_s - at;
-      if (left < 1) continue;
-      ratio_all.push_back(told / left);
-      if (at >= first_admission) ratio_informed.push_back(told / left);
+      if (left >= 1) ratio_all.push_back(told / left);
     }
   }
   uint64_t peak = 0;
   for (const auto& t : ticks_) peak = std::max(peak, t.queued);
   out += ",\"admitted\":" + std::to_string(admitted) + ",\"peak_length\":" + std::to_string(peak);
   out += ",\"order_inversions\":" + std::to_string(queue_order_inversions());
-  out += ",\"wait_s\":" + summary_json(waits) + ",\"announced_over_real\":" + summary_json(ratio) +
-         ",\"told_over_left\":" + summary_json(ratio_all) +
-         ",\"told_over_left_once_moving\":" + summary_json(ratio_informed) + "}";
+  out += ",\"answers_without_estimate\":" + std::to_string(answers_without_estimate);
+  out += ",\"admitted_before_an_estimate\":" + std::to_string(admitted_unannounced);
+  out += ",\"wait_s\":" + summary_json(waits) + ",\"announced_over_real\":" + two_sided_summary_json(ratio) +
+         ",\"told_over_left\":" + two_sided_summary_json(ratio_all) + "}";
   out += ",\"segments_distinct\":" + std::to_string(segment_names_.size());
   out += ",\"origin_fetches\":{";
   first = true;

@@ -58,7 +58,11 @@ struct QueueRecord {
   double queued_at_s = 0;
   double last_told_wait_at_s = 0;  // the last queue answer before admission
   double admitted_at_s = 0;        // 0: never admitted
-  double announced_wait_s = 0;     // the first estimated_wait_s the viewer was told
+  // The first estimated_wait_s the viewer was told and when; a queue answer may say null
+  // (the deployment cannot estimate yet), and those are counted, not compared.
+  std::optional<double> announced_wait_s;
+  double announced_at_s = 0;
+  uint64_t answers_without_estimate = 0;
   // Every (time, estimated_wait_s) told, the first 64: compared with the wait that was left.
   std::vector<std::pair<double, double>> told;
 };

@@ -290,16 +290,22 @@ void Viewer::on_queue_reply(const Reply& reply, const std::function<void()>& aga
   const rapidjson::Value* queue = nullptr;
   if (reply.status == 503 && common::parse_json(reply.body, doc).ok()) queue = member(doc, "queue");
   if (queue && queue->IsObject()) {
-    const double told = number_member(*queue, "estimated_wait_s", 0);
     if (!was_queued_) {
       was_queued_ = true;
       queue_since_ = now;
       queue_record_.queued_at_s = now;
-      queue_record_.announced_wait_s = told;
+    }
+    if (const auto* told = member(*queue, "estimated_wait_s"); told && told->IsNumber()) {
+      if (!queue_record_.announced_wait_s) {
+        queue_record_.announced_wait_s = told->GetDouble();
+        queue_record_.announced_at_s = now;
+      }
+      if (queue_record_.told.size() < 64) queue_record_.told.emplace_back(now, told->GetDouble());
+    } else {
+      ++queue_record_.answers_without_estimate;
     }
     queue_record_.ticket = static_cast<uint64_t>(number_member(*queue, "ticket", 0));
     queue_record_.last_told_wait_at_s = now;
-    if (queue_record_.told.size() < 64) queue_record_.told.emplace_back(now, told);
     phase_ = Phase::queued;
     if (now - queue_since_ > ctx_.scenario.player.queue_max_wait_s) return fail("queue_gave_up");
     return step_in(std::max(1.0, reply.retry_after_s), again);

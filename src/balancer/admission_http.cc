@@ -75,7 +75,8 @@ Reply queued_reply(const AdmissionDecision& d) {
   common::append_json_string(body, message);
   body += "},\"queue\":{\"ticket\":" + std::to_string(d.ticket);
   body += ",\"position\":" + std::to_string(d.position);
-  body += ",\"estimated_wait_s\":" + std::to_string(d.estimated_wait.count());
+  body += ",\"estimated_wait_s\":";
+  body += d.estimated_wait ? std::to_string(d.estimated_wait->count()) : "null";
   body += ",\"retry_after_s\":" + std::to_string(retry) + "}}\n";
   return Reply{503, std::move(body), {{"Retry-After", std::to_string(retry)}}};
 }
@@ -212,8 +213,10 @@ std::string admission_status_json(const AdmissionStatus& s) {
   out += "},\"queue\":{\"length\":" + std::to_string(s.queued_viewers);
   out += ",\"reserved_slots\":" + std::to_string(s.reserved_slots);
   out += ",\"head_wait_s\":" + std::to_string(s.head_waited.count());
-  out += ",\"next_wait_s\":" + std::to_string(s.next_wait.count());
-  out += ",\"slot_free_rate_per_s\":" + number(s.slot_free_rate_per_s);
+  out += ",\"next_wait_s\":";
+  out += s.next_wait ? std::to_string(s.next_wait->count()) : "null";
+  out += ",\"slot_free_rate_per_s\":";
+  out += s.slot_free_rate_per_s ? number(*s.slot_free_rate_per_s) : "null";
   out += "},\"traffic\":{\"declared_mbps\":" + number(s.declared_mbps);
   out += ",\"estimate_mbps\":" + number(s.traffic_estimate_mbps);
   out += ",\"correction\":" + number(s.correction);

@@ -5,6 +5,11 @@
 #include "balancer/admission_http.h"
 
 namespace balancer {
+
+namespace {
+// A gauge whose value is not known yet (Prometheus' NaN).
+constexpr double kUnknownGauge = std::numeric_limits<double>::quiet_NaN();
+}  // namespace
 namespace {
 
 // Brings a registry counter up to a monotonic count kept elsewhere (the policy's counters).
@@ -144,10 +149,11 @@ void AdmissionReport::register_gauges() {
         [](S s) { return s.reserved_slots; });
   gauge("balancer_queue_head_wait_seconds", "How long the head of the queue has waited",
         [](S s) { return s.head_waited.count(); });
-  gauge("balancer_queue_next_wait_seconds", "Estimated wait of a viewer arriving now",
-        [](S s) { return s.next_wait.count(); });
-  gauge("balancer_slot_free_rate", "Observed stream slots freed per second",
-        [](S s) { return s.slot_free_rate_per_s; });
+  gauge("balancer_queue_next_wait_seconds",
+        "Estimated wait of a viewer arriving now (NaN until slot frees were observed)",
+        [](S s) { return s.next_wait ? static_cast<double>(s.next_wait->count()) : kUnknownGauge; });
+  gauge("balancer_slot_free_rate", "Observed stream slots freed per second (NaN until known)",
+        [](S s) { return s.slot_free_rate_per_s ? *s.slot_free_rate_per_s : kUnknownGauge; });
   gauge("balancer_traffic_declared_mbps", "Sum of the active viewers' variant BANDWIDTH, Mbit/s",
         [](S s) { return s.declared_mbps; });
   gauge("balancer_traffic_estimate_mbps", "Traffic estimate (declared x correction), Mbit/s",

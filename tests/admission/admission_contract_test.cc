@@ -7,6 +7,7 @@
 // reports the fleet's numbers as of its last tick). Then what only the Redis backend has: two
 // balancers on one store, and "unavailable" (never an admit) while Redis is down, with slots
 // restored by heartbeats when it is back.
+#include <deque>
 #include <doctest/doctest.h>
 #include <event2/event.h>
 
@@ -166,13 +167,13 @@ TEST_CASE_TEMPLATE(
   REQUIRE(d.kind == Kind::kQueued);
   CHECK(d.position == 1);
   CHECK(d.ticket != 0);
-  CHECK(d.estimated_wait == 30s);  // no turnover observed yet: one idle_timeout per free
+  CHECK(!d.estimated_wait);  // no slot has freed yet: the wait is unknown, not guessed
   CHECK(d.retry_after == 10s);
   const AdmissionDecision e = b.request("e", 2);
   REQUIRE(e.kind == Kind::kQueued);
   CHECK(e.position == 2);
   CHECK(e.ticket > d.ticket);
-  CHECK(e.estimated_wait == 60s);
+  CHECK(!e.estimated_wait);
   const AdmissionDecision d_again = b.request("d", 3);
   CHECK(d_again.ticket == d.ticket);
   CHECK(d_again.position == 1);
@@ -207,7 +208,61 @@ TEST_CASE_TEMPLATE(
   CHECK(s.active_viewers == 3);
   CHECK(s.reserved_slots == 0);
   CHECK(s.counters.admitted_from_queue == 1);
-  CHECK(s.slot_free_rate_per_s > 0);
+  CHECK(!s.slot_free_rate_per_s);  // one free is no rate
+  CHECK(!s.next_wait);
+}
+
+TEST_CASE_TEMPLATE(
+    "the wait is announced once ten slots freed over 30 s after a first one, at the rate measured "
+    "from that first free on: a quiet start does not slow the estimate",
+    F, BACKENDS) {
+  Contract b = Contract::of<F>(limits(3));
+  std::deque<std::string> active = {"a0", "a1", "a2"};
+  std::deque<std::string> waiting;
+  for (const auto& v : active) REQUIRE(b.request(v, 0).admitted());
+  for (int i = 0; i < 4; ++i) {
+    waiting.push_back("q" + std::to_string(i));
+    REQUIRE(b.request(waiting.back(), 1).kind == Kind::kQueued);
+  }
+  // Five quiet minutes: everyone keeps its slot or place, nothing frees.
+  double now = 1;
+  while (now < 300) {
+    now += 10;
+    for (const auto& v : active) REQUIRE(b.request(v, now).admitted());
+    for (const auto& v : waiting) REQUIRE(!b.request(v, now).estimated_wait);
+  }
+  // Then a viewer leaves every 4 s: the head takes the slot, a newcomer joins at the tail.
+  int next = 4;
+  std::vector<AdmissionDecision> told;
+  for (int free = 1; free <= 14; ++free) {
+    now += 4;
+    REQUIRE(b.release(active.front(), now) == true);
+    active.pop_front();
+    REQUIRE(b.request(waiting.front(), now).admitted());
+    active.push_back(waiting.front());
+    waiting.pop_front();
+    waiting.push_back("q" + std::to_string(next++));
+    for (const auto& v : active) REQUIRE(b.request(v, now).admitted());
+    told.clear();
+    for (const auto& v : waiting) told.push_back(b.request(v, now));
+    INFO("free ", free);
+    REQUIRE(told.size() == 4);
+    CHECK(told[0].estimated_wait.has_value() == (free >= 11));  // the first + 10, 40 s
+  }
+  // Position p needs p frees, one every 4 s.
+  for (size_t i = 0; i < told.size(); ++i) {
+    INFO("position ", told[i].position);
+    REQUIRE(told[i].estimated_wait.has_value());
+    const double expected = 4.0 * static_cast<double>(told[i].position);
+    CHECK(static_cast<double>(told[i].estimated_wait->count()) >= expected * 0.9);
+    CHECK(static_cast<double>(told[i].estimated_wait->count()) <= expected * 1.15 + 1);
+    CHECK(told[i].retry_after == std::min(*told[i].estimated_wait, 10s));
+  }
+  const AdmissionStatus s = b.status(now);
+  REQUIRE(s.slot_free_rate_per_s.has_value());
+  CHECK(*s.slot_free_rate_per_s == doctest::Approx(0.25).epsilon(0.12));
+  REQUIRE(s.next_wait.has_value());
+  CHECK(s.next_wait->count() >= 18);  // position 5
 }
 
 TEST_CASE_TEMPLATE(
