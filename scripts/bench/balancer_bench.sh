@@ -26,7 +26,8 @@
 # BENCH_CONNECTIONS ("50 500"), BENCH_VIEWERS (1000), BENCH_THREADS ("1 2": the balancer's
 # threads in (2); the last one also serves (1)), BENCH_NGINX_WORKERS (auto), BENCH_WRK_THREADS
 # (2), BENCH_RSS_VIEWERS (100000), BENCH_RSS_THREADS (2), BENCH_KEEP=1 keeps the temp dir
-# with the server logs.
+# with the server logs, BENCH_PERF=DIR samples each balancer during its measured wrk runs
+# (perf record -e cpu-clock -g; the data and a flat report per run into DIR).
 # A missing peer (nginx, varnishd, wrk) is reported and skipped; the script still exits 0.
 #
 # Everything listens on 127.0.0.1 (ephemeral or free ports), lives in one temp dir and is
@@ -48,6 +49,11 @@ NGINX_WORKERS=${BENCH_NGINX_WORKERS:-auto}
 WRK_THREADS=${BENCH_WRK_THREADS:-2}
 RSS_VIEWERS=${BENCH_RSS_VIEWERS:-100000}
 RSS_THREADS=${BENCH_RSS_THREADS:-2}
+PERF_DIR=${BENCH_PERF:-}
+if [[ $PERF_DIR ]]; then
+  command -v perf >/dev/null || { echo "BENCH_PERF needs perf (apt-get install linux-perf)" >&2; exit 1; }
+  mkdir -p "$PERF_DIR"
+fi
 POLL_PER_S=20          # ~50 ms between polls
 UPDATE_US=$(( ${BENCH_UPDATE_MS:-2000} * 1000 ))  # the live playlist changes every 2 s
 WINDOW=10              # segments in every playlist
@@ -562,7 +568,18 @@ else
       log "(2) wrk $name, $conns connections, for ${WRK_SECONDS}s (load $load)"
       bal_cpu=- adm=-
       [[ -n $threads ]] && { cpu0=$(cpu_ticks "${BAL_PID[$name]}"); t_start=$(now_us); }
+      perf_pid=""
+      if [[ -n $threads && $PERF_DIR ]]; then
+        perf record -q -e cpu-clock -F 999 -g -p "${BAL_PID[$name]}" -o "$PERF_DIR/$name-c$conns.data" \
+          -- sleep "$WRK_SECONDS" >/dev/null 2>&1 &
+        perf_pid=$!
+      fi
       run_wrk "$WRK_SECONDS" "$conns" "$url" "$WORK/viewers.lua" "$VIEWERS" v
+      if [[ $perf_pid ]]; then
+        wait "$perf_pid" 2>/dev/null || true
+        perf report -i "$PERF_DIR/$name-c$conns.data" --no-children --sort dso,sym --stdio 2>/dev/null \
+          | grep -v '^$' | head -n 400 >"$PERF_DIR/$name-c$conns.txt" || true
+      fi
       check_alive "wrk $name c$conns"
       if [[ -n $threads ]]; then
         # The balancer's CPU time during the run, in % of one core.
