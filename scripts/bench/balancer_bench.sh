@@ -566,8 +566,10 @@ else
       run_wrk 1 "$conns" "$url" "$WORK/viewers.lua" "$VIEWERS" v >/dev/null
       load=$(loadavg)
       log "(2) wrk $name, $conns connections, for ${WRK_SECONDS}s (load $load)"
-      bal_cpu=- adm=-
-      [[ -n $threads ]] && { cpu0=$(cpu_ticks "${BAL_PID[$name]}"); t_start=$(now_us); }
+      bal_cpu=- adm=- us_per_req=-
+      server_pid=${BAL_PID[$name]:-$NGINX_PID}
+      cpu0=$(tree_cpu_ticks "$server_pid")
+      t_start=$(now_us)
       perf_pid=""
       if [[ -n $threads && $PERF_DIR ]]; then
         perf record -q -e cpu-clock -F 999 -g -p "${BAL_PID[$name]}" -o "$PERF_DIR/$name-c$conns.data" \
@@ -581,20 +583,20 @@ else
           | grep -v '^$' | head -n 400 >"$PERF_DIR/$name-c$conns.txt" || true
       fi
       check_alive "wrk $name c$conns"
-      if [[ -n $threads ]]; then
-        # The balancer's CPU time during the run, in % of one core.
-        bal_cpu=$(awk -v a="$cpu0" -v b="$(cpu_ticks "${BAL_PID[$name]}")" -v hz="$CLK_TCK" \
-          -v us=$(($(now_us) - t_start)) 'BEGIN { printf "%.0f", (b - a) / hz * 100 / (us / 1000000) }')
-        adm=$(admitted "${BAL_URL[$name]}")
-      fi
+      # The server's CPU time during the run, in % of one core, and per good response.
+      bal_cpu=$(awk -v a="$cpu0" -v b="$(tree_cpu_ticks "$server_pid")" -v hz="$CLK_TCK" \
+        -v us=$(($(now_us) - t_start)) 'BEGIN { printf "%.0f", (b - a) / hz * 100 / (us / 1000000) }')
+      [[ ${W_RPS:-0} =~ ^[0-9.]+$ ]] && awk -v r="$W_RPS" 'BEGIN { exit !(r > 0) }' &&
+        us_per_req=$(awk -v c="$bal_cpu" -v r="$W_RPS" 'BEGIN { printf "%.1f", c / 100 * 1e6 / r }')
+      [[ -n $threads ]] && adm=$(admitted "${BAL_URL[$name]}")
       RPS[$name/$conns]=$W_RPS
       FLAG[$name/$conns]=$W_FLAG
       [[ $W_FLAG = ok ]] || log "WARNING: $name c$conns: $W_FLAG"
       vs=$(ratio "$W_RPS" "${RPS[nginx_static/$conns]:-}")
       if [[ $vs != n/a && ( $W_FLAG != ok || ${FLAG[nginx_static/$conns]:-ok} != ok ) ]]; then vs="$vs!"; fi
-      T_WRK+=("$(printf '%-13s %5s %10s %8s %8s %9s %7s %8s %8s %5s  %s' "$name" "$conns" "${W_RPS:-n/a}" \
-        "$W_P50" "$W_P99" "${W_NON2XX}/${W_SOCKERR}" "$vs" "${adm:-?}" "$bal_cpu" "${load%% *}" "$W_FLAG")")
-      J_WRK+=("{\"row\":\"$name\",\"balancer_threads\":$(num_or_null "$threads"),\"connections\":$conns,\"viewers\":$VIEWERS,$(wrk_json),\"ratio_to_nginx_static\":$(num_or_null "${vs%!}"),\"admitted_viewers_after\":$(num_or_null "${adm/-/}"),\"balancer_cpu_pct_of_one_core\":$(num_or_null "${bal_cpu/-/}"),\"loadavg_1m_before\":${load%% *}}")
+      T_WRK+=("$(printf '%-13s %5s %10s %8s %8s %9s %7s %8s %8s %8s %5s  %s' "$name" "$conns" "${W_RPS:-n/a}" \
+        "$W_P50" "$W_P99" "${W_NON2XX}/${W_SOCKERR}" "$vs" "${adm:-?}" "$bal_cpu" "$us_per_req" "${load%% *}" "$W_FLAG")")
+      J_WRK+=("{\"row\":\"$name\",\"balancer_threads\":$(num_or_null "$threads"),\"connections\":$conns,\"viewers\":$VIEWERS,$(wrk_json),\"ratio_to_nginx_static\":$(num_or_null "${vs%!}"),\"admitted_viewers_after\":$(num_or_null "${adm/-/}"),\"server_cpu_pct_of_one_core\":$(num_or_null "${bal_cpu/-/}"),\"server_cpu_us_per_response\":$(num_or_null "${us_per_req/-/}"),\"loadavg_1m_before\":${load%% *}}")
     done
   done
 fi
@@ -752,12 +754,13 @@ RSS_VERDICT=$(verdict "$RSS_PER_VIEWER" 1024 le)
   echo "    links to the cache node); nginx_static = nginx serving the source file, worker_processes $NGINX_WORKERS."
   echo "    req/s counts good responses only; err = responses >= 400 / socket errors: a run with any is"
   echo "    flagged ERR(...) and its ratio marked !; vs_nginx = req/s / nginx_static's at the same conns;"
-  echo "    viewers = admitted viewers after the run; cpu% = balancer CPU in % of one core; load = 1-min load before"
+  echo "    viewers = admitted viewers after the run; cpu% = the server's CPU (nginx: master and workers)"
+  echo "    in % of one core; us/resp = its CPU microseconds per good response; load = 1-min load before"
   if [[ -n $WRK_NOTE ]]; then
     echo "    SKIPPED: $WRK_NOTE"
   else
     printf '%s\n' "${T_CHECK[@]}"
-    printf '%-13s %5s %10s %8s %8s %9s %7s %8s %8s %5s  %s\n' row conns req/s p50_ms p99_ms err vs_nginx viewers cpu% load check
+    printf '%-13s %5s %10s %8s %8s %9s %7s %8s %8s %8s %5s  %s\n' row conns req/s p50_ms p99_ms err vs_nginx viewers cpu% us/resp load check
     printf '%s\n' "${T_WRK[@]}"
     for conns in $CONNECTIONS; do
       echo "target: $FRESH_BAL >= 1.0 x nginx_static at $conns connections: ${TARGET[$conns]}"

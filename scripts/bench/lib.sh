@@ -104,6 +104,13 @@ num_or_null() { [[ -n ${1:-} && $1 != n/a ]] && echo "$1" || echo null; }
 rss_kib() { awk '$1 == "VmRSS:" { print $2 }' "/proc/$1/status" 2>/dev/null || true; }
 # user + system CPU time of PID in clock ticks.
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
+# CPU ticks of a process and its children (nginx's master and workers).
+tree_cpu_ticks() {
+  local total pid
+  total=$(cpu_ticks "$1")
+  for pid in $(pgrep -P "$1" 2>/dev/null); do total=$((total + $(cpu_ticks "$pid"))); done
+  echo "$total"
+}
 # Path of a server binary on PATH or in /usr/sbin (Debian puts nginx and varnishd there).
 find_bin() {
   if command -v "$1" 2>/dev/null; then return; fi

@@ -40,9 +40,15 @@ std::string summary_json(const std::vector<double>& values) {
   return out;
 }
 
-// For ratios, where both tails matter: min and p5 too.
+// For ratios of an estimate to the truth, where both tails matter: min and p5 too, and the
+// share within ±30 % (issue 22's bar for announced waits).
 std::string two_sided_summary_json(const std::vector<double>& values) {
-  std::string out = "{\"min\":" + opt(percentile(values, 0.0));
+  const auto within = std::count_if(values.begin(), values.end(),
+                                    [](double r) { return r >= 0.7 && r <= 1.3; });
+  std::string out = "{\"within_30_percent\":";
+  out += values.empty() ? std::string("null")
+                        : number(static_cast<double>(within) / static_cast<double>(values.size()));
+  out += ",\"min\":" + opt(percentile(values, 0.0));
   out += ",\"p5\":" + opt(percentile(values, 0.05)) + "," + summary_json(values).substr(1);
   return out;
 }

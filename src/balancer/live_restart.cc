@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "balancer/stable_links.h"
 #include "common/url.h"
 
 namespace balancer {
@@ -304,6 +305,11 @@ void mark_runs(RewritePlan& plan, const hls::Template& tmpl,
     if (run == 0) continue;
     target.run = std::string(kRunParameter) + "=" + std::to_string(run);
     common::append_query(target.origin_target, target.run);
+  }
+  // The chunks' targets changed: so did what a viewer's listing remembers them by.
+  plan.chunk_hashes.clear();
+  for (const SlotTarget& target : plan.slots) {
+    if (target.kind == SlotTarget::Kind::chunk) plan.chunk_hashes.push_back(chunk_hash(target.origin_target));
   }
 }
 

@@ -2,6 +2,7 @@
 
 #include <cassert>
 
+#include "balancer/stable_links.h"
 #include "common/url.h"
 #include "hls/uri.h"
 
@@ -94,6 +95,7 @@ RewritePlan plan_rewrite(const hls::Template& tmpl, std::string_view origin_base
             if (!servable_by_cache(chunk_target)) break;
             target.kind = SlotTarget::Kind::chunk;
             target.origin_target = std::move(chunk_target);
+            plan.chunk_hashes.push_back(chunk_hash(target.origin_target));
             ++plan.chunk_slots;
             break;
           }

@@ -52,6 +52,9 @@ struct SlotTarget {
 struct RewritePlan {
   std::vector<SlotTarget> slots;  // one per template slot
   size_t chunk_slots = 0;         // number of slots of kind chunk
+  // chunk_hash of each chunk slot's origin_target, in slot order: what a viewer's listing
+  // (stable_links.h) records, hashed once per version instead of once per request.
+  std::vector<uint64_t> chunk_hashes;
 };
 
 RewritePlan plan_rewrite(const hls::Template& tmpl, std::string_view origin_base);

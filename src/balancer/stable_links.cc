@@ -23,6 +23,12 @@ std::vector<uint8_t> keep_listed_hosts(const ListedChunks& previous,
   next.hosts.assign(1, std::string(current));
   next.chunks.clear();
   next.chunks.reserve(chunks.size());
+  // The steady case: everything listed before went to `current` (or nothing was listed).
+  // Every chunk then goes to `current`, found or not: no search.
+  if (previous.hosts.empty() || (previous.hosts.size() == 1 && previous.hosts[0] == current)) {
+    for (uint64_t hash : chunks) next.chunks.emplace_back(hash, 0);
+    return std::vector<uint8_t>(chunks.size(), 0);
+  }
   std::vector<uint8_t> out;
   out.reserve(chunks.size());
   std::vector<int> verdict(previous.hosts.size(),

@@ -67,7 +67,7 @@ class ListingTable {
     ListedChunks listed;
     TimePoint seen;
   };
-  struct Shard {
+  struct alignas(64) Shard {  // a cache line of its own: loops lock different shards at once
     mutable std::mutex mutex;
     std::unordered_map<std::string, Entry> entries;
   };

@@ -265,11 +265,7 @@ const std::vector<std::string>& BalancerLoop::stable_links_for(
   // A dead pathway's listed chunks keep its node: a changed URI is "media sequence mismatch"
   // to hls.js.
   const std::string kept_host = p.request.pinned_pathway() ? p.request.pathway : std::string();
-  std::vector<uint64_t> hashes;
-  hashes.reserve(version.plan.chunk_slots);
-  for (const SlotTarget& slot : version.plan.slots) {
-    if (slot.kind == SlotTarget::Kind::chunk) hashes.push_back(chunk_hash(slot.origin_target));
-  }
+  const std::vector<uint64_t>& hashes = version.plan.chunk_hashes;
   const BalancerConfig& c = p.config->config;
   const HealthView& view = health_.get();
   auto find = [&c](std::string_view id) -> const CacheConfig* {

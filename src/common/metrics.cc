@@ -7,25 +7,55 @@
 
 namespace common {
 
+namespace {
+// The shard of the calling thread: threads take shards in turn as they first observe.
+size_t histogram_shard(size_t shards) {
+  static std::atomic<size_t> next_thread{0};
+  thread_local const size_t thread_number = next_thread.fetch_add(1, std::memory_order_relaxed);
+  return thread_number % shards;
+}
+}  // namespace
+
 Histogram::Histogram(std::vector<double> bounds)
-    : bounds_(std::move(bounds)), buckets_(new std::atomic<uint64_t>[bounds_.size() + 1]) {
-  for (size_t i = 0; i <= bounds_.size(); ++i) buckets_[i].store(0);
+    : bounds_(std::move(bounds)),
+      lines_per_shard_((bounds_.size() + 1 + 7) / 8),
+      lines_(new Line[kShards * lines_per_shard_]),
+      totals_(new Totals[kShards]) {
+  for (size_t s = 0; s < kShards; ++s) {
+    for (size_t i = 0; i < lines_per_shard_ * 8; ++i) bucket(s, i).store(0, std::memory_order_relaxed);
+  }
 }
 
 void Histogram::observe(double v) {
   size_t i = 0;
   while (i < bounds_.size() && v > bounds_[i]) ++i;
-  buckets_[i].fetch_add(1, std::memory_order_relaxed);
-  count_.fetch_add(1, std::memory_order_relaxed);
-  double cur = sum_.load(std::memory_order_relaxed);
-  while (!sum_.compare_exchange_weak(cur, cur + v, std::memory_order_relaxed)) {
+  const size_t shard = histogram_shard(kShards);
+  bucket(shard, i).fetch_add(1, std::memory_order_relaxed);
+  Totals& t = totals_[shard];
+  t.count.fetch_add(1, std::memory_order_relaxed);
+  double cur = t.sum.load(std::memory_order_relaxed);
+  while (!t.sum.compare_exchange_weak(cur, cur + v, std::memory_order_relaxed)) {
   }
 }
 
 std::vector<uint64_t> Histogram::counts() const {
   std::vector<uint64_t> out(bounds_.size() + 1);
-  for (size_t i = 0; i <= bounds_.size(); ++i) out[i] = buckets_[i].load(std::memory_order_relaxed);
+  for (size_t s = 0; s < kShards; ++s) {
+    for (size_t i = 0; i <= bounds_.size(); ++i) out[i] += bucket(s, i).load(std::memory_order_relaxed);
+  }
   return out;
+}
+
+double Histogram::sum() const {
+  double total = 0;
+  for (size_t s = 0; s < kShards; ++s) total += totals_[s].sum.load(std::memory_order_relaxed);
+  return total;
+}
+
+uint64_t Histogram::count() const {
+  uint64_t total = 0;
+  for (size_t s = 0; s < kShards; ++s) total += totals_[s].count.load(std::memory_order_relaxed);
+  return total;
 }
 
 std::vector<double> latency_buckets() {

@@ -11,6 +11,7 @@
 
 #include "balancer/live_restart.h"
 #include "balancer/source_policy.h"
+#include "balancer/stable_links.h"
 
 using namespace balancer;
 using namespace std::chrono_literals;
@@ -249,6 +250,14 @@ TEST_CASE(
   CHECK(a.chunk_by_msn[0] == "/live/seg_00000.ts?brun=1700000000000");
   Served later = serve(tracker, window(1, 2), policy, kStart + 2s, 1'700'000'002'000);
   CHECK(later.chunk_by_msn[1] == "/live/seg_00001.ts?brun=1700000000000");
+  // A viewer's listing remembers chunks by the hash of the target with its run marker: a
+  // reused name in a new run is a new chunk to it.
+  std::vector<uint64_t> hashes;
+  for (const SlotTarget& t : later.plan.slots) {
+    if (t.kind == SlotTarget::Kind::chunk) hashes.push_back(chunk_hash(t.origin_target));
+  }
+  CHECK(later.plan.chunk_hashes == hashes);
+  CHECK(hashes.front() == chunk_hash("/live/seg_00001.ts?brun=1700000000000"));
 }
 
 TEST_CASE(

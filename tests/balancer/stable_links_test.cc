@@ -40,6 +40,16 @@ TEST_CASE("stable links: listed chunks keep their usable host, new ones follow t
       keep_listed_hosts(third, hashes({"/s4.ts", "/s5.ts", "/s6.ts"}), "a", all_usable, fourth);
   CHECK(hosts_of(d, fourth) == std::vector<std::string>{"a", "a", "a"});
   CHECK(fourth.hosts.size() == 1);
+  // All on the current host: the next copy lists everything there, and remembers it.
+  ListedChunks fifth, sixth;
+  auto e =
+      keep_listed_hosts(fourth, hashes({"/s5.ts", "/s6.ts", "/s7.ts"}), "a", all_usable, fifth);
+  CHECK(hosts_of(e, fifth) == std::vector<std::string>{"a", "a", "a"});
+  CHECK(fifth.chunks.size() == 3);
+  CHECK(fifth.chunks.front().first == chunk_hash("/s5.ts"));
+  // ... so that a move to b still keeps a's chunks on a.
+  auto f = keep_listed_hosts(fifth, hashes({"/s6.ts", "/s7.ts", "/s8.ts"}), "b", all_usable, sixth);
+  CHECK(hosts_of(f, sixth) == std::vector<std::string>{"a", "a", "b"});
 }
 
 TEST_CASE("stable links: an unusable host's chunks move; origin (\"\") is a host like the others") {

@@ -4,6 +4,7 @@
 #include <set>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "common/metrics.h"
@@ -239,4 +240,25 @@ TEST_CASE("metrics: a computed counter renders as a counter, shares a family wit
   const std::string text = registry.render();
   CHECK(text.find("# TYPE lines_total counter\nlines_total{kind=\"slow\"} 2\nlines_total{kind=\"fast\"} 9\n") !=
         std::string::npos);
+}
+
+TEST_CASE("metrics: a histogram observed from more threads than it has shards adds up exactly") {
+  common::Histogram h({0.001, 0.01, 0.1});
+  constexpr int kThreads = 6;  // more than the shards: some threads share one
+  constexpr int kEach = 20000;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&h, t] {
+      for (int i = 0; i < kEach; ++i) h.observe(t % 2 == 0 ? 0.005 : 1.0);
+    });
+  }
+  for (auto& t : threads) t.join();
+  const std::vector<uint64_t> counts = h.counts();
+  REQUIRE(counts.size() == 4);
+  CHECK(counts[0] == 0);
+  CHECK(counts[1] == 3u * kEach);  // 0.005 <= 0.01
+  CHECK(counts[2] == 0);
+  CHECK(counts[3] == 3u * kEach);  // +Inf
+  CHECK(h.count() == 6u * kEach);
+  CHECK(h.sum() == doctest::Approx(3.0 * kEach * 0.005 + 3.0 * kEach * 1.0));
 }
