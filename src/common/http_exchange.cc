@@ -168,8 +168,10 @@ std::string HttpExchange::body() const {
 
 void HttpExchange::add_header(const std::string& name, const std::string& value) {
   if (state_->front == nullptr || replied()) return;
-  if (strcasecmp(name.c_str(), "Content-Type") == 0) state_->has_content_type = true;
-  if (strcasecmp(name.c_str(), "Content-Length") == 0) state_->has_content_length = true;
+  if (name.size() >= 12 && (name[0] == 'C' || name[0] == 'c')) {  // most names are not these
+    if (strcasecmp(name.c_str(), "Content-Type") == 0) state_->has_content_type = true;
+    if (strcasecmp(name.c_str(), "Content-Length") == 0) state_->has_content_length = true;
+  }
   state_->front->add_response_header(name, value);
 }
 

@@ -1,7 +1,11 @@
-// evbuffer_add_printf as evhttp calls it is replaced (src/common/evhttp_format.cc):
-// the lines it writes must be byte-identical to printf's, and other formats still work.
+// evbuffer_add_printf and evutil_ascii_strcasecmp as evhttp calls them are replaced
+// (src/common/evhttp_format.cc): the lines written must be byte-identical to printf's, other
+// formats still work, and header names compare exactly as libevent's own function does.
 #include <doctest/doctest.h>
 #include <event2/buffer.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <event2/util.h>
 
 #include <cstdio>
 #include <string>
@@ -59,4 +63,39 @@ TEST_CASE("an error page evhttp makes by itself becomes a JSON error with a JSON
   evbuffer_add_printf(head.get(), "HTTP/%d.%d %d %s\r\n", 1, 1, 200, "OK");
   evbuffer_add_printf(head.get(), "%s: %s\r\n", "Content-Type", "text/html");
   CHECK(drain(head.get()) == "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n");
+}
+
+TEST_CASE("header names compare as libevent's evutil_ascii_strcasecmp does, and evhttp uses ours") {
+  // libevent's definition: ASCII letters without case, characters as (signed) char.
+  auto reference = [](const char* a, const char* b) {
+    for (;; ++a, ++b) {
+      char x = *a >= 'A' && *a <= 'Z' ? static_cast<char>(*a + 32) : *a;
+      char y = *b >= 'A' && *b <= 'Z' ? static_cast<char>(*b + 32) : *b;
+      if (x < y) return -1;
+      if (x > y) return 1;
+      if (x == 0) return 0;
+    }
+  };
+  const char* names[] = {"Content-Type", "content-type", "CONTENT-TYPE", "Content-Length", "Content",
+                         "", "Host", "host", "X-Cache", "x-cache-choice", "[", "{", "@", "`",
+                         "\xc3\xa9t\xc3\xa9", "\xc3\x89T\xc3\x89", "Z", "z", "_"};
+  for (const char* a : names) {
+    for (const char* b : names) {
+      INFO(a, " vs ", b);
+      CHECK(evutil_ascii_strcasecmp(a, b) == reference(a, b));
+    }
+  }
+  CHECK(common::evhttp_format_in_effect());
+
+  // evhttp's own lookups go through it.
+  evkeyvalq headers;
+  headers.tqh_first = nullptr;  // TAILQ_INIT
+  headers.tqh_last = &headers.tqh_first;
+  REQUIRE(evhttp_add_header(&headers, "X-Cache-Choice", "venue-a") == 0);
+  REQUIRE(evhttp_add_header(&headers, "Content-Type", "application/vnd.apple.mpegurl") == 0);
+  const char* found = evhttp_find_header(&headers, "content-TYPE");
+  REQUIRE(found != nullptr);
+  CHECK(std::string(found) == "application/vnd.apple.mpegurl");
+  CHECK(evhttp_find_header(&headers, "Content-Typ") == nullptr);
+  evhttp_clear_headers(&headers);
 }
