@@ -60,7 +60,9 @@ struct Http2Stream final : ExchangeFrontEnd {
   bool body_complete = false;  // every body byte is queued
   bool deferred = false;      // the data source waits for bytes
   std::shared_ptr<Http2Body> body;
-  uint64_t body_framed = 0;  // bytes of `body` already in DATA frames
+  // Bytes of `body` already in DATA frames by reference (in the clear); over TLS framed bytes
+  // are copied and removed from `body` instead.
+  uint64_t body_framed = 0;
 
   std::optional<std::string> request_header(const char* name) const override;
   std::vector<HttpHeader> request_headers_with_prefix(std::string_view prefix) const override;
