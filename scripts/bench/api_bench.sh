@@ -113,7 +113,6 @@ PIDS=()
 source "$ROOT_DIR/scripts/bench/lib.sh"
 
 LOAD_START=$(loadavg)
-CLK_TCK=$(getconf CLK_TCK 2>/dev/null || echo 100)
 log "work dir $WORK; load average $LOAD_START on $(nproc) cores"
 
 # ---------------------------------------------------------------- origin, cache node, balancer

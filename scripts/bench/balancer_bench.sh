@@ -503,7 +503,6 @@ J_WRK=()
 T_CHECK=()
 J_CHECK=()
 declare -A RPS=() FLAG=()
-CLK_TCK=$(getconf CLK_TCK 2>/dev/null || echo 100)
 # viewers.lua: wrk -s viewers.lua URL -- COUNT PREFIX [THREADS], URL ending in "viewer=".
 # Without THREADS: every wrk thread goes round the ids PREFIX1 .. PREFIX<COUNT> (COUNT
 # distinct viewers), each from its own starting point. With THREADS (wrk's -t): thread t

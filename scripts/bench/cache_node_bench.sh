@@ -313,7 +313,16 @@ else
         before=""
         [[ $peer = nginx_static ]] || before=$(origin_count "/files/$file")
         log "(a) wrk $peer $object, $conns connections, for ${WRK_SECONDS}s"
+        cpu0=$(tree_cpu_ticks "${PEER_PID[$peer]}")
+        t_start=$(now_us)
         run_wrk "$WRK_SECONDS" "$conns" "$url"
+        # The server's CPU per good response (nginx: master and workers; Varnish: its tree),
+        # steadier than req/s on a shared machine.
+        us_per_req=-
+        cpu_pct=$(awk -v a="$cpu0" -v b="$(tree_cpu_ticks "${PEER_PID[$peer]}")" -v hz="$CLK_TCK" \
+          -v us=$(($(now_us) - t_start)) 'BEGIN { printf "%.0f", (b - a) / hz * 100 / (us / 1000000) }')
+        [[ ${W_RPS:-0} =~ ^[0-9.]+$ ]] && awk -v r="$W_RPS" 'BEGIN { exit !(r > 0) }' &&
+          us_per_req=$(awk -v c="$cpu_pct" -v r="$W_RPS" 'BEGIN { printf "%.1f", c / 100 * 1e6 / r }')
         peer_alive "$peer" || true
         fetches=-
         if [[ $peer != nginx_static ]]; then
@@ -334,10 +343,10 @@ else
           [[ $object = 1m ]] && want=1.2
           target="; target >= $want x: $(verdict "${vs%!}" "$want" ge)"
         fi
-        T_WRK+=("$(printf '%-14s %-8s %7s %5s %9s %8s %8s %8s %9s %8s %6s  %s' "$peer" "$object" "$bytes" \
-          "$conns" "${W_RPS:-n/a}" "$mibps" "$W_P50" "$W_P99" "${W_NON2XX}/${W_SOCKERR}" "$vs" "$fetches" \
+        T_WRK+=("$(printf '%-14s %-8s %7s %5s %9s %8s %8s %8s %9s %8s %6s %7s  %s' "$peer" "$object" "$bytes" \
+          "$conns" "${W_RPS:-n/a}" "$mibps" "$W_P50" "$W_P99" "${W_NON2XX}/${W_SOCKERR}" "$vs" "$fetches" "$us_per_req" \
           "$W_FLAG${problem:+; $problem}$target")")
-        J_WRK+=("{\"peer\":\"$peer\",\"object\":\"$object\",\"object_bytes\":$bytes,\"content_type\":$(json_str "$ctype"),\"connections\":$conns,\"warm_status\":$((10#$status)),\"check_problem\":$(json_str "$problem"),$(wrk_json),\"mib_per_s\":$mibps,\"ratio_to_nginx_static\":$(num_or_null "${vs%!}"),\"origin_requests_during_run\":$(num_or_null "${fetches//[-?]/}")}")
+        J_WRK+=("{\"peer\":\"$peer\",\"object\":\"$object\",\"object_bytes\":$bytes,\"content_type\":$(json_str "$ctype"),\"connections\":$conns,\"warm_status\":$((10#$status)),\"check_problem\":$(json_str "$problem"),$(wrk_json),\"mib_per_s\":$mibps,\"ratio_to_nginx_static\":$(num_or_null "${vs%!}"),\"origin_requests_during_run\":$(num_or_null "${fetches//[-?]/}"),\"server_cpu_us_per_response\":$(num_or_null "${us_per_req/-/}")}")
       done
     done
   done
@@ -564,13 +573,14 @@ LOAD_END=$(loadavg)
   echo "    with EXT-X-PROGRAM-DATE-TIME, $(wc -c <"$WORK/root/hit/live.m3u8") bytes (application/vnd.apple.mpegurl); 1m = a 1 MiB chunk (video/mp2t)."
   echo "    req/s counts good responses only; err = responses >= 400 / socket errors: a run with any is"
   echo "    flagged ERR(...) and its ratio marked !; vs_static = req/s / nginx_static's for the same object;"
-  echo "    origin = origin requests during the run (0 for a hit); check = wrk errors and the warm-up GET"
+  echo "    origin = origin requests during the run (0 for a hit); us/resp = the server's CPU microseconds"
+  echo "    per good response (nginx: master and workers); check = wrk errors and the warm-up GET"
   echo "    (status 200, body equal to the file, Content-Type)"
   if [[ -n $WRK_NOTE ]]; then
     echo "    SKIPPED: $WRK_NOTE"
   else
-    printf '%-14s %-8s %7s %5s %9s %8s %8s %8s %9s %8s %6s  %s\n' peer object bytes conns req/s MiB/s \
-      p50_ms p99_ms err vs_static origin check
+    printf '%-14s %-8s %7s %5s %9s %8s %8s %8s %9s %8s %6s %7s  %s\n' peer object bytes conns req/s MiB/s \
+      p50_ms p99_ms err vs_static origin us/resp check
     printf '%s\n' "${T_WRK[@]}"
   fi
   echo

@@ -103,6 +103,8 @@ num_or_null() { [[ -n ${1:-} && $1 != n/a ]] && echo "$1" || echo null; }
 # VmRSS of PID in KiB (empty when the process is gone).
 rss_kib() { awk '$1 == "VmRSS:" { print $2 }' "/proc/$1/status" 2>/dev/null || true; }
 # user + system CPU time of PID in clock ticks.
+# Clock ticks per second of /proc/<pid>/stat's CPU times.
+CLK_TCK=$(getconf CLK_TCK 2>/dev/null || echo 100)
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
 # CPU ticks of a process and its children (nginx's master and workers).
 tree_cpu_ticks() {
