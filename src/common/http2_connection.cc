@@ -238,13 +238,15 @@ struct Http2Callbacks {
       }
       auto* to = static_cast<char*>(space.iov_base);
       memcpy(to, head, 9);
-      // Copied, so taken off the front: the next frame starts at offset 0, not after a walk
-      // over every chain already framed.
-      if (evbuffer_remove(stream->body->bytes.get(), to + 9, length) != static_cast<int>(length)) {
+      evbuffer_ptr at;
+      evbuffer_ptr_set(stream->body->bytes.get(), &at, stream->body_framed, EVBUFFER_PTR_SET);
+      if (evbuffer_copyout_from(stream->body->bytes.get(), &at, to + 9, length) !=
+          static_cast<ev_ssize_t>(length)) {
         return NGHTTP2_ERR_CALLBACK_FAILURE;
       }
       space.iov_len = 9 + length;
       evbuffer_commit_space(out, &space, 1);
+      stream->body_framed += length;
       return 0;
     }
     evbuffer_add(out, head, 9);

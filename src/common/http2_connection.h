@@ -60,9 +60,7 @@ struct Http2Stream final : ExchangeFrontEnd {
   bool body_complete = false;  // every body byte is queued
   bool deferred = false;      // the data source waits for bytes
   std::shared_ptr<Http2Body> body;
-  // Bytes of `body` already in DATA frames by reference (in the clear); over TLS framed bytes
-  // are copied and removed from `body` instead.
-  uint64_t body_framed = 0;
+  uint64_t body_framed = 0;  // bytes of `body` already in DATA frames
 
   std::optional<std::string> request_header(const char* name) const override;
   std::vector<HttpHeader> request_headers_with_prefix(std::string_view prefix) const override;
