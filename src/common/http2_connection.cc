@@ -35,8 +35,6 @@ constexpr size_t kPrefaceSize = sizeof kPreface - 1;
 // enough to keep a fast client's window busy, small enough that slow clients cost
 // little (body bytes are references, not copies, either way).
 constexpr size_t kOutputBound = 256 * 1024;
-// The most plaintext one TLS record carries.
-constexpr int64_t kTlsRecordPayload = 16 * 1024;
 // The transport takes at most half before the filter holds the rest: the filter
 // then always has bytes to move when the socket drains, and calls our write
 // callback as it does.
@@ -220,35 +218,13 @@ struct Http2Callbacks {
     return static_cast<ssize_t>(length);
   }
 
-  // DATA frames. In the clear: the 9-byte head copied, the payload added by reference (one
-  // writev sends both). Over TLS each piece handed to SSL_write is a record, and a write, of
-  // its own: head and payload are copied together, into a frame sized to fill one record
-  // (data_length), so a 1 MiB body is 64 full records instead of 64 of 9 bytes and 64 full.
+  // DATA frames: the 9-byte head copied, the payload added by reference.
   static int send_data(nghttp2_session*, nghttp2_frame* frame, const uint8_t* head, size_t length,
                        nghttp2_data_source* source, void* user) {
     auto* c = static_cast<Http2Connection*>(user);
     auto* stream = static_cast<Http2Stream*>(source->ptr);
     if (c->buffered() >= kOutputBound) return NGHTTP2_ERR_WOULDBLOCK;
     evbuffer* out = bufferevent_get_output(c->filter_);
-    if (c->tls_ && length > 0) {
-      evbuffer_iovec space;
-      if (evbuffer_reserve_space(out, static_cast<ev_ssize_t>(9 + length), &space, 1) != 1 ||
-          space.iov_len < 9 + length) {
-        return NGHTTP2_ERR_CALLBACK_FAILURE;
-      }
-      auto* to = static_cast<char*>(space.iov_base);
-      memcpy(to, head, 9);
-      evbuffer_ptr at;
-      evbuffer_ptr_set(stream->body->bytes.get(), &at, stream->body_framed, EVBUFFER_PTR_SET);
-      if (evbuffer_copyout_from(stream->body->bytes.get(), &at, to + 9, length) !=
-          static_cast<ev_ssize_t>(length)) {
-        return NGHTTP2_ERR_CALLBACK_FAILURE;
-      }
-      space.iov_len = 9 + length;
-      evbuffer_commit_space(out, &space, 1);
-      stream->body_framed += length;
-      return 0;
-    }
     evbuffer_add(out, head, 9);
     if (length > 0) {
       evbuffer* bytes = stream->body->bytes.get();
@@ -277,15 +253,6 @@ struct Http2Callbacks {
     }
     (void)frame;
     return 0;
-  }
-
-  // Over TLS a DATA frame fills one TLS record exactly (16 KiB of plaintext, head included).
-  static ssize_t data_length(nghttp2_session*, uint8_t, int32_t, int32_t session_window,
-                             int32_t stream_window, uint32_t max_frame, void* user) {
-    const auto* c = static_cast<Http2Connection*>(user);
-    int64_t n = std::min<int64_t>({session_window, stream_window, max_frame});
-    if (c->tls_) n = std::min<int64_t>(n, kTlsRecordPayload - 9);
-    return static_cast<ssize_t>(std::max<int64_t>(n, 1));
   }
 
   static ssize_t read_body(nghttp2_session*, int32_t, uint8_t*, size_t length, uint32_t* flags,
@@ -398,7 +365,6 @@ nghttp2_session_callbacks* shared_callbacks() {
     nghttp2_session_callbacks_new(&cb);
     nghttp2_session_callbacks_set_send_callback(cb, Http2Callbacks::send);
     nghttp2_session_callbacks_set_send_data_callback(cb, Http2Callbacks::send_data);
-    nghttp2_session_callbacks_set_data_source_read_length_callback(cb, Http2Callbacks::data_length);
     nghttp2_session_callbacks_set_on_begin_headers_callback(cb, Http2Callbacks::begin_headers);
     nghttp2_session_callbacks_set_on_header_callback(cb, Http2Callbacks::header);
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, Http2Callbacks::data_chunk);
@@ -810,8 +776,9 @@ void ProtocolFilters::close_after_reply(evhttp_request* req) {
 }
 
 void coalesce_small_output(evbuffer* out) {
+  constexpr size_t kRecord = 16 * 1024;
   size_t n = evbuffer_get_length(out);
-  if (n == 0 || n > static_cast<size_t>(kTlsRecordPayload)) return;
+  if (n == 0 || n > kRecord) return;
   if (evbuffer_peek(out, -1, nullptr, nullptr, 0) > 1) evbuffer_pullup(out, -1);
 }
 

@@ -224,40 +224,6 @@ TEST_CASE("h2 over TLS and h2c with prior knowledge: bodies, ranges, 304, HEAD, 
   CHECK(origin.count("/gen/700K/h2.ts") == 1);
 }
 
-TEST_CASE("h2 over TLS: a 1 MiB body arrives in full TLS records, each DATA frame's head with its payload") {
-  TempDir dir;
-  TlsFiles tls(dir);
-  TestOrigin origin;
-  CacheNodeProcess node(dir.file("data"), origin.base_url(), tls.overrides());
-  const std::string target = "/o/demo/gen/1M/records.ts";
-  const std::string body = generated_body("records.ts", 1024 * 1024);
-  std::vector<size_t> records;
-  for (const char* pass : {"miss", "hit"}) {
-    CAPTURE(pass);
-    records.clear();
-    HttpRequest request;
-    request.url = node.tls_url(path_of(node, node.signed_url(target)));
-    request.ca_file = tls.cert;
-    request.version = HttpRequest::Version::http2_tls;
-    request.tls_records_received = &records;
-    const HttpResponse r = http_request(request);
-    REQUIRE_MESSAGE(r.ok(), r.error);
-    CHECK(r.http_version == 20);
-    CHECK(r.body == body);
-    // 1 MiB in frames of 16 KiB - 9 with their 9-byte heads: 65 full records. A head sent
-    // apart from its payload would be a record of its own (~26 bytes) per frame: 64 more.
-    size_t small = 0, full = 0;
-    for (size_t length : records) {
-      if (length < 64) ++small;
-      if (length >= 16 * 1024) ++full;
-    }
-    INFO("records: ", records.size(), ", under 64 bytes: ", small, ", full: ", full);
-    CHECK(small <= 8);  // SETTINGS, its ACK, WINDOW_UPDATEs, the end: control frames
-    CHECK(full >= 64);
-    CHECK(records.size() <= 90);
-  }
-}
-
 TEST_CASE("100 concurrent streams on one HTTP/2 connection: every body whole, one connection, one origin fetch each") {
   TempDir dir;
   TlsFiles tls(dir);

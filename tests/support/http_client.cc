@@ -1,7 +1,5 @@
 #include "support/http_client.h"
 
-#include <openssl/ssl.h>
-
 #include <cctype>
 
 #include "support/curl_util.h"
@@ -95,20 +93,6 @@ size_t on_body(char* data, size_t size, size_t count, void* arg) {
   return n;
 }
 
-// OpenSSL reports each record's 5-byte header: type 23 is application data.
-void on_tls_message(int write_p, int, int content_type, const void* buf, size_t len, SSL*, void* arg) {
-  if (write_p != 0 || content_type != SSL3_RT_HEADER || len < 5) return;
-  const auto* header = static_cast<const unsigned char*>(buf);
-  if (header[0] != SSL3_RT_APPLICATION_DATA) return;
-  static_cast<std::vector<size_t>*>(arg)->push_back((size_t{header[3]} << 8) | header[4]);
-}
-
-CURLcode watch_tls_records(CURL*, void* ssl_ctx, void* records) {
-  SSL_CTX_set_msg_callback(static_cast<SSL_CTX*>(ssl_ctx), on_tls_message);
-  SSL_CTX_set_msg_callback_arg(static_cast<SSL_CTX*>(ssl_ctx), records);
-  return CURLE_OK;
-}
-
 }  // namespace
 
 HttpResponse http_request(const HttpRequest& request) {
@@ -137,10 +121,6 @@ HttpResponse http_request(const HttpRequest& request) {
   if (!request.tls12_ciphers.empty()) {
     curl_easy_setopt(h, CURLOPT_SSLVERSION, static_cast<long>(CURL_SSLVERSION_TLSv1_2) | static_cast<long>(CURL_SSLVERSION_MAX_TLSv1_2));
     curl_easy_setopt(h, CURLOPT_SSL_CIPHER_LIST, request.tls12_ciphers.c_str());
-  }
-  if (request.tls_records_received != nullptr) {
-    curl_easy_setopt(h, CURLOPT_SSL_CTX_FUNCTION, &watch_tls_records);
-    curl_easy_setopt(h, CURLOPT_SSL_CTX_DATA, request.tls_records_received);
   }
   if (request.max_recv_bytes_per_s > 0) {
     curl_easy_setopt(h, CURLOPT_MAX_RECV_SPEED_LARGE, static_cast<curl_off_t>(request.max_recv_bytes_per_s));
