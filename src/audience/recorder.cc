@@ -333,10 +333,10 @@ std::string Recorder::json(const std::string& scenario_name, double ran_s) const
     if (q.admitted_at_s <= 0) continue;
     ++admitted;
     waits.push_back(q.admitted_at_s - q.queued_at_s);
-    if (!q.announced_wait_s) {
+    if (q.told.empty()) {
       ++admitted_unannounced;
-    } else if (const double left = q.admitted_at_s - q.announced_at_s; left >= 1) {
-      ratio.push_back(*q.announced_wait_s / left);
+    } else if (const auto [at, told] = q.told.front(); q.admitted_at_s - at >= 1) {
+      ratio.push_back(told / (q.admitted_at_s - at));
     }
     for (const auto& [at, told] : q.told) {
       const double left = q.admitted_at_s - at;

@@ -58,12 +58,11 @@ struct QueueRecord {
   double queued_at_s = 0;
   double last_told_wait_at_s = 0;  // the last queue answer before admission
   double admitted_at_s = 0;        // 0: never admitted
-  // The first estimated_wait_s the viewer was told and when; a queue answer may say null
-  // (the deployment cannot estimate yet), and those are counted, not compared.
-  std::optional<double> announced_wait_s;
-  double announced_at_s = 0;
+  // Queue answers whose estimated_wait_s was null (the deployment could not estimate yet):
+  // counted, not compared.
   uint64_t answers_without_estimate = 0;
-  // Every (time, estimated_wait_s) told, the first 64: compared with the wait that was left.
+  // Every (time, estimated_wait_s) told as a number, the first 64: compared with the wait that
+  // was left; the first is the viewer's announced wait.
   std::vector<std::pair<double, double>> told;
 };
 

@@ -296,10 +296,6 @@ void Viewer::on_queue_reply(const Reply& reply, const std::function<void()>& aga
       queue_record_.queued_at_s = now;
     }
     if (const auto* told = member(*queue, "estimated_wait_s"); told && told->IsNumber()) {
-      if (!queue_record_.announced_wait_s) {
-        queue_record_.announced_wait_s = told->GetDouble();
-        queue_record_.announced_at_s = now;
-      }
       if (queue_record_.told.size() < 64) queue_record_.told.emplace_back(now, told->GetDouble());
     } else {
       ++queue_record_.answers_without_estimate;

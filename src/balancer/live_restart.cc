@@ -2,7 +2,6 @@
 
 #include <algorithm>
 
-#include "balancer/stable_links.h"
 #include "common/url.h"
 
 namespace balancer {
@@ -306,11 +305,7 @@ void mark_runs(RewritePlan& plan, const hls::Template& tmpl,
     target.run = std::string(kRunParameter) + "=" + std::to_string(run);
     common::append_query(target.origin_target, target.run);
   }
-  // The chunks' targets changed: so did what a viewer's listing remembers them by.
-  plan.chunk_hashes.clear();
-  for (const SlotTarget& target : plan.slots) {
-    if (target.kind == SlotTarget::Kind::chunk) plan.chunk_hashes.push_back(chunk_hash(target.origin_target));
-  }
+  hash_chunks(plan);  // the chunks' targets changed: so did what a listing remembers them by
 }
 
 }  // namespace balancer

@@ -95,7 +95,6 @@ RewritePlan plan_rewrite(const hls::Template& tmpl, std::string_view origin_base
             if (!servable_by_cache(chunk_target)) break;
             target.kind = SlotTarget::Kind::chunk;
             target.origin_target = std::move(chunk_target);
-            plan.chunk_hashes.push_back(chunk_hash(target.origin_target));
             ++plan.chunk_slots;
             break;
           }
@@ -106,7 +105,16 @@ RewritePlan plan_rewrite(const hls::Template& tmpl, std::string_view origin_base
     }
     plan.slots.push_back(std::move(target));
   }
+  hash_chunks(plan);
   return plan;
+}
+
+void hash_chunks(RewritePlan& plan) {
+  plan.chunk_hashes.clear();
+  plan.chunk_hashes.reserve(plan.chunk_slots);
+  for (const SlotTarget& target : plan.slots) {
+    if (target.kind == SlotTarget::Kind::chunk) plan.chunk_hashes.push_back(chunk_hash(target.origin_target));
+  }
 }
 
 std::vector<std::string> chunk_links(const hls::Template& tmpl, const RewritePlan& plan,

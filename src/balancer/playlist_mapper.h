@@ -59,6 +59,9 @@ struct RewritePlan {
 
 RewritePlan plan_rewrite(const hls::Template& tmpl, std::string_view origin_base);
 
+// Recomputes plan.chunk_hashes from the chunk slots' targets (after they changed).
+void hash_chunks(RewritePlan& plan);
+
 // Where chunk links lead for one response.
 struct ChunkDestination {
   std::string cache_url;                      // public base URL of the cache node; "" = origin

@@ -9,10 +9,10 @@ namespace common {
 
 namespace {
 // The shard of the calling thread: threads take shards in turn as they first observe.
-size_t histogram_shard(size_t shards) {
+size_t histogram_shard() {
   static std::atomic<size_t> next_thread{0};
   thread_local const size_t thread_number = next_thread.fetch_add(1, std::memory_order_relaxed);
-  return thread_number % shards;
+  return thread_number;
 }
 }  // namespace
 
@@ -20,16 +20,12 @@ Histogram::Histogram(std::vector<double> bounds)
     : bounds_(std::move(bounds)),
       lines_per_shard_((bounds_.size() + 1 + 7) / 8),
       lines_(new Line[kShards * lines_per_shard_]),
-      totals_(new Totals[kShards]) {
-  for (size_t s = 0; s < kShards; ++s) {
-    for (size_t i = 0; i < lines_per_shard_ * 8; ++i) bucket(s, i).store(0, std::memory_order_relaxed);
-  }
-}
+      totals_(new Totals[kShards]) {}
 
 void Histogram::observe(double v) {
   size_t i = 0;
   while (i < bounds_.size() && v > bounds_[i]) ++i;
-  const size_t shard = histogram_shard(kShards);
+  const size_t shard = histogram_shard() % kShards;
   bucket(shard, i).fetch_add(1, std::memory_order_relaxed);
   Totals& t = totals_[shard];
   t.count.fetch_add(1, std::memory_order_relaxed);

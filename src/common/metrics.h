@@ -77,7 +77,7 @@ class Histogram {
  private:
   static constexpr size_t kShards = 4;
   struct alignas(64) Line {
-    std::atomic<uint64_t> slot[8];
+    std::atomic<uint64_t> slot[8]{};
   };
   struct alignas(64) Totals {
     std::atomic<uint64_t> count{0};
