@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 #include <utility>
 
@@ -143,12 +144,19 @@ void on_filter_output(evbuffer*, const evbuffer_cb_info* info, void* arg) {
   }
 }
 
-// Moves whole chains only, so nothing is copied (file segments stay files); over TLS
-// a short output becomes one piece (coalesce_small_output).
-bufferevent_filter_result pass_output(evbuffer* src, evbuffer* dst, ev_ssize_t limit, bufferevent_flush_mode,
+// In the clear, moves whole chains only, so nothing is copied (file segments stay files).
+// Over TLS, output goes in record-sized pieces (move_in_tls_records).
+bufferevent_filter_result pass_output(evbuffer* src, evbuffer* dst, ev_ssize_t limit, bufferevent_flush_mode mode,
                                       void* ctx) {
+  size_t bound = limit < 0 ? SIZE_MAX : static_cast<size_t>(limit);
+  if (static_cast<Sniffer*>(ctx)->tls) {
+    // Nothing moved (a short tail held back): BEV_NEED_MORE ends libevent's loop, which
+    // would call again at once for as long as we answer BEV_OK.
+    size_t moved = move_in_tls_records(src, dst, bound, mode == BEV_NORMAL);
+    return moved > 0 || evbuffer_get_length(src) == 0 ? BEV_OK : BEV_NEED_MORE;
+  }
   size_t moved = 0;
-  while (evbuffer_get_length(src) > 0 && (limit < 0 || moved < static_cast<size_t>(limit))) {
+  while (evbuffer_get_length(src) > 0 && moved < bound) {
     evbuffer_iovec first;
     if (evbuffer_peek(src, -1, nullptr, &first, 1) < 1 || first.iov_len == 0) {
       evbuffer_add_buffer(dst, src);
@@ -157,7 +165,6 @@ bufferevent_filter_result pass_output(evbuffer* src, evbuffer* dst, ev_ssize_t l
     evbuffer_remove_buffer(src, dst, first.iov_len);
     moved += first.iov_len;
   }
-  if (static_cast<Sniffer*>(ctx)->tls) coalesce_small_output(dst);
   return BEV_OK;
 }
 
@@ -214,7 +221,7 @@ struct Http2Callbacks {
   static ssize_t send(nghttp2_session*, const uint8_t* data, size_t length, int, void* user) {
     auto* c = static_cast<Http2Connection*>(user);
     if (c->buffered() >= kOutputBound) return NGHTTP2_ERR_WOULDBLOCK;
-    evbuffer_add(bufferevent_get_output(c->filter_), data, length);
+    evbuffer_add(c->staged_.get(), data, length);
     return static_cast<ssize_t>(length);
   }
 
@@ -224,7 +231,7 @@ struct Http2Callbacks {
     auto* c = static_cast<Http2Connection*>(user);
     auto* stream = static_cast<Http2Stream*>(source->ptr);
     if (c->buffered() >= kOutputBound) return NGHTTP2_ERR_WOULDBLOCK;
-    evbuffer* out = bufferevent_get_output(c->filter_);
+    evbuffer* out = c->staged_.get();
     evbuffer_add(out, head, 9);
     if (length > 0) {
       evbuffer* bytes = stream->body->bytes.get();
@@ -511,6 +518,7 @@ Http2Connection::Http2Connection(HttpServer& server, bufferevent* filter, buffer
   nghttp2_settings_entry settings[] = {
       {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, kMaxConcurrentStreams},
       {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, static_cast<uint32_t>(o.max_header_bytes)},
+      {NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES, 1},
   };
   nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, settings, sizeof settings / sizeof settings[0]);
   event_base* base = bufferevent_get_base(filter_);
@@ -554,7 +562,8 @@ void Http2Connection::detach() {
 }
 
 size_t Http2Connection::buffered() const {
-  return evbuffer_get_length(bufferevent_get_output(filter_)) + evbuffer_get_length(bufferevent_get_output(transport_));
+  return evbuffer_get_length(staged_.get()) + evbuffer_get_length(bufferevent_get_output(filter_)) +
+         evbuffer_get_length(bufferevent_get_output(transport_));
 }
 
 void Http2Connection::receive(evbuffer* input) {
@@ -598,6 +607,10 @@ void Http2Connection::flush() {
     if (!flush_again_) break;
   }
   in_flush_ = false;
+  // One hand-over for the whole round: the filter then sees every frame at once, and over
+  // TLS joins them into full records (move_in_tls_records) instead of one record per
+  // frame head and per payload as each is added.
+  evbuffer_add_buffer(bufferevent_get_output(filter_), staged_.get());
   if (rv != 0) {
     close_soon();
     return;
@@ -775,11 +788,35 @@ void ProtocolFilters::close_after_reply(evhttp_request* req) {
   close_if_written(s);
 }
 
-void coalesce_small_output(evbuffer* out) {
-  constexpr size_t kRecord = 16 * 1024;
-  size_t n = evbuffer_get_length(out);
-  if (n == 0 || n > kRecord) return;
-  if (evbuffer_peek(out, -1, nullptr, nullptr, 0) > 1) evbuffer_pullup(out, -1);
+size_t move_in_tls_records(evbuffer* src, evbuffer* dst, size_t limit, bool hold_short_tail) {
+  size_t moved = 0;
+  // Bounded: every round moves at least one byte, and at most `limit` bytes move.
+  while (evbuffer_get_length(src) > 0 && moved < limit) {
+    evbuffer_iovec first;
+    if (evbuffer_peek(src, -1, nullptr, &first, 1) < 1) break;
+    if (first.iov_len >= kTlsRecordPiece) {
+      // Already a record or more (a file segment, a large body): moved, not copied.
+      evbuffer_remove_buffer(src, dst, first.iov_len);
+      moved += first.iov_len;
+      continue;
+    }
+    size_t n = std::min(evbuffer_get_length(src), kTlsRecordPiece);
+    // The transport still writes: it asks for more once it has drained, by when this
+    // tail may have grown into a full record.
+    if (n < kTlsRecordPiece && hold_short_tail && evbuffer_get_length(dst) > 0) break;
+    evbuffer_iovec space;
+    if (evbuffer_reserve_space(dst, static_cast<ev_ssize_t>(n), &space, 1) != 1 || space.iov_len < n) {
+      evbuffer_remove_buffer(src, dst, n);  // out of memory: unjoined, but nothing lost
+      moved += n;
+      continue;
+    }
+    int copied = evbuffer_remove(src, space.iov_base, n);
+    if (copied <= 0) break;  // reserved space left uncommitted is not output
+    space.iov_len = static_cast<size_t>(copied);
+    evbuffer_commit_space(dst, &space, 1);
+    moved += space.iov_len;
+  }
+  return moved;
 }
 
 bufferevent* new_protocol_sniffing_bufferevent(HttpServer& server, bufferevent* transport, bool tls) {

@@ -135,12 +135,23 @@ class Http2Connection {
   EventPtr idle_timer_;
   std::chrono::steady_clock::time_point last_progress_;
   std::unordered_set<Http2Stream*> streams_;
+  // Frames made by one round of flush(), handed to the filter together at its end.
+  EvbufferPtr staged_{evbuffer_new()};
 };
 
-// Over TLS, makes a short output (up to one 16 KiB record) one contiguous piece:
-// the TLS bufferevent encrypts and writes each piece on its own, so a small reply
-// in several pieces would cost a record and a syscall per piece.
-void coalesce_small_output(evbuffer* out);
+// Plaintext of one TLS record (16 KiB), less room for the evbuffer chain's own head so
+// that a piece's allocation stays within 16 KiB.
+inline constexpr size_t kTlsRecordPiece = 16 * 1024 - 256;
+
+// Over TLS, moves up to about `limit` bytes of `src` to `dst` in pieces that fill a record:
+// the TLS bufferevent encrypts and writes each piece of its output on its own
+// (SSL_write per piece), so an HTTP/2 DATA frame's 9-byte head, or a reply's head
+// apart from its body, would otherwise cost a record and a write of its own. Short
+// pieces are copied together; a piece already a record long moves without a copy.
+// With `hold_short_tail`, a last piece short of a record stays in `src` while `dst` still
+// has bytes to write (the transport asks again when it has drained them). Returns the
+// bytes moved.
+size_t move_in_tls_records(evbuffer* src, evbuffer* dst, size_t limit, bool hold_short_tail);
 
 struct Sniffer;
 

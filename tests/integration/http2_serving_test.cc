@@ -224,6 +224,53 @@ TEST_CASE("h2 over TLS and h2c with prior knowledge: bodies, ranges, 304, HEAD, 
   CHECK(origin.count("/gen/700K/h2.ts") == 1);
 }
 
+TEST_CASE("over TLS a hit arrives in full records: h2 DATA frames with their heads, an HTTP/1.1 head with its body") {
+  TempDir dir;
+  TlsFiles tls(dir);
+  TestOrigin origin;
+  CacheNodeProcess node(dir.file("data"), origin.base_url(), tls.overrides());
+  struct Case {
+    const char* name;
+    HttpRequest::Version version;
+    long http_version;
+    size_t size;
+    size_t most_records;  // of application data, control frames included
+  };
+  // h2, 1 MiB: 64 frames of 16 KiB; each head apart from its payload would be a record
+  // of its own (~26 bytes): 128 records and more. HTTP/1.1, 40 KiB: the head apart
+  // would be a fourth, short record.
+  for (const Case& c : {Case{"h2", HttpRequest::Version::http2_tls, 20, 1024 * 1024, 72},
+                        Case{"http/1.1", HttpRequest::Version::http1_1, 11, 40 * 1024, 3}}) {
+    CAPTURE(c.name);
+    const std::string name = std::string("records-") + (c.http_version == 20 ? "h2" : "h1") + ".ts";
+    const std::string target = "/o/demo/gen/" + std::to_string(c.size / 1024) + "K/" + name;
+    const std::string body = generated_body(name, c.size);
+    for (const char* pass : {"miss", "hit"}) {
+      CAPTURE(pass);
+      std::vector<size_t> records;
+      HttpRequest request;
+      request.url = node.tls_url(path_of(node, node.signed_url(target)));
+      request.ca_file = tls.cert;
+      request.version = c.version;
+      request.tls_records_received = &records;
+      const HttpResponse r = http_request(request);
+      REQUIRE_MESSAGE(r.ok(), r.error);
+      CHECK(r.http_version == c.http_version);
+      CHECK(r.body == body);
+      // A miss streams the body as the origin sends it: its records follow the origin's pace.
+      if (std::string_view(pass) == "miss") continue;
+      size_t small = 0;
+      for (size_t length : records) small += length < 1024 ? 1 : 0;
+      std::string lengths;
+      for (size_t length : records) lengths += std::to_string(length) + " ";
+      INFO("records: ", records.size(), ", under 1 KiB: ", small, ": ", lengths);
+      CHECK(small <= (c.http_version == 20 ? 6u : 0u));  // SETTINGS, ACKs, WINDOW_UPDATEs
+      CHECK(records.size() <= c.most_records);
+    }
+  }
+  CHECK(origin.count("/gen/1024K/records-h2.ts") == 1);
+}
+
 TEST_CASE("100 concurrent streams on one HTTP/2 connection: every body whole, one connection, one origin fetch each") {
   TempDir dir;
   TlsFiles tls(dir);

@@ -1,5 +1,7 @@
 #include "support/http_client.h"
 
+#include <openssl/ssl.h>
+
 #include <cctype>
 
 #include "support/curl_util.h"
@@ -93,6 +95,27 @@ size_t on_body(char* data, size_t size, size_t count, void* arg) {
   return n;
 }
 
+// OpenSSL reports each record's 5-byte header, and under TLS 1.3, where every record's
+// outer type is application data, the inner type next: a record that carried a handshake
+// message (certificate, session ticket) is taken back out.
+void on_tls_message(int write_p, int, int content_type, const void* buf, size_t len, SSL*, void* arg) {
+  if (write_p != 0 || len < 1) return;
+  auto* records = static_cast<std::vector<size_t>*>(arg);
+  const auto* bytes = static_cast<const unsigned char*>(buf);
+  if (content_type == SSL3_RT_HEADER && len >= 5 && bytes[0] == SSL3_RT_APPLICATION_DATA) {
+    records->push_back((size_t{bytes[3]} << 8) | bytes[4]);
+  } else if (content_type == SSL3_RT_INNER_CONTENT_TYPE && bytes[0] != SSL3_RT_APPLICATION_DATA &&
+             !records->empty()) {
+    records->pop_back();
+  }
+}
+
+CURLcode watch_tls_records(CURL*, void* ssl_ctx, void* records) {
+  SSL_CTX_set_msg_callback(static_cast<SSL_CTX*>(ssl_ctx), on_tls_message);
+  SSL_CTX_set_msg_callback_arg(static_cast<SSL_CTX*>(ssl_ctx), records);
+  return CURLE_OK;
+}
+
 }  // namespace
 
 HttpResponse http_request(const HttpRequest& request) {
@@ -121,6 +144,10 @@ HttpResponse http_request(const HttpRequest& request) {
   if (!request.tls12_ciphers.empty()) {
     curl_easy_setopt(h, CURLOPT_SSLVERSION, static_cast<long>(CURL_SSLVERSION_TLSv1_2) | static_cast<long>(CURL_SSLVERSION_MAX_TLSv1_2));
     curl_easy_setopt(h, CURLOPT_SSL_CIPHER_LIST, request.tls12_ciphers.c_str());
+  }
+  if (request.tls_records_received != nullptr) {
+    curl_easy_setopt(h, CURLOPT_SSL_CTX_FUNCTION, &watch_tls_records);
+    curl_easy_setopt(h, CURLOPT_SSL_CTX_DATA, request.tls_records_received);
   }
   if (request.max_recv_bytes_per_s > 0) {
     curl_easy_setopt(h, CURLOPT_MAX_RECV_SPEED_LARGE, static_cast<curl_off_t>(request.max_recv_bytes_per_s));

@@ -58,6 +58,9 @@ struct HttpRequest {
   std::string source_address;
   // When set, the body bytes received so far (another thread may watch it).
   std::atomic<uint64_t>* body_progress = nullptr;
+  // https: when set, the length of every TLS record of application data received (the
+  // record's own length field: ciphertext), in order; handshake messages are left out.
+  std::vector<size_t>* tls_records_received = nullptr;
 };
 
 // Performs one request; never throws for transfer errors (see HttpResponse::error).
