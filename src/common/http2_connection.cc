@@ -518,6 +518,9 @@ Http2Connection::Http2Connection(HttpServer& server, bufferevent* filter, buffer
   nghttp2_settings_entry settings[] = {
       {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, kMaxConcurrentStreams},
       {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, static_cast<uint32_t>(o.max_header_bytes)},
+      // RFC 9218's scheduling: streams of equal urgency, not incremental, are sent one
+      // after another, so each response completes as soon as it can (a player waits for
+      // whole segments) instead of all of them a frame at a time.
       {NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES, 1},
   };
   nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, settings, sizeof settings / sizeof settings[0]);

@@ -86,6 +86,8 @@ struct H2cResult {
   int status = 0;
   std::string body;
   bool closed = false;
+  // Positions of the stream's first and last DATA chunks among all the connection's.
+  size_t first_chunk = SIZE_MAX, last_chunk = 0;
 };
 
 std::vector<H2cResult> h2c_get_all(int port, const std::vector<std::string>& paths) {
@@ -97,7 +99,8 @@ std::vector<H2cResult> h2c_get_all(int port, const std::vector<std::string>& pat
     std::vector<H2cResult>* results;
     std::map<int32_t, size_t> index;
     size_t open = 0;
-  } ctx{fd, &results, {}, 0};
+    size_t chunks = 0;
+  } ctx{fd, &results, {}, 0, 0};
   nghttp2_session_callbacks* cb = nullptr;
   nghttp2_session_callbacks_new(&cb);
   nghttp2_session_callbacks_set_send_callback(
@@ -118,7 +121,10 @@ std::vector<H2cResult> h2c_get_all(int port, const std::vector<std::string>& pat
   nghttp2_session_callbacks_set_on_data_chunk_recv_callback(
       cb, [](nghttp2_session*, uint8_t, int32_t id, const uint8_t* data, size_t len, void* user) {
         auto* c = static_cast<Ctx*>(user);
-        (*c->results)[c->index[id]].body.append(reinterpret_cast<const char*>(data), len);
+        H2cResult& result = (*c->results)[c->index[id]];
+        result.body.append(reinterpret_cast<const char*>(data), len);
+        result.first_chunk = std::min(result.first_chunk, c->chunks);
+        result.last_chunk = c->chunks++;
         return 0;
       });
   nghttp2_session_callbacks_set_on_stream_close_callback(cb, [](nghttp2_session*, int32_t id, uint32_t, void* user) {
@@ -269,6 +275,26 @@ TEST_CASE("over TLS a hit arrives in full records: h2 DATA frames with their hea
     }
   }
   CHECK(origin.count("/gen/1024K/records-h2.ts") == 1);
+}
+
+TEST_CASE("streams of one connection are sent one after another (RFC 9218's default), not a frame of each in turn") {
+  TempDir dir;
+  TlsFiles tls(dir);
+  TestOrigin origin;
+  CacheNodeProcess node(dir.file("data"), origin.base_url(), tls.overrides());
+  std::vector<std::string> paths;
+  // 32 KiB each, within the client's stream window (64 KiB): no stream waits for a window update.
+  for (int i = 0; i < 10; ++i) paths.push_back(path_of(node, node.signed_url("/o/demo/gen/32K/order" + std::to_string(i) + ".ts")));
+  h2c_get_all(node.port(), paths);  // now hits: every body is there at once
+  auto results = h2c_get_all(node.port(), paths);
+  std::sort(results.begin(), results.end(),
+            [](const H2cResult& a, const H2cResult& b) { return a.first_chunk < b.first_chunk; });
+  for (size_t i = 0; i < results.size(); ++i) {
+    CAPTURE(i);
+    CHECK(results[i].body.size() == 32 * 1024);
+    // Two frames of 16 KiB each: interleaved, every body would overlap the next.
+    if (i + 1 < results.size()) CHECK(results[i].last_chunk < results[i + 1].first_chunk);
+  }
 }
 
 TEST_CASE("100 concurrent streams on one HTTP/2 connection: every body whole, one connection, one origin fetch each") {
