@@ -11,6 +11,11 @@
 // finding headers (12 lookups per request, each a walk of the list). The definition below,
 // byte for byte the same comparison, takes its place the same way.
 //
+// bufferevent's reads go through libevent's evbuffer_read, which asks the kernel how many
+// bytes wait (ioctl FIONREAD) before every read, only to read at most 4096 of them anyway:
+// one system call in four of a keep-alive request (strace). The definition below reads the
+// same at most 4096 bytes without asking first.
+//
 // It also keeps DESIGN.md's error contract for the replies evhttp makes on its
 // own (a request it cannot parse, headers far over the limit): evhttp writes an
 // HTML page for them; here the page becomes the JSON error body, and the
@@ -21,12 +26,14 @@
 #include <event2/buffer.h>
 #include <event2/util.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdarg>
 #include <cstring>
 #include <string>
 
 #include <strings.h>
+#include <sys/uio.h>
 
 namespace common {
 namespace {
@@ -112,7 +119,8 @@ uint64_t fast_header_formats() { return g_fast_formats.load(std::memory_order_re
 bool evhttp_format_in_effect() {
   // What evhttp's calls resolve to: the first definition in the global scope.
   return dlsym(RTLD_DEFAULT, "evbuffer_add_printf") == reinterpret_cast<void*>(&evbuffer_add_printf) &&
-         dlsym(RTLD_DEFAULT, "evutil_ascii_strcasecmp") == reinterpret_cast<void*>(&evutil_ascii_strcasecmp);
+         dlsym(RTLD_DEFAULT, "evutil_ascii_strcasecmp") == reinterpret_cast<void*>(&evutil_ascii_strcasecmp) &&
+         dlsym(RTLD_DEFAULT, "evbuffer_read") == reinterpret_cast<void*>(&evbuffer_read);
 }
 
 }  // namespace common
@@ -182,4 +190,32 @@ extern "C" int evutil_ascii_strcasecmp(const char* s1, const char* s2) {
     }
     if (c1 == 0) return 0;
   }
+}
+
+// libevent 2.1's semantics: at most `howmuch` bytes (all of its at most 4096 when negative or
+// larger), the bytes read, 0 at end of stream, -1 with errno on failure (nothing added).
+extern "C" int evbuffer_read(struct evbuffer* buf, evutil_socket_t fd, int howmuch) {
+  constexpr int kMaxRead = 4096;  // libevent's EVBUFFER_MAX_READ
+  if (howmuch < 0 || howmuch > kMaxRead) howmuch = kMaxRead;
+  if (howmuch == 0) return 0;
+  evbuffer_iovec space[2];
+  int chains = evbuffer_reserve_space(buf, howmuch, space, 2);
+  if (chains < 1) return -1;
+  iovec vecs[2];
+  size_t wanted = static_cast<size_t>(howmuch);
+  for (int i = 0; i < chains; ++i) {
+    vecs[i].iov_base = space[i].iov_base;
+    vecs[i].iov_len = std::min(space[i].iov_len, wanted);
+    wanted -= vecs[i].iov_len;
+  }
+  ssize_t got = readv(fd, vecs, chains);
+  if (got <= 0) return static_cast<int>(got);  // the reserved space stays unused
+  size_t left = static_cast<size_t>(got);
+  int used = 0;
+  for (; used < chains && left > 0; ++used) {
+    space[used].iov_len = std::min(vecs[used].iov_len, left);
+    left -= space[used].iov_len;
+  }
+  evbuffer_commit_space(buf, space, used);
+  return static_cast<int>(got);
 }

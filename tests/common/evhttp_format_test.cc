@@ -1,12 +1,17 @@
-// evbuffer_add_printf and evutil_ascii_strcasecmp as evhttp calls them are replaced
-// (src/common/evhttp_format.cc): the lines written must be byte-identical to printf's, other
-// formats still work, and header names compare exactly as libevent's own function does.
+// evbuffer_add_printf and evutil_ascii_strcasecmp as evhttp calls them, and evbuffer_read as
+// bufferevent calls it, are replaced (src/common/evhttp_format.cc): the lines written must be
+// byte-identical to printf's, other formats still work, header names compare exactly as
+// libevent's own function does, and reads keep libevent's limits and results.
 #include <doctest/doctest.h>
 #include <event2/buffer.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <event2/util.h>
 
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstdio>
 #include <string>
 
@@ -98,4 +103,27 @@ TEST_CASE("header names compare as libevent's evutil_ascii_strcasecmp does, and 
   CHECK(std::string(found) == "application/vnd.apple.mpegurl");
   CHECK(evhttp_find_header(&headers, "Content-Typ") == nullptr);
   evhttp_clear_headers(&headers);
+}
+
+TEST_CASE("evbuffer_read reads as libevent's does, without asking the socket how much waits first") {
+  int fds[2];
+  REQUIRE(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, fds) == 0);
+  std::string sent(10000, '\0');
+  for (size_t i = 0; i < sent.size(); ++i) sent[i] = static_cast<char>(i * 7);
+  REQUIRE(write(fds[1], sent.data(), sent.size()) == static_cast<ssize_t>(sent.size()));
+  common::EvbufferPtr buf(evbuffer_new());
+  evbuffer_add(buf.get(), "head", 4);  // bytes already there stay in front
+  CHECK(evbuffer_read(buf.get(), fds[0], -1) == 4096);  // at most libevent's 4096 at once
+  CHECK(evbuffer_read(buf.get(), fds[0], 100) == 100);  // at most what the caller asks
+  CHECK(evbuffer_read(buf.get(), fds[0], 1 << 20) == 4096);
+  CHECK(evbuffer_read(buf.get(), fds[0], -1) == 10000 - 4096 - 100 - 4096);
+  errno = 0;
+  CHECK(evbuffer_read(buf.get(), fds[0], -1) == -1);  // nothing waiting: -1, errno says why
+  CHECK(errno == EAGAIN);
+  CHECK(drain(buf.get()) == "head" + sent);
+  close(fds[1]);
+  CHECK(evbuffer_read(buf.get(), fds[0], -1) == 0);  // end of stream
+  CHECK(evbuffer_get_length(buf.get()) == 0);
+  close(fds[0]);
+  CHECK(common::evhttp_format_in_effect());
 }
