@@ -102,3 +102,17 @@ TEST_CASE("over TLS the transport's bound stops the move at a piece, the rest wa
   common::move_in_tls_records(src.get(), dst.get(), SIZE_MAX, false);
   CHECK(drain(dst.get()) == expected);
 }
+
+TEST_CASE("over TLS a short tail waits while the transport still writes, and goes once it has drained") {
+  common::EvbufferPtr src(evbuffer_new()), dst(evbuffer_new());
+  const std::string bytes(common::kTlsRecordPiece + 300, 'y');
+  for (size_t at = 0; at < bytes.size(); at += 1000) {  // pieces short of a record: joined
+    evbuffer_add_reference(src.get(), bytes.data() + at, std::min<size_t>(1000, bytes.size() - at), nullptr, nullptr);
+  }
+  CHECK(common::move_in_tls_records(src.get(), dst.get(), SIZE_MAX, true) == common::kTlsRecordPiece);
+  CHECK(evbuffer_get_length(src.get()) == 300);  // the transport has a record to write first
+  CHECK(common::move_in_tls_records(src.get(), dst.get(), SIZE_MAX, true) == 0);
+  std::string written = drain(dst.get());  // the socket took it
+  CHECK(common::move_in_tls_records(src.get(), dst.get(), SIZE_MAX, true) == 300);
+  CHECK(written + drain(dst.get()) == bytes);
+}
