@@ -79,8 +79,9 @@ TEST_CASE("over TLS a reply's head joins its body, and a body a record long or m
   CHECK(drain(dst.get()) == head + body);
 
   SUBCASE("a short reply is one piece") {
+    const std::string short_body = body.substr(0, 2048);  // referenced: must outlive the move
     evbuffer_add(src.get(), head.data(), head.size());
-    add_reference(src.get(), body.substr(0, 2048));
+    add_reference(src.get(), short_body);
     common::move_in_tls_records(src.get(), dst.get(), SIZE_MAX, false);
     CHECK(pieces_of(dst.get()).size() == 1);
     CHECK(evbuffer_get_length(dst.get()) == head.size() + 2048);
