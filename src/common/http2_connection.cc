@@ -2,6 +2,7 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent_ssl.h>
+#include <event2/bufferevent_struct.h>
 #include <event2/http.h>
 #include <event2/http_struct.h>
 #include <event2/keyvalq_struct.h>
@@ -149,10 +150,20 @@ void on_filter_output(evbuffer*, const evbuffer_cb_info* info, void* arg) {
 bufferevent_filter_result pass_output(evbuffer* src, evbuffer* dst, ev_ssize_t limit, bufferevent_flush_mode mode,
                                       void* ctx) {
   size_t bound = limit < 0 ? SIZE_MAX : static_cast<size_t>(limit);
-  if (static_cast<Sniffer*>(ctx)->tls) {
+  auto* s = static_cast<Sniffer*>(ctx);
+  if (s->tls) {
+    const bool was_idle = evbuffer_get_length(dst) == 0;
     // Nothing moved (a short tail held back): BEV_NEED_MORE ends libevent's loop, which
     // would call again at once for as long as we answer BEV_OK.
     size_t moved = move_in_tls_records(src, dst, bound, mode == BEV_NORMAL);
+    // The TLS bufferevent writes only when the loop next reports the socket writable: it
+    // adds its write event for each reply and removes it once written, two epoll_ctl and a
+    // loop turn per reply. Running its write step in this turn writes at once, and the
+    // event's addition and removal cancel out before they reach the kernel.
+    SSL* ssl = bufferevent_openssl_get_ssl(s->transport);
+    if (moved > 0 && was_idle && ssl != nullptr && SSL_is_init_finished(ssl)) {
+      event_active(&s->transport->ev_write, EV_WRITE, 1);
+    }
     return moved > 0 || evbuffer_get_length(src) == 0 ? BEV_OK : BEV_NEED_MORE;
   }
   size_t moved = 0;
