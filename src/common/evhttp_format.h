@@ -1,6 +1,7 @@
 // evhttp's formatting replacement (evhttp_format.cc; docs/architecture.md,
-// "evhttp's formatting"): our evbuffer_add_printf takes the place of libevent's for
-// the whole process, through the dynamic linker. These say whether it does.
+// "evhttp's formatting"): our evbuffer_add_printf, evutil_ascii_strcasecmp and
+// evbuffer_read take the place of libevent's for the whole process, through the dynamic
+// linker. These say whether they do.
 #pragma once
 
 #include <cstdint>

@@ -160,9 +160,9 @@ bufferevent_filter_result pass_output(evbuffer* src, evbuffer* dst, ev_ssize_t l
     // adds its write event for each reply and removes it once written, two epoll_ctl and a
     // loop turn per reply. Running its write step in this turn writes at once, and the
     // event's addition and removal cancel out before they reach the kernel.
-    SSL* ssl = bufferevent_openssl_get_ssl(s->transport);
-    if (moved > 0 && was_idle && ssl != nullptr && SSL_is_init_finished(ssl)) {
-      event_active(&s->transport->ev_write, EV_WRITE, 1);
+    if (moved > 0 && was_idle) {
+      SSL* ssl = bufferevent_openssl_get_ssl(s->transport);
+      if (ssl != nullptr && SSL_is_init_finished(ssl)) event_active(&s->transport->ev_write, EV_WRITE, 1);
     }
     return moved > 0 || evbuffer_get_length(src) == 0 ? BEV_OK : BEV_NEED_MORE;
   }

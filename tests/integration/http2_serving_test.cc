@@ -247,7 +247,7 @@ TEST_CASE("over TLS a hit arrives in full records: h2 DATA frames with their hea
   // would be a fourth, short record.
   for (const Case& c : {Case{"h2", HttpRequest::Version::http2_tls, 20, 1024 * 1024, 72},
                         Case{"http/1.1", HttpRequest::Version::http1_1, 11, 40 * 1024, 3}}) {
-    CAPTURE(c.name);
+    INFO("protocol: ", std::string(c.name));
     const std::string name = std::string("records-") + (c.http_version == 20 ? "h2" : "h1") + ".ts";
     const std::string target = "/o/demo/gen/" + std::to_string(c.size / 1024) + "K/" + name;
     const std::string body = generated_body(name, c.size);
