@@ -14,13 +14,18 @@ namespace cache_node {
 
 namespace {
 
-// Every Cache-Control line of a response head, joined as one list.
-std::string joined_cache_control(const common::FetchHead& head) {
-  std::string out;
+// Every line of the field `name` in a response head, joined as one list
+// (RFC 9110 §5.3); nullopt when the head has none.
+std::optional<std::string> joined_field(const common::FetchHead& head, std::string_view name) {
+  std::optional<std::string> out;
   for (const auto& h : head.headers) {
-    if (h.name.size() != 13 || strncasecmp(h.name.c_str(), "Cache-Control", 13) != 0) continue;
-    if (!out.empty()) out += ", ";
-    out += h.value;
+    if (h.name.size() != name.size() || strncasecmp(h.name.c_str(), name.data(), name.size()) != 0) continue;
+    if (out) {
+      *out += ", ";
+      *out += h.value;
+    } else {
+      out = h.value;
+    }
   }
   return out;
 }
@@ -216,6 +221,20 @@ void Flights::on_head(const std::string& key, uint64_t attempt, const common::Fe
     fetch.refreshed = meta_from_head(key, head, &fetch.flight->stale()->meta, fetch.storable);
     return;  // the waiters are answered from the stored copy when the transfer ends
   }
+  if (head.status == 404 || head.status == 410) {
+    UpstreamFreshness response;
+    const std::string cache_control = joined_field(head, "Cache-Control").value_or("");
+    const std::optional<std::string> expires = joined_field(head, "Expires");
+    const std::optional<std::string> date = head.header("Date");
+    const std::optional<std::string> age = joined_field(head, "Age");
+    response.cache_control = cache_control;
+    if (expires) response.expires = *expires;
+    if (date) response.date = *date;
+    if (age) response.age = *age;
+    fetch.negative_ttl = std::chrono::milliseconds(negative_lifetime_ms(
+        response, clock_.unix_now_ms(),
+        std::chrono::duration_cast<std::chrono::milliseconds>(config_.get().config.negative_ttl).count()));
+  }
   if (head.status != 200) return;  // answered when the transfer ends
   ChunkMeta meta = meta_from_head(key, head, nullptr, fetch.storable);
   std::optional<uint64_t> length = head.content_length();
@@ -298,15 +317,15 @@ ChunkMeta Flights::meta_from_head(const std::string& key, const common::FetchHea
     meta.last_modified = format_http_date(meta.stored_at);
     meta.last_modified_is_ours = true;
   }
-  std::string cache_control = joined_cache_control(head);
+  std::string cache_control = joined_field(head, "Cache-Control").value_or("");
   if (!cache_control.empty() || stored == nullptr) meta.cache_control = std::move(cache_control);
-  if (auto expires = head.header("Expires")) {
+  if (auto expires = joined_field(head, "Expires")) {
     meta.expires = *expires;
   } else if (stored == nullptr) {
     meta.expires.clear();
   }
   std::optional<std::string> date = head.header("Date");
-  std::optional<std::string> age = head.header("Age");
+  std::optional<std::string> age = joined_field(head, "Age");
   UpstreamFreshness response;
   response.cache_control = meta.cache_control;
   if (!meta.expires.empty()) response.expires = meta.expires;
@@ -314,7 +333,8 @@ ChunkMeta Flights::meta_from_head(const std::string& key, const common::FetchHea
   if (age) response.age = *age;
   Freshness freshness =
       compute_freshness(response, classify_object(key, meta.content_type), now_ms, config_.get().config.freshness);
-  storable = freshness.storable;
+  // Vary: * says no later request can be known to match (RFC 9111 §4.1): never reused.
+  storable = freshness.storable && !varies_on_everything(joined_field(head, "Vary").value_or(""));
   meta.vouched_ms = freshness.vouched_ms;
   meta.fresh_until_ms = freshness.fresh_until_ms;
   meta.stale_until_ms = freshness.stale_until_ms;
@@ -358,10 +378,11 @@ void Flights::end_flight(const std::string& key, std::optional<common::UpstreamF
       if (!not_found) metrics_.error(reply.error.code).inc();
       flight->end(not_found ? End::not_found : End::failed, reply.status, std::move(reply.error.code),
                   std::move(reply.error.message));
-      // An upstream 404 is remembered for a while: no refetch per request; a
-      // stored copy it revalidated is gone.
+      // An upstream 404 is remembered for as long as its own headers allow, at most
+      // the configured negative TTL: no refetch per request; a stored copy it
+      // revalidated is gone.
       std::optional<common::SteadyTime::duration> negative_ttl;
-      if (not_found) negative_ttl = config_.get().config.negative_ttl;
+      if (not_found && fetch.negative_ttl.count() > 0) negative_ttl = fetch.negative_ttl;
       cache_.finish(*flight, not_found && stale != nullptr ? Update::erase : Update::none, nullptr, negative_ttl);
     }
   }

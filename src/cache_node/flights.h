@@ -140,6 +140,8 @@ class Flights {
     std::string fallback_url;  // fetching from the site's owner: where to go instead; else empty
     bool head_received = false;
     size_t skip = 0;           // leading bytes of this transfer the body holds already (the owner sent them)
+    // A 404/410 head: how long its own headers let it answer (negative_lifetime_ms).
+    std::chrono::milliseconds negative_ttl{0};
   };
 
   // Starts the transfer of `fetch` (a new attempt: the previous one's callbacks are ignored).

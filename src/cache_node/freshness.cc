@@ -64,6 +64,25 @@ void set_first(std::optional<int64_t>& slot, std::optional<std::string_view> arg
   slot = parse_delta_seconds(unquote(*arg));
 }
 
+// RFC 9111 §5.1: the first member of a list-valued Age; an invalid value is ignored (0).
+int64_t age_seconds(std::optional<std::string_view> age) {
+  if (!age) return 0;
+  return parse_delta_seconds(trim(age->substr(0, age->find(',')))).value_or(0);
+}
+
+// The lifetime the response states itself (s-maxage, max-age, Expires − Date), if any.
+std::optional<int64_t> explicit_lifetime_s(const CacheDirectives& d, const UpstreamFreshness& response,
+                                           int64_t received_ms) {
+  if (d.s_maxage) return *d.s_maxage;
+  if (d.max_age) return *d.max_age;
+  if (!response.expires) return std::nullopt;
+  // An invalid Expires ("0", "-1", garbage, two lines) means already expired (RFC 9111 §5.3).
+  std::optional<int64_t> expires = parse_http_date(*response.expires);
+  std::optional<int64_t> date = response.date ? parse_http_date(*response.date) : std::nullopt;
+  int64_t date_s = date.value_or(received_ms / 1000);
+  return expires ? std::clamp<int64_t>(*expires - date_s, 0, kMaxDelta) : 0;
+}
+
 }  // namespace
 
 ObjectKind classify_object(std::string_view path, std::string_view content_type) {
@@ -141,21 +160,11 @@ Freshness compute_freshness(const UpstreamFreshness& response, ObjectKind kind, 
   Freshness f;
   f.storable = !d.no_store && !d.is_private;
 
-  int64_t age_s = 0;
-  if (response.age) age_s = parse_delta_seconds(trim(*response.age)).value_or(0);
-  f.vouched_ms = received_ms - age_s * 1000;
+  f.vouched_ms = received_ms - age_seconds(response.age) * 1000;
 
   int64_t lifetime_s = 0;
-  if (d.s_maxage) {
-    lifetime_s = *d.s_maxage;
-  } else if (d.max_age) {
-    lifetime_s = *d.max_age;
-  } else if (response.expires) {
-    // An invalid Expires ("0", "-1", garbage) means already expired (RFC 9111 §5.3).
-    std::optional<int64_t> expires = parse_http_date(*response.expires);
-    std::optional<int64_t> date = response.date ? parse_http_date(*response.date) : std::nullopt;
-    int64_t date_s = date.value_or(received_ms / 1000);
-    lifetime_s = expires ? std::clamp<int64_t>(*expires - date_s, 0, kMaxDelta) : 0;
+  if (std::optional<int64_t> stated = explicit_lifetime_s(d, response, received_ms)) {
+    lifetime_s = *stated;
   } else if (d.immutable) {
     lifetime_s = defaults.segment_s;
   } else {
@@ -179,6 +188,15 @@ Freshness compute_freshness(const UpstreamFreshness& response, ObjectKind kind, 
   if (d.stale_if_error) window_s = std::min(window_s, *d.stale_if_error);
   f.stale_until_ms = f.fresh_until_ms + std::max<int64_t>(0, window_s) * 1000;
   return f;
+}
+
+int64_t negative_lifetime_ms(const UpstreamFreshness& response, int64_t received_ms, int64_t cap_ms) {
+  const CacheDirectives d = parse_cache_control(response.cache_control);
+  if (d.no_store || d.no_cache || d.is_private) return 0;
+  std::optional<int64_t> stated_s = explicit_lifetime_s(d, response, received_ms);
+  if (!stated_s) return std::max<int64_t>(0, cap_ms);
+  const int64_t left_ms = *stated_s * 1000 - age_seconds(response.age) * 1000;
+  return std::clamp<int64_t>(left_ms, 0, std::max<int64_t>(0, cap_ms));
 }
 
 }  // namespace cache_node

@@ -48,10 +48,15 @@ struct CacheDirectives {
 CacheDirectives parse_cache_control(std::string_view header);
 
 // The upstream response's header values, as received (absent = nullopt).
+// A field sent on several lines comes joined with ", " (join_field_lines below).
 struct UpstreamFreshness {
   std::string_view cache_control;  // every Cache-Control line, joined with ", "
+  // Every Expires line: more than one is invalid (its date has a comma, so the
+  // joined value parses as no date) and means already expired (RFC 9111 §5.3).
   std::optional<std::string_view> expires;
   std::optional<std::string_view> date;
+  // Every Age line: of a list the first member counts; an invalid value is
+  // ignored (RFC 9111 §5.1).
   std::optional<std::string_view> age;
 };
 
@@ -78,5 +83,13 @@ struct Freshness {
 // than defaults.max_stale_if_error_s.
 Freshness compute_freshness(const UpstreamFreshness& response, ObjectKind kind, int64_t received_ms,
                             const FreshnessDefaults& defaults);
+
+// How long an upstream 404/410 may answer for the object, in milliseconds: 0 (not
+// remembered) for no-store, no-cache, private or an explicit lifetime that is over
+// (max-age=0, an Expires in the past); an explicit lifetime (s-maxage, max-age,
+// Expires − Date, less the Age) capped at `cap_ms`; else `cap_ms`, the configured
+// negative TTL. A 404 that the origin marks as not reusable is never reused: the
+// object may be published a moment later (a segment or an LL-HLS part asked for early).
+int64_t negative_lifetime_ms(const UpstreamFreshness& response, int64_t received_ms, int64_t cap_ms);
 
 }  // namespace cache_node

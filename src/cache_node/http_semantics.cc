@@ -98,15 +98,107 @@ bool if_range_allows(std::optional<std::string_view> if_range, std::string_view 
   return !last_modified.empty() && v == last_modified;
 }
 
-std::optional<int64_t> parse_http_date(std::string_view text) {
-  std::string s(trim(text));
-  // IMF-fixdate, then the two obsolete forms recipients must accept (RFC 9110 §5.6.7).
-  for (const char* format : {"%a, %d %b %Y %H:%M:%S GMT", "%A, %d-%b-%y %H:%M:%S GMT", "%a %b %d %H:%M:%S %Y"}) {
-    tm t{};
-    const char* end = strptime(s.c_str(), format, &t);
-    if (end != nullptr && *end == '\0') return static_cast<int64_t>(timegm(&t));
+bool varies_on_everything(std::string_view vary) {
+  while (!vary.empty()) {
+    const size_t comma = vary.find(',');
+    if (trim(vary.substr(0, comma)) == "*") return true;
+    if (comma == std::string_view::npos) break;
+    vary.remove_prefix(comma + 1);
   }
-  return std::nullopt;
+  return false;
+}
+
+namespace {
+
+// Reads exactly `n` digits at `pos`; false if any is not a digit.
+bool fixed_digits(std::string_view s, size_t pos, size_t n, int& out) {
+  if (pos + n > s.size()) return false;
+  out = 0;
+  for (size_t i = pos; i < pos + n; ++i) {
+    if (s[i] < '0' || s[i] > '9') return false;
+    out = out * 10 + (s[i] - '0');
+  }
+  return true;
+}
+
+// "Jan".."Dec" at `pos` (case-sensitive, RFC 9110 §5.6.7) → 0..11.
+int month_at(std::string_view s, size_t pos) {
+  static constexpr std::string_view kMonths[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                                 "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+  if (pos + 3 > s.size()) return -1;
+  for (int m = 0; m < 12; ++m) {
+    if (s.substr(pos, 3) == kMonths[m]) return m;
+  }
+  return -1;
+}
+
+bool is_day_name(std::string_view name, bool long_form) {
+  static constexpr std::string_view kShort[] = {"Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"};
+  static constexpr std::string_view kLong[] = {"Monday", "Tuesday",  "Wednesday", "Thursday",
+                                               "Friday", "Saturday", "Sunday"};
+  for (int d = 0; d < 7; ++d) {
+    if (name == (long_form ? kLong[d] : kShort[d])) return true;
+  }
+  return false;
+}
+
+// "HH:MM:SS" at `pos`.
+bool time_of_day_at(std::string_view s, size_t pos, tm& t) {
+  if (pos + 8 > s.size() || s[pos + 2] != ':' || s[pos + 5] != ':') return false;
+  return fixed_digits(s, pos, 2, t.tm_hour) && fixed_digits(s, pos + 3, 2, t.tm_min) &&
+         fixed_digits(s, pos + 6, 2, t.tm_sec) && t.tm_hour <= 23 && t.tm_min <= 59 && t.tm_sec <= 60;
+}
+
+std::optional<int64_t> to_unix(tm& t, int year, int month, int day) {
+  if (month < 0 || day < 1 || day > 31) return std::nullopt;
+  t.tm_year = year - 1900;
+  t.tm_mon = month;
+  t.tm_mday = day;
+  return static_cast<int64_t>(timegm(&t));
+}
+
+}  // namespace
+
+std::optional<int64_t> parse_http_date(std::string_view text) {
+  // Exactly the three grammars of RFC 9110 §5.6.7, character by character: a lenient
+  // reading ("Sun,  6 Nov 1994 8:49:37 GMT") could give a date the origin never meant,
+  // and an Expires read wrongly can freeze a live playlist until then.
+  const std::string_view s = trim(text);
+  tm t{};
+  int day = 0, year = 0;
+  const size_t comma = s.find(',');
+  if (comma == 3) {
+    // IMF-fixdate: "Sun, 06 Nov 1994 08:49:37 GMT"
+    if (s.size() != 29 || !is_day_name(s.substr(0, 3), false) || s[4] != ' ' || s[7] != ' ' || s[11] != ' ' ||
+        s[16] != ' ' || s[25] != ' ' || s.substr(26) != "GMT" || !fixed_digits(s, 5, 2, day) ||
+        !fixed_digits(s, 12, 4, year) || !time_of_day_at(s, 17, t)) {
+      return std::nullopt;
+    }
+    return to_unix(t, year, month_at(s, 8), day);
+  }
+  if (comma != std::string_view::npos) {
+    // rfc850-date: "Sunday, 06-Nov-94 08:49:37 GMT"
+    const std::string_view r = s.substr(comma);
+    if (!is_day_name(s.substr(0, comma), true) || r.size() != 24 || r[1] != ' ' || r[4] != '-' ||
+        r[8] != '-' || r[11] != ' ' || r[20] != ' ' || r.substr(21) != "GMT" || !fixed_digits(r, 2, 2, day) ||
+        !fixed_digits(r, 9, 2, year) || !time_of_day_at(r, 12, t)) {
+      return std::nullopt;
+    }
+    // A two-digit year: the most recent such year not more than 50 years ahead (read
+    // without a clock as 1970–2069).
+    return to_unix(t, year < 70 ? 2000 + year : 1900 + year, month_at(r, 5), day);
+  }
+  // asctime-date: "Sun Nov  6 08:49:37 1994" (a one-digit day after a space)
+  if (s.size() != 24 || !is_day_name(s.substr(0, 3), false) || s[3] != ' ' || s[7] != ' ' || s[10] != ' ' ||
+      s[19] != ' ' || !fixed_digits(s, 20, 4, year) || !time_of_day_at(s, 11, t)) {
+    return std::nullopt;
+  }
+  if (s[8] == ' ') {
+    if (!fixed_digits(s, 9, 1, day)) return std::nullopt;
+  } else if (!fixed_digits(s, 8, 2, day)) {
+    return std::nullopt;
+  }
+  return to_unix(t, year, month_at(s, 4), day);
 }
 
 std::string format_http_date(int64_t unix_seconds) {

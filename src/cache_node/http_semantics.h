@@ -37,9 +37,14 @@ bool not_modified(std::optional<std::string_view> if_none_match,
 bool if_range_allows(std::optional<std::string_view> if_range, std::string_view etag,
                      std::string_view last_modified);
 
+// True if a Vary field value lists "*" (RFC 9110 §12.5.5): the response can
+// never be known to match a later request, so a cache does not reuse it.
+bool varies_on_everything(std::string_view vary);
+
 // Parses an HTTP date: IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT"), or the
 // obsolete RFC 850 ("Sunday, 06-Nov-94 08:49:37 GMT") and asctime ("Sun Nov  6
-// 08:49:37 1994") forms; nullopt if invalid.
+// 08:49:37 1994") forms, each exactly as RFC 9110 §5.6.7 writes it (fixed
+// widths, case-sensitive names, "GMT"); nullopt for anything else.
 std::optional<int64_t> parse_http_date(std::string_view text);
 std::string format_http_date(int64_t unix_seconds);
 

@@ -211,3 +211,81 @@ TEST_CASE("http dates: IMF-fixdate and the two obsolete forms") {
   CHECK_FALSE(parse_http_date("").has_value());
   CHECK_FALSE(parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT trailing").has_value());
 }
+
+TEST_CASE("http dates: exactly the RFC 9110 grammars, nothing looser") {
+  // Each of these was accepted by a strptime reading and gave a date the origin never wrote.
+  CHECK_FALSE(parse_http_date("Sun,  06 Nov 1994 08:49:37 GMT").has_value());  // two spaces
+  CHECK_FALSE(parse_http_date("Sun, 6 Nov 1994 08:49:37 GMT").has_value());    // one-digit day
+  CHECK_FALSE(parse_http_date("Sun, 06 Nov 1994 8:49:37 GMT").has_value());    // one-digit hour
+  CHECK_FALSE(parse_http_date("Sun, 06 Nov 1994 08:49:37 UTC").has_value());
+  CHECK_FALSE(parse_http_date("Sun, 06 nov 1994 08:49:37 GMT").has_value());   // names are case-sensitive
+  CHECK_FALSE(parse_http_date("Sun, 06 Nov 94 08:49:37 GMT").has_value());
+  CHECK_FALSE(parse_http_date("Xyz, 06 Nov 1994 08:49:37 GMT").has_value());
+  CHECK_FALSE(parse_http_date("Sun, 06 Nov 1994 24:49:37 GMT").has_value());
+  CHECK_FALSE(parse_http_date("Sun, 32 Nov 1994 08:49:37 GMT").has_value());
+  CHECK_FALSE(parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT, Mon, 07 Nov 1994 08:49:37 GMT").has_value());
+  CHECK_FALSE(parse_http_date("Sunday, 6-Nov-94 08:49:37 GMT").has_value());
+  CHECK_FALSE(parse_http_date("Sun Nov 6 08:49:37 1994").has_value());  // asctime pads with a space
+  CHECK(parse_http_date("Sun Nov 16 08:49:37 1994") == 784111777 + 10 * 86400);
+  // Surrounding white space is the field's, not the date's.
+  CHECK(parse_http_date("  Sun, 06 Nov 1994 08:49:37 GMT ") == 784111777);
+  // RFC 850's two-digit year: 1970–2069.
+  CHECK(parse_http_date("Thursday, 01-Jan-70 00:00:00 GMT") == 0);
+  CHECK(parse_http_date("Sunday, 01-Jan-34 00:00:00 GMT") == 2019686400);
+}
+
+TEST_CASE("freshness: two Expires lines are invalid, so already expired") {
+  common::FakeClock clock;
+  const int64_t now = clock.unix_now_ms();
+  const std::string later = format_http_date(now / 1000 + 600);
+  CHECK(lifetime_s(of("", ObjectKind::segment, now, later)) == 600);
+  // Joined as the node joins a field sent on several lines.
+  const std::string twice = later + ", " + later;
+  CHECK(lifetime_s(of("", ObjectKind::segment, now, twice)) == 0);
+  CHECK(lifetime_s(of("", ObjectKind::segment, now, "Sun,  06 Nov 2094 08:49:37 GMT")) == 0);
+}
+
+TEST_CASE("freshness: of a list-valued Age the first member counts (RFC 9111 §5.1)") {
+  common::FakeClock clock;
+  const int64_t now = clock.unix_now_ms();
+  CHECK(of("max-age=3600", ObjectKind::segment, now, std::nullopt, std::nullopt, "7200, 0").fresh_until_ms < now);
+  CHECK(of("max-age=3600", ObjectKind::segment, now, std::nullopt, std::nullopt, " 20 ,0").vouched_ms ==
+        now - 20'000);
+  CHECK(of("max-age=3600", ObjectKind::segment, now, std::nullopt, std::nullopt, "x, 20").vouched_ms == now);
+}
+
+TEST_CASE("negative answers: remembered only as long as the origin's own headers allow") {
+  common::FakeClock clock;
+  const int64_t now = clock.unix_now_ms();
+  auto negative = [&](std::string_view cache_control, std::optional<std::string_view> expires = std::nullopt,
+                      std::optional<std::string_view> age = std::nullopt) {
+    UpstreamFreshness r;
+    r.cache_control = cache_control;
+    r.expires = expires;
+    r.age = age;
+    return negative_lifetime_ms(r, now, 2000);
+  };
+  CHECK(negative("") == 2000);  // nothing said: the configured TTL
+  CHECK(negative("no-store") == 0);
+  CHECK(negative("no-cache") == 0);
+  CHECK(negative("private") == 0);
+  CHECK(negative("max-age=0") == 0);
+  CHECK(negative("max-age=1") == 1000);
+  CHECK(negative("max-age=60") == 2000);  // capped by the configured TTL
+  CHECK(negative("max-age=60, s-maxage=0") == 0);
+  CHECK(negative("max-age=5", std::nullopt, "4") == 1000);
+  CHECK(negative("max-age=5", std::nullopt, "9") == 0);
+  const std::string past = format_http_date(now / 1000 - 10);
+  CHECK(negative("", past) == 0);
+  CHECK(negative("", "0") == 0);
+  CHECK(negative("", format_http_date(now / 1000 + 1)) == 1000);
+}
+
+TEST_CASE("Vary: * is never reused; other Vary values are") {
+  CHECK(varies_on_everything("*"));
+  CHECK(varies_on_everything("Accept-Encoding, *"));
+  CHECK(varies_on_everything(" * "));
+  CHECK_FALSE(varies_on_everything(""));
+  CHECK_FALSE(varies_on_everything("Accept-Encoding"));
+  CHECK_FALSE(varies_on_everything("X-*"));
+}

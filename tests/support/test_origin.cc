@@ -9,7 +9,8 @@
 //   GET|POST /__outage?status=N   every /gen and /files request answers N (0 ends it)
 //   GET|POST /__release           answers every request held by hold=1
 // Query parameters on /gen and /files: delay_ms, rate_kbps, status, reset_after (+rst=1),
-// hang=1, hold=1; caching headers: cc, expires, age, etag=0, lm=0. --delay-ms / --rate-kbps
+// hang=1, hold=1; caching headers: cc, expires, age, etag=0, lm=0 (cc, expires and age on
+// status replies too); hdr=Name:Value (repeatable) adds any header. --delay-ms / --rate-kbps
 // set defaults for /gen only. If-None-Match / If-Modified-Since → 304 (counted).
 // Every /gen and /files answer carries Access-Control-Allow-Origin: * (browser players).
 //
@@ -89,6 +90,15 @@ class QueryParams {
   const char* get(const char* key) const {
     return evhttp_find_header(const_cast<evkeyvalq*>(&list_), key);
   }
+  // Every value of a repeated parameter, in order.
+  std::vector<std::string> all(std::string_view key) const {
+    std::vector<std::string> out;
+    const evkeyval* kv = nullptr;
+    TAILQ_FOREACH(kv, &list_, next) {
+      if (key == kv->key) out.emplace_back(kv->value);
+    }
+    return out;
+  }
 
  private:
   evkeyvalq list_{};
@@ -121,6 +131,9 @@ struct Behaviour {
   std::optional<long> age;                   // age=N: Age: N
   bool etag = true;                          // etag=0: no ETag
   bool last_modified = true;                 // lm=0: no Last-Modified
+  // hdr=Name:Value (repeatable): extra response headers, on status replies too (a
+  // Location for status=302, a Content-Encoding, a second Expires line).
+  std::vector<std::pair<std::string, std::string>> headers;
 };
 
 std::optional<long> parse_long(const char* text, long min, long max) {
@@ -508,6 +521,14 @@ class Origin {
     b.age = age;
     if (const char* v = params.get("etag")) b.etag = std::string_view(v) != "0";
     if (const char* v = params.get("lm")) b.last_modified = std::string_view(v) != "0";
+    for (const std::string& h : params.all("hdr")) {
+      const size_t colon = h.find(':');
+      if (colon == 0 || colon == std::string::npos) {
+        bad = "hdr";
+        return false;
+      }
+      b.headers.emplace_back(h.substr(0, colon), h.substr(colon + 1));
+    }
     return true;
   }
 
@@ -601,11 +622,16 @@ class Origin {
   void respond(Exchange* ex) {
     evhttp_request* req = ex->req;
     const Behaviour& b = ex->behaviour;
+    evkeyvalq* out = evhttp_request_get_output_headers(req);
+    for (const auto& [name, value] : b.headers) evhttp_add_header(out, name.c_str(), value.c_str());
     if (b.status != 0) {
+      // The caching headers asked for go on status replies too (a 404 with no-store).
+      if (b.cache_control && !b.cache_control->empty()) evhttp_add_header(out, "Cache-Control", b.cache_control->c_str());
+      if (b.expires_in) evhttp_add_header(out, "Expires", http_date(std::time(nullptr) + *b.expires_in).c_str());
+      if (b.age) evhttp_add_header(out, "Age", std::to_string(*b.age).c_str());
       reply_text(ex, b.status, "test_origin: status " + std::to_string(b.status) + "\n");
       return;
     }
-    evkeyvalq* out = evhttp_request_get_output_headers(req);
     evhttp_add_header(out, "Content-Type", std::string(content_type_for(ex->name)).c_str());
     if (!ex->etag.empty()) evhttp_add_header(out, "ETag", ex->etag.c_str());
     if (!ex->last_modified.empty()) evhttp_add_header(out, "Last-Modified", ex->last_modified.c_str());

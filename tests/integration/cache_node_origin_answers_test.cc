@@ -1,0 +1,99 @@
+// What the real cache_node keeps of an origin's answer, against a real test origin:
+// a 404 is remembered only as long as the origin's own cache headers allow (never
+// with no-store: the object may be published a moment later), a Vary: * response
+// is never reused, two Expires lines mean already expired, a list-valued Age
+// counts its first member.
+#include <doctest/doctest.h>
+
+#include "cache_node_fixture.h"
+
+using namespace balancer::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+std::optional<std::string> x_cache(const HttpResponse& r) {
+  return r.header("X-Cache");
+}
+
+}  // namespace
+
+TEST_CASE("a 404 with no-store is not remembered: the next request asks the origin again") {
+  TempDir dir;
+  TestOrigin origin;
+  CacheNodeProcess node(dir.file("data"), origin.base_url(), {"signing.required=false"});
+  const std::string path = "/gen/1K/part7.m4s";
+  const std::string url = node.url("/o/demo" + path + "?status=404&cc=no-store");
+  for (int i = 1; i <= 3; ++i) {
+    CAPTURE(i);
+    HttpResponse r = http_get(url);
+    CHECK(r.status == 404);
+    CHECK(origin.count(path) == i);
+  }
+}
+
+TEST_CASE("a 404's own lifetime bounds how long it is remembered; without one the configured TTL") {
+  TempDir dir;
+  TestOrigin origin;
+  CacheNodeProcess node(dir.file("data"), origin.base_url(), {"signing.required=false", "negative_ttl_ms=60000"});
+  // max-age=0, an Expires already past, private: not reusable.
+  const std::pair<const char*, const char*> unreusable[] = {{"/gen/1K/zero.ts", "?status=404&cc=max-age%3D0"},
+                                                            {"/gen/1K/past.ts", "?status=404&cc=&expires=-5"},
+                                                            {"/gen/1K/private.ts", "?status=410&cc=private"}};
+  for (const auto& [path, query] : unreusable) {
+    CAPTURE(query);
+    REQUIRE(http_get(node.url(std::string("/o/demo") + path + query)).status == 404);
+    REQUIRE(http_get(node.url(std::string("/o/demo") + path + query)).status == 404);
+    CHECK(origin.count(path) == 2);
+  }
+  // No cache headers: the configured 60 s; the second request is the node's answer.
+  const std::string plain = "/gen/1K/plain.ts";
+  REQUIRE(http_get(node.url("/o/demo" + plain + "?status=404")).status == 404);
+  HttpResponse again = http_get(node.url("/o/demo" + plain + "?status=404"));
+  CHECK(again.status == 404);
+  CHECK(x_cache(again) == std::optional<std::string>("HIT"));
+  CHECK(origin.count(plain) == 1);
+  // max-age=1 under a 60 s TTL: remembered, then asked again once the second has passed.
+  const std::string short_lived = "/gen/1K/short.ts";
+  const std::string short_url = node.url("/o/demo" + short_lived + "?status=404&cc=max-age%3D1");
+  REQUIRE(http_get(short_url).status == 404);
+  REQUIRE(http_get(short_url).status == 404);
+  CHECK(origin.count(short_lived) == 1);
+  REQUIRE(wait_until([&] { return http_get(short_url).status == 404 && origin.count(short_lived) == 2; }, 5s, 100ms));
+}
+
+TEST_CASE("Vary: * is served but never reused") {
+  TempDir dir;
+  TestOrigin origin;
+  CacheNodeProcess node(dir.file("data"), origin.base_url(), {"signing.required=false"});
+  const std::string path = "/gen/2K/any.ts";
+  const std::string url = node.url("/o/demo" + path + "?cc=max-age%3D600&hdr=Vary%3A%2A");
+  for (int i = 1; i <= 2; ++i) {
+    HttpResponse r = http_get(url);
+    REQUIRE(r.status == 200);
+    CHECK(r.body.size() == 2048);
+    CHECK(x_cache(r) == std::optional<std::string>("MISS"));
+  }
+  CHECK(origin.count(path) == 2);
+}
+
+TEST_CASE("two Expires lines are invalid: the copy is stale at once; a list-valued Age counts its first member") {
+  TempDir dir;
+  TestOrigin origin;
+  CacheNodeProcess node(dir.file("data"), origin.base_url(), {"signing.required=false"});
+  // cc= sends no Cache-Control, so Expires decides; the origin adds a second Expires line.
+  const std::string twice = "/gen/2K/twice.ts";
+  const std::string twice_url = node.url("/o/demo" + twice +
+                                         "?cc=&expires=600&hdr=Expires%3AThu%2C%2001%20Jan%202099%2000%3A00%3A00%20GMT");
+  REQUIRE(http_get(twice_url).status == 200);
+  REQUIRE(http_get(twice_url).status == 200);
+  CHECK(origin.count(twice) == 2);
+  // Age "7200, 0" under max-age=3600: already stale on arrival.
+  const std::string aged = "/gen/2K/aged.ts";
+  const std::string aged_url = node.url("/o/demo" + aged + "?cc=max-age%3D3600&hdr=Age%3A7200%2C%200");
+  REQUIRE(http_get(aged_url).status == 200);
+  HttpResponse second = http_get(aged_url);
+  REQUIRE(second.status == 200);
+  CHECK(x_cache(second) != std::optional<std::string>("HIT"));
+  CHECK(origin.count(aged) == 2);
+}
