@@ -34,6 +34,11 @@ struct ChunkMeta {
   std::string last_modified;
   std::string cache_control;
   std::string expires;
+  // The upstream's Date, sent with the copy (empty: the node's clock gives one).
+  std::string origin_date;
+  // The other end-to-end headers kept with the copy (kept_response_header in
+  // http_semantics.h), one "Name: value" a line, each line ended by '\n'.
+  std::string kept_headers;
   bool last_modified_is_ours = false;  // the store time stood in for a missing Last-Modified
   // Freshness (cache_node/freshness.h), unix milliseconds: Age counts from
   // vouched_ms; fresh while now < fresh_until_ms; stale, it may answer for a

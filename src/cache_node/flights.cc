@@ -30,6 +30,56 @@ std::optional<std::string> joined_field(const common::FetchHead& head, std::stri
   return out;
 }
 
+// The headers of `head` kept with the copy (kept_response_header), as ChunkMeta::
+// kept_headers, after those of `first` (lines of the same form; the names `first`
+// has are not taken again), within kMaxKeptHeaders and kMaxKeptHeaderBytes; what
+// does not fit is counted in `dropped`.
+std::string kept_headers_of(const common::FetchHead& head, std::string_view first, size_t& dropped) {
+  const std::string connection = joined_field(head, "Connection").value_or("");
+  std::string out(first);
+  size_t count = static_cast<size_t>(std::count(out.begin(), out.end(), '\n'));
+  auto in_first = [first](std::string_view name) {
+    for (size_t at = 0; at < first.size();) {
+      const size_t end = first.find('\n', at);
+      const std::string_view line = first.substr(at, end - at);
+      const std::string_view line_name = line.substr(0, line.find(':'));
+      if (line_name.size() == name.size() && strncasecmp(line_name.data(), name.data(), name.size()) == 0) return true;
+      at = end + 1;
+    }
+    return false;
+  };
+  for (const auto& h : head.headers) {
+    if (!kept_response_header(h.name, connection) || in_first(h.name)) continue;
+    const size_t line = h.name.size() + 2 + h.value.size() + 1;
+    if (count == kMaxKeptHeaders || out.size() + line > kMaxKeptHeaderBytes ||
+        h.name.find_first_of(":\r\n") != std::string::npos || h.value.find_first_of("\r\n") != std::string::npos) {
+      ++dropped;
+      continue;
+    }
+    out.append(h.name).append(": ").append(h.value).push_back('\n');
+    ++count;
+  }
+  return out;
+}
+
+// Kept header lines (ChunkMeta::kept_headers) as a head's headers, to merge with a 304's.
+common::FetchHead head_of_lines(std::string_view lines) {
+  common::FetchHead head;
+  for (size_t at = 0; at < lines.size();) {
+    const size_t end = lines.find('\n', at);
+    const std::string_view line = lines.substr(at, end - at);
+    const size_t colon = line.find(':');
+    if (colon != std::string_view::npos) {
+      std::string_view value = line.substr(colon + 1);
+      if (!value.empty() && value.front() == ' ') value.remove_prefix(1);
+      head.headers.push_back({std::string(line.substr(0, colon)), std::string(value)});
+    }
+    if (end == std::string_view::npos) break;
+    at = end + 1;
+  }
+  return head;
+}
+
 // Upstream failures a stale copy may answer for (RFC 5861 stale-if-error): the
 // upstream is unreachable, slow, broken or in trouble (5xx). A 404/410 or
 // another refusal is an answer, not an outage.
@@ -71,7 +121,9 @@ FlightMetrics::FlightMetrics(common::MetricsRegistry& metrics)
                                               "reason=\"failed\"")),
       sibling_fallback_slow(metrics.counter("cache_sibling_fallbacks_total",
                                             "Fetches from the owner given up for the upstream, by reason",
-                                            "reason=\"slow\"")) {}
+                                            "reason=\"slow\"")),
+      dropped_headers(metrics.counter("cache_dropped_headers_total",
+                                      "Upstream response headers not kept with a copy: over the count or size a copy keeps")) {}
 
 common::Counter& FlightMetrics::error(const std::string& code) {
   return registry.counter("cache_errors_total", "Errors by kind", "kind=\"" + code + "\"");
@@ -326,6 +378,20 @@ ChunkMeta Flights::meta_from_head(const std::string& key, const common::FetchHea
   }
   std::optional<std::string> date = head.header("Date");
   std::optional<std::string> age = joined_field(head, "Age");
+  if (date) {
+    meta.origin_date = *date;
+  } else if (stored == nullptr) {
+    meta.origin_date.clear();
+  }
+  // A 304's headers replace the stored ones of the same name (RFC 9111 §3.2).
+  size_t dropped = 0;
+  if (stored == nullptr) {
+    meta.kept_headers = kept_headers_of(head, "", dropped);
+  } else {
+    std::string fresh = kept_headers_of(head, "", dropped);
+    meta.kept_headers = kept_headers_of(head_of_lines(stored->kept_headers), fresh, dropped);
+  }
+  if (dropped > 0) metrics_.dropped_headers.inc(dropped);
   UpstreamFreshness response;
   response.cache_control = meta.cache_control;
   if (!meta.expires.empty()) response.expires = meta.expires;

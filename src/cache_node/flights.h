@@ -78,6 +78,7 @@ struct FlightMetrics {
   common::Counter& sibling_fetches;           // fetches from the site's owner of the chunk
   common::Counter& sibling_fallback_failed;   // the owner failed: the upstream was asked instead
   common::Counter& sibling_fallback_slow;     // no head from the owner in time: the same
+  common::Counter& dropped_headers;           // upstream headers over what a copy keeps (kMaxKeptHeaders)
 };
 
 class Flights {

@@ -98,6 +98,50 @@ bool if_range_allows(std::optional<std::string_view> if_range, std::string_view 
   return !last_modified.empty() && v == last_modified;
 }
 
+namespace {
+
+bool iequal(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    char x = a[i], y = b[i];
+    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
+    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
+    if (x != y) return false;
+  }
+  return true;
+}
+
+// True if the comma-separated `list` has `name` as a member (case-insensitive).
+bool lists(std::string_view list, std::string_view name) {
+  while (!list.empty()) {
+    const size_t comma = list.find(',');
+    if (iequal(trim(list.substr(0, comma)), name)) return true;
+    if (comma == std::string_view::npos) break;
+    list.remove_prefix(comma + 1);
+  }
+  return false;
+}
+
+}  // namespace
+
+bool kept_response_header(std::string_view name, std::string_view connection) {
+  static constexpr std::string_view kNotKept[] = {
+      // hop-by-hop (RFC 9110 §7.6.1) and their relatives
+      "Connection", "Keep-Alive", "Proxy-Connection", "TE", "Trailer", "Transfer-Encoding", "Upgrade",
+      "Proxy-Authenticate", "Proxy-Authentication-Info",
+      // kept apart, or computed for each reply by the node
+      "Content-Type", "ETag", "Last-Modified", "Cache-Control", "Expires", "Date", "Age", "Content-Length",
+      "Content-Range", "Accept-Ranges", "X-Cache",
+      // one viewer's
+      "Set-Cookie", "Set-Cookie2"};
+  if (name.empty()) return false;
+  for (std::string_view not_kept : kNotKept) {
+    if (iequal(name, not_kept)) return false;
+  }
+  if (name.size() >= 15 && iequal(name.substr(0, 15), "Access-Control-")) return false;
+  return !lists(connection, name);
+}
+
 bool varies_on_everything(std::string_view vary) {
   while (!vary.empty()) {
     const size_t comma = vary.find(',');

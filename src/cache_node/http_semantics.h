@@ -37,6 +37,21 @@ bool not_modified(std::optional<std::string_view> if_none_match,
 bool if_range_allows(std::optional<std::string_view> if_range, std::string_view etag,
                      std::string_view last_modified);
 
+// Whether an upstream response header is stored with the copy and sent with it
+// (RFC 9111 §3.1: a cache keeps the end-to-end fields). Not kept: hop-by-hop
+// fields (RFC 9110 §7.6.1, and any that `connection`, the Connection field's value,
+// names); fields the node keeps apart or computes for each reply (Content-Type,
+// ETag, Last-Modified, Cache-Control, Expires, Date, Age, Content-Length,
+// Content-Range, Accept-Ranges, X-Cache); Set-Cookie (a cookie is one viewer's,
+// never to be shared); and the origin's Access-Control-* (the node's own CORS
+// policy answers for every response). Names are case-insensitive.
+bool kept_response_header(std::string_view name, std::string_view connection);
+
+// What one copy keeps at most of such headers: more is dropped (and counted), so a
+// hostile origin cannot make each stored copy large.
+inline constexpr size_t kMaxKeptHeaders = 24;
+inline constexpr size_t kMaxKeptHeaderBytes = 4096;  // names, values and separators
+
 // True if a Vary field value lists "*" (RFC 9110 §12.5.5): the response can
 // never be known to match a later request, so a cache does not reuse it.
 bool varies_on_everything(std::string_view vary);

@@ -215,6 +215,17 @@ void NodeLoop::set_chunk_headers(HttpExchange& ex, const ChunkMeta& meta, const 
   if (!meta.last_modified.empty()) ex.add_header("Last-Modified", meta.last_modified);
   if (!meta.cache_control.empty()) ex.add_header("Cache-Control", meta.cache_control);
   if (!meta.expires.empty()) ex.add_header("Expires", meta.expires);
+  // The upstream's own Date: with Age it tells how old the copy is (RFC 9111 §4).
+  if (!meta.origin_date.empty()) ex.add_header("Date", meta.origin_date);
+  std::string_view kept = meta.kept_headers;
+  for (size_t at = 0; at < kept.size();) {
+    const size_t end = kept.find('\n', at);
+    const std::string_view line = kept.substr(at, end - at);
+    const size_t colon = line.find(": ");
+    if (colon != std::string_view::npos) ex.add_header(std::string(line.substr(0, colon)), std::string(line.substr(colon + 2)));
+    if (end == std::string_view::npos) break;
+    at = end + 1;
+  }
   ex.add_header("Accept-Ranges", "bytes");
   // Seconds since the upstream vouched for this copy (reset by a 304).
   ex.add_header("Age", std::to_string(std::max<int64_t>(0, now_ms - meta.vouched_ms) / 1000));

@@ -460,13 +460,13 @@ void Http2Stream::submit_head(int status, bool with_body) {
 }
 
 void Http2Stream::start_reply(int status) {
-  add_response_header("date", http_date(connection->server_.clock()));
+  if (!date_given) add_response_header("date", http_date(connection->server_.clock()));
   connection->server_.reply_pending();
   submit_head(status, true);
 }
 
 void Http2Stream::send_reply(int status, BodyBuffer bytes, bool has_body) {
-  add_response_header("date", http_date(connection->server_.clock()));
+  if (!date_given) add_response_header("date", http_date(connection->server_.clock()));
   if (!has_body) {
     body_complete = true;
     return submit_head(status, false);

@@ -171,6 +171,8 @@ void HttpExchange::add_header(const std::string& name, const std::string& value)
   if (name.size() >= 12 && (name[0] == 'C' || name[0] == 'c')) {  // most names are not these
     if (strcasecmp(name.c_str(), "Content-Type") == 0) state_->has_content_type = true;
     if (strcasecmp(name.c_str(), "Content-Length") == 0) state_->has_content_length = true;
+  } else if (name.size() == 4 && strcasecmp(name.c_str(), "Date") == 0) {
+    state_->front->date_given = true;
   }
   state_->front->add_response_header(name, value);
 }
@@ -321,7 +323,7 @@ bool Http1FrontEnd::has_response_header(const char* name) const {
 void Http1FrontEnd::send_reply(int status, BodyBuffer body, bool) {
   evkeyvalq* headers = evhttp_request_get_output_headers(req);
   if (state_.server->draining()) evhttp_add_header(headers, "Connection", "close");
-  add_date_header(headers, state_.server->clock());
+  if (!date_given) add_date_header(headers, state_.server->clock());
   watch_reply_complete(state_);
   evhttp_connection* conn = state_.conn;
   evhttp_send_reply(req, status, reason_phrase(status), static_cast<evbuffer*>(body.native()));
@@ -331,7 +333,7 @@ void Http1FrontEnd::send_reply(int status, BodyBuffer body, bool) {
 void Http1FrontEnd::start_reply(int status) {
   evkeyvalq* headers = evhttp_request_get_output_headers(req);
   if (state_.server->draining()) evhttp_add_header(headers, "Connection", "close");
-  add_date_header(headers, state_.server->clock());
+  if (!date_given) add_date_header(headers, state_.server->clock());
   evhttp_send_reply_start(req, status, reason_phrase(status));
 }
 

@@ -48,6 +48,10 @@ class ExchangeFrontEnd {
   virtual void end_reply() = 0;
   // Ends the exchange's transport at once (connection or stream): the client sees a cut body.
   virtual void abort_reply() = 0;
+
+  // The handler gave the response's Date (a cache sending a stored response's own);
+  // otherwise the front end adds the current time's.
+  bool date_given = false;
 };
 
 // HTTP/1.1 through evhttp (http_exchange.cc). A member of its RequestState.

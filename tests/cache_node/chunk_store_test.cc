@@ -290,6 +290,55 @@ TEST_CASE("chunk store: freshness deadlines survive a reopen") {
   CHECK(hit->meta.cache_control == "max-age=5");
 }
 
+TEST_CASE("chunk store: the upstream's Date and kept headers survive a reopen; v2 records still load") {
+  balancer::test::TempDir dir;
+  const std::string root = dir.path() + "/s";
+  common::EventBasePtr base(event_base_new());
+  common::MetricsRegistry metrics;
+  ChunkMeta meta = meta_of(100);
+  meta.origin_date = "Thu, 01 Jan 2026 00:00:00 GMT";
+  meta.kept_headers = "Content-Encoding: gzip\nVary: Accept-Encoding\nLink: <a.m4s>; rel=preload\n";
+  {
+    auto store = ChunkStore::open(*base, {root, 1 << 20, 1 << 20}, metrics);
+    REQUIRE(store.ok());
+    (*store)->put("demo/k.m3u8", meta, body_of(std::string(100, 'k')));
+    ChunkMeta bare = meta_of(100);
+    (*store)->put("demo/bare.ts", bare, body_of(std::string(100, 'b')));
+    REQUIRE(settle(base.get(), **store));
+  }
+  {
+    // A record exactly as the previous version wrote it (v2, thirteen fields).
+    auto env = common::LmdbEnv::open(root + "/index", size_t{1} << 30);
+    REQUIRE(env.ok());
+    auto txn = common::LmdbTxn::begin(*env, false);
+    REQUIRE(txn.ok());
+    MDB_dbi dbi = 0;
+    REQUIRE(mdb_dbi_open(txn->get(), "chunks", MDB_CREATE, &dbi) == 0);
+    const std::string record =
+        "v2\n5\n1767225600\nvideo/mp2t\n\"e\"\nThu, 01 Jan 2026 00:00:00 GMT\nmax-age=9\nlegacy0009\n\n0\n1767225600000\n4102444800000\n4102444800000";
+    const std::string key = "demo/v2.ts";
+    MDB_val k = common::mdb_val(key), v = common::mdb_val(record);
+    REQUIRE(mdb_put(txn->get(), dbi, &k, &v, 0) == 0);
+    std::ofstream(root + "/chunks/legacy0009") << "12345";
+    REQUIRE(txn->commit().ok());
+  }
+  auto reopened = ChunkStore::open(*base, {root, 1 << 20, 1 << 20}, metrics);
+  REQUIRE(reopened.ok());
+  auto hit = (*reopened)->find("demo/k.m3u8");
+  REQUIRE(hit.has_value());
+  CHECK(hit->meta.origin_date == meta.origin_date);
+  CHECK(hit->meta.kept_headers == meta.kept_headers);
+  auto bare = (*reopened)->find("demo/bare.ts");
+  REQUIRE(bare.has_value());
+  CHECK(bare->meta.kept_headers.empty());
+  CHECK(bare->meta.origin_date.empty());
+  auto old = (*reopened)->find("demo/v2.ts");
+  REQUIRE(old.has_value());
+  CHECK(old->meta.cache_control == "max-age=9");
+  CHECK(old->meta.fresh_until_ms == 4102444800000);
+  CHECK(old->meta.kept_headers.empty());
+}
+
 TEST_CASE("chunk store: index entries written before freshness was kept still load, through the upgrade") {
   balancer::test::TempDir dir;
   const std::string root = dir.path() + "/s";

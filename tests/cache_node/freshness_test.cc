@@ -289,3 +289,21 @@ TEST_CASE("Vary: * is never reused; other Vary values are") {
   CHECK_FALSE(varies_on_everything("Accept-Encoding"));
   CHECK_FALSE(varies_on_everything("X-*"));
 }
+
+TEST_CASE("kept headers: end-to-end fields are kept; hop-by-hop, computed, cookies and CORS are not") {
+  for (const char* kept : {"Content-Encoding", "content-language", "Vary", "Link", "Content-Disposition",
+                           "X-Custom", "Content-Location", "Server-Timing"}) {
+    CAPTURE(kept);
+    CHECK(kept_response_header(kept, ""));
+  }
+  for (const char* not_kept : {"Connection", "keep-alive", "Transfer-Encoding", "TE", "Trailer", "Upgrade",
+                               "Proxy-Authenticate", "Content-Length", "Content-Range", "Date", "Age", "ETag",
+                               "Last-Modified", "Cache-Control", "Expires", "Content-Type", "Set-Cookie",
+                               "Access-Control-Allow-Origin", "access-control-expose-headers", "X-Cache", ""}) {
+    CAPTURE(not_kept);
+    CHECK_FALSE(kept_response_header(not_kept, ""));
+  }
+  // A field the Connection header names is this hop's only.
+  CHECK_FALSE(kept_response_header("X-Hop", "close, x-hop"));
+  CHECK(kept_response_header("X-Hop", "close"));
+}

@@ -97,3 +97,69 @@ TEST_CASE("two Expires lines are invalid: the copy is stale at once; a list-valu
   CHECK(x_cache(second) != std::optional<std::string>("HIT"));
   CHECK(origin.count(aged) == 2);
 }
+
+TEST_CASE("end-to-end headers are kept with the copy: on the miss, on hits, after a restart; the origin's Date too") {
+  TempDir dir;
+  TestOrigin origin;
+  CacheNodeProcess node(dir.file("data"), origin.base_url(), {"signing.required=false"});
+  const std::string path = "/gen/2K/live.m3u8";
+  const std::string url = node.url(
+      "/o/demo" + path +
+      "?cc=max-age%3D600&hdr=Content-Encoding%3Agzip&hdr=Content-Language%3Aen&hdr=Vary%3AAccept-Encoding"
+      "&hdr=Link%3A%3Cpart1.m4s%3E%3B%20rel%3Dpreload&hdr=Set-Cookie%3Aviewer%3D1"
+      "&hdr=Access-Control-Allow-Origin%3Ahttps%3A%2F%2Fevil.example");
+  auto check_headers = [](const HttpResponse& r) {
+    CHECK(r.status == 200);
+    CHECK(r.header("Content-Encoding") == std::optional<std::string>("gzip"));
+    CHECK(r.header("Content-Language") == std::optional<std::string>("en"));
+    CHECK(r.header("Vary") == std::optional<std::string>("Accept-Encoding"));
+    CHECK(r.header("Link") == std::optional<std::string>("<part1.m4s>; rel=preload"));
+    CHECK_FALSE(r.header("Set-Cookie").has_value());  // one viewer's, never shared
+    // The node's own CORS answer, not the origin's.
+    CHECK(r.header("Access-Control-Allow-Origin") != std::optional<std::string>("https://evil.example"));
+  };
+  HttpResponse miss = http_get(url);
+  check_headers(miss);
+  CHECK(x_cache(miss) == std::optional<std::string>("MISS"));
+  const std::optional<std::string> origin_date = miss.header("Date");
+  REQUIRE(origin_date.has_value());
+  // A hit two seconds later still carries the origin's Date, and an Age that says how old it is.
+  HttpResponse hit;
+  REQUIRE(wait_until(
+      [&] {
+        hit = http_get(url);
+        return hit.header("Age") == std::optional<std::string>("2");
+      },
+      6s, 100ms));
+  check_headers(hit);
+  CHECK(x_cache(hit) == std::optional<std::string>("HIT"));
+  CHECK(hit.header("Date") == origin_date);
+  // From disk after a restart.
+  node.stop();
+  node.start();
+  HttpResponse after_restart = http_get(url);
+  check_headers(after_restart);
+  CHECK(x_cache(after_restart) == std::optional<std::string>("HIT"));
+  CHECK(after_restart.header("Date") == origin_date);
+  CHECK(origin.count(path) == 1);
+}
+
+TEST_CASE("an origin that sends a hundred headers: the copy keeps a bounded number, the rest are counted") {
+  TempDir dir;
+  TestOrigin origin;
+  CacheNodeProcess node(dir.file("data"), origin.base_url(), {"signing.required=false"});
+  std::string query = "?cc=max-age%3D600";
+  for (int i = 0; i < 100; ++i) query += "&hdr=X-Flood-" + std::to_string(i) + "%3A" + std::string(40, 'v');
+  const std::string url = node.url("/o/demo/gen/2K/flood.ts" + query);
+  HttpResponse miss = http_get(url);
+  REQUIRE(miss.status == 200);
+  CHECK(miss.body.size() == 2048);
+  int kept = 0;
+  for (int i = 0; i < 100; ++i) kept += miss.header("X-Flood-" + std::to_string(i)).has_value() ? 1 : 0;
+  CHECK(kept > 0);
+  CHECK(kept <= 24);
+  HttpResponse hit = http_get(url);
+  CHECK(x_cache(hit) == std::optional<std::string>("HIT"));
+  const std::string metrics = http_get(node.url("/metrics")).body;
+  CHECK(metrics.find("cache_dropped_headers_total " + std::to_string(100 - kept)) != std::string::npos);
+}
