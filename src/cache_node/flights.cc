@@ -9,6 +9,7 @@
 #include "cache_node/freshness.h"
 #include "cache_node/http_semantics.h"
 #include "common/log.h"
+#include "hls/uri.h"
 
 namespace cache_node {
 
@@ -78,6 +79,50 @@ common::FetchHead head_of_lines(std::string_view lines) {
     at = end + 1;
   }
   return head;
+}
+
+// "scheme://authority" of an absolute URL, lower-cased; empty if it has none.
+std::string origin_of(std::string_view url) {
+  const size_t scheme_end = url.find("://");
+  if (scheme_end == std::string_view::npos) return {};
+  const size_t end = url.find_first_of("/?#", scheme_end + 3);
+  std::string out(url.substr(0, end));
+  for (char& c : out) c = static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+  return out;
+}
+
+// True if `url` is on a host the node is configured to fetch from (an origin or
+// the parent): a redirect elsewhere is not followed (only configured origins are fetched).
+bool on_configured_upstream(const CacheNodeConfig& config, std::string_view url) {
+  const std::string target = origin_of(url);
+  if (target.empty()) return false;
+  if (config.parent && origin_of(*config.parent) == target) return true;
+  for (const auto& [id, origin] : config.origins) {
+    if (origin_of(origin.url) == target) return true;
+  }
+  return false;
+}
+
+// Origin refusals a viewer is told as they are (in our error shape), rather than as a
+// 502: 403, and 429/503 with the origin's Retry-After (delta-seconds; else 1 s).
+std::optional<common::UpstreamErrorReply> relayed_refusal(int origin_status) {
+  switch (origin_status) {
+    case 403:
+      return common::UpstreamErrorReply{403, {"origin_forbidden", "The origin refused to serve this chunk."}};
+    case 429:
+      return common::UpstreamErrorReply{429, {"origin_busy", "The origin asks to retry this chunk later."}};
+    case 503:
+      return common::UpstreamErrorReply{503, {"origin_unavailable", "The origin cannot serve this chunk now."}};
+    default:
+      return std::nullopt;
+  }
+}
+
+std::string retry_after_of(const common::FetchHead& head) {
+  std::string value = head.header("Retry-After").value_or("");
+  const bool delta = !value.empty() && value.size() <= 6 &&
+                     std::all_of(value.begin(), value.end(), [](char c) { return c >= '0' && c <= '9'; });
+  return delta ? value : "1";
 }
 
 // Upstream failures a stale copy may answer for (RFC 5861 stale-if-error): the
@@ -219,6 +264,7 @@ void Flights::watch_owner(const std::string& key, uint64_t attempt, std::chrono:
 void Flights::run_transfer(const std::string& key, OwnedFetch& fetch, common::FetchRequest request) {
   const uint64_t attempt = next_attempt_++;
   fetch.attempt = attempt;
+  fetch.request = request;
   fetch.status = 0;
   fetch.head_received = false;
   common::FetchCallbacks callbacks;
@@ -242,6 +288,23 @@ void Flights::fall_back_to_upstream(const std::string& key, OwnedFetch& fetch, b
   run_transfer(key, fetch, std::move(request_out));
 }
 
+bool Flights::follow_redirect(const std::string& key, OwnedFetch& fetch, const common::FetchHead& head) {
+  const std::optional<std::string> location = head.header("Location");
+  if (!location || fetch.redirects >= kMaxRedirects) return false;
+  std::optional<std::string> target = hls::resolve_uri(fetch.request.url, *location);
+  if (!target || !on_configured_upstream(config_.get().config, *target)) {
+    LOG_WARN(kLog, "not following a redirect for ", key, " off the configured upstreams");
+    return false;
+  }
+  ++fetch.redirects;
+  deps_.upstream.cancel(fetch.id);
+  common::FetchRequest next = fetch.request;  // a revalidation stays conditional
+  next.url = std::move(*target);
+  metrics_.origin_fetches.inc();
+  run_transfer(key, fetch, std::move(next));
+  return true;
+}
+
 Flights::OwnedFetch* Flights::current(const std::string& key, uint64_t attempt) {
   auto it = owned_.find(key);
   if (it == owned_.end() || it->second.attempt != attempt) return nullptr;
@@ -258,6 +321,8 @@ void Flights::on_head(const std::string& key, uint64_t attempt, const common::Fe
     // The owner is in trouble (a 404 is the origin's answer through it).
     return fall_back_to_upstream(key, fetch, false);
   }
+  if (head.status >= 300 && head.status < 400 && head.status != 304 && follow_redirect(key, fetch, head)) return;
+  if (head.status == 429 || head.status == 503) fetch.retry_after = retry_after_of(head);
   if (fetch.skip > 0 || fetch.flight->progress().head_known) {
     // The upstream takes over from the owner: the waiters have the head already;
     // the body continues only if it is the same object.
@@ -441,9 +506,18 @@ void Flights::end_flight(const std::string& key, std::optional<common::UpstreamF
       cache_.finish(*flight, Update::none, nullptr, std::nullopt);
     } else {
       common::UpstreamErrorReply reply = common::upstream_error(*failure, kChunkWording, origin_status);
+      std::string retry_after;
+      if (*failure == common::UpstreamFailure::bad_status) {
+        if (auto relayed = relayed_refusal(origin_status)) {
+          reply = std::move(*relayed);
+          if (origin_status != 403) retry_after = fetch.retry_after.empty() ? "1" : fetch.retry_after;
+        } else if (origin_status >= 300 && origin_status < 400) {
+          reply = {502, {"origin_redirect", "The origin redirected the chunk off the hosts this node fetches from."}};
+        }
+      }
       if (!not_found) metrics_.error(reply.error.code).inc();
       flight->end(not_found ? End::not_found : End::failed, reply.status, std::move(reply.error.code),
-                  std::move(reply.error.message));
+                  std::move(reply.error.message), std::move(retry_after));
       // An upstream 404 is remembered for as long as its own headers allow, at most
       // the configured negative TTL: no refetch per request; a stored copy it
       // revalidated is gone.

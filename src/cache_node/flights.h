@@ -81,6 +81,9 @@ struct FlightMetrics {
   common::Counter& dropped_headers;           // upstream headers over what a copy keeps (kMaxKeptHeaders)
 };
 
+// Redirects an upstream fetch follows at most (each to a configured upstream only).
+inline constexpr int kMaxRedirects = 5;
+
 class Flights {
  public:
   struct Deps {
@@ -143,8 +146,14 @@ class Flights {
     size_t skip = 0;           // leading bytes of this transfer the body holds already (the owner sent them)
     // A 404/410 head: how long its own headers let it answer (negative_lifetime_ms).
     std::chrono::milliseconds negative_ttl{0};
+    common::FetchRequest request;  // what the current transfer asked for (a redirect resolves against it)
+    int redirects = 0;         // followed so far
+    std::string retry_after;   // of a 429/503 head
   };
 
+  // A 3xx head with a Location on a configured upstream: the fetch goes on there
+  // (at most kMaxRedirects times); true when it did.
+  bool follow_redirect(const std::string& key, OwnedFetch& fetch, const common::FetchHead& head);
   // Starts the transfer of `fetch` (a new attempt: the previous one's callbacks are ignored).
   void run_transfer(const std::string& key, OwnedFetch& fetch, common::FetchRequest request);
   // Checks every `wait` that the owner's transfer `attempt` made progress (a head,

@@ -149,6 +149,7 @@ class NodeLoop::ExchangeWaiter final : public FlightWaiter {
         if (streaming_) {
           ex.abort();  // the head is out; a truncated body must not look complete
         } else {
+          if (!p.fail_retry_after.empty()) ex.add_header("Retry-After", p.fail_retry_after);
           ex.reply_error(p.fail_status, p.fail_code, p.fail_message);
         }
         return false;

@@ -25,12 +25,14 @@ void Flight::set_meta_size(uint64_t size) {
   progress_.meta.size = size;
 }
 
-void Flight::end(FlightProgress::End how, int status, std::string code, std::string message) {
+void Flight::end(FlightProgress::End how, int status, std::string code, std::string message,
+                 std::string retry_after) {
   std::lock_guard lock(mutex_);
   progress_.end = how;
   progress_.fail_status = status;
   progress_.fail_code = std::move(code);
   progress_.fail_message = std::move(message);
+  progress_.fail_retry_after = std::move(retry_after);
 }
 
 void Flight::end_from_store(FlightProgress::End how, ChunkMeta meta) {

@@ -38,6 +38,7 @@ struct FlightProgress {
   End end = End::running;
   int fail_status = 0;
   std::string fail_code, fail_message;
+  std::string fail_retry_after;  // sent with a relayed 429/503 (the origin's, or a default)
 };
 
 // One upstream fetch of one chunk, published in the table by find_or_start.
@@ -60,7 +61,8 @@ class Flight {
   // Owner loop.
   void set_head(int status, ChunkMeta meta, std::optional<uint64_t> content_length);
   void set_meta_size(uint64_t size);
-  void end(FlightProgress::End how, int status = 0, std::string code = {}, std::string message = {});
+  void end(FlightProgress::End how, int status = 0, std::string code = {}, std::string message = {},
+           std::string retry_after = {});
   // Ends with the stored copy answering (revalidated or stale), described by `meta`.
   void end_from_store(FlightProgress::End how, ChunkMeta meta);
 

@@ -6,6 +6,7 @@
 #include <doctest/doctest.h>
 
 #include "cache_node_fixture.h"
+#include "support/generated_body.h"
 
 using namespace balancer::test;
 using namespace std::chrono_literals;
@@ -162,4 +163,54 @@ TEST_CASE("an origin that sends a hundred headers: the copy keeps a bounded numb
   CHECK(x_cache(hit) == std::optional<std::string>("HIT"));
   const std::string metrics = http_get(node.url("/metrics")).body;
   CHECK(metrics.find("cache_dropped_headers_total " + std::to_string(100 - kept)) != std::string::npos);
+}
+
+TEST_CASE("a redirect on a configured origin is followed once per chunk; elsewhere, or in a loop, it is not") {
+  TempDir dir;
+  TestOrigin origin;
+  CacheNodeProcess node(dir.file("data"), origin.base_url(), {"signing.required=false"});
+  // A packager failover: the chunk moved to another path of the same origin.
+  const std::string moved = "/o/demo/gen/2K/old.ts?status=302&hdr=Location%3A%2Fgen%2F2K%2Fnew.ts";
+  HttpResponse first = http_get(node.url(moved));
+  REQUIRE(first.status == 200);
+  CHECK(first.body == generated_body("new.ts", 2048));
+  HttpResponse again = http_get(node.url(moved));
+  CHECK(again.status == 200);
+  CHECK(x_cache(again) == std::optional<std::string>("HIT"));
+  CHECK(origin.count("/gen/2K/old.ts") == 1);
+  CHECK(origin.count("/gen/2K/new.ts") == 1);
+
+  // Off the configured origins: not followed, a clear 502.
+  HttpResponse off = http_get(node.url("/o/demo/gen/2K/off.ts?status=301&hdr=Location%3Ahttp%3A%2F%2Fexample.invalid%2Fx.ts"));
+  CHECK(off.status == 502);
+  CHECK(off.body.find("\"origin_redirect\"") != std::string::npos);
+
+  // A redirect to itself (an empty reference is the URL itself): followed five times, then a 502.
+  HttpResponse loop = http_get(node.url("/o/demo/gen/2K/loop.ts?status=307&hdr=Location%3A"));
+  CHECK(loop.status == 502);
+  CHECK(origin.count("/gen/2K/loop.ts") == 6);
+}
+
+TEST_CASE("origin refusals reach the viewer as they are: 403, and 429/503 with Retry-After; none is remembered") {
+  TempDir dir;
+  TestOrigin origin;
+  CacheNodeProcess node(dir.file("data"), origin.base_url(), {"signing.required=false"});
+  HttpResponse forbidden = http_get(node.url("/o/demo/gen/1K/f.ts?status=403"));
+  CHECK(forbidden.status == 403);
+  CHECK(forbidden.body.find("\"origin_forbidden\"") != std::string::npos);
+
+  const std::string busy_url = node.url("/o/demo/gen/1K/b.ts?status=503&hdr=Retry-After%3A7");
+  HttpResponse busy = http_get(busy_url);
+  CHECK(busy.status == 503);
+  CHECK(busy.header("Retry-After") == std::optional<std::string>("7"));
+  CHECK(busy.body.find("\"origin_unavailable\"") != std::string::npos);
+  CHECK(http_get(busy_url).status == 503);
+  CHECK(origin.count("/gen/1K/b.ts") == 2);
+
+  HttpResponse limited = http_get(node.url("/o/demo/gen/1K/l.ts?status=429"));
+  CHECK(limited.status == 429);
+  CHECK(limited.header("Retry-After") == std::optional<std::string>("1"));
+
+  // Any other origin error is still the node's 502.
+  CHECK(http_get(node.url("/o/demo/gen/1K/e.ts?status=500")).status == 502);
 }
