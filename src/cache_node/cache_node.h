@@ -28,6 +28,9 @@ namespace cache_node {
 struct OriginConfig {
   std::string url;  // base URL; the chunk path is appended
   OriginQueryPolicy query;  // which query parameters are part of the key and the fetch
+  // Request headers copied from the viewer's request that starts an upstream fetch (a
+  // tracing id); none by default: upstream requests are anonymous, one per object.
+  std::vector<std::string> forward_request_headers;
 };
 
 struct CacheNodeConfig {

@@ -29,6 +29,32 @@ void read_query_policy(common::ConfigReader& origin, const char* key, QueryPolic
   policy = QueryPolicy{QueryPolicy::Mode::listed, value->list};
 }
 
+// Request headers an origin may be sent from the viewer's request: names only (tokens), at
+// most 16, and none that would change what is fetched or whose it is (the copy is shared).
+void read_forwarded_headers(common::ConfigReader& origin, std::vector<std::string>& out) {
+  static constexpr std::string_view kRefused[] = {
+      "host", "connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade",
+      "content-length", "range", "if-range", "if-match", "if-none-match", "if-modified-since",
+      "if-unmodified-since", "cookie", "authorization", "proxy-authorization", "accept-encoding"};
+  out = origin.string_list("forward_request_headers", {});
+  if (out.size() > 16) origin.fail("forward_request_headers", "at most 16 names");
+  for (const auto& name : out) {
+    bool token = !name.empty() && name.size() <= 64;
+    std::string lower;
+    for (char ch : name) {
+      token = token && (isalnum(static_cast<unsigned char>(ch)) || ch == '-' || ch == '_');
+      lower += static_cast<char>(tolower(static_cast<unsigned char>(ch)));
+    }
+    if (!token) return origin.fail("forward_request_headers", "'" + name + "' is not a header name");
+    for (std::string_view refused : kRefused) {
+      if (lower == refused) {
+        return origin.fail("forward_request_headers",
+                           "'" + name + "' changes what is fetched or whose it is; it is never forwarded");
+      }
+    }
+  }
+}
+
 }  // namespace
 
 common::Result<CacheNodeConfig> load_cache_node_config(const common::ConfigDocument& doc) {
@@ -52,6 +78,7 @@ common::Result<CacheNodeConfig> load_cache_node_config(const common::ConfigDocum
     if (!id_ok) origin.fail("url", "origin id '" + id + "' must be 1 to 64 letters, digits, '-' or '_'");
     read_query_policy(origin, "query", o.query.chunks);
     read_query_policy(origin, "playlist_query", o.query.playlists);
+    read_forwarded_headers(origin, o.forward_request_headers);
     origin.finish();
     c.origins[id] = o;
   });

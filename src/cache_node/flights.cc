@@ -35,7 +35,8 @@ std::optional<std::string> joined_field(const common::FetchHead& head, std::stri
 // kept_headers, after those of `first` (lines of the same form; the names `first`
 // has are not taken again), within kMaxKeptHeaders and kMaxKeptHeaderBytes; what
 // does not fit is counted in `dropped`.
-std::string kept_headers_of(const common::FetchHead& head, std::string_view first, size_t& dropped) {
+std::string kept_headers_of(const common::FetchHead& head, std::string_view first, size_t& dropped,
+                            bool from_304 = false) {
   const std::string connection = joined_field(head, "Connection").value_or("");
   std::string out(first);
   size_t count = static_cast<size_t>(std::count(out.begin(), out.end(), '\n'));
@@ -50,7 +51,9 @@ std::string kept_headers_of(const common::FetchHead& head, std::string_view firs
     return false;
   };
   for (const auto& h : head.headers) {
-    if (!kept_response_header(h.name, connection) || in_first(h.name)) continue;
+    if (!kept_response_header(h.name, connection) || in_first(h.name) || (from_304 && !updated_by_304(h.name))) {
+      continue;
+    }
     const size_t line = h.name.size() + 2 + h.value.size() + 1;
     if (count == kMaxKeptHeaders || out.size() + line > kMaxKeptHeaderBytes ||
         h.name.find_first_of(":\r\n") != std::string::npos || h.value.find_first_of("\r\n") != std::string::npos) {
@@ -103,9 +106,10 @@ bool on_configured_upstream(const CacheNodeConfig& config, std::string_view url)
   return false;
 }
 
-// Origin refusals a viewer is told as they are (in our error shape), rather than as a
-// 502: 403, and 429/503 with the origin's Retry-After (delta-seconds; else 1 s).
-std::optional<common::UpstreamErrorReply> relayed_refusal(int origin_status) {
+// Origin answers a viewer is told as they are (in our error shape), rather than as a 502:
+// 403, 429/503 with the origin's Retry-After (delta-seconds; else 1 s), and a 504 (the
+// origin's own upstream timed out).
+std::optional<common::UpstreamErrorReply> relayed_status(int origin_status) {
   switch (origin_status) {
     case 403:
       return common::UpstreamErrorReply{403, {"origin_forbidden", "The origin refused to serve this chunk."}};
@@ -113,6 +117,8 @@ std::optional<common::UpstreamErrorReply> relayed_refusal(int origin_status) {
       return common::UpstreamErrorReply{429, {"origin_busy", "The origin asks to retry this chunk later."}};
     case 503:
       return common::UpstreamErrorReply{503, {"origin_unavailable", "The origin cannot serve this chunk now."}};
+    case 504:
+      return common::UpstreamErrorReply{504, {"origin_timeout", "The origin's own upstream timed out for this chunk."}};
     default:
       return std::nullopt;
   }
@@ -216,7 +222,7 @@ size_t Flights::waiting(const std::string& key) const {
 
 // ---- owning a flight (the loop that started it) ----
 
-void Flights::start(const std::shared_ptr<Flight>& flight, std::string url) {
+void Flights::start(const std::shared_ptr<Flight>& flight, std::string url, std::vector<common::HttpHeader> headers) {
   const std::string& key = flight->key();
   OwnedFetch& fetch = owned_[key];
   fetch.flight = flight;
@@ -224,6 +230,7 @@ void Flights::start(const std::shared_ptr<Flight>& flight, std::string url) {
   metrics_.origin_fetches.inc();
   common::FetchRequest request_out;
   request_out.url = std::move(url);
+  request_out.headers = std::move(headers);
   if (const StoreHit* stale = flight->stale()) {
     // Revalidation: the upstream answers 304 if the stored copy is still current.
     if (!stale->meta.etag.empty()) request_out.headers.push_back({"If-None-Match", stale->meta.etag});
@@ -420,13 +427,15 @@ ChunkMeta Flights::meta_from_head(const std::string& key, const common::FetchHea
   const int64_t now_ms = clock_.unix_now_ms();
   ChunkMeta meta;
   if (stored != nullptr) {
-    // A 304: its header fields replace the stored ones; the body (and its type) stay.
+    // A 304: its header fields replace the stored ones (a new Content-Type too), but for
+    // those that describe the stored body or select it (updated_by_304).
     meta = *stored;
+    if (auto type = head.header("Content-Type")) meta.content_type = *type;
   } else {
     meta.stored_at = now_ms / 1000;
     meta.content_type = head.header("Content-Type").value_or("application/octet-stream");
+    if (auto etag = head.header("ETag")) meta.etag = *etag;
   }
-  if (auto etag = head.header("ETag")) meta.etag = *etag;
   if (auto last_modified = head.header("Last-Modified")) {
     meta.last_modified = *last_modified;
     meta.last_modified_is_ours = false;
@@ -453,7 +462,7 @@ ChunkMeta Flights::meta_from_head(const std::string& key, const common::FetchHea
   if (stored == nullptr) {
     meta.kept_headers = kept_headers_of(head, "", dropped);
   } else {
-    std::string fresh = kept_headers_of(head, "", dropped);
+    std::string fresh = kept_headers_of(head, "", dropped, /*from_304=*/true);
     meta.kept_headers = kept_headers_of(head_of_lines(stored->kept_headers), fresh, dropped);
   }
   if (dropped > 0) metrics_.dropped_headers.inc(dropped);
@@ -508,9 +517,9 @@ void Flights::end_flight(const std::string& key, std::optional<common::UpstreamF
       common::UpstreamErrorReply reply = common::upstream_error(*failure, kChunkWording, origin_status);
       std::string retry_after;
       if (*failure == common::UpstreamFailure::bad_status) {
-        if (auto relayed = relayed_refusal(origin_status)) {
+        if (auto relayed = relayed_status(origin_status)) {
           reply = std::move(*relayed);
-          if (origin_status != 403) retry_after = fetch.retry_after.empty() ? "1" : fetch.retry_after;
+          if (origin_status == 429 || origin_status == 503) retry_after = fetch.retry_after.empty() ? "1" : fetch.retry_after;
         } else if (origin_status >= 300 && origin_status < 400) {
           reply = {502, {"origin_redirect", "The origin redirected the chunk off the hosts this node fetches from."}};
         }

@@ -113,9 +113,9 @@ class Flights {
   // Brings this loop's waiters on `flight` up to its progress; once it has
   // ended they are answered and forgotten.
   void progress(const std::shared_ptr<Flight>& flight);
-  // Runs the transfer of `flight`, which this loop started: GET `url`,
-  // conditional when the flight revalidates a stored copy.
-  void start(const std::shared_ptr<Flight>& flight, std::string url);
+  // Runs the transfer of `flight`, which this loop started: GET `url` with
+  // `headers`, conditional when the flight revalidates a stored copy.
+  void start(const std::shared_ptr<Flight>& flight, std::string url, std::vector<common::HttpHeader> headers = {});
   // Runs the transfer of `flight` (a miss this loop started) from the site's
   // owner of the chunk, falling back to the upstream as `owner` says.
   void start_from_owner(const std::shared_ptr<Flight>& flight, OwnerFetch owner);

@@ -142,6 +142,13 @@ bool kept_response_header(std::string_view name, std::string_view connection) {
   return !lists(connection, name);
 }
 
+bool updated_by_304(std::string_view name) {
+  for (std::string_view fixed : {"Content-Encoding", "Content-MD5", "Content-Length", "Content-Range", "ETag"}) {
+    if (iequal(name, fixed)) return false;
+  }
+  return true;
+}
+
 bool varies_on_everything(std::string_view vary) {
   while (!vary.empty()) {
     const size_t comma = vary.find(',');

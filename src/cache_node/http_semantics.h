@@ -47,6 +47,11 @@ bool if_range_allows(std::optional<std::string_view> if_range, std::string_view 
 // policy answers for every response). Names are case-insensitive.
 bool kept_response_header(std::string_view name, std::string_view connection);
 
+// Whether a 304 may replace the stored value of a header (RFC 9111 §3.2): not those
+// that describe the stored body itself (Content-Encoding, Content-MD5, Content-Length,
+// Content-Range) nor the validator it was selected by (ETag).
+bool updated_by_304(std::string_view name);
+
 // What one copy keeps at most of such headers: more is dropped (and counted), so a
 // hostile origin cannot make each stored copy large.
 inline constexpr size_t kMaxKeptHeaders = 24;

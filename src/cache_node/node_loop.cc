@@ -62,6 +62,15 @@ std::string owner_url(const RuntimeConfig& rc, size_t owner, const ChunkRequest&
   return rc.site_urls[owner] + target;
 }
 
+// The viewer's request headers that `origin` names in forward_request_headers.
+std::vector<common::HttpHeader> forwarded_headers(const HttpExchange& ex, const OriginConfig& origin) {
+  std::vector<common::HttpHeader> out;
+  for (const std::string& name : origin.forward_request_headers) {
+    if (auto value = ex.header(name.c_str())) out.push_back({name, std::move(*value)});
+  }
+  return out;
+}
+
 }  // namespace
 
 void CacheNode::Shared::notify(const std::shared_ptr<Flight>& flight, size_t from_loop) {
@@ -112,7 +121,8 @@ void NodeLoop::after(std::chrono::milliseconds delay, std::function<void()> job)
 }
 
 void NodeLoop::start_miss(const std::shared_ptr<Flight>& flight, const RuntimeConfig& rc, const ChunkRequest& request,
-                          const std::string& signed_suffix, bool from_sibling, bool prefetch, int64_t now_ms) {
+                          const std::string& signed_suffix, bool from_sibling, bool prefetch, int64_t now_ms,
+                          std::vector<common::HttpHeader> forwarded) {
   std::string upstream = upstream_url(rc.config, request, signed_suffix);
   if (rc.site_ids.size() > 1 && !from_sibling) {
     const size_t owner = site_owner(rc.site_ids, flight->key());
@@ -126,7 +136,7 @@ void NodeLoop::start_miss(const std::shared_ptr<Flight>& flight, const RuntimeCo
       return flights_.start_from_owner(flight, std::move(fetch));
     }
   }
-  flights_.start(flight, std::move(upstream));
+  flights_.start(flight, std::move(upstream), std::move(forwarded));
 }
 
 // ---- waiting on a flight ----
@@ -347,12 +357,13 @@ void NodeLoop::handle_chunk(HttpExchange& ex) {
       // A sibling asking is never sent on to another (configs that disagree cannot loop).
       const bool from_sibling = ex.header(kSiblingHeader).has_value();
       if (from_sibling && ex.header(kSiblingPrefetchHeader)) shared_.prefetch_ledger.prefetched(key, now_ms);
-      start_miss(found.flight, rc, *request, signed_suffix, from_sibling, false, now_ms);
+      start_miss(found.flight, rc, *request, signed_suffix, from_sibling, false, now_ms,
+                 forwarded_headers(ex, origin->second));
       return wait_on(found.flight, std::move(ex), true);
     }
     case SharedCache::Lookup::Kind::revalidate:
       shared_.stale_hits.inc();
-      flights_.start(found.flight, upstream_url(config, *request, signed_suffix));
+      flights_.start(found.flight, upstream_url(config, *request, signed_suffix), forwarded_headers(ex, origin->second));
       return wait_on(found.flight, std::move(ex), true);
   }
 }

@@ -161,8 +161,10 @@ class NodeLoop {
   void set_chunk_headers(common::HttpExchange& ex, const ChunkMeta& meta, const char* cache_status, int64_t now_ms);
   // Starts the transfer of a miss: from the site's owner of the chunk when
   // that is another node (and the request is not a sibling's), else upstream.
+  // `forwarded`: the viewer's request headers the origin's config names (forward_request_headers).
   void start_miss(const std::shared_ptr<Flight>& flight, const RuntimeConfig& rc, const ChunkRequest& request,
-                  const std::string& signed_suffix, bool from_sibling, bool prefetch, int64_t now_ms);
+                  const std::string& signed_suffix, bool from_sibling, bool prefetch, int64_t now_ms,
+                  std::vector<common::HttpHeader> forwarded = {});
   // Flights::Deps::after: `job` on this loop after `delay`.
   void after(std::chrono::milliseconds delay, std::function<void()> job);
   // `ex` waits on `flight`; `first`: it started the fetch.

@@ -307,3 +307,14 @@ TEST_CASE("kept headers: end-to-end fields are kept; hop-by-hop, computed, cooki
   CHECK_FALSE(kept_response_header("X-Hop", "close, x-hop"));
   CHECK(kept_response_header("X-Hop", "close"));
 }
+
+TEST_CASE("a 304 updates the stored headers but those of the stored body and its validator") {
+  for (const char* fixed : {"Content-Encoding", "content-md5", "Content-Length", "Content-Range", "ETag"}) {
+    CAPTURE(fixed);
+    CHECK_FALSE(updated_by_304(fixed));
+  }
+  for (const char* updated : {"Content-Type", "Cache-Control", "Expires", "Link", "X-Custom", "Content-Location"}) {
+    CAPTURE(updated);
+    CHECK(updated_by_304(updated));
+  }
+}

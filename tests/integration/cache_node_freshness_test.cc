@@ -245,9 +245,10 @@ TEST_CASE(
   CHECK(x_cache(stale) == std::optional<std::string>("STALE"));
   CHECK(stale.body == generated_body("lenient.m3u8", 2048));
   CHECK(std::stoi(stale.header("Age").value_or("0")) >= 1);
+  // The origin's 503 reaches the viewer as it is.
   auto refused = http_get(strict);
-  CHECK(refused.status == 502);
-  CHECK(is_json_error(refused, "origin_error"));
+  CHECK(refused.status == 503);
+  CHECK(is_json_error(refused, "origin_unavailable"));
   CHECK(node_metric(node, "cache_revalidations_total{result=\"error\"}") == 2);
 
   // Past 1 s fresh + 2 s stale-if-error: the usual error.
@@ -258,8 +259,8 @@ TEST_CASE(
         return late.status != 200;
       },
       8s, 100ms));
-  CHECK(late.status == 502);
-  CHECK(is_json_error(late, "origin_error"));
+  CHECK(late.status == 503);
+  CHECK(is_json_error(late, "origin_unavailable"));
 
   // The copy was kept: once the origin is back, a 304 revalidates it.
   REQUIRE(origin.outage(0));

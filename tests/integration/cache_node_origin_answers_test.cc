@@ -211,6 +211,7 @@ TEST_CASE("origin refusals reach the viewer as they are: 403, and 429/503 with R
   CHECK(limited.status == 429);
   CHECK(limited.header("Retry-After") == std::optional<std::string>("1"));
 
+  CHECK(http_get(node.url("/o/demo/gen/1K/t.ts?status=504")).status == 504);
   // Any other origin error is still the node's 502.
   CHECK(http_get(node.url("/o/demo/gen/1K/e.ts?status=500")).status == 502);
 }
