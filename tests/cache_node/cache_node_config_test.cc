@@ -69,3 +69,19 @@ TEST_CASE("cache node config: site_nodes lists this node too, with http(s) URLs;
   REQUIRE_FALSE(short_key.ok());
   CHECK(short_key.error().message.find("prefetch.keys") != std::string::npos);
 }
+
+TEST_CASE("cache node config: forward_request_headers takes header names, never ones that change the fetch") {
+  auto none = load({});
+  REQUIRE(none.ok());
+  CHECK(none->origins.at("demo").forward_request_headers.empty());
+  auto tracing = load({R"(origins.demo.forward_request_headers=["X-Request-Id","Req-Num"])"});
+  REQUIRE(tracing.ok());
+  CHECK(tracing->origins.at("demo").forward_request_headers == std::vector<std::string>{"X-Request-Id", "Req-Num"});
+  for (const char* bad : {R"(["Range"])", R"(["cookie"])", R"(["Authorization"])", R"(["If-None-Match"])",
+                          R"(["Host"])", R"(["Bad Name"])", R"([""])"}) {
+    CAPTURE(bad);
+    auto refused = load({std::string("origins.demo.forward_request_headers=") + bad});
+    REQUIRE_FALSE(refused.ok());
+    CHECK(refused.error().message.find("forward_request_headers") != std::string::npos);
+  }
+}
