@@ -117,14 +117,27 @@ void hash_chunks(RewritePlan& plan) {
   }
 }
 
+int64_t link_expiry(int64_t first_listed, int64_t now_unix, int64_t lifetime_s) {
+  lifetime_s = std::max<int64_t>(lifetime_s, 2);
+  if (first_listed < 0 || first_listed > now_unix) first_listed = now_unix;
+  int64_t expires = first_listed + lifetime_s;
+  const int64_t least = now_unix + lifetime_s / 2;
+  if (expires < least) expires += (least - expires + lifetime_s - 1) / lifetime_s * lifetime_s;
+  return expires;
+}
+
 std::vector<std::string> chunk_links(const hls::Template& tmpl, const RewritePlan& plan,
                                      const ChunkDestination& destination) {
   std::vector<std::string> out;
   out.reserve(plan.chunk_slots);
   std::string signed_path;
+  const bool first_listed_known = plan.chunk_first_listed.size() == plan.chunk_slots;
+  size_t chunk = 0;
   for (size_t i = 0; i < plan.slots.size(); ++i) {
     const SlotTarget& target = plan.slots[i];
     if (target.kind != SlotTarget::Kind::chunk) continue;
+    const int64_t first_listed = first_listed_known ? plan.chunk_first_listed[chunk] : -1;
+    ++chunk;
     const hls::UriSlot& slot = tmpl.slots()[i];
     if (destination.cache_url.empty()) {
       if (target.run.empty()) {
@@ -140,7 +153,8 @@ std::vector<std::string> chunk_links(const hls::Template& tmpl, const RewritePla
     assert(destination.signer != nullptr);
     signed_path.assign("/o/").append(destination.origin_id).append(target.origin_target);
     std::string link = destination.cache_url;
-    link.append(destination.signer->sign(signed_path, destination.expires_unix));
+    link.append(destination.signer->sign(
+        signed_path, link_expiry(first_listed, destination.now_unix, destination.lifetime_s)));
     out.push_back(hls::escape_replacement(slot, link));
   }
   return out;

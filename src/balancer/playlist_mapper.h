@@ -55,6 +55,11 @@ struct RewritePlan {
   // chunk_hash of each chunk slot's origin_target, in slot order: what a viewer's listing
   // (stable_links.h) records, hashed once per version instead of once per request.
   std::vector<uint64_t> chunk_hashes;
+  // When each chunk slot's target was first listed by this playlist (unix seconds, in slot
+  // order), so that its signed link expires a fixed time after that and reads the same in
+  // every version that lists it (players match parts, hints and rendition reports by URI);
+  // empty: not known (links then expire counted from the request).
+  std::vector<int64_t> chunk_first_listed;
 };
 
 RewritePlan plan_rewrite(const hls::Template& tmpl, std::string_view origin_base);
@@ -67,8 +72,15 @@ struct ChunkDestination {
   std::string cache_url;                      // public base URL of the cache node; "" = origin
   std::string origin_id;                      // the cache node's name for the channel's origin
   const common::UrlSigner* signer = nullptr;  // required when cache_url is set
-  int64_t expires_unix = 0;
+  int64_t now_unix = 0;
+  int64_t lifetime_s = 0;  // a signed link is good for this long (see link_expiry)
 };
+
+// When a chunk's signed link expires: `lifetime_s` after the chunk was first listed, moved on
+// by whole lifetimes while less than half of one would be left at `now_unix`. A chunk listed
+// for less than half a lifetime keeps one link; a longer-listed one changes it once per
+// lifetime, never holding an expired one. Unknown `first_listed` (< 0): counted from now.
+int64_t link_expiry(int64_t first_listed, int64_t now_unix, int64_t lifetime_s);
 
 // The replacement for every chunk slot, in slot order (plan.chunk_slots entries),
 // already escaped for its slot (hls::escape_replacement): computed once per

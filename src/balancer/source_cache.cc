@@ -500,6 +500,7 @@ common::Result<std::shared_ptr<const SourceVersion>> SourceCache::build_version(
   version->live = entry.applied_live;
   version->plan = plan_rewrite(version->playlist.tmpl, entry.origin_base);
   mark_runs(version->plan, version->playlist.tmpl, runs_by_line);
+  stamp_first_listed(entry.blocking ? entry.base_key : entry.key, *version);
   version->serial = next_serial_++;
   // Keep origin's bytes only when they are not the version's own (`body` may view them: assign last).
   if (own_copy) {
@@ -508,6 +509,21 @@ common::Result<std::shared_ptr<const SourceVersion>> SourceCache::build_version(
     entry.origin_body.clear();
   }
   return std::shared_ptr<const SourceVersion>(std::move(version));
+}
+
+void SourceCache::stamp_first_listed(const std::string& playlist_key, SourceVersion& version) {
+  if (version.plan.chunk_slots == 0) return;
+  const int64_t now = clock_.unix_now();
+  auto& listed = first_listed_[playlist_key];
+  std::vector<int64_t>& out = version.plan.chunk_first_listed;
+  out.clear();
+  out.reserve(version.plan.chunk_hashes.size());
+  for (uint64_t hash : version.plan.chunk_hashes) out.push_back(listed.emplace(hash, now).first->second);
+  // Chunks that left the playlist are forgotten an hour on (a version can be old, a
+  // directive copy behind the ordinary one), so the table stays near the playlist's size.
+  if (listed.size() > 2 * out.size() + 256) {
+    std::erase_if(listed, [now](const auto& item) { return item.second < now - 3600; });
+  }
 }
 
 std::optional<common::Error> SourceCache::limit_segments(SourceVersion& version, const std::string& url,
@@ -672,7 +688,9 @@ void SourceCache::sweep() {
         auto count = directive_entries_.find(e.base_key);
         if (count != directive_entries_.end() && --count->second == 0) directive_entries_.erase(count);
       }
+      const std::string playlist_key = e.base_key.empty() ? e.key : e.base_key;
       it = entries_.erase(it);
+      if (!entries_.count(playlist_key) && !directive_entries_.count(playlist_key)) first_listed_.erase(playlist_key);
     } else {
       ++it;
     }

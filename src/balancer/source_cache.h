@@ -238,6 +238,11 @@ class SourceCache {
   std::unordered_map<std::string, std::unique_ptr<Entry>> entries_;
   // Per ordinary copy's key: entries for its LL-HLS directive values (bounded).
   std::unordered_map<std::string, size_t> directive_entries_;
+  // Per ordinary copy's key (shared by its directive entries): when each chunk, by
+  // chunk hash, was first listed (unix seconds), for RewritePlan::chunk_first_listed.
+  std::unordered_map<std::string, std::unordered_map<uint64_t, int64_t>> first_listed_;
+  // Fills version.plan.chunk_first_listed from (and into) first_listed_[playlist_key].
+  void stamp_first_listed(const std::string& playlist_key, SourceVersion& version);
   // Keyed like entries_; an entry is never swept while its fetch runs.
   common::CoalescedFetches<Waiter, Transfer> in_flight_;
   common::EventPtr sweep_timer_;

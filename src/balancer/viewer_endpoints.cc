@@ -300,19 +300,23 @@ const std::vector<std::string>& BalancerLoop::chunk_links_for(const SourceVersio
   int64_t now = shared_.clock.unix_now();
   if (link_memo_.size() > kMaxLinkMemoVersions && !link_memo_.count(version.serial)) link_memo_.clear();
   ChunkLinkMemo& memo = link_memo_[version.serial][destination];
-  // Signed links are renewed every second, so each refresh carries a fresh expiry.
+  // A chunk's link expires a fixed time after the chunk was first listed (link_expiry), so it
+  // reads the same in every version; computed once per second for the rare long-listed chunk
+  // whose expiry moves on.
   if (memo.generation == rc.generation && memo.computed_unix == now && memo.links.size() == version.plan.chunk_slots) {
     return memo.links;
   }
-  int64_t lifetime = rc.config.chunk_url_lifetime.count();
-  lifetime = std::max<int64_t>(
-      lifetime, 3 * std::chrono::duration_cast<std::chrono::seconds>(version.target_duration).count());
-  if (version.kind == SourceKind::vod) lifetime += static_cast<int64_t>(version.total_duration_s) + 1;
+  // Long enough that a chunk listed for the whole playlist (its duration plus a couple of
+  // refreshes) stays under half a lifetime: one link from first listing to leaving.
+  const int64_t target_s = std::chrono::duration_cast<std::chrono::seconds>(version.target_duration).count();
+  int64_t lifetime = std::max<int64_t>(rc.config.chunk_url_lifetime.count(), 3 * target_s);
+  lifetime = std::max<int64_t>(lifetime, 2 * (static_cast<int64_t>(version.total_duration_s) + 2 * target_s + 1));
   ChunkDestination d;
   d.cache_url = destination;
   d.origin_id = channel.origin;
   d.signer = rc.signer ? &*rc.signer : nullptr;
-  d.expires_unix = now + lifetime;
+  d.now_unix = now;
+  d.lifetime_s = lifetime;
   memo.links = chunk_links(version.playlist.tmpl, version.plan, d);
   memo.computed_unix = now;
   memo.generation = rc.generation;

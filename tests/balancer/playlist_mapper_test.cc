@@ -167,7 +167,8 @@ TEST_CASE(
   d.cache_url = "http://cache-a.example:8081";
   d.origin_id = "demo";
   d.signer = &*signer;
-  d.expires_unix = kExpires;
+  d.now_unix = kExpires - 100;  // no first-listed times: good for 100 s from now
+  d.lifetime_s = 100;
   std::vector<std::string> chunk_list = chunk_links(p.tmpl, plan, d);
   REQUIRE(chunk_list.size() == 5);
   ViewerLinks links;
@@ -262,4 +263,35 @@ TEST_CASE("chunks whose path the cache node would refuse keep their origin URL i
 }
 
 }  // namespace
+TEST_CASE("link expiry: fixed from when a chunk was first listed, so its link does not change while listed") {
+  // Listed at 1000 with a 120 s lifetime: the same expiry at every refresh up to 60 s later.
+  for (int64_t now = 1000; now <= 1060; now += 7) CHECK(link_expiry(1000, now, 120) == 1120);
+  // Listed longer than half a lifetime: moved on by a whole lifetime, never expired.
+  CHECK(link_expiry(1000, 1061, 120) == 1240);
+  CHECK(link_expiry(1000, 1180, 120) == 1240);
+  CHECK(link_expiry(1000, 1181, 120) == 1360);
+  for (int64_t now = 1000; now < 2000; now += 13) CHECK(link_expiry(1000, now, 120) >= now + 60);
+  // Unknown (or in the future): counted from now.
+  CHECK(link_expiry(-1, 5000, 120) == 5120);
+  CHECK(link_expiry(9000, 5000, 120) == 5120);
+}
+
+TEST_CASE("chunk links: with first-listed times, two renderings seconds apart sign each chunk the same") {
+  hls::Playlist p = parse(kMedia, "http://o.example:8080/files/live/low/index.m3u8");
+  RewritePlan plan = plan_rewrite(p.tmpl, "http://o.example:8080/files");
+  plan.chunk_first_listed.assign(plan.chunk_slots, 1'800'000'000);
+  auto signer = common::UrlSigner::create({kKey});
+  REQUIRE(signer.ok());
+  ChunkDestination d;
+  d.cache_url = "http://cache-a.example:8081";
+  d.origin_id = "demo";
+  d.signer = &*signer;
+  d.lifetime_s = 120;
+  d.now_unix = 1'800'000'003;
+  const std::vector<std::string> first = chunk_links(p.tmpl, plan, d);
+  d.now_unix = 1'800'000'041;
+  CHECK(chunk_links(p.tmpl, plan, d) == first);
+  CHECK(first[1].find("bexp=1800000120&") != std::string::npos);
+}
+
 }  // namespace balancer
