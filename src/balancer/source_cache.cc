@@ -46,6 +46,7 @@ struct SourceCache::Entry {
   bool blocking = false;    // an LL-HLS blocking reload or delta request (keyed apart)
   std::string base_key;     // blocking entries: the key of the ordinary copy they count against
   bool long_poll = false;   // a blocking reload: origin may hold it up to a few targets
+  Millis blocking_wait{0};  // a blocking reload: how long it may wait (blocking_wait_limit)
   std::shared_ptr<const SourceVersion> version;
   TimePoint validated_at{};         // send time of the fetch that produced/revalidated `version`
   std::string etag, last_modified;  // validators of `version`
@@ -209,7 +210,15 @@ DeliveryDirectives SourceCache::directives_to_forward(const SourceRequest& reque
                                                       const std::string& base_key) const {
   auto it = entries_.find(base_key);
   const bool same_origin = it != entries_.end() && it->second->origin_base == request.origin_base;
-  return honoured_directives(request.directives, same_origin ? it->second->version.get() : nullptr);
+  const SourceVersion* base = same_origin ? it->second->version.get() : nullptr;
+  DeliveryDirectives out = honoured_directives(request.directives, base);
+  if (out.msn && base != nullptr) {
+    // A part past a complete segment's last is part 0 of the next: one key, one upstream wait.
+    const BlockingTarget target = normalize_blocking(base->playlist.media, *out.msn, out.part);
+    out.msn = target.msn;
+    out.part = target.part;
+  }
+  return out;
 }
 
 bool SourceCache::answer_from_shared_live_copy(const SourceRequest& request,
@@ -289,6 +298,14 @@ SourceCache::Entry& SourceCache::entry_for_request(const CopyAddress& address,
   entry.prefetch = request.prefetch;
   entry.blocking = request.directives.any();
   entry.long_poll = request.directives.blocking();
+  if (entry.long_poll) {
+    // Three target durations of the playlist as last seen (§6.2.5.2), within the configured bound.
+    entry.blocking_wait = timings_.blocking_timeout;
+    auto base = entries_.find(base_key);
+    if (base != entries_.end() && base->second->version && base->second->version->target_duration.count() > 0) {
+      entry.blocking_wait = std::min(entry.blocking_wait, blocking_wait_limit(base->second->version->target_duration));
+    }
+  }
   entry.last_request = now;
   return entry;
 }
@@ -334,7 +351,7 @@ void SourceCache::start_fetch(Entry& entry, Transfer& transfer, bool background)
       fetch.headers.push_back({"If-Modified-Since", entry.last_modified});
     }
   }
-  fetch.timeout = entry.long_poll ? timings_.blocking_timeout : timings_.fetch_timeout;
+  fetch.timeout = entry.long_poll ? entry.blocking_wait : timings_.fetch_timeout;
   std::string key = entry.key;
   common::FetchCallbacks callbacks;
   callbacks.on_head = [this, key](const common::FetchHead& head) {
@@ -382,6 +399,12 @@ void SourceCache::on_done(const std::string& key, const common::FetchResult& res
     }
     common::UpstreamErrorReply reply =
         common::upstream_error(*failure, kSourceWording, result.status);
+    if (entry.long_poll && *failure == common::UpstreamFailure::timeout) {
+      // §6.2.5.2: a blocked reload not satisfied within three target durations is a 503.
+      reply = {503,
+               {"playlist_not_ready",
+                "The playlist did not reach the segment or part asked for (_HLS_msn, _HLS_part) in time."}};
+    }
     fail(entry, std::move(finished.waiters), reply.status, std::move(reply.error));
   } else {
     // Unchanged copies keep their parsed version and its memos, unless the

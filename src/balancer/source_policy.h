@@ -58,13 +58,36 @@ bool may_serve_stale(SourceKind kind, Millis age_of_last_good, Millis target_dur
 // The target duration of a media playlist (1 s floor; 6 s when absent).
 Millis target_duration_of(const hls::Playlist& playlist);
 
-// Does this media playlist already answer a blocking reload for (msn, part)?
-// True when it holds segment `msn` completely, or (with a part) part `part` of it.
+// Blocking playlist reloads (RFC 8216bis §6.2.5.2) against one media playlist, as pure rules.
+// "The last segment" is the last complete one (with EXTINF); "the last part", the last
+// EXT-X-PART listed.
+
+// The part a reload asks for: an _HLS_part past the final part of a complete segment M
+// means part 0 of segment M+1 (§6.2.5.2). A segment whose parts are no longer listed
+// keeps the request as it is (it is complete: answered at once).
+struct BlockingTarget {
+  uint64_t msn = 0;
+  std::optional<uint64_t> part;
+  bool operator==(const BlockingTarget&) const = default;
+};
+BlockingTarget normalize_blocking(const hls::MediaInfo& media, uint64_t msn, std::optional<uint64_t> part);
+
+// The Advance Part Limit: 3 / PART-TARGET when PART-TARGET is under a second, else 3.
+uint64_t advance_part_limit(const hls::MediaInfo& media);
+
+// Does this media playlist already answer a blocking reload for (msn, part)? True when it
+// holds segment `msn` completely, or (with a part) that part (after normalize_blocking), or
+// when it has EXT-X-ENDLIST (the directives are then ignored).
 bool satisfies_blocking(const hls::MediaInfo& media, uint64_t msn, std::optional<uint64_t> part);
 
-// Is a blocking reload so far ahead that the spec says reject it (400)? An msn
-// more than two segments beyond the last one, or a part number beyond three
-// segments' worth of parts (the "Advance Part Limit"; 64 without EXT-X-PART-INF).
+// Is a blocking reload so far ahead that the spec says reject it (400)? An msn more than two
+// past the last segment's, or a part more than the Advance Part Limit past the last part
+// (later segments counted as ceil(target duration / PART-TARGET) parts each). Never with
+// EXT-X-ENDLIST.
 bool directives_too_far(const hls::MediaInfo& media, uint64_t msn, std::optional<uint64_t> part);
+
+// How long a blocked reload may wait before it is answered 503 (§6.2.5.2: three target
+// durations).
+Millis blocking_wait_limit(Millis target_duration);
 
 }  // namespace balancer

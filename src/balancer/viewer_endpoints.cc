@@ -381,7 +381,10 @@ void BalancerLoop::handle_playlist(HttpExchange& ex) {
 
 void BalancerLoop::serve_playlist(const PendingPtr& p, const SourceResult& r) {
   HttpExchange& ex = p->ex;
-  if (r.from == SourceResult::From::error) return fail(ex, r.status, r.error.code, r.error.message);
+  if (r.from == SourceResult::From::error) {
+    if (r.status == 503) ex.add_header("Retry-After", "1");  // busy, or a blocked reload not yet satisfiable
+    return fail(ex, r.status, r.error.code, r.error.message);
+  }
   if (ex.closed()) return;
   const SourceVersion& version = *r.version;
   allowlist_.learn(*p->channel, version);

@@ -81,12 +81,58 @@ TEST_CASE("a copy answers a blocking reload when it holds the segment or part as
   CHECK(satisfies_blocking(m, 12, 1u));
   CHECK_FALSE(satisfies_blocking(m, 12, 2u));  // only hinted
   CHECK_FALSE(satisfies_blocking(m, 13, 0u));
-  CHECK_FALSE(directives_too_far(m, 14, std::nullopt));
-  CHECK(directives_too_far(m, 15, std::nullopt));
-  // Advance Part Limit: 3 x ceil(2 s / 0.5 s) = 12 parts.
-  CHECK_FALSE(directives_too_far(m, 12, 11u));
-  CHECK(directives_too_far(m, 12, 12u));
+  // §6.2.5.2: 400 for an msn more than two past the last segment (11).
+  CHECK_FALSE(directives_too_far(m, 13, std::nullopt));
+  CHECK(directives_too_far(m, 14, std::nullopt));
+  // Advance Part Limit: 3 / 0.5 s = 6 parts past the last part (12.1); later segments count
+  // ceil(2 s / 0.5 s) = 4 parts each.
+  CHECK(advance_part_limit(m) == 6);
+  CHECK_FALSE(directives_too_far(m, 12, 7u));
+  CHECK(directives_too_far(m, 12, 8u));
+  CHECK_FALSE(directives_too_far(m, 13, 3u));
+  CHECK(directives_too_far(m, 13, 4u));
   CHECK(directives_too_far(m, 12, 1000000u));
+}
+
+const char* kPartsOfComplete =
+    "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-PART-INF:PART-TARGET=1.0\n#EXT-X-MEDIA-SEQUENCE:10\n"
+    "#EXTINF:2,\ns10.m4s\n"
+    "#EXT-X-PART:DURATION=1.0,URI=\"s11.0.m4s\"\n#EXT-X-PART:DURATION=1.0,URI=\"s11.1.m4s\"\n"
+    "#EXTINF:2,\ns11.m4s\n"
+    "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"s12.0.m4s\"\n";
+
+TEST_CASE("a part past the final part of a complete segment means part 0 of the next (RFC 8216bis 6.2.5.2)") {
+  hls::Playlist p = parse(kPartsOfComplete);
+  const hls::MediaInfo& m = p.media;
+  CHECK(normalize_blocking(m, 11, 1u) == BlockingTarget{11, 1u});
+  CHECK(normalize_blocking(m, 11, 2u) == BlockingTarget{12, 0u});
+  CHECK(normalize_blocking(m, 11, 9u) == BlockingTarget{12, 0u});
+  // Segment 10's parts are no longer listed: complete, answered as it is.
+  CHECK(normalize_blocking(m, 10, 7u) == BlockingTarget{10, 7u});
+  CHECK(satisfies_blocking(m, 11, 1u));
+  // Before, segment 11 being complete answered this at once; it waits for 12.0.
+  CHECK_FALSE(satisfies_blocking(m, 11, 2u));
+  CHECK(satisfies_blocking(m, 10, 7u));
+  // PART-TARGET of a second: the limit is 3 parts past the last (11.1); 2 parts a segment.
+  CHECK(advance_part_limit(m) == 3);
+  CHECK_FALSE(directives_too_far(m, 12, 2u));  // 11.1 + 3
+  CHECK(directives_too_far(m, 12, 3u));
+  CHECK_FALSE(directives_too_far(m, 13, 0u));
+  CHECK(directives_too_far(m, 13, 1u));
+  CHECK(directives_too_far(m, 14, std::nullopt));
+}
+
+TEST_CASE("with EXT-X-ENDLIST blocking directives are ignored: answered at once, never 400") {
+  hls::Playlist p = parse(std::string(kPartsOfComplete) + "#EXT-X-ENDLIST\n");
+  const hls::MediaInfo& m = p.media;
+  CHECK(satisfies_blocking(m, 12, 0u));
+  CHECK(satisfies_blocking(m, 40, std::nullopt));
+  CHECK_FALSE(directives_too_far(m, 40, 9u));
+}
+
+TEST_CASE("a blocked reload waits at most three target durations") {
+  CHECK(blocking_wait_limit(Millis(2000)) == Millis(6000));
+  CHECK(blocking_wait_limit(Millis(200)) == Millis(3000));
 }
 
 }  // namespace

@@ -251,3 +251,53 @@ TEST_CASE(
   CHECK(s.balancer->get(base + "&_HLS_skip=YES").status == 200);
   CHECK(s.origin->count("/files/ll/index.m3u8?_HLS_skip=YES") == 1);
 }
+
+TEST_CASE("LL-HLS blocking reloads follow RFC 8216bis 6.2.5.2: limits, a part past a segment's last, ENDLIST, 503") {
+  Stack s({channel_json("ll", "/ll/index.m3u8?blocking_delay_ms=20000"), channel_json("done", "/done/index.m3u8"),
+           channel_json("next", "/next/index.m3u8")});
+  // Segment 11 complete with its two parts listed; segment 12 not begun.
+  const std::string ll =
+      "#EXTM3U\n#EXT-X-VERSION:9\n#EXT-X-TARGETDURATION:1\n"
+      "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK=1.5\n"
+      "#EXT-X-PART-INF:PART-TARGET=0.5\n#EXT-X-MEDIA-SEQUENCE:10\n"
+      "#EXTINF:1.0,\ns10.m4s\n"
+      "#EXT-X-PART:DURATION=0.5,INDEPENDENT=YES,URI=\"s11.0.m4s\"\n#EXT-X-PART:DURATION=0.5,URI=\"s11.1.m4s\"\n"
+      "#EXTINF:1.0,\ns11.m4s\n"
+      "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"s12.0.m4s\"\n";
+  write_file(s.dir.file("root/ll/index.m3u8"), ll);
+  write_file(s.dir.file("root/next/index.m3u8"), ll);
+  write_file(s.dir.file("root/done/index.m3u8"), ll + "#EXT-X-ENDLIST\n");
+  const std::string base = "/hls/ll/ll/index.m3u8?blocking_delay_ms=20000&viewer=v";
+  REQUIRE(s.balancer->get(base).status == 200);
+
+  // More than two segments past the last (11): 400 at once; two past is asked of origin.
+  auto far = s.balancer->get(base + "&_HLS_msn=14");
+  CHECK(far.status == 400);
+  CHECK(is_json_error_reply(far, "bad_request"));
+  // Parts: the limit is 3 / 0.5 = 6 parts past the last (11.1), a segment counting as 2.
+  CHECK(s.balancer->get(base + "&_HLS_msn=13&_HLS_part=4").status == 400);
+
+  // Not satisfied within three target durations (3 s; origin would hold it 20 s): 503.
+  const auto started = Clock::now();
+  auto late = s.balancer->get(base + "&_HLS_msn=12&_HLS_part=1");
+  const double waited = ms_since(started, Clock::now());
+  CHECK(late.status == 503);
+  CHECK(is_json_error_reply(late, "playlist_not_ready"));
+  CHECK(late.header("Retry-After").has_value());
+  CHECK(waited >= 2500);
+  CHECK(waited < 6000);
+
+  // A part past segment 11's last means part 0 of segment 12: asked of origin as such.
+  const std::string next = "/hls/next/next/index.m3u8?viewer=v";
+  REQUIRE(s.balancer->get(next).status == 200);
+  CHECK(s.balancer->get(next + "&_HLS_msn=11&_HLS_part=2").status == 200);
+  CHECK(s.origin->count("/files/next/index.m3u8?_HLS_msn=11&_HLS_part=2") == 0);
+  CHECK(s.origin->count("/files/next/index.m3u8?_HLS_msn=12&_HLS_part=0") == 1);
+
+  // EXT-X-ENDLIST: the directives are ignored, answered at once from the shared copy.
+  const std::string done = "/hls/done/done/index.m3u8?viewer=v";
+  REQUIRE(s.balancer->get(done).status == 200);
+  auto ended = s.balancer->get(done + "&_HLS_msn=40&_HLS_part=3");
+  CHECK(ended.status == 200);
+  CHECK(s.origin->count("/files/done/index.m3u8?_HLS_msn=40&_HLS_part=3") == 0);
+}

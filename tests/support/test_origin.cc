@@ -9,7 +9,7 @@
 //   GET|POST /__outage?status=N   every /gen and /files request answers N (0 ends it)
 //   GET|POST /__release           answers every request held by hold=1
 // Query parameters on /gen and /files: delay_ms, rate_kbps, status, reset_after (+rst=1),
-// hang=1, hold=1; caching headers: cc, expires, age, etag=0, lm=0 (cc, expires and age on
+// hang=1, hold=1, blocking_delay_ms (only requests with _HLS_msn wait); caching headers: cc, expires, age, etag=0, lm=0 (cc, expires and age on
 // status replies too); hdr=Name:Value (repeatable) adds any header. --delay-ms / --rate-kbps
 // set defaults for /gen only. If-None-Match / If-Modified-Since → 304 (counted).
 // Every /gen and /files answer carries Access-Control-Allow-Origin: * (browser players).
@@ -505,6 +505,11 @@ class Origin {
       return false;
     }
     if (delay) b.delay_ms = *delay;
+    // blocking_delay_ms=N: an LL-HLS blocking reload (_HLS_msn) waits N ms, as an origin
+    // holds one until the playlist reaches the segment or part asked for.
+    std::optional<long> blocking_delay;
+    if (!read_param(params, "blocking_delay_ms", 0, 3'600'000, blocking_delay, bad)) return false;
+    if (blocking_delay && params.get("_HLS_msn") != nullptr) b.delay_ms = *blocking_delay;
     if (rate) b.rate_kbps = *rate;
     if (status) b.status = static_cast<int>(*status);
     if (reset) b.reset_after = static_cast<size_t>(*reset);
