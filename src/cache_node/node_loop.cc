@@ -5,6 +5,8 @@
 
 #include "cache_node/http_semantics.h"
 #include "cache_node/node_loop.h"
+
+#include <limits>
 #include "cache_node/site_owner.h"
 #include "common/url.h"
 
@@ -146,7 +148,10 @@ class NodeLoop::ExchangeWaiter final : public FlightWaiter {
  public:
   ExchangeWaiter(NodeLoop& node, HttpExchange ex, bool first)
       : node_(node), exchange_(std::move(ex)), first_(first) {
-    deferred_ = exchange_.is_head() || exchange_.header("Range").has_value();
+    // A Range is served from the bytes as they arrive once the object's length is known
+    // (an LL-HLS byte-range part, an open-ended hint); with If-Range, from the whole object.
+    range_ = exchange_.header("Range");
+    deferred_ = exchange_.is_head() || (range_ && exchange_.header("If-Range").has_value());
     exchange_.set_log_note(first ? "MISS" : "COALESCED");
   }
 
@@ -177,23 +182,46 @@ class NodeLoop::ExchangeWaiter final : public FlightWaiter {
       case FlightProgress::End::stored:
         break;
     }
-    if (!deferred_ && !streaming_ && p.head_known && p.status == 200) {
+    if (!deferred_ && !streaming_ && p.head_known && p.status == 200 && (!range_ || p.content_length)) {
       node_.set_chunk_headers(ex, p.meta, first_ ? "MISS" : "COALESCED", now_ms);
       if (not_modified(ex.header("If-None-Match"), ex.header("If-Modified-Since"), p.meta.etag,
                        p.meta.last_modified)) {
         ex.reply(304, "", "");
         return false;
       }
-      if (p.content_length) ex.add_header("Content-Length", std::to_string(*p.content_length));
-      ex.start(200);
+      int status = 200;
+      if (range_) {
+        const uint64_t size = *p.content_length;
+        const RangeDecision d = evaluate_range(range_, size);
+        if (d.outcome == RangeOutcome::unsatisfiable) {
+          ex.add_header("Content-Range", "bytes */" + std::to_string(size));
+          ex.reply_error(416, "range_not_satisfiable", "The requested range is outside the chunk.");
+          return false;
+        }
+        if (d.outcome == RangeOutcome::satisfiable) {
+          status = 206;
+          sent_ = d.range.first;
+          end_ = d.range.last + 1;
+          ex.add_header("Content-Range", "bytes " + std::to_string(d.range.first) + "-" +
+                                             std::to_string(d.range.last) + "/" + std::to_string(size));
+          ex.add_header("Content-Length", std::to_string(d.range.length()));
+        }
+      }
+      if (status == 200 && p.content_length) ex.add_header("Content-Length", std::to_string(*p.content_length));
+      ex.start(status);
       streaming_ = true;
     }
-    if (streaming_ && sent_ < p.bytes) {
+    const size_t available = std::min(p.bytes, end_);
+    if (streaming_ && sent_ < available) {
       common::BodyBuffer buffer;
-      flight.body()->add_to(buffer, sent_, p.bytes);
-      node_.shared_.bytes_served.inc(p.bytes - sent_);
+      flight.body()->add_to(buffer, sent_, available);
+      node_.shared_.bytes_served.inc(available - sent_);
       ex.send(std::move(buffer));
-      sent_ = p.bytes;
+      sent_ = available;
+    }
+    if (streaming_ && sent_ == end_) {
+      ex.end();  // the range is complete; the fetch goes on for the others
+      return false;
     }
     if (p.end != FlightProgress::End::stored) return true;
     if (streaming_) {
@@ -208,10 +236,12 @@ class NodeLoop::ExchangeWaiter final : public FlightWaiter {
  private:
   NodeLoop& node_;
   HttpExchange exchange_;
-  size_t sent_ = 0;
-  const bool first_;       // the request that started the fetch
+  size_t sent_ = 0;                                 // the next body offset to send
+  size_t end_ = std::numeric_limits<size_t>::max();  // a range's end (exclusive)
+  std::optional<std::string> range_;                // the request's Range
+  const bool first_;        // the request that started the fetch
   bool streaming_ = false;  // head sent, body follows as it arrives
-  bool deferred_ = false;   // HEAD or Range: answered from the whole chunk
+  bool deferred_ = false;   // HEAD, or a Range with If-Range: answered from the whole chunk
 };
 
 void NodeLoop::wait_on(const std::shared_ptr<Flight>& flight, HttpExchange ex, bool first) {

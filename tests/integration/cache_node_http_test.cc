@@ -93,7 +93,32 @@ TEST_CASE("hits: Range, HEAD, ETag/Last-Modified and conditional requests") {
   CHECK(origin.count("/gen/100K/sem.ts") == 1);
 }
 
-TEST_CASE("misses: Range and HEAD requests joining a download are answered from the whole chunk") {
+TEST_CASE("misses: a Range on an object being fetched is served from the bytes as they arrive") {
+  TempDir dir;
+  TestOrigin origin;
+  CacheNodeProcess node(dir.file("data"), origin.base_url(), {"signing.required=false"});
+  // 1 MiB at 1 Mbit/s: the whole object takes about 8 s to arrive.
+  const std::string url = node.url("/o/demo/gen/1M/growing.m4s?rate_kbps=1000");
+  const std::string body = generated_body("growing.m4s", 1 << 20);
+  // The request that starts the fetch asks for the first bytes (an LL-HLS byte-range part).
+  auto first = http_get(url, {{"Range", "bytes=0-9999"}});
+  CHECK(first.status == 206);
+  CHECK(first.header("Content-Range") == std::optional<std::string>("bytes 0-9999/1048576"));
+  CHECK(first.body == body.substr(0, 10000));
+  CHECK(first.total < 3s);
+  // A request joining the fetch in progress, for bytes not yet arrived: sent once they are.
+  auto joined = http_get(url, {{"Range", "bytes=150000-159999"}});
+  CHECK(joined.status == 206);
+  CHECK(joined.body == body.substr(150000, 10000));
+  CHECK(joined.total < 4s);
+  // Outside the object: 416 at once, with its length.
+  auto beyond = http_get(url, {{"Range", "bytes=2000000-"}});
+  CHECK(beyond.status == 416);
+  CHECK(beyond.header("Content-Range") == std::optional<std::string>("bytes */1048576"));
+  CHECK(origin.count("/gen/1M/growing.m4s") == 1);
+}
+
+TEST_CASE("misses: Range and HEAD requests joining a download are answered") {
   TempDir dir;
   TestOrigin origin;
   CacheNodeProcess node(dir.file("data"), origin.base_url(), {"signing.required=false"});
