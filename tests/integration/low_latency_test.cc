@@ -1,0 +1,189 @@
+// A Low-Latency HLS stream end to end with real processes: ll_origin publishing CMAF parts
+// that ffmpeg encoded, a cache node, the balancer. A player loop as hls.js and Media3 run one
+// (blocking reloads for the hinted part, each new part fetched through the node) gets every
+// part, sees the same URI for a part in every playlist, and is a fraction of a second behind
+// live; a crowd waiting on the same part costs the origin one blocking request and one part
+// fetch.
+#include <doctest/doctest.h>
+
+#include <ctime>
+#include <map>
+#include <regex>
+
+#include "balancer/balancer_fixture.h"
+#include "cache_node_fixture.h"
+#include "support/herd.h"
+#include "support/ll_origin_fixture.h"
+
+using namespace balancer::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+double wall_now_s() {
+  timespec now{};
+  clock_gettime(CLOCK_REALTIME, &now);
+  return static_cast<double>(now.tv_sec) + now.tv_nsec / 1e9;
+}
+
+double parse_pdt(const std::string& value) {
+  tm t{};
+  if (strptime(value.c_str(), "%Y-%m-%dT%H:%M:%S", &t) == nullptr) return 0;
+  return static_cast<double>(timegm(&t)) + std::stoi(value.substr(20, 3)) / 1000.0;
+}
+
+struct PartLine {
+  std::string uri;
+  double duration = 0;
+};
+
+// What a player reads of one media playlist: its parts (in order), the hint, and when the
+// newest part ends on the wall clock (the last segment's PDT plus what follows it).
+struct LowLatencyView {
+  std::vector<PartLine> parts;
+  std::string hint;
+  double newest_end_s = 0;
+};
+
+LowLatencyView read_view(const std::string& playlist) {
+  LowLatencyView view;
+  static const std::regex part(R"re(#EXT-X-PART:DURATION=([0-9.]+),URI="([^"]+)")re");
+  static const std::regex hint(R"re(#EXT-X-PRELOAD-HINT:TYPE=PART,URI="([^"]+)")re");
+  double pdt = 0, after_pdt = 0;
+  std::istringstream lines(playlist);
+  for (std::string line; std::getline(lines, line);) {
+    std::smatch m;
+    if (line.rfind("#EXT-X-PROGRAM-DATE-TIME:", 0) == 0) {
+      pdt = parse_pdt(line.substr(25));
+      after_pdt = 0;
+    } else if (std::regex_search(line, m, part)) {
+      view.parts.push_back({m[2], std::stod(m[1])});
+      after_pdt += std::stod(m[1]);
+    } else if (line.rfind("#EXTINF:", 0) == 0) {
+      after_pdt = std::stod(line.substr(8));  // the segment's parts add up to it
+    } else if (std::regex_search(line, m, hint)) {
+      view.hint = m[1];
+    }
+  }
+  view.newest_end_s = pdt + after_pdt;
+  return view;
+}
+
+// "…/seg12.3.m4s?bexp=…" → {12, 3}.
+std::optional<std::pair<uint64_t, uint64_t>> part_number(const std::string& uri) {
+  static const std::regex name(R"re(seg([0-9]+)\.([0-9]+)\.m4s)re");
+  std::smatch m;
+  if (!std::regex_search(uri, m, name)) return std::nullopt;
+  return std::pair<uint64_t, uint64_t>{std::stoull(m[1]), std::stoull(m[2])};
+}
+
+#define CAPTURE_STATUS(c) MESSAGE("first client: status " << (c).status << " " << (c).error)
+
+std::string path_of(const std::string& uri) {
+  const size_t host = uri.find("://");
+  const size_t path = uri.find('/', host == std::string::npos ? 0 : host + 3);
+  return uri.substr(path, uri.find('?') - path);
+}
+
+}  // namespace
+
+TEST_CASE("LL-HLS end to end: every part through balancer and node, stable URIs, a fraction of a second behind live") {
+  if (!have_ffmpeg()) {
+    MESSAGE("skipped: ffmpeg is not installed");
+    return;
+  }
+  TempDir dir;
+  std::string error;
+  REQUIRE_MESSAGE(make_cmaf_material(dir.file("low.mp4"), 4, 300, &error), error);
+  REQUIRE_MESSAGE(make_cmaf_material(dir.file("high.mp4"), 4, 900, &error), error);
+  LlOriginOptions options;
+  options.renditions = {{"low", dir.file("low.mp4")}, {"high", dir.file("high.mp4")}};
+  LlOrigin origin(options);
+  CacheNodeProcess node(dir.file("cache-a"), origin.url(""));
+  BalancerProcess balancer(dir, origin.url(""), channels_json({channel_json("ll", "/master.m3u8")}),
+                           caches_json({cache_json("venue-a", "venue", node.port())}));
+  REQUIRE(balancer.wait_cache_usable("venue-a", true, 10s));
+  REQUIRE(wait_until([&] { return origin.next_msn() >= 2; }, 5s, 20ms));
+
+  auto master = balancer.get("/hls/ll/master.m3u8?cache=venue-a&viewer=ll1");
+  REQUIRE(master.status == 200);
+  const std::string variant = uri_lines(master.body).at(0);
+  REQUIRE(variant.find("/hls/ll/low/index.m3u8?") == 0);
+
+  // The player: a blocking reload for the hinted part, then the new parts through the node.
+  std::map<std::string, std::string> uri_by_part;  // part path → the URI first listed
+  std::vector<double> behind_live_s;
+  size_t parts_fetched = 0, changed_uris = 0;
+  std::string next_query;
+  const auto until = Clock::now() + 6s;
+  for (int round = 0; round < 200 && Clock::now() < until; ++round) {
+    auto media = balancer.get(variant + next_query);
+    REQUIRE(media.status == 200);
+    const double received = wall_now_s();
+    const LowLatencyView view = read_view(media.body);
+    REQUIRE(!view.parts.empty());
+    REQUIRE(!view.hint.empty());
+    behind_live_s.push_back(received - view.newest_end_s);
+    for (const PartLine& part : view.parts) {
+      const std::string path = path_of(part.uri);
+      auto known = uri_by_part.find(path);
+      if (known != uri_by_part.end()) {
+        if (known->second != part.uri) ++changed_uris;
+        continue;
+      }
+      uri_by_part[path] = part.uri;
+      if (round == 0) continue;  // the player starts at the live edge
+      auto bytes = http_get(part.uri);
+      CHECK(bytes.status == 200);
+      CHECK(bytes.body.substr(4, 4) == "moof");
+      ++parts_fetched;
+    }
+    // The hint names the next part: ask for the playlist that lists it.
+    auto next = part_number(view.hint);
+    REQUIRE(next.has_value());
+    next_query = "&_HLS_msn=" + std::to_string(next->first) + "&_HLS_part=" + std::to_string(next->second);
+  }
+  std::sort(behind_live_s.begin(), behind_live_s.end());
+  const double p50 = behind_live_s[behind_live_s.size() / 2];
+  const double worst = behind_live_s.back();
+  MESSAGE("LL-HLS through balancer and node: " << parts_fetched << " parts in 6 s, newest part behind live p50 "
+                                                << p50 * 1000 << " ms, max " << worst * 1000 << " ms");
+  CHECK(parts_fetched >= 15);  // about four a second
+  CHECK(changed_uris == 0);
+  CHECK(p50 < 0.5);
+  // Each part the player fetched reached the origin once (the node's fetch).
+  for (const auto& [path, uri] : uri_by_part) {
+    const std::string origin_path = path.substr(path.find("/low/"));
+    CHECK(origin.count(origin_path) <= 1);
+  }
+
+  // A crowd on the part the player's last playlist hinted: one blocking request upstream, then
+  // one origin fetch of the part however many fetch it.
+  auto hinted = part_number(read_view(balancer.get(variant + next_query).body).hint);
+  REQUIRE(hinted.has_value());
+  const uint64_t msn = hinted->first;
+  const std::string wait_for =
+      "&_HLS_msn=" + std::to_string(msn) + "&_HLS_part=" + std::to_string(hinted->second);
+  HerdOptions herd;
+  herd.url = balancer.url(variant + wait_for);
+  herd.clients = 50;
+  herd.keep_bodies = true;
+  HerdResult waited = run_herd(herd);
+  REQUIRE(waited.setup_error.empty());
+  CHECK(waited.ok_count() == 50);
+  if (!waited.clients.empty() && !waited.clients[0].ok()) CAPTURE_STATUS(waited.clients[0]);
+  CHECK(origin.count("/low/index.m3u8?" + wait_for.substr(1)) == 1);
+  REQUIRE(waited.clients[0].ok());
+  const LowLatencyView view = read_view(waited.clients[0].body);
+  const auto listed = std::find_if(view.parts.begin(), view.parts.end(), [&](const PartLine& p) {
+    return p.uri.find("/seg" + std::to_string(msn) + "." + std::to_string(hinted->second) + ".m4s") != std::string::npos;
+  });
+  REQUIRE(listed != view.parts.end());
+  HerdOptions fetchers;
+  fetchers.url = listed->uri;
+  fetchers.clients = 50;
+  HerdResult fetched = run_herd(fetchers);
+  CHECK(fetched.ok_count() == 50);
+  CHECK(fetched.hash_counts().size() == 1);
+  CHECK(origin.count("/low/seg" + std::to_string(msn) + "." + std::to_string(hinted->second) + ".m4s") == 1);
+}

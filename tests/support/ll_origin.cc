@@ -1,0 +1,842 @@
+// ll_origin: a Low-Latency HLS live origin (RFC 8216bis §4.4.3.7–4.4.5.3, §6.2.5–6.2.6) for
+// tests, benchmarks and the demo. It publishes real media: CMAF fMP4 files that ffmpeg made
+// once (`-movflags cmaf+frag_keyframe+empty_moov+default_base_moof -frag_duration …`), split
+// here into their init section (ftyp+moov) and their fragments (moof+mdat), each fragment one
+// part. Parts are published on a timer, one every fragment duration, the material looping
+// forever with a continuous timeline (each loop's tfdt moved on by the material's length).
+//
+//   ll_origin --rendition NAME=FILE [--rendition NAME=FILE ...] [--port N] [--segment S]
+//             [--window N] [--byterange] [--verbose]
+//
+// URL language (every rendition under /<name>/):
+//   GET /master.m3u8                  the multivariant playlist naming every rendition
+//   GET /<name>/index.m3u8            the media playlist; _HLS_msn/_HLS_part block (§6.2.5.2),
+//                                     _HLS_skip=YES|v2 asks for a delta update (§6.2.5.1)
+//   GET /<name>/init.mp4              the init section
+//   GET /<name>/seg<M>.m4s            segment M (its parts, concatenated), once complete; with
+//                                     --byterange, a Range on the segment in progress is
+//                                     held until its first byte is published (206, length *)
+//   GET /<name>/seg<M>.<P>.m4s        part P of segment M; the hinted part is held until it
+//                                     is published; parts and segments stay downloadable
+//                                     three target durations after they leave the playlist
+//   GET /__stats[?path=P]             {"total":N,"count":N} requests counted (per path+query)
+//   GET|POST /__fault?late_ms=N       the next part is published N ms late
+//   GET|POST /__fault?stall_ms=N      no part is published for N ms
+//   GET|POST /__fault?restart=1       the encoder restarts: numbering from 0, names reused
+//   GET|POST /__fault?hint_404=1|0    a request for a part not yet published gets 404
+// Every answer carries Access-Control-Allow-Origin: * (browser players).
+//
+// Single-threaded: one libevent loop; SIGTERM/SIGINT are loop events.
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <netinet/in.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cinttypes>
+#include <cmath>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+#include <deque>
+#include <fstream>
+#include <functional>
+#include <iterator>
+#include <map>
+#include <memory>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace balancer::test {
+namespace {
+
+template <auto Fn>
+struct FreeWith {
+  template <class T>
+  void operator()(T* p) const {
+    if (p != nullptr) Fn(p);
+  }
+};
+using EventBasePtr = std::unique_ptr<event_base, FreeWith<event_base_free>>;
+using EvhttpPtr = std::unique_ptr<evhttp, FreeWith<evhttp_free>>;
+using EventPtr = std::unique_ptr<event, FreeWith<event_free>>;
+
+using SteadyClock = std::chrono::steady_clock;
+
+// ---- CMAF material ----
+
+uint32_t be32(const std::string& s, size_t at) {
+  return (uint32_t(uint8_t(s[at])) << 24) | (uint32_t(uint8_t(s[at + 1])) << 16) |
+         (uint32_t(uint8_t(s[at + 2])) << 8) | uint32_t(uint8_t(s[at + 3]));
+}
+uint64_t be64(const std::string& s, size_t at) { return (uint64_t(be32(s, at)) << 32) | be32(s, at + 4); }
+void put32(std::string& s, size_t at, uint32_t v) {
+  for (int i = 0; i < 4; ++i) s[at + i] = static_cast<char>(v >> (24 - 8 * i));
+}
+void put64(std::string& s, size_t at, uint64_t v) {
+  put32(s, at, static_cast<uint32_t>(v >> 32));
+  put32(s, at + 4, static_cast<uint32_t>(v));
+}
+
+struct Box {
+  std::string type;
+  size_t start = 0;    // of the header
+  size_t content = 0;  // of the content
+  size_t end = 0;
+};
+
+// The boxes in [from, to) of `data`; false when one does not fit.
+bool boxes_in(const std::string& data, size_t from, size_t to, std::vector<Box>& out) {
+  while (from + 8 <= to) {
+    uint64_t size = be32(data, from);
+    size_t header = 8;
+    if (size == 1) {
+      if (from + 16 > to) return false;
+      size = be64(data, from + 8);
+      header = 16;
+    } else if (size == 0) {
+      size = to - from;
+    }
+    if (size < header || from + size > to) return false;
+    out.push_back({data.substr(from + 4, 4), from, from + header, from + static_cast<size_t>(size)});
+    from += static_cast<size_t>(size);
+  }
+  return from == to;
+}
+
+std::optional<Box> child(const std::string& data, const Box& parent, std::string_view type, size_t skip = 0) {
+  std::vector<Box> kids;
+  if (!boxes_in(data, parent.content + skip, parent.end, kids)) return std::nullopt;
+  for (const Box& b : kids) {
+    if (b.type == type) return b;
+  }
+  return std::nullopt;
+}
+
+struct Fragment {
+  std::string bytes;       // moof + mdat
+  size_t tfdt_at = 0;      // offset of baseMediaDecodeTime in `bytes`
+  bool tfdt_64 = false;
+  size_t sequence_at = 0;  // offset of mfhd's sequence_number
+  uint64_t decode_time = 0;
+  uint64_t duration = 0;  // in the track's timescale
+  bool independent = false;
+};
+
+struct Material {
+  std::string init;  // ftyp + moov
+  uint32_t timescale = 0;
+  std::vector<Fragment> fragments;
+  uint64_t length = 0;  // of one loop, in the timescale
+};
+
+// Splits a CMAF file into its init section and fragments; the error says what is wrong.
+std::optional<Material> load_material(const std::string& path, std::string& error) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    error = "cannot read " + path;
+    return std::nullopt;
+  }
+  const std::string data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::vector<Box> top;
+  if (!boxes_in(data, 0, data.size(), top)) {
+    error = path + ": not an ISO BMFF file";
+    return std::nullopt;
+  }
+  Material m;
+  for (size_t i = 0; i < top.size(); ++i) {
+    const Box& b = top[i];
+    if (b.type == "ftyp" || b.type == "moov") {
+      m.init += data.substr(b.start, b.end - b.start);
+      if (b.type == "moov") {
+        auto trak = child(data, b, "trak");
+        auto mdia = trak ? child(data, *trak, "mdia") : std::nullopt;
+        auto mdhd = mdia ? child(data, *mdia, "mdhd") : std::nullopt;
+        if (mdhd) m.timescale = be32(data, mdhd->content + (data[mdhd->content] == 1 ? 20 : 12));
+      }
+    } else if (b.type == "moof" && i + 1 < top.size() && top[i + 1].type == "mdat") {
+      Fragment f;
+      f.bytes = data.substr(b.start, top[i + 1].end - b.start);
+      auto mfhd = child(data, b, "mfhd");
+      auto traf = child(data, b, "traf");
+      auto tfdt = traf ? child(data, *traf, "tfdt") : std::nullopt;
+      auto tfhd = traf ? child(data, *traf, "tfhd") : std::nullopt;
+      auto trun = traf ? child(data, *traf, "trun") : std::nullopt;
+      if (!mfhd || !tfdt || !trun) {
+        error = path + ": a fragment without mfhd, tfdt or trun";
+        return std::nullopt;
+      }
+      f.sequence_at = mfhd->content + 4 - b.start;
+      f.tfdt_64 = data[tfdt->content] == 1;
+      f.tfdt_at = tfdt->content + 4 - b.start;
+      f.decode_time = f.tfdt_64 ? be64(data, tfdt->content + 4) : be32(data, tfdt->content + 4);
+      // A fragment whose first sample is a sync sample starts an INDEPENDENT part.
+      const uint32_t trun_flags = be32(data, trun->content) & 0xffffff;
+      std::optional<uint32_t> first_flags;
+      if (trun_flags & 0x4) first_flags = be32(data, trun->content + 8 + ((trun_flags & 0x1) ? 4 : 0));
+      if (!first_flags && tfhd) {
+        const uint32_t tfhd_flags = be32(data, tfhd->content) & 0xffffff;
+        size_t at = tfhd->content + 8;
+        if (tfhd_flags & 0x1) at += 8;
+        if (tfhd_flags & 0x2) at += 4;
+        if (tfhd_flags & 0x8) at += 4;
+        if (tfhd_flags & 0x10) at += 4;
+        if (tfhd_flags & 0x20) first_flags = be32(data, at);
+      }
+      f.independent = first_flags ? ((*first_flags >> 16) & 1) == 0 : m.fragments.empty();
+      m.fragments.push_back(std::move(f));
+      ++i;
+    }
+  }
+  if (m.init.empty() || m.timescale == 0 || m.fragments.size() < 2) {
+    error = path + ": needs ftyp, moov (with a timescale) and at least two fragments";
+    return std::nullopt;
+  }
+  for (size_t i = 0; i + 1 < m.fragments.size(); ++i) {
+    m.fragments[i].duration = m.fragments[i + 1].decode_time - m.fragments[i].decode_time;
+  }
+  m.fragments.back().duration = m.fragments[m.fragments.size() - 2].duration;
+  m.length = m.fragments.back().decode_time + m.fragments.back().duration - m.fragments.front().decode_time;
+  m.fragments.front().independent = true;
+  return m;
+}
+
+// ---- publication ----
+
+struct Options {
+  std::string host = "127.0.0.1";
+  int port = 0;
+  std::vector<std::pair<std::string, std::string>> renditions;  // name, file
+  double segment_s = 2.0;  // a segment closes at the first independent part past this
+  size_t window = 10;      // segments listed
+  bool byterange = false;  // parts as byte ranges of their segment
+  bool verbose = false;
+};
+
+struct Part {
+  uint64_t msn = 0;
+  size_t index = 0;        // in its segment
+  double duration = 0;     // seconds
+  bool independent = false;
+  size_t offset = 0;       // in its segment
+  std::vector<std::string> bytes;  // per rendition
+};
+
+struct Segment {
+  uint64_t msn = 0;
+  int64_t pdt_ms = 0;  // wall clock at the capture of its first frame
+  double duration = 0;
+  bool complete = false;
+  std::vector<Part> parts;
+  SteadyClock::time_point left_at{};  // when it left the playlist (retention)
+  bool listed = true;
+};
+
+std::string format_pdt(int64_t unix_ms) {
+  const time_t seconds = static_cast<time_t>(unix_ms / 1000);
+  tm utc{};
+  gmtime_r(&seconds, &utc);
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", utc.tm_year + 1900, utc.tm_mon + 1,
+                utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec, static_cast<int>(unix_ms % 1000));
+  return buf;
+}
+
+std::string fixed3(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.3f", v);
+  return buf;
+}
+
+int64_t wall_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+class LlOrigin {
+ public:
+  LlOrigin(event_base& base, Options options, std::vector<Material> material)
+      : base_(base), options_(std::move(options)), material_(std::move(material)) {
+    double longest = 0;
+    for (const Fragment& f : material_[0].fragments) longest = std::max(longest, seconds(f.duration));
+    part_target_ = std::ceil(longest * 1000) / 1000;
+    // The target duration bounds every segment: the material's longest possible one.
+    target_ = static_cast<int>(std::ceil(options_.segment_s + part_target_));
+    timer_.reset(event_new(&base_, -1, 0, &LlOrigin::on_timer, this));
+    held_timer_.reset(event_new(&base_, -1, EV_PERSIST, &LlOrigin::on_held_timer, this));
+    const timeval tick{0, 100'000};
+    event_add(held_timer_.get(), &tick);
+  }
+
+  int listen(std::string& error) {
+    http_.reset(evhttp_new(&base_));
+    evhttp_set_allowed_methods(http_.get(), EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST);
+    evhttp_set_gencb(http_.get(), &LlOrigin::on_request, this);
+    evhttp_bound_socket* socket = evhttp_bind_socket_with_handle(http_.get(), options_.host.c_str(), options_.port);
+    if (socket == nullptr) {
+      error = "cannot listen on " + options_.host + ":" + std::to_string(options_.port);
+      return -1;
+    }
+    sockaddr_storage addr{};
+    socklen_t len = sizeof addr;
+    getsockname(evhttp_bound_socket_get_fd(socket), reinterpret_cast<sockaddr*>(&addr), &len);
+    start_segment(wall_ms());
+    schedule_next(0);
+    return ntohs(reinterpret_cast<sockaddr_in*>(&addr)->sin_port);
+  }
+
+ private:
+  struct Held {
+    evhttp_request* req;
+    SteadyClock::time_point since;
+    std::function<bool()> try_answer;  // true once answered
+  };
+  // Holds `req` until `try_answer` succeeds (or the 503 of on_held_timer); forgotten if its
+  // client leaves first.
+  void hold(evhttp_request* req, std::function<bool()> try_answer) {
+    evhttp_connection* conn = evhttp_request_get_connection(req);
+    if (conn != nullptr) evhttp_connection_set_closecb(conn, &LlOrigin::on_close, this);
+    held_.push_back({req, SteadyClock::now(), std::move(try_answer)});
+  }
+  static void on_close(evhttp_connection* conn, void* self) {
+    std::erase_if(static_cast<LlOrigin*>(self)->held_,
+                  [conn](const Held& h) { return evhttp_request_get_connection(h.req) == conn; });
+  }
+
+  double seconds(uint64_t ticks) const { return static_cast<double>(ticks) / material_[0].timescale; }
+
+  // ---- the timer: one part per fragment duration ----
+  void schedule_next(int64_t extra_ms) {
+    const Fragment& f = material_[0].fragments[next_fragment_ % material_[0].fragments.size()];
+    const auto due = std::chrono::milliseconds(static_cast<int64_t>(seconds(f.duration) * 1000) + extra_ms);
+    const timeval tv{static_cast<time_t>(due.count() / 1000), static_cast<suseconds_t>((due.count() % 1000) * 1000)};
+    event_add(timer_.get(), &tv);
+  }
+  static void on_timer(evutil_socket_t, short, void* self) { static_cast<LlOrigin*>(self)->publish(); }
+
+  void start_segment(int64_t capture_ms) {
+    Segment s;
+    s.msn = next_msn_++;
+    s.pdt_ms = capture_ms;
+    segments_.push_back(std::move(s));
+  }
+
+  // The part of global number `g` of rendition `r`, its tfdt moved on by the loops before it.
+  std::string part_bytes(size_t r, uint64_t g) const {
+    const Material& m = material_[std::min(r, material_.size() - 1)];
+    const Fragment& f = m.fragments[g % m.fragments.size()];
+    const uint64_t loop = g / m.fragments.size();
+    std::string out = f.bytes;
+    const uint64_t time = f.decode_time + loop * m.length;
+    if (f.tfdt_64) {
+      put64(out, f.tfdt_at, time);
+    } else {
+      put32(out, f.tfdt_at, static_cast<uint32_t>(time));
+    }
+    put32(out, f.sequence_at, static_cast<uint32_t>(g + 1));
+    return out;
+  }
+
+  void publish() {
+    if (stall_until_ && SteadyClock::now() < *stall_until_) return schedule_next(50);
+    stall_until_.reset();
+    const uint64_t g = next_fragment_++;
+    const Fragment& f = material_[0].fragments[g % material_[0].fragments.size()];
+    const double duration = seconds(f.duration);
+    Segment* open = &segments_.back();
+    if (f.independent && open->duration + 1e-6 >= options_.segment_s && !open->parts.empty()) {
+      close_segment();
+      // Captured when its first frame was: one part duration before this part is out.
+      start_segment(wall_ms() - static_cast<int64_t>(duration * 1000));
+      open = &segments_.back();
+    }
+    if (open->parts.empty()) open->pdt_ms = wall_ms() - static_cast<int64_t>(duration * 1000);
+    Part p;
+    p.msn = open->msn;
+    p.index = open->parts.size();
+    p.duration = duration;
+    p.independent = f.independent;
+    p.offset = open->parts.empty() ? 0 : open->parts.back().offset + open->parts.back().bytes[0].size();
+    for (size_t r = 0; r < options_.renditions.size(); ++r) p.bytes.push_back(part_bytes(r, g));
+    open->parts.push_back(std::move(p));
+    open->duration += duration;
+    forget_old();
+    answer_held();
+    schedule_next(late_ms_);
+    late_ms_ = 0;
+  }
+
+  void close_segment() {
+    segments_.back().complete = true;
+    size_t listed = 0;
+    for (auto it = segments_.rbegin(); it != segments_.rend(); ++it) {
+      if (!it->complete) continue;
+      if (++listed > options_.window && it->listed) {
+        it->listed = false;
+        it->left_at = SteadyClock::now();
+      }
+    }
+  }
+
+  // Segments (and their parts) stay downloadable three target durations after they leave.
+  void forget_old() {
+    const auto keep = std::chrono::seconds(3 * target_);
+    while (!segments_.empty() && !segments_.front().listed && SteadyClock::now() - segments_.front().left_at > keep) {
+      segments_.pop_front();
+    }
+  }
+
+  // ---- playlists ----
+  const Segment* find_segment(uint64_t msn) const {
+    for (const Segment& s : segments_) {
+      if (s.msn == msn) return &s;
+    }
+    return nullptr;
+  }
+
+  uint64_t first_listed_msn() const {
+    for (const Segment& s : segments_) {
+      if (s.listed) return s.msn;
+    }
+    return segments_.back().msn;
+  }
+
+  // The last part published: (msn, index); the open segment may have none yet.
+  std::pair<uint64_t, size_t> last_part() const {
+    for (auto it = segments_.rbegin(); it != segments_.rend(); ++it) {
+      if (!it->parts.empty()) return {it->msn, it->parts.size() - 1};
+    }
+    return {0, 0};
+  }
+
+  std::string media_playlist(size_t r, bool skip, bool v2) const {
+    const Segment& open = segments_.back();
+    std::string out = "#EXTM3U\n#EXT-X-VERSION:" + std::string(v2 ? "10" : "9") + "\n";
+    out += "#EXT-X-TARGETDURATION:" + std::to_string(target_) + "\n";
+    out += "#EXT-X-PART-INF:PART-TARGET=" + fixed3(part_target_) + "\n";
+    out += "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK=" + fixed3(3 * part_target_) +
+           ",CAN-SKIP-UNTIL=" + fixed3(6.0 * target_) + "\n";
+    const uint64_t first = first_listed_msn();
+    out += "#EXT-X-MEDIA-SEQUENCE:" + std::to_string(first) + "\n";
+    // Segments whose end is more than CAN-SKIP-UNTIL from the end of the playlist may be skipped.
+    double from_end = 0;
+    for (const Segment& s : segments_) {
+      if (s.listed) from_end += s.duration;
+    }
+    size_t skipped = 0;
+    if (skip) {
+      double position = 0;
+      for (const Segment& s : segments_) {
+        if (!s.listed || !s.complete) continue;
+        position += s.duration;
+        if (from_end - position > 6.0 * target_) ++skipped;
+      }
+    }
+    if (skipped > 0) {
+      out += "#EXT-X-SKIP:SKIPPED-SEGMENTS=" + std::to_string(skipped);
+      if (v2) out += ",RECENTLY-REMOVED-DATERANGES=\"\"";
+      out += "\n";
+    } else {
+      out += "#EXT-X-MAP:URI=\"init.mp4\"\n";
+    }
+    const std::string& part_uri_base = "seg";
+    size_t seen = 0;
+    double remaining = from_end;
+    for (const Segment& s : segments_) {
+      if (!s.listed) continue;
+      const bool is_skipped = s.complete && seen++ < skipped;
+      remaining -= s.duration;
+      if (is_skipped) continue;
+      if (&s == &open && s.parts.empty()) break;
+      out += "#EXT-X-PROGRAM-DATE-TIME:" + format_pdt(s.pdt_ms) + "\n";
+      // Parts of the last three target durations (§6.2.2).
+      if (!s.complete || remaining < 3.0 * target_) {
+        for (const Part& p : s.parts) out += part_line(r, s, p, part_uri_base);
+      }
+      if (!s.complete) break;
+      out += "#EXTINF:" + fixed3(s.duration) + ",\n" + part_uri_base + std::to_string(s.msn) + ".m4s\n";
+    }
+    // The next part: the one being written.
+    const Segment& writing = segments_.back();
+    const size_t next_index = writing.parts.size();
+    const uint64_t next_msn = writing.msn;
+    if (options_.byterange) {
+      const size_t start = writing.parts.empty() ? 0 : writing.parts.back().offset + writing.parts.back().bytes[r].size();
+      out += "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"seg" + std::to_string(next_msn) + ".m4s\",BYTERANGE-START=" +
+             std::to_string(start) + "\n";
+    } else {
+      out += "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"seg" + std::to_string(next_msn) + "." +
+             std::to_string(next_index) + ".m4s\"\n";
+    }
+    const auto [last_msn, last_index] = last_part();
+    for (size_t other = 0; other < options_.renditions.size(); ++other) {
+      if (other == r) continue;
+      out += "#EXT-X-RENDITION-REPORT:URI=\"../" + options_.renditions[other].first +
+             "/index.m3u8\",LAST-MSN=" + std::to_string(last_msn) + ",LAST-PART=" + std::to_string(last_index) +
+             "\n";
+    }
+    return out;
+  }
+
+  std::string part_line(size_t r, const Segment& s, const Part& p, const std::string& base) const {
+    std::string line = "#EXT-X-PART:DURATION=" + fixed3(p.duration) + ",URI=\"";
+    if (options_.byterange) {
+      line += base + std::to_string(s.msn) + ".m4s\",BYTERANGE=\"" + std::to_string(p.bytes[r].size()) + "@" +
+              std::to_string(p.offset) + "\"";
+    } else {
+      line += base + std::to_string(s.msn) + "." + std::to_string(p.index) + ".m4s\"";
+    }
+    if (p.independent) line += ",INDEPENDENT=YES";
+    return line + "\n";
+  }
+
+  std::string master_playlist() const {
+    std::string out = "#EXTM3U\n#EXT-X-VERSION:9\n#EXT-X-INDEPENDENT-SEGMENTS\n";
+    for (size_t r = 0; r < options_.renditions.size(); ++r) {
+      uint64_t bytes = 0;
+      for (const Fragment& f : material_[r].fragments) bytes += f.bytes.size();
+      const double length_s = static_cast<double>(material_[r].length) / material_[r].timescale;
+      const uint64_t bandwidth = static_cast<uint64_t>(bytes * 8 / std::max(length_s, 0.1) * 1.2);
+      out += "#EXT-X-STREAM-INF:BANDWIDTH=" + std::to_string(bandwidth) + ",CODECS=\"avc1.64001f\"\n" +
+             options_.renditions[r].first + "/index.m3u8\n";
+    }
+    return out;
+  }
+
+  // ---- blocking reloads (§6.2.5.2) ----
+  enum class Blocking { now, hold, bad };
+  Blocking blocking(uint64_t msn, std::optional<uint64_t> part) const {
+    uint64_t last_complete = 0;
+    bool any_complete = false;
+    for (const Segment& s : segments_) {
+      if (s.complete) {
+        last_complete = s.msn;
+        any_complete = true;
+      }
+    }
+    const uint64_t next = any_complete ? last_complete + 1 : segments_.front().msn;
+    if (msn > next + 1) return Blocking::bad;
+    if (part && msn < next) {
+      const Segment* s = find_segment(msn);
+      if (s && *part >= s->parts.size()) {
+        ++msn;
+        part = 0;
+      }
+    }
+    if (msn < next) return Blocking::now;
+    const Segment* s = find_segment(msn);
+    if (!part) return Blocking::hold;
+    const auto [last_msn, last_index] = last_part();
+    const uint64_t per_segment = static_cast<uint64_t>(std::ceil(options_.segment_s / part_target_));
+    const uint64_t limit = part_target_ < 1.0 ? static_cast<uint64_t>(3.0 / part_target_) : 3;
+    if ((msn - std::min(msn, last_msn)) * per_segment + *part > last_index + limit) return Blocking::bad;
+    return s && *part < s->parts.size() ? Blocking::now : Blocking::hold;
+  }
+
+  // ---- requests ----
+  static void on_request(evhttp_request* req, void* self) { static_cast<LlOrigin*>(self)->handle(req); }
+
+  static void reply(evhttp_request* req, int status, const std::string& type, const std::string& body,
+                    const char* cache_control = nullptr) {
+    evkeyvalq* out = evhttp_request_get_output_headers(req);
+    evhttp_add_header(out, "Access-Control-Allow-Origin", "*");
+    evhttp_add_header(out, "Content-Type", type.c_str());
+    if (cache_control != nullptr) evhttp_add_header(out, "Cache-Control", cache_control);
+    evbuffer* buf = evbuffer_new();
+    if (evhttp_request_get_command(req) != EVHTTP_REQ_HEAD) evbuffer_add(buf, body.data(), body.size());
+    evhttp_send_reply(req, status, nullptr, buf);
+    evbuffer_free(buf);
+  }
+  static void not_found(evhttp_request* req) { reply(req, 404, "text/plain", "not found\n", "no-store"); }
+
+  static std::optional<std::string> query_value(const evhttp_uri* uri, const char* name) {
+    const char* query = evhttp_uri_get_query(uri);
+    if (query == nullptr) return std::nullopt;
+    evkeyvalq params;
+    TAILQ_INIT(&params);
+    std::optional<std::string> out;
+    if (evhttp_parse_query_str(query, &params) == 0) {
+      if (const char* v = evhttp_find_header(&params, name)) out = v;
+    }
+    evhttp_clear_headers(&params);
+    return out;
+  }
+
+  static std::optional<uint64_t> number(const std::optional<std::string>& text) {
+    if (!text || text->empty() || text->size() > 18 || text->find_first_not_of("0123456789") != std::string::npos) {
+      return std::nullopt;
+    }
+    return std::stoull(*text);
+  }
+
+  void handle(evhttp_request* req) {
+    const char* raw = evhttp_request_get_uri(req);
+    std::unique_ptr<evhttp_uri, FreeWith<evhttp_uri_free>> uri(evhttp_uri_parse(raw));
+    if (!uri || evhttp_uri_get_path(uri.get()) == nullptr) return reply(req, 400, "text/plain", "bad URI\n");
+    const std::string path = evhttp_uri_get_path(uri.get());
+    if (path == "/__stats") return stats(req, uri.get());
+    if (path == "/__fault") return fault(req, uri.get());
+    ++total_;
+    ++counts_[raw];
+    if (path == "/master.m3u8") {
+      return reply(req, 200, "application/vnd.apple.mpegurl", master_playlist(), "max-age=5");
+    }
+    const size_t slash = path.find('/', 1);
+    if (slash == std::string::npos) return not_found(req);
+    const std::string name = path.substr(1, slash - 1);
+    const std::string file = path.substr(slash + 1);
+    size_t r = 0;
+    while (r < options_.renditions.size() && options_.renditions[r].first != name) ++r;
+    if (r == options_.renditions.size()) return not_found(req);
+    if (file == "index.m3u8") return playlist(req, uri.get(), r);
+    if (file == "init.mp4") return reply(req, 200, "video/mp4", material_[r].init, "max-age=3600");
+    uint64_t msn = 0;
+    size_t part = 0;
+    char tail[8] = {0};
+    if (std::sscanf(file.c_str(), "seg%" SCNu64 ".%zu.m4%1s", &msn, &part, tail) == 3 && std::strcmp(tail, "s") == 0) {
+      return part_request(req, r, msn, part);
+    }
+    if (std::sscanf(file.c_str(), "seg%" SCNu64 ".m4%1s", &msn, tail) == 2 && std::strcmp(tail, "s") == 0) {
+      return segment_request(req, r, msn);
+    }
+    not_found(req);
+  }
+
+  void playlist(evhttp_request* req, const evhttp_uri* uri, size_t r) {
+    const auto msn_text = query_value(uri, "_HLS_msn");
+    const auto part_text = query_value(uri, "_HLS_part");
+    const auto skip = query_value(uri, "_HLS_skip");
+    const auto msn = number(msn_text);
+    const auto part = number(part_text);
+    if ((msn_text && !msn) || (part_text && !part) || (part_text && !msn_text) ||
+        (skip && *skip != "YES" && *skip != "v2")) {
+      return reply(req, 400, "text/plain", "bad delivery directive\n", "no-store");
+    }
+    const bool delta = skip.has_value();
+    const bool v2 = delta && *skip == "v2";
+    auto send = [this, req, r, delta, v2] {
+      reply(req, 200, "application/vnd.apple.mpegurl", media_playlist(r, delta, v2), "max-age=1");
+    };
+    if (!msn) return send();
+    switch (blocking(*msn, part)) {
+      case Blocking::bad:
+        return reply(req, 400, "text/plain", "_HLS_msn or _HLS_part too far ahead\n", "no-store");
+      case Blocking::now:
+        return send();
+      case Blocking::hold:
+        break;
+    }
+    const uint64_t m = *msn;
+    hold(req, [this, m, part, send] {
+      if (blocking(m, part) != Blocking::now) return false;
+      send();
+      return true;
+    });
+  }
+
+  void part_request(evhttp_request* req, size_t r, uint64_t msn, size_t index) {
+    auto send = [this, req, r, msn, index]() -> bool {
+      const Segment* s = find_segment(msn);
+      if (s == nullptr || index >= s->parts.size()) return false;
+      reply(req, 200, "video/mp4", s->parts[index].bytes[r], "max-age=60");
+      return true;
+    };
+    if (send()) return;
+    // Not yet published: the next part (the hint) or one after it is held; anything else is 404.
+    const Segment& writing = segments_.back();
+    const bool upcoming = (msn == writing.msn && index <= writing.parts.size() + 1) ||
+                          (msn == writing.msn + 1 && index <= 1);
+    if (!upcoming || hint_404_) return not_found(req);
+    hold(req, send);
+  }
+
+  void segment_request(evhttp_request* req, size_t r, uint64_t msn) {
+    const Segment* s = find_segment(msn);
+    evkeyvalq* in = evhttp_request_get_input_headers(req);
+    const char* range = evhttp_find_header(in, "Range");
+    uint64_t start = 0;
+    const bool open_range = range != nullptr && std::sscanf(range, "bytes=%" SCNu64 "-", &start) == 1;
+    if (s != nullptr && s->complete) {
+      std::string body;
+      for (const Part& p : s->parts) body += p.bytes[r];
+      if (range == nullptr) return reply(req, 200, "video/mp4", body, "max-age=60");
+      return send_range(req, body, start, body.size());
+    }
+    // The segment being written: a Range from a published byte (or the next part's first) is
+    // answered with what is published from there, held until that byte exists (--byterange).
+    if (!options_.byterange || !open_range || s == nullptr || msn != segments_.back().msn) return not_found(req);
+    auto send = [this, req, r, msn, start]() -> bool {
+      const Segment* seg = find_segment(msn);
+      if (seg == nullptr) return false;
+      std::string body;
+      for (const Part& p : seg->parts) body += p.bytes[r];
+      if (body.size() <= start) return false;
+      send_range(req, body, start, seg->complete ? body.size() : 0);
+      return true;
+    };
+    if (!send()) hold(req, send);
+  }
+
+  // 206 for bytes [start, end of `body`); `complete` the whole length, 0 while unknown (*).
+  static void send_range(evhttp_request* req, const std::string& body, uint64_t start, uint64_t complete) {
+    if (start >= body.size()) {
+      evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Range",
+                        ("bytes */" + std::to_string(body.size())).c_str());
+      return reply(req, 416, "text/plain", "range not satisfiable\n", "no-store");
+    }
+    const std::string length = complete ? std::to_string(complete) : "*";
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Range",
+                      ("bytes " + std::to_string(start) + "-" + std::to_string(body.size() - 1) + "/" + length).c_str());
+    reply(req, 206, "video/mp4", body.substr(start), "max-age=60");
+  }
+
+  void answer_held() {
+    std::erase_if(held_, [](Held& h) { return h.try_answer(); });
+  }
+
+  // Blocked requests are answered 503 after three target durations (§6.2.5.2); held parts too.
+  static void on_held_timer(evutil_socket_t, short, void* self) {
+    auto* origin = static_cast<LlOrigin*>(self);
+    const auto limit = std::chrono::seconds(3 * origin->target_);
+    std::erase_if(origin->held_, [&](Held& h) {
+      if (SteadyClock::now() - h.since < limit) return false;
+      reply(h.req, 503, "text/plain", "not available in time\n", "no-store");
+      return true;
+    });
+  }
+
+  void stats(evhttp_request* req, const evhttp_uri* uri) {
+    std::string body = "{\"total\":" + std::to_string(total_);
+    if (auto path = query_value(uri, "path")) {
+      auto it = counts_.find(*path);
+      body += ",\"count\":" + std::to_string(it == counts_.end() ? 0 : it->second);
+    }
+    body += ",\"held\":" + std::to_string(held_.size()) + ",\"next_msn\":" + std::to_string(segments_.back().msn) +
+            ",\"parts_published\":" + std::to_string(next_fragment_) + "}";
+    reply(req, 200, "application/json", body, "no-store");
+  }
+
+  void fault(evhttp_request* req, const evhttp_uri* uri) {
+    if (auto late = number(query_value(uri, "late_ms"))) late_ms_ = static_cast<int64_t>(*late);
+    if (auto stall = number(query_value(uri, "stall_ms"))) {
+      stall_until_ = SteadyClock::now() + std::chrono::milliseconds(*stall);
+    }
+    if (auto hint = query_value(uri, "hint_404")) hint_404_ = *hint == "1";
+    if (query_value(uri, "restart") == std::optional<std::string>("1")) {
+      // The encoder starts over: numbering from 0, the same names, a new timeline.
+      for (const auto& h : held_) reply(h.req, 503, "text/plain", "restarted\n", "no-store");
+      held_.clear();
+      segments_.clear();
+      next_msn_ = 0;
+      start_segment(wall_ms());
+    }
+    reply(req, 200, "application/json", "{\"ok\":true}", "no-store");
+  }
+
+  event_base& base_;
+  Options options_;
+  std::vector<Material> material_;
+  EvhttpPtr http_;
+  EventPtr timer_, held_timer_;
+  double part_target_ = 0;
+  int target_ = 2;
+  uint64_t next_fragment_ = 0;
+  uint64_t next_msn_ = 0;
+  std::deque<Segment> segments_;
+  std::vector<Held> held_;
+  int64_t late_ms_ = 0;
+  std::optional<SteadyClock::time_point> stall_until_;
+  bool hint_404_ = false;
+  uint64_t total_ = 0;
+  std::map<std::string, uint64_t> counts_;
+};
+
+void usage() {
+  std::fprintf(stderr,
+               "usage: ll_origin --rendition NAME=FILE [--rendition NAME=FILE ...] [--host H] [--port N]\n"
+               "                 [--segment SECONDS] [--window SEGMENTS] [--byterange] [--verbose]\n");
+}
+
+void on_stop_signal(evutil_socket_t, short, void* base) { event_base_loopexit(static_cast<event_base*>(base), nullptr); }
+
+int run(int argc, char** argv) {
+  Options options;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    auto value = [&]() -> std::optional<std::string> {
+      if (i + 1 >= argc) return std::nullopt;
+      return std::string(argv[++i]);
+    };
+    if (arg == "--rendition") {
+      auto v = value();
+      const size_t eq = v ? v->find('=') : std::string::npos;
+      if (eq == std::string::npos || eq == 0) return usage(), 2;
+      options.renditions.emplace_back(v->substr(0, eq), v->substr(eq + 1));
+    } else if (arg == "--host") {
+      auto v = value();
+      if (!v) return usage(), 2;
+      options.host = *v;
+    } else if (arg == "--port") {
+      auto v = value();
+      if (!v) return usage(), 2;
+      options.port = std::atoi(v->c_str());
+    } else if (arg == "--segment") {
+      auto v = value();
+      if (!v || std::atof(v->c_str()) < 0.1) return usage(), 2;
+      options.segment_s = std::atof(v->c_str());
+    } else if (arg == "--window") {
+      auto v = value();
+      if (!v || std::atoi(v->c_str()) < 3) return usage(), 2;
+      options.window = static_cast<size_t>(std::atoi(v->c_str()));
+    } else if (arg == "--byterange") {
+      options.byterange = true;
+    } else if (arg == "--verbose") {
+      options.verbose = true;
+    } else {
+      return usage(), 2;
+    }
+  }
+  if (options.renditions.empty()) return usage(), 2;
+  std::vector<Material> material;
+  for (const auto& [name, file] : options.renditions) {
+    std::string error;
+    auto m = load_material(file, error);
+    if (!m) {
+      std::fprintf(stderr, "ll_origin: %s\n", error.c_str());
+      return 1;
+    }
+    material.push_back(std::move(*m));
+  }
+  std::signal(SIGPIPE, SIG_IGN);
+  EventBasePtr base(event_base_new());
+  EventPtr sigterm(evsignal_new(base.get(), SIGTERM, &on_stop_signal, base.get()));
+  EventPtr sigint(evsignal_new(base.get(), SIGINT, &on_stop_signal, base.get()));
+  event_add(sigterm.get(), nullptr);
+  event_add(sigint.get(), nullptr);
+  LlOrigin origin(*base, options, std::move(material));
+  std::string error;
+  const int port = origin.listen(error);
+  if (port < 0) {
+    std::fprintf(stderr, "ll_origin: %s\n", error.c_str());
+    return 1;
+  }
+  std::printf("{\"event\":\"listening\",\"port\":%d}\n", port);
+  std::fflush(stdout);
+  return event_base_dispatch(base.get()) < 0 ? 1 : 0;
+}
+
+}  // namespace
+}  // namespace balancer::test
+
+int main(int argc, char** argv) {
+  return balancer::test::run(argc, argv);
+}

@@ -1,0 +1,178 @@
+// ll_origin, the low-latency HLS origin fixture, run for real on CMAF material ffmpeg makes:
+// parts published at their cadence with the LL-HLS tags, blocking reloads and delta updates
+// as RFC 8216bis §6.2.5 says, a hinted part held until it exists, the fault knobs.
+#include <doctest/doctest.h>
+
+#include <ctime>
+#include <fstream>
+
+#include "support/http_client.h"
+#include "support/ll_origin_fixture.h"
+
+using namespace balancer::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+// Starts an origin with two renditions of `seconds` of material; nullopt (test skipped) without ffmpeg.
+struct Material {
+  TempDir dir;
+  std::string low = dir.file("low.mp4");
+  std::string high = dir.file("high.mp4");
+};
+
+bool make(Material& m) {
+  std::string error;
+  REQUIRE_MESSAGE(make_cmaf_material(m.low, 4, 300, &error), error);
+  REQUIRE_MESSAGE(make_cmaf_material(m.high, 4, 900, &error), error);
+  return true;
+}
+
+LlOriginOptions two_renditions(const Material& m) {
+  LlOriginOptions options;
+  options.renditions = {{"low", m.low}, {"high", m.high}};
+  return options;
+}
+
+int count_of(const std::string& text, std::string_view needle) {
+  int n = 0;
+  for (size_t at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1)) ++n;
+  return n;
+}
+
+// Seconds between now and the last EXT-X-PROGRAM-DATE-TIME of a playlist.
+double pdt_age_s(const std::string& playlist) {
+  const size_t at = playlist.rfind("#EXT-X-PROGRAM-DATE-TIME:");
+  REQUIRE(at != std::string::npos);
+  tm t{};
+  const std::string value = playlist.substr(at + 25, 23);
+  REQUIRE(strptime(value.c_str(), "%Y-%m-%dT%H:%M:%S", &t) != nullptr);
+  const double pdt = static_cast<double>(timegm(&t)) + std::stoi(value.substr(20, 3)) / 1000.0;
+  timespec now{};
+  clock_gettime(CLOCK_REALTIME, &now);
+  return static_cast<double>(now.tv_sec) + now.tv_nsec / 1e9 - pdt;
+}
+
+}  // namespace
+
+TEST_CASE("ll_origin: parts at their cadence with the LL-HLS tags, PDT from the wall clock") {
+  if (!have_ffmpeg()) {
+    MESSAGE("skipped: ffmpeg is not installed");
+    return;
+  }
+  Material m;
+  make(m);
+  LlOrigin origin(two_renditions(m));
+  REQUIRE(wait_until([&] { return origin.next_msn() >= 2; }, 5s, 20ms));
+  const auto started = Clock::now();
+  const int64_t before = origin.parts_published();
+  REQUIRE(wait_until([&] { return origin.parts_published() >= before + 8; }, 5s, 20ms));
+  const double per_part_s = std::chrono::duration<double>(Clock::now() - started).count() / 8;
+  CHECK(per_part_s > 0.18);
+  CHECK(per_part_s < 0.40);
+
+  const std::string playlist = http_get(origin.url("/low/index.m3u8")).body;
+  CHECK(playlist.find("#EXT-X-PART-INF:PART-TARGET=0.267") != std::string::npos);
+  CHECK(playlist.find("#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK=0.801,CAN-SKIP-UNTIL=12.000") !=
+        std::string::npos);
+  CHECK(playlist.find("#EXT-X-MAP:URI=\"init.mp4\"") != std::string::npos);
+  CHECK(count_of(playlist, "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"seg") == 1);
+  CHECK(playlist.find("#EXT-X-RENDITION-REPORT:URI=\"../high/index.m3u8\",LAST-MSN=") != std::string::npos);
+  CHECK(playlist.find(",INDEPENDENT=YES") != std::string::npos);
+  CHECK(count_of(playlist, "#EXTINF:1.000,") >= 2);
+  // The newest segment's PDT is its capture time: at most a segment (and a part) ago.
+  const double age = pdt_age_s(playlist);
+  CHECK(age >= 0);
+  CHECK(age < 1.6);
+
+  // A part is exactly one fragment: a moof box, then its mdat.
+  const auto part = http_get(origin.url("/high/seg1.0.m4s"));
+  REQUIRE(part.status == 200);
+  REQUIRE(part.body.size() > 16);
+  CHECK(part.body.substr(4, 4) == "moof");
+  CHECK(part.header("Access-Control-Allow-Origin") == std::optional<std::string>("*"));
+  // Init + a segment's parts play: ffprobe reads them as H.264 video.
+  const auto init = http_get(origin.url("/high/init.mp4"));
+  const auto segment = http_get(origin.url("/high/seg1.m4s"));
+  REQUIRE(segment.status == 200);
+  CHECK(segment.body.substr(0, part.body.size()) == part.body);
+  TempDir out;
+  {
+    std::ofstream file(out.file("s.mp4"), std::ios::binary);
+    file << init.body << segment.body;
+  }
+  ChildProcess probe;
+  REQUIRE(probe.start({"ffprobe", "-v", "error", "-select_streams", "v", "-show_entries", "stream=codec_name",
+                       "-of", "csv=p=0", out.file("s.mp4")},
+                      {}, {}));
+  CHECK(probe.wait_exit(deadline_in(20s)) == 0);
+}
+
+TEST_CASE("ll_origin: blocking reloads, limits and delta updates as RFC 8216bis 6.2.5 says") {
+  if (!have_ffmpeg()) {
+    MESSAGE("skipped: ffmpeg is not installed");
+    return;
+  }
+  Material m;
+  make(m);
+  LlOriginOptions options = two_renditions(m);
+  options.window = 20;
+  LlOrigin origin(options);
+  REQUIRE(wait_until([&] { return origin.next_msn() >= 2; }, 5s, 20ms));
+  const int64_t next = origin.next_msn();
+  // Two segments ahead of the one being written is more than two past the last: 400.
+  CHECK(http_get(origin.url("/low/index.m3u8?_HLS_msn=" + std::to_string(next + 2))).status == 400);
+  CHECK(http_get(origin.url("/low/index.m3u8?_HLS_part=1")).status == 400);
+  // The first part of the next segment: held until it is published, then the playlist lists it.
+  const auto started = Clock::now();
+  const auto held = http_get(origin.url("/low/index.m3u8?_HLS_msn=" + std::to_string(next + 1) + "&_HLS_part=0"));
+  const auto waited = Clock::now() - started;
+  REQUIRE(held.status == 200);
+  CHECK(held.body.find("URI=\"seg" + std::to_string(next + 1) + ".0.m4s\"") != std::string::npos);
+  CHECK(waited > 50ms);
+  CHECK(waited < 2500ms);
+  // The hinted part itself: held, then its bytes.
+  const std::string hinted = "/high/seg" + std::to_string(next + 1) + ".1.m4s";
+  const auto part = http_get(origin.url(hinted));
+  CHECK(part.status == 200);
+  CHECK(part.body.substr(4, 4) == "moof");
+
+  // Delta updates: with 20 one-second segments listed, those more than 12 s from the end are skipped.
+  REQUIRE(wait_until([&] { return origin.next_msn() >= 16; }, 25s, 100ms));
+  const std::string full = http_get(origin.url("/low/index.m3u8")).body;
+  const std::string delta = http_get(origin.url("/low/index.m3u8?_HLS_skip=YES")).body;
+  CHECK(full.find("#EXT-X-SKIP") == std::string::npos);
+  CHECK(delta.find("#EXT-X-SKIP:SKIPPED-SEGMENTS=") != std::string::npos);
+  CHECK(delta.size() < full.size());
+  const std::string v2 = http_get(origin.url("/low/index.m3u8?_HLS_skip=v2")).body;
+  CHECK(v2.find("RECENTLY-REMOVED-DATERANGES=\"\"") != std::string::npos);
+  CHECK(http_get(origin.url("/low/index.m3u8?_HLS_skip=maybe")).status == 400);
+}
+
+TEST_CASE("ll_origin: fault knobs: 404 on the hint, a late part, an encoder restart with reused names") {
+  if (!have_ffmpeg()) {
+    MESSAGE("skipped: ffmpeg is not installed");
+    return;
+  }
+  Material m;
+  make(m);
+  LlOrigin origin(two_renditions(m));
+  REQUIRE(wait_until([&] { return origin.next_msn() >= 2; }, 5s, 20ms));
+  REQUIRE(origin.fault("hint_404=1"));
+  const int64_t next = origin.next_msn();
+  CHECK(http_get(origin.url("/low/seg" + std::to_string(next + 1) + ".0.m4s")).status == 404);
+  REQUIRE(origin.fault("hint_404=0"));
+  // A part 800 ms late: the next one is published that much later than its cadence.
+  const int64_t parts = origin.parts_published();
+  REQUIRE(origin.fault("late_ms=800"));
+  REQUIRE(wait_until([&] { return origin.parts_published() >= parts + 1; }, 3s, 10ms));
+  const auto after_first = Clock::now();
+  REQUIRE(wait_until([&] { return origin.parts_published() >= parts + 2; }, 3s, 10ms));
+  CHECK(Clock::now() - after_first > 700ms);
+  // Restart: numbering starts again at 0 with the same names.
+  REQUIRE(origin.fault("restart=1"));
+  REQUIRE(wait_until([&] { return origin.parts_published() >= parts + 4; }, 5s, 10ms));
+  const std::string restarted = http_get(origin.url("/low/index.m3u8")).body;
+  CHECK(restarted.find("#EXT-X-MEDIA-SEQUENCE:0\n") != std::string::npos);
+  CHECK(http_get(origin.url("/low/seg0.0.m4s")).status == 200);
+}
