@@ -411,6 +411,15 @@ void BalancerLoop::serve_playlist(const PendingPtr& p, const SourceResult& r) {
   viewer_links.balancer_base = c.public_url;
   viewer_links.channel = p->channel->id;
   viewer_links.viewer_query = p->request.viewer_query;
+  // A pathway's media playlist names its siblings (EXT-X-RENDITION-REPORT) and keys by the URIs
+  // the master lists on that pathway, which carry it: players match reports by exact URI.
+  std::string pathway_query;
+  if (p->request.pinned_pathway()) {
+    pathway_query = p->request.viewer_query;
+    if (!pathway_query.empty()) pathway_query += '&';
+    pathway_query += "pathway=" + p->request.pathway;
+    viewer_links.viewer_query = pathway_query;
+  }
   std::string body;
   if (auto made = made_master(*p, version, started)) {
     body = std::move(*made);

@@ -107,8 +107,15 @@ TEST_CASE("LL-HLS end to end: every part through balancer and node, stable URIs,
 
   auto master = balancer.get("/hls/ll/master.m3u8?cache=venue-a&viewer=ll1");
   REQUIRE(master.status == 200);
-  const std::string variant = uri_lines(master.body).at(0);
+  // A steering player on the node's pathway (Media3, hls.js): its variants carry the pathway.
+  std::string variant, sibling;
+  for (const std::string& uri : uri_lines(master.body)) {
+    if (uri.find("pathway=venue-a") == std::string::npos) continue;
+    (uri.find("/low/") != std::string::npos ? variant : sibling) = uri;
+  }
   REQUIRE(variant.find("/hls/ll/low/index.m3u8?") == 0);
+  REQUIRE(sibling.find("/hls/ll/high/index.m3u8?") == 0);
+  static const std::regex report(R"re(#EXT-X-RENDITION-REPORT:URI="([^"]+)")re");
 
   // The player: a blocking reload for the hinted part, then the new parts through the node.
   std::map<std::string, std::string> uri_by_part;  // part path → the URI first listed
@@ -124,6 +131,12 @@ TEST_CASE("LL-HLS end to end: every part through balancer and node, stable URIs,
     REQUIRE(!view.parts.empty());
     REQUIRE(!view.hint.empty());
     behind_live_s.push_back(received - view.newest_end_s);
+    // Media3's rules: the hint is a part; the sibling's report names exactly the URI the
+    // master lists for it on this pathway.
+    CHECK(media.body.find("#EXT-X-PRELOAD-HINT:TYPE=PART,") != std::string::npos);
+    std::smatch reported;
+    REQUIRE(std::regex_search(media.body, reported, report));
+    CHECK(reported[1] == sibling);
     for (const PartLine& part : view.parts) {
       const std::string path = path_of(part.uri);
       auto known = uri_by_part.find(path);
