@@ -100,6 +100,7 @@ common::Result<std::unique_ptr<CacheNode>> CacheNode::create(common::ServiceCont
     meta.vouched_ms = f.vouched_ms;
     meta.fresh_until_ms = f.fresh_until_ms;
     meta.stale_until_ms = f.stale_until_ms;
+    meta.refresh_grace_until_ms = f.refresh_grace_until_ms;
     return f.storable;
   };
   auto store = ChunkStore::open(context.home().base(), std::move(store_options), n.metrics);

@@ -38,14 +38,14 @@ std::string file_name_for(const std::string& key) {
 // v1 (before freshness was kept): size, stored_at, content type, ETag,
 // Last-Modified, Cache-Control, file. v2 adds Expires, a flags word (bit 0:
 // Last-Modified is the store time) and the three freshness deadlines. v3 adds the
-// upstream's Date and then the kept headers, one a line. Records of every version
+// refresh grace deadline, the upstream's Date and then the kept headers, one a line. Records of every version
 // are read.
 std::string encode(const ChunkMeta& m, const std::string& file) {
   std::ostringstream out;
   out << "v3\n" << m.size << "\n" << m.stored_at << "\n" << m.content_type << "\n" << m.etag << "\n"
       << m.last_modified << "\n" << m.cache_control << "\n" << file << "\n" << m.expires << "\n"
       << (m.last_modified_is_ours ? 1 : 0) << "\n" << m.vouched_ms << "\n" << m.fresh_until_ms << "\n"
-      << m.stale_until_ms << "\n" << m.origin_date;
+      << m.stale_until_ms << "\n" << m.refresh_grace_until_ms << "\n" << m.origin_date;
   if (!m.kept_headers.empty()) out << "\n" << std::string_view(m.kept_headers).substr(0, m.kept_headers.size() - 1);
   return out.str();
 }
@@ -64,7 +64,7 @@ Decoded decode(std::string_view text, ChunkMeta& m, std::string& file) {
   Decoded version = Decoded::bad;
   if (fields.size() == 8 && fields[0] == "v1") version = Decoded::v1;
   if (fields.size() == 13 && fields[0] == "v2") version = Decoded::v2;
-  if (fields.size() >= 14 && fields[0] == "v3") version = Decoded::v3;
+  if (fields.size() >= 15 && fields[0] == "v3") version = Decoded::v3;
   if (version == Decoded::bad) return version;
   auto number = [](const std::string& field, auto& out) {
     char* end = nullptr;
@@ -95,9 +95,11 @@ Decoded decode(std::string_view text, ChunkMeta& m, std::string& file) {
     return Decoded::bad;
   }
   m.last_modified_is_ours = (flags & 1) != 0;
+  m.refresh_grace_until_ms = m.fresh_until_ms;
   if (version == Decoded::v3) {
-    m.origin_date = fields[13];
-    for (size_t i = 14; i < fields.size(); ++i) {
+    if (!number(fields[13], m.refresh_grace_until_ms)) return Decoded::bad;
+    m.origin_date = fields[14];
+    for (size_t i = 15; i < fields.size(); ++i) {
       if (fields[i].find(':') == std::string::npos) return Decoded::bad;
       m.kept_headers += fields[i];
       m.kept_headers += '\n';

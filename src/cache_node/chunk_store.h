@@ -46,6 +46,8 @@ struct ChunkMeta {
   int64_t vouched_ms = 0;
   int64_t fresh_until_ms = 0;
   int64_t stale_until_ms = 0;
+  // While now < refresh_grace_until_ms a stale copy answers at once during its refresh.
+  int64_t refresh_grace_until_ms = 0;
 };
 
 struct StoreOptions {

@@ -478,6 +478,7 @@ ChunkMeta Flights::meta_from_head(const std::string& key, const common::FetchHea
   meta.vouched_ms = freshness.vouched_ms;
   meta.fresh_until_ms = freshness.fresh_until_ms;
   meta.stale_until_ms = freshness.stale_until_ms;
+  meta.refresh_grace_until_ms = freshness.refresh_grace_until_ms;
   return meta;
 }
 

@@ -139,6 +139,8 @@ CacheDirectives parse_cache_control(std::string_view header) {
       set_first(d.s_maxage, arg);
     } else if (iequals(name, "stale-if-error")) {
       set_first(d.stale_if_error, arg);
+    } else if (iequals(name, "stale-while-revalidate")) {
+      set_first(d.stale_while_revalidate, arg);
     } else if (iequals(name, "no-store")) {
       d.no_store = true;
     } else if (iequals(name, "no-cache")) {
@@ -187,6 +189,13 @@ Freshness compute_freshness(const UpstreamFreshness& response, ObjectKind kind, 
   int64_t window_s = stale_forbidden ? 0 : defaults.max_stale_if_error_s;
   if (d.stale_if_error) window_s = std::min(window_s, *d.stale_if_error);
   f.stale_until_ms = f.fresh_until_ms + std::max<int64_t>(0, window_s) * 1000;
+
+  int64_t grace_ms = d.stale_while_revalidate
+                         ? std::min(*d.stale_while_revalidate, defaults.max_stale_while_revalidate_s) * 1000
+                         : defaults.refresh_grace_ms;
+  if (stale_forbidden) grace_ms = 0;
+  if (kind == ObjectKind::playlist) grace_ms = std::min(grace_ms, kPlaylistRefreshGraceMs);
+  f.refresh_grace_until_ms = f.fresh_until_ms + std::max<int64_t>(0, grace_ms);
   return f;
 }
 

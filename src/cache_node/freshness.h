@@ -28,7 +28,16 @@ struct FreshnessDefaults {
   int64_t playlist_s = 1;
   int64_t other_s = 60;
   int64_t max_stale_if_error_s = 60;
+  // While a stale copy is refreshed, viewers get it at once (one background fetch
+  // refreshes it) for this long past its lifetime: the origin's stale-while-revalidate=N
+  // (RFC 5861) up to max_stale_while_revalidate_s, else refresh_grace_ms; never with
+  // no-cache, must-revalidate or s-maxage; for playlists at most kPlaylistRefreshGraceMs.
+  int64_t max_stale_while_revalidate_s = 60;
+  int64_t refresh_grace_ms = 0;
 };
+
+// A live playlist is never served more than this past its lifetime while it is refreshed.
+inline constexpr int64_t kPlaylistRefreshGraceMs = 500;
 
 // The response directives a shared cache acts on (RFC 9111 §5.2.2, RFC 5861).
 // A directive with a bad value (max-age=abc, max-age=-1) counts as absent; of
@@ -39,6 +48,7 @@ struct CacheDirectives {
   std::optional<int64_t> max_age;         // seconds, capped at 2^31
   std::optional<int64_t> s_maxage;        // seconds, capped at 2^31
   std::optional<int64_t> stale_if_error;  // seconds, capped at 2^31
+  std::optional<int64_t> stale_while_revalidate;  // seconds, capped at 2^31
   bool no_store = false;
   bool no_cache = false;
   bool is_private = false;
@@ -74,6 +84,9 @@ struct Freshness {
   // while now < stale_until_ms (== fresh_until_ms when not allowed: no-cache,
   // must-revalidate, proxy-revalidate, s-maxage, stale-if-error=0).
   int64_t stale_until_ms = 0;
+  // Stale, it answers at once while one background fetch refreshes it while
+  // now < refresh_grace_until_ms (== fresh_until_ms when not allowed).
+  int64_t refresh_grace_until_ms = 0;
 };
 
 // Lifetime: s-maxage, else max-age, else Expires − Date (Date absent or invalid:

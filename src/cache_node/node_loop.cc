@@ -143,6 +143,12 @@ void NodeLoop::start_miss(const std::shared_ptr<Flight>& flight, const RuntimeCo
 
 // ---- waiting on a flight ----
 
+// Holds a background refresh's flight on this loop until it ends; answers nobody.
+class NodeLoop::BackgroundRefresh final : public FlightWaiter {
+ public:
+  bool advance(const FlightProgress& p, const Flight&, int64_t) override { return p.end == FlightProgress::End::running; }
+};
+
 // A request waiting on a flight; it receives the body as it arrives.
 class NodeLoop::ExchangeWaiter final : public FlightWaiter {
  public:
@@ -379,6 +385,11 @@ void NodeLoop::handle_chunk(HttpExchange& ex) {
       note_viewer(ex, key, true);
       return serve_stored(ex, found.hit->meta, found.hit->memory, found.hit->disk_path, "HIT", now_ms);
     case SharedCache::Lookup::Kind::joined:
+      if (found.stale && now_ms < found.stale->meta.refresh_grace_until_ms) {
+        // Being refreshed, within its grace: the stale copy answers now.
+        shared_.refreshing_hits.inc();
+        return serve_stored(ex, found.stale->meta, found.stale->memory, found.stale->disk_path, "STALE", now_ms);
+      }
       shared_.coalesced.inc();
       note_viewer(ex, key, false);
       return wait_on(found.flight, std::move(ex), false);
@@ -394,6 +405,12 @@ void NodeLoop::handle_chunk(HttpExchange& ex) {
     case SharedCache::Lookup::Kind::revalidate:
       shared_.stale_hits.inc();
       flights_.start(found.flight, upstream_url(config, *request, signed_suffix), forwarded_headers(ex, origin->second));
+      if (found.stale && now_ms < found.stale->meta.refresh_grace_until_ms) {
+        // Stale-while-revalidate (RFC 5861): one background fetch refreshes it, nobody waits.
+        flights_.join(found.flight, std::make_unique<BackgroundRefresh>());
+        shared_.refreshing_hits.inc();
+        return serve_stored(ex, found.stale->meta, found.stale->memory, found.stale->disk_path, "STALE", now_ms);
+      }
       return wait_on(found.flight, std::move(ex), true);
   }
 }

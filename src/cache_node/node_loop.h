@@ -42,6 +42,8 @@ struct CacheNode::Shared {
         coalesced(metrics.counter("cache_requests_total", "Chunk requests by outcome", "result=\"coalesced\"")),
         negative_hits(metrics.counter("cache_requests_total", "Chunk requests by outcome", "result=\"negative\"")),
         stale_hits(metrics.counter("cache_requests_total", "Chunk requests by outcome", "result=\"stale\"")),
+        refreshing_hits(
+            metrics.counter("cache_requests_total", "Chunk requests by outcome", "result=\"stale_while_revalidate\"")),
         flight_metrics(metrics),
         bytes_served(metrics.counter("cache_bytes_served_total", "Chunk body bytes sent to clients")),
         prefetch_started(prefetch_counter("started")),
@@ -108,6 +110,7 @@ struct CacheNode::Shared {
   common::Counter& coalesced;
   common::Counter& negative_hits;
   common::Counter& stale_hits;  // a stale copy: this request started its revalidation
+  common::Counter& refreshing_hits;  // a stale copy answered at once while it is refreshed
   FlightMetrics flight_metrics;  // origin fetches and bytes, first byte, revalidations, errors
   common::Counter& bytes_served;
 
@@ -148,6 +151,7 @@ class NodeLoop {
  private:
   class ExchangeWaiter;
   class PrefetchWaiter;
+  class BackgroundRefresh;
   // A viewer's request for `key` (not a sibling's): the first after a prefetch is counted.
   void note_viewer(common::HttpExchange& ex, const std::string& key, bool hit);
 

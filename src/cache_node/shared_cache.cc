@@ -81,9 +81,11 @@ SharedCache::Lookup SharedCache::find_or_start(const std::string& key, size_t lo
   assert(found.flight != nullptr);  // no cap on flights
   if (found.outcome == common::JoinOutcome::started) {
     out.kind = stored ? Lookup::Kind::revalidate : Lookup::Kind::started;
+    out.stale = stored;
     *found.flight = std::make_shared<Flight>(key, loop, std::move(stored));
   } else {
     out.kind = Lookup::Kind::joined;
+    out.stale = std::move(stored);
   }
   out.flight = *found.flight;
   out.flight->subscribe(loop);

@@ -101,6 +101,9 @@ class SharedCache {
     Kind kind = Kind::started;
     std::optional<StoreHit> hit;     // hit
     std::shared_ptr<Flight> flight;  // joined, started, revalidate (subscribed by `loop` already)
+    // joined, revalidate: the stored (stale) copy, which may answer at once while it is
+    // refreshed (ChunkMeta::refresh_grace_until_ms).
+    std::optional<StoreHit> stale;
   };
   // Atomically: a fresh stored chunk, a remembered 404, the fetch in progress
   // (joined), or a new flight owned by `loop` that the caller must start (a

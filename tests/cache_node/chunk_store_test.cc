@@ -297,6 +297,8 @@ TEST_CASE("chunk store: the upstream's Date and kept headers survive a reopen; v
   common::MetricsRegistry metrics;
   ChunkMeta meta = meta_of(100);
   meta.origin_date = "Thu, 01 Jan 2026 00:00:00 GMT";
+  meta.fresh_until_ms = 1767225605000;
+  meta.refresh_grace_until_ms = 1767225615000;
   meta.kept_headers = "Content-Encoding: gzip\nVary: Accept-Encoding\nLink: <a.m4s>; rel=preload\n";
   {
     auto store = ChunkStore::open(*base, {root, 1 << 20, 1 << 20}, metrics);
@@ -327,6 +329,7 @@ TEST_CASE("chunk store: the upstream's Date and kept headers survive a reopen; v
   auto hit = (*reopened)->find("demo/k.m3u8");
   REQUIRE(hit.has_value());
   CHECK(hit->meta.origin_date == meta.origin_date);
+  CHECK(hit->meta.refresh_grace_until_ms == meta.refresh_grace_until_ms);
   CHECK(hit->meta.kept_headers == meta.kept_headers);
   auto bare = (*reopened)->find("demo/bare.ts");
   REQUIRE(bare.has_value());
@@ -337,6 +340,7 @@ TEST_CASE("chunk store: the upstream's Date and kept headers survive a reopen; v
   CHECK(old->meta.cache_control == "max-age=9");
   CHECK(old->meta.fresh_until_ms == 4102444800000);
   CHECK(old->meta.kept_headers.empty());
+  CHECK(old->meta.refresh_grace_until_ms == old->meta.fresh_until_ms);  // v2: no grace recorded
 }
 
 TEST_CASE("chunk store: index entries written before freshness was kept still load, through the upgrade") {

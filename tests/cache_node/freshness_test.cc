@@ -318,3 +318,29 @@ TEST_CASE("a 304 updates the stored headers but those of the stored body and its
     CHECK(updated_by_304(updated));
   }
 }
+
+TEST_CASE("stale-while-revalidate: the origin's window up to the cap, else the configured grace; none when forbidden") {
+  common::FakeClock clock;
+  const int64_t now = clock.unix_now_ms();
+  FreshnessDefaults defaults = kDefaults;
+  defaults.max_stale_while_revalidate_s = 30;
+  defaults.refresh_grace_ms = 0;
+  auto grace_ms = [&](std::string_view cc, ObjectKind kind = ObjectKind::segment) {
+    UpstreamFreshness r;
+    r.cache_control = cc;
+    const Freshness f = compute_freshness(r, kind, now, defaults);
+    return f.refresh_grace_until_ms - f.fresh_until_ms;
+  };
+  CHECK(grace_ms("max-age=10") == 0);
+  CHECK(grace_ms("max-age=10, stale-while-revalidate=5") == 5000);
+  CHECK(grace_ms("max-age=10, stale-while-revalidate=500") == 30'000);  // capped
+  CHECK(grace_ms("max-age=10, stale-while-revalidate=5, must-revalidate") == 0);
+  CHECK(grace_ms("max-age=10, stale-while-revalidate=5, no-cache") == 0);
+  CHECK(grace_ms("s-maxage=10, stale-while-revalidate=5") == 0);
+  // A live playlist is never more than half a second past its lifetime.
+  CHECK(grace_ms("max-age=1, stale-while-revalidate=5", ObjectKind::playlist) == kPlaylistRefreshGraceMs);
+  defaults.refresh_grace_ms = 2000;
+  CHECK(grace_ms("max-age=10") == 2000);
+  CHECK(grace_ms("max-age=1", ObjectKind::playlist) == 500);
+  CHECK(parse_cache_control("stale-while-revalidate=\"7\"").stale_while_revalidate == 7);
+}

@@ -217,7 +217,7 @@ ChunkIndexCheck check_chunk_index(const std::string& data_dir) {
       const auto fields = split_lines(std::string_view(static_cast<const char*>(v.mv_data), v.mv_size));
       const bool v1 = fields.size() == 8 && fields[0] == "v1";
       const bool v2 = fields.size() == 13 && fields[0] == "v2";
-      const bool v3 = fields.size() >= 14 && fields[0] == "v3";  // v2 + Date + kept headers
+      const bool v3 = fields.size() >= 15 && fields[0] == "v3";  // v2 + grace + Date + kept headers
       if ((!v1 && !v2 && !v3) || fields[7].empty() || fields[7].find('/') != std::string::npos) {
         ++check.bad_records;
         continue;

@@ -293,3 +293,57 @@ TEST_CASE(
   CHECK(node_metric(parent, "cache_revalidations_total{result=\"not_modified\"}") == 1);
   CHECK(node_metric(child, "cache_revalidations_total{result=\"not_modified\"}") == 1);
 }
+
+TEST_CASE("stale-while-revalidate: viewers get the stale copy at once while one background fetch refreshes it") {
+  TempDir dir;
+  TestOrigin origin;
+  CacheNodeProcess node(dir.file("data"), origin.base_url(), {"signing.required=false"});
+  // The origin takes 400 ms for every answer; the copy is fresh for 1 s, then 10 s of grace.
+  const std::string path = "/gen/2K/swr.ts";
+  const std::string url = node.url("/o/demo" + path + "?delay_ms=400&cc=" +
+                                   url_encode("max-age=1, stale-while-revalidate=10"));
+  const std::string strict_path = "/gen/2K/strict.ts";
+  const std::string strict = node.url("/o/demo" + strict_path + "?delay_ms=400&cc=max-age%3D1");
+  REQUIRE(http_get(url).status == 200);
+  REQUIRE(http_get(strict).status == 200);
+  const auto stored = std::chrono::steady_clock::now();
+  wait_past(stored, 1200ms);
+
+  auto stale = http_get(url);
+  CHECK(stale.status == 200);
+  CHECK(x_cache(stale) == std::optional<std::string>("STALE"));
+  CHECK(stale.body == generated_body("swr.ts", 2048));
+  CHECK(stale.total < 300ms);  // did not wait for the 400 ms origin
+  // Others asking meanwhile get it at once too; the origin is asked once.
+  auto again = http_get(url);
+  CHECK(again.total < 300ms);
+  REQUIRE(wait_until([&] { return origin.count(path) + origin.conditional(path) >= 2; }, 3s, 20ms));
+  REQUIRE(wait_until([&] { return x_cache(http_get(url)) == std::optional<std::string>("HIT"); }, 3s, 50ms));
+  CHECK(origin.count(path) == 2);
+  CHECK(node_metric(node, "cache_requests_total{result=\"stale_while_revalidate\"}") >= 2);
+
+  // Without the directive (and no configured grace) a viewer waits for the revalidation.
+  auto waited = http_get(strict);
+  CHECK(waited.status == 200);
+  CHECK(x_cache(waited) == std::optional<std::string>("REVALIDATED"));
+  CHECK(waited.total >= 350ms);
+}
+
+TEST_CASE("cache.refresh_grace_ms: a grace for copies whose origin says nothing, half a second at most for playlists") {
+  TempDir dir;
+  TestOrigin origin;
+  CacheNodeProcess node(dir.file("data"), origin.base_url(),
+                        {"signing.required=false", "cache.refresh_grace_ms=5000"});
+  const std::string segment = node.url("/o/demo/gen/2K/grace.ts?delay_ms=400&cc=max-age%3D1");
+  const std::string playlist = node.url("/o/demo/gen/2K/grace.m3u8?delay_ms=400&cc=max-age%3D1");
+  REQUIRE(http_get(segment).status == 200);
+  REQUIRE(http_get(playlist).status == 200);
+  const auto stored = std::chrono::steady_clock::now();
+  wait_past(stored, 2000ms);
+  auto quick = http_get(segment);
+  CHECK(x_cache(quick) == std::optional<std::string>("STALE"));
+  CHECK(quick.total < 300ms);
+  // A playlist 1 s past its lifetime is past the 0.5 s bound: the viewer waits for the refresh.
+  auto waited = http_get(playlist);
+  CHECK(x_cache(waited) == std::optional<std::string>("REVALIDATED"));
+}
