@@ -359,8 +359,9 @@ void Flights::on_head(const std::string& key, uint64_t attempt, const common::Fe
         response, clock_.unix_now_ms(),
         std::chrono::duration_cast<std::chrono::milliseconds>(config_.get().config.negative_ttl).count()));
   }
-  if (head.status != 200) return;  // answered when the transfer ends
+  if (head.status != 200 && !relayed_as_is(head.status)) return;  // answered when the transfer ends
   ChunkMeta meta = meta_from_head(key, head, nullptr, fetch.storable);
+  if (head.status != 200) fetch.storable = false;  // relayed as it is, never stored
   std::optional<uint64_t> length = head.content_length();
   if (length && *length > config_.get().config.max_object_bytes) {
     deps_.upstream.cancel(fetch.id);
@@ -376,7 +377,7 @@ void Flights::on_data(const std::string& key, uint64_t attempt, std::string_view
   if (current_fetch == nullptr) return;
   OwnedFetch& fetch = *current_fetch;
   metrics_.origin_bytes.inc(bytes.size());
-  if (fetch.status != 200) return;
+  if (fetch.status != 200 && !relayed_as_is(fetch.status)) return;
   if (fetch.skip > 0) {
     const size_t dropped = std::min(fetch.skip, bytes.size());
     fetch.skip -= dropped;
@@ -411,6 +412,7 @@ void Flights::on_done(const std::string& key, uint64_t attempt, const common::Fe
   if (!result.ok) LOG_WARN(kLog, "upstream fetch failed: ", result.error);
   std::optional<common::UpstreamFailure> failure = common::classify_fetch(
       result, fetch.status, /*too_large=*/false, /*not_modified_ok=*/fetch.refreshed.has_value());
+  if (failure == common::UpstreamFailure::bad_status && relayed_as_is(fetch.status)) failure.reset();
   if (!failure) {
     FlightProgress p = fetch.flight->progress();
     if (p.content_length && *p.content_length != p.bytes) failure = common::UpstreamFailure::truncated;
@@ -521,8 +523,6 @@ void Flights::end_flight(const std::string& key, std::optional<common::UpstreamF
         if (auto relayed = relayed_status(origin_status)) {
           reply = std::move(*relayed);
           if (origin_status == 429 || origin_status == 503) retry_after = fetch.retry_after.empty() ? "1" : fetch.retry_after;
-        } else if (origin_status >= 300 && origin_status < 400) {
-          reply = {502, {"origin_redirect", "The origin redirected the chunk off the hosts this node fetches from."}};
         }
       }
       if (!not_found) metrics_.error(reply.error.code).inc();

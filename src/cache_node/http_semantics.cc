@@ -142,6 +142,10 @@ bool kept_response_header(std::string_view name, std::string_view connection) {
   return !lists(connection, name);
 }
 
+bool relayed_as_is(int status) {
+  return (status > 200 && status < 300 && status != 206) || (status >= 300 && status < 400 && status != 304);
+}
+
 bool updated_by_304(std::string_view name) {
   for (std::string_view fixed : {"Content-Encoding", "Content-MD5", "Content-Length", "Content-Range", "ETag"}) {
     if (iequal(name, fixed)) return false;

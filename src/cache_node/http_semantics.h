@@ -57,6 +57,11 @@ bool updated_by_304(std::string_view name);
 inline constexpr size_t kMaxKeptHeaders = 24;
 inline constexpr size_t kMaxKeptHeaderBytes = 4096;  // names, values and separators
 
+// Origin answers other than 200 that reach the viewer as the origin sent them (status,
+// headers kept as for a copy, body) without being stored: the other 2xx but 206 (the node
+// asks for whole objects) and 3xx but 304 (a redirect the node does not follow itself).
+bool relayed_as_is(int status);
+
 // True if a Vary field value lists "*" (RFC 9110 §12.5.5): the response can
 // never be known to match a later request, so a cache does not reuse it.
 bool varies_on_everything(std::string_view vary);

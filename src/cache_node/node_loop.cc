@@ -188,6 +188,16 @@ class NodeLoop::ExchangeWaiter final : public FlightWaiter {
       case FlightProgress::End::stored:
         break;
     }
+    if (p.head_known && relayed_as_is(p.status)) {
+      // Relayed as the origin sent it (never stored): answered whole once it is complete.
+      if (p.end != FlightProgress::End::stored) return true;
+      node_.set_chunk_headers(ex, p.meta, first_ ? "MISS" : "COALESCED", now_ms);
+      common::BodyBuffer buffer;
+      const size_t size = flight.body()->size();
+      if (!ex.is_head() && size > 0) flight.body()->add_to(buffer, 0, size);
+      ex.reply(p.status, std::move(buffer), size, "");
+      return false;
+    }
     if (!deferred_ && !streaming_ && p.head_known && p.status == 200 && (!range_ || p.content_length)) {
       node_.set_chunk_headers(ex, p.meta, first_ ? "MISS" : "COALESCED", now_ms);
       if (not_modified(ex.header("If-None-Match"), ex.header("If-Modified-Since"), p.meta.etag,
