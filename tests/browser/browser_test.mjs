@@ -368,22 +368,23 @@ async function accessUrl(stack, player, channel, cache) {
 // Opens the players' page with `player` on `channel`; the network is read here, the same for
 // every player: each segment response (its source: a cache id or origin), each playlist
 // response (its pathway and status), each failed request.
-async function openPlayer(stack, browser, pages, player, channel, cache) {
-  const src = await accessUrl(stack, player, channel, cache);
+async function openPlayer(stack, browser, pages, player, channel, cache, options = {}) {
+  const src = options.src || await accessUrl(stack, player, channel, cache);
   const page = await browser.context.newPage();
   const sources = new Map(Object.entries(stack.caches).map(([id, c]) => [new URL(c.url).host, id]));
   const net = { segments: [], playlists: [], failed: [] };
   const sourceOf = (url) => sources.get(url.host) || (url.port === String(stack.origin.port) ? 'origin' : url.host);
   page.on('response', (r) => {
     const url = new URL(r.url());
-    if (url.pathname.endsWith('.ts')) net.segments.push({ at: Date.now(), source: sourceOf(url), status: r.status() });
+    if (url.pathname.endsWith('.ts') || url.pathname.endsWith('.m4s')) net.segments.push({ at: Date.now(), source: sourceOf(url), status: r.status() });
     else if (url.pathname.startsWith('/hls/')) net.playlists.push({ at: Date.now(), pathway: url.searchParams.get('pathway'), status: r.status() });
   });
   page.on('requestfailed', (r) => {
     const url = new URL(r.url());
     net.failed.push({ at: Date.now(), source: sourceOf(url), path: url.pathname.split('/').pop(), error: r.failure() && r.failure().errorText });
   });
-  await page.goto(pages.url + '/players/index.html?player=' + player + '&src=' + encodeURIComponent(src));
+  await page.goto(pages.url + '/players/index.html?player=' + player + (options.lowLatency ? '&ll=1' : '') +
+    '&src=' + encodeURIComponent(src));
   return { player, channel, page, net };
 }
 
@@ -518,6 +519,68 @@ scenarios.players_steering_change = async (stack) => {
     return checkPlayers(results, problems);
   } finally {
     await setOverloaded(stack, 'venue-b', false).catch(() => {});
+    await browser.close();
+    pages.server.close();
+  }
+};
+
+// Low-Latency HLS: each player, in its low-latency mode, plays the LL channel through the
+// balancer and venue-a and, at the same time in another page, straight from its origin: no
+// fatal error, every part from venue-a, no stall for hls.js (no more than straight from the
+// origin for the others), and how far behind live each is (wall clock minus the
+// program date of the frame on screen; hls.js and Shaka tell it). The stack may add at most a
+// second here (2 shared cores); the figures go to summary.json beside the product targets
+// (≤ 2 s at p50, ≤ origin-direct + 0.25 s), which the benchmarks measure.
+const LL_PLAY_S = 20;
+const median = (xs) => (xs.length ? [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] : null);
+scenarios.players_low_latency = async (stack) => {
+  await reviveCaches(stack);
+  const pages = await startPageServer(source);
+  const browser = await newContext();
+  const results = {};
+  const problems = [];
+  try {
+    for (const player of PLAYERS) {
+      const through = await openPlayer(stack, browser, pages, player, 'll', 'venue-a', { lowLatency: true });
+      const direct = await openPlayer(stack, browser, pages, player, 'll', null,
+        { lowLatency: true, src: stack.llOrigin.url + '/master.m3u8' });
+      await allAdvance([through, direct], 3, 30000);
+      const from = Date.now();
+      await allAdvance([through, direct], LL_PLAY_S, LL_PLAY_S * 1000 + 20000);
+      const s = await pageState(through);
+      const d = await pageState(direct);
+      const parts = through.net.segments.filter((seg) => seg.at > from);
+      const figures = { player: player + ' ' + s.version, stalls: s.stalls, stallSeconds: +s.stallSeconds.toFixed(2),
+        fatalErrors: s.fatalErrors, otherErrors: s.errors.filter((e) => !e.fatal).length, partsLoaded: parts.length,
+        sources: [...new Set(parts.map((seg) => seg.source))],
+        latencyP50: median(s.latency.slice(-LL_PLAY_S * 2)), latencyMax: s.latency.length ? Math.max(...s.latency.slice(-LL_PLAY_S * 2)) : null,
+        directLatencyP50: median(d.latency.slice(-LL_PLAY_S * 2)), directStalls: d.stalls,
+        lastErrors: s.errors.slice(-3), notFromVenueA: parts.filter((seg) => seg.source !== 'venue-a' || seg.status !== 200).slice(0, 3) };
+      if (figures.latencyP50 !== null && figures.directLatencyP50 !== null) {
+        figures.addedS = +(figures.latencyP50 - figures.directLatencyP50).toFixed(3);
+        figures.targets = { p50AtMost2s: figures.latencyP50 <= 2.0, addedAtMost250ms: figures.addedS <= 0.25 };
+      }
+      results[player] = figures;
+      const name = player + ' (LL)';
+      if (s.fatalErrors !== 0) problems.push(name + ': fatal errors ' + JSON.stringify(s.errors.filter((e) => e.fatal)));
+      // hls.js plays it with no stall. Shaka Player 5.2 stalls at this material's part
+      // boundaries straight from the origin as much as through the stack: the stack must not add.
+      if (player === 'hlsjs' ? s.stalls !== 0 : s.stalls > d.stalls + Math.max(3, d.stalls / 2)) {
+        problems.push(name + ': ' + s.stalls + ' stalls through the stack, ' + d.stalls + ' direct ' + JSON.stringify(s.stallLog.slice(0, 5)));
+      }
+      if (!(parts.length >= LL_PLAY_S) || !parts.every((seg) => seg.source === 'venue-a' && seg.status === 200)) {
+        problems.push(name + ': parts not all from venue-a: ' + parts.length + ' ' + JSON.stringify(figures.sources));
+      }
+      if (player !== 'videojs') {
+        if (figures.latencyP50 === null) problems.push(name + ': no latency reported');
+        else if (!(figures.latencyP50 <= 4.0 && figures.addedS <= 1.0)) problems.push(name + ': behind live ' + figures.latencyP50 + ' s, direct ' + figures.directLatencyP50 + ' s');
+      }
+      await through.page.screenshot({ path: path.join(artifacts, 'players-low-latency-' + player + '.png') });
+      await through.page.close();
+      await direct.page.close();
+    }
+    return checkPlayers(results, problems);
+  } finally {
     await browser.close();
     pages.server.close();
   }

@@ -87,6 +87,22 @@ export async function startStack({ build, source, artifacts }) {
   children.add(ffmpeg);
 
   const origin = await startServer('origin', [path.join(build, 'tests/support/test_origin'), '--port', '0', '--root', media], logs);
+  // The low-latency channel: ll_origin publishing CMAF parts (about 0.27 s) that ffmpeg
+  // encodes here once, in two renditions, looping (1 s segments).
+  for (const [name, kbps] of [['low', 150], ['high', 400]]) {
+    const made = spawnSync('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-y', '-f', 'lavfi', '-i', 'testsrc2=size=320x180:rate=15',
+      '-t', '6', '-c:v', 'libx264', '-preset', 'veryfast', '-tune', 'zerolatency', '-g', '15', '-keyint_min', '15',
+      '-sc_threshold', '0', '-b:v', kbps + 'k', '-pix_fmt', 'yuv420p', '-f', 'mp4',
+      '-movflags', 'cmaf+frag_keyframe+empty_moov+default_base_moof', '-frag_duration', '250000', path.join(dir, name + '.mp4')],
+    { encoding: 'utf8' });
+    if (made.status !== 0) throw new Error('ffmpeg could not make the low-latency material: ' + made.stderr);
+  }
+  // PART-HOLD-BACK 1.2 s rather than the least allowed (0.8 s): Shaka Player plays at it, and
+  // Chromium decoding three players on two shared cores needs the margin.
+  const llOrigin = await startServer('ll_origin', [path.join(build, 'tests/support/ll_origin'), '--port', '0', '--segment', '1',
+    '--part-hold-back', '1.2',
+    '--rendition', 'low=' + path.join(dir, 'low.mp4'), '--rendition', 'high=' + path.join(dir, 'high.mp4')], logs);
+  llOrigin.url = 'http://127.0.0.1:' + llOrigin.port;
   const caches = {};
   // Each node reads its own copy of conf/cache_node.json, which setOverloaded() rewrites.
   const nodeConfig = (id) => path.join(dir, id + '.json');
@@ -96,6 +112,7 @@ export async function startStack({ build, source, artifacts }) {
       '--config', nodeConfig(id),
       '--set', 'node_id=' + id, '--set', 'site=venue', '--set', 'listen.port=' + port, '--set', 'threads=1',
       '--set', 'data_dir=' + path.join(dir, id), '--set', 'origins.demo.url=http://127.0.0.1:' + origin.port,
+      '--set', 'origins.ll.url=' + llOrigin.url,
       '--set', 'signing.keys=["' + SIGNING_KEY + '"]'], logs);
     server.url = 'http://127.0.0.1:' + server.port;
     server.config = nodeConfig(id);
@@ -111,11 +128,12 @@ export async function startStack({ build, source, artifacts }) {
     // A bare media playlist: the balancer makes its master (one variant) to steer it.
     { id: 'bare', title: 'Bare media playlist', origin: 'demo', source: '/files/live/v0/index.m3u8', free: true },
     { id: 'demo-premium', title: 'Demo test pattern (paid)', origin: 'demo', source: '/files/live/master.m3u8', product: 'premium-pass' },
+    { id: 'll', title: 'Low latency', origin: 'll', source: '/master.m3u8', free: true },
   ] }));
   fs.writeFileSync(path.join(conf, 'caches.json'), JSON.stringify({ caches: Object.entries(caches).map(([id, c]) => ({ id, site: 'venue', url: c.url })) }));
   const sets = ['--set', 'listen.port=0', '--set', 'threads=1',
     '--set', 'channels_file=' + path.join(conf, 'channels.json'), '--set', 'caches_file=' + path.join(conf, 'caches.json'),
-    '--set', 'origins.demo.url=http://127.0.0.1:' + origin.port,
+    '--set', 'origins.demo.url=http://127.0.0.1:' + origin.port, '--set', 'origins.ll.url=' + llOrigin.url,
     '--set', 'signing.keys=["' + SIGNING_KEY + '"]', '--set', 'playback.ticket_keys=["' + TICKET_KEY + '"]',
     '--set', 'playback.allow_anonymous=false', '--set', 'operator.key=' + OPERATOR_KEY,
     '--set', 'api.data_dir=' + path.join(dir, 'api'), '--set', 'api.demo_payments=true',
@@ -142,7 +160,7 @@ export async function startStack({ build, source, artifacts }) {
     const h = await r.json();
     return h.caches.filter((c) => c.usable).length === 2;
   }, 10000);
-  return { dir, origin, caches, balancer, ffmpeg, logs };
+  return { dir, origin, llOrigin, caches, balancer, ffmpeg, logs };
 }
 
 // Restarts every cache node that is not running and waits until the balancer sees both usable.

@@ -6,7 +6,7 @@
 // forever with a continuous timeline (each loop's tfdt moved on by the material's length).
 //
 //   ll_origin --rendition NAME=FILE [--rendition NAME=FILE ...] [--port N] [--segment S]
-//             [--window N] [--byterange] [--verbose]
+//             [--window N] [--part-hold-back S] [--byterange] [--verbose]
 //
 // URL language (every rendition under /<name>/):
 //   GET /master.m3u8                  the multivariant playlist naming every rendition
@@ -218,6 +218,7 @@ struct Options {
   std::vector<std::pair<std::string, std::string>> renditions;  // name, file
   double segment_s = 2.0;  // a segment closes at the first independent part past this
   size_t window = 10;      // segments listed
+  double part_hold_back = 0;  // PART-HOLD-BACK; 0: three part targets (the least §4.4.3.8 allows)
   bool byterange = false;  // parts as byte ranges of their segment
   bool verbose = false;
 };
@@ -353,12 +354,7 @@ class LlOrigin {
     const Fragment& f = material_[0].fragments[g % material_[0].fragments.size()];
     const double duration = seconds(f.duration);
     Segment* open = &segments_.back();
-    if (f.independent && open->duration + 1e-6 >= options_.segment_s && !open->parts.empty()) {
-      close_segment();
-      // Captured when its first frame was: one part duration before this part is out.
-      start_segment(wall_ms() - static_cast<int64_t>(duration * 1000));
-      open = &segments_.back();
-    }
+    // Captured when its first frame was: one part duration before this part is out.
     if (open->parts.empty()) open->pdt_ms = wall_ms() - static_cast<int64_t>(duration * 1000);
     Part p;
     p.msn = open->msn;
@@ -369,6 +365,14 @@ class LlOrigin {
     for (size_t r = 0; r < options_.renditions.size(); ++r) p.bytes.push_back(part_bytes(r, g));
     open->parts.push_back(std::move(p));
     open->duration += duration;
+    // The segment is complete with this part when the next one starts a new segment (an
+    // independent part past --segment): so the playlist lists it at once, and the preload hint
+    // names the part that really comes next.
+    const Fragment& next = material_[0].fragments[next_fragment_ % material_[0].fragments.size()];
+    if (next.independent && open->duration + 1e-6 >= options_.segment_s) {
+      close_segment();
+      start_segment(wall_ms());
+    }
     forget_old();
     answer_held();
     schedule_next(late_ms_);
@@ -423,7 +427,8 @@ class LlOrigin {
     std::string out = "#EXTM3U\n#EXT-X-VERSION:" + std::string(v2 ? "10" : "9") + "\n";
     out += "#EXT-X-TARGETDURATION:" + std::to_string(target_) + "\n";
     out += "#EXT-X-PART-INF:PART-TARGET=" + fixed3(part_target_) + "\n";
-    out += "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK=" + fixed3(3 * part_target_) +
+    const double hold_back = std::max(options_.part_hold_back, 3 * part_target_);
+    out += "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK=" + fixed3(hold_back) +
            ",CAN-SKIP-UNTIL=" + fixed3(6.0 * target_) + "\n";
     const uint64_t first = first_listed_msn();
     out += "#EXT-X-MEDIA-SEQUENCE:" + std::to_string(first) + "\n";
@@ -763,7 +768,8 @@ class LlOrigin {
 void usage() {
   std::fprintf(stderr,
                "usage: ll_origin --rendition NAME=FILE [--rendition NAME=FILE ...] [--host H] [--port N]\n"
-               "                 [--segment SECONDS] [--window SEGMENTS] [--byterange] [--verbose]\n");
+               "                 [--segment SECONDS] [--window SEGMENTS] [--part-hold-back SECONDS] [--byterange]\n"
+               "                 [--verbose]\n");
 }
 
 void on_stop_signal(evutil_socket_t, short, void* base) { event_base_loopexit(static_cast<event_base*>(base), nullptr); }
@@ -797,6 +803,10 @@ int run(int argc, char** argv) {
       auto v = value();
       if (!v || std::atoi(v->c_str()) < 3) return usage(), 2;
       options.window = static_cast<size_t>(std::atoi(v->c_str()));
+    } else if (arg == "--part-hold-back") {
+      auto v = value();
+      if (!v || std::atof(v->c_str()) <= 0) return usage(), 2;
+      options.part_hold_back = std::atof(v->c_str());
     } else if (arg == "--byterange") {
       options.byterange = true;
     } else if (arg == "--verbose") {

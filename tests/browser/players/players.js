@@ -1,4 +1,6 @@
-// Plays ?src= with ?player=hlsjs|shaka|videojs and records, for the browser tests:
+// Plays ?src= with ?player=hlsjs|shaka|videojs (?ll=1: in its low-latency mode) and records,
+// for the browser tests: latency behind live every half second (wall clock minus the
+// EXT-X-PROGRAM-DATE-TIME of the frame at the playhead, where the player tells it),
 // stalls (a `waiting` event after playback began, not during a seek, and how long until
 // `playing`), fatal
 // errors (the player gave up), the other errors it reported, and the current time.
@@ -17,6 +19,7 @@
     stallLog: [],
     fatalErrors: 0,
     errors: [],
+    latency: [],  // seconds behind live, sampled every 0.5 s while playing
   };
   window.playerState = state;
   window.playerVideo = video;  // video.js moves it into a wrapper and renames it
@@ -46,11 +49,20 @@
   };
   const play = () => video.play().catch(() => {});
   const src = params.get('src');
+  const lowLatency = params.get('ll') === '1';
+  // `dateAtPlayhead()` gives the program date of the frame on screen (a Date), or null.
+  const sampleLatency = (dateAtPlayhead) => setInterval(() => {
+    const d = dateAtPlayhead();
+    if (!d || !state.began || video.paused || stallStarted !== null) return;
+    state.latency.push(+((Date.now() - d.getTime()) / 1000).toFixed(3));
+    if (state.latency.length > 1200) state.latency.shift();
+  }, 500);
 
   const players = {
     hlsjs() {
       state.version = Hls.version;
-      const hls = new Hls();
+      const hls = new Hls({ lowLatencyMode: lowLatency });
+      sampleLatency(() => hls.playingDate);
       hls.on(Hls.Events.ERROR, (event, data) => error(data.fatal, {
         type: data.type, details: data.details, status: data.response ? data.response.code : undefined,
         url: data.url || (data.frag && data.frag.url) || (data.context && data.context.url) }));
@@ -63,6 +75,8 @@
       shaka.polyfill.installAll();
       const player = new shaka.Player();
       await player.attach(video);
+      if (lowLatency) player.configure({ streaming: { lowLatencyMode: true } });
+      sampleLatency(() => player.getPlayheadTimeAsDate());
       // Severity 2 (CRITICAL) stops playback; 1 (RECOVERABLE) is retried or worked around. A
       // live stream's network error is announced CRITICAL and then made RECOVERABLE by the
       // default streaming.failureCallback, which retries: read the severity once that ran.
