@@ -193,6 +193,9 @@ class BalancerLoop {
   // Signed chunk links by source version (serial) and destination.
   std::unordered_map<uint64_t, std::unordered_map<std::string, ChunkLinkMemo>> link_memo_;
   std::vector<std::string> mixed_links_;  // scratch for stable_links_for
+  // balancer_playlist_newest_age_seconds{channel}: found once per channel (configured: bounded).
+  common::Histogram& newest_age_histogram(const std::string& channel);
+  std::unordered_map<std::string, common::Histogram*> newest_age_;
   common::LogRateLimiter log_limiter_;
 };
 

@@ -4,6 +4,7 @@
 #include <unordered_set>
 
 #include "common/log.h"
+#include "hls/program_date.h"
 #include "hls/window.h"
 
 namespace balancer {
@@ -516,6 +517,7 @@ common::Result<std::shared_ptr<const SourceVersion>> SourceCache::build_version(
   }
   if (version->playlist.kind == hls::PlaylistKind::media) {
     version->target_duration = target_duration_of(version->playlist);
+    version->newest_media_end_s = hls::newest_media_end(version->playlist.media);
     for (const auto& segment : version->playlist.media.segments) {
       version->total_duration_s += segment.duration.value_or(0);
     }

@@ -74,6 +74,9 @@ struct SourceVersion {
   uint64_t serial = 0;  // increases with every new version of any source
   LiveEndPolicy live;   // the channel policy it was built under (live_restart.h)
   CacheUse cache_use;   // the caches viewers' copies of this version sent chunk links to (prefetch)
+  // Live media playlists: where its newest segment or part ends on the wall clock (Unix
+  // seconds, from EXT-X-PROGRAM-DATE-TIME; hls/program_date.h), when it says.
+  std::optional<double> newest_media_end_s;
 };
 
 // What the cache publishes for one source, read by every loop's SourceFront:

@@ -323,6 +323,16 @@ const std::vector<std::string>& BalancerLoop::chunk_links_for(const SourceVersio
   return memo.links;
 }
 
+common::Histogram& BalancerLoop::newest_age_histogram(const std::string& channel) {
+  auto it = newest_age_.find(channel);
+  if (it != newest_age_.end()) return *it->second;
+  common::Histogram& h = shared_.metrics.registry.histogram(
+      "balancer_playlist_newest_age_seconds",
+      "How old a live playlist's newest segment or part was (by EXT-X-PROGRAM-DATE-TIME) when served",
+      {0.1, 0.25, 0.5, 1, 1.5, 2, 3, 5, 10, 30, 60}, "channel=\"" + channel + "\"");
+  return *newest_age_.emplace(channel, &h).first->second;
+}
+
 // The player's CMCD report of an authorised request, counted for its channel and the cache it
 // asked for (a configured one, else "other": the label set stays bounded).
 void BalancerLoop::observe_playback(const HttpExchange& ex, const ViewerRequest& request, const BalancerConfig& c,
@@ -444,6 +454,12 @@ void BalancerLoop::serve_playlist(const PendingPtr& p, const SourceResult& r) {
     }
   }
   shared_.metrics.rewrite_seconds.observe(std::chrono::duration<double>(shared_.clock.now() - started).count());
+  if (version.kind == SourceKind::live && version.newest_media_end_s) {
+    // How old the newest segment or part is as it leaves here: the stack's share of the
+    // viewer's latency behind live, per channel.
+    const double age_s = static_cast<double>(shared_.clock.unix_now_ms()) / 1000 - *version.newest_media_end_s;
+    newest_age_histogram(p->channel->id).observe(std::max(0.0, age_s));
+  }
   ex.add_header("Cache-Control", version.kind == SourceKind::vod ? "private, max-age=5" : "private, no-cache");
   ex.add_header("X-Playlist-Source", to_string(r.from));
   ex.add_header("X-Cache-Choice", cache ? cache->id : "origin");

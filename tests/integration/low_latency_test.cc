@@ -164,6 +164,12 @@ TEST_CASE("LL-HLS end to end: every part through balancer and node, stable URIs,
   CHECK(parts_fetched >= 15);  // about four a second
   CHECK(changed_uris == 0);
   CHECK(p50 < 0.5);
+  // The balancer says how old the newest part was as it served each playlist.
+  const std::string metrics = balancer.metrics();
+  const double count = metric_value(metrics, "balancer_playlist_newest_age_seconds_count{channel=\"ll\"}").value_or(0);
+  const double sum = metric_value(metrics, "balancer_playlist_newest_age_seconds_sum{channel=\"ll\"}").value_or(1e9);
+  CHECK(count >= 20);
+  CHECK(sum / count < 0.5);
   // Each part the player fetched reached the origin once (the node's fetch).
   for (const auto& [path, uri] : uri_by_part) {
     const std::string origin_path = path.substr(path.find("/low/"));
