@@ -56,19 +56,10 @@
 #include <string_view>
 #include <vector>
 
+#include "support/libevent_owners.h"
+
 namespace balancer::test {
 namespace {
-
-template <auto Fn>
-struct FreeWith {
-  template <class T>
-  void operator()(T* p) const {
-    if (p != nullptr) Fn(p);
-  }
-};
-using EventBasePtr = std::unique_ptr<event_base, FreeWith<event_base_free>>;
-using EvhttpPtr = std::unique_ptr<evhttp, FreeWith<evhttp_free>>;
-using EventPtr = std::unique_ptr<event, FreeWith<event_free>>;
 
 using SteadyClock = std::chrono::steady_clock;
 
@@ -564,16 +555,9 @@ class LlOrigin {
   static void not_found(evhttp_request* req) { reply(req, 404, "text/plain", "not found\n", "no-store"); }
 
   static std::optional<std::string> query_value(const evhttp_uri* uri, const char* name) {
-    const char* query = evhttp_uri_get_query(uri);
-    if (query == nullptr) return std::nullopt;
-    evkeyvalq params;
-    TAILQ_INIT(&params);
-    std::optional<std::string> out;
-    if (evhttp_parse_query_str(query, &params) == 0) {
-      if (const char* v = evhttp_find_header(&params, name)) out = v;
-    }
-    evhttp_clear_headers(&params);
-    return out;
+    const QueryParams params(evhttp_uri_get_query(uri));
+    const char* value = params.get(name);
+    return value == nullptr ? std::nullopt : std::optional<std::string>(value);
   }
 
   static std::optional<uint64_t> number(const std::optional<std::string>& text) {
@@ -585,7 +569,7 @@ class LlOrigin {
 
   void handle(evhttp_request* req) {
     const char* raw = evhttp_request_get_uri(req);
-    std::unique_ptr<evhttp_uri, FreeWith<evhttp_uri_free>> uri(evhttp_uri_parse(raw));
+    EvhttpUriPtr uri(evhttp_uri_parse(raw));
     if (!uri || evhttp_uri_get_path(uri.get()) == nullptr) return reply(req, 400, "text/plain", "bad URI\n");
     const std::string path = evhttp_uri_get_path(uri.get());
     if (path == "/__stats") return stats(req, uri.get());

@@ -54,6 +54,7 @@
 #include <vector>
 
 #include "support/generated_body.h"
+#include "support/libevent_owners.h"
 
 namespace balancer::test {
 namespace {
@@ -61,49 +62,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 constexpr std::chrono::milliseconds kTick{10};  // throttle granularity
-
-template <auto Fn>
-struct FreeWith {
-  template <class T>
-  void operator()(T* p) const {
-    if (p != nullptr) Fn(p);
-  }
-};
-using EventBasePtr = std::unique_ptr<event_base, FreeWith<event_base_free>>;
-using EvhttpPtr = std::unique_ptr<evhttp, FreeWith<evhttp_free>>;
-using EventPtr = std::unique_ptr<event, FreeWith<event_free>>;
-using EvbufferPtr = std::unique_ptr<evbuffer, FreeWith<evbuffer_free>>;
-using MallocPtr = std::unique_ptr<char, FreeWith<std::free>>;
-
-// Owns the key/value list filled by evhttp_parse_query_str.
-class QueryParams {
- public:
-  explicit QueryParams(const char* query) {
-    TAILQ_INIT(&list_);
-    if (query != nullptr && evhttp_parse_query_str(query, &list_) != 0) valid_ = false;
-  }
-  ~QueryParams() { evhttp_clear_headers(&list_); }
-  QueryParams(const QueryParams&) = delete;
-  QueryParams& operator=(const QueryParams&) = delete;
-
-  bool valid() const { return valid_; }
-  const char* get(const char* key) const {
-    return evhttp_find_header(const_cast<evkeyvalq*>(&list_), key);
-  }
-  // Every value of a repeated parameter, in order.
-  std::vector<std::string> all(std::string_view key) const {
-    std::vector<std::string> out;
-    const evkeyval* kv = nullptr;
-    TAILQ_FOREACH(kv, &list_, next) {
-      if (key == kv->key) out.emplace_back(kv->value);
-    }
-    return out;
-  }
-
- private:
-  evkeyvalq list_{};
-  bool valid_ = true;
-};
 
 struct Options {
   std::string host = "127.0.0.1";
