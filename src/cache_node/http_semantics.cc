@@ -98,9 +98,7 @@ bool if_range_allows(std::optional<std::string_view> if_range, std::string_view 
   return !last_modified.empty() && v == last_modified;
 }
 
-namespace {
-
-bool iequal(std::string_view a, std::string_view b) {
+bool iequals(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
   for (size_t i = 0; i < a.size(); ++i) {
     char x = a[i], y = b[i];
@@ -111,11 +109,13 @@ bool iequal(std::string_view a, std::string_view b) {
   return true;
 }
 
+namespace {
+
 // True if the comma-separated `list` has `name` as a member (case-insensitive).
 bool lists(std::string_view list, std::string_view name) {
   while (!list.empty()) {
     const size_t comma = list.find(',');
-    if (iequal(trim(list.substr(0, comma)), name)) return true;
+    if (iequals(trim(list.substr(0, comma)), name)) return true;
     if (comma == std::string_view::npos) break;
     list.remove_prefix(comma + 1);
   }
@@ -136,9 +136,9 @@ bool kept_response_header(std::string_view name, std::string_view connection) {
       "Set-Cookie", "Set-Cookie2"};
   if (name.empty()) return false;
   for (std::string_view not_kept : kNotKept) {
-    if (iequal(name, not_kept)) return false;
+    if (iequals(name, not_kept)) return false;
   }
-  if (name.size() >= 15 && iequal(name.substr(0, 15), "Access-Control-")) return false;
+  if (name.size() >= 15 && iequals(name.substr(0, 15), "Access-Control-")) return false;
   return !lists(connection, name);
 }
 
@@ -148,7 +148,7 @@ bool relayed_as_is(int status) {
 
 bool updated_by_304(std::string_view name) {
   for (std::string_view fixed : {"Content-Encoding", "Content-MD5", "Content-Length", "Content-Range", "ETag"}) {
-    if (iequal(name, fixed)) return false;
+    if (iequals(name, fixed)) return false;
   }
   return true;
 }

@@ -37,6 +37,9 @@ bool not_modified(std::optional<std::string_view> if_none_match,
 bool if_range_allows(std::optional<std::string_view> if_range, std::string_view etag,
                      std::string_view last_modified);
 
+// ASCII case-insensitive equality (header and directive names).
+bool iequals(std::string_view a, std::string_view b);
+
 // Whether an upstream response header is stored with the copy and sent with it
 // (RFC 9111 §3.1: a cache keeps the end-to-end fields). Not kept: hop-by-hop
 // fields (RFC 9110 §7.6.1, and any that `connection`, the Connection field's value,

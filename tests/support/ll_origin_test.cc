@@ -14,7 +14,7 @@ using namespace std::chrono_literals;
 
 namespace {
 
-// Starts an origin with two renditions of `seconds` of material; nullopt (test skipped) without ffmpeg.
+// Two renditions of 4 s of CMAF material in a temp dir.
 struct Material {
   TempDir dir;
   std::string low = dir.file("low.mp4");
@@ -32,6 +32,21 @@ LlOriginOptions two_renditions(const Material& m) {
   LlOriginOptions options;
   options.renditions = {{"low", m.low}, {"high", m.high}};
   return options;
+}
+
+// An ll_origin on fresh material, once it has published two segments; null (and the test
+// says "skipped") without ffmpeg.
+std::unique_ptr<LlOrigin> running_origin(Material& m, int window = 10) {
+  if (!have_ffmpeg()) {
+    MESSAGE("skipped: ffmpeg is not installed");
+    return nullptr;
+  }
+  make(m);
+  LlOriginOptions options = two_renditions(m);
+  options.window = window;
+  auto origin = std::make_unique<LlOrigin>(options);
+  REQUIRE(wait_until([&] { return origin->next_msn() >= 2; }, 5s, 20ms));
+  return origin;
 }
 
 int count_of(const std::string& text, std::string_view needle) {
@@ -56,14 +71,10 @@ double pdt_age_s(const std::string& playlist) {
 }  // namespace
 
 TEST_CASE("ll_origin: parts at their cadence with the LL-HLS tags, PDT from the wall clock") {
-  if (!have_ffmpeg()) {
-    MESSAGE("skipped: ffmpeg is not installed");
-    return;
-  }
   Material m;
-  make(m);
-  LlOrigin origin(two_renditions(m));
-  REQUIRE(wait_until([&] { return origin.next_msn() >= 2; }, 5s, 20ms));
+  auto running = running_origin(m);
+  if (!running) return;
+  LlOrigin& origin = *running;
   const auto started = Clock::now();
   const int64_t before = origin.parts_published();
   REQUIRE(wait_until([&] { return origin.parts_published() >= before + 8; }, 5s, 20ms));
@@ -109,16 +120,10 @@ TEST_CASE("ll_origin: parts at their cadence with the LL-HLS tags, PDT from the 
 }
 
 TEST_CASE("ll_origin: blocking reloads, limits and delta updates as RFC 8216bis 6.2.5 says") {
-  if (!have_ffmpeg()) {
-    MESSAGE("skipped: ffmpeg is not installed");
-    return;
-  }
   Material m;
-  make(m);
-  LlOriginOptions options = two_renditions(m);
-  options.window = 20;
-  LlOrigin origin(options);
-  REQUIRE(wait_until([&] { return origin.next_msn() >= 2; }, 5s, 20ms));
+  auto running = running_origin(m, 20);
+  if (!running) return;
+  LlOrigin& origin = *running;
   const int64_t next = origin.next_msn();
   // Two segments ahead of the one being written is more than two past the last: 400.
   CHECK(http_get(origin.url("/low/index.m3u8?_HLS_msn=" + std::to_string(next + 2))).status == 400);
@@ -150,14 +155,10 @@ TEST_CASE("ll_origin: blocking reloads, limits and delta updates as RFC 8216bis 
 }
 
 TEST_CASE("ll_origin: fault knobs: 404 on the hint, a late part, an encoder restart with reused names") {
-  if (!have_ffmpeg()) {
-    MESSAGE("skipped: ffmpeg is not installed");
-    return;
-  }
   Material m;
-  make(m);
-  LlOrigin origin(two_renditions(m));
-  REQUIRE(wait_until([&] { return origin.next_msn() >= 2; }, 5s, 20ms));
+  auto running = running_origin(m);
+  if (!running) return;
+  LlOrigin& origin = *running;
   REQUIRE(origin.fault("hint_404=1"));
   const int64_t next = origin.next_msn();
   CHECK(http_get(origin.url("/low/seg" + std::to_string(next + 1) + ".0.m4s")).status == 404);
