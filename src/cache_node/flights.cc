@@ -46,6 +46,7 @@ std::string kept_headers_of(const common::FetchHead& head, std::string_view firs
       const std::string_view line = first.substr(at, end - at);
       const std::string_view line_name = line.substr(0, line.find(':'));
       if (line_name.size() == name.size() && strncasecmp(line_name.data(), name.data(), name.size()) == 0) return true;
+      if (end == std::string_view::npos) break;
       at = end + 1;
     }
     return false;
@@ -65,6 +66,25 @@ std::string kept_headers_of(const common::FetchHead& head, std::string_view firs
   }
   return out;
 }
+
+// A head's freshness fields, each joined from all its lines; view() borrows them.
+struct HeadFreshness {
+  explicit HeadFreshness(const common::FetchHead& head)
+      : cache_control(joined_field(head, "Cache-Control").value_or("")),
+        expires(joined_field(head, "Expires")),
+        date(head.header("Date")),
+        age(joined_field(head, "Age")) {}
+  UpstreamFreshness view() const {
+    UpstreamFreshness out;
+    out.cache_control = cache_control;
+    if (expires) out.expires = *expires;
+    if (date) out.date = *date;
+    if (age) out.age = *age;
+    return out;
+  }
+  std::string cache_control;
+  std::optional<std::string> expires, date, age;
+};
 
 // Kept header lines (ChunkMeta::kept_headers) as a head's headers, to merge with a 304's.
 common::FetchHead head_of_lines(std::string_view lines) {
@@ -346,17 +366,9 @@ void Flights::on_head(const std::string& key, uint64_t attempt, const common::Fe
     return;  // the waiters are answered from the stored copy when the transfer ends
   }
   if (head.status == 404 || head.status == 410) {
-    UpstreamFreshness response;
-    const std::string cache_control = joined_field(head, "Cache-Control").value_or("");
-    const std::optional<std::string> expires = joined_field(head, "Expires");
-    const std::optional<std::string> date = head.header("Date");
-    const std::optional<std::string> age = joined_field(head, "Age");
-    response.cache_control = cache_control;
-    if (expires) response.expires = *expires;
-    if (date) response.date = *date;
-    if (age) response.age = *age;
+    const HeadFreshness fields(head);
     fetch.negative_ttl = std::chrono::milliseconds(negative_lifetime_ms(
-        response, clock_.unix_now_ms(),
+        fields.view(), clock_.unix_now_ms(),
         std::chrono::duration_cast<std::chrono::milliseconds>(config_.get().config.negative_ttl).count()));
   }
   if (head.status != 200 && !relayed_as_is(head.status)) return;  // answered when the transfer ends
