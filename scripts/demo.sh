@@ -116,14 +116,15 @@ wait_for() {  # wait_for DESCRIPTION SECONDS TEST...
 listening() { grep -q '"event":"listening"' "$DEMO/logs/$1.out"; }
 
 # The live source: ffmpeg encodes a test pattern and a tone in real time into a
-# sliding-window HLS ladder (3 variants, 2 s segments).
+# sliding-window HLS ladder (3 variants, 2 s segments), each segment dated with
+# EXT-X-PROGRAM-DATE-TIME so a player's latency behind live can be measured.
 start ffmpeg ffmpeg -hide_banner -loglevel error -re \
   -f lavfi -i "testsrc2=size=640x360:rate=25" -f lavfi -i "sine=frequency=440:sample_rate=48000" \
   -filter_complex "[0:v]split=3[a][b][c];[b]scale=426:240[b2];[c]scale=320:180[c2]" \
   -map "[a]" -map 1:a -map "[b2]" -map 1:a -map "[c2]" -map 1:a \
   -c:v libx264 -preset ultrafast -tune zerolatency -g 50 -keyint_min 50 -sc_threshold 0 -pix_fmt yuv420p \
   -b:v:0 800k -b:v:1 400k -b:v:2 200k -c:a aac -b:a 64k -ac 2 \
-  -f hls -hls_time 2 -hls_list_size 8 -hls_flags delete_segments+independent_segments+temp_file \
+  -f hls -hls_time 2 -hls_list_size 8 -hls_flags delete_segments+independent_segments+temp_file+program_date_time \
   -master_pl_name master.m3u8 -var_stream_map "v:0,a:0 v:1,a:1 v:2,a:2" \
   -hls_segment_filename "$DEMO/origin/live/v%v/seg_%05d.ts" "$DEMO/origin/live/v%v/index.m3u8"
 

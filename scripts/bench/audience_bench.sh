@@ -41,7 +41,7 @@ spawn "$OUT/ffmpeg.log" ffmpeg -hide_banner -loglevel error -re \
   -map "[a]" -map 1:a -map "[b2]" -map 1:a -map "[c2]" -map 1:a \
   -c:v libx264 -preset ultrafast -tune zerolatency -g 50 -keyint_min 50 -sc_threshold 0 -pix_fmt yuv420p \
   -b:v:0 800k -b:v:1 400k -b:v:2 200k -c:a aac -b:a 64k -ac 2 \
-  -f hls -hls_time 2 -hls_list_size 8 -hls_flags delete_segments+independent_segments+temp_file \
+  -f hls -hls_time 2 -hls_list_size 8 -hls_flags delete_segments+independent_segments+temp_file+program_date_time \
   -master_pl_name master.m3u8 -var_stream_map "v:0,a:0 v:1,a:1 v:2,a:2" \
   -hls_segment_filename "$WORK/origin/live/v%v/seg_%05d.ts" "$WORK/origin/live/v%v/index.m3u8"
 FFMPEG_PID=$SPAWNED

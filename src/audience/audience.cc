@@ -97,7 +97,12 @@ common::Result<std::unique_ptr<Audience>> Audience::create(Scenario scenario, Ru
   a->recorder_ = std::make_unique<Recorder>(a->scenario_.duration_s, std::move(windows),
                                             static_cast<uint32_t>(a->scenario_.seed));
   a->context_ = std::unique_ptr<PlayerContext>(new PlayerContext{
-      a->loop_, *a->client_, a->scenario_, *a->recorder_, [raw = a.get()] { return raw->now(); }});
+      a->loop_, *a->client_, a->scenario_, *a->recorder_, [raw = a.get()] { return raw->now(); },
+      [] {
+        return std::chrono::duration<double>(
+                   std::chrono::system_clock::now().time_since_epoch())
+            .count();
+      }});
   return a;
 }
 

@@ -26,12 +26,25 @@ void PlayoutBuffer::advance(double now) {
     }
   }
   last_now_ = now;
+  // A piece is dropped once the position is past its end (the last one stays while it plays).
+  while (dated_.size() > 1 && dated_[1].position_s <= position_s_) dated_.pop_front();
 }
 
-void PlayoutBuffer::on_segment(double duration_s, double now) {
+std::optional<double> PlayoutBuffer::playing_program_date() const {
+  if (!started() || dated_.empty()) return std::nullopt;
+  const Dated& piece = dated_.front();
+  if (position_s_ < piece.position_s || position_s_ > piece.position_s + piece.duration_s)
+    return std::nullopt;  // what plays now came without a date
+  return piece.program_date_s + (position_s_ - piece.position_s);
+}
+
+void PlayoutBuffer::on_segment(double duration_s, double now,
+                               std::optional<double> program_date_s) {
   if (!pressed_at_) return;
   advance(now);
-  arrived_s_ += std::max(0.0, duration_s);
+  duration_s = std::max(0.0, duration_s);
+  if (program_date_s) dated_.push_back({arrived_s_, duration_s, *program_date_s});
+  arrived_s_ += duration_s;
   if (!started()) {
     if (arrived_s_ >= start_buffer_s_) startup_s_ = now - *pressed_at_;
     return;

@@ -6,6 +6,7 @@
 // Not thread-safe; one owner.
 #pragma once
 
+#include <deque>
 #include <optional>
 
 namespace audience {
@@ -17,8 +18,11 @@ class PlayoutBuffer {
 
   // The viewer pressed play at `now` (startup is measured from here). Idempotent.
   void press_play(double now);
-  // A whole segment of `duration_s` arrived at `now` (segments arrive in playout order).
-  void on_segment(double duration_s, double now);
+  // A whole segment (or part) of `duration_s` arrived at `now` (they arrive in playout
+  // order); `program_date_s`: the wall-clock time its first frame was captured
+  // (EXT-X-PROGRAM-DATE-TIME, Unix seconds), when the playlist says.
+  void on_segment(double duration_s, double now,
+                  std::optional<double> program_date_s = std::nullopt);
   // Brings the playout clock to `now`; a stall that began before `now` is counted at the
   // moment the position reached the end of the buffer, not at `now`.
   void advance(double now);
@@ -34,6 +38,10 @@ class PlayoutBuffer {
   double buffered_s() const { return arrived_s_ - position_s_; }
   // When the current stall began (meaningful while stalled()).
   double stall_began() const { return stall_began_; }
+  // The capture time (Unix seconds) of the frame at the playout position as of the last
+  // advance(): latency behind live is the wall clock minus this. nullopt before playback or
+  // when the media playing came without a program date.
+  std::optional<double> playing_program_date() const;
 
  private:
   double start_buffer_s_;
@@ -46,6 +54,14 @@ class PlayoutBuffer {
   double stall_began_ = 0;
   double stalled_total_s_ = 0;
   int stalls_ = 0;
+  // Where each dated piece starts in the arrived media and its program date; those wholly
+  // played are dropped, so this holds about a buffer's worth.
+  struct Dated {
+    double position_s = 0;
+    double duration_s = 0;
+    double program_date_s = 0;
+  };
+  std::deque<Dated> dated_;
 };
 
 }  // namespace audience

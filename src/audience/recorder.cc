@@ -12,7 +12,8 @@ namespace audience {
 namespace {
 
 constexpr std::string_view kKindNames[kRequestKinds] = {
-    "login", "refresh", "channels", "access", "master", "media", "steering", "segment", "key"};
+    "login", "refresh", "channels", "access", "master",
+    "media", "steering", "segment",  "key",    "part"};
 
 std::string number(double v) {
   if (!std::isfinite(v)) return "null";
@@ -161,6 +162,8 @@ Recorder::Recorder(double duration_s, std::vector<WindowSpec> windows, uint32_t 
   per_second_.resize(seconds);
   errors_per_second_.resize(seconds);
   stalls_per_second_.resize(seconds);
+  behind_live_per_second_.resize(seconds);
+  behind_live_max_per_second_.resize(seconds, 0);
   ticks_.resize(seconds);
   for (size_t k = 0; k < kRequestKinds; ++k)
     latencies_.emplace_back(100'000, seed + static_cast<uint32_t>(k));
@@ -204,6 +207,37 @@ void Recorder::stall_began(double at_s) {
   ++stalls_per_second_[second(at_s)];
 }
 
+void Recorder::behind_live(double now, double latency_s) {
+  if (!std::isfinite(latency_s)) return;
+  behind_live_.add(latency_s);
+  const size_t s = second(now);
+  auto& histogram = behind_live_per_second_[s];
+  if (histogram.empty()) histogram.resize(kBehindLiveBins);
+  const double bin = std::floor(std::max(0.0, latency_s) / kBehindLiveBinS);
+  ++histogram[std::min(kBehindLiveBins - 1, static_cast<size_t>(std::min(bin, 1e9)))];
+  behind_live_max_per_second_[s] = std::max(behind_live_max_per_second_[s], latency_s);
+}
+
+std::optional<double> Recorder::behind_live_in_second(size_t s, double q) const {
+  if (s >= behind_live_per_second_.size() || behind_live_per_second_[s].empty())
+    return std::nullopt;
+  if (q >= 1) return behind_live_max_per_second_[s];
+  const auto& histogram = behind_live_per_second_[s];
+  uint64_t total = 0;
+  for (auto n : histogram) total += n;
+  // Nearest rank, as percentile(); a bin stands for its middle.
+  const auto rank = std::max<uint64_t>(
+      1, static_cast<uint64_t>(std::ceil(std::clamp(q, 0.0, 1.0) * static_cast<double>(total))));
+  uint64_t seen = 0;
+  for (size_t b = 0; b < histogram.size(); ++b) {
+    seen += histogram[b];
+    if (seen >= rank)
+      return std::min((static_cast<double>(b) + 0.5) * kBehindLiveBinS,
+                      behind_live_max_per_second_[s]);
+  }
+  return behind_live_max_per_second_[s];
+}
+
 void Recorder::tick(double now, uint64_t arrived, uint64_t playing, uint64_t queued,
                     uint64_t stalled) {
   // Ticks come about once a second; a second the timer skipped takes the next reading.
@@ -245,10 +279,13 @@ std::map<std::string, double> Recorder::budget(const std::string& name) const {
       const double per_minute = counts[k] * 60 / viewer_seconds;
       out[std::string(kKindNames[k])] = per_minute;
       total += per_minute;
-      if (k != static_cast<size_t>(RequestKind::segment)) balancer += per_minute;
+      // Segments and parts go to the cache nodes; everything else to the balancer.
+      if (k != static_cast<size_t>(RequestKind::segment) &&
+          k != static_cast<size_t>(RequestKind::part))
+        balancer += per_minute;
     }
     out["total"] = total;
-    out["balancer"] = balancer;  // everything but segments goes to the balancer
+    out["balancer"] = balancer;
     return out;
   }
   return out;
@@ -294,6 +331,9 @@ std::string Recorder::json(const std::string& scenario_name, double ran_s) const
   out += ",\"stalls\":{\"count\":" + std::to_string(stalls_total_) +
          ",\"stalled_s\":" + number(stalled_total_s_) + "}";
   out += ",\"failover_s\":" + summary_json(failovers_);
+  out += ",\"behind_live_s\":{\"samples\":" + summary_json(behind_live_.values()) +
+         ",\"viewer_mean\":" + summary_json(viewer_behind_live_mean_) +
+         ",\"viewer_max\":" + summary_json(viewer_behind_live_max_) + "}";
   out += ",\"audience_loop_lag_ms\":" + summary_json(loop_lag_.values());
   out += ",\"fatal\":{";
   bool first = true;
@@ -413,7 +453,16 @@ std::string Recorder::json(const std::string& scenario_name, double ran_s) const
   out += "],\"errors\":[";
   for (size_t s = 0; s < errors_per_second_.size(); ++s)
     out += (s ? "," : "") + std::to_string(errors_per_second_[s]);
-  out += "],\"requests\":{";
+  out += "]";
+  for (const auto& [name, q] : {std::pair{"behind_live_p50_s", 0.5},
+                                std::pair{"behind_live_p95_s", 0.95},
+                                std::pair{"behind_live_max_s", 1.0}}) {
+    out += ",\"" + std::string(name) + "\":[";
+    for (size_t s = 0; s < behind_live_per_second_.size(); ++s)
+      out += (s ? "," : "") + opt(behind_live_in_second(s, q));
+    out += "]";
+  }
+  out += ",\"requests\":{";
   for (size_t k = 0; k < kRequestKinds; ++k) {
     out += std::string(k ? "," : "") + "\"" + std::string(kKindNames[k]) + "\":[";
     for (size_t s = 0; s < per_second_.size(); ++s)
@@ -440,7 +489,14 @@ std::string Recorder::html(const std::string& scenario_name, double ran_s) const
          std::to_string(errors()) + " failed requests. The tool's own loop was late by " +
          number(percentile(loop_lag_.values(), 0.99).value_or(0)) + " ms at p99 (" +
          number(percentile(loop_lag_.values(), 1.0).value_or(0)) +
-         " ms at most): far above a few ms, the machine running audience was the limit.</p>\n";
+         " ms at most): far above a few ms, the machine running audience was the limit.";
+  if (!behind_live_.values().empty()) {
+    out += " Latency behind live: p50 " +
+           fixed(percentile(behind_live_.values(), 0.5).value_or(0), 2) + " s, p95 " +
+           fixed(percentile(behind_live_.values(), 0.95).value_or(0), 2) + " s, max " +
+           fixed(percentile(behind_live_.values(), 1.0).value_or(0), 2) + " s.";
+  }
+  out += "</p>\n";
   // Startup CDF.
   std::vector<double> sorted = startups_;
   std::sort(sorted.begin(), sorted.end());
@@ -461,6 +517,19 @@ std::string Recorder::html(const std::string& scenario_name, double ran_s) const
     stalls.points.emplace_back(static_cast<double>(s), stalls_per_second_[s]);
     stalled.points.emplace_back(static_cast<double>(s), static_cast<double>(ticks_[s].stalled));
     errors.points.emplace_back(static_cast<double>(s), errors_per_second_[s]);
+  }
+  if (!behind_live_.values().empty()) {
+    std::vector<Series> behind;
+    for (const auto& [name, q] : {std::pair{"p50", 0.5}, std::pair{"p95", 0.95},
+                                  std::pair{"max", 1.0}}) {
+      Series series{name, {}};
+      for (size_t s = 0; s < behind_live_per_second_.size(); ++s) {
+        if (auto v = behind_live_in_second(s, q)) series.points.emplace_back(s, *v);
+      }
+      behind.push_back(std::move(series));
+    }
+    out += svg_chart("Latency behind live over viewers (wall clock minus EXT-X-PROGRAM-DATE-TIME)",
+                     "seconds", "seconds behind", behind);
   }
   out += svg_chart("Stalls and failed requests over time", "seconds", "per second",
                    {stalls, stalled, errors});

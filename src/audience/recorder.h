@@ -1,7 +1,7 @@
 // What a rehearsal measured, kept as a pure function of events and the time passed in
 // (seconds since the start of the run): requests by kind and second, latencies, errors,
-// startup times, stalls, queue waits and order, per-window request budgets, process CPU and
-// RSS, origin fetches from metrics. Bounded: per-second series stop at the scenario's
+// startup times, stalls, latency behind live, queue waits and order, per-window request
+// budgets, process CPU and RSS, origin fetches from metrics. Bounded: per-second series stop at the scenario's
 // duration, latency samples are a fixed-size reservoir per kind. One owner thread.
 #pragma once
 
@@ -24,9 +24,10 @@ enum class RequestKind : std::uint8_t {
   media,
   steering,
   segment,
-  key
+  key,
+  part  // a Low-Latency HLS part, or the part a preload hint names
 };
-inline constexpr size_t kRequestKinds = 9;
+inline constexpr size_t kRequestKinds = 10;
 std::string_view request_kind_name(RequestKind kind);
 
 // Percentile `q` (0..1) of `values` by nearest rank; nullopt when empty. Sorts a copy.
@@ -99,6 +100,16 @@ class Recorder {
   // The counter total of `source`'s origin fetches at `now` (restarts of the counter added up).
   void origin_fetches(const std::string& source, double value);
 
+  // How far behind live the frame on a playing viewer's screen is at `now` (the wall clock
+  // minus its EXT-X-PROGRAM-DATE-TIME), sampled once a second per viewer.
+  void behind_live(double now, double latency_s);
+  // A viewer's mean and largest latency behind live over its run, once at the end (viewers
+  // that never played dated media do not report).
+  void viewer_behind_live(double mean_s, double max_s) {
+    viewer_behind_live_mean_.push_back(mean_s);
+    viewer_behind_live_max_.push_back(max_s);
+  }
+
   // Per-viewer end figures, once per viewer at the end.
   void viewer_end(int stalls, double stalled_s, bool started) {
     stalls_total_ += stalls;
@@ -123,6 +134,17 @@ class Recorder {
   // Viewers told to wait after a later ticket had been admitted (each counts once): what
   // strict arrival order forbids, observed from the viewers' side whatever their polling.
   uint64_t queue_order_inversions() const;
+  // Latency behind live over every sample (a reservoir), and over viewers' means.
+  const std::vector<double>& behind_live_samples() const { return behind_live_.values(); }
+  const std::vector<double>& viewer_behind_live_means() const { return viewer_behind_live_mean_; }
+  // The q-quantile (0..1) of the samples taken in second `s`, to the histogram's 50 ms
+  // resolution (the largest exactly); nullopt for a second without samples.
+  std::optional<double> behind_live_in_second(size_t s, double q) const;
+
+  // Latency behind live per second: a histogram of 50 ms bins up to 60 s (the last bin holds
+  // everything beyond), allocated for the seconds that have samples.
+  static constexpr double kBehindLiveBinS = 0.05;
+  static constexpr size_t kBehindLiveBins = 1201;
 
  private:
   size_t second(double now) const;
@@ -156,6 +178,11 @@ class Recorder {
     bool seen = false;
   };
   std::map<std::string, Counter> origin_fetches_;
+  Reservoir behind_live_{100'000, 11};
+  std::vector<std::vector<uint32_t>> behind_live_per_second_;
+  std::vector<double> behind_live_max_per_second_;
+  std::vector<double> viewer_behind_live_mean_;
+  std::vector<double> viewer_behind_live_max_;
   uint64_t stalls_total_ = 0;
   uint64_t viewers_with_stalls_ = 0;
   uint64_t started_viewers_ = 0;

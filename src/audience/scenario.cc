@@ -97,6 +97,7 @@ common::Result<Scenario> parse_scenario(const std::string& name, const std::stri
   s.player.password = player.string("password", "");
   s.player.caches = player.string_list("caches", {});
   s.player.steering = player.boolean("steering", true);
+  s.player.low_latency = player.boolean("low_latency", true);
   s.player.retries = static_cast<int>(player.integer("retries", 3, 0, 20));
   s.player.request_timeout_s = player.number("request_timeout_s", 10, 0.1, 600);
   s.player.queue_max_wait_s = player.number("queue_max_wait_s", 600, 1, kMaxDurationS);

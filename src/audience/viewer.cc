@@ -5,6 +5,7 @@
 
 #include "common/json.h"
 #include "hls/playlist.h"
+#include "hls/program_date.h"
 #include "hls/uri.h"
 
 namespace audience {
@@ -74,7 +75,8 @@ Viewer::Viewer(PlayerContext& context, uint64_t number, std::string cache)
                     if (step) step();
                   }),
       reload_timer_(context.loop, common::LoopTimer::Repeat::once, [this] { load_media(); }),
-      segment_timer_(context.loop, common::LoopTimer::Repeat::once, [this] { pump_segments(); }),
+      segment_timer_(context.loop, common::LoopTimer::Repeat::once,
+                     [this] { playing_parts_ ? pump_parts() : pump_segments(); }),
       steering_timer_(context.loop, common::LoopTimer::Repeat::once, [this] { load_steering(); }) {}
 
 void Viewer::request(RequestKind kind, common::FetchRequest request, bool keep_body,
@@ -481,6 +483,11 @@ void Viewer::load_media() {
   load_started_ = ctx_.now();
   common::FetchRequest r;
   r.url = balancer_url(media_url_);
+  if (block_until_) {
+    // A blocking reload (§6.2.5.2): answered once the playlist holds that part.
+    r.url = with_query_param(r.url, "_HLS_msn", std::to_string(block_until_->msn));
+    r.url = with_query_param(r.url, "_HLS_part", std::to_string(block_until_->index));
+  }
   const double started = load_started_;
   // Parsed against the URL it was asked for: the variant may change while it loads.
   request(RequestKind::media, std::move(r), true, [this, started, asked = media_url_](Reply reply) {
@@ -496,7 +503,9 @@ void Viewer::load_media() {
         attempts_ = 0;
         return load_media();
       }
-      // Players retry a failed playlist load at about half a target duration.
+      // Players retry a failed playlist load at about half a target duration; a blocking
+      // reload that failed is retried without blocking.
+      block_until_.reset();
       if (++attempts_ > ctx_.scenario.player.retries + 3)
         return fail("media_playlist_" + std::to_string(reply.status));
       return after(reload_timer_, target_duration_ / 2);
@@ -505,34 +514,197 @@ void Viewer::load_media() {
     auto parsed = hls::parse_playlist(reply.body, asked);
     if (!parsed.ok() || parsed->kind != hls::PlaylistKind::media)
       return fail("media_playlist_unparsable");
-    const hls::MediaInfo& m = parsed->media;
-    target_duration_ = static_cast<double>(m.target_duration.value_or(2));
-    segments_.clear();
-    std::vector<double> durations;
-    const std::string variant = asked.substr(0, asked.find('?'));
-    for (const auto& seg : m.segments) {
-      segments_.push_back({seg.sequence, seg.duration.value_or(target_duration_),
-                           parsed->tmpl.slots()[seg.uri_slot].uri, variant});
-      durations.push_back(segments_.back().duration);
-    }
-    std::vector<std::string> keys;
-    for (const auto& slot : parsed->tmpl.slots()) {
-      if (slot.role == hls::Role::key && slot.uri.rfind("http", 0) == 0) keys.push_back(slot.uri);
-    }
-    if (!keys.empty()) fetch_keys(keys);
-    const std::string signature =
-        std::to_string(m.media_sequence) + "/" + std::to_string(segments_.size()) + "/" +
-        (segments_.empty() ? std::string() : segment_name(segments_.back().uri));
-    const bool changed = signature != signature_;
-    signature_ = signature;
-    if (!next_sequence_ && !segments_.empty()) {
-      const double hold_back = m.server_control.hold_back.value_or(
-          ctx_.scenario.player.hold_back_target_durations * target_duration_);
-      next_sequence_ = segments_[live_start_index(durations, hold_back)].sequence;
-    }
-    after(reload_timer_, started + reload_delay_s(target_duration_, changed) - ctx_.now());
-    pump_segments();
+    read_media(*parsed, asked, started);
   });
+}
+
+void Viewer::read_media(const hls::Playlist& playlist, const std::string& asked, double started) {
+  const hls::MediaInfo& m = playlist.media;
+  target_duration_ = static_cast<double>(m.target_duration.value_or(2));
+  segments_.clear();
+  std::vector<double> durations;
+  const std::string variant = asked.substr(0, asked.find('?'));
+  std::optional<double> program_date;  // of the next segment, carried from the last dated one
+  for (const auto& seg : m.segments) {
+    if (!seg.program_date_time.empty()) program_date = hls::parse_program_date(seg.program_date_time);
+    segments_.push_back({seg.sequence, seg.duration.value_or(target_duration_),
+                         playlist.tmpl.slots()[seg.uri_slot].uri, variant, program_date});
+    durations.push_back(segments_.back().duration);
+    if (program_date) *program_date += segments_.back().duration;
+  }
+  std::vector<std::string> keys;
+  for (const auto& slot : playlist.tmpl.slots()) {
+    if (slot.role == hls::Role::key && slot.uri.rfind("http", 0) == 0) keys.push_back(slot.uri);
+  }
+  if (!keys.empty()) fetch_keys(keys);
+  if (ctx_.scenario.player.low_latency && read_parts(playlist)) {
+    // hls.js and Media3 ask for the next part's playlist as soon as one arrives; without
+    // CAN-BLOCK-RELOAD, every part target.
+    after(reload_timer_, can_block_reload_ ? 0 : started + part_target_ - ctx_.now());
+    pump_parts();
+    return;
+  }
+  playing_parts_ = false;
+  block_until_.reset();
+  const std::string signature =
+      std::to_string(m.media_sequence) + "/" + std::to_string(segments_.size()) + "/" +
+      (segments_.empty() ? std::string() : segment_name(segments_.back().uri));
+  const bool changed = signature != signature_;
+  signature_ = signature;
+  if (!next_sequence_ && !segments_.empty()) {
+    const double hold_back = m.server_control.hold_back.value_or(
+        ctx_.scenario.player.hold_back_target_durations * target_duration_);
+    next_sequence_ = segments_[live_start_index(durations, hold_back)].sequence;
+  }
+  after(reload_timer_, started + reload_delay_s(target_duration_, changed) - ctx_.now());
+  pump_segments();
+}
+
+bool Viewer::read_parts(const hls::Playlist& playlist) {
+  const hls::MediaInfo& m = playlist.media;
+  if (m.parts.empty() || !m.part_target || *m.part_target <= 0) return false;
+  part_target_ = *m.part_target;
+  can_block_reload_ = m.server_control.can_block_reload;
+  const auto& slots = playlist.tmpl.slots();
+  const uint64_t next_msn = segments_.empty() ? m.media_sequence : segments_.back().sequence + 1;
+  parts_.clear();
+  std::optional<size_t> segment;
+  uint64_t index = 0, range_end = 0;
+  std::optional<double> program_date;
+  for (const auto& p : m.parts) {
+    const bool listed = p.segment_index < segments_.size();
+    if (p.segment_index != segment) {
+      segment = p.segment_index;
+      index = 0;
+      range_end = 0;
+      // The segment in progress starts where the last listed one ends.
+      program_date = listed ? segments_[p.segment_index].program_date_s
+                     : segments_.empty() || !segments_.back().program_date_s
+                         ? std::nullopt
+                         : std::optional(*segments_.back().program_date_s +
+                                         segments_.back().duration);
+    }
+    Part part{{listed ? segments_[p.segment_index].sequence : next_msn, index++},
+              p.duration.value_or(part_target_), slots[p.uri_slot].uri, "", p.independent,
+              program_date};
+    if (p.byte_range) {
+      const uint64_t offset = p.byte_range->offset.value_or(range_end);
+      range_end = offset + p.byte_range->length;
+      part.range = "bytes=" + std::to_string(offset) + "-" + std::to_string(range_end - 1);
+    }
+    if (program_date) *program_date += part.duration;
+    parts_.push_back(std::move(part));
+  }
+  // The hinted part follows the last one listed: the next of its segment, or the first of
+  // the next segment once that one is complete.
+  const Part& last = parts_.back();
+  const PartPlace after_last = last.place.msn < next_msn ? PartPlace{next_msn, 0}
+                                                         : PartPlace{last.place.msn, last.place.index + 1};
+  hint_.reset();
+  for (const auto& h : m.preload_hints) {
+    if (h.type != "PART" || !h.uri_slot) continue;
+    // A hint with an open-ended byte range is left to the playlist that lists the part.
+    if (h.byterange_start && !h.byterange_length) continue;
+    Part hinted{after_last, part_target_, slots[*h.uri_slot].uri, "", false, std::nullopt};
+    if (h.byterange_start) {
+      hinted.range = "bytes=" + std::to_string(*h.byterange_start) + "-" +
+                     std::to_string(*h.byterange_start + *h.byterange_length - 1);
+    }
+    hint_ = std::move(hinted);
+  }
+  block_until_ = can_block_reload_ ? std::optional(after_last) : std::nullopt;
+  if (!playing_parts_ || !next_part_) {
+    playing_parts_ = true;
+    // Start PART-HOLD-BACK (else three part targets) from the end of the newest part: fetch
+    // from the independent part at or before that point, show from that point on.
+    const double hold_back = m.server_control.part_hold_back.value_or(3 * part_target_);
+    size_t start = parts_.size() - 1;
+    for (double from_end = parts_[start].duration; start > 0 && from_end < hold_back;)
+      from_end += parts_[--start].duration;
+    first_shown_ = parts_[start].place;
+    while (start > 0 && !parts_[start].independent) --start;
+    next_part_ = parts_[start].place;
+  }
+  return true;
+}
+
+const Viewer::Part* Viewer::find_part(PartPlace& place) const {
+  for (int step = 0; step < 2; ++step) {
+    for (const auto& p : parts_) {
+      if (p.place == place) return &p;
+    }
+    if (hint_ && hint_->place == place) return &*hint_;
+    // Past the last part of a complete segment: the next segment's first part.
+    const bool complete = std::any_of(segments_.begin(), segments_.end(),
+                                      [&](const Segment& s) { return s.sequence == place.msn; });
+    if (!complete || place.index == 0) return nullptr;
+    place = {place.msn + 1, 0};
+  }
+  return nullptr;
+}
+
+void Viewer::pump_parts() {
+  if (stopped() || segment_fetch_ != 0 || !next_part_ || parts_.empty() ||
+      segment_timer_.armed())
+    return;
+  if (*next_part_ < parts_.front().place) {
+    // Fell behind the parts the playlist still lists: a player jumps to its live start.
+    ctx_.recorder.fatal("skipped_behind_window");
+    next_part_.reset();
+    playing_parts_ = false;
+    return;  // the next playlist picks the start again
+  }
+  PartPlace place = *next_part_;
+  const Part* found = find_part(place);
+  if (!found) return;  // not listed or hinted yet: the next (blocking) reload brings it
+  next_part_ = place;
+  const Part part = *found;
+  ctx_.recorder.segment_asked(segments_.empty() ? part.uri
+                                                : segments_.front().variant + "#" +
+                                                      std::to_string(part.place.msn) + "." +
+                                                      std::to_string(part.place.index));
+  common::FetchRequest r;
+  r.url = part.uri;
+  if (!part.range.empty()) r.headers.push_back({"Range", part.range});
+  const double started = ctx_.now();
+  request(RequestKind::part, std::move(r), false, [this, part, started](Reply reply) {
+    segment_fetch_ = 0;
+    if (stopped()) return;
+    on_part_done(part, reply, started);
+  });
+  segment_fetch_ = in_flight_.back();
+}
+
+void Viewer::on_part_done(const Part& part, const Reply& reply, double started) {
+  const double now = ctx_.now();
+  if (reply.status != 200 && reply.status != 206) {
+    // A hinted part may be refused before it exists (§6.2.6: a 404 for a hint is allowed):
+    // the player asks again once the playlist lists it. Other failures count as a segment's.
+    if (++segment_attempts_ > ctx_.scenario.player.retries)
+      return fail("part_" + (reply.status ? std::to_string(reply.status) : std::string("transport")));
+    return after(segment_timer_, std::min(part_target_, backoff_s(segment_attempts_)));
+  }
+  segment_attempts_ = 0;
+  throughput_.add(reply.bytes, now - started);
+  // A hinted part's duration and date are known once a playlist lists it.
+  Part played = part;
+  for (const auto& p : parts_) {
+    if (p.place == part.place) played = p;
+  }
+  if (first_shown_ && part.place < *first_shown_) {
+    // Decoded to reach the start point, not shown.
+    next_part_ = PartPlace{part.place.msn, part.place.index + 1};
+    return pump_parts();
+  }
+  first_shown_.reset();
+  buffer_.on_segment(played.duration, now, played.program_date_s);
+  if (!startup_reported_ && buffer_.started()) {
+    startup_reported_ = true;
+    const double queued = was_queued_ ? queue_record_.admitted_at_s - queue_record_.queued_at_s : 0;
+    ctx_.recorder.startup(now - pressed_at_ - queued);
+  }
+  next_part_ = PartPlace{part.place.msn, part.place.index + 1};
+  pump_parts();
 }
 
 void Viewer::fetch_keys(const std::vector<std::string>& uris) {
@@ -582,7 +754,7 @@ void Viewer::on_segment_done(const Segment& segment, const Reply& reply, double 
     failing_since_.reset();
     segment_attempts_ = 0;
     throughput_.add(reply.bytes, now - started);
-    buffer_.on_segment(segment.duration, now);
+    buffer_.on_segment(segment.duration, now, segment.program_date_s);
     if (!startup_reported_ && buffer_.started()) {
       startup_reported_ = true;
       // Time in the queue is the queue's figure (wait_s), not the player's startup.
@@ -661,6 +833,12 @@ void Viewer::leave() {
 void Viewer::sample(double now) {
   if (phase_ == Phase::left || phase_ == Phase::failed) return;
   buffer_.advance(now);
+  if (const auto captured = buffer_.playing_program_date()) {
+    const double behind = ctx_.wall_now() - *captured;
+    ctx_.recorder.behind_live(now, behind);
+    behind_live_sum_s_ += behind;
+    behind_live_max_s_ = behind_live_samples_++ ? std::max(behind_live_max_s_, behind) : behind;
+  }
   if (buffer_.stalls() > reported_stalls_) {
     reported_stalls_ = buffer_.stalls();
     ctx_.recorder.stall_began(buffer_.stall_began());
@@ -671,6 +849,10 @@ void Viewer::finish(double now) {
   sample(now);
   if (was_queued_ && queue_record_.admitted_at_s <= 0) ctx_.recorder.queued(queue_record_);
   ctx_.recorder.viewer_end(buffer_.stalls(), buffer_.stalled_s(), buffer_.started());
+  if (behind_live_samples_ > 0) {
+    ctx_.recorder.viewer_behind_live(
+        behind_live_sum_s_ / static_cast<double>(behind_live_samples_), behind_live_max_s_);
+  }
 }
 
 }  // namespace audience

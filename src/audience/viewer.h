@@ -2,7 +2,10 @@
 // check honouring the queue, master playlist → variant (top, bottom or ABR), content steering
 // when the master carries it, media playlist reloads as RFC 8216 §6.3.4 from near the live
 // edge, segments fetched from the host the playlist names (bytes counted and discarded) into
-// a playout buffer model, retries with backoff. It knows the deployment by URL only.
+// a playout buffer model, retries with backoff; on a Low-Latency HLS playlist, parts and
+// preload hints with blocking reloads (RFC 8216bis §6.2.5, §6.3.4), as hls.js and Media3
+// play one. How far behind live the frame on screen is comes from EXT-X-PROGRAM-DATE-TIME.
+// It knows the deployment by URL only.
 // Loop thread only; the Audience owns every Viewer for the whole run.
 #pragma once
 
@@ -20,6 +23,7 @@
 #include "audience/scenario.h"
 #include "common/event_loop.h"
 #include "common/http_client.h"
+#include "hls/playlist.h"
 
 namespace audience {
 
@@ -29,7 +33,8 @@ struct PlayerContext {
   common::HttpClient& client;
   const Scenario& scenario;
   Recorder& recorder;
-  std::function<double()> now;  // seconds since the run began
+  std::function<double()> now;       // seconds since the run began
+  std::function<double()> wall_now;  // the wall clock, Unix seconds (for program dates)
 };
 
 class Viewer {
@@ -92,6 +97,21 @@ class Viewer {
     double duration = 0;
     std::string uri;
     std::string variant;  // the media playlist's URL without query
+    std::optional<double> program_date_s;
+  };
+  // A part's place: its segment's media sequence number and its index in that segment.
+  struct PartPlace {
+    uint64_t msn = 0;
+    uint64_t index = 0;
+    auto operator<=>(const PartPlace&) const = default;
+  };
+  struct Part {
+    PartPlace place;
+    double duration = 0;
+    std::string uri;
+    std::string range;  // a Range header value ("bytes=a-b"), or empty
+    bool independent = false;
+    std::optional<double> program_date_s;
   };
 
   void request(RequestKind kind, common::FetchRequest request, bool keep_body,
@@ -111,7 +131,16 @@ class Viewer {
   void load_steering();
   void choose_variant();
   void load_media();
+  // Reads a media playlist that loaded: its segments, and its parts when playing low-latency.
+  void read_media(const hls::Playlist& playlist, const std::string& asked, double started);
+  // Low-latency: the parts and the preload hint of `media`; false when it has no parts.
+  bool read_parts(const hls::Playlist& playlist);
   void pump_segments();
+  void pump_parts();
+  // The part at or after `place` that is listed (or hinted), stepping over the end of a
+  // complete segment; nullptr when it is not known yet.
+  const Part* find_part(PartPlace& place) const;
+  void on_part_done(const Part& part, const Reply& reply, double started);
   // Fetches each new key URI of a media playlist once, as a player does before decrypting.
   void fetch_keys(const std::vector<std::string>& uris);
   // Switches to the next usable pathway of the steering manifest; false when there is none.
@@ -165,6 +194,23 @@ class Viewer {
   PlayoutBuffer buffer_;
   int reported_stalls_ = 0;
   bool startup_reported_ = false;
+
+  // Low-latency play (parts, hints, blocking reloads), while the playlist has parts.
+  bool playing_parts_ = false;
+  bool can_block_reload_ = false;
+  double part_target_ = 0;
+  std::vector<Part> parts_;
+  std::optional<Part> hint_;              // the part a PRELOAD-HINT names, at its place
+  std::optional<PartPlace> next_part_;    // the next part to fetch
+  std::optional<PartPlace> block_until_;  // the next reload asks for this part (_HLS_msn/_HLS_part)
+  // Parts from the independent one the decoder starts at up to the live start point are
+  // fetched but not shown: playback begins at this part, as hls.js and Media3 seek there.
+  std::optional<PartPlace> first_shown_;
+
+  // Latency behind live, sampled once a second while playing dated media.
+  double behind_live_sum_s_ = 0;
+  double behind_live_max_s_ = 0;
+  uint64_t behind_live_samples_ = 0;
 
   std::function<void()> next_step_;
   common::LoopTimer step_timer_;      // sign-in, access and master retries, queue waits

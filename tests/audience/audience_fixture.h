@@ -1,5 +1,6 @@
 // Shared by the audience tests: a live two-variant source written in real time for
-// test_origin to serve, and a reader of the result JSON.
+// test_origin to serve (each segment dated: EXT-X-PROGRAM-DATE-TIME), and a reader of the
+// result JSON.
 #pragma once
 
 #include <rapidjson/document.h>
@@ -14,6 +15,7 @@
 #include <thread>
 
 #include "../balancer/balancer_fixture.h"
+#include "hls/program_date.h"
 
 namespace balancer::test {
 
@@ -28,7 +30,13 @@ class LiveSource {
   // `with_key`: the media playlists name an AES-128 key (players fetch it; the segments are
   // not really encrypted, which a simulated player does not notice).
   explicit LiveSource(std::string root, bool with_key = false)
-      : root_(std::move(root)), with_key_(with_key) {
+      : root_(std::move(root)),
+        with_key_(with_key),
+        // Segment n ends when it is published: the window's last segment ends now.
+        first_date_ms_(std::chrono::duration_cast<std::chrono::milliseconds>(
+                           std::chrono::system_clock::now().time_since_epoch())
+                           .count() -
+                       int64_t{kWindow} * kTargetDuration * 1000) {
     for (const char* v : kVariants)
       write_file(root_ + "/live/" + v + "/key.bin", std::string(16, 'k'));
     write_file(root_ + "/live/master.m3u8",
@@ -62,14 +70,21 @@ class LiveSource {
       write_file(dir + "/seg" + std::to_string(next_) + ".ts",
                  std::string(v[0] == 'h' ? 24'000 : 9'000, 'x'));
       const uint64_t first = next_ + 1 >= kWindow ? next_ + 1 - kWindow : 0;
+      // Written just before the first segment, the date is that segment's.
+      const std::string date =
+          "#EXT-X-PROGRAM-DATE-TIME:" +
+          hls::format_program_date_ms(first_date_ms_ +
+                                      static_cast<int64_t>(first) * kTargetDuration * 1000) +
+          "\n";
       write_file(dir + "/index.m3u8",
                  live_playlist(first, static_cast<int>(next_ + 1 - first), kTargetDuration,
-                               with_key_ ? "#EXT-X-KEY:METHOD=AES-128,URI=\"key.bin\"\n" : ""));
+                               (with_key_ ? "#EXT-X-KEY:METHOD=AES-128,URI=\"key.bin\"\n" : "") + date));
     }
   }
 
   std::string root_;
   bool with_key_ = false;
+  int64_t first_date_ms_ = 0;  // the capture time of segment 0
   uint64_t next_ = 0;
   std::mutex mutex_;
   std::condition_variable stopped_;

@@ -86,12 +86,22 @@ TEST_CASE("a rehearsal of 240 viewers: queue, walk-out and a killed node, withou
       number_at(doc, {"windows", "steady", "requests_per_viewer_minute", "segment"});
   CHECK(media == doctest::Approx(60.0 / kTargetDuration).epsilon(0.2));
   CHECK(segments == doctest::Approx(60.0 / kTargetDuration).epsilon(0.2));
+  // Latency behind live by EXT-X-PROGRAM-DATE-TIME: a player starts three target durations
+  // from the newest segment's end and a segment is published when it ends, so about 6 s
+  // (more after a failover or a stall, never less than the hold-back minus a segment).
+  const double behind_p50 = number_at(doc, {"behind_live_s", "samples", "p50"});
+  MESSAGE("behind live: p50 " << behind_p50 << " s, p95 "
+                              << number_at(doc, {"behind_live_s", "samples", "p95"}) << " s");
+  CHECK(number_at(doc, {"behind_live_s", "viewer_mean", "count"}) >= 200);
+  CHECK(behind_p50 >= 2 * kTargetDuration);
+  CHECK(behind_p50 <= 5 * kTargetDuration);
   // The walk-out took effect: the balancer chose origin for viewers without a cache id.
   CHECK(balancer.metric("balancer_cache_choice_total{reason=\"origin\"}") > 0);
   std::ifstream html(dir.file("report.html"));
   std::stringstream page;
   page << html.rdbuf();
   CHECK(page.str().find("<svg") != std::string::npos);
+  CHECK(page.str().find("Latency behind live") != std::string::npos);
   CHECK(page.str().find("<script") == std::string::npos);  // self-contained: nothing to load
   CHECK(page.str().find("<link") == std::string::npos);
 }

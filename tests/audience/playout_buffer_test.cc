@@ -57,3 +57,27 @@ TEST_CASE("nothing counts before play is pressed") {
   CHECK_FALSE(b.started());
   CHECK(b.stalls() == 0);
 }
+
+TEST_CASE("the frame on screen has a capture time: latency behind live, growing in a stall") {
+  PlayoutBuffer b(1);
+  b.press_play(0);
+  CHECK_FALSE(b.playing_program_date());
+  // Two parts of 0.5 s captured at 1000.0 and 1000.5, arriving at 1 s and 1.4 s.
+  b.on_segment(0.5, 1, 1000.0);
+  CHECK_FALSE(b.started());
+  b.on_segment(0.5, 1.4, 1000.5);
+  REQUIRE(b.started());  // from 1.4 s
+  b.advance(1.6);        // 0.2 s into the first part
+  REQUIRE(b.playing_program_date());
+  CHECK(*b.playing_program_date() == doctest::Approx(1000.2));
+  b.advance(2.1);  // 0.7 s played: 0.2 s into the second part
+  CHECK(*b.playing_program_date() == doctest::Approx(1000.7));
+  // The buffer runs dry at 2.4 s; the frame on screen stays while the wall clock moves on.
+  b.advance(3.0);
+  REQUIRE(b.stalled());
+  CHECK(*b.playing_program_date() == doctest::Approx(1001.0));
+  // Media without a date (a playlist without EXT-X-PROGRAM-DATE-TIME) has no capture time.
+  b.on_segment(1, 3.2);
+  b.advance(3.5);
+  CHECK_FALSE(b.playing_program_date());
+}

@@ -206,6 +206,10 @@ const scenarios = {
       const d = await page.evaluate(() => ({ viewers: window.dashboardState.series.viewers.at(-1), caches: window.dashboardState.series.caches_up.at(-1), errors: window.dashboardState.errors }));
       check(d.viewers >= 1, 'live viewers counted: ' + d.viewers);
       check(d.caches === 2, 'both cache nodes usable: ' + d.caches);
+      // The stack's channel is dated (EXT-X-PROGRAM-DATE-TIME): how old its newest segment was
+      // when served: under two segments (2 s segments, published when complete).
+      const age = await page.evaluate(() => window.dashboardState.newestAge);
+      check(age.demo >= 0 && age.demo < 4, 'the newest media age of the demo channel: ' + JSON.stringify(age));
       const rows = await page.locator('#health-table tbody tr').count();
       check(rows === 2, 'a health row per cache node');
       // Playback quality from the players' own CMCD: the web player reports as the query argument;

@@ -80,7 +80,7 @@ export async function startStack({ build, source, artifacts }) {
     '-sc_threshold', '0', '-pix_fmt', 'yuv420p', '-b:v:0', '300k', '-b:v:1', '120k',
     '-c:a', 'aac', '-b:a', '48k', '-ac', '2',
     '-f', 'hls', '-hls_time', '2', '-hls_list_size', '10',
-    '-hls_flags', 'delete_segments+independent_segments+temp_file',
+    '-hls_flags', 'delete_segments+independent_segments+temp_file+program_date_time',
     '-master_pl_name', 'master.m3u8', '-var_stream_map', 'v:0,a:0 v:1,a:1',
     '-hls_segment_filename', media + '/live/v%v/seg_%05d.ts', media + '/live/v%v/index.m3u8'],
   { stdio: ['ignore', 'ignore', fs.openSync(path.join(logs, 'ffmpeg.log'), 'a')] });

@@ -1,7 +1,8 @@
 // The operator's dashboard. Every POLL_MS it reads /admin/status (operator key, or
 // loopback), the balancer's /metrics and /health (the cache list), and each cache
 // node's /health (CORS), keeps the last HISTORY samples of each series and draws
-// them as SVG polylines. The playback quality panel adds up what the players report
+// them as SVG polylines. The newest media age per channel (balancer_playlist_newest_age_seconds)
+// is the mean over the playlists served between two samples. The playback quality panel adds up what the players report
 // (CMCD): the nodes' sessions (segment requests carry the richest reports), the stalls
 // of the nodes and the balancer (each stall is flagged on one request, to one of them). The button switches overload emulation on and off
 // (/access_queue_switch?state=on|off). window.dashboardState is the page's state
@@ -21,6 +22,9 @@ const PANELS = [
   { id: 'hit_ratio', title: 'Cache hit ratio', unit: ' %' },
   { id: 'offload', title: 'Origin offload', unit: ' %' },
   { id: 'playlist_rate', title: 'Playlist requests', unit: ' /s' },
+  // How old the newest segment or part was when the balancer served a playlist (by its
+  // EXT-X-PROGRAM-DATE-TIME): the edge's share of the viewers' latency behind live.
+  { id: 'newest_age', title: 'Newest media age at serve (worst channel)', unit: ' s' },
 ];
 // Playback quality (CMCD), a row of its own.
 const QUALITY_PANELS = [
@@ -131,6 +135,32 @@ async function getText(url) {
 
 function operatorHeaders() { return operatorKey ? { 'X-Operator-Key': operatorKey } : {}; }
 
+// balancer_playlist_newest_age_seconds per channel: { channel: { sum, count } }.
+function newestAges(text) {
+  const out = {};
+  const re = /^balancer_playlist_newest_age_seconds_(sum|count)\{channel="([^"]*)"\} (\S+)$/;
+  for (const line of text.split('\n')) {
+    const m = re.exec(line);
+    if (!m) continue;
+    out[m[2]] = out[m[2]] || { sum: 0, count: 0 };
+    out[m[2]][m[1]] = parseFloat(m[3]);
+  }
+  return out;
+}
+
+// The mean age per channel over the playlists served since the last sample (all of them at the
+// first); a channel that served none keeps its last figure.
+function meanAges(ages, before) {
+  const out = {};
+  for (const [channel, a] of Object.entries(ages)) {
+    const b = before && before[channel];
+    const count = a.count - (b ? b.count : 0);
+    if (count > 0) out[channel] = (a.sum - (b ? b.sum : 0)) / count;
+    else if (state.newestAge && state.newestAge[channel] !== undefined) out[channel] = state.newestAge[channel];
+  }
+  return out;
+}
+
 // The value of one series line "name{labels} value" in Prometheus text.
 function metric(text, series) {
   for (const line of text.split('\n')) {
@@ -231,6 +261,10 @@ async function poll() {
     push('offload', sum.served > 0 ? Math.max(0, 100 * (1 - sum.origin / sum.served)) : null);
     push('playlist_rate', null);
   }
+  const ages = newestAges(metrics);
+  state.newestAge = meanAges(ages, previous && previous.ages);
+  const worstAge = Object.values(state.newestAge);
+  push('newest_age', worstAge.length ? Math.max(...worstAge) : null);
   const playback = playbackOf(nodes, status.playback);
   if (previous && previous.stalls !== undefined) {
     const minutes = Math.max(0.001, now - previous.at) / 60;
@@ -242,7 +276,7 @@ async function poll() {
   push('reporting', playback.sessions);
   state.playback = playback;
   drawBitrateMix(playback.bitrate_mix);
-  previous = Object.assign({ at: now, playlists, stalls: playback.stalls }, sum);
+  previous = Object.assign({ at: now, playlists, stalls: playback.stalls, ages }, sum);
 
   push('viewers', status.viewers.active);
   push('queue_length', status.queue.length);
@@ -258,7 +292,8 @@ async function poll() {
   $('emulation').textContent = status.emulation ? 'ON (new viewers queue)' : 'off';
   $('switch-button').textContent = status.emulation ? 'Switch off' : 'Switch on';
   $('updated').textContent = 'updated ' + new Date().toLocaleTimeString();
-  fillTable('channels-table', status.viewers.channels.map((c) => [c.id, c.viewers, c.declared_mbps]));
+  const age = (id) => (state.newestAge[id] === undefined ? '' : state.newestAge[id].toFixed(2));
+  fillTable('channels-table', status.viewers.channels.map((c) => [c.id, c.viewers, c.declared_mbps, age(c.id)]));
   fillTable('caches-table', status.viewers.caches.map((c) => [c.id || 'origin', c.viewers, c.declared_mbps])
     .concat([['origin', status.viewers.origin, '']]));
   fillTable('health-table', health.caches.map((c) => {

@@ -1,0 +1,80 @@
+// `audience` on a Low-Latency HLS channel with real processes: ll_origin publishing CMAF parts
+// that ffmpeg encoded, a cache node, the balancer. Viewers playing low-latency (parts, preload
+// hints, blocking reloads) play without a stall and are about PART-HOLD-BACK behind live by
+// EXT-X-PROGRAM-DATE-TIME; the same viewers playing by segments sit target durations further
+// back; every distinct part reached the origin once.
+#include <doctest/doctest.h>
+#include <rapidjson/document.h>
+
+#include "../integration/cache_node_fixture.h"
+#include "audience_fixture.h"
+#include "support/ll_origin_fixture.h"
+
+using namespace balancer::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+std::string ll_scenario(const std::string& balancer, const std::string& node_metrics,
+                        bool low_latency) {
+  return R"({
+    "name": "ll", "balancer": ")" + balancer + R"(", "channel": "ll",
+    "playlist": "/hls/ll/master.m3u8", "duration_s": 16, "max_viewers": 40,
+    "player": {"variant": "top", "caches": ["venue-a"], "start_buffer_s": 0.5,
+               "low_latency": )" + (low_latency ? "true" : "false") + R"(},
+    "metrics": [{"name": "venue-a", "url": ")" + node_metrics + R"("}],
+    "phases": [
+      {"at_s": 0, "do": "arrive", "viewers": 30, "over_s": 3},
+      {"at_s": 6, "until_s": 16, "do": "window", "name": "steady"}
+    ]})";
+}
+
+}  // namespace
+
+TEST_CASE("audience plays an LL-HLS channel by parts: no stall, about PART-HOLD-BACK behind live") {
+  if (!have_ffmpeg()) {
+    MESSAGE("skipped: ffmpeg is not installed");
+    return;
+  }
+  TempDir dir;
+  std::string error;
+  REQUIRE_MESSAGE(make_cmaf_material(dir.file("low.mp4"), 4, 300, &error), error);
+  REQUIRE_MESSAGE(make_cmaf_material(dir.file("high.mp4"), 4, 900, &error), error);
+  LlOriginOptions options;
+  options.renditions = {{"low", dir.file("low.mp4")}, {"high", dir.file("high.mp4")}};
+  LlOrigin origin(options);
+  CacheNodeProcess node(dir.file("cache-a"), origin.url(""));
+  BalancerProcess balancer(dir, origin.url(""), channels_json({channel_json("ll", "/master.m3u8")}),
+                           caches_json({cache_json("venue-a", "venue", node.port())}),
+                           {"limits.per_address_exempt=[\"127.0.0.0/8\"]"});
+  REQUIRE(balancer.wait_cache_usable("venue-a", true, 10s));
+  REQUIRE(wait_until([&] { return origin.next_msn() >= 4; }, 10s, 20ms));
+
+  rapidjson::Document parts = run_audience(dir, ll_scenario(balancer.url(""), node.url("/metrics"), true));
+  CHECK(number_at(parts, {"viewers", "started"}) == 30);
+  CHECK(number_at(parts, {"stalls", "count"}) == 0);
+  CHECK(parts["fatal"].MemberCount() == 0);
+  // About four parts a second per viewer, each asked for by a blocking reload first.
+  CHECK(number_at(parts, {"windows", "steady", "requests_per_viewer_minute", "part"}) >= 200);
+  CHECK(number_at(parts, {"windows", "steady", "requests_per_viewer_minute", "segment"}) == 0);
+  CHECK(number_at(parts, {"windows", "steady", "requests_per_viewer_minute", "media"}) >= 200);
+  const double ll_p50 = number_at(parts, {"behind_live_s", "samples", "p50"});
+  const double ll_max = number_at(parts, {"behind_live_s", "samples", "max"});
+  MESSAGE("low-latency viewers behind live: p50 " << ll_p50 << " s, max " << ll_max << " s");
+  CHECK(number_at(parts, {"behind_live_s", "samples", "count"}) >= 200);
+  CHECK(number_at(parts, {"behind_live_s", "viewer_mean", "count"}) == 30);
+  CHECK(ll_p50 > 0.2);  // a player cannot be ahead of the encoder
+  CHECK(ll_p50 <= 2.0);
+  // One origin fetch per distinct part on the node, however many viewers asked.
+  CHECK(number_at(parts, {"origin_fetches", "venue-a", "per_segment"}) <= 1.0);
+
+  // The same stream played by segments (a player without low-latency mode): three target
+  // durations back, so further behind than by parts.
+  rapidjson::Document segments =
+      run_audience(dir, ll_scenario(balancer.url(""), node.url("/metrics"), false));
+  CHECK(number_at(segments, {"stalls", "count"}) == 0);
+  CHECK(number_at(segments, {"windows", "steady", "requests_per_viewer_minute", "part"}) == 0);
+  const double segment_p50 = number_at(segments, {"behind_live_s", "samples", "p50"});
+  MESSAGE("segment viewers of the same stream behind live: p50 " << segment_p50 << " s");
+  CHECK(segment_p50 >= ll_p50 + 1.0);
+}
