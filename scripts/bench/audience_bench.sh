@@ -9,23 +9,25 @@
 #   scripts/bench/audience_bench.sh walk_out      20 % walk out of the venue
 #   scripts/bench/audience_bench.sh queue         the limit at 80 % of the audience
 #   scripts/bench/audience_bench.sh small         300 viewers, a node kill, a walk-out
-# VIEWERS=N sets the audience size (default 5,000; small: 300); the queue scenario's limit is
+#   scripts/bench/audience_bench.sh low_latency   1,000 viewers on an LL-HLS channel (ll_origin:
+#                                                 ffmpeg-made CMAF, parts of 0.25 s, 1 s segments)
+# VIEWERS=N sets the audience size (default 5,000; small: 300; low_latency: 1,000); the queue scenario's limit is
 # 80 % of it. Extra arguments go to audience (--set duration_s=..., --quiet). Results: $OUT
 # (default bench-results/audience-<scenario>-<time>/): scenario.json, result.json,
 # report.html, every server's log. Needs a build in $BUILD_DIR (default build/) with the
-# targets audience balancer cache_node test_origin, and ffmpeg.
+# targets audience balancer cache_node test_origin ll_origin, and ffmpeg.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$(pwd)
 # shellcheck source=scripts/bench/lib.sh
 source scripts/bench/lib.sh
-NAME=${1:?usage: scripts/bench/audience_bench.sh steady|kickoff|node_kill|walk_out|queue|small [audience args...]}
+NAME=${1:?usage: scripts/bench/audience_bench.sh steady|kickoff|node_kill|walk_out|queue|small|low_latency [audience args...]}
 shift
 TEMPLATE=scripts/bench/audience/$NAME.json
 [[ -f $TEMPLATE ]] || { echo "no scenario $TEMPLATE" >&2; exit 2; }
 BUILD_DIR=${BUILD_DIR:-$ROOT/build}
-for bin in src/audience/audience src/balancer/balancer src/cache_node/cache_node tests/support/test_origin; do
-  [[ -x $BUILD_DIR/$bin ]] || { echo "missing $BUILD_DIR/$bin; build it: ninja -C $BUILD_DIR audience balancer cache_node test_origin" >&2; exit 1; }
+for bin in src/audience/audience src/balancer/balancer src/cache_node/cache_node tests/support/test_origin tests/support/ll_origin; do
+  [[ -x $BUILD_DIR/$bin ]] || { echo "missing $BUILD_DIR/$bin; build it: ninja -C $BUILD_DIR audience balancer cache_node test_origin ll_origin" >&2; exit 1; }
 done
 command -v ffmpeg >/dev/null || { echo "ffmpeg is required (the live source)" >&2; exit 1; }
 OUT=${OUT:-$ROOT/bench-results/audience-$NAME-$(date -u +%Y%m%dT%H%M%SZ)}
@@ -33,22 +35,40 @@ mkdir -p "$OUT"
 WORK=$(mktemp -d)
 PIDS=()
 
-mkdir -p "$WORK/origin/live"
-log "live source: ffmpeg, 3 variants (800k/400k/200k), 2 s segments"
-spawn "$OUT/ffmpeg.log" ffmpeg -hide_banner -loglevel error -re \
-  -f lavfi -i "testsrc2=size=640x360:rate=25" -f lavfi -i "sine=frequency=440:sample_rate=48000" \
-  -filter_complex "[0:v]split=3[a][b][c];[b]scale=480:270[b2];[c]scale=320:180[c2]" \
-  -map "[a]" -map 1:a -map "[b2]" -map 1:a -map "[c2]" -map 1:a \
-  -c:v libx264 -preset ultrafast -tune zerolatency -g 50 -keyint_min 50 -sc_threshold 0 -pix_fmt yuv420p \
-  -b:v:0 800k -b:v:1 400k -b:v:2 200k -c:a aac -b:a 64k -ac 2 \
-  -f hls -hls_time 2 -hls_list_size 8 -hls_flags delete_segments+independent_segments+temp_file+program_date_time \
-  -master_pl_name master.m3u8 -var_stream_map "v:0,a:0 v:1,a:1 v:2,a:2" \
-  -hls_segment_filename "$WORK/origin/live/v%v/seg_%05d.ts" "$WORK/origin/live/v%v/index.m3u8"
-FFMPEG_PID=$SPAWNED
+SOURCE=/files/live/master.m3u8
+if [[ $NAME == low_latency ]]; then
+  # 8 s of CMAF in two renditions (a keyframe a second, parts of 0.25 s), encoded once and
+  # published part by part in a loop, as the demo's low-latency channel.
+  log "low-latency source: ll_origin, 2 renditions (400k/1200k), parts of 0.25 s, 1 s segments"
+  for rendition in low:400 high:1200; do
+    ffmpeg -hide_banner -loglevel error -y -f lavfi -i "testsrc2=size=640x360:rate=30" -t 8 \
+      -c:v libx264 -preset veryfast -tune zerolatency -g 30 -keyint_min 30 -sc_threshold 0 -b:v "${rendition##*:}k" \
+      -pix_fmt yuv420p -f mp4 -movflags cmaf+frag_keyframe+empty_moov+default_base_moof -frag_duration 250000 \
+      "$WORK/${rendition%%:*}.mp4"
+  done
+  spawn "$OUT/origin.log" "$BUILD_DIR/tests/support/ll_origin" --port 0 --segment 1 \
+    --rendition "low=$WORK/low.mp4" --rendition "high=$WORK/high.mp4"
+  ORIGIN_PID=$SPAWNED
+  ORIGIN_PORT=$(wait_listening "$OUT/origin.log" 10 "$ORIGIN_PID") || { echo "the origin did not start" >&2; exit 1; }
+  SOURCE=/master.m3u8
+else
+  mkdir -p "$WORK/origin/live"
+  log "live source: ffmpeg, 3 variants (800k/400k/200k), 2 s segments"
+  spawn "$OUT/ffmpeg.log" ffmpeg -hide_banner -loglevel error -re \
+    -f lavfi -i "testsrc2=size=640x360:rate=25" -f lavfi -i "sine=frequency=440:sample_rate=48000" \
+    -filter_complex "[0:v]split=3[a][b][c];[b]scale=480:270[b2];[c]scale=320:180[c2]" \
+    -map "[a]" -map 1:a -map "[b2]" -map 1:a -map "[c2]" -map 1:a \
+    -c:v libx264 -preset ultrafast -tune zerolatency -g 50 -keyint_min 50 -sc_threshold 0 -pix_fmt yuv420p \
+    -b:v:0 800k -b:v:1 400k -b:v:2 200k -c:a aac -b:a 64k -ac 2 \
+    -f hls -hls_time 2 -hls_list_size 8 -hls_flags delete_segments+independent_segments+temp_file+program_date_time \
+    -master_pl_name master.m3u8 -var_stream_map "v:0,a:0 v:1,a:1 v:2,a:2" \
+    -hls_segment_filename "$WORK/origin/live/v%v/seg_%05d.ts" "$WORK/origin/live/v%v/index.m3u8"
+  FFMPEG_PID=$SPAWNED
 
-spawn "$OUT/origin.log" "$BUILD_DIR/tests/support/test_origin" --port 0 --root "$WORK/origin"
-ORIGIN_PID=$SPAWNED
-ORIGIN_PORT=$(wait_listening "$OUT/origin.log" 10 "$ORIGIN_PID") || { echo "the origin did not start" >&2; exit 1; }
+  spawn "$OUT/origin.log" "$BUILD_DIR/tests/support/test_origin" --port 0 --root "$WORK/origin"
+  ORIGIN_PID=$SPAWNED
+  ORIGIN_PORT=$(wait_listening "$OUT/origin.log" 10 "$ORIGIN_PID") || { echo "the origin did not start" >&2; exit 1; }
+fi
 
 declare -A NODE_PID NODE_PORT
 for node in a b; do
@@ -62,7 +82,7 @@ done
 
 mkdir -p "$WORK/conf"
 cat > "$WORK/conf/channels.json" <<JSON
-{"channels":[{"id":"demo","title":"Demo","origin":"demo","source":"/files/live/master.m3u8","free":true,"kind":"live"}]}
+{"channels":[{"id":"demo","title":"Demo","origin":"demo","source":"$SOURCE","free":true,"kind":"live"}]}
 JSON
 cat > "$WORK/conf/caches.json" <<JSON
 {"caches":[{"id":"venue-a","site":"venue","url":"http://127.0.0.1:${NODE_PORT[a]}","networks":[]},
@@ -71,13 +91,17 @@ JSON
 # Loopback is not a NIC: the example configuration's traffic limit (8,000 Mbit/s) and the
 # nodes' egress overload threshold (900 Mbit/s) would queue viewers and send them to origin.
 LIMITS=(--set limits.max_traffic_mbps=0)
-VIEWERS=${VIEWERS:-$([[ $NAME == small ]] && echo 300 || echo 5000)}
+VIEWERS=${VIEWERS:-$(case $NAME in small) echo 300 ;; low_latency) echo 1000 ;; *) echo 5000 ;; esac)}
 [[ $NAME == queue ]] && LIMITS+=(--set limits.max_streams=$((VIEWERS * 8 / 10)))
 # Gates open on a running stream: a live window of 4 segments first (a viewer arriving
 # on a 1-segment window starts at the live edge and stalls on every late segment).
 log "waiting for 4 segments of the live window"
 for ((i = 0; i < 300; i++)); do
-  (($(grep -c EXTINF "$WORK/origin/live/v2/index.m3u8" 2>/dev/null || echo 0) >= 4)) && break
+  if [[ $NAME == low_latency ]]; then
+    (($(curl -s "http://127.0.0.1:$ORIGIN_PORT/low/index.m3u8" | grep -c EXTINF || true) >= 4)) && break
+  else
+    (($(grep -c EXTINF "$WORK/origin/live/v2/index.m3u8" 2>/dev/null || echo 0) >= 4)) && break
+  fi
   sleep 0.1
 done
 spawn "$OUT/balancer.log" "$BUILD_DIR/src/balancer/balancer" --config conf/balancer.json \
@@ -88,7 +112,9 @@ spawn "$OUT/balancer.log" "$BUILD_DIR/src/balancer/balancer" --config conf/balan
 BALANCER_PID=$SPAWNED
 BALANCER_PORT=$(wait_listening "$OUT/balancer.log" 10 "$BALANCER_PID") || { echo "the balancer did not start" >&2; exit 1; }
 
-PROCESSES="{\"name\":\"balancer\",\"pid\":$BALANCER_PID},{\"name\":\"venue-a\",\"pid\":${NODE_PID[a]}},{\"name\":\"venue-b\",\"pid\":${NODE_PID[b]}},{\"name\":\"origin\",\"pid\":$ORIGIN_PID},{\"name\":\"ffmpeg\",\"pid\":$FFMPEG_PID}"
+PROCESSES="{\"name\":\"balancer\",\"pid\":$BALANCER_PID},{\"name\":\"venue-a\",\"pid\":${NODE_PID[a]}},{\"name\":\"venue-b\",\"pid\":${NODE_PID[b]}},{\"name\":\"origin\",\"pid\":$ORIGIN_PID}"
+# The low-latency source was encoded once: no encoder runs.
+[[ $NAME == low_latency ]] || PROCESSES+=",{\"name\":\"ffmpeg\",\"pid\":$FFMPEG_PID}"
 METRICS="{\"name\":\"venue-a\",\"url\":\"http://127.0.0.1:${NODE_PORT[a]}/metrics\"},{\"name\":\"venue-b\",\"url\":\"http://127.0.0.1:${NODE_PORT[b]}/metrics\"}"
 sed -e "s|@VIEWERS@|$VIEWERS|g" -e "s|@BALANCER@|http://127.0.0.1:$BALANCER_PORT|" -e "s|@PROCESSES@|$PROCESSES|" -e "s|@METRICS@|$METRICS|" \
   "$TEMPLATE" > "$OUT/scenario.json"
@@ -101,7 +127,9 @@ d = json.load(open(sys.argv[1]))
 r = d["requests"]
 print(f"viewers started {d['viewers']['started']}, stalls {d['stalls']['count']} ({d['stalls']['stalled_s']} s) in {d['viewers']['with_stalls']} viewers, fatal {d['fatal']}")
 print(f"startup s: p50 {d['startup_s']['p50']} p95 {d['startup_s']['p95']} max {d['startup_s']['max']}")
-print(f"media playlist ms: p50 {r['media']['latency_ms']['p50']} p99 {r['media']['latency_ms']['p99']}; segment ms p99 {r['segment']['latency_ms']['p99']}")
+print(f"media playlist ms: p50 {r['media']['latency_ms']['p50']} p99 {r['media']['latency_ms']['p99']}; segment ms p99 {r['segment']['latency_ms']['p99']}; part ms p99 {r['part']['latency_ms']['p99']}")
+b = d["behind_live_s"]
+print(f"behind live s: p50 {b['samples']['p50']} p95 {b['samples']['p95']} max {b['samples']['max']}; viewers' means p50 {b['viewer_mean']['p50']} p95 {b['viewer_mean']['p95']} max {b['viewer_mean']['max']}")
 print(f"failover s: {d['failover_s']}; queue: {d['queue']}")
 print(f"origin fetches: {d['origin_fetches']} (distinct segments asked {d['segments_distinct']})")
 for name, w in d["windows"].items():
