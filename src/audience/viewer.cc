@@ -666,13 +666,9 @@ void Viewer::pump_parts() {
   common::FetchRequest r;
   r.url = part.uri;
   if (!part.range.empty()) r.headers.push_back({"Range", part.range});
-  const double started = ctx_.now();
-  request(RequestKind::part, std::move(r), false, [this, part, started](Reply reply) {
-    segment_fetch_ = 0;
-    if (stopped()) return;
+  fetch_media(RequestKind::part, std::move(r), [this, part](const Reply& reply, double started) {
     on_part_done(part, reply, started);
   });
-  segment_fetch_ = in_flight_.back();
 }
 
 void Viewer::on_part_done(const Part& part, const Reply& reply, double started) {
@@ -736,12 +732,21 @@ void Viewer::pump_segments() {
   ctx_.recorder.segment_asked(segment.variant + "#" + std::to_string(segment.sequence));
   common::FetchRequest r;
   r.url = segment.uri;
+  fetch_media(RequestKind::segment, std::move(r),
+              [this, segment](const Reply& reply, double started) {
+                on_segment_done(segment, reply, started);
+              });
+}
+
+void Viewer::fetch_media(RequestKind kind, common::FetchRequest media_request,
+                         std::function<void(const Reply&, double started)> done) {
   const double started = ctx_.now();
-  request(RequestKind::segment, std::move(r), false, [this, segment, started](Reply reply) {
-    segment_fetch_ = 0;
-    if (stopped()) return;
-    on_segment_done(segment, reply, started);
-  });
+  request(kind, std::move(media_request), false,
+          [this, started, done = std::move(done)](Reply reply) {
+            segment_fetch_ = 0;
+            if (stopped()) return;
+            done(reply, started);
+          });
   segment_fetch_ = in_flight_.back();
 }
 

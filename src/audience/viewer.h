@@ -141,6 +141,10 @@ class Viewer {
   // complete segment; nullptr when it is not known yet.
   const Part* find_part(PartPlace& place) const;
   void on_part_done(const Part& part, const Reply& reply, double started);
+  // Fetches one segment or part (one at a time: segment_fetch_), then `done` with the reply
+  // and when it began, unless the viewer stopped meanwhile.
+  void fetch_media(RequestKind kind, common::FetchRequest media_request,
+                   std::function<void(const Reply&, double started)> done);
   // Fetches each new key URI of a media playlist once, as a player does before decrypting.
   void fetch_keys(const std::vector<std::string>& uris);
   // Switches to the next usable pathway of the steering manifest; false when there is none.
