@@ -152,6 +152,10 @@ std::vector<std::string> chunk_links(const hls::Template& tmpl, const RewritePla
     }
     assert(destination.signer != nullptr);
     signed_path.assign("/o/").append(destination.origin_id).append(target.origin_target);
+    if (plan.part_target_ms > 0 && (slot.tag == "EXT-X-PART" || slot.tag == "EXT-X-PRELOAD-HINT")) {
+      common::append_query_param(signed_path, kPartTargetParameter,
+                                 std::to_string(plan.part_target_ms));
+    }
     std::string link = destination.cache_url;
     link.append(destination.signer->sign(
         signed_path, link_expiry(first_listed, destination.now_unix, destination.lifetime_s)));

@@ -60,7 +60,16 @@ struct RewritePlan {
   // every version that lists it (players match parts, hints and rendition reports by URI);
   // empty: not known (links then expire counted from the request).
   std::vector<int64_t> chunk_first_listed;
+  // A Low-Latency HLS playlist's PART-TARGET in milliseconds (0: none). The cache node links
+  // of its parts and preload hints carry it, signed (kPartTargetParameter), so that the node
+  // remembers a hinted part's 404 for at most that long: the part is due within one.
+  int64_t part_target_ms = 0;
 };
+
+// "bpt=<PART-TARGET ms>" on the signed node links of EXT-X-PART and EXT-X-PRELOAD-HINT URIs
+// (the same value on a part and its hint, so the two URIs stay one). The cache node never
+// makes it part of a chunk's key or its origin fetch (cache_node/query_policy.h).
+inline constexpr std::string_view kPartTargetParameter = "bpt";
 
 RewritePlan plan_rewrite(const hls::Template& tmpl, std::string_view origin_base);
 

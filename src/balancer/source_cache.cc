@@ -1,6 +1,7 @@
 #include "balancer/source_cache.h"
 
 #include <algorithm>
+#include <cmath>
 #include <unordered_set>
 
 #include "common/log.h"
@@ -524,6 +525,10 @@ common::Result<std::shared_ptr<const SourceVersion>> SourceCache::build_version(
   }
   version->live = entry.applied_live;
   version->plan = plan_rewrite(version->playlist.tmpl, entry.origin_base);
+  if (const auto& part_target = version->playlist.media.part_target;
+      version->playlist.kind == hls::PlaylistKind::media && part_target && *part_target > 0) {
+    version->plan.part_target_ms = std::clamp<int64_t>(std::llround(*part_target * 1000), 1, 60'000);
+  }
   mark_runs(version->plan, version->playlist.tmpl, runs_by_line);
   stamp_first_listed(entry.blocking ? entry.base_key : entry.key, *version);
   version->serial = next_serial_++;

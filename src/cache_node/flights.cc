@@ -242,11 +242,13 @@ size_t Flights::waiting(const std::string& key) const {
 
 // ---- owning a flight (the loop that started it) ----
 
-void Flights::start(const std::shared_ptr<Flight>& flight, std::string url, std::vector<common::HttpHeader> headers) {
+void Flights::start(const std::shared_ptr<Flight>& flight, std::string url, std::vector<common::HttpHeader> headers,
+                    std::chrono::milliseconds negative_cap) {
   const std::string& key = flight->key();
   OwnedFetch& fetch = owned_[key];
   fetch.flight = flight;
   fetch.started = clock_.now();
+  fetch.negative_cap = negative_cap;
   metrics_.origin_fetches.inc();
   common::FetchRequest request_out;
   request_out.url = std::move(url);
@@ -267,6 +269,7 @@ void Flights::start_from_owner(const std::shared_ptr<Flight>& flight, OwnerFetch
   fetch.flight = flight;
   fetch.started = clock_.now();
   fetch.fallback_url = std::move(owner.fallback_url);
+  fetch.negative_cap = owner.negative_cap;
   metrics_.sibling_fetches.inc();
   common::FetchRequest request_out;
   request_out.url = std::move(owner.url);
@@ -367,9 +370,9 @@ void Flights::on_head(const std::string& key, uint64_t attempt, const common::Fe
   }
   if (head.status == 404 || head.status == 410) {
     const HeadFreshness fields(head);
-    fetch.negative_ttl = std::chrono::milliseconds(negative_lifetime_ms(
-        fields.view(), clock_.unix_now_ms(),
-        std::chrono::duration_cast<std::chrono::milliseconds>(config_.get().config.negative_ttl).count()));
+    int64_t cap_ms = std::chrono::duration_cast<std::chrono::milliseconds>(config_.get().config.negative_ttl).count();
+    if (fetch.negative_cap.count() > 0) cap_ms = std::min<int64_t>(cap_ms, fetch.negative_cap.count());
+    fetch.negative_ttl = std::chrono::milliseconds(negative_lifetime_ms(fields.view(), clock_.unix_now_ms(), cap_ms));
   }
   if (head.status != 200 && !relayed_as_is(head.status)) return;  // answered when the transfer ends
   ChunkMeta meta = meta_from_head(key, head, nullptr, fetch.storable);

@@ -60,6 +60,7 @@ struct OwnerFetch {
   std::vector<common::HttpHeader> headers;  // mark the request as a sibling's
   std::string fallback_url;                 // the node's own upstream (origin or parent)
   std::chrono::milliseconds head_wait{1000};
+  std::chrono::milliseconds negative_cap{0};  // as Flights::start's
 };
 
 // What the flights count (the same series whichever loop counts them).
@@ -114,8 +115,11 @@ class Flights {
   // ended they are answered and forgotten.
   void progress(const std::shared_ptr<Flight>& flight);
   // Runs the transfer of `flight`, which this loop started: GET `url` with
-  // `headers`, conditional when the flight revalidates a stored copy.
-  void start(const std::shared_ptr<Flight>& flight, std::string url, std::vector<common::HttpHeader> headers = {});
+  // `headers`, conditional when the flight revalidates a stored copy. `negative_cap`
+  // (when positive) shortens how long a 404 is remembered below the configured
+  // negative_ttl: a hinted part's is due within its part target.
+  void start(const std::shared_ptr<Flight>& flight, std::string url, std::vector<common::HttpHeader> headers = {},
+             std::chrono::milliseconds negative_cap = {});
   // Runs the transfer of `flight` (a miss this loop started) from the site's
   // owner of the chunk, falling back to the upstream as `owner` says.
   void start_from_owner(const std::shared_ptr<Flight>& flight, OwnerFetch owner);
@@ -146,6 +150,7 @@ class Flights {
     size_t skip = 0;           // leading bytes of this transfer the body holds already (the owner sent them)
     // A 404/410 head: how long its own headers let it answer (negative_lifetime_ms).
     std::chrono::milliseconds negative_ttl{0};
+    std::chrono::milliseconds negative_cap{0};  // positive: at most this long (Flights::start)
     common::FetchRequest request;  // what the current transfer asked for (a redirect resolves against it)
     int redirects = 0;         // followed so far
     std::string retry_after;   // of a 429/503 head

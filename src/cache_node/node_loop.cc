@@ -64,6 +64,12 @@ std::string owner_url(const RuntimeConfig& rc, size_t owner, const ChunkRequest&
   return rc.site_urls[owner] + target;
 }
 
+// How long a 404 of `request` may be remembered at most, below negative_ttl_ms: a part or
+// preload hint's link names its part target (query_policy.h); 0 for anything else.
+std::chrono::milliseconds negative_cap(const ChunkRequest& request) {
+  return std::chrono::milliseconds(part_target_ms(request.query).value_or(0));
+}
+
 // The viewer's request headers that `origin` names in forward_request_headers.
 std::vector<common::HttpHeader> forwarded_headers(const HttpExchange& ex, const OriginConfig& origin) {
   std::vector<common::HttpHeader> out;
@@ -135,10 +141,11 @@ void NodeLoop::start_miss(const std::shared_ptr<Flight>& flight, const RuntimeCo
       if (prefetch) fetch.headers.push_back({std::string(kSiblingPrefetchHeader), "1"});
       fetch.fallback_url = std::move(upstream);
       fetch.head_wait = rc.config.site_owner_wait;
+      fetch.negative_cap = negative_cap(request);
       return flights_.start_from_owner(flight, std::move(fetch));
     }
   }
-  flights_.start(flight, std::move(upstream), std::move(forwarded));
+  flights_.start(flight, std::move(upstream), std::move(forwarded), negative_cap(request));
 }
 
 // ---- waiting on a flight ----
@@ -414,7 +421,8 @@ void NodeLoop::handle_chunk(HttpExchange& ex) {
     }
     case SharedCache::Lookup::Kind::revalidate:
       shared_.stale_hits.inc();
-      flights_.start(found.flight, upstream_url(config, *request, signed_suffix), forwarded_headers(ex, origin->second));
+      flights_.start(found.flight, upstream_url(config, *request, signed_suffix), forwarded_headers(ex, origin->second),
+                     negative_cap(*request));
       if (found.stale && now_ms < found.stale->meta.refresh_grace_until_ms) {
         // Stale-while-revalidate (RFC 5861): one background fetch refreshes it, nobody waits.
         flights_.join(found.flight, std::make_unique<BackgroundRefresh>());
@@ -478,7 +486,7 @@ NodeLoop::PrefetchResult NodeLoop::prefetch_one(const RuntimeConfig& rc, const s
       start_miss(found.flight, rc, *request, signed_suffix, false, true, now_ms);
       break;
     case SharedCache::Lookup::Kind::revalidate:
-      flights_.start(found.flight, upstream_url(config, *request, signed_suffix));
+      flights_.start(found.flight, upstream_url(config, *request, signed_suffix), {}, negative_cap(*request));
       break;
   }
   shared_.prefetch_ledger.prefetched(key, now_ms);

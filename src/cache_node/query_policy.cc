@@ -16,6 +16,7 @@ std::string kept_query(std::string_view query, const QueryPolicy& policy) {
     query = amp == std::string_view::npos ? std::string_view{} : query.substr(amp + 1);
     if (param.empty()) continue;
     std::string_view name = param.substr(0, param.find('='));
+    if (name == kPartTargetParam) continue;
     bool keep = name == kRunParam;
     if (!keep && policy.mode == QueryPolicy::Mode::keep) keep = true;
     if (!keep && policy.mode == QueryPolicy::Mode::listed) {
@@ -26,6 +27,25 @@ std::string kept_query(std::string_view query, const QueryPolicy& policy) {
     out.append(param);
   }
   return out;
+}
+
+std::optional<int64_t> part_target_ms(std::string_view query) {
+  while (!query.empty()) {
+    const size_t amp = query.find('&');
+    const std::string_view param = query.substr(0, amp);
+    query = amp == std::string_view::npos ? std::string_view{} : query.substr(amp + 1);
+    const size_t eq = param.find('=');
+    if (eq == std::string_view::npos || param.substr(0, eq) != kPartTargetParam) continue;
+    const std::string_view digits = param.substr(eq + 1);
+    if (digits.empty() || digits.size() > 5) return std::nullopt;
+    int64_t ms = 0;
+    for (char c : digits) {
+      if (c < '0' || c > '9') return std::nullopt;
+      ms = ms * 10 + (c - '0');
+    }
+    return ms >= 1 && ms <= 60'000 ? std::optional(ms) : std::nullopt;
+  }
+  return std::nullopt;
 }
 
 const QueryPolicy& policy_for_path(const OriginQueryPolicy& policy, std::string_view origin_path) {

@@ -8,6 +8,8 @@
 // tells a restarted encoder's chunk from the previous run's under a reused name.
 #pragma once
 
+#include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -18,6 +20,16 @@ namespace cache_node {
 // chunk links of a restarted encoder run with brun=<run id> (signed like the
 // rest), so a reused name never hits the previous run's stored bytes.
 inline constexpr std::string_view kRunParam = "brun";
+
+// Never part of the cache key or the origin fetch, whatever the policy: the balancer marks
+// the links of Low-Latency HLS parts and preload hints with bpt=<PART-TARGET in ms> (signed
+// like the rest), and a 404 for one is remembered at most that long, since the part is due
+// within a part target (a hint may be asked for before its part exists).
+inline constexpr std::string_view kPartTargetParam = "bpt";
+
+// The part target a chunk request's raw query names (kPartTargetParam: 1–60000 ms), or
+// nullopt when it names none or an unusable one.
+std::optional<int64_t> part_target_ms(std::string_view query);
 
 struct QueryPolicy {
   enum class Mode { ignore, keep, listed };
@@ -35,7 +47,8 @@ struct OriginQueryPolicy {
 
 // The parameters of `query` (raw, without '?', signature parameters already
 // removed) that `policy` keeps, in their order and as written: all for keep;
-// for listed the named ones; for ignore none; kRunParam in every mode. A
+// for listed the named ones; for ignore none; kRunParam in every mode and
+// kPartTargetParam in none. A
 // parameter's name is what precedes its first '='. Empty parameters go.
 std::string kept_query(std::string_view query, const QueryPolicy& policy);
 

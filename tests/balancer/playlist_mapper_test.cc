@@ -294,4 +294,37 @@ TEST_CASE("chunk links: with first-listed times, two renderings seconds apart si
   CHECK(first[1].find("bexp=1800000120&") != std::string::npos);
 }
 
+TEST_CASE("chunk links: parts and their preload hint carry the signed part target; segments and the map do not") {
+  const std::string ll =
+      "#EXTM3U\n#EXT-X-VERSION:9\n#EXT-X-TARGETDURATION:1\n#EXT-X-PART-INF:PART-TARGET=0.27\n"
+      "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK=0.81\n#EXT-X-MEDIA-SEQUENCE:7\n"
+      "#EXT-X-MAP:URI=\"init.mp4\"\n#EXTINF:1.0,\nseg7.m4s\n"
+      "#EXT-X-PART:DURATION=0.27,URI=\"seg8.0.m4s\",INDEPENDENT=YES\n"
+      "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"seg8.1.m4s\"\n";
+  hls::Playlist p = parse(ll, "http://o.example/ll/low/index.m3u8");
+  RewritePlan plan = plan_rewrite(p.tmpl, "http://o.example");
+  plan.part_target_ms = 270;
+  auto signer = common::UrlSigner::create({kKey});
+  REQUIRE(signer.ok());
+  ChunkDestination d;
+  d.cache_url = "http://cache-a.example:8081";
+  d.origin_id = "ll";
+  d.signer = &*signer;
+  d.lifetime_s = 120;
+  d.now_unix = 1'800'000'000;
+  const std::vector<std::string> links = chunk_links(p.tmpl, plan, d);
+  REQUIRE(links.size() == 4);  // map, segment, part, hint (in slot order)
+  for (const std::string& link : links) {
+    CAPTURE(link);
+    const bool part_or_hint = link.find("seg8.") != std::string::npos;
+    CHECK((link.find("?bpt=270&bexp=") != std::string::npos) == part_or_hint);
+    // Signed with it: the node verifies the whole query, so a viewer cannot change it.
+    const std::string target = link.substr(link.find("/o/"));
+    CHECK(signer->verify(target, d.now_unix) == common::SignatureVerdict::ok);
+  }
+  // Without a part target (a regular playlist) nothing is added.
+  plan.part_target_ms = 0;
+  for (const std::string& link : chunk_links(p.tmpl, plan, d)) CHECK(link.find("bpt=") == std::string::npos);
+}
+
 }  // namespace balancer

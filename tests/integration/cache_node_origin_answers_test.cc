@@ -2,7 +2,8 @@
 // a 404 is remembered only as long as the origin's own cache headers allow (never
 // with no-store: the object may be published a moment later), a Vary: * response
 // is never reused, two Expires lines mean already expired, a list-valued Age
-// counts its first member.
+// counts its first member; a hinted part's 404 (its link names the part target) is
+// remembered one part target at most.
 #include <doctest/doctest.h>
 
 #include "cache_node_fixture.h"
@@ -61,6 +62,25 @@ TEST_CASE("a 404's own lifetime bounds how long it is remembered; without one th
   REQUIRE(http_get(short_url).status == 404);
   CHECK(origin.count(short_lived) == 1);
   REQUIRE(wait_until([&] { return http_get(short_url).status == 404 && origin.count(short_lived) == 2; }, 5s, 100ms));
+}
+
+TEST_CASE("a hinted part's 404 is remembered for at most its part target, other 404s for the TTL") {
+  TempDir dir;
+  TestOrigin origin;
+  CacheNodeProcess node(dir.file("data"), origin.base_url(), {"signing.required=false", "negative_ttl_ms=60000"});
+  // A part or preload hint link (the balancer marks it with its PART-TARGET, bpt): a player may
+  // ask for a hinted part a moment before it exists and asks again at once.
+  const std::string part = "/gen/1K/seg9.2.m4s";
+  const std::string part_url = node.url("/o/demo" + part + "?status=404&bpt=200");
+  REQUIRE(http_get(part_url).status == 404);
+  REQUIRE(origin.count(part) == 1);
+  REQUIRE(wait_until([&] { return http_get(part_url).status == 404 && origin.count(part) == 2; }, 2s, 20ms));
+  // The same 404 without a part target: the configured 60 s (the node answers meanwhile).
+  const std::string chunk = "/gen/1K/seg9.ts";
+  const std::string chunk_url = node.url("/o/demo" + chunk + "?status=404");
+  REQUIRE(http_get(chunk_url).status == 404);
+  for (int i = 0; i < 10; ++i) CHECK(http_get(chunk_url).status == 404);
+  CHECK(origin.count(chunk) == 1);
 }
 
 TEST_CASE("Vary: * is served but never reused") {

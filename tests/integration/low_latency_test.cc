@@ -134,6 +134,10 @@ TEST_CASE("LL-HLS end to end: every part through balancer and node, stable URIs,
     // Media3's rules: the hint is a part; the sibling's report names exactly the URI the
     // master lists for it on this pathway.
     CHECK(media.body.find("#EXT-X-PRELOAD-HINT:TYPE=PART,") != std::string::npos);
+    // A part's and the hint's node links name the part target (the node then remembers a
+    // hinted part's 404 for at most that long).
+    CHECK(view.hint.find("bpt=") != std::string::npos);
+    CHECK(view.parts.back().uri.find("bpt=") != std::string::npos);
     std::smatch reported;
     REQUIRE(std::regex_search(media.body, reported, report));
     CHECK(reported[1] == sibling);
