@@ -2,7 +2,7 @@
 # Installs what is missing, builds, and runs every test (unit, integration,
 # fuzz regression). In CI (CI=true) warnings are errors, and two more passes
 # run the unit tests and the two-loop integration tests against servers built
-# with AddressSanitizer + UBSan, then with ThreadSanitizer.
+# with AddressSanitizer + UBSan, then the integration tests with ThreadSanitizer.
 #   scripts/test.sh                 everything
 #   scripts/test.sh -L unit         extra arguments go to ctest
 set -euo pipefail
@@ -26,16 +26,22 @@ cmake --build build -j "$jobs"
 # real-time playback, other processes) and leave more than half of the cores idle
 # (measured: 0.6 of 2). The builds run at the lowest priority, so a test that needs the
 # CPU gets it first; their output goes to build/sanitizer-builds.log, shown if one fails.
+# The ASan tree comes first (build-asan/built marks it done): its pass runs while the
+# ThreadSanitizer tree builds. That tree has the servers only: the unit tests run one
+# thread each, which ThreadSanitizer has nothing to say about.
 build_sanitizer_trees() {
   if [[ $asan_pass == 1 ]]; then
     cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DBALANCER_WERROR=$werror -DBALANCER_SANITIZE=ON >/dev/null
+    rm -f build-asan/built
     nice -n 19 cmake --build build-asan -j "$jobs" --target servers_and_unit_tests
+    touch build-asan/built
   fi
   if [[ $tsan_pass == 1 ]]; then
     cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBALANCER_WERROR=$werror -DBALANCER_TSAN=ON >/dev/null
-    nice -n 19 cmake --build build-tsan -j "$jobs" --target servers_and_unit_tests
+    nice -n 19 cmake --build build-tsan -j "$jobs" --target balancer cache_node
   fi
 }
+rm -f build-asan/built
 sanitizer_builds=""
 stop_sanitizer_builds() {
   if [[ -n $sanitizer_builds ]] && kill -0 "$sanitizer_builds" 2>/dev/null; then
@@ -62,7 +68,18 @@ else
   ctest --test-dir build --output-on-failure -j 2 "$@"
 fi
 
-if [[ -n $sanitizer_builds ]]; then
+# Waits for the sanitizer builds to finish (or, with `asan`, for the ASan tree only: at most
+# an hour); shows their log and fails if they did.
+wait_sanitizer_builds() { # [asan]
+  [[ -n $sanitizer_builds ]] || return 0
+  if [[ ${1:-} == asan ]]; then
+    for ((second = 0; second < 3600; ++second)); do
+      [[ -e build-asan/built ]] && return 0
+      kill -0 "$sanitizer_builds" 2>/dev/null || break
+      sleep 1
+    done
+    [[ -e build-asan/built ]] && return 0
+  fi
   if ! wait "$sanitizer_builds"; then
     sanitizer_builds=""
     echo "== the sanitizer builds failed:"
@@ -71,10 +88,7 @@ if [[ -n $sanitizer_builds ]]; then
   fi
   sanitizer_builds=""
   grep -E '^\[[0-9]+/[0-9]+\] Linking CXX executable src/' build/sanitizer-builds.log || true
-fi
-if [[ $browser_after_builds == 1 ]]; then
-  ctest --test-dir build --output-on-failure -L '^browser$'
-fi
+}
 
 # The sanitizer passes instrument the product: the servers, the libraries and their
 # unit tests are built in their own tree; the integration tests are this build's
@@ -82,10 +96,12 @@ fi
 # (the single-loop variants ran above). The fault suite, benchmarks and fuzz
 # runners are not built there. Reports go to files (log_path), so that one from a
 # server a test has already stopped still fails the pass.
-run_sanitizer_pass() { # <tree> <sanitizer> <reports dir> [ctest arguments for the integration run...]
-  local tree=$1 sanitizer=$2 reports=$3 failed=0
-  shift 3
-  ctest --test-dir "$tree" --output-on-failure -j 2 -L unit -E '^openapi_document$' --timeout 600 "${extra[@]}" || failed=1
+run_sanitizer_pass() { # <tree> <sanitizer> <reports dir> <unit: 1|0> [ctest arguments for the integration run...]
+  local tree=$1 sanitizer=$2 reports=$3 unit=$4 failed=0
+  shift 4
+  if [[ $unit == 1 ]]; then
+    ctest --test-dir "$tree" --output-on-failure -j 2 -L unit -E '^openapi_document$' --timeout 600 "${extra[@]}" || failed=1
+  fi
   BALANCER_SERVERS_DIR="$PWD/$tree" BALANCER_SERVERS_SANITIZER=$sanitizer \
     ctest --test-dir build --output-on-failure -j 2 -L integration -R '_threads2$' --timeout 600 "$@" "${extra[@]}" || failed=1
   for report in "$reports"/*; do
@@ -99,18 +115,24 @@ run_sanitizer_pass() { # <tree> <sanitizer> <reports dir> [ctest arguments for t
 extra=("$@")
 
 if [[ $asan_pass == 1 ]]; then
+  wait_sanitizer_builds asan
   echo "== sanitizer pass (ASan + UBSan) =="
   reports="$PWD/build-asan/sanitizer-reports"
   rm -rf "$reports" && mkdir -p "$reports"
   ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:log_path=$reports/asan" \
     UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:log_path=$reports/ubsan" \
-    run_sanitizer_pass build-asan address "$reports"
+    run_sanitizer_pass build-asan address "$reports" 1
+fi
+
+wait_sanitizer_builds
+if [[ $browser_after_builds == 1 ]]; then
+  ctest --test-dir build --output-on-failure -L '^browser$'
 fi
 
 if [[ $tsan_pass == 1 ]]; then
-  echo "== thread sanitizer pass (unit + integration with threads: 2) =="
+  echo "== thread sanitizer pass (integration with threads: 2) =="
   reports="$PWD/build-tsan/sanitizer-reports"
   rm -rf "$reports" && mkdir -p "$reports"
   TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$PWD/tests/tsan.supp log_path=$reports/tsan" \
-    run_sanitizer_pass build-tsan thread "$reports" -E '^e2e_'
+    run_sanitizer_pass build-tsan thread "$reports" 0 -E '^e2e_'
 fi
