@@ -102,10 +102,8 @@ run_sanitizer_pass() { # <tree> <sanitizer> <reports dir> <unit: 1|0> [ctest arg
   if [[ $unit == 1 ]]; then
     ctest --test-dir "$tree" --output-on-failure -j 2 -L unit -E '^openapi_document$' --timeout 600 "${extra[@]}" || failed=1
   fi
-  # Three at once on two cores: these tests mostly wait on their servers and timers, and
-  # under a sanitizer they report rather than assert latency bounds.
   BALANCER_SERVERS_DIR="$PWD/$tree" BALANCER_SERVERS_SANITIZER=$sanitizer \
-    ctest --test-dir build --output-on-failure -j 3 -L integration -R '_threads2$' --timeout 600 "$@" "${extra[@]}" || failed=1
+    ctest --test-dir build --output-on-failure -j 2 -L integration -R '_threads2$' --timeout 600 "$@" "${extra[@]}" || failed=1
   for report in "$reports"/*; do
     [[ -e $report ]] || continue
     echo "== $sanitizer sanitizer report: $report"
