@@ -76,6 +76,11 @@ struct SourceCache::Entry {
   std::string origin_id;
   bool prefetch = false;
   uint64_t caches_before = 0;
+  // Low-latency playlists of an origin that can block (next_part_to_follow): the blocking
+  // reload in origin's numbers that brings the version after `version`; none: by period.
+  std::optional<BlockingTarget> follow_next;
+  bool follow_now = true;  // the last fetch brought news: the next follow is sent at once
+  bool following = false;  // a follow is held at origin: `version` is as new as origin's
   std::string_view origin_bytes() const {
     if (!origin_body.empty() || !version) return origin_body;
     return version->playlist.tmpl.source();
@@ -103,6 +108,8 @@ SourceCache::SourceCache(event_base& base, common::HttpClient& client,
                                        "resource=\"playlist\",trigger=\"request\"")),
       fetches_refresh_(metrics.counter("balancer_origin_fetches_total", "Fetches sent to origin",
                                        "resource=\"playlist\",trigger=\"refresh\"")),
+      fetches_follow_(metrics.counter("balancer_origin_fetches_total", "Fetches sent to origin",
+                                      "resource=\"playlist\",trigger=\"follow\"")),
       not_modified_(metrics.counter(
           "balancer_origin_not_modified_total",
           "Playlist refreshes that found the source unchanged (304 or same bytes)")),
@@ -180,6 +187,12 @@ SourceResult error_result(int status, common::Error error) {
   return r;
 }
 
+// §6.2.5.2: a blocked reload not satisfied within three target durations is a 503.
+SourceResult playlist_not_ready() {
+  return error_result(503, {"playlist_not_ready",
+                            "The playlist did not reach the segment or part asked for (_HLS_msn, _HLS_part) in time."});
+}
+
 }  // namespace
 
 // Where a request's copy is kept and fetched from: the ordinary copy's key and URL, or with
@@ -195,6 +208,7 @@ void SourceCache::get(const SourceRequest& asked, SourceCallback done) {
   SourceRequest request = asked;
   if (request.directives.any()) request.directives = directives_to_forward(request, base_key);
   if (answer_from_shared_live_copy(request, base_key, now, done)) return;
+  if (join_follow(request, base_key, now, done)) return;
 
   const CopyAddress address = address_of(request, base_key);
   // Entries are only ever erased by the sweep timer, never inside a callback.
@@ -231,8 +245,7 @@ bool SourceCache::answer_from_shared_live_copy(const SourceRequest& request,
   if (it == entries_.end()) return false;
   Entry& base = *it->second;
   if (!base.version || base.origin_base != request.origin_base ||
-      base.version->playlist.kind != hls::PlaylistKind::media ||
-      !is_fresh(base.version->kind, since(base.validated_at, now), timings_)) {
+      base.version->playlist.kind != hls::PlaylistKind::media || !current(base, now)) {
     return false;
   }
   const hls::MediaInfo& media = base.version->playlist.media;
@@ -246,6 +259,31 @@ bool SourceCache::answer_from_shared_live_copy(const SourceRequest& request,
   base.last_request = now;
   hits_.inc();
   done(hit_result(base));
+  return true;
+}
+
+bool SourceCache::join_follow(const SourceRequest& request, const std::string& base_key, TimePoint now,
+                              SourceCallback& done) {
+  if (!request.directives.blocking() || !request.directives.skip.empty()) return false;
+  auto it = entries_.find(base_key);
+  if (it == entries_.end()) return false;
+  Entry& base = *it->second;
+  // The viewer's numbers are origin's only while the copy is origin's own (not continued
+  // after a restart, not a window).
+  if (!base.following || !in_flight_.running(base_key) || base.origin_base != request.origin_base ||
+      !base.origin_body.empty() || base.follow_next != BlockingTarget{*request.directives.msn, request.directives.part}) {
+    return false;
+  }
+  Waiter waiter{std::move(done), false, /*blocking_reload=*/true};
+  auto joined = in_flight_.join(base_key, std::move(waiter));
+  if (common::overflowed(joined.outcome)) {
+    errors_.inc();
+    common::UpstreamErrorReply busy = common::overflow_error(kSourceWording);
+    waiter.done(error_result(busy.status, std::move(busy.error)));
+    return true;
+  }
+  base.last_request = now;
+  coalesced_.inc();
   return true;
 }
 
@@ -314,8 +352,7 @@ SourceCache::Entry& SourceCache::entry_for_request(const CopyAddress& address,
 
 void SourceCache::answer_or_fetch(Entry& entry, SourceCallback done, TimePoint now) {
   // A copy built under another live policy (the operator changed the channel) is refetched.
-  if (entry.version && entry.version->live == entry.live &&
-      is_fresh(entry.version->kind, since(entry.validated_at, now), timings_)) {
+  if (entry.version && entry.version->live == entry.live && current(entry, now)) {
     hits_.inc();
     schedule_refresh(entry, now);
     return done(hit_result(entry));
@@ -339,11 +376,26 @@ void SourceCache::answer_or_fetch(Entry& entry, SourceCallback done, TimePoint n
   start_fetch(entry, *joined.flight, false);
 }
 
+bool SourceCache::current(const Entry& entry, TimePoint now) const {
+  return entry.following || is_fresh(entry.version->kind, since(entry.validated_at, now), timings_);
+}
+
 void SourceCache::start_fetch(Entry& entry, Transfer& transfer, bool background) {
   entry.fetch_started = clock_.now();
-  (background ? fetches_refresh_ : fetches_request_).inc();
+  const bool follow = background && !entry.blocking && entry.follow_next && entry.version;
+  (follow ? fetches_follow_ : background ? fetches_refresh_ : fetches_request_).inc();
   common::FetchRequest fetch;
   fetch.url = entry.url;
+  fetch.timeout = entry.long_poll ? entry.blocking_wait : timings_.fetch_timeout;
+  if (follow) {
+    DeliveryDirectives next;
+    next.msn = entry.follow_next->msn;
+    next.part = entry.follow_next->part;
+    fetch.url += (entry.url.find('?') == std::string::npos ? '?' : '&') + next.query();
+    fetch.timeout = std::min(timings_.blocking_timeout, blocking_wait_limit(entry.version->target_duration));
+    entry.following = true;
+    entry.slot->set_following(true);
+  }
   if (entry.version) {
     // Prefer the ETag: Last-Modified has one-second resolution, and a live
     // playlist changes more often than that.
@@ -353,7 +405,6 @@ void SourceCache::start_fetch(Entry& entry, Transfer& transfer, bool background)
       fetch.headers.push_back({"If-Modified-Since", entry.last_modified});
     }
   }
-  fetch.timeout = entry.long_poll ? entry.blocking_wait : timings_.fetch_timeout;
   std::string key = entry.key;
   common::FetchCallbacks callbacks;
   callbacks.on_head = [this, key](const common::FetchHead& head) {
@@ -389,11 +440,33 @@ void SourceCache::on_done(const std::string& key, const common::FetchResult& res
   auto finished = in_flight_.finish(key);
   Transfer& transfer = finished.flight;
   const TimePoint now = clock_.now();
-  fetch_seconds_.observe(std::chrono::duration<double>(now - entry.fetch_started).count());
+  const bool followed = entry.following;
+  entry.following = false;
+  entry.slot->set_following(false);
+  const std::optional<BlockingTarget> followed_from = entry.follow_next;
+  entry.follow_now = false;
+  // A follow was held at origin until its part came: its answer is origin's as of now.
+  const TimePoint vouched = followed ? now : entry.fetch_started;
+  if (!followed) fetch_seconds_.observe(std::chrono::duration<double>(now - entry.fetch_started).count());
   const std::string& body = transfer.body;
 
-  if (auto failure = common::classify_fetch(result, transfer.status, transfer.too_large,
-                                            /*not_modified_ok=*/entry.version != nullptr)) {
+  auto failure = common::classify_fetch(result, transfer.status, transfer.too_large,
+                                        /*not_modified_ok=*/entry.version != nullptr);
+  if (followed && failure == common::UpstreamFailure::timeout && entry.version) {
+    // No part within the wait: origin has nothing newer (a stalled encoder). The copy is
+    // still origin's newest; the next follow leaves after live_refresh.
+    entry.validated_at = now;
+    entry.fetch_started = now;
+    entry.slot->publish(entry.version, now);
+    for (auto& w : finished.waiters) {
+      if (w.blocking_reload) {
+        errors_.inc();
+        w.done(playlist_not_ready());
+      } else {
+        w.done(hit_result(entry));
+      }
+    }
+  } else if (failure) {
     if (!result.ok) LOG_WARN(kLog, "playlist fetch failed: ", entry.url, ": ", result.error);
     if (*failure == common::UpstreamFailure::not_found) {
       entry.version.reset();
@@ -402,10 +475,8 @@ void SourceCache::on_done(const std::string& key, const common::FetchResult& res
     common::UpstreamErrorReply reply =
         common::upstream_error(*failure, kSourceWording, result.status);
     if (entry.long_poll && *failure == common::UpstreamFailure::timeout) {
-      // §6.2.5.2: a blocked reload not satisfied within three target durations is a 503.
-      reply = {503,
-               {"playlist_not_ready",
-                "The playlist did not reach the segment or part asked for (_HLS_msn, _HLS_part) in time."}};
+      SourceResult not_ready = playlist_not_ready();
+      reply = {not_ready.status, std::move(not_ready.error)};
     }
     fail(entry, std::move(finished.waiters), reply.status, std::move(reply.error));
   } else {
@@ -414,12 +485,12 @@ void SourceCache::on_done(const std::string& key, const common::FetchResult& res
     const bool same_answer = entry.applied_live == entry.live && !entry.runs.end_due(entry.live, now);
     if (result.status == 304 && same_answer) {
       not_modified_.inc();
-      publish(entry, entry.version, entry.fetch_started, std::move(finished.waiters));
+      publish(entry, entry.version, vouched, std::move(finished.waiters));
     } else if (result.status != 304 && entry.version && entry.origin_bytes() == body && same_answer) {
       not_modified_.inc();  // an origin without validators
       entry.etag = std::move(transfer.etag);
       entry.last_modified = std::move(transfer.last_modified);
-      publish(entry, entry.version, entry.fetch_started, std::move(finished.waiters));
+      publish(entry, entry.version, vouched, std::move(finished.waiters));
     } else {
       if (result.status != 304) {
         entry.etag = std::move(transfer.etag);
@@ -431,7 +502,8 @@ void SourceCache::on_done(const std::string& key, const common::FetchResult& res
       if (!version) {
         fail(entry, std::move(finished.waiters), 502, version.error());
       } else {
-        publish(entry, std::move(version).value(), entry.fetch_started, std::move(finished.waiters));
+        entry.follow_now = !followed || entry.follow_next != followed_from;
+        publish(entry, std::move(version).value(), vouched, std::move(finished.waiters));
       }
     }
   }
@@ -478,6 +550,10 @@ common::Result<std::shared_ptr<const SourceVersion>> SourceCache::build_version(
   }
   auto version = std::make_shared<SourceVersion>();
   version->playlist = std::move(parsed).value();
+  std::optional<BlockingTarget> follow_next;
+  if (!entry.blocking && version->playlist.kind == hls::PlaylistKind::media) {
+    follow_next = next_part_to_follow(version->playlist.media);  // origin's numbers, before any continuation
+  }
   std::vector<std::pair<size_t, uint64_t>> runs_by_line;
   bool own_copy = false;
   entry.applied_live = entry.live;
@@ -538,6 +614,7 @@ common::Result<std::shared_ptr<const SourceVersion>> SourceCache::build_version(
   } else {
     entry.origin_body.clear();
   }
+  entry.follow_next = follow_next;
   return std::shared_ptr<const SourceVersion>(std::move(version));
 }
 
@@ -621,7 +698,11 @@ void SourceCache::offer_prefetch(Entry& entry, const SourceVersion& previous, co
     if (slot.kind == SlotTarget::Kind::chunk) known.insert(slot.origin_target);
   }
   std::vector<std::string> fresh;
-  for (const SlotTarget& slot : current.plan.slots) {
+  const std::vector<hls::UriSlot>& uris = current.playlist.tmpl.slots();
+  for (size_t i = 0; i < current.plan.slots.size() && i < uris.size(); ++i) {
+    const SlotTarget& slot = current.plan.slots[i];
+    // LL-HLS parts and hints: a player asks for them the moment they are listed.
+    if (uris[i].tag == "EXT-X-PART" || uris[i].tag == "EXT-X-PRELOAD-HINT") continue;
     if (slot.kind == SlotTarget::Kind::chunk && !known.count(slot.origin_target)) fresh.push_back(slot.origin_target);
   }
   if (!fresh.empty()) prefetch_sink_(entry.origin_id, fresh, caches);
@@ -636,7 +717,15 @@ void SourceCache::fail(Entry& entry, std::vector<Waiter> waiters, int status, co
       "balancer_origin_fetch_failures_total", "Failed origin fetches by error code",
       "resource=\"playlist\",code=\"" + entry.failure.code + "\"");
   counter.inc();
-  for (auto& w : waiters) answer_failure(entry, w.done, now);
+  for (auto& w : waiters) {
+    if (w.blocking_reload) {
+      // A viewer's blocking reload that joined the follow: the failure, not the old copy.
+      errors_.inc();
+      w.done(error_result(status, entry.failure));
+    } else {
+      answer_failure(entry, w.done, now);
+    }
+  }
 }
 
 void SourceCache::answer_failure(Entry& entry, const SourceCallback& done, TimePoint now) {
@@ -672,10 +761,12 @@ void SourceCache::schedule_refresh(Entry& entry, TimePoint now) {
         },
         &entry));
   }
-  // One refresh period after the last fetch was sent; after a failure, not before error_hold.
+  // One refresh period after the last fetch was sent (a follow that brought news: at once);
+  // after a failure, not before error_hold.
   Millis delay = timings_.live_refresh - since(entry.fetch_started, now);
+  if (entry.follow_next && entry.follow_now) delay = Millis(0);
   if (entry.failed_at) delay = std::max(delay, timings_.error_hold);
-  delay = std::max(delay, Millis(1));
+  delay = std::max(delay, Millis(0));
   timeval tv = to_timeval(delay);
   evtimer_add(entry.refresh_timer.get(), &tv);
   entry.refresh_pending = true;

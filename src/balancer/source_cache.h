@@ -2,8 +2,11 @@
 // requests for one source share one fetch; copies are kept by kind (master, live
 // media, VOD) per source_policy.h; live playlists that viewers are watching are
 // refreshed in the background so a request rarely waits and a copy is never
-// served more than live_max_lag behind origin. LL-HLS blocking reloads and delta
-// updates are keyed (and coalesced) per (playlist, _HLS_msn, _HLS_part, _HLS_skip).
+// served more than live_max_lag behind origin. A low-latency playlist of an origin that
+// can block is followed instead: its refresh is a blocking reload for the next part, so
+// the copy is as new as origin's while that reload is held, and viewers' blocking reloads
+// for that part wait on it. Other LL-HLS blocking reloads and delta updates are keyed
+// (and coalesced) per (playlist, _HLS_msn, _HLS_part, _HLS_skip).
 // Each version is parsed once into an hls::Template plus a RewritePlan.
 //
 // Fetches go through common::HttpClient (never blocking). One per process, on
@@ -102,6 +105,10 @@ class SourceSlot {
     }
     generation_.fetch_add(1, std::memory_order_release);
   }
+  // While origin holds the blocking reload for the part after the published version's
+  // newest, that version is current, however long ago it came. Read before generation().
+  void set_following(bool following) { following_.store(following, std::memory_order_release); }
+  bool following() const { return following_.load(std::memory_order_acquire); }
   // Writes only when the stored time is 100 ms old: one shared write per
   // 100 ms per source, not one per request.
   void touch(TimePoint now) const {
@@ -114,6 +121,7 @@ class SourceSlot {
   mutable std::mutex mutex_;
   View view_;
   std::atomic<uint64_t> generation_{0};
+  std::atomic<bool> following_{false};
   mutable std::atomic<TimePoint::rep> last_used_{0};
 };
 
@@ -191,6 +199,8 @@ class SourceCache {
   struct Waiter {
     SourceCallback done;
     bool first = false;  // the request that started the fetch
+    // A viewer's blocking reload waiting on the ordinary copy's follow (a 503 if it times out).
+    bool blocking_reload = false;
   };
 
   struct CopyAddress;
@@ -203,6 +213,10 @@ class SourceCache {
   // is answered from it, with no origin trip: true when `done` was called.
   bool answer_from_shared_live_copy(const SourceRequest& request, const std::string& base_key,
                                     TimePoint now, const SourceCallback& done);
+  // A blocking reload for exactly the part the ordinary copy's follow waits for joins that
+  // fetch: one request upstream per part, however many viewers wait. True when it joined.
+  bool join_follow(const SourceRequest& request, const std::string& base_key, TimePoint now,
+                   SourceCallback& done);
   static CopyAddress address_of(const SourceRequest& request, const std::string& base_key);
   // A new entry within playlists.max_entries and (directive copies) max_directive_entries, which
   // it is counted against; the 503 refusal otherwise.
@@ -214,6 +228,8 @@ class SourceCache {
   void answer_or_fetch(Entry& entry, SourceCallback done, TimePoint now);
 
   Entry& entry_for(const std::string& key);
+  // May the entry's version be served as it is now: fresh by age, or followed?
+  bool current(const Entry& entry, TimePoint now) const;
   void start_fetch(Entry& entry, Transfer& transfer, bool background);
   void on_done(const std::string& key, const common::FetchResult& result);
   // Parses origin's `body` into the version to serve (continued across restarts for live channels).
@@ -260,6 +276,7 @@ class SourceCache {
   common::Counter& errors_;
   common::Counter& fetches_request_;
   common::Counter& fetches_refresh_;
+  common::Counter& fetches_follow_;
   common::Counter& not_modified_;
   common::Counter& windowed_;
   common::Histogram& fetch_seconds_;

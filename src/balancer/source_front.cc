@@ -40,8 +40,10 @@ void SourceFront::get(const SourceRequest& request, const PlaylistTimings& timin
     entry.slot.reset();
     entry.version.reset();
   }
+  bool following = false;  // read before the version: that version is then at least as new
   if (entry.slot) {
     entry.slot->touch(now);
+    following = entry.slot->following();
     if (uint64_t g = entry.slot->generation(); g != entry.seen_generation) {
       SourceSlot::View view = entry.slot->view();
       entry.version = std::move(view.version);
@@ -50,7 +52,7 @@ void SourceFront::get(const SourceRequest& request, const PlaylistTimings& timin
     }
   }
   if (entry.version && entry.version->live == request.live &&
-      is_fresh(entry.version->kind, std::chrono::duration_cast<Millis>(now - entry.validated_at), timings)) {
+      (following || is_fresh(entry.version->kind, std::chrono::duration_cast<Millis>(now - entry.validated_at), timings))) {
     SourceResult r;
     r.from = SourceResult::From::hit;
     r.version = entry.version;

@@ -129,4 +129,12 @@ Millis blocking_wait_limit(Millis target_duration) {
   return 3 * std::max(target_duration, Millis(1000));
 }
 
+std::optional<BlockingTarget> next_part_to_follow(const hls::MediaInfo& media) {
+  if (!media.server_control.can_block_reload || !media.part_target || *media.part_target <= 0 || media.endlist) {
+    return std::nullopt;
+  }
+  const uint64_t next = next_sequence(media);
+  return BlockingTarget{next, parts_listed(media, next)};
+}
+
 }  // namespace balancer

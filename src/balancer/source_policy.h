@@ -90,4 +90,10 @@ bool directives_too_far(const hls::MediaInfo& media, uint64_t msn, std::optional
 // durations).
 Millis blocking_wait_limit(Millis target_duration);
 
+// The blocking reload that brings the next version of a low-latency playlist: the part after
+// the last one listed (the first of the segment in progress when none of it is listed yet).
+// None unless the origin can block (CAN-BLOCK-RELOAD=YES) and the playlist has parts
+// (PART-TARGET) and no EXT-X-ENDLIST: such a playlist is refreshed by period instead.
+std::optional<BlockingTarget> next_part_to_follow(const hls::MediaInfo& media);
+
 }  // namespace balancer

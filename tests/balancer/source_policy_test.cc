@@ -130,6 +130,26 @@ TEST_CASE("with EXT-X-ENDLIST blocking directives are ignored: answered at once,
   CHECK_FALSE(directives_too_far(m, 40, 9u));
 }
 
+TEST_CASE("a low-latency playlist of an origin that can block is followed part by part") {
+  const std::string can_block = "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES\n";
+  const std::string low_latency(kLowLatency);
+  const std::string header = "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-PART-INF:PART-TARGET=0.5\n";
+  // After the last part listed (12.1): 12.2.
+  CHECK(next_part_to_follow(parse(header + can_block + low_latency.substr(header.size())).media) ==
+        BlockingTarget{12, 2u});
+  // A segment just completed, none of the next listed: its part 0.
+  CHECK(next_part_to_follow(parse(std::string(kPartsOfComplete).insert(8, can_block)).media) ==
+        BlockingTarget{12, 0u});
+  // Not without CAN-BLOCK-RELOAD, without parts, or once ended.
+  CHECK_FALSE(next_part_to_follow(parse(kLowLatency).media).has_value());
+  CHECK_FALSE(next_part_to_follow(
+                  parse("#EXTM3U\n" + can_block + "#EXT-X-TARGETDURATION:2\n#EXTINF:2,\ns1.ts\n").media)
+                  .has_value());
+  CHECK_FALSE(next_part_to_follow(
+                  parse(header + can_block + low_latency.substr(header.size()) + "#EXT-X-ENDLIST\n").media)
+                  .has_value());
+}
+
 TEST_CASE("a blocked reload waits at most three target durations") {
   CHECK(blocking_wait_limit(Millis(2000)) == Millis(6000));
   CHECK(blocking_wait_limit(Millis(200)) == Millis(3000));

@@ -236,7 +236,13 @@ TEST_CASE(
   options.clients = 30;
   HerdResult herd = run_herd(options);
   CHECK(herd.ok_count() == 30);
-  CHECK(s.origin->count("/files/ll/index.m3u8?_HLS_msn=12&_HLS_part=2") == 1);
+  // The balancer follows this playlist with the same reload (answered at once by this origin,
+  // so at most one every live_refresh_ms): those apart, the 30 viewers cost one.
+  const double follows = metric_value(s.balancer->metrics(),
+                                      "balancer_origin_fetches_total{resource=\"playlist\",trigger=\"follow\"}")
+                             .value_or(-1);
+  CHECK(follows >= 1);
+  CHECK(s.origin->count("/files/ll/index.m3u8?_HLS_msn=12&_HLS_part=2") - follows == 1);
   CHECK(s.balancer->get(base + "&_HLS_msn=13").status == 200);
   CHECK(s.origin->count("/files/ll/index.m3u8?_HLS_msn=13") == 1);
 
@@ -292,7 +298,7 @@ TEST_CASE("LL-HLS blocking reloads follow RFC 8216bis 6.2.5.2: limits, a part pa
   REQUIRE(s.balancer->get(next).status == 200);
   CHECK(s.balancer->get(next + "&_HLS_msn=11&_HLS_part=2").status == 200);
   CHECK(s.origin->count("/files/next/index.m3u8?_HLS_msn=11&_HLS_part=2") == 0);
-  CHECK(s.origin->count("/files/next/index.m3u8?_HLS_msn=12&_HLS_part=0") == 1);
+  CHECK(s.origin->count("/files/next/index.m3u8?_HLS_msn=12&_HLS_part=0") >= 1);
 
   // EXT-X-ENDLIST: the directives are ignored, answered at once from the shared copy.
   const std::string done = "/hls/done/done/index.m3u8?viewer=v";

@@ -9,6 +9,7 @@
 #include <ctime>
 #include <map>
 #include <regex>
+#include <thread>
 
 #include "balancer/balancer_fixture.h"
 #include "cache_node_fixture.h"
@@ -209,4 +210,51 @@ TEST_CASE("LL-HLS end to end: every part through balancer and node, stable URIs,
   CHECK(fetched.ok_count() == 50);
   CHECK(fetched.hash_counts().size() == 1);
   CHECK(origin.count("/low/seg" + std::to_string(msn) + "." + std::to_string(hinted->second) + ".m4s") == 1);
+}
+
+TEST_CASE("LL-HLS: a plain playlist request gets origin's newest part (the balancer follows origin part by part)") {
+  if (!have_ffmpeg()) {
+    MESSAGE("skipped: ffmpeg is not installed");
+    return;
+  }
+  TempDir dir;
+  std::string error;
+  REQUIRE_MESSAGE(make_cmaf_material(dir.file("low.mp4"), 4, 300, &error), error);
+  LlOriginOptions options;
+  options.renditions = {{"low", dir.file("low.mp4")}};
+  LlOrigin origin(options);
+  CacheNodeProcess node(dir.file("cache-a"), origin.url(""));
+  BalancerProcess balancer(dir, origin.url(""), channels_json({channel_json("ll", "/master.m3u8")}),
+                           caches_json({cache_json("venue-a", "venue", node.port())}));
+  REQUIRE(balancer.wait_cache_usable("venue-a", true, 10s));
+  REQUIRE(wait_until([&] { return origin.next_msn() >= 2; }, 5s, 20ms));
+  const std::string variant = "/hls/ll/low/index.m3u8?cache=venue-a&viewer=ll2";
+  REQUIRE(balancer.get(variant).status == 200);
+
+  // A player's first request carries no directive: it starts from what the balancer holds.
+  // Periodic refreshes (every 250 ms, parts of about 0.25 s) would leave that copy a part
+  // behind origin about half the time; followed, only within the moment a part appears.
+  auto newest_part = [](const std::string& playlist) {
+    const LowLatencyView view = read_view(playlist);
+    return view.parts.empty() ? std::nullopt : part_number(view.parts.back().uri);
+  };
+  int samples = 0, behind = 0;
+  for (int i = 0; i < 30; ++i) {
+    auto served = balancer.get(variant);
+    auto at_origin = http_get(origin.url("/low/index.m3u8"));
+    REQUIRE(served.status == 200);
+    REQUIRE(at_origin.status == 200);
+    auto ours = newest_part(served.body), theirs = newest_part(at_origin.body);
+    REQUIRE(ours.has_value());
+    REQUIRE(theirs.has_value());
+    ++samples;
+    if (*ours < *theirs) ++behind;
+    std::this_thread::sleep_for(70ms);  // spreads the samples over the parts' cadence
+  }
+  MESSAGE("plain requests a part behind origin: " << behind << " of " << samples);
+  CHECK(behind <= 3);
+  const double follows =
+      metric_value(balancer.metrics(), "balancer_origin_fetches_total{resource=\"playlist\",trigger=\"follow\"}")
+          .value_or(0);
+  CHECK(follows >= 8);  // about four parts a second for two seconds
 }
