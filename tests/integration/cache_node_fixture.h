@@ -105,13 +105,17 @@ class CacheNodeProcess {
 };
 
 // Runs the herd while the origin holds what it is asked (hold=1 in options.url) and lets
-// it answer once `arrived()` holds (say, the node counts every client waiting), so that
-// a "concurrent" herd does not depend on how fast this machine starts its clients.
+// it answer once `arrived()` holds (say, the node counts every client waiting) and the
+// origin holds the node's fetch, so that a "concurrent" herd does not depend on how fast
+// this machine starts its clients. (The clients can all be waiting on the node before its
+// fetch reaches the origin: released then, the fetch would be held until the clients gave up.)
 inline HerdResult run_herd_on_held_origin(const HerdOptions& options, const TestOrigin& origin,
                                           const std::function<bool()>& arrived) {
   HerdResult result;
   std::thread herd([&] { result = run_herd(options); });
-  const bool all_arrived = wait_until(arrived, std::chrono::seconds(20), std::chrono::milliseconds(10));
+  const bool all_arrived =
+      wait_until([&] { return arrived() && origin.held() >= 1; }, std::chrono::seconds(20),
+                 std::chrono::milliseconds(10));
   const bool released = origin.release() >= 0;  // also when they did not all arrive: the herd must end
   herd.join();
   CHECK(all_arrived);
