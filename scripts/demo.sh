@@ -134,15 +134,7 @@ wait_for "the origin" 10 listening origin
 
 # The low-latency channel: 8 s of CMAF (a keyframe a second, parts of about 0.25 s) in two
 # renditions, encoded once, published part by part by ll_origin in a loop (1 s segments).
-for rendition in low:400 high:1200; do
-  name=${rendition%%:*} kbps=${rendition##*:}
-  if [[ ! -s "$DEMO/ll-material/$name.mp4" ]]; then
-    ffmpeg -hide_banner -loglevel error -y -f lavfi -i "testsrc2=size=640x360:rate=30" -t 8 \
-      -c:v libx264 -preset veryfast -tune zerolatency -g 30 -keyint_min 30 -sc_threshold 0 -b:v "${kbps}k" \
-      -pix_fmt yuv420p -f mp4 -movflags cmaf+frag_keyframe+empty_moov+default_base_moof -frag_duration 250000 \
-      "$DEMO/ll-material/$name.mp4"
-  fi
-done
+scripts/ll_material.sh "$DEMO/ll-material"
 start ll-origin "$BUILD/tests/support/ll_origin" --port "$LL_ORIGIN_PORT" --segment 1 \
   --rendition "low=$DEMO/ll-material/low.mp4" --rendition "high=$DEMO/ll-material/high.mp4"
 wait_for "the low-latency origin" 10 listening ll-origin

@@ -40,12 +40,7 @@ if [[ $NAME == low_latency ]]; then
   # 8 s of CMAF in two renditions (a keyframe a second, parts of 0.25 s), encoded once and
   # published part by part in a loop, as the demo's low-latency channel.
   log "low-latency source: ll_origin, 2 renditions (400k/1200k), parts of 0.25 s, 1 s segments"
-  for rendition in low:400 high:1200; do
-    ffmpeg -hide_banner -loglevel error -y -f lavfi -i "testsrc2=size=640x360:rate=30" -t 8 \
-      -c:v libx264 -preset veryfast -tune zerolatency -g 30 -keyint_min 30 -sc_threshold 0 -b:v "${rendition##*:}k" \
-      -pix_fmt yuv420p -f mp4 -movflags cmaf+frag_keyframe+empty_moov+default_base_moof -frag_duration 250000 \
-      "$WORK/${rendition%%:*}.mp4"
-  done
+  scripts/ll_material.sh "$WORK"
   spawn "$OUT/origin.log" "$BUILD_DIR/tests/support/ll_origin" --port 0 --segment 1 \
     --rendition "low=$WORK/low.mp4" --rendition "high=$WORK/high.mp4"
   ORIGIN_PID=$SPAWNED

@@ -6,9 +6,8 @@
 #include <doctest/doctest.h>
 #include <rapidjson/document.h>
 
-#include "../integration/cache_node_fixture.h"
+#include "../integration/ll_stack_fixture.h"
 #include "audience_fixture.h"
-#include "support/ll_origin_fixture.h"
 
 using namespace balancer::test;
 using namespace std::chrono_literals;
@@ -36,19 +35,8 @@ TEST_CASE("audience plays an LL-HLS channel by parts: no stall, about PART-HOLD-
     MESSAGE("skipped: ffmpeg is not installed");
     return;
   }
-  TempDir dir;
-  std::string error;
-  REQUIRE_MESSAGE(make_cmaf_material(dir.file("low.mp4"), 4, 300, &error), error);
-  REQUIRE_MESSAGE(make_cmaf_material(dir.file("high.mp4"), 4, 900, &error), error);
-  LlOriginOptions options;
-  options.renditions = {{"low", dir.file("low.mp4")}, {"high", dir.file("high.mp4")}};
-  LlOrigin origin(options);
-  CacheNodeProcess node(dir.file("cache-a"), origin.url(""));
-  BalancerProcess balancer(dir, origin.url(""), channels_json({channel_json("ll", "/master.m3u8")}),
-                           caches_json({cache_json("venue-a", "venue", node.port())}),
-                           {"limits.per_address_exempt=[\"127.0.0.0/8\"]"});
-  REQUIRE(balancer.wait_cache_usable("venue-a", true, 10s));
-  REQUIRE(wait_until([&] { return origin.next_msn() >= 4; }, 10s, 20ms));
+  LlStack stack(low_and_high(), 4, {"limits.per_address_exempt=[\"127.0.0.0/8\"]"});
+  auto& [dir, origin, node, balancer] = stack;
 
   rapidjson::Document parts = run_audience(dir, ll_scenario(balancer.url(""), node.url("/metrics"), true));
   CHECK(number_at(parts, {"viewers", "started"}) == 30);

@@ -163,12 +163,8 @@ TEST_CASE(
   CHECK(plan.chunk_slots == 5);  // map, seg7, part, seg8, hint (seg9 and data: are not ours)
   auto signer = common::UrlSigner::create({kKey});
   REQUIRE(signer.ok());
-  ChunkDestination d;
-  d.cache_url = "http://cache-a.example:8081";
-  d.origin_id = "demo";
-  d.signer = &*signer;
-  d.now_unix = kExpires - 100;  // no first-listed times: good for 100 s from now
-  d.lifetime_s = 100;
+  // No first-listed times: good for 100 s from now.
+  ChunkDestination d{"http://cache-a.example:8081", "demo", &*signer, kExpires - 100, 100};
   std::vector<std::string> chunk_list = chunk_links(p.tmpl, plan, d);
   REQUIRE(chunk_list.size() == 5);
   ViewerLinks links;
@@ -282,12 +278,7 @@ TEST_CASE("chunk links: with first-listed times, two renderings seconds apart si
   plan.chunk_first_listed.assign(plan.chunk_slots, 1'800'000'000);
   auto signer = common::UrlSigner::create({kKey});
   REQUIRE(signer.ok());
-  ChunkDestination d;
-  d.cache_url = "http://cache-a.example:8081";
-  d.origin_id = "demo";
-  d.signer = &*signer;
-  d.lifetime_s = 120;
-  d.now_unix = 1'800'000'003;
+  ChunkDestination d{"http://cache-a.example:8081", "demo", &*signer, 1'800'000'003, 120};
   const std::vector<std::string> first = chunk_links(p.tmpl, plan, d);
   d.now_unix = 1'800'000'041;
   CHECK(chunk_links(p.tmpl, plan, d) == first);
@@ -306,12 +297,7 @@ TEST_CASE("chunk links: parts and their preload hint carry the signed part targe
   plan.part_target_ms = 270;
   auto signer = common::UrlSigner::create({kKey});
   REQUIRE(signer.ok());
-  ChunkDestination d;
-  d.cache_url = "http://cache-a.example:8081";
-  d.origin_id = "ll";
-  d.signer = &*signer;
-  d.lifetime_s = 120;
-  d.now_unix = 1'800'000'000;
+  ChunkDestination d{"http://cache-a.example:8081", "ll", &*signer, 1'800'000'000, 120};
   const std::vector<std::string> links = chunk_links(p.tmpl, plan, d);
   REQUIRE(links.size() == 4);  // map, segment, part, hint (in slot order)
   for (const std::string& link : links) {

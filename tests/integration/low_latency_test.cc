@@ -13,6 +13,7 @@
 
 #include "balancer/balancer_fixture.h"
 #include "cache_node_fixture.h"
+#include "ll_stack_fixture.h"
 #include "support/herd.h"
 #include "support/ll_origin_fixture.h"
 
@@ -93,18 +94,8 @@ TEST_CASE("LL-HLS end to end: every part through balancer and node, stable URIs,
     MESSAGE("skipped: ffmpeg is not installed");
     return;
   }
-  TempDir dir;
-  std::string error;
-  REQUIRE_MESSAGE(make_cmaf_material(dir.file("low.mp4"), 4, 300, &error), error);
-  REQUIRE_MESSAGE(make_cmaf_material(dir.file("high.mp4"), 4, 900, &error), error);
-  LlOriginOptions options;
-  options.renditions = {{"low", dir.file("low.mp4")}, {"high", dir.file("high.mp4")}};
-  LlOrigin origin(options);
-  CacheNodeProcess node(dir.file("cache-a"), origin.url(""));
-  BalancerProcess balancer(dir, origin.url(""), channels_json({channel_json("ll", "/master.m3u8")}),
-                           caches_json({cache_json("venue-a", "venue", node.port())}));
-  REQUIRE(balancer.wait_cache_usable("venue-a", true, 10s));
-  REQUIRE(wait_until([&] { return origin.next_msn() >= 2; }, 5s, 20ms));
+  LlStack stack(low_and_high(), 2);
+  auto& [dir, origin, node, balancer] = stack;
 
   auto master = balancer.get("/hls/ll/master.m3u8?cache=venue-a&viewer=ll1");
   REQUIRE(master.status == 200);
@@ -217,17 +208,8 @@ TEST_CASE("LL-HLS: a plain playlist request gets origin's newest part (the balan
     MESSAGE("skipped: ffmpeg is not installed");
     return;
   }
-  TempDir dir;
-  std::string error;
-  REQUIRE_MESSAGE(make_cmaf_material(dir.file("low.mp4"), 4, 300, &error), error);
-  LlOriginOptions options;
-  options.renditions = {{"low", dir.file("low.mp4")}};
-  LlOrigin origin(options);
-  CacheNodeProcess node(dir.file("cache-a"), origin.url(""));
-  BalancerProcess balancer(dir, origin.url(""), channels_json({channel_json("ll", "/master.m3u8")}),
-                           caches_json({cache_json("venue-a", "venue", node.port())}));
-  REQUIRE(balancer.wait_cache_usable("venue-a", true, 10s));
-  REQUIRE(wait_until([&] { return origin.next_msn() >= 2; }, 5s, 20ms));
+  LlStack stack({{"low", 300}}, 2);
+  auto& [dir, origin, node, balancer] = stack;
   const std::string variant = "/hls/ll/low/index.m3u8?cache=venue-a&viewer=ll2";
   REQUIRE(balancer.get(variant).status == 200);
 
