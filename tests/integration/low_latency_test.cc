@@ -240,3 +240,47 @@ TEST_CASE("LL-HLS: a plain playlist request gets origin's newest part (the balan
           .value_or(0);
   CHECK(follows >= 8);  // about four parts a second for two seconds
 }
+
+TEST_CASE("measurement only (run with --no-skip): 1,000 and 10,000 viewers blocked on one part" * doctest::skip()) {
+  if (!have_ffmpeg()) {
+    MESSAGE("skipped: ffmpeg is not installed");
+    return;
+  }
+  LlStack stack({{"low", 300}}, 2, {"limits.per_address_exempt=[\"127.0.0.0/8\"]"});
+  auto& [dir, origin, node, balancer] = stack;
+  const std::string variant = "/hls/ll/low/index.m3u8?cache=venue-a&viewer=crowd";
+  for (const int clients : {1000, 10000}) {
+    // Wait for a segment's first part, then block on the first part of the next segment
+    // (about a second ahead: time for every client to connect and be waiting).
+    std::optional<std::pair<uint64_t, uint64_t>> hinted;
+    REQUIRE(wait_until(
+        [&] {
+          hinted = part_number(read_view(balancer.get(variant).body).hint);
+          return hinted && hinted->second == 1;
+        },
+        10s, 10ms));
+    const std::string wait_for = "&_HLS_msn=" + std::to_string(hinted->first + 1) + "&_HLS_part=0";
+    HerdOptions herd;
+    herd.url = balancer.url(variant + wait_for);
+    herd.clients = clients;
+    const HerdResult waited = run_herd(herd);
+    REQUIRE(waited.setup_error.empty());
+    std::vector<double> first_bytes;
+    for (const HerdClient& c : waited.clients) {
+      if (c.ok()) first_bytes.push_back(c.first_byte_ms);
+    }
+    std::sort(first_bytes.begin(), first_bytes.end());
+    REQUIRE(!first_bytes.empty());
+    const double earliest = first_bytes.front();
+    auto after_earliest = [&](double q) {
+      return first_bytes[std::min(first_bytes.size() - 1, static_cast<size_t>(q * first_bytes.size()))] - earliest;
+    };
+    MESSAGE(clients << " viewers blocked on the next segment's first part: " << waited.ok_count()
+                    << " answered; upstream blocking requests for it: "
+                    << origin.count("/low/index.m3u8?" + wait_for.substr(1))
+                    << "; first byte " << earliest << " ms after the herd started, then the rest within +"
+                    << after_earliest(0.5) << " ms (p50), +" << after_earliest(0.99) << " ms (p99), +"
+                    << first_bytes.back() - earliest << " ms (last)");
+    CHECK(waited.ok_count() == static_cast<size_t>(clients));
+  }
+}
