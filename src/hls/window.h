@@ -1,12 +1,14 @@
-// A sliding window over a long live or EVENT media playlist: the newest segments
-// as a playlist of their own, so that what each viewer's copy costs does not grow
-// with the hours an event has been running.
+// Cutting a media playlist's oldest segments: a sliding window over a long live or EVENT
+// playlist (the newest segments as a playlist of their own, so that what each viewer's copy
+// costs does not grow with the hours an event has been running), and a Playlist Delta
+// Update (the oldest segments replaced by EXT-X-SKIP, for a player that holds them).
 //
 // Pure: no I/O, no clock, no globals.
 #pragma once
 
 #include <cstddef>
 #include <string>
+#include <vector>
 
 #include "hls/playlist.h"
 #include "hls/result.h"
@@ -33,5 +35,31 @@ namespace hls {
 // Errors: "not_media" (a master playlist), "delta_update" (an EXT-X-SKIP
 // playlist: its window belongs to the player), "bad_window" (max_segments 0).
 Result<std::string> newest_segments(const Playlist& playlist, std::size_t max_segments);
+
+// A Playlist Delta Update (RFC 8216bis §6.2.5.1, _HLS_skip=YES) of a full media playlist.
+struct DeltaUpdate {
+  std::string text;          // the delta update; the source itself when nothing is skipped
+  std::size_t skipped = 0;   // segments skipped (0: `text` is the source)
+  // The source's template slots the text lists, in the text's own slot order.
+  std::vector<std::size_t> slots;
+};
+
+// The delta update of `playlist`, a full media playlist whose EXT-X-SERVER-CONTROL says
+// CAN-SKIP-UNTIL: the oldest segments whose end is more than CAN-SKIP-UNTIL seconds before
+// the end of the playlist (its segments and the parts after them) are replaced by one
+// EXT-X-SKIP:SKIPPED-SEGMENTS=<n> tag:
+//   - EXT-X-MEDIA-SEQUENCE and EXT-X-DISCONTINUITY-SEQUENCE stay as they are (the skipped
+//     segments are still the playlist's; the player has them);
+//   - EXT-X-VERSION is at least 9;
+//   - after EXT-X-SKIP come the EXT-X-KEY tags and the EXT-X-MAP in force for the first
+//     segment not skipped, and the skipped region's EXT-X-DATERANGE tags (YES skips
+//     segments only), then that segment with its EXT-X-PROGRAM-DATE-TIME (extrapolated
+//     when it had none of its own);
+//   - playlist-level tags are kept; the skipped segments' other lines go;
+//   - every line after the last skipped segment is kept as it is.
+// Nothing is skipped when no segment is that far from the end, or a segment's duration is
+// unknown (a full playlist is a valid answer to _HLS_skip).
+// Errors: "not_media", "delta_update" (already one), "cannot_skip" (no CAN-SKIP-UNTIL).
+Result<DeltaUpdate> delta_update(const Playlist& playlist);
 
 }  // namespace hls

@@ -159,3 +159,101 @@ TEST_CASE("a window costs what it keeps: 160,000 segments cut to 100") {
   CHECK(cut.media.segments.size() == 100);
   CHECK(cut.media.media_sequence == 159900);
 }
+
+// ---- delta_update(): a Playlist Delta Update (RFC 8216bis §6.2.5.1) of a full playlist ----
+
+namespace {
+
+// A low-latency playlist of `segments` one-second segments from sequence 20 (the first dated),
+// then two parts of the segment being written; CAN-SKIP-UNTIL=6.
+std::string ll_playlist(int segments, std::string_view before_segments = "") {
+  std::string text =
+      "#EXTM3U\n#EXT-X-VERSION:6\n#EXT-X-TARGETDURATION:1\n#EXT-X-PART-INF:PART-TARGET=0.5\n"
+      "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK=1.5,CAN-SKIP-UNTIL=6.0\n"
+      "#EXT-X-MEDIA-SEQUENCE:20\n#EXT-X-DISCONTINUITY-SEQUENCE:3\n#EXT-X-MAP:URI=\"init.mp4\"\n";
+  text += before_segments;
+  text += "#EXT-X-PROGRAM-DATE-TIME:2026-11-25T10:00:00.000Z\n";
+  for (int i = 0; i < segments; ++i) text += "#EXTINF:1.0,\nseg" + std::to_string(20 + i) + ".m4s\n";
+  const std::string open = std::to_string(20 + segments);
+  text += "#EXT-X-PART:DURATION=0.5,URI=\"seg" + open + ".0.m4s\",INDEPENDENT=YES\n";
+  text += "#EXT-X-PART:DURATION=0.5,URI=\"seg" + open + ".1.m4s\"\n";
+  text += "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"seg" + open + ".2.m4s\"\n";
+  return text;
+}
+
+std::string delta_of(std::string_view text) {
+  auto out = hls::delta_update(parse_ok(text));
+  INFO("error: ", out.ok() ? std::string() : out.error().message);
+  REQUIRE(out.ok());
+  return out.value().text;
+}
+
+}  // namespace
+
+TEST_CASE("a delta update skips the segments ending more than CAN-SKIP-UNTIL before the end, numbering kept") {
+  // 12 segments + 1 s of parts: 13 s. seg20..seg25 end 7..12 s before the end (skipped);
+  // seg26 ends exactly 6 s before it (kept: not more than CAN-SKIP-UNTIL).
+  const std::string full = ll_playlist(12);
+  const std::string delta = delta_of(full);
+  CHECK(delta ==
+        "#EXTM3U\n#EXT-X-VERSION:9\n#EXT-X-TARGETDURATION:1\n#EXT-X-PART-INF:PART-TARGET=0.5\n"
+        "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK=1.5,CAN-SKIP-UNTIL=6.0\n"
+        "#EXT-X-MEDIA-SEQUENCE:20\n#EXT-X-DISCONTINUITY-SEQUENCE:3\n"
+        "#EXT-X-SKIP:SKIPPED-SEGMENTS=6\n#EXT-X-MAP:URI=\"init.mp4\"\n"
+        "#EXT-X-PROGRAM-DATE-TIME:2026-11-25T10:00:06.000Z\n"
+        "#EXTINF:1.0,\nseg26.m4s\n#EXTINF:1.0,\nseg27.m4s\n#EXTINF:1.0,\nseg28.m4s\n#EXTINF:1.0,\nseg29.m4s\n"
+        "#EXTINF:1.0,\nseg30.m4s\n#EXTINF:1.0,\nseg31.m4s\n"
+        "#EXT-X-PART:DURATION=0.5,URI=\"seg32.0.m4s\",INDEPENDENT=YES\n"
+        "#EXT-X-PART:DURATION=0.5,URI=\"seg32.1.m4s\"\n#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"seg32.2.m4s\"\n");
+  // What a player reads of it: the same numbers, segments and parts as the full playlist's.
+  const hls::Playlist parsed = parse_ok(delta);
+  const hls::Playlist whole = parse_ok(full);
+  CHECK(parsed.media.skipped_segments == std::optional<std::uint64_t>(6));
+  CHECK(parsed.media.media_sequence == 20);
+  REQUIRE(parsed.media.segments.size() == 6);
+  CHECK(parsed.media.segments.front().sequence == 26);
+  CHECK(parsed.media.segments.back().sequence == whole.media.segments.back().sequence);
+  CHECK(parsed.media.parts.size() == whole.media.parts.size());
+  REQUIRE(parsed.media.segments.front().map_slot);
+  CHECK(parsed.tmpl.slots()[*parsed.media.segments.front().map_slot].uri ==
+        "https://origin.example/live/channel/init.mp4");
+  // Each of its slots is the full playlist's slot of the same URI (the balancer reuses their links).
+  const hls::DeltaUpdate update = hls::delta_update(whole).value();
+  CHECK(update.skipped == 6);
+  REQUIRE(update.slots.size() == parsed.tmpl.slots().size());
+  for (size_t i = 0; i < update.slots.size(); ++i) {
+    CHECK(parsed.tmpl.slots()[i].uri == whole.tmpl.slots()[update.slots[i]].uri);
+  }
+  // Not one more can be skipped: a delta of a delta is refused.
+  auto again = hls::delta_update(parsed);
+  REQUIRE_FALSE(again.ok());
+  CHECK(again.error().code == "delta_update");
+}
+
+TEST_CASE("a delta update carries the keys in force and keeps the skipped region's date ranges") {
+  const std::string before =
+      "#EXT-X-KEY:METHOD=SAMPLE-AES,URI=\"k1.key\"\n"
+      "#EXT-X-DATERANGE:ID=\"ad1\",START-DATE=\"2026-11-25T10:00:00.000Z\",DURATION=2.0\n";
+  const hls::Playlist parsed = parse_ok(delta_of(ll_playlist(12, before)));
+  REQUIRE(parsed.media.keys.size() == 1);
+  CHECK(parsed.tmpl.slots()[*parsed.media.keys[0].uri_slot].uri == "https://origin.example/live/channel/k1.key");
+  CHECK(parsed.media.dateranges == 1);  // _HLS_skip=YES skips segments, not date ranges
+  CHECK(parsed.media.skipped_segments == std::optional<std::uint64_t>(6));
+}
+
+TEST_CASE("no delta update where nothing is far enough from the end, and none without CAN-SKIP-UNTIL") {
+  const std::string short_one = ll_playlist(7);  // 8 s: seg20 ends 7 s before the end...
+  CHECK(hls::delta_update(parse_ok(short_one)).value().text.find("#EXT-X-SKIP:SKIPPED-SEGMENTS=1\n") !=
+        std::string::npos);
+  const std::string shorter = ll_playlist(6);  // 7 s: seg20 ends 6 s before it: nothing to skip
+  CHECK(delta_of(shorter) == shorter);
+
+  std::string no_skip = ll_playlist(12);
+  no_skip.replace(no_skip.find(",CAN-SKIP-UNTIL=6.0"), 19, "");
+  auto refused = hls::delta_update(parse_ok(no_skip));
+  REQUIRE_FALSE(refused.ok());
+  CHECK(refused.error().code == "cannot_skip");
+  auto master = hls::delta_update(parse_ok("#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1\nv.m3u8\n"));
+  REQUIRE_FALSE(master.ok());
+  CHECK(master.error().code == "not_media");
+}

@@ -229,5 +229,22 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     FUZZ_CHECK(cut->media.discontinuity_sequence >= pl.media.discontinuity_sequence);
     FUZZ_CHECK(cut->media.parts.size() <= pl.media.parts.size());
   }
+
+  // A delta update parses again, numbered as the source, ends where the source ends, and
+  // lists exactly the slots it says, each with the source slot's URI.
+  if (pl.kind == hls::PlaylistKind::media && !pl.media.is_delta_update() && pl.media.server_control.can_skip_until) {
+    auto delta = hls::delta_update(pl);
+    FUZZ_CHECK(delta.ok());
+    auto skipped = hls::parse_playlist(delta->text, base, options);
+    if (!skipped) std::fprintf(stderr, "delta re-parse failed: %s\n", skipped.error().message.c_str());
+    FUZZ_CHECK(skipped.ok());
+    FUZZ_CHECK(skipped->media.media_sequence == pl.media.media_sequence);
+    FUZZ_CHECK(skipped->media.skipped_segments.value_or(0) == delta->skipped);
+    FUZZ_CHECK(skipped->media.segments.size() + delta->skipped == segments.size());
+    FUZZ_CHECK(skipped->tmpl.slots().size() == delta->slots.size());
+    for (size_t i = 0; i < delta->slots.size() && i < skipped->tmpl.slots().size(); ++i) {
+      FUZZ_CHECK(skipped->tmpl.slots()[i].uri == tmpl.slots()[delta->slots[i]].uri);
+    }
+  }
   return 0;
 }
