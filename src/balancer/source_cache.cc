@@ -81,6 +81,9 @@ struct SourceCache::Entry {
   std::optional<BlockingTarget> follow_next;
   bool follow_now = true;  // the last fetch brought news: the next follow is sent at once
   bool following = false;  // a follow is held at origin: `version` is as new as origin's
+  // The delta update (_HLS_skip=YES) the balancer built of `version`, once asked for.
+  std::shared_ptr<const SourceVersion> delta;
+  uint64_t delta_of_serial = 0;
   std::string_view origin_bytes() const {
     if (!origin_body.empty() || !version) return origin_body;
     return version->playlist.tmpl.source();
@@ -110,6 +113,8 @@ SourceCache::SourceCache(event_base& base, common::HttpClient& client,
                                        "resource=\"playlist\",trigger=\"refresh\"")),
       fetches_follow_(metrics.counter("balancer_origin_fetches_total", "Fetches sent to origin",
                                       "resource=\"playlist\",trigger=\"follow\"")),
+      deltas_built_(metrics.counter("balancer_playlist_delta_updates_total",
+                                    "Delta updates (_HLS_skip=YES) the balancer built from its own copy")),
       not_modified_(metrics.counter(
           "balancer_origin_not_modified_total",
           "Playlist refreshes that found the source unchanged (304 or same bytes)")),
@@ -207,8 +212,9 @@ void SourceCache::get(const SourceRequest& asked, SourceCallback done) {
   const std::string base_key = asked.origin_id + "\n" + asked.target;
   SourceRequest request = asked;
   if (request.directives.any()) request.directives = directives_to_forward(request, base_key);
-  if (answer_from_shared_live_copy(request, base_key, now, done)) return;
-  if (join_follow(request, base_key, now, done)) return;
+  const bool delta = builds_delta(request, base_key);
+  if (answer_from_shared_live_copy(request, base_key, delta, now, done)) return;
+  if (join_follow(request, base_key, delta, now, done)) return;
 
   const CopyAddress address = address_of(request, base_key);
   // Entries are only ever erased by the sweep timer, never inside a callback.
@@ -237,10 +243,70 @@ DeliveryDirectives SourceCache::directives_to_forward(const SourceRequest& reque
   return out;
 }
 
+bool SourceCache::builds_delta(const SourceRequest& request, const std::string& base_key) const {
+  if (request.directives.skip != "YES") return false;
+  auto it = entries_.find(base_key);
+  if (it == entries_.end()) return false;
+  const Entry& base = *it->second;
+  return base.version && base.origin_base == request.origin_base &&
+         base.version->playlist.kind == hls::PlaylistKind::media &&
+         base.version->playlist.media.server_control.can_skip_until.has_value() &&
+         !base.version->playlist.media.is_delta_update();
+}
+
+std::shared_ptr<const SourceVersion> SourceCache::delta_of(Entry& entry) {
+  const std::shared_ptr<const SourceVersion>& full = entry.version;
+  if (entry.delta && entry.delta_of_serial == full->serial) return entry.delta;
+  // Until one is built, the full version answers (a full playlist answers _HLS_skip too).
+  entry.delta = full;
+  entry.delta_of_serial = full->serial;
+  auto update = hls::delta_update(full->playlist);
+  if (!update.ok() || update->skipped == 0) return full;
+  hls::ParseOptions options;
+  options.max_bytes = timings_.max_bytes;
+  auto parsed = hls::parse_playlist(update->text, entry.url, options);
+  if (!parsed.ok() || parsed->tmpl.slots().size() != update->slots.size()) {
+    LOG_WARN(kLog, "delta update of ", entry.url, " not built: ",
+             parsed.ok() ? std::string("its links do not match the playlist's") : parsed.error().message);
+    return full;
+  }
+  // Every link is the full version's own for the same slot: a viewer's URIs are the same in a
+  // delta update as in the full playlist (run markers, first-listed times, part targets).
+  auto version = std::make_shared<SourceVersion>();
+  version->playlist = std::move(parsed).value();
+  version->kind = full->kind;
+  version->target_duration = full->target_duration;
+  version->total_duration_s = full->total_duration_s;
+  version->live = full->live;
+  version->newest_media_end_s = full->newest_media_end_s;
+  version->plan.part_target_ms = full->plan.part_target_ms;
+  std::vector<size_t> chunk_ordinal(full->plan.slots.size(), 0);
+  for (size_t i = 0, chunk = 0; i < full->plan.slots.size(); ++i) {
+    if (full->plan.slots[i].kind == SlotTarget::Kind::chunk) chunk_ordinal[i] = chunk++;
+  }
+  for (const size_t slot : update->slots) {
+    version->plan.slots.push_back(full->plan.slots[slot]);
+    if (full->plan.slots[slot].kind != SlotTarget::Kind::chunk) continue;
+    ++version->plan.chunk_slots;
+    version->plan.chunk_hashes.push_back(full->plan.chunk_hashes[chunk_ordinal[slot]]);
+    if (!full->plan.chunk_first_listed.empty()) {
+      version->plan.chunk_first_listed.push_back(full->plan.chunk_first_listed[chunk_ordinal[slot]]);
+    }
+  }
+  version->serial = next_serial_++;
+  deltas_built_.inc();
+  entry.delta = std::move(version);
+  return entry.delta;
+}
+
 bool SourceCache::answer_from_shared_live_copy(const SourceRequest& request,
-                                               const std::string& base_key, TimePoint now,
+                                               const std::string& base_key, bool delta, TimePoint now,
                                                const SourceCallback& done) {
-  if (!request.directives.blocking() || !request.directives.skip.empty()) return false;
+  // A plain delta request is answered from the ordinary copy whenever that is current.
+  const bool plain_delta = delta && !request.directives.blocking();
+  if (!plain_delta && (!request.directives.blocking() || (!request.directives.skip.empty() && !delta))) {
+    return false;
+  }
   auto it = entries_.find(base_key);
   if (it == entries_.end()) return false;
   Entry& base = *it->second;
@@ -249,22 +315,26 @@ bool SourceCache::answer_from_shared_live_copy(const SourceRequest& request,
     return false;
   }
   const hls::MediaInfo& media = base.version->playlist.media;
-  if (directives_too_far(media, *request.directives.msn, request.directives.part)) {
-    errors_.inc();
-    done(error_result(400,
-                      {"bad_request", "_HLS_msn or _HLS_part is too far ahead of the playlist."}));
-    return true;
+  if (!plain_delta) {
+    if (directives_too_far(media, *request.directives.msn, request.directives.part)) {
+      errors_.inc();
+      done(error_result(400,
+                        {"bad_request", "_HLS_msn or _HLS_part is too far ahead of the playlist."}));
+      return true;
+    }
+    if (!satisfies_blocking(media, *request.directives.msn, request.directives.part)) return false;
   }
-  if (!satisfies_blocking(media, *request.directives.msn, request.directives.part)) return false;
   base.last_request = now;
   hits_.inc();
-  done(hit_result(base));
+  SourceResult r = hit_result(base);
+  if (delta) r.version = delta_of(base);
+  done(r);
   return true;
 }
 
-bool SourceCache::join_follow(const SourceRequest& request, const std::string& base_key, TimePoint now,
-                              SourceCallback& done) {
-  if (!request.directives.blocking() || !request.directives.skip.empty()) return false;
+bool SourceCache::join_follow(const SourceRequest& request, const std::string& base_key, bool delta,
+                              TimePoint now, SourceCallback& done) {
+  if (!request.directives.blocking() || (!request.directives.skip.empty() && !delta)) return false;
   auto it = entries_.find(base_key);
   if (it == entries_.end()) return false;
   Entry& base = *it->second;
@@ -274,7 +344,7 @@ bool SourceCache::join_follow(const SourceRequest& request, const std::string& b
       !base.origin_body.empty() || base.follow_next != BlockingTarget{*request.directives.msn, request.directives.part}) {
     return false;
   }
-  Waiter waiter{std::move(done), false, /*blocking_reload=*/true};
+  Waiter waiter{std::move(done), false, /*blocking_reload=*/true, delta};
   auto joined = in_flight_.join(base_key, std::move(waiter));
   if (common::overflowed(joined.outcome)) {
     errors_.inc();
@@ -676,12 +746,14 @@ void SourceCache::publish(Entry& entry, std::shared_ptr<const SourceVersion> ver
     entry.caches_before = previous->cache_use.mask();
   }
   entry.failed_at.reset();
-  // Callbacks may call get() (which may add entries): use only the local copy.
+  // Callbacks may call get() (which may add entries): use only the local copies.
   std::shared_ptr<const SourceVersion> current = entry.version;
+  std::shared_ptr<const SourceVersion> delta;
+  if (std::any_of(waiters.begin(), waiters.end(), [](const Waiter& w) { return w.delta; })) delta = delta_of(entry);
   for (auto& w : waiters) {
     SourceResult r;
     r.from = w.first ? SourceResult::From::miss : SourceResult::From::coalesced;
-    r.version = current;
+    r.version = w.delta ? delta : current;
     r.validated_at = entry.validated_at;
     r.slot = entry.slot;
     w.done(r);

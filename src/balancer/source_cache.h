@@ -5,8 +5,9 @@
 // served more than live_max_lag behind origin. A low-latency playlist of an origin that
 // can block is followed instead: its refresh is a blocking reload for the next part, so
 // the copy is as new as origin's while that reload is held, and viewers' blocking reloads
-// for that part wait on it. Other LL-HLS blocking reloads and delta updates are keyed
-// (and coalesced) per (playlist, _HLS_msn, _HLS_part, _HLS_skip).
+// for that part wait on it. Delta updates (_HLS_skip=YES) are built from the copy once per
+// version. Other LL-HLS blocking reloads and delta requests are keyed (and coalesced) per
+// (playlist, _HLS_msn, _HLS_part, _HLS_skip).
 // Each version is parsed once into an hls::Template plus a RewritePlan.
 //
 // Fetches go through common::HttpClient (never blocking). One per process, on
@@ -201,6 +202,7 @@ class SourceCache {
     bool first = false;  // the request that started the fetch
     // A viewer's blocking reload waiting on the ordinary copy's follow (a 503 if it times out).
     bool blocking_reload = false;
+    bool delta = false;  // answered with the delta update of what the fetch brings (_HLS_skip=YES)
   };
 
   struct CopyAddress;
@@ -211,12 +213,20 @@ class SourceCache {
                                            const std::string& base_key) const;
   // A blocking reload that the fresh ordinary copy already satisfies (or shows too far ahead)
   // is answered from it, with no origin trip: true when `done` was called.
+  // With `delta`, the answer is the delta update of that copy (and a plain _HLS_skip request
+  // is answered from it whenever it is current).
   bool answer_from_shared_live_copy(const SourceRequest& request, const std::string& base_key,
-                                    TimePoint now, const SourceCallback& done);
+                                    bool delta, TimePoint now, const SourceCallback& done);
   // A blocking reload for exactly the part the ordinary copy's follow waits for joins that
   // fetch: one request upstream per part, however many viewers wait. True when it joined.
-  bool join_follow(const SourceRequest& request, const std::string& base_key, TimePoint now,
+  bool join_follow(const SourceRequest& request, const std::string& base_key, bool delta, TimePoint now,
                    SourceCallback& done);
+  // Whether the balancer answers this _HLS_skip=YES request with a delta update it builds
+  // from the ordinary copy (its origin offers CAN-SKIP-UNTIL) instead of asking origin.
+  bool builds_delta(const SourceRequest& request, const std::string& base_key) const;
+  // The delta update of the entry's version, built once per version; the version itself
+  // when nothing can be skipped.
+  std::shared_ptr<const SourceVersion> delta_of(Entry& entry);
   static CopyAddress address_of(const SourceRequest& request, const std::string& base_key);
   // A new entry within playlists.max_entries and (directive copies) max_directive_entries, which
   // it is counted against; the 503 refusal otherwise.
@@ -277,6 +287,7 @@ class SourceCache {
   common::Counter& fetches_request_;
   common::Counter& fetches_refresh_;
   common::Counter& fetches_follow_;
+  common::Counter& deltas_built_;
   common::Counter& not_modified_;
   common::Counter& windowed_;
   common::Histogram& fetch_seconds_;

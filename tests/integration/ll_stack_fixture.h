@@ -29,16 +29,17 @@ inline std::vector<LlRendition> low_and_high() { return {{"low", 300}, {"high", 
 class LlStack {
  public:
   // Ready once the balancer counts the node usable and the origin has begun segment
-  // `ready_msn` (every earlier one published whole).
+  // `ready_msn` (every earlier one published whole). The origin lists `window` segments.
   LlStack(const std::vector<LlRendition>& renditions, int64_t ready_msn,
-          std::vector<std::string> balancer_overrides = {})
-      : origin(origin_options(dir, renditions)),
+          std::vector<std::string> balancer_overrides = {}, int window = 10)
+      : origin(origin_options(dir, renditions, window)),
         node(dir.file("cache-a"), origin.url("")),
         balancer(dir, origin.url(""), channels_json({channel_json("ll", "/master.m3u8")}),
                  caches_json({cache_json("venue-a", "venue", node.port())}),
                  std::move(balancer_overrides)) {
     REQUIRE(balancer.wait_cache_usable("venue-a", true, std::chrono::seconds(10)));
-    REQUIRE(wait_until([&] { return origin.next_msn() >= ready_msn; }, std::chrono::seconds(10),
+    // About a segment a second: a deadline with room for a slow start.
+    REQUIRE(wait_until([&] { return origin.next_msn() >= ready_msn; }, std::chrono::seconds(5 + 2 * ready_msn),
                        std::chrono::milliseconds(20)));
   }
 
@@ -48,8 +49,10 @@ class LlStack {
   BalancerProcess balancer;
 
  private:
-  static LlOriginOptions origin_options(const TempDir& dir, const std::vector<LlRendition>& renditions) {
+  static LlOriginOptions origin_options(const TempDir& dir, const std::vector<LlRendition>& renditions,
+                                        int window) {
     LlOriginOptions options;
+    options.window = window;
     for (const LlRendition& r : renditions) {
       const std::string material = dir.file(r.name + ".mp4");
       std::string error;

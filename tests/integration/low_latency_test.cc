@@ -284,3 +284,63 @@ TEST_CASE("measurement only (run with --no-skip): 1,000 and 10,000 viewers block
     CHECK(waited.ok_count() == static_cast<size_t>(clients));
   }
 }
+
+TEST_CASE("LL-HLS: _HLS_skip=YES is answered with a delta update the balancer builds from its copy, never asked of origin") {
+  if (!have_ffmpeg()) {
+    MESSAGE("skipped: ffmpeg is not installed");
+    return;
+  }
+  // CAN-SKIP-UNTIL is six target durations (2 s here): with 14 one-second segments listed,
+  // the oldest end more than 12 s before the end and can be skipped.
+  LlStack stack({{"low", 300}}, 14, {}, 20);
+  auto& [dir, origin, node, balancer] = stack;
+  const std::string variant = "/hls/ll/low/index.m3u8?cache=venue-a&viewer=ll3";
+  const HttpResponse full = balancer.get(variant);
+  REQUIRE(full.status == 200);
+  REQUIRE(full.body.find("CAN-SKIP-UNTIL=") != std::string::npos);
+
+  // A plain delta request: from the copy the balancer holds.
+  const HttpResponse delta = balancer.get(variant + "&_HLS_skip=YES");
+  REQUIRE(delta.status == 200);
+  CHECK(delta.body.find("#EXT-X-SKIP:SKIPPED-SEGMENTS=") != std::string::npos);
+  CHECK(delta.body.size() < full.body.size());
+  // Every chunk and part it lists has the link the full playlist gave it (when both list it).
+  std::map<std::string, std::string> full_links;
+  for (const std::string& uri : uri_lines(full.body)) full_links[path_of(uri)] = uri;
+  const LowLatencyView full_view = read_view(full.body);
+  for (const PartLine& part : full_view.parts) full_links[path_of(part.uri)] = part.uri;
+  int shared = 0;
+  std::vector<std::string> delta_links = uri_lines(delta.body);
+  for (const PartLine& part : read_view(delta.body).parts) delta_links.push_back(part.uri);
+  for (const std::string& uri : delta_links) {
+    auto it = full_links.find(path_of(uri));
+    if (it == full_links.end()) continue;
+    ++shared;
+    CHECK(uri == it->second);
+  }
+  CHECK(shared >= 3);
+
+  // A blocking delta request for the next part waits on the balancer's follow of origin.
+  auto next = part_number(read_view(delta.body).hint);
+  REQUIRE(next.has_value());
+  const std::string wait_for =
+      "_HLS_msn=" + std::to_string(next->first) + "&_HLS_part=" + std::to_string(next->second);
+  HerdOptions herd;
+  herd.url = balancer.url(variant + "&" + wait_for + "&_HLS_skip=YES");
+  herd.clients = 20;
+  herd.keep_bodies = true;
+  const HerdResult waited = run_herd(herd);
+  REQUIRE(waited.setup_error.empty());
+  CHECK(waited.ok_count() == 20);
+  REQUIRE(waited.clients[0].ok());
+  CHECK(waited.clients[0].body.find("#EXT-X-SKIP:SKIPPED-SEGMENTS=") != std::string::npos);
+  const auto listed = read_view(waited.clients[0].body).parts;
+  REQUIRE(!listed.empty());
+  CHECK(part_number(listed.back().uri) == next);
+
+  // Origin never saw _HLS_skip; the part came by one blocking request, the balancer's follow.
+  CHECK(origin.count("/low/index.m3u8?_HLS_skip=YES") == 0);
+  CHECK(origin.count("/low/index.m3u8?" + wait_for + "&_HLS_skip=YES") == 0);
+  CHECK(origin.count("/low/index.m3u8?" + wait_for) == 1);
+  CHECK(balancer.metric("balancer_playlist_delta_updates_total") >= 2);
+}
