@@ -1,4 +1,5 @@
-// Plays ?src= with ?player=hlsjs|shaka|videojs (?ll=1: in its low-latency mode) and records,
+// Plays ?src= with ?player=hlsjs|shaka|videojs (?ll=1: in its low-latency mode; ?hold=1: once
+// window.startPlayer() is called) and records,
 // for the browser tests: latency behind live every half second (wall clock minus the
 // EXT-X-PROGRAM-DATE-TIME of the frame at the playhead, where the player tells it),
 // stalls (a `waiting` event after playback began, not during a seek, and how long until
@@ -110,5 +111,8 @@
     error(true, { message: 'unknown player ' + state.player });
     return;
   }
-  Promise.resolve().then(start).catch((e) => error(true, { message: String(e && e.message || e) }));
+  const begin = () => Promise.resolve().then(start).catch((e) => error(true, { message: String(e && e.message || e) }));
+  // ?hold=1: not before window.startPlayer() (a test starting two pages at the same moment).
+  if (params.get('hold') === '1') window.startPlayer = begin;
+  else begin();
 })();
