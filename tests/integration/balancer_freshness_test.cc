@@ -237,12 +237,15 @@ TEST_CASE(
   HerdResult herd = run_herd(options);
   CHECK(herd.ok_count() == 30);
   // The balancer follows this playlist with the same reload (answered at once by this origin,
-  // so at most one every live_refresh_ms): those apart, the 30 viewers cost one.
+  // so at most one every live_refresh_ms): those apart, the 30 viewers cost one, or none when
+  // they came while a follow was held and joined it.
   const double follows = metric_value(s.balancer->metrics(),
                                       "balancer_origin_fetches_total{resource=\"playlist\",trigger=\"follow\"}")
                              .value_or(-1);
   CHECK(follows >= 1);
-  CHECK(s.origin->count("/files/ll/index.m3u8?_HLS_msn=12&_HLS_part=2") - follows == 1);
+  const double asked = s.origin->count("/files/ll/index.m3u8?_HLS_msn=12&_HLS_part=2") - follows;
+  CHECK(asked >= 0);
+  CHECK(asked <= 1);
   CHECK(s.balancer->get(base + "&_HLS_msn=13").status == 200);
   CHECK(s.origin->count("/files/ll/index.m3u8?_HLS_msn=13") == 1);
 

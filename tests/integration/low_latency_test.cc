@@ -172,8 +172,8 @@ TEST_CASE("LL-HLS end to end: every part through balancer and node, stable URIs,
     CHECK(origin.count(origin_path) <= 1);
   }
 
-  // A crowd on the part the player's last playlist hinted: one blocking request upstream, then
-  // one origin fetch of the part however many fetch it.
+  // A crowd on the part the player's last playlist hinted: one blocking request upstream (at
+  // most two: see below), then one origin fetch of the part however many fetch it.
   auto hinted = part_number(read_view(balancer.get(variant + next_query).body).hint);
   REQUIRE(hinted.has_value());
   const uint64_t msn = hinted->first;
@@ -187,7 +187,11 @@ TEST_CASE("LL-HLS end to end: every part through balancer and node, stable URIs,
   REQUIRE(waited.setup_error.empty());
   CHECK(waited.ok_count() == 50);
   if (!waited.clients.empty() && !waited.clients[0].ok()) CAPTURE_STATUS(waited.clients[0]);
-  CHECK(origin.count("/low/index.m3u8?" + wait_for.substr(1)) == 1);
+  // The balancer's follow of that part, which the crowd joins; had the crowd come between two
+  // follows, one request of its own as well.
+  const int64_t upstream = origin.count("/low/index.m3u8?" + wait_for.substr(1));
+  CHECK(upstream >= 1);
+  CHECK(upstream <= 2);
   REQUIRE(waited.clients[0].ok());
   const LowLatencyView view = read_view(waited.clients[0].body);
   const auto listed = std::find_if(view.parts.begin(), view.parts.end(), [&](const PartLine& p) {
@@ -338,9 +342,11 @@ TEST_CASE("LL-HLS: _HLS_skip=YES is answered with a delta update the balancer bu
   REQUIRE(!listed.empty());
   CHECK(part_number(listed.back().uri) == next);
 
-  // Origin never saw _HLS_skip; the part came by one blocking request, the balancer's follow.
+  // Origin never saw _HLS_skip; the part came by the balancer's follow.
   CHECK(origin.count("/low/index.m3u8?_HLS_skip=YES") == 0);
   CHECK(origin.count("/low/index.m3u8?" + wait_for + "&_HLS_skip=YES") == 0);
-  CHECK(origin.count("/low/index.m3u8?" + wait_for) == 1);
+  const int64_t upstream = origin.count("/low/index.m3u8?" + wait_for);
+  CHECK(upstream >= 1);
+  CHECK(upstream <= 2);  // the follow, and one of the viewers' own had they come between two
   CHECK(balancer.metric("balancer_playlist_delta_updates_total") >= 2);
 }
