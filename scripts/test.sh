@@ -32,7 +32,6 @@ cmake --build build -j "$jobs"
 build_sanitizer_trees() {
   if [[ $asan_pass == 1 ]]; then
     cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DBALANCER_WERROR=$werror -DBALANCER_SANITIZE=ON >/dev/null
-    rm -f build-asan/built
     nice -n 19 cmake --build build-asan -j "$jobs" --target servers_and_unit_tests
     touch build-asan/built
   fi

@@ -546,9 +546,9 @@ scenarios.players_low_latency = async (stack) => {
   try {
     for (const player of PLAYERS) {
       // Both pages load first and start together: a player's latency is set as it starts,
-      // and a page starting while the other loads its scripts started later by up to half a
-      // second (measured: opened one after the other, whichever page came first was 0.4-0.9 s
-      // further behind live, through the stack or not).
+      // and a page starting while the other loads its scripts starts late (measured: opened
+      // one after the other, whichever page came first was 0.4-0.9 s further behind live,
+      // through the stack or not).
       const through = await openPlayer(stack, browser, pages, player, 'll', 'venue-a', { lowLatency: true, hold: true });
       const direct = await openPlayer(stack, browser, pages, player, 'll', null,
         { lowLatency: true, hold: true, src: stack.llOrigin.url + '/master.m3u8' });
