@@ -15,6 +15,11 @@
 #   (e) prefetch: time to first byte of a viewer's first request for a 1 MiB chunk (origin
 #       200 ms to first byte), cold against prefetched (POST /prefetch, then the request once
 #       the node has it); target: prefetched p95 <= 10 ms, X-Cache HIT.
+#   (f) a hot object refreshed: 2 KiB whose origin says max-age=1 and answers after 200 ms,
+#       wrk at 50 connections on each cache as configured (node: conf/cache_node.json; nginx:
+#       the origin's lifetime, proxy_cache_use_stale updating + background_update; Varnish:
+#       ttl 1 s, its default grace) against nginx serving the same bytes as a static file;
+#       target: p99 <= 2 x nginx_static's p99.
 # Prints a table and writes a JSON results file. Not run in CI.
 #
 # Usage: scripts/bench/cache_node_bench.sh [--build DIR] [--out FILE] [--quick]
@@ -29,7 +34,7 @@
 # (nginx, varnishd, wrk, cache_node) is reported and skipped; the script still exits 0.
 #
 # Everything listens on 127.0.0.1 (ephemeral or free ports), lives in one temp dir
-# and is stopped by pid on exit. Whole run: about 4 minutes.
+# and is stopped by pid on exit. Whole run: about 5 minutes.
 set -euo pipefail
 
 ROOT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -185,6 +190,17 @@ start_nginx() {
       proxy_ignore_headers Cache-Control Expires;
       add_header X-Cache-Status \$upstream_cache_status;
     }
+    # (f): the origin's own lifetime; while refreshing, the stale copy (one background fetch).
+    location ~ /hot- {
+      proxy_pass http://origin;
+      proxy_http_version 1.1;
+      proxy_set_header Connection \"\";
+      proxy_cache bench;
+      proxy_cache_lock on;
+      proxy_cache_use_stale updating;
+      proxy_cache_background_update on;
+      add_header X-Cache-Status \$upstream_cache_status;
+    }
   }"; then
     PEER_SKIP[nginx_static]=$NGINX_ERROR
     PEER_SKIP[nginx_proxy]=$NGINX_ERROR
@@ -216,6 +232,11 @@ start_varnish() {
 vcl 4.1;
 backend origin { .host = "127.0.0.1"; .port = "$ORIGIN_PORT"; }
 sub vcl_backend_response {
+  if (bereq.url ~ "/hot-") {
+    # (f): the origin's lifetime (1 s), Varnish's default grace (10 s).
+    set beresp.ttl = 1s;
+    return (deliver);
+  }
   set beresp.ttl = 1h;
   return (deliver);
 }
@@ -551,6 +572,48 @@ else
 fi
 [[ -n $PREFETCH_NOTE ]] && log "SKIP (e): $PREFETCH_NOTE"
 
+# ---------------------------------------------------------------- (f) a hot object refreshed
+# Every second the copy expires and a refresh takes the origin's 200 ms: does a viewer wait
+# for it? 2 KiB, max-age=1 from the origin, a new object per peer; nginx_static serves the
+# same bytes from disk (never refreshed) as the yardstick.
+T_HOT=()
+J_HOT=()
+HOT_NOTE=""
+HOT_CONNS=50
+HOT="/x/delay_ms=200,cc=max-age=1"
+if [[ -z $WRK ]]; then
+  HOT_NOTE="wrk not installed"
+else
+  head -c 2048 /dev/urandom >"$WORK/root/hit/hot-static.bin"
+  HOT_PEERS=()
+  [[ -n ${PEER_PID[nginx_static]:-} ]] && HOT_PEERS+=(nginx_static)
+  HOT_PEERS+=("${HERD_PEERS[@]}")
+  for peer in "${HOT_PEERS[@]}"; do
+    peer_alive "$peer" || continue
+    if [[ $peer = nginx_static ]]; then
+      url="${HIT_BASE[$peer]}/hit/hot-static.bin" path=""
+    else
+      path="$HOT/gen/2K/hot-$peer-$RUN_ID.bin"
+      url="${PEER_URL[$peer]}$path"
+    fi
+    curl -sS --max-time 10 -o /dev/null "$url" || true
+    log "(f) wrk $peer, hot object, $HOT_CONNS connections, for ${WRK_SECONDS}s"
+    run_wrk "$WRK_SECONDS" "$HOT_CONNS" "$url"
+    fetches=-
+    [[ -n $path ]] && fetches=$(origin_count "$path")
+    [[ $peer = nginx_static ]] && HOT_STATIC_P99=$W_P99
+    limit=$(awk -v p="${HOT_STATIC_P99:-}" 'BEGIN { if (p > 0) printf "%.2f", 2 * p }')
+    result=-
+    if [[ $peer != nginx_static ]]; then
+      result=$(verdict "$W_P99" "$limit" le)
+      [[ $W_FLAG = ok ]] || result="$result ($W_FLAG)"
+    fi
+    T_HOT+=("$(printf '%-15s %10s %8s %8s %7s %8s  %s' "$peer" "${W_RPS:-n/a}" "$W_P50" "$W_P99" "${fetches:-?}" "${limit:--}" "$result")")
+    J_HOT+=("{\"peer\":\"$peer\",\"connections\":$HOT_CONNS,$(wrk_json),\"origin_requests\":$(num_or_null "${fetches/-/}"),\"target_p99_ms\":$(num_or_null "$limit"),\"target\":$(json_str "$result")}")
+  done
+fi
+[[ -n $HOT_NOTE ]] && log "SKIP (f): $HOT_NOTE"
+
 LOAD_END=$(loadavg)
 
 # ---------------------------------------------------------------- report
@@ -618,6 +681,16 @@ LOAD_END=$(loadavg)
     printf '%s\n' "${T_PREFETCH[@]}"
   fi
   echo
+  echo "(f) A hot object refreshed: 2 KiB, origin max-age=1 and 200 ms per answer, wrk -c$HOT_CONNS -d${WRK_SECONDS}s;"
+  echo "    nginx_static serves the same size from disk; origin = origin requests for the object;"
+  echo "    target: p99 <= 2 x nginx_static's p99"
+  if [[ -n $HOT_NOTE ]]; then
+    echo "    SKIPPED: $HOT_NOTE"
+  else
+    printf '%-15s %10s %8s %8s %7s %8s  %s\n' peer req/s p50_ms p99_ms origin target result
+    printf '%s\n' "${T_HOT[@]}"
+  fi
+  echo
 } | tee "$WORK/table.txt"
 
 PEER_JSON=()
@@ -642,6 +715,8 @@ cat >"$OUT_FILE" <<EOF
  "site_herd":[$(join "${J_SITE[@]}")],
  "site_herd_note":$(json_str "$SITE_NOTE"),
  "prefetch":[$(join "${J_PREFETCH[@]}")],
- "prefetch_note":$(json_str "$PREFETCH_NOTE")}
+ "prefetch_note":$(json_str "$PREFETCH_NOTE"),
+ "hot_object_refreshed":[$(join "${J_HOT[@]}")],
+ "hot_object_refreshed_note":$(json_str "$HOT_NOTE")}
 EOF
 log "results written to $OUT_FILE"

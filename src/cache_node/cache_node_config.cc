@@ -142,7 +142,7 @@ common::Result<CacheNodeConfig> load_cache_node_config(const common::ConfigDocum
     c.freshness.other_s = cache.integer("default_ttl_other_s", 60, 0, 10 * kYear);
     c.freshness.max_stale_if_error_s = cache.integer("max_stale_if_error_s", 60, 0, kYear);
     c.freshness.max_stale_while_revalidate_s = cache.integer("max_stale_while_revalidate_s", 60, 0, kYear);
-    c.freshness.refresh_grace_ms = cache.integer("refresh_grace_ms", 0, 0, 3600 * 1000);
+    c.freshness.refresh_grace_ms = cache.integer("refresh_grace_ms", kDefaultRefreshGraceMs, 0, 3600 * 1000);
     cache.finish();
   }
   {

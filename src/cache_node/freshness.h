@@ -21,6 +21,12 @@ enum class ObjectKind { segment, playlist, other };
 // segment's lifetime.
 ObjectKind classify_object(std::string_view path, std::string_view content_type);
 
+// The grace when the origin says nothing: a copy that expired a moment ago answers while
+// its refresh runs, so a hot object no longer makes its viewers wait for the origin once
+// per lifetime; one that expired longer ago waits. RFC 9111 §4.2.4 would have none (0 in
+// the config); Varnish's default grace is 10 s.
+inline constexpr int64_t kDefaultRefreshGraceMs = 500;
+
 // Lifetimes for responses without freshness information, and the bound on
 // serving a stale copy when the upstream fails (seconds).
 struct FreshnessDefaults {
@@ -33,7 +39,7 @@ struct FreshnessDefaults {
   // (RFC 5861) up to max_stale_while_revalidate_s, else refresh_grace_ms; never with
   // no-cache, must-revalidate or s-maxage; for playlists at most kPlaylistRefreshGraceMs.
   int64_t max_stale_while_revalidate_s = 60;
-  int64_t refresh_grace_ms = 0;
+  int64_t refresh_grace_ms = kDefaultRefreshGraceMs;
 };
 
 // A live playlist is never served more than this past its lifetime while it is refreshed.

@@ -45,6 +45,9 @@ void write_text(const std::string& path, const std::string& text) {
   out << text;
 }
 
+// Viewers wait for a revalidation (no refresh grace): the tests of what a revalidation does.
+const std::vector<std::string> kWaitForRevalidation = {"signing.required=false", "cache.refresh_grace_ms=0"};
+
 }  // namespace
 
 TEST_CASE(
@@ -52,7 +55,7 @@ TEST_CASE(
     "restarts Age") {
   TempDir dir;
   TestOrigin origin;
-  CacheNodeProcess node(dir.file("data"), origin.base_url(), {"signing.required=false"});
+  CacheNodeProcess node(dir.file("data"), origin.base_url(), kWaitForRevalidation);
   const std::string path = "/gen/2K/live.m3u8";
   const std::string url = node.url("/o/demo" + path + "?cc=max-age%3D3");
   const std::string body = generated_body("live.m3u8", 2048);
@@ -108,7 +111,7 @@ TEST_CASE(
     "loops") {
   TempDir dir;
   TestOrigin origin;
-  CacheNodeProcess node(dir.file("data"), origin.base_url(), {"signing.required=false"});
+  CacheNodeProcess node(dir.file("data"), origin.base_url(), kWaitForRevalidation);
   const std::string path = "/gen/64K/herd.m3u8";
   // The origin takes 500 ms to answer, so the whole herd arrives while the revalidation runs.
   const std::string url = node.url("/o/demo" + path + "?cc=max-age%3D1&delay_ms=500");
@@ -169,7 +172,7 @@ TEST_CASE(
     "short default") {
   TempDir dir;
   TestOrigin origin;
-  CacheNodeProcess node(dir.file("data"), origin.base_url(), {"signing.required=false"});
+  CacheNodeProcess node(dir.file("data"), origin.base_url(), kWaitForRevalidation);
   // cc= (empty): the origin sends no Cache-Control and no Expires.
   const std::string segment = node.url("/o/demo/gen/4K/plain.ts?cc=");
   const std::string playlist = node.url("/o/demo/gen/1K/plain.m3u8?cc=");
@@ -276,9 +279,9 @@ TEST_CASE(
   TempDir dir;
   TestOrigin origin;
   CacheNodeProcess parent(dir.file("parent"), origin.base_url(),
-                          {"node_id=parent", "signing.required=false"});
+                          {"node_id=parent", "signing.required=false", "cache.refresh_grace_ms=0"});
   CacheNodeProcess child(dir.file("child"), origin.base_url(),
-                         {"node_id=child", "signing.required=false", "parent=" + parent.url("")});
+                         {"node_id=child", "signing.required=false", "cache.refresh_grace_ms=0", "parent=" + parent.url("")});
   const std::string path = "/gen/2K/tier.m3u8";
   const std::string url = child.url("/o/demo" + path + "?cc=max-age%3D1");
   auto first = http_get(url);
@@ -297,7 +300,7 @@ TEST_CASE(
 TEST_CASE("stale-while-revalidate: viewers get the stale copy at once while one background fetch refreshes it") {
   TempDir dir;
   TestOrigin origin;
-  CacheNodeProcess node(dir.file("data"), origin.base_url(), {"signing.required=false"});
+  CacheNodeProcess node(dir.file("data"), origin.base_url(), kWaitForRevalidation);
   // The origin takes 400 ms for every answer; the copy is fresh for 1 s, then 10 s of grace.
   const std::string path = "/gen/2K/swr.ts";
   const std::string url = node.url("/o/demo" + path + "?delay_ms=400&cc=" +
@@ -325,6 +328,30 @@ TEST_CASE("stale-while-revalidate: viewers get the stale copy at once while one 
   // Without the directive (and no configured grace) a viewer waits for the revalidation.
   auto waited = http_get(strict);
   CHECK(waited.status == 200);
+  CHECK(x_cache(waited) == std::optional<std::string>("REVALIDATED"));
+  CHECK(waited.total >= 350ms);
+}
+
+TEST_CASE("by default a copy that expired a moment ago answers while it is refreshed; one expired longer ago waits") {
+  TempDir dir;
+  TestOrigin origin;
+  CacheNodeProcess node(dir.file("data"), origin.base_url(), {"signing.required=false"});
+  // The origin says max-age=1 and nothing more, and takes 400 ms for every answer.
+  const std::string moment_path = "/gen/2K/moment.ts";
+  const std::string moment = node.url("/o/demo" + moment_path + "?delay_ms=400&cc=max-age%3D1");
+  const std::string long_ago = node.url("/o/demo/gen/2K/long-ago.ts?delay_ms=400&cc=max-age%3D1");
+  REQUIRE(http_get(long_ago).status == 200);
+  REQUIRE(http_get(moment).status == 200);
+  const auto stored = std::chrono::steady_clock::now();
+  // 1.1 s after it was stored: 0.1 s past its lifetime.
+  wait_past(stored, 1100ms);
+  auto quick = http_get(moment);
+  CHECK(x_cache(quick) == std::optional<std::string>("STALE"));
+  CHECK(quick.total < 300ms);
+  REQUIRE(wait_until([&] { return origin.count(moment_path) + origin.conditional(moment_path) >= 2; }, 3s, 20ms));
+  // 2.2 s after: more than the half-second default grace past its lifetime.
+  wait_past(stored, 2200ms);
+  auto waited = http_get(long_ago);
   CHECK(x_cache(waited) == std::optional<std::string>("REVALIDATED"));
   CHECK(waited.total >= 350ms);
 }
