@@ -8,9 +8,11 @@
 #       minus the time origin first showed it (lag), plus origin requests per peer; then,
 #       after an idle period, one request per peer (is an old copy served?);
 #   (2) throughput: wrk on the balancer's per-viewer rewritten live media playlist (10
-#       segments, signed chunk URLs to a real cache node), 1000 distinct viewers, at 50 and
-#       500 connections, against nginx serving the same source playlist as a static file
-#       (worker_processes auto); the balancer with threads: 1 and threads: 2;
+#       segments, signed chunk URLs to a real cache node), 1000 distinct viewers, at 50, 500,
+#       6,000 and 20,000 connections (a count the open-file limit cannot hold is lowered to
+#       what it can, and logged), against nginx serving the same source playlist as a static
+#       file (worker_processes auto); the balancer with threads: 1 and threads: 2, and each
+#       event loop's busy share;
 #   (3) memory: 100,000 distinct viewers driven through a fresh balancer; VmRSS before
 #       and after, bytes per admitted viewer.
 # Prints a table and writes a JSON results file. Not run in CI.
@@ -23,7 +25,7 @@
 # Environment: BENCH_FRESH_SECONDS (20), BENCH_WRK_SECONDS (10), BENCH_IDLE_SECONDS (15),
 # BENCH_UPDATE_MS (2000: playlist update interval; e.g. 2050 sweeps the update phase
 # against the caches' refresh cycles within one run), BENCH_PEERS ("nginx varnish"),
-# BENCH_CONNECTIONS ("50 500"), BENCH_VIEWERS (1000), BENCH_THREADS ("1 2": the balancer's
+# BENCH_CONNECTIONS ("50 500 6000 20000"), BENCH_VIEWERS (1000), BENCH_THREADS ("1 2": the balancer's
 # threads in (2); the last one also serves (1)), BENCH_NGINX_WORKERS (auto), BENCH_WRK_THREADS
 # (2), BENCH_RSS_VIEWERS (100000), BENCH_RSS_THREADS (2), BENCH_KEEP=1 keeps the temp dir
 # with the server logs, BENCH_PERF=DIR samples each balancer during its measured wrk runs
@@ -31,7 +33,7 @@
 # A missing peer (nginx, varnishd, wrk) is reported and skipped; the script still exits 0.
 #
 # Everything listens on 127.0.0.1 (ephemeral or free ports), lives in one temp dir and is
-# stopped by pid on exit. Whole run: about 3 minutes.
+# stopped by pid on exit. Whole run: about 5 minutes.
 set -euo pipefail
 
 ROOT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -42,7 +44,7 @@ FRESH_SECONDS=${BENCH_FRESH_SECONDS:-20}
 WRK_SECONDS=${BENCH_WRK_SECONDS:-10}
 IDLE_SECONDS=${BENCH_IDLE_SECONDS:-15}
 WANTED_PEERS=${BENCH_PEERS:-"nginx varnish"}
-CONNECTIONS=${BENCH_CONNECTIONS:-"50 500"}
+CONNECTIONS=${BENCH_CONNECTIONS:-"50 500 6000 20000"}
 VIEWERS=${BENCH_VIEWERS:-1000}
 BAL_THREAD_COUNTS=${BENCH_THREADS:-"1 2"}
 NGINX_WORKERS=${BENCH_NGINX_WORKERS:-auto}
@@ -558,7 +560,9 @@ else
   for name in "${BAL_NAMES[@]}"; do
     ROWS+=("$name|${name#balancer_t}|${BAL_URL[$name]}$BAL_PLAYLIST")
   done
-  for conns in $CONNECTIONS; do
+  for asked in $CONNECTIONS; do
+    conns=$(fit_connections "$asked")
+    ((conns == asked)) || log "(2) $asked connections do not fit the open-file limit ($(ulimit -n)): $conns instead"
     for entry in "${ROWS[@]}"; do
       IFS='|' read -r name threads url <<<"$entry"
       # 1 s warm-up (connections, allocator, admission of the viewers), not measured.
@@ -568,6 +572,8 @@ else
       bal_cpu=- adm=- us_per_req=-
       server_pid=${BAL_PID[$name]:-$NGINX_PID}
       cpu0=$(tree_cpu_ticks "$server_pid")
+      loops0=""
+      [[ -n $threads ]] && loops0=$(loop_ticks "$server_pid")
       t_start=$(now_us)
       perf_pid=""
       if [[ -n $threads && $PERF_DIR ]]; then
@@ -585,6 +591,8 @@ else
       # The server's CPU time during the run, in % of one core, and per good response.
       bal_cpu=$(awk -v a="$cpu0" -v b="$(tree_cpu_ticks "$server_pid")" -v hz="$CLK_TCK" \
         -v us=$(($(now_us) - t_start)) 'BEGIN { printf "%.0f", (b - a) / hz * 100 / (us / 1000000) }')
+      loops=-
+      [[ -n $loops0 ]] && loops=$(loop_busy "$loops0" "$(loop_ticks "$server_pid")" $(($(now_us) - t_start)))
       [[ ${W_RPS:-0} =~ ^[0-9.]+$ ]] && awk -v r="$W_RPS" 'BEGIN { exit !(r > 0) }' &&
         us_per_req=$(awk -v c="$bal_cpu" -v r="$W_RPS" 'BEGIN { printf "%.1f", c / 100 * 1e6 / r }')
       [[ -n $threads ]] && adm=$(admitted "${BAL_URL[$name]}")
@@ -593,9 +601,9 @@ else
       [[ $W_FLAG = ok ]] || log "WARNING: $name c$conns: $W_FLAG"
       vs=$(ratio "$W_RPS" "${RPS[nginx_static/$conns]:-}")
       if [[ $vs != n/a && ( $W_FLAG != ok || ${FLAG[nginx_static/$conns]:-ok} != ok ) ]]; then vs="$vs!"; fi
-      T_WRK+=("$(printf '%-13s %5s %10s %8s %8s %9s %7s %8s %8s %8s %5s  %s' "$name" "$conns" "${W_RPS:-n/a}" \
-        "$W_P50" "$W_P99" "${W_NON2XX}/${W_SOCKERR}" "$vs" "${adm:-?}" "$bal_cpu" "$us_per_req" "${load%% *}" "$W_FLAG")")
-      J_WRK+=("{\"row\":\"$name\",\"balancer_threads\":$(num_or_null "$threads"),\"connections\":$conns,\"viewers\":$VIEWERS,$(wrk_json),\"ratio_to_nginx_static\":$(num_or_null "${vs%!}"),\"admitted_viewers_after\":$(num_or_null "${adm/-/}"),\"server_cpu_pct_of_one_core\":$(num_or_null "${bal_cpu/-/}"),\"server_cpu_us_per_response\":$(num_or_null "${us_per_req/-/}"),\"loadavg_1m_before\":${load%% *}}")
+      T_WRK+=("$(printf '%-13s %5s %10s %8s %8s %9s %7s %8s %8s %8s %9s %5s  %s' "$name" "$conns" "${W_RPS:-n/a}" \
+        "$W_P50" "$W_P99" "${W_NON2XX}/${W_SOCKERR}" "$vs" "${adm:-?}" "$bal_cpu" "$us_per_req" "$loops" "${load%% *}" "$W_FLAG")")
+      J_WRK+=("{\"row\":\"$name\",\"balancer_threads\":$(num_or_null "$threads"),\"connections\":$conns,\"viewers\":$VIEWERS,$(wrk_json),\"ratio_to_nginx_static\":$(num_or_null "${vs%!}"),\"admitted_viewers_after\":$(num_or_null "${adm/-/}"),\"server_cpu_pct_of_one_core\":$(num_or_null "${bal_cpu/-/}"),\"server_cpu_us_per_response\":$(num_or_null "${us_per_req/-/}"),\"loop_busy_pct\":$(json_str "${loops/#-/}"),\"loadavg_1m_before\":${load%% *}}")
     done
   done
 fi
@@ -754,12 +762,13 @@ RSS_VERDICT=$(verdict "$RSS_PER_VIEWER" 1024 le)
   echo "    req/s counts good responses only; err = responses >= 400 / socket errors: a run with any is"
   echo "    flagged ERR(...) and its ratio marked !; vs_nginx = req/s / nginx_static's at the same conns;"
   echo "    viewers = admitted viewers after the run; cpu% = the server's CPU (nginx: master and workers)"
-  echo "    in % of one core; us/resp = its CPU microseconds per good response; load = 1-min load before"
+  echo "    in % of one core; us/resp = its CPU microseconds per good response; loops% = each event loop's"
+  echo "    busy share of its thread (loop 0/loop 1/...); load = 1-min load before"
   if [[ -n $WRK_NOTE ]]; then
     echo "    SKIPPED: $WRK_NOTE"
   else
     printf '%s\n' "${T_CHECK[@]}"
-    printf '%-13s %5s %10s %8s %8s %9s %7s %8s %8s %8s %5s  %s\n' row conns req/s p50_ms p99_ms err vs_nginx viewers cpu% us/resp load check
+    printf '%-13s %5s %10s %8s %8s %9s %7s %8s %8s %8s %9s %5s  %s\n' row conns req/s p50_ms p99_ms err vs_nginx viewers cpu% us/resp loops% load check
     printf '%s\n' "${T_WRK[@]}"
     for conns in $CONNECTIONS; do
       echo "target: $FRESH_BAL >= 1.0 x nginx_static at $conns connections: ${TARGET[$conns]}"

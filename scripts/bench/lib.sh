@@ -6,6 +6,17 @@
 
 log() { printf '[bench] %s\n' "$*" >&2; }
 
+# Stadium-scale rows need one descriptor per connection in wrk and in the server: the soft
+# limit goes up to the hard one for everything started from here.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+# fit_connections N: N, or the most this process's open-file limit leaves room for (wrk and
+# each server hold one descriptor per connection, plus a few hundred of their own).
+fit_connections() {
+  local limit
+  limit=$(ulimit -n)
+  if [[ $limit != unlimited ]] && (($1 > limit - 300)); then echo $((limit - 300)); else echo "$1"; fi
+}
+
 # Servers run in their own process group (setsid, so pgid == pid): stopping the group
 # also stops their children (nginx workers, the varnish child, curl of a poller).
 stop_pid() {
@@ -113,6 +124,26 @@ tree_cpu_ticks() {
   for pid in $(pgrep -P "$1" 2>/dev/null); do total=$((total + $(cpu_ticks "$pid"))); done
   echo "$total"
 }
+# loop_ticks PID: "<ticks of loop 0> <ticks of loop 1> ..." for one of our servers: loop 0 is
+# the main thread, loop N the thread named loop-N (service_host.cc).
+loop_ticks() {
+  local task comm out=() n
+  out[0]=$(awk '{ print $14 + $15 }' "/proc/$1/task/$1/stat" 2>/dev/null || echo 0)
+  for task in /proc/"$1"/task/*; do
+    comm=$(cat "$task/comm" 2>/dev/null) || continue
+    [[ $comm =~ ^loop-([0-9]+)$ ]] || continue
+    n=${BASH_REMATCH[1]}
+    out[n]=$(awk '{ print $14 + $15 }' "$task/stat" 2>/dev/null || echo 0)
+  done
+  echo "${out[*]}"
+}
+# loop_busy "BEFORE" "AFTER" MICROSECONDS: each loop's busy share in % of its thread, "63/51".
+loop_busy() {
+  awk -v a="$1" -v b="$2" -v us="$3" -v hz="$CLK_TCK" 'BEGIN {
+    n = split(a, x, " "); split(b, y, " "); out = ""
+    for (i = 1; i <= n; i++) out = out (i > 1 ? "/" : "") sprintf("%.0f", (y[i] - x[i]) / hz * 100 / (us / 1000000))
+    print out }'
+}
 # Path of a server binary on PATH or in /usr/sbin (Debian puts nginx and varnishd there).
 find_bin() {
   if command -v "$1" 2>/dev/null; then return; fi
@@ -163,7 +194,8 @@ worker_processes $workers;
 daemon off;
 pid nginx.pid;
 error_log error.log warn;
-events { worker_connections 8192; }
+worker_rlimit_nofile $(ulimit -n);
+events { worker_connections 65536; }
 http {
   access_log off;
   keepalive_requests 100000;

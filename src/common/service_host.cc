@@ -132,7 +132,14 @@ int ServiceHost::run(std::function<void()> on_reload, std::function<void()> stop
   {
     sigset_t old;
     pthread_sigmask(SIG_BLOCK, &handled, &old);
-    for (size_t i = 1; i < loops_.size(); ++i) threads.emplace_back([loop = loops_[i].get()] { loop->run(); });
+    for (size_t i = 1; i < loops_.size(); ++i) {
+      threads.emplace_back([loop = loops_[i].get(), i] {
+        // "loop-N" in top -H and /proc/<pid>/task/*/comm (the benchmarks' busy share per loop);
+        // loop 0 is the main thread and keeps the program's name.
+        pthread_setname_np(pthread_self(), ("loop-" + std::to_string(i)).c_str());
+        loop->run();
+      });
+    }
     pthread_sigmask(SIG_SETMASK, &old, nullptr);
   }
   int exit_code = 0;
