@@ -191,7 +191,7 @@ start_nginx() {
       add_header X-Cache-Status \$upstream_cache_status;
     }
     # (f): the origin's own lifetime; while refreshing, the stale copy (one background fetch).
-    location ~ /hot- {
+    location ~ ^/x/[^/]*/gen/2K/hot- {
       proxy_pass http://origin;
       proxy_http_version 1.1;
       proxy_set_header Connection \"\";
