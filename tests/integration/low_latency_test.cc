@@ -267,6 +267,8 @@ TEST_CASE("measurement only (run with --no-skip): 1,000 and 10,000 viewers block
     HerdOptions herd;
     herd.url = balancer.url(variant + wait_for);
     herd.clients = clients;
+    // Players keep their connections: none is closed while the others are still being answered.
+    herd.forbid_reuse = false;
     const HerdResult waited = run_herd(herd);
     REQUIRE(waited.setup_error.empty());
     std::vector<double> first_bytes;
