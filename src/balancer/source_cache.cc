@@ -81,6 +81,19 @@ struct SourceCache::Entry {
   std::optional<BlockingTarget> follow_next;
   bool follow_now = true;  // the last fetch brought news: the next follow is sent at once
   bool following = false;  // a follow is held at origin: `version` is as new as origin's
+  // The last follow brought the part it asked for: origin holds and answers blocking reloads,
+  // so the follow will bring the parts after it in turn.
+  bool follow_delivers = false;
+  // Viewers' blocking reloads for parts past the followed one (the follow brings them in
+  // turn, no upstream request of their own): answered by the publish that satisfies them,
+  // 503 playlist_not_ready at their deadline (parked_timer).
+  struct Parked {
+    BlockingTarget target;  // in the numbers of `version` (what the viewer sees)
+    TimePoint deadline;
+    Waiter waiter;
+  };
+  std::vector<Parked> parked;
+  common::EventPtr parked_timer;
   // The delta update (_HLS_skip=YES) the balancer built of `version`, once asked for.
   std::shared_ptr<const SourceVersion> delta;
   uint64_t delta_of_serial = 0;
@@ -340,9 +353,22 @@ bool SourceCache::join_follow(const SourceRequest& request, const std::string& b
   Entry& base = *it->second;
   // The viewer's numbers are origin's only while the copy is origin's own (not continued
   // after a restart, not a window).
-  if (!base.following || !in_flight_.running(base_key) || base.origin_base != request.origin_base ||
-      !base.origin_body.empty() || base.follow_next != BlockingTarget{*request.directives.msn, request.directives.part}) {
-    return false;
+  if (base.origin_base != request.origin_base || !base.origin_body.empty() || !base.version) return false;
+  const BlockingTarget asked{*request.directives.msn, request.directives.part};
+  const bool follow_held = base.following && in_flight_.running(base_key);
+  if (!follow_held || base.follow_next != asked) {
+    // A later part (the copy does not satisfy it, and it is within the advance limits:
+    // answer_from_shared_live_copy saw to both), or this one between two follows: while the
+    // follow delivers part after part, wait for the copy to reach it.
+    const bool follow_goes_on = follow_held || base.refresh_pending;
+    if (!base.follow_delivers || !follow_goes_on || base.version->playlist.kind != hls::PlaylistKind::media ||
+        satisfies_blocking(base.version->playlist.media, asked.msn, asked.part)) {
+      return false;
+    }
+    park(base, asked, Waiter{std::move(done), false, /*blocking_reload=*/true, delta}, now);
+    base.last_request = now;
+    coalesced_.inc();
+    return true;
   }
   Waiter waiter{std::move(done), false, /*blocking_reload=*/true, delta};
   auto joined = in_flight_.join(base_key, std::move(waiter));
@@ -522,6 +548,8 @@ void SourceCache::on_done(const std::string& key, const common::FetchResult& res
 
   auto failure = common::classify_fetch(result, transfer.status, transfer.too_large,
                                         /*not_modified_ok=*/entry.version != nullptr);
+  // Cleared unless this follow brings the part it asked for (below).
+  if (followed) entry.follow_delivers = false;
   if (followed && failure == common::UpstreamFailure::timeout && entry.version) {
     // No part within the wait: origin has nothing newer (a stalled encoder). The copy is
     // still origin's newest; the next follow leaves after live_refresh.
@@ -573,6 +601,7 @@ void SourceCache::on_done(const std::string& key, const common::FetchResult& res
         fail(entry, std::move(finished.waiters), 502, version.error());
       } else {
         entry.follow_now = !followed || entry.follow_next != followed_from;
+        entry.follow_delivers = followed && entry.follow_next != followed_from;
         publish(entry, std::move(version).value(), vouched, std::move(finished.waiters));
       }
     }
@@ -758,6 +787,90 @@ void SourceCache::publish(Entry& entry, std::shared_ptr<const SourceVersion> ver
     r.slot = entry.slot;
     w.done(r);
   }
+  answer_parked(entry);
+}
+
+void SourceCache::park(Entry& entry, BlockingTarget target, Waiter waiter, TimePoint now) {
+  Millis wait = timings_.blocking_timeout;
+  if (entry.version->target_duration.count() > 0) {
+    wait = std::min(wait, blocking_wait_limit(entry.version->target_duration));
+  }
+  entry.parked.push_back({target, now + wait, std::move(waiter)});
+  arm_parked_timer(entry, now);
+}
+
+void SourceCache::arm_parked_timer(Entry& entry, TimePoint now) {
+  if (entry.parked.empty()) {
+    if (entry.parked_timer) evtimer_del(entry.parked_timer.get());
+    return;
+  }
+  TimePoint earliest = entry.parked.front().deadline;
+  for (const Entry::Parked& p : entry.parked) earliest = std::min(earliest, p.deadline);
+  if (!entry.parked_timer) {
+    entry.parked_timer.reset(event_new(
+        &base_, -1, 0,
+        [](evutil_socket_t, short, void* arg) {
+          auto* e = static_cast<Entry*>(arg);
+          e->owner->on_parked_timer(e->key);
+        },
+        &entry));
+  }
+  timeval tv = to_timeval(std::max(Millis(0), std::chrono::duration_cast<Millis>(earliest - now)));
+  evtimer_add(entry.parked_timer.get(), &tv);
+}
+
+void SourceCache::answer_parked(Entry& entry) {
+  if (entry.parked.empty() || !entry.version || entry.version->playlist.kind != hls::PlaylistKind::media) return;
+  const hls::MediaInfo& media = entry.version->playlist.media;
+  std::vector<Waiter> ready;
+  std::vector<Entry::Parked> still;
+  for (Entry::Parked& p : entry.parked) {
+    if (satisfies_blocking(media, p.target.msn, p.target.part)) {
+      ready.push_back(std::move(p.waiter));
+    } else {
+      still.push_back(std::move(p));
+    }
+  }
+  entry.parked = std::move(still);
+  if (ready.empty()) return;
+  arm_parked_timer(entry, clock_.now());
+  // Callbacks may call get() (which may park again): use only the local copies.
+  std::shared_ptr<const SourceVersion> current = entry.version;
+  std::shared_ptr<const SourceVersion> delta;
+  if (std::any_of(ready.begin(), ready.end(), [](const Waiter& w) { return w.delta; })) delta = delta_of(entry);
+  const TimePoint validated_at = entry.validated_at;
+  const std::shared_ptr<SourceSlot> slot = entry.slot;
+  for (Waiter& w : ready) {
+    SourceResult r;
+    r.from = SourceResult::From::coalesced;
+    r.version = w.delta ? delta : current;
+    r.validated_at = validated_at;
+    r.slot = slot;
+    w.done(r);
+  }
+}
+
+void SourceCache::on_parked_timer(const std::string& key) {
+  auto it = entries_.find(key);
+  if (it == entries_.end()) return;
+  Entry& entry = *it->second;
+  const TimePoint now = clock_.now();
+  std::vector<Waiter> expired;
+  std::vector<Entry::Parked> still;
+  for (Entry::Parked& p : entry.parked) {
+    // A millisecond early counts: the timer's resolution, not a reason to wait again.
+    if (p.deadline <= now + Millis(1)) {
+      expired.push_back(std::move(p.waiter));
+    } else {
+      still.push_back(std::move(p));
+    }
+  }
+  entry.parked = std::move(still);
+  arm_parked_timer(entry, now);
+  for (Waiter& w : expired) {
+    errors_.inc();
+    w.done(playlist_not_ready());
+  }
 }
 
 void SourceCache::offer_prefetch(Entry& entry, const SourceVersion& previous, const SourceVersion& current) {
@@ -876,7 +989,7 @@ void SourceCache::sweep() {
     if (e.version && e.version->kind == SourceKind::vod && !e.blocking) {
       idle_limit = std::max(idle_limit, timings_.vod_ttl);
     }
-    if (!in_flight_.running(e.key) && since(e.last_used(), now) > idle_limit) {
+    if (!in_flight_.running(e.key) && e.parked.empty() && since(e.last_used(), now) > idle_limit) {
       if (!e.base_key.empty()) {
         auto count = directive_entries_.find(e.base_key);
         if (count != directive_entries_.end() && --count->second == 0) directive_entries_.erase(count);

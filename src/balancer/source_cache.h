@@ -218,7 +218,9 @@ class SourceCache {
   bool answer_from_shared_live_copy(const SourceRequest& request, const std::string& base_key,
                                     bool delta, TimePoint now, const SourceCallback& done);
   // A blocking reload for exactly the part the ordinary copy's follow waits for joins that
-  // fetch: one request upstream per part, however many viewers wait. True when it joined.
+  // fetch: one request upstream per part, however many viewers wait. One for a later part,
+  // while the follow delivers part after part, waits for the copy to reach it (park). True
+  // when it joined or waits.
   bool join_follow(const SourceRequest& request, const std::string& base_key, bool delta, TimePoint now,
                    SourceCallback& done);
   // Whether the balancer answers this _HLS_skip=YES request with a delta update it builds
@@ -247,6 +249,12 @@ class SourceCache {
                                                                      TimePoint now);
   void publish(Entry& entry, std::shared_ptr<const SourceVersion> version, TimePoint validated_at,
                std::vector<Waiter> waiters);
+  // A blocking reload for a part past the followed one waits on the entry (Entry::parked)
+  // until a publish satisfies it or its deadline (three target durations) passes.
+  void park(Entry& entry, BlockingTarget target, Waiter waiter, TimePoint now);
+  void arm_parked_timer(Entry& entry, TimePoint now);
+  void answer_parked(Entry& entry);
+  void on_parked_timer(const std::string& key);
   // The segments of `current` that `previous` did not have, to the prefetch sink.
   void offer_prefetch(Entry& entry, const SourceVersion& previous, const SourceVersion& current);
   void fail(Entry& entry, std::vector<Waiter> waiters, int status, common::Error error);

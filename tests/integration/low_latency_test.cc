@@ -245,6 +245,50 @@ TEST_CASE("LL-HLS: a plain playlist request gets origin's newest part (the balan
   CHECK(follows >= 8);  // about four parts a second for two seconds
 }
 
+TEST_CASE("LL-HLS: viewers blocked on a part past the one followed wait for the follow to reach it, with no upstream request of their own") {
+  if (!have_ffmpeg()) {
+    MESSAGE("skipped: ffmpeg is not installed");
+    return;
+  }
+  LlStack stack({{"low", 300}}, 2);
+  auto& [dir, origin, node, balancer] = stack;
+  const std::string variant = "/hls/ll/low/index.m3u8?cache=venue-a&viewer=ll4";
+  REQUIRE(balancer.get(variant).status == 200);
+  // Once the follow has brought a few parts, a crowd asks for the second part of the next
+  // segment: about a second ahead, several parts past the one the follow waits for.
+  auto follows = [&] {
+    return metric_value(balancer.metrics(), "balancer_origin_fetches_total{resource=\"playlist\",trigger=\"follow\"}")
+        .value_or(0);
+  };
+  std::optional<std::pair<uint64_t, uint64_t>> hinted;
+  REQUIRE(wait_until(
+      [&] {
+        hinted = part_number(read_view(balancer.get(variant).body).hint);
+        return follows() >= 3 && hinted && hinted->second == 1;
+      },
+      10s, 10ms));
+  const uint64_t msn = hinted->first + 1;
+  const std::string wait_for = "&_HLS_msn=" + std::to_string(msn) + "&_HLS_part=1";
+  HerdOptions herd;
+  herd.url = balancer.url(variant + wait_for);
+  herd.clients = 20;
+  herd.keep_bodies = true;
+  const HerdResult waited = run_herd(herd);
+  REQUIRE(waited.setup_error.empty());
+  CHECK(waited.ok_count() == 20);
+  if (!waited.clients.empty() && !waited.clients[0].ok()) CAPTURE_STATUS(waited.clients[0]);
+  for (const HerdClient& c : waited.clients) {
+    if (!c.ok()) continue;
+    const LowLatencyView view = read_view(c.body);
+    const bool listed = std::any_of(view.parts.begin(), view.parts.end(), [&](const PartLine& p) {
+      return p.uri.find("/seg" + std::to_string(msn) + ".1.m4s") != std::string::npos;
+    });
+    CHECK(listed);
+  }
+  // Origin saw that blocking reload once: the follow's, when it got there.
+  CHECK(origin.count("/low/index.m3u8?" + wait_for.substr(1)) == 1);
+}
+
 TEST_CASE("measurement only (run with --no-skip): 1,000 and 10,000 viewers blocked on one part" * doctest::skip()) {
   if (!have_ffmpeg()) {
     MESSAGE("skipped: ffmpeg is not installed");
