@@ -6,6 +6,7 @@
 #include <event2/http.h>
 #include <event2/http_struct.h>
 #include <event2/keyvalq_struct.h>
+#include <openssl/err.h>
 #include <openssl/ssl.h>
 
 #include <arpa/inet.h>
@@ -105,6 +106,19 @@ struct Sniffer {
 };
 
 namespace {
+
+// The clean end of a TLS connection: close_notify before the socket closes, once all its
+// output is out. Without it an OpenSSL-based client reading to the end (HTTP/1.0, Connection:
+// close) sees an unexpected EOF, reports an error and drops the session it could resume.
+void send_close_notify(bufferevent* transport) {
+  SSL* ssl = bufferevent_openssl_get_ssl(transport);
+  if (ssl == nullptr || !SSL_is_init_finished(ssl) || evbuffer_get_length(bufferevent_get_output(transport)) > 0) {
+    return;
+  }
+  // One short alert on a non-blocking socket; a peer already gone makes it fail, harmlessly.
+  SSL_shutdown(ssl);
+  ERR_clear_error();
+}
 
 void close_if_written(Sniffer& s) {
   if (s.close_when_written == nullptr) return;
@@ -774,6 +788,8 @@ void ProtocolFilters::flush_before_close(evhttp_connection* conn) {
     if (written <= 0) break;
     evbuffer_drain(out, static_cast<size_t>(written));
   }
+  // evhttp shuts the socket's sending side right after this callback.
+  if (ssl != nullptr) send_close_notify(s.transport);
 }
 
 void ProtocolFilters::close_after_reply(evhttp_request* req) {
@@ -848,6 +864,7 @@ bufferevent* new_protocol_sniffing_bufferevent(HttpServer& server, bufferevent* 
           evbuffer_remove_cb_entry(bufferevent_get_output(s->transport), s->transport_watch);
         }
         if (auto registry = s->registry.lock()) registry->forget(s->filter);
+        if (s->tls) send_close_notify(s->transport);
         delete s->connection;
         delete s;
       },
