@@ -328,20 +328,27 @@ void read_listen_section(ConfigReader& listen, const std::string& config_file, u
   options.tls.enabled = tls.boolean("enabled", false);
   int64_t tls_port = tls.integer("port", -1, 0, 65535);
   std::filesystem::path dir = std::filesystem::path(config_file).parent_path();
-  auto resolve = [&](const char* key) {
+  auto resolve = [&](const char* key, bool required = true) {
     std::string file = tls.string(key, "");
-    if (options.tls.enabled && file.empty()) tls.fail(key, "is required when tls.enabled is true");
+    if (required && options.tls.enabled && file.empty()) tls.fail(key, "is required when tls.enabled is true");
     if (file.empty() || std::filesystem::path(file).is_absolute()) return file;
     return (dir / file).lexically_normal().string();
   };
   options.tls.certificate = resolve("certificate");
   options.tls.key = resolve("key");
+  options.tls.ticket_key_file = resolve("ticket_key_file", false);
+  options.tls.ticket_rotation_s = tls.integer("ticket_rotation_s", 3600, 60, 7 * 86400);
   options.tls.http2 = http2;
   options.http2 = http2;
   if (options.tls.enabled) {
     if (tls_port < 0) tls.fail("port", "is required when tls.enabled is true");
     options.tls.port = static_cast<uint16_t>(tls_port < 0 ? 0 : tls_port);
-    if (!options.tls.certificate.empty() && !options.tls.key.empty()) {
+    Status tickets;
+    if (!options.tls.ticket_key_file.empty()) {
+      tickets = check_ticket_key_file(options.tls.ticket_key_file);
+      if (!tickets) tls.fail("ticket_key_file", tickets.error().message);
+    }
+    if (tickets && !options.tls.certificate.empty() && !options.tls.key.empty()) {
       if (auto ctx = build_server_tls_context(options.tls); !ctx) tls.fail("certificate", ctx.error().message);
     }
     if (options.plain && options.port == options.tls.port && options.port != 0) {

@@ -1,9 +1,19 @@
 #include "common/tls.h"
 
+#include <openssl/core_names.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
 
+#include <algorithm>
 #include <cstring>
+#include <ctime>
+#include <fstream>
+#include <iterator>
+#include <memory>
 #include <utility>
+
+#include "common/tls_tickets.h"
 
 namespace common {
 namespace {
@@ -44,7 +54,86 @@ int select_alpn(SSL*, const unsigned char** out, unsigned char* outlen, const un
   return SSL_TLSEXT_ERR_OK;
 }
 
+// What a context's ticket callback seals and opens tickets with.
+struct TicketSecret {
+  std::string secret;
+  int64_t rotation_s = 3600;
+};
+
+// The context owns its TicketSecret (freed with it).
+int ticket_secret_index() {
+  static const int index = SSL_CTX_get_ex_new_index(
+      0, nullptr, nullptr, nullptr, [](void*, void* ptr, CRYPTO_EX_DATA*, int, long, void*) {
+        delete static_cast<TicketSecret*>(ptr);
+      });
+  return index;
+}
+
+// Without a configured file: one random secret for the life of the process, so tickets
+// still open after a certificate reload (a new context).
+const std::string& process_ticket_secret() {
+  static const std::string secret = [] {
+    std::string s(48, '\0');
+    if (RAND_bytes(reinterpret_cast<unsigned char*>(s.data()), static_cast<int>(s.size())) != 1) s.clear();
+    return s;
+  }();
+  return secret;
+}
+
+bool use_ticket_key(const TicketKey& key, const unsigned char* iv, EVP_CIPHER_CTX* cipher, EVP_MAC_CTX* mac,
+                    bool seal) {
+  OSSL_PARAM params[] = {
+      OSSL_PARAM_construct_octet_string(OSSL_MAC_PARAM_KEY, const_cast<unsigned char*>(key.mac.data()), key.mac.size()),
+      OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, const_cast<char*>("SHA256"), 0),
+      OSSL_PARAM_construct_end()};
+  if (EVP_MAC_CTX_set_params(mac, params) != 1) return false;
+  return seal ? EVP_EncryptInit_ex(cipher, EVP_aes_256_cbc(), nullptr, key.aes.data(), iv) == 1
+              : EVP_DecryptInit_ex(cipher, EVP_aes_256_cbc(), nullptr, key.aes.data(), iv) == 1;
+}
+
+// OpenSSL's ticket key callback: seal with this window's key; open with this window's
+// (1), the one before or after (2: open, and issue a fresh ticket), or refuse (0: a full
+// handshake).
+int ticket_key_callback(SSL* ssl, unsigned char* key_name, unsigned char* iv, EVP_CIPHER_CTX* cipher,
+                        EVP_MAC_CTX* mac, int seal) {
+  const auto* secret =
+      static_cast<const TicketSecret*>(SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), ticket_secret_index()));
+  if (secret == nullptr || secret->secret.empty()) return seal ? -1 : 0;
+  const int64_t now = ticket_window(static_cast<int64_t>(std::time(nullptr)), secret->rotation_s);
+  if (seal) {
+    const TicketKey key = ticket_key_for_window(secret->secret, now);
+    if (RAND_bytes(iv, EVP_CIPHER_get_iv_length(EVP_aes_256_cbc())) != 1) return -1;
+    memcpy(key_name, key.name.data(), key.name.size());
+    return use_ticket_key(key, iv, cipher, mac, true) ? 1 : -1;
+  }
+  for (const int64_t window : {now, now - 1, now + 1}) {
+    const TicketKey key = ticket_key_for_window(secret->secret, window);
+    if (CRYPTO_memcmp(key_name, key.name.data(), key.name.size()) != 0) continue;
+    if (!use_ticket_key(key, iv, cipher, mac, false)) return -1;
+    return window == now ? 1 : 2;
+  }
+  return 0;
+}
+
+Result<std::string> read_ticket_secret(const std::string& file) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in) return Error{"tls_config", "cannot read the ticket key file " + file};
+  std::string secret((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (secret.size() < kTicketSecretMinBytes || secret.size() > kTicketSecretMaxBytes) {
+    return Error{"tls_config", "the ticket key file " + file + " must hold " + std::to_string(kTicketSecretMinBytes) +
+                                   " to " + std::to_string(kTicketSecretMaxBytes) +
+                                   " bytes of secret (e.g. openssl rand 48 > FILE)"};
+  }
+  return secret;
+}
+
 }  // namespace
+
+Status check_ticket_key_file(const std::string& file) {
+  auto read = read_ticket_secret(file);
+  if (!read) return read.error();
+  return {};
+}
 
 Result<SslCtxPtr> build_server_tls_context(const TlsOptions& options) {
   SslCtxPtr ctx(SSL_CTX_new(TLS_server_method()));
@@ -68,6 +157,24 @@ Result<SslCtxPtr> build_server_tls_context(const TlsOptions& options) {
                  "the private key " + options.key + " does not match the certificate " + options.certificate};
   }
   SSL_CTX_set_alpn_select_cb(c, select_alpn, options.http2 ? c : nullptr);
+  // Resumption: tickets sealed with keys the fleet shares (or this process's own).
+  auto secret = std::make_unique<TicketSecret>();
+  secret->rotation_s = std::max<int64_t>(1, options.ticket_rotation_s);
+  if (!options.ticket_key_file.empty()) {
+    auto read = read_ticket_secret(options.ticket_key_file);
+    if (!read) return read.error();
+    secret->secret = std::move(read).value();
+  } else {
+    secret->secret = process_ticket_secret();
+  }
+  if (SSL_CTX_set_ex_data(c, ticket_secret_index(), secret.get()) != 1) {
+    return Error{"tls_config", "cannot keep the ticket keys: " + openssl_reason()};
+  }
+  secret.release();  // the context frees it (ticket_secret_index)
+  SSL_CTX_set_tlsext_ticket_key_evp_cb(c, ticket_key_callback);
+  // A ticket is opened for up to two windows: its stated lifetime is one.
+  SSL_CTX_set_timeout(c, static_cast<long>(std::max<int64_t>(1, options.ticket_rotation_s)));
+  SSL_CTX_set_session_cache_mode(c, SSL_SESS_CACHE_SERVER);
   return ctx;
 }
 

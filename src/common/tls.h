@@ -20,11 +20,22 @@ struct TlsOptions {
   std::string certificate;   // PEM file: the certificate, then any intermediates
   std::string key;           // PEM file: the private key
   bool http2 = false;        // offer h2 in ALPN (servers with an HTTP/2 front end)
+  // Session tickets (tls_tickets.h): sealed with keys from this file's secret, shared by
+  // the servers given the same file; empty: a secret of this process's own (resumption on
+  // this server only). A new key every ticket_rotation_s; a ticket lives at most two.
+  std::string ticket_key_file;
+  int64_t ticket_rotation_s = 3600;
 };
 
 // Builds a server SSL_CTX from the files; fails with code "tls_config" naming
-// the file and OpenSSL's reason (unreadable, not PEM, key does not match).
+// the file and OpenSSL's reason (unreadable, not PEM, key does not match, a ticket
+// secret shorter than 32 bytes). Session resumption is on: TLS 1.3 and 1.2 tickets
+// (keys above), and TLS 1.2 session IDs cached per context. Secrets are never logged.
 Result<SslCtxPtr> build_server_tls_context(const TlsOptions& options);
+
+// Whether `file` holds a usable ticket secret (readable, 32 to 4096 bytes); the error names
+// the file, never its contents.
+Status check_ticket_key_file(const std::string& file);
 
 // The SSL_CTX new connections are accepted with. Any thread.
 class TlsContext {

@@ -131,4 +131,16 @@ TEST_CASE("listen: plain by default; TLS needs a port, a certificate and a key t
   // The balancer has no HTTP/2 front end: the keys are unknown there.
   CHECK(listen_errors(R"({"listen": {"h2c": true}})", false).find("listen.h2c") != std::string::npos);
   CHECK(listen_errors(R"({"listen": {"port": 70000}})", true).find("listen.port") != std::string::npos);
+
+  // Session tickets: a secret file that does not load is named, relative to the main file;
+  // the rotation is bounded (a minute to a week).
+  std::string no_secret = listen_errors(
+      R"({"listen": {"tls": {"enabled": true, "port": 8443, "certificate": "c.pem", "key": "k.pem", "ticket_key_file": "fleet.key"}}})",
+      true);
+  CHECK(no_secret.find("listen.tls.ticket_key_file") != std::string::npos);
+  CHECK(no_secret.find("/etc/balancer/fleet.key") != std::string::npos);
+  CHECK(listen_errors(R"({"listen": {"tls": {"ticket_rotation_s": 10}}})", true).find("listen.tls.ticket_rotation_s") !=
+        std::string::npos);
+  CHECK(listen_errors(R"({"listen": {"tls": {"ticket_rotation_s": 600}}})", true, &o).empty());
+  CHECK(o.tls.ticket_rotation_s == 600);
 }

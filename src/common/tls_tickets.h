@@ -1,0 +1,34 @@
+// Session ticket keys shared by every server given the same secret: TLS 1.3 and 1.2
+// tickets that one balancer (or cache node) issues, its siblings open, so a phone that
+// moves to another server of the fleet or site resumes instead of a full handshake.
+// The keys follow from the secret and the wall clock alone (HMAC-SHA256 of the secret
+// and the rotation window's number): no store to share, rotation on a schedule, and a
+// key never outlives two windows. Pure: the time is passed in.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace common {
+
+struct TicketKey {
+  std::array<unsigned char, 16> name{};  // sent in each ticket: which key sealed it
+  std::array<unsigned char, 32> aes{};   // AES-256-CBC key of the ticket's contents
+  std::array<unsigned char, 32> mac{};   // HMAC-SHA256 key over the sealed ticket
+};
+
+// Shortest and longest secret accepted (bytes of the file, used as they are).
+inline constexpr size_t kTicketSecretMinBytes = 32;
+inline constexpr size_t kTicketSecretMaxBytes = 4096;
+
+// The key of rotation window `window` (unix seconds / rotation seconds) for `secret`.
+TicketKey ticket_key_for_window(std::string_view secret, int64_t window);
+
+// The window that seals new tickets at `unix_s`. Tickets sealed in that window, the one
+// before (a ticket at most one window old) and the one after (a sibling whose clock runs
+// a little ahead) are opened; an older one is refused and the client does a full handshake.
+int64_t ticket_window(int64_t unix_s, int64_t rotation_s);
+
+}  // namespace common
