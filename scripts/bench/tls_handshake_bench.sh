@@ -1,0 +1,166 @@
+#!/usr/bin/env bash
+# TLS handshakes per second on the cache node and the balancer against nginx, in one run on
+# this machine: a kickoff is mostly new connections. For each certificate (ECDSA P-256, RSA
+# 2048) and protocol (TLS 1.3, TLS 1.2): new connections (a full handshake each) and resumed
+# ones (the session's ticket offered again), one small request per connection
+# (`openssl s_time -www /health`, HTTP/1.0: the server closes), several s_time clients at once.
+# Also each server's CPU per handshake. Prints a table and writes a JSON results file. Not run
+# in CI. Target: >= 1.0 x nginx, full and resumed.
+#
+# Usage: scripts/bench/tls_handshake_bench.sh [--build DIR] [--out FILE] [--quick]
+#   --build DIR  build tree with src/cache_node/cache_node and src/balancer/balancer
+#   --out FILE   JSON results (default: bench-results/tls-handshake-<time>.json)
+#   --quick      2 s per run instead of 5
+# Environment: BENCH_SECONDS (5), BENCH_CLIENTS (2: s_time processes at once), BENCH_THREADS
+# (2: the servers' loops; nginx's workers), BENCH_KEEP=1 keeps the temp dir. Needs openssl
+# and nginx-light (scripts/setup.sh --bench).
+set -euo pipefail
+
+ROOT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+BUILD_DIR=${BUILD_DIR:-build}
+OUT_FILE=""
+SECONDS_PER_RUN=${BENCH_SECONDS:-5}
+CLIENTS=${BENCH_CLIENTS:-2}
+THREADS=${BENCH_THREADS:-2}
+
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --build) BUILD_DIR=$2; shift 2 ;;
+    --out) OUT_FILE=$2; shift 2 ;;
+    --quick) SECONDS_PER_RUN=2; shift ;;
+    -h|--help) awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "${BASH_SOURCE[0]}"; exit 0 ;;
+    *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
+[[ $BUILD_DIR = /* ]] || BUILD_DIR="$ROOT_DIR/$BUILD_DIR"
+CACHE_NODE="$BUILD_DIR/src/cache_node/cache_node"
+BALANCER="$BUILD_DIR/src/balancer/balancer"
+for bin in "$CACHE_NODE" "$BALANCER"; do
+  [[ -x $bin ]] || { echo "missing $bin; build first" >&2; exit 1; }
+done
+command -v openssl >/dev/null || { echo "openssl is required" >&2; exit 1; }
+
+RUN_ID="$(date +%Y%m%d-%H%M%S)-$$"
+if [[ -z $OUT_FILE ]]; then
+  mkdir -p bench-results
+  OUT_FILE="bench-results/tls-handshake-$RUN_ID.json"
+fi
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/tls-bench.XXXXXX")
+PIDS=()
+# shellcheck source=scripts/bench/lib.sh
+source "$ROOT_DIR/scripts/bench/lib.sh"
+
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$WORK/ecdsa-key.pem" \
+  -out "$WORK/ecdsa-cert.pem" -days 2 -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 2>/dev/null
+openssl req -x509 -newkey rsa:2048 -nodes -keyout "$WORK/rsa-key.pem" \
+  -out "$WORK/rsa-cert.pem" -days 2 -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 2>/dev/null
+NGINX_VERSION_SEEN=""
+
+# start_servers CERT: the node, the balancer and nginx with that certificate; sets TLS_PORT[].
+declare -A TLS_PORT=() SERVER_PID=()
+start_servers() {
+  local cert=$1 port
+  local tls=(--set listen.port=0 --set listen.tls.enabled=true --set listen.tls.port=0
+    --set "listen.tls.certificate=$WORK/$cert-cert.pem" --set "listen.tls.key=$WORK/$cert-key.pem"
+    --set server.access_log=false --set threads="$THREADS" --set log.level=warn)
+  spawn "$WORK/node-$cert.log" "$CACHE_NODE" --config "$ROOT_DIR/conf/cache_node.json" "${tls[@]}" \
+    --set "data_dir=$WORK/node-data-$cert" --set "origins.demo.url=http://127.0.0.1:9"
+  SERVER_PID[cache_node]=$SPAWNED
+  wait_listening "$WORK/node-$cert.log" 15 "$SPAWNED" >/dev/null || { log "cache_node did not start"; exit 1; }
+  TLS_PORT[cache_node]=$(sed -n 's/.*"tls_port":\([0-9]*\).*/\1/p' "$WORK/node-$cert.log" | head -n 1)
+  echo '{"channels":[]}' >"$WORK/channels.json"
+  echo '{"caches":[]}' >"$WORK/caches.json"
+  spawn "$WORK/balancer-$cert.log" "$BALANCER" --config "$ROOT_DIR/conf/balancer.json" "${tls[@]}" \
+    --set "channels_file=$WORK/channels.json" --set "caches_file=$WORK/caches.json" \
+    --set "api.data_dir=$WORK/api-$cert" --set "origins.demo.url=http://127.0.0.1:9"
+  SERVER_PID[balancer]=$SPAWNED
+  wait_listening "$WORK/balancer-$cert.log" 15 "$SPAWNED" >/dev/null || { log "balancer did not start"; exit 1; }
+  TLS_PORT[balancer]=$(sed -n 's/.*"tls_port":\([0-9]*\).*/\1/p' "$WORK/balancer-$cert.log" | head -n 1)
+  port=$(free_port)
+  start_nginx_in "$WORK/nginx-$cert" "$THREADS" "$port" "
+  server {
+    listen 127.0.0.1:$port ssl;
+    ssl_certificate $WORK/$cert-cert.pem;
+    ssl_certificate_key $WORK/$cert-key.pem;
+    ssl_protocols TLSv1.2 TLSv1.3;
+    ssl_session_cache shared:SSL:10m;
+    location = /health { return 200 '{\"status\":\"ok\"}'; }
+  }" || { log "nginx: $NGINX_ERROR"; exit 1; }
+  SERVER_PID[nginx]=$NGINX_PID
+  NGINX_VERSION_SEEN=$NGINX_VERSION
+  TLS_PORT[nginx]=$port
+  wait_tcp "$port" 10 "$NGINX_PID" || { log "nginx did not listen"; exit 1; }
+}
+stop_servers() {
+  local name
+  for name in cache_node balancer nginx; do stop_pid "${SERVER_PID[$name]}"; done
+}
+
+# handshakes PORT PROTO MODE: CLIENTS s_time processes for SECONDS_PER_RUN; sets HS_RATE
+# (connections per wall second, all clients together) and HS_COUNT.
+handshakes() {
+  local port=$1 proto=$2 mode=$3 i t0 t1 pids=() total=0 n
+  t0=$(now_us)
+  for ((i = 0; i < CLIENTS; i++)); do
+    openssl s_time -connect "127.0.0.1:$port" "-$mode" "-$proto" -time "$SECONDS_PER_RUN" -www /health \
+      >"$WORK/s_time.$i" 2>&1 &
+    pids+=($!)
+  done
+  for i in "${pids[@]}"; do wait "$i" || true; done
+  t1=$(now_us)
+  for ((i = 0; i < CLIENTS; i++)); do
+    n=$(sed -n 's/^\([0-9][0-9]*\) connections in [0-9.]*s;.*/\1/p' "$WORK/s_time.$i" | tail -n 1)
+    total=$((total + ${n:-0}))
+  done
+  HS_COUNT=$total
+  HS_RATE=$(awk -v n="$total" -v us=$((t1 - t0)) 'BEGIN { printf "%.0f", n / (us / 1e6) }')
+}
+
+declare -A RATE=() US=()
+JSON=()
+for cert in ecdsa rsa; do
+  start_servers "$cert"
+  for proto in tls1_3 tls1_2; do
+    for mode in new reuse; do
+      for peer in nginx cache_node balancer; do
+        pid=${SERVER_PID[$peer]}
+        cpu0=$(tree_cpu_ticks "$pid")
+        t_start=$(now_us)
+        handshakes "${TLS_PORT[$peer]}" "$proto" "$mode"
+        us_per=$(awk -v a="$cpu0" -v b="$(tree_cpu_ticks "$pid")" -v hz="$CLK_TCK" -v n="$HS_COUNT" \
+          'BEGIN { if (n > 0) printf "%.0f", (b - a) / hz * 1e6 / n; else print "n/a" }')
+        RATE[$cert/$proto/$mode/$peer]=$HS_RATE
+        US[$cert/$proto/$mode/$peer]=$us_per
+        log "$cert $proto $mode $peer: $HS_RATE/s ($HS_COUNT), $us_per us of server CPU each"
+        JSON+=("{\"certificate\":\"$cert\",\"protocol\":\"$proto\",\"mode\":\"$mode\",\"peer\":\"$peer\",\"connections\":$HS_COUNT,\"per_second\":$HS_RATE,\"server_cpu_us_each\":$(num_or_null "$us_per")}")
+      done
+    done
+  done
+  stop_servers
+done
+
+{
+  echo
+  echo "TLS handshakes per second, $CLIENTS openssl s_time clients for ${SECONDS_PER_RUN}s each, one GET /health per"
+  echo "connection; new = full handshake, reuse = the session's ticket offered again; servers with"
+  echo "$THREADS loops (nginx: $THREADS workers, $NGINX_VERSION_SEEN, ssl_session_cache shared); us = server CPU per handshake"
+  printf '%-6s %-7s %-6s %9s %9s %9s %8s %8s %6s %6s %6s\n' cert proto mode nginx/s node/s bal/s node_x bal_x ngx_us node_us bal_us
+  for cert in ecdsa rsa; do
+    for proto in tls1_3 tls1_2; do
+      for mode in new reuse; do
+        k="$cert/$proto/$mode"
+        printf '%-6s %-7s %-6s %9s %9s %9s %8s %8s %6s %6s %6s\n' "$cert" "$proto" "$mode" "${RATE[$k/nginx]}" \
+          "${RATE[$k/cache_node]}" "${RATE[$k/balancer]}" "$(ratio "${RATE[$k/cache_node]}" "${RATE[$k/nginx]}")" \
+          "$(ratio "${RATE[$k/balancer]}" "${RATE[$k/nginx]}")" "${US[$k/nginx]}" "${US[$k/cache_node]}" "${US[$k/balancer]}"
+      done
+    done
+  done
+  echo "load average at the end: $(loadavg)"
+} | tee "$WORK/table.txt"
+mkdir -p "$(dirname "$OUT_FILE")"
+cat >"$OUT_FILE" <<EOF
+{"run_id":"$RUN_ID","cores":$(nproc),"seconds":$SECONDS_PER_RUN,"clients":$CLIENTS,"threads":$THREADS,
+ "nginx":$(json_str "$NGINX_VERSION_SEEN"),"loadavg_end":$(json_str "$(loadavg)"),
+ "runs":[$(join "${JSON[@]}")]}
+EOF
+log "results written to $OUT_FILE"
