@@ -182,6 +182,10 @@ Freshness compute_freshness(const UpstreamFreshness& response, ObjectKind kind, 
                          ? std::min(*d.stale_while_revalidate, defaults.max_stale_while_revalidate_s) * 1000
                          : defaults.refresh_grace_ms;
   if (stale_forbidden) grace_ms = 0;
+  // The configured grace is for a copy that was fresh a moment ago: one stale on arrival (an
+  // Age past its lifetime, an invalid Expires) waits for its refresh, unless the origin said
+  // stale-while-revalidate.
+  if (!d.stale_while_revalidate && f.fresh_until_ms <= received_ms) grace_ms = 0;
   if (kind == ObjectKind::playlist) grace_ms = std::min(grace_ms, kPlaylistRefreshGraceMs);
   f.refresh_grace_until_ms = f.fresh_until_ms + std::max<int64_t>(0, grace_ms);
   return f;

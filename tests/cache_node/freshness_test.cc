@@ -342,5 +342,14 @@ TEST_CASE("stale-while-revalidate: the origin's window up to the cap, else the c
   defaults.refresh_grace_ms = 2000;
   CHECK(grace_ms("max-age=10") == 2000);
   CHECK(grace_ms("max-age=1", ObjectKind::playlist) == 500);
+  // Stale on arrival: no configured grace (the origin's own stale-while-revalidate still counts).
+  UpstreamFreshness aged;
+  aged.cache_control = "max-age=10";
+  aged.age = "20";
+  Freshness f = compute_freshness(aged, ObjectKind::segment, now, defaults);
+  CHECK(f.refresh_grace_until_ms == f.fresh_until_ms);
+  aged.cache_control = "max-age=10, stale-while-revalidate=30";
+  f = compute_freshness(aged, ObjectKind::segment, now, defaults);
+  CHECK(f.refresh_grace_until_ms - f.fresh_until_ms == 30'000);
   CHECK(parse_cache_control("stale-while-revalidate=\"7\"").stale_while_revalidate == 7);
 }

@@ -233,7 +233,7 @@ TEST_CASE(
   TempDir dir;
   TestOrigin origin;
   CacheNodeProcess node(dir.file("data"), origin.base_url(),
-                        {"signing.required=false", "cache.max_stale_if_error_s=2"});
+                        {"signing.required=false", "cache.refresh_grace_ms=0", "cache.max_stale_if_error_s=2"});
   const std::string lenient = node.url("/o/demo/gen/2K/lenient.m3u8?cc=max-age%3D1");
   const std::string strict =
       node.url("/o/demo/gen/2K/strict.m3u8?cc=" + url_encode("max-age=1, must-revalidate"));
