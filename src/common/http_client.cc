@@ -154,7 +154,12 @@ FetchId HttpClient::fetch(FetchRequest request, FetchCallbacks callbacks) {
   curl_easy_setopt(e, CURLOPT_HEADERDATA, t.get());
   curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_callback);
   curl_easy_setopt(e, CURLOPT_WRITEDATA, t.get());
-  curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
+  // Wait for a connection being opened only where it may carry HTTP/2 streams: on HTTP/1.1 a
+  // host's first request, held long (a blocking playlist reload), would hold up every other
+  // request to that host until its answer began.
+  const bool may_multiplex =
+      options_.http2 && request.url.size() > 8 && strncasecmp(request.url.c_str(), "https://", 8) == 0;
+  curl_easy_setopt(e, CURLOPT_PIPEWAIT, may_multiplex ? 1L : 0L);
   // Larger reads mean fewer callbacks (and fewer sends to waiters) per chunk.
   curl_easy_setopt(e, CURLOPT_BUFFERSIZE, options_.receive_buffer_bytes);
   if (!options_.ca_file.empty()) curl_easy_setopt(e, CURLOPT_CAINFO, options_.ca_file.c_str());

@@ -10,6 +10,7 @@
 #include <functional>
 #include <iterator>
 #include <string>
+#include <vector>
 
 #include "common/handles.h"
 #include "common/http_client.h"
@@ -307,4 +308,22 @@ TEST_CASE("http server: drain finishes promptly when a streamed reply ends after
   // The output buffer is empty now, so evhttp completes the request inside end().
   parked[0].end();
   CHECK(run_until(loop.base.get(), [&] { return drained && done; }, std::chrono::milliseconds(2000)));
+}
+
+TEST_CASE("http client: a request held at a plain-HTTP host does not hold up the next one to it") {
+  Loop loop;
+  std::vector<common::HttpExchange> held;
+  loop.server->route("/hold", {"GET"}, [&](common::HttpExchange& ex) { held.push_back(std::move(ex)); });
+  int done = 0;
+  for (int n = 0; n < 2; ++n) {
+    common::FetchRequest request{loop.url("/hold"), "GET", {}, std::nullopt, {}};
+    loop.client->fetch(request, {nullptr, nullptr, [&](const common::FetchResult& r) {
+                                   CHECK(r.status == 200);
+                                   ++done;
+                                 }});
+  }
+  // Both arrive while neither is answered (HTTP/1.1 cannot multiplex: no reason to wait).
+  CHECK(run_until(loop.base.get(), [&] { return held.size() == 2; }, std::chrono::milliseconds(2000)));
+  for (auto& ex : held) ex.reply(200, "ok", "text/plain");
+  CHECK(run_until(loop.base.get(), [&] { return done == 2; }));
 }
