@@ -18,6 +18,10 @@ struct HttpClient::Transfer {
   FetchHead head;
   bool head_delivered = false;
   bool cancelled = false;
+  bool handed = false;  // given to libcurl (else waiting for its host's turn)
+  std::string host;     // scheme://authority, with max_host_transfers only
+  std::chrono::steady_clock::time_point created;
+  std::chrono::milliseconds timeout{0};  // the whole transfer's, time in line included
   uint64_t body_bytes = 0;
   char error[CURL_ERROR_SIZE] = {0};
 };
@@ -29,6 +33,13 @@ struct HttpClient::SocketWatch {
 namespace {
 
 std::once_flag g_curl_init;
+
+// "scheme://authority" of a URL: the unit libcurl counts max_host_connections in.
+std::string host_of(std::string_view url) {
+  const size_t scheme_end = url.find("://");
+  const size_t authority = scheme_end == std::string_view::npos ? 0 : scheme_end + 3;
+  return std::string(url.substr(0, url.find_first_of("/?#", authority)));
+}
 
 std::string_view trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
@@ -143,8 +154,9 @@ FetchId HttpClient::fetch(FetchRequest request, FetchCallbacks callbacks) {
   curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
   curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(options_.connect_timeout.count()));
-  curl_easy_setopt(e, CURLOPT_TIMEOUT_MS,
-                   static_cast<long>(request.timeout.value_or(options_.request_timeout).count()));
+  t->created = std::chrono::steady_clock::now();
+  t->timeout = request.timeout.value_or(options_.request_timeout);
+  curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, static_cast<long>(t->timeout.count()));
   curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, options_.low_speed_bytes);
   curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, static_cast<long>(options_.low_speed_time.count()));
   curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
@@ -185,14 +197,56 @@ FetchId HttpClient::fetch(FetchRequest request, FetchCallbacks callbacks) {
   if (list != nullptr) curl_easy_setopt(e, CURLOPT_HTTPHEADER, list);
 
   FetchId id = t->id;
+  Transfer& added = *t;
   transfers_[id] = std::move(t);
+  if (options_.max_host_transfers > 0) {
+    added.host = host_of(request.url);
+    HostSlots& slots = hosts_[added.host];
+    if (slots.handed >= options_.max_host_transfers) {
+      slots.in_line.push_back(id);
+      ++waiting_;
+      return id;
+    }
+  }
+  hand_to_curl(added);
+  return id;
+}
+
+void HttpClient::hand_to_curl(Transfer& t) {
+  t.handed = true;
+  if (!t.host.empty()) {
+    ++hosts_[t.host].handed;
+    // The time spent in line counts: what is left of the timeout (at least 1 ms, so one that
+    // ran out fails at once).
+    const auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(
+        std::chrono::steady_clock::now() - t.created);
+    if (waited.count() > 0) {
+      const long left = std::max<long>(1, static_cast<long>((t.timeout - waited).count()));
+      curl_easy_setopt(t.easy.get(), CURLOPT_TIMEOUT_MS, left);
+    }
+  }
   // curl refuses API calls from inside its own callbacks: add after it returns.
   if (in_curl_) {
-    deferred_adds_.push_back(id);
+    deferred_adds_.push_back(t.id);
   } else {
-    curl_multi_add_handle(multi_.get(), e);
+    curl_multi_add_handle(multi_.get(), t.easy.get());
   }
-  return id;
+}
+
+void HttpClient::release_host_slot(const std::string& host) {
+  auto it = hosts_.find(host);
+  if (it == hosts_.end()) return;
+  HostSlots& slots = it->second;
+  --slots.handed;
+  while (!slots.in_line.empty() && slots.handed < options_.max_host_transfers) {
+    const FetchId next = slots.in_line.front();
+    slots.in_line.pop_front();
+    auto waiting = transfers_.find(next);
+    if (waiting == transfers_.end()) continue;  // cancelled while in line
+    --waiting_;
+    hand_to_curl(*waiting->second);
+  }
+  if (slots.handed == 0 && slots.in_line.empty()) hosts_.erase(it);
 }
 
 void HttpClient::cancel(FetchId id) {
@@ -209,8 +263,14 @@ void HttpClient::cancel(FetchId id) {
 void HttpClient::remove(FetchId id) {
   auto it = transfers_.find(id);
   if (it == transfers_.end()) return;
-  curl_multi_remove_handle(multi_.get(), it->second->easy.get());  // harmless if never added
+  std::unique_ptr<Transfer> t = std::move(it->second);
   transfers_.erase(it);
+  if (!t->handed) {
+    --waiting_;  // its place in line is skipped when reached
+    return;
+  }
+  curl_multi_remove_handle(multi_.get(), t->easy.get());  // harmless if only deferred
+  if (!t->host.empty()) release_host_slot(t->host);
 }
 
 int HttpClient::on_socket(curl_socket_t s, int what, SocketWatch* watch) {
@@ -284,6 +344,7 @@ void HttpClient::process_completions() {
     std::unique_ptr<Transfer> t = std::move(it->second);
     transfers_.erase(it);
     curl_multi_remove_handle(multi_.get(), t->easy.get());
+    if (!t->host.empty()) release_host_slot(t->host);
     if (t->cancelled) continue;
     FetchResult result;
     result.ok = code == CURLE_OK;

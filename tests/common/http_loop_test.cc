@@ -5,10 +5,12 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <functional>
 #include <iterator>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -34,7 +36,7 @@ bool run_until(event_base* base, const std::function<bool()>& done,
 }
 
 struct Loop {
-  Loop() : base(event_base_new()) {
+  explicit Loop(common::HttpClientOptions client_options = {}) : base(event_base_new()) {
     common::HttpServerOptions options;
     options.service = "test";
     options.max_header_bytes = 2048;
@@ -44,7 +46,6 @@ struct Loop {
     auto created = common::HttpServer::create(*base, options, metrics);
     REQUIRE(created.ok());
     server = std::move(created).value();
-    common::HttpClientOptions client_options;
     client_options.request_timeout = std::chrono::milliseconds(3000);
     auto made = common::HttpClient::create(*base, client_options);
     REQUIRE(made.ok());
@@ -326,4 +327,75 @@ TEST_CASE("http client: a request held at a plain-HTTP host does not hold up the
   CHECK(run_until(loop.base.get(), [&] { return held.size() == 2; }, std::chrono::milliseconds(2000)));
   for (auto& ex : held) ex.reply(200, "ok", "text/plain");
   CHECK(run_until(loop.base.get(), [&] { return done == 2; }));
+}
+
+TEST_CASE("http client: past max_host_transfers a host's transfers wait in line, and a cancelled one "
+          "gives up its place") {
+  common::HttpClientOptions options;
+  options.max_host_transfers = 2;
+  Loop loop(options);
+  std::vector<common::HttpExchange> held;
+  std::vector<std::string> arrived;  // the n of each request, in arrival order
+  size_t most_outstanding = 0;
+  loop.server->route("/hold", {"GET"}, [&](common::HttpExchange& ex) {
+    arrived.push_back(ex.query_param("n").value_or("?"));
+    held.push_back(std::move(ex));
+    size_t outstanding = 0;
+    for (const auto& h : held) outstanding += h.finished() ? 0 : 1;
+    most_outstanding = std::max(most_outstanding, outstanding);
+  });
+  std::vector<int> done_order;
+  std::vector<common::FetchId> ids;
+  for (int n = 0; n < 6; ++n) {
+    common::FetchRequest request{loop.url("/hold?n=" + std::to_string(n)), "GET", {}, std::nullopt, {}};
+    ids.push_back(loop.client->fetch(
+        request, {nullptr, nullptr, [&, n](const common::FetchResult& r) {
+                    CHECK_MESSAGE(r.status == 200, r.error);
+                    done_order.push_back(n);
+                  }}));
+  }
+  CHECK(loop.client->waiting() == 4);
+  REQUIRE(run_until(loop.base.get(), [&] { return held.size() == 2; }));
+  loop.client->cancel(ids[2]);  // in line: never sent, never answered
+  CHECK(loop.client->waiting() == 3);
+  // Answer one at a time; each answer lets the next in line go.
+  for (size_t answered = 0; answered < 5; ++answered) {
+    REQUIRE(run_until(loop.base.get(), [&] { return held.size() > answered; }));
+    held[answered].reply(200, "ok", "text/plain");
+    REQUIRE(run_until(loop.base.get(), [&] { return done_order.size() == answered + 1; }));
+  }
+  CHECK(arrived == std::vector<std::string>{"0", "1", "3", "4", "5"});
+  CHECK(done_order == std::vector<int>{0, 1, 3, 4, 5});
+  CHECK(most_outstanding == 2);
+  CHECK(loop.client->waiting() == 0);
+  CHECK(loop.client->active() == 0);
+}
+
+TEST_CASE("http client: time spent in line counts toward a transfer's timeout") {
+  common::HttpClientOptions options;
+  options.max_host_transfers = 1;
+  Loop loop(options);
+  std::vector<common::HttpExchange> held;
+  loop.server->route("/hold", {"GET"}, [&](common::HttpExchange& ex) { held.push_back(std::move(ex)); });
+  bool first_done = false;
+  common::FetchRequest first{loop.url("/hold"), "GET", {}, std::nullopt, {}};
+  loop.client->fetch(first, {nullptr, nullptr, [&](const common::FetchResult&) { first_done = true; }});
+  std::optional<common::FetchResult> second;
+  std::chrono::steady_clock::time_point second_done_at;
+  common::FetchRequest in_line{loop.url("/hold"), "GET", {}, std::chrono::milliseconds(1000), {}};
+  loop.client->fetch(in_line, {nullptr, nullptr, [&](const common::FetchResult& r) {
+                                 second = r;
+                                 second_done_at = std::chrono::steady_clock::now();
+                               }});
+  REQUIRE(run_until(loop.base.get(), [&] { return held.size() == 1; }));
+  // The one in line outlives its timeout there; the first is answered after that.
+  const auto expired_at = std::chrono::steady_clock::now() + std::chrono::milliseconds(1200);
+  run_until(loop.base.get(), [&] { return std::chrono::steady_clock::now() >= expired_at; },
+            std::chrono::milliseconds(2000));
+  const auto answered_at = std::chrono::steady_clock::now();
+  held[0].reply(200, "ok", "text/plain");
+  REQUIRE(run_until(loop.base.get(), [&] { return first_done && second.has_value(); }));
+  CHECK(second->timed_out);
+  // At once, not a whole timeout after it left the line.
+  CHECK(second_done_at - answered_at < std::chrono::milliseconds(500));
 }
