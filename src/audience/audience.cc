@@ -18,6 +18,9 @@ namespace audience {
 
 namespace {
 
+constexpr long kConnectionsPerClient = 128;  // of the per-host budget, per HTTP client
+constexpr long kMaxClients = 64;
+
 // Sum of every sample of metric `name` (all label sets) in a Prometheus text body.
 std::optional<double> metric_sum(const std::string& body, const std::string& name) {
   std::optional<double> sum;
@@ -76,20 +79,29 @@ bool write_text(const std::string& path, const std::string& text) {
 
 common::Result<std::unique_ptr<Audience>> Audience::create(Scenario scenario, RunOptions options) {
   std::unique_ptr<Audience> a(new Audience(std::move(scenario), std::move(options)));
+  // libcurl (7.88) walks a host's connections on every request it starts: the viewers are
+  // spread over one client per kConnectionsPerClient connections of the per-host budget, each
+  // with its own share and its own queue (max_host_transfers), so that walk stays short.
+  const long budget = a->scenario_.max_host_connections;
+  const long clients = std::clamp((budget + kConnectionsPerClient - 1) / kConnectionsPerClient, 1L,
+                                  kMaxClients);
   common::HttpClientOptions http;
   http.connect_timeout = std::chrono::milliseconds(2000);
   http.request_timeout =
       std::chrono::milliseconds(static_cast<int64_t>(a->scenario_.player.request_timeout_s * 1000));
-  http.max_host_connections = a->scenario_.max_host_connections;
+  http.max_host_connections = (budget + clients - 1) / clients;
+  http.max_host_transfers = http.max_host_connections;
   http.user_agent = "audience";
   // Thousands of transfers a second: libcurl's default-sized buffer, not the servers' 256 KiB.
   http.receive_buffer_bytes = 16 * 1024;
   // Every viewer keeps its connections as a player does (playlists to the balancer, segments
   // to its node): without a cache this large most requests would connect anew.
-  http.max_cached_connections = std::min<long>(4L * a->scenario_.max_host_connections, 65536);
-  auto client = common::HttpClient::create(a->loop_.base(), http);
-  if (!client) return client.error();
-  a->client_ = std::move(client.value());
+  http.max_cached_connections = std::min<long>(4L * http.max_host_connections, 65536);
+  for (long i = 0; i < clients; ++i) {
+    auto client = common::HttpClient::create(a->loop_.base(), http);
+    if (!client) return client.error();
+    a->clients_.push_back(std::move(client.value()));
+  }
   std::vector<WindowSpec> windows;
   for (const auto& p : a->scenario_.phases) {
     if (p.action == Action::window) windows.push_back({p.name, p.at_s, p.until_s});
@@ -97,7 +109,7 @@ common::Result<std::unique_ptr<Audience>> Audience::create(Scenario scenario, Ru
   a->recorder_ = std::make_unique<Recorder>(a->scenario_.duration_s, std::move(windows),
                                             static_cast<uint32_t>(a->scenario_.seed));
   a->context_ = std::unique_ptr<PlayerContext>(new PlayerContext{
-      a->loop_, *a->client_, a->scenario_, *a->recorder_, [raw = a.get()] { return raw->now(); },
+      a->loop_, a->clients_, a->scenario_, *a->recorder_, [raw = a.get()] { return raw->now(); },
       [] {
         return std::chrono::duration<double>(
                    std::chrono::system_clock::now().time_since_epoch())
@@ -126,7 +138,13 @@ Audience::~Audience() {
       waitpid(pid, nullptr, 0);
     }
   }
-  client_.reset();
+  clients_.clear();
+}
+
+size_t Audience::in_flight() const {
+  size_t n = 0;
+  for (const auto& c : clients_) n += c->active();
+  return n;
 }
 
 double Audience::now() const {
@@ -290,7 +308,7 @@ void Audience::start_phase(const Phase& phase) {
       common::FetchRequest r;
       r.url = scenario_.balancer + "/access_queue_switch?state=" + (phase.on ? "on" : "off");
       if (!scenario_.operator_key.empty()) r.headers = {{"X-Operator-Key", scenario_.operator_key}};
-      client_->fetch(std::move(r),
+      clients_.front()->fetch(std::move(r),
                      {nullptr, nullptr, [this, on = phase.on](const common::FetchResult& result) {
                         if (!result.ok || result.status != 200) {
                           std::fprintf(stderr, "audience: overload switch %s answered %d %s\n",
@@ -395,7 +413,7 @@ void Audience::scrape_metrics() {
     r.url = source.url;
     auto body = std::make_shared<std::string>();
     ++scrapes_in_flight_;
-    client_->fetch(std::move(r), {nullptr,
+    clients_.front()->fetch(std::move(r), {nullptr,
                                   [body](std::string_view data) {
                                     if (body->size() < 8 * 1024 * 1024) body->append(data);
                                   },
@@ -430,7 +448,7 @@ void Audience::tick() {
                  static_cast<unsigned long long>(playing), static_cast<unsigned long long>(queued),
                  static_cast<unsigned long long>(stalled),
                  static_cast<unsigned long long>(recorder_->stalls_so_far()),
-                 static_cast<unsigned long long>(recorder_->errors()), client_->active());
+                 static_cast<unsigned long long>(recorder_->errors()), in_flight());
   }
 }
 

@@ -44,6 +44,7 @@ class Audience {
  private:
   Audience(Scenario scenario, RunOptions options);
   double now() const;
+  size_t in_flight() const;  // transfers started and not done, every client
   void tick();
   void start_phase(const Phase& phase);
   void add_viewer(bool play);
@@ -60,7 +61,7 @@ class Audience {
   Scenario scenario_;
   RunOptions options_;
   common::EventLoop loop_{0};
-  std::unique_ptr<common::HttpClient> client_;
+  std::vector<std::unique_ptr<common::HttpClient>> clients_;  // viewer n uses n % size()
   std::unique_ptr<Recorder> recorder_;
   std::unique_ptr<PlayerContext> context_;
   std::vector<std::unique_ptr<Viewer>> viewers_;

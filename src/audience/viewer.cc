@@ -107,7 +107,7 @@ void Viewer::request(RequestKind kind, common::FetchRequest request, bool keep_b
     ctx_.recorder.request(kind, now, reply->latency_s, reply->status, reply->bytes, planned);
     done(std::move(*reply));
   };
-  *id = ctx_.client.fetch(std::move(request), std::move(callbacks));
+  *id = client().fetch(std::move(request), std::move(callbacks));
   in_flight_.push_back(*id);
 }
 
@@ -824,7 +824,7 @@ void Viewer::walk_in() {
 
 void Viewer::leave() {
   if (stopped()) return;
-  for (auto id : in_flight_) ctx_.client.cancel(id);
+  for (auto id : in_flight_) client().cancel(id);
   in_flight_.clear();
   segment_fetch_ = 0;
   media_loading_ = false;

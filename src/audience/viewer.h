@@ -30,7 +30,8 @@ namespace audience {
 // What every viewer shares (owned by the Audience, outlives the viewers).
 struct PlayerContext {
   common::EventLoop& loop;
-  common::HttpClient& client;
+  // Viewer n's requests go through clients[n % clients.size()] (Audience::create says why).
+  std::vector<std::unique_ptr<common::HttpClient>>& clients;
   const Scenario& scenario;
   Recorder& recorder;
   std::function<double()> now;       // seconds since the run began
@@ -151,6 +152,7 @@ class Viewer {
   bool leave_pathway(double now);
   void on_segment_done(const Segment& segment, const Reply& reply, double started);
 
+  common::HttpClient& client() { return *ctx_.clients[number_ % ctx_.clients.size()]; }
   std::string balancer_url(std::string url) const;  // with the viewer's current cache id
   std::vector<common::HttpHeader> auth_headers() const;
   bool stopped() const { return phase_ == Phase::left || phase_ == Phase::failed; }
