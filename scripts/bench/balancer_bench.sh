@@ -27,7 +27,8 @@
 # against the caches' refresh cycles within one run), BENCH_PEERS ("nginx varnish"),
 # BENCH_CONNECTIONS ("50 500 6000 20000"), BENCH_VIEWERS (1000), BENCH_THREADS ("1 2": the balancer's
 # threads in (2); the last one also serves (1)), BENCH_NGINX_WORKERS (auto), BENCH_WRK_THREADS
-# (2), BENCH_RSS_VIEWERS (100000), BENCH_RSS_THREADS (2), BENCH_KEEP=1 keeps the temp dir
+# (2), BENCH_RSS_VIEWERS (100000), BENCH_RSS_THREADS (2), BENCH_MEMORY_CONNECTIONS ("6000": N of
+# (4), a list; 0 skips; needs tests/support/herd), BENCH_KEEP=1 keeps the temp dir
 # with the server logs, BENCH_PERF=DIR samples each balancer during its measured wrk runs
 # (perf record -e cpu-clock -g; the data and a flat report per run into DIR).
 # A missing peer (nginx, varnishd, wrk) is reported and skipped; the script still exits 0.
@@ -51,6 +52,7 @@ NGINX_WORKERS=${BENCH_NGINX_WORKERS:-auto}
 WRK_THREADS=${BENCH_WRK_THREADS:-2}
 RSS_VIEWERS=${BENCH_RSS_VIEWERS:-100000}
 RSS_THREADS=${BENCH_RSS_THREADS:-2}
+MEMORY_CONNECTIONS=${BENCH_MEMORY_CONNECTIONS:-"6000"}
 PERF_DIR=${BENCH_PERF:-}
 if [[ $PERF_DIR ]]; then
   command -v perf >/dev/null || { echo "BENCH_PERF needs perf (apt-get install linux-perf)" >&2; exit 1; }
@@ -83,6 +85,7 @@ fi
 BALANCER="$BUILD_DIR/src/balancer/balancer"
 CACHE_NODE="$BUILD_DIR/src/cache_node/cache_node"
 TEST_ORIGIN="$BUILD_DIR/tests/support/test_origin"
+HERD="$BUILD_DIR/tests/support/herd"  # (4) only
 for bin in "$BALANCER" "$CACHE_NODE" "$TEST_ORIGIN"; do
   if [[ ! -x $bin ]]; then
     echo "missing $bin; build it first: cmake --build $BUILD_DIR --target balancer cache_node test_origin" >&2
@@ -700,6 +703,59 @@ if [[ -n $WRK ]]; then
     "$(awk -v n="$added" -v s="$drive_s" 'BEGIN { if (s > 0) printf "%.0f", n / s }')")
   RSS_JSON="{\"balancer_threads\":$RSS_THREADS,\"connections\":$conns,\"new_viewers_asked\":$RSS_VIEWERS,\"admitted_before\":$(num_or_null "$v0"),\"admitted_after\":$(num_or_null "$v1"),\"vmrss_kib_before\":$(num_or_null "$rss0"),\"vmrss_kib_after\":$(num_or_null "$rss1"),\"bytes_per_viewer\":$(num_or_null "$RSS_PER_VIEWER"),\"drive_seconds\":$drive_s,$(wrk_json),\"note\":$(json_str "$RSS_NOTE")}"
 fi
+
+# ---------------------------------------------------------------- (4) memory per connection
+# A fresh balancer (threads: 2) and a fresh nginx serving the source file, one viewer's
+# playlist answered once, then N idle keep-alive connections and N busy ones
+# (connection_memory, lib.sh).
+T_MEM=()
+J_MEM=()
+MEM_SECTION_NOTE=""
+if [[ -n $WRK_NOTE ]]; then
+  MEM_SECTION_NOTE=$WRK_NOTE
+elif [[ $MEMORY_CONNECTIONS = 0 ]]; then
+  MEM_SECTION_NOTE="BENCH_MEMORY_CONNECTIONS=0"
+elif [[ ! -x $HERD ]]; then
+  MEM_SECTION_NOTE="$HERD missing (cmake --build $BUILD_DIR --target herd)"
+else
+  for asked in $MEMORY_CONNECTIONS; do
+    n=$(fit_connections "$asked")
+    for peer in balancer nginx_static; do
+      pid="" url=""
+      if [[ $peer = balancer ]]; then
+        start_balancer "balancer_mem$n" 2
+        pid=${BAL_PID[balancer_mem$n]}
+        url="${BAL_URL[balancer_mem$n]}${BAL_PLAYLIST}memory"
+      else
+        port=$(free_port)
+        if start_nginx_in "$WORK/nginx_mem$n" "$NGINX_WORKERS" "$port" "
+  server {
+    listen 127.0.0.1:$port backlog=4096;
+    location /static/ { alias $WORK/root/; }
+  }"; then
+          pid=$NGINX_PID
+          url="http://127.0.0.1:$port${NGINX_PLAYLIST}memory"
+        else
+          log "SKIP (4) nginx_static: $NGINX_ERROR"
+          continue
+        fi
+      fi
+      curl -sS --max-time 10 -o /dev/null "$url" || true
+      log "(4) $peer: $n idle, then $n busy connections"
+      connection_memory "$pid" "$url" "$n"
+      if [[ $peer = balancer ]]; then
+        check_alive "the memory-per-connection run"
+        unset "WATCH_PID[balancer_mem$n]"  # stopped on purpose
+      fi
+      stop_pid "$pid"
+      [[ -n $MEM_NOTE ]] && log "WARNING: (4) $peer: $MEM_NOTE"
+      T_MEM+=("$(printf '%-13s %6s %9s %9s %9s %9s %9s  %s' "$peer" "$n" "$MEM_BASE_KIB" "${MEM_IDLE_KIB:-?}" \
+        "${MEM_ACTIVE_KIB:-?}" "${MEM_IDLE_B:-n/a}" "${MEM_ACTIVE_B:-n/a}" "${MEM_NOTE:-ok}")")
+      J_MEM+=("{\"peer\":\"$peer\",\"connections\":$n,\"vmrss_kib_base\":$(num_or_null "$MEM_BASE_KIB"),\"vmrss_kib_idle\":$(num_or_null "$MEM_IDLE_KIB"),\"vmrss_kib_busy\":$(num_or_null "$MEM_ACTIVE_KIB"),\"bytes_per_idle_connection\":$(num_or_null "$MEM_IDLE_B"),\"bytes_per_busy_connection\":$(num_or_null "$MEM_ACTIVE_B"),\"note\":$(json_str "$MEM_NOTE")}")
+    done
+  done
+fi
+[[ -n $MEM_SECTION_NOTE ]] && log "SKIP (4): $MEM_SECTION_NOTE"
 LOAD_END=$(loadavg)
 
 # ---------------------------------------------------------------- report
@@ -785,6 +841,16 @@ RSS_VERDICT=$(verdict "$RSS_PER_VIEWER" 1024 le)
     echo "target: < 1024 bytes per active viewer: $RSS_VERDICT"
   fi
   echo
+  echo "(4) Memory per connection: VmRSS (KiB) of a fresh balancer (threads: 2) and a fresh nginx (master and"
+  echo "    workers) after one playlist answer (base), holding N idle keep-alive connections (idle), then 3 s"
+  echo "    into wrk -c N on one viewer's playlist (busy); B/idle and B/busy = bytes per connection over base"
+  if [[ -n $MEM_SECTION_NOTE ]]; then
+    echo "    SKIPPED: $MEM_SECTION_NOTE"
+  else
+    printf '%-13s %6s %9s %9s %9s %9s %9s  %s\n' peer N base idle busy B/idle B/busy note
+    printf '%s\n' "${T_MEM[@]}"
+  fi
+  echo
 } | tee "$WORK/table.txt"
 
 DIED_JSON=()
@@ -815,6 +881,8 @@ cat >"$OUT_FILE" <<JSON
  "throughput_target_balancer_vs_nginx_ge_1_0":{$(join "${TARGET_JSON[@]}")},
  "throughput_note":$(json_str "$WRK_NOTE"),
  "memory":$RSS_JSON,
- "memory_target_lt_1024_bytes":$(json_str "$RSS_VERDICT")}
+ "memory_target_lt_1024_bytes":$(json_str "$RSS_VERDICT"),
+ "memory_per_connection":[$(join "${J_MEM[@]}")],
+ "memory_per_connection_note":$(json_str "$MEM_SECTION_NOTE")}
 JSON
 log "results written to $OUT_FILE"

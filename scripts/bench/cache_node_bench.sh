@@ -20,6 +20,8 @@
 #       the origin's lifetime, proxy_cache_use_stale updating + background_update; Varnish:
 #       ttl 1 s, its default grace) against nginx serving the same bytes as a static file;
 #       target: p99 <= 2 x nginx_static's p99.
+#   (g) memory per connection: a fresh node (threads: 2) and a fresh nginx static, each holding
+#       N idle keep-alive connections, then N busy ones (wrk): VmRSS over the baseline.
 # Prints a table and writes a JSON results file. Not run in CI.
 #
 # Usage: scripts/bench/cache_node_bench.sh [--build DIR] [--out FILE] [--quick]
@@ -30,7 +32,8 @@
 # Environment: BENCH_WRK_SECONDS (10), BENCH_CONNECTIONS ("64": wrk connections, a list),
 # BENCH_THREADS ("1 2": the cache node's threads, one node each), BENCH_NGINX_WORKERS
 # (auto), BENCH_WRK_THREADS (2), BENCH_HERD_SIZES ("100 1000"), BENCH_PEERS ("cache_node
-# nginx varnish"), BENCH_SITE=0 skips (d), BENCH_PREFETCH_CHUNKS (20; 0 skips (e)), BENCH_KEEP=1 keeps the temp dir with the server logs. A missing peer
+# nginx varnish"), BENCH_SITE=0 skips (d), BENCH_PREFETCH_CHUNKS (20; 0 skips (e)),
+# BENCH_MEMORY_CONNECTIONS ("6000": N of (g), a list; 0 skips), BENCH_KEEP=1 keeps the temp dir with the server logs. A missing peer
 # (nginx, varnishd, wrk, cache_node) is reported and skipped; the script still exits 0.
 #
 # Everything listens on 127.0.0.1 (ephemeral or free ports), lives in one temp dir
@@ -47,6 +50,7 @@ CN_THREAD_COUNTS=${BENCH_THREADS:-"1 2"}
 NGINX_WORKERS=${BENCH_NGINX_WORKERS:-auto}
 WRK_THREADS=${BENCH_WRK_THREADS:-2}
 HERD_SIZES=${BENCH_HERD_SIZES:-"100 1000"}
+MEMORY_CONNECTIONS=${BENCH_MEMORY_CONNECTIONS:-"6000"}
 WANTED_PEERS=${BENCH_PEERS:-"cache_node nginx varnish"}
 
 while [[ $# -gt 0 ]]; do
@@ -620,6 +624,54 @@ else
 fi
 [[ -n $HOT_NOTE ]] && log "SKIP (f): $HOT_NOTE"
 
+# ---------------------------------------------------------------- (g) memory per connection
+# A fresh server each (the allocator keeps what earlier runs used), the 2 KiB hit answered
+# once, then N idle keep-alive connections and N busy ones (connection_memory, lib.sh).
+T_MEM=()
+J_MEM=()
+MEM_SECTION_NOTE=""
+if [[ -z $WRK ]]; then
+  MEM_SECTION_NOTE="wrk not installed"
+elif [[ $MEMORY_CONNECTIONS = 0 ]]; then
+  MEM_SECTION_NOTE="BENCH_MEMORY_CONNECTIONS=0"
+else
+  for asked in $MEMORY_CONNECTIONS; do
+    n=$(fit_connections "$asked")
+    for peer in cache_node nginx_static; do
+      pid="" url=""
+      if [[ $peer = cache_node ]]; then
+        start_cache_node "cache_node_mem$n" 2
+        pid=${PEER_PID[cache_node_mem$n]:-}
+        [[ -n $pid ]] && url="${HIT_BASE[cache_node_mem$n]}/hit/object-2k.bin"
+      else
+        port=$(free_port)
+        if start_nginx_in "$WORK/nginx_mem$n" "$NGINX_WORKERS" "$port" "
+  server {
+    listen 127.0.0.1:$port backlog=4096;
+    location /static/ { alias $WORK/root/; }
+  }"; then
+          pid=$NGINX_PID
+          url="http://127.0.0.1:$port/static/hit/object-2k.bin"
+        fi
+      fi
+      if [[ -z $pid ]]; then
+        log "SKIP (g) $peer: did not start"
+        continue
+      fi
+      curl -sS --max-time 10 -o /dev/null "$url" || true
+      curl -sS --max-time 10 -o /dev/null "$url" || true
+      log "(g) $peer: $n idle, then $n busy connections"
+      connection_memory "$pid" "$url" "$n"
+      stop_pid "$pid"
+      [[ -n $MEM_NOTE ]] && log "WARNING: (g) $peer: $MEM_NOTE"
+      T_MEM+=("$(printf '%-14s %6s %9s %9s %9s %9s %9s  %s' "$peer" "$n" "$MEM_BASE_KIB" "${MEM_IDLE_KIB:-?}" \
+        "${MEM_ACTIVE_KIB:-?}" "${MEM_IDLE_B:-n/a}" "${MEM_ACTIVE_B:-n/a}" "${MEM_NOTE:-ok}")")
+      J_MEM+=("{\"peer\":\"$peer\",\"connections\":$n,\"vmrss_kib_base\":$(num_or_null "$MEM_BASE_KIB"),\"vmrss_kib_idle\":$(num_or_null "$MEM_IDLE_KIB"),\"vmrss_kib_busy\":$(num_or_null "$MEM_ACTIVE_KIB"),\"bytes_per_idle_connection\":$(num_or_null "$MEM_IDLE_B"),\"bytes_per_busy_connection\":$(num_or_null "$MEM_ACTIVE_B"),\"note\":$(json_str "$MEM_NOTE")}")
+    done
+  done
+fi
+[[ -n $MEM_SECTION_NOTE ]] && log "SKIP (g): $MEM_SECTION_NOTE"
+
 LOAD_END=$(loadavg)
 
 # ---------------------------------------------------------------- report
@@ -698,6 +750,16 @@ LOAD_END=$(loadavg)
     printf '%s\n' "${T_HOT[@]}"
   fi
   echo
+  echo "(g) Memory per connection: VmRSS (KiB) of a fresh server (nginx: master and workers) after one"
+  echo "    2 KiB hit (base), holding N idle keep-alive connections (idle), then 3 s into wrk -c N (busy);"
+  echo "    B/idle and B/busy = bytes per connection over base"
+  if [[ -n $MEM_SECTION_NOTE ]]; then
+    echo "    SKIPPED: $MEM_SECTION_NOTE"
+  else
+    printf '%-14s %6s %9s %9s %9s %9s %9s  %s\n' peer N base idle busy B/idle B/busy note
+    printf '%s\n' "${T_MEM[@]}"
+  fi
+  echo
 } | tee "$WORK/table.txt"
 
 PEER_JSON=()
@@ -724,6 +786,8 @@ cat >"$OUT_FILE" <<EOF
  "prefetch":[$(join "${J_PREFETCH[@]}")],
  "prefetch_note":$(json_str "$PREFETCH_NOTE"),
  "hot_object_refreshed":[$(join "${J_HOT[@]}")],
- "hot_object_refreshed_note":$(json_str "$HOT_NOTE")}
+ "hot_object_refreshed_note":$(json_str "$HOT_NOTE"),
+ "memory_per_connection":[$(join "${J_MEM[@]}")],
+ "memory_per_connection_note":$(json_str "$MEM_SECTION_NOTE")}
 EOF
 log "results written to $OUT_FILE"

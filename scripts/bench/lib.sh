@@ -113,6 +113,58 @@ loadavg() { cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo "n/a"; }
 num_or_null() { [[ -n ${1:-} && $1 != n/a ]] && echo "$1" || echo null; }
 # VmRSS of PID in KiB (empty when the process is gone).
 rss_kib() { awk '$1 == "VmRSS:" { print $2 }' "/proc/$1/status" 2>/dev/null || true; }
+# VmRSS of PID and its children (nginx's workers, Varnish's child) in KiB.
+tree_rss_kib() {
+  local total pid
+  total=$(rss_kib "$1")
+  total=${total:-0}
+  for pid in $(pgrep -P "$1" 2>/dev/null); do total=$((total + $(rss_kib "$pid" || echo 0))); done
+  echo "$total"
+}
+# connection_memory PID URL N: what a server's connections cost, from the VmRSS of PID's tree
+# (start it fresh and answer URL once before: the allocator keeps what earlier connections
+# used). MEM_IDLE_B: bytes per idle keep-alive connection (N herd clients answered once, then
+# holding their connections); MEM_ACTIVE_B: bytes per busy one (wrk with N connections, read
+# 3 s into a 5 s run, after the idle ones closed: memory they left is reused, so this is the
+# busy connections' peak over the same baseline); MEM_BASE_KIB, MEM_IDLE_KIB, MEM_ACTIVE_KIB;
+# MEM_NOTE says what went wrong. Needs HERD (tests/support/herd) and WRK.
+connection_memory() {
+  local pid=$1 url=$2 n=$3 herd_pid answered="" i wrk_pid
+  MEM_IDLE_B="" MEM_ACTIVE_B="" MEM_IDLE_KIB="" MEM_ACTIVE_KIB="" MEM_NOTE=""
+  MEM_BASE_KIB=$(tree_rss_kib "$pid")
+  "$HERD" --url "$url" -n "$n" --keep-alive --hold-s 120 --timeout-ms 60000 \
+    >"$WORK/memory-herd.out" 2>"$WORK/memory-herd.err" &
+  herd_pid=$!
+  for ((i = 0; i < 900; i++)); do
+    answered=$(sed -n 's/^holding \([0-9]*\)$/\1/p' "$WORK/memory-herd.err")
+    [[ -n $answered ]] && break
+    kill -0 "$herd_pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  if [[ -n $answered ]] && ((answered > 0)); then
+    sleep 1  # the last answers leave the server's buffers
+    MEM_IDLE_KIB=$(tree_rss_kib "$pid")
+    MEM_IDLE_B=$(awk -v a="$MEM_BASE_KIB" -v b="$MEM_IDLE_KIB" -v n="$answered" 'BEGIN { printf "%.0f", (b - a) * 1024 / n }')
+    ((answered == n)) || MEM_NOTE="$answered of $n idle clients answered"
+  else
+    MEM_NOTE="the idle clients were not answered: $(tail -n 2 "$WORK/memory-herd.err" | tr '\n' ' ')"
+  fi
+  kill "$herd_pid" 2>/dev/null || true
+  wait "$herd_pid" 2>/dev/null || true
+  sleep 1  # the server sees the closes
+  "$WRK" -t"${WRK_THREADS:-2}" -c"$n" -d5s "$url" >"$WORK/memory-wrk.out" 2>&1 &
+  wrk_pid=$!
+  sleep 3
+  MEM_ACTIVE_KIB=$(tree_rss_kib "$pid")
+  wait "$wrk_pid" 2>/dev/null || true
+  W_OUT=$(cat "$WORK/memory-wrk.out")
+  wrk_parse
+  if [[ $W_FLAG = ok ]]; then
+    MEM_ACTIVE_B=$(awk -v a="$MEM_BASE_KIB" -v b="$MEM_ACTIVE_KIB" -v n="$n" 'BEGIN { printf "%.0f", (b - a) * 1024 / n }')
+  else
+    MEM_NOTE="${MEM_NOTE:+$MEM_NOTE; }busy: wrk $W_FLAG"
+  fi
+}
 # user + system CPU time of PID in clock ticks.
 # Clock ticks per second of /proc/<pid>/stat's CPU times.
 CLK_TCK=$(getconf CLK_TCK 2>/dev/null || echo 100)

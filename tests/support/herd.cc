@@ -276,6 +276,12 @@ HerdResult run_herd(const HerdOptions& options) {
     if (running > 0) curl_multi_poll(multi.get(), nullptr, 0, 100, nullptr);
   }
   result.wall_ms = ms_since(start);
+  if (options.hold.count() > 0 && !options.forbid_reuse) {
+    // Each answered client's connection stays in the multi handle's cache (MAXCONNECTS n).
+    if (options.on_holding) options.on_holding(result.ok_count());
+    const auto until = SteadyClock::now() + options.hold;
+    while (SteadyClock::now() < until) curl_multi_poll(multi.get(), nullptr, 0, 200, nullptr);
+  }
   for (auto& s : states) {
     HerdClient& c = *s.out;
     if (c.total_ms < 0) {  // never completed (multi error)

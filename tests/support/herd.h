@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -26,6 +27,11 @@ struct HerdOptions {
   bool keep_bodies = false;                   // else only size and hash are kept
   std::optional<size_t> expect_size;          // another body size makes that client an error
   std::optional<uint64_t> expect_hash;        // another body_hash() makes that client an error
+  // With forbid_reuse off: after the last transfer, the connections stay open (idle) this
+  // long before run_herd returns, and `on_holding` is called as the hold begins (the
+  // memory benchmark measures a server holding N idle keep-alive connections).
+  std::chrono::milliseconds hold{0};
+  std::function<void(size_t answered_clients)> on_holding;
 };
 
 struct HerdClient {

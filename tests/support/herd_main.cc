@@ -1,6 +1,8 @@
 // herd: command-line front end of run_herd (support/herd.h) for scripts/bench.
 //   herd --url U -n N [--expect-size S] [--verify-gen] [--timeout-ms T] [-H 'Name: value']
-//        [--keep-alive] [--json]
+//        [--keep-alive [--hold-s S]] [--json]
+// --hold-s: the connections stay open S seconds after the last answer; "holding N" is
+// printed on stderr as the hold begins (N: clients answered).
 // --verify-gen: the URL names a test_origin /gen/<size>/<name> body (behind any prefix);
 // a client whose bytes differ from generated_body(name, size) counts as an error.
 // Exit status: 0 when the herd ran (see "ok"/"errors" in the output), 2 on bad usage
@@ -19,7 +21,7 @@ void usage() {
   std::fprintf(
       stderr,
       "usage: herd --url URL -n N [--expect-size BYTES|1M] [--verify-gen] [--timeout-ms MS]\n"
-      "            [-H 'Name: value']... [--keep-alive] [--json]\n");
+      "            [-H 'Name: value']... [--keep-alive [--hold-s S]] [--json]\n");
 }
 
 int bad_usage() {
@@ -50,6 +52,14 @@ int main(int argc, char** argv) {
       verify_gen = true;
     } else if (arg == "--keep-alive") {
       options.forbid_reuse = false;
+    } else if (arg == "--hold-s" && has_next) {
+      const auto v = to_long(argv[++i]);
+      if (!v || *v < 1 || *v > 3600) return bad_usage();
+      options.hold = std::chrono::seconds(*v);
+      options.on_holding = [](size_t answered) {
+        std::fprintf(stderr, "holding %zu\n", answered);
+        std::fflush(stderr);
+      };
     } else if (arg == "--url" && has_next) {
       options.url = argv[++i];
     } else if ((arg == "-n" || arg == "--clients") && has_next) {
@@ -76,7 +86,7 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  if (options.url.empty()) {
+  if (options.url.empty() || (options.hold.count() > 0 && options.forbid_reuse)) {
     usage();
     return 2;
   }
