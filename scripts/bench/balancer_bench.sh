@@ -720,39 +720,16 @@ elif [[ ! -x $HERD ]]; then
 else
   for asked in $MEMORY_CONNECTIONS; do
     n=$(fit_connections "$asked")
-    for peer in balancer nginx_static; do
-      pid="" url=""
-      if [[ $peer = balancer ]]; then
-        start_balancer "balancer_mem$n" 2
-        pid=${BAL_PID[balancer_mem$n]}
-        url="${BAL_URL[balancer_mem$n]}${BAL_PLAYLIST}memory"
-      else
-        port=$(free_port)
-        if start_nginx_in "$WORK/nginx_mem$n" "$NGINX_WORKERS" "$port" "
-  server {
-    listen 127.0.0.1:$port backlog=4096;
-    location /static/ { alias $WORK/root/; }
-  }"; then
-          pid=$NGINX_PID
-          url="http://127.0.0.1:$port${NGINX_PLAYLIST}memory"
-        else
-          log "SKIP (4) nginx_static: $NGINX_ERROR"
-          continue
-        fi
-      fi
-      curl -sS --max-time 10 -o /dev/null "$url" || true
-      log "(4) $peer: $n idle, then $n busy connections"
-      connection_memory "$pid" "$url" "$n"
-      if [[ $peer = balancer ]]; then
-        check_alive "the memory-per-connection run"
-        unset "WATCH_PID[balancer_mem$n]"  # stopped on purpose
-      fi
-      stop_pid "$pid"
-      [[ -n $MEM_NOTE ]] && log "WARNING: (4) $peer: $MEM_NOTE"
-      T_MEM+=("$(printf '%-13s %6s %9s %9s %9s %9s %9s  %s' "$peer" "$n" "$MEM_BASE_KIB" "${MEM_IDLE_KIB:-?}" \
-        "${MEM_ACTIVE_KIB:-?}" "${MEM_IDLE_B:-n/a}" "${MEM_ACTIVE_B:-n/a}" "${MEM_NOTE:-ok}")")
-      J_MEM+=("{\"peer\":\"$peer\",\"connections\":$n,\"vmrss_kib_base\":$(num_or_null "$MEM_BASE_KIB"),\"vmrss_kib_idle\":$(num_or_null "$MEM_IDLE_KIB"),\"vmrss_kib_busy\":$(num_or_null "$MEM_ACTIVE_KIB"),\"bytes_per_idle_connection\":$(num_or_null "$MEM_IDLE_B"),\"bytes_per_busy_connection\":$(num_or_null "$MEM_ACTIVE_B"),\"note\":$(json_str "$MEM_NOTE")}")
-    done
+    start_balancer "balancer_mem$n" 2
+    check_alive "the start of the memory-per-connection run"
+    unset "WATCH_PID[balancer_mem$n]"  # stopped on purpose after its measurement
+    measure_connection_memory 4 balancer "${BAL_PID[balancer_mem$n]}" \
+      "${BAL_URL[balancer_mem$n]}${BAL_PLAYLIST}memory" "$n"
+    if start_nginx_static "$WORK/nginx_mem$n" "$WORK/root"; then
+      measure_connection_memory 4 nginx_static "$NGINX_PID" "${NGINX_STATIC_URL%/static}${NGINX_PLAYLIST}memory" "$n"
+    else
+      log "SKIP (4) nginx_static: $NGINX_ERROR"
+    fi
   done
 fi
 [[ -n $MEM_SECTION_NOTE ]] && log "SKIP (4): $MEM_SECTION_NOTE"
@@ -847,7 +824,7 @@ RSS_VERDICT=$(verdict "$RSS_PER_VIEWER" 1024 le)
   if [[ -n $MEM_SECTION_NOTE ]]; then
     echo "    SKIPPED: $MEM_SECTION_NOTE"
   else
-    printf '%-13s %6s %9s %9s %9s %9s %9s  %s\n' peer N base idle busy B/idle B/busy note
+    echo "$MEMORY_HEADER"
     printf '%s\n' "${T_MEM[@]}"
   fi
   echo

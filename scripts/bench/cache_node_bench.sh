@@ -637,37 +637,20 @@ elif [[ $MEMORY_CONNECTIONS = 0 ]]; then
 else
   for asked in $MEMORY_CONNECTIONS; do
     n=$(fit_connections "$asked")
-    for peer in cache_node nginx_static; do
-      pid="" url=""
-      if [[ $peer = cache_node ]]; then
-        start_cache_node "cache_node_mem$n" 2
-        pid=${PEER_PID[cache_node_mem$n]:-}
-        [[ -n $pid ]] && url="${HIT_BASE[cache_node_mem$n]}/hit/object-2k.bin"
-      else
-        port=$(free_port)
-        if start_nginx_in "$WORK/nginx_mem$n" "$NGINX_WORKERS" "$port" "
-  server {
-    listen 127.0.0.1:$port backlog=4096;
-    location /static/ { alias $WORK/root/; }
-  }"; then
-          pid=$NGINX_PID
-          url="http://127.0.0.1:$port/static/hit/object-2k.bin"
-        fi
-      fi
-      if [[ -z $pid ]]; then
-        log "SKIP (g) $peer: did not start"
-        continue
-      fi
-      curl -sS --max-time 10 -o /dev/null "$url" || true
-      curl -sS --max-time 10 -o /dev/null "$url" || true
-      log "(g) $peer: $n idle, then $n busy connections"
-      connection_memory "$pid" "$url" "$n"
-      stop_pid "$pid"
-      [[ -n $MEM_NOTE ]] && log "WARNING: (g) $peer: $MEM_NOTE"
-      T_MEM+=("$(printf '%-14s %6s %9s %9s %9s %9s %9s  %s' "$peer" "$n" "$MEM_BASE_KIB" "${MEM_IDLE_KIB:-?}" \
-        "${MEM_ACTIVE_KIB:-?}" "${MEM_IDLE_B:-n/a}" "${MEM_ACTIVE_B:-n/a}" "${MEM_NOTE:-ok}")")
-      J_MEM+=("{\"peer\":\"$peer\",\"connections\":$n,\"vmrss_kib_base\":$(num_or_null "$MEM_BASE_KIB"),\"vmrss_kib_idle\":$(num_or_null "$MEM_IDLE_KIB"),\"vmrss_kib_busy\":$(num_or_null "$MEM_ACTIVE_KIB"),\"bytes_per_idle_connection\":$(num_or_null "$MEM_IDLE_B"),\"bytes_per_busy_connection\":$(num_or_null "$MEM_ACTIVE_B"),\"note\":$(json_str "$MEM_NOTE")}")
-    done
+    start_cache_node "cache_node_mem$n" 2
+    if [[ -n ${PEER_PID[cache_node_mem$n]:-} ]]; then
+      # Twice: the first answer may come before the copy is stored.
+      curl -sS --max-time 10 -o /dev/null "${HIT_BASE[cache_node_mem$n]}/hit/object-2k.bin" || true
+      measure_connection_memory g cache_node "${PEER_PID[cache_node_mem$n]}" \
+        "${HIT_BASE[cache_node_mem$n]}/hit/object-2k.bin" "$n"
+    else
+      log "SKIP (g) cache_node: ${PEER_SKIP[cache_node_mem$n]:-did not start}"
+    fi
+    if start_nginx_static "$WORK/nginx_mem$n" "$WORK/root"; then
+      measure_connection_memory g nginx_static "$NGINX_PID" "$NGINX_STATIC_URL/hit/object-2k.bin" "$n"
+    else
+      log "SKIP (g) nginx_static: $NGINX_ERROR"
+    fi
   done
 fi
 [[ -n $MEM_SECTION_NOTE ]] && log "SKIP (g): $MEM_SECTION_NOTE"
@@ -756,7 +739,7 @@ LOAD_END=$(loadavg)
   if [[ -n $MEM_SECTION_NOTE ]]; then
     echo "    SKIPPED: $MEM_SECTION_NOTE"
   else
-    printf '%-14s %6s %9s %9s %9s %9s %9s  %s\n' peer N base idle busy B/idle B/busy note
+    echo "$MEMORY_HEADER"
     printf '%s\n' "${T_MEM[@]}"
   fi
   echo

@@ -165,6 +165,26 @@ connection_memory() {
     MEM_NOTE="${MEM_NOTE:+$MEM_NOTE; }busy: wrk $W_FLAG"
   fi
 }
+# measure_connection_memory SECTION PEER PID URL N: URL answered once, connection_memory,
+# the server stopped, the figures recorded (record_connection_memory).
+measure_connection_memory() {
+  local section=$1 peer=$2 pid=$3 url=$4 n=$5
+  curl -sS --max-time 10 -o /dev/null "$url" || true
+  log "($section) $peer: $n idle, then $n busy connections"
+  connection_memory "$pid" "$url" "$n"
+  kill -0 "$pid" 2>/dev/null || MEM_NOTE="${MEM_NOTE:+$MEM_NOTE; }the server died during the run"
+  stop_pid "$pid"
+  [[ -n $MEM_NOTE ]] && log "WARNING: ($section) $peer: $MEM_NOTE"
+  record_connection_memory "$peer" "$n"
+}
+# record_connection_memory PEER N: the last connection_memory figures as a row of T_MEM and
+# an object of J_MEM (arrays of the caller); the header row is MEMORY_HEADER.
+MEMORY_HEADER=$(printf '%-14s %6s %9s %9s %9s %9s %9s  %s' peer N base idle busy B/idle B/busy note)
+record_connection_memory() {
+  T_MEM+=("$(printf '%-14s %6s %9s %9s %9s %9s %9s  %s' "$1" "$2" "$MEM_BASE_KIB" "${MEM_IDLE_KIB:-?}" \
+    "${MEM_ACTIVE_KIB:-?}" "${MEM_IDLE_B:-n/a}" "${MEM_ACTIVE_B:-n/a}" "${MEM_NOTE:-ok}")")
+  J_MEM+=("{\"peer\":\"$1\",\"connections\":$2,\"vmrss_kib_base\":$(num_or_null "$MEM_BASE_KIB"),\"vmrss_kib_idle\":$(num_or_null "$MEM_IDLE_KIB"),\"vmrss_kib_busy\":$(num_or_null "$MEM_ACTIVE_KIB"),\"bytes_per_idle_connection\":$(num_or_null "$MEM_IDLE_B"),\"bytes_per_busy_connection\":$(num_or_null "$MEM_ACTIVE_B"),\"note\":$(json_str "$MEM_NOTE")}")
+}
 # user + system CPU time of PID in clock ticks.
 # Clock ticks per second of /proc/<pid>/stat's CPU times.
 CLK_TCK=$(getconf CLK_TCK 2>/dev/null || echo 100)
@@ -271,6 +291,20 @@ CONF
   fi
   NGINX_PID=$SPAWNED
   NGINX_VERSION=$("$nginx" -v 2>&1 | sed 's/.*version: //')
+}
+
+# start_nginx_static DIR ROOT: an nginx of its own (BENCH_NGINX_WORKERS, auto) serving ROOT
+# under /static/; sets NGINX_PID and NGINX_STATIC_URL (ending in /static), or NGINX_ERROR and
+# returns 1.
+start_nginx_static() {
+  local port
+  port=$(free_port)
+  start_nginx_in "$1" "${NGINX_WORKERS:-auto}" "$port" "
+  server {
+    listen 127.0.0.1:$port backlog=4096;
+    location /static/ { alias $2/; }
+  }" || return 1
+  NGINX_STATIC_URL="http://127.0.0.1:$port/static"
 }
 
 # ---------------------------------------------------------------- wrk
