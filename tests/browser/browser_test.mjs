@@ -414,6 +414,15 @@ async function allAdvance(players, seconds, timeoutMs) {
   }));
 }
 
+// Waits (bounded) until each player has loaded two segments later than `settleMs` after the
+// event at `at`: what movedOff judges. Advancing a given media time ends at a varying phase
+// of the segment cadence, sometimes just before the second one's request.
+async function twoSegmentsAfter(players, at, settleMs) {
+  await Promise.all(players.map((p) => waitFor(p.player + ' on ' + p.channel + ': two segments after the settle time',
+    async () => p.net.segments.filter((seg) => seg.at > at + settleMs).length >= 2, 4 * TARGET_DURATION_S * 1000, 200)
+    .catch(() => {})));  // movedOff reports what is missing
+}
+
 // The figures of one player after an event at `at` that should move it off `from`, and the
 // problems found: a fatal error, segments from `from` (or failing) `settleMs` after the event,
 // no segment from elsewhere.
@@ -469,6 +478,7 @@ scenarios.players_cache_kill = async (stack) => {
     const killedAt = Date.now();
     process.kill(stack.caches['venue-a'].child.pid, 'SIGKILL');
     await allAdvance(leaving(players), 12, 45000);
+    await twoSegmentsAfter(leaving(players), killedAt, 4000);
     const results = {};
     const problems = [];
     for (const p of players) {
@@ -512,6 +522,7 @@ scenarios.players_steering_change = async (stack) => {
     const changedAt = Date.now();
     await setOverloaded(stack, 'venue-b', true);
     await allAdvance(leaving(players), 10, 40000);
+    await twoSegmentsAfter(leaving(players), changedAt, 6000);
     const results = {};
     const problems = [];
     for (const p of players) {
