@@ -775,19 +775,42 @@ void SourceCache::publish(Entry& entry, std::shared_ptr<const SourceVersion> ver
     entry.caches_before = previous->cache_use.mask();
   }
   entry.failed_at.reset();
-  // Callbacks may call get() (which may add entries): use only the local copies.
-  std::shared_ptr<const SourceVersion> current = entry.version;
+  answer(entry, std::move(waiters));
+  answer_parked(entry);
+}
+
+void SourceCache::answer(Entry& entry, std::vector<Waiter> waiters) {
+  if (waiters.empty()) return;
+  // Callbacks may call get() (which may add entries or park again): use only local copies.
+  const std::shared_ptr<const SourceVersion> current = entry.version;
   std::shared_ptr<const SourceVersion> delta;
   if (std::any_of(waiters.begin(), waiters.end(), [](const Waiter& w) { return w.delta; })) delta = delta_of(entry);
+  const TimePoint validated_at = entry.validated_at;
+  const std::shared_ptr<SourceSlot> slot = entry.slot;
   for (auto& w : waiters) {
     SourceResult r;
     r.from = w.first ? SourceResult::From::miss : SourceResult::From::coalesced;
     r.version = w.delta ? delta : current;
-    r.validated_at = entry.validated_at;
-    r.slot = entry.slot;
+    r.validated_at = validated_at;
+    r.slot = slot;
     w.done(r);
   }
-  answer_parked(entry);
+}
+
+std::vector<SourceCache::Waiter> SourceCache::take_parked(Entry& entry, TimePoint now,
+                                                          const ParkedReady& ready) {
+  std::vector<Waiter> taken;
+  std::vector<Entry::Parked> still;
+  for (Entry::Parked& p : entry.parked) {
+    if (ready(p.target, p.deadline)) {
+      taken.push_back(std::move(p.waiter));
+    } else {
+      still.push_back(std::move(p));
+    }
+  }
+  entry.parked = std::move(still);
+  if (!taken.empty()) arm_parked_timer(entry, now);
+  return taken;
 }
 
 void SourceCache::park(Entry& entry, BlockingTarget target, Waiter waiter, TimePoint now) {
@@ -822,51 +845,18 @@ void SourceCache::arm_parked_timer(Entry& entry, TimePoint now) {
 void SourceCache::answer_parked(Entry& entry) {
   if (entry.parked.empty() || !entry.version || entry.version->playlist.kind != hls::PlaylistKind::media) return;
   const hls::MediaInfo& media = entry.version->playlist.media;
-  std::vector<Waiter> ready;
-  std::vector<Entry::Parked> still;
-  for (Entry::Parked& p : entry.parked) {
-    if (satisfies_blocking(media, p.target.msn, p.target.part)) {
-      ready.push_back(std::move(p.waiter));
-    } else {
-      still.push_back(std::move(p));
-    }
-  }
-  entry.parked = std::move(still);
-  if (ready.empty()) return;
-  arm_parked_timer(entry, clock_.now());
-  // Callbacks may call get() (which may park again): use only the local copies.
-  std::shared_ptr<const SourceVersion> current = entry.version;
-  std::shared_ptr<const SourceVersion> delta;
-  if (std::any_of(ready.begin(), ready.end(), [](const Waiter& w) { return w.delta; })) delta = delta_of(entry);
-  const TimePoint validated_at = entry.validated_at;
-  const std::shared_ptr<SourceSlot> slot = entry.slot;
-  for (Waiter& w : ready) {
-    SourceResult r;
-    r.from = SourceResult::From::coalesced;
-    r.version = w.delta ? delta : current;
-    r.validated_at = validated_at;
-    r.slot = slot;
-    w.done(r);
-  }
+  answer(entry, take_parked(entry, clock_.now(), [&media](const BlockingTarget& target, TimePoint) {
+           return satisfies_blocking(media, target.msn, target.part);
+         }));
 }
 
 void SourceCache::on_parked_timer(const std::string& key) {
   auto it = entries_.find(key);
   if (it == entries_.end()) return;
-  Entry& entry = *it->second;
   const TimePoint now = clock_.now();
-  std::vector<Waiter> expired;
-  std::vector<Entry::Parked> still;
-  for (Entry::Parked& p : entry.parked) {
-    // A millisecond early counts: the timer's resolution, not a reason to wait again.
-    if (p.deadline <= now + Millis(1)) {
-      expired.push_back(std::move(p.waiter));
-    } else {
-      still.push_back(std::move(p));
-    }
-  }
-  entry.parked = std::move(still);
-  arm_parked_timer(entry, now);
+  // A millisecond early counts: the timer's resolution, not a reason to wait again.
+  std::vector<Waiter> expired = take_parked(
+      *it->second, now, [now](const BlockingTarget&, TimePoint deadline) { return deadline <= now + Millis(1); });
   for (Waiter& w : expired) {
     errors_.inc();
     w.done(playlist_not_ready());

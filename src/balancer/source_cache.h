@@ -254,6 +254,11 @@ class SourceCache {
   void park(Entry& entry, BlockingTarget target, Waiter waiter, TimePoint now);
   void arm_parked_timer(Entry& entry, TimePoint now);
   void answer_parked(Entry& entry);
+  // Answers `waiters` from the entry's version (its delta update to those that asked for one).
+  void answer(Entry& entry, std::vector<Waiter> waiters);
+  // The parked waiters `ready` (target, deadline) picks, off the entry; its timer re-armed.
+  using ParkedReady = std::function<bool(const BlockingTarget&, TimePoint deadline)>;
+  std::vector<Waiter> take_parked(Entry& entry, TimePoint now, const ParkedReady& ready);
   void on_parked_timer(const std::string& key);
   // The segments of `current` that `previous` did not have, to the prefetch sink.
   void offer_prefetch(Entry& entry, const SourceVersion& previous, const SourceVersion& current);
