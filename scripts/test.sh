@@ -8,8 +8,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Each phase's start is printed with the time since the start, so a slow CI run says
+# which phase grew.
+phase() { printf '== [%dm%02ds] %s\n' $((SECONDS / 60)) $((SECONDS % 60)) "$*"; }
+
 scripts/setup.sh
 
+phase "build"
 jobs=$(nproc)
 werror=OFF
 if [[ "${CI:-}" == "true" ]]; then werror=ON; fi
@@ -34,10 +39,12 @@ build_sanitizer_trees() {
     cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DBALANCER_WERROR=$werror -DBALANCER_SANITIZE=ON >/dev/null
     nice -n 19 cmake --build build-asan -j "$jobs" --target servers_and_unit_tests
     touch build-asan/built
+    phase "ASan tree built"
   fi
   if [[ $tsan_pass == 1 ]]; then
     cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBALANCER_WERROR=$werror -DBALANCER_TSAN=ON >/dev/null
     nice -n 19 cmake --build build-tsan -j "$jobs" --target balancer cache_node
+    phase "TSan tree built"
   fi
 }
 rm -f build-asan/built
@@ -61,11 +68,13 @@ fi
 # fell a second behind, where it is 0.3-0.4 s on a quiet machine).
 browser_after_builds=0
 if [[ -n $sanitizer_builds && $# -eq 0 ]]; then browser_after_builds=1; fi
+phase "tests"
 if [[ $browser_after_builds == 1 ]]; then
   ctest --test-dir build --output-on-failure -j 2 -LE '^browser$'
 else
   ctest --test-dir build --output-on-failure -j 2 "$@"
 fi
+phase "tests done"
 
 # Waits for the sanitizer builds to finish (or, with `asan`, for the ASan tree only: at most
 # an hour); shows their log and fails if they did.
@@ -86,7 +95,7 @@ wait_sanitizer_builds() { # [asan]
     exit 1
   fi
   sanitizer_builds=""
-  grep -E '^\[[0-9]+/[0-9]+\] Linking CXX executable src/' build/sanitizer-builds.log || true
+  grep -E '^\[[0-9]+/[0-9]+\] Linking CXX executable src/|^== \[' build/sanitizer-builds.log || true
 }
 
 # The sanitizer passes instrument the product: the servers, the libraries and their
@@ -115,7 +124,7 @@ extra=("$@")
 
 if [[ $asan_pass == 1 ]]; then
   wait_sanitizer_builds asan
-  echo "== sanitizer pass (ASan + UBSan) =="
+  phase "sanitizer pass (ASan + UBSan)"
   reports="$PWD/build-asan/sanitizer-reports"
   rm -rf "$reports" && mkdir -p "$reports"
   ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:log_path=$reports/asan" \
@@ -125,13 +134,15 @@ fi
 
 wait_sanitizer_builds
 if [[ $browser_after_builds == 1 ]]; then
+  phase "browser tests"
   ctest --test-dir build --output-on-failure -L '^browser$'
 fi
 
 if [[ $tsan_pass == 1 ]]; then
-  echo "== thread sanitizer pass (integration with threads: 2) =="
+  phase "thread sanitizer pass (integration with threads: 2)"
   reports="$PWD/build-tsan/sanitizer-reports"
   rm -rf "$reports" && mkdir -p "$reports"
   TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$PWD/tests/tsan.supp log_path=$reports/tsan" \
     run_sanitizer_pass build-tsan thread "$reports" 0 -E '^e2e_'
 fi
+phase "done"
