@@ -19,7 +19,8 @@
 //   GET /<name>/seg<M>.<P>.m4s        part P of segment M; the hinted part is held until it
 //                                     is published; parts and segments stay downloadable
 //                                     three target durations after they leave the playlist
-//   GET /__stats[?path=P]             {"total":N,"count":N} requests counted (per path+query)
+//   GET /__stats[?path=P]             {"total":N,"count":N,"kinds":{"high/part":N,...}} requests
+//                                     counted (per path+query; per rendition and kind)
 //   GET|POST /__fault?late_ms=N       the next part is published N ms late
 //   GET|POST /__fault?stall_ms=N      no part is published for N ms
 //   GET|POST /__fault?restart=1       the encoder restarts: numbering from 0, names reused
@@ -577,26 +578,40 @@ class LlOrigin {
     ++total_;
     ++counts_[raw];
     if (path == "/master.m3u8") {
+      ++kinds_["master"];
       return reply(req, 200, "application/vnd.apple.mpegurl", master_playlist(), "max-age=5");
     }
     const size_t slash = path.find('/', 1);
-    if (slash == std::string::npos) return not_found(req);
-    const std::string name = path.substr(1, slash - 1);
-    const std::string file = path.substr(slash + 1);
+    const std::string name = slash == std::string::npos ? "" : path.substr(1, slash - 1);
+    const std::string file = slash == std::string::npos ? "" : path.substr(slash + 1);
     size_t r = 0;
     while (r < options_.renditions.size() && options_.renditions[r].first != name) ++r;
-    if (r == options_.renditions.size()) return not_found(req);
-    if (file == "index.m3u8") return playlist(req, uri.get(), r);
-    if (file == "init.mp4") return reply(req, 200, "video/mp4", material_[r].init, "max-age=3600");
+    if (r == options_.renditions.size()) {
+      ++kinds_["other"];
+      return not_found(req);
+    }
+    // What a benchmark divides by the parts published: requests per kind and rendition.
+    auto count = [this, &name](const char* kind) { ++kinds_[name + "/" + kind]; };
+    if (file == "index.m3u8") {
+      count("playlist");
+      return playlist(req, uri.get(), r);
+    }
+    if (file == "init.mp4") {
+      count("init");
+      return reply(req, 200, "video/mp4", material_[r].init, "max-age=3600");
+    }
     uint64_t msn = 0;
     size_t part = 0;
     char tail[8] = {0};
     if (std::sscanf(file.c_str(), "seg%" SCNu64 ".%zu.m4%1s", &msn, &part, tail) == 3 && std::strcmp(tail, "s") == 0) {
+      count("part");
       return part_request(req, r, msn, part);
     }
     if (std::sscanf(file.c_str(), "seg%" SCNu64 ".m4%1s", &msn, tail) == 2 && std::strcmp(tail, "s") == 0) {
+      count("segment");
       return segment_request(req, r, msn);
     }
+    count("other");
     not_found(req);
   }
 
@@ -710,7 +725,11 @@ class LlOrigin {
       body += ",\"count\":" + std::to_string(it == counts_.end() ? 0 : it->second);
     }
     body += ",\"held\":" + std::to_string(held_.size()) + ",\"next_msn\":" + std::to_string(segments_.back().msn) +
-            ",\"parts_published\":" + std::to_string(next_fragment_) + "}";
+            ",\"parts_published\":" + std::to_string(next_fragment_) + ",\"kinds\":{";
+    for (auto it = kinds_.begin(); it != kinds_.end(); ++it) {
+      body += (it == kinds_.begin() ? "\"" : ",\"") + it->first + "\":" + std::to_string(it->second);
+    }
+    body += "}}";
     reply(req, 200, "application/json", body, "no-store");
   }
 
@@ -747,6 +766,7 @@ class LlOrigin {
   bool hint_404_ = false;
   uint64_t total_ = 0;
   std::map<std::string, uint64_t> counts_;
+  std::map<std::string, uint64_t> kinds_;  // "master", "other", "<rendition>/<playlist|init|part|segment|other>"
 };
 
 void usage() {

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <stdexcept>
 
 #include "support/http_client.h"
@@ -71,6 +72,10 @@ int64_t LlOrigin::total() const {
 
 int64_t LlOrigin::parts_published() const {
   return field(http_get(url("/__stats")).body, "parts_published");
+}
+
+int64_t LlOrigin::requests_of_kind(std::string_view kind) const {
+  return std::max<int64_t>(0, field(http_get(url("/__stats")).body, kind));
 }
 
 int64_t LlOrigin::next_msn() const {

@@ -40,6 +40,8 @@ class LlOrigin {
   int64_t total() const;
   // Parts published so far (all renditions publish together) and the segment being written.
   int64_t parts_published() const;
+  // Requests counted for a kind: "master", "other", "<rendition>/<playlist|init|part|segment>".
+  int64_t requests_of_kind(std::string_view kind) const;
   int64_t next_msn() const;
   // GET /__fault?<query>.
   bool fault(std::string_view query) const;

@@ -117,6 +117,12 @@ TEST_CASE("ll_origin: parts at their cadence with the LL-HLS tags, PDT from the 
                        "-of", "csv=p=0", out.file("s.mp4")},
                       {}, {}));
   CHECK(probe.wait_exit(deadline_in(20s)) == 0);
+  // Counted per rendition and kind (what the side-by-side benchmark divides by parts).
+  CHECK(origin.requests_of_kind("low/playlist") == 1);
+  CHECK(origin.requests_of_kind("high/part") == 1);
+  CHECK(origin.requests_of_kind("high/init") == 1);
+  CHECK(origin.requests_of_kind("high/segment") == 1);
+  CHECK(origin.requests_of_kind("low/part") == 0);
 }
 
 TEST_CASE("ll_origin: blocking reloads, limits and delta updates as RFC 8216bis 6.2.5 says") {
