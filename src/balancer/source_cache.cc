@@ -876,8 +876,18 @@ void SourceCache::offer_prefetch(Entry& entry, const SourceVersion& previous, co
   const std::vector<hls::UriSlot>& uris = current.playlist.tmpl.slots();
   for (size_t i = 0; i < current.plan.slots.size() && i < uris.size(); ++i) {
     const SlotTarget& slot = current.plan.slots[i];
-    // LL-HLS parts and hints: a player asks for them the moment they are listed.
+    // LL-HLS parts were hinted before they were listed: asked for then (below).
     if (uris[i].tag == "EXT-X-PART" || uris[i].tag == "EXT-X-PRELOAD-HINT") continue;
+    if (slot.kind == SlotTarget::Kind::chunk && !known.count(slot.origin_target)) fresh.push_back(slot.origin_target);
+  }
+  // A new hint of a whole part: the node sends the request origin holds until the part
+  // exists before any viewer asks (they learn of the hint only from this playlist), and
+  // streams the part to those who join it. A byte-range hint names the segment in progress,
+  // which fetched whole would come only once complete: left to the viewers' ranges.
+  for (const hls::PreloadHint& hint : current.playlist.media.preload_hints) {
+    if (hint.type != "PART" || hint.byterange_start || hint.byterange_length || !hint.uri_slot) continue;
+    if (*hint.uri_slot >= current.plan.slots.size()) continue;
+    const SlotTarget& slot = current.plan.slots[*hint.uri_slot];
     if (slot.kind == SlotTarget::Kind::chunk && !known.count(slot.origin_target)) fresh.push_back(slot.origin_target);
   }
   if (!fresh.empty()) prefetch_sink_(entry.origin_id, fresh, caches);

@@ -336,6 +336,40 @@ TEST_CASE("source cache: a refresh revealing new live segments names them for pr
   CHECK(offers.size() == 2);
 }
 
+TEST_CASE("source cache: LL-HLS: a new preload hint of a whole part is named for prefetch; parts, byte-range hints "
+          "and a hint already named are not") {
+  Fixture f(no_background_refresh());
+  std::vector<std::vector<std::string>> offers;
+  f.cache->set_prefetch_sink(
+      [&](const std::string&, const std::vector<std::string>& targets, uint64_t) { offers.push_back(targets); });
+  // No CAN-BLOCK-RELOAD: the cache would follow the origin in the background (here the
+  // injected clock alone decides when it asks).
+  auto publish = [&](const std::string& parts_and_hint) {
+    test::write_file(f.dir.file("ll.m3u8"),
+                     "#EXTM3U\n#EXT-X-VERSION:9\n#EXT-X-TARGETDURATION:1\n#EXT-X-PART-INF:PART-TARGET=0.25\n"
+                     "#EXT-X-SERVER-CONTROL:PART-HOLD-BACK=0.75\n#EXT-X-MEDIA-SEQUENCE:10\n"
+                     "#EXT-X-MAP:URI=\"init.mp4\"\n#EXTINF:1.0,\nseg10.m4s\n" +
+                         parts_and_hint);
+    f.clock.advance(501ms);
+    return f.get("/ll.m3u8", {}, {}, true);
+  };
+  SourceResult v1 = publish("#EXT-X-PART:DURATION=0.25,URI=\"seg11.0.m4s\",INDEPENDENT=YES\n"
+                            "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"seg11.1.m4s\"\n");
+  REQUIRE(v1.version != nullptr);
+  v1.version->cache_use.note(0);
+  publish("#EXT-X-PART:DURATION=0.25,URI=\"seg11.0.m4s\",INDEPENDENT=YES\n"
+          "#EXT-X-PART:DURATION=0.25,URI=\"seg11.1.m4s\"\n"
+          "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"seg11.2.m4s\"\n");
+  REQUIRE(offers.size() == 1);
+  // Not seg11.1.m4s: listed now, it was the hint before (its viewers asked then).
+  CHECK(offers[0] == std::vector<std::string>{"/files/seg11.2.m4s"});
+  // A hint of a byte range of the segment in progress is left to the viewers' ranges.
+  publish("#EXT-X-PART:DURATION=0.25,URI=\"seg11.0.m4s\",INDEPENDENT=YES\n"
+          "#EXT-X-PART:DURATION=0.25,URI=\"seg11.1.m4s\"\n#EXT-X-PART:DURATION=0.25,URI=\"seg11.2.m4s\"\n"
+          "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"seg11.m4s\",BYTERANGE-START=3000\n");
+  CHECK(offers.size() == 1);
+}
+
 TEST_CASE("source cache: a channel with prefetch off, or a VOD playlist, is never named for prefetch") {
   Fixture f(no_background_refresh());
   int offers = 0;
