@@ -31,9 +31,10 @@ class LlStack {
   // Ready once the balancer counts the node usable and the origin has begun segment
   // `ready_msn` (every earlier one published whole). The origin lists `window` segments.
   LlStack(const std::vector<LlRendition>& renditions, int64_t ready_msn,
-          std::vector<std::string> balancer_overrides = {}, int window = 10)
+          std::vector<std::string> balancer_overrides = {}, int window = 10,
+          std::vector<std::string> node_overrides = {})
       : origin(origin_options(dir, renditions, window)),
-        node(dir.file("cache-a"), origin.url("")),
+        node(dir.file("cache-a"), origin.url(""), std::move(node_overrides)),
         balancer(dir, origin.url(""), channels_json({channel_json("ll", "/master.m3u8")}),
                  caches_json({cache_json("venue-a", "venue", node.port())}),
                  std::move(balancer_overrides)) {

@@ -9,6 +9,7 @@
 #include <ctime>
 #include <map>
 #include <regex>
+#include <set>
 #include <thread>
 
 #include "balancer/balancer_fixture.h"
@@ -205,6 +206,49 @@ TEST_CASE("LL-HLS end to end: every part through balancer and node, stable URIs,
   CHECK(fetched.ok_count() == 50);
   CHECK(fetched.hash_counts().size() == 1);
   CHECK(origin.count("/low/seg" + std::to_string(msn) + "." + std::to_string(hinted->second) + ".m4s") == 1);
+}
+
+TEST_CASE("LL-HLS: with live prefetch the balancer names each new hint to the node before its viewers ask; each "
+          "part still reaches the origin once") {
+  if (!have_ffmpeg()) {
+    MESSAGE("skipped: ffmpeg is not installed");
+    return;
+  }
+  const std::string key = "prefetch-key-integration-0001";
+  LlStack stack(low_and_high(), 2, {"prefetch.key=\"" + key + "\""}, 10, {"prefetch.keys=[\"" + key + "\"]"});
+  auto& [dir, origin, node, balancer] = stack;
+  const std::string variant = "/hls/ll/low/index.m3u8?cache=venue-a&viewer=ll-prefetch";
+  // A player: a blocking reload for the hinted part, then each new part through the node.
+  std::map<std::string, std::string> parts;  // origin path → the node link, of the parts played
+  std::set<std::string> listed;
+  std::string next_query;
+  const auto until = Clock::now() + 4s;
+  for (int round = 0; round < 100 && Clock::now() < until; ++round) {
+    auto media = balancer.get(variant + next_query);
+    REQUIRE(media.status == 200);
+    const LowLatencyView view = read_view(media.body);
+    REQUIRE(!view.hint.empty());
+    for (const PartLine& part : view.parts) {
+      const std::string path = path_of(part.uri);
+      const std::string origin_path = path.substr(path.find("/low/"));
+      if (listed.count(origin_path)) continue;
+      listed.insert(origin_path);
+      if (round == 0) continue;  // the player starts at the live edge
+      parts[origin_path] = part.uri;
+      CHECK(http_get(part.uri).status == 200);
+    }
+    auto next = part_number(view.hint);
+    REQUIRE(next.has_value());
+    next_query = "&_HLS_msn=" + std::to_string(next->first) + "&_HLS_part=" + std::to_string(next->second);
+  }
+  REQUIRE(parts.size() >= 10);
+  // Each hint is named once it is new (four a second), not only each new segment (one).
+  const double named = metric_value(balancer.metrics(), "balancer_prefetch_chunks_total").value_or(0);
+  MESSAGE(parts.size() << " parts played, " << named << " chunks named for prefetch");
+  CHECK(named >= static_cast<double>(parts.size()));
+  CHECK(metric_value(balancer.metrics(), "balancer_prefetch_requests_total{result=\"failed\"}").value_or(0) == 0);
+  // The node's prefetch and the player's request for the same part are one origin fetch.
+  for (const auto& [path, uri] : parts) CHECK_MESSAGE(origin.count(path) == 1, path);
 }
 
 TEST_CASE("LL-HLS: a plain playlist request gets origin's newest part (the balancer follows origin part by part)") {
