@@ -102,6 +102,23 @@
       videojs.log.warn = (...args) => { warnings.push(args.join(' ')); error(false, { warning: args.join(' ').replace(/ticket=[^&\s]*&?/g, '').slice(0, 600) }); warn(...args); };
       const player = videojs(video, { autoplay: 'muted', muted: true, html5: { vhs: { overrideNative: true } } });
       player.on('error', () => { const e = player.error(); error(true, { code: e && e.code, message: e && e.message }); });
+      // The program date of the frame on screen: from the segment of VHS's current media
+      // playlist holding the playhead, by its timing once transmuxed (VHS's own
+      // convertToProgramTime counts live segments from zero and is a minute off here).
+      sampleLatency(() => {
+        try {
+          const vhs = player.tech({ IWillNotUseThisInPlugins: true }).vhs;
+          const media = vhs && vhs.playlists.media();
+          const t = player.currentTime();
+          for (const seg of (media && media.segments) || []) {
+            const v = seg.videoTimingInfo;
+            if (!v || !seg.dateTimeObject) continue;
+            const start = v.transmuxedPresentationStart + (v.transmuxerPrependedSeconds || 0);
+            if (t >= start && t < v.transmuxedPresentationEnd) return new Date(seg.dateTimeObject.getTime() + (t - start) * 1000);
+          }
+        } catch (e) { /* not mapped yet */ }
+        return null;
+      });
       player.src({ src, type: 'application/x-mpegURL' });
       player.ready(play);
     },
