@@ -21,6 +21,7 @@
 # Environment: VIEWERS (200), DURATION_S (60), PLAYER_S (30), BENCH_PARTS ("side_by_side
 # players"), BENCH_PEERS ("stack nginx varnish"), BENCH_PLAYERS ("hlsjs shaka videojs"),
 # PART_HOLD_BACK (the LL origin's PART-HOLD-BACK in s; ll_origin's default, 3 part targets),
+# LL_ORIGIN_VERBOSE=1 (the origins log every request),
 # BUILD_DIR (build/), OUT (bench-results/latency-<time>/), BENCH_KEEP=1 keeps the temp dir.
 # Needs the targets audience balancer cache_node ll_origin test_origin, ffmpeg, node with the
 # browser tests' packages (scripts/browser_test.sh installs them) and chromium; nginx and
@@ -53,6 +54,8 @@ log "material: ffmpeg, 2 renditions (400k/1200k), parts of 0.25 s"
 scripts/ll_material.sh "$WORK/material"
 HOLD_BACK=()
 [[ -n ${PART_HOLD_BACK:-} ]] && HOLD_BACK=(--part-hold-back "$PART_HOLD_BACK")
+# LL_ORIGIN_VERBOSE=1: the origin logs each request it counts (origin.log).
+[[ ${LL_ORIGIN_VERBOSE:-0} == 1 ]] && HOLD_BACK+=(--verbose)
 start_origin() { # <name>: sets ORIGIN_PORT
   spawn "$OUT/$1.log" "$BUILD_DIR/tests/support/ll_origin" --port 0 --segment 1 "${HOLD_BACK[@]}" \
     --rendition "low=$WORK/material/low.mp4" --rendition "high=$WORK/material/high.mp4"

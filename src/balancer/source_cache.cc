@@ -229,6 +229,9 @@ void SourceCache::get(const SourceRequest& asked, SourceCallback done) {
   if (answer_from_shared_live_copy(request, base_key, delta, now, done)) return;
   if (join_follow(request, base_key, delta, now, done)) return;
 
+  // A delta update the balancer builds is built from the full playlist: origin is asked for
+  // that (the same copy as the viewers' full reloads of the part), never for a delta.
+  if (delta) request.directives.skip.clear();
   const CopyAddress address = address_of(request, base_key);
   // Entries are only ever erased by the sweep timer, never inside a callback.
   if (entries_.find(address.key) == entries_.end()) {
@@ -238,7 +241,7 @@ void SourceCache::get(const SourceRequest& asked, SourceCallback done) {
     }
   }
   Entry& entry = entry_for_request(address, base_key, request, now);
-  answer_or_fetch(entry, std::move(done), now);
+  answer_or_fetch(entry, std::move(done), now, delta);
 }
 
 DeliveryDirectives SourceCache::directives_to_forward(const SourceRequest& request,
@@ -446,18 +449,20 @@ SourceCache::Entry& SourceCache::entry_for_request(const CopyAddress& address,
   return entry;
 }
 
-void SourceCache::answer_or_fetch(Entry& entry, SourceCallback done, TimePoint now) {
+void SourceCache::answer_or_fetch(Entry& entry, SourceCallback done, TimePoint now, bool delta) {
   // A copy built under another live policy (the operator changed the channel) is refetched.
   if (entry.version && entry.version->live == entry.live && current(entry, now)) {
     hits_.inc();
     schedule_refresh(entry, now);
-    return done(hit_result(entry));
+    SourceResult r = hit_result(entry);
+    if (delta) r.version = delta_of(entry);
+    return done(r);
   }
   const bool running = in_flight_.running(entry.key);
   if (!running && entry.failed_at && since(*entry.failed_at, now) < timings_.error_hold) {
     return answer_failure(entry, done, now);
   }
-  Waiter waiter{std::move(done), !running};
+  Waiter waiter{std::move(done), !running, false, delta};
   auto joined = in_flight_.join(entry.key, std::move(waiter));
   if (common::overflowed(joined.outcome)) {
     errors_.inc();

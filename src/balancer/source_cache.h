@@ -6,8 +6,9 @@
 // can block is followed instead: its refresh is a blocking reload for the next part, so
 // the copy is as new as origin's while that reload is held, and viewers' blocking reloads
 // for that part wait on it. Delta updates (_HLS_skip=YES) are built from the copy once per
-// version. Other LL-HLS blocking reloads and delta requests are keyed (and coalesced) per
-// (playlist, _HLS_msn, _HLS_part, _HLS_skip).
+// version (origin is never asked for one it offers). Other LL-HLS blocking reloads are keyed
+// (and coalesced) per (playlist, _HLS_msn, _HLS_part), and per _HLS_skip only where the
+// balancer cannot build the delta itself.
 // Each version is parsed once into an hls::Template plus a RewritePlan.
 //
 // Fetches go through common::HttpClient (never blocking). One per process, on
@@ -236,8 +237,9 @@ class SourceCache {
   // The request's entry (created if new, emptied if the origin's URL changed), asked for now.
   Entry& entry_for_request(const CopyAddress& address, const std::string& base_key,
                            const SourceRequest& request, TimePoint now);
-  // A fresh copy at once, a failure still held, or a wait on the (shared) origin fetch.
-  void answer_or_fetch(Entry& entry, SourceCallback done, TimePoint now);
+  // A fresh copy at once, a failure still held, or a wait on the (shared) origin fetch; with
+  // `delta`, the copy's delta update.
+  void answer_or_fetch(Entry& entry, SourceCallback done, TimePoint now, bool delta = false);
 
   Entry& entry_for(const std::string& key);
   // May the entry's version be served as it is now: fresh by age, or followed?

@@ -161,6 +161,29 @@ TEST_CASE("source cache: an origin that can block gets the directives, within a 
   CHECK(f.origin.count("/files/ll.m3u8?_HLS_skip=YES") == 0);
 }
 
+TEST_CASE("source cache: a blocking reload asking for a delta update gets one built from the full playlist, "
+          "which is what origin is asked for: one upstream copy per part, skip or not") {
+  Fixture f(no_background_refresh());
+  test::write_file(f.dir.file("ll.m3u8"),
+                   test::live_playlist(10, 8, 1, "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,CAN-SKIP-UNTIL=3.0\n"));
+  REQUIRE(f.get("/ll.m3u8").version != nullptr);
+  DeliveryDirectives d;
+  d.msn = 18;
+  d.skip = "YES";
+  SourceResult delta = f.get("/ll.m3u8", d);
+  REQUIRE(delta.version != nullptr);
+  CHECK(delta.version->playlist.media.is_delta_update());
+  CHECK(f.origin.count("/files/ll.m3u8?_HLS_msn=18") == 1);
+  CHECK(f.origin.count("/files/ll.m3u8?_HLS_msn=18&_HLS_skip=YES") == 0);
+  // The same part without the skip: the same copy, whole.
+  d.skip.clear();
+  SourceResult full = f.get("/ll.m3u8", d);
+  REQUIRE(full.version != nullptr);
+  CHECK(full.from == SourceResult::From::hit);
+  CHECK(!full.version->playlist.media.is_delta_update());
+  CHECK(f.origin.count("/files/ll.m3u8?_HLS_msn=18") == 1);
+}
+
 TEST_CASE(
     "source cache: a blocking reload the fresh shared copy answers, or shows too far ahead, costs "
     "no origin fetch") {

@@ -7,6 +7,7 @@
 //
 //   ll_origin --rendition NAME=FILE [--rendition NAME=FILE ...] [--port N] [--segment S]
 //             [--window N] [--part-hold-back S] [--byterange] [--verbose]
+// (--verbose: each counted request on stderr, with the seconds since the start)
 //
 // URL language (every rendition under /<name>/):
 //   GET /master.m3u8                  the multivariant playlist naming every rendition
@@ -577,6 +578,10 @@ class LlOrigin {
     if (path == "/__fault") return fault(req, uri.get());
     ++total_;
     ++counts_[raw];
+    if (options_.verbose) {
+      const auto since = std::chrono::duration<double>(SteadyClock::now() - started_).count();
+      std::fprintf(stderr, "%.3f %s\n", since, raw);
+    }
     if (path == "/master.m3u8") {
       ++kinds_["master"];
       return reply(req, 200, "application/vnd.apple.mpegurl", master_playlist(), "max-age=5");
@@ -763,6 +768,7 @@ class LlOrigin {
   std::vector<Held> held_;
   int64_t late_ms_ = 0;
   std::optional<SteadyClock::time_point> stall_until_;
+  const SteadyClock::time_point started_ = SteadyClock::now();  // --verbose: request times from here
   bool hint_404_ = false;
   uint64_t total_ = 0;
   std::map<std::string, uint64_t> counts_;
