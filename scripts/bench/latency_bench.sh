@@ -206,6 +206,8 @@ run_peer() { # <peer>
   players=$(timeout $((DURATION_S + 120)) node scripts/bench/players_latency.mjs --through "$through" \
     --direct "$TWIN/master.m3u8" --seconds "$DURATION_S" --warmup 15 2>"$dir/players.err") || rc=$?
   after=$(origin_stats)
+  # Our servers' own account of the run (origin fetches by trigger, coalescing, prefetch).
+  [[ $peer == stack ]] && curl -sS --max-time 5 "${PEER_URL[stack]}/metrics" >"$dir/balancer-metrics.txt" 2>/dev/null
   wait "$audience_pid" || log "$peer: audience exited with $? (see $dir/audience.log)"
   printf '%s\n' "$players" >"$dir/players.json"
   [[ $rc == 0 ]] || log "$peer: the players exited with $rc: $(tail -n 3 "$dir/players.err" | tr '\n' ' ')"

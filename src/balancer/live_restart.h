@@ -86,6 +86,8 @@ class LiveRunTracker {
   bool holding_end() const { return holding_end_; }
   uint64_t restarts() const { return restarts_; }
   uint64_t run() const { return run_; }
+  // Served media sequence numbers are origin's (no restart has shifted them).
+  bool origin_numbering() const { return msn_offset_ == 0; }
 
  private:
   bool seen_live_ = false;

@@ -71,6 +71,9 @@ struct SourceCache::Entry {
   // Origin's bytes behind `version` when the balancer serves a copy of its own
   // (a continued or held live copy); empty when `version` is origin's copy itself.
   std::string origin_body;
+  // `version` numbers segments and parts as origin does (no restart continued with new numbers,
+  // no window): a viewer's _HLS_msn/_HLS_part then names origin's part, which the follow asks for.
+  bool origin_numbering = true;
   // Prefetch: the channel's origin id and choice (the latest request's), and the
   // caches viewers of the version before `version` were sent to.
   std::string origin_id;
@@ -354,9 +357,9 @@ bool SourceCache::join_follow(const SourceRequest& request, const std::string& b
   auto it = entries_.find(base_key);
   if (it == entries_.end()) return false;
   Entry& base = *it->second;
-  // The viewer's numbers are origin's only while the copy is origin's own (not continued
-  // after a restart, not a window).
-  if (base.origin_base != request.origin_base || !base.origin_body.empty() || !base.version) return false;
+  // The viewer's numbers are origin's only while the copy numbers as origin does (a live
+  // channel's copy of its own, with no restart continued and no window, does).
+  if (base.origin_base != request.origin_base || !base.origin_numbering || !base.version) return false;
   const BlockingTarget asked{*request.directives.msn, request.directives.part};
   const bool follow_held = base.following && in_flight_.running(base_key);
   if (!follow_held || base.follow_next != asked) {
@@ -719,6 +722,7 @@ common::Result<std::shared_ptr<const SourceVersion>> SourceCache::build_version(
     entry.origin_body.clear();
   }
   entry.follow_next = follow_next;
+  entry.origin_numbering = entry.runs.origin_numbering() && !before_window;
   return std::shared_ptr<const SourceVersion>(std::move(version));
 }
 

@@ -30,12 +30,13 @@ class LlStack {
  public:
   // Ready once the balancer counts the node usable and the origin has begun segment
   // `ready_msn` (every earlier one published whole). The origin lists `window` segments.
+  // `kind`: the channel's "kind" in channels.json ("" leaves it out: automatic).
   LlStack(const std::vector<LlRendition>& renditions, int64_t ready_msn,
           std::vector<std::string> balancer_overrides = {}, int window = 10,
-          std::vector<std::string> node_overrides = {})
+          std::vector<std::string> node_overrides = {}, const std::string& kind = "")
       : origin(origin_options(dir, renditions, window)),
         node(dir.file("cache-a"), origin.url(""), std::move(node_overrides)),
-        balancer(dir, origin.url(""), channels_json({channel_json("ll", "/master.m3u8")}),
+        balancer(dir, origin.url(""), channels_json({channel(kind)}),
                  caches_json({cache_json("venue-a", "venue", node.port())}),
                  std::move(balancer_overrides)) {
     REQUIRE(balancer.wait_cache_usable("venue-a", true, std::chrono::seconds(10)));
@@ -50,6 +51,11 @@ class LlStack {
   BalancerProcess balancer;
 
  private:
+  static std::string channel(const std::string& kind) {
+    std::string json = channel_json("ll", "/master.m3u8");
+    if (!kind.empty()) json.insert(json.size() - 1, ",\"kind\":\"" + kind + "\"");
+    return json;
+  }
   static LlOriginOptions origin_options(const TempDir& dir, const std::vector<LlRendition>& renditions,
                                         int window) {
     LlOriginOptions options;

@@ -294,7 +294,12 @@ TEST_CASE("LL-HLS: viewers blocked on a part past the one followed wait for the 
     MESSAGE("skipped: ffmpeg is not installed");
     return;
   }
-  LlStack stack({{"low", 300}}, 2);
+  // A channel configured live serves a copy of its own (its runs named), numbered as origin's.
+  std::string kind;
+  SUBCASE("channel kind automatic") {}
+  SUBCASE("channel kind live") { kind = "live"; }
+  CAPTURE(kind);
+  LlStack stack({{"low", 300}}, 2, {}, 10, {}, kind);
   auto& [dir, origin, node, balancer] = stack;
   const std::string variant = "/hls/ll/low/index.m3u8?cache=venue-a&viewer=ll4";
   REQUIRE(balancer.get(variant).status == 200);
