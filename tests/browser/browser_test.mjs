@@ -619,6 +619,49 @@ scenarios.players_low_latency = async (stack) => {
   }
 };
 
+// Each player in its low-latency mode on the LL channel through venue-a; kill -9 of venue-a:
+// the balancer's next playlist lists the new parts and the hint on venue-b (its health poll
+// notices within a second), so hls.js and Shaka Player take their parts from the sibling with
+// no fatal error, within LL_LEAVE_BOUND_S. With a second of buffer, a failed hinted part
+// may stall a player briefly: stalls are recorded. VHS's LL-HLS (experimental): recorded.
+const LL_LEAVE_BOUND_S = 3;
+scenarios.players_low_latency_cache_kill = async (stack) => {
+  await reviveCaches(stack);
+  const pages = await startPageServer(source);
+  const browser = await newContext();
+  try {
+    const players = [];
+    for (const player of PLAYERS) players.push(await openPlayer(stack, browser, pages, player, 'll', 'venue-a', { lowLatency: true }));
+    await allAdvance(players, 5, 40000);
+    for (const p of players) {
+      check(p.net.segments.length >= 5 && p.net.segments.every((seg) => seg.source === 'venue-a'),
+        p.player + ' (LL): every part from venue-a before the kill: ' + JSON.stringify(p.net.segments.slice(-5)));
+    }
+    const killedAt = Date.now();
+    process.kill(stack.caches['venue-a'].child.pid, 'SIGKILL');
+    const checkedPlayers = players.filter((p) => p.player !== 'videojs');
+    await allAdvance(checkedPlayers, 6, 30000);
+    await twoSegmentsAfter(players, killedAt, 2000);
+    const results = {};
+    const problems = [];
+    for (const p of players) {
+      const { figures, state, problems: found } = await movedOff(p, 'venue-a', killedAt, 2000);
+      figures.stallsThroughKill = state.stalls;
+      results[p.player] = figures;
+      if (p.player === 'videojs') continue;
+      problems.push(...found.map((f) => f + ' (LL)'));
+      if (!figures.sourcesAfter.every((id) => id === 'venue-b')) problems.push(p.player + ' (LL): not to the sibling: ' + figures.sourcesAfter);
+      if (!(figures.firstSegmentElsewhereAfterS <= LL_LEAVE_BOUND_S)) {
+        problems.push(p.player + ' (LL): no part from the sibling within ' + LL_LEAVE_BOUND_S + ' s: ' + figures.firstSegmentElsewhereAfterS + ' s');
+      }
+    }
+    return checkPlayers(results, problems);
+  } finally {
+    await browser.close();
+    pages.server.close();
+  }
+};
+
 let stack = null;
 const began = Date.now();
 try {
