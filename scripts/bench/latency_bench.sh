@@ -68,16 +68,7 @@ TWIN=http://127.0.0.1:$ORIGIN_PORT
 LIVE=""
 if [[ $WANTED_PARTS == *players* ]]; then
   log "live source: ffmpeg, 3 variants (800k/400k/200k), 2 s segments, program dates"
-  mkdir -p "$WORK/live/live"
-  spawn "$OUT/ffmpeg.log" ffmpeg -hide_banner -loglevel error -re \
-    -f lavfi -i "testsrc2=size=640x360:rate=25" -f lavfi -i "sine=frequency=440:sample_rate=48000" \
-    -filter_complex "[0:v]split=3[a][b][c];[b]scale=480:270[b2];[c]scale=320:180[c2]" \
-    -map "[a]" -map 1:a -map "[b2]" -map 1:a -map "[c2]" -map 1:a \
-    -c:v libx264 -preset ultrafast -tune zerolatency -g 50 -keyint_min 50 -sc_threshold 0 -pix_fmt yuv420p \
-    -b:v:0 800k -b:v:1 400k -b:v:2 200k -c:a aac -b:a 64k -ac 2 \
-    -f hls -hls_time 2 -hls_list_size 8 -hls_flags delete_segments+independent_segments+temp_file+program_date_time \
-    -master_pl_name master.m3u8 -var_stream_map "v:0,a:0 v:1,a:1 v:2,a:2" \
-    -hls_segment_filename "$WORK/live/live/v%v/seg_%05d.ts" "$WORK/live/live/v%v/index.m3u8"
+  spawn_live_ladder "$OUT/ffmpeg.log" "$WORK/live"
   spawn "$OUT/live-origin.log" "$BUILD_DIR/tests/support/test_origin" --port 0 --root "$WORK/live"
   LIVE=http://127.0.0.1:$(wait_listening "$OUT/live-origin.log" 10 "$SPAWNED") || { echo "test_origin did not start" >&2; exit 1; }
 fi
