@@ -102,15 +102,16 @@
       videojs.log.warn = (...args) => { warnings.push(args.join(' ')); error(false, { warning: args.join(' ').replace(/ticket=[^&\s]*&?/g, '').slice(0, 600) }); warn(...args); };
       const player = videojs(video, { autoplay: 'muted', muted: true, html5: { vhs: { overrideNative: true } } });
       player.on('error', () => { const e = player.error(); error(true, { code: e && e.code, message: e && e.message }); });
-      // The program date of the frame on screen: from the segment of VHS's current media
-      // playlist holding the playhead, by its timing once transmuxed (VHS's own
-      // convertToProgramTime counts live segments from zero and is a minute off here).
+      // The program date of the frame on screen: from the segment holding the playhead, by its
+      // timing once transmuxed (VHS's own convertToProgramTime counts live segments from zero
+      // and is a minute off here). Any rendition's: after a switch, the playhead is still in
+      // segments of the one before.
       sampleLatency(() => {
         try {
           const vhs = player.tech({ IWillNotUseThisInPlugins: true }).vhs;
-          const media = vhs && vhs.playlists.media();
+          const main = vhs && (vhs.playlists.main || vhs.playlists.master);
           const t = player.currentTime();
-          for (const seg of (media && media.segments) || []) {
+          for (const seg of ((main && main.playlists) || []).flatMap((p) => p.segments || [])) {
             const v = seg.videoTimingInfo;
             if (!v || !seg.dateTimeObject) continue;
             const start = v.transmuxedPresentationStart + (v.transmuxerPrependedSeconds || 0);
