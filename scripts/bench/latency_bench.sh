@@ -52,12 +52,12 @@ PIDS=()
 
 log "material: ffmpeg, 2 renditions (400k/1200k), parts of 0.25 s"
 scripts/ll_material.sh "$WORK/material"
-HOLD_BACK=()
-[[ -n ${PART_HOLD_BACK:-} ]] && HOLD_BACK=(--part-hold-back "$PART_HOLD_BACK")
+ORIGIN_ARGS=()
+[[ -n ${PART_HOLD_BACK:-} ]] && ORIGIN_ARGS=(--part-hold-back "$PART_HOLD_BACK")
 # LL_ORIGIN_VERBOSE=1: the origin logs each request it counts (origin.log).
-[[ ${LL_ORIGIN_VERBOSE:-0} == 1 ]] && HOLD_BACK+=(--verbose)
+[[ ${LL_ORIGIN_VERBOSE:-0} == 1 ]] && ORIGIN_ARGS+=(--verbose)
 start_origin() { # <name>: sets ORIGIN_PORT
-  spawn "$OUT/$1.log" "$BUILD_DIR/tests/support/ll_origin" --port 0 --segment 1 "${HOLD_BACK[@]}" \
+  spawn "$OUT/$1.log" "$BUILD_DIR/tests/support/ll_origin" --port 0 --segment 1 "${ORIGIN_ARGS[@]}" \
     --rendition "low=$WORK/material/low.mp4" --rendition "high=$WORK/material/high.mp4"
   ORIGIN_PORT=$(wait_listening "$OUT/$1.log" 10 "$SPAWNED") || { echo "$1 did not start" >&2; exit 1; }
 }
@@ -166,7 +166,6 @@ stat_of() { # <json> <key>
   v=$(printf '%s' "$1" | grep -o "\"$2\":[0-9]*" | head -n1 | cut -d: -f2)
   echo "${v:-0}"
 }
-per_part() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else printf "n/a" }'; }
 
 # A scenario of LL viewers arriving over 5 s and playing; the window is the hls.js page's.
 scenario() { # <peer>
@@ -193,7 +192,8 @@ run_peer() { # <peer>
   # An anonymous viewer of the stack names itself and the node it pinged, as the app does.
   local through=${PEER_URL[$peer]}${PEER_PLAYLIST[$peer]}
   [[ $peer == stack ]] && through+="?viewer=bench-hlsjs&cache=venue-a"
-  # hls.js starts once the simulated viewers are playing, and measures in their window.
+  # hls.js starts with the simulated viewers; what it measures (after a 15 s warm-up) lies
+  # within their window.
   players=$(timeout $((DURATION_S + 120)) node scripts/bench/players_latency.mjs --through "$through" \
     --direct "$TWIN/master.m3u8" --seconds "$DURATION_S" --warmup 15 2>"$dir/players.err") || rc=$?
   after=$(origin_stats)
