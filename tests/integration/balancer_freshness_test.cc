@@ -192,9 +192,10 @@ TEST_CASE("origin down: the last good copy serves for playlists.media_stale_s, t
   CHECK(is_json_error_reply(failure, "origin_unreachable"));
   CHECK(stale > 0);
   // media_stale_s (3 s, longer than the 2 s target duration) after the last good fetch, which
-  // was < 0.5 s before the kill.
+  // was < 0.5 s before the kill; plus this loop's 50 ms steps and a request's time, which under
+  // ThreadSanitizer reached 3335 ms in one CI run.
   CHECK(served_for >= 2400);
-  CHECK(served_for <= 3300);
+  CHECK(served_for <= 3500);
 }
 
 TEST_CASE("an origin that never answers gives 504 JSON after the fetch timeout") {
