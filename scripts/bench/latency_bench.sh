@@ -21,7 +21,8 @@
 # Environment: VIEWERS (200), DURATION_S (60), PLAYER_S (30), BENCH_PARTS ("side_by_side
 # players"), BENCH_PEERS ("stack nginx varnish"), BENCH_PLAYERS ("hlsjs shaka videojs"),
 # PART_HOLD_BACK (the LL origin's PART-HOLD-BACK in s; ll_origin's default, 3 part targets),
-# LL_ORIGIN_VERBOSE=1 (the origins log every request),
+# LL_ORIGIN_VERBOSE=1 (the origins log every request), LL_MATERIAL=light (320x180 at 15 fps:
+# cheaper for the browsers to decode beside the servers),
 # BUILD_DIR (build/), OUT (bench-results/latency-<time>/), BENCH_KEEP=1 keeps the temp dir.
 # Needs the targets audience balancer cache_node ll_origin test_origin, ffmpeg, node with the
 # browser tests' packages (scripts/browser_test.sh installs them) and chromium; nginx and
@@ -50,7 +51,7 @@ mkdir -p "$OUT"
 WORK=$(mktemp -d)
 PIDS=()
 
-log "material: ffmpeg, 2 renditions (400k/1200k), parts of 0.25 s"
+log "material: ffmpeg, 2 renditions ($([[ ${LL_MATERIAL:-} == light ]] && echo "320x180, 15 fps" || echo "640x360, 30 fps")), parts of 0.25 s"
 scripts/ll_material.sh "$WORK/material"
 ORIGIN_ARGS=()
 [[ -n ${PART_HOLD_BACK:-} ]] && ORIGIN_ARGS=(--part-hold-back "$PART_HOLD_BACK")
