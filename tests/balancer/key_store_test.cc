@@ -12,13 +12,8 @@
 #include <vector>
 
 #include "balancer_fixture.h"
-#include "common/clock.h"
-#include "common/handles.h"
-#include "common/http_client.h"
-#include "common/metrics.h"
 #include "loopback_node.h"
-#include "support/origin_fixture.h"
-#include "support/process.h"
+#include "origin_client_fixture.h"
 
 namespace balancer {
 namespace {
@@ -34,19 +29,10 @@ KeyStoreOptions options_with(std::chrono::milliseconds ttl, size_t max_bytes = 6
   return options;
 }
 
-struct Fixture {
-  test::TempDir dir;
-  test::TestOrigin origin{test::serving_files(dir.path())};
-  common::EventBasePtr base{event_base_new()};
-  common::MetricsRegistry metrics;
-  common::FakeClock clock;
-  std::unique_ptr<common::HttpClient> client;
+struct Fixture : test::OriginClient {
   std::unique_ptr<KeyStore> store;
 
   explicit Fixture(KeyStoreOptions options) {
-    auto made = common::HttpClient::create(*base, {});
-    REQUIRE(made.ok());
-    client = std::move(*made);
     store = std::make_unique<KeyStore>(*base, *client, metrics, options, clock);
   }
 

@@ -7,32 +7,18 @@
 
 #include <optional>
 
-#include "common/clock.h"
-#include "common/handles.h"
-#include "common/http_client.h"
-#include "common/metrics.h"
-#include "support/origin_fixture.h"
-#include "support/process.h"
 #include "balancer_fixture.h"
+#include "origin_client_fixture.h"
 
 namespace balancer {
 namespace {
 
 using namespace std::chrono_literals;
 
-struct Fixture {
-  test::TempDir dir;
-  test::TestOrigin origin{test::serving_files(dir.path())};
-  common::EventBasePtr base{event_base_new()};
-  common::MetricsRegistry metrics;
-  common::FakeClock clock;
-  std::unique_ptr<common::HttpClient> client;
+struct Fixture : test::OriginClient {
   std::unique_ptr<SourceCache> cache;
 
   explicit Fixture(PlaylistTimings timings) {
-    auto made = common::HttpClient::create(*base, {});
-    REQUIRE(made.ok());
-    client = std::move(*made);
     cache = std::make_unique<SourceCache>(*base, *client, metrics, timings, clock);
   }
 

@@ -1,0 +1,35 @@
+// What the balancer's origin-facing classes (SourceCache, KeyStore) are built on in their unit
+// tests: a real test_origin serving a temp dir, an event loop with an HTTP client on it, a
+// metrics registry and a fake clock. Loop thread (the test's) only.
+#pragma once
+
+#include <doctest/doctest.h>
+#include <event2/event.h>
+
+#include <memory>
+
+#include "common/clock.h"
+#include "common/handles.h"
+#include "common/http_client.h"
+#include "common/metrics.h"
+#include "support/origin_fixture.h"
+#include "support/process.h"
+
+namespace balancer::test {
+
+struct OriginClient {
+  TempDir dir;
+  TestOrigin origin{serving_files(dir.path())};
+  common::EventBasePtr base{event_base_new()};
+  common::MetricsRegistry metrics;
+  common::FakeClock clock;
+  std::unique_ptr<common::HttpClient> client;
+
+  OriginClient() {
+    auto made = common::HttpClient::create(*base, {});
+    REQUIRE(made.ok());
+    client = std::move(*made);
+  }
+};
+
+}  // namespace balancer::test
