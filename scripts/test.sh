@@ -17,14 +17,18 @@ scripts/setup.sh
 phase "build"
 jobs=$(nproc)
 werror=OFF
-if [[ "${CI:-}" == "true" ]]; then werror=ON; fi
+# Unity builds (BALANCER_UNITY_BUILD) halve the servers' and libraries' compile time from
+# scratch (2.0 against 4.0 min here): always in the sanitizer trees, which only this script
+# builds; in the ordinary tree in CI only, where nobody edits and rebuilds.
+unity=OFF
+if [[ "${CI:-}" == "true" ]]; then werror=ON; unity=ON; fi
 
 asan_pass=0
 tsan_pass=0
 if [[ "${CI:-}" == "true" || "${BALANCER_SANITIZE_TESTS:-}" == "1" ]]; then asan_pass=1; fi
 if [[ "${CI:-}" == "true" || "${BALANCER_TSAN_TESTS:-}" == "1" ]]; then tsan_pass=1; fi
 
-cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBALANCER_WERROR=$werror >/dev/null
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBALANCER_WERROR=$werror -DBALANCER_UNITY_BUILD=$unity >/dev/null
 cmake --build build -j "$jobs"
 
 # The sanitizer trees are built while the ordinary tests run: those mostly wait (timers,
@@ -36,13 +40,13 @@ cmake --build build -j "$jobs"
 # thread each, which ThreadSanitizer has nothing to say about.
 build_sanitizer_trees() {
   if [[ $asan_pass == 1 ]]; then
-    cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DBALANCER_WERROR=$werror -DBALANCER_SANITIZE=ON >/dev/null
+    cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DBALANCER_WERROR=$werror -DBALANCER_SANITIZE=ON -DBALANCER_UNITY_BUILD=ON >/dev/null
     nice -n 19 cmake --build build-asan -j "$jobs" --target servers_and_unit_tests
     touch build-asan/built
     phase "ASan tree built"
   fi
   if [[ $tsan_pass == 1 ]]; then
-    cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBALANCER_WERROR=$werror -DBALANCER_TSAN=ON >/dev/null
+    cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBALANCER_WERROR=$werror -DBALANCER_TSAN=ON -DBALANCER_UNITY_BUILD=ON >/dev/null
     nice -n 19 cmake --build build-tsan -j "$jobs" --target balancer cache_node
     phase "TSan tree built"
   fi

@@ -7,6 +7,7 @@
 
 #include "api/api_state.h"
 #include "api/lmdb_accounts.h"
+#include "api/log_tag.h"
 #include "api/password.h"
 #include "api/pg_accounts.h"
 #include "common/log.h"
@@ -14,7 +15,6 @@
 namespace api {
 
 namespace {
-constexpr const char* kLog = "api";
 constexpr std::string_view kPrefix = "/api/v1/";
 // Expired sessions are dropped in batches, so a purge never holds the store's worker long.
 constexpr timeval kPurgeInterval{60, 0};

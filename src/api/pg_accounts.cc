@@ -3,6 +3,7 @@
 #include <cassert>
 #include <cstdlib>
 
+#include "api/log_tag.h"
 #include "common/log.h"
 
 namespace api {
@@ -11,7 +12,6 @@ namespace {
 using common::PgResultPtr;
 using common::Result;
 
-constexpr const char* kLog = "api";
 
 // Version 1: users, sessions, purchases with the idempotency key unique per user.
 constexpr const char* kMigrationV1 = R"sql(

@@ -4,6 +4,7 @@
 #include <strings.h>
 
 #include "api/api_state.h"
+#include "api/log_tag.h"
 #include "api/token.h"
 #include "common/json.h"
 #include "common/log.h"
@@ -11,8 +12,6 @@
 namespace api {
 
 namespace {
-
-constexpr const char* kLog = "api";
 
 // The bearer token of the request: "" when there is none, "?" when malformed.
 std::string bearer_token(const common::HttpExchange& ex) {

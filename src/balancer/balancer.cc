@@ -4,6 +4,7 @@
 #include "balancer/balancer.h"
 
 #include "balancer/balancer_loop.h"
+#include "balancer/log_tag.h"
 #include "balancer/web_pages.h"
 #include "common/log.h"
 
@@ -13,7 +14,6 @@ using common::HttpExchange;
 
 namespace {
 
-constexpr const char* kLog = "balancer";
 // The operator switch: the path the existing app and test plans use (sic), and its alias.
 constexpr std::string_view kSwitchPath = "/access_queue_swith";
 constexpr std::string_view kSwitchAlias = "/access_queue_switch";

@@ -8,7 +8,7 @@
 namespace balancer {
 
 namespace {
-constexpr const char* kLog = "prefetch";
+constexpr const char* kPrefetchLog = "prefetch";
 constexpr size_t kChunksPerRequest = 64;  // the node's bound (docs/cache_node.md)
 }  // namespace
 
@@ -120,7 +120,7 @@ void PrefetchClient::send(Job job) {
     } else {
       requests_failed_.inc();
       // The key itself is never logged.
-      LOG_WARN(kLog, "prefetch to ", url,
+      LOG_WARN(kPrefetchLog, "prefetch to ", url,
                " failed: ", result.ok ? "status " + std::to_string(*status) : result.error);
     }
     pump();

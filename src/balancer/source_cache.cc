@@ -4,14 +4,13 @@
 #include <cmath>
 #include <unordered_set>
 
+#include "balancer/log_tag.h"
 #include "common/log.h"
 #include "hls/program_date.h"
 #include "hls/window.h"
 
 namespace balancer {
 namespace {
-
-constexpr const char* kLog = "balancer";
 
 Millis since(TimePoint then, TimePoint now) {
   return std::chrono::duration_cast<Millis>(now - then);

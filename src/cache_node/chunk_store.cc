@@ -15,12 +15,11 @@
 #include <unordered_set>
 #include <vector>
 
+#include "cache_node/log_tag.h"
 #include "common/log.h"
 
 namespace cache_node {
 namespace {
-
-constexpr const char* kLog = "cache_node";
 
 std::string file_name_for(const std::string& key) {
   unsigned char digest[SHA256_DIGEST_LENGTH];

@@ -10,16 +10,6 @@ namespace {
 
 constexpr int64_t kMaxDelta = int64_t{1} << 31;  // RFC 9111 §1.2.2: larger values count as 2^31
 
-bool is_space(char c) {
-  return c == ' ' || c == '\t';
-}
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && is_space(s.front())) s.remove_prefix(1);
-  while (!s.empty() && is_space(s.back())) s.remove_suffix(1);
-  return s;
-}
-
 bool iends_with(std::string_view s, std::string_view suffix) {
   return s.size() >= suffix.size() && iequals(s.substr(s.size() - suffix.size()), suffix);
 }
@@ -42,7 +32,7 @@ std::optional<int64_t> parse_delta_seconds(std::string_view v) {
 // A directive's argument without quotes ("5" → 5); a quoted string keeps its
 // inside (escapes are not needed for the numbers and names we read).
 std::string_view unquote(std::string_view v) {
-  v = trim(v);
+  v = trim_ows(v);
   if (v.size() >= 2 && v.front() == '"' && v.back() == '"') return v.substr(1, v.size() - 2);
   return v;
 }
@@ -55,7 +45,7 @@ void set_first(std::optional<int64_t>& slot, std::optional<std::string_view> arg
 // RFC 9111 §5.1: the first member of a list-valued Age; an invalid value is ignored (0).
 int64_t age_seconds(std::optional<std::string_view> age) {
   if (!age) return 0;
-  return parse_delta_seconds(trim(age->substr(0, age->find(',')))).value_or(0);
+  return parse_delta_seconds(trim_ows(age->substr(0, age->find(',')))).value_or(0);
 }
 
 // The lifetime the response states itself (s-maxage, max-age, Expires − Date), if any.
@@ -79,7 +69,7 @@ ObjectKind classify_object(std::string_view path, std::string_view content_type)
       path.substr(path.rfind('/') == std::string_view::npos ? 0 : path.rfind('/') + 1);
   auto dot = name.rfind('.');
   std::string_view ext = dot == std::string_view::npos ? std::string_view() : name.substr(dot + 1);
-  std::string_view type = trim(content_type.substr(0, content_type.find(';')));
+  std::string_view type = trim_ows(content_type.substr(0, content_type.find(';')));
 
   if (iequals(ext, "m3u8") || iequals(ext, "m3u") || iends_with(type, "mpegurl"))
     return ObjectKind::playlist;
@@ -114,13 +104,13 @@ CacheDirectives parse_cache_control(std::string_view header) {
         break;
       }
     }
-    std::string_view item = trim(header.substr(i, std::min(end, header.size()) - i));
+    std::string_view item = trim_ows(header.substr(i, std::min(end, header.size()) - i));
     i = end + 1;
     if (item.empty()) continue;
     auto eq = item.find('=');
-    std::string_view name = trim(item.substr(0, eq));
+    std::string_view name = trim_ows(item.substr(0, eq));
     std::optional<std::string_view> arg;
-    if (eq != std::string_view::npos) arg = trim(item.substr(eq + 1));
+    if (eq != std::string_view::npos) arg = trim_ows(item.substr(eq + 1));
     if (iequals(name, "max-age")) {
       set_first(d.max_age, arg);
     } else if (iequals(name, "s-maxage")) {

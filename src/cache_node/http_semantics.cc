@@ -4,13 +4,14 @@
 #include <ctime>
 
 namespace cache_node {
-namespace {
 
-std::string_view trim(std::string_view s) {
+std::string_view trim_ows(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
   while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
   return s;
 }
+
+namespace {
 
 bool parse_u64(std::string_view s, uint64_t& out) {
   if (s.empty() || s.size() > 19) return false;
@@ -19,7 +20,7 @@ bool parse_u64(std::string_view s, uint64_t& out) {
 }
 
 std::string_view opaque_tag(std::string_view tag) {
-  tag = trim(tag);
+  tag = trim_ows(tag);
   if (tag.substr(0, 2) == "W/") tag.remove_prefix(2);
   return tag;
 }
@@ -29,14 +30,14 @@ std::string_view opaque_tag(std::string_view tag) {
 RangeDecision evaluate_range(std::optional<std::string_view> header, uint64_t size) {
   RangeDecision out;
   if (!header) return out;
-  std::string_view v = trim(*header);
+  std::string_view v = trim_ows(*header);
   if (v.substr(0, 6) != "bytes=") return out;
   v.remove_prefix(6);
   if (v.find(',') != std::string_view::npos) return out;  // multiple ranges: serve whole
   auto dash = v.find('-');
   if (dash == std::string_view::npos) return out;
-  std::string_view a = trim(v.substr(0, dash));
-  std::string_view b = trim(v.substr(dash + 1));
+  std::string_view a = trim_ows(v.substr(0, dash));
+  std::string_view b = trim_ows(v.substr(dash + 1));
   uint64_t first = 0, last = 0;
   if (a.empty()) {
     uint64_t suffix = 0;
@@ -69,7 +70,7 @@ bool not_modified(std::optional<std::string_view> if_none_match, std::optional<s
                   std::string_view etag, std::string_view last_modified) {
   if (if_none_match) {
     std::string_view list = *if_none_match;
-    if (trim(list) == "*") return true;
+    if (trim_ows(list) == "*") return true;
     if (etag.empty()) return false;
     while (!list.empty()) {
       auto comma = list.find(',');
@@ -90,7 +91,7 @@ bool not_modified(std::optional<std::string_view> if_none_match, std::optional<s
 bool if_range_allows(std::optional<std::string_view> if_range, std::string_view etag,
                      std::string_view last_modified) {
   if (!if_range) return true;
-  std::string_view v = trim(*if_range);
+  std::string_view v = trim_ows(*if_range);
   if (!v.empty() && (v.front() == '"' || v.substr(0, 2) == "W/")) {
     // Strong comparison only for If-Range.
     return v.substr(0, 2) != "W/" && !etag.empty() && etag.substr(0, 2) != "W/" && v == etag;
@@ -115,7 +116,7 @@ namespace {
 bool lists(std::string_view list, std::string_view name) {
   while (!list.empty()) {
     const size_t comma = list.find(',');
-    if (iequals(trim(list.substr(0, comma)), name)) return true;
+    if (iequals(trim_ows(list.substr(0, comma)), name)) return true;
     if (comma == std::string_view::npos) break;
     list.remove_prefix(comma + 1);
   }
@@ -156,7 +157,7 @@ bool updated_by_304(std::string_view name) {
 bool varies_on_everything(std::string_view vary) {
   while (!vary.empty()) {
     const size_t comma = vary.find(',');
-    if (trim(vary.substr(0, comma)) == "*") return true;
+    if (trim_ows(vary.substr(0, comma)) == "*") return true;
     if (comma == std::string_view::npos) break;
     vary.remove_prefix(comma + 1);
   }
@@ -218,7 +219,7 @@ std::optional<int64_t> parse_http_date(std::string_view text) {
   // Exactly the three grammars of RFC 9110 §5.6.7, character by character: a lenient
   // reading ("Sun,  6 Nov 1994 8:49:37 GMT") could give a date the origin never meant,
   // and an Expires read wrongly can freeze a live playlist until then.
-  const std::string_view s = trim(text);
+  const std::string_view s = trim_ows(text);
   tm t{};
   int day = 0, year = 0;
   const size_t comma = s.find(',');

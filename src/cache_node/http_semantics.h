@@ -9,6 +9,9 @@
 
 namespace cache_node {
 
+// `s` without the optional whitespace (spaces and tabs, RFC 9110 §5.6.3) at either end.
+std::string_view trim_ows(std::string_view s);
+
 struct ByteRange {
   uint64_t first = 0;
   uint64_t last = 0;  // inclusive

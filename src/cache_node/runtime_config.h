@@ -8,12 +8,11 @@
 #include <vector>
 
 #include "cache_node/cache_node.h"
+#include "cache_node/log_tag.h"
 #include "common/coalesced_fetch.h"
 #include "common/url_signing.h"
 
 namespace cache_node {
-
-inline constexpr const char* kLog = "cache_node";
 
 // How chunk fetches name what failed (common/coalesced_fetch.h).
 inline constexpr common::UpstreamWording kChunkWording{"chunk", "object_too_large", "this cache node"};

@@ -3,10 +3,10 @@
 #include <array>
 #include <cassert>
 
+#include "hls/uri.h"
+
 namespace hls {
 namespace {
-
-constexpr char kHex[] = "0123456789ABCDEF";
 
 // Bytes that are escaped wherever they are: ASCII controls, and '"' in quoted slots.
 constexpr std::array<bool, 256> escape_table(bool quoted) {
@@ -18,12 +18,6 @@ constexpr std::array<bool, 256> escape_table(bool quoted) {
 }
 constexpr std::array<bool, 256> kEscapeQuoted = escape_table(true);
 constexpr std::array<bool, 256> kEscapeBare = escape_table(false);
-
-void append_percent(std::string& out, unsigned char c) {
-  out.push_back('%');
-  out.push_back(kHex[c >> 4]);
-  out.push_back(kHex[c & 0xF]);
-}
 
 void append_escaped(std::string& out, const UriSlot& slot, std::string_view text) {
   const auto& table = slot.quoted ? kEscapeQuoted : kEscapeBare;
@@ -47,7 +41,7 @@ void append_escaped(std::string& out, const UriSlot& slot, std::string_view text
   for (size_t i = 0; i < text.size(); ++i) {
     auto c = static_cast<unsigned char>(text[i]);
     if (table[c] || (i == 0 && hash_first) || i < keep_begin || i >= keep_end) {
-      append_percent(out, c);
+      append_percent_encoded(out, c);
     } else {
       out.push_back(static_cast<char>(c));
     }

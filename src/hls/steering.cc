@@ -7,7 +7,7 @@
 namespace hls {
 namespace {
 
-constexpr std::string_view kBom = "\xEF\xBB\xBF";
+constexpr std::string_view kByteOrderMark = "\xEF\xBB\xBF";
 constexpr std::string_view kStreamInf = "#EXT-X-STREAM-INF:";
 constexpr std::string_view kIFrameStreamInf = "#EXT-X-I-FRAME-STREAM-INF:";
 constexpr std::string_view kMedia = "#EXT-X-MEDIA:";
@@ -37,7 +37,8 @@ std::vector<Line> split_lines(std::string_view body) {
 // Where a line of the master goes: once for all pathways, or into each pathway's block.
 enum class Kind { shared, media, variant, variant_tail, iframe };
 
-std::string_view tag_name(std::string_view line) {
+// "#EXT-X-MEDIA" for "#EXT-X-MEDIA:TYPE=AUDIO,...".
+std::string_view line_tag(std::string_view line) {
   return line.substr(0, line.find(':'));
 }
 
@@ -108,7 +109,7 @@ std::optional<std::string> steered_master(const std::vector<PathwayCopy>& copies
   std::vector<std::vector<Line>> lines;
   for (const PathwayCopy& copy : copies) {
     std::string_view body = copy.master;
-    if (starts_with(body, kBom)) body.remove_prefix(kBom.size());
+    if (starts_with(body, kByteOrderMark)) body.remove_prefix(kByteOrderMark.size());
     lines.push_back(split_lines(body));
   }
   const std::vector<Line>& first = lines.front();
@@ -152,7 +153,7 @@ std::optional<std::string> steered_master(const std::vector<PathwayCopy>& copies
     for (size_t i = 0; i < first.size(); ++i) {
       const bool tag = starts_with(first[i].text, "#");
       if (tag != starts_with(lines[c][i].text, "#")) return std::nullopt;
-      if (tag && tag_name(first[i].text) != tag_name(lines[c][i].text)) return std::nullopt;
+      if (tag && line_tag(first[i].text) != line_tag(lines[c][i].text)) return std::nullopt;
     }
   }
   const bool number_variants = any_repeated(variant_keys);
@@ -162,7 +163,7 @@ std::optional<std::string> steered_master(const std::vector<PathwayCopy>& copies
   auto end_of = [nl](const Line& line) { return line.end.empty() ? nl : line.end; };
   std::string out;
   out.reserve((copies.front().master.size() + 64) * copies.size() + server_uri.size() + 64);
-  if (starts_with(copies.front().master, kBom)) out.append(kBom);
+  if (starts_with(copies.front().master, kByteOrderMark)) out.append(kByteOrderMark);
   for (size_t i = 0; i <= head; ++i) out.append(first[i].text).append(end_of(first[i]));
   out.append("#EXT-X-CONTENT-STEERING:SERVER-URI=\"").append(server_uri).append("\",PATHWAY-ID=\"");
   out.append(start).append("\"").append(nl);

@@ -17,14 +17,6 @@ int hex_value(char c) {
   return -1;
 }
 
-constexpr char kHex[] = "0123456789ABCDEF";
-
-void append_escaped(std::string& out, unsigned char c) {
-  out.push_back('%');
-  out.push_back(kHex[c >> 4]);
-  out.push_back(kHex[c & 0xF]);
-}
-
 // RFC 3986 section 5.2.3.
 std::string merge_paths(const UriParts& base, std::string_view ref_path) {
   std::string out;
@@ -40,6 +32,13 @@ std::string merge_paths(const UriParts& base, std::string_view ref_path) {
 }
 
 }  // namespace
+
+void append_percent_encoded(std::string& out, unsigned char c) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  out.push_back('%');
+  out.push_back(kHex[c >> 4]);
+  out.push_back(kHex[c & 0xF]);
+}
 
 bool is_valid_scheme(std::string_view scheme) {
   if (scheme.empty() || !is_alpha(scheme[0])) return false;
@@ -194,7 +193,7 @@ std::string escape_uri_chars(std::string_view text) {
     auto c = static_cast<unsigned char>(ch);
     if (c >= 0x80 || c == ' ' || c == '"' || c == '<' || c == '>' || c == '`' || c == '{' ||
         c == '}') {
-      append_escaped(out, c);
+      append_percent_encoded(out, c);
     } else {
       out.push_back(ch);
     }
@@ -210,7 +209,7 @@ std::string percent_encode_component(std::string_view text) {
     if (is_alpha(ch) || is_digit(ch) || c == '-' || c == '.' || c == '_' || c == '~') {
       out.push_back(ch);
     } else {
-      append_escaped(out, c);
+      append_percent_encoded(out, c);
     }
   }
   return out;

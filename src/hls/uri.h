@@ -56,6 +56,9 @@ std::string escape_uri_chars(std::string_view text);
 // parameter or a path segment. Never fails.
 std::string percent_encode_component(std::string_view text);
 
+// Appends `c` as "%XX" (upper-case hex digits, RFC 3986 §2.1).
+void append_percent_encoded(std::string& out, unsigned char c);
+
 // Decodes %XX escapes (hex digits of either case); with `plus_as_space`, '+' is
 // decoded to ' ' (application/x-www-form-urlencoded). Returns nullopt when a '%'
 // is not followed by two hex digits.

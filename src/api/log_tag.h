@@ -1,0 +1,9 @@
+// The component name this component's log lines carry (common/log.h), in one place
+// (source files of a library may be compiled together: docs/testing.md § Build).
+#pragma once
+
+namespace api {
+
+inline constexpr const char* kLog = "api";
+
+}  // namespace api
