@@ -20,7 +20,9 @@
 
 namespace {
 
-size_t discard(char*, size_t size, size_t n, void*) { return size * n; }
+size_t discard(char*, size_t size, size_t n, void*) {
+  return size * n;
+}
 
 std::string with_viewer(const std::string& url, const std::string& viewer) {
   std::string out = url;
@@ -52,7 +54,8 @@ int main(int argc, char** argv) {
     }
   }
   if (urls.empty() || threads < 1 || seconds <= 0 || viewers < 1) {
-    std::fprintf(stderr, "usage: fleet_load --threads T --seconds S --viewers V [--fresh] URL...\n");
+    std::fprintf(stderr,
+                 "usage: fleet_load --threads T --seconds S --viewers V [--fresh] URL...\n");
     return 2;
   }
   curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -75,7 +78,8 @@ int main(int argc, char** argv) {
     uint64_t n = 0;
     while (std::chrono::steady_clock::now() < end) {
       const size_t u = n % urls.size();
-      const uint64_t id = fresh ? next_fresh.fetch_add(1) : (thread + n * threads) % static_cast<uint64_t>(viewers);
+      const uint64_t id =
+          fresh ? next_fresh.fetch_add(1) : (thread + n * threads) % static_cast<uint64_t>(viewers);
       const std::string url = with_viewer(urls[u], (fresh ? "f" : "r") + std::to_string(id));
       curl_easy_setopt(handles[u], CURLOPT_URL, url.c_str());
       const auto t0 = std::chrono::steady_clock::now();
@@ -96,14 +100,17 @@ int main(int argc, char** argv) {
   const auto started = std::chrono::steady_clock::now();
   for (int t = 0; t < threads; ++t) pool.emplace_back(run, t);
   for (auto& t : pool) t.join();
-  const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  const double elapsed =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   std::sort(latencies_ms.begin(), latencies_ms.end());
   auto pct = [&](double p) {
     if (latencies_ms.empty()) return 0.0;
-    return latencies_ms[std::min(latencies_ms.size() - 1, static_cast<size_t>(p * latencies_ms.size()))];
+    return latencies_ms[std::min(latencies_ms.size() - 1,
+                                 static_cast<size_t>(p * latencies_ms.size()))];
   };
-  std::printf("{\"requests\":%zu,\"per_s\":%.0f,\"p50_ms\":%.3f,\"p99_ms\":%.3f,\"statuses\":{", latencies_ms.size(),
-              static_cast<double>(latencies_ms.size()) / elapsed, pct(0.5), pct(0.99));
+  std::printf("{\"requests\":%zu,\"per_s\":%.0f,\"p50_ms\":%.3f,\"p99_ms\":%.3f,\"statuses\":{",
+              latencies_ms.size(), static_cast<double>(latencies_ms.size()) / elapsed, pct(0.5),
+              pct(0.99));
   bool first = true;
   for (auto [s, c] : statuses) {
     std::printf("%s\"%ld\":%llu", first ? "" : ",", s, static_cast<unsigned long long>(c));

@@ -128,18 +128,18 @@ struct AdmissionStatus {
   uint64_t active_viewers = 0;
   uint64_t origin_viewers = 0;  // active viewers whose chunks come from origin
   uint64_t queued_viewers = 0;
-  uint64_t reserved_slots = 0;                // freed slots held for the head of the queue
-  std::chrono::seconds head_waited{0};        // how long the head ticket has been waiting
+  uint64_t reserved_slots = 0;          // freed slots held for the head of the queue
+  std::chrono::seconds head_waited{0};  // how long the head ticket has been waiting
   // Estimated wait of a viewer arriving now: 0 when it would be admitted, nullopt while the
   // slot free rate is unknown.
   std::optional<std::chrono::seconds> next_wait = std::chrono::seconds(0);
-  double declared_mbps = 0;                   // sum of BANDWIDTH over active viewers
-  double traffic_estimate_mbps = 0;           // declared_mbps * correction
-  double correction = 1;                      // measured / declared on caches, in [0.25, 4]
-  std::optional<double> measured_cache_mbps;  // last value given to set_measured_traffic_mbps
+  double declared_mbps = 0;                    // sum of BANDWIDTH over active viewers
+  double traffic_estimate_mbps = 0;            // declared_mbps * correction
+  double correction = 1;                       // measured / declared on caches, in [0.25, 4]
+  std::optional<double> measured_cache_mbps;   // last value given to set_measured_traffic_mbps
   std::optional<double> slot_free_rate_per_s;  // observed turnover; nullopt while unknown
-  std::vector<AdmissionGroupCount> channels;  // channels with active viewers, sorted by name
-  std::vector<AdmissionGroupCount> caches;    // caches with active viewers, sorted by name
+  std::vector<AdmissionGroupCount> channels;   // channels with active viewers, sorted by name
+  std::vector<AdmissionGroupCount> caches;     // caches with active viewers, sorted by name
   AdmissionCounters counters;
 };
 

@@ -32,7 +32,8 @@ class AdmissionPolicy::Impl {
  public:
   explicit Impl(const AdmissionLimits& limits) : limits_(limits) {}
 
-  AdmissionDecision handle(ViewerKey key, const StreamUpdate& update, TimePoint now, const ViewerSource& from) {
+  AdmissionDecision handle(ViewerKey key, const StreamUpdate& update, TimePoint now,
+                           const ViewerSource& from) {
     if (key.empty() || key.size() > kMaxViewerKeyBytes) return {};
     now = advance(now);
     expire_due(now);
@@ -141,15 +142,17 @@ class AdmissionPolicy::Impl {
 
   // --- state transitions ---------------------------------------------------------------------
 
-  AdmissionDecision arrive(ViewerKey key, const StreamUpdate& update, TimePoint now, const ViewerSource& from) {
+  AdmissionDecision arrive(ViewerKey key, const StreamUpdate& update, TimePoint now,
+                           const ViewerSource& from) {
     if (limits_.max_entries != 0 && viewers_.size() >= limits_.max_entries) {
       ++counters_.refused_full;
       return refused(AdmissionDecision::Refusal::kFull);
     }
     // Everyone waiting already holds a reserved slot and there is room beyond theirs: the
     // newcomer jumps no one. (With an empty queue this is just "the limits allow one more".)
-    const bool admit_now = !emulation_ && offers_ == queue_.size() &&
-                           fits(offers_ + 1, reserved_mbps_ + newcomer_cost_mbps(update.bandwidth_bps));
+    const bool admit_now =
+        !emulation_ && offers_ == queue_.size() &&
+        fits(offers_ + 1, reserved_mbps_ + newcomer_cost_mbps(update.bandwidth_bps));
     AddressUse* address = nullptr;
     if (!from.address.empty()) {
       auto found = addresses_.find(from.address);
@@ -385,7 +388,8 @@ class AdmissionPolicy::Impl {
     AdmissionDecision d;
     d.kind = AdmissionDecision::Kind::kRefused;
     d.refusal = why;
-    d.retry_after = std::max(std::chrono::ceil<std::chrono::seconds>(limits_.retry_after), std::chrono::seconds(1));
+    d.retry_after = std::max(std::chrono::ceil<std::chrono::seconds>(limits_.retry_after),
+                             std::chrono::seconds(1));
     return d;
   }
 
@@ -415,14 +419,14 @@ class AdmissionPolicy::Impl {
   bool emulation_ = false;
   TimePoint last_now_;
 
-  StringMap<Node> viewers_;   // node-based: Node addresses stay valid across rehashing
+  StringMap<Node> viewers_;          // node-based: Node addresses stay valid across rehashing
   StringMap<AddressUse> addresses_;  // addresses with viewers counted against them
-  NodeList active_;           // admitted viewers, least recently refreshed first
-  NodeList queued_;           // waiting viewers, least recently renewed first
-  TicketQueue queue_;         // waiting viewers in ticket order
-  uint64_t offers_ = 0;       // queue positions 1..offers_ hold a reserved slot
-  double reserved_mbps_ = 0;  // traffic reserved with those slots
-  TimePoint lapse_check_at_;  // no reservation lapses before this
+  NodeList active_;                  // admitted viewers, least recently refreshed first
+  NodeList queued_;                  // waiting viewers, least recently renewed first
+  TicketQueue queue_;                // waiting viewers in ticket order
+  uint64_t offers_ = 0;              // queue positions 1..offers_ hold a reserved slot
+  double reserved_mbps_ = 0;         // traffic reserved with those slots
+  TimePoint lapse_check_at_;         // no reservation lapses before this
   uint64_t next_ticket_ = 1;
 
   GroupTable channels_;
@@ -446,8 +450,8 @@ AdmissionDecision AdmissionPolicy::request(ViewerKey viewer, const StreamInfo& s
                        now, from);
 }
 
-AdmissionDecision AdmissionPolicy::check(ViewerKey viewer, std::string_view channel,
-                                         TimePoint now, const ViewerSource& from) {
+AdmissionDecision AdmissionPolicy::check(ViewerKey viewer, std::string_view channel, TimePoint now,
+                                         const ViewerSource& from) {
   StreamUpdate update;
   if (!channel.empty()) update.channel = channel;
   return impl_->handle(viewer, update, now, from);

@@ -1,8 +1,9 @@
 // The Lua script that keeps the fleet's admission state in Redis (admission.backend: redis).
 // One script, one operation per call (ARGV[1]), so every multi-step decision is atomic in Redis.
-// The model is the in-process AdmissionPolicy's (admission_policy.h) (docs/admission.md), with wall-clock times in
-// milliseconds (the caller's, or Redis's own TIME when the caller passes 0), never a process's
-// steady clock. Keys (all under one prefix, one hash tag, so a cluster keeps them on one shard):
+// The model is the in-process AdmissionPolicy's (admission_policy.h) (docs/admission.md), with
+// wall-clock times in milliseconds (the caller's, or Redis's own TIME when the caller passes 0),
+// never a process's steady clock. Keys (all under one prefix, one hash tag, so a cluster keeps them
+// on one shard):
 //   KEYS[1] slots      zset  viewer -> last refresh (ms)
 //   KEYS[2] queue      zset  viewer -> ticket (FIFO order)
 //   KEYS[3] renewals   zset  viewer -> last ticket renewal (ms)

@@ -42,78 +42,88 @@ void Api::State::handle_access(common::EventLoop& loop, common::HttpExchange& in
   }
   const std::string cache = in.query_param("cache").value_or("");
   if (!cache.empty() && !common::valid_channel_id(cache)) {
-    return fail(in, 400, "bad_request", "The cache id may only use letters, digits, '-' and '_' (1 to 64).");
+    return fail(in, 400, "bad_request",
+                "The cache id may only use letters, digits, '-' and '_' (1 to 64).");
   }
   const std::vector<ChannelEntry> channels = host.channels();
   const ChannelEntry* found = find_channel(channels, channel_id);
-  if (found == nullptr) return fail(in, 404, "unknown_channel", "No channel '" + channel_id + "' is configured.");
+  if (found == nullptr)
+    return fail(in, 404, "unknown_channel", "No channel '" + channel_id + "' is configured.");
   const ChannelEntry channel = *found;
 
   if (!has_authorization(in)) {
     const std::string ticket = in.query_param("ticket").value_or("");
     const std::string viewer = in.query_param("viewer").value_or("");
     if (!viewer.empty() && !common::valid_viewer_id(viewer)) {
-      return fail(in, 400, "bad_request", "The viewer id must be 1 to 128 printable characters without spaces.");
+      return fail(in, 400, "bad_request",
+                  "The viewer id must be 1 to 128 printable characters without spaces.");
     }
     auto key = host.viewer_key(channel.id, ticket, viewer);
     if (!key) {
       const std::string& code = key.error().code;
       const int status = code == "unknown_channel"                                  ? 404
                          : code == "ticket_wrong_channel" || code == "not_entitled" ? 403
-                                                                                     : 401;
+                                                                                    : 401;
       return fail(in, status, code, key.error().message);
     }
     ExchangePtr held = hold(in);
     const std::string remote_ip = held->remote_ip();
-    host.admit(*key, channel.id, remote_ip, loop, [ex = held, id = channel.id](const AdmissionAnswer& a) {
-      if (ex->closed()) return;
-      if (!a.admitted) return send_answer(*ex, a);
-      std::string out = "{\"access\":\"granted\",\"channel\":";
-      common::append_json_string(out, id);
-      no_store(*ex);
-      ex->reply(200, out + "}\n");
-    });
+    host.admit(*key, channel.id, remote_ip, loop,
+               [ex = held, id = channel.id](const AdmissionAnswer& a) {
+                 if (ex->closed()) return;
+                 if (!a.admitted) return send_answer(*ex, a);
+                 std::string out = "{\"access\":\"granted\",\"channel\":";
+                 common::append_json_string(out, id);
+                 no_store(*ex);
+                 ex->reply(200, out + "}\n");
+               });
     return;
   }
 
   if (api_off(*this, in)) return;
-  with_session(*this, loop, hold(in), [this, &loop, channel, cache](ExchangePtr ex, const SessionInfo& info) {
-    store->list_purchases(loop, info.user.id, [this, &loop, ex, channel, cache, user_id = info.user.id](
-                                                  common::Result<std::vector<Purchase>> purchases) {
-      if (!purchases) return storage_failed(*this, *ex, "purchase list", purchases.error());
-      const int64_t now = clock.unix_now();
-      const auto cfg = config.load();
-      int64_t expires = now + cfg->ticket_lifetime.count();
-      if (!channel.free) {
-        const std::optional<int64_t> until = entitled_until(*purchases, channel.id, now);
-        if (!until) {
-          return fail(*ex, 403, "not_entitled",
-                      "This paid channel is locked: buy the product '" + channel.product + "' to watch it.");
-        }
-        if (*until != 0) expires = std::min(expires, *until);
-      }
-      const std::string viewer_id = "u" + std::to_string(user_id);
-      host.admit("t:" + viewer_id, channel.id, ex->remote_ip(), loop,
-                 [this, ex, channel, cache, viewer_id, expires](const AdmissionAnswer& a) {
-        if (ex->closed()) return;
-        if (!a.admitted) return send_answer(*ex, a);
-        auto ticket = host.issue_ticket(channel.id, viewer_id, expires);
-        if (!ticket) return fail(*ex, 500, "internal_error", ticket.error().message);
-        tickets_issued.inc();
-        std::string url = channel.playlist;
-        // Both are URL-safe as they are: base64url and '.', and the id alphabet.
-        common::append_query_param(url, "ticket", *ticket);
-        if (!cache.empty()) common::append_query_param(url, "cache", cache);
-        std::string out = "{\"access\":\"granted\",\"channel\":";
-        common::append_json_string(out, channel.id);
-        out += ",\"playlist_url\":";
-        common::append_json_string(out, url);
-        out += ",\"ticket_expires_at\":" + std::to_string(expires) + "}\n";
-        no_store(*ex);
-        ex->reply(200, out);
+  with_session(
+      *this, loop, hold(in),
+      [this, &loop, channel, cache](ExchangePtr ex, const SessionInfo& info) {
+        store->list_purchases(
+            loop, info.user.id,
+            [this, &loop, ex, channel, cache,
+             user_id = info.user.id](common::Result<std::vector<Purchase>> purchases) {
+              if (!purchases) return storage_failed(*this, *ex, "purchase list", purchases.error());
+              const int64_t now = clock.unix_now();
+              const auto cfg = config.load();
+              int64_t expires = now + cfg->ticket_lifetime.count();
+              if (!channel.free) {
+                const std::optional<int64_t> until = entitled_until(*purchases, channel.id, now);
+                if (!until) {
+                  return fail(*ex, 403, "not_entitled",
+                              "This paid channel is locked: buy the product '" + channel.product +
+                                  "' to watch it.");
+                }
+                if (*until != 0) expires = std::min(expires, *until);
+              }
+              const std::string viewer_id = "u" + std::to_string(user_id);
+              host.admit("t:" + viewer_id, channel.id, ex->remote_ip(), loop,
+                         [this, ex, channel, cache, viewer_id, expires](const AdmissionAnswer& a) {
+                           if (ex->closed()) return;
+                           if (!a.admitted) return send_answer(*ex, a);
+                           auto ticket = host.issue_ticket(channel.id, viewer_id, expires);
+                           if (!ticket)
+                             return fail(*ex, 500, "internal_error", ticket.error().message);
+                           tickets_issued.inc();
+                           std::string url = channel.playlist;
+                           // Both are URL-safe as they are: base64url and '.', and the id alphabet.
+                           common::append_query_param(url, "ticket", *ticket);
+                           if (!cache.empty()) common::append_query_param(url, "cache", cache);
+                           std::string out = "{\"access\":\"granted\",\"channel\":";
+                           common::append_json_string(out, channel.id);
+                           out += ",\"playlist_url\":";
+                           common::append_json_string(out, url);
+                           out += ",\"ticket_expires_at\":" + std::to_string(expires) + "}\n";
+                           no_store(*ex);
+                           ex->reply(200, out);
+                         });
+            });
       });
-    });
-  });
 }
 
 }  // namespace api

@@ -26,8 +26,8 @@ inline constexpr int kSchemaVersion = 2;
 inline bool valid_login(std::string_view login) {
   if (login.empty() || login.size() > 64) return false;
   for (char c : login) {
-    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
-              c == '-' || c == '@' || c == '+';
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '-' || c == '@' || c == '+';
     if (!ok) return false;
   }
   return true;
@@ -38,7 +38,7 @@ struct User {
   std::string login;
   std::string password_hash;  // api/password.h format; never logged
   bool disabled = false;
-  int64_t created_at = 0;     // unix seconds
+  int64_t created_at = 0;  // unix seconds
   // Raised by passwd and disable: a session is valid only with its user's current epoch, so a
   // login whose password check began before the change can never outlive it.
   uint64_t session_epoch = 0;
@@ -73,7 +73,8 @@ class AccountStore {
  public:
   virtual ~AccountStore() = default;
   // Any loop thread; `done` runs later on `back`'s thread. Errors: "storage_error".
-  virtual void find_user(common::EventLoop& back, std::string login, StoreCallback<std::optional<User>> done) = 0;
+  virtual void find_user(common::EventLoop& back, std::string login,
+                         StoreCallback<std::optional<User>> done) = 0;
   // Committed before `done` is told ok.
   virtual void create_session(common::EventLoop& back, Session session, StoreDone done) = 0;
   // The session whose stored hash equals `token_hash` (compared in constant
@@ -81,7 +82,8 @@ class AccountStore {
   virtual void find_session(common::EventLoop& back, std::string token_hash,
                             StoreCallback<std::optional<SessionInfo>> done) = 0;
   // True when a session was removed (committed), false when there was none.
-  virtual void revoke_session(common::EventLoop& back, std::string token_hash, StoreCallback<bool> done) = 0;
+  virtual void revoke_session(common::EventLoop& back, std::string token_hash,
+                              StoreCallback<bool> done) = 0;
   // Moves the session's expiry to `expires_at` unless it is already later (a refresh; committed
   // before `done`). True when the session exists.
   virtual void extend_session(common::EventLoop& back, std::string token_hash, int64_t expires_at,
@@ -90,21 +92,26 @@ class AccountStore {
   // current cost, after a successful sign-in) only while the stored hash is still `old_hash`, so
   // a password change meanwhile wins. Sessions stay valid (the epoch is not raised). True when
   // replaced (committed).
-  virtual void upgrade_password_hash(common::EventLoop& back, uint64_t user_id, std::string old_hash,
-                                     std::string new_hash, StoreCallback<bool> done) = 0;
+  virtual void upgrade_password_hash(common::EventLoop& back, uint64_t user_id,
+                                     std::string old_hash, std::string new_hash,
+                                     StoreCallback<bool> done) = 0;
 
   // Records `purchase` with a new id, in one transaction with its idempotency key
   // (unique per user): when the user already used that key, nothing is written
   // and the earlier purchase comes back with created == false. Committed before
   // `done` is told ok.
-  virtual void create_purchase(common::EventLoop& back, Purchase purchase, StoreCallback<PurchaseOutcome> done) = 0;
+  virtual void create_purchase(common::EventLoop& back, Purchase purchase,
+                               StoreCallback<PurchaseOutcome> done) = 0;
   // The purchase `user_id` made with `idempotency_key`, or nullopt.
-  virtual void find_purchase_by_key(common::EventLoop& back, uint64_t user_id, std::string idempotency_key,
+  virtual void find_purchase_by_key(common::EventLoop& back, uint64_t user_id,
+                                    std::string idempotency_key,
                                     StoreCallback<std::optional<Purchase>> done) = 0;
   // The purchase with `id` (any user's: the caller checks the owner), or nullopt.
-  virtual void find_purchase(common::EventLoop& back, uint64_t id, StoreCallback<std::optional<Purchase>> done) = 0;
+  virtual void find_purchase(common::EventLoop& back, uint64_t id,
+                             StoreCallback<std::optional<Purchase>> done) = 0;
   // Every purchase of `user_id`, newest first.
-  virtual void list_purchases(common::EventLoop& back, uint64_t user_id, StoreCallback<std::vector<Purchase>> done) = 0;
+  virtual void list_purchases(common::EventLoop& back, uint64_t user_id,
+                              StoreCallback<std::vector<Purchase>> done) = 0;
   // Deletes up to `max` sessions that expired before `now_unix`; how many went.
   virtual void purge_expired_sessions(common::EventLoop& back, int64_t now_unix, size_t max,
                                       StoreCallback<size_t> done) = 0;

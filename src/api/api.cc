@@ -32,13 +32,16 @@ common::FairQueueLimits kdf_queue_limits(const ApiConfig& c) {
 void read_api_section(common::ConfigReader& r, ApiConfig& c) {
   c.store = r.string("store", "lmdb");
   if (c.store != "lmdb" && c.store != "postgresql") {
-    r.fail("store", "must be \"lmdb\" (embedded, in data_dir) or \"postgresql\" (shared by several balancers)");
+    r.fail(
+        "store",
+        "must be \"lmdb\" (embedded, in data_dir) or \"postgresql\" (shared by several balancers)");
   }
   {
     auto pg = r.object("postgresql");
     common::PgOptions& o = c.postgresql;
     o.host = pg.string("host", o.host);
-    if (o.host.empty() || o.host.find_first_of(" \t") != std::string::npos) pg.fail("host", "must be a host name or IP address");
+    if (o.host.empty() || o.host.find_first_of(" \t") != std::string::npos)
+      pg.fail("host", "must be a host name or IP address");
     o.port = static_cast<uint16_t>(pg.integer("port", o.port, 1, 65535));
     o.dbname = pg.string("dbname", o.dbname);
     o.user = pg.string("user", o.user);
@@ -56,16 +59,19 @@ void read_api_section(common::ConfigReader& r, ApiConfig& c) {
   (void)r.integer("kdf_iterations", 600'000, 1, kMaxIterations);
   c.kdf.memory_kib = static_cast<uint32_t>(
       r.integer("kdf_memory_kib", kMinProductionMemoryKib, kMinTestMemoryKib, kMaxMemoryKib));
-  c.kdf.passes = static_cast<uint32_t>(r.integer("kdf_passes", kMinProductionPasses, kMinTestPasses, kMaxPasses));
+  c.kdf.passes = static_cast<uint32_t>(
+      r.integer("kdf_passes", kMinProductionPasses, kMinTestPasses, kMaxPasses));
   c.kdf_allow_weak_for_tests = r.boolean("kdf_allow_weak_for_tests", false);
   if (!c.kdf_allow_weak_for_tests) {
     if (c.kdf.memory_kib < kMinProductionMemoryKib) {
-      r.fail("kdf_memory_kib", "must be at least 19456 (OWASP's Argon2id minimum; lower, down to 64, only with "
-                               "\"kdf_allow_weak_for_tests\": true)");
+      r.fail("kdf_memory_kib",
+             "must be at least 19456 (OWASP's Argon2id minimum; lower, down to 64, only with "
+             "\"kdf_allow_weak_for_tests\": true)");
     }
     if (c.kdf.passes < kMinProductionPasses) {
-      r.fail("kdf_passes", "must be at least 2 (OWASP's Argon2id minimum; 1 only with "
-                           "\"kdf_allow_weak_for_tests\": true)");
+      r.fail("kdf_passes",
+             "must be at least 2 (OWASP's Argon2id minimum; 1 only with "
+             "\"kdf_allow_weak_for_tests\": true)");
     }
   }
   c.kdf_threads = static_cast<int>(r.integer("kdf_threads", 0, 0, 256));
@@ -93,36 +99,49 @@ Api::State::State(common::ServiceContext& c, const ApiConfig& initial, PlaybackH
       host(h),
       config(std::make_shared<const ApiConfig>(initial)),
       limiter(*c.clock, initial.login),
-      logins_ok(c.metrics->counter("balancer_api_logins_total", "Login attempts by outcome", "result=\"ok\"")),
-      logins_rejected(
-          c.metrics->counter("balancer_api_logins_total", "Login attempts by outcome", "result=\"rejected\"")),
-      logins_limited(
-          c.metrics->counter("balancer_api_logins_total", "Login attempts by outcome", "result=\"limited\"")),
-      logins_busy(c.metrics->counter("balancer_api_logins_total", "Login attempts by outcome", "result=\"busy\"")),
-      logins_slowed(c.metrics->counter("balancer_api_logins_slowed_total",
-                                       "Login attempts delayed because their login failed often from any address")),
+      logins_ok(c.metrics->counter("balancer_api_logins_total", "Login attempts by outcome",
+                                   "result=\"ok\"")),
+      logins_rejected(c.metrics->counter("balancer_api_logins_total", "Login attempts by outcome",
+                                         "result=\"rejected\"")),
+      logins_limited(c.metrics->counter("balancer_api_logins_total", "Login attempts by outcome",
+                                        "result=\"limited\"")),
+      logins_busy(c.metrics->counter("balancer_api_logins_total", "Login attempts by outcome",
+                                     "result=\"busy\"")),
+      logins_slowed(c.metrics->counter(
+          "balancer_api_logins_slowed_total",
+          "Login attempts delayed because their login failed often from any address")),
       kdf_refused_address(c.metrics->counter("balancer_api_kdf_queue_refused_total",
-                                             "Password checks refused (503 busy) by cause", "reason=\"address\"")),
+                                             "Password checks refused (503 busy) by cause",
+                                             "reason=\"address\"")),
       kdf_refused_full(c.metrics->counter("balancer_api_kdf_queue_refused_total",
-                                          "Password checks refused (503 busy) by cause", "reason=\"full\"")),
+                                          "Password checks refused (503 busy) by cause",
+                                          "reason=\"full\"")),
       kdf_refused_displaced(c.metrics->counter("balancer_api_kdf_queue_refused_total",
-                                               "Password checks refused (503 busy) by cause", "reason=\"displaced\"")),
-      bodies_too_deep(c.metrics->counter("balancer_api_json_too_deep_total",
-                                         "Request bodies refused (400) for nesting deeper than api.max_json_depth")),
-      store_errors(c.metrics->counter("balancer_api_store_errors_total", "Account store calls that failed")),
-      purchases_created(c.metrics->counter("balancer_api_purchases_total", "Purchase requests answered with a purchase",
+                                               "Password checks refused (503 busy) by cause",
+                                               "reason=\"displaced\"")),
+      bodies_too_deep(c.metrics->counter(
+          "balancer_api_json_too_deep_total",
+          "Request bodies refused (400) for nesting deeper than api.max_json_depth")),
+      store_errors(
+          c.metrics->counter("balancer_api_store_errors_total", "Account store calls that failed")),
+      purchases_created(c.metrics->counter("balancer_api_purchases_total",
+                                           "Purchase requests answered with a purchase",
                                            "result=\"created\"")),
-      purchases_replayed(c.metrics->counter("balancer_api_purchases_total", "Purchase requests answered with a purchase",
+      purchases_replayed(c.metrics->counter("balancer_api_purchases_total",
+                                            "Purchase requests answered with a purchase",
                                             "result=\"replayed\"")),
       tickets_issued(c.metrics->counter("balancer_api_playback_tickets_total",
                                         "Playback tickets handed out by the access check")),
-      sessions_purged(c.metrics->counter("balancer_api_sessions_purged_total", "Expired sessions deleted")),
+      sessions_purged(
+          c.metrics->counter("balancer_api_sessions_purged_total", "Expired sessions deleted")),
       sessions_refreshed(c.metrics->counter("balancer_api_sessions_refreshed_total",
                                             "Sessions whose expiry a refresh moved on")),
-      hashes_upgraded(c.metrics->counter("balancer_api_password_rehashed_total",
-                                         "Stored password hashes replaced at sign-in by Argon2id at the configured cost")),
-      hash_upgrades_failed(c.metrics->counter("balancer_api_password_rehash_failed_total",
-                                              "Re-hashes at sign-in not stored (store error, or the password changed meanwhile)")) {
+      hashes_upgraded(c.metrics->counter(
+          "balancer_api_password_rehashed_total",
+          "Stored password hashes replaced at sign-in by Argon2id at the configured cost")),
+      hash_upgrades_failed(c.metrics->counter(
+          "balancer_api_password_rehash_failed_total",
+          "Re-hashes at sign-in not stored (store error, or the password changed meanwhile)")) {
   receipts = make_demo_receipt_verifier([this] { return config.load()->demo_payments; });
 }
 
@@ -131,15 +150,16 @@ Api::Api(std::unique_ptr<State> state) : state_(std::move(state)) {}
 void Api::State::purge_sessions() {
   if (!store || purge_running) return;
   purge_running = true;
-  store->purge_expired_sessions(context.home(), clock.unix_now(), kPurgeBatch, [this](common::Result<size_t> r) {
-    purge_running = false;
-    if (!r) {
-      store_errors.inc();
-      LOG_WARN(kLog, "purging expired sessions failed: ", r.error().message);
-      return;
-    }
-    sessions_purged.inc(*r);
-  });
+  store->purge_expired_sessions(
+      context.home(), clock.unix_now(), kPurgeBatch, [this](common::Result<size_t> r) {
+        purge_running = false;
+        if (!r) {
+          store_errors.inc();
+          LOG_WARN(kLog, "purging expired sessions failed: ", r.error().message);
+          return;
+        }
+        sessions_purged.inc(*r);
+      });
 }
 
 Api::~Api() {
@@ -149,8 +169,8 @@ Api::~Api() {
   state_->store.reset();
 }
 
-common::Result<std::unique_ptr<Api>> Api::create(common::ServiceContext& context, const ApiConfig& config,
-                                                 PlaybackHost& host) {
+common::Result<std::unique_ptr<Api>> Api::create(common::ServiceContext& context,
+                                                 const ApiConfig& config, PlaybackHost& host) {
   auto state = std::make_unique<State>(context, config, host);
   if (config.store == "postgresql") {
     const common::PgOptions& pg = config.postgresql;
@@ -173,16 +193,22 @@ common::Result<std::unique_ptr<Api>> Api::create(common::ServiceContext& context
   }
   if (state->store) {
     const size_t workers = kdf_pool_size(config.kdf_threads, std::thread::hardware_concurrency());
-    state->kdf = std::make_unique<PasswordCheckQueue>(*context.clock, kdf_queue_limits(config), workers);
-    LOG_INFO(kLog, "password checks: Argon2id m=", config.kdf.memory_kib, " KiB, t=", config.kdf.passes,
-             ", p=1 on ", workers, " worker(s), at most ", config.kdf_queue, " waiting");
+    state->kdf =
+        std::make_unique<PasswordCheckQueue>(*context.clock, kdf_queue_limits(config), workers);
+    LOG_INFO(kLog, "password checks: Argon2id m=", config.kdf.memory_kib,
+             " KiB, t=", config.kdf.passes, ", p=1 on ", workers, " worker(s), at most ",
+             config.kdf_queue, " waiting");
   }
   if (config.kdf.memory_kib < kMinProductionMemoryKib || config.kdf.passes < kMinProductionPasses) {
-    LOG_WARN(kLog, "api.kdf_memory_kib=", config.kdf.memory_kib, ", api.kdf_passes=", config.kdf.passes,
-             " are below the production floor of 19456 KiB and 2 passes (kdf_allow_weak_for_tests): test use only");
+    LOG_WARN(kLog, "api.kdf_memory_kib=", config.kdf.memory_kib,
+             ", api.kdf_passes=", config.kdf.passes,
+             " are below the production floor of 19456 KiB and 2 passes "
+             "(kdf_allow_weak_for_tests): test use only");
   }
   if (config.demo_payments) {
-    LOG_WARN(kLog, "api.demo_payments is on: every purchase receipt is accepted (no payment provider; demo only)");
+    LOG_WARN(kLog,
+             "api.demo_payments is on: every purchase receipt is accepted (no payment provider; "
+             "demo only)");
   }
   LOG_INFO(kLog, config.products.size(), " product(s) on sale",
            config.products_file.empty() ? std::string() : " from " + config.products_file);
@@ -191,7 +217,8 @@ common::Result<std::unique_ptr<Api>> Api::create(common::ServiceContext& context
     for (const std::string& id : p.unlocks) {
       bool known = p.kind != ProductKind::channel;
       for (const auto& c : channels) known = known || c.id == id;
-      if (!known) LOG_WARN(kLog, "product '", p.id, "' unlocks channel '", id, "', which is not configured");
+      if (!known)
+        LOG_WARN(kLog, "product '", p.id, "' unlocks channel '", id, "', which is not configured");
     }
   }
   State& s = *state;
@@ -203,25 +230,31 @@ common::Result<std::unique_ptr<Api>> Api::create(common::ServiceContext& context
   }
   s.context.metrics->gauge_fn("balancer_api_kdf_pending", "Password checks queued or running",
                               [&s] { return s.kdf ? double(s.kdf->pending()) : 0.0; });
-  s.context.metrics->gauge_fn("balancer_api_kdf_workers", "Password-check worker threads (api.kdf_threads)",
+  s.context.metrics->gauge_fn("balancer_api_kdf_workers",
+                              "Password-check worker threads (api.kdf_threads)",
                               [&s] { return s.kdf ? double(s.kdf->workers()) : 0.0; });
-  s.context.metrics->gauge_fn("balancer_api_kdf_checks_per_second",
-                              "Password checks completed per second over the last 10 s (the busy answers' Retry-After)",
-                              [&s] { return s.kdf ? s.kdf->checks_per_second() : 0.0; });
+  s.context.metrics->gauge_fn(
+      "balancer_api_kdf_checks_per_second",
+      "Password checks completed per second over the last 10 s (the busy answers' Retry-After)",
+      [&s] { return s.kdf ? s.kdf->checks_per_second() : 0.0; });
   return std::unique_ptr<Api>(new Api(std::move(state)));
 }
 
 void Api::attach(size_t index, common::HttpServer& server) {
   State& s = *state_;
   common::EventLoop& loop = *s.context.loops[index];
-  server.route("/api/v1/auth/login", {"POST"}, [&s, &loop](common::HttpExchange& ex) { s.handle_login(loop, ex); });
-  server.route("/api/v1/auth/logout", {"POST"}, [&s, &loop](common::HttpExchange& ex) { s.handle_logout(loop, ex); });
+  server.route("/api/v1/auth/login", {"POST"},
+               [&s, &loop](common::HttpExchange& ex) { s.handle_login(loop, ex); });
+  server.route("/api/v1/auth/logout", {"POST"},
+               [&s, &loop](common::HttpExchange& ex) { s.handle_logout(loop, ex); });
   server.route("/api/v1/auth/session", {"GET"},
                [&s, &loop](common::HttpExchange& ex) { s.handle_session(loop, ex); });
   server.route("/api/v1/auth/refresh", {"POST"},
                [&s, &loop](common::HttpExchange& ex) { s.handle_refresh(loop, ex); });
-  server.route("/api/v1/channels", {"GET"}, [&s, &loop](common::HttpExchange& ex) { s.handle_channels(loop, ex); });
-  server.route("/api/v1/products", {"GET"}, [&s](common::HttpExchange& ex) { s.handle_products(ex); });
+  server.route("/api/v1/channels", {"GET"},
+               [&s, &loop](common::HttpExchange& ex) { s.handle_channels(loop, ex); });
+  server.route("/api/v1/products", {"GET"},
+               [&s](common::HttpExchange& ex) { s.handle_products(ex); });
   server.route("/api/v1/caches", {"GET"}, [&s](common::HttpExchange& ex) { s.handle_caches(ex); });
   server.route("/api/v1/purchases", {"GET", "POST"}, [&s, &loop](common::HttpExchange& ex) {
     if (ex.method() == "POST") return s.handle_purchase(loop, ex);
@@ -229,9 +262,11 @@ void Api::attach(size_t index, common::HttpServer& server) {
   });
   server.route_prefix("/api/v1/purchases/", {"GET"},
                       [&s, &loop](common::HttpExchange& ex) { s.handle_purchase_by_id(loop, ex); });
-  server.route("/api/v1/access", {"GET"}, [&s, &loop](common::HttpExchange& ex) { s.handle_access(loop, ex); });
+  server.route("/api/v1/access", {"GET"},
+               [&s, &loop](common::HttpExchange& ex) { s.handle_access(loop, ex); });
   // Everything else under /api/v1/ that no one serves: a JSON 404 whatever the method.
-  server.route_prefix(std::string(kPrefix), {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"},
+  server.route_prefix(std::string(kPrefix),
+                      {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"},
                       [](common::HttpExchange& ex) {
                         ex.reply_error(404, "not_found", "No API endpoint at this path.");
                       });
@@ -242,7 +277,8 @@ void Api::reload(const ApiConfig& fresh) {
   auto running = s.config.load();
   ApiConfig next = fresh;
   if (next.demo_payments != running->demo_payments) {
-    LOG_WARN(kLog, "reload: api.demo_payments is now ", next.demo_payments ? "on (every receipt accepted)" : "off");
+    LOG_WARN(kLog, "reload: api.demo_payments is now ",
+             next.demo_payments ? "on (every receipt accepted)" : "off");
   }
   if (next.store != running->store || !(next.postgresql == running->postgresql)) {
     LOG_WARN(kLog, "reload: api.store and api.postgresql.* change only on restart");

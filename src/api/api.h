@@ -4,10 +4,10 @@
 // (api/account_store.h; the embedded LMDB backend lives in api.data_dir). Password hashing
 // (Argon2id) runs on a pool of worker threads with a bounded queue shared fairly between
 // client addresses (api/password_queue.h), so a burst of logins never sits on an event loop
-// (no room is 503 busy, with a Retry-After from the measured check rate). Channels, products (conf/products.json), purchases, the cache list and
-// the access check, which asks the balancer through PlaybackHost and hands out
-// playback tickets. Endpoints, JSON shapes and errors: docs/api.md and
-// docs/openapi.json.
+// (no room is 503 busy, with a Retry-After from the measured check rate). Channels, products
+// (conf/products.json), purchases, the cache list and the access check, which asks the balancer
+// through PlaybackHost and hands out playback tickets. Endpoints, JSON shapes and errors:
+// docs/api.md and docs/openapi.json.
 #pragma once
 
 #include <chrono>
@@ -33,18 +33,20 @@ struct ApiConfig {
   // share one set of accounts; api.postgresql.*). Restart to change.
   std::string store = "lmdb";
   common::PgOptions postgresql;
-  std::string data_dir;  // LMDB environment; "" = the API is off (its routes answer 503 api_disabled)
+  std::string
+      data_dir;  // LMDB environment; "" = the API is off (its routes answer 503 api_disabled)
   // A session lasts token_lifetime from its login or its last refresh (sliding), and never past
   // session_max_lifetime from its login (then the user signs in again).
   std::chrono::seconds token_lifetime{7 * 86400};
   std::chrono::seconds session_max_lifetime{90 * 86400};
-  Argon2Params kdf;  // for new hashes (api.kdf_memory_kib, api.kdf_passes); older ones are re-hashed at sign-in
+  Argon2Params kdf;  // for new hashes (api.kdf_memory_kib, api.kdf_passes); older ones are
+                     // re-hashed at sign-in
   bool kdf_allow_weak_for_tests = false;  // allows costs down to kMinTestMemoryKib / kMinTestPasses
-  int kdf_threads = 0;                    // password-check workers; 0 = one per core (restart to change)
-  size_t max_body_bytes = 16 * 1024;      // above → 413
-  size_t max_json_depth = 16;             // arrays/objects nested deeper in a body → 400 malformed_json
-  size_t kdf_queue = 64;                  // password checks waiting for a worker; above → 503 busy
-  size_t kdf_queue_per_address = 4;       // of which from one client address; above → 503 busy
+  int kdf_threads = 0;  // password-check workers; 0 = one per core (restart to change)
+  size_t max_body_bytes = 16 * 1024;  // above → 413
+  size_t max_json_depth = 16;  // arrays/objects nested deeper in a body → 400 malformed_json
+  size_t kdf_queue = 64;       // password checks waiting for a worker; above → 503 busy
+  size_t kdf_queue_per_address = 4;  // of which from one client address; above → 503 busy
   LoginLimits login;
   // Playback tickets handed out by the access check live this long (capped at
   // the end of the purchase that entitles a paid channel).
@@ -61,8 +63,8 @@ struct ApiConfig {
 // Reads the "api" section of the balancer's main file into `out`, failing
 // (through the reader) with the key: unknown keys, wrong types, ranges, and
 // Argon2id costs below OWASP's minimum (kdf_memory_kib 19456, kdf_passes 2) unless
-// kdf_allow_weak_for_tests. kdf_iterations (PBKDF2, before Argon2id) is accepted and ignored. The products
-// file is named, not read (read_products in api/products.h).
+// kdf_allow_weak_for_tests. kdf_iterations (PBKDF2, before Argon2id) is accepted and ignored. The
+// products file is named, not read (read_products in api/products.h).
 void read_api_section(common::ConfigReader& api, ApiConfig& out);
 
 class Api {
@@ -70,8 +72,8 @@ class Api {
   // Main thread, before the loops run: opens the store. Fails with
   // "storage_error" naming the directory (unwritable, newer schema, ...).
   // `host` (channels, caches, admission, tickets) must outlive the Api.
-  static common::Result<std::unique_ptr<Api>> create(common::ServiceContext& context, const ApiConfig& config,
-                                                     PlaybackHost& host);
+  static common::Result<std::unique_ptr<Api>> create(common::ServiceContext& context,
+                                                     const ApiConfig& config, PlaybackHost& host);
   ~Api();  // finishes queued password checks and store calls
   Api(const Api&) = delete;
   Api& operator=(const Api&) = delete;
@@ -80,8 +82,8 @@ class Api {
   // under /api/v1/ except the ones the balancer serves itself).
   void attach(size_t index, common::HttpServer& server);
   // Home loop: token lifetimes, KDF costs for new hashes, login limits,
-  // password-check queue limits, body and JSON depth limits, products, demo payments, ticket lifetime. data_dir, store and
-  // kdf_threads change only on restart (a warning says so).
+  // password-check queue limits, body and JSON depth limits, products, demo payments, ticket
+  // lifetime. data_dir, store and kdf_threads change only on restart (a warning says so).
   void reload(const ApiConfig& fresh);
 
   struct State;
@@ -95,8 +97,9 @@ class Api {
 // manages accounts in the store of the config's api.data_dir (the server may be
 // running). Passwords are read from stdin (one line). `load` reads the config.
 // Returns the process exit code (0 ok, 1 failure, 2 usage or bad config).
-int run_user_command(const std::vector<std::string>& args, const std::string& default_config,
-                     const std::function<common::Result<ApiConfig>(const std::string& path,
-                                                                   const std::vector<std::string>& overrides)>& load);
+int run_user_command(
+    const std::vector<std::string>& args, const std::string& default_config,
+    const std::function<common::Result<ApiConfig>(
+        const std::string& path, const std::vector<std::string>& overrides)>& load);
 
 }  // namespace api

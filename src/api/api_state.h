@@ -53,9 +53,10 @@ struct Api::State {
   LoginLimiter limiter;
   std::unique_ptr<AccountStore> store;  // null when api.data_dir is empty
   std::unique_ptr<ReceiptVerifier> receipts;
-  std::unique_ptr<PasswordCheckQueue> kdf;  // password hashing on a pool, off the loops, fair between addresses
-  common::EventPtr purge_timer;               // home loop
-  bool purge_running = false;                 // home loop
+  std::unique_ptr<PasswordCheckQueue>
+      kdf;  // password hashing on a pool, off the loops, fair between addresses
+  common::EventPtr purge_timer;  // home loop
+  bool purge_running = false;    // home loop
 
   common::Counter& logins_ok;
   common::Counter& logins_rejected;
@@ -92,15 +93,16 @@ bool has_authorization(const common::HttpExchange& ex);
 void with_session(Api::State& s, common::EventLoop& loop, ExchangePtr ex,
                   std::function<void(ExchangePtr, const SessionInfo&)> then);
 // 500 storage_error, counted and logged with `what`.
-void storage_failed(Api::State& s, common::HttpExchange& ex, std::string_view what, const common::Error& error);
+void storage_failed(Api::State& s, common::HttpExchange& ex, std::string_view what,
+                    const common::Error& error);
 // The JSON object of the request body into `doc`; answers 413 / 400 malformed_json itself
 // (a body nested deeper than api.max_json_depth is refused before it is parsed, and
 // counted) and returns false. `shape` ends the 400 message ("The body must be ...").
-bool parse_json_body(Api::State& s, const ApiConfig& config, common::HttpExchange& ex, rapidjson::Document& doc,
-                     std::string_view shape = "a JSON object");
+bool parse_json_body(Api::State& s, const ApiConfig& config, common::HttpExchange& ex,
+                     rapidjson::Document& doc, std::string_view shape = "a JSON object");
 // The string member `name` of `doc` into `out` (1..max bytes of printable ASCII when
 // `printable`); answers 400 missing_field / invalid_field itself and returns false.
-bool string_field(common::HttpExchange& ex, const rapidjson::Document& doc, const char* name, size_t max_bytes,
-                  bool printable, std::string& out);
+bool string_field(common::HttpExchange& ex, const rapidjson::Document& doc, const char* name,
+                  size_t max_bytes, bool printable, std::string& out);
 
 }  // namespace api

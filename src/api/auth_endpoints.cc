@@ -36,16 +36,19 @@ void Api::State::handle_login(common::EventLoop& loop, common::HttpExchange& in)
   if (api_off(*this, in)) return;
   auto cfg = config.load();
   rapidjson::Document doc;
-  if (!parse_json_body(*this, *cfg, in, doc, "a JSON object: {\"login\":..., \"password\":...}")) return;
+  if (!parse_json_body(*this, *cfg, in, doc, "a JSON object: {\"login\":..., \"password\":...}"))
+    return;
   std::string fields[2];
   const char* names[2] = {"login", "password"};
   for (int i = 0; i < 2; ++i) {
     auto it = doc.FindMember(names[i]);
     if (it == doc.MemberEnd()) {
-      return in.reply_error(400, "missing_field", std::string("The field '") + names[i] + "' is required.");
+      return in.reply_error(400, "missing_field",
+                            std::string("The field '") + names[i] + "' is required.");
     }
     if (!it->value.IsString()) {
-      return in.reply_error(400, "invalid_field", std::string("The field '") + names[i] + "' must be a string.");
+      return in.reply_error(400, "invalid_field",
+                            std::string("The field '") + names[i] + "' must be a string.");
     }
     fields[i].assign(it->value.GetString(), it->value.GetStringLength());
   }
@@ -63,72 +66,89 @@ void Api::State::handle_login(common::EventLoop& loop, common::HttpExchange& in)
   if (verdict.retry_after_s > 0) {
     logins_limited.inc();
     in.add_header("Retry-After", std::to_string(verdict.retry_after_s));
-    return in.reply_error(429, "too_many_attempts", "Too many login attempts; try again in " +
-                                                        std::to_string(verdict.retry_after_s) + " s.");
+    return in.reply_error(
+        429, "too_many_attempts",
+        "Too many login attempts; try again in " + std::to_string(verdict.retry_after_s) + " s.");
   }
   // Failures from anywhere slow this login's checks down; they never refuse them.
   if (verdict.delay.count() > 0) logins_slowed.inc();
   auto ex = hold(in);
-  store->find_user(loop, login, [this, &loop, ex, cfg, address, login, delay = verdict.delay,
-                                 password = std::move(password)](common::Result<std::optional<User>> found) mutable {
-    if (!found) return storage_failed(*this, *ex, "user lookup", found.error());
-    std::optional<User> user = std::move(found).value();
-    PasswordCheckQueue::Check check;
-    check.refuse = [this, &loop, ex] { loop.post([this, ex] { answer_busy(*ex, kdf_refused_displaced); }); };
-    check.run = [this, &loop, ex, cfg, address, login, user = std::move(user), password = std::move(password)]() mutable {
-      // Unknown logins spend the time of a check at the current cost.
-      bool ok = user ? verify_password(password, user->password_hash) : verify_dummy(password, cfg->kdf);
-      // A hash of another scheme or cost is replaced now that the password is known to be right.
-      std::optional<std::string> upgraded;
-      if (ok && user && !user->disabled && needs_rehash(user->password_hash, cfg->kdf)) {
-        if (auto h = hash_password(password, cfg->kdf)) upgraded = std::move(h).value();
-      }
-      OPENSSL_cleanse(password.data(), password.size());
-      if (!ok || !user || user->disabled) limiter.failed(address, login);
-      loop.post([this, &loop, ex, cfg, ok, user = std::move(user), upgraded = std::move(upgraded)]() mutable {
-        if (!ok || !user || user->disabled) {
-          logins_rejected.inc();
-          no_store(*ex);
-          return ex->reply_error(401, "invalid_credentials", "Wrong login or password.");
+  store->find_user(
+      loop, login,
+      [this, &loop, ex, cfg, address, login, delay = verdict.delay,
+       password = std::move(password)](common::Result<std::optional<User>> found) mutable {
+        if (!found) return storage_failed(*this, *ex, "user lookup", found.error());
+        std::optional<User> user = std::move(found).value();
+        PasswordCheckQueue::Check check;
+        check.refuse = [this, &loop, ex] {
+          loop.post([this, ex] { answer_busy(*ex, kdf_refused_displaced); });
+        };
+        check.run = [this, &loop, ex, cfg, address, login, user = std::move(user),
+                     password = std::move(password)]() mutable {
+          // Unknown logins spend the time of a check at the current cost.
+          bool ok = user ? verify_password(password, user->password_hash)
+                         : verify_dummy(password, cfg->kdf);
+          // A hash of another scheme or cost is replaced now that the password is known to be
+          // right.
+          std::optional<std::string> upgraded;
+          if (ok && user && !user->disabled && needs_rehash(user->password_hash, cfg->kdf)) {
+            if (auto h = hash_password(password, cfg->kdf)) upgraded = std::move(h).value();
+          }
+          OPENSSL_cleanse(password.data(), password.size());
+          if (!ok || !user || user->disabled) limiter.failed(address, login);
+          loop.post([this, &loop, ex, cfg, ok, user = std::move(user),
+                     upgraded = std::move(upgraded)]() mutable {
+            if (!ok || !user || user->disabled) {
+              logins_rejected.inc();
+              no_store(*ex);
+              return ex->reply_error(401, "invalid_credentials", "Wrong login or password.");
+            }
+            if (upgraded) {
+              store->upgrade_password_hash(
+                  loop, user->id, user->password_hash, std::move(*upgraded),
+                  [this, id = user->id](common::Result<bool> r) {
+                    if (r && *r) return hashes_upgraded.inc();
+                    hash_upgrades_failed.inc();
+                    if (!r)
+                      LOG_WARN("api", "re-hashing user ", id, "'s password: ", r.error().message);
+                  });
+            }
+            auto token = new_token();
+            if (!token) return ex->reply_error(500, "internal_error", "The random source failed.");
+            Session session;
+            session.token_hash = token_hash(*token);
+            session.user_id = user->id;
+            session.user_epoch = user->session_epoch;
+            session.created_at = clock.unix_now();
+            session.expires_at = session.created_at +
+                                 std::min(cfg->token_lifetime, cfg->session_max_lifetime).count();
+            const int64_t expires_at = session.expires_at;
+            const int64_t expires_in = expires_at - session.created_at;
+            store->create_session(
+                loop, std::move(session),
+                [this, ex, expires_at, expires_in, token = std::move(*token),
+                 user = *user](common::Status s) {
+                  if (!s) return storage_failed(*this, *ex, "session write", s.error());
+                  logins_ok.inc();
+                  std::string out =
+                      "{\"token\":\"" + token +
+                      "\",\"token_type\":\"Bearer\",\"expires_at\":" + std::to_string(expires_at) +
+                      ",\"expires_in\":" + std::to_string(expires_in) +
+                      ",\"user\":" + user_json(user) + "}";
+                  no_store(*ex);
+                  ex->reply(200, out);
+                });
+          });
+        };
+        switch (kdf->submit(address, std::move(check), delay)) {
+          case PasswordCheckQueue::Admission::queued:
+            return;
+          case PasswordCheckQueue::Admission::key_full:
+            return answer_busy(*ex, kdf_refused_address);
+          case PasswordCheckQueue::Admission::queue_full:
+            return answer_busy(*ex, kdf_refused_full);
         }
-        if (upgraded) {
-          store->upgrade_password_hash(loop, user->id, user->password_hash, std::move(*upgraded),
-                                       [this, id = user->id](common::Result<bool> r) {
-                                         if (r && *r) return hashes_upgraded.inc();
-                                         hash_upgrades_failed.inc();
-                                         if (!r) LOG_WARN("api", "re-hashing user ", id, "'s password: ", r.error().message);
-                                       });
-        }
-        auto token = new_token();
-        if (!token) return ex->reply_error(500, "internal_error", "The random source failed.");
-        Session session;
-        session.token_hash = token_hash(*token);
-        session.user_id = user->id;
-        session.user_epoch = user->session_epoch;
-        session.created_at = clock.unix_now();
-        session.expires_at =
-            session.created_at + std::min(cfg->token_lifetime, cfg->session_max_lifetime).count();
-        const int64_t expires_at = session.expires_at;
-        const int64_t expires_in = expires_at - session.created_at;
-        store->create_session(loop, std::move(session),
-                              [this, ex, expires_at, expires_in, token = std::move(*token), user = *user](common::Status s) {
-                                if (!s) return storage_failed(*this, *ex, "session write", s.error());
-                                logins_ok.inc();
-                                std::string out = "{\"token\":\"" + token + "\",\"token_type\":\"Bearer\",\"expires_at\":" +
-                                                  std::to_string(expires_at) +
-                                                  ",\"expires_in\":" + std::to_string(expires_in) +
-                                                  ",\"user\":" + user_json(user) + "}";
-                                no_store(*ex);
-                                ex->reply(200, out);
-                              });
       });
-    };
-    switch (kdf->submit(address, std::move(check), delay)) {
-      case PasswordCheckQueue::Admission::queued: return;
-      case PasswordCheckQueue::Admission::key_full: return answer_busy(*ex, kdf_refused_address);
-      case PasswordCheckQueue::Admission::queue_full: return answer_busy(*ex, kdf_refused_full);
-    }
-  });
 }
 
 void Api::State::handle_logout(common::EventLoop& loop, common::HttpExchange& in) {
@@ -161,14 +181,15 @@ void Api::State::handle_refresh(common::EventLoop& loop, common::HttpExchange& i
     // Sliding: token_lifetime from now, never past session_max_lifetime from the login, never
     // shorter than it already is.
     const int64_t renewable_until = info.session.created_at + cfg->session_max_lifetime.count();
-    const int64_t expires_at =
-        std::max(info.session.expires_at, std::min(now + cfg->token_lifetime.count(), renewable_until));
+    const int64_t expires_at = std::max(
+        info.session.expires_at, std::min(now + cfg->token_lifetime.count(), renewable_until));
     store->extend_session(
         loop, info.session.token_hash, expires_at,
         [this, ex, now, expires_at, renewable_until, user = info.user](common::Result<bool> r) {
           if (!r) return storage_failed(*this, *ex, "session refresh", r.error());
           // Revoked between the check and the write (a logout racing the refresh).
-          if (!*r) return unauthorized(*ex, "invalid_token", "The session token is invalid or expired.");
+          if (!*r)
+            return unauthorized(*ex, "invalid_token", "The session token is invalid or expired.");
           sessions_refreshed.inc();
           no_store(*ex);
           ex->reply(200, "{\"token_type\":\"Bearer\",\"expires_at\":" + std::to_string(expires_at) +

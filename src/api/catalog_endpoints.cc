@@ -9,33 +9,34 @@ namespace api {
 void Api::State::handle_channels(common::EventLoop& loop, common::HttpExchange& in) {
   if (api_off(*this, in)) return;
   with_session(*this, loop, hold(in), [this, &loop](ExchangePtr ex, const SessionInfo& info) {
-    store->list_purchases(loop, info.user.id, [this, ex](common::Result<std::vector<Purchase>> purchases) {
-      if (!purchases) return storage_failed(*this, *ex, "purchase list", purchases.error());
-      const int64_t now = clock.unix_now();
-      std::string out = "{\"channels\":[";
-      bool first = true;
-      for (const ChannelEntry& c : host.channels()) {
-        const bool locked = !c.free && !unlocks_channel(*purchases, c.id, now);
-        out += first ? "{\"id\":" : ",{\"id\":";
-        first = false;
-        common::append_json_string(out, c.id);
-        out += ",\"title\":";
-        common::append_json_string(out, c.title);
-        out += std::string(",\"free\":") + (c.free ? "true" : "false") + ",\"locked\":" + (locked ? "true" : "false") +
-               ",\"product\":";
-        if (c.free) {
-          out += "null";
-        } else {
-          common::append_json_string(out, c.product);
-        }
-        out += ",\"playlist\":";
-        common::append_json_string(out, c.playlist);
-        out += "}";
-      }
-      out += "]}";
-      no_store(*ex);
-      ex->reply(200, out);
-    });
+    store->list_purchases(
+        loop, info.user.id, [this, ex](common::Result<std::vector<Purchase>> purchases) {
+          if (!purchases) return storage_failed(*this, *ex, "purchase list", purchases.error());
+          const int64_t now = clock.unix_now();
+          std::string out = "{\"channels\":[";
+          bool first = true;
+          for (const ChannelEntry& c : host.channels()) {
+            const bool locked = !c.free && !unlocks_channel(*purchases, c.id, now);
+            out += first ? "{\"id\":" : ",{\"id\":";
+            first = false;
+            common::append_json_string(out, c.id);
+            out += ",\"title\":";
+            common::append_json_string(out, c.title);
+            out += std::string(",\"free\":") + (c.free ? "true" : "false") +
+                   ",\"locked\":" + (locked ? "true" : "false") + ",\"product\":";
+            if (c.free) {
+              out += "null";
+            } else {
+              common::append_json_string(out, c.product);
+            }
+            out += ",\"playlist\":";
+            common::append_json_string(out, c.playlist);
+            out += "}";
+          }
+          out += "]}";
+          no_store(*ex);
+          ex->reply(200, out);
+        });
   });
 }
 

@@ -42,12 +42,18 @@ std::string encode_user(const User& u) {
   rapidjson::StringBuffer buf;
   rapidjson::Writer<rapidjson::StringBuffer> w(buf);
   w.StartObject();
-  w.Key("id"); w.Uint64(u.id);
-  w.Key("login"); w.String(u.login.data(), static_cast<rapidjson::SizeType>(u.login.size()));
-  w.Key("password"); w.String(u.password_hash.data(), static_cast<rapidjson::SizeType>(u.password_hash.size()));
-  w.Key("disabled"); w.Bool(u.disabled);
-  w.Key("created_at"); w.Int64(u.created_at);
-  w.Key("session_epoch"); w.Uint64(u.session_epoch);
+  w.Key("id");
+  w.Uint64(u.id);
+  w.Key("login");
+  w.String(u.login.data(), static_cast<rapidjson::SizeType>(u.login.size()));
+  w.Key("password");
+  w.String(u.password_hash.data(), static_cast<rapidjson::SizeType>(u.password_hash.size()));
+  w.Key("disabled");
+  w.Bool(u.disabled);
+  w.Key("created_at");
+  w.Int64(u.created_at);
+  w.Key("session_epoch");
+  w.Uint64(u.session_epoch);
   w.EndObject();
   return std::string(buf.GetString(), buf.GetSize());
 }
@@ -64,7 +70,8 @@ std::optional<User> decode_user(std::string_view text) {
     return it != d.MemberEnd() && it->value.IsInt64() ? &it->value : nullptr;
   };
   auto id = d.FindMember("id");
-  if (id == d.MemberEnd() || !id->value.IsUint64() || !str("login") || !str("password")) return std::nullopt;
+  if (id == d.MemberEnd() || !id->value.IsUint64() || !str("login") || !str("password"))
+    return std::nullopt;
   User u;
   u.id = id->value.GetUint64();
   u.login = str("login")->GetString();
@@ -87,20 +94,30 @@ uint64_t read_id_key(std::string_view k) {
 std::string encode_purchase(const Purchase& p) {
   rapidjson::StringBuffer buf;
   rapidjson::Writer<rapidjson::StringBuffer> w(buf);
-  auto str = [&](const std::string& v) { w.String(v.data(), static_cast<rapidjson::SizeType>(v.size())); };
+  auto str = [&](const std::string& v) {
+    w.String(v.data(), static_cast<rapidjson::SizeType>(v.size()));
+  };
   w.StartObject();
-  w.Key("id"); w.Uint64(p.id);
-  w.Key("user_id"); w.Uint64(p.user_id);
-  w.Key("product_id"); str(p.product_id);
-  w.Key("kind"); w.String(to_string(p.kind));
+  w.Key("id");
+  w.Uint64(p.id);
+  w.Key("user_id");
+  w.Uint64(p.user_id);
+  w.Key("product_id");
+  str(p.product_id);
+  w.Key("kind");
+  w.String(to_string(p.kind));
   w.Key("unlocks");
   w.StartArray();
   for (const auto& u : p.unlocks) str(u);
   w.EndArray();
-  w.Key("key"); str(p.idempotency_key);
-  w.Key("receipt_ref"); str(p.receipt_ref);
-  w.Key("created_at"); w.Int64(p.created_at);
-  w.Key("expires_at"); w.Int64(p.expires_at);
+  w.Key("key");
+  str(p.idempotency_key);
+  w.Key("receipt_ref");
+  str(p.receipt_ref);
+  w.Key("created_at");
+  w.Int64(p.created_at);
+  w.Key("expires_at");
+  w.Int64(p.expires_at);
   w.EndObject();
   return std::string(buf.GetString(), buf.GetSize());
 }
@@ -120,16 +137,17 @@ std::optional<Purchase> decode_purchase(std::string_view text) {
   const auto* key = member("key");
   const auto* created = member("created_at");
   const auto* expires = member("expires_at");
-  if (!id || !id->IsUint64() || !user || !user->IsUint64() || !product || !product->IsString() || !kind ||
-      !kind->IsString() || !unlocks || !unlocks->IsArray() || !key || !key->IsString() || !created ||
-      !created->IsInt64() || !expires || !expires->IsInt64()) {
+  if (!id || !id->IsUint64() || !user || !user->IsUint64() || !product || !product->IsString() ||
+      !kind || !kind->IsString() || !unlocks || !unlocks->IsArray() || !key || !key->IsString() ||
+      !created || !created->IsInt64() || !expires || !expires->IsInt64()) {
     return std::nullopt;
   }
   Purchase p;
   p.id = id->GetUint64();
   p.user_id = user->GetUint64();
   p.product_id = product->GetString();
-  p.kind = std::string_view(kind->GetString()) == "service" ? ProductKind::service : ProductKind::channel;
+  p.kind = std::string_view(kind->GetString()) == "service" ? ProductKind::service
+                                                            : ProductKind::channel;
   for (const auto& u : unlocks->GetArray()) {
     if (!u.IsString()) return std::nullopt;
     p.unlocks.emplace_back(u.GetString(), u.GetStringLength());
@@ -146,11 +164,16 @@ std::string encode_session(const Session& s) {
   rapidjson::Writer<rapidjson::StringBuffer> w(buf);
   std::string hash = base64url_encode(s.token_hash);
   w.StartObject();
-  w.Key("user_id"); w.Uint64(s.user_id);
-  w.Key("created_at"); w.Int64(s.created_at);
-  w.Key("expires_at"); w.Int64(s.expires_at);
-  w.Key("user_epoch"); w.Uint64(s.user_epoch);
-  w.Key("hash"); w.String(hash.data(), static_cast<rapidjson::SizeType>(hash.size()));
+  w.Key("user_id");
+  w.Uint64(s.user_id);
+  w.Key("created_at");
+  w.Int64(s.created_at);
+  w.Key("expires_at");
+  w.Int64(s.expires_at);
+  w.Key("user_epoch");
+  w.Uint64(s.user_epoch);
+  w.Key("hash");
+  w.String(hash.data(), static_cast<rapidjson::SizeType>(hash.size()));
   w.EndObject();
   return std::string(buf.GetString(), buf.GetSize());
 }
@@ -184,14 +207,17 @@ Result<std::optional<std::string_view>> get(const LmdbTxn& txn, MDB_dbi dbi, std
   return std::optional<std::string_view>(to_view(v));
 }
 
-Status put(const LmdbTxn& txn, MDB_dbi dbi, std::string_view key, std::string_view value, unsigned flags = 0) {
+Status put(const LmdbTxn& txn, MDB_dbi dbi, std::string_view key, std::string_view value,
+           unsigned flags = 0) {
   MDB_val k = mdb_val(key), v = mdb_val(value);
   int rc = mdb_put(txn.get(), dbi, &k, &v, flags);
   if (rc != 0) return common::lmdb_error("mdb_put", rc);
   return {};
 }
 
-Error corrupt(const std::string& what) { return Error{"storage_error", "account store: unreadable " + what}; }
+Error corrupt(const std::string& what) {
+  return Error{"storage_error", "account store: unreadable " + what};
+}
 
 }  // namespace
 
@@ -200,11 +226,12 @@ Result<std::unique_ptr<LmdbAccounts>> LmdbAccounts::open(const std::string& dir)
   std::error_code fs_error;
   const bool created = std::filesystem::create_directories(dir, fs_error);
   if (fs_error) {
-    return Error{"storage_error", "account store at " + dir + ": cannot create the directory: " + fs_error.message()};
+    return Error{"storage_error", "account store at " + dir +
+                                      ": cannot create the directory: " + fs_error.message()};
   }
   if (created) {
-    std::filesystem::permissions(dir, std::filesystem::perms::owner_all, std::filesystem::perm_options::replace,
-                                 fs_error);
+    std::filesystem::permissions(dir, std::filesystem::perms::owner_all,
+                                 std::filesystem::perm_options::replace, fs_error);
   }
   auto env = common::LmdbEnv::open(dir, kMapBytes, 8);
   if (!env) return Error{"storage_error", "account store at " + dir + ": " + env.error().message};
@@ -215,19 +242,21 @@ Result<std::unique_ptr<LmdbAccounts>> LmdbAccounts::open(const std::string& dir)
     const char* name;
     MDB_dbi* dbi;
   };
-  for (Db db : {Db{"meta", &a->meta_}, Db{"users", &a->users_}, Db{"user_ids", &a->user_ids_},
-                Db{"sessions", &a->sessions_}, Db{"purchases", &a->purchases_},
-                Db{"user_purchases", &a->user_purchases_}, Db{"purchase_keys", &a->purchase_keys_}}) {
+  for (Db db :
+       {Db{"meta", &a->meta_}, Db{"users", &a->users_}, Db{"user_ids", &a->user_ids_},
+        Db{"sessions", &a->sessions_}, Db{"purchases", &a->purchases_},
+        Db{"user_purchases", &a->user_purchases_}, Db{"purchase_keys", &a->purchase_keys_}}) {
     int rc = mdb_dbi_open(txn->get(), db.name, MDB_CREATE, db.dbi);
     if (rc != 0) {
-      return Error{"storage_error", "account store at " + dir + ": cannot open sub-database " + db.name + ": " +
-                                        mdb_strerror(rc)};
+      return Error{"storage_error", "account store at " + dir + ": cannot open sub-database " +
+                                        db.name + ": " + mdb_strerror(rc)};
     }
   }
   auto version = get(*txn, a->meta_, kSchemaKey);
   if (!version) return version.error();
   if (!version->has_value()) {
-    if (auto s = put(*txn, a->meta_, kSchemaKey, std::to_string(kSchemaVersion)); !s) return s.error();
+    if (auto s = put(*txn, a->meta_, kSchemaKey, std::to_string(kSchemaVersion)); !s)
+      return s.error();
   } else {
     std::string_view text = **version;
     int v = 0;
@@ -237,25 +266,30 @@ Result<std::unique_ptr<LmdbAccounts>> LmdbAccounts::open(const std::string& dir)
                                         std::string(text) + "'"};
     }
     if (v > kSchemaVersion) {
-      return Error{"storage_error", "account store at " + dir + " has schema version " + std::to_string(v) +
-                                        ", newer than this build understands (" + std::to_string(kSchemaVersion) +
-                                        "): run a newer balancer or restore a backup"};
+      return Error{"storage_error",
+                   "account store at " + dir + " has schema version " + std::to_string(v) +
+                       ", newer than this build understands (" + std::to_string(kSchemaVersion) +
+                       "): run a newer balancer or restore a backup"};
     }
     // Version 1 lacked the purchase sub-databases, created above in this transaction.
     if (v < kSchemaVersion) {
-      if (auto s = put(*txn, a->meta_, kSchemaKey, std::to_string(kSchemaVersion)); !s) return s.error();
+      if (auto s = put(*txn, a->meta_, kSchemaKey, std::to_string(kSchemaVersion)); !s)
+        return s.error();
     }
   }
-  if (auto s = txn->commit(); !s) return Error{"storage_error", "account store at " + dir + ": " + s.error().message};
+  if (auto s = txn->commit(); !s)
+    return Error{"storage_error", "account store at " + dir + ": " + s.error().message};
   return a;
 }
 
-Result<User> LmdbAccounts::add_user(const std::string& login, const std::string& password_hash, int64_t now) {
+Result<User> LmdbAccounts::add_user(const std::string& login, const std::string& password_hash,
+                                    int64_t now) {
   auto txn = LmdbTxn::begin(env_, false);
   if (!txn) return txn.error();
   auto existing = get(*txn, users_, login);
   if (!existing) return existing.error();
-  if (existing->has_value()) return Error{"conflict", "a user with login '" + login + "' already exists"};
+  if (existing->has_value())
+    return Error{"conflict", "a user with login '" + login + "' already exists"};
   auto next = get(*txn, meta_, kNextIdKey);
   if (!next) return next.error();
   uint64_t id = 1;
@@ -310,7 +344,8 @@ Result<std::vector<User>> LmdbAccounts::list_users() const {
   std::vector<User> out;
   MDB_val k{}, v{};
   std::optional<Error> failure;
-  for (rc = mdb_cursor_get(cursor, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(cursor, &k, &v, MDB_NEXT)) {
+  for (rc = mdb_cursor_get(cursor, &k, &v, MDB_FIRST); rc == 0;
+       rc = mdb_cursor_get(cursor, &k, &v, MDB_NEXT)) {
     auto rec = get(*txn, users_, to_view(v));
     if (!rec) {
       failure = rec.error();
@@ -442,7 +477,8 @@ Result<PurchaseOutcome> LmdbAccounts::add_purchase(Purchase purchase) {
   purchase.id = id;
   if (auto s = put(*txn, meta_, kNextPurchaseKey, std::to_string(id + 1)); !s) return s.error();
   if (auto s = put(*txn, purchases_, id_key(id), encode_purchase(purchase)); !s) return s.error();
-  if (auto s = put(*txn, user_purchases_, id_key(purchase.user_id) + id_key(id), ""); !s) return s.error();
+  if (auto s = put(*txn, user_purchases_, id_key(purchase.user_id) + id_key(id), ""); !s)
+    return s.error();
   if (auto s = put(*txn, purchase_keys_, key_key, id_key(id)); !s) return s.error();
   if (auto s = txn->commit(); !s) return s.error();
   return PurchaseOutcome{std::move(purchase), true};
@@ -459,7 +495,8 @@ Result<std::optional<Purchase>> LmdbAccounts::find_purchase(uint64_t id) const {
   return std::optional<Purchase>(std::move(*p));
 }
 
-Result<std::optional<Purchase>> LmdbAccounts::find_purchase_by_key(uint64_t user_id, const std::string& key) const {
+Result<std::optional<Purchase>> LmdbAccounts::find_purchase_by_key(uint64_t user_id,
+                                                                   const std::string& key) const {
   std::optional<uint64_t> id;
   {
     auto txn = LmdbTxn::begin(env_, true);
@@ -482,7 +519,8 @@ Result<std::vector<Purchase>> LmdbAccounts::list_purchases(uint64_t user_id) con
   std::vector<Purchase> out;
   std::optional<Error> failure;
   MDB_val k = mdb_val(prefix), v{};
-  for (rc = mdb_cursor_get(cursor, &k, &v, MDB_SET_RANGE); rc == 0; rc = mdb_cursor_get(cursor, &k, &v, MDB_NEXT)) {
+  for (rc = mdb_cursor_get(cursor, &k, &v, MDB_SET_RANGE); rc == 0;
+       rc = mdb_cursor_get(cursor, &k, &v, MDB_NEXT)) {
     std::string_view key = to_view(k);
     if (key.size() != 16 || key.substr(0, 8) != prefix) break;
     auto rec = get(*txn, purchases_, key.substr(8));
@@ -531,53 +569,82 @@ namespace {
 
 class LmdbAccountStore final : public AccountStore {
  public:
-  explicit LmdbAccountStore(std::unique_ptr<LmdbAccounts> accounts) : accounts_(std::move(accounts)) {}
+  explicit LmdbAccountStore(std::unique_ptr<LmdbAccounts> accounts)
+      : accounts_(std::move(accounts)) {}
   ~LmdbAccountStore() override { worker_.reset(); }
 
-  void find_user(common::EventLoop& back, std::string login, StoreCallback<std::optional<User>> done) override {
-    run(back, [this, login = std::move(login)] { return accounts_->find_user(login); }, std::move(done));
+  void find_user(common::EventLoop& back, std::string login,
+                 StoreCallback<std::optional<User>> done) override {
+    run(
+        back, [this, login = std::move(login)] { return accounts_->find_user(login); },
+        std::move(done));
   }
   void create_session(common::EventLoop& back, Session session, StoreDone done) override {
-    run(back, [this, session = std::move(session)] { return accounts_->put_session(session); }, std::move(done));
+    run(
+        back, [this, session = std::move(session)] { return accounts_->put_session(session); },
+        std::move(done));
   }
   void find_session(common::EventLoop& back, std::string token_hash,
                     StoreCallback<std::optional<SessionInfo>> done) override {
-    run(back, [this, h = std::move(token_hash)] { return accounts_->find_session(h); }, std::move(done));
+    run(
+        back, [this, h = std::move(token_hash)] { return accounts_->find_session(h); },
+        std::move(done));
   }
-  void revoke_session(common::EventLoop& back, std::string token_hash, StoreCallback<bool> done) override {
-    run(back, [this, h = std::move(token_hash)] { return accounts_->delete_session(h); }, std::move(done));
+  void revoke_session(common::EventLoop& back, std::string token_hash,
+                      StoreCallback<bool> done) override {
+    run(
+        back, [this, h = std::move(token_hash)] { return accounts_->delete_session(h); },
+        std::move(done));
   }
   void extend_session(common::EventLoop& back, std::string token_hash, int64_t expires_at,
                       StoreCallback<bool> done) override {
-    run(back, [this, h = std::move(token_hash), expires_at] { return accounts_->extend_session(h, expires_at); },
+    run(
+        back,
+        [this, h = std::move(token_hash), expires_at] {
+          return accounts_->extend_session(h, expires_at);
+        },
         std::move(done));
   }
-  void upgrade_password_hash(common::EventLoop& back, uint64_t user_id, std::string old_hash, std::string new_hash,
-                             StoreCallback<bool> done) override {
-    run(back,
+  void upgrade_password_hash(common::EventLoop& back, uint64_t user_id, std::string old_hash,
+                             std::string new_hash, StoreCallback<bool> done) override {
+    run(
+        back,
         [this, user_id, old_hash = std::move(old_hash), new_hash = std::move(new_hash)] {
           return accounts_->replace_password_hash(user_id, old_hash, new_hash);
         },
         std::move(done));
   }
-  void create_purchase(common::EventLoop& back, Purchase purchase, StoreCallback<PurchaseOutcome> done) override {
-    run(back, [this, p = std::move(purchase)]() mutable { return accounts_->add_purchase(std::move(p)); },
+  void create_purchase(common::EventLoop& back, Purchase purchase,
+                       StoreCallback<PurchaseOutcome> done) override {
+    run(
+        back,
+        [this, p = std::move(purchase)]() mutable { return accounts_->add_purchase(std::move(p)); },
         std::move(done));
   }
   void find_purchase_by_key(common::EventLoop& back, uint64_t user_id, std::string key,
                             StoreCallback<std::optional<Purchase>> done) override {
-    run(back, [this, user_id, key = std::move(key)] { return accounts_->find_purchase_by_key(user_id, key); },
+    run(
+        back,
+        [this, user_id, key = std::move(key)] {
+          return accounts_->find_purchase_by_key(user_id, key);
+        },
         std::move(done));
   }
-  void find_purchase(common::EventLoop& back, uint64_t id, StoreCallback<std::optional<Purchase>> done) override {
-    run(back, [this, id] { return accounts_->find_purchase(id); }, std::move(done));
+  void find_purchase(common::EventLoop& back, uint64_t id,
+                     StoreCallback<std::optional<Purchase>> done) override {
+    run(
+        back, [this, id] { return accounts_->find_purchase(id); }, std::move(done));
   }
-  void list_purchases(common::EventLoop& back, uint64_t user_id, StoreCallback<std::vector<Purchase>> done) override {
-    run(back, [this, user_id] { return accounts_->list_purchases(user_id); }, std::move(done));
+  void list_purchases(common::EventLoop& back, uint64_t user_id,
+                      StoreCallback<std::vector<Purchase>> done) override {
+    run(
+        back, [this, user_id] { return accounts_->list_purchases(user_id); }, std::move(done));
   }
   void purge_expired_sessions(common::EventLoop& back, int64_t now_unix, size_t max,
                               StoreCallback<size_t> done) override {
-    run(back, [this, now_unix, max] { return accounts_->purge_expired(now_unix, max); }, std::move(done));
+    run(
+        back, [this, now_unix, max] { return accounts_->purge_expired(now_unix, max); },
+        std::move(done));
   }
 
  private:
@@ -585,7 +652,9 @@ class LmdbAccountStore final : public AccountStore {
   void run(common::EventLoop& back, Work work, Done done) {
     worker_->post([&back, work = std::move(work), done = std::move(done)]() mutable {
       auto result = work();
-      back.post([result = std::move(result), done = std::move(done)]() mutable { done(std::move(result)); });
+      back.post([result = std::move(result), done = std::move(done)]() mutable {
+        done(std::move(result));
+      });
     });
   }
 

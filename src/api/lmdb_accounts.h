@@ -37,7 +37,8 @@ class LmdbAccounts {
   static common::Result<std::unique_ptr<LmdbAccounts>> open(const std::string& dir);
 
   // "conflict" when the login exists.
-  common::Result<User> add_user(const std::string& login, const std::string& password_hash, int64_t now);
+  common::Result<User> add_user(const std::string& login, const std::string& password_hash,
+                                int64_t now);
   common::Result<std::optional<User>> find_user(const std::string& login) const;
   common::Result<std::optional<User>> find_user_by_id(uint64_t id) const;
   common::Result<std::vector<User>> list_users() const;
@@ -56,7 +57,8 @@ class LmdbAccounts {
   // purchase of the same user and key.
   common::Result<PurchaseOutcome> add_purchase(Purchase purchase);
   common::Result<std::optional<Purchase>> find_purchase(uint64_t id) const;
-  common::Result<std::optional<Purchase>> find_purchase_by_key(uint64_t user_id, const std::string& key) const;
+  common::Result<std::optional<Purchase>> find_purchase_by_key(uint64_t user_id,
+                                                               const std::string& key) const;
   common::Result<std::vector<Purchase>> list_purchases(uint64_t user_id) const;
 
   // Removes up to `max` sessions that expired before `now`; returns how many.

@@ -9,13 +9,18 @@ namespace api {
 namespace {
 
 // Logins are 1-64 characters without control characters, so the separator is unambiguous.
-std::string pair_key(const std::string& address, const std::string& login) { return address + '\n' + login; }
+std::string pair_key(const std::string& address, const std::string& login) {
+  return address + '\n' + login;
+}
 
-int64_t whole_seconds(double s) { return std::max<int64_t>(1, static_cast<int64_t>(std::ceil(s))); }
+int64_t whole_seconds(double s) {
+  return std::max<int64_t>(1, static_cast<int64_t>(std::ceil(s)));
+}
 
 }  // namespace
 
-LoginLimiter::LoginLimiter(const common::Clock& clock, LoginLimits limits) : clock_(clock), limits_(limits) {}
+LoginLimiter::LoginLimiter(const common::Clock& clock, LoginLimits limits)
+    : clock_(clock), limits_(limits) {}
 
 void LoginLimiter::set_limits(LoginLimits limits) {
   std::lock_guard lock(mutex_);
@@ -43,7 +48,8 @@ void LoginLimiter::prune(Table& table, int burst, common::SteadyTime now) {
   }
 }
 
-LoginLimiter::Bucket* LoginLimiter::bucket(Table& table, const std::string& key, int burst, common::SteadyTime now) {
+LoginLimiter::Bucket* LoginLimiter::bucket(Table& table, const std::string& key, int burst,
+                                           common::SteadyTime now) {
   auto it = table.find(key);
   if (it != table.end()) return &it->second;
   if (table.size() >= limits_.max_tracked) prune(table, burst, now);
@@ -51,7 +57,8 @@ LoginLimiter::Bucket* LoginLimiter::bucket(Table& table, const std::string& key,
   return &table.emplace(key, Bucket{static_cast<double>(burst), now}).first->second;
 }
 
-double LoginLimiter::wait_of(Table& table, const std::string& key, int burst, common::SteadyTime now) const {
+double LoginLimiter::wait_of(Table& table, const std::string& key, int burst,
+                             common::SteadyTime now) const {
   auto it = table.find(key);
   return it == table.end() ? 0 : refill(it->second, burst, now);
 }
@@ -65,8 +72,9 @@ LoginVerdict LoginLimiter::attempt(const std::string& address, const std::string
     out.retry_after_s = std::max<int64_t>(1, limits_.window.count());
     return out;
   }
-  const double wait = std::max(refill(*a, limits_.per_address, now),
-                               wait_of(by_address_login_, pair_key(address, login), limits_.per_address_login, now));
+  const double wait = std::max(
+      refill(*a, limits_.per_address, now),
+      wait_of(by_address_login_, pair_key(address, login), limits_.per_address_login, now));
   if (wait > 0) {
     out.retry_after_s = whole_seconds(wait);
     return out;
@@ -83,8 +91,9 @@ LoginVerdict LoginLimiter::attempt(const std::string& address, const std::string
 void LoginLimiter::failed(const std::string& address, const std::string& login) {
   std::lock_guard lock(mutex_);
   const auto now = clock_.now();
-  for (auto [table, key, burst] : {std::tuple{&by_address_login_, pair_key(address, login), limits_.per_address_login},
-                                   std::tuple{&by_login_, login, limits_.per_login}}) {
+  for (auto [table, key, burst] :
+       {std::tuple{&by_address_login_, pair_key(address, login), limits_.per_address_login},
+        std::tuple{&by_login_, login, limits_.per_login}}) {
     Bucket* b = bucket(*table, key, burst, now);
     if (b == nullptr) continue;  // full: not recorded (see the header)
     refill(*b, burst, now);

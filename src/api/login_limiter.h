@@ -27,9 +27,9 @@
 namespace api {
 
 struct LoginLimits {
-  int per_address = 20;        // attempts per window from one address → 429
-  int per_address_login = 5;   // failed attempts per window for one login from one address → 429
-  int per_login = 5;           // failed attempts per window for one login, all addresses, before slowing
+  int per_address = 20;       // attempts per window from one address → 429
+  int per_address_login = 5;  // failed attempts per window for one login from one address → 429
+  int per_login = 5;  // failed attempts per window for one login, all addresses, before slowing
   std::chrono::milliseconds max_delay{2000};  // the longest a login's attempt is slowed
   std::chrono::seconds window{60};
   size_t max_tracked = 100'000;  // keys per table
@@ -37,7 +37,7 @@ struct LoginLimits {
 };
 
 struct LoginVerdict {
-  int64_t retry_after_s = 0;      // > 0: refused (429); seconds until an attempt would fit
+  int64_t retry_after_s = 0;           // > 0: refused (429); seconds until an attempt would fit
   std::chrono::milliseconds delay{0};  // allowed, but the password check waits this long first
 };
 

@@ -31,7 +31,8 @@ std::vector<std::string_view> split(std::string_view text, char separator) {
   size_t start = 0;
   while (true) {
     size_t d = text.find(separator, start);
-    parts.push_back(text.substr(start, d == std::string_view::npos ? std::string_view::npos : d - start));
+    parts.push_back(
+        text.substr(start, d == std::string_view::npos ? std::string_view::npos : d - start));
     if (d == std::string_view::npos) return parts;
     start = d + 1;
   }
@@ -64,8 +65,9 @@ std::optional<std::string> phc_unbase64(std::string_view text) {
 
 bool pbkdf2(std::string_view password, std::string_view salt, int iterations, unsigned char* out) {
   return PKCS5_PBKDF2_HMAC(password.data(), static_cast<int>(password.size()),
-                           reinterpret_cast<const unsigned char*>(salt.data()), static_cast<int>(salt.size()),
-                           iterations, EVP_sha256(), static_cast<int>(kHashBytes), out) == 1;
+                           reinterpret_cast<const unsigned char*>(salt.data()),
+                           static_cast<int>(salt.size()), iterations, EVP_sha256(),
+                           static_cast<int>(kHashBytes), out) == 1;
 }
 
 struct Pbkdf2Hash {
@@ -78,7 +80,8 @@ std::optional<Pbkdf2Hash> parse_pbkdf2(std::string_view stored) {
   auto parts = split(stored, '$');
   if (parts.size() != 4 || parts[0] != kPbkdf2Scheme) return std::nullopt;
   Pbkdf2Hash p;
-  auto [end, ec] = std::from_chars(parts[1].data(), parts[1].data() + parts[1].size(), p.iterations);
+  auto [end, ec] =
+      std::from_chars(parts[1].data(), parts[1].data() + parts[1].size(), p.iterations);
   if (ec != std::errc() || end != parts[1].data() + parts[1].size()) return std::nullopt;
   if (p.iterations < 1 || p.iterations > kMaxIterations) return std::nullopt;
   auto salt = base64url_decode(parts[2]);
@@ -113,7 +116,8 @@ std::optional<Argon2Hash> parse_argon2(std::string_view stored) {
     return std::nullopt;
   }
   Argon2Hash h;
-  if (!parse_number(costs[0].substr(2), h.params.memory_kib) || !parse_number(costs[1].substr(2), h.params.passes) ||
+  if (!parse_number(costs[0].substr(2), h.params.memory_kib) ||
+      !parse_number(costs[1].substr(2), h.params.passes) ||
       !parse_number(costs[2].substr(2), h.params.lanes) || !params_in_range(h.params)) {
     return std::nullopt;
   }
@@ -166,8 +170,8 @@ void take_back_memory(uint8_t* memory, size_t) {
   std::free(memory);
 }
 
-bool argon2id(std::string_view password, std::string_view salt, const Argon2Params& p, unsigned char* out,
-              size_t out_len) {
+bool argon2id(std::string_view password, std::string_view salt, const Argon2Params& p,
+              unsigned char* out, size_t out_len) {
   if (!params_in_range(p)) return false;
   argon2_context ctx{};
   ctx.out = out;
@@ -192,15 +196,16 @@ bool argon2id(std::string_view password, std::string_view salt, const Argon2Para
 
 common::Result<std::string> hash_password(std::string_view password, const Argon2Params& params) {
   unsigned char salt[kSaltBytes];
-  if (RAND_bytes(salt, sizeof salt) != 1) return common::Error{"kdf_error", "the random source failed"};
+  if (RAND_bytes(salt, sizeof salt) != 1)
+    return common::Error{"kdf_error", "the random source failed"};
   std::string_view salt_view(reinterpret_cast<const char*>(salt), sizeof salt);
   unsigned char hash[kHashBytes];
   if (!argon2id(password, salt_view, params, hash, sizeof hash)) {
     return common::Error{"kdf_error", "Argon2id failed (parameters out of range or out of memory)"};
   }
   std::string out = std::string(kArgon2Prefix) + "m=" + std::to_string(params.memory_kib) +
-                    ",t=" + std::to_string(params.passes) + ",p=" + std::to_string(params.lanes) + "$" +
-                    phc_base64(salt_view) + "$" +
+                    ",t=" + std::to_string(params.passes) + ",p=" + std::to_string(params.lanes) +
+                    "$" + phc_base64(salt_view) + "$" +
                     phc_base64(std::string_view(reinterpret_cast<const char*>(hash), sizeof hash));
   OPENSSL_cleanse(hash, sizeof hash);
   return out;
@@ -208,11 +213,14 @@ common::Result<std::string> hash_password(std::string_view password, const Argon
 
 common::Result<std::string> hash_password_pbkdf2(std::string_view password, int iterations) {
   unsigned char salt[kSaltBytes];
-  if (RAND_bytes(salt, sizeof salt) != 1) return common::Error{"kdf_error", "the random source failed"};
+  if (RAND_bytes(salt, sizeof salt) != 1)
+    return common::Error{"kdf_error", "the random source failed"};
   std::string_view salt_view(reinterpret_cast<const char*>(salt), sizeof salt);
   unsigned char hash[kHashBytes];
-  if (!pbkdf2(password, salt_view, iterations, hash)) return common::Error{"kdf_error", "PBKDF2 failed"};
-  return std::string(kPbkdf2Scheme) + "$" + std::to_string(iterations) + "$" + base64url_encode(salt_view) + "$" +
+  if (!pbkdf2(password, salt_view, iterations, hash))
+    return common::Error{"kdf_error", "PBKDF2 failed"};
+  return std::string(kPbkdf2Scheme) + "$" + std::to_string(iterations) + "$" +
+         base64url_encode(salt_view) + "$" +
          base64url_encode(std::string_view(reinterpret_cast<const char*>(hash), sizeof hash));
 }
 

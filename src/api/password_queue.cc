@@ -10,7 +10,8 @@ size_t kdf_pool_size(int configured, unsigned cores) {
   return std::max(1u, cores);
 }
 
-PasswordCheckQueue::PasswordCheckQueue(const common::Clock& clock, common::FairQueueLimits limits, size_t workers)
+PasswordCheckQueue::PasswordCheckQueue(const common::Clock& clock, common::FairQueueLimits limits,
+                                       size_t workers)
     : clock_(clock), queue_(limits) {
   const size_t count = std::max<size_t>(workers, 1);
   threads_.reserve(count);
@@ -27,7 +28,8 @@ PasswordCheckQueue::~PasswordCheckQueue() {
 }
 
 PasswordCheckQueue::Admission PasswordCheckQueue::submit(const std::string& address, Check check,
-                                                         std::chrono::milliseconds delay, bool* displaced) {
+                                                         std::chrono::milliseconds delay,
+                                                         bool* displaced) {
   common::FairQueue<Check>::PushResult result;
   {
     std::lock_guard lock(mutex_);
@@ -78,8 +80,8 @@ void PasswordCheckQueue::run() {
       wake_.wait(lock);
     } else {
       // Re-read the clock at least every 100 ms (a test's clock moves by hand).
-      auto wait = std::clamp<std::chrono::steady_clock::duration>(*next - clock_.now(), std::chrono::milliseconds(1),
-                                                                  std::chrono::milliseconds(100));
+      auto wait = std::clamp<std::chrono::steady_clock::duration>(
+          *next - clock_.now(), std::chrono::milliseconds(1), std::chrono::milliseconds(100));
       wake_.wait_for(lock, wait);
     }
   }

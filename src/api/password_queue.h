@@ -37,7 +37,8 @@ class PasswordCheckQueue {
   using Admission = common::FairQueue<Check>::Admission;
 
   // Starts `workers` worker threads (at least one). `clock` must outlive the queue.
-  PasswordCheckQueue(const common::Clock& clock, common::FairQueueLimits limits, size_t workers = 1);
+  PasswordCheckQueue(const common::Clock& clock, common::FairQueueLimits limits,
+                     size_t workers = 1);
   ~PasswordCheckQueue();  // runs the checks still queued (delays ignored), then joins the workers
   PasswordCheckQueue(const PasswordCheckQueue&) = delete;
   PasswordCheckQueue& operator=(const PasswordCheckQueue&) = delete;

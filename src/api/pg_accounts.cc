@@ -12,7 +12,6 @@ namespace {
 using common::PgResultPtr;
 using common::Result;
 
-
 // Version 1: users, sessions, purchases with the idempotency key unique per user.
 constexpr const char* kMigrationV1 = R"sql(
 CREATE TABLE users (
@@ -134,14 +133,16 @@ common::Status exec(PGconn* conn, const std::string& sql, const std::string& wha
 namespace {
 
 // Blocking connection (start-up and administration only).
-common::Result<common::PgConnPtr> connect_blocking(const common::PgOptions& o, const char* application) {
+common::Result<common::PgConnPtr> connect_blocking(const common::PgOptions& o,
+                                                   const char* application) {
   const common::PgConnectParams params(o, "host", o.host, application);
   common::PgConnPtr conn(PQconnectdbParams(params.keys(), params.values(), 0));
   if (!conn || PQstatus(conn.get()) != CONNECTION_OK) {
     std::string message = conn ? PQerrorMessage(conn.get()) : "out of memory";
     while (!message.empty() && message.back() == '\n') message.pop_back();
     return common::Error{"storage_unavailable", "cannot connect to PostgreSQL at " + o.host + ":" +
-                                                    std::to_string(o.port) + "/" + o.dbname + ": " + message};
+                                                    std::to_string(o.port) + "/" + o.dbname + ": " +
+                                                    message};
   }
   return conn;
 }
@@ -154,21 +155,22 @@ common::Result<PgResultPtr> pg_exec_blocking(const common::PgOptions& o, const s
   if (!conn) return conn.error();
   std::vector<const char*> values;
   for (const auto& p : params) values.push_back(p.c_str());
-  PgResultPtr r(PQexecParams(conn->get(), sql.c_str(), static_cast<int>(values.size()), nullptr, values.data(),
-                             nullptr, nullptr, 0));
+  PgResultPtr r(PQexecParams(conn->get(), sql.c_str(), static_cast<int>(values.size()), nullptr,
+                             values.data(), nullptr, nullptr, 0));
   const auto status = r ? PQresultStatus(r.get()) : PGRES_FATAL_ERROR;
   if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) return r;
   std::string message = r ? PQresultErrorMessage(r.get()) : PQerrorMessage(conn->get());
   while (!message.empty() && message.back() == '\n') message.pop_back();
-  return common::Error{"storage_error", "PostgreSQL refused the query (SQLSTATE " + common::pg_sqlstate(r.get()) +
-                                            "): " + message};
+  return common::Error{"storage_error", "PostgreSQL refused the query (SQLSTATE " +
+                                            common::pg_sqlstate(r.get()) + "): " + message};
 }
 
 common::Status migrate_pg_schema(const common::PgOptions& o) {
   auto connected = connect_blocking(o, "balancer-migrate");
   if (!connected) return connected.error();
   common::PgConnPtr conn = std::move(*connected);
-  const std::string where = "PostgreSQL at " + o.host + ":" + std::to_string(o.port) + "/" + o.dbname;
+  const std::string where =
+      "PostgreSQL at " + o.host + ":" + std::to_string(o.port) + "/" + o.dbname;
   if (auto s = exec(conn.get(), "BEGIN", where); !s) return s;
   // One balancer migrates at a time; the others wait here and then find the work done.
   if (auto s = exec(conn.get(), "SELECT pg_advisory_xact_lock(7262001)", where); !s) return s;
@@ -297,17 +299,21 @@ void PgAccounts::extend_session(common::EventLoop& back, std::string token_hash,
                                 StoreCallback<bool> done) {
   // One row back whether or not it moved: the session exists.
   on(back).query(
-      "UPDATE sessions SET expires_at = GREATEST(expires_at, $2) WHERE token_hash = $1 RETURNING expires_at",
-      {hex(token_hash), std::to_string(expires_at)}, [done = std::move(done)](Result<PgResultPtr> r) {
+      "UPDATE sessions SET expires_at = GREATEST(expires_at, $2) WHERE token_hash = $1 RETURNING "
+      "expires_at",
+      {hex(token_hash), std::to_string(expires_at)},
+      [done = std::move(done)](Result<PgResultPtr> r) {
         if (!r) return done(r.error());
         done(PQntuples(r->get()) > 0);
       });
 }
 
-void PgAccounts::upgrade_password_hash(common::EventLoop& back, uint64_t user_id, std::string old_hash,
-                                       std::string new_hash, StoreCallback<bool> done) {
+void PgAccounts::upgrade_password_hash(common::EventLoop& back, uint64_t user_id,
+                                       std::string old_hash, std::string new_hash,
+                                       StoreCallback<bool> done) {
   on(back).query("UPDATE users SET password_hash = $3 WHERE id = $1 AND password_hash = $2",
-                 {std::to_string(user_id), old_hash, new_hash}, [done = std::move(done)](Result<PgResultPtr> r) {
+                 {std::to_string(user_id), old_hash, new_hash},
+                 [done = std::move(done)](Result<PgResultPtr> r) {
                    if (!r) return done(r.error());
                    done(std::atoi(PQcmdTuples(r->get())) > 0);
                  });

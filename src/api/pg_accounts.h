@@ -27,7 +27,8 @@ common::Status migrate_pg_schema(const common::PgOptions& options);
 
 // One statement with text parameters on a connection of its own, waiting for the answer
 // (administration commands, never a loop). Errors as PgClient's.
-common::Result<common::PgResultPtr> pg_exec_blocking(const common::PgOptions& options, const std::string& sql,
+common::Result<common::PgResultPtr> pg_exec_blocking(const common::PgOptions& options,
+                                                     const std::string& sql,
                                                      const std::vector<std::string>& params);
 
 class PgAccounts final : public AccountStore {

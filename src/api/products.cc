@@ -40,7 +40,9 @@ void append_string_list(std::string& out, const std::vector<std::string>& items)
 
 }  // namespace
 
-const char* to_string(ProductKind kind) { return kind == ProductKind::channel ? "channel" : "service"; }
+const char* to_string(ProductKind kind) {
+  return kind == ProductKind::channel ? "channel" : "service";
+}
 
 common::Result<std::vector<Product>> read_products(const common::ConfigDocument& doc) {
   common::ConfigReader root(doc);
@@ -50,8 +52,10 @@ common::Result<std::vector<Product>> read_products(const common::ConfigDocument&
   root.each_element("products", [&](size_t, common::ConfigReader& r) {
     Product p;
     p.id = r.required_string("id");
-    if (!p.id.empty() && !common::valid_channel_id(p.id)) r.fail("id", "may only use letters, digits, '-' and '_' (1 to 64)");
-    if (!p.id.empty() && !ids.insert(p.id).second) r.fail("id", "duplicate product id '" + p.id + "'");
+    if (!p.id.empty() && !common::valid_channel_id(p.id))
+      r.fail("id", "may only use letters, digits, '-' and '_' (1 to 64)");
+    if (!p.id.empty() && !ids.insert(p.id).second)
+      r.fail("id", "duplicate product id '" + p.id + "'");
     p.title = r.string("title", p.id);
     const std::string kind = r.required_string("kind");
     if (kind == "channel") {
@@ -62,13 +66,16 @@ common::Result<std::vector<Product>> read_products(const common::ConfigDocument&
       r.fail("kind", "must be \"channel\" (unlocks channels) or \"service\" (an extra service)");
     }
     p.price = r.required_string("price");
-    if (!p.price.empty() && !valid_price(p.price)) r.fail("price", "must be a decimal string with two places, e.g. \"4.99\"");
+    if (!p.price.empty() && !valid_price(p.price))
+      r.fail("price", "must be a decimal string with two places, e.g. \"4.99\"");
     p.currency = r.required_string("currency");
-    if (!p.currency.empty() && !valid_currency(p.currency)) r.fail("currency", "must be an ISO 4217 code, e.g. \"EUR\"");
+    if (!p.currency.empty() && !valid_currency(p.currency))
+      r.fail("currency", "must be an ISO 4217 code, e.g. \"EUR\"");
     p.unlocks = r.string_list("unlocks", {});
     if (p.unlocks.empty()) r.fail("unlocks", "must name at least one channel or service");
     for (const auto& u : p.unlocks) {
-      if (!common::valid_channel_id(u)) r.fail("unlocks", "'" + u + "' is not an id (letters, digits, '-', '_')");
+      if (!common::valid_channel_id(u))
+        r.fail("unlocks", "'" + u + "' is not an id (letters, digits, '-', '_')");
     }
     p.duration_s = r.integer("duration_s", 0, 0, int64_t{10} * 366 * 86400);
     products.push_back(std::move(p));
@@ -86,7 +93,8 @@ const Product* find_product(const std::vector<Product>& products, const std::str
   return nullptr;
 }
 
-std::optional<int64_t> entitled_until(const std::vector<Purchase>& purchases, const std::string& channel, int64_t now) {
+std::optional<int64_t> entitled_until(const std::vector<Purchase>& purchases,
+                                      const std::string& channel, int64_t now) {
   std::optional<int64_t> until;
   for (const auto& purchase : purchases) {
     if (!purchase.active(now) || purchase.kind != ProductKind::channel) continue;
@@ -110,7 +118,9 @@ std::string product_json(const Product& p) {
   common::append_json_string(out, p.currency);
   out += ",\"unlocks\":";
   append_string_list(out, p.unlocks);
-  out += ",\"duration_s\":" + (p.duration_s > 0 ? std::to_string(p.duration_s) : std::string("null")) + "}";
+  out +=
+      ",\"duration_s\":" + (p.duration_s > 0 ? std::to_string(p.duration_s) : std::string("null")) +
+      "}";
   return out;
 }
 

@@ -16,11 +16,11 @@ enum class ProductKind { channel, service };
 const char* to_string(ProductKind kind);
 
 struct Product {
-  std::string id;      // [A-Za-z0-9_-]{1,64}
+  std::string id;  // [A-Za-z0-9_-]{1,64}
   std::string title;
   ProductKind kind = ProductKind::channel;
-  std::string price;     // decimal with two places, e.g. "4.99"
-  std::string currency;  // ISO 4217, e.g. "EUR"
+  std::string price;                 // decimal with two places, e.g. "4.99"
+  std::string currency;              // ISO 4217, e.g. "EUR"
   std::vector<std::string> unlocks;  // channel ids (kind channel) or service names (kind service)
   int64_t duration_s = 0;            // 0: the purchase does not expire
   bool operator==(const Product&) const = default;
@@ -53,14 +53,17 @@ const Product* find_product(const std::vector<Product>& products, const std::str
 // Until when `purchases` entitle their user to `channel` at `now`: nullopt when
 // none active unlocks it (kind channel), 0 when one never expires, else the
 // latest expiry among those that do.
-std::optional<int64_t> entitled_until(const std::vector<Purchase>& purchases, const std::string& channel, int64_t now);
-inline bool unlocks_channel(const std::vector<Purchase>& purchases, const std::string& channel, int64_t now) {
+std::optional<int64_t> entitled_until(const std::vector<Purchase>& purchases,
+                                      const std::string& channel, int64_t now);
+inline bool unlocks_channel(const std::vector<Purchase>& purchases, const std::string& channel,
+                            int64_t now) {
   return entitled_until(purchases, channel, now).has_value();
 }
 
 // JSON of a product: {"id","title","kind","price","currency","unlocks":[...],"duration_s":N|null}.
 std::string product_json(const Product& product);
-// JSON of a purchase: {"id","product_id","kind","unlocks","created_at","expires_at":N|null,"active"}.
+// JSON of a purchase:
+// {"id","product_id","kind","unlocks","created_at","expires_at":N|null,"active"}.
 std::string purchase_json(const Purchase& purchase, int64_t now);
 
 }  // namespace api

@@ -24,8 +24,9 @@ void answer_outcome(Api::State& s, common::HttpExchange& ex, const PurchaseOutco
                     const std::string& product_id) {
   no_store(ex);
   if (outcome.purchase.product_id != product_id) {
-    return ex.reply_error(409, "idempotency_conflict",
-                          "This idempotency key was already used for a purchase of another product.");
+    return ex.reply_error(
+        409, "idempotency_conflict",
+        "This idempotency key was already used for a purchase of another product.");
   }
   (outcome.created ? s.purchases_created : s.purchases_replayed).inc();
   ex.reply(outcome.created ? 201 : 200,
@@ -45,61 +46,69 @@ void Api::State::handle_purchase(common::EventLoop& loop, common::HttpExchange& 
       !string_field(in, doc, "receipt", kMaxReceipt, false, receipt)) {
     return;
   }
-  with_session(*this, loop, hold(in), [this, &loop, cfg, product_id, key, receipt](ExchangePtr ex,
-                                                                                   const SessionInfo& info) {
-    const Product* product = find_product(cfg->products, product_id);
-    if (product == nullptr) {
-      no_store(*ex);
-      return ex->reply_error(404, "unknown_product", "No product '" + product_id + "' is on sale.");
-    }
-    const uint64_t user_id = info.user.id;
-    store->find_purchase_by_key(
-        loop, user_id, key,
-        [this, &loop, ex, cfg, product = *product, user_id, key, receipt](
-            common::Result<std::optional<Purchase>> earlier) mutable {
-          if (!earlier) return storage_failed(*this, *ex, "purchase lookup", earlier.error());
-          if (earlier->has_value()) return answer_outcome(*this, *ex, {std::move(**earlier), false}, product.id);
-          receipts->verify(loop, product, user_id, std::move(receipt),
-                           [this, &loop, ex, product, user_id, key](common::Result<std::string> ref) {
-                             if (!ref) {
-                               no_store(*ex);
-                               return ex->reply_error(402, ref.error().code, ref.error().message);
-                             }
-                             Purchase p;
-                             p.user_id = user_id;
-                             p.product_id = product.id;
-                             p.kind = product.kind;
-                             p.unlocks = product.unlocks;
-                             p.idempotency_key = key;
-                             p.receipt_ref = std::move(ref).value();
-                             p.created_at = clock.unix_now();
-                             p.expires_at = product.duration_s > 0 ? p.created_at + product.duration_s : 0;
-                             store->create_purchase(
-                                 loop, std::move(p),
-                                 [this, ex, product_id = product.id](common::Result<PurchaseOutcome> outcome) {
-                                   if (!outcome) return storage_failed(*this, *ex, "purchase write", outcome.error());
-                                   answer_outcome(*this, *ex, *outcome, product_id);
-                                 });
-                           });
-        });
-  });
+  with_session(
+      *this, loop, hold(in),
+      [this, &loop, cfg, product_id, key, receipt](ExchangePtr ex, const SessionInfo& info) {
+        const Product* product = find_product(cfg->products, product_id);
+        if (product == nullptr) {
+          no_store(*ex);
+          return ex->reply_error(404, "unknown_product",
+                                 "No product '" + product_id + "' is on sale.");
+        }
+        const uint64_t user_id = info.user.id;
+        store->find_purchase_by_key(
+            loop, user_id, key,
+            [this, &loop, ex, cfg, product = *product, user_id, key,
+             receipt](common::Result<std::optional<Purchase>> earlier) mutable {
+              if (!earlier) return storage_failed(*this, *ex, "purchase lookup", earlier.error());
+              if (earlier->has_value())
+                return answer_outcome(*this, *ex, {std::move(**earlier), false}, product.id);
+              receipts->verify(
+                  loop, product, user_id, std::move(receipt),
+                  [this, &loop, ex, product, user_id, key](common::Result<std::string> ref) {
+                    if (!ref) {
+                      no_store(*ex);
+                      return ex->reply_error(402, ref.error().code, ref.error().message);
+                    }
+                    Purchase p;
+                    p.user_id = user_id;
+                    p.product_id = product.id;
+                    p.kind = product.kind;
+                    p.unlocks = product.unlocks;
+                    p.idempotency_key = key;
+                    p.receipt_ref = std::move(ref).value();
+                    p.created_at = clock.unix_now();
+                    p.expires_at = product.duration_s > 0 ? p.created_at + product.duration_s : 0;
+                    store->create_purchase(
+                        loop, std::move(p),
+                        [this, ex,
+                         product_id = product.id](common::Result<PurchaseOutcome> outcome) {
+                          if (!outcome)
+                            return storage_failed(*this, *ex, "purchase write", outcome.error());
+                          answer_outcome(*this, *ex, *outcome, product_id);
+                        });
+                  });
+            });
+      });
 }
 
 void Api::State::handle_purchases(common::EventLoop& loop, common::HttpExchange& in) {
   if (api_off(*this, in)) return;
   with_session(*this, loop, hold(in), [this, &loop](ExchangePtr ex, const SessionInfo& info) {
-    store->list_purchases(loop, info.user.id, [this, ex](common::Result<std::vector<Purchase>> list) {
-      if (!list) return storage_failed(*this, *ex, "purchase list", list.error());
-      const int64_t now = clock.unix_now();
-      std::string out = "{\"purchases\":[";
-      for (size_t i = 0; i < list->size(); ++i) {
-        if (i) out += ',';
-        out += purchase_json((*list)[i], now);
-      }
-      out += "]}";
-      no_store(*ex);
-      ex->reply(200, out);
-    });
+    store->list_purchases(loop, info.user.id,
+                          [this, ex](common::Result<std::vector<Purchase>> list) {
+                            if (!list)
+                              return storage_failed(*this, *ex, "purchase list", list.error());
+                            const int64_t now = clock.unix_now();
+                            std::string out = "{\"purchases\":[";
+                            for (size_t i = 0; i < list->size(); ++i) {
+                              if (i) out += ',';
+                              out += purchase_json((*list)[i], now);
+                            }
+                            out += "]}";
+                            no_store(*ex);
+                            ex->reply(200, out);
+                          });
   });
 }
 
@@ -108,20 +117,22 @@ void Api::State::handle_purchase_by_id(common::EventLoop& loop, common::HttpExch
   const std::string text = in.path().substr(kPurchasePrefix.size());
   uint64_t id = 0;
   auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), id);
-  if (text.empty() || text.size() > 19 || ec != std::errc() || end != text.data() + text.size() || id == 0 ||
-      text[0] == '0') {
+  if (text.empty() || text.size() > 19 || ec != std::errc() || end != text.data() + text.size() ||
+      id == 0 || text[0] == '0') {
     return in.reply_error(400, "invalid_field", "The purchase id must be a positive integer.");
   }
   with_session(*this, loop, hold(in), [this, &loop, id](ExchangePtr ex, const SessionInfo& info) {
-    store->find_purchase(loop, id, [this, ex, user_id = info.user.id](common::Result<std::optional<Purchase>> found) {
-      if (!found) return storage_failed(*this, *ex, "purchase lookup", found.error());
-      no_store(*ex);
-      // Another user's purchase is answered like a missing one: ids reveal nothing.
-      if (!found->has_value() || (**found).user_id != user_id) {
-        return ex->reply_error(404, "not_found", "You have no purchase with this id.");
-      }
-      ex->reply(200, "{\"purchase\":" + purchase_json(**found, clock.unix_now()) + "}");
-    });
+    store->find_purchase(
+        loop, id,
+        [this, ex, user_id = info.user.id](common::Result<std::optional<Purchase>> found) {
+          if (!found) return storage_failed(*this, *ex, "purchase lookup", found.error());
+          no_store(*ex);
+          // Another user's purchase is answered like a missing one: ids reveal nothing.
+          if (!found->has_value() || (**found).user_id != user_id) {
+            return ex->reply_error(404, "not_found", "You have no purchase with this id.");
+          }
+          ex->reply(200, "{\"purchase\":" + purchase_json(**found, clock.unix_now()) + "}");
+        });
   });
 }
 

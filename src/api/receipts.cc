@@ -13,7 +13,8 @@ class DemoReceiptVerifier final : public ReceiptVerifier {
   void verify(common::EventLoop& back, const Product&, uint64_t, std::string receipt,
               std::function<void(common::Result<std::string>)> done) override {
     common::Result<std::string> result = common::Error{
-        "receipt_rejected", "No payment provider is configured on this server: receipts are not accepted."};
+        "receipt_rejected",
+        "No payment provider is configured on this server: receipts are not accepted."};
     if (enabled_()) {
       unsigned char digest[SHA256_DIGEST_LENGTH];
       SHA256(reinterpret_cast<const unsigned char*>(receipt.data()), receipt.size(), digest);
@@ -25,7 +26,9 @@ class DemoReceiptVerifier final : public ReceiptVerifier {
       }
       result = std::move(ref);
     }
-    back.post([done = std::move(done), result = std::move(result)]() mutable { done(std::move(result)); });
+    back.post([done = std::move(done), result = std::move(result)]() mutable {
+      done(std::move(result));
+    });
   }
 
  private:

@@ -21,7 +21,8 @@ class ReceiptVerifier {
   // Loop thread. `done` runs later on `back`'s thread (never inline) with the
   // provider's reference for the payment (stored with the purchase, never the
   // receipt itself), or the error "receipt_rejected" saying why.
-  virtual void verify(common::EventLoop& back, const Product& product, uint64_t user_id, std::string receipt,
+  virtual void verify(common::EventLoop& back, const Product& product, uint64_t user_id,
+                      std::string receipt,
                       std::function<void(common::Result<std::string>)> done) = 0;
 };
 

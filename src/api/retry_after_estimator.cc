@@ -17,17 +17,18 @@ void RetryAfterEstimator::forget_before(common::SteadyTime cutoff) {
 double RetryAfterEstimator::checks_per_second(common::SteadyTime now) {
   forget_before(now - limits_.window);
   if (completions_.empty()) return 0.0;
-  const std::chrono::duration<double> span =
-      std::clamp<common::SteadyTime::duration>(now - completions_.front(), std::chrono::seconds(1), limits_.window);
+  const std::chrono::duration<double> span = std::clamp<common::SteadyTime::duration>(
+      now - completions_.front(), std::chrono::seconds(1), limits_.window);
   return static_cast<double>(completions_.size()) / span.count();
 }
 
-std::chrono::seconds RetryAfterEstimator::retry_after(size_t waiting, size_t workers, common::SteadyTime now) {
+std::chrono::seconds RetryAfterEstimator::retry_after(size_t waiting, size_t workers,
+                                                      common::SteadyTime now) {
   double rate = checks_per_second(now);
   if (rate <= 0.0) rate = static_cast<double>(std::max<size_t>(workers, 1));
   const double seconds = std::ceil(static_cast<double>(waiting) / rate);
-  const double bounded =
-      std::clamp(seconds, static_cast<double>(limits_.min.count()), static_cast<double>(limits_.max.count()));
+  const double bounded = std::clamp(seconds, static_cast<double>(limits_.min.count()),
+                                    static_cast<double>(limits_.max.count()));
   return std::chrono::seconds(static_cast<int64_t>(bounded));
 }
 

@@ -26,46 +26,60 @@ std::string bearer_token(const common::HttpExchange& ex) {
 }
 
 bool session_valid(const SessionInfo& s, int64_t now) {
-  return s.session.expires_at > now && !s.user.disabled && s.session.user_epoch == s.user.session_epoch;
+  return s.session.expires_at > now && !s.user.disabled &&
+         s.session.user_epoch == s.user.session_epoch;
 }
 
 }  // namespace
 
-ExchangePtr hold(common::HttpExchange& ex) { return std::make_shared<common::HttpExchange>(std::move(ex)); }
+ExchangePtr hold(common::HttpExchange& ex) {
+  return std::make_shared<common::HttpExchange>(std::move(ex));
+}
 
-void no_store(common::HttpExchange& ex) { ex.add_header("Cache-Control", "no-store"); }
+void no_store(common::HttpExchange& ex) {
+  ex.add_header("Cache-Control", "no-store");
+}
 
 void unauthorized(common::HttpExchange& ex, std::string_view code, std::string_view message) {
   ex.add_header("WWW-Authenticate",
-                std::string("Bearer error=\"") + (code == "missing_token" ? "invalid_request" : "invalid_token") + "\"");
+                std::string("Bearer error=\"") +
+                    (code == "missing_token" ? "invalid_request" : "invalid_token") + "\"");
   no_store(ex);
   ex.reply_error(401, code, message);
 }
 
 bool api_off(Api::State& s, common::HttpExchange& ex) {
   if (s.store) return false;
-  ex.reply_error(404, "not_found", "The accounts API is off on this balancer (api.data_dir is not set).");
+  ex.reply_error(404, "not_found",
+                 "The accounts API is off on this balancer (api.data_dir is not set).");
   return true;
 }
 
-bool has_authorization(const common::HttpExchange& ex) { return ex.header("Authorization").has_value(); }
+bool has_authorization(const common::HttpExchange& ex) {
+  return ex.header("Authorization").has_value();
+}
 
 void with_session(Api::State& s, common::EventLoop& loop, ExchangePtr ex,
                   std::function<void(ExchangePtr, const SessionInfo&)> then) {
   std::string token = bearer_token(*ex);
-  if (token.empty()) return unauthorized(*ex, "missing_token", "Send the session token: Authorization: Bearer <token>.");
-  if (!well_formed_token(token)) return unauthorized(*ex, "invalid_token", "The session token is invalid or expired.");
-  s.store->find_session(loop, token_hash(token),
-                        [&s, ex, then = std::move(then)](common::Result<std::optional<SessionInfo>> r) {
-                          if (!r) return storage_failed(s, *ex, "session lookup", r.error());
-                          if (!r->has_value() || !session_valid(**r, s.clock.unix_now())) {
-                            return unauthorized(*ex, "invalid_token", "The session token is invalid or expired.");
-                          }
-                          then(ex, **r);
-                        });
+  if (token.empty())
+    return unauthorized(*ex, "missing_token",
+                        "Send the session token: Authorization: Bearer <token>.");
+  if (!well_formed_token(token))
+    return unauthorized(*ex, "invalid_token", "The session token is invalid or expired.");
+  s.store->find_session(
+      loop, token_hash(token),
+      [&s, ex, then = std::move(then)](common::Result<std::optional<SessionInfo>> r) {
+        if (!r) return storage_failed(s, *ex, "session lookup", r.error());
+        if (!r->has_value() || !session_valid(**r, s.clock.unix_now())) {
+          return unauthorized(*ex, "invalid_token", "The session token is invalid or expired.");
+        }
+        then(ex, **r);
+      });
 }
 
-void storage_failed(Api::State& s, common::HttpExchange& ex, std::string_view what, const common::Error& error) {
+void storage_failed(Api::State& s, common::HttpExchange& ex, std::string_view what,
+                    const common::Error& error) {
   s.store_errors.inc();
   no_store(ex);
   LOG_ERROR(kLog, what, " failed: ", error.message);
@@ -78,12 +92,13 @@ void storage_failed(Api::State& s, common::HttpExchange& ex, std::string_view wh
   ex.reply_error(500, "storage_error", "The account store failed; try again.");
 }
 
-bool parse_json_body(Api::State& s, const ApiConfig& config, common::HttpExchange& ex, rapidjson::Document& doc,
-                     std::string_view shape) {
+bool parse_json_body(Api::State& s, const ApiConfig& config, common::HttpExchange& ex,
+                     rapidjson::Document& doc, std::string_view shape) {
   std::string body = ex.body();
   if (body.size() > config.max_body_bytes) {
-    ex.reply_error(413, "body_too_large",
-                   "The request body is larger than " + std::to_string(config.max_body_bytes) + " bytes.");
+    ex.reply_error(
+        413, "body_too_large",
+        "The request body is larger than " + std::to_string(config.max_body_bytes) + " bytes.");
     return false;
   }
   const common::Status parsed = common::parse_json(body, doc, config.max_json_depth);
@@ -101,8 +116,8 @@ bool parse_json_body(Api::State& s, const ApiConfig& config, common::HttpExchang
   return true;
 }
 
-bool string_field(common::HttpExchange& ex, const rapidjson::Document& doc, const char* name, size_t max_bytes,
-                  bool printable, std::string& out) {
+bool string_field(common::HttpExchange& ex, const rapidjson::Document& doc, const char* name,
+                  size_t max_bytes, bool printable, std::string& out) {
   auto it = doc.FindMember(name);
   if (it == doc.MemberEnd()) {
     ex.reply_error(400, "missing_field", std::string("The field '") + name + "' is required.");
@@ -119,7 +134,8 @@ bool string_field(common::HttpExchange& ex, const rapidjson::Document& doc, cons
   }
   if (!ok) {
     ex.reply_error(400, "invalid_field",
-                   std::string("The field '") + name + "' must be 1 to " + std::to_string(max_bytes) +
+                   std::string("The field '") + name + "' must be 1 to " +
+                       std::to_string(max_bytes) +
                        (printable ? " printable ASCII characters without spaces." : " bytes."));
     return false;
   }

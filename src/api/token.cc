@@ -9,7 +9,9 @@
 namespace api {
 
 // The one base64url codec is common's (playback tickets use it too).
-std::string base64url_encode(std::string_view bytes) { return common::base64url_encode(bytes); }
+std::string base64url_encode(std::string_view bytes) {
+  return common::base64url_encode(bytes);
+}
 
 std::optional<std::string> base64url_decode(std::string_view text) {
   std::string out;
@@ -32,8 +34,8 @@ std::string token_hash(std::string_view token) {
 bool well_formed_token(std::string_view token) {
   if (token.size() != kTokenChars) return false;
   for (char c : token) {
-    const bool url_safe = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
-                          c == '_';
+    const bool url_safe = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+                          (c >= '0' && c <= '9') || c == '-' || c == '_';
     if (!url_safe) return false;
   }
   return true;

@@ -17,7 +17,8 @@ namespace api {
 namespace {
 
 constexpr const char* kUsage =
-    "usage: balancer user add LOGIN | list | disable LOGIN | passwd LOGIN [--config FILE] [--set key=value]...\n"
+    "usage: balancer user add LOGIN | list | disable LOGIN | passwd LOGIN [--config FILE] [--set "
+    "key=value]...\n"
     "       (add and passwd read the password from stdin, one line)\n";
 
 // One line from stdin, without the line end; nullopt when empty or too long.
@@ -53,31 +54,35 @@ int run_pg(const std::string& verb, const std::string& login, const ApiConfig& c
   }
   if (!valid_login(login)) return fail("a login is 1 to 64 letters, digits or . _ - @ +", 2);
   if (verb == "disable") {
-    auto r = pg_exec_blocking(pg,
-                              "UPDATE users SET disabled = true, session_epoch = session_epoch + 1 WHERE login = $1",
-                              {login});
+    auto r = pg_exec_blocking(
+        pg, "UPDATE users SET disabled = true, session_epoch = session_epoch + 1 WHERE login = $1",
+        {login});
     if (!r) return fail(r.error().message);
     if (std::atoi(PQcmdTuples(r->get())) == 0) return fail("no user with login '" + login + "'");
     printf("disabled user %s; its sessions are signed out\n", login.c_str());
     return 0;
   }
   auto password = read_password();
-  if (!password) return fail("read a password of 1 to " + std::to_string(kMaxPasswordBytes) + " bytes from stdin", 2);
+  if (!password)
+    return fail(
+        "read a password of 1 to " + std::to_string(kMaxPasswordBytes) + " bytes from stdin", 2);
   auto hash = hash_password(*password, config.kdf);
   OPENSSL_cleanse(password->data(), password->size());
   if (!hash) return fail(hash.error().message);
   if (verb == "add") {
-    auto r = pg_exec_blocking(pg,
-                              "INSERT INTO users (login, password_hash, created_at) VALUES ($1, $2, $3) "
-                              "ON CONFLICT (login) DO NOTHING RETURNING id",
-                              {login, *hash, std::to_string(time(nullptr))});
+    auto r =
+        pg_exec_blocking(pg,
+                         "INSERT INTO users (login, password_hash, created_at) VALUES ($1, $2, $3) "
+                         "ON CONFLICT (login) DO NOTHING RETURNING id",
+                         {login, *hash, std::to_string(time(nullptr))});
     if (!r) return fail(r.error().message);
     if (PQntuples(r->get()) == 0) return fail("a user with login '" + login + "' already exists");
     printf("added user %s (id %s)\n", login.c_str(), PQgetvalue(r->get(), 0, 0));
     return 0;
   }
   auto r = pg_exec_blocking(
-      pg, "UPDATE users SET password_hash = $2, session_epoch = session_epoch + 1 WHERE login = $1", {login, *hash});
+      pg, "UPDATE users SET password_hash = $2, session_epoch = session_epoch + 1 WHERE login = $1",
+      {login, *hash});
   if (!r) return fail(r.error().message);
   if (std::atoi(PQcmdTuples(r->get())) == 0) return fail("no user with login '" + login + "'");
   printf("password of %s changed; its sessions are signed out\n", login.c_str());
@@ -87,8 +92,8 @@ int run_pg(const std::string& verb, const std::string& login, const ApiConfig& c
 }  // namespace
 
 int run_user_command(const std::vector<std::string>& args, const std::string& default_config,
-                     const std::function<common::Result<ApiConfig>(const std::string&,
-                                                                   const std::vector<std::string>&)>& load) {
+                     const std::function<common::Result<ApiConfig>(
+                         const std::string&, const std::vector<std::string>&)>& load) {
   std::string config_path = default_config;
   std::vector<std::string> overrides;
   std::vector<std::string> words;
@@ -118,7 +123,8 @@ int run_user_command(const std::vector<std::string>& args, const std::string& de
     fprintf(stderr, "balancer user: bad config: %s\n", config.error().message.c_str());
     return 2;
   }
-  if (config->store == "postgresql") return run_pg(verb, needs_login ? words[1] : std::string(), *config);
+  if (config->store == "postgresql")
+    return run_pg(verb, needs_login ? words[1] : std::string(), *config);
   if (config->data_dir.empty()) {
     fprintf(stderr, "balancer user: %s: api.data_dir is not set, so there is no account store\n",
             config_path.c_str());
@@ -164,7 +170,8 @@ int run_user_command(const std::vector<std::string>& args, const std::string& de
     }
     auto password = read_password();
     if (!password) {
-      fprintf(stderr, "balancer user: read a password of 1 to %zu bytes from stdin\n", kMaxPasswordBytes);
+      fprintf(stderr, "balancer user: read a password of 1 to %zu bytes from stdin\n",
+              kMaxPasswordBytes);
       return 2;
     }
     auto hash = hash_password(*password, config->kdf);

@@ -83,8 +83,8 @@ common::Result<std::unique_ptr<Audience>> Audience::create(Scenario scenario, Ru
   // spread over one client per kConnectionsPerClient connections of the per-host budget, each
   // with its own share and its own queue (max_host_transfers), so that walk stays short.
   const long budget = a->scenario_.max_host_connections;
-  const long clients = std::clamp((budget + kConnectionsPerClient - 1) / kConnectionsPerClient, 1L,
-                                  kMaxClients);
+  const long clients =
+      std::clamp((budget + kConnectionsPerClient - 1) / kConnectionsPerClient, 1L, kMaxClients);
   common::HttpClientOptions http;
   http.connect_timeout = std::chrono::milliseconds(2000);
   http.request_timeout =
@@ -111,8 +111,7 @@ common::Result<std::unique_ptr<Audience>> Audience::create(Scenario scenario, Ru
   a->context_ = std::unique_ptr<PlayerContext>(new PlayerContext{
       a->loop_, a->clients_, a->scenario_, *a->recorder_, [raw = a.get()] { return raw->now(); },
       [] {
-        return std::chrono::duration<double>(
-                   std::chrono::system_clock::now().time_since_epoch())
+        return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
             .count();
       }});
   return a;
@@ -308,14 +307,15 @@ void Audience::start_phase(const Phase& phase) {
       common::FetchRequest r;
       r.url = scenario_.balancer + "/access_queue_switch?state=" + (phase.on ? "on" : "off");
       if (!scenario_.operator_key.empty()) r.headers = {{"X-Operator-Key", scenario_.operator_key}};
-      clients_.front()->fetch(std::move(r),
-                     {nullptr, nullptr, [this, on = phase.on](const common::FetchResult& result) {
-                        if (!result.ok || result.status != 200) {
-                          std::fprintf(stderr, "audience: overload switch %s answered %d %s\n",
-                                       on ? "on" : "off", result.status, result.error.c_str());
-                          recorder_->fatal("overload_switch_failed");
-                        }
-                      }});
+      clients_.front()->fetch(
+          std::move(r),
+          {nullptr, nullptr, [this, on = phase.on](const common::FetchResult& result) {
+             if (!result.ok || result.status != 200) {
+               std::fprintf(stderr, "audience: overload switch %s answered %d %s\n",
+                            on ? "on" : "off", result.status, result.error.c_str());
+               recorder_->fatal("overload_switch_failed");
+             }
+           }});
       break;
     }
     case Action::run:
@@ -413,17 +413,18 @@ void Audience::scrape_metrics() {
     r.url = source.url;
     auto body = std::make_shared<std::string>();
     ++scrapes_in_flight_;
-    clients_.front()->fetch(std::move(r), {nullptr,
-                                  [body](std::string_view data) {
-                                    if (body->size() < 8 * 1024 * 1024) body->append(data);
-                                  },
-                                  [this, body, name = source.name, metric = source.origin_fetches](
-                                      const common::FetchResult& result) {
-                                    --scrapes_in_flight_;
-                                    if (!result.ok || result.status != 200) return;
-                                    if (auto sum = metric_sum(*body, metric))
-                                      recorder_->origin_fetches(name, *sum);
-                                  }});
+    clients_.front()->fetch(std::move(r),
+                            {nullptr,
+                             [body](std::string_view data) {
+                               if (body->size() < 8 * 1024 * 1024) body->append(data);
+                             },
+                             [this, body, name = source.name,
+                              metric = source.origin_fetches](const common::FetchResult& result) {
+                               --scrapes_in_flight_;
+                               if (!result.ok || result.status != 200) return;
+                               if (auto sum = metric_sum(*body, metric))
+                                 recorder_->origin_fetches(name, *sum);
+                             }});
   }
 }
 

@@ -11,9 +11,9 @@ namespace audience {
 
 namespace {
 
-constexpr std::string_view kKindNames[kRequestKinds] = {
-    "login", "refresh", "channels", "access", "master",
-    "media", "steering", "segment",  "key",    "part"};
+constexpr std::string_view kKindNames[kRequestKinds] = {"login",  "refresh", "channels", "access",
+                                                        "master", "media",   "steering", "segment",
+                                                        "key",    "part"};
 
 std::string number(double v) {
   if (!std::isfinite(v)) return "null";
@@ -44,8 +44,8 @@ std::string summary_json(const std::vector<double>& values) {
 // For ratios of an estimate to the truth, where both tails matter: min and p5 too, and the
 // share within ±30 % (issue 22's bar for announced waits).
 std::string two_sided_summary_json(const std::vector<double>& values) {
-  const auto within = std::count_if(values.begin(), values.end(),
-                                    [](double r) { return r >= 0.7 && r <= 1.3; });
+  const auto within =
+      std::count_if(values.begin(), values.end(), [](double r) { return r >= 0.7 && r <= 1.3; });
   std::string out = "{\"within_30_percent\":";
   out += values.empty() ? std::string("null")
                         : number(static_cast<double>(within) / static_cast<double>(values.size()));
@@ -389,7 +389,8 @@ std::string Recorder::json(const std::string& scenario_name, double ran_s) const
   out += ",\"order_inversions\":" + std::to_string(queue_order_inversions());
   out += ",\"answers_without_estimate\":" + std::to_string(answers_without_estimate);
   out += ",\"admitted_before_an_estimate\":" + std::to_string(admitted_unannounced);
-  out += ",\"wait_s\":" + summary_json(waits) + ",\"announced_over_real\":" + two_sided_summary_json(ratio) +
+  out += ",\"wait_s\":" + summary_json(waits) +
+         ",\"announced_over_real\":" + two_sided_summary_json(ratio) +
          ",\"told_over_left\":" + two_sided_summary_json(ratio_all) + "}";
   out += ",\"segments_distinct\":" + std::to_string(segment_names_.size());
   out += ",\"origin_fetches\":{";
@@ -454,9 +455,9 @@ std::string Recorder::json(const std::string& scenario_name, double ran_s) const
   for (size_t s = 0; s < errors_per_second_.size(); ++s)
     out += (s ? "," : "") + std::to_string(errors_per_second_[s]);
   out += "]";
-  for (const auto& [name, q] : {std::pair{"behind_live_p50_s", 0.5},
-                                std::pair{"behind_live_p95_s", 0.95},
-                                std::pair{"behind_live_max_s", 1.0}}) {
+  for (const auto& [name, q] :
+       {std::pair{"behind_live_p50_s", 0.5}, std::pair{"behind_live_p95_s", 0.95},
+        std::pair{"behind_live_max_s", 1.0}}) {
     out += ",\"" + std::string(name) + "\":[";
     for (size_t s = 0; s < behind_live_per_second_.size(); ++s)
       out += (s ? "," : "") + opt(behind_live_in_second(s, q));
@@ -520,8 +521,8 @@ std::string Recorder::html(const std::string& scenario_name, double ran_s) const
   }
   if (!behind_live_.values().empty()) {
     std::vector<Series> behind;
-    for (const auto& [name, q] : {std::pair{"p50", 0.5}, std::pair{"p95", 0.95},
-                                  std::pair{"max", 1.0}}) {
+    for (const auto& [name, q] :
+         {std::pair{"p50", 0.5}, std::pair{"p95", 0.95}, std::pair{"max", 1.0}}) {
       Series series{name, {}};
       for (size_t s = 0; s < behind_live_per_second_.size(); ++s) {
         if (auto v = behind_live_in_second(s, q)) series.points.emplace_back(s, *v);

@@ -1,8 +1,8 @@
 // What a rehearsal measured, kept as a pure function of events and the time passed in
 // (seconds since the start of the run): requests by kind and second, latencies, errors,
 // startup times, stalls, latency behind live, queue waits and order, per-window request
-// budgets, process CPU and RSS, origin fetches from metrics. Bounded: per-second series stop at the scenario's
-// duration, latency samples are a fixed-size reservoir per kind. One owner thread.
+// budgets, process CPU and RSS, origin fetches from metrics. Bounded: per-second series stop at the
+// scenario's duration, latency samples are a fixed-size reservoir per kind. One owner thread.
 #pragma once
 
 #include <array>

@@ -30,7 +30,7 @@ struct PlayerSpec {
   // hls.js's lowLatencyMode and Media3 do), starting PART-HOLD-BACK from the live edge; a
   // playlist without parts plays by segments either way.
   bool low_latency = true;
-  int retries = 3;                  // per request, before the player gives up on it
+  int retries = 3;  // per request, before the player gives up on it
   double request_timeout_s = 10;
   double queue_max_wait_s = 600;  // a queued viewer gives up after this long
 };

@@ -526,7 +526,8 @@ void Viewer::read_media(const hls::Playlist& playlist, const std::string& asked,
   const std::string variant = asked.substr(0, asked.find('?'));
   std::optional<double> program_date;  // of the next segment, carried from the last dated one
   for (const auto& seg : m.segments) {
-    if (!seg.program_date_time.empty()) program_date = hls::parse_program_date(seg.program_date_time);
+    if (!seg.program_date_time.empty())
+      program_date = hls::parse_program_date(seg.program_date_time);
     segments_.push_back({seg.sequence, seg.duration.value_or(target_duration_),
                          playlist.tmpl.slots()[seg.uri_slot].uri, variant, program_date});
     durations.push_back(segments_.back().duration);
@@ -578,14 +579,17 @@ bool Viewer::read_parts(const hls::Playlist& playlist) {
       index = 0;
       range_end = 0;
       // The segment in progress starts where the last listed one ends.
-      program_date = listed ? segments_[p.segment_index].program_date_s
-                     : segments_.empty() || !segments_.back().program_date_s
-                         ? std::nullopt
-                         : std::optional(*segments_.back().program_date_s +
-                                         segments_.back().duration);
+      program_date =
+          listed ? segments_[p.segment_index].program_date_s
+          : segments_.empty() || !segments_.back().program_date_s
+              ? std::nullopt
+              : std::optional(*segments_.back().program_date_s + segments_.back().duration);
     }
     Part part{{listed ? segments_[p.segment_index].sequence : next_msn, index++},
-              p.duration.value_or(part_target_), slots[p.uri_slot].uri, "", p.independent,
+              p.duration.value_or(part_target_),
+              slots[p.uri_slot].uri,
+              "",
+              p.independent,
               program_date};
     if (p.byte_range) {
       const uint64_t offset = p.byte_range->offset.value_or(range_end);
@@ -598,8 +602,9 @@ bool Viewer::read_parts(const hls::Playlist& playlist) {
   // The hinted part follows the last one listed: the next of its segment, or the first of
   // the next segment once that one is complete.
   const Part& last = parts_.back();
-  const PartPlace after_last = last.place.msn < next_msn ? PartPlace{next_msn, 0}
-                                                         : PartPlace{last.place.msn, last.place.index + 1};
+  const PartPlace after_last = last.place.msn < next_msn
+                                   ? PartPlace{next_msn, 0}
+                                   : PartPlace{last.place.msn, last.place.index + 1};
   hint_.reset();
   for (const auto& h : m.preload_hints) {
     if (h.type != "PART" || !h.uri_slot) continue;
@@ -644,8 +649,7 @@ const Viewer::Part* Viewer::find_part(PartPlace& place) const {
 }
 
 void Viewer::pump_parts() {
-  if (stopped() || segment_fetch_ != 0 || !next_part_ || parts_.empty() ||
-      segment_timer_.armed())
+  if (stopped() || segment_fetch_ != 0 || !next_part_ || parts_.empty() || segment_timer_.armed())
     return;
   if (*next_part_ < parts_.front().place) {
     // Fell behind the parts the playlist still lists: a player jumps to its live start.
@@ -677,7 +681,8 @@ void Viewer::on_part_done(const Part& part, const Reply& reply, double started) 
     // A hinted part may be refused before it exists (§6.2.6: a 404 for a hint is allowed):
     // the player asks again once the playlist lists it. Other failures count as a segment's.
     if (++segment_attempts_ > ctx_.scenario.player.retries)
-      return fail("part_" + (reply.status ? std::to_string(reply.status) : std::string("transport")));
+      return fail("part_" +
+                  (reply.status ? std::to_string(reply.status) : std::string("transport")));
     return after(segment_timer_, std::min(part_target_, backoff_s(segment_attempts_)));
   }
   segment_attempts_ = 0;
@@ -855,8 +860,8 @@ void Viewer::finish(double now) {
   if (was_queued_ && queue_record_.admitted_at_s <= 0) ctx_.recorder.queued(queue_record_);
   ctx_.recorder.viewer_end(buffer_.stalls(), buffer_.stalled_s(), buffer_.started());
   if (behind_live_samples_ > 0) {
-    ctx_.recorder.viewer_behind_live(
-        behind_live_sum_s_ / static_cast<double>(behind_live_samples_), behind_live_max_s_);
+    ctx_.recorder.viewer_behind_live(behind_live_sum_s_ / static_cast<double>(behind_live_samples_),
+                                     behind_live_max_s_);
   }
 }
 

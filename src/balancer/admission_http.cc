@@ -86,21 +86,25 @@ Reply refused_reply(const AdmissionDecision& d) {
   Reply reply;
   switch (d.refusal) {
     case AdmissionDecision::Refusal::kAddressViewers:
-      reply = error_reply(429, "too_many_viewers",
-                          "This address already has as many anonymous viewers as allowed; sign in or "
-                          "stop another player.");
+      reply =
+          error_reply(429, "too_many_viewers",
+                      "This address already has as many anonymous viewers as allowed; sign in or "
+                      "stop another player.");
       break;
     case AdmissionDecision::Refusal::kAddressTickets:
       reply = error_reply(429, "too_many_viewers",
                           "This address already holds as many places in the queue as allowed.");
       break;
     case AdmissionDecision::Refusal::kUnavailable:
-      reply = error_reply(503, "admission_unavailable",
-                          "The service cannot check its viewer limits right now; try again shortly.");
+      reply =
+          error_reply(503, "admission_unavailable",
+                      "The service cannot check its viewer limits right now; try again shortly.");
       break;
     case AdmissionDecision::Refusal::kFull:
     case AdmissionDecision::Refusal::kNone:
-      reply = error_reply(503, "busy", "The service is at its limit of viewers and waiting viewers; try again shortly.");
+      reply = error_reply(
+          503, "busy",
+          "The service is at its limit of viewers and waiting viewers; try again shortly.");
       break;
   }
   reply.headers.push_back({"Retry-After", retry});

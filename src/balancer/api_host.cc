@@ -31,19 +31,22 @@ std::vector<api::CacheEntry> ApiHost::usable_caches() const {
   return out;
 }
 
-common::Result<std::string> ApiHost::viewer_key(const std::string& channel_id, const std::string& ticket,
+common::Result<std::string> ApiHost::viewer_key(const std::string& channel_id,
+                                                const std::string& ticket,
                                                 const std::string& viewer) const {
   std::shared_ptr<const RuntimeConfig> rc = shared_.config.load();
   const ChannelConfig* channel = rc->find_channel(channel_id);
-  if (channel == nullptr) return common::Error{"unknown_channel", "No channel '" + channel_id + "' is configured."};
+  if (channel == nullptr)
+    return common::Error{"unknown_channel", "No channel '" + channel_id + "' is configured."};
   ViewerRequest credentials;
   credentials.ticket = ticket;
   credentials.viewer = viewer;
   return authorize_viewer(*rc, credentials, *channel, shared_.clock.unix_now());
 }
 
-void ApiHost::admit(const std::string& key, const std::string& channel, const std::string& remote_ip,
-                    common::EventLoop& loop, std::function<void(const api::AdmissionAnswer&)> done) {
+void ApiHost::admit(const std::string& key, const std::string& channel,
+                    const std::string& remote_ip, common::EventLoop& loop,
+                    std::function<void(const api::AdmissionAnswer&)> done) {
   std::shared_ptr<const RuntimeConfig> rc = shared_.config.load();
   shared_.any_loop.admission->check(
       loop, key, channel, viewer_source(*rc, remote_ip, key), shared_.clock.now(),
@@ -59,7 +62,8 @@ void ApiHost::admit(const std::string& key, const std::string& channel, const st
       });
 }
 
-common::Result<std::string> ApiHost::issue_ticket(const std::string& channel, const std::string& viewer_id,
+common::Result<std::string> ApiHost::issue_ticket(const std::string& channel,
+                                                  const std::string& viewer_id,
                                                   int64_t expires_unix) const {
   std::shared_ptr<const RuntimeConfig> rc = shared_.config.load();
   return rc->tickets->issue({channel, viewer_id, expires_unix});

@@ -21,15 +21,17 @@ constexpr std::string_view kAdminStatusPath = "/admin/status";
 
 std::string describe(const AdmissionLimits& l) {
   auto s = [](Duration d) { return std::chrono::duration<double>(d).count(); };
-  return common::str_cat("max_streams=", l.max_streams, " max_traffic_mbps=", l.max_traffic_mbps,
-                         " idle_timeout_s=", s(l.idle_timeout), " ticket_grace_s=", s(l.ticket_grace),
-                         " head_reservation_s=", s(l.head_reservation), " retry_after_s=", s(l.retry_after),
-                         " max_anonymous_per_address=", l.max_anonymous_per_address,
-                         " max_tickets_per_address=", l.max_tickets_per_address, " max_entries=", l.max_entries);
+  return common::str_cat(
+      "max_streams=", l.max_streams, " max_traffic_mbps=", l.max_traffic_mbps,
+      " idle_timeout_s=", s(l.idle_timeout), " ticket_grace_s=", s(l.ticket_grace),
+      " head_reservation_s=", s(l.head_reservation), " retry_after_s=", s(l.retry_after),
+      " max_anonymous_per_address=", l.max_anonymous_per_address,
+      " max_tickets_per_address=", l.max_tickets_per_address, " max_entries=", l.max_entries);
 }
 
 // Validates `fresh` and derives what it needs (signer, tickets).
-common::Result<std::shared_ptr<const RuntimeConfig>> make_runtime(BalancerConfig fresh, uint64_t generation) {
+common::Result<std::shared_ptr<const RuntimeConfig>> make_runtime(BalancerConfig fresh,
+                                                                  uint64_t generation) {
   auto signer = common::UrlSigner::create(fresh.signing_keys);
   if (!signer) return signer.error();
   auto tickets = common::PlaybackTickets::create(fresh.ticket_keys);
@@ -47,7 +49,8 @@ common::Result<std::shared_ptr<const RuntimeConfig>> make_runtime(BalancerConfig
 }
 
 // The one place the backend is chosen (admission.backend; restart to change it).
-std::unique_ptr<Admission> make_admission(const common::ServiceContext& context, const BalancerConfig& c) {
+std::unique_ptr<Admission> make_admission(const common::ServiceContext& context,
+                                          const BalancerConfig& c) {
   if (c.admission_backend == "redis") {
     return admission::make_redis_admission(context.loops, c.admission_redis, c.admission);
   }
@@ -55,7 +58,8 @@ std::unique_ptr<Admission> make_admission(const common::ServiceContext& context,
 }
 
 bool fresh_backend_differs(const BalancerConfig& running, const BalancerConfig& fresh) {
-  return running.admission_backend != fresh.admission_backend || !(running.admission_redis == fresh.admission_redis);
+  return running.admission_backend != fresh.admission_backend ||
+         !(running.admission_redis == fresh.admission_redis);
 }
 
 }  // namespace
@@ -104,19 +108,23 @@ void BalancerLoop::attach(common::HttpServer& server) {
   server.set_pre_route([this, cors](HttpExchange& ex) {
     return common::apply_cors(config_.get().config.cors, cors, ex);
   });
-  server.route_prefix(std::string(kPlaylistPrefix), {"GET", "HEAD"}, [this](HttpExchange& ex) { handle_playlist(ex); });
-  server.route_prefix(std::string(kKeyPrefix), {"GET", "HEAD"}, [this](HttpExchange& ex) { handle_key(ex); });
+  server.route_prefix(std::string(kPlaylistPrefix), {"GET", "HEAD"},
+                      [this](HttpExchange& ex) { handle_playlist(ex); });
+  server.route_prefix(std::string(kKeyPrefix), {"GET", "HEAD"},
+                      [this](HttpExchange& ex) { handle_key(ex); });
   server.route_prefix(std::string(kSteeringPrefix), {"GET", "HEAD"},
                       [this](HttpExchange& ex) { handle_steering(ex); });
   server.route("/health", {"GET", "HEAD"}, [this](HttpExchange& ex) { handle_health(ex); });
   server.route("/metrics", {"GET"}, [this](HttpExchange& ex) {
     ex.add_header("Cache-Control", "no-store");
-    ex.reply(200, shared_.admission_report.render(shared_.clock.now()), "text/plain; version=0.0.4");
+    ex.reply(200, shared_.admission_report.render(shared_.clock.now()),
+             "text/plain; version=0.0.4");
   });
   for (std::string_view path : {kSwitchPath, kSwitchAlias}) {
     server.route(std::string(path), {"GET"}, [this](HttpExchange& ex) { handle_switch(ex); });
   }
-  server.route(std::string(kAdminStatusPath), {"GET", "HEAD"}, [this](HttpExchange& ex) { handle_admin_status(ex); });
+  server.route(std::string(kAdminStatusPath), {"GET", "HEAD"},
+               [this](HttpExchange& ex) { handle_admin_status(ex); });
   // The web player and the operator's dashboard (static; their data come from the endpoints above).
   for (const char* page : {"/player", "/admin", "/player/", "/admin/", "/vendor/"}) {
     auto serve = [this](HttpExchange& ex) { serve_web_page(config_.get().config.web_dir, ex); };
@@ -149,10 +157,12 @@ common::Result<common::ReloadSwap> Balancer::prepare_reload(BalancerConfig fresh
   Shared& s = *shared_;
   std::shared_ptr<const RuntimeConfig> running = s.config.load();
   const BalancerConfig& old = running->config;
-  const bool server_differs =
-      fresh.server.host != old.server.host || fresh.server.port != old.server.port ||
-      fresh.server.threads != old.server.threads || fresh.server.max_header_bytes != old.server.max_header_bytes ||
-      fresh.server.max_body_bytes != old.server.max_body_bytes || fresh.server.io_timeout_s != old.server.io_timeout_s;
+  const bool server_differs = fresh.server.host != old.server.host ||
+                              fresh.server.port != old.server.port ||
+                              fresh.server.threads != old.server.threads ||
+                              fresh.server.max_header_bytes != old.server.max_header_bytes ||
+                              fresh.server.max_body_bytes != old.server.max_body_bytes ||
+                              fresh.server.io_timeout_s != old.server.io_timeout_s;
   fresh.server = old.server;
   const bool backend_differs = fresh_backend_differs(old, fresh);
   fresh.admission_backend = old.admission_backend;
@@ -161,12 +171,16 @@ common::Result<common::ReloadSwap> Balancer::prepare_reload(BalancerConfig fresh
   if (!rc) return rc.error();
   common::LogLevel level;
   common::parse_log_level((*rc)->config.log_level, level);  // make_runtime checked it
-  return common::ReloadSwap([&s, running, next = std::move(rc).value(), level, server_differs, backend_differs] {
+  return common::ReloadSwap([&s, running, next = std::move(rc).value(), level, server_differs,
+                             backend_differs] {
     const BalancerConfig& was = running->config;
     const BalancerConfig& c = next->config;
-    if (server_differs) LOG_WARN(kLog, "reload: the listen address, threads and server limits change only on restart");
+    if (server_differs)
+      LOG_WARN(kLog,
+               "reload: the listen address, threads and server limits change only on restart");
     if (backend_differs) {
-      LOG_WARN(kLog, "reload: admission.backend and admission.redis.* change only on restart (running: ",
+      LOG_WARN(kLog,
+               "reload: admission.backend and admission.redis.* change only on restart (running: ",
                was.admission_backend, ")");
     }
     ++s.home->generation;
@@ -174,8 +188,8 @@ common::Result<common::ReloadSwap> Balancer::prepare_reload(BalancerConfig fresh
     s.home->configure(c);
     s.api->reload(c.api);
     if (was.admission != c.admission) {
-      LOG_INFO(kLog, "admission limits now ", describe(c.admission), " (were ", describe(was.admission),
-               "); admitted viewers keep their slots");
+      LOG_INFO(kLog, "admission limits now ", describe(c.admission), " (were ",
+               describe(was.admission), "); admitted viewers keep their slots");
     }
     s.config.publish(next);
   });
@@ -195,7 +209,8 @@ common::Result<std::unique_ptr<Balancer>> Balancer::create(common::ServiceContex
   s.home = std::move(home).value();
   s.home->generation = s.config.load()->generation;
   s.home->configure(config);
-  for (common::EventLoop* loop : context.loops) s.loops.add_loop(std::make_unique<BalancerLoop>(s, *loop));
+  for (common::EventLoop* loop : context.loops)
+    s.loops.add_loop(std::make_unique<BalancerLoop>(s, *loop));
   s.api_host = std::make_unique<ApiHost>(s);
   auto api = api::Api::create(context, config.api, *s.api_host);
   if (!api) return api.error();
@@ -205,20 +220,25 @@ common::Result<std::unique_ptr<Balancer>> Balancer::create(common::ServiceContex
   common::MetricsRegistry& registry = *context.metrics;
   registry.gauge_fn("balancer_playlist_sources", "Source playlists held in memory",
                     [&s] { return double(s.any_loop.source_entries.load()); });
-  registry.gauge_fn("balancer_playlist_sources_refreshing", "Live sources refreshed in the background",
+  registry.gauge_fn("balancer_playlist_sources_refreshing",
+                    "Live sources refreshed in the background",
                     [&s] { return double(s.any_loop.sources_refreshing.load()); });
   registry.gauge_fn(
       "balancer_playlist_unsent_bytes",
-      "Bytes of playlist replies not yet written to their clients (bounded by playlists.max_unsent_bytes)",
+      "Bytes of playlist replies not yet written to their clients (bounded by "
+      "playlists.max_unsent_bytes)",
       [&s] { return double(s.any_loop.unsent_playlist_bytes.load(std::memory_order_relaxed)); });
   registry.gauge_fn("balancer_active_requests", "Requests in progress",
                     [&s] { return double(s.loops.active_requests()); });
-  LOG_INFO(kLog, "serving ", config.channels.size(), " channel(s) with ", config.caches.size(), " cache node(s)",
-           config.allow_anonymous ? "; anonymous viewers allowed on free channels" : "", "; admission ",
-           describe(config.admission),
-           config.admission_backend == "redis" ? common::str_cat(", shared through Redis at ", config.admission_redis.host, ":",
-                                     config.admission_redis.port, " (prefix ", config.admission_redis.prefix, ")")
-                   : std::string(", in this process"));
+  LOG_INFO(kLog, "serving ", config.channels.size(), " channel(s) with ", config.caches.size(),
+           " cache node(s)",
+           config.allow_anonymous ? "; anonymous viewers allowed on free channels" : "",
+           "; admission ", describe(config.admission),
+           config.admission_backend == "redis"
+               ? common::str_cat(", shared through Redis at ", config.admission_redis.host, ":",
+                                 config.admission_redis.port, " (prefix ",
+                                 config.admission_redis.prefix, ")")
+               : std::string(", in this process"));
   return std::unique_ptr<Balancer>(new Balancer(std::move(shared)));
 }
 

@@ -3,9 +3,9 @@
 // origin once for all viewers and cached by kind; chunk links lead to the
 // nearest usable cache node (signed) or to origin; key links lead back to the
 // balancer, which serves keys only to entitled viewers. Admits viewers under the
-// stream and traffic limits with a waiting queue (flow 4, the admission component: admission/admission.h) and
-// answers the app's access check. Also /health, /metrics, the operator's overload
-// switch and /admin/status, reload on SIGHUP, graceful drain.
+// stream and traffic limits with a waiting queue (flow 4, the admission component:
+// admission/admission.h) and answers the app's access check. Also /health, /metrics, the operator's
+// overload switch and /admin/status, reload on SIGHUP, graceful drain.
 //
 // The config structs and their readers: balancer_config.h. URL scheme, config
 // reference, cache choice and freshness: docs/balancer.md;

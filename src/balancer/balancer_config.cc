@@ -65,11 +65,13 @@ void read_admission(common::ConfigReader& root, AdmissionLimits& a, std::vector<
         l.number("idle_timeout_s", seconds_of(defaults.idle_timeout), 0, 86400));
     a.max_anonymous_per_address = static_cast<uint32_t>(
         l.integer("max_anonymous_per_address", defaults.max_anonymous_per_address, 0, 100'000'000));
-    a.max_entries = static_cast<uint32_t>(l.integer("max_entries", defaults.max_entries, 0, 100'000'000));
+    a.max_entries =
+        static_cast<uint32_t>(l.integer("max_entries", defaults.max_entries, 0, 100'000'000));
     for (const auto& text : l.string_list("per_address_exempt", {})) {
       auto cidr = Cidr::parse(text);
       if (!cidr) {
-        l.fail("per_address_exempt", "'" + text + "' is not a network (e.g. 10.0.0.0/8 or 2001:db8::/32)");
+        l.fail("per_address_exempt",
+               "'" + text + "' is not a network (e.g. 10.0.0.0/8 or 2001:db8::/32)");
       } else {
         exempt.push_back(*cidr);
       }
@@ -100,12 +102,15 @@ void read_admission_backend(common::ConfigReader& root, BalancerConfig& c) {
   auto a = root.object("admission");
   c.admission_backend = a.string("backend", "local");
   if (c.admission_backend != "local" && c.admission_backend != "redis") {
-    a.fail("backend", "must be \"local\" (this balancer alone) or \"redis\" (several balancers share admission)");
+    a.fail(
+        "backend",
+        "must be \"local\" (this balancer alone) or \"redis\" (several balancers share admission)");
   }
   auto r = a.object("redis");
   RedisAdmissionOptions& o = c.admission_redis;
   o.host = r.string("host", o.host);
-  if (o.host.empty() || o.host.find_first_of(" /\t") != std::string::npos) r.fail("host", "must be a host name or IP address");
+  if (o.host.empty() || o.host.find_first_of(" /\t") != std::string::npos)
+    r.fail("host", "must be a host name or IP address");
   o.port = static_cast<uint16_t>(r.integer("port", o.port, 1, 65535));
   o.password = r.string("password", "");
   o.prefix = r.string("prefix", o.prefix);
@@ -116,8 +121,10 @@ void read_admission_backend(common::ConfigReader& root, BalancerConfig& c) {
   o.timeout = ms(r.integer("timeout_ms", o.timeout.count(), 10, 60000));
   o.heartbeat_interval = ms(r.integer("heartbeat_ms", o.heartbeat_interval.count(), 100, 60000));
   if (c.admission_backend == "redis" && o.heartbeat_interval * 2 > c.admission.idle_timeout) {
-    r.fail("heartbeat_ms", "must be at most half of limits.idle_timeout_s, or admitted viewers' slots expire in Redis "
-                           "between two heartbeats");
+    r.fail(
+        "heartbeat_ms",
+        "must be at most half of limits.idle_timeout_s, or admitted viewers' slots expire in Redis "
+        "between two heartbeats");
   }
   r.finish();
   a.finish();
@@ -274,12 +281,15 @@ void read_steering_and_web(common::ConfigReader& root, const std::filesystem::pa
 void read_prefetch(common::ConfigReader& root, BalancerConfig& c) {
   auto p = root.object("prefetch");
   c.prefetch.key = p.string("key", "");
-  if (!c.prefetch.key.empty() && c.prefetch.key.size() < 16) p.fail("key", "must be at least 16 characters");
+  if (!c.prefetch.key.empty() && c.prefetch.key.size() < 16)
+    p.fail("key", "must be at least 16 characters");
   c.prefetch.max_per_s = p.number("max_per_s", c.prefetch.max_per_s, 0.1, 1e5);
-  c.prefetch.max_queue = static_cast<size_t>(p.integer("max_queue", static_cast<int64_t>(c.prefetch.max_queue), 1, 100000));
-  c.prefetch.max_inflight =
-      static_cast<size_t>(p.integer("max_inflight", static_cast<int64_t>(c.prefetch.max_inflight), 1, 1000));
-  c.prefetch.timeout = std::chrono::milliseconds(p.integer("timeout_ms", c.prefetch.timeout.count(), 10, 60000));
+  c.prefetch.max_queue = static_cast<size_t>(
+      p.integer("max_queue", static_cast<int64_t>(c.prefetch.max_queue), 1, 100000));
+  c.prefetch.max_inflight = static_cast<size_t>(
+      p.integer("max_inflight", static_cast<int64_t>(c.prefetch.max_inflight), 1, 1000));
+  c.prefetch.timeout =
+      std::chrono::milliseconds(p.integer("timeout_ms", c.prefetch.timeout.count(), 10, 60000));
   p.finish();
 }
 
@@ -438,7 +448,8 @@ common::Result<BalancerConfig> load_balancer_config(const std::string& main_path
   if (!cache_error.empty()) errors += (errors.empty() ? "" : "\n") + cache_error;
   if (!config->api.products_file.empty()) {
     auto products_doc = common::ConfigDocument::load(config->api.products_file, {});
-    common::Status products = products_doc ? read_products(*products_doc, *config) : products_doc.error();
+    common::Status products =
+        products_doc ? read_products(*products_doc, *config) : products_doc.error();
     if (!products) errors += (errors.empty() ? "" : "\n") + products.error().message;
   }
   if (!errors.empty()) return common::Error{"bad_config", errors};

@@ -60,10 +60,10 @@ struct HealthConfig {
 // Section "prefetch": new segments of live sources named to the cache nodes
 // serving them (prefetch_client.h); off without a key.
 struct PrefetchConfig {
-  std::string key;                          // the nodes' prefetch.keys holds it; "" = no prefetch
-  double max_per_s = 50;                    // requests sent per second at most
-  size_t max_queue = 256;                   // requests waiting at most (over it the oldest is dropped)
-  size_t max_inflight = 8;                  // requests in progress at most
+  std::string key;          // the nodes' prefetch.keys holds it; "" = no prefetch
+  double max_per_s = 50;    // requests sent per second at most
+  size_t max_queue = 256;   // requests waiting at most (over it the oldest is dropped)
+  size_t max_inflight = 8;  // requests in progress at most
   std::chrono::milliseconds timeout{2000};  // per request
 };
 

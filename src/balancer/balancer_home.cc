@@ -44,9 +44,11 @@ common::Result<std::unique_ptr<BalancerHome>> BalancerHome::create(
         auto it = view.find(cache_id);
         return it != view.end() && it->second.usable(clock.now());
       });
-  home->sources_->set_prefetch_sink([prefetch = home->prefetch_.get()](
-                                        const std::string& origin_id, const std::vector<std::string>& targets,
-                                        uint64_t caches) { prefetch->offer(origin_id, targets, caches); });
+  home->sources_->set_prefetch_sink(
+      [prefetch = home->prefetch_.get()](const std::string& origin_id,
+                                         const std::vector<std::string>& targets, uint64_t caches) {
+        prefetch->offer(origin_id, targets, caches);
+      });
   home->tick_timer_.reset(event_new(
       &base, -1, EV_PERSIST,
       [](evutil_socket_t, short, void* arg) { static_cast<BalancerHome*>(arg)->tick(); },

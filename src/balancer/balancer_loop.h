@@ -60,7 +60,8 @@ common::Result<std::string> authorize_viewer(const RuntimeConfig& rc, const View
 int credential_error_status(const std::string& code);
 // Who asks, for admission's per-address bounds: the client address unless it is in
 // limits.per_address_exempt; anonymous when the key is a made-up viewer id ("v:").
-ViewerSource viewer_source(const RuntimeConfig& rc, const std::string& remote_ip, std::string_view viewer_key);
+ViewerSource viewer_source(const RuntimeConfig& rc, const std::string& remote_ip,
+                           std::string_view viewer_key);
 
 class BalancerLoop;
 
@@ -72,8 +73,9 @@ class ApiHost final : public api::PlaybackHost {
   std::vector<api::CacheEntry> usable_caches() const override;
   common::Result<std::string> viewer_key(const std::string& channel, const std::string& ticket,
                                          const std::string& viewer) const override;
-  void admit(const std::string& viewer_key, const std::string& channel, const std::string& remote_ip,
-             common::EventLoop& loop, std::function<void(const api::AdmissionAnswer&)> done) override;
+  void admit(const std::string& viewer_key, const std::string& channel,
+             const std::string& remote_ip, common::EventLoop& loop,
+             std::function<void(const api::AdmissionAnswer&)> done) override;
   common::Result<std::string> issue_ticket(const std::string& channel, const std::string& viewer_id,
                                            int64_t expires_unix) const override;
 
@@ -127,14 +129,16 @@ class BalancerLoop {
 
  private:
   // Counts the error by `code` and answers it (no-op when the client is gone).
-  void fail(common::HttpExchange& ex, int status, const std::string& code, const std::string& message);
+  void fail(common::HttpExchange& ex, int status, const std::string& code,
+            const std::string& message);
   // Answers an error already counted.
-  void send_error(common::HttpExchange& ex, int status, const std::string& code, const std::string& message);
+  void send_error(common::HttpExchange& ex, int status, const std::string& code,
+                  const std::string& message);
   PendingPtr begin_viewer_request(common::HttpExchange& ex, std::string_view prefix);
-  void observe_playback(const common::HttpExchange& ex, const ViewerRequest& request, const BalancerConfig& c,
-                        const ChannelConfig& channel);
-  SourceRequest source_request(const RuntimeConfig& rc, const ChannelConfig& channel, const std::string& target,
-                               DeliveryDirectives directives = {}) const;
+  void observe_playback(const common::HttpExchange& ex, const ViewerRequest& request,
+                        const BalancerConfig& c, const ChannelConfig& channel);
+  SourceRequest source_request(const RuntimeConfig& rc, const ChannelConfig& channel,
+                               const std::string& target, DeliveryDirectives directives = {}) const;
   void get_source(const SourceRequest& request, const RuntimeConfig& rc, SourceCallback done);
   void ensure_allowed(const PendingPtr& p, bool key, std::function<void(bool)> then);
   void ensure_key_learned(const PendingPtr& p, std::function<void(bool)> then);
@@ -147,8 +151,9 @@ class BalancerLoop {
   // Where this viewer's chunk links lead now. A steering pathway (`pathway`: a
   // configured cache id, or "origin") wins whatever its health: a pathway's copy
   // keeps its URIs, and the steering manifest moves the player off a dead one.
-  CacheDecision choose(const BalancerConfig& c, const std::string& requested, const std::string& remote_ip,
-                       const std::string& viewer_key, TimePoint now, const std::string& pathway = {});
+  CacheDecision choose(const BalancerConfig& c, const std::string& requested,
+                       const std::string& remote_ip, const std::string& viewer_key, TimePoint now,
+                       const std::string& pathway = {});
   // The choice for `p` at `now`: the one admit() made while it still holds (same health
   // snapshot, before holds_until: choose() would answer the same), else a new one.
   const CacheDecision& current_choice(Pending& p, TimePoint now);
@@ -160,14 +165,17 @@ class BalancerLoop {
                                     TimePoint now, bool usable_only);
   // The viewer's master `body` offering every pathway (hls/steering.h), or `body` unchanged
   // when it cannot be steered.
-  std::string steered_master(const Pending& p, const SourceVersion& version, const ViewerLinks& links,
-                             std::string body, TimePoint now);
+  std::string steered_master(const Pending& p, const SourceVersion& version,
+                             const ViewerLinks& links, std::string body, TimePoint now);
   // For the request of a channel's source when that is a media playlist (and steering and
   // steering.media_masters are on): a master of one variant (the same playlist with
   // pathway=".") offered on every pathway; nullopt for every other request.
-  std::optional<std::string> made_master(const Pending& p, const SourceVersion& version, TimePoint now);
-  const std::vector<std::string>& chunk_links_for(const SourceVersion& version, const RuntimeConfig& rc,
-                                                  const ChannelConfig& channel, const CacheConfig* cache);
+  std::optional<std::string> made_master(const Pending& p, const SourceVersion& version,
+                                         TimePoint now);
+  const std::vector<std::string>& chunk_links_for(const SourceVersion& version,
+                                                  const RuntimeConfig& rc,
+                                                  const ChannelConfig& channel,
+                                                  const CacheConfig* cache);
   // The chunk links of this viewer's copy with stable hosts (stable_links.h): `fresh`
   // (all to `cache`) when nothing listed before keeps another host, else a mix.
   const std::vector<std::string>& stable_links_for(const Pending& p, const SourceVersion& version,
@@ -229,10 +237,10 @@ struct Balancer::Shared {
   // loop) and the cache nodes' health (the home loop's poller publishes it).
   common::Published<RuntimeConfig> config;
   common::Published<HealthView> health;
-  BalancerMetrics metrics;  // any thread
-  cmcd::QualityMeter playback;  // any thread: what the players report (CMCD)
-  AnyLoopState any_loop;    // any thread
-  AdmissionReport admission_report;  // any loop, under its mutex
+  BalancerMetrics metrics;             // any thread
+  cmcd::QualityMeter playback;         // any thread: what the players report (CMCD)
+  AnyLoopState any_loop;               // any thread
+  AdmissionReport admission_report;    // any loop, under its mutex
   std::unique_ptr<BalancerHome> home;  // home loop only
   LoopSet loops;                       // read-only once the loops run
   // The REST API (src/api/) and what it asks of us; declared last, so they are destroyed first.

@@ -32,11 +32,14 @@ std::string label_value(std::string_view text) {
 }
 
 std::vector<double> rewrite_buckets() {
-  return {0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25};
+  return {0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005,
+          0.001,   0.0025,   0.005,   0.01,   0.05,    0.25};
 }
 
-common::Counter& admission_counter(common::MetricsRegistry& registry, const char* endpoint, const char* result) {
-  return registry.counter("balancer_admission_requests_total", "Admission decisions answered, by endpoint and result",
+common::Counter& admission_counter(common::MetricsRegistry& registry, const char* endpoint,
+                                   const char* result) {
+  return registry.counter("balancer_admission_requests_total",
+                          "Admission decisions answered, by endpoint and result",
                           std::string("endpoint=\"") + endpoint + "\",result=\"" + result + "\"");
 }
 
@@ -46,9 +49,11 @@ common::Counter& admission_counter(common::MetricsRegistry& registry, const char
 
 BalancerMetrics::BalancerMetrics(common::MetricsRegistry& r)
     : registry(r),
-      requests_playlist(r.counter("balancer_requests_total", "Viewer requests by kind", "kind=\"playlist\"")),
+      requests_playlist(
+          r.counter("balancer_requests_total", "Viewer requests by kind", "kind=\"playlist\"")),
       requests_key(r.counter("balancer_requests_total", "Viewer requests by kind", "kind=\"key\"")),
-      rewrite_seconds(r.histogram("balancer_rewrite_seconds", "Time to render one viewer's copy of a playlist",
+      rewrite_seconds(r.histogram("balancer_rewrite_seconds",
+                                  "Time to render one viewer's copy of a playlist",
                                   rewrite_buckets())),
       playlist_admitted_(admission_counter(r, "playlist", "admitted")),
       playlist_queued_(admission_counter(r, "playlist", "queued")),
@@ -56,19 +61,22 @@ BalancerMetrics::BalancerMetrics(common::MetricsRegistry& r)
       access_queued_(admission_counter(r, "access", "queued")),
       emulation_switches(r.counter("balancer_overload_switches_total",
                                    "Overload emulation switched on or off by an operator")) {
-  for (auto reason : {CacheChoice::Reason::requested, CacheChoice::Reason::same_site, CacheChoice::Reason::network,
-                      CacheChoice::Reason::origin}) {
-    choice_[static_cast<size_t>(reason)] =
-        &r.counter("balancer_cache_choice_total", "Playlist responses by how the chunk destination was chosen",
-                   std::string("reason=\"") + to_string(reason) + "\"");
+  for (auto reason : {CacheChoice::Reason::requested, CacheChoice::Reason::same_site,
+                      CacheChoice::Reason::network, CacheChoice::Reason::origin}) {
+    choice_[static_cast<size_t>(reason)] = &r.counter(
+        "balancer_cache_choice_total", "Playlist responses by how the chunk destination was chosen",
+        std::string("reason=\"") + to_string(reason) + "\"");
   }
 }
 
 common::Counter& BalancerMetrics::error(const std::string& code) {
-  return registry.counter("balancer_errors_total", "Error replies by code", "code=\"" + label_value(code) + "\"");
+  return registry.counter("balancer_errors_total", "Error replies by code",
+                          "code=\"" + label_value(code) + "\"");
 }
 
-void BalancerMetrics::count_choice(CacheChoice::Reason reason) { choice_[static_cast<size_t>(reason)]->inc(); }
+void BalancerMetrics::count_choice(CacheChoice::Reason reason) {
+  choice_[static_cast<size_t>(reason)]->inc();
+}
 
 void BalancerMetrics::count_decision(AdmissionEndpoint endpoint, const AdmissionDecision& decided) {
   const bool playlist = endpoint == AdmissionEndpoint::playlist;
@@ -94,19 +102,24 @@ void BalancerMetrics::count_decision(AdmissionEndpoint endpoint, const Admission
 AdmissionReport::AdmissionReport(common::MetricsRegistry& r, Admission& admission, TimePoint now)
     : registry_(r),
       admission_(admission),
-      admitted_direct_(r.counter("balancer_admissions_total", "Viewers admitted, directly or from the queue",
+      admitted_direct_(r.counter("balancer_admissions_total",
+                                 "Viewers admitted, directly or from the queue",
                                  "from=\"direct\"")),
-      admitted_from_queue_(r.counter("balancer_admissions_total", "Viewers admitted, directly or from the queue",
+      admitted_from_queue_(r.counter("balancer_admissions_total",
+                                     "Viewers admitted, directly or from the queue",
                                      "from=\"queue\"")),
-      tickets_issued_(r.counter("balancer_queue_tickets_issued_total", "Queue tickets given to viewers who must wait")),
-      tickets_not_renewed_(r.counter("balancer_queue_tickets_dropped_total", "Queue tickets dropped",
-                                     "reason=\"not_renewed\"")),
+      tickets_issued_(r.counter("balancer_queue_tickets_issued_total",
+                                "Queue tickets given to viewers who must wait")),
+      tickets_not_renewed_(r.counter("balancer_queue_tickets_dropped_total",
+                                     "Queue tickets dropped", "reason=\"not_renewed\"")),
       tickets_lapsed_(r.counter("balancer_queue_tickets_dropped_total", "Queue tickets dropped",
                                 "reason=\"reservation_lapsed\"")),
-      slots_expired_(r.counter("balancer_slots_expired_total", "Stream slots freed because their viewer went idle")),
-      released_(r.counter("balancer_admission_released_total", "Slots or tickets given back explicitly")),
-      refused_address_(r.counter("balancer_admission_refused_total", "New viewers refused by a bound",
-                                 "reason=\"per_address\"")),
+      slots_expired_(r.counter("balancer_slots_expired_total",
+                               "Stream slots freed because their viewer went idle")),
+      released_(
+          r.counter("balancer_admission_released_total", "Slots or tickets given back explicitly")),
+      refused_address_(r.counter("balancer_admission_refused_total",
+                                 "New viewers refused by a bound", "reason=\"per_address\"")),
       refused_full_(r.counter("balancer_admission_refused_total", "New viewers refused by a bound",
                               "reason=\"max_entries\"")) {
   std::lock_guard lock(mutex_);
@@ -150,8 +163,9 @@ void AdmissionReport::register_gauges() {
   gauge("balancer_queue_head_wait_seconds", "How long the head of the queue has waited",
         [](S s) { return s.head_waited.count(); });
   gauge("balancer_queue_next_wait_seconds",
-        "Estimated wait of a viewer arriving now (NaN until slot frees were observed)",
-        [](S s) { return s.next_wait ? static_cast<double>(s.next_wait->count()) : kUnknownGauge; });
+        "Estimated wait of a viewer arriving now (NaN until slot frees were observed)", [](S s) {
+          return s.next_wait ? static_cast<double>(s.next_wait->count()) : kUnknownGauge;
+        });
   gauge("balancer_slot_free_rate", "Observed stream slots freed per second (NaN until known)",
         [](S s) { return s.slot_free_rate_per_s ? *s.slot_free_rate_per_s : kUnknownGauge; });
   gauge("balancer_traffic_declared_mbps", "Sum of the active viewers' variant BANDWIDTH, Mbit/s",

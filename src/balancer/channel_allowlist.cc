@@ -42,7 +42,8 @@ std::vector<std::string> ChannelAllowlist::playlists(const ChannelConfig& channe
   return out;
 }
 
-uint64_t ChannelAllowlist::variant_bandwidth(const ChannelConfig& channel, const std::string& target) {
+uint64_t ChannelAllowlist::variant_bandwidth(const ChannelConfig& channel,
+                                             const std::string& target) {
   const State& st = state(channel);
   auto it = st.variant_bandwidth.find(target);
   return it == st.variant_bandwidth.end() ? 0 : it->second;
@@ -61,7 +62,9 @@ void ChannelAllowlist::learn(const ChannelConfig& channel, const SourceVersion& 
     if (slot.kind == SlotTarget::Kind::key) into = &st.keys;
     if (into == nullptr || into->count(slot.origin_target)) continue;
     if (into->size() >= kMaxLearnedPerChannel) {
-      if (!st.full_logged) LOG_WARN("balancer", "channel ", channel.id, ": too many distinct playlists/keys; not learning more");
+      if (!st.full_logged)
+        LOG_WARN("balancer", "channel ", channel.id,
+                 ": too many distinct playlists/keys; not learning more");
       st.full_logged = true;
       continue;
     }
@@ -71,11 +74,13 @@ void ChannelAllowlist::learn(const ChannelConfig& channel, const SourceVersion& 
   // playlists are fetched beside a variant, not instead of one: not counted.
   if (version.playlist.kind != hls::PlaylistKind::master) return;
   for (const auto& variant : version.playlist.master.variants) {
-    if (variant.kind != hls::Variant::Kind::stream || !variant.uri_slot || !variant.bandwidth) continue;
+    if (variant.kind != hls::Variant::Kind::stream || !variant.uri_slot || !variant.bandwidth)
+      continue;
     if (*variant.uri_slot >= version.plan.slots.size()) continue;
     const SlotTarget& slot = version.plan.slots[*variant.uri_slot];
     if (slot.kind != SlotTarget::Kind::playlist) continue;
-    if (st.variant_bandwidth.size() >= kMaxLearnedPerChannel && !st.variant_bandwidth.count(slot.origin_target))
+    if (st.variant_bandwidth.size() >= kMaxLearnedPerChannel &&
+        !st.variant_bandwidth.count(slot.origin_target))
       continue;
     st.variant_bandwidth[slot.origin_target] = *variant.bandwidth;
   }

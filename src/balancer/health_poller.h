@@ -14,10 +14,10 @@
 #include <string>
 #include <vector>
 
+#include <functional>
 #include "balancer/cache_health.h"
 #include "common/clock.h"
 #include "common/handles.h"
-#include <functional>
 #include "common/http_client.h"
 #include "common/metrics.h"
 

@@ -9,26 +9,30 @@
 int main(int argc, char** argv) {
   const char* kDefaultConfig = "conf/balancer.json";
   if (argc >= 2 && std::strcmp(argv[1], "user") == 0) {
-    return api::run_user_command(std::vector<std::string>(argv + 2, argv + argc), kDefaultConfig,
-                                 [](const std::string& path, const std::vector<std::string>& overrides)
-                                     -> common::Result<api::ApiConfig> {
-                                   auto c = balancer::load_balancer_config(path, overrides);
-                                   if (!c) return c.error();
-                                   return c->api;
-                                 });
+    return api::run_user_command(
+        std::vector<std::string>(argv + 2, argv + argc), kDefaultConfig,
+        [](const std::string& path,
+           const std::vector<std::string>& overrides) -> common::Result<api::ApiConfig> {
+          auto c = balancer::load_balancer_config(path, overrides);
+          if (!c) return c.error();
+          return c->api;
+        });
   }
   common::ServiceSpec<balancer::BalancerConfig> spec;
   spec.name = "balancer";
   spec.default_config = kDefaultConfig;
   spec.load = balancer::load_balancer_config;
   spec.summary = [](const balancer::BalancerConfig& c) {
-    std::string admission = c.admission_backend == "redis" ? ", admission on Redis " + c.admission_redis.host + ":" +
-                                                                 std::to_string(c.admission_redis.port)
-                                                           : ", admission in this process";
-    return std::to_string(c.channels.size()) + " channel(s), " + std::to_string(c.caches.size()) + " cache node(s)" +
-           admission;
+    std::string admission = c.admission_backend == "redis"
+                                ? ", admission on Redis " + c.admission_redis.host + ":" +
+                                      std::to_string(c.admission_redis.port)
+                                : ", admission in this process";
+    return std::to_string(c.channels.size()) + " channel(s), " + std::to_string(c.caches.size()) +
+           " cache node(s)" + admission;
   };
-  spec.server = [](const balancer::BalancerConfig& c) -> const common::HttpServerOptions& { return c.server; };
+  spec.server = [](const balancer::BalancerConfig& c) -> const common::HttpServerOptions& {
+    return c.server;
+  };
   spec.create = [](common::ServiceContext& context, const balancer::BalancerConfig& c)
       -> common::Result<std::unique_ptr<common::Service<balancer::BalancerConfig>>> {
     auto created = balancer::Balancer::create(context, c);

@@ -11,12 +11,14 @@ std::optional<std::string> BalancerLoop::operator_access(HttpExchange& ex) {
   std::optional<std::string> key = ex.header("X-Operator-Key");
   if (!key) key = ex.query_param("key");
   const BalancerConfig& c = config_.get().config;
-  OperatorAccess access = authorize_operator({c.operator_key, c.operator_allow_loopback}, key, ex.remote_ip());
+  OperatorAccess access =
+      authorize_operator({c.operator_key, c.operator_allow_loopback}, key, ex.remote_ip());
   if (access.allowed) return std::move(access.via);
   const std::string& code = access.code;
   shared_.metrics.error(code).inc();
   if (log_limiter_.allow("operator_denied", shared_.clock.now())) {
-    LOG_WARN("balancer", "operator request ", ex.path(), " from ", ex.remote_ip(), " refused (", code, ")");
+    LOG_WARN("balancer", "operator request ", ex.path(), " from ", ex.remote_ip(), " refused (",
+             code, ")");
   }
   send_reply(ex, access.denial);
   return std::nullopt;
@@ -29,18 +31,19 @@ void BalancerLoop::handle_switch(HttpExchange& ex) {
   const SwitchState state = parse_switch_state(ex.query());
   if (!state.valid) {
     shared_.metrics.error("bad_request").inc();
-    Reply bad = error_reply(400, "bad_request", "state must be on or off (or left out, to toggle overload emulation).");
+    Reply bad = error_reply(400, "bad_request",
+                            "state must be on or off (or left out, to toggle overload emulation).");
     return send_reply(ex, bad);
   }
-  auto answer = [this, remote = ex.remote_ip(), path = ex.path(), via = *via](HttpExchange& out, bool on,
-                                                                              bool changed) {
+  auto answer = [this, remote = ex.remote_ip(), path = ex.path(), via = *via](
+                    HttpExchange& out, bool on, bool changed) {
     if (changed) {
       shared_.metrics.emulation_switches.inc();
-      LOG_WARN("balancer", "overload emulation switched ", on ? "ON" : "OFF", " by ", remote, " (", via, ", ", path,
-               ")");
+      LOG_WARN("balancer", "overload emulation switched ", on ? "ON" : "OFF", " by ", remote, " (",
+               via, ", ", path, ")");
     } else {
-      LOG_INFO("balancer", "overload emulation stays ", on ? "on" : "off", ": asked by ", remote, " (", via, ", ",
-               path, ")");
+      LOG_INFO("balancer", "overload emulation stays ", on ? "on" : "off", ": asked by ", remote,
+               " (", via, ", ", path, ")");
     }
     send_reply(out, switch_reply(on, changed));
   };
@@ -51,8 +54,9 @@ void BalancerLoop::handle_switch(HttpExchange& ex) {
       loop_, want, shared_.clock.now(), [this, held, answer](std::optional<EmulationSwitch> s) {
         if (!s) {
           shared_.metrics.error("admission_unavailable").inc();
-          Reply down = error_reply(503, "admission_unavailable",
-                                   "The shared admission store (Redis) cannot be reached; nothing changed.");
+          Reply down =
+              error_reply(503, "admission_unavailable",
+                          "The shared admission store (Redis) cannot be reached; nothing changed.");
           down.headers.push_back({"Retry-After", "1"});
           return send_reply(*held, down);
         }
@@ -65,7 +69,8 @@ void BalancerLoop::handle_admin_status(HttpExchange& ex) {
   Reply reply = admin_status_reply(shared_.any_loop.admission->status(shared_.clock.now()));
   // The players' playback (CMCD on playlist and key requests) beside admission: "playback":{...}.
   const size_t last_brace = reply.body.rfind('}');
-  if (last_brace != std::string::npos) reply.body.insert(last_brace, ",\"playback\":" + shared_.playback.json());
+  if (last_brace != std::string::npos)
+    reply.body.insert(last_brace, ",\"playback\":" + shared_.playback.json());
   send_reply(ex, std::move(reply));
 }
 
@@ -92,8 +97,10 @@ void BalancerLoop::handle_health(HttpExchange& ex) {
     const CacheHealth* h = found == view.end() ? nullptr : &found->second;
     if (!first) out += ",";
     first = false;
-    out += "{\"id\":" + common::json_string(cache.id) + ",\"site\":" + common::json_string(cache.site);
-    out += ",\"url\":" + common::json_string(cache.url) + ",\"health_url\":" + common::json_string(cache.health_url);
+    out +=
+        "{\"id\":" + common::json_string(cache.id) + ",\"site\":" + common::json_string(cache.site);
+    out += ",\"url\":" + common::json_string(cache.url) +
+           ",\"health_url\":" + common::json_string(cache.health_url);
     out += ",\"state\":\"";
     out += h ? to_string(h->state()) : "unknown";
     out += "\",\"overloaded\":";
@@ -102,7 +109,8 @@ void BalancerLoop::handle_health(HttpExchange& ex) {
     out += h && h->usable(now) ? "true" : "false";
     const AdmissionGroupCount* on_cache = find_group(status.caches, cache.id);
     out += ",\"viewers\":" + std::to_string(on_cache ? on_cache->active_viewers : 0);
-    if (h && !h->last_error().empty()) out += ",\"last_error\":" + common::json_string(h->last_error());
+    if (h && !h->last_error().empty())
+      out += ",\"last_error\":" + common::json_string(h->last_error());
     out += "}";
   }
   out += "]}\n";

@@ -42,7 +42,8 @@ std::optional<std::string> canonical_authority(std::string_view scheme,
 
 bool servable_by_cache(std::string_view origin_target) {
   size_t q = origin_target.find('?');
-  std::string_view query = q == std::string_view::npos ? std::string_view{} : origin_target.substr(q + 1);
+  std::string_view query =
+      q == std::string_view::npos ? std::string_view{} : origin_target.substr(q + 1);
   return common::check_servable_origin_target(origin_target.substr(0, q), query).ok();
 }
 
@@ -113,7 +114,8 @@ void hash_chunks(RewritePlan& plan) {
   plan.chunk_hashes.clear();
   plan.chunk_hashes.reserve(plan.chunk_slots);
   for (const SlotTarget& target : plan.slots) {
-    if (target.kind == SlotTarget::Kind::chunk) plan.chunk_hashes.push_back(chunk_hash(target.origin_target));
+    if (target.kind == SlotTarget::Kind::chunk)
+      plan.chunk_hashes.push_back(chunk_hash(target.origin_target));
   }
 }
 

@@ -122,7 +122,8 @@ common::Result<ViewerRequest> parse_viewer_request(std::string_view target,
       // sent to origin, where it would make each request a different source playlist.
       out.cmcd = std::string(param.value);
     } else {
-      if (!common::percent_decode(param.text)) return bad("The query has malformed percent-encoding.");
+      if (!common::percent_decode(param.text))
+        return bad("The query has malformed percent-encoding.");
       common::append_query(out.origin_target, param.text);
     }
     if (!status) return status.error();

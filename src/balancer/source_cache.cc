@@ -128,19 +128,22 @@ SourceCache::SourceCache(event_base& base, common::HttpClient& client,
                                        "resource=\"playlist\",trigger=\"refresh\"")),
       fetches_follow_(metrics.counter("balancer_origin_fetches_total", "Fetches sent to origin",
                                       "resource=\"playlist\",trigger=\"follow\"")),
-      deltas_built_(metrics.counter("balancer_playlist_delta_updates_total",
-                                    "Delta updates (_HLS_skip=YES) the balancer built from its own copy")),
+      deltas_built_(
+          metrics.counter("balancer_playlist_delta_updates_total",
+                          "Delta updates (_HLS_skip=YES) the balancer built from its own copy")),
       not_modified_(metrics.counter(
           "balancer_origin_not_modified_total",
           "Playlist refreshes that found the source unchanged (304 or same bytes)")),
-      windowed_(metrics.counter("balancer_playlist_windowed_total",
-                                "Source playlist versions served as a window of their newest segments "
-                                "(more than playlists.max_segments)")),
+      windowed_(
+          metrics.counter("balancer_playlist_windowed_total",
+                          "Source playlist versions served as a window of their newest segments "
+                          "(more than playlists.max_segments)")),
       fetch_seconds_(
           metrics.histogram("balancer_origin_fetch_seconds", "Origin playlist fetch time")),
-      live_restarts_(metrics.counter("balancer_live_restarts_total",
-                                     "Live source restarts continued after a discontinuity (numbering went back "
-                                     "or a name changed)")),
+      live_restarts_(metrics.counter(
+          "balancer_live_restarts_total",
+          "Live source restarts continued after a discontinuity (numbering went back "
+          "or a name changed)")),
       live_ends_held_(metrics.counter("balancer_live_ends_held_total",
                                       "End tags of live sources held back as a state to confirm")),
       metrics_(metrics) {
@@ -209,8 +212,10 @@ SourceResult error_result(int status, common::Error error) {
 
 // §6.2.5.2: a blocked reload not satisfied within three target durations is a 503.
 SourceResult playlist_not_ready() {
-  return error_result(503, {"playlist_not_ready",
-                            "The playlist did not reach the segment or part asked for (_HLS_msn, _HLS_part) in time."});
+  return error_result(
+      503,
+      {"playlist_not_ready",
+       "The playlist did not reach the segment or part asked for (_HLS_msn, _HLS_part) in time."});
 }
 
 }  // namespace
@@ -285,7 +290,8 @@ std::shared_ptr<const SourceVersion> SourceCache::delta_of(Entry& entry) {
   auto parsed = hls::parse_playlist(update->text, entry.url, options);
   if (!parsed.ok() || parsed->tmpl.slots().size() != update->slots.size()) {
     LOG_WARN(kLog, "delta update of ", entry.url, " not built: ",
-             parsed.ok() ? std::string("its links do not match the playlist's") : parsed.error().message);
+             parsed.ok() ? std::string("its links do not match the playlist's")
+                         : parsed.error().message);
     return full;
   }
   // Every link is the full version's own for the same slot: a viewer's URIs are the same in a
@@ -308,7 +314,8 @@ std::shared_ptr<const SourceVersion> SourceCache::delta_of(Entry& entry) {
     ++version->plan.chunk_slots;
     version->plan.chunk_hashes.push_back(full->plan.chunk_hashes[chunk_ordinal[slot]]);
     if (!full->plan.chunk_first_listed.empty()) {
-      version->plan.chunk_first_listed.push_back(full->plan.chunk_first_listed[chunk_ordinal[slot]]);
+      version->plan.chunk_first_listed.push_back(
+          full->plan.chunk_first_listed[chunk_ordinal[slot]]);
     }
   }
   version->serial = next_serial_++;
@@ -318,11 +325,12 @@ std::shared_ptr<const SourceVersion> SourceCache::delta_of(Entry& entry) {
 }
 
 bool SourceCache::answer_from_shared_live_copy(const SourceRequest& request,
-                                               const std::string& base_key, bool delta, TimePoint now,
-                                               const SourceCallback& done) {
+                                               const std::string& base_key, bool delta,
+                                               TimePoint now, const SourceCallback& done) {
   // A plain delta request is answered from the ordinary copy whenever that is current.
   const bool plain_delta = delta && !request.directives.blocking();
-  if (!plain_delta && (!request.directives.blocking() || (!request.directives.skip.empty() && !delta))) {
+  if (!plain_delta &&
+      (!request.directives.blocking() || (!request.directives.skip.empty() && !delta))) {
     return false;
   }
   auto it = entries_.find(base_key);
@@ -336,8 +344,8 @@ bool SourceCache::answer_from_shared_live_copy(const SourceRequest& request,
   if (!plain_delta) {
     if (directives_too_far(media, *request.directives.msn, request.directives.part)) {
       errors_.inc();
-      done(error_result(400,
-                        {"bad_request", "_HLS_msn or _HLS_part is too far ahead of the playlist."}));
+      done(error_result(
+          400, {"bad_request", "_HLS_msn or _HLS_part is too far ahead of the playlist."}));
       return true;
     }
     if (!satisfies_blocking(media, *request.directives.msn, request.directives.part)) return false;
@@ -358,7 +366,8 @@ bool SourceCache::join_follow(const SourceRequest& request, const std::string& b
   Entry& base = *it->second;
   // The viewer's numbers are origin's only while the copy numbers as origin does (a live
   // channel's copy of its own, with no restart continued and no window, does).
-  if (base.origin_base != request.origin_base || !base.origin_numbering || !base.version) return false;
+  if (base.origin_base != request.origin_base || !base.origin_numbering || !base.version)
+    return false;
   const BlockingTarget asked{*request.directives.msn, request.directives.part};
   const bool follow_held = base.following && in_flight_.running(base_key);
   if (!follow_held || base.follow_next != asked) {
@@ -366,7 +375,8 @@ bool SourceCache::join_follow(const SourceRequest& request, const std::string& b
     // answer_from_shared_live_copy saw to both), or this one between two follows: while the
     // follow delivers part after part, wait for the copy to reach it.
     const bool follow_goes_on = follow_held || base.refresh_pending;
-    if (!base.follow_delivers || !follow_goes_on || base.version->playlist.kind != hls::PlaylistKind::media ||
+    if (!base.follow_delivers || !follow_goes_on ||
+        base.version->playlist.kind != hls::PlaylistKind::media ||
         satisfies_blocking(base.version->playlist.media, asked.msn, asked.part)) {
       return false;
     }
@@ -443,8 +453,10 @@ SourceCache::Entry& SourceCache::entry_for_request(const CopyAddress& address,
     // Three target durations of the playlist as last seen (§6.2.5.2), within the configured bound.
     entry.blocking_wait = timings_.blocking_timeout;
     auto base = entries_.find(base_key);
-    if (base != entries_.end() && base->second->version && base->second->version->target_duration.count() > 0) {
-      entry.blocking_wait = std::min(entry.blocking_wait, blocking_wait_limit(base->second->version->target_duration));
+    if (base != entries_.end() && base->second->version &&
+        base->second->version->target_duration.count() > 0) {
+      entry.blocking_wait = std::min(entry.blocking_wait,
+                                     blocking_wait_limit(base->second->version->target_duration));
     }
   }
   entry.last_request = now;
@@ -495,7 +507,8 @@ void SourceCache::start_fetch(Entry& entry, Transfer& transfer, bool background)
     next.msn = entry.follow_next->msn;
     next.part = entry.follow_next->part;
     fetch.url += (entry.url.find('?') == std::string::npos ? '?' : '&') + next.query();
-    fetch.timeout = std::min(timings_.blocking_timeout, blocking_wait_limit(entry.version->target_duration));
+    fetch.timeout =
+        std::min(timings_.blocking_timeout, blocking_wait_limit(entry.version->target_duration));
     entry.following = true;
     entry.slot->set_following(true);
   }
@@ -550,7 +563,8 @@ void SourceCache::on_done(const std::string& key, const common::FetchResult& res
   entry.follow_now = false;
   // A follow was held at origin until its part came: its answer is origin's as of now.
   const TimePoint vouched = followed ? now : entry.fetch_started;
-  if (!followed) fetch_seconds_.observe(std::chrono::duration<double>(now - entry.fetch_started).count());
+  if (!followed)
+    fetch_seconds_.observe(std::chrono::duration<double>(now - entry.fetch_started).count());
   const std::string& body = transfer.body;
 
   auto failure = common::classify_fetch(result, transfer.status, transfer.too_large,
@@ -587,11 +601,13 @@ void SourceCache::on_done(const std::string& key, const common::FetchResult& res
   } else {
     // Unchanged copies keep their parsed version and its memos, unless the
     // channel's live policy changed or a held end tag is due.
-    const bool same_answer = entry.applied_live == entry.live && !entry.runs.end_due(entry.live, now);
+    const bool same_answer =
+        entry.applied_live == entry.live && !entry.runs.end_due(entry.live, now);
     if (result.status == 304 && same_answer) {
       not_modified_.inc();
       publish(entry, entry.version, vouched, std::move(finished.waiters));
-    } else if (result.status != 304 && entry.version && entry.origin_bytes() == body && same_answer) {
+    } else if (result.status != 304 && entry.version && entry.origin_bytes() == body &&
+               same_answer) {
       not_modified_.inc();  // an origin without validators
       entry.etag = std::move(transfer.etag);
       entry.last_modified = std::move(transfer.last_modified);
@@ -603,7 +619,8 @@ void SourceCache::on_done(const std::string& key, const common::FetchResult& res
       } else {
         not_modified_.inc();
       }
-      auto version = build_version(entry, result.status == 304 ? entry.origin_bytes() : std::string_view(body), now);
+      auto version = build_version(
+          entry, result.status == 304 ? entry.origin_bytes() : std::string_view(body), now);
       if (!version) {
         fail(entry, std::move(finished.waiters), 502, version.error());
       } else {
@@ -621,8 +638,9 @@ namespace {
 // A window renumbers lines: each run follows its first segment (by media sequence number)
 // across it, and its boundary is the line after the previous segment's URI (so the run's
 // own tags, a key among them, belong to it).
-std::vector<std::pair<size_t, uint64_t>> runs_after_window(const hls::Playlist& before, const hls::Playlist& after,
-                                                           const std::vector<std::pair<size_t, uint64_t>>& runs) {
+std::vector<std::pair<size_t, uint64_t>> runs_after_window(
+    const hls::Playlist& before, const hls::Playlist& after,
+    const std::vector<std::pair<size_t, uint64_t>>& runs) {
   std::vector<std::pair<size_t, uint64_t>> out;
   const auto& old_segments = before.media.segments;
   const auto& new_segments = after.media.segments;
@@ -644,21 +662,23 @@ std::vector<std::pair<size_t, uint64_t>> runs_after_window(const hls::Playlist& 
 
 }  // namespace
 
-common::Result<std::shared_ptr<const SourceVersion>> SourceCache::build_version(Entry& entry, std::string_view body,
-                                                                               TimePoint now) {
+common::Result<std::shared_ptr<const SourceVersion>> SourceCache::build_version(
+    Entry& entry, std::string_view body, TimePoint now) {
   hls::ParseOptions options;
   options.max_bytes = timings_.max_bytes;
   auto parsed = hls::parse_playlist(body, entry.url, options);
   if (!parsed.ok()) {
     LOG_WARN(kLog, "malformed playlist from origin: ", entry.url, ": ", parsed.error().message);
-    return common::Error{"bad_source_playlist", "The origin's playlist is malformed (" + parsed.error().code +
+    return common::Error{"bad_source_playlist", "The origin's playlist is malformed (" +
+                                                    parsed.error().code +
                                                     "): " + parsed.error().message};
   }
   auto version = std::make_shared<SourceVersion>();
   version->playlist = std::move(parsed).value();
   std::optional<BlockingTarget> follow_next;
   if (!entry.blocking && version->playlist.kind == hls::PlaylistKind::media) {
-    follow_next = next_part_to_follow(version->playlist.media);  // origin's numbers, before any continuation
+    follow_next =
+        next_part_to_follow(version->playlist.media);  // origin's numbers, before any continuation
   }
   std::vector<std::pair<size_t, uint64_t>> runs_by_line;
   bool own_copy = false;
@@ -674,8 +694,9 @@ common::Result<std::shared_ptr<const SourceVersion>> SourceCache::build_version(
     }
     if (entry.runs.holding_end() && !was_holding) {
       live_ends_held_.inc();
-      LOG_INFO(kLog, "live source ended (EXT-X-ENDLIST): ", entry.url, ": holding the end back for ",
-               entry.live.end_confirm.count() / 1000, " s, refreshing at live cadence");
+      LOG_INFO(kLog, "live source ended (EXT-X-ENDLIST): ", entry.url,
+               ": holding the end back for ", entry.live.end_confirm.count() / 1000,
+               " s, refreshing at live cadence");
     }
     if (served) {
       auto continued = hls::parse_playlist(served->text, entry.url, options);
@@ -684,8 +705,8 @@ common::Result<std::shared_ptr<const SourceVersion>> SourceCache::build_version(
         version->playlist = std::move(continued).value();
         runs_by_line = std::move(served->runs_by_line);
       } else {
-        LOG_WARN(kLog, "continued copy of ", entry.url, " does not parse (", continued.error().message,
-                 "): serving origin's");
+        LOG_WARN(kLog, "continued copy of ", entry.url, " does not parse (",
+                 continued.error().message, "): serving origin's");
       }
     }
   }
@@ -693,7 +714,8 @@ common::Result<std::shared_ptr<const SourceVersion>> SourceCache::build_version(
   // Long live playlists become a window of their newest segments (in served numbers, after
   // any continuation); origin's bytes are then kept apart to recognise an unchanged copy.
   std::optional<hls::Playlist> before_window;
-  if (auto refused = limit_segments(*version, entry.url, &before_window)) return std::move(*refused);
+  if (auto refused = limit_segments(*version, entry.url, &before_window))
+    return std::move(*refused);
   if (before_window) {
     own_copy = true;
     runs_by_line = runs_after_window(*before_window, version->playlist, runs_by_line);
@@ -709,12 +731,14 @@ common::Result<std::shared_ptr<const SourceVersion>> SourceCache::build_version(
   version->plan = plan_rewrite(version->playlist.tmpl, entry.origin_base);
   if (const auto& part_target = version->playlist.media.part_target;
       version->playlist.kind == hls::PlaylistKind::media && part_target && *part_target > 0) {
-    version->plan.part_target_ms = std::clamp<int64_t>(std::llround(*part_target * 1000), 1, 60'000);
+    version->plan.part_target_ms =
+        std::clamp<int64_t>(std::llround(*part_target * 1000), 1, 60'000);
   }
   mark_runs(version->plan, version->playlist.tmpl, runs_by_line);
   stamp_first_listed(entry.blocking ? entry.base_key : entry.key, *version);
   version->serial = next_serial_++;
-  // Keep origin's bytes only when they are not the version's own (`body` may view them: assign last).
+  // Keep origin's bytes only when they are not the version's own (`body` may view them: assign
+  // last).
   if (own_copy) {
     entry.origin_body.assign(body);
   } else {
@@ -732,7 +756,8 @@ void SourceCache::stamp_first_listed(const std::string& playlist_key, SourceVers
   std::vector<int64_t>& out = version.plan.chunk_first_listed;
   out.clear();
   out.reserve(version.plan.chunk_hashes.size());
-  for (uint64_t hash : version.plan.chunk_hashes) out.push_back(listed.emplace(hash, now).first->second);
+  for (uint64_t hash : version.plan.chunk_hashes)
+    out.push_back(listed.emplace(hash, now).first->second);
   // Chunks that left the playlist are forgotten an hour on (a version can be old, a
   // directive copy behind the ordinary one), so the table stays near the playlist's size.
   if (listed.size() > 2 * out.size() + 256) {
@@ -740,10 +765,12 @@ void SourceCache::stamp_first_listed(const std::string& playlist_key, SourceVers
   }
 }
 
-std::optional<common::Error> SourceCache::limit_segments(SourceVersion& version, const std::string& url,
+std::optional<common::Error> SourceCache::limit_segments(SourceVersion& version,
+                                                         const std::string& url,
                                                          std::optional<hls::Playlist>* replaced) {
   const hls::Playlist& playlist = version.playlist;
-  const size_t segments = playlist.kind == hls::PlaylistKind::media ? playlist.media.segments.size() : 0;
+  const size_t segments =
+      playlist.kind == hls::PlaylistKind::media ? playlist.media.segments.size() : 0;
   if (segments <= timings_.max_segments) return std::nullopt;
   const std::string counts = std::to_string(segments) + " segments, over the limit of " +
                              std::to_string(timings_.max_segments) + " (playlists.max_segments)";
@@ -754,15 +781,19 @@ std::optional<common::Error> SourceCache::limit_segments(SourceVersion& version,
   auto window = hls::newest_segments(playlist, timings_.max_segments);
   hls::ParseOptions options;
   options.max_bytes = timings_.max_bytes;
-  auto parsed = window.ok() ? hls::parse_playlist(*window, url, options) : hls::Result<hls::Playlist>(window.error());
+  auto parsed = window.ok() ? hls::parse_playlist(*window, url, options)
+                            : hls::Result<hls::Playlist>(window.error());
   if (!parsed.ok()) {
-    LOG_WARN(kLog, "window of a long playlist from origin failed: ", url, ": ", parsed.error().message);
-    return common::Error{"bad_source_playlist", "The origin's playlist lists " + counts +
-                                                    " and its newest ones do not make a playlist: " +
-                                                    parsed.error().message};
+    LOG_WARN(kLog, "window of a long playlist from origin failed: ", url, ": ",
+             parsed.error().message);
+    return common::Error{
+        "bad_source_playlist",
+        "The origin's playlist lists " + counts +
+            " and its newest ones do not make a playlist: " + parsed.error().message};
   }
   windowed_.inc();
-  LOG_DEBUG(kLog, "serving the newest ", timings_.max_segments, " of ", segments, " segments of ", url);
+  LOG_DEBUG(kLog, "serving the newest ", timings_.max_segments, " of ", segments, " segments of ",
+            url);
   if (replaced != nullptr) *replaced = std::move(version.playlist);
   version.playlist = std::move(parsed).value();
   version.kind = classify(version.playlist);
@@ -776,8 +807,8 @@ void SourceCache::publish(Entry& entry, std::shared_ptr<const SourceVersion> ver
   entry.validated_at = validated_at;
   entry.slot->publish(entry.version, validated_at);
   if (previous && previous != entry.version) {
-    if (prefetch_sink_ && entry.prefetch && !entry.blocking && entry.version->kind == SourceKind::live &&
-        previous->kind == SourceKind::live) {
+    if (prefetch_sink_ && entry.prefetch && !entry.blocking &&
+        entry.version->kind == SourceKind::live && previous->kind == SourceKind::live) {
       offer_prefetch(entry, *previous, *entry.version);
     }
     entry.caches_before = previous->cache_use.mask();
@@ -792,7 +823,8 @@ void SourceCache::answer(Entry& entry, std::vector<Waiter> waiters) {
   // Callbacks may call get() (which may add entries or park again): use only local copies.
   const std::shared_ptr<const SourceVersion> current = entry.version;
   std::shared_ptr<const SourceVersion> delta;
-  if (std::any_of(waiters.begin(), waiters.end(), [](const Waiter& w) { return w.delta; })) delta = delta_of(entry);
+  if (std::any_of(waiters.begin(), waiters.end(), [](const Waiter& w) { return w.delta; }))
+    delta = delta_of(entry);
   const TimePoint validated_at = entry.validated_at;
   const std::shared_ptr<SourceSlot> slot = entry.slot;
   for (auto& w : waiters) {
@@ -851,7 +883,9 @@ void SourceCache::arm_parked_timer(Entry& entry, TimePoint now) {
 }
 
 void SourceCache::answer_parked(Entry& entry) {
-  if (entry.parked.empty() || !entry.version || entry.version->playlist.kind != hls::PlaylistKind::media) return;
+  if (entry.parked.empty() || !entry.version ||
+      entry.version->playlist.kind != hls::PlaylistKind::media)
+    return;
   const hls::MediaInfo& media = entry.version->playlist.media;
   answer(entry, take_parked(entry, clock_.now(), [&media](const BlockingTarget& target, TimePoint) {
            return satisfies_blocking(media, target.msn, target.part);
@@ -864,14 +898,16 @@ void SourceCache::on_parked_timer(const std::string& key) {
   const TimePoint now = clock_.now();
   // A millisecond early counts: the timer's resolution, not a reason to wait again.
   std::vector<Waiter> expired = take_parked(
-      *it->second, now, [now](const BlockingTarget&, TimePoint deadline) { return deadline <= now + Millis(1); });
+      *it->second, now,
+      [now](const BlockingTarget&, TimePoint deadline) { return deadline <= now + Millis(1); });
   for (Waiter& w : expired) {
     errors_.inc();
     w.done(playlist_not_ready());
   }
 }
 
-void SourceCache::offer_prefetch(Entry& entry, const SourceVersion& previous, const SourceVersion& current) {
+void SourceCache::offer_prefetch(Entry& entry, const SourceVersion& previous,
+                                 const SourceVersion& current) {
   // Viewers of the last two versions: a player reloads about once per target
   // duration, so some of this channel's viewers have not seen `previous` yet.
   const uint64_t caches = previous.cache_use.mask() | entry.caches_before;
@@ -886,17 +922,20 @@ void SourceCache::offer_prefetch(Entry& entry, const SourceVersion& previous, co
     const SlotTarget& slot = current.plan.slots[i];
     // LL-HLS parts were hinted before they were listed: asked for then (below).
     if (uris[i].tag == "EXT-X-PART" || uris[i].tag == "EXT-X-PRELOAD-HINT") continue;
-    if (slot.kind == SlotTarget::Kind::chunk && !known.count(slot.origin_target)) fresh.push_back(slot.origin_target);
+    if (slot.kind == SlotTarget::Kind::chunk && !known.count(slot.origin_target))
+      fresh.push_back(slot.origin_target);
   }
   // A new hint of a whole part: the node sends the request origin holds until the part
   // exists before any viewer asks (they learn of the hint only from this playlist), and
   // streams the part to those who join it. A byte-range hint names the segment in progress,
   // which fetched whole would come only once complete: left to the viewers' ranges.
   for (const hls::PreloadHint& hint : current.playlist.media.preload_hints) {
-    if (hint.type != "PART" || hint.byterange_start || hint.byterange_length || !hint.uri_slot) continue;
+    if (hint.type != "PART" || hint.byterange_start || hint.byterange_length || !hint.uri_slot)
+      continue;
     if (*hint.uri_slot >= current.plan.slots.size()) continue;
     const SlotTarget& slot = current.plan.slots[*hint.uri_slot];
-    if (slot.kind == SlotTarget::Kind::chunk && !known.count(slot.origin_target)) fresh.push_back(slot.origin_target);
+    if (slot.kind == SlotTarget::Kind::chunk && !known.count(slot.origin_target))
+      fresh.push_back(slot.origin_target);
   }
   if (!fresh.empty()) prefetch_sink_(entry.origin_id, fresh, caches);
 }
@@ -1000,11 +1039,13 @@ void SourceCache::sweep() {
     if (!in_flight_.running(e.key) && e.parked.empty() && since(e.last_used(), now) > idle_limit) {
       if (!e.base_key.empty()) {
         auto count = directive_entries_.find(e.base_key);
-        if (count != directive_entries_.end() && --count->second == 0) directive_entries_.erase(count);
+        if (count != directive_entries_.end() && --count->second == 0)
+          directive_entries_.erase(count);
       }
       const std::string playlist_key = e.base_key.empty() ? e.key : e.base_key;
       it = entries_.erase(it);
-      if (!entries_.count(playlist_key) && !directive_entries_.count(playlist_key)) first_listed_.erase(playlist_key);
+      if (!entries_.count(playlist_key) && !directive_entries_.count(playlist_key))
+        first_listed_.erase(playlist_key);
     } else {
       ++it;
     }

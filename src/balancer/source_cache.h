@@ -17,10 +17,10 @@
 
 #include <event2/event.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
-#include <atomic>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -60,7 +60,8 @@ class CacheUse {
   void note(size_t cache_index) const {
     if (cache_index >= 64) return;
     const uint64_t bit = uint64_t{1} << cache_index;
-    if ((bits_.load(std::memory_order_relaxed) & bit) == 0) bits_.fetch_or(bit, std::memory_order_relaxed);
+    if ((bits_.load(std::memory_order_relaxed) & bit) == 0)
+      bits_.fetch_or(bit, std::memory_order_relaxed);
   }
   uint64_t mask() const { return bits_.load(std::memory_order_relaxed); }
 
@@ -115,9 +116,12 @@ class SourceSlot {
   // 100 ms per source, not one per request.
   void touch(TimePoint now) const {
     auto ns = now.time_since_epoch().count();
-    if (ns - last_used_.load(std::memory_order_relaxed) > 100'000'000) last_used_.store(ns, std::memory_order_relaxed);
+    if (ns - last_used_.load(std::memory_order_relaxed) > 100'000'000)
+      last_used_.store(ns, std::memory_order_relaxed);
   }
-  TimePoint last_used() const { return TimePoint(TimePoint::duration(last_used_.load(std::memory_order_relaxed))); }
+  TimePoint last_used() const {
+    return TimePoint(TimePoint::duration(last_used_.load(std::memory_order_relaxed)));
+  }
 
  private:
   mutable std::mutex mutex_;
@@ -132,7 +136,7 @@ struct SourceRequest {
   std::string origin_base;  // origin base URL, no trailing slash
   std::string target;       // "/path[?query]" on the origin, without delivery directives
   DeliveryDirectives directives;
-  LiveEndPolicy live;  // how the channel takes an end tag and restarts (live_restart.h)
+  LiveEndPolicy live;     // how the channel takes an end tag and restarts (live_restart.h)
   bool prefetch = false;  // the channel's "prefetch": new live segments are named to the nodes
 };
 
@@ -141,23 +145,25 @@ struct SourceResult {
   From from = From::error;
   std::shared_ptr<const SourceVersion> version;  // null when from == error
   TimePoint validated_at{};  // when origin last vouched for `version` (send time of that fetch)
-  std::shared_ptr<const SourceSlot> slot;  // the source's publication (null for errors without an entry)
-  int status = 0;                                // HTTP status for the viewer when from == error
-  common::Error error;                           // when from == error
+  std::shared_ptr<const SourceSlot>
+      slot;             // the source's publication (null for errors without an entry)
+  int status = 0;       // HTTP status for the viewer when from == error
+  common::Error error;  // when from == error
 };
 
 const char* to_string(SourceResult::From from);
 
 // How source playlist fetches name what failed (common/coalesced_fetch.h).
-inline constexpr common::UpstreamWording kSourceWording{"playlist", "source_too_large", "the balancer"};
+inline constexpr common::UpstreamWording kSourceWording{"playlist", "source_too_large",
+                                                        "the balancer"};
 
 using SourceCallback = std::function<void(const SourceResult&)>;
 
 // New segments of a live media playlist, for prefetch (prefetch_client.h): their
 // targets on the origin the nodes call `origin_id`, and the caches (CacheUse
 // mask) viewers of the last two versions were sent to.
-using PrefetchSink =
-    std::function<void(const std::string& origin_id, const std::vector<std::string>& targets, uint64_t caches)>;
+using PrefetchSink = std::function<void(const std::string& origin_id,
+                                        const std::vector<std::string>& targets, uint64_t caches)>;
 
 class SourceCache {
  public:
@@ -222,8 +228,8 @@ class SourceCache {
   // fetch: one request upstream per part, however many viewers wait. One for a later part,
   // while the follow delivers part after part, waits for the copy to reach it (park). True
   // when it joined or waits.
-  bool join_follow(const SourceRequest& request, const std::string& base_key, bool delta, TimePoint now,
-                   SourceCallback& done);
+  bool join_follow(const SourceRequest& request, const std::string& base_key, bool delta,
+                   TimePoint now, SourceCallback& done);
   // Whether the balancer answers this _HLS_skip=YES request with a delta update it builds
   // from the ordinary copy (its origin offers CAN-SKIP-UNTIL) instead of asking origin.
   bool builds_delta(const SourceRequest& request, const std::string& base_key) const;
@@ -247,7 +253,8 @@ class SourceCache {
   void start_fetch(Entry& entry, Transfer& transfer, bool background);
   void on_done(const std::string& key, const common::FetchResult& result);
   // Parses origin's `body` into the version to serve (continued across restarts for live channels).
-  common::Result<std::shared_ptr<const SourceVersion>> build_version(Entry& entry, std::string_view body,
+  common::Result<std::shared_ptr<const SourceVersion>> build_version(Entry& entry,
+                                                                     std::string_view body,
                                                                      TimePoint now);
   void publish(Entry& entry, std::shared_ptr<const SourceVersion> version, TimePoint validated_at,
                std::vector<Waiter> waiters);

@@ -6,13 +6,15 @@ SourceFront::SourceFront(common::EventLoop& loop, common::EventLoop& home, Sourc
                          const common::Clock& clock)
     : loop_(loop), home_(home), home_cache_(home_cache), clock_(clock) {
   sweep_timer_.reset(event_new(
-      &loop_.base(), -1, EV_PERSIST, [](evutil_socket_t, short, void* arg) { static_cast<SourceFront*>(arg)->sweep(); },
-      this));
+      &loop_.base(), -1, EV_PERSIST,
+      [](evutil_socket_t, short, void* arg) { static_cast<SourceFront*>(arg)->sweep(); }, this));
   timeval one_second{1, 0};
   evtimer_add(sweep_timer_.get(), &one_second);
 }
 
-SourceFront::~SourceFront() { *alive_ = false; }
+SourceFront::~SourceFront() {
+  *alive_ = false;
+}
 
 void SourceFront::ask_home(const SourceRequest& request, SourceCallback done) {
   if (&loop_ == &home_) return home_cache_.get(request, std::move(done));
@@ -27,7 +29,8 @@ void SourceFront::ask_home(const SourceRequest& request, SourceCallback done) {
   });
 }
 
-void SourceFront::get(const SourceRequest& request, const PlaylistTimings& timings, SourceCallback done) {
+void SourceFront::get(const SourceRequest& request, const PlaylistTimings& timings,
+                      SourceCallback done) {
   evict_after_ = timings.evict_after;
   if (request.directives.any()) return ask_home(request, std::move(done));
   const TimePoint now = clock_.now();
@@ -52,7 +55,9 @@ void SourceFront::get(const SourceRequest& request, const PlaylistTimings& timin
     }
   }
   if (entry.version && entry.version->live == request.live &&
-      (following || is_fresh(entry.version->kind, std::chrono::duration_cast<Millis>(now - entry.validated_at), timings))) {
+      (following ||
+       is_fresh(entry.version->kind, std::chrono::duration_cast<Millis>(now - entry.validated_at),
+                timings))) {
     SourceResult r;
     r.from = SourceResult::From::hit;
     r.version = entry.version;

@@ -26,7 +26,8 @@ namespace balancer {
 class SourceFront {
  public:
   // `home_cache` lives on `home` and outlives the front; `timings` is read at each get().
-  SourceFront(common::EventLoop& loop, common::EventLoop& home, SourceCache& home_cache, const common::Clock& clock);
+  SourceFront(common::EventLoop& loop, common::EventLoop& home, SourceCache& home_cache,
+              const common::Clock& clock);
   ~SourceFront();
   SourceFront(const SourceFront&) = delete;
   SourceFront& operator=(const SourceFront&) = delete;

@@ -72,13 +72,14 @@ uint64_t parts_listed(const hls::MediaInfo& media, uint64_t msn) {
 // Parts a segment is counted as, past the last listed part: ceil(target / PART-TARGET).
 uint64_t parts_per_segment(const hls::MediaInfo& media) {
   if (!media.part_target || *media.part_target <= 0 || !media.target_duration) return 1;
-  return static_cast<uint64_t>(
-      std::clamp(std::ceil(static_cast<double>(*media.target_duration) / *media.part_target), 1.0, 1000.0));
+  return static_cast<uint64_t>(std::clamp(
+      std::ceil(static_cast<double>(*media.target_duration) / *media.part_target), 1.0, 1000.0));
 }
 
 }  // namespace
 
-BlockingTarget normalize_blocking(const hls::MediaInfo& media, uint64_t msn, std::optional<uint64_t> part) {
+BlockingTarget normalize_blocking(const hls::MediaInfo& media, uint64_t msn,
+                                  std::optional<uint64_t> part) {
   if (!part || msn >= next_sequence(media)) return {msn, part};
   // Segment `msn` is complete: its final part is known if its parts are still listed.
   const uint64_t listed = parts_listed(media, msn);
@@ -119,7 +120,8 @@ bool directives_too_far(const hls::MediaInfo& media, uint64_t msn, std::optional
     last_index = of_last - 1;
   } else {
     // No part listed at all: count from the first part of the segment in progress.
-    return *target.part > advance_part_limit(media) + (target.msn - next) * parts_per_segment(media);
+    return *target.part >
+           advance_part_limit(media) + (target.msn - next) * parts_per_segment(media);
   }
   const uint64_t ahead = (target.msn - last_msn) * parts_per_segment(media) + *target.part;
   return ahead > last_index + advance_part_limit(media);
@@ -130,7 +132,8 @@ Millis blocking_wait_limit(Millis target_duration) {
 }
 
 std::optional<BlockingTarget> next_part_to_follow(const hls::MediaInfo& media) {
-  if (!media.server_control.can_block_reload || !media.part_target || *media.part_target <= 0 || media.endlist) {
+  if (!media.server_control.can_block_reload || !media.part_target || *media.part_target <= 0 ||
+      media.endlist) {
     return std::nullopt;
   }
   const uint64_t next = next_sequence(media);

@@ -21,21 +21,23 @@ const char* to_string(SourceKind kind);
 SourceKind classify(const hls::Playlist& playlist);
 
 struct PlaylistTimings {
-  Millis master_ttl{5000};         // playlists.master_ttl_ms
-  Millis vod_ttl{300000};          // playlists.vod_ttl_s
-  Millis live_max_lag{500};        // playlists.live_max_lag_ms: never serve a live copy older
-  Millis live_refresh{250};        // playlists.live_refresh_ms: background refresh period
-  Millis live_idle{10000};         // playlists.live_idle_s: stop refreshing with no viewer for
-  Millis live_end_confirm{300000};  // playlists.live_end_confirm_s: a live channel's end tag is held back for
-  Millis master_stale{30000};      // playlists.master_stale_s: last good master on origin failure
-  Millis media_stale{60000};       // playlists.media_stale_s: last good media playlist on origin failure
+  Millis master_ttl{5000};   // playlists.master_ttl_ms
+  Millis vod_ttl{300000};    // playlists.vod_ttl_s
+  Millis live_max_lag{500};  // playlists.live_max_lag_ms: never serve a live copy older
+  Millis live_refresh{250};  // playlists.live_refresh_ms: background refresh period
+  Millis live_idle{10000};   // playlists.live_idle_s: stop refreshing with no viewer for
+  Millis live_end_confirm{
+      300000};  // playlists.live_end_confirm_s: a live channel's end tag is held back for
+  Millis master_stale{30000};  // playlists.master_stale_s: last good master on origin failure
+  Millis media_stale{60000};  // playlists.media_stale_s: last good media playlist on origin failure
   Millis fetch_timeout{3000};      // playlists.fetch_timeout_ms
   Millis blocking_timeout{15000};  // playlists.blocking_timeout_ms (LL-HLS blocking reloads)
   Millis error_hold{250};          // playlists.error_hold_ms: a failure answers for this long
   Millis evict_after{60000};       // playlists.evict_after_s: forget copies nobody asked for
   size_t max_bytes = 4 << 20;      // playlists.max_bytes
   size_t max_entries = 10000;      // playlists.max_entries
-  size_t max_directive_entries = 256;  // playlists.max_directive_entries: LL-HLS reloads kept per playlist
+  size_t max_directive_entries =
+      256;  // playlists.max_directive_entries: LL-HLS reloads kept per playlist
   // playlists.max_segments: a live or EVENT playlist with more is served as a window of its
   // newest segments; a VOD playlist with more is refused (a viewer's copy costs per segment).
   size_t max_segments = 6000;
@@ -70,7 +72,8 @@ struct BlockingTarget {
   std::optional<uint64_t> part;
   bool operator==(const BlockingTarget&) const = default;
 };
-BlockingTarget normalize_blocking(const hls::MediaInfo& media, uint64_t msn, std::optional<uint64_t> part);
+BlockingTarget normalize_blocking(const hls::MediaInfo& media, uint64_t msn,
+                                  std::optional<uint64_t> part);
 
 // The Advance Part Limit: 3 / PART-TARGET when PART-TARGET is under a second, else 3.
 uint64_t advance_part_limit(const hls::MediaInfo& media);

@@ -49,11 +49,13 @@ std::vector<uint8_t> keep_listed_hosts(const ListedChunks& previous,
     } else if (!listed.empty() && !scanned) {
       // The first miss (where the window starts now): one scan finds it.
       scanned = true;
-      found = std::find_if(listed.begin(), listed.end(), [hash](const auto& c) { return c.first == hash; });
+      found = std::find_if(listed.begin(), listed.end(),
+                           [hash](const auto& c) { return c.first == hash; });
     } else if (!listed.empty()) {
       if (position.empty()) {
         position.reserve(listed.size());
-        for (size_t i = listed.size(); i-- > 0;) position[listed[i].first] = i;  // the first of equal hashes
+        for (size_t i = listed.size(); i-- > 0;)
+          position[listed[i].first] = i;  // the first of equal hashes
       }
       if (auto at = position.find(hash); at != position.end()) {
         found = listed.begin() + static_cast<std::ptrdiff_t>(at->second);

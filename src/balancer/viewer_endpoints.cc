@@ -26,7 +26,8 @@ constexpr uint64_t kMadeMasterBandwidth = 1000000;
 // written it or closed (the front end releases its reference then): what clients that do
 // not read hold in this process is what `unsent` says.
 struct UnsentReply {
-  UnsentReply(std::string text, std::atomic<size_t>& counter) : body(std::move(text)), unsent(counter) {
+  UnsentReply(std::string text, std::atomic<size_t>& counter)
+      : body(std::move(text)), unsent(counter) {
     unsent.fetch_add(body.size(), std::memory_order_relaxed);
   }
   ~UnsentReply() { unsent.fetch_sub(body.size(), std::memory_order_relaxed); }
@@ -44,8 +45,9 @@ std::string viewer_facing_base(const HttpExchange& ex, const BalancerConfig& c) 
   std::optional<std::string> host = ex.header("Host");
   if (!host || host->empty() || host->size() > 255) return {};
   for (char ch : *host) {
-    const bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-                    ch == '.' || ch == '-' || ch == '_' || ch == ':' || ch == '[' || ch == ']';
+    const bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                    (ch >= '0' && ch <= '9') || ch == '.' || ch == '-' || ch == '_' || ch == ':' ||
+                    ch == '[' || ch == ']';
     if (!ok) return {};
   }
   return (ex.secure() ? "https://" : "http://") + *host;
@@ -61,12 +63,14 @@ std::string steering_server_uri(const std::string& base, const Pending& p) {
 
 }  // namespace
 
-void BalancerLoop::fail(HttpExchange& ex, int status, const std::string& code, const std::string& message) {
+void BalancerLoop::fail(HttpExchange& ex, int status, const std::string& code,
+                        const std::string& message) {
   shared_.metrics.error(code).inc();
   send_error(ex, status, code, message);
 }
 
-void BalancerLoop::send_error(HttpExchange& ex, int status, const std::string& code, const std::string& message) {
+void BalancerLoop::send_error(HttpExchange& ex, int status, const std::string& code,
+                              const std::string& message) {
   if (ex.closed()) return;
   ex.add_header("Cache-Control", "no-store");
   ex.reply_error(status, code, message);
@@ -94,15 +98,18 @@ common::Result<std::string> authorize_viewer(const RuntimeConfig& rc, const View
   if (!channel.free && !request.viewer.empty()) {
     // A made-up viewer id never unlocks a paid channel: only the access check of an entitled
     // user hands out a ticket for it.
-    return common::Error{"not_entitled",
-                         "This paid channel plays only with a playback ticket from the access check "
-                         "(/api/v1/access) of a user who bought it."};
+    return common::Error{
+        "not_entitled",
+        "This paid channel plays only with a playback ticket from the access check "
+        "(/api/v1/access) of a user who bought it."};
   }
-  return common::Error{"ticket_required", channel.free ? "This channel needs a playback ticket (ticket=...)."
-                                                       : "This paid channel needs a playback ticket that grants it."};
+  return common::Error{"ticket_required",
+                       channel.free ? "This channel needs a playback ticket (ticket=...)."
+                                    : "This paid channel needs a playback ticket that grants it."};
 }
 
-ViewerSource viewer_source(const RuntimeConfig& rc, const std::string& ip, std::string_view viewer_key) {
+ViewerSource viewer_source(const RuntimeConfig& rc, const std::string& ip,
+                           std::string_view viewer_key) {
   ViewerSource from;
   from.anonymous = viewer_key.starts_with("v:");
   if (!rc.config.per_address_exempt.empty()) {
@@ -116,7 +123,8 @@ ViewerSource viewer_source(const RuntimeConfig& rc, const std::string& ip, std::
 }
 
 SourceRequest BalancerLoop::source_request(const RuntimeConfig& rc, const ChannelConfig& channel,
-                                           const std::string& target, DeliveryDirectives directives) const {
+                                           const std::string& target,
+                                           DeliveryDirectives directives) const {
   SourceRequest r;
   r.origin_id = channel.origin;
   r.origin_base = rc.config.origins.at(channel.origin).url;
@@ -127,7 +135,8 @@ SourceRequest BalancerLoop::source_request(const RuntimeConfig& rc, const Channe
   return r;
 }
 
-void BalancerLoop::get_source(const SourceRequest& request, const RuntimeConfig& rc, SourceCallback done) {
+void BalancerLoop::get_source(const SourceRequest& request, const RuntimeConfig& rc,
+                              SourceCallback done) {
   front_.get(request, rc.config.playlists, std::move(done));
 }
 
@@ -141,7 +150,8 @@ void BalancerLoop::ensure_allowed(const PendingPtr& p, bool key, std::function<v
              [this, p, key, then = std::move(then)](const SourceResult& r) {
                if (r.version) allowlist_.learn(*p->channel, *r.version);
                const std::string& t = p->request.origin_target;
-               if (key ? allowlist_.allows_key(*p->channel, t) : allowlist_.allows_playlist(*p->channel, t))
+               if (key ? allowlist_.allows_key(*p->channel, t)
+                       : allowlist_.allows_playlist(*p->channel, t))
                  return then(true);
                if (!key) return then(false);
                ensure_key_learned(p, then);
@@ -157,17 +167,18 @@ void BalancerLoop::ensure_key_learned(const PendingPtr& p, std::function<void(bo
   auto remaining = std::make_shared<size_t>(targets.size());
   auto done = std::make_shared<std::function<void(bool)>>(std::move(then));
   for (const auto& t : targets) {
-    get_source(source_request(*p->config, *p->channel, t), *p->config, [this, p, remaining, done](const SourceResult& r) {
-      if (r.version) allowlist_.learn(*p->channel, *r.version);
-      if (--*remaining > 0) return;
-      (*done)(allowlist_.allows_key(*p->channel, p->request.origin_target));
-    });
+    get_source(source_request(*p->config, *p->channel, t), *p->config,
+               [this, p, remaining, done](const SourceResult& r) {
+                 if (r.version) allowlist_.learn(*p->channel, *r.version);
+                 if (--*remaining > 0) return;
+                 (*done)(allowlist_.allows_key(*p->channel, p->request.origin_target));
+               });
   }
 }
 
 CacheDecision BalancerLoop::choose(const BalancerConfig& c, const std::string& requested,
-                                  const std::string& remote_ip, const std::string& viewer_key, TimePoint now,
-                                  const std::string& pathway) {
+                                   const std::string& remote_ip, const std::string& viewer_key,
+                                   TimePoint now, const std::string& pathway) {
   CacheDecision decided;
   decided.health = health_.shared();
   const HealthView& view = *decided.health;
@@ -191,7 +202,8 @@ CacheDecision BalancerLoop::choose(const BalancerConfig& c, const std::string& r
     if (usable) decided.holds_until = std::min(decided.holds_until, h->second.usable_until());
     candidates.push_back({cache.id, cache.site, &cache.networks, usable});
   }
-  CacheChoice choice = choose_cache(candidates, requested, IpAddress::parse(remote_ip), viewer_hash(viewer_key));
+  CacheChoice choice =
+      choose_cache(candidates, requested, IpAddress::parse(remote_ip), viewer_hash(viewer_key));
   decided.reason = choice.reason;
   if (choice.index) decided.cache = &c.caches[*choice.index];
   return decided;
@@ -199,7 +211,8 @@ CacheDecision BalancerLoop::choose(const BalancerConfig& c, const std::string& r
 
 const CacheDecision& BalancerLoop::current_choice(Pending& p, TimePoint now) {
   if (p.choice.health != health_.shared() || now > p.choice.holds_until) {
-    p.choice = choose(p.config->config, p.request.cache, p.ex.remote_ip(), p.viewer_key, now, p.request.pathway);
+    p.choice = choose(p.config->config, p.request.cache, p.ex.remote_ip(), p.viewer_key, now,
+                      p.request.pathway);
   }
   return p.choice;
 }
@@ -294,23 +307,29 @@ const std::vector<std::string>& BalancerLoop::stable_links_for(
   return mixed_links_;
 }
 
-const std::vector<std::string>& BalancerLoop::chunk_links_for(const SourceVersion& version, const RuntimeConfig& rc,
-                                                              const ChannelConfig& channel, const CacheConfig* cache) {
+const std::vector<std::string>& BalancerLoop::chunk_links_for(const SourceVersion& version,
+                                                              const RuntimeConfig& rc,
+                                                              const ChannelConfig& channel,
+                                                              const CacheConfig* cache) {
   const std::string destination = cache ? cache->url : std::string();
   int64_t now = shared_.clock.unix_now();
-  if (link_memo_.size() > kMaxLinkMemoVersions && !link_memo_.count(version.serial)) link_memo_.clear();
+  if (link_memo_.size() > kMaxLinkMemoVersions && !link_memo_.count(version.serial))
+    link_memo_.clear();
   ChunkLinkMemo& memo = link_memo_[version.serial][destination];
   // A chunk's link expires a fixed time after the chunk was first listed (link_expiry), so it
   // reads the same in every version; computed once per second for the rare long-listed chunk
   // whose expiry moves on.
-  if (memo.generation == rc.generation && memo.computed_unix == now && memo.links.size() == version.plan.chunk_slots) {
+  if (memo.generation == rc.generation && memo.computed_unix == now &&
+      memo.links.size() == version.plan.chunk_slots) {
     return memo.links;
   }
   // Long enough that a chunk listed for the whole playlist (its duration plus a couple of
   // refreshes) stays under half a lifetime: one link from first listing to leaving.
-  const int64_t target_s = std::chrono::duration_cast<std::chrono::seconds>(version.target_duration).count();
+  const int64_t target_s =
+      std::chrono::duration_cast<std::chrono::seconds>(version.target_duration).count();
   int64_t lifetime = std::max<int64_t>(rc.config.chunk_url_lifetime.count(), 3 * target_s);
-  lifetime = std::max<int64_t>(lifetime, 2 * (static_cast<int64_t>(version.total_duration_s) + 2 * target_s + 1));
+  lifetime = std::max<int64_t>(
+      lifetime, 2 * (static_cast<int64_t>(version.total_duration_s) + 2 * target_s + 1));
   ChunkDestination d;
   d.cache_url = destination;
   d.origin_id = channel.origin;
@@ -328,16 +347,18 @@ common::Histogram& BalancerLoop::newest_age_histogram(const std::string& channel
   if (it != newest_age_.end()) return *it->second;
   common::Histogram& h = shared_.metrics.registry.histogram(
       "balancer_playlist_newest_age_seconds",
-      "How old a live playlist's newest segment or part was (by EXT-X-PROGRAM-DATE-TIME) when served",
+      "How old a live playlist's newest segment or part was (by EXT-X-PROGRAM-DATE-TIME) when "
+      "served",
       {0.1, 0.25, 0.5, 1, 1.5, 2, 3, 5, 10, 30, 60}, "channel=\"" + channel + "\"");
   return *newest_age_.emplace(channel, &h).first->second;
 }
 
 // The player's CMCD report of an authorised request, counted for its channel and the cache it
 // asked for (a configured one, else "other": the label set stays bounded).
-void BalancerLoop::observe_playback(const HttpExchange& ex, const ViewerRequest& request, const BalancerConfig& c,
-                                    const ChannelConfig& channel) {
-  std::string_view node = request.cache.empty() ? std::string_view("none") : cmcd::PlaybackQuality::kOtherPlace;
+void BalancerLoop::observe_playback(const HttpExchange& ex, const ViewerRequest& request,
+                                    const BalancerConfig& c, const ChannelConfig& channel) {
+  std::string_view node =
+      request.cache.empty() ? std::string_view("none") : cmcd::PlaybackQuality::kOtherPlace;
   for (const CacheConfig& cache : c.caches) {
     if (cache.id == request.cache) node = cache.id;
   }
@@ -364,7 +385,8 @@ PendingPtr BalancerLoop::begin_viewer_request(HttpExchange& ex, std::string_view
   }
   auto viewer = authorize_viewer(*snapshot, *request, *channel, shared_.clock.unix_now());
   if (!viewer) {
-    fail(ex, credential_error_status(viewer.error().code), viewer.error().code, viewer.error().message);
+    fail(ex, credential_error_status(viewer.error().code), viewer.error().code,
+         viewer.error().message);
     return nullptr;
   }
   observe_playback(ex, *request, snapshot->config, *channel);
@@ -381,10 +403,12 @@ void BalancerLoop::handle_playlist(HttpExchange& ex) {
   PendingPtr p = begin_viewer_request(ex, kPlaylistPrefix);
   if (!p) return;
   ensure_allowed(p, false, [this, p](bool allowed) {
-    if (!allowed) return fail(p->ex, 404, "not_found", "This channel has no playlist at that path.");
+    if (!allowed)
+      return fail(p->ex, 404, "not_found", "This channel has no playlist at that path.");
     admit(p, [this, p] {
-      get_source(source_request(*p->config, *p->channel, p->request.origin_target, p->request.directives),
-                 *p->config, [this, p](const SourceResult& r) { serve_playlist(p, r); });
+      get_source(
+          source_request(*p->config, *p->channel, p->request.origin_target, p->request.directives),
+          *p->config, [this, p](const SourceResult& r) { serve_playlist(p, r); });
     });
   });
 }
@@ -392,7 +416,8 @@ void BalancerLoop::handle_playlist(HttpExchange& ex) {
 void BalancerLoop::serve_playlist(const PendingPtr& p, const SourceResult& r) {
   HttpExchange& ex = p->ex;
   if (r.from == SourceResult::From::error) {
-    if (r.status == 503) ex.add_header("Retry-After", "1");  // busy, or a blocked reload not yet satisfiable
+    if (r.status == 503)
+      ex.add_header("Retry-After", "1");  // busy, or a blocked reload not yet satisfiable
     return fail(ex, r.status, r.error.code, r.error.message);
   }
   if (ex.closed()) return;
@@ -400,11 +425,13 @@ void BalancerLoop::serve_playlist(const PendingPtr& p, const SourceResult& r) {
   allowlist_.learn(*p->channel, version);
   auto started = shared_.clock.now();
   const BalancerConfig& c = p->config->config;
-  if (shared_.any_loop.unsent_playlist_bytes.load(std::memory_order_relaxed) >= c.playlists.max_unsent_bytes) {
+  if (shared_.any_loop.unsent_playlist_bytes.load(std::memory_order_relaxed) >=
+      c.playlists.max_unsent_bytes) {
     // Clients that do not read hold the budget: a new copy would only add to it.
     ex.add_header("Retry-After", "2");
-    return fail(ex, 503, "reply_backlog_full",
-                "Too many playlist bytes are waiting for clients that do not read them; retry shortly.");
+    return fail(
+        ex, 503, "reply_backlog_full",
+        "Too many playlist bytes are waiting for clients that do not read them; retry shortly.");
   }
   // Chosen once per request: admit()'s choice, unless health changed while origin answered.
   const CacheDecision& choice = current_choice(*p, started);
@@ -414,8 +441,9 @@ void BalancerLoop::serve_playlist(const PendingPtr& p, const SourceResult& r) {
   if (const std::string& cache_id = cache ? cache->id : std::string(); cache_id != p->cache_id) {
     // A node's health changed while origin answered: the viewer's slot follows its chunks (an
     // admitted viewer keeps its one slot; this response was admitted when it arrived).
-    shared_.any_loop.admission->request(loop_, p->viewer_key, {p->channel->id, cache_id, p->bandwidth_bps}, {}, started,
-                               [](const AdmissionDecision&) {});
+    shared_.any_loop.admission->request(loop_, p->viewer_key,
+                                        {p->channel->id, cache_id, p->bandwidth_bps}, {}, started,
+                                        [](const AdmissionDecision&) {});
   }
   ViewerLinks viewer_links;
   viewer_links.balancer_base = c.public_url;
@@ -453,29 +481,36 @@ void BalancerLoop::serve_playlist(const PendingPtr& p, const SourceResult& r) {
       body = steered_master(*p, version, viewer_links, std::move(body), started);
     }
   }
-  shared_.metrics.rewrite_seconds.observe(std::chrono::duration<double>(shared_.clock.now() - started).count());
+  shared_.metrics.rewrite_seconds.observe(
+      std::chrono::duration<double>(shared_.clock.now() - started).count());
   if (version.kind == SourceKind::live && version.newest_media_end_s) {
     // How old the newest segment or part is as it leaves here: the stack's share of the
     // viewer's latency behind live, per channel.
-    const double age_s = static_cast<double>(shared_.clock.unix_now_ms()) / 1000 - *version.newest_media_end_s;
+    const double age_s =
+        static_cast<double>(shared_.clock.unix_now_ms()) / 1000 - *version.newest_media_end_s;
     newest_age_histogram(p->channel->id).observe(std::max(0.0, age_s));
   }
-  ex.add_header("Cache-Control", version.kind == SourceKind::vod ? "private, max-age=5" : "private, no-cache");
+  ex.add_header("Cache-Control",
+                version.kind == SourceKind::vod ? "private, max-age=5" : "private, no-cache");
   ex.add_header("X-Playlist-Source", to_string(r.from));
   ex.add_header("X-Cache-Choice", cache ? cache->id : "origin");
   if (ex.logs_access()) {
-    ex.set_log_note(std::string(to_string(r.from)) + " " + (cache ? cache->id : "origin") + " " + to_string(reason));
+    ex.set_log_note(std::string(to_string(r.from)) + " " + (cache ? cache->id : "origin") + " " +
+                    to_string(reason));
   }
-  auto unsent = std::make_shared<const UnsentReply>(std::move(body), shared_.any_loop.unsent_playlist_bytes);
+  auto unsent =
+      std::make_shared<const UnsentReply>(std::move(body), shared_.any_loop.unsent_playlist_bytes);
   common::BodyBuffer buffer;
   buffer.append_reference(unsent->body.data(), unsent->body.size(), unsent);
   ex.reply(200, std::move(buffer), unsent->body.size(), kPlaylistType);
 }
 
 std::string BalancerLoop::steered_master(const Pending& p, const SourceVersion& version,
-                                         const ViewerLinks& links, std::string body, TimePoint now) {
+                                         const ViewerLinks& links, std::string body,
+                                         TimePoint now) {
   const BalancerConfig& c = p.config->config;
-  std::vector<std::string> ids = pathways(c, p.request.cache, p.ex.remote_ip(), p.viewer_key, now, false);
+  std::vector<std::string> ids =
+      pathways(c, p.request.cache, p.ex.remote_ip(), p.viewer_key, now, false);
   const std::string base = viewer_facing_base(p.ex, c);
   if (ids.size() < 2 || base.empty()) return body;
   // Pathway "." is the viewer's default copy, listed first: its links follow the cache choice,
@@ -497,28 +532,33 @@ std::string BalancerLoop::steered_master(const Pending& p, const SourceVersion& 
   std::vector<hls::PathwayCopy> copies;
   copies.push_back({std::string(kDefaultPathway), body});
   for (size_t i = 0; i < ids.size(); ++i) copies.push_back({ids[i], texts[i]});
-  if (auto steered = hls::steered_master(copies, steering_server_uri(base, p), ids.front())) return std::move(*steered);
+  if (auto steered = hls::steered_master(copies, steering_server_uri(base, p), ids.front()))
+    return std::move(*steered);
   return body;
 }
 
-std::optional<std::string> BalancerLoop::made_master(const Pending& p, const SourceVersion& version, TimePoint now) {
+std::optional<std::string> BalancerLoop::made_master(const Pending& p, const SourceVersion& version,
+                                                     TimePoint now) {
   const BalancerConfig& c = p.config->config;
   // Only the channel's own entry (the URL the API hands out) asked for as such: a variant URI
   // names a pathway, and an LL-HLS reload is a media playlist's.
-  if (version.kind == SourceKind::master || !c.steering_enabled || !c.steering_media_masters || c.caches.empty() ||
-      !p.request.pathway.empty() || p.request.directives.any() || p.request.origin_target != p.channel->source) {
+  if (version.kind == SourceKind::master || !c.steering_enabled || !c.steering_media_masters ||
+      c.caches.empty() || !p.request.pathway.empty() || p.request.directives.any() ||
+      p.request.origin_target != p.channel->source) {
     return std::nullopt;
   }
   const std::string base = viewer_facing_base(p.ex, c);
   if (base.empty()) return std::nullopt;
-  std::vector<std::string> ids = pathways(c, p.request.cache, p.ex.remote_ip(), p.viewer_key, now, false);
+  std::vector<std::string> ids =
+      pathways(c, p.request.cache, p.ex.remote_ip(), p.viewer_key, now, false);
   // The variant is the source itself with a pathway, the default copy's being "." (its URI must
   // differ from the master's).
   std::vector<std::string> texts;
   texts.reserve(ids.size() + 1);
   ids.insert(ids.begin(), std::string(kDefaultPathway));
   for (const std::string& id : ids) {
-    std::string uri = c.public_url + std::string(kPlaylistPrefix) + p.channel->id + p.request.origin_target;
+    std::string uri =
+        c.public_url + std::string(kPlaylistPrefix) + p.channel->id + p.request.origin_target;
     common::append_query(uri, p.request.viewer_query);
     common::append_query(uri, "pathway=" + id);
     texts.push_back(hls::one_variant_master(uri, kMadeMasterBandwidth));
@@ -526,7 +566,8 @@ std::optional<std::string> BalancerLoop::made_master(const Pending& p, const Sou
   std::vector<hls::PathwayCopy> copies;
   for (size_t i = 0; i < ids.size(); ++i) copies.push_back({ids[i], texts[i]});
   if (ids.size() < 2) return texts.front();
-  if (auto steered = hls::steered_master(copies, steering_server_uri(base, p), ids[1])) return steered;  // the choice's
+  if (auto steered = hls::steered_master(copies, steering_server_uri(base, p), ids[1]))
+    return steered;  // the choice's
   return texts.front();
 }
 
@@ -536,7 +577,8 @@ void BalancerLoop::handle_key(HttpExchange& ex) {
   if (!p) return;
   ensure_allowed(p, true, [this, p](bool allowed) {
     if (!allowed) return fail(p->ex, 404, "not_found", "This channel has no key at that path.");
-    std::string url = p->config->config.origins.at(p->channel->origin).url + p->request.origin_target;
+    std::string url =
+        p->config->config.origins.at(p->channel->origin).url + p->request.origin_target;
     shared_.home->fetch_key(loop_, url, [this, p](const KeyResult& r) {
       HttpExchange& reply = p->ex;
       if (!r.key) return fail(reply, r.status, r.error.code, r.error.message);
@@ -549,14 +591,16 @@ void BalancerLoop::handle_key(HttpExchange& ex) {
 
 void BalancerLoop::admit(const PendingPtr& p, std::function<void()> then) {
   const auto now = shared_.clock.now();
-  p->choice = choose(p->config->config, p->request.cache, p->ex.remote_ip(), p->viewer_key, now, p->request.pathway);
+  p->choice = choose(p->config->config, p->request.cache, p->ex.remote_ip(), p->viewer_key, now,
+                     p->request.pathway);
   p->cache_id = p->choice.cache ? p->choice.cache->id : std::string();
   p->bandwidth_bps = allowlist_.variant_bandwidth(*p->channel, p->request.origin_target);
-  shared_.any_loop.admission->request(loop_, p->viewer_key, {p->channel->id, p->cache_id, p->bandwidth_bps},
-                             viewer_source(*p->config, p->ex.remote_ip(), p->viewer_key), now,
-                             [this, p, then = std::move(then)](const AdmissionDecision& d) {
-                               if (answer_admission(*p, d)) then();
-                             });
+  shared_.any_loop.admission->request(
+      loop_, p->viewer_key, {p->channel->id, p->cache_id, p->bandwidth_bps},
+      viewer_source(*p->config, p->ex.remote_ip(), p->viewer_key), now,
+      [this, p, then = std::move(then)](const AdmissionDecision& d) {
+        if (answer_admission(*p, d)) then();
+      });
 }
 
 bool BalancerLoop::answer_admission(Pending& p, const AdmissionDecision& d) {

@@ -10,10 +10,10 @@ using common::HttpExchange;
 
 namespace {
 
-constexpr const char* kErrorKinds[] = {"bad_request",       "unknown_origin",     "signature_missing",
-                                       "signature_expired", "signature_invalid",  "origin_error",
-                                       "origin_unreachable", "origin_timeout",    "object_too_large",
-                                       "range_not_satisfiable", "storage_error", "unauthorized"};
+constexpr const char* kErrorKinds[] = {
+    "bad_request",       "unknown_origin",        "signature_missing",  "signature_expired",
+    "signature_invalid", "origin_error",          "origin_unreachable", "origin_timeout",
+    "object_too_large",  "range_not_satisfiable", "storage_error",      "unauthorized"};
 
 common::Result<std::shared_ptr<const RuntimeConfig>> make_runtime(CacheNodeConfig config) {
   auto runtime = std::make_shared<RuntimeConfig>();
@@ -41,25 +41,33 @@ std::string CacheNode::Shared::health_json(const CacheNodeConfig& c) const {
   snprintf(numbers, sizeof numbers,
            "\"active_connections\":%zu,\"inflight_fetches\":%zu,\"egress_mbps\":%.3f,"
            "\"bytes_served_total\":%llu,\"origin_bytes_total\":%llu,"
-           "\"requests\":{\"hit\":%llu,\"miss\":%llu,\"coalesced\":%llu,\"negative\":%llu,\"stale\":%llu},"
+           "\"requests\":{\"hit\":%llu,\"miss\":%llu,\"coalesced\":%llu,\"negative\":%llu,"
+           "\"stale\":%llu},"
            "\"storage\":{\"memory_used_bytes\":%llu,\"memory_limit_bytes\":%llu,"
-           "\"disk_used_bytes\":%llu,\"disk_limit_bytes\":%llu,\"disk_chunks\":%zu,\"pending_writes\":%zu,"
+           "\"disk_used_bytes\":%llu,\"disk_limit_bytes\":%llu,\"disk_chunks\":%zu,\"pending_"
+           "writes\":%zu,"
            "\"memory_chunks\":%zu,\"max_entries\":%zu,\"negative_entries\":%zu}",
            active_requests(), cache->inflight(), egress_mbps.load(),
            static_cast<unsigned long long>(bytes_served.value()),
-           static_cast<unsigned long long>(flight_metrics.origin_bytes.value()), static_cast<unsigned long long>(hits.value()),
-           static_cast<unsigned long long>(misses.value()), static_cast<unsigned long long>(coalesced.value()),
-           static_cast<unsigned long long>(negative_hits.value()), static_cast<unsigned long long>(stale_hits.value()),
+           static_cast<unsigned long long>(flight_metrics.origin_bytes.value()),
+           static_cast<unsigned long long>(hits.value()),
+           static_cast<unsigned long long>(misses.value()),
+           static_cast<unsigned long long>(coalesced.value()),
+           static_cast<unsigned long long>(negative_hits.value()),
+           static_cast<unsigned long long>(stale_hits.value()),
            static_cast<unsigned long long>(store.memory_used()),
            static_cast<unsigned long long>(store.options().memory_bytes),
            static_cast<unsigned long long>(store.disk_used()),
-           static_cast<unsigned long long>(store.options().disk_bytes), store.disk_entries(), store.pending_writes(),
-           store.memory_entries(), store.options().max_entries, cache->negative_entries());
+           static_cast<unsigned long long>(store.options().disk_bytes), store.disk_entries(),
+           store.pending_writes(), store.memory_entries(), store.options().max_entries,
+           cache->negative_entries());
   bool over = overloaded(c);
   return std::string("{\"status\":") + (over ? "\"overloaded\"" : "\"ok\"") +
-         ",\"node_id\":" + common::json_string(c.node_id) + ",\"site\":" + common::json_string(c.site) +
-         ",\"overloaded\":" + (over ? "true" : "false") + ",\"threads\":" + std::to_string(loops.size()) + "," +
-         numbers + ",\"playback\":" + playback.json() + "}\n";
+         ",\"node_id\":" + common::json_string(c.node_id) +
+         ",\"site\":" + common::json_string(c.site) +
+         ",\"overloaded\":" + (over ? "true" : "false") +
+         ",\"threads\":" + std::to_string(loops.size()) + "," + numbers +
+         ",\"playback\":" + playback.json() + "}\n";
 }
 
 void CacheNode::Shared::tick() {
@@ -93,10 +101,12 @@ common::Result<std::unique_ptr<CacheNode>> CacheNode::create(common::ServiceCont
   store_options.max_entries = config.max_entries;
   // Entries stored before freshness was recorded: what they kept (Cache-Control,
   // content type) decides, counted from when they were stored; else the defaults.
-  store_options.upgrade_legacy = [defaults = config.freshness](const std::string& key, ChunkMeta& meta) {
+  store_options.upgrade_legacy = [defaults = config.freshness](const std::string& key,
+                                                               ChunkMeta& meta) {
     UpstreamFreshness response;
     response.cache_control = meta.cache_control;
-    Freshness f = compute_freshness(response, classify_object(key, meta.content_type), meta.stored_at * 1000, defaults);
+    Freshness f = compute_freshness(response, classify_object(key, meta.content_type),
+                                    meta.stored_at * 1000, defaults);
     meta.vouched_ms = f.vouched_ms;
     meta.fresh_until_ms = f.fresh_until_ms;
     meta.stale_until_ms = f.stale_until_ms;
@@ -120,25 +130,35 @@ common::Result<std::unique_ptr<CacheNode>> CacheNode::create(common::ServiceCont
     if (!client) return client.error();
     n.loops.push_back(std::make_unique<NodeLoop>(n, *loop, std::move(client).value()));
   }
-  for (const char* kind : kErrorKinds) n.error_counter(kind);  // every series exists from the start, at 0
+  for (const char* kind : kErrorKinds)
+    n.error_counter(kind);  // every series exists from the start, at 0
   const ChunkStore& s = n.cache->store();
-  n.metrics.gauge_fn("cache_storage_bytes", "Bytes stored", [&s] { return double(s.memory_used()); },
-                     "tier=\"memory\"");
-  n.metrics.gauge_fn("cache_storage_bytes", "Bytes stored", [&s] { return double(s.disk_used()); }, "tier=\"disk\"");
-  n.metrics.gauge_fn("cache_storage_limit_bytes", "Storage limit", [&s] { return double(s.options().memory_bytes); },
-                     "tier=\"memory\"");
-  n.metrics.gauge_fn("cache_storage_limit_bytes", "Storage limit", [&s] { return double(s.options().disk_bytes); },
-                     "tier=\"disk\"");
-  n.metrics.gauge_fn("cache_storage_entries", "Chunks stored", [&s] { return double(s.memory_entries()); },
-                     "tier=\"memory\"");
-  n.metrics.gauge_fn("cache_storage_entries", "Chunks stored", [&s] { return double(s.disk_entries()); },
-                     "tier=\"disk\"");
+  n.metrics.gauge_fn(
+      "cache_storage_bytes", "Bytes stored", [&s] { return double(s.memory_used()); },
+      "tier=\"memory\"");
+  n.metrics.gauge_fn(
+      "cache_storage_bytes", "Bytes stored", [&s] { return double(s.disk_used()); },
+      "tier=\"disk\"");
+  n.metrics.gauge_fn(
+      "cache_storage_limit_bytes", "Storage limit",
+      [&s] { return double(s.options().memory_bytes); }, "tier=\"memory\"");
+  n.metrics.gauge_fn(
+      "cache_storage_limit_bytes", "Storage limit", [&s] { return double(s.options().disk_bytes); },
+      "tier=\"disk\"");
+  n.metrics.gauge_fn(
+      "cache_storage_entries", "Chunks stored", [&s] { return double(s.memory_entries()); },
+      "tier=\"memory\"");
+  n.metrics.gauge_fn(
+      "cache_storage_entries", "Chunks stored", [&s] { return double(s.disk_entries()); },
+      "tier=\"disk\"");
   n.metrics.gauge_fn("cache_negative_entries", "Upstream 404s remembered",
                      [&n] { return double(n.cache->negative_entries()); });
-  n.metrics.gauge_fn("cache_active_requests", "Requests in progress", [&n] { return double(n.active_requests()); });
+  n.metrics.gauge_fn("cache_active_requests", "Requests in progress",
+                     [&n] { return double(n.active_requests()); });
   n.metrics.gauge_fn("cache_inflight_fetches", "Upstream fetches in progress",
                      [&n] { return double(n.cache->inflight()); });
-  n.metrics.gauge_fn("cache_egress_mbps", "Recent egress in Mbit/s", [&n] { return n.egress_mbps.load(); });
+  n.metrics.gauge_fn("cache_egress_mbps", "Recent egress in Mbit/s",
+                     [&n] { return n.egress_mbps.load(); });
 
   n.last_tick = n.clock.now();
   n.tick_timer.reset(event_new(
@@ -146,7 +166,8 @@ common::Result<std::unique_ptr<CacheNode>> CacheNode::create(common::ServiceCont
       [](evutil_socket_t, short, void* arg) { static_cast<Shared*>(arg)->tick(); }, &n));
   timeval one_second{1, 0};
   evtimer_add(n.tick_timer.get(), &one_second);
-  LOG_INFO(kLog, "node ", config.node_id, " (site ", config.site, ") serving ", config.origins.size(), " origin(s)",
+  LOG_INFO(kLog, "node ", config.node_id, " (site ", config.site, ") serving ",
+           config.origins.size(), " origin(s)",
            config.parent ? " through parent " + *config.parent : std::string());
   return std::unique_ptr<CacheNode>(new CacheNode(std::move(shared)));
 }
@@ -164,14 +185,16 @@ void CacheNode::attach(size_t index, common::HttpServer& server) {
   server.set_pre_route([config, cors](HttpExchange& ex) {
     return common::apply_cors(config->get().config.cors, cors, ex);
   });
-  server.route_prefix(std::string(kChunkPrefix), {"GET", "HEAD"}, [&loop](HttpExchange& ex) { loop.handle_chunk(ex); });
+  server.route_prefix(std::string(kChunkPrefix), {"GET", "HEAD"},
+                      [&loop](HttpExchange& ex) { loop.handle_chunk(ex); });
   server.route("/prefetch", {"POST"}, [&loop](HttpExchange& ex) { loop.handle_prefetch(ex); });
   server.route("/ping", {"GET", "HEAD", "OPTIONS"}, [config](HttpExchange& ex) {
     const CacheNodeConfig& c = config->get().config;
     ex.add_header("Cache-Control", "no-store");
     // A plain OPTIONS; preflights are answered before routing (common/cors.h).
     if (ex.method() == "OPTIONS") return ex.reply(204, "", "");
-    ex.reply(200, "{\"id\":" + common::json_string(c.node_id) + ",\"site\":" + common::json_string(c.site) + "}\n");
+    ex.reply(200, "{\"id\":" + common::json_string(c.node_id) +
+                      ",\"site\":" + common::json_string(c.site) + "}\n");
   });
   server.route("/health", {"GET", "HEAD"}, [&n, config](HttpExchange& ex) {
     ex.add_header("Cache-Control", "no-store");
@@ -206,15 +229,17 @@ common::Result<common::ReloadSwap> CacheNode::prepare_reload(CacheNodeConfig con
   const size_t negative_max_entries = config.negative_max_entries;
   auto runtime = make_runtime(std::move(config));
   if (!runtime) return runtime.error();
-  return common::ReloadSwap([&n, next = std::move(runtime).value(), level, restart_only_differs,
-                            negative_max_entries] {
-    if (restart_only_differs) {
-      LOG_WARN(kLog, "reload: listen address, threads, data_dir and storage sizes change only on restart");
-    }
-    common::set_log_level(level);
-    n.config.publish(next);
-    n.cache->set_max_negative(negative_max_entries);
-  });
+  return common::ReloadSwap(
+      [&n, next = std::move(runtime).value(), level, restart_only_differs, negative_max_entries] {
+        if (restart_only_differs) {
+          LOG_WARN(
+              kLog,
+              "reload: listen address, threads, data_dir and storage sizes change only on restart");
+        }
+        common::set_log_level(level);
+        n.config.publish(next);
+        n.cache->set_max_negative(negative_max_entries);
+      });
 }
 
 }  // namespace cache_node

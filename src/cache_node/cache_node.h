@@ -26,7 +26,7 @@
 namespace cache_node {
 
 struct OriginConfig {
-  std::string url;  // base URL; the chunk path is appended
+  std::string url;          // base URL; the chunk path is appended
   OriginQueryPolicy query;  // which query parameters are part of the key and the fetch
   // Request headers copied from the viewer's request that starts an upstream fetch (a
   // tracing id); none by default: upstream requests are anonymous, one per object.
@@ -63,7 +63,7 @@ struct CacheNodeConfig {
   size_t max_entries = 100000;  // per storage tier
   std::chrono::milliseconds negative_ttl{2000};
   size_t negative_max_entries = 10000;  // remembered 404s at most
-  FreshnessDefaults freshness;  // cache.*: lifetimes without upstream freshness information
+  FreshnessDefaults freshness;          // cache.*: lifetimes without upstream freshness information
   std::chrono::milliseconds upstream_connect_timeout{2000};
   std::chrono::milliseconds upstream_timeout{30000};
   bool upstream_http2 = true;

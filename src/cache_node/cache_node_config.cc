@@ -32,10 +32,25 @@ void read_query_policy(common::ConfigReader& origin, const char* key, QueryPolic
 // Request headers an origin may be sent from the viewer's request: names only (tokens), at
 // most 16, and none that would change what is fetched or whose it is (the copy is shared).
 void read_forwarded_headers(common::ConfigReader& origin, std::vector<std::string>& out) {
-  static constexpr std::string_view kRefused[] = {
-      "host", "connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade",
-      "content-length", "range", "if-range", "if-match", "if-none-match", "if-modified-since",
-      "if-unmodified-since", "cookie", "authorization", "proxy-authorization", "accept-encoding"};
+  static constexpr std::string_view kRefused[] = {"host",
+                                                  "connection",
+                                                  "keep-alive",
+                                                  "proxy-connection",
+                                                  "te",
+                                                  "trailer",
+                                                  "transfer-encoding",
+                                                  "upgrade",
+                                                  "content-length",
+                                                  "range",
+                                                  "if-range",
+                                                  "if-match",
+                                                  "if-none-match",
+                                                  "if-modified-since",
+                                                  "if-unmodified-since",
+                                                  "cookie",
+                                                  "authorization",
+                                                  "proxy-authorization",
+                                                  "accept-encoding"};
   out = origin.string_list("forward_request_headers", {});
   if (out.size() > 16) origin.fail("forward_request_headers", "at most 16 names");
   for (const auto& name : out) {
@@ -45,11 +60,13 @@ void read_forwarded_headers(common::ConfigReader& origin, std::vector<std::strin
       token = token && (isalnum(static_cast<unsigned char>(ch)) || ch == '-' || ch == '_');
       lower += static_cast<char>(tolower(static_cast<unsigned char>(ch)));
     }
-    if (!token) return origin.fail("forward_request_headers", "'" + name + "' is not a header name");
+    if (!token)
+      return origin.fail("forward_request_headers", "'" + name + "' is not a header name");
     for (std::string_view refused : kRefused) {
       if (lower == refused) {
-        return origin.fail("forward_request_headers",
-                           "'" + name + "' changes what is fetched or whose it is; it is never forwarded");
+        return origin.fail(
+            "forward_request_headers",
+            "'" + name + "' changes what is fetched or whose it is; it is never forwarded");
       }
     }
   }
@@ -74,8 +91,10 @@ common::Result<CacheNodeConfig> load_cache_node_config(const common::ConfigDocum
       origin.fail("url", "must start with http:// or https://");
     }
     bool id_ok = !id.empty() && id.size() <= 64;
-    for (char ch : id) id_ok = id_ok && (isalnum(static_cast<unsigned char>(ch)) || ch == '-' || ch == '_');
-    if (!id_ok) origin.fail("url", "origin id '" + id + "' must be 1 to 64 letters, digits, '-' or '_'");
+    for (char ch : id)
+      id_ok = id_ok && (isalnum(static_cast<unsigned char>(ch)) || ch == '-' || ch == '_');
+    if (!id_ok)
+      origin.fail("url", "origin id '" + id + "' must be 1 to 64 letters, digits, '-' or '_'");
     read_query_policy(origin, "query", o.query.chunks);
     read_query_policy(origin, "playlist_query", o.query.playlists);
     read_forwarded_headers(origin, o.forward_request_headers);
@@ -98,9 +117,11 @@ common::Result<CacheNodeConfig> load_cache_node_config(const common::ConfigDocum
     c.site_nodes[id] = url;
   });
   if (!c.site_nodes.empty() && !c.node_id.empty() && c.site_nodes.count(c.node_id) == 0) {
-    root.fail("site_nodes", "must list this node ('" + c.node_id + "') too: every node of a site reads the same list");
+    root.fail("site_nodes", "must list this node ('" + c.node_id +
+                                "') too: every node of a site reads the same list");
   }
-  c.site_owner_wait = std::chrono::milliseconds(root.integer("site_owner_wait_ms", 1000, 10, 60000));
+  c.site_owner_wait =
+      std::chrono::milliseconds(root.integer("site_owner_wait_ms", 1000, 10, 60000));
   {
     auto prefetch = root.object("prefetch");
     c.prefetch_keys = prefetch.string_list("keys", {});
@@ -126,14 +147,18 @@ common::Result<CacheNodeConfig> load_cache_node_config(const common::ConfigDocum
   }
   {
     auto storage = root.object("storage");
-    c.memory_bytes = static_cast<uint64_t>(storage.number("memory_mb", 256, 0.01, 1 << 20) * (1 << 20));
-    c.disk_bytes = static_cast<uint64_t>(storage.number("disk_mb", 4096, 0.01, 1 << 30) * (1 << 20));
-    c.max_object_bytes = static_cast<uint64_t>(storage.number("max_object_mb", 64, 0.01, 4096) * (1 << 20));
+    c.memory_bytes =
+        static_cast<uint64_t>(storage.number("memory_mb", 256, 0.01, 1 << 20) * (1 << 20));
+    c.disk_bytes =
+        static_cast<uint64_t>(storage.number("disk_mb", 4096, 0.01, 1 << 30) * (1 << 20));
+    c.max_object_bytes =
+        static_cast<uint64_t>(storage.number("max_object_mb", 64, 0.01, 4096) * (1 << 20));
     c.max_entries = static_cast<size_t>(storage.integer("max_entries", 100000, 1, 100000000));
     storage.finish();
   }
   c.negative_ttl = std::chrono::milliseconds(root.integer("negative_ttl_ms", 2000, 0, 3600 * 1000));
-  c.negative_max_entries = static_cast<size_t>(root.integer("negative_max_entries", 10000, 0, 10000000));
+  c.negative_max_entries =
+      static_cast<size_t>(root.integer("negative_max_entries", 10000, 0, 10000000));
   {
     constexpr int64_t kYear = 366 * 86400;
     auto cache = root.object("cache");
@@ -141,15 +166,18 @@ common::Result<CacheNodeConfig> load_cache_node_config(const common::ConfigDocum
     c.freshness.playlist_s = cache.integer("default_ttl_playlist_s", 1, 0, 10 * kYear);
     c.freshness.other_s = cache.integer("default_ttl_other_s", 60, 0, 10 * kYear);
     c.freshness.max_stale_if_error_s = cache.integer("max_stale_if_error_s", 60, 0, kYear);
-    c.freshness.max_stale_while_revalidate_s = cache.integer("max_stale_while_revalidate_s", 60, 0, kYear);
-    c.freshness.refresh_grace_ms = cache.integer("refresh_grace_ms", kDefaultRefreshGraceMs, 0, 3600 * 1000);
+    c.freshness.max_stale_while_revalidate_s =
+        cache.integer("max_stale_while_revalidate_s", 60, 0, kYear);
+    c.freshness.refresh_grace_ms =
+        cache.integer("refresh_grace_ms", kDefaultRefreshGraceMs, 0, 3600 * 1000);
     cache.finish();
   }
   {
     auto upstream = root.object("upstream");
     c.upstream_connect_timeout =
         std::chrono::milliseconds(upstream.integer("connect_timeout_ms", 2000, 1, 60000));
-    c.upstream_timeout = std::chrono::milliseconds(upstream.integer("timeout_ms", 30000, 1, 3600 * 1000));
+    c.upstream_timeout =
+        std::chrono::milliseconds(upstream.integer("timeout_ms", 30000, 1, 3600 * 1000));
     c.upstream_http2 = upstream.boolean("http2", true);
     c.upstream_ca_file = upstream.string("ca_file", "");
     if (!c.upstream_ca_file.empty() && access(c.upstream_ca_file.c_str(), R_OK) != 0) {
@@ -159,7 +187,8 @@ common::Result<CacheNodeConfig> load_cache_node_config(const common::ConfigDocum
   }
   {
     auto overload = root.object("overload");
-    c.overload_max_connections = static_cast<uint32_t>(overload.integer("max_connections", 10000, 1, 10000000));
+    c.overload_max_connections =
+        static_cast<uint32_t>(overload.integer("max_connections", 10000, 1, 10000000));
     c.overload_max_egress_mbps = overload.number("max_egress_mbps", 10000, 0.001, 1e7);
     overload.finish();
   }

@@ -62,7 +62,9 @@ size_t ChunkBody::allocated_bytes() const {
 void ChunkBody::add_to(common::BodyBuffer& out, size_t from, size_t to) const {
   std::lock_guard lock(mutex_);
   if (from >= to) return;
-  size_t index = static_cast<size_t>(std::upper_bound(starts_.begin(), starts_.end(), from) - starts_.begin()) - 1;
+  size_t index = static_cast<size_t>(std::upper_bound(starts_.begin(), starts_.end(), from) -
+                                     starts_.begin()) -
+                 1;
   while (from < to) {
     const std::shared_ptr<Block>& block = blocks_[index];
     size_t offset = from - starts_[index];

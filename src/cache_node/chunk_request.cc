@@ -5,12 +5,15 @@
 namespace cache_node {
 namespace {
 
-common::Error bad(std::string message) { return common::Error{"bad_request", std::move(message)}; }
+common::Error bad(std::string message) {
+  return common::Error{"bad_request", std::move(message)};
+}
 
 bool valid_origin_id(std::string_view id) {
   if (id.empty() || id.size() > 64) return false;
   for (char c : id) {
-    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '_';
     if (!ok) return false;
   }
   return true;
@@ -26,7 +29,8 @@ std::string ChunkRequest::cache_key() const {
 }
 
 common::Result<ChunkRequest> parse_chunk_request(std::string_view target) {
-  if (target.substr(0, kChunkPrefix.size()) != kChunkPrefix) return bad("Chunk URLs start with /o/<origin>/.");
+  if (target.substr(0, kChunkPrefix.size()) != kChunkPrefix)
+    return bad("Chunk URLs start with /o/<origin>/.");
   std::string_view rest = target.substr(kChunkPrefix.size());
   auto q = rest.find('?');
   std::string_view path_part = rest.substr(0, q);
@@ -40,10 +44,12 @@ common::Result<ChunkRequest> parse_chunk_request(std::string_view target) {
   std::string_view origin_path = path_part.substr(slash);  // starts with '/'
   if (!valid_origin_id(origin_id)) return bad("The origin id is not valid.");
   for (char c : rest) {  // the fragment too
-    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) return bad("Control characters are not accepted.");
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f)
+      return bad("Control characters are not accepted.");
   }
   // The balancer signs only what this accepts: one rule on both sides.
-  if (auto servable = common::check_servable_origin_target(origin_path, query); !servable) return servable.error();
+  if (auto servable = common::check_servable_origin_target(origin_path, query); !servable)
+    return servable.error();
   ChunkRequest out;
   out.origin_id.assign(origin_id);
   out.origin_path.assign(origin_path);

@@ -9,9 +9,9 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
-#include <type_traits>
 #include <sstream>
 #include <system_error>
+#include <type_traits>
 #include <unordered_set>
 #include <vector>
 
@@ -37,15 +37,27 @@ std::string file_name_for(const std::string& key) {
 // v1 (before freshness was kept): size, stored_at, content type, ETag,
 // Last-Modified, Cache-Control, file. v2 adds Expires, a flags word (bit 0:
 // Last-Modified is the store time) and the three freshness deadlines. v3 adds the
-// refresh grace deadline, the upstream's Date and then the kept headers, one a line. Records of every version
-// are read.
+// refresh grace deadline, the upstream's Date and then the kept headers, one a line. Records of
+// every version are read.
 std::string encode(const ChunkMeta& m, const std::string& file) {
   std::ostringstream out;
-  out << "v3\n" << m.size << "\n" << m.stored_at << "\n" << m.content_type << "\n" << m.etag << "\n"
-      << m.last_modified << "\n" << m.cache_control << "\n" << file << "\n" << m.expires << "\n"
-      << (m.last_modified_is_ours ? 1 : 0) << "\n" << m.vouched_ms << "\n" << m.fresh_until_ms << "\n"
-      << m.stale_until_ms << "\n" << m.refresh_grace_until_ms << "\n" << m.origin_date;
-  if (!m.kept_headers.empty()) out << "\n" << std::string_view(m.kept_headers).substr(0, m.kept_headers.size() - 1);
+  out << "v3\n"
+      << m.size << "\n"
+      << m.stored_at << "\n"
+      << m.content_type << "\n"
+      << m.etag << "\n"
+      << m.last_modified << "\n"
+      << m.cache_control << "\n"
+      << file << "\n"
+      << m.expires << "\n"
+      << (m.last_modified_is_ours ? 1 : 0) << "\n"
+      << m.vouched_ms << "\n"
+      << m.fresh_until_ms << "\n"
+      << m.stale_until_ms << "\n"
+      << m.refresh_grace_until_ms << "\n"
+      << m.origin_date;
+  if (!m.kept_headers.empty())
+    out << "\n" << std::string_view(m.kept_headers).substr(0, m.kept_headers.size() - 1);
   return out.str();
 }
 
@@ -56,7 +68,8 @@ Decoded decode(std::string_view text, ChunkMeta& m, std::string& file) {
   size_t start = 0;
   while (true) {
     size_t nl = text.find('\n', start);
-    fields.emplace_back(text.substr(start, nl == std::string_view::npos ? std::string_view::npos : nl - start));
+    fields.emplace_back(
+        text.substr(start, nl == std::string_view::npos ? std::string_view::npos : nl - start));
     if (nl == std::string_view::npos) break;
     start = nl + 1;
   }
@@ -89,8 +102,8 @@ Decoded decode(std::string_view text, ChunkMeta& m, std::string& file) {
   }
   m.expires = fields[8];
   int flags = 0;
-  if (!number(fields[9], flags) || !number(fields[10], m.vouched_ms) || !number(fields[11], m.fresh_until_ms) ||
-      !number(fields[12], m.stale_until_ms)) {
+  if (!number(fields[9], flags) || !number(fields[10], m.vouched_ms) ||
+      !number(fields[11], m.fresh_until_ms) || !number(fields[12], m.stale_until_ms)) {
     return Decoded::bad;
   }
   m.last_modified_is_ours = (flags & 1) != 0;
@@ -135,8 +148,8 @@ bool write_all(int fd, const char* data, size_t n) {
 // Writer thread: `body` into `tmp`, fsynced, renamed to `final_path`, the rename
 // made durable in `dir`. What failed ("write: No space left on device"), empty
 // when done; on failure no file is left.
-std::string write_file_durably(const ChunkBody& body, const std::string& tmp, const std::string& final_path,
-                               const std::string& dir) {
+std::string write_file_durably(const ChunkBody& body, const std::string& tmp,
+                               const std::string& final_path, const std::string& dir) {
   std::string error;
   auto failed = [&error](const char* step) {
     error = std::string(step) + ": " + std::generic_category().message(errno);
@@ -167,7 +180,9 @@ std::string write_file_durably(const ChunkBody& body, const std::string& tmp, co
 
 // Heap bytes behind a string copy: none while it fits the small-string buffer,
 // else its length and terminator rounded to the allocator's 16-byte classes.
-uint64_t string_heap(const std::string& s) { return s.size() < 16 ? 0 : (s.size() + 1 + 15) / 16 * 16; }
+uint64_t string_heap(const std::string& s) {
+  return s.size() < 16 ? 0 : (s.size() + 1 + 15) / 16 * 16;
+}
 
 uint64_t meta_heap(const ChunkMeta& m) {
   return string_heap(m.content_type) + string_heap(m.etag) + string_heap(m.last_modified) +
@@ -178,7 +193,8 @@ uint64_t meta_heap(const ChunkMeta& m) {
 // An index entry's nodes: the list node (its entry: key, size, metadata and the
 // value's own fields, two links) and the hash map's node (key, iterator, link,
 // cached hash) with its bucket slot.
-constexpr uint64_t kListNode = sizeof(std::string) + sizeof(uint64_t) + sizeof(ChunkMeta) + 2 * sizeof(void*);
+constexpr uint64_t kListNode =
+    sizeof(std::string) + sizeof(uint64_t) + sizeof(ChunkMeta) + 2 * sizeof(void*);
 constexpr uint64_t kMapNode = sizeof(std::string) + 4 * sizeof(void*);
 // A queued disk write besides its body: the job, its captured key, paths and metadata.
 constexpr uint64_t kPendingWriteOverhead = 1024;
@@ -187,12 +203,13 @@ constexpr uint64_t kPendingWriteOverhead = 1024;
 
 uint64_t memory_entry_cost(const std::string& key, const ChunkMeta& meta, const ChunkBody* body) {
   const uint64_t body_bytes = body != nullptr ? body->allocated_bytes() : 0;
-  return body_bytes + kListNode + sizeof(std::shared_ptr<const ChunkBody>) + kMapNode + 2 * string_heap(key) +
-         meta_heap(meta);
+  return body_bytes + kListNode + sizeof(std::shared_ptr<const ChunkBody>) + kMapNode +
+         2 * string_heap(key) + meta_heap(meta);
 }
 
 uint64_t disk_index_cost(const std::string& key, const ChunkMeta& meta, const std::string& file) {
-  return kListNode + sizeof(std::string) + kMapNode + 2 * string_heap(key) + meta_heap(meta) + string_heap(file);
+  return kListNode + sizeof(std::string) + kMapNode + 2 * string_heap(key) + meta_heap(meta) +
+         string_heap(file);
 }
 
 ChunkStore::ChunkStore(event_base& base, StoreOptions options, common::LmdbEnv env,
@@ -203,27 +220,35 @@ ChunkStore::ChunkStore(event_base& base, StoreOptions options, common::LmdbEnv e
       disk_(options_.disk_bytes, options_.max_entries),
       poster_(base),
       disk_writes_(metrics.counter("cache_disk_writes_total", "Chunks written to disk")),
-      disk_write_errors_(metrics.counter("cache_disk_write_errors_total", "Chunk disk writes that failed")),
-      disk_writes_skipped_(metrics.counter("cache_disk_writes_skipped_total",
-                                           "Chunks kept in memory only because the disk writer was behind")),
-      evictions_memory_(metrics.counter("cache_evictions_total", "Chunks evicted", "tier=\"memory\"")),
+      disk_write_errors_(
+          metrics.counter("cache_disk_write_errors_total", "Chunk disk writes that failed")),
+      disk_writes_skipped_(
+          metrics.counter("cache_disk_writes_skipped_total",
+                          "Chunks kept in memory only because the disk writer was behind")),
+      evictions_memory_(
+          metrics.counter("cache_evictions_total", "Chunks evicted", "tier=\"memory\"")),
       evictions_disk_(metrics.counter("cache_evictions_total", "Chunks evicted", "tier=\"disk\"")),
-      entry_limit_evictions_memory_(metrics.counter("cache_entry_limit_evictions_total",
-                                                    "Chunks evicted because the tier held storage.max_entries",
-                                                    "tier=\"memory\"")),
-      entry_limit_evictions_disk_(metrics.counter("cache_entry_limit_evictions_total",
-                                                  "Chunks evicted because the tier held storage.max_entries",
-                                                  "tier=\"disk\"")),
+      entry_limit_evictions_memory_(metrics.counter(
+          "cache_entry_limit_evictions_total",
+          "Chunks evicted because the tier held storage.max_entries", "tier=\"memory\"")),
+      entry_limit_evictions_disk_(metrics.counter(
+          "cache_entry_limit_evictions_total",
+          "Chunks evicted because the tier held storage.max_entries", "tier=\"disk\"")),
       writer_(std::make_unique<common::WorkerThread>()) {}
 
-ChunkStore::~ChunkStore() { writer_.reset(); }
+ChunkStore::~ChunkStore() {
+  writer_.reset();
+}
 
-std::string ChunkStore::file_path(const std::string& file) const { return options_.dir + "/chunks/" + file; }
+std::string ChunkStore::file_path(const std::string& file) const {
+  return options_.dir + "/chunks/" + file;
+}
 
 common::Result<std::unique_ptr<ChunkStore>> ChunkStore::open(event_base& base, StoreOptions options,
                                                              common::MetricsRegistry& metrics) {
   if (mkdir(options.dir.c_str(), 0750) != 0 && errno != EEXIST) {
-    return common::Error{"storage_error", "cannot create data_dir " + options.dir + ": " + strerror(errno)};
+    return common::Error{"storage_error",
+                         "cannot create data_dir " + options.dir + ": " + strerror(errno)};
   }
   for (const char* sub : {"/chunks", "/tmp", "/index"}) {
     std::string path = options.dir + sub;
@@ -233,7 +258,8 @@ common::Result<std::unique_ptr<ChunkStore>> ChunkStore::open(event_base& base, S
   }
   auto env = common::LmdbEnv::open(options.dir + "/index", size_t{1} << 30);
   if (!env) return env.error();
-  std::unique_ptr<ChunkStore> store(new ChunkStore(base, std::move(options), std::move(env).value(), metrics));
+  std::unique_ptr<ChunkStore> store(
+      new ChunkStore(base, std::move(options), std::move(env).value(), metrics));
   auto status = store->load_index();
   if (!status) return status.error();
   return store;
@@ -241,7 +267,8 @@ common::Result<std::unique_ptr<ChunkStore>> ChunkStore::open(event_base& base, S
 
 common::Status ChunkStore::load_index() {
   // Anything in tmp/ is a write that never completed.
-  for (const auto& name : list_dir(options_.dir + "/tmp")) unlink((options_.dir + "/tmp/" + name).c_str());
+  for (const auto& name : list_dir(options_.dir + "/tmp"))
+    unlink((options_.dir + "/tmp/" + name).c_str());
 
   auto txn = common::LmdbTxn::begin(env_, false);
   if (!txn) return txn.error();
@@ -256,7 +283,8 @@ common::Status ChunkStore::load_index() {
   std::vector<Loaded> loaded;
   std::vector<std::string> stale;
   MDB_cursor* cursor = nullptr;
-  if ((rc = mdb_cursor_open(txn->get(), dbi_, &cursor)) != 0) return common::lmdb_error("mdb_cursor_open", rc);
+  if ((rc = mdb_cursor_open(txn->get(), dbi_, &cursor)) != 0)
+    return common::lmdb_error("mdb_cursor_open", rc);
   MDB_val k, v;
   while (mdb_cursor_get(cursor, &k, &v, MDB_NEXT) == 0) {
     Loaded item;
@@ -268,7 +296,8 @@ common::Status ChunkStore::load_index() {
       stale.push_back(item.key);
       continue;
     }
-    if (decoded == Decoded::v1 && options_.upgrade_legacy && !options_.upgrade_legacy(item.key, item.meta)) {
+    if (decoded == Decoded::v1 && options_.upgrade_legacy &&
+        !options_.upgrade_legacy(item.key, item.meta)) {
       stale.push_back(item.key);  // its file goes with the unreferenced ones below
       continue;
     }
@@ -288,7 +317,8 @@ common::Status ChunkStore::load_index() {
   for (auto& item : loaded) {
     referenced.insert(item.file);
     uint64_t size = item.meta.size;
-    disk_insert(item.key, size, DiskEntry{std::move(item.meta), std::move(item.file)}, /*oldest=*/true);
+    disk_insert(item.key, size, DiskEntry{std::move(item.meta), std::move(item.file)},
+                /*oldest=*/true);
   }
   // Files without an index entry were renamed but never committed.
   size_t orphans = 0;
@@ -298,8 +328,9 @@ common::Status ChunkStore::load_index() {
       ++orphans;
     }
   }
-  LOG_INFO(kLog, "store loaded: ", disk_.size(), " chunk(s), ", disk_.used_bytes(), " bytes on disk; dropped ",
-           stale.size(), " stale index entr(ies) and ", orphans, " orphan file(s)");
+  LOG_INFO(kLog, "store loaded: ", disk_.size(), " chunk(s), ", disk_.used_bytes(),
+           " bytes on disk; dropped ", stale.size(), " stale index entr(ies) and ", orphans,
+           " orphan file(s)");
   evict_disk(0);
   return {};
 }
@@ -355,7 +386,8 @@ void ChunkStore::evict_memory() {
   }
   // The memory tier has nothing left to give and the disk index (memory too) is still past
   // the budget: the index gives way, its oldest chunks leaving the disk.
-  while (memory_.size() == 0 && disk_index_memory_ + pending_writes_ * kPendingWriteOverhead > memory_.max_bytes()) {
+  while (memory_.size() == 0 &&
+         disk_index_memory_ + pending_writes_ * kPendingWriteOverhead > memory_.max_bytes()) {
     auto victim = disk_.evict_oldest();
     if (!victim) break;
     evictions_disk_.inc();
@@ -390,7 +422,8 @@ void ChunkStore::post_delete(const std::string& key, const std::string& file) {
   });
 }
 
-void ChunkStore::post_index_update(const std::string& key, const ChunkMeta& meta, const std::string& file) {
+void ChunkStore::post_index_update(const std::string& key, const ChunkMeta& meta,
+                                   const std::string& file) {
   writer_->post([this, key, record = encode(meta, file)] {
     auto txn = common::LmdbTxn::begin(env_, false);
     if (!txn) return;
@@ -434,7 +467,8 @@ void ChunkStore::erase(const std::string& key) {
 
 // ---- put: memory, then disk in the background ----
 
-void ChunkStore::put(const std::string& key, const ChunkMeta& meta, std::shared_ptr<const ChunkBody> body) {
+void ChunkStore::put(const std::string& key, const ChunkMeta& meta,
+                     std::shared_ptr<const ChunkBody> body) {
   std::lock_guard lock(mutex_);
   keep_in_memory(key, meta, body);
   const bool outdated = forget_disk_copy(key);
@@ -473,8 +507,9 @@ bool ChunkStore::admit_disk_write(uint64_t size, uint64_t pending_cost) {
                                    ? options_.max_pending_write_bytes
                                    : std::max<uint64_t>(options_.memory_bytes / 4, 16ull << 20);
   // One write is always allowed to queue, whatever it holds.
-  const bool queue_full = pending_writes_ > 0 && (pending_write_bytes_ + pending_cost > max_pending ||
-                                                  pending_writes_ >= options_.max_pending_writes);
+  const bool queue_full =
+      pending_writes_ > 0 && (pending_write_bytes_ + pending_cost > max_pending ||
+                              pending_writes_ >= options_.max_pending_writes);
   if (queue_full) disk_writes_skipped_.inc();
   return size <= disk_.max_bytes() && !queue_full;
 }
@@ -491,7 +526,8 @@ void ChunkStore::queue_disk_write(const std::string& key, const ChunkMeta& meta,
   evict_memory();  // room for this write's share of the memory budget (kPendingWriteOverhead)
   const uint64_t id = write_counter_;
   pending_[key] = PendingWrite{id, meta};
-  writer_->post([this, key, meta, body = std::move(body), file, tmp, final_path, chunks_dir, id, pending_cost] {
+  writer_->post([this, key, meta, body = std::move(body), file, tmp, final_path, chunks_dir, id,
+                 pending_cost] {
     std::string error = write_file_durably(*body, tmp, final_path, chunks_dir);
     if (error.empty()) {
       error = write_index_record(key, encode(meta, file));
@@ -510,13 +546,15 @@ std::string ChunkStore::write_index_record(const std::string& key, const std::st
   auto txn = common::LmdbTxn::begin(env_, false);
   if (!txn) return "index: " + txn.error().message;
   MDB_val k = common::mdb_val(key), v = common::mdb_val(record);
-  if (int rc = mdb_put(txn->get(), dbi_, &k, &v, 0); rc != 0) return std::string("index: mdb_put: ") + mdb_strerror(rc);
+  if (int rc = mdb_put(txn->get(), dbi_, &k, &v, 0); rc != 0)
+    return std::string("index: mdb_put: ") + mdb_strerror(rc);
   if (auto committed = txn->commit(); !committed) return "index: " + committed.error().message;
   return {};
 }
 
-void ChunkStore::finish_disk_write(const std::string& key, const ChunkMeta& meta, const std::string& file,
-                                   const std::string& error, uint64_t id, uint64_t pending_cost) {
+void ChunkStore::finish_disk_write(const std::string& key, const ChunkMeta& meta,
+                                   const std::string& file, const std::string& error, uint64_t id,
+                                   uint64_t pending_cost) {
   std::lock_guard lock(mutex_);
   --pending_writes_;
   pending_write_bytes_ -= pending_cost;
@@ -526,7 +564,8 @@ void ChunkStore::finish_disk_write(const std::string& key, const ChunkMeta& meta
   if (latest) pending_.erase(pending);
   if (!error.empty()) {
     disk_write_errors_.inc();
-    LOG_WARN(kLog, "disk write failed for a chunk (", meta.size, " bytes; served from memory only): ", error);
+    LOG_WARN(kLog, "disk write failed for a chunk (", meta.size,
+             " bytes; served from memory only): ", error);
     return;
   }
   disk_writes_.inc();

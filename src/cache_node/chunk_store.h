@@ -129,7 +129,8 @@ class ChunkStore {
     uint64_t id = 0;
     ChunkMeta meta;
   };
-  ChunkStore(event_base& base, StoreOptions options, common::LmdbEnv env, common::MetricsRegistry& metrics);
+  ChunkStore(event_base& base, StoreOptions options, common::LmdbEnv env,
+             common::MetricsRegistry& metrics);
   common::Status load_index();
 
   // put()'s steps, under the mutex: the memory tier takes the chunk if it can
@@ -137,11 +138,12 @@ class ChunkStore {
   // for it is forgotten (true if there was one); the write is admitted if the
   // chunk fits the disk tier and the write queue has room (a refusal counted);
   // room is made on disk and the write queued.
-  void keep_in_memory(const std::string& key, const ChunkMeta& meta, const std::shared_ptr<const ChunkBody>& body);
+  void keep_in_memory(const std::string& key, const ChunkMeta& meta,
+                      const std::shared_ptr<const ChunkBody>& body);
   bool forget_disk_copy(const std::string& key);
   bool admit_disk_write(uint64_t size, uint64_t pending_cost);
-  void queue_disk_write(const std::string& key, const ChunkMeta& meta, std::shared_ptr<const ChunkBody> body,
-                        uint64_t pending_cost);
+  void queue_disk_write(const std::string& key, const ChunkMeta& meta,
+                        std::shared_ptr<const ChunkBody> body, uint64_t pending_cost);
   // Writer thread: the index entry of `key`; what failed, empty when committed.
   std::string write_index_record(const std::string& key, const std::string& record);
   // Loop thread, when write `id` ended: the disk tier takes it if it is still

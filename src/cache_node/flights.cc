@@ -20,7 +20,8 @@ namespace {
 std::optional<std::string> joined_field(const common::FetchHead& head, std::string_view name) {
   std::optional<std::string> out;
   for (const auto& h : head.headers) {
-    if (h.name.size() != name.size() || strncasecmp(h.name.c_str(), name.data(), name.size()) != 0) continue;
+    if (h.name.size() != name.size() || strncasecmp(h.name.c_str(), name.data(), name.size()) != 0)
+      continue;
     if (out) {
       *out += ", ";
       *out += h.value;
@@ -45,19 +46,23 @@ std::string kept_headers_of(const common::FetchHead& head, std::string_view firs
       const size_t end = first.find('\n', at);
       const std::string_view line = first.substr(at, end - at);
       const std::string_view line_name = line.substr(0, line.find(':'));
-      if (line_name.size() == name.size() && strncasecmp(line_name.data(), name.data(), name.size()) == 0) return true;
+      if (line_name.size() == name.size() &&
+          strncasecmp(line_name.data(), name.data(), name.size()) == 0)
+        return true;
       if (end == std::string_view::npos) break;
       at = end + 1;
     }
     return false;
   };
   for (const auto& h : head.headers) {
-    if (!kept_response_header(h.name, connection) || in_first(h.name) || (from_304 && !updated_by_304(h.name))) {
+    if (!kept_response_header(h.name, connection) || in_first(h.name) ||
+        (from_304 && !updated_by_304(h.name))) {
       continue;
     }
     const size_t line = h.name.size() + 2 + h.value.size() + 1;
     if (count == kMaxKeptHeaders || out.size() + line > kMaxKeptHeaderBytes ||
-        h.name.find_first_of(":\r\n") != std::string::npos || h.value.find_first_of("\r\n") != std::string::npos) {
+        h.name.find_first_of(":\r\n") != std::string::npos ||
+        h.value.find_first_of("\r\n") != std::string::npos) {
       ++dropped;
       continue;
     }
@@ -132,13 +137,17 @@ bool on_configured_upstream(const CacheNodeConfig& config, std::string_view url)
 std::optional<common::UpstreamErrorReply> relayed_status(int origin_status) {
   switch (origin_status) {
     case 403:
-      return common::UpstreamErrorReply{403, {"origin_forbidden", "The origin refused to serve this chunk."}};
+      return common::UpstreamErrorReply{
+          403, {"origin_forbidden", "The origin refused to serve this chunk."}};
     case 429:
-      return common::UpstreamErrorReply{429, {"origin_busy", "The origin asks to retry this chunk later."}};
+      return common::UpstreamErrorReply{
+          429, {"origin_busy", "The origin asks to retry this chunk later."}};
     case 503:
-      return common::UpstreamErrorReply{503, {"origin_unavailable", "The origin cannot serve this chunk now."}};
+      return common::UpstreamErrorReply{
+          503, {"origin_unavailable", "The origin cannot serve this chunk now."}};
     case 504:
-      return common::UpstreamErrorReply{504, {"origin_timeout", "The origin's own upstream timed out for this chunk."}};
+      return common::UpstreamErrorReply{
+          504, {"origin_timeout", "The origin's own upstream timed out for this chunk."}};
     default:
       return std::nullopt;
   }
@@ -146,8 +155,9 @@ std::optional<common::UpstreamErrorReply> relayed_status(int origin_status) {
 
 std::string retry_after_of(const common::FetchHead& head) {
   std::string value = head.header("Retry-After").value_or("");
-  const bool delta = !value.empty() && value.size() <= 6 &&
-                     std::all_of(value.begin(), value.end(), [](char c) { return c >= '0' && c <= '9'; });
+  const bool delta =
+      !value.empty() && value.size() <= 6 &&
+      std::all_of(value.begin(), value.end(), [](char c) { return c >= '0' && c <= '9'; });
   return delta ? value : "1";
 }
 
@@ -174,27 +184,32 @@ bool stale_may_answer(common::UpstreamFailure failure, int origin_status) {
 
 FlightMetrics::FlightMetrics(common::MetricsRegistry& metrics)
     : registry(metrics),
-      origin_fetches(metrics.counter("cache_origin_fetches_total", "Fetches from the upstream (origin or parent)")),
-      origin_bytes(metrics.counter("cache_origin_bytes_total", "Body bytes received from the upstream")),
-      first_byte(metrics.histogram("cache_origin_first_byte_seconds", "Upstream time to response head")),
-      revalidated_not_modified(metrics.counter("cache_revalidations_total",
-                                               "Conditional upstream requests for stale copies by result",
-                                               "result=\"not_modified\"")),
-      revalidated_modified(metrics.counter("cache_revalidations_total",
-                                           "Conditional upstream requests for stale copies by result",
-                                           "result=\"modified\"")),
-      revalidation_errors(metrics.counter("cache_revalidations_total",
-                                          "Conditional upstream requests for stale copies by result",
-                                          "result=\"error\"")),
-      sibling_fetches(metrics.counter("cache_sibling_fetches_total", "Fetches from the site's owner of the chunk")),
-      sibling_fallback_failed(metrics.counter("cache_sibling_fallbacks_total",
-                                              "Fetches from the owner given up for the upstream, by reason",
-                                              "reason=\"failed\"")),
-      sibling_fallback_slow(metrics.counter("cache_sibling_fallbacks_total",
-                                            "Fetches from the owner given up for the upstream, by reason",
-                                            "reason=\"slow\"")),
-      dropped_headers(metrics.counter("cache_dropped_headers_total",
-                                      "Upstream response headers not kept with a copy: over the count or size a copy keeps")) {}
+      origin_fetches(metrics.counter("cache_origin_fetches_total",
+                                     "Fetches from the upstream (origin or parent)")),
+      origin_bytes(
+          metrics.counter("cache_origin_bytes_total", "Body bytes received from the upstream")),
+      first_byte(
+          metrics.histogram("cache_origin_first_byte_seconds", "Upstream time to response head")),
+      revalidated_not_modified(metrics.counter(
+          "cache_revalidations_total", "Conditional upstream requests for stale copies by result",
+          "result=\"not_modified\"")),
+      revalidated_modified(metrics.counter(
+          "cache_revalidations_total", "Conditional upstream requests for stale copies by result",
+          "result=\"modified\"")),
+      revalidation_errors(metrics.counter(
+          "cache_revalidations_total", "Conditional upstream requests for stale copies by result",
+          "result=\"error\"")),
+      sibling_fetches(metrics.counter("cache_sibling_fetches_total",
+                                      "Fetches from the site's owner of the chunk")),
+      sibling_fallback_failed(metrics.counter(
+          "cache_sibling_fallbacks_total",
+          "Fetches from the owner given up for the upstream, by reason", "reason=\"failed\"")),
+      sibling_fallback_slow(metrics.counter(
+          "cache_sibling_fallbacks_total",
+          "Fetches from the owner given up for the upstream, by reason", "reason=\"slow\"")),
+      dropped_headers(metrics.counter(
+          "cache_dropped_headers_total",
+          "Upstream response headers not kept with a copy: over the count or size a copy keeps")) {}
 
 common::Counter& FlightMetrics::error(const std::string& code) {
   return registry.counter("cache_errors_total", "Errors by kind", "kind=\"" + code + "\"");
@@ -242,7 +257,8 @@ size_t Flights::waiting(const std::string& key) const {
 
 // ---- owning a flight (the loop that started it) ----
 
-void Flights::start(const std::shared_ptr<Flight>& flight, std::string url, std::vector<common::HttpHeader> headers,
+void Flights::start(const std::shared_ptr<Flight>& flight, std::string url,
+                    std::vector<common::HttpHeader> headers,
                     std::chrono::milliseconds negative_cap) {
   const std::string& key = flight->key();
   OwnedFetch& fetch = owned_[key];
@@ -255,7 +271,8 @@ void Flights::start(const std::shared_ptr<Flight>& flight, std::string url, std:
   request_out.headers = std::move(headers);
   if (const StoreHit* stale = flight->stale()) {
     // Revalidation: the upstream answers 304 if the stored copy is still current.
-    if (!stale->meta.etag.empty()) request_out.headers.push_back({"If-None-Match", stale->meta.etag});
+    if (!stale->meta.etag.empty())
+      request_out.headers.push_back({"If-None-Match", stale->meta.etag});
     if (!stale->meta.last_modified.empty() && !stale->meta.last_modified_is_ours) {
       request_out.headers.push_back({"If-Modified-Since", stale->meta.last_modified});
     }
@@ -291,16 +308,23 @@ void Flights::watch_owner(const std::string& key, uint64_t attempt, std::chrono:
   });
 }
 
-void Flights::run_transfer(const std::string& key, OwnedFetch& fetch, common::FetchRequest request) {
+void Flights::run_transfer(const std::string& key, OwnedFetch& fetch,
+                           common::FetchRequest request) {
   const uint64_t attempt = next_attempt_++;
   fetch.attempt = attempt;
   fetch.request = request;
   fetch.status = 0;
   fetch.head_received = false;
   common::FetchCallbacks callbacks;
-  callbacks.on_head = [this, key, attempt](const common::FetchHead& head) { on_head(key, attempt, head); };
-  callbacks.on_data = [this, key, attempt](std::string_view bytes) { on_data(key, attempt, bytes); };
-  callbacks.on_done = [this, key, attempt](const common::FetchResult& result) { on_done(key, attempt, result); };
+  callbacks.on_head = [this, key, attempt](const common::FetchHead& head) {
+    on_head(key, attempt, head);
+  };
+  callbacks.on_data = [this, key, attempt](std::string_view bytes) {
+    on_data(key, attempt, bytes);
+  };
+  callbacks.on_done = [this, key, attempt](const common::FetchResult& result) {
+    on_done(key, attempt, result);
+  };
   fetch.id = deps_.upstream.fetch(std::move(request), std::move(callbacks));
 }
 
@@ -318,7 +342,8 @@ void Flights::fall_back_to_upstream(const std::string& key, OwnedFetch& fetch, b
   run_transfer(key, fetch, std::move(request_out));
 }
 
-bool Flights::follow_redirect(const std::string& key, OwnedFetch& fetch, const common::FetchHead& head) {
+bool Flights::follow_redirect(const std::string& key, OwnedFetch& fetch,
+                              const common::FetchHead& head) {
   const std::optional<std::string> location = head.header("Location");
   if (!location || fetch.redirects >= kMaxRedirects) return false;
   std::optional<std::string> target = hls::resolve_uri(fetch.request.url, *location);
@@ -347,11 +372,14 @@ void Flights::on_head(const std::string& key, uint64_t attempt, const common::Fe
   OwnedFetch& fetch = *current_fetch;
   fetch.status = head.status;
   fetch.head_received = true;
-  if (!fetch.fallback_url.empty() && head.status != 200 && head.status != 404 && head.status != 410) {
+  if (!fetch.fallback_url.empty() && head.status != 200 && head.status != 404 &&
+      head.status != 410) {
     // The owner is in trouble (a 404 is the origin's answer through it).
     return fall_back_to_upstream(key, fetch, false);
   }
-  if (head.status >= 300 && head.status < 400 && head.status != 304 && follow_redirect(key, fetch, head)) return;
+  if (head.status >= 300 && head.status < 400 && head.status != 304 &&
+      follow_redirect(key, fetch, head))
+    return;
   if (head.status == 429 || head.status == 503) fetch.retry_after = retry_after_of(head);
   if (fetch.skip > 0 || fetch.flight->progress().head_known) {
     // The upstream takes over from the owner: the waiters have the head already;
@@ -370,9 +398,13 @@ void Flights::on_head(const std::string& key, uint64_t attempt, const common::Fe
   }
   if (head.status == 404 || head.status == 410) {
     const HeadFreshness fields(head);
-    int64_t cap_ms = std::chrono::duration_cast<std::chrono::milliseconds>(config_.get().config.negative_ttl).count();
-    if (fetch.negative_cap.count() > 0) cap_ms = std::min<int64_t>(cap_ms, fetch.negative_cap.count());
-    fetch.negative_ttl = std::chrono::milliseconds(negative_lifetime_ms(fields.view(), clock_.unix_now_ms(), cap_ms));
+    int64_t cap_ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(config_.get().config.negative_ttl)
+            .count();
+    if (fetch.negative_cap.count() > 0)
+      cap_ms = std::min<int64_t>(cap_ms, fetch.negative_cap.count());
+    fetch.negative_ttl = std::chrono::milliseconds(
+        negative_lifetime_ms(fields.view(), clock_.unix_now_ms(), cap_ms));
   }
   if (head.status != 200 && !relayed_as_is(head.status)) return;  // answered when the transfer ends
   ChunkMeta meta = meta_from_head(key, head, nullptr, fetch.storable);
@@ -427,11 +459,14 @@ void Flights::on_done(const std::string& key, uint64_t attempt, const common::Fe
   if (!result.ok) LOG_WARN(kLog, "upstream fetch failed: ", result.error);
   std::optional<common::UpstreamFailure> failure = common::classify_fetch(
       result, fetch.status, /*too_large=*/false, /*not_modified_ok=*/fetch.refreshed.has_value());
-  if (failure == common::UpstreamFailure::bad_status && relayed_as_is(fetch.status)) failure.reset();
+  if (failure == common::UpstreamFailure::bad_status && relayed_as_is(fetch.status))
+    failure.reset();
   if (!failure) {
     FlightProgress p = fetch.flight->progress();
-    if (p.content_length && *p.content_length != p.bytes) failure = common::UpstreamFailure::truncated;
-    if (fetch.skip > 0) failure = common::UpstreamFailure::truncated;  // shorter than what the owner sent
+    if (p.content_length && *p.content_length != p.bytes)
+      failure = common::UpstreamFailure::truncated;
+    if (fetch.skip > 0)
+      failure = common::UpstreamFailure::truncated;  // shorter than what the owner sent
   }
   if (failure && *failure != common::UpstreamFailure::not_found && !fetch.fallback_url.empty()) {
     return fall_back_to_upstream(key, fetch, false);
@@ -439,8 +474,8 @@ void Flights::on_done(const std::string& key, uint64_t attempt, const common::Fe
   end_flight(key, failure, result.status);
 }
 
-ChunkMeta Flights::meta_from_head(const std::string& key, const common::FetchHead& head, const ChunkMeta* stored,
-                                  bool& storable) {
+ChunkMeta Flights::meta_from_head(const std::string& key, const common::FetchHead& head,
+                                  const ChunkMeta* stored, bool& storable) {
   const int64_t now_ms = clock_.unix_now_ms();
   ChunkMeta meta;
   if (stored != nullptr) {
@@ -488,8 +523,8 @@ ChunkMeta Flights::meta_from_head(const std::string& key, const common::FetchHea
   if (!meta.expires.empty()) response.expires = meta.expires;
   if (date) response.date = *date;
   if (age) response.age = *age;
-  Freshness freshness =
-      compute_freshness(response, classify_object(key, meta.content_type), now_ms, config_.get().config.freshness);
+  Freshness freshness = compute_freshness(response, classify_object(key, meta.content_type), now_ms,
+                                          config_.get().config.freshness);
   // Vary: * says no later request can be known to match (RFC 9111 §4.1): never reused.
   storable = freshness.storable && !varies_on_everything(joined_field(head, "Vary").value_or(""));
   meta.vouched_ms = freshness.vouched_ms;
@@ -499,7 +534,8 @@ ChunkMeta Flights::meta_from_head(const std::string& key, const common::FetchHea
   return meta;
 }
 
-void Flights::end_flight(const std::string& key, std::optional<common::UpstreamFailure> failure, int origin_status) {
+void Flights::end_flight(const std::string& key, std::optional<common::UpstreamFailure> failure,
+                         int origin_status) {
   auto it = owned_.find(key);
   if (it == owned_.end()) return;
   OwnedFetch fetch = std::move(it->second);
@@ -512,7 +548,8 @@ void Flights::end_flight(const std::string& key, std::optional<common::UpstreamF
     // 304: the stored body answers, with the metadata the upstream just vouched for.
     metrics_.revalidated_not_modified.inc();
     flight->end_from_store(End::revalidated, *fetch.refreshed);
-    cache_.finish(*flight, fetch.storable ? Update::refresh : Update::erase, &*fetch.refreshed, std::nullopt);
+    cache_.finish(*flight, fetch.storable ? Update::refresh : Update::erase, &*fetch.refreshed,
+                  std::nullopt);
   } else if (!failure) {
     if (stale != nullptr) metrics_.revalidated_modified.inc();
     flight->body()->finish();  // what is stored holds its bytes, not a block
@@ -520,11 +557,13 @@ void Flights::end_flight(const std::string& key, std::optional<common::UpstreamF
     flight->end(End::stored);
     ChunkMeta meta = flight->progress().meta;
     // no-store or private: the waiters had it; nothing is kept, an older copy goes.
-    Update update = fetch.storable ? Update::put : (stale != nullptr ? Update::erase : Update::none);
+    Update update =
+        fetch.storable ? Update::put : (stale != nullptr ? Update::erase : Update::none);
     cache_.finish(*flight, update, &meta, std::nullopt);
   } else {
     const bool not_found = *failure == common::UpstreamFailure::not_found;
-    if (stale != nullptr) (not_found ? metrics_.revalidated_modified : metrics_.revalidation_errors).inc();
+    if (stale != nullptr)
+      (not_found ? metrics_.revalidated_modified : metrics_.revalidation_errors).inc();
     if (stale != nullptr && stale_may_answer(*failure, origin_status) &&
         clock_.unix_now_ms() < stale->meta.stale_until_ms) {
       // stale-if-error: the upstream is in trouble; the stale copy answers, and
@@ -532,23 +571,27 @@ void Flights::end_flight(const std::string& key, std::optional<common::UpstreamF
       flight->end_from_store(End::stale, stale->meta);
       cache_.finish(*flight, Update::none, nullptr, std::nullopt);
     } else {
-      common::UpstreamErrorReply reply = common::upstream_error(*failure, kChunkWording, origin_status);
+      common::UpstreamErrorReply reply =
+          common::upstream_error(*failure, kChunkWording, origin_status);
       std::string retry_after;
       if (*failure == common::UpstreamFailure::bad_status) {
         if (auto relayed = relayed_status(origin_status)) {
           reply = std::move(*relayed);
-          if (origin_status == 429 || origin_status == 503) retry_after = fetch.retry_after.empty() ? "1" : fetch.retry_after;
+          if (origin_status == 429 || origin_status == 503)
+            retry_after = fetch.retry_after.empty() ? "1" : fetch.retry_after;
         }
       }
       if (!not_found) metrics_.error(reply.error.code).inc();
-      flight->end(not_found ? End::not_found : End::failed, reply.status, std::move(reply.error.code),
-                  std::move(reply.error.message), std::move(retry_after));
+      flight->end(not_found ? End::not_found : End::failed, reply.status,
+                  std::move(reply.error.code), std::move(reply.error.message),
+                  std::move(retry_after));
       // An upstream 404 is remembered for as long as its own headers allow, at most
       // the configured negative TTL: no refetch per request; a stored copy it
       // revalidated is gone.
       std::optional<common::SteadyTime::duration> negative_ttl;
       if (not_found && fetch.negative_ttl.count() > 0) negative_ttl = fetch.negative_ttl;
-      cache_.finish(*flight, not_found && stale != nullptr ? Update::erase : Update::none, nullptr, negative_ttl);
+      cache_.finish(*flight, not_found && stale != nullptr ? Update::erase : Update::none, nullptr,
+                    negative_ttl);
     }
   }
   deps_.notify(flight);

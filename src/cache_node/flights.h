@@ -74,12 +74,13 @@ struct FlightMetrics {
   common::Counter& origin_bytes;
   common::Histogram& first_byte;
   common::Counter& revalidated_not_modified;  // 304: the stored body answers, metadata refreshed
-  common::Counter& revalidated_modified;      // a new answer: 200 (replaces the copy) or 404/410 (drops it)
-  common::Counter& revalidation_errors;       // the upstream failed (stale copy served if allowed)
-  common::Counter& sibling_fetches;           // fetches from the site's owner of the chunk
-  common::Counter& sibling_fallback_failed;   // the owner failed: the upstream was asked instead
-  common::Counter& sibling_fallback_slow;     // no head from the owner in time: the same
-  common::Counter& dropped_headers;           // upstream headers over what a copy keeps (kMaxKeptHeaders)
+  common::Counter&
+      revalidated_modified;  // a new answer: 200 (replaces the copy) or 404/410 (drops it)
+  common::Counter& revalidation_errors;      // the upstream failed (stale copy served if allowed)
+  common::Counter& sibling_fetches;          // fetches from the site's owner of the chunk
+  common::Counter& sibling_fallback_failed;  // the owner failed: the upstream was asked instead
+  common::Counter& sibling_fallback_slow;    // no head from the owner in time: the same
+  common::Counter& dropped_headers;  // upstream headers over what a copy keeps (kMaxKeptHeaders)
 };
 
 // Redirects an upstream fetch follows at most (each to a configured upstream only).
@@ -118,7 +119,8 @@ class Flights {
   // `headers`, conditional when the flight revalidates a stored copy. `negative_cap`
   // (when positive) shortens how long a 404 is remembered below the configured
   // negative_ttl: a hinted part's is due within its part target.
-  void start(const std::shared_ptr<Flight>& flight, std::string url, std::vector<common::HttpHeader> headers = {},
+  void start(const std::shared_ptr<Flight>& flight, std::string url,
+             std::vector<common::HttpHeader> headers = {},
              std::chrono::milliseconds negative_cap = {});
   // Runs the transfer of `flight` (a miss this loop started) from the site's
   // owner of the chunk, falling back to the upstream as `owner` says.
@@ -147,13 +149,14 @@ class Flights {
     uint64_t attempt = 0;      // the transfer the callbacks and timers of this fetch must belong to
     std::string fallback_url;  // fetching from the site's owner: where to go instead; else empty
     bool head_received = false;
-    size_t skip = 0;           // leading bytes of this transfer the body holds already (the owner sent them)
+    size_t skip = 0;  // leading bytes of this transfer the body holds already (the owner sent them)
     // A 404/410 head: how long its own headers let it answer (negative_lifetime_ms).
     std::chrono::milliseconds negative_ttl{0};
     std::chrono::milliseconds negative_cap{0};  // positive: at most this long (Flights::start)
-    common::FetchRequest request;  // what the current transfer asked for (a redirect resolves against it)
-    int redirects = 0;         // followed so far
-    std::string retry_after;   // of a 429/503 head
+    common::FetchRequest
+        request;        // what the current transfer asked for (a redirect resolves against it)
+    int redirects = 0;  // followed so far
+    std::string retry_after;  // of a 429/503 head
   };
 
   // A 3xx head with a Location on a configured upstream: the fetch goes on there
@@ -163,7 +166,8 @@ class Flights {
   void run_transfer(const std::string& key, OwnedFetch& fetch, common::FetchRequest request);
   // Checks every `wait` that the owner's transfer `attempt` made progress (a head,
   // then more than `bytes_before` body bytes); else the upstream is asked.
-  void watch_owner(const std::string& key, uint64_t attempt, std::chrono::milliseconds wait, size_t bytes_before);
+  void watch_owner(const std::string& key, uint64_t attempt, std::chrono::milliseconds wait,
+                   size_t bytes_before);
   // The owner failed or was slow: the upstream is asked, continuing after the bytes the body holds.
   void fall_back_to_upstream(const std::string& key, OwnedFetch& fetch, bool slow);
   // The owned fetch of `key` while `attempt` is its transfer, else null.
@@ -177,12 +181,13 @@ class Flights {
   // Ends an owned flight: stored (or the stored copy refreshed after a 304) when
   // `failure` is empty, else failed (a 404 is remembered; a stale copy may answer
   // instead); publishes the outcome, updates the shared cache, tells the loops.
-  void end_flight(const std::string& key, std::optional<common::UpstreamFailure> failure, int origin_status = 0);
+  void end_flight(const std::string& key, std::optional<common::UpstreamFailure> failure,
+                  int origin_status = 0);
   // The metadata of a 200 head (`stored` null) or of the stored copy updated by a
   // 304 head, with its freshness on the running config; `storable` false for
   // no-store or private.
-  ChunkMeta meta_from_head(const std::string& key, const common::FetchHead& head, const ChunkMeta* stored,
-                           bool& storable);
+  ChunkMeta meta_from_head(const std::string& key, const common::FetchHead& head,
+                           const ChunkMeta* stored, bool& storable);
 
   Deps deps_;
   SharedCache& cache_;

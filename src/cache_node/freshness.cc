@@ -49,8 +49,8 @@ int64_t age_seconds(std::optional<std::string_view> age) {
 }
 
 // The lifetime the response states itself (s-maxage, max-age, Expires − Date), if any.
-std::optional<int64_t> explicit_lifetime_s(const CacheDirectives& d, const UpstreamFreshness& response,
-                                           int64_t received_ms) {
+std::optional<int64_t> explicit_lifetime_s(const CacheDirectives& d,
+                                           const UpstreamFreshness& response, int64_t received_ms) {
   if (d.s_maxage) return *d.s_maxage;
   if (d.max_age) return *d.max_age;
   if (!response.expires) return std::nullopt;
@@ -168,9 +168,10 @@ Freshness compute_freshness(const UpstreamFreshness& response, ObjectKind kind, 
   if (d.stale_if_error) window_s = std::min(window_s, *d.stale_if_error);
   f.stale_until_ms = f.fresh_until_ms + std::max<int64_t>(0, window_s) * 1000;
 
-  int64_t grace_ms = d.stale_while_revalidate
-                         ? std::min(*d.stale_while_revalidate, defaults.max_stale_while_revalidate_s) * 1000
-                         : defaults.refresh_grace_ms;
+  int64_t grace_ms =
+      d.stale_while_revalidate
+          ? std::min(*d.stale_while_revalidate, defaults.max_stale_while_revalidate_s) * 1000
+          : defaults.refresh_grace_ms;
   if (stale_forbidden) grace_ms = 0;
   // The configured grace is for a copy that was fresh a moment ago: one stale on arrival (an
   // Age past its lifetime, an invalid Expires) waits for its refresh, unless the origin said
@@ -181,7 +182,8 @@ Freshness compute_freshness(const UpstreamFreshness& response, ObjectKind kind, 
   return f;
 }
 
-int64_t negative_lifetime_ms(const UpstreamFreshness& response, int64_t received_ms, int64_t cap_ms) {
+int64_t negative_lifetime_ms(const UpstreamFreshness& response, int64_t received_ms,
+                             int64_t cap_ms) {
   const CacheDirectives d = parse_cache_control(response.cache_control);
   if (d.no_store || d.no_cache || d.is_private) return 0;
   std::optional<int64_t> stated_s = explicit_lifetime_s(d, response, received_ms);

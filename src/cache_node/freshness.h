@@ -51,9 +51,9 @@ inline constexpr int64_t kPlaylistRefreshGraceMs = 500;
 // values may be quoted. no-cache="f" and private="f" (qualified) count as the
 // plain directives. Unknown directives are ignored.
 struct CacheDirectives {
-  std::optional<int64_t> max_age;         // seconds, capped at 2^31
-  std::optional<int64_t> s_maxage;        // seconds, capped at 2^31
-  std::optional<int64_t> stale_if_error;  // seconds, capped at 2^31
+  std::optional<int64_t> max_age;                 // seconds, capped at 2^31
+  std::optional<int64_t> s_maxage;                // seconds, capped at 2^31
+  std::optional<int64_t> stale_if_error;          // seconds, capped at 2^31
   std::optional<int64_t> stale_while_revalidate;  // seconds, capped at 2^31
   bool no_store = false;
   bool no_cache = false;
@@ -109,6 +109,7 @@ Freshness compute_freshness(const UpstreamFreshness& response, ObjectKind kind, 
 // Expires − Date, less the Age) capped at `cap_ms`; else `cap_ms`, the configured
 // negative TTL. A 404 that the origin marks as not reusable is never reused: the
 // object may be published a moment later (a segment or an LL-HLS part asked for early).
-int64_t negative_lifetime_ms(const UpstreamFreshness& response, int64_t received_ms, int64_t cap_ms);
+int64_t negative_lifetime_ms(const UpstreamFreshness& response, int64_t received_ms,
+                             int64_t cap_ms);
 
 }  // namespace cache_node

@@ -66,8 +66,9 @@ RangeDecision evaluate_range(std::optional<std::string_view> header, uint64_t si
   return out;
 }
 
-bool not_modified(std::optional<std::string_view> if_none_match, std::optional<std::string_view> if_modified_since,
-                  std::string_view etag, std::string_view last_modified) {
+bool not_modified(std::optional<std::string_view> if_none_match,
+                  std::optional<std::string_view> if_modified_since, std::string_view etag,
+                  std::string_view last_modified) {
   if (if_none_match) {
     std::string_view list = *if_none_match;
     if (trim_ows(list) == "*") return true;
@@ -128,11 +129,11 @@ bool lists(std::string_view list, std::string_view name) {
 bool kept_response_header(std::string_view name, std::string_view connection) {
   static constexpr std::string_view kNotKept[] = {
       // hop-by-hop (RFC 9110 §7.6.1) and their relatives
-      "Connection", "Keep-Alive", "Proxy-Connection", "TE", "Trailer", "Transfer-Encoding", "Upgrade",
-      "Proxy-Authenticate", "Proxy-Authentication-Info",
+      "Connection", "Keep-Alive", "Proxy-Connection", "TE", "Trailer", "Transfer-Encoding",
+      "Upgrade", "Proxy-Authenticate", "Proxy-Authentication-Info",
       // kept apart, or computed for each reply by the node
-      "Content-Type", "ETag", "Last-Modified", "Cache-Control", "Expires", "Date", "Age", "Content-Length",
-      "Content-Range", "Accept-Ranges", "X-Cache",
+      "Content-Type", "ETag", "Last-Modified", "Cache-Control", "Expires", "Date", "Age",
+      "Content-Length", "Content-Range", "Accept-Ranges", "X-Cache",
       // one viewer's
       "Set-Cookie", "Set-Cookie2"};
   if (name.empty()) return false;
@@ -144,11 +145,13 @@ bool kept_response_header(std::string_view name, std::string_view connection) {
 }
 
 bool relayed_as_is(int status) {
-  return (status > 200 && status < 300 && status != 206) || (status >= 300 && status < 400 && status != 304);
+  return (status > 200 && status < 300 && status != 206) ||
+         (status >= 300 && status < 400 && status != 304);
 }
 
 bool updated_by_304(std::string_view name) {
-  for (std::string_view fixed : {"Content-Encoding", "Content-MD5", "Content-Length", "Content-Range", "ETag"}) {
+  for (std::string_view fixed :
+       {"Content-Encoding", "Content-MD5", "Content-Length", "Content-Range", "ETag"}) {
     if (iequals(name, fixed)) return false;
   }
   return true;
@@ -202,7 +205,8 @@ bool is_day_name(std::string_view name, bool long_form) {
 bool time_of_day_at(std::string_view s, size_t pos, tm& t) {
   if (pos + 8 > s.size() || s[pos + 2] != ':' || s[pos + 5] != ':') return false;
   return fixed_digits(s, pos, 2, t.tm_hour) && fixed_digits(s, pos + 3, 2, t.tm_min) &&
-         fixed_digits(s, pos + 6, 2, t.tm_sec) && t.tm_hour <= 23 && t.tm_min <= 59 && t.tm_sec <= 60;
+         fixed_digits(s, pos + 6, 2, t.tm_sec) && t.tm_hour <= 23 && t.tm_min <= 59 &&
+         t.tm_sec <= 60;
 }
 
 std::optional<int64_t> to_unix(tm& t, int year, int month, int day) {
@@ -225,9 +229,9 @@ std::optional<int64_t> parse_http_date(std::string_view text) {
   const size_t comma = s.find(',');
   if (comma == 3) {
     // IMF-fixdate: "Sun, 06 Nov 1994 08:49:37 GMT"
-    if (s.size() != 29 || !is_day_name(s.substr(0, 3), false) || s[4] != ' ' || s[7] != ' ' || s[11] != ' ' ||
-        s[16] != ' ' || s[25] != ' ' || s.substr(26) != "GMT" || !fixed_digits(s, 5, 2, day) ||
-        !fixed_digits(s, 12, 4, year) || !time_of_day_at(s, 17, t)) {
+    if (s.size() != 29 || !is_day_name(s.substr(0, 3), false) || s[4] != ' ' || s[7] != ' ' ||
+        s[11] != ' ' || s[16] != ' ' || s[25] != ' ' || s.substr(26) != "GMT" ||
+        !fixed_digits(s, 5, 2, day) || !fixed_digits(s, 12, 4, year) || !time_of_day_at(s, 17, t)) {
       return std::nullopt;
     }
     return to_unix(t, year, month_at(s, 8), day);
@@ -236,8 +240,8 @@ std::optional<int64_t> parse_http_date(std::string_view text) {
     // rfc850-date: "Sunday, 06-Nov-94 08:49:37 GMT"
     const std::string_view r = s.substr(comma);
     if (!is_day_name(s.substr(0, comma), true) || r.size() != 24 || r[1] != ' ' || r[4] != '-' ||
-        r[8] != '-' || r[11] != ' ' || r[20] != ' ' || r.substr(21) != "GMT" || !fixed_digits(r, 2, 2, day) ||
-        !fixed_digits(r, 9, 2, year) || !time_of_day_at(r, 12, t)) {
+        r[8] != '-' || r[11] != ' ' || r[20] != ' ' || r.substr(21) != "GMT" ||
+        !fixed_digits(r, 2, 2, day) || !fixed_digits(r, 9, 2, year) || !time_of_day_at(r, 12, t)) {
       return std::nullopt;
     }
     // A two-digit year: the most recent such year not more than 50 years ahead (read
@@ -245,8 +249,8 @@ std::optional<int64_t> parse_http_date(std::string_view text) {
     return to_unix(t, year < 70 ? 2000 + year : 1900 + year, month_at(r, 5), day);
   }
   // asctime-date: "Sun Nov  6 08:49:37 1994" (a one-digit day after a space)
-  if (s.size() != 24 || !is_day_name(s.substr(0, 3), false) || s[3] != ' ' || s[7] != ' ' || s[10] != ' ' ||
-      s[19] != ' ' || !fixed_digits(s, 20, 4, year) || !time_of_day_at(s, 11, t)) {
+  if (s.size() != 24 || !is_day_name(s.substr(0, 3), false) || s[3] != ' ' || s[7] != ' ' ||
+      s[10] != ' ' || s[19] != ' ' || !fixed_digits(s, 20, 4, year) || !time_of_day_at(s, 11, t)) {
     return std::nullopt;
   }
   if (s[8] == ' ') {

@@ -6,8 +6,9 @@ int main(int argc, char** argv) {
   common::ServiceSpec<cache_node::CacheNodeConfig> spec;
   spec.name = "cache_node";
   spec.default_config = "conf/cache_node.json";
-  spec.load = [](const std::string& path, const std::vector<std::string>& overrides)
-      -> common::Result<cache_node::CacheNodeConfig> {
+  spec.load =
+      [](const std::string& path,
+         const std::vector<std::string>& overrides) -> common::Result<cache_node::CacheNodeConfig> {
     auto doc = common::ConfigDocument::load(path, overrides);
     if (!doc) return doc.error();
     return cache_node::load_cache_node_config(*doc);
@@ -15,7 +16,9 @@ int main(int argc, char** argv) {
   spec.summary = [](const cache_node::CacheNodeConfig& c) {
     return "node " + c.node_id + ", " + std::to_string(c.origins.size()) + " origin(s)";
   };
-  spec.server = [](const cache_node::CacheNodeConfig& c) -> const common::HttpServerOptions& { return c.server; };
+  spec.server = [](const cache_node::CacheNodeConfig& c) -> const common::HttpServerOptions& {
+    return c.server;
+  };
   spec.create = [](common::ServiceContext& context, const cache_node::CacheNodeConfig& c)
       -> common::Result<std::unique_ptr<common::Service<cache_node::CacheNodeConfig>>> {
     auto node = cache_node::CacheNode::create(context, c);

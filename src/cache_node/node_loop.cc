@@ -26,7 +26,8 @@ std::string signed_suffix_of(const common::SplitTarget& split) {
 
 // A remembered upstream 404: the same reply as the flight that found it.
 void reply_not_found(HttpExchange& ex) {
-  common::UpstreamErrorReply reply = common::upstream_error(common::UpstreamFailure::not_found, kChunkWording);
+  common::UpstreamErrorReply reply =
+      common::upstream_error(common::UpstreamFailure::not_found, kChunkWording);
   ex.reply_error(reply.status, reply.error.code, reply.error.message);
 }
 
@@ -58,7 +59,8 @@ std::string owner_url(const RuntimeConfig& rc, size_t owner, const ChunkRequest&
   if (!signed_suffix.empty()) {
     query += (query.empty() ? "" : "&") + signed_suffix;
   } else if (rc.signer) {
-    return rc.site_urls[owner] + rc.signer->sign(query.empty() ? target : target + "?" + query, now_s + 60);
+    return rc.site_urls[owner] +
+           rc.signer->sign(query.empty() ? target : target + "?" + query, now_s + 60);
   }
   if (!query.empty()) target += "?" + query;
   return rc.site_urls[owner] + target;
@@ -71,7 +73,8 @@ std::chrono::milliseconds negative_cap(const ChunkRequest& request) {
 }
 
 // The viewer's request headers that `origin` names in forward_request_headers.
-std::vector<common::HttpHeader> forwarded_headers(const HttpExchange& ex, const OriginConfig& origin) {
+std::vector<common::HttpHeader> forwarded_headers(const HttpExchange& ex,
+                                                  const OriginConfig& origin) {
   std::vector<common::HttpHeader> out;
   for (const std::string& name : origin.forward_request_headers) {
     if (auto value = ex.header(name.c_str())) out.push_back({name, std::move(*value)});
@@ -92,7 +95,8 @@ void CacheNode::Shared::notify(const std::shared_ptr<Flight>& flight, size_t fro
   }
 }
 
-NodeLoop::NodeLoop(CacheNode::Shared& shared, common::EventLoop& loop, std::unique_ptr<common::HttpClient> client)
+NodeLoop::NodeLoop(CacheNode::Shared& shared, common::EventLoop& loop,
+                   std::unique_ptr<common::HttpClient> client)
     : shared_(shared),
       loop_(loop),
       client_(std::move(client)),
@@ -108,12 +112,10 @@ NodeLoop::NodeLoop(CacheNode::Shared& shared, common::EventLoop& loop, std::uniq
                        },
                        [this](common::FetchId id) { client_->cancel(id); }},
           .later = [&loop](std::function<void()> job) { loop.post(std::move(job)); },
-          .notify = [&shared, index = loop.index()](const std::shared_ptr<Flight>& flight) {
-            shared.notify(flight, index);
-          },
-          .after = [this](std::chrono::milliseconds delay, std::function<void()> job) {
-            after(delay, std::move(job));
-          }}) {}
+          .notify = [&shared, index = loop.index()](
+                        const std::shared_ptr<Flight>& flight) { shared.notify(flight, index); },
+          .after = [this](std::chrono::milliseconds delay,
+                          std::function<void()> job) { after(delay, std::move(job)); }}) {}
 
 void NodeLoop::after(std::chrono::milliseconds delay, std::function<void()> job) {
   // Timers that fired are dropped here, never from inside their own callback.
@@ -128,8 +130,9 @@ void NodeLoop::after(std::chrono::milliseconds delay, std::function<void()> job)
   timers_.push_back(PendingTimer{std::move(timer), std::move(fired)});
 }
 
-void NodeLoop::start_miss(const std::shared_ptr<Flight>& flight, const RuntimeConfig& rc, const ChunkRequest& request,
-                          const std::string& signed_suffix, bool from_sibling, bool prefetch, int64_t now_ms,
+void NodeLoop::start_miss(const std::shared_ptr<Flight>& flight, const RuntimeConfig& rc,
+                          const ChunkRequest& request, const std::string& signed_suffix,
+                          bool from_sibling, bool prefetch, int64_t now_ms,
                           std::vector<common::HttpHeader> forwarded) {
   std::string upstream = upstream_url(rc.config, request, signed_suffix);
   if (rc.site_ids.size() > 1 && !from_sibling) {
@@ -153,7 +156,9 @@ void NodeLoop::start_miss(const std::shared_ptr<Flight>& flight, const RuntimeCo
 // Holds a background refresh's flight on this loop until it ends; answers nobody.
 class NodeLoop::BackgroundRefresh final : public FlightWaiter {
  public:
-  bool advance(const FlightProgress& p, const Flight&, int64_t) override { return p.end == FlightProgress::End::running; }
+  bool advance(const FlightProgress& p, const Flight&, int64_t) override {
+    return p.end == FlightProgress::End::running;
+  }
 };
 
 // A request waiting on a flight; it receives the body as it arrives.
@@ -188,7 +193,8 @@ class NodeLoop::ExchangeWaiter final : public FlightWaiter {
         } else {
           const StoreHit* copy = flight.stale();
           node_.serve_stored(ex, p.meta, copy->memory, copy->disk_path,
-                             p.end == FlightProgress::End::revalidated ? "REVALIDATED" : "STALE", now_ms);
+                             p.end == FlightProgress::End::revalidated ? "REVALIDATED" : "STALE",
+                             now_ms);
         }
         return false;
       case FlightProgress::End::running:
@@ -205,7 +211,8 @@ class NodeLoop::ExchangeWaiter final : public FlightWaiter {
       ex.reply(p.status, std::move(buffer), size, "");
       return false;
     }
-    if (!deferred_ && !streaming_ && p.head_known && p.status == 200 && (!range_ || p.content_length)) {
+    if (!deferred_ && !streaming_ && p.head_known && p.status == 200 &&
+        (!range_ || p.content_length)) {
       node_.set_chunk_headers(ex, p.meta, first_ ? "MISS" : "COALESCED", now_ms);
       if (not_modified(ex.header("If-None-Match"), ex.header("If-Modified-Since"), p.meta.etag,
                        p.meta.last_modified)) {
@@ -226,11 +233,13 @@ class NodeLoop::ExchangeWaiter final : public FlightWaiter {
           sent_ = d.range.first;
           end_ = d.range.last + 1;
           ex.add_header("Content-Range", "bytes " + std::to_string(d.range.first) + "-" +
-                                             std::to_string(d.range.last) + "/" + std::to_string(size));
+                                             std::to_string(d.range.last) + "/" +
+                                             std::to_string(size));
           ex.add_header("Content-Length", std::to_string(d.range.length()));
         }
       }
-      if (status == 200 && p.content_length) ex.add_header("Content-Length", std::to_string(*p.content_length));
+      if (status == 200 && p.content_length)
+        ex.add_header("Content-Length", std::to_string(*p.content_length));
       ex.start(status);
       streaming_ = true;
     }
@@ -259,12 +268,12 @@ class NodeLoop::ExchangeWaiter final : public FlightWaiter {
  private:
   NodeLoop& node_;
   HttpExchange exchange_;
-  size_t sent_ = 0;                                 // the next body offset to send
+  size_t sent_ = 0;                                  // the next body offset to send
   size_t end_ = std::numeric_limits<size_t>::max();  // a range's end (exclusive)
-  std::optional<std::string> range_;                // the request's Range
-  const bool first_;        // the request that started the fetch
-  bool streaming_ = false;  // head sent, body follows as it arrives
-  bool deferred_ = false;   // HEAD, or a Range with If-Range: answered from the whole chunk
+  std::optional<std::string> range_;                 // the request's Range
+  const bool first_;                                 // the request that started the fetch
+  bool streaming_ = false;                           // head sent, body follows as it arrives
+  bool deferred_ = false;  // HEAD, or a Range with If-Range: answered from the whole chunk
 };
 
 void NodeLoop::wait_on(const std::shared_ptr<Flight>& flight, HttpExchange ex, bool first) {
@@ -273,7 +282,8 @@ void NodeLoop::wait_on(const std::shared_ptr<Flight>& flight, HttpExchange ex, b
 
 // ---- serving ----
 
-void NodeLoop::set_chunk_headers(HttpExchange& ex, const ChunkMeta& meta, const char* cache_status, int64_t now_ms) {
+void NodeLoop::set_chunk_headers(HttpExchange& ex, const ChunkMeta& meta, const char* cache_status,
+                                 int64_t now_ms) {
   if (!meta.content_type.empty()) ex.add_header("Content-Type", meta.content_type);
   if (!meta.etag.empty()) ex.add_header("ETag", meta.etag);
   if (!meta.last_modified.empty()) ex.add_header("Last-Modified", meta.last_modified);
@@ -286,7 +296,8 @@ void NodeLoop::set_chunk_headers(HttpExchange& ex, const ChunkMeta& meta, const 
     const size_t end = kept.find('\n', at);
     const std::string_view line = kept.substr(at, end - at);
     const size_t colon = line.find(": ");
-    if (colon != std::string_view::npos) ex.add_header(std::string(line.substr(0, colon)), std::string(line.substr(colon + 2)));
+    if (colon != std::string_view::npos)
+      ex.add_header(std::string(line.substr(0, colon)), std::string(line.substr(colon + 2)));
     if (end == std::string_view::npos) break;
     at = end + 1;
   }
@@ -297,10 +308,13 @@ void NodeLoop::set_chunk_headers(HttpExchange& ex, const ChunkMeta& meta, const 
   ex.set_log_note(cache_status);
 }
 
-void NodeLoop::serve_stored(HttpExchange& ex, const ChunkMeta& meta, const std::shared_ptr<const ChunkBody>& memory,
-                            const std::string& disk_path, const char* cache_status, int64_t now_ms) {
+void NodeLoop::serve_stored(HttpExchange& ex, const ChunkMeta& meta,
+                            const std::shared_ptr<const ChunkBody>& memory,
+                            const std::string& disk_path, const char* cache_status,
+                            int64_t now_ms) {
   set_chunk_headers(ex, meta, cache_status, now_ms);
-  if (not_modified(ex.header("If-None-Match"), ex.header("If-Modified-Since"), meta.etag, meta.last_modified)) {
+  if (not_modified(ex.header("If-None-Match"), ex.header("If-Modified-Since"), meta.etag,
+                   meta.last_modified)) {
     ex.reply(304, "", "");
     return;
   }
@@ -320,7 +334,8 @@ void NodeLoop::serve_stored(HttpExchange& ex, const ChunkMeta& meta, const std::
       first = d.range.first;
       length = d.range.length();
       ex.add_header("Content-Range", "bytes " + std::to_string(d.range.first) + "-" +
-                                         std::to_string(d.range.last) + "/" + std::to_string(meta.size));
+                                         std::to_string(d.range.last) + "/" +
+                                         std::to_string(meta.size));
     }
   }
   common::BodyBuffer buffer;
@@ -357,21 +372,24 @@ void NodeLoop::handle_chunk(HttpExchange& ex) {
   const std::string& target = cmcd_argument ? cmcd_argument->target : ex.target();
   common::SplitTarget split = common::split_signed_target(target);
   if (config.signing_required) {
-    common::SignatureVerdict verdict =
-        rc.signer ? rc.signer->verify(target, now_ms / 1000) : common::SignatureVerdict::bad_signature;
+    common::SignatureVerdict verdict = rc.signer ? rc.signer->verify(target, now_ms / 1000)
+                                                 : common::SignatureVerdict::bad_signature;
     switch (verdict) {
-      case common::SignatureVerdict::ok: break;
+      case common::SignatureVerdict::ok:
+        break;
       case common::SignatureVerdict::missing:
         return fail(ex, 403, "signature_missing", "This chunk URL must be signed.");
       case common::SignatureVerdict::expired:
-        return fail(ex, 403, "signature_expired", "This chunk URL has expired; refresh the playlist.");
+        return fail(ex, 403, "signature_expired",
+                    "This chunk URL has expired; refresh the playlist.");
       case common::SignatureVerdict::malformed:
       case common::SignatureVerdict::bad_signature:
         return fail(ex, 403, "signature_invalid", "This chunk URL's signature is not valid.");
     }
   }
   const std::optional<cmcd::Data> report = shared_.playback.observe(
-      ex, cmcd_argument ? std::optional<std::string>(cmcd_argument->raw_value) : std::nullopt, "", config.node_id);
+      ex, cmcd_argument ? std::optional<std::string>(cmcd_argument->raw_value) : std::nullopt, "",
+      config.node_id);
   if (report && !report->next_object.empty() && config.prefetch_next_object)
     prefetch_next_object(rc, target, report->next_object, now_ms);
   const std::string signed_suffix = signed_suffix_of(split);
@@ -379,10 +397,12 @@ void NodeLoop::handle_chunk(HttpExchange& ex) {
   if (!request) return fail(ex, 400, "bad_request", request.error().message);
   auto origin = config.origins.find(request->origin_id);
   if (origin == config.origins.end()) {
-    return fail(ex, 404, "unknown_origin", "No origin named '" + request->origin_id + "' is configured here.");
+    return fail(ex, 404, "unknown_origin",
+                "No origin named '" + request->origin_id + "' is configured here.");
   }
   // After the signature check, which covered the whole query.
-  request->kept_query = kept_query(request->query, policy_for_path(origin->second.query, request->origin_path));
+  request->kept_query =
+      kept_query(request->query, policy_for_path(origin->second.query, request->origin_path));
   std::string key = request->cache_key();
   // The hit path: freshness costs one comparison here (parsed when stored).
   if (auto hit = shared_.cache->find(key); hit && now_ms < hit->meta.fresh_until_ms) {
@@ -400,12 +420,14 @@ void NodeLoop::handle_chunk(HttpExchange& ex) {
     case SharedCache::Lookup::Kind::hit:
       shared_.hits.inc();
       note_viewer(ex, key, true);
-      return serve_stored(ex, found.hit->meta, found.hit->memory, found.hit->disk_path, "HIT", now_ms);
+      return serve_stored(ex, found.hit->meta, found.hit->memory, found.hit->disk_path, "HIT",
+                          now_ms);
     case SharedCache::Lookup::Kind::joined:
       if (found.stale && now_ms < found.stale->meta.refresh_grace_until_ms) {
         // Being refreshed, within its grace: the stale copy answers now.
         shared_.refreshing_hits.inc();
-        return serve_stored(ex, found.stale->meta, found.stale->memory, found.stale->disk_path, "STALE", now_ms);
+        return serve_stored(ex, found.stale->meta, found.stale->memory, found.stale->disk_path,
+                            "STALE", now_ms);
       }
       shared_.coalesced.inc();
       note_viewer(ex, key, false);
@@ -414,20 +436,22 @@ void NodeLoop::handle_chunk(HttpExchange& ex) {
       shared_.misses.inc();
       // A sibling asking is never sent on to another (configs that disagree cannot loop).
       const bool from_sibling = ex.header(kSiblingHeader).has_value();
-      if (from_sibling && ex.header(kSiblingPrefetchHeader)) shared_.prefetch_ledger.prefetched(key, now_ms);
+      if (from_sibling && ex.header(kSiblingPrefetchHeader))
+        shared_.prefetch_ledger.prefetched(key, now_ms);
       start_miss(found.flight, rc, *request, signed_suffix, from_sibling, false, now_ms,
                  forwarded_headers(ex, origin->second));
       return wait_on(found.flight, std::move(ex), true);
     }
     case SharedCache::Lookup::Kind::revalidate:
       shared_.stale_hits.inc();
-      flights_.start(found.flight, upstream_url(config, *request, signed_suffix), forwarded_headers(ex, origin->second),
-                     negative_cap(*request));
+      flights_.start(found.flight, upstream_url(config, *request, signed_suffix),
+                     forwarded_headers(ex, origin->second), negative_cap(*request));
       if (found.stale && now_ms < found.stale->meta.refresh_grace_until_ms) {
         // Stale-while-revalidate (RFC 5861): one background fetch refreshes it, nobody waits.
         flights_.join(found.flight, std::make_unique<BackgroundRefresh>());
         shared_.refreshing_hits.inc();
-        return serve_stored(ex, found.stale->meta, found.stale->memory, found.stale->disk_path, "STALE", now_ms);
+        return serve_stored(ex, found.stale->meta, found.stale->memory, found.stale->disk_path,
+                            "STALE", now_ms);
       }
       return wait_on(found.flight, std::move(ex), true);
   }
@@ -450,7 +474,8 @@ class NodeLoop::PrefetchWaiter final : public FlightWaiter {
   }
   bool advance(const FlightProgress& p, const Flight&, int64_t) override {
     if (p.end == FlightProgress::End::running) return true;
-    const bool stored = p.end == FlightProgress::End::stored || p.end == FlightProgress::End::revalidated;
+    const bool stored =
+        p.end == FlightProgress::End::stored || p.end == FlightProgress::End::revalidated;
     (stored ? shared_.prefetch_stored : shared_.prefetch_failed).inc();
     shared_.prefetch_gate.finished();
     ended_ = true;
@@ -468,9 +493,11 @@ NodeLoop::PrefetchResult NodeLoop::prefetch_one(const RuntimeConfig& rc, const s
   auto request = parse_chunk_request(target);
   auto origin = request ? config.origins.find(request->origin_id) : config.origins.end();
   if (!request || origin == config.origins.end()) return PrefetchResult::invalid;
-  request->kept_query = kept_query(request->query, policy_for_path(origin->second.query, request->origin_path));
+  request->kept_query =
+      kept_query(request->query, policy_for_path(origin->second.query, request->origin_path));
   const std::string key = request->cache_key();
-  if (auto hit = shared_.cache->find(key); hit && now_ms < hit->meta.fresh_until_ms) return PrefetchResult::present;
+  if (auto hit = shared_.cache->find(key); hit && now_ms < hit->meta.fresh_until_ms)
+    return PrefetchResult::present;
   if (!shared_.prefetch_gate.admit(now_ms, config.prefetch_max_per_s, config.prefetch_max_inflight))
     return PrefetchResult::refused;
   SharedCache::Lookup found = shared_.cache->find_or_start(key, loop_.index());
@@ -481,12 +508,14 @@ NodeLoop::PrefetchResult NodeLoop::prefetch_one(const RuntimeConfig& rc, const s
       return PrefetchResult::present;
     case SharedCache::Lookup::Kind::joined:
       shared_.prefetch_gate.finished();
-      return PrefetchResult::joined;  // a viewer's fetch (or another prefetch's) is under way: never a second one
+      return PrefetchResult::joined;  // a viewer's fetch (or another prefetch's) is under way:
+                                      // never a second one
     case SharedCache::Lookup::Kind::started:
       start_miss(found.flight, rc, *request, signed_suffix, false, true, now_ms);
       break;
     case SharedCache::Lookup::Kind::revalidate:
-      flights_.start(found.flight, upstream_url(config, *request, signed_suffix), {}, negative_cap(*request));
+      flights_.start(found.flight, upstream_url(config, *request, signed_suffix), {},
+                     negative_cap(*request));
       break;
   }
   shared_.prefetch_ledger.prefetched(key, now_ms);
@@ -494,8 +523,8 @@ NodeLoop::PrefetchResult NodeLoop::prefetch_one(const RuntimeConfig& rc, const s
   return PrefetchResult::started;
 }
 
-void NodeLoop::prefetch_next_object(const RuntimeConfig& rc, std::string_view target, std::string_view next_object,
-                                    int64_t now_ms) {
+void NodeLoop::prefetch_next_object(const RuntimeConfig& rc, std::string_view target,
+                                    std::string_view next_object, int64_t now_ms) {
   // Resolved as a browser resolves a relative link: against the directory of `target`, with
   // its own query (hls.js writes the next link's signature there). Absolute URLs (another
   // host) and anything that leaves /o/<origin>/ are not this node's to fetch.
@@ -535,11 +564,22 @@ void NodeLoop::prefetch_next_object(const RuntimeConfig& rc, std::string_view ta
     }
   }
   switch (prefetch_one(rc, std::string(split.unsigned_target), signed_suffix_of(split), now_ms)) {
-    case PrefetchResult::started: shared_.prefetch_next_object_started.inc(); shared_.prefetch_started.inc(); break;
-    case PrefetchResult::joined: shared_.prefetch_joined.inc(); break;
-    case PrefetchResult::present: shared_.prefetch_present.inc(); break;
-    case PrefetchResult::refused: shared_.prefetch_refused.inc(); break;
-    case PrefetchResult::invalid: shared_.prefetch_invalid.inc(); break;
+    case PrefetchResult::started:
+      shared_.prefetch_next_object_started.inc();
+      shared_.prefetch_started.inc();
+      break;
+    case PrefetchResult::joined:
+      shared_.prefetch_joined.inc();
+      break;
+    case PrefetchResult::present:
+      shared_.prefetch_present.inc();
+      break;
+    case PrefetchResult::refused:
+      shared_.prefetch_refused.inc();
+      break;
+    case PrefetchResult::invalid:
+      shared_.prefetch_invalid.inc();
+      break;
   }
 }
 
@@ -549,9 +589,11 @@ void NodeLoop::handle_prefetch(HttpExchange& ex) {
   std::string presented = ex.header("Authorization").value_or("");
   constexpr std::string_view kBearer = "Bearer ";
   bool authorized = false;
-  if (presented.size() > kBearer.size() && std::string_view(presented).substr(0, kBearer.size()) == kBearer) {
+  if (presented.size() > kBearer.size() &&
+      std::string_view(presented).substr(0, kBearer.size()) == kBearer) {
     std::string_view key = std::string_view(presented).substr(kBearer.size());
-    for (const auto& configured : config.prefetch_keys) authorized = prefetch_key_matches(key, configured) || authorized;
+    for (const auto& configured : config.prefetch_keys)
+      authorized = prefetch_key_matches(key, configured) || authorized;
   }
   if (!authorized) {
     ex.add_header("WWW-Authenticate", "Bearer");
@@ -563,11 +605,21 @@ void NodeLoop::handle_prefetch(HttpExchange& ex) {
   size_t started = 0, joined = 0, present = 0, refused = 0, invalid = 0;
   for (const std::string& target : *targets) {
     switch (prefetch_one(rc, target, "", now_ms)) {
-      case PrefetchResult::started: ++started; break;
-      case PrefetchResult::joined: ++joined; break;
-      case PrefetchResult::present: ++present; break;
-      case PrefetchResult::refused: ++refused; break;
-      case PrefetchResult::invalid: ++invalid; break;
+      case PrefetchResult::started:
+        ++started;
+        break;
+      case PrefetchResult::joined:
+        ++joined;
+        break;
+      case PrefetchResult::present:
+        ++present;
+        break;
+      case PrefetchResult::refused:
+        ++refused;
+        break;
+      case PrefetchResult::invalid:
+        ++invalid;
+        break;
     }
   }
   shared_.prefetch_started.inc(started);
@@ -576,8 +628,9 @@ void NodeLoop::handle_prefetch(HttpExchange& ex) {
   shared_.prefetch_refused.inc(refused);
   shared_.prefetch_invalid.inc(invalid);
   ex.add_header("Cache-Control", "no-store");
-  ex.reply(202, "{\"started\":" + std::to_string(started) + ",\"joined\":" + std::to_string(joined) +
-                    ",\"present\":" + std::to_string(present) + ",\"refused\":" + std::to_string(refused) +
+  ex.reply(202, "{\"started\":" + std::to_string(started) + ",\"joined\":" +
+                    std::to_string(joined) + ",\"present\":" + std::to_string(present) +
+                    ",\"refused\":" + std::to_string(refused) +
                     ",\"invalid\":" + std::to_string(invalid) + "}\n");
 }
 

@@ -37,36 +37,46 @@ struct CacheNode::Shared {
         metrics(*c.metrics),
         config(std::move(initial)),
         prefetch_ledger(kPrefetchForgetAfterMs, kPrefetchLedgerEntries),
-        hits(metrics.counter("cache_requests_total", "Chunk requests by outcome", "result=\"hit\"")),
-        misses(metrics.counter("cache_requests_total", "Chunk requests by outcome", "result=\"miss\"")),
-        coalesced(metrics.counter("cache_requests_total", "Chunk requests by outcome", "result=\"coalesced\"")),
-        negative_hits(metrics.counter("cache_requests_total", "Chunk requests by outcome", "result=\"negative\"")),
-        stale_hits(metrics.counter("cache_requests_total", "Chunk requests by outcome", "result=\"stale\"")),
-        refreshing_hits(
-            metrics.counter("cache_requests_total", "Chunk requests by outcome", "result=\"stale_while_revalidate\"")),
+        hits(
+            metrics.counter("cache_requests_total", "Chunk requests by outcome", "result=\"hit\"")),
+        misses(metrics.counter("cache_requests_total", "Chunk requests by outcome",
+                               "result=\"miss\"")),
+        coalesced(metrics.counter("cache_requests_total", "Chunk requests by outcome",
+                                  "result=\"coalesced\"")),
+        negative_hits(metrics.counter("cache_requests_total", "Chunk requests by outcome",
+                                      "result=\"negative\"")),
+        stale_hits(metrics.counter("cache_requests_total", "Chunk requests by outcome",
+                                   "result=\"stale\"")),
+        refreshing_hits(metrics.counter("cache_requests_total", "Chunk requests by outcome",
+                                        "result=\"stale_while_revalidate\"")),
         flight_metrics(metrics),
-        bytes_served(metrics.counter("cache_bytes_served_total", "Chunk body bytes sent to clients")),
+        bytes_served(
+            metrics.counter("cache_bytes_served_total", "Chunk body bytes sent to clients")),
         prefetch_started(prefetch_counter("started")),
         prefetch_joined(prefetch_counter("joined")),
         prefetch_present(prefetch_counter("present")),
         prefetch_refused(prefetch_counter("refused")),
         prefetch_invalid(prefetch_counter("invalid")),
-        prefetch_stored(metrics.counter("cache_prefetch_completed_total", "Fetches started by a prefetch, by outcome",
+        prefetch_stored(metrics.counter("cache_prefetch_completed_total",
+                                        "Fetches started by a prefetch, by outcome",
                                         "result=\"stored\"")),
-        prefetch_failed(metrics.counter("cache_prefetch_completed_total", "Fetches started by a prefetch, by outcome",
+        prefetch_failed(metrics.counter("cache_prefetch_completed_total",
+                                        "Fetches started by a prefetch, by outcome",
                                         "result=\"failed\"")),
         prefetch_first_hit(metrics.counter("cache_prefetch_first_viewers_total",
                                            "First viewer requests of prefetched chunks, by outcome",
                                            "result=\"hit\"")),
-        prefetch_first_coalesced(metrics.counter("cache_prefetch_first_viewers_total",
-                                                 "First viewer requests of prefetched chunks, by outcome",
-                                                 "result=\"coalesced\"")),
+        prefetch_first_coalesced(metrics.counter(
+            "cache_prefetch_first_viewers_total",
+            "First viewer requests of prefetched chunks, by outcome", "result=\"coalesced\"")),
         prefetch_wasted(metrics.counter("cache_prefetch_wasted_total",
                                         "Prefetched chunks no viewer asked for within 60 s")),
-        prefetch_next_object_started(metrics.counter("cache_prefetch_next_object_total",
-                                                     "Prefetches started by a viewer's CMCD next object (nor)")) {}
+        prefetch_next_object_started(
+            metrics.counter("cache_prefetch_next_object_total",
+                            "Prefetches started by a viewer's CMCD next object (nor)")) {}
   common::Counter& prefetch_counter(const char* result) {
-    return metrics.counter("cache_prefetches_total", "Chunks named by prefetch requests, by what the node did",
+    return metrics.counter("cache_prefetches_total",
+                           "Chunks named by prefetch requests, by what the node did",
                            std::string("result=\"") + result + "\"");
   }
 
@@ -77,7 +87,8 @@ struct CacheNode::Shared {
     return n;
   }
   bool overloaded(const CacheNodeConfig& c) const {
-    return active_requests() >= c.overload_max_connections || egress_mbps.load() >= c.overload_max_egress_mbps;
+    return active_requests() >= c.overload_max_connections ||
+           egress_mbps.load() >= c.overload_max_egress_mbps;
   }
   std::string health_json(const CacheNodeConfig& c) const;
   // Tells every loop subscribed to `flight` to look at its progress: `from_loop`
@@ -109,16 +120,16 @@ struct CacheNode::Shared {
   common::Counter& misses;
   common::Counter& coalesced;
   common::Counter& negative_hits;
-  common::Counter& stale_hits;  // a stale copy: this request started its revalidation
+  common::Counter& stale_hits;       // a stale copy: this request started its revalidation
   common::Counter& refreshing_hits;  // a stale copy answered at once while it is refreshed
-  FlightMetrics flight_metrics;  // origin fetches and bytes, first byte, revalidations, errors
+  FlightMetrics flight_metrics;      // origin fetches and bytes, first byte, revalidations, errors
   common::Counter& bytes_served;
 
-  common::Counter& prefetch_started;   // a fetch started for a prefetch
-  common::Counter& prefetch_joined;    // a fetch was in progress already
-  common::Counter& prefetch_present;   // stored (or a remembered 404) already
-  common::Counter& prefetch_refused;   // over prefetch.max_per_s or prefetch.max_inflight
-  common::Counter& prefetch_invalid;   // not a chunk this node serves
+  common::Counter& prefetch_started;  // a fetch started for a prefetch
+  common::Counter& prefetch_joined;   // a fetch was in progress already
+  common::Counter& prefetch_present;  // stored (or a remembered 404) already
+  common::Counter& prefetch_refused;  // over prefetch.max_per_s or prefetch.max_inflight
+  common::Counter& prefetch_invalid;  // not a chunk this node serves
   common::Counter& prefetch_stored;
   common::Counter& prefetch_failed;
   common::Counter& prefetch_first_hit;        // the first viewer found it stored
@@ -132,7 +143,8 @@ struct CacheNode::Shared {
 // loop has its own NodeLoop and Flights; what loops share is in Shared.
 class NodeLoop {
  public:
-  NodeLoop(CacheNode::Shared& shared, common::EventLoop& loop, std::unique_ptr<common::HttpClient> client);
+  NodeLoop(CacheNode::Shared& shared, common::EventLoop& loop,
+           std::unique_ptr<common::HttpClient> client);
 
   common::EventLoop& loop() { return loop_; }
   Flights& flights() { return flights_; }
@@ -142,11 +154,11 @@ class NodeLoop {
   enum class PrefetchResult { started, joined, present, refused, invalid };
   // One chunk target (unsigned, "/o/<origin>/<path>[?query]") fetched for nobody, unless it is
   // stored, already coming, or over the prefetch bounds.
-  PrefetchResult prefetch_one(const RuntimeConfig& rc, const std::string& target, const std::string& signed_suffix,
-                              int64_t now_ms);
+  PrefetchResult prefetch_one(const RuntimeConfig& rc, const std::string& target,
+                              const std::string& signed_suffix, int64_t now_ms);
   // A viewer's CMCD `nor`, relative to the chunk it asked for (`target`, without its CMCD).
-  void prefetch_next_object(const RuntimeConfig& rc, std::string_view target, std::string_view next_object,
-                            int64_t now_ms);
+  void prefetch_next_object(const RuntimeConfig& rc, std::string_view target,
+                            std::string_view next_object, int64_t now_ms);
 
  private:
   class ExchangeWaiter;
@@ -155,20 +167,23 @@ class NodeLoop {
   // A viewer's request for `key` (not a sibling's): the first after a prefetch is counted.
   void note_viewer(common::HttpExchange& ex, const std::string& key, bool hit);
 
-  void fail(common::HttpExchange& ex, int status, const std::string& code, const std::string& message) {
+  void fail(common::HttpExchange& ex, int status, const std::string& code,
+            const std::string& message) {
     shared_.error_counter(code).inc();
     ex.reply_error(status, code, message);
   }
   // `now_ms`: the clock read once for the request (Age).
-  void serve_stored(common::HttpExchange& ex, const ChunkMeta& meta, const std::shared_ptr<const ChunkBody>& memory,
-                    const std::string& disk_path, const char* cache_status, int64_t now_ms);
-  void set_chunk_headers(common::HttpExchange& ex, const ChunkMeta& meta, const char* cache_status, int64_t now_ms);
+  void serve_stored(common::HttpExchange& ex, const ChunkMeta& meta,
+                    const std::shared_ptr<const ChunkBody>& memory, const std::string& disk_path,
+                    const char* cache_status, int64_t now_ms);
+  void set_chunk_headers(common::HttpExchange& ex, const ChunkMeta& meta, const char* cache_status,
+                         int64_t now_ms);
   // Starts the transfer of a miss: from the site's owner of the chunk when
   // that is another node (and the request is not a sibling's), else upstream.
   // `forwarded`: the viewer's request headers the origin's config names (forward_request_headers).
-  void start_miss(const std::shared_ptr<Flight>& flight, const RuntimeConfig& rc, const ChunkRequest& request,
-                  const std::string& signed_suffix, bool from_sibling, bool prefetch, int64_t now_ms,
-                  std::vector<common::HttpHeader> forwarded = {});
+  void start_miss(const std::shared_ptr<Flight>& flight, const RuntimeConfig& rc,
+                  const ChunkRequest& request, const std::string& signed_suffix, bool from_sibling,
+                  bool prefetch, int64_t now_ms, std::vector<common::HttpHeader> forwarded = {});
   // Flights::Deps::after: `job` on this loop after `delay`.
   void after(std::chrono::milliseconds delay, std::function<void()> job);
   // `ex` waits on `flight`; `first`: it started the fetch.

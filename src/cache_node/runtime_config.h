@@ -15,7 +15,8 @@
 namespace cache_node {
 
 // How chunk fetches name what failed (common/coalesced_fetch.h).
-inline constexpr common::UpstreamWording kChunkWording{"chunk", "object_too_large", "this cache node"};
+inline constexpr common::UpstreamWording kChunkWording{"chunk", "object_too_large",
+                                                       "this cache node"};
 
 // The config every loop reads, with what is derived from it.
 struct RuntimeConfig {

@@ -54,9 +54,12 @@ std::vector<size_t> Flight::subscribers() const {
   return subscribers_;
 }
 
-SharedCache::SharedCache(std::unique_ptr<ChunkStore> store, const common::Clock& clock, size_t max_negative,
-                         common::Counter& negative_refused)
-    : store_(std::move(store)), clock_(clock), max_negative_(max_negative), negative_refused_(negative_refused) {}
+SharedCache::SharedCache(std::unique_ptr<ChunkStore> store, const common::Clock& clock,
+                         size_t max_negative, common::Counter& negative_refused)
+    : store_(std::move(store)),
+      clock_(clock),
+      max_negative_(max_negative),
+      negative_refused_(negative_refused) {}
 
 SharedCache::Lookup SharedCache::find_or_start(const std::string& key, size_t loop) {
   std::lock_guard lock(mutex_);
@@ -96,7 +99,8 @@ void SharedCache::finish(const Flight& flight, StoreUpdate update, const ChunkMe
                          std::optional<common::SteadyTime::duration> negative_ttl) {
   std::lock_guard lock(mutex_);
   switch (update) {
-    case StoreUpdate::none: break;
+    case StoreUpdate::none:
+      break;
     case StoreUpdate::put:
       assert(meta != nullptr);
       store_->put(flight.key(), *meta, flight.body());
@@ -105,7 +109,9 @@ void SharedCache::finish(const Flight& flight, StoreUpdate update, const ChunkMe
       assert(meta != nullptr);
       store_->refresh(flight.key(), *meta);
       break;
-    case StoreUpdate::erase: store_->erase(flight.key()); break;
+    case StoreUpdate::erase:
+      store_->erase(flight.key());
+      break;
   }
   if (negative_ttl && negative_ttl->count() > 0) {
     // Bounded by count as well as time: a flood of distinct missing names

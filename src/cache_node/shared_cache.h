@@ -76,7 +76,7 @@ class Flight {
   const std::optional<StoreHit> stale_;
   const std::shared_ptr<ChunkBody> body_ = std::make_shared<ChunkBody>();
   mutable RankedMutex<LockRank::flight> mutex_;  // taken under the table's, never the store's
-  FlightProgress progress_;  // bytes is read from body_ at copy time
+  FlightProgress progress_;                      // bytes is read from body_ at copy time
   std::vector<size_t> subscribers_;
 };
 

@@ -20,20 +20,41 @@ struct Member {
   bool inner_list = false;
 };
 
-bool lcalpha(char c) { return c >= 'a' && c <= 'z'; }
-bool digit(char c) { return c >= '0' && c <= '9'; }
-bool alpha(char c) { return lcalpha(c) || (c >= 'A' && c <= 'Z'); }
+bool lcalpha(char c) {
+  return c >= 'a' && c <= 'z';
+}
+bool digit(char c) {
+  return c >= '0' && c <= '9';
+}
+bool alpha(char c) {
+  return lcalpha(c) || (c >= 'A' && c <= 'Z');
+}
 bool tchar(char c) {
   if (alpha(c) || digit(c)) return true;
   switch (c) {
-    case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+': case '-':
-    case '.': case '^': case '_': case '`': case '|': case '~':
+    case '!':
+    case '#':
+    case '$':
+    case '%':
+    case '&':
+    case '\'':
+    case '*':
+    case '+':
+    case '-':
+    case '.':
+    case '^':
+    case '_':
+    case '`':
+    case '|':
+    case '~':
       return true;
     default:
       return false;
   }
 }
-bool base64_char(char c) { return alpha(c) || digit(c) || c == '+' || c == '/' || c == '='; }
+bool base64_char(char c) {
+  return alpha(c) || digit(c) || c == '+' || c == '/' || c == '=';
+}
 
 // A strict RFC 8941 dictionary parser over a bounded input. Every loop advances `pos_` or
 // fails, so the work is linear in the input.
@@ -124,7 +145,8 @@ class DictionaryParser {
       if (auto e = bare_item(item); !e.empty()) return e;
       if (auto e = parameters(item); !e.empty()) return e;
       items.push_back(std::move(item));
-      if (!(peek(' ') || peek(')'))) return "expected ' ' or ')' in an inner list at byte " + std::to_string(pos_);
+      if (!(peek(' ') || peek(')')))
+        return "expected ' ' or ')' in an inner list at byte " + std::to_string(pos_);
     }
   }
 
@@ -170,7 +192,8 @@ class DictionaryParser {
     if (alpha(c) || c == '*') {
       const size_t start = pos_;
       while (pos_ < s_.size() && (tchar(s_[pos_]) || s_[pos_] == ':' || s_[pos_] == '/')) ++pos_;
-      if (pos_ - start > kMaxStringBytes) return "a token longer than " + std::to_string(kMaxStringBytes) + " bytes";
+      if (pos_ - start > kMaxStringBytes)
+        return "a token longer than " + std::to_string(kMaxStringBytes) + " bytes";
       item.kind = Item::Kind::token;
       item.text.assign(s_.substr(start, pos_ - start));
       return "";
@@ -223,7 +246,8 @@ class DictionaryParser {
       const char c = s_[pos_++];
       if (c == '"') return "";
       if (c == '\\') {
-        if (pos_ >= s_.size() || (s_[pos_] != '"' && s_[pos_] != '\\')) return "a bad escape in a string";
+        if (pos_ >= s_.size() || (s_[pos_] != '"' && s_[pos_] != '\\'))
+          return "a bad escape in a string";
         item.text.push_back(s_[pos_++]);
       } else if (static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) >= 0x7f) {
         return "a control or non-ASCII character in a string";
@@ -240,10 +264,14 @@ class DictionaryParser {
   size_t pos_ = 0;
 };
 
-bool numeric(const Item& item) { return item.kind == Item::Kind::integer || item.kind == Item::Kind::decimal; }
+bool numeric(const Item& item) {
+  return item.kind == Item::Kind::integer || item.kind == Item::Kind::decimal;
+}
 
 // The first item of a member (an inner list's first item, v2), or null when empty.
-const Item* first(const Member& m) { return m.items.empty() ? nullptr : &m.items.front(); }
+const Item* first(const Member& m) {
+  return m.items.empty() ? nullptr : &m.items.front();
+}
 
 void number_into(const Member& m, std::optional<int64_t>& out) {
   const Item* item = first(m);
@@ -253,7 +281,8 @@ void number_into(const Member& m, std::optional<int64_t>& out) {
 void text_into(const Member& m, std::string& out, bool token) {
   const Item* item = first(m);
   if (item == nullptr) return;
-  if (item->kind == Item::Kind::string || (token && item->kind == Item::Kind::token)) out = item->text;
+  if (item->kind == Item::Kind::string || (token && item->kind == Item::Kind::token))
+    out = item->text;
 }
 
 void flag_into(const Member& m, bool& out) {
@@ -264,10 +293,10 @@ void flag_into(const Member& m, bool& out) {
 }  // namespace
 
 bool Data::any() const {
-  return version || buffer_length_ms || bitrate_kbps || top_bitrate_kbps || measured_throughput_kbps ||
-         object_duration_ms || buffer_starvation || startup || !session_id.empty() || !content_id.empty() ||
-         !object_type.empty() || !stream_type.empty() || !play_state.empty() || !next_object.empty() ||
-         !next_range.empty();
+  return version || buffer_length_ms || bitrate_kbps || top_bitrate_kbps ||
+         measured_throughput_kbps || object_duration_ms || buffer_starvation || startup ||
+         !session_id.empty() || !content_id.empty() || !object_type.empty() ||
+         !stream_type.empty() || !play_state.empty() || !next_object.empty() || !next_range.empty();
 }
 
 std::string parse_into(std::string_view payload, Data& into) {
@@ -278,20 +307,34 @@ std::string parse_into(std::string_view payload, Data& into) {
   Data d = into;
   for (const Member& m : members) {
     const std::string& k = m.key;
-    if (k == "v") number_into(m, d.version);
-    else if (k == "bl") number_into(m, d.buffer_length_ms);
-    else if (k == "br") number_into(m, d.bitrate_kbps);
-    else if (k == "tb") number_into(m, d.top_bitrate_kbps);
-    else if (k == "mtp") number_into(m, d.measured_throughput_kbps);
-    else if (k == "d") number_into(m, d.object_duration_ms);
-    else if (k == "bs") flag_into(m, d.buffer_starvation);
-    else if (k == "su") flag_into(m, d.startup);
-    else if (k == "sid") text_into(m, d.session_id, false);
-    else if (k == "cid") text_into(m, d.content_id, false);
-    else if (k == "ot") text_into(m, d.object_type, true);
-    else if (k == "st") text_into(m, d.stream_type, true);
-    else if (k == "sta") text_into(m, d.play_state, true);
-    else if (k == "nrr") text_into(m, d.next_range, false);
+    if (k == "v")
+      number_into(m, d.version);
+    else if (k == "bl")
+      number_into(m, d.buffer_length_ms);
+    else if (k == "br")
+      number_into(m, d.bitrate_kbps);
+    else if (k == "tb")
+      number_into(m, d.top_bitrate_kbps);
+    else if (k == "mtp")
+      number_into(m, d.measured_throughput_kbps);
+    else if (k == "d")
+      number_into(m, d.object_duration_ms);
+    else if (k == "bs")
+      flag_into(m, d.buffer_starvation);
+    else if (k == "su")
+      flag_into(m, d.startup);
+    else if (k == "sid")
+      text_into(m, d.session_id, false);
+    else if (k == "cid")
+      text_into(m, d.content_id, false);
+    else if (k == "ot")
+      text_into(m, d.object_type, true);
+    else if (k == "st")
+      text_into(m, d.stream_type, true);
+    else if (k == "sta")
+      text_into(m, d.play_state, true);
+    else if (k == "nrr")
+      text_into(m, d.next_range, false);
     else if (k == "nor") {
       const Item* item = first(m);
       if (item != nullptr && item->kind == Item::Kind::string) {

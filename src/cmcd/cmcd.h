@@ -18,21 +18,21 @@ namespace cmcd {
 
 // The keys the product uses; every number as the player sent it (CMCD's units).
 struct Data {
-  std::optional<int64_t> version;                 // v (absent: 1)
-  std::optional<int64_t> buffer_length_ms;        // bl
-  std::optional<int64_t> bitrate_kbps;            // br: encoded bitrate of the object
-  std::optional<int64_t> top_bitrate_kbps;        // tb
+  std::optional<int64_t> version;                   // v (absent: 1)
+  std::optional<int64_t> buffer_length_ms;          // bl
+  std::optional<int64_t> bitrate_kbps;              // br: encoded bitrate of the object
+  std::optional<int64_t> top_bitrate_kbps;          // tb
   std::optional<int64_t> measured_throughput_kbps;  // mtp
-  std::optional<int64_t> object_duration_ms;      // d
-  bool buffer_starvation = false;                 // bs: starved since the previous request
-  bool startup = false;                           // su: needed urgently (startup, seek)
-  std::string session_id;                         // sid
-  std::string content_id;                         // cid
-  std::string object_type;                        // ot: m, a, v, av, i, c, tt, k, o
-  std::string stream_type;                        // st: v (VOD), l (live)
-  std::string play_state;                         // sta (v2): s, p, a, w, k, r, f, e, q, d
-  std::string next_object;                        // nor: relative URL of the next object
-  std::string next_range;                         // nrr, or nor's `r` parameter (v2)
+  std::optional<int64_t> object_duration_ms;        // d
+  bool buffer_starvation = false;                   // bs: starved since the previous request
+  bool startup = false;                             // su: needed urgently (startup, seek)
+  std::string session_id;                           // sid
+  std::string content_id;                           // cid
+  std::string object_type;                          // ot: m, a, v, av, i, c, tt, k, o
+  std::string stream_type;                          // st: v (VOD), l (live)
+  std::string play_state;                           // sta (v2): s, p, a, w, k, r, f, e, q, d
+  std::string next_object;                          // nor: relative URL of the next object
+  std::string next_range;                           // nrr, or nor's `r` parameter (v2)
 
   bool any() const;  // at least one key was read
 };

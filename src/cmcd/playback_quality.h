@@ -28,9 +28,9 @@ class PlaybackQuality {
 
   struct Limits {
     size_t max_sessions = 100000;
-    size_t max_places = 1024;                      // beyond: reported under kOtherPlace
+    size_t max_places = 1024;                       // beyond: reported under kOtherPlace
     std::chrono::milliseconds session_idle{30000};  // about three playlist reloads of silence
-    int64_t healthy_buffer_ms = 4000;              // at or above: a healthy buffer
+    int64_t healthy_buffer_ms = 4000;               // at or above: a healthy buffer
   };
 
   // Where a report was made: the channel and the cache node, as the server names them (configured
@@ -57,9 +57,9 @@ class PlaybackQuality {
   void expire(Time now);
 
   struct Summary {
-    size_t sessions = 0;             // reporting within session_idle
-    size_t sessions_with_buffer = 0;  // of those, with a buffer length
-    size_t healthy_buffer = 0;        // of those, at or above healthy_buffer_ms
+    size_t sessions = 0;                    // reporting within session_idle
+    size_t sessions_with_buffer = 0;        // of those, with a buffer length
+    size_t healthy_buffer = 0;              // of those, at or above healthy_buffer_ms
     std::map<int64_t, size_t> bitrate_mix;  // latest bitrate (kbps) → sessions
     std::map<Place, uint64_t> stalls;       // reported since start, by place
     uint64_t stalls_total = 0;

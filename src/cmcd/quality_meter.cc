@@ -31,8 +31,8 @@ std::string label_escaped(std::string_view s) {
 std::string plain_label_value(std::string_view text) {
   if (text.empty() || text.size() > 64) return std::string(PlaybackQuality::kOtherPlace);
   for (char c : text) {
-    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
-                    c == '_' || c == '.';
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '-' || c == '_' || c == '.';
     if (!ok) return std::string(PlaybackQuality::kOtherPlace);
   }
   return std::string(text);
@@ -42,34 +42,38 @@ QualityMeter::QualityMeter(common::MetricsRegistry& metrics, const common::Clock
                            PlaybackQuality::Limits limits)
     : metrics_(metrics),
       clock_(clock),
-      read_(metrics.counter("cmcd_reports_total", "Requests carrying CMCD, by whether it could be read",
+      read_(metrics.counter("cmcd_reports_total",
+                            "Requests carrying CMCD, by whether it could be read",
                             "result=\"read\"")),
-      malformed_(metrics.counter("cmcd_reports_total", "Requests carrying CMCD, by whether it could be read",
+      malformed_(metrics.counter("cmcd_reports_total",
+                                 "Requests carrying CMCD, by whether it could be read",
                                  "result=\"malformed\"")),
       buffer_length_(metrics.histogram("playback_buffer_length_seconds",
                                        "Buffer lengths the players reported (CMCD bl)",
                                        {0.5, 1, 2, 4, 8, 15, 30, 60})),
-      bitrate_(metrics.histogram("playback_bitrate_bytes_per_second",
-                                 "Encoded bitrates of the media objects the players asked for (CMCD br), "
-                                 "in bytes per second as Prometheus wants base units (0.25 to 20 Mbit/s)",
-                                 {31250, 62500, 125e3, 250e3, 375e3, 625e3, 1e6, 1.5e6, 2.5e6})),
+      bitrate_(metrics.histogram(
+          "playback_bitrate_bytes_per_second",
+          "Encoded bitrates of the media objects the players asked for (CMCD br), "
+          "in bytes per second as Prometheus wants base units (0.25 to 20 Mbit/s)",
+          {31250, 62500, 125e3, 250e3, 375e3, 625e3, 1e6, 1.5e6, 2.5e6})),
       quality_(limits) {
-  metrics.gauge_fn("playback_sessions_reporting", "Player sessions heard from (CMCD sid) within the idle time",
-                   [this] {
+  metrics.gauge_fn("playback_sessions_reporting",
+                   "Player sessions heard from (CMCD sid) within the idle time", [this] {
                      std::lock_guard lock(mutex_);
                      quality_.expire(clock_.now());  // no summary: one per scrape is enough
                      return static_cast<double>(quality_.sessions());
                    });
   metrics.gauge_fn("playback_sessions_healthy_buffer",
-                   "Player sessions whose latest buffer length is at or above the healthy bar", [this] {
+                   "Player sessions whose latest buffer length is at or above the healthy bar",
+                   [this] {
                      std::lock_guard lock(mutex_);
                      return static_cast<double>(quality_.summary(clock_.now()).healthy_buffer);
                    });
 }
 
 std::optional<Data> QualityMeter::observe(const common::HttpExchange& ex,
-                                          const std::optional<std::string>& raw_query_value, std::string_view channel,
-                                          std::string_view node) {
+                                          const std::optional<std::string>& raw_query_value,
+                                          std::string_view channel, std::string_view node) {
   Data data;
   bool present = false;
   std::string error;
@@ -82,8 +86,9 @@ std::optional<Data> QualityMeter::observe(const common::HttpExchange& ex,
   for (const common::HttpHeader& h : ex.headers_with_prefix("CMCD-")) {
     if (!error.empty()) break;
     bool known = false;
-    for (std::string_view name : kHeaderNames) known = known || (h.name.size() == name.size() &&
-                                                                  strncasecmp(h.name.data(), name.data(), name.size()) == 0);
+    for (std::string_view name : kHeaderNames)
+      known = known || (h.name.size() == name.size() &&
+                        strncasecmp(h.name.data(), name.data(), name.size()) == 0);
     if (!known) continue;
     present = true;
     error = parse_into(h.value, data);
@@ -95,10 +100,12 @@ std::optional<Data> QualityMeter::observe(const common::HttpExchange& ex,
     return std::nullopt;
   }
   read_.inc();
-  if (data.buffer_length_ms) buffer_length_.observe(static_cast<double>(*data.buffer_length_ms) / 1000.0);
+  if (data.buffer_length_ms)
+    buffer_length_.observe(static_cast<double>(*data.buffer_length_ms) / 1000.0);
   if (data.bitrate_kbps) bitrate_.observe(static_cast<double>(*data.bitrate_kbps) * 1000.0 / 8.0);
   PlaybackQuality::Place place{std::string(channel), std::string(node)};
-  if (place.channel.empty()) place.channel = data.content_id.empty() ? "unknown" : plain_label_value(data.content_id);
+  if (place.channel.empty())
+    place.channel = data.content_id.empty() ? "unknown" : plain_label_value(data.content_id);
   PlaybackQuality::Recorded recorded;
   {
     std::lock_guard lock(mutex_);
@@ -119,9 +126,11 @@ void QualityMeter::count_stall(const PlaybackQuality::Place& where) {
              : where;
     it = stall_counters_.find(place);
     if (it == stall_counters_.end()) {
-      common::Counter& counter = metrics_.counter(
-          "playback_stalls_total", "Buffer starvations the players reported (CMCD bs), by channel and node",
-          "channel=\"" + label_escaped(place.channel) + "\",node=\"" + label_escaped(place.node) + "\"");
+      common::Counter& counter =
+          metrics_.counter("playback_stalls_total",
+                           "Buffer starvations the players reported (CMCD bs), by channel and node",
+                           "channel=\"" + label_escaped(place.channel) + "\",node=\"" +
+                               label_escaped(place.node) + "\"");
       it = stall_counters_.emplace(place, &counter).first;
     }
   }

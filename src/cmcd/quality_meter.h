@@ -32,16 +32,18 @@ namespace cmcd {
 
 class QualityMeter {
  public:
-  QualityMeter(common::MetricsRegistry& metrics, const common::Clock& clock, PlaybackQuality::Limits limits);
+  QualityMeter(common::MetricsRegistry& metrics, const common::Clock& clock,
+               PlaybackQuality::Limits limits);
   QualityMeter(const QualityMeter&) = delete;
   QualityMeter& operator=(const QualityMeter&) = delete;
 
   // Reads the request's CMCD (`raw_query_value`: the CMCD argument's value still percent-encoded,
-  // or nullopt) and records it at (`channel`, `node`); an empty `channel` is the report's content id
-  // (cid, kept only when plain_label_value() keeps it). A request without CMCD costs one pass
+  // or nullopt) and records it at (`channel`, `node`); an empty `channel` is the report's content
+  // id (cid, kept only when plain_label_value() keeps it). A request without CMCD costs one pass
   // over its headers.
   // Returns the report when one was read (a caller may act on it: a node prefetches `nor`).
-  std::optional<Data> observe(const common::HttpExchange& ex, const std::optional<std::string>& raw_query_value,
+  std::optional<Data> observe(const common::HttpExchange& ex,
+                              const std::optional<std::string>& raw_query_value,
                               std::string_view channel, std::string_view node);
 
   // {"sessions":N,"sessions_with_buffer":N,"healthy_buffer":N,"healthy_buffer_ms":4000,

@@ -29,8 +29,12 @@ class Clock {
 // 2026-01-01T00:00:00Z. Any thread.
 class FakeClock final : public Clock {
  public:
-  SteadyTime now() const override { return SteadyTime(std::chrono::nanoseconds(steady_ns_.load())); }
-  int64_t unix_now() const override { return unix_s_.load() + steady_ns_.load() / 1'000'000'000 - kStartS; }
+  SteadyTime now() const override {
+    return SteadyTime(std::chrono::nanoseconds(steady_ns_.load()));
+  }
+  int64_t unix_now() const override {
+    return unix_s_.load() + steady_ns_.load() / 1'000'000'000 - kStartS;
+  }
   int64_t unix_now_ms() const override {
     return unix_s_.load() * 1000 + steady_ns_.load() / 1'000'000 - kStartS * 1000;
   }

@@ -5,8 +5,8 @@
 #include "common/cors.h"
 #include "common/http_server.h"
 #include "common/json.h"
-#include "common/tls.h"
 #include "common/log.h"
+#include "common/tls.h"
 
 #include <rapidjson/error/en.h>
 #include <rapidjson/stringbuffer.h>
@@ -52,7 +52,8 @@ Status apply_override(rapidjson::Document& doc, const std::string& file, const s
   size_t start = 0;
   while (true) {
     size_t dot = key.find('.', start);
-    std::string part = key.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
+    std::string part =
+        key.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
     if (part.empty()) {
       return Error{"bad_config", file + ": override '" + key + "': empty key component"};
     }
@@ -70,8 +71,8 @@ Status apply_override(rapidjson::Document& doc, const std::string& file, const s
       return {};
     }
     if (it == node->MemberEnd()) {
-      node->AddMember(rapidjson::Value(part.c_str(), alloc), rapidjson::Value(rapidjson::kObjectType),
-                      alloc);
+      node->AddMember(rapidjson::Value(part.c_str(), alloc),
+                      rapidjson::Value(rapidjson::kObjectType), alloc);
       it = node->FindMember(part.c_str());
     }
     node = &it->value;
@@ -96,11 +97,13 @@ Result<ConfigDocument> ConfigDocument::parse(const std::string& name, const std:
   out.file_ = name;
   out.doc_ = std::make_shared<rapidjson::Document>();
   const Status json = parse_json(text, *out.doc_);
-  if (!json && json.error().code == "json_too_deep") return Error{"bad_config", name + ": " + json.error().message};
+  if (!json && json.error().code == "json_too_deep")
+    return Error{"bad_config", name + ": " + json.error().message};
   if (!json) {
     // Report the line so an operator can find the typo.
     size_t offset = out.doc_->GetErrorOffset();
-    size_t line = 1 + static_cast<size_t>(std::count(text.begin(), text.begin() + std::min(offset, text.size()), '\n'));
+    size_t line = 1 + static_cast<size_t>(std::count(
+                          text.begin(), text.begin() + std::min(offset, text.size()), '\n'));
     return Error{"bad_config", name + ": line " + std::to_string(line) + ": invalid JSON: " +
                                    rapidjson::GetParseError_En(out.doc_->GetParseError())};
   }
@@ -117,15 +120,22 @@ ConfigReader::ConfigReader(const ConfigDocument& doc)
 
 ConfigReader::ConfigReader(const rapidjson::Value* object, std::string file, std::string prefix,
                            std::shared_ptr<std::vector<std::string>> errors)
-    : object_(object), file_(std::move(file)), prefix_(std::move(prefix)), errors_(std::move(errors)) {}
+    : object_(object),
+      file_(std::move(file)),
+      prefix_(std::move(prefix)),
+      errors_(std::move(errors)) {}
 
-std::string ConfigReader::path(const char* key) const { return prefix_.empty() ? key : prefix_ + "." + key; }
+std::string ConfigReader::path(const char* key) const {
+  return prefix_.empty() ? key : prefix_ + "." + key;
+}
 
 void ConfigReader::error(const char* key, const std::string& problem) {
   errors_->push_back(file_ + ": key '" + path(key) + "': " + problem);
 }
 
-void ConfigReader::fail(const char* key, const std::string& problem) { error(key, problem); }
+void ConfigReader::fail(const char* key, const std::string& problem) {
+  error(key, problem);
+}
 
 const rapidjson::Value* ConfigReader::find(const char* key) {
   used_.emplace_back(key);
@@ -201,7 +211,8 @@ bool ConfigReader::boolean(const char* key, bool fallback) {
   return v->GetBool();
 }
 
-std::vector<std::string> ConfigReader::string_list(const char* key, std::vector<std::string> fallback) {
+std::vector<std::string> ConfigReader::string_list(const char* key,
+                                                   std::vector<std::string> fallback) {
   const auto* v = find(key);
   if (v == nullptr) return fallback;
   if (!v->IsArray()) {
@@ -262,8 +273,8 @@ void ConfigReader::each_member(const char* key,
   for (const auto& member : v->GetObject()) {
     std::string name(member.name.GetString(), member.name.GetStringLength());
     if (!member.value.IsObject()) {
-      errors_->push_back(file_ + ": key '" + path(key) + "." + name + "': expected an object, got " +
-                         describe(member.value));
+      errors_->push_back(file_ + ": key '" + path(key) + "." + name +
+                         "': expected an object, got " + describe(member.value));
       continue;
     }
     ConfigReader child(&member.value, file_, path(key) + "." + name, errors_);
@@ -272,7 +283,8 @@ void ConfigReader::each_member(const char* key,
   }
 }
 
-void ConfigReader::each_element(const char* key, const std::function<void(size_t, ConfigReader&)>& fn) {
+void ConfigReader::each_element(const char* key,
+                                const std::function<void(size_t, ConfigReader&)>& fn) {
   const auto* v = find(key);
   if (v == nullptr) return;
   if (!v->IsArray()) {
@@ -283,7 +295,8 @@ void ConfigReader::each_element(const char* key, const std::function<void(size_t
   for (const auto& item : v->GetArray()) {
     std::string item_path = path(key) + "[" + std::to_string(index) + "]";
     if (!item.IsObject()) {
-      errors_->push_back(file_ + ": key '" + item_path + "': expected an object, got " + describe(item));
+      errors_->push_back(file_ + ": key '" + item_path + "': expected an object, got " +
+                         describe(item));
     } else {
       ConfigReader child(&item, file_, item_path, errors_);
       fn(index, child);
@@ -317,8 +330,8 @@ Status ConfigReader::status() const {
   return Error{"bad_config", error_text()};
 }
 
-void read_listen_section(ConfigReader& listen, const std::string& config_file, uint16_t default_port,
-                         bool http2_capable, HttpServerOptions& options) {
+void read_listen_section(ConfigReader& listen, const std::string& config_file,
+                         uint16_t default_port, bool http2_capable, HttpServerOptions& options) {
   options.host = listen.string("host", "127.0.0.1");
   options.port = static_cast<uint16_t>(listen.integer("port", default_port, 0, 65535));
   options.plain = listen.boolean("plain", true);
@@ -330,7 +343,8 @@ void read_listen_section(ConfigReader& listen, const std::string& config_file, u
   std::filesystem::path dir = std::filesystem::path(config_file).parent_path();
   auto resolve = [&](const char* key, bool required = true) {
     std::string file = tls.string(key, "");
-    if (required && options.tls.enabled && file.empty()) tls.fail(key, "is required when tls.enabled is true");
+    if (required && options.tls.enabled && file.empty())
+      tls.fail(key, "is required when tls.enabled is true");
     if (file.empty() || std::filesystem::path(file).is_absolute()) return file;
     return (dir / file).lexically_normal().string();
   };
@@ -349,7 +363,8 @@ void read_listen_section(ConfigReader& listen, const std::string& config_file, u
       if (!tickets) tls.fail("ticket_key_file", tickets.error().message);
     }
     if (tickets && !options.tls.certificate.empty() && !options.tls.key.empty()) {
-      if (auto ctx = build_server_tls_context(options.tls); !ctx) tls.fail("certificate", ctx.error().message);
+      if (auto ctx = build_server_tls_context(options.tls); !ctx)
+        tls.fail("certificate", ctx.error().message);
     }
     if (options.plain && options.port == options.tls.port && options.port != 0) {
       tls.fail("port", "must differ from listen.port");
@@ -362,7 +377,8 @@ void read_listen_section(ConfigReader& listen, const std::string& config_file, u
 }
 
 void read_server_section(ConfigReader& server, HttpServerOptions& options) {
-  options.max_header_bytes = static_cast<size_t>(server.integer("max_header_bytes", 16384, 1024, 1 << 20));
+  options.max_header_bytes =
+      static_cast<size_t>(server.integer("max_header_bytes", 16384, 1024, 1 << 20));
   options.max_body_bytes = static_cast<size_t>(server.integer("max_body_bytes", 65536, 0, 1 << 24));
   options.listen_backlog = static_cast<int>(server.integer("listen_backlog", 4096, 16, 65535));
   options.io_timeout_s = static_cast<int>(server.integer("io_timeout_s", 30, 1, 3600));

@@ -63,7 +63,8 @@ class ConfigReader {
   // A nested object; absent → an empty object (all defaults).
   ConfigReader object(const char* key);
   // Calls fn(name, reader) for each member of the object at `key` (a map).
-  void each_member(const char* key, const std::function<void(const std::string&, ConfigReader&)>& fn);
+  void each_member(const char* key,
+                   const std::function<void(const std::string&, ConfigReader&)>& fn);
   // Calls fn(index, reader) for each element (objects) of the array at `key`.
   void each_element(const char* key, const std::function<void(size_t, ConfigReader&)>& fn);
 
@@ -95,8 +96,8 @@ struct HttpServerOptions;
 // plain HTTP, default true), http2 (only where `http2_capable`) and the "tls"
 // object (enabled, port, certificate, key; files relative to `config_file`'s
 // directory, loaded once here so a bad certificate is a config error).
-void read_listen_section(ConfigReader& listen, const std::string& config_file, uint16_t default_port,
-                         bool http2_capable, HttpServerOptions& options);
+void read_listen_section(ConfigReader& listen, const std::string& config_file,
+                         uint16_t default_port, bool http2_capable, HttpServerOptions& options);
 // Reads the "server" section shared by every binary (request limits, timeouts,
 // access log) into `options`, keeping its service name and listen address.
 void read_server_section(ConfigReader& server, HttpServerOptions& options);

@@ -32,7 +32,8 @@ struct CorsRules {
   // CMCD-*: players that send their CMCD report as headers (Media3's default, hls.js's
   // useHeaders) need them allowed in the preflight.
   std::string allow_headers =
-      "Authorization, Content-Type, Range, If-None-Match, If-Modified-Since, CMCD-Object, CMCD-Request, "
+      "Authorization, Content-Type, Range, If-None-Match, If-Modified-Since, CMCD-Object, "
+      "CMCD-Request, "
       "CMCD-Session, CMCD-Status";
   std::string expose_headers = "Content-Length, Content-Range, Age, X-Cache, Retry-After";
   // Exact paths (operator endpoints) and path prefixes that carry no CORS headers.

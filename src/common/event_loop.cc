@@ -41,7 +41,9 @@ EventLoop::~EventLoop() {
   base_.reset();
 }
 
-void EventLoop::post(std::function<void()> job) { poster_->post(std::move(job)); }
+void EventLoop::post(std::function<void()> job) {
+  poster_->post(std::move(job));
+}
 
 void EventLoop::run() {
   running_thread_.store(std::this_thread::get_id());
@@ -58,10 +60,12 @@ LoopTimer::LoopTimer(EventLoop& loop, Repeat repeat, std::function<void()> fire)
 
 void LoopTimer::start(std::chrono::microseconds after) {
   if (!event_) {
-    event_.reset(event_new(&loop_.base(), -1, repeat_ == Repeat::every ? EV_PERSIST : 0, &LoopTimer::on_fire, this));
+    event_.reset(event_new(&loop_.base(), -1, repeat_ == Repeat::every ? EV_PERSIST : 0,
+                           &LoopTimer::on_fire, this));
   }
   const auto micros = std::max<std::chrono::microseconds::rep>(after.count(), 0);
-  const timeval tv{static_cast<time_t>(micros / 1'000'000), static_cast<suseconds_t>(micros % 1'000'000)};
+  const timeval tv{static_cast<time_t>(micros / 1'000'000),
+                   static_cast<suseconds_t>(micros % 1'000'000)};
   evtimer_add(event_.get(), &tv);
 }
 

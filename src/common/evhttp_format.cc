@@ -46,22 +46,30 @@ thread_local int t_error_page = 0;
 
 const char* error_code_for(int status) {
   switch (status) {
-    case 400: return "bad_request";
-    case 404: return "not_found";
-    case 405: return "method_not_allowed";
-    case 413: return "body_too_large";
-    case 501: return "not_implemented";
-    case 503: return "unavailable";
-    default: return "http_error";
+    case 400:
+      return "bad_request";
+    case 404:
+      return "not_found";
+    case 405:
+      return "method_not_allowed";
+    case 413:
+      return "body_too_large";
+    case 501:
+      return "not_implemented";
+    case 503:
+      return "unavailable";
+    default:
+      return "http_error";
   }
 }
 
 int add_error_body(evbuffer* buf, int status) {
-  std::string body = std::string("{\"error\":{\"code\":\"") + error_code_for(status) + "\",\"message\":\"" +
-                     (status == 400 ? "The request could not be parsed: a malformed request line or header, or "
-                                      "headers far larger than the server accepts."
-                                    : "The server refused this request at the HTTP layer.") +
-                     "\"}}\n";
+  std::string body =
+      std::string("{\"error\":{\"code\":\"") + error_code_for(status) + "\",\"message\":\"" +
+      (status == 400 ? "The request could not be parsed: a malformed request line or header, or "
+                       "headers far larger than the server accepts."
+                     : "The server refused this request at the HTTP layer.") +
+      "\"}}\n";
   t_error_page = 1;
   return evbuffer_add(buf, body.data(), body.size()) == 0 ? static_cast<int>(body.size()) : -1;
 }
@@ -90,7 +98,8 @@ char* put_hex(char* out, unsigned v) {
   return out;
 }
 
-int add_pieces(evbuffer* buf, const char* a, size_t la, const char* sep, size_t lsep, const char* b, size_t lb) {
+int add_pieces(evbuffer* buf, const char* a, size_t la, const char* sep, size_t lsep, const char* b,
+               size_t lb) {
   char line[512];
   size_t total = la + lsep + lb + 2;
   if (total <= sizeof line) {
@@ -105,8 +114,8 @@ int add_pieces(evbuffer* buf, const char* a, size_t la, const char* sep, size_t 
     *p++ = '\n';
     return evbuffer_add(buf, line, total) == 0 ? static_cast<int>(total) : -1;
   }
-  if (evbuffer_add(buf, a, la) != 0 || evbuffer_add(buf, sep, lsep) != 0 || evbuffer_add(buf, b, lb) != 0 ||
-      evbuffer_add(buf, "\r\n", 2) != 0) {
+  if (evbuffer_add(buf, a, la) != 0 || evbuffer_add(buf, sep, lsep) != 0 ||
+      evbuffer_add(buf, b, lb) != 0 || evbuffer_add(buf, "\r\n", 2) != 0) {
     return -1;
   }
   return static_cast<int>(total);
@@ -114,12 +123,16 @@ int add_pieces(evbuffer* buf, const char* a, size_t la, const char* sep, size_t 
 
 }  // namespace
 
-uint64_t fast_header_formats() { return g_fast_formats.load(std::memory_order_relaxed); }
+uint64_t fast_header_formats() {
+  return g_fast_formats.load(std::memory_order_relaxed);
+}
 
 bool evhttp_format_in_effect() {
   // What evhttp's calls resolve to: the first definition in the global scope.
-  return dlsym(RTLD_DEFAULT, "evbuffer_add_printf") == reinterpret_cast<void*>(&evbuffer_add_printf) &&
-         dlsym(RTLD_DEFAULT, "evutil_ascii_strcasecmp") == reinterpret_cast<void*>(&evutil_ascii_strcasecmp) &&
+  return dlsym(RTLD_DEFAULT, "evbuffer_add_printf") ==
+             reinterpret_cast<void*>(&evbuffer_add_printf) &&
+         dlsym(RTLD_DEFAULT, "evutil_ascii_strcasecmp") ==
+             reinterpret_cast<void*>(&evutil_ascii_strcasecmp) &&
          dlsym(RTLD_DEFAULT, "evbuffer_read") == reinterpret_cast<void*>(&evbuffer_read);
 }
 
@@ -154,7 +167,8 @@ extern "C" int evbuffer_add_printf(struct evbuffer* buf, const char* fmt, ...) {
       p = common::put_uint(p, static_cast<unsigned>(minor));
       *p++ = ' ';
       p = common::put_uint(p, static_cast<unsigned>(code));
-      n = common::add_pieces(buf, head, static_cast<size_t>(p - head), " ", 1, reason, strlen(reason));
+      n = common::add_pieces(buf, head, static_cast<size_t>(p - head), " ", 1, reason,
+                             strlen(reason));
       common::g_fast_formats.fetch_add(1, std::memory_order_relaxed);
     } else {
       va_end(ap);  // not a line evhttp writes: format it the usual way
@@ -167,7 +181,8 @@ extern "C" int evbuffer_add_printf(struct evbuffer* buf, const char* fmt, ...) {
     char* p = common::put_hex(line, size);
     *p++ = '\r';
     *p++ = '\n';
-    n = evbuffer_add(buf, line, static_cast<size_t>(p - line)) == 0 ? static_cast<int>(p - line) : -1;
+    n = evbuffer_add(buf, line, static_cast<size_t>(p - line)) == 0 ? static_cast<int>(p - line)
+                                                                    : -1;
     common::g_fast_formats.fetch_add(1, std::memory_order_relaxed);
   } else {
     n = evbuffer_add_vprintf(buf, fmt, ap);

@@ -44,7 +44,8 @@ class FairQueue {
   enum class Admission { queued, key_full, queue_full };
   struct PushResult {
     Admission admission = Admission::queued;
-    std::optional<Job> displaced;  // queued: an entry pushed out to make room (its owner answers "busy")
+    std::optional<Job>
+        displaced;  // queued: an entry pushed out to make room (its owner answers "busy")
   };
 
   explicit FairQueue(FairQueueLimits limits) : limits_(limits) {}
@@ -68,7 +69,8 @@ class FairQueue {
     }
     if (full) {
       auto heaviest = heaviest_key(now);
-      if (heaviest == keys_.end() || heaviest->first == key || heaviest->second.demand <= mine.demand + 0.5) {
+      if (heaviest == keys_.end() || heaviest->first == key ||
+          heaviest->second.demand <= mine.demand + 0.5) {
         out.admission = Admission::queue_full;
         return out;
       }
@@ -134,7 +136,8 @@ class FairQueue {
     SteadyTime not_before;
   };
   struct KeyState {
-    std::vector<Entry> entries;  // beyond per_key only while the queue had room; an idle key allocates nothing
+    std::vector<Entry>
+        entries;  // beyond per_key only while the queue had room; an idle key allocates nothing
     double demand = 0;  // entries pushed, decayed to `updated`
     SteadyTime updated{};
   };
@@ -175,7 +178,8 @@ class FairQueue {
       it = it->second.entries.empty() && it->second.demand < 0.01 ? keys_.erase(it) : std::next(it);
     }
     if (keys_.size() <= limits_.capacity + limits_.max_idle_keys / 2) return;
-    for (auto it = keys_.begin(); it != keys_.end();) it = it->second.entries.empty() ? keys_.erase(it) : std::next(it);
+    for (auto it = keys_.begin(); it != keys_.end();)
+      it = it->second.entries.empty() ? keys_.erase(it) : std::next(it);
   }
 
   FairQueueLimits limits_;

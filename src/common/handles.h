@@ -31,7 +31,9 @@ using CurlEasyPtr = CHandle<CURL, curl_easy_cleanup>;
 using CurlSlistPtr = CHandle<curl_slist, curl_slist_free_all>;
 using SslCtxPtr = CHandle<SSL_CTX, SSL_CTX_free>;
 
-inline void curl_multi_free(CURLM* m) { curl_multi_cleanup(m); }
+inline void curl_multi_free(CURLM* m) {
+  curl_multi_cleanup(m);
+}
 using CurlMultiPtr = CHandle<CURLM, curl_multi_free>;
 
 }  // namespace common

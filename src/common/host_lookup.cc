@@ -23,9 +23,11 @@ std::string resolve_host(const std::string& host) {
   if (getaddrinfo(host.c_str(), nullptr, &hints, &found) != 0 || found == nullptr) return {};
   char text[INET6_ADDRSTRLEN] = {};
   if (found->ai_family == AF_INET) {
-    inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(found->ai_addr)->sin_addr, text, sizeof text);
+    inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(found->ai_addr)->sin_addr, text,
+              sizeof text);
   } else if (found->ai_family == AF_INET6) {
-    inet_ntop(AF_INET6, &reinterpret_cast<sockaddr_in6*>(found->ai_addr)->sin6_addr, text, sizeof text);
+    inet_ntop(AF_INET6, &reinterpret_cast<sockaddr_in6*>(found->ai_addr)->sin6_addr, text,
+              sizeof text);
   }
   freeaddrinfo(found);
   return text;
@@ -49,6 +51,8 @@ bool HostAddress::known_or_lookup(std::function<void(std::string address)> found
   return false;
 }
 
-void HostAddress::stop() { lookups_.reset(); }
+void HostAddress::stop() {
+  lookups_.reset();
+}
 
 }  // namespace common

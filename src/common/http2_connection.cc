@@ -62,9 +62,10 @@ bool connection_specific(const std::string& name) {
 }
 
 nghttp2_nv make_nv(const std::string& name, const std::string& value) {
-  return nghttp2_nv{reinterpret_cast<uint8_t*>(const_cast<char*>(name.data())),
-                    reinterpret_cast<uint8_t*>(const_cast<char*>(value.data())), name.size(), value.size(),
-                    NGHTTP2_NV_FLAG_NONE};  // nghttp2 copies: the strings may be gone before the frame is sent
+  return nghttp2_nv{
+      reinterpret_cast<uint8_t*>(const_cast<char*>(name.data())),
+      reinterpret_cast<uint8_t*>(const_cast<char*>(value.data())), name.size(), value.size(),
+      NGHTTP2_NV_FLAG_NONE};  // nghttp2 copies: the strings may be gone before the frame is sent
 }
 
 std::string peer_ip(bufferevent* bev) {
@@ -112,7 +113,8 @@ namespace {
 // close) sees an unexpected EOF, reports an error and drops the session it could resume.
 void send_close_notify(bufferevent* transport) {
   SSL* ssl = bufferevent_openssl_get_ssl(transport);
-  if (ssl == nullptr || !SSL_is_init_finished(ssl) || evbuffer_get_length(bufferevent_get_output(transport)) > 0) {
+  if (ssl == nullptr || !SSL_is_init_finished(ssl) ||
+      evbuffer_get_length(bufferevent_get_output(transport)) > 0) {
     return;
   }
   // One short alert on a non-blocking socket; a peer already gone makes it fail, harmlessly.
@@ -155,14 +157,15 @@ void remove_all(evkeyvalq* headers, const char* name) {
 void on_filter_output(evbuffer*, const evbuffer_cb_info* info, void* arg) {
   auto* s = static_cast<Sniffer*>(arg);
   if (info->n_added > 0 && s->mode == Sniffer::Mode::http1) {
-    bufferevent_trigger(s->transport, EV_WRITE, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
+    bufferevent_trigger(s->transport, EV_WRITE,
+                        BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
   }
 }
 
 // In the clear, moves whole chains only, so nothing is copied (file segments stay files).
 // Over TLS, output goes in record-sized pieces (move_in_tls_records).
-bufferevent_filter_result pass_output(evbuffer* src, evbuffer* dst, ev_ssize_t limit, bufferevent_flush_mode mode,
-                                      void* ctx) {
+bufferevent_filter_result pass_output(evbuffer* src, evbuffer* dst, ev_ssize_t limit,
+                                      bufferevent_flush_mode mode, void* ctx) {
   size_t bound = limit < 0 ? SIZE_MAX : static_cast<size_t>(limit);
   auto* s = static_cast<Sniffer*>(ctx);
   if (s->tls) {
@@ -176,7 +179,8 @@ bufferevent_filter_result pass_output(evbuffer* src, evbuffer* dst, ev_ssize_t l
     // event's addition and removal cancel out before they reach the kernel.
     if (moved > 0 && was_idle) {
       SSL* ssl = bufferevent_openssl_get_ssl(s->transport);
-      if (ssl != nullptr && SSL_is_init_finished(ssl)) event_active(&s->transport->ev_write, EV_WRITE, 1);
+      if (ssl != nullptr && SSL_is_init_finished(ssl))
+        event_active(&s->transport->ev_write, EV_WRITE, 1);
     }
     return moved > 0 || evbuffer_get_length(src) == 0 ? BEV_OK : BEV_NEED_MORE;
   }
@@ -193,13 +197,14 @@ bufferevent_filter_result pass_output(evbuffer* src, evbuffer* dst, ev_ssize_t l
   return BEV_OK;
 }
 
-bufferevent_filter_result sniff_input(evbuffer* src, evbuffer* dst, ev_ssize_t, bufferevent_flush_mode,
-                                      void* ctx) {
+bufferevent_filter_result sniff_input(evbuffer* src, evbuffer* dst, ev_ssize_t,
+                                      bufferevent_flush_mode, void* ctx) {
   auto* s = static_cast<Sniffer*>(ctx);
   if (s->mode == Sniffer::Mode::undecided) {
     if (s->tls) {
       SSL* ssl = bufferevent_openssl_get_ssl(s->transport);
-      s->mode = ssl != nullptr && negotiated_protocol(ssl) == "h2" ? Sniffer::Mode::http2 : Sniffer::Mode::http1;
+      s->mode = ssl != nullptr && negotiated_protocol(ssl) == "h2" ? Sniffer::Mode::http2
+                                                                   : Sniffer::Mode::http1;
     } else {
       char start[kPrefaceSize];
       size_t n = std::min(evbuffer_get_length(src), kPrefaceSize);
@@ -221,7 +226,9 @@ bufferevent_filter_result sniff_input(evbuffer* src, evbuffer* dst, ev_ssize_t, 
       bufferevent_getcb(s->filter, nullptr, nullptr, nullptr, &evcon);
       evhttp_connection_set_closecb(
           static_cast<evhttp_connection*>(evcon),
-          [](evhttp_connection* conn, void* filters) { static_cast<ProtocolFilters*>(filters)->flush_before_close(conn); },
+          [](evhttp_connection* conn, void* filters) {
+            static_cast<ProtocolFilters*>(filters)->flush_before_close(conn);
+          },
           registry.get());
     }
   }
@@ -272,7 +279,9 @@ struct Http2Callbacks {
           auto* keep = new std::shared_ptr<Http2Body>(stream->body);
           if (evbuffer_add_reference(
                   out, vec[i].iov_base, take,
-                  [](const void*, size_t, void* arg) { delete static_cast<std::shared_ptr<Http2Body>*>(arg); },
+                  [](const void*, size_t, void* arg) {
+                    delete static_cast<std::shared_ptr<Http2Body>*>(arg);
+                  },
                   keep) != 0) {
             delete keep;
             return NGHTTP2_ERR_CALLBACK_FAILURE;
@@ -313,8 +322,8 @@ struct Http2Callbacks {
     return 0;
   }
 
-  static int header(nghttp2_session* session, const nghttp2_frame* frame, const uint8_t* name, size_t namelen,
-                    const uint8_t* value, size_t valuelen, uint8_t, void* user) {
+  static int header(nghttp2_session* session, const nghttp2_frame* frame, const uint8_t* name,
+                    size_t namelen, const uint8_t* value, size_t valuelen, uint8_t, void* user) {
     if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
     Http2Stream* stream = stream_of(session, frame->hd.stream_id);
     if (stream == nullptr) return 0;
@@ -347,8 +356,8 @@ struct Http2Callbacks {
     return 0;
   }
 
-  static int data_chunk(nghttp2_session* session, uint8_t, int32_t id, const uint8_t* data, size_t len,
-                        void* user) {
+  static int data_chunk(nghttp2_session* session, uint8_t, int32_t id, const uint8_t* data,
+                        size_t len, void* user) {
     Http2Stream* stream = stream_of(session, id);
     auto* c = static_cast<Http2Connection*>(user);
     if (stream == nullptr) return 0;
@@ -435,7 +444,8 @@ std::optional<std::string> Http2Stream::request_header(const char* name) const {
 std::vector<HttpHeader> Http2Stream::request_headers_with_prefix(std::string_view prefix) const {
   std::vector<HttpHeader> out;
   for (const auto& h : request_headers) {
-    if (h.name.size() >= prefix.size() && strncasecmp(h.name.data(), prefix.data(), prefix.size()) == 0)
+    if (h.name.size() >= prefix.size() &&
+        strncasecmp(h.name.data(), prefix.data(), prefix.size()) == 0)
       out.push_back(h);
   }
   return out;
@@ -448,7 +458,8 @@ void Http2Stream::add_response_header(const std::string& name, const std::string
 }
 
 void Http2Stream::remove_response_header(const char* name) {
-  std::erase_if(response_headers, [&](const HttpHeader& h) { return strcasecmp(h.name.c_str(), name) == 0; });
+  std::erase_if(response_headers,
+                [&](const HttpHeader& h) { return strcasecmp(h.name.c_str(), name) == 0; });
 }
 
 bool Http2Stream::has_response_header(const char* name) const {
@@ -469,7 +480,8 @@ void Http2Stream::submit_head(int status, bool with_body) {
   if (with_body && !body) body = std::make_shared<Http2Body>();
   submitted = true;
   // Without a data provider the HEADERS frame ends the stream.
-  nghttp2_submit_response(connection->session(), id, nva.data(), nva.size(), with_body ? &provider : nullptr);
+  nghttp2_submit_response(connection->session(), id, nva.data(), nva.size(),
+                          with_body ? &provider : nullptr);
   connection->flush();
 }
 
@@ -517,7 +529,8 @@ void Http2Stream::abort_reply() {
 
 // ---- Http2Connection ----
 
-Http2Connection::Http2Connection(HttpServer& server, bufferevent* filter, bufferevent* transport, bool tls)
+Http2Connection::Http2Connection(HttpServer& server, bufferevent* filter, bufferevent* transport,
+                                 bool tls)
     : server_(server), filter_(filter), transport_(transport), tls_(tls) {
   // evhttp's connection object stays the owner of the filter; we keep its
   // address to free it (and with it the filter and the socket) when done.
@@ -531,7 +544,8 @@ Http2Connection::Http2Connection(HttpServer& server, bufferevent* filter, buffer
   bufferevent_setwatermark(transport_, EV_WRITE, 0, kTransportBound);
   bufferevent_setwatermark(filter_, EV_WRITE, kOutputBound, 0);
   bufferevent_setcb(
-      filter_, nullptr, [](bufferevent*, void* arg) { static_cast<Http2Connection*>(arg)->on_writable(); },
+      filter_, nullptr,
+      [](bufferevent*, void* arg) { static_cast<Http2Connection*>(arg)->on_writable(); },
       [](bufferevent*, short events, void* arg) {
         auto* self = static_cast<Http2Connection*>(arg);
         if (events & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)) self->close_soon();
@@ -548,7 +562,8 @@ Http2Connection::Http2Connection(HttpServer& server, bufferevent* filter, buffer
       // whole segments) instead of all of them a frame at a time.
       {NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES, 1},
   };
-  nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, settings, sizeof settings / sizeof settings[0]);
+  nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, settings,
+                          sizeof settings / sizeof settings[0]);
   event_base* base = bufferevent_get_base(filter_);
   close_event_.reset(event_new(
       base, -1, 0,
@@ -559,7 +574,8 @@ Http2Connection::Http2Connection(HttpServer& server, bufferevent* filter, buffer
       },
       this));
   idle_timer_.reset(event_new(
-      base, -1, EV_PERSIST, [](evutil_socket_t, short, void* arg) { static_cast<Http2Connection*>(arg)->on_timer(); },
+      base, -1, EV_PERSIST,
+      [](evutil_socket_t, short, void* arg) { static_cast<Http2Connection*>(arg)->on_timer(); },
       this));
   timeval tick{1, 0};
   evtimer_add(idle_timer_.get(), &tick);
@@ -572,8 +588,10 @@ Http2Connection::~Http2Connection() {
   if (!detached_) server_.http2_closed(*this);
   // Streams still open end as if their client went away.
   for (Http2Stream* stream : std::vector<Http2Stream*>(streams_.begin(), streams_.end())) {
-    if (!detached_) stream_closed(*stream);
-    else delete stream;
+    if (!detached_)
+      stream_closed(*stream);
+    else
+      delete stream;
   }
   nghttp2_session_del(session_);
 }
@@ -605,10 +623,12 @@ void Http2Connection::receive(evbuffer* input) {
     // Replies made inside nghttp2's callbacks are sent after it returns (flush
     // must not re-enter the session).
     in_recv_ = true;
-    ssize_t used = nghttp2_session_mem_recv(session_, static_cast<const uint8_t*>(vec.iov_base), vec.iov_len);
+    ssize_t used =
+        nghttp2_session_mem_recv(session_, static_cast<const uint8_t*>(vec.iov_base), vec.iov_len);
     in_recv_ = false;
     if (used < 0) {
-      LOG_DEBUG("http2", "closing a connection from ", remote_ip_, ": ", nghttp2_strerror(static_cast<int>(used)));
+      LOG_DEBUG("http2", "closing a connection from ", remote_ip_, ": ",
+                nghttp2_strerror(static_cast<int>(used)));
       evbuffer_drain(input, evbuffer_get_length(input));
       flush();  // a GOAWAY nghttp2 queued, if any
       close_soon();
@@ -688,8 +708,9 @@ void Http2Connection::on_timer() {
 
 void Http2Connection::shut_down() {
   if (closing_) return;
-  nghttp2_submit_goaway(session_, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(session_),
-                        NGHTTP2_NO_ERROR, nullptr, 0);
+  nghttp2_submit_goaway(session_, NGHTTP2_FLAG_NONE,
+                        nghttp2_session_get_last_proc_stream_id(session_), NGHTTP2_NO_ERROR,
+                        nullptr, 0);
   flush();
 }
 
@@ -710,7 +731,8 @@ void Http2Connection::count_reset() {
 
 void Http2Connection::refuse_header_list(bool abusive) {
   server_.count_header_list_refusal();
-  if (abusive) LOG_WARN("http2", "closing a connection from ", remote_ip_, ": header list far over the limit");
+  if (abusive)
+    LOG_WARN("http2", "closing a connection from ", remote_ip_, ": header list far over the limit");
 }
 
 void Http2Connection::close_soon() {
@@ -733,7 +755,8 @@ void Http2Connection::dispatch(Http2Stream& stream) {
   if (q != std::string::npos) state->query = state->target.substr(q + 1);
   state->remote_ip = remote_ip_;
   stream.state = state;
-  size_t body_size = stream.body_too_large ? server_.options().max_body_bytes + 1 : stream.request_body.size();
+  size_t body_size =
+      stream.body_too_large ? server_.options().max_body_bytes + 1 : stream.request_body.size();
   server_.dispatch(std::move(state), stream.header_bytes + stream.path.size(), body_size);
 }
 
@@ -770,7 +793,8 @@ void ProtocolFilters::flush_before_close(evhttp_connection* conn) {
   if (filter == nullptr) return;
   Sniffer& s = *filter;
   evbuffer* out = bufferevent_get_output(s.transport);
-  evbuffer_remove_buffer(bufferevent_get_output(s.filter), out, evbuffer_get_length(bufferevent_get_output(s.filter)));
+  evbuffer_remove_buffer(bufferevent_get_output(s.filter), out,
+                         evbuffer_get_length(bufferevent_get_output(s.filter)));
   SSL* ssl = s.tls ? bufferevent_openssl_get_ssl(s.transport) : nullptr;
   evutil_socket_t fd = bufferevent_getfd(s.transport);
   // Bounded: evhttp's own replies are a few hundred bytes; a client that does not read
@@ -813,7 +837,8 @@ void ProtocolFilters::close_after_reply(evhttp_request* req) {
   evbuffer_drain(unread, evbuffer_get_length(unread));
   s.close_when_written = conn;
   if (s.transport_watch == nullptr) {
-    s.transport_watch = evbuffer_add_cb(bufferevent_get_output(s.transport), on_transport_output, &s);
+    s.transport_watch =
+        evbuffer_add_cb(bufferevent_get_output(s.transport), on_transport_output, &s);
   }
   close_if_written(s);
 }
@@ -835,7 +860,8 @@ size_t move_in_tls_records(evbuffer* src, evbuffer* dst, size_t limit, bool hold
     // tail may have grown into a full record.
     if (n < kTlsRecordPiece && hold_short_tail && evbuffer_get_length(dst) > 0) break;
     evbuffer_iovec space;
-    if (evbuffer_reserve_space(dst, static_cast<ev_ssize_t>(n), &space, 1) != 1 || space.iov_len < n) {
+    if (evbuffer_reserve_space(dst, static_cast<ev_ssize_t>(n), &space, 1) != 1 ||
+        space.iov_len < n) {
       evbuffer_remove_buffer(src, dst, n);  // out of memory: unjoined, but nothing lost
       moved += n;
       continue;
@@ -849,7 +875,8 @@ size_t move_in_tls_records(evbuffer* src, evbuffer* dst, size_t limit, bool hold
   return moved;
 }
 
-bufferevent* new_protocol_sniffing_bufferevent(HttpServer& server, bufferevent* transport, bool tls) {
+bufferevent* new_protocol_sniffing_bufferevent(HttpServer& server, bufferevent* transport,
+                                               bool tls) {
   auto* sniffer = new Sniffer{&server, transport, tls, server.protocol_filters()};
   bufferevent* filter = bufferevent_filter_new(
       // Deferred callbacks: evhttp must hear of written output from the loop, never from
@@ -874,13 +901,15 @@ bufferevent* new_protocol_sniffing_bufferevent(HttpServer& server, bufferevent* 
     return nullptr;
   }
   sniffer->filter = filter;
-  sniffer->output_watch = evbuffer_add_cb(bufferevent_get_output(filter), on_filter_output, sniffer);
+  sniffer->output_watch =
+      evbuffer_add_cb(bufferevent_get_output(filter), on_filter_output, sniffer);
   sniffer->close_event.reset(event_new(
       bufferevent_get_base(filter), -1, 0,
       [](evutil_socket_t, short, void* arg) {
         auto* s = static_cast<Sniffer*>(arg);
         // Frees the filter, the transport and, later, this context.
-        if (evhttp_connection* conn = std::exchange(s->close_when_written, nullptr)) evhttp_connection_free(conn);
+        if (evhttp_connection* conn = std::exchange(s->close_when_written, nullptr))
+          evhttp_connection_free(conn);
       },
       sniffer));
   if (auto registry = sniffer->registry.lock()) registry->add(filter, sniffer);

@@ -50,15 +50,15 @@ struct Http2Stream final : ExchangeFrontEnd {
   std::vector<HttpHeader> request_headers;  // lower-case names, pseudo-headers apart
   std::string method, path;
   std::string request_body;
-  size_t header_bytes = 0;  // decoded name + value + 4 per field, counted past the limit
+  size_t header_bytes = 0;           // decoded name + value + 4 per field, counted past the limit
   bool header_list_refused = false;  // over the limit: fields no longer kept, reply 431
   bool body_too_large = false;
   std::shared_ptr<RequestState> state;  // once dispatched
   // Response.
   std::vector<HttpHeader> response_headers;
-  bool submitted = false;     // HEADERS submitted
+  bool submitted = false;      // HEADERS submitted
   bool body_complete = false;  // every body byte is queued
-  bool deferred = false;      // the data source waits for bytes
+  bool deferred = false;       // the data source waits for bytes
   std::shared_ptr<Http2Body> body;
   uint64_t body_framed = 0;  // bytes of `body` already in DATA frames
 
@@ -126,7 +126,7 @@ class Http2Connection {
   bool in_flush_ = false;
   bool in_recv_ = false;
   bool flush_again_ = false;
-  bool finishing_ = false;    // close when the output is written
+  bool finishing_ = false;  // close when the output is written
   bool goaway_sent_ = false;
   bool lingering_ = false;  // GOAWAY written: reading and dropping until the close
   double reset_tokens_ = 200;
@@ -185,6 +185,7 @@ class ProtocolFilters {
 // The bufferevent evhttp gets for a new connection on a server with TLS or h2c:
 // a filter over `transport` that hands HTTP/2 connections to Http2Connection.
 // Null on failure (evhttp then drops the connection).
-bufferevent* new_protocol_sniffing_bufferevent(HttpServer& server, bufferevent* transport, bool tls);
+bufferevent* new_protocol_sniffing_bufferevent(HttpServer& server, bufferevent* transport,
+                                               bool tls);
 
 }  // namespace common

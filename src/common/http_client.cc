@@ -43,7 +43,8 @@ std::string host_of(std::string_view url) {
 
 std::string_view trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n')) {
+  while (!s.empty() &&
+         (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n')) {
     s.remove_suffix(1);
   }
   return s;
@@ -57,13 +58,14 @@ size_t header_callback(char* data, size_t size, size_t n, void* arg) {
     // A new response head (after 100 Continue, or the only one).
     t->head = FetchHead{};
     auto sp = line.find(' ');
-    if (sp != std::string_view::npos) t->head.status = atoi(std::string(line.substr(sp + 1, 3)).c_str());
+    if (sp != std::string_view::npos)
+      t->head.status = atoi(std::string(line.substr(sp + 1, 3)).c_str());
     return size * n;
   }
   auto colon = line.find(':');
   if (colon != std::string_view::npos) {
-    t->head.headers.push_back(
-        HttpHeader{std::string(trim(line.substr(0, colon))), std::string(trim(line.substr(colon + 1)))});
+    t->head.headers.push_back(HttpHeader{std::string(trim(line.substr(0, colon))),
+                                         std::string(trim(line.substr(colon + 1)))});
   } else if (trim(line).empty() && t->head.status >= 200 && !t->head_delivered) {
     t->head_delivered = true;
     if (t->callbacks.on_head) t->callbacks.on_head(t->head);
@@ -85,7 +87,8 @@ size_t write_callback(char* data, size_t size, size_t n, void* arg) {
 }
 
 int socket_callback(CURL*, curl_socket_t s, int what, void* userp, void* socketp) {
-  return static_cast<HttpClient*>(userp)->on_socket(s, what, static_cast<HttpClient::SocketWatch*>(socketp));
+  return static_cast<HttpClient*>(userp)->on_socket(s, what,
+                                                    static_cast<HttpClient::SocketWatch*>(socketp));
 }
 
 int timer_callback(CURLM*, long timeout_ms, void* userp) {
@@ -97,7 +100,8 @@ int timer_callback(CURLM*, long timeout_ms, void* userp) {
 
 std::optional<std::string> FetchHead::header(std::string_view name) const {
   for (const auto& h : headers) {
-    if (h.name.size() == name.size() && strncasecmp(h.name.data(), name.data(), name.size()) == 0) return h.value;
+    if (h.name.size() == name.size() && strncasecmp(h.name.data(), name.data(), name.size()) == 0)
+      return h.value;
   }
   return std::nullopt;
 }
@@ -111,9 +115,11 @@ std::optional<uint64_t> FetchHead::content_length() const {
   return n;
 }
 
-HttpClient::HttpClient(event_base& base, HttpClientOptions options) : base_(base), options_(std::move(options)) {}
+HttpClient::HttpClient(event_base& base, HttpClientOptions options)
+    : base_(base), options_(std::move(options)) {}
 
-Result<std::unique_ptr<HttpClient>> HttpClient::create(event_base& base, HttpClientOptions options) {
+Result<std::unique_ptr<HttpClient>> HttpClient::create(event_base& base,
+                                                       HttpClientOptions options) {
   std::call_once(g_curl_init, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
   std::unique_ptr<HttpClient> client(new HttpClient(base, std::move(options)));
   client->multi_.reset(curl_multi_init());
@@ -153,7 +159,8 @@ FetchId HttpClient::fetch(FetchRequest request, FetchCallbacks callbacks) {
   curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
   curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-  curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(options_.connect_timeout.count()));
+  curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
+                   static_cast<long>(options_.connect_timeout.count()));
   t->created = std::chrono::steady_clock::now();
   t->timeout = request.timeout.value_or(options_.request_timeout);
   curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, static_cast<long>(t->timeout.count()));
@@ -169,8 +176,8 @@ FetchId HttpClient::fetch(FetchRequest request, FetchCallbacks callbacks) {
   // Wait for a connection being opened only where it may carry HTTP/2 streams: on HTTP/1.1 a
   // host's first request, held long (a blocking playlist reload), would hold up every other
   // request to that host until its answer began.
-  const bool may_multiplex =
-      options_.http2 && request.url.size() > 8 && strncasecmp(request.url.c_str(), "https://", 8) == 0;
+  const bool may_multiplex = options_.http2 && request.url.size() > 8 &&
+                             strncasecmp(request.url.c_str(), "https://", 8) == 0;
   curl_easy_setopt(e, CURLOPT_PIPEWAIT, may_multiplex ? 1L : 0L);
   // Larger reads mean fewer callbacks (and fewer sends to waiters) per chunk.
   curl_easy_setopt(e, CURLOPT_BUFFERSIZE, options_.receive_buffer_bytes);
@@ -190,7 +197,8 @@ FetchId HttpClient::fetch(FetchRequest request, FetchCallbacks callbacks) {
     curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, request.method.c_str());
   }
   curl_slist* list = nullptr;
-  for (const auto& h : request.headers) list = curl_slist_append(list, (h.name + ": " + h.value).c_str());
+  for (const auto& h : request.headers)
+    list = curl_slist_append(list, (h.name + ": " + h.value).c_str());
   // No "Expect: 100-continue" round trip before a POST's body.
   if (request.method == "POST") list = curl_slist_append(list, "Expect:");
   t->request_headers.reset(list);
@@ -290,7 +298,9 @@ int HttpClient::on_socket(curl_socket_t s, int what, SocketWatch* watch) {
   if (what & CURL_POLL_OUT) kind |= EV_WRITE;
   watch->event.reset(event_new(
       &base_, s, kind,
-      [](evutil_socket_t fd, short events, void* arg) { static_cast<HttpClient*>(arg)->on_socket_event(fd, events); },
+      [](evutil_socket_t fd, short events, void* arg) {
+        static_cast<HttpClient*>(arg)->on_socket_event(fd, events);
+      },
       this));
   event_add(watch->event.get(), nullptr);
   return 0;
@@ -354,7 +364,9 @@ void HttpClient::process_completions() {
     result.status = static_cast<int>(status);
     long version = 0;
     curl_easy_getinfo(t->easy.get(), CURLINFO_HTTP_VERSION, &version);
-    result.http_version = version == CURL_HTTP_VERSION_2_0 ? "2" : version == CURL_HTTP_VERSION_1_0 ? "1.0" : "1.1";
+    result.http_version = version == CURL_HTTP_VERSION_2_0   ? "2"
+                          : version == CURL_HTTP_VERSION_1_0 ? "1.0"
+                                                             : "1.1";
     result.body_bytes = t->body_bytes;
     if (!result.ok) result.error = t->error[0] != '\0' ? t->error : curl_easy_strerror(code);
     if (result.ok && !t->head_delivered) {

@@ -32,8 +32,8 @@ struct HttpClientOptions {
   long low_speed_bytes = 1024;
   std::chrono::seconds low_speed_time{10};
   long max_host_connections = 64;
-  bool http2 = true;                   // h2 via ALPN on https
-  std::string ca_file;                 // CA bundle for https; empty = system store
+  bool http2 = true;    // h2 via ALPN on https
+  std::string ca_file;  // CA bundle for https; empty = system store
   std::string user_agent = "balancer";
   // libcurl's receive buffer per transfer: larger reads mean fewer callbacks per chunk; a
   // client of many small concurrent transfers (the audience tool) keeps it small.
@@ -76,8 +76,8 @@ struct FetchResult {
 };
 
 struct FetchCallbacks {
-  std::function<void(const FetchHead&)> on_head;  // once, before any data
-  std::function<void(std::string_view)> on_data;  // body bytes as they arrive
+  std::function<void(const FetchHead&)> on_head;    // once, before any data
+  std::function<void(std::string_view)> on_data;    // body bytes as they arrive
   std::function<void(const FetchResult&)> on_done;  // exactly once unless cancelled
 };
 
@@ -112,8 +112,8 @@ class HttpClient {
   void release_host_slot(const std::string& host);
 
   struct HostSlots {
-    long handed = 0;                // transfers of this host inside libcurl
-    std::deque<FetchId> in_line;    // waiting, oldest first (cancelled ones skipped)
+    long handed = 0;              // transfers of this host inside libcurl
+    std::deque<FetchId> in_line;  // waiting, oldest first (cancelled ones skipped)
   };
 
   event_base& base_;

@@ -22,35 +22,62 @@ namespace {
 
 const char* reason_phrase(int status) {
   switch (status) {
-    case 200: return "OK";
-    case 201: return "Created";
-    case 204: return "No Content";
-    case 206: return "Partial Content";
-    case 301: return "Moved Permanently";
-    case 302: return "Found";
-    case 307: return "Temporary Redirect";
-    case 308: return "Permanent Redirect";
-    case 304: return "Not Modified";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 409: return "Conflict";
-    case 413: return "Content Too Large";
-    case 414: return "URI Too Long";
-    case 416: return "Range Not Satisfiable";
-    case 429: return "Too Many Requests";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    default: return "Status";
+    case 200:
+      return "OK";
+    case 201:
+      return "Created";
+    case 204:
+      return "No Content";
+    case 206:
+      return "Partial Content";
+    case 301:
+      return "Moved Permanently";
+    case 302:
+      return "Found";
+    case 307:
+      return "Temporary Redirect";
+    case 308:
+      return "Permanent Redirect";
+    case 304:
+      return "Not Modified";
+    case 400:
+      return "Bad Request";
+    case 401:
+      return "Unauthorized";
+    case 403:
+      return "Forbidden";
+    case 404:
+      return "Not Found";
+    case 405:
+      return "Method Not Allowed";
+    case 409:
+      return "Conflict";
+    case 413:
+      return "Content Too Large";
+    case 414:
+      return "URI Too Long";
+    case 416:
+      return "Range Not Satisfiable";
+    case 429:
+      return "Too Many Requests";
+    case 431:
+      return "Request Header Fields Too Large";
+    case 500:
+      return "Internal Server Error";
+    case 502:
+      return "Bad Gateway";
+    case 503:
+      return "Service Unavailable";
+    case 504:
+      return "Gateway Timeout";
+    default:
+      return "Status";
   }
 }
 
-void on_reply_complete(evhttp_request*, void* arg) { static_cast<HttpServer*>(arg)->reply_flushed(); }
+void on_reply_complete(evhttp_request*, void* arg) {
+  static_cast<HttpServer*>(arg)->reply_flushed();
+}
 
 // Through the TLS/h2c filter the connection's close after this reply is ours to make
 // (ProtocolFilters::close_after_reply), not evhttp's.
@@ -61,11 +88,14 @@ void on_filtered_reply_complete(evhttp_request* req, void* arg) {
 }
 
 void watch_reply_complete(const RequestState& state) {
-  evhttp_request_set_on_complete_cb(state.http1.req, state.direct_write ? on_reply_complete : on_filtered_reply_complete,
-                                    state.server);
+  evhttp_request_set_on_complete_cb(
+      state.http1.req, state.direct_write ? on_reply_complete : on_filtered_reply_complete,
+      state.server);
 }
 
-void add_date_header(evkeyvalq* headers, const Clock& clock) { evhttp_add_header(headers, "Date", http_date(clock)); }
+void add_date_header(evkeyvalq* headers, const Clock& clock) {
+  evhttp_add_header(headers, "Date", http_date(clock));
+}
 
 // evhttp queues a reply and asks the loop for a writable event, writes in the
 // next loop turn, then stops watching for writability: two epoll_ctl calls and a
@@ -111,7 +141,9 @@ HttpExchange& HttpExchange::operator=(HttpExchange&& other) noexcept {
   return *this;
 }
 
-HttpExchange::~HttpExchange() { settle(); }
+HttpExchange::~HttpExchange() {
+  settle();
+}
 
 void HttpExchange::settle() {
   if (state_ == nullptr || state_->finished) return;
@@ -128,22 +160,52 @@ void HttpExchange::settle() {
   reply_error(500, "internal_error", "The server did not produce a reply for this request.");
 }
 
-const std::string& HttpExchange::method() const { return state_->method; }
-const std::string& HttpExchange::target() const { return state_->target; }
-const std::string& HttpExchange::path() const { return state_->path; }
-const std::string& HttpExchange::query() const { return state_->query; }
-const std::string& HttpExchange::remote_ip() const { return state_->remote_ip; }
-std::chrono::steady_clock::time_point HttpExchange::started() const { return state_->start; }
-bool HttpExchange::replied() const { return state_->streaming || state_->finished; }
-bool HttpExchange::finished() const { return state_->finished; }
-bool HttpExchange::closed() const { return state_->closed; }
-uint64_t HttpExchange::body_bytes_sent() const { return state_->body_bytes; }
-void HttpExchange::set_log_note(std::string note) { state_->note = std::move(note); }
-bool HttpExchange::logs_access() const { return state_->server->options().access_log; }
-bool HttpExchange::sends_files() const { return !state_->tls && !state_->http2; }
-bool HttpExchange::secure() const { return state_->tls; }
+const std::string& HttpExchange::method() const {
+  return state_->method;
+}
+const std::string& HttpExchange::target() const {
+  return state_->target;
+}
+const std::string& HttpExchange::path() const {
+  return state_->path;
+}
+const std::string& HttpExchange::query() const {
+  return state_->query;
+}
+const std::string& HttpExchange::remote_ip() const {
+  return state_->remote_ip;
+}
+std::chrono::steady_clock::time_point HttpExchange::started() const {
+  return state_->start;
+}
+bool HttpExchange::replied() const {
+  return state_->streaming || state_->finished;
+}
+bool HttpExchange::finished() const {
+  return state_->finished;
+}
+bool HttpExchange::closed() const {
+  return state_->closed;
+}
+uint64_t HttpExchange::body_bytes_sent() const {
+  return state_->body_bytes;
+}
+void HttpExchange::set_log_note(std::string note) {
+  state_->note = std::move(note);
+}
+bool HttpExchange::logs_access() const {
+  return state_->server->options().access_log;
+}
+bool HttpExchange::sends_files() const {
+  return !state_->tls && !state_->http2;
+}
+bool HttpExchange::secure() const {
+  return state_->tls;
+}
 
-void HttpExchange::on_close(std::function<void()> fn) { state_->on_close = std::move(fn); }
+void HttpExchange::on_close(std::function<void()> fn) {
+  state_->on_close = std::move(fn);
+}
 
 std::optional<std::string> HttpExchange::query_param(std::string_view name) const {
   auto param = find_query_param(state_->query, name);
@@ -188,13 +250,15 @@ void HttpExchange::reply(int status, std::string_view body, std::string_view con
   reply(status, std::move(buffer), body.size(), content_type);
 }
 
-void HttpExchange::reply(int status, BodyBuffer body_buffer, size_t length, std::string_view content_type) {
+void HttpExchange::reply(int status, BodyBuffer body_buffer, size_t length,
+                         std::string_view content_type) {
   if (state_->finished || state_->streaming) return;
   if (state_->closed || state_->front == nullptr) {
     state_->finish();
     return;
   }
-  if (!content_type.empty() && !state_->has_content_type) add_header("Content-Type", std::string(content_type));
+  if (!content_type.empty() && !state_->has_content_type)
+    add_header("Content-Type", std::string(content_type));
   if (!state_->has_content_length && status != 204 && status != 304) {
     add_header("Content-Length", std::to_string(length));
   }
@@ -216,8 +280,8 @@ void HttpExchange::reply_error(int status, std::string_view code, std::string_vi
   }
   if (state_->front != nullptr && !replied()) {
     // An error replaces whatever describes the resource (type, validators).
-    for (const char* name : {"Content-Type", "Content-Length", "ETag", "Last-Modified", "Cache-Control", "Age",
-                             "Accept-Ranges"}) {
+    for (const char* name : {"Content-Type", "Content-Length", "ETag", "Last-Modified",
+                             "Cache-Control", "Age", "Accept-Ranges"}) {
       state_->front->remove_response_header(name);
     }
     state_->has_content_type = false;
@@ -294,8 +358,7 @@ std::vector<HttpHeader> Http1FrontEnd::request_headers_with_prefix(std::string_v
   for (const evkeyval* h = headers->tqh_first; h != nullptr; h = h->next.tqe_next) {
     // The first letter alone turns away nearly every header at the cost of a compare.
     if (!prefix.empty() && (h->key[0] | 0x20) != (prefix[0] | 0x20)) continue;
-    if (strncasecmp(h->key, prefix.data(), prefix.size()) == 0)
-      out.push_back({h->key, h->value});
+    if (strncasecmp(h->key, prefix.data(), prefix.size()) == 0) out.push_back({h->key, h->value});
   }
   return out;
 }

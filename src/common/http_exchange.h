@@ -56,7 +56,8 @@ class HttpExchange {
   void add_header(const std::string& name, const std::string& value);
   // Sends a complete reply. For HEAD, the body is not sent but Content-Length is.
   void reply(int status, std::string_view body, std::string_view content_type = "application/json");
-  // Sends a complete reply whose body is moved out of `body` (may hold references and file segments).
+  // Sends a complete reply whose body is moved out of `body` (may hold references and file
+  // segments).
   void reply(int status, BodyBuffer body, size_t length, std::string_view content_type);
   // {"error":{"code","message"}} with the given status.
   void reply_error(int status, std::string_view code, std::string_view message);
@@ -72,7 +73,7 @@ class HttpExchange {
 
   bool replied() const;  // reply(), start() or end() happened
   bool finished() const;
-  bool closed() const;   // the client went away; further sends are dropped
+  bool closed() const;  // the client went away; further sends are dropped
   // Called once if the client goes away before the reply is finished.
   void on_close(std::function<void()> fn);
   // A short note for the access log line (e.g. "HIT", "MISS").

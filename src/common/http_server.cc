@@ -33,19 +33,27 @@ constexpr size_t kMaxSingleWrite = 1 << 20;
 
 const char* method_name(evhttp_cmd_type cmd) {
   switch (cmd) {
-    case EVHTTP_REQ_GET: return "GET";
-    case EVHTTP_REQ_POST: return "POST";
-    case EVHTTP_REQ_HEAD: return "HEAD";
-    case EVHTTP_REQ_PUT: return "PUT";
-    case EVHTTP_REQ_DELETE: return "DELETE";
-    case EVHTTP_REQ_OPTIONS: return "OPTIONS";
-    case EVHTTP_REQ_TRACE: return "TRACE";
-    case EVHTTP_REQ_CONNECT: return "CONNECT";
-    case EVHTTP_REQ_PATCH: return "PATCH";
+    case EVHTTP_REQ_GET:
+      return "GET";
+    case EVHTTP_REQ_POST:
+      return "POST";
+    case EVHTTP_REQ_HEAD:
+      return "HEAD";
+    case EVHTTP_REQ_PUT:
+      return "PUT";
+    case EVHTTP_REQ_DELETE:
+      return "DELETE";
+    case EVHTTP_REQ_OPTIONS:
+      return "OPTIONS";
+    case EVHTTP_REQ_TRACE:
+      return "TRACE";
+    case EVHTTP_REQ_CONNECT:
+      return "CONNECT";
+    case EVHTTP_REQ_PATCH:
+      return "PATCH";
   }
   return "OTHER";
 }
-
 
 void on_connection_close(evhttp_connection* conn, void* arg) {
   auto* server = static_cast<HttpServer*>(arg);
@@ -56,13 +64,15 @@ void on_connection_close(evhttp_connection* conn, void* arg) {
 }
 
 // A non-blocking listening socket on host:port (IPv4 or IPv6 literal, or a name).
-evutil_socket_t listen_socket(const std::string& host, uint16_t port, int backlog, bool reuse_port, bool no_delay) {
+evutil_socket_t listen_socket(const std::string& host, uint16_t port, int backlog, bool reuse_port,
+                              bool no_delay) {
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
   hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
   addrinfo* found = nullptr;
-  if (getaddrinfo(host.empty() ? nullptr : host.c_str(), std::to_string(port).c_str(), &hints, &found) != 0) {
+  if (getaddrinfo(host.empty() ? nullptr : host.c_str(), std::to_string(port).c_str(), &hints,
+                  &found) != 0) {
     errno = EADDRNOTAVAIL;
     return -1;
   }
@@ -99,9 +109,8 @@ std::string redact_target(std::string_view target) {
   for (const QueryParam& param : QueryParams(target.substr(q + 1))) {
     bool has_value = param.text.size() > param.name.size();
     std::string_view name = param.name;
-    if (!has_value ||
-        !(name == "key" || name == "token" || name == "password" || name == "operator_key" || name == "ticket" ||
-          name == "viewer")) {
+    if (!has_value || !(name == "key" || name == "token" || name == "password" ||
+                        name == "operator_key" || name == "ticket" || name == "viewer")) {
       continue;
     }
     size_t value_at = static_cast<size_t>(param.value.data() - target.data());
@@ -113,8 +122,8 @@ std::string redact_target(std::string_view target) {
 }
 
 void announce_listening(const std::string& service, uint16_t port, uint16_t tls_port) {
-  std::cout << "{\"event\":\"listening\",\"service\":" << json_string(service) << ",\"port\":" << port
-            << ",\"tls_port\":" << tls_port << "}" << std::endl;
+  std::cout << "{\"event\":\"listening\",\"service\":" << json_string(service)
+            << ",\"port\":" << port << ",\"tls_port\":" << tls_port << "}" << std::endl;
 }
 // ---- HttpServer ----
 
@@ -129,14 +138,16 @@ HttpServer::HttpServer(event_base& base, HttpServerOptions options, MetricsRegis
                                      "Requests whose client went away before the reply finished")),
       rapid_resets_(metrics.counter("http2_rapid_reset_closes_total",
                                     "HTTP/2 connections closed for resetting streams too fast")),
-      header_list_refusals_(metrics.counter("http2_header_list_refusals_total",
-                                            "HTTP/2 requests whose decoded header list exceeded the limit")),
+      header_list_refusals_(
+          metrics.counter("http2_header_list_refusals_total",
+                          "HTTP/2 requests whose decoded header list exceeded the limit")),
       latency_(metrics.histogram("http_request_duration_seconds",
                                  "Time from request to the end of the reply")) {
   bad_requests_.resize(kFramingProblemCount);
   for (size_t i = 1; i < kFramingProblemCount; ++i) {
     bad_requests_[i] = &metrics.counter(
-        "http_bad_requests_total", "HTTP/1.x requests refused with 400 for their framing or Host (connection closed)",
+        "http_bad_requests_total",
+        "HTTP/1.x requests refused with 400 for their framing or Host (connection closed)",
         "reason=\"" + std::string(framing_problem_code(static_cast<FramingProblem>(i))) + "\"");
   }
   for (int i = 0; i < 6; ++i) {
@@ -146,17 +157,21 @@ HttpServer::HttpServer(event_base& base, HttpServerOptions options, MetricsRegis
   static const bool format_in_effect = [] {
     const bool in_effect = evhttp_format_in_effect();
     if (!in_effect) {
-      LOG_WARN("http", "evhttp's formatting replacement is not in effect (static or re-linked build): its own "
-                       "refusals will be HTML pages, not JSON errors (docs/architecture.md)");
+      LOG_WARN(
+          "http",
+          "evhttp's formatting replacement is not in effect (static or re-linked build): its own "
+          "refusals will be HTML pages, not JSON errors (docs/architecture.md)");
     }
     return in_effect;
   }();
-  metrics.gauge_fn("http_evhttp_format_in_effect",
-                   "1 when evhttp's own replies and lines go through the server's formatting (JSON error pages)",
-                   [] { return format_in_effect ? 1.0 : 0.0; });
-  metrics.counter_fn("http_fast_header_lines_total",
-                     "Status, header and chunk-size lines evhttp wrote without printf, in this process",
-                     [] { return static_cast<double>(fast_header_formats()); });
+  metrics.gauge_fn(
+      "http_evhttp_format_in_effect",
+      "1 when evhttp's own replies and lines go through the server's formatting (JSON error pages)",
+      [] { return format_in_effect ? 1.0 : 0.0; });
+  metrics.counter_fn(
+      "http_fast_header_lines_total",
+      "Status, header and chunk-size lines evhttp wrote without printf, in this process",
+      [] { return static_cast<double>(fast_header_formats()); });
 }
 
 HttpServer::~HttpServer() {
@@ -184,12 +199,15 @@ Result<std::unique_ptr<HttpServer>> HttpServer::create(event_base& base, HttpSer
     if (auto s = server->listen_on(server->plain_, o.port, server->port_); !s) return s.error();
   }
   if (o.tls.enabled) {
-    if (tls == nullptr) return Error{"listen_failed", "TLS is enabled but no certificate is loaded"};
+    if (tls == nullptr)
+      return Error{"listen_failed", "TLS is enabled but no certificate is loaded"};
     server->tls_.tls = true;
     server->tls_.http2 = o.http2;
-    if (auto s = server->listen_on(server->tls_, o.tls.port, server->tls_port_); !s) return s.error();
+    if (auto s = server->listen_on(server->tls_, o.tls.port, server->tls_port_); !s)
+      return s.error();
   }
-  if (!o.plain && !o.tls.enabled) return Error{"listen_failed", "neither plain HTTP nor TLS is enabled"};
+  if (!o.plain && !o.tls.enabled)
+    return Error{"listen_failed", "neither plain HTTP nor TLS is enabled"};
   return server;
 }
 
@@ -199,7 +217,8 @@ bufferevent* HttpServer::new_bufferevent(event_base* base, const Listener& liste
     SSL* ssl = tls_context_->new_connection();
     if (ssl == nullptr) return nullptr;  // evhttp then drops the connection
     // The bufferevent owns the SSL object and the socket.
-    transport = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+    transport = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
+                                               BEV_OPT_CLOSE_ON_FREE);
     if (transport == nullptr) {
       SSL_free(ssl);
       return nullptr;
@@ -232,8 +251,9 @@ Status HttpServer::listen_on(Listener& listener, uint16_t port, uint16_t& bound_
   evhttp_set_max_headers_size(http, static_cast<ev_ssize_t>(o.max_header_bytes * 2 + 8192));
   evhttp_set_max_body_size(http, static_cast<ev_ssize_t>(o.max_body_bytes * 2 + 65536));
   evhttp_set_timeout(http, o.io_timeout_s);
-  evhttp_set_allowed_methods(http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST | EVHTTP_REQ_PUT |
-                                       EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
+  evhttp_set_allowed_methods(http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST |
+                                       EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS |
+                                       EVHTTP_REQ_PATCH);
   evhttp_set_default_content_type(http, "application/json");
   evhttp_set_gencb(
       http,
@@ -253,9 +273,11 @@ Status HttpServer::listen_on(Listener& listener, uint16_t port, uint16_t& bound_
   }
   // Our own socket: evhttp_bind_socket listens with a backlog of 128, which makes
   // a herd of viewers connecting at once wait for SYN retransmits.
-  evutil_socket_t fd = listen_socket(o.host, port, o.listen_backlog, o.reuse_port, listener.tls || listener.http2);
+  evutil_socket_t fd =
+      listen_socket(o.host, port, o.listen_backlog, o.reuse_port, listener.tls || listener.http2);
   if (fd < 0) {
-    return Error{"listen_failed", "cannot listen on " + o.host + ":" + std::to_string(port) + ": " + strerror(errno)};
+    return Error{"listen_failed", "cannot listen on " + o.host + ":" + std::to_string(port) + ": " +
+                                      strerror(errno)};
   }
   listener.bound = evhttp_accept_socket_with_handle(http, fd);
   if (listener.bound == nullptr) {
@@ -278,7 +300,8 @@ void HttpServer::route(const std::string& path, std::vector<std::string> methods
   routes_.push_back(Route{path, false, std::move(methods), std::move(handler)});
 }
 
-void HttpServer::route_prefix(const std::string& prefix, std::vector<std::string> methods, Handler handler) {
+void HttpServer::route_prefix(const std::string& prefix, std::vector<std::string> methods,
+                              Handler handler) {
   routes_.push_back(Route{prefix, true, std::move(methods), std::move(handler)});
 }
 
@@ -349,7 +372,8 @@ void HttpServer::handle(evhttp_request* req, const Listener& listener) {
   dispatch(std::move(state), header_bytes, body_bytes);
 }
 
-void HttpServer::dispatch(std::shared_ptr<RequestState> state, size_t header_bytes, size_t body_bytes) {
+void HttpServer::dispatch(std::shared_ptr<RequestState> state, size_t header_bytes,
+                          size_t body_bytes) {
   active_.fetch_add(1, std::memory_order_relaxed);
   requests_total_.inc();
   HttpExchange exchange(state);
@@ -365,24 +389,26 @@ void HttpServer::dispatch(std::shared_ptr<RequestState> state, size_t header_byt
   if (pre_route_ && pre_route_(exchange)) return;
 
   if (draining_) {
-    exchange.reply_error(503, "shutting_down", "The server is shutting down; retry on another node.");
+    exchange.reply_error(503, "shutting_down",
+                         "The server is shutting down; retry on another node.");
     return;
   }
   if (state->target.size() > options_.max_header_bytes) {
     exchange.reply_error(414, "uri_too_long",
-                         "The request target is longer than " + std::to_string(options_.max_header_bytes) +
-                             " bytes.");
+                         "The request target is longer than " +
+                             std::to_string(options_.max_header_bytes) + " bytes.");
     return;
   }
   if (header_bytes > options_.max_header_bytes) {
     exchange.reply_error(431, "headers_too_large",
-                         "The request headers are larger than " + std::to_string(options_.max_header_bytes) +
-                             " bytes.");
+                         "The request headers are larger than " +
+                             std::to_string(options_.max_header_bytes) + " bytes.");
     return;
   }
   if (body_bytes > options_.max_body_bytes) {
-    exchange.reply_error(413, "body_too_large",
-                         "The request body is larger than " + std::to_string(options_.max_body_bytes) + " bytes.");
+    exchange.reply_error(
+        413, "body_too_large",
+        "The request body is larger than " + std::to_string(options_.max_body_bytes) + " bytes.");
     return;
   }
   if (state->path.empty() || state->path[0] != '/') {
@@ -394,11 +420,13 @@ void HttpServer::dispatch(std::shared_ptr<RequestState> state, size_t header_byt
     exchange.reply_error(404, "not_found", "No resource at this path.");
     return;
   }
-  if (std::find(route->methods.begin(), route->methods.end(), state->method) == route->methods.end()) {
+  if (std::find(route->methods.begin(), route->methods.end(), state->method) ==
+      route->methods.end()) {
     std::string allow;
     for (const auto& m : route->methods) allow += (allow.empty() ? "" : ", ") + m;
     exchange.add_header("Allow", allow);
-    exchange.reply_error(405, "method_not_allowed", "Method " + state->method + " is not allowed here.");
+    exchange.reply_error(405, "method_not_allowed",
+                         "Method " + state->method + " is not allowed here.");
     return;
   }
   route->handler(exchange);
@@ -424,8 +452,9 @@ void HttpServer::request_finished(RequestState& state) {
     snprintf(line, sizeof line, " %d %llu %.1fms", state.closed ? 499 : state.status,
              static_cast<unsigned long long>(state.body_bytes), seconds * 1000);
     log_line(LogLevel::info, "access",
-             options_.service + " " + state.remote_ip + " \"" + state.method + " " + redact_target(state.target) +
-                 "\"" + line + (state.note.empty() ? "" : " " + state.note));
+             options_.service + " " + state.remote_ip + " \"" + state.method + " " +
+                 redact_target(state.target) + "\"" + line +
+                 (state.note.empty() ? "" : " " + state.note));
   }
   check_drained();
 }

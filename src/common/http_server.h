@@ -34,21 +34,20 @@ class ProtocolFilters;
 struct HttpServerOptions {
   std::string service = "server";  // names the server in logs and metrics
   std::string host = "127.0.0.1";
-  bool plain = true;                 // serve plain HTTP on `port`
-  uint16_t port = 0;                 // 0 = ephemeral; port() tells the real one
-  TlsOptions tls;                    // HTTPS on tls.port when tls.enabled
-  bool http2 = false;                // TLS: offer h2 in ALPN beside http/1.1
-  bool h2c = false;                  // plain: HTTP/2 with prior knowledge beside HTTP/1.1
+  bool plain = true;                    // serve plain HTTP on `port`
+  uint16_t port = 0;                    // 0 = ephemeral; port() tells the real one
+  TlsOptions tls;                       // HTTPS on tls.port when tls.enabled
+  bool http2 = false;                   // TLS: offer h2 in ALPN beside http/1.1
+  bool h2c = false;                     // plain: HTTP/2 with prior knowledge beside HTTP/1.1
   size_t max_header_bytes = 16 * 1024;  // request line + headers; above → 431 JSON
   size_t max_body_bytes = 64 * 1024;    // above → 413 JSON
   int listen_backlog = 4096;            // accept queue (the kernel caps it at somaxconn)
   int io_timeout_s = 30;                // read/write inactivity on a connection
   int drain_timeout_s = 10;             // graceful shutdown bound
   bool access_log = true;
-  size_t threads = 0;        // event loops, each with its own server (0 = one per core)
-  bool reuse_port = false;   // SO_REUSEPORT: several servers share one port (set by the host)
+  size_t threads = 0;       // event loops, each with its own server (0 = one per core)
+  bool reuse_port = false;  // SO_REUSEPORT: several servers share one port (set by the host)
 };
-
 
 class HttpServer {
  public:
@@ -56,7 +55,8 @@ class HttpServer {
   // server when options.tls.enabled); fails with code "listen_failed" naming
   // the address. `clock` times requests for the access log and latency metrics.
   static Result<std::unique_ptr<HttpServer>> create(event_base& base, HttpServerOptions options,
-                                                    MetricsRegistry& metrics, const Clock& clock = Clock::real(),
+                                                    MetricsRegistry& metrics,
+                                                    const Clock& clock = Clock::real(),
                                                     const TlsContext* tls = nullptr);
   ~HttpServer();
 
@@ -110,7 +110,8 @@ class HttpServer {
   void reply_flushed();
 
  private:
-  HttpServer(event_base& base, HttpServerOptions options, MetricsRegistry& metrics, const Clock& clock);
+  HttpServer(event_base& base, HttpServerOptions options, MetricsRegistry& metrics,
+             const Clock& clock);
   struct Route {
     std::string path;
     bool prefix;
@@ -136,8 +137,8 @@ class HttpServer {
   const Clock& clock_;
   std::shared_ptr<ProtocolFilters> filters_;
   std::atomic<size_t> active_{0};  // requests whose reply is not finished
-  std::atomic<size_t> open_{0};    // requests in progress with their connection (in_progress_.size())
-  size_t unflushed_ = 0;  // finished replies still being written
+  std::atomic<size_t> open_{0};  // requests in progress with their connection (in_progress_.size())
+  size_t unflushed_ = 0;         // finished replies still being written
   std::function<void()> on_drained_;
   EventPtr drain_timer_;
   bool draining_ = false;
@@ -148,7 +149,8 @@ class HttpServer {
   Counter& header_list_refusals_;
   Histogram& latency_;
   Counter* status_counters_[6];
-  std::vector<Counter*> bad_requests_;  // by FramingProblem (common/request_framing.h); [none] unused
+  std::vector<Counter*>
+      bad_requests_;  // by FramingProblem (common/request_framing.h); [none] unused
 };
 
 // Prints {"event":"listening","service":S,"port":P,"tls_port":T} on stdout and

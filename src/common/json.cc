@@ -10,11 +10,21 @@ void append_json_string(std::string& out, std::string_view text) {
   out.push_back('"');
   for (unsigned char c : text) {
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
       default:
         if (c < 0x20) {
           char buf[8];
@@ -59,7 +69,9 @@ bool json_nesting_exceeds(std::string_view text, size_t max_depth) {
       continue;
     }
     switch (c) {
-      case '"': in_string = true; break;
+      case '"':
+        in_string = true;
+        break;
       case '[':
       case '{':
         if (++depth > max_depth) return true;
@@ -68,7 +80,8 @@ bool json_nesting_exceeds(std::string_view text, size_t max_depth) {
       case '}':
         if (depth > 0) --depth;
         break;
-      default: break;
+      default:
+        break;
     }
   }
   return false;
@@ -76,12 +89,13 @@ bool json_nesting_exceeds(std::string_view text, size_t max_depth) {
 
 Status parse_json(std::string_view text, rapidjson::Document& doc, size_t max_depth) {
   if (json_nesting_exceeds(text, max_depth)) {
-    return Error{"json_too_deep", "arrays and objects nest deeper than " + std::to_string(max_depth) + " levels"};
+    return Error{"json_too_deep",
+                 "arrays and objects nest deeper than " + std::to_string(max_depth) + " levels"};
   }
   doc.Parse(text.data(), text.size());
   if (doc.HasParseError()) {
-    return Error{"malformed_json", std::string(rapidjson::GetParseError_En(doc.GetParseError())) + " (at byte " +
-                                       std::to_string(doc.GetErrorOffset()) + ")"};
+    return Error{"malformed_json", std::string(rapidjson::GetParseError_En(doc.GetParseError())) +
+                                       " (at byte " + std::to_string(doc.GetErrorOffset()) + ")"};
   }
   return {};
 }

@@ -35,6 +35,7 @@ bool json_nesting_exceeds(std::string_view text, size_t max_depth);
 // is built: "json_too_deep" (`doc` untouched) when the nesting passes
 // `max_depth`, "malformed_json" (RapidJSON's reason; `doc` holds the parse
 // error and its offset) when the text is not JSON. Any thread.
-Status parse_json(std::string_view text, rapidjson::Document& doc, size_t max_depth = kMaxJsonDepth);
+Status parse_json(std::string_view text, rapidjson::Document& doc,
+                  size_t max_depth = kMaxJsonDepth);
 
 }  // namespace common

@@ -33,10 +33,12 @@ void log_at(LogLevel level, std::string_view component, const Args&... args) {
   log_line(level, component, str_cat(args...));
 }
 
-#define LOG_DEBUG(component, ...) ::common::log_at(::common::LogLevel::debug, component, __VA_ARGS__)
+#define LOG_DEBUG(component, ...) \
+  ::common::log_at(::common::LogLevel::debug, component, __VA_ARGS__)
 #define LOG_INFO(component, ...) ::common::log_at(::common::LogLevel::info, component, __VA_ARGS__)
 #define LOG_WARN(component, ...) ::common::log_at(::common::LogLevel::warn, component, __VA_ARGS__)
-#define LOG_ERROR(component, ...) ::common::log_at(::common::LogLevel::error, component, __VA_ARGS__)
+#define LOG_ERROR(component, ...) \
+  ::common::log_at(::common::LogLevel::error, component, __VA_ARGS__)
 
 // Lets one line per key through per interval, so a flood of bad requests or a
 // failing origin cannot flood the log. Loop thread only.

@@ -37,7 +37,8 @@ void Histogram::observe(double v) {
 std::vector<uint64_t> Histogram::counts() const {
   std::vector<uint64_t> out(bounds_.size() + 1);
   for (size_t s = 0; s < kShards; ++s) {
-    for (size_t i = 0; i <= bounds_.size(); ++i) out[i] += bucket(s, i).load(std::memory_order_relaxed);
+    for (size_t i = 0; i <= bounds_.size(); ++i)
+      out[i] += bucket(s, i).load(std::memory_order_relaxed);
   }
   return out;
 }
@@ -104,8 +105,9 @@ MetricsRegistry::Series* MetricsRegistry::find(Family& f, const std::string& lab
   if (s.kind != kind) {
     // Only a stored and a computed series of one type can get here (other kinds
     // differ in family type).
-    throw std::logic_error("metric series " + f.name + "{" + labels + "} registered both as a stored " +
-                           type_name(static_cast<int>(f.type)) + " and as a computed one");
+    throw std::logic_error("metric series " + f.name + "{" + labels +
+                           "} registered both as a stored " + type_name(static_cast<int>(f.type)) +
+                           " and as a computed one");
   }
   return &s;
 }
@@ -156,8 +158,9 @@ void MetricsRegistry::counter_fn(const std::string& name, const std::string& hel
   add_computed(name, help, std::move(fn), labels, Type::counter, Kind::counter_fn);
 }
 
-void MetricsRegistry::add_computed(const std::string& name, const std::string& help, std::function<double()> fn,
-                                   const std::string& labels, Type type, Kind kind) {
+void MetricsRegistry::add_computed(const std::string& name, const std::string& help,
+                                   std::function<double()> fn, const std::string& labels, Type type,
+                                   Kind kind) {
   std::lock_guard lock(mutex_);
   Family& f = family(name, help, type);
   if (Series* s = find(f, labels, kind)) {

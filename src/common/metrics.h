@@ -121,7 +121,7 @@ class MetricsRegistry {
   std::string render() const;
 
  private:
-  enum class Type { counter, gauge, histogram };            // a family's `# TYPE`
+  enum class Type { counter, gauge, histogram };                        // a family's `# TYPE`
   enum class Kind { counter, gauge, histogram, gauge_fn, counter_fn };  // how a series is stored
   struct Series {
     std::string labels;

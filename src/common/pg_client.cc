@@ -39,8 +39,8 @@ PgConnectParams::PgConnectParams(const PgOptions& options, const char* host_key,
                                  const std::string& host, const char* application)
     : port_(std::to_string(options.port)),
       timeout_s_(std::to_string(std::max<int64_t>(1, options.timeout.count() / 1000))),
-      keys_{host_key, "port", "dbname", "user", "password", "connect_timeout", "application_name",
-            nullptr},
+      keys_{host_key,           "port", "dbname", "user", "password", "connect_timeout",
+            "application_name", nullptr},
       values_{host.c_str(),
               port_.c_str(),
               options.dbname.c_str(),
@@ -167,7 +167,8 @@ class PgClient::Impl : public std::enable_shared_from_this<Impl> {
         PQsetnonblocking(conn_.get(), 1);
         state_ = State::kReady;
         if (down_ || connects_ == 0)
-          LOG_INFO(kLog, "connected to ", address_.address(), ":", options_.port, "/", options_.dbname);
+          LOG_INFO(kLog, "connected to ", address_.address(), ":", options_.port, "/",
+                   options_.dbname);
         ++connects_;
         down_ = false;
         reconnect_.connected();

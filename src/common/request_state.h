@@ -91,9 +91,10 @@ struct RequestState {
   // HTTP/1.x head that RFC 9112 says to refuse: answered 400, connection closed.
   FramingProblem framing = FramingProblem::none;
   uint64_t body_bytes = 0;
-  bool tls = false;            // arrived over TLS: body bytes are encrypted here (no sendfile)
-  bool http2 = false;          // arrived as an HTTP/2 stream (no sendfile: DATA frames)
-  bool direct_write = false;   // evhttp's socket is the connection's: small replies may be written at once
+  bool tls = false;    // arrived over TLS: body bytes are encrypted here (no sendfile)
+  bool http2 = false;  // arrived as an HTTP/2 stream (no sendfile: DATA frames)
+  bool direct_write =
+      false;  // evhttp's socket is the connection's: small replies may be written at once
   bool streaming = false;
   bool finished = false;
   // Set by add_header: saves rescanning the header list when replying.

@@ -24,15 +24,17 @@ size_t default_threads() {
 ServiceHost::ServiceHost(std::string name, const HttpServerOptions& server)
     : name_(std::move(name)),
       server_options_(server),
-      reloads_ok_(metrics_.counter(name_ + "_config_reloads_total", "Config reloads by result", "result=\"ok\"")),
-      reloads_rejected_(
-          metrics_.counter(name_ + "_config_reloads_total", "Config reloads by result", "result=\"rejected\"")) {
+      reloads_ok_(metrics_.counter(name_ + "_config_reloads_total", "Config reloads by result",
+                                   "result=\"ok\"")),
+      reloads_rejected_(metrics_.counter(name_ + "_config_reloads_total",
+                                         "Config reloads by result", "result=\"rejected\"")) {
   size_t threads = server.threads > 0 ? server.threads : default_threads();
   for (size_t i = 0; i < threads; ++i) loops_.push_back(std::make_unique<EventLoop>(i));
   context_.name = name_;
   context_.metrics = &metrics_;
   for (auto& loop : loops_) context_.loops.push_back(loop.get());
-  metrics_.gauge_fn(name_ + "_threads", "Event loops serving requests", [n = threads] { return double(n); });
+  metrics_.gauge_fn(name_ + "_threads", "Event loops serving requests",
+                    [n = threads] { return double(n); });
 }
 
 ServiceHost::~ServiceHost() = default;
@@ -52,7 +54,8 @@ Status ServiceHost::create_servers(const std::function<void(size_t, HttpServer&)
       options.port = servers_[0]->port();
       options.tls.port = servers_[0]->tls_port();
     }
-    auto server = HttpServer::create(loops_[i]->base(), options, metrics_, *context_.clock, tls_.get());
+    auto server =
+        HttpServer::create(loops_[i]->base(), options, metrics_, *context_.clock, tls_.get());
     if (!server) return server.error();
     attach(i, **server);
     servers_.push_back(std::move(server).value());
@@ -60,11 +63,16 @@ Status ServiceHost::create_servers(const std::function<void(size_t, HttpServer&)
   return {};
 }
 
-uint16_t ServiceHost::port() const { return servers_.empty() ? 0 : servers_[0]->port(); }
-uint16_t ServiceHost::tls_port() const { return servers_.empty() ? 0 : servers_[0]->tls_port(); }
+uint16_t ServiceHost::port() const {
+  return servers_.empty() ? 0 : servers_[0]->port();
+}
+uint16_t ServiceHost::tls_port() const {
+  return servers_.empty() ? 0 : servers_[0]->tls_port();
+}
 
 Result<SslCtxPtr> ServiceHost::prepare_tls(const HttpServerOptions& fresh) const {
-  if (tls_ == nullptr || !fresh.tls.enabled) return SslCtxPtr();  // install_tls says why nothing changes
+  if (tls_ == nullptr || !fresh.tls.enabled)
+    return SslCtxPtr();  // install_tls says why nothing changes
   TlsOptions options = fresh.tls;
   // ALPN must keep offering what the listeners were built to speak (listen.http2 needs a restart).
   options.http2 = server_options_.tls.http2;
@@ -144,10 +152,12 @@ int ServiceHost::run(std::function<void()> on_reload, std::function<void()> stop
   }
   int exit_code = 0;
   {
-    SignalHandlers signals(loops_[0]->base(), [this] { drain_all(); }, std::move(on_reload));
+    SignalHandlers signals(
+        loops_[0]->base(), [this] { drain_all(); }, std::move(on_reload));
     announce_listening(name_, port(), tls_port());
-    LOG_INFO(name_, "serving on port ", port(), tls_port() != 0 ? " and TLS port " + std::to_string(tls_port()) : "",
-             " with ", loops_.size(), " event loop(s)");
+    LOG_INFO(name_, "serving on port ", port(),
+             tls_port() != 0 ? " and TLS port " + std::to_string(tls_port()) : "", " with ",
+             loops_.size(), " event loop(s)");
     loops_[0]->run();
   }
   for (auto& t : threads) t.join();

@@ -62,8 +62,9 @@ struct ServiceSpec {
   std::string name;            // "balancer", "cache_node": logs, metrics prefix
   std::string default_config;  // path used without --config
   // Loads and validates the whole config (files + overrides).
-  std::function<Result<Config>(const std::string& path, const std::vector<std::string>& overrides)> load;
-  std::function<std::string(const Config&)> summary;            // for --check-config
+  std::function<Result<Config>(const std::string& path, const std::vector<std::string>& overrides)>
+      load;
+  std::function<std::string(const Config&)> summary;              // for --check-config
   std::function<const HttpServerOptions&(const Config&)> server;  // listen address, limits, threads
   std::function<Result<std::unique_ptr<Service<Config>>>(ServiceContext&, const Config&)> create;
 };
@@ -139,7 +140,8 @@ int run_service(int argc, char** argv, const ServiceSpec<Config>& spec) {
   auto cli = parse_command_line(argc, argv, spec.default_config);
   if (!cli || cli->help) {
     if (!cli) fprintf(stderr, "%s: %s\n", spec.name.c_str(), cli.error().message.c_str());
-    fprintf(stderr, "usage: %s [--config FILE] [--check-config] [--set key=value]...\n", spec.name.c_str());
+    fprintf(stderr, "usage: %s [--config FILE] [--check-config] [--set key=value]...\n",
+            spec.name.c_str());
     return cli ? 0 : 2;
   }
   auto load = [&] { return spec.load(cli->config_path, cli->overrides); };
@@ -149,7 +151,8 @@ int run_service(int argc, char** argv, const ServiceSpec<Config>& spec) {
     return 2;
   }
   if (cli->check_config) {
-    printf("%s: %s: config ok (%s)\n", spec.name.c_str(), cli->config_path.c_str(), spec.summary(*config).c_str());
+    printf("%s: %s: config ok (%s)\n", spec.name.c_str(), cli->config_path.c_str(),
+           spec.summary(*config).c_str());
     return 0;
   }
   ServiceHost host(spec.name, spec.server(*config));
@@ -164,9 +167,7 @@ int run_service(int argc, char** argv, const ServiceSpec<Config>& spec) {
     fprintf(stderr, "%s: cannot start: %s\n", spec.name.c_str(), servers.error().message.c_str());
     return 1;
   }
-  return host.run(
-      [&] { reload_service(host, s, spec, load); },
-      [&] { s.stop_background(); });
+  return host.run([&] { reload_service(host, s, spec, load); }, [&] { s.stop_background(); });
 }
 
 }  // namespace common

@@ -12,7 +12,8 @@ namespace common {
 
 class SignalHandlers {
  public:
-  SignalHandlers(event_base& base, std::function<void()> on_terminate, std::function<void()> on_reload);
+  SignalHandlers(event_base& base, std::function<void()> on_terminate,
+                 std::function<void()> on_reload);
   // libevent keeps `this` as the callbacks' argument: the object must not move.
   SignalHandlers(const SignalHandlers&) = delete;
   SignalHandlers& operator=(const SignalHandlers&) = delete;

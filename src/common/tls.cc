@@ -30,8 +30,8 @@ std::string openssl_reason() {
 
 // ALPN: h2 when this server speaks it and the client offers it, else http/1.1.
 // A client that offers neither gets no ALPN answer and speaks HTTP/1.1.
-int select_alpn(SSL*, const unsigned char** out, unsigned char* outlen, const unsigned char* in, unsigned int inlen,
-                void* arg) {
+int select_alpn(SSL*, const unsigned char** out, unsigned char* outlen, const unsigned char* in,
+                unsigned int inlen, void* arg) {
   const bool http2 = arg != nullptr;
   static const unsigned char kH2[] = {'h', '2'};
   static const unsigned char kHttp11[] = {'h', 't', 't', 'p', '/', '1', '.', '1'};
@@ -74,16 +74,18 @@ int ticket_secret_index() {
 const std::string& process_ticket_secret() {
   static const std::string secret = [] {
     std::string s(48, '\0');
-    if (RAND_bytes(reinterpret_cast<unsigned char*>(s.data()), static_cast<int>(s.size())) != 1) s.clear();
+    if (RAND_bytes(reinterpret_cast<unsigned char*>(s.data()), static_cast<int>(s.size())) != 1)
+      s.clear();
     return s;
   }();
   return secret;
 }
 
-bool use_ticket_key(const TicketKey& key, const unsigned char* iv, EVP_CIPHER_CTX* cipher, EVP_MAC_CTX* mac,
-                    bool seal) {
+bool use_ticket_key(const TicketKey& key, const unsigned char* iv, EVP_CIPHER_CTX* cipher,
+                    EVP_MAC_CTX* mac, bool seal) {
   OSSL_PARAM params[] = {
-      OSSL_PARAM_construct_octet_string(OSSL_MAC_PARAM_KEY, const_cast<unsigned char*>(key.mac.data()), key.mac.size()),
+      OSSL_PARAM_construct_octet_string(OSSL_MAC_PARAM_KEY,
+                                        const_cast<unsigned char*>(key.mac.data()), key.mac.size()),
       OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, const_cast<char*>("SHA256"), 0),
       OSSL_PARAM_construct_end()};
   if (EVP_MAC_CTX_set_params(mac, params) != 1) return false;
@@ -94,10 +96,10 @@ bool use_ticket_key(const TicketKey& key, const unsigned char* iv, EVP_CIPHER_CT
 // OpenSSL's ticket key callback: seal with this window's key; open with this window's
 // (1), the one before or after (2: open, and issue a fresh ticket), or refuse (0: a full
 // handshake).
-int ticket_key_callback(SSL* ssl, unsigned char* key_name, unsigned char* iv, EVP_CIPHER_CTX* cipher,
-                        EVP_MAC_CTX* mac, int seal) {
-  const auto* secret =
-      static_cast<const TicketSecret*>(SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), ticket_secret_index()));
+int ticket_key_callback(SSL* ssl, unsigned char* key_name, unsigned char* iv,
+                        EVP_CIPHER_CTX* cipher, EVP_MAC_CTX* mac, int seal) {
+  const auto* secret = static_cast<const TicketSecret*>(
+      SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), ticket_secret_index()));
   if (secret == nullptr || secret->secret.empty()) return seal ? -1 : 0;
   const int64_t now = ticket_window(static_cast<int64_t>(std::time(nullptr)), secret->rotation_s);
   if (seal) {
@@ -120,8 +122,9 @@ Result<std::string> read_ticket_secret(const std::string& file) {
   if (!in) return Error{"tls_config", "cannot read the ticket key file " + file};
   std::string secret((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   if (secret.size() < kTicketSecretMinBytes || secret.size() > kTicketSecretMaxBytes) {
-    return Error{"tls_config", "the ticket key file " + file + " must hold " + std::to_string(kTicketSecretMinBytes) +
-                                   " to " + std::to_string(kTicketSecretMaxBytes) +
+    return Error{"tls_config", "the ticket key file " + file + " must hold " +
+                                   std::to_string(kTicketSecretMinBytes) + " to " +
+                                   std::to_string(kTicketSecretMaxBytes) +
                                    " bytes of secret (e.g. openssl rand 48 > FILE)"};
   }
   return secret;
@@ -144,17 +147,20 @@ Result<SslCtxPtr> build_server_tls_context(const TlsOptions& options) {
   if (SSL_CTX_set_cipher_list(c, "ECDHE+AESGCM:ECDHE+CHACHA20") != 1) {
     return Error{"tls_config", "cannot set the TLS 1.2 ciphers: " + openssl_reason()};
   }
-  SSL_CTX_set_options(c, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_COMPRESSION);
+  SSL_CTX_set_options(
+      c, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_COMPRESSION);
   SSL_CTX_set_mode(c, SSL_MODE_RELEASE_BUFFERS);
   if (SSL_CTX_use_certificate_chain_file(c, options.certificate.c_str()) != 1) {
-    return Error{"tls_config", "cannot load the certificate " + options.certificate + ": " + openssl_reason()};
+    return Error{"tls_config",
+                 "cannot load the certificate " + options.certificate + ": " + openssl_reason()};
   }
   if (SSL_CTX_use_PrivateKey_file(c, options.key.c_str(), SSL_FILETYPE_PEM) != 1) {
-    return Error{"tls_config", "cannot load the private key " + options.key + ": " + openssl_reason()};
+    return Error{"tls_config",
+                 "cannot load the private key " + options.key + ": " + openssl_reason()};
   }
   if (SSL_CTX_check_private_key(c) != 1) {
-    return Error{"tls_config",
-                 "the private key " + options.key + " does not match the certificate " + options.certificate};
+    return Error{"tls_config", "the private key " + options.key +
+                                   " does not match the certificate " + options.certificate};
   }
   SSL_CTX_set_alpn_select_cb(c, select_alpn, options.http2 ? c : nullptr);
   // Resumption: tickets sealed with keys the fleet shares (or this process's own).

@@ -16,10 +16,10 @@ namespace common {
 
 struct TlsOptions {
   bool enabled = false;
-  uint16_t port = 0;         // 0 = ephemeral; HttpServer::tls_port() tells the real one
-  std::string certificate;   // PEM file: the certificate, then any intermediates
-  std::string key;           // PEM file: the private key
-  bool http2 = false;        // offer h2 in ALPN (servers with an HTTP/2 front end)
+  uint16_t port = 0;        // 0 = ephemeral; HttpServer::tls_port() tells the real one
+  std::string certificate;  // PEM file: the certificate, then any intermediates
+  std::string key;          // PEM file: the private key
+  bool http2 = false;       // offer h2 in ALPN (servers with an HTTP/2 front end)
   // Session tickets (tls_tickets.h): sealed with keys from this file's secret, shared by
   // the servers given the same file; empty: a secret of this process's own (resumption on
   // this server only). A new key every ticket_rotation_s; a ticket lives at most two.

@@ -9,13 +9,15 @@ namespace common {
 namespace {
 
 // HMAC-SHA256(secret, label || big-endian window): 32 bytes.
-std::array<unsigned char, 32> derive(std::string_view secret, std::string_view label, int64_t window) {
+std::array<unsigned char, 32> derive(std::string_view secret, std::string_view label,
+                                     int64_t window) {
   std::string input(label);
-  for (int shift = 56; shift >= 0; shift -= 8) input.push_back(static_cast<char>((static_cast<uint64_t>(window) >> shift) & 0xff));
+  for (int shift = 56; shift >= 0; shift -= 8)
+    input.push_back(static_cast<char>((static_cast<uint64_t>(window) >> shift) & 0xff));
   std::array<unsigned char, 32> out{};
   unsigned int len = 0;
-  HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()), reinterpret_cast<const unsigned char*>(input.data()),
-       input.size(), out.data(), &len);
+  HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()),
+       reinterpret_cast<const unsigned char*>(input.data()), input.size(), out.data(), &len);
   return out;
 }
 

@@ -26,7 +26,9 @@ void append_separator(std::string& target) {
   }
 }
 
-Error bad_request(std::string message) { return Error{"bad_request", std::move(message)}; }
+Error bad_request(std::string message) {
+  return Error{"bad_request", std::move(message)};
+}
 
 }  // namespace
 
@@ -100,7 +102,8 @@ std::optional<TakenQueryParam> take_query_param(std::string_view target, std::st
   return out;
 }
 
-void append_query_param(std::string& target, std::string_view name, std::string_view encoded_value) {
+void append_query_param(std::string& target, std::string_view name,
+                        std::string_view encoded_value) {
   append_separator(target);
   target.append(name).append("=").append(encoded_value);
 }
@@ -124,17 +127,22 @@ bool has_dot_segment(std::string_view decoded_path) {
 }
 
 Status check_servable_origin_target(std::string_view raw_path, std::string_view raw_query) {
-  if (raw_path.size() < 2 || raw_path[0] != '/') return bad_request("The URL names an origin but no path on it.");
-  if (raw_path.substr(0, 2) == "//") return bad_request("Absolute or scheme-relative URLs are not accepted.");
+  if (raw_path.size() < 2 || raw_path[0] != '/')
+    return bad_request("The URL names an origin but no path on it.");
+  if (raw_path.substr(0, 2) == "//")
+    return bad_request("Absolute or scheme-relative URLs are not accepted.");
   if (has_control_char(raw_path) || has_control_char(raw_query)) {
     return bad_request("Control characters are not accepted.");
   }
   auto decoded = percent_decode(raw_path);
   if (!decoded) return bad_request("The path has malformed percent-encoding or an encoded NUL.");
-  if (decoded->find('\\') != std::string::npos) return bad_request("Backslashes are not accepted in paths.");
-  if (decoded->find("://") != std::string::npos) return bad_request("Absolute URLs are not accepted in paths.");
+  if (decoded->find('\\') != std::string::npos)
+    return bad_request("Backslashes are not accepted in paths.");
+  if (decoded->find("://") != std::string::npos)
+    return bad_request("Absolute URLs are not accepted in paths.");
   if (has_dot_segment(*decoded)) return bad_request("Dot segments are not accepted in paths.");
-  if (decoded->find("//") != std::string::npos) return bad_request("Empty path segments are not accepted.");
+  if (decoded->find("//") != std::string::npos)
+    return bad_request("Empty path segments are not accepted.");
   if (!raw_query.empty() && !percent_decode(raw_query)) {
     return bad_request("The query has malformed percent-encoding or an encoded NUL.");
   }

@@ -40,11 +40,16 @@ std::string base64url(const unsigned char* data, size_t n) {
 
 const char* to_string(SignatureVerdict verdict) {
   switch (verdict) {
-    case SignatureVerdict::ok: return "ok";
-    case SignatureVerdict::missing: return "missing";
-    case SignatureVerdict::malformed: return "malformed";
-    case SignatureVerdict::expired: return "expired";
-    case SignatureVerdict::bad_signature: return "bad_signature";
+    case SignatureVerdict::ok:
+      return "ok";
+    case SignatureVerdict::missing:
+      return "missing";
+    case SignatureVerdict::malformed:
+      return "malformed";
+    case SignatureVerdict::expired:
+      return "expired";
+    case SignatureVerdict::bad_signature:
+      return "bad_signature";
   }
   return "?";
 }
@@ -104,8 +109,10 @@ SignatureVerdict UrlSigner::verify(std::string_view target, int64_t now_unix,
   SplitTarget split = split_signed_target(target);
   if (split.expires.empty() && split.signature.empty()) return SignatureVerdict::missing;
   int64_t expires = 0;
-  auto [end, ec] = std::from_chars(split.expires.data(), split.expires.data() + split.expires.size(), expires);
-  if (ec != std::errc() || end != split.expires.data() + split.expires.size() || split.signature.empty()) {
+  auto [end, ec] =
+      std::from_chars(split.expires.data(), split.expires.data() + split.expires.size(), expires);
+  if (ec != std::errc() || end != split.expires.data() + split.expires.size() ||
+      split.signature.empty()) {
     return SignatureVerdict::malformed;
   }
   bool match = false;

@@ -36,7 +36,8 @@ class UrlSigner {
 
  private:
   explicit UrlSigner(std::vector<std::string> keys) : keys_(std::move(keys)) {}
-  std::string mac(const std::string& key, std::string_view unsigned_target, std::string_view expires) const;
+  std::string mac(const std::string& key, std::string_view unsigned_target,
+                  std::string_view expires) const;
   std::vector<std::string> keys_;
 };
 

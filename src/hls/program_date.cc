@@ -44,8 +44,8 @@ std::optional<int64_t> parse_program_date_ms(std::string_view s) {
   auto year = digits(s, 0, 4), month = digits(s, 5, 2), day = digits(s, 8, 2);
   auto hour = digits(s, 11, 2), minute = digits(s, 14, 2), second = digits(s, 17, 2);
   if (!year || !month || !day || !hour || !minute || !second || s[4] != '-' || s[7] != '-' ||
-      (s[10] != 'T' && s[10] != 't') || s[13] != ':' || s[16] != ':' || *month < 1 || *month > 12 || *day < 1 ||
-      *day > 31 || *hour > 23 || *minute > 59 || *second > 60) {
+      (s[10] != 'T' && s[10] != 't') || s[13] != ':' || s[16] != ':' || *month < 1 || *month > 12 ||
+      *day < 1 || *day > 31 || *hour > 23 || *minute > 59 || *second > 60) {
     return std::nullopt;
   }
   size_t at = 19;
@@ -77,7 +77,8 @@ std::optional<int64_t> parse_program_date_ms(std::string_view s) {
   }
   if (at != s.size()) return std::nullopt;
   const int64_t days = days_from_civil(*year, *month, *day);
-  const int64_t seconds = days * 86400 + *hour * 3600 + *minute * 60 + *second - offset_minutes * 60;
+  const int64_t seconds =
+      days * 86400 + *hour * 3600 + *minute * 60 + *second - offset_minutes * 60;
   return seconds * 1000 + millis;
 }
 
@@ -88,8 +89,9 @@ std::string format_program_date_ms(int64_t epoch_ms) {
   unsigned m = 0, d = 0;
   civil_from_days(days, y, m, d);
   char out[64];
-  std::snprintf(out, sizeof out, "%04lld-%02u-%02uT%02u:%02u:%02u.%03uZ", static_cast<long long>(y), m % 100u,
-                d % 100u, ms_of_day / 3600000 % 100u, ms_of_day / 60000 % 60, ms_of_day / 1000 % 60, ms_of_day % 1000);
+  std::snprintf(out, sizeof out, "%04lld-%02u-%02uT%02u:%02u:%02u.%03uZ", static_cast<long long>(y),
+                m % 100u, d % 100u, ms_of_day / 3600000 % 100u, ms_of_day / 60000 % 60,
+                ms_of_day / 1000 % 60, ms_of_day % 1000);
   return out;
 }
 

@@ -27,8 +27,9 @@ std::vector<Line> split_lines(std::string_view body) {
     size_t nl = body.find('\n', start);
     size_t stop = nl == std::string_view::npos ? body.size() : nl;
     size_t text_end = stop > start && body[stop - 1] == '\r' ? stop - 1 : stop;
-    lines.push_back({body.substr(start, text_end - start),
-                     body.substr(text_end, (nl == std::string_view::npos ? stop : nl + 1) - text_end)});
+    lines.push_back(
+        {body.substr(start, text_end - start),
+         body.substr(text_end, (nl == std::string_view::npos ? stop : nl + 1) - text_end)});
     start = nl == std::string_view::npos ? body.size() : nl + 1;
   }
   return lines;
@@ -115,8 +116,9 @@ std::optional<std::string> steered_master(const std::vector<PathwayCopy>& copies
   const std::vector<Line>& first = lines.front();
   // Comments may come before #EXTM3U (the parser accepts them): the tag goes after it.
   size_t head = 0;
-  while (head < first.size() && (first[head].text.empty() || (starts_with(first[head].text, "#") &&
-                                                               !starts_with(first[head].text, "#EXT")))) {
+  while (head < first.size() &&
+         (first[head].text.empty() ||
+          (starts_with(first[head].text, "#") && !starts_with(first[head].text, "#EXT")))) {
     ++head;
   }
   if (head + 1 >= first.size() || !starts_with(first[head].text, "#EXTM3U")) return std::nullopt;
@@ -136,7 +138,8 @@ std::optional<std::string> steered_master(const std::vector<PathwayCopy>& copies
     } else if (starts_with(text, kStreamInf)) {
       kinds[i] = Kind::variant;
       in_variant = variants = true;
-      variant_keys.push_back(attribute(text, "BANDWIDTH") + "\n" + attribute(text, "STABLE-VARIANT-ID"));
+      variant_keys.push_back(attribute(text, "BANDWIDTH") + "\n" +
+                             attribute(text, "STABLE-VARIANT-ID"));
     } else if (starts_with(text, kIFrameStreamInf)) {
       kinds[i] = Kind::iframe;
     } else if (starts_with(text, kMedia)) {

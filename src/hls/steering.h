@@ -34,16 +34,16 @@ struct PathwayCopy {
 // a BOM and CRLF line ends too), with
 // #EXT-X-CONTENT-STEERING:SERVER-URI="<server_uri>",PATHWAY-ID="<start>" right
 // after #EXTM3U (`start`: the pathway steering players begin with, one of the
-// ids; players without steering play the first copy); then, per pathway, its EXT-X-MEDIA, EXT-X-STREAM-INF (with its
-// URI line) and EXT-X-I-FRAME-STREAM-INF lines, each variant given
+// ids; players without steering play the first copy); then, per pathway, its EXT-X-MEDIA,
+// EXT-X-STREAM-INF (with its URI line) and EXT-X-I-FRAME-STREAM-INF lines, each variant given
 // PATHWAY-ID="<id>" and every rendition group id G renamed "G@<id>".
 // STABLE-VARIANT-ID="v<n>" (STABLE-RENDITION-ID="r<n>") is added to the variants
 // (renditions) that lack one when two of them could be taken for one
 // (same BANDWIDTH; same TYPE and NAME). nullopt (leave the playlist as it is)
 // when `server_uri` is empty or holds a '"' or a line break, an id is invalid or
-// repeated, `start` is none of them, the copies differ in shape, the playlist is not a multivariant one
-// (no EXT-X-STREAM-INF), or it has EXT-X-CONTENT-STEERING or PATHWAY-ID already
-// (the origin steers it).
+// repeated, `start` is none of them, the copies differ in shape, the playlist is not a multivariant
+// one (no EXT-X-STREAM-INF), or it has EXT-X-CONTENT-STEERING or PATHWAY-ID already (the origin
+// steers it).
 std::optional<std::string> steered_master(const std::vector<PathwayCopy>& copies,
                                           std::string_view server_uri, std::string_view start);
 

@@ -28,10 +28,16 @@ std::string_view tag_name(std::string_view line) {
 }
 
 bool is_playlist_level(std::string_view tag) {
-  static constexpr std::string_view kTags[] = {
-      "EXTM3U",           "EXT-X-VERSION",        "EXT-X-TARGETDURATION", "EXT-X-INDEPENDENT-SEGMENTS",
-      "EXT-X-START",      "EXT-X-DEFINE",         "EXT-X-SERVER-CONTROL", "EXT-X-PART-INF",
-      "EXT-X-I-FRAMES-ONLY", "EXT-X-ALLOW-CACHE"};
+  static constexpr std::string_view kTags[] = {"EXTM3U",
+                                               "EXT-X-VERSION",
+                                               "EXT-X-TARGETDURATION",
+                                               "EXT-X-INDEPENDENT-SEGMENTS",
+                                               "EXT-X-START",
+                                               "EXT-X-DEFINE",
+                                               "EXT-X-SERVER-CONTROL",
+                                               "EXT-X-PART-INF",
+                                               "EXT-X-I-FRAMES-ONLY",
+                                               "EXT-X-ALLOW-CACHE"};
   for (std::string_view t : kTags) {
     if (t == tag) return true;
   }
@@ -40,7 +46,8 @@ bool is_playlist_level(std::string_view tag) {
 
 // The tags the window writes itself.
 bool is_rewritten(std::string_view tag) {
-  return tag == "EXT-X-MEDIA-SEQUENCE" || tag == "EXT-X-DISCONTINUITY-SEQUENCE" || tag == "EXT-X-PLAYLIST-TYPE";
+  return tag == "EXT-X-MEDIA-SEQUENCE" || tag == "EXT-X-DISCONTINUITY-SEQUENCE" ||
+         tag == "EXT-X-PLAYLIST-TYPE";
 }
 
 // The program date-time of segment `first` extrapolated from the last earlier
@@ -89,7 +96,9 @@ void for_each_line(std::string_view source, Visit visit) {
     size_t end = pos;
     while (end < source.size() && source[end] != '\n' && source[end] != '\r') ++end;
     size_t next = end;
-    if (next < source.size()) next += (source[next] == '\r' && next + 1 < source.size() && source[next + 1] == '\n') ? 2 : 1;
+    if (next < source.size())
+      next +=
+          (source[next] == '\r' && next + 1 < source.size() && source[next + 1] == '\n') ? 2 : 1;
     visit(++number, source.substr(pos, end - pos), source.substr(pos, next - pos));
     pos = next;
   }
@@ -98,7 +107,8 @@ void for_each_line(std::string_view source, Visit visit) {
 }  // namespace
 
 Result<std::string> newest_segments(const Playlist& playlist, size_t max_segments) {
-  if (playlist.kind != PlaylistKind::media) return Issue{"not_media", "a master playlist has no segments to drop", 0};
+  if (playlist.kind != PlaylistKind::media)
+    return Issue{"not_media", "a master playlist has no segments to drop", 0};
   if (max_segments == 0) return Issue{"bad_window", "a window keeps at least one segment", 0};
   const MediaInfo& media = playlist.media;
   const std::string_view source = playlist.tmpl.source();
@@ -110,11 +120,13 @@ Result<std::string> newest_segments(const Playlist& playlist, size_t max_segment
   const size_t cut_line = media.segments[first - 1].line;     // last line of the dropped segments
 
   uint64_t discontinuity_sequence = media.discontinuity_sequence;
-  for (size_t i = 0; i < first; ++i) discontinuity_sequence += media.segments[i].discontinuity ? 1 : 0;
+  for (size_t i = 0; i < first; ++i)
+    discontinuity_sequence += media.segments[i].discontinuity ? 1 : 0;
 
   const std::unordered_set<size_t> kept_lines = lines_in_force(playlist, first, cut_line);
   std::optional<std::string> date_time;
-  if (media.segments[first].program_date_time.empty()) date_time = program_date_time_of(media, first);
+  if (media.segments[first].program_date_time.empty())
+    date_time = program_date_time_of(media, first);
 
   std::string out;
   out.reserve(source.size() / (media.segments.size() / max_segments + 1) + 256);
@@ -129,8 +141,11 @@ Result<std::string> newest_segments(const Playlist& playlist, size_t max_segment
       if (!is_rewritten(tag)) out.append(with_ending);
     } else if (tag == "EXTM3U" && !header_written) {
       header_written = true;
-      out.append("#EXTM3U\n#EXT-X-MEDIA-SEQUENCE:").append(std::to_string(media.segments[first].sequence));
-      out.append("\n#EXT-X-DISCONTINUITY-SEQUENCE:").append(std::to_string(discontinuity_sequence)).append("\n");
+      out.append("#EXTM3U\n#EXT-X-MEDIA-SEQUENCE:")
+          .append(std::to_string(media.segments[first].sequence));
+      out.append("\n#EXT-X-DISCONTINUITY-SEQUENCE:")
+          .append(std::to_string(discontinuity_sequence))
+          .append("\n");
     } else if ((is_playlist_level(tag) && tag != "EXTM3U") || kept_lines.count(number) != 0) {
       out.append(line).append("\n");
     }
@@ -139,9 +154,11 @@ Result<std::string> newest_segments(const Playlist& playlist, size_t max_segment
 }
 
 Result<DeltaUpdate> delta_update(const Playlist& playlist) {
-  if (playlist.kind != PlaylistKind::media) return Issue{"not_media", "a master playlist has no segments to skip", 0};
+  if (playlist.kind != PlaylistKind::media)
+    return Issue{"not_media", "a master playlist has no segments to skip", 0};
   const MediaInfo& media = playlist.media;
-  if (media.is_delta_update()) return Issue{"delta_update", "a delta update (EXT-X-SKIP) cannot be skipped again", 0};
+  if (media.is_delta_update())
+    return Issue{"delta_update", "a delta update (EXT-X-SKIP) cannot be skipped again", 0};
   if (!media.server_control.can_skip_until) {
     return Issue{"cannot_skip", "the playlist does not offer delta updates (CAN-SKIP-UNTIL)", 0};
   }
@@ -161,13 +178,15 @@ Result<DeltaUpdate> delta_update(const Playlist& playlist) {
     if (part.segment_index == media.segments.size()) end += part.duration.value_or(0);
   }
   size_t skipped = 0;
-  while (skipped < ends.size() && end - ends[skipped] > *media.server_control.can_skip_until) ++skipped;
+  while (skipped < ends.size() && end - ends[skipped] > *media.server_control.can_skip_until)
+    ++skipped;
   if (skipped == 0 || skipped == media.segments.size()) return whole;
 
   const size_t cut_line = media.segments[skipped - 1].line;  // last line of the skipped segments
   const std::unordered_set<size_t> kept_lines = lines_in_force(playlist, skipped, cut_line);
   std::optional<std::string> date_time;
-  if (media.segments[skipped].program_date_time.empty()) date_time = program_date_time_of(media, skipped);
+  if (media.segments[skipped].program_date_time.empty())
+    date_time = program_date_time_of(media, skipped);
   const bool version_written = playlist.version.has_value();
 
   DeltaUpdate delta;
@@ -198,7 +217,8 @@ Result<DeltaUpdate> delta_update(const Playlist& playlist) {
       out.append("#EXTM3U\n");
       if (!version_written) out.append("#EXT-X-VERSION:9\n");
     } else if (tag == "EXT-X-VERSION") {
-      out.append("#EXT-X-VERSION:").append(std::to_string(std::max<uint64_t>(playlist.version.value_or(1), 9)));
+      out.append("#EXT-X-VERSION:")
+          .append(std::to_string(std::max<uint64_t>(playlist.version.value_or(1), 9)));
       out.append("\n");
     } else if ((is_playlist_level(tag) && tag != "EXTM3U") || is_rewritten(tag)) {
       out.append(line).append("\n");

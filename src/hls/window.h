@@ -38,8 +38,8 @@ Result<std::string> newest_segments(const Playlist& playlist, std::size_t max_se
 
 // A Playlist Delta Update (RFC 8216bis §6.2.5.1, _HLS_skip=YES) of a full media playlist.
 struct DeltaUpdate {
-  std::string text;          // the delta update; the source itself when nothing is skipped
-  std::size_t skipped = 0;   // segments skipped (0: `text` is the source)
+  std::string text;         // the delta update; the source itself when nothing is skipped
+  std::size_t skipped = 0;  // segments skipped (0: `text` is the source)
   // The source's template slots the text lists, in the text's own slot order.
   std::vector<std::size_t> slots;
 };

@@ -7,9 +7,9 @@
 // reports the fleet's numbers as of its last tick). Then what only the Redis backend has: two
 // balancers on one store, and "unavailable" (never an admit) while Redis is down, with slots
 // restored by heartbeats when it is back.
-#include <deque>
 #include <doctest/doctest.h>
 #include <event2/event.h>
+#include <deque>
 
 #include <algorithm>
 #include <atomic>

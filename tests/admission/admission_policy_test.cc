@@ -484,7 +484,8 @@ TEST_CASE("one address cannot hold more than max_anonymous_per_address anonymous
   CHECK(p.request("v:e", on(), t(1), ViewerSource{"203.0.113.9", true}).admitted());
   CHECK(p.request("t:paying", on(), t(1), ViewerSource{"198.51.100.7", false}).admitted());
   // An address not counted (exempt network: the caller passes none) has no bound.
-  for (int i = 0; i < 10; ++i) CHECK(p.request("v:nat" + std::to_string(i), on(), t(1), ViewerSource{"", true}).admitted());
+  for (int i = 0; i < 10; ++i)
+    CHECK(p.request("v:nat" + std::to_string(i), on(), t(1), ViewerSource{"", true}).admitted());
   // A slot given back makes room for one more from that address; so does idling out.
   CHECK(p.release("v:b", t(2)));
   CHECK(p.request("v:d", on(), t(2), attacker).admitted());
@@ -507,7 +508,8 @@ TEST_CASE("one address cannot hold more than max_tickets_per_address queue ticke
   CHECK(third.kind == Kind::kRefused);
   CHECK(third.refusal == AdmissionDecision::Refusal::kAddressTickets);
   // Someone else queues behind at position 3: the refused one took no place.
-  const AdmissionDecision other = p.request("t:other", on(), t(0), ViewerSource{"203.0.113.9", false});
+  const AdmissionDecision other =
+      p.request("t:other", on(), t(0), ViewerSource{"203.0.113.9", false});
   CHECK(other.position == 3);
   // A ticket turning into a slot frees a ticket place for that address.
   CHECK(p.release("t:first", t(1)));

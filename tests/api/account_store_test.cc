@@ -139,7 +139,8 @@ TEST_CASE("the store writes its schema version and refuses a newer one with a cl
   auto a = LmdbAccounts::open(path);
   REQUIRE_FALSE(a.ok());
   CHECK(a.error().code == "storage_error");
-  CHECK(a.error().message.find("schema version " + std::to_string(kSchemaVersion + 1)) != std::string::npos);
+  CHECK(a.error().message.find("schema version " + std::to_string(kSchemaVersion + 1)) !=
+        std::string::npos);
   CHECK(a.error().message.find(path) != std::string::npos);
   set_schema_version(path, "banana");
   auto b = LmdbAccounts::open(path);
@@ -177,10 +178,11 @@ TEST_CASE("the asynchronous store runs off the loop and answers on the caller's 
         REQUIRE(s.ok());
         store->revoke_session(loop, token_hash("t"), [&](common::Result<bool> r2) {
           revoked = r2.ok() && *r2;
-          store->find_session(loop, token_hash("t"), [&](common::Result<std::optional<SessionInfo>> r3) {
-            gone = r3.ok() && !r3->has_value();
-            done.set_value();
-          });
+          store->find_session(loop, token_hash("t"),
+                              [&](common::Result<std::optional<SessionInfo>> r3) {
+                                gone = r3.ok() && !r3->has_value();
+                                done.set_value();
+                              });
         });
       });
     });
@@ -196,7 +198,8 @@ TEST_CASE("the asynchronous store runs off the loop and answers on the caller's 
 
 namespace {
 
-Purchase purchase_of(uint64_t user, const std::string& product, const std::string& key, int64_t at) {
+Purchase purchase_of(uint64_t user, const std::string& product, const std::string& key,
+                     int64_t at) {
   Purchase p;
   p.user_id = user;
   p.product_id = product;

@@ -51,7 +51,8 @@ TEST_CASE("an empty api section gives the production defaults") {
 }
 
 TEST_CASE("every key is read") {
-  auto c = read(R"({"data_dir":"/var/lib/balancer/api","token_lifetime_s":60,"kdf_iterations":700000,
+  auto c =
+      read(R"({"data_dir":"/var/lib/balancer/api","token_lifetime_s":60,"kdf_iterations":700000,
                    "session_max_lifetime_s":3600,"kdf_memory_kib":65536,"kdf_passes":3,"kdf_threads":4,
                    "kdf_queue":8,"kdf_queue_per_address":2,"max_body_bytes":1024,"max_json_depth":4,
                    "ticket_lifetime_s":600,
@@ -68,24 +69,31 @@ TEST_CASE("every key is read") {
   CHECK(c->kdf_queue_per_address == 2);
   CHECK(c->max_body_bytes == 1024);
   CHECK(c->max_json_depth == 4);
-  CHECK(c->login == LoginLimits{7, 3, 2, std::chrono::milliseconds(500), std::chrono::seconds(30), 500});
+  CHECK(c->login ==
+        LoginLimits{7, 3, 2, std::chrono::milliseconds(500), std::chrono::seconds(30), 500});
   CHECK(c->ticket_lifetime.count() == 600);
   CHECK(c->products_file == "products.json");
   CHECK(c->demo_payments);
 }
 
-TEST_CASE("Argon2id below OWASP's minimum needs kdf_allow_weak_for_tests, and never below 64 KiB and 1 pass") {
-  CHECK(error_of(R"({"kdf_memory_kib":19455})").find("key 'api.kdf_memory_kib'") != std::string::npos);
+TEST_CASE(
+    "Argon2id below OWASP's minimum needs kdf_allow_weak_for_tests, and never below 64 KiB and 1 "
+    "pass") {
+  CHECK(error_of(R"({"kdf_memory_kib":19455})").find("key 'api.kdf_memory_kib'") !=
+        std::string::npos);
   CHECK(error_of(R"({"kdf_passes":1})").find("key 'api.kdf_passes'") != std::string::npos);
   auto weak = read(R"({"kdf_memory_kib":64,"kdf_passes":1,"kdf_allow_weak_for_tests":true})");
   REQUIRE(weak.ok());
   CHECK(weak->kdf == Argon2Params{64, 1, 1});
-  CHECK(error_of(R"({"kdf_memory_kib":63,"kdf_allow_weak_for_tests":true})").find("api.kdf_memory_kib") !=
+  CHECK(error_of(R"({"kdf_memory_kib":63,"kdf_allow_weak_for_tests":true})")
+            .find("api.kdf_memory_kib") != std::string::npos);
+  CHECK(error_of(R"({"kdf_passes":0,"kdf_allow_weak_for_tests":true})").find("api.kdf_passes") !=
         std::string::npos);
-  CHECK(error_of(R"({"kdf_passes":0,"kdf_allow_weak_for_tests":true})").find("api.kdf_passes") != std::string::npos);
-  CHECK(error_of(R"({"kdf_memory_kib":2097152})").find("api.kdf_memory_kib") != std::string::npos);  // above 1 GiB
+  CHECK(error_of(R"({"kdf_memory_kib":2097152})").find("api.kdf_memory_kib") !=
+        std::string::npos);  // above 1 GiB
   CHECK(error_of(R"({"kdf_threads":-1})").find("api.kdf_threads") != std::string::npos);
-  CHECK(error_of(R"({"session_max_lifetime_s":10})").find("api.session_max_lifetime_s") != std::string::npos);
+  CHECK(error_of(R"({"session_max_lifetime_s":10})").find("api.session_max_lifetime_s") !=
+        std::string::npos);
   // PBKDF2's count from before Argon2id: older files still load; it changes nothing.
   auto old_file = read(R"({"kdf_iterations":600000})");
   REQUIRE(old_file.ok());
@@ -94,9 +102,12 @@ TEST_CASE("Argon2id below OWASP's minimum needs kdf_allow_weak_for_tests, and ne
 
 TEST_CASE("unknown keys and wrong types are refused naming the key") {
   CHECK(error_of(R"({"data_dri":"x"})").find("api.data_dri") != std::string::npos);
-  CHECK(error_of(R"({"token_lifetime_s":"long"})").find("api.token_lifetime_s") != std::string::npos);
-  CHECK(error_of(R"({"login_limits":{"per_login":0}})").find("api.login_limits.per_login") != std::string::npos);
-  CHECK(error_of(R"({"login_limits":{"burst":3}})").find("api.login_limits.burst") != std::string::npos);
+  CHECK(error_of(R"({"token_lifetime_s":"long"})").find("api.token_lifetime_s") !=
+        std::string::npos);
+  CHECK(error_of(R"({"login_limits":{"per_login":0}})").find("api.login_limits.per_login") !=
+        std::string::npos);
+  CHECK(error_of(R"({"login_limits":{"burst":3}})").find("api.login_limits.burst") !=
+        std::string::npos);
   CHECK(error_of(R"({"ticket_lifetime_s":10})").find("api.ticket_lifetime_s") != std::string::npos);
   CHECK(error_of(R"({"demo_payments":"yes"})").find("api.demo_payments") != std::string::npos);
 }
@@ -108,8 +119,9 @@ TEST_CASE("api.store and api.postgresql.*: defaults, values, and errors naming t
   CHECK(d->postgresql.host == "127.0.0.1");
   CHECK(d->postgresql.port == 5432);
   CHECK(d->postgresql.dbname == "balancer");
-  auto c = read(R"({"store":"postgresql","postgresql":{"host":"db.internal","port":6432,"dbname":"fleet",)"
-                R"("user":"app","password":"secret","timeout_ms":1500}})");
+  auto c = read(
+      R"({"store":"postgresql","postgresql":{"host":"db.internal","port":6432,"dbname":"fleet",)"
+      R"("user":"app","password":"secret","timeout_ms":1500}})");
   REQUIRE(c.ok());
   CHECK(c->store == "postgresql");
   CHECK(c->postgresql.host == "db.internal");
@@ -120,6 +132,8 @@ TEST_CASE("api.store and api.postgresql.*: defaults, values, and errors naming t
   CHECK(c->postgresql.timeout == std::chrono::milliseconds(1500));
   CHECK(error_of(R"({"store":"mysql"})").find("api.store") != std::string::npos);
   CHECK(error_of(R"({"postgresql":{"port":0}})").find("api.postgresql.port") != std::string::npos);
-  CHECK(error_of(R"({"postgresql":{"dbname":""}})").find("api.postgresql.dbname") != std::string::npos);
-  CHECK(error_of(R"({"postgresql":{"sslmode":"require"}})").find("api.postgresql.sslmode") != std::string::npos);
+  CHECK(error_of(R"({"postgresql":{"dbname":""}})").find("api.postgresql.dbname") !=
+        std::string::npos);
+  CHECK(error_of(R"({"postgresql":{"sslmode":"require"}})").find("api.postgresql.sslmode") !=
+        std::string::npos);
 }

@@ -11,7 +11,8 @@ using namespace std::chrono_literals;
 
 namespace {
 
-LoginLimits limits(int per_address, int per_address_login, int per_login, size_t max_tracked = 1000) {
+LoginLimits limits(int per_address, int per_address_login, int per_login,
+                   size_t max_tracked = 1000) {
   return LoginLimits{per_address, per_address_login, per_login, 2000ms, 60s, max_tracked};
 }
 
@@ -29,8 +30,9 @@ TEST_CASE("failures for one login from one address are refused after the burst, 
   LoginLimiter limiter(clock, limits(100, 3, 100));
   for (int i = 0; i < 3; ++i) CHECK(fail(limiter, "10.0.0.1", "alice") == 0);
   CHECK(limiter.attempt("10.0.0.1", "alice").retry_after_s == 20);  // 3 per 60 s: one every 20 s
-  CHECK(limiter.attempt("10.0.0.2", "alice").retry_after_s == 0);   // the owner's address is not refused
-  CHECK(limiter.attempt("10.0.0.1", "bob").retry_after_s == 0);     // another login is not affected
+  CHECK(limiter.attempt("10.0.0.2", "alice").retry_after_s ==
+        0);  // the owner's address is not refused
+  CHECK(limiter.attempt("10.0.0.1", "bob").retry_after_s == 0);  // another login is not affected
   clock.advance(19s);
   CHECK(limiter.attempt("10.0.0.1", "alice").retry_after_s == 1);
   clock.advance(1s);
@@ -54,7 +56,8 @@ TEST_CASE("failures from 50 other addresses slow the login down but never refuse
   for (int round = 0; round < 3; ++round) {
     for (int a = 0; a < 50; ++a) CHECK(fail(limiter, "10.1.0." + std::to_string(a), "victim") == 0);
   }
-  for (int a = 0; a < 50; ++a) CHECK(limiter.attempt("10.1.0." + std::to_string(a), "victim").retry_after_s > 0);
+  for (int a = 0; a < 50; ++a)
+    CHECK(limiter.attempt("10.1.0." + std::to_string(a), "victim").retry_after_s > 0);
   LoginVerdict owner = limiter.attempt("192.0.2.7", "victim");
   CHECK(owner.retry_after_s == 0);
   CHECK(owner.delay == 2000ms);  // capped at max_delay
@@ -71,31 +74,36 @@ TEST_CASE("failures from 50 other addresses slow the login down but never refuse
 TEST_CASE("an address is limited across logins, every attempt counting") {
   common::FakeClock clock;
   LoginLimiter limiter(clock, limits(4, 100, 100));
-  for (int i = 0; i < 4; ++i) CHECK(limiter.attempt("10.0.0.9", "user" + std::to_string(i)).retry_after_s == 0);
+  for (int i = 0; i < 4; ++i)
+    CHECK(limiter.attempt("10.0.0.9", "user" + std::to_string(i)).retry_after_s == 0);
   CHECK(limiter.attempt("10.0.0.9", "fresh").retry_after_s == 15);
   CHECK(limiter.attempt("10.0.0.8", "fresh").retry_after_s == 0);
   clock.advance(60s);
-  for (int i = 0; i < 4; ++i) CHECK(limiter.attempt("10.0.0.9", "again" + std::to_string(i)).retry_after_s == 0);
+  for (int i = 0; i < 4; ++i)
+    CHECK(limiter.attempt("10.0.0.9", "again" + std::to_string(i)).retry_after_s == 0);
 }
 
 TEST_CASE("a refused attempt takes nothing from the address bucket") {
   common::FakeClock clock;
   LoginLimiter limiter(clock, limits(2, 1, 100));
   CHECK(fail(limiter, "a", "x") == 0);
-  CHECK(limiter.attempt("a", "x").retry_after_s > 0);  // (a, x) empty: the address keeps its second token
+  CHECK(limiter.attempt("a", "x").retry_after_s >
+        0);  // (a, x) empty: the address keeps its second token
   CHECK(limiter.attempt("a", "y").retry_after_s == 0);
   CHECK(limiter.attempt("a", "z").retry_after_s > 0);
 }
 
-TEST_CASE("the tables stay bounded: refilled keys are forgotten, a full address table refuses, "
-          "a full failure table never locks anyone out") {
+TEST_CASE(
+    "the tables stay bounded: refilled keys are forgotten, a full address table refuses, "
+    "a full failure table never locks anyone out") {
   common::FakeClock clock;
   LoginLimiter limiter(clock, limits(1000000, 5, 5, 100));
   for (int i = 0; i < 100; ++i) CHECK(fail(limiter, "1.1.1.1", "u" + std::to_string(i)) == 0);
   // Failure tables full: more failures are not recorded, attempts still allowed.
   CHECK(fail(limiter, "1.1.1.1", "one-too-many") == 0);
   for (int i = 0; i < 10; ++i) CHECK(fail(limiter, "1.1.1.1", "one-too-many") == 0);
-  for (int i = 0; i < 99; ++i) CHECK(limiter.attempt("2.2.2." + std::to_string(i), "x").retry_after_s == 0);
+  for (int i = 0; i < 99; ++i)
+    CHECK(limiter.attempt("2.2.2." + std::to_string(i), "x").retry_after_s == 0);
   CHECK(limiter.attempt("3.3.3.3", "x").retry_after_s == 60);  // address table full
   clock.advance(60s);  // every bucket refilled: they can be forgotten
   CHECK(limiter.attempt("3.3.3.3", "x").retry_after_s == 0);

@@ -49,7 +49,8 @@ TEST_CASE("the workers run checks side by side") {
       --inside;
       ++done;
     };
-    REQUIRE(queue.submit("10.0.0." + std::to_string(i), std::move(c), 0ms) == PasswordCheckQueue::Admission::queued);
+    REQUIRE(queue.submit("10.0.0." + std::to_string(i), std::move(c), 0ms) ==
+            PasswordCheckQueue::Admission::queued);
   }
   CHECK(wait_until([&] { return done.load() == kWorkers; }, 15s));
   CHECK(most == kWorkers);
@@ -63,7 +64,8 @@ TEST_CASE("checks still queued at shutdown are all run, once") {
       PasswordCheckQueue::Check c;
       c.run = [&] { ++ran; };
       // Far in the future: only shutdown runs them.
-      REQUIRE(queue.submit("10.0.0." + std::to_string(i), std::move(c), 1h) == PasswordCheckQueue::Admission::queued);
+      REQUIRE(queue.submit("10.0.0." + std::to_string(i), std::move(c), 1h) ==
+              PasswordCheckQueue::Admission::queued);
     }
   }
   CHECK(ran.load() == 20);
@@ -79,7 +81,8 @@ TEST_CASE("the busy answer's wait comes from the completed checks and the queue 
   for (int i = 0; i < 8; ++i) {
     PasswordCheckQueue::Check c;
     c.run = [&] { ++ran; };
-    REQUIRE(queue.submit("10.0.1." + std::to_string(i), std::move(c), 0ms) == PasswordCheckQueue::Admission::queued);
+    REQUIRE(queue.submit("10.0.1." + std::to_string(i), std::move(c), 0ms) ==
+            PasswordCheckQueue::Admission::queued);
   }
   REQUIRE(wait_until([&] { return ran.load() == 8 && queue.pending() == 0; }, 10s));
   CHECK(queue.checks_per_second() == doctest::Approx(8.0));
@@ -87,7 +90,8 @@ TEST_CASE("the busy answer's wait comes from the completed checks and the queue 
   for (int i = 0; i < 40; ++i) {
     PasswordCheckQueue::Check c;
     c.run = [] {};
-    REQUIRE(queue.submit("10.0.2." + std::to_string(i), std::move(c), 1h) == PasswordCheckQueue::Admission::queued);
+    REQUIRE(queue.submit("10.0.2." + std::to_string(i), std::move(c), 1h) ==
+            PasswordCheckQueue::Admission::queued);
   }
   CHECK(queue.pending() == 40);
   CHECK(queue.retry_after() == 5s);

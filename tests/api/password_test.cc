@@ -50,7 +50,8 @@ TEST_CASE("two hashes of the same password differ (random salt)") {
 
 TEST_CASE("Argon2id matches the reference implementation's test vector") {
   // phc-winner-argon2 test.c, Argon2id v=0x13: t=2, m=2^16 KiB, p=1, "password", "somesalt".
-  const std::string stored = "$argon2id$v=19$m=65536,t=2,p=1$c29tZXNhbHQ$CTFhFdXPJO1aFaMaO6Mm5c8y7cJHAph8ArZWb2GRPPc";
+  const std::string stored =
+      "$argon2id$v=19$m=65536,t=2,p=1$c29tZXNhbHQ$CTFhFdXPJO1aFaMaO6Mm5c8y7cJHAph8ArZWb2GRPPc";
   CHECK(verify_password("password", stored));
   CHECK_FALSE(verify_password("passwore", stored));
   CHECK(stored_argon2_params(stored) == Argon2Params{65536, 2, 1});
@@ -69,7 +70,8 @@ TEST_CASE("PBKDF2 hashes made before Argon2id still verify") {
   CHECK_FALSE(verify_password("pW", *h));
 }
 
-TEST_CASE("a hash is re-hashed when it is PBKDF2 or its Argon2id costs differ from the configured ones") {
+TEST_CASE(
+    "a hash is re-hashed when it is PBKDF2 or its Argon2id costs differ from the configured ones") {
   auto pbkdf2 = hash_password_pbkdf2("pw", 1000);
   REQUIRE(pbkdf2.ok());
   CHECK(needs_rehash(*pbkdf2, kWeak));
@@ -87,27 +89,34 @@ TEST_CASE("a hash is re-hashed when it is PBKDF2 or its Argon2id costs differ fr
 TEST_CASE("malformed stored strings never verify") {
   auto good = hash_password("x", kWeak);
   REQUIRE(good.ok());
-  const std::string salt_and_hash = good->substr(std::string("$argon2id$v=19$m=64,t=1,p=1$").size());
+  const std::string salt_and_hash =
+      good->substr(std::string("$argon2id$v=19$m=64,t=1,p=1$").size());
   const std::string pbkdf2_hash = "VawEblbjCJ_sFpHCJUS2BflBhSFt3gRl5oudV8INrLw";
-  for (std::string bad : {
-           std::string(""), std::string("plain"), std::string("md5$1000$c2FsdA$AAAA"),
-           // PBKDF2: not a number, zero, above the bound, short hash, extra part
-           "pbkdf2-sha256$abc$c2FsdA$" + pbkdf2_hash, "pbkdf2-sha256$0$c2FsdA$" + pbkdf2_hash,
-           "pbkdf2-sha256$99999999$c2FsdA$" + pbkdf2_hash, std::string("pbkdf2-sha256$1000$c2FsdA$short"),
-           "pbkdf2-sha256$1$c2FsdA$" + pbkdf2_hash + "$extra",
-           // Argon2: another variant or version, costs missing, out of order, out of range or not canonical
-           "$argon2i$v=19$m=64,t=1,p=1$" + salt_and_hash, "$argon2id$v=16$m=64,t=1,p=1$" + salt_and_hash,
-           "$argon2id$m=64,t=1,p=1$" + salt_and_hash, "$argon2id$v=19$t=1,m=64,p=1$" + salt_and_hash,
-           "$argon2id$v=19$m=64,t=1$" + salt_and_hash, "$argon2id$v=19$m=4194304,t=1,p=1$" + salt_and_hash,
-           "$argon2id$v=19$m=64,t=1000,p=1$" + salt_and_hash, "$argon2id$v=19$m=64,t=0,p=1$" + salt_and_hash,
-           "$argon2id$v=19$m=4,t=1,p=1$" + salt_and_hash, "$argon2id$v=19$m=064,t=1,p=1$" + salt_and_hash,
-           "$argon2id$v=19$m=-64,t=1,p=1$" + salt_and_hash,
-           // Argon2: salt or hash missing, too short, not base64 (base64url characters), extra part
-           std::string("$argon2id$v=19$m=64,t=1,p=1$"), "$argon2id$v=19$m=64,t=1,p=1$c2FsdA$" +
-               salt_and_hash.substr(23),
-           "$argon2id$v=19$m=64,t=1,p=1$" + salt_and_hash.substr(0, 23) + "AAAA",
-           "$argon2id$v=19$m=64,t=1,p=1$" + salt_and_hash.substr(0, 23) + "-_" + salt_and_hash.substr(25),
-           *good + "$extra"}) {
+  for (std::string bad :
+       {std::string(""), std::string("plain"), std::string("md5$1000$c2FsdA$AAAA"),
+        // PBKDF2: not a number, zero, above the bound, short hash, extra part
+        "pbkdf2-sha256$abc$c2FsdA$" + pbkdf2_hash, "pbkdf2-sha256$0$c2FsdA$" + pbkdf2_hash,
+        "pbkdf2-sha256$99999999$c2FsdA$" + pbkdf2_hash,
+        std::string("pbkdf2-sha256$1000$c2FsdA$short"),
+        "pbkdf2-sha256$1$c2FsdA$" + pbkdf2_hash + "$extra",
+        // Argon2: another variant or version, costs missing, out of order, out of range or not
+        // canonical
+        "$argon2i$v=19$m=64,t=1,p=1$" + salt_and_hash,
+        "$argon2id$v=16$m=64,t=1,p=1$" + salt_and_hash, "$argon2id$m=64,t=1,p=1$" + salt_and_hash,
+        "$argon2id$v=19$t=1,m=64,p=1$" + salt_and_hash, "$argon2id$v=19$m=64,t=1$" + salt_and_hash,
+        "$argon2id$v=19$m=4194304,t=1,p=1$" + salt_and_hash,
+        "$argon2id$v=19$m=64,t=1000,p=1$" + salt_and_hash,
+        "$argon2id$v=19$m=64,t=0,p=1$" + salt_and_hash,
+        "$argon2id$v=19$m=4,t=1,p=1$" + salt_and_hash,
+        "$argon2id$v=19$m=064,t=1,p=1$" + salt_and_hash,
+        "$argon2id$v=19$m=-64,t=1,p=1$" + salt_and_hash,
+        // Argon2: salt or hash missing, too short, not base64 (base64url characters), extra part
+        std::string("$argon2id$v=19$m=64,t=1,p=1$"),
+        "$argon2id$v=19$m=64,t=1,p=1$c2FsdA$" + salt_and_hash.substr(23),
+        "$argon2id$v=19$m=64,t=1,p=1$" + salt_and_hash.substr(0, 23) + "AAAA",
+        "$argon2id$v=19$m=64,t=1,p=1$" + salt_and_hash.substr(0, 23) + "-_" +
+            salt_and_hash.substr(25),
+        *good + "$extra"}) {
     CAPTURE(bad);
     CHECK_FALSE(verify_password("x", bad));
     CHECK_FALSE(stored_argon2_params(bad).has_value());

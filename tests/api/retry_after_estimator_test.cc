@@ -10,7 +10,8 @@ using namespace std::chrono_literals;
 namespace {
 const common::SteadyTime t0{std::chrono::hours(1)};
 // `count` checks completed evenly from `end` - `span` to `end` (so count / span per second).
-void complete_evenly(RetryAfterEstimator& e, int count, std::chrono::milliseconds span, common::SteadyTime end) {
+void complete_evenly(RetryAfterEstimator& e, int count, std::chrono::milliseconds span,
+                     common::SteadyTime end) {
   for (int i = 0; i < count; ++i) e.completed(end - span + span * i / (count - 1));
 }
 }  // namespace
@@ -19,7 +20,7 @@ TEST_CASE("the wait is the queue length divided by the measured check rate") {
   RetryAfterEstimator e;
   complete_evenly(e, 100, 10s, t0);  // 10 checks/s
   CHECK(e.checks_per_second(t0) == doctest::Approx(10.0));
-  CHECK(e.retry_after(64, 2, t0) == 7s);   // 6.4 s, rounded up
+  CHECK(e.retry_after(64, 2, t0) == 7s);  // 6.4 s, rounded up
   CHECK(e.retry_after(200, 2, t0) == 20s);
   CHECK(e.retry_after(10, 2, t0) == 1s);
 }

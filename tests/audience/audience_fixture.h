@@ -76,9 +76,10 @@ class LiveSource {
           hls::format_program_date_ms(first_date_ms_ +
                                       static_cast<int64_t>(first) * kTargetDuration * 1000) +
           "\n";
-      write_file(dir + "/index.m3u8",
-                 live_playlist(first, static_cast<int>(next_ + 1 - first), kTargetDuration,
-                               (with_key_ ? "#EXT-X-KEY:METHOD=AES-128,URI=\"key.bin\"\n" : "") + date));
+      write_file(
+          dir + "/index.m3u8",
+          live_playlist(first, static_cast<int>(next_ + 1 - first), kTargetDuration,
+                        (with_key_ ? "#EXT-X-KEY:METHOD=AES-128,URI=\"key.bin\"\n" : "") + date));
     }
   }
 

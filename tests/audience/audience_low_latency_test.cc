@@ -17,11 +17,14 @@ namespace {
 std::string ll_scenario(const std::string& balancer, const std::string& node_metrics,
                         bool low_latency) {
   return R"({
-    "name": "ll", "balancer": ")" + balancer + R"(", "channel": "ll",
+    "name": "ll", "balancer": ")" +
+         balancer + R"(", "channel": "ll",
     "playlist": "/hls/ll/master.m3u8", "duration_s": 16, "max_viewers": 40,
     "player": {"variant": "top", "caches": ["venue-a"], "start_buffer_s": 0.5,
-               "low_latency": )" + (low_latency ? "true" : "false") + R"(},
-    "metrics": [{"name": "venue-a", "url": ")" + node_metrics + R"("}],
+               "low_latency": )" +
+         (low_latency ? "true" : "false") + R"(},
+    "metrics": [{"name": "venue-a", "url": ")" +
+         node_metrics + R"("}],
     "phases": [
       {"at_s": 0, "do": "arrive", "viewers": 30, "over_s": 3},
       {"at_s": 6, "until_s": 16, "do": "window", "name": "steady"}
@@ -38,7 +41,8 @@ TEST_CASE("audience plays an LL-HLS channel by parts: no stall, about PART-HOLD-
   LlStack stack(low_and_high(), 4, {"limits.per_address_exempt=[\"127.0.0.0/8\"]"});
   auto& [dir, origin, node, balancer] = stack;
 
-  rapidjson::Document parts = run_audience(dir, ll_scenario(balancer.url(""), node.url("/metrics"), true));
+  rapidjson::Document parts =
+      run_audience(dir, ll_scenario(balancer.url(""), node.url("/metrics"), true));
   CHECK(number_at(parts, {"viewers", "started"}) == 30);
   CHECK(number_at(parts, {"stalls", "count"}) == 0);
   CHECK(parts["fatal"].MemberCount() == 0);

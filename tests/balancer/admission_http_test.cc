@@ -219,8 +219,8 @@ TEST_CASE("/admin/status: viewers by channel and cache, queue, traffic, limits, 
   }
 
   admission->set_measured_traffic_mbps(std::nullopt, t(5));
-  CHECK(
-      parse(admission_status_json(admission->status(t(5))))["traffic"]["measured_cache_mbps"].IsNull());
+  CHECK(parse(admission_status_json(admission->status(t(5))))["traffic"]["measured_cache_mbps"]
+            .IsNull());
 }
 
 }  // namespace

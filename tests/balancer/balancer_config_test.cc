@@ -167,8 +167,9 @@ TEST_CASE("admission.backend and admission.redis.*: defaults, values, and errors
   CHECK(c.admission_redis.timeout == 500ms);
   CHECK(c.admission_redis.heartbeat_interval == 1000ms);
 
-  c = main_ok({"admission.backend=redis", "admission.redis.host=redis.internal", "admission.redis.port=6380",
-               "admission.redis.prefix=stadium", "admission.redis.timeout_ms=250", "admission.redis.heartbeat_ms=2000",
+  c = main_ok({"admission.backend=redis", "admission.redis.host=redis.internal",
+               "admission.redis.port=6380", "admission.redis.prefix=stadium",
+               "admission.redis.timeout_ms=250", "admission.redis.heartbeat_ms=2000",
                "admission.redis.password=secret-redis-password"});
   CHECK(c.admission_backend == "redis");
   CHECK(c.admission_redis.host == "redis.internal");
@@ -178,12 +179,14 @@ TEST_CASE("admission.backend and admission.redis.*: defaults, values, and errors
   CHECK(c.admission_redis.heartbeat_interval == 2000ms);
   CHECK(c.admission_redis.password == "secret-redis-password");
 
-  CHECK(has(main_error({"admission.backend=etcd"}), "main.json: key 'admission.backend': must be \"local\""));
+  CHECK(has(main_error({"admission.backend=etcd"}),
+            "main.json: key 'admission.backend': must be \"local\""));
   CHECK(has(main_error({"admission.redis.port=0"}), "key 'admission.redis.port'"));
   CHECK(has(main_error({"admission.redis.prefix=\"a{b}\""}), "key 'admission.redis.prefix'"));
   CHECK(has(main_error({"admission.redis.timeout_ms=1"}), "key 'admission.redis.timeout_ms'"));
   CHECK(has(main_error({"admission.redis.db=1"}), "key 'admission.redis.db': unknown key"));
-  CHECK(has(main_error({"admission.backend=redis", "limits.idle_timeout_s=1", "admission.redis.heartbeat_ms=1000"}),
+  CHECK(has(main_error({"admission.backend=redis", "limits.idle_timeout_s=1",
+                        "admission.redis.heartbeat_ms=1000"}),
             "key 'admission.redis.heartbeat_ms': must be at most half of limits.idle_timeout_s"));
 }
 
@@ -193,19 +196,25 @@ TEST_CASE("per-address bounds and the entry bound: defaults, values, and errors 
   CHECK(c.admission.max_tickets_per_address == 64);
   CHECK(c.admission.max_entries == 1'000'000);
   CHECK(c.per_address_exempt.empty());
-  c = main_ok({"limits.max_anonymous_per_address=0", "queue.max_tickets_per_address=3", "limits.max_entries=50",
+  c = main_ok({"limits.max_anonymous_per_address=0", "queue.max_tickets_per_address=3",
+               "limits.max_entries=50",
                R"(limits.per_address_exempt=["10.0.0.0/8","2001:db8::/32"])"});
   CHECK(c.admission.max_anonymous_per_address == 0);
   CHECK(c.admission.max_tickets_per_address == 3);
   CHECK(c.admission.max_entries == 50);
   REQUIRE(c.per_address_exempt.size() == 2);
   CHECK(c.per_address_exempt[0].contains(*IpAddress::parse("10.1.2.3")));
-  CHECK(has(main_error({R"(limits.per_address_exempt=["10.0.0.1/8"])"}), "key 'limits.per_address_exempt'"));
-  CHECK(has(main_error({"limits.max_streams=100", "limits.max_entries=10"}), "key 'limits.max_entries'"));
-  CHECK(has(main_error({"queue.max_tickets_per_address=-1"}), "key 'queue.max_tickets_per_address'"));
+  CHECK(has(main_error({R"(limits.per_address_exempt=["10.0.0.1/8"])"}),
+            "key 'limits.per_address_exempt'"));
+  CHECK(has(main_error({"limits.max_streams=100", "limits.max_entries=10"}),
+            "key 'limits.max_entries'"));
+  CHECK(
+      has(main_error({"queue.max_tickets_per_address=-1"}), "key 'queue.max_tickets_per_address'"));
 }
 
-TEST_CASE("playlist cost bounds: max_segments and max_unsent_bytes defaults, values, and errors naming the key") {
+TEST_CASE(
+    "playlist cost bounds: max_segments and max_unsent_bytes defaults, values, and errors naming "
+    "the key") {
   BalancerConfig c = main_ok();
   CHECK(c.playlists.max_segments == 6000);
   CHECK(c.playlists.max_unsent_bytes == size_t{256} << 20);
@@ -261,7 +270,8 @@ TEST_CASE("channels: ids, origins, sources and free/paid are validated") {
   CHECK(has(channels_error(R"({"channel":[]})"), "key 'channels'"));
 }
 
-TEST_CASE("channels: kind (auto, live, vod) and the operator's finished marker; live_end_confirm_s") {
+TEST_CASE(
+    "channels: kind (auto, live, vod) and the operator's finished marker; live_end_confirm_s") {
   BalancerConfig c = main_ok();
   CHECK(c.playlists.live_end_confirm == std::chrono::seconds(300));
   auto s = read_channels(doc("channels.json", R"({"channels":[
@@ -275,10 +285,13 @@ TEST_CASE("channels: kind (auto, live, vod) and the operator's finished marker; 
   CHECK(c.channels[1].kind == balancer::LiveMode::live);
   CHECK(c.channels[1].finished);
   CHECK(c.channels[2].kind == balancer::LiveMode::vod);
-  CHECK(has(channels_error(R"({"channels":[{"id":"a","origin":"demo","source":"/a.m3u8","free":true,"kind":"event"}]})"),
-            "key 'channels[0].kind': must be \"auto\", \"live\" or \"vod\""));
+  CHECK(has(
+      channels_error(
+          R"({"channels":[{"id":"a","origin":"demo","source":"/a.m3u8","free":true,"kind":"event"}]})"),
+      "key 'channels[0].kind': must be \"auto\", \"live\" or \"vod\""));
   CHECK(has(main_error({"playlists.live_end_confirm_s=-1"}), "playlists.live_end_confirm_s"));
-  CHECK(main_ok({"playlists.live_end_confirm_s=20"}).playlists.live_end_confirm == std::chrono::seconds(20));
+  CHECK(main_ok({"playlists.live_end_confirm_s=20"}).playlists.live_end_confirm ==
+        std::chrono::seconds(20));
 }
 
 TEST_CASE("caches: URLs, health URLs and networks are validated") {
@@ -328,19 +341,20 @@ TEST_CASE("a paid channel must name a product that is on sale and unlocks it") {
   const std::string products = R"({"products":[
     {"id":"pass","kind":"channel","price":"1.00","currency":"EUR","unlocks":["premium"]},
     {"id":"vas","kind":"service","price":"1.00","currency":"EUR","unlocks":["premium"]}]})";
-  BalancerConfig ok = with_channels(R"({"channels":[{"id":"premium","origin":"demo","source":"/m.m3u8","product":"pass"}]})");
+  BalancerConfig ok = with_channels(
+      R"({"channels":[{"id":"premium","origin":"demo","source":"/m.m3u8","product":"pass"}]})");
   REQUIRE(read_products(doc("products.json", products), ok).ok());
   CHECK(ok.api.products.size() == 2);
 
-  BalancerConfig unknown =
-      with_channels(R"({"channels":[{"id":"premium","origin":"demo","source":"/m.m3u8","product":"gold"}]})");
+  BalancerConfig unknown = with_channels(
+      R"({"channels":[{"id":"premium","origin":"demo","source":"/m.m3u8","product":"gold"}]})");
   auto s = read_products(doc("products.json", products), unknown);
   REQUIRE_FALSE(s.ok());
   CHECK(has(s.error().message, "key 'channels[premium].product': no product 'gold'"));
   CHECK(unknown.api.products.empty());  // nothing applied
 
-  BalancerConfig service =
-      with_channels(R"({"channels":[{"id":"premium","origin":"demo","source":"/m.m3u8","product":"vas"}]})");
+  BalancerConfig service = with_channels(
+      R"({"channels":[{"id":"premium","origin":"demo","source":"/m.m3u8","product":"vas"}]})");
   auto t = read_products(doc("products.json", products), service);
   REQUIRE_FALSE(t.ok());
   CHECK(has(t.error().message, "products.json: key 'products[vas].unlocks'"));
@@ -366,8 +380,9 @@ TEST_CASE("prefetch: off without a key; key length, bounds and the channels' pre
   CHECK(c.prefetch.max_per_s == 50);
   CHECK(c.prefetch.max_queue == 256);
   CHECK(c.prefetch.max_inflight == 8);
-  BalancerConfig on = main_ok({"prefetch.key=\"prefetch-key-000000001\"", "prefetch.max_per_s=5",
-                               "prefetch.max_queue=10", "prefetch.max_inflight=2", "prefetch.timeout_ms=500"});
+  BalancerConfig on =
+      main_ok({"prefetch.key=\"prefetch-key-000000001\"", "prefetch.max_per_s=5",
+               "prefetch.max_queue=10", "prefetch.max_inflight=2", "prefetch.timeout_ms=500"});
   CHECK(on.prefetch.key == "prefetch-key-000000001");
   CHECK(on.prefetch.max_per_s == 5);
   CHECK(on.prefetch.max_queue == 10);
@@ -383,8 +398,10 @@ TEST_CASE("prefetch: off without a key; key length, bounds and the channels' pre
   REQUIRE_MESSAGE(s.ok(), (s.ok() ? "" : s.error().message));
   CHECK(c.channels[0].prefetch);
   CHECK_FALSE(c.channels[1].prefetch);
-  CHECK(has(channels_error(R"({"channels":[{"id":"a","origin":"demo","source":"/a.m3u8","free":true,"prefetch":1}]})"),
-            "channels[0].prefetch"));
+  CHECK(has(
+      channels_error(
+          R"({"channels":[{"id":"a","origin":"demo","source":"/a.m3u8","free":true,"prefetch":1}]})"),
+      "channels[0].prefetch"));
 }
 
 }  // namespace

@@ -126,42 +126,19 @@ class BalancerProcess {
   }
 
   void start() {
-    std::vector<std::string> argv = {binary_path("balancer"),
-                                     "--config",
-                                     main_config_,
-                                     "--set",
-                                     "listen.port=0",
-                                     "--set",
-                                     "channels_file=" + channels_path_,
-                                     "--set",
-                                     "caches_file=" + caches_path_,
-                                     "--set",
-                                     "origins.demo.url=" + origin_base_,
-                                     "--set",
-                                     "signing.keys=[\"" + kBalancerSigningKey + "\"]",
-                                     "--set",
-                                     "playback.ticket_keys=[\"" + kTicketKey + "\"]",
-                                     "--set",
-                                     "playback.allow_anonymous=true",
-                                     "--set",
-                                     "health.interval_ms=200",
-                                     "--set",
-                                     "health.timeout_ms=150",
-                                     "--set",
-                                     "health.up_after=2",
-                                     "--set",
-                                     "health.down_after=2",
-                                     "--set",
-                                     "server.access_log=false",
-                                     // Bare media playlists as they are (the tests of their made
-                                     // masters turn this on: balancer_steering_test).
-                                     "--set",
-                                     "steering.media_masters=false",
-                                     "--set",
-                                     "api.data_dir=" + api_dir_,
-                                     // No products unless a test names a file (its paid channels use "gold").
-                                     "--set",
-                                     "api.products_file="};
+    std::vector<std::string> argv = {
+        binary_path("balancer"), "--config", main_config_, "--set", "listen.port=0", "--set",
+        "channels_file=" + channels_path_, "--set", "caches_file=" + caches_path_, "--set",
+        "origins.demo.url=" + origin_base_, "--set",
+        "signing.keys=[\"" + kBalancerSigningKey + "\"]", "--set",
+        "playback.ticket_keys=[\"" + kTicketKey + "\"]", "--set", "playback.allow_anonymous=true",
+        "--set", "health.interval_ms=200", "--set", "health.timeout_ms=150", "--set",
+        "health.up_after=2", "--set", "health.down_after=2", "--set", "server.access_log=false",
+        // Bare media playlists as they are (the tests of their made
+        // masters turn this on: balancer_steering_test).
+        "--set", "steering.media_masters=false", "--set", "api.data_dir=" + api_dir_,
+        // No products unless a test names a file (its paid channels use "gold").
+        "--set", "api.products_file="};
     for (const auto& o : overrides_) {
       argv.push_back("--set");
       argv.push_back(o);

@@ -193,8 +193,8 @@ TEST_CASE(
   CHECK_FALSE(interpret_health_reply(200, "not json", overloaded, reason));
   CHECK_FALSE(interpret_health_reply(200, "[1,2]", overloaded, reason));
   // A node answering a deeply nested body is down, not a crash of the balancer.
-  CHECK_FALSE(interpret_health_reply(200, "{\"status\":\"ok\",\"x\":" + std::string(1'000'000, '['), overloaded,
-                                     reason));
+  CHECK_FALSE(interpret_health_reply(200, "{\"status\":\"ok\",\"x\":" + std::string(1'000'000, '['),
+                                     overloaded, reason));
   CHECK(reason.find("deeper than") != std::string::npos);
 }
 

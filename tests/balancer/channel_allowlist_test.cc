@@ -49,7 +49,9 @@ const std::string kMedia =
 
 }  // namespace
 
-TEST_CASE("channel allowlist: the source at once; other playlists and keys once its playlists link to them") {
+TEST_CASE(
+    "channel allowlist: the source at once; other playlists and keys once its playlists link to "
+    "them") {
   ChannelAllowlist allow;
   const ChannelConfig demo = channel("demo");
   CHECK(allow.allows_playlist(demo, "/live/master.m3u8"));
@@ -92,7 +94,9 @@ TEST_CASE("channel allowlist: what one channel learned allows nothing to another
   CHECK(allow.allows_playlist(other, "/other/master.m3u8"));
 }
 
-TEST_CASE("channel allowlist: a channel whose origin or source changed starts over; one gone is forgotten") {
+TEST_CASE(
+    "channel allowlist: a channel whose origin or source changed starts over; one gone is "
+    "forgotten") {
   ChannelAllowlist allow;
   allow.learn(channel("demo"), version_of(kMaster, "/live/master.m3u8", 1));
   REQUIRE(allow.allows_playlist(channel("demo"), "/live/high/index.m3u8"));
@@ -106,7 +110,8 @@ TEST_CASE("channel allowlist: a channel whose origin or source changed starts ov
   CHECK_FALSE(allow.allows_playlist(channel("demo"), "/live/high/index.m3u8"));
 
   allow.learn(channel("demo"), version_of(kMaster, "/live/master.m3u8", 2));
-  CHECK_FALSE(allow.allows_playlist(channel("demo", "/live/master.m3u8", "backup"), "/live/high/index.m3u8"));
+  CHECK_FALSE(allow.allows_playlist(channel("demo", "/live/master.m3u8", "backup"),
+                                    "/live/high/index.m3u8"));
 
   allow.learn(channel("demo"), version_of(kMaster, "/live/master.m3u8", 3));
   allow.learn(channel("kept"), version_of(kMaster, "/live/master.m3u8", 4));
@@ -120,14 +125,16 @@ TEST_CASE("channel allowlist: a channel whose origin or source changed starts ov
 TEST_CASE("channel allowlist: at most 4,096 distinct playlists per channel are learned") {
   std::string master = "#EXTM3U\n";
   for (int i = 0; i < 4100; ++i) {
-    master += "#EXT-X-STREAM-INF:BANDWIDTH=" + std::to_string(1000 + i) + "\nv" + std::to_string(i) + ".m3u8\n";
+    master += "#EXT-X-STREAM-INF:BANDWIDTH=" + std::to_string(1000 + i) + "\nv" +
+              std::to_string(i) + ".m3u8\n";
   }
   ChannelAllowlist allow;
   const ChannelConfig demo = channel("demo");
   allow.learn(demo, version_of(master, "/live/master.m3u8", 1));
   CHECK(allow.playlists(demo, 10000).size() == 4096);
   int allowed = 0;
-  for (int i = 0; i < 4100; ++i) allowed += allow.allows_playlist(demo, "/live/v" + std::to_string(i) + ".m3u8");
+  for (int i = 0; i < 4100; ++i)
+    allowed += allow.allows_playlist(demo, "/live/v" + std::to_string(i) + ".m3u8");
   CHECK(allowed == 4096);
   CHECK_FALSE(allow.allows_playlist(demo, "/live/v4099.m3u8"));  // learned in playlist order
 }

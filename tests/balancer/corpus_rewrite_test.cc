@@ -102,8 +102,8 @@ TEST_CASE(
           CHECK(uri == before[i].uri);
           if (ours && before[i].role == hls::Role::chunk) {
             // Only a chunk the cache node would refuse stays at the origin.
-            std::string target = "/o/demo" + normalize_chunk_target(
-                                                 *origin_target_of(before[i].uri, kOrigin));
+            std::string target =
+                "/o/demo" + normalize_chunk_target(*origin_target_of(before[i].uri, kOrigin));
             CHECK_FALSE(cache_node::parse_chunk_request(target).ok());
             ++left_at_origin;
           } else {

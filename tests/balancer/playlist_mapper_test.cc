@@ -227,22 +227,24 @@ TEST_CASE("switching the destination changes only the host part of chunk links")
   }
 }
 
-TEST_CASE("chunks whose path the cache node would refuse keep their origin URL instead of a signed link") {
+TEST_CASE(
+    "chunks whose path the cache node would refuse keep their origin URL instead of a signed "
+    "link") {
   hls::Playlist p = parse(
       "#EXTM3U\n#EXT-X-TARGETDURATION:2\n"
-      "#EXTINF:2.0,\n.//x.ts\n"      // resolves to live//x.ts: an empty segment
+      "#EXTINF:2.0,\n.//x.ts\n"  // resolves to live//x.ts: an empty segment
       "#EXTINF:2.0,\na//b.ts\n"
       "#EXTINF:2.0,\n%2e%2e/up.ts\n"  // encoded dot segments survive resolution
       "#EXTINF:2.0,\nsub/%2E/y.ts\n"
-      "#EXTINF:2.0,\nq.ts?x=%zz\n"    // malformed escape in the query
+      "#EXTINF:2.0,\nq.ts?x=%zz\n"  // malformed escape in the query
       "#EXTINF:2.0,\nok.ts\n",
       "http://o.example/files/live/index.m3u8");
   RewritePlan plan = plan_rewrite(p.tmpl, "http://o.example/files");
   CHECK(plan.chunk_slots == 1);
   auto signer = common::UrlSigner::create({kKey});
   REQUIRE(signer.ok());
-  std::vector<std::string> chunk_list =
-      chunk_links(p.tmpl, plan, ChunkDestination{"http://cache-a.example", "demo", &*signer, kExpires});
+  std::vector<std::string> chunk_list = chunk_links(
+      p.tmpl, plan, ChunkDestination{"http://cache-a.example", "demo", &*signer, kExpires});
   REQUIRE(chunk_list.size() == 1);
   CHECK(chunk_list[0].rfind("http://cache-a.example/o/demo/live/ok.ts?bexp=", 0) == 0);
   ViewerLinks links;
@@ -259,7 +261,9 @@ TEST_CASE("chunks whose path the cache node would refuse keep their origin URL i
 }
 
 }  // namespace
-TEST_CASE("link expiry: fixed from when a chunk was first listed, so its link does not change while listed") {
+TEST_CASE(
+    "link expiry: fixed from when a chunk was first listed, so its link does not change while "
+    "listed") {
   // Listed at 1000 with a 120 s lifetime: the same expiry at every refresh up to 60 s later.
   for (int64_t now = 1000; now <= 1060; now += 7) CHECK(link_expiry(1000, now, 120) == 1120);
   // Listed longer than half a lifetime: moved on by a whole lifetime, never expired.
@@ -272,7 +276,8 @@ TEST_CASE("link expiry: fixed from when a chunk was first listed, so its link do
   CHECK(link_expiry(9000, 5000, 120) == 5120);
 }
 
-TEST_CASE("chunk links: with first-listed times, two renderings seconds apart sign each chunk the same") {
+TEST_CASE(
+    "chunk links: with first-listed times, two renderings seconds apart sign each chunk the same") {
   hls::Playlist p = parse(kMedia, "http://o.example:8080/files/live/low/index.m3u8");
   RewritePlan plan = plan_rewrite(p.tmpl, "http://o.example:8080/files");
   plan.chunk_first_listed.assign(plan.chunk_slots, 1'800'000'000);
@@ -285,7 +290,9 @@ TEST_CASE("chunk links: with first-listed times, two renderings seconds apart si
   CHECK(first[1].find("bexp=1800000120&") != std::string::npos);
 }
 
-TEST_CASE("chunk links: parts and their preload hint carry the signed part target; segments and the map do not") {
+TEST_CASE(
+    "chunk links: parts and their preload hint carry the signed part target; segments and the map "
+    "do not") {
   const std::string ll =
       "#EXTM3U\n#EXT-X-VERSION:9\n#EXT-X-TARGETDURATION:1\n#EXT-X-PART-INF:PART-TARGET=0.27\n"
       "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK=0.81\n#EXT-X-MEDIA-SEQUENCE:7\n"
@@ -310,7 +317,8 @@ TEST_CASE("chunk links: parts and their preload hint carry the signed part targe
   }
   // Without a part target (a regular playlist) nothing is added.
   plan.part_target_ms = 0;
-  for (const std::string& link : chunk_links(p.tmpl, plan, d)) CHECK(link.find("bpt=") == std::string::npos);
+  for (const std::string& link : chunk_links(p.tmpl, plan, d))
+    CHECK(link.find("bpt=") == std::string::npos);
 }
 
 }  // namespace balancer

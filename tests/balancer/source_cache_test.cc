@@ -23,8 +23,8 @@ struct Fixture : test::OriginClient {
   }
 
   // Asks for the playlist and runs the loop until the answer comes (10 s at most).
-  SourceResult get(const std::string& path, DeliveryDirectives directives = {}, LiveEndPolicy live = {},
-                   bool prefetch = false) {
+  SourceResult get(const std::string& path, DeliveryDirectives directives = {},
+                   LiveEndPolicy live = {}, bool prefetch = false) {
     std::optional<SourceResult> answer;
     SourceRequest request{"demo", origin.base_url(), "/files" + path, directives, live, prefetch};
     cache->get(request, [&](const SourceResult& r) { answer = r; });
@@ -50,7 +50,8 @@ PlaylistTimings no_background_refresh() {
 
 }  // namespace
 
-TEST_CASE("source cache: a live copy is fresh for live_max_lag on the injected clock, then refetched") {
+TEST_CASE(
+    "source cache: a live copy is fresh for live_max_lag on the injected clock, then refetched") {
   Fixture f(no_background_refresh());
   test::write_file(f.dir.file("live.m3u8"), test::live_playlist(100, 5));
 
@@ -73,7 +74,9 @@ TEST_CASE("source cache: a live copy is fresh for live_max_lag on the injected c
   CHECK(late.version->serial > first.version->serial);
 }
 
-TEST_CASE("source cache: a failure answers for error_hold on the injected clock, then origin is asked again") {
+TEST_CASE(
+    "source cache: a failure answers for error_hold on the injected clock, then origin is asked "
+    "again") {
   PlaylistTimings timings = no_background_refresh();
   timings.error_hold = 250ms;
   Fixture f(timings);
@@ -91,7 +94,8 @@ TEST_CASE("source cache: a failure answers for error_hold on the injected clock,
   CHECK(f.origin.count("/files/absent.m3u8") == 2);
 }
 
-TEST_CASE("source cache: LL-HLS directives against an origin that does not block cost no origin fetch") {
+TEST_CASE(
+    "source cache: LL-HLS directives against an origin that does not block cost no origin fetch") {
   Fixture f(no_background_refresh());
   test::write_file(f.dir.file("live.m3u8"), test::live_playlist(100, 5));
   DeliveryDirectives directives;
@@ -116,7 +120,8 @@ TEST_CASE("source cache: LL-HLS directives against an origin that does not block
   CHECK(f.cache->entries() == 1);
 }
 
-TEST_CASE("source cache: an origin that can block gets the directives, within a bound per playlist") {
+TEST_CASE(
+    "source cache: an origin that can block gets the directives, within a bound per playlist") {
   PlaylistTimings timings = no_background_refresh();
   timings.max_directive_entries = 3;
   Fixture f(timings);
@@ -147,11 +152,15 @@ TEST_CASE("source cache: an origin that can block gets the directives, within a 
   CHECK(f.origin.count("/files/ll.m3u8?_HLS_skip=YES") == 0);
 }
 
-TEST_CASE("source cache: a blocking reload asking for a delta update gets one built from the full playlist, "
-          "which is what origin is asked for: one upstream copy per part, skip or not") {
+TEST_CASE(
+    "source cache: a blocking reload asking for a delta update gets one built from the full "
+    "playlist, "
+    "which is what origin is asked for: one upstream copy per part, skip or not") {
   Fixture f(no_background_refresh());
-  test::write_file(f.dir.file("ll.m3u8"),
-                   test::live_playlist(10, 8, 1, "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,CAN-SKIP-UNTIL=3.0\n"));
+  test::write_file(
+      f.dir.file("ll.m3u8"),
+      test::live_playlist(10, 8, 1,
+                          "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,CAN-SKIP-UNTIL=3.0\n"));
   REQUIRE(f.get("/ll.m3u8").version != nullptr);
   DeliveryDirectives d;
   d.msn = 18;
@@ -214,7 +223,9 @@ TEST_CASE(
   CHECK(f.cache->entries() == 2);
 }
 
-TEST_CASE("source cache: above max_segments a live playlist becomes its newest window, a VOD one is refused") {
+TEST_CASE(
+    "source cache: above max_segments a live playlist becomes its newest window, a VOD one is "
+    "refused") {
   PlaylistTimings timings = no_background_refresh();
   timings.max_segments = 16;
   Fixture f(timings);
@@ -253,7 +264,9 @@ TEST_CASE("source cache: above max_segments a live playlist becomes its newest w
 
 namespace balancer {
 
-TEST_CASE("source cache: a live end tag is held back, then passed on once due, with origin's copy unchanged (304)") {
+TEST_CASE(
+    "source cache: a live end tag is held back, then passed on once due, with origin's copy "
+    "unchanged (304)") {
   PlaylistTimings timings = no_background_refresh();
   Fixture f(timings);
   LiveEndPolicy live;
@@ -283,7 +296,9 @@ TEST_CASE("source cache: a live end tag is held back, then passed on once due, w
   CHECK(f.origin.not_modified("/files/live.m3u8") >= 2);
 }
 
-TEST_CASE("source cache: the operator marking a channel finished passes a held end tag on at the next request") {
+TEST_CASE(
+    "source cache: the operator marking a channel finished passes a held end tag on at the next "
+    "request") {
   Fixture f(no_background_refresh());
   LiveEndPolicy live;
   test::write_file(f.dir.file("live.m3u8"), test::live_playlist(100, 5));
@@ -302,7 +317,9 @@ TEST_CASE("source cache: the operator marking a channel finished passes a held e
 
 namespace balancer {
 
-TEST_CASE("source cache: a refresh revealing new live segments names them for prefetch, to the caches viewers used") {
+TEST_CASE(
+    "source cache: a refresh revealing new live segments names them for prefetch, to the caches "
+    "viewers used") {
   Fixture f(no_background_refresh());
   struct Offer {
     std::string origin_id;
@@ -310,8 +327,10 @@ TEST_CASE("source cache: a refresh revealing new live segments names them for pr
     uint64_t caches = 0;
   };
   std::vector<Offer> offers;
-  f.cache->set_prefetch_sink([&](const std::string& origin_id, const std::vector<std::string>& targets,
-                                 uint64_t caches) { offers.push_back({origin_id, targets, caches}); });
+  f.cache->set_prefetch_sink(
+      [&](const std::string& origin_id, const std::vector<std::string>& targets, uint64_t caches) {
+        offers.push_back({origin_id, targets, caches});
+      });
   auto refresh = [&](const std::string& path, uint64_t first, bool prefetch) {
     test::write_file(f.dir.file(path.substr(1)), test::live_playlist(first, 5));
     f.clock.advance(501ms);
@@ -345,44 +364,53 @@ TEST_CASE("source cache: a refresh revealing new live segments names them for pr
   CHECK(offers.size() == 2);
 }
 
-TEST_CASE("source cache: LL-HLS: a new preload hint of a whole part is named for prefetch; parts, byte-range hints "
-          "and a hint already named are not") {
+TEST_CASE(
+    "source cache: LL-HLS: a new preload hint of a whole part is named for prefetch; parts, "
+    "byte-range hints "
+    "and a hint already named are not") {
   Fixture f(no_background_refresh());
   std::vector<std::vector<std::string>> offers;
-  f.cache->set_prefetch_sink(
-      [&](const std::string&, const std::vector<std::string>& targets, uint64_t) { offers.push_back(targets); });
+  f.cache->set_prefetch_sink([&](const std::string&, const std::vector<std::string>& targets,
+                                 uint64_t) { offers.push_back(targets); });
   // No CAN-BLOCK-RELOAD: the cache would follow the origin in the background (here the
   // injected clock alone decides when it asks).
   auto publish = [&](const std::string& parts_and_hint) {
-    test::write_file(f.dir.file("ll.m3u8"),
-                     "#EXTM3U\n#EXT-X-VERSION:9\n#EXT-X-TARGETDURATION:1\n#EXT-X-PART-INF:PART-TARGET=0.25\n"
-                     "#EXT-X-SERVER-CONTROL:PART-HOLD-BACK=0.75\n#EXT-X-MEDIA-SEQUENCE:10\n"
-                     "#EXT-X-MAP:URI=\"init.mp4\"\n#EXTINF:1.0,\nseg10.m4s\n" +
-                         parts_and_hint);
+    test::write_file(
+        f.dir.file("ll.m3u8"),
+        "#EXTM3U\n#EXT-X-VERSION:9\n#EXT-X-TARGETDURATION:1\n#EXT-X-PART-INF:PART-TARGET=0.25\n"
+        "#EXT-X-SERVER-CONTROL:PART-HOLD-BACK=0.75\n#EXT-X-MEDIA-SEQUENCE:10\n"
+        "#EXT-X-MAP:URI=\"init.mp4\"\n#EXTINF:1.0,\nseg10.m4s\n" +
+            parts_and_hint);
     f.clock.advance(501ms);
     return f.get("/ll.m3u8", {}, {}, true);
   };
-  SourceResult v1 = publish("#EXT-X-PART:DURATION=0.25,URI=\"seg11.0.m4s\",INDEPENDENT=YES\n"
-                            "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"seg11.1.m4s\"\n");
+  SourceResult v1 = publish(
+      "#EXT-X-PART:DURATION=0.25,URI=\"seg11.0.m4s\",INDEPENDENT=YES\n"
+      "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"seg11.1.m4s\"\n");
   REQUIRE(v1.version != nullptr);
   v1.version->cache_use.note(0);
-  publish("#EXT-X-PART:DURATION=0.25,URI=\"seg11.0.m4s\",INDEPENDENT=YES\n"
-          "#EXT-X-PART:DURATION=0.25,URI=\"seg11.1.m4s\"\n"
-          "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"seg11.2.m4s\"\n");
+  publish(
+      "#EXT-X-PART:DURATION=0.25,URI=\"seg11.0.m4s\",INDEPENDENT=YES\n"
+      "#EXT-X-PART:DURATION=0.25,URI=\"seg11.1.m4s\"\n"
+      "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"seg11.2.m4s\"\n");
   REQUIRE(offers.size() == 1);
   // Not seg11.1.m4s: listed now, it was the hint before (its viewers asked then).
   CHECK(offers[0] == std::vector<std::string>{"/files/seg11.2.m4s"});
   // A hint of a byte range of the segment in progress is left to the viewers' ranges.
-  publish("#EXT-X-PART:DURATION=0.25,URI=\"seg11.0.m4s\",INDEPENDENT=YES\n"
-          "#EXT-X-PART:DURATION=0.25,URI=\"seg11.1.m4s\"\n#EXT-X-PART:DURATION=0.25,URI=\"seg11.2.m4s\"\n"
-          "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"seg11.m4s\",BYTERANGE-START=3000\n");
+  publish(
+      "#EXT-X-PART:DURATION=0.25,URI=\"seg11.0.m4s\",INDEPENDENT=YES\n"
+      "#EXT-X-PART:DURATION=0.25,URI=\"seg11.1.m4s\"\n#EXT-X-PART:DURATION=0.25,URI=\"seg11.2."
+      "m4s\"\n"
+      "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"seg11.m4s\",BYTERANGE-START=3000\n");
   CHECK(offers.size() == 1);
 }
 
-TEST_CASE("source cache: a channel with prefetch off, or a VOD playlist, is never named for prefetch") {
+TEST_CASE(
+    "source cache: a channel with prefetch off, or a VOD playlist, is never named for prefetch") {
   Fixture f(no_background_refresh());
   int offers = 0;
-  f.cache->set_prefetch_sink([&](const std::string&, const std::vector<std::string>&, uint64_t) { ++offers; });
+  f.cache->set_prefetch_sink(
+      [&](const std::string&, const std::vector<std::string>&, uint64_t) { ++offers; });
   test::write_file(f.dir.file("off.m3u8"), test::live_playlist(1, 5));
   SourceResult off = f.get("/off.m3u8", {}, {}, false);
   off.version->cache_use.note(0);

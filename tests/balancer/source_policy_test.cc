@@ -42,7 +42,9 @@ TEST_CASE("a live copy is fresh for live_max_lag at most; masters and VOD for th
   CHECK_FALSE(is_fresh(SourceKind::vod, 300000ms, t));
 }
 
-TEST_CASE("after an origin failure the last good copy serves for media_stale, at least one target duration") {
+TEST_CASE(
+    "after an origin failure the last good copy serves for media_stale, at least one target "
+    "duration") {
   PlaylistTimings t;
   t.master_stale = 30000ms;
   t.media_stale = 0ms;
@@ -101,7 +103,9 @@ const char* kPartsOfComplete =
     "#EXTINF:2,\ns11.m4s\n"
     "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"s12.0.m4s\"\n";
 
-TEST_CASE("a part past the final part of a complete segment means part 0 of the next (RFC 8216bis 6.2.5.2)") {
+TEST_CASE(
+    "a part past the final part of a complete segment means part 0 of the next (RFC 8216bis "
+    "6.2.5.2)") {
   hls::Playlist p = parse(kPartsOfComplete);
   const hls::MediaInfo& m = p.media;
   CHECK(normalize_blocking(m, 11, 1u) == BlockingTarget{11, 1u});
@@ -142,12 +146,14 @@ TEST_CASE("a low-latency playlist of an origin that can block is followed part b
         BlockingTarget{12, 0u});
   // Not without CAN-BLOCK-RELOAD, without parts, or once ended.
   CHECK_FALSE(next_part_to_follow(parse(kLowLatency).media).has_value());
-  CHECK_FALSE(next_part_to_follow(
-                  parse("#EXTM3U\n" + can_block + "#EXT-X-TARGETDURATION:2\n#EXTINF:2,\ns1.ts\n").media)
-                  .has_value());
-  CHECK_FALSE(next_part_to_follow(
-                  parse(header + can_block + low_latency.substr(header.size()) + "#EXT-X-ENDLIST\n").media)
-                  .has_value());
+  CHECK_FALSE(
+      next_part_to_follow(
+          parse("#EXTM3U\n" + can_block + "#EXT-X-TARGETDURATION:2\n#EXTINF:2,\ns1.ts\n").media)
+          .has_value());
+  CHECK_FALSE(
+      next_part_to_follow(
+          parse(header + can_block + low_latency.substr(header.size()) + "#EXT-X-ENDLIST\n").media)
+          .has_value());
 }
 
 TEST_CASE("a blocked reload waits at most three target durations") {

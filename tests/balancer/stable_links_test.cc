@@ -113,22 +113,27 @@ TEST_CASE("stable links: a long sliding window is matched in linear time, hosts 
   // linear search per chunk is 1.3e10 comparisons, seconds of a loop's time per refresh.
   constexpr int kChunks = 160000;
   std::vector<uint64_t> first_hashes, second_hashes;
-  for (int i = 0; i < kChunks; ++i) first_hashes.push_back(chunk_hash("/s" + std::to_string(i) + ".ts"));
-  for (int i = 10; i < kChunks + 10; ++i) second_hashes.push_back(chunk_hash("/s" + std::to_string(i) + ".ts"));
+  for (int i = 0; i < kChunks; ++i)
+    first_hashes.push_back(chunk_hash("/s" + std::to_string(i) + ".ts"));
+  for (int i = 10; i < kChunks + 10; ++i)
+    second_hashes.push_back(chunk_hash("/s" + std::to_string(i) + ".ts"));
   ListedChunks first, second;
   keep_listed_hosts({}, first_hashes, "b", all_usable, first);
   const auto started = std::chrono::steady_clock::now();
   auto kept = keep_listed_hosts(first, second_hashes, "a", all_usable, second);
-  const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
+  const double ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
   REQUIRE(kept.size() == static_cast<size_t>(kChunks));
   CHECK(second.hosts == std::vector<std::string>{"a", "b"});
   size_t kept_b = 0, new_a = 0;
-  for (int i = 0; i < kChunks; ++i) (i < kChunks - 10 ? kept_b : new_a) += kept[i] == (i < kChunks - 10 ? 1 : 0);
+  for (int i = 0; i < kChunks; ++i)
+    (i < kChunks - 10 ? kept_b : new_a) += kept[i] == (i < kChunks - 10 ? 1 : 0);
   CHECK(kept_b == kChunks - 10);  // listed before: b
   CHECK(new_a == 10);             // new: a
-  CHECK(ms < 1000);  // linear: tens of ms; quadratic: about 6 s here
+  CHECK(ms < 1000);               // linear: tens of ms; quadratic: about 6 s here
   // A gap (chunks missing in the middle) and a reordered listing still find their hosts.
-  std::vector<uint64_t> gapped = {first_hashes[5], first_hashes[7], first_hashes[100], first_hashes[3]};
+  std::vector<uint64_t> gapped = {first_hashes[5], first_hashes[7], first_hashes[100],
+                                  first_hashes[3]};
   ListedChunks third;
   auto found = keep_listed_hosts(first, gapped, "a", all_usable, third);
   CHECK(found == std::vector<uint8_t>{1, 1, 1, 1});

@@ -29,7 +29,8 @@ TEST_CASE("every corpus master steered for three pathways passes Media3's rules"
     if (entry.path().extension() != ".m3u8") continue;
     std::ifstream in(entry.path(), std::ios::binary);
     std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    auto parsed = hls::parse_playlist(text, origin + "/live/" + entry.path().stem().string() + "/index.m3u8");
+    auto parsed =
+        hls::parse_playlist(text, origin + "/live/" + entry.path().stem().string() + "/index.m3u8");
     if (!parsed.ok() || parsed->kind != hls::PlaylistKind::master) continue;
     ++masters;
     INFO(entry.path().filename().string());
@@ -43,14 +44,16 @@ TEST_CASE("every corpus master steered for three pathways passes Media3's rules"
       links.viewer_query = query;
       texts.push_back(render_for_viewer(parsed->tmpl, plan, links));
     }
-    auto out = hls::steered_master({{"venue-a", texts[0]}, {"venue-b", texts[1]}, {"origin", texts[2]}},
-                                   "https://balancer.test/steering/demo?cache=venue-a&viewer=v1", "venue-a");
+    auto out = hls::steered_master(
+        {{"venue-a", texts[0]}, {"venue-b", texts[1]}, {"origin", texts[2]}},
+        "https://balancer.test/steering/demo?cache=venue-a&viewer=v1", "venue-a");
     if (!out) {
       // Only a master the origin steers itself, or one without variants, is left as it is.
       const bool by_origin = text.find("#EXT-X-CONTENT-STEERING") != std::string::npos ||
                              text.find("PATHWAY-ID=") != std::string::npos;
       bool variants = false;
-      for (const auto& v : parsed->master.variants) variants = variants || v.kind == hls::Variant::Kind::stream;
+      for (const auto& v : parsed->master.variants)
+        variants = variants || v.kind == hls::Variant::Kind::stream;
       CHECK((by_origin || !variants));
       steered_by_origin += by_origin;
       continue;
@@ -59,7 +62,8 @@ TEST_CASE("every corpus master steered for three pathways passes Media3's rules"
     CHECK(test_support::steering_rules_problem(*out) == "");
     hls::ParseOptions options;
     options.imported_variables = parsed->variables;
-    auto again = hls::parse_playlist(*out, "https://balancer.test/hls/demo/live/x/index.m3u8", options);
+    auto again =
+        hls::parse_playlist(*out, "https://balancer.test/hls/demo/live/x/index.m3u8", options);
     REQUIRE_MESSAGE(again.ok(), (again.ok() ? "" : again.error().message));
     auto streams = [](const hls::Playlist& playlist) {
       size_t n = 0;

@@ -49,13 +49,15 @@ TEST_CASE("cache node config: bad cache.* values and unknown keys name the key")
   CHECK(unknown.error().message.find("cache.default_ttl_s") != std::string::npos);
 }
 
-TEST_CASE("cache node config: site_nodes lists this node too, with http(s) URLs; prefetch keys are long enough") {
+TEST_CASE(
+    "cache node config: site_nodes lists this node too, with http(s) URLs; prefetch keys are long "
+    "enough") {
   auto none = load({});
   REQUIRE(none.ok());
   CHECK(none->site_nodes.empty());
   CHECK(none->prefetch_keys.empty());
-  auto site = load({"site_nodes.n1.url=\"http://10.0.0.1:8081/\"", "site_nodes.n2.url=\"http://10.0.0.2:8081\"",
-                    "site_owner_wait_ms=300"});
+  auto site = load({"site_nodes.n1.url=\"http://10.0.0.1:8081/\"",
+                    "site_nodes.n2.url=\"http://10.0.0.2:8081\"", "site_owner_wait_ms=300"});
   REQUIRE(site.ok());
   CHECK(site->site_nodes.at("n1") == "http://10.0.0.1:8081");
   CHECK(site->site_owner_wait.count() == 300);
@@ -70,15 +72,18 @@ TEST_CASE("cache node config: site_nodes lists this node too, with http(s) URLs;
   CHECK(short_key.error().message.find("prefetch.keys") != std::string::npos);
 }
 
-TEST_CASE("cache node config: forward_request_headers takes header names, never ones that change the fetch") {
+TEST_CASE(
+    "cache node config: forward_request_headers takes header names, never ones that change the "
+    "fetch") {
   auto none = load({});
   REQUIRE(none.ok());
   CHECK(none->origins.at("demo").forward_request_headers.empty());
   auto tracing = load({R"(origins.demo.forward_request_headers=["X-Request-Id","Req-Num"])"});
   REQUIRE(tracing.ok());
-  CHECK(tracing->origins.at("demo").forward_request_headers == std::vector<std::string>{"X-Request-Id", "Req-Num"});
-  for (const char* bad : {R"(["Range"])", R"(["cookie"])", R"(["Authorization"])", R"(["If-None-Match"])",
-                          R"(["Host"])", R"(["Bad Name"])", R"([""])"}) {
+  CHECK(tracing->origins.at("demo").forward_request_headers ==
+        std::vector<std::string>{"X-Request-Id", "Req-Num"});
+  for (const char* bad : {R"(["Range"])", R"(["cookie"])", R"(["Authorization"])",
+                          R"(["If-None-Match"])", R"(["Host"])", R"(["Bad Name"])", R"([""])"}) {
     CAPTURE(bad);
     auto refused = load({std::string("origins.demo.forward_request_headers=") + bad});
     REQUIRE_FALSE(refused.ok());

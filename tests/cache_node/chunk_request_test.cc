@@ -20,24 +20,24 @@ TEST_CASE("chunk URL: origin id, path and query are split; the key ignores nothi
 
 TEST_CASE("chunk URL: traversal, bad encoding, NUL, absolute URLs and junk are refused") {
   const char* bad[] = {
-      "/x/demo/a.ts",           // not under /o/
-      "/o/demo",                // no path
-      "/o/demo/",               // empty path
-      "/o//a.ts",               // empty origin id
-      "/o/de.mo/a.ts",          // bad origin id
-      "/o/demo/../etc/passwd",  // dot-dot
-      "/o/demo/a/./b.ts",       // dot
-      "/o/demo/%2e%2e/secret",  // encoded dot-dot
-      "/o/demo/%2E%2e%2fx",     // encoded dot-dot and slash
-      "/o/demo/a%zz.ts",        // malformed escape
-      "/o/demo/a%2",            // truncated escape
-      "/o/demo/a%00.ts",        // encoded NUL
+      "/x/demo/a.ts",                      // not under /o/
+      "/o/demo",                           // no path
+      "/o/demo/",                          // empty path
+      "/o//a.ts",                          // empty origin id
+      "/o/de.mo/a.ts",                     // bad origin id
+      "/o/demo/../etc/passwd",             // dot-dot
+      "/o/demo/a/./b.ts",                  // dot
+      "/o/demo/%2e%2e/secret",             // encoded dot-dot
+      "/o/demo/%2E%2e%2fx",                // encoded dot-dot and slash
+      "/o/demo/a%zz.ts",                   // malformed escape
+      "/o/demo/a%2",                       // truncated escape
+      "/o/demo/a%00.ts",                   // encoded NUL
       "/o/demo//evil.example/x.ts",        // scheme-relative
       "/o/demo/http://evil.example/x.ts",  // absolute URL in the path
-      "/o/demo/a%5c..%5cb",     // backslash
-      "/o/demo/a\x01.ts",       // control character
-      "/o/demo/a//b.ts",        // empty segment
-      "/o/demo/a.ts?x=%zz",     // malformed query escape
+      "/o/demo/a%5c..%5cb",                // backslash
+      "/o/demo/a\x01.ts",                  // control character
+      "/o/demo/a//b.ts",                   // empty segment
+      "/o/demo/a.ts?x=%zz",                // malformed query escape
   };
   for (const char* target : bad) {
     CAPTURE(target);
@@ -53,13 +53,14 @@ TEST_CASE("chunk URL: the node accepts exactly the origin targets the shared rul
     const char* query;
   };
   const Target targets[] = {
-      {"/live/a.ts", ""},   {"/live/a.ts", "t=1&&u="}, {"/live//x.ts", ""},   {"/./x.ts", ""},
-      {"/%2e%2e/x.ts", ""}, {"/a%2F%2Fb.ts", ""},      {"/a%zz.ts", ""},      {"/a.ts", "x=%zz"},
+      {"/live/a.ts", ""},   {"/live/a.ts", "t=1&&u="}, {"/live//x.ts", ""},    {"/./x.ts", ""},
+      {"/%2e%2e/x.ts", ""}, {"/a%2F%2Fb.ts", ""},      {"/a%zz.ts", ""},       {"/a.ts", "x=%zz"},
       {"/a%5cb.ts", ""},    {"//host/a.ts", ""},       {"/a%20b+c.ts", "q=+"}, {"/a.ts", "x=%00"},
   };
   for (const Target& t : targets) {
     std::string target = std::string("/o/demo") + t.path + (*t.query ? "?" : "") + t.query;
     CAPTURE(target);
-    CHECK(parse_chunk_request(target).ok() == common::check_servable_origin_target(t.path, t.query).ok());
+    CHECK(parse_chunk_request(target).ok() ==
+          common::check_servable_origin_target(t.path, t.query).ok());
   }
 }

@@ -1,9 +1,9 @@
 // ChunkStore on a real LMDB in a temp dir: persistence, partial-write recovery,
 // bounded tiers, and the block body's zero-copy references.
+#include <dirent.h>
 #include <doctest/doctest.h>
 #include <event2/buffer.h>
 #include <fcntl.h>
-#include <dirent.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -69,7 +69,9 @@ TEST_CASE("chunk body: appends across blocks and hands out exact byte ranges") {
   CHECK(got == bytes.substr(990, 1020));
 }
 
-TEST_CASE("chunk body: holds about its bytes, not a block: exact when the length is known, cut when complete") {
+TEST_CASE(
+    "chunk body: holds about its bytes, not a block: exact when the length is known, cut when "
+    "complete") {
   ChunkBody unknown;  // no announced length: starts small, grows with the body
   unknown.append(std::string(300, 'a'));
   CHECK(unknown.allocated_bytes() < ChunkBody::kDefaultMaxBlock);
@@ -96,7 +98,8 @@ TEST_CASE("chunk body: holds about its bytes, not a block: exact when the length
   large.add_to(held, 290000, 300000);
   large.finish();
   CHECK(large.copy() == bytes);
-  CHECK(large.allocated_bytes() - ChunkBody::kBodyOverhead < bytes.size() + 16 * ChunkBody::kBlockOverhead);
+  CHECK(large.allocated_bytes() - ChunkBody::kBodyOverhead <
+        bytes.size() + 16 * ChunkBody::kBlockOverhead);
   evbuffer* native = static_cast<evbuffer*>(held.native());
   std::string got(evbuffer_get_length(native), '\0');
   evbuffer_copyout(native, got.data(), got.size());
@@ -109,7 +112,9 @@ TEST_CASE("chunk body: holds about its bytes, not a block: exact when the length
   CHECK(got == bytes.substr(1000, 298999));
 }
 
-TEST_CASE("chunk store: memory used counts what entries hold, not body bytes, and max_entries bounds the count") {
+TEST_CASE(
+    "chunk store: memory used counts what entries hold, not body bytes, and max_entries bounds the "
+    "count") {
   balancer::test::TempDir dir;
   common::EventBasePtr base(event_base_new());
   common::MetricsRegistry metrics;
@@ -121,7 +126,8 @@ TEST_CASE("chunk store: memory used counts what entries hold, not body bytes, an
     auto body = std::make_shared<ChunkBody>();
     body->append(std::string(100, 'x'));
     body->finish();
-    (*store)->put("demo/live/tiny-" + std::to_string(i) + ".ts?session=" + std::to_string(i), meta_of(100), body);
+    (*store)->put("demo/live/tiny-" + std::to_string(i) + ".ts?session=" + std::to_string(i),
+                  meta_of(100), body);
   }
   CHECK((*store)->memory_entries() == 50);
   // Each entry costs its body, its key twice, its metadata and the index nodes.
@@ -159,7 +165,8 @@ TEST_CASE("chunk store: chunks survive a reopen; memory and disk hits agree") {
   CHECK_FALSE((*reopened)->find("demo/other.ts").has_value());
 }
 
-TEST_CASE("chunk store: partial writes and unindexed or short files are never served after restart") {
+TEST_CASE(
+    "chunk store: partial writes and unindexed or short files are never served after restart") {
   balancer::test::TempDir dir;
   common::EventBasePtr base(event_base_new());
   common::MetricsRegistry metrics;
@@ -196,7 +203,8 @@ TEST_CASE("chunk store: both tiers stay within their byte limits, dropping the o
   auto store = ChunkStore::open(*base, {dir.path() + "/s", 25000, 35000}, metrics);
   REQUIRE(store.ok());
   for (int i = 0; i < 10; ++i) {
-    (*store)->put("demo/" + std::to_string(i), meta_of(10000), body_of(std::string(10000, char('a' + i))));
+    (*store)->put("demo/" + std::to_string(i), meta_of(10000),
+                  body_of(std::string(10000, char('a' + i))));
     CHECK((*store)->memory_used() <= 25000);
     REQUIRE(settle(base.get(), **store));
     CHECK((*store)->disk_used() <= 35000);
@@ -214,7 +222,9 @@ TEST_CASE("chunk store: both tiers stay within their byte limits, dropping the o
   CHECK((*reopened)->disk_used() <= 35000);
 }
 
-TEST_CASE("chunk store: a disk writer that falls behind makes new chunks memory-only instead of queueing them") {
+TEST_CASE(
+    "chunk store: a disk writer that falls behind makes new chunks memory-only instead of queueing "
+    "them") {
   balancer::test::TempDir dir;
   common::EventBasePtr base(event_base_new());
   common::MetricsRegistry metrics;
@@ -238,7 +248,9 @@ TEST_CASE("chunk store: a disk writer that falls behind makes new chunks memory-
   CHECK((*store)->disk_entries() == 1);
 }
 
-TEST_CASE("chunk store: the disk index counts against the memory budget and gives way when nothing else can") {
+TEST_CASE(
+    "chunk store: the disk index counts against the memory budget and gives way when nothing else "
+    "can") {
   balancer::test::TempDir dir;
   common::EventBasePtr base(event_base_new());
   common::MetricsRegistry metrics;
@@ -251,7 +263,8 @@ TEST_CASE("chunk store: the disk index counts against the memory budget and give
     const std::string key = "demo/live/tiny-" + std::to_string(i) + ".ts";
     (*store)->put(key, meta_of(10), body_of(std::string(10, 'x')));
     REQUIRE(settle(base.get(), **store));
-    INFO("after chunk ", i, ": ", (*store)->disk_entries(), " on disk, ", (*store)->memory_entries(), " in memory");
+    INFO("after chunk ", i, ": ", (*store)->disk_entries(), " on disk, ",
+         (*store)->memory_entries(), " in memory");
     CHECK((*store)->memory_used() <= kBudget);
     CHECK((*store)->find(key).has_value());  // the newest is kept
   }
@@ -290,7 +303,8 @@ TEST_CASE("chunk store: freshness deadlines survive a reopen") {
   CHECK(hit->meta.cache_control == "max-age=5");
 }
 
-TEST_CASE("chunk store: the upstream's Date and kept headers survive a reopen; v2 records still load") {
+TEST_CASE(
+    "chunk store: the upstream's Date and kept headers survive a reopen; v2 records still load") {
   balancer::test::TempDir dir;
   const std::string root = dir.path() + "/s";
   common::EventBasePtr base(event_base_new());
@@ -317,7 +331,8 @@ TEST_CASE("chunk store: the upstream's Date and kept headers survive a reopen; v
     MDB_dbi dbi = 0;
     REQUIRE(mdb_dbi_open(txn->get(), "chunks", MDB_CREATE, &dbi) == 0);
     const std::string record =
-        "v2\n5\n1767225600\nvideo/mp2t\n\"e\"\nThu, 01 Jan 2026 00:00:00 GMT\nmax-age=9\nlegacy0009\n\n0\n1767225600000\n4102444800000\n4102444800000";
+        "v2\n5\n1767225600\nvideo/mp2t\n\"e\"\nThu, 01 Jan 2026 00:00:00 "
+        "GMT\nmax-age=9\nlegacy0009\n\n0\n1767225600000\n4102444800000\n4102444800000";
     const std::string key = "demo/v2.ts";
     MDB_val k = common::mdb_val(key), v = common::mdb_val(record);
     REQUIRE(mdb_put(txn->get(), dbi, &k, &v, 0) == 0);
@@ -343,10 +358,13 @@ TEST_CASE("chunk store: the upstream's Date and kept headers survive a reopen; v
   CHECK(old->meta.refresh_grace_until_ms == old->meta.fresh_until_ms);  // v2: no grace recorded
 }
 
-TEST_CASE("chunk store: index entries written before freshness was kept still load, through the upgrade") {
+TEST_CASE(
+    "chunk store: index entries written before freshness was kept still load, through the "
+    "upgrade") {
   balancer::test::TempDir dir;
   const std::string root = dir.path() + "/s";
-  for (const char* sub : {"", "/index", "/chunks", "/tmp"}) REQUIRE(mkdir((root + sub).c_str(), 0750) == 0);
+  for (const char* sub : {"", "/index", "/chunks", "/tmp"})
+    REQUIRE(mkdir((root + sub).c_str(), 0750) == 0);
   {
     // Records exactly as the previous version wrote them (v1, eight fields).
     auto env = common::LmdbEnv::open(root + "/index", size_t{1} << 30);
@@ -355,9 +373,10 @@ TEST_CASE("chunk store: index entries written before freshness was kept still lo
     REQUIRE(txn.ok());
     MDB_dbi dbi = 0;
     REQUIRE(mdb_dbi_open(txn->get(), "chunks", MDB_CREATE, &dbi) == 0);
-    auto put_v1 = [&](const std::string& key, const std::string& cache_control, const std::string& file) {
-      std::string record = "v1\n5\n1767225600\nvideo/mp2t\n\"e\"\nThu, 01 Jan 2026 00:00:00 GMT\n" + cache_control +
-                           "\n" + file;
+    auto put_v1 = [&](const std::string& key, const std::string& cache_control,
+                      const std::string& file) {
+      std::string record = "v1\n5\n1767225600\nvideo/mp2t\n\"e\"\nThu, 01 Jan 2026 00:00:00 GMT\n" +
+                           cache_control + "\n" + file;
       MDB_val k = common::mdb_val(key), v = common::mdb_val(record);
       REQUIRE(mdb_put(txn->get(), dbi, &k, &v, 0) == 0);
       std::ofstream(root + "/chunks/" + file) << "12345";
@@ -403,7 +422,9 @@ TEST_CASE("chunk store: index entries written before freshness was kept still lo
   }
 }
 
-TEST_CASE("chunk store: refresh replaces the metadata and keeps the body, in both tiers and across a reopen") {
+TEST_CASE(
+    "chunk store: refresh replaces the metadata and keeps the body, in both tiers and across a "
+    "reopen") {
   balancer::test::TempDir dir;
   common::EventBasePtr base(event_base_new());
   common::MetricsRegistry metrics;
@@ -447,7 +468,8 @@ TEST_CASE("chunk store: refresh replaces the metadata and keeps the body, in bot
   }
 }
 
-TEST_CASE("chunk store: erase drops a copy from both tiers, also one whose disk write is still queued") {
+TEST_CASE(
+    "chunk store: erase drops a copy from both tiers, also one whose disk write is still queued") {
   balancer::test::TempDir dir;
   common::EventBasePtr base(event_base_new());
   common::MetricsRegistry metrics;
@@ -481,7 +503,9 @@ TEST_CASE("chunk store: erase drops a copy from both tiers, also one whose disk 
   CHECK(files == 1);
 }
 
-TEST_CASE("chunk store: a disk write that fails keeps the chunk in memory, counts the error and leaves nothing") {
+TEST_CASE(
+    "chunk store: a disk write that fails keeps the chunk in memory, counts the error and leaves "
+    "nothing") {
   balancer::test::TempDir dir;
   common::EventBasePtr base(event_base_new());
   common::MetricsRegistry metrics;

@@ -131,18 +131,17 @@ struct Node {
     for (size_t index = 0; index < loop_count; ++index) {
       auto loop = std::make_unique<TestLoop>();
       TestLoop* self = loop.get();
-      loop->flights = std::make_unique<Flights>(
-          Flights::Deps{.loop = index,
-                        .cache = cache.get(),
-                        .clock = &clock,
-                        .metrics = &flight_metrics,
-                        .config = &config,
-                        .upstream = upstream.bind(),
-                        .later = [self](std::function<void()> job) { self->later.push_back(std::move(job)); },
-                        .notify = [this, index](const std::shared_ptr<Flight>& flight) { notify(flight, index); },
-                        .after = [this](std::chrono::milliseconds, std::function<void()> job) {
-                          timers.push_back(std::move(job));
-                        }});
+      loop->flights = std::make_unique<Flights>(Flights::Deps{
+          .loop = index,
+          .cache = cache.get(),
+          .clock = &clock,
+          .metrics = &flight_metrics,
+          .config = &config,
+          .upstream = upstream.bind(),
+          .later = [self](std::function<void()> job) { self->later.push_back(std::move(job)); },
+          .notify = [this, index](const std::shared_ptr<Flight>& flight) { notify(flight, index); },
+          .after = [this](std::chrono::milliseconds,
+                          std::function<void()> job) { timers.push_back(std::move(job)); }});
       loops.push_back(std::move(loop));
     }
   }
@@ -161,7 +160,8 @@ struct Node {
 
   // A request for `key` on `loop`, as NodeLoop::handle_chunk takes it past the
   // hit path: a waiter on a new or running flight, or the lookup's answer.
-  SharedCache::Lookup::Kind ask(size_t loop, const std::shared_ptr<Heard>& heard, const std::string& key = kKey) {
+  SharedCache::Lookup::Kind ask(size_t loop, const std::shared_ptr<Heard>& heard,
+                                const std::string& key = kKey) {
     SharedCache::Lookup found = cache->find_or_start(key, loop);
     Flights& flights = *loops[loop]->flights;
     switch (found.kind) {
@@ -198,7 +198,8 @@ TEST_CASE("flights: many requests for one chunk on two loops start one fetch and
   auto heard = make_heard(10);
   for (size_t i = 0; i < heard.size(); ++i) {
     auto kind = node.ask(i % 2, heard[i]);
-    CHECK(kind == (i == 0 ? SharedCache::Lookup::Kind::started : SharedCache::Lookup::Kind::joined));
+    CHECK(kind ==
+          (i == 0 ? SharedCache::Lookup::Kind::started : SharedCache::Lookup::Kind::joined));
   }
   CHECK(node.upstream.transfers.size() == 1);
   CHECK(node.upstream.last().request.url == std::string("http://origin.test") + kKey);
@@ -219,7 +220,8 @@ TEST_CASE(
   auto& transfer = node.upstream.last();
   const int loop1_calls = heard[1]->calls;
 
-  transfer.callbacks.on_head(head(200, {{"Content-Length", "6"}, {"Content-Type", "video/mp2t"}, {"ETag", "\"a\""}}));
+  transfer.callbacks.on_head(
+      head(200, {{"Content-Length", "6"}, {"Content-Type", "video/mp2t"}, {"ETag", "\"a\""}}));
   // The owner loop's waiters hear of the head at once; the other loop's later.
   CHECK(heard[0]->last.head_known);
   CHECK(heard[1]->calls == loop1_calls);
@@ -259,7 +261,8 @@ TEST_CASE(
   CHECK(node.upstream.transfers.size() == 1);
 }
 
-TEST_CASE("flights: an unreachable upstream answers every waiter with the error and stores nothing") {
+TEST_CASE(
+    "flights: an unreachable upstream answers every waiter with the error and stores nothing") {
   Node node;
   auto heard = make_heard(4);
   for (size_t i = 0; i < heard.size(); ++i) node.ask(i % 2, heard[i]);
@@ -341,7 +344,8 @@ TEST_CASE("flights: when every waiter has left, the fetch still runs to the end 
   CHECK(stored->meta.size == 2);
 }
 
-TEST_CASE("flights: a body over max_object_bytes cancels the transfer and fails as object_too_large") {
+TEST_CASE(
+    "flights: a body over max_object_bytes cancels the transfer and fails as object_too_large") {
   Node node(2, /*max_object_bytes=*/4);
   auto heard = make_heard(2);
 
@@ -378,7 +382,8 @@ TEST_CASE(
   auto first = std::make_shared<Heard>();
   node.ask(0, first);
   auto& fill = node.upstream.last();
-  fill.callbacks.on_head(head(200, {{"Content-Length", "3"}, {"ETag", "\"v1\""}, {"Cache-Control", "max-age=1"}}));
+  fill.callbacks.on_head(
+      head(200, {{"Content-Length", "3"}, {"ETag", "\"v1\""}, {"Cache-Control", "max-age=1"}}));
   fill.callbacks.on_data("abc");
   fill.callbacks.on_done(done(200));
   node.run_all_later();
@@ -391,7 +396,8 @@ TEST_CASE(
   REQUIRE(node.upstream.transfers.size() == 2);
   auto& revalidation = node.upstream.last();
   bool conditional = false;
-  for (const auto& h : revalidation.request.headers) conditional |= h.name == "If-None-Match" && h.value == "\"v1\"";
+  for (const auto& h : revalidation.request.headers)
+    conditional |= h.name == "If-None-Match" && h.value == "\"v1\"";
   CHECK(conditional);
   revalidation.callbacks.on_head(head(304, {{"ETag", "\"v1\""}, {"Cache-Control", "max-age=60"}}));
   revalidation.callbacks.on_done(done(304));
@@ -439,7 +445,9 @@ TEST_CASE("flights: a miss fetched from the site's owner is stored without an or
   CHECK(node.timers.size() == 1);
 }
 
-TEST_CASE("flights: an owner that breaks off mid-body is replaced by the origin, and the body stays byte-exact") {
+TEST_CASE(
+    "flights: an owner that breaks off mid-body is replaced by the origin, and the body stays "
+    "byte-exact") {
   Node node;
   auto heard = ask_through_owner(node);
   auto* owner = &node.upstream.last();
@@ -466,7 +474,9 @@ TEST_CASE("flights: an owner that breaks off mid-body is replaced by the origin,
   CHECK(node.flight_metrics.origin_fetches.value() == 1);
 }
 
-TEST_CASE("flights: an owner with no head in time is cancelled for the origin; its late answer is ignored") {
+TEST_CASE(
+    "flights: an owner with no head in time is cancelled for the origin; its late answer is "
+    "ignored") {
   Node node;
   auto heard = ask_through_owner(node);
   REQUIRE(node.timers.size() == 1);
@@ -510,7 +520,9 @@ TEST_CASE("flights: an owner answering 5xx before any byte is replaced by the or
   CHECK(node.flight_metrics.sibling_fallback_failed.value() == 1);
 }
 
-TEST_CASE("flights: an owner that stops sending mid-body for the wait is replaced by the origin after its bytes") {
+TEST_CASE(
+    "flights: an owner that stops sending mid-body for the wait is replaced by the origin after "
+    "its bytes") {
   Node node;
   auto heard = ask_through_owner(node);
   auto& owner = node.upstream.last();

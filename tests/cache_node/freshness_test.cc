@@ -218,12 +218,14 @@ TEST_CASE("http dates: exactly the RFC 9110 grammars, nothing looser") {
   CHECK_FALSE(parse_http_date("Sun, 6 Nov 1994 08:49:37 GMT").has_value());    // one-digit day
   CHECK_FALSE(parse_http_date("Sun, 06 Nov 1994 8:49:37 GMT").has_value());    // one-digit hour
   CHECK_FALSE(parse_http_date("Sun, 06 Nov 1994 08:49:37 UTC").has_value());
-  CHECK_FALSE(parse_http_date("Sun, 06 nov 1994 08:49:37 GMT").has_value());   // names are case-sensitive
+  CHECK_FALSE(
+      parse_http_date("Sun, 06 nov 1994 08:49:37 GMT").has_value());  // names are case-sensitive
   CHECK_FALSE(parse_http_date("Sun, 06 Nov 94 08:49:37 GMT").has_value());
   CHECK_FALSE(parse_http_date("Xyz, 06 Nov 1994 08:49:37 GMT").has_value());
   CHECK_FALSE(parse_http_date("Sun, 06 Nov 1994 24:49:37 GMT").has_value());
   CHECK_FALSE(parse_http_date("Sun, 32 Nov 1994 08:49:37 GMT").has_value());
-  CHECK_FALSE(parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT, Mon, 07 Nov 1994 08:49:37 GMT").has_value());
+  CHECK_FALSE(
+      parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT, Mon, 07 Nov 1994 08:49:37 GMT").has_value());
   CHECK_FALSE(parse_http_date("Sunday, 6-Nov-94 08:49:37 GMT").has_value());
   CHECK_FALSE(parse_http_date("Sun Nov 6 08:49:37 1994").has_value());  // asctime pads with a space
   CHECK(parse_http_date("Sun Nov 16 08:49:37 1994") == 784111777 + 10 * 86400);
@@ -248,16 +250,19 @@ TEST_CASE("freshness: two Expires lines are invalid, so already expired") {
 TEST_CASE("freshness: of a list-valued Age the first member counts (RFC 9111 §5.1)") {
   common::FakeClock clock;
   const int64_t now = clock.unix_now_ms();
-  CHECK(of("max-age=3600", ObjectKind::segment, now, std::nullopt, std::nullopt, "7200, 0").fresh_until_ms < now);
-  CHECK(of("max-age=3600", ObjectKind::segment, now, std::nullopt, std::nullopt, " 20 ,0").vouched_ms ==
-        now - 20'000);
-  CHECK(of("max-age=3600", ObjectKind::segment, now, std::nullopt, std::nullopt, "x, 20").vouched_ms == now);
+  CHECK(of("max-age=3600", ObjectKind::segment, now, std::nullopt, std::nullopt, "7200, 0")
+            .fresh_until_ms < now);
+  CHECK(of("max-age=3600", ObjectKind::segment, now, std::nullopt, std::nullopt, " 20 ,0")
+            .vouched_ms == now - 20'000);
+  CHECK(of("max-age=3600", ObjectKind::segment, now, std::nullopt, std::nullopt, "x, 20")
+            .vouched_ms == now);
 }
 
 TEST_CASE("negative answers: remembered only as long as the origin's own headers allow") {
   common::FakeClock clock;
   const int64_t now = clock.unix_now_ms();
-  auto negative = [&](std::string_view cache_control, std::optional<std::string_view> expires = std::nullopt,
+  auto negative = [&](std::string_view cache_control,
+                      std::optional<std::string_view> expires = std::nullopt,
                       std::optional<std::string_view> age = std::nullopt) {
     UpstreamFreshness r;
     r.cache_control = cache_control;
@@ -290,16 +295,35 @@ TEST_CASE("Vary: * is never reused; other Vary values are") {
   CHECK_FALSE(varies_on_everything("X-*"));
 }
 
-TEST_CASE("kept headers: end-to-end fields are kept; hop-by-hop, computed, cookies and CORS are not") {
-  for (const char* kept : {"Content-Encoding", "content-language", "Vary", "Link", "Content-Disposition",
-                           "X-Custom", "Content-Location", "Server-Timing"}) {
+TEST_CASE(
+    "kept headers: end-to-end fields are kept; hop-by-hop, computed, cookies and CORS are not") {
+  for (const char* kept :
+       {"Content-Encoding", "content-language", "Vary", "Link", "Content-Disposition", "X-Custom",
+        "Content-Location", "Server-Timing"}) {
     CAPTURE(kept);
     CHECK(kept_response_header(kept, ""));
   }
-  for (const char* not_kept : {"Connection", "keep-alive", "Transfer-Encoding", "TE", "Trailer", "Upgrade",
-                               "Proxy-Authenticate", "Content-Length", "Content-Range", "Date", "Age", "ETag",
-                               "Last-Modified", "Cache-Control", "Expires", "Content-Type", "Set-Cookie",
-                               "Access-Control-Allow-Origin", "access-control-expose-headers", "X-Cache", ""}) {
+  for (const char* not_kept : {"Connection",
+                               "keep-alive",
+                               "Transfer-Encoding",
+                               "TE",
+                               "Trailer",
+                               "Upgrade",
+                               "Proxy-Authenticate",
+                               "Content-Length",
+                               "Content-Range",
+                               "Date",
+                               "Age",
+                               "ETag",
+                               "Last-Modified",
+                               "Cache-Control",
+                               "Expires",
+                               "Content-Type",
+                               "Set-Cookie",
+                               "Access-Control-Allow-Origin",
+                               "access-control-expose-headers",
+                               "X-Cache",
+                               ""}) {
     CAPTURE(not_kept);
     CHECK_FALSE(kept_response_header(not_kept, ""));
   }
@@ -309,17 +333,21 @@ TEST_CASE("kept headers: end-to-end fields are kept; hop-by-hop, computed, cooki
 }
 
 TEST_CASE("a 304 updates the stored headers but those of the stored body and its validator") {
-  for (const char* fixed : {"Content-Encoding", "content-md5", "Content-Length", "Content-Range", "ETag"}) {
+  for (const char* fixed :
+       {"Content-Encoding", "content-md5", "Content-Length", "Content-Range", "ETag"}) {
     CAPTURE(fixed);
     CHECK_FALSE(updated_by_304(fixed));
   }
-  for (const char* updated : {"Content-Type", "Cache-Control", "Expires", "Link", "X-Custom", "Content-Location"}) {
+  for (const char* updated :
+       {"Content-Type", "Cache-Control", "Expires", "Link", "X-Custom", "Content-Location"}) {
     CAPTURE(updated);
     CHECK(updated_by_304(updated));
   }
 }
 
-TEST_CASE("stale-while-revalidate: the origin's window up to the cap, else the configured grace; none when forbidden") {
+TEST_CASE(
+    "stale-while-revalidate: the origin's window up to the cap, else the configured grace; none "
+    "when forbidden") {
   common::FakeClock clock;
   const int64_t now = clock.unix_now_ms();
   FreshnessDefaults defaults = kDefaults;
@@ -338,7 +366,8 @@ TEST_CASE("stale-while-revalidate: the origin's window up to the cap, else the c
   CHECK(grace_ms("max-age=10, stale-while-revalidate=5, no-cache") == 0);
   CHECK(grace_ms("s-maxage=10, stale-while-revalidate=5") == 0);
   // A live playlist is never more than half a second past its lifetime.
-  CHECK(grace_ms("max-age=1, stale-while-revalidate=5", ObjectKind::playlist) == kPlaylistRefreshGraceMs);
+  CHECK(grace_ms("max-age=1, stale-while-revalidate=5", ObjectKind::playlist) ==
+        kPlaylistRefreshGraceMs);
   defaults.refresh_grace_ms = 2000;
   CHECK(grace_ms("max-age=10") == 2000);
   CHECK(grace_ms("max-age=1", ObjectKind::playlist) == 500);

@@ -33,7 +33,8 @@ bool aborts(const std::function<void()>& body) {
 
 }  // namespace
 
-TEST_CASE("lock order: the cache node's locks nest outermost first, and are free again once released") {
+TEST_CASE(
+    "lock order: the cache node's locks nest outermost first, and are free again once released") {
   RankedMutex<LockRank::shared_cache> table;
   RankedMutex<LockRank::chunk_store> store;
   RankedMutex<LockRank::flight> flight;

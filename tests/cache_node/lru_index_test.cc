@@ -8,7 +8,7 @@ TEST_CASE("lru: evicts least recently used entries until under the byte budget")
   lru.insert("b", 40, 2);
   CHECK_FALSE(lru.evict_one().has_value());
   REQUIRE(lru.touch("a") != nullptr);  // a is now newest
-  lru.insert("c", 40, 3);             // 120 > 100
+  lru.insert("c", 40, 3);              // 120 > 100
   auto victim = lru.evict_one();
   REQUIRE(victim.has_value());
   CHECK(victim->key == "b");

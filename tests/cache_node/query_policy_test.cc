@@ -136,16 +136,19 @@ TEST_CASE(
   CHECK_FALSE(load({"storage.max_entries=0"}).ok());
 }
 
-TEST_CASE("query policy: a part's part target (bpt) is read, and never in a key or an origin fetch") {
+TEST_CASE(
+    "query policy: a part's part target (bpt) is read, and never in a key or an origin fetch") {
   OriginQueryPolicy keep;
   keep.chunks = {QueryPolicy::Mode::keep, {}};
   const Routed kept = route("/o/demo/live/seg3.1.m4s?bpt=250&x=1", keep);
   CHECK(kept.key == "demo/live/seg3.1.m4s?x=1");
   CHECK(kept.origin_target == "/live/seg3.1.m4s?x=1");
-  CHECK(route("/o/demo/live/seg3.1.m4s?bpt=250", keep).key == route("/o/demo/live/seg3.1.m4s", keep).key);
+  CHECK(route("/o/demo/live/seg3.1.m4s?bpt=250", keep).key ==
+        route("/o/demo/live/seg3.1.m4s", keep).key);
   OriginQueryPolicy named;
   named.chunks = listed({"bpt", "x"});
-  CHECK(route("/o/demo/live/seg3.1.m4s?bpt=250&x=1", named).origin_target == "/live/seg3.1.m4s?x=1");
+  CHECK(route("/o/demo/live/seg3.1.m4s?bpt=250&x=1", named).origin_target ==
+        "/live/seg3.1.m4s?x=1");
   CHECK(part_target_ms("bpt=250") == std::optional<int64_t>(250));
   CHECK(part_target_ms("x=1&bpt=1000&brun=2") == std::optional<int64_t>(1000));
   CHECK_FALSE(part_target_ms("x=1"));

@@ -38,7 +38,8 @@ struct Fixture {
 };
 
 // Fresh for `lifetime` from the clock's now.
-ChunkMeta meta_of(size_t size, const common::Clock& clock, std::chrono::milliseconds lifetime = 3600s) {
+ChunkMeta meta_of(size_t size, const common::Clock& clock,
+                  std::chrono::milliseconds lifetime = 3600s) {
   ChunkMeta m;
   m.size = size;
   m.stored_at = clock.unix_now();
@@ -69,9 +70,12 @@ TEST_CASE("shared cache: two threads asking for one chunk start one flight; the 
     while (!go.load()) std::this_thread::yield();
     for (int i = 0; i < kPerThread; ++i) {
       auto found = f.cache->find_or_start("/o/demo/seg1.ts", loop);
-      if (found.kind == SharedCache::Lookup::Kind::started) ++started;
-      else if (found.kind == SharedCache::Lookup::Kind::joined) ++joined;
-      else ++other;
+      if (found.kind == SharedCache::Lookup::Kind::started)
+        ++started;
+      else if (found.kind == SharedCache::Lookup::Kind::joined)
+        ++joined;
+      else
+        ++other;
     }
   };
   std::thread a(ask, 0), b(ask, 1);
@@ -101,18 +105,23 @@ TEST_CASE("shared cache: a 404 is remembered for exactly the negative TTL on the
   Fixture f;
   auto first = f.cache->find_or_start("/o/demo/missing.ts", 0);
   REQUIRE(first.kind == SharedCache::Lookup::Kind::started);
-  f.cache->finish(*first.flight, SharedCache::StoreUpdate::none, nullptr, std::chrono::duration_cast<common::SteadyTime::duration>(5s));
+  f.cache->finish(*first.flight, SharedCache::StoreUpdate::none, nullptr,
+                  std::chrono::duration_cast<common::SteadyTime::duration>(5s));
   CHECK(f.cache->inflight() == 0);
 
-  CHECK(f.cache->find_or_start("/o/demo/missing.ts", 1).kind == SharedCache::Lookup::Kind::negative);
+  CHECK(f.cache->find_or_start("/o/demo/missing.ts", 1).kind ==
+        SharedCache::Lookup::Kind::negative);
   f.clock.advance(4999ms);
-  CHECK(f.cache->find_or_start("/o/demo/missing.ts", 0).kind == SharedCache::Lookup::Kind::negative);
+  CHECK(f.cache->find_or_start("/o/demo/missing.ts", 0).kind ==
+        SharedCache::Lookup::Kind::negative);
   f.cache->expire_negative();  // not due yet: still remembered
-  CHECK(f.cache->find_or_start("/o/demo/missing.ts", 1).kind == SharedCache::Lookup::Kind::negative);
+  CHECK(f.cache->find_or_start("/o/demo/missing.ts", 1).kind ==
+        SharedCache::Lookup::Kind::negative);
   f.clock.advance(1ms);
   auto after = f.cache->find_or_start("/o/demo/missing.ts", 0);
   CHECK(after.kind == SharedCache::Lookup::Kind::started);  // asked of origin again
-  f.cache->finish(*after.flight, SharedCache::StoreUpdate::none, nullptr, std::nullopt);    // no TTL: nothing remembered
+  f.cache->finish(*after.flight, SharedCache::StoreUpdate::none, nullptr,
+                  std::nullopt);  // no TTL: nothing remembered
   CHECK(f.cache->find_or_start("/o/demo/missing.ts", 0).kind == SharedCache::Lookup::Kind::started);
 }
 
@@ -121,7 +130,8 @@ TEST_CASE("shared cache: expire_negative drops only what is due") {
   auto remember = [&](const std::string& key, std::chrono::seconds ttl) {
     auto found = f.cache->find_or_start(key, 0);
     REQUIRE(found.kind == SharedCache::Lookup::Kind::started);
-    f.cache->finish(*found.flight, SharedCache::StoreUpdate::none, nullptr, std::chrono::duration_cast<common::SteadyTime::duration>(ttl));
+    f.cache->finish(*found.flight, SharedCache::StoreUpdate::none, nullptr,
+                    std::chrono::duration_cast<common::SteadyTime::duration>(ttl));
   };
   remember("/o/demo/a.ts", 1s);
   remember("/o/demo/b.ts", 10s);
@@ -131,14 +141,17 @@ TEST_CASE("shared cache: expire_negative drops only what is due") {
   CHECK(f.cache->find_or_start("/o/demo/b.ts", 0).kind == SharedCache::Lookup::Kind::negative);
 }
 
-TEST_CASE("shared cache: remembered 404s are bounded by count; the ones over it are not remembered, and counted") {
+TEST_CASE(
+    "shared cache: remembered 404s are bounded by count; the ones over it are not remembered, and "
+    "counted") {
   Fixture f(3);
   common::Counter& refused = f.metrics.counter("cache_negative_refused_total", "");
   auto remember = [&](const std::string& key) {
     auto found = f.cache->find_or_start(key, 0);
     REQUIRE(found.kind == SharedCache::Lookup::Kind::started);
-    f.cache->finish(*found.flight, SharedCache::StoreUpdate::none, nullptr,
-                    std::chrono::duration_cast<common::SteadyTime::duration>(std::chrono::seconds(60)));
+    f.cache->finish(
+        *found.flight, SharedCache::StoreUpdate::none, nullptr,
+        std::chrono::duration_cast<common::SteadyTime::duration>(std::chrono::seconds(60)));
   };
   for (int i = 0; i < 10; ++i) remember("demo/missing" + std::to_string(i) + ".ts");
   CHECK(f.cache->negative_entries() == 3);
@@ -156,7 +169,9 @@ TEST_CASE("shared cache: remembered 404s are bounded by count; the ones over it 
   CHECK(f.cache->find_or_start("demo/missing9.ts", 0).kind == SharedCache::Lookup::Kind::negative);
 }
 
-TEST_CASE("shared cache: a stored chunk is a hit until its deadline on the injected clock, then one flight revalidates it") {
+TEST_CASE(
+    "shared cache: a stored chunk is a hit until its deadline on the injected clock, then one "
+    "flight revalidates it") {
   Fixture f;
   store(f, "/o/demo/live.m3u8", meta_of(100, f.clock, 1000ms));
   CHECK(f.cache->find_or_start("/o/demo/live.m3u8", 0).kind == SharedCache::Lookup::Kind::hit);
@@ -172,9 +187,12 @@ TEST_CASE("shared cache: a stored chunk is a hit until its deadline on the injec
     while (!go.load()) std::this_thread::yield();
     for (int i = 0; i < kPerThread; ++i) {
       auto found = f.cache->find_or_start("/o/demo/live.m3u8", loop);
-      if (found.kind == SharedCache::Lookup::Kind::revalidate) ++revalidate;
-      else if (found.kind == SharedCache::Lookup::Kind::joined) ++joined;
-      else ++other;
+      if (found.kind == SharedCache::Lookup::Kind::revalidate)
+        ++revalidate;
+      else if (found.kind == SharedCache::Lookup::Kind::joined)
+        ++joined;
+      else
+        ++other;
     }
   };
   std::thread a(ask, 0), b(ask, 1);
@@ -192,7 +210,9 @@ TEST_CASE("shared cache: a stored chunk is a hit until its deadline on the injec
   CHECK(flight->body()->size() == 0);  // nothing downloaded for a 304
 }
 
-TEST_CASE("shared cache: a 304 refreshes the stored metadata (new deadline, Age from now), the body stays") {
+TEST_CASE(
+    "shared cache: a 304 refreshes the stored metadata (new deadline, Age from now), the body "
+    "stays") {
   Fixture f;
   store(f, "/o/demo/live.m3u8", meta_of(100, f.clock, 1000ms));
   f.clock.advance(5s);
@@ -207,10 +227,13 @@ TEST_CASE("shared cache: a 304 refreshes the stored metadata (new deadline, Age 
   CHECK(hit.hit->meta.vouched_ms == f.clock.unix_now_ms());
   CHECK(hit.hit->memory->copy() == std::string(100, 'x'));
   f.clock.advance(1000ms);
-  CHECK(f.cache->find_or_start("/o/demo/live.m3u8", 1).kind == SharedCache::Lookup::Kind::revalidate);
+  CHECK(f.cache->find_or_start("/o/demo/live.m3u8", 1).kind ==
+        SharedCache::Lookup::Kind::revalidate);
 }
 
-TEST_CASE("shared cache: a revalidation answered 404 or no-store drops the copy; a failure keeps it stale") {
+TEST_CASE(
+    "shared cache: a revalidation answered 404 or no-store drops the copy; a failure keeps it "
+    "stale") {
   Fixture f;
   store(f, "/o/demo/a.ts", meta_of(10, f.clock, 1s));
   store(f, "/o/demo/b.ts", meta_of(10, f.clock, 1s));
@@ -218,7 +241,8 @@ TEST_CASE("shared cache: a revalidation answered 404 or no-store drops the copy;
   auto a = f.cache->find_or_start("/o/demo/a.ts", 0);
   REQUIRE(a.kind == SharedCache::Lookup::Kind::revalidate);
   f.cache->finish(*a.flight, SharedCache::StoreUpdate::erase, nullptr, std::nullopt);
-  CHECK(f.cache->find_or_start("/o/demo/a.ts", 0).kind == SharedCache::Lookup::Kind::started);  // a plain miss
+  CHECK(f.cache->find_or_start("/o/demo/a.ts", 0).kind ==
+        SharedCache::Lookup::Kind::started);  // a plain miss
 
   auto b = f.cache->find_or_start("/o/demo/b.ts", 0);
   REQUIRE(b.kind == SharedCache::Lookup::Kind::revalidate);
@@ -226,7 +250,9 @@ TEST_CASE("shared cache: a revalidation answered 404 or no-store drops the copy;
   CHECK(f.cache->find_or_start("/o/demo/b.ts", 1).kind == SharedCache::Lookup::Kind::revalidate);
 }
 
-TEST_CASE("shared cache: a body that may not be stored (no-store) reaches its flight, and the next asker fetches again") {
+TEST_CASE(
+    "shared cache: a body that may not be stored (no-store) reaches its flight, and the next asker "
+    "fetches again") {
   Fixture f;
   auto first = f.cache->find_or_start("/o/demo/private.ts", 0);
   REQUIRE(first.kind == SharedCache::Lookup::Kind::started);

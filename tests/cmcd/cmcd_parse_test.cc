@@ -47,7 +47,8 @@ TEST_CASE("cmcd: a v1 query payload (hls.js with version 1, Shaka Player)") {
   CHECK_FALSE(d.version);
 }
 
-TEST_CASE("cmcd: a v2 payload (hls.js 1.7's default): inner lists, play state, nor with its range") {
+TEST_CASE(
+    "cmcd: a v2 payload (hls.js 1.7's default): inner lists, play state, nor with its range") {
   const auto d = parsed(
       R"(bl=(21300),br=(3200;ot=v 128;ot=a),cid="demo",mtp=(25400),nor=("seg2.ts";r="0-99"),ot=av,)"
       R"(sid="abc",sta=p,su=?0,v=2)");
@@ -77,8 +78,10 @@ TEST_CASE("cmcd: Media3's four headers read one after another into one report") 
   CHECK(d.any());
 }
 
-TEST_CASE("cmcd: decimals are rounded, unknown and custom keys ignored, the last duplicate counts") {
-  const auto d = parsed(R"(bl=100.5,com.example-myNumericKey=500,pr=1.08,x-custom="a",bl=200,mtp=99.49)");
+TEST_CASE(
+    "cmcd: decimals are rounded, unknown and custom keys ignored, the last duplicate counts") {
+  const auto d =
+      parsed(R"(bl=100.5,com.example-myNumericKey=500,pr=1.08,x-custom="a",bl=200,mtp=99.49)");
   CHECK(d.buffer_length_ms == 200);
   CHECK(d.measured_throughput_kbps == 99);
   CHECK(parsed("").any() == false);
@@ -87,9 +90,9 @@ TEST_CASE("cmcd: decimals are rounded, unknown and custom keys ignored, the last
 
 TEST_CASE("cmcd: malformed payloads are refused whole, with a reason") {
   for (std::string_view bad :
-       {"bl=", "bl=abc\"", "=1", "Bl=1", "bl=1,", "bl=1,,br=2", "bl=1;", "sid=\"open", "sid=\"a\\x\"",
-        "bl=(1 2", "bl=(1,2)", "bl=1234567890123456", "bl=1.2345", "bl=-", "bs=?2", "nor=:abc",
-        "bl=1 br=2", "sid=\"\x01\"", "bl=1\tbr=2"}) {
+       {"bl=", "bl=abc\"", "=1", "Bl=1", "bl=1,", "bl=1,,br=2", "bl=1;", "sid=\"open",
+        "sid=\"a\\x\"", "bl=(1 2", "bl=(1,2)", "bl=1234567890123456", "bl=1.2345", "bl=-", "bs=?2",
+        "nor=:abc", "bl=1 br=2", "sid=\"\x01\"", "bl=1\tbr=2"}) {
     INFO("payload: ", std::string(bad));
     CHECK_FALSE(refused(bad).empty());
   }

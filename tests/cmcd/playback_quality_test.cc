@@ -11,7 +11,8 @@ using cmcd::PlaybackQuality;
 
 namespace {
 
-cmcd::Data report(std::string sid, int64_t bl, std::optional<int64_t> br = std::nullopt, bool bs = false) {
+cmcd::Data report(std::string sid, int64_t bl, std::optional<int64_t> br = std::nullopt,
+                  bool bs = false) {
   cmcd::Data d;
   d.session_id = std::move(sid);
   d.buffer_length_ms = bl;
@@ -25,8 +26,10 @@ const PlaybackQuality::Place kDemoB{"demo", "venue-b"};
 
 }  // namespace
 
-TEST_CASE("playback quality: the latest numbers of each session, healthy buffers and the bitrate mix") {
-  PlaybackQuality q({.max_sessions = 100, .max_places = 8, .session_idle = 30s, .healthy_buffer_ms = 4000});
+TEST_CASE(
+    "playback quality: the latest numbers of each session, healthy buffers and the bitrate mix") {
+  PlaybackQuality q(
+      {.max_sessions = 100, .max_places = 8, .session_idle = 30s, .healthy_buffer_ms = 4000});
   const PlaybackQuality::Time t0{};
   CHECK(q.record(t0, kDemoA, report("s1", 8000, 3200)).new_session);
   CHECK_FALSE(q.record(t0 + 1s, kDemoA, report("s1", 12000)).new_session);  // a playlist: no br
@@ -55,7 +58,8 @@ TEST_CASE("playback quality: stalls are counted by place, with or without a sess
   CHECK(s.sessions == 2);  // the report without an id kept no session
 }
 
-TEST_CASE("playback quality: a session not heard from for the idle time is gone; one heard again stays") {
+TEST_CASE(
+    "playback quality: a session not heard from for the idle time is gone; one heard again stays") {
   PlaybackQuality q({.session_idle = 30s});
   const PlaybackQuality::Time t0{};
   q.record(t0, kDemoA, report("quiet", 5000));
@@ -70,14 +74,16 @@ TEST_CASE("playback quality: a session not heard from for the idle time is gone;
 TEST_CASE("playback quality: bounded sessions (the least recently heard goes) and bounded places") {
   PlaybackQuality q({.max_sessions = 3, .max_places = 2, .session_idle = 60s});
   const PlaybackQuality::Time t0{};
-  for (int i = 0; i < 3; ++i) q.record(t0 + std::chrono::seconds(i), kDemoA, report("s" + std::to_string(i), 5000));
+  for (int i = 0; i < 3; ++i)
+    q.record(t0 + std::chrono::seconds(i), kDemoA, report("s" + std::to_string(i), 5000));
   q.record(t0 + 3s, kDemoA, report("s0", 5000));  // s0 heard again: s1 is now the oldest
   q.record(t0 + 4s, kDemoA, report("s3", 5000));
   CHECK(q.sessions() == 3);
   CHECK(q.record(t0 + 5s, kDemoA, report("s1", 5000)).new_session);  // s1 was the one dropped
   CHECK_FALSE(q.record(t0 + 5s, kDemoA, report("s0", 5000)).new_session);
 
-  for (int i = 0; i < 10; ++i) q.record(t0, {"ch" + std::to_string(i), "n"}, report("", 0, std::nullopt, true));
+  for (int i = 0; i < 10; ++i)
+    q.record(t0, {"ch" + std::to_string(i), "n"}, report("", 0, std::nullopt, true));
   const auto s = q.summary(t0 + 6s);
   CHECK(s.stalls.size() == 3);  // two places, then everything else under "other"
   CHECK(s.stalls.at({"other", "other"}) == 8);

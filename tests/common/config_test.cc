@@ -28,7 +28,8 @@ TEST_CASE("config: typed values, defaults and overrides are read") {
 }
 
 TEST_CASE("config: wrong types, ranges and unknown keys name the file and the key") {
-  auto doc = ConfigDocument::parse("conf/x.json", R"({"port": "eighty", "n": 500, "extra": 1, "o": {"zz": 1}})", {});
+  auto doc = ConfigDocument::parse(
+      "conf/x.json", R"({"port": "eighty", "n": 500, "extra": 1, "o": {"zz": 1}})", {});
   REQUIRE(doc.ok());
   ConfigReader r(*doc);
   r.integer("port", 80, 0, 65535);
@@ -61,7 +62,8 @@ TEST_CASE("config: malformed overrides are refused with the override named") {
 }
 
 TEST_CASE("config: maps and lists of objects are walked with per-element paths") {
-  auto doc = ConfigDocument::parse("f.json", R"({"m": {"x": {"u": "1"}, "y": 3}, "l": [{"k": 1}, {"k": "no"}]})", {});
+  auto doc = ConfigDocument::parse(
+      "f.json", R"({"m": {"x": {"u": "1"}, "y": 3}, "l": [{"k": 1}, {"k": "no"}]})", {});
   REQUIRE(doc.ok());
   ConfigReader r(*doc);
   int members = 0;
@@ -91,7 +93,8 @@ TEST_CASE("command line: --config, --set, --check-config; unknown flags are erro
 namespace {
 
 // Reads `listen` of `json` as a server with an HTTP/2 front end (or not); the errors, or "".
-std::string listen_errors(const std::string& json, bool http2_capable, common::HttpServerOptions* out = nullptr) {
+std::string listen_errors(const std::string& json, bool http2_capable,
+                          common::HttpServerOptions* out = nullptr) {
   auto doc = ConfigDocument::parse("/etc/balancer/cache_node.json", json, {});
   REQUIRE(doc.ok());
   ConfigReader root(*doc);
@@ -105,7 +108,9 @@ std::string listen_errors(const std::string& json, bool http2_capable, common::H
 
 }  // namespace
 
-TEST_CASE("listen: plain by default; TLS needs a port, a certificate and a key that load; h2c only where HTTP/2 is") {
+TEST_CASE(
+    "listen: plain by default; TLS needs a port, a certificate and a key that load; h2c only where "
+    "HTTP/2 is") {
   common::HttpServerOptions o;
   CHECK(listen_errors(R"({})", true, &o).empty());
   CHECK(o.plain);
@@ -120,17 +125,21 @@ TEST_CASE("listen: plain by default; TLS needs a port, a certificate and a key t
   CHECK(missing.find("listen.tls.key") != std::string::npos);
 
   std::string unreadable = listen_errors(
-      R"({"listen": {"tls": {"enabled": true, "port": 8443, "certificate": "nope.pem", "key": "nope.key"}}})", true);
+      R"({"listen": {"tls": {"enabled": true, "port": 8443, "certificate": "nope.pem", "key": "nope.key"}}})",
+      true);
   CHECK(unreadable.find("listen.tls.certificate") != std::string::npos);
   // Relative to the main file's directory.
   CHECK(unreadable.find("/etc/balancer/nope.pem") != std::string::npos);
 
-  CHECK(listen_errors(R"({"listen": {"plain": false}})", true).find("listen.plain") != std::string::npos);
+  CHECK(listen_errors(R"({"listen": {"plain": false}})", true).find("listen.plain") !=
+        std::string::npos);
   CHECK(listen_errors(R"({"listen": {"h2c": true}})", true, &o).empty());
   CHECK(o.h2c);
   // The balancer has no HTTP/2 front end: the keys are unknown there.
-  CHECK(listen_errors(R"({"listen": {"h2c": true}})", false).find("listen.h2c") != std::string::npos);
-  CHECK(listen_errors(R"({"listen": {"port": 70000}})", true).find("listen.port") != std::string::npos);
+  CHECK(listen_errors(R"({"listen": {"h2c": true}})", false).find("listen.h2c") !=
+        std::string::npos);
+  CHECK(listen_errors(R"({"listen": {"port": 70000}})", true).find("listen.port") !=
+        std::string::npos);
 
   // Session tickets: a secret file that does not load is named, relative to the main file;
   // the rotation is bounded (a minute to a week).
@@ -139,8 +148,8 @@ TEST_CASE("listen: plain by default; TLS needs a port, a certificate and a key t
       true);
   CHECK(no_secret.find("listen.tls.ticket_key_file") != std::string::npos);
   CHECK(no_secret.find("/etc/balancer/fleet.key") != std::string::npos);
-  CHECK(listen_errors(R"({"listen": {"tls": {"ticket_rotation_s": 10}}})", true).find("listen.tls.ticket_rotation_s") !=
-        std::string::npos);
+  CHECK(listen_errors(R"({"listen": {"tls": {"ticket_rotation_s": 10}}})", true)
+            .find("listen.tls.ticket_rotation_s") != std::string::npos);
   CHECK(listen_errors(R"({"listen": {"tls": {"ticket_rotation_s": 600}}})", true, &o).empty());
   CHECK(o.tls.ticket_rotation_s == 600);
 }

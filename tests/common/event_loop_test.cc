@@ -12,7 +12,8 @@
 
 using namespace std::chrono_literals;
 
-TEST_CASE("event loop: jobs posted from two threads all run on the loop thread, each poster's in order") {
+TEST_CASE(
+    "event loop: jobs posted from two threads all run on the loop thread, each poster's in order") {
   common::EventLoop loop(0);
   std::thread runner([&] { loop.run(); });
   constexpr int kPerPoster = 20000;
@@ -33,7 +34,8 @@ TEST_CASE("event loop: jobs posted from two threads all run on the loop thread, 
   b.join();
   // Deadline-bounded wait for the loop to catch up.
   auto deadline = std::chrono::steady_clock::now() + 10s;
-  while (ran.load() < 2 * kPerPoster && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(1ms);
+  while (ran.load() < 2 * kPerPoster && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(1ms);
   loop.stop();
   runner.join();
   CHECK(ran == 2 * kPerPoster);
@@ -54,7 +56,8 @@ TEST_CASE("event loop: a job is never run inline by post(), even on the loop thr
     inner_ran_inline = inner;
   });
   auto deadline = std::chrono::steady_clock::now() + 10s;
-  while (!done.load() && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(1ms);
+  while (!done.load() && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(1ms);
   loop.stop();
   runner.join();
   CHECK(done);
@@ -93,7 +96,8 @@ namespace {
 template <class Done>
 void run_until(common::EventLoop& loop, Done done) {
   const auto deadline = std::chrono::steady_clock::now() + 10s;
-  while (!done() && std::chrono::steady_clock::now() < deadline) event_base_loop(&loop.base(), EVLOOP_ONCE);
+  while (!done() && std::chrono::steady_clock::now() < deadline)
+    event_base_loop(&loop.base(), EVLOOP_ONCE);
 }
 
 }  // namespace
@@ -118,7 +122,8 @@ TEST_CASE("loop timer: once fires once per start, and may start itself again fro
   CHECK_FALSE(timer.armed());
 }
 
-TEST_CASE("loop timer: every fires until cancelled, also from inside; a later start arms it again") {
+TEST_CASE(
+    "loop timer: every fires until cancelled, also from inside; a later start arms it again") {
   common::EventLoop loop(0);
   int fired = 0;
   common::LoopTimer* self = nullptr;

@@ -55,9 +55,10 @@ TEST_CASE("an error page evhttp makes by itself becomes a JSON error with a JSON
   common::EvbufferPtr body(evbuffer_new());
   common::EvbufferPtr head(evbuffer_new());
   // The calls evhttp_send_error makes, in its order: body, then status line, then headers.
-  evbuffer_add_printf(body.get(),
-                      "<HTML><HEAD>\n<TITLE>%d %s</TITLE>\n</HEAD><BODY>\n<H1>%s</H1>\n</BODY></HTML>\n", 400,
-                      "Bad Request", "Bad Request");
+  evbuffer_add_printf(
+      body.get(),
+      "<HTML><HEAD>\n<TITLE>%d %s</TITLE>\n</HEAD><BODY>\n<H1>%s</H1>\n</BODY></HTML>\n", 400,
+      "Bad Request", "Bad Request");
   std::string json = drain(body.get());
   CHECK(json.rfind("{\"error\":{\"code\":\"bad_request\",\"message\":\"", 0) == 0);
   CHECK(json.back() == '\n');
@@ -81,9 +82,25 @@ TEST_CASE("header names compare as libevent's evutil_ascii_strcasecmp does, and 
       if (x == 0) return 0;
     }
   };
-  const char* names[] = {"Content-Type", "content-type", "CONTENT-TYPE", "Content-Length", "Content",
-                         "", "Host", "host", "X-Cache", "x-cache-choice", "[", "{", "@", "`",
-                         "\xc3\xa9t\xc3\xa9", "\xc3\x89T\xc3\x89", "Z", "z", "_"};
+  const char* names[] = {"Content-Type",
+                         "content-type",
+                         "CONTENT-TYPE",
+                         "Content-Length",
+                         "Content",
+                         "",
+                         "Host",
+                         "host",
+                         "X-Cache",
+                         "x-cache-choice",
+                         "[",
+                         "{",
+                         "@",
+                         "`",
+                         "\xc3\xa9t\xc3\xa9",
+                         "\xc3\x89T\xc3\x89",
+                         "Z",
+                         "z",
+                         "_"};
   for (const char* a : names) {
     for (const char* b : names) {
       INFO(a, " vs ", b);
@@ -105,14 +122,15 @@ TEST_CASE("header names compare as libevent's evutil_ascii_strcasecmp does, and 
   evhttp_clear_headers(&headers);
 }
 
-TEST_CASE("evbuffer_read reads as libevent's does, without asking the socket how much waits first") {
+TEST_CASE(
+    "evbuffer_read reads as libevent's does, without asking the socket how much waits first") {
   int fds[2];
   REQUIRE(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, fds) == 0);
   std::string sent(10000, '\0');
   for (size_t i = 0; i < sent.size(); ++i) sent[i] = static_cast<char>(i * 7);
   REQUIRE(write(fds[1], sent.data(), sent.size()) == static_cast<ssize_t>(sent.size()));
   common::EvbufferPtr buf(evbuffer_new());
-  evbuffer_add(buf.get(), "head", 4);  // bytes already there stay in front
+  evbuffer_add(buf.get(), "head", 4);                   // bytes already there stay in front
   CHECK(evbuffer_read(buf.get(), fds[0], -1) == 4096);  // at most libevent's 4096 at once
   CHECK(evbuffer_read(buf.get(), fds[0], 100) == 100);  // at most what the caller asks
   CHECK(evbuffer_read(buf.get(), fds[0], 1 << 20) == 4096);

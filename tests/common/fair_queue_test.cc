@@ -41,7 +41,8 @@ TEST_CASE("keys are served in turn, each in its own order") {
   common::FakeClock clock;
   Queue q(limits(100, 10));
   const auto now = clock.now();
-  for (int i = 0; i < 3; ++i) CHECK(q.push("a", "a" + std::to_string(i), now, now).admission == Queue::Admission::queued);
+  for (int i = 0; i < 3; ++i)
+    CHECK(q.push("a", "a" + std::to_string(i), now, now).admission == Queue::Admission::queued);
   CHECK(q.push("b", "b0", now, now).admission == Queue::Admission::queued);
   CHECK(q.push("c", "c0", now, now).admission == Queue::Admission::queued);
   CHECK(q.size() == 5);
@@ -71,7 +72,9 @@ TEST_CASE("a full queue lets a quiet key in by displacing the heaviest key's new
   common::FakeClock clock;
   Queue q(limits(4, 4));
   const auto now = clock.now();
-  for (int i = 0; i < 4; ++i) REQUIRE(q.push("spray", "s" + std::to_string(i), now, now).admission == Queue::Admission::queued);
+  for (int i = 0; i < 4; ++i)
+    REQUIRE(q.push("spray", "s" + std::to_string(i), now, now).admission ==
+            Queue::Admission::queued);
   auto in = q.push("user", "u", now, now);
   CHECK(in.admission == Queue::Admission::queued);
   REQUIRE(in.displaced.has_value());
@@ -80,7 +83,8 @@ TEST_CASE("a full queue lets a quiet key in by displacing the heaviest key's new
   CHECK(drain(q, now) == std::vector<std::string>{"s0", "u", "s1", "s2"});
 }
 
-TEST_CASE("a spray from many keys cannot keep a quiet key out, and equals do not displace each other") {
+TEST_CASE(
+    "a spray from many keys cannot keep a quiet key out, and equals do not displace each other") {
   common::FakeClock clock;
   Queue q(limits(16, 4));
   auto now = clock.now();

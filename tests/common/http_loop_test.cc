@@ -61,10 +61,11 @@ struct Loop {
     std::string body;
     common::FetchResult result;
   };
-  Got fetch(const std::string& path, std::vector<common::HttpHeader> headers = {}, std::string method = "GET",
-            std::string body = {}) {
+  Got fetch(const std::string& path, std::vector<common::HttpHeader> headers = {},
+            std::string method = "GET", std::string body = {}) {
     Got got;
-    common::FetchRequest request{url(path), method, std::move(headers), std::nullopt, std::move(body)};
+    common::FetchRequest request{url(path), method, std::move(headers), std::nullopt,
+                                 std::move(body)};
     client->fetch(request, {[&](const common::FetchHead& h) {
                               ++got.heads;
                               got.head = h;
@@ -102,7 +103,8 @@ TEST_CASE("http loop: routed replies, JSON errors for unknown paths and methods"
   auto head = loop.fetch("/hello", {}, "HEAD");
   CHECK(head.result.status == 200);
   CHECK(head.body.empty());
-  CHECK(head.head.content_length() == std::optional<uint64_t>(std::string("{\"hello\":\"?\"}").size()));
+  CHECK(head.head.content_length() ==
+        std::optional<uint64_t>(std::string("{\"hello\":\"?\"}").size()));
 
   auto missing = loop.fetch("/nope");
   CHECK(missing.result.status == 404);
@@ -128,7 +130,8 @@ TEST_CASE("http loop: a POST carries its body, with its length") {
   CHECK(empty.body == "{\"got\":\"\"}");
 }
 
-TEST_CASE("http loop: oversized headers and targets get JSON 431/414; a dropped exchange gets 500") {
+TEST_CASE(
+    "http loop: oversized headers and targets get JSON 431/414; a dropped exchange gets 500") {
   Loop loop;
   loop.server->route("/x", {"GET"}, [](common::HttpExchange& ex) { ex.reply(200, "{}"); });
   loop.server->route("/forgotten", {"GET"}, [](common::HttpExchange&) { /* never replies */ });
@@ -144,7 +147,8 @@ TEST_CASE("http loop: oversized headers and targets get JSON 431/414; a dropped 
   CHECK(loop.server->active_requests() == 0);
 }
 
-TEST_CASE("http loop: a file segment is sent from the file (sendfile), never mapped into the process") {
+TEST_CASE(
+    "http loop: a file segment is sent from the file (sendfile), never mapped into the process") {
   balancer::test::TempDir dir;
   const std::string path = dir.file("chunk");
   const int made = open(path.c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0640);
@@ -232,7 +236,8 @@ TEST_CASE("http loop: a client that goes away mid-stream is noticed and forgotte
 TEST_CASE("http client: refused connections and timeouts are reported, never hang") {
   Loop loop;
   std::vector<common::HttpExchange> parked;
-  loop.server->route("/hang", {"GET"}, [&](common::HttpExchange& ex) { parked.push_back(std::move(ex)); });
+  loop.server->route("/hang", {"GET"},
+                     [&](common::HttpExchange& ex) { parked.push_back(std::move(ex)); });
   common::FetchResult result;
   bool done = false;
   common::FetchRequest hang{loop.url("/hang"), "GET", {}, std::chrono::milliseconds(300), {}};
@@ -259,7 +264,8 @@ TEST_CASE("http client: refused connections and timeouts are reported, never han
 TEST_CASE("http server: drain stops accepting and waits for replies in progress") {
   Loop loop;
   std::vector<common::HttpExchange> parked;
-  loop.server->route("/wait", {"GET"}, [&](common::HttpExchange& ex) { parked.push_back(std::move(ex)); });
+  loop.server->route("/wait", {"GET"},
+                     [&](common::HttpExchange& ex) { parked.push_back(std::move(ex)); });
   bool done = false;
   common::FetchResult result;
   std::string body;
@@ -289,7 +295,8 @@ TEST_CASE("http server: drain stops accepting and waits for replies in progress"
   CHECK((!refused.ok || refused.status == 503));
 }
 
-TEST_CASE("http server: drain finishes promptly when a streamed reply ends after its bytes are flushed") {
+TEST_CASE(
+    "http server: drain finishes promptly when a streamed reply ends after its bytes are flushed") {
   Loop loop;  // drain timeout 5 s: finishing well before it shows the reply was accounted
   std::vector<common::HttpExchange> parked;
   loop.server->route("/stream", {"GET"}, [&](common::HttpExchange& ex) {
@@ -308,13 +315,15 @@ TEST_CASE("http server: drain finishes promptly when a streamed reply ends after
   loop.server->drain([&] { drained = true; });
   // The output buffer is empty now, so evhttp completes the request inside end().
   parked[0].end();
-  CHECK(run_until(loop.base.get(), [&] { return drained && done; }, std::chrono::milliseconds(2000)));
+  CHECK(run_until(
+      loop.base.get(), [&] { return drained && done; }, std::chrono::milliseconds(2000)));
 }
 
 TEST_CASE("http client: a request held at a plain-HTTP host does not hold up the next one to it") {
   Loop loop;
   std::vector<common::HttpExchange> held;
-  loop.server->route("/hold", {"GET"}, [&](common::HttpExchange& ex) { held.push_back(std::move(ex)); });
+  loop.server->route("/hold", {"GET"},
+                     [&](common::HttpExchange& ex) { held.push_back(std::move(ex)); });
   int done = 0;
   for (int n = 0; n < 2; ++n) {
     common::FetchRequest request{loop.url("/hold"), "GET", {}, std::nullopt, {}};
@@ -324,13 +333,15 @@ TEST_CASE("http client: a request held at a plain-HTTP host does not hold up the
                                  }});
   }
   // Both arrive while neither is answered (HTTP/1.1 cannot multiplex: no reason to wait).
-  CHECK(run_until(loop.base.get(), [&] { return held.size() == 2; }, std::chrono::milliseconds(2000)));
+  CHECK(run_until(
+      loop.base.get(), [&] { return held.size() == 2; }, std::chrono::milliseconds(2000)));
   for (auto& ex : held) ex.reply(200, "ok", "text/plain");
   CHECK(run_until(loop.base.get(), [&] { return done == 2; }));
 }
 
-TEST_CASE("http client: past max_host_transfers a host's transfers wait in line, and a cancelled one "
-          "gives up its place") {
+TEST_CASE(
+    "http client: past max_host_transfers a host's transfers wait in line, and a cancelled one "
+    "gives up its place") {
   common::HttpClientOptions options;
   options.max_host_transfers = 2;
   Loop loop(options);
@@ -347,12 +358,13 @@ TEST_CASE("http client: past max_host_transfers a host's transfers wait in line,
   std::vector<int> done_order;
   std::vector<common::FetchId> ids;
   for (int n = 0; n < 6; ++n) {
-    common::FetchRequest request{loop.url("/hold?n=" + std::to_string(n)), "GET", {}, std::nullopt, {}};
-    ids.push_back(loop.client->fetch(
-        request, {nullptr, nullptr, [&, n](const common::FetchResult& r) {
-                    CHECK_MESSAGE(r.status == 200, r.error);
-                    done_order.push_back(n);
-                  }}));
+    common::FetchRequest request{
+        loop.url("/hold?n=" + std::to_string(n)), "GET", {}, std::nullopt, {}};
+    ids.push_back(
+        loop.client->fetch(request, {nullptr, nullptr, [&, n](const common::FetchResult& r) {
+                                       CHECK_MESSAGE(r.status == 200, r.error);
+                                       done_order.push_back(n);
+                                     }}));
   }
   CHECK(loop.client->waiting() == 4);
   REQUIRE(run_until(loop.base.get(), [&] { return held.size() == 2; }));
@@ -376,10 +388,12 @@ TEST_CASE("http client: time spent in line counts toward a transfer's timeout") 
   options.max_host_transfers = 1;
   Loop loop(options);
   std::vector<common::HttpExchange> held;
-  loop.server->route("/hold", {"GET"}, [&](common::HttpExchange& ex) { held.push_back(std::move(ex)); });
+  loop.server->route("/hold", {"GET"},
+                     [&](common::HttpExchange& ex) { held.push_back(std::move(ex)); });
   bool first_done = false;
   common::FetchRequest first{loop.url("/hold"), "GET", {}, std::nullopt, {}};
-  loop.client->fetch(first, {nullptr, nullptr, [&](const common::FetchResult&) { first_done = true; }});
+  loop.client->fetch(first,
+                     {nullptr, nullptr, [&](const common::FetchResult&) { first_done = true; }});
   std::optional<common::FetchResult> second;
   std::chrono::steady_clock::time_point second_done_at;
   common::FetchRequest in_line{loop.url("/hold"), "GET", {}, std::chrono::milliseconds(1000), {}};
@@ -390,8 +404,9 @@ TEST_CASE("http client: time spent in line counts toward a transfer's timeout") 
   REQUIRE(run_until(loop.base.get(), [&] { return held.size() == 1; }));
   // The one in line outlives its timeout there; the first is answered after that.
   const auto expired_at = std::chrono::steady_clock::now() + std::chrono::milliseconds(1200);
-  run_until(loop.base.get(), [&] { return std::chrono::steady_clock::now() >= expired_at; },
-            std::chrono::milliseconds(2000));
+  run_until(
+      loop.base.get(), [&] { return std::chrono::steady_clock::now() >= expired_at; },
+      std::chrono::milliseconds(2000));
   const auto answered_at = std::chrono::steady_clock::now();
   held[0].reply(200, "ok", "text/plain");
   REQUIRE(run_until(loop.base.get(), [&] { return first_done && second.has_value(); }));

@@ -8,9 +8,11 @@ TEST_CASE("redact_target: secret-bearing query values never reach the log") {
   CHECK(common::redact_target("/x?a=1&token=t&password=p") == "/x?a=1&token=***&password=***");
   CHECK(common::redact_target("/plain") == "/plain");
   CHECK(common::redact_target("/x?operator_key=zz") == "/x?operator_key=***");
-  CHECK(common::redact_target("/hls/c/m.m3u8?cache=a&ticket=t0k") == "/hls/c/m.m3u8?cache=a&ticket=***");
+  CHECK(common::redact_target("/hls/c/m.m3u8?cache=a&ticket=t0k") ==
+        "/hls/c/m.m3u8?cache=a&ticket=***");
   // An anonymous viewer id is a bearer credential on free channels.
-  CHECK(common::redact_target("/hls/c/m.m3u8?viewer=me&cache=a") == "/hls/c/m.m3u8?viewer=***&cache=a");
+  CHECK(common::redact_target("/hls/c/m.m3u8?viewer=me&cache=a") ==
+        "/hls/c/m.m3u8?viewer=***&cache=a");
 }
 
 TEST_CASE("redact_target: everything but a secret value is logged as received") {

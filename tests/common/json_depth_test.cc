@@ -10,7 +10,9 @@
 
 namespace {
 
-std::string nested_arrays(size_t depth) { return std::string(depth, '[') + std::string(depth, ']'); }
+std::string nested_arrays(size_t depth) {
+  return std::string(depth, '[') + std::string(depth, ']');
+}
 
 }  // namespace
 
@@ -27,7 +29,8 @@ TEST_CASE("nesting at the limit passes and one level more is refused") {
 TEST_CASE("brackets inside strings do not count, escaped quotes included") {
   CHECK_FALSE(common::json_nesting_exceeds(R"({"a":"[[[[{{{{"})", 1));
   CHECK_FALSE(common::json_nesting_exceeds(R"(["\"[[[[", "\\", "]]]"])", 1));
-  CHECK(common::json_nesting_exceeds(R"(["\\", [[]]])", 2));  // "\\" ends the string: the brackets after count
+  CHECK(common::json_nesting_exceeds(R"(["\\", [[]]])",
+                                     2));  // "\\" ends the string: the brackets after count
   CHECK_FALSE(common::json_nesting_exceeds(R"({"k[{":"v]}", "x":["\u005b"]})", 2));
 }
 
@@ -62,5 +65,7 @@ TEST_CASE("a config file or --set value nested too deeply is refused, naming the
   REQUIRE_FALSE(over.ok());
   CHECK(over.error().message.find("x.json: override 'k'") == 0);
 
-  CHECK(common::ConfigDocument::parse("ok.json", "{\"a\":" + nested_arrays(common::kMaxJsonDepth - 1) + "}", {}).ok());
+  CHECK(common::ConfigDocument::parse(
+            "ok.json", "{\"a\":" + nested_arrays(common::kMaxJsonDepth - 1) + "}", {})
+            .ok());
 }

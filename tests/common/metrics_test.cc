@@ -228,7 +228,9 @@ TEST_CASE("metrics: registering a computed gauge again replaces its function; HE
         "nodes 2\n");
 }
 
-TEST_CASE("metrics: a computed counter renders as a counter, shares a family with stored ones, not a series") {
+TEST_CASE(
+    "metrics: a computed counter renders as a counter, shares a family with stored ones, not a "
+    "series") {
   common::MetricsRegistry registry;
   double lines = 7;
   registry.counter("lines_total", "Lines", "kind=\"slow\"").inc(2);
@@ -238,8 +240,8 @@ TEST_CASE("metrics: a computed counter renders as a counter, shares a family wit
   CHECK_THROWS_AS(registry.gauge_fn("lines_total", "Lines", [] { return 1.0; }), std::logic_error);
   lines = 9;
   const std::string text = registry.render();
-  CHECK(text.find("# TYPE lines_total counter\nlines_total{kind=\"slow\"} 2\nlines_total{kind=\"fast\"} 9\n") !=
-        std::string::npos);
+  CHECK(text.find("# TYPE lines_total counter\nlines_total{kind=\"slow\"} "
+                  "2\nlines_total{kind=\"fast\"} 9\n") != std::string::npos);
 }
 
 TEST_CASE("metrics: a histogram observed from more threads than it has shards adds up exactly") {

@@ -28,7 +28,8 @@ class FakeService : public common::Service<FakeConfig> {
  public:
   void attach(size_t, common::HttpServer&) override {}
   common::Result<common::ReloadSwap> prepare_reload(FakeConfig fresh) override {
-    if (!fresh.service_accepts) return common::Error{"bad_config", "fake.value: refused by the service"};
+    if (!fresh.service_accepts)
+      return common::Error{"bad_config", "fake.value: refused by the service"};
     return common::ReloadSwap([this, v = fresh.value] { value = v; });
   }
   int value = 0;
@@ -65,7 +66,9 @@ TEST_CASE("a reload the service rejects after a certificate change keeps the run
 
   common::ServiceHost host("fake", tls_server(first_cert, first_key));
   FakeService service;
-  REQUIRE(host.create_servers([&](size_t i, common::HttpServer& server) { service.attach(i, server); }).ok());
+  REQUIRE(
+      host.create_servers([&](size_t i, common::HttpServer& server) { service.attach(i, server); })
+          .ok());
   REQUIRE(host.tls_port() > 0);
   common::EventLoop& home = host.context().home();
   std::thread loop_thread([&] { home.run(); });
@@ -81,7 +84,9 @@ TEST_CASE("a reload the service rejects after a certificate change keeps the run
   auto counted = [&](const std::string& result) {
     // The same series the host registered (counter() returns the existing one).
     return host.context()
-        .metrics->counter("fake_config_reloads_total", "Config reloads by result", "result=\"" + result + "\"")
+        .metrics
+        ->counter("fake_config_reloads_total", "Config reloads by result",
+                  "result=\"" + result + "\"")
         .value();
   };
   const std::string first = certificate_fingerprint(first_cert);

@@ -24,7 +24,8 @@ std::vector<evbuffer_iovec> pieces_of(evbuffer* buf) {
 std::vector<size_t> records_of(const std::vector<evbuffer_iovec>& pieces) {
   std::vector<size_t> records;
   for (const auto& piece : pieces) {
-    for (size_t at = 0; at < piece.iov_len; at += 16 * 1024) records.push_back(std::min<size_t>(16 * 1024, piece.iov_len - at));
+    for (size_t at = 0; at < piece.iov_len; at += 16 * 1024)
+      records.push_back(std::min<size_t>(16 * 1024, piece.iov_len - at));
   }
   return records;
 }
@@ -41,7 +42,8 @@ void add_reference(evbuffer* buf, const std::string& bytes) {
 
 }  // namespace
 
-TEST_CASE("HTTP/2 frames over TLS: 9-byte heads and referenced payloads leave in record-sized pieces") {
+TEST_CASE(
+    "HTTP/2 frames over TLS: 9-byte heads and referenced payloads leave in record-sized pieces") {
   common::EvbufferPtr src(evbuffer_new()), dst(evbuffer_new());
   std::string payload(16 * 1024, '\0');
   for (size_t i = 0; i < payload.size(); ++i) payload[i] = static_cast<char>('a' + i % 26);
@@ -64,7 +66,9 @@ TEST_CASE("HTTP/2 frames over TLS: 9-byte heads and referenced payloads leave in
   CHECK(drain(dst.get()) == expected);
 }
 
-TEST_CASE("over TLS a reply's head joins its body, and a body a record long or more moves without a copy") {
+TEST_CASE(
+    "over TLS a reply's head joins its body, and a body a record long or more moves without a "
+    "copy") {
   common::EvbufferPtr src(evbuffer_new()), dst(evbuffer_new());
   const std::string head = "HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n";
   const std::string body(100000, 'x');
@@ -75,7 +79,8 @@ TEST_CASE("over TLS a reply's head joins its body, and a body a record long or m
   REQUIRE(pieces.size() == 2);
   CHECK(pieces[0].iov_len == common::kTlsRecordPiece);  // the head and the body's start
   // The rest of the body is the referenced memory itself.
-  CHECK(static_cast<const char*>(pieces[1].iov_base) == body.data() + (common::kTlsRecordPiece - head.size()));
+  CHECK(static_cast<const char*>(pieces[1].iov_base) ==
+        body.data() + (common::kTlsRecordPiece - head.size()));
   CHECK(drain(dst.get()) == head + body);
 
   SUBCASE("a short reply is one piece") {
@@ -104,13 +109,16 @@ TEST_CASE("over TLS the transport's bound stops the move at a piece, the rest wa
   CHECK(drain(dst.get()) == expected);
 }
 
-TEST_CASE("over TLS a short tail waits while the transport still writes, and goes once it has drained") {
+TEST_CASE(
+    "over TLS a short tail waits while the transport still writes, and goes once it has drained") {
   common::EvbufferPtr src(evbuffer_new()), dst(evbuffer_new());
   const std::string bytes(common::kTlsRecordPiece + 300, 'y');
   for (size_t at = 0; at < bytes.size(); at += 1000) {  // pieces short of a record: joined
-    evbuffer_add_reference(src.get(), bytes.data() + at, std::min<size_t>(1000, bytes.size() - at), nullptr, nullptr);
+    evbuffer_add_reference(src.get(), bytes.data() + at, std::min<size_t>(1000, bytes.size() - at),
+                           nullptr, nullptr);
   }
-  CHECK(common::move_in_tls_records(src.get(), dst.get(), SIZE_MAX, true) == common::kTlsRecordPiece);
+  CHECK(common::move_in_tls_records(src.get(), dst.get(), SIZE_MAX, true) ==
+        common::kTlsRecordPiece);
   CHECK(evbuffer_get_length(src.get()) == 300);  // the transport has a record to write first
   CHECK(common::move_in_tls_records(src.get(), dst.get(), SIZE_MAX, true) == 0);
   std::string written = drain(dst.get());  // the socket took it

@@ -112,7 +112,9 @@ TEST_CASE("ticket keys: one per secret and window, the same on every server") {
   CHECK(ticket_window(10, 0) == 10);  // a nonsense rotation is one second, not a division by zero
 }
 
-TEST_CASE("a ticket from one server resumes on another given the same secret file (TLS 1.3 and 1.2), not on one with another") {
+TEST_CASE(
+    "a ticket from one server resumes on another given the same secret file (TLS 1.3 and 1.2), not "
+    "on one with another") {
   TempDir dir;
   const TestTlsFiles files(dir.path());
   write_secret(dir.file("fleet.key"), std::string(48, 'f'));
@@ -145,15 +147,19 @@ TEST_CASE("a ticket from one server resumes on another given the same secret fil
     Handshake after_reload = handshake(client, own_secret_reloaded, own.session);
     CHECK(after_reload.resumed);
 
-    for (SSL_SESSION* s : {full.session, on_sibling.session, on_stranger.session, own.session, after_reload.session}) {
+    for (SSL_SESSION* s : {full.session, on_sibling.session, on_stranger.session, own.session,
+                           after_reload.session}) {
       SSL_SESSION_free(s);
     }
     SSL_CTX_free(client);
   }
-  for (SSL_CTX* ctx : {first, sibling, stranger, own_secret, own_secret_reloaded}) SSL_CTX_free(ctx);
+  for (SSL_CTX* ctx : {first, sibling, stranger, own_secret, own_secret_reloaded})
+    SSL_CTX_free(ctx);
 }
 
-TEST_CASE("a ticket secret that is missing or too short is refused, naming the file and not its contents") {
+TEST_CASE(
+    "a ticket secret that is missing or too short is refused, naming the file and not its "
+    "contents") {
   TempDir dir;
   write_secret(dir.file("short.key"), "tiny-secret-value");
   const Status short_one = check_ticket_key_file(dir.file("short.key"));

@@ -47,7 +47,8 @@ TEST_CASE("percent_decode: edge cases of escapes, case, NUL and '+'") {
   CHECK(common::percent_decode("%C3%a9") == std::optional<std::string>("\xC3\xA9"));
   CHECK(common::percent_decode("%25") == std::optional<std::string>("%"));  // decoded once only
   CHECK(common::percent_decode("%252e") == std::optional<std::string>("%2e"));
-  CHECK(common::percent_decode("%2B", true) == std::optional<std::string>("+"));  // an encoded '+' stays '+'
+  CHECK(common::percent_decode("%2B", true) ==
+        std::optional<std::string>("+"));  // an encoded '+' stays '+'
   CHECK(common::percent_decode("a++b", true) == std::optional<std::string>("a  b"));
   CHECK_FALSE(common::percent_decode("%00").has_value());
   CHECK_FALSE(common::percent_decode(std::string_view("a\0b", 3)).has_value());  // raw NUL
@@ -59,15 +60,16 @@ TEST_CASE("percent_decode: edge cases of escapes, case, NUL and '+'") {
   CHECK_FALSE(common::percent_decode("%+1", true).has_value());
 }
 
-TEST_CASE("QueryParams: pairs in order, raw, with empty names and values kept and empty pairs skipped") {
+TEST_CASE(
+    "QueryParams: pairs in order, raw, with empty names and values kept and empty pairs skipped") {
   CHECK(pairs("").empty());
   CHECK(pairs("&").empty());
   CHECK(pairs("&&&").empty());
   CHECK(pairs("a=1&b=2") == std::vector<Pair>{{"a", "1"}, {"b", "2"}});
   CHECK(pairs("a=1&b=2&") == std::vector<Pair>{{"a", "1"}, {"b", "2"}});  // trailing '&'
   CHECK(pairs("&&a=1&&b=2") == std::vector<Pair>{{"a", "1"}, {"b", "2"}});
-  CHECK(pairs("=v") == std::vector<Pair>{{"", "v"}});                           // empty name
-  CHECK(pairs("a=&b") == std::vector<Pair>{{"a", ""}, {"b", ""}});              // empty value, no '='
+  CHECK(pairs("=v") == std::vector<Pair>{{"", "v"}});               // empty name
+  CHECK(pairs("a=&b") == std::vector<Pair>{{"a", ""}, {"b", ""}});  // empty value, no '='
   CHECK(pairs("a=1&a=2&a") == std::vector<Pair>{{"a", "1"}, {"a", "2"}, {"a", ""}});  // repeated
   CHECK(pairs("a=b=c") == std::vector<Pair>{{"a", "b=c"}});  // only the first '=' splits
   CHECK(pairs("u=a?b&x=%2F") == std::vector<Pair>{{"u", "a?b"}, {"x", "%2F"}});  // raw, not decoded
@@ -124,9 +126,10 @@ TEST_CASE("has_dot_segment: finds . and .. segments, not dots inside names") {
   CHECK_FALSE(common::has_dot_segment("/"));
 }
 
-TEST_CASE("check_servable_origin_target: the origin paths a cache node serves and the ones it refuses") {
-  const char* servable[] = {"/a.ts", "/live/v1/seg_00001.ts", "/a%20b.ts", "/a+b.ts", "/a/..b/.c.ts",
-                            "/%7Euser/x.ts", "/a/"};
+TEST_CASE(
+    "check_servable_origin_target: the origin paths a cache node serves and the ones it refuses") {
+  const char* servable[] = {"/a.ts",        "/live/v1/seg_00001.ts", "/a%20b.ts", "/a+b.ts",
+                            "/a/..b/.c.ts", "/%7Euser/x.ts",         "/a/"};
   for (const char* path : servable) {
     CAPTURE(path);
     CHECK(common::check_servable_origin_target(path).ok());
@@ -134,14 +137,27 @@ TEST_CASE("check_servable_origin_target: the origin paths a cache node serves an
   CHECK(common::check_servable_origin_target("/a.ts", "token=abc&x=%2F&=&y").ok());
 
   const char* refused[] = {
-      "",  "/", "a.ts",                               // no path
-      "//evil.example/x.ts",                          // scheme-relative
-      "/live//x.ts", "/a%2F%2Fb.ts", "/a%2f/b.ts",  // empty segments, raw or encoded
-      "/./x.ts", "/a/../b.ts", "/a/..", "/%2e%2e/x.ts", "/%2E/x.ts", "/a/.%2e/b.ts",  // dot segments
-      "/a%zz.ts", "/a%2", "/a%00.ts",                 // malformed escapes, NUL
-      "/a%5cb.ts", "/a\\b.ts",                        // backslash
-      "/x/http://evil.example/a.ts",                  // absolute URL in the path
-      "/a\x01.ts", "/a\x7f.ts",                       // control characters
+      "",
+      "/",
+      "a.ts",                 // no path
+      "//evil.example/x.ts",  // scheme-relative
+      "/live//x.ts",
+      "/a%2F%2Fb.ts",
+      "/a%2f/b.ts",  // empty segments, raw or encoded
+      "/./x.ts",
+      "/a/../b.ts",
+      "/a/..",
+      "/%2e%2e/x.ts",
+      "/%2E/x.ts",
+      "/a/.%2e/b.ts",  // dot segments
+      "/a%zz.ts",
+      "/a%2",
+      "/a%00.ts",  // malformed escapes, NUL
+      "/a%5cb.ts",
+      "/a\\b.ts",                     // backslash
+      "/x/http://evil.example/a.ts",  // absolute URL in the path
+      "/a\x01.ts",
+      "/a\x7f.ts",  // control characters
   };
   for (const char* path : refused) {
     CAPTURE(path);
@@ -155,7 +171,8 @@ TEST_CASE("check_servable_origin_target: the origin paths a cache node serves an
 }
 
 TEST_CASE("take_query_param: the pairs named are taken out, the rest keeps its order and form") {
-  auto taken = common::take_query_param("/o/demo/seg1.ts?exp=1&CMCD=bl%3D300%2Cbr%3D800&sig=ab", "CMCD");
+  auto taken =
+      common::take_query_param("/o/demo/seg1.ts?exp=1&CMCD=bl%3D300%2Cbr%3D800&sig=ab", "CMCD");
   REQUIRE(taken);
   CHECK(taken->target == "/o/demo/seg1.ts?exp=1&sig=ab");
   CHECK(taken->raw_value == "bl%3D300%2Cbr%3D800");
@@ -165,7 +182,7 @@ TEST_CASE("take_query_param: the pairs named are taken out, the rest keeps its o
   taken = common::take_query_param("/a.m3u8?CMCD=1&a&&CMCD=2&b=#frag", "CMCD");
   REQUIRE(taken);
   CHECK(taken->target == "/a.m3u8?a&b=#frag");
-  CHECK(taken->raw_value == "2");  // the last one
+  CHECK(taken->raw_value == "2");                                           // the last one
   CHECK_FALSE(common::take_query_param("/a.m3u8?cmcd=1&CMCDx=2", "CMCD"));  // raw names, exactly
   CHECK_FALSE(common::take_query_param("/a.m3u8", "CMCD"));
 }

@@ -23,7 +23,9 @@ namespace {
 constexpr int kSegments = 6;
 constexpr size_t kSegmentBytes = 256 * 1024;
 
-std::string segment_name(int i) { return "bk" + std::to_string(i) + ".ts"; }
+std::string segment_name(int i) {
+  return "bk" + std::to_string(i) + ".ts";
+}
 
 // A live media playlist (no ENDLIST) whose chunks are test_origin's generated bodies.
 std::string source_playlist() {
@@ -69,7 +71,9 @@ struct Threads {
 
 }  // namespace
 
-TEST_CASE("kill -9 of the balancer under load: handed-out chunk links keep working, playlists return after restart") {
+TEST_CASE(
+    "kill -9 of the balancer under load: handed-out chunk links keep working, playlists return "
+    "after restart") {
   TempDir dir;
   const std::string root = dir.file("origin");
   write_file(root + "/live/index.m3u8", source_playlist());
@@ -78,7 +82,8 @@ TEST_CASE("kill -9 of the balancer under load: handed-out chunk links keep worki
   // node "overloaded" and send playlists to origin.
   CacheNodeProcess node(dir.file("cache"), origin.base_url(),
                         {"node_id=venue-a", "site=venue", "overload.max_egress_mbps=100000"});
-  RestartableBalancer balancer(dir, origin.base_url(), channels_json({channel_json("live", "/files/live/index.m3u8")}),
+  RestartableBalancer balancer(dir, origin.base_url(),
+                               channels_json({channel_json("live", "/files/live/index.m3u8")}),
                                caches_json({cache_json("venue-a", "venue", node.port())}),
                                // The node is busy serving the chunk viewers: a slow health answer
                                // must not count as down (that would send playlists to origin).
@@ -98,12 +103,14 @@ TEST_CASE("kill -9 of the balancer under load: handed-out chunk links keep worki
     return true;
   };
   // The links a viewer got before the crash.
-  const HttpResponse first = balancer.get("/hls/live/files/live/index.m3u8?cache=venue-a&viewer=early");
+  const HttpResponse first =
+      balancer.get("/hls/live/files/live/index.m3u8?cache=venue-a&viewer=early");
   REQUIRE(first.status == 200);
   REQUIRE(all_on_node(first.body));
   const std::vector<std::string> links = uri_lines(first.body);
   std::vector<std::string> expected;
-  for (int i = 0; i < kSegments; ++i) expected.push_back(generated_body(segment_name(i), kSegmentBytes));
+  for (int i = 0; i < kSegments; ++i)
+    expected.push_back(generated_body(segment_name(i), kSegmentBytes));
 
   // The restart keeps the port: the load threads use this base throughout.
   const std::string balancer_base = balancer.url("");
@@ -114,8 +121,8 @@ TEST_CASE("kill -9 of the balancer under load: handed-out chunk links keep worki
     load.threads.emplace_back([&, t] {
       // At most 20,000 requests or until the test's deadline, paced by 10 ms.
       for (int i = 0; i < 20000 && !load.stop && Clock::now() < test_deadline; ++i) {
-        const std::string target =
-            "/hls/live/files/live/index.m3u8?cache=venue-a&viewer=v" + std::to_string(t * 100 + i % 50);
+        const std::string target = "/hls/live/files/live/index.m3u8?cache=venue-a&viewer=v" +
+                                   std::to_string(t * 100 + i % 50);
         const HttpResponse r = http_get(balancer_base + target, {}, 1s);
         playlists.add({Clock::now(), r.status, r.status == 200 && all_on_node(r.body)});
         std::this_thread::sleep_for(10ms);  // pacing, not synchronisation
@@ -145,7 +152,10 @@ TEST_CASE("kill -9 of the balancer under load: handed-out chunk links keep worki
   balancer.kill_hard();
   // The outage lasts until the chunk viewers have made 50 requests and at least 2 s passed.
   REQUIRE(wait_until(
-      [&] { return Clock::now() - killed >= 2s && count(chunks, killed, Clock::now(), true) >= 50; }, 15s));
+      [&] {
+        return Clock::now() - killed >= 2s && count(chunks, killed, Clock::now(), true) >= 50;
+      },
+      15s));
   const auto restarted = Clock::now();
   REQUIRE_MESSAGE(balancer.start(&error), error);
   REQUIRE(balancer.url("") == balancer_base);
@@ -190,7 +200,8 @@ TEST_CASE("kill -9 of the balancer under load: handed-out chunk links keep worki
   const size_t pl_failed_outage = count(playlists, killed, back, false);
   size_t pl_not_200_after = 0;
   size_t pl_origin_links_after = 0;
-  std::map<long, size_t> pl_statuses_after;  // what the answers that were not 200 were (0: no answer)
+  std::map<long, size_t>
+      pl_statuses_after;  // what the answers that were not 200 were (0: no answer)
   for (const auto& s : playlists.snapshot()) {
     if (s.at < back) continue;
     if (s.status != 200) {
@@ -202,21 +213,23 @@ TEST_CASE("kill -9 of the balancer under load: handed-out chunk links keep worki
   const double outage_s = std::chrono::duration<double>(back - killed).count();
   const double restart_to_200_s = std::chrono::duration<double>(back - restarted).count();
   const double restart_to_node_s = std::chrono::duration<double>(first_on_node - restarted).count();
-  MESSAGE("chunk GETs with links handed out before the kill: " << chunk_ok_before << " ok before, " << chunk_ok_outage
-                                                               << " ok during the " << outage_s
-                                                               << " s without a balancer, " << chunk_bad
-                                                               << " failed or wrong in the whole run");
-  MESSAGE("playlists: " << pl_ok_before << " ok before the kill (" << pl_bad_before << " not), " << pl_failed_outage
+  MESSAGE("chunk GETs with links handed out before the kill: "
+          << chunk_ok_before << " ok before, " << chunk_ok_outage << " ok during the " << outage_s
+          << " s without a balancer, " << chunk_bad << " failed or wrong in the whole run");
+  MESSAGE("playlists: " << pl_ok_before << " ok before the kill (" << pl_bad_before << " not), "
+                        << pl_failed_outage
                         << " refused during the outage; restart: listening after " << listening_s
-                        << " s, first 200 after " << restart_to_200_s << " s, links on the cache node again after "
-                        << restart_to_node_s << " s; after that " << pl_not_200_after << " not 200 and "
+                        << " s, first 200 after " << restart_to_200_s
+                        << " s, links on the cache node again after " << restart_to_node_s
+                        << " s; after that " << pl_not_200_after << " not 200 and "
                         << pl_origin_links_after << " with origin links");
   CHECK(pl_bad_before == 0);
   CHECK(chunk_bad == 0);
   CHECK(chunk_ok_outage >= 50);
   CHECK(restart_to_200_s < 5);
   CHECK(restart_to_node_s < 5);
-  for (const auto& [status, n] : pl_statuses_after) MESSAGE("after the restart, status " << status << ": " << n);
+  for (const auto& [status, n] : pl_statuses_after)
+    MESSAGE("after the restart, status " << status << ": " << n);
   CHECK(pl_not_200_after == 0);
   // The cache node never noticed.
   CHECK(json_integer(node.health(), "active_connections").value_or(-1) >= 0);

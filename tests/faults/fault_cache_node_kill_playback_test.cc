@@ -27,15 +27,18 @@ TEST_CASE("cache node killed mid-playback: viewers move to origin and the player
   REQUIRE(source.start(ffmpeg_live_source_args(root)));
   TestOrigin origin(serving_files(root));
   CacheNodeProcess node(dir.file("cache"), origin.base_url(), {"node_id=venue-a", "site=venue"});
-  BalancerProcess balancer(dir, origin.base_url(), channels_json({channel_json("live", "/files/live/index.m3u8")}),
+  BalancerProcess balancer(dir, origin.base_url(),
+                           channels_json({channel_json("live", "/files/live/index.m3u8")}),
                            caches_json({cache_json("venue-a", "venue", node.port())}));
   const std::string node_host = "http://127.0.0.1:" + std::to_string(node.port());
   const std::string origin_host = origin.base_url();
-  const std::string poll_url = balancer.url("/hls/live/files/live/index.m3u8?cache=venue-a&viewer=poll");
+  const std::string poll_url =
+      balancer.url("/hls/live/files/live/index.m3u8?cache=venue-a&viewer=poll");
   REQUIRE(wait_until([&] { return fetch_media_playlist(poll_url).uris.size() >= 3; }, 30s, 100ms));
   REQUIRE(balancer.wait_cache_usable("venue-a", true, 10s));
 
-  TimedPlayer player(balancer.url("/hls/live/files/live/index.m3u8?cache=venue-a&viewer=player"), kPlaySeconds);
+  TimedPlayer player(balancer.url("/hls/live/files/live/index.m3u8?cache=venue-a&viewer=player"),
+                     kPlaySeconds);
   REQUIRE(player.started());
   const auto play_started = Clock::now();
   REQUIRE(player.wait_media(6, 30s));
@@ -46,7 +49,8 @@ TEST_CASE("cache node killed mid-playback: viewers move to origin and the player
   node.kill_hard();
   const auto killed = Clock::now();
   // Detection: health interval (200 ms) x down_after (2) + the next playlist request.
-  CHECK(wait_until([&] { return fetch_media_playlist(poll_url).last_host() == origin_host; }, 6s, 50ms));
+  CHECK(wait_until([&] { return fetch_media_playlist(poll_url).last_host() == origin_host; }, 6s,
+                   50ms));
   const double moved_s = seconds_since(killed);
   // The player keeps going on origin's links: 8 more media seconds.
   CHECK(player.wait_media(media_at_kill + 8, 30s));
@@ -55,7 +59,8 @@ TEST_CASE("cache node killed mid-playback: viewers move to origin and the player
 
   node.start();
   const auto restarted = Clock::now();
-  CHECK(wait_until([&] { return fetch_media_playlist(poll_url).last_host() == node_host; }, 8s, 50ms));
+  CHECK(wait_until([&] { return fetch_media_playlist(poll_url).last_host() == node_host; }, 8s,
+                   50ms));
   const double back_s = seconds_since(restarted);
 
   const auto exit_code = player.wait_exit(60s);
@@ -77,13 +82,17 @@ TEST_CASE("cache node killed mid-playback: viewers move to origin and the player
   CHECK(via_node.body.size() > 1000);
   CHECK(sha256_hex(via_node.body) == sha256_hex(via_origin.body));
 
-  MESSAGE("playlists led to origin " << moved_s << " s after the kill and back to the restarted node after "
-                                     << back_s << " s");
-  MESSAGE("player: longest stall " << stall_s << " s after the kill (" << baseline_stall
-                                   << " s before it, segments arrive in 2 s bursts); first progress "
-                                   << (advance_after_kill ? std::chrono::duration<double>(*advance_after_kill - killed).count() : -1)
-                                   << " s after the kill; played " << played << " s of media in " << wall
-                                   << " s; segments it could not open: " << failed_segments);
+  MESSAGE("playlists led to origin "
+          << moved_s << " s after the kill and back to the restarted node after " << back_s
+          << " s");
+  MESSAGE("player: longest stall "
+          << stall_s << " s after the kill (" << baseline_stall
+          << " s before it, segments arrive in 2 s bursts); first progress "
+          << (advance_after_kill
+                  ? std::chrono::duration<double>(*advance_after_kill - killed).count()
+                  : -1)
+          << " s after the kill; played " << played << " s of media in " << wall
+          << " s; segments it could not open: " << failed_segments);
   CHECK(moved_s <= 0.2 * 2 + 2 + 0.6);
   CHECK(played >= kPlaySeconds - 1);
   CHECK(stall_s < 8);

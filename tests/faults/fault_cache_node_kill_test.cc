@@ -24,7 +24,8 @@ int64_t origin_bytes(const CacheNodeProcess& node) {
 
 }  // namespace
 
-TEST_CASE("kill -9 early, midway, late in the download and after it: the chunk is whole after restart") {
+TEST_CASE(
+    "kill -9 early, midway, late in the download and after it: the chunk is whole after restart") {
   constexpr size_t kSize = 1 << 20;
   // percent of the body the origin has sent when the node is killed; 100 = after the viewer
   // got the whole body (the disk write runs on a worker and may not have finished).
@@ -34,8 +35,8 @@ TEST_CASE("kill -9 early, midway, late in the download and after it: the chunk i
     TestOrigin origin;
     const std::string name = "k" + std::to_string(percent) + ".ts";
     const std::string target = "/o/demo/gen/1M/" + name + "?rate_kbps=4000";  // about 2 s
-    auto node = std::make_unique<CacheNodeProcess>(dir.file("data"), origin.base_url(),
-                                                   std::vector<std::string>{"signing.required=false"});
+    auto node = std::make_unique<CacheNodeProcess>(
+        dir.file("data"), origin.base_url(), std::vector<std::string>{"signing.required=false"});
     HttpResponse first;
     std::thread viewer([&] { first = http_get(node->url(target), {}, 20s); });
     if (percent < 100) {
@@ -53,12 +54,14 @@ TEST_CASE("kill -9 early, midway, late in the download and after it: the chunk i
     const auto restarted = std::chrono::steady_clock::now();
     node->start();
     auto again = http_get(node->url(target), {}, 20s);
-    const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - restarted).count();
+    const double ms =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - restarted)
+            .count();
     CHECK(again.status == 200);
     CHECK(again.body == generated_body(name, kSize));
     const int64_t fetches = origin.count("/gen/1M/" + name);
-    MESSAGE("killed at " << percent << "%: after restart " << again.header("X-Cache").value_or("?") << ", "
-                         << fetches << " origin fetch(es), whole chunk in " << ms << " ms");
+    MESSAGE("killed at " << percent << "%: after restart " << again.header("X-Cache").value_or("?")
+                         << ", " << fetches << " origin fetch(es), whole chunk in " << ms << " ms");
     // Killed mid-transfer: fetched again. After the body: at most one more fetch (the disk
     // write may not have been committed), never a partial file served.
     if (percent < 100) {

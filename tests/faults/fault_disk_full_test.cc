@@ -22,8 +22,12 @@ namespace {
 constexpr int kChunks = 12;
 constexpr size_t kChunkBytes = 1 << 20;
 
-std::string chunk_name(int i) { return "full" + std::to_string(i) + ".ts"; }
-std::string chunk_target(int i) { return "/o/demo/gen/1M/" + chunk_name(i); }
+std::string chunk_name(int i) {
+  return "full" + std::to_string(i) + ".ts";
+}
+std::string chunk_target(int i) {
+  return "/o/demo/gen/1M/" + chunk_name(i);
+}
 
 double metric_of(const CacheNodeProcess& node, const std::string& series) {
   return series_value(http_get(node.url("/metrics")).body, series).value_or(-1);
@@ -31,7 +35,9 @@ double metric_of(const CacheNodeProcess& node, const std::string& series) {
 
 }  // namespace
 
-TEST_CASE("disk full on the data dir: chunks are served whole from memory, write errors are named, the index stays intact") {
+TEST_CASE(
+    "disk full on the data dir: chunks are served whole from memory, write errors are named, the "
+    "index stays intact") {
   TempDir dir;
   TmpfsMount disk(dir.file("data"), "4m");
   if (!disk.mounted()) {
@@ -39,10 +45,11 @@ TEST_CASE("disk full on the data dir: chunks are served whole from memory, write
     return;
   }
   TestOrigin origin;
-  auto node = std::make_unique<CacheNodeProcess>(disk.path(), origin.base_url(),
-                                                 std::vector<std::string>{"signing.required=false"});
+  auto node = std::make_unique<CacheNodeProcess>(
+      disk.path(), origin.base_url(), std::vector<std::string>{"signing.required=false"});
   std::vector<std::string> hashes;
-  for (int i = 0; i < kChunks; ++i) hashes.push_back(sha256_hex(generated_body(chunk_name(i), kChunkBytes)));
+  for (int i = 0; i < kChunks; ++i)
+    hashes.push_back(sha256_hex(generated_body(chunk_name(i), kChunkBytes)));
 
   // Each chunk once (a miss), then again (a hit): whole and exact both times.
   int whole_first = 0, whole_second = 0, hits = 0;
@@ -63,10 +70,11 @@ TEST_CASE("disk full on the data dir: chunks are served whole from memory, write
   const std::string log = node->process().stderr_text();
   int64_t origin_fetches = 0;
   for (int i = 0; i < kChunks; ++i) origin_fetches += origin.count("/gen/1M/" + chunk_name(i));
-  MESSAGE(kChunks << " chunks of 1 MiB on a 4 MiB data dir: " << whole_first << " whole on the miss, "
-                  << whole_second << " whole on the second request (" << hits << " hits); disk writes "
-                  << writes << " ok, " << write_errors << " failed; " << disk_chunks << " chunks on disk, "
-                  << used / 1024 << " KiB of the tmpfs used; " << origin_fetches << " origin fetches");
+  MESSAGE(kChunks << " chunks of 1 MiB on a 4 MiB data dir: " << whole_first
+                  << " whole on the miss, " << whole_second << " whole on the second request ("
+                  << hits << " hits); disk writes " << writes << " ok, " << write_errors
+                  << " failed; " << disk_chunks << " chunks on disk, " << used / 1024
+                  << " KiB of the tmpfs used; " << origin_fetches << " origin fetches");
   CHECK(whole_first == kChunks);
   CHECK(whole_second == kChunks);
   CHECK(hits == kChunks);
@@ -102,8 +110,8 @@ TEST_CASE("disk full on the data dir: chunks are served whole from memory, write
   REQUIRE(wait_until([&] { return json_integer(node->health(), "pending_writes") == 0; }, 20s));
   node->stop();
   const ChunkIndexCheck again = check_chunk_index(disk.path());
-  MESSAGE("after a restart: " << whole_after << " whole, " << disk_hits << " hits from disk; index: "
-                              << again.summary());
+  MESSAGE("after a restart: " << whole_after << " whole, " << disk_hits
+                              << " hits from disk; index: " << again.summary());
   CHECK(whole_after == kChunks);
   CHECK(disk_hits == static_cast<int>(writes));
   CHECK(again.intact());

@@ -44,11 +44,13 @@ bool closed_by_peer(int fd) {
 
 }  // namespace
 
-TEST_CASE("5,000 idle connections: a normal request answers at once; the idle timeout closes them") {
+TEST_CASE(
+    "5,000 idle connections: a normal request answers at once; the idle timeout closes them") {
   rlimit files{};
   REQUIRE(getrlimit(RLIMIT_NOFILE, &files) == 0);
   if (files.rlim_max != RLIM_INFINITY && files.rlim_max < kIdle + 1000) {
-    MESSAGE("skipped: the open-files hard limit (" << files.rlim_max << ") is below " << kIdle + 1000);
+    MESSAGE("skipped: the open-files hard limit (" << files.rlim_max << ") is below "
+                                                   << kIdle + 1000);
     return;
   }
   files.rlim_cur = files.rlim_max == RLIM_INFINITY ? kIdle * 2 : files.rlim_max;
@@ -56,8 +58,9 @@ TEST_CASE("5,000 idle connections: a normal request answers at once; the idle ti
 
   TempDir dir;
   TestOrigin origin;
-  CacheNodeProcess node(dir.file("data"), origin.base_url(),
-                        {"signing.required=false", "overload.max_connections=20000", "server.io_timeout_s=3"});
+  CacheNodeProcess node(
+      dir.file("data"), origin.base_url(),
+      {"signing.required=false", "overload.max_connections=20000", "server.io_timeout_s=3"});
   REQUIRE(http_get(node.url("/o/demo/gen/2K/warm.ts")).status == 200);
   const pid_t pid = node.process().pid();
   const int before = open_fds(pid);
@@ -74,7 +77,8 @@ TEST_CASE("5,000 idle connections: a normal request answers at once; the idle ti
 
   const auto start = std::chrono::steady_clock::now();
   HttpResponse hit = http_get(node.url("/o/demo/gen/2K/warm.ts"), {}, 5s);
-  const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  const double ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
   CHECK(hit.status == 200);
   CHECK(hit.header("X-Cache") == std::optional<std::string>("HIT"));
   MESSAGE("with " << kIdle << " idle connections open, a 2 KiB hit took " << ms << " ms");
@@ -91,8 +95,10 @@ TEST_CASE("5,000 idle connections: a normal request answers at once; the idle ti
       },
       20s, 100ms));
   MESSAGE(closed << " of " << kIdle << " idle connections closed by the node after "
-                 << std::chrono::duration<double>(std::chrono::steady_clock::now() - timed).count() << " s");
+                 << std::chrono::duration<double>(std::chrono::steady_clock::now() - timed).count()
+                 << " s");
   for (int fd : idle) close(fd);
   CHECK(open_fds(pid) < kIdle / 10);
-  MESSAGE("node descriptors: " << before << " before the idle connections, " << open_fds(pid) << " after");
+  MESSAGE("node descriptors: " << before << " before the idle connections, " << open_fds(pid)
+                               << " after");
 }

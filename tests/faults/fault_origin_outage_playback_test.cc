@@ -31,15 +31,18 @@ TEST_CASE("origin down 30 s during playback: the player resumes by itself when o
   REQUIRE(source.start(ffmpeg_live_source_args(root)));
   TestOrigin origin(serving_files(root));
   CacheNodeProcess node(dir.file("cache"), origin.base_url(), {"node_id=venue-a", "site=venue"});
-  BalancerProcess balancer(dir, origin.base_url(), channels_json({channel_json("live", "/files/live/index.m3u8")}),
+  BalancerProcess balancer(dir, origin.base_url(),
+                           channels_json({channel_json("live", "/files/live/index.m3u8")}),
                            caches_json({cache_json("venue-a", "venue", node.port())}));
   const std::string node_host = "http://127.0.0.1:" + std::to_string(node.port());
-  const std::string poll_url = balancer.url("/hls/live/files/live/index.m3u8?cache=venue-a&viewer=poll");
+  const std::string poll_url =
+      balancer.url("/hls/live/files/live/index.m3u8?cache=venue-a&viewer=poll");
   REQUIRE(wait_until([&] { return fetch_media_playlist(poll_url).uris.size() >= 3; }, 30s, 100ms));
   REQUIRE(balancer.wait_cache_usable("venue-a", true, 10s));
 
   // -t bounds the player; the test kills it once it has seen enough.
-  TimedPlayer player(balancer.url("/hls/live/files/live/index.m3u8?cache=venue-a&viewer=player"), 180);
+  TimedPlayer player(balancer.url("/hls/live/files/live/index.m3u8?cache=venue-a&viewer=player"),
+                     180);
   REQUIRE(player.started());
   const auto play_started = Clock::now();
   REQUIRE(player.wait_media(8, 30s));
@@ -105,14 +108,16 @@ TEST_CASE("origin down 30 s during playback: the player resumes by itself when o
   const std::string state_at_up = alive_at_up ? "still running" : "had exited";
   const std::string outcome = resumed ? "resumed" : "did not resume";
   MESSAGE("outage " << outage_s << " s: the balancer answered the live playlist " << statuses
-                    << " (last 200 at " << last_200_s << " s); the cache node served the last listed chunk "
-                    << chunk_ok << " times (" << chunk_failed << " failures); playlists 200 again "
-                    << playlist_back_s << " s after origin's return");
-  MESSAGE("player: " << media_at_down << " s of media decoded when origin went down, " << state_at_up
-                     << " when it came back; " << outcome << ", first progress "
-                     << resumed_after_s << " s after origin's return; longest stall " << stall_s << " s; "
-                     << played << " s of media in " << seconds_since(play_started) << " s; reload failures "
-                     << reload_failures << ", 'expired from playlists' skips " << skipped
+                    << " (last 200 at " << last_200_s
+                    << " s); the cache node served the last listed chunk " << chunk_ok << " times ("
+                    << chunk_failed << " failures); playlists 200 again " << playlist_back_s
+                    << " s after origin's return");
+  MESSAGE("player: " << media_at_down << " s of media decoded when origin went down, "
+                     << state_at_up << " when it came back; " << outcome << ", first progress "
+                     << resumed_after_s << " s after origin's return; longest stall " << stall_s
+                     << " s; " << played << " s of media in " << seconds_since(play_started)
+                     << " s; reload failures " << reload_failures
+                     << ", 'expired from playlists' skips " << skipped
                      << ", segments it could not open " << failed_segments
                      << (exit_code ? ", exit code " + std::to_string(*exit_code) : std::string())
                      << "; a new player had 4 s of media " << again_s << " s after it started");

@@ -28,16 +28,21 @@ constexpr int kMemoryMiB = 32;               // storage.memory_mb: the 3 newest 
 constexpr int kIoTimeoutS = 4;               // server.io_timeout_s
 constexpr int64_t kAllowanceKiB = 8 * 1024;  // growth allowed while the readers hang: one chunk
 
-std::string chunk_target(int i) { return "/o/demo/gen/8M/slow" + std::to_string(i) + ".ts"; }
+std::string chunk_target(int i) {
+  return "/o/demo/gen/8M/slow" + std::to_string(i) + ".ts";
+}
 
 }  // namespace
 
-TEST_CASE("slow readers that never drain: memory stays within budget, others are served, idle ones are closed") {
+TEST_CASE(
+    "slow readers that never drain: memory stays within budget, others are served, idle ones are "
+    "closed") {
   TempDir dir;
   TestOrigin origin;
-  CacheNodeProcess node(dir.file("data"), origin.base_url(),
-                        {"signing.required=false", "storage.memory_mb=" + std::to_string(kMemoryMiB),
-                         "server.io_timeout_s=" + std::to_string(kIoTimeoutS)});
+  CacheNodeProcess node(
+      dir.file("data"), origin.base_url(),
+      {"signing.required=false", "storage.memory_mb=" + std::to_string(kMemoryMiB),
+       "server.io_timeout_s=" + std::to_string(kIoTimeoutS)});
   const pid_t pid = node.process().pid();
   // Every chunk once, whole: the three newest stay in the memory tier (with the 2 KiB chunk
   // below, four would not fit) and are sent by reference, the older ones are disk hits
@@ -59,7 +64,8 @@ TEST_CASE("slow readers that never drain: memory stays within budget, others are
     const int fd = connect_local(node.port(), 4096);
     REQUIRE(fd >= 0);
     readers.push_back(fd);
-    const std::string request = "GET " + chunk_target(i % kChunks) + " HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+    const std::string request =
+        "GET " + chunk_target(i % kChunks) + " HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
     REQUIRE(send_all(fd, request));
   }
   const auto hung = Clock::now();
@@ -103,8 +109,8 @@ TEST_CASE("slow readers that never drain: memory stays within budget, others are
   const double gone_closed_s = seconds_since(left);
   const bool gone_before_timeout = Clock::now() - hung < std::chrono::seconds(kIoTimeoutS);
   // The other half never read: server.io_timeout_s closes them (counted from their last progress).
-  CHECK(wait_until([&] { return open_socket_inodes(pid, inodes) == 0; }, std::chrono::seconds(kIoTimeoutS * 3),
-                   50ms));
+  CHECK(wait_until([&] { return open_socket_inodes(pid, inodes) == 0; },
+                   std::chrono::seconds(kIoTimeoutS * 3), 50ms));
   const double timed_out_s = seconds_since(hung);
   size_t closed = 0;
   CHECK(wait_until(
@@ -121,16 +127,22 @@ TEST_CASE("slow readers that never drain: memory stays within budget, others are
   const int64_t active_after = json_integer(node.health(), "active_connections").value_or(-1);
 
   MESSAGE(kReaders << " readers with 4 KiB receive buffers on " << kChunks
-                   << " chunks of 8 MiB (memory tier " << kMemoryMiB << " MiB): RSS " << rss_before / 1024
-                   << " MiB before, at most " << rss_max / 1024 << " MiB while they hung (" << rss_max - rss_before
-                   << " KiB more; file pages mapped " << rss_file_before / 1024 << " -> " << rss_file_max / 1024
-                   << " MiB), " << rss_after / 1024 << " MiB after; " << served_kib / 1024
-                   << " MiB handed to the connections in all; a 2 KiB hit meanwhile took " << normal_ms << " ms");
-  MESSAGE("descriptors: " << fds_before << " before; while hung " << sockets_hung << " reader sockets and "
-                          << files_hung << " chunk files being sent from disk; " << fds_after << " after. "
-                          << kReaders / 2 << " readers that left: closed by the node within " << gone_closed_s
-                          << " s; the " << closed << " that stayed: closed by the io timeout (" << kIoTimeoutS
-                          << " s) " << timed_out_s << " s after they hung; active requests after: " << active_after);
+                   << " chunks of 8 MiB (memory tier " << kMemoryMiB << " MiB): RSS "
+                   << rss_before / 1024 << " MiB before, at most " << rss_max / 1024
+                   << " MiB while they hung (" << rss_max - rss_before
+                   << " KiB more; file pages mapped " << rss_file_before / 1024 << " -> "
+                   << rss_file_max / 1024 << " MiB), " << rss_after / 1024 << " MiB after; "
+                   << served_kib / 1024
+                   << " MiB handed to the connections in all; a 2 KiB hit meanwhile took "
+                   << normal_ms << " ms");
+  MESSAGE("descriptors: " << fds_before << " before; while hung " << sockets_hung
+                          << " reader sockets and " << files_hung
+                          << " chunk files being sent from disk; " << fds_after << " after. "
+                          << kReaders / 2 << " readers that left: closed by the node within "
+                          << gone_closed_s << " s; the " << closed
+                          << " that stayed: closed by the io timeout (" << kIoTimeoutS << " s) "
+                          << timed_out_s
+                          << " s after they hung; active requests after: " << active_after);
   // Bounded: what the node holds for the readers is the chunks it already had (memory tier,
   // or on disk), never a copy per reader: less than one chunk more, whatever they leave unsent.
   CHECK(rss_max - rss_before < kAllowanceKiB);

@@ -53,7 +53,8 @@ std::vector<std::string> split_lines(std::string_view text) {
   size_t start = 0;
   while (true) {
     size_t nl = text.find('\n', start);
-    out.emplace_back(text.substr(start, nl == std::string_view::npos ? std::string_view::npos : nl - start));
+    out.emplace_back(
+        text.substr(start, nl == std::string_view::npos ? std::string_view::npos : nl - start));
     if (nl == std::string_view::npos) return out;
     start = nl + 1;
   }
@@ -82,14 +83,19 @@ namespace {
 int64_t status_kib(pid_t pid, const std::string& name) {
   std::istringstream in(read_text("/proc/" + std::to_string(pid) + "/status"));
   for (std::string line; std::getline(in, line);) {
-    if (line.rfind(name + ":", 0) == 0) return std::strtoll(line.c_str() + name.size() + 1, nullptr, 10);
+    if (line.rfind(name + ":", 0) == 0)
+      return std::strtoll(line.c_str() + name.size() + 1, nullptr, 10);
   }
   return -1;
 }
 }  // namespace
 
-int64_t rss_kib(pid_t pid) { return status_kib(pid, "VmRSS"); }
-int64_t rss_file_kib(pid_t pid) { return status_kib(pid, "RssFile"); }
+int64_t rss_kib(pid_t pid) {
+  return status_kib(pid, "VmRSS");
+}
+int64_t rss_file_kib(pid_t pid) {
+  return status_kib(pid, "RssFile");
+}
 
 int64_t open_fd_count(pid_t pid) {
   const std::string dir = "/proc/" + std::to_string(pid) + "/fd";
@@ -125,7 +131,8 @@ std::vector<uint64_t> server_socket_inodes(int server_port, const std::vector<in
   for (int fd : client_fds) {
     sockaddr_in addr{};
     socklen_t len = sizeof addr;
-    if (getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) client_ports.insert(ntohs(addr.sin_port));
+    if (getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0)
+      client_ports.insert(ntohs(addr.sin_port));
   }
   std::vector<uint64_t> inodes;
   std::istringstream in(read_text("/proc/net/tcp"));
@@ -136,7 +143,8 @@ std::vector<uint64_t> server_socket_inodes(int server_port, const std::vector<in
     std::istringstream fields(line);
     std::string sl, local, remote, st, queues, timer, retransmits, uid, timeout;
     uint64_t inode = 0;
-    if (!(fields >> sl >> local >> remote >> st >> queues >> timer >> retransmits >> uid >> timeout >> inode)) {
+    if (!(fields >> sl >> local >> remote >> st >> queues >> timer >> retransmits >> uid >>
+          timeout >> inode)) {
       continue;
     }
     const auto port_of = [](const std::string& address) {
@@ -144,7 +152,8 @@ std::vector<uint64_t> server_socket_inodes(int server_port, const std::vector<in
       if (colon == std::string::npos) return 0u;
       return static_cast<unsigned>(std::strtoul(address.c_str() + colon + 1, nullptr, 16));
     };
-    if (port_of(local) == static_cast<unsigned>(server_port) && client_ports.count(port_of(remote)) && inode != 0) {
+    if (port_of(local) == static_cast<unsigned>(server_port) &&
+        client_ports.count(port_of(remote)) && inode != 0) {
       inodes.push_back(inode);
     }
   }
@@ -181,9 +190,10 @@ std::optional<double> series_value(const std::string& metrics, const std::string
 std::string ChunkIndexCheck::summary() const {
   std::ostringstream out;
   if (!error.empty()) return "index unreadable: " + error;
-  out << entries << " entries (" << checked_bytes << " compared with origin's bytes), " << bad_records
-      << " undecodable, " << missing_files << " missing files, " << wrong_size << " wrong sizes, " << wrong_bytes
-      << " wrong bytes, " << orphan_files << " orphan files, " << tmp_files << " tmp files";
+  out << entries << " entries (" << checked_bytes << " compared with origin's bytes), "
+      << bad_records << " undecodable, " << missing_files << " missing files, " << wrong_size
+      << " wrong sizes, " << wrong_bytes << " wrong bytes, " << orphan_files << " orphan files, "
+      << tmp_files << " tmp files";
   return out.str();
 }
 
@@ -214,7 +224,8 @@ ChunkIndexCheck check_chunk_index(const std::string& data_dir) {
       ++check.entries;
       const std::string key(static_cast<const char*>(k.mv_data), k.mv_size);
       check.keys.push_back(key);
-      const auto fields = split_lines(std::string_view(static_cast<const char*>(v.mv_data), v.mv_size));
+      const auto fields =
+          split_lines(std::string_view(static_cast<const char*>(v.mv_data), v.mv_size));
       const bool v1 = fields.size() == 8 && fields[0] == "v1";
       const bool v2 = fields.size() == 13 && fields[0] == "v2";
       const bool v3 = fields.size() >= 15 && fields[0] == "v3";  // v2 + grace + Date + kept headers
@@ -235,7 +246,8 @@ ChunkIndexCheck check_chunk_index(const std::string& data_dir) {
       }
       if (auto gen = generated_target(key)) {
         ++check.checked_bytes;
-        if (gen->first != size || read_text(chunks + fields[7]) != generated_body(gen->second, gen->first)) {
+        if (gen->first != size ||
+            read_text(chunks + fields[7]) != generated_body(gen->second, gen->first)) {
           ++check.wrong_bytes;
         }
       }
@@ -253,8 +265,9 @@ ChunkIndexCheck check_chunk_index(const std::string& data_dir) {
 
 // ---- RestartableBalancer ----
 
-RestartableBalancer::RestartableBalancer(const TempDir& dir, std::string origin_base, const std::string& channels,
-                                         const std::string& caches, std::vector<std::string> overrides)
+RestartableBalancer::RestartableBalancer(const TempDir& dir, std::string origin_base,
+                                         const std::string& channels, const std::string& caches,
+                                         std::vector<std::string> overrides)
     : channels_path_(dir.file("balancer/channels.json")),
       caches_path_(dir.file("balancer/caches.json")),
       api_dir_(dir.file("balancer/api")),
@@ -265,24 +278,18 @@ RestartableBalancer::RestartableBalancer(const TempDir& dir, std::string origin_
 }
 
 bool RestartableBalancer::start(std::string* error) {
-  std::vector<std::string> argv = {binary_path("balancer"),
-                                   "--config", std::string(BALANCER_SOURCE_DIR) + "/conf/balancer.json",
-                                   "--set", "listen.port=" + std::to_string(port_ > 0 ? port_ : 0),
-                                   "--set", "channels_file=" + channels_path_,
-                                   "--set", "caches_file=" + caches_path_,
-                                   "--set", "origins.demo.url=" + origin_base_,
-                                   "--set", "signing.keys=[\"" + kBalancerSigningKey + "\"]",
-                                   "--set", "playback.ticket_keys=[\"" + kTicketKey + "\"]",
-                                   "--set", "playback.allow_anonymous=true",
-                                   "--set", "health.interval_ms=200",
-                                   "--set", "health.timeout_ms=150",
-                                   "--set", "health.up_after=2",
-                                   "--set", "health.down_after=2",
-                                   "--set", "server.access_log=false",
-                                   // A bare media source answers with itself, as these faults
-                                   // expect (not with a master of the balancer's making).
-                                   "--set", "steering.media_masters=false",
-                                   "--set", "api.data_dir=" + api_dir_};
+  std::vector<std::string> argv = {
+      binary_path("balancer"), "--config", std::string(BALANCER_SOURCE_DIR) + "/conf/balancer.json",
+      "--set", "listen.port=" + std::to_string(port_ > 0 ? port_ : 0), "--set",
+      "channels_file=" + channels_path_, "--set", "caches_file=" + caches_path_, "--set",
+      "origins.demo.url=" + origin_base_, "--set", "signing.keys=[\"" + kBalancerSigningKey + "\"]",
+      "--set", "playback.ticket_keys=[\"" + kTicketKey + "\"]", "--set",
+      "playback.allow_anonymous=true", "--set", "health.interval_ms=200", "--set",
+      "health.timeout_ms=150", "--set", "health.up_after=2", "--set", "health.down_after=2",
+      "--set", "server.access_log=false",
+      // A bare media source answers with itself, as these faults
+      // expect (not with a master of the balancer's making).
+      "--set", "steering.media_masters=false", "--set", "api.data_dir=" + api_dir_};
   for (const auto& o : overrides_) {
     argv.push_back("--set");
     argv.push_back(o);
@@ -299,13 +306,18 @@ bool RestartableBalancer::start(std::string* error) {
   return true;
 }
 
-std::string RestartableBalancer::url(const std::string& target) const { return local_url(port_, target); }
+std::string RestartableBalancer::url(const std::string& target) const {
+  return local_url(port_, target);
+}
 
-HttpResponse RestartableBalancer::get(const std::string& target, std::chrono::milliseconds timeout) const {
+HttpResponse RestartableBalancer::get(const std::string& target,
+                                      std::chrono::milliseconds timeout) const {
   return http_get(url(target), {}, timeout);
 }
 
-std::string RestartableBalancer::health() const { return http_get(url("/health"), {}, std::chrono::seconds(2)).body; }
+std::string RestartableBalancer::health() const {
+  return http_get(url("/health"), {}, std::chrono::seconds(2)).body;
+}
 
 bool RestartableBalancer::wait_cache_usable(const std::string& id, bool usable,
                                             std::chrono::milliseconds timeout) const {
@@ -316,7 +328,8 @@ bool RestartableBalancer::wait_cache_usable(const std::string& id, bool usable,
         const size_t at = h.find(needle);
         if (at == std::string::npos) return false;
         const size_t end = h.find('}', at);
-        return h.substr(at, end - at).find(usable ? "\"usable\":true" : "\"usable\":false") != std::string::npos;
+        return h.substr(at, end - at).find(usable ? "\"usable\":true" : "\"usable\":false") !=
+               std::string::npos;
       },
       timeout, std::chrono::milliseconds(20));
 }
@@ -422,7 +435,8 @@ MediaPlaylist fetch_media_playlist(const std::string& url, std::chrono::millisec
   std::istringstream lines(r.body);
   for (std::string line; std::getline(lines, line);) {
     if (!line.empty() && line.back() == '\r') line.pop_back();
-    if (line.rfind("#EXT-X-MEDIA-SEQUENCE:", 0) == 0) p.media_sequence = std::strtoll(line.c_str() + 22, nullptr, 10);
+    if (line.rfind("#EXT-X-MEDIA-SEQUENCE:", 0) == 0)
+      p.media_sequence = std::strtoll(line.c_str() + 22, nullptr, 10);
     if (!line.empty() && line[0] != '#') p.uris.push_back(line);
   }
   return p;
@@ -430,24 +444,67 @@ MediaPlaylist fetch_media_playlist(const std::string& url, std::chrono::millisec
 
 // ---- ffmpeg ----
 
-bool have_ffmpeg() { return ::access("/usr/bin/ffmpeg", X_OK) == 0; }
+bool have_ffmpeg() {
+  return ::access("/usr/bin/ffmpeg", X_OK) == 0;
+}
 
 std::vector<std::string> ffmpeg_live_source_args(const std::string& dir) {
-  return {"ffmpeg", "-hide_banner", "-loglevel", "error", "-re",
-          "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=15",
-          "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
-          "-map", "0:v", "-map", "1:a",
-          "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", "30", "-keyint_min", "30",
-          "-sc_threshold", "0", "-pix_fmt", "yuv420p", "-b:v", "300k",
-          "-c:a", "aac", "-b:a", "48k", "-ac", "2",
-          "-f", "hls", "-hls_time", "2", "-hls_list_size", "10",
-          "-hls_flags", "delete_segments+independent_segments+temp_file",
-          "-hls_segment_filename", dir + "/live/seg_%05d.ts", dir + "/live/index.m3u8"};
+  return {"ffmpeg",
+          "-hide_banner",
+          "-loglevel",
+          "error",
+          "-re",
+          "-f",
+          "lavfi",
+          "-i",
+          "testsrc2=size=320x180:rate=15",
+          "-f",
+          "lavfi",
+          "-i",
+          "sine=frequency=440:sample_rate=48000",
+          "-map",
+          "0:v",
+          "-map",
+          "1:a",
+          "-c:v",
+          "libx264",
+          "-preset",
+          "ultrafast",
+          "-tune",
+          "zerolatency",
+          "-g",
+          "30",
+          "-keyint_min",
+          "30",
+          "-sc_threshold",
+          "0",
+          "-pix_fmt",
+          "yuv420p",
+          "-b:v",
+          "300k",
+          "-c:a",
+          "aac",
+          "-b:a",
+          "48k",
+          "-ac",
+          "2",
+          "-f",
+          "hls",
+          "-hls_time",
+          "2",
+          "-hls_list_size",
+          "10",
+          "-hls_flags",
+          "delete_segments+independent_segments+temp_file",
+          "-hls_segment_filename",
+          dir + "/live/seg_%05d.ts",
+          dir + "/live/index.m3u8"};
 }
 
 TimedPlayer::TimedPlayer(const std::string& url, int seconds) {
   started_ = process_.start({"ffmpeg", "-hide_banner", "-loglevel", "warning", "-i", url, "-t",
-                             std::to_string(seconds), "-f", "null", "-progress", "pipe:1", "-nostats", "-"});
+                             std::to_string(seconds), "-f", "null", "-progress", "pipe:1",
+                             "-nostats", "-"});
   if (started_) reader_ = std::thread([this] { pump(); });
 }
 
@@ -463,8 +520,8 @@ void TimedPlayer::pump() {
   // the destructor, which also sets stop_).
   while (!stop_) {
     const Deadline deadline = deadline_in(std::chrono::milliseconds(200));
-    auto line = process_.wait_for_line([](std::string_view l) { return l.rfind("out_time_us=", 0) == 0; },
-                                       deadline);
+    auto line = process_.wait_for_line(
+        [](std::string_view l) { return l.rfind("out_time_us=", 0) == 0; }, deadline);
     if (!line) {
       // nullopt well before the deadline: stdout closed, the player has exited.
       if (deadline - Clock::now() > std::chrono::milliseconds(50)) break;
@@ -508,7 +565,8 @@ double TimedPlayer::longest_stall(Clock::time_point from, Clock::time_point to) 
   std::optional<Clock::time_point> previous;
   for (const auto& s : advances_) {
     if (s.at > to) break;
-    if (s.at >= from && previous) longest = std::max(longest, std::chrono::duration<double>(s.at - *previous).count());
+    if (s.at >= from && previous)
+      longest = std::max(longest, std::chrono::duration<double>(s.at - *previous).count());
     previous = s.at;
   }
   return longest;
@@ -518,7 +576,9 @@ std::optional<int> TimedPlayer::wait_exit(std::chrono::milliseconds timeout) {
   return process_.wait_exit(deadline_in(timeout));
 }
 
-bool TimedPlayer::running() { return process_.running(); }
+bool TimedPlayer::running() {
+  return process_.running();
+}
 
 void TimedPlayer::kill() {
   if (started_) {

@@ -67,7 +67,8 @@ struct ChunkIndexCheck {
 
   // Every record decodes and vouches for a whole, correct file.
   bool intact() const {
-    return error.empty() && bad_records == 0 && missing_files == 0 && wrong_size == 0 && wrong_bytes == 0;
+    return error.empty() && bad_records == 0 && missing_files == 0 && wrong_size == 0 &&
+           wrong_bytes == 0;
   }
   std::string summary() const;
 };
@@ -84,9 +85,11 @@ class RestartableBalancer {
   bool start(std::string* error = nullptr);
   int port() const { return port_; }
   std::string url(const std::string& target) const;
-  HttpResponse get(const std::string& target, std::chrono::milliseconds timeout = kDefaultHttpTimeout) const;
+  HttpResponse get(const std::string& target,
+                   std::chrono::milliseconds timeout = kDefaultHttpTimeout) const;
   std::string health() const;
-  bool wait_cache_usable(const std::string& id, bool usable, std::chrono::milliseconds timeout) const;
+  bool wait_cache_usable(const std::string& id, bool usable,
+                         std::chrono::milliseconds timeout) const;
   ChildProcess& process() { return *process_; }
   void kill_hard();  // SIGKILL and reap
   void stop();       // SIGTERM and reap

@@ -17,32 +17,46 @@ namespace {
 std::string copy_for(const std::string& query) {
   const std::string q = query.empty() ? "?v=1" : "?v=1&" + query;
   return "#EXTM3U\n#EXT-X-VERSION:6\n#EXT-X-INDEPENDENT-SEGMENTS\n"
-         "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"aud\",NAME=\"English\",DEFAULT=YES,URI=\"/hls/c/en.m3u8" + q + "\"\n"
+         "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"aud\",NAME=\"English\",DEFAULT=YES,URI=\"/hls/c/"
+         "en.m3u8" +
+         q +
+         "\"\n"
          "#EXT-X-STREAM-INF:BANDWIDTH=800000,CODECS=\"avc1.4d401f,mp4a.40.2\",AUDIO=\"aud\"\n"
-         "/hls/c/hi.m3u8" + q + "\n"
-         "#EXT-X-I-FRAME-STREAM-INF:BANDWIDTH=90000,URI=\"/hls/c/hi-if.m3u8" + q + "\"\n"
+         "/hls/c/hi.m3u8" +
+         q +
+         "\n"
+         "#EXT-X-I-FRAME-STREAM-INF:BANDWIDTH=90000,URI=\"/hls/c/hi-if.m3u8" +
+         q +
+         "\"\n"
          "#EXT-X-SESSION-DATA:DATA-ID=\"com.example.title\",VALUE=\"Demo\"\n";
 }
 
 }  // namespace
 
 TEST_CASE("steering: every pathway lists every variant, with its own URIs and rendition groups") {
-  const std::string a = copy_for(""), b = copy_for("pathway=b"), origin = copy_for("pathway=origin");
-  auto out = steered_master({{"a", a}, {"b", b}, {"origin", origin}}, "http://bal.test/steering/c?v=1", "a");
+  const std::string a = copy_for(""), b = copy_for("pathway=b"),
+                    origin = copy_for("pathway=origin");
+  auto out = steered_master({{"a", a}, {"b", b}, {"origin", origin}},
+                            "http://bal.test/steering/c?v=1", "a");
   REQUIRE(out.has_value());
   CHECK(*out ==
         "#EXTM3U\n"
         "#EXT-X-CONTENT-STEERING:SERVER-URI=\"http://bal.test/steering/c?v=1\",PATHWAY-ID=\"a\"\n"
         "#EXT-X-VERSION:6\n#EXT-X-INDEPENDENT-SEGMENTS\n"
         "#EXT-X-SESSION-DATA:DATA-ID=\"com.example.title\",VALUE=\"Demo\"\n"
-        "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"aud@a\",NAME=\"English\",DEFAULT=YES,URI=\"/hls/c/en.m3u8?v=1\"\n"
-        "#EXT-X-STREAM-INF:BANDWIDTH=800000,CODECS=\"avc1.4d401f,mp4a.40.2\",AUDIO=\"aud@a\",PATHWAY-ID=\"a\"\n"
+        "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"aud@a\",NAME=\"English\",DEFAULT=YES,URI=\"/hls/c/"
+        "en.m3u8?v=1\"\n"
+        "#EXT-X-STREAM-INF:BANDWIDTH=800000,CODECS=\"avc1.4d401f,mp4a.40.2\",AUDIO=\"aud@a\","
+        "PATHWAY-ID=\"a\"\n"
         "/hls/c/hi.m3u8?v=1\n"
         "#EXT-X-I-FRAME-STREAM-INF:BANDWIDTH=90000,URI=\"/hls/c/hi-if.m3u8?v=1\",PATHWAY-ID=\"a\"\n"
-        "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"aud@b\",NAME=\"English\",DEFAULT=YES,URI=\"/hls/c/en.m3u8?v=1&pathway=b\"\n"
-        "#EXT-X-STREAM-INF:BANDWIDTH=800000,CODECS=\"avc1.4d401f,mp4a.40.2\",AUDIO=\"aud@b\",PATHWAY-ID=\"b\"\n"
+        "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"aud@b\",NAME=\"English\",DEFAULT=YES,URI=\"/hls/c/"
+        "en.m3u8?v=1&pathway=b\"\n"
+        "#EXT-X-STREAM-INF:BANDWIDTH=800000,CODECS=\"avc1.4d401f,mp4a.40.2\",AUDIO=\"aud@b\","
+        "PATHWAY-ID=\"b\"\n"
         "/hls/c/hi.m3u8?v=1&pathway=b\n"
-        "#EXT-X-I-FRAME-STREAM-INF:BANDWIDTH=90000,URI=\"/hls/c/hi-if.m3u8?v=1&pathway=b\",PATHWAY-ID=\"b\"\n"
+        "#EXT-X-I-FRAME-STREAM-INF:BANDWIDTH=90000,URI=\"/hls/c/"
+        "hi-if.m3u8?v=1&pathway=b\",PATHWAY-ID=\"b\"\n"
         "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"aud@origin\",NAME=\"English\",DEFAULT=YES,"
         "URI=\"/hls/c/en.m3u8?v=1&pathway=origin\"\n"
         "#EXT-X-STREAM-INF:BANDWIDTH=800000,CODECS=\"avc1.4d401f,mp4a.40.2\",AUDIO=\"aud@origin\","
@@ -54,31 +68,44 @@ TEST_CASE("steering: every pathway lists every variant, with its own URIs and re
   // The oracle has teeth: the source as it was, a group shared by two pathways, a relative URI.
   CHECK(steering_rules_problem(a).find("a variant without PATHWAY-ID") == 0);
   std::string shared_group = *out;
-  for (size_t at; (at = shared_group.find("aud@b")) != std::string::npos;) shared_group.replace(at, 5, "aud@a");
+  for (size_t at; (at = shared_group.find("aud@b")) != std::string::npos;)
+    shared_group.replace(at, 5, "aud@a");
   CHECK(steering_rules_problem(shared_group).find("AUDIO group aud@a spans pathways a and b") == 0);
-  CHECK(steering_rules_problem(*steered_master({{"a", a}, {"b", b}}, "/steering/c", "a")).find("SERVER-URI") == 0);
+  CHECK(steering_rules_problem(*steered_master({{"a", a}, {"b", b}}, "/steering/c", "a"))
+            .find("SERVER-URI") == 0);
 }
 
-TEST_CASE("steering: look-alike variants and renditions get stable ids, so Media3 tells them apart") {
+TEST_CASE(
+    "steering: look-alike variants and renditions get stable ids, so Media3 tells them apart") {
   auto copy = [](const std::string& q) {
     return "#EXTM3U\n"
-           "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"lo\",NAME=\"en\",URI=\"lo-en.m3u8" + q + "\"\n"
-           "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"hi\",NAME=\"en\",URI=\"hi-en.m3u8" + q + "\"\n"
-           "#EXT-X-STREAM-INF:BANDWIDTH=500000,AUDIO=\"lo\"\nmain.m3u8" + q + "\n"
-           "#EXT-X-STREAM-INF:BANDWIDTH=500000,AUDIO=\"hi\"\nbackup.m3u8" + q + "\n";
+           "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"lo\",NAME=\"en\",URI=\"lo-en.m3u8" +
+           q +
+           "\"\n"
+           "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"hi\",NAME=\"en\",URI=\"hi-en.m3u8" +
+           q +
+           "\"\n"
+           "#EXT-X-STREAM-INF:BANDWIDTH=500000,AUDIO=\"lo\"\nmain.m3u8" +
+           q +
+           "\n"
+           "#EXT-X-STREAM-INF:BANDWIDTH=500000,AUDIO=\"hi\"\nbackup.m3u8" +
+           q + "\n";
   };
   const std::string a = copy(""), b = copy("?pathway=b");
   auto out = steered_master({{"a", a}, {"b", b}}, "http://x/s", "a");
   REQUIRE(out.has_value());
-  CHECK(out->find("#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"hi@b\",NAME=\"en\",URI=\"hi-en.m3u8?pathway=b\","
-                  "STABLE-RENDITION-ID=\"r1\"\n") != std::string::npos);
-  CHECK(out->find("#EXT-X-STREAM-INF:BANDWIDTH=500000,AUDIO=\"lo@a\",STABLE-VARIANT-ID=\"v0\",PATHWAY-ID=\"a\"\n"
+  CHECK(out->find(
+            "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"hi@b\",NAME=\"en\",URI=\"hi-en.m3u8?pathway=b\","
+            "STABLE-RENDITION-ID=\"r1\"\n") != std::string::npos);
+  CHECK(out->find("#EXT-X-STREAM-INF:BANDWIDTH=500000,AUDIO=\"lo@a\",STABLE-VARIANT-ID=\"v0\","
+                  "PATHWAY-ID=\"a\"\n"
                   "main.m3u8\n") != std::string::npos);
   CHECK(steering_rules_problem(*out) == "");
   // Without the ids Media3 would group main and backup as one stream.
   std::string without_ids = *out;
   for (const char* attr : {",STABLE-VARIANT-ID=\"v0\"", ",STABLE-VARIANT-ID=\"v1\""}) {
-    for (size_t at; (at = without_ids.find(attr)) != std::string::npos;) without_ids.erase(at, std::string(attr).size());
+    for (size_t at; (at = without_ids.find(attr)) != std::string::npos;)
+      without_ids.erase(at, std::string(attr).size());
   }
   CHECK(steering_rules_problem(without_ids).find("two look-alike variants") == 0);
   // Distinct variants get no ids.
@@ -90,12 +117,14 @@ TEST_CASE("steering: look-alike variants and renditions get stable ids, so Media
 }
 
 TEST_CASE("steering: CRLF line ends and a BOM are kept") {
-  auto out = steered_master({{"a", "\xEF\xBB\xBF#EXTM3U\r\n#EXT-X-STREAM-INF:BANDWIDTH=1\r\nv.m3u8"},
-                             {"b", "\xEF\xBB\xBF#EXTM3U\r\n#EXT-X-STREAM-INF:BANDWIDTH=1\r\nv.m3u8?pathway=b"}},
-                            "http://x/s", "a");
+  auto out = steered_master(
+      {{"a", "\xEF\xBB\xBF#EXTM3U\r\n#EXT-X-STREAM-INF:BANDWIDTH=1\r\nv.m3u8"},
+       {"b", "\xEF\xBB\xBF#EXTM3U\r\n#EXT-X-STREAM-INF:BANDWIDTH=1\r\nv.m3u8?pathway=b"}},
+      "http://x/s", "a");
   REQUIRE(out.has_value());
   CHECK(*out ==
-        "\xEF\xBB\xBF#EXTM3U\r\n#EXT-X-CONTENT-STEERING:SERVER-URI=\"http://x/s\",PATHWAY-ID=\"a\"\r\n"
+        "\xEF\xBB\xBF#EXTM3U\r\n#EXT-X-CONTENT-STEERING:SERVER-URI=\"http://x/"
+        "s\",PATHWAY-ID=\"a\"\r\n"
         "#EXT-X-STREAM-INF:BANDWIDTH=1,PATHWAY-ID=\"a\"\r\nv.m3u8\r\n"
         "#EXT-X-STREAM-INF:BANDWIDTH=1,PATHWAY-ID=\"b\"\r\nv.m3u8?pathway=b\r\n");
 }
@@ -108,23 +137,32 @@ TEST_CASE("steering: playlists and inputs it leaves alone") {
   CHECK_FALSE(steered_master({{"a", m}, {"b", mb}}, "http://x/s\nx", "a").has_value());
   CHECK_FALSE(steered_master({{"a", m}, {"b", mb}}, "", "a").has_value());
   CHECK_FALSE(steered_master({}, "http://x/s", "a").has_value());
-  CHECK_FALSE(steered_master({{"a", m}, {"b", mb}}, "http://x/s", "c").has_value());  // no such start
-  CHECK(steered_master({{"a", m}, {"b", mb}}, "http://x/s", "b")->find("PATHWAY-ID=\"b\"\n#EXT-X-STREAM-INF") !=
-        std::string::npos);
-  CHECK_FALSE(steered_master({{"a", m}, {"a", mb}}, "http://x/s", "a").has_value());    // repeated id
-  CHECK_FALSE(steered_master({{"a/b", m}, {"b", mb}}, "http://x/s", "a").has_value());  // invalid id
+  CHECK_FALSE(
+      steered_master({{"a", m}, {"b", mb}}, "http://x/s", "c").has_value());  // no such start
+  CHECK(steered_master({{"a", m}, {"b", mb}}, "http://x/s", "b")
+            ->find("PATHWAY-ID=\"b\"\n#EXT-X-STREAM-INF") != std::string::npos);
+  CHECK_FALSE(steered_master({{"a", m}, {"a", mb}}, "http://x/s", "a").has_value());  // repeated id
+  CHECK_FALSE(
+      steered_master({{"a/b", m}, {"b", mb}}, "http://x/s", "a").has_value());  // invalid id
   // Copies of different shapes.
-  CHECK_FALSE(steered_master({{"a", m}, {"b", mb + "#EXT-X-STREAM-INF:BANDWIDTH=2\nw\n"}}, "http://x/s", "a").has_value());
-  CHECK_FALSE(steered_master({{"a", "#EXTM3U\n#EXTINF:2,\nseg1.ts\n"}}, "http://x/s", "a").has_value());  // media
-  CHECK_FALSE(steered_master({{"a", "#EXT-X-STREAM-INF:BANDWIDTH=1\nv.m3u8\n"}}, "http://x/s", "a").has_value());
-  CHECK_FALSE(steered_master({{"a", "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1\n"}}, "http://x/s", "a").has_value());
-  CHECK_FALSE(steered_master({{"a", "#EXTM3U\n#EXT-X-CONTENT-STEERING:SERVER-URI=\"x\"\n"
-                                    "#EXT-X-STREAM-INF:BANDWIDTH=1\nv\n"}},
+  CHECK_FALSE(steered_master({{"a", m}, {"b", mb + "#EXT-X-STREAM-INF:BANDWIDTH=2\nw\n"}},
                              "http://x/s", "a")
                   .has_value());
-  CHECK_FALSE(steered_master({{"a", "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1,PATHWAY-ID=\"x\"\nv\n"}},
+  CHECK_FALSE(steered_master({{"a", "#EXTM3U\n#EXTINF:2,\nseg1.ts\n"}}, "http://x/s", "a")
+                  .has_value());  // media
+  CHECK_FALSE(steered_master({{"a", "#EXT-X-STREAM-INF:BANDWIDTH=1\nv.m3u8\n"}}, "http://x/s", "a")
+                  .has_value());
+  CHECK_FALSE(steered_master({{"a", "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1\n"}}, "http://x/s", "a")
+                  .has_value());
+  CHECK_FALSE(steered_master({{"a",
+                               "#EXTM3U\n#EXT-X-CONTENT-STEERING:SERVER-URI=\"x\"\n"
+                               "#EXT-X-STREAM-INF:BANDWIDTH=1\nv\n"}},
                              "http://x/s", "a")
                   .has_value());
+  CHECK_FALSE(
+      steered_master({{"a", "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1,PATHWAY-ID=\"x\"\nv\n"}},
+                     "http://x/s", "a")
+          .has_value());
 }
 
 TEST_CASE("steering: the manifest orders the pathways") {
@@ -141,17 +179,25 @@ TEST_CASE("steering: a bare media playlist's master of one variant is offered on
   CHECK(hls::one_variant_master(entry + ".", 1000000) ==
         "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1000000\n/hls/c/index.m3u8?viewer=x&pathway=.\n");
   std::vector<std::string> texts;
-  for (const char* id : {".", "a", "origin"}) texts.push_back(hls::one_variant_master(entry + id, 1000000));
-  auto steered = steered_master({{".", texts[0]}, {"a", texts[1]}, {"origin", texts[2]}}, "http://b/steering/c", "a");
+  for (const char* id : {".", "a", "origin"})
+    texts.push_back(hls::one_variant_master(entry + id, 1000000));
+  auto steered = steered_master({{".", texts[0]}, {"a", texts[1]}, {"origin", texts[2]}},
+                                "http://b/steering/c", "a");
   REQUIRE(steered);
   CHECK(*steered ==
         "#EXTM3U\n#EXT-X-CONTENT-STEERING:SERVER-URI=\"http://b/steering/c\",PATHWAY-ID=\"a\"\n"
-        "#EXT-X-STREAM-INF:BANDWIDTH=1000000,PATHWAY-ID=\".\"\n" + entry + ".\n"
-        "#EXT-X-STREAM-INF:BANDWIDTH=1000000,PATHWAY-ID=\"a\"\n" + entry + "a\n"
-        "#EXT-X-STREAM-INF:BANDWIDTH=1000000,PATHWAY-ID=\"origin\"\n" + entry + "origin\n");
+        "#EXT-X-STREAM-INF:BANDWIDTH=1000000,PATHWAY-ID=\".\"\n" +
+            entry +
+            ".\n"
+            "#EXT-X-STREAM-INF:BANDWIDTH=1000000,PATHWAY-ID=\"a\"\n" +
+            entry +
+            "a\n"
+            "#EXT-X-STREAM-INF:BANDWIDTH=1000000,PATHWAY-ID=\"origin\"\n" +
+            entry + "origin\n");
   CHECK(steering_rules_problem(*steered) == "");
   // Media3 refuses to start on a pathway no variant declares.
   std::string unknown_start = *steered;
-  unknown_start.replace(unknown_start.find("PATHWAY-ID=\"a\""), 14, "PATHWAY-ID=\"z\"");  // the tag's
+  unknown_start.replace(unknown_start.find("PATHWAY-ID=\"a\""), 14,
+                        "PATHWAY-ID=\"z\"");  // the tag's
   CHECK(steering_rules_problem(unknown_start).find("the steering tag's PATHWAY-ID z") == 0);
 }

@@ -19,7 +19,9 @@ std::string window_of(std::string_view text, size_t max_segments) {
 
 }  // namespace
 
-TEST_CASE("a window of the newest segments numbers them as the source did and drops PLAYLIST-TYPE:EVENT") {
+TEST_CASE(
+    "a window of the newest segments numbers them as the source did and drops "
+    "PLAYLIST-TYPE:EVENT") {
   std::string text =
       "#EXTM3U\n#EXT-X-VERSION:6\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:100\n"
       "#EXT-X-PLAYLIST-TYPE:EVENT\n#EXT-X-INDEPENDENT-SEGMENTS\n";
@@ -34,21 +36,25 @@ TEST_CASE("a window of the newest segments numbers them as the source did and dr
   CHECK(pl.media.media_sequence == 107);
   REQUIRE(pl.media.segments.size() == 3);
   CHECK(pl.media.segments.front().sequence == 107);
-  CHECK(pl.tmpl.slots()[pl.media.segments.front().uri_slot].uri == "https://origin.example/live/channel/seg107.ts");
+  CHECK(pl.tmpl.slots()[pl.media.segments.front().uri_slot].uri ==
+        "https://origin.example/live/channel/seg107.ts");
 }
 
 TEST_CASE("a playlist within the window is returned unchanged") {
-  const std::string text = "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-PLAYLIST-TYPE:EVENT\n#EXTINF:2,\na.ts\n";
+  const std::string text =
+      "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-PLAYLIST-TYPE:EVENT\n#EXTINF:2,\na.ts\n";
   CHECK(window_of(text, 1) == text);
   CHECK(window_of(text, 5) == text);
 }
 
-TEST_CASE("dropped discontinuities advance EXT-X-DISCONTINUITY-SEQUENCE; the kept segment's own stays") {
+TEST_CASE(
+    "dropped discontinuities advance EXT-X-DISCONTINUITY-SEQUENCE; the kept segment's own stays") {
   const std::string text =
       "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-DISCONTINUITY-SEQUENCE:5\n"
       "#EXTINF:2,\ns0.ts\n#EXT-X-DISCONTINUITY\n#EXTINF:2,\ns1.ts\n#EXTINF:2,\ns2.ts\n"
-      "#EXT-X-DISCONTINUITY\n#EXTINF:2,\ns3.ts\n#EXT-X-DISCONTINUITY\n#EXTINF:2,\ns4.ts\n#EXTINF:2,\ns5.ts\n";
-  auto pl = parse_ok(window_of(text, 3));  // keeps s3, s4, s5
+      "#EXT-X-DISCONTINUITY\n#EXTINF:2,\ns3.ts\n#EXT-X-DISCONTINUITY\n#EXTINF:2,\ns4.ts\n#EXTINF:2,"
+      "\ns5.ts\n";
+  auto pl = parse_ok(window_of(text, 3));       // keeps s3, s4, s5
   CHECK(pl.media.discontinuity_sequence == 6);  // s1's went
   CHECK(pl.media.media_sequence == 3);
   REQUIRE(pl.media.segments.size() == 3);
@@ -69,11 +75,13 @@ TEST_CASE("the keys and the map in force for the first kept segment are carried;
       "#EXT-X-MAP:URI=\"init2.mp4\"\n#EXTINF:2,\ns1.m4s\n#EXTINF:2,\ns2.m4s\n#EXTINF:2,\ns3.m4s\n";
   auto pl = parse_ok(window_of(text, 2));  // s2, s3
   REQUIRE(pl.media.keys.size() == 2);
-  CHECK(pl.tmpl.slots()[*pl.media.keys[0].uri_slot].uri == "https://origin.example/live/channel/k2.key");
+  CHECK(pl.tmpl.slots()[*pl.media.keys[0].uri_slot].uri ==
+        "https://origin.example/live/channel/k2.key");
   CHECK(pl.media.keys[1].keyformat == "com.apple.streamingkeydelivery");
   REQUIRE(pl.media.segments.size() == 2);
   REQUIRE(pl.media.segments[0].map_slot);
-  CHECK(pl.tmpl.slots()[*pl.media.segments[0].map_slot].uri == "https://origin.example/live/channel/init2.mp4");
+  CHECK(pl.tmpl.slots()[*pl.media.segments[0].map_slot].uri ==
+        "https://origin.example/live/channel/init2.mp4");
   for (const auto& slot : pl.tmpl.slots()) {
     CHECK(slot.uri.find("k1.key") == std::string::npos);
     CHECK(slot.uri.find("init1.mp4") == std::string::npos);
@@ -82,7 +90,8 @@ TEST_CASE("the keys and the map in force for the first kept segment are carried;
 
 TEST_CASE("METHOD=NONE before the window ends the keys: none is carried") {
   const std::string text =
-      "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-KEY:METHOD=AES-128,URI=\"k1.key\"\n#EXTINF:2,\ns0.ts\n"
+      "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-KEY:METHOD=AES-128,URI=\"k1.key\"\n#EXTINF:2,\ns0."
+      "ts\n"
       "#EXT-X-KEY:METHOD=NONE\n#EXTINF:2,\ns1.ts\n#EXTINF:2,\ns2.ts\n";
   auto pl = parse_ok(window_of(text, 1));
   for (const auto& key : pl.media.keys) CHECK(key.method == "NONE");
@@ -97,7 +106,8 @@ TEST_CASE("the first kept segment gets its program date-time, extrapolated when 
   CHECK(pl.media.segments[0].program_date_time == "2026-11-23T23:00:02.000Z");
   // A kept segment with its own date-time keeps it, unchanged.
   const std::string own =
-      "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-PROGRAM-DATE-TIME:2026-01-01T00:00:00Z\n#EXTINF:2,\ns0.ts\n"
+      "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-PROGRAM-DATE-TIME:2026-01-01T00:00:00Z\n#EXTINF:2,"
+      "\ns0.ts\n"
       "#EXT-X-PROGRAM-DATE-TIME:2026-01-01T00:00:02Z\n#EXTINF:2,\ns1.ts\n";
   auto kept = parse_ok(window_of(own, 1));
   CHECK(kept.media.segments[0].program_date_time == "2026-01-01T00:00:02Z");
@@ -105,12 +115,14 @@ TEST_CASE("the first kept segment gets its program date-time, extrapolated when 
 
 TEST_CASE("LL-HLS: parts of dropped segments go, the live edge's parts, hints and reports stay") {
   const std::string text =
-      "#EXTM3U\n#EXT-X-VERSION:9\n#EXT-X-TARGETDURATION:4\n#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK=3\n"
+      "#EXTM3U\n#EXT-X-VERSION:9\n#EXT-X-TARGETDURATION:4\n#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD="
+      "YES,PART-HOLD-BACK=3\n"
       "#EXT-X-PART-INF:PART-TARGET=1\n#EXT-X-MEDIA-SEQUENCE:10\n"
       "#EXT-X-PART:DURATION=1,URI=\"p10.0.m4s\"\n#EXTINF:4,\ns10.m4s\n"
       "#EXT-X-PART:DURATION=1,URI=\"p11.0.m4s\"\n#EXTINF:4,\ns11.m4s\n"
       "#EXT-X-PART:DURATION=1,URI=\"p12.0.m4s\"\n"
-      "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"p12.1.m4s\"\n#EXT-X-RENDITION-REPORT:URI=\"../b/i.m3u8\",LAST-MSN=12\n";
+      "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"p12.1.m4s\"\n#EXT-X-RENDITION-REPORT:URI=\"../b/"
+      "i.m3u8\",LAST-MSN=12\n";
   auto pl = parse_ok(window_of(text, 1));
   CHECK(pl.media.media_sequence == 11);
   CHECK(pl.media.server_control.can_block_reload);
@@ -123,7 +135,8 @@ TEST_CASE("LL-HLS: parts of dropped segments go, the live edge's parts, hints an
 
 TEST_CASE("variables, CRLF and a BOM survive the cut; comments and tags of dropped segments go") {
   const std::string text =
-      "\xEF\xBB\xBF#EXTM3U\r\n#EXT-X-DEFINE:NAME=\"p\",VALUE=\"media\"\r\n#EXT-X-TARGETDURATION:2\r\n"
+      "\xEF\xBB\xBF#EXTM3U\r\n#EXT-X-DEFINE:NAME=\"p\",VALUE=\"media\"\r\n#EXT-X-TARGETDURATION:"
+      "2\r\n"
       "# packager note\r\n#EXT-X-DATERANGE:ID=\"ad\",START-DATE=\"2026-01-01T00:00:00Z\"\r\n"
       "#EXT-X-BITRATE:800\r\n#EXTINF:2,\r\n{$p}/s0.ts\r\n#EXTINF:2,\r\n{$p}/s1.ts\r\n";
   const std::string window = window_of(text, 1);
@@ -132,12 +145,14 @@ TEST_CASE("variables, CRLF and a BOM survive the cut; comments and tags of dropp
   CHECK(window.find("BITRATE") == std::string::npos);
   auto pl = parse_ok(window);
   REQUIRE(pl.media.segments.size() == 1);
-  CHECK(pl.tmpl.slots()[pl.media.segments[0].uri_slot].uri == "https://origin.example/live/channel/media/s1.ts");
+  CHECK(pl.tmpl.slots()[pl.media.segments[0].uri_slot].uri ==
+        "https://origin.example/live/channel/media/s1.ts");
 }
 
 TEST_CASE("delta updates and master playlists are not cut") {
   auto delta = parse_ok(
-      "#EXTM3U\n#EXT-X-VERSION:9\n#EXT-X-TARGETDURATION:2\n#EXT-X-SERVER-CONTROL:CAN-SKIP-UNTIL=12\n"
+      "#EXTM3U\n#EXT-X-VERSION:9\n#EXT-X-TARGETDURATION:2\n#EXT-X-SERVER-CONTROL:CAN-SKIP-UNTIL="
+      "12\n"
       "#EXT-X-SKIP:SKIPPED-SEGMENTS=10\n#EXTINF:2,\na.ts\n#EXTINF:2,\nb.ts\n");
   auto cut = hls::newest_segments(delta, 1);
   REQUIRE_FALSE(cut.ok());
@@ -173,7 +188,8 @@ std::string ll_playlist(int segments, std::string_view before_segments = "") {
       "#EXT-X-MEDIA-SEQUENCE:20\n#EXT-X-DISCONTINUITY-SEQUENCE:3\n#EXT-X-MAP:URI=\"init.mp4\"\n";
   text += before_segments;
   text += "#EXT-X-PROGRAM-DATE-TIME:2026-11-25T10:00:00.000Z\n";
-  for (int i = 0; i < segments; ++i) text += "#EXTINF:1.0,\nseg" + std::to_string(20 + i) + ".m4s\n";
+  for (int i = 0; i < segments; ++i)
+    text += "#EXTINF:1.0,\nseg" + std::to_string(20 + i) + ".m4s\n";
   const std::string open = std::to_string(20 + segments);
   text += "#EXT-X-PART:DURATION=0.5,URI=\"seg" + open + ".0.m4s\",INDEPENDENT=YES\n";
   text += "#EXT-X-PART:DURATION=0.5,URI=\"seg" + open + ".1.m4s\"\n";
@@ -190,7 +206,9 @@ std::string delta_of(std::string_view text) {
 
 }  // namespace
 
-TEST_CASE("a delta update skips the segments ending more than CAN-SKIP-UNTIL before the end, numbering kept") {
+TEST_CASE(
+    "a delta update skips the segments ending more than CAN-SKIP-UNTIL before the end, numbering "
+    "kept") {
   // 12 segments + 1 s of parts: 13 s. seg20..seg25 end 7..12 s before the end (skipped);
   // seg26 ends exactly 6 s before it (kept: not more than CAN-SKIP-UNTIL).
   const std::string full = ll_playlist(12);
@@ -201,10 +219,12 @@ TEST_CASE("a delta update skips the segments ending more than CAN-SKIP-UNTIL bef
         "#EXT-X-MEDIA-SEQUENCE:20\n#EXT-X-DISCONTINUITY-SEQUENCE:3\n"
         "#EXT-X-SKIP:SKIPPED-SEGMENTS=6\n#EXT-X-MAP:URI=\"init.mp4\"\n"
         "#EXT-X-PROGRAM-DATE-TIME:2026-11-25T10:00:06.000Z\n"
-        "#EXTINF:1.0,\nseg26.m4s\n#EXTINF:1.0,\nseg27.m4s\n#EXTINF:1.0,\nseg28.m4s\n#EXTINF:1.0,\nseg29.m4s\n"
+        "#EXTINF:1.0,\nseg26.m4s\n#EXTINF:1.0,\nseg27.m4s\n#EXTINF:1.0,\nseg28.m4s\n#EXTINF:1.0,"
+        "\nseg29.m4s\n"
         "#EXTINF:1.0,\nseg30.m4s\n#EXTINF:1.0,\nseg31.m4s\n"
         "#EXT-X-PART:DURATION=0.5,URI=\"seg32.0.m4s\",INDEPENDENT=YES\n"
-        "#EXT-X-PART:DURATION=0.5,URI=\"seg32.1.m4s\"\n#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"seg32.2.m4s\"\n");
+        "#EXT-X-PART:DURATION=0.5,URI=\"seg32.1.m4s\"\n#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"seg32.2."
+        "m4s\"\n");
   // What a player reads of it: the same numbers, segments and parts as the full playlist's.
   const hls::Playlist parsed = parse_ok(delta);
   const hls::Playlist whole = parse_ok(full);
@@ -217,7 +237,8 @@ TEST_CASE("a delta update skips the segments ending more than CAN-SKIP-UNTIL bef
   REQUIRE(parsed.media.segments.front().map_slot);
   CHECK(parsed.tmpl.slots()[*parsed.media.segments.front().map_slot].uri ==
         "https://origin.example/live/channel/init.mp4");
-  // Each of its slots is the full playlist's slot of the same URI (the balancer reuses their links).
+  // Each of its slots is the full playlist's slot of the same URI (the balancer reuses their
+  // links).
   const hls::DeltaUpdate update = hls::delta_update(whole).value();
   CHECK(update.skipped == 6);
   REQUIRE(update.slots.size() == parsed.tmpl.slots().size());
@@ -236,15 +257,18 @@ TEST_CASE("a delta update carries the keys in force and keeps the skipped region
       "#EXT-X-DATERANGE:ID=\"ad1\",START-DATE=\"2026-11-25T10:00:00.000Z\",DURATION=2.0\n";
   const hls::Playlist parsed = parse_ok(delta_of(ll_playlist(12, before)));
   REQUIRE(parsed.media.keys.size() == 1);
-  CHECK(parsed.tmpl.slots()[*parsed.media.keys[0].uri_slot].uri == "https://origin.example/live/channel/k1.key");
+  CHECK(parsed.tmpl.slots()[*parsed.media.keys[0].uri_slot].uri ==
+        "https://origin.example/live/channel/k1.key");
   CHECK(parsed.media.dateranges == 1);  // _HLS_skip=YES skips segments, not date ranges
   CHECK(parsed.media.skipped_segments == std::optional<std::uint64_t>(6));
 }
 
-TEST_CASE("no delta update where nothing is far enough from the end, and none without CAN-SKIP-UNTIL") {
+TEST_CASE(
+    "no delta update where nothing is far enough from the end, and none without CAN-SKIP-UNTIL") {
   const std::string short_one = ll_playlist(7);  // 8 s: seg20 ends 7 s before the end...
-  CHECK(hls::delta_update(parse_ok(short_one)).value().text.find("#EXT-X-SKIP:SKIPPED-SEGMENTS=1\n") !=
-        std::string::npos);
+  CHECK(hls::delta_update(parse_ok(short_one))
+            .value()
+            .text.find("#EXT-X-SKIP:SKIPPED-SEGMENTS=1\n") != std::string::npos);
   const std::string shorter = ll_playlist(6);  // 7 s: seg20 ends 6 s before it: nothing to skip
   CHECK(delta_of(shorter) == shorter);
 

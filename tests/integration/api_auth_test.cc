@@ -23,7 +23,6 @@
 using namespace balancer::test;
 using namespace std::chrono_literals;
 
-
 TEST_CASE("a user added while the server runs logs in; the token works until logout, then 401") {
   ApiStack api;
   api.add_user("fdpd6", "123456");
@@ -81,7 +80,9 @@ TEST_CASE("a token expires after api.token_lifetime_s") {
   CHECK(error_code(api.session(token)) == "invalid_token");
 }
 
-TEST_CASE("failed logins for one login from one address are limited with 429, Retry-After and the JSON error") {
+TEST_CASE(
+    "failed logins for one login from one address are limited with 429, Retry-After and the JSON "
+    "error") {
   ApiStack api({"api.login_limits.per_address_login=3", "api.login_limits.window_s=60"});
   api.add_user("alice", "pw");
   for (int i = 0; i < 3; ++i) CHECK(api.login("alice", "wrong").status == 401);
@@ -120,7 +121,8 @@ TEST_CASE("bad input gets its status and JSON error, and stores nothing") {
       {"{\"login\":\"alice\",\"password\":[\"pw\"]}", 400, "invalid_field"},
       {"{\"login\":\"al ice\",\"password\":\"pw\"}", 400, "invalid_field"},
       {"{\"login\":\"alice\",\"password\":\"\"}", 400, "invalid_field"},
-      {"{\"login\":\"alice\",\"password\":\"" + std::string(20000, 'x') + "\"}", 413, "body_too_large"},
+      {"{\"login\":\"alice\",\"password\":\"" + std::string(20000, 'x') + "\"}", 413,
+       "body_too_large"},
   };
   for (const auto& c : cases) {
     CAPTURE(c.body.substr(0, 60));
@@ -145,7 +147,8 @@ TEST_CASE("bad input gets its status and JSON error, and stores nothing") {
   CHECK(api.balancer->metric("balancer_api_logins_total{result=\"rejected\"}") == 0);
 }
 
-TEST_CASE("a body nested a million levels deep gets 400 malformed_json and the balancer keeps serving") {
+TEST_CASE(
+    "a body nested a million levels deep gets 400 malformed_json and the balancer keeps serving") {
   // The body limits raised as an operator may: without the depth bound the parser's
   // recursion overflows the loop's stack and the balancer dies.
   ApiStack api({"server.max_body_bytes=4194304", "api.max_body_bytes=1048576"});
@@ -160,7 +163,8 @@ TEST_CASE("a body nested a million levels deep gets 400 malformed_json and the b
   CHECK(o.status == 400);
   CHECK(is_json_error_reply(o, "malformed_json"));
   // Within the limit, brackets in strings and all: an ordinary answer.
-  CHECK(api.login("{\"login\":\"alice\",\"password\":\"[[[[[[[[[[[[[[[[[[[[[[[[[[\",\"x\":[[[1]]]}").status == 401);
+  CHECK(api.login("{\"login\":\"alice\",\"password\":\"[[[[[[[[[[[[[[[[[[[[[[[[[[\",\"x\":[[[1]]]}")
+            .status == 401);
   CHECK(api.balancer->metric("balancer_api_json_too_deep_total") == 2);
   CHECK(api.login("alice", "pw").status == 200);
   CHECK(api.balancer->process().running());
@@ -205,7 +209,9 @@ TEST_CASE("passwd changes the password and signs out the old sessions") {
   CHECK(api.login("alice", "new").status == 200);
 }
 
-TEST_CASE("a user whose stored hash is PBKDF2 signs in, and the stored hash becomes Argon2id at the configured cost") {
+TEST_CASE(
+    "a user whose stored hash is PBKDF2 signs in, and the stored hash becomes Argon2id at the "
+    "configured cost") {
   ApiStack api;
   // A user from before Argon2id, written straight into the store the server has open (LMDB
   // allows several processes).
@@ -223,7 +229,8 @@ TEST_CASE("a user whose stored hash is PBKDF2 signs in, and the stored hash beco
   CHECK(api.login("veteran", "wrong").status == 401);
   CHECK(stored() == *legacy);  // a failed sign-in changes nothing
   const std::string token = api.token_of(api.login("veteran", "old-password"));
-  CHECK(wait_until([&] { return stored().rfind("$argon2id$v=19$m=64,t=1,p=1$", 0) == 0; }, 5s, 20ms));
+  CHECK(
+      wait_until([&] { return stored().rfind("$argon2id$v=19$m=64,t=1,p=1$", 0) == 0; }, 5s, 20ms));
   CHECK(api::verify_password("old-password", stored()));
   CHECK(api.balancer->metric("balancer_api_password_rehashed_total") == 1);
 
@@ -237,14 +244,16 @@ TEST_CASE("a user whose stored hash is PBKDF2 signs in, and the stored hash beco
   CHECK(api.balancer->metric("balancer_api_password_rehashed_total") == 1);
 }
 
-TEST_CASE("a refresh moves the session's expiry on, up to api.session_max_lifetime_s from the sign-in") {
+TEST_CASE(
+    "a refresh moves the session's expiry on, up to api.session_max_lifetime_s from the sign-in") {
   ApiStack api({"api.token_lifetime_s=30"});
   api.add_user("alice", "pw");
   auto login = api.login("alice", "pw");
   const std::string token = api.token_of(login);
   const int64_t signed_in_until = parse_json(login.body)["expires_at"].GetInt64();
 
-  // Sliding: once a second has passed, a refresh gives a later expiry, which the session check reports.
+  // Sliding: once a second has passed, a refresh gives a later expiry, which the session check
+  // reports.
   int64_t refreshed_until = 0;
   CHECK(wait_until(
       [&] {
@@ -261,12 +270,15 @@ TEST_CASE("a refresh moves the session's expiry on, up to api.session_max_lifeti
   CHECK(doc["token_type"].GetString() == std::string("Bearer"));
   CHECK(doc["expires_in"].GetInt64() <= 30);
   CHECK(doc["expires_in"].GetInt64() >= 28);
-  CHECK(doc["renewable_until"].GetInt64() >= signed_in_until - 30 + 90 * 86400);  // the default cap: 90 days
+  CHECK(doc["renewable_until"].GetInt64() >=
+        signed_in_until - 30 + 90 * 86400);  // the default cap: 90 days
   CHECK(doc["user"]["login"].GetString() == std::string("alice"));
-  CHECK(parse_json(api.session(token).body)["expires_at"].GetInt64() == doc["expires_at"].GetInt64());
+  CHECK(parse_json(api.session(token).body)["expires_at"].GetInt64() ==
+        doc["expires_at"].GetInt64());
   CHECK(api.balancer->metric("balancer_api_sessions_refreshed_total") >= 2);
 
-  // Capped: with an absolute lifetime shorter than the sliding one, neither sign-in nor refresh passes it.
+  // Capped: with an absolute lifetime shorter than the sliding one, neither sign-in nor refresh
+  // passes it.
   ApiStack capped({"api.token_lifetime_s=3600", "api.session_max_lifetime_s=60"});
   capped.add_user("bob", "pw");
   auto capped_login = capped.login("bob", "pw");

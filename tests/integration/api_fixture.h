@@ -42,12 +42,13 @@ struct ApiStackOptions {
   std::vector<std::string> overrides;  // --set key=value for the balancer
   std::string channels;                // channels.json text; default: one free channel "demo"
   std::string caches;                  // caches.json text; default: none
-  std::string products;                // products.json text; default: none (api.products_file unset)
+  std::string products;  // products.json text; default: none (api.products_file unset)
 };
 
 class ApiStack {
  public:
-  explicit ApiStack(std::vector<std::string> extra = {}) : ApiStack(options_with(std::move(extra))) {}
+  explicit ApiStack(std::vector<std::string> extra = {})
+      : ApiStack(options_with(std::move(extra))) {}
   explicit ApiStack(const ApiStackOptions& options) {
     write_file(dir.file("root/live/master.m3u8"), live_playlist(1, 3));
     TestOriginOptions origin_options;
@@ -62,7 +63,8 @@ class ApiStack {
     for (const auto& e : options.overrides) overrides.push_back(e);
     balancer = std::make_unique<BalancerProcess>(
         dir, origin->url("/files"),
-        options.channels.empty() ? channels_json({channel_json("demo", "/live/master.m3u8")}) : options.channels,
+        options.channels.empty() ? channels_json({channel_json("demo", "/live/master.m3u8")})
+                                 : options.channels,
         options.caches.empty() ? caches_json({}) : options.caches, overrides);
   }
 
@@ -73,23 +75,28 @@ class ApiStack {
   ApiStack& operator=(const ApiStack&) = delete;
 
   // One request to the balancer (`path` with its query), recorded for validation.
-  HttpResponse request(const std::string& method, const std::string& path, const std::string& token = "",
-                       const std::string& body = "", HttpHeaders headers = {}) {
+  HttpResponse request(const std::string& method, const std::string& path,
+                       const std::string& token = "", const std::string& body = "",
+                       HttpHeaders headers = {}) {
     if (!token.empty()) headers.emplace_back("Authorization", "Bearer " + token);
     if (!body.empty()) headers.emplace_back("Content-Type", "application/json");
     HttpResponse r = http_request(method, balancer->url(path), headers, body);
     record(method, path, r);
     return r;
   }
-  HttpResponse get(const std::string& path, const std::string& token = "") { return request("GET", path, token); }
-  HttpResponse post(const std::string& path, const std::string& body, const std::string& token = "") {
+  HttpResponse get(const std::string& path, const std::string& token = "") {
+    return request("GET", path, token);
+  }
+  HttpResponse post(const std::string& path, const std::string& body,
+                    const std::string& token = "") {
     return request("POST", path, token, body);
   }
 
   HttpResponse login(const std::string& body) { return post("/api/v1/auth/login", body); }
   // A login from the client address `source` (any 127/8 address reaches the balancer),
   // so one test can be many clients. Any thread.
-  HttpResponse login_from(const std::string& source, const std::string& user, const std::string& password,
+  HttpResponse login_from(const std::string& source, const std::string& user,
+                          const std::string& password,
                           std::chrono::milliseconds timeout = kDefaultHttpTimeout) {
     HttpRequest req;
     req.method = "POST";
@@ -106,8 +113,12 @@ class ApiStack {
     return login("{\"login\":\"" + user + "\",\"password\":\"" + password + "\"}");
   }
   HttpResponse session(const std::string& token) { return get("/api/v1/auth/session", token); }
-  HttpResponse logout(const std::string& token) { return request("POST", "/api/v1/auth/logout", token); }
-  HttpResponse refresh(const std::string& token) { return request("POST", "/api/v1/auth/refresh", token); }
+  HttpResponse logout(const std::string& token) {
+    return request("POST", "/api/v1/auth/logout", token);
+  }
+  HttpResponse refresh(const std::string& token) {
+    return request("POST", "/api/v1/auth/refresh", token);
+  }
   std::string token_of(const HttpResponse& r) const {
     REQUIRE_MESSAGE(r.status == 200, r.body);
     auto doc = parse_json(r.body);
@@ -120,11 +131,13 @@ class ApiStack {
   }
 
   // `balancer user <args>` on the same config as the server, `input` on stdin.
-  int user_command(const std::string& args, const std::string& input = "", std::string* out = nullptr) const {
-    std::string cmd = binary_path("balancer") + " user " + args + " --config " + BALANCER_SOURCE_DIR +
-                      "/conf/balancer.json --set channels_file=" + dir.file("balancer/channels.json") +
-                      " --set caches_file=" + dir.file("balancer/caches.json") +
-                      " --set api.data_dir=" + dir.file("balancer/api") + " --set api.products_file=";
+  int user_command(const std::string& args, const std::string& input = "",
+                   std::string* out = nullptr) const {
+    std::string cmd =
+        binary_path("balancer") + " user " + args + " --config " + BALANCER_SOURCE_DIR +
+        "/conf/balancer.json --set channels_file=" + dir.file("balancer/channels.json") +
+        " --set caches_file=" + dir.file("balancer/caches.json") +
+        " --set api.data_dir=" + dir.file("balancer/api") + " --set api.products_file=";
     for (const auto& o : overrides) cmd += " --set " + o;
     std::string output_file = dir.file("user-command.out");
     cmd += " > " + output_file + " 2>&1";
@@ -147,8 +160,8 @@ class ApiStack {
   void check_recorded_against_openapi() {
     if (recorded_ == 0) return;
     const std::string file = dir.file("api-responses.jsonl");
-    std::string cmd = "bash " + std::string(BALANCER_SOURCE_DIR) + "/scripts/openapi_check.sh --responses " + file +
-                      " 2>&1";
+    std::string cmd = "bash " + std::string(BALANCER_SOURCE_DIR) +
+                      "/scripts/openapi_check.sh --responses " + file + " 2>&1";
     FILE* p = popen(cmd.c_str(), "r");
     REQUIRE(p != nullptr);
     std::string output;

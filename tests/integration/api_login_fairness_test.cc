@@ -23,12 +23,16 @@ using namespace std::chrono_literals;
 
 namespace {
 
-std::string attacker(int i) { return "127.0." + std::to_string(1 + i / 200) + "." + std::to_string(1 + i % 200); }
+std::string attacker(int i) {
+  return "127.0." + std::to_string(1 + i / 200) + "." + std::to_string(1 + i % 200);
+}
 const std::string kUserAddress = "127.0.0.250";
 
 }  // namespace
 
-TEST_CASE("failed logins for a user's name from 60 other addresses slow the user's login, never refuse it") {
+TEST_CASE(
+    "failed logins for a user's name from 60 other addresses slow the user's login, never refuse "
+    "it") {
   // Defaults: 5 failures per window for one login from one address are refused, 5 from
   // anywhere slow the login's checks down by at most 2 s.
   ApiStack api;
@@ -38,7 +42,9 @@ TEST_CASE("failed logins for a user's name from 60 other addresses slow the user
   std::vector<std::thread> threads;
   for (int i = 0; i < kAddresses; ++i) {
     threads.emplace_back([&, i] {
-      for (int n = 0; n < 3; ++n) statuses[i * 3 + n] = api.login_from(attacker(i), "victim", "guess" + std::to_string(n)).status;
+      for (int n = 0; n < 3; ++n)
+        statuses[i * 3 + n] =
+            api.login_from(attacker(i), "victim", "guess" + std::to_string(n)).status;
     });
   }
   for (auto& t : threads) t.join();
@@ -51,7 +57,8 @@ TEST_CASE("failed logins for a user's name from 60 other addresses slow the user
   const auto took = std::chrono::steady_clock::now() - started;
   CHECK_MESSAGE(r.status == 200, r.body);
   CHECK(took < 5s);  // slowed by at most api.login_limits.max_delay_ms (2 s)
-  MESSAGE("the user's login took " << std::chrono::duration_cast<std::chrono::milliseconds>(took).count() << " ms");
+  MESSAGE("the user's login took "
+          << std::chrono::duration_cast<std::chrono::milliseconds>(took).count() << " ms");
   CHECK(api.balancer->metric("balancer_api_logins_total{result=\"limited\"}") == 0);
   CHECK(api.balancer->metric("balancer_api_logins_slowed_total") >= 1);
 
@@ -59,18 +66,21 @@ TEST_CASE("failed logins for a user's name from 60 other addresses slow the user
   const std::string guesser = attacker(0);
   long last = 0;
   // (its bucket refills one failure per 12 s meanwhile, so a few more tries than the burst)
-  for (int n = 0; n < 6 && last != 429; ++n) last = api.login_from(guesser, "victim", "more" + std::to_string(n)).status;
+  for (int n = 0; n < 6 && last != 429; ++n)
+    last = api.login_from(guesser, "victim", "more" + std::to_string(n)).status;
   CHECK(last == 429);
   CHECK(api.login_from(kUserAddress, "victim", "right-password").status == 200);
 }
 
-TEST_CASE("a spray from 100 addresses filling the password-check queue still lets the user's login through") {
+TEST_CASE(
+    "a spray from 100 addresses filling the password-check queue still lets the user's login "
+    "through") {
   // A check of a few milliseconds on one worker: the spray keeps the queue full, and the
   // entries in it are the sprayers' latest. (With checks as slow as a loaded machine makes
   // the production cost, the queue holds the spray's first entries for seconds, each
   // asked once, and a newcomer asking once weighs as much: fairness does not displace them.)
-  ApiStack api({"api.kdf_memory_kib=4096", "api.kdf_passes=1", "api.kdf_threads=1", "api.kdf_queue=16",
-                "api.login_limits.per_address=1000000"});
+  ApiStack api({"api.kdf_memory_kib=4096", "api.kdf_passes=1", "api.kdf_threads=1",
+                "api.kdf_queue=16", "api.login_limits.per_address=1000000"});
   api.add_user("victim", "right-password");
   constexpr int kAddresses = 100;
   std::atomic<bool> stop{false};
@@ -80,11 +90,13 @@ TEST_CASE("a spray from 100 addresses filling the password-check queue still let
     threads.emplace_back([&, i] {
       // Bounded: every thread stops when told or after 2,000 attempts.
       for (int n = 0; n < 2000 && !stop.load(); ++n) {
-        auto r = api.login_from(attacker(i), "spray" + std::to_string(i) + "x" + std::to_string(n), "wrong", 20s);
+        auto r = api.login_from(attacker(i), "spray" + std::to_string(i) + "x" + std::to_string(n),
+                                "wrong", 20s);
         ++sprayed;
         if (r.status == 503) {
           ++busy;
-          std::this_thread::sleep_for(10ms);  // pacing, so the spray does not spin on the test machine
+          std::this_thread::sleep_for(
+              10ms);  // pacing, so the spray does not spin on the test machine
         }
       }
     });
@@ -106,14 +118,15 @@ TEST_CASE("a spray from 100 addresses filling the password-check queue still let
     MESSAGE("user's attempt " << attempts << ": " << status << " " << r.body);
     CHECK(status == 503);
     CHECK(r.header("Retry-After").has_value());
-    std::this_thread::sleep_for(std::chrono::seconds(std::stoi(r.header("Retry-After").value_or("1"))));
+    std::this_thread::sleep_for(
+        std::chrono::seconds(std::stoi(r.header("Retry-After").value_or("1"))));
   }
   const auto took = std::chrono::steady_clock::now() - started;
   stop = true;
   for (auto& t : threads) t.join();
   MESSAGE("user: " << attempts << " attempt(s), "
-                   << std::chrono::duration_cast<std::chrono::milliseconds>(took).count() << " ms; spray: " << sprayed.load()
-                   << " logins, " << busy.load() << " busy");
+                   << std::chrono::duration_cast<std::chrono::milliseconds>(took).count()
+                   << " ms; spray: " << sprayed.load() << " logins, " << busy.load() << " busy");
   if (!servers_sanitizer().empty()) {
     // Sanitizer builds serve the spray so slowly that sprayers ask no more often than the
     // user, and equals do not displace each other by design: the outcome is reported only.
@@ -131,7 +144,8 @@ namespace {
 // worker whose rate was measured just before (slow checks: ~tens of ms each).
 int busy_retry_after(size_t queue) {
   ApiStack api({"api.kdf_memory_kib=19456", "api.kdf_passes=4", "api.kdf_threads=1",
-                "api.kdf_queue=" + std::to_string(queue), "api.kdf_queue_per_address=" + std::to_string(queue),
+                "api.kdf_queue=" + std::to_string(queue),
+                "api.kdf_queue_per_address=" + std::to_string(queue),
                 "api.login_limits.per_address=1000000"});
   api.add_user("fan", "pw");
   for (int i = 0; i < 3; ++i) REQUIRE(api.login_from(kUserAddress, "fan", "pw").status == 200);

@@ -24,7 +24,8 @@ const std::string kProducts = R"({"products":[
   {"id":"forever","title":"Premium for ever","kind":"channel","price":"49.00","currency":"EUR","unlocks":["premium"]},
   {"id":"replays","title":"Replays","kind":"service","price":"0.99","currency":"EUR","unlocks":["replays"]}]})";
 
-std::string paid_channel(const std::string& id, const std::string& source, const std::string& product) {
+std::string paid_channel(const std::string& id, const std::string& source,
+                         const std::string& product) {
   return "{\"id\":\"" + id + "\",\"title\":\"Premium\",\"origin\":\"demo\",\"source\":\"" + source +
          "\",\"product\":\"" + product + "\"}";
 }
@@ -32,19 +33,22 @@ std::string paid_channel(const std::string& id, const std::string& source, const
 ApiStackOptions store_options(std::vector<std::string> extra = {}) {
   ApiStackOptions o;
   o.products = kProducts;
-  o.channels = channels_json(
-      {channel_json("demo", "/live/master.m3u8"), paid_channel("premium", "/vod/index.m3u8", "pass")});
+  o.channels = channels_json({channel_json("demo", "/live/master.m3u8"),
+                              paid_channel("premium", "/vod/index.m3u8", "pass")});
   o.overrides = {"api.demo_payments=true"};
   for (auto& e : extra) o.overrides.push_back(std::move(e));
   return o;
 }
 
-std::string purchase_body(const std::string& product, const std::string& key, const std::string& receipt = "r-1") {
-  return "{\"product_id\":\"" + product + "\",\"idempotency_key\":\"" + key + "\",\"receipt\":\"" + receipt + "\"}";
+std::string purchase_body(const std::string& product, const std::string& key,
+                          const std::string& receipt = "r-1") {
+  return "{\"product_id\":\"" + product + "\",\"idempotency_key\":\"" + key + "\",\"receipt\":\"" +
+         receipt + "\"}";
 }
 
 // The channel `id` of a /api/v1/channels answer.
-const rapidjson::Value* find_entry(const rapidjson::Document& doc, const char* list, const std::string& id) {
+const rapidjson::Value* find_entry(const rapidjson::Document& doc, const char* list,
+                                   const std::string& id) {
   for (const auto& c : doc[list].GetArray()) {
     if (c["id"].GetString() == id) return &c;
   }
@@ -61,11 +65,41 @@ size_t purchase_count(ApiStack& api, const std::string& token) {
 bool make_vod(const std::string& root) {
   std::filesystem::create_directories(root + "/vod");
   ChildProcess ffmpeg;
-  if (!ffmpeg.start({"ffmpeg", "-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i",
-                     "testsrc2=size=320x180:rate=25", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
-                     "-t", "6", "-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-pix_fmt", "yuv420p", "-c:a",
-                     "aac", "-b:a", "64k", "-f", "hls", "-hls_time", "1", "-hls_playlist_type", "vod",
-                     "-hls_segment_filename", root + "/vod/seg_%03d.ts", root + "/vod/index.m3u8"})) {
+  if (!ffmpeg.start({"ffmpeg",
+                     "-hide_banner",
+                     "-loglevel",
+                     "error",
+                     "-f",
+                     "lavfi",
+                     "-i",
+                     "testsrc2=size=320x180:rate=25",
+                     "-f",
+                     "lavfi",
+                     "-i",
+                     "sine=frequency=440:sample_rate=48000",
+                     "-t",
+                     "6",
+                     "-c:v",
+                     "libx264",
+                     "-preset",
+                     "ultrafast",
+                     "-g",
+                     "25",
+                     "-pix_fmt",
+                     "yuv420p",
+                     "-c:a",
+                     "aac",
+                     "-b:a",
+                     "64k",
+                     "-f",
+                     "hls",
+                     "-hls_time",
+                     "1",
+                     "-hls_playlist_type",
+                     "vod",
+                     "-hls_segment_filename",
+                     root + "/vod/seg_%03d.ts",
+                     root + "/vod/index.m3u8"})) {
     return false;
   }
   auto code = ffmpeg.wait_exit(deadline_in(60s));
@@ -74,14 +108,17 @@ bool make_vod(const std::string& root) {
 
 }  // namespace
 
-TEST_CASE("login, a locked paid channel, a purchase that unlocks it, access with a ticket, and ffmpeg plays it through the cache node") {
+TEST_CASE(
+    "login, a locked paid channel, a purchase that unlocks it, access with a ticket, and ffmpeg "
+    "plays it through the cache node") {
   if (access("/usr/bin/ffmpeg", X_OK) != 0) {
     MESSAGE("skipped: ffmpeg is not installed");
     return;
   }
   ApiStack api(store_options());
   REQUIRE(make_vod(api.dir.file("root")));
-  CacheNodeProcess node(api.dir.file("cache"), api.origin->url("/files"), {"node_id=venue-a", "site=venue"});
+  CacheNodeProcess node(api.dir.file("cache"), api.origin->url("/files"),
+                        {"node_id=venue-a", "site=venue"});
   api.balancer->write_caches(caches_json({cache_json("venue-a", "venue", node.port())}));
   REQUIRE(api.balancer->reload());
   REQUIRE(api.balancer->wait_cache_usable("venue-a", true, 10s));
@@ -131,7 +168,9 @@ TEST_CASE("login, a locked paid channel, a purchase that unlocks it, access with
   auto purchase = parse_json(bought.body);
   CHECK(purchase["purchase"]["product_id"].GetString() == std::string("pass"));
   CHECK(purchase["purchase"]["active"].GetBool());
-  CHECK(purchase["purchase"]["expires_at"].GetInt64() - purchase["purchase"]["created_at"].GetInt64() == 3600);
+  CHECK(purchase["purchase"]["expires_at"].GetInt64() -
+            purchase["purchase"]["created_at"].GetInt64() ==
+        3600);
   auto unlocked = parse_json(api.get("/api/v1/channels", token).body);
   CHECK_FALSE((*find_entry(unlocked, "channels", "premium"))["locked"].GetBool());
 
@@ -143,7 +182,8 @@ TEST_CASE("login, a locked paid channel, a purchase that unlocks it, access with
   CHECK(playlist_url.rfind("/hls/premium/vod/index.m3u8?ticket=", 0) == 0);
   CHECK(playlist_url.find("&cache=venue-a") != std::string::npos);
   // The ticket ends with the pass at the latest.
-  CHECK(access_doc["ticket_expires_at"].GetInt64() <= purchase["purchase"]["expires_at"].GetInt64());
+  CHECK(access_doc["ticket_expires_at"].GetInt64() <=
+        purchase["purchase"]["expires_at"].GetInt64());
 
   // The ticketed playlist leads to the cache node, and ffmpeg plays all of it.
   auto media = api.balancer->get(playlist_url);
@@ -152,8 +192,8 @@ TEST_CASE("login, a locked paid channel, a purchase that unlocks it, access with
   REQUIRE(links.size() >= 5);
   for (const auto& l : links) CHECK(l.rfind(node.url("/"), 0) == 0);
   ChildProcess player;
-  REQUIRE(player.start({"ffmpeg", "-hide_banner", "-loglevel", "error", "-i", api.balancer->url(playlist_url), "-f",
-                        "null", "-"}));
+  REQUIRE(player.start({"ffmpeg", "-hide_banner", "-loglevel", "error", "-i",
+                        api.balancer->url(playlist_url), "-f", "null", "-"}));
   auto exit_code = player.wait_exit(deadline_in(60s));
   REQUIRE(exit_code.has_value());
   CHECK_MESSAGE(*exit_code == 0, player.stderr_text());
@@ -163,12 +203,13 @@ TEST_CASE("login, a locked paid channel, a purchase that unlocks it, access with
     snprintf(name, sizeof name, "/files/vod/seg_%03d.ts", i);
     CHECK_MESSAGE(api.origin->count(name) == 1, name);
   }
-  const auto node_fetches = metric_value(http_get(node.url("/metrics")).body, "cache_origin_fetches_total");
+  const auto node_fetches =
+      metric_value(http_get(node.url("/metrics")).body, "cache_origin_fetches_total");
   CHECK(node_fetches.value_or(0) >= static_cast<double>(links.size()));
 
   // The same ticket on the free channel is for another channel.
-  const std::string ticket = playlist_url.substr(playlist_url.find("ticket=") + 7,
-                                                 playlist_url.find('&') - playlist_url.find("ticket=") - 7);
+  const std::string ticket = playlist_url.substr(
+      playlist_url.find("ticket=") + 7, playlist_url.find('&') - playlist_url.find("ticket=") - 7);
   auto wrong_channel = api.balancer->get("/hls/demo/live/master.m3u8?ticket=" + ticket);
   CHECK(wrong_channel.status == 403);
   // The legacy access call with that ticket answers the same decision.
@@ -181,14 +222,17 @@ TEST_CASE("login, a locked paid channel, a purchase that unlocks it, access with
   CHECK(api.get("/api/v1/access?channel=premium", token).status == 401);
 }
 
-TEST_CASE("a purchase is idempotent per key: a replay answers the same purchase, never a second one") {
+TEST_CASE(
+    "a purchase is idempotent per key: a replay answers the same purchase, never a second one") {
   ApiStack api(store_options());
   const std::string token = api.user_token("alice", "pw");
   auto first = api.post("/api/v1/purchases", purchase_body("pass", "key-1"), token);
   REQUIRE_MESSAGE(first.status == 201, first.body);
-  auto replay = api.post("/api/v1/purchases", purchase_body("pass", "key-1", "another receipt"), token);
+  auto replay =
+      api.post("/api/v1/purchases", purchase_body("pass", "key-1", "another receipt"), token);
   CHECK(replay.status == 200);
-  CHECK(parse_json(replay.body)["purchase"]["id"].GetUint64() == parse_json(first.body)["purchase"]["id"].GetUint64());
+  CHECK(parse_json(replay.body)["purchase"]["id"].GetUint64() ==
+        parse_json(first.body)["purchase"]["id"].GetUint64());
   auto conflict = api.post("/api/v1/purchases", purchase_body("replays", "key-1"), token);
   CHECK(conflict.status == 409);
   CHECK(error_code(conflict) == "idempotency_conflict");
@@ -234,7 +278,8 @@ TEST_CASE("bad purchase input gets its status and JSON error, and stores nothing
       {R"({"product_id":"pass","idempotency_key":"k"})", 400, "missing_field"},
       {R"({"product_id":7,"idempotency_key":"k","receipt":"r"})", 400, "invalid_field"},
       {R"({"product_id":"pass","idempotency_key":["k"],"receipt":"r"})", 400, "invalid_field"},
-      {R"({"product_id":"pass","idempotency_key":"has space","receipt":"r"})", 400, "invalid_field"},
+      {R"({"product_id":"pass","idempotency_key":"has space","receipt":"r"})", 400,
+       "invalid_field"},
       {R"({"product_id":"pass","idempotency_key":"","receipt":"r"})", 400, "invalid_field"},
       {purchase_body("pass", std::string(129, 'k')), 400, "invalid_field"},
       {purchase_body("pass", "k", std::string(2000, 'r')), 413, "body_too_large"},
@@ -258,7 +303,8 @@ TEST_CASE("bad purchase input gets its status and JSON error, and stores nothing
   CHECK(api.get("/api/v1/purchases/" + bobs_id, bob).status == 200);
   for (const char* id : {"0", "-1", "abc", "007", "99999999999999999999"}) {
     CAPTURE(id);
-    CHECK(is_json_error_reply(api.get(std::string("/api/v1/purchases/") + id, token), "invalid_field"));
+    CHECK(is_json_error_reply(api.get(std::string("/api/v1/purchases/") + id, token),
+                              "invalid_field"));
   }
   CHECK(api.get("/api/v1/purchases/12345", token).status == 404);
   CHECK(purchase_count(api, token) == 0);
@@ -277,7 +323,9 @@ TEST_CASE("without demo payments a receipt is refused with 402 and nothing is st
   CHECK(api.get("/api/v1/access?channel=premium", token).status == 403);
 }
 
-TEST_CASE("kill -9 right after a 201: the purchase is there after the restart and still unlocks the channel") {
+TEST_CASE(
+    "kill -9 right after a 201: the purchase is there after the restart and still unlocks the "
+    "channel") {
   ApiStack api(store_options());
   const std::string token = api.user_token("alice", "pw");
   auto r = api.post("/api/v1/purchases", purchase_body("forever", "k-1"), token);
@@ -287,13 +335,15 @@ TEST_CASE("kill -9 right after a 201: the purchase is there after the restart an
   api.balancer->start();
   auto history = parse_json(api.get("/api/v1/purchases", token).body);
   REQUIRE(history["purchases"].GetArray().Size() == 1);
-  CHECK(history["purchases"][0]["id"].GetUint64() == parse_json(r.body)["purchase"]["id"].GetUint64());
+  CHECK(history["purchases"][0]["id"].GetUint64() ==
+        parse_json(r.body)["purchase"]["id"].GetUint64());
   CHECK(api.get("/api/v1/access?channel=premium", token).status == 200);
   // The replay after the restart is still the same purchase.
   CHECK(api.post("/api/v1/purchases", purchase_body("forever", "k-1"), token).status == 200);
 }
 
-TEST_CASE("access follows admission: at the stream limit a user queues with a position and Retry-After") {
+TEST_CASE(
+    "access follows admission: at the stream limit a user queues with a position and Retry-After") {
   ApiStack api(store_options({"limits.max_streams=1"}));
   const std::string alice = api.user_token("alice", "pw");
   const std::string bob = api.user_token("bob", "pw");
@@ -312,14 +362,17 @@ TEST_CASE("access follows admission: at the stream limit a user queues with a po
   // Unknown channel, missing channel, bad cache id.
   CHECK(is_json_error_reply(api.get("/api/v1/access?channel=nope", alice), "unknown_channel"));
   CHECK(is_json_error_reply(api.get("/api/v1/access", alice), "bad_request"));
-  CHECK(is_json_error_reply(api.get("/api/v1/access?channel=demo&cache=a%20b", alice), "bad_request"));
+  CHECK(is_json_error_reply(api.get("/api/v1/access?channel=demo&cache=a%20b", alice),
+                            "bad_request"));
 }
 
 TEST_CASE("the cache list holds only usable cache nodes: a dead node leaves it") {
   ApiStack api(store_options());
-  CacheNodeProcess node(api.dir.file("cache"), api.origin->url("/files"), {"node_id=venue-a", "site=venue"});
-  api.balancer->write_caches(caches_json({cache_json("venue-a", "venue", node.port()),
-                                          cache_json("venue-b", "venue", 9)}));  // nothing listens on port 9
+  CacheNodeProcess node(api.dir.file("cache"), api.origin->url("/files"),
+                        {"node_id=venue-a", "site=venue"});
+  api.balancer->write_caches(
+      caches_json({cache_json("venue-a", "venue", node.port()),
+                   cache_json("venue-b", "venue", 9)}));  // nothing listens on port 9
   REQUIRE(api.balancer->reload());
   REQUIRE(api.balancer->wait_cache_usable("venue-a", true, 10s));
   auto listed = [&] {

@@ -421,7 +421,9 @@ TEST_CASE("SIGHUP changes limits.max_streams: the head gets the new room, nobody
         std::string::npos);
 }
 
-TEST_CASE("one client inventing viewer ids holds max_anonymous_per_address slots, then gets 429; ids are not logged") {
+TEST_CASE(
+    "one client inventing viewer ids holds max_anonymous_per_address slots, then gets 429; ids are "
+    "not logged") {
   Stack s({"limits.max_anonymous_per_address=5", "server.access_log=true"});
   int admitted = 0, refused = 0;
   for (int i = 0; i < 200; ++i) {
@@ -453,7 +455,8 @@ TEST_CASE("one client inventing viewer ids holds max_anonymous_per_address slots
 }
 
 TEST_CASE("clients in limits.per_address_exempt (a venue's NAT) are not bounded per address") {
-  Stack s({"limits.max_anonymous_per_address=5", R"(limits.per_address_exempt=["127.0.0.0/8","::1"])"});
+  Stack s(
+      {"limits.max_anonymous_per_address=5", R"(limits.per_address_exempt=["127.0.0.0/8","::1"])"});
   for (int i = 0; i < 40; ++i) {
     CAPTURE(i);
     CHECK(s.play("venue" + std::to_string(i)).status == 200);

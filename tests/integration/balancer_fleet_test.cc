@@ -243,7 +243,8 @@ TEST_CASE(
       {"api.store=postgresql", "api.postgresql.host=127.0.0.1",
        "api.postgresql.port=" + std::to_string(pg.port()), "api.postgresql.timeout_ms=500",
        "api.demo_payments=true", "api.products_file=" + files.file("products.json"),
-       "api.kdf_memory_kib=64", "api.kdf_passes=1", "api.kdf_allow_weak_for_tests=true", "limits.max_streams=100"},
+       "api.kdf_memory_kib=64", "api.kdf_passes=1", "api.kdf_allow_weak_for_tests=true",
+       "limits.max_streams=100"},
       {channel_json("demo", "/live/master.m3u8"),
        R"({"id":"premium","title":"Premium","origin":"demo","source":"/live/master.m3u8","product":"pass"})"});
   add_user(f, "alice", "alice-password");

@@ -135,14 +135,15 @@ TEST_CASE("a live playlist updated at origin is served at most 0.5 s behind") {
             "balancer_origin_fetches_total{resource=\"playlist\",trigger=\"refresh\"}") > 0);
 }
 
-TEST_CASE("LL-HLS directives on a playlist that does not advertise blocking reloads never reach origin") {
+TEST_CASE(
+    "LL-HLS directives on a playlist that does not advertise blocking reloads never reach origin") {
   Stack s({channel_json("live", "/live/index.m3u8")});
   write_file(s.dir.file("root/live/index.m3u8"), live_playlist(1, 5, 1));
   const std::string base = "/hls/live/live/index.m3u8?viewer=ll";
   REQUIRE(s.balancer->get(base).status == 200);
   for (int i = 0; i < 64; ++i) {
-    auto r = s.balancer->get(base + "&_HLS_msn=" + std::to_string(1 + i % 6) + "&_HLS_part=" + std::to_string(i / 6) +
-                             (i % 2 ? "&_HLS_skip=YES" : ""));
+    auto r = s.balancer->get(base + "&_HLS_msn=" + std::to_string(1 + i % 6) + "&_HLS_part=" +
+                             std::to_string(i / 6) + (i % 2 ? "&_HLS_skip=YES" : ""));
     CAPTURE(i);
     CHECK(r.status == 200);
   }
@@ -240,9 +241,10 @@ TEST_CASE(
   // The balancer follows this playlist with the same reload (answered at once by this origin,
   // so at most one every live_refresh_ms): those apart, the 30 viewers cost one, or none when
   // they came while a follow was held and joined it.
-  const double follows = metric_value(s.balancer->metrics(),
-                                      "balancer_origin_fetches_total{resource=\"playlist\",trigger=\"follow\"}")
-                             .value_or(-1);
+  const double follows =
+      metric_value(s.balancer->metrics(),
+                   "balancer_origin_fetches_total{resource=\"playlist\",trigger=\"follow\"}")
+          .value_or(-1);
   CHECK(follows >= 1);
   const double asked = s.origin->count("/files/ll/index.m3u8?_HLS_msn=12&_HLS_part=2") - follows;
   CHECK(asked >= 0);
@@ -266,16 +268,19 @@ TEST_CASE(
   CHECK(s.origin->count("/files/ll/index.m3u8?_HLS_skip=v2") == 1);
 }
 
-TEST_CASE("LL-HLS blocking reloads follow RFC 8216bis 6.2.5.2: limits, a part past a segment's last, ENDLIST, 503") {
-  Stack s({channel_json("ll", "/ll/index.m3u8?blocking_delay_ms=20000"), channel_json("done", "/done/index.m3u8"),
-           channel_json("next", "/next/index.m3u8")});
+TEST_CASE(
+    "LL-HLS blocking reloads follow RFC 8216bis 6.2.5.2: limits, a part past a segment's last, "
+    "ENDLIST, 503") {
+  Stack s({channel_json("ll", "/ll/index.m3u8?blocking_delay_ms=20000"),
+           channel_json("done", "/done/index.m3u8"), channel_json("next", "/next/index.m3u8")});
   // Segment 11 complete with its two parts listed; segment 12 not begun.
   const std::string ll =
       "#EXTM3U\n#EXT-X-VERSION:9\n#EXT-X-TARGETDURATION:1\n"
       "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK=1.5\n"
       "#EXT-X-PART-INF:PART-TARGET=0.5\n#EXT-X-MEDIA-SEQUENCE:10\n"
       "#EXTINF:1.0,\ns10.m4s\n"
-      "#EXT-X-PART:DURATION=0.5,INDEPENDENT=YES,URI=\"s11.0.m4s\"\n#EXT-X-PART:DURATION=0.5,URI=\"s11.1.m4s\"\n"
+      "#EXT-X-PART:DURATION=0.5,INDEPENDENT=YES,URI=\"s11.0.m4s\"\n#EXT-X-PART:DURATION=0.5,URI="
+      "\"s11.1.m4s\"\n"
       "#EXTINF:1.0,\ns11.m4s\n"
       "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"s12.0.m4s\"\n";
   write_file(s.dir.file("root/ll/index.m3u8"), ll);

@@ -34,11 +34,13 @@ struct Transport {
   bool tls;
 };
 
-HttpResponse call(const BalancerProcess& b, const Transport& t, const TlsFiles& tls, const std::string& method,
-                  const std::string& target, const std::string& body = "", HttpHeaders headers = {}) {
+HttpResponse call(const BalancerProcess& b, const Transport& t, const TlsFiles& tls,
+                  const std::string& method, const std::string& target,
+                  const std::string& body = "", HttpHeaders headers = {}) {
   HttpRequest request;
   request.method = method;
-  request.url = t.tls ? "https://127.0.0.1:" + std::to_string(b.tls_port()) + target : b.url(target);
+  request.url =
+      t.tls ? "https://127.0.0.1:" + std::to_string(b.tls_port()) + target : b.url(target);
   request.ca_file = tls.cert;
   request.version = t.version;
   if (!body.empty()) headers.emplace_back("Content-Type", "application/json");
@@ -59,19 +61,22 @@ TEST_CASE("balancer over HTTP/2 (h2 by ALPN and h2c): API, playlists, steering, 
   REQUIRE(b.tls_port() > 0);
   stack.add_user("h2user", "h2-password-1");
 
-  for (const Transport& t : {Transport{"h2 (TLS, ALPN)", HttpRequest::Version::http2_tls, true},
-                             Transport{"h2c (prior knowledge)", HttpRequest::Version::http2_prior_knowledge, false}}) {
+  for (const Transport& t :
+       {Transport{"h2 (TLS, ALPN)", HttpRequest::Version::http2_tls, true},
+        Transport{"h2c (prior knowledge)", HttpRequest::Version::http2_prior_knowledge, false}}) {
     INFO(t.name);
     auto health = call(b, t, tls, "GET", "/health");
     CHECK(health.status == 200);
     CHECK(health.http_version == 20);
 
-    auto login = call(b, t, tls, "POST", "/api/v1/auth/login", R"({"login":"h2user","password":"h2-password-1"})");
+    auto login = call(b, t, tls, "POST", "/api/v1/auth/login",
+                      R"({"login":"h2user","password":"h2-password-1"})");
     INFO(login.body);
     REQUIRE(login.status == 200);
     CHECK(login.http_version == 20);
     const std::string token = stack.token_of(login);
-    auto channels = call(b, t, tls, "GET", "/api/v1/channels", "", {{"Authorization", "Bearer " + token}});
+    auto channels =
+        call(b, t, tls, "GET", "/api/v1/channels", "", {{"Authorization", "Bearer " + token}});
     CHECK(channels.status == 200);
     CHECK(channels.body.find("\"demo\"") != std::string::npos);
 
@@ -94,7 +99,8 @@ TEST_CASE("balancer over HTTP/2 (h2 by ALPN and h2c): API, playlists, steering, 
   }
 }
 
-TEST_CASE("balancer over h2c: a playlist whose origin answers late is answered later on its own stream") {
+TEST_CASE(
+    "balancer over h2c: a playlist whose origin answers late is answered later on its own stream") {
   TempDir dir;
   TempDir certs_dir;
   TlsFiles tls(certs_dir);
@@ -103,11 +109,13 @@ TEST_CASE("balancer over h2c: a playlist whose origin answers late is answered l
   options.root = dir.file("root");
   TestOrigin origin(options);
   // hold=1: origin keeps every request of this source until /__release.
-  BalancerProcess b(dir, origin.url("/files"), channels_json({channel_json("held", "/live/index.m3u8?hold=1")}),
+  BalancerProcess b(dir, origin.url("/files"),
+                    channels_json({channel_json("held", "/live/index.m3u8?hold=1")}),
                     caches_json({}), tls.overrides());
   const Transport h2c{"h2c", HttpRequest::Version::http2_prior_knowledge, false};
   HttpResponse late;
-  std::thread viewer([&] { late = call(b, h2c, tls, "GET", "/hls/held/live/index.m3u8?hold=1&viewer=v1"); });
+  std::thread viewer(
+      [&] { late = call(b, h2c, tls, "GET", "/hls/held/live/index.m3u8?hold=1&viewer=v1"); });
   const bool at_origin = wait_until([&] { return origin.held() >= 1; }, 20s, 10ms);
   // Meanwhile the balancer answers other HTTP/2 requests.
   const auto health = call(b, h2c, tls, "GET", "/health");

@@ -8,9 +8,9 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <sstream>
 #include <atomic>
 #include <chrono>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -42,7 +42,9 @@ std::string long_playlist(int count, const std::string& header, bool endlist = f
 
 size_t count_of(const std::string& text, std::string_view needle) {
   size_t n = 0;
-  for (size_t at = text.find(needle); at != std::string::npos; at = text.find(needle, at + needle.size())) ++n;
+  for (size_t at = text.find(needle); at != std::string::npos;
+       at = text.find(needle, at + needle.size()))
+    ++n;
   return n;
 }
 
@@ -69,25 +71,30 @@ std::string segment_name(int i) {
 struct Stack {
   explicit Stack(std::vector<std::string> overrides = {}) {
     write_file(dir.file("root/big/index.m3u8"), long_playlist(kLongSegments, ""));
-    write_file(dir.file("root/vod/index.m3u8"), long_playlist(kLongSegments, "#EXT-X-PLAYLIST-TYPE:VOD\n", true));
+    write_file(dir.file("root/vod/index.m3u8"),
+               long_playlist(kLongSegments, "#EXT-X-PLAYLIST-TYPE:VOD\n", true));
     write_file(dir.file("root/small/index.m3u8"), live_playlist(100, 5));
     TestOriginOptions options;
     options.root = dir.file("root");
     origin = std::make_unique<TestOrigin>(options);
     node = std::make_unique<CacheNodeProcess>(dir.file("cache-a"), origin->url("/files"));
     overrides.push_back("playlists.max_bytes=8388608");  // 160,000 segments are about 4.3 MB
-    overrides.push_back("limits.max_anonymous_per_address=1000");  // every viewer here comes from 127.0.0.1
+    overrides.push_back(
+        "limits.max_anonymous_per_address=1000");  // every viewer here comes from 127.0.0.1
     balancer = std::make_unique<BalancerProcess>(
         dir, origin->url("/files"),
-        channels_json({channel_json("big", "/big/index.m3u8"), channel_json("vod", "/vod/index.m3u8"),
-                       channel_json("small", "/small/index.m3u8"), channel_json("event", "/event/index.m3u8")}),
+        channels_json({channel_json("big", "/big/index.m3u8"),
+                       channel_json("vod", "/vod/index.m3u8"),
+                       channel_json("small", "/small/index.m3u8"),
+                       channel_json("event", "/event/index.m3u8")}),
         caches_json({cache_json("venue-a", "venue", node->port())}), std::move(overrides));
     REQUIRE(balancer->wait_cache_usable("venue-a", true, 10s));
     // Every loop sends chunks to the node (signed links, as viewers at a venue get them).
     REQUIRE(wait_until(
         [&] {
           for (int i = 0; i < 8; ++i) {
-            const auto r = balancer->get("/hls/small/small/index.m3u8?cache=venue-a&viewer=w" + std::to_string(i));
+            const auto r = balancer->get("/hls/small/small/index.m3u8?cache=venue-a&viewer=w" +
+                                         std::to_string(i));
             if (r.body.find("/o/demo/small/") == std::string::npos) return false;
           }
           return true;
@@ -125,17 +132,20 @@ Crowd eight_viewers(const Stack& s) {
   const auto started = Clock::now();
   for (int i = 0; i < 8; ++i) {
     viewers.emplace_back([&, i] {
-      c.replies[i] =
-          http_get(s.balancer->url("/hls/big/big/index.m3u8?cache=venue-a&viewer=v" + std::to_string(i)), {}, 60s);
+      c.replies[i] = http_get(
+          s.balancer->url("/hls/big/big/index.m3u8?cache=venue-a&viewer=v" + std::to_string(i)), {},
+          60s);
       done.fetch_add(1);
     });
   }
   wait_until(
       [&] {
         const auto asked = Clock::now();
-        const auto r = http_get(s.balancer->url("/hls/small/small/index.m3u8?cache=venue-a&viewer=other"), {}, 30s);
+        const auto r = http_get(
+            s.balancer->url("/hls/small/small/index.m3u8?cache=venue-a&viewer=other"), {}, 30s);
         c.slowest_small_ms =
-            std::max(c.slowest_small_ms, std::chrono::duration<double, std::milli>(Clock::now() - asked).count());
+            std::max(c.slowest_small_ms,
+                     std::chrono::duration<double, std::milli>(Clock::now() - asked).count());
         c.small_ok = c.small_ok && r.status == 200 && count_of(r.body, "#EXTINF:") == 5;
         ++c.small_answers;
         return done.load() == 8;
@@ -164,16 +174,19 @@ Unread unread_clients(const Stack& s) {
   Unread u;
   const pid_t pid = s.balancer->process().pid();
   const auto refused_now = [&] {
-    return metric_value(s.balancer->metrics(), "balancer_errors_total{code=\"reply_backlog_full\"}").value_or(0);
+    return metric_value(s.balancer->metrics(), "balancer_errors_total{code=\"reply_backlog_full\"}")
+        .value_or(0);
   };
   // Warm: the source parsed, each loop's links computed, copies sent and released.
   for (int i = 0; i < 4; ++i) {
-    const auto r =
-        http_get(s.balancer->url("/hls/big/big/index.m3u8?cache=venue-a&viewer=warm" + std::to_string(i)), {}, 60s);
+    const auto r = http_get(
+        s.balancer->url("/hls/big/big/index.m3u8?cache=venue-a&viewer=warm" + std::to_string(i)),
+        {}, 60s);
     REQUIRE(r.status == 200);
     u.copy_bytes = r.body.size();
   }
-  REQUIRE(wait_until([&] { return s.balancer->metric("balancer_playlist_unsent_bytes") == 0; }, 10s, 20ms));
+  REQUIRE(wait_until([&] { return s.balancer->metric("balancer_playlist_unsent_bytes") == 0; }, 10s,
+                     20ms));
   u.rss_before_kib = rss_kib(pid);
   const double requests_before = s.balancer->metric("balancer_requests_total{kind=\"playlist\"}");
   const double refused_before = refused_now();
@@ -183,13 +196,14 @@ Unread unread_clients(const Stack& s) {
     const int fd = connect_local(s.balancer->port(), 4096);
     REQUIRE(fd >= 0);
     readers.push_back(fd);
-    REQUIRE(send_all(fd, "GET /hls/big/big/index.m3u8?cache=venue-a&viewer=stuck" + std::to_string(i) +
-                             " HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"));
+    REQUIRE(send_all(fd, "GET /hls/big/big/index.m3u8?cache=venue-a&viewer=stuck" +
+                             std::to_string(i) + " HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"));
   }
   // Every request answered (a copy, or 503 once the budget is spent), none read.
   u.answered = wait_until(
       [&] {
-        return s.balancer->metric("balancer_requests_total{kind=\"playlist\"}") >= requests_before + kUnreadClients &&
+        return s.balancer->metric("balancer_requests_total{kind=\"playlist\"}") >=
+                   requests_before + kUnreadClients &&
                s.balancer->metric("balancer_active_requests") <= 1;
       },
       120s, 20ms);
@@ -202,36 +216,43 @@ Unread unread_clients(const Stack& s) {
       },
       3s, 100ms);
   u.refused = refused_now() - refused_before;
-  u.meanwhile = http_get(s.balancer->url("/hls/big/big/index.m3u8?cache=venue-a&viewer=reader"), {}, 60s);
+  u.meanwhile =
+      http_get(s.balancer->url("/hls/big/big/index.m3u8?cache=venue-a&viewer=reader"), {}, 60s);
   for (int fd : readers) ::close(fd);
-  u.released = wait_until([&] { return s.balancer->metric("balancer_playlist_unsent_bytes") == 0; }, 10s, 20ms);
+  u.released = wait_until([&] { return s.balancer->metric("balancer_playlist_unsent_bytes") == 0; },
+                          10s, 20ms);
   return u;
 }
 
 std::string describe(const Crowd& c) {
   std::ostringstream out;
-  out << "8 viewers at once: " << c.replies[0].body.size() << "-byte copies, " << c.all_ms << " ms in all; "
-      << "another channel's playlist meanwhile: " << c.small_answers << " answers, slowest " << c.slowest_small_ms
-      << " ms";
+  out << "8 viewers at once: " << c.replies[0].body.size() << "-byte copies, " << c.all_ms
+      << " ms in all; "
+      << "another channel's playlist meanwhile: " << c.small_answers << " answers, slowest "
+      << c.slowest_small_ms << " ms";
   return out.str();
 }
 
 std::string describe(const Unread& u) {
   std::ostringstream out;
   out << kUnreadClients << " clients not reading " << u.copy_bytes << "-byte copies: " << u.refused
-      << " refused (503 reply_backlog_full); unsent at most " << static_cast<int64_t>(u.unsent_max) / 1024
-      << " KiB; RSS " << u.rss_before_kib / 1024 << " MiB before, at most " << u.rss_max_kib / 1024
-      << " MiB while they hung (+" << u.rss_max_kib - u.rss_before_kib << " KiB)";
+      << " refused (503 reply_backlog_full); unsent at most "
+      << static_cast<int64_t>(u.unsent_max) / 1024 << " KiB; RSS " << u.rss_before_kib / 1024
+      << " MiB before, at most " << u.rss_max_kib / 1024 << " MiB while they hung (+"
+      << u.rss_max_kib - u.rss_before_kib << " KiB)";
   return out.str();
 }
 
 }  // namespace
 
-TEST_CASE("a live playlist of 160,000 segments under the byte limit: each viewer gets the newest max_segments") {
+TEST_CASE(
+    "a live playlist of 160,000 segments under the byte limit: each viewer gets the newest "
+    "max_segments") {
   Stack s;
   // A 20 MB source takes a second to fetch and window here, seven under ThreadSanitizer:
   // the other big requests of this file wait up to a minute too.
-  const auto first = http_get(s.balancer->url("/hls/big/big/index.m3u8?viewer=first&cache=venue-a"), {}, 60s);
+  const auto first =
+      http_get(s.balancer->url("/hls/big/big/index.m3u8?viewer=first&cache=venue-a"), {}, 60s);
   REQUIRE(first.status == 200);
   CHECK(count_of(first.body, "#EXTINF:") == kDefaultMaxSegments);
   CHECK(media_sequence_of(first.body) == kLongSegments - static_cast<int64_t>(kDefaultMaxSegments));
@@ -261,9 +282,10 @@ TEST_CASE("a live playlist of 160,000 segments under the byte limit: each viewer
   CHECK(c.small_ok);
   CHECK(c.small_answers >= 1);
   CHECK(c.slowest_small_ms < 5000);  // generous: sanitizer builds and a loaded machine are slow
-  MESSAGE("160,000-segment live playlist (" << (kLongSegments * 27 >> 10) << " KiB at origin), window of "
-                                            << kDefaultMaxSegments << ": " << describe(c) << "; mean rewrite "
-                                            << rewrite_seconds_mean(*s.balancer) * 1000 << " ms");
+  MESSAGE("160,000-segment live playlist ("
+          << (kLongSegments * 27 >> 10) << " KiB at origin), window of " << kDefaultMaxSegments
+          << ": " << describe(c) << "; mean rewrite " << rewrite_seconds_mean(*s.balancer) * 1000
+          << " ms");
 }
 
 TEST_CASE("a VOD playlist of 160,000 segments is refused with source_too_many_segments, counted") {
@@ -273,8 +295,8 @@ TEST_CASE("a VOD playlist of 160,000 segments is refused with source_too_many_se
   CHECK(is_json_error_reply(r, "source_too_many_segments"));
   CHECK(r.body.find("160000 segments") != std::string::npos);
   CHECK(s.balancer->metric("balancer_errors_total{code=\"source_too_many_segments\"}") >= 1);
-  CHECK(s.balancer->metric(
-            "balancer_origin_fetch_failures_total{resource=\"playlist\",code=\"source_too_many_segments\"}") >= 1);
+  CHECK(s.balancer->metric("balancer_origin_fetch_failures_total{resource=\"playlist\",code="
+                           "\"source_too_many_segments\"}") >= 1);
   // Other channels are untouched.
   CHECK(s.balancer->get("/hls/small/small/index.m3u8?viewer=a").status == 200);
 }
@@ -297,7 +319,8 @@ TEST_CASE("twenty clients that never read their replies hold at most playlists.m
   CHECK(u.unsent_max <= kBudget + static_cast<double>(loops * u.copy_bytes));
   // Twenty unread copies would hold 20 x 20 MB (and their viewers' listings); the budget keeps
   // it to about one copy per loop and what rendering it took (two copies' worth per loop).
-  const int64_t bound_kib = static_cast<int64_t>((kBudget + 2 * loops * u.copy_bytes) >> 10) + 16 * 1024;
+  const int64_t bound_kib =
+      static_cast<int64_t>((kBudget + 2 * loops * u.copy_bytes) >> 10) + 16 * 1024;
   if (!servers_sanitizer().empty()) {
     // Sanitizer builds: the system allocator and the sanitizer's own bookkeeping make RSS no
     // measure of what the balancer holds; the refusals and unsent bytes above still hold.
@@ -305,33 +328,42 @@ TEST_CASE("twenty clients that never read their replies hold at most playlists.m
   } else {
     CHECK(u.rss_max_kib - u.rss_before_kib <= bound_kib);
   }
-  // A reading client meanwhile: refused with the JSON shape and Retry-After while the budget is spent.
+  // A reading client meanwhile: refused with the JSON shape and Retry-After while the budget is
+  // spent.
   CHECK(u.meanwhile.status == 503);
   CHECK(is_json_error_reply(u.meanwhile, "reply_backlog_full"));
   CHECK(u.meanwhile.header("Retry-After").has_value());
   // The readers went away: what they held is released and viewers are served again.
   CHECK(u.released);
-  const auto after = http_get(s.balancer->url("/hls/big/big/index.m3u8?cache=venue-a&viewer=reader"), {}, 60s);
+  const auto after =
+      http_get(s.balancer->url("/hls/big/big/index.m3u8?cache=venue-a&viewer=reader"), {}, 60s);
   CHECK(after.status == 200);
-  MESSAGE("max_unsent_bytes " << (kBudget >> 20) << " MiB, window lifted: " << describe(u) << "; RSS bound "
-                              << bound_kib / 1024 << " MiB");
+  MESSAGE("max_unsent_bytes " << (kBudget >> 20) << " MiB, window lifted: " << describe(u)
+                              << "; RSS bound " << bound_kib / 1024 << " MiB");
 }
 
-TEST_CASE("measurement only (run with --no-skip): the same viewers with both limits lifted, as before them"
-          * doctest::skip()) {
-  Stack s({"playlists.max_segments=200000", "playlists.max_unsent_bytes=1099511627776", "server.io_timeout_s=60"});
-  const auto first = http_get(s.balancer->url("/hls/big/big/index.m3u8?viewer=first&cache=venue-a"), {}, 60s);
+TEST_CASE(
+    "measurement only (run with --no-skip): the same viewers with both limits lifted, as before "
+    "them" *
+    doctest::skip()) {
+  Stack s({"playlists.max_segments=200000", "playlists.max_unsent_bytes=1099511627776",
+           "server.io_timeout_s=60"});
+  const auto first =
+      http_get(s.balancer->url("/hls/big/big/index.m3u8?viewer=first&cache=venue-a"), {}, 60s);
   const Crowd c = eight_viewers(s);
-  MESSAGE("limits lifted: " << describe(c) << "; mean rewrite " << rewrite_seconds_mean(*s.balancer) * 1000 << " ms");
+  MESSAGE("limits lifted: " << describe(c) << "; mean rewrite "
+                            << rewrite_seconds_mean(*s.balancer) * 1000 << " ms");
   const Unread u = unread_clients(s);
   MESSAGE("limits lifted: " << describe(u));
   CHECK(first.status == 200);
 }
 
-TEST_CASE("an EVENT playlist growing for three hours stays within max_segments; its window never moves back") {
-  constexpr int kHours3 = 3 * 3600;    // 1-second segments
-  constexpr int kStep = 900;           // segments added between two looks (15 minutes)
-  constexpr size_t kWindow = 3600;     // playlists.max_segments here: one hour
+TEST_CASE(
+    "an EVENT playlist growing for three hours stays within max_segments; its window never moves "
+    "back") {
+  constexpr int kHours3 = 3 * 3600;     // 1-second segments
+  constexpr int kStep = 900;            // segments added between two looks (15 minutes)
+  constexpr size_t kWindow = 3600;      // playlists.max_segments here: one hour
   constexpr size_t kBudget = 4u << 20;  // playlists.max_unsent_bytes
   Stack s({"playlists.max_segments=" + std::to_string(kWindow),
            "playlists.max_unsent_bytes=" + std::to_string(kBudget)});
@@ -367,12 +399,14 @@ TEST_CASE("an EVENT playlist growing for three hours stays within max_segments; 
     largest = std::max(largest, r.body.size());
   }
   CHECK(previous_sequence == kHours3 - static_cast<int64_t>(kWindow));
-  MESSAGE("EVENT playlist grown to " << kHours3 << " 1-second segments in steps of " << kStep << ": window of "
-                                     << kWindow << ", largest copy " << largest << " bytes, last media sequence "
-                                     << previous_sequence);
+  MESSAGE("EVENT playlist grown to " << kHours3 << " 1-second segments in steps of " << kStep
+                                     << ": window of " << kWindow << ", largest copy " << largest
+                                     << " bytes, last media sequence " << previous_sequence);
 }
 
-TEST_CASE("default max_segments: three hours of 2-second segments are served whole, of 1-second ones the newest 6,000") {
+TEST_CASE(
+    "default max_segments: three hours of 2-second segments are served whole, of 1-second ones the "
+    "newest 6,000") {
   Stack s;
   const auto fetch_until_last = [&](int count) {
     HttpResponse r;
@@ -384,16 +418,18 @@ TEST_CASE("default max_segments: three hours of 2-second segments are served who
         10s, 50ms));
     return r;
   };
-  write_file(s.dir.file("root/event/index.m3u8"), long_playlist(3 * 1800, "#EXT-X-PLAYLIST-TYPE:EVENT\n"));
+  write_file(s.dir.file("root/event/index.m3u8"),
+             long_playlist(3 * 1800, "#EXT-X-PLAYLIST-TYPE:EVENT\n"));
   const auto whole = fetch_until_last(3 * 1800);
   CHECK(count_of(whole.body, "#EXTINF:") == 3 * 1800);
   CHECK(media_sequence_of(whole.body) == 0);
   CHECK(whole.body.find("#EXT-X-PLAYLIST-TYPE:EVENT") != std::string::npos);
-  write_file(s.dir.file("root/event/index.m3u8"), long_playlist(3 * 3600, "#EXT-X-PLAYLIST-TYPE:EVENT\n"));
+  write_file(s.dir.file("root/event/index.m3u8"),
+             long_playlist(3 * 3600, "#EXT-X-PLAYLIST-TYPE:EVENT\n"));
   const auto window = fetch_until_last(3 * 3600);
   CHECK(count_of(window.body, "#EXTINF:") == kDefaultMaxSegments);
   CHECK(media_sequence_of(window.body) == 3 * 3600 - static_cast<int64_t>(kDefaultMaxSegments));
-  MESSAGE("default window: 5,400 segments served whole (" << whole.body.size() << " bytes); 10,800 cut to "
-                                                          << kDefaultMaxSegments << " (" << window.body.size()
-                                                          << " bytes)");
+  MESSAGE("default window: 5,400 segments served whole ("
+          << whole.body.size() << " bytes); 10,800 cut to " << kDefaultMaxSegments << " ("
+          << window.body.size() << " bytes)");
 }

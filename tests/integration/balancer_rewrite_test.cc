@@ -95,9 +95,8 @@ TEST_CASE(
   CHECK(tag_uri(master.body, "#EXT-X-SESSION-KEY:") ==
         "/key/demo/live/keys/k1.key?cache=venue-a&viewer=abc");
   // Every other byte is as the origin wrote it (steering adds the pathway to ids and variants).
-  CHECK(master.body.find(
-            "#EXT-X-STREAM-INF:BANDWIDTH=800000,RESOLUTION=640x360,AUDIO=\"aud@.\",PATHWAY-ID=\".\"\n") !=
-        std::string::npos);
+  CHECK(master.body.find("#EXT-X-STREAM-INF:BANDWIDTH=800000,RESOLUTION=640x360,AUDIO=\"aud@.\","
+                         "PATHWAY-ID=\".\"\n") != std::string::npos);
 
   // Follow the variant link as a player would.
   auto media = s.balancer->get(variants[0]);
@@ -308,7 +307,8 @@ TEST_CASE("a chunk's or part's link is byte-identical in every playlist version 
 
   // Two seconds on (the signing clock moves), the encoder has moved on by a segment.
   const auto written = std::chrono::steady_clock::now();
-  REQUIRE(wait_until([&] { return std::chrono::steady_clock::now() - written >= 2100ms; }, 5s, 50ms));
+  REQUIRE(
+      wait_until([&] { return std::chrono::steady_clock::now() - written >= 2100ms; }, 5s, 50ms));
   write_file(s.dir.file("root/live/low/index.m3u8"), low_latency_playlist(101, 3));
   std::map<std::string, std::string> after;
   REQUIRE(wait_until(

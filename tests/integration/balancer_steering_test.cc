@@ -60,7 +60,8 @@ struct Stack {
     origin = std::make_unique<TestOrigin>(options);
     balancer = std::make_unique<BalancerProcess>(
         dir, origin->url("/files"),
-        channels_json({channel_json("demo", "/live/master.m3u8"), channel_json("bare", "/live/hi/index.m3u8")}),
+        channels_json({channel_json("demo", "/live/master.m3u8"),
+                       channel_json("bare", "/live/hi/index.m3u8")}),
         caches_json({fake_cache("a", "http://127.0.0.1:9", origin->url("/files/health/a.json")),
                      fake_cache("b", "http://127.0.0.2:9", origin->url("/files/health/b.json"))}),
         overrides);
@@ -82,8 +83,9 @@ TEST_CASE(
   REQUIRE(master.status == 200);
   INFO(master.body);
   const std::string base = "http://127.0.0.1:" + std::to_string(s.balancer->port());
-  CHECK(master.body.find("#EXTM3U\n#EXT-X-CONTENT-STEERING:SERVER-URI=\"" + base +
-                         "/steering/demo?cache=a&viewer=v1\",PATHWAY-ID=\"a\"\n#EXT-X-VERSION:3\n") == 0);
+  CHECK(master.body.find(
+            "#EXTM3U\n#EXT-X-CONTENT-STEERING:SERVER-URI=\"" + base +
+            "/steering/demo?cache=a&viewer=v1\",PATHWAY-ID=\"a\"\n#EXT-X-VERSION:3\n") == 0);
   CHECK(test_support::steering_rules_problem(master.body) == "");
   // Pathway "." (listed first) keeps the viewer's default links: players without steering play
   // it; steering players start on the choice's own pathway.
@@ -105,7 +107,8 @@ TEST_CASE(
   CHECK(manifest.header("Content-Type") == "application/json");
   CHECK(manifest.header("Cache-Control") == "no-store");
   CHECK(manifest.header("Access-Control-Allow-Origin") == "*");
-  CHECK(manifest.body == "{\"VERSION\":1,\"TTL\":30,\"PATHWAY-PRIORITY\":[\"a\",\"b\",\"origin\"]}\n");
+  CHECK(manifest.body ==
+        "{\"VERSION\":1,\"TTL\":30,\"PATHWAY-PRIORITY\":[\"a\",\"b\",\"origin\"]}\n");
   CHECK(s.balancer->get("/steering/demo?cache=b&viewer=v1").body.find("[\"b\",\"a\",\"origin\"]") !=
         std::string::npos);
   CHECK(s.balancer->get("/steering/nope?cache=a").status == 404);
@@ -131,8 +134,8 @@ TEST_CASE(
   // per media sequence number), new segments go to b; a viewer that never listed it gets b.
   std::filesystem::remove(s.dir.file("root/health/a.json"));
   REQUIRE(s.balancer->wait_cache_usable("a", false, 10s));
-  CHECK(s.balancer->get("/steering/demo?cache=a&viewer=v1").body.find(
-            "\"PATHWAY-PRIORITY\":[\"b\",\"origin\"]") != std::string::npos);
+  CHECK(s.balancer->get("/steering/demo?cache=a&viewer=v1")
+            .body.find("\"PATHWAY-PRIORITY\":[\"b\",\"origin\"]") != std::string::npos);
   auto on_a = s.balancer->get(media + "a");
   REQUIRE(on_a.status == 200);
   CHECK(without_query(uri_lines(on_a.body)) == without_query(uri_lines(listed_on_a.body)));
@@ -150,7 +153,8 @@ TEST_CASE(
   CHECK(without_query(moved)[1] == without_query(uri_lines(listed_on_a.body))[2]);
   CHECK(moved[2].rfind("http://127.0.0.2:9/o/demo/", 0) == 0);
   CHECK(moved[2].find("seg13") != std::string::npos);
-  for (const auto& uri : uri_lines(s.balancer->get("/hls/demo/live/hi/index.m3u8?cache=a&viewer=v2&pathway=a").body))
+  for (const auto& uri :
+       uri_lines(s.balancer->get("/hls/demo/live/hi/index.m3u8?cache=a&viewer=v2&pathway=a").body))
     CHECK(uri.rfind("http://127.0.0.2:9/o/demo/", 0) == 0);
   // Without a pathway the viewer's copy moves as before (players without steering).
   for (const auto& uri :
@@ -172,8 +176,8 @@ TEST_CASE("steering: the steering URI is absolute on the configured public URL")
   Stack s({"public_url=https://tv.example"});
   auto master = s.balancer->get("/hls/demo/live/master.m3u8?cache=a&viewer=v1");
   REQUIRE(master.status == 200);
-  CHECK(master.body.find("#EXT-X-CONTENT-STEERING:SERVER-URI=\"https://tv.example/steering/demo?cache=a&viewer=v1\"") !=
-        std::string::npos);
+  CHECK(master.body.find("#EXT-X-CONTENT-STEERING:SERVER-URI=\"https://tv.example/steering/"
+                         "demo?cache=a&viewer=v1\"") != std::string::npos);
   CHECK(test_support::steering_rules_problem(master.body) == "");
 }
 
@@ -254,21 +258,24 @@ TEST_CASE(
   CHECK(master.body.find("#EXTM3U\n#EXT-X-CONTENT-STEERING:SERVER-URI=\"" + base +
                          "/steering/bare?cache=a&viewer=v1\",PATHWAY-ID=\"a\"\n") == 0);
   CHECK(test_support::steering_rules_problem(master.body) == "");
-  CHECK(uri_lines(master.body) == std::vector<std::string>{entry + "&pathway=.", entry + "&pathway=a",
-                                                            entry + "&pathway=b", entry + "&pathway=origin"});
+  CHECK(uri_lines(master.body) ==
+        std::vector<std::string>{entry + "&pathway=.", entry + "&pathway=a", entry + "&pathway=b",
+                                 entry + "&pathway=origin"});
   CHECK(count(master.body, "#EXT-X-STREAM-INF:BANDWIDTH=") == 4);
   CHECK(count(master.body, "#EXTINF") == 0);
   // Each variant is the media playlist: "." with the viewer's default links, the others pinned.
   auto default_copy = s.balancer->get(entry + "&pathway=.");
   REQUIRE(default_copy.status == 200);
   CHECK(count(default_copy.body, "#EXTINF") == 3);
-  for (const auto& uri : uri_lines(default_copy.body)) CHECK(uri.rfind("http://127.0.0.1:9/o/demo/", 0) == 0);
+  for (const auto& uri : uri_lines(default_copy.body))
+    CHECK(uri.rfind("http://127.0.0.1:9/o/demo/", 0) == 0);
   for (const auto& uri : uri_lines(s.balancer->get(entry + "&pathway=b").body))
     CHECK(uri.rfind("http://127.0.0.2:9/o/demo/", 0) == 0);
   // An LL-HLS reload of the entry is a media playlist's, never a master.
   CHECK(count(s.balancer->get(entry + "&_HLS_msn=11").body, "#EXTINF") == 3);
   // The master channel's variant at the same path stays a media playlist.
-  CHECK(count(s.balancer->get("/hls/demo/live/hi/index.m3u8?cache=a&viewer=v1").body, "#EXTINF") == 3);
+  CHECK(count(s.balancer->get("/hls/demo/live/hi/index.m3u8?cache=a&viewer=v1").body, "#EXTINF") ==
+        3);
   // Node a goes down: the master leads with b, a's pathway sends new viewers to b, "." moves to b.
   std::filesystem::remove(s.dir.file("root/health/a.json"));
   REQUIRE(s.balancer->wait_cache_usable("a", false, 10s));
@@ -277,8 +284,10 @@ TEST_CASE(
   auto dead_pathway = s.balancer->get("/hls/bare/live/hi/index.m3u8?cache=a&viewer=v8&pathway=a");
   CHECK(dead_pathway.status == 200);
   CHECK(uri_lines(dead_pathway.body).size() == 3);
-  for (const auto& uri : uri_lines(dead_pathway.body)) CHECK(uri.rfind("http://127.0.0.2:9/o/demo/", 0) == 0);
-  for (const auto& uri : uri_lines(s.balancer->get("/hls/bare/live/hi/index.m3u8?cache=a&viewer=v9&pathway=.").body))
+  for (const auto& uri : uri_lines(dead_pathway.body))
+    CHECK(uri.rfind("http://127.0.0.2:9/o/demo/", 0) == 0);
+  for (const auto& uri :
+       uri_lines(s.balancer->get("/hls/bare/live/hi/index.m3u8?cache=a&viewer=v9&pathway=.").body))
     CHECK(uri.rfind("http://127.0.0.2:9/o/demo/", 0) == 0);
 }
 

@@ -31,7 +31,8 @@ TEST_CASE("herd: 200 concurrent misses on a 1 MiB chunk cost one origin fetch, a
   // Read-while-writer: waiters see their first bytes long before the download ends.
   Percentiles first = herd.first_byte_ms();
   Percentiles total = herd.total_ms();
-  MESSAGE("first byte p50 " << first.p50 << " ms, p95 " << first.p95 << " ms; total p50 " << total.p50 << " ms");
+  MESSAGE("first byte p50 " << first.p50 << " ms, p95 " << first.p95 << " ms; total p50 "
+                            << total.p50 << " ms");
   CHECK(total.p50 >= 900);
   if (servers_sanitizer() == "thread") {
     // ThreadSanitizer slows the 200 readers more than the one writer; the
@@ -54,7 +55,8 @@ TEST_CASE("coalescing: signature parameters are not part of the cache key") {
   TestOrigin origin;
   CacheNodeProcess node(dir.file("data"), origin.base_url());
   auto first = http_get(node.signed_url("/o/demo/gen/4K/sig.ts", 60));
-  auto second = http_get(node.signed_url("/o/demo/gen/4K/sig.ts", 120));  // another expiry and signature
+  auto second =
+      http_get(node.signed_url("/o/demo/gen/4K/sig.ts", 120));  // another expiry and signature
   CHECK(first.status == 200);
   CHECK(second.status == 200);
   CHECK(second.header("X-Cache") == std::optional<std::string>("HIT"));
@@ -80,7 +82,8 @@ TEST_CASE("a waiter that disconnects does not cancel the fetch for the others") 
   CHECK(node.health_number("active_connections") >= 0);  // still alive and answering
 }
 
-TEST_CASE("an origin 500 reaches every waiter as JSON 502 origin_error, one origin request, not cached") {
+TEST_CASE(
+    "an origin 500 reaches every waiter as JSON 502 origin_error, one origin request, not cached") {
   TempDir dir;
   TestOrigin origin;
   // The default upstream timeout: the origin holds the request until the whole herd waits.
@@ -96,11 +99,14 @@ TEST_CASE("an origin 500 reaches every waiter as JSON 502 origin_error, one orig
   CHECK(origin.count("/gen/64K/fail.ts") == 2);
 }
 
-TEST_CASE("other origin failures: JSON 504 to every waiter, 404 remembered briefly, a cut body not cached") {
+TEST_CASE(
+    "other origin failures: JSON 504 to every waiter, 404 remembered briefly, a cut body not "
+    "cached") {
   TempDir dir;
   TestOrigin origin;
-  CacheNodeProcess node(dir.file("data"), origin.base_url(),
-                        {"signing.required=false", "upstream.timeout_ms=700", "negative_ttl_ms=1000"});
+  CacheNodeProcess node(
+      dir.file("data"), origin.base_url(),
+      {"signing.required=false", "upstream.timeout_ms=700", "negative_ttl_ms=1000"});
   SUBCASE("origin never answers: 504 origin_timeout after the upstream timeout") {
     HerdOptions options;
     options.url = node.url("/o/demo/gen/64K/hang.ts?hang=1");
@@ -125,7 +131,8 @@ TEST_CASE("other origin failures: JSON 504 to every waiter, 404 remembered brief
         },
         5s, 100ms));
   }
-  SUBCASE("origin drops the connection mid-body: clients see a truncated transfer, nothing is cached") {
+  SUBCASE(
+      "origin drops the connection mid-body: clients see a truncated transfer, nothing is cached") {
     const std::string url = node.url("/o/demo/gen/256K/cut.ts?reset_after=100000");
     auto cut = http_get(url);
     CHECK_FALSE(cut.ok());

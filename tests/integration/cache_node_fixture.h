@@ -24,29 +24,29 @@ class CacheNodeProcess {
  public:
   // `overrides` are --set key=value pairs on top of the example config, or of
   // `main_config` when given (they win on reload too).
-  CacheNodeProcess(std::string data_dir, std::string origin_url, std::vector<std::string> overrides = {},
-                   std::string main_config = "")
+  CacheNodeProcess(std::string data_dir, std::string origin_url,
+                   std::vector<std::string> overrides = {}, std::string main_config = "")
       : data_dir_(std::move(data_dir)),
         origin_url_(std::move(origin_url)),
         overrides_(std::move(overrides)),
-        main_config_(main_config.empty() ? std::string(BALANCER_SOURCE_DIR) + "/conf/cache_node.json"
-                                         : std::move(main_config)) {
+        main_config_(main_config.empty()
+                         ? std::string(BALANCER_SOURCE_DIR) + "/conf/cache_node.json"
+                         : std::move(main_config)) {
     start();
   }
 
   // A restart listens on the same port as before, as a real node would.
   void start() {
-    std::vector<std::string> argv = {binary_path("cache_node"),
-                                     "--config", main_config_,
-                                     "--set", "listen.port=" + std::to_string(port_ > 0 ? port_ : 0),
-                                     "--set", "listen.tls.port=" + std::to_string(tls_port_ > 0 ? tls_port_ : 0),
-                                     "--set", "data_dir=" + data_dir_,
-                                     "--set", "origins.demo.url=" + origin_url_,
-                                     "--set", "signing.keys=[\"" + kSigningKey + "\",\"" + kPreviousKey + "\"]",
-                                     "--set", "server.access_log=false",
-                                     // test_origin takes its behaviour from the query (rate_kbps,
-                                     // status, cc, ...): keep it, unless a test sets the policy.
-                                     "--set", "origins.demo.query=\"keep\""};
+    std::vector<std::string> argv = {
+        binary_path("cache_node"), "--config", main_config_, "--set",
+        "listen.port=" + std::to_string(port_ > 0 ? port_ : 0), "--set",
+        "listen.tls.port=" + std::to_string(tls_port_ > 0 ? tls_port_ : 0), "--set",
+        "data_dir=" + data_dir_, "--set", "origins.demo.url=" + origin_url_, "--set",
+        "signing.keys=[\"" + kSigningKey + "\",\"" + kPreviousKey + "\"]", "--set",
+        "server.access_log=false",
+        // test_origin takes its behaviour from the query (rate_kbps,
+        // status, cc, ...): keep it, unless a test sets the policy.
+        "--set", "origins.demo.query=\"keep\""};
     for (const auto& o : overrides_) {
       argv.push_back("--set");
       argv.push_back(o);
@@ -73,7 +73,9 @@ class CacheNodeProcess {
     return url(signer->sign(target, static_cast<int64_t>(time(nullptr)) + ttl_s));
   }
   std::string health() const { return http_get(url("/health")).body; }
-  int64_t health_number(const std::string& key) const { return json_integer(health(), key).value_or(-1); }
+  int64_t health_number(const std::string& key) const {
+    return json_integer(health(), key).value_or(-1);
+  }
   // Waits until background disk writes are done.
   bool wait_disk_settled(size_t chunks) const {
     return wait_until(
@@ -113,10 +115,10 @@ inline HerdResult run_herd_on_held_origin(const HerdOptions& options, const Test
                                           const std::function<bool()>& arrived) {
   HerdResult result;
   std::thread herd([&] { result = run_herd(options); });
-  const bool all_arrived =
-      wait_until([&] { return arrived() && origin.held() >= 1; }, std::chrono::seconds(20),
-                 std::chrono::milliseconds(10));
-  const bool released = origin.release() >= 0;  // also when they did not all arrive: the herd must end
+  const bool all_arrived = wait_until([&] { return arrived() && origin.held() >= 1; },
+                                      std::chrono::seconds(20), std::chrono::milliseconds(10));
+  const bool released =
+      origin.release() >= 0;  // also when they did not all arrive: the herd must end
   herd.join();
   CHECK(all_arrived);
   CHECK(released);
@@ -140,7 +142,8 @@ inline HttpResponse http_get_on_held_origin(const std::string& url, const TestOr
 // other one joined it.
 inline std::function<bool()> herd_joined(const CacheNodeProcess& node, int clients) {
   const int64_t before = node.health_number("coalesced");
-  return [&node, before, clients] { return node.health_number("coalesced") - before == clients - 1; };
+  return
+      [&node, before, clients] { return node.health_number("coalesced") - before == clients - 1; };
 }
 
 inline bool is_json_error(const HttpResponse& r, const std::string& code) {

@@ -46,7 +46,8 @@ void write_text(const std::string& path, const std::string& text) {
 }
 
 // Viewers wait for a revalidation (no refresh grace): the tests of what a revalidation does.
-const std::vector<std::string> kWaitForRevalidation = {"signing.required=false", "cache.refresh_grace_ms=0"};
+const std::vector<std::string> kWaitForRevalidation = {"signing.required=false",
+                                                       "cache.refresh_grace_ms=0"};
 
 }  // namespace
 
@@ -232,8 +233,9 @@ TEST_CASE(
     "forbade it") {
   TempDir dir;
   TestOrigin origin;
-  CacheNodeProcess node(dir.file("data"), origin.base_url(),
-                        {"signing.required=false", "cache.refresh_grace_ms=0", "cache.max_stale_if_error_s=2"});
+  CacheNodeProcess node(
+      dir.file("data"), origin.base_url(),
+      {"signing.required=false", "cache.refresh_grace_ms=0", "cache.max_stale_if_error_s=2"});
   const std::string lenient = node.url("/o/demo/gen/2K/lenient.m3u8?cc=max-age%3D1");
   const std::string strict =
       node.url("/o/demo/gen/2K/strict.m3u8?cc=" + url_encode("max-age=1, must-revalidate"));
@@ -281,7 +283,8 @@ TEST_CASE(
   CacheNodeProcess parent(dir.file("parent"), origin.base_url(),
                           {"node_id=parent", "signing.required=false", "cache.refresh_grace_ms=0"});
   CacheNodeProcess child(dir.file("child"), origin.base_url(),
-                         {"node_id=child", "signing.required=false", "cache.refresh_grace_ms=0", "parent=" + parent.url("")});
+                         {"node_id=child", "signing.required=false", "cache.refresh_grace_ms=0",
+                          "parent=" + parent.url("")});
   const std::string path = "/gen/2K/tier.m3u8";
   const std::string url = child.url("/o/demo" + path + "?cc=max-age%3D1");
   auto first = http_get(url);
@@ -297,14 +300,16 @@ TEST_CASE(
   CHECK(node_metric(child, "cache_revalidations_total{result=\"not_modified\"}") == 1);
 }
 
-TEST_CASE("stale-while-revalidate: viewers get the stale copy at once while one background fetch refreshes it") {
+TEST_CASE(
+    "stale-while-revalidate: viewers get the stale copy at once while one background fetch "
+    "refreshes it") {
   TempDir dir;
   TestOrigin origin;
   CacheNodeProcess node(dir.file("data"), origin.base_url(), kWaitForRevalidation);
   // The origin takes 400 ms for every answer; the copy is fresh for 1 s, then 10 s of grace.
   const std::string path = "/gen/2K/swr.ts";
-  const std::string url = node.url("/o/demo" + path + "?delay_ms=400&cc=" +
-                                   url_encode("max-age=1, stale-while-revalidate=10"));
+  const std::string url = node.url(
+      "/o/demo" + path + "?delay_ms=400&cc=" + url_encode("max-age=1, stale-while-revalidate=10"));
   const std::string strict_path = "/gen/2K/strict.ts";
   const std::string strict = node.url("/o/demo" + strict_path + "?delay_ms=400&cc=max-age%3D1");
   REQUIRE(http_get(url).status == 200);
@@ -321,7 +326,8 @@ TEST_CASE("stale-while-revalidate: viewers get the stale copy at once while one 
   auto again = http_get(url);
   CHECK(again.total < 300ms);
   REQUIRE(wait_until([&] { return origin.count(path) + origin.conditional(path) >= 2; }, 3s, 20ms));
-  REQUIRE(wait_until([&] { return x_cache(http_get(url)) == std::optional<std::string>("HIT"); }, 3s, 50ms));
+  REQUIRE(wait_until([&] { return x_cache(http_get(url)) == std::optional<std::string>("HIT"); },
+                     3s, 50ms));
   CHECK(origin.count(path) == 2);
   CHECK(node_metric(node, "cache_requests_total{result=\"stale_while_revalidate\"}") >= 2);
 
@@ -332,7 +338,9 @@ TEST_CASE("stale-while-revalidate: viewers get the stale copy at once while one 
   CHECK(waited.total >= 350ms);
 }
 
-TEST_CASE("by default a copy that expired a moment ago answers while it is refreshed; one expired longer ago waits") {
+TEST_CASE(
+    "by default a copy that expired a moment ago answers while it is refreshed; one expired longer "
+    "ago waits") {
   TempDir dir;
   TestOrigin origin;
   CacheNodeProcess node(dir.file("data"), origin.base_url(), {"signing.required=false"});
@@ -348,7 +356,8 @@ TEST_CASE("by default a copy that expired a moment ago answers while it is refre
   auto quick = http_get(moment);
   CHECK(x_cache(quick) == std::optional<std::string>("STALE"));
   CHECK(quick.total < 300ms);
-  REQUIRE(wait_until([&] { return origin.count(moment_path) + origin.conditional(moment_path) >= 2; }, 3s, 20ms));
+  REQUIRE(wait_until(
+      [&] { return origin.count(moment_path) + origin.conditional(moment_path) >= 2; }, 3s, 20ms));
   // 2.2 s after: more than the half-second default grace past its lifetime.
   wait_past(stored, 2200ms);
   auto waited = http_get(long_ago);
@@ -356,7 +365,9 @@ TEST_CASE("by default a copy that expired a moment ago answers while it is refre
   CHECK(waited.total >= 350ms);
 }
 
-TEST_CASE("cache.refresh_grace_ms: a grace for copies whose origin says nothing, half a second at most for playlists") {
+TEST_CASE(
+    "cache.refresh_grace_ms: a grace for copies whose origin says nothing, half a second at most "
+    "for playlists") {
   TempDir dir;
   TestOrigin origin;
   CacheNodeProcess node(dir.file("data"), origin.base_url(),

@@ -42,7 +42,8 @@ bool accepts(int port) {
 
 std::string chunk_bytes(int i) {
   std::string s(64 * 1024, '\0');
-  for (size_t k = 0; k < s.size(); ++k) s[k] = static_cast<char>((k * 31 + static_cast<size_t>(i) * 7) & 0xff);
+  for (size_t k = 0; k < s.size(); ++k)
+    s[k] = static_cast<char>((k * 31 + static_cast<size_t>(i) * 7) & 0xff);
   return s;
 }
 
@@ -56,7 +57,8 @@ TEST_CASE("upstream HTTP/2: concurrent chunk fetches share one multiplexed conne
   TempDir dir;
   std::string www = dir.file("www");
   REQUIRE(system(("mkdir -p " + www + "/live").c_str()) == 0);
-  for (int i = 0; i < 20; ++i) std::ofstream(www + "/live/c" + std::to_string(i) + ".ts", std::ios::binary) << chunk_bytes(i);
+  for (int i = 0; i < 20; ++i)
+    std::ofstream(www + "/live/c" + std::to_string(i) + ".ts", std::ios::binary) << chunk_bytes(i);
   std::string key = dir.file("key.pem"), cert = dir.file("cert.pem");
   REQUIRE(system(("openssl req -x509 -newkey rsa:2048 -nodes -keyout " + key + " -out " + cert +
                   " -days 2 -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 2>/dev/null")
@@ -78,11 +80,14 @@ TEST_CASE("upstream HTTP/2: concurrent chunk fetches share one multiplexed conne
   const std::string origin = "https://127.0.0.1:" + std::to_string(port);
 
   SUBCASE("trusting the origin's CA, the chunks arrive over one HTTP/2 connection") {
-    CacheNodeProcess node(dir.file("data"), origin, {"signing.required=false", "upstream.ca_file=" + cert});
+    CacheNodeProcess node(dir.file("data"), origin,
+                          {"signing.required=false", "upstream.ca_file=" + cert});
     std::vector<HttpResponse> responses(20);
     std::vector<std::thread> viewers;
     for (int i = 0; i < 20; ++i) {
-      viewers.emplace_back([&, i] { responses[i] = http_get(node.url("/o/demo/live/c" + std::to_string(i) + ".ts")); });
+      viewers.emplace_back([&, i] {
+        responses[i] = http_get(node.url("/o/demo/live/c" + std::to_string(i) + ".ts"));
+      });
     }
     for (auto& t : viewers) t.join();
     for (int i = 0; i < 20; ++i) {

@@ -131,7 +131,9 @@ TEST_CASE("misses: Range and HEAD requests joining a download are answered") {
   CHECK(origin.count("/gen/64K/rm.ts") == 1);
 }
 
-TEST_CASE("signatures: missing, expired, tampered and unknown-key URLs are refused; the previous key works") {
+TEST_CASE(
+    "signatures: missing, expired, tampered and unknown-key URLs are refused; the previous key "
+    "works") {
   TempDir dir;
   TestOrigin origin;
   CacheNodeProcess node(dir.file("data"), origin.base_url());  // signing required (example config)
@@ -146,16 +148,19 @@ TEST_CASE("signatures: missing, expired, tampered and unknown-key URLs are refus
   std::string tampered = good;
   tampered.replace(tampered.find("signed.ts"), 9, "signex.ts");
   CHECK(is_json_error(http_get(tampered), "signature_invalid"));
-  std::string forged = good.substr(0, good.find("bsig=") + 5) + "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+  std::string forged =
+      good.substr(0, good.find("bsig=") + 5) + "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
   CHECK(is_json_error(http_get(forged), "signature_invalid"));
-  CHECK(is_json_error(http_get(node.signed_url(target, 60, "some-other-key-0123456789")), "signature_invalid"));
+  CHECK(is_json_error(http_get(node.signed_url(target, 60, "some-other-key-0123456789")),
+                      "signature_invalid"));
   CHECK(origin.total() == 0);  // nothing unsigned ever reached the origin
   CHECK(http_get(node.signed_url(target, 60, kPreviousKey)).status == 200);
   CHECK(http_get(good).status == 200);
   CHECK(origin.count("/gen/8K/signed.ts") == 1);
 }
 
-TEST_CASE("bad input: each hostile request gets its status and JSON error; nothing reaches the origin") {
+TEST_CASE(
+    "bad input: each hostile request gets its status and JSON error; nothing reaches the origin") {
   TempDir dir;
   TestOrigin origin;
   CacheNodeProcess node(dir.file("data"), origin.base_url(), {"signing.required=false"});
@@ -185,11 +190,13 @@ TEST_CASE("bad input: each hostile request gets its status and JSON error; nothi
     CHECK(r.status == c.status);
     CHECK(is_json_error(r, c.code));
   }
-  auto big_header = http_get(node.url("/o/demo/gen/1K/a.ts"), {{"X-Junk", std::string(20000, 'j')}});
+  auto big_header =
+      http_get(node.url("/o/demo/gen/1K/a.ts"), {{"X-Junk", std::string(20000, 'j')}});
   CHECK(big_header.status == 431);
   CHECK(is_json_error(big_header, "headers_too_large"));
   // Far over the limit, evhttp's parser refuses the headers itself: still a JSON error.
-  auto huge_header = http_get(node.url("/o/demo/gen/1K/a.ts"), {{"X-Junk", std::string(60000, 'j')}});
+  auto huge_header =
+      http_get(node.url("/o/demo/gen/1K/a.ts"), {{"X-Junk", std::string(60000, 'j')}});
   CHECK(huge_header.status == 400);
   CHECK(is_json_error(huge_header, "bad_request"));
   auto long_target = http_get(node.url("/o/demo/gen/1K/" + std::string(17000, 'a')));
@@ -198,7 +205,8 @@ TEST_CASE("bad input: each hostile request gets its status and JSON error; nothi
   CHECK(post.status == 405);
   CHECK(is_json_error(post, "method_not_allowed"));
   // Absolute-form request target (a proxy request) is refused, not proxied.
-  std::string proxy = raw_exchange(node.port(), "GET http://evil.example/x.ts HTTP/1.1\r\nHost: evil.example\r\n\r\n");
+  std::string proxy = raw_exchange(
+      node.port(), "GET http://evil.example/x.ts HTTP/1.1\r\nHost: evil.example\r\n\r\n");
   CHECK(proxy.rfind("HTTP/1.1 400", 0) == 0);
   // Garbage instead of HTTP: the connection is dropped or refused, the node lives on.
   raw_exchange(node.port(), std::string("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 11));
@@ -210,8 +218,9 @@ TEST_CASE("bad input: each hostile request gets its status and JSON error; nothi
 TEST_CASE("operator endpoints: /ping, /health with the overloaded flag, /metrics") {
   TempDir dir;
   TestOrigin origin;
-  CacheNodeProcess node(dir.file("data"), origin.base_url(),
-                        {"signing.required=false", "node_id=venue-x", "site=arena", "overload.max_connections=2"});
+  CacheNodeProcess node(
+      dir.file("data"), origin.base_url(),
+      {"signing.required=false", "node_id=venue-x", "site=arena", "overload.max_connections=2"});
   auto ping = http_get(node.url("/ping"));
   CHECK(ping.status == 200);
   CHECK(ping.body == "{\"id\":\"venue-x\",\"site\":\"arena\"}\n");
@@ -231,19 +240,25 @@ TEST_CASE("operator endpoints: /ping, /health with the overloaded flag, /metrics
   HttpResponse a, b;
   std::thread ta([&] { a = http_get(node.url("/o/demo/gen/256K/o1.ts?rate_kbps=1000"), {}, 10s); });
   std::thread tb([&] { b = http_get(node.url("/o/demo/gen/256K/o2.ts?rate_kbps=1000"), {}, 10s); });
-  CHECK(wait_until([&] { return http_get(node.url("/health")).body.find("\"overloaded\":true") != std::string::npos; },
-                   5s));
+  CHECK(wait_until(
+      [&] {
+        return http_get(node.url("/health")).body.find("\"overloaded\":true") != std::string::npos;
+      },
+      5s));
   ta.join();
   tb.join();
   CHECK(a.status == 200);
-  CHECK(wait_until([&] { return http_get(node.url("/health")).body.find("\"overloaded\":false") != std::string::npos; },
-                   5s));
+  CHECK(wait_until(
+      [&] {
+        return http_get(node.url("/health")).body.find("\"overloaded\":false") != std::string::npos;
+      },
+      5s));
   auto metrics = http_get(node.url("/metrics"));
   CHECK(metrics.header("Content-Type").value_or("").find("text/plain") == 0);
-  for (std::string name : {"cache_requests_total{result=\"miss\"} 2", "cache_origin_fetches_total 2",
-                           "cache_origin_bytes_total 524288", "cache_bytes_served_total",
-                           "http_request_duration_seconds_bucket", "cache_storage_bytes{tier=\"disk\"}",
-                           "cache_errors_total"}) {
+  for (std::string name : {"cache_requests_total{result=\"miss\"} 2",
+                           "cache_origin_fetches_total 2", "cache_origin_bytes_total 524288",
+                           "cache_bytes_served_total", "http_request_duration_seconds_bucket",
+                           "cache_storage_bytes{tier=\"disk\"}", "cache_errors_total"}) {
     CAPTURE(name);
     CHECK(metrics.body.find(name) != std::string::npos);
   }
@@ -254,19 +269,23 @@ TEST_CASE("config: SIGHUP reloads origins; a broken file is rejected and the nod
   TestOrigin origin;
   std::string conf = dir.file("node.json");
   auto write_conf = [&](const std::string& origins_json) {
-    std::ofstream(conf) << "{\"node_id\":\"n\",\"data_dir\":\"" << dir.file("data")
-                        << "\",\"listen\":{\"port\":0},\"signing\":{\"required\":false},\"origins\":" << origins_json
-                        << "}";
+    std::ofstream(conf)
+        << "{\"node_id\":\"n\",\"data_dir\":\"" << dir.file("data")
+        << "\",\"listen\":{\"port\":0},\"signing\":{\"required\":false},\"origins\":"
+        << origins_json << "}";
   };
   write_conf("{\"demo\":{\"url\":\"" + origin.base_url() + "\"}}");
   ChildProcess node;
-  REQUIRE(node.start({binary_path("cache_node"), "--config", conf, threads_args()[0], threads_args()[1]}));
+  REQUIRE(node.start(
+      {binary_path("cache_node"), "--config", conf, threads_args()[0], threads_args()[1]}));
   int port = node.wait_for_listening_port(deadline_in(10s));
   REQUIRE(port > 0);
   CHECK(http_get(local_url(port, "/o/other/gen/1K/r.ts")).status == 404);
-  write_conf("{\"demo\":{\"url\":\"" + origin.base_url() + "\"},\"other\":{\"url\":\"" + origin.base_url() + "\"}}");
+  write_conf("{\"demo\":{\"url\":\"" + origin.base_url() + "\"},\"other\":{\"url\":\"" +
+             origin.base_url() + "\"}}");
   kill(node.pid(), SIGHUP);
-  CHECK(wait_until([&] { return http_get(local_url(port, "/o/other/gen/1K/r.ts")).status == 200; }, 5s, 50ms));
+  CHECK(wait_until([&] { return http_get(local_url(port, "/o/other/gen/1K/r.ts")).status == 200; },
+                   5s, 50ms));
   auto reloads = [&](const std::string& result) {
     std::string body = http_get(local_url(port, "/metrics")).body;
     std::string name = "cache_node_config_reloads_total{result=\"" + result + "\"} ";
@@ -277,7 +296,8 @@ TEST_CASE("config: SIGHUP reloads origins; a broken file is rejected and the nod
   CHECK(reloads("rejected") == 0);
   std::ofstream(conf) << "{ this is not json";
   kill(node.pid(), SIGHUP);
-  CHECK(wait_until([&] { return node.stderr_text().find("reload rejected") != std::string::npos; }, 5s));
+  CHECK(wait_until([&] { return node.stderr_text().find("reload rejected") != std::string::npos; },
+                   5s));
   CHECK(http_get(local_url(port, "/o/other/gen/1K/r.ts")).status == 200);
   CHECK(reloads("rejected") == 1);
   // A log level that does not exist is refused on reload as --check-config refuses it.
@@ -285,21 +305,23 @@ TEST_CASE("config: SIGHUP reloads origins; a broken file is rejected and the nod
   kill(node.pid(), SIGHUP);
   CHECK(wait_until([&] { return reloads("rejected") == 2; }, 5s, 50ms));
   CHECK(node.stderr_text().find("log.level") != std::string::npos);
-  CHECK(http_get(local_url(port, "/o/other/gen/1K/r.ts")).status == 200);  // old config still in force
+  CHECK(http_get(local_url(port, "/o/other/gen/1K/r.ts")).status ==
+        200);  // old config still in force
   node.terminate();
   CHECK(node.wait_exit(deadline_in(10s)) == std::optional<int>(0));
 }
 
 TEST_CASE("config: bad files and overrides are refused at start, naming the file and the key") {
   ChildProcess check;
-  REQUIRE(check.start({binary_path("cache_node"), "--config", std::string(BALANCER_SOURCE_DIR) + "/conf/cache_node.json",
-                       "--check-config", "--set", "storage.disk_mb=-5", "--set", "colour=blue"}));
+  REQUIRE(check.start({binary_path("cache_node"), "--config",
+                       std::string(BALANCER_SOURCE_DIR) + "/conf/cache_node.json", "--check-config",
+                       "--set", "storage.disk_mb=-5", "--set", "colour=blue"}));
   CHECK(check.wait_exit(deadline_in(10s)) == std::optional<int>(2));
   std::string err = check.stderr_text();
   CHECK(err.find("conf/cache_node.json: key 'storage.disk_mb'") != std::string::npos);
   CHECK(err.find("key 'colour': unknown key") != std::string::npos);
   ChildProcess ok;
-  REQUIRE(ok.start({binary_path("cache_node"), "--config", std::string(BALANCER_SOURCE_DIR) + "/conf/cache_node.json",
-                    "--check-config"}));
+  REQUIRE(ok.start({binary_path("cache_node"), "--config",
+                    std::string(BALANCER_SOURCE_DIR) + "/conf/cache_node.json", "--check-config"}));
   CHECK(ok.wait_exit(deadline_in(10s)) == std::optional<int>(0));
 }

@@ -37,11 +37,13 @@ TEST_CASE("a 404 with no-store is not remembered: the next request asks the orig
 TEST_CASE("a 404's own lifetime bounds how long it is remembered; without one the configured TTL") {
   TempDir dir;
   TestOrigin origin;
-  CacheNodeProcess node(dir.file("data"), origin.base_url(), {"signing.required=false", "negative_ttl_ms=60000"});
+  CacheNodeProcess node(dir.file("data"), origin.base_url(),
+                        {"signing.required=false", "negative_ttl_ms=60000"});
   // max-age=0, an Expires already past, private: not reusable.
-  const std::pair<const char*, const char*> unreusable[] = {{"/gen/1K/zero.ts", "?status=404&cc=max-age%3D0"},
-                                                            {"/gen/1K/past.ts", "?status=404&cc=&expires=-5"},
-                                                            {"/gen/1K/private.ts", "?status=410&cc=private"}};
+  const std::pair<const char*, const char*> unreusable[] = {
+      {"/gen/1K/zero.ts", "?status=404&cc=max-age%3D0"},
+      {"/gen/1K/past.ts", "?status=404&cc=&expires=-5"},
+      {"/gen/1K/private.ts", "?status=410&cc=private"}};
   for (const auto& [path, query] : unreusable) {
     CAPTURE(query);
     REQUIRE(http_get(node.url(std::string("/o/demo") + path + query)).status == 404);
@@ -61,20 +63,24 @@ TEST_CASE("a 404's own lifetime bounds how long it is remembered; without one th
   REQUIRE(http_get(short_url).status == 404);
   REQUIRE(http_get(short_url).status == 404);
   CHECK(origin.count(short_lived) == 1);
-  REQUIRE(wait_until([&] { return http_get(short_url).status == 404 && origin.count(short_lived) == 2; }, 5s, 100ms));
+  REQUIRE(wait_until(
+      [&] { return http_get(short_url).status == 404 && origin.count(short_lived) == 2; }, 5s,
+      100ms));
 }
 
 TEST_CASE("a hinted part's 404 is remembered for at most its part target, other 404s for the TTL") {
   TempDir dir;
   TestOrigin origin;
-  CacheNodeProcess node(dir.file("data"), origin.base_url(), {"signing.required=false", "negative_ttl_ms=60000"});
+  CacheNodeProcess node(dir.file("data"), origin.base_url(),
+                        {"signing.required=false", "negative_ttl_ms=60000"});
   // A part or preload hint link (the balancer marks it with its PART-TARGET, bpt): a player may
   // ask for a hinted part a moment before it exists and asks again at once.
   const std::string part = "/gen/1K/seg9.2.m4s";
   const std::string part_url = node.url("/o/demo" + part + "?status=404&bpt=200");
   REQUIRE(http_get(part_url).status == 404);
   REQUIRE(origin.count(part) == 1);
-  REQUIRE(wait_until([&] { return http_get(part_url).status == 404 && origin.count(part) == 2; }, 2s, 20ms));
+  REQUIRE(wait_until([&] { return http_get(part_url).status == 404 && origin.count(part) == 2; },
+                     2s, 20ms));
   // The same 404 without a part target: the configured 60 s (the node answers meanwhile).
   const std::string chunk = "/gen/1K/seg9.ts";
   const std::string chunk_url = node.url("/o/demo" + chunk + "?status=404");
@@ -98,20 +104,24 @@ TEST_CASE("Vary: * is served but never reused") {
   CHECK(origin.count(path) == 2);
 }
 
-TEST_CASE("two Expires lines are invalid: the copy is stale at once; a list-valued Age counts its first member") {
+TEST_CASE(
+    "two Expires lines are invalid: the copy is stale at once; a list-valued Age counts its first "
+    "member") {
   TempDir dir;
   TestOrigin origin;
   CacheNodeProcess node(dir.file("data"), origin.base_url(), {"signing.required=false"});
   // cc= sends no Cache-Control, so Expires decides; the origin adds a second Expires line.
   const std::string twice = "/gen/2K/twice.ts";
-  const std::string twice_url = node.url("/o/demo" + twice +
-                                         "?cc=&expires=600&hdr=Expires%3AThu%2C%2001%20Jan%202099%2000%3A00%3A00%20GMT");
+  const std::string twice_url =
+      node.url("/o/demo" + twice +
+               "?cc=&expires=600&hdr=Expires%3AThu%2C%2001%20Jan%202099%2000%3A00%3A00%20GMT");
   REQUIRE(http_get(twice_url).status == 200);
   REQUIRE(http_get(twice_url).status == 200);
   CHECK(origin.count(twice) == 2);
   // Age "7200, 0" under max-age=3600: already stale on arrival.
   const std::string aged = "/gen/2K/aged.ts";
-  const std::string aged_url = node.url("/o/demo" + aged + "?cc=max-age%3D3600&hdr=Age%3A7200%2C%200");
+  const std::string aged_url =
+      node.url("/o/demo" + aged + "?cc=max-age%3D3600&hdr=Age%3A7200%2C%200");
   REQUIRE(http_get(aged_url).status == 200);
   HttpResponse second = http_get(aged_url);
   REQUIRE(second.status == 200);
@@ -119,16 +129,19 @@ TEST_CASE("two Expires lines are invalid: the copy is stale at once; a list-valu
   CHECK(origin.count(aged) == 2);
 }
 
-TEST_CASE("end-to-end headers are kept with the copy: on the miss, on hits, after a restart; the origin's Date too") {
+TEST_CASE(
+    "end-to-end headers are kept with the copy: on the miss, on hits, after a restart; the "
+    "origin's Date too") {
   TempDir dir;
   TestOrigin origin;
   CacheNodeProcess node(dir.file("data"), origin.base_url(), {"signing.required=false"});
   const std::string path = "/gen/2K/live.m3u8";
-  const std::string url = node.url(
-      "/o/demo" + path +
-      "?cc=max-age%3D600&hdr=Content-Encoding%3Agzip&hdr=Content-Language%3Aen&hdr=Vary%3AAccept-Encoding"
-      "&hdr=Link%3A%3Cpart1.m4s%3E%3B%20rel%3Dpreload&hdr=Set-Cookie%3Aviewer%3D1"
-      "&hdr=Access-Control-Allow-Origin%3Ahttps%3A%2F%2Fevil.example");
+  const std::string url =
+      node.url("/o/demo" + path +
+               "?cc=max-age%3D600&hdr=Content-Encoding%3Agzip&hdr=Content-Language%3Aen&hdr=Vary%"
+               "3AAccept-Encoding"
+               "&hdr=Link%3A%3Cpart1.m4s%3E%3B%20rel%3Dpreload&hdr=Set-Cookie%3Aviewer%3D1"
+               "&hdr=Access-Control-Allow-Origin%3Ahttps%3A%2F%2Fevil.example");
   auto check_headers = [](const HttpResponse& r) {
     CHECK(r.status == 200);
     CHECK(r.header("Content-Encoding") == std::optional<std::string>("gzip"));
@@ -137,7 +150,8 @@ TEST_CASE("end-to-end headers are kept with the copy: on the miss, on hits, afte
     CHECK(r.header("Link") == std::optional<std::string>("<part1.m4s>; rel=preload"));
     CHECK_FALSE(r.header("Set-Cookie").has_value());  // one viewer's, never shared
     // The node's own CORS answer, not the origin's.
-    CHECK(r.header("Access-Control-Allow-Origin") != std::optional<std::string>("https://evil.example"));
+    CHECK(r.header("Access-Control-Allow-Origin") !=
+          std::optional<std::string>("https://evil.example"));
   };
   HttpResponse miss = http_get(url);
   check_headers(miss);
@@ -165,27 +179,34 @@ TEST_CASE("end-to-end headers are kept with the copy: on the miss, on hits, afte
   CHECK(origin.count(path) == 1);
 }
 
-TEST_CASE("an origin that sends a hundred headers: the copy keeps a bounded number, the rest are counted") {
+TEST_CASE(
+    "an origin that sends a hundred headers: the copy keeps a bounded number, the rest are "
+    "counted") {
   TempDir dir;
   TestOrigin origin;
   CacheNodeProcess node(dir.file("data"), origin.base_url(), {"signing.required=false"});
   std::string query = "?cc=max-age%3D600";
-  for (int i = 0; i < 100; ++i) query += "&hdr=X-Flood-" + std::to_string(i) + "%3A" + std::string(40, 'v');
+  for (int i = 0; i < 100; ++i)
+    query += "&hdr=X-Flood-" + std::to_string(i) + "%3A" + std::string(40, 'v');
   const std::string url = node.url("/o/demo/gen/2K/flood.ts" + query);
   HttpResponse miss = http_get(url);
   REQUIRE(miss.status == 200);
   CHECK(miss.body.size() == 2048);
   int kept = 0;
-  for (int i = 0; i < 100; ++i) kept += miss.header("X-Flood-" + std::to_string(i)).has_value() ? 1 : 0;
+  for (int i = 0; i < 100; ++i)
+    kept += miss.header("X-Flood-" + std::to_string(i)).has_value() ? 1 : 0;
   CHECK(kept > 0);
   CHECK(kept <= 24);
   HttpResponse hit = http_get(url);
   CHECK(x_cache(hit) == std::optional<std::string>("HIT"));
   const std::string metrics = http_get(node.url("/metrics")).body;
-  CHECK(metrics.find("cache_dropped_headers_total " + std::to_string(100 - kept)) != std::string::npos);
+  CHECK(metrics.find("cache_dropped_headers_total " + std::to_string(100 - kept)) !=
+        std::string::npos);
 }
 
-TEST_CASE("a redirect on a configured origin is followed once per chunk; elsewhere, or in a loop, it is relayed") {
+TEST_CASE(
+    "a redirect on a configured origin is followed once per chunk; elsewhere, or in a loop, it is "
+    "relayed") {
   TempDir dir;
   TestOrigin origin;
   CacheNodeProcess node(dir.file("data"), origin.base_url(), {"signing.required=false"});
@@ -216,7 +237,9 @@ TEST_CASE("a redirect on a configured origin is followed once per chunk; elsewhe
   CHECK(origin.count("/gen/2K/loop.ts") == 6);
 }
 
-TEST_CASE("origin refusals reach the viewer as they are: 403, and 429/503 with Retry-After; none is remembered") {
+TEST_CASE(
+    "origin refusals reach the viewer as they are: 403, and 429/503 with Retry-After; none is "
+    "remembered") {
   TempDir dir;
   TestOrigin origin;
   CacheNodeProcess node(dir.file("data"), origin.base_url(), {"signing.required=false"});
@@ -245,7 +268,8 @@ TEST_CASE("other 2xx answers reach the viewer as the origin sent them and are ne
   TempDir dir;
   TestOrigin origin;
   CacheNodeProcess node(dir.file("data"), origin.base_url(), {"signing.required=false"});
-  const std::string url = node.url("/o/demo/gen/1K/n.ts?status=203&cc=max-age%3D600&hdr=X-Kept%3Ayes");
+  const std::string url =
+      node.url("/o/demo/gen/1K/n.ts?status=203&cc=max-age%3D600&hdr=X-Kept%3Ayes");
   HttpResponse first = http_get(url);
   CHECK(first.status == 203);
   CHECK(first.body == "test_origin: status 203\n");

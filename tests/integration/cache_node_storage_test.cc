@@ -34,8 +34,8 @@ TEST_CASE("kill -9 during a download: after restart the chunk is fetched again a
   TempDir dir;
   TestOrigin origin;
   const std::string target = "/o/demo/gen/1M/crash.ts?rate_kbps=2000";  // about 4 s
-  auto node = std::make_unique<CacheNodeProcess>(dir.file("data"), origin.base_url(),
-                                                 std::vector<std::string>{"signing.required=false"});
+  auto node = std::make_unique<CacheNodeProcess>(
+      dir.file("data"), origin.base_url(), std::vector<std::string>{"signing.required=false"});
   HttpResponse interrupted;
   std::thread viewer([&] { interrupted = http_get(node->url(target), {}, 20s); });
   // Kill once the node is mid-download (the origin has sent part of the body).

@@ -21,8 +21,8 @@ std::string query_encoded(const std::string& payload) {
   static const char* hex = "0123456789ABCDEF";
   std::string out;
   for (unsigned char c : payload) {
-    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_' ||
-        c == '.' || c == '~') {
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+        c == '_' || c == '.' || c == '~') {
       out.push_back(static_cast<char>(c));
     } else {
       out.push_back('%');
@@ -46,7 +46,9 @@ std::string object_of(const std::string& json, const std::string& key) {
 
 }  // namespace
 
-TEST_CASE("cache node: CMCD as query or headers; the signature and the cache key ignore it; playback counted") {
+TEST_CASE(
+    "cache node: CMCD as query or headers; the signature and the cache key ignore it; playback "
+    "counted") {
   TempDir dir;
   TestOrigin origin;
   CacheNodeProcess node(dir.file("data"), origin.base_url(), {"node_id=venue-a"});
@@ -55,7 +57,8 @@ TEST_CASE("cache node: CMCD as query or headers; the signature and the cache key
 
   // hls.js 1.7 (CMCD v2, query mode) on the signed link: the signature still holds.
   auto first = http_get(with_cmcd(
-      signed_url, R"(bl=(21300),br=(3200),bs,cid="demo",mtp=(25400),nor=("n.ts"),ot=v,sid="s-1",sta=p,v=2)"));
+      signed_url,
+      R"(bl=(21300),br=(3200),bs,cid="demo",mtp=(25400),nor=("n.ts"),ot=v,sid="s-1",sta=p,v=2)"));
   INFO(first.status, " ", first.body.substr(0, 200));
   REQUIRE(first.status == 200);
   CHECK(first.header("X-Cache") == "MISS");
@@ -84,7 +87,8 @@ TEST_CASE("cache node: CMCD as query or headers; the signature and the cache key
   CHECK(metric_value(metrics, "playback_stalls_total{channel=\"demo\",node=\"venue-a\"}") == 1);
   CHECK(metric_value(metrics, "playback_stalls_total{channel=\"unknown\",node=\"venue-a\"}") == 1);
   CHECK(metric_value(metrics, "playback_sessions_reporting") == 2);
-  CHECK(metric_value(metrics, "playback_sessions_healthy_buffer") == 1);  // s-1 at 21 s, s-2 at 1.5 s
+  CHECK(metric_value(metrics, "playback_sessions_healthy_buffer") ==
+        1);  // s-1 at 21 s, s-2 at 1.5 s
   CHECK(metric_value(metrics, "playback_buffer_length_seconds_count") == 3);
   CHECK(metric_value(metrics, "playback_bitrate_bytes_per_second_count") == 3);
 
@@ -96,7 +100,9 @@ TEST_CASE("cache node: CMCD as query or headers; the signature and the cache key
   CHECK(playback.find("\"bitrate_mix\":{\"840\":1,\"3200\":1}") != std::string::npos);
 }
 
-TEST_CASE("cache node: a viewer's CMCD next object (nor) is fetched before it asks, once, if its link is signed") {
+TEST_CASE(
+    "cache node: a viewer's CMCD next object (nor) is fetched before it asks, once, if its link is "
+    "signed") {
   TempDir dir;
   TestOrigin origin;
   CacheNodeProcess node(dir.file("data"), origin.base_url(), {"node_id=venue-a"});
@@ -118,7 +124,8 @@ TEST_CASE("cache node: a viewer's CMCD next object (nor) is fetched before it as
   // one on another host.
   for (const std::string& nor : {std::string("s3.ts"), std::string("../../../../s4.ts"),
                                  std::string("http://elsewhere.invalid/o/demo/s5.ts")}) {
-    CHECK(http_get(with_cmcd(node.signed_url("/o/demo/gen/16K/live/s1.ts"), "nor=\"" + nor + "\"")).status == 200);
+    CHECK(http_get(with_cmcd(node.signed_url("/o/demo/gen/16K/live/s1.ts"), "nor=\"" + nor + "\""))
+              .status == 200);
   }
   // The counters move before each reply: one prefetch started, the unsigned link refused.
   const std::string metrics = http_get(node.url("/metrics")).body;
@@ -128,7 +135,9 @@ TEST_CASE("cache node: a viewer's CMCD next object (nor) is fetched before it as
   CHECK(origin.count("/gen/16K/s4.ts") == 0);
 }
 
-TEST_CASE("balancer: a playlist request's CMCD is read, never sent to origin, and counted for its channel and cache") {
+TEST_CASE(
+    "balancer: a playlist request's CMCD is read, never sent to origin, and counted for its "
+    "channel and cache") {
   TempDir dir;
   write_file(dir.file("root/live/index.m3u8"), live_playlist(10, 3));
   write_file(dir.file("root/health.json"), R"({"status":"ok"})");
@@ -142,7 +151,8 @@ TEST_CASE("balancer: a playlist request's CMCD is read, never sent to origin, an
   REQUIRE(balancer.wait_cache_usable("a", true, 10s));
 
   const std::string target = "/hls/demo/live/index.m3u8?cache=a&viewer=v1";
-  const std::string report1 = R"(bl=8000,bs,ot=m,sid="p-1",su)", report2 = R"(bl=9000,ot=m,sid="p-1")";
+  const std::string report1 = R"(bl=8000,bs,ot=m,sid="p-1",su)",
+                    report2 = R"(bl=9000,ot=m,sid="p-1")";
   auto first = balancer.get(with_cmcd(target, report1));
   INFO(first.status, " ", first.body.substr(0, 300));
   REQUIRE(first.status == 200);

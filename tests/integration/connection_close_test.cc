@@ -33,8 +33,8 @@ struct Listener {
 };
 
 // One request of kind `ask` for `target`; "" when the reply is whole, else what was wrong.
-std::string check_one(const Listener& l, const std::string& target, Ask ask, const std::string& expected_body,
-                      const std::string& expected_prefix) {
+std::string check_one(const Listener& l, const std::string& target, Ask ask,
+                      const std::string& expected_body, const std::string& expected_prefix) {
   HttpRequest request;
   request.url = l.base + target;
   request.ca_file = l.ca_file;
@@ -42,15 +42,20 @@ std::string check_one(const Listener& l, const std::string& target, Ask ask, con
   if (ask == Ask::http1_0) request.version = HttpRequest::Version::http1_0;
   if (ask == Ask::close) request.headers = {{"Connection", "close"}};
   HttpResponse r = http_request(request);
-  std::string what = l.name + " " + target + (ask == Ask::http1_0 ? " (HTTP/1.0)" : ask == Ask::close ? " (close)" : "");
+  std::string what = l.name + " " + target +
+                     (ask == Ask::http1_0 ? " (HTTP/1.0)"
+                      : ask == Ask::close ? " (close)"
+                                          : "");
   if (!r.ok()) return what + ": " + r.error;
   if (r.status != 200) return what + ": status " + std::to_string(r.status);
   if (!expected_body.empty() && r.body != expected_body) {
     return what + ": body of " + std::to_string(r.body.size()) + " bytes, expected " +
            std::to_string(expected_body.size());
   }
-  if (r.body.compare(0, expected_prefix.size(), expected_prefix) != 0) return what + ": unexpected body";
-  if (ask == Ask::close && r.header("Connection").value_or("") != "close") return what + ": no Connection: close";
+  if (r.body.compare(0, expected_prefix.size(), expected_prefix) != 0)
+    return what + ": unexpected body";
+  if (ask == Ask::close && r.header("Connection").value_or("") != "close")
+    return what + ": no Connection: close";
   return "";
 }
 
@@ -125,7 +130,8 @@ struct Certificates {
     REQUIRE_MESSAGE(write_self_signed_certificate(cert, key, "close-test", &error), error);
   }
   std::vector<std::string> overrides() const {
-    return {"listen.tls.enabled=true", "listen.tls.port=0", "listen.tls.certificate=" + cert, "listen.tls.key=" + key};
+    return {"listen.tls.enabled=true", "listen.tls.port=0", "listen.tls.certificate=" + cert,
+            "listen.tls.key=" + key};
   }
   std::string cert, key;
 };
@@ -140,7 +146,8 @@ TEST_CASE("cache node: closing requests on the plain, h2c and TLS listeners get 
   auto chunk = [](int i) {
     std::string name = "close-" + std::to_string(i % 40) + ".ts";
     size_t size = i % 5 == 0 ? 600 * 1024 : 20 * 1024;
-    return std::make_pair("/o/demo/gen/" + std::to_string(size / 1024) + "K/" + name, generated_body(name, size));
+    return std::make_pair("/o/demo/gen/" + std::to_string(size / 1024) + "K/" + name,
+                          generated_body(name, size));
   };
 
   SUBCASE("TLS and h2c") {
@@ -162,9 +169,11 @@ TEST_CASE("cache node: closing requests on the plain, h2c and TLS listeners get 
       request.max_recv_bytes_per_s = 4 << 20;
       return http_request(request);
     });
-    flood(Listener{"node https", "https://127.0.0.1:" + std::to_string(node.tls_port()), certs.cert}, signed_target,
-          "");
-    flood(Listener{"node plain+h2c", "http://127.0.0.1:" + std::to_string(node.port()), ""}, signed_target, "");
+    flood(
+        Listener{"node https", "https://127.0.0.1:" + std::to_string(node.tls_port()), certs.cert},
+        signed_target, "");
+    flood(Listener{"node plain+h2c", "http://127.0.0.1:" + std::to_string(node.port()), ""},
+          signed_target, "");
     auto big_reply = big.get();
     CHECK_MESSAGE(big_reply.ok(), big_reply.error);
     CHECK(big_reply.body.size() == big_body.size());
@@ -177,7 +186,8 @@ TEST_CASE("cache node: closing requests on the plain, h2c and TLS listeners get 
       auto [target, body] = chunk(i);
       return std::make_pair(node.signed_url(target).substr(node.url("").size()), body);
     };
-    flood(Listener{"node plain", "http://127.0.0.1:" + std::to_string(node.port()), ""}, signed_target, "");
+    flood(Listener{"node plain", "http://127.0.0.1:" + std::to_string(node.port()), ""},
+          signed_target, "");
     check_healthy_idle_and_stoppable(node.process(), node.url("/health"));
   }
 }
@@ -189,16 +199,19 @@ TEST_CASE("balancer: closing requests on the plain and TLS listeners get whole r
   TestOriginOptions options;
   options.root = dir.file("root");
   TestOrigin origin(options);
-  BalancerProcess balancer(dir, origin.url("/files"), channels_json({channel_json("demo", "/live/index.m3u8")}),
+  BalancerProcess balancer(dir, origin.url("/files"),
+                           channels_json({channel_json("demo", "/live/index.m3u8")}),
                            caches_json({}), certs.overrides());
   REQUIRE(balancer.tls_port() > 0);
   auto playlist = [](int i) {
     // Few viewers: anonymous ones are limited per address (limits.max_anonymous_per_address).
-    return std::make_pair("/hls/demo/live/index.m3u8?viewer=close-" + std::to_string(i % 16), std::string());
+    return std::make_pair("/hls/demo/live/index.m3u8?viewer=close-" + std::to_string(i % 16),
+                          std::string());
   };
-  flood(Listener{"balancer https", "https://127.0.0.1:" + std::to_string(balancer.tls_port()), certs.cert},
+  flood(Listener{"balancer https", "https://127.0.0.1:" + std::to_string(balancer.tls_port()),
+                 certs.cert},
         playlist, "#EXTM3U");
-  flood(Listener{"balancer plain", "http://127.0.0.1:" + std::to_string(balancer.port()), ""}, playlist,
-        "#EXTM3U");
+  flood(Listener{"balancer plain", "http://127.0.0.1:" + std::to_string(balancer.port()), ""},
+        playlist, "#EXTM3U");
   check_healthy_idle_and_stoppable(balancer.process(), balancer.url("/health"));
 }

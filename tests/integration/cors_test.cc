@@ -173,8 +173,8 @@ TEST_CASE(
                   "Authorization");
   check_preflight(preflight(b.url("/hls/demo/live/master.m3u8?viewer=v1"), "GET", ""), "GET",
                   "Range");
-  check_preflight(preflight(b.url("/hls/demo/live/master.m3u8?viewer=v1"), "GET", "cmcd-request"), "GET",
-                  "CMCD-Request");
+  check_preflight(preflight(b.url("/hls/demo/live/master.m3u8?viewer=v1"), "GET", "cmcd-request"),
+                  "GET", "CMCD-Request");
 
   for (const char* path :
        {"/metrics", "/health", "/admin/status", "/access_queue_switch?state=off"}) {

@@ -41,7 +41,8 @@ MediaPlaylist fetch_media(const BalancerProcess& balancer, const std::string& ta
   std::istringstream lines(r.body);
   for (std::string line; std::getline(lines, line);) {
     if (!line.empty() && line.back() == '\r') line.pop_back();
-    if (line.rfind("#EXT-X-MEDIA-SEQUENCE:", 0) == 0) p.media_sequence = std::stoll(line.substr(22));
+    if (line.rfind("#EXT-X-MEDIA-SEQUENCE:", 0) == 0)
+      p.media_sequence = std::stoll(line.substr(22));
     if (!line.empty() && line[0] != '#') p.uris.push_back(line);
   }
   return p;
@@ -57,23 +58,75 @@ std::string first_variant(const BalancerProcess& balancer, const std::string& ma
 }
 
 std::vector<std::string> ffmpeg_source_args(const std::string& dir) {
-  return {"ffmpeg", "-hide_banner", "-loglevel", "error", "-re",
-          "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=15",
-          "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
-          "-filter_complex", "[0:v]split=2[a][b];[b]scale=160:90[b2]",
-          "-map", "[a]", "-map", "1:a", "-map", "[b2]", "-map", "1:a",
-          "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", "30", "-keyint_min", "30",
-          "-sc_threshold", "0", "-pix_fmt", "yuv420p", "-b:v:0", "300k", "-b:v:1", "120k",
-          "-c:a", "aac", "-b:a", "48k", "-ac", "2",
-          "-f", "hls", "-hls_time", "2", "-hls_list_size", "10",
-          "-hls_flags", "delete_segments+independent_segments+temp_file",
-          "-master_pl_name", "master.m3u8", "-var_stream_map", "v:0,a:0 v:1,a:1",
-          "-hls_segment_filename", dir + "/live/v%v/seg_%05d.ts", dir + "/live/v%v/index.m3u8"};
+  return {"ffmpeg",
+          "-hide_banner",
+          "-loglevel",
+          "error",
+          "-re",
+          "-f",
+          "lavfi",
+          "-i",
+          "testsrc2=size=320x180:rate=15",
+          "-f",
+          "lavfi",
+          "-i",
+          "sine=frequency=440:sample_rate=48000",
+          "-filter_complex",
+          "[0:v]split=2[a][b];[b]scale=160:90[b2]",
+          "-map",
+          "[a]",
+          "-map",
+          "1:a",
+          "-map",
+          "[b2]",
+          "-map",
+          "1:a",
+          "-c:v",
+          "libx264",
+          "-preset",
+          "ultrafast",
+          "-tune",
+          "zerolatency",
+          "-g",
+          "30",
+          "-keyint_min",
+          "30",
+          "-sc_threshold",
+          "0",
+          "-pix_fmt",
+          "yuv420p",
+          "-b:v:0",
+          "300k",
+          "-b:v:1",
+          "120k",
+          "-c:a",
+          "aac",
+          "-b:a",
+          "48k",
+          "-ac",
+          "2",
+          "-f",
+          "hls",
+          "-hls_time",
+          "2",
+          "-hls_list_size",
+          "10",
+          "-hls_flags",
+          "delete_segments+independent_segments+temp_file",
+          "-master_pl_name",
+          "master.m3u8",
+          "-var_stream_map",
+          "v:0,a:0 v:1,a:1",
+          "-hls_segment_filename",
+          dir + "/live/v%v/seg_%05d.ts",
+          dir + "/live/v%v/index.m3u8"};
 }
 
 }  // namespace
 
-TEST_CASE("end to end: live playback through balancer and cache nodes, across node failure and cache switching") {
+TEST_CASE(
+    "end to end: live playback through balancer and cache nodes, across node failure and cache "
+    "switching") {
   if (access("/usr/bin/ffmpeg", X_OK) != 0) {
     MESSAGE("skipped: ffmpeg is not installed");
     return;
@@ -86,17 +139,24 @@ TEST_CASE("end to end: live playback through balancer and cache nodes, across no
   TestOriginOptions origin_options;
   origin_options.root = root;
   TestOrigin origin(origin_options);
-  CacheNodeProcess node_a(dir.file("cache-a"), origin.base_url(), {"node_id=venue-a", "site=venue"});
-  CacheNodeProcess node_b(dir.file("cache-b"), origin.base_url(), {"node_id=venue-b", "site=venue"});
-  BalancerProcess balancer(dir, origin.base_url(), channels_json({channel_json("live", "/files/live/master.m3u8")}),
+  CacheNodeProcess node_a(dir.file("cache-a"), origin.base_url(),
+                          {"node_id=venue-a", "site=venue"});
+  CacheNodeProcess node_b(dir.file("cache-b"), origin.base_url(),
+                          {"node_id=venue-b", "site=venue"});
+  BalancerProcess balancer(dir, origin.base_url(),
+                           channels_json({channel_json("live", "/files/live/master.m3u8")}),
                            caches_json({cache_json("venue-a", "venue", node_a.port()),
                                         cache_json("venue-b", "venue", node_b.port())}));
   const std::string host_a = "http://127.0.0.1:" + std::to_string(node_a.port());
   const std::string host_b = "http://127.0.0.1:" + std::to_string(node_b.port());
   const std::string master = "/hls/live/files/live/master.m3u8?cache=venue-a&viewer=e2e";
   // ffmpeg needs a few segments before the stream is playable.
-  REQUIRE(wait_until([&] { return fetch_media(balancer, "/hls/live/files/live/v0/index.m3u8?cache=venue-a&viewer=e2e").uris.size() >= 3; },
-                     30s, 100ms));
+  REQUIRE(wait_until(
+      [&] {
+        return fetch_media(balancer, "/hls/live/files/live/v0/index.m3u8?cache=venue-a&viewer=e2e")
+                   .uris.size() >= 3;
+      },
+      30s, 100ms));
   REQUIRE(balancer.wait_cache_usable("venue-a", true, 10s));
   REQUIRE(balancer.wait_cache_usable("venue-b", true, 10s));
   const std::string variant = first_variant(balancer, master);
@@ -104,8 +164,9 @@ TEST_CASE("end to end: live playback through balancer and cache nodes, across no
 
   SUBCASE("ffmpeg plays 20+ s while its cache node dies and comes back") {
     ChildProcess player;
-    REQUIRE(player.start({"ffmpeg", "-hide_banner", "-loglevel", "warning", "-i", balancer.url(master), "-t", "26",
-                          "-f", "null", "-progress", "pipe:1", "-nostats", "-"}));
+    REQUIRE(
+        player.start({"ffmpeg", "-hide_banner", "-loglevel", "warning", "-i", balancer.url(master),
+                      "-t", "26", "-f", "null", "-progress", "pipe:1", "-nostats", "-"}));
     const auto started = Clock::now();
     int64_t last_sequence = -1;
     bool sequence_continuous = true;
@@ -121,7 +182,8 @@ TEST_CASE("end to end: live playback through balancer and cache nodes, across no
 
     node_a.kill_hard();
     const auto killed = Clock::now();
-    // Detection: health interval (200 ms) × down_after (2), plus one target duration (2 s) for the next refresh.
+    // Detection: health interval (200 ms) × down_after (2), plus one target duration (2 s) for the
+    // next refresh.
     CHECK(wait_until([&] { return poll(host_b); }, 6s, 100ms));
     double moved_s = std::chrono::duration<double>(Clock::now() - killed).count();
     MESSAGE("playlists moved to the sibling " << moved_s << " s after the kill");
@@ -161,7 +223,8 @@ TEST_CASE("end to end: live playback through balancer and cache nodes, across no
     // own probe of origin's pathway.
     std::string stats = origin.stats_json();
     size_t chunks = 0, over = 0;
-    for (size_t at = stats.find("/seg_"); at != std::string::npos; at = stats.find("/seg_", at + 1)) {
+    for (size_t at = stats.find("/seg_"); at != std::string::npos;
+         at = stats.find("/seg_", at + 1)) {
       size_t colon = stats.find("\":", at);
       int64_t count = std::stoll(stats.substr(colon + 2));
       ++chunks;
@@ -174,7 +237,9 @@ TEST_CASE("end to end: live playback through balancer and cache nodes, across no
     CHECK(over == 0);
   }
 
-  SUBCASE("a viewer walking out of the venue and back: only chunk hosts change, names and sequence continue") {
+  SUBCASE(
+      "a viewer walking out of the venue and back: only chunk hosts change, names and sequence "
+      "continue") {
     const std::string with_a = variant;  // carries cache=venue-a
     std::string without_cache = with_a;
     without_cache.replace(without_cache.find("cache=venue-a"), 13, "cache=");
@@ -191,7 +256,8 @@ TEST_CASE("end to end: live playback through balancer and cache nodes, across no
     std::set<std::string> inside_names;
     for (size_t i = 0; i < inside.uris.size(); ++i) inside_names.insert(inside.segment_name(i));
     size_t shared = 0;
-    for (size_t i = 0; i < outside.uris.size(); ++i) shared += inside_names.count(outside.segment_name(i));
+    for (size_t i = 0; i < outside.uris.size(); ++i)
+      shared += inside_names.count(outside.segment_name(i));
     CHECK(shared >= outside.uris.size() - 2);
     // Both links of the same chunk deliver the same bytes.
     std::string name = outside.segment_name(outside.uris.size() - 2);

@@ -3,8 +3,8 @@
 // misses, ranges, 304, signatures, CORS), 100 concurrent streams on one
 // connection, and hostile clients cut off without harm to others: rapid reset,
 // header lists over the limit and HPACK bombs, PINGs that would hold a connection.
-#include <doctest/doctest.h>
 #include <curl/curl.h>
+#include <doctest/doctest.h>
 #include <netinet/in.h>
 #include <nghttp2/nghttp2.h>
 #include <sys/socket.h>
@@ -46,8 +46,9 @@ struct Transport {
   bool tls;
 };
 
-HttpResponse get(const CacheNodeProcess& node, const Transport& t, const TlsFiles& tls, const std::string& target,
-                 const HttpHeaders& headers = {}, const std::string& method = "GET") {
+HttpResponse get(const CacheNodeProcess& node, const Transport& t, const TlsFiles& tls,
+                 const std::string& target, const HttpHeaders& headers = {},
+                 const std::string& method = "GET") {
   HttpRequest request;
   request.method = method;
   request.url = t.tls ? node.tls_url(target) : node.url(target);
@@ -71,10 +72,11 @@ std::array<nghttp2_nv, 4> get_headers(const std::string& authority, const std::s
   static const std::string kGet = "GET", kHttp = "http";
   auto nv = [](const char* name, const std::string& value) {
     return nghttp2_nv{reinterpret_cast<uint8_t*>(const_cast<char*>(name)),
-                      reinterpret_cast<uint8_t*>(const_cast<char*>(value.data())), strlen(name), value.size(),
-                      NGHTTP2_NV_FLAG_NONE};
+                      reinterpret_cast<uint8_t*>(const_cast<char*>(value.data())), strlen(name),
+                      value.size(), NGHTTP2_NV_FLAG_NONE};
   };
-  return {nv(":method", kGet), nv(":scheme", kHttp), nv(":authority", authority), nv(":path", path)};
+  return {nv(":method", kGet), nv(":scheme", kHttp), nv(":authority", authority),
+          nv(":path", path)};
 }
 
 // A minimal HTTP/2 client with prior knowledge on a blocking socket (nghttp2 in
@@ -109,8 +111,8 @@ std::vector<H2cResult> h2c_get_all(int port, const std::vector<std::string>& pat
         return n < 0 ? static_cast<ssize_t>(NGHTTP2_ERR_CALLBACK_FAILURE) : n;
       });
   nghttp2_session_callbacks_set_on_header_callback(
-      cb, [](nghttp2_session*, const nghttp2_frame* frame, const uint8_t* name, size_t namelen, const uint8_t* value,
-             size_t valuelen, uint8_t, void* user) {
+      cb, [](nghttp2_session*, const nghttp2_frame* frame, const uint8_t* name, size_t namelen,
+             const uint8_t* value, size_t valuelen, uint8_t, void* user) {
         auto* c = static_cast<Ctx*>(user);
         if (std::string_view(reinterpret_cast<const char*>(name), namelen) == ":status") {
           (*c->results)[c->index[frame->hd.stream_id]].status =
@@ -127,12 +129,13 @@ std::vector<H2cResult> h2c_get_all(int port, const std::vector<std::string>& pat
         result.last_chunk = c->chunks++;
         return 0;
       });
-  nghttp2_session_callbacks_set_on_stream_close_callback(cb, [](nghttp2_session*, int32_t id, uint32_t, void* user) {
-    auto* c = static_cast<Ctx*>(user);
-    (*c->results)[c->index[id]].closed = true;
-    --c->open;
-    return 0;
-  });
+  nghttp2_session_callbacks_set_on_stream_close_callback(
+      cb, [](nghttp2_session*, int32_t id, uint32_t, void* user) {
+        auto* c = static_cast<Ctx*>(user);
+        (*c->results)[c->index[id]].closed = true;
+        --c->open;
+        return 0;
+      });
   nghttp2_session* session = nullptr;
   nghttp2_session_client_new(&session, cb, &ctx);
   nghttp2_session_callbacks_del(cb);
@@ -159,7 +162,9 @@ std::vector<H2cResult> h2c_get_all(int port, const std::vector<std::string>& pat
 
 }  // namespace
 
-TEST_CASE("h2 over TLS and h2c with prior knowledge: bodies, ranges, 304, HEAD, signatures, CORS, disk hits") {
+TEST_CASE(
+    "h2 over TLS and h2c with prior knowledge: bodies, ranges, 304, HEAD, signatures, CORS, disk "
+    "hits") {
   TempDir dir;
   TlsFiles tls(dir);
   TestOrigin origin;
@@ -167,23 +172,27 @@ TEST_CASE("h2 over TLS and h2c with prior knowledge: bodies, ranges, 304, HEAD, 
   const std::string target = "/o/demo/gen/700K/h2.ts";
   const std::string body = generated_body("h2.ts", 700 * 1024);
 
-  for (const Transport& t : {Transport{"h2 (ALPN)", HttpRequest::Version::http2_tls, true},
-                             Transport{"h2c (prior knowledge)", HttpRequest::Version::http2_prior_knowledge, false}}) {
+  for (const Transport& t :
+       {Transport{"h2 (ALPN)", HttpRequest::Version::http2_tls, true},
+        Transport{"h2c (prior knowledge)", HttpRequest::Version::http2_prior_knowledge, false}}) {
     CAPTURE(t.name);
     auto first = get(node, t, tls, path_of(node, node.signed_url(target)));
     REQUIRE_MESSAGE(first.ok(), first.error);
     CHECK(first.http_version == 20);
     CHECK(first.status == 200);
     CHECK(first.body == body);
-    CHECK(first.header("Content-Length") == std::optional<std::string>(std::to_string(body.size())));
+    CHECK(first.header("Content-Length") ==
+          std::optional<std::string>(std::to_string(body.size())));
     CHECK(first.header("Content-Type") == std::optional<std::string>("video/mp2t"));
-    auto range = get(node, t, tls, path_of(node, node.signed_url(target)), {{"Range", "bytes=100-199"}});
+    auto range =
+        get(node, t, tls, path_of(node, node.signed_url(target)), {{"Range", "bytes=100-199"}});
     CHECK(range.status == 206);
     CHECK(range.body == body.substr(100, 100));
     CHECK(range.header("Content-Range") == std::optional<std::string>("bytes 100-199/716800"));
     auto etag = first.header("ETag").value_or("");
     REQUIRE_FALSE(etag.empty());
-    auto cached = get(node, t, tls, path_of(node, node.signed_url(target)), {{"If-None-Match", etag}});
+    auto cached =
+        get(node, t, tls, path_of(node, node.signed_url(target)), {{"If-None-Match", etag}});
     CHECK(cached.status == 304);
     CHECK(cached.body.empty());
     auto head = get(node, t, tls, path_of(node, node.signed_url(target)), {}, "HEAD");
@@ -207,7 +216,8 @@ TEST_CASE("h2 over TLS and h2c with prior knowledge: bodies, ranges, 304, HEAD, 
   auto plain = http_get(node.signed_url(target));
   CHECK(plain.http_version == 11);
   CHECK(plain.body == body);
-  auto https1 = get(node, {"https/1.1", HttpRequest::Version::http1_1, true}, tls, path_of(node, node.signed_url(target)));
+  auto https1 = get(node, {"https/1.1", HttpRequest::Version::http1_1, true}, tls,
+                    path_of(node, node.signed_url(target)));
   CHECK(https1.http_version == 11);
   CHECK(https1.body == body);
   CHECK(origin.count("/gen/700K/h2.ts") == 1);
@@ -216,13 +226,15 @@ TEST_CASE("h2 over TLS and h2c with prior knowledge: bodies, ranges, 304, HEAD, 
   REQUIRE(node.wait_disk_settled(1));
   node.stop();
   node.start();
-  for (const Transport& t : {Transport{"h2 (ALPN)", HttpRequest::Version::http2_tls, true},
-                             Transport{"h2c (prior knowledge)", HttpRequest::Version::http2_prior_knowledge, false}}) {
+  for (const Transport& t :
+       {Transport{"h2 (ALPN)", HttpRequest::Version::http2_tls, true},
+        Transport{"h2c (prior knowledge)", HttpRequest::Version::http2_prior_knowledge, false}}) {
     CAPTURE(t.name);
     auto disk = get(node, t, tls, path_of(node, node.signed_url(target)));
     CHECK(disk.http_version == 20);
     CHECK(disk.body == body);
-    auto tail = get(node, t, tls, path_of(node, node.signed_url(target)), {{"Range", "bytes=-1000"}});
+    auto tail =
+        get(node, t, tls, path_of(node, node.signed_url(target)), {{"Range", "bytes=-1000"}});
     CHECK(tail.body == body.substr(body.size() - 1000));
   }
   // And HTTP/1.1 on the plain port, through the protocol filter, still sends files whole.
@@ -230,7 +242,9 @@ TEST_CASE("h2 over TLS and h2c with prior knowledge: bodies, ranges, 304, HEAD, 
   CHECK(origin.count("/gen/700K/h2.ts") == 1);
 }
 
-TEST_CASE("over TLS a hit arrives in full records: h2 DATA frames with their heads, an HTTP/1.1 head with its body") {
+TEST_CASE(
+    "over TLS a hit arrives in full records: h2 DATA frames with their heads, an HTTP/1.1 head "
+    "with its body") {
   TempDir dir;
   TlsFiles tls(dir);
   TestOrigin origin;
@@ -277,14 +291,18 @@ TEST_CASE("over TLS a hit arrives in full records: h2 DATA frames with their hea
   CHECK(origin.count("/gen/1024K/records-h2.ts") == 1);
 }
 
-TEST_CASE("streams of one connection are sent one after another (RFC 9218's default), not a frame of each in turn") {
+TEST_CASE(
+    "streams of one connection are sent one after another (RFC 9218's default), not a frame of "
+    "each in turn") {
   TempDir dir;
   TlsFiles tls(dir);
   TestOrigin origin;
   CacheNodeProcess node(dir.file("data"), origin.base_url(), tls.overrides());
   std::vector<std::string> paths;
   // 32 KiB each, within the client's stream window (64 KiB): no stream waits for a window update.
-  for (int i = 0; i < 10; ++i) paths.push_back(path_of(node, node.signed_url("/o/demo/gen/32K/order" + std::to_string(i) + ".ts")));
+  for (int i = 0; i < 10; ++i)
+    paths.push_back(
+        path_of(node, node.signed_url("/o/demo/gen/32K/order" + std::to_string(i) + ".ts")));
   h2c_get_all(node.port(), paths);  // now hits: every body is there at once
   auto results = h2c_get_all(node.port(), paths);
   std::sort(results.begin(), results.end(),
@@ -297,18 +315,23 @@ TEST_CASE("streams of one connection are sent one after another (RFC 9218's defa
   }
 }
 
-TEST_CASE("100 concurrent streams on one HTTP/2 connection: every body whole, one connection, one origin fetch each") {
+TEST_CASE(
+    "100 concurrent streams on one HTTP/2 connection: every body whole, one connection, one origin "
+    "fetch each") {
   TempDir dir;
   TlsFiles tls(dir);
   TestOrigin origin;
   CacheNodeProcess node(dir.file("data"), origin.base_url(), tls.overrides());
   constexpr int kStreams = 100;
-  auto name_of = [](bool over_tls, int i) { return (over_tls ? "t" : "p") + std::to_string(i < 50 ? i % 5 : i); };
+  auto name_of = [](bool over_tls, int i) {
+    return (over_tls ? "t" : "p") + std::to_string(i < 50 ? i % 5 : i);
+  };
   {
     // h2c with prior knowledge.
     std::vector<std::string> paths;
     for (int i = 0; i < kStreams; ++i) {
-      paths.push_back(path_of(node, node.signed_url("/o/demo/gen/64K/" + name_of(false, i) + ".ts")));
+      paths.push_back(
+          path_of(node, node.signed_url("/o/demo/gen/64K/" + name_of(false, i) + ".ts")));
     }
     auto results = h2c_get_all(node.port(), paths);
     int ok = 0;
@@ -321,7 +344,8 @@ TEST_CASE("100 concurrent streams on one HTTP/2 connection: every body whole, on
   }
   for (bool use_tls : {true}) {
     CAPTURE(use_tls);
-    std::unique_ptr<CURLM, decltype(&curl_multi_cleanup)> multi(curl_multi_init(), curl_multi_cleanup);
+    std::unique_ptr<CURLM, decltype(&curl_multi_cleanup)> multi(curl_multi_init(),
+                                                                curl_multi_cleanup);
     curl_multi_setopt(multi.get(), CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX);
     curl_multi_setopt(multi.get(), CURLMOPT_MAX_HOST_CONNECTIONS, 1L);
     std::vector<std::string> bodies(kStreams);
@@ -346,7 +370,8 @@ TEST_CASE("100 concurrent streams on one HTTP/2 connection: every body whole, on
     }
     int running = 1;
     auto deadline = deadline_in(30s);
-    for (int turns = 0; running > 0 && turns < 100000 && std::chrono::steady_clock::now() < deadline; ++turns) {
+    for (int turns = 0;
+         running > 0 && turns < 100000 && std::chrono::steady_clock::now() < deadline; ++turns) {
       curl_multi_perform(multi.get(), &running);
       if (running > 0) curl_multi_poll(multi.get(), nullptr, 0, 100, nullptr);
     }
@@ -360,7 +385,8 @@ TEST_CASE("100 concurrent streams on one HTTP/2 connection: every body whole, on
       curl_easy_getinfo(easies[i], CURLINFO_NUM_CONNECTS, &n);
       connects += n;
       std::string name = (use_tls ? "t" : "p") + std::to_string(i < 50 ? i % 5 : i);
-      if (status == 200 && version == CURL_HTTP_VERSION_2_0 && bodies[i] == generated_body(name + ".ts", 64 * 1024)) {
+      if (status == 200 && version == CURL_HTTP_VERSION_2_0 &&
+          bodies[i] == generated_body(name + ".ts", 64 * 1024)) {
         ++ok;
       }
       curl_multi_remove_handle(multi.get(), easies[i]);
@@ -369,12 +395,15 @@ TEST_CASE("100 concurrent streams on one HTTP/2 connection: every body whole, on
     CHECK(ok == kStreams);
     CHECK(connects == 1);
     for (int i = 0; i < 5; ++i) {
-      CHECK(origin.count("/gen/64K/" + std::string(use_tls ? "t" : "p") + std::to_string(i) + ".ts") == 1);
+      CHECK(origin.count("/gen/64K/" + std::string(use_tls ? "t" : "p") + std::to_string(i) +
+                         ".ts") == 1);
     }
   }
 }
 
-TEST_CASE("rapid reset: a client that opens and cancels streams in a flood gets GOAWAY; others are served") {
+TEST_CASE(
+    "rapid reset: a client that opens and cancels streams in a flood gets GOAWAY; others are "
+    "served") {
   TempDir dir;
   TlsFiles tls(dir);
   TestOrigin origin;
@@ -390,7 +419,8 @@ TEST_CASE("rapid reset: a client that opens and cancels streams in a flood gets 
   nghttp2_session_callbacks* callbacks = nullptr;
   nghttp2_session_callbacks_new(&callbacks);
   nghttp2_session_callbacks_set_send_callback(
-      callbacks, [](nghttp2_session*, const uint8_t* data, size_t length, int, void* user) -> ssize_t {
+      callbacks,
+      [](nghttp2_session*, const uint8_t* data, size_t length, int, void* user) -> ssize_t {
         ssize_t n = ::send(static_cast<Client*>(user)->fd, data, length, MSG_NOSIGNAL);
         return n < 0 ? static_cast<ssize_t>(NGHTTP2_ERR_CALLBACK_FAILURE) : n;
       });
@@ -409,10 +439,12 @@ TEST_CASE("rapid reset: a client that opens and cancels streams in a flood gets 
   std::string path = path_of(node, node.signed_url("/o/demo/gen/1K/rr.ts"));
   std::string authority = "127.0.0.1:" + std::to_string(node.port());
   auto headers = get_headers(authority, path);
-  // 2,000 streams, each cancelled right after it was opened, written as fast as the socket takes them.
+  // 2,000 streams, each cancelled right after it was opened, written as fast as the socket takes
+  // them.
   int sent_streams = 0;
   for (int i = 0; i < 2000; ++i) {
-    int32_t id = nghttp2_submit_request(session, nullptr, headers.data(), headers.size(), nullptr, nullptr);
+    int32_t id =
+        nghttp2_submit_request(session, nullptr, headers.data(), headers.size(), nullptr, nullptr);
     // HEADERS out first: nghttp2 drops a request reset before it was sent.
     if (id < 0 || nghttp2_session_send(session) != 0) break;
     nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, id, NGHTTP2_CANCEL);
@@ -442,7 +474,9 @@ TEST_CASE("rapid reset: a client that opens and cancels streams in a flood gets 
   CHECK_FALSE(node.process().wait_exit(deadline_in(0ms)).has_value());
 }
 
-TEST_CASE("a client that opens big windows and never reads costs the node a bounded buffer, not a chunk per stream") {
+TEST_CASE(
+    "a client that opens big windows and never reads costs the node a bounded buffer, not a chunk "
+    "per stream") {
   TempDir dir;
   TlsFiles tls(dir);
   TestOrigin origin;
@@ -480,7 +514,8 @@ TEST_CASE("a client that opens big windows and never reads costs the node a boun
   std::string authority = "127.0.0.1:" + std::to_string(node.port());
   auto nva = get_headers(authority, path);
   constexpr int kStreams = 50;
-  for (int i = 0; i < kStreams; ++i) nghttp2_submit_request(session, nullptr, nva.data(), nva.size(), nullptr, nullptr);
+  for (int i = 0; i < kStreams; ++i)
+    nghttp2_submit_request(session, nullptr, nva.data(), nva.size(), nullptr, nullptr);
   REQUIRE(nghttp2_session_send(session) == 0);
   // Not a synchronisation but a measurement: the highest RSS over one second of the
   // node pushing into a connection that is never read (20 samples).
@@ -489,8 +524,8 @@ TEST_CASE("a client that opens big windows and never reads costs the node a boun
     std::this_thread::sleep_for(50ms);
     settled = std::max(settled, rss_kib());
   }
-  MESSAGE("node RSS before " << before << " KiB, with " << kStreams << " stalled 8 MiB streams " << settled
-                             << " KiB");
+  MESSAGE("node RSS before " << before << " KiB, with " << kStreams << " stalled 8 MiB streams "
+                             << settled << " KiB");
   // Copies per stream would be 50 x 8 MiB = 400 MiB; the bound is the per-connection output.
   CHECK(settled - before < 16 * 1024);
   // A hit on another connection is still answered at once.
@@ -515,8 +550,8 @@ struct HostileClient {
           return n < 0 ? static_cast<ssize_t>(NGHTTP2_ERR_CALLBACK_FAILURE) : n;
         });
     nghttp2_session_callbacks_set_on_header_callback(
-        cb, [](nghttp2_session*, const nghttp2_frame*, const uint8_t* name, size_t namelen, const uint8_t* value,
-               size_t valuelen, uint8_t, void* user) {
+        cb, [](nghttp2_session*, const nghttp2_frame*, const uint8_t* name, size_t namelen,
+               const uint8_t* value, size_t valuelen, uint8_t, void* user) {
           if (std::string_view(reinterpret_cast<const char*>(name), namelen) == ":status") {
             static_cast<HostileClient*>(user)->statuses.push_back(
                 std::stoi(std::string(reinterpret_cast<const char*>(value), valuelen)));
@@ -525,7 +560,8 @@ struct HostileClient {
         });
     nghttp2_session_callbacks_set_on_frame_recv_callback(
         cb, [](nghttp2_session*, const nghttp2_frame* frame, void* user) {
-          if (frame->hd.type == NGHTTP2_GOAWAY) static_cast<HostileClient*>(user)->got_goaway = true;
+          if (frame->hd.type == NGHTTP2_GOAWAY)
+            static_cast<HostileClient*>(user)->got_goaway = true;
           return 0;
         });
     nghttp2_option* option = nullptr;
@@ -549,7 +585,8 @@ struct HostileClient {
     uint8_t buf[16384];
     ssize_t n = recv(fd, buf, sizeof buf, 0);
     if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) return !(closed = true);
-    if (n > 0 && nghttp2_session_mem_recv(session, buf, static_cast<size_t>(n)) < 0) return !(closed = true);
+    if (n > 0 && nghttp2_session_mem_recv(session, buf, static_cast<size_t>(n)) < 0)
+      return !(closed = true);
     return true;
   }
   int fd;
@@ -561,7 +598,9 @@ struct HostileClient {
 
 }  // namespace
 
-TEST_CASE("HTTP/2 header lists: the limit is advertised, a list over it gets 431, an HPACK bomb ends the connection") {
+TEST_CASE(
+    "HTTP/2 header lists: the limit is advertised, a list over it gets 431, an HPACK bomb ends the "
+    "connection") {
   TempDir dir;
   TlsFiles tls(dir);
   TestOrigin origin;
@@ -576,8 +615,8 @@ TEST_CASE("HTTP/2 header lists: the limit is advertised, a list over it gets 431
     std::vector<nghttp2_nv> nva(base.begin(), base.end());
     for (size_t i = 0; i < copies; ++i) {
       nva.push_back(nghttp2_nv{reinterpret_cast<uint8_t*>(const_cast<char*>(kName.data())),
-                               reinterpret_cast<uint8_t*>(const_cast<char*>(kValue.data())), kName.size(),
-                               kValue.size(), NGHTTP2_NV_FLAG_NONE});
+                               reinterpret_cast<uint8_t*>(const_cast<char*>(kValue.data())),
+                               kName.size(), kValue.size(), NGHTTP2_NV_FLAG_NONE});
     }
     return nva;
   };
@@ -594,12 +633,14 @@ TEST_CASE("HTTP/2 header lists: the limit is advertised, a list over it gets 431
     HostileClient client(node.port());
     REQUIRE(client.fd >= 0);
     auto nva = request_with(5);  // 20 KB decoded against the default 16 KiB
-    for (int i = 0; i < 20; ++i) nghttp2_submit_request(client.session, nullptr, nva.data(), nva.size(), nullptr, nullptr);
+    for (int i = 0; i < 20; ++i)
+      nghttp2_submit_request(client.session, nullptr, nva.data(), nva.size(), nullptr, nullptr);
     auto small = get_headers(authority, path);
     nghttp2_submit_request(client.session, nullptr, small.data(), small.size(), nullptr, nullptr);
     for (int i = 0; i < 100 && client.statuses.size() < 21 && client.exchange(); ++i) {
     }
-    CHECK(nghttp2_session_get_remote_settings(client.session, NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE) == 16384);
+    CHECK(nghttp2_session_get_remote_settings(client.session,
+                                              NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE) == 16384);
     REQUIRE(client.statuses.size() == 21);
     CHECK(std::count(client.statuses.begin(), client.statuses.end(), 431) == 20);
     CHECK(std::count(client.statuses.begin(), client.statuses.end(), 200) == 1);
@@ -624,7 +665,8 @@ TEST_CASE("HTTP/2 header lists: the limit is advertised, a list over it gets 431
     MESSAGE("node RSS " << before << " KiB before, " << after << " KiB after " << kConnections
                         << " connections of 100 streams of 2.4 MB header lists");
     CHECK(after - before < 16 * 1024);
-    CHECK(metric_value(http_get(node.url("/metrics")).body, "http2_header_list_refusals_total").value_or(0) >= kConnections);
+    CHECK(metric_value(http_get(node.url("/metrics")).body, "http2_header_list_refusals_total")
+              .value_or(0) >= kConnections);
   }
   // Still serving.
   HttpRequest h2;
@@ -644,7 +686,8 @@ TEST_CASE("an HTTP/2 connection kept open only by PINGs is closed after io_timeo
   REQUIRE(client.fd >= 0);
   auto start = Clock::now();
   // A PING about every 300 ms (the client's read timeout), for at most 10 s.
-  for (int i = 0; i < 100 && !client.got_goaway && !client.closed && Clock::now() - start < 10s; ++i) {
+  for (int i = 0; i < 100 && !client.got_goaway && !client.closed && Clock::now() - start < 10s;
+       ++i) {
     uint8_t payload[8] = {1, 2, 3, 4, 5, 6, 7, 8};
     nghttp2_submit_ping(client.session, NGHTTP2_FLAG_NONE, payload);
     client.exchange();  // sends it and reads the acknowledgement

@@ -241,13 +241,16 @@ void check_evhttp_format_in_effect(int port) {
   // lines were still recognised, say after a libevent update changed a format).
   const double lines_before = metric_value(metrics, "http_fast_header_lines_total").value_or(0);
   CHECK(http_get(local_url(port, "/health")).status == 200);
-  const double lines_after = metric_value(metrics_of(port), "http_fast_header_lines_total").value_or(0);
+  const double lines_after =
+      metric_value(metrics_of(port), "http_fast_header_lines_total").value_or(0);
   CHECK(lines_after - lines_before >= 6);
 }
 
 }  // namespace
 
-TEST_CASE("both servers: evhttp's own refusal is a JSON error and the formatting replacement is in effect") {
+TEST_CASE(
+    "both servers: evhttp's own refusal is a JSON error and the formatting replacement is in "
+    "effect") {
   TempDir dir;
   TestOrigin origin;
   CacheNodeProcess node(dir.file("data"), origin.base_url());

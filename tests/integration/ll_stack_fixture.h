@@ -23,7 +23,9 @@ struct LlRendition {
 };
 
 // The two renditions most tests play: "low" (300 kb/s) and "high" (900 kb/s).
-inline std::vector<LlRendition> low_and_high() { return {{"low", 300}, {"high", 900}}; }
+inline std::vector<LlRendition> low_and_high() {
+  return {{"low", 300}, {"high", 900}};
+}
 
 // Tests may bind the parts by name: `auto& [dir, origin, node, balancer] = stack;`.
 class LlStack {
@@ -41,8 +43,8 @@ class LlStack {
                  std::move(balancer_overrides)) {
     REQUIRE(balancer.wait_cache_usable("venue-a", true, std::chrono::seconds(10)));
     // About a segment a second: a deadline with room for a slow start.
-    REQUIRE(wait_until([&] { return origin.next_msn() >= ready_msn; }, std::chrono::seconds(5 + 2 * ready_msn),
-                       std::chrono::milliseconds(20)));
+    REQUIRE(wait_until([&] { return origin.next_msn() >= ready_msn; },
+                       std::chrono::seconds(5 + 2 * ready_msn), std::chrono::milliseconds(20)));
   }
 
   TempDir dir;
@@ -56,8 +58,8 @@ class LlStack {
     if (!kind.empty()) json.insert(json.size() - 1, ",\"kind\":\"" + kind + "\"");
     return json;
   }
-  static LlOriginOptions origin_options(const TempDir& dir, const std::vector<LlRendition>& renditions,
-                                        int window) {
+  static LlOriginOptions origin_options(const TempDir& dir,
+                                        const std::vector<LlRendition>& renditions, int window) {
     LlOriginOptions options;
     options.window = window;
     for (const LlRendition& r : renditions) {

@@ -90,7 +90,9 @@ std::string path_of(const std::string& uri) {
 
 }  // namespace
 
-TEST_CASE("LL-HLS end to end: every part through balancer and node, stable URIs, a fraction of a second behind live") {
+TEST_CASE(
+    "LL-HLS end to end: every part through balancer and node, stable URIs, a fraction of a second "
+    "behind live") {
   if (!have_ffmpeg()) {
     MESSAGE("skipped: ffmpeg is not installed");
     return;
@@ -151,20 +153,26 @@ TEST_CASE("LL-HLS end to end: every part through balancer and node, stable URIs,
     // The hint names the next part: ask for the playlist that lists it.
     auto next = part_number(view.hint);
     REQUIRE(next.has_value());
-    next_query = "&_HLS_msn=" + std::to_string(next->first) + "&_HLS_part=" + std::to_string(next->second);
+    next_query =
+        "&_HLS_msn=" + std::to_string(next->first) + "&_HLS_part=" + std::to_string(next->second);
   }
   std::sort(behind_live_s.begin(), behind_live_s.end());
   const double p50 = behind_live_s[behind_live_s.size() / 2];
   const double worst = behind_live_s.back();
-  MESSAGE("LL-HLS through balancer and node: " << parts_fetched << " parts in 6 s, newest part behind live p50 "
-                                                << p50 * 1000 << " ms, max " << worst * 1000 << " ms");
+  MESSAGE("LL-HLS through balancer and node: "
+          << parts_fetched << " parts in 6 s, newest part behind live p50 " << p50 * 1000
+          << " ms, max " << worst * 1000 << " ms");
   CHECK(parts_fetched >= 15);  // about four a second
   CHECK(changed_uris == 0);
   CHECK(p50 < 0.5);
   // The balancer says how old the newest part was as it served each playlist.
   const std::string metrics = balancer.metrics();
-  const double count = metric_value(metrics, "balancer_playlist_newest_age_seconds_count{channel=\"ll\"}").value_or(0);
-  const double sum = metric_value(metrics, "balancer_playlist_newest_age_seconds_sum{channel=\"ll\"}").value_or(1e9);
+  const double count =
+      metric_value(metrics, "balancer_playlist_newest_age_seconds_count{channel=\"ll\"}")
+          .value_or(0);
+  const double sum =
+      metric_value(metrics, "balancer_playlist_newest_age_seconds_sum{channel=\"ll\"}")
+          .value_or(1e9);
   CHECK(count >= 20);
   CHECK(sum / count < 0.5);
   // Each part the player fetched reached the origin once (the node's fetch).
@@ -196,7 +204,8 @@ TEST_CASE("LL-HLS end to end: every part through balancer and node, stable URIs,
   REQUIRE(waited.clients[0].ok());
   const LowLatencyView view = read_view(waited.clients[0].body);
   const auto listed = std::find_if(view.parts.begin(), view.parts.end(), [&](const PartLine& p) {
-    return p.uri.find("/seg" + std::to_string(msn) + "." + std::to_string(hinted->second) + ".m4s") != std::string::npos;
+    return p.uri.find("/seg" + std::to_string(msn) + "." + std::to_string(hinted->second) +
+                      ".m4s") != std::string::npos;
   });
   REQUIRE(listed != view.parts.end());
   HerdOptions fetchers;
@@ -205,17 +214,21 @@ TEST_CASE("LL-HLS end to end: every part through balancer and node, stable URIs,
   HerdResult fetched = run_herd(fetchers);
   CHECK(fetched.ok_count() == 50);
   CHECK(fetched.hash_counts().size() == 1);
-  CHECK(origin.count("/low/seg" + std::to_string(msn) + "." + std::to_string(hinted->second) + ".m4s") == 1);
+  CHECK(origin.count("/low/seg" + std::to_string(msn) + "." + std::to_string(hinted->second) +
+                     ".m4s") == 1);
 }
 
-TEST_CASE("LL-HLS: with live prefetch the balancer names each new hint to the node before its viewers ask; each "
-          "part still reaches the origin once") {
+TEST_CASE(
+    "LL-HLS: with live prefetch the balancer names each new hint to the node before its viewers "
+    "ask; each "
+    "part still reaches the origin once") {
   if (!have_ffmpeg()) {
     MESSAGE("skipped: ffmpeg is not installed");
     return;
   }
   const std::string key = "prefetch-key-integration-0001";
-  LlStack stack(low_and_high(), 2, {"prefetch.key=\"" + key + "\""}, 10, {"prefetch.keys=[\"" + key + "\"]"});
+  LlStack stack(low_and_high(), 2, {"prefetch.key=\"" + key + "\""}, 10,
+                {"prefetch.keys=[\"" + key + "\"]"});
   auto& [dir, origin, node, balancer] = stack;
   const std::string variant = "/hls/ll/low/index.m3u8?cache=venue-a&viewer=ll-prefetch";
   // A player: a blocking reload for the hinted part, then each new part through the node.
@@ -239,19 +252,24 @@ TEST_CASE("LL-HLS: with live prefetch the balancer names each new hint to the no
     }
     auto next = part_number(view.hint);
     REQUIRE(next.has_value());
-    next_query = "&_HLS_msn=" + std::to_string(next->first) + "&_HLS_part=" + std::to_string(next->second);
+    next_query =
+        "&_HLS_msn=" + std::to_string(next->first) + "&_HLS_part=" + std::to_string(next->second);
   }
   REQUIRE(parts.size() >= 10);
   // Each hint is named once it is new (four a second), not only each new segment (one).
-  const double named = metric_value(balancer.metrics(), "balancer_prefetch_chunks_total").value_or(0);
+  const double named =
+      metric_value(balancer.metrics(), "balancer_prefetch_chunks_total").value_or(0);
   MESSAGE(parts.size() << " parts played, " << named << " chunks named for prefetch");
   CHECK(named >= static_cast<double>(parts.size()));
-  CHECK(metric_value(balancer.metrics(), "balancer_prefetch_requests_total{result=\"failed\"}").value_or(0) == 0);
+  CHECK(metric_value(balancer.metrics(), "balancer_prefetch_requests_total{result=\"failed\"}")
+            .value_or(0) == 0);
   // The node's prefetch and the player's request for the same part are one origin fetch.
   for (const auto& [path, uri] : parts) CHECK_MESSAGE(origin.count(path) == 1, path);
 }
 
-TEST_CASE("LL-HLS: a plain playlist request gets origin's newest part (the balancer follows origin part by part)") {
+TEST_CASE(
+    "LL-HLS: a plain playlist request gets origin's newest part (the balancer follows origin part "
+    "by part)") {
   if (!have_ffmpeg()) {
     MESSAGE("skipped: ffmpeg is not installed");
     return;
@@ -284,12 +302,15 @@ TEST_CASE("LL-HLS: a plain playlist request gets origin's newest part (the balan
   MESSAGE("plain requests a part behind origin: " << behind << " of " << samples);
   CHECK(behind <= 3);
   const double follows =
-      metric_value(balancer.metrics(), "balancer_origin_fetches_total{resource=\"playlist\",trigger=\"follow\"}")
+      metric_value(balancer.metrics(),
+                   "balancer_origin_fetches_total{resource=\"playlist\",trigger=\"follow\"}")
           .value_or(0);
   CHECK(follows >= 8);  // about four parts a second for two seconds
 }
 
-TEST_CASE("LL-HLS: viewers blocked on a part past the one followed wait for the follow to reach it, with no upstream request of their own") {
+TEST_CASE(
+    "LL-HLS: viewers blocked on a part past the one followed wait for the follow to reach it, with "
+    "no upstream request of their own") {
   if (!have_ffmpeg()) {
     MESSAGE("skipped: ffmpeg is not installed");
     return;
@@ -297,7 +318,9 @@ TEST_CASE("LL-HLS: viewers blocked on a part past the one followed wait for the 
   // A channel configured live serves a copy of its own (its runs named), numbered as origin's.
   std::string kind;
   SUBCASE("channel kind automatic") {}
-  SUBCASE("channel kind live") { kind = "live"; }
+  SUBCASE("channel kind live") {
+    kind = "live";
+  }
   CAPTURE(kind);
   LlStack stack({{"low", 300}}, 2, {}, 10, {}, kind);
   auto& [dir, origin, node, balancer] = stack;
@@ -306,7 +329,8 @@ TEST_CASE("LL-HLS: viewers blocked on a part past the one followed wait for the 
   // Once the follow has brought a few parts, a crowd asks for the second part of the next
   // segment: about a second ahead, several parts past the one the follow waits for.
   auto follows = [&] {
-    return metric_value(balancer.metrics(), "balancer_origin_fetches_total{resource=\"playlist\",trigger=\"follow\"}")
+    return metric_value(balancer.metrics(),
+                        "balancer_origin_fetches_total{resource=\"playlist\",trigger=\"follow\"}")
         .value_or(0);
   };
   std::optional<std::pair<uint64_t, uint64_t>> hinted;
@@ -338,7 +362,8 @@ TEST_CASE("LL-HLS: viewers blocked on a part past the one followed wait for the 
   CHECK(origin.count("/low/index.m3u8?" + wait_for.substr(1)) == 1);
 }
 
-TEST_CASE("measurement only (run with --no-skip): 1,000 and 10,000 viewers blocked on one part" * doctest::skip()) {
+TEST_CASE("measurement only (run with --no-skip): 1,000 and 10,000 viewers blocked on one part" *
+          doctest::skip()) {
   if (!have_ffmpeg()) {
     MESSAGE("skipped: ffmpeg is not installed");
     return;
@@ -372,19 +397,23 @@ TEST_CASE("measurement only (run with --no-skip): 1,000 and 10,000 viewers block
     REQUIRE(!first_bytes.empty());
     const double earliest = first_bytes.front();
     auto after_earliest = [&](double q) {
-      return first_bytes[std::min(first_bytes.size() - 1, static_cast<size_t>(q * first_bytes.size()))] - earliest;
+      return first_bytes[std::min(first_bytes.size() - 1,
+                                  static_cast<size_t>(q * first_bytes.size()))] -
+             earliest;
     };
     MESSAGE(clients << " viewers blocked on the next segment's first part: " << waited.ok_count()
                     << " answered; upstream blocking requests for it: "
-                    << origin.count("/low/index.m3u8?" + wait_for.substr(1))
-                    << "; first byte " << earliest << " ms after the herd started, then the rest within +"
-                    << after_earliest(0.5) << " ms (p50), +" << after_earliest(0.99) << " ms (p99), +"
-                    << first_bytes.back() - earliest << " ms (last)");
+                    << origin.count("/low/index.m3u8?" + wait_for.substr(1)) << "; first byte "
+                    << earliest << " ms after the herd started, then the rest within +"
+                    << after_earliest(0.5) << " ms (p50), +" << after_earliest(0.99)
+                    << " ms (p99), +" << first_bytes.back() - earliest << " ms (last)");
     CHECK(waited.ok_count() == static_cast<size_t>(clients));
   }
 }
 
-TEST_CASE("LL-HLS: _HLS_skip=YES is answered with a delta update the balancer builds from its copy, never asked of origin") {
+TEST_CASE(
+    "LL-HLS: _HLS_skip=YES is answered with a delta update the balancer builds from its copy, "
+    "never asked of origin") {
   if (!have_ffmpeg()) {
     MESSAGE("skipped: ffmpeg is not installed");
     return;

@@ -26,7 +26,9 @@ namespace {
 
 struct Certificates {
   explicit Certificates(const TempDir& dir)
-      : cert(dir.file("tls/cert.pem")), key(dir.file("tls/key.pem")), other_cert(dir.file("other-cert.pem")),
+      : cert(dir.file("tls/cert.pem")),
+        key(dir.file("tls/key.pem")),
+        other_cert(dir.file("other-cert.pem")),
         other_key(dir.file("other-key.pem")) {
     std::filesystem::create_directories(dir.file("tls"));
     std::string error;
@@ -43,7 +45,8 @@ struct Certificates {
   std::string cert, key, other_cert, other_key, first;
 };
 
-HttpResponse https_get(const std::string& url, const std::string& ca_file, const HttpHeaders& headers = {}) {
+HttpResponse https_get(const std::string& url, const std::string& ca_file,
+                       const HttpHeaders& headers = {}) {
   HttpRequest request;
   request.url = url;
   request.ca_file = ca_file;
@@ -82,7 +85,8 @@ TEST_CASE("cache node over HTTPS: memory and disk hits, ranges, 304 and signatur
   const std::string target = "/o/demo/gen/300K/tls.ts";
   const std::string body = generated_body("tls.ts", 300 * 1024);
 
-  auto miss = https_get(node.tls_url(node.signed_url(target).substr(node.url("").size())), certs.cert);
+  auto miss =
+      https_get(node.tls_url(node.signed_url(target).substr(node.url("").size())), certs.cert);
   REQUIRE_MESSAGE(miss.ok(), miss.error);
   CHECK(miss.status == 200);
   CHECK(miss.http_version == 11);
@@ -166,7 +170,9 @@ TEST_CASE("handshake failures and protocol mix-ups close one connection, never t
   CHECK_FALSE(node.process().wait_exit(deadline_in(0ms)).has_value());
 }
 
-TEST_CASE("certificate reload on SIGHUP: new connections get the new certificate, a running download finishes") {
+TEST_CASE(
+    "certificate reload on SIGHUP: new connections get the new certificate, a running download "
+    "finishes") {
   TempDir dir;
   Certificates certs(dir);
   TestOrigin origin;
@@ -178,7 +184,8 @@ TEST_CASE("certificate reload on SIGHUP: new connections get the new certificate
 
   auto reloads = [&](const std::string& result) {
     std::string metrics = http_get(node.url("/metrics")).body;
-    return metric_value(metrics, "cache_node_config_reloads_total{result=\"" + result + "\"}").value_or(-1);
+    return metric_value(metrics, "cache_node_config_reloads_total{result=\"" + result + "\"}")
+        .value_or(-1);
   };
   // A slow viewer: 4 MiB at 1 MiB/s, so the download spans the reload.
   std::atomic<uint64_t> received{0};
@@ -193,8 +200,10 @@ TEST_CASE("certificate reload on SIGHUP: new connections get the new certificate
   REQUIRE(wait_until([&] { return received.load() > 0; }, 10s));
 
   // Swap the files (as certbot does) and signal.
-  std::filesystem::copy_file(certs.other_cert, certs.cert, std::filesystem::copy_options::overwrite_existing);
-  std::filesystem::copy_file(certs.other_key, certs.key, std::filesystem::copy_options::overwrite_existing);
+  std::filesystem::copy_file(certs.other_cert, certs.cert,
+                             std::filesystem::copy_options::overwrite_existing);
+  std::filesystem::copy_file(certs.other_key, certs.key,
+                             std::filesystem::copy_options::overwrite_existing);
   double ok_before = reloads("ok");
   ::kill(node.process().pid(), SIGHUP);
   REQUIRE(wait_until([&] { return reloads("ok") > ok_before; }, 5s));
@@ -229,7 +238,8 @@ TEST_CASE("balancer over HTTPS: playlists and the API; a bad certificate is a co
   TestOriginOptions options;
   options.root = dir.file("root");
   TestOrigin origin(options);
-  BalancerProcess balancer(dir, origin.url("/files"), channels_json({channel_json("demo", "/live/index.m3u8")}),
+  BalancerProcess balancer(dir, origin.url("/files"),
+                           channels_json({channel_json("demo", "/live/index.m3u8")}),
                            caches_json({}), certs.overrides());
   REQUIRE(balancer.tls_port() > 0);
   const std::string base = "https://127.0.0.1:" + std::to_string(balancer.tls_port());
@@ -246,10 +256,12 @@ TEST_CASE("balancer over HTTPS: playlists and the API; a bad certificate is a co
   // --check-config names the key and the problem.
   ChildProcess check;
   std::string error;
-  REQUIRE(check.start({binary_path("balancer"), "--config", std::string(BALANCER_SOURCE_DIR) + "/conf/balancer.json",
-                       "--check-config", "--set", "listen.tls.enabled=true", "--set", "listen.tls.port=8443", "--set",
-                       "listen.tls.certificate=" + certs.key, "--set", "listen.tls.key=" + certs.key},
-                      {}, {}, &error));
+  REQUIRE(
+      check.start({binary_path("balancer"), "--config",
+                   std::string(BALANCER_SOURCE_DIR) + "/conf/balancer.json", "--check-config",
+                   "--set", "listen.tls.enabled=true", "--set", "listen.tls.port=8443", "--set",
+                   "listen.tls.certificate=" + certs.key, "--set", "listen.tls.key=" + certs.key},
+                  {}, {}, &error));
   auto code = check.wait_exit(deadline_in(10s));
   REQUIRE(code.has_value());
   CHECK(*code == 2);
@@ -308,8 +320,10 @@ TEST_CASE("a TLS session from one cache node resumes on a sibling given the same
     return o;
   };
   CacheNodeProcess first(dir.file("first"), origin.base_url(), with_tickets(dir.file("site.key")));
-  CacheNodeProcess sibling(dir.file("sibling"), origin.base_url(), with_tickets(dir.file("site.key")));
-  CacheNodeProcess stranger(dir.file("stranger"), origin.base_url(), with_tickets(dir.file("other.key")));
+  CacheNodeProcess sibling(dir.file("sibling"), origin.base_url(),
+                           with_tickets(dir.file("site.key")));
+  CacheNodeProcess stranger(dir.file("stranger"), origin.base_url(),
+                            with_tickets(dir.file("other.key")));
 
   SSL_SESSION* session = nullptr;
   CHECK_FALSE(get_health_over_tls(first.tls_port(), nullptr, &session));

@@ -98,7 +98,8 @@ size_t on_body(char* data, size_t size, size_t count, void* arg) {
 // OpenSSL reports each record's 5-byte header, and under TLS 1.3, where every record's
 // outer type is application data, the inner type next: a record that carried a handshake
 // message (certificate, session ticket) is taken back out.
-void on_tls_message(int write_p, int, int content_type, const void* buf, size_t len, SSL*, void* arg) {
+void on_tls_message(int write_p, int, int content_type, const void* buf, size_t len, SSL*,
+                    void* arg) {
   if (write_p != 0 || len < 1) return;
   auto* records = static_cast<std::vector<size_t>*>(arg);
   const auto* bytes = static_cast<const unsigned char*>(buf);
@@ -142,7 +143,9 @@ HttpResponse http_request(const HttpRequest& request) {
   if (!request.source_address.empty()) curl_easy_setopt(h, CURLOPT_INTERFACE, interface.c_str());
   if (!request.ca_file.empty()) curl_easy_setopt(h, CURLOPT_CAINFO, request.ca_file.c_str());
   if (!request.tls12_ciphers.empty()) {
-    curl_easy_setopt(h, CURLOPT_SSLVERSION, static_cast<long>(CURL_SSLVERSION_TLSv1_2) | static_cast<long>(CURL_SSLVERSION_MAX_TLSv1_2));
+    curl_easy_setopt(h, CURLOPT_SSLVERSION,
+                     static_cast<long>(CURL_SSLVERSION_TLSv1_2) |
+                         static_cast<long>(CURL_SSLVERSION_MAX_TLSv1_2));
     curl_easy_setopt(h, CURLOPT_SSL_CIPHER_LIST, request.tls12_ciphers.c_str());
   }
   if (request.tls_records_received != nullptr) {
@@ -150,12 +153,19 @@ HttpResponse http_request(const HttpRequest& request) {
     curl_easy_setopt(h, CURLOPT_SSL_CTX_DATA, request.tls_records_received);
   }
   if (request.max_recv_bytes_per_s > 0) {
-    curl_easy_setopt(h, CURLOPT_MAX_RECV_SPEED_LARGE, static_cast<curl_off_t>(request.max_recv_bytes_per_s));
+    curl_easy_setopt(h, CURLOPT_MAX_RECV_SPEED_LARGE,
+                     static_cast<curl_off_t>(request.max_recv_bytes_per_s));
   }
   switch (request.version) {
-    case HttpRequest::Version::http1_0: curl_easy_setopt(h, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_1_0); break;
-    case HttpRequest::Version::http1_1: curl_easy_setopt(h, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_1_1); break;
-    case HttpRequest::Version::http2_tls: curl_easy_setopt(h, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_2TLS); break;
+    case HttpRequest::Version::http1_0:
+      curl_easy_setopt(h, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_1_0);
+      break;
+    case HttpRequest::Version::http1_1:
+      curl_easy_setopt(h, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_1_1);
+      break;
+    case HttpRequest::Version::http2_tls:
+      curl_easy_setopt(h, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_2TLS);
+      break;
     case HttpRequest::Version::http2_prior_knowledge:
       curl_easy_setopt(h, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE);
       break;

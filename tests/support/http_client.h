@@ -49,7 +49,12 @@ struct HttpRequest {
   // https: the only CA trusted (e.g. a test's self-signed certificate); empty = system CAs.
   std::string ca_file;
   // http1_0: the server closes after the reply (no keep-alive asked for).
-  enum class Version { http1_0, http1_1, http2_tls, http2_prior_knowledge } version = Version::http1_1;
+  enum class Version {
+    http1_0,
+    http1_1,
+    http2_tls,
+    http2_prior_knowledge
+  } version = Version::http1_1;
   long max_recv_bytes_per_s = 0;  // > 0: read the body no faster (a slow viewer)
   // https: offer TLS 1.2 only, with exactly these OpenSSL cipher names (empty = curl's defaults).
   std::string tls12_ciphers;

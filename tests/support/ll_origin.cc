@@ -71,7 +71,9 @@ uint32_t be32(const std::string& s, size_t at) {
   return (uint32_t(uint8_t(s[at])) << 24) | (uint32_t(uint8_t(s[at + 1])) << 16) |
          (uint32_t(uint8_t(s[at + 2])) << 8) | uint32_t(uint8_t(s[at + 3]));
 }
-uint64_t be64(const std::string& s, size_t at) { return (uint64_t(be32(s, at)) << 32) | be32(s, at + 4); }
+uint64_t be64(const std::string& s, size_t at) {
+  return (uint64_t(be32(s, at)) << 32) | be32(s, at + 4);
+}
 void put32(std::string& s, size_t at, uint32_t v) {
   for (int i = 0; i < 4; ++i) s[at + i] = static_cast<char>(v >> (24 - 8 * i));
 }
@@ -100,13 +102,15 @@ bool boxes_in(const std::string& data, size_t from, size_t to, std::vector<Box>&
       size = to - from;
     }
     if (size < header || from + size > to) return false;
-    out.push_back({data.substr(from + 4, 4), from, from + header, from + static_cast<size_t>(size)});
+    out.push_back(
+        {data.substr(from + 4, 4), from, from + header, from + static_cast<size_t>(size)});
     from += static_cast<size_t>(size);
   }
   return from == to;
 }
 
-std::optional<Box> child(const std::string& data, const Box& parent, std::string_view type, size_t skip = 0) {
+std::optional<Box> child(const std::string& data, const Box& parent, std::string_view type,
+                         size_t skip = 0) {
   std::vector<Box> kids;
   if (!boxes_in(data, parent.content + skip, parent.end, kids)) return std::nullopt;
   for (const Box& b : kids) {
@@ -116,8 +120,8 @@ std::optional<Box> child(const std::string& data, const Box& parent, std::string
 }
 
 struct Fragment {
-  std::string bytes;       // moof + mdat
-  size_t tfdt_at = 0;      // offset of baseMediaDecodeTime in `bytes`
+  std::string bytes;   // moof + mdat
+  size_t tfdt_at = 0;  // offset of baseMediaDecodeTime in `bytes`
   bool tfdt_64 = false;
   size_t sequence_at = 0;  // offset of mfhd's sequence_number
   uint64_t decode_time = 0;
@@ -175,7 +179,8 @@ std::optional<Material> load_material(const std::string& path, std::string& erro
       // A fragment whose first sample is a sync sample starts an INDEPENDENT part.
       const uint32_t trun_flags = be32(data, trun->content) & 0xffffff;
       std::optional<uint32_t> first_flags;
-      if (trun_flags & 0x4) first_flags = be32(data, trun->content + 8 + ((trun_flags & 0x1) ? 4 : 0));
+      if (trun_flags & 0x4)
+        first_flags = be32(data, trun->content + 8 + ((trun_flags & 0x1) ? 4 : 0));
       if (!first_flags && tfhd) {
         const uint32_t tfhd_flags = be32(data, tfhd->content) & 0xffffff;
         size_t at = tfhd->content + 8;
@@ -198,7 +203,8 @@ std::optional<Material> load_material(const std::string& path, std::string& erro
     m.fragments[i].duration = m.fragments[i + 1].decode_time - m.fragments[i].decode_time;
   }
   m.fragments.back().duration = m.fragments[m.fragments.size() - 2].duration;
-  m.length = m.fragments.back().decode_time + m.fragments.back().duration - m.fragments.front().decode_time;
+  m.length = m.fragments.back().decode_time + m.fragments.back().duration -
+             m.fragments.front().decode_time;
   m.fragments.front().independent = true;
   return m;
 }
@@ -209,19 +215,19 @@ struct Options {
   std::string host = "127.0.0.1";
   int port = 0;
   std::vector<std::pair<std::string, std::string>> renditions;  // name, file
-  double segment_s = 2.0;  // a segment closes at the first independent part past this
-  size_t window = 10;      // segments listed
+  double segment_s = 2.0;     // a segment closes at the first independent part past this
+  size_t window = 10;         // segments listed
   double part_hold_back = 0;  // PART-HOLD-BACK; 0: three part targets (the least §4.4.3.8 allows)
-  bool byterange = false;  // parts as byte ranges of their segment
+  bool byterange = false;     // parts as byte ranges of their segment
   bool verbose = false;
 };
 
 struct Part {
   uint64_t msn = 0;
-  size_t index = 0;        // in its segment
-  double duration = 0;     // seconds
+  size_t index = 0;     // in its segment
+  double duration = 0;  // seconds
   bool independent = false;
-  size_t offset = 0;       // in its segment
+  size_t offset = 0;               // in its segment
   std::vector<std::string> bytes;  // per rendition
 };
 
@@ -240,8 +246,9 @@ std::string format_pdt(int64_t unix_ms) {
   tm utc{};
   gmtime_r(&seconds, &utc);
   char buf[64];
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", utc.tm_year + 1900, utc.tm_mon + 1,
-                utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec, static_cast<int>(unix_ms % 1000));
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", utc.tm_year + 1900,
+                utc.tm_mon + 1, utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec,
+                static_cast<int>(unix_ms % 1000));
   return buf;
 }
 
@@ -252,7 +259,8 @@ std::string fixed3(double v) {
 }
 
 int64_t wall_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
       .count();
 }
 
@@ -261,7 +269,8 @@ class LlOrigin {
   LlOrigin(event_base& base, Options options, std::vector<Material> material)
       : base_(base), options_(std::move(options)), material_(std::move(material)) {
     double longest = 0;
-    for (const Fragment& f : material_[0].fragments) longest = std::max(longest, seconds(f.duration));
+    for (const Fragment& f : material_[0].fragments)
+      longest = std::max(longest, seconds(f.duration));
     part_target_ = std::ceil(longest * 1000) / 1000;
     // The target duration bounds every segment: the material's longest possible one.
     target_ = static_cast<int>(std::ceil(options_.segment_s + part_target_));
@@ -275,7 +284,8 @@ class LlOrigin {
     http_.reset(evhttp_new(&base_));
     evhttp_set_allowed_methods(http_.get(), EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST);
     evhttp_set_gencb(http_.get(), &LlOrigin::on_request, this);
-    evhttp_bound_socket* socket = evhttp_bind_socket_with_handle(http_.get(), options_.host.c_str(), options_.port);
+    evhttp_bound_socket* socket =
+        evhttp_bind_socket_with_handle(http_.get(), options_.host.c_str(), options_.port);
     if (socket == nullptr) {
       error = "cannot listen on " + options_.host + ":" + std::to_string(options_.port);
       return -1;
@@ -306,16 +316,22 @@ class LlOrigin {
                   [conn](const Held& h) { return evhttp_request_get_connection(h.req) == conn; });
   }
 
-  double seconds(uint64_t ticks) const { return static_cast<double>(ticks) / material_[0].timescale; }
+  double seconds(uint64_t ticks) const {
+    return static_cast<double>(ticks) / material_[0].timescale;
+  }
 
   // ---- the timer: one part per fragment duration ----
   void schedule_next(int64_t extra_ms) {
     const Fragment& f = material_[0].fragments[next_fragment_ % material_[0].fragments.size()];
-    const auto due = std::chrono::milliseconds(static_cast<int64_t>(seconds(f.duration) * 1000) + extra_ms);
-    const timeval tv{static_cast<time_t>(due.count() / 1000), static_cast<suseconds_t>((due.count() % 1000) * 1000)};
+    const auto due =
+        std::chrono::milliseconds(static_cast<int64_t>(seconds(f.duration) * 1000) + extra_ms);
+    const timeval tv{static_cast<time_t>(due.count() / 1000),
+                     static_cast<suseconds_t>((due.count() % 1000) * 1000)};
     event_add(timer_.get(), &tv);
   }
-  static void on_timer(evutil_socket_t, short, void* self) { static_cast<LlOrigin*>(self)->publish(); }
+  static void on_timer(evutil_socket_t, short, void* self) {
+    static_cast<LlOrigin*>(self)->publish();
+  }
 
   void start_segment(int64_t capture_ms) {
     Segment s;
@@ -354,7 +370,8 @@ class LlOrigin {
     p.index = open->parts.size();
     p.duration = duration;
     p.independent = f.independent;
-    p.offset = open->parts.empty() ? 0 : open->parts.back().offset + open->parts.back().bytes[0].size();
+    p.offset =
+        open->parts.empty() ? 0 : open->parts.back().offset + open->parts.back().bytes[0].size();
     for (size_t r = 0; r < options_.renditions.size(); ++r) p.bytes.push_back(part_bytes(r, g));
     open->parts.push_back(std::move(p));
     open->duration += duration;
@@ -387,7 +404,8 @@ class LlOrigin {
   // Segments (and their parts) stay downloadable three target durations after they leave.
   void forget_old() {
     const auto keep = std::chrono::seconds(3 * target_);
-    while (!segments_.empty() && !segments_.front().listed && SteadyClock::now() - segments_.front().left_at > keep) {
+    while (!segments_.empty() && !segments_.front().listed &&
+           SteadyClock::now() - segments_.front().left_at > keep) {
       segments_.pop_front();
     }
   }
@@ -461,16 +479,19 @@ class LlOrigin {
         for (const Part& p : s.parts) out += part_line(r, s, p, part_uri_base);
       }
       if (!s.complete) break;
-      out += "#EXTINF:" + fixed3(s.duration) + ",\n" + part_uri_base + std::to_string(s.msn) + ".m4s\n";
+      out += "#EXTINF:" + fixed3(s.duration) + ",\n" + part_uri_base + std::to_string(s.msn) +
+             ".m4s\n";
     }
     // The next part: the one being written.
     const Segment& writing = segments_.back();
     const size_t next_index = writing.parts.size();
     const uint64_t next_msn = writing.msn;
     if (options_.byterange) {
-      const size_t start = writing.parts.empty() ? 0 : writing.parts.back().offset + writing.parts.back().bytes[r].size();
-      out += "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"seg" + std::to_string(next_msn) + ".m4s\",BYTERANGE-START=" +
-             std::to_string(start) + "\n";
+      const size_t start = writing.parts.empty()
+                               ? 0
+                               : writing.parts.back().offset + writing.parts.back().bytes[r].size();
+      out += "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"seg" + std::to_string(next_msn) +
+             ".m4s\",BYTERANGE-START=" + std::to_string(start) + "\n";
     } else {
       out += "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"seg" + std::to_string(next_msn) + "." +
              std::to_string(next_index) + ".m4s\"\n";
@@ -479,8 +500,8 @@ class LlOrigin {
     for (size_t other = 0; other < options_.renditions.size(); ++other) {
       if (other == r) continue;
       out += "#EXT-X-RENDITION-REPORT:URI=\"../" + options_.renditions[other].first +
-             "/index.m3u8\",LAST-MSN=" + std::to_string(last_msn) + ",LAST-PART=" + std::to_string(last_index) +
-             "\n";
+             "/index.m3u8\",LAST-MSN=" + std::to_string(last_msn) +
+             ",LAST-PART=" + std::to_string(last_index) + "\n";
     }
     return out;
   }
@@ -488,8 +509,8 @@ class LlOrigin {
   std::string part_line(size_t r, const Segment& s, const Part& p, const std::string& base) const {
     std::string line = "#EXT-X-PART:DURATION=" + fixed3(p.duration) + ",URI=\"";
     if (options_.byterange) {
-      line += base + std::to_string(s.msn) + ".m4s\",BYTERANGE=\"" + std::to_string(p.bytes[r].size()) + "@" +
-              std::to_string(p.offset) + "\"";
+      line += base + std::to_string(s.msn) + ".m4s\",BYTERANGE=\"" +
+              std::to_string(p.bytes[r].size()) + "@" + std::to_string(p.offset) + "\"";
     } else {
       line += base + std::to_string(s.msn) + "." + std::to_string(p.index) + ".m4s\"";
     }
@@ -504,8 +525,8 @@ class LlOrigin {
       for (const Fragment& f : material_[r].fragments) bytes += f.bytes.size();
       const double length_s = static_cast<double>(material_[r].length) / material_[r].timescale;
       const uint64_t bandwidth = static_cast<uint64_t>(bytes * 8 / std::max(length_s, 0.1) * 1.2);
-      out += "#EXT-X-STREAM-INF:BANDWIDTH=" + std::to_string(bandwidth) + ",CODECS=\"avc1.64001f\"\n" +
-             options_.renditions[r].first + "/index.m3u8\n";
+      out += "#EXT-X-STREAM-INF:BANDWIDTH=" + std::to_string(bandwidth) +
+             ",CODECS=\"avc1.64001f\"\n" + options_.renditions[r].first + "/index.m3u8\n";
     }
     return out;
   }
@@ -534,27 +555,34 @@ class LlOrigin {
     const Segment* s = find_segment(msn);
     if (!part) return Blocking::hold;
     const auto [last_msn, last_index] = last_part();
-    const uint64_t per_segment = static_cast<uint64_t>(std::ceil(options_.segment_s / part_target_));
+    const uint64_t per_segment =
+        static_cast<uint64_t>(std::ceil(options_.segment_s / part_target_));
     const uint64_t limit = part_target_ < 1.0 ? static_cast<uint64_t>(3.0 / part_target_) : 3;
-    if ((msn - std::min(msn, last_msn)) * per_segment + *part > last_index + limit) return Blocking::bad;
+    if ((msn - std::min(msn, last_msn)) * per_segment + *part > last_index + limit)
+      return Blocking::bad;
     return s && *part < s->parts.size() ? Blocking::now : Blocking::hold;
   }
 
   // ---- requests ----
-  static void on_request(evhttp_request* req, void* self) { static_cast<LlOrigin*>(self)->handle(req); }
+  static void on_request(evhttp_request* req, void* self) {
+    static_cast<LlOrigin*>(self)->handle(req);
+  }
 
-  static void reply(evhttp_request* req, int status, const std::string& type, const std::string& body,
-                    const char* cache_control = nullptr) {
+  static void reply(evhttp_request* req, int status, const std::string& type,
+                    const std::string& body, const char* cache_control = nullptr) {
     evkeyvalq* out = evhttp_request_get_output_headers(req);
     evhttp_add_header(out, "Access-Control-Allow-Origin", "*");
     evhttp_add_header(out, "Content-Type", type.c_str());
     if (cache_control != nullptr) evhttp_add_header(out, "Cache-Control", cache_control);
     evbuffer* buf = evbuffer_new();
-    if (evhttp_request_get_command(req) != EVHTTP_REQ_HEAD) evbuffer_add(buf, body.data(), body.size());
+    if (evhttp_request_get_command(req) != EVHTTP_REQ_HEAD)
+      evbuffer_add(buf, body.data(), body.size());
     evhttp_send_reply(req, status, nullptr, buf);
     evbuffer_free(buf);
   }
-  static void not_found(evhttp_request* req) { reply(req, 404, "text/plain", "not found\n", "no-store"); }
+  static void not_found(evhttp_request* req) {
+    reply(req, 404, "text/plain", "not found\n", "no-store");
+  }
 
   static std::optional<std::string> query_value(const evhttp_uri* uri, const char* name) {
     const QueryParams params(evhttp_uri_get_query(uri));
@@ -563,7 +591,8 @@ class LlOrigin {
   }
 
   static std::optional<uint64_t> number(const std::optional<std::string>& text) {
-    if (!text || text->empty() || text->size() > 18 || text->find_first_not_of("0123456789") != std::string::npos) {
+    if (!text || text->empty() || text->size() > 18 ||
+        text->find_first_not_of("0123456789") != std::string::npos) {
       return std::nullopt;
     }
     return std::stoull(*text);
@@ -572,7 +601,8 @@ class LlOrigin {
   void handle(evhttp_request* req) {
     const char* raw = evhttp_request_get_uri(req);
     EvhttpUriPtr uri(evhttp_uri_parse(raw));
-    if (!uri || evhttp_uri_get_path(uri.get()) == nullptr) return reply(req, 400, "text/plain", "bad URI\n");
+    if (!uri || evhttp_uri_get_path(uri.get()) == nullptr)
+      return reply(req, 400, "text/plain", "bad URI\n");
     const std::string path = evhttp_uri_get_path(uri.get());
     if (path == "/__stats") return stats(req, uri.get());
     if (path == "/__fault") return fault(req, uri.get());
@@ -608,11 +638,13 @@ class LlOrigin {
     uint64_t msn = 0;
     size_t part = 0;
     char tail[8] = {0};
-    if (std::sscanf(file.c_str(), "seg%" SCNu64 ".%zu.m4%1s", &msn, &part, tail) == 3 && std::strcmp(tail, "s") == 0) {
+    if (std::sscanf(file.c_str(), "seg%" SCNu64 ".%zu.m4%1s", &msn, &part, tail) == 3 &&
+        std::strcmp(tail, "s") == 0) {
       count("part");
       return part_request(req, r, msn, part);
     }
-    if (std::sscanf(file.c_str(), "seg%" SCNu64 ".m4%1s", &msn, tail) == 2 && std::strcmp(tail, "s") == 0) {
+    if (std::sscanf(file.c_str(), "seg%" SCNu64 ".m4%1s", &msn, tail) == 2 &&
+        std::strcmp(tail, "s") == 0) {
       count("segment");
       return segment_request(req, r, msn);
     }
@@ -673,7 +705,8 @@ class LlOrigin {
     evkeyvalq* in = evhttp_request_get_input_headers(req);
     const char* range = evhttp_find_header(in, "Range");
     uint64_t start = 0;
-    const bool open_range = range != nullptr && std::sscanf(range, "bytes=%" SCNu64 "-", &start) == 1;
+    const bool open_range =
+        range != nullptr && std::sscanf(range, "bytes=%" SCNu64 "-", &start) == 1;
     if (s != nullptr && s->complete) {
       std::string body;
       for (const Part& p : s->parts) body += p.bytes[r];
@@ -682,7 +715,8 @@ class LlOrigin {
     }
     // The segment being written: a Range from a published byte (or the next part's first) is
     // answered with what is published from there, held until that byte exists (--byterange).
-    if (!options_.byterange || !open_range || s == nullptr || msn != segments_.back().msn) return not_found(req);
+    if (!options_.byterange || !open_range || s == nullptr || msn != segments_.back().msn)
+      return not_found(req);
     auto send = [this, req, r, msn, start]() -> bool {
       const Segment* seg = find_segment(msn);
       if (seg == nullptr) return false;
@@ -696,15 +730,18 @@ class LlOrigin {
   }
 
   // 206 for bytes [start, end of `body`); `complete` the whole length, 0 while unknown (*).
-  static void send_range(evhttp_request* req, const std::string& body, uint64_t start, uint64_t complete) {
+  static void send_range(evhttp_request* req, const std::string& body, uint64_t start,
+                         uint64_t complete) {
     if (start >= body.size()) {
       evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Range",
                         ("bytes */" + std::to_string(body.size())).c_str());
       return reply(req, 416, "text/plain", "range not satisfiable\n", "no-store");
     }
     const std::string length = complete ? std::to_string(complete) : "*";
-    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Range",
-                      ("bytes " + std::to_string(start) + "-" + std::to_string(body.size() - 1) + "/" + length).c_str());
+    evhttp_add_header(
+        evhttp_request_get_output_headers(req), "Content-Range",
+        ("bytes " + std::to_string(start) + "-" + std::to_string(body.size() - 1) + "/" + length)
+            .c_str());
     reply(req, 206, "video/mp4", body.substr(start), "max-age=60");
   }
 
@@ -729,10 +766,12 @@ class LlOrigin {
       auto it = counts_.find(*path);
       body += ",\"count\":" + std::to_string(it == counts_.end() ? 0 : it->second);
     }
-    body += ",\"held\":" + std::to_string(held_.size()) + ",\"next_msn\":" + std::to_string(segments_.back().msn) +
+    body += ",\"held\":" + std::to_string(held_.size()) +
+            ",\"next_msn\":" + std::to_string(segments_.back().msn) +
             ",\"parts_published\":" + std::to_string(next_fragment_) + ",\"kinds\":{";
     for (auto it = kinds_.begin(); it != kinds_.end(); ++it) {
-      body += (it == kinds_.begin() ? "\"" : ",\"") + it->first + "\":" + std::to_string(it->second);
+      body +=
+          (it == kinds_.begin() ? "\"" : ",\"") + it->first + "\":" + std::to_string(it->second);
     }
     body += "}}";
     reply(req, 200, "application/json", body, "no-store");
@@ -768,21 +807,27 @@ class LlOrigin {
   std::vector<Held> held_;
   int64_t late_ms_ = 0;
   std::optional<SteadyClock::time_point> stall_until_;
-  const SteadyClock::time_point started_ = SteadyClock::now();  // --verbose: request times from here
+  const SteadyClock::time_point started_ =
+      SteadyClock::now();  // --verbose: request times from here
   bool hint_404_ = false;
   uint64_t total_ = 0;
   std::map<std::string, uint64_t> counts_;
-  std::map<std::string, uint64_t> kinds_;  // "master", "other", "<rendition>/<playlist|init|part|segment|other>"
+  std::map<std::string, uint64_t>
+      kinds_;  // "master", "other", "<rendition>/<playlist|init|part|segment|other>"
 };
 
 void usage() {
-  std::fprintf(stderr,
-               "usage: ll_origin --rendition NAME=FILE [--rendition NAME=FILE ...] [--host H] [--port N]\n"
-               "                 [--segment SECONDS] [--window SEGMENTS] [--part-hold-back SECONDS] [--byterange]\n"
-               "                 [--verbose]\n");
+  std::fprintf(
+      stderr,
+      "usage: ll_origin --rendition NAME=FILE [--rendition NAME=FILE ...] [--host H] [--port N]\n"
+      "                 [--segment SECONDS] [--window SEGMENTS] [--part-hold-back SECONDS] "
+      "[--byterange]\n"
+      "                 [--verbose]\n");
 }
 
-void on_stop_signal(evutil_socket_t, short, void* base) { event_base_loopexit(static_cast<event_base*>(base), nullptr); }
+void on_stop_signal(evutil_socket_t, short, void* base) {
+  event_base_loopexit(static_cast<event_base*>(base), nullptr);
+}
 
 int run(int argc, char** argv) {
   Options options;

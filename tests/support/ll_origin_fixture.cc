@@ -14,14 +14,43 @@ bool have_ffmpeg() {
   return access("/usr/bin/ffmpeg", X_OK) == 0;
 }
 
-bool make_cmaf_material(const std::string& path, int seconds, int kbps, std::string* error, int part_ms) {
+bool make_cmaf_material(const std::string& path, int seconds, int kbps, std::string* error,
+                        int part_ms) {
   ChildProcess ffmpeg;
-  const std::vector<std::string> argv{
-      "ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30",
-      "-t", std::to_string(seconds), "-c:v", "libx264", "-preset", "veryfast", "-tune", "zerolatency",
-      "-g", "30", "-keyint_min", "30", "-sc_threshold", "0", "-b:v", std::to_string(kbps) + "k", "-pix_fmt",
-      "yuv420p", "-f", "mp4", "-movflags", "cmaf+frag_keyframe+empty_moov+default_base_moof", "-frag_duration",
-      std::to_string(part_ms * 1000), path};
+  const std::vector<std::string> argv{"ffmpeg",
+                                      "-hide_banner",
+                                      "-loglevel",
+                                      "error",
+                                      "-y",
+                                      "-f",
+                                      "lavfi",
+                                      "-i",
+                                      "testsrc2=size=640x360:rate=30",
+                                      "-t",
+                                      std::to_string(seconds),
+                                      "-c:v",
+                                      "libx264",
+                                      "-preset",
+                                      "veryfast",
+                                      "-tune",
+                                      "zerolatency",
+                                      "-g",
+                                      "30",
+                                      "-keyint_min",
+                                      "30",
+                                      "-sc_threshold",
+                                      "0",
+                                      "-b:v",
+                                      std::to_string(kbps) + "k",
+                                      "-pix_fmt",
+                                      "yuv420p",
+                                      "-f",
+                                      "mp4",
+                                      "-movflags",
+                                      "cmaf+frag_keyframe+empty_moov+default_base_moof",
+                                      "-frag_duration",
+                                      std::to_string(part_ms * 1000),
+                                      path};
   std::string start_error;
   if (!ffmpeg.start(argv, {}, {}, &start_error)) {
     if (error != nullptr) *error = start_error;
@@ -38,14 +67,21 @@ bool make_cmaf_material(const std::string& path, int seconds, int kbps, std::str
 LlOrigin::LlOrigin(const LlOriginOptions& options) {
   const std::string binary = binary_path("ll_origin");
   if (binary.empty()) throw std::runtime_error("ll_origin not found under " + binary_dir());
-  std::vector<std::string> argv{binary, "--port", "0", "--segment", std::to_string(options.segment_s),
-                                "--window", std::to_string(options.window)};
-  for (const auto& [name, file] : options.renditions) argv.insert(argv.end(), {"--rendition", name + "=" + file});
+  std::vector<std::string> argv{binary,
+                                "--port",
+                                "0",
+                                "--segment",
+                                std::to_string(options.segment_s),
+                                "--window",
+                                std::to_string(options.window)};
+  for (const auto& [name, file] : options.renditions)
+    argv.insert(argv.end(), {"--rendition", name + "=" + file});
   if (options.byterange) argv.push_back("--byterange");
   std::string error;
   if (!process_.start(argv, {}, {}, &error)) throw std::runtime_error(error);
   port_ = process_.wait_for_listening_port(deadline_in(std::chrono::seconds(10)));
-  if (port_ <= 0) throw std::runtime_error("ll_origin did not start; stderr:\n" + process_.stderr_text());
+  if (port_ <= 0)
+    throw std::runtime_error("ll_origin did not start; stderr:\n" + process_.stderr_text());
 }
 
 std::string LlOrigin::url(std::string_view path) const {

@@ -19,8 +19,8 @@ bool have_ffmpeg();
 // Encodes `seconds` of a test pattern to `path` as CMAF fMP4: a keyframe every second,
 // fragments (parts) of `part_ms` (so four of about 0.25 s a second by default), video only.
 // False (with ffmpeg's stderr in `error`) when ffmpeg fails.
-bool make_cmaf_material(const std::string& path, int seconds, int kbps, std::string* error = nullptr,
-                        int part_ms = 250);
+bool make_cmaf_material(const std::string& path, int seconds, int kbps,
+                        std::string* error = nullptr, int part_ms = 250);
 
 struct LlOriginOptions {
   std::vector<std::pair<std::string, std::string>> renditions;  // name, CMAF file

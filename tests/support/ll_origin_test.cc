@@ -84,11 +84,12 @@ TEST_CASE("ll_origin: parts at their cadence with the LL-HLS tags, PDT from the 
 
   const std::string playlist = http_get(origin.url("/low/index.m3u8")).body;
   CHECK(playlist.find("#EXT-X-PART-INF:PART-TARGET=0.267") != std::string::npos);
-  CHECK(playlist.find("#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK=0.801,CAN-SKIP-UNTIL=12.000") !=
-        std::string::npos);
+  CHECK(playlist.find("#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK=0.801,CAN-SKIP-"
+                      "UNTIL=12.000") != std::string::npos);
   CHECK(playlist.find("#EXT-X-MAP:URI=\"init.mp4\"") != std::string::npos);
   CHECK(count_of(playlist, "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"seg") == 1);
-  CHECK(playlist.find("#EXT-X-RENDITION-REPORT:URI=\"../high/index.m3u8\",LAST-MSN=") != std::string::npos);
+  CHECK(playlist.find("#EXT-X-RENDITION-REPORT:URI=\"../high/index.m3u8\",LAST-MSN=") !=
+        std::string::npos);
   CHECK(playlist.find(",INDEPENDENT=YES") != std::string::npos);
   CHECK(count_of(playlist, "#EXTINF:1.000,") >= 2);
   // The newest segment's PDT is its capture time: at most a segment (and a part) ago.
@@ -113,8 +114,8 @@ TEST_CASE("ll_origin: parts at their cadence with the LL-HLS tags, PDT from the 
     file << init.body << segment.body;
   }
   ChildProcess probe;
-  REQUIRE(probe.start({"ffprobe", "-v", "error", "-select_streams", "v", "-show_entries", "stream=codec_name",
-                       "-of", "csv=p=0", out.file("s.mp4")},
+  REQUIRE(probe.start({"ffprobe", "-v", "error", "-select_streams", "v", "-show_entries",
+                       "stream=codec_name", "-of", "csv=p=0", out.file("s.mp4")},
                       {}, {}));
   CHECK(probe.wait_exit(deadline_in(20s)) == 0);
   // Counted per rendition and kind (what the side-by-side benchmark divides by parts).
@@ -136,7 +137,8 @@ TEST_CASE("ll_origin: blocking reloads, limits and delta updates as RFC 8216bis 
   CHECK(http_get(origin.url("/low/index.m3u8?_HLS_part=1")).status == 400);
   // The first part of the next segment: held until it is published, then the playlist lists it.
   const auto started = Clock::now();
-  const auto held = http_get(origin.url("/low/index.m3u8?_HLS_msn=" + std::to_string(next + 1) + "&_HLS_part=0"));
+  const auto held =
+      http_get(origin.url("/low/index.m3u8?_HLS_msn=" + std::to_string(next + 1) + "&_HLS_part=0"));
   const auto waited = Clock::now() - started;
   REQUIRE(held.status == 200);
   CHECK(held.body.find("URI=\"seg" + std::to_string(next + 1) + ".0.m4s\"") != std::string::npos);
@@ -148,7 +150,8 @@ TEST_CASE("ll_origin: blocking reloads, limits and delta updates as RFC 8216bis 
   CHECK(part.status == 200);
   CHECK(part.body.substr(4, 4) == "moof");
 
-  // Delta updates: with 20 one-second segments listed, those more than 12 s from the end are skipped.
+  // Delta updates: with 20 one-second segments listed, those more than 12 s from the end are
+  // skipped.
   REQUIRE(wait_until([&] { return origin.next_msn() >= 16; }, 25s, 100ms));
   const std::string full = http_get(origin.url("/low/index.m3u8")).body;
   const std::string delta = http_get(origin.url("/low/index.m3u8?_HLS_skip=YES")).body;
@@ -160,7 +163,8 @@ TEST_CASE("ll_origin: blocking reloads, limits and delta updates as RFC 8216bis 
   CHECK(http_get(origin.url("/low/index.m3u8?_HLS_skip=maybe")).status == 400);
 }
 
-TEST_CASE("ll_origin: fault knobs: 404 on the hint, a late part, an encoder restart with reused names") {
+TEST_CASE(
+    "ll_origin: fault knobs: 404 on the hint, a late part, an encoder restart with reused names") {
   Material m;
   auto running = running_origin(m);
   if (!running) return;

@@ -44,11 +44,17 @@ int64_t path_stat(const TestOrigin& origin, std::string_view path, std::string_v
 
 }  // namespace
 
-int64_t TestOrigin::count(std::string_view path) const { return path_stat(*this, path, "count"); }
+int64_t TestOrigin::count(std::string_view path) const {
+  return path_stat(*this, path, "count");
+}
 
-int64_t TestOrigin::conditional(std::string_view path) const { return path_stat(*this, path, "conditional"); }
+int64_t TestOrigin::conditional(std::string_view path) const {
+  return path_stat(*this, path, "conditional");
+}
 
-int64_t TestOrigin::not_modified(std::string_view path) const { return path_stat(*this, path, "not_modified"); }
+int64_t TestOrigin::not_modified(std::string_view path) const {
+  return path_stat(*this, path, "not_modified");
+}
 
 bool TestOrigin::outage(int status) const {
   const auto r = http_request("POST", url("/__outage?status=" + std::to_string(status)));

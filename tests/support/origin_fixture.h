@@ -51,10 +51,10 @@ class TestOrigin {
   int64_t not_modified(std::string_view path) const;
   // Every /gen and /files request answers `status` from now on (0: normal again).
   bool outage(int status) const;
-  int64_t total() const;           // all counted requests; -1 on failure
-  int64_t in_flight() const;       // requests started and not finished; -1 on failure
-  int64_t max_in_flight() const;   // since start or the last reset(); -1 on failure
-  int64_t held() const;            // requests with hold=1 waiting for release(); -1 on failure
+  int64_t total() const;          // all counted requests; -1 on failure
+  int64_t in_flight() const;      // requests started and not finished; -1 on failure
+  int64_t max_in_flight() const;  // since start or the last reset(); -1 on failure
+  int64_t held() const;           // requests with hold=1 waiting for release(); -1 on failure
   // Every request held by hold=1 goes on (after its delay_ms, if any); how many, -1 on failure.
   int64_t release() const;
   std::string stats_json() const;  // GET /__stats body ("" on failure)

@@ -99,7 +99,8 @@ bool PgServer::launch(int port) {
   }
   // Accepting TCP is not enough: during start-up the server refuses sessions ("starting up").
   const auto ready = [&] {
-    return child->stderr_text().find("ready to accept connections") != std::string::npos && accepts(port);
+    return child->stderr_text().find("ready to accept connections") != std::string::npos &&
+           accepts(port);
   };
   if (!wait_until([&] { return ready() || !child->running(); }, 30s) || !child->running()) {
     child->kill();

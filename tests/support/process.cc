@@ -356,7 +356,8 @@ std::optional<std::string> ChildProcess::wait_for_line(
 int ChildProcess::wait_for_listening_port(Deadline deadline, int* tls_port) {
   const auto line = wait_for_line(
       [](std::string_view l) { return parse_listening_port(l).has_value(); }, deadline);
-  if (tls_port != nullptr) *tls_port = line ? parse_listening_port(*line, "tls_port").value_or(0) : 0;
+  if (tls_port != nullptr)
+    *tls_port = line ? parse_listening_port(*line, "tls_port").value_or(0) : 0;
   return line ? *parse_listening_port(*line) : -1;
 }
 
@@ -449,6 +450,8 @@ int test_threads() {
   return n > 0 ? n : 1;
 }
 
-std::vector<std::string> threads_args() { return {"--set", "threads=" + std::to_string(test_threads())}; }
+std::vector<std::string> threads_args() {
+  return {"--set", "threads=" + std::to_string(test_threads())};
+}
 
 }  // namespace balancer::test

@@ -37,7 +37,8 @@ inline std::string steering_rules_problem(std::string_view master) {
   std::vector<std::string_view> lines;
   for (size_t start = 0; start < master.size();) {
     size_t nl = master.find('\n', start);
-    std::string_view line = master.substr(start, nl == std::string_view::npos ? std::string_view::npos : nl - start);
+    std::string_view line =
+        master.substr(start, nl == std::string_view::npos ? std::string_view::npos : nl - start);
     if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
     lines.push_back(line);
     start = nl == std::string_view::npos ? master.size() : nl + 1;
@@ -67,7 +68,8 @@ inline std::string steering_rules_problem(std::string_view master) {
       }
       const std::string pathway = value(a, "PATHWAY-ID");
       if (pathway.empty()) return "a variant without PATHWAY-ID: " + std::string(line);
-      auto& by_pathway = variant_groups[value(a, "BANDWIDTH") + "\n" + value(a, "STABLE-VARIANT-ID")];
+      auto& by_pathway =
+          variant_groups[value(a, "BANDWIDTH") + "\n" + value(a, "STABLE-VARIANT-ID")];
       if (by_pathway.count(pathway) && by_pathway[pathway] != uri)
         return "two look-alike variants of pathway " + pathway + " have different URIs: " + uri;
       by_pathway[pathway] = uri;
@@ -76,7 +78,8 @@ inline std::string steering_rules_problem(std::string_view master) {
         if (group.empty()) continue;
         auto [it, added] = group_pathway.emplace(std::string(type) + "\n" + group, pathway);
         if (!added && it->second != pathway)
-          return std::string(type) + " group " + group + " spans pathways " + it->second + " and " + pathway;
+          return std::string(type) + " group " + group + " spans pathways " + it->second + " and " +
+                 pathway;
       }
     }
   }
@@ -89,13 +92,15 @@ inline std::string steering_rules_problem(std::string_view master) {
   for (const auto& [key, by_pathway] : variant_groups) {
     std::set<std::string> here;
     for (const auto& [pathway, uri] : by_pathway) here.insert(pathway);
-    if (here != pathways) return "pathways offer different variants (BANDWIDTH " + key.substr(0, key.find('\n')) + ")";
+    if (here != pathways)
+      return "pathways offer different variants (BANDWIDTH " + key.substr(0, key.find('\n')) + ")";
   }
   for (const auto& a : renditions) {
     std::string type = value(a, "TYPE");
     auto it = group_pathway.find(type + "\n" + value(a, "GROUP-ID"));
     if (it == group_pathway.end()) continue;  // no variant of ours refers to it: Media3 skips it
-    auto& by_pathway = rendition_groups[type + "\n" + value(a, "NAME") + "\n" + value(a, "STABLE-RENDITION-ID")];
+    auto& by_pathway =
+        rendition_groups[type + "\n" + value(a, "NAME") + "\n" + value(a, "STABLE-RENDITION-ID")];
     const std::string& uri = a.at("URI");
     if (by_pathway.count(it->second) && by_pathway[it->second] != uri)
       return "two look-alike renditions of pathway " + it->second + " have different URIs: " + uri;

@@ -270,10 +270,12 @@ TEST_CASE("test_origin /files serves from --root, refuses traversal, m3u8 is fre
   CHECK(bt::http_get(origin.url("/files/live/seg1.ts?status=500")).status == 500);
 }
 
-TEST_CASE("test_origin caching headers: cc, expires, age, etag=0, lm=0; conditional requests counted; outage") {
+TEST_CASE(
+    "test_origin caching headers: cc, expires, age, etag=0, lm=0; conditional requests counted; "
+    "outage") {
   bt::TestOrigin origin;
-  const auto custom = bt::http_get(origin.url("/gen/1K/c.ts?cc=" + bt::url_encode("no-cache, max-age=5") +
-                                              "&expires=30&age=7"));
+  const auto custom = bt::http_get(
+      origin.url("/gen/1K/c.ts?cc=" + bt::url_encode("no-cache, max-age=5") + "&expires=30&age=7"));
   CHECK(custom.header("Cache-Control") == "no-cache, max-age=5");
   CHECK(custom.header("Age") == "7");
   CHECK(custom.header("Expires").has_value());
@@ -290,10 +292,12 @@ TEST_CASE("test_origin caching headers: cc, expires, age, etag=0, lm=0; conditio
   const auto by_etag = bt::http_get(origin.url("/gen/1K/v.ts"), {{"If-None-Match", etag}});
   CHECK(by_etag.status == 304);
   CHECK(by_etag.header("Cache-Control") == "public, max-age=86400");
-  CHECK(bt::http_get(origin.url("/gen/1K/v.ts"), {{"If-Modified-Since", last_modified}}).status == 304);
+  CHECK(bt::http_get(origin.url("/gen/1K/v.ts"), {{"If-Modified-Since", last_modified}}).status ==
+        304);
   CHECK(bt::http_get(origin.url("/gen/1K/v.ts"), {{"If-None-Match", "\"other\""}}).status == 200);
   CHECK(bt::http_get(origin.url("/gen/1K/v.ts"),
-                     {{"If-Modified-Since", "Thu, 01 Jan 1970 00:00:00 GMT"}}).status == 200);
+                     {{"If-Modified-Since", "Thu, 01 Jan 1970 00:00:00 GMT"}})
+            .status == 200);
   // Without an ETag, If-None-Match never matches.
   CHECK(bt::http_get(origin.url("/gen/1K/v.ts?etag=0"), {{"If-None-Match", etag}}).status == 200);
   CHECK(origin.count("/gen/1K/v.ts") == 6);

@@ -67,13 +67,15 @@ bool write_self_signed_certificate(const std::string& cert_path, const std::stri
   if (!cert) return fail("X509_new failed");
   X509_set_version(cert.get(), 2);
   // A distinct serial per name: a client pinned to one certificate refuses the other.
-  ASN1_INTEGER_set(X509_get_serialNumber(cert.get()), static_cast<long>(std::hash<std::string>{}(common_name) & 0x7fffffff));
+  ASN1_INTEGER_set(X509_get_serialNumber(cert.get()),
+                   static_cast<long>(std::hash<std::string>{}(common_name)&0x7fffffff));
   X509_gmtime_adj(X509_getm_notBefore(cert.get()), -3600);
   X509_gmtime_adj(X509_getm_notAfter(cert.get()), 7L * 24 * 3600);
   X509_set_pubkey(cert.get(), key.get());
   X509_NAME* name = X509_get_subject_name(cert.get());
-  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, reinterpret_cast<const unsigned char*>(common_name.c_str()),
-                             -1, -1, 0);
+  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
+                             reinterpret_cast<const unsigned char*>(common_name.c_str()), -1, -1,
+                             0);
   X509_set_issuer_name(cert.get(), name);
   X509V3_CTX ctx;
   X509V3_set_ctx_nodb(&ctx);
@@ -81,7 +83,8 @@ bool write_self_signed_certificate(const std::string& cert_path, const std::stri
   for (auto [nid, value] : {std::pair{NID_subject_alt_name, "DNS:localhost,IP:127.0.0.1"},
                             std::pair{NID_basic_constraints, "critical,CA:TRUE"}}) {
     ExtPtr ext(X509V3_EXT_conf_nid(nullptr, &ctx, nid, value));
-    if (!ext || X509_add_ext(cert.get(), ext.get(), -1) != 1) return fail("adding an extension failed");
+    if (!ext || X509_add_ext(cert.get(), ext.get(), -1) != 1)
+      return fail("adding an extension failed");
   }
   if (X509_sign(cert.get(), key.get(), EVP_sha256()) == 0) return fail("X509_sign failed");
   if (!write_pem(key_path, [&](FILE* f) {
@@ -94,7 +97,6 @@ bool write_self_signed_certificate(const std::string& cert_path, const std::stri
   }
   return true;
 }
-
 
 std::string certificate_fingerprint(const std::string& cert_path) {
   FILE* f = fopen(cert_path.c_str(), "r");
@@ -115,7 +117,8 @@ TlsHandshake tls_handshake(int port, std::chrono::milliseconds timeout) {
   };
   SslCtxPtr ctx(SSL_CTX_new(TLS_client_method()));
   if (!ctx) return fail("SSL_CTX_new");
-  SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_NONE, nullptr);  // the test compares fingerprints instead
+  SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_NONE,
+                     nullptr);  // the test compares fingerprints instead
   static const unsigned char kAlpn[] = {2, 'h', '2', 8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
   SSL_CTX_set_alpn_protos(ctx.get(), kAlpn, sizeof kAlpn);
   // The receive timeout bounds every read of the handshake.

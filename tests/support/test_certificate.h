@@ -26,7 +26,8 @@ struct TestTlsFiles {
     REQUIRE_MESSAGE(write_self_signed_certificate(cert, key, common_name, &error), error);
   }
   std::vector<std::string> overrides() const {
-    return {"listen.tls.enabled=true", "listen.tls.port=0", "listen.tls.certificate=" + cert, "listen.tls.key=" + key};
+    return {"listen.tls.enabled=true", "listen.tls.port=0", "listen.tls.certificate=" + cert,
+            "listen.tls.key=" + key};
   }
   std::string cert, key;
 };

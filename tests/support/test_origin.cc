@@ -9,10 +9,11 @@
 //   GET|POST /__outage?status=N   every /gen and /files request answers N (0 ends it)
 //   GET|POST /__release           answers every request held by hold=1
 // Query parameters on /gen and /files: delay_ms, rate_kbps, status, reset_after (+rst=1),
-// hang=1, hold=1, blocking_delay_ms (only requests with _HLS_msn wait); caching headers: cc, expires, age, etag=0, lm=0 (cc, expires and age on
-// status replies too); hdr=Name:Value (repeatable) adds any header. --delay-ms / --rate-kbps
-// set defaults for /gen only. If-None-Match / If-Modified-Since → 304 (counted).
-// Every /gen and /files answer carries Access-Control-Allow-Origin: * (browser players).
+// hang=1, hold=1, blocking_delay_ms (only requests with _HLS_msn wait); caching headers: cc,
+// expires, age, etag=0, lm=0 (cc, expires and age on status replies too); hdr=Name:Value
+// (repeatable) adds any header. --delay-ms / --rate-kbps set defaults for /gen only. If-None-Match
+// / If-Modified-Since → 304 (counted). Every /gen and /files answer carries
+// Access-Control-Allow-Origin: * (browser players).
 //
 // Single-threaded: everything runs on one libevent loop; SIGTERM/SIGINT are loop events.
 #include <arpa/inet.h>
@@ -208,7 +209,7 @@ struct Exchange {
   std::string last_modified;
   std::string cache_control;
   std::vector<std::string> count_keys;  // the counters this request adds to (path, path?query)
-  size_t limit = 0;  // bytes to send before ending (size, or reset_after)
+  size_t limit = 0;                     // bytes to send before ending (size, or reset_after)
   size_t sent = 0;
   Phase phase = Phase::kWaiting;
   bool held = false;  // hold=1 and /__release has not come yet
@@ -589,17 +590,22 @@ class Origin {
     for (const auto& [name, value] : b.headers) evhttp_add_header(out, name.c_str(), value.c_str());
     if (b.status != 0) {
       // The caching headers asked for go on status replies too (a 404 with no-store).
-      if (b.cache_control && !b.cache_control->empty()) evhttp_add_header(out, "Cache-Control", b.cache_control->c_str());
-      if (b.expires_in) evhttp_add_header(out, "Expires", http_date(std::time(nullptr) + *b.expires_in).c_str());
+      if (b.cache_control && !b.cache_control->empty())
+        evhttp_add_header(out, "Cache-Control", b.cache_control->c_str());
+      if (b.expires_in)
+        evhttp_add_header(out, "Expires", http_date(std::time(nullptr) + *b.expires_in).c_str());
       if (b.age) evhttp_add_header(out, "Age", std::to_string(*b.age).c_str());
       reply_text(ex, b.status, "test_origin: status " + std::to_string(b.status) + "\n");
       return;
     }
     evhttp_add_header(out, "Content-Type", std::string(content_type_for(ex->name)).c_str());
     if (!ex->etag.empty()) evhttp_add_header(out, "ETag", ex->etag.c_str());
-    if (!ex->last_modified.empty()) evhttp_add_header(out, "Last-Modified", ex->last_modified.c_str());
-    if (!ex->cache_control.empty()) evhttp_add_header(out, "Cache-Control", ex->cache_control.c_str());
-    if (b.expires_in) evhttp_add_header(out, "Expires", http_date(std::time(nullptr) + *b.expires_in).c_str());
+    if (!ex->last_modified.empty())
+      evhttp_add_header(out, "Last-Modified", ex->last_modified.c_str());
+    if (!ex->cache_control.empty())
+      evhttp_add_header(out, "Cache-Control", ex->cache_control.c_str());
+    if (b.expires_in)
+      evhttp_add_header(out, "Expires", http_date(std::time(nullptr) + *b.expires_in).c_str());
     if (b.age) evhttp_add_header(out, "Age", std::to_string(*b.age).c_str());
 
     const evkeyvalq* in = evhttp_request_get_input_headers(req);
@@ -610,8 +616,9 @@ class Origin {
     }
     bool not_modified = false;
     if (inm != nullptr) {
-      not_modified = std::string_view(inm) == "*" ||
-                     (!ex->etag.empty() && std::string_view(inm).find(ex->etag) != std::string_view::npos);
+      not_modified =
+          std::string_view(inm) == "*" ||
+          (!ex->etag.empty() && std::string_view(inm).find(ex->etag) != std::string_view::npos);
     } else if (ims != nullptr && !ex->last_modified.empty()) {
       const auto since = parse_http_date(ims);
       const auto modified = parse_http_date(ex->last_modified.c_str());
@@ -716,8 +723,8 @@ class Origin {
   void finish(Exchange* ex) { exchanges_.erase(ex); }
 
   size_t held_count() const {
-    return static_cast<size_t>(
-        std::count_if(exchanges_.begin(), exchanges_.end(), [](const auto& e) { return e.second->held; }));
+    return static_cast<size_t>(std::count_if(exchanges_.begin(), exchanges_.end(),
+                                             [](const auto& e) { return e.second->held; }));
   }
 
   void abort_connection(evhttp_connection* conn) {
@@ -751,7 +758,8 @@ class Origin {
         body = "{\"count\":" + counted(counts_) + ",\"conditional\":" + counted(conditional_) +
                ",\"not_modified\":" + counted(not_modified_) + "}";
       } else {
-        body = "{\"total\":" + std::to_string(total_) + ",\"not_modified\":" + std::to_string(not_modified_total_) +
+        body = "{\"total\":" + std::to_string(total_) +
+               ",\"not_modified\":" + std::to_string(not_modified_total_) +
                ",\"in_flight\":" + std::to_string(exchanges_.size()) +
                ",\"held\":" + std::to_string(held_count()) +
                ",\"max_in_flight\":" + std::to_string(max_in_flight_) + ",\"paths\":{";
@@ -780,7 +788,8 @@ class Origin {
         body = "{\"outage_status\":" + std::to_string(outage_status_) + "}";
       } else {
         status = HTTP_BADREQUEST;
-        body = "{\"error\":{\"code\":\"bad_request\",\"message\":\"status must be 0 or 100 to 599\"}}";
+        body =
+            "{\"error\":{\"code\":\"bad_request\",\"message\":\"status must be 0 or 100 to 599\"}}";
       }
     } else if (path == "/__release" && (command == EVHTTP_REQ_GET || command == EVHTTP_REQ_POST)) {
       body = "{\"released\":" + std::to_string(release_held()) + "}";
@@ -810,7 +819,7 @@ class Origin {
   uint64_t not_modified_total_ = 0;
   int outage_status_ = 0;  // /__outage: every /gen and /files request answers this status
   std::map<std::string, uint64_t> counts_;
-  std::map<std::string, uint64_t> conditional_;   // requests with If-None-Match or If-Modified-Since
+  std::map<std::string, uint64_t> conditional_;  // requests with If-None-Match or If-Modified-Since
   std::map<std::string, uint64_t> not_modified_;  // answered 304
 };
 

@@ -30,7 +30,8 @@ std::vector<std::string_view> lines(std::string_view text) {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace cache_node;
-  std::vector<std::string_view> f = lines(std::string_view(reinterpret_cast<const char*>(data), size));
+  std::vector<std::string_view> f =
+      lines(std::string_view(reinterpret_cast<const char*>(data), size));
   f.resize(6);
   UpstreamFreshness response;
   response.cache_control = f[0];
@@ -47,7 +48,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   FUZZ_CHECK(fresh.fresh_until_ms >= fresh.vouched_ms);
   FUZZ_CHECK(fresh.stale_until_ms >= fresh.fresh_until_ms);
   FUZZ_CHECK(fresh.stale_until_ms - fresh.fresh_until_ms <= defaults.max_stale_if_error_s * 1000);
-  if (d.no_cache) FUZZ_CHECK(fresh.fresh_until_ms == fresh.vouched_ms && fresh.stale_until_ms == fresh.vouched_ms);
+  if (d.no_cache)
+    FUZZ_CHECK(fresh.fresh_until_ms == fresh.vouched_ms &&
+               fresh.stale_until_ms == fresh.vouched_ms);
   for (auto value : {d.max_age, d.s_maxage, d.stale_if_error}) {
     if (value) FUZZ_CHECK(*value >= 0 && *value <= (int64_t{1} << 31));
   }

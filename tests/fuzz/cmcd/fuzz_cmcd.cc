@@ -12,12 +12,15 @@
 namespace {
 
 bool same(const cmcd::Data& a, const cmcd::Data& b) {
-  return a.version == b.version && a.buffer_length_ms == b.buffer_length_ms && a.bitrate_kbps == b.bitrate_kbps &&
-         a.top_bitrate_kbps == b.top_bitrate_kbps && a.measured_throughput_kbps == b.measured_throughput_kbps &&
-         a.object_duration_ms == b.object_duration_ms && a.buffer_starvation == b.buffer_starvation &&
-         a.startup == b.startup && a.session_id == b.session_id && a.content_id == b.content_id &&
-         a.object_type == b.object_type && a.stream_type == b.stream_type && a.play_state == b.play_state &&
-         a.next_object == b.next_object && a.next_range == b.next_range;
+  return a.version == b.version && a.buffer_length_ms == b.buffer_length_ms &&
+         a.bitrate_kbps == b.bitrate_kbps && a.top_bitrate_kbps == b.top_bitrate_kbps &&
+         a.measured_throughput_kbps == b.measured_throughput_kbps &&
+         a.object_duration_ms == b.object_duration_ms &&
+         a.buffer_starvation == b.buffer_starvation && a.startup == b.startup &&
+         a.session_id == b.session_id && a.content_id == b.content_id &&
+         a.object_type == b.object_type && a.stream_type == b.stream_type &&
+         a.play_state == b.play_state && a.next_object == b.next_object &&
+         a.next_range == b.next_range;
 }
 
 }  // namespace

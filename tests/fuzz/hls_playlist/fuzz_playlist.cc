@@ -7,11 +7,11 @@
 #include <string_view>
 #include <vector>
 
+#include "fuzz/fuzz_check.h"
 #include "hls/playlist.h"
 #include "hls/rewrite.h"
 #include "hls/uri.h"
 #include "hls/window.h"
-#include "fuzz/fuzz_check.h"
 
 namespace {
 
@@ -232,11 +232,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
   // A delta update parses again, numbered as the source, ends where the source ends, and
   // lists exactly the slots it says, each with the source slot's URI.
-  if (pl.kind == hls::PlaylistKind::media && !pl.media.is_delta_update() && pl.media.server_control.can_skip_until) {
+  if (pl.kind == hls::PlaylistKind::media && !pl.media.is_delta_update() &&
+      pl.media.server_control.can_skip_until) {
     auto delta = hls::delta_update(pl);
     FUZZ_CHECK(delta.ok());
     auto skipped = hls::parse_playlist(delta->text, base, options);
-    if (!skipped) std::fprintf(stderr, "delta re-parse failed: %s\n", skipped.error().message.c_str());
+    if (!skipped)
+      std::fprintf(stderr, "delta re-parse failed: %s\n", skipped.error().message.c_str());
     FUZZ_CHECK(skipped.ok());
     FUZZ_CHECK(skipped->media.media_sequence == pl.media.media_sequence);
     FUZZ_CHECK(skipped->media.skipped_segments.value_or(0) == delta->skipped);
