@@ -90,6 +90,25 @@ class LiveRunTracker {
   bool origin_numbering() const { return msn_offset_ == 0; }
 
  private:
+  struct OriginChange {
+    bool restarted = false;   // a new run started at origin
+    bool older_copy = false;  // a copy older than the previous one (another origin server)
+  };
+  struct Listing {
+    std::vector<ServedSegment> segments;  // what the served copy lists, in order
+    size_t kept = 0;                      // leading segments from a previous run
+  };
+  // Steps of next(), in order.
+  OriginChange compare_with_previous(
+      const std::vector<std::pair<uint64_t, std::string>>& uris) const;
+  void remember_origin_copy(std::vector<std::pair<uint64_t, std::string>> uris, bool endlist,
+                            const LiveEndPolicy& policy, TimePoint now);
+  void start_new_run(const ServedSegment& first, int64_t unix_ms);
+  void number_for_run(std::vector<ServedSegment>& segments) const;
+  Listing list_segments(std::vector<ServedSegment>& segments, const hls::MediaInfo& media,
+                        bool older_copy);
+  size_t tail_to_keep(const hls::MediaInfo& media, size_t new_segments);
+
   bool seen_live_ = false;
   std::optional<TimePoint> ended_since_;
   bool holding_end_ = false;
