@@ -54,6 +54,17 @@ std::string two_sided_summary_json(const std::vector<double>& values) {
   return out;
 }
 
+// The members of a JSON object of counts by name: "name":count,...
+void append_counts_json(std::string& out, const std::map<std::string, uint64_t>& counts) {
+  bool first = true;
+  for (const auto& [key, count] : counts) {
+    if (!first) out += ",";
+    first = false;
+    common::append_json_string(out, key);
+    out += ":" + std::to_string(count);
+  }
+}
+
 std::string html_escape(std::string_view text) {
   std::string out;
   for (char c : text) {
@@ -318,6 +329,36 @@ std::string Recorder::json(const std::string& scenario_name, double ran_s) const
   std::string out = "{\"scenario\":";
   common::append_json_string(out, scenario_name);
   out += ",\"ran_s\":" + number(ran_s);
+  append_viewers_json(out);
+  out += ",\"fatal\":{";
+  append_counts_json(out, fatal_);
+  out += "},\"requests\":{";
+  for (size_t k = 0; k < kRequestKinds; ++k) {
+    if (k) out += ",";
+    out += "\"" + std::string(kKindNames[k]) + "\":{\"count\":" + std::to_string(totals_[k]) +
+           ",\"latency_ms\":" + summary_json(latencies_[k].values()) + "}";
+  }
+  out += "},\"errors\":{";
+  append_counts_json(out, error_counts_);
+  out += "},\"waits_told\":{";
+  append_counts_json(out, planned_counts_);
+  out += "},\"queue\":{\"viewers\":" + std::to_string(queue_.size());
+  append_queue_json(out);
+  out += ",\"segments_distinct\":" + std::to_string(segment_names_.size());
+  out += ",\"origin_fetches\":{";
+  append_origin_fetches_json(out);
+  out += "},\"windows\":{";
+  append_windows_json(out);
+  out += "},\"processes\":{";
+  append_processes_json(out);
+  out += "},\"per_second\":{";
+  append_per_second_json(out);
+  out += "}}\n";
+  return out;
+}
+
+// From "viewers" to "audience_loop_lag_ms".
+void Recorder::append_viewers_json(std::string& out) const {
   out += ",\"viewers\":{\"arrived\":" +
          std::to_string(
              ticks_.empty()
@@ -335,37 +376,10 @@ std::string Recorder::json(const std::string& scenario_name, double ran_s) const
          ",\"viewer_mean\":" + summary_json(viewer_behind_live_mean_) +
          ",\"viewer_max\":" + summary_json(viewer_behind_live_max_) + "}";
   out += ",\"audience_loop_lag_ms\":" + summary_json(loop_lag_.values());
-  out += ",\"fatal\":{";
-  bool first = true;
-  for (const auto& [reason, count] : fatal_) {
-    if (!first) out += ",";
-    first = false;
-    common::append_json_string(out, reason);
-    out += ":" + std::to_string(count);
-  }
-  out += "},\"requests\":{";
-  for (size_t k = 0; k < kRequestKinds; ++k) {
-    if (k) out += ",";
-    out += "\"" + std::string(kKindNames[k]) + "\":{\"count\":" + std::to_string(totals_[k]) +
-           ",\"latency_ms\":" + summary_json(latencies_[k].values()) + "}";
-  }
-  out += "},\"errors\":{";
-  first = true;
-  for (const auto& [key, count] : error_counts_) {
-    if (!first) out += ",";
-    first = false;
-    common::append_json_string(out, key);
-    out += ":" + std::to_string(count);
-  }
-  out += "},\"waits_told\":{";
-  first = true;
-  for (const auto& [key, count] : planned_counts_) {
-    if (!first) out += ",";
-    first = false;
-    common::append_json_string(out, key);
-    out += ":" + std::to_string(count);
-  }
-  out += "},\"queue\":{\"viewers\":" + std::to_string(queue_.size());
+}
+
+// The members of the "queue" object after "viewers", and its closing brace.
+void Recorder::append_queue_json(std::string& out) const {
   uint64_t admitted = 0, admitted_unannounced = 0, answers_without_estimate = 0;
   std::vector<double> waits, ratio, ratio_all;
   for (const auto& q : queue_) {
@@ -392,9 +406,11 @@ std::string Recorder::json(const std::string& scenario_name, double ran_s) const
   out += ",\"wait_s\":" + summary_json(waits) +
          ",\"announced_over_real\":" + two_sided_summary_json(ratio) +
          ",\"told_over_left\":" + two_sided_summary_json(ratio_all) + "}";
-  out += ",\"segments_distinct\":" + std::to_string(segment_names_.size());
-  out += ",\"origin_fetches\":{";
-  first = true;
+}
+
+// The members of "origin_fetches".
+void Recorder::append_origin_fetches_json(std::string& out) const {
+  bool first = true;
   for (const auto& [name, c] : origin_fetches_) {
     if (!first) out += ",";
     first = false;
@@ -404,8 +420,11 @@ std::string Recorder::json(const std::string& scenario_name, double ran_s) const
                                    : number(c.delta / static_cast<double>(segment_names_.size()))) +
            "}";
   }
-  out += "},\"windows\":{";
-  first = true;
+}
+
+// The members of "windows".
+void Recorder::append_windows_json(std::string& out) const {
+  bool first = true;
   for (size_t i = 0; i < windows_.size(); ++i) {
     const auto& w = windows_[i];
     if (!first) out += ",";
@@ -424,8 +443,11 @@ std::string Recorder::json(const std::string& scenario_name, double ran_s) const
     }
     out += "}}";
   }
-  out += "},\"processes\":{";
-  first = true;
+}
+
+// The members of "processes".
+void Recorder::append_processes_json(std::string& out) const {
+  bool first = true;
   for (const auto& [name, samples] : processes_) {
     if (!first) out += ",";
     first = false;
@@ -442,7 +464,11 @@ std::string Recorder::json(const std::string& scenario_name, double ran_s) const
     out += ":{\"cpu_percent_mean\":" + number(alive ? cpu_sum / static_cast<double>(alive) : 0) +
            ",\"cpu_percent_max\":" + number(cpu_max) + ",\"rss_mib_max\":" + number(rss_max) + "}";
   }
-  out += "},\"per_second\":{\"playing\":[";
+}
+
+// The members of "per_second".
+void Recorder::append_per_second_json(std::string& out) const {
+  out += "\"playing\":[";
   for (size_t s = 0; s < ticks_.size(); ++s)
     out += (s ? "," : "") + std::to_string(ticks_[s].playing);
   out += "],\"queued\":[";
@@ -470,8 +496,7 @@ std::string Recorder::json(const std::string& scenario_name, double ran_s) const
       out += (s ? "," : "") + std::to_string(per_second_[s][k]);
     out += "]";
   }
-  out += "}}}\n";
-  return out;
+  out += "}";
 }
 
 std::string Recorder::html(const std::string& scenario_name, double ran_s) const {
@@ -484,6 +509,17 @@ std::string Recorder::html(const std::string& scenario_name, double ran_s) const
                     "8px;text-align:right}figure{margin:1em 0}</style></head><body>\n";
   out +=
       "<h1>Rehearsal: " + html_escape(scenario_name) + "</h1>\n<p>Ran " + fixed(ran_s, 1) + " s. ";
+  append_summary_html(out);
+  append_viewer_charts_html(out);
+  append_load_charts_html(out);
+  append_tables_html(out);
+  out += "<h2>Result JSON</h2><pre>" + html_escape(json(scenario_name, ran_s)) +
+         "</pre></body></html>\n";
+  return out;
+}
+
+// The rest of the opening paragraph, after the run's length.
+void Recorder::append_summary_html(std::string& out) const {
   out += std::to_string(started_viewers_) + " viewers started playing; " +
          std::to_string(stalls_total_) + " stalls (" + fixed(stalled_total_s_, 1) +
          " s stalled) in " + std::to_string(viewers_with_stalls_) + " viewers; " +
@@ -498,6 +534,10 @@ std::string Recorder::html(const std::string& scenario_name, double ran_s) const
            fixed(percentile(behind_live_.values(), 1.0).value_or(0), 2) + " s.";
   }
   out += "</p>\n";
+}
+
+// Startup, viewers playing and queued, latency behind live, stalls and failed requests.
+void Recorder::append_viewer_charts_html(std::string& out) const {
   // Startup CDF.
   std::vector<double> sorted = startups_;
   std::sort(sorted.begin(), sorted.end());
@@ -534,6 +574,10 @@ std::string Recorder::html(const std::string& scenario_name, double ran_s) const
   }
   out += svg_chart("Stalls and failed requests over time", "seconds", "per second",
                    {stalls, stalled, errors});
+}
+
+// Requests per second by kind, CPU and RSS of the watched processes.
+void Recorder::append_load_charts_html(std::string& out) const {
   std::vector<Series> kinds;
   for (size_t k = 0; k < kRequestKinds; ++k) {
     if (!totals_[k]) continue;
@@ -557,6 +601,10 @@ std::string Recorder::html(const std::string& scenario_name, double ran_s) const
     out += svg_chart("CPU of watched processes", "seconds", "% of a core", cpu);
     out += svg_chart("RSS of watched processes", "seconds", "MiB", rss);
   }
+}
+
+// Requests, windows, queue and origin fetches.
+void Recorder::append_tables_html(std::string& out) const {
   out +=
       "<h2>Requests</h2><table><tr><th>kind</th><th>count</th><th>p50 ms</th><th>p99 ms</th></tr>";
   for (size_t k = 0; k < kRequestKinds; ++k) {
@@ -589,9 +637,6 @@ std::string Recorder::html(const std::string& scenario_name, double ran_s) const
     }
     out += "</table>\n";
   }
-  out += "<h2>Result JSON</h2><pre>" + html_escape(json(scenario_name, ran_s)) +
-         "</pre></body></html>\n";
-  return out;
 }
 
 }  // namespace audience

@@ -148,6 +148,17 @@ class Recorder {
 
  private:
   size_t second(double now) const;
+  // Parts of json() and html(), each appending to `out` in the document's order.
+  void append_viewers_json(std::string& out) const;
+  void append_queue_json(std::string& out) const;
+  void append_origin_fetches_json(std::string& out) const;
+  void append_windows_json(std::string& out) const;
+  void append_processes_json(std::string& out) const;
+  void append_per_second_json(std::string& out) const;
+  void append_summary_html(std::string& out) const;
+  void append_viewer_charts_html(std::string& out) const;
+  void append_load_charts_html(std::string& out) const;
+  void append_tables_html(std::string& out) const;
 
   double duration_s_;
   std::vector<WindowSpec> windows_;
