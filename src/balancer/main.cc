@@ -4,6 +4,7 @@
 
 #include "api/api.h"
 #include "balancer/balancer.h"
+#include "common/libevent_overrides.h"
 #include "common/service_host.h"
 
 int main(int argc, char** argv) {
@@ -39,5 +40,6 @@ int main(int argc, char** argv) {
     if (!created) return created.error();
     return std::unique_ptr<common::Service<balancer::BalancerConfig>>(std::move(created).value());
   };
+  spec.add_process_metrics = common::add_libevent_override_metrics;
   return common::run_service(argc, argv, spec);
 }

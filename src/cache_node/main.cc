@@ -1,5 +1,6 @@
 // cache_node: the service host runs the node (config, loops, signals, reload).
 #include "cache_node/cache_node.h"
+#include "common/libevent_overrides.h"
 #include "common/service_host.h"
 
 int main(int argc, char** argv) {
@@ -25,5 +26,6 @@ int main(int argc, char** argv) {
     if (!node) return node.error();
     return std::unique_ptr<common::Service<cache_node::CacheNodeConfig>>(std::move(node).value());
   };
+  spec.add_process_metrics = common::add_libevent_override_metrics;
   return common::run_service(argc, argv, spec);
 }

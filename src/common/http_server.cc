@@ -18,7 +18,6 @@
 #include <cstring>
 #include <iostream>
 
-#include "common/evhttp_format.h"
 #include "common/http2_connection.h"
 #include "common/json.h"
 #include "common/log.h"
@@ -154,24 +153,6 @@ HttpServer::HttpServer(event_base& base, HttpServerOptions options, MetricsRegis
     status_counters_[i] = &metrics.counter("http_responses_total", "HTTP responses by status class",
                                            "class=\"" + std::to_string(i) + "xx\"");
   }
-  static const bool format_in_effect = [] {
-    const bool in_effect = evhttp_format_in_effect();
-    if (!in_effect) {
-      LOG_WARN(
-          "http",
-          "evhttp's formatting replacement is not in effect (static or re-linked build): its own "
-          "refusals will be HTML pages, not JSON errors (docs/architecture.md)");
-    }
-    return in_effect;
-  }();
-  metrics.gauge_fn(
-      "http_evhttp_format_in_effect",
-      "1 when evhttp's own replies and lines go through the server's formatting (JSON error pages)",
-      [] { return format_in_effect ? 1.0 : 0.0; });
-  metrics.counter_fn(
-      "http_fast_header_lines_total",
-      "Status, header and chunk-size lines evhttp wrote without printf, in this process",
-      [] { return static_cast<double>(fast_header_formats()); });
 }
 
 HttpServer::~HttpServer() {

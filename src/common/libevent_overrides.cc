@@ -20,7 +20,7 @@
 // own (a request it cannot parse, headers far over the limit): evhttp writes an
 // HTML page for them; here the page becomes the JSON error body, and the
 // text/html Content-Type of that same reply becomes application/json.
-#include "common/evhttp_format.h"
+#include "common/libevent_overrides.h"
 
 #include <dlfcn.h>
 #include <event2/buffer.h>
@@ -34,6 +34,9 @@
 
 #include <strings.h>
 #include <sys/uio.h>
+
+#include "common/log.h"
+#include "common/metrics.h"
 
 namespace common {
 namespace {
@@ -123,17 +126,34 @@ int add_pieces(evbuffer* buf, const char* a, size_t la, const char* sep, size_t 
 
 }  // namespace
 
-uint64_t fast_header_formats() {
+uint64_t fast_header_lines() {
   return g_fast_formats.load(std::memory_order_relaxed);
 }
 
-bool evhttp_format_in_effect() {
+bool libevent_overrides_in_effect() {
   // What evhttp's calls resolve to: the first definition in the global scope.
   return dlsym(RTLD_DEFAULT, "evbuffer_add_printf") ==
              reinterpret_cast<void*>(&evbuffer_add_printf) &&
          dlsym(RTLD_DEFAULT, "evutil_ascii_strcasecmp") ==
              reinterpret_cast<void*>(&evutil_ascii_strcasecmp) &&
          dlsym(RTLD_DEFAULT, "evbuffer_read") == reinterpret_cast<void*>(&evbuffer_read);
+}
+
+void add_libevent_override_metrics(MetricsRegistry& metrics) {
+  const bool in_effect = libevent_overrides_in_effect();
+  if (!in_effect) {
+    LOG_WARN("http",
+             "the libevent overrides are not in effect (static or re-linked build): evhttp's own "
+             "refusals will be HTML pages, not JSON errors (docs/architecture.md)");
+  }
+  metrics.gauge_fn(
+      "http_evhttp_format_in_effect",
+      "1 when evhttp's own replies and lines go through the server's formatting (JSON error pages)",
+      [in_effect] { return in_effect ? 1.0 : 0.0; });
+  metrics.counter_fn(
+      "http_fast_header_lines_total",
+      "Status, header and chunk-size lines evhttp wrote without printf, in this process",
+      [] { return static_cast<double>(fast_header_lines()); });
 }
 
 }  // namespace common

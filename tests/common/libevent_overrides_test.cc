@@ -1,5 +1,5 @@
 // evbuffer_add_printf and evutil_ascii_strcasecmp as evhttp calls them, and evbuffer_read as
-// bufferevent calls it, are replaced (src/common/evhttp_format.cc): the lines written must be
+// bufferevent calls it, are replaced (src/common/libevent_overrides.cc): the lines written must be
 // byte-identical to printf's, other formats still work, header names compare exactly as
 // libevent's own function does, and reads keep libevent's limits and results.
 #include <doctest/doctest.h>
@@ -15,8 +15,8 @@
 #include <cstdio>
 #include <string>
 
-#include "common/evhttp_format.h"
 #include "common/handles.h"
+#include "common/libevent_overrides.h"
 
 namespace {
 
@@ -30,7 +30,7 @@ std::string drain(evbuffer* buf) {
 
 TEST_CASE("evhttp's header, status and chunk lines come out as printf would write them") {
   common::EvbufferPtr buf(evbuffer_new());
-  const uint64_t before = common::fast_header_formats();
+  const uint64_t before = common::fast_header_lines();
   CHECK(evbuffer_add_printf(buf.get(), "%s: %s\r\n", "Content-Type", "video/mp2t") == 26);
   CHECK(drain(buf.get()) == "Content-Type: video/mp2t\r\n");
   CHECK(evbuffer_add_printf(buf.get(), "HTTP/%d.%d %d %s\r\n", 1, 1, 206, "Partial Content") == 30);
@@ -39,7 +39,7 @@ TEST_CASE("evhttp's header, status and chunk lines come out as printf would writ
   CHECK(drain(buf.get()) == "1a2b\r\n");
   CHECK(evbuffer_add_printf(buf.get(), "%x\r\n", 0u) == 3);
   CHECK(drain(buf.get()) == "0\r\n");
-  CHECK(common::fast_header_formats() == before + 4);
+  CHECK(common::fast_header_lines() == before + 4);
 
   // A header line longer than the stack buffer.
   std::string long_value(2000, 'v');
@@ -107,7 +107,7 @@ TEST_CASE("header names compare as libevent's evutil_ascii_strcasecmp does, and 
       CHECK(evutil_ascii_strcasecmp(a, b) == reference(a, b));
     }
   }
-  CHECK(common::evhttp_format_in_effect());
+  CHECK(common::libevent_overrides_in_effect());
 
   // evhttp's own lookups go through it.
   evkeyvalq headers;
@@ -143,5 +143,5 @@ TEST_CASE(
   CHECK(evbuffer_read(buf.get(), fds[0], -1) == 0);  // end of stream
   CHECK(evbuffer_get_length(buf.get()) == 0);
   close(fds[0]);
-  CHECK(common::evhttp_format_in_effect());
+  CHECK(common::libevent_overrides_in_effect());
 }

@@ -219,9 +219,9 @@ namespace {
 
 // A request line evhttp cannot parse is refused by evhttp itself, before any code of
 // ours runs: its JSON body and content type come only from the formatting replacement
-// (src/common/evhttp_format.cc), which the server also reports as in effect, and whose
+// (src/common/libevent_overrides.cc), which the server also reports as in effect, and whose
 // fast path wrote the reply's lines.
-void check_evhttp_format_in_effect(int port) {
+void check_libevent_overrides_in_effect(int port) {
   int fd = connect_loopback(port, 3s);
   REQUIRE(fd >= 0);
   const std::string garbage = "NOT A REQUEST LINE\r\n\r\n";
@@ -254,7 +254,7 @@ TEST_CASE(
   TempDir dir;
   TestOrigin origin;
   CacheNodeProcess node(dir.file("data"), origin.base_url());
-  check_evhttp_format_in_effect(node.port());
+  check_libevent_overrides_in_effect(node.port());
   BalancerProcess balancer(dir, origin.url("/files"), channels_json({}), caches_json({}));
-  check_evhttp_format_in_effect(balancer.port());
+  check_libevent_overrides_in_effect(balancer.port());
 }
