@@ -89,117 +89,114 @@ int run_pg(const std::string& verb, const std::string& login, const ApiConfig& c
   return 0;
 }
 
-}  // namespace
-
-int run_user_command(const std::vector<std::string>& args, const std::string& default_config,
-                     const std::function<common::Result<ApiConfig>(
-                         const std::string&, const std::vector<std::string>&)>& load) {
-  std::string config_path = default_config;
+// What the command line says: the config to load and the words (verb and login).
+struct UserCommandLine {
+  std::string config_path;
   std::vector<std::string> overrides;
   std::vector<std::string> words;
+};
+
+// nullopt (after printing why and the usage) when the command line is not a valid one.
+std::optional<UserCommandLine> parse_user_command_line(const std::vector<std::string>& args,
+                                                       const std::string& default_config) {
+  UserCommandLine line{.config_path = default_config, .overrides = {}, .words = {}};
   for (size_t i = 0; i < args.size(); ++i) {
     if ((args[i] == "--config" || args[i] == "--set") && i + 1 < args.size()) {
-      (args[i] == "--config" ? config_path : overrides.emplace_back()) = args[i + 1];
+      (args[i] == "--config" ? line.config_path : line.overrides.emplace_back()) = args[i + 1];
       ++i;
     } else if (args[i].rfind("--", 0) == 0) {
       fprintf(stderr, "balancer user: unknown option %s\n%s", args[i].c_str(), kUsage);
-      return 2;
+      return std::nullopt;
     } else {
-      words.push_back(args[i]);
+      line.words.push_back(args[i]);
     }
   }
-  if (words.empty()) {
+  if (line.words.empty()) {
     fputs(kUsage, stderr);
-    return 2;
+    return std::nullopt;
   }
-  const std::string& verb = words[0];
+  const std::string& verb = line.words[0];
   const bool needs_login = verb == "add" || verb == "disable" || verb == "passwd";
-  if ((verb != "list" && !needs_login) || words.size() != (needs_login ? 2u : 1u)) {
+  if ((verb != "list" && !needs_login) || line.words.size() != (needs_login ? 2u : 1u)) {
     fputs(kUsage, stderr);
-    return 2;
+    return std::nullopt;
   }
-  auto config = load(config_path, overrides);
-  if (!config) {
-    fprintf(stderr, "balancer user: bad config: %s\n", config.error().message.c_str());
-    return 2;
-  }
-  if (config->store == "postgresql")
-    return run_pg(verb, needs_login ? words[1] : std::string(), *config);
-  if (config->data_dir.empty()) {
-    fprintf(stderr, "balancer user: %s: api.data_dir is not set, so there is no account store\n",
-            config_path.c_str());
-    return 2;
-  }
-  auto accounts = LmdbAccounts::open(config->data_dir);
-  if (!accounts) {
-    fprintf(stderr, "balancer user: %s\n", accounts.error().message.c_str());
+  return line;
+}
+
+// One verb against the LMDB store (api.store: lmdb).
+struct LmdbCommand {
+  LmdbAccounts& accounts;
+  const std::string& verb;
+  const std::string& login;
+  const ApiConfig& config;
+  int64_t now;
+};
+
+int list_lmdb_users(LmdbAccounts& a) {
+  auto users = a.list_users();
+  if (!users) {
+    fprintf(stderr, "balancer user: %s\n", users.error().message.c_str());
     return 1;
   }
-  LmdbAccounts& a = **accounts;
-  const int64_t now = static_cast<int64_t>(time(nullptr));
-  if (verb == "list") {
-    auto users = a.list_users();
-    if (!users) {
-      fprintf(stderr, "balancer user: %s\n", users.error().message.c_str());
-      return 1;
-    }
-    for (const auto& u : *users) {
-      printf("%llu\t%s\t%s\n", static_cast<unsigned long long>(u.id), u.login.c_str(),
-             u.disabled ? "disabled" : "active");
-    }
-    return 0;
+  for (const auto& u : *users) {
+    printf("%llu\t%s\t%s\n", static_cast<unsigned long long>(u.id), u.login.c_str(),
+           u.disabled ? "disabled" : "active");
   }
-  const std::string& login = words[1];
-  if (!valid_login(login)) {
-    fprintf(stderr, "balancer user: a login is 1 to 64 letters, digits or . _ - @ +\n");
+  return 0;
+}
+
+// add and passwd: both read a password from stdin.
+int set_lmdb_password(const LmdbCommand& c) {
+  LmdbAccounts& a = c.accounts;
+  const std::string& verb = c.verb;
+  const std::string& login = c.login;
+  auto existing = a.find_user(login);
+  if (!existing) {
+    fprintf(stderr, "balancer user: %s\n", existing.error().message.c_str());
+    return 1;
+  }
+  if (verb == "add" && existing->has_value()) {
+    fprintf(stderr, "balancer user: a user with login '%s' already exists\n", login.c_str());
+    return 1;
+  }
+  if (verb == "passwd" && !existing->has_value()) {
+    fprintf(stderr, "balancer user: no user with login '%s'\n", login.c_str());
+    return 1;
+  }
+  auto password = read_password();
+  if (!password) {
+    fprintf(stderr, "balancer user: read a password of 1 to %zu bytes from stdin\n",
+            kMaxPasswordBytes);
     return 2;
   }
-  if (verb == "add" || verb == "passwd") {
-    auto existing = a.find_user(login);
-    if (!existing) {
-      fprintf(stderr, "balancer user: %s\n", existing.error().message.c_str());
+  auto hash = hash_password(*password, c.config.kdf);
+  OPENSSL_cleanse(password->data(), password->size());
+  if (!hash) {
+    fprintf(stderr, "balancer user: %s\n", hash.error().message.c_str());
+    return 1;
+  }
+  if (verb == "add") {
+    auto user = a.add_user(login, *hash, c.now);
+    if (!user) {
+      fprintf(stderr, "balancer user: %s\n", user.error().message.c_str());
       return 1;
     }
-    if (verb == "add" && existing->has_value()) {
-      fprintf(stderr, "balancer user: a user with login '%s' already exists\n", login.c_str());
-      return 1;
-    }
-    if (verb == "passwd" && !existing->has_value()) {
-      fprintf(stderr, "balancer user: no user with login '%s'\n", login.c_str());
-      return 1;
-    }
-    auto password = read_password();
-    if (!password) {
-      fprintf(stderr, "balancer user: read a password of 1 to %zu bytes from stdin\n",
-              kMaxPasswordBytes);
-      return 2;
-    }
-    auto hash = hash_password(*password, config->kdf);
-    OPENSSL_cleanse(password->data(), password->size());
-    if (!hash) {
-      fprintf(stderr, "balancer user: %s\n", hash.error().message.c_str());
-      return 1;
-    }
-    if (verb == "add") {
-      auto user = a.add_user(login, *hash, now);
-      if (!user) {
-        fprintf(stderr, "balancer user: %s\n", user.error().message.c_str());
-        return 1;
-      }
-      printf("added user %s (id %llu)\n", login.c_str(), static_cast<unsigned long long>(user->id));
-      return 0;
-    }
-    User u = **existing;
-    u.password_hash = *hash;
-    ++u.session_epoch;  // signs out every session of the old password
-    if (auto s = a.update_user(u); !s) {
-      fprintf(stderr, "balancer user: %s\n", s.error().message.c_str());
-      return 1;
-    }
-    printf("password of %s changed; its sessions are signed out\n", login.c_str());
+    printf("added user %s (id %llu)\n", login.c_str(), static_cast<unsigned long long>(user->id));
     return 0;
   }
-  // disable
+  User u = **existing;
+  u.password_hash = *hash;
+  ++u.session_epoch;  // signs out every session of the old password
+  if (auto s = a.update_user(u); !s) {
+    fprintf(stderr, "balancer user: %s\n", s.error().message.c_str());
+    return 1;
+  }
+  printf("password of %s changed; its sessions are signed out\n", login.c_str());
+  return 0;
+}
+
+int disable_lmdb_user(LmdbAccounts& a, const std::string& login) {
   auto existing = a.find_user(login);
   if (!existing || !existing->has_value()) {
     fprintf(stderr, "balancer user: no user with login '%s'\n", login.c_str());
@@ -214,6 +211,53 @@ int run_user_command(const std::vector<std::string>& args, const std::string& de
   }
   printf("disabled user %s; its sessions are signed out\n", login.c_str());
   return 0;
+}
+
+// The verbs against LMDB in api.data_dir; `login` is empty for list.
+int run_lmdb(const std::string& verb, const std::string& login, const ApiConfig& config) {
+  auto accounts = LmdbAccounts::open(config.data_dir);
+  if (!accounts) {
+    fprintf(stderr, "balancer user: %s\n", accounts.error().message.c_str());
+    return 1;
+  }
+  LmdbAccounts& a = **accounts;
+  const int64_t now = static_cast<int64_t>(time(nullptr));
+  if (verb == "list") return list_lmdb_users(a);
+  if (!valid_login(login)) {
+    fprintf(stderr, "balancer user: a login is 1 to 64 letters, digits or . _ - @ +\n");
+    return 2;
+  }
+  if (verb == "add" || verb == "passwd") {
+    return set_lmdb_password(
+        {.accounts = a, .verb = verb, .login = login, .config = config, .now = now});
+  }
+  return disable_lmdb_user(a, login);
+}
+
+}  // namespace
+
+int run_user_command(const std::vector<std::string>& args, const std::string& default_config,
+                     const std::function<common::Result<ApiConfig>(
+                         const std::string&, const std::vector<std::string>&)>& load) {
+  std::optional<UserCommandLine> line = parse_user_command_line(args, default_config);
+  if (!line) return 2;
+  const std::string& config_path = line->config_path;
+  const std::vector<std::string>& words = line->words;
+  const std::string& verb = words[0];
+  const bool needs_login = verb == "add" || verb == "disable" || verb == "passwd";
+  auto config = load(config_path, line->overrides);
+  if (!config) {
+    fprintf(stderr, "balancer user: bad config: %s\n", config.error().message.c_str());
+    return 2;
+  }
+  if (config->store == "postgresql")
+    return run_pg(verb, needs_login ? words[1] : std::string(), *config);
+  if (config->data_dir.empty()) {
+    fprintf(stderr, "balancer user: %s: api.data_dir is not set, so there is no account store\n",
+            config_path.c_str());
+    return 2;
+  }
+  return run_lmdb(verb, needs_login ? words[1] : std::string(), *config);
 }
 
 }  // namespace api
