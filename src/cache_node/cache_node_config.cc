@@ -72,36 +72,27 @@ void read_forwarded_headers(common::ConfigReader& origin, std::vector<std::strin
   }
 }
 
-}  // namespace
-
-common::Result<CacheNodeConfig> load_cache_node_config(const common::ConfigDocument& doc) {
-  common::ConfigReader root(doc);
-  CacheNodeConfig c;
-  c.node_id = root.required_string("node_id");
-  c.site = root.string("site", "default");
-  {
-    auto listen = root.object("listen");
-    common::read_listen_section(listen, doc.file(), 8081, /*http2_capable=*/true, c.server);
+// One member of "origins", named `id`.
+OriginConfig read_origin(const std::string& id, common::ConfigReader& origin) {
+  OriginConfig o;
+  o.url = trim_slash(origin.required_string("url"));
+  if (!o.url.empty() && o.url.rfind("http://", 0) != 0 && o.url.rfind("https://", 0) != 0) {
+    origin.fail("url", "must start with http:// or https://");
   }
-  c.data_dir = root.required_string("data_dir");
-  root.each_member("origins", [&](const std::string& id, common::ConfigReader& origin) {
-    OriginConfig o;
-    o.url = trim_slash(origin.required_string("url"));
-    if (!o.url.empty() && o.url.rfind("http://", 0) != 0 && o.url.rfind("https://", 0) != 0) {
-      origin.fail("url", "must start with http:// or https://");
-    }
-    bool id_ok = !id.empty() && id.size() <= 64;
-    for (char ch : id)
-      id_ok = id_ok && (isalnum(static_cast<unsigned char>(ch)) || ch == '-' || ch == '_');
-    if (!id_ok)
-      origin.fail("url", "origin id '" + id + "' must be 1 to 64 letters, digits, '-' or '_'");
-    read_query_policy(origin, "query", o.query.chunks);
-    read_query_policy(origin, "playlist_query", o.query.playlists);
-    read_forwarded_headers(origin, o.forward_request_headers);
-    origin.finish();
-    c.origins[id] = o;
-  });
-  if (c.origins.empty()) root.fail("origins", "at least one origin is required");
+  bool id_ok = !id.empty() && id.size() <= 64;
+  for (char ch : id)
+    id_ok = id_ok && (isalnum(static_cast<unsigned char>(ch)) || ch == '-' || ch == '_');
+  if (!id_ok)
+    origin.fail("url", "origin id '" + id + "' must be 1 to 64 letters, digits, '-' or '_'");
+  read_query_policy(origin, "query", o.query.chunks);
+  read_query_policy(origin, "playlist_query", o.query.playlists);
+  read_forwarded_headers(origin, o.forward_request_headers);
+  origin.finish();
+  return o;
+}
+
+// "parent", "site_nodes" (which must list this node) and "site_owner_wait_ms".
+void read_site(common::ConfigReader& root, CacheNodeConfig& c) {
   if (auto parent = root.optional_string("parent")) {
     if (parent->rfind("http://", 0) != 0 && parent->rfind("https://", 0) != 0) {
       root.fail("parent", "must be a URL starting with http:// or https://");
@@ -122,76 +113,106 @@ common::Result<CacheNodeConfig> load_cache_node_config(const common::ConfigDocum
   }
   c.site_owner_wait =
       std::chrono::milliseconds(root.integer("site_owner_wait_ms", 1000, 10, 60000));
-  {
-    auto prefetch = root.object("prefetch");
-    c.prefetch_keys = prefetch.string_list("keys", {});
-    for (const auto& k : c.prefetch_keys) {
-      if (k.size() < 16) prefetch.fail("keys", "every key must be at least 16 characters");
-    }
-    c.prefetch_max_inflight = static_cast<size_t>(prefetch.integer("max_inflight", 64, 1, 100000));
-    c.prefetch_max_per_s = prefetch.number("max_per_s", 200, 0.1, 1e6);
-    c.prefetch_next_object = prefetch.boolean("next_object", true);
-    prefetch.finish();
+}
+
+void read_prefetch_section(common::ConfigReader& root, CacheNodeConfig& c) {
+  auto prefetch = root.object("prefetch");
+  c.prefetch_keys = prefetch.string_list("keys", {});
+  for (const auto& k : c.prefetch_keys) {
+    if (k.size() < 16) prefetch.fail("keys", "every key must be at least 16 characters");
   }
-  {
-    auto signing = root.object("signing");
-    c.signing_required = signing.boolean("required", true);
-    c.signing_keys = signing.string_list("keys", {});
-    for (const auto& k : c.signing_keys) {
-      if (k.size() < 16) signing.fail("keys", "every key must be at least 16 characters");
-    }
-    if (c.signing_required && c.signing_keys.empty()) {
-      signing.fail("keys", "at least one key is required when signing.required is true");
-    }
-    signing.finish();
+  c.prefetch_max_inflight = static_cast<size_t>(prefetch.integer("max_inflight", 64, 1, 100000));
+  c.prefetch_max_per_s = prefetch.number("max_per_s", 200, 0.1, 1e6);
+  c.prefetch_next_object = prefetch.boolean("next_object", true);
+  prefetch.finish();
+}
+
+void read_signing_section(common::ConfigReader& root, CacheNodeConfig& c) {
+  auto signing = root.object("signing");
+  c.signing_required = signing.boolean("required", true);
+  c.signing_keys = signing.string_list("keys", {});
+  for (const auto& k : c.signing_keys) {
+    if (k.size() < 16) signing.fail("keys", "every key must be at least 16 characters");
   }
-  {
-    auto storage = root.object("storage");
-    c.memory_bytes =
-        static_cast<uint64_t>(storage.number("memory_mb", 256, 0.01, 1 << 20) * (1 << 20));
-    c.disk_bytes =
-        static_cast<uint64_t>(storage.number("disk_mb", 4096, 0.01, 1 << 30) * (1 << 20));
-    c.max_object_bytes =
-        static_cast<uint64_t>(storage.number("max_object_mb", 64, 0.01, 4096) * (1 << 20));
-    c.max_entries = static_cast<size_t>(storage.integer("max_entries", 100000, 1, 100000000));
-    storage.finish();
+  if (c.signing_required && c.signing_keys.empty()) {
+    signing.fail("keys", "at least one key is required when signing.required is true");
   }
+  signing.finish();
+}
+
+void read_storage_section(common::ConfigReader& root, CacheNodeConfig& c) {
+  auto storage = root.object("storage");
+  c.memory_bytes =
+      static_cast<uint64_t>(storage.number("memory_mb", 256, 0.01, 1 << 20) * (1 << 20));
+  c.disk_bytes = static_cast<uint64_t>(storage.number("disk_mb", 4096, 0.01, 1 << 30) * (1 << 20));
+  c.max_object_bytes =
+      static_cast<uint64_t>(storage.number("max_object_mb", 64, 0.01, 4096) * (1 << 20));
+  c.max_entries = static_cast<size_t>(storage.integer("max_entries", 100000, 1, 100000000));
+  storage.finish();
+}
+
+void read_cache_section(common::ConfigReader& root, CacheNodeConfig& c) {
+  constexpr int64_t kYear = 366 * 86400;
+  auto cache = root.object("cache");
+  c.freshness.segment_s = cache.integer("default_ttl_segment_s", 86400, 0, 10 * kYear);
+  c.freshness.playlist_s = cache.integer("default_ttl_playlist_s", 1, 0, 10 * kYear);
+  c.freshness.other_s = cache.integer("default_ttl_other_s", 60, 0, 10 * kYear);
+  c.freshness.max_stale_if_error_s = cache.integer("max_stale_if_error_s", 60, 0, kYear);
+  c.freshness.max_stale_while_revalidate_s =
+      cache.integer("max_stale_while_revalidate_s", 60, 0, kYear);
+  c.freshness.refresh_grace_ms =
+      cache.integer("refresh_grace_ms", kDefaultRefreshGraceMs, 0, 3600 * 1000);
+  cache.finish();
+}
+
+void read_upstream_section(common::ConfigReader& root, CacheNodeConfig& c) {
+  auto upstream = root.object("upstream");
+  c.upstream_connect_timeout =
+      std::chrono::milliseconds(upstream.integer("connect_timeout_ms", 2000, 1, 60000));
+  c.upstream_timeout =
+      std::chrono::milliseconds(upstream.integer("timeout_ms", 30000, 1, 3600 * 1000));
+  c.upstream_http2 = upstream.boolean("http2", true);
+  c.upstream_ca_file = upstream.string("ca_file", "");
+  if (!c.upstream_ca_file.empty() && access(c.upstream_ca_file.c_str(), R_OK) != 0) {
+    upstream.fail("ca_file", "cannot read '" + c.upstream_ca_file + "'");
+  }
+  upstream.finish();
+}
+
+void read_overload_section(common::ConfigReader& root, CacheNodeConfig& c) {
+  auto overload = root.object("overload");
+  c.overload_max_connections =
+      static_cast<uint32_t>(overload.integer("max_connections", 10000, 1, 10000000));
+  c.overload_max_egress_mbps = overload.number("max_egress_mbps", 10000, 0.001, 1e7);
+  overload.finish();
+}
+
+}  // namespace
+
+common::Result<CacheNodeConfig> load_cache_node_config(const common::ConfigDocument& doc) {
+  common::ConfigReader root(doc);
+  CacheNodeConfig c;
+  c.node_id = root.required_string("node_id");
+  c.site = root.string("site", "default");
+  {
+    auto listen = root.object("listen");
+    common::read_listen_section(listen, doc.file(), 8081, /*http2_capable=*/true, c.server);
+  }
+  c.data_dir = root.required_string("data_dir");
+  root.each_member("origins", [&](const std::string& id, common::ConfigReader& origin) {
+    c.origins[id] = read_origin(id, origin);
+  });
+  if (c.origins.empty()) root.fail("origins", "at least one origin is required");
+  read_site(root, c);
+  read_prefetch_section(root, c);
+  read_signing_section(root, c);
+  read_storage_section(root, c);
   c.negative_ttl = std::chrono::milliseconds(root.integer("negative_ttl_ms", 2000, 0, 3600 * 1000));
   c.negative_max_entries =
       static_cast<size_t>(root.integer("negative_max_entries", 10000, 0, 10000000));
-  {
-    constexpr int64_t kYear = 366 * 86400;
-    auto cache = root.object("cache");
-    c.freshness.segment_s = cache.integer("default_ttl_segment_s", 86400, 0, 10 * kYear);
-    c.freshness.playlist_s = cache.integer("default_ttl_playlist_s", 1, 0, 10 * kYear);
-    c.freshness.other_s = cache.integer("default_ttl_other_s", 60, 0, 10 * kYear);
-    c.freshness.max_stale_if_error_s = cache.integer("max_stale_if_error_s", 60, 0, kYear);
-    c.freshness.max_stale_while_revalidate_s =
-        cache.integer("max_stale_while_revalidate_s", 60, 0, kYear);
-    c.freshness.refresh_grace_ms =
-        cache.integer("refresh_grace_ms", kDefaultRefreshGraceMs, 0, 3600 * 1000);
-    cache.finish();
-  }
-  {
-    auto upstream = root.object("upstream");
-    c.upstream_connect_timeout =
-        std::chrono::milliseconds(upstream.integer("connect_timeout_ms", 2000, 1, 60000));
-    c.upstream_timeout =
-        std::chrono::milliseconds(upstream.integer("timeout_ms", 30000, 1, 3600 * 1000));
-    c.upstream_http2 = upstream.boolean("http2", true);
-    c.upstream_ca_file = upstream.string("ca_file", "");
-    if (!c.upstream_ca_file.empty() && access(c.upstream_ca_file.c_str(), R_OK) != 0) {
-      upstream.fail("ca_file", "cannot read '" + c.upstream_ca_file + "'");
-    }
-    upstream.finish();
-  }
-  {
-    auto overload = root.object("overload");
-    c.overload_max_connections =
-        static_cast<uint32_t>(overload.integer("max_connections", 10000, 1, 10000000));
-    c.overload_max_egress_mbps = overload.number("max_egress_mbps", 10000, 0.001, 1e7);
-    overload.finish();
-  }
+  read_cache_section(root, c);
+  read_upstream_section(root, c);
+  read_overload_section(root, c);
   common::read_server_sections(root, c.server, c.log_level, c.cors);
   c.server.service = "cache_node";
   root.finish();
