@@ -293,8 +293,9 @@ class LlOrigin {
     sockaddr_storage addr{};
     socklen_t len = sizeof addr;
     getsockname(evhttp_bound_socket_get_fd(socket), reinterpret_cast<sockaddr*>(&addr), &len);
-    start_segment(wall_ms());
-    schedule_next(0);
+    reset_clock();
+    start_segment(program_date_ms(0));
+    schedule_next();
     return ntohs(reinterpret_cast<sockaddr_in*>(&addr)->sin_port);
   }
 
@@ -320,14 +321,35 @@ class LlOrigin {
     return static_cast<double>(ticks) / material_[0].timescale;
   }
 
-  // ---- the timer: one part per fragment duration ----
-  void schedule_next(int64_t extra_ms) {
+  // ---- the encoder's clock and the timer: one part per fragment duration ----
+  // A part is out when its last frame has been captured: at clock_start_ plus the media time
+  // to its end. A segment's program date is clock_start_wall_ms_ plus the media time at its
+  // first frame. Counted from one start (not one part duration after the previous timer, which
+  // drifts by the timer's lateness, ~1 % here), program dates are exactly as far apart as the
+  // media they date: players that place segments by their dates (Shaka) then find no gaps and
+  // no overlaps between them.
+  void reset_clock() {
+    clock_start_ = SteadyClock::now();
+    clock_start_wall_ms_ = wall_ms();
+    media_ticks_ = 0;
+  }
+  int64_t program_date_ms(uint64_t ticks) const {
+    return clock_start_wall_ms_ + static_cast<int64_t>(seconds(ticks) * 1000);
+  }
+  SteadyClock::time_point next_part_due() const {
     const Fragment& f = material_[0].fragments[next_fragment_ % material_[0].fragments.size()];
-    const auto due =
-        std::chrono::milliseconds(static_cast<int64_t>(seconds(f.duration) * 1000) + extra_ms);
-    const timeval tv{static_cast<time_t>(due.count() / 1000),
-                     static_cast<suseconds_t>((due.count() % 1000) * 1000)};
+    return clock_start_ + std::chrono::microseconds(
+                              static_cast<int64_t>(seconds(media_ticks_ + f.duration) * 1e6));
+  }
+  void schedule_after(std::chrono::microseconds delay) {
+    delay = std::max(delay, std::chrono::microseconds(0));
+    const timeval tv{static_cast<time_t>(delay.count() / 1'000'000),
+                     static_cast<suseconds_t>(delay.count() % 1'000'000)};
     event_add(timer_.get(), &tv);
+  }
+  void schedule_next() {
+    schedule_after(std::chrono::duration_cast<std::chrono::microseconds>(next_part_due() -
+                                                                         SteadyClock::now()));
   }
   static void on_timer(evutil_socket_t, short, void* self) {
     static_cast<LlOrigin*>(self)->publish();
@@ -357,14 +379,17 @@ class LlOrigin {
   }
 
   void publish() {
-    if (stall_until_ && SteadyClock::now() < *stall_until_) return schedule_next(50);
+    const auto now = SteadyClock::now();
+    if (stall_until_ && now < *stall_until_) return schedule_after(std::chrono::milliseconds(50));
+    // After a stall the encoder goes on where it stopped: its clock moves on by the pause
+    // (program dates stay with the media; viewers end up that much further behind).
+    if (stall_until_ && now > next_part_due()) clock_start_ += now - next_part_due();
     stall_until_.reset();
     const uint64_t g = next_fragment_++;
     const Fragment& f = material_[0].fragments[g % material_[0].fragments.size()];
     const double duration = seconds(f.duration);
+    media_ticks_ += f.duration;
     Segment* open = &segments_.back();
-    // Captured when its first frame was: one part duration before this part is out.
-    if (open->parts.empty()) open->pdt_ms = wall_ms() - static_cast<int64_t>(duration * 1000);
     Part p;
     p.msn = open->msn;
     p.index = open->parts.size();
@@ -381,12 +406,14 @@ class LlOrigin {
     const Fragment& next = material_[0].fragments[next_fragment_ % material_[0].fragments.size()];
     if (next.independent && open->duration + 1e-6 >= options_.segment_s) {
       close_segment();
-      start_segment(wall_ms());
+      start_segment(program_date_ms(media_ticks_));
     }
     forget_old();
     answer_held();
-    schedule_next(late_ms_);
+    // A late part: this one and every later one come late_ms_ after their time.
+    clock_start_ += std::chrono::milliseconds(late_ms_);
     late_ms_ = 0;
+    schedule_next();
   }
 
   void close_segment() {
@@ -789,7 +816,8 @@ class LlOrigin {
       held_.clear();
       segments_.clear();
       next_msn_ = 0;
-      start_segment(wall_ms());
+      reset_clock();
+      start_segment(program_date_ms(0));
     }
     reply(req, 200, "application/json", "{\"ok\":true}", "no-store");
   }
@@ -806,6 +834,9 @@ class LlOrigin {
   std::deque<Segment> segments_;
   std::vector<Held> held_;
   int64_t late_ms_ = 0;
+  SteadyClock::time_point clock_start_{};
+  int64_t clock_start_wall_ms_ = 0;
+  uint64_t media_ticks_ = 0;  // of the parts published since clock_start_ (rendition 0's timescale)
   std::optional<SteadyClock::time_point> stall_until_;
   const SteadyClock::time_point started_ =
       SteadyClock::now();  // --verbose: request times from here

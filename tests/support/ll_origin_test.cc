@@ -3,6 +3,7 @@
 // as RFC 8216bis §6.2.5 says, a hinted part held until it exists, the fault knobs.
 #include <doctest/doctest.h>
 
+#include <cmath>
 #include <ctime>
 #include <fstream>
 
@@ -68,7 +69,41 @@ double pdt_age_s(const std::string& playlist) {
   return static_cast<double>(now.tv_sec) + now.tv_nsec / 1e9 - pdt;
 }
 
+// Each EXT-X-PROGRAM-DATE-TIME of a playlist in seconds since the epoch, with the EXTINF
+// of the segment it dates.
+std::vector<std::pair<double, double>> dated_segments(const std::string& playlist) {
+  std::vector<std::pair<double, double>> out;
+  for (size_t at = playlist.find("#EXT-X-PROGRAM-DATE-TIME:"); at != std::string::npos;
+       at = playlist.find("#EXT-X-PROGRAM-DATE-TIME:", at + 1)) {
+    tm t{};
+    const std::string value = playlist.substr(at + 25, 23);
+    REQUIRE(strptime(value.c_str(), "%Y-%m-%dT%H:%M:%S", &t) != nullptr);
+    const size_t extinf = playlist.find("#EXTINF:", at);
+    if (extinf == std::string::npos) break;  // the open segment: no duration yet
+    out.emplace_back(static_cast<double>(timegm(&t)) + std::stoi(value.substr(20, 3)) / 1000.0,
+                     std::stod(playlist.substr(extinf + 8)));
+  }
+  return out;
+}
+
 }  // namespace
+
+TEST_CASE("ll_origin: program dates are exactly as far apart as the media they date") {
+  // Shaka places segments by their program dates: dates that drift from the media (the
+  // timer's lateness) left a gap after each segment's first part, a stall every second.
+  Material m;
+  auto running = running_origin(m);
+  if (!running) return;
+  LlOrigin& origin = *running;
+  REQUIRE(wait_until([&] { return origin.next_msn() >= 8; }, 10s, 20ms));
+  const auto dated = dated_segments(http_get(origin.url("/high/index.m3u8")).body);
+  REQUIRE(dated.size() >= 6);
+  const double dates_apart = dated.back().first - dated.front().first;
+  double media = 0;
+  for (size_t i = 0; i + 1 < dated.size(); ++i) media += dated[i].second;
+  MESSAGE("program dates " << dates_apart << " s apart over " << media << " s of media");
+  CHECK(std::abs(dates_apart - media) <= 0.002);
+}
 
 TEST_CASE("ll_origin: parts at their cadence with the LL-HLS tags, PDT from the wall clock") {
   Material m;
