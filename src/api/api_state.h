@@ -32,6 +32,11 @@ struct Api::State {
   // 503 busy with Retry-After (from the queue length and the measured check rate), counted as
   // a busy login and under `cause`.
   void answer_busy(common::HttpExchange& ex, common::Counter& cause);
+  // A right password: `upgraded` (the password hashed at the current cost) replaces `user`'s
+  // hash in the store, counted; a new session for `user` answers 200 with its token.
+  void store_upgraded_hash(common::EventLoop& loop, const User& user, std::string upgraded);
+  void start_session(common::EventLoop& loop, std::shared_ptr<common::HttpExchange> ex,
+                     const ApiConfig& cfg, const User& user);
   // catalog_endpoints.cc
   void handle_channels(common::EventLoop& loop, common::HttpExchange& ex);
   void handle_products(common::HttpExchange& ex);

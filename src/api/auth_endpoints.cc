@@ -22,6 +22,43 @@ std::string user_json(const User& u) {
   return out + "}";
 }
 
+struct Credentials {
+  std::string login;
+  std::string password;
+};
+
+// The login body's two fields; nullopt after answering 400 when one is missing or invalid.
+std::optional<Credentials> read_credentials(common::HttpExchange& in,
+                                            const rapidjson::Document& doc) {
+  std::string fields[2];
+  const char* names[2] = {"login", "password"};
+  for (int i = 0; i < 2; ++i) {
+    auto it = doc.FindMember(names[i]);
+    if (it == doc.MemberEnd()) {
+      in.reply_error(400, "missing_field",
+                     std::string("The field '") + names[i] + "' is required.");
+      return std::nullopt;
+    }
+    if (!it->value.IsString()) {
+      in.reply_error(400, "invalid_field",
+                     std::string("The field '") + names[i] + "' must be a string.");
+      return std::nullopt;
+    }
+    fields[i].assign(it->value.GetString(), it->value.GetStringLength());
+  }
+  Credentials c{.login = std::move(fields[0]), .password = std::move(fields[1])};
+  if (!valid_login(c.login)) {
+    in.reply_error(400, "invalid_field",
+                   "The field 'login' must be 1 to 64 letters, digits or . _ - @ +.");
+    return std::nullopt;
+  }
+  if (c.password.empty() || c.password.size() > kMaxPasswordBytes) {
+    in.reply_error(400, "invalid_field", "The field 'password' must be 1 to 1024 bytes.");
+    return std::nullopt;
+  }
+  return c;
+}
+
 }  // namespace
 
 void Api::State::answer_busy(common::HttpExchange& ex, common::Counter& cause) {
@@ -38,29 +75,10 @@ void Api::State::handle_login(common::EventLoop& loop, common::HttpExchange& in)
   rapidjson::Document doc;
   if (!parse_json_body(*this, *cfg, in, doc, "a JSON object: {\"login\":..., \"password\":...}"))
     return;
-  std::string fields[2];
-  const char* names[2] = {"login", "password"};
-  for (int i = 0; i < 2; ++i) {
-    auto it = doc.FindMember(names[i]);
-    if (it == doc.MemberEnd()) {
-      return in.reply_error(400, "missing_field",
-                            std::string("The field '") + names[i] + "' is required.");
-    }
-    if (!it->value.IsString()) {
-      return in.reply_error(400, "invalid_field",
-                            std::string("The field '") + names[i] + "' must be a string.");
-    }
-    fields[i].assign(it->value.GetString(), it->value.GetStringLength());
-  }
-  std::string login = std::move(fields[0]);
-  std::string password = std::move(fields[1]);
-  if (!valid_login(login)) {
-    return in.reply_error(400, "invalid_field",
-                          "The field 'login' must be 1 to 64 letters, digits or . _ - @ +.");
-  }
-  if (password.empty() || password.size() > kMaxPasswordBytes) {
-    return in.reply_error(400, "invalid_field", "The field 'password' must be 1 to 1024 bytes.");
-  }
+  std::optional<Credentials> credentials = read_credentials(in, doc);
+  if (!credentials) return;
+  std::string login = std::move(credentials->login);
+  std::string password = std::move(credentials->password);
   const std::string address = in.remote_ip();
   const LoginVerdict verdict = limiter.attempt(address, login);
   if (verdict.retry_after_s > 0) {
@@ -103,41 +121,8 @@ void Api::State::handle_login(common::EventLoop& loop, common::HttpExchange& in)
               no_store(*ex);
               return ex->reply_error(401, "invalid_credentials", "Wrong login or password.");
             }
-            if (upgraded) {
-              store->upgrade_password_hash(
-                  loop, user->id, user->password_hash, std::move(*upgraded),
-                  [this, id = user->id](common::Result<bool> r) {
-                    if (r && *r) return hashes_upgraded.inc();
-                    hash_upgrades_failed.inc();
-                    if (!r)
-                      LOG_WARN("api", "re-hashing user ", id, "'s password: ", r.error().message);
-                  });
-            }
-            auto token = new_token();
-            if (!token) return ex->reply_error(500, "internal_error", "The random source failed.");
-            Session session;
-            session.token_hash = token_hash(*token);
-            session.user_id = user->id;
-            session.user_epoch = user->session_epoch;
-            session.created_at = clock.unix_now();
-            session.expires_at = session.created_at +
-                                 std::min(cfg->token_lifetime, cfg->session_max_lifetime).count();
-            const int64_t expires_at = session.expires_at;
-            const int64_t expires_in = expires_at - session.created_at;
-            store->create_session(
-                loop, std::move(session),
-                [this, ex, expires_at, expires_in, token = std::move(*token),
-                 user = *user](common::Status s) {
-                  if (!s) return storage_failed(*this, *ex, "session write", s.error());
-                  logins_ok.inc();
-                  std::string out =
-                      "{\"token\":\"" + token +
-                      "\",\"token_type\":\"Bearer\",\"expires_at\":" + std::to_string(expires_at) +
-                      ",\"expires_in\":" + std::to_string(expires_in) +
-                      ",\"user\":" + user_json(user) + "}";
-                  no_store(*ex);
-                  ex->reply(200, out);
-                });
+            if (upgraded) store_upgraded_hash(loop, *user, std::move(*upgraded));
+            start_session(loop, ex, *cfg, *user);
           });
         };
         switch (kdf->submit(address, std::move(check), delay)) {
@@ -148,6 +133,45 @@ void Api::State::handle_login(common::EventLoop& loop, common::HttpExchange& in)
           case PasswordCheckQueue::Admission::queue_full:
             return answer_busy(*ex, kdf_refused_full);
         }
+      });
+}
+
+void Api::State::store_upgraded_hash(common::EventLoop& loop, const User& user,
+                                     std::string upgraded) {
+  store->upgrade_password_hash(loop, user.id, user.password_hash, std::move(upgraded),
+                               [this, id = user.id](common::Result<bool> r) {
+                                 if (r && *r) return hashes_upgraded.inc();
+                                 hash_upgrades_failed.inc();
+                                 if (!r)
+                                   LOG_WARN("api", "re-hashing user ", id,
+                                            "'s password: ", r.error().message);
+                               });
+}
+
+void Api::State::start_session(common::EventLoop& loop, ExchangePtr ex, const ApiConfig& cfg,
+                               const User& user) {
+  auto token = new_token();
+  if (!token) return ex->reply_error(500, "internal_error", "The random source failed.");
+  Session session;
+  session.token_hash = token_hash(*token);
+  session.user_id = user.id;
+  session.user_epoch = user.session_epoch;
+  session.created_at = clock.unix_now();
+  session.expires_at =
+      session.created_at + std::min(cfg.token_lifetime, cfg.session_max_lifetime).count();
+  const int64_t expires_at = session.expires_at;
+  const int64_t expires_in = expires_at - session.created_at;
+  store->create_session(
+      loop, std::move(session),
+      [this, ex, expires_at, expires_in, token = std::move(*token), user](common::Status s) {
+        if (!s) return storage_failed(*this, *ex, "session write", s.error());
+        logins_ok.inc();
+        std::string out =
+            "{\"token\":\"" + token +
+            "\",\"token_type\":\"Bearer\",\"expires_at\":" + std::to_string(expires_at) +
+            ",\"expires_in\":" + std::to_string(expires_in) + ",\"user\":" + user_json(user) + "}";
+        no_store(*ex);
+        ex->reply(200, out);
       });
 }
 
