@@ -84,6 +84,125 @@ bool any_repeated(const std::vector<std::string>& keys) {
   return false;
 }
 
+// The index of the #EXTM3U line, after the comments the parser accepts before it; nullopt
+// without one or when nothing follows it.
+std::optional<size_t> find_extm3u(const std::vector<Line>& first) {
+  size_t head = 0;
+  while (head < first.size() &&
+         (first[head].text.empty() ||
+          (starts_with(first[head].text, "#") && !starts_with(first[head].text, "#EXT")))) {
+    ++head;
+  }
+  if (head + 1 >= first.size() || !starts_with(first[head].text, "#EXTM3U")) return std::nullopt;
+  return head;
+}
+
+// The first copy's lines by where they go, and whether variants and renditions need numbers to
+// tell them apart.
+struct MasterShape {
+  size_t head = 0;      // the #EXTM3U line
+  std::string_view nl;  // the #EXTM3U line's end (not the last line: it has an end)
+  std::vector<Kind> kinds;
+  bool number_variants = false;
+  bool number_renditions = false;
+};
+
+// nullopt when the origin already steers the master, or it lists no complete variant.
+std::optional<MasterShape> classify_master(const std::vector<Line>& first, size_t head) {
+  std::vector<Kind> kinds(first.size(), Kind::shared);
+  std::vector<std::string> variant_keys, rendition_keys;
+  bool in_variant = false, variants = false;
+  for (size_t i = head + 1; i < first.size(); ++i) {
+    std::string_view text = first[i].text;
+    if (starts_with(text, "#EXT-X-CONTENT-STEERING") ||
+        text.find("PATHWAY-ID=") != std::string_view::npos) {
+      return std::nullopt;  // the origin steers it
+    }
+    if (in_variant) {
+      kinds[i] = Kind::variant_tail;
+      if (!text.empty() && text[0] != '#') in_variant = false;  // its URI line
+    } else if (starts_with(text, kStreamInf)) {
+      kinds[i] = Kind::variant;
+      in_variant = variants = true;
+      variant_keys.push_back(attribute(text, "BANDWIDTH") + "\n" +
+                             attribute(text, "STABLE-VARIANT-ID"));
+    } else if (starts_with(text, kIFrameStreamInf)) {
+      kinds[i] = Kind::iframe;
+    } else if (starts_with(text, kMedia)) {
+      kinds[i] = Kind::media;
+      if (!attribute(text, "URI").empty()) {
+        rendition_keys.push_back(attribute(text, "TYPE") + "\n" + attribute(text, "NAME") + "\n" +
+                                 attribute(text, "STABLE-RENDITION-ID"));
+      }
+    }
+  }
+  if (!variants || in_variant) return std::nullopt;
+  return MasterShape{.head = head,
+                     .nl = first[head].end,
+                     .kinds = std::move(kinds),
+                     .number_variants = any_repeated(variant_keys),
+                     .number_renditions = any_repeated(rendition_keys)};
+}
+
+// True when every copy has the first copy's lines: as many, tags where it has tags, the same tags.
+bool copies_line_up(const std::vector<std::vector<Line>>& lines) {
+  const std::vector<Line>& first = lines.front();
+  for (size_t c = 1; c < lines.size(); ++c) {
+    if (lines[c].size() != first.size()) return false;
+    for (size_t i = 0; i < first.size(); ++i) {
+      const bool tag = starts_with(first[i].text, "#");
+      if (tag != starts_with(lines[c][i].text, "#")) return false;
+      if (tag && line_tag(first[i].text) != line_tag(lines[c][i].text)) return false;
+    }
+  }
+  return true;
+}
+
+// The last line has no end of its own: it takes the master's.
+std::string_view line_end(const Line& line, std::string_view nl) {
+  return line.end.empty() ? nl : line.end;
+}
+
+// One pathway's block: its copy's variants, I-frame variants and renditions, their groups
+// suffixed with "@<id>" and tagged PATHWAY-ID.
+void append_pathway_lines(std::string& out, const MasterShape& shape,
+                          const std::vector<Line>& lines, const std::string& id) {
+  static const std::set<std::string_view> kVariantGroups = {"AUDIO", "VIDEO", "SUBTITLES",
+                                                            "CLOSED-CAPTIONS"};
+  static const std::set<std::string_view> kRenditionGroup = {"GROUP-ID"};
+  static const std::set<std::string_view> kIFrameGroups = {"VIDEO"};
+  size_t variant = 0, rendition = 0;
+  for (size_t i = shape.head + 1; i < lines.size(); ++i) {
+    const Line& line = lines[i];
+    std::string extra;
+    switch (shape.kinds[i]) {
+      case Kind::shared:
+        continue;
+      case Kind::variant_tail:
+        out.append(line.text);
+        break;
+      case Kind::variant:
+        if (shape.number_variants && attribute(line.text, "STABLE-VARIANT-ID").empty())
+          extra = ",STABLE-VARIANT-ID=\"v" + std::to_string(variant) + "\"";
+        ++variant;
+        out.append(edit_tag(line.text, kVariantGroups, id, extra + ",PATHWAY-ID=\"" + id + "\""));
+        break;
+      case Kind::iframe:
+        out.append(edit_tag(line.text, kIFrameGroups, id, ",PATHWAY-ID=\"" + id + "\""));
+        break;
+      case Kind::media:
+        if (!attribute(line.text, "URI").empty()) {
+          if (shape.number_renditions && attribute(line.text, "STABLE-RENDITION-ID").empty())
+            extra = ",STABLE-RENDITION-ID=\"r" + std::to_string(rendition) + "\"";
+          ++rendition;
+        }
+        out.append(edit_tag(line.text, kRenditionGroup, id, extra));
+        break;
+    }
+    out.append(line_end(line, shape.nl));
+  }
+}
+
 }  // namespace
 
 bool valid_pathway_id(std::string_view id) {
@@ -114,101 +233,23 @@ std::optional<std::string> steered_master(const std::vector<PathwayCopy>& copies
     lines.push_back(split_lines(body));
   }
   const std::vector<Line>& first = lines.front();
-  // Comments may come before #EXTM3U (the parser accepts them): the tag goes after it.
-  size_t head = 0;
-  while (head < first.size() &&
-         (first[head].text.empty() ||
-          (starts_with(first[head].text, "#") && !starts_with(first[head].text, "#EXT")))) {
-    ++head;
-  }
-  if (head + 1 >= first.size() || !starts_with(first[head].text, "#EXTM3U")) return std::nullopt;
+  std::optional<size_t> head = find_extm3u(first);
+  if (!head) return std::nullopt;
+  std::optional<MasterShape> shape = classify_master(first, *head);
+  if (!shape || !copies_line_up(lines)) return std::nullopt;
 
-  std::vector<Kind> kinds(first.size(), Kind::shared);
-  std::vector<std::string> variant_keys, rendition_keys;
-  bool in_variant = false, variants = false;
-  for (size_t i = head + 1; i < first.size(); ++i) {
-    std::string_view text = first[i].text;
-    if (starts_with(text, "#EXT-X-CONTENT-STEERING") ||
-        text.find("PATHWAY-ID=") != std::string_view::npos) {
-      return std::nullopt;  // the origin steers it
-    }
-    if (in_variant) {
-      kinds[i] = Kind::variant_tail;
-      if (!text.empty() && text[0] != '#') in_variant = false;  // its URI line
-    } else if (starts_with(text, kStreamInf)) {
-      kinds[i] = Kind::variant;
-      in_variant = variants = true;
-      variant_keys.push_back(attribute(text, "BANDWIDTH") + "\n" +
-                             attribute(text, "STABLE-VARIANT-ID"));
-    } else if (starts_with(text, kIFrameStreamInf)) {
-      kinds[i] = Kind::iframe;
-    } else if (starts_with(text, kMedia)) {
-      kinds[i] = Kind::media;
-      if (!attribute(text, "URI").empty()) {
-        rendition_keys.push_back(attribute(text, "TYPE") + "\n" + attribute(text, "NAME") + "\n" +
-                                 attribute(text, "STABLE-RENDITION-ID"));
-      }
-    }
-  }
-  if (!variants || in_variant) return std::nullopt;
-  for (size_t c = 1; c < lines.size(); ++c) {
-    if (lines[c].size() != first.size()) return std::nullopt;
-    for (size_t i = 0; i < first.size(); ++i) {
-      const bool tag = starts_with(first[i].text, "#");
-      if (tag != starts_with(lines[c][i].text, "#")) return std::nullopt;
-      if (tag && line_tag(first[i].text) != line_tag(lines[c][i].text)) return std::nullopt;
-    }
-  }
-  const bool number_variants = any_repeated(variant_keys);
-  const bool number_renditions = any_repeated(rendition_keys);
-
-  const std::string_view nl = first[head].end;  // not the last line: it has an end
-  auto end_of = [nl](const Line& line) { return line.end.empty() ? nl : line.end; };
+  const std::string_view nl = shape->nl;
   std::string out;
   out.reserve((copies.front().master.size() + 64) * copies.size() + server_uri.size() + 64);
   if (starts_with(copies.front().master, kByteOrderMark)) out.append(kByteOrderMark);
-  for (size_t i = 0; i <= head; ++i) out.append(first[i].text).append(end_of(first[i]));
+  for (size_t i = 0; i <= *head; ++i) out.append(first[i].text).append(line_end(first[i], nl));
   out.append("#EXT-X-CONTENT-STEERING:SERVER-URI=\"").append(server_uri).append("\",PATHWAY-ID=\"");
   out.append(start).append("\"").append(nl);
-  for (size_t i = head + 1; i < first.size(); ++i) {
-    if (kinds[i] == Kind::shared) out.append(first[i].text).append(end_of(first[i]));
+  for (size_t i = *head + 1; i < first.size(); ++i) {
+    if (shape->kinds[i] == Kind::shared) out.append(first[i].text).append(line_end(first[i], nl));
   }
-  static const std::set<std::string_view> kVariantGroups = {"AUDIO", "VIDEO", "SUBTITLES",
-                                                            "CLOSED-CAPTIONS"};
-  static const std::set<std::string_view> kRenditionGroup = {"GROUP-ID"};
-  static const std::set<std::string_view> kIFrameGroups = {"VIDEO"};
   for (size_t c = 0; c < copies.size(); ++c) {
-    const std::string& id = copies[c].id;
-    size_t variant = 0, rendition = 0;
-    for (size_t i = head + 1; i < first.size(); ++i) {
-      const Line& line = lines[c][i];
-      std::string extra;
-      switch (kinds[i]) {
-        case Kind::shared:
-          continue;
-        case Kind::variant_tail:
-          out.append(line.text);
-          break;
-        case Kind::variant:
-          if (number_variants && attribute(line.text, "STABLE-VARIANT-ID").empty())
-            extra = ",STABLE-VARIANT-ID=\"v" + std::to_string(variant) + "\"";
-          ++variant;
-          out.append(edit_tag(line.text, kVariantGroups, id, extra + ",PATHWAY-ID=\"" + id + "\""));
-          break;
-        case Kind::iframe:
-          out.append(edit_tag(line.text, kIFrameGroups, id, ",PATHWAY-ID=\"" + id + "\""));
-          break;
-        case Kind::media:
-          if (!attribute(line.text, "URI").empty()) {
-            if (number_renditions && attribute(line.text, "STABLE-RENDITION-ID").empty())
-              extra = ",STABLE-RENDITION-ID=\"r" + std::to_string(rendition) + "\"";
-            ++rendition;
-          }
-          out.append(edit_tag(line.text, kRenditionGroup, id, extra));
-          break;
-      }
-      out.append(end_of(line));
-    }
+    append_pathway_lines(out, *shape, lines[c], copies[c].id);
   }
   return out;
 }
