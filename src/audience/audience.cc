@@ -226,21 +226,9 @@ void Audience::start_phase(const Phase& phase) {
                  phase.process.c_str());
   }
   switch (phase.action) {
-    case Action::arrive: {
-      uint64_t count = phase.viewers;
-      double over = phase.over_s;
-      if (!count) {
-        over = phase.until_s - phase.at_s;
-        count = static_cast<uint64_t>(std::floor(phase.rate_per_s * over));
-      }
-      for (uint64_t i = 0; i < count; ++i) {
-        const double at =
-            phase.at_s +
-            (count > 1 ? over * static_cast<double>(i) / static_cast<double>(count) : 0);
-        schedule(at, [this, play = phase.play] { add_viewer(play); });
-      }
+    case Action::arrive:
+      schedule_arrivals(phase);
       break;
-    }
     case Action::sign_in:
       for (uint64_t i = 0; i < phase.viewers; ++i) {
         const double at =
@@ -248,16 +236,9 @@ void Audience::start_phase(const Phase& phase) {
         schedule(at, [this] { add_signed_in_viewer(); });
       }
       break;
-    case Action::kickoff: {
-      auto chosen = pick(1.0, [](const Viewer& v) {
-        return v.has_arrived() && !v.play_pressed() && v.phase() != Viewer::Phase::left &&
-               v.phase() != Viewer::Phase::failed;
-      });
-      if (phase.viewers && chosen.size() > phase.viewers) chosen.resize(phase.viewers);
-      std::uniform_real_distribution<double> within(0, phase.over_s);
-      for (Viewer* v : chosen) schedule(now() + within(random_), [v] { v->press_play(); });
+    case Action::kickoff:
+      kick_off(phase);
       break;
-    }
     case Action::walk_out:
       for (Viewer* v : pick(phase.share, [](const Viewer& v) {
              return v.phase() == Viewer::Phase::playing && !v.walked_out();
@@ -270,19 +251,9 @@ void Audience::start_phase(const Phase& phase) {
            }))
         v->walk_in();
       break;
-    case Action::leave: {
-      // Spread over `over_s` when given: an audience leaves one by one, not on one beat.
-      std::uniform_real_distribution<double> within(0, phase.over_s);
-      for (Viewer* v :
-           pick(phase.share, [](const Viewer& v) { return v.phase() == Viewer::Phase::playing; })) {
-        if (phase.over_s <= 0) {
-          v->leave();
-        } else {
-          schedule(now() + within(random_), [v] { v->leave(); });
-        }
-      }
+    case Action::leave:
+      schedule_leaving(phase);
       break;
-    }
     case Action::kill:
       if (pid_t pid = process_pid(phase.process); pid > 0) ::kill(pid, SIGKILL);
       break;
@@ -292,38 +263,84 @@ void Audience::start_phase(const Phase& phase) {
         if (pid_t pid = spawn(p.restart); pid > 0) pids_[p.name] = pid;
       }
       break;
-    case Action::signal: {
-      auto deliver = [this, name = phase.process, sig = phase.signal](int) {
-        if (pid_t pid = process_pid(name); pid > 0) ::kill(pid, sig);
-      };
-      if (phase.command.empty()) {
-        deliver(0);
-      } else {
-        run_command(phase.command, deliver);
-      }
+    case Action::signal:
+      signal_process(phase);
       break;
-    }
-    case Action::overload: {
-      common::FetchRequest r;
-      r.url = scenario_.balancer + "/access_queue_switch?state=" + (phase.on ? "on" : "off");
-      if (!scenario_.operator_key.empty()) r.headers = {{"X-Operator-Key", scenario_.operator_key}};
-      clients_.front()->fetch(
-          std::move(r),
-          {nullptr, nullptr, [this, on = phase.on](const common::FetchResult& result) {
-             if (!result.ok || result.status != 200) {
-               std::fprintf(stderr, "audience: overload switch %s answered %d %s\n",
-                            on ? "on" : "off", result.status, result.error.c_str());
-               recorder_->fatal("overload_switch_failed");
-             }
-           }});
+    case Action::overload:
+      switch_overload(phase);
       break;
-    }
     case Action::run:
       run_command(phase.command, [](int) {});
       break;
     case Action::window:
       break;
   }
+}
+
+// `viewers` spread over `over_s`, or `rate_per_s` from `at_s` to `until_s`.
+void Audience::schedule_arrivals(const Phase& phase) {
+  uint64_t count = phase.viewers;
+  double over = phase.over_s;
+  if (!count) {
+    over = phase.until_s - phase.at_s;
+    count = static_cast<uint64_t>(std::floor(phase.rate_per_s * over));
+  }
+  for (uint64_t i = 0; i < count; ++i) {
+    const double at =
+        phase.at_s + (count > 1 ? over * static_cast<double>(i) / static_cast<double>(count) : 0);
+    schedule(at, [this, play = phase.play] { add_viewer(play); });
+  }
+}
+
+// Viewers who arrived without pressing play press it, at random within `over_s`.
+void Audience::kick_off(const Phase& phase) {
+  auto chosen = pick(1.0, [](const Viewer& v) {
+    return v.has_arrived() && !v.play_pressed() && v.phase() != Viewer::Phase::left &&
+           v.phase() != Viewer::Phase::failed;
+  });
+  if (phase.viewers && chosen.size() > phase.viewers) chosen.resize(phase.viewers);
+  std::uniform_real_distribution<double> within(0, phase.over_s);
+  for (Viewer* v : chosen) schedule(now() + within(random_), [v] { v->press_play(); });
+}
+
+void Audience::schedule_leaving(const Phase& phase) {
+  // Spread over `over_s` when given: an audience leaves one by one, not on one beat.
+  std::uniform_real_distribution<double> within(0, phase.over_s);
+  for (Viewer* v :
+       pick(phase.share, [](const Viewer& v) { return v.phase() == Viewer::Phase::playing; })) {
+    if (phase.over_s <= 0) {
+      v->leave();
+    } else {
+      schedule(now() + within(random_), [v] { v->leave(); });
+    }
+  }
+}
+
+// The signal to the process now, or once `command` has run.
+void Audience::signal_process(const Phase& phase) {
+  auto deliver = [this, name = phase.process, sig = phase.signal](int) {
+    if (pid_t pid = process_pid(name); pid > 0) ::kill(pid, sig);
+  };
+  if (phase.command.empty()) {
+    deliver(0);
+  } else {
+    run_command(phase.command, deliver);
+  }
+}
+
+// The balancer's overload switch on or off; a refusal is fatal to the run.
+void Audience::switch_overload(const Phase& phase) {
+  common::FetchRequest r;
+  r.url = scenario_.balancer + "/access_queue_switch?state=" + (phase.on ? "on" : "off");
+  if (!scenario_.operator_key.empty()) r.headers = {{"X-Operator-Key", scenario_.operator_key}};
+  clients_.front()->fetch(
+      std::move(r), {nullptr, nullptr, [this, on = phase.on](const common::FetchResult& result) {
+                       if (!result.ok || result.status != 200) {
+                         std::fprintf(stderr, "audience: overload switch %s answered %d %s\n",
+                                      on ? "on" : "off", result.status, result.error.c_str());
+                         recorder_->fatal("overload_switch_failed");
+                       }
+                     }});
 }
 
 pid_t Audience::process_pid(const std::string& name) {

@@ -47,6 +47,12 @@ class Audience {
   size_t in_flight() const;  // transfers started and not done, every client
   void tick();
   void start_phase(const Phase& phase);
+  // The phases that need more than a line of start_phase.
+  void schedule_arrivals(const Phase& phase);
+  void kick_off(const Phase& phase);
+  void schedule_leaving(const Phase& phase);
+  void signal_process(const Phase& phase);
+  void switch_overload(const Phase& phase);
   void add_viewer(bool play);
   void add_signed_in_viewer();
   void schedule(double at_s, std::function<void()> job);
