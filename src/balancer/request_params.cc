@@ -27,6 +27,100 @@ void append_param(std::string& out, std::string_view name, std::string_view valu
   out.append(name).append("=").append(hls::percent_encode_component(value));
 }
 
+// "<channel>/<path on the origin>" into out.channel and out.origin_target.
+common::Status read_viewer_path(std::string_view path, std::string_view prefix,
+                                ViewerRequest& out) {
+  size_t slash = path.find('/');
+  if (slash == std::string_view::npos || slash + 1 >= path.size()) {
+    return bad("Expected " + std::string(prefix) +
+               "<channel>/<path of the playlist on the origin>.");
+  }
+  out.channel.assign(path.substr(0, slash));
+  if (!common::valid_channel_id(out.channel)) return bad("The channel id is not valid.");
+  std::string_view origin_path = path.substr(slash);
+  if (origin_path.substr(0, 2) == "//") return bad("Empty path segments are not accepted.");
+  auto decoded = common::percent_decode(origin_path);
+  if (!decoded) return bad("The path has malformed percent-encoding.");
+  if (decoded->find('\\') != std::string::npos)
+    return bad("Backslashes are not accepted in paths.");
+  if (common::has_dot_segment(*decoded)) return bad("Dot segments are not accepted in paths.");
+  out.origin_target.assign(origin_path);  // the origin's own parameters follow, in order
+  return {};
+}
+
+// The query's parameters, one by one, into a ViewerRequest: the reserved ones (each at most
+// once) into their fields, the origin's own appended to origin_target in order.
+class ViewerQueryReader {
+ public:
+  explicit ViewerQueryReader(ViewerRequest& out) : out_(out) {}
+
+  common::Status read(const common::QueryParam& param) {
+    std::string_view name = param.name;
+    common::Status status;
+    std::string value;
+    if (name == "cache") {
+      status = reserved(param, seen_cache_, out_.cache);
+      if (status && !out_.cache.empty() && !common::valid_channel_id(out_.cache)) {
+        return bad("The cache id is not valid.");
+      }
+    } else if (name == "pathway") {
+      status = reserved(param, seen_pathway_, out_.pathway);
+      if (status && !out_.pathway.empty() && out_.pathway != kDefaultPathway &&
+          !common::valid_channel_id(out_.pathway)) {
+        return bad("The pathway id is not valid.");
+      }
+    } else if (name == "ticket") {
+      status = reserved(param, seen_ticket_, out_.ticket);
+    } else if (name == "viewer") {
+      status = reserved(param, seen_viewer_, out_.viewer);
+      if (status && !out_.viewer.empty() && !common::valid_viewer_id(out_.viewer)) {
+        return bad("The viewer id must be 1 to 128 printable characters without spaces.");
+      }
+    } else if (name == "_HLS_msn") {
+      status = reserved(param, seen_msn_, value);
+      if (status && !(out_.directives.msn = parse_number(value))) {
+        return bad("_HLS_msn must be a non-negative integer.");
+      }
+    } else if (name == "_HLS_part") {
+      status = reserved(param, seen_part_, value);
+      if (status && !(out_.directives.part = parse_number(value))) {
+        return bad("_HLS_part must be a non-negative integer.");
+      }
+    } else if (name == "_HLS_skip") {
+      status = reserved(param, seen_skip_, out_.directives.skip);
+      if (status && out_.directives.skip != "YES" && out_.directives.skip != "v2") {
+        return bad("_HLS_skip must be YES or v2.");
+      }
+    } else if (name == "CMCD") {
+      // A player adds its report to every URL it asks for (hls.js, Shaka Player): read, never
+      // sent to origin, where it would make each request a different source playlist.
+      out_.cmcd = std::string(param.value);
+    } else {
+      if (!common::percent_decode(param.text))
+        return bad("The query has malformed percent-encoding.");
+      common::append_query(out_.origin_target, param.text);
+    }
+    return status;
+  }
+
+ private:
+  // A reserved parameter's decoded value into `into`; an error when repeated or malformed.
+  static common::Status reserved(const common::QueryParam& param, bool& seen, std::string& into) {
+    std::string_view name = param.name;
+    if (seen) return bad("The parameter '" + std::string(name) + "' is repeated.");
+    seen = true;
+    auto value = param.decoded_value();
+    if (!value)
+      return bad("The parameter '" + std::string(name) + "' has malformed percent-encoding.");
+    into = std::move(*value);
+    return {};
+  }
+
+  ViewerRequest& out_;
+  bool seen_cache_ = false, seen_ticket_ = false, seen_viewer_ = false, seen_pathway_ = false;
+  bool seen_msn_ = false, seen_part_ = false, seen_skip_ = false;
+};
+
 }  // namespace
 
 std::string DeliveryDirectives::query() const {
@@ -52,81 +146,11 @@ common::Result<ViewerRequest> parse_viewer_request(std::string_view target,
   std::string_view path = rest.substr(0, q);
   std::string_view query = q == std::string_view::npos ? std::string_view{} : rest.substr(q + 1);
 
-  size_t slash = path.find('/');
-  if (slash == std::string_view::npos || slash + 1 >= path.size()) {
-    return bad("Expected " + std::string(prefix) +
-               "<channel>/<path of the playlist on the origin>.");
-  }
   ViewerRequest out;
-  out.channel.assign(path.substr(0, slash));
-  if (!common::valid_channel_id(out.channel)) return bad("The channel id is not valid.");
-  std::string_view origin_path = path.substr(slash);
-  if (origin_path.substr(0, 2) == "//") return bad("Empty path segments are not accepted.");
-  auto decoded = common::percent_decode(origin_path);
-  if (!decoded) return bad("The path has malformed percent-encoding.");
-  if (decoded->find('\\') != std::string::npos)
-    return bad("Backslashes are not accepted in paths.");
-  if (common::has_dot_segment(*decoded)) return bad("Dot segments are not accepted in paths.");
-
-  out.origin_target.assign(origin_path);  // the origin's own parameters follow, in order
-  bool seen_cache = false, seen_ticket = false, seen_viewer = false, seen_pathway = false;
-  bool seen_msn = false, seen_part = false, seen_skip = false;
+  if (auto status = read_viewer_path(path, prefix, out); !status) return status.error();
+  ViewerQueryReader reader(out);
   for (const common::QueryParam& param : common::QueryParams(query)) {
-    std::string_view name = param.name;
-    auto reserved = [&](bool& seen, std::string& into) -> common::Status {
-      if (seen) return bad("The parameter '" + std::string(name) + "' is repeated.");
-      seen = true;
-      auto value = param.decoded_value();
-      if (!value)
-        return bad("The parameter '" + std::string(name) + "' has malformed percent-encoding.");
-      into = std::move(*value);
-      return {};
-    };
-    common::Status status;
-    std::string value;
-    if (name == "cache") {
-      status = reserved(seen_cache, out.cache);
-      if (status && !out.cache.empty() && !common::valid_channel_id(out.cache)) {
-        return bad("The cache id is not valid.");
-      }
-    } else if (name == "pathway") {
-      status = reserved(seen_pathway, out.pathway);
-      if (status && !out.pathway.empty() && out.pathway != kDefaultPathway &&
-          !common::valid_channel_id(out.pathway)) {
-        return bad("The pathway id is not valid.");
-      }
-    } else if (name == "ticket") {
-      status = reserved(seen_ticket, out.ticket);
-    } else if (name == "viewer") {
-      status = reserved(seen_viewer, out.viewer);
-      if (status && !out.viewer.empty() && !common::valid_viewer_id(out.viewer)) {
-        return bad("The viewer id must be 1 to 128 printable characters without spaces.");
-      }
-    } else if (name == "_HLS_msn") {
-      status = reserved(seen_msn, value);
-      if (status && !(out.directives.msn = parse_number(value))) {
-        return bad("_HLS_msn must be a non-negative integer.");
-      }
-    } else if (name == "_HLS_part") {
-      status = reserved(seen_part, value);
-      if (status && !(out.directives.part = parse_number(value))) {
-        return bad("_HLS_part must be a non-negative integer.");
-      }
-    } else if (name == "_HLS_skip") {
-      status = reserved(seen_skip, out.directives.skip);
-      if (status && out.directives.skip != "YES" && out.directives.skip != "v2") {
-        return bad("_HLS_skip must be YES or v2.");
-      }
-    } else if (name == "CMCD") {
-      // A player adds its report to every URL it asks for (hls.js, Shaka Player): read, never
-      // sent to origin, where it would make each request a different source playlist.
-      out.cmcd = std::string(param.value);
-    } else {
-      if (!common::percent_decode(param.text))
-        return bad("The query has malformed percent-encoding.");
-      common::append_query(out.origin_target, param.text);
-    }
-    if (!status) return status.error();
+    if (auto status = reader.read(param); !status) return status.error();
   }
   if (out.directives.part && !out.directives.msn) return bad("_HLS_part needs _HLS_msn.");
   if (prefix == kKeyPrefix && out.directives.any()) {
