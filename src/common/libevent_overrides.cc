@@ -16,6 +16,11 @@
 // one system call in four of a keep-alive request (strace). The definition below reads the
 // same at most 4096 bytes without asking first.
 //
+// Each definition was written for libevent 2.1.12-stable (0x02010c00), Debian 12's. On any
+// other version (event_get_version_number(), checked once), or when switched off with
+// BALANCER_LIBEVENT_OVERRIDES (read once), it forwards every call to libevent's own function,
+// found with dlsym(RTLD_NEXT): a new libevent is then run as its authors wrote it.
+//
 // It also keeps DESIGN.md's error contract for the replies evhttp makes on its
 // own (a request it cannot parse, headers far over the limit): evhttp writes an
 // HTML page for them; here the page becomes the JSON error body, and the
@@ -24,13 +29,16 @@
 
 #include <dlfcn.h>
 #include <event2/buffer.h>
+#include <event2/event.h>
 #include <event2/util.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cstdarg>
+#include <cstdlib>
 #include <cstring>
 #include <string>
+#include <string_view>
 
 #include <strings.h>
 #include <sys/uio.h>
@@ -42,6 +50,53 @@ namespace common {
 namespace {
 
 std::atomic<uint64_t> g_fast_formats{0};
+std::atomic<uint64_t> g_forwarded{0};
+
+// The libevent these definitions were written for, and read (its semantics, its formats).
+constexpr uint32_t kWrittenForLibevent = 0x02010c00;  // 2.1.12-stable
+
+// Which overrides run, one bit each; -1 until the first call works it out.
+std::atomic<int> g_active{-1};
+
+unsigned parse_setting(const char* setting) {
+  if (setting == nullptr || *setting == '\0' || strcmp(setting, "on") == 0) return kAllOverrides;
+  unsigned bits = 0;
+  std::string_view rest(setting);
+  while (!rest.empty()) {
+    const size_t comma = rest.find(',');
+    const std::string_view name = rest.substr(0, comma);
+    for (unsigned bit = 1; bit & kAllOverrides; bit <<= 1) {
+      if (name == libevent_override_name(static_cast<LibeventOverride>(bit))) bits |= bit;
+    }
+    rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+  }
+  return bits;  // "off", or a list naming none, switches all off
+}
+
+unsigned active_overrides() {
+  int active = g_active.load(std::memory_order_relaxed);
+  if (active < 0) {
+    active = static_cast<int>(
+        libevent_overrides_for(event_get_version_number(), getenv(kLibeventOverridesVariable)));
+    g_active.store(active, std::memory_order_relaxed);
+  }
+  return static_cast<unsigned>(active);
+}
+
+bool active(LibeventOverride which) {
+  return (active_overrides() & which) != 0;
+}
+
+// libevent's own definition of `name`, the next one after the program's.
+template <class Function>
+Function original(const char* name) {
+  void* found = dlsym(RTLD_NEXT, name);
+  if (found == nullptr) {
+    fprintf(stderr, "libevent_overrides: libevent's %s not found (%s)\n", name, dlerror());
+    abort();
+  }
+  return reinterpret_cast<Function>(found);
+}
 
 // An error page evhttp is sending on this thread: 1 = its body was written, 2 =
 // its status line too (its Content-Type line comes next).
@@ -126,11 +181,39 @@ int add_pieces(evbuffer* buf, const char* a, size_t la, const char* sep, size_t 
 
 }  // namespace
 
+const char* libevent_override_name(LibeventOverride which) {
+  switch (which) {
+    case kOverridePrintf:
+      return "printf";
+    case kOverrideStrcasecmp:
+      return "strcasecmp";
+    case kOverrideRead:
+      return "read";
+  }
+  return "?";
+}
+
+unsigned libevent_overrides_for(uint32_t libevent_version, const char* setting) {
+  return libevent_version == kWrittenForLibevent ? parse_setting(setting) : 0;
+}
+
+unsigned libevent_overrides_active() {
+  return active_overrides();
+}
+
+void set_libevent_overrides_for_testing(unsigned active) {
+  g_active.store(static_cast<int>(active & kAllOverrides), std::memory_order_relaxed);
+}
+
+uint64_t libevent_override_forwarded_calls() {
+  return g_forwarded.load(std::memory_order_relaxed);
+}
+
 uint64_t fast_header_lines() {
   return g_fast_formats.load(std::memory_order_relaxed);
 }
 
-bool libevent_overrides_in_effect() {
+bool libevent_overrides_bound() {
   // What evhttp's calls resolve to: the first definition in the global scope.
   return dlsym(RTLD_DEFAULT, "evbuffer_add_printf") ==
              reinterpret_cast<void*>(&evbuffer_add_printf) &&
@@ -139,12 +222,33 @@ bool libevent_overrides_in_effect() {
          dlsym(RTLD_DEFAULT, "evbuffer_read") == reinterpret_cast<void*>(&evbuffer_read);
 }
 
+bool libevent_overrides_in_effect() {
+  return libevent_overrides_bound() && active(kOverridePrintf);
+}
+
 void add_libevent_override_metrics(MetricsRegistry& metrics) {
+  const unsigned active = active_overrides();
   const bool in_effect = libevent_overrides_in_effect();
-  if (!in_effect) {
+  if (event_get_version_number() != kWrittenForLibevent) {
+    LOG_WARN("http", "libevent ", event_get_version(),
+             " is not 2.1.12-stable, which the libevent overrides were written for: libevent's "
+             "own functions are used, and evhttp's own refusals will be HTML pages, not JSON "
+             "errors (docs/architecture.md)");
+  } else if (!libevent_overrides_bound()) {
     LOG_WARN("http",
              "the libevent overrides are not in effect (static or re-linked build): evhttp's own "
              "refusals will be HTML pages, not JSON errors (docs/architecture.md)");
+  } else if (active != kAllOverrides) {
+    std::string on;
+    for (unsigned bit = 1; bit & kAllOverrides; bit <<= 1) {
+      if (active & bit)
+        on += std::string(on.empty() ? "" : ",") +
+              libevent_override_name(static_cast<LibeventOverride>(bit));
+    }
+    const char* setting = getenv(kLibeventOverridesVariable);
+    LOG_WARN("http", kLibeventOverridesVariable, "=", setting ? setting : "",
+             ": libevent overrides on: ", on.empty() ? "none" : on,
+             in_effect ? "" : " (evhttp's own refusals will be HTML pages, not JSON errors)");
   }
   metrics.gauge_fn(
       "http_evhttp_format_in_effect",
@@ -158,11 +262,16 @@ void add_libevent_override_metrics(MetricsRegistry& metrics) {
 
 }  // namespace common
 
+// Off, libevent's own evbuffer_add_printf is va_start, evbuffer_add_vprintf, va_end (a
+// variadic call cannot be forwarded through a pointer): the same, here.
 extern "C" int evbuffer_add_printf(struct evbuffer* buf, const char* fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
   int n;
-  if (strcmp(fmt, "%s: %s\r\n") == 0) {
+  if (!common::active(common::kOverridePrintf)) {
+    common::g_forwarded.fetch_add(1, std::memory_order_relaxed);
+    n = evbuffer_add_vprintf(buf, fmt, ap);
+  } else if (strcmp(fmt, "%s: %s\r\n") == 0) {
     const char* key = va_arg(ap, const char*);
     const char* value = va_arg(ap, const char*);
     if (common::t_error_page == 2 && strcasecmp(key, "Content-Type") == 0) {
@@ -215,6 +324,12 @@ extern "C" int evbuffer_add_printf(struct evbuffer* buf, const char* fmt, ...) {
 // (signed) char, -1/0/1. Most header names differ in their first character: compared
 // without a call per character.
 extern "C" int evutil_ascii_strcasecmp(const char* s1, const char* s2) {
+  if (!common::active(common::kOverrideStrcasecmp)) {
+    static const auto libevents =
+        common::original<int (*)(const char*, const char*)>("evutil_ascii_strcasecmp");
+    common::g_forwarded.fetch_add(1, std::memory_order_relaxed);
+    return libevents(s1, s2);
+  }
   for (;; ++s1, ++s2) {
     char c1 = *s1;
     char c2 = *s2;
@@ -230,6 +345,12 @@ extern "C" int evutil_ascii_strcasecmp(const char* s1, const char* s2) {
 // libevent 2.1's semantics: at most `howmuch` bytes (all of its at most 4096 when negative or
 // larger), the bytes read, 0 at end of stream, -1 with errno on failure (nothing added).
 extern "C" int evbuffer_read(struct evbuffer* buf, evutil_socket_t fd, int howmuch) {
+  if (!common::active(common::kOverrideRead)) {
+    static const auto libevents =
+        common::original<int (*)(evbuffer*, evutil_socket_t, int)>("evbuffer_read");
+    common::g_forwarded.fetch_add(1, std::memory_order_relaxed);
+    return libevents(buf, fd, howmuch);
+  }
   constexpr int kMaxRead = 4096;  // libevent's EVBUFFER_MAX_READ
   if (howmuch < 0 || howmuch > kMaxRead) howmuch = kMaxRead;
   if (howmuch == 0) return 0;
