@@ -176,31 +176,7 @@ class NodeLoop::ExchangeWaiter final : public FlightWaiter {
   bool advance(const FlightProgress& p, const Flight& flight, int64_t now_ms) override {
     HttpExchange& ex = exchange_;
     if (ex.closed() || ex.finished()) return false;
-    switch (p.end) {
-      case FlightProgress::End::failed:
-      case FlightProgress::End::not_found:
-        if (streaming_) {
-          ex.abort();  // the head is out; a truncated body must not look complete
-        } else {
-          if (!p.fail_retry_after.empty()) ex.add_header("Retry-After", p.fail_retry_after);
-          ex.reply_error(p.fail_status, p.fail_code, p.fail_message);
-        }
-        return false;
-      case FlightProgress::End::revalidated:
-      case FlightProgress::End::stale:
-        if (streaming_) {
-          ex.abort();  // a new body broke off after its head: the stale one cannot follow it
-        } else {
-          const StoreHit* copy = flight.stale();
-          node_.serve_stored(ex, p.meta, copy->memory, copy->disk_path,
-                             p.end == FlightProgress::End::revalidated ? "REVALIDATED" : "STALE",
-                             now_ms);
-        }
-        return false;
-      case FlightProgress::End::running:
-      case FlightProgress::End::stored:
-        break;
-    }
+    if (answer_end_without_body(p, flight, now_ms)) return false;
     if (p.head_known && relayed_as_is(p.status)) {
       // Relayed as the origin sent it (never stored): answered whole once it is complete.
       if (p.end != FlightProgress::End::stored) return true;
@@ -213,35 +189,7 @@ class NodeLoop::ExchangeWaiter final : public FlightWaiter {
     }
     if (!deferred_ && !streaming_ && p.head_known && p.status == 200 &&
         (!range_ || p.content_length)) {
-      node_.set_chunk_headers(ex, p.meta, first_ ? "MISS" : "COALESCED", now_ms);
-      if (not_modified(ex.header("If-None-Match"), ex.header("If-Modified-Since"), p.meta.etag,
-                       p.meta.last_modified)) {
-        ex.reply(304, "", "");
-        return false;
-      }
-      int status = 200;
-      if (range_) {
-        const uint64_t size = *p.content_length;
-        const RangeDecision d = evaluate_range(range_, size);
-        if (d.outcome == RangeOutcome::unsatisfiable) {
-          ex.add_header("Content-Range", "bytes */" + std::to_string(size));
-          ex.reply_error(416, "range_not_satisfiable", "The requested range is outside the chunk.");
-          return false;
-        }
-        if (d.outcome == RangeOutcome::satisfiable) {
-          status = 206;
-          sent_ = d.range.first;
-          end_ = d.range.last + 1;
-          ex.add_header("Content-Range", "bytes " + std::to_string(d.range.first) + "-" +
-                                             std::to_string(d.range.last) + "/" +
-                                             std::to_string(size));
-          ex.add_header("Content-Length", std::to_string(d.range.length()));
-        }
-      }
-      if (status == 200 && p.content_length)
-        ex.add_header("Content-Length", std::to_string(*p.content_length));
-      ex.start(status);
-      streaming_ = true;
+      if (!start_streaming(p, now_ms)) return false;
     }
     const size_t available = std::min(p.bytes, end_);
     if (streaming_ && sent_ < available) {
@@ -266,6 +214,75 @@ class NodeLoop::ExchangeWaiter final : public FlightWaiter {
   }
 
  private:
+  // A flight that ended without a body for this request (failed, not found, or the stored
+  // copy revalidated or served stale): answers it and returns true; false otherwise.
+  bool answer_end_without_body(const FlightProgress& p, const Flight& flight, int64_t now_ms) {
+    HttpExchange& ex = exchange_;
+    switch (p.end) {
+      case FlightProgress::End::failed:
+      case FlightProgress::End::not_found:
+        if (streaming_) {
+          ex.abort();  // the head is out; a truncated body must not look complete
+        } else {
+          if (!p.fail_retry_after.empty()) ex.add_header("Retry-After", p.fail_retry_after);
+          ex.reply_error(p.fail_status, p.fail_code, p.fail_message);
+        }
+        return true;
+      case FlightProgress::End::revalidated:
+      case FlightProgress::End::stale:
+        if (streaming_) {
+          ex.abort();  // a new body broke off after its head: the stale one cannot follow it
+        } else {
+          const StoreHit* copy = flight.stale();
+          node_.serve_stored(ex, p.meta, copy->memory, copy->disk_path,
+                             p.end == FlightProgress::End::revalidated ? "REVALIDATED" : "STALE",
+                             now_ms);
+        }
+        return true;
+      case FlightProgress::End::running:
+      case FlightProgress::End::stored:
+        break;
+    }
+    return false;
+  }
+
+  // A 200 head known (with its length for a Range): sends the head (206 for a satisfiable
+  // Range) so the body follows as it arrives. False when the answer is complete without a
+  // body (304, 416).
+  bool start_streaming(const FlightProgress& p, int64_t now_ms) {
+    HttpExchange& ex = exchange_;
+    node_.set_chunk_headers(ex, p.meta, first_ ? "MISS" : "COALESCED", now_ms);
+    if (not_modified(ex.header("If-None-Match"), ex.header("If-Modified-Since"), p.meta.etag,
+                     p.meta.last_modified)) {
+      ex.reply(304, "", "");
+      return false;
+    }
+    int status = 200;
+    if (range_) {
+      const uint64_t size = *p.content_length;
+      const RangeDecision d = evaluate_range(range_, size);
+      if (d.outcome == RangeOutcome::unsatisfiable) {
+        ex.add_header("Content-Range", "bytes */" + std::to_string(size));
+        ex.reply_error(416, "range_not_satisfiable", "The requested range is outside the chunk.");
+        return false;
+      }
+      if (d.outcome == RangeOutcome::satisfiable) {
+        status = 206;
+        sent_ = d.range.first;
+        end_ = d.range.last + 1;
+        ex.add_header("Content-Range", "bytes " + std::to_string(d.range.first) + "-" +
+                                           std::to_string(d.range.last) + "/" +
+                                           std::to_string(size));
+        ex.add_header("Content-Length", std::to_string(d.range.length()));
+      }
+    }
+    if (status == 200 && p.content_length)
+      ex.add_header("Content-Length", std::to_string(*p.content_length));
+    ex.start(status);
+    streaming_ = true;
+    return true;
+  }
+
   NodeLoop& node_;
   HttpExchange exchange_;
   size_t sent_ = 0;                                  // the next body offset to send
@@ -403,14 +420,24 @@ void NodeLoop::handle_chunk(HttpExchange& ex) {
   // After the signature check, which covered the whole query.
   request->kept_query =
       kept_query(request->query, policy_for_path(origin->second.query, request->origin_path));
-  std::string key = request->cache_key();
-  // The hit path: freshness costs one comparison here (parsed when stored).
-  if (auto hit = shared_.cache->find(key); hit && now_ms < hit->meta.fresh_until_ms) {
+  const std::string key = request->cache_key();
+  serve_chunk(ex, {.rc = rc,
+                   .request = *request,
+                   .origin = origin->second,
+                   .signed_suffix = signed_suffix,
+                   .key = key,
+                   .now_ms = now_ms});
+}
+
+// The hit path: freshness costs one comparison here (parsed when stored). Otherwise the
+// shared cache says what to do: answer not found, serve, join a flight or start one.
+void NodeLoop::serve_chunk(HttpExchange& ex, const VerifiedChunk& c) {
+  if (auto hit = shared_.cache->find(c.key); hit && c.now_ms < hit->meta.fresh_until_ms) {
     shared_.hits.inc();
-    note_viewer(ex, key, true);
-    return serve_stored(ex, hit->meta, hit->memory, hit->disk_path, "HIT", now_ms);
+    note_viewer(ex, c.key, true);
+    return serve_stored(ex, hit->meta, hit->memory, hit->disk_path, "HIT", c.now_ms);
   }
-  SharedCache::Lookup found = shared_.cache->find_or_start(key, loop_.index());
+  SharedCache::Lookup found = shared_.cache->find_or_start(c.key, loop_.index());
   switch (found.kind) {
     case SharedCache::Lookup::Kind::negative:
       shared_.negative_hits.inc();
@@ -419,39 +446,39 @@ void NodeLoop::handle_chunk(HttpExchange& ex) {
       return reply_not_found(ex);
     case SharedCache::Lookup::Kind::hit:
       shared_.hits.inc();
-      note_viewer(ex, key, true);
+      note_viewer(ex, c.key, true);
       return serve_stored(ex, found.hit->meta, found.hit->memory, found.hit->disk_path, "HIT",
-                          now_ms);
+                          c.now_ms);
     case SharedCache::Lookup::Kind::joined:
-      if (found.stale && now_ms < found.stale->meta.refresh_grace_until_ms) {
+      if (found.stale && c.now_ms < found.stale->meta.refresh_grace_until_ms) {
         // Being refreshed, within its grace: the stale copy answers now.
         shared_.refreshing_hits.inc();
         return serve_stored(ex, found.stale->meta, found.stale->memory, found.stale->disk_path,
-                            "STALE", now_ms);
+                            "STALE", c.now_ms);
       }
       shared_.coalesced.inc();
-      note_viewer(ex, key, false);
+      note_viewer(ex, c.key, false);
       return wait_on(found.flight, std::move(ex), false);
     case SharedCache::Lookup::Kind::started: {
       shared_.misses.inc();
       // A sibling asking is never sent on to another (configs that disagree cannot loop).
       const bool from_sibling = ex.header(kSiblingHeader).has_value();
       if (from_sibling && ex.header(kSiblingPrefetchHeader))
-        shared_.prefetch_ledger.prefetched(key, now_ms);
-      start_miss(found.flight, rc, *request, signed_suffix, from_sibling, false, now_ms,
-                 forwarded_headers(ex, origin->second));
+        shared_.prefetch_ledger.prefetched(c.key, c.now_ms);
+      start_miss(found.flight, c.rc, c.request, c.signed_suffix, from_sibling, false, c.now_ms,
+                 forwarded_headers(ex, c.origin));
       return wait_on(found.flight, std::move(ex), true);
     }
     case SharedCache::Lookup::Kind::revalidate:
       shared_.stale_hits.inc();
-      flights_.start(found.flight, upstream_url(config, *request, signed_suffix),
-                     forwarded_headers(ex, origin->second), negative_cap(*request));
-      if (found.stale && now_ms < found.stale->meta.refresh_grace_until_ms) {
+      flights_.start(found.flight, upstream_url(c.rc.config, c.request, c.signed_suffix),
+                     forwarded_headers(ex, c.origin), negative_cap(c.request));
+      if (found.stale && c.now_ms < found.stale->meta.refresh_grace_until_ms) {
         // Stale-while-revalidate (RFC 5861): one background fetch refreshes it, nobody waits.
         flights_.join(found.flight, std::make_unique<BackgroundRefresh>());
         shared_.refreshing_hits.inc();
         return serve_stored(ex, found.stale->meta, found.stale->memory, found.stale->disk_path,
-                            "STALE", now_ms);
+                            "STALE", c.now_ms);
       }
       return wait_on(found.flight, std::move(ex), true);
   }

@@ -164,6 +164,17 @@ class NodeLoop {
   class ExchangeWaiter;
   class PrefetchWaiter;
   class BackgroundRefresh;
+  // A chunk request whose signature was checked and whose origin is configured.
+  struct VerifiedChunk {
+    const RuntimeConfig& rc;
+    const ChunkRequest& request;
+    const OriginConfig& origin;
+    const std::string& signed_suffix;  // passed on upstream
+    const std::string& key;            // in the shared cache
+    int64_t now_ms;                    // the clock read once for the request
+  };
+  // The second half of handle_chunk: `c` served from the cache or from a flight.
+  void serve_chunk(common::HttpExchange& ex, const VerifiedChunk& c);
   // A viewer's request for `key` (not a sibling's): the first after a prefetch is counted.
   void note_viewer(common::HttpExchange& ex, const std::string& key, bool hit);
 
