@@ -5,10 +5,11 @@
 # 0.25 s, 1 s segments) behind our stack (the balancer and one cache node), nginx
 # (proxy_cache with proxy_cache_lock) and Varnish (its defaults: streaming, request
 # coalescing), one after the other. For each: VIEWERS simulated LL viewers (`audience`,
-# blocking reloads, parts and hints, the top rendition) play for DURATION_S while hls.js
-# (lowLatencyMode, Debian's chromium) plays through it, beside a second hls.js page playing
+# blocking reloads, parts and hints, the top rendition) play for DURATION_S while a player
+# (SIDE_PLAYER: hls.js by default, in lowLatencyMode, Debian's chromium; or Shaka Player or
+# video.js/VHS in theirs) plays through it, beside a second page of the same player playing
 # straight from a twin origin (same material, same clock, its own process, so its requests are
-# not counted). Reported per server: hls.js's latency behind live by EXT-X-PROGRAM-DATE-TIME
+# not counted). Reported per server: the player's latency behind live by EXT-X-PROGRAM-DATE-TIME
 # (p50/p95/max) and stalls, the same of the direct page, the simulated viewers' latency and
 # stalls, and the origin's requests per part published: part requests and media playlist
 # requests (blocking reloads) of the top rendition.
@@ -19,7 +20,8 @@
 # adds.
 #   scripts/bench/latency_bench.sh
 # Environment: VIEWERS (200), DURATION_S (60), PLAYER_S (30), BENCH_PARTS ("side_by_side
-# players"), BENCH_PEERS ("stack nginx varnish"), BENCH_PLAYERS ("hlsjs shaka videojs"),
+# players"), BENCH_PEERS ("stack nginx varnish"), SIDE_PLAYER (hlsjs|shaka|videojs: the
+# player of part (1)), BENCH_PLAYERS ("hlsjs shaka videojs": those of part (2)),
 # PART_HOLD_BACK (the LL origin's PART-HOLD-BACK in s; ll_origin's default, 3 part targets),
 # LL_ORIGIN_VERBOSE=1 (the origins log every request), LL_MATERIAL=light (320x180 at 15 fps:
 # cheaper for the browsers to decode beside the servers),
@@ -46,6 +48,8 @@ PLAYER_S=${PLAYER_S:-30}
 WANTED_PARTS=${BENCH_PARTS:-"side_by_side players"}
 WANTED_PEERS=${BENCH_PEERS:-"stack nginx varnish"}
 WANTED_PLAYERS=${BENCH_PLAYERS:-"hlsjs shaka videojs"}
+SIDE_PLAYER=${SIDE_PLAYER:-hlsjs}
+[[ $SIDE_PLAYER =~ ^(hlsjs|shaka|videojs)$ ]] || { echo "SIDE_PLAYER must be hlsjs, shaka or videojs" >&2; exit 2; }
 OUT=${OUT:-$ROOT/bench-results/latency-$(date -u +%Y%m%dT%H%M%SZ)}
 mkdir -p "$OUT"
 WORK=$(mktemp -d)
@@ -168,7 +172,7 @@ stat_of() { # <json> <key>
   echo "${v:-0}"
 }
 
-# A scenario of LL viewers arriving over 5 s and playing; the window is the hls.js page's.
+# A scenario of LL viewers arriving over 5 s and playing; the window is the player page's.
 scenario() { # <peer>
   cat <<JSON
 {"name": "low latency side by side: $1", "balancer": "${PEER_URL[$1]}", "channel": "ll",
@@ -187,15 +191,15 @@ run_peer() { # <peer>
   mkdir -p "$dir"
   scenario "$peer" >"$dir/scenario.json"
   before=$(origin_stats)
-  log "$peer: $VIEWERS LL viewers and hls.js for ${DURATION_S} s (load $(loadavg))"
+  log "$peer: $VIEWERS LL viewers and $SIDE_PLAYER for ${DURATION_S} s (load $(loadavg))"
   "$BUILD_DIR/src/audience/audience" "$dir/scenario.json" --json "$dir/result.json" --quiet >"$dir/audience.log" 2>&1 &
   audience_pid=$!
   # An anonymous viewer of the stack names itself and the node it pinged, as the app does.
   local through=${PEER_URL[$peer]}${PEER_PLAYLIST[$peer]}
-  [[ $peer == stack ]] && through+="?viewer=bench-hlsjs&cache=venue-a"
-  # hls.js starts with the simulated viewers; what it measures (after a 15 s warm-up) lies
-  # within their window.
-  players=$(timeout $((DURATION_S + 120)) node scripts/bench/players_latency.mjs --through "$through" \
+  [[ $peer == stack ]] && through+="?viewer=bench-$SIDE_PLAYER&cache=venue-a"
+  # The player starts with the simulated viewers; what it measures (after a 15 s warm-up)
+  # lies within their window.
+  players=$(timeout $((DURATION_S + 120)) node scripts/bench/players_latency.mjs --player "$SIDE_PLAYER" --through "$through" \
     --direct "$TWIN/master.m3u8" --seconds "$DURATION_S" --warmup 15 2>"$dir/players.err") || rc=$?
   after=$(origin_stats)
   # Our servers' own account of the run (origin fetches by trigger, coalescing, prefetch).
@@ -208,18 +212,18 @@ run_peer() { # <peer>
   part_req=$(($(stat_of "$after" high/part) - $(stat_of "$before" high/part)))
   pl_req=$(($(stat_of "$after" high/playlist) - $(stat_of "$before" high/playlist)))
   low_part=$(($(stat_of "$after" low/part) - $(stat_of "$before" low/part)))
-  ROWS+=("$(python3 - "$peer" "$dir" "$parts" "$part_req" "$pl_req" "$low_part" "${PEER_NOTE[$peer]}" <<'PY'
+  ROWS+=("$(python3 - "$peer" "$dir" "$parts" "$part_req" "$pl_req" "$low_part" "${PEER_NOTE[$peer]}" "$SIDE_PLAYER" <<'PY'
 import json, sys
-peer, d, parts, part_req, pl_req, low_part, note = sys.argv[1:8]
+peer, d, parts, part_req, pl_req, low_part, note, player = sys.argv[1:9]
 parts, part_req, pl_req, low_part = int(parts), int(part_req), int(pl_req), int(low_part)
-row = {"server": peer, "note": note, "origin": {"parts_published": parts,
+row = {"server": peer, "note": note, "player": player, "origin": {"parts_published": parts,
        "part_requests_per_part": round(part_req / parts, 2) if parts else None,
        "playlist_requests_per_part": round(pl_req / parts, 2) if parts else None,
        "other_rendition_part_requests": low_part}}
 try:
-    row["hlsjs"] = json.load(open(d + "/players.json"))
+    row["browser"] = json.load(open(d + "/players.json"))
 except Exception as e:
-    row["hlsjs"] = {"error": "no result: " + str(e)}
+    row["browser"] = {"error": "no result: " + str(e)}
 try:
     r = json.load(open(d + "/result.json"))
     w = r.get("windows", {}).get("measured", {})
@@ -300,14 +304,15 @@ import json, sys
 d = json.load(open(sys.argv[1]))
 fmt = lambda v: "-" if v is None else f"{v}"
 if d["side_by_side"]:
-    print(f"(1) LL-HLS side by side: {d['viewers']} simulated LL viewers + hls.js per server, {d['duration_s']} s, parts of 0.25 s")
-    print(f"{'server':8} {'hls.js p50':>10} {'p95':>6} {'max':>6} {'stalls':>6} {'direct p50':>10} {'added':>6} | "
+    player = d["side_by_side"][0].get("player", "player")
+    print(f"(1) LL-HLS side by side: {d['viewers']} simulated LL viewers + {player} per server, {d['duration_s']} s, parts of 0.25 s")
+    print(f"{'server':8} {player + ' p50':>10} {'p95':>6} {'max':>6} {'stalls':>6} {'direct p50':>10} {'added':>6} | "
           f"{'sim p50':>7} {'p95':>6} {'stalls':>6} | {'origin part/part':>16} {'playlist/part':>13}")
 for r in d["side_by_side"]:
     if r.get("skipped"):
         print(f"{r['server']:8} skipped: {r['skipped']}")
         continue
-    h, a, o = r["hlsjs"], r["audience"], r["origin"]
+    h, a, o = r["browser"], r["audience"], r["origin"]
     t, dr = h.get("through", {}), h.get("direct", {})
     lat = t.get("latency_s", {})
     sim = a.get("behind_live_s", {}) or {}
