@@ -143,6 +143,10 @@ class BalancerLoop {
   void ensure_allowed(const PendingPtr& p, bool key, std::function<void(bool)> then);
   void ensure_key_learned(const PendingPtr& p, std::function<void(bool)> then);
   void serve_playlist(const PendingPtr& p, const SourceResult& result);
+  // serve_playlist's body: the viewer's copy of `version` with links to `cache` (origin when
+  // null), steered where steering applies.
+  std::string render_playlist(const Pending& p, const SourceVersion& version,
+                              const CacheConfig* cache, TimePoint started);
   // Admission (DESIGN.md flow 4): runs `then` when the viewer is admitted, else
   // answers 503 + Retry-After + the queue JSON (or the refusal) itself.
   void admit(const PendingPtr& p, std::function<void()> then);

@@ -445,42 +445,7 @@ void BalancerLoop::serve_playlist(const PendingPtr& p, const SourceResult& r) {
                                         {p->channel->id, cache_id, p->bandwidth_bps}, {}, started,
                                         [](const AdmissionDecision&) {});
   }
-  ViewerLinks viewer_links;
-  viewer_links.balancer_base = c.public_url;
-  viewer_links.channel = p->channel->id;
-  viewer_links.viewer_query = p->request.viewer_query;
-  // A pathway's media playlist names its siblings (EXT-X-RENDITION-REPORT) and keys by the URIs
-  // the master lists on that pathway, which carry it: players match reports by exact URI.
-  std::string pathway_query;
-  if (p->request.pinned_pathway()) {
-    pathway_query = p->request.viewer_query;
-    if (!pathway_query.empty()) pathway_query += '&';
-    pathway_query += "pathway=" + p->request.pathway;
-    viewer_links.viewer_query = pathway_query;
-  }
-  std::string body;
-  if (auto made = made_master(*p, version, started)) {
-    body = std::move(*made);
-  } else {
-    const std::vector<std::string>* links = nullptr;
-    if (version.plan.chunk_slots > 0) {
-      // Prefetch asks the nodes this version's viewers were sent to (source_cache.h).
-      for (size_t i = 0; cache != nullptr && i < c.caches.size(); ++i) {
-        if (&c.caches[i] == cache) version.cache_use.note(i);
-      }
-      links = &chunk_links_for(version, *p->config, *p->channel, cache);
-      // Listed chunks keep their hosts. A live pathway's chunks are all on its node; a dead
-      // pathway answers 200 rather than an error (Shaka Player bans the balancer's host name on
-      // one, VHS waits for its manifest): the chunks it listed keep their URIs, new ones follow
-      // the cache choice. docs/balancer.md § Content steering.
-      links = &stable_links_for(*p, version, cache, *links, started);
-    }
-    viewer_links.chunk_links = links;
-    body = render_for_viewer(version.playlist.tmpl, version.plan, viewer_links);
-    if (version.kind == SourceKind::master && c.steering_enabled && !c.caches.empty()) {
-      body = steered_master(*p, version, viewer_links, std::move(body), started);
-    }
-  }
+  std::string body = render_playlist(*p, version, cache, started);
   shared_.metrics.rewrite_seconds.observe(
       std::chrono::duration<double>(shared_.clock.now() - started).count());
   if (version.kind == SourceKind::live && version.newest_media_end_s) {
@@ -503,6 +468,50 @@ void BalancerLoop::serve_playlist(const PendingPtr& p, const SourceResult& r) {
   common::BodyBuffer buffer;
   buffer.append_reference(unsent->body.data(), unsent->body.size(), unsent);
   ex.reply(200, std::move(buffer), unsent->body.size(), kPlaylistType);
+}
+
+// The viewer's copy of `version`: links to `cache` (origin when null) with the viewer's query,
+// a made or steered master where steering applies.
+std::string BalancerLoop::render_playlist(const Pending& p, const SourceVersion& version,
+                                          const CacheConfig* cache, TimePoint started) {
+  const BalancerConfig& c = p.config->config;
+  ViewerLinks viewer_links;
+  viewer_links.balancer_base = c.public_url;
+  viewer_links.channel = p.channel->id;
+  viewer_links.viewer_query = p.request.viewer_query;
+  // A pathway's media playlist names its siblings (EXT-X-RENDITION-REPORT) and keys by the URIs
+  // the master lists on that pathway, which carry it: players match reports by exact URI.
+  std::string pathway_query;
+  if (p.request.pinned_pathway()) {
+    pathway_query = p.request.viewer_query;
+    if (!pathway_query.empty()) pathway_query += '&';
+    pathway_query += "pathway=" + p.request.pathway;
+    viewer_links.viewer_query = pathway_query;
+  }
+  std::string body;
+  if (auto made = made_master(p, version, started)) {
+    body = std::move(*made);
+  } else {
+    const std::vector<std::string>* links = nullptr;
+    if (version.plan.chunk_slots > 0) {
+      // Prefetch asks the nodes this version's viewers were sent to (source_cache.h).
+      for (size_t i = 0; cache != nullptr && i < c.caches.size(); ++i) {
+        if (&c.caches[i] == cache) version.cache_use.note(i);
+      }
+      links = &chunk_links_for(version, *p.config, *p.channel, cache);
+      // Listed chunks keep their hosts. A live pathway's chunks are all on its node; a dead
+      // pathway answers 200 rather than an error (Shaka Player bans the balancer's host name on
+      // one, VHS waits for its manifest): the chunks it listed keep their URIs, new ones follow
+      // the cache choice. docs/balancer.md § Content steering.
+      links = &stable_links_for(p, version, cache, *links, started);
+    }
+    viewer_links.chunk_links = links;
+    body = render_for_viewer(version.playlist.tmpl, version.plan, viewer_links);
+    if (version.kind == SourceKind::master && c.steering_enabled && !c.caches.empty()) {
+      body = steered_master(p, version, viewer_links, std::move(body), started);
+    }
+  }
+  return body;
 }
 
 std::string BalancerLoop::steered_master(const Pending& p, const SourceVersion& version,
