@@ -51,34 +51,7 @@ void Api::State::handle_access(common::EventLoop& loop, common::HttpExchange& in
     return fail(in, 404, "unknown_channel", "No channel '" + channel_id + "' is configured.");
   const ChannelEntry channel = *found;
 
-  if (!has_authorization(in)) {
-    const std::string ticket = in.query_param("ticket").value_or("");
-    const std::string viewer = in.query_param("viewer").value_or("");
-    if (!viewer.empty() && !common::valid_viewer_id(viewer)) {
-      return fail(in, 400, "bad_request",
-                  "The viewer id must be 1 to 128 printable characters without spaces.");
-    }
-    auto key = host.viewer_key(channel.id, ticket, viewer);
-    if (!key) {
-      const std::string& code = key.error().code;
-      const int status = code == "unknown_channel"                                  ? 404
-                         : code == "ticket_wrong_channel" || code == "not_entitled" ? 403
-                                                                                    : 401;
-      return fail(in, status, code, key.error().message);
-    }
-    ExchangePtr held = hold(in);
-    const std::string remote_ip = held->remote_ip();
-    host.admit(*key, channel.id, remote_ip, loop,
-               [ex = held, id = channel.id](const AdmissionAnswer& a) {
-                 if (ex->closed()) return;
-                 if (!a.admitted) return send_answer(*ex, a);
-                 std::string out = "{\"access\":\"granted\",\"channel\":";
-                 common::append_json_string(out, id);
-                 no_store(*ex);
-                 ex->reply(200, out + "}\n");
-               });
-    return;
-  }
+  if (!has_authorization(in)) return handle_anonymous_access(loop, in, channel);
 
   if (api_off(*this, in)) return;
   with_session(
@@ -124,6 +97,37 @@ void Api::State::handle_access(common::EventLoop& loop, common::HttpExchange& in
                          });
             });
       });
+}
+
+// The older call without a session: ticket= or viewer= names the viewer, and the answer is
+// admission's decision without a URL.
+void Api::State::handle_anonymous_access(common::EventLoop& loop, common::HttpExchange& in,
+                                         const ChannelEntry& channel) {
+  const std::string ticket = in.query_param("ticket").value_or("");
+  const std::string viewer = in.query_param("viewer").value_or("");
+  if (!viewer.empty() && !common::valid_viewer_id(viewer)) {
+    return fail(in, 400, "bad_request",
+                "The viewer id must be 1 to 128 printable characters without spaces.");
+  }
+  auto key = host.viewer_key(channel.id, ticket, viewer);
+  if (!key) {
+    const std::string& code = key.error().code;
+    const int status = code == "unknown_channel"                                  ? 404
+                       : code == "ticket_wrong_channel" || code == "not_entitled" ? 403
+                                                                                  : 401;
+    return fail(in, status, code, key.error().message);
+  }
+  ExchangePtr held = hold(in);
+  const std::string remote_ip = held->remote_ip();
+  host.admit(*key, channel.id, remote_ip, loop,
+             [ex = held, id = channel.id](const AdmissionAnswer& a) {
+               if (ex->closed()) return;
+               if (!a.admitted) return send_answer(*ex, a);
+               std::string out = "{\"access\":\"granted\",\"channel\":";
+               common::append_json_string(out, id);
+               no_store(*ex);
+               ex->reply(200, out + "}\n");
+             });
 }
 
 }  // namespace api

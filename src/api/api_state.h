@@ -47,6 +47,8 @@ struct Api::State {
   void handle_purchase_by_id(common::EventLoop& loop, common::HttpExchange& ex);
   // access_endpoint.cc
   void handle_access(common::EventLoop& loop, common::HttpExchange& ex);
+  void handle_anonymous_access(common::EventLoop& loop, common::HttpExchange& ex,
+                               const ChannelEntry& channel);
 
   // Home loop, every kPurgeInterval: drops a batch of expired sessions.
   void purge_sessions();
