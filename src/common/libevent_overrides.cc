@@ -11,10 +11,9 @@
 // finding headers (12 lookups per request, each a walk of the list). The definition below,
 // byte for byte the same comparison, takes its place the same way.
 //
-// bufferevent's reads go through libevent's evbuffer_read, which asks the kernel how many
-// bytes wait (ioctl FIONREAD) before every read, only to read at most 4096 of them anyway:
-// one system call in four of a keep-alive request (strace). The definition below reads the
-// same at most 4096 bytes without asking first.
+// libevent's evbuffer_read is not replaced: a definition that skipped its ioctl(FIONREAD) saved
+// no measurable instructions (docs/architecture.md), and bufferevent calls it inside
+// libevent_core, where a -Bsymbolic-functions build would silently bypass ours.
 //
 // Each definition was written for libevent 2.1.12-stable (0x02010c00), Debian 12's. On any
 // other version (event_get_version_number(), checked once), or when switched off with
@@ -32,7 +31,6 @@
 #include <event2/event.h>
 #include <event2/util.h>
 
-#include <algorithm>
 #include <atomic>
 #include <cstdarg>
 #include <cstdlib>
@@ -41,7 +39,6 @@
 #include <string_view>
 
 #include <strings.h>
-#include <sys/uio.h>
 
 #include "common/log.h"
 #include "common/metrics.h"
@@ -187,8 +184,6 @@ const char* libevent_override_name(LibeventOverride which) {
       return "printf";
     case kOverrideStrcasecmp:
       return "strcasecmp";
-    case kOverrideRead:
-      return "read";
   }
   return "?";
 }
@@ -218,8 +213,7 @@ bool libevent_overrides_bound() {
   return dlsym(RTLD_DEFAULT, "evbuffer_add_printf") ==
              reinterpret_cast<void*>(&evbuffer_add_printf) &&
          dlsym(RTLD_DEFAULT, "evutil_ascii_strcasecmp") ==
-             reinterpret_cast<void*>(&evutil_ascii_strcasecmp) &&
-         dlsym(RTLD_DEFAULT, "evbuffer_read") == reinterpret_cast<void*>(&evbuffer_read);
+             reinterpret_cast<void*>(&evutil_ascii_strcasecmp);
 }
 
 bool libevent_overrides_in_effect() {
@@ -340,38 +334,4 @@ extern "C" int evutil_ascii_strcasecmp(const char* s1, const char* s2) {
     }
     if (c1 == 0) return 0;
   }
-}
-
-// libevent 2.1's semantics: at most `howmuch` bytes (all of its at most 4096 when negative or
-// larger), the bytes read, 0 at end of stream, -1 with errno on failure (nothing added).
-extern "C" int evbuffer_read(struct evbuffer* buf, evutil_socket_t fd, int howmuch) {
-  if (!common::active(common::kOverrideRead)) {
-    static const auto libevents =
-        common::original<int (*)(evbuffer*, evutil_socket_t, int)>("evbuffer_read");
-    common::g_forwarded.fetch_add(1, std::memory_order_relaxed);
-    return libevents(buf, fd, howmuch);
-  }
-  constexpr int kMaxRead = 4096;  // libevent's EVBUFFER_MAX_READ
-  if (howmuch < 0 || howmuch > kMaxRead) howmuch = kMaxRead;
-  if (howmuch == 0) return 0;
-  evbuffer_iovec space[2];
-  int chains = evbuffer_reserve_space(buf, howmuch, space, 2);
-  if (chains < 1) return -1;
-  iovec vecs[2];
-  size_t wanted = static_cast<size_t>(howmuch);
-  for (int i = 0; i < chains; ++i) {
-    vecs[i].iov_base = space[i].iov_base;
-    vecs[i].iov_len = std::min(space[i].iov_len, wanted);
-    wanted -= vecs[i].iov_len;
-  }
-  ssize_t got = readv(fd, vecs, chains);
-  if (got <= 0) return static_cast<int>(got);  // the reserved space stays unused
-  size_t left = static_cast<size_t>(got);
-  int used = 0;
-  for (; used < chains && left > 0; ++used) {
-    space[used].iov_len = std::min(vecs[used].iov_len, left);
-    left -= space[used].iov_len;
-  }
-  evbuffer_commit_space(buf, space, used);
-  return static_cast<int>(got);
 }

@@ -1,7 +1,7 @@
-// The servers' replacements of three libevent functions (libevent_overrides.cc;
-// docs/architecture.md, "libevent overrides"): our evbuffer_add_printf, evutil_ascii_strcasecmp
-// and evbuffer_read take the place of libevent's for the whole process, through the dynamic
-// linker. Linked into the balancer and cache_node programs only (the object library
+// The servers' replacements of two libevent functions (libevent_overrides.cc;
+// docs/architecture.md, "evhttp's formatting"): our evbuffer_add_printf and
+// evutil_ascii_strcasecmp take the place of libevent's for the whole process, through the
+// dynamic linker. Linked into the balancer and cache_node programs only (the object library
 // libevent_overrides), and into the tests that check them; these say whether they are in effect.
 #pragma once
 
@@ -20,11 +20,10 @@ inline constexpr const char* kLibeventOverridesVariable = "BALANCER_LIBEVENT_OVE
 enum LibeventOverride : unsigned {
   kOverridePrintf = 1,      // evbuffer_add_printf
   kOverrideStrcasecmp = 2,  // evutil_ascii_strcasecmp
-  kOverrideRead = 4,        // evbuffer_read
 };
-inline constexpr unsigned kAllOverrides = 7;
+inline constexpr unsigned kAllOverrides = 3;
 
-// "printf", "strcasecmp", "read": the names the environment variable uses.
+// "printf", "strcasecmp": the names the environment variable uses.
 const char* libevent_override_name(LibeventOverride which);
 
 // Pure: the overrides that run with libevent `libevent_version` (event_get_version_number())
@@ -46,9 +45,9 @@ uint64_t libevent_override_forwarded_calls();
 // process: non-zero once a reply was sent, if the replacement is in effect. Any thread.
 uint64_t fast_header_lines();
 
-// Whether the dynamic linker resolves evbuffer_add_printf, evutil_ascii_strcasecmp and
-// evbuffer_read to ours, as it does for evhttp's and bufferevent's calls: false in a static
-// build or when the program does not export them. Any thread.
+// Whether the dynamic linker resolves evbuffer_add_printf and evutil_ascii_strcasecmp to ours,
+// as it does for evhttp's calls: false in a static build or when the program does not export
+// them. Any thread.
 bool libevent_overrides_bound();
 
 // Bound, and evbuffer_add_printf's override runs (the libevent version is the one it was
