@@ -113,9 +113,12 @@
           const t = player.currentTime();
           for (const seg of ((main && main.playlists) || []).flatMap((p) => p.segments || [])) {
             const v = seg.videoTimingInfo;
-            if (!v || !seg.dateTimeObject) continue;
-            const start = v.transmuxedPresentationStart + (v.transmuxerPrependedSeconds || 0);
-            if (t >= start && t < v.transmuxedPresentationEnd) return new Date(seg.dateTimeObject.getTime() + (t - start) * 1000);
+            if (!seg.dateTimeObject) continue;
+            // fMP4 is not transmuxed: then the segment's own place on the timeline.
+            const start = v ? v.transmuxedPresentationStart + (v.transmuxerPrependedSeconds || 0) : seg.start;
+            const end = v ? v.transmuxedPresentationEnd : seg.end;
+            if (typeof start !== 'number' || typeof end !== 'number') continue;
+            if (t >= start && t < end) return new Date(seg.dateTimeObject.getTime() + (t - start) * 1000);
           }
         } catch (e) { /* not mapped yet */ }
         return null;
