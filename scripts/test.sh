@@ -66,8 +66,8 @@ if [[ $asan_pass == 1 || $tsan_pass == 1 ]]; then
   trap stop_sanitizer_builds EXIT
 fi
 
-# The browser tests play in real time and measure latency behind live: they run once the
-# sanitizer builds are done, on an otherwise idle machine (measured: with the builds
+# The browser tests play in real time and measure latency behind live: they run last, once
+# the sanitizer builds and passes are done, on an otherwise idle machine (measured: with the builds
 # competing, even at the lowest priority, hls.js's low-latency playback through the stack
 # fell a second behind, where it is 0.3-0.4 s on a quiet machine).
 browser_after_builds=0
@@ -126,27 +126,40 @@ run_sanitizer_pass() { # <tree> <sanitizer> <reports dir> <unit: 1|0> [ctest arg
 }
 extra=("$@")
 
+# The two sanitizer passes run side by side: their tests mostly wait (timers, other
+# processes), and the ASan pass alone left most of a core idle once the ThreadSanitizer tree
+# was built. The ASan pass starts as soon as its tree is built (its output is shown when it
+# ends); the ThreadSanitizer pass once its own is.
+asan_pass_pid=""
 if [[ $asan_pass == 1 ]]; then
   wait_sanitizer_builds asan
-  phase "sanitizer pass (ASan + UBSan)"
-  reports="$PWD/build-asan/sanitizer-reports"
-  rm -rf "$reports" && mkdir -p "$reports"
-  ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:log_path=$reports/asan" \
-    UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:log_path=$reports/ubsan" \
-    run_sanitizer_pass build-asan address "$reports" 1
+  phase "sanitizer pass (ASan + UBSan), beside the ThreadSanitizer tree's build and pass"
+  asan_reports="$PWD/build-asan/sanitizer-reports"
+  rm -rf "$asan_reports" && mkdir -p "$asan_reports"
+  ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:log_path=$asan_reports/asan" \
+    UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:log_path=$asan_reports/ubsan" \
+    run_sanitizer_pass build-asan address "$asan_reports" 1 >build-asan/pass.log 2>&1 &
+  asan_pass_pid=$!
 fi
 
 wait_sanitizer_builds
+sanitizers_failed=0
+if [[ $tsan_pass == 1 ]]; then
+  phase "thread sanitizer pass (integration with threads: 2)"
+  tsan_reports="$PWD/build-tsan/sanitizer-reports"
+  rm -rf "$tsan_reports" && mkdir -p "$tsan_reports"
+  TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$PWD/tests/tsan.supp log_path=$tsan_reports/tsan" \
+    run_sanitizer_pass build-tsan thread "$tsan_reports" 0 -E '^e2e_' || sanitizers_failed=1
+fi
+if [[ -n $asan_pass_pid ]]; then
+  wait "$asan_pass_pid" || sanitizers_failed=1
+  phase "sanitizer pass (ASan + UBSan) done: its output"
+  cat build-asan/pass.log
+fi
+[[ $sanitizers_failed == 0 ]] || exit 1
+
 if [[ $browser_after_builds == 1 ]]; then
   phase "browser tests"
   ctest --test-dir build --output-on-failure -L '^browser$'
-fi
-
-if [[ $tsan_pass == 1 ]]; then
-  phase "thread sanitizer pass (integration with threads: 2)"
-  reports="$PWD/build-tsan/sanitizer-reports"
-  rm -rf "$reports" && mkdir -p "$reports"
-  TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$PWD/tests/tsan.supp log_path=$reports/tsan" \
-    run_sanitizer_pass build-tsan thread "$reports" 0 -E '^e2e_'
 fi
 phase "done"
