@@ -95,9 +95,20 @@ Function original(const char* name) {
   return reinterpret_cast<Function>(found);
 }
 
-// An error page evhttp is sending on this thread: 1 = its body was written, 2 =
-// its status line too (its Content-Type line comes next).
-thread_local int t_error_page = 0;
+// An error page evhttp is sending on this thread. libevent 2.1.12 has no supported way to
+// change the page evhttp makes for a request it refuses itself (evhttp_set_errorcb came in
+// 2.2; 2.1's evhttp_request_set_error_cb is for client requests), so the body and the
+// Content-Type are changed where they are written. evhttp_send_error writes the body, then,
+// in the same call on the same thread with no other evbuffer_add_printf between, the status
+// line and the header lines, Content-Type first. So the state lives for exactly that
+// sequence: every call of evbuffer_add_printf clears it, and only the next expected line with
+// the same status carries it on. A page abandoned midway (evhttp_send returns early when the
+// request has lost its connection) is forgotten at the next call, whatever it writes.
+struct ErrorPage {
+  enum Phase { none, body_written, status_written } phase = none;
+  int status = 0;
+};
+thread_local ErrorPage t_error_page;
 
 const char* error_code_for(int status) {
   switch (status) {
@@ -125,7 +136,7 @@ int add_error_body(evbuffer* buf, int status) {
                        "headers far larger than the server accepts."
                      : "The server refused this request at the HTTP layer.") +
       "\"}}\n";
-  t_error_page = 1;
+  t_error_page = {ErrorPage::body_written, status};
   return evbuffer_add(buf, body.data(), body.size()) == 0 ? static_cast<int>(body.size()) : -1;
 }
 
@@ -262,26 +273,33 @@ extern "C" int evbuffer_add_printf(struct evbuffer* buf, const char* fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
   int n;
+  const common::ErrorPage page = common::t_error_page;
+  common::t_error_page = {};
   if (!common::active(common::kOverridePrintf)) {
     common::g_forwarded.fetch_add(1, std::memory_order_relaxed);
     n = evbuffer_add_vprintf(buf, fmt, ap);
   } else if (strcmp(fmt, "%s: %s\r\n") == 0) {
     const char* key = va_arg(ap, const char*);
     const char* value = va_arg(ap, const char*);
-    if (common::t_error_page == 2 && strcasecmp(key, "Content-Type") == 0) {
-      common::t_error_page = 0;
-      value = "application/json";
+    if (page.phase == common::ErrorPage::status_written) {
+      if (strcasecmp(key, "Content-Type") == 0) {
+        value = "application/json";
+      } else {
+        common::t_error_page = page;  // still before the Content-Type line
+      }
     }
     n = common::add_pieces(buf, key, strlen(key), ": ", 2, value, strlen(value));
     common::g_fast_formats.fetch_add(1, std::memory_order_relaxed);
   } else if (strncmp(fmt, "<HTML><HEAD>\n<TITLE>%d %s</TITLE>", 33) == 0) {
     n = common::add_error_body(buf, va_arg(ap, int));
   } else if (strcmp(fmt, "HTTP/%d.%d %d %s\r\n") == 0) {
-    common::t_error_page = common::t_error_page == 1 ? 2 : 0;
     int major = va_arg(ap, int);
     int minor = va_arg(ap, int);
     int code = va_arg(ap, int);
     const char* reason = va_arg(ap, const char*);
+    if (page.phase == common::ErrorPage::body_written && code == page.status) {
+      common::t_error_page = {common::ErrorPage::status_written, code};
+    }
     if (major >= 0 && minor >= 0 && code >= 0 && major < 10 && minor < 10) {
       char head[32] = "HTTP/";
       char* p = head + 5;

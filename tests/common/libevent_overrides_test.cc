@@ -141,6 +141,40 @@ TEST_CASE("an error page evhttp makes by itself becomes a JSON error with a JSON
   evbuffer_add_printf(head.get(), "HTTP/%d.%d %d %s\r\n", 1, 1, 200, "OK");
   evbuffer_add_printf(head.get(), "%s: %s\r\n", "Content-Type", "text/html");
   CHECK(drain(head.get()) == "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n");
+  // Headers before the Content-Type line keep the page's state until it comes.
+  evbuffer_add_printf(body.get(), "<HTML><HEAD>\n<TITLE>%d %s</TITLE>", 413, "Too Large");
+  evbuffer_add_printf(head.get(), "HTTP/%d.%d %d %s\r\n", 1, 1, 413, "Too Large");
+  evbuffer_add_printf(head.get(), "%s: %s\r\n", "Connection", "close");
+  evbuffer_add_printf(head.get(), "%s: %s\r\n", "Content-Type", "text/html");
+  CHECK(drain(head.get()) ==
+        "HTTP/1.1 413 Too Large\r\nConnection: close\r\nContent-Type: application/json\r\n");
+  CHECK(drain(body.get()).rfind("{\"error\":{\"code\":\"body_too_large\"", 0) == 0);
+}
+
+TEST_CASE("an error page abandoned before its status line changes no other reply") {
+  if (!overrides_run()) return;
+  common::EvbufferPtr body(evbuffer_new());
+  common::EvbufferPtr head(evbuffer_new());
+  const char* page =
+      "<HTML><HEAD>\n<TITLE>%d %s</TITLE>\n</HEAD><BODY>\n<H1>%s</H1>\n</BODY></HTML>\n";
+  // The body, then a chunk line of another reply: the page is forgotten.
+  evbuffer_add_printf(body.get(), page, 400, "Bad Request", "Bad Request");
+  evbuffer_add_printf(head.get(), "%x\r\n", 16u);
+  evbuffer_add_printf(head.get(), "HTTP/%d.%d %d %s\r\n", 1, 1, 400, "Bad Request");
+  evbuffer_add_printf(head.get(), "%s: %s\r\n", "Content-Type", "text/plain");
+  CHECK(drain(head.get()) == "10\r\nHTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\n");
+  // The body, then another reply's status line with another status: forgotten too.
+  evbuffer_add_printf(body.get(), page, 400, "Bad Request", "Bad Request");
+  evbuffer_add_printf(head.get(), "HTTP/%d.%d %d %s\r\n", 1, 1, 200, "OK");
+  evbuffer_add_printf(head.get(), "%s: %s\r\n", "Content-Type", "video/mp2t");
+  CHECK(drain(head.get()) == "HTTP/1.1 200 OK\r\nContent-Type: video/mp2t\r\n");
+  // The body, then a header line before any status line: forgotten.
+  evbuffer_add_printf(body.get(), page, 400, "Bad Request", "Bad Request");
+  evbuffer_add_printf(head.get(), "%s: %s\r\n", "Content-Type", "text/css");
+  evbuffer_add_printf(head.get(), "HTTP/%d.%d %d %s\r\n", 1, 1, 400, "Bad Request");
+  evbuffer_add_printf(head.get(), "%s: %s\r\n", "Content-Type", "text/css");
+  CHECK(drain(head.get()) ==
+        "Content-Type: text/css\r\nHTTP/1.1 400 Bad Request\r\nContent-Type: text/css\r\n");
 }
 
 TEST_CASE("header names compare as libevent's own evutil_ascii_strcasecmp does") {
