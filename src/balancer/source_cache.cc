@@ -572,32 +572,9 @@ void SourceCache::on_done(const std::string& key, const common::FetchResult& res
   // Cleared unless this follow brings the part it asked for (below).
   if (followed) entry.follow_delivers = false;
   if (followed && failure == common::UpstreamFailure::timeout && entry.version) {
-    // No part within the wait: origin has nothing newer (a stalled encoder). The copy is
-    // still origin's newest; the next follow leaves after live_refresh.
-    entry.validated_at = now;
-    entry.fetch_started = now;
-    entry.slot->publish(entry.version, now);
-    for (auto& w : finished.waiters) {
-      if (w.blocking_reload) {
-        errors_.inc();
-        w.done(playlist_not_ready());
-      } else {
-        w.done(hit_result(entry));
-      }
-    }
+    answer_stalled_follow(entry, finished.waiters, now);
   } else if (failure) {
-    if (!result.ok) LOG_WARN(kLog, "playlist fetch failed: ", entry.url, ": ", result.error);
-    if (*failure == common::UpstreamFailure::not_found) {
-      entry.version.reset();
-      entry.slot->publish(nullptr, {});
-    }
-    common::UpstreamErrorReply reply =
-        common::upstream_error(*failure, kSourceWording, result.status);
-    if (entry.long_poll && *failure == common::UpstreamFailure::timeout) {
-      SourceResult not_ready = playlist_not_ready();
-      reply = {not_ready.status, std::move(not_ready.error)};
-    }
-    fail(entry, std::move(finished.waiters), reply.status, std::move(reply.error));
+    answer_fetch_failure(entry, std::move(finished.waiters), *failure, result);
   } else {
     // Unchanged copies keep their parsed version and its memos, unless the
     // channel's live policy changed or a held end tag is due.
@@ -631,6 +608,38 @@ void SourceCache::on_done(const std::string& key, const common::FetchResult& res
     }
   }
   schedule_refresh(entry, now);
+}
+
+// No part within the wait: origin has nothing newer (a stalled encoder). The copy is
+// still origin's newest; the next follow leaves after live_refresh.
+void SourceCache::answer_stalled_follow(Entry& entry, std::vector<Waiter>& waiters, TimePoint now) {
+  entry.validated_at = now;
+  entry.fetch_started = now;
+  entry.slot->publish(entry.version, now);
+  for (auto& w : waiters) {
+    if (w.blocking_reload) {
+      errors_.inc();
+      w.done(playlist_not_ready());
+    } else {
+      w.done(hit_result(entry));
+    }
+  }
+}
+
+void SourceCache::answer_fetch_failure(Entry& entry, std::vector<Waiter> waiters,
+                                       common::UpstreamFailure failure,
+                                       const common::FetchResult& result) {
+  if (!result.ok) LOG_WARN(kLog, "playlist fetch failed: ", entry.url, ": ", result.error);
+  if (failure == common::UpstreamFailure::not_found) {
+    entry.version.reset();
+    entry.slot->publish(nullptr, {});
+  }
+  common::UpstreamErrorReply reply = common::upstream_error(failure, kSourceWording, result.status);
+  if (entry.long_poll && failure == common::UpstreamFailure::timeout) {
+    SourceResult not_ready = playlist_not_ready();
+    reply = {not_ready.status, std::move(not_ready.error)};
+  }
+  fail(entry, std::move(waiters), reply.status, std::move(reply.error));
 }
 
 namespace {
@@ -684,30 +693,9 @@ common::Result<std::shared_ptr<const SourceVersion>> SourceCache::build_version(
   bool own_copy = false;
   entry.applied_live = entry.live;
   if (!entry.blocking && version->playlist.kind == hls::PlaylistKind::media) {
-    const uint64_t restarts = entry.runs.restarts();
-    const bool was_holding = entry.runs.holding_end();
-    auto served = entry.runs.next(version->playlist, entry.live, now, clock_.unix_now_ms());
-    if (entry.runs.restarts() != restarts) {
-      live_restarts_.inc();
-      LOG_INFO(kLog, "live source restarted (numbering went back or a name changed): ", entry.url,
-               ": continuing as run ", entry.runs.run(), " after a discontinuity");
-    }
-    if (entry.runs.holding_end() && !was_holding) {
-      live_ends_held_.inc();
-      LOG_INFO(kLog, "live source ended (EXT-X-ENDLIST): ", entry.url,
-               ": holding the end back for ", entry.live.end_confirm.count() / 1000,
-               " s, refreshing at live cadence");
-    }
-    if (served) {
-      auto continued = hls::parse_playlist(served->text, entry.url, options);
-      if (continued.ok()) {
-        own_copy = true;
-        version->playlist = std::move(continued).value();
-        runs_by_line = std::move(served->runs_by_line);
-      } else {
-        LOG_WARN(kLog, "continued copy of ", entry.url, " does not parse (",
-                 continued.error().message, "): serving origin's");
-      }
+    if (auto runs = continue_live_run(entry, version->playlist, options, now)) {
+      own_copy = true;
+      runs_by_line = std::move(*runs);
     }
   }
   version->kind = classify(version->playlist);
@@ -747,6 +735,35 @@ common::Result<std::shared_ptr<const SourceVersion>> SourceCache::build_version(
   entry.follow_next = follow_next;
   entry.origin_numbering = entry.runs.origin_numbering() && !before_window;
   return std::shared_ptr<const SourceVersion>(std::move(version));
+}
+
+// The entry's live run tracker sees origin's `playlist`; when it serves its own copy (held end
+// tag, restart continued) and that parses, the copy replaces `playlist` and its runs by line
+// are returned.
+std::optional<std::vector<std::pair<size_t, uint64_t>>> SourceCache::continue_live_run(
+    Entry& entry, hls::Playlist& playlist, const hls::ParseOptions& options, TimePoint now) {
+  const uint64_t restarts = entry.runs.restarts();
+  const bool was_holding = entry.runs.holding_end();
+  auto served = entry.runs.next(playlist, entry.live, now, clock_.unix_now_ms());
+  if (entry.runs.restarts() != restarts) {
+    live_restarts_.inc();
+    LOG_INFO(kLog, "live source restarted (numbering went back or a name changed): ", entry.url,
+             ": continuing as run ", entry.runs.run(), " after a discontinuity");
+  }
+  if (entry.runs.holding_end() && !was_holding) {
+    live_ends_held_.inc();
+    LOG_INFO(kLog, "live source ended (EXT-X-ENDLIST): ", entry.url, ": holding the end back for ",
+             entry.live.end_confirm.count() / 1000, " s, refreshing at live cadence");
+  }
+  if (!served) return std::nullopt;
+  auto continued = hls::parse_playlist(served->text, entry.url, options);
+  if (!continued.ok()) {
+    LOG_WARN(kLog, "continued copy of ", entry.url, " does not parse (", continued.error().message,
+             "): serving origin's");
+    return std::nullopt;
+  }
+  playlist = std::move(continued).value();
+  return std::move(served->runs_by_line);
 }
 
 void SourceCache::stamp_first_listed(const std::string& playlist_key, SourceVersion& version) {

@@ -252,10 +252,18 @@ class SourceCache {
   bool current(const Entry& entry, TimePoint now) const;
   void start_fetch(Entry& entry, Transfer& transfer, bool background);
   void on_done(const std::string& key, const common::FetchResult& result);
+  // The steps of on_done() for a follow that timed out and for a failed fetch.
+  void answer_stalled_follow(Entry& entry, std::vector<Waiter>& waiters, TimePoint now);
+  void answer_fetch_failure(Entry& entry, std::vector<Waiter> waiters,
+                            common::UpstreamFailure failure, const common::FetchResult& result);
   // Parses origin's `body` into the version to serve (continued across restarts for live channels).
   common::Result<std::shared_ptr<const SourceVersion>> build_version(Entry& entry,
                                                                      std::string_view body,
                                                                      TimePoint now);
+  // build_version()'s step for a live media playlist: origin's `playlist` through the entry's
+  // LiveRunTracker; the runs by line when its own copy replaced `playlist`.
+  std::optional<std::vector<std::pair<size_t, uint64_t>>> continue_live_run(
+      Entry& entry, hls::Playlist& playlist, const hls::ParseOptions& options, TimePoint now);
   void publish(Entry& entry, std::shared_ptr<const SourceVersion> version, TimePoint validated_at,
                std::vector<Waiter> waiters);
   // A blocking reload for a part past the followed one waits on the entry (Entry::parked)
