@@ -379,41 +379,50 @@ void RedisAdmission::tick(TimePoint now, std::function<void()> done) {
         beats.begin() +
             static_cast<std::ptrdiff_t>(std::min(beats.size(), from + kHeartbeatSlice)));
     home.scripts.heartbeat(slice, l, store_ms(now), [this, slice, sent = now, answered](bool ok) {
-      std::unique_lock lock(mutex_);
-      if (--heartbeats_in_flight_ == 0) heartbeat_in_flight_ = false;
-      for (const auto& [key, bandwidth] : slice) {
-        auto it = leases_.find(key);
-        if (it == leases_.end()) continue;
-        if (ok) {
-          it->second.confirmed = std::max(it->second.confirmed, sent);
-        } else {
-          it->second.beat_pending = true;  // try again with the next batch
-        }
-      }
-      lock.unlock();
+      note_heartbeats(slice, sent, ok);
       answered();
     });
   }
   if (send_status) {
     home.scripts.status(l, store_ms(now), [this, answered](std::optional<AdmissionStatus> s) {
-      std::unique_lock lock(mutex_);
-      status_in_flight_ = false;
-      if (reachable_ != s.has_value()) {
-        if (s) {
-          LOG_INFO(kLog, "Redis admission store reachable");
-        } else {
-          LOG_WARN(kLog,
-                   "Redis admission store unreachable: admitted viewers keep their leases until "
-                   "they run out; "
-                   "new viewers get 503 admission_unavailable");
-        }
-      }
-      reachable_ = s.has_value();
-      if (s) last_status_ = std::move(*s);
-      lock.unlock();
+      note_status(std::move(s));
       answered();
     });
   }
+}
+
+// A heartbeat slice sent at `sent` answered: its leases confirmed, or beating again next batch.
+void RedisAdmission::note_heartbeats(const std::vector<std::pair<std::string, uint64_t>>& slice,
+                                     TimePoint sent, bool ok) {
+  std::unique_lock lock(mutex_);
+  if (--heartbeats_in_flight_ == 0) heartbeat_in_flight_ = false;
+  for (const auto& [key, bandwidth] : slice) {
+    auto it = leases_.find(key);
+    if (it == leases_.end()) continue;
+    if (ok) {
+      it->second.confirmed = std::max(it->second.confirmed, sent);
+    } else {
+      it->second.beat_pending = true;  // try again with the next batch
+    }
+  }
+}
+
+// The status call answered (nullopt: Redis unreachable, logged when that changes).
+void RedisAdmission::note_status(std::optional<AdmissionStatus> s) {
+  std::unique_lock lock(mutex_);
+  status_in_flight_ = false;
+  if (reachable_ != s.has_value()) {
+    if (s) {
+      LOG_INFO(kLog, "Redis admission store reachable");
+    } else {
+      LOG_WARN(kLog,
+               "Redis admission store unreachable: admitted viewers keep their leases until "
+               "they run out; "
+               "new viewers get 503 admission_unavailable");
+    }
+  }
+  reachable_ = s.has_value();
+  if (s) last_status_ = std::move(*s);
 }
 
 AdmissionStatus RedisAdmission::status(TimePoint now) {

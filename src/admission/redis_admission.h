@@ -122,6 +122,10 @@ class RedisAdmission final : public Admission {
   void decide(common::EventLoop& loop, ViewerKey viewer, const StreamInfo& stream,
               bool stream_known, const ViewerSource& from, TimePoint now, DecisionCallback done);
   void confirm(const std::string& key, const StreamInfo& stream, bool stream_known, TimePoint at);
+  // The answers to tick()'s heartbeat and status calls, under the mutex.
+  void note_heartbeats(const std::vector<std::pair<std::string, uint64_t>>& slice, TimePoint sent,
+                       bool ok);
+  void note_status(std::optional<AdmissionStatus> s);
 
   RedisAdmissionOptions options_;
   StoreTime time_;
