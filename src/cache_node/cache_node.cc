@@ -31,6 +31,67 @@ common::Result<std::shared_ptr<const RuntimeConfig>> make_runtime(CacheNodeConfi
   return std::shared_ptr<const RuntimeConfig>(std::move(runtime));
 }
 
+StoreOptions chunk_store_options(const CacheNodeConfig& config) {
+  StoreOptions store_options{config.data_dir, config.memory_bytes, config.disk_bytes};
+  store_options.max_entries = config.max_entries;
+  // Entries stored before freshness was recorded: what they kept (Cache-Control,
+  // content type) decides, counted from when they were stored; else the defaults.
+  store_options.upgrade_legacy = [defaults = config.freshness](const std::string& key,
+                                                               ChunkMeta& meta) {
+    UpstreamFreshness response;
+    response.cache_control = meta.cache_control;
+    Freshness f = compute_freshness(response, classify_object(key, meta.content_type),
+                                    meta.stored_at * 1000, defaults);
+    meta.vouched_ms = f.vouched_ms;
+    meta.fresh_until_ms = f.fresh_until_ms;
+    meta.stale_until_ms = f.stale_until_ms;
+    meta.refresh_grace_until_ms = f.refresh_grace_until_ms;
+    return f.storable;
+  };
+  return store_options;
+}
+
+common::HttpClientOptions upstream_client_options(const CacheNodeConfig& config) {
+  common::HttpClientOptions client_options;
+  client_options.connect_timeout = config.upstream_connect_timeout;
+  client_options.request_timeout = config.upstream_timeout;
+  client_options.http2 = config.upstream_http2;
+  client_options.ca_file = config.upstream_ca_file;
+  client_options.user_agent = "balancer-cache-node/" + config.node_id;
+  return client_options;
+}
+
+// The gauges read at each scrape: storage, negative entries, requests, fetches, egress.
+void add_node_gauges(CacheNode::Shared& n) {
+  const ChunkStore& s = n.cache->store();
+  n.metrics.gauge_fn(
+      "cache_storage_bytes", "Bytes stored", [&s] { return double(s.memory_used()); },
+      "tier=\"memory\"");
+  n.metrics.gauge_fn(
+      "cache_storage_bytes", "Bytes stored", [&s] { return double(s.disk_used()); },
+      "tier=\"disk\"");
+  n.metrics.gauge_fn(
+      "cache_storage_limit_bytes", "Storage limit",
+      [&s] { return double(s.options().memory_bytes); }, "tier=\"memory\"");
+  n.metrics.gauge_fn(
+      "cache_storage_limit_bytes", "Storage limit", [&s] { return double(s.options().disk_bytes); },
+      "tier=\"disk\"");
+  n.metrics.gauge_fn(
+      "cache_storage_entries", "Chunks stored", [&s] { return double(s.memory_entries()); },
+      "tier=\"memory\"");
+  n.metrics.gauge_fn(
+      "cache_storage_entries", "Chunks stored", [&s] { return double(s.disk_entries()); },
+      "tier=\"disk\"");
+  n.metrics.gauge_fn("cache_negative_entries", "Upstream 404s remembered",
+                     [&n] { return double(n.cache->negative_entries()); });
+  n.metrics.gauge_fn("cache_active_requests", "Requests in progress",
+                     [&n] { return double(n.active_requests()); });
+  n.metrics.gauge_fn("cache_inflight_fetches", "Upstream fetches in progress",
+                     [&n] { return double(n.cache->inflight()); });
+  n.metrics.gauge_fn("cache_egress_mbps", "Recent egress in Mbit/s",
+                     [&n] { return n.egress_mbps.load(); });
+}
+
 }  // namespace
 
 // ---- status ----
@@ -97,34 +158,13 @@ common::Result<std::unique_ptr<CacheNode>> CacheNode::create(common::ServiceCont
   if (!runtime) return runtime.error();
   auto shared = std::make_unique<Shared>(context, std::move(runtime).value());
   Shared& n = *shared;
-  StoreOptions store_options{config.data_dir, config.memory_bytes, config.disk_bytes};
-  store_options.max_entries = config.max_entries;
-  // Entries stored before freshness was recorded: what they kept (Cache-Control,
-  // content type) decides, counted from when they were stored; else the defaults.
-  store_options.upgrade_legacy = [defaults = config.freshness](const std::string& key,
-                                                               ChunkMeta& meta) {
-    UpstreamFreshness response;
-    response.cache_control = meta.cache_control;
-    Freshness f = compute_freshness(response, classify_object(key, meta.content_type),
-                                    meta.stored_at * 1000, defaults);
-    meta.vouched_ms = f.vouched_ms;
-    meta.fresh_until_ms = f.fresh_until_ms;
-    meta.stale_until_ms = f.stale_until_ms;
-    meta.refresh_grace_until_ms = f.refresh_grace_until_ms;
-    return f.storable;
-  };
-  auto store = ChunkStore::open(context.home().base(), std::move(store_options), n.metrics);
+  auto store = ChunkStore::open(context.home().base(), chunk_store_options(config), n.metrics);
   if (!store) return store.error();
   n.cache = std::make_unique<SharedCache>(
       std::move(store).value(), n.clock, config.negative_max_entries,
       n.metrics.counter("cache_negative_refused_total",
                         "Upstream 404s not remembered because negative_max_entries were"));
-  common::HttpClientOptions client_options;
-  client_options.connect_timeout = config.upstream_connect_timeout;
-  client_options.request_timeout = config.upstream_timeout;
-  client_options.http2 = config.upstream_http2;
-  client_options.ca_file = config.upstream_ca_file;
-  client_options.user_agent = "balancer-cache-node/" + config.node_id;
+  const common::HttpClientOptions client_options = upstream_client_options(config);
   for (common::EventLoop* loop : context.loops) {
     auto client = common::HttpClient::create(loop->base(), client_options);
     if (!client) return client.error();
@@ -132,33 +172,7 @@ common::Result<std::unique_ptr<CacheNode>> CacheNode::create(common::ServiceCont
   }
   for (const char* kind : kErrorKinds)
     n.error_counter(kind);  // every series exists from the start, at 0
-  const ChunkStore& s = n.cache->store();
-  n.metrics.gauge_fn(
-      "cache_storage_bytes", "Bytes stored", [&s] { return double(s.memory_used()); },
-      "tier=\"memory\"");
-  n.metrics.gauge_fn(
-      "cache_storage_bytes", "Bytes stored", [&s] { return double(s.disk_used()); },
-      "tier=\"disk\"");
-  n.metrics.gauge_fn(
-      "cache_storage_limit_bytes", "Storage limit",
-      [&s] { return double(s.options().memory_bytes); }, "tier=\"memory\"");
-  n.metrics.gauge_fn(
-      "cache_storage_limit_bytes", "Storage limit", [&s] { return double(s.options().disk_bytes); },
-      "tier=\"disk\"");
-  n.metrics.gauge_fn(
-      "cache_storage_entries", "Chunks stored", [&s] { return double(s.memory_entries()); },
-      "tier=\"memory\"");
-  n.metrics.gauge_fn(
-      "cache_storage_entries", "Chunks stored", [&s] { return double(s.disk_entries()); },
-      "tier=\"disk\"");
-  n.metrics.gauge_fn("cache_negative_entries", "Upstream 404s remembered",
-                     [&n] { return double(n.cache->negative_entries()); });
-  n.metrics.gauge_fn("cache_active_requests", "Requests in progress",
-                     [&n] { return double(n.active_requests()); });
-  n.metrics.gauge_fn("cache_inflight_fetches", "Upstream fetches in progress",
-                     [&n] { return double(n.cache->inflight()); });
-  n.metrics.gauge_fn("cache_egress_mbps", "Recent egress in Mbit/s",
-                     [&n] { return n.egress_mbps.load(); });
+  add_node_gauges(n);
 
   n.last_tick = n.clock.now();
   n.tick_timer.reset(event_new(
