@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Checks the C++ sources' shape (docs/architecture.md § Code shape): every file as
+# Checks the C++ sources' shape (docs/architecture.md § The code's shape): every file as
 # .clang-format formats it (clang-format 14, Debian 12's; another version formats
 # differently, so the check then says "skipped"), and no function in src/ longer than
 # 80 lines (scripts/function_lengths.py, which first shows it finds one).

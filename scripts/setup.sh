@@ -12,7 +12,7 @@ packages=(
   cmake ninja-build g++ pkg-config git curl ca-certificates openssl
   libevent-dev libcurl4-openssl-dev libnghttp2-dev libssl-dev rapidjson-dev liblmdb-dev doctest-dev libmimalloc-dev
   libargon2-dev
-  ffmpeg clang nghttp2-server prometheus
+  ffmpeg clang clang-format python3 nghttp2-server prometheus
   redis-server libhiredis-dev postgresql-15 libpq-dev
   nodejs npm
 )
