@@ -140,7 +140,7 @@ int main(int argc, char** argv) {
     for (int i = 0; i < queued; ++i, tick()) {
       const AdmissionDecision d =
           policy.request(keys[static_cast<std::size_t>(viewers + i)], stream(i, 0), now);
-      if (d.kind != AdmissionDecision::Kind::kQueued || d.position != static_cast<uint64_t>(i) + 1)
+      if (d.kind != AdmissionDecision::Kind::queued || d.position != static_cast<uint64_t>(i) + 1)
         return fail("wrong queue position");
     }
     ph.ops = static_cast<uint64_t>(queued);

@@ -51,7 +51,7 @@ std::optional<std::string> validate_admission_limits(const AdmissionLimits& limi
 
 // One viewer: its playback ticket, or for anonymous free channels the viewer id the app sends.
 // The caller namespaces the two (e.g. "t:<ticket>", "v:<viewer id>") so they cannot collide.
-// Keys longer than kMaxViewerKeyBytes, or empty, are refused (kBadViewerKey).
+// Keys longer than kMaxViewerKeyBytes, or empty, are refused (bad_viewer_key).
 using ViewerKey = std::string_view;
 inline constexpr std::size_t kMaxViewerKeyBytes = 256;
 
@@ -73,32 +73,32 @@ struct ViewerSource {
 
 struct AdmissionDecision {
   enum class Kind : uint8_t {
-    kAdmitted,      // serve the playlist
-    kQueued,        // 503 (playlist) or "wait" (API) with the fields below and Retry-After
-    kBadViewerKey,  // empty or longer than kMaxViewerKeyBytes: 400, nothing was recorded
-    kRefused,       // a new viewer over a bound (see `refusal`): nothing was recorded
+    admitted,        // serve the playlist
+    queued,          // 503 (playlist) or "wait" (API) with the fields below and Retry-After
+    bad_viewer_key,  // empty or longer than kMaxViewerKeyBytes: 400, nothing was recorded
+    refused,         // a new viewer over a bound (see `refusal`): nothing was recorded
   };
   enum class Refusal : uint8_t {
-    kNone,
-    kAddressViewers,  // 429: the address holds max_anonymous_per_address anonymous viewers
-    kAddressTickets,  // 429: the address holds max_tickets_per_address queue tickets
-    kFull,            // 503: max_entries viewers are admitted or queued
-    kUnavailable,     // 503: the shared admission store (Redis) cannot be reached; never an
+    none,
+    address_viewers,  // 429: the address holds max_anonymous_per_address anonymous viewers
+    address_tickets,  // 429: the address holds max_tickets_per_address queue tickets
+    full,             // 503: max_entries viewers are admitted or queued
+    unavailable,      // 503: the shared admission store (Redis) cannot be reached; never an
                       // unlimited admit (Redis backend only)
   };
-  Kind kind = Kind::kBadViewerKey;
-  Refusal refusal = Refusal::kNone;  // kRefused only
-  // kQueued only. `ticket` stays the same while the viewer keeps renewing; a new number means
+  Kind kind = Kind::bad_viewer_key;
+  Refusal refusal = Refusal::none;  // refused only
+  // queued only. `ticket` stays the same while the viewer keeps renewing; a new number means
   // the old ticket was dropped and the viewer waits again at the tail.
   uint64_t ticket = 0;
   uint64_t position = 0;  // 1-based place in the queue
   // nullopt until slots have freed often enough to measure their rate (docs/admission.md).
   std::optional<std::chrono::seconds> estimated_wait;
   // min(queue.retry_after_s, max(1 s, estimated_wait)), queue.retry_after_s while the wait is
-  // unknown; kRefused: queue.retry_after_s
+  // unknown; refused: queue.retry_after_s
   std::chrono::seconds retry_after{0};
 
-  bool admitted() const { return kind == Kind::kAdmitted; }
+  bool admitted() const { return kind == Kind::admitted; }
 };
 
 // Active viewers of one channel or one cache node.
@@ -156,7 +156,7 @@ struct EmulationSwitch {
 // Calls marked "loop" are made on the thread of `loop`, one of the loops the object was made
 // for; their `done` runs on that loop: inline when the answer is known at once (the in-process
 // backend always; the Redis backend for an admitted viewer's refresh), else later, when the
-// store answered. A store that does not answer in time gives kRefused / kUnavailable (never an
+// store answered. A store that does not answer in time gives refused / unavailable (never an
 // admit) or nullopt, as each call says.
 class Admission {
  public:
@@ -233,8 +233,8 @@ struct RedisAdmissionOptions {
 
 // Whose clock the shared store's times come from.
 enum class StoreTime : uint8_t {
-  kRedisClock,  // Redis's own TIME: one clock for the whole fleet (production)
-  kCallerNow,   // the caller's `now` (steady milliseconds), so tests move the store's time too
+  redis_clock,  // Redis's own TIME: one clock for the whole fleet (production)
+  caller_now,   // the caller's `now` (steady milliseconds), so tests move the store's time too
 };
 
 // The Redis backend (admission.backend: redis): several balancers share one limit and one queue.
@@ -245,6 +245,6 @@ enum class StoreTime : uint8_t {
 std::unique_ptr<Admission> make_redis_admission(const std::vector<common::EventLoop*>& loops,
                                                 const RedisAdmissionOptions& options,
                                                 const AdmissionLimits& limits,
-                                                StoreTime time = StoreTime::kRedisClock);
+                                                StoreTime time = StoreTime::redis_clock);
 
 }  // namespace admission

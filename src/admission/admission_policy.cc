@@ -43,7 +43,7 @@ class AdmissionPolicy::Impl {
     Node& n = it->second;
     const bool changed = apply(n, update);
     n.last_seen = now;
-    if (n.state == State::kActive) {
+    if (n.state == State::active) {
       active_.move_to_back(n);
       if (changed) reconcile(now);  // a new bandwidth moves the traffic estimate
       return admitted();
@@ -67,7 +67,7 @@ class AdmissionPolicy::Impl {
     auto it = viewers_.find(key);
     if (it == viewers_.end()) return false;
     Node& n = it->second;
-    if (n.state == State::kActive) {
+    if (n.state == State::active) {
       free_slot(n, now);
     } else {
       drop_ticket(n);
@@ -146,7 +146,7 @@ class AdmissionPolicy::Impl {
                            const ViewerSource& from) {
     if (limits_.max_entries != 0 && viewers_.size() >= limits_.max_entries) {
       ++counters_.refused_full;
-      return refused(AdmissionDecision::Refusal::kFull);
+      return refused(AdmissionDecision::Refusal::full);
     }
     // Everyone waiting already holds a reserved slot and there is room beyond theirs: the
     // newcomer jumps no one. (With an empty queue this is just "the limits allow one more".)
@@ -160,12 +160,12 @@ class AdmissionPolicy::Impl {
       if (from.anonymous && limits_.max_anonymous_per_address != 0 && use != nullptr &&
           use->anonymous >= limits_.max_anonymous_per_address) {
         ++counters_.refused_address;
-        return refused(AdmissionDecision::Refusal::kAddressViewers);
+        return refused(AdmissionDecision::Refusal::address_viewers);
       }
       if (!admit_now && limits_.max_tickets_per_address != 0 && use != nullptr &&
           use->tickets >= limits_.max_tickets_per_address) {
         ++counters_.refused_address;
-        return refused(AdmissionDecision::Refusal::kAddressTickets);
+        return refused(AdmissionDecision::Refusal::address_tickets);
       }
       auto [at, created] = addresses_.try_emplace(std::string(from.address));
       if (created) at->second.key = &at->first;
@@ -190,7 +190,7 @@ class AdmissionPolicy::Impl {
       activate(n, now);
       return admitted();
     }
-    n.state = State::kQueued;
+    n.state = State::queued;
     n.ticket = next_ticket_++;
     queue_.push(n);
     queued_.push_back(n);
@@ -200,7 +200,7 @@ class AdmissionPolicy::Impl {
   }
 
   void activate(Node& n, TimePoint now) {
-    n.state = State::kActive;
+    n.state = State::active;
     n.ticket = 0;
     n.since = n.last_seen = now;
     account(n, true);
@@ -256,7 +256,7 @@ class AdmissionPolicy::Impl {
         update.bandwidth_bps != 0 && update.bandwidth_bps != n.bandwidth_bps;
     if (!channel_changes && !cache_changes && !bandwidth_changes) return false;
 
-    const bool active = n.state == State::kActive;
+    const bool active = n.state == State::active;
     if (active) account(n, false);
     if (channel_changes) {
       const uint32_t old = n.channel;
@@ -380,13 +380,13 @@ class AdmissionPolicy::Impl {
 
   AdmissionDecision admitted() const {
     AdmissionDecision d;
-    d.kind = AdmissionDecision::Kind::kAdmitted;
+    d.kind = AdmissionDecision::Kind::admitted;
     return d;
   }
 
   AdmissionDecision refused(AdmissionDecision::Refusal why) const {
     AdmissionDecision d;
-    d.kind = AdmissionDecision::Kind::kRefused;
+    d.kind = AdmissionDecision::Kind::refused;
     d.refusal = why;
     d.retry_after = std::max(std::chrono::ceil<std::chrono::seconds>(limits_.retry_after),
                              std::chrono::seconds(1));
@@ -395,7 +395,7 @@ class AdmissionPolicy::Impl {
 
   AdmissionDecision queued(const Node& n, uint64_t position, TimePoint now) const {
     AdmissionDecision d;
-    d.kind = AdmissionDecision::Kind::kQueued;
+    d.kind = AdmissionDecision::Kind::queued;
     d.ticket = n.ticket;
     d.position = position;
     d.estimated_wait = estimated_wait(position, now);

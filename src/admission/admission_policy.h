@@ -23,7 +23,7 @@ namespace admission {
 // timer is needed; calling expire() on a timer only returns memory sooner after traffic stops.
 // Cost per call: O(1) amortised for a refresh or a direct admission; a call that involves the
 // queue adds O(log q) (q = queued viewers) per position looked up. Nothing fails except
-// kBadViewerKey.
+// bad_viewer_key.
 class AdmissionPolicy final {
  public:
   explicit AdmissionPolicy(const AdmissionLimits& limits);

@@ -84,7 +84,7 @@ struct Traffic {
   }
 };
 
-enum class State : uint8_t { kActive, kQueued };
+enum class State : uint8_t { active, queued };
 
 // What one client address holds, for the per-address bounds.
 struct AddressUse {
@@ -109,7 +109,7 @@ struct Node {
   uint32_t channel = 0;
   uint32_t cache = kOrigin;
   float offer_cost_mbps = 0;  // traffic reserved with the slot
-  State state = State::kQueued;
+  State state = State::queued;
   bool anonymous = false;
 };
 

@@ -27,7 +27,7 @@ std::string number(double v) {
 }
 
 double as_double(const RedisReply& r) {
-  if (r.type == RedisReply::Type::kInteger) return static_cast<double>(r.integer);
+  if (r.type == RedisReply::Type::integer) return static_cast<double>(r.integer);
   try {
     return std::stod(r.str);
   } catch (...) {
@@ -42,15 +42,15 @@ const std::string& script() {
 }
 
 bool is_array(const RedisReply* r, size_t min_size) {
-  return r != nullptr && r->type == RedisReply::Type::kArray && r->elements.size() >= min_size;
+  return r != nullptr && r->type == RedisReply::Type::array && r->elements.size() >= min_size;
 }
 
 }  // namespace
 
 AdmissionDecision unavailable_decision(const AdmissionLimits& limits) {
   AdmissionDecision d;
-  d.kind = AdmissionDecision::Kind::kRefused;
-  d.refusal = AdmissionDecision::Refusal::kUnavailable;
+  d.kind = AdmissionDecision::Kind::refused;
+  d.refusal = AdmissionDecision::Refusal::unavailable;
   d.retry_after = std::max(std::chrono::ceil<std::chrono::seconds>(limits.retry_after),
                            std::chrono::seconds(1));
   return d;
@@ -87,7 +87,7 @@ void RedisAdmissionScripts::decide(ViewerKey viewer, uint64_t bandwidth_bps,
                                    const ViewerSource& from, const AdmissionLimits& limits,
                                    int64_t now_ms, DecisionCallback done) {
   if (viewer.empty() || viewer.size() > kMaxViewerKeyBytes) {
-    AdmissionDecision bad;  // kBadViewerKey
+    AdmissionDecision bad;  // bad_viewer_key
     return done(bad);
   }
   auto a = args("decide", limits, now_ms);
@@ -104,11 +104,11 @@ void RedisAdmissionScripts::decide(ViewerKey viewer, uint64_t bandwidth_bps,
     const auto& e = r->elements;
     switch (e[0].as_int()) {
       case 1:
-        d.kind = AdmissionDecision::Kind::kAdmitted;
+        d.kind = AdmissionDecision::Kind::admitted;
         break;
       case 2:
         if (e.size() < 5) return done(unavailable_decision(limits));
-        d.kind = AdmissionDecision::Kind::kQueued;
+        d.kind = AdmissionDecision::Kind::queued;
         d.ticket = static_cast<uint64_t>(e[1].as_int());
         d.position = static_cast<uint64_t>(e[2].as_int());
         if (e[3].as_int() >= 0) d.estimated_wait = std::chrono::seconds(e[3].as_int());
@@ -117,9 +117,9 @@ void RedisAdmissionScripts::decide(ViewerKey viewer, uint64_t bandwidth_bps,
       case 4: {
         d = unavailable_decision(limits);
         const int64_t why = e.size() > 1 ? e[1].as_int() : 3;
-        d.refusal = why == 1   ? AdmissionDecision::Refusal::kAddressViewers
-                    : why == 2 ? AdmissionDecision::Refusal::kAddressTickets
-                               : AdmissionDecision::Refusal::kFull;
+        d.refusal = why == 1   ? AdmissionDecision::Refusal::address_viewers
+                    : why == 2 ? AdmissionDecision::Refusal::address_tickets
+                               : AdmissionDecision::Refusal::full;
         break;
       }
       default:
@@ -234,7 +234,7 @@ AdmissionLimits RedisAdmission::limits() const {
 }
 
 int64_t RedisAdmission::store_ms(TimePoint now) const {
-  if (time_ == StoreTime::kRedisClock) return 0;
+  if (time_ == StoreTime::redis_clock) return 0;
   // Never 0, which would mean Redis's clock.
   return std::max<int64_t>(1, millis(now.time_since_epoch()));
 }
@@ -299,7 +299,7 @@ void RedisAdmission::decide(common::EventLoop& loop, ViewerKey viewer, const Str
   }
   if (leased) {
     AdmissionDecision admitted;
-    admitted.kind = AdmissionDecision::Kind::kAdmitted;
+    admitted.kind = AdmissionDecision::Kind::admitted;
     return done(admitted);
   }
   on(loop).scripts.decide(

@@ -5,7 +5,7 @@
 // RedisAdmissionScripts: the admission decisions as calls of one atomic Lua script on one
 // connection (one RedisClient, one loop). Each call's callback runs on that loop. A call Redis
 // does not answer in time (or while it is unreachable) ends as "unavailable": a decision of kind
-// kRefused / Refusal::kUnavailable (503 with Retry-After), never an admit.
+// refused / Refusal::unavailable (503 with Retry-After), never an admit.
 //
 // RedisAdmission: the balancer process's side. One connection per event loop; a table of local
 // leases (viewers this process admitted, with the time Redis last confirmed their slot) so the
@@ -41,7 +41,7 @@ class RedisAdmissionScripts {
 
   using DecisionCallback = std::function<void(const AdmissionDecision&)>;
   // A playlist request or access check of `viewer` (bandwidth_bps 0 keeps the known one).
-  // `now_ms`: the store's time in milliseconds (StoreTime::kCallerNow); 0 takes Redis's own
+  // `now_ms`: the store's time in milliseconds (StoreTime::caller_now); 0 takes Redis's own
   // clock (wall clock, the fleet's one clock).
   void decide(ViewerKey viewer, uint64_t bandwidth_bps, const ViewerSource& from,
               const AdmissionLimits& limits, int64_t now_ms, DecisionCallback done);
@@ -81,7 +81,7 @@ class RedisAdmission final : public Admission {
   RedisAdmission& operator=(const RedisAdmission&) = delete;
 
   // Answered inline when a valid local lease answers it, else when Redis answered (or did not
-  // in time: kUnavailable).
+  // in time: unavailable).
   void request(common::EventLoop& loop, ViewerKey viewer, const StreamInfo& stream,
                const ViewerSource& from, TimePoint now, DecisionCallback done) override;
   void check(common::EventLoop& loop, ViewerKey viewer, std::string_view channel,

@@ -85,23 +85,23 @@ Reply refused_reply(const AdmissionDecision& d) {
   const std::string retry = std::to_string(std::max<int64_t>(1, d.retry_after.count()));
   Reply reply;
   switch (d.refusal) {
-    case AdmissionDecision::Refusal::kAddressViewers:
+    case AdmissionDecision::Refusal::address_viewers:
       reply =
           error_reply(429, "too_many_viewers",
                       "This address already has as many anonymous viewers as allowed; sign in or "
                       "stop another player.");
       break;
-    case AdmissionDecision::Refusal::kAddressTickets:
+    case AdmissionDecision::Refusal::address_tickets:
       reply = error_reply(429, "too_many_viewers",
                           "This address already holds as many places in the queue as allowed.");
       break;
-    case AdmissionDecision::Refusal::kUnavailable:
+    case AdmissionDecision::Refusal::unavailable:
       reply =
           error_reply(503, "admission_unavailable",
                       "The service cannot check its viewer limits right now; try again shortly.");
       break;
-    case AdmissionDecision::Refusal::kFull:
-    case AdmissionDecision::Refusal::kNone:
+    case AdmissionDecision::Refusal::full:
+    case AdmissionDecision::Refusal::none:
       reply = error_reply(
           503, "busy",
           "The service is at its limit of viewers and waiting viewers; try again shortly.");
@@ -113,13 +113,13 @@ Reply refused_reply(const AdmissionDecision& d) {
 
 const char* refusal_code(const AdmissionDecision& d) {
   switch (d.refusal) {
-    case AdmissionDecision::Refusal::kAddressViewers:
-    case AdmissionDecision::Refusal::kAddressTickets:
+    case AdmissionDecision::Refusal::address_viewers:
+    case AdmissionDecision::Refusal::address_tickets:
       return "too_many_viewers";
-    case AdmissionDecision::Refusal::kUnavailable:
+    case AdmissionDecision::Refusal::unavailable:
       return "admission_unavailable";
-    case AdmissionDecision::Refusal::kFull:
-    case AdmissionDecision::Refusal::kNone:
+    case AdmissionDecision::Refusal::full:
+    case AdmissionDecision::Refusal::none:
       break;
   }
   return "busy";
@@ -127,17 +127,17 @@ const char* refusal_code(const AdmissionDecision& d) {
 
 Reply access_reply(const AdmissionDecision& d, std::string_view channel) {
   switch (d.kind) {
-    case AdmissionDecision::Kind::kAdmitted: {
+    case AdmissionDecision::Kind::admitted: {
       std::string body = "{\"access\":\"granted\",\"channel\":";
       common::append_json_string(body, channel);
       body += "}\n";
       return Reply{200, std::move(body), {}};
     }
-    case AdmissionDecision::Kind::kQueued:
+    case AdmissionDecision::Kind::queued:
       return queued_reply(d);
-    case AdmissionDecision::Kind::kRefused:
+    case AdmissionDecision::Kind::refused:
       return refused_reply(d);
-    case AdmissionDecision::Kind::kBadViewerKey:
+    case AdmissionDecision::Kind::bad_viewer_key:
       break;
   }
   return error_reply(400, "bad_viewer", "The ticket or viewer id cannot identify a viewer.");

@@ -32,13 +32,13 @@ void send_reply(common::HttpExchange& ex, const Reply& reply);
 // An error in the contract's shape: {"error":{"code","message"}}.
 Reply error_reply(int status, std::string_view code, std::string_view message);
 
-// The answer to a viewer that must wait (decision.kind == kQueued): 503, Retry-After:
+// The answer to a viewer that must wait (decision.kind == queued): 503, Retry-After:
 // <retry_after seconds>, body
 //   {"error":{"code":"queued","message":"..."},
 //    "queue":{"ticket":T,"position":P,"estimated_wait_s":W,"retry_after_s":R}}
 Reply queued_reply(const AdmissionDecision& decision);
 
-// The answer to a new viewer refused by a bound (decision.kind == kRefused), with Retry-After:
+// The answer to a new viewer refused by a bound (decision.kind == refused), with Retry-After:
 // 429 too_many_viewers (per-address bounds) or 503 busy (limits.max_entries).
 Reply refused_reply(const AdmissionDecision& decision);
 // The error code of refused_reply(decision): too_many_viewers, busy or admission_unavailable.
@@ -49,7 +49,7 @@ const char* refusal_code(const AdmissionDecision& decision);
 // `channel`:
 //   200 {"access":"granted","channel":C}
 // or queued_reply() (503), refused_reply() (429/503), or 400 bad_viewer for a key admission
-// refused (kBadViewerKey).
+// refused (bad_viewer_key).
 Reply access_reply(const AdmissionDecision& decision, std::string_view channel);
 
 // Who may use the operator endpoints. `configured_key` "" disables key access.

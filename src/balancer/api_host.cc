@@ -54,7 +54,7 @@ void ApiHost::admit(const std::string& key, const std::string& channel,
         const Reply reply = access_reply(decided, channel);
         shared_.metrics.count_decision(AdmissionEndpoint::access, decided);
         api::AdmissionAnswer answer;
-        answer.admitted = decided.kind == AdmissionDecision::Kind::kAdmitted;
+        answer.admitted = decided.kind == AdmissionDecision::Kind::admitted;
         answer.status = reply.status;
         answer.body = reply.body;
         answer.headers = reply.headers;

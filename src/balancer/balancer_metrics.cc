@@ -81,17 +81,17 @@ void BalancerMetrics::count_choice(CacheChoice::Reason reason) {
 void BalancerMetrics::count_decision(AdmissionEndpoint endpoint, const AdmissionDecision& decided) {
   const bool playlist = endpoint == AdmissionEndpoint::playlist;
   switch (decided.kind) {
-    case AdmissionDecision::Kind::kAdmitted:
+    case AdmissionDecision::Kind::admitted:
       (playlist ? playlist_admitted_ : access_admitted_).inc();
       break;
-    case AdmissionDecision::Kind::kQueued:
+    case AdmissionDecision::Kind::queued:
       (playlist ? playlist_queued_ : access_queued_).inc();
       error("queued").inc();
       break;
-    case AdmissionDecision::Kind::kRefused:
+    case AdmissionDecision::Kind::refused:
       error(refusal_code(decided)).inc();
       break;
-    case AdmissionDecision::Kind::kBadViewerKey:
+    case AdmissionDecision::Kind::bad_viewer_key:
       error("bad_viewer").inc();
       break;
   }

@@ -615,16 +615,16 @@ void BalancerLoop::admit(const PendingPtr& p, std::function<void()> then) {
 bool BalancerLoop::answer_admission(Pending& p, const AdmissionDecision& d) {
   shared_.metrics.count_decision(AdmissionEndpoint::playlist, d);
   switch (d.kind) {
-    case AdmissionDecision::Kind::kAdmitted:
+    case AdmissionDecision::Kind::admitted:
       return true;
-    case AdmissionDecision::Kind::kQueued:
+    case AdmissionDecision::Kind::queued:
       p.ex.set_log_note("queued #" + std::to_string(d.position));
       send_reply(p.ex, queued_reply(d));
       return false;
-    case AdmissionDecision::Kind::kRefused:
+    case AdmissionDecision::Kind::refused:
       send_reply(p.ex, refused_reply(d));
       return false;
-    case AdmissionDecision::Kind::kBadViewerKey:
+    case AdmissionDecision::Kind::bad_viewer_key:
       break;
   }
   send_error(p.ex, 400, "bad_viewer", "The ticket or viewer id cannot identify a viewer.");

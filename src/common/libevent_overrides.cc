@@ -192,9 +192,9 @@ int add_pieces(evbuffer* buf, const char* a, size_t la, const char* sep, size_t 
 
 const char* libevent_override_name(LibeventOverride which) {
   switch (which) {
-    case kOverridePrintf:
+    case override_printf:
       return "printf";
-    case kOverrideStrcasecmp:
+    case override_strcasecmp:
       return "strcasecmp";
   }
   return "?";
@@ -229,7 +229,7 @@ bool libevent_overrides_bound() {
 }
 
 bool libevent_overrides_in_effect() {
-  return libevent_overrides_bound() && active(kOverridePrintf);
+  return libevent_overrides_bound() && active(override_printf);
 }
 
 void add_libevent_override_metrics(MetricsRegistry& metrics) {
@@ -276,7 +276,7 @@ extern "C" int evbuffer_add_printf(struct evbuffer* buf, const char* fmt, ...) {
   int n;
   const common::ErrorPage page = common::t_error_page;
   common::t_error_page = {};
-  if (!common::active(common::kOverridePrintf)) {
+  if (!common::active(common::override_printf)) {
     common::g_forwarded.fetch_add(1, std::memory_order_relaxed);
     n = evbuffer_add_vprintf(buf, fmt, ap);
   } else if (strcmp(fmt, "%s: %s\r\n") == 0) {
@@ -337,7 +337,7 @@ extern "C" int evbuffer_add_printf(struct evbuffer* buf, const char* fmt, ...) {
 // (signed) char, -1/0/1. Most header names differ in their first character: compared
 // without a call per character.
 extern "C" int evutil_ascii_strcasecmp(const char* s1, const char* s2) {
-  if (!common::active(common::kOverrideStrcasecmp)) {
+  if (!common::active(common::override_strcasecmp)) {
     static const auto libevents =
         common::original<int (*)(const char*, const char*)>("evutil_ascii_strcasecmp");
     common::g_forwarded.fetch_add(1, std::memory_order_relaxed);

@@ -18,8 +18,8 @@ inline constexpr const char* kLibeventOverridesVariable = "BALANCER_LIBEVENT_OVE
 
 // One bit per override.
 enum LibeventOverride : unsigned {
-  kOverridePrintf = 1,      // evbuffer_add_printf
-  kOverrideStrcasecmp = 2,  // evutil_ascii_strcasecmp
+  override_printf = 1,      // evbuffer_add_printf
+  override_strcasecmp = 2,  // evutil_ascii_strcasecmp
 };
 inline constexpr unsigned kAllOverrides = 3;
 

@@ -72,7 +72,7 @@ class PgClient::Impl : public std::enable_shared_from_this<Impl> {
 
   void query(std::string sql, Params params, Callback done) {
     const auto now = SteadyClock::now();
-    if (down_ && state_ == State::kIdle) {
+    if (down_ && state_ == State::idle) {
       // Waiting to reconnect: try now (at most every 100 ms), so a server that came back
       // serves this query; a server still down refuses at once and the query fails with it.
       if (!reconnect_.take_now(now)) {
@@ -87,10 +87,10 @@ class PgClient::Impl : public std::enable_shared_from_this<Impl> {
     run_next();
   }
 
-  bool connected() const { return state_ == State::kReady || state_ == State::kBusy; }
+  bool connected() const { return state_ == State::ready || state_ == State::busy; }
 
  private:
-  enum class State { kIdle, kConnecting, kReady, kBusy };
+  enum class State { idle, connecting, ready, busy };
   struct Query {
     std::string sql;
     Params params;
@@ -99,25 +99,25 @@ class PgClient::Impl : public std::enable_shared_from_this<Impl> {
   };
 
   void connect() {
-    if (stopping_ || state_ != State::kIdle) return;
+    if (stopping_ || state_ != State::idle) return;
     std::weak_ptr<Impl> weak = shared_from_this();
     const bool known = address_.known_or_lookup([weak](std::string address) {
       auto self = weak.lock();
-      if (!self || self->stopping_ || self->state_ != State::kConnecting) return;
-      self->state_ = State::kIdle;
+      if (!self || self->stopping_ || self->state_ != State::connecting) return;
+      self->state_ = State::idle;
       if (address.empty()) return self->lost("cannot resolve " + self->options_.host);
       self->address_.learned(std::move(address));
       self->connect();
     });
     if (!known) {
-      state_ = State::kConnecting;
+      state_ = State::connecting;
       connect_deadline_ = SteadyClock::now() + options_.timeout * 4;
       return;
     }
     const PgConnectParams params(options_, "hostaddr", address_.address(), "balancer");
     reconnect_.attempt_started(SteadyClock::now());
     conn_.reset(PQconnectStartParams(params.keys(), params.values(), 0));
-    state_ = State::kConnecting;
+    state_ = State::connecting;
     connect_deadline_ = SteadyClock::now() + options_.timeout;
     if (!conn_ || PQstatus(conn_.get()) == CONNECTION_BAD) {
       return lost(conn_ ? trimmed(PQerrorMessage(conn_.get())) : "out of memory");
@@ -137,8 +137,8 @@ class PgClient::Impl : public std::enable_shared_from_this<Impl> {
   }
 
   void on_socket(short events) {
-    if (state_ == State::kConnecting) return poll_connect();
-    if (state_ == State::kReady) {
+    if (state_ == State::connecting) return poll_connect();
+    if (state_ == State::ready) {
       // Idle: the server closing the connection (restart, shutdown) shows up here, so the
       // next query does not find a dead connection.
       if (PQconsumeInput(conn_.get()) == 0 || PQstatus(conn_.get()) == CONNECTION_BAD) {
@@ -147,7 +147,7 @@ class PgClient::Impl : public std::enable_shared_from_this<Impl> {
       while (PGnotify* n = PQnotifies(conn_.get())) PQfreemem(n);
       return watch(EV_READ);
     }
-    if (state_ != State::kBusy) return;
+    if (state_ != State::busy) return;
     if ((events & EV_WRITE) != 0 && !flush()) return;
     if ((events & EV_READ) != 0 && PQconsumeInput(conn_.get()) == 0) {
       return lost(trimmed(PQerrorMessage(conn_.get())));
@@ -165,7 +165,7 @@ class PgClient::Impl : public std::enable_shared_from_this<Impl> {
         return watch(EV_WRITE);
       case PGRES_POLLING_OK:
         PQsetnonblocking(conn_.get(), 1);
-        state_ = State::kReady;
+        state_ = State::ready;
         if (down_ || connects_ == 0)
           LOG_INFO(kLog, "connected to ", address_.address(), ":", options_.port, "/",
                    options_.dbname);
@@ -180,7 +180,7 @@ class PgClient::Impl : public std::enable_shared_from_this<Impl> {
   }
 
   void run_next() {
-    if (state_ != State::kReady || queue_.empty()) return;
+    if (state_ != State::ready || queue_.empty()) return;
     current_ = std::move(queue_.front());
     queue_.pop_front();
     int sent;
@@ -193,7 +193,7 @@ class PgClient::Impl : public std::enable_shared_from_this<Impl> {
                                nullptr, values.data(), nullptr, nullptr, 0);
     }
     if (sent == 0) return lost(trimmed(PQerrorMessage(conn_.get())));
-    state_ = State::kBusy;
+    state_ = State::busy;
     result_.reset();
     flush();
   }
@@ -229,7 +229,7 @@ class PgClient::Impl : public std::enable_shared_from_this<Impl> {
   void finish() {
     std::optional<Query> q = std::move(current_);
     current_.reset();
-    state_ = State::kReady;
+    state_ = State::ready;
     watch(EV_READ);
     PgResultPtr r = std::move(result_);
     if (q) {
@@ -255,7 +255,7 @@ class PgClient::Impl : public std::enable_shared_from_this<Impl> {
     down_ = true;
     watch_.reset();
     conn_.reset();
-    state_ = State::kIdle;
+    state_ = State::idle;
     std::optional<Query> q = std::move(current_);
     current_.reset();
     std::deque<Query> queued = std::move(queue_);
@@ -272,12 +272,12 @@ class PgClient::Impl : public std::enable_shared_from_this<Impl> {
 
   void on_tick() {
     const auto now = SteadyClock::now();
-    if (state_ == State::kConnecting && now > connect_deadline_)
+    if (state_ == State::connecting && now > connect_deadline_)
       return lost("no answer within the timeout");
-    if (state_ == State::kBusy && current_ && now > current_->deadline) {
+    if (state_ == State::busy && current_ && now > current_->deadline) {
       return lost("no answer within " + std::to_string(options_.timeout.count()) + " ms");
     }
-    while (!queue_.empty() && queue_.front().deadline < now && state_ != State::kReady) {
+    while (!queue_.empty() && queue_.front().deadline < now && state_ != State::ready) {
       Query q = std::move(queue_.front());
       queue_.pop_front();
       q.done(unavailable("no answer within the timeout"));
@@ -295,7 +295,7 @@ class PgClient::Impl : public std::enable_shared_from_this<Impl> {
   PgOptions options_;
   HostAddress address_{loop_, options_.host};
   PgConnPtr conn_;
-  State state_ = State::kIdle;
+  State state_ = State::idle;
   bool down_ = false;
   bool stopping_ = false;
   uint64_t connects_ = 0;

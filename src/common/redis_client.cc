@@ -30,23 +30,23 @@ RedisReply copy_reply(const redisReply& r, int depth = 0) {
   RedisReply out;
   switch (r.type) {
     case REDIS_REPLY_STRING:
-      out.type = RedisReply::Type::kString;
+      out.type = RedisReply::Type::string;
       out.str.assign(r.str, r.len);
       break;
     case REDIS_REPLY_STATUS:
-      out.type = RedisReply::Type::kStatus;
+      out.type = RedisReply::Type::status;
       out.str.assign(r.str, r.len);
       break;
     case REDIS_REPLY_ERROR:
-      out.type = RedisReply::Type::kError;
+      out.type = RedisReply::Type::error;
       out.str.assign(r.str, r.len);
       break;
     case REDIS_REPLY_INTEGER:
-      out.type = RedisReply::Type::kInteger;
+      out.type = RedisReply::Type::integer;
       out.integer = r.integer;
       break;
     case REDIS_REPLY_ARRAY:
-      out.type = RedisReply::Type::kArray;
+      out.type = RedisReply::Type::array;
       if (depth < 8) {
         out.elements.reserve(r.elements);
         for (size_t i = 0; i < r.elements; ++i)
@@ -54,7 +54,7 @@ RedisReply copy_reply(const redisReply& r, int depth = 0) {
       }
       break;
     default:
-      out.type = RedisReply::Type::kNil;
+      out.type = RedisReply::Type::nil;
       break;
   }
   return out;
@@ -75,8 +75,8 @@ std::string sha1_hex(const std::string& text) {
 }  // namespace
 
 int64_t RedisReply::as_int(int64_t fallback) const {
-  if (type == Type::kInteger) return integer;
-  if (type == Type::kString || type == Type::kStatus) {
+  if (type == Type::integer) return integer;
+  if (type == Type::string || type == Type::status) {
     try {
       size_t used = 0;
       const long long v = std::stoll(str, &used);

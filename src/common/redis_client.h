@@ -21,14 +21,14 @@ class EventLoop;
 
 // A reply copied out of hiredis's, so it outlives the callback.
 struct RedisReply {
-  enum class Type : uint8_t { kString, kArray, kInteger, kNil, kStatus, kError };
-  Type type = Type::kNil;
+  enum class Type : uint8_t { string, array, integer, nil, status, error };
+  Type type = Type::nil;
   int64_t integer = 0;
-  std::string str;  // kString, kStatus, kError
+  std::string str;  // string, status, error
   std::vector<RedisReply> elements;
 
-  bool is_error() const { return type == Type::kError; }
-  // The integer of a kInteger, or the number in a kString; `fallback` otherwise.
+  bool is_error() const { return type == Type::error; }
+  // The integer of a integer, or the number in a string; `fallback` otherwise.
   int64_t as_int(int64_t fallback = 0) const;
 };
 
@@ -42,7 +42,7 @@ struct RedisOptions {
 class RedisClient {
  public:
   // `reply` is null when the command failed without an answer from Redis (not connected,
-  // connection lost, deadline passed); an error answer is a kError reply.
+  // connection lost, deadline passed); an error answer is a error reply.
   using Callback = std::function<void(const RedisReply* reply)>;
 
   // Starts connecting at once. `loop` must outlive the client.

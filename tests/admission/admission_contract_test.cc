@@ -2,7 +2,7 @@
 // against both factories, make_local_admission and make_redis_admission (a real redis-server
 // started by the test), and asserts the same observable outcome on both. Time is injected: the
 // scenario's seconds are the caller's `now`, and the Redis backend is told to use them as the
-// store's clock (StoreTime::kCallerNow). As in the server, tick() runs once per second of
+// store's clock (StoreTime::caller_now). As in the server, tick() runs once per second of
 // scenario time on the home loop; a status is read after a tick at that time (the Redis backend
 // reports the fleet's numbers as of its last tick). Then what only the Redis backend has: two
 // balancers on one store, and "unavailable" (never an admit) while Redis is down, with slots
@@ -75,7 +75,7 @@ struct RedisFactory {
     o.prefix = prefix.empty() ? "contract" + std::to_string(next_prefix++) : prefix;
     o.timeout = 2000ms;
     o.heartbeat_interval = 0ms;  // every tick sends what was refreshed since the last one
-    return make_redis_admission({&loop}, o, l, StoreTime::kCallerNow);
+    return make_redis_admission({&loop}, o, l, StoreTime::caller_now);
   }
 };
 
@@ -164,13 +164,13 @@ TEST_CASE_TEMPLATE(
   Contract b = Contract::of<F>(limits(3));
   for (const char* v : {"a", "b", "c"}) CHECK(b.request(v, 0).admitted());
   const AdmissionDecision d = b.request("d", 1);
-  REQUIRE(d.kind == Kind::kQueued);
+  REQUIRE(d.kind == Kind::queued);
   CHECK(d.position == 1);
   CHECK(d.ticket != 0);
   CHECK(!d.estimated_wait);  // no slot has freed yet: the wait is unknown, not guessed
   CHECK(d.retry_after == 10s);
   const AdmissionDecision e = b.request("e", 2);
-  REQUIRE(e.kind == Kind::kQueued);
+  REQUIRE(e.kind == Kind::queued);
   CHECK(e.position == 2);
   CHECK(e.ticket > d.ticket);
   CHECK(!e.estimated_wait);
@@ -222,7 +222,7 @@ TEST_CASE_TEMPLATE(
   for (const auto& v : active) REQUIRE(b.request(v, 0).admitted());
   for (int i = 0; i < 4; ++i) {
     waiting.push_back("q" + std::to_string(i));
-    REQUIRE(b.request(waiting.back(), 1).kind == Kind::kQueued);
+    REQUIRE(b.request(waiting.back(), 1).kind == Kind::queued);
   }
   // Five quiet minutes: everyone keeps its slot or place, nothing frees.
   double now = 1;
@@ -278,7 +278,7 @@ TEST_CASE_TEMPLATE(
   CHECK(b.request("c", 30).position == 1);  // b never renewed: dropped at t=30
   CHECK(b.status(30).counters.tickets_expired == 1);
   const AdmissionDecision again = b.request("b", 31);
-  CHECK(again.kind == Kind::kQueued);
+  CHECK(again.kind == Kind::queued);
   CHECK(again.ticket != first.ticket);
   CHECK(again.position == 2);
 }
@@ -369,12 +369,12 @@ TEST_CASE_TEMPLATE("per-address and max_entries bounds refuse a new viewer and r
   CHECK(b.request("v1", 0, 0, anon).admitted());
   CHECK(b.request("v2", 0, 0, anon).position == 1);
   const AdmissionDecision third = b.request("v3", 0, 0, anon);
-  CHECK(third.kind == Kind::kRefused);
-  CHECK(third.refusal == AdmissionDecision::Refusal::kAddressViewers);
+  CHECK(third.kind == Kind::refused);
+  CHECK(third.refusal == AdmissionDecision::Refusal::address_viewers);
   CHECK(b.request("t1", 0, 0, {"10.0.0.2", false}).position == 2);
   const AdmissionDecision full = b.request("t2", 0, 0, {"10.0.0.3", false});
-  CHECK(full.kind == Kind::kRefused);
-  CHECK(full.refusal == AdmissionDecision::Refusal::kFull);
+  CHECK(full.kind == Kind::refused);
+  CHECK(full.refusal == AdmissionDecision::Refusal::full);
   const AdmissionStatus s = b.status(1);
   CHECK(s.queued_viewers == 2);
   CHECK(s.counters.refused_address == 1);
@@ -383,8 +383,8 @@ TEST_CASE_TEMPLATE("per-address and max_entries bounds refuse a new viewer and r
 
 TEST_CASE_TEMPLATE("an empty or oversized viewer key is refused and records nothing", F, BACKENDS) {
   Contract b = Contract::of<F>(limits(1));
-  CHECK(b.request("", 0).kind == Kind::kBadViewerKey);
-  CHECK(b.check(std::string(kMaxViewerKeyBytes + 1, 'x'), "ch1", 0).kind == Kind::kBadViewerKey);
+  CHECK(b.request("", 0).kind == Kind::bad_viewer_key);
+  CHECK(b.check(std::string(kMaxViewerKeyBytes + 1, 'x'), "ch1", 0).kind == Kind::bad_viewer_key);
   CHECK(b.release("", 0) == false);
   const AdmissionStatus s = b.status(0);
   CHECK(s.active_viewers == 0);
@@ -402,7 +402,7 @@ TEST_CASE_TEMPLATE("1,000 arrivals at a full service get strictly increasing pos
   int in_order = 0;
   for (int i = 1; i <= 1000; ++i) {
     const AdmissionDecision d = b.request("q" + std::to_string(i), 1);
-    if (d.kind == Kind::kQueued && d.position == static_cast<uint64_t>(i) && d.ticket > last_ticket)
+    if (d.kind == Kind::queued && d.position == static_cast<uint64_t>(i) && d.ticket > last_ticket)
       ++in_order;
     last_ticket = d.ticket;
   }
@@ -432,7 +432,7 @@ TEST_CASE_TEMPLATE(
   CHECK(s.queued_viewers == 1);
   // A released viewer that comes back is a newcomer.
   const AdmissionDecision again = b.request("a", 6);
-  CHECK(again.kind == Kind::kQueued);
+  CHECK(again.kind == Kind::queued);
   CHECK(again.position == 2);
 }
 
@@ -441,7 +441,7 @@ TEST_CASE_TEMPLATE("the access check and playlist requests share one ticket and 
   Contract b = Contract::of<F>(limits(1));
   REQUIRE(b.request("t:a", 0).admitted());
   const AdmissionDecision asked = b.check("t:b", "ch1", 1);
-  REQUIRE(asked.kind == Kind::kQueued);
+  REQUIRE(asked.kind == Kind::queued);
   const AdmissionDecision renewed = b.request("t:b", 2, 2 * kMbps);
   CHECK(renewed.ticket == asked.ticket);
   CHECK(renewed.position == 1);
@@ -539,7 +539,7 @@ TEST_CASE("Redis: two balancers on one store: one limit, one strictly FIFO queue
       ++admitted;
       continue;
     }
-    if (d.kind == Kind::kQueued && d.position == static_cast<uint64_t>(i - 3) &&
+    if (d.kind == Kind::queued && d.position == static_cast<uint64_t>(i - 3) &&
         d.ticket > last_ticket)
       ++in_order;
     last_ticket = d.ticket;
@@ -570,8 +570,8 @@ TEST_CASE("Redis: unavailable (never an admit) while down; heartbeats restore ad
   // While Redis is down: no admit, an "unavailable" refusal (503 + Retry-After), quickly.
   const auto asked = std::chrono::steady_clock::now();
   const AdmissionDecision down = b.request("d", 1);
-  CHECK(down.kind == Kind::kRefused);
-  CHECK(down.refusal == AdmissionDecision::Refusal::kUnavailable);
+  CHECK(down.kind == Kind::refused);
+  CHECK(down.refusal == AdmissionDecision::Refusal::unavailable);
   CHECK(down.retry_after == 10s);
   CHECK(std::chrono::steady_clock::now() - asked < 3s);
   CHECK_FALSE(b.try_switch_emulation(true, 1).has_value());

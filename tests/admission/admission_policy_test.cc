@@ -45,14 +45,14 @@ TEST_CASE("limits of 3 streams and 5 arriving viewers: 3 admitted, 2 queued at p
   for (const char* v : {"a", "b", "c"}) CHECK(p.request(v, on(), t(0)).admitted());
 
   const AdmissionDecision d = p.request("d", on(), t(1));
-  REQUIRE(d.kind == Kind::kQueued);
+  REQUIRE(d.kind == Kind::queued);
   CHECK(d.position == 1);
   CHECK(d.ticket != 0);
   CHECK(!d.estimated_wait);  // no slot has freed yet: the wait is unknown
   CHECK(d.retry_after == 10s);
 
   const AdmissionDecision e = p.request("e", on(), t(2));
-  REQUIRE(e.kind == Kind::kQueued);
+  REQUIRE(e.kind == Kind::queued);
   CHECK(e.position == 2);
   CHECK(e.ticket > d.ticket);
   CHECK(!e.estimated_wait);
@@ -82,7 +82,7 @@ TEST_CASE("an idle viewer's slot goes to the head of the queue when it renews; t
 
   // At t=30 a has been idle for idle_timeout: its slot is freed and reserved for d.
   const AdmissionDecision e_early = p.request("e", on(), t(30));
-  CHECK(e_early.kind == Kind::kQueued);
+  CHECK(e_early.kind == Kind::queued);
   CHECK(e_early.position == 2);
   AdmissionStatus s = p.status(t(30));
   CHECK(s.active_viewers == 2);
@@ -91,7 +91,7 @@ TEST_CASE("an idle viewer's slot goes to the head of the queue when it renews; t
 
   CHECK(p.request("d", on(), t(31)).admitted());
   const AdmissionDecision e_next = p.request("e", on(), t(32));
-  CHECK(e_next.kind == Kind::kQueued);
+  CHECK(e_next.kind == Kind::queued);
   CHECK(e_next.position == 1);
 
   s = p.status(t(32));
@@ -119,7 +119,7 @@ TEST_CASE(
   CHECK(s.counters.tickets_expired == 1);
 
   const AdmissionDecision b_again = p.request("b", on(), t(31));
-  CHECK(b_again.kind == Kind::kQueued);
+  CHECK(b_again.kind == Kind::queued);
   CHECK(b_again.ticket != b.ticket);
   CHECK(b_again.position == 2);
 }
@@ -129,11 +129,11 @@ TEST_CASE("the traffic limit admits by variant bandwidth and reserves freed traf
   CHECK(p.request("a", on("ch1", "c1", 4 * kMbps), t(0)).admitted());
   CHECK(p.request("b", on("ch1", "c1", 4 * kMbps), t(0)).admitted());
   const AdmissionDecision c = p.request("c", on("ch1", "c1", 4 * kMbps), t(1));  // 12 > 10
-  CHECK(c.kind == Kind::kQueued);
+  CHECK(c.kind == Kind::queued);
   CHECK(c.position == 1);
   // 1 Mbit/s would fit, but a newcomer never jumps the queue.
   const AdmissionDecision d = p.request("d", on("ch1", "c1", 1 * kMbps), t(2));
-  CHECK(d.kind == Kind::kQueued);
+  CHECK(d.kind == Kind::queued);
   CHECK(d.position == 2);
   CHECK(p.status(t(2)).traffic_estimate_mbps == doctest::Approx(8));
 
@@ -160,7 +160,7 @@ TEST_CASE("lowering a limit keeps every admitted viewer and queues only new ones
 
   REQUIRE(p.release("a", t(4)));
   REQUIRE(p.release("b", t(4)));
-  CHECK(p.request("e", on(), t(5)).kind == Kind::kQueued);  // 2 active: still at the limit
+  CHECK(p.request("e", on(), t(5)).kind == Kind::queued);  // 2 active: still at the limit
   REQUIRE(p.release("c", t(6)));
   CHECK(p.request("e", on(), t(7)).admitted());
   CHECK(p.request("f", on(), t(8)).position == 1);
@@ -197,7 +197,7 @@ TEST_CASE("emulation queues new viewers, leaves admitted ones alone, and off res
   CHECK(p.request("c", on(), t(3)).position == 1);
   CHECK(p.request("d", on(), t(4)).position == 2);
   CHECK(p.request("e", on(), t(5)).position == 3);
-  CHECK(p.request("c", on(), t(6)).kind == Kind::kQueued);  // room for 2, but emulating
+  CHECK(p.request("c", on(), t(6)).kind == Kind::queued);  // room for 2, but emulating
   AdmissionStatus s = p.status(t(6));
   CHECK(s.emulation);
   CHECK(s.reserved_slots == 0);
@@ -257,7 +257,7 @@ TEST_CASE(
 
   REQUIRE(p.release("a", t(5)));  // slot freed: reserved for b until t=20
   const AdmissionDecision n = p.request("n", on(), t(6));
-  CHECK(n.kind == Kind::kQueued);
+  CHECK(n.kind == Kind::queued);
   CHECK(n.position == 3);
   CHECK(p.request("c", on(), t(7)).position == 2);
   CHECK(p.status(t(7)).active_viewers == 0);
@@ -278,13 +278,13 @@ TEST_CASE("estimated wait grows with position and follows the observed slot turn
   std::deque<std::string> active = {"a0", "a1"};
   std::deque<std::string> waiting = {"q0", "q1", "q2"};
   for (const auto& v : active) REQUIRE(p.request(v, on(), t(0)).admitted());
-  for (const auto& v : waiting) REQUIRE(p.request(v, on(), t(0)).kind == Kind::kQueued);
+  for (const auto& v : waiting) REQUIRE(p.request(v, on(), t(0)).kind == Kind::queued);
 
   const auto waits = [&](double now) {
     std::vector<std::optional<std::chrono::seconds>> out;
     for (const auto& v : waiting) {
       const AdmissionDecision d = p.request(v, on(), t(now));
-      REQUIRE(d.kind == Kind::kQueued);
+      REQUIRE(d.kind == Kind::queued);
       CHECK(d.position == out.size() + 1);
       CHECK(d.retry_after ==
             std::clamp(d.estimated_wait.value_or(10s), std::chrono::seconds(1), 10s));
@@ -441,7 +441,7 @@ TEST_CASE("100,000 viewers are admitted, refreshed, moved and expired with exact
   CHECK(s.declared_mbps == doctest::Approx(2.0 * kViewers));
 
   for (int i = 0; i < 1000; ++i)
-    REQUIRE(p.request(key("v:late-", i), on(), t(35)).kind == Kind::kQueued);
+    REQUIRE(p.request(key("v:late-", i), on(), t(35)).kind == Kind::queued);
   // At t=40 every early viewer has been idle for 30 s: all slots free, the queue gets in.
   for (int i = 0; i < 1000; ++i) REQUIRE(p.request(key("v:late-", i), on(), t(40)).admitted());
   s = p.status(t(40));
@@ -453,8 +453,9 @@ TEST_CASE("100,000 viewers are admitted, refreshed, moved and expired with exact
 
 TEST_CASE("invalid viewer keys are refused and leave no state") {
   AdmissionPolicy p(limits(1));
-  CHECK(p.request("", on(), t(0)).kind == Kind::kBadViewerKey);
-  CHECK(p.check(std::string(kMaxViewerKeyBytes + 1, 'x'), "ch1", t(0)).kind == Kind::kBadViewerKey);
+  CHECK(p.request("", on(), t(0)).kind == Kind::bad_viewer_key);
+  CHECK(p.check(std::string(kMaxViewerKeyBytes + 1, 'x'), "ch1", t(0)).kind ==
+        Kind::bad_viewer_key);
   CHECK(p.request(std::string(kMaxViewerKeyBytes, 'x'), on(), t(0)).admitted());
   CHECK_FALSE(p.release("nobody", t(0)));
   CHECK(p.status(t(0)).active_viewers == 1);
@@ -464,7 +465,7 @@ TEST_CASE("time going backwards is taken as the latest time seen") {
   AdmissionPolicy p(limits(1));
   REQUIRE(p.request("a", on(), t(100)).admitted());
   CHECK(p.request("a", on(), t(50)).admitted());  // treated as t=100: no harm
-  CHECK(p.request("b", on(), t(129)).kind == Kind::kQueued);
+  CHECK(p.request("b", on(), t(129)).kind == Kind::queued);
   CHECK(p.request("b", on(), t(130)).admitted());  // a idle since t=100
 }
 
@@ -475,8 +476,8 @@ TEST_CASE("one address cannot hold more than max_anonymous_per_address anonymous
   const ViewerSource attacker{"198.51.100.7", true};
   for (const char* v : {"v:a", "v:b", "v:c"}) CHECK(p.request(v, on(), t(0), attacker).admitted());
   const AdmissionDecision over = p.request("v:d", on(), t(0), attacker);
-  CHECK(over.kind == Kind::kRefused);
-  CHECK(over.refusal == AdmissionDecision::Refusal::kAddressViewers);
+  CHECK(over.kind == Kind::refused);
+  CHECK(over.refusal == AdmissionDecision::Refusal::address_viewers);
   CHECK(over.retry_after == 10s);
   CHECK(p.status(t(0)).active_viewers == 3);  // nothing recorded for the refused one
   // Viewers already counted keep refreshing; other addresses and ticket holders are not affected.
@@ -489,7 +490,7 @@ TEST_CASE("one address cannot hold more than max_anonymous_per_address anonymous
   // A slot given back makes room for one more from that address; so does idling out.
   CHECK(p.release("v:b", t(2)));
   CHECK(p.request("v:d", on(), t(2), attacker).admitted());
-  CHECK(p.request("v:f", on(), t(2), attacker).kind == Kind::kRefused);
+  CHECK(p.request("v:f", on(), t(2), attacker).kind == Kind::refused);
   CHECK(p.request("v:f", on(), t(40), attacker).admitted());  // a, c, d went idle at 30 s
   const AdmissionStatus s = p.status(t(40));
   CHECK(s.counters.refused_address == 2);
@@ -502,11 +503,11 @@ TEST_CASE("one address cannot hold more than max_tickets_per_address queue ticke
   AdmissionPolicy p(l);
   const ViewerSource one{"198.51.100.7", false};
   CHECK(p.request("t:first", on(), t(0), one).admitted());  // a slot is not a ticket
-  CHECK(p.request("t:q1", on(), t(0), one).kind == Kind::kQueued);
-  CHECK(p.request("t:q2", on(), t(0), one).kind == Kind::kQueued);
+  CHECK(p.request("t:q1", on(), t(0), one).kind == Kind::queued);
+  CHECK(p.request("t:q2", on(), t(0), one).kind == Kind::queued);
   const AdmissionDecision third = p.request("t:q3", on(), t(0), one);
-  CHECK(third.kind == Kind::kRefused);
-  CHECK(third.refusal == AdmissionDecision::Refusal::kAddressTickets);
+  CHECK(third.kind == Kind::refused);
+  CHECK(third.refusal == AdmissionDecision::Refusal::address_tickets);
   // Someone else queues behind at position 3: the refused one took no place.
   const AdmissionDecision other =
       p.request("t:other", on(), t(0), ViewerSource{"203.0.113.9", false});
@@ -514,7 +515,7 @@ TEST_CASE("one address cannot hold more than max_tickets_per_address queue ticke
   // A ticket turning into a slot frees a ticket place for that address.
   CHECK(p.release("t:first", t(1)));
   CHECK(p.request("t:q1", on(), t(1), one).admitted());
-  CHECK(p.request("t:q3", on(), t(1), one).kind == Kind::kQueued);
+  CHECK(p.request("t:q3", on(), t(1), one).kind == Kind::queued);
 }
 
 TEST_CASE("max_entries bounds admitted plus queued viewers; beyond it new viewers are refused") {
@@ -523,13 +524,13 @@ TEST_CASE("max_entries bounds admitted plus queued viewers; beyond it new viewer
   l.max_anonymous_per_address = 0;
   l.max_tickets_per_address = 0;
   AdmissionPolicy p(l);
-  for (const char* v : {"a", "b", "c", "d"}) CHECK(p.request(v, on(), t(0)).kind != Kind::kRefused);
+  for (const char* v : {"a", "b", "c", "d"}) CHECK(p.request(v, on(), t(0)).kind != Kind::refused);
   const AdmissionDecision full = p.request("e", on(), t(0));
-  CHECK(full.kind == Kind::kRefused);
-  CHECK(full.refusal == AdmissionDecision::Refusal::kFull);
+  CHECK(full.kind == Kind::refused);
+  CHECK(full.refusal == AdmissionDecision::Refusal::full);
   CHECK(p.request("c", on(), t(1)).position == 1);  // known viewers keep renewing
   CHECK(p.release("d", t(1)));
-  CHECK(p.request("e", on(), t(1)).kind == Kind::kQueued);
+  CHECK(p.request("e", on(), t(1)).kind == Kind::queued);
   CHECK(p.status(t(1)).counters.refused_full == 1);
 }
 

@@ -104,7 +104,7 @@ TEST_CASE(
         admitted.push_back(arrival.viewer);
         continue;
       }
-      REQUIRE(arrival.decision.kind == AdmissionDecision::Kind::kQueued);
+      REQUIRE(arrival.decision.kind == AdmissionDecision::Kind::queued);
       // A thread's later arrival is always behind its earlier one.
       CHECK(arrival.decision.position > last_position);
       last_position = arrival.decision.position;
@@ -128,7 +128,7 @@ TEST_CASE(
       for (const auto& arrival : seen[thread]) {
         if (arrival.decision.admitted()) continue;
         AdmissionDecision again = check(admission, thread, arrival.viewer);
-        if (again.kind != AdmissionDecision::Kind::kQueued ||
+        if (again.kind != AdmissionDecision::Kind::queued ||
             again.ticket != arrival.decision.ticket ||
             again.position != arrival.decision.position) {
           ++moved;
@@ -155,7 +155,7 @@ TEST_CASE(
     CHECK(released == kFreed);
     // A newcomer does not jump the queue although slots are free (they are reserved).
     AdmissionDecision newcomer = request(admission, 0, "late");
-    CHECK(newcomer.kind == AdmissionDecision::Kind::kQueued);
+    CHECK(newcomer.kind == AdmissionDecision::Kind::queued);
     CHECK(newcomer.position == by_position.size() + 1);
     // The first kFreed in the queue are admitted when they renew (asked last to
     // first: the reservation, not the order of renewal, decides).
@@ -171,7 +171,7 @@ TEST_CASE(
     // Everyone behind moved up by exactly kFreed.
     auto next = std::next(by_position.begin(), kFreed);
     AdmissionDecision behind = check(admission, 0, next->second);
-    CHECK(behind.kind == AdmissionDecision::Kind::kQueued);
+    CHECK(behind.kind == AdmissionDecision::Kind::queued);
     CHECK(behind.position == next->first - kFreed);
     CHECK(admission.status(kT0).active_viewers == 100);
   }

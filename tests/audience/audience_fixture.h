@@ -115,7 +115,7 @@ inline rapidjson::Document run_audience(const TempDir& dir, const std::string& s
                   dir.file("result.json"),
                   "--html",
                   dir.file("report.html")};
-  options.stderr_mode = StderrMode::kPassThrough;
+  options.stderr_mode = StderrMode::pass_through;
   std::string error;
   REQUIRE_MESSAGE(run.start(options, &error), error);
   const auto exit_code = run.wait_exit(deadline_in(timeout));

@@ -40,7 +40,7 @@ std::optional<std::string> header(const Reply& r, const std::string& name) {
 
 AdmissionDecision queued(uint64_t ticket, uint64_t position, int wait_s, int retry_s) {
   AdmissionDecision d;
-  d.kind = AdmissionDecision::Kind::kQueued;
+  d.kind = AdmissionDecision::Kind::queued;
   d.ticket = ticket;
   d.position = position;
   d.estimated_wait = std::chrono::seconds(wait_s);
@@ -80,7 +80,7 @@ TEST_CASE("a queued viewer gets 503, Retry-After and the error shape plus the qu
 
 TEST_CASE("the access check answers granted, queued (the playlist's answer) or bad_viewer") {
   AdmissionDecision admitted;
-  admitted.kind = AdmissionDecision::Kind::kAdmitted;
+  admitted.kind = AdmissionDecision::Kind::admitted;
   Reply r = access_reply(admitted, "demo");
   CHECK(r.status == 200);
   auto doc = parse(r.body);
@@ -177,7 +177,7 @@ TEST_CASE("/admin/status: viewers by channel and cache, queue, traffic, limits, 
   REQUIRE(decided.size() == 3);
   REQUIRE(decided[0].admitted());
   REQUIRE(decided[1].admitted());
-  REQUIRE(decided[2].kind == AdmissionDecision::Kind::kQueued);
+  REQUIRE(decided[2].kind == AdmissionDecision::Kind::queued);
   admission->set_measured_traffic_mbps(1.0, t(2));
   admission->switch_emulation(loop, true, t(2), [](std::optional<EmulationSwitch>) {});
 

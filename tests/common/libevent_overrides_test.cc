@@ -65,8 +65,8 @@ TEST_CASE("the overrides run only on the libevent they were written for, unless 
   CHECK(libevent_overrides_for(0x02010c00, "") == common::kAllOverrides);
   CHECK(libevent_overrides_for(0x02010c00, "on") == common::kAllOverrides);
   CHECK(libevent_overrides_for(0x02010c00, "off") == 0);
-  CHECK(libevent_overrides_for(0x02010c00, "printf,read") == common::kOverridePrintf);
-  CHECK(libevent_overrides_for(0x02010c00, "strcasecmp") == common::kOverrideStrcasecmp);
+  CHECK(libevent_overrides_for(0x02010c00, "printf,read") == common::override_printf);
+  CHECK(libevent_overrides_for(0x02010c00, "strcasecmp") == common::override_strcasecmp);
   CHECK(libevent_overrides_for(0x02010b00, nullptr) == 0);  // 2.1.11-stable
   CHECK(libevent_overrides_for(0x02010c01, nullptr) == 0);  // a later 2.1.12 build
   CHECK(libevent_overrides_for(0x02020100, "on") == 0);     // 2.2.1-alpha

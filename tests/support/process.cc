@@ -202,7 +202,7 @@ bool ChildProcess::start(const ChildOptions& options, std::string* error) {
   envp.push_back(nullptr);
 
   Fd stderr_fd;
-  if (options.stderr_mode == StderrMode::kCapture) {
+  if (options.stderr_mode == StderrMode::capture) {
     if (options.stderr_path.empty()) {
       try {
         stderr_dir_.emplace("child-stderr");

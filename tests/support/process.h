@@ -56,16 +56,16 @@ class TempDir {
 
 // Where the child's stderr goes.
 enum class StderrMode {
-  kCapture,      // to a file (ChildOptions::stderr_path, or a private temp dir); see stderr_text()
-  kPassThrough,  // inherited from the test process
+  capture,       // to a file (ChildOptions::stderr_path, or a private temp dir); see stderr_text()
+  pass_through,  // inherited from the test process
 };
 
 struct ChildOptions {
   std::vector<std::string> argv;  // argv[0] is the program: a path, or a name looked up in PATH
   std::vector<std::pair<std::string, std::string>> env;  // added to (or replacing in) ours
   std::string working_dir;                               // empty: inherit
-  StderrMode stderr_mode = StderrMode::kCapture;
-  std::string stderr_path;  // kCapture only; empty: a file in a temp dir owned by the child
+  StderrMode stderr_mode = StderrMode::capture;
+  std::string stderr_path;  // capture only; empty: a file in a temp dir owned by the child
 };
 
 // A child process with stdout read through a pipe by a background thread (so a chatty

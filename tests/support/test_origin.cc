@@ -195,7 +195,7 @@ class Origin;
 
 // One counted request while it is in our hands. Owned by Origin::exchanges_.
 struct Exchange {
-  enum class Phase { kWaiting, kStreaming, kClosing, kReplied };
+  enum class Phase { waiting, streaming, closing, replied };
 
   Origin* origin = nullptr;
   evhttp_request* req = nullptr;
@@ -211,7 +211,7 @@ struct Exchange {
   std::vector<std::string> count_keys;  // the counters this request adds to (path, path?query)
   size_t limit = 0;                     // bytes to send before ending (size, or reset_after)
   size_t sent = 0;
-  Phase phase = Phase::kWaiting;
+  Phase phase = Phase::waiting;
   bool held = false;  // hold=1 and /__release has not come yet
   Clock::time_point stream_start{};
   Clock::time_point close_deadline{};
@@ -567,17 +567,17 @@ class Origin {
       return;
     }
     switch (ex->phase) {
-      case Exchange::Phase::kWaiting:
+      case Exchange::Phase::waiting:
         ex->timer.reset();
         respond(ex);
         return;
-      case Exchange::Phase::kStreaming:
+      case Exchange::Phase::streaming:
         pump(ex);
         return;
-      case Exchange::Phase::kClosing:
+      case Exchange::Phase::closing:
         maybe_close(ex);
         return;
-      case Exchange::Phase::kReplied:
+      case Exchange::Phase::replied:
         ex->timer.reset();
         return;
     }
@@ -627,13 +627,13 @@ class Origin {
     if (not_modified) {
       for (const auto& key : ex->count_keys) ++not_modified_[key];
       ++not_modified_total_;
-      ex->phase = Exchange::Phase::kReplied;
+      ex->phase = Exchange::Phase::replied;
       evhttp_send_reply(req, HTTP_NOTMODIFIED, nullptr, nullptr);
       return;
     }
     evhttp_add_header(out, "Content-Length", std::to_string(ex->size).c_str());
     if (ex->head) {
-      ex->phase = Exchange::Phase::kReplied;
+      ex->phase = Exchange::Phase::replied;
       evhttp_send_reply(req, HTTP_OK, nullptr, nullptr);
       return;
     }
@@ -642,20 +642,20 @@ class Origin {
     if (b.rate_kbps == 0 && !b.reset_after) {
       EvbufferPtr buf(evbuffer_new());
       add_shared(buf.get(), ex->body);  // zero-copy: the buffer keeps the body alive
-      ex->phase = Exchange::Phase::kReplied;
+      ex->phase = Exchange::Phase::replied;
       evhttp_send_reply(req, HTTP_OK, nullptr, buf.get());
       return;
     }
     // With Content-Length set, evhttp streams the body raw (no chunked framing).
     evhttp_send_reply_start(req, HTTP_OK, nullptr);
-    ex->phase = Exchange::Phase::kStreaming;
+    ex->phase = Exchange::Phase::streaming;
     ex->stream_start = Clock::now();
     if (b.rate_kbps == 0) {
       send_slice(ex, ex->limit);
       return;
     }
     pump(ex);
-    if (ex->phase == Exchange::Phase::kStreaming) start_timer(ex, kTick, true);
+    if (ex->phase == Exchange::Phase::streaming) start_timer(ex, kTick, true);
   }
 
   // Throttle tick: sends what the rate allows since the stream started.
@@ -683,12 +683,12 @@ class Origin {
     if (ex->sent < ex->limit) return;
     if (ex->behaviour.reset_after) {
       // Let the bytes reach the client, then drop the connection mid-body.
-      ex->phase = Exchange::Phase::kClosing;
+      ex->phase = Exchange::Phase::closing;
       ex->close_deadline = Clock::now() + std::chrono::seconds(2);
       start_timer(ex, std::chrono::milliseconds(1), true);
       return;
     }
-    ex->phase = Exchange::Phase::kReplied;
+    ex->phase = Exchange::Phase::replied;
     ex->timer.reset();
     evhttp_send_reply_end(ex->req);  // on_complete fires once flushed
   }
@@ -711,7 +711,7 @@ class Origin {
   }
 
   void reply_text(Exchange* ex, int status, const std::string& text) {
-    ex->phase = Exchange::Phase::kReplied;
+    ex->phase = Exchange::Phase::replied;
     evkeyvalq* out = evhttp_request_get_output_headers(ex->req);
     evhttp_add_header(out, "Content-Type", "text/plain");
     EvbufferPtr buf(evbuffer_new());
