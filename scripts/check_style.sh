@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Checks the C++ sources' shape (docs/architecture.md § The code's shape): every file as
 # .clang-format formats it (clang-format 14, Debian 12's; another version formats
-# differently, so the check then says "skipped"), and no function in src/ longer than
-# 80 lines (scripts/function_lengths.py, which first shows it finds one).
+# differently, so the check then says "skipped"), no function in src/ longer than
+# 80 lines (scripts/function_lengths.py, which first shows it finds one), and every
+# enumerator in lower_snake_case.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,6 +30,24 @@ fi
 failed=0
 if ! scripts/function_lengths.py --max 80 "${product[@]}"; then
   echo "functions over 80 lines in src/ (above): split them" >&2
+  failed=1
+fi
+
+# One enumerator style: lower_snake_case (`enum class Kind { admitted, queued }`).
+if ! python3 - "${sources[@]}" <<'PY'; then
+import re, sys
+bad = []
+for path in sys.argv[1:]:
+    text = re.sub(r"//[^\n]*", "", open(path, encoding="utf-8").read())
+    for m in re.finditer(r"\benum\s+(?:class\s+)?(\w+)\s*(?::\s*[\w:]+)?\s*\{([^}]*)\}", text):
+        for name in re.findall(r"(?:^|,)\s*(\w+)", m.group(2)):
+            if not re.fullmatch(r"[a-z][a-z0-9_]*", name):
+                bad.append(f"{path}: enum {m.group(1)}: {name}")
+if bad:
+    print("\n".join(bad))
+sys.exit(1 if bad else 0)
+PY
+  echo "enumerators not in lower_snake_case (above)" >&2
   failed=1
 fi
 
