@@ -3,8 +3,12 @@
 
 #include <thread>
 
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include "cache_node_fixture.h"
 #include "support/generated_body.h"
+#include "support/sockets.h"
 
 using namespace balancer::test;
 using namespace std::chrono_literals;
@@ -28,6 +32,46 @@ TEST_CASE("restart: cached chunks are served from disk with no new origin reques
     CHECK(r.header("ETag") == std::optional<std::string>(generated_etag(n, 300 * 1024)));
   }
   CHECK(origin.total() == 3);
+}
+
+TEST_CASE("a small chunk served from disk on a keep-alive connection does not wait for the ACK") {
+  // From the disk store a reply leaves in two writes, the head and then the body by sendfile.
+  // With Nagle's algorithm on, the body waited for the client's delayed ACK of the head:
+  // ~40 ms a request (22 requests a second on one connection), where a hit takes well under 1.
+  TempDir dir;
+  TestOrigin origin;
+  {
+    CacheNodeProcess node(dir.file("data"), origin.base_url(), {"signing.required=false"});
+    REQUIRE(http_get(node.url("/o/demo/gen/2K/small.ts")).status == 200);
+    REQUIRE(node.wait_disk_settled(1));
+    node.stop();
+  }
+  CacheNodeProcess node(dir.file("data"), origin.base_url(), {"signing.required=false"});
+  const int fd = connect_loopback(node.port());
+  REQUIRE(fd >= 0);
+  const std::string request = "GET /o/demo/gen/2K/small.ts HTTP/1.1\r\nHost: node\r\n\r\n";
+  constexpr int kRequests = 20;
+  const auto started = std::chrono::steady_clock::now();
+  int hits = 0;
+  for (int i = 0; i < kRequests; ++i) {
+    REQUIRE(::send(fd, request.data(), request.size(), MSG_NOSIGNAL) ==
+            static_cast<ssize_t>(request.size()));
+    const RawRead read =
+        read_raw(fd, [](const std::string& bytes) { return split_responses(bytes).size() == 1; });
+    const auto responses = split_responses(read.bytes);
+    REQUIRE(responses.size() == 1);
+    CHECK(responses[0].status == 200);
+    CHECK(responses[0].body.size() == 2048);
+    if (responses[0].has_header("X-Cache: HIT")) ++hits;
+  }
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                      std::chrono::steady_clock::now() - started)
+                      .count();
+  ::close(fd);
+  MESSAGE(kRequests << " hits from disk on one connection in " << ms << " ms");
+  CHECK(hits == kRequests);
+  CHECK(ms < kRequests * 20);
+  CHECK(origin.total() == 1);
 }
 
 TEST_CASE("kill -9 during a download: after restart the chunk is fetched again and served whole") {
