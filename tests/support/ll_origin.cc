@@ -410,7 +410,8 @@ class LlOrigin {
     }
     forget_old();
     answer_held();
-    // A late part: this one and every later one come late_ms_ after their time.
+    // A late part (the fault knob): the next part and every one after it come late_ms_ after
+    // their time.
     clock_start_ += std::chrono::milliseconds(late_ms_);
     late_ms_ = 0;
     schedule_next();
