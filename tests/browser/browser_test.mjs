@@ -385,7 +385,7 @@ async function openPlayer(stack, browser, pages, player, channel, cache, options
   const sourceOf = (url) => sources.get(url.host) || (url.port === String(stack.origin.port) ? 'origin' : url.host);
   page.on('response', (r) => {
     const url = new URL(r.url());
-    if (url.pathname.endsWith('.ts') || url.pathname.endsWith('.m4s')) net.segments.push({ at: Date.now(), source: sourceOf(url), status: r.status() });
+    if (url.pathname.endsWith('.ts') || url.pathname.endsWith('.m4s')) net.segments.push({ at: Date.now(), source: sourceOf(url), status: r.status(), url: r.url() });
     else if (url.pathname.startsWith('/hls/')) net.playlists.push({ at: Date.now(), pathway: url.searchParams.get('pathway'), status: r.status() });
   });
   page.on('requestfailed', (r) => {
@@ -430,15 +430,20 @@ async function movedOff(p, from, at, settleMs) {
   const s = await pageState(p);
   const ok = (seg) => seg.status === 200 || seg.status === 206;
   const firstAway = p.net.segments.find((seg) => seg.at > at && ok(seg) && seg.source !== from);
-  const later = p.net.segments.filter((seg) => seg.at > at + settleMs);
+  // A part a player asks for again after the event, when it had it before, comes from the
+  // browser's own cache (a 200 "from" a node killed a moment ago): not a request to that node.
+  const hadBefore = new Set(p.net.segments.filter((seg) => seg.at <= at && ok(seg)).map((seg) => seg.url));
+  const replayed = (seg) => hadBefore.has(seg.url);
+  const later = p.net.segments.filter((seg) => seg.at > at + settleMs && !replayed(seg));
   const rel = (t) => +((t - at) / 1000).toFixed(2);
   const figures = { player: p.player + ' ' + s.version, channel: p.channel, stalls: s.stalls, stallSeconds: +s.stallSeconds.toFixed(2),
     fatalErrors: s.fatalErrors, otherErrors: s.errors.filter((e) => !e.fatal).length,
     firstSegmentElsewhereAfterS: firstAway ? rel(firstAway.at) : null, sourcesAfter: [...new Set(later.map((seg) => seg.source))],
+    replayedFromBrowserCacheAfter: p.net.segments.filter((seg) => seg.at > at && replayed(seg)).length,
     failedRequestsAfter: p.net.failed.filter((f) => f.at > at).length,
     gonePathwayAnswers: [...new Set(p.net.playlists.filter((r) => r.at > at && r.pathway === from).map((r) => r.status))] };
   // What happened around the event, in seconds from it.
-  figures.timeline = [...p.net.segments.map((x) => 'seg ' + rel(x.at) + ' ' + x.source + ' ' + x.status),
+  figures.timeline = [...p.net.segments.map((x) => 'seg ' + rel(x.at) + ' ' + x.source + ' ' + x.status + (x.at > at && replayed(x) ? ' (again)' : '')),
     ...p.net.playlists.map((x) => 'pl ' + rel(x.at) + ' ' + x.pathway + ' ' + x.status),
     ...p.net.failed.map((x) => 'fail ' + rel(x.at) + ' ' + x.source + ' ' + x.path + ' ' + x.error),
     ...s.errors.map((e) => 'err ' + rel(e.at) + ' ' + JSON.stringify(e))]
