@@ -60,7 +60,7 @@ def blank_literals(text):
 
 
 def paren_free(head):
-    """`head` with everything inside parentheses and angle-free brackets removed."""
+    """`head` with everything inside parentheses removed."""
     depth, out = 0, []
     for c in head:
         if c == "(":
@@ -76,18 +76,18 @@ def is_function_head(head):
     head = head.strip()
     if "(" not in head or CONTROL.match(head) or SCOPE.match(head) or TYPE.match(head):
         return False
-    outside = paren_free(head)
-    # `x = {`, `f(a, {`, `return {`: an initializer, not a body.
-    return not re.search(r"(=|,|\(|\breturn)\s*$", outside) and "=" not in outside.replace("==", "").replace(
-        "operator=", ""
-    ).replace("= default", "").replace("= delete", "")
+    # `x = {`, `return {`, `a, {` (in a list): an initialiser, not a body (comparisons aside).
+    outside = re.sub(r"operator\s*[=!<>]?=|[=!<>]=", "", paren_free(head))
+    return "=" not in outside and not re.search(r"(,|\breturn)\s*$", outside)
 
 
 def long_functions(path, limit):
     text = blank_literals(open(path, encoding="utf-8").read())
     lines = text.split("\n")
     found = []
-    stack = []  # per open brace: "function", "body" (inside a function) or "scope"
+    # per open brace: "function", "body" (inside a function), "init" (a brace initialiser in a
+    # head) or "scope" (namespace, class, aggregate)
+    stack = []
     head, head_line = "", None
     for number, line in enumerate(lines, 1):
         if line.lstrip().startswith("#"):
