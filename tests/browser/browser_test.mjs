@@ -609,9 +609,11 @@ scenarios.players_low_latency = async (stack) => {
       if (!(parts.length >= LL_PLAY_S) || !parts.every((seg) => seg.source === 'venue-a' && seg.status === 200)) {
         problems.push(name + ': parts not all from venue-a: ' + parts.length + ' ' + JSON.stringify(figures.sources));
       }
-      if (player !== 'videojs') {
-        if (figures.latencyP50 === null) problems.push(name + ': no latency reported');
-        else if (!(figures.latencyP50 <= 4.0 && figures.addedS <= 1.0)) problems.push(name + ': behind live ' + figures.latencyP50 + ' s, direct ' + figures.directLatencyP50 + ' s');
+      // Every player reports its latency (VHS's through the page's own mapping of fMP4); VHS's
+      // experimental LL mode picks its distance from live erratically: not bounded.
+      if (figures.latencyP50 === null) problems.push(name + ': no latency reported');
+      else if (player !== 'videojs' && !(figures.latencyP50 <= 4.0 && figures.addedS <= 1.0)) {
+        problems.push(name + ': behind live ' + figures.latencyP50 + ' s, direct ' + figures.directLatencyP50 + ' s');
       }
       await through.page.screenshot({ path: path.join(artifacts, 'players-low-latency-' + player + '.png') });
       await through.page.close();
