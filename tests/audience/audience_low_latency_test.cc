@@ -6,8 +6,8 @@
 #include <doctest/doctest.h>
 #include <rapidjson/document.h>
 
-#include "../integration/ll_stack_fixture.h"
-#include "audience_fixture.h"
+#include "support/audience_fixture.h"
+#include "support/ll_stack_fixture.h"
 
 using namespace balancer::test;
 using namespace std::chrono_literals;

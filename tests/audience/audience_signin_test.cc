@@ -6,8 +6,8 @@
 // balancer while everyone plays on.
 #include <doctest/doctest.h>
 
-#include "../integration/api_fixture.h"
-#include "audience_fixture.h"
+#include "support/api_fixture.h"
+#include "support/audience_fixture.h"
 
 using namespace balancer::test;
 using namespace std::chrono_literals;

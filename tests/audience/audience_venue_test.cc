@@ -10,8 +10,8 @@
 #include <fstream>
 #include <sstream>
 
-#include "../integration/cache_node_fixture.h"
-#include "audience_fixture.h"
+#include "support/audience_fixture.h"
+#include "support/cache_node_fixture.h"
 
 using namespace balancer::test;
 using namespace std::chrono_literals;

@@ -11,9 +11,9 @@
 #include <string>
 #include <vector>
 
-#include "balancer_fixture.h"
-#include "loopback_node.h"
-#include "origin_client_fixture.h"
+#include "support/balancer_fixture.h"
+#include "support/loopback_node.h"
+#include "support/origin_client_fixture.h"
 
 namespace balancer {
 namespace {

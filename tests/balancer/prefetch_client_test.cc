@@ -16,7 +16,7 @@
 #include "common/event_loop.h"
 #include "common/http_client.h"
 #include "common/metrics.h"
-#include "loopback_node.h"
+#include "support/loopback_node.h"
 
 namespace balancer {
 namespace {

@@ -7,8 +7,8 @@
 
 #include <optional>
 
-#include "balancer_fixture.h"
-#include "origin_client_fixture.h"
+#include "support/balancer_fixture.h"
+#include "support/origin_client_fixture.h"
 
 namespace balancer {
 namespace {

@@ -11,11 +11,11 @@
 #include <optional>
 #include <vector>
 
-#include "balancer_fixture.h"
 #include "common/clock.h"
 #include "common/event_loop.h"
 #include "common/http_client.h"
 #include "common/metrics.h"
+#include "support/balancer_fixture.h"
 #include "support/origin_fixture.h"
 #include "support/process.h"
 

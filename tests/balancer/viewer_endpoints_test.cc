@@ -13,13 +13,13 @@
 #include <vector>
 
 #include "balancer/balancer.h"
-#include "balancer_fixture.h"
 #include "common/clock.h"
 #include "common/event_loop.h"
 #include "common/http_client.h"
 #include "common/http_server.h"
 #include "common/metrics.h"
 #include "common/playback_ticket.h"
+#include "support/balancer_fixture.h"
 #include "support/origin_fixture.h"
 #include "support/process.h"
 

@@ -10,9 +10,9 @@
 #include <mutex>
 #include <thread>
 
-#include "balancer/balancer_fixture.h"
-#include "faults/fault_support.h"
-#include "integration/cache_node_fixture.h"
+#include "support/balancer_fixture.h"
+#include "support/cache_node_fixture.h"
+#include "support/fault_support.h"
 #include "support/generated_body.h"
 
 using namespace balancer::test;

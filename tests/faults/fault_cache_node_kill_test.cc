@@ -8,7 +8,7 @@
 #include <string>
 #include <thread>
 
-#include "integration/cache_node_fixture.h"
+#include "support/cache_node_fixture.h"
 #include "support/generated_body.h"
 
 using namespace balancer::test;

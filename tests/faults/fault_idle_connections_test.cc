@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "integration/cache_node_fixture.h"
+#include "support/cache_node_fixture.h"
 #include "support/sockets.h"
 
 using namespace balancer::test;

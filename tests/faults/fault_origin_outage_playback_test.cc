@@ -11,9 +11,9 @@
 #include <filesystem>
 #include <map>
 
-#include "balancer/balancer_fixture.h"
-#include "faults/fault_support.h"
-#include "integration/cache_node_fixture.h"
+#include "support/balancer_fixture.h"
+#include "support/cache_node_fixture.h"
+#include "support/fault_support.h"
 
 using namespace balancer::test;
 using namespace std::chrono_literals;

@@ -13,8 +13,8 @@
 #include <string>
 #include <vector>
 
-#include "faults/fault_support.h"
-#include "integration/cache_node_fixture.h"
+#include "support/cache_node_fixture.h"
+#include "support/fault_support.h"
 #include "support/generated_body.h"
 
 using namespace balancer::test;

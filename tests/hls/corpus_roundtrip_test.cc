@@ -7,7 +7,7 @@
 #include <map>
 #include <set>
 
-#include "hls_test_support.h"
+#include "support/hls_test_support.h"
 
 namespace {
 

@@ -1,7 +1,7 @@
 // Malformed input: what is tolerated (with a warning) and what is rejected, and how.
 #include <doctest/doctest.h>
 
-#include "hls_test_support.h"
+#include "support/hls_test_support.h"
 
 using hls_test::parse_error;
 using hls_test::parse_ok;

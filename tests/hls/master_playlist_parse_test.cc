@@ -1,7 +1,7 @@
 // Master (multivariant) playlists: variants, renditions, session tags, roles.
 #include <doctest/doctest.h>
 
-#include "hls_test_support.h"
+#include "support/hls_test_support.h"
 
 using hls::Role;
 using hls_test::parse_ok;

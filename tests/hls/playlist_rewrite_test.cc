@@ -3,7 +3,7 @@
 
 #include <thread>
 
-#include "hls_test_support.h"
+#include "support/hls_test_support.h"
 
 using hls::Role;
 using hls_test::parse_ok;

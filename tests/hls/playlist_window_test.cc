@@ -3,7 +3,7 @@
 #include <doctest/doctest.h>
 
 #include "hls/window.h"
-#include "hls_test_support.h"
+#include "support/hls_test_support.h"
 
 using hls_test::parse_ok;
 

@@ -1,7 +1,7 @@
 // EXT-X-DEFINE: NAME/VALUE, QUERYPARAM and IMPORT variables substituted in URIs.
 #include <doctest/doctest.h>
 
-#include "hls_test_support.h"
+#include "support/hls_test_support.h"
 
 using hls_test::parse_error;
 using hls_test::parse_ok;

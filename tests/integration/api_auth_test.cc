@@ -18,7 +18,7 @@
 
 #include "api/lmdb_accounts.h"
 #include "api/password.h"
-#include "integration/api_fixture.h"
+#include "support/api_fixture.h"
 
 using namespace balancer::test;
 using namespace std::chrono_literals;

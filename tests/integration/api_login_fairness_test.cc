@@ -16,7 +16,7 @@
 #include <thread>
 #include <vector>
 
-#include "integration/api_fixture.h"
+#include "support/api_fixture.h"
 
 using namespace balancer::test;
 using namespace std::chrono_literals;

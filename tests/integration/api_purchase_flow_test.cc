@@ -11,8 +11,8 @@
 #include <chrono>
 #include <filesystem>
 
-#include "integration/api_fixture.h"
-#include "integration/cache_node_fixture.h"
+#include "support/api_fixture.h"
+#include "support/cache_node_fixture.h"
 
 using namespace balancer::test;
 using namespace std::chrono_literals;

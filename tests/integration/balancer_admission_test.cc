@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "balancer/balancer_fixture.h"
+#include "support/balancer_fixture.h"
 
 using namespace balancer::test;
 using namespace std::chrono_literals;

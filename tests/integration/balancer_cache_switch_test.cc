@@ -4,8 +4,8 @@
 // networks and the caches list reload on SIGHUP.
 #include <doctest/doctest.h>
 
-#include "balancer/balancer_fixture.h"
-#include "cache_node_fixture.h"
+#include "support/balancer_fixture.h"
+#include "support/cache_node_fixture.h"
 
 using namespace balancer::test;
 using namespace std::chrono_literals;

@@ -16,7 +16,7 @@
 #include <string>
 #include <vector>
 
-#include "balancer/balancer_fixture.h"
+#include "support/balancer_fixture.h"
 #include "support/pg_server.h"
 #include "support/redis_server.h"
 

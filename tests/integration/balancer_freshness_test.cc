@@ -8,7 +8,7 @@
 #include <map>
 #include <thread>
 
-#include "balancer/balancer_fixture.h"
+#include "support/balancer_fixture.h"
 #include "support/herd.h"
 
 using namespace balancer::test;

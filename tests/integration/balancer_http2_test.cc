@@ -9,7 +9,7 @@
 #include <string>
 #include <thread>
 
-#include "integration/api_fixture.h"
+#include "support/api_fixture.h"
 #include "support/test_certificate.h"
 
 using namespace balancer::test;

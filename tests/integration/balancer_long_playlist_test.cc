@@ -15,9 +15,9 @@
 #include <thread>
 #include <vector>
 
-#include "balancer/balancer_fixture.h"
-#include "cache_node_fixture.h"
-#include "faults/fault_support.h"
+#include "support/balancer_fixture.h"
+#include "support/cache_node_fixture.h"
+#include "support/fault_support.h"
 
 using namespace balancer::test;
 using namespace std::chrono_literals;

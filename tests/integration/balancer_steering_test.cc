@@ -15,7 +15,7 @@
 #include <string>
 #include <thread>
 
-#include "balancer/balancer_fixture.h"
+#include "support/balancer_fixture.h"
 #include "support/steering_rules.h"
 
 using namespace balancer::test;

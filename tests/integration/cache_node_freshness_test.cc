@@ -9,7 +9,7 @@
 
 #include <fstream>
 
-#include "cache_node_fixture.h"
+#include "support/cache_node_fixture.h"
 #include "support/generated_body.h"
 #include "support/herd.h"
 

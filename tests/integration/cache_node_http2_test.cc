@@ -10,7 +10,7 @@
 #include <set>
 #include <thread>
 
-#include "cache_node_fixture.h"
+#include "support/cache_node_fixture.h"
 
 using namespace balancer::test;
 using namespace std::chrono_literals;

@@ -10,7 +10,7 @@
 #include <fstream>
 #include <thread>
 
-#include "cache_node_fixture.h"
+#include "support/cache_node_fixture.h"
 #include "support/generated_body.h"
 
 using namespace balancer::test;

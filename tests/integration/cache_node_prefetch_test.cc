@@ -6,7 +6,7 @@
 
 #include <thread>
 
-#include "cache_node_fixture.h"
+#include "support/cache_node_fixture.h"
 #include "support/generated_body.h"
 
 using namespace balancer::test;

@@ -11,7 +11,7 @@
 #include <thread>
 
 #include "cache_node/site_owner.h"
-#include "cache_node_fixture.h"
+#include "support/cache_node_fixture.h"
 #include "support/generated_body.h"
 #include "support/herd.h"
 

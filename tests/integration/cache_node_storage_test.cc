@@ -6,7 +6,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "cache_node_fixture.h"
+#include "support/cache_node_fixture.h"
 #include "support/generated_body.h"
 #include "support/sockets.h"
 

@@ -8,8 +8,8 @@
 
 #include <string>
 
-#include "balancer/balancer_fixture.h"
-#include "integration/cache_node_fixture.h"
+#include "support/balancer_fixture.h"
+#include "support/cache_node_fixture.h"
 
 using namespace balancer::test;
 using namespace std::chrono_literals;

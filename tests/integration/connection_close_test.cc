@@ -14,8 +14,8 @@
 #include <sstream>
 #include <thread>
 
-#include "balancer/balancer_fixture.h"
-#include "cache_node_fixture.h"
+#include "support/balancer_fixture.h"
+#include "support/cache_node_fixture.h"
 #include "support/generated_body.h"
 #include "support/test_certificate.h"
 

@@ -10,8 +10,8 @@
 #include <sstream>
 #include <string>
 
-#include "balancer/balancer_fixture.h"
-#include "cache_node_fixture.h"
+#include "support/balancer_fixture.h"
+#include "support/cache_node_fixture.h"
 
 using namespace balancer::test;
 using namespace std::chrono_literals;

@@ -19,8 +19,8 @@
 #include <memory>
 #include <thread>
 
-#include "balancer/balancer_fixture.h"
-#include "cache_node_fixture.h"
+#include "support/balancer_fixture.h"
+#include "support/cache_node_fixture.h"
 #include "support/generated_body.h"
 #include "support/sockets.h"
 #include "support/test_certificate.h"

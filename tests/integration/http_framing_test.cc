@@ -12,8 +12,8 @@
 #include <string>
 #include <vector>
 
-#include "balancer/balancer_fixture.h"
-#include "cache_node_fixture.h"
+#include "support/balancer_fixture.h"
+#include "support/cache_node_fixture.h"
 #include "support/sockets.h"
 
 using namespace balancer::test;

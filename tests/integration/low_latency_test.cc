@@ -12,11 +12,11 @@
 #include <set>
 #include <thread>
 
-#include "balancer/balancer_fixture.h"
-#include "cache_node_fixture.h"
-#include "ll_stack_fixture.h"
+#include "support/balancer_fixture.h"
+#include "support/cache_node_fixture.h"
 #include "support/herd.h"
 #include "support/ll_origin_fixture.h"
+#include "support/ll_stack_fixture.h"
 
 using namespace balancer::test;
 using namespace std::chrono_literals;

@@ -9,8 +9,8 @@
 #include <filesystem>
 #include <sstream>
 
-#include "balancer/balancer_fixture.h"
-#include "cache_node_fixture.h"
+#include "support/balancer_fixture.h"
+#include "support/cache_node_fixture.h"
 #include "support/test_certificate.h"
 
 using namespace balancer::test;

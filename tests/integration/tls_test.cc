@@ -13,8 +13,8 @@
 #include <filesystem>
 #include <future>
 
-#include "balancer/balancer_fixture.h"
-#include "cache_node_fixture.h"
+#include "support/balancer_fixture.h"
+#include "support/cache_node_fixture.h"
 #include "support/generated_body.h"
 #include "support/sockets.h"
 #include "support/test_certificate.h"

@@ -21,7 +21,7 @@
 #include <string>
 #include <vector>
 
-#include "balancer/balancer_fixture.h"
+#include "support/balancer_fixture.h"
 
 namespace balancer::test {
 

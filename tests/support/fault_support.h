@@ -76,7 +76,7 @@ struct ChunkIndexCheck {
 ChunkIndexCheck check_chunk_index(const std::string& data_dir);
 
 // The balancer binary with channels and caches files in `dir`, as BalancerProcess in
-// tests/balancer/balancer_fixture.h, but a restart listens on the same port as before.
+// tests/support/balancer_fixture.h, but a restart listens on the same port as before.
 class RestartableBalancer {
  public:
   RestartableBalancer(const TempDir& dir, std::string origin_base, const std::string& channels,

@@ -14,8 +14,8 @@
 #include <string>
 #include <thread>
 
-#include "../balancer/balancer_fixture.h"
 #include "hls/program_date.h"
+#include "support/balancer_fixture.h"
 
 namespace balancer::test {
 

@@ -1,4 +1,4 @@
-#include "faults/fault_support.h"
+#include "support/fault_support.h"
 
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -23,7 +23,7 @@
 #include <sstream>
 #include <unordered_set>
 
-#include "balancer/balancer_fixture.h"
+#include "support/balancer_fixture.h"
 #include "support/generated_body.h"
 #include "support/herd.h"
 #include "support/origin_fixture.h"

@@ -11,8 +11,8 @@
 #include <utility>
 #include <vector>
 
-#include "balancer/balancer_fixture.h"
-#include "cache_node_fixture.h"
+#include "support/balancer_fixture.h"
+#include "support/cache_node_fixture.h"
 #include "support/ll_origin_fixture.h"
 
 namespace balancer::test {
