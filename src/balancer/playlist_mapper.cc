@@ -119,6 +119,17 @@ void hash_chunks(RewritePlan& plan) {
   }
 }
 
+std::vector<bool> segment_chunks(const hls::Template& tmpl, const RewritePlan& plan) {
+  assert(plan.slots.size() == tmpl.slots().size());
+  std::vector<bool> out;
+  out.reserve(plan.chunk_slots);
+  for (size_t i = 0; i < plan.slots.size(); ++i) {
+    if (plan.slots[i].kind != SlotTarget::Kind::chunk) continue;
+    out.push_back(tmpl.slots()[i].tag == "EXTINF");
+  }
+  return out;
+}
+
 int64_t link_expiry(int64_t first_listed, int64_t now_unix, int64_t lifetime_s) {
   lifetime_s = std::max<int64_t>(lifetime_s, 2);
   if (first_listed < 0 || first_listed > now_unix) first_listed = now_unix;

@@ -76,6 +76,10 @@ RewritePlan plan_rewrite(const hls::Template& tmpl, std::string_view origin_base
 // Recomputes plan.chunk_hashes from the chunk slots' targets (after they changed).
 void hash_chunks(RewritePlan& plan);
 
+// Per chunk slot, in slot order: whether it is a segment's URI line (EXTINF) rather than a
+// part, a preload hint or a map.
+std::vector<bool> segment_chunks(const hls::Template& tmpl, const RewritePlan& plan);
+
 // Where chunk links lead for one response.
 struct ChunkDestination {
   std::string cache_url;                      // public base URL of the cache node; "" = origin

@@ -19,7 +19,7 @@ std::vector<uint8_t> keep_listed_hosts(const ListedChunks& previous,
                                        const std::vector<uint64_t>& chunks,
                                        std::string_view current,
                                        const std::function<bool(std::string_view host)>& usable,
-                                       ListedChunks& next) {
+                                       ListedChunks& next, const KeptHost& kept) {
   next.hosts.assign(1, std::string(current));
   next.chunks.clear();
   next.chunks.reserve(chunks.size());
@@ -41,7 +41,12 @@ std::vector<uint8_t> keep_listed_hosts(const ListedChunks& previous,
   size_t cursor = 0;
   bool scanned = false;
   std::unordered_map<uint64_t, size_t> position;  // built at the second miss
-  for (uint64_t hash : chunks) {
+  auto kept_here = [&kept](const std::string& host, size_t chunk) {
+    return !kept.host.empty() && host == kept.host &&
+           (kept.only == nullptr || (chunk < kept.only->size() && (*kept.only)[chunk]));
+  };
+  for (size_t chunk = 0; chunk < chunks.size(); ++chunk) {
+    const uint64_t hash = chunks[chunk];
     uint8_t index = 0;
     auto found = listed.end();
     if (cursor < listed.size() && listed[cursor].first == hash) {
@@ -66,7 +71,7 @@ std::vector<uint8_t> keep_listed_hosts(const ListedChunks& previous,
       const std::string& host = previous.hosts[found->second];
       int& ok = verdict[found->second];
       if (ok < 0) ok = host != current && usable(host) ? 1 : 0;
-      if (ok == 1) {
+      if (ok == 1 || (host != current && kept_here(host, chunk))) {
         auto at = std::find(next.hosts.begin(), next.hosts.end(), host);
         if (at == next.hosts.end() && next.hosts.size() < 255)
           at = next.hosts.insert(next.hosts.end(), host);
@@ -83,7 +88,8 @@ std::vector<uint8_t> ListingTable::update(const std::string& key,
                                           const std::vector<uint64_t>& chunks,
                                           std::string_view current,
                                           const std::function<bool(std::string_view host)>& usable,
-                                          TimePoint now, std::vector<std::string>& hosts) {
+                                          TimePoint now, std::vector<std::string>& hosts,
+                                          const KeptHost& kept) {
   Shard& shard = shards_[std::hash<std::string>{}(key) % kShards];
   std::lock_guard lock(shard.mutex);
   auto it = shard.entries.find(key);
@@ -98,7 +104,8 @@ std::vector<uint8_t> ListingTable::update(const std::string& key,
     it = shard.entries.emplace(key, Entry{}).first;
   }
   ListedChunks next;
-  std::vector<uint8_t> out = keep_listed_hosts(it->second.listed, chunks, current, usable, next);
+  std::vector<uint8_t> out =
+      keep_listed_hosts(it->second.listed, chunks, current, usable, next, kept);
   it->second.listed = std::move(next);
   it->second.seen = now;
   hosts = it->second.listed.hosts;

@@ -4,7 +4,8 @@
 // compare a segment's URI between refreshes (hls.js: "media sequence mismatch")
 // then see no change when the choice moves between usable nodes (a node coming
 // back, an overloaded one, a viewer's network). A dead host's chunks move at once:
-// that is content steering's case (hls/steering.h). Pure; standard library only.
+// that is content steering's case (hls/steering.h), where a pathway's own node keeps
+// its listed segments even dead (KeptHost). Pure; standard library only.
 #pragma once
 
 #include <array>
@@ -30,15 +31,24 @@ struct ListedChunks {
 // A stable 64-bit hash (FNV-1a) of a chunk's origin target.
 uint64_t chunk_hash(std::string_view origin_target);
 
+// A host that keeps the chunks it listed even when it is not usable (a steering pathway's
+// own node), or only those flagged in `only` (per chunk of the next copy; null: all): the
+// ones a player compares between copies (segments). Other chunks move like any other.
+struct KeptHost {
+  std::string_view host;
+  const std::vector<bool>* only = nullptr;
+};
+
 // The destination of every chunk of the next copy, as indexes into `next.hosts`
 // (`next` is rebuilt; `current` is always hosts[0]): a chunk hash listed in
-// `previous` under another host that `usable` accepts keeps that host; every
-// other chunk gets `current`. At most 255 hosts are tracked (more keep `current`).
+// `previous` under another host that `usable` accepts (or that `kept` keeps) keeps that
+// host; every other chunk gets `current`. At most 255 hosts are tracked (more keep
+// `current`).
 std::vector<uint8_t> keep_listed_hosts(const ListedChunks& previous,
                                        const std::vector<uint64_t>& chunks,
                                        std::string_view current,
                                        const std::function<bool(std::string_view host)>& usable,
-                                       ListedChunks& next);
+                                       ListedChunks& next, const KeptHost& kept = {});
 
 // What each viewer's last copy of each media playlist listed, for every event loop
 // (a viewer's requests may reach any loop). Keyed by viewer key + requested cache +
@@ -58,7 +68,8 @@ class ListingTable {
   std::vector<uint8_t> update(const std::string& key, const std::vector<uint64_t>& chunks,
                               std::string_view current,
                               const std::function<bool(std::string_view host)>& usable,
-                              TimePoint now, std::vector<std::string>& hosts);
+                              TimePoint now, std::vector<std::string>& hosts,
+                              const KeptHost& kept = {});
   size_t size() const;
 
  private:

@@ -275,8 +275,11 @@ const std::vector<std::string>& BalancerLoop::stable_links_for(
   // of the venue, its app pinged again) cannot be assumed to reach its previous hosts.
   std::string key = p.viewer_key + "\n" + p.request.cache + "\n" + p.request.pathway + "\n" +
                     p.request.origin_target.substr(0, p.request.origin_target.find('?'));
-  // A dead pathway's listed chunks keep its node: a changed URI is "media sequence mismatch"
-  // to hls.js.
+  // A dead pathway's listed segments keep its node: a changed segment URI is "media sequence
+  // mismatch" to hls.js. Its listed parts, preload hint and maps move with the new chunks: no
+  // player compares them (hls.js matches parts by position and keeps the map it had, Media3
+  // cancels a loading part whose URI changed and loads the new one), and a player retrying a
+  // part or a map on the dead node stalls (Shaka retried parts there for seconds).
   const std::string kept_host = p.request.pinned_pathway() ? p.request.pathway : std::string();
   const std::vector<uint64_t>& hashes = version.plan.chunk_hashes;
   const BalancerConfig& c = p.config->config;
@@ -289,13 +292,16 @@ const std::vector<std::string>& BalancerLoop::stable_links_for(
   };
   auto usable = [&](std::string_view id) {
     if (id.empty()) return true;  // origin
-    if (!kept_host.empty() && id == kept_host) return true;
     auto h = view.find(std::string(id));
     return find(id) != nullptr && h != view.end() && h->second.usable(now);
   };
+  std::vector<bool> segments;
+  if (!kept_host.empty() && !usable(kept_host))
+    segments = segment_chunks(version.playlist.tmpl, version.plan);
   std::vector<std::string> host_ids;
-  std::vector<uint8_t> hosts = shared_.any_loop.listings.update(
-      key, hashes, cache ? cache->id : std::string(), usable, now, host_ids);
+  std::vector<uint8_t> hosts =
+      shared_.any_loop.listings.update(key, hashes, cache ? cache->id : std::string(), usable, now,
+                                       host_ids, {kept_host, &segments});
   if (host_ids.size() <= 1 || hosts.size() != hashes.size()) return fresh;
   // Links of the other hosts (memoised per second like the fresh ones).
   std::vector<const std::vector<std::string>*> per_host(host_ids.size(), &fresh);

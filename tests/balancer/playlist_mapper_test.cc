@@ -321,4 +321,27 @@ TEST_CASE(
     CHECK(link.find("bpt=") == std::string::npos);
 }
 
+TEST_CASE("segment_chunks flags the chunk slots of segment lines, in slot order") {
+  const std::string ll =
+      "#EXTM3U\n#EXT-X-VERSION:9\n#EXT-X-TARGETDURATION:1\n#EXT-X-PART-INF:PART-TARGET=0.5\n"
+      "#EXT-X-MEDIA-SEQUENCE:7\n#EXT-X-MAP:URI=\"init.mp4\"\n"
+      "#EXT-X-PART:DURATION=0.5,URI=\"seg7.0.m4s\",INDEPENDENT=YES\n"
+      "#EXT-X-PART:DURATION=0.5,URI=\"seg7.1.m4s\"\n#EXTINF:1.0,\nseg7.m4s\n"
+      "#EXT-X-PART:DURATION=0.5,URI=\"seg8.0.m4s\",INDEPENDENT=YES\n"
+      "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"seg8.1.m4s\"\n"
+      "#EXT-X-RENDITION-REPORT:URI=\"../high/index.m3u8\",LAST-MSN=8,LAST-PART=0\n";
+  hls::Playlist p = parse(ll, "http://o.example/ll/low/index.m3u8");
+  RewritePlan plan = plan_rewrite(p.tmpl, "http://o.example");
+  // map, two parts, the segment, a part, the hint; the report is a playlist, not a chunk.
+  CHECK(segment_chunks(p.tmpl, plan) == std::vector<bool>{false, false, false, true, false, false});
+  // Foreign and data: URIs are no chunk slots.
+  hls::Playlist mixed = parse(kMedia, "http://o.example:8080/files/live/low/index.m3u8");
+  CHECK(segment_chunks(mixed.tmpl, plan_rewrite(mixed.tmpl, "http://o.example:8080/files")) ==
+        std::vector<bool>{false, true, false, true, false});
+  hls::Playlist regular = parse("#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:2.0,\nseg1.ts\n",
+                                "http://o.example/live/index.m3u8");
+  CHECK(segment_chunks(regular.tmpl, plan_rewrite(regular.tmpl, "http://o.example")) ==
+        std::vector<bool>{true});
+}
+
 }  // namespace balancer

@@ -70,6 +70,35 @@ TEST_CASE("stable links: an unusable host's chunks move; origin (\"\") is a host
   CHECK(hosts_of(kept, third) == std::vector<std::string>{"a", "a"});
 }
 
+TEST_CASE(
+    "stable links: a kept host keeps its listed chunks while not usable, or only those flagged; "
+    "the others move") {
+  // A steering pathway's node a died: its listed segments (flagged) stay on it, as players
+  // compare them; its listed map, parts and hint move to b with the new chunks.
+  const auto only_b = [](std::string_view host) { return host == "b"; };
+  ListedChunks first, second, third;
+  keep_listed_hosts({}, hashes({"/init.mp4", "/s1.m4s", "/s2.0.m4s", "/s2.1.m4s"}), "a", all_usable,
+                    first);
+  const std::vector<bool> segments = {false, true, false, false, false};
+  auto moved = keep_listed_hosts(
+      first, hashes({"/init.mp4", "/s1.m4s", "/s2.0.m4s", "/s2.1.m4s", "/s2.2.m4s"}), "b", only_b,
+      second, {"a", &segments});
+  CHECK(hosts_of(moved, second) == std::vector<std::string>{"b", "a", "b", "b", "b"});
+  // The next copy: the segment still on a, what moved stays on b (where it was listed).
+  const std::vector<bool> segments_next = {false, true, true, false, false};
+  auto next = keep_listed_hosts(
+      second, hashes({"/init.mp4", "/s1.m4s", "/s2.m4s", "/s2.1.m4s", "/s3.0.m4s"}), "b", only_b,
+      third, {"a", &segments_next});
+  CHECK(hosts_of(next, third) == std::vector<std::string>{"b", "a", "b", "b", "b"});
+  // Without flags every chunk a listed stays on it; without a kept host all of them move.
+  ListedChunks fourth, fifth;
+  CHECK(hosts_of(keep_listed_hosts(first, hashes({"/s1.m4s", "/s2.0.m4s"}), "b", only_b, fourth,
+                                   {"a", nullptr}),
+                 fourth) == std::vector<std::string>{"a", "a"});
+  CHECK(hosts_of(keep_listed_hosts(first, hashes({"/s1.m4s", "/s2.0.m4s"}), "b", only_b, fifth),
+                 fifth) == std::vector<std::string>{"b", "b"});
+}
+
 TEST_CASE("stable links: another variant's chunks are all new") {
   ListedChunks first, second;
   keep_listed_hosts({}, hashes({"/v0/s1.ts", "/v0/s2.ts"}), "b", all_usable, first);
