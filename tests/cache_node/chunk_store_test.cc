@@ -47,6 +47,15 @@ bool settle(event_base* base, ChunkStore& store) {
       std::chrono::seconds(10), std::chrono::milliseconds(2));
 }
 
+// What every store test opens its store with: a temp dir (the store in <dir>/s), a loop
+// for the background writes, a metrics registry.
+struct StoreEnv {
+  balancer::test::TempDir dir;
+  common::EventBasePtr base{event_base_new()};
+  common::MetricsRegistry metrics;
+  std::string root = dir.path() + "/s";
+};
+
 std::string read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   return std::string(std::istreambuf_iterator<char>(in), {});
@@ -115,9 +124,8 @@ TEST_CASE(
 TEST_CASE(
     "chunk store: memory used counts what entries hold, not body bytes, and max_entries bounds the "
     "count") {
-  balancer::test::TempDir dir;
-  common::EventBasePtr base(event_base_new());
-  common::MetricsRegistry metrics;
+  StoreEnv store_env;
+  auto& [dir, base, metrics, root] = store_env;
   StoreOptions options{dir.path() + "/s", 1 << 20, 0};  // no disk tier: memory only
   options.max_entries = 50;
   auto store = ChunkStore::open(*base, options, metrics);
@@ -140,9 +148,8 @@ TEST_CASE(
 }
 
 TEST_CASE("chunk store: chunks survive a reopen; memory and disk hits agree") {
-  balancer::test::TempDir dir;
-  common::EventBasePtr base(event_base_new());
-  common::MetricsRegistry metrics;
+  StoreEnv store_env;
+  auto& [dir, base, metrics, root] = store_env;
   std::string bytes(5000, 'q');
   {
     auto store = ChunkStore::open(*base, {dir.path() + "/s", 1 << 20, 1 << 20}, metrics);
@@ -167,10 +174,8 @@ TEST_CASE("chunk store: chunks survive a reopen; memory and disk hits agree") {
 
 TEST_CASE(
     "chunk store: partial writes and unindexed or short files are never served after restart") {
-  balancer::test::TempDir dir;
-  common::EventBasePtr base(event_base_new());
-  common::MetricsRegistry metrics;
-  std::string root = dir.path() + "/s";
+  StoreEnv store_env;
+  auto& [dir, base, metrics, root] = store_env;
   std::string victim_path;
   {
     // A memory tier that holds the disk index but no 3000-byte body: every find() is a
@@ -197,9 +202,8 @@ TEST_CASE(
 }
 
 TEST_CASE("chunk store: both tiers stay within their byte limits, dropping the oldest") {
-  balancer::test::TempDir dir;
-  common::EventBasePtr base(event_base_new());
-  common::MetricsRegistry metrics;
+  StoreEnv store_env;
+  auto& [dir, base, metrics, root] = store_env;
   auto store = ChunkStore::open(*base, {dir.path() + "/s", 25000, 35000}, metrics);
   REQUIRE(store.ok());
   for (int i = 0; i < 10; ++i) {
@@ -225,9 +229,8 @@ TEST_CASE("chunk store: both tiers stay within their byte limits, dropping the o
 TEST_CASE(
     "chunk store: a disk writer that falls behind makes new chunks memory-only instead of queueing "
     "them") {
-  balancer::test::TempDir dir;
-  common::EventBasePtr base(event_base_new());
-  common::MetricsRegistry metrics;
+  StoreEnv store_env;
+  auto& [dir, base, metrics, root] = store_env;
   StoreOptions options{dir.path() + "/s", 1 << 20, 1 << 20};
   options.max_pending_write_bytes = 5000;
   auto store = ChunkStore::open(*base, options, metrics);
@@ -251,9 +254,8 @@ TEST_CASE(
 TEST_CASE(
     "chunk store: the disk index counts against the memory budget and gives way when nothing else "
     "can") {
-  balancer::test::TempDir dir;
-  common::EventBasePtr base(event_base_new());
-  common::MetricsRegistry metrics;
+  StoreEnv store_env;
+  auto& [dir, base, metrics, root] = store_env;
   constexpr uint64_t kBudget = 8 << 10;
   auto store = ChunkStore::open(*base, {dir.path() + "/s", kBudget, 1 << 20}, metrics);
   REQUIRE(store.ok());
@@ -274,9 +276,8 @@ TEST_CASE(
 }
 
 TEST_CASE("chunk store: freshness deadlines survive a reopen") {
-  balancer::test::TempDir dir;
-  common::EventBasePtr base(event_base_new());
-  common::MetricsRegistry metrics;
+  StoreEnv store_env;
+  auto& [dir, base, metrics, root] = store_env;
   ChunkMeta meta = meta_of(100);
   meta.cache_control = "max-age=5";
   meta.expires = "Thu, 01 Jan 2026 00:00:05 GMT";
@@ -305,10 +306,8 @@ TEST_CASE("chunk store: freshness deadlines survive a reopen") {
 
 TEST_CASE(
     "chunk store: the upstream's Date and kept headers survive a reopen; v2 records still load") {
-  balancer::test::TempDir dir;
-  const std::string root = dir.path() + "/s";
-  common::EventBasePtr base(event_base_new());
-  common::MetricsRegistry metrics;
+  StoreEnv store_env;
+  auto& [dir, base, metrics, root] = store_env;
   ChunkMeta meta = meta_of(100);
   meta.origin_date = "Thu, 01 Jan 2026 00:00:00 GMT";
   meta.fresh_until_ms = 1767225605000;
@@ -425,10 +424,8 @@ TEST_CASE(
 TEST_CASE(
     "chunk store: refresh replaces the metadata and keeps the body, in both tiers and across a "
     "reopen") {
-  balancer::test::TempDir dir;
-  common::EventBasePtr base(event_base_new());
-  common::MetricsRegistry metrics;
-  const std::string root = dir.path() + "/s";
+  StoreEnv store_env;
+  auto& [dir, base, metrics, root] = store_env;
   ChunkMeta fresher = meta_of(3000);
   fresher.etag = "\"e2\"";
   fresher.vouched_ms = 5000;
@@ -470,10 +467,8 @@ TEST_CASE(
 
 TEST_CASE(
     "chunk store: erase drops a copy from both tiers, also one whose disk write is still queued") {
-  balancer::test::TempDir dir;
-  common::EventBasePtr base(event_base_new());
-  common::MetricsRegistry metrics;
-  const std::string root = dir.path() + "/s";
+  StoreEnv store_env;
+  auto& [dir, base, metrics, root] = store_env;
   {
     auto store = ChunkStore::open(*base, {root, 1 << 20, 1 << 20}, metrics);
     REQUIRE(store.ok());
@@ -506,10 +501,8 @@ TEST_CASE(
 TEST_CASE(
     "chunk store: a disk write that fails keeps the chunk in memory, counts the error and leaves "
     "nothing") {
-  balancer::test::TempDir dir;
-  common::EventBasePtr base(event_base_new());
-  common::MetricsRegistry metrics;
-  const std::string root = dir.path() + "/s";
+  StoreEnv store_env;
+  auto& [dir, base, metrics, root] = store_env;
   auto count_files = [](const std::string& path) {
     size_t files = 0;
     if (DIR* d = opendir(path.c_str())) {

@@ -59,19 +59,21 @@ void store(Fixture& f, const std::string& key, const ChunkMeta& meta) {
   f.cache->finish(*found.flight, SharedCache::StoreUpdate::put, &meta, std::nullopt);
 }
 
-}  // namespace
-
-TEST_CASE("shared cache: two threads asking for one chunk start one flight; the rest join") {
-  Fixture f;
-  constexpr int kPerThread = 2000;
-  std::atomic<int> started{0}, joined{0}, other{0};
+// Two threads (loops 0 and 1) ask for `key` `per_thread` times each, at once: how many asks
+// came back as `first` (the one that starts the flight), joined it, or anything else.
+struct Race {
+  int first = 0, joined = 0, other = 0;
+};
+Race race_two_loops(Fixture& f, const std::string& key, SharedCache::Lookup::Kind first,
+                    int per_thread) {
+  std::atomic<int> firsts{0}, joined{0}, other{0};
   std::atomic<bool> go{false};
   auto ask = [&](size_t loop) {
     while (!go.load()) std::this_thread::yield();
-    for (int i = 0; i < kPerThread; ++i) {
-      auto found = f.cache->find_or_start("/o/demo/seg1.ts", loop);
-      if (found.kind == SharedCache::Lookup::Kind::started)
-        ++started;
+    for (int i = 0; i < per_thread; ++i) {
+      auto found = f.cache->find_or_start(key, loop);
+      if (found.kind == first)
+        ++firsts;
       else if (found.kind == SharedCache::Lookup::Kind::joined)
         ++joined;
       else
@@ -82,9 +84,19 @@ TEST_CASE("shared cache: two threads asking for one chunk start one flight; the 
   go = true;
   a.join();
   b.join();
-  CHECK(started == 1);
-  CHECK(joined == 2 * kPerThread - 1);
-  CHECK(other == 0);
+  return {firsts.load(), joined.load(), other.load()};
+}
+
+}  // namespace
+
+TEST_CASE("shared cache: two threads asking for one chunk start one flight; the rest join") {
+  Fixture f;
+  constexpr int kPerThread = 2000;
+  const Race race =
+      race_two_loops(f, "/o/demo/seg1.ts", SharedCache::Lookup::Kind::started, kPerThread);
+  CHECK(race.first == 1);
+  CHECK(race.joined == 2 * kPerThread - 1);
+  CHECK(race.other == 0);
   CHECK(f.cache->inflight() == 1);
 
   // Both loops subscribed; finishing stores the body and forgets the flight in one step.
@@ -181,27 +193,11 @@ TEST_CASE(
 
   // Stale: two threads asking at once start exactly one flight, which carries the stored copy.
   constexpr int kPerThread = 2000;
-  std::atomic<int> revalidate{0}, joined{0}, other{0};
-  std::atomic<bool> go{false};
-  auto ask = [&](size_t loop) {
-    while (!go.load()) std::this_thread::yield();
-    for (int i = 0; i < kPerThread; ++i) {
-      auto found = f.cache->find_or_start("/o/demo/live.m3u8", loop);
-      if (found.kind == SharedCache::Lookup::Kind::revalidate)
-        ++revalidate;
-      else if (found.kind == SharedCache::Lookup::Kind::joined)
-        ++joined;
-      else
-        ++other;
-    }
-  };
-  std::thread a(ask, 0), b(ask, 1);
-  go = true;
-  a.join();
-  b.join();
-  CHECK(revalidate == 1);
-  CHECK(joined == 2 * kPerThread - 1);
-  CHECK(other == 0);
+  const Race race =
+      race_two_loops(f, "/o/demo/live.m3u8", SharedCache::Lookup::Kind::revalidate, kPerThread);
+  CHECK(race.first == 1);
+  CHECK(race.joined == 2 * kPerThread - 1);
+  CHECK(race.other == 0);
   auto flight = f.cache->find_or_start("/o/demo/live.m3u8", 0).flight;
   REQUIRE(flight != nullptr);
   REQUIRE(flight->stale() != nullptr);

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "common/metrics.h"
+#include "support/text_lines.h"
 
 TEST_CASE("metrics: counters, gauges and histograms render in Prometheus text format") {
   common::MetricsRegistry registry;
@@ -36,18 +37,6 @@ TEST_CASE("metrics: counters, gauges and histograms render in Prometheus text fo
 
 namespace {
 
-std::vector<std::string> lines_of(const std::string& text) {
-  std::vector<std::string> out;
-  size_t start = 0;
-  while (start < text.size()) {
-    size_t nl = text.find('\n', start);
-    if (nl == std::string::npos) nl = text.size();
-    out.push_back(text.substr(start, nl - start));
-    start = nl + 1;
-  }
-  return out;
-}
-
 std::string sample_name(const std::string& line) {
   return line.substr(0, line.find_first_of("{ "));
 }
@@ -73,7 +62,7 @@ std::vector<std::string> family_problems(const std::string& text) {
   std::map<std::string, std::string> types;
   std::set<std::string> helped, closed;
   std::string current;
-  for (const auto& line : lines_of(text)) {
+  for (const auto& line : balancer::test::split_lines(text)) {
     if (line.rfind("# HELP ", 0) == 0 || line.rfind("# TYPE ", 0) == 0) {
       std::string rest = line.substr(7);
       std::string name = rest.substr(0, rest.find(' '));

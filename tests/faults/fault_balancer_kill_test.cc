@@ -82,15 +82,13 @@ TEST_CASE(
   // node "overloaded" and send playlists to origin.
   CacheNodeProcess node(dir.file("cache"), origin.base_url(),
                         {"node_id=venue-a", "site=venue", "overload.max_egress_mbps=100000"});
-  RestartableBalancer balancer(dir, origin.base_url(),
-                               channels_json({channel_json("live", "/files/live/index.m3u8")}),
-                               caches_json({cache_json("venue-a", "venue", node.port())}),
-                               // The node is busy serving the chunk viewers: a slow health answer
-                               // must not count as down (that would send playlists to origin).
-                               {"limits.max_anonymous_per_address=1000", "health.interval_ms=250",
-                                "health.timeout_ms=250", "health.down_after=4"});
-  std::string error;
-  REQUIRE_MESSAGE(balancer.start(&error), error);
+  BalancerProcess balancer(dir, origin.base_url(),
+                           channels_json({channel_json("live", "/files/live/index.m3u8")}),
+                           caches_json({cache_json("venue-a", "venue", node.port())}),
+                           // The node is busy serving the chunk viewers: a slow health answer
+                           // must not count as down (that would send playlists to origin).
+                           {"limits.max_anonymous_per_address=1000", "health.interval_ms=250",
+                            "health.timeout_ms=250", "health.down_after=4"});
   REQUIRE(balancer.wait_cache_usable("venue-a", true, 10s));
 
   const std::string node_host = "http://127.0.0.1:" + std::to_string(node.port()) + "/";
@@ -157,7 +155,7 @@ TEST_CASE(
       },
       15s));
   const auto restarted = Clock::now();
-  REQUIRE_MESSAGE(balancer.start(&error), error);
+  balancer.start();
   REQUIRE(balancer.url("") == balancer_base);
   const double listening_s = seconds_since(restarted);
   // A playlist answered 200 by the new process (whichever host its links use).

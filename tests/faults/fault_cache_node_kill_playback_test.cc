@@ -20,25 +20,13 @@ TEST_CASE("cache node killed mid-playback: viewers move to origin and the player
     return;
   }
   constexpr int kPlaySeconds = 24;  // media seconds the player decodes before it stops
-  TempDir dir;
-  const std::string root = dir.file("origin");
-  std::filesystem::create_directories(root + "/live");
-  ChildProcess source;
-  REQUIRE(source.start(ffmpeg_live_source_args(root)));
-  TestOrigin origin(serving_files(root));
-  CacheNodeProcess node(dir.file("cache"), origin.base_url(), {"node_id=venue-a", "site=venue"});
-  BalancerProcess balancer(dir, origin.base_url(),
-                           channels_json({channel_json("live", "/files/live/index.m3u8")}),
-                           caches_json({cache_json("venue-a", "venue", node.port())}));
-  const std::string node_host = "http://127.0.0.1:" + std::to_string(node.port());
-  const std::string origin_host = origin.base_url();
-  const std::string poll_url =
-      balancer.url("/hls/live/files/live/index.m3u8?cache=venue-a&viewer=poll");
-  REQUIRE(wait_until([&] { return fetch_media_playlist(poll_url).uris.size() >= 3; }, 30s, 100ms));
-  REQUIRE(balancer.wait_cache_usable("venue-a", true, 10s));
+  LivePlaybackStack stack;
+  CacheNodeProcess& node = *stack.node;
+  const std::string& node_host = stack.node_host;
+  const std::string origin_host = stack.origin->base_url();
+  const std::string& poll_url = stack.poll_url;
 
-  TimedPlayer player(balancer.url("/hls/live/files/live/index.m3u8?cache=venue-a&viewer=player"),
-                     kPlaySeconds);
+  TimedPlayer player(stack.playlist_url("player"), kPlaySeconds);
   REQUIRE(player.started());
   const auto play_started = Clock::now();
   REQUIRE(player.wait_media(6, 30s));
@@ -76,7 +64,7 @@ TEST_CASE("cache node killed mid-playback: viewers move to origin and the player
   const std::string link = now.uris[now.uris.size() - 2];
   const std::string name = link.substr(0, link.find('?')).substr(link.rfind('/') + 1);
   const HttpResponse via_node = http_get(link);
-  const HttpResponse via_origin = http_get(origin.url("/files/live/" + name));
+  const HttpResponse via_origin = http_get(stack.origin->url("/files/live/" + name));
   CHECK(via_node.status == 200);
   CHECK(via_origin.status == 200);
   CHECK(via_node.body.size() > 1000);
@@ -97,5 +85,5 @@ TEST_CASE("cache node killed mid-playback: viewers move to origin and the player
   CHECK(played >= kPlaySeconds - 1);
   CHECK(stall_s < 8);
   CHECK(failed_segments <= 3);
-  source.terminate();
+  stack.source->terminate();
 }

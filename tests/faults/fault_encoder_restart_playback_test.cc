@@ -19,31 +19,18 @@ TEST_CASE("the live encoder stops and starts again: the player goes on with the 
     MESSAGE("skipped: ffmpeg is not installed");
     return;
   }
-  TempDir dir;
-  const std::string root = dir.file("origin");
-  std::filesystem::create_directories(root + "/live");
-  auto source = std::make_unique<ChildProcess>();
-  REQUIRE(source->start(ffmpeg_live_source_args(root)));
-  TestOrigin origin(serving_files(root));
-  CacheNodeProcess node(dir.file("cache"), origin.base_url(), {"node_id=venue-a", "site=venue"});
-  BalancerProcess balancer(
-      dir, origin.base_url(),
-      channels_json(
-          {R"({"id":"live","origin":"demo","source":"/files/live/index.m3u8","free":true,"kind":"live"})"}),
-      caches_json({cache_json("venue-a", "venue", node.port())}));
-  const std::string poll_url =
-      balancer.url("/hls/live/files/live/index.m3u8?cache=venue-a&viewer=poll");
-  REQUIRE(wait_until([&] { return fetch_media_playlist(poll_url).uris.size() >= 3; }, 30s, 100ms));
-  REQUIRE(balancer.wait_cache_usable("venue-a", true, 10s));
+  LivePlaybackStack stack(
+      R"({"id":"live","origin":"demo","source":"/files/live/index.m3u8","free":true,"kind":"live"})");
+  BalancerProcess& balancer = *stack.balancer;
+  const std::string& poll_url = stack.poll_url;
 
-  TimedPlayer player(balancer.url("/hls/live/files/live/index.m3u8?cache=venue-a&viewer=player"),
-                     180);
+  TimedPlayer player(stack.playlist_url("player"), 180);
   REQUIRE(player.started());
   // Long enough that the new run's timestamps are well behind the old run's.
   REQUIRE(player.wait_media(14, 40s));
 
-  source->terminate();  // ffmpeg ends the playlist with EXT-X-ENDLIST
-  REQUIRE(source->wait_exit(deadline_in(10s)));
+  stack.source->terminate();  // ffmpeg ends the playlist with EXT-X-ENDLIST
+  REQUIRE(stack.source->wait_exit(deadline_in(10s)));
   const auto stopped = Clock::now();
   const double media_at_stop = player.media_s();
   CHECK(wait_until([&] { return balancer.metric("balancer_live_ends_held_total") == 1; }, 10s,
@@ -52,8 +39,7 @@ TEST_CASE("the live encoder stops and starts again: the player goes on with the 
   wait_until([] { return false; }, 4s, 500ms);
   const bool alive_before_restart = player.running();
 
-  source = std::make_unique<ChildProcess>();
-  REQUIRE(source->start(ffmpeg_live_source_args(root)));
+  stack.start_source();
   const auto restarted = Clock::now();
   wait_until([&] { return player.media_s() >= media_at_stop + 8 || !player.running(); }, 40s,
              100ms);
@@ -79,5 +65,5 @@ TEST_CASE("the live encoder stops and starts again: the player goes on with the 
   CHECK(metric_value(metrics, "balancer_live_restarts_total") == 1);
   CHECK(after.media_sequence > 0);
   player.kill();
-  source->terminate();
+  stack.source->terminate();
 }

@@ -24,25 +24,14 @@ TEST_CASE("origin down 30 s during playback: the player resumes by itself when o
     return;
   }
   constexpr auto kOutage = 30s;
-  TempDir dir;
-  const std::string root = dir.file("origin");
-  std::filesystem::create_directories(root + "/live");
-  ChildProcess source;
-  REQUIRE(source.start(ffmpeg_live_source_args(root)));
-  TestOrigin origin(serving_files(root));
-  CacheNodeProcess node(dir.file("cache"), origin.base_url(), {"node_id=venue-a", "site=venue"});
-  BalancerProcess balancer(dir, origin.base_url(),
-                           channels_json({channel_json("live", "/files/live/index.m3u8")}),
-                           caches_json({cache_json("venue-a", "venue", node.port())}));
-  const std::string node_host = "http://127.0.0.1:" + std::to_string(node.port());
-  const std::string poll_url =
-      balancer.url("/hls/live/files/live/index.m3u8?cache=venue-a&viewer=poll");
-  REQUIRE(wait_until([&] { return fetch_media_playlist(poll_url).uris.size() >= 3; }, 30s, 100ms));
-  REQUIRE(balancer.wait_cache_usable("venue-a", true, 10s));
+  LivePlaybackStack stack;
+  TestOrigin& origin = *stack.origin;
+  BalancerProcess& balancer = *stack.balancer;
+  const std::string& node_host = stack.node_host;
+  const std::string& poll_url = stack.poll_url;
 
   // -t bounds the player; the test kills it once it has seen enough.
-  TimedPlayer player(balancer.url("/hls/live/files/live/index.m3u8?cache=venue-a&viewer=player"),
-                     180);
+  TimedPlayer player(stack.playlist_url("player"), 180);
   REQUIRE(player.started());
   const auto play_started = Clock::now();
   REQUIRE(player.wait_media(8, 30s));
@@ -132,5 +121,5 @@ TEST_CASE("origin down 30 s during playback: the player resumes by itself when o
   CHECK(alive_at_up);
   CHECK(resumed);
   CHECK(stall_s < outage_s + 10);
-  source.terminate();
+  stack.source->terminate();
 }

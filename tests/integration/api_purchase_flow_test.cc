@@ -13,6 +13,7 @@
 
 #include "support/api_fixture.h"
 #include "support/cache_node_fixture.h"
+#include "support/ffmpeg_args.h"
 
 using namespace balancer::test;
 using namespace std::chrono_literals;
@@ -111,7 +112,7 @@ bool make_vod(const std::string& root) {
 TEST_CASE(
     "login, a locked paid channel, a purchase that unlocks it, access with a ticket, and ffmpeg "
     "plays it through the cache node") {
-  if (access("/usr/bin/ffmpeg", X_OK) != 0) {
+  if (!have_ffmpeg()) {
     MESSAGE("skipped: ffmpeg is not installed");
     return;
   }

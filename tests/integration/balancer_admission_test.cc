@@ -56,9 +56,7 @@ struct Stack {
     write_file(dir.file("root/live/lo/index.m3u8"), live_playlist(10, 3));
     write_file(dir.file("root/health/a.json"), R"({"status":"ok","egress_mbps":1.0})");
     write_file(dir.file("root/health/b.json"), R"({"status":"ok","egress_mbps":0.5})");
-    TestOriginOptions options;
-    options.root = dir.file("root");
-    origin = std::make_unique<TestOrigin>(options);
+    origin = std::make_unique<TestOrigin>(serving_files(dir.file("root")));
     overrides.insert(overrides.begin(), "operator.key=" + kOperatorKey);
     balancer = std::make_unique<BalancerProcess>(
         dir, origin->url("/files"),

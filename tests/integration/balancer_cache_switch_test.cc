@@ -30,9 +30,7 @@ struct Stack {
     for (int i = 3; i < 7; ++i)
       write_file(dir.file("root/live/seg" + std::to_string(i) + ".ts"),
                  "chunk-" + std::to_string(i));
-    TestOriginOptions options;
-    options.root = dir.file("root");
-    origin = std::make_unique<TestOrigin>(options);
+    origin = std::make_unique<TestOrigin>(serving_files(dir.file("root")));
     a = std::make_unique<CacheNodeProcess>(dir.file("cache-a"), origin->url("/files"));
     b = std::make_unique<CacheNodeProcess>(dir.file("cache-b"), origin->url("/files"),
                                            std::vector<std::string>{"node_id=venue-b"});

@@ -59,12 +59,7 @@ Copy read_copy(const std::string& text) {
   copy.endlist = text.find("#EXT-X-ENDLIST") != std::string::npos;
   uint64_t msn = static_cast<uint64_t>(std::max<int64_t>(copy.media_sequence, 0));
   bool discontinuity = false;
-  size_t start = 0;
-  while (start < text.size()) {
-    size_t nl = text.find('\n', start);
-    if (nl == std::string::npos) nl = text.size();
-    std::string line = text.substr(start, nl - start);
-    start = nl + 1;
+  for (const auto& line : split_lines(text)) {
     if (line == "#EXT-X-DISCONTINUITY") discontinuity = true;
     if (line.empty() || line[0] == '#') continue;
     copy.segments.push_back({msn++, discontinuity, line});
@@ -117,9 +112,7 @@ struct Player {
 struct Stack {
   Stack() {
     write_file(dir.file("root/live/index.m3u8"), encoder_playlist(0));
-    TestOriginOptions options;
-    options.root = dir.file("root");
-    origin = std::make_unique<TestOrigin>(options);
+    origin = std::make_unique<TestOrigin>(serving_files(dir.file("root")));
     node = std::make_unique<CacheNodeProcess>(dir.file("cache-a"), origin->url("/files"));
     balancer = std::make_unique<BalancerProcess>(
         dir, origin->url("/files"), channels_json({channel_json("demo", "/live/index.m3u8")}),

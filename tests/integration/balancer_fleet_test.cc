@@ -51,9 +51,7 @@ struct Fleet {
     channels = channels_json(channel_list);
     write_file(origin_dir.file("root/live/master.m3u8"), kMaster);
     write_file(origin_dir.file("root/live/hi/index.m3u8"), live_playlist(10, 3));
-    TestOriginOptions options;
-    options.root = origin_dir.file("root");
-    origin = std::make_unique<TestOrigin>(options);
+    origin = std::make_unique<TestOrigin>(serving_files(origin_dir.file("root")));
     overrides = {"admission.backend=redis",
                  "admission.redis.host=127.0.0.1",
                  "admission.redis.port=" + std::to_string(redis.port()),

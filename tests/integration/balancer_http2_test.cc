@@ -104,10 +104,7 @@ TEST_CASE(
   TempDir dir;
   TempDir certs_dir;
   TlsFiles tls(certs_dir);
-  write_file(dir.file("root/live/index.m3u8"), live_playlist(10, 3));
-  TestOriginOptions options;
-  options.root = dir.file("root");
-  TestOrigin origin(options);
+  TestOrigin origin(live_files(dir, 10));
   // hold=1: origin keeps every request of this source until /__release.
   BalancerProcess b(dir, origin.url("/files"),
                     channels_json({channel_json("held", "/live/index.m3u8?hold=1")}),

@@ -74,9 +74,7 @@ struct Stack {
     write_file(dir.file("root/vod/index.m3u8"),
                long_playlist(kLongSegments, "#EXT-X-PLAYLIST-TYPE:VOD\n", true));
     write_file(dir.file("root/small/index.m3u8"), live_playlist(100, 5));
-    TestOriginOptions options;
-    options.root = dir.file("root");
-    origin = std::make_unique<TestOrigin>(options);
+    origin = std::make_unique<TestOrigin>(serving_files(dir.file("root")));
     node = std::make_unique<CacheNodeProcess>(dir.file("cache-a"), origin->url("/files"));
     overrides.push_back("playlists.max_bytes=8388608");  // 160,000 segments are about 4.3 MB
     overrides.push_back(

@@ -54,9 +54,7 @@ struct Stack {
     write_file(dir.file("root/live/low/seg101.ts"), "segment-101");
     write_file(dir.file("root/bad/index.m3u8"), "this is not a playlist\n");
     write_file(dir.file("root/other/secret.m3u8"), live_playlist(1, 3));
-    TestOriginOptions options;
-    options.root = dir.file("root");
-    origin = std::make_unique<TestOrigin>(options);
+    origin = std::make_unique<TestOrigin>(serving_files(dir.file("root")));
     node = std::make_unique<CacheNodeProcess>(dir.file("cache-a"), origin->url("/files"));
     balancer = std::make_unique<BalancerProcess>(
         dir, origin->url("/files"),

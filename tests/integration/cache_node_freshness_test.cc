@@ -198,9 +198,7 @@ TEST_CASE(
   TempDir dir;
   mkdir(dir.file("root").c_str(), 0750);
   write_text(dir.file("root/index.m3u8"), "#EXTM3U\n#EXT-X-MEDIA-SEQUENCE:1\n");
-  TestOriginOptions origin_options;
-  origin_options.root = dir.file("root");
-  TestOrigin origin(origin_options);
+  TestOrigin origin(serving_files(dir.file("root")));
   CacheNodeProcess node(dir.file("data"), origin.base_url(), {"signing.required=false"});
   // no-cache: stored, but revalidated before every reuse.
   const std::string path = "/files/index.m3u8";

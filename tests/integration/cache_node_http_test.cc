@@ -12,6 +12,7 @@
 
 #include "support/cache_node_fixture.h"
 #include "support/generated_body.h"
+#include "support/sockets.h"
 
 using namespace balancer::test;
 using namespace std::chrono_literals;
@@ -20,28 +21,12 @@ namespace {
 
 // Sends raw bytes on a fresh connection and returns what comes back (bounded).
 std::string raw_exchange(int port, const std::string& bytes) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    close(fd);
-    return {};
-  }
-  timeval tv{3, 0};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  (void)!write(fd, bytes.data(), bytes.size());
-  std::string out;
-  char buf[4096];
-  for (int i = 0; i < 64; ++i) {
-    ssize_t n = read(fd, buf, sizeof buf);
-    if (n <= 0) break;
-    out.append(buf, static_cast<size_t>(n));
-    if (out.find("\r\n\r\n") != std::string::npos && out.find("}}") != std::string::npos) break;
-  }
-  close(fd);
-  return out;
+  return exchange_raw(port, bytes,
+                      [](const std::string& out) {
+                        return out.find("\r\n\r\n") != std::string::npos &&
+                               out.find("}}") != std::string::npos;
+                      })
+      .bytes;
 }
 
 }  // namespace

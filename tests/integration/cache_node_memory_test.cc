@@ -20,15 +20,9 @@ using namespace std::chrono_literals;
 
 namespace {
 
-// Resident memory of `pid` in bytes: `field` of /proc/<pid>/status ("VmRSS:",
-// "RssAnon:"); -1 when unreadable.
+// Resident memory of `pid` in bytes: `field` of /proc/<pid>/status ("VmRSS", "RssAnon").
 int64_t proc_status_bytes(int pid, const std::string& field) {
-  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(status, line)) {
-    if (line.rfind(field, 0) == 0) return std::stoll(line.substr(field.size())) * 1024;
-  }
-  return -1;
+  return proc_status_kib(pid, field) * 1024;
 }
 
 // GETs `targets` one after another on one kept-alive HTTP/1.1 connection (the
@@ -98,8 +92,8 @@ void flood_and_compare(int memory_mb, size_t max_entries) {
   // Warm the node (first fetch, client and allocator set-up) before the baseline.
   REQUIRE(get_all_on_one_connection(node.port(), {signer->sign("/o/demo/gen/300/warm.ts", expires)},
                                     kBodySize) == 1);
-  const int64_t rss_before = proc_status_bytes(pid, "VmRSS:");
-  const int64_t anon_before = proc_status_bytes(pid, "RssAnon:");
+  const int64_t rss_before = proc_status_bytes(pid, "VmRSS");
+  const int64_t anon_before = proc_status_bytes(pid, "RssAnon");
   const int64_t used_before = node.health_number("memory_used_bytes");
   REQUIRE(rss_before > 0);
 
@@ -121,8 +115,8 @@ void flood_and_compare(int memory_mb, size_t max_entries) {
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   REQUIRE(ok.load() == objects);
 
-  const int64_t rss_after = proc_status_bytes(pid, "VmRSS:");
-  const int64_t anon_after = proc_status_bytes(pid, "RssAnon:");
+  const int64_t rss_after = proc_status_bytes(pid, "VmRSS");
+  const int64_t anon_after = proc_status_bytes(pid, "RssAnon");
   const int64_t used = node.health_number("memory_used_bytes");
   const int64_t memory_chunks = node.health_number("memory_chunks");
   const int64_t disk_chunks = node.health_number("disk_chunks");

@@ -141,9 +141,7 @@ TEST_CASE(
   TempDir dir;
   write_file(dir.file("root/live/index.m3u8"), live_playlist(10, 3));
   write_file(dir.file("root/health.json"), R"({"status":"ok"})");
-  TestOriginOptions options;
-  options.root = dir.file("root");
-  TestOrigin origin(options);
+  TestOrigin origin(serving_files(dir.file("root")));
   BalancerProcess balancer(
       dir, origin.url("/files"), channels_json({channel_json("demo", "/live/index.m3u8")}),
       caches_json({R"({"id":"a","site":"venue","url":"http://127.0.0.1:9","health_url":")" +

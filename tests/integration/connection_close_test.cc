@@ -195,10 +195,7 @@ TEST_CASE("cache node: closing requests on the plain, h2c and TLS listeners get 
 TEST_CASE("balancer: closing requests on the plain and TLS listeners get whole replies") {
   TempDir dir;
   Certificates certs(dir);
-  write_file(dir.file("root/live/index.m3u8"), live_playlist(1, 3));
-  TestOriginOptions options;
-  options.root = dir.file("root");
-  TestOrigin origin(options);
+  TestOrigin origin(live_files(dir));
   BalancerProcess balancer(dir, origin.url("/files"),
                            channels_json({channel_json("demo", "/live/index.m3u8")}),
                            caches_json({}), certs.overrides());

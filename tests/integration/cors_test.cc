@@ -139,9 +139,7 @@ TEST_CASE(
   write_file(dir.file("root/live/lo/index.m3u8"),
              live_playlist(1, 3, 2, "#EXT-X-KEY:METHOD=AES-128,URI=\"key.bin\"\n"));
   write_file(dir.file("root/live/lo/key.bin"), "0123456789abcdef");
-  TestOriginOptions options;
-  options.root = dir.file("root");
-  TestOrigin origin(options);
+  TestOrigin origin(serving_files(dir.file("root")));
   BalancerProcess b(dir, origin.url("/files"),
                     channels_json({channel_json("demo", "/live/master.m3u8")}), caches_json({}));
 
@@ -191,9 +189,7 @@ TEST_CASE("balancer: cors.allow_origins reloads on SIGHUP") {
   TempDir dir;
   write_file(dir.file("root/live/master.m3u8"),
              "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=500000\nlo/index.m3u8\n");
-  TestOriginOptions options;
-  options.root = dir.file("root");
-  TestOrigin origin(options);
+  TestOrigin origin(serving_files(dir.file("root")));
   const std::string main = dir.file("balancer.json");
   std::string text = read_file(std::string(BALANCER_SOURCE_DIR) + "/conf/balancer.json");
   write_file(main, text);

@@ -12,6 +12,7 @@
 
 #include "support/balancer_fixture.h"
 #include "support/cache_node_fixture.h"
+#include "support/ffmpeg_args.h"
 
 using namespace balancer::test;
 using namespace std::chrono_literals;
@@ -57,69 +58,18 @@ std::string first_variant(const BalancerProcess& balancer, const std::string& ma
   return "";
 }
 
+// Two variants (320x180 at 300 kbit/s, 160x90 at 120 kbit/s) of one test pattern and tone.
 std::vector<std::string> ffmpeg_source_args(const std::string& dir) {
-  return {"ffmpeg",
-          "-hide_banner",
-          "-loglevel",
-          "error",
-          "-re",
-          "-f",
-          "lavfi",
-          "-i",
-          "testsrc2=size=320x180:rate=15",
-          "-f",
-          "lavfi",
-          "-i",
-          "sine=frequency=440:sample_rate=48000",
-          "-filter_complex",
-          "[0:v]split=2[a][b];[b]scale=160:90[b2]",
-          "-map",
-          "[a]",
-          "-map",
-          "1:a",
-          "-map",
-          "[b2]",
-          "-map",
-          "1:a",
-          "-c:v",
-          "libx264",
-          "-preset",
-          "ultrafast",
-          "-tune",
-          "zerolatency",
-          "-g",
-          "30",
-          "-keyint_min",
-          "30",
-          "-sc_threshold",
-          "0",
-          "-pix_fmt",
-          "yuv420p",
-          "-b:v:0",
-          "300k",
-          "-b:v:1",
-          "120k",
-          "-c:a",
-          "aac",
-          "-b:a",
-          "48k",
-          "-ac",
-          "2",
-          "-f",
-          "hls",
-          "-hls_time",
-          "2",
-          "-hls_list_size",
-          "10",
-          "-hls_flags",
-          "delete_segments+independent_segments+temp_file",
-          "-master_pl_name",
-          "master.m3u8",
-          "-var_stream_map",
-          "v:0,a:0 v:1,a:1",
-          "-hls_segment_filename",
-          dir + "/live/v%v/seg_%05d.ts",
-          dir + "/live/v%v/index.m3u8"};
+  return ffmpeg_args(
+      {ffmpeg_test_input({}),
+       {"-filter_complex", "[0:v]split=2[a][b];[b]scale=160:90[b2]", "-map", "[a]", "-map", "1:a",
+        "-map", "[b2]", "-map", "1:a"},
+       x264_args("ultrafast"),
+       {"-b:v:0", "300k", "-b:v:1", "120k"},
+       aac_args(),
+       live_hls_args(),
+       {"-master_pl_name", "master.m3u8", "-var_stream_map", "v:0,a:0 v:1,a:1",
+        "-hls_segment_filename", dir + "/live/v%v/seg_%05d.ts", dir + "/live/v%v/index.m3u8"}});
 }
 
 }  // namespace
@@ -127,7 +77,7 @@ std::vector<std::string> ffmpeg_source_args(const std::string& dir) {
 TEST_CASE(
     "end to end: live playback through balancer and cache nodes, across node failure and cache "
     "switching") {
-  if (access("/usr/bin/ffmpeg", X_OK) != 0) {
+  if (!have_ffmpeg()) {
     MESSAGE("skipped: ffmpeg is not installed");
     return;
   }

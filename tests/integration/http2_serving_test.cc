@@ -22,6 +22,7 @@
 #include "support/balancer_fixture.h"
 #include "support/cache_node_fixture.h"
 #include "support/generated_body.h"
+#include "support/raw_h2_client.h"
 #include "support/sockets.h"
 #include "support/test_certificate.h"
 
@@ -67,96 +68,18 @@ size_t collect(char* data, size_t size, size_t n, void* out) {
   return size * n;
 }
 
-// A GET's pseudo-headers for nghttp2_submit_request (which copies them).
-std::array<nghttp2_nv, 4> get_headers(const std::string& authority, const std::string& path) {
-  static const std::string kGet = "GET", kHttp = "http";
-  auto nv = [](const char* name, const std::string& value) {
-    return nghttp2_nv{reinterpret_cast<uint8_t*>(const_cast<char*>(name)),
-                      reinterpret_cast<uint8_t*>(const_cast<char*>(value.data())), strlen(name),
-                      value.size(), NGHTTP2_NV_FLAG_NONE};
-  };
-  return {nv(":method", kGet), nv(":scheme", kHttp), nv(":authority", authority),
-          nv(":path", path)};
-}
-
-// A minimal HTTP/2 client with prior knowledge on a blocking socket (nghttp2 in
-// client mode): submits every request at once on one connection and reads until
-// all streams closed. curl 7.88 cannot reuse an h2c connection (it fails its
-// second stream with a framing error, against nghttpd too), so h2c multiplexing
-// is checked with this.
-struct H2cResult {
-  int status = 0;
-  std::string body;
-  bool closed = false;
-  // Positions of the stream's first and last DATA chunks among all the connection's.
-  size_t first_chunk = SIZE_MAX, last_chunk = 0;
-};
-
-std::vector<H2cResult> h2c_get_all(int port, const std::vector<std::string>& paths) {
-  std::vector<H2cResult> results(paths.size());
-  int fd = connect_loopback(port, std::chrono::seconds(10));
-  if (fd < 0) return results;
-  struct Ctx {
-    int fd;
-    std::vector<H2cResult>* results;
-    std::map<int32_t, size_t> index;
-    size_t open = 0;
-    size_t chunks = 0;
-  } ctx{fd, &results, {}, 0, 0};
-  nghttp2_session_callbacks* cb = nullptr;
-  nghttp2_session_callbacks_new(&cb);
-  nghttp2_session_callbacks_set_send_callback(
-      cb, [](nghttp2_session*, const uint8_t* data, size_t length, int, void* user) -> ssize_t {
-        ssize_t n = ::send(static_cast<Ctx*>(user)->fd, data, length, MSG_NOSIGNAL);
-        return n < 0 ? static_cast<ssize_t>(NGHTTP2_ERR_CALLBACK_FAILURE) : n;
-      });
-  nghttp2_session_callbacks_set_on_header_callback(
-      cb, [](nghttp2_session*, const nghttp2_frame* frame, const uint8_t* name, size_t namelen,
-             const uint8_t* value, size_t valuelen, uint8_t, void* user) {
-        auto* c = static_cast<Ctx*>(user);
-        if (std::string_view(reinterpret_cast<const char*>(name), namelen) == ":status") {
-          (*c->results)[c->index[frame->hd.stream_id]].status =
-              std::stoi(std::string(reinterpret_cast<const char*>(value), valuelen));
-        }
-        return 0;
-      });
-  nghttp2_session_callbacks_set_on_data_chunk_recv_callback(
-      cb, [](nghttp2_session*, uint8_t, int32_t id, const uint8_t* data, size_t len, void* user) {
-        auto* c = static_cast<Ctx*>(user);
-        H2cResult& result = (*c->results)[c->index[id]];
-        result.body.append(reinterpret_cast<const char*>(data), len);
-        result.first_chunk = std::min(result.first_chunk, c->chunks);
-        result.last_chunk = c->chunks++;
-        return 0;
-      });
-  nghttp2_session_callbacks_set_on_stream_close_callback(
-      cb, [](nghttp2_session*, int32_t id, uint32_t, void* user) {
-        auto* c = static_cast<Ctx*>(user);
-        (*c->results)[c->index[id]].closed = true;
-        --c->open;
-        return 0;
-      });
-  nghttp2_session* session = nullptr;
-  nghttp2_session_client_new(&session, cb, &ctx);
-  nghttp2_session_callbacks_del(cb);
-  nghttp2_submit_settings(session, NGHTTP2_FLAG_NONE, nullptr, 0);
-  std::string authority = "127.0.0.1:" + std::to_string(port);
-  for (size_t i = 0; i < paths.size(); ++i) {
-    auto nva = get_headers(authority, paths[i]);
-    int32_t id = nghttp2_submit_request(session, nullptr, nva.data(), nva.size(), nullptr, nullptr);
-    if (id > 0) {
-      ctx.index[id] = i;
-      ++ctx.open;
-    }
-  }
-  uint8_t buf[65536];
-  for (int turns = 0; turns < 100000 && ctx.open > 0; ++turns) {
-    if (nghttp2_session_send(session) != 0) break;
-    ssize_t n = recv(fd, buf, sizeof buf, 0);
-    if (n <= 0 || nghttp2_session_mem_recv(session, buf, static_cast<size_t>(n)) < 0) break;
-  }
-  nghttp2_session_del(session);
-  close(fd);
+// Every path's GET at once on one h2c connection (prior knowledge), read until all
+// streams closed: what came back for each, in the order of `paths`.
+std::vector<RawH2Client::Stream> h2c_get_all(int port, const std::vector<std::string>& paths) {
+  RawH2Client::Options options;
+  options.receive_timeout = std::chrono::seconds(10);
+  RawH2Client client(port, options);
+  if (!client.connected()) return std::vector<RawH2Client::Stream>(paths.size());
+  std::vector<int32_t> ids;
+  for (const auto& path : paths) ids.push_back(client.submit(client.get_request(path)));
+  client.run_until_answered(100000);
+  std::vector<RawH2Client::Stream> results;
+  for (int32_t id : ids) results.push_back(id > 0 ? client.stream(id) : RawH2Client::Stream{});
   return results;
 }
 
@@ -306,7 +229,9 @@ TEST_CASE(
   h2c_get_all(node.port(), paths);  // now hits: every body is there at once
   auto results = h2c_get_all(node.port(), paths);
   std::sort(results.begin(), results.end(),
-            [](const H2cResult& a, const H2cResult& b) { return a.first_chunk < b.first_chunk; });
+            [](const RawH2Client::Stream& a, const RawH2Client::Stream& b) {
+              return a.first_chunk < b.first_chunk;
+            });
   for (size_t i = 0; i < results.size(); ++i) {
     CAPTURE(i);
     CHECK(results[i].body.size() == 32 * 1024);
@@ -409,60 +334,26 @@ TEST_CASE(
   TestOrigin origin;
   CacheNodeProcess node(dir.file("data"), origin.base_url(), tls.overrides());
 
-  int fd = connect_loopback(node.port());
-  REQUIRE(fd >= 0);
-  struct Client {
-    int fd;
-    uint32_t goaway_error = UINT32_MAX;
-    bool got_goaway = false;
-  } client{fd};
-  nghttp2_session_callbacks* callbacks = nullptr;
-  nghttp2_session_callbacks_new(&callbacks);
-  nghttp2_session_callbacks_set_send_callback(
-      callbacks,
-      [](nghttp2_session*, const uint8_t* data, size_t length, int, void* user) -> ssize_t {
-        ssize_t n = ::send(static_cast<Client*>(user)->fd, data, length, MSG_NOSIGNAL);
-        return n < 0 ? static_cast<ssize_t>(NGHTTP2_ERR_CALLBACK_FAILURE) : n;
-      });
-  nghttp2_session_callbacks_set_on_frame_recv_callback(
-      callbacks, [](nghttp2_session*, const nghttp2_frame* frame, void* user) {
-        if (frame->hd.type == NGHTTP2_GOAWAY) {
-          static_cast<Client*>(user)->got_goaway = true;
-          static_cast<Client*>(user)->goaway_error = frame->goaway.error_code;
-        }
-        return 0;
-      });
-  nghttp2_session* session = nullptr;
-  nghttp2_session_client_new(&session, callbacks, &client);
-  nghttp2_session_callbacks_del(callbacks);
-  nghttp2_submit_settings(session, NGHTTP2_FLAG_NONE, nullptr, 0);
+  RawH2Client client(node.port());
+  REQUIRE(client.connected());
   std::string path = path_of(node, node.signed_url("/o/demo/gen/1K/rr.ts"));
-  std::string authority = "127.0.0.1:" + std::to_string(node.port());
-  auto headers = get_headers(authority, path);
+  auto headers = client.get_request(path);
   // 2,000 streams, each cancelled right after it was opened, written as fast as the socket takes
   // them.
   int sent_streams = 0;
   for (int i = 0; i < 2000; ++i) {
-    int32_t id =
-        nghttp2_submit_request(session, nullptr, headers.data(), headers.size(), nullptr, nullptr);
+    int32_t id = client.submit(headers);
     // HEADERS out first: nghttp2 drops a request reset before it was sent.
-    if (id < 0 || nghttp2_session_send(session) != 0) break;
-    nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, id, NGHTTP2_CANCEL);
-    if (nghttp2_session_send(session) != 0) break;  // the server closed on us
+    if (id < 0 || !client.send()) break;
+    nghttp2_submit_rst_stream(client.session(), NGHTTP2_FLAG_NONE, id, NGHTTP2_CANCEL);
+    if (!client.send()) break;  // the server closed on us
     ++sent_streams;
   }
   // Read until the server closes (bounded by the socket timeout and a count).
-  uint8_t buf[16384];
-  for (int i = 0; i < 10000; ++i) {
-    ssize_t n = recv(fd, buf, sizeof buf, 0);
-    if (n <= 0) break;
-    if (nghttp2_session_mem_recv(session, buf, static_cast<size_t>(n)) < 0) break;
-  }
-  nghttp2_session_del(session);
-  close(fd);
+  client.run_until_closed(10000);
   MESSAGE("streams opened and reset before the cut: " << sent_streams);
-  CHECK(client.got_goaway);
-  CHECK(client.goaway_error == NGHTTP2_ENHANCE_YOUR_CALM);
+  CHECK(client.got_goaway());
+  CHECK(client.goaway_error() == NGHTTP2_ENHANCE_YOUR_CALM);
   // The node is alive and serves everyone else over both protocols.
   CHECK(http_get(node.url("/ping")).status == 200);
   HttpRequest h2;
@@ -483,43 +374,23 @@ TEST_CASE(
   CacheNodeProcess node(dir.file("data"), origin.base_url(), tls.overrides());
   const std::string path = path_of(node, node.signed_url("/o/demo/gen/8M/slow.ts"));
   REQUIRE(http_get(node.url(path)).status == 200);  // now a memory hit
-  auto rss_kib = [&] {
-    std::ifstream status("/proc/" + std::to_string(node.process().pid()) + "/status");
-    std::string line;
-    while (std::getline(status, line)) {
-      if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
-    }
-    return -1L;
-  };
-  long before = rss_kib();
+  auto rss_kib = [&] { return proc_status_kib(node.pid(), "VmRSS"); };
+  const int64_t before = rss_kib();
 
-  int fd = connect_loopback(node.port());
-  REQUIRE(fd >= 0);
-  int small = 4096;
-  setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
-  nghttp2_session_callbacks* cb = nullptr;
-  nghttp2_session_callbacks_new(&cb);
-  nghttp2_session_callbacks_set_send_callback(
-      cb, [](nghttp2_session*, const uint8_t* data, size_t length, int, void* user) -> ssize_t {
-        ssize_t n = ::send(*static_cast<int*>(user), data, length, MSG_NOSIGNAL);
-        return n < 0 ? static_cast<ssize_t>(NGHTTP2_ERR_CALLBACK_FAILURE) : n;
-      });
-  nghttp2_session* session = nullptr;
-  nghttp2_session_client_new(&session, cb, &fd);
-  nghttp2_session_callbacks_del(cb);
   // Windows as large as HTTP/2 allows: only the node's own bound holds bytes back.
-  nghttp2_settings_entry settings[] = {{NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, (1u << 31) - 1}};
-  nghttp2_submit_settings(session, NGHTTP2_FLAG_NONE, settings, 1);
-  nghttp2_submit_window_update(session, NGHTTP2_FLAG_NONE, 0, (1 << 30));
-  std::string authority = "127.0.0.1:" + std::to_string(node.port());
-  auto nva = get_headers(authority, path);
+  RawH2Client::Options options;
+  options.receive_buffer = 4096;
+  options.settings = {{NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, (1u << 31) - 1}};
+  RawH2Client client(node.port(), options);
+  REQUIRE(client.connected());
+  nghttp2_submit_window_update(client.session(), NGHTTP2_FLAG_NONE, 0, (1 << 30));
+  auto nva = client.get_request(path);
   constexpr int kStreams = 50;
-  for (int i = 0; i < kStreams; ++i)
-    nghttp2_submit_request(session, nullptr, nva.data(), nva.size(), nullptr, nullptr);
-  REQUIRE(nghttp2_session_send(session) == 0);
+  for (int i = 0; i < kStreams; ++i) client.submit(nva);
+  REQUIRE(client.send());
   // Not a synchronisation but a measurement: the highest RSS over one second of the
   // node pushing into a connection that is never read (20 samples).
-  long settled = before;
+  int64_t settled = before;
   for (int i = 0; i < 20; ++i) {
     std::this_thread::sleep_for(50ms);
     settled = std::max(settled, rss_kib());
@@ -530,71 +401,19 @@ TEST_CASE(
   CHECK(settled - before < 16 * 1024);
   // A hit on another connection is still answered at once.
   CHECK(http_get(node.url(path)).status == 200);
-  nghttp2_session_del(session);
-  close(fd);
 }
 
 namespace {
 
-// An h2c client on a blocking socket that reads with a short timeout: what the node
-// sent back to a hostile request pattern (statuses, GOAWAY, whether it closed).
-struct HostileClient {
-  explicit HostileClient(int port) : fd(connect_loopback(port)) {
-    timeval tv{0, 300 * 1000};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    nghttp2_session_callbacks* cb = nullptr;
-    nghttp2_session_callbacks_new(&cb);
-    nghttp2_session_callbacks_set_send_callback(
-        cb, [](nghttp2_session*, const uint8_t* data, size_t length, int, void* user) -> ssize_t {
-          ssize_t n = ::send(static_cast<HostileClient*>(user)->fd, data, length, MSG_NOSIGNAL);
-          return n < 0 ? static_cast<ssize_t>(NGHTTP2_ERR_CALLBACK_FAILURE) : n;
-        });
-    nghttp2_session_callbacks_set_on_header_callback(
-        cb, [](nghttp2_session*, const nghttp2_frame*, const uint8_t* name, size_t namelen,
-               const uint8_t* value, size_t valuelen, uint8_t, void* user) {
-          if (std::string_view(reinterpret_cast<const char*>(name), namelen) == ":status") {
-            static_cast<HostileClient*>(user)->statuses.push_back(
-                std::stoi(std::string(reinterpret_cast<const char*>(value), valuelen)));
-          }
-          return 0;
-        });
-    nghttp2_session_callbacks_set_on_frame_recv_callback(
-        cb, [](nghttp2_session*, const nghttp2_frame* frame, void* user) {
-          if (frame->hd.type == NGHTTP2_GOAWAY)
-            static_cast<HostileClient*>(user)->got_goaway = true;
-          return 0;
-        });
-    nghttp2_option* option = nullptr;
-    nghttp2_option_new(&option);
-    // Our own header blocks are the attack: let nghttp2 send them whatever their size.
-    nghttp2_option_set_max_send_header_block_length(option, 64 << 20);
-    nghttp2_session_client_new2(&session, cb, this, option);
-    nghttp2_option_del(option);
-    nghttp2_session_callbacks_del(cb);
-    nghttp2_submit_settings(session, NGHTTP2_FLAG_NONE, nullptr, 0);
-  }
-  ~HostileClient() {
-    nghttp2_session_del(session);
-    if (fd >= 0) close(fd);
-  }
-  // Sends what is queued, then reads for one read timeout at most; false once the
-  // node closed the connection (or it failed).
-  bool exchange() {
-    if (closed) return false;
-    if (nghttp2_session_send(session) != 0) return !(closed = true);
-    uint8_t buf[16384];
-    ssize_t n = recv(fd, buf, sizeof buf, 0);
-    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) return !(closed = true);
-    if (n > 0 && nghttp2_session_mem_recv(session, buf, static_cast<size_t>(n)) < 0)
-      return !(closed = true);
-    return true;
-  }
-  int fd;
-  nghttp2_session* session = nullptr;
-  std::vector<int> statuses;
-  bool got_goaway = false;
-  bool closed = false;
-};
+// An h2c client that reads with a short timeout and may send header blocks of any size:
+// what the node sent back to a hostile request pattern (statuses, GOAWAY, whether it closed).
+RawH2Client::Options hostile() {
+  // Our own header blocks are the attack: let nghttp2 send them whatever their size.
+  RawH2Client::Options options;
+  options.receive_timeout = std::chrono::milliseconds(300);
+  options.max_send_header_block = 64 << 20;
+  return options;
+}
 
 }  // namespace
 
@@ -606,62 +425,50 @@ TEST_CASE(
   TestOrigin origin;
   CacheNodeProcess node(dir.file("data"), origin.base_url(), tls.overrides());
   const std::string path = path_of(node, node.signed_url("/o/demo/gen/1K/hdr.ts"));
-  std::string authority = "127.0.0.1:" + std::to_string(node.port());
-  auto base = get_headers(authority, path);
   // A field that fits HPACK's dynamic table (4 KiB): sent once, then referenced by index
   // in a byte or two, it decodes to 4 KiB each time.
   static const std::string kName = "x-filler", kValue(4000, 'a');
-  auto request_with = [&](size_t copies) {
-    std::vector<nghttp2_nv> nva(base.begin(), base.end());
+  auto request_with = [&](const RawH2Client& client, size_t copies) {
+    std::vector<nghttp2_nv> filler;
     for (size_t i = 0; i < copies; ++i) {
-      nva.push_back(nghttp2_nv{reinterpret_cast<uint8_t*>(const_cast<char*>(kName.data())),
-                               reinterpret_cast<uint8_t*>(const_cast<char*>(kValue.data())),
-                               kName.size(), kValue.size(), NGHTTP2_NV_FLAG_NONE});
+      filler.push_back(nghttp2_nv{reinterpret_cast<uint8_t*>(const_cast<char*>(kName.data())),
+                                  reinterpret_cast<uint8_t*>(const_cast<char*>(kValue.data())),
+                                  kName.size(), kValue.size(), NGHTTP2_NV_FLAG_NONE});
     }
-    return nva;
+    return client.get_request(path, filler);
   };
-  auto rss_kib = [&] {
-    std::ifstream status("/proc/" + std::to_string(node.process().pid()) + "/status");
-    std::string line;
-    while (std::getline(status, line)) {
-      if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
-    }
-    return -1L;
-  };
+  auto rss_kib = [&] { return proc_status_kib(node.pid(), "VmRSS"); };
 
   SUBCASE("over the limit: 431 per stream, the connection stays") {
-    HostileClient client(node.port());
-    REQUIRE(client.fd >= 0);
-    auto nva = request_with(5);  // 20 KB decoded against the default 16 KiB
-    for (int i = 0; i < 20; ++i)
-      nghttp2_submit_request(client.session, nullptr, nva.data(), nva.size(), nullptr, nullptr);
-    auto small = get_headers(authority, path);
-    nghttp2_submit_request(client.session, nullptr, small.data(), small.size(), nullptr, nullptr);
-    for (int i = 0; i < 100 && client.statuses.size() < 21 && client.exchange(); ++i) {
+    RawH2Client client(node.port(), hostile());
+    REQUIRE(client.connected());
+    auto nva = request_with(client, 5);  // 20 KB decoded against the default 16 KiB
+    for (int i = 0; i < 20; ++i) client.submit(nva);
+    client.submit(client.get_request(path));
+    for (int i = 0; i < 100 && client.statuses().size() < 21 && client.exchange(); ++i) {
     }
-    CHECK(nghttp2_session_get_remote_settings(client.session,
+    CHECK(nghttp2_session_get_remote_settings(client.session(),
                                               NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE) == 16384);
-    REQUIRE(client.statuses.size() == 21);
-    CHECK(std::count(client.statuses.begin(), client.statuses.end(), 431) == 20);
-    CHECK(std::count(client.statuses.begin(), client.statuses.end(), 200) == 1);
-    CHECK_FALSE(client.closed);
+    const auto& statuses = client.statuses();
+    REQUIRE(statuses.size() == 21);
+    CHECK(std::count(statuses.begin(), statuses.end(), 431) == 20);
+    CHECK(std::count(statuses.begin(), statuses.end(), 200) == 1);
+    CHECK_FALSE(client.closed());
   }
   SUBCASE("a block decoding to megabytes: the connection ends, the node keeps its memory") {
-    long before = rss_kib();
+    const int64_t before = rss_kib();
     constexpr int kConnections = 4;
     for (int c = 0; c < kConnections; ++c) {
-      HostileClient client(node.port());
-      REQUIRE(client.fd >= 0);
-      auto nva = request_with(600);  // about 2.4 MB decoded from about 5 KB on the wire
-      for (int i = 0; i < 100; ++i) {
-        nghttp2_submit_request(client.session, nullptr, nva.data(), nva.size(), nullptr, nullptr);
-      }
+      RawH2Client client(node.port(), hostile());
+      REQUIRE(client.connected());
+      auto nva = request_with(client, 600);  // about 2.4 MB decoded from about 5 KB on the wire
+      for (int i = 0; i < 100; ++i) client.submit(nva);
       for (int i = 0; i < 100 && client.exchange(); ++i) {
       }
-      CHECK(client.closed);
-      CHECK(client.statuses.empty());
+      CHECK(client.closed());
+      CHECK(client.statuses().empty());
     }
-    long after = rss_kib();
+    const int64_t after = rss_kib();
     MESSAGE("node RSS " << before << " KiB before, " << after << " KiB after " << kConnections
                         << " connections of 100 streams of 2.4 MB header lists");
     CHECK(after - before < 16 * 1024);
@@ -682,19 +489,19 @@ TEST_CASE("an HTTP/2 connection kept open only by PINGs is closed after io_timeo
   auto overrides = tls.overrides();
   overrides.push_back("server.io_timeout_s=2");
   CacheNodeProcess node(dir.file("data"), origin.base_url(), overrides);
-  HostileClient client(node.port());
-  REQUIRE(client.fd >= 0);
+  RawH2Client client(node.port(), hostile());
+  REQUIRE(client.connected());
   auto start = Clock::now();
   // A PING about every 300 ms (the client's read timeout), for at most 10 s.
-  for (int i = 0; i < 100 && !client.got_goaway && !client.closed && Clock::now() - start < 10s;
+  for (int i = 0; i < 100 && !client.got_goaway() && !client.closed() && Clock::now() - start < 10s;
        ++i) {
     uint8_t payload[8] = {1, 2, 3, 4, 5, 6, 7, 8};
-    nghttp2_submit_ping(client.session, NGHTTP2_FLAG_NONE, payload);
+    nghttp2_submit_ping(client.session(), NGHTTP2_FLAG_NONE, payload);
     client.exchange();  // sends it and reads the acknowledgement
     client.exchange();  // nothing else comes: one read timeout
   }
   double seconds = std::chrono::duration<double>(Clock::now() - start).count();
   MESSAGE("GOAWAY or close after " << seconds << " s of PINGs");
-  CHECK((client.got_goaway || client.closed));
+  CHECK((client.got_goaway() || client.closed()));
   CHECK(seconds < 6);
 }

@@ -285,9 +285,7 @@ struct Stack {
       write_file(dir.file("root/live/seg" + std::to_string(i) + ".ts"),
                  "chunk-" + std::to_string(i));
     }
-    TestOriginOptions options;
-    options.root = dir.file("root");
-    origin = std::make_unique<TestOrigin>(options);
+    origin = std::make_unique<TestOrigin>(serving_files(dir.file("root")));
     cache = std::make_unique<CacheNodeProcess>(dir.file("cache-a"), origin->url("/files"));
     balancer = std::make_unique<BalancerProcess>(
         dir, origin->url("/files"),

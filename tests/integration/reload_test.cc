@@ -89,10 +89,7 @@ TEST_CASE(
     "limits") {
   TempDir dir;
   CertificatePair certs(dir);
-  write_file(dir.file("root/live/index.m3u8"), live_playlist(1, 3));
-  TestOriginOptions origin_options;
-  origin_options.root = dir.file("root");
-  TestOrigin origin(origin_options);
+  TestOrigin origin(live_files(dir));
   const std::string main_path = dir.file("balancer/main.json");
   const std::string operator_key = "reload-test-operator-key-0001";
   // The fixture's --set overrides (keys, files, origin) apply on top of this file at every reload.

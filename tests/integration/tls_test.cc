@@ -56,18 +56,7 @@ HttpResponse https_get(const std::string& url, const std::string& ca_file,
 
 // Sends `bytes` and reads until the server closes or 3 s pass (bounded).
 std::string send_raw(int port, const std::string& bytes) {
-  int fd = connect_loopback(port, std::chrono::seconds(3));
-  if (fd < 0) return "<no connection>";
-  (void)!write(fd, bytes.data(), bytes.size());
-  std::string out;
-  char buf[4096];
-  for (int i = 0; i < 64; ++i) {
-    ssize_t n = read(fd, buf, sizeof buf);
-    if (n <= 0) break;
-    out.append(buf, static_cast<size_t>(n));
-  }
-  close(fd);
-  return out;
+  return exchange_raw(port, bytes, [](const std::string&) { return false; }).bytes;
 }
 
 // The first bytes of a TLS 1.2 ClientHello record (enough to be taken for one).
@@ -234,10 +223,7 @@ TEST_CASE(
 TEST_CASE("balancer over HTTPS: playlists and the API; a bad certificate is a config error") {
   TempDir dir;
   Certificates certs(dir);
-  write_file(dir.file("root/live/index.m3u8"), live_playlist(1, 3));
-  TestOriginOptions options;
-  options.root = dir.file("root");
-  TestOrigin origin(options);
+  TestOrigin origin(live_files(dir));
   BalancerProcess balancer(dir, origin.url("/files"),
                            channels_json({channel_json("demo", "/live/index.m3u8")}),
                            caches_json({}), certs.overrides());

@@ -51,9 +51,7 @@ class ApiStack {
       : ApiStack(options_with(std::move(extra))) {}
   explicit ApiStack(const ApiStackOptions& options) {
     write_file(dir.file("root/live/master.m3u8"), live_playlist(1, 3));
-    TestOriginOptions origin_options;
-    origin_options.root = dir.file("root");
-    origin = std::make_unique<TestOrigin>(origin_options);
+    origin = std::make_unique<TestOrigin>(serving_files(dir.file("root")));
     // Argon2id at the lowest cost the test override allows: a check takes well under a millisecond.
     overrides = {"api.kdf_memory_kib=64", "api.kdf_passes=1", "api.kdf_allow_weak_for_tests=true"};
     if (!options.products.empty()) {

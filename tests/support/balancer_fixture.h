@@ -21,6 +21,8 @@
 #include "support/http_client.h"
 #include "support/origin_fixture.h"
 #include "support/process.h"
+#include "support/server_process.h"
+#include "support/text_lines.h"
 
 namespace balancer::test {
 
@@ -52,6 +54,13 @@ inline std::string live_playlist(uint64_t first, int count, int target_duration 
   return out;
 }
 
+// What test_origin serves for a live channel: <dir>/root, with a live playlist of three
+// segments from `first` written as /files/live/index.m3u8.
+inline TestOriginOptions live_files(const TempDir& dir, uint64_t first = 1) {
+  write_file(dir.file("root/live/index.m3u8"), live_playlist(first, 3));
+  return serving_files(dir.file("root"));
+}
+
 // One channel entry for channels.json.
 inline std::string channel_json(const std::string& id, const std::string& source,
                                 bool free = true) {
@@ -79,18 +88,6 @@ inline std::string caches_json(const std::vector<std::string>& entries) {
   return out + "]}";
 }
 
-// The value of one Prometheus series line "name{labels} value" (exact name+labels).
-inline std::optional<double> metric_value(const std::string& metrics, const std::string& series) {
-  size_t pos = 0;
-  while ((pos = metrics.find(series + " ", pos)) != std::string::npos) {
-    if (pos == 0 || metrics[pos - 1] == '\n') {
-      return std::stod(metrics.substr(pos + series.size() + 1));
-    }
-    pos += series.size();
-  }
-  return std::nullopt;
-}
-
 inline std::string make_ticket(const std::string& channel, const std::string& viewer,
                                int64_t ttl_s = 300, const std::string& key = kTicketKey) {
   auto tickets = common::PlaybackTickets::create({key});
@@ -105,7 +102,7 @@ inline bool is_json_error_reply(const HttpResponse& r, const std::string& code) 
          r.body.find("{\"error\":{\"code\":\"" + code + "\",\"message\":\"") == 0;
 }
 
-class BalancerProcess {
+class BalancerProcess : public ServerProcess {
  public:
   // `origin_base` is the base URL for origin "demo" (e.g. origin.url("/files")).
   // `main_config`: the main config file; "" = the example conf/balancer.json.
@@ -113,53 +110,19 @@ class BalancerProcess {
   BalancerProcess(const TempDir& dir, std::string origin_base, const std::string& channels,
                   const std::string& caches, std::vector<std::string> overrides = {},
                   std::string main_config = "")
-      : channels_path_(dir.file("balancer/channels.json")),
+      : ServerProcess("balancer",
+                      main_config.empty() ? std::string(BALANCER_SOURCE_DIR) + "/conf/balancer.json"
+                                          : std::move(main_config),
+                      std::move(overrides)),
+        channels_path_(dir.file("balancer/channels.json")),
         api_dir_(dir.file("balancer/api")),
         caches_path_(dir.file("balancer/caches.json")),
-        origin_base_(std::move(origin_base)),
-        overrides_(std::move(overrides)),
-        main_config_(main_config.empty() ? std::string(BALANCER_SOURCE_DIR) + "/conf/balancer.json"
-                                         : std::move(main_config)) {
+        origin_base_(std::move(origin_base)) {
     write_file(channels_path_, channels);
     write_file(caches_path_, caches);
     start();
   }
 
-  void start() {
-    std::vector<std::string> argv = {
-        binary_path("balancer"), "--config", main_config_, "--set", "listen.port=0", "--set",
-        "channels_file=" + channels_path_, "--set", "caches_file=" + caches_path_, "--set",
-        "origins.demo.url=" + origin_base_, "--set",
-        "signing.keys=[\"" + kBalancerSigningKey + "\"]", "--set",
-        "playback.ticket_keys=[\"" + kTicketKey + "\"]", "--set", "playback.allow_anonymous=true",
-        "--set", "health.interval_ms=200", "--set", "health.timeout_ms=150", "--set",
-        "health.up_after=2", "--set", "health.down_after=2", "--set", "server.access_log=false",
-        // Bare media playlists as they are (the tests of their made
-        // masters turn this on: balancer_steering_test).
-        "--set", "steering.media_masters=false", "--set", "api.data_dir=" + api_dir_,
-        // No products unless a test names a file (its paid channels use "gold").
-        "--set", "api.products_file="};
-    for (const auto& o : overrides_) {
-      argv.push_back("--set");
-      argv.push_back(o);
-    }
-    for (auto& a : threads_args()) argv.push_back(a);
-    process_ = std::make_unique<ChildProcess>();
-    std::string error;
-    REQUIRE_MESSAGE(process_->start(argv, {}, {}, &error), error);
-    port_ = process_->wait_for_listening_port(deadline_in(std::chrono::seconds(10)), &tls_port_);
-    REQUIRE_MESSAGE(port_ > 0, process_->stderr_text());
-  }
-
-  int port() const { return port_; }
-  int tls_port() const { return tls_port_; }
-  std::string url(const std::string& target) const { return local_url(port_, target); }
-  HttpResponse get(const std::string& target) const { return http_get(url(target)); }
-  std::string metrics() const { return http_get(url("/metrics")).body; }
-  double metric(const std::string& series) const {
-    return metric_value(metrics(), series).value_or(-1);
-  }
-  std::string health() const { return http_get(url("/health")).body; }
   // Waits until /health lists cache `id` with "usable":`usable`.
   bool wait_cache_usable(const std::string& id, bool usable,
                          std::chrono::milliseconds timeout) const {
@@ -182,38 +145,36 @@ class BalancerProcess {
   bool reload(const std::string& result = "ok") const {
     std::string series = "balancer_config_reloads_total{result=\"" + result + "\"}";
     double before = metric(series);
-    ::kill(process_->pid(), SIGHUP);
+    ::kill(pid(), SIGHUP);
     return wait_until([&] { return metric(series) > before; }, std::chrono::seconds(5));
-  }
-  ChildProcess& process() { return *process_; }
-  void stop() {
-    process_->terminate();
-    REQUIRE(process_->wait_exit(deadline_in(std::chrono::seconds(15))).has_value());
   }
 
  private:
+  std::vector<std::string> fixture_settings() const override {
+    return {"listen.port=" + std::to_string(port() > 0 ? port() : 0),
+            "channels_file=" + channels_path_, "caches_file=" + caches_path_,
+            "origins.demo.url=" + origin_base_, "signing.keys=[\"" + kBalancerSigningKey + "\"]",
+            "playback.ticket_keys=[\"" + kTicketKey + "\"]", "playback.allow_anonymous=true",
+            "health.interval_ms=200", "health.timeout_ms=150", "health.up_after=2",
+            "health.down_after=2", "server.access_log=false",
+            // Bare media playlists as they are (the tests of their made
+            // masters turn this on: balancer_steering_test).
+            "steering.media_masters=false", "api.data_dir=" + api_dir_,
+            // No products unless a test names a file (its paid channels use "gold").
+            "api.products_file="};
+  }
+
   std::string channels_path_;
   std::string api_dir_;  // the REST API's account store, private to the test
   std::string caches_path_;
   std::string origin_base_;
-  std::vector<std::string> overrides_;
-  std::string main_config_;
-  std::unique_ptr<ChildProcess> process_;
-  int port_ = -1;
-  int tls_port_ = 0;
 };
 
 // Lines of a playlist that are URIs (not tags, not blank).
 inline std::vector<std::string> uri_lines(const std::string& playlist) {
   std::vector<std::string> out;
-  size_t start = 0;
-  while (start < playlist.size()) {
-    size_t nl = playlist.find('\n', start);
-    if (nl == std::string::npos) nl = playlist.size();
-    std::string line = playlist.substr(start, nl - start);
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    if (!line.empty() && line[0] != '#') out.push_back(line);
-    start = nl + 1;
+  for (auto& line : split_lines(playlist)) {
+    if (!line.empty() && line[0] != '#') out.push_back(std::move(line));
   }
   return out;
 }

@@ -14,56 +14,31 @@
 #include "support/http_client.h"
 #include "support/origin_fixture.h"
 #include "support/process.h"
+#include "support/server_process.h"
 
 namespace balancer::test {
 
 inline const std::string kSigningKey = "integration-key-current-0001";
 inline const std::string kPreviousKey = "integration-key-previous-0000";
 
-class CacheNodeProcess {
+class CacheNodeProcess : public ServerProcess {
  public:
   // `overrides` are --set key=value pairs on top of the example config, or of
   // `main_config` when given (they win on reload too).
   CacheNodeProcess(std::string data_dir, std::string origin_url,
                    std::vector<std::string> overrides = {}, std::string main_config = "")
-      : data_dir_(std::move(data_dir)),
-        origin_url_(std::move(origin_url)),
-        overrides_(std::move(overrides)),
-        main_config_(main_config.empty()
-                         ? std::string(BALANCER_SOURCE_DIR) + "/conf/cache_node.json"
-                         : std::move(main_config)) {
+      : ServerProcess("cache_node",
+                      main_config.empty()
+                          ? std::string(BALANCER_SOURCE_DIR) + "/conf/cache_node.json"
+                          : std::move(main_config),
+                      std::move(overrides)),
+        data_dir_(std::move(data_dir)),
+        origin_url_(std::move(origin_url)) {
     start();
   }
 
-  // A restart listens on the same port as before, as a real node would.
-  void start() {
-    std::vector<std::string> argv = {
-        binary_path("cache_node"), "--config", main_config_, "--set",
-        "listen.port=" + std::to_string(port_ > 0 ? port_ : 0), "--set",
-        "listen.tls.port=" + std::to_string(tls_port_ > 0 ? tls_port_ : 0), "--set",
-        "data_dir=" + data_dir_, "--set", "origins.demo.url=" + origin_url_, "--set",
-        "signing.keys=[\"" + kSigningKey + "\",\"" + kPreviousKey + "\"]", "--set",
-        "server.access_log=false",
-        // test_origin takes its behaviour from the query (rate_kbps,
-        // status, cc, ...): keep it, unless a test sets the policy.
-        "--set", "origins.demo.query=\"keep\""};
-    for (const auto& o : overrides_) {
-      argv.push_back("--set");
-      argv.push_back(o);
-    }
-    for (auto& a : threads_args()) argv.push_back(a);
-    process_ = std::make_unique<ChildProcess>();
-    std::string error;
-    REQUIRE_MESSAGE(process_->start(argv, {}, {}, &error), error);
-    port_ = process_->wait_for_listening_port(deadline_in(std::chrono::seconds(10)), &tls_port_);
-    REQUIRE_MESSAGE(port_ > 0, process_->stderr_text());
-  }
-
-  int port() const { return port_; }
-  int tls_port() const { return tls_port_; }
-  std::string url(const std::string& target) const { return local_url(port_, target); }
   std::string tls_url(const std::string& target) const {
-    return "https://127.0.0.1:" + std::to_string(tls_port_) + target;
+    return "https://127.0.0.1:" + std::to_string(tls_port()) + target;
   }
   // A signed chunk URL for `target` ("/o/demo/...") valid for `ttl_s` seconds.
   std::string signed_url(const std::string& target, int64_t ttl_s = 60,
@@ -72,7 +47,6 @@ class CacheNodeProcess {
     REQUIRE(signer.ok());
     return url(signer->sign(target, static_cast<int64_t>(time(nullptr)) + ttl_s));
   }
-  std::string health() const { return http_get(url("/health")).body; }
   int64_t health_number(const std::string& key) const {
     return json_integer(health(), key).value_or(-1);
   }
@@ -86,24 +60,21 @@ class CacheNodeProcess {
         },
         std::chrono::seconds(10));
   }
-  ChildProcess& process() { return *process_; }
-  void stop() {
-    process_->terminate();
-    REQUIRE(process_->wait_exit(deadline_in(std::chrono::seconds(10))).has_value());
-  }
-  void kill_hard() {
-    process_->kill();
-    REQUIRE(process_->wait_exit(deadline_in(std::chrono::seconds(10))).has_value());
-  }
 
  private:
+  std::vector<std::string> fixture_settings() const override {
+    return {"listen.port=" + std::to_string(port() > 0 ? port() : 0),
+            "listen.tls.port=" + std::to_string(tls_port() > 0 ? tls_port() : 0),
+            "data_dir=" + data_dir_, "origins.demo.url=" + origin_url_,
+            "signing.keys=[\"" + kSigningKey + "\",\"" + kPreviousKey + "\"]",
+            "server.access_log=false",
+            // test_origin takes its behaviour from the query (rate_kbps,
+            // status, cc, ...): keep it, unless a test sets the policy.
+            "origins.demo.query=\"keep\""};
+  }
+
   std::string data_dir_;
   std::string origin_url_;
-  std::vector<std::string> overrides_;
-  std::string main_config_;
-  std::unique_ptr<ChildProcess> process_;
-  int port_ = -1;
-  int tls_port_ = 0;
 };
 
 // Runs the herd while the origin holds what it is asked (hold=1 in options.url) and lets

@@ -24,6 +24,7 @@
 #include <unordered_set>
 
 #include "support/balancer_fixture.h"
+#include "support/cache_node_fixture.h"
 #include "support/generated_body.h"
 #include "support/herd.h"
 #include "support/origin_fixture.h"
@@ -48,18 +49,6 @@ std::vector<std::string> list_dir(const std::string& dir) {
   return out;
 }
 
-std::vector<std::string> split_lines(std::string_view text) {
-  std::vector<std::string> out;
-  size_t start = 0;
-  while (true) {
-    size_t nl = text.find('\n', start);
-    out.emplace_back(
-        text.substr(start, nl == std::string_view::npos ? std::string_view::npos : nl - start));
-    if (nl == std::string_view::npos) return out;
-    start = nl + 1;
-  }
-}
-
 }  // namespace
 
 double seconds_since(Clock::time_point since) {
@@ -78,23 +67,11 @@ std::string sha256_hex(std::string_view bytes) {
   return out;
 }
 
-namespace {
-// A "<name>: <n> kB" line of /proc/<pid>/status; -1 when absent.
-int64_t status_kib(pid_t pid, const std::string& name) {
-  std::istringstream in(read_text("/proc/" + std::to_string(pid) + "/status"));
-  for (std::string line; std::getline(in, line);) {
-    if (line.rfind(name + ":", 0) == 0)
-      return std::strtoll(line.c_str() + name.size() + 1, nullptr, 10);
-  }
-  return -1;
-}
-}  // namespace
-
 int64_t rss_kib(pid_t pid) {
-  return status_kib(pid, "VmRSS");
+  return proc_status_kib(pid, "VmRSS");
 }
 int64_t rss_file_kib(pid_t pid) {
-  return status_kib(pid, "RssFile");
+  return proc_status_kib(pid, "RssFile");
 }
 
 int64_t open_fd_count(pid_t pid) {
@@ -225,7 +202,7 @@ ChunkIndexCheck check_chunk_index(const std::string& data_dir) {
       const std::string key(static_cast<const char*>(k.mv_data), k.mv_size);
       check.keys.push_back(key);
       const auto fields =
-          split_lines(std::string_view(static_cast<const char*>(v.mv_data), v.mv_size));
+          split_fields(std::string_view(static_cast<const char*>(v.mv_data), v.mv_size), '\n');
       const bool v1 = fields.size() == 8 && fields[0] == "v1";
       const bool v2 = fields.size() == 13 && fields[0] == "v2";
       const bool v3 = fields.size() >= 15 && fields[0] == "v3";  // v2 + grace + Date + kept headers
@@ -261,87 +238,6 @@ ChunkIndexCheck check_chunk_index(const std::string& data_dir) {
     if (!referenced.count(name)) ++check.orphan_files;
   }
   return check;
-}
-
-// ---- RestartableBalancer ----
-
-RestartableBalancer::RestartableBalancer(const TempDir& dir, std::string origin_base,
-                                         const std::string& channels, const std::string& caches,
-                                         std::vector<std::string> overrides)
-    : channels_path_(dir.file("balancer/channels.json")),
-      caches_path_(dir.file("balancer/caches.json")),
-      api_dir_(dir.file("balancer/api")),
-      origin_base_(std::move(origin_base)),
-      overrides_(std::move(overrides)) {
-  write_file(channels_path_, channels);
-  write_file(caches_path_, caches);
-}
-
-bool RestartableBalancer::start(std::string* error) {
-  std::vector<std::string> argv = {
-      binary_path("balancer"), "--config", std::string(BALANCER_SOURCE_DIR) + "/conf/balancer.json",
-      "--set", "listen.port=" + std::to_string(port_ > 0 ? port_ : 0), "--set",
-      "channels_file=" + channels_path_, "--set", "caches_file=" + caches_path_, "--set",
-      "origins.demo.url=" + origin_base_, "--set", "signing.keys=[\"" + kBalancerSigningKey + "\"]",
-      "--set", "playback.ticket_keys=[\"" + kTicketKey + "\"]", "--set",
-      "playback.allow_anonymous=true", "--set", "health.interval_ms=200", "--set",
-      "health.timeout_ms=150", "--set", "health.up_after=2", "--set", "health.down_after=2",
-      "--set", "server.access_log=false",
-      // A bare media source answers with itself, as these faults
-      // expect (not with a master of the balancer's making).
-      "--set", "steering.media_masters=false", "--set", "api.data_dir=" + api_dir_};
-  for (const auto& o : overrides_) {
-    argv.push_back("--set");
-    argv.push_back(o);
-  }
-  for (auto& a : threads_args()) argv.push_back(a);
-  process_ = std::make_unique<ChildProcess>();
-  if (!process_->start(argv, {}, {}, error)) return false;
-  const int port = process_->wait_for_listening_port(deadline_in(std::chrono::seconds(10)));
-  if (port <= 0) {
-    if (error != nullptr) *error = process_->stderr_text();
-    return false;
-  }
-  port_ = port;
-  return true;
-}
-
-std::string RestartableBalancer::url(const std::string& target) const {
-  return local_url(port_, target);
-}
-
-HttpResponse RestartableBalancer::get(const std::string& target,
-                                      std::chrono::milliseconds timeout) const {
-  return http_get(url(target), {}, timeout);
-}
-
-std::string RestartableBalancer::health() const {
-  return http_get(url("/health"), {}, std::chrono::seconds(2)).body;
-}
-
-bool RestartableBalancer::wait_cache_usable(const std::string& id, bool usable,
-                                            std::chrono::milliseconds timeout) const {
-  const std::string needle = "{\"id\":\"" + id + "\",";
-  return wait_until(
-      [&] {
-        const std::string h = health();
-        const size_t at = h.find(needle);
-        if (at == std::string::npos) return false;
-        const size_t end = h.find('}', at);
-        return h.substr(at, end - at).find(usable ? "\"usable\":true" : "\"usable\":false") !=
-               std::string::npos;
-      },
-      timeout, std::chrono::milliseconds(20));
-}
-
-void RestartableBalancer::kill_hard() {
-  process_->kill();
-  process_->wait_exit(deadline_in(std::chrono::seconds(10)));
-}
-
-void RestartableBalancer::stop() {
-  process_->terminate();
-  process_->wait_exit(deadline_in(std::chrono::seconds(15)));
 }
 
 // ---- TmpfsMount ----
@@ -444,61 +340,41 @@ MediaPlaylist fetch_media_playlist(const std::string& url, std::chrono::millisec
 
 // ---- ffmpeg ----
 
-bool have_ffmpeg() {
-  return ::access("/usr/bin/ffmpeg", X_OK) == 0;
+std::vector<std::string> ffmpeg_live_source_args(const std::string& dir) {
+  return ffmpeg_args(
+      {ffmpeg_test_input({}),
+       {"-map", "0:v", "-map", "1:a"},
+       x264_args("ultrafast"),
+       {"-b:v", "300k"},
+       aac_args(),
+       live_hls_args(),
+       {"-hls_segment_filename", dir + "/live/seg_%05d.ts", dir + "/live/index.m3u8"}});
 }
 
-std::vector<std::string> ffmpeg_live_source_args(const std::string& dir) {
-  return {"ffmpeg",
-          "-hide_banner",
-          "-loglevel",
-          "error",
-          "-re",
-          "-f",
-          "lavfi",
-          "-i",
-          "testsrc2=size=320x180:rate=15",
-          "-f",
-          "lavfi",
-          "-i",
-          "sine=frequency=440:sample_rate=48000",
-          "-map",
-          "0:v",
-          "-map",
-          "1:a",
-          "-c:v",
-          "libx264",
-          "-preset",
-          "ultrafast",
-          "-tune",
-          "zerolatency",
-          "-g",
-          "30",
-          "-keyint_min",
-          "30",
-          "-sc_threshold",
-          "0",
-          "-pix_fmt",
-          "yuv420p",
-          "-b:v",
-          "300k",
-          "-c:a",
-          "aac",
-          "-b:a",
-          "48k",
-          "-ac",
-          "2",
-          "-f",
-          "hls",
-          "-hls_time",
-          "2",
-          "-hls_list_size",
-          "10",
-          "-hls_flags",
-          "delete_segments+independent_segments+temp_file",
-          "-hls_segment_filename",
-          dir + "/live/seg_%05d.ts",
-          dir + "/live/index.m3u8"};
+LivePlaybackStack::LivePlaybackStack(const std::string& channel) {
+  std::filesystem::create_directories(root + "/live");
+  start_source();
+  origin = std::make_unique<TestOrigin>(serving_files(root));
+  node =
+      std::make_unique<CacheNodeProcess>(dir.file("cache"), origin->base_url(),
+                                         std::vector<std::string>{"node_id=venue-a", "site=venue"});
+  balancer = std::make_unique<BalancerProcess>(
+      dir, origin->base_url(), channels_json({channel}),
+      caches_json({cache_json("venue-a", "venue", node->port())}));
+  node_host = "http://127.0.0.1:" + std::to_string(node->port());
+  poll_url = playlist_url("poll");
+  REQUIRE(wait_until([&] { return fetch_media_playlist(poll_url).uris.size() >= 3; },
+                     std::chrono::seconds(30), std::chrono::milliseconds(100)));
+  REQUIRE(balancer->wait_cache_usable("venue-a", true, std::chrono::seconds(10)));
+}
+
+std::string LivePlaybackStack::playlist_url(const std::string& viewer) const {
+  return balancer->url("/hls/live/files/live/index.m3u8?cache=venue-a&viewer=" + viewer);
+}
+
+void LivePlaybackStack::start_source() {
+  source = std::make_unique<ChildProcess>();
+  REQUIRE(source->start(ffmpeg_live_source_args(root)));
 }
 
 TimedPlayer::TimedPlayer(const std::string& url, int seconds) {

@@ -18,7 +18,11 @@
 #include <thread>
 #include <vector>
 
+#include "support/balancer_fixture.h"
+#include "support/cache_node_fixture.h"
+#include "support/ffmpeg_args.h"
 #include "support/http_client.h"
+#include "support/origin_fixture.h"
 #include "support/process.h"
 
 namespace balancer::test {
@@ -75,35 +79,6 @@ struct ChunkIndexCheck {
 // Reads <data_dir>/index (LMDB) and <data_dir>/chunks. Call with the node stopped.
 ChunkIndexCheck check_chunk_index(const std::string& data_dir);
 
-// The balancer binary with channels and caches files in `dir`, as BalancerProcess in
-// tests/support/balancer_fixture.h, but a restart listens on the same port as before.
-class RestartableBalancer {
- public:
-  RestartableBalancer(const TempDir& dir, std::string origin_base, const std::string& channels,
-                      const std::string& caches, std::vector<std::string> overrides = {});
-  // Starts the process; false with the child's stderr in `error` when it did not listen.
-  bool start(std::string* error = nullptr);
-  int port() const { return port_; }
-  std::string url(const std::string& target) const;
-  HttpResponse get(const std::string& target,
-                   std::chrono::milliseconds timeout = kDefaultHttpTimeout) const;
-  std::string health() const;
-  bool wait_cache_usable(const std::string& id, bool usable,
-                         std::chrono::milliseconds timeout) const;
-  ChildProcess& process() { return *process_; }
-  void kill_hard();  // SIGKILL and reap
-  void stop();       // SIGTERM and reap
-
- private:
-  std::string channels_path_;
-  std::string caches_path_;
-  std::string api_dir_;
-  std::string origin_base_;
-  std::vector<std::string> overrides_;
-  std::unique_ptr<ChildProcess> process_;
-  int port_ = -1;
-};
-
 // A tmpfs of `size` (e.g. "4m") mounted on `path` (created) for the object's lifetime.
 // mounted() is false, with why(), when this process may not mount (not root, no
 // CAP_SYS_ADMIN, no tmpfs). Unmounts (lazily) on destruction.
@@ -148,7 +123,28 @@ MediaPlaylist fetch_media_playlist(const std::string& url,
 // ffmpeg making a live HLS stream (test pattern + tone, one 320x180 variant, 2 s segments,
 // a 10-segment window) into <dir>/live/index.m3u8 and <dir>/live/seg_NNNNN.ts.
 std::vector<std::string> ffmpeg_live_source_args(const std::string& dir);
-bool have_ffmpeg();
+
+// A live stream played through one cache node ("venue-a", site "venue") and the balancer:
+// ffmpeg (ffmpeg_live_source_args) writing <dir>/origin/live, test_origin serving it,
+// `channel` (a channels.json entry) naming it. Construct it once have_ffmpeg() holds; it
+// returns when the balancer's playlist lists three segments and the node is usable.
+struct LivePlaybackStack {
+  explicit LivePlaybackStack(const std::string& channel = channel_json("live",
+                                                                       "/files/live/index.m3u8"));
+  // The live playlist through the balancer for viewer `viewer`, on the node.
+  std::string playlist_url(const std::string& viewer) const;
+  // Starts ffmpeg (again) on the same folder.
+  void start_source();
+
+  TempDir dir;
+  std::string root = dir.file("origin");
+  std::unique_ptr<ChildProcess> source;
+  std::unique_ptr<TestOrigin> origin;
+  std::unique_ptr<CacheNodeProcess> node;
+  std::unique_ptr<BalancerProcess> balancer;
+  std::string node_host;  // "http://127.0.0.1:<node port>"
+  std::string poll_url;   // playlist_url("poll")
+};
 
 // ffmpeg as a player of `url` for at most `seconds` of media, decoding to nowhere and
 // printing -progress on stdout. A background thread stamps each progress line on arrival.

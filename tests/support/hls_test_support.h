@@ -15,6 +15,7 @@
 #include "hls/playlist.h"
 #include "hls/rewrite.h"
 #include "hls/uri.h"
+#include "support/hls_tags.h"
 
 namespace hls_test {
 
@@ -66,25 +67,6 @@ inline hls::Role expected_role(std::string_view tag) {
   }
   return hls::Role::playlist;  // STREAM-INF, I-FRAME/IMAGE-STREAM-INF, MEDIA, RENDITION-REPORT,
                                // stray
-}
-
-// Names of the tags ("#EXT..." lines after leading blanks), in order.
-inline std::vector<std::string> tag_sequence(std::string_view text) {
-  std::vector<std::string> tags;
-  size_t pos = 0;
-  while (pos < text.size()) {
-    size_t end = text.find_first_of("\r\n", pos);
-    if (end == std::string_view::npos) end = text.size();
-    std::string_view line = text.substr(pos, end - pos);
-    size_t b = line.find_first_not_of(" \t");
-    if (b != std::string_view::npos && line.substr(b).starts_with("#EXT")) {
-      line = line.substr(b);
-      tags.emplace_back(line.substr(0, line.find(':')));
-    }
-    if (end == text.size()) break;
-    pos = end + (text[end] == '\r' && end + 1 < text.size() && text[end + 1] == '\n' ? 2 : 1);
-  }
-  return tags;
 }
 
 inline std::optional<std::string> read_file(const std::filesystem::path& path) {

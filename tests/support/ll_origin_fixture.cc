@@ -5,52 +5,22 @@
 #include <algorithm>
 #include <stdexcept>
 
+#include "support/ffmpeg_args.h"
 #include "support/http_client.h"
 #include "support/origin_fixture.h"
 
 namespace balancer::test {
 
-bool have_ffmpeg() {
-  return access("/usr/bin/ffmpeg", X_OK) == 0;
-}
-
 bool make_cmaf_material(const std::string& path, int seconds, int kbps, std::string* error,
                         int part_ms) {
   ChildProcess ffmpeg;
-  const std::vector<std::string> argv{"ffmpeg",
-                                      "-hide_banner",
-                                      "-loglevel",
-                                      "error",
-                                      "-y",
-                                      "-f",
-                                      "lavfi",
-                                      "-i",
-                                      "testsrc2=size=640x360:rate=30",
-                                      "-t",
-                                      std::to_string(seconds),
-                                      "-c:v",
-                                      "libx264",
-                                      "-preset",
-                                      "veryfast",
-                                      "-tune",
-                                      "zerolatency",
-                                      "-g",
-                                      "30",
-                                      "-keyint_min",
-                                      "30",
-                                      "-sc_threshold",
-                                      "0",
-                                      "-b:v",
-                                      std::to_string(kbps) + "k",
-                                      "-pix_fmt",
-                                      "yuv420p",
-                                      "-f",
-                                      "mp4",
-                                      "-movflags",
-                                      "cmaf+frag_keyframe+empty_moov+default_base_moof",
-                                      "-frag_duration",
-                                      std::to_string(part_ms * 1000),
-                                      path};
+  const std::vector<std::string> argv = ffmpeg_args(
+      {ffmpeg_test_input({.video = "640x360:rate=30", .tone = false, .realtime = false}),
+       {"-t", std::to_string(seconds)},
+       x264_args("veryfast"),
+       {"-b:v", std::to_string(kbps) + "k"},
+       {"-f", "mp4", "-movflags", "cmaf+frag_keyframe+empty_moov+default_base_moof",
+        "-frag_duration", std::to_string(part_ms * 1000), path}});
   std::string start_error;
   if (!ffmpeg.start(argv, {}, {}, &start_error)) {
     if (error != nullptr) *error = start_error;

@@ -9,12 +9,10 @@
 #include <string_view>
 #include <vector>
 
+#include "support/ffmpeg_args.h"
 #include "support/process.h"
 
 namespace balancer::test {
-
-// True when ffmpeg (with libx264) is there to make the material.
-bool have_ffmpeg();
 
 // Encodes `seconds` of a test pattern to `path` as CMAF fMP4: a keyframe every second,
 // fragments (parts) of `part_ms` (so four of about 0.25 s a second by default), video only.

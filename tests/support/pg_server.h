@@ -4,36 +4,25 @@
 // (setpriv, which execs, so the pid we hold is the server's). Needs Debian's postgresql-15.
 #pragma once
 
-#include <memory>
 #include <string>
+#include <vector>
 
-#include "support/process.h"
+#include "support/child_server.h"
 
 namespace balancer::test {
 
-class PgServer {
+// stop() is a fast shutdown (SIGINT: clients cut off, data kept), SIGKILL after 10 s;
+// restart() starts it again on the same port and data.
+class PgServer : public ChildServer {
  public:
   // Creates the cluster and starts the server; throws std::runtime_error when it cannot.
   PgServer();
-  ~PgServer();
-  PgServer(const PgServer&) = delete;
-  PgServer& operator=(const PgServer&) = delete;
-
-  int port() const { return port_; }
-  // Fast shutdown (SIGINT), waited for; SIGKILL if it takes more than 10 s. No-op when stopped.
-  void stop();
-  // Starts it again on the same port and data; false when it does not accept connections in time.
-  bool restart();
   // Whether the binaries are installed (tests say "skipped" otherwise).
   static bool available();
 
  private:
-  bool launch(int port);
+  bool launch(int port) override;
   std::vector<std::string> as_owner(std::vector<std::string> argv) const;
-
-  TempDir dir_{"balancer-pg"};
-  int port_ = -1;
-  std::unique_ptr<ChildProcess> child_;
 };
 
 }  // namespace balancer::test

@@ -410,6 +410,15 @@ std::string binary_dir() {
   return BALANCER_BINARY_DIR;
 }
 
+int64_t proc_status_kib(pid_t pid, const std::string& name) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind(name + ":", 0) == 0)
+      return std::strtoll(line.c_str() + name.size() + 1, nullptr, 10);
+  }
+  return -1;
+}
+
 std::string binary_path(std::string_view name) {
   namespace fs = std::filesystem;
   const std::string n(name);

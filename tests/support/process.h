@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <cstdint>
 #include <functional>
 #include <mutex>
 #include <optional>
@@ -139,6 +140,10 @@ class ChildProcess {
 
 // Parses `{"event":"listening",...,"port":N,...}`; nullopt for any other line.
 std::optional<int> parse_listening_port(std::string_view line, std::string_view key = "port");
+
+// The figure of the `name` line ("VmRSS", "RssAnon": kB) of /proc/<pid>/status; -1 when
+// the line or the process is not there.
+int64_t proc_status_kib(pid_t pid, const std::string& name);
 
 // Path of one of our binaries in the build tree: <build>/src/<dir>/<name>,
 // <build>/tests/support/<name>, <build>/tests/<dir>/<name> or <build>/<name>, where

@@ -9,13 +9,43 @@
 
 namespace balancer::test {
 
-int connect_loopback(int port, std::chrono::milliseconds receive_timeout) {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return -1;
+namespace {
+
+sockaddr_in loopback_address(int port) {
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_port = htons(static_cast<uint16_t>(port));
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  return addr;
+}
+
+}  // namespace
+
+int free_loopback_port() {
+  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  sockaddr_in addr = loopback_address(0);
+  int port = -1;
+  socklen_t len = sizeof addr;
+  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
+      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
+    port = ntohs(addr.sin_port);
+  }
+  close(fd);
+  return port;
+}
+
+bool loopback_accepts(int port) {
+  const int fd = connect_loopback(port);
+  if (fd < 0) return false;
+  close(fd);
+  return true;
+}
+
+int connect_loopback(int port, std::chrono::milliseconds receive_timeout) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  sockaddr_in addr = loopback_address(port);
   if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
     close(fd);
     return -1;
@@ -43,6 +73,17 @@ RawRead read_raw(int fd, const std::function<bool(const std::string&)>& enough) 
 
 RawRead read_until_closed(int fd) {
   return read_raw(fd, [](const std::string&) { return false; });
+}
+
+RawRead exchange_raw(int port, std::string_view bytes,
+                     const std::function<bool(const std::string&)>& enough,
+                     std::chrono::milliseconds receive_timeout) {
+  const int fd = connect_loopback(port, receive_timeout);
+  if (fd < 0) return {};
+  (void)!write(fd, bytes.data(), bytes.size());
+  RawRead out = read_raw(fd, enough);
+  close(fd);
+  return out;
 }
 
 bool RawResponse::has_header(const std::string& line) const {

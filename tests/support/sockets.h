@@ -6,9 +6,16 @@
 #include <cstddef>
 #include <functional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace balancer::test {
+
+// A loopback port nobody listens on right now (bound and released: someone may take it
+// before the caller binds it); -1 when none could be had.
+int free_loopback_port();
+// Whether 127.0.0.1:port accepts a TCP connection.
+bool loopback_accepts(int port);
 
 // A blocking socket connected to 127.0.0.1:port whose reads give up after
 // `receive_timeout`; -1 when the connection fails. The caller closes it.
@@ -23,6 +30,11 @@ struct RawRead {
 };
 RawRead read_raw(int fd, const std::function<bool(const std::string&)>& enough);
 RawRead read_until_closed(int fd);
+// `bytes` sent on a fresh connection to 127.0.0.1:port (reads give up after
+// `receive_timeout`), then read as read_raw() does; "" when it cannot connect.
+RawRead exchange_raw(int port, std::string_view bytes,
+                     const std::function<bool(const std::string&)>& enough,
+                     std::chrono::milliseconds receive_timeout = std::chrono::seconds(3));
 
 // One HTTP/1.1 response cut from a raw byte stream (Content-Length framing only,
 // as our servers' complete replies are).

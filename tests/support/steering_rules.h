@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "hls/attribute_list.h"
+#include "support/text_lines.h"
 
 namespace test_support {
 
@@ -34,15 +35,7 @@ inline std::string steering_rules_problem(std::string_view master) {
     auto it = m.find(name);
     return it == m.end() ? std::string() : it->second;
   };
-  std::vector<std::string_view> lines;
-  for (size_t start = 0; start < master.size();) {
-    size_t nl = master.find('\n', start);
-    std::string_view line =
-        master.substr(start, nl == std::string_view::npos ? std::string_view::npos : nl - start);
-    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-    lines.push_back(line);
-    start = nl == std::string_view::npos ? master.size() : nl + 1;
-  }
+  const std::vector<std::string> lines = balancer::test::split_lines(master);
   bool steering = false;
   std::string start_pathway;
   // key → pathway → playlist URI, for variants and for renditions.

@@ -12,6 +12,7 @@
 #include "hls/rewrite.h"
 #include "hls/uri.h"
 #include "hls/window.h"
+#include "support/hls_tags.h"
 
 namespace {
 
@@ -42,25 +43,6 @@ bool known_error(const std::string& code) {
     if (code == c) return true;
   }
   return false;
-}
-
-// Names of the tags (lines starting with "#EXT" after blanks), in order.
-std::vector<std::string_view> tag_sequence(std::string_view text) {
-  std::vector<std::string_view> tags;
-  size_t pos = 0;
-  while (pos <= text.size()) {
-    size_t end = text.find_first_of("\r\n", pos);
-    if (end == std::string_view::npos) end = text.size();
-    std::string_view line = text.substr(pos, end - pos);
-    size_t b = line.find_first_not_of(" \t");
-    if (b != std::string_view::npos && line.substr(b).starts_with("#EXT")) {
-      line = line.substr(b);
-      tags.push_back(line.substr(0, line.find(':')));
-    }
-    if (end == text.size()) break;
-    pos = end + (text[end] == '\r' && end + 1 < text.size() && text[end + 1] == '\n' ? 2 : 1);
-  }
-  return tags;
 }
 
 std::string role_uri(const hls::UriSlot& slot) {
@@ -130,7 +112,7 @@ void check_same_shape(const hls::Playlist& a, const hls::Playlist& b) {
     const auto& y = b.tmpl.slots()[i];
     FUZZ_CHECK(x.role == y.role && x.tag == y.tag && x.quoted == y.quoted && x.line == y.line);
   }
-  FUZZ_CHECK(tag_sequence(a.tmpl.source()) == tag_sequence(b.tmpl.source()));
+  FUZZ_CHECK(hls_test::tag_sequence(a.tmpl.source()) == hls_test::tag_sequence(b.tmpl.source()));
   FUZZ_CHECK(a.master.variants.size() == b.master.variants.size());
   FUZZ_CHECK(a.master.renditions.size() == b.master.renditions.size());
   FUZZ_CHECK(a.media.segments.size() == b.media.segments.size());

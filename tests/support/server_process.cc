@@ -1,0 +1,50 @@
+#include "support/server_process.h"
+
+#include <doctest/doctest.h>
+
+namespace balancer::test {
+
+std::optional<double> metric_value(const std::string& metrics, const std::string& series) {
+  size_t pos = 0;
+  while ((pos = metrics.find(series + " ", pos)) != std::string::npos) {
+    if (pos == 0 || metrics[pos - 1] == '\n') {
+      return std::stod(metrics.substr(pos + series.size() + 1));
+    }
+    pos += series.size();
+  }
+  return std::nullopt;
+}
+
+ServerProcess::ServerProcess(std::string binary, std::string main_config,
+                             std::vector<std::string> overrides)
+    : binary_(std::move(binary)),
+      main_config_(std::move(main_config)),
+      overrides_(std::move(overrides)) {}
+
+void ServerProcess::start() {
+  std::vector<std::string> argv = {binary_path(binary_), "--config", main_config_};
+  for (const auto& settings : {fixture_settings(), overrides_}) {
+    for (const auto& s : settings) {
+      argv.push_back("--set");
+      argv.push_back(s);
+    }
+  }
+  for (auto& a : threads_args()) argv.push_back(a);
+  process_ = std::make_unique<ChildProcess>();
+  std::string error;
+  REQUIRE_MESSAGE(process_->start(argv, {}, {}, &error), error);
+  port_ = process_->wait_for_listening_port(deadline_in(std::chrono::seconds(10)), &tls_port_);
+  REQUIRE_MESSAGE(port_ > 0, process_->stderr_text());
+}
+
+void ServerProcess::stop() {
+  process_->terminate();
+  REQUIRE(process_->wait_exit(deadline_in(std::chrono::seconds(15))).has_value());
+}
+
+void ServerProcess::kill_hard() {
+  process_->kill();
+  REQUIRE(process_->wait_exit(deadline_in(std::chrono::seconds(10))).has_value());
+}
+
+}  // namespace balancer::test
