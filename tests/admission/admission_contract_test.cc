@@ -25,7 +25,7 @@
 #include "support/redis_server.h"
 
 namespace admission {
-namespace {
+namespace admission_contract_test {
 
 using namespace std::chrono_literals;
 using Kind = AdmissionDecision::Kind;
@@ -586,5 +586,5 @@ TEST_CASE("Redis: unavailable (never an admit) while down; heartbeats restore ad
   CHECK(b.request("e", 3).position == 1);  // the limit holds again: no one was cut off
 }
 
-}  // namespace
+}  // namespace admission_contract_test
 }  // namespace admission

@@ -10,7 +10,7 @@
 #include "hls/playlist.h"
 
 namespace balancer {
-namespace {
+namespace channel_allowlist_test {
 
 const std::string kOriginBase = "http://o.example/files";
 
@@ -46,8 +46,6 @@ const std::string kMaster =
 const std::string kMedia =
     "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:1\n"
     "#EXT-X-KEY:METHOD=AES-128,URI=\"../keys/k1.key\"\n#EXTINF:2.0,\ns1.ts\n";
-
-}  // namespace
 
 TEST_CASE(
     "channel allowlist: the source at once; other playlists and keys once its playlists link to "
@@ -139,4 +137,5 @@ TEST_CASE("channel allowlist: at most 4,096 distinct playlists per channel are l
   CHECK_FALSE(allow.allows_playlist(demo, "/live/v4099.m3u8"));  // learned in playlist order
 }
 
+}  // namespace channel_allowlist_test
 }  // namespace balancer

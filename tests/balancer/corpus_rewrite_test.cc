@@ -16,7 +16,7 @@
 #include "hls/playlist.h"
 
 namespace balancer {
-namespace {
+namespace corpus_rewrite_test {
 
 const std::string kOrigin = "http://origin.test/files";
 const std::string kCache = "http://cache.test:8081";
@@ -121,5 +121,5 @@ TEST_CASE(
   CHECK(cache_links > 0);
 }
 
-}  // namespace
+}  // namespace corpus_rewrite_test
 }  // namespace balancer

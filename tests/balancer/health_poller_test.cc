@@ -19,7 +19,7 @@
 #include "support/loopback_node.h"
 
 namespace balancer {
-namespace {
+namespace health_poller_test {
 
 using namespace std::chrono_literals;
 using State = CacheHealth::State;
@@ -83,8 +83,6 @@ struct Fixture {
         *base, [&] { return told.size() >= n; }, limit));
   }
 };
-
-}  // namespace
 
 TEST_CASE(
     "health poller: up_after good polls bring a node up, down_after failed polls take it down") {
@@ -288,4 +286,5 @@ TEST_CASE(
       *f.base, [&] { return f.node.seen().size() > polls || f.told.size() > updates; }, 200ms));
 }
 
+}  // namespace health_poller_test
 }  // namespace balancer

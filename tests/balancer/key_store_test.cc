@@ -16,7 +16,7 @@
 #include "support/origin_client_fixture.h"
 
 namespace balancer {
-namespace {
+namespace key_store_test {
 
 using namespace std::chrono_literals;
 
@@ -65,8 +65,6 @@ struct Fixture : test::OriginClient {
         .value();
   }
 };
-
-}  // namespace
 
 TEST_CASE("key store: a key is fetched once, served from memory until its TTL, then refetched") {
   Fixture f(options_with(1000ms));
@@ -231,4 +229,5 @@ TEST_CASE("key store: destroying the store cancels its fetches; no waiter is cal
   CHECK_FALSE(answer->has_value());
 }
 
+}  // namespace key_store_test
 }  // namespace balancer

@@ -19,7 +19,7 @@
 #include "support/loopback_node.h"
 
 namespace balancer {
-namespace {
+namespace prefetch_client_test {
 
 using namespace std::chrono_literals;
 
@@ -96,8 +96,6 @@ std::vector<std::string> segments(size_t first, size_t count) {
 std::string body_of(const std::vector<std::string>& targets) {
   return prefetch_body("demo", targets, 0, targets.size());
 }
-
-}  // namespace
 
 TEST_CASE("prefetch body: the node's chunk paths under /o/<origin>, as JSON strings") {
   CHECK(prefetch_body("demo", {"/live/s1.ts", "/live/s2.ts?t=1"}, 0, 2) ==
@@ -278,4 +276,5 @@ TEST_CASE(
   CHECK(f.requests("dropped") == 0);
 }
 
+}  // namespace prefetch_client_test
 }  // namespace balancer

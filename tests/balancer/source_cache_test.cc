@@ -11,7 +11,7 @@
 #include "support/origin_client_fixture.h"
 
 namespace balancer {
-namespace {
+namespace source_cache_test {
 
 using namespace std::chrono_literals;
 
@@ -47,8 +47,6 @@ PlaylistTimings no_background_refresh() {
   timings.live_idle = std::chrono::hours(1);
   return timings;
 }
-
-}  // namespace
 
 TEST_CASE(
     "source cache: a live copy is fresh for live_max_lag on the injected clock, then refetched") {
@@ -260,9 +258,10 @@ TEST_CASE(
   CHECK(vod.error.message.find("17 segments, over the limit of 16") != std::string::npos);
 }
 
+}  // namespace source_cache_test
 }  // namespace balancer
 
-namespace balancer {
+namespace balancer::source_cache_test {
 
 TEST_CASE(
     "source cache: a live end tag is held back, then passed on once due, with origin's copy "
@@ -313,9 +312,9 @@ TEST_CASE(
   CHECK(finished.version->playlist.media.endlist);
 }
 
-}  // namespace balancer
+}  // namespace balancer::source_cache_test
 
-namespace balancer {
+namespace balancer::source_cache_test {
 
 TEST_CASE(
     "source cache: a refresh revealing new live segments names them for prefetch, to the caches "
@@ -427,4 +426,4 @@ TEST_CASE(
   CHECK(offers == 0);
 }
 
-}  // namespace balancer
+}  // namespace balancer::source_cache_test

@@ -20,7 +20,7 @@
 #include "support/process.h"
 
 namespace balancer {
-namespace {
+namespace source_front_test {
 
 using namespace std::chrono_literals;
 
@@ -100,8 +100,6 @@ struct Fixture {
     return *answer;
   }
 };
-
-}  // namespace
 
 TEST_CASE(
     "source front: a fresh copy is answered at once on the front's loop, without asking home") {
@@ -281,4 +279,5 @@ TEST_CASE("source front: on the home loop itself it asks the cache directly") {
   CHECK(f.home_lookups() == 1);
 }
 
+}  // namespace source_front_test
 }  // namespace balancer

@@ -24,7 +24,7 @@
 #include "support/process.h"
 
 namespace balancer {
-namespace {
+namespace viewer_endpoints_test {
 
 using namespace std::chrono_literals;
 
@@ -281,5 +281,5 @@ TEST_CASE(
   check_error(f, f.get("/steering/nope?viewer=v1"), 404, "unknown_channel", before);
 }
 
-}  // namespace
+}  // namespace viewer_endpoints_test
 }  // namespace balancer

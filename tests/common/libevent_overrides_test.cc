@@ -18,14 +18,11 @@
 
 #include "common/handles.h"
 #include "common/libevent_overrides.h"
+#include "support/libevent_owners.h"
+
+using balancer::test::drain;
 
 namespace {
-
-std::string drain(evbuffer* buf) {
-  std::string out(evbuffer_get_length(buf), '\0');
-  evbuffer_remove(buf, out.data(), out.size());
-  return out;
-}
 
 // Whether this process runs all the overrides: the libevent they were written for, and
 // BALANCER_LIBEVENT_OVERRIDES unset. Elsewhere libevent's own functions run and the checks of

@@ -10,6 +10,9 @@
 
 #include "common/handles.h"
 #include "common/http2_connection.h"
+#include "support/libevent_owners.h"
+
+using balancer::test::drain;
 
 namespace {
 
@@ -28,12 +31,6 @@ std::vector<size_t> records_of(const std::vector<evbuffer_iovec>& pieces) {
       records.push_back(std::min<size_t>(16 * 1024, piece.iov_len - at));
   }
   return records;
-}
-
-std::string drain(evbuffer* buf) {
-  std::string out(evbuffer_get_length(buf), '\0');
-  evbuffer_remove(buf, out.data(), out.size());
-  return out;
 }
 
 void add_reference(evbuffer* buf, const std::string& bytes) {

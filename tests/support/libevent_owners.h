@@ -2,6 +2,7 @@
 // use, and the query parameters of a request. Header-only: the programs link libevent alone.
 #pragma once
 
+#include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
@@ -26,6 +27,13 @@ using EventBasePtr = std::unique_ptr<event_base, FreeWith<event_base_free>>;
 using EvhttpPtr = std::unique_ptr<evhttp, FreeWith<evhttp_free>>;
 using EventPtr = std::unique_ptr<event, FreeWith<event_free>>;
 using EvbufferPtr = std::unique_ptr<evbuffer, FreeWith<evbuffer_free>>;
+// Everything in `buf`, taken out of it.
+inline std::string drain(evbuffer* buf) {
+  std::string out(evbuffer_get_length(buf), '\0');
+  evbuffer_remove(buf, out.data(), out.size());
+  return out;
+}
+
 using MallocPtr = std::unique_ptr<char, FreeWith<std::free>>;
 using EvhttpUriPtr = std::unique_ptr<evhttp_uri, FreeWith<evhttp_uri_free>>;
 
