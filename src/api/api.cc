@@ -15,6 +15,15 @@
 namespace api {
 
 namespace {
+
+constexpr common::CounterFamily kBalancerApiLogins{"balancer_api_logins_total",
+                                                   "Login attempts by outcome", "result"};
+constexpr common::CounterFamily kBalancerApiKdfQueueRefused{
+    "balancer_api_kdf_queue_refused_total", "Password checks refused (503 busy) by cause",
+    "reason"};
+constexpr common::CounterFamily kBalancerApiPurchases{
+    "balancer_api_purchases_total", "Purchase requests answered with a purchase", "result"};
+
 constexpr std::string_view kPrefix = "/api/v1/";
 // Expired sessions are dropped in batches, so a purge never holds the store's worker long.
 constexpr timeval kPurgeInterval{60, 0};
@@ -99,37 +108,23 @@ Api::State::State(common::ServiceContext& c, const ApiConfig& initial, PlaybackH
       host(h),
       config(std::make_shared<const ApiConfig>(initial)),
       limiter(*c.clock, initial.login),
-      logins_ok(c.metrics->counter("balancer_api_logins_total", "Login attempts by outcome",
-                                   "result=\"ok\"")),
-      logins_rejected(c.metrics->counter("balancer_api_logins_total", "Login attempts by outcome",
-                                         "result=\"rejected\"")),
-      logins_limited(c.metrics->counter("balancer_api_logins_total", "Login attempts by outcome",
-                                        "result=\"limited\"")),
-      logins_busy(c.metrics->counter("balancer_api_logins_total", "Login attempts by outcome",
-                                     "result=\"busy\"")),
+      logins_ok(kBalancerApiLogins.in(*c.metrics, "ok")),
+      logins_rejected(kBalancerApiLogins.in(*c.metrics, "rejected")),
+      logins_limited(kBalancerApiLogins.in(*c.metrics, "limited")),
+      logins_busy(kBalancerApiLogins.in(*c.metrics, "busy")),
       logins_slowed(c.metrics->counter(
           "balancer_api_logins_slowed_total",
           "Login attempts delayed because their login failed often from any address")),
-      kdf_refused_address(c.metrics->counter("balancer_api_kdf_queue_refused_total",
-                                             "Password checks refused (503 busy) by cause",
-                                             "reason=\"address\"")),
-      kdf_refused_full(c.metrics->counter("balancer_api_kdf_queue_refused_total",
-                                          "Password checks refused (503 busy) by cause",
-                                          "reason=\"full\"")),
-      kdf_refused_displaced(c.metrics->counter("balancer_api_kdf_queue_refused_total",
-                                               "Password checks refused (503 busy) by cause",
-                                               "reason=\"displaced\"")),
+      kdf_refused_address(kBalancerApiKdfQueueRefused.in(*c.metrics, "address")),
+      kdf_refused_full(kBalancerApiKdfQueueRefused.in(*c.metrics, "full")),
+      kdf_refused_displaced(kBalancerApiKdfQueueRefused.in(*c.metrics, "displaced")),
       bodies_too_deep(c.metrics->counter(
           "balancer_api_json_too_deep_total",
           "Request bodies refused (400) for nesting deeper than api.max_json_depth")),
       store_errors(
           c.metrics->counter("balancer_api_store_errors_total", "Account store calls that failed")),
-      purchases_created(c.metrics->counter("balancer_api_purchases_total",
-                                           "Purchase requests answered with a purchase",
-                                           "result=\"created\"")),
-      purchases_replayed(c.metrics->counter("balancer_api_purchases_total",
-                                            "Purchase requests answered with a purchase",
-                                            "result=\"replayed\"")),
+      purchases_created(kBalancerApiPurchases.in(*c.metrics, "created")),
+      purchases_replayed(kBalancerApiPurchases.in(*c.metrics, "replayed")),
       tickets_issued(c.metrics->counter("balancer_api_playback_tickets_total",
                                         "Playback tickets handed out by the access check")),
       sessions_purged(

@@ -7,6 +7,16 @@
 namespace balancer {
 
 namespace {
+
+constexpr common::CounterFamily kBalancerRequests{"balancer_requests_total",
+                                                  "Viewer requests by kind", "kind"};
+constexpr common::CounterFamily kBalancerAdmissions{
+    "balancer_admissions_total", "Viewers admitted, directly or from the queue", "from"};
+constexpr common::CounterFamily kBalancerQueueTicketsDropped{"balancer_queue_tickets_dropped_total",
+                                                             "Queue tickets dropped", "reason"};
+constexpr common::CounterFamily kBalancerAdmissionRefused{
+    "balancer_admission_refused_total", "New viewers refused by a bound", "reason"};
+
 // A gauge whose value is not known yet (Prometheus' NaN).
 constexpr double kUnknownGauge = std::numeric_limits<double>::quiet_NaN();
 }  // namespace
@@ -49,9 +59,8 @@ common::Counter& admission_counter(common::MetricsRegistry& registry, const char
 
 BalancerMetrics::BalancerMetrics(common::MetricsRegistry& r)
     : registry(r),
-      requests_playlist(
-          r.counter("balancer_requests_total", "Viewer requests by kind", "kind=\"playlist\"")),
-      requests_key(r.counter("balancer_requests_total", "Viewer requests by kind", "kind=\"key\"")),
+      requests_playlist(kBalancerRequests.in(r, "playlist")),
+      requests_key(kBalancerRequests.in(r, "key")),
       rewrite_seconds(r.histogram("balancer_rewrite_seconds",
                                   "Time to render one viewer's copy of a playlist",
                                   rewrite_buckets())),
@@ -102,26 +111,18 @@ void BalancerMetrics::count_decision(AdmissionEndpoint endpoint, const Admission
 AdmissionReport::AdmissionReport(common::MetricsRegistry& r, Admission& admission, TimePoint now)
     : registry_(r),
       admission_(admission),
-      admitted_direct_(r.counter("balancer_admissions_total",
-                                 "Viewers admitted, directly or from the queue",
-                                 "from=\"direct\"")),
-      admitted_from_queue_(r.counter("balancer_admissions_total",
-                                     "Viewers admitted, directly or from the queue",
-                                     "from=\"queue\"")),
+      admitted_direct_(kBalancerAdmissions.in(r, "direct")),
+      admitted_from_queue_(kBalancerAdmissions.in(r, "queue")),
       tickets_issued_(r.counter("balancer_queue_tickets_issued_total",
                                 "Queue tickets given to viewers who must wait")),
-      tickets_not_renewed_(r.counter("balancer_queue_tickets_dropped_total",
-                                     "Queue tickets dropped", "reason=\"not_renewed\"")),
-      tickets_lapsed_(r.counter("balancer_queue_tickets_dropped_total", "Queue tickets dropped",
-                                "reason=\"reservation_lapsed\"")),
+      tickets_not_renewed_(kBalancerQueueTicketsDropped.in(r, "not_renewed")),
+      tickets_lapsed_(kBalancerQueueTicketsDropped.in(r, "reservation_lapsed")),
       slots_expired_(r.counter("balancer_slots_expired_total",
                                "Stream slots freed because their viewer went idle")),
       released_(
           r.counter("balancer_admission_released_total", "Slots or tickets given back explicitly")),
-      refused_address_(r.counter("balancer_admission_refused_total",
-                                 "New viewers refused by a bound", "reason=\"per_address\"")),
-      refused_full_(r.counter("balancer_admission_refused_total", "New viewers refused by a bound",
-                              "reason=\"max_entries\"")) {
+      refused_address_(kBalancerAdmissionRefused.in(r, "per_address")),
+      refused_full_(kBalancerAdmissionRefused.in(r, "max_entries")) {
   std::lock_guard lock(mutex_);
   refresh(now);
 }

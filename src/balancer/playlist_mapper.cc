@@ -3,23 +3,15 @@
 #include <cassert>
 
 #include "balancer/stable_links.h"
+#include "common/ascii.h"
 #include "common/url.h"
 #include "hls/uri.h"
 
 namespace balancer {
 namespace {
 
-char lower(char c) {
-  return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (lower(a[i]) != lower(b[i])) return false;
-  }
-  return true;
-}
+using common::ascii_lower;
+using common::iequals;
 
 // "host[:port]" with the scheme's default port removed, lower-cased; nullopt
 // when userinfo is present (never treated as our origin).
@@ -28,7 +20,7 @@ std::optional<std::string> canonical_authority(std::string_view scheme,
   if (authority.find('@') != std::string_view::npos) return std::nullopt;
   std::string out;
   out.reserve(authority.size());
-  for (char c : authority) out += lower(c);
+  for (char c : authority) out += ascii_lower(c);
   std::string_view default_port = iequals(scheme, "https")  ? ":443"
                                   : iequals(scheme, "http") ? ":80"
                                                             : "";

@@ -8,6 +8,10 @@
 namespace balancer {
 
 namespace {
+
+constexpr common::CounterFamily kBalancerPrefetchRequests{
+    "balancer_prefetch_requests_total", "Prefetch requests to cache nodes by outcome", "result"};
+
 constexpr const char* kPrefetchLog = "prefetch";
 constexpr size_t kChunksPerRequest = 64;  // the node's bound (docs/cache_node.md)
 }  // namespace
@@ -30,17 +34,10 @@ PrefetchClient::PrefetchClient(common::EventLoop& loop, common::HttpClient& clie
       clock_(clock),
       usable_(std::move(usable)),
       timer_(loop, common::LoopTimer::Repeat::once, [this] { pump(); }),
-      requests_sent_(metrics.counter("balancer_prefetch_requests_total",
-                                     "Prefetch requests to cache nodes by outcome",
-                                     "result=\"sent\"")),
-      requests_ok_(metrics.counter("balancer_prefetch_requests_total",
-                                   "Prefetch requests to cache nodes by outcome", "result=\"ok\"")),
-      requests_failed_(metrics.counter("balancer_prefetch_requests_total",
-                                       "Prefetch requests to cache nodes by outcome",
-                                       "result=\"failed\"")),
-      requests_dropped_(metrics.counter("balancer_prefetch_requests_total",
-                                        "Prefetch requests to cache nodes by outcome",
-                                        "result=\"dropped\"")),
+      requests_sent_(kBalancerPrefetchRequests.in(metrics, "sent")),
+      requests_ok_(kBalancerPrefetchRequests.in(metrics, "ok")),
+      requests_failed_(kBalancerPrefetchRequests.in(metrics, "failed")),
+      requests_dropped_(kBalancerPrefetchRequests.in(metrics, "dropped")),
       chunks_issued_(metrics.counter("balancer_prefetch_chunks_total",
                                      "New live segments named to cache nodes (once per node)")) {}
 

@@ -12,6 +12,11 @@
 namespace balancer {
 namespace {
 
+constexpr common::CounterFamily kBalancerPlaylistCache{
+    "balancer_playlist_cache_total", "Playlist source lookups by outcome", "result"};
+constexpr common::CounterFamily kBalancerOriginFetches{
+    "balancer_origin_fetches_total", "Fetches sent to origin", "trigger", "resource=\"playlist\""};
+
 Millis since(TimePoint then, TimePoint now) {
   return std::chrono::duration_cast<Millis>(now - then);
 }
@@ -112,22 +117,14 @@ SourceCache::SourceCache(event_base& base, common::HttpClient& client,
       client_(client),
       clock_(clock),
       timings_(timings),
-      hits_(metrics.counter("balancer_playlist_cache_total", "Playlist source lookups by outcome",
-                            "result=\"hit\"")),
-      misses_(metrics.counter("balancer_playlist_cache_total", "Playlist source lookups by outcome",
-                              "result=\"miss\"")),
-      coalesced_(metrics.counter("balancer_playlist_cache_total",
-                                 "Playlist source lookups by outcome", "result=\"coalesced\"")),
-      stale_(metrics.counter("balancer_playlist_cache_total", "Playlist source lookups by outcome",
-                             "result=\"stale\"")),
-      errors_(metrics.counter("balancer_playlist_cache_total", "Playlist source lookups by outcome",
-                              "result=\"error\"")),
-      fetches_request_(metrics.counter("balancer_origin_fetches_total", "Fetches sent to origin",
-                                       "resource=\"playlist\",trigger=\"request\"")),
-      fetches_refresh_(metrics.counter("balancer_origin_fetches_total", "Fetches sent to origin",
-                                       "resource=\"playlist\",trigger=\"refresh\"")),
-      fetches_follow_(metrics.counter("balancer_origin_fetches_total", "Fetches sent to origin",
-                                      "resource=\"playlist\",trigger=\"follow\"")),
+      hits_(kBalancerPlaylistCache.in(metrics, "hit")),
+      misses_(kBalancerPlaylistCache.in(metrics, "miss")),
+      coalesced_(kBalancerPlaylistCache.in(metrics, "coalesced")),
+      stale_(kBalancerPlaylistCache.in(metrics, "stale")),
+      errors_(kBalancerPlaylistCache.in(metrics, "error")),
+      fetches_request_(kBalancerOriginFetches.in(metrics, "request")),
+      fetches_refresh_(kBalancerOriginFetches.in(metrics, "refresh")),
+      fetches_follow_(kBalancerOriginFetches.in(metrics, "follow")),
       deltas_built_(
           metrics.counter("balancer_playlist_delta_updates_total",
                           "Delta updates (_HLS_skip=YES) the balancer built from its own copy")),

@@ -1,5 +1,6 @@
 #include "cache_node/chunk_request.h"
 
+#include "common/playback_ticket.h"
 #include "common/url.h"
 
 namespace cache_node {
@@ -9,14 +10,9 @@ common::Error bad(std::string message) {
   return common::Error{"bad_request", std::move(message)};
 }
 
+// Origin ids are written in the channel id alphabet (1..64 of [A-Za-z0-9_-]).
 bool valid_origin_id(std::string_view id) {
-  if (id.empty() || id.size() > 64) return false;
-  for (char c : id) {
-    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '-' || c == '_';
-    if (!ok) return false;
-  }
-  return true;
+  return common::valid_channel_id(id);
 }
 
 }  // namespace

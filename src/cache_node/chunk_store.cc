@@ -21,6 +21,11 @@
 namespace cache_node {
 namespace {
 
+constexpr common::CounterFamily kCacheEvictions{"cache_evictions_total", "Chunks evicted", "tier"};
+constexpr common::CounterFamily kCacheEntryLimitEvictions{
+    "cache_entry_limit_evictions_total", "Chunks evicted because the tier held storage.max_entries",
+    "tier"};
+
 std::string file_name_for(const std::string& key) {
   unsigned char digest[SHA256_DIGEST_LENGTH];
   SHA256(reinterpret_cast<const unsigned char*>(key.data()), key.size(), digest);
@@ -225,15 +230,10 @@ ChunkStore::ChunkStore(event_base& base, StoreOptions options, common::LmdbEnv e
       disk_writes_skipped_(
           metrics.counter("cache_disk_writes_skipped_total",
                           "Chunks kept in memory only because the disk writer was behind")),
-      evictions_memory_(
-          metrics.counter("cache_evictions_total", "Chunks evicted", "tier=\"memory\"")),
-      evictions_disk_(metrics.counter("cache_evictions_total", "Chunks evicted", "tier=\"disk\"")),
-      entry_limit_evictions_memory_(metrics.counter(
-          "cache_entry_limit_evictions_total",
-          "Chunks evicted because the tier held storage.max_entries", "tier=\"memory\"")),
-      entry_limit_evictions_disk_(metrics.counter(
-          "cache_entry_limit_evictions_total",
-          "Chunks evicted because the tier held storage.max_entries", "tier=\"disk\"")),
+      evictions_memory_(kCacheEvictions.in(metrics, "memory")),
+      evictions_disk_(kCacheEvictions.in(metrics, "disk")),
+      entry_limit_evictions_memory_(kCacheEntryLimitEvictions.in(metrics, "memory")),
+      entry_limit_evictions_disk_(kCacheEntryLimitEvictions.in(metrics, "disk")),
       writer_(std::make_unique<common::WorkerThread>()) {}
 
 ChunkStore::~ChunkStore() {

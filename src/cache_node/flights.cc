@@ -15,6 +15,13 @@ namespace cache_node {
 
 namespace {
 
+constexpr common::CounterFamily kCacheRevalidations{
+    "cache_revalidations_total", "Conditional upstream requests for stale copies by result",
+    "result"};
+constexpr common::CounterFamily kCacheSiblingFallbacks{
+    "cache_sibling_fallbacks_total", "Fetches from the owner given up for the upstream, by reason",
+    "reason"};
+
 // Every line of the field `name` in a response head, joined as one list
 // (RFC 9110 §5.3); nullopt when the head has none.
 std::optional<std::string> joined_field(const common::FetchHead& head, std::string_view name) {
@@ -190,23 +197,13 @@ FlightMetrics::FlightMetrics(common::MetricsRegistry& metrics)
           metrics.counter("cache_origin_bytes_total", "Body bytes received from the upstream")),
       first_byte(
           metrics.histogram("cache_origin_first_byte_seconds", "Upstream time to response head")),
-      revalidated_not_modified(metrics.counter(
-          "cache_revalidations_total", "Conditional upstream requests for stale copies by result",
-          "result=\"not_modified\"")),
-      revalidated_modified(metrics.counter(
-          "cache_revalidations_total", "Conditional upstream requests for stale copies by result",
-          "result=\"modified\"")),
-      revalidation_errors(metrics.counter(
-          "cache_revalidations_total", "Conditional upstream requests for stale copies by result",
-          "result=\"error\"")),
+      revalidated_not_modified(kCacheRevalidations.in(metrics, "not_modified")),
+      revalidated_modified(kCacheRevalidations.in(metrics, "modified")),
+      revalidation_errors(kCacheRevalidations.in(metrics, "error")),
       sibling_fetches(metrics.counter("cache_sibling_fetches_total",
                                       "Fetches from the site's owner of the chunk")),
-      sibling_fallback_failed(metrics.counter(
-          "cache_sibling_fallbacks_total",
-          "Fetches from the owner given up for the upstream, by reason", "reason=\"failed\"")),
-      sibling_fallback_slow(metrics.counter(
-          "cache_sibling_fallbacks_total",
-          "Fetches from the owner given up for the upstream, by reason", "reason=\"slow\"")),
+      sibling_fallback_failed(kCacheSiblingFallbacks.in(metrics, "failed")),
+      sibling_fallback_slow(kCacheSiblingFallbacks.in(metrics, "slow")),
       dropped_headers(metrics.counter(
           "cache_dropped_headers_total",
           "Upstream response headers not kept with a copy: over the count or size a copy keeps")) {}

@@ -100,17 +100,6 @@ bool if_range_allows(std::optional<std::string_view> if_range, std::string_view 
   return !last_modified.empty() && v == last_modified;
 }
 
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    char x = a[i], y = b[i];
-    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
-    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
-    if (x != y) return false;
-  }
-  return true;
-}
-
 namespace {
 
 // True if the comma-separated `list` has `name` as a member (case-insensitive).

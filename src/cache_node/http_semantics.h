@@ -7,6 +7,8 @@
 #include <string>
 #include <string_view>
 
+#include "common/ascii.h"
+
 namespace cache_node {
 
 // `s` without the optional whitespace (spaces and tabs, RFC 9110 §5.6.3) at either end.
@@ -41,7 +43,7 @@ bool if_range_allows(std::optional<std::string_view> if_range, std::string_view 
                      std::string_view last_modified);
 
 // ASCII case-insensitive equality (header and directive names).
-bool iequals(std::string_view a, std::string_view b);
+using common::iequals;
 
 // Whether an upstream response header is stored with the copy and sent with it
 // (RFC 9111 §3.1: a cache keeps the end-to-end fields). Not kept: hop-by-hop

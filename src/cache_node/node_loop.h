@@ -30,6 +30,16 @@ inline constexpr const char* kSiblingHeader = "X-Site-Fetch";
 // is a prefetched one too (its first viewer counts as a prefetch hit).
 inline constexpr const char* kSiblingPrefetchHeader = "X-Site-Prefetch";
 
+inline constexpr common::CounterFamily kCacheRequests{"cache_requests_total",
+                                                      "Chunk requests by outcome", "result"};
+inline constexpr common::CounterFamily kCachePrefetchCompleted{
+    "cache_prefetch_completed_total", "Fetches started by a prefetch, by outcome", "result"};
+inline constexpr common::CounterFamily kCachePrefetchFirstViewers{
+    "cache_prefetch_first_viewers_total", "First viewer requests of prefetched chunks, by outcome",
+    "result"};
+inline constexpr common::CounterFamily kCachePrefetches{
+    "cache_prefetches_total", "Chunks named by prefetch requests, by what the node did", "result"};
+
 struct CacheNode::Shared {
   Shared(common::ServiceContext& c, std::shared_ptr<const RuntimeConfig> initial)
       : context(c),
@@ -37,48 +47,29 @@ struct CacheNode::Shared {
         metrics(*c.metrics),
         config(std::move(initial)),
         prefetch_ledger(kPrefetchForgetAfterMs, kPrefetchLedgerEntries),
-        hits(
-            metrics.counter("cache_requests_total", "Chunk requests by outcome", "result=\"hit\"")),
-        misses(metrics.counter("cache_requests_total", "Chunk requests by outcome",
-                               "result=\"miss\"")),
-        coalesced(metrics.counter("cache_requests_total", "Chunk requests by outcome",
-                                  "result=\"coalesced\"")),
-        negative_hits(metrics.counter("cache_requests_total", "Chunk requests by outcome",
-                                      "result=\"negative\"")),
-        stale_hits(metrics.counter("cache_requests_total", "Chunk requests by outcome",
-                                   "result=\"stale\"")),
-        refreshing_hits(metrics.counter("cache_requests_total", "Chunk requests by outcome",
-                                        "result=\"stale_while_revalidate\"")),
+        hits(kCacheRequests.in(metrics, "hit")),
+        misses(kCacheRequests.in(metrics, "miss")),
+        coalesced(kCacheRequests.in(metrics, "coalesced")),
+        negative_hits(kCacheRequests.in(metrics, "negative")),
+        stale_hits(kCacheRequests.in(metrics, "stale")),
+        refreshing_hits(kCacheRequests.in(metrics, "stale_while_revalidate")),
         flight_metrics(metrics),
         bytes_served(
             metrics.counter("cache_bytes_served_total", "Chunk body bytes sent to clients")),
-        prefetch_started(prefetch_counter("started")),
-        prefetch_joined(prefetch_counter("joined")),
-        prefetch_present(prefetch_counter("present")),
-        prefetch_refused(prefetch_counter("refused")),
-        prefetch_invalid(prefetch_counter("invalid")),
-        prefetch_stored(metrics.counter("cache_prefetch_completed_total",
-                                        "Fetches started by a prefetch, by outcome",
-                                        "result=\"stored\"")),
-        prefetch_failed(metrics.counter("cache_prefetch_completed_total",
-                                        "Fetches started by a prefetch, by outcome",
-                                        "result=\"failed\"")),
-        prefetch_first_hit(metrics.counter("cache_prefetch_first_viewers_total",
-                                           "First viewer requests of prefetched chunks, by outcome",
-                                           "result=\"hit\"")),
-        prefetch_first_coalesced(metrics.counter(
-            "cache_prefetch_first_viewers_total",
-            "First viewer requests of prefetched chunks, by outcome", "result=\"coalesced\"")),
+        prefetch_started(kCachePrefetches.in(metrics, "started")),
+        prefetch_joined(kCachePrefetches.in(metrics, "joined")),
+        prefetch_present(kCachePrefetches.in(metrics, "present")),
+        prefetch_refused(kCachePrefetches.in(metrics, "refused")),
+        prefetch_invalid(kCachePrefetches.in(metrics, "invalid")),
+        prefetch_stored(kCachePrefetchCompleted.in(metrics, "stored")),
+        prefetch_failed(kCachePrefetchCompleted.in(metrics, "failed")),
+        prefetch_first_hit(kCachePrefetchFirstViewers.in(metrics, "hit")),
+        prefetch_first_coalesced(kCachePrefetchFirstViewers.in(metrics, "coalesced")),
         prefetch_wasted(metrics.counter("cache_prefetch_wasted_total",
                                         "Prefetched chunks no viewer asked for within 60 s")),
         prefetch_next_object_started(
             metrics.counter("cache_prefetch_next_object_total",
                             "Prefetches started by a viewer's CMCD next object (nor)")) {}
-  common::Counter& prefetch_counter(const char* result) {
-    return metrics.counter("cache_prefetches_total",
-                           "Chunks named by prefetch requests, by what the node did",
-                           std::string("result=\"") + result + "\"");
-  }
 
   common::Counter& error_counter(const std::string& kind) { return flight_metrics.error(kind); }
   size_t active_requests() const {

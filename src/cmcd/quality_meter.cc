@@ -10,6 +10,9 @@
 namespace cmcd {
 namespace {
 
+constexpr common::CounterFamily kCmcdReports{
+    "cmcd_reports_total", "Requests carrying CMCD, by whether it could be read", "result"};
+
 constexpr const char* kLog = "cmcd";
 
 // A Prometheus label value as the text format writes it (backslash, quote and newline escaped).
@@ -42,12 +45,8 @@ QualityMeter::QualityMeter(common::MetricsRegistry& metrics, const common::Clock
                            PlaybackQuality::Limits limits)
     : metrics_(metrics),
       clock_(clock),
-      read_(metrics.counter("cmcd_reports_total",
-                            "Requests carrying CMCD, by whether it could be read",
-                            "result=\"read\"")),
-      malformed_(metrics.counter("cmcd_reports_total",
-                                 "Requests carrying CMCD, by whether it could be read",
-                                 "result=\"malformed\"")),
+      read_(kCmcdReports.in(metrics, "read")),
+      malformed_(kCmcdReports.in(metrics, "malformed")),
       buffer_length_(metrics.histogram("playback_buffer_length_seconds",
                                        "Buffer lengths the players reported (CMCD bl)",
                                        {0.5, 1, 2, 4, 8, 15, 30, 60})),

@@ -59,6 +59,13 @@ std::vector<double> latency_buckets() {
   return {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
 }
 
+Counter& CounterFamily::in(MetricsRegistry& registry, std::string_view value) const {
+  std::string labels(fixed);
+  if (!labels.empty()) labels += ',';
+  labels.append(label).append("=\"").append(value).append("\"");
+  return registry.counter(std::string(name), std::string(help), labels);
+}
+
 namespace {
 const char* type_name(int type) {
   static const char* const names[] = {"counter", "gauge", "histogram"};

@@ -31,6 +31,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -95,6 +96,18 @@ class Histogram {
 
 // Latency buckets from 0.5 ms to 10 s.
 std::vector<double> latency_buckets();
+
+class MetricsRegistry;
+
+// The counters of one family that differ in one label's value, named once:
+//   constexpr CounterFamily kRequests{"cache_requests_total", "Chunk requests by outcome",
+//                                     "result"};
+//   Counter& hits = kRequests.in(registry, "hit");  // cache_requests_total{result="hit"}
+// `fixed` (labels without braces, e.g. `resource="playlist"`) precedes the label in every series.
+struct CounterFamily {
+  std::string_view name, help, label, fixed = {};
+  Counter& in(MetricsRegistry& registry, std::string_view value) const;
+};
 
 class MetricsRegistry {
  public:

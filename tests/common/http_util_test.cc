@@ -1,5 +1,6 @@
 #include <doctest/doctest.h>
 
+#include "common/ascii.h"
 #include "common/http_server.h"
 #include "common/json.h"
 
@@ -28,4 +29,15 @@ TEST_CASE("json: error bodies follow the contract and escape their text") {
   CHECK(common::json_error_body("bad_request", "say \"no\"\n") ==
         "{\"error\":{\"code\":\"bad_request\",\"message\":\"say \\\"no\\\"\\n\"}}\n");
   CHECK(common::json_string(std::string("a\x01", 2)) == "\"a\\u0001\"");
+}
+
+TEST_CASE("iequals: ASCII letters compare without case, nothing else does") {
+  static_assert(common::iequals("Content-Length", "content-LENGTH"));
+  CHECK(common::iequals("", ""));
+  CHECK_FALSE(common::iequals("chunked", "chunke"));
+  CHECK_FALSE(common::iequals("a-b", "a_b"));
+  CHECK_FALSE(common::iequals("\xc4", "\xe4"));  // Latin-1 Ä/ä are not ASCII: unequal
+  CHECK(common::ascii_lower('Z') == 'z');
+  CHECK(common::ascii_lower('@') == '@');
+  CHECK(common::ascii_lower('[') == '[');
 }

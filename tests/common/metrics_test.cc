@@ -93,6 +93,24 @@ std::string joined(const std::vector<std::string>& problems) {
 
 }  // namespace
 
+TEST_CASE("metrics: a counter family registers one series per label value, after fixed labels") {
+  common::MetricsRegistry r;
+  constexpr common::CounterFamily kOutcomes{"x_requests_total", "Requests by outcome", "result"};
+  constexpr common::CounterFamily kFetches{"x_fetches_total", "Fetches", "trigger",
+                                           "resource=\"key\""};
+  common::Counter& hits = kOutcomes.in(r, "hit");
+  hits.inc(2);
+  kOutcomes.in(r, "miss").inc();
+  kFetches.in(r, "refresh").inc(5);
+  CHECK(&kOutcomes.in(r, "hit") == &hits);  // the same series again
+  CHECK(&r.counter("x_requests_total", "Requests by outcome", "result=\"hit\"") == &hits);
+  const std::string text = r.render();
+  CHECK(text.find("x_requests_total{result=\"hit\"} 2\n") != std::string::npos);
+  CHECK(text.find("x_requests_total{result=\"miss\"} 1\n") != std::string::npos);
+  CHECK(text.find("x_fetches_total{resource=\"key\",trigger=\"refresh\"} 5\n") !=
+        std::string::npos);
+}
+
 TEST_CASE("metrics: interleaved registration still renders each family contiguously") {
   common::MetricsRegistry registry;
   registry.counter("fetches_total", "Fetches", "trigger=\"request\"").inc(2);
