@@ -2,8 +2,9 @@
 # Checks the C++ sources' shape (docs/architecture.md § The code's shape): every file as
 # .clang-format formats it (clang-format 14, Debian 12's; another version formats
 # differently, so the check then says "skipped"), no function in src/ longer than
-# 80 lines (scripts/function_lengths.py, which first shows it finds one), and every
-# enumerator in lower_snake_case.
+# 80 lines (scripts/function_lengths.py, which first shows it finds one), every
+# enumerator in lower_snake_case, and src/'s include graph within the dependency rules
+# (scripts/check_includes.py, which first shows it finds a planted breach of each kind).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -48,6 +49,11 @@ if bad:
 sys.exit(1 if bad else 0)
 PY
   echo "enumerators not in lower_snake_case (above)" >&2
+  failed=1
+fi
+
+if ! scripts/check_includes.py --self-test; then
+  echo "includes that break the dependency rules (above): docs/architecture.md § Which folder may include which" >&2
   failed=1
 fi
 

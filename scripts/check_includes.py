@@ -1,0 +1,114 @@
+#!/usr/bin/env python3
+"""Checks src/'s include graph against the dependency rules (docs/architecture.md § Which
+folder may include which; DESIGN.md, "Dependency rules").
+
+Each folder of src/ is a library or a component. A file may include, with "folder/...",
+only the folders its own folder's row of ALLOWED names; where a row names single headers of a
+folder (a component's public header), only those. hls/ is a leaf on the standard library:
+its <...> includes are standard headers only. Exits 1 and lists every include that breaks a
+rule; `--self-test` first shows that a planted breach of each kind is found.
+"""
+import os
+import re
+import sys
+import tempfile
+
+# folder -> what it may include: a folder name (all of it) or "folder/header.h" (only that).
+# The shared libraries know no component; the balancer and the cache node never include each
+# other (they talk HTTP); the API reaches admission through its own interface, not playlists.
+ALLOWED = {
+    "hls": {"hls"},
+    "common": {"common"},
+    "cmcd": {"cmcd", "common"},
+    "admission": {"admission", "common"},
+    "api": {"api", "common"},
+    "cache_node": {"cache_node", "common", "hls", "cmcd"},
+    "balancer": {"balancer", "common", "hls", "cmcd", "admission/admission.h", "api/api.h"},
+    "audience": {"audience", "common", "hls"},
+}
+# Headers of a shared folder that some components must not reach: the cache node runs alone
+# at the venue and links neither libpq nor hiredis.
+FORBIDDEN = {
+    "cache_node": {"common/pg_client.h", "common/redis_client.h"},
+}
+STANDARD = set(
+    "algorithm any array atomic bit bitset cassert cctype cerrno cfloat charconv chrono cinttypes "
+    "climits cmath compare concepts cstddef cstdint cstdio cstdlib cstring deque exception "
+    "functional initializer_list iomanip ios iosfwd iostream istream iterator limits list locale "
+    "map memory new numeric optional ostream queue random ranges ratio set span sstream stack "
+    "stdexcept string string_view system_error tuple type_traits typeinfo unordered_map "
+    "unordered_set utility variant vector".split())
+
+QUOTED = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
+ANGLED = re.compile(r'^\s*#\s*include\s+<([^>]+)>', re.M)
+
+
+def breaches(src_dir):
+    found = []
+    for root, _dirs, files in os.walk(src_dir):
+        for name in sorted(files):
+            if not name.endswith((".h", ".cc")):
+                continue
+            path = os.path.join(root, name)
+            folder = os.path.relpath(path, src_dir).split(os.sep)[0]
+            text = open(path, encoding="utf-8", errors="replace").read()
+            rel = os.path.relpath(path, os.path.dirname(src_dir))
+            if folder not in ALLOWED:
+                found.append(f"{rel}: folder '{folder}' has no row in the include matrix")
+                continue
+            allowed = ALLOWED[folder]
+            for target in QUOTED.findall(text):
+                dep = target.split("/")[0] if "/" in target else folder
+                if target in FORBIDDEN.get(folder, ()):
+                    found.append(f"{rel}: includes {target}, which {folder}/ must not use")
+                elif dep not in allowed and target not in allowed:
+                    found.append(f"{rel}: includes {target}: {folder}/ may include "
+                                 f"{', '.join(sorted(allowed))}")
+            if folder == "hls":
+                for target in ANGLED.findall(text):
+                    if target not in STANDARD:
+                        found.append(f"{rel}: includes <{target}>: hls/ uses the standard "
+                                     "library only")
+    return found
+
+
+def self_test():
+    planted = {
+        "hls/a.cc": '#include "common/log.h"\n#include <event2/event.h>\n#include <string>\n',
+        "balancer/b.cc": '#include "cache_node/node_loop.h"\n#include "api/api.h"\n'
+                         '#include "api/api_state.h"\n',
+        "cache_node/c.cc": '#include "common/pg_client.h"\n#include "common/log.h"\n',
+        "common/d.cc": '#include "balancer/balancer.h"\n',
+        "newcomer/e.cc": '#include "common/log.h"\n',
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        src = os.path.join(tmp, "src")
+        for rel, text in planted.items():
+            os.makedirs(os.path.join(src, os.path.dirname(rel)), exist_ok=True)
+            with open(os.path.join(src, rel), "w") as f:
+                f.write(text)
+        got = breaches(src)
+    expected = ["hls/a.cc: includes common/log.h", "hls/a.cc: includes <event2/event.h>",
+                "balancer/b.cc: includes cache_node/node_loop.h",
+                "balancer/b.cc: includes api/api_state.h", "cache_node/c.cc: includes common/pg_client.h",
+                "common/d.cc: includes balancer/balancer.h", "newcomer/e.cc: folder 'newcomer'"]
+    missing = [e for e in expected if not any(line.startswith("src/" + e) for line in got)]
+    if missing or len(got) != len(expected):
+        print("check_includes.py self-test: expected each planted breach once; found:",
+              *got, "missing:", *missing, sep="\n  ", file=sys.stderr)
+        return False
+    return True
+
+
+def main():
+    src_dir = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src")
+    if "--self-test" in sys.argv and not self_test():
+        return 1
+    found = breaches(os.path.normpath(src_dir))
+    for line in found:
+        print(line, file=sys.stderr)
+    return 1 if found else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
