@@ -34,10 +34,7 @@ std::string ll_scenario(const std::string& balancer, const std::string& node_met
 }  // namespace
 
 TEST_CASE("audience plays an LL-HLS channel by parts: no stall, about PART-HOLD-BACK behind live") {
-  if (!have_ffmpeg()) {
-    MESSAGE("skipped: ffmpeg is not installed");
-    return;
-  }
+  SKIP_WITHOUT_FFMPEG();
   LlStack stack(low_and_high(), 4, {"limits.per_address_exempt=[\"127.0.0.0/8\"]"});
   auto& [dir, origin, node, balancer] = stack;
 

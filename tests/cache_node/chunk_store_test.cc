@@ -47,8 +47,8 @@ bool settle(event_base* base, ChunkStore& store) {
       std::chrono::seconds(10), std::chrono::milliseconds(2));
 }
 
-// What every store test opens its store with: a temp dir (the store in <dir>/s), a loop
-// for the background writes, a metrics registry.
+// What every store test opens its store with (a doctest fixture): a temp dir (the store in
+// <dir>/s), a loop for the background writes, a metrics registry.
 struct StoreEnv {
   balancer::test::TempDir dir;
   common::EventBasePtr base{event_base_new()};
@@ -121,11 +121,10 @@ TEST_CASE(
   CHECK(got == bytes.substr(1000, 298999));
 }
 
-TEST_CASE(
+TEST_CASE_FIXTURE(
+    StoreEnv,
     "chunk store: memory used counts what entries hold, not body bytes, and max_entries bounds the "
     "count") {
-  StoreEnv store_env;
-  auto& [dir, base, metrics, root] = store_env;
   StoreOptions options{dir.path() + "/s", 1 << 20, 0};  // no disk tier: memory only
   options.max_entries = 50;
   auto store = ChunkStore::open(*base, options, metrics);
@@ -147,9 +146,7 @@ TEST_CASE(
   CHECK_FALSE((*store)->find("demo/live/tiny-0.ts?session=0").has_value());
 }
 
-TEST_CASE("chunk store: chunks survive a reopen; memory and disk hits agree") {
-  StoreEnv store_env;
-  auto& [dir, base, metrics, root] = store_env;
+TEST_CASE_FIXTURE(StoreEnv, "chunk store: chunks survive a reopen; memory and disk hits agree") {
   std::string bytes(5000, 'q');
   {
     auto store = ChunkStore::open(*base, {dir.path() + "/s", 1 << 20, 1 << 20}, metrics);
@@ -172,10 +169,9 @@ TEST_CASE("chunk store: chunks survive a reopen; memory and disk hits agree") {
   CHECK_FALSE((*reopened)->find("demo/other.ts").has_value());
 }
 
-TEST_CASE(
+TEST_CASE_FIXTURE(
+    StoreEnv,
     "chunk store: partial writes and unindexed or short files are never served after restart") {
-  StoreEnv store_env;
-  auto& [dir, base, metrics, root] = store_env;
   std::string victim_path;
   {
     // A memory tier that holds the disk index but no 3000-byte body: every find() is a
@@ -201,9 +197,8 @@ TEST_CASE(
   CHECK((*store)->disk_entries() == 1);
 }
 
-TEST_CASE("chunk store: both tiers stay within their byte limits, dropping the oldest") {
-  StoreEnv store_env;
-  auto& [dir, base, metrics, root] = store_env;
+TEST_CASE_FIXTURE(StoreEnv,
+                  "chunk store: both tiers stay within their byte limits, dropping the oldest") {
   auto store = ChunkStore::open(*base, {dir.path() + "/s", 25000, 35000}, metrics);
   REQUIRE(store.ok());
   for (int i = 0; i < 10; ++i) {
@@ -226,11 +221,10 @@ TEST_CASE("chunk store: both tiers stay within their byte limits, dropping the o
   CHECK((*reopened)->disk_used() <= 35000);
 }
 
-TEST_CASE(
+TEST_CASE_FIXTURE(
+    StoreEnv,
     "chunk store: a disk writer that falls behind makes new chunks memory-only instead of queueing "
     "them") {
-  StoreEnv store_env;
-  auto& [dir, base, metrics, root] = store_env;
   StoreOptions options{dir.path() + "/s", 1 << 20, 1 << 20};
   options.max_pending_write_bytes = 5000;
   auto store = ChunkStore::open(*base, options, metrics);
@@ -251,11 +245,10 @@ TEST_CASE(
   CHECK((*store)->disk_entries() == 1);
 }
 
-TEST_CASE(
+TEST_CASE_FIXTURE(
+    StoreEnv,
     "chunk store: the disk index counts against the memory budget and gives way when nothing else "
     "can") {
-  StoreEnv store_env;
-  auto& [dir, base, metrics, root] = store_env;
   constexpr uint64_t kBudget = 8 << 10;
   auto store = ChunkStore::open(*base, {dir.path() + "/s", kBudget, 1 << 20}, metrics);
   REQUIRE(store.ok());
@@ -275,9 +268,7 @@ TEST_CASE(
   CHECK_FALSE((*store)->find("demo/live/tiny-0.ts").has_value());  // the oldest went first
 }
 
-TEST_CASE("chunk store: freshness deadlines survive a reopen") {
-  StoreEnv store_env;
-  auto& [dir, base, metrics, root] = store_env;
+TEST_CASE_FIXTURE(StoreEnv, "chunk store: freshness deadlines survive a reopen") {
   ChunkMeta meta = meta_of(100);
   meta.cache_control = "max-age=5";
   meta.expires = "Thu, 01 Jan 2026 00:00:05 GMT";
@@ -304,10 +295,9 @@ TEST_CASE("chunk store: freshness deadlines survive a reopen") {
   CHECK(hit->meta.cache_control == "max-age=5");
 }
 
-TEST_CASE(
+TEST_CASE_FIXTURE(
+    StoreEnv,
     "chunk store: the upstream's Date and kept headers survive a reopen; v2 records still load") {
-  StoreEnv store_env;
-  auto& [dir, base, metrics, root] = store_env;
   ChunkMeta meta = meta_of(100);
   meta.origin_date = "Thu, 01 Jan 2026 00:00:00 GMT";
   meta.fresh_until_ms = 1767225605000;
@@ -421,11 +411,10 @@ TEST_CASE(
   }
 }
 
-TEST_CASE(
+TEST_CASE_FIXTURE(
+    StoreEnv,
     "chunk store: refresh replaces the metadata and keeps the body, in both tiers and across a "
     "reopen") {
-  StoreEnv store_env;
-  auto& [dir, base, metrics, root] = store_env;
   ChunkMeta fresher = meta_of(3000);
   fresher.etag = "\"e2\"";
   fresher.vouched_ms = 5000;
@@ -465,10 +454,9 @@ TEST_CASE(
   }
 }
 
-TEST_CASE(
+TEST_CASE_FIXTURE(
+    StoreEnv,
     "chunk store: erase drops a copy from both tiers, also one whose disk write is still queued") {
-  StoreEnv store_env;
-  auto& [dir, base, metrics, root] = store_env;
   {
     auto store = ChunkStore::open(*base, {root, 1 << 20, 1 << 20}, metrics);
     REQUIRE(store.ok());
@@ -498,11 +486,10 @@ TEST_CASE(
   CHECK(files == 1);
 }
 
-TEST_CASE(
+TEST_CASE_FIXTURE(
+    StoreEnv,
     "chunk store: a disk write that fails keeps the chunk in memory, counts the error and leaves "
     "nothing") {
-  StoreEnv store_env;
-  auto& [dir, base, metrics, root] = store_env;
   auto count_files = [](const std::string& path) {
     size_t files = 0;
     if (DIR* d = opendir(path.c_str())) {

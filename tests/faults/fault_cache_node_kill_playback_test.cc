@@ -15,10 +15,7 @@ using namespace balancer::test;
 using namespace std::chrono_literals;
 
 TEST_CASE("cache node killed mid-playback: viewers move to origin and the player continues") {
-  if (!have_ffmpeg()) {
-    MESSAGE("skipped: ffmpeg is not installed");
-    return;
-  }
+  SKIP_WITHOUT_FFMPEG();
   constexpr int kPlaySeconds = 24;  // media seconds the player decodes before it stops
   LivePlaybackStack stack;
   CacheNodeProcess& node = *stack.node;

@@ -15,10 +15,7 @@ using namespace balancer::test;
 using namespace std::chrono_literals;
 
 TEST_CASE("the live encoder stops and starts again: the player goes on with the new run") {
-  if (!have_ffmpeg()) {
-    MESSAGE("skipped: ffmpeg is not installed");
-    return;
-  }
+  SKIP_WITHOUT_FFMPEG();
   LivePlaybackStack stack(
       R"({"id":"live","origin":"demo","source":"/files/live/index.m3u8","free":true,"kind":"live"})");
   BalancerProcess& balancer = *stack.balancer;

@@ -19,10 +19,7 @@ using namespace balancer::test;
 using namespace std::chrono_literals;
 
 TEST_CASE("origin down 30 s during playback: the player resumes by itself when origin is back") {
-  if (!have_ffmpeg()) {
-    MESSAGE("skipped: ffmpeg is not installed");
-    return;
-  }
+  SKIP_WITHOUT_FFMPEG();
   constexpr auto kOutage = 30s;
   LivePlaybackStack stack;
   TestOrigin& origin = *stack.origin;

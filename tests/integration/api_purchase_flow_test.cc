@@ -112,10 +112,7 @@ bool make_vod(const std::string& root) {
 TEST_CASE(
     "login, a locked paid channel, a purchase that unlocks it, access with a ticket, and ffmpeg "
     "plays it through the cache node") {
-  if (!have_ffmpeg()) {
-    MESSAGE("skipped: ffmpeg is not installed");
-    return;
-  }
+  SKIP_WITHOUT_FFMPEG();
   ApiStack api(store_options());
   REQUIRE(make_vod(api.dir.file("root")));
   CacheNodeProcess node(api.dir.file("cache"), api.origin->url("/files"),

@@ -124,23 +124,11 @@ void check_healthy_idle_and_stoppable(ChildProcess& process, const std::string& 
   CHECK(*status == 0);
 }
 
-struct Certificates {
-  explicit Certificates(const TempDir& dir) : cert(dir.file("cert.pem")), key(dir.file("key.pem")) {
-    std::string error;
-    REQUIRE_MESSAGE(write_self_signed_certificate(cert, key, "close-test", &error), error);
-  }
-  std::vector<std::string> overrides() const {
-    return {"listen.tls.enabled=true", "listen.tls.port=0", "listen.tls.certificate=" + cert,
-            "listen.tls.key=" + key};
-  }
-  std::string cert, key;
-};
-
 }  // namespace
 
 TEST_CASE("cache node: closing requests on the plain, h2c and TLS listeners get whole replies") {
   TempDir dir;
-  Certificates certs(dir);
+  TestTlsFiles certs(dir.path(), "close-test");
   TestOrigin origin;
   // Misses (streamed to the client as origin sends them) and hits, small and large.
   auto chunk = [](int i) {
@@ -194,7 +182,7 @@ TEST_CASE("cache node: closing requests on the plain, h2c and TLS listeners get 
 
 TEST_CASE("balancer: closing requests on the plain and TLS listeners get whole replies") {
   TempDir dir;
-  Certificates certs(dir);
+  TestTlsFiles certs(dir.path(), "close-test");
   TestOrigin origin(live_files(dir));
   BalancerProcess balancer(dir, origin.url("/files"),
                            channels_json({channel_json("demo", "/live/index.m3u8")}),

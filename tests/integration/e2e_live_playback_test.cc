@@ -77,10 +77,7 @@ std::vector<std::string> ffmpeg_source_args(const std::string& dir) {
 TEST_CASE(
     "end to end: live playback through balancer and cache nodes, across node failure and cache "
     "switching") {
-  if (!have_ffmpeg()) {
-    MESSAGE("skipped: ffmpeg is not installed");
-    return;
-  }
+  SKIP_WITHOUT_FFMPEG();
   TempDir dir;
   const std::string root = dir.file("origin");
   REQUIRE(system(("mkdir -p " + root + "/live").c_str()) == 0);

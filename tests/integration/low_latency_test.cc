@@ -93,10 +93,7 @@ std::string path_of(const std::string& uri) {
 TEST_CASE(
     "LL-HLS end to end: every part through balancer and node, stable URIs, a fraction of a second "
     "behind live") {
-  if (!have_ffmpeg()) {
-    MESSAGE("skipped: ffmpeg is not installed");
-    return;
-  }
+  SKIP_WITHOUT_FFMPEG();
   LlStack stack(low_and_high(), 2);
   auto& [dir, origin, node, balancer] = stack;
 
@@ -222,10 +219,7 @@ TEST_CASE(
     "LL-HLS: with live prefetch the balancer names each new hint to the node before its viewers "
     "ask; each "
     "part still reaches the origin once") {
-  if (!have_ffmpeg()) {
-    MESSAGE("skipped: ffmpeg is not installed");
-    return;
-  }
+  SKIP_WITHOUT_FFMPEG();
   const std::string key = "prefetch-key-integration-0001";
   LlStack stack(low_and_high(), 2, {"prefetch.key=\"" + key + "\""}, 10,
                 {"prefetch.keys=[\"" + key + "\"]"});
@@ -270,10 +264,7 @@ TEST_CASE(
 TEST_CASE(
     "LL-HLS: a plain playlist request gets origin's newest part (the balancer follows origin part "
     "by part)") {
-  if (!have_ffmpeg()) {
-    MESSAGE("skipped: ffmpeg is not installed");
-    return;
-  }
+  SKIP_WITHOUT_FFMPEG();
   LlStack stack({{"low", 300}}, 2);
   auto& [dir, origin, node, balancer] = stack;
   const std::string variant = "/hls/ll/low/index.m3u8?cache=venue-a&viewer=ll2";
@@ -311,10 +302,7 @@ TEST_CASE(
 TEST_CASE(
     "LL-HLS: viewers blocked on a part past the one followed wait for the follow to reach it, with "
     "no upstream request of their own") {
-  if (!have_ffmpeg()) {
-    MESSAGE("skipped: ffmpeg is not installed");
-    return;
-  }
+  SKIP_WITHOUT_FFMPEG();
   // A channel configured live serves a copy of its own (its runs named), numbered as origin's.
   std::string kind;
   SUBCASE("channel kind automatic") {}
@@ -364,10 +352,7 @@ TEST_CASE(
 
 TEST_CASE("measurement only (run with --no-skip): 1,000 and 10,000 viewers blocked on one part" *
           doctest::skip()) {
-  if (!have_ffmpeg()) {
-    MESSAGE("skipped: ffmpeg is not installed");
-    return;
-  }
+  SKIP_WITHOUT_FFMPEG();
   LlStack stack({{"low", 300}}, 2, {"limits.per_address_exempt=[\"127.0.0.0/8\"]"});
   auto& [dir, origin, node, balancer] = stack;
   const std::string variant = "/hls/ll/low/index.m3u8?cache=venue-a&viewer=crowd";
@@ -414,10 +399,7 @@ TEST_CASE("measurement only (run with --no-skip): 1,000 and 10,000 viewers block
 TEST_CASE(
     "LL-HLS: _HLS_skip=YES is answered with a delta update the balancer builds from its copy, "
     "never asked of origin") {
-  if (!have_ffmpeg()) {
-    MESSAGE("skipped: ffmpeg is not installed");
-    return;
-  }
+  SKIP_WITHOUT_FFMPEG();
   // CAN-SKIP-UNTIL is six target durations (2 s here): with 14 one-second segments listed,
   // the oldest end more than 12 s before the end and can be skipped.
   LlStack stack({{"low", 300}}, 14, {}, 20);

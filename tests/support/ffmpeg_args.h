@@ -12,6 +12,15 @@ namespace balancer::test {
 // Whether ffmpeg is installed (the tests that need it say "skipped" otherwise).
 bool have_ffmpeg();
 
+// In a test: ends it (with a MESSAGE that it was skipped) when ffmpeg is not installed.
+#define SKIP_WITHOUT_FFMPEG()                      \
+  do {                                             \
+    if (!::balancer::test::have_ffmpeg()) {        \
+      MESSAGE("skipped: ffmpeg is not installed"); \
+      return;                                      \
+    }                                              \
+  } while (false)
+
 // The pieces, in order.
 std::vector<std::string> ffmpeg_args(std::initializer_list<std::vector<std::string>> pieces);
 
