@@ -56,6 +56,26 @@ struct StoreEnv {
   std::string root = dir.path() + "/s";
 };
 
+// Records as an older version wrote them, put straight into the LMDB index under `root`, and
+// each one's chunk file (five bytes) beside: (key, record, file name).
+struct RawRecord {
+  std::string key, record, file;
+};
+void put_raw_records(const std::string& root, const std::vector<RawRecord>& records) {
+  auto env = common::LmdbEnv::open(root + "/index", size_t{1} << 30);
+  REQUIRE(env.ok());
+  auto txn = common::LmdbTxn::begin(*env, false);
+  REQUIRE(txn.ok());
+  MDB_dbi dbi = 0;
+  REQUIRE(mdb_dbi_open(txn->get(), "chunks", MDB_CREATE, &dbi) == 0);
+  for (const auto& r : records) {
+    MDB_val k = common::mdb_val(r.key), v = common::mdb_val(r.record);
+    REQUIRE(mdb_put(txn->get(), dbi, &k, &v, 0) == 0);
+    std::ofstream(root + "/chunks/" + r.file) << "12345";
+  }
+  REQUIRE(txn->commit().ok());
+}
+
 std::string read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   return std::string(std::istreambuf_iterator<char>(in), {});
@@ -311,23 +331,12 @@ TEST_CASE_FIXTURE(
     (*store)->put("demo/bare.ts", bare, body_of(std::string(100, 'b')));
     REQUIRE(settle(base.get(), **store));
   }
-  {
-    // A record exactly as the previous version wrote it (v2, thirteen fields).
-    auto env = common::LmdbEnv::open(root + "/index", size_t{1} << 30);
-    REQUIRE(env.ok());
-    auto txn = common::LmdbTxn::begin(*env, false);
-    REQUIRE(txn.ok());
-    MDB_dbi dbi = 0;
-    REQUIRE(mdb_dbi_open(txn->get(), "chunks", MDB_CREATE, &dbi) == 0);
-    const std::string record =
-        "v2\n5\n1767225600\nvideo/mp2t\n\"e\"\nThu, 01 Jan 2026 00:00:00 "
-        "GMT\nmax-age=9\nlegacy0009\n\n0\n1767225600000\n4102444800000\n4102444800000";
-    const std::string key = "demo/v2.ts";
-    MDB_val k = common::mdb_val(key), v = common::mdb_val(record);
-    REQUIRE(mdb_put(txn->get(), dbi, &k, &v, 0) == 0);
-    std::ofstream(root + "/chunks/legacy0009") << "12345";
-    REQUIRE(txn->commit().ok());
-  }
+  // A record exactly as the previous version wrote it (v2, thirteen fields).
+  put_raw_records(root,
+                  {{"demo/v2.ts",
+                    "v2\n5\n1767225600\nvideo/mp2t\n\"e\"\nThu, 01 Jan 2026 00:00:00 "
+                    "GMT\nmax-age=9\nlegacy0009\n\n0\n1767225600000\n4102444800000\n4102444800000",
+                    "legacy0009"}});
   auto reopened = ChunkStore::open(*base, {root, 1 << 20, 1 << 20}, metrics);
   REQUIRE(reopened.ok());
   auto hit = (*reopened)->find("demo/k.m3u8");
@@ -354,27 +363,16 @@ TEST_CASE(
   const std::string root = dir.path() + "/s";
   for (const char* sub : {"", "/index", "/chunks", "/tmp"})
     REQUIRE(mkdir((root + sub).c_str(), 0750) == 0);
-  {
-    // Records exactly as the previous version wrote them (v1, eight fields).
-    auto env = common::LmdbEnv::open(root + "/index", size_t{1} << 30);
-    REQUIRE(env.ok());
-    auto txn = common::LmdbTxn::begin(*env, false);
-    REQUIRE(txn.ok());
-    MDB_dbi dbi = 0;
-    REQUIRE(mdb_dbi_open(txn->get(), "chunks", MDB_CREATE, &dbi) == 0);
-    auto put_v1 = [&](const std::string& key, const std::string& cache_control,
-                      const std::string& file) {
-      std::string record = "v1\n5\n1767225600\nvideo/mp2t\n\"e\"\nThu, 01 Jan 2026 00:00:00 GMT\n" +
-                           cache_control + "\n" + file;
-      MDB_val k = common::mdb_val(key), v = common::mdb_val(record);
-      REQUIRE(mdb_put(txn->get(), dbi, &k, &v, 0) == 0);
-      std::ofstream(root + "/chunks/" + file) << "12345";
-    };
-    put_v1("demo/old.ts", "max-age=100", "legacy0001");
-    put_v1("demo/plain.ts", "", "legacy0002");
-    put_v1("demo/secret.ts", "private", "legacy0003");
-    REQUIRE(txn->commit().ok());
-  }
+  // Records exactly as the previous version wrote them (v1, eight fields).
+  auto v1 = [](const std::string& key, const std::string& cache_control, const std::string& file) {
+    return RawRecord{key,
+                     "v1\n5\n1767225600\nvideo/mp2t\n\"e\"\nThu, 01 Jan 2026 00:00:00 GMT\n" +
+                         cache_control + "\n" + file,
+                     file};
+  };
+  put_raw_records(
+      root, {v1("demo/old.ts", "max-age=100", "legacy0001"), v1("demo/plain.ts", "", "legacy0002"),
+             v1("demo/secret.ts", "private", "legacy0003")});
   common::EventBasePtr base(event_base_new());
   common::MetricsRegistry metrics;
   SUBCASE("without an upgrade: loaded with no deadline (stale), Age from the store time") {

@@ -28,25 +28,15 @@ struct TlsFiles : TestTlsFiles {
   }
 };
 
-struct Transport {
-  const char* name;
-  HttpRequest::Version version;
-  bool tls;
-};
-
 HttpResponse call(const BalancerProcess& b, const Transport& t, const TlsFiles& tls,
                   const std::string& method, const std::string& target,
                   const std::string& body = "", HttpHeaders headers = {}) {
   HttpRequest request;
   request.method = method;
-  request.url =
-      t.tls ? "https://127.0.0.1:" + std::to_string(b.tls_port()) + target : b.url(target);
-  request.ca_file = tls.cert;
-  request.version = t.version;
   if (!body.empty()) headers.emplace_back("Content-Type", "application/json");
   request.headers = std::move(headers);
   request.body = body;
-  return http_request(request);
+  return b.request_over(t, tls.cert, target, request);
 }
 
 }  // namespace

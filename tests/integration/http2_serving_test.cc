@@ -41,23 +41,23 @@ struct TlsFiles : TestTlsFiles {
   }
 };
 
-struct Transport {
-  const char* name;
-  HttpRequest::Version version;
-  bool tls;
-};
-
 HttpResponse get(const CacheNodeProcess& node, const Transport& t, const TlsFiles& tls,
                  const std::string& target, const HttpHeaders& headers = {},
                  const std::string& method = "GET") {
   HttpRequest request;
   request.method = method;
-  request.url = t.tls ? node.tls_url(target) : node.url(target);
-  request.ca_file = tls.cert;
-  request.version = t.version;
   request.headers = headers;
-  return http_request(request);
+  return node.request_over(t, tls.cert, target, request);
 }
+
+// What each test starts with (a doctest fixture): a cache node with h2 on its TLS port and
+// h2c on its plain one, on a test_origin.
+struct H2Node {
+  TempDir dir;
+  TlsFiles tls{dir};
+  TestOrigin origin;
+  CacheNodeProcess node{dir.file("data"), origin.base_url(), tls.overrides()};
+};
 
 std::string path_of(const CacheNodeProcess& node, const std::string& signed_url) {
   return signed_url.substr(node.url("").size());
@@ -85,13 +85,10 @@ std::vector<RawH2Client::Stream> h2c_get_all(int port, const std::vector<std::st
 
 }  // namespace
 
-TEST_CASE(
+TEST_CASE_FIXTURE(
+    H2Node,
     "h2 over TLS and h2c with prior knowledge: bodies, ranges, 304, HEAD, signatures, CORS, disk "
     "hits") {
-  TempDir dir;
-  TlsFiles tls(dir);
-  TestOrigin origin;
-  CacheNodeProcess node(dir.file("data"), origin.base_url(), tls.overrides());
   const std::string target = "/o/demo/gen/700K/h2.ts";
   const std::string body = generated_body("h2.ts", 700 * 1024);
 
@@ -165,13 +162,10 @@ TEST_CASE(
   CHECK(origin.count("/gen/700K/h2.ts") == 1);
 }
 
-TEST_CASE(
+TEST_CASE_FIXTURE(
+    H2Node,
     "over TLS a hit arrives in full records: h2 DATA frames with their heads, an HTTP/1.1 head "
     "with its body") {
-  TempDir dir;
-  TlsFiles tls(dir);
-  TestOrigin origin;
-  CacheNodeProcess node(dir.file("data"), origin.base_url(), tls.overrides());
   struct Case {
     const char* name;
     HttpRequest::Version version;
@@ -214,13 +208,10 @@ TEST_CASE(
   CHECK(origin.count("/gen/1024K/records-h2.ts") == 1);
 }
 
-TEST_CASE(
+TEST_CASE_FIXTURE(
+    H2Node,
     "streams of one connection are sent one after another (RFC 9218's default), not a frame of "
     "each in turn") {
-  TempDir dir;
-  TlsFiles tls(dir);
-  TestOrigin origin;
-  CacheNodeProcess node(dir.file("data"), origin.base_url(), tls.overrides());
   std::vector<std::string> paths;
   // 32 KiB each, within the client's stream window (64 KiB): no stream waits for a window update.
   for (int i = 0; i < 10; ++i)
@@ -240,13 +231,10 @@ TEST_CASE(
   }
 }
 
-TEST_CASE(
+TEST_CASE_FIXTURE(
+    H2Node,
     "100 concurrent streams on one HTTP/2 connection: every body whole, one connection, one origin "
     "fetch each") {
-  TempDir dir;
-  TlsFiles tls(dir);
-  TestOrigin origin;
-  CacheNodeProcess node(dir.file("data"), origin.base_url(), tls.overrides());
   constexpr int kStreams = 100;
   auto name_of = [](bool over_tls, int i) {
     return (over_tls ? "t" : "p") + std::to_string(i < 50 ? i % 5 : i);
@@ -326,14 +314,10 @@ TEST_CASE(
   }
 }
 
-TEST_CASE(
+TEST_CASE_FIXTURE(
+    H2Node,
     "rapid reset: a client that opens and cancels streams in a flood gets GOAWAY; others are "
     "served") {
-  TempDir dir;
-  TlsFiles tls(dir);
-  TestOrigin origin;
-  CacheNodeProcess node(dir.file("data"), origin.base_url(), tls.overrides());
-
   RawH2Client client(node.port());
   REQUIRE(client.connected());
   std::string path = path_of(node, node.signed_url("/o/demo/gen/1K/rr.ts"));
@@ -365,13 +349,10 @@ TEST_CASE(
   CHECK_FALSE(node.process().wait_exit(deadline_in(0ms)).has_value());
 }
 
-TEST_CASE(
+TEST_CASE_FIXTURE(
+    H2Node,
     "a client that opens big windows and never reads costs the node a bounded buffer, not a chunk "
     "per stream") {
-  TempDir dir;
-  TlsFiles tls(dir);
-  TestOrigin origin;
-  CacheNodeProcess node(dir.file("data"), origin.base_url(), tls.overrides());
   const std::string path = path_of(node, node.signed_url("/o/demo/gen/8M/slow.ts"));
   REQUIRE(http_get(node.url(path)).status == 200);  // now a memory hit
   auto rss_kib = [&] { return proc_status_kib(node.pid(), "VmRSS"); };
@@ -417,13 +398,10 @@ RawH2Client::Options hostile() {
 
 }  // namespace
 
-TEST_CASE(
+TEST_CASE_FIXTURE(
+    H2Node,
     "HTTP/2 header lists: the limit is advertised, a list over it gets 431, an HPACK bomb ends the "
     "connection") {
-  TempDir dir;
-  TlsFiles tls(dir);
-  TestOrigin origin;
-  CacheNodeProcess node(dir.file("data"), origin.base_url(), tls.overrides());
   const std::string path = path_of(node, node.signed_url("/o/demo/gen/1K/hdr.ts"));
   // A field that fits HPACK's dynamic table (4 KiB): sent once, then referenced by index
   // in a byte or two, it decodes to 4 KiB each time.

@@ -37,9 +37,6 @@ class CacheNodeProcess : public ServerProcess {
     start();
   }
 
-  std::string tls_url(const std::string& target) const {
-    return "https://127.0.0.1:" + std::to_string(tls_port()) + target;
-  }
   // A signed chunk URL for `target` ("/o/demo/...") valid for `ttl_s` seconds.
   std::string signed_url(const std::string& target, int64_t ttl_s = 60,
                          const std::string& key = kSigningKey) const {

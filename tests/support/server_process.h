@@ -19,6 +19,14 @@ namespace balancer::test {
 // The value of one Prometheus series line "name{labels} value" (exact name+labels).
 std::optional<double> metric_value(const std::string& metrics, const std::string& series);
 
+// How a test reaches a server: the HTTP version the client speaks, on the server's TLS port
+// or its plain one.
+struct Transport {
+  const char* name;
+  HttpRequest::Version version;
+  bool tls;
+};
+
 class ServerProcess {
  public:
   virtual ~ServerProcess() = default;
@@ -30,6 +38,17 @@ class ServerProcess {
   int port() const { return port_; }
   int tls_port() const { return tls_port_; }
   std::string url(const std::string& target) const { return local_url(port_, target); }
+  std::string tls_url(const std::string& target) const {
+    return "https://127.0.0.1:" + std::to_string(tls_port_) + target;
+  }
+  // `request` (method, headers, body) to `target` over `t`, trusting `ca_file` on TLS.
+  HttpResponse request_over(const Transport& t, const std::string& ca_file,
+                            const std::string& target, HttpRequest request = {}) const {
+    request.url = t.tls ? tls_url(target) : url(target);
+    request.ca_file = ca_file;
+    request.version = t.version;
+    return http_request(request);
+  }
   HttpResponse get(const std::string& target,
                    std::chrono::milliseconds timeout = kDefaultHttpTimeout) const {
     return http_get(url(target), {}, timeout);
