@@ -26,7 +26,7 @@
 #include <vector>
 
 #include "admission/admission.h"
-#include "common/redis_client.h"
+#include "stores/redis_client.h"
 
 namespace common {
 class EventLoop;

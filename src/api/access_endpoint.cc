@@ -8,8 +8,8 @@
 // older call with ticket= or viewer= answers the same decision without a URL.
 #include "api/api_state.h"
 #include "common/json.h"
-#include "common/playback_ticket.h"
 #include "common/url.h"
+#include "signing/playback_ticket.h"
 
 namespace api {
 

@@ -22,9 +22,9 @@
 #include "api/products.h"
 #include "common/config.h"
 #include "common/http_server.h"
-#include "common/pg_client.h"
 #include "common/result.h"
 #include "common/service_host.h"
+#include "stores/pg_client.h"
 
 namespace api {
 

@@ -25,8 +25,8 @@
 #include <vector>
 
 #include "api/account_store.h"
-#include "common/lmdb.h"
 #include "common/result.h"
+#include "stores/lmdb.h"
 
 namespace api {
 

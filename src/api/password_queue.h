@@ -18,9 +18,9 @@
 #include <thread>
 #include <vector>
 
+#include "api/fair_queue.h"
 #include "api/retry_after_estimator.h"
 #include "common/clock.h"
-#include "common/fair_queue.h"
 
 namespace api {
 

@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "api/account_store.h"
-#include "common/pg_client.h"
+#include "stores/pg_client.h"
 
 namespace api {
 

@@ -4,7 +4,7 @@
 #include <set>
 
 #include "common/json.h"
-#include "common/playback_ticket.h"
+#include "signing/playback_ticket.h"
 
 namespace api {
 

@@ -4,7 +4,7 @@
 #include <openssl/rand.h>
 #include <openssl/sha.h>
 
-#include "common/playback_ticket.h"
+#include "signing/playback_ticket.h"
 
 namespace api {
 

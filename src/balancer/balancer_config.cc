@@ -5,7 +5,7 @@
 
 #include "balancer/balancer_config.h"
 #include "common/log.h"
-#include "common/playback_ticket.h"
+#include "signing/playback_ticket.h"
 
 namespace balancer {
 namespace {

@@ -34,8 +34,8 @@
 #include "cmcd/quality_meter.h"
 #include "common/event_loop.h"
 #include "common/log.h"
-#include "common/playback_ticket.h"
-#include "common/url_signing.h"
+#include "signing/playback_ticket.h"
+#include "signing/url_signing.h"
 
 namespace balancer {
 

@@ -24,8 +24,8 @@
 #include <string_view>
 #include <vector>
 
-#include "common/url_signing.h"
 #include "hls/rewrite.h"
+#include "signing/url_signing.h"
 
 namespace balancer {
 

@@ -2,9 +2,9 @@
 
 #include <charconv>
 
-#include "common/playback_ticket.h"
 #include "common/url.h"
 #include "hls/uri.h"
+#include "signing/playback_ticket.h"
 
 namespace balancer {
 namespace {

@@ -1,7 +1,7 @@
 #include "cache_node/chunk_request.h"
 
-#include "common/playback_ticket.h"
 #include "common/url.h"
+#include "signing/playback_ticket.h"
 
 namespace cache_node {
 namespace {

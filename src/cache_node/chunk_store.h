@@ -19,10 +19,10 @@
 #include "cache_node/chunk_body.h"
 #include "cache_node/lock_order.h"
 #include "cache_node/lru_index.h"
-#include "common/lmdb.h"
 #include "common/metrics.h"
 #include "common/result.h"
 #include "common/worker.h"
+#include "stores/lmdb.h"
 
 namespace cache_node {
 

@@ -3,7 +3,7 @@
 // part of the cache key nor sent to the origin: with "ignore" (the default for
 // chunks) a thousand query strings on one chunk path are one stored copy and
 // one origin fetch. The signature parameters are verified on the whole target
-// before anything is dropped (common/url_signing.h), and they are never part of
+// before anything is dropped (signing/url_signing.h), and they are never part of
 // a key. The run parameter (kRunParam) is always kept, whatever the policy: it
 // tells a restarted encoder's chunk from the previous run's under a reused name.
 #pragma once

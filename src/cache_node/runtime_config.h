@@ -10,7 +10,7 @@
 #include "cache_node/cache_node.h"
 #include "cache_node/log_tag.h"
 #include "common/coalesced_fetch.h"
-#include "common/url_signing.h"
+#include "signing/url_signing.h"
 
 namespace cache_node {
 

@@ -11,7 +11,7 @@
 
 #include "api/lmdb_accounts.h"
 #include "api/token.h"
-#include "common/lmdb.h"
+#include "stores/lmdb.h"
 #include "support/process.h"
 
 using namespace api;

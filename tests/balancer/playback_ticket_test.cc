@@ -1,5 +1,5 @@
 // Playback tickets: issue/verify, expiry, tampering, channel scope, key rotation.
-#include "common/playback_ticket.h"
+#include "signing/playback_ticket.h"
 
 #include <doctest/doctest.h>
 

@@ -18,7 +18,7 @@
 #include "common/http_client.h"
 #include "common/http_server.h"
 #include "common/metrics.h"
-#include "common/playback_ticket.h"
+#include "signing/playback_ticket.h"
 #include "support/balancer_fixture.h"
 #include "support/origin_fixture.h"
 #include "support/process.h"

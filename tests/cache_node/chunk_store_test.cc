@@ -15,7 +15,7 @@
 #include "cache_node/chunk_body.h"
 #include "cache_node/chunk_store.h"
 #include "common/handles.h"
-#include "common/lmdb.h"
+#include "stores/lmdb.h"
 #include "support/process.h"
 
 using namespace cache_node;

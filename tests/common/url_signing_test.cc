@@ -1,6 +1,6 @@
 #include <doctest/doctest.h>
 
-#include "common/url_signing.h"
+#include "signing/url_signing.h"
 
 using common::SignatureVerdict;
 using common::UrlSigner;

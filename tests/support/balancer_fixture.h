@@ -17,7 +17,7 @@
 #include <string>
 #include <vector>
 
-#include "common/playback_ticket.h"
+#include "signing/playback_ticket.h"
 #include "support/http_client.h"
 #include "support/origin_fixture.h"
 #include "support/process.h"

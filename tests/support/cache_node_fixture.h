@@ -9,7 +9,7 @@
 #include <thread>
 #include <vector>
 
-#include "common/url_signing.h"
+#include "signing/url_signing.h"
 #include "support/herd.h"
 #include "support/http_client.h"
 #include "support/origin_fixture.h"

@@ -1,4 +1,4 @@
-#include "common/redis_client.h"
+#include "stores/redis_client.h"
 
 #include <arpa/inet.h>
 #include <event2/event.h>

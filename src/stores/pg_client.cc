@@ -1,4 +1,4 @@
-#include "common/pg_client.h"
+#include "stores/pg_client.h"
 
 #include <arpa/inet.h>
 #include <event2/event.h>

@@ -1,4 +1,4 @@
-#include "common/playback_ticket.h"
+#include "signing/playback_ticket.h"
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>

@@ -1,4 +1,4 @@
-#include "common/url_signing.h"
+#include "signing/url_signing.h"
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>

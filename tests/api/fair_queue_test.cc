@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "common/fair_queue.h"
+#include "api/fair_queue.h"
 
 using common::FairQueue;
 using common::FairQueueLimits;

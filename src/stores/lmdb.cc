@@ -1,4 +1,4 @@
-#include "common/lmdb.h"
+#include "stores/lmdb.h"
 
 #include <sys/stat.h>
 
