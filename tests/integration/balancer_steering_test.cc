@@ -12,7 +12,6 @@
 
 #include <filesystem>
 #include <map>
-#include <sstream>
 #include <string>
 #include <thread>
 
@@ -175,39 +174,11 @@ TEST_CASE(
 
 namespace {
 
-// A Low-Latency media playlist of segments [first, first + 1], the parts of the next and a hint.
-std::string ll_playlist(int first, int next_parts) {
-  std::string out =
-      "#EXTM3U\n#EXT-X-VERSION:9\n#EXT-X-TARGETDURATION:1\n#EXT-X-PART-INF:PART-TARGET=0.5\n"
-      "#EXT-X-MEDIA-SEQUENCE:" +
-      std::to_string(first) + "\n#EXT-X-MAP:URI=\"init.mp4\"\n";
-  for (int n = first; n <= first + 1; ++n) {
-    const std::string seg = "seg" + std::to_string(n);
-    out += "#EXT-X-PART:DURATION=0.5,URI=\"" + seg + ".0.m4s\",INDEPENDENT=YES\n";
-    out += "#EXT-X-PART:DURATION=0.5,URI=\"" + seg + ".1.m4s\"\n#EXTINF:1.0,\n" + seg + ".m4s\n";
-  }
-  const std::string next = "seg" + std::to_string(first + 2);
-  for (int part = 0; part < next_parts; ++part)
-    out += "#EXT-X-PART:DURATION=0.5,URI=\"" + next + "." + std::to_string(part) + ".m4s\"\n";
-  out +=
-      "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"" + next + "." + std::to_string(next_parts) + ".m4s\"\n";
-  return out;
-}
-
-// Every chunk URI of a media playlist (URI lines and URI="…" attributes) by file name → host.
+// The host (before "/o/") of every chunk link of a viewer's copy, by the chunk's name.
 std::map<std::string, std::string> chunk_hosts(const std::string& body) {
   std::map<std::string, std::string> out;
-  std::istringstream lines(body);
-  for (std::string line; std::getline(lines, line);) {
-    std::string uri = line;
-    if (const size_t attr = line.find("URI=\""); attr != std::string::npos) {
-      uri = line.substr(attr + 5, line.find('"', attr + 5) - attr - 5);
-    } else if (line.empty() || line[0] == '#') {
-      continue;
-    }
-    const size_t name_at = uri.rfind('/', uri.find('?'));
-    out[uri.substr(name_at + 1, uri.find('?') - name_at - 1)] = uri.substr(0, uri.find("/o/"));
-  }
+  for (const auto& [name, link] : chunk_links_by_name(body))
+    out[name] = link.substr(0, link.find("/o/"));
   return out;
 }
 
@@ -217,7 +188,7 @@ TEST_CASE(
     "steering: a dead pathway's Low-Latency playlist keeps its listed segments on the node, and "
     "moves its listed map, parts and preload hint to the sibling") {
   Stack s;
-  write_file(s.dir.file("root/live/hi/index.m3u8"), ll_playlist(10, 1));
+  write_file(s.dir.file("root/live/hi/index.m3u8"), low_latency_playlist(10, 2));
   const std::string media = "/hls/bare/live/hi/index.m3u8?cache=a&viewer=v1&pathway=a";
   const std::string a = "http://127.0.0.1:9", b = "http://127.0.0.2:9";
   auto listed = chunk_hosts(s.balancer->get(media).body);
@@ -236,7 +207,7 @@ TEST_CASE(
       {"seg11.1.m4s", b}, {"seg12.0.m4s", b}, {"seg12.1.m4s", b}};
   CHECK(chunk_hosts(s.balancer->get(media).body) == moved);
   // The next version: the new part and hint go to b, what moved stays there.
-  write_file(s.dir.file("root/live/hi/index.m3u8"), ll_playlist(10, 2));
+  write_file(s.dir.file("root/live/hi/index.m3u8"), low_latency_playlist(10, 2, 2));
   std::map<std::string, std::string> next;
   REQUIRE(wait_until(
       [&] {

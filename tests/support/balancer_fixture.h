@@ -12,6 +12,7 @@
 #include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -175,6 +176,49 @@ inline std::vector<std::string> uri_lines(const std::string& playlist) {
   std::vector<std::string> out;
   for (auto& line : split_lines(playlist)) {
     if (!line.empty() && line[0] != '#') out.push_back(std::move(line));
+  }
+  return out;
+}
+
+// A low-latency live playlist of segments first..first+count-1 with two parts each, the
+// next segment still being written (`next_parts` parts) and a preload hint for its next part.
+inline std::string low_latency_playlist(int first, int count, int next_parts = 1) {
+  std::string out =
+      "#EXTM3U\n#EXT-X-VERSION:9\n#EXT-X-TARGETDURATION:2\n#EXT-X-PART-INF:PART-TARGET=1.0\n"
+      "#EXT-X-SERVER-CONTROL:PART-HOLD-BACK=3.0\n#EXT-X-MEDIA-SEQUENCE:" +
+      std::to_string(first) + "\n#EXT-X-MAP:URI=\"init.mp4\"\n";
+  for (int i = first; i < first + count; ++i) {
+    const std::string n = std::to_string(i);
+    out += "#EXT-X-PART:DURATION=1.0,URI=\"seg" + n + ".0.m4s\",INDEPENDENT=YES\n";
+    out += "#EXT-X-PART:DURATION=1.0,URI=\"seg" + n + ".1.m4s\"\n";
+    out += "#EXTINF:2.0,\nseg" + n + ".m4s\n";
+  }
+  const std::string next = std::to_string(first + count);
+  for (int part = 0; part < next_parts; ++part) {
+    out += "#EXT-X-PART:DURATION=1.0,URI=\"seg" + next + "." + std::to_string(part) + ".m4s\"" +
+           (part == 0 ? ",INDEPENDENT=YES\n" : "\n");
+  }
+  out += "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"seg" + next + "." + std::to_string(next_parts) +
+         ".m4s\"\n";
+  out += "#EXT-X-RENDITION-REPORT:URI=\"../high/index.m3u8\",LAST-MSN=" + next +
+         ",LAST-PART=" + std::to_string(next_parts - 1) + "\n";
+  return out;
+}
+
+// Every chunk link (segments, parts, map, hint) of a viewer's copy, by the chunk's name.
+inline std::map<std::string, std::string> chunk_links_by_name(const std::string& playlist) {
+  std::map<std::string, std::string> out;
+  auto note = [&](const std::string& link) {
+    const std::string path = link.substr(0, link.find('?'));
+    out[path.substr(path.rfind('/') + 1)] = link;
+  };
+  for (const std::string& line : uri_lines(playlist)) note(line);
+  size_t at = 0;
+  while ((at = playlist.find("URI=\"", at)) != std::string::npos) {
+    const size_t end = playlist.find('"', at + 5);
+    const std::string uri = playlist.substr(at + 5, end - at - 5);
+    if (uri.find("/o/") != std::string::npos) note(uri);
+    at = end;
   }
   return out;
 }
