@@ -162,23 +162,21 @@ void HealthPoller::poll_all() {
       auto it = nodes_.find(key);
       if (it == nodes_.end()) return;
       Node& n = *it->second;
-      bool overloaded = false;
-      std::optional<double> egress;
-      std::string reason;
-      bool ok = result.ok
-                    ? interpret_health_reply(result.status, n.body, overloaded, reason, &egress)
-                    : false;
-      if (!result.ok)
-        reason =
+      Outcome outcome;
+      outcome.ok = result.ok && interpret_health_reply(result.status, n.body, outcome.overloaded,
+                                                       outcome.reason, &outcome.egress_mbps);
+      if (!result.ok) {
+        outcome.refused = result.refused;
+        outcome.reason =
             result.timed_out ? "health check timed out" : "health check failed: " + result.error;
-      on_result(key, generation, ok, overloaded, egress, std::move(reason));
+      }
+      on_result(key, generation, std::move(outcome));
     };
     node.fetch_id = client_.fetch(std::move(fetch), std::move(callbacks));
   }
 }
 
-void HealthPoller::on_result(const std::string& id, uint64_t generation, bool ok, bool overloaded,
-                             std::optional<double> egress_mbps, std::string reason) {
+void HealthPoller::on_result(const std::string& id, uint64_t generation, Outcome outcome) {
   auto it = nodes_.find(id);
   if (it == nodes_.end()) return;
   Node& node = *it->second;
@@ -187,11 +185,11 @@ void HealthPoller::on_result(const std::string& id, uint64_t generation, bool ok
   auto now = clock_.now();
   auto before = node.health.state();
   bool was_usable = node.health.usable(now);
-  if (ok) {
-    node.health.record_success(overloaded, now, egress_mbps);
-    if (egress_mbps) ++egress_readings_;
+  if (outcome.ok) {
+    node.health.record_success(outcome.overloaded, now, outcome.egress_mbps);
+    if (outcome.egress_mbps) ++egress_readings_;
   } else {
-    node.health.record_failure(std::move(reason), now);
+    node.health.record_failure(std::move(outcome.reason), now, outcome.refused);
   }
   bool usable = node.health.usable(now);
   if (node.up_gauge) node.up_gauge->set(usable ? 1 : 0);

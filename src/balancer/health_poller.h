@@ -71,9 +71,16 @@ class HealthPoller {
 
  private:
   struct Node;
+  // What one poll found.
+  struct Outcome {
+    bool ok = false;
+    bool overloaded = false;
+    bool refused = false;  // the connection was refused: down at once
+    std::optional<double> egress_mbps;
+    std::string reason;  // why it failed
+  };
   void poll_all();
-  void on_result(const std::string& id, uint64_t generation, bool ok, bool overloaded,
-                 std::optional<double> egress_mbps, std::string reason);
+  void on_result(const std::string& id, uint64_t generation, Outcome outcome);
 
   event_base& base_;
   common::HttpClient& client_;

@@ -2,6 +2,8 @@
 
 #include <strings.h>
 
+#include <cerrno>
+
 #include <algorithm>
 #include <mutex>
 
@@ -359,6 +361,11 @@ void HttpClient::process_completions() {
     FetchResult result;
     result.ok = code == CURLE_OK;
     result.timed_out = code == CURLE_OPERATION_TIMEDOUT;
+    if (code == CURLE_COULDNT_CONNECT) {
+      long os_errno = 0;
+      curl_easy_getinfo(t->easy.get(), CURLINFO_OS_ERRNO, &os_errno);
+      result.refused = os_errno == ECONNREFUSED;
+    }
     long status = 0;
     curl_easy_getinfo(t->easy.get(), CURLINFO_RESPONSE_CODE, &status);
     result.status = static_cast<int>(status);

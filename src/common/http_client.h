@@ -70,7 +70,8 @@ struct FetchResult {
   bool ok = false;  // transfer completed (any HTTP status)
   int status = 0;
   bool timed_out = false;
-  std::string error;  // curl's message when !ok
+  bool refused = false;  // nothing listened at the address: the connection was refused
+  std::string error;     // curl's message when !ok
   uint64_t body_bytes = 0;
   std::string http_version;  // "1.1", "2"
 };

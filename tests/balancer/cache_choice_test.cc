@@ -145,6 +145,22 @@ TEST_CASE("the first health result decides at once; later changes need N consecu
   CHECK(first_fails.state() == CacheHealth::State::down);
 }
 
+TEST_CASE(
+    "a refused connection takes an up node down at once; other failures wait for down_after") {
+  CacheHealth h(HealthThresholds{2, 3, 0ms});
+  h.record_success(false, at(0));
+  h.record_failure("timeout", at(1));
+  CHECK(h.usable(at(1)));
+  h.record_failure("connection refused", at(2), /*refused=*/true);
+  CHECK(h.state() == CacheHealth::State::down);
+  CHECK_FALSE(h.usable(at(2)));
+  CHECK(h.last_change() == at(2));
+  h.record_success(false, at(3));
+  CHECK_FALSE(h.usable(at(3)));  // coming back still takes up_after
+  h.record_success(false, at(4));
+  CHECK(h.usable(at(4)));
+}
+
 TEST_CASE("the overloaded flag takes effect at once and does not count as down") {
   CacheHealth h(HealthThresholds{2, 2, 0ms});
   h.record_success(false, at(0));

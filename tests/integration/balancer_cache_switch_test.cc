@@ -97,7 +97,7 @@ TEST_CASE(
   auto killed = Clock::now();
   REQUIRE(s.balancer->wait_cache_usable("venue-a", false, 5s));
   double detect_ms = std::chrono::duration<double, std::milli>(Clock::now() - killed).count();
-  MESSAGE("cache kill detected after " << detect_ms << " ms (interval 200 ms x down_after 2)");
+  MESSAGE("cache kill detected after " << detect_ms << " ms (interval 200 ms: refused at once)");
   CHECK(detect_ms < 1500);
   auto moved = s.chunks("venue-a");
   CHECK(host_of(moved[0]) == s.host(*s.b));  // same site

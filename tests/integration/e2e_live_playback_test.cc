@@ -129,8 +129,8 @@ TEST_CASE(
 
     node_a.kill_hard();
     const auto killed = Clock::now();
-    // Detection: health interval (200 ms) × down_after (2), plus one target duration (2 s) for the
-    // next refresh.
+    // Detection: one health interval (200 ms: the refused poll takes the node down), plus one
+    // target duration (2 s) for the next refresh.
     CHECK(wait_until([&] { return poll(host_b); }, 6s, 100ms));
     double moved_s = std::chrono::duration<double>(Clock::now() - killed).count();
     MESSAGE("playlists moved to the sibling " << moved_s << " s after the kill");
