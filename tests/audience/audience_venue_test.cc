@@ -62,9 +62,16 @@ TEST_CASE("a rehearsal of 240 viewers: queue, walk-out and a killed node, withou
   CHECK(number_at(doc, {"stalls", "count"}) == 0);
   CHECK(doc["fatal"].MemberCount() == 0);
   CHECK(number_at(doc, {"startup_s", "p95"}) <= 3);
-  // Viewers on the killed node moved (their failed segment came from another host).
-  CHECK(number_at(doc, {"failover_s", "count"}) >= 1);
-  CHECK(number_at(doc, {"failover_s", "max"}) <= kTargetDuration);
+  // Viewers on the killed node moved: it served them before the kill, the balancer took it
+  // out, and nobody stalled after. Most never see a failed segment (the balancer's first
+  // refused health poll takes the node out within 250 ms, before their next segment); one
+  // that does takes the segment from another host within a target duration.
+  CHECK(number_at(doc, {"origin_fetches", "venue-a", "fetches"}) >= 1);
+  CHECK(balancer.wait_cache_usable("venue-a", false, 1s));
+  MESSAGE("viewers whose segment failed on the killed node: " << number_at(
+              doc, {"failover_s", "count"}));
+  if (number_at(doc, {"failover_s", "count"}) >= 1)
+    CHECK(number_at(doc, {"failover_s", "max"}) <= kTargetDuration);
   // One origin fetch per segment per node (each node fetches at most every distinct segment once).
   CHECK(number_at(doc, {"origin_fetches", "venue-b", "per_segment"}) <= 1.0);
   CHECK(number_at(doc, {"origin_fetches", "venue-a", "per_segment"}) <= 1.0);
