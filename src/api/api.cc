@@ -11,6 +11,7 @@
 #include "api/password.h"
 #include "api/pg_accounts.h"
 #include "common/log.h"
+#include "common/thread_rule.h"
 
 namespace api {
 
@@ -143,6 +144,7 @@ Api::State::State(common::ServiceContext& c, const ApiConfig& initial, PlaybackH
 Api::Api(std::unique_ptr<State> state) : state_(std::move(state)) {}
 
 void Api::State::purge_sessions() {
+  common::expect_on(context.home());  // purge_running: home loop only
   if (!store || purge_running) return;
   purge_running = true;
   store->purge_expired_sessions(

@@ -9,6 +9,7 @@
 #include "api/api_state.h"
 #include "api/password.h"
 #include "api/token.h"
+#include "common/answer_here.h"
 #include "common/json.h"
 #include "common/log.h"
 
@@ -101,29 +102,37 @@ void Api::State::handle_login(common::EventLoop& loop, common::HttpExchange& in)
         check.refuse = [this, &loop, ex] {
           loop.post([this, ex] { answer_busy(*ex, kdf_refused_displaced); });
         };
-        check.run = [this, &loop, ex, cfg, address, login, user = std::move(user),
-                     password = std::move(password)]() mutable {
+        // The check runs on a KDF worker; its verdict is answered on this loop.
+        struct Checked {
+          bool ok = false;
+          std::optional<User> user;
+          std::optional<std::string> upgraded;  // the password's new hash, when it needs one
+        };
+        auto answer = common::reply_on(
+            loop, common::LifetimeWatch::forever(), [this, &loop, ex, cfg](Checked c) {
+              if (!c.ok || !c.user || c.user->disabled) {
+                logins_rejected.inc();
+                no_store(*ex);
+                return ex->reply_error(401, "invalid_credentials", "Wrong login or password.");
+              }
+              if (c.upgraded) store_upgraded_hash(loop, *c.user, std::move(*c.upgraded));
+              start_session(loop, ex, *cfg, *c.user);
+            });
+        check.run = [this, cfg, address, login, user = std::move(user),
+                     password = std::move(password), answer = std::move(answer)]() mutable {
+          Checked c;
           // Unknown logins spend the time of a check at the current cost.
-          bool ok = user ? verify_password(password, user->password_hash)
-                         : verify_dummy(password, cfg->kdf);
+          c.ok = user ? verify_password(password, user->password_hash)
+                      : verify_dummy(password, cfg->kdf);
           // A hash of another scheme or cost is replaced now that the password is known to be
           // right.
-          std::optional<std::string> upgraded;
-          if (ok && user && !user->disabled && needs_rehash(user->password_hash, cfg->kdf)) {
-            if (auto h = hash_password(password, cfg->kdf)) upgraded = std::move(h).value();
+          if (c.ok && user && !user->disabled && needs_rehash(user->password_hash, cfg->kdf)) {
+            if (auto h = hash_password(password, cfg->kdf)) c.upgraded = std::move(h).value();
           }
           OPENSSL_cleanse(password.data(), password.size());
-          if (!ok || !user || user->disabled) limiter.failed(address, login);
-          loop.post([this, &loop, ex, cfg, ok, user = std::move(user),
-                     upgraded = std::move(upgraded)]() mutable {
-            if (!ok || !user || user->disabled) {
-              logins_rejected.inc();
-              no_store(*ex);
-              return ex->reply_error(401, "invalid_credentials", "Wrong login or password.");
-            }
-            if (upgraded) store_upgraded_hash(loop, *user, std::move(*upgraded));
-            start_session(loop, ex, *cfg, *user);
-          });
+          if (!c.ok || !user || user->disabled) limiter.failed(address, login);
+          c.user = std::move(user);
+          answer(std::move(c));
         };
         switch (kdf->submit(address, std::move(check), delay)) {
           case PasswordCheckQueue::Admission::queued:

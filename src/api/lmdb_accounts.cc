@@ -10,6 +10,7 @@
 #include <system_error>
 
 #include "api/token.h"
+#include "common/answer_here.h"
 #include "common/json.h"
 #include "common/worker.h"
 
@@ -648,14 +649,11 @@ class LmdbAccountStore final : public AccountStore {
   }
 
  private:
+  // No guard: the store outlives the API's requests, and `done` carries what a request needs.
   template <class Work, class Done>
   void run(common::EventLoop& back, Work work, Done done) {
-    worker_->post([&back, work = std::move(work), done = std::move(done)]() mutable {
-      auto result = work();
-      back.post([result = std::move(result), done = std::move(done)]() mutable {
-        done(std::move(result));
-      });
-    });
+    common::run_there_answer_here(*worker_, back, common::LifetimeWatch::forever(), std::move(work),
+                                  std::move(done));
   }
 
   std::unique_ptr<LmdbAccounts> accounts_;

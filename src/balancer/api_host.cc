@@ -4,10 +4,10 @@
 
 namespace balancer {
 
-ApiHost::ApiHost(Balancer::Shared& shared) : shared_(shared) {}
+ApiHost::ApiHost(AnyThreadParts parts) : parts_(parts) {}
 
 std::vector<api::ChannelEntry> ApiHost::channels() const {
-  std::shared_ptr<const RuntimeConfig> rc = shared_.config.load();
+  std::shared_ptr<const RuntimeConfig> rc = parts_.config.load();
   std::vector<api::ChannelEntry> out;
   out.reserve(rc->config.channels.size());
   for (const ChannelConfig& c : rc->config.channels) {
@@ -19,9 +19,9 @@ std::vector<api::ChannelEntry> ApiHost::channels() const {
 }
 
 std::vector<api::CacheEntry> ApiHost::usable_caches() const {
-  std::shared_ptr<const RuntimeConfig> rc = shared_.config.load();
-  std::shared_ptr<const HealthView> health = shared_.health.load();
-  const TimePoint now = shared_.clock.now();
+  std::shared_ptr<const RuntimeConfig> rc = parts_.config.load();
+  std::shared_ptr<const HealthView> health = parts_.health.load();
+  const TimePoint now = parts_.clock.now();
   std::vector<api::CacheEntry> out;
   for (const CacheConfig& c : rc->config.caches) {
     auto h = health->find(c.id);
@@ -34,25 +34,25 @@ std::vector<api::CacheEntry> ApiHost::usable_caches() const {
 common::Result<std::string> ApiHost::viewer_key(const std::string& channel_id,
                                                 const std::string& ticket,
                                                 const std::string& viewer) const {
-  std::shared_ptr<const RuntimeConfig> rc = shared_.config.load();
+  std::shared_ptr<const RuntimeConfig> rc = parts_.config.load();
   const ChannelConfig* channel = rc->find_channel(channel_id);
   if (channel == nullptr)
     return common::Error{"unknown_channel", "No channel '" + channel_id + "' is configured."};
   ViewerRequest credentials;
   credentials.ticket = ticket;
   credentials.viewer = viewer;
-  return authorize_viewer(*rc, credentials, *channel, shared_.clock.unix_now());
+  return authorize_viewer(*rc, credentials, *channel, parts_.clock.unix_now());
 }
 
 void ApiHost::admit(const std::string& key, const std::string& channel,
                     const std::string& remote_ip, common::EventLoop& loop,
                     std::function<void(const api::AdmissionAnswer&)> done) {
-  std::shared_ptr<const RuntimeConfig> rc = shared_.config.load();
-  shared_.any_loop.admission->check(
-      loop, key, channel, viewer_source(*rc, remote_ip, key), shared_.clock.now(),
+  std::shared_ptr<const RuntimeConfig> rc = parts_.config.load();
+  parts_.any_loop.admission->check(
+      loop, key, channel, viewer_source(*rc, remote_ip, key), parts_.clock.now(),
       [this, channel, done = std::move(done)](const AdmissionDecision& decided) {
         const Reply reply = access_reply(decided, channel);
-        shared_.metrics.count_decision(AdmissionEndpoint::access, decided);
+        parts_.metrics.count_decision(AdmissionEndpoint::access, decided);
         api::AdmissionAnswer answer;
         answer.admitted = decided.kind == AdmissionDecision::Kind::admitted;
         answer.status = reply.status;
@@ -65,7 +65,7 @@ void ApiHost::admit(const std::string& key, const std::string& channel,
 common::Result<std::string> ApiHost::issue_ticket(const std::string& channel,
                                                   const std::string& viewer_id,
                                                   int64_t expires_unix) const {
-  std::shared_ptr<const RuntimeConfig> rc = shared_.config.load();
+  std::shared_ptr<const RuntimeConfig> rc = parts_.config.load();
   return rc->tickets->issue({channel, viewer_id, expires_unix});
 }
 

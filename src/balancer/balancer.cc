@@ -7,6 +7,7 @@
 #include "balancer/log_tag.h"
 #include "balancer/web_pages.h"
 #include "common/log.h"
+#include "common/thread_rule.h"
 
 namespace balancer {
 
@@ -91,12 +92,14 @@ bool LoopSet::draining() const {
 
 // ---- one loop ----
 
-BalancerLoop::BalancerLoop(Balancer::Shared& shared, common::EventLoop& loop)
-    : shared_(shared),
+BalancerLoop::BalancerLoop(AnyThreadParts parts, BalancerHome& home, common::EventLoop& home_loop,
+                           common::EventLoop& loop)
+    : parts_(parts),
+      home_(home),
       loop_(loop),
-      front_(loop, shared.context.home(), shared.home->sources(), shared.clock),
-      config_(shared.config),
-      health_(shared.health) {}
+      front_(loop, home_loop, home.sources(), parts.clock),
+      config_(parts.config),
+      health_(parts.health) {}
 
 void BalancerLoop::attach(common::HttpServer& server) {
   // Viewer-facing answers (playlists, keys, the API, errors) carry CORS headers;
@@ -106,6 +109,7 @@ void BalancerLoop::attach(common::HttpServer& server) {
   cors.exempt_paths = {"/health", "/metrics", std::string(kSwitchPath), std::string(kSwitchAlias)};
   cors.exempt_prefixes = {"/admin/"};
   server.set_pre_route([this, cors](HttpExchange& ex) {
+    common::expect_on(loop_);  // every request of this loop's server: its state is this loop's
     return common::apply_cors(config_.get().config.cors, cors, ex);
   });
   server.route_prefix(std::string(kPlaylistPrefix), {"GET", "HEAD"},
@@ -117,8 +121,7 @@ void BalancerLoop::attach(common::HttpServer& server) {
   server.route("/health", {"GET", "HEAD"}, [this](HttpExchange& ex) { handle_health(ex); });
   server.route("/metrics", {"GET"}, [this](HttpExchange& ex) {
     ex.add_header("Cache-Control", "no-store");
-    ex.reply(200, shared_.admission_report.render(shared_.clock.now()),
-             "text/plain; version=0.0.4");
+    ex.reply(200, parts_.admission_report.render(parts_.clock.now()), "text/plain; version=0.0.4");
   });
   for (std::string_view path : {kSwitchPath, kSwitchAlias}) {
     server.route(std::string(path), {"GET"}, [this](HttpExchange& ex) { handle_switch(ex); });
@@ -210,8 +213,9 @@ common::Result<std::unique_ptr<Balancer>> Balancer::create(common::ServiceContex
   s.home->generation = s.config.load()->generation;
   s.home->configure(config);
   for (common::EventLoop* loop : context.loops)
-    s.loops.add_loop(std::make_unique<BalancerLoop>(s, *loop));
-  s.api_host = std::make_unique<ApiHost>(s);
+    s.loops.add_loop(
+        std::make_unique<BalancerLoop>(s.any_thread_parts(), *s.home, context.home(), *loop));
+  s.api_host = std::make_unique<ApiHost>(s.any_thread_parts());
   auto api = api::Api::create(context, config.api, *s.api_host);
   if (!api) return api.error();
   s.api = std::move(api).value();

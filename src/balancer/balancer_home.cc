@@ -4,6 +4,9 @@
 
 #include <event2/event.h>
 
+#include "common/answer_here.h"
+#include "common/thread_rule.h"
+
 namespace balancer {
 
 BalancerHome::BalancerHome(common::EventLoop& home_loop, const common::Clock& clock,
@@ -59,6 +62,7 @@ common::Result<std::unique_ptr<BalancerHome>> BalancerHome::create(
 }
 
 void BalancerHome::configure(const BalancerConfig& c) {
+  common::expect_on(loop_);
   shared_.admission->set_limits(c.admission, clock_.now());
   sources_->set_timings(c.playlists);
   keys_->set_options(KeyStoreOptions{c.key_ttl, c.playlists.fetch_timeout, c.key_max_bytes});
@@ -77,14 +81,14 @@ void BalancerHome::configure(const BalancerConfig& c) {
 
 void BalancerHome::fetch_key(common::EventLoop& back, const std::string& url, KeyCallback done) {
   if (&back == &loop_) return keys_->get(url, std::move(done));
-  loop_.post([this, &back, url, done = std::move(done)]() mutable {
-    keys_->get(url, [&back, done = std::move(done)](const KeyResult& r) mutable {
-      back.post([r, done = std::move(done)] { done(r); });
-    });
-  });
+  // No guard: `done` belongs to a loop's request, and the loops live as long as the home.
+  common::ask_there_answer_here(
+      loop_, back, common::LifetimeWatch::forever(),
+      [this, url](auto reply) { keys_->get(url, std::move(reply)); }, std::move(done));
 }
 
 void BalancerHome::stop() {
+  common::expect_on(loop_);
   sources_->stop_refreshing();
   poller_->stop();
 }
@@ -106,6 +110,7 @@ void BalancerHome::feed_measured_traffic(TimePoint now) {
 // when no request comes (so counts and memory stay current), passes on new
 // egress readings, and publishes the source cache's size.
 void BalancerHome::tick() {
+  common::expect_on(loop_);
   const auto now = clock_.now();
   shared_.admission->tick(now, {});
   feed_measured_traffic(now);

@@ -19,6 +19,7 @@
 #include "common/http_client.h"
 #include "common/metrics.h"
 #include "common/result.h"
+#include "common/thread_rule.h"
 
 namespace balancer {
 
@@ -44,8 +45,11 @@ class BalancerHome {
   void fetch_key(common::EventLoop& back, const std::string& url, KeyCallback done);
   // Home loop: no more background refreshes or polls (drain).
   void stop();
-  // Home loop only; other loops' SourceFronts use it through post().
-  SourceCache& sources() { return *sources_; }
+  // Home loop only (or before the loops run); other loops' SourceFronts use it through post().
+  SourceCache& sources() {
+    common::expect_on(loop_);
+    return *sources_;
+  }
 
   // The generation of the config applied last; reload bumps it. Home loop.
   uint64_t generation = 0;

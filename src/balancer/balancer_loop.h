@@ -10,7 +10,9 @@
 //     loop only, reached from the others through post();
 //   - LoopSet: the loops' handlers and servers; filled before the loops run, read-only after;
 //   - BalancerLoop: one loop's source front, allowlist, link memo and handlers; its loop only.
-// Balancer::Shared holds one of each; it has no state or rule of its own.
+// Balancer::Shared holds one of each; it has no state or rule of its own. The loops and the
+// API host receive AnyThreadParts (the any-thread members only) and the home's any-loop door,
+// never Shared.
 #pragma once
 
 #include <memory>
@@ -64,11 +66,26 @@ ViewerSource viewer_source(const RuntimeConfig& rc, const std::string& remote_ip
                            std::string_view viewer_key);
 
 class BalancerLoop;
+class LoopSet;
+
+// What any thread may touch of the balancer's process-wide state: the members of
+// Balancer::Shared whose types are safe from any thread (see above). What the loops and the
+// API host receive; the home loop's state is not here.
+struct AnyThreadParts {
+  const common::Clock& clock;
+  const common::Published<RuntimeConfig>& config;
+  const common::Published<HealthView>& health;
+  BalancerMetrics& metrics;
+  cmcd::QualityMeter& playback;
+  AnyLoopState& any_loop;
+  AdmissionReport& admission_report;
+  const LoopSet& loops;  // read-only once the loops run
+};
 
 // What the REST API asks of the balancer (api/playback_host.h); api_host.cc. Any loop thread.
 class ApiHost final : public api::PlaybackHost {
  public:
-  explicit ApiHost(Balancer::Shared& shared);
+  explicit ApiHost(AnyThreadParts parts);
   std::vector<api::ChannelEntry> channels() const override;
   std::vector<api::CacheEntry> usable_caches() const override;
   common::Result<std::string> viewer_key(const std::string& channel, const std::string& ticket,
@@ -80,7 +97,7 @@ class ApiHost final : public api::PlaybackHost {
                                            int64_t expires_unix) const override;
 
  private:
-  Balancer::Shared& shared_;
+  AnyThreadParts parts_;
 };
 
 // Where a viewer's chunk links lead, and what that choice was read from: it holds
@@ -112,7 +129,9 @@ using PendingPtr = std::shared_ptr<Pending>;
 // request handlers. Its loop's thread only.
 class BalancerLoop {
  public:
-  BalancerLoop(Balancer::Shared& shared, common::EventLoop& loop);
+  // `home`: only its any-loop members (fetch_key) are used once the loops run.
+  BalancerLoop(AnyThreadParts parts, BalancerHome& home, common::EventLoop& home_loop,
+               common::EventLoop& loop);
 
   common::EventLoop& loop() { return loop_; }
   void attach(common::HttpServer& server);
@@ -195,7 +214,8 @@ class BalancerLoop {
     std::vector<std::string> links;
   };
 
-  Balancer::Shared& shared_;
+  AnyThreadParts parts_;
+  BalancerHome& home_;  // fetch_key() only: the home's any-loop door
   common::EventLoop& loop_;
   SourceFront front_;
   common::Published<RuntimeConfig>::Reader config_;
@@ -247,6 +267,10 @@ struct Balancer::Shared {
   AdmissionReport admission_report;    // any loop, under its mutex
   std::unique_ptr<BalancerHome> home;  // home loop only
   LoopSet loops;                       // read-only once the loops run
+  // What the loops and the API host may touch.
+  AnyThreadParts any_thread_parts() {
+    return {clock, config, health, metrics, playback, any_loop, admission_report, loops};
+  }
   // The REST API (src/api/) and what it asks of us; declared last, so they are destroyed first.
   std::unique_ptr<ApiHost> api_host;
   std::unique_ptr<api::Api> api;

@@ -15,8 +15,8 @@ std::optional<std::string> BalancerLoop::operator_access(HttpExchange& ex) {
       authorize_operator({c.operator_key, c.operator_allow_loopback}, key, ex.remote_ip());
   if (access.allowed) return std::move(access.via);
   const std::string& code = access.code;
-  shared_.metrics.error(code).inc();
-  if (log_limiter_.allow("operator_denied", shared_.clock.now())) {
+  parts_.metrics.error(code).inc();
+  if (log_limiter_.allow("operator_denied", parts_.clock.now())) {
     LOG_WARN("balancer", "operator request ", ex.path(), " from ", ex.remote_ip(), " refused (",
              code, ")");
   }
@@ -30,7 +30,7 @@ void BalancerLoop::handle_switch(HttpExchange& ex) {
   if (!via) return;
   const SwitchState state = parse_switch_state(ex.query());
   if (!state.valid) {
-    shared_.metrics.error("bad_request").inc();
+    parts_.metrics.error("bad_request").inc();
     Reply bad = error_reply(400, "bad_request",
                             "state must be on or off (or left out, to toggle overload emulation).");
     return send_reply(ex, bad);
@@ -38,7 +38,7 @@ void BalancerLoop::handle_switch(HttpExchange& ex) {
   auto answer = [this, remote = ex.remote_ip(), path = ex.path(), via = *via](
                     HttpExchange& out, bool on, bool changed) {
     if (changed) {
-      shared_.metrics.emulation_switches.inc();
+      parts_.metrics.emulation_switches.inc();
       LOG_WARN("balancer", "overload emulation switched ", on ? "ON" : "OFF", " by ", remote, " (",
                via, ", ", path, ")");
     } else {
@@ -50,10 +50,10 @@ void BalancerLoop::handle_switch(HttpExchange& ex) {
   const std::optional<bool> want = state.present ? std::optional<bool>(state.on) : std::nullopt;
   // With admission on Redis the switch is the fleet's (every balancer sees it) and answers later.
   auto held = std::make_shared<HttpExchange>(std::move(ex));
-  shared_.any_loop.admission->switch_emulation(
-      loop_, want, shared_.clock.now(), [this, held, answer](std::optional<EmulationSwitch> s) {
+  parts_.any_loop.admission->switch_emulation(
+      loop_, want, parts_.clock.now(), [this, held, answer](std::optional<EmulationSwitch> s) {
         if (!s) {
-          shared_.metrics.error("admission_unavailable").inc();
+          parts_.metrics.error("admission_unavailable").inc();
           Reply down =
               error_reply(503, "admission_unavailable",
                           "The shared admission store (Redis) cannot be reached; nothing changed.");
@@ -66,20 +66,20 @@ void BalancerLoop::handle_switch(HttpExchange& ex) {
 
 void BalancerLoop::handle_admin_status(HttpExchange& ex) {
   if (!operator_access(ex)) return;
-  Reply reply = admin_status_reply(shared_.any_loop.admission->status(shared_.clock.now()));
+  Reply reply = admin_status_reply(parts_.any_loop.admission->status(parts_.clock.now()));
   // The players' playback (CMCD on playlist and key requests) beside admission: "playback":{...}.
   const size_t last_brace = reply.body.rfind('}');
   if (last_brace != std::string::npos)
-    reply.body.insert(last_brace, ",\"playback\":" + shared_.playback.json());
+    reply.body.insert(last_brace, ",\"playback\":" + parts_.playback.json());
   send_reply(ex, std::move(reply));
 }
 
 void BalancerLoop::handle_health(HttpExchange& ex) {
-  const auto now = shared_.clock.now();
-  const AdmissionStatus status = shared_.any_loop.admission->status(now);
+  const auto now = parts_.clock.now();
+  const AdmissionStatus status = parts_.any_loop.admission->status(now);
   const BalancerConfig& c = config_.get().config;
   const HealthView& view = health_.get();
-  const bool draining = shared_.loops.draining();
+  const bool draining = parts_.loops.draining();
   std::string out = "{\"status\":";
   out += draining ? "\"draining\"" : "\"ok\"";
   out += ",\"channels\":" + std::to_string(c.channels.size());
@@ -87,9 +87,9 @@ void BalancerLoop::handle_health(HttpExchange& ex) {
   out += ",\"queued\":" + std::to_string(status.queued_viewers);
   out += ",\"emulation\":";
   out += status.emulation ? "true" : "false";
-  out += ",\"sources\":" + std::to_string(shared_.any_loop.source_entries.load());
-  out += ",\"refreshing\":" + std::to_string(shared_.any_loop.sources_refreshing.load());
-  out += ",\"threads\":" + std::to_string(shared_.loops.loop_count());
+  out += ",\"sources\":" + std::to_string(parts_.any_loop.source_entries.load());
+  out += ",\"refreshing\":" + std::to_string(parts_.any_loop.sources_refreshing.load());
+  out += ",\"threads\":" + std::to_string(parts_.loops.loop_count());
   out += ",\"caches\":[";
   bool first = true;
   for (const auto& cache : c.caches) {

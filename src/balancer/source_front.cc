@@ -1,5 +1,7 @@
 #include "balancer/source_front.h"
 
+#include "common/thread_rule.h"
+
 namespace balancer {
 
 SourceFront::SourceFront(common::EventLoop& loop, common::EventLoop& home, SourceCache& home_cache,
@@ -12,25 +14,17 @@ SourceFront::SourceFront(common::EventLoop& loop, common::EventLoop& home, Sourc
   evtimer_add(sweep_timer_.get(), &one_second);
 }
 
-SourceFront::~SourceFront() {
-  *alive_ = false;
-}
-
 void SourceFront::ask_home(const SourceRequest& request, SourceCallback done) {
   if (&loop_ == &home_) return home_cache_.get(request, std::move(done));
-  common::EventLoop* back = &loop_;
-  std::weak_ptr<bool> alive = alive_;
-  home_.post([cache = &home_cache_, request, back, alive, done = std::move(done)]() mutable {
-    cache->get(request, [back, alive, done = std::move(done)](const SourceResult& result) mutable {
-      back->post([alive, result, done = std::move(done)] {
-        if (auto a = alive.lock(); a && *a) done(result);
-      });
-    });
-  });
+  common::ask_there_answer_here(
+      home_, loop_, lifetime_.watch(),
+      [cache = &home_cache_, request](auto reply) { cache->get(request, std::move(reply)); },
+      std::move(done));
 }
 
 void SourceFront::get(const SourceRequest& request, const PlaylistTimings& timings,
                       SourceCallback done) {
+  common::expect_on(loop_);
   evict_after_ = timings.evict_after;
   if (request.directives.any()) return ask_home(request, std::move(done));
   const TimePoint now = clock_.now();

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "balancer/source_cache.h"
+#include "common/answer_here.h"
 #include "common/clock.h"
 #include "common/coalesced_fetch.h"
 #include "common/event_loop.h"
@@ -28,7 +29,6 @@ class SourceFront {
   // `home_cache` lives on `home` and outlives the front; `timings` is read at each get().
   SourceFront(common::EventLoop& loop, common::EventLoop& home, SourceCache& home_cache,
               const common::Clock& clock);
-  ~SourceFront();
   SourceFront(const SourceFront&) = delete;
   SourceFront& operator=(const SourceFront&) = delete;
 
@@ -56,7 +56,7 @@ class SourceFront {
   std::unordered_map<std::string, Entry> entries_;
   // Requests waiting on the home loop's answer, keyed like entries_ (one question each).
   common::CoalescedFetches<SourceCallback> asking_;
-  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+  common::Lifetime lifetime_;  // home's answers after the front is gone are dropped
   common::EventPtr sweep_timer_;
   Millis evict_after_{60000};
 };

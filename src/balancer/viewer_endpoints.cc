@@ -65,7 +65,7 @@ std::string steering_server_uri(const std::string& base, const Pending& p) {
 
 void BalancerLoop::fail(HttpExchange& ex, int status, const std::string& code,
                         const std::string& message) {
-  shared_.metrics.error(code).inc();
+  parts_.metrics.error(code).inc();
   send_error(ex, status, code, message);
 }
 
@@ -263,7 +263,7 @@ void BalancerLoop::handle_steering(HttpExchange& ex) {
   // Only the order: every pathway is listed in the master, and one that goes down lists its new
   // segments on the next usable host at once (docs/balancer.md § Content steering).
   std::vector<std::string> priority =
-      pathways(c, requested, ex.remote_ip(), viewer_key, shared_.clock.now(), true);
+      pathways(c, requested, ex.remote_ip(), viewer_key, parts_.clock.now(), true);
   ex.add_header("Cache-Control", "no-store");
   ex.reply(200, hls::steering_manifest(c.steering_ttl_s, priority), "application/json");
 }
@@ -300,8 +300,8 @@ const std::vector<std::string>& BalancerLoop::stable_links_for(
     segments = segment_chunks(version.playlist.tmpl, version.plan);
   std::vector<std::string> host_ids;
   std::vector<uint8_t> hosts =
-      shared_.any_loop.listings.update(key, hashes, cache ? cache->id : std::string(), usable, now,
-                                       host_ids, {kept_host, &segments});
+      parts_.any_loop.listings.update(key, hashes, cache ? cache->id : std::string(), usable, now,
+                                      host_ids, {kept_host, &segments});
   if (host_ids.size() <= 1 || hosts.size() != hashes.size()) return fresh;
   // Links of the other hosts (memoised per second like the fresh ones).
   std::vector<const std::vector<std::string>*> per_host(host_ids.size(), &fresh);
@@ -318,7 +318,7 @@ const std::vector<std::string>& BalancerLoop::chunk_links_for(const SourceVersio
                                                               const ChannelConfig& channel,
                                                               const CacheConfig* cache) {
   const std::string destination = cache ? cache->url : std::string();
-  int64_t now = shared_.clock.unix_now();
+  int64_t now = parts_.clock.unix_now();
   if (link_memo_.size() > kMaxLinkMemoVersions && !link_memo_.count(version.serial))
     link_memo_.clear();
   ChunkLinkMemo& memo = link_memo_[version.serial][destination];
@@ -351,7 +351,7 @@ const std::vector<std::string>& BalancerLoop::chunk_links_for(const SourceVersio
 common::Histogram& BalancerLoop::newest_age_histogram(const std::string& channel) {
   auto it = newest_age_.find(channel);
   if (it != newest_age_.end()) return *it->second;
-  common::Histogram& h = shared_.metrics.registry.histogram(
+  common::Histogram& h = parts_.metrics.registry.histogram(
       "balancer_playlist_newest_age_seconds",
       "How old a live playlist's newest segment or part was (by EXT-X-PROGRAM-DATE-TIME) when "
       "served",
@@ -368,7 +368,7 @@ void BalancerLoop::observe_playback(const HttpExchange& ex, const ViewerRequest&
   for (const CacheConfig& cache : c.caches) {
     if (cache.id == request.cache) node = cache.id;
   }
-  shared_.playback.observe(ex, request.cmcd, channel.id, node);
+  parts_.playback.observe(ex, request.cmcd, channel.id, node);
 }
 
 // Parses the viewer's request, finds the channel and checks the viewer may watch
@@ -389,7 +389,7 @@ PendingPtr BalancerLoop::begin_viewer_request(HttpExchange& ex, std::string_view
     fail(ex, 404, "unknown_channel", "No channel '" + request->channel + "' is configured.");
     return nullptr;
   }
-  auto viewer = authorize_viewer(*snapshot, *request, *channel, shared_.clock.unix_now());
+  auto viewer = authorize_viewer(*snapshot, *request, *channel, parts_.clock.unix_now());
   if (!viewer) {
     fail(ex, credential_error_status(viewer.error().code), viewer.error().code,
          viewer.error().message);
@@ -405,7 +405,7 @@ PendingPtr BalancerLoop::begin_viewer_request(HttpExchange& ex, std::string_view
 }
 
 void BalancerLoop::handle_playlist(HttpExchange& ex) {
-  shared_.metrics.requests_playlist.inc();
+  parts_.metrics.requests_playlist.inc();
   PendingPtr p = begin_viewer_request(ex, kPlaylistPrefix);
   if (!p) return;
   ensure_allowed(p, false, [this, p](bool allowed) {
@@ -429,9 +429,9 @@ void BalancerLoop::serve_playlist(const PendingPtr& p, const SourceResult& r) {
   if (ex.closed()) return;
   const SourceVersion& version = *r.version;
   allowlist_.learn(*p->channel, version);
-  auto started = shared_.clock.now();
+  auto started = parts_.clock.now();
   const BalancerConfig& c = p->config->config;
-  if (shared_.any_loop.unsent_playlist_bytes.load(std::memory_order_relaxed) >=
+  if (parts_.any_loop.unsent_playlist_bytes.load(std::memory_order_relaxed) >=
       c.playlists.max_unsent_bytes) {
     // Clients that do not read hold the budget: a new copy would only add to it.
     ex.add_header("Retry-After", "2");
@@ -443,22 +443,22 @@ void BalancerLoop::serve_playlist(const PendingPtr& p, const SourceResult& r) {
   const CacheDecision& choice = current_choice(*p, started);
   const CacheConfig* cache = choice.cache;
   const CacheChoice::Reason reason = choice.reason;
-  shared_.metrics.count_choice(reason);
+  parts_.metrics.count_choice(reason);
   if (const std::string& cache_id = cache ? cache->id : std::string(); cache_id != p->cache_id) {
     // A node's health changed while origin answered: the viewer's slot follows its chunks (an
     // admitted viewer keeps its one slot; this response was admitted when it arrived).
-    shared_.any_loop.admission->request(loop_, p->viewer_key,
-                                        {p->channel->id, cache_id, p->bandwidth_bps}, {}, started,
-                                        [](const AdmissionDecision&) {});
+    parts_.any_loop.admission->request(loop_, p->viewer_key,
+                                       {p->channel->id, cache_id, p->bandwidth_bps}, {}, started,
+                                       [](const AdmissionDecision&) {});
   }
   std::string body = render_playlist(*p, version, cache, started);
-  shared_.metrics.rewrite_seconds.observe(
-      std::chrono::duration<double>(shared_.clock.now() - started).count());
+  parts_.metrics.rewrite_seconds.observe(
+      std::chrono::duration<double>(parts_.clock.now() - started).count());
   if (version.kind == SourceKind::live && version.newest_media_end_s) {
     // How old the newest segment or part is as it leaves here: the stack's share of the
     // viewer's latency behind live, per channel.
     const double age_s =
-        static_cast<double>(shared_.clock.unix_now_ms()) / 1000 - *version.newest_media_end_s;
+        static_cast<double>(parts_.clock.unix_now_ms()) / 1000 - *version.newest_media_end_s;
     newest_age_histogram(p->channel->id).observe(std::max(0.0, age_s));
   }
   ex.add_header("Cache-Control",
@@ -470,7 +470,7 @@ void BalancerLoop::serve_playlist(const PendingPtr& p, const SourceResult& r) {
                     to_string(reason));
   }
   auto unsent =
-      std::make_shared<const UnsentReply>(std::move(body), shared_.any_loop.unsent_playlist_bytes);
+      std::make_shared<const UnsentReply>(std::move(body), parts_.any_loop.unsent_playlist_bytes);
   common::BodyBuffer buffer;
   buffer.append_reference(unsent->body.data(), unsent->body.size(), unsent);
   ex.reply(200, std::move(buffer), unsent->body.size(), kPlaylistType);
@@ -587,14 +587,14 @@ std::optional<std::string> BalancerLoop::made_master(const Pending& p, const Sou
 }
 
 void BalancerLoop::handle_key(HttpExchange& ex) {
-  shared_.metrics.requests_key.inc();
+  parts_.metrics.requests_key.inc();
   PendingPtr p = begin_viewer_request(ex, kKeyPrefix);
   if (!p) return;
   ensure_allowed(p, true, [this, p](bool allowed) {
     if (!allowed) return fail(p->ex, 404, "not_found", "This channel has no key at that path.");
     std::string url =
         p->config->config.origins.at(p->channel->origin).url + p->request.origin_target;
-    shared_.home->fetch_key(loop_, url, [this, p](const KeyResult& r) {
+    home_.fetch_key(loop_, url, [this, p](const KeyResult& r) {
       HttpExchange& reply = p->ex;
       if (!r.key) return fail(reply, r.status, r.error.code, r.error.message);
       if (reply.closed()) return;
@@ -605,12 +605,12 @@ void BalancerLoop::handle_key(HttpExchange& ex) {
 }
 
 void BalancerLoop::admit(const PendingPtr& p, std::function<void()> then) {
-  const auto now = shared_.clock.now();
+  const auto now = parts_.clock.now();
   p->choice = choose(p->config->config, p->request.cache, p->ex.remote_ip(), p->viewer_key, now,
                      p->request.pathway);
   p->cache_id = p->choice.cache ? p->choice.cache->id : std::string();
   p->bandwidth_bps = allowlist_.variant_bandwidth(*p->channel, p->request.origin_target);
-  shared_.any_loop.admission->request(
+  parts_.any_loop.admission->request(
       loop_, p->viewer_key, {p->channel->id, p->cache_id, p->bandwidth_bps},
       viewer_source(*p->config, p->ex.remote_ip(), p->viewer_key), now,
       [this, p, then = std::move(then)](const AdmissionDecision& d) {
@@ -619,7 +619,7 @@ void BalancerLoop::admit(const PendingPtr& p, std::function<void()> then) {
 }
 
 bool BalancerLoop::answer_admission(Pending& p, const AdmissionDecision& d) {
-  shared_.metrics.count_decision(AdmissionEndpoint::playlist, d);
+  parts_.metrics.count_decision(AdmissionEndpoint::playlist, d);
   switch (d.kind) {
     case AdmissionDecision::Kind::admitted:
       return true;

@@ -3,6 +3,7 @@
 #include "cache_node/node_loop.h"
 #include "common/json.h"
 #include "common/log.h"
+#include "common/thread_rule.h"
 
 namespace cache_node {
 
@@ -109,13 +110,13 @@ std::string CacheNode::Shared::health_json(const CacheNodeConfig& c) const {
            "writes\":%zu,"
            "\"memory_chunks\":%zu,\"max_entries\":%zu,\"negative_entries\":%zu}",
            active_requests(), cache->inflight(), egress_mbps.load(),
-           static_cast<unsigned long long>(bytes_served.value()),
-           static_cast<unsigned long long>(flight_metrics.origin_bytes.value()),
-           static_cast<unsigned long long>(hits.value()),
-           static_cast<unsigned long long>(misses.value()),
-           static_cast<unsigned long long>(coalesced.value()),
-           static_cast<unsigned long long>(negative_hits.value()),
-           static_cast<unsigned long long>(stale_hits.value()),
+           static_cast<unsigned long long>(counters.bytes_served.value()),
+           static_cast<unsigned long long>(counters.flights.origin_bytes.value()),
+           static_cast<unsigned long long>(counters.hits.value()),
+           static_cast<unsigned long long>(counters.misses.value()),
+           static_cast<unsigned long long>(counters.coalesced.value()),
+           static_cast<unsigned long long>(counters.negative_hits.value()),
+           static_cast<unsigned long long>(counters.stale_hits.value()),
            static_cast<unsigned long long>(store.memory_used()),
            static_cast<unsigned long long>(store.options().memory_bytes),
            static_cast<unsigned long long>(store.disk_used()),
@@ -132,17 +133,18 @@ std::string CacheNode::Shared::health_json(const CacheNodeConfig& c) const {
 }
 
 void CacheNode::Shared::tick() {
+  common::expect_on(context.home());
   auto now = clock.now();
-  double seconds = std::chrono::duration<double>(now - last_tick).count();
-  uint64_t bytes = bytes_served.value();
+  double seconds = std::chrono::duration<double>(now - home_tick.last_tick).count();
+  uint64_t bytes = counters.bytes_served.value();
   if (seconds > 0) {
-    double instant = static_cast<double>(bytes - last_bytes_served) * 8 / 1e6 / seconds;
+    double instant = static_cast<double>(bytes - home_tick.last_bytes_served) * 8 / 1e6 / seconds;
     egress_mbps.store(0.5 * egress_mbps.load() + 0.5 * instant);  // smooth over a few seconds
   }
-  last_bytes_served = bytes;
-  last_tick = now;
+  home_tick.last_bytes_served = bytes;
+  home_tick.last_tick = now;
   cache->expire_negative();
-  prefetch_wasted.inc(prefetch_ledger.expire(clock.unix_now_ms()));
+  counters.prefetch_wasted.inc(prefetch_ledger.expire(clock.unix_now_ms()));
 }
 
 // ---- the service ----
@@ -174,12 +176,12 @@ common::Result<std::unique_ptr<CacheNode>> CacheNode::create(common::ServiceCont
     n.error_counter(kind);  // every series exists from the start, at 0
   add_node_gauges(n);
 
-  n.last_tick = n.clock.now();
-  n.tick_timer.reset(event_new(
+  n.home_tick.last_tick = n.clock.now();
+  n.home_tick.timer.reset(event_new(
       &context.home().base(), -1, EV_PERSIST,
       [](evutil_socket_t, short, void* arg) { static_cast<Shared*>(arg)->tick(); }, &n));
   timeval one_second{1, 0};
-  evtimer_add(n.tick_timer.get(), &one_second);
+  evtimer_add(n.home_tick.timer.get(), &one_second);
   LOG_INFO(kLog, "node ", config.node_id, " (site ", config.site, ") serving ",
            config.origins.size(), " origin(s)",
            config.parent ? " through parent " + *config.parent : std::string());

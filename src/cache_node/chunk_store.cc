@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "cache_node/log_tag.h"
+#include "common/answer_here.h"
 #include "common/log.h"
 
 namespace cache_node {
@@ -526,20 +527,23 @@ void ChunkStore::queue_disk_write(const std::string& key, const ChunkMeta& meta,
   evict_memory();  // room for this write's share of the memory budget (kPendingWriteOverhead)
   const uint64_t id = write_counter_;
   pending_[key] = PendingWrite{id, meta};
-  writer_->post([this, key, meta, body = std::move(body), file, tmp, final_path, chunks_dir, id,
-                 pending_cost] {
-    std::string error = write_file_durably(*body, tmp, final_path, chunks_dir);
-    if (error.empty()) {
-      error = write_index_record(key, encode(meta, file));
-      // Renamed but not indexed: nothing vouches for the file, and on a full disk
-      // its space is what the next chunk needs (an older copy's entry, if any, now
-      // names a missing file and is dropped at the next start).
-      if (!error.empty()) unlink(final_path.c_str());
-    }
-    poster_.post([this, key, meta, file, error = std::move(error), id, pending_cost] {
-      finish_disk_write(key, meta, file, error, id, pending_cost);
-    });
-  });
+  // No guard: the store joins its writer before it goes, and its poster goes with it.
+  common::run_there_answer_here(
+      *writer_, poster_, common::LifetimeWatch::forever(),
+      [this, key, meta, body = std::move(body), file, tmp, final_path, chunks_dir] {
+        std::string error = write_file_durably(*body, tmp, final_path, chunks_dir);
+        if (error.empty()) {
+          error = write_index_record(key, encode(meta, file));
+          // Renamed but not indexed: nothing vouches for the file, and on a full disk
+          // its space is what the next chunk needs (an older copy's entry, if any, now
+          // names a missing file and is dropped at the next start).
+          if (!error.empty()) unlink(final_path.c_str());
+        }
+        return error;
+      },
+      [this, key, meta, file, id, pending_cost](std::string error) {
+        finish_disk_write(key, meta, file, error, id, pending_cost);
+      });
 }
 
 std::string ChunkStore::write_index_record(const std::string& key, const std::string& record) {

@@ -6,9 +6,9 @@
 //  - its transfers: the fetches of the flights this loop started, which publish
 //    their progress to the Flight and end it in the SharedCache.
 // Who may touch what:
-//  - Flights: home loop only (the loop it was made for; nothing here locks);
+//  - Flights: its loop only (the loop it was made for; nothing here locks);
 //  - Flight: key, owner and stale copy immutable after publish; its progress and
-//    subscribers any loop, under its lock; its body appended by the home loop of
+//    subscribers any loop, under its lock; its body appended by the loop that runs
 //    the transfer only, read by any;
 //  - SharedCache: any loop, under its lock (lock_order.h gives the order).
 // Other loops hear of progress through `notify` (their post()); the transfer and
@@ -45,7 +45,7 @@ class FlightWaiter {
 };
 
 // How a loop reaches the upstream (the loop's HttpClient in the node). Callbacks
-// run on the home loop, never from inside fetch().
+// run on that loop, never from inside fetch().
 struct FlightUpstream {
   std::function<common::FetchId(common::FetchRequest, common::FetchCallbacks)> fetch;
   std::function<void(common::FetchId)> cancel;
@@ -89,18 +89,18 @@ inline constexpr int kMaxRedirects = 5;
 class Flights {
  public:
   struct Deps {
-    size_t loop = 0;  // the home loop's index (Flight::subscribe, owner)
+    size_t loop = 0;  // its loop's index (Flight::subscribe, owner)
     SharedCache* cache = nullptr;
     const common::Clock* clock = nullptr;
     FlightMetrics* metrics = nullptr;
     const common::Published<RuntimeConfig>* config = nullptr;
     FlightUpstream upstream;
-    // `job` runs later on the home loop, never inline (the loop's post()).
+    // `job` runs later on its loop, never inline (the loop's post()).
     std::function<void(std::function<void()>)> later;
     // Tells every loop subscribed to `flight` to look at its progress (this
     // loop's progress() inline, the others through their post()).
     std::function<void(const std::shared_ptr<Flight>&)> notify;
-    // `job` runs on the home loop once `delay` has passed (it cannot be
+    // `job` runs on its loop once `delay` has passed (it cannot be
     // cancelled: it checks that what it was for still stands).
     std::function<void(std::chrono::milliseconds delay, std::function<void()> job)> after;
   };

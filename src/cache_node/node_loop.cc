@@ -8,6 +8,7 @@
 
 #include <limits>
 #include "cache_node/site_owner.h"
+#include "common/thread_rule.h"
 #include "common/url.h"
 
 namespace cache_node {
@@ -88,6 +89,7 @@ void CacheNode::Shared::notify(const std::shared_ptr<Flight>& flight, size_t fro
   for (size_t index : flight->subscribers()) {
     Flights* target = &loops[index]->flights();
     if (index == from_loop) {
+      common::expect_on(loops[index]->loop());  // told inline: the caller runs that loop
       target->progress(flight);
     } else {
       loops[index]->loop().post([target, flight] { target->progress(flight); });
@@ -105,7 +107,7 @@ NodeLoop::NodeLoop(CacheNode::Shared& shared, common::EventLoop& loop,
           .loop = loop.index(),
           .cache = shared.cache.get(),
           .clock = &shared.clock,
-          .metrics = &shared.flight_metrics,
+          .metrics = &shared.counters.flights,
           .config = &shared.config,
           .upstream = {[this](common::FetchRequest request, common::FetchCallbacks callbacks) {
                          return client_->fetch(std::move(request), std::move(callbacks));
@@ -195,7 +197,7 @@ class NodeLoop::ExchangeWaiter final : public FlightWaiter {
     if (streaming_ && sent_ < available) {
       common::BodyBuffer buffer;
       flight.body()->add_to(buffer, sent_, available);
-      node_.shared_.bytes_served.inc(available - sent_);
+      node_.shared_.counters.bytes_served.inc(available - sent_);
       ex.send(std::move(buffer));
       sent_ = available;
     }
@@ -373,11 +375,12 @@ void NodeLoop::serve_stored(HttpExchange& ex, const ChunkMeta& meta,
       }
     }
   }
-  shared_.bytes_served.inc(ex.is_head() ? 0 : length);
+  shared_.counters.bytes_served.inc(ex.is_head() ? 0 : length);
   ex.reply(status, std::move(buffer), length, "");
 }
 
 void NodeLoop::handle_chunk(HttpExchange& ex) {
+  common::expect_on(loop_);
   const RuntimeConfig& rc = config_.get();
   const CacheNodeConfig& config = rc.config;
   // One clock read serves the signature, freshness and Age.
@@ -433,34 +436,34 @@ void NodeLoop::handle_chunk(HttpExchange& ex) {
 // shared cache says what to do: answer not found, serve, join a flight or start one.
 void NodeLoop::serve_chunk(HttpExchange& ex, const VerifiedChunk& c) {
   if (auto hit = shared_.cache->find(c.key); hit && c.now_ms < hit->meta.fresh_until_ms) {
-    shared_.hits.inc();
+    shared_.counters.hits.inc();
     note_viewer(ex, c.key, true);
     return serve_stored(ex, hit->meta, hit->memory, hit->disk_path, "HIT", c.now_ms);
   }
   SharedCache::Lookup found = shared_.cache->find_or_start(c.key, loop_.index());
   switch (found.kind) {
     case SharedCache::Lookup::Kind::negative:
-      shared_.negative_hits.inc();
+      shared_.counters.negative_hits.inc();
       ex.add_header("X-Cache", "HIT");
       ex.set_log_note("NEGATIVE");
       return reply_not_found(ex);
     case SharedCache::Lookup::Kind::hit:
-      shared_.hits.inc();
+      shared_.counters.hits.inc();
       note_viewer(ex, c.key, true);
       return serve_stored(ex, found.hit->meta, found.hit->memory, found.hit->disk_path, "HIT",
                           c.now_ms);
     case SharedCache::Lookup::Kind::joined:
       if (found.stale && c.now_ms < found.stale->meta.refresh_grace_until_ms) {
         // Being refreshed, within its grace: the stale copy answers now.
-        shared_.refreshing_hits.inc();
+        shared_.counters.refreshing_hits.inc();
         return serve_stored(ex, found.stale->meta, found.stale->memory, found.stale->disk_path,
                             "STALE", c.now_ms);
       }
-      shared_.coalesced.inc();
+      shared_.counters.coalesced.inc();
       note_viewer(ex, c.key, false);
       return wait_on(found.flight, std::move(ex), false);
     case SharedCache::Lookup::Kind::started: {
-      shared_.misses.inc();
+      shared_.counters.misses.inc();
       // A sibling asking is never sent on to another (configs that disagree cannot loop).
       const bool from_sibling = ex.header(kSiblingHeader).has_value();
       if (from_sibling && ex.header(kSiblingPrefetchHeader))
@@ -470,13 +473,13 @@ void NodeLoop::serve_chunk(HttpExchange& ex, const VerifiedChunk& c) {
       return wait_on(found.flight, std::move(ex), true);
     }
     case SharedCache::Lookup::Kind::revalidate:
-      shared_.stale_hits.inc();
+      shared_.counters.stale_hits.inc();
       flights_.start(found.flight, upstream_url(c.rc.config, c.request, c.signed_suffix),
                      forwarded_headers(ex, c.origin), negative_cap(c.request));
       if (found.stale && c.now_ms < found.stale->meta.refresh_grace_until_ms) {
         // Stale-while-revalidate (RFC 5861): one background fetch refreshes it, nobody waits.
         flights_.join(found.flight, std::make_unique<BackgroundRefresh>());
-        shared_.refreshing_hits.inc();
+        shared_.counters.refreshing_hits.inc();
         return serve_stored(ex, found.stale->meta, found.stale->memory, found.stale->disk_path,
                             "STALE", c.now_ms);
       }
@@ -489,7 +492,7 @@ void NodeLoop::serve_chunk(HttpExchange& ex, const VerifiedChunk& c) {
 void NodeLoop::note_viewer(HttpExchange& ex, const std::string& key, bool hit) {
   if (ex.header(kSiblingHeader)) return;  // a sibling fetching from its owner is not a viewer
   if (!shared_.prefetch_ledger.first_viewer(key)) return;
-  (hit ? shared_.prefetch_first_hit : shared_.prefetch_first_coalesced).inc();
+  (hit ? shared_.counters.prefetch_first_hit : shared_.counters.prefetch_first_coalesced).inc();
 }
 
 // Waits on a flight a prefetch started, for nobody: counts its end and frees its place.
@@ -503,7 +506,7 @@ class NodeLoop::PrefetchWaiter final : public FlightWaiter {
     if (p.end == FlightProgress::End::running) return true;
     const bool stored =
         p.end == FlightProgress::End::stored || p.end == FlightProgress::End::revalidated;
-    (stored ? shared_.prefetch_stored : shared_.prefetch_failed).inc();
+    (stored ? shared_.counters.prefetch_stored : shared_.counters.prefetch_failed).inc();
     shared_.prefetch_gate.finished();
     ended_ = true;
     return false;
@@ -586,31 +589,32 @@ void NodeLoop::prefetch_next_object(const RuntimeConfig& rc, std::string_view ta
   if (config.signing_required) {
     // The same bar as the viewer's own request for it would meet.
     if (!rc.signer || rc.signer->verify(resolved, now_ms / 1000) != common::SignatureVerdict::ok) {
-      shared_.prefetch_invalid.inc();
+      shared_.counters.prefetch_invalid.inc();
       return;
     }
   }
   switch (prefetch_one(rc, std::string(split.unsigned_target), signed_suffix_of(split), now_ms)) {
     case PrefetchResult::started:
-      shared_.prefetch_next_object_started.inc();
-      shared_.prefetch_started.inc();
+      shared_.counters.prefetch_next_object_started.inc();
+      shared_.counters.prefetch_started.inc();
       break;
     case PrefetchResult::joined:
-      shared_.prefetch_joined.inc();
+      shared_.counters.prefetch_joined.inc();
       break;
     case PrefetchResult::present:
-      shared_.prefetch_present.inc();
+      shared_.counters.prefetch_present.inc();
       break;
     case PrefetchResult::refused:
-      shared_.prefetch_refused.inc();
+      shared_.counters.prefetch_refused.inc();
       break;
     case PrefetchResult::invalid:
-      shared_.prefetch_invalid.inc();
+      shared_.counters.prefetch_invalid.inc();
       break;
   }
 }
 
 void NodeLoop::handle_prefetch(HttpExchange& ex) {
+  common::expect_on(loop_);
   const RuntimeConfig& rc = config_.get();
   const CacheNodeConfig& config = rc.config;
   std::string presented = ex.header("Authorization").value_or("");
@@ -649,11 +653,11 @@ void NodeLoop::handle_prefetch(HttpExchange& ex) {
         break;
     }
   }
-  shared_.prefetch_started.inc(started);
-  shared_.prefetch_joined.inc(joined);
-  shared_.prefetch_present.inc(present);
-  shared_.prefetch_refused.inc(refused);
-  shared_.prefetch_invalid.inc(invalid);
+  shared_.counters.prefetch_started.inc(started);
+  shared_.counters.prefetch_joined.inc(joined);
+  shared_.counters.prefetch_present.inc(present);
+  shared_.counters.prefetch_refused.inc(refused);
+  shared_.counters.prefetch_invalid.inc(invalid);
   ex.add_header("Cache-Control", "no-store");
   ex.reply(202, "{\"started\":" + std::to_string(started) + ",\"joined\":" +
                     std::to_string(joined) + ",\"present\":" + std::to_string(present) +

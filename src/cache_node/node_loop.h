@@ -40,20 +40,16 @@ inline constexpr common::CounterFamily kCachePrefetchFirstViewers{
 inline constexpr common::CounterFamily kCachePrefetches{
     "cache_prefetches_total", "Chunks named by prefetch requests, by what the node did", "result"};
 
-struct CacheNode::Shared {
-  Shared(common::ServiceContext& c, std::shared_ptr<const RuntimeConfig> initial)
-      : context(c),
-        clock(*c.clock),
-        metrics(*c.metrics),
-        config(std::move(initial)),
-        prefetch_ledger(kPrefetchForgetAfterMs, kPrefetchLedgerEntries),
-        hits(kCacheRequests.in(metrics, "hit")),
+// The node's request and prefetch counters, in the process's registry: any thread.
+struct NodeCounters {
+  explicit NodeCounters(common::MetricsRegistry& metrics)
+      : hits(kCacheRequests.in(metrics, "hit")),
         misses(kCacheRequests.in(metrics, "miss")),
         coalesced(kCacheRequests.in(metrics, "coalesced")),
         negative_hits(kCacheRequests.in(metrics, "negative")),
         stale_hits(kCacheRequests.in(metrics, "stale")),
         refreshing_hits(kCacheRequests.in(metrics, "stale_while_revalidate")),
-        flight_metrics(metrics),
+        flights(metrics),
         bytes_served(
             metrics.counter("cache_bytes_served_total", "Chunk body bytes sent to clients")),
         prefetch_started(kCachePrefetches.in(metrics, "started")),
@@ -71,41 +67,7 @@ struct CacheNode::Shared {
             metrics.counter("cache_prefetch_next_object_total",
                             "Prefetches started by a viewer's CMCD next object (nor)")) {}
 
-  common::Counter& error_counter(const std::string& kind) { return flight_metrics.error(kind); }
-  size_t active_requests() const {
-    size_t n = 0;
-    for (const auto* s : servers) n += s->active_requests();
-    return n;
-  }
-  bool overloaded(const CacheNodeConfig& c) const {
-    return active_requests() >= c.overload_max_connections ||
-           egress_mbps.load() >= c.overload_max_egress_mbps;
-  }
-  std::string health_json(const CacheNodeConfig& c) const;
-  // Tells every loop subscribed to `flight` to look at its progress: `from_loop`
-  // at once, the others through their post().
-  void notify(const std::shared_ptr<Flight>& flight, size_t from_loop);
-  void tick();
-
-  common::ServiceContext& context;
-  const common::Clock& clock;
-  common::MetricsRegistry& metrics;
-  // What the players report of their playback (CMCD on chunk requests); any thread.
-  mutable cmcd::QualityMeter playback{metrics, clock, {}};
-  common::Published<RuntimeConfig> config;
-  // Prefetch (prefetch.h): what may start, and what no viewer asked for yet. Before
-  // `loops`: a loop's prefetch waiters let go of the gate when they are destroyed.
-  static constexpr int64_t kPrefetchForgetAfterMs = 60'000;
-  static constexpr size_t kPrefetchLedgerEntries = 100'000;
-  PrefetchGate prefetch_gate;
-  PrefetchLedger prefetch_ledger;
-  std::unique_ptr<SharedCache> cache;
-  std::vector<std::unique_ptr<NodeLoop>> loops;
-  std::vector<common::HttpServer*> servers;
-  std::atomic<double> egress_mbps{0};
-  common::EventPtr tick_timer;  // home loop
-  uint64_t last_bytes_served = 0;
-  common::SteadyTime last_tick;
+  common::Counter& error(const std::string& kind) { return flights.error(kind); }
 
   common::Counter& hits;
   common::Counter& misses;
@@ -113,7 +75,7 @@ struct CacheNode::Shared {
   common::Counter& negative_hits;
   common::Counter& stale_hits;       // a stale copy: this request started its revalidation
   common::Counter& refreshing_hits;  // a stale copy answered at once while it is refreshed
-  FlightMetrics flight_metrics;      // origin fetches and bytes, first byte, revalidations, errors
+  FlightMetrics flights;             // origin fetches and bytes, first byte, revalidations, errors
   common::Counter& bytes_served;
 
   common::Counter& prefetch_started;  // a fetch started for a prefetch
@@ -129,8 +91,66 @@ struct CacheNode::Shared {
   common::Counter& prefetch_next_object_started;
 };
 
+// The one-second upkeep's own state (CacheNode::Shared::tick): home loop only.
+struct HomeTick {
+  common::EventPtr timer;
+  uint64_t last_bytes_served = 0;
+  common::SteadyTime last_tick;
+};
+
+// The state every loop shares, one rule per member (each says which threads may touch it).
+// The aggregate has no rule of its own; built on the main thread by CacheNode::create().
+struct CacheNode::Shared {
+  Shared(common::ServiceContext& c, std::shared_ptr<const RuntimeConfig> initial)
+      : context(c),
+        clock(*c.clock),
+        metrics(*c.metrics),
+        config(std::move(initial)),
+        prefetch_ledger(kPrefetchForgetAfterMs, kPrefetchLedgerEntries),
+        counters(metrics) {}
+
+  common::Counter& error_counter(const std::string& kind) { return counters.error(kind); }
+  size_t active_requests() const {
+    size_t n = 0;
+    for (const auto* s : servers) n += s->active_requests();
+    return n;
+  }
+  bool overloaded(const CacheNodeConfig& c) const {
+    return active_requests() >= c.overload_max_connections ||
+           egress_mbps.load() >= c.overload_max_egress_mbps;
+  }
+  std::string health_json(const CacheNodeConfig& c) const;
+  // Tells every loop subscribed to `flight` to look at its progress: `from_loop`
+  // at once, the others through their post().
+  void notify(const std::shared_ptr<Flight>& flight, size_t from_loop);
+  // Home loop, every second: the egress estimate, expired negative entries and prefetches.
+  void tick();
+
+  common::ServiceContext& context;   // any thread
+  const common::Clock& clock;        // any thread
+  common::MetricsRegistry& metrics;  // any thread
+  // What the players report of their playback (CMCD on chunk requests); any thread.
+  mutable cmcd::QualityMeter playback{metrics, clock, {}};
+  // The running config: the home loop publishes it on reload, any loop reads its own Reader.
+  common::Published<RuntimeConfig> config;
+  // Prefetch (prefetch.h): what may start, and what no viewer asked for yet; any thread,
+  // under their own locks. Before `loops`: a loop's prefetch waiters let go of the gate when
+  // they are destroyed.
+  static constexpr int64_t kPrefetchForgetAfterMs = 60'000;
+  static constexpr size_t kPrefetchLedgerEntries = 100'000;
+  PrefetchGate prefetch_gate;
+  PrefetchLedger prefetch_ledger;
+  std::unique_ptr<SharedCache> cache;  // any loop, under its lock (lock_order.h)
+  // Filled on the main thread before the loops run, read-only after.
+  std::vector<std::unique_ptr<NodeLoop>> loops;
+  std::vector<common::HttpServer*> servers;
+  std::atomic<double> egress_mbps{0};  // the home tick stores it; any thread reads
+  HomeTick home_tick;                  // home loop only
+  NodeCounters counters;               // any thread
+};
+
 // One loop's chunk requests: verify, look up, serve what is stored, and serve
-// the flights' progress to the requests waiting on them. Home loop only: each
+// the flights' progress to the requests waiting on them. Its loop only: each
 // loop has its own NodeLoop and Flights; what loops share is in Shared.
 class NodeLoop {
  public:

@@ -3,7 +3,11 @@
 #include <event2/thread.h>
 
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
 #include <mutex>
+
+#include "common/thread_rule.h"
 
 namespace common {
 namespace {
@@ -49,6 +53,13 @@ void EventLoop::run() {
   running_thread_.store(std::this_thread::get_id());
   event_base_dispatch(base_.get());
   running_thread_.store(std::thread::id{});
+}
+
+void thread_rule_broken(const EventLoop& loop, std::source_location where) {
+  std::fprintf(stderr, "thread rule broken: %s (%s:%u) ran on a thread other than loop %zu's\n",
+               where.function_name(), where.file_name(), static_cast<unsigned>(where.line()),
+               loop.index());
+  std::abort();
 }
 
 void EventLoop::stop() {

@@ -33,6 +33,13 @@ class EventLoop {
   void post(std::function<void()> job);
   // True on the thread currently running this loop.
   bool in_loop_thread() const { return running_thread_.load() == std::this_thread::get_id(); }
+  // Whether the calling thread may touch this loop's objects: the thread running the loop,
+  // or, while it does not run, the one thread that builds them before and destroys them after
+  // (checked by expect_on(), thread_rule.h).
+  bool owned_here() const {
+    const std::thread::id running = running_thread_.load();
+    return running == std::thread::id{} || running == std::this_thread::get_id();
+  }
 
   // Runs the loop on the calling thread until stop().
   void run();

@@ -5,6 +5,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include "common/answer_here.h"
 #include "common/event_loop.h"
 #include "common/worker.h"
 
@@ -42,12 +43,9 @@ HostAddress::~HostAddress() = default;
 bool HostAddress::known_or_lookup(std::function<void(std::string address)> found) {
   if (known()) return true;
   if (!lookups_) lookups_ = std::make_unique<WorkerThread>();
-  lookups_->post([loop = &loop_, host = host_, found = std::move(found)]() mutable {
-    std::string address = resolve_host(host);
-    loop->post([found = std::move(found), address = std::move(address)]() mutable {
-      found(std::move(address));
-    });
-  });
+  run_there_answer_here(
+      *lookups_, loop_, lifetime_.watch(), [host = host_] { return resolve_host(host); },
+      std::move(found));
   return false;
 }
 

@@ -7,6 +7,8 @@
 #include <memory>
 #include <string>
 
+#include "common/answer_here.h"
+
 namespace common {
 
 class EventLoop;
@@ -34,8 +36,8 @@ class HostAddress {
   bool known() const { return !address_.empty(); }
 
   // Known (an IP literal, or learned before): true. Otherwise starts a lookup and returns false;
-  // `found(address)` runs later on the loop, "" when the name does not resolve. It may run after
-  // this object is gone: it must hold its own guard, and call learned() only when its owner lives.
+  // `found(address)` runs later on the loop, "" when the name does not resolve, unless this
+  // object is gone by then.
   bool known_or_lookup(std::function<void(std::string address)> found);
   void learned(std::string address) { address_ = std::move(address); }
   // Stops looking up (joins); a `found` already handed to the loop still runs.
@@ -45,6 +47,7 @@ class HostAddress {
   EventLoop& loop_;
   std::string host_;
   std::string address_;
+  Lifetime lifetime_;  // outlives lookups_ (joined first); answers arriving later are dropped
   std::unique_ptr<WorkerThread> lookups_;
 };
 

@@ -6,6 +6,7 @@
 #include <csignal>
 #include <thread>
 
+#include "common/answer_here.h"
 #include "common/log.h"
 #include "common/signals.h"
 
@@ -114,19 +115,18 @@ void ServiceHost::drain_all() {
   draining_ = true;
   LOG_INFO(name_, "shutting down: draining connections");
   if (stop_background_) stop_background_();
-  // Each server drains on its own loop; the last one to finish stops them all.
-  auto remaining = std::make_shared<std::atomic<size_t>>(servers_.size());
-  EventLoop& home = *loops_[0];
+  // Each server drains on its own loop and tells the home loop; the last one stops them all.
+  struct Drained {};
+  auto remaining = std::make_shared<size_t>(servers_.size());  // home loop
   for (size_t i = 0; i < servers_.size(); ++i) {
     HttpServer* server = servers_[i].get();
-    loops_[i]->post([this, server, remaining, &home] {
-      server->drain([this, remaining, &home] {
-        if (remaining->fetch_sub(1) != 1) return;
-        home.post([this] {
+    ask_there_answer_here(
+        *loops_[i], *loops_[0], LifetimeWatch::forever(),
+        [server](auto reply) { server->drain([reply]() mutable { reply(Drained{}); }); },
+        [this, remaining](Drained) {
+          if (--*remaining != 0) return;
           for (auto& loop : loops_) loop->stop();
         });
-      });
-    });
   }
 }
 

@@ -1,0 +1,161 @@
+// Thread rules across real threads: who owns a loop's objects (EventLoop::owned_here), the
+// check that aborts when the rule is broken (expect_on, in builds with BALANCER_THREAD_CHECKS),
+// and "run there, answer here" (answer_here.h): work on the other thread, the answer on the
+// asking loop, dropped once the asker's Lifetime has ended.
+#include "common/answer_here.h"
+
+#include <doctest/doctest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <memory>
+#include <thread>
+
+#include "common/event_loop.h"
+#include "common/thread_rule.h"
+#include "common/worker.h"
+
+using namespace std::chrono_literals;
+
+namespace {
+
+// Runs `loop` on a thread of its own until the object goes.
+class RunningLoop {
+ public:
+  RunningLoop() : thread_([this] { loop.run(); }) {
+    // Bounded wait for the loop to run (owned_here() turns false here then).
+    auto deadline = std::chrono::steady_clock::now() + 10s;
+    while (loop.owned_here() && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(1ms);
+  }
+  ~RunningLoop() {
+    loop.stop();
+    thread_.join();
+  }
+  common::EventLoop loop{0};
+
+ private:
+  std::thread thread_;
+};
+
+// Waits (bounded) until `done` holds.
+template <class Done>
+bool wait_for(Done done) {
+  auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (!done() && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(1ms);
+  return done();
+}
+
+}  // namespace
+
+TEST_CASE(
+    "owned_here: the building thread before the loop runs, only the loop's thread while it "
+    "runs, the building thread again once it stopped") {
+  common::EventLoop loop(0);
+  CHECK(loop.owned_here());  // not running yet: the thread that builds it
+  std::atomic<int> inside{-1};
+  loop.post([&] { inside = loop.owned_here() ? 1 : 0; });
+  std::thread runner([&] { loop.run(); });
+  REQUIRE(wait_for([&] { return inside.load() != -1; }));
+  CHECK(inside.load() == 1);
+  CHECK_FALSE(loop.owned_here());  // the main thread, while the loop runs elsewhere
+  loop.stop();
+  runner.join();
+  CHECK(loop.owned_here());  // stopped: the thread that destroys it
+}
+
+TEST_CASE(
+    "expect_on aborts a thread that touches a running loop's state (thread checks on), and "
+    "is nothing otherwise") {
+  RunningLoop running;
+  REQUIRE_FALSE(running.loop.owned_here());
+  // The broken rule, in a child process: only the forking thread lives on there, and the loop's
+  // running thread is still the parent's.
+  pid_t child = fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    std::signal(SIGABRT, SIG_DFL);
+    common::expect_on(running.loop);
+    _exit(0);
+  }
+  int status = 0;
+  REQUIRE(waitpid(child, &status, 0) == child);
+  if (common::kThreadChecks) {
+    CHECK(WIFSIGNALED(status));
+    CHECK(WTERMSIG(status) == SIGABRT);
+  } else {
+    CHECK(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 0);
+  }
+  std::atomic<bool> checked{false};
+  running.loop.post([&] {
+    common::expect_on(running.loop);  // the loop's own thread: passes
+    checked = true;
+  });
+  CHECK(wait_for([&] { return checked.load(); }));
+}
+
+TEST_CASE(
+    "run_there_answer_here: the work runs on the worker, its result is answered on the loop") {
+  RunningLoop running;
+  common::WorkerThread worker;
+  common::Lifetime asker;
+  std::atomic<bool> work_on_loop{true}, answer_on_loop{false};
+  std::atomic<int> answered{0};
+  running.loop.post([&] {
+    common::run_there_answer_here(
+        worker, running.loop, asker.watch(),
+        [&] {
+          work_on_loop = running.loop.in_loop_thread();
+          return 41;
+        },
+        [&](int result) {
+          answer_on_loop = running.loop.in_loop_thread();
+          answered = result + 1;
+        });
+  });
+  REQUIRE(wait_for([&] { return answered.load() != 0; }));
+  CHECK(answered.load() == 42);
+  CHECK_FALSE(work_on_loop.load());
+  CHECK(answer_on_loop.load());
+}
+
+TEST_CASE(
+    "an answer that arrives after its asker's Lifetime ended is dropped; a forever asker's "
+    "is not") {
+  RunningLoop running;
+  common::WorkerThread worker;
+  auto asker = std::make_unique<common::Lifetime>();
+  std::atomic<bool> release{false}, answered{false}, forever_answered{false}, marker{false};
+  std::atomic<bool> asked{false}, gone{false};
+  running.loop.post([&] {
+    common::ask_there_answer_here(
+        worker, running.loop, asker->watch(),
+        [&](auto reply) {
+          // Held until the asker is gone (bounded: the test fails below if it never is).
+          wait_for([&] { return release.load(); });
+          reply(1);
+        },
+        [&](int) { answered = true; });
+    common::run_there_answer_here(
+        worker, running.loop, common::LifetimeWatch::forever(), [] { return 2; },
+        [&](int) { forever_answered = true; });
+    asked = true;
+  });
+  REQUIRE(wait_for([&] { return asked.load(); }));
+  running.loop.post([&] {
+    asker.reset();  // on the asker's loop, as an owner ends
+    gone = true;
+  });
+  REQUIRE(wait_for([&] { return gone.load(); }));
+  release = true;
+  // The worker runs jobs in order and the loop answers in post order: once this marker has run,
+  // both answers above were handed to the loop before it.
+  worker.post([&] { running.loop.post([&] { marker = true; }); });
+  REQUIRE(wait_for([&] { return marker.load(); }));
+  CHECK_FALSE(answered.load());
+  CHECK(forever_answered.load());
+}
