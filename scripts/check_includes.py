@@ -18,21 +18,30 @@ import tempfile
 # other (they talk HTTP); the API reaches admission through its own interface, not playlists.
 ALLOWED = {
     "hls": {"hls"},
-    "common": {"common"},
-    "stores": {"stores", "common"},
-    "signing": {"signing", "common"},
-    "cmcd": {"cmcd", "common"},
-    "admission": {"admission", "common", "stores"},
-    "api": {"api", "common", "stores", "signing"},
-    "cache_node": {"cache_node", "common", "stores", "signing", "hls", "cmcd"},
-    "balancer": {"balancer", "common", "signing", "hls", "cmcd", "admission/admission.h",
+    "core": {"core"},
+    "http": {"http", "core"},
+    "stores": {"stores", "core"},
+    "signing": {"signing", "core"},
+    "cmcd": {"cmcd", "core", "http"},
+    "admission": {"admission", "core", "stores"},
+    "api": {"api", "core", "http", "stores", "signing"},
+    "cache_node": {"cache_node", "core", "http", "stores", "signing", "hls", "cmcd"},
+    "balancer": {"balancer", "core", "http", "signing", "hls", "cmcd", "admission/admission.h",
                  "api/api.h"},
-    "audience": {"audience", "common", "hls"},
+    "audience": {"audience", "core", "http", "hls"},
 }
 # Headers of a shared folder that some components must not reach: the cache node runs alone
 # at the venue and links neither libpq nor hiredis.
 FORBIDDEN = {
     "cache_node": {"stores/pg_client.h", "stores/redis_client.h"},
+}
+# External libraries a library folder must not include (its target does not link them): the
+# core is libevent's core, RapidJSON and the system, never HTTP, TLS or a store.
+FORBIDDEN_EXTERNAL = {
+    "core": ("curl/", "nghttp2/", "openssl/", "event2/http", "event2/bufferevent", "lmdb",
+             "hiredis/", "libpq"),
+    "signing": ("curl/", "nghttp2/", "event2/http", "lmdb", "hiredis/", "libpq"),
+    "stores": ("curl/", "nghttp2/", "event2/http"),
 }
 STANDARD = set(
     "algorithm any array atomic bit bitset cassert cctype cerrno cfloat charconv chrono cinttypes "
@@ -67,6 +76,9 @@ def breaches(src_dir):
                 elif dep not in allowed and target not in allowed:
                     found.append(f"{rel}: includes {target}: {folder}/ may include "
                                  f"{', '.join(sorted(allowed))}")
+            for target in ANGLED.findall(text):
+                if target.startswith(FORBIDDEN_EXTERNAL.get(folder, ())):
+                    found.append(f"{rel}: includes <{target}>, a library {folder}/ does not link")
             if folder == "hls":
                 for target in ANGLED.findall(text):
                     if target not in STANDARD:
@@ -77,12 +89,13 @@ def breaches(src_dir):
 
 def self_test():
     planted = {
-        "hls/a.cc": '#include "common/log.h"\n#include <event2/event.h>\n#include <string>\n',
+        "hls/a.cc": '#include "core/log.h"\n#include <event2/event.h>\n#include <string>\n',
         "balancer/b.cc": '#include "cache_node/node_loop.h"\n#include "api/api.h"\n'
                          '#include "api/api_state.h"\n',
-        "cache_node/c.cc": '#include "stores/pg_client.h"\n#include "common/log.h"\n',
-        "common/d.cc": '#include "balancer/balancer.h"\n',
-        "newcomer/e.cc": '#include "common/log.h"\n',
+        "cache_node/c.cc": '#include "stores/pg_client.h"\n#include "core/log.h"\n',
+        "core/d.cc": '#include "balancer/balancer.h"\n#include "http/tls.h"\n'
+                     '#include <curl/curl.h>\n#include <event2/event.h>\n',
+        "newcomer/e.cc": '#include "core/log.h"\n',
     }
     with tempfile.TemporaryDirectory() as tmp:
         src = os.path.join(tmp, "src")
@@ -91,10 +104,11 @@ def self_test():
             with open(os.path.join(src, rel), "w") as f:
                 f.write(text)
         got = breaches(src)
-    expected = ["hls/a.cc: includes common/log.h", "hls/a.cc: includes <event2/event.h>",
+    expected = ["hls/a.cc: includes core/log.h", "hls/a.cc: includes <event2/event.h>",
                 "balancer/b.cc: includes cache_node/node_loop.h",
                 "balancer/b.cc: includes api/api_state.h", "cache_node/c.cc: includes stores/pg_client.h",
-                "common/d.cc: includes balancer/balancer.h", "newcomer/e.cc: folder 'newcomer'"]
+                "core/d.cc: includes balancer/balancer.h", "core/d.cc: includes http/tls.h",
+                "core/d.cc: includes <curl/curl.h>", "newcomer/e.cc: folder 'newcomer'"]
     missing = [e for e in expected if not any(line.startswith("src/" + e) for line in got)]
     if missing or len(got) != len(expected):
         print("check_includes.py self-test: expected each planted breach once; found:",

@@ -5,8 +5,8 @@
 #include <cmath>
 
 #include "admission/redis_admission_script.h"
-#include "common/event_loop.h"
-#include "common/log.h"
+#include "core/event_loop.h"
+#include "core/log.h"
 
 namespace admission {
 namespace {

@@ -7,8 +7,8 @@
 // hold the same slot) and the cache id the app chose. Without a token, the
 // older call with ticket= or viewer= answers the same decision without a URL.
 #include "api/api_state.h"
-#include "common/json.h"
-#include "common/url.h"
+#include "core/json.h"
+#include "core/url.h"
 #include "signing/playback_ticket.h"
 
 namespace api {

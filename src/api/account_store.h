@@ -13,8 +13,8 @@
 #include <vector>
 
 #include "api/products.h"
-#include "common/event_loop.h"
-#include "common/result.h"
+#include "core/event_loop.h"
+#include "core/result.h"
 
 namespace api {
 

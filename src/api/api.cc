@@ -10,8 +10,8 @@
 #include "api/log_tag.h"
 #include "api/password.h"
 #include "api/pg_accounts.h"
-#include "common/log.h"
-#include "common/thread_rule.h"
+#include "core/log.h"
+#include "core/thread_rule.h"
 
 namespace api {
 

@@ -20,10 +20,10 @@
 #include "api/password.h"
 #include "api/playback_host.h"
 #include "api/products.h"
-#include "common/config.h"
-#include "common/http_server.h"
-#include "common/result.h"
-#include "common/service_host.h"
+#include "core/config.h"
+#include "core/result.h"
+#include "http/http_server.h"
+#include "http/service_host.h"
 #include "stores/pg_client.h"
 
 namespace api {

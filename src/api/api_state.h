@@ -13,11 +13,11 @@
 #include "api/login_limiter.h"
 #include "api/password_queue.h"
 #include "api/receipts.h"
-#include "common/event_loop.h"
-#include "common/handles.h"
-#include "common/http_exchange.h"
-#include "common/metrics.h"
-#include "common/worker.h"
+#include "core/event_loop.h"
+#include "core/handles.h"
+#include "core/metrics.h"
+#include "core/worker.h"
+#include "http/http_exchange.h"
 
 namespace api {
 

@@ -9,9 +9,9 @@
 #include "api/api_state.h"
 #include "api/password.h"
 #include "api/token.h"
-#include "common/answer_here.h"
-#include "common/json.h"
-#include "common/log.h"
+#include "core/answer_here.h"
+#include "core/json.h"
+#include "core/log.h"
 
 namespace api {
 

@@ -1,7 +1,7 @@
 // GET /api/v1/channels, /api/v1/products and /api/v1/caches (docs/api.md).
 // Loop thread.
 #include "api/api_state.h"
-#include "common/json.h"
+#include "core/json.h"
 
 namespace api {
 

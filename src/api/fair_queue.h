@@ -26,7 +26,7 @@
 #include <utility>
 #include <vector>
 
-#include "common/clock.h"
+#include "core/clock.h"
 
 namespace common {
 

@@ -10,9 +10,9 @@
 #include <system_error>
 
 #include "api/token.h"
-#include "common/answer_here.h"
-#include "common/json.h"
-#include "common/worker.h"
+#include "core/answer_here.h"
+#include "core/json.h"
+#include "core/worker.h"
 
 namespace api {
 

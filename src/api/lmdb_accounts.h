@@ -25,7 +25,7 @@
 #include <vector>
 
 #include "api/account_store.h"
-#include "common/result.h"
+#include "core/result.h"
 #include "stores/lmdb.h"
 
 namespace api {

@@ -22,7 +22,7 @@
 #include <string>
 #include <unordered_map>
 
-#include "common/clock.h"
+#include "core/clock.h"
 
 namespace api {
 

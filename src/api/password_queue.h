@@ -20,7 +20,7 @@
 
 #include "api/fair_queue.h"
 #include "api/retry_after_estimator.h"
-#include "common/clock.h"
+#include "core/clock.h"
 
 namespace api {
 

@@ -4,7 +4,7 @@
 #include <cstdlib>
 
 #include "api/log_tag.h"
-#include "common/log.h"
+#include "core/log.h"
 
 namespace api {
 namespace {

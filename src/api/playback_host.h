@@ -9,9 +9,9 @@
 #include <string>
 #include <vector>
 
-#include "common/event_loop.h"
-#include "common/http_exchange.h"
-#include "common/result.h"
+#include "core/event_loop.h"
+#include "core/result.h"
+#include "http/http_exchange.h"
 
 namespace api {
 

@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <set>
 
-#include "common/json.h"
+#include "core/json.h"
 #include "signing/playback_ticket.h"
 
 namespace api {

@@ -7,8 +7,8 @@
 #include <string>
 #include <vector>
 
-#include "common/config.h"
-#include "common/result.h"
+#include "core/config.h"
+#include "core/result.h"
 
 namespace api {
 

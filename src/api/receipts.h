@@ -10,8 +10,8 @@
 #include <string>
 
 #include "api/products.h"
-#include "common/event_loop.h"
-#include "common/result.h"
+#include "core/event_loop.h"
+#include "core/result.h"
 
 namespace api {
 

@@ -12,7 +12,7 @@
 #include <cstddef>
 #include <deque>
 
-#include "common/clock.h"
+#include "core/clock.h"
 
 namespace api {
 

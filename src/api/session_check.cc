@@ -6,8 +6,8 @@
 #include "api/api_state.h"
 #include "api/log_tag.h"
 #include "api/token.h"
-#include "common/json.h"
-#include "common/log.h"
+#include "core/json.h"
+#include "core/log.h"
 
 namespace api {
 

@@ -18,8 +18,8 @@
 #include "audience/recorder.h"
 #include "audience/scenario.h"
 #include "audience/viewer.h"
-#include "common/event_loop.h"
-#include "common/http_client.h"
+#include "core/event_loop.h"
+#include "http/http_client.h"
 
 namespace audience {
 

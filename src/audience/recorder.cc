@@ -5,7 +5,7 @@
 #include <cstdio>
 #include <limits>
 
-#include "common/json.h"
+#include "core/json.h"
 
 namespace audience {
 

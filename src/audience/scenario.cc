@@ -6,7 +6,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "common/config.h"
+#include "core/config.h"
 
 namespace audience {
 

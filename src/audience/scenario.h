@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "audience/player_rules.h"
-#include "common/result.h"
+#include "core/result.h"
 
 namespace audience {
 

@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
-#include "common/json.h"
+#include "core/json.h"
 #include "hls/playlist.h"
 #include "hls/program_date.h"
 #include "hls/uri.h"

@@ -21,9 +21,9 @@
 #include "audience/playout_buffer.h"
 #include "audience/recorder.h"
 #include "audience/scenario.h"
-#include "common/event_loop.h"
-#include "common/http_client.h"
+#include "core/event_loop.h"
 #include "hls/playlist.h"
+#include "http/http_client.h"
 
 namespace audience {
 

@@ -9,8 +9,8 @@
 #include <cstdio>
 
 #include "balancer/cidr.h"
-#include "common/json.h"
-#include "common/url.h"
+#include "core/json.h"
+#include "core/url.h"
 
 namespace balancer {
 namespace {

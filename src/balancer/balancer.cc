@@ -6,8 +6,8 @@
 #include "balancer/balancer_loop.h"
 #include "balancer/log_tag.h"
 #include "balancer/web_pages.h"
-#include "common/log.h"
-#include "common/thread_rule.h"
+#include "core/log.h"
+#include "core/thread_rule.h"
 
 namespace balancer {
 

@@ -4,7 +4,8 @@
 #include <set>
 
 #include "balancer/balancer_config.h"
-#include "common/log.h"
+#include "core/log.h"
+#include "http/server_config.h"
 #include "signing/playback_ticket.h"
 
 namespace balancer {

@@ -16,10 +16,10 @@
 #include "balancer/cidr.h"
 #include "balancer/live_restart.h"
 #include "balancer/source_policy.h"
-#include "common/config.h"
-#include "common/cors.h"
-#include "common/http_server.h"
-#include "common/result.h"
+#include "core/config.h"
+#include "core/result.h"
+#include "http/cors.h"
+#include "http/http_server.h"
 
 namespace balancer {
 

@@ -4,8 +4,8 @@
 
 #include <event2/event.h>
 
-#include "common/answer_here.h"
-#include "common/thread_rule.h"
+#include "core/answer_here.h"
+#include "core/thread_rule.h"
 
 namespace balancer {
 

@@ -13,13 +13,13 @@
 #include "balancer/key_store.h"
 #include "balancer/prefetch_client.h"
 #include "balancer/source_cache.h"
-#include "common/clock.h"
-#include "common/event_loop.h"
-#include "common/handles.h"
-#include "common/http_client.h"
-#include "common/metrics.h"
-#include "common/result.h"
-#include "common/thread_rule.h"
+#include "core/clock.h"
+#include "core/event_loop.h"
+#include "core/handles.h"
+#include "core/metrics.h"
+#include "core/result.h"
+#include "core/thread_rule.h"
+#include "http/http_client.h"
 
 namespace balancer {
 

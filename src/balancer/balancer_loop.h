@@ -34,8 +34,8 @@
 #include "balancer/request_params.h"
 #include "balancer/source_front.h"
 #include "cmcd/quality_meter.h"
-#include "common/event_loop.h"
-#include "common/log.h"
+#include "core/event_loop.h"
+#include "core/log.h"
 #include "signing/playback_ticket.h"
 #include "signing/url_signing.h"
 

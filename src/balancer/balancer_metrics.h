@@ -15,7 +15,7 @@
 #include "balancer/balancer_config.h"
 #include "balancer/cache_choice.h"
 #include "balancer/cache_health.h"
-#include "common/metrics.h"
+#include "core/metrics.h"
 
 namespace balancer {
 

@@ -1,6 +1,6 @@
 #include "balancer/channel_allowlist.h"
 
-#include "common/log.h"
+#include "core/log.h"
 
 namespace balancer {
 namespace {

@@ -4,8 +4,8 @@
 
 #include <cmath>
 
-#include "common/json.h"
-#include "common/log.h"
+#include "core/json.h"
+#include "core/log.h"
 
 namespace balancer {
 

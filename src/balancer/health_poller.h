@@ -16,10 +16,10 @@
 
 #include <functional>
 #include "balancer/cache_health.h"
-#include "common/clock.h"
-#include "common/handles.h"
-#include "common/http_client.h"
-#include "common/metrics.h"
+#include "core/clock.h"
+#include "core/handles.h"
+#include "core/metrics.h"
+#include "http/http_client.h"
 
 namespace balancer {
 

@@ -1,6 +1,6 @@
 #include "balancer/key_store.h"
 
-#include "common/log.h"
+#include "core/log.h"
 
 namespace balancer {
 namespace {

@@ -12,12 +12,12 @@
 #include <unordered_map>
 #include <vector>
 
-#include "common/clock.h"
-#include "common/coalesced_fetch.h"
-#include "common/handles.h"
-#include "common/http_client.h"
-#include "common/metrics.h"
-#include "common/result.h"
+#include "core/clock.h"
+#include "core/handles.h"
+#include "core/metrics.h"
+#include "core/result.h"
+#include "http/coalesced_fetch.h"
+#include "http/http_client.h"
 
 namespace balancer {
 
@@ -33,7 +33,7 @@ struct KeyStoreOptions {
 };
 
 // ok → the key; error code is one of not_found (404), origin_unreachable /
-// origin_error / key_too_large (502), origin_timeout (504) (common/coalesced_fetch.h
+// origin_error / key_too_large (502), origin_timeout (504) (http/coalesced_fetch.h
 // maps them); `status` carries it.
 struct KeyResult {
   std::shared_ptr<const KeyBytes> key;

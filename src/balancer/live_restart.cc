@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-#include "common/url.h"
+#include "core/url.h"
 
 namespace balancer {
 namespace {

@@ -1,4 +1,4 @@
-// The component name this component's log lines carry (common/log.h), in one place
+// The component name this component's log lines carry (core/log.h), in one place
 // (source files of a library may be compiled together: docs/testing.md § Build).
 #pragma once
 

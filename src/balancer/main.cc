@@ -4,8 +4,8 @@
 
 #include "api/api.h"
 #include "balancer/balancer.h"
-#include "common/libevent_overrides.h"
-#include "common/service_host.h"
+#include "http/libevent_overrides.h"
+#include "http/service_host.h"
 
 int main(int argc, char** argv) {
   const char* kDefaultConfig = "conf/balancer.json";

@@ -1,7 +1,7 @@
 // Operator endpoints of one loop: the overload switch (both spellings),
 // /admin/status and /health. Their state is process-wide (admission, health).
 #include "balancer/balancer_loop.h"
-#include "common/json.h"
+#include "core/json.h"
 
 namespace balancer {
 

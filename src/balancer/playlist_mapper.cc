@@ -3,8 +3,8 @@
 #include <cassert>
 
 #include "balancer/stable_links.h"
-#include "common/ascii.h"
-#include "common/url.h"
+#include "core/ascii.h"
+#include "core/url.h"
 #include "hls/uri.h"
 
 namespace balancer {

@@ -2,8 +2,8 @@
 
 #include <algorithm>
 
-#include "common/json.h"
-#include "common/log.h"
+#include "core/json.h"
+#include "core/log.h"
 
 namespace balancer {
 

@@ -17,10 +17,10 @@
 #include <vector>
 
 #include "balancer/balancer_config.h"
-#include "common/clock.h"
-#include "common/event_loop.h"
-#include "common/http_client.h"
-#include "common/metrics.h"
+#include "core/clock.h"
+#include "core/event_loop.h"
+#include "core/metrics.h"
+#include "http/http_client.h"
 
 namespace balancer {
 

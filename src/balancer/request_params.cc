@@ -2,7 +2,7 @@
 
 #include <charconv>
 
-#include "common/url.h"
+#include "core/url.h"
 #include "hls/uri.h"
 #include "signing/playback_ticket.h"
 

@@ -5,7 +5,7 @@
 #include <unordered_set>
 
 #include "balancer/log_tag.h"
-#include "common/log.h"
+#include "core/log.h"
 #include "hls/program_date.h"
 #include "hls/window.h"
 

@@ -33,13 +33,13 @@
 #include "balancer/playlist_mapper.h"
 #include "balancer/request_params.h"
 #include "balancer/source_policy.h"
-#include "common/clock.h"
-#include "common/coalesced_fetch.h"
-#include "common/handles.h"
-#include "common/http_client.h"
-#include "common/metrics.h"
-#include "common/result.h"
+#include "core/clock.h"
+#include "core/handles.h"
+#include "core/metrics.h"
+#include "core/result.h"
 #include "hls/playlist.h"
+#include "http/coalesced_fetch.h"
+#include "http/http_client.h"
 
 namespace balancer {
 
@@ -153,7 +153,7 @@ struct SourceResult {
 
 const char* to_string(SourceResult::From from);
 
-// How source playlist fetches name what failed (common/coalesced_fetch.h).
+// How source playlist fetches name what failed (http/coalesced_fetch.h).
 inline constexpr common::UpstreamWording kSourceWording{"playlist", "source_too_large",
                                                         "the balancer"};
 

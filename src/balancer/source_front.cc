@@ -1,6 +1,6 @@
 #include "balancer/source_front.h"
 
-#include "common/thread_rule.h"
+#include "core/thread_rule.h"
 
 namespace balancer {
 

@@ -17,10 +17,10 @@
 #include <vector>
 
 #include "balancer/source_cache.h"
-#include "common/answer_here.h"
-#include "common/clock.h"
-#include "common/coalesced_fetch.h"
-#include "common/event_loop.h"
+#include "core/answer_here.h"
+#include "core/clock.h"
+#include "core/event_loop.h"
+#include "http/coalesced_fetch.h"
 
 namespace balancer {
 

@@ -5,10 +5,10 @@
 
 #include "balancer/balancer_loop.h"
 #include "balancer/playlist_mapper.h"
-#include "common/body_buffer.h"
-#include "common/json.h"
-#include "common/url.h"
+#include "core/json.h"
+#include "core/url.h"
 #include "hls/steering.h"
+#include "http/body_buffer.h"
 
 namespace balancer {
 

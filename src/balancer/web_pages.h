@@ -9,7 +9,7 @@
 #include <string>
 #include <string_view>
 
-#include "common/http_exchange.h"
+#include "http/http_exchange.h"
 
 namespace balancer {
 

@@ -1,9 +1,9 @@
 #include "cache_node/cache_node.h"
 
 #include "cache_node/node_loop.h"
-#include "common/json.h"
-#include "common/log.h"
-#include "common/thread_rule.h"
+#include "core/json.h"
+#include "core/log.h"
+#include "core/thread_rule.h"
 
 namespace cache_node {
 
@@ -207,7 +207,7 @@ void CacheNode::attach(size_t index, common::HttpServer& server) {
   server.route("/ping", {"GET", "HEAD", "OPTIONS"}, [config](HttpExchange& ex) {
     const CacheNodeConfig& c = config->get().config;
     ex.add_header("Cache-Control", "no-store");
-    // A plain OPTIONS; preflights are answered before routing (common/cors.h).
+    // A plain OPTIONS; preflights are answered before routing (http/cors.h).
     if (ex.method() == "OPTIONS") return ex.reply(204, "", "");
     ex.reply(200, "{\"id\":" + common::json_string(c.node_id) +
                       ",\"site\":" + common::json_string(c.site) + "}\n");

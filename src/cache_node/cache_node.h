@@ -16,12 +16,12 @@
 
 #include "cache_node/freshness.h"
 #include "cache_node/query_policy.h"
-#include "common/config.h"
-#include "common/cors.h"
-#include "common/http_server.h"
-#include "common/metrics.h"
-#include "common/result.h"
-#include "common/service_host.h"
+#include "core/config.h"
+#include "core/metrics.h"
+#include "core/result.h"
+#include "http/cors.h"
+#include "http/http_server.h"
+#include "http/service_host.h"
 
 namespace cache_node {
 
@@ -79,7 +79,7 @@ common::Result<CacheNodeConfig> load_cache_node_config(const common::ConfigDocum
 
 // The whole node: shared state (store, fetches in progress, config snapshot)
 // plus one set of handlers per event loop. Created on the main thread by the
-// service host (common/service_host.h), which then runs the loops.
+// service host (http/service_host.h), which then runs the loops.
 class CacheNode : public common::Service<CacheNodeConfig> {
  public:
   static common::Result<std::unique_ptr<CacheNode>> create(common::ServiceContext& context,

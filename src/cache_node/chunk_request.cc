@@ -1,6 +1,6 @@
 #include "cache_node/chunk_request.h"
 
-#include "common/url.h"
+#include "core/url.h"
 #include "signing/playback_ticket.h"
 
 namespace cache_node {

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <sstream>
 #include <system_error>
 #include <type_traits>
@@ -16,8 +17,8 @@
 #include <vector>
 
 #include "cache_node/log_tag.h"
-#include "common/answer_here.h"
-#include "common/log.h"
+#include "core/answer_here.h"
+#include "core/log.h"
 
 namespace cache_node {
 namespace {

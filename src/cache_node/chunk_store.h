@@ -19,9 +19,9 @@
 #include "cache_node/chunk_body.h"
 #include "cache_node/lock_order.h"
 #include "cache_node/lru_index.h"
-#include "common/metrics.h"
-#include "common/result.h"
-#include "common/worker.h"
+#include "core/metrics.h"
+#include "core/result.h"
+#include "core/worker.h"
 #include "stores/lmdb.h"
 
 namespace cache_node {

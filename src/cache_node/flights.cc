@@ -8,7 +8,7 @@
 
 #include "cache_node/freshness.h"
 #include "cache_node/http_semantics.h"
-#include "common/log.h"
+#include "core/log.h"
 #include "hls/uri.h"
 
 namespace cache_node {

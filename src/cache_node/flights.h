@@ -27,10 +27,10 @@
 
 #include "cache_node/runtime_config.h"
 #include "cache_node/shared_cache.h"
-#include "common/clock.h"
-#include "common/event_loop.h"
-#include "common/http_client.h"
-#include "common/metrics.h"
+#include "core/clock.h"
+#include "core/event_loop.h"
+#include "core/metrics.h"
+#include "http/http_client.h"
 
 namespace cache_node {
 

@@ -7,7 +7,7 @@
 #include <string>
 #include <string_view>
 
-#include "common/ascii.h"
+#include "core/ascii.h"
 
 namespace cache_node {
 

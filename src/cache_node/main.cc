@@ -1,7 +1,7 @@
 // cache_node: the service host runs the node (config, loops, signals, reload).
 #include "cache_node/cache_node.h"
-#include "common/libevent_overrides.h"
-#include "common/service_host.h"
+#include "http/libevent_overrides.h"
+#include "http/service_host.h"
 
 int main(int argc, char** argv) {
   common::ServiceSpec<cache_node::CacheNodeConfig> spec;

@@ -8,8 +8,8 @@
 
 #include <limits>
 #include "cache_node/site_owner.h"
-#include "common/thread_rule.h"
-#include "common/url.h"
+#include "core/thread_rule.h"
+#include "core/url.h"
 
 namespace cache_node {
 

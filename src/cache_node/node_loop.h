@@ -17,7 +17,7 @@
 #include "cache_node/runtime_config.h"
 #include "cache_node/shared_cache.h"
 #include "cmcd/quality_meter.h"
-#include "common/http_client.h"
+#include "http/http_client.h"
 
 namespace cache_node {
 

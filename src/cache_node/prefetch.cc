@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-#include "common/json.h"
+#include "core/json.h"
 
 namespace cache_node {
 

@@ -20,7 +20,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "common/result.h"
+#include "core/result.h"
 
 namespace cache_node {
 

@@ -2,10 +2,10 @@
 
 #include <strings.h>
 
-#include "common/http_exchange.h"
-#include "common/log.h"
-#include "common/metrics.h"
-#include "common/url.h"
+#include "core/log.h"
+#include "core/metrics.h"
+#include "core/url.h"
+#include "http/http_exchange.h"
 
 namespace cmcd {
 namespace {

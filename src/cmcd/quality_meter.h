@@ -19,7 +19,7 @@
 #include <string_view>
 
 #include "cmcd/playback_quality.h"
-#include "common/clock.h"
+#include "core/clock.h"
 
 namespace common {
 class Counter;

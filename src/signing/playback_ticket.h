@@ -19,7 +19,7 @@
 #include <string_view>
 #include <vector>
 
-#include "common/result.h"
+#include "core/result.h"
 
 namespace common {
 

@@ -6,7 +6,7 @@
 
 #include <charconv>
 
-#include "common/url.h"
+#include "core/url.h"
 
 namespace common {
 namespace {

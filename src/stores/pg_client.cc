@@ -7,10 +7,10 @@
 #include <algorithm>
 #include <deque>
 
-#include "common/event_loop.h"
-#include "common/host_lookup.h"
-#include "common/log.h"
-#include "common/reconnect_timer.h"
+#include "core/event_loop.h"
+#include "core/host_lookup.h"
+#include "core/log.h"
+#include "core/reconnect_timer.h"
 
 namespace common {
 namespace {

@@ -2,7 +2,7 @@
 // connection is made with PQconnectStartParams/PQconnectPoll and queries are sent with
 // PQsendQueryParams in nonblocking mode, the socket watched by the loop), so nothing blocks the
 // loop. Queries run one after another in the order given. The client reconnects by itself
-// (common/reconnect_policy.h: backoff 0.1 s doubling up to 2 s) and bounds every query with a
+// (core/reconnect_policy.h: backoff 0.1 s doubling up to 2 s) and bounds every query with a
 // deadline; host names are resolved on a worker thread and libpq is given the address
 // (hostaddr), so it never resolves on the loop.
 // Loop thread only, except construction (before the loop runs, or on the loop thread).
@@ -18,8 +18,8 @@
 #include <string>
 #include <vector>
 
-#include "common/handles.h"
-#include "common/result.h"
+#include "core/handles.h"
+#include "core/result.h"
 
 namespace common {
 

@@ -13,11 +13,11 @@
 #include <map>
 #include <mutex>
 
-#include "common/event_loop.h"
-#include "common/handles.h"
-#include "common/host_lookup.h"
-#include "common/log.h"
-#include "common/reconnect_timer.h"
+#include "core/event_loop.h"
+#include "core/handles.h"
+#include "core/host_lookup.h"
+#include "core/log.h"
+#include "core/reconnect_timer.h"
 
 namespace common {
 namespace {

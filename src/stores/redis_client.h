@@ -1,6 +1,6 @@
 // One Redis connection driven by one libevent loop (hiredis async API with its libevent
 // adapter): commands are sent without blocking and their replies come back as callbacks on the
-// loop. The client reconnects by itself (common/reconnect_policy.h: backoff 0.1 s doubling up
+// loop. The client reconnects by itself (core/reconnect_policy.h: backoff 0.1 s doubling up
 // to 2 s) and bounds every command with a deadline: a reply not received in time fails that
 // command and every other in flight, and the connection is dropped and made again (hiredis
 // 0.14 has no timeouts of its own).

@@ -20,7 +20,7 @@
 #include <vector>
 
 #include "admission/admission.h"
-#include "common/event_loop.h"
+#include "core/event_loop.h"
 #include "support/process.h"
 #include "support/redis_server.h"
 

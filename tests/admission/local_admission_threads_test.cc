@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "admission/admission.h"
-#include "common/event_loop.h"
+#include "core/event_loop.h"
 
 namespace admission {
 namespace {

@@ -11,7 +11,7 @@
 
 #include "api/pg_accounts.h"
 #include "api/token.h"
-#include "common/event_loop.h"
+#include "core/event_loop.h"
 #include "support/pg_server.h"
 
 using namespace api;

@@ -12,7 +12,7 @@
 #include <utility>
 #include <vector>
 
-#include "common/event_loop.h"
+#include "core/event_loop.h"
 
 namespace balancer {
 namespace {

@@ -12,10 +12,10 @@
 #include <string>
 #include <vector>
 
-#include "common/clock.h"
-#include "common/handles.h"
-#include "common/http_client.h"
-#include "common/metrics.h"
+#include "core/clock.h"
+#include "core/handles.h"
+#include "core/metrics.h"
+#include "http/http_client.h"
 #include "support/loopback_node.h"
 
 namespace balancer {

@@ -11,10 +11,10 @@
 #include <optional>
 #include <vector>
 
-#include "common/clock.h"
-#include "common/event_loop.h"
-#include "common/http_client.h"
-#include "common/metrics.h"
+#include "core/clock.h"
+#include "core/event_loop.h"
+#include "core/metrics.h"
+#include "http/http_client.h"
 #include "support/balancer_fixture.h"
 #include "support/origin_fixture.h"
 #include "support/process.h"

@@ -13,11 +13,11 @@
 #include <vector>
 
 #include "balancer/balancer.h"
-#include "common/clock.h"
-#include "common/event_loop.h"
-#include "common/http_client.h"
-#include "common/http_server.h"
-#include "common/metrics.h"
+#include "core/clock.h"
+#include "core/event_loop.h"
+#include "core/metrics.h"
+#include "http/http_client.h"
+#include "http/http_server.h"
 #include "signing/playback_ticket.h"
 #include "support/balancer_fixture.h"
 #include "support/origin_fixture.h"

@@ -1,7 +1,7 @@
 #include <doctest/doctest.h>
 
 #include "cache_node/chunk_request.h"
-#include "common/url.h"
+#include "core/url.h"
 
 using cache_node::parse_chunk_request;
 

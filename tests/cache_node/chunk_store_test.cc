@@ -14,7 +14,7 @@
 
 #include "cache_node/chunk_body.h"
 #include "cache_node/chunk_store.h"
-#include "common/handles.h"
+#include "core/handles.h"
 #include "stores/lmdb.h"
 #include "support/process.h"
 

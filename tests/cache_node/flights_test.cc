@@ -13,9 +13,9 @@
 #include <vector>
 
 #include "cache_node/flights.h"
-#include "common/clock.h"
-#include "common/handles.h"
-#include "common/metrics.h"
+#include "core/clock.h"
+#include "core/handles.h"
+#include "core/metrics.h"
 #include "support/process.h"
 
 using namespace cache_node;

@@ -5,7 +5,7 @@
 
 #include "cache_node/freshness.h"
 #include "cache_node/http_semantics.h"
-#include "common/clock.h"
+#include "core/clock.h"
 
 using namespace cache_node;
 

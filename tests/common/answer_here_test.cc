@@ -2,7 +2,7 @@
 // check that aborts when the rule is broken (expect_on, in builds with BALANCER_THREAD_CHECKS),
 // and "run there, answer here" (answer_here.h): work on the other thread, the answer on the
 // asking loop, dropped once the asker's Lifetime has ended.
-#include "common/answer_here.h"
+#include "core/answer_here.h"
 
 #include <doctest/doctest.h>
 #include <sys/wait.h>
@@ -14,9 +14,9 @@
 #include <memory>
 #include <thread>
 
-#include "common/event_loop.h"
-#include "common/thread_rule.h"
-#include "common/worker.h"
+#include "core/event_loop.h"
+#include "core/thread_rule.h"
+#include "core/worker.h"
 
 using namespace std::chrono_literals;
 

@@ -1,4 +1,4 @@
-#include "common/coalesced_fetch.h"
+#include "http/coalesced_fetch.h"
 
 #include <doctest/doctest.h>
 

@@ -1,7 +1,8 @@
 #include <doctest/doctest.h>
 
-#include "common/config.h"
-#include "common/http_server.h"
+#include "core/config.h"
+#include "http/http_server.h"
+#include "http/server_config.h"
 
 using common::ConfigDocument;
 using common::ConfigReader;

@@ -2,8 +2,8 @@
 // "cors" config section's validation.
 #include <doctest/doctest.h>
 
-#include "common/config.h"
-#include "common/cors.h"
+#include "core/config.h"
+#include "http/cors.h"
 
 using common::ConfigDocument;
 using common::ConfigReader;

@@ -1,7 +1,7 @@
 // EventLoop::post() and Published<T> across real threads: jobs run on the loop
 // thread in post order, none lost; readers of a published value never see it go
 // back and always end on the last one. LoopTimer on one loop: once, every, cancel.
-#include "common/event_loop.h"
+#include "core/event_loop.h"
 
 #include <doctest/doctest.h>
 

@@ -2,7 +2,7 @@
 // on the loop thread; a name that does not resolve reports "". ReconnectTimer: the client's
 // attempt runs on the loop after the policy's first delay, and a caller that takes the attempt
 // now cancels the scheduled one.
-#include "common/host_lookup.h"
+#include "core/host_lookup.h"
 
 #include <doctest/doctest.h>
 
@@ -12,8 +12,8 @@
 #include <string>
 #include <thread>
 
-#include "common/event_loop.h"
-#include "common/reconnect_timer.h"
+#include "core/event_loop.h"
+#include "core/reconnect_timer.h"
 
 using namespace std::chrono_literals;
 

@@ -14,11 +14,11 @@
 #include <string>
 #include <vector>
 
-#include "common/handles.h"
-#include "common/http_client.h"
-#include "common/http_server.h"
-#include "common/json.h"
-#include "common/metrics.h"
+#include "core/handles.h"
+#include "core/json.h"
+#include "core/metrics.h"
+#include "http/http_client.h"
+#include "http/http_server.h"
 #include "support/process.h"
 
 namespace {

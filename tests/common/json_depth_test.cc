@@ -5,8 +5,8 @@
 
 #include <string>
 
-#include "common/config.h"
-#include "common/json.h"
+#include "core/config.h"
+#include "core/json.h"
 
 namespace {
 

@@ -1,5 +1,5 @@
 // evbuffer_add_printf and evutil_ascii_strcasecmp as evhttp calls them are replaced
-// (src/common/libevent_overrides.cc): the lines written must be byte-identical to printf's,
+// (src/http/libevent_overrides.cc): the lines written must be byte-identical to printf's,
 // other formats still work, header names compare as libevent's own function (found with
 // dlsym(RTLD_NEXT)) does, and evhttp's calls reach ours. On a libevent other than the one
 // they were written for, every call goes to libevent's own function.
@@ -16,8 +16,8 @@
 #include <cstdlib>
 #include <string>
 
-#include "common/handles.h"
-#include "common/libevent_overrides.h"
+#include "core/handles.h"
+#include "http/libevent_overrides.h"
 #include "support/libevent_owners.h"
 
 using balancer::test::drain;

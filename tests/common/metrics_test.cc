@@ -7,7 +7,7 @@
 #include <thread>
 #include <vector>
 
-#include "common/metrics.h"
+#include "core/metrics.h"
 #include "support/text_lines.h"
 
 TEST_CASE("metrics: counters, gauges and histograms render in Prometheus text format") {

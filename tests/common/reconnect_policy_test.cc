@@ -1,4 +1,4 @@
-#include "common/reconnect_policy.h"
+#include "core/reconnect_policy.h"
 
 #include <doctest/doctest.h>
 

@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "common/request_framing.h"
+#include "http/request_framing.h"
 
 using common::FramingProblem;
 using common::HeaderField;

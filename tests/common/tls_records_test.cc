@@ -8,8 +8,8 @@
 #include <string>
 #include <vector>
 
-#include "common/handles.h"
-#include "common/http2_connection.h"
+#include "core/handles.h"
+#include "http/http2_connection.h"
 #include "support/libevent_owners.h"
 
 using balancer::test::drain;

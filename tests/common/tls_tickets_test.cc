@@ -8,8 +8,8 @@
 
 #include <fstream>
 
-#include "common/tls.h"
-#include "common/tls_tickets.h"
+#include "http/tls.h"
+#include "http/tls_tickets.h"
 #include "support/process.h"
 #include "support/test_certificate.h"
 

@@ -1,5 +1,5 @@
 // Percent-decoding, query splitting and query appending shared by the servers.
-#include "common/url.h"
+#include "core/url.h"
 
 #include <doctest/doctest.h>
 

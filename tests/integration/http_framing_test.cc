@@ -223,7 +223,7 @@ namespace {
 
 // A request line evhttp cannot parse is refused by evhttp itself, before any code of
 // ours runs: its JSON body and content type come only from the formatting replacement
-// (src/common/libevent_overrides.cc), which the server also reports as in effect, and whose
+// (src/http/libevent_overrides.cc), which the server also reports as in effect, and whose
 // fast path wrote the reply's lines.
 void check_libevent_overrides_in_effect(int port) {
   int fd = connect_loopback(port, 3s);

@@ -16,8 +16,8 @@
 #include <utility>
 #include <vector>
 
-#include "common/http_server.h"
-#include "common/metrics.h"
+#include "core/metrics.h"
+#include "http/http_server.h"
 #include "support/process.h"
 
 namespace balancer::test {

@@ -8,10 +8,10 @@
 
 #include <memory>
 
-#include "common/clock.h"
-#include "common/handles.h"
-#include "common/http_client.h"
-#include "common/metrics.h"
+#include "core/clock.h"
+#include "core/handles.h"
+#include "core/metrics.h"
+#include "http/http_client.h"
 #include "support/origin_fixture.h"
 #include "support/process.h"
 

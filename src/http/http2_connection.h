@@ -1,0 +1,191 @@
+// The HTTP/2 front end (nghttp2) beside evhttp's HTTP/1.1: internal to
+// http_server.cc and http_exchange.cc. Loop thread only.
+//
+// evhttp accepts every connection and asks HttpServer for its bufferevent. On a
+// server with HTTP/2, that is a filter over the socket (or TLS) bufferevent which
+// looks at the connection's start: the ALPN a TLS handshake agreed on, or on a
+// plain socket the client preface of HTTP/2 with prior knowledge. HTTP/1.1 passes
+// through the filter to evhttp untouched; an HTTP/2 connection is taken over by an
+// Http2Connection, which from then on owns the filter's callbacks and serves each
+// stream as an HttpExchange through the same routes, limits and access log.
+#pragma once
+
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <nghttp2/nghttp2.h>
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "core/handles.h"
+#include "http/body_buffer.h"
+#include "http/http_exchange.h"
+#include "http/request_state.h"
+
+namespace common {
+
+class HttpServer;
+struct RequestState;
+class Http2Connection;
+
+// Bytes of a response body queued for DATA frames. Frames reference these bytes
+// (NGHTTP2_DATA_FLAG_NO_COPY) and keep the whole body alive until they are sent.
+struct Http2Body;
+
+// One request/response stream, owned by its connection. An exchange reaches it
+// through RequestState::h2 until the stream closes.
+// One stream, and the front end of its exchange (request_state.h): HttpExchange
+// reads the request and sends the reply through it.
+struct Http2Stream final : ExchangeFrontEnd {
+  Http2Connection* connection = nullptr;
+  int32_t id = 0;
+  // Request.
+  std::vector<HttpHeader> request_headers;  // lower-case names, pseudo-headers apart
+  std::string method, path;
+  std::string request_body;
+  size_t header_bytes = 0;           // decoded name + value + 4 per field, counted past the limit
+  bool header_list_refused = false;  // over the limit: fields no longer kept, reply 431
+  bool body_too_large = false;
+  std::shared_ptr<RequestState> state;  // once dispatched
+  // Response.
+  std::vector<HttpHeader> response_headers;
+  bool submitted = false;      // HEADERS submitted
+  bool body_complete = false;  // every body byte is queued
+  bool deferred = false;       // the data source waits for bytes
+  std::shared_ptr<Http2Body> body;
+  uint64_t body_framed = 0;  // bytes of `body` already in DATA frames
+
+  std::optional<std::string> request_header(const char* name) const override;
+  std::vector<HttpHeader> request_headers_with_prefix(std::string_view prefix) const override;
+  std::string request_body_bytes() const override { return request_body; }
+  void add_response_header(const std::string& name, const std::string& value) override;
+  void remove_response_header(const char* name) override;
+  bool has_response_header(const char* name) const override;
+  // Response head (+ body). `body` empty and `has_body` false: HEADERS with END_STREAM.
+  void send_reply(int status, BodyBuffer body, bool has_body) override;
+  void start_reply(int status) override;  // HEADERS now, DATA as send_body() brings bytes
+  void send_body(BodyBuffer bytes) override;
+  void end_reply() override;
+  void abort_reply() override;  // RST_STREAM
+
+ private:
+  void submit_head(int status, bool with_body);
+};
+
+class Http2Connection {
+ public:
+  // Takes over `filter` (evhttp's bufferevent for this connection, whose
+  // callbacks become ours) over `transport`. Frees itself, through evhttp,
+  // when the connection ends.
+  Http2Connection(HttpServer& server, bufferevent* filter, bufferevent* transport, bool tls);
+  ~Http2Connection();
+  Http2Connection(const Http2Connection&) = delete;
+  Http2Connection& operator=(const Http2Connection&) = delete;
+
+  // Bytes the filter read from the transport (the client preface first).
+  void receive(evbuffer* input);
+  // Queues frames and sends what the window and the output bound allow.
+  void flush();
+  // Stop taking streams: GOAWAY with the last stream id (server drain).
+  void shut_down();
+  // The server is going away: forget every stream without calling back into it.
+  void detach();
+
+  nghttp2_session* session() { return session_; }
+  HttpServer& server() { return server_; }
+
+ private:
+  friend struct Http2Stream;
+  friend struct Http2Callbacks;
+  void dispatch(Http2Stream& stream);
+  void stream_closed(Http2Stream& stream);
+  void close_soon();
+  void linger();
+  void count_reset();
+  void refuse_header_list(bool abusive);
+  void on_writable();
+  void on_timer();
+  size_t buffered() const;
+
+  HttpServer& server_;
+  bufferevent* filter_;
+  bufferevent* transport_;
+  evhttp_connection* evcon_ = nullptr;
+  nghttp2_session* session_ = nullptr;
+  std::string remote_ip_;
+  bool tls_;
+  bool closing_ = false;
+  bool detached_ = false;
+  bool in_flush_ = false;
+  bool in_recv_ = false;
+  bool flush_again_ = false;
+  bool finishing_ = false;  // close when the output is written
+  bool goaway_sent_ = false;
+  bool lingering_ = false;  // GOAWAY written: reading and dropping until the close
+  double reset_tokens_ = 200;
+  std::chrono::steady_clock::time_point reset_refill_;
+  EventPtr close_event_;
+  EventPtr idle_timer_;
+  std::chrono::steady_clock::time_point last_progress_;
+  std::unordered_set<Http2Stream*> streams_;
+  // Frames made by one round of flush(), handed to the filter together at its end.
+  EvbufferPtr staged_{evbuffer_new()};
+};
+
+// Plaintext of one TLS record (16 KiB), less room for the evbuffer chain's own head so
+// that a piece's allocation stays within 16 KiB.
+inline constexpr size_t kTlsRecordPiece = 16 * 1024 - 256;
+
+// Over TLS, moves up to about `limit` bytes of `src` to `dst` in pieces that fill a record:
+// the TLS bufferevent encrypts and writes each piece of its output on its own
+// (SSL_write per piece), so an HTTP/2 DATA frame's 9-byte head, or a reply's head
+// apart from its body, would otherwise cost a record and a write of its own. Short
+// pieces are copied together; a piece already a record long moves without a copy.
+// With `hold_short_tail`, a last piece short of a record stays in `src` while `dst` still
+// has bytes to write (the transport asks again when it has drained them). Returns the
+// bytes moved.
+size_t move_in_tls_records(evbuffer* src, evbuffer* dst, size_t limit, bool hold_short_tail);
+
+struct Sniffer;
+
+// The protocol filters of one server's connections. Each filter holds it weakly and
+// leaves it when freed (which may be after the server). Loop thread only.
+class ProtocolFilters {
+ public:
+  // Called by evhttp once the reply to `req` has left the connection's bufferevent (the
+  // request's on-complete callback). Through a filter that means "moved into the
+  // transport", not "written": if evhttp is about to close the connection (HTTP/1.0,
+  // "Connection: close" asked or answered), it would shut the socket down with the
+  // reply's last bytes still in the transport, and free the transport from inside its
+  // own callbacks. So evhttp is told to keep the connection, the filter reads no more
+  // requests from it, and frees it once the transport has written everything.
+  void close_after_reply(evhttp_request* req);
+  // evhttp is freeing `conn` (its close callback): evhttp's own replies (errors for heads
+  // it cannot parse) never pass close_after_reply, and would be cut by the socket
+  // shutdown that follows. What the filter and its transport still hold is written now,
+  // as far as the socket takes it without blocking.
+  void flush_before_close(evhttp_connection* conn);
+
+  void add(bufferevent* filter, Sniffer* sniffer) { by_filter_[filter] = sniffer; }
+  void forget(bufferevent* filter) { by_filter_.erase(filter); }
+
+ private:
+  // The filter of `conn` when it carries HTTP/1.1; null otherwise.
+  Sniffer* http1_filter_of(evhttp_connection* conn) const;
+  std::unordered_map<bufferevent*, Sniffer*> by_filter_;
+};
+
+// The bufferevent evhttp gets for a new connection on a server with TLS or h2c:
+// a filter over `transport` that hands HTTP/2 connections to Http2Connection.
+// Null on failure (evhttp then drops the connection).
+bufferevent* new_protocol_sniffing_bufferevent(HttpServer& server, bufferevent* transport,
+                                               bool tls);
+
+}  // namespace common

@@ -1,0 +1,420 @@
+// HttpExchange on the evhttp server: request accessors, replies, streaming.
+#include "http/http_exchange.h"
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+
+#include <strings.h>
+
+#include <cstring>
+#include <ctime>
+
+#include "core/json.h"
+#include "core/log.h"
+#include "core/url.h"
+#include "http/http2_connection.h"
+#include "http/request_state.h"
+
+namespace common {
+namespace {
+
+const char* reason_phrase(int status) {
+  switch (status) {
+    case 200:
+      return "OK";
+    case 201:
+      return "Created";
+    case 204:
+      return "No Content";
+    case 206:
+      return "Partial Content";
+    case 301:
+      return "Moved Permanently";
+    case 302:
+      return "Found";
+    case 307:
+      return "Temporary Redirect";
+    case 308:
+      return "Permanent Redirect";
+    case 304:
+      return "Not Modified";
+    case 400:
+      return "Bad Request";
+    case 401:
+      return "Unauthorized";
+    case 403:
+      return "Forbidden";
+    case 404:
+      return "Not Found";
+    case 405:
+      return "Method Not Allowed";
+    case 409:
+      return "Conflict";
+    case 413:
+      return "Content Too Large";
+    case 414:
+      return "URI Too Long";
+    case 416:
+      return "Range Not Satisfiable";
+    case 429:
+      return "Too Many Requests";
+    case 431:
+      return "Request Header Fields Too Large";
+    case 500:
+      return "Internal Server Error";
+    case 502:
+      return "Bad Gateway";
+    case 503:
+      return "Service Unavailable";
+    case 504:
+      return "Gateway Timeout";
+    default:
+      return "Status";
+  }
+}
+
+void on_reply_complete(evhttp_request*, void* arg) {
+  static_cast<HttpServer*>(arg)->reply_flushed();
+}
+
+// Through the TLS/h2c filter the connection's close after this reply is ours to make
+// (ProtocolFilters::close_after_reply), not evhttp's.
+void on_filtered_reply_complete(evhttp_request* req, void* arg) {
+  auto* server = static_cast<HttpServer*>(arg);
+  server->reply_flushed();
+  if (auto filters = server->protocol_filters().lock()) filters->close_after_reply(req);
+}
+
+void watch_reply_complete(const RequestState& state) {
+  evhttp_request_set_on_complete_cb(
+      state.http1.req, state.direct_write ? on_reply_complete : on_filtered_reply_complete,
+      state.server);
+}
+
+void add_date_header(evkeyvalq* headers, const Clock& clock) {
+  evhttp_add_header(headers, "Date", http_date(clock));
+}
+
+// evhttp queues a reply and asks the loop for a writable event, writes in the
+// next loop turn, then stops watching for writability: two epoll_ctl calls and a
+// loop turn per request. A small reply fits the socket buffer now: write it at
+// once, cancel the pending write watch (the loop's change list drops it before it
+// reaches epoll) and let evhttp's "all written" callback run later in this turn.
+// A reply that does not fit is left to evhttp as before.
+void write_now(evhttp_connection* conn) {
+  bufferevent* bev = evhttp_connection_get_bufferevent(conn);
+  evbuffer* out = bufferevent_get_output(bev);
+  if (evbuffer_get_length(out) == 0 || evbuffer_get_length(out) > (64u << 10)) return;
+  evutil_socket_t fd = bufferevent_getfd(bev);
+  if (fd < 0 || evbuffer_write(out, fd) < 0 || evbuffer_get_length(out) != 0) return;
+  bufferevent_disable(bev, EV_WRITE);
+  bufferevent_trigger(bev, EV_WRITE, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
+}
+
+}  // namespace
+
+// evhttp formats a Date header for every response it sends without one (gmtime
+// plus snprintf: about 5% of a small reply's cost); the text changes once a second.
+const char* http_date(const Clock& clock) {
+  thread_local int64_t cached_second = -1;
+  thread_local char cached[40];
+  int64_t now = clock.unix_now();
+  if (now != cached_second) {
+    time_t t = static_cast<time_t>(now);
+    tm parts{};
+    gmtime_r(&t, &parts);
+    strftime(cached, sizeof cached, "%a, %d %b %Y %H:%M:%S GMT", &parts);
+    cached_second = now;
+  }
+  return cached;
+}
+
+HttpExchange::HttpExchange(std::shared_ptr<RequestState> state) : state_(std::move(state)) {}
+HttpExchange::HttpExchange(HttpExchange&&) noexcept = default;
+HttpExchange& HttpExchange::operator=(HttpExchange&& other) noexcept {
+  if (this != &other) {
+    settle();
+    state_ = std::move(other.state_);
+  }
+  return *this;
+}
+
+HttpExchange::~HttpExchange() {
+  settle();
+}
+
+void HttpExchange::settle() {
+  if (state_ == nullptr || state_->finished) return;
+  if (state_->closed) return;
+  if (state_->streaming) {
+    // The producer gave up mid-stream: end what we have; the length mismatch
+    // (if Content-Length was sent) tells the client the body is incomplete.
+    end();
+    return;
+  }
+  LOG_ERROR(state_->server->options().service, "no reply for ", state_->method, " ",
+            redact_target(state_->target), ": answering 500");
+  state_->settling = true;
+  reply_error(500, "internal_error", "The server did not produce a reply for this request.");
+}
+
+const std::string& HttpExchange::method() const {
+  return state_->method;
+}
+const std::string& HttpExchange::target() const {
+  return state_->target;
+}
+const std::string& HttpExchange::path() const {
+  return state_->path;
+}
+const std::string& HttpExchange::query() const {
+  return state_->query;
+}
+const std::string& HttpExchange::remote_ip() const {
+  return state_->remote_ip;
+}
+std::chrono::steady_clock::time_point HttpExchange::started() const {
+  return state_->start;
+}
+bool HttpExchange::replied() const {
+  return state_->streaming || state_->finished;
+}
+bool HttpExchange::finished() const {
+  return state_->finished;
+}
+bool HttpExchange::closed() const {
+  return state_->closed;
+}
+uint64_t HttpExchange::body_bytes_sent() const {
+  return state_->body_bytes;
+}
+void HttpExchange::set_log_note(std::string note) {
+  state_->note = std::move(note);
+}
+bool HttpExchange::logs_access() const {
+  return state_->server->options().access_log;
+}
+bool HttpExchange::sends_files() const {
+  return !state_->tls && !state_->http2;
+}
+bool HttpExchange::secure() const {
+  return state_->tls;
+}
+
+void HttpExchange::on_close(std::function<void()> fn) {
+  state_->on_close = std::move(fn);
+}
+
+std::optional<std::string> HttpExchange::query_param(std::string_view name) const {
+  auto param = find_query_param(state_->query, name);
+  if (!param) return std::nullopt;
+  return param->decoded_value();
+}
+
+std::optional<std::string> HttpExchange::header(const char* name) const {
+  if (state_->front == nullptr) return std::nullopt;
+  return state_->front->request_header(name);
+}
+
+std::vector<HttpHeader> HttpExchange::headers_with_prefix(std::string_view prefix) const {
+  if (state_->front == nullptr) return {};
+  return state_->front->request_headers_with_prefix(prefix);
+}
+
+std::string HttpExchange::body() const {
+  if (state_->front == nullptr) return {};
+  return state_->front->request_body_bytes();
+}
+
+void HttpExchange::add_header(const std::string& name, const std::string& value) {
+  if (state_->front == nullptr || replied()) return;
+  if (name.size() >= 12 && (name[0] == 'C' || name[0] == 'c')) {  // most names are not these
+    if (strcasecmp(name.c_str(), "Content-Type") == 0) state_->has_content_type = true;
+    if (strcasecmp(name.c_str(), "Content-Length") == 0) state_->has_content_length = true;
+  } else if (name.size() == 4 && strcasecmp(name.c_str(), "Date") == 0) {
+    state_->front->date_given = true;
+  }
+  state_->front->add_response_header(name, value);
+}
+
+void HttpExchange::reply(int status, std::string_view body, std::string_view content_type) {
+  if (state_->finished || state_->streaming) return;
+  if (state_->closed || state_->front == nullptr) {
+    state_->finish();
+    return;
+  }
+  BodyBuffer buffer;
+  if (!is_head()) buffer.append(body);
+  reply(status, std::move(buffer), body.size(), content_type);
+}
+
+void HttpExchange::reply(int status, BodyBuffer body_buffer, size_t length,
+                         std::string_view content_type) {
+  if (state_->finished || state_->streaming) return;
+  if (state_->closed || state_->front == nullptr) {
+    state_->finish();
+    return;
+  }
+  if (!content_type.empty() && !state_->has_content_type)
+    add_header("Content-Type", std::string(content_type));
+  if (!state_->has_content_length && status != 204 && status != 304) {
+    add_header("Content-Length", std::to_string(length));
+  }
+  state_->status = status;
+  evbuffer* body = static_cast<evbuffer*>(body_buffer.native());
+  if (is_head() && body != nullptr) evbuffer_drain(body, evbuffer_get_length(body));
+  const size_t bytes = body != nullptr ? evbuffer_get_length(body) : 0;
+  state_->body_bytes += bytes;
+  // Counted before sending: the front end may complete (and call back) synchronously.
+  state_->server->reply_pending();
+  state_->front->send_reply(status, std::move(body_buffer), bytes > 0);
+  state_->finish();
+}
+
+void HttpExchange::reply_error(int status, std::string_view code, std::string_view message) {
+  if ((status == 429 || status == 503) &&
+      !(state_->front == nullptr || state_->front->has_response_header("Retry-After"))) {
+    add_header("Retry-After", "10");
+  }
+  if (state_->front != nullptr && !replied()) {
+    // An error replaces whatever describes the resource (type, validators).
+    for (const char* name : {"Content-Type", "Content-Length", "ETag", "Last-Modified",
+                             "Cache-Control", "Age", "Accept-Ranges"}) {
+      state_->front->remove_response_header(name);
+    }
+    state_->has_content_type = false;
+    state_->has_content_length = false;
+  }
+  add_header("Cache-Control", "no-store");
+  reply(status, json_error_body(code, message), "application/json");
+}
+
+void HttpExchange::start(int status) {
+  if (state_->finished || state_->streaming) return;
+  if (state_->closed || state_->front == nullptr) {
+    state_->finish();
+    return;
+  }
+  state_->status = status;
+  state_->streaming = true;
+  state_->front->start_reply(status);
+}
+
+void HttpExchange::send(const char* data, size_t n) {
+  if (!state_->streaming || state_->finished || state_->closed || n == 0) return;
+  if (is_head()) return;
+  BodyBuffer buffer;
+  buffer.append(std::string_view(data, n));
+  send(std::move(buffer));
+}
+
+void HttpExchange::send(BodyBuffer body) {
+  if (!state_->streaming || state_->finished || state_->closed) return;
+  evbuffer* data = static_cast<evbuffer*>(body.native());
+  if (is_head()) {
+    evbuffer_drain(data, evbuffer_get_length(data));
+    return;
+  }
+  state_->body_bytes += evbuffer_get_length(data);
+  if (state_->front == nullptr) return;
+  state_->front->send_body(std::move(body));
+}
+
+void HttpExchange::end() {
+  if (state_->finished) return;
+  if (state_->closed || state_->front == nullptr || !state_->streaming) {
+    if (!state_->streaming && !state_->closed) {
+      reply_error(500, "internal_error", "Reply ended before it started.");
+      return;
+    }
+    state_->finish();
+    return;
+  }
+  state_->front->end_reply();
+  state_->finish();
+}
+
+void HttpExchange::abort() {
+  if (state_->finished || state_->closed || state_->front == nullptr) {
+    if (!state_->finished) state_->finish();
+    return;
+  }
+  state_->front->abort_reply();
+}
+
+// ---- Http1FrontEnd: evhttp ----
+
+std::optional<std::string> Http1FrontEnd::request_header(const char* name) const {
+  const char* v = evhttp_find_header(evhttp_request_get_input_headers(req), name);
+  if (v == nullptr) return std::nullopt;
+  return std::string(v);
+}
+
+std::vector<HttpHeader> Http1FrontEnd::request_headers_with_prefix(std::string_view prefix) const {
+  std::vector<HttpHeader> out;
+  const evkeyvalq* headers = evhttp_request_get_input_headers(req);
+  for (const evkeyval* h = headers->tqh_first; h != nullptr; h = h->next.tqe_next) {
+    // The first letter alone turns away nearly every header at the cost of a compare.
+    if (!prefix.empty() && (h->key[0] | 0x20) != (prefix[0] | 0x20)) continue;
+    if (strncasecmp(h->key, prefix.data(), prefix.size()) == 0) out.push_back({h->key, h->value});
+  }
+  return out;
+}
+
+std::string Http1FrontEnd::request_body_bytes() const {
+  evbuffer* in = evhttp_request_get_input_buffer(req);
+  size_t n = evbuffer_get_length(in);
+  std::string out(n, '\0');
+  evbuffer_copyout(in, out.data(), n);
+  return out;
+}
+
+void Http1FrontEnd::add_response_header(const std::string& name, const std::string& value) {
+  evhttp_add_header(evhttp_request_get_output_headers(req), name.c_str(), value.c_str());
+}
+
+void Http1FrontEnd::remove_response_header(const char* name) {
+  evhttp_remove_header(evhttp_request_get_output_headers(req), name);
+}
+
+bool Http1FrontEnd::has_response_header(const char* name) const {
+  return evhttp_find_header(evhttp_request_get_output_headers(req), name) != nullptr;
+}
+
+void Http1FrontEnd::send_reply(int status, BodyBuffer body, bool) {
+  evkeyvalq* headers = evhttp_request_get_output_headers(req);
+  if (state_.server->draining()) evhttp_add_header(headers, "Connection", "close");
+  if (!date_given) add_date_header(headers, state_.server->clock());
+  watch_reply_complete(state_);
+  evhttp_connection* conn = state_.conn;
+  evhttp_send_reply(req, status, reason_phrase(status), static_cast<evbuffer*>(body.native()));
+  if (!state_.settling && state_.direct_write) write_now(conn);
+}
+
+void Http1FrontEnd::start_reply(int status) {
+  evkeyvalq* headers = evhttp_request_get_output_headers(req);
+  if (state_.server->draining()) evhttp_add_header(headers, "Connection", "close");
+  if (!date_given) add_date_header(headers, state_.server->clock());
+  evhttp_send_reply_start(req, status, reason_phrase(status));
+}
+
+void Http1FrontEnd::send_body(BodyBuffer bytes) {
+  evhttp_send_reply_chunk(req, static_cast<evbuffer*>(bytes.native()));
+}
+
+void Http1FrontEnd::end_reply() {
+  state_.server->reply_pending();
+  watch_reply_complete(state_);
+  evhttp_send_reply_end(req);  // may free the request at once
+  req = nullptr;
+  state_.front = nullptr;
+}
+
+void Http1FrontEnd::abort_reply() {
+  // Freeing the connection runs our close callback, which marks the state closed.
+  evhttp_connection_free(state_.conn);
+}
+
+}  // namespace common

@@ -1,0 +1,506 @@
+#include "http/http_server.h"
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/http_struct.h>  // the request line's HTTP version (no accessor in 2.1)
+#include <event2/keyvalq_struct.h>
+
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <iostream>
+
+#include "core/json.h"
+#include "core/log.h"
+#include "core/url.h"
+#include "http/http2_connection.h"
+#include "http/request_framing.h"
+#include "http/request_state.h"
+
+namespace common {
+namespace {
+
+constexpr size_t kMaxSingleWrite = 1 << 20;
+
+const char* method_name(evhttp_cmd_type cmd) {
+  switch (cmd) {
+    case EVHTTP_REQ_GET:
+      return "GET";
+    case EVHTTP_REQ_POST:
+      return "POST";
+    case EVHTTP_REQ_HEAD:
+      return "HEAD";
+    case EVHTTP_REQ_PUT:
+      return "PUT";
+    case EVHTTP_REQ_DELETE:
+      return "DELETE";
+    case EVHTTP_REQ_OPTIONS:
+      return "OPTIONS";
+    case EVHTTP_REQ_TRACE:
+      return "TRACE";
+    case EVHTTP_REQ_CONNECT:
+      return "CONNECT";
+    case EVHTTP_REQ_PATCH:
+      return "PATCH";
+  }
+  return "OTHER";
+}
+
+void on_connection_close(evhttp_connection* conn, void* arg) {
+  auto* server = static_cast<HttpServer*>(arg);
+  server->connection_closed(conn);
+  // A reply evhttp made on its own (its 400 for a head it cannot parse) may still sit
+  // in a filtered connection's transport: write it before evhttp shuts the socket.
+  if (auto filters = server->protocol_filters().lock()) filters->flush_before_close(conn);
+}
+
+// A non-blocking listening socket on host:port (IPv4 or IPv6 literal, or a name).
+evutil_socket_t listen_socket(const std::string& host, uint16_t port, int backlog,
+                              bool reuse_port) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+  addrinfo* found = nullptr;
+  if (getaddrinfo(host.empty() ? nullptr : host.c_str(), std::to_string(port).c_str(), &hints,
+                  &found) != 0) {
+    errno = EADDRNOTAVAIL;
+    return -1;
+  }
+  evutil_socket_t fd = -1;
+  for (addrinfo* ai = found; ai != nullptr && fd < 0; ai = ai->ai_next) {
+    fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) continue;
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    // Inherited by accepted sockets: a reply written in several pieces (a head, then a body
+    // sent from a file by sendfile; TLS records; HTTP/2 frames) must not wait for the
+    // client's delayed ACK of the first one (Nagle: ~40 ms; a 2 KiB chunk from the disk
+    // store took 45 ms a request on a keep-alive connection).
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    // Each loop has its own listener on the port; the kernel spreads connections.
+    if (reuse_port) setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+    if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, backlog) != 0) {
+      int saved = errno;
+      close(fd);
+      errno = saved;
+      fd = -1;
+    }
+  }
+  freeaddrinfo(found);
+  return fd;
+}
+
+}  // namespace
+
+std::string redact_target(std::string_view target) {
+  auto q = target.find('?');
+  if (q == std::string_view::npos) return std::string(target);
+  std::string out;
+  size_t copied = 0;  // bytes of `target` already in `out`
+  for (const QueryParam& param : QueryParams(target.substr(q + 1))) {
+    bool has_value = param.text.size() > param.name.size();
+    std::string_view name = param.name;
+    if (!has_value || !(name == "key" || name == "token" || name == "password" ||
+                        name == "operator_key" || name == "ticket" || name == "viewer")) {
+      continue;
+    }
+    size_t value_at = static_cast<size_t>(param.value.data() - target.data());
+    out.append(target.substr(copied, value_at - copied)).append("***");
+    copied = value_at + param.value.size();
+  }
+  out.append(target.substr(copied));
+  return out;
+}
+
+void announce_listening(const std::string& service, uint16_t port, uint16_t tls_port) {
+  std::cout << "{\"event\":\"listening\",\"service\":" << json_string(service)
+            << ",\"port\":" << port << ",\"tls_port\":" << tls_port << "}" << std::endl;
+}
+// ---- HttpServer ----
+
+HttpServer::HttpServer(event_base& base, HttpServerOptions options, MetricsRegistry& metrics,
+                       const Clock& clock)
+    : base_(base),
+      options_(std::move(options)),
+      clock_(clock),
+      filters_(std::make_shared<ProtocolFilters>()),
+      requests_total_(metrics.counter("http_requests_total", "HTTP requests received")),
+      client_aborts_(metrics.counter("http_client_aborts_total",
+                                     "Requests whose client went away before the reply finished")),
+      rapid_resets_(metrics.counter("http2_rapid_reset_closes_total",
+                                    "HTTP/2 connections closed for resetting streams too fast")),
+      header_list_refusals_(
+          metrics.counter("http2_header_list_refusals_total",
+                          "HTTP/2 requests whose decoded header list exceeded the limit")),
+      latency_(metrics.histogram("http_request_duration_seconds",
+                                 "Time from request to the end of the reply")) {
+  bad_requests_.resize(kFramingProblemCount);
+  for (size_t i = 1; i < kFramingProblemCount; ++i) {
+    bad_requests_[i] = &metrics.counter(
+        "http_bad_requests_total",
+        "HTTP/1.x requests refused with 400 for their framing or Host (connection closed)",
+        "reason=\"" + std::string(framing_problem_code(static_cast<FramingProblem>(i))) + "\"");
+  }
+  for (int i = 0; i < 6; ++i) {
+    status_counters_[i] = &metrics.counter("http_responses_total", "HTTP responses by status class",
+                                           "class=\"" + std::to_string(i) + "xx\"");
+  }
+}
+
+HttpServer::~HttpServer() {
+  // Detach states so late exchange handles do not call into a dead server.
+  for (auto& [conn, state] : in_progress_) {
+    evhttp_connection_set_closecb(conn, nullptr, nullptr);
+    state->closed = true;
+    state->http1.req = nullptr;
+    state->front = nullptr;
+    state->finished = true;
+  }
+  in_progress_.clear();
+  for (Http2Connection* c : http2_connections_) c->detach();
+  http2_connections_.clear();
+}
+
+Result<std::unique_ptr<HttpServer>> HttpServer::create(event_base& base, HttpServerOptions options,
+                                                       MetricsRegistry& metrics, const Clock& clock,
+                                                       const TlsContext* tls) {
+  std::unique_ptr<HttpServer> server(new HttpServer(base, std::move(options), metrics, clock));
+  server->tls_context_ = tls;
+  const auto& o = server->options_;
+  server->plain_.http2 = o.h2c;
+  if (o.plain) {
+    if (auto s = server->listen_on(server->plain_, o.port, server->port_); !s) return s.error();
+  }
+  if (o.tls.enabled) {
+    if (tls == nullptr)
+      return Error{"listen_failed", "TLS is enabled but no certificate is loaded"};
+    server->tls_.tls = true;
+    server->tls_.http2 = o.http2;
+    if (auto s = server->listen_on(server->tls_, o.tls.port, server->tls_port_); !s)
+      return s.error();
+  }
+  if (!o.plain && !o.tls.enabled)
+    return Error{"listen_failed", "neither plain HTTP nor TLS is enabled"};
+  return server;
+}
+
+bufferevent* HttpServer::new_bufferevent(event_base* base, const Listener& listener) {
+  bufferevent* transport = nullptr;
+  if (listener.tls) {
+    SSL* ssl = tls_context_->new_connection();
+    if (ssl == nullptr) return nullptr;  // evhttp then drops the connection
+    // The bufferevent owns the SSL object and the socket.
+    transport = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
+                                               BEV_OPT_CLOSE_ON_FREE);
+    if (transport == nullptr) {
+      SSL_free(ssl);
+      return nullptr;
+    }
+    // Many clients (and players) close without close_notify; that is an end, not an error.
+    bufferevent_openssl_set_allow_dirty_shutdown(transport, 1);
+  } else {
+    transport = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+    if (transport == nullptr) return nullptr;
+  }
+  bufferevent_set_max_single_write(transport, kMaxSingleWrite);
+  // TLS always goes through the filter, HTTP/2 or not: it hands the TLS bufferevent a
+  // reply once evhttp has queued all of it, in one piece when short (one record and one
+  // write instead of one per piece: 3.5 x the small-reply rate measured).
+  if (!listener.http2 && !listener.tls) return transport;
+  bufferevent* filter = new_protocol_sniffing_bufferevent(*this, transport, listener.tls);
+  if (filter == nullptr) bufferevent_free(transport);
+  return filter;
+}
+
+Status HttpServer::listen_on(Listener& listener, uint16_t port, uint16_t& bound_port) {
+  listener.server = this;
+  listener.http.reset(evhttp_new(&base_));
+  if (!listener.http) return Error{"listen_failed", "evhttp_new failed"};
+  evhttp* http = listener.http.get();
+  const auto& o = options_;
+  // Transport-level caps sit above the configured limits so that a request a
+  // little over a limit still reaches us and gets a JSON error; grossly
+  // oversized ones are cut by evhttp itself.
+  evhttp_set_max_headers_size(http, static_cast<ev_ssize_t>(o.max_header_bytes * 2 + 8192));
+  evhttp_set_max_body_size(http, static_cast<ev_ssize_t>(o.max_body_bytes * 2 + 65536));
+  evhttp_set_timeout(http, o.io_timeout_s);
+  evhttp_set_allowed_methods(http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST |
+                                       EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS |
+                                       EVHTTP_REQ_PATCH);
+  evhttp_set_default_content_type(http, "application/json");
+  evhttp_set_gencb(
+      http,
+      [](evhttp_request* req, void* arg) {
+        auto* l = static_cast<Listener*>(arg);
+        l->server->handle(req, *l);
+      },
+      &listener);
+  if (listener.tls || listener.http2) {
+    evhttp_set_bevcb(
+        http,
+        [](event_base* base, void* arg) {
+          auto* l = static_cast<Listener*>(arg);
+          return l->server->new_bufferevent(base, *l);
+        },
+        &listener);
+  }
+  // Our own socket: evhttp_bind_socket listens with a backlog of 128, which makes
+  // a herd of viewers connecting at once wait for SYN retransmits.
+  evutil_socket_t fd = listen_socket(o.host, port, o.listen_backlog, o.reuse_port);
+  if (fd < 0) {
+    return Error{"listen_failed", "cannot listen on " + o.host + ":" + std::to_string(port) + ": " +
+                                      strerror(errno)};
+  }
+  listener.bound = evhttp_accept_socket_with_handle(http, fd);
+  if (listener.bound == nullptr) {
+    evutil_closesocket(fd);
+    return Error{"listen_failed", "cannot accept on " + o.host + ":" + std::to_string(port)};
+  }
+  sockaddr_storage addr{};
+  socklen_t len = sizeof addr;
+  if (getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
+    if (addr.ss_family == AF_INET) {
+      bound_port = ntohs(reinterpret_cast<sockaddr_in*>(&addr)->sin_port);
+    } else if (addr.ss_family == AF_INET6) {
+      bound_port = ntohs(reinterpret_cast<sockaddr_in6*>(&addr)->sin6_port);
+    }
+  }
+  return {};
+}
+
+void HttpServer::route(const std::string& path, std::vector<std::string> methods, Handler handler) {
+  routes_.push_back(Route{path, false, std::move(methods), std::move(handler)});
+}
+
+void HttpServer::route_prefix(const std::string& prefix, std::vector<std::string> methods,
+                              Handler handler) {
+  routes_.push_back(Route{prefix, true, std::move(methods), std::move(handler)});
+}
+
+const HttpServer::Route* HttpServer::find_route(const std::string& path) const {
+  const Route* best = nullptr;
+  for (const auto& r : routes_) {
+    if (!r.prefix && r.path == path) return &r;
+    if (r.prefix && path.compare(0, r.path.size(), r.path) == 0) {
+      if (best == nullptr || r.path.size() > best->path.size()) best = &r;
+    }
+  }
+  return best;
+}
+
+void HttpServer::handle(evhttp_request* req, const Listener& listener) {
+  auto state = std::make_shared<RequestState>();
+  state->server = this;
+  state->tls = listener.tls;
+  // Through the filter, the reply must take the filter's path to the socket.
+  state->direct_write = !listener.tls && !listener.http2;
+  state->http1.req = req;
+  state->front = &state->http1;
+  state->conn = evhttp_request_get_connection(req);
+  state->start = clock_.now();
+  state->method = method_name(evhttp_request_get_command(req));
+  const char* uri = evhttp_request_get_uri(req);
+  state->target = uri != nullptr ? uri : "";
+  auto q = state->target.find('?');
+  state->path = state->target.substr(0, q);
+  if (q != std::string::npos) state->query = state->target.substr(q + 1);
+  auto frag = state->query.find('#');
+  if (frag != std::string::npos) state->query.resize(frag);
+  char* peer = nullptr;
+  ev_uint16_t peer_port = 0;
+  evhttp_connection_get_peer(state->conn, &peer, &peer_port);
+  state->remote_ip = peer != nullptr ? peer : "";
+
+  // libevent writes at most 16 KiB per call by default: a 1 MiB reply would take
+  // 64 loop turns. Larger writes let the kernel move big bodies in a few calls.
+  bufferevent_set_max_single_write(evhttp_connection_get_bufferevent(state->conn), kMaxSingleWrite);
+  in_progress_[state->conn] = state;
+  open_.store(in_progress_.size(), std::memory_order_relaxed);
+  evhttp_connection_set_closecb(state->conn, on_connection_close, this);
+
+  size_t header_bytes = state->target.size() + 16;
+  // evhttp has framed the body by now, its way: what it may have framed differently
+  // from a proxy in front (http/request_framing.h) is refused, and the connection
+  // closed, before the bytes after this head are read as another request.
+  RequestFramingCheck framing(state->method, req->major, req->minor);
+  evkeyvalq* headers = evhttp_request_get_input_headers(req);
+  for (evkeyval* h = headers->tqh_first; h != nullptr; h = h->next.tqe_next) {
+    std::string_view name(h->key), value(h->value);
+    header_bytes += name.size() + value.size() + 4;
+    framing.field(name, value);
+  }
+  state->framing = framing.problem();
+  if (state->framing != FramingProblem::none) {
+    // HTTP/1.0 keep-alive: evhttp would answer "Connection: keep-alive" next to our "close".
+    while (evhttp_remove_header(headers, "Connection") == 0) {
+    }
+    // Bytes evhttp read past this request are never parsed: through the protocol
+    // filter, evhttp is told the connection stays (the filter closes it once the reply
+    // is written) and would go on parsing what it holds.
+    evbuffer* unread = bufferevent_get_input(evhttp_connection_get_bufferevent(state->conn));
+    evbuffer_drain(unread, evbuffer_get_length(unread));
+  }
+  size_t body_bytes = evbuffer_get_length(evhttp_request_get_input_buffer(req));
+  dispatch(std::move(state), header_bytes, body_bytes);
+}
+
+void HttpServer::dispatch(std::shared_ptr<RequestState> state, size_t header_bytes,
+                          size_t body_bytes) {
+  active_.fetch_add(1, std::memory_order_relaxed);
+  requests_total_.inc();
+  HttpExchange exchange(state);
+  if (state->framing != FramingProblem::none) {
+    // Before any hook: a preflight answered by one would keep the connection open.
+    bad_requests_[static_cast<size_t>(state->framing)]->inc();
+    std::string_view code = framing_problem_code(state->framing);
+    exchange.set_log_note(std::string(code));
+    if (!draining_) exchange.add_header("Connection", "close");  // draining adds its own
+    exchange.reply_error(400, code, std::string(framing_problem_message(state->framing)));
+    return;
+  }
+  if (pre_route_ && pre_route_(exchange)) return;
+
+  if (draining_) {
+    exchange.reply_error(503, "shutting_down",
+                         "The server is shutting down; retry on another node.");
+    return;
+  }
+  if (state->target.size() > options_.max_header_bytes) {
+    exchange.reply_error(414, "uri_too_long",
+                         "The request target is longer than " +
+                             std::to_string(options_.max_header_bytes) + " bytes.");
+    return;
+  }
+  if (header_bytes > options_.max_header_bytes) {
+    exchange.reply_error(431, "headers_too_large",
+                         "The request headers are larger than " +
+                             std::to_string(options_.max_header_bytes) + " bytes.");
+    return;
+  }
+  if (body_bytes > options_.max_body_bytes) {
+    exchange.reply_error(
+        413, "body_too_large",
+        "The request body is larger than " + std::to_string(options_.max_body_bytes) + " bytes.");
+    return;
+  }
+  if (state->path.empty() || state->path[0] != '/') {
+    exchange.reply_error(400, "bad_target", "The request target must be an origin-form path.");
+    return;
+  }
+  const Route* route = find_route(state->path);
+  if (route == nullptr) {
+    exchange.reply_error(404, "not_found", "No resource at this path.");
+    return;
+  }
+  if (std::find(route->methods.begin(), route->methods.end(), state->method) ==
+      route->methods.end()) {
+    std::string allow;
+    for (const auto& m : route->methods) allow += (allow.empty() ? "" : ", ") + m;
+    exchange.add_header("Allow", allow);
+    exchange.reply_error(405, "method_not_allowed",
+                         "Method " + state->method + " is not allowed here.");
+    return;
+  }
+  route->handler(exchange);
+}
+
+void HttpServer::request_finished(RequestState& state) {
+  if (active_.load(std::memory_order_relaxed) > 0) active_.fetch_sub(1, std::memory_order_relaxed);
+  auto it = state.conn != nullptr ? in_progress_.find(state.conn) : in_progress_.end();
+  if (it != in_progress_.end() && it->second.get() == &state) {
+    // Keep the close callback registered only while a request is in progress, except on
+    // filtered connections, whose close must flush the transport (ProtocolFilters).
+    evhttp_connection_set_closecb(state.conn, state.direct_write ? nullptr : on_connection_close,
+                                  state.direct_write ? nullptr : this);
+    in_progress_.erase(it);
+    open_.store(in_progress_.size(), std::memory_order_relaxed);
+  }
+  double seconds = std::chrono::duration<double>(clock_.now() - state.start).count();
+  latency_.observe(seconds);
+  int status_class = state.closed ? 0 : std::clamp(state.status / 100, 0, 5);
+  status_counters_[status_class]->inc();
+  if (options_.access_log) {
+    char line[64];
+    snprintf(line, sizeof line, " %d %llu %.1fms", state.closed ? 499 : state.status,
+             static_cast<unsigned long long>(state.body_bytes), seconds * 1000);
+    log_line(LogLevel::info, "access",
+             options_.service + " " + state.remote_ip + " \"" + state.method + " " +
+                 redact_target(state.target) + "\"" + line +
+                 (state.note.empty() ? "" : " " + state.note));
+  }
+  check_drained();
+}
+
+void HttpServer::connection_closed(evhttp_connection* conn) {
+  auto it = in_progress_.find(conn);
+  if (it == in_progress_.end()) return;
+  std::shared_ptr<RequestState> state = it->second;
+  in_progress_.erase(it);
+  open_.store(in_progress_.size(), std::memory_order_relaxed);
+  evhttp_request* req = state->http1.req;
+  state->http1.req = nullptr;
+  state->front = nullptr;
+  state->closed = true;
+  client_aborts_.inc();
+  // evhttp detaches a request it is still replying to (EOF, timeout) and leaves
+  // freeing it to us; an attached one is freed with the connection.
+  if (req != nullptr && evhttp_request_get_connection(req) == nullptr) evhttp_request_free(req);
+  if (!state->finished) state->finish();
+  if (state->on_close) {
+    auto fn = std::move(state->on_close);
+    fn();
+  }
+}
+
+void HttpServer::reply_flushed() {
+  if (unflushed_ > 0) --unflushed_;
+  check_drained();
+}
+
+void HttpServer::drain(std::function<void()> on_drained) {
+  if (draining_) return;
+  draining_ = true;
+  on_drained_ = std::move(on_drained);
+  for (Listener* l : {&plain_, &tls_}) {
+    if (l->bound != nullptr) {
+      evhttp_del_accept_socket(l->http.get(), l->bound);
+      l->bound = nullptr;
+    }
+  }
+  for (Http2Connection* c : http2_connections_) c->shut_down();
+  LOG_INFO(options_.service, "draining: ", active_requests(), " request(s) in progress");
+  drain_timer_.reset(evtimer_new(
+      &base_,
+      [](evutil_socket_t, short, void* arg) {
+        auto* self = static_cast<HttpServer*>(arg);
+        LOG_WARN(self->options_.service, "drain timeout with ", self->active_requests(),
+                 " request(s) still in progress");
+        if (self->on_drained_) {
+          auto fn = std::move(self->on_drained_);
+          fn();
+        }
+      },
+      this));
+  timeval tv{options_.drain_timeout_s, 0};
+  evtimer_add(drain_timer_.get(), &tv);
+  check_drained();
+}
+
+void HttpServer::check_drained() {
+  if (!draining_ || active_requests() > 0 || unflushed_ > 0 || !on_drained_) return;
+  auto fn = std::move(on_drained_);
+  on_drained_ = nullptr;
+  drain_timer_.reset();
+  fn();
+}
+
+}  // namespace common

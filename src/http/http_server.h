@@ -1,0 +1,163 @@
+// HTTP/1.1 server on evhttp: routing, JSON error replies (DESIGN.md error
+// contract), one access-log line per request, request size limits, I/O timeouts
+// and graceful drain, serving HttpExchanges (http/http_exchange.h). One
+// server per event loop; loop thread only.
+#pragma once
+
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/http.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "core/clock.h"
+#include "core/metrics.h"
+#include "core/result.h"
+#include "http/http_exchange.h"
+#include "http/http_handles.h"
+#include "http/tls.h"
+
+namespace common {
+
+class Http2Connection;
+class ProtocolFilters;
+
+struct HttpServerOptions {
+  std::string service = "server";  // names the server in logs and metrics
+  std::string host = "127.0.0.1";
+  bool plain = true;                    // serve plain HTTP on `port`
+  uint16_t port = 0;                    // 0 = ephemeral; port() tells the real one
+  TlsOptions tls;                       // HTTPS on tls.port when tls.enabled
+  bool http2 = false;                   // TLS: offer h2 in ALPN beside http/1.1
+  bool h2c = false;                     // plain: HTTP/2 with prior knowledge beside HTTP/1.1
+  size_t max_header_bytes = 16 * 1024;  // request line + headers; above → 431 JSON
+  size_t max_body_bytes = 64 * 1024;    // above → 413 JSON
+  int listen_backlog = 4096;            // accept queue (the kernel caps it at somaxconn)
+  int io_timeout_s = 30;                // read/write inactivity on a connection
+  int drain_timeout_s = 10;             // graceful shutdown bound
+  bool access_log = true;
+  size_t threads = 0;       // event loops, each with its own server (0 = one per core)
+  bool reuse_port = false;  // SO_REUSEPORT: several servers share one port (set by the host)
+};
+
+class HttpServer {
+ public:
+  // Binds host:port (and host:tls.port with `tls`, which must outlive the
+  // server when options.tls.enabled); fails with code "listen_failed" naming
+  // the address. `clock` times requests for the access log and latency metrics.
+  static Result<std::unique_ptr<HttpServer>> create(event_base& base, HttpServerOptions options,
+                                                    MetricsRegistry& metrics,
+                                                    const Clock& clock = Clock::real(),
+                                                    const TlsContext* tls = nullptr);
+  ~HttpServer();
+
+  // Routes: exact path, or every path starting with `prefix`. `methods` lists the
+  // accepted methods (e.g. {"GET","HEAD"}); others get 405 JSON with Allow.
+  void route(const std::string& path, std::vector<std::string> methods, Handler handler);
+  void route_prefix(const std::string& prefix, std::vector<std::string> methods, Handler handler);
+  // Runs first for every request, also those this server answers with an error
+  // (404, 405, 413, 503 draining ...): may add response headers, or answer and
+  // return true (e.g. a CORS preflight, http/cors.h). Set before the loop runs.
+  // Not run for an HTTP/1.x head refused for its framing or Host
+  // (http/request_framing.h): that gets 400 and the connection is closed.
+  void set_pre_route(std::function<bool(HttpExchange&)> hook) { pre_route_ = std::move(hook); }
+
+  uint16_t port() const { return port_; }          // 0 without a plain listener
+  uint16_t tls_port() const { return tls_port_; }  // 0 without a TLS listener
+  const Clock& clock() const { return clock_; }
+  const HttpServerOptions& options() const { return options_; }
+  // Any thread (relaxed reads, for health and metrics).
+  size_t active_requests() const { return active_.load(std::memory_order_relaxed); }
+  size_t open_connections() const { return open_.load(std::memory_order_relaxed); }
+  bool draining() const { return draining_; }
+
+  // Stops accepting, lets in-flight requests finish (bounded by drain_timeout_s),
+  // then calls on_drained once.
+  void drain(std::function<void()> on_drained);
+
+  // Internal (called by the evhttp callbacks and RequestState).
+  // One evhttp per listener: evhttp makes every connection's bufferevent with
+  // one callback, so plain and TLS connections cannot share one.
+  struct Listener {
+    HttpServer* server = nullptr;
+    bool tls = false;
+    bool http2 = false;  // HTTP/2 beside HTTP/1.1 (ALPN h2 on TLS, prior knowledge on plain)
+    EvhttpPtr http;
+    evhttp_bound_socket* bound = nullptr;
+  };
+  void handle(evhttp_request* req, const Listener& listener);
+  bufferevent* new_bufferevent(event_base* base, const Listener& listener);
+  // The checks and routing every request gets, whatever its protocol.
+  void dispatch(std::shared_ptr<RequestState> state, size_t header_bytes, size_t body_bytes);
+  // The filters of this server's TLS and h2c connections (http/http2_connection.h).
+  std::weak_ptr<ProtocolFilters> protocol_filters() const { return filters_; }
+  void http2_opened(Http2Connection& connection) { http2_connections_.insert(&connection); }
+  void http2_closed(Http2Connection& connection) { http2_connections_.erase(&connection); }
+  void count_rapid_reset() { rapid_resets_.inc(); }
+  void count_header_list_refusal() { header_list_refusals_.inc(); }
+  void connection_closed(evhttp_connection* conn);
+  void request_finished(RequestState& state);
+  void reply_pending() { ++unflushed_; }
+  void reply_flushed();
+
+ private:
+  HttpServer(event_base& base, HttpServerOptions options, MetricsRegistry& metrics,
+             const Clock& clock);
+  struct Route {
+    std::string path;
+    bool prefix;
+    std::vector<std::string> methods;
+    Handler handler;
+  };
+  const Route* find_route(const std::string& path) const;
+  void check_drained();
+
+  Status listen_on(Listener& listener, uint16_t port, uint16_t& bound_port);
+
+  event_base& base_;
+  HttpServerOptions options_;
+  const TlsContext* tls_context_ = nullptr;
+  Listener plain_;
+  Listener tls_;
+  uint16_t port_ = 0;
+  uint16_t tls_port_ = 0;
+  std::vector<Route> routes_;
+  std::function<bool(HttpExchange&)> pre_route_;
+  std::unordered_map<evhttp_connection*, std::shared_ptr<RequestState>> in_progress_;
+  std::unordered_set<Http2Connection*> http2_connections_;
+  const Clock& clock_;
+  std::shared_ptr<ProtocolFilters> filters_;
+  std::atomic<size_t> active_{0};  // requests whose reply is not finished
+  std::atomic<size_t> open_{0};  // requests in progress with their connection (in_progress_.size())
+  size_t unflushed_ = 0;         // finished replies still being written
+  std::function<void()> on_drained_;
+  EventPtr drain_timer_;
+  bool draining_ = false;
+
+  Counter& requests_total_;
+  Counter& client_aborts_;
+  Counter& rapid_resets_;
+  Counter& header_list_refusals_;
+  Histogram& latency_;
+  Counter* status_counters_[6];
+  std::vector<Counter*> bad_requests_;  // by FramingProblem (http/request_framing.h); [none] unused
+};
+
+// Prints {"event":"listening","service":S,"port":P,"tls_port":T} on stdout and
+// flushes: how tests and scripts learn ephemeral ports (0 = no such listener).
+void announce_listening(const std::string& service, uint16_t port, uint16_t tls_port = 0);
+
+// The request target with the values of secret-bearing query parameters
+// (key, token, password, operator_key, ticket) replaced by "***", for logs.
+std::string redact_target(std::string_view target);
+
+}  // namespace common

@@ -1,0 +1,120 @@
+// The state of one request, shared by its HttpExchange handle, the server and the
+// protocol front end carrying it. Internal to http_server.cc, http_exchange.cc and
+// http2_connection.cc.
+#pragma once
+
+#include <event2/http.h>
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "http/body_buffer.h"
+#include "http/http_server.h"
+#include "http/request_framing.h"
+
+namespace common {
+
+struct RequestState;
+
+// The Date header's text for now (both front ends; the text changes once a second).
+const char* http_date(const Clock& clock);
+
+// What a protocol front end does for one exchange: the request's headers and body, and
+// carrying the response. HttpExchange keeps what both protocols share (defaults such as
+// Content-Length, HEAD, status and byte counts, the order of calls); HTTP/1.1 (evhttp,
+// below) and HTTP/2 (an nghttp2 stream, http2_connection.h) each implement this once.
+// Loop thread only.
+class ExchangeFrontEnd {
+ public:
+  virtual ~ExchangeFrontEnd() = default;
+  virtual std::optional<std::string> request_header(const char* name) const = 0;
+  // Every request header whose name starts with `prefix` (ASCII case-insensitive), in order:
+  // one pass over the headers, however many names a caller looks for.
+  virtual std::vector<HttpHeader> request_headers_with_prefix(std::string_view prefix) const = 0;
+  virtual std::string request_body_bytes() const = 0;
+  virtual void add_response_header(const std::string& name, const std::string& value) = 0;
+  virtual void remove_response_header(const char* name) = 0;
+  virtual bool has_response_header(const char* name) const = 0;
+  // The whole reply: `status`, the headers added and `body` (`has_body`: it holds bytes).
+  virtual void send_reply(int status, BodyBuffer body, bool has_body) = 0;
+  // A streamed reply: the head now, then send_body()* and end_reply().
+  virtual void start_reply(int status) = 0;
+  virtual void send_body(BodyBuffer bytes) = 0;
+  virtual void end_reply() = 0;
+  // Ends the exchange's transport at once (connection or stream): the client sees a cut body.
+  virtual void abort_reply() = 0;
+
+  // The handler gave the response's Date (a cache sending a stored response's own);
+  // otherwise the front end adds the current time's.
+  bool date_given = false;
+};
+
+// HTTP/1.1 through evhttp (http_exchange.cc). A member of its RequestState.
+class Http1FrontEnd final : public ExchangeFrontEnd {
+ public:
+  explicit Http1FrontEnd(RequestState& state) : state_(state) {}
+  evhttp_request* req = nullptr;  // null once the client is gone or the reply ended
+
+  std::optional<std::string> request_header(const char* name) const override;
+  std::vector<HttpHeader> request_headers_with_prefix(std::string_view prefix) const override;
+  std::string request_body_bytes() const override;
+  void add_response_header(const std::string& name, const std::string& value) override;
+  void remove_response_header(const char* name) override;
+  bool has_response_header(const char* name) const override;
+  void send_reply(int status, BodyBuffer body, bool has_body) override;
+  void start_reply(int status) override;
+  void send_body(BodyBuffer bytes) override;
+  void end_reply() override;
+  void abort_reply() override;
+
+ private:
+  RequestState& state_;
+};
+
+// Per-request state shared by the exchange handle and the server. The server
+// forgets it once the reply is finished or the connection is gone.
+struct RequestState {
+  HttpServer* server = nullptr;
+  // Who carries the exchange: &http1, an HTTP/2 stream, or null once the client (or
+  // the stream) is gone.
+  ExchangeFrontEnd* front = nullptr;
+  Http1FrontEnd http1{*this};
+  evhttp_connection* conn = nullptr;  // HTTP/1.1 only
+  std::chrono::steady_clock::time_point start;
+  std::string method, target, path, query, remote_ip, note;
+  int status = 0;
+  // HTTP/1.x head that RFC 9112 says to refuse: answered 400, connection closed.
+  FramingProblem framing = FramingProblem::none;
+  uint64_t body_bytes = 0;
+  bool tls = false;    // arrived over TLS: body bytes are encrypted here (no sendfile)
+  bool http2 = false;  // arrived as an HTTP/2 stream (no sendfile: DATA frames)
+  bool direct_write =
+      false;  // evhttp's socket is the connection's: small replies may be written at once
+  bool streaming = false;
+  bool finished = false;
+  // Set by add_header: saves rescanning the header list when replying.
+  bool has_content_type = false;
+  bool has_content_length = false;
+  // Replying from the no-reply guard, maybe as the loop shuts down: leave the
+  // write to evhttp (write_now's deferred callback needs one more loop turn).
+  bool settling = false;
+  bool closed = false;
+  std::function<void()> on_close;
+
+  RequestState() = default;
+  RequestState(const RequestState&) = delete;  // http1 refers to its own state
+  RequestState& operator=(const RequestState&) = delete;
+
+  void finish() {
+    if (finished) return;
+    finished = true;
+    server->request_finished(*this);
+  }
+};
+
+}  // namespace common
