@@ -24,7 +24,7 @@
 #include "core/result.h"
 #include "http/http_server.h"
 #include "http/service_host.h"
-#include "stores/pg_client.h"
+#include "stores/pg_options.h"
 
 namespace api {
 

@@ -20,6 +20,7 @@
 
 #include "core/handles.h"
 #include "core/result.h"
+#include "stores/pg_options.h"
 
 namespace common {
 
@@ -33,17 +34,6 @@ inline void pg_conn_free(PGconn* c) {
   PQfinish(c);
 }
 using PgConnPtr = CHandle<PGconn, pg_conn_free>;
-
-struct PgOptions {
-  std::string host = "127.0.0.1";
-  uint16_t port = 5432;
-  std::string dbname = "balancer";
-  std::string user = "balancer";
-  std::string password;
-  std::chrono::milliseconds timeout{2000};  // connect and per-query deadline
-
-  bool operator==(const PgOptions&) const = default;
-};
 
 // libpq's connection keywords and values for `options`, as PQconnectdbParams and
 // PQconnectStartParams take them (libpq copies them during that call). `host_key` is "host" (a
