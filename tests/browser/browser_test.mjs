@@ -638,16 +638,19 @@ scenarios.players_low_latency = async (stack) => {
 // Each player in its low-latency mode on the LL channel through venue-a; kill -9 of venue-a:
 // the balancer's next playlist lists every part, the hint and the map on venue-b (its next health
 // poll is refused and takes the node down: within 250 ms here; listed segments keep their URIs), so hls.js and Shaka Player take
-// their parts from the sibling with no fatal error, within LL_LEAVE_BOUND_S. Shaka stalls for at
-// most LL_KILL_STALL_BOUND_S from the kill on: when listed parts kept the dead node's URI, it
-// retried them there for about 2.6 s and stalled 3.5–5 s (its stall at a rendition switch
-// before the kill, straight from the origin too, is not counted; CI once saw 2.99 s when the
-// balancer waited for two failed polls). hls.js's stall is recorded: parts and the map it asks
+// their parts from the sibling with no fatal error, within LL_LEAVE_BOUND_S. The stalls Shaka
+// begins within LL_KILL_WINDOW_S of the kill last at most LL_KILL_STALL_BOUND_S in all: when
+// listed parts kept the dead node's URI, it retried them there for about 2.6 s and stalled
+// 3.5–6 s from the kill; CI once saw 2.99 s when the balancer waited for two failed polls.
+// Its stalls at a rendition switch (straight from the origin too: only a segment's first part is
+// independent) are recorded, not counted: a CI run had 1.84 s from the kill on, 4 stalls, having
+// left for the sibling in 0.26 s. hls.js's stall is recorded: parts and the map it asks
 // for before the balancer's health poll notices the death fail, and its retry backoff then grows
 // with each (2–4 s in some runs when the balancer waited for two failed polls; 0 s since). VHS's LL-HLS
 // (experimental) retries the listed segments on the dead node: recorded, not bounded.
 const LL_LEAVE_BOUND_S = 3;
 const LL_KILL_STALL_BOUND_S = 2.5;
+const LL_KILL_WINDOW_S = 2;  // the buffer Shaka plays from runs out within it
 scenarios.players_low_latency_cache_kill = async (stack) => {
   await reviveCaches(stack);
   const pages = await startPageServer(source);
@@ -674,6 +677,9 @@ scenarios.players_low_latency_cache_kill = async (stack) => {
       const { figures, state, problems: found } = await movedOff(p, 'venue-a', killedAt, 2000);
       figures.stallsThroughKill = state.stalls - before[p.player].stalls;
       figures.stallSecondsThroughKill = +(state.stallSeconds - before[p.player].stallSeconds).toFixed(2);
+      // Stalls that began within the window after the kill, each until it ended (or until now).
+      const fromKill = state.stallLog.filter((x) => x.at >= killedAt && x.at <= killedAt + LL_KILL_WINDOW_S * 1000);
+      figures.stallSecondsFromKill = +fromKill.reduce((sum, x) => sum + (x.seconds ?? (Date.now() - x.at) / 1000), 0).toFixed(2);
       results[p.player] = figures;
       if (p.player === 'videojs') continue;
       problems.push(...found.map((f) => f + ' (LL)'));
@@ -681,8 +687,9 @@ scenarios.players_low_latency_cache_kill = async (stack) => {
       if (!(figures.firstSegmentElsewhereAfterS <= LL_LEAVE_BOUND_S)) {
         problems.push(p.player + ' (LL): no part from the sibling within ' + LL_LEAVE_BOUND_S + ' s: ' + figures.firstSegmentElsewhereAfterS + ' s');
       }
-      if (p.player === 'shaka' && !(figures.stallSecondsThroughKill <= LL_KILL_STALL_BOUND_S)) {
-        problems.push(p.player + ' (LL): stalled ' + figures.stallSecondsThroughKill + ' s from the kill on: more than ' + LL_KILL_STALL_BOUND_S + ' s');
+      if (p.player === 'shaka' && !(figures.stallSecondsFromKill <= LL_KILL_STALL_BOUND_S)) {
+        problems.push(p.player + ' (LL): the stalls it began within ' + LL_KILL_WINDOW_S + ' s of the kill lasted ' + figures.stallSecondsFromKill +
+          ' s: more than ' + LL_KILL_STALL_BOUND_S + ' s');
       }
     }
     return checkPlayers(results, problems);

@@ -30,7 +30,10 @@
   video.addEventListener('playing', () => {
     state.phase = 'playing';
     state.began = true;
-    if (stallStarted !== null) state.stallSeconds += now() - stallStarted;
+    if (stallStarted !== null) {
+      state.stallSeconds += now() - stallStarted;
+      state.stallLog[state.stallLog.length - 1].seconds = +(now() - stallStarted).toFixed(3);
+    }
     stallStarted = null;
   });
   video.addEventListener('waiting', () => {
