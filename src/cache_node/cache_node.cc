@@ -173,7 +173,7 @@ common::Result<std::unique_ptr<CacheNode>> CacheNode::create(common::ServiceCont
     n.loops.push_back(std::make_unique<NodeLoop>(n, *loop, std::move(client).value()));
   }
   for (const char* kind : kErrorKinds)
-    n.error_counter(kind);  // every series exists from the start, at 0
+    n.counters.error(kind);  // every series exists from the start, at 0
   add_node_gauges(n);
 
   n.home_tick.last_tick = n.clock.now();

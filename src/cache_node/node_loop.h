@@ -109,7 +109,6 @@ struct CacheNode::Shared {
         prefetch_ledger(kPrefetchForgetAfterMs, kPrefetchLedgerEntries),
         counters(metrics) {}
 
-  common::Counter& error_counter(const std::string& kind) { return counters.error(kind); }
   size_t active_requests() const {
     size_t n = 0;
     for (const auto* s : servers) n += s->active_requests();
@@ -191,7 +190,7 @@ class NodeLoop {
 
   void fail(common::HttpExchange& ex, int status, const std::string& code,
             const std::string& message) {
-    shared_.error_counter(code).inc();
+    shared_.counters.error(code).inc();
     ex.reply_error(status, code, message);
   }
   // `now_ms`: the clock read once for the request (Age).
