@@ -1,10 +1,11 @@
 // Low-latency HLS: parts, preload hints, rendition reports, server control, delta updates.
 #include <doctest/doctest.h>
 
+#include "parse_checked.h"
 #include "support/hls_test_support.h"
 
 using hls::Role;
-using hls_test::parse_ok;
+using namespace hls_test;
 
 namespace {
 
@@ -47,8 +48,7 @@ TEST_CASE("LL-HLS: server control and part target are exposed") {
 
 TEST_CASE("LL-HLS: parts belong to the segment whose URI follows them, or to the one in progress") {
   auto pl = parse_ok(kLowLatency);
-  const auto& parts = pl.media.parts;
-  REQUIRE(parts.size() == 4);
+  const auto& parts = require_size(pl.media.parts, 4);
   CHECK(parts[0].segment_index == 1);
   CHECK(parts[0].independent);
   CHECK(parts[0].duration == doctest::Approx(0.33334));
@@ -58,55 +58,49 @@ TEST_CASE("LL-HLS: parts belong to the segment whose URI follows them, or to the
   CHECK(parts[2].gap);
   CHECK(parts[3].segment_index == 2);  // == segments.size(): still being produced
   CHECK(pl.media.segments.size() == 2);
-  const auto& slot = pl.tmpl.slots()[parts[0].uri_slot];
-  CHECK(slot.role == Role::chunk);
-  CHECK(slot.tag == "EXT-X-PART");
-  CHECK(slot.uri == "https://origin.example/live/channel/filePart267.0.mp4");
+  check_slot(slot_at(pl, parts[0].uri_slot),
+             {.role = Role::chunk,
+              .tag = "EXT-X-PART",
+              .uri = "https://origin.example/live/channel/filePart267.0.mp4"});
 }
 
 TEST_CASE("LL-HLS: preload hints are chunks, rendition reports are playlists") {
   auto pl = parse_ok(kLowLatency);
-  const auto& hints = pl.media.preload_hints;
-  REQUIRE(hints.size() == 2);
+  const auto& hints = require_size(pl.media.preload_hints, 2);
   CHECK(hints[0].type == "PART");
   CHECK(pl.tmpl.slots()[*hints[0].uri_slot].role == Role::chunk);
   CHECK(hints[1].type == "MAP");
   CHECK(hints[1].byterange_start == 0u);
   CHECK(hints[1].byterange_length == 700u);
-  const auto& reports = pl.media.rendition_reports;
-  REQUIRE(reports.size() == 2);
+  const auto& reports = require_size(pl.media.rendition_reports, 2);
   CHECK(reports[0].last_msn == 273u);
   CHECK(reports[0].last_part == 2u);
-  const auto& r0 = pl.tmpl.slots()[*reports[0].uri_slot];
-  CHECK(r0.role == Role::playlist);
-  CHECK(r0.tag == "EXT-X-RENDITION-REPORT");
-  CHECK(r0.uri == "https://origin.example/live/1M/waitForMSN.php");
+  check_slot(slot_at(pl, reports[0].uri_slot),
+             {.role = Role::playlist,
+              .tag = "EXT-X-RENDITION-REPORT",
+              .uri = "https://origin.example/live/1M/waitForMSN.php"});
   CHECK(pl.tmpl.slots()[*reports[1].uri_slot].uri == "https://origin.example/4M/waitForMSN.php");
   hls_test::check_rewrite_properties(pl, kLowLatency);
 }
 
 TEST_CASE(
     "LL-HLS: EXT-X-SKIP makes a delta update whose segments are numbered after the skipped ones") {
-  const std::string text =
+  auto pl = parse_checked(
       "#EXTM3U\n#EXT-X-TARGETDURATION:4\n#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,CAN-SKIP-UNTIL="
       "12\n"
       "#EXT-X-MEDIA-SEQUENCE:100\n"
       "#EXT-X-SKIP:SKIPPED-SEGMENTS=3,RECENTLY-REMOVED-DATERANGES=\"a\tb\"\n"
-      "#EXTINF:4,\n103.ts\n#EXTINF:4,\n104.ts\n";
-  auto pl = parse_ok(text);
+      "#EXTINF:4,\n103.ts\n#EXTINF:4,\n104.ts\n");
   CHECK(pl.media.is_delta_update());
   CHECK(pl.media.skipped_segments == 3u);
   REQUIRE(pl.media.segments.size() == 2);
   CHECK(pl.media.segments[0].sequence == 103u);
   CHECK(pl.media.segments[1].sequence == 104u);
-  hls_test::check_rewrite_properties(pl, text);
 }
 
 TEST_CASE("LL-HLS: an EXT-X-SKIP without a usable SKIPPED-SEGMENTS is rejected") {
-  auto err =
-      hls_test::parse_error("#EXTM3U\n#EXT-X-TARGETDURATION:4\n#EXT-X-SKIP:SKIPPED-SEGMENTS=x\n");
-  CHECK(err.code == "bad_skip");
-  CHECK(err.line == 3);
+  check_rejected("#EXTM3U\n#EXT-X-TARGETDURATION:4\n#EXT-X-SKIP:SKIPPED-SEGMENTS=x\n", "bad_skip",
+                 3);
   CHECK(hls_test::parse_error("#EXTM3U\n#EXTINF:1,\na.ts\n#EXT-X-SKIP:SKIPPED-SEGMENTS=1\n").code ==
         "bad_skip");
 }

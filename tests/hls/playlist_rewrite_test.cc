@@ -3,10 +3,11 @@
 
 #include <thread>
 
+#include "parse_checked.h"
 #include "support/hls_test_support.h"
 
 using hls::Role;
-using hls_test::parse_ok;
+using namespace hls_test;
 
 namespace {
 
@@ -35,8 +36,7 @@ TEST_CASE(
       "#EXTINF:10,\r\n\tx\xE3\x80\x80y.ts\r\n#EXT-X-ENDLIST";
   auto pl = parse_ok(text);
   CHECK(hls::render(pl.tmpl, hls_test::identity_mapper) == text);
-  const auto& slots = pl.tmpl.slots();
-  REQUIRE(slots.size() == 2);
+  const auto& slots = require_size(pl.tmpl.slots(), 2);
   CHECK(slots[0].original == "spaced name.ts");
   CHECK(slots[0].uri == "https://origin.example/live/channel/spaced%20name.ts");
   CHECK(slots[1].uri == "https://origin.example/live/channel/x%E3%80%80y.ts");

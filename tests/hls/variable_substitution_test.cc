@@ -1,22 +1,20 @@
 // EXT-X-DEFINE: NAME/VALUE, QUERYPARAM and IMPORT variables substituted in URIs.
 #include <doctest/doctest.h>
 
+#include "parse_checked.h"
 #include "support/hls_test_support.h"
 
-using hls_test::parse_error;
-using hls_test::parse_ok;
+using namespace hls_test;
 
 TEST_CASE("EXT-X-DEFINE NAME/VALUE variables are substituted in URI lines and URI attributes") {
-  const std::string text =
+  auto pl = parse_checked(
       "#EXTM3U\n"
       "#EXT-X-DEFINE:NAME=\"host\",VALUE=\"cdn.example\"\n"
       "#EXT-X-DEFINE:NAME=\"p\",VALUE=\"path/to\"\n"
       "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"a\",NAME=\"a\",URI=\"https://{$host}/a.m3u8\"\n"
       "#EXT-X-STREAM-INF:BANDWIDTH=1000,CODECS=\"{$codec}\"\n"
-      "https://{$host}/{$p}/v.m3u8\n";
-  auto pl = parse_ok(text);
-  const auto& slots = pl.tmpl.slots();
-  REQUIRE(slots.size() == 2);
+      "https://{$host}/{$p}/v.m3u8\n");
+  const auto& slots = require_size(pl.tmpl.slots(), 2);
   CHECK(slots[0].uri == "https://cdn.example/a.m3u8");
   CHECK(slots[0].original == "https://{$host}/a.m3u8");
   CHECK(slots[1].uri == "https://cdn.example/path/to/v.m3u8");
@@ -25,7 +23,6 @@ TEST_CASE("EXT-X-DEFINE NAME/VALUE variables are substituted in URI lines and UR
   CHECK(pl.variables == std::vector<std::pair<std::string, std::string>>{{"host", "cdn.example"},
                                                                          {"p", "path/to"}});
   // The EXT-X-DEFINE lines are kept; the rewrite still parses.
-  hls_test::check_rewrite_properties(pl, text);
   CHECK(hls::render(pl.tmpl, hls_test::role_mapper).find("#EXT-X-DEFINE:NAME=\"host\"") !=
         std::string::npos);
 }
@@ -53,11 +50,10 @@ TEST_CASE("a QUERYPARAM missing from the URL is a warning until a URI uses it, t
       "#EXTM3U\n#EXT-X-DEFINE:QUERYPARAM=\"foo\"\n"
       "#EXT-X-SESSION-DATA:DATA-ID=\"x\",VALUE=\"{$foo}\"\n");
   CHECK(hls_test::warning_codes(pl) == std::vector<std::string>{"missing_queryparam"});
-  auto err = parse_error(
+  check_rejected(
       "#EXTM3U\n#EXT-X-DEFINE:QUERYPARAM=\"foo\"\n#EXT-X-STREAM-INF:BANDWIDTH=1\n"
-      "v.m3u8?f={$foo}\n");
-  CHECK(err.code == "undefined_variable");
-  CHECK(err.line == 4);
+      "v.m3u8?f={$foo}\n",
+      "undefined_variable", 4);
 }
 
 TEST_CASE("IMPORT variables come from ParseOptions::imported_variables") {
@@ -71,16 +67,13 @@ TEST_CASE("IMPORT variables come from ParseOptions::imported_variables") {
   CHECK(pl.tmpl.slots()[1].uri == "https://origin.example/live/channel/amain.mp4");
   hls_test::check_rewrite_properties(pl, text, options);
 
-  auto err = parse_error(text);
-  CHECK(err.code == "undefined_variable");
-  CHECK(err.line == 4);
+  auto err = check_rejected(text, "undefined_variable", 4);
   CHECK(err.message.find("{$mvp}") != std::string::npos);
 }
 
 TEST_CASE("an undefined variable in a URI is an error, even without any EXT-X-DEFINE") {
-  auto err = parse_error("#EXTM3U\n#EXT-X-TARGETDURATION:4\n#EXTINF:4,\n{$nope}.ts\n");
-  CHECK(err.code == "undefined_variable");
-  CHECK(err.line == 4);
+  auto err = check_rejected("#EXTM3U\n#EXT-X-TARGETDURATION:4\n#EXTINF:4,\n{$nope}.ts\n",
+                            "undefined_variable", 4);
   CHECK(err.message.starts_with("line 4: "));
 }
 
