@@ -384,6 +384,15 @@ bool Parser::define_variable(const AttributeList& attrs, size_t line) {
   return true;
 }
 
+bool Parser::take_required_uri(const AttributeList& attrs, std::string_view attr_name, Role role,
+                               std::string_view tag, size_t line, std::optional<size_t>& slot) {
+  if (!take_uri(attrs, attr_name, role, tag, line, slot)) return false;
+  if (!slot) {
+    warn("missing_uri", line, "#" + std::string(tag) + " has no " + std::string(attr_name));
+  }
+  return true;
+}
+
 bool Parser::add_key(const AttributeList& attrs, bool session, std::string_view tag, size_t line) {
   Key key;
   key.session = session;

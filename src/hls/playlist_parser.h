@@ -155,6 +155,9 @@ class Parser {
   AttributeList attributes(std::string_view value, std::string_view tag, size_t line);
   bool take_uri(const AttributeList& attrs, std::string_view attr_name, Role role,
                 std::string_view tag, size_t line, std::optional<size_t>& slot);
+  // take_uri for a tag that needs the attribute: its absence is warned about, not fatal.
+  bool take_required_uri(const AttributeList& attrs, std::string_view attr_name, Role role,
+                         std::string_view tag, size_t line, std::optional<size_t>& slot);
   bool add_slot(std::string_view original, bool quoted, Role role, std::string_view tag,
                 std::string_view attribute, size_t line, size_t& index);
 

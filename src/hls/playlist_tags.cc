@@ -68,10 +68,9 @@ bool Parser::on_session_key(std::string_view tag, std::string_view value, size_t
 
 bool Parser::on_map(std::string_view tag, std::string_view value, size_t line) {
   std::optional<size_t> slot;
-  if (!take_uri(attributes(value, tag, line), "URI", Role::chunk, tag, line, slot)) {
+  if (!take_required_uri(attributes(value, tag, line), "URI", Role::chunk, tag, line, slot)) {
     return false;
   }
-  if (!slot) warn("missing_uri", line, "#EXT-X-MAP has no URI");
   current_map_ = slot;
   return true;
 }
@@ -79,11 +78,8 @@ bool Parser::on_map(std::string_view tag, std::string_view value, size_t line) {
 bool Parser::on_part(std::string_view tag, std::string_view value, size_t line) {
   AttributeList attrs = attributes(value, tag, line);
   std::optional<size_t> slot;
-  if (!take_uri(attrs, "URI", Role::chunk, tag, line, slot)) return false;
-  if (!slot) {
-    warn("missing_uri", line, "#EXT-X-PART has no URI");
-    return true;
-  }
+  if (!take_required_uri(attrs, "URI", Role::chunk, tag, line, slot)) return false;
+  if (!slot) return true;  // warned; a part without a URI is not kept
   Part part;
   part.segment_index = pl_->media.segments.size();
   part.duration = attr_float(attrs, "DURATION", tag, line);
@@ -100,8 +96,7 @@ bool Parser::on_preload_hint(std::string_view tag, std::string_view value, size_
   AttributeList attrs = attributes(value, tag, line);
   PreloadHint hint;
   hint.line = line;
-  if (!take_uri(attrs, "URI", Role::chunk, tag, line, hint.uri_slot)) return false;
-  if (!hint.uri_slot) warn("missing_uri", line, "#EXT-X-PRELOAD-HINT has no URI");
+  if (!take_required_uri(attrs, "URI", Role::chunk, tag, line, hint.uri_slot)) return false;
   hint.type = attr_text(attrs, "TYPE");
   if (hint.type != "PART" && hint.type != "MAP") {
     warn("bad_attribute_value", line,
@@ -117,8 +112,7 @@ bool Parser::on_rendition_report(std::string_view tag, std::string_view value, s
   AttributeList attrs = attributes(value, tag, line);
   RenditionReport report;
   report.line = line;
-  if (!take_uri(attrs, "URI", Role::playlist, tag, line, report.uri_slot)) return false;
-  if (!report.uri_slot) warn("missing_uri", line, "#EXT-X-RENDITION-REPORT has no URI");
+  if (!take_required_uri(attrs, "URI", Role::playlist, tag, line, report.uri_slot)) return false;
   report.last_msn = attr_int(attrs, "LAST-MSN", tag, line);
   report.last_part = attr_int(attrs, "LAST-PART", tag, line);
   pl_->media.rendition_reports.push_back(std::move(report));
@@ -197,8 +191,7 @@ bool Parser::add_iframe_or_image_variant(Variant::Kind kind, std::string_view ta
                                          std::string_view value, size_t line) {
   AttributeList attrs = attributes(value, tag, line);
   Variant v = variant_facts(attrs, kind, tag, line);
-  if (!take_uri(attrs, "URI", Role::playlist, tag, line, v.uri_slot)) return false;
-  if (!v.uri_slot) warn("missing_uri", line, "#" + std::string(tag) + " has no URI");
+  if (!take_required_uri(attrs, "URI", Role::playlist, tag, line, v.uri_slot)) return false;
   pl_->master.variants.push_back(std::move(v));
   return true;
 }
@@ -226,11 +219,8 @@ bool Parser::on_session_data(std::string_view tag, std::string_view value, size_
 
 bool Parser::on_content_steering(std::string_view tag, std::string_view value, size_t line) {
   std::optional<size_t> slot;
-  if (!take_uri(attributes(value, tag, line), "SERVER-URI", Role::other, tag, line, slot)) {
-    return false;
-  }
-  if (!slot) warn("missing_uri", line, "#EXT-X-CONTENT-STEERING has no SERVER-URI");
-  return true;
+  return take_required_uri(attributes(value, tag, line), "SERVER-URI", Role::other, tag, line,
+                           slot);
 }
 
 bool Parser::on_define(std::string_view tag, std::string_view value, size_t line) {
