@@ -40,12 +40,9 @@ common::FairQueueLimits kdf_queue_limits(const ApiConfig& c) {
 }  // namespace
 
 void read_api_section(common::ConfigReader& r, ApiConfig& c) {
-  c.store = r.string("store", "lmdb");
-  if (c.store != "lmdb" && c.store != "postgresql") {
-    r.fail(
-        "store",
-        "must be \"lmdb\" (embedded, in data_dir) or \"postgresql\" (shared by several balancers)");
-  }
+  c.store = r.choice<std::string>("store", "lmdb",
+                                  {{"lmdb", "lmdb", "embedded, in data_dir"},
+                                   {"postgresql", "postgresql", "shared by several balancers"}});
   {
     auto pg = r.object("postgresql");
     common::PgOptions& o = c.postgresql;

@@ -101,12 +101,10 @@ void read_admission(common::ConfigReader& root, AdmissionLimits& a, std::vector<
 // admission.backend and admission.redis.* (docs/admission.md, "Several balancers").
 void read_admission_backend(common::ConfigReader& root, BalancerConfig& c) {
   auto a = root.object("admission");
-  c.admission_backend = a.string("backend", "local");
-  if (c.admission_backend != "local" && c.admission_backend != "redis") {
-    a.fail(
-        "backend",
-        "must be \"local\" (this balancer alone) or \"redis\" (several balancers share admission)");
-  }
+  c.admission_backend =
+      a.choice<std::string>("backend", "local",
+                            {{"local", "local", "this balancer alone"},
+                             {"redis", "redis", "several balancers share admission"}});
   auto r = a.object("redis");
   RedisAdmissionOptions& o = c.admission_redis;
   o.host = r.string("host", o.host);
@@ -362,16 +360,9 @@ common::Status read_channels(const common::ConfigDocument& doc, BalancerConfig& 
       r.fail("product", "a channel is either free or unlocked by a product, not both");
     if (!ch.free && ch.product.empty())
       r.fail("free", "set \"free\": true or name the \"product\" that unlocks the channel");
-    std::string kind = r.string("kind", "auto");
-    if (kind == "auto") {
-      ch.kind = LiveMode::automatic;
-    } else if (kind == "live") {
-      ch.kind = LiveMode::live;
-    } else if (kind == "vod") {
-      ch.kind = LiveMode::vod;
-    } else {
-      r.fail("kind", "must be \"auto\", \"live\" or \"vod\"");
-    }
+    ch.kind = r.choice<LiveMode>(
+        "kind", LiveMode::automatic,
+        {{"auto", LiveMode::automatic}, {"live", LiveMode::live}, {"vod", LiveMode::vod}});
     ch.finished = r.boolean("finished", false);
     ch.prefetch = r.boolean("prefetch", true);
     channels.push_back(std::move(ch));

@@ -162,6 +162,17 @@ std::optional<std::string> ConfigReader::optional_string(const char* key) {
   return std::string(v->GetString(), v->GetStringLength());
 }
 
+std::string ConfigReader::must_be_one_of(
+    const std::vector<std::pair<const char*, const char*>>& names) {
+  std::string text = "must be ";
+  for (size_t i = 0; i < names.size(); ++i) {
+    if (i > 0) text += i + 1 == names.size() ? " or " : ", ";
+    text += '"' + std::string(names[i].first) + '"';
+    if (names[i].second) text += " (" + std::string(names[i].second) + ")";
+  }
+  return text;
+}
+
 std::string ConfigReader::required_string(const char* key) {
   const auto* v = find(key);
   if (v == nullptr) {

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <initializer_list>
 #include <memory>
 #include <optional>
 #include <string>
@@ -60,6 +61,26 @@ class ConfigReader {
     std::vector<std::string> list;  // is_list
   };
   std::optional<StringOrList> string_or_list(const char* key);
+  // A string that names one of a few settings: absent → `fallback`; an unknown name is an
+  // error listing the accepted ones, each with its meaning when it has one.
+  template <typename T>
+  struct Choice {
+    const char* name;
+    T value;
+    const char* meaning = nullptr;
+  };
+  template <typename T>
+  T choice(const char* key, T fallback, std::initializer_list<Choice<T>> choices) {
+    const std::optional<std::string> given = optional_string(key);
+    if (!given) return fallback;
+    std::vector<std::pair<const char*, const char*>> accepted;
+    for (const Choice<T>& c : choices) {
+      if (*given == c.name) return c.value;
+      accepted.emplace_back(c.name, c.meaning);
+    }
+    fail(key, must_be_one_of(accepted));
+    return fallback;
+  }
   // A nested object; absent → an empty object (all defaults).
   ConfigReader object(const char* key);
   // Calls fn(name, reader) for each member of the object at `key` (a map).
@@ -83,6 +104,8 @@ class ConfigReader {
   const rapidjson::Value* find(const char* key);
   std::string path(const char* key) const;
   void error(const char* key, const std::string& problem);
+  // `must be "a" (meaning), "b" or "c"`
+  static std::string must_be_one_of(const std::vector<std::pair<const char*, const char*>>& names);
 
   const rapidjson::Value* object_;
   std::string file_;
