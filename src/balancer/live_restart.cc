@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "core/url.h"
+#include "hls/window.h"
 
 namespace balancer {
 namespace {
@@ -35,24 +36,8 @@ bool is_tag(std::string_view line, std::string_view name) {
 
 // Tags about the whole playlist: written once in the served copy's head.
 bool is_playlist_tag(std::string_view line) {
-  static constexpr std::string_view kTags[] = {"#EXTM3U",
-                                               "#EXT-X-VERSION",
-                                               "#EXT-X-TARGETDURATION",
-                                               "#EXT-X-MEDIA-SEQUENCE",
-                                               "#EXT-X-DISCONTINUITY-SEQUENCE",
-                                               "#EXT-X-PLAYLIST-TYPE",
-                                               "#EXT-X-INDEPENDENT-SEGMENTS",
-                                               "#EXT-X-START",
-                                               "#EXT-X-DEFINE",
-                                               "#EXT-X-SERVER-CONTROL",
-                                               "#EXT-X-PART-INF",
-                                               "#EXT-X-ALLOW-CACHE",
-                                               "#EXT-X-I-FRAMES-ONLY",
-                                               "#EXT-X-ENDLIST"};
-  for (std::string_view tag : kTags) {
-    if (is_tag(line, tag)) return true;
-  }
-  return false;
+  const std::string_view tag = hls::tag_name(line);
+  return hls::is_playlist_level(tag) || hls::is_window_rewritten(tag) || tag == "EXT-X-ENDLIST";
 }
 
 uint64_t shifted(uint64_t value, int64_t offset) {

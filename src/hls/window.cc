@@ -14,14 +14,9 @@
 #include "hls/program_date.h"
 
 namespace hls {
-namespace {
 
-using parser_internal::kBom;
-using parser_internal::trim_blanks;
-
-// "EXT-X-VERSION" for "#EXT-X-VERSION:7"; "" for URI lines, comments and blanks.
 std::string_view tag_name(std::string_view line) {
-  std::string_view text = trim_blanks(line);
+  std::string_view text = parser_internal::trim_blanks(line);
   if (!text.starts_with("#EXT")) return {};
   text.remove_prefix(1);
   return text.substr(0, text.find(':'));
@@ -44,11 +39,15 @@ bool is_playlist_level(std::string_view tag) {
   return false;
 }
 
-// The tags the window writes itself.
-bool is_rewritten(std::string_view tag) {
+bool is_window_rewritten(std::string_view tag) {
   return tag == "EXT-X-MEDIA-SEQUENCE" || tag == "EXT-X-DISCONTINUITY-SEQUENCE" ||
          tag == "EXT-X-PLAYLIST-TYPE";
 }
+
+namespace {
+
+using parser_internal::kBom;
+using parser_internal::trim_blanks;
 
 // The program date-time of segment `first` extrapolated from the last earlier
 // segment that had one; nullopt when there is none or it does not parse.
@@ -138,7 +137,7 @@ Result<std::string> newest_segments(const Playlist& playlist, size_t max_segment
         out.append("#EXT-X-PROGRAM-DATE-TIME:").append(*date_time).append("\n");
         date_time.reset();
       }
-      if (!is_rewritten(tag)) out.append(with_ending);
+      if (!is_window_rewritten(tag)) out.append(with_ending);
     } else if (tag == "EXTM3U" && !header_written) {
       header_written = true;
       out.append("#EXTM3U\n#EXT-X-MEDIA-SEQUENCE:")
@@ -220,7 +219,7 @@ Result<DeltaUpdate> delta_update(const Playlist& playlist) {
       out.append("#EXT-X-VERSION:")
           .append(std::to_string(std::max<uint64_t>(playlist.version.value_or(1), 9)));
       out.append("\n");
-    } else if ((is_playlist_level(tag) && tag != "EXTM3U") || is_rewritten(tag)) {
+    } else if ((is_playlist_level(tag) && tag != "EXTM3U") || is_window_rewritten(tag)) {
       out.append(line).append("\n");
     } else if (kept_lines.count(number) != 0 || tag == "EXT-X-DATERANGE") {
       after_skip.append(line).append("\n");

@@ -8,6 +8,7 @@
 
 #include <cstddef>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "hls/playlist.h"
@@ -61,5 +62,18 @@ struct DeltaUpdate {
 // unknown (a full playlist is a valid answer to _HLS_skip).
 // Errors: "not_media", "delta_update" (already one), "cannot_skip" (no CAN-SKIP-UNTIL).
 Result<DeltaUpdate> delta_update(const Playlist& playlist);
+
+// Line by line, for code that writes a playlist's head of its own (the balancer's live
+// restart):
+// the tag a line starts with, without '#': "EXT-X-VERSION" for "#EXT-X-VERSION:7", ""
+// for URI lines, comments and blanks;
+std::string_view tag_name(std::string_view line);
+// whether a tag is about the whole playlist (kept as it is by a window): VERSION,
+// TARGETDURATION, INDEPENDENT-SEGMENTS, START, DEFINE, SERVER-CONTROL, PART-INF,
+// I-FRAMES-ONLY, ALLOW-CACHE and the EXTM3U header;
+bool is_playlist_level(std::string_view tag);
+// whether a window writes the tag itself: MEDIA-SEQUENCE, DISCONTINUITY-SEQUENCE and
+// PLAYLIST-TYPE.
+bool is_window_rewritten(std::string_view tag);
 
 }  // namespace hls
