@@ -220,6 +220,33 @@ Error corrupt(const std::string& what) {
   return Error{"storage_error", "account store: unreadable " + what};
 }
 
+// A stored record, decoded: nullopt when absent, an error when unreadable.
+template <typename Record>
+Result<std::optional<Record>> get_record(const LmdbTxn& txn, MDB_dbi dbi, std::string_view key,
+                                         std::optional<Record> (*decode)(std::string_view),
+                                         const char* what) {
+  auto text = get(txn, dbi, key);
+  if (!text) return text.error();
+  if (!text->has_value()) return std::optional<Record>();
+  std::optional<Record> record = decode(**text);
+  if (!record) return corrupt(what);
+  return record;
+}
+
+// The next id of a counter in `meta` (1 when it has none yet); the counter moves on.
+Result<uint64_t> take_next_id(const LmdbTxn& txn, MDB_dbi meta, const char* counter) {
+  auto next = get(txn, meta, counter);
+  if (!next) return next.error();
+  uint64_t id = 1;
+  if (next->has_value()) {
+    std::string_view text = **next;
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), id);
+    if (ec != std::errc() || end != text.data() + text.size()) return corrupt(counter);
+  }
+  if (auto s = put(txn, meta, counter, std::to_string(id + 1)); !s) return s.error();
+  return id;
+}
+
 }  // namespace
 
 Result<std::unique_ptr<LmdbAccounts>> LmdbAccounts::open(const std::string& dir) {
@@ -291,22 +318,15 @@ Result<User> LmdbAccounts::add_user(const std::string& login, const std::string&
   if (!existing) return existing.error();
   if (existing->has_value())
     return Error{"conflict", "a user with login '" + login + "' already exists"};
-  auto next = get(*txn, meta_, kNextIdKey);
-  if (!next) return next.error();
-  uint64_t id = 1;
-  if (next->has_value()) {
-    std::string_view text = **next;
-    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), id);
-    if (ec != std::errc() || end != text.data() + text.size()) return corrupt("next_user_id");
-  }
+  auto id = take_next_id(*txn, meta_, kNextIdKey);
+  if (!id) return id.error();
   User u;
-  u.id = id;
+  u.id = *id;
   u.login = login;
   u.password_hash = password_hash;
   u.created_at = now;
-  if (auto s = put(*txn, meta_, kNextIdKey, std::to_string(id + 1)); !s) return s.error();
   if (auto s = put(*txn, users_, login, encode_user(u)); !s) return s.error();
-  if (auto s = put(*txn, user_ids_, id_key(id), login); !s) return s.error();
+  if (auto s = put(*txn, user_ids_, id_key(u.id), login); !s) return s.error();
   if (auto s = txn->commit(); !s) return s.error();
   return u;
 }
@@ -314,55 +334,34 @@ Result<User> LmdbAccounts::add_user(const std::string& login, const std::string&
 Result<std::optional<User>> LmdbAccounts::find_user(const std::string& login) const {
   auto txn = LmdbTxn::begin(env_, true);
   if (!txn) return txn.error();
-  auto v = get(*txn, users_, login);
-  if (!v) return v.error();
-  if (!v->has_value()) return std::optional<User>();
-  auto u = decode_user(**v);
-  if (!u) return corrupt("user record");
-  return u;
+  return get_record(*txn, users_, login, decode_user, "user record");
 }
 
 Result<std::optional<User>> LmdbAccounts::find_user_by_id(uint64_t id) const {
   auto txn = LmdbTxn::begin(env_, true);
   if (!txn) return txn.error();
-  auto login = get(*txn, user_ids_, id_key(id));
+  return user_by_id(*txn, id);
+}
+
+Result<std::optional<User>> LmdbAccounts::user_by_id(const LmdbTxn& txn, uint64_t id) const {
+  auto login = get(txn, user_ids_, id_key(id));
   if (!login) return login.error();
   if (!login->has_value()) return std::optional<User>();
-  auto v = get(*txn, users_, **login);
-  if (!v) return v.error();
-  if (!v->has_value()) return std::optional<User>();
-  auto u = decode_user(**v);
-  if (!u) return corrupt("user record");
-  return u;
+  return get_record(txn, users_, **login, decode_user, "user record");
 }
 
 Result<std::vector<User>> LmdbAccounts::list_users() const {
   auto txn = LmdbTxn::begin(env_, true);
   if (!txn) return txn.error();
-  MDB_cursor* cursor = nullptr;
-  int rc = mdb_cursor_open(txn->get(), user_ids_, &cursor);
-  if (rc != 0) return common::lmdb_error("mdb_cursor_open", rc);
   std::vector<User> out;
-  MDB_val k{}, v{};
-  std::optional<Error> failure;
-  for (rc = mdb_cursor_get(cursor, &k, &v, MDB_FIRST); rc == 0;
-       rc = mdb_cursor_get(cursor, &k, &v, MDB_NEXT)) {
-    auto rec = get(*txn, users_, to_view(v));
-    if (!rec) {
-      failure = rec.error();
-      break;
-    }
-    if (!rec->has_value()) continue;
-    auto u = decode_user(**rec);
-    if (!u) {
-      failure = corrupt("user record");
-      break;
-    }
-    out.push_back(std::move(*u));
-  }
-  mdb_cursor_close(cursor);
-  if (failure) return *failure;
-  if (rc != 0 && rc != MDB_NOTFOUND) return common::lmdb_error("mdb_cursor_get", rc);
+  auto walked = common::for_each_record(
+      *txn, user_ids_, {}, [&](std::string_view, std::string_view login) -> Result<bool> {
+        auto user = get_record(*txn, users_, login, decode_user, "user record");
+        if (!user) return user.error();
+        if (*user) out.push_back(std::move(**user));
+        return true;
+      });
+  if (!walked) return walked.error();
   return out;
 }
 
@@ -409,22 +408,15 @@ Status LmdbAccounts::put_session(const Session& session) {
 Result<std::optional<SessionInfo>> LmdbAccounts::find_session(const std::string& token_hash) const {
   auto txn = LmdbTxn::begin(env_, true);
   if (!txn) return txn.error();
-  auto v = get(*txn, sessions_, token_hash);
-  if (!v) return v.error();
-  if (!v->has_value()) return std::optional<SessionInfo>();
-  auto s = decode_session(**v);
-  if (!s) return corrupt("session record");
+  auto s = get_record(*txn, sessions_, token_hash, decode_session, "session record");
+  if (!s) return s.error();
+  if (!*s) return std::optional<SessionInfo>();
   // The key lookup found it; the stored hash is compared again in constant time.
-  if (!hashes_equal(s->token_hash, token_hash)) return std::optional<SessionInfo>();
-  auto login = get(*txn, user_ids_, id_key(s->user_id));
-  if (!login) return login.error();
-  if (!login->has_value()) return std::optional<SessionInfo>();
-  auto rec = get(*txn, users_, **login);
-  if (!rec) return rec.error();
-  if (!rec->has_value()) return std::optional<SessionInfo>();
-  auto u = decode_user(**rec);
-  if (!u) return corrupt("user record");
-  return std::optional<SessionInfo>(SessionInfo{std::move(*s), std::move(*u)});
+  if (!hashes_equal((*s)->token_hash, token_hash)) return std::optional<SessionInfo>();
+  auto u = user_by_id(*txn, (*s)->user_id);
+  if (!u) return u.error();
+  if (!*u) return std::optional<SessionInfo>();
+  return std::optional<SessionInfo>(SessionInfo{std::move(**s), std::move(**u)});
 }
 
 Result<bool> LmdbAccounts::delete_session(const std::string& token_hash) {
@@ -441,14 +433,12 @@ Result<bool> LmdbAccounts::delete_session(const std::string& token_hash) {
 Result<bool> LmdbAccounts::extend_session(const std::string& token_hash, int64_t expires_at) {
   auto txn = LmdbTxn::begin(env_, false);
   if (!txn) return txn.error();
-  auto v = get(*txn, sessions_, token_hash);
-  if (!v) return v.error();
-  if (!v->has_value()) return false;
-  auto s = decode_session(**v);
-  if (!s) return corrupt("session record");
-  if (s->expires_at >= expires_at) return true;
-  s->expires_at = expires_at;
-  if (auto st = put(*txn, sessions_, token_hash, encode_session(*s)); !st) return st.error();
+  auto s = get_record(*txn, sessions_, token_hash, decode_session, "session record");
+  if (!s) return s.error();
+  if (!*s) return false;
+  if ((*s)->expires_at >= expires_at) return true;
+  (*s)->expires_at = expires_at;
+  if (auto st = put(*txn, sessions_, token_hash, encode_session(**s)); !st) return st.error();
   if (auto st = txn->commit(); !st) return st.error();
   return true;
 }
@@ -460,27 +450,19 @@ Result<PurchaseOutcome> LmdbAccounts::add_purchase(Purchase purchase) {
   auto earlier = get(*txn, purchase_keys_, key_key);
   if (!earlier) return earlier.error();
   if (earlier->has_value()) {
-    auto v = get(*txn, purchases_, **earlier);
-    if (!v) return v.error();
-    if (!v->has_value()) return corrupt("purchase key");
-    auto p = decode_purchase(**v);
-    if (!p) return corrupt("purchase record");
-    return PurchaseOutcome{std::move(*p), false};
+    auto p = get_record(*txn, purchases_, **earlier, decode_purchase, "purchase record");
+    if (!p) return p.error();
+    if (!*p) return corrupt("purchase key");
+    return PurchaseOutcome{std::move(**p), false};
   }
-  auto next = get(*txn, meta_, kNextPurchaseKey);
-  if (!next) return next.error();
-  uint64_t id = 1;
-  if (next->has_value()) {
-    std::string_view text = **next;
-    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), id);
-    if (ec != std::errc() || end != text.data() + text.size()) return corrupt("next_purchase_id");
-  }
-  purchase.id = id;
-  if (auto s = put(*txn, meta_, kNextPurchaseKey, std::to_string(id + 1)); !s) return s.error();
-  if (auto s = put(*txn, purchases_, id_key(id), encode_purchase(purchase)); !s) return s.error();
-  if (auto s = put(*txn, user_purchases_, id_key(purchase.user_id) + id_key(id), ""); !s)
+  auto id = take_next_id(*txn, meta_, kNextPurchaseKey);
+  if (!id) return id.error();
+  purchase.id = *id;
+  const std::string purchase_key = id_key(purchase.id);
+  if (auto s = put(*txn, purchases_, purchase_key, encode_purchase(purchase)); !s) return s.error();
+  if (auto s = put(*txn, user_purchases_, id_key(purchase.user_id) + purchase_key, ""); !s)
     return s.error();
-  if (auto s = put(*txn, purchase_keys_, key_key, id_key(id)); !s) return s.error();
+  if (auto s = put(*txn, purchase_keys_, key_key, purchase_key); !s) return s.error();
   if (auto s = txn->commit(); !s) return s.error();
   return PurchaseOutcome{std::move(purchase), true};
 }
@@ -488,12 +470,7 @@ Result<PurchaseOutcome> LmdbAccounts::add_purchase(Purchase purchase) {
 Result<std::optional<Purchase>> LmdbAccounts::find_purchase(uint64_t id) const {
   auto txn = LmdbTxn::begin(env_, true);
   if (!txn) return txn.error();
-  auto v = get(*txn, purchases_, id_key(id));
-  if (!v) return v.error();
-  if (!v->has_value()) return std::optional<Purchase>();
-  auto p = decode_purchase(**v);
-  if (!p) return corrupt("purchase record");
-  return std::optional<Purchase>(std::move(*p));
+  return get_record(*txn, purchases_, id_key(id), decode_purchase, "purchase record");
 }
 
 Result<std::optional<Purchase>> LmdbAccounts::find_purchase_by_key(uint64_t user_id,
@@ -513,33 +490,17 @@ Result<std::optional<Purchase>> LmdbAccounts::find_purchase_by_key(uint64_t user
 Result<std::vector<Purchase>> LmdbAccounts::list_purchases(uint64_t user_id) const {
   auto txn = LmdbTxn::begin(env_, true);
   if (!txn) return txn.error();
-  MDB_cursor* cursor = nullptr;
-  int rc = mdb_cursor_open(txn->get(), user_purchases_, &cursor);
-  if (rc != 0) return common::lmdb_error("mdb_cursor_open", rc);
   const std::string prefix = id_key(user_id);
   std::vector<Purchase> out;
-  std::optional<Error> failure;
-  MDB_val k = mdb_val(prefix), v{};
-  for (rc = mdb_cursor_get(cursor, &k, &v, MDB_SET_RANGE); rc == 0;
-       rc = mdb_cursor_get(cursor, &k, &v, MDB_NEXT)) {
-    std::string_view key = to_view(k);
-    if (key.size() != 16 || key.substr(0, 8) != prefix) break;
-    auto rec = get(*txn, purchases_, key.substr(8));
-    if (!rec) {
-      failure = rec.error();
-      break;
-    }
-    if (!rec->has_value()) continue;
-    auto p = decode_purchase(**rec);
-    if (!p) {
-      failure = corrupt("purchase record");
-      break;
-    }
-    out.push_back(std::move(*p));
-  }
-  mdb_cursor_close(cursor);
-  if (failure) return *failure;
-  if (rc != 0 && rc != MDB_NOTFOUND) return common::lmdb_error("mdb_cursor_get", rc);
+  auto walked = common::for_each_record(
+      *txn, user_purchases_, prefix, [&](std::string_view key, std::string_view) -> Result<bool> {
+        if (key.size() != 16 || key.substr(0, 8) != prefix) return false;
+        auto p = get_record(*txn, purchases_, key.substr(8), decode_purchase, "purchase record");
+        if (!p) return p.error();
+        if (*p) out.push_back(std::move(**p));
+        return true;
+      });
+  if (!walked) return walked.error();
   std::reverse(out.begin(), out.end());  // ids grow with time: newest first
   return out;
 }
@@ -547,21 +508,24 @@ Result<std::vector<Purchase>> LmdbAccounts::list_purchases(uint64_t user_id) con
 Result<size_t> LmdbAccounts::purge_expired(int64_t now, size_t max) {
   auto txn = LmdbTxn::begin(env_, false);
   if (!txn) return txn.error();
-  MDB_cursor* cursor = nullptr;
-  int rc = mdb_cursor_open(txn->get(), sessions_, &cursor);
-  if (rc != 0) return common::lmdb_error("mdb_cursor_open", rc);
-  size_t removed = 0;
-  MDB_val k{}, v{};
-  for (rc = mdb_cursor_get(cursor, &k, &v, MDB_FIRST); rc == 0 && removed < max;
-       rc = mdb_cursor_get(cursor, &k, &v, MDB_NEXT)) {
-    auto s = decode_session(to_view(v));
-    if (s && s->expires_at >= now) continue;
-    if (mdb_cursor_del(cursor, 0) == 0) ++removed;
+  if (max == 0) return size_t{0};
+  std::vector<std::string> expired;
+  auto walked = common::for_each_record(
+      *txn, sessions_, {}, [&](std::string_view key, std::string_view value) -> Result<bool> {
+        auto s = decode_session(value);
+        if (!s || s->expires_at < now) expired.emplace_back(key);
+        return expired.size() < max;
+      });
+  if (!walked) return walked.error();
+  if (expired.empty()) return size_t{0};
+  for (const std::string& key : expired) {
+    MDB_val k = mdb_val(key);
+    if (int rc = mdb_del(txn->get(), sessions_, &k, nullptr); rc != 0) {
+      return common::lmdb_error("mdb_del", rc);
+    }
   }
-  mdb_cursor_close(cursor);
-  if (removed == 0) return size_t{0};
   if (auto s = txn->commit(); !s) return s.error();
-  return removed;
+  return expired.size();
 }
 
 // ---- the asynchronous store ----

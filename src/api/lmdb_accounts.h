@@ -68,6 +68,7 @@ class LmdbAccounts {
 
  private:
   LmdbAccounts(std::string dir, common::LmdbEnv env) : dir_(std::move(dir)), env_(std::move(env)) {}
+  common::Result<std::optional<User>> user_by_id(const common::LmdbTxn& txn, uint64_t id) const;
   std::string dir_;
   common::LmdbEnv env_;
   MDB_dbi meta_ = 0, users_ = 0, user_ids_ = 0, sessions_ = 0;

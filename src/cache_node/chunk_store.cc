@@ -284,28 +284,26 @@ common::Status ChunkStore::load_index() {
   };
   std::vector<Loaded> loaded;
   std::vector<std::string> stale;
-  MDB_cursor* cursor = nullptr;
-  if ((rc = mdb_cursor_open(txn->get(), dbi_, &cursor)) != 0)
-    return common::lmdb_error("mdb_cursor_open", rc);
-  MDB_val k, v;
-  while (mdb_cursor_get(cursor, &k, &v, MDB_NEXT) == 0) {
-    Loaded item;
-    item.key = std::string(common::to_view(k));
-    struct stat st {};
-    Decoded decoded = decode(common::to_view(v), item.meta, item.file);
-    if (decoded == Decoded::bad || stat(file_path(item.file).c_str(), &st) != 0 ||
-        static_cast<uint64_t>(st.st_size) != item.meta.size) {
-      stale.push_back(item.key);
-      continue;
-    }
-    if (decoded == Decoded::v1 && options_.upgrade_legacy &&
-        !options_.upgrade_legacy(item.key, item.meta)) {
-      stale.push_back(item.key);  // its file goes with the unreferenced ones below
-      continue;
-    }
-    loaded.push_back(std::move(item));
-  }
-  mdb_cursor_close(cursor);
+  auto walked = common::for_each_record(
+      *txn, dbi_, {}, [&](std::string_view key, std::string_view value) -> common::Result<bool> {
+        Loaded item;
+        item.key = std::string(key);
+        struct stat st {};
+        Decoded decoded = decode(value, item.meta, item.file);
+        if (decoded == Decoded::bad || stat(file_path(item.file).c_str(), &st) != 0 ||
+            static_cast<uint64_t>(st.st_size) != item.meta.size) {
+          stale.push_back(item.key);
+          return true;
+        }
+        if (decoded == Decoded::v1 && options_.upgrade_legacy &&
+            !options_.upgrade_legacy(item.key, item.meta)) {
+          stale.push_back(item.key);  // its file goes with the unreferenced ones below
+          return true;
+        }
+        loaded.push_back(std::move(item));
+        return true;
+      });
+  if (!walked) return walked;
   for (const auto& key : stale) {
     MDB_val dk = common::mdb_val(key);
     mdb_del(txn->get(), dbi_, &dk, nullptr);

@@ -2,6 +2,8 @@
 
 #include <sys/stat.h>
 
+#include <memory>
+
 namespace common {
 
 Error lmdb_error(const char* what, int rc) {
@@ -48,6 +50,25 @@ Status LmdbTxn::commit() {
   txn_ = nullptr;
   int rc = mdb_txn_commit(txn);
   if (rc != 0) return lmdb_error("mdb_txn_commit", rc);
+  return {};
+}
+
+Status for_each_record(
+    const LmdbTxn& txn, MDB_dbi dbi, std::string_view from,
+    const std::function<Result<bool>(std::string_view key, std::string_view value)>& visit) {
+  MDB_cursor* opened = nullptr;
+  int rc = mdb_cursor_open(txn.get(), dbi, &opened);
+  if (rc != 0) return lmdb_error("mdb_cursor_open", rc);
+  const std::unique_ptr<MDB_cursor, decltype(&mdb_cursor_close)> cursor(opened, mdb_cursor_close);
+  MDB_val k = mdb_val(from), v{};
+  // LMDB refuses an empty key, so "from the start" is MDB_FIRST.
+  for (rc = mdb_cursor_get(cursor.get(), &k, &v, from.empty() ? MDB_FIRST : MDB_SET_RANGE); rc == 0;
+       rc = mdb_cursor_get(cursor.get(), &k, &v, MDB_NEXT)) {
+    Result<bool> go_on = visit(to_view(k), to_view(v));
+    if (!go_on) return go_on.error();
+    if (!*go_on) return {};
+  }
+  if (rc != MDB_NOTFOUND) return lmdb_error("mdb_cursor_get", rc);
   return {};
 }
 

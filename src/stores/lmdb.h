@@ -4,6 +4,7 @@
 
 #include <lmdb.h>
 
+#include <functional>
 #include <string>
 #include <string_view>
 
@@ -52,5 +53,12 @@ inline std::string_view to_view(const MDB_val& v) {
   return std::string_view(static_cast<const char*>(v.mv_data), v.mv_size);
 }
 Error lmdb_error(const char* what, int rc);
+
+// Visits the records of `dbi` in key order from the first key not below `from` (from the
+// first record when `from` is empty) while `visit(key, value)` answers true. The views
+// live as long as the transaction. Errors: LMDB's, or the first one `visit` returns.
+Status for_each_record(
+    const LmdbTxn& txn, MDB_dbi dbi, std::string_view from,
+    const std::function<Result<bool>(std::string_view key, std::string_view value)>& visit);
 
 }  // namespace common
