@@ -2,20 +2,14 @@
 
 #include <algorithm>
 
+#include "core/enum_names.h"
+
 namespace balancer {
 
 const char* to_string(CacheChoice::Reason reason) {
-  switch (reason) {
-    case CacheChoice::Reason::requested:
-      return "requested";
-    case CacheChoice::Reason::same_site:
-      return "same_site";
-    case CacheChoice::Reason::network:
-      return "network";
-    case CacheChoice::Reason::origin:
-      return "origin";
-  }
-  return "origin";
+  static constexpr const char* kReasonNames[] = {"requested", "same_site", "network", "origin"};
+  static_assert(std::size(kReasonNames) == common::enum_count(CacheChoice::Reason::origin));
+  return common::enum_name(reason, kReasonNames);
 }
 
 uint64_t viewer_hash(std::string_view viewer_key) {

@@ -1,5 +1,7 @@
 #include "balancer/cache_health.h"
 
+#include "core/enum_names.h"
+
 namespace balancer {
 
 void CacheHealth::record_success(bool overloaded, TimePoint now,
@@ -46,15 +48,9 @@ TimePoint CacheHealth::usable_until() const {
 }
 
 const char* to_string(CacheHealth::State state) {
-  switch (state) {
-    case CacheHealth::State::unknown:
-      return "unknown";
-    case CacheHealth::State::up:
-      return "up";
-    case CacheHealth::State::down:
-      return "down";
-  }
-  return "unknown";
+  static constexpr const char* kStateNames[] = {"unknown", "up", "down"};
+  static_assert(std::size(kStateNames) == common::enum_count(CacheHealth::State::down));
+  return common::enum_name(state, kStateNames);
 }
 
 }  // namespace balancer

@@ -5,6 +5,7 @@
 #include <unordered_set>
 
 #include "balancer/log_tag.h"
+#include "core/enum_names.h"
 #include "core/log.h"
 #include "hls/program_date.h"
 #include "hls/window.h"
@@ -30,19 +31,9 @@ timeval to_timeval(Millis ms) {
 }  // namespace
 
 const char* to_string(SourceResult::From from) {
-  switch (from) {
-    case SourceResult::From::hit:
-      return "HIT";
-    case SourceResult::From::miss:
-      return "MISS";
-    case SourceResult::From::coalesced:
-      return "COALESCED";
-    case SourceResult::From::stale:
-      return "STALE";
-    case SourceResult::From::error:
-      return "ERROR";
-  }
-  return "ERROR";
+  static constexpr const char* kFromNames[] = {"HIT", "MISS", "COALESCED", "STALE", "ERROR"};
+  static_assert(std::size(kFromNames) == common::enum_count(SourceResult::From::error));
+  return common::enum_name(from, kFromNames);
 }
 
 struct SourceCache::Entry {

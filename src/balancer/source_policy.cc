@@ -3,18 +3,14 @@
 #include <algorithm>
 #include <cmath>
 
+#include "core/enum_names.h"
+
 namespace balancer {
 
 const char* to_string(SourceKind kind) {
-  switch (kind) {
-    case SourceKind::master:
-      return "master";
-    case SourceKind::live:
-      return "live";
-    case SourceKind::vod:
-      return "vod";
-  }
-  return "live";
+  static constexpr const char* kKindNames[] = {"master", "live", "vod"};
+  static_assert(std::size(kKindNames) == common::enum_count(SourceKind::vod));
+  return common::enum_name(kind, kKindNames);
 }
 
 SourceKind classify(const hls::Playlist& playlist) {

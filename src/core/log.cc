@@ -5,22 +5,16 @@
 #include <atomic>
 #include <ctime>
 
+#include "core/enum_names.h"
+
 namespace common {
 namespace {
 std::atomic<int> g_level{static_cast<int>(LogLevel::info)};
 
 const char* level_name(LogLevel level) {
-  switch (level) {
-    case LogLevel::debug:
-      return "debug";
-    case LogLevel::info:
-      return "info";
-    case LogLevel::warn:
-      return "warn";
-    case LogLevel::error:
-      return "error";
-  }
-  return "?";
+  static constexpr const char* kLevelNames[] = {"debug", "info", "warn", "error"};
+  static_assert(std::size(kLevelNames) == common::enum_count(LogLevel::error));
+  return common::enum_name(level, kLevelNames);
 }
 }  // namespace
 

@@ -51,17 +51,10 @@ void append_escaped(std::string& out, const UriSlot& slot, std::string_view text
 }  // namespace
 
 std::string_view role_name(Role role) {
-  switch (role) {
-    case Role::playlist:
-      return "playlist";
-    case Role::chunk:
-      return "chunk";
-    case Role::key:
-      return "key";
-    case Role::other:
-      return "other";
-  }
-  return "other";
+  static constexpr std::string_view kRoleNames[] = {"playlist", "chunk", "key", "other"};
+  static_assert(std::size(kRoleNames) == static_cast<size_t>(Role::other) + 1);
+  const auto index = static_cast<size_t>(role);
+  return index < std::size(kRoleNames) ? kRoleNames[index] : "?";
 }
 
 Template::Template()

@@ -6,6 +6,7 @@
 
 #include <charconv>
 
+#include "core/enum_names.h"
 #include "core/url.h"
 
 namespace common {
@@ -39,19 +40,10 @@ std::string base64url(const unsigned char* data, size_t n) {
 }  // namespace
 
 const char* to_string(SignatureVerdict verdict) {
-  switch (verdict) {
-    case SignatureVerdict::ok:
-      return "ok";
-    case SignatureVerdict::missing:
-      return "missing";
-    case SignatureVerdict::malformed:
-      return "malformed";
-    case SignatureVerdict::expired:
-      return "expired";
-    case SignatureVerdict::bad_signature:
-      return "bad_signature";
-  }
-  return "?";
+  static constexpr const char* kVerdictNames[] = {"ok", "missing", "malformed", "expired",
+                                                  "bad_signature"};
+  static_assert(std::size(kVerdictNames) == common::enum_count(SignatureVerdict::bad_signature));
+  return common::enum_name(verdict, kVerdictNames);
 }
 
 Result<UrlSigner> UrlSigner::create(std::vector<std::string> keys) {
