@@ -125,34 +125,36 @@ MetricsRegistry::Series& MetricsRegistry::add(Family& f, Series series) {
   return f.series.back();
 }
 
+template <typename Value, typename Make>
+Value& MetricsRegistry::stored_series(const std::string& name, const std::string& help,
+                                      const std::string& labels, Type type, Kind kind,
+                                      Value* Series::*slot, Make make) {
+  std::lock_guard lock(mutex_);
+  Family& f = family(name, help, type);
+  if (Series* s = find(f, labels, kind)) return *(s->*slot);
+  Value& value = make();
+  Series series{labels, kind, nullptr, nullptr, nullptr, {}};
+  series.*slot = &value;
+  add(f, std::move(series));
+  return value;
+}
+
 Counter& MetricsRegistry::counter(const std::string& name, const std::string& help,
                                   const std::string& labels) {
-  std::lock_guard lock(mutex_);
-  Family& f = family(name, help, Type::counter);
-  if (Series* s = find(f, labels, Kind::counter)) return *s->counter;
-  Counter& c = counters_.emplace_back();
-  add(f, Series{labels, Kind::counter, &c, nullptr, nullptr, {}});
-  return c;
+  return stored_series(name, help, labels, Type::counter, Kind::counter, &Series::counter,
+                       [this]() -> Counter& { return counters_.emplace_back(); });
 }
 
 Gauge& MetricsRegistry::gauge(const std::string& name, const std::string& help,
                               const std::string& labels) {
-  std::lock_guard lock(mutex_);
-  Family& f = family(name, help, Type::gauge);
-  if (Series* s = find(f, labels, Kind::gauge)) return *s->gauge;
-  Gauge& g = gauges_.emplace_back();
-  add(f, Series{labels, Kind::gauge, nullptr, &g, nullptr, {}});
-  return g;
+  return stored_series(name, help, labels, Type::gauge, Kind::gauge, &Series::gauge,
+                       [this]() -> Gauge& { return gauges_.emplace_back(); });
 }
 
 Histogram& MetricsRegistry::histogram(const std::string& name, const std::string& help,
                                       std::vector<double> bounds, const std::string& labels) {
-  std::lock_guard lock(mutex_);
-  Family& f = family(name, help, Type::histogram);
-  if (Series* s = find(f, labels, Kind::histogram)) return *s->histogram;
-  Histogram& h = histograms_.emplace_back(std::move(bounds));
-  add(f, Series{labels, Kind::histogram, nullptr, nullptr, &h, {}});
-  return h;
+  return stored_series(name, help, labels, Type::histogram, Kind::histogram, &Series::histogram,
+                       [&]() -> Histogram& { return histograms_.emplace_back(std::move(bounds)); });
 }
 
 void MetricsRegistry::gauge_fn(const std::string& name, const std::string& help,

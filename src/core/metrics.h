@@ -157,6 +157,11 @@ class MetricsRegistry {
   // exists with another kind.
   static Series* find(Family& f, const std::string& labels, Kind kind);
   static Series& add(Family& f, Series series);
+  // counter, gauge and histogram: the stored series `labels` of family `name`, its value
+  // made by `make` (in one of the deques below) when the series is new.
+  template <typename Value, typename Make>
+  Value& stored_series(const std::string& name, const std::string& help, const std::string& labels,
+                       Type type, Kind kind, Value* Series::*slot, Make make);
   // gauge_fn and counter_fn: a series read from `fn` at render time (a second call replaces it).
   void add_computed(const std::string& name, const std::string& help, std::function<double()> fn,
                     const std::string& labels, Type type, Kind kind);
