@@ -202,30 +202,30 @@ std::string Parser::attr_text(const AttributeList& attrs, std::string_view name)
   return out;
 }
 
-std::optional<uint64_t> Parser::attr_int(const AttributeList& attrs, std::string_view name,
-                                         std::string_view tag, size_t line) {
+template <typename Number>
+std::optional<Number> Parser::attr_number(const AttributeList& attrs, std::string_view name,
+                                          std::string_view tag, size_t line,
+                                          std::optional<Number> (*parse)(std::string_view),
+                                          const char* what) {
   const Attribute* a = attrs.find(name);
   if (!a) return std::nullopt;
-  auto v = parse_decimal_integer(a->value);
+  auto v = parse(a->value);
   if (!v) {
     warn("bad_attribute_value", line,
-         "#" + std::string(tag) + " " + std::string(name) + "=" + shown(a->value) +
-             " is not a decimal integer (ignored)");
+         "#" + std::string(tag) + " " + std::string(name) + "=" + shown(a->value) + " is not a " +
+             what + " (ignored)");
   }
   return v;
 }
 
+std::optional<uint64_t> Parser::attr_int(const AttributeList& attrs, std::string_view name,
+                                         std::string_view tag, size_t line) {
+  return attr_number(attrs, name, tag, line, parse_decimal_integer, "decimal integer");
+}
+
 std::optional<double> Parser::attr_float(const AttributeList& attrs, std::string_view name,
                                          std::string_view tag, size_t line) {
-  const Attribute* a = attrs.find(name);
-  if (!a) return std::nullopt;
-  auto v = parse_decimal_float(a->value);
-  if (!v) {
-    warn("bad_attribute_value", line,
-         "#" + std::string(tag) + " " + std::string(name) + "=" + shown(a->value) +
-             " is not a decimal number (ignored)");
-  }
-  return v;
+  return attr_number(attrs, name, tag, line, parse_decimal_float, "decimal number");
 }
 
 bool Parser::attr_yes(const AttributeList& attrs, std::string_view name) {

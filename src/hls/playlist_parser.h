@@ -144,6 +144,12 @@ class Parser {
   bool define_variable(const AttributeList& attrs, size_t line);
   bool substitute(std::string_view in, std::string& out, size_t line, bool strict);
   std::string attr_text(const AttributeList& attrs, std::string_view name);
+  // attr_int and attr_float: an absent attribute is nullopt; an unreadable one too, warned.
+  template <typename Number>
+  std::optional<Number> attr_number(const AttributeList& attrs, std::string_view name,
+                                    std::string_view tag, size_t line,
+                                    std::optional<Number> (*parse)(std::string_view),
+                                    const char* what);
   std::optional<uint64_t> attr_int(const AttributeList& attrs, std::string_view name,
                                    std::string_view tag, size_t line);
   std::optional<double> attr_float(const AttributeList& attrs, std::string_view name,
