@@ -19,11 +19,7 @@ KeyStore::KeyStore(event_base& base, common::HttpClient& client, common::Metrics
                                "resource=\"key\",trigger=\"request\"")),
       hits_(metrics.counter("balancer_key_cache_hits_total", "Key requests answered from memory")),
       metrics_(metrics) {
-  sweep_timer_.reset(event_new(
-      &base_, -1, EV_PERSIST,
-      [](evutil_socket_t, short, void* arg) { static_cast<KeyStore*>(arg)->sweep(); }, this));
-  timeval five_seconds{5, 0};
-  evtimer_add(sweep_timer_.get(), &five_seconds);
+  sweep_timer_.start(std::chrono::seconds(5));
 }
 
 KeyStore::~KeyStore() {

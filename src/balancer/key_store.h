@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "core/clock.h"
+#include "core/event_loop.h"
 #include "core/handles.h"
 #include "core/metrics.h"
 #include "core/result.h"
@@ -78,7 +79,7 @@ class KeyStore {
   KeyStoreOptions options_;
   std::unordered_map<std::string, Entry> entries_;  // keys fetched, until their TTL passes
   common::CoalescedFetches<KeyCallback, Transfer> in_flight_;
-  common::EventPtr sweep_timer_;
+  common::LoopTimer sweep_timer_{base_, common::LoopTimer::Repeat::every, [this] { sweep(); }};
   common::Counter& fetches_;
   common::Counter& hits_;
   common::MetricsRegistry& metrics_;

@@ -135,11 +135,7 @@ SourceCache::SourceCache(event_base& base, common::HttpClient& client,
       live_ends_held_(metrics.counter("balancer_live_ends_held_total",
                                       "End tags of live sources held back as a state to confirm")),
       metrics_(metrics) {
-  sweep_timer_.reset(event_new(
-      &base_, -1, EV_PERSIST,
-      [](evutil_socket_t, short, void* arg) { static_cast<SourceCache*>(arg)->sweep(); }, this));
-  timeval one_second{1, 0};
-  evtimer_add(sweep_timer_.get(), &one_second);
+  sweep_timer_.start(std::chrono::seconds(1));
 }
 
 SourceCache::~SourceCache() {

@@ -34,6 +34,7 @@
 #include "balancer/request_params.h"
 #include "balancer/source_policy.h"
 #include "core/clock.h"
+#include "core/event_loop.h"
 #include "core/handles.h"
 #include "core/metrics.h"
 #include "core/result.h"
@@ -304,7 +305,7 @@ class SourceCache {
   void stamp_first_listed(const std::string& playlist_key, SourceVersion& version);
   // Keyed like entries_; an entry is never swept while its fetch runs.
   common::CoalescedFetches<Waiter, Transfer> in_flight_;
-  common::EventPtr sweep_timer_;
+  common::LoopTimer sweep_timer_{base_, common::LoopTimer::Repeat::every, [this] { sweep(); }};
   uint64_t next_serial_ = 1;
   bool refreshing_enabled_ = true;
   PrefetchSink prefetch_sink_;

@@ -67,11 +67,14 @@ void EventLoop::stop() {
 }
 
 LoopTimer::LoopTimer(EventLoop& loop, Repeat repeat, std::function<void()> fire)
-    : loop_(loop), repeat_(repeat), fire_(std::move(fire)) {}
+    : LoopTimer(loop.base(), repeat, std::move(fire)) {}
+
+LoopTimer::LoopTimer(event_base& base, Repeat repeat, std::function<void()> fire)
+    : base_(base), repeat_(repeat), fire_(std::move(fire)) {}
 
 void LoopTimer::start(std::chrono::microseconds after) {
   if (!event_) {
-    event_.reset(event_new(&loop_.base(), -1, repeat_ == Repeat::every ? EV_PERSIST : 0,
+    event_.reset(event_new(&base_, -1, repeat_ == Repeat::every ? EV_PERSIST : 0,
                            &LoopTimer::on_fire, this));
   }
   const auto micros = std::max<std::chrono::microseconds::rep>(after.count(), 0);

@@ -60,6 +60,8 @@ class LoopTimer {
  public:
   enum class Repeat { once, every };
   LoopTimer(EventLoop& loop, Repeat repeat, std::function<void()> fire);
+  // On a bare base (a part given its loop's base only); the same rules.
+  LoopTimer(event_base& base, Repeat repeat, std::function<void()> fire);
   LoopTimer(const LoopTimer&) = delete;
   LoopTimer& operator=(const LoopTimer&) = delete;
 
@@ -73,7 +75,7 @@ class LoopTimer {
  private:
   static void on_fire(evutil_socket_t fd, short what, void* self);
 
-  EventLoop& loop_;
+  event_base& base_;
   Repeat repeat_;
   std::function<void()> fire_;
   EventPtr event_;  // null until started, and after cancel()
