@@ -328,6 +328,22 @@ common::Result<BalancerConfig> read_main_config(const common::ConfigDocument& do
   return c;
 }
 
+namespace {
+
+// The required "id" of a list entry: letters, digits, '-' and '_', and unlike the entries'
+// read before (`ids`, which gains it).
+std::string read_unique_id(common::ConfigReader& r, std::set<std::string>& ids, const char* what) {
+  std::string id = r.required_string("id");
+  if (id.empty()) return id;
+  if (!common::valid_channel_id(id)) {
+    r.fail("id", "may only use letters, digits, '-' and '_' (1 to 64)");
+  }
+  if (!ids.insert(id).second) r.fail("id", "duplicate " + std::string(what) + " id '" + id + "'");
+  return id;
+}
+
+}  // namespace
+
 common::Status read_channels(const common::ConfigDocument& doc, BalancerConfig& config) {
   common::ConfigReader root(doc);
   std::vector<ChannelConfig> channels;
@@ -335,12 +351,7 @@ common::Status read_channels(const common::ConfigDocument& doc, BalancerConfig& 
   bool present = doc.root().IsObject() && doc.root().HasMember("channels");
   root.each_element("channels", [&](size_t, common::ConfigReader& r) {
     ChannelConfig ch;
-    ch.id = r.required_string("id");
-    if (!ch.id.empty() && !common::valid_channel_id(ch.id)) {
-      r.fail("id", "may only use letters, digits, '-' and '_' (1 to 64)");
-    }
-    if (!ch.id.empty() && !ids.insert(ch.id).second)
-      r.fail("id", "duplicate channel id '" + ch.id + "'");
+    ch.id = read_unique_id(r, ids, "channel");
     ch.title = r.string("title", ch.id);
     ch.origin = r.required_string("origin");
     if (!ch.origin.empty() && !config.origins.count(ch.origin)) {
@@ -381,12 +392,7 @@ common::Status read_caches(const common::ConfigDocument& doc, BalancerConfig& co
   bool present = doc.root().IsObject() && doc.root().HasMember("caches");
   root.each_element("caches", [&](size_t, common::ConfigReader& r) {
     CacheConfig cache;
-    cache.id = r.required_string("id");
-    if (!cache.id.empty() && !common::valid_channel_id(cache.id)) {
-      r.fail("id", "may only use letters, digits, '-' and '_' (1 to 64)");
-    }
-    if (!cache.id.empty() && !ids.insert(cache.id).second)
-      r.fail("id", "duplicate cache id '" + cache.id + "'");
+    cache.id = read_unique_id(r, ids, "cache");
     cache.site = r.string("site", "default");
     cache.url = trim_slash(r.required_string("url"));
     if (!cache.url.empty() && !is_http_url(cache.url))
