@@ -196,36 +196,20 @@ HerdResult run_herd(const HerdOptions& options) {
   const size_t n = static_cast<size_t>(std::max(options.clients, 0));
   result.clients.resize(n);
   raise_open_file_limit();
-  if (!curl::global_init()) {
-    result.setup_error = "curl_global_init failed";
-    return result;
-  }
-  curl::MultiPtr multi(curl_multi_init());
-  if (!multi) {
-    result.setup_error = "curl_multi_init failed";
-    return result;
-  }
+  curl::MultiPtr multi = curl::new_multi(result.setup_error);
+  if (!multi) return result;
   curl_multi_setopt(multi.get(), CURLMOPT_MAXCONNECTS, static_cast<long>(n));
 
-  curl::SlistPtr headers;
-  bool headers_ok = curl::append_header(headers, "Expect:");
-  for (const auto& [k, v] : options.headers) {
-    const std::string line = v.empty() ? k + ";" : k + ": " + v;
-    headers_ok = headers_ok && curl::append_header(headers, line.c_str());
-  }
-  if (!headers_ok) {
-    result.setup_error = "curl_slist_append failed";
-    return result;
-  }
+  const curl::SlistPtr headers = curl::request_headers(options.headers, result.setup_error);
+  if (!headers) return result;
 
   std::vector<ClientState> states(n);
   for (size_t i = 0; i < n; ++i) {
     ClientState& s = states[i];
     s.out = &result.clients[i];
     s.keep_body = options.keep_bodies;
-    s.easy.reset(curl_easy_init());
+    s.easy = curl::new_easy(result.setup_error);
     if (!s.easy) {
-      result.setup_error = "curl_easy_init failed";
       for (size_t k = 0; k < i; ++k) curl_multi_remove_handle(multi.get(), states[k].easy.get());
       return result;
     }

@@ -9,7 +9,9 @@
 namespace balancer::test {
 
 namespace curl {
+namespace {
 
+// curl_global_init once per process (thread-safe); true when libcurl is usable.
 bool global_init() {
   static const bool ok = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK;
   return ok;
@@ -21,6 +23,40 @@ bool append_header(SlistPtr& list, const char* line) {
   (void)list.release();  // curl_slist_append returns the same head (or a new one if empty)
   list.reset(grown);
   return true;
+}
+
+// `init()` after curl_global_init; on failure null, and `error` names the call that failed.
+template <class Ptr, class Init>
+Ptr new_handle(Init init, const char* init_name, std::string& error) {
+  if (!global_init()) {
+    error = "curl_global_init failed";
+    return nullptr;
+  }
+  Ptr handle(init());
+  if (!handle) error = std::string(init_name) + " failed";
+  return handle;
+}
+
+}  // namespace
+
+EasyPtr new_easy(std::string& error) {
+  return new_handle<EasyPtr>(curl_easy_init, "curl_easy_init", error);
+}
+
+MultiPtr new_multi(std::string& error) {
+  return new_handle<MultiPtr>(curl_multi_init, "curl_multi_init", error);
+}
+
+SlistPtr request_headers(const HttpHeaders& headers, std::string& error) {
+  SlistPtr list;
+  bool ok = append_header(list, "Expect:");
+  for (const auto& [k, v] : headers) {
+    const std::string line = v.empty() ? k + ";" : k + ": " + v;
+    ok = ok && append_header(list, line.c_str());
+  }
+  if (ok) return list;
+  error = "curl_slist_append failed";
+  return nullptr;
 }
 
 }  // namespace curl
@@ -111,6 +147,20 @@ void on_tls_message(int write_p, int, int content_type, const void* buf, size_t 
   }
 }
 
+long curl_http_version(HttpRequest::Version version) {
+  switch (version) {
+    case HttpRequest::Version::http1_0:
+      return CURL_HTTP_VERSION_1_0;
+    case HttpRequest::Version::http1_1:
+      return CURL_HTTP_VERSION_1_1;
+    case HttpRequest::Version::http2_tls:
+      return CURL_HTTP_VERSION_2TLS;
+    case HttpRequest::Version::http2_prior_knowledge:
+      return CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE;
+  }
+  return CURL_HTTP_VERSION_NONE;
+}
+
 CURLcode watch_tls_records(CURL*, void* ssl_ctx, void* records) {
   SSL_CTX_set_msg_callback(static_cast<SSL_CTX*>(ssl_ctx), on_tls_message);
   SSL_CTX_set_msg_callback_arg(static_cast<SSL_CTX*>(ssl_ctx), records);
@@ -122,15 +172,8 @@ CURLcode watch_tls_records(CURL*, void* ssl_ctx, void* records) {
 HttpResponse http_request(const HttpRequest& request) {
   HttpResponse response;
   Context ctx{std::chrono::steady_clock::now(), &response, request.body_progress};
-  if (!curl::global_init()) {
-    response.error = "curl_global_init failed";
-    return response;
-  }
-  curl::EasyPtr easy(curl_easy_init());
-  if (!easy) {
-    response.error = "curl_easy_init failed";
-    return response;
-  }
+  curl::EasyPtr easy = curl::new_easy(response.error);
+  if (!easy) return response;
   CURL* h = easy.get();
   char error_buf[CURL_ERROR_SIZE] = {};
   curl_easy_setopt(h, CURLOPT_ERRORBUFFER, error_buf);
@@ -156,20 +199,7 @@ HttpResponse http_request(const HttpRequest& request) {
     curl_easy_setopt(h, CURLOPT_MAX_RECV_SPEED_LARGE,
                      static_cast<curl_off_t>(request.max_recv_bytes_per_s));
   }
-  switch (request.version) {
-    case HttpRequest::Version::http1_0:
-      curl_easy_setopt(h, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_1_0);
-      break;
-    case HttpRequest::Version::http1_1:
-      curl_easy_setopt(h, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_1_1);
-      break;
-    case HttpRequest::Version::http2_tls:
-      curl_easy_setopt(h, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_2TLS);
-      break;
-    case HttpRequest::Version::http2_prior_knowledge:
-      curl_easy_setopt(h, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE);
-      break;
-  }
+  curl_easy_setopt(h, CURLOPT_HTTP_VERSION, curl_http_version(request.version));
   curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, &on_header);
   curl_easy_setopt(h, CURLOPT_HEADERDATA, &ctx);
   curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, &on_body);
@@ -186,17 +216,8 @@ HttpResponse http_request(const HttpRequest& request) {
     curl_easy_setopt(h, CURLOPT_POSTFIELDS, request.body.data());
   }
 
-  curl::SlistPtr headers;
-  bool headers_ok = curl::append_header(headers, "Expect:");  // no 100-continue round trip
-  for (const auto& [k, v] : request.headers) {
-    // "Name;" is curl's spelling of a header with an empty value.
-    const std::string line = v.empty() ? k + ";" : k + ": " + v;
-    headers_ok = headers_ok && curl::append_header(headers, line.c_str());
-  }
-  if (!headers_ok) {
-    response.error = "curl_slist_append failed";
-    return response;
-  }
+  const curl::SlistPtr headers = curl::request_headers(request.headers, response.error);
+  if (!headers) return response;
   curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers.get());
 
   const CURLcode code = curl_easy_perform(h);

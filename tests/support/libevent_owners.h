@@ -14,15 +14,10 @@
 #include <string_view>
 #include <vector>
 
+#include "support/free_with.h"
+
 namespace balancer::test {
 
-template <auto Fn>
-struct FreeWith {
-  template <class T>
-  void operator()(T* p) const {
-    if (p != nullptr) Fn(p);
-  }
-};
 using EventBasePtr = std::unique_ptr<event_base, FreeWith<event_base_free>>;
 using EvhttpPtr = std::unique_ptr<evhttp, FreeWith<evhttp_free>>;
 using EventPtr = std::unique_ptr<event, FreeWith<event_free>>;

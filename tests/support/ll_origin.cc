@@ -59,6 +59,7 @@
 #include <vector>
 
 #include "support/libevent_owners.h"
+#include "support/origin_main.h"
 
 namespace balancer::test {
 namespace {
@@ -857,10 +858,6 @@ void usage() {
       "                 [--verbose]\n");
 }
 
-void on_stop_signal(evutil_socket_t, short, void* base) {
-  event_base_loopexit(static_cast<event_base*>(base), nullptr);
-}
-
 int run(int argc, char** argv) {
   Options options;
   for (int i = 1; i < argc; ++i) {
@@ -913,22 +910,9 @@ int run(int argc, char** argv) {
     }
     material.push_back(std::move(*m));
   }
-  std::signal(SIGPIPE, SIG_IGN);
   EventBasePtr base(event_base_new());
-  EventPtr sigterm(evsignal_new(base.get(), SIGTERM, &on_stop_signal, base.get()));
-  EventPtr sigint(evsignal_new(base.get(), SIGINT, &on_stop_signal, base.get()));
-  event_add(sigterm.get(), nullptr);
-  event_add(sigint.get(), nullptr);
   LlOrigin origin(*base, options, std::move(material));
-  std::string error;
-  const int port = origin.listen(error);
-  if (port < 0) {
-    std::fprintf(stderr, "ll_origin: %s\n", error.c_str());
-    return 1;
-  }
-  std::printf("{\"event\":\"listening\",\"port\":%d}\n", port);
-  std::fflush(stdout);
-  return event_base_dispatch(base.get()) < 0 ? 1 : 0;
+  return serve_until_stopped("ll_origin", *base, origin);
 }
 
 }  // namespace

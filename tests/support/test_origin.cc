@@ -43,6 +43,7 @@
 #include <deque>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iterator>
 #include <limits>
 #include <map>
@@ -56,6 +57,7 @@
 
 #include "support/generated_body.h"
 #include "support/libevent_owners.h"
+#include "support/origin_main.h"
 
 namespace balancer::test {
 namespace {
@@ -833,6 +835,20 @@ void usage(std::FILE* to) {
 
 std::optional<Options> parse_args(int argc, char** argv) {
   Options o;
+  const std::map<std::string_view, std::string*> text_flags = {{"--host", &o.host},
+                                                               {"--root", &o.root}};
+  struct NumberFlag {
+    long min;
+    long max;
+    std::function<void(long)> store;
+  };
+  const std::map<std::string_view, NumberFlag> number_flags = {
+      {"--port", {0, 65535, [&](long v) { o.port = static_cast<int>(v); }}},
+      {"--delay-ms", {0, 3'600'000, [&](long v) { o.delay_ms = v; }}},
+      {"--rate-kbps", {0, 100'000'000, [&](long v) { o.rate_kbps = v; }}},
+      {"--backlog", {1, 65535, [&](long v) { o.backlog = static_cast<int>(v); }}},
+      {"--timeout-s", {1, 86400, [&](long v) { o.timeout_s = static_cast<int>(v); }}},
+  };
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     std::string value;
@@ -847,43 +863,21 @@ std::optional<Options> parse_args(int argc, char** argv) {
       if (i + 1 >= argc) return std::nullopt;
       return std::string(argv[++i]);
     };
-    auto next_long = [&](long min, long max) -> std::optional<long> {
-      const auto v = next();
-      return v ? parse_long(v->c_str(), min, max) : std::nullopt;
-    };
     if (arg == "--help" || arg == "-h") {
       usage(stdout);
       std::exit(0);
     } else if (arg == "--verbose") {
       o.verbose = true;
-    } else if (arg == "--host") {
+    } else if (const auto text = text_flags.find(arg); text != text_flags.end()) {
       const auto v = next();
       if (!v) return std::nullopt;
-      o.host = *v;
-    } else if (arg == "--root") {
+      *text->second = *v;
+    } else if (const auto number = number_flags.find(arg); number != number_flags.end()) {
       const auto v = next();
-      if (!v) return std::nullopt;
-      o.root = *v;
-    } else if (arg == "--port") {
-      const auto v = next_long(0, 65535);
-      if (!v) return std::nullopt;
-      o.port = static_cast<int>(*v);
-    } else if (arg == "--delay-ms") {
-      const auto v = next_long(0, 3'600'000);
-      if (!v) return std::nullopt;
-      o.delay_ms = *v;
-    } else if (arg == "--rate-kbps") {
-      const auto v = next_long(0, 100'000'000);
-      if (!v) return std::nullopt;
-      o.rate_kbps = *v;
-    } else if (arg == "--backlog") {
-      const auto v = next_long(1, 65535);
-      if (!v) return std::nullopt;
-      o.backlog = static_cast<int>(*v);
-    } else if (arg == "--timeout-s") {
-      const auto v = next_long(1, 86400);
-      if (!v) return std::nullopt;
-      o.timeout_s = static_cast<int>(*v);
+      const auto n =
+          v ? parse_long(v->c_str(), number->second.min, number->second.max) : std::nullopt;
+      if (!n) return std::nullopt;
+      number->second.store(*n);
     } else {
       std::fprintf(stderr, "test_origin: unknown argument %s\n", argv[i]);
       return std::nullopt;
@@ -892,17 +886,12 @@ std::optional<Options> parse_args(int argc, char** argv) {
   return o;
 }
 
-void on_stop_signal(evutil_socket_t /*fd*/, short /*what*/, void* arg) {
-  event_base_loopexit(static_cast<event_base*>(arg), nullptr);
-}
-
 int run(int argc, char** argv) {
   auto options = parse_args(argc, argv);
   if (!options) {
     usage(stderr);
     return 2;
   }
-  std::signal(SIGPIPE, SIG_IGN);  // a client that hangs up must not kill the origin
   rlimit lim{};
   if (getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur < lim.rlim_max) {
     lim.rlim_cur = lim.rlim_max;
@@ -914,25 +903,8 @@ int run(int argc, char** argv) {
     std::fprintf(stderr, "test_origin: event_base_new failed\n");
     return 1;
   }
-  EventPtr sigterm(evsignal_new(base.get(), SIGTERM, &on_stop_signal, base.get()));
-  EventPtr sigint(evsignal_new(base.get(), SIGINT, &on_stop_signal, base.get()));
-  event_add(sigterm.get(), nullptr);
-  event_add(sigint.get(), nullptr);
-
-  int exit_code = 0;
-  {
-    Origin origin(*base, *options);
-    std::string error;
-    const int port = origin.listen(error);
-    if (port < 0) {
-      std::fprintf(stderr, "test_origin: %s\n", error.c_str());
-      return 1;
-    }
-    std::printf("{\"event\":\"listening\",\"port\":%d}\n", port);
-    std::fflush(stdout);
-    if (event_base_dispatch(base.get()) < 0) exit_code = 1;
-  }
-  return exit_code;
+  Origin origin(*base, *options);
+  return serve_until_stopped("test_origin", *base, origin);
 }
 
 }  // namespace
