@@ -128,17 +128,17 @@ TEST_CASE("bad input gets its status and JSON error, and stores nothing") {
     CAPTURE(c.body.substr(0, 60));
     auto r = api.login(c.body);
     CHECK(r.status == c.status);
-    CHECK(is_json_error_reply(r, c.code));
+    CHECK(is_json_error(r, c.code));
   }
   auto get = api.get("/api/v1/auth/login");
   CHECK(get.status == 405);
   CHECK(get.header("Allow").value_or("") == "POST");
-  CHECK(is_json_error_reply(get, "method_not_allowed"));
+  CHECK(is_json_error(get, "method_not_allowed"));
   // Paths the API does not have are outside the OpenAPI document: not recorded.
   auto unknown = http_request("POST", api.balancer->url("/api/v1/auth/nope"), {}, "{}");
   CHECK(unknown.status == 404);
-  CHECK(is_json_error_reply(unknown, "not_found"));
-  CHECK(is_json_error_reply(http_get(api.balancer->url("/api/v1/nothing")), "not_found"));
+  CHECK(is_json_error(unknown, "not_found"));
+  CHECK(is_json_error(http_get(api.balancer->url("/api/v1/nothing")), "not_found"));
   // Nothing was stored and no attempt counted as a login.
   std::string out;
   REQUIRE(api.user_command("list", "", &out) == 0);
@@ -156,12 +156,12 @@ TEST_CASE(
   const std::string deep_arrays(1'000'000, '[');
   auto r = api.login(deep_arrays);
   CHECK(r.status == 400);
-  CHECK(is_json_error_reply(r, "malformed_json"));
+  CHECK(is_json_error(r, "malformed_json"));
   std::string deep_object;
   for (int i = 0; i < 100'000; ++i) deep_object += "{\"a\":";
   auto o = api.login(deep_object);
   CHECK(o.status == 400);
-  CHECK(is_json_error_reply(o, "malformed_json"));
+  CHECK(is_json_error(o, "malformed_json"));
   // Within the limit, brackets in strings and all: an ordinary answer.
   CHECK(api.login("{\"login\":\"alice\",\"password\":\"[[[[[[[[[[[[[[[[[[[[[[[[[[\",\"x\":[[[1]]]}")
             .status == 401);

@@ -144,7 +144,7 @@ TEST_CASE(
   CHECK(error_code(locked) == "not_entitled");
   auto made_up = api.balancer->get("/hls/premium/vod/index.m3u8?viewer=me");
   CHECK(made_up.status == 403);
-  CHECK(is_json_error_reply(made_up, "not_entitled"));
+  CHECK(is_json_error(made_up, "not_entitled"));
   CHECK(api.balancer->get("/hls/premium/vod/index.m3u8").status == 401);
   auto legacy_made_up = api.get("/api/v1/access?channel=premium&viewer=me");
   CHECK(legacy_made_up.status == 403);
@@ -262,47 +262,37 @@ TEST_CASE("bad purchase input gets its status and JSON error, and stores nothing
   auto bobs = api.post("/api/v1/purchases", purchase_body("pass", "b-1"), bob);
   REQUIRE(bobs.status == 201);
   const std::string bobs_id = std::to_string(parse_json(bobs.body)["purchase"]["id"].GetUint64());
-  struct Case {
-    std::string body;
-    long status;
-    std::string code;
-  };
-  const std::vector<Case> cases = {
-      {"{not json", 400, "malformed_json"},
-      {"[1]", 400, "malformed_json"},
-      {"", 400, "malformed_json"},
-      {R"({"idempotency_key":"k","receipt":"r"})", 400, "missing_field"},
-      {R"({"product_id":"pass","receipt":"r"})", 400, "missing_field"},
-      {R"({"product_id":"pass","idempotency_key":"k"})", 400, "missing_field"},
-      {R"({"product_id":7,"idempotency_key":"k","receipt":"r"})", 400, "invalid_field"},
-      {R"({"product_id":"pass","idempotency_key":["k"],"receipt":"r"})", 400, "invalid_field"},
-      {R"({"product_id":"pass","idempotency_key":"has space","receipt":"r"})", 400,
-       "invalid_field"},
-      {R"({"product_id":"pass","idempotency_key":"","receipt":"r"})", 400, "invalid_field"},
-      {purchase_body("pass", std::string(129, 'k')), 400, "invalid_field"},
-      {purchase_body("pass", "k", std::string(2000, 'r')), 413, "body_too_large"},
-      {purchase_body("gold-bars", "k"), 404, "unknown_product"},
-  };
-  for (const auto& c : cases) {
-    CAPTURE(c.body.substr(0, 60));
-    auto r = api.post("/api/v1/purchases", c.body, token);
-    CHECK(r.status == c.status);
-    CHECK(is_json_error_reply(r, c.code));
-  }
+  check_json_refusals(
+      {
+          {"{not json", 400, "malformed_json"},
+          {"[1]", 400, "malformed_json"},
+          {"", 400, "malformed_json"},
+          {R"({"idempotency_key":"k","receipt":"r"})", 400, "missing_field"},
+          {R"({"product_id":"pass","receipt":"r"})", 400, "missing_field"},
+          {R"({"product_id":"pass","idempotency_key":"k"})", 400, "missing_field"},
+          {R"({"product_id":7,"idempotency_key":"k","receipt":"r"})", 400, "invalid_field"},
+          {R"({"product_id":"pass","idempotency_key":["k"],"receipt":"r"})", 400, "invalid_field"},
+          {R"({"product_id":"pass","idempotency_key":"has space","receipt":"r"})", 400,
+           "invalid_field"},
+          {R"({"product_id":"pass","idempotency_key":"","receipt":"r"})", 400, "invalid_field"},
+          {purchase_body("pass", std::string(129, 'k')), 400, "invalid_field"},
+          {purchase_body("pass", "k", std::string(2000, 'r')), 413, "body_too_large"},
+          {purchase_body("gold-bars", "k"), 404, "unknown_product"},
+      },
+      [&](const std::string& body) { return api.post("/api/v1/purchases", body, token); });
   // No token, a wrong method, another user's purchase, a bad id.
   CHECK(api.post("/api/v1/purchases", purchase_body("pass", "k")).status == 401);
   auto put = api.request("PUT", "/api/v1/purchases", token, purchase_body("pass", "k"));
   CHECK(put.status == 405);
   CHECK(put.header("Allow").value_or("").find("POST") != std::string::npos);
-  CHECK(is_json_error_reply(put, "method_not_allowed"));
+  CHECK(is_json_error(put, "method_not_allowed"));
   auto theirs = api.get("/api/v1/purchases/" + bobs_id, token);
   CHECK(theirs.status == 404);
-  CHECK(is_json_error_reply(theirs, "not_found"));
+  CHECK(is_json_error(theirs, "not_found"));
   CHECK(api.get("/api/v1/purchases/" + bobs_id, bob).status == 200);
   for (const char* id : {"0", "-1", "abc", "007", "99999999999999999999"}) {
     CAPTURE(id);
-    CHECK(is_json_error_reply(api.get(std::string("/api/v1/purchases/") + id, token),
-                              "invalid_field"));
+    CHECK(is_json_error(api.get(std::string("/api/v1/purchases/") + id, token), "invalid_field"));
   }
   CHECK(api.get("/api/v1/purchases/12345", token).status == 404);
   CHECK(purchase_count(api, token) == 0);
@@ -316,7 +306,7 @@ TEST_CASE("without demo payments a receipt is refused with 402 and nothing is st
   const std::string token = api.user_token("alice", "pw");
   auto r = api.post("/api/v1/purchases", purchase_body("pass", "k-1"), token);
   CHECK(r.status == 402);
-  CHECK(is_json_error_reply(r, "receipt_rejected"));
+  CHECK(is_json_error(r, "receipt_rejected"));
   CHECK(purchase_count(api, token) == 0);
   CHECK(api.get("/api/v1/access?channel=premium", token).status == 403);
 }
@@ -358,10 +348,9 @@ TEST_CASE(
   CHECK(api.balancer->get(url).status == 200);
   CHECK(api.get("/api/v1/access?channel=demo", bob).status == 503);
   // Unknown channel, missing channel, bad cache id.
-  CHECK(is_json_error_reply(api.get("/api/v1/access?channel=nope", alice), "unknown_channel"));
-  CHECK(is_json_error_reply(api.get("/api/v1/access", alice), "bad_request"));
-  CHECK(is_json_error_reply(api.get("/api/v1/access?channel=demo&cache=a%20b", alice),
-                            "bad_request"));
+  CHECK(is_json_error(api.get("/api/v1/access?channel=nope", alice), "unknown_channel"));
+  CHECK(is_json_error(api.get("/api/v1/access", alice), "bad_request"));
+  CHECK(is_json_error(api.get("/api/v1/access?channel=demo&cache=a%20b", alice), "bad_request"));
 }
 
 TEST_CASE("the cache list holds only usable cache nodes: a dead node leaves it") {

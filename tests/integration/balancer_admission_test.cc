@@ -94,7 +94,7 @@ struct Stack {
 // Checks the queue answer of a playlist or access request; returns its ticket.
 uint64_t check_queued(const HttpResponse& r, uint64_t position) {
   REQUIRE_MESSAGE(r.status == 503, r.body);
-  CHECK(is_json_error_reply(r, "queued"));
+  CHECK(is_json_error(r, "queued"));
   CHECK(r.header("Cache-Control") == "no-store");
   CHECK(r.header("Access-Control-Allow-Origin") == "*");
   const auto retry_after = r.header("Retry-After");
@@ -145,19 +145,15 @@ TEST_CASE("the overload switch: both spellings, ?state=on|off, bad state, key or
   CHECK(switch_reply_is(s.op("/access_queue_switch?state=off"), false, true));
   CHECK(switch_reply_is(s.op("/access_queue_swith?state=on"), true, true));
   for (const char* bad : {"?state=maybe", "?state=", "?state=ON", "?state=on&state=off"}) {
-    r = s.op(std::string("/access_queue_switch") + bad);
-    CHECK(r.status == 400);
-    CHECK(is_json_error_reply(r, "bad_request"));
+    check_json_error(s.op(std::string("/access_queue_switch") + bad), 400, "bad_request");
   }
   CHECK(s.emulation());  // a refused request changes nothing
   CHECK(switch_reply_is(s.op("/access_queue_switch?state=off", {{"X-Operator-Key", kOperatorKey}}),
                         false, true));
   // A wrong key is refused even from loopback.
-  r = s.op("/access_queue_swith", {{"X-Operator-Key", "not-the-operator-key-000"}});
-  CHECK(r.status == 403);
-  CHECK(is_json_error_reply(r, "operator_key_invalid"));
-  r = s.op("/access_queue_swith?key=not-the-operator-key-000");
-  CHECK(r.status == 403);
+  check_json_error(s.op("/access_queue_swith", {{"X-Operator-Key", "not-the-operator-key-000"}}),
+                   403, "operator_key_invalid");
+  CHECK(s.op("/access_queue_swith?key=not-the-operator-key-000").status == 403);
   CHECK(http_request("POST", s.balancer->url("/access_queue_swith")).status == 405);
   CHECK_FALSE(s.emulation());
 
@@ -172,14 +168,10 @@ TEST_CASE("the overload switch: both spellings, ?state=on|off, bad state, key or
 
 TEST_CASE("with loopback not allowed, the switch and /admin/status need the operator key") {
   Stack s({"operator.allow_loopback=false"});
-  HttpResponse r = s.op("/access_queue_swith");
-  CHECK(r.status == 401);
-  CHECK(is_json_error_reply(r, "operator_key_required"));
-  r = s.op("/access_queue_switch?state=on");
-  CHECK(r.status == 401);
-  r = s.op("/access_queue_swith", {{"X-Operator-Key", "not-the-operator-key-000"}});
-  CHECK(r.status == 403);
-  CHECK(is_json_error_reply(r, "operator_key_invalid"));
+  check_json_error(s.op("/access_queue_swith"), 401, "operator_key_required");
+  CHECK(s.op("/access_queue_switch?state=on").status == 401);
+  check_json_error(s.op("/access_queue_swith", {{"X-Operator-Key", "not-the-operator-key-000"}}),
+                   403, "operator_key_invalid");
   CHECK(s.op("/admin/status").status == 401);
 
   CHECK(switch_reply_is(s.op("/access_queue_switch?state=on&key=" + kOperatorKey), true, true));
@@ -260,26 +252,17 @@ TEST_CASE(
 
 TEST_CASE("the access check: credentials like a playlist request, the same slot and queue") {
   Stack s({"limits.max_streams=1"});
-  HttpResponse r = s.access("");
-  CHECK(r.status == 400);
-  CHECK(is_json_error_reply(r, "bad_request"));
-  r = s.access("channel=nope&viewer=x");
-  CHECK(r.status == 404);
-  CHECK(is_json_error_reply(r, "unknown_channel"));
-  r = s.access("channel=demo");
-  CHECK(r.status == 401);
-  CHECK(is_json_error_reply(r, "credentials_required"));
-  r = s.access("channel=gold&viewer=x");
-  CHECK(r.status == 403);
-  CHECK(is_json_error_reply(r, "not_entitled"));
   const std::string alice = make_ticket("demo", "alice");
-  r = s.access("channel=gold&ticket=" + alice);
-  CHECK(r.status == 403);
-  CHECK(is_json_error_reply(r, "ticket_wrong_channel"));
+  check_json_refusals({{"", 400, "bad_request"},
+                       {"channel=nope&viewer=x", 404, "unknown_channel"},
+                       {"channel=demo", 401, "credentials_required"},
+                       {"channel=gold&viewer=x", 403, "not_entitled"},
+                       {"channel=gold&ticket=" + alice, 403, "ticket_wrong_channel"}},
+                      [&](const std::string& query) { return s.access(query); });
   CHECK(error_code(s.access("channel=demo&ticket=garbage")) == "ticket_malformed");
   CHECK(s.access("channel=demo&viewer=has%20space").status == 400);
 
-  r = s.access("channel=demo&ticket=" + alice);
+  HttpResponse r = s.access("channel=demo&ticket=" + alice);
   CHECK(r.status == 200);
   auto doc = parse_json(r.body);
   CHECK(doc["access"].GetString() == std::string("granted"));
@@ -351,35 +334,40 @@ TEST_CASE("/admin/status and /metrics: viewers per channel and cache, queue, tra
     CHECK(value.has_value());
     return value.value_or(-1);
   };
-  CHECK(metric("balancer_active_viewers") == 2);
-  CHECK(metric("balancer_viewers{channel=\"demo\"}") == 2);
-  CHECK(metric("balancer_viewers{channel=\"gold\"}") == 0);
-  CHECK(metric("balancer_viewers_by_cache{cache=\"venue-a\"}") == 1);
-  CHECK(metric("balancer_viewers_by_cache{cache=\"venue-b\"}") == 1);
-  CHECK(metric("balancer_viewers_by_cache{cache=\"origin\"}") == 0);
-  CHECK(metric("balancer_traffic_declared_mbps_by_channel{channel=\"demo\"}") ==
-        doctest::Approx(2.5));
-  CHECK(metric("balancer_traffic_declared_mbps_by_cache{cache=\"venue-a\"}") == doctest::Approx(2));
-  CHECK(metric("balancer_queue_length") == 1);
-  CHECK(metric("balancer_queue_reserved_slots") == 0);
+  // Counts and limits, then the traffic figures (fractions of Mbps).
+  const std::pair<std::string, double> exact[] = {
+      {"balancer_active_viewers", 2},
+      {"balancer_viewers{channel=\"demo\"}", 2},
+      {"balancer_viewers{channel=\"gold\"}", 0},
+      {"balancer_viewers_by_cache{cache=\"venue-a\"}", 1},
+      {"balancer_viewers_by_cache{cache=\"venue-b\"}", 1},
+      {"balancer_viewers_by_cache{cache=\"origin\"}", 0},
+      {"balancer_queue_length", 1},
+      {"balancer_queue_reserved_slots", 0},
+      {"balancer_limit_max_streams", 2},
+      {"balancer_limit_max_traffic_mbps", 8000},
+      {"balancer_overload_emulation", 0},
+      {"balancer_admissions_total{from=\"direct\"}", 2},
+      {"balancer_admissions_total{from=\"queue\"}", 0},
+      {"balancer_queue_tickets_issued_total", 1},
+      {"balancer_queue_tickets_dropped_total{reason=\"not_renewed\"}", 0},
+      {"balancer_slots_expired_total", 0},
+      {"balancer_admission_requests_total{endpoint=\"playlist\",result=\"admitted\"}", 2},
+      {"balancer_admission_requests_total{endpoint=\"playlist\",result=\"queued\"}", 1},
+      {"balancer_errors_total{code=\"queued\"}", 1},
+  };
+  for (const auto& [series, value] : exact) CHECK(metric(series) == value);
+  const std::pair<std::string, double> approximately[] = {
+      {"balancer_traffic_declared_mbps_by_channel{channel=\"demo\"}", 2.5},
+      {"balancer_traffic_declared_mbps_by_cache{cache=\"venue-a\"}", 2},
+      {"balancer_traffic_declared_mbps", 2.5},
+      {"balancer_traffic_estimate_mbps", 1.5},
+      {"balancer_traffic_correction", 0.6},
+      {"balancer_traffic_measured_cache_mbps", 1.5},
+  };
+  for (const auto& [series, value] : approximately) CHECK(metric(series) == doctest::Approx(value));
   CHECK(metric("balancer_queue_head_wait_seconds") >= 0);
   CHECK(std::isnan(metric("balancer_queue_next_wait_seconds")));
-  CHECK(metric("balancer_traffic_declared_mbps") == doctest::Approx(2.5));
-  CHECK(metric("balancer_traffic_estimate_mbps") == doctest::Approx(1.5));
-  CHECK(metric("balancer_traffic_correction") == doctest::Approx(0.6));
-  CHECK(metric("balancer_traffic_measured_cache_mbps") == doctest::Approx(1.5));
-  CHECK(metric("balancer_limit_max_streams") == 2);
-  CHECK(metric("balancer_limit_max_traffic_mbps") == 8000);
-  CHECK(metric("balancer_overload_emulation") == 0);
-  CHECK(metric("balancer_admissions_total{from=\"direct\"}") == 2);
-  CHECK(metric("balancer_admissions_total{from=\"queue\"}") == 0);
-  CHECK(metric("balancer_queue_tickets_issued_total") == 1);
-  CHECK(metric("balancer_queue_tickets_dropped_total{reason=\"not_renewed\"}") == 0);
-  CHECK(metric("balancer_slots_expired_total") == 0);
-  CHECK(metric("balancer_admission_requests_total{endpoint=\"playlist\",result=\"admitted\"}") ==
-        2);
-  CHECK(metric("balancer_admission_requests_total{endpoint=\"playlist\",result=\"queued\"}") == 1);
-  CHECK(metric("balancer_errors_total{code=\"queued\"}") == 1);
   CHECK(m.find("# TYPE balancer_admissions_total counter") != std::string::npos);
 }
 
@@ -431,7 +419,7 @@ TEST_CASE(
     } else {
       CAPTURE(r.body);
       REQUIRE(r.status == 429);
-      CHECK(is_json_error_reply(r, "too_many_viewers"));
+      CHECK(is_json_error(r, "too_many_viewers"));
       CHECK(r.header("Retry-After").has_value());
       ++refused;
     }
@@ -444,7 +432,7 @@ TEST_CASE(
   // The app's access check applies the same bound; the admitted ones keep playing.
   HttpResponse access = s.access("channel=demo&viewer=one-more");
   CHECK(access.status == 429);
-  CHECK(is_json_error_reply(access, "too_many_viewers"));
+  CHECK(is_json_error(access, "too_many_viewers"));
   CHECK(s.play("flood0").status == 200);
   // The access log shows the requests without the made-up ids.
   const std::string log = s.balancer->process().stderr_text();
@@ -470,7 +458,7 @@ TEST_CASE("limits.max_entries bounds admitted plus queued viewers with a 503 bus
   check_queued(s.play("c"), 1);
   HttpResponse full = s.play("d");
   CHECK(full.status == 503);
-  CHECK(is_json_error_reply(full, "busy"));
+  CHECK(is_json_error(full, "busy"));
   CHECK(full.header("Retry-After").has_value());
   check_queued(s.play("c"), 1);  // the one waiting keeps its place
 }

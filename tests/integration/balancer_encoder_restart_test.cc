@@ -12,8 +12,7 @@
 #include <set>
 #include <thread>
 
-#include "support/balancer_fixture.h"
-#include "support/cache_node_fixture.h"
+#include "support/venue_stack.h"
 
 using namespace balancer::test;
 using namespace std::chrono_literals;
@@ -109,25 +108,16 @@ struct Player {
   }
 };
 
-struct Stack {
+struct Stack : VenueStack {
   Stack() {
     write_file(dir.file("root/live/index.m3u8"), encoder_playlist(0));
-    origin = std::make_unique<TestOrigin>(serving_files(dir.file("root")));
-    node = std::make_unique<CacheNodeProcess>(dir.file("cache-a"), origin->url("/files"));
-    balancer = std::make_unique<BalancerProcess>(
-        dir, origin->url("/files"), channels_json({channel_json("demo", "/live/index.m3u8")}),
-        caches_json({cache_json("venue-a", "venue", node->port())}));
-    REQUIRE(balancer->wait_cache_usable("venue-a", true, 10s));
+    start(channels_json({channel_json("demo", "/live/index.m3u8")}));
   }
   // The encoder writes segment n of `run` and then its playlist.
   void write_segment(char run, uint64_t n) {
     write_file(dir.file("root/live/" + segment_name(n)), segment_bytes(run, n));
     write_file(dir.file("root/live/index.m3u8"), encoder_playlist(n + 1));
   }
-  TempDir dir;
-  std::unique_ptr<TestOrigin> origin;
-  std::unique_ptr<CacheNodeProcess> node;
-  std::unique_ptr<BalancerProcess> balancer;
 };
 
 // Reloads every 50 ms until `done` or `limit`; returns whether `done` held.

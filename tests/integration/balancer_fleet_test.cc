@@ -172,7 +172,7 @@ TEST_CASE(
   for (const char* v : {"v1", "v2", "v3"}) CHECK(Fleet::play(*f.a, v).status == 200);
   const HttpResponse refused = Fleet::play(*f.b, "newcomer");
   CHECK(refused.status == 503);
-  CHECK(is_json_error_reply(refused, "admission_unavailable"));
+  CHECK(is_json_error(refused, "admission_unavailable"));
   CHECK(refused.header("Retry-After").has_value());
   CHECK(Fleet::play(*f.a, "newcomer2").status == 503);  // never an unlimited admit
 
@@ -274,7 +274,7 @@ TEST_CASE(
   const HttpResponse no_login = api(*f.b, "POST", "/api/v1/auth/login", "",
                                     R"({"login":"alice","password":"alice-password"})");
   CHECK(no_login.status == 503);
-  CHECK(is_json_error_reply(no_login, "storage_unavailable"));
+  CHECK(is_json_error(no_login, "storage_unavailable"));
   CHECK(no_login.header("Retry-After").has_value());
   const HttpResponse no_purchase =
       api(*f.b, "POST", "/api/v1/purchases", token,

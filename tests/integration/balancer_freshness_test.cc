@@ -190,7 +190,7 @@ TEST_CASE("origin down: the last good copy serves for playlists.media_stale_s, t
   MESSAGE("last good copy served for " << served_for << " ms after the origin died (" << stale
                                        << " stale replies)");
   CHECK(failure.status == 502);
-  CHECK(is_json_error_reply(failure, "origin_unreachable"));
+  CHECK(is_json_error(failure, "origin_unreachable"));
   CHECK(stale > 0);
   // media_stale_s (3 s, longer than the 2 s target duration) after the last good fetch, which
   // was < 0.5 s before the kill; plus this loop's 50 ms steps and a request's time, which under
@@ -205,7 +205,7 @@ TEST_CASE("an origin that never answers gives 504 JSON after the fetch timeout")
   auto started = Clock::now();
   auto r = s.balancer->get("/hls/hung/live/index.m3u8?hang=1&viewer=v");
   CHECK(r.status == 504);
-  CHECK(is_json_error_reply(r, "origin_timeout"));
+  CHECK(is_json_error(r, "origin_timeout"));
   CHECK(ms_since(started, Clock::now()) < 3000);
 }
 
@@ -255,7 +255,7 @@ TEST_CASE(
   // Too far ahead: refused without asking origin.
   auto far = s.balancer->get(base + "&_HLS_msn=40");
   CHECK(far.status == 400);
-  CHECK(is_json_error_reply(far, "bad_request"));
+  CHECK(is_json_error(far, "bad_request"));
   CHECK(s.origin->count("/files/ll/index.m3u8?_HLS_msn=40") == 0);
 
   // Delta updates (YES) are made from the shared copy: origin is not asked for them.
@@ -292,7 +292,7 @@ TEST_CASE(
   // More than two segments past the last (11): 400 at once; two past is asked of origin.
   auto far = s.balancer->get(base + "&_HLS_msn=14");
   CHECK(far.status == 400);
-  CHECK(is_json_error_reply(far, "bad_request"));
+  CHECK(is_json_error(far, "bad_request"));
   // Parts: the limit is 3 / 0.5 = 6 parts past the last (11.1), a segment counting as 2.
   CHECK(s.balancer->get(base + "&_HLS_msn=13&_HLS_part=4").status == 400);
 
@@ -301,7 +301,7 @@ TEST_CASE(
   auto late = s.balancer->get(base + "&_HLS_msn=12&_HLS_part=1");
   const double waited = ms_since(started, Clock::now());
   CHECK(late.status == 503);
-  CHECK(is_json_error_reply(late, "playlist_not_ready"));
+  CHECK(is_json_error(late, "playlist_not_ready"));
   CHECK(late.header("Retry-After").has_value());
   CHECK(waited >= 2500);
   CHECK(waited < 6000);

@@ -79,7 +79,7 @@ TEST_CASE("balancer over HTTP/2 (h2 by ALPN and h2c): API, playlists, steering, 
 
     auto missing = call(b, t, tls, "GET", "/hls/nope/live/master.m3u8?viewer=h2-viewer");
     CHECK(missing.status == 404);
-    CHECK(is_json_error_reply(missing, "unknown_channel"));
+    CHECK(is_json_error(missing, "unknown_channel"));
     auto bad = call(b, t, tls, "GET", "/hls/demo/../x.m3u8?viewer=h2-viewer");
     CHECK(bad.status == 400);
 

@@ -15,9 +15,8 @@
 #include <thread>
 #include <vector>
 
-#include "support/balancer_fixture.h"
-#include "support/cache_node_fixture.h"
 #include "support/fault_support.h"
+#include "support/venue_stack.h"
 
 using namespace balancer::test;
 using namespace std::chrono_literals;
@@ -68,25 +67,20 @@ std::string segment_name(int i) {
   return name;
 }
 
-struct Stack {
+struct Stack : VenueStack {
   explicit Stack(std::vector<std::string> overrides = {}) {
     write_file(dir.file("root/big/index.m3u8"), long_playlist(kLongSegments, ""));
     write_file(dir.file("root/vod/index.m3u8"),
                long_playlist(kLongSegments, "#EXT-X-PLAYLIST-TYPE:VOD\n", true));
     write_file(dir.file("root/small/index.m3u8"), live_playlist(100, 5));
-    origin = std::make_unique<TestOrigin>(serving_files(dir.file("root")));
-    node = std::make_unique<CacheNodeProcess>(dir.file("cache-a"), origin->url("/files"));
     overrides.push_back("playlists.max_bytes=8388608");  // 160,000 segments are about 4.3 MB
     overrides.push_back(
         "limits.max_anonymous_per_address=1000");  // every viewer here comes from 127.0.0.1
-    balancer = std::make_unique<BalancerProcess>(
-        dir, origin->url("/files"),
-        channels_json({channel_json("big", "/big/index.m3u8"),
-                       channel_json("vod", "/vod/index.m3u8"),
-                       channel_json("small", "/small/index.m3u8"),
-                       channel_json("event", "/event/index.m3u8")}),
-        caches_json({cache_json("venue-a", "venue", node->port())}), std::move(overrides));
-    REQUIRE(balancer->wait_cache_usable("venue-a", true, 10s));
+    start(channels_json({channel_json("big", "/big/index.m3u8"),
+                         channel_json("vod", "/vod/index.m3u8"),
+                         channel_json("small", "/small/index.m3u8"),
+                         channel_json("event", "/event/index.m3u8")}),
+          std::move(overrides));
     // Every loop sends chunks to the node (signed links, as viewers at a venue get them).
     REQUIRE(wait_until(
         [&] {
@@ -99,11 +93,19 @@ struct Stack {
         },
         10s, 50ms));
   }
-  TempDir dir;
-  std::unique_ptr<TestOrigin> origin;
-  std::unique_ptr<CacheNodeProcess> node;
-  std::unique_ptr<BalancerProcess> balancer;
 };
+
+// Asks for the event channel's playlist until the balancer's copy ends at segment `count - 1`
+// (it refreshes live copies in the background), for up to 10 s; false when it never did. `r`:
+// the last answer.
+bool wait_event_playlist_through(const Stack& s, int count, HttpResponse& r) {
+  return wait_until(
+      [&] {
+        r = s.balancer->get("/hls/event/event/index.m3u8?cache=venue-a&viewer=fan");
+        return r.status == 200 && last_segment(r.body) == segment_name(count - 1);
+      },
+      10s, 50ms);
+}
 
 double rewrite_seconds_mean(const BalancerProcess& b) {
   const std::string m = b.metrics();
@@ -290,7 +292,7 @@ TEST_CASE("a VOD playlist of 160,000 segments is refused with source_too_many_se
   Stack s;
   const auto r = http_get(s.balancer->url("/hls/vod/vod/index.m3u8?viewer=a"), {}, 60s);
   CHECK(r.status == 502);
-  CHECK(is_json_error_reply(r, "source_too_many_segments"));
+  CHECK(is_json_error(r, "source_too_many_segments"));
   CHECK(r.body.find("160000 segments") != std::string::npos);
   CHECK(s.balancer->metric("balancer_errors_total{code=\"source_too_many_segments\"}") >= 1);
   CHECK(s.balancer->metric("balancer_origin_fetch_failures_total{resource=\"playlist\",code="
@@ -329,7 +331,7 @@ TEST_CASE("twenty clients that never read their replies hold at most playlists.m
   // A reading client meanwhile: refused with the JSON shape and Retry-After while the budget is
   // spent.
   CHECK(u.meanwhile.status == 503);
-  CHECK(is_json_error_reply(u.meanwhile, "reply_backlog_full"));
+  CHECK(is_json_error(u.meanwhile, "reply_backlog_full"));
   CHECK(u.meanwhile.header("Retry-After").has_value());
   // The readers went away: what they held is released and viewers are served again.
   CHECK(u.released);
@@ -373,13 +375,7 @@ TEST_CASE(
   for (int count = kStep; count <= kHours3; count += kStep) {
     write_file(s.dir.file("root/event/index.m3u8"), long_playlist(count, header));
     HttpResponse r;
-    // The balancer refreshes live copies in the background: wait for this step's newest segment.
-    REQUIRE(wait_until(
-        [&] {
-          r = s.balancer->get("/hls/event/event/index.m3u8?cache=venue-a&viewer=fan");
-          return r.status == 200 && last_segment(r.body) == segment_name(count - 1);
-        },
-        10s, 50ms));
+    REQUIRE(wait_event_playlist_through(s, count, r));
     const size_t segments = count_of(r.body, "#EXTINF:");
     const int64_t sequence = media_sequence_of(r.body);
     CHECK(segments == std::min<size_t>(count, kWindow));
@@ -408,12 +404,7 @@ TEST_CASE(
   Stack s;
   const auto fetch_until_last = [&](int count) {
     HttpResponse r;
-    CHECK(wait_until(
-        [&] {
-          r = s.balancer->get("/hls/event/event/index.m3u8?cache=venue-a&viewer=fan");
-          return r.status == 200 && last_segment(r.body) == segment_name(count - 1);
-        },
-        10s, 50ms));
+    CHECK(wait_event_playlist_through(s, count, r));
     return r;
   };
   write_file(s.dir.file("root/event/index.m3u8"),

@@ -9,8 +9,7 @@
 #include <set>
 #include <thread>
 
-#include "support/balancer_fixture.h"
-#include "support/cache_node_fixture.h"
+#include "support/venue_stack.h"
 
 using namespace balancer::test;
 using namespace std::chrono_literals;
@@ -24,37 +23,22 @@ std::string segment_body(uint64_t n) {
   return std::string(32 << 10, static_cast<char>('a' + n % 26));
 }
 
-struct LiveStack {
+struct LiveStack : VenueStack {
   explicit LiveStack(bool prefetch) {
-    TestOriginOptions options;
-    options.root = dir.file("root");
-    std::filesystem::create_directories(options.root);
-    origin = std::make_unique<TestOrigin>(options);
     for (uint64_t n = 1; n <= kWindow; ++n)
       write_file(dir.file("root/live/seg" + std::to_string(n) + ".ts"), segment_body(n));
     write_file(dir.file("root/live/index.m3u8"), live_playlist(1, kWindow, 1));
-    node = std::make_unique<CacheNodeProcess>(
-        dir.file("node"), origin->url("/files"),
-        std::vector<std::string>{"prefetch.keys=[\"" + kPrefetchKey + "\"]"});
     std::string channel =
         "{\"id\":\"live\",\"origin\":\"demo\",\"source\":\"/live/index.m3u8\",\"free\":true" +
         std::string(prefetch ? "" : ",\"prefetch\":false") + "}";
-    balancer = std::make_unique<BalancerProcess>(
-        dir, origin->url("/files"), channels_json({channel}),
-        caches_json({cache_json("venue-a", "venue", node->port())}),
-        std::vector<std::string>{"prefetch.key=\"" + kPrefetchKey + "\""});
-    REQUIRE(balancer->wait_cache_usable("venue-a", true, 10s));
+    start(channels_json({channel}), {"prefetch.key=\"" + kPrefetchKey + "\""},
+          {"prefetch.keys=[\"" + kPrefetchKey + "\"]"});
   }
   // The encoder: one more segment, written before the playlist that names it.
   void advance(uint64_t newest) {
     write_file(dir.file("root/live/seg" + std::to_string(newest) + ".ts"), segment_body(newest));
     write_file(dir.file("root/live/index.m3u8"), live_playlist(newest - kWindow + 1, kWindow, 1));
   }
-
-  TempDir dir;
-  std::unique_ptr<TestOrigin> origin;
-  std::unique_ptr<CacheNodeProcess> node;
-  std::unique_ptr<BalancerProcess> balancer;
 };
 
 // A player three segments behind the live edge (the HLS rule for where playback

@@ -5,8 +5,7 @@
 
 #include <map>
 
-#include "support/balancer_fixture.h"
-#include "support/cache_node_fixture.h"
+#include "support/venue_stack.h"
 
 using namespace balancer::test;
 using namespace std::chrono_literals;
@@ -42,7 +41,7 @@ const char* kLowMedia =
 const std::string kKeyBytes = "0123456789abcdef";
 const std::string kSegment100 = std::string(1000, 'x') + "segment-100";
 
-struct Stack {
+struct Stack : VenueStack {
   Stack() {
     write_file(dir.file("root/live/master.m3u8"), kMaster);
     write_file(dir.file("root/live/low/index.m3u8"), kLowMedia);
@@ -54,21 +53,11 @@ struct Stack {
     write_file(dir.file("root/live/low/seg101.ts"), "segment-101");
     write_file(dir.file("root/bad/index.m3u8"), "this is not a playlist\n");
     write_file(dir.file("root/other/secret.m3u8"), live_playlist(1, 3));
-    origin = std::make_unique<TestOrigin>(serving_files(dir.file("root")));
-    node = std::make_unique<CacheNodeProcess>(dir.file("cache-a"), origin->url("/files"));
-    balancer = std::make_unique<BalancerProcess>(
-        dir, origin->url("/files"),
-        channels_json({channel_json("demo", "/live/master.m3u8"),
-                       channel_json("gold", "/live/master.m3u8", false),
-                       channel_json("broken", "/bad/index.m3u8"),
-                       channel_json("gone", "/missing/index.m3u8")}),
-        caches_json({cache_json("venue-a", "venue", node->port())}));
-    REQUIRE(balancer->wait_cache_usable("venue-a", true, 10s));
+    start(channels_json({channel_json("demo", "/live/master.m3u8"),
+                         channel_json("gold", "/live/master.m3u8", false),
+                         channel_json("broken", "/bad/index.m3u8"),
+                         channel_json("gone", "/missing/index.m3u8")}));
   }
-  TempDir dir;
-  std::unique_ptr<TestOrigin> origin;
-  std::unique_ptr<CacheNodeProcess> node;
-  std::unique_ptr<BalancerProcess> balancer;
 };
 
 }  // namespace
@@ -77,8 +66,7 @@ TEST_CASE(
     "master and media are rewritten per viewer: variants and keys back here, chunks to the cache, "
     "signed") {
   Stack s;
-  auto master = s.balancer->get("/hls/demo/live/master.m3u8?cache=venue-a&viewer=abc");
-  REQUIRE(master.status == 200);
+  auto master = s.balancer->get_ok("/hls/demo/live/master.m3u8?cache=venue-a&viewer=abc");
   CHECK(master.header("Content-Type") ==
         std::optional<std::string>("application/vnd.apple.mpegurl"));
   auto variants = uri_lines(master.body);
@@ -97,8 +85,7 @@ TEST_CASE(
                          "PATHWAY-ID=\".\"\n") != std::string::npos);
 
   // Follow the variant link as a player would.
-  auto media = s.balancer->get(variants[0]);
-  REQUIRE(media.status == 200);
+  auto media = s.balancer->get_ok(variants[0]);
   auto chunks = uri_lines(media.body);
   REQUIRE(chunks.size() == 3);
   const std::string cache_prefix =
@@ -129,8 +116,7 @@ TEST_CASE(
   // The key comes from the balancer, never from a cache.
   std::string key_uri = tag_uri(media.body, "#EXT-X-KEY:");
   CHECK(key_uri == "/key/demo/live/keys/k1.key?cache=venue-a&viewer=abc");
-  auto key = s.balancer->get(key_uri);
-  REQUIRE(key.status == 200);
+  auto key = s.balancer->get_ok(key_uri);
   CHECK(key.body == kKeyBytes);
   CHECK(key.header("Cache-Control") == std::optional<std::string>("private, no-store"));
 
@@ -146,52 +132,51 @@ TEST_CASE("paid channels and their keys need a ticket for that channel") {
   const std::string key = "/key/gold/live/keys/k1.key";
   auto none = s.balancer->get(master);
   CHECK(none.status == 401);
-  CHECK(is_json_error_reply(none, "ticket_required"));
+  CHECK(is_json_error(none, "ticket_required"));
   auto made_up = s.balancer->get(master + "&viewer=abc");  // anonymous is only for free channels
   CHECK(made_up.status == 403);
-  CHECK(is_json_error_reply(made_up, "not_entitled"));
+  CHECK(is_json_error(made_up, "not_entitled"));
   auto other = s.balancer->get(master + "&ticket=" + make_ticket("demo", "u1"));
   CHECK(other.status == 403);
-  CHECK(is_json_error_reply(other, "ticket_wrong_channel"));
+  CHECK(is_json_error(other, "ticket_wrong_channel"));
   auto expired = s.balancer->get(master + "&ticket=" + make_ticket("gold", "u1", -5));
   CHECK(expired.status == 401);
-  CHECK(is_json_error_reply(expired, "ticket_expired"));
+  CHECK(is_json_error(expired, "ticket_expired"));
   auto forged = s.balancer->get(
       master + "&ticket=" + make_ticket("gold", "u1", 300, "some-other-issuer-key-01"));
   CHECK(forged.status == 401);
-  CHECK(is_json_error_reply(forged, "ticket_invalid"));
+  CHECK(is_json_error(forged, "ticket_invalid"));
 
   const std::string ticket = make_ticket("gold", "u1");
-  auto ok = s.balancer->get(master + "&ticket=" + ticket);
-  REQUIRE(ok.status == 200);
+  auto ok = s.balancer->get_ok(master + "&ticket=" + ticket);
   // The ticket travels on in the viewer's links.
   CHECK(uri_lines(ok.body)[0] == "/hls/gold/live/low/index.m3u8?cache=venue-a&ticket=" + ticket);
   CHECK(s.balancer->get(uri_lines(ok.body)[0]).status == 200);
   CHECK(s.balancer->get(key + "?ticket=" + ticket).body == kKeyBytes);
   auto key_without = s.balancer->get(key + "?viewer=abc");
   CHECK(key_without.status == 403);
-  CHECK(is_json_error_reply(key_without, "not_entitled"));
-  CHECK(is_json_error_reply(s.balancer->get(key), "ticket_required"));
+  CHECK(is_json_error(key_without, "not_entitled"));
+  CHECK(is_json_error(s.balancer->get(key), "ticket_required"));
   CHECK(s.balancer->get(key + "?ticket=" + make_ticket("demo", "u1")).status == 403);
   // An all-channels ticket works too; free channels need a ticket or a viewer id.
   CHECK(s.balancer->get(master + "&ticket=" + make_ticket("*", "u2")).status == 200);
   auto anonymous = s.balancer->get("/hls/demo/live/master.m3u8");
   CHECK(anonymous.status == 401);
-  CHECK(is_json_error_reply(anonymous, "credentials_required"));
+  CHECK(is_json_error(anonymous, "credentials_required"));
 }
 
 TEST_CASE("bad sources and bad requests get JSON errors with the right status") {
   Stack s;
   auto malformed = s.balancer->get("/hls/broken/bad/index.m3u8?viewer=abc");
   CHECK(malformed.status == 502);
-  CHECK(is_json_error_reply(malformed, "bad_source_playlist"));
+  CHECK(is_json_error(malformed, "bad_source_playlist"));
   CHECK(malformed.body.find("missing_header") != std::string::npos);
   auto missing = s.balancer->get("/hls/gone/missing/index.m3u8?viewer=abc");
   CHECK(missing.status == 404);
-  CHECK(is_json_error_reply(missing, "not_found"));
+  CHECK(is_json_error(missing, "not_found"));
   auto unknown = s.balancer->get("/hls/nope/live/master.m3u8?viewer=abc");
   CHECK(unknown.status == 404);
-  CHECK(is_json_error_reply(unknown, "unknown_channel"));
+  CHECK(is_json_error(unknown, "unknown_channel"));
   // A path on the origin that the channel never linked to is not fetched.
   auto foreign = s.balancer->get("/hls/demo/other/secret.m3u8?viewer=abc");
   CHECK(foreign.status == 404);
@@ -204,9 +189,9 @@ TEST_CASE("bad sources and bad requests get JSON errors with the right status") 
   dots.path_as_is = true;  // curl would resolve the dots itself
   auto bad = http_request(dots);
   CHECK(bad.status == 400);
-  CHECK(is_json_error_reply(bad, "bad_request"));
-  CHECK(is_json_error_reply(s.balancer->get("/hls/demo/live/master.m3u8?viewer=abc&_HLS_part=1"),
-                            "bad_request"));
+  CHECK(is_json_error(bad, "bad_request"));
+  CHECK(is_json_error(s.balancer->get("/hls/demo/live/master.m3u8?viewer=abc&_HLS_part=1"),
+                      "bad_request"));
   auto metrics = s.balancer->metrics();
   CHECK(metric_value(metrics, "balancer_errors_total{code=\"bad_source_playlist\"}") == 1);
 }
@@ -254,8 +239,7 @@ TEST_CASE("a chunk's or part's link is byte-identical in every playlist version 
   Stack s;
   write_file(s.dir.file("root/live/low/index.m3u8"), low_latency_playlist(100, 3));
   const std::string url = "/hls/demo/live/low/index.m3u8?cache=venue-a&viewer=abc";
-  auto first = s.balancer->get(url);
-  REQUIRE(first.status == 200);
+  auto first = s.balancer->get_ok(url);
   const auto before = chunk_links_by_name(first.body);
   REQUIRE(before.count("seg101.1.m4s") == 1);
   REQUIRE(before.count("seg103.1.m4s") == 1);  // the hint

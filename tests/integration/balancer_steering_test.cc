@@ -13,7 +13,6 @@
 #include <filesystem>
 #include <map>
 #include <string>
-#include <thread>
 
 #include "support/balancer_fixture.h"
 #include "support/steering_rules.h"
@@ -79,8 +78,7 @@ TEST_CASE(
     "steering: the master lists every pathway; the manifest orders them by health; a dead "
     "pathway keeps the URIs it listed and sends new segments to the sibling") {
   Stack s;
-  auto master = s.balancer->get("/hls/demo/live/master.m3u8?cache=a&viewer=v1");
-  REQUIRE(master.status == 200);
+  auto master = s.balancer->get_ok("/hls/demo/live/master.m3u8?cache=a&viewer=v1");
   INFO(master.body);
   const std::string base = "http://127.0.0.1:" + std::to_string(s.balancer->port());
   CHECK(master.body.find(
@@ -102,8 +100,7 @@ TEST_CASE(
   CHECK(count(master.body, "PATHWAY-ID=\".\"") == 2);
 
   auto manifest =
-      s.balancer->get("/steering/demo?cache=a&viewer=v1&_HLS_pathway=a&_HLS_throughput=1000000");
-  REQUIRE(manifest.status == 200);
+      s.balancer->get_ok("/steering/demo?cache=a&viewer=v1&_HLS_pathway=a&_HLS_throughput=1000000");
   CHECK(manifest.header("Content-Type") == "application/json");
   CHECK(manifest.header("Cache-Control") == "no-store");
   CHECK(manifest.header("Access-Control-Allow-Origin") == "*");
@@ -114,16 +111,14 @@ TEST_CASE(
   CHECK(s.balancer->get("/steering/nope?cache=a").status == 404);
 
   const std::string media = "/hls/demo/live/hi/index.m3u8?cache=a&viewer=v1&pathway=";
-  auto on_b = s.balancer->get(media + "b");
-  REQUIRE(on_b.status == 200);
+  auto on_b = s.balancer->get_ok(media + "b");
   for (const auto& uri : uri_lines(on_b.body))
     CHECK(uri.rfind("http://127.0.0.2:9/o/demo/", 0) == 0);
   auto on_origin = s.balancer->get(media + "origin");
   for (const auto& uri : uri_lines(on_origin.body))
     CHECK(uri.rfind(s.origin->url("/files/live/hi/seg"), 0) == 0);
   CHECK(s.balancer->get(media + "bad%20id").status == 400);
-  auto listed_on_a = s.balancer->get(media + "a");
-  REQUIRE(listed_on_a.status == 200);
+  auto listed_on_a = s.balancer->get_ok(media + "a");
   REQUIRE(uri_lines(listed_on_a.body).size() == 3);
   for (const auto& uri : uri_lines(listed_on_a.body))
     CHECK(uri.rfind("http://127.0.0.1:9/o/demo/", 0) == 0);
@@ -136,16 +131,17 @@ TEST_CASE(
   REQUIRE(s.balancer->wait_cache_usable("a", false, 10s));
   CHECK(s.balancer->get("/steering/demo?cache=a&viewer=v1")
             .body.find("\"PATHWAY-PRIORITY\":[\"b\",\"origin\"]") != std::string::npos);
-  auto on_a = s.balancer->get(media + "a");
-  REQUIRE(on_a.status == 200);
+  auto on_a = s.balancer->get_ok(media + "a");
   CHECK(without_query(uri_lines(on_a.body)) == without_query(uri_lines(listed_on_a.body)));
   write_file(s.dir.file("root/live/hi/index.m3u8"), live_playlist(11, 3));
   std::vector<std::string> moved;
-  for (int i = 0; i < 100; ++i) {  // until the balancer's copy of the source refreshes (≤ 10 s)
-    moved = uri_lines(s.balancer->get(media + "a").body);
-    if (moved.size() == 3 && moved.back().find("seg13") != std::string::npos) break;
-    std::this_thread::sleep_for(100ms);
-  }
+  // Until the balancer's copy of the source refreshes.
+  CHECK(wait_until(
+      [&] {
+        moved = uri_lines(s.balancer->get(media + "a").body);
+        return moved.size() == 3 && moved.back().find("seg13") != std::string::npos;
+      },
+      10s, 100ms));
   INFO(moved.size());
   REQUIRE(moved.size() == 3);
   // Signed links carry a fresh expiry at every copy: the URI without its query stays.
@@ -222,8 +218,7 @@ TEST_CASE(
 
 TEST_CASE("steering: the steering URI is absolute on the configured public URL") {
   Stack s({"public_url=https://tv.example"});
-  auto master = s.balancer->get("/hls/demo/live/master.m3u8?cache=a&viewer=v1");
-  REQUIRE(master.status == 200);
+  auto master = s.balancer->get_ok("/hls/demo/live/master.m3u8?cache=a&viewer=v1");
   CHECK(master.body.find("#EXT-X-CONTENT-STEERING:SERVER-URI=\"https://tv.example/steering/"
                          "demo?cache=a&viewer=v1\"") != std::string::npos);
   CHECK(test_support::steering_rules_problem(master.body) == "");
@@ -231,8 +226,7 @@ TEST_CASE("steering: the steering URI is absolute on the configured public URL")
 
 TEST_CASE("steering: steering.enabled=false leaves masters unchanged and has no manifest") {
   Stack s({"steering.enabled=false"});
-  auto master = s.balancer->get("/hls/demo/live/master.m3u8?cache=a&viewer=v1");
-  REQUIRE(master.status == 200);
+  auto master = s.balancer->get_ok("/hls/demo/live/master.m3u8?cache=a&viewer=v1");
   CHECK(master.body.find("CONTENT-STEERING") == std::string::npos);
   CHECK(uri_lines(master.body).size() == 2);
   CHECK(s.balancer->get("/steering/demo?cache=a&viewer=v1").status == 404);
@@ -261,26 +255,27 @@ TEST_CASE(
   // a comes back and the playlist moves on: listed chunks stay on b, the new one goes to a.
   write_file(s.dir.file("root/health/a.json"), R"({"status":"ok"})");
   REQUIRE(s.balancer->wait_cache_usable("a", true, 10s));
-  write_file(s.dir.file("root/live/hi/index.m3u8"), live_playlist(11, 3));
-  std::map<std::string, std::string> second;
-  REQUIRE(wait_until(
-      [&] {
-        second = hosts_by_segment(s.balancer->get(media).body);
-        return second.count("seg13.ts") == 1;
-      },
-      5s));
-  CHECK(second ==
-        std::map<std::string, std::string>{{"seg11.ts", b}, {"seg12.ts", b}, {"seg13.ts", a}});
-  write_file(s.dir.file("root/live/hi/index.m3u8"), live_playlist(12, 3));
-  std::map<std::string, std::string> third;
-  REQUIRE(wait_until(
-      [&] {
-        third = hosts_by_segment(s.balancer->get(media).body);
-        return third.count("seg14.ts") == 1;
-      },
-      5s));
-  CHECK(third ==
-        std::map<std::string, std::string>{{"seg12.ts", b}, {"seg13.ts", a}, {"seg14.ts", a}});
+  struct Step {
+    uint64_t first;      // the source playlist's first segment, of three
+    std::string newest;  // waited for in the viewer's copy
+    std::map<std::string, std::string> hosts;
+  };
+  const Step steps[] = {
+      {11, "seg13.ts", {{"seg11.ts", b}, {"seg12.ts", b}, {"seg13.ts", a}}},
+      {12, "seg14.ts", {{"seg12.ts", b}, {"seg13.ts", a}, {"seg14.ts", a}}},
+  };
+  for (const Step& step : steps) {
+    CAPTURE(step.newest);
+    write_file(s.dir.file("root/live/hi/index.m3u8"), live_playlist(step.first, 3));
+    std::map<std::string, std::string> hosts;
+    REQUIRE(wait_until(
+        [&] {
+          hosts = hosts_by_segment(s.balancer->get(media).body);
+          return hosts.count(step.newest) == 1;
+        },
+        5s));
+    CHECK(hosts == step.hosts);
+  }
   // Another viewer, new to this playlist, gets a for everything.
   auto other =
       hosts_by_segment(s.balancer->get("/hls/demo/live/hi/index.m3u8?cache=a&viewer=v3").body);
@@ -299,8 +294,7 @@ TEST_CASE(
     "variants are the media playlist") {
   Stack s;
   const std::string entry = "/hls/bare/live/hi/index.m3u8?cache=a&viewer=v1";
-  auto master = s.balancer->get(entry);
-  REQUIRE(master.status == 200);
+  auto master = s.balancer->get_ok(entry);
   INFO(master.body);
   const std::string base = "http://127.0.0.1:" + std::to_string(s.balancer->port());
   CHECK(master.body.find("#EXTM3U\n#EXT-X-CONTENT-STEERING:SERVER-URI=\"" + base +
@@ -312,8 +306,7 @@ TEST_CASE(
   CHECK(count(master.body, "#EXT-X-STREAM-INF:BANDWIDTH=") == 4);
   CHECK(count(master.body, "#EXTINF") == 0);
   // Each variant is the media playlist: "." with the viewer's default links, the others pinned.
-  auto default_copy = s.balancer->get(entry + "&pathway=.");
-  REQUIRE(default_copy.status == 200);
+  auto default_copy = s.balancer->get_ok(entry + "&pathway=.");
   CHECK(count(default_copy.body, "#EXTINF") == 3);
   for (const auto& uri : uri_lines(default_copy.body))
     CHECK(uri.rfind("http://127.0.0.1:9/o/demo/", 0) == 0);
@@ -341,8 +334,7 @@ TEST_CASE(
 
 TEST_CASE("steering: steering.media_masters=false serves a bare media playlist as it is") {
   Stack s({"steering.media_masters=false"});
-  auto media = s.balancer->get("/hls/bare/live/hi/index.m3u8?cache=a&viewer=v1");
-  REQUIRE(media.status == 200);
+  auto media = s.balancer->get_ok("/hls/bare/live/hi/index.m3u8?cache=a&viewer=v1");
   CHECK(count(media.body, "#EXTINF") == 3);
   CHECK(media.body.find("CONTENT-STEERING") == std::string::npos);
 }

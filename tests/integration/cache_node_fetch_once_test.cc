@@ -12,19 +12,17 @@ using namespace balancer::test;
 using namespace std::chrono_literals;
 
 TEST_CASE("herd: 200 concurrent misses on a 1 MiB chunk cost one origin fetch, and bytes stream") {
-  TempDir dir;
-  TestOrigin origin;
-  CacheNodeProcess node(dir.file("data"), origin.base_url(), {"signing.required=false"});
+  NodeOnOrigin s({"signing.required=false"});
   // 8000 kbit/s makes the origin's own transfer take about a second.
   const std::string target = "/o/demo/gen/1M/herd.ts?rate_kbps=8000";
   HerdOptions options;
-  options.url = node.url(target);
+  options.url = s.node.url(target);
   options.clients = 200;
   options.expect_size = 1 << 20;
   HerdResult herd = run_herd(options);
   REQUIRE(herd.setup_error.empty());
   CHECK(herd.ok_count() == 200);
-  CHECK(origin.count("/gen/1M/herd.ts") == 1);
+  CHECK(s.origin.count("/gen/1M/herd.ts") == 1);
   auto hashes = herd.hash_counts();
   REQUIRE(hashes.size() == 1);
   CHECK(hashes.begin()->first == body_hash(generated_body("herd.ts", 1 << 20)));
@@ -42,104 +40,94 @@ TEST_CASE("herd: 200 concurrent misses on a 1 MiB chunk cost one origin fetch, a
     CHECK(first.p95 < total.p50 / 2);
   }
   // Everyone after the first was a coalesced waiter; a later request is a hit.
-  auto metrics = http_get(node.url("/metrics")).body;
+  auto metrics = http_get(s.node.url("/metrics")).body;
   CHECK(metrics.find("cache_requests_total{result=\"miss\"} 1\n") != std::string::npos);
   CHECK(metrics.find("cache_requests_total{result=\"coalesced\"} 199\n") != std::string::npos);
-  auto again = http_get(node.url(target));
+  auto again = http_get(s.node.url(target));
   CHECK(again.header("X-Cache") == std::optional<std::string>("HIT"));
-  CHECK(origin.count("/gen/1M/herd.ts") == 1);
+  CHECK(s.origin.count("/gen/1M/herd.ts") == 1);
 }
 
 TEST_CASE("coalescing: signature parameters are not part of the cache key") {
-  TempDir dir;
-  TestOrigin origin;
-  CacheNodeProcess node(dir.file("data"), origin.base_url());
-  auto first = http_get(node.signed_url("/o/demo/gen/4K/sig.ts", 60));
+  NodeOnOrigin s;
+  auto first = http_get(s.node.signed_url("/o/demo/gen/4K/sig.ts", 60));
   auto second =
-      http_get(node.signed_url("/o/demo/gen/4K/sig.ts", 120));  // another expiry and signature
+      http_get(s.node.signed_url("/o/demo/gen/4K/sig.ts", 120));  // another expiry and signature
   CHECK(first.status == 200);
   CHECK(second.status == 200);
   CHECK(second.header("X-Cache") == std::optional<std::string>("HIT"));
   CHECK(second.body == generated_body("sig.ts", 4096));
-  CHECK(origin.count("/gen/4K/sig.ts") == 1);
+  CHECK(s.origin.count("/gen/4K/sig.ts") == 1);
 }
 
 TEST_CASE("a waiter that disconnects does not cancel the fetch for the others") {
-  TempDir dir;
-  TestOrigin origin;
-  CacheNodeProcess node(dir.file("data"), origin.base_url(), {"signing.required=false"});
+  NodeOnOrigin s({"signing.required=false"});
   const std::string target = "/o/demo/gen/1M/leave.ts?rate_kbps=4000";  // about 2 s
   HttpResponse quitter, stayer;
-  std::thread a([&] { quitter = http_get(node.url(target), {}, 400ms); });
-  REQUIRE(wait_until([&] { return origin.in_flight() == 1; }, 5s));
-  std::thread b([&] { stayer = http_get(node.url(target), {}, 15s); });
+  std::thread a([&] { quitter = http_get(s.node.url(target), {}, 400ms); });
+  REQUIRE(wait_until([&] { return s.origin.in_flight() == 1; }, 5s));
+  std::thread b([&] { stayer = http_get(s.node.url(target), {}, 15s); });
   a.join();
   b.join();
   CHECK_FALSE(quitter.ok());  // timed out on purpose, mid-body
   CHECK(stayer.status == 200);
   CHECK(stayer.body == generated_body("leave.ts", 1 << 20));
-  CHECK(origin.count("/gen/1M/leave.ts") == 1);
-  CHECK(node.health_number("active_connections") >= 0);  // still alive and answering
+  CHECK(s.origin.count("/gen/1M/leave.ts") == 1);
+  CHECK(s.node.health_number("active_connections") >= 0);  // still alive and answering
 }
 
 TEST_CASE(
     "an origin 500 reaches every waiter as JSON 502 origin_error, one origin request, not cached") {
-  TempDir dir;
-  TestOrigin origin;
   // The default upstream timeout: the origin holds the request until the whole herd waits.
-  CacheNodeProcess node(dir.file("data"), origin.base_url(), {"signing.required=false"});
+  NodeOnOrigin s({"signing.required=false"});
   HerdOptions options;
-  options.url = node.url("/o/demo/gen/64K/fail.ts?status=500&hold=1");
+  options.url = s.node.url("/o/demo/gen/64K/fail.ts?status=500&hold=1");
   options.clients = 20;
-  HerdResult herd = run_herd_on_held_origin(options, origin, herd_joined(node, 20));
+  HerdResult herd = run_herd_on_held_origin(options, s.origin, herd_joined(s.node, 20));
   CHECK(herd.status_counts()[502] == 20);
-  CHECK(origin.count("/gen/64K/fail.ts") == 1);
-  auto one = http_get_on_held_origin(options.url, origin);
+  CHECK(s.origin.count("/gen/64K/fail.ts") == 1);
+  auto one = http_get_on_held_origin(options.url, s.origin);
   CHECK(is_json_error(one, "origin_error"));
-  CHECK(origin.count("/gen/64K/fail.ts") == 2);
+  CHECK(s.origin.count("/gen/64K/fail.ts") == 2);
 }
 
 TEST_CASE(
     "other origin failures: JSON 504 to every waiter, 404 remembered briefly, a cut body not "
     "cached") {
-  TempDir dir;
-  TestOrigin origin;
-  CacheNodeProcess node(
-      dir.file("data"), origin.base_url(),
-      {"signing.required=false", "upstream.timeout_ms=700", "negative_ttl_ms=1000"});
+  NodeOnOrigin s({"signing.required=false", "upstream.timeout_ms=700", "negative_ttl_ms=1000"});
   SUBCASE("origin never answers: 504 origin_timeout after the upstream timeout") {
     HerdOptions options;
-    options.url = node.url("/o/demo/gen/64K/hang.ts?hang=1");
+    options.url = s.node.url("/o/demo/gen/64K/hang.ts?hang=1");
     options.clients = 10;
     HerdResult herd = run_herd(options);
     CHECK(herd.status_counts()[504] == 10);
-    CHECK(origin.count("/gen/64K/hang.ts") == 1);
+    CHECK(s.origin.count("/gen/64K/hang.ts") == 1);
     CHECK(is_json_error(http_get(options.url), "origin_timeout"));
   }
   SUBCASE("origin 404 is remembered briefly, then asked again") {
-    auto a = http_get(node.url("/o/demo/missing/gone.ts"));
-    auto b = http_get(node.url("/o/demo/missing/gone.ts"));
+    auto a = http_get(s.node.url("/o/demo/missing/gone.ts"));
+    auto b = http_get(s.node.url("/o/demo/missing/gone.ts"));
     CHECK(is_json_error(a, "not_found"));
     CHECK(a.status == 404);
     CHECK(b.status == 404);
-    CHECK(origin.count("/missing/gone.ts") == 1);
+    CHECK(s.origin.count("/missing/gone.ts") == 1);
     // After negative_ttl_ms the node asks the origin again.
     CHECK(wait_until(
         [&] {
-          http_get(node.url("/o/demo/missing/gone.ts"));
-          return origin.count("/missing/gone.ts") >= 2;
+          http_get(s.node.url("/o/demo/missing/gone.ts"));
+          return s.origin.count("/missing/gone.ts") >= 2;
         },
         5s, 100ms));
   }
   SUBCASE(
       "origin drops the connection mid-body: clients see a truncated transfer, nothing is cached") {
-    const std::string url = node.url("/o/demo/gen/256K/cut.ts?reset_after=100000");
+    const std::string url = s.node.url("/o/demo/gen/256K/cut.ts?reset_after=100000");
     auto cut = http_get(url);
     CHECK_FALSE(cut.ok());
     CHECK(cut.body.size() < 256 * 1024);
     auto again = http_get(url);
     CHECK_FALSE(again.ok());
-    CHECK(origin.count("/gen/256K/cut.ts") == 2);
+    CHECK(s.origin.count("/gen/256K/cut.ts") == 2);
   }
 }
 

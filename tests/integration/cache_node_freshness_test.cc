@@ -45,6 +45,23 @@ void write_text(const std::string& path, const std::string& text) {
   out << text;
 }
 
+// Fetches each URL once (a 200 REQUIREd), so that the node stores the copies; returns when.
+std::chrono::steady_clock::time_point store_copies(std::initializer_list<std::string> urls) {
+  for (const auto& url : urls) REQUIRE(http_get(url).status == 200);
+  return std::chrono::steady_clock::now();
+}
+
+// The origin of these tests takes 400 ms for every answer: a stale copy served at once did
+// not wait for it, and a viewer who waited for the revalidation took most of it.
+void check_stale_at_once(const HttpResponse& r) {
+  CHECK(x_cache(r) == std::optional<std::string>("STALE"));
+  CHECK(r.total < 300ms);
+}
+void check_waited_for_revalidation(const HttpResponse& r) {
+  CHECK(x_cache(r) == std::optional<std::string>("REVALIDATED"));
+  CHECK(r.total >= 350ms);
+}
+
 // Viewers wait for a revalidation (no refresh grace): the tests of what a revalidation does.
 const std::vector<std::string> kWaitForRevalidation = {"signing.required=false",
                                                        "cache.refresh_grace_ms=0"};
@@ -54,11 +71,8 @@ const std::vector<std::string> kWaitForRevalidation = {"signing.required=false",
 TEST_CASE(
     "max-age: a hit while fresh; when stale one conditional request, a 304 keeps the body and "
     "restarts Age") {
-  TempDir dir;
-  TestOrigin origin;
-  CacheNodeProcess node(dir.file("data"), origin.base_url(), kWaitForRevalidation);
-  const std::string path = "/gen/2K/live.m3u8";
-  const std::string url = node.url("/o/demo" + path + "?cc=max-age%3D3");
+  NodeOnOrigin s(kWaitForRevalidation);
+  const auto [path, url] = s.object("/gen/2K/live.m3u8", "?cc=max-age%3D3");
   const std::string body = generated_body("live.m3u8", 2048);
 
   auto miss = http_get(url);
@@ -75,8 +89,8 @@ TEST_CASE(
                aged.header("Age") == std::optional<std::string>("1");
       },
       5s, 50ms));
-  CHECK(origin.count(path) == 1);
-  CHECK(origin.conditional(path) == 0);
+  CHECK(s.origin.count(path) == 1);
+  CHECK(s.origin.conditional(path) == 0);
 
   // Stale: the next request asks the origin with the stored ETag; 304; same body, Age 0.
   HttpResponse revalidated;
@@ -92,13 +106,13 @@ TEST_CASE(
   CHECK(revalidated.header("Age") == std::optional<std::string>("0"));
   CHECK(revalidated.header("Cache-Control") == std::optional<std::string>("max-age=3"));
   CHECK(revalidated.header("ETag") == miss.header("ETag"));
-  CHECK(origin.count(path) == 2);
-  CHECK(origin.conditional(path) == 1);
-  CHECK(origin.not_modified(path) == 1);
+  CHECK(s.origin.count(path) == 2);
+  CHECK(s.origin.conditional(path) == 1);
+  CHECK(s.origin.not_modified(path) == 1);
   // Fresh again for max-age: hits, no origin request.
   CHECK(x_cache(http_get(url)) == std::optional<std::string>("HIT"));
-  CHECK(origin.count(path) == 2);
-  const std::string metrics = "\n" + http_get(node.url("/metrics")).body;
+  CHECK(s.origin.count(path) == 2);
+  const std::string metrics = "\n" + http_get(s.node.url("/metrics")).body;
   CHECK(metric(metrics, "cache_revalidations_total{result=\"not_modified\"}") == 1);
   CHECK(metric(metrics, "cache_revalidations_total{result=\"modified\"}") == 0);
   CHECK(metric(metrics, "cache_requests_total{result=\"stale\"}") == 1);
@@ -110,12 +124,9 @@ TEST_CASE(
 TEST_CASE(
     "a herd on a stale object costs the origin one conditional request, whatever the number of "
     "loops") {
-  TempDir dir;
-  TestOrigin origin;
-  CacheNodeProcess node(dir.file("data"), origin.base_url(), kWaitForRevalidation);
-  const std::string path = "/gen/64K/herd.m3u8";
+  NodeOnOrigin s(kWaitForRevalidation);
   // The origin takes 500 ms to answer, so the whole herd arrives while the revalidation runs.
-  const std::string url = node.url("/o/demo" + path + "?cc=max-age%3D1&delay_ms=500");
+  const auto [path, url] = s.object("/gen/64K/herd.m3u8", "?cc=max-age%3D1&delay_ms=500");
   REQUIRE(http_get(url).status == 200);
   wait_past(std::chrono::steady_clock::now(), 1200ms);
 
@@ -127,10 +138,10 @@ TEST_CASE(
   HerdResult herd = run_herd(options);
   REQUIRE(herd.setup_error.empty());
   CHECK(herd.ok_count() == 100);
-  CHECK(origin.count(path) == 2);  // the miss, then one revalidation
-  CHECK(origin.conditional(path) == 1);
-  CHECK(origin.not_modified(path) == 1);
-  const std::string metrics = "\n" + http_get(node.url("/metrics")).body;
+  CHECK(s.origin.count(path) == 2);  // the miss, then one revalidation
+  CHECK(s.origin.conditional(path) == 1);
+  CHECK(s.origin.not_modified(path) == 1);
+  const std::string metrics = "\n" + http_get(s.node.url("/metrics")).body;
   CHECK(metric(metrics, "cache_requests_total{result=\"stale\"}") == 1);
   CHECK(metric(metrics, "cache_requests_total{result=\"coalesced\"}") +
             metric(metrics, "cache_requests_total{result=\"hit\"}") ==
@@ -142,41 +153,37 @@ TEST_CASE(
 TEST_CASE(
     "no-store and private: the concurrent herd shares one fetch, a later request goes to the "
     "origin again") {
-  TempDir dir;
-  TestOrigin origin;
-  CacheNodeProcess node(dir.file("data"), origin.base_url(), {"signing.required=false"});
+  NodeOnOrigin s({"signing.required=false"});
   int n = 0;
   for (const std::string cc : {"no-store", "private, max-age=600"}) {
     CAPTURE(cc);
     const std::string path = "/gen/8K/secret" + std::to_string(++n) + ".ts";
-    const std::string url = node.url("/o/demo" + path + "?cc=" + url_encode(cc) + "&hold=1");
+    const std::string url = s.node.url("/o/demo" + path + "?cc=" + url_encode(cc) + "&hold=1");
     HerdOptions options;
     options.url = url;
     options.clients = 20;
     options.expect_size = 8 * 1024;
-    HerdResult herd = run_herd_on_held_origin(options, origin, herd_joined(node, 20));
+    HerdResult herd = run_herd_on_held_origin(options, s.origin, herd_joined(s.node, 20));
     CHECK(herd.ok_count() == 20);
-    CHECK(origin.count(path) == 1);
-    const HttpResponse later = http_get_on_held_origin(url, origin);
+    CHECK(s.origin.count(path) == 1);
+    const HttpResponse later = http_get_on_held_origin(url, s.origin);
     CHECK(later.status == 200);
     CHECK(x_cache(later) == std::optional<std::string>("MISS"));
     CHECK(later.header("Cache-Control") == std::optional<std::string>(cc));
     CHECK(later.body == generated_body("secret" + std::to_string(n) + ".ts", 8 * 1024));
-    CHECK(origin.count(path) == 2);
+    CHECK(s.origin.count(path) == 2);
   }
-  CHECK(node.health_number("disk_chunks") == 0);
-  CHECK(node.health_number("pending_writes") == 0);
+  CHECK(s.node.health_number("disk_chunks") == 0);
+  CHECK(s.node.health_number("pending_writes") == 0);
 }
 
 TEST_CASE(
     "without freshness headers: a media segment stays a hit, a playlist is revalidated after its "
     "short default") {
-  TempDir dir;
-  TestOrigin origin;
-  CacheNodeProcess node(dir.file("data"), origin.base_url(), kWaitForRevalidation);
+  NodeOnOrigin s(kWaitForRevalidation);
   // cc= (empty): the origin sends no Cache-Control and no Expires.
-  const std::string segment = node.url("/o/demo/gen/4K/plain.ts?cc=");
-  const std::string playlist = node.url("/o/demo/gen/1K/plain.m3u8?cc=");
+  const std::string segment = s.node.url("/o/demo/gen/4K/plain.ts?cc=");
+  const std::string playlist = s.node.url("/o/demo/gen/1K/plain.m3u8?cc=");
   auto first = http_get(segment);
   REQUIRE(first.status == 200);
   CHECK_FALSE(first.header("Cache-Control").has_value());
@@ -186,10 +193,10 @@ TEST_CASE(
   auto segment_later = http_get(segment);
   CHECK(x_cache(segment_later) == std::optional<std::string>("HIT"));
   CHECK(segment_later.body == generated_body("plain.ts", 4096));
-  CHECK(origin.count("/gen/4K/plain.ts") == 1);
+  CHECK(s.origin.count("/gen/4K/plain.ts") == 1);
   auto playlist_later = http_get(playlist);
   CHECK(x_cache(playlist_later) == std::optional<std::string>("REVALIDATED"));
-  CHECK(origin.conditional("/gen/1K/plain.m3u8") == 1);
+  CHECK(s.origin.conditional("/gen/1K/plain.m3u8") == 1);
 }
 
 TEST_CASE(
@@ -229,18 +236,13 @@ TEST_CASE(
 TEST_CASE(
     "origin failing while revalidating: the stale copy answers within the bound, unless the origin "
     "forbade it") {
-  TempDir dir;
-  TestOrigin origin;
-  CacheNodeProcess node(
-      dir.file("data"), origin.base_url(),
+  NodeOnOrigin s(
       {"signing.required=false", "cache.refresh_grace_ms=0", "cache.max_stale_if_error_s=2"});
-  const std::string lenient = node.url("/o/demo/gen/2K/lenient.m3u8?cc=max-age%3D1");
+  const std::string lenient = s.node.url("/o/demo/gen/2K/lenient.m3u8?cc=max-age%3D1");
   const std::string strict =
-      node.url("/o/demo/gen/2K/strict.m3u8?cc=" + url_encode("max-age=1, must-revalidate"));
-  REQUIRE(http_get(lenient).status == 200);
-  REQUIRE(http_get(strict).status == 200);
-  const auto stored = std::chrono::steady_clock::now();
-  REQUIRE(origin.outage(503));
+      s.node.url("/o/demo/gen/2K/strict.m3u8?cc=" + url_encode("max-age=1, must-revalidate"));
+  const auto stored = store_copies({lenient, strict});
+  REQUIRE(s.origin.outage(503));
   wait_past(stored, 1200ms);
 
   auto stale = http_get(lenient);
@@ -252,7 +254,7 @@ TEST_CASE(
   auto refused = http_get(strict);
   CHECK(refused.status == 503);
   CHECK(is_json_error(refused, "origin_unavailable"));
-  CHECK(node_metric(node, "cache_revalidations_total{result=\"error\"}") == 2);
+  CHECK(node_metric(s.node, "cache_revalidations_total{result=\"error\"}") == 2);
 
   // Past 1 s fresh + 2 s stale-if-error: the usual error.
   HttpResponse late;
@@ -266,7 +268,7 @@ TEST_CASE(
   CHECK(is_json_error(late, "origin_unavailable"));
 
   // The copy was kept: once the origin is back, a 304 revalidates it.
-  REQUIRE(origin.outage(0));
+  REQUIRE(s.origin.outage(0));
   auto back = http_get(lenient);
   CHECK(back.status == 200);
   CHECK(x_cache(back) == std::optional<std::string>("REVALIDATED"));
@@ -301,84 +303,60 @@ TEST_CASE(
 TEST_CASE(
     "stale-while-revalidate: viewers get the stale copy at once while one background fetch "
     "refreshes it") {
-  TempDir dir;
-  TestOrigin origin;
-  CacheNodeProcess node(dir.file("data"), origin.base_url(), kWaitForRevalidation);
+  NodeOnOrigin s(kWaitForRevalidation);
   // The origin takes 400 ms for every answer; the copy is fresh for 1 s, then 10 s of grace.
-  const std::string path = "/gen/2K/swr.ts";
-  const std::string url = node.url(
-      "/o/demo" + path + "?delay_ms=400&cc=" + url_encode("max-age=1, stale-while-revalidate=10"));
-  const std::string strict_path = "/gen/2K/strict.ts";
-  const std::string strict = node.url("/o/demo" + strict_path + "?delay_ms=400&cc=max-age%3D1");
-  REQUIRE(http_get(url).status == 200);
-  REQUIRE(http_get(strict).status == 200);
-  const auto stored = std::chrono::steady_clock::now();
-  wait_past(stored, 1200ms);
+  const auto [path, url] = s.object(
+      "/gen/2K/swr.ts", "?delay_ms=400&cc=" + url_encode("max-age=1, stale-while-revalidate=10"));
+  const auto [strict_path, strict] = s.object("/gen/2K/strict.ts", "?delay_ms=400&cc=max-age%3D1");
+  wait_past(store_copies({url, strict}), 1200ms);
 
   auto stale = http_get(url);
   CHECK(stale.status == 200);
-  CHECK(x_cache(stale) == std::optional<std::string>("STALE"));
   CHECK(stale.body == generated_body("swr.ts", 2048));
-  CHECK(stale.total < 300ms);  // did not wait for the 400 ms origin
+  check_stale_at_once(stale);
   // Others asking meanwhile get it at once too; the origin is asked once.
   auto again = http_get(url);
   CHECK(again.total < 300ms);
-  REQUIRE(wait_until([&] { return origin.count(path) + origin.conditional(path) >= 2; }, 3s, 20ms));
+  REQUIRE(
+      wait_until([&] { return s.origin.count(path) + s.origin.conditional(path) >= 2; }, 3s, 20ms));
   REQUIRE(wait_until([&] { return x_cache(http_get(url)) == std::optional<std::string>("HIT"); },
                      3s, 50ms));
-  CHECK(origin.count(path) == 2);
-  CHECK(node_metric(node, "cache_requests_total{result=\"stale_while_revalidate\"}") >= 2);
+  CHECK(s.origin.count(path) == 2);
+  CHECK(node_metric(s.node, "cache_requests_total{result=\"stale_while_revalidate\"}") >= 2);
 
   // Without the directive (and no configured grace) a viewer waits for the revalidation.
   auto waited = http_get(strict);
   CHECK(waited.status == 200);
-  CHECK(x_cache(waited) == std::optional<std::string>("REVALIDATED"));
-  CHECK(waited.total >= 350ms);
+  check_waited_for_revalidation(waited);
 }
 
 TEST_CASE(
     "by default a copy that expired a moment ago answers while it is refreshed; one expired longer "
     "ago waits") {
-  TempDir dir;
-  TestOrigin origin;
-  CacheNodeProcess node(dir.file("data"), origin.base_url(), {"signing.required=false"});
+  NodeOnOrigin s({"signing.required=false"});
   // The origin says max-age=1 and nothing more, and takes 400 ms for every answer.
-  const std::string moment_path = "/gen/2K/moment.ts";
-  const std::string moment = node.url("/o/demo" + moment_path + "?delay_ms=400&cc=max-age%3D1");
-  const std::string long_ago = node.url("/o/demo/gen/2K/long-ago.ts?delay_ms=400&cc=max-age%3D1");
-  REQUIRE(http_get(long_ago).status == 200);
-  REQUIRE(http_get(moment).status == 200);
-  const auto stored = std::chrono::steady_clock::now();
+  const auto [moment_path, moment] = s.object("/gen/2K/moment.ts", "?delay_ms=400&cc=max-age%3D1");
+  const std::string long_ago = s.node.url("/o/demo/gen/2K/long-ago.ts?delay_ms=400&cc=max-age%3D1");
+  const auto stored = store_copies({long_ago, moment});
   // 1.1 s after it was stored: 0.1 s past its lifetime.
   wait_past(stored, 1100ms);
-  auto quick = http_get(moment);
-  CHECK(x_cache(quick) == std::optional<std::string>("STALE"));
-  CHECK(quick.total < 300ms);
+  check_stale_at_once(http_get(moment));
   REQUIRE(wait_until(
-      [&] { return origin.count(moment_path) + origin.conditional(moment_path) >= 2; }, 3s, 20ms));
+      [&] { return s.origin.count(moment_path) + s.origin.conditional(moment_path) >= 2; }, 3s,
+      20ms));
   // 2.2 s after: more than the half-second default grace past its lifetime.
   wait_past(stored, 2200ms);
-  auto waited = http_get(long_ago);
-  CHECK(x_cache(waited) == std::optional<std::string>("REVALIDATED"));
-  CHECK(waited.total >= 350ms);
+  check_waited_for_revalidation(http_get(long_ago));
 }
 
 TEST_CASE(
     "cache.refresh_grace_ms: a grace for copies whose origin says nothing, half a second at most "
     "for playlists") {
-  TempDir dir;
-  TestOrigin origin;
-  CacheNodeProcess node(dir.file("data"), origin.base_url(),
-                        {"signing.required=false", "cache.refresh_grace_ms=5000"});
-  const std::string segment = node.url("/o/demo/gen/2K/grace.ts?delay_ms=400&cc=max-age%3D1");
-  const std::string playlist = node.url("/o/demo/gen/2K/grace.m3u8?delay_ms=400&cc=max-age%3D1");
-  REQUIRE(http_get(segment).status == 200);
-  REQUIRE(http_get(playlist).status == 200);
-  const auto stored = std::chrono::steady_clock::now();
-  wait_past(stored, 2000ms);
-  auto quick = http_get(segment);
-  CHECK(x_cache(quick) == std::optional<std::string>("STALE"));
-  CHECK(quick.total < 300ms);
+  NodeOnOrigin s({"signing.required=false", "cache.refresh_grace_ms=5000"});
+  const std::string segment = s.node.url("/o/demo/gen/2K/grace.ts?delay_ms=400&cc=max-age%3D1");
+  const std::string playlist = s.node.url("/o/demo/gen/2K/grace.m3u8?delay_ms=400&cc=max-age%3D1");
+  wait_past(store_copies({segment, playlist}), 2000ms);
+  check_stale_at_once(http_get(segment));
   // A playlist 1 s past its lifetime is past the 0.5 s bound: the viewer waits for the refresh.
   auto waited = http_get(playlist);
   CHECK(x_cache(waited) == std::optional<std::string>("REVALIDATED"));

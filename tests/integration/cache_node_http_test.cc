@@ -32,10 +32,8 @@ std::string raw_exchange(int port, const std::string& bytes) {
 }  // namespace
 
 TEST_CASE("hits: Range, HEAD, ETag/Last-Modified and conditional requests") {
-  TempDir dir;
-  TestOrigin origin;
-  CacheNodeProcess node(dir.file("data"), origin.base_url(), {"signing.required=false"});
-  const std::string url = node.url("/o/demo/gen/100K/sem.ts");
+  NodeOnOrigin s({"signing.required=false"});
+  const std::string url = s.node.url("/o/demo/gen/100K/sem.ts");
   const std::string body = generated_body("sem.ts", 100 * 1024);
   auto miss = http_get(url);
   REQUIRE(miss.status == 200);
@@ -75,15 +73,13 @@ TEST_CASE("hits: Range, HEAD, ETag/Last-Modified and conditional requests") {
   CHECK(http_get(url, {{"If-None-Match", etag}}).status == 304);
   CHECK(http_get(url, {{"If-None-Match", "\"nope\""}}).status == 200);
   CHECK(http_get(url, {{"If-Modified-Since", last_modified}}).status == 304);
-  CHECK(origin.count("/gen/100K/sem.ts") == 1);
+  CHECK(s.origin.count("/gen/100K/sem.ts") == 1);
 }
 
 TEST_CASE("misses: a Range on an object being fetched is served from the bytes as they arrive") {
-  TempDir dir;
-  TestOrigin origin;
-  CacheNodeProcess node(dir.file("data"), origin.base_url(), {"signing.required=false"});
+  NodeOnOrigin s({"signing.required=false"});
   // 1 MiB at 1 Mbit/s: the whole object takes about 8 s to arrive.
-  const std::string url = node.url("/o/demo/gen/1M/growing.m4s?rate_kbps=1000");
+  const std::string url = s.node.url("/o/demo/gen/1M/growing.m4s?rate_kbps=1000");
   const std::string body = generated_body("growing.m4s", 1 << 20);
   // The request that starts the fetch asks for the first bytes (an LL-HLS byte-range part).
   auto first = http_get(url, {{"Range", "bytes=0-9999"}});
@@ -100,113 +96,97 @@ TEST_CASE("misses: a Range on an object being fetched is served from the bytes a
   auto beyond = http_get(url, {{"Range", "bytes=2000000-"}});
   CHECK(beyond.status == 416);
   CHECK(beyond.header("Content-Range") == std::optional<std::string>("bytes */1048576"));
-  CHECK(origin.count("/gen/1M/growing.m4s") == 1);
+  CHECK(s.origin.count("/gen/1M/growing.m4s") == 1);
 }
 
 TEST_CASE("misses: Range and HEAD requests joining a download are answered") {
-  TempDir dir;
-  TestOrigin origin;
-  CacheNodeProcess node(dir.file("data"), origin.base_url(), {"signing.required=false"});
-  auto range = http_get(node.url("/o/demo/gen/64K/rm.ts"), {{"Range", "bytes=10-19"}});
+  NodeOnOrigin s({"signing.required=false"});
+  auto range = http_get(s.node.url("/o/demo/gen/64K/rm.ts"), {{"Range", "bytes=10-19"}});
   CHECK(range.status == 206);
   CHECK(range.body == generated_body("rm.ts", 64 * 1024).substr(10, 10));
-  auto head = http_request("HEAD", node.url("/o/demo/gen/32K/hm.ts"));
+  auto head = http_request("HEAD", s.node.url("/o/demo/gen/32K/hm.ts"));
   CHECK(head.status == 200);
   CHECK(head.header("Content-Length") == std::optional<std::string>("32768"));
-  CHECK(origin.count("/gen/64K/rm.ts") == 1);
+  CHECK(s.origin.count("/gen/64K/rm.ts") == 1);
 }
 
 TEST_CASE(
     "signatures: missing, expired, tampered and unknown-key URLs are refused; the previous key "
     "works") {
-  TempDir dir;
-  TestOrigin origin;
-  CacheNodeProcess node(dir.file("data"), origin.base_url());  // signing required (example config)
+  NodeOnOrigin s;  // signing required (example config)
   const std::string target = "/o/demo/gen/8K/signed.ts";
-  auto missing = http_get(node.url(target));
+  auto missing = http_get(s.node.url(target));
   CHECK(missing.status == 403);
   CHECK(is_json_error(missing, "signature_missing"));
-  auto expired = http_get(node.signed_url(target, -30));
+  auto expired = http_get(s.node.signed_url(target, -30));
   CHECK(expired.status == 403);
   CHECK(is_json_error(expired, "signature_expired"));
-  std::string good = node.signed_url(target, 60);
+  std::string good = s.node.signed_url(target, 60);
   std::string tampered = good;
   tampered.replace(tampered.find("signed.ts"), 9, "signex.ts");
   CHECK(is_json_error(http_get(tampered), "signature_invalid"));
   std::string forged =
       good.substr(0, good.find("bsig=") + 5) + "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
   CHECK(is_json_error(http_get(forged), "signature_invalid"));
-  CHECK(is_json_error(http_get(node.signed_url(target, 60, "some-other-key-0123456789")),
+  CHECK(is_json_error(http_get(s.node.signed_url(target, 60, "some-other-key-0123456789")),
                       "signature_invalid"));
-  CHECK(origin.total() == 0);  // nothing unsigned ever reached the origin
-  CHECK(http_get(node.signed_url(target, 60, kPreviousKey)).status == 200);
+  CHECK(s.origin.total() == 0);  // nothing unsigned ever reached the origin
+  CHECK(http_get(s.node.signed_url(target, 60, kPreviousKey)).status == 200);
   CHECK(http_get(good).status == 200);
-  CHECK(origin.count("/gen/8K/signed.ts") == 1);
+  CHECK(s.origin.count("/gen/8K/signed.ts") == 1);
 }
 
 TEST_CASE(
     "bad input: each hostile request gets its status and JSON error; nothing reaches the origin") {
-  TempDir dir;
-  TestOrigin origin;
-  CacheNodeProcess node(dir.file("data"), origin.base_url(), {"signing.required=false"});
-  struct Case {
-    std::string target;
-    long status;
-    std::string code;
-  };
-  const std::vector<Case> cases = {
-      {"/o/demo/../../etc/passwd", 400, "bad_request"},
-      {"/o/demo/a/%2e%2e/%2e%2e/secret", 400, "bad_request"},
-      {"/o/demo/a%zz.ts", 400, "bad_request"},
-      {"/o/demo/a%00.ts", 400, "bad_request"},
-      {"/o/demo//evil.example/x.ts", 400, "bad_request"},
-      {"/o/demo/http://evil.example/x.ts", 400, "bad_request"},
-      {"/o/demo/a%5c..%5cb.ts", 400, "bad_request"},
-      {"/o/elsewhere/x.ts", 404, "unknown_origin"},
-      {"/o/demo", 400, "bad_request"},
-      {"/nothing/here", 404, "not_found"},
-  };
-  for (const auto& c : cases) {
-    CAPTURE(c.target);
-    HttpRequest request;
-    request.url = node.url(c.target);
-    request.path_as_is = true;
-    auto r = http_request(request);
-    CHECK(r.status == c.status);
-    CHECK(is_json_error(r, c.code));
-  }
+  NodeOnOrigin s({"signing.required=false"});
+  check_json_refusals(
+      {
+          {"/o/demo/../../etc/passwd", 400, "bad_request"},
+          {"/o/demo/a/%2e%2e/%2e%2e/secret", 400, "bad_request"},
+          {"/o/demo/a%zz.ts", 400, "bad_request"},
+          {"/o/demo/a%00.ts", 400, "bad_request"},
+          {"/o/demo//evil.example/x.ts", 400, "bad_request"},
+          {"/o/demo/http://evil.example/x.ts", 400, "bad_request"},
+          {"/o/demo/a%5c..%5cb.ts", 400, "bad_request"},
+          {"/o/elsewhere/x.ts", 404, "unknown_origin"},
+          {"/o/demo", 400, "bad_request"},
+          {"/nothing/here", 404, "not_found"},
+      },
+      [&](const std::string& target) {
+        HttpRequest request;
+        request.url = s.node.url(target);
+        request.path_as_is = true;
+        return http_request(request);
+      });
   auto big_header =
-      http_get(node.url("/o/demo/gen/1K/a.ts"), {{"X-Junk", std::string(20000, 'j')}});
+      http_get(s.node.url("/o/demo/gen/1K/a.ts"), {{"X-Junk", std::string(20000, 'j')}});
   CHECK(big_header.status == 431);
   CHECK(is_json_error(big_header, "headers_too_large"));
   // Far over the limit, evhttp's parser refuses the headers itself: still a JSON error.
   auto huge_header =
-      http_get(node.url("/o/demo/gen/1K/a.ts"), {{"X-Junk", std::string(60000, 'j')}});
+      http_get(s.node.url("/o/demo/gen/1K/a.ts"), {{"X-Junk", std::string(60000, 'j')}});
   CHECK(huge_header.status == 400);
   CHECK(is_json_error(huge_header, "bad_request"));
-  auto long_target = http_get(node.url("/o/demo/gen/1K/" + std::string(17000, 'a')));
+  auto long_target = http_get(s.node.url("/o/demo/gen/1K/" + std::string(17000, 'a')));
   CHECK(long_target.status == 414);
-  auto post = http_request("POST", node.url("/o/demo/gen/1K/a.ts"), {}, "x");
+  auto post = http_request("POST", s.node.url("/o/demo/gen/1K/a.ts"), {}, "x");
   CHECK(post.status == 405);
   CHECK(is_json_error(post, "method_not_allowed"));
   // Absolute-form request target (a proxy request) is refused, not proxied.
   std::string proxy = raw_exchange(
-      node.port(), "GET http://evil.example/x.ts HTTP/1.1\r\nHost: evil.example\r\n\r\n");
+      s.node.port(), "GET http://evil.example/x.ts HTTP/1.1\r\nHost: evil.example\r\n\r\n");
   CHECK(proxy.rfind("HTTP/1.1 400", 0) == 0);
   // Garbage instead of HTTP: the connection is dropped or refused, the node lives on.
-  raw_exchange(node.port(), std::string("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 11));
-  CHECK(origin.total() == 0);
-  CHECK(http_get(node.url("/health")).status == 200);
-  CHECK(http_get(node.url("/o/demo/gen/1K/a.ts")).status == 200);
+  raw_exchange(s.node.port(), std::string("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 11));
+  CHECK(s.origin.total() == 0);
+  CHECK(http_get(s.node.url("/health")).status == 200);
+  CHECK(http_get(s.node.url("/o/demo/gen/1K/a.ts")).status == 200);
 }
 
 TEST_CASE("operator endpoints: /ping, /health with the overloaded flag, /metrics") {
-  TempDir dir;
-  TestOrigin origin;
-  CacheNodeProcess node(
-      dir.file("data"), origin.base_url(),
+  NodeOnOrigin s(
       {"signing.required=false", "node_id=venue-x", "site=arena", "overload.max_connections=2"});
-  auto ping = http_get(node.url("/ping"));
+  auto ping = http_get(s.node.url("/ping"));
   CHECK(ping.status == 200);
   CHECK(ping.body == "{\"id\":\"venue-x\",\"site\":\"arena\"}\n");
   CHECK(ping.header("Cache-Control") == std::optional<std::string>("no-store"));
@@ -216,18 +196,21 @@ TEST_CASE("operator endpoints: /ping, /health with the overloaded flag, /metrics
   HttpResponse health;
   CHECK(wait_until(
       [&] {
-        health = http_get(node.url("/health"));
+        health = http_get(s.node.url("/health"));
         return health.body.find("\"overloaded\":false") != std::string::npos;
       },
       5s));
   CHECK(health.body.find("\"status\":\"ok\"") != std::string::npos);
   // Two slow downloads in progress reach max_connections: the node says it is overloaded.
   HttpResponse a, b;
-  std::thread ta([&] { a = http_get(node.url("/o/demo/gen/256K/o1.ts?rate_kbps=1000"), {}, 10s); });
-  std::thread tb([&] { b = http_get(node.url("/o/demo/gen/256K/o2.ts?rate_kbps=1000"), {}, 10s); });
+  std::thread ta(
+      [&] { a = http_get(s.node.url("/o/demo/gen/256K/o1.ts?rate_kbps=1000"), {}, 10s); });
+  std::thread tb(
+      [&] { b = http_get(s.node.url("/o/demo/gen/256K/o2.ts?rate_kbps=1000"), {}, 10s); });
   CHECK(wait_until(
       [&] {
-        return http_get(node.url("/health")).body.find("\"overloaded\":true") != std::string::npos;
+        return http_get(s.node.url("/health")).body.find("\"overloaded\":true") !=
+               std::string::npos;
       },
       5s));
   ta.join();
@@ -235,10 +218,11 @@ TEST_CASE("operator endpoints: /ping, /health with the overloaded flag, /metrics
   CHECK(a.status == 200);
   CHECK(wait_until(
       [&] {
-        return http_get(node.url("/health")).body.find("\"overloaded\":false") != std::string::npos;
+        return http_get(s.node.url("/health")).body.find("\"overloaded\":false") !=
+               std::string::npos;
       },
       5s));
-  auto metrics = http_get(node.url("/metrics"));
+  auto metrics = http_get(s.node.url("/metrics"));
   CHECK(metrics.header("Content-Type").value_or("").find("text/plain") == 0);
   for (std::string name : {"cache_requests_total{result=\"miss\"} 2",
                            "cache_origin_fetches_total 2", "cache_origin_bytes_total 524288",

@@ -18,27 +18,30 @@ std::optional<std::string> x_cache(const HttpResponse& r) {
   return r.header("X-Cache");
 }
 
+// Asks the node for `object` twice, each answer's status REQUIREd to be `status`; returns how
+// many requests for it reached the origin by then.
+int64_t origin_requests_after_two_asks(const NodeOnOrigin& s, const NodeOnOrigin::Object& object,
+                                       long status) {
+  REQUIRE(http_get(object.url).status == status);
+  REQUIRE(http_get(object.url).status == status);
+  return s.origin.count(object.path);
+}
+
 }  // namespace
 
 TEST_CASE("a 404 with no-store is not remembered: the next request asks the origin again") {
-  TempDir dir;
-  TestOrigin origin;
-  CacheNodeProcess node(dir.file("data"), origin.base_url(), {"signing.required=false"});
-  const std::string path = "/gen/1K/part7.m4s";
-  const std::string url = node.url("/o/demo" + path + "?status=404&cc=no-store");
+  NodeOnOrigin s({"signing.required=false"});
+  const auto [path, url] = s.object("/gen/1K/part7.m4s", "?status=404&cc=no-store");
   for (int i = 1; i <= 3; ++i) {
     CAPTURE(i);
     HttpResponse r = http_get(url);
     CHECK(r.status == 404);
-    CHECK(origin.count(path) == i);
+    CHECK(s.origin.count(path) == i);
   }
 }
 
 TEST_CASE("a 404's own lifetime bounds how long it is remembered; without one the configured TTL") {
-  TempDir dir;
-  TestOrigin origin;
-  CacheNodeProcess node(dir.file("data"), origin.base_url(),
-                        {"signing.required=false", "negative_ttl_ms=60000"});
+  NodeOnOrigin s({"signing.required=false", "negative_ttl_ms=60000"});
   // max-age=0, an Expires already past, private: not reusable.
   const std::pair<const char*, const char*> unreusable[] = {
       {"/gen/1K/zero.ts", "?status=404&cc=max-age%3D0"},
@@ -46,98 +49,78 @@ TEST_CASE("a 404's own lifetime bounds how long it is remembered; without one th
       {"/gen/1K/private.ts", "?status=410&cc=private"}};
   for (const auto& [path, query] : unreusable) {
     CAPTURE(query);
-    REQUIRE(http_get(node.url(std::string("/o/demo") + path + query)).status == 404);
-    REQUIRE(http_get(node.url(std::string("/o/demo") + path + query)).status == 404);
-    CHECK(origin.count(path) == 2);
+    CHECK(origin_requests_after_two_asks(s, s.object(path, query), 404) == 2);
   }
   // No cache headers: the configured 60 s; the second request is the node's answer.
   const std::string plain = "/gen/1K/plain.ts";
-  REQUIRE(http_get(node.url("/o/demo" + plain + "?status=404")).status == 404);
-  HttpResponse again = http_get(node.url("/o/demo" + plain + "?status=404"));
+  REQUIRE(http_get(s.node.url("/o/demo" + plain + "?status=404")).status == 404);
+  HttpResponse again = http_get(s.node.url("/o/demo" + plain + "?status=404"));
   CHECK(again.status == 404);
   CHECK(x_cache(again) == std::optional<std::string>("HIT"));
-  CHECK(origin.count(plain) == 1);
+  CHECK(s.origin.count(plain) == 1);
   // max-age=1 under a 60 s TTL: remembered, then asked again once the second has passed.
-  const std::string short_lived = "/gen/1K/short.ts";
-  const std::string short_url = node.url("/o/demo" + short_lived + "?status=404&cc=max-age%3D1");
-  REQUIRE(http_get(short_url).status == 404);
-  REQUIRE(http_get(short_url).status == 404);
-  CHECK(origin.count(short_lived) == 1);
+  const auto short_lived = s.object("/gen/1K/short.ts", "?status=404&cc=max-age%3D1");
+  CHECK(origin_requests_after_two_asks(s, short_lived, 404) == 1);
   REQUIRE(wait_until(
-      [&] { return http_get(short_url).status == 404 && origin.count(short_lived) == 2; }, 5s,
-      100ms));
+      [&] {
+        return http_get(short_lived.url).status == 404 && s.origin.count(short_lived.path) == 2;
+      },
+      5s, 100ms));
 }
 
 TEST_CASE("a hinted part's 404 is remembered for at most its part target, other 404s for the TTL") {
-  TempDir dir;
-  TestOrigin origin;
-  CacheNodeProcess node(dir.file("data"), origin.base_url(),
-                        {"signing.required=false", "negative_ttl_ms=60000"});
+  NodeOnOrigin s({"signing.required=false", "negative_ttl_ms=60000"});
   // A part or preload hint link (the balancer marks it with its PART-TARGET, bpt): a player may
   // ask for a hinted part a moment before it exists and asks again at once.
-  const std::string part = "/gen/1K/seg9.2.m4s";
-  const std::string part_url = node.url("/o/demo" + part + "?status=404&bpt=200");
+  const auto [part, part_url] = s.object("/gen/1K/seg9.2.m4s", "?status=404&bpt=200");
   REQUIRE(http_get(part_url).status == 404);
-  REQUIRE(origin.count(part) == 1);
-  REQUIRE(wait_until([&] { return http_get(part_url).status == 404 && origin.count(part) == 2; },
+  REQUIRE(s.origin.count(part) == 1);
+  REQUIRE(wait_until([&] { return http_get(part_url).status == 404 && s.origin.count(part) == 2; },
                      2s, 20ms));
   // The same 404 without a part target: the configured 60 s (the node answers meanwhile).
-  const std::string chunk = "/gen/1K/seg9.ts";
-  const std::string chunk_url = node.url("/o/demo" + chunk + "?status=404");
+  const auto [chunk, chunk_url] = s.object("/gen/1K/seg9.ts", "?status=404");
   REQUIRE(http_get(chunk_url).status == 404);
   for (int i = 0; i < 10; ++i) CHECK(http_get(chunk_url).status == 404);
-  CHECK(origin.count(chunk) == 1);
+  CHECK(s.origin.count(chunk) == 1);
 }
 
 TEST_CASE("Vary: * is served but never reused") {
-  TempDir dir;
-  TestOrigin origin;
-  CacheNodeProcess node(dir.file("data"), origin.base_url(), {"signing.required=false"});
-  const std::string path = "/gen/2K/any.ts";
-  const std::string url = node.url("/o/demo" + path + "?cc=max-age%3D600&hdr=Vary%3A%2A");
+  NodeOnOrigin s({"signing.required=false"});
+  const auto [path, url] = s.object("/gen/2K/any.ts", "?cc=max-age%3D600&hdr=Vary%3A%2A");
   for (int i = 1; i <= 2; ++i) {
     HttpResponse r = http_get(url);
     REQUIRE(r.status == 200);
     CHECK(r.body.size() == 2048);
     CHECK(x_cache(r) == std::optional<std::string>("MISS"));
   }
-  CHECK(origin.count(path) == 2);
+  CHECK(s.origin.count(path) == 2);
 }
 
 TEST_CASE(
     "two Expires lines are invalid: the copy is stale at once; a list-valued Age counts its first "
     "member") {
-  TempDir dir;
-  TestOrigin origin;
-  CacheNodeProcess node(dir.file("data"), origin.base_url(), {"signing.required=false"});
+  NodeOnOrigin s({"signing.required=false"});
   // cc= sends no Cache-Control, so Expires decides; the origin adds a second Expires line.
-  const std::string twice = "/gen/2K/twice.ts";
-  const std::string twice_url =
-      node.url("/o/demo" + twice +
+  const auto twice =
+      s.object("/gen/2K/twice.ts",
                "?cc=&expires=600&hdr=Expires%3AThu%2C%2001%20Jan%202099%2000%3A00%3A00%20GMT");
-  REQUIRE(http_get(twice_url).status == 200);
-  REQUIRE(http_get(twice_url).status == 200);
-  CHECK(origin.count(twice) == 2);
+  CHECK(origin_requests_after_two_asks(s, twice, 200) == 2);
   // Age "7200, 0" under max-age=3600: already stale on arrival.
-  const std::string aged = "/gen/2K/aged.ts";
-  const std::string aged_url =
-      node.url("/o/demo" + aged + "?cc=max-age%3D3600&hdr=Age%3A7200%2C%200");
+  const auto [aged, aged_url] =
+      s.object("/gen/2K/aged.ts", "?cc=max-age%3D3600&hdr=Age%3A7200%2C%200");
   REQUIRE(http_get(aged_url).status == 200);
   HttpResponse second = http_get(aged_url);
   REQUIRE(second.status == 200);
   CHECK(x_cache(second) != std::optional<std::string>("HIT"));
-  CHECK(origin.count(aged) == 2);
+  CHECK(s.origin.count(aged) == 2);
 }
 
 TEST_CASE(
     "end-to-end headers are kept with the copy: on the miss, on hits, after a restart; the "
     "origin's Date too") {
-  TempDir dir;
-  TestOrigin origin;
-  CacheNodeProcess node(dir.file("data"), origin.base_url(), {"signing.required=false"});
-  const std::string path = "/gen/2K/live.m3u8";
-  const std::string url =
-      node.url("/o/demo" + path +
+  NodeOnOrigin s({"signing.required=false"});
+  const auto [path, url] =
+      s.object("/gen/2K/live.m3u8",
                "?cc=max-age%3D600&hdr=Content-Encoding%3Agzip&hdr=Content-Language%3Aen&hdr=Vary%"
                "3AAccept-Encoding"
                "&hdr=Link%3A%3Cpart1.m4s%3E%3B%20rel%3Dpreload&hdr=Set-Cookie%3Aviewer%3D1"
@@ -170,25 +153,23 @@ TEST_CASE(
   CHECK(x_cache(hit) == std::optional<std::string>("HIT"));
   CHECK(hit.header("Date") == origin_date);
   // From disk after a restart.
-  node.stop();
-  node.start();
+  s.node.stop();
+  s.node.start();
   HttpResponse after_restart = http_get(url);
   check_headers(after_restart);
   CHECK(x_cache(after_restart) == std::optional<std::string>("HIT"));
   CHECK(after_restart.header("Date") == origin_date);
-  CHECK(origin.count(path) == 1);
+  CHECK(s.origin.count(path) == 1);
 }
 
 TEST_CASE(
     "an origin that sends a hundred headers: the copy keeps a bounded number, the rest are "
     "counted") {
-  TempDir dir;
-  TestOrigin origin;
-  CacheNodeProcess node(dir.file("data"), origin.base_url(), {"signing.required=false"});
+  NodeOnOrigin s({"signing.required=false"});
   std::string query = "?cc=max-age%3D600";
   for (int i = 0; i < 100; ++i)
     query += "&hdr=X-Flood-" + std::to_string(i) + "%3A" + std::string(40, 'v');
-  const std::string url = node.url("/o/demo/gen/2K/flood.ts" + query);
+  const std::string url = s.node.url("/o/demo/gen/2K/flood.ts" + query);
   HttpResponse miss = http_get(url);
   REQUIRE(miss.status == 200);
   CHECK(miss.body.size() == 2048);
@@ -199,7 +180,7 @@ TEST_CASE(
   CHECK(kept <= 24);
   HttpResponse hit = http_get(url);
   CHECK(x_cache(hit) == std::optional<std::string>("HIT"));
-  const std::string metrics = http_get(node.url("/metrics")).body;
+  const std::string metrics = http_get(s.node.url("/metrics")).body;
   CHECK(metrics.find("cache_dropped_headers_total " + std::to_string(100 - kept)) !=
         std::string::npos);
 }
@@ -207,76 +188,70 @@ TEST_CASE(
 TEST_CASE(
     "a redirect on a configured origin is followed once per chunk; elsewhere, or in a loop, it is "
     "relayed") {
-  TempDir dir;
-  TestOrigin origin;
-  CacheNodeProcess node(dir.file("data"), origin.base_url(), {"signing.required=false"});
+  NodeOnOrigin s({"signing.required=false"});
   // A packager failover: the chunk moved to another path of the same origin.
   const std::string moved = "/o/demo/gen/2K/old.ts?status=302&hdr=Location%3A%2Fgen%2F2K%2Fnew.ts";
-  HttpResponse first = http_get(node.url(moved));
+  HttpResponse first = http_get(s.node.url(moved));
   REQUIRE(first.status == 200);
   CHECK(first.body == generated_body("new.ts", 2048));
-  HttpResponse again = http_get(node.url(moved));
+  HttpResponse again = http_get(s.node.url(moved));
   CHECK(again.status == 200);
   CHECK(x_cache(again) == std::optional<std::string>("HIT"));
-  CHECK(origin.count("/gen/2K/old.ts") == 1);
-  CHECK(origin.count("/gen/2K/new.ts") == 1);
+  CHECK(s.origin.count("/gen/2K/old.ts") == 1);
+  CHECK(s.origin.count("/gen/2K/new.ts") == 1);
 
   // Off the configured origins: not followed (only configured origins are fetched) but relayed
   // as the origin sent it, for the player to follow; never stored.
   const std::string off_url =
-      node.url("/o/demo/gen/2K/off.ts?status=301&hdr=Location%3Ahttp%3A%2F%2Fcdn.example%2Fx.ts");
+      s.node.url("/o/demo/gen/2K/off.ts?status=301&hdr=Location%3Ahttp%3A%2F%2Fcdn.example%2Fx.ts");
   HttpResponse off = http_get(off_url);
   CHECK(off.status == 301);
   CHECK(off.header("Location") == std::optional<std::string>("http://cdn.example/x.ts"));
   CHECK(http_get(off_url).status == 301);
-  CHECK(origin.count("/gen/2K/off.ts") == 2);
+  CHECK(s.origin.count("/gen/2K/off.ts") == 2);
 
   // A redirect to itself (an empty reference is the URL itself): followed five times, then relayed.
-  HttpResponse loop = http_get(node.url("/o/demo/gen/2K/loop.ts?status=307&hdr=Location%3A"));
+  HttpResponse loop = http_get(s.node.url("/o/demo/gen/2K/loop.ts?status=307&hdr=Location%3A"));
   CHECK(loop.status == 307);
-  CHECK(origin.count("/gen/2K/loop.ts") == 6);
+  CHECK(s.origin.count("/gen/2K/loop.ts") == 6);
 }
 
 TEST_CASE(
     "origin refusals reach the viewer as they are: 403, and 429/503 with Retry-After; none is "
     "remembered") {
-  TempDir dir;
-  TestOrigin origin;
-  CacheNodeProcess node(dir.file("data"), origin.base_url(), {"signing.required=false"});
-  HttpResponse forbidden = http_get(node.url("/o/demo/gen/1K/f.ts?status=403"));
+  NodeOnOrigin s({"signing.required=false"});
+  HttpResponse forbidden = http_get(s.node.url("/o/demo/gen/1K/f.ts?status=403"));
   CHECK(forbidden.status == 403);
   CHECK(forbidden.body.find("\"origin_forbidden\"") != std::string::npos);
 
-  const std::string busy_url = node.url("/o/demo/gen/1K/b.ts?status=503&hdr=Retry-After%3A7");
+  const std::string busy_url = s.node.url("/o/demo/gen/1K/b.ts?status=503&hdr=Retry-After%3A7");
   HttpResponse busy = http_get(busy_url);
   CHECK(busy.status == 503);
   CHECK(busy.header("Retry-After") == std::optional<std::string>("7"));
   CHECK(busy.body.find("\"origin_unavailable\"") != std::string::npos);
   CHECK(http_get(busy_url).status == 503);
-  CHECK(origin.count("/gen/1K/b.ts") == 2);
+  CHECK(s.origin.count("/gen/1K/b.ts") == 2);
 
-  HttpResponse limited = http_get(node.url("/o/demo/gen/1K/l.ts?status=429"));
+  HttpResponse limited = http_get(s.node.url("/o/demo/gen/1K/l.ts?status=429"));
   CHECK(limited.status == 429);
   CHECK(limited.header("Retry-After") == std::optional<std::string>("1"));
 
-  CHECK(http_get(node.url("/o/demo/gen/1K/t.ts?status=504")).status == 504);
+  CHECK(http_get(s.node.url("/o/demo/gen/1K/t.ts?status=504")).status == 504);
   // Any other origin error is still the node's 502.
-  CHECK(http_get(node.url("/o/demo/gen/1K/e.ts?status=500")).status == 502);
+  CHECK(http_get(s.node.url("/o/demo/gen/1K/e.ts?status=500")).status == 502);
 }
 
 TEST_CASE("other 2xx answers reach the viewer as the origin sent them and are never stored") {
-  TempDir dir;
-  TestOrigin origin;
-  CacheNodeProcess node(dir.file("data"), origin.base_url(), {"signing.required=false"});
+  NodeOnOrigin s({"signing.required=false"});
   const std::string url =
-      node.url("/o/demo/gen/1K/n.ts?status=203&cc=max-age%3D600&hdr=X-Kept%3Ayes");
+      s.node.url("/o/demo/gen/1K/n.ts?status=203&cc=max-age%3D600&hdr=X-Kept%3Ayes");
   HttpResponse first = http_get(url);
   CHECK(first.status == 203);
   CHECK(first.body == "test_origin: status 203\n");
   CHECK(first.header("X-Kept") == std::optional<std::string>("yes"));
   CHECK(http_get(url).status == 203);
-  CHECK(origin.count("/gen/1K/n.ts") == 2);
-  HttpResponse empty = http_get(node.url("/o/demo/gen/1K/e.ts?status=204"));
+  CHECK(s.origin.count("/gen/1K/n.ts") == 2);
+  HttpResponse empty = http_get(s.node.url("/o/demo/gen/1K/e.ts?status=204"));
   CHECK(empty.status == 204);
   CHECK(empty.body.empty());
 }

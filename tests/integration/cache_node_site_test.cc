@@ -3,9 +3,6 @@
 // costs origin one fetch per chunk, and killing the owner mid-herd still gives
 // every viewer of the other nodes a byte-exact body.
 #include <doctest/doctest.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <array>
 #include <thread>
@@ -14,26 +11,12 @@
 #include "support/cache_node_fixture.h"
 #include "support/generated_body.h"
 #include "support/herd.h"
+#include "support/sockets.h"
 
 using namespace balancer::test;
 using namespace std::chrono_literals;
 
 namespace {
-
-// A port free right now on 127.0.0.1 (the kernel's choice), for a node that must
-// be named in its siblings' config before it starts.
-int free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  REQUIRE(fd >= 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-  socklen_t len = sizeof addr;
-  REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
 
 const std::string kPrefetchKey = "prefetch-key-integration-0001";
 
@@ -46,7 +29,11 @@ struct Site {
   std::vector<std::unique_ptr<CacheNodeProcess>> nodes;
 
   Site() {
-    for (auto& port : ports) port = free_port();
+    // Each node is named in its siblings' config before it starts.
+    for (auto& port : ports) {
+      port = free_loopback_port();
+      REQUIRE(port > 0);
+    }
     for (size_t i = 0; i < kNodes; ++i) {
       std::vector<std::string> overrides = {"signing.required=false", "node_id=\"" + ids[i] + "\"",
                                             "prefetch.keys=[\"" + kPrefetchKey + "\"]",
@@ -65,6 +52,12 @@ struct Site {
   size_t owner_of(const std::string& path_and_query) const {
     return cache_node::site_owner(ids, "demo" + path_and_query);
   }
+  // An object of the origin: its `path` ("/gen/4K/x.ts", no query) and the node that owns it.
+  struct Object {
+    std::string path;
+    size_t owner;
+  };
+  Object object(const std::string& path) const { return {path, owner_of(path)}; }
   int64_t metric(size_t node, const std::string& series) const {
     std::string text = http_get(nodes[node]->url("/metrics")).body;
     auto at = text.find("\n" + series + " ");
@@ -175,8 +168,7 @@ TEST_CASE(
     "site: a node whose owner is down goes to origin at once, and a sibling's request is never "
     "sent on") {
   Site site;
-  const std::string path = "/gen/4K/down.ts";
-  const size_t owner = site.owner_of(path);
+  const auto [path, owner] = site.object("/gen/4K/down.ts");
   const size_t other = (owner + 1) % Site::kNodes;
   site.nodes[owner]->kill_hard();
   auto r = http_get(site.nodes[other]->url("/o/demo" + path), {}, 10s);
@@ -197,8 +189,7 @@ TEST_CASE(
     "site: a prefetch named to every node of the site costs origin one fetch, and each node then "
     "hits") {
   Site site;
-  const std::string path = "/gen/64K/prefetched.ts";
-  const size_t owner = site.owner_of(path);
+  const auto [path, owner] = site.object("/gen/64K/prefetched.ts");
   // The owner last: its siblings' fetches for their prefetches reach it first.
   for (size_t k = 1; k <= Site::kNodes; ++k) {
     const size_t i = (owner + k) % Site::kNodes;

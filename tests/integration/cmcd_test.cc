@@ -49,11 +49,9 @@ std::string object_of(const std::string& json, const std::string& key) {
 TEST_CASE(
     "cache node: CMCD as query or headers; the signature and the cache key ignore it; playback "
     "counted") {
-  TempDir dir;
-  TestOrigin origin;
-  CacheNodeProcess node(dir.file("data"), origin.base_url(), {"node_id=venue-a"});
+  NodeOnOrigin s({"node_id=venue-a"});
   const std::string path = "/o/demo/gen/16K/cmcd.ts";
-  const std::string signed_url = node.signed_url(path);
+  const std::string signed_url = s.node.signed_url(path);
 
   // hls.js 1.7 (CMCD v2, query mode) on the signed link: the signature still holds.
   auto first = http_get(with_cmcd(
@@ -67,7 +65,7 @@ TEST_CASE(
   CHECK(second.status == 200);
   CHECK(second.header("X-Cache") == "HIT");
   CHECK(second.body == first.body);
-  CHECK(origin.count("/gen/16K/cmcd.ts") == 1);
+  CHECK(s.origin.count("/gen/16K/cmcd.ts") == 1);
 
   // Media3 (CMCD v1 headers), a stall and a short buffer; no cid.
   auto headers = http_get(signed_url, {{"CMCD-Object", "br=840,d=4000,ot=v,tb=3200"},
@@ -81,7 +79,7 @@ TEST_CASE(
   // A tampered link with a report is still refused: only the CMCD argument is set aside.
   CHECK(http_get(with_cmcd(signed_url + "x", "bl=1")).status == 403);
 
-  const std::string metrics = http_get(node.url("/metrics")).body;
+  const std::string metrics = http_get(s.node.url("/metrics")).body;
   CHECK(metric_value(metrics, "cmcd_reports_total{result=\"read\"}") == 3);
   CHECK(metric_value(metrics, "cmcd_reports_total{result=\"malformed\"}") == 1);
   CHECK(metric_value(metrics, "playback_stalls_total{channel=\"demo\",node=\"venue-a\"}") == 1);
@@ -92,7 +90,7 @@ TEST_CASE(
   CHECK(metric_value(metrics, "playback_buffer_length_seconds_count") == 3);
   CHECK(metric_value(metrics, "playback_bitrate_bytes_per_second_count") == 3);
 
-  const std::string playback = object_of(node.health(), "playback");
+  const std::string playback = object_of(s.node.health(), "playback");
   INFO(playback);
   CHECK(json_integer(playback, "sessions") == 2);
   CHECK(json_integer(playback, "healthy_buffer") == 1);
@@ -103,36 +101,35 @@ TEST_CASE(
 TEST_CASE(
     "cache node: a viewer's CMCD next object (nor) is fetched before it asks, once, if its link is "
     "signed") {
-  TempDir dir;
-  TestOrigin origin;
-  CacheNodeProcess node(dir.file("data"), origin.base_url(), {"node_id=venue-a"});
-  const std::string base = node.url("");
+  NodeOnOrigin s({"node_id=venue-a"});
+  const std::string base = s.node.url("");
   auto relative_to_dir = [&](const std::string& signed_url) {  // as hls.js writes nor
     return signed_url.substr(signed_url.rfind('/') + 1);
   };
-  const std::string next = relative_to_dir(node.signed_url("/o/demo/gen/16K/live/s2.ts"));
-  auto first = http_get(with_cmcd(node.signed_url("/o/demo/gen/16K/live/s1.ts"),
+  const std::string next = relative_to_dir(s.node.signed_url("/o/demo/gen/16K/live/s2.ts"));
+  auto first = http_get(with_cmcd(s.node.signed_url("/o/demo/gen/16K/live/s1.ts"),
                                   "bl=4000,nor=\"" + next + "\",sid=\"n-1\""));
   REQUIRE(first.status == 200);
-  CHECK(wait_until([&] { return origin.count("/gen/16K/live/s2.ts") == 1; }, 10s, 10ms));
-  auto second = http_get(node.signed_url("/o/demo/gen/16K/live/s2.ts"));
+  CHECK(wait_until([&] { return s.origin.count("/gen/16K/live/s2.ts") == 1; }, 10s, 10ms));
+  auto second = http_get(s.node.signed_url("/o/demo/gen/16K/live/s2.ts"));
   CHECK(second.status == 200);
   CHECK(second.header("X-Cache") == "HIT");
-  CHECK(origin.count("/gen/16K/live/s2.ts") == 1);
+  CHECK(s.origin.count("/gen/16K/live/s2.ts") == 1);
 
   // Not fetched: a next object whose link is not signed, one that leaves the origin's tree,
   // one on another host.
   for (const std::string& nor : {std::string("s3.ts"), std::string("../../../../s4.ts"),
                                  std::string("http://elsewhere.invalid/o/demo/s5.ts")}) {
-    CHECK(http_get(with_cmcd(node.signed_url("/o/demo/gen/16K/live/s1.ts"), "nor=\"" + nor + "\""))
-              .status == 200);
+    CHECK(
+        http_get(with_cmcd(s.node.signed_url("/o/demo/gen/16K/live/s1.ts"), "nor=\"" + nor + "\""))
+            .status == 200);
   }
   // The counters move before each reply: one prefetch started, the unsigned link refused.
-  const std::string metrics = http_get(node.url("/metrics")).body;
+  const std::string metrics = http_get(s.node.url("/metrics")).body;
   CHECK(metric_value(metrics, "cache_prefetch_next_object_total") == 1);
   CHECK(metric_value(metrics, "cache_prefetches_total{result=\"invalid\"}") == 1);
-  CHECK(origin.count("/gen/16K/live/s3.ts") == 0);
-  CHECK(origin.count("/gen/16K/s4.ts") == 0);
+  CHECK(s.origin.count("/gen/16K/live/s3.ts") == 0);
+  CHECK(s.origin.count("/gen/16K/s4.ts") == 0);
 }
 
 TEST_CASE(

@@ -64,10 +64,8 @@ void check_preflight(const HttpResponse& r, const std::string& method, const std
 
 TEST_CASE(
     "cache node: chunks, ranges, 304s, errors, /ping and /health carry CORS; preflights answered") {
-  TempDir dir;
-  TestOrigin origin;
-  CacheNodeProcess node(dir.file("data"), origin.base_url());
-  const std::string url = node.signed_url("/o/demo/gen/64K/cors.ts");
+  NodeOnOrigin s;
+  const std::string url = s.node.signed_url("/o/demo/gen/64K/cors.ts");
 
   auto miss = from_page(url);
   check_open(miss, 200);
@@ -77,31 +75,28 @@ TEST_CASE(
   check_open(from_page(url, {{"Range", "bytes=999999-"}}), 416);
   check_open(from_page(url, {{"If-None-Match", miss.header("ETag").value_or("")}}), 304);
   check_open(from_page(url, {}, "HEAD"), 200);
-  check_open(from_page(node.url("/o/demo/gen/64K/cors.ts")), 403);   // unsigned
-  check_open(from_page(node.signed_url("/o/nowhere/seg.ts")), 404);  // unknown origin id
-  check_open(from_page(node.url("/no/such/path")), 404);
+  check_open(from_page(s.node.url("/o/demo/gen/64K/cors.ts")), 403);   // unsigned
+  check_open(from_page(s.node.signed_url("/o/nowhere/seg.ts")), 404);  // unknown origin id
+  check_open(from_page(s.node.url("/no/such/path")), 404);
   check_open(from_page(url, {}, "POST", "x"), 405);
-  check_open(from_page(node.url("/ping")), 200);
-  check_open(from_page(node.url("/health")),
+  check_open(from_page(s.node.url("/ping")), 200);
+  check_open(from_page(s.node.url("/health")),
              200);  // the operator's dashboard reads it in a browser
   // Without an Origin header (ffmpeg, the app) the answer is the same.
   CHECK(http_get(url).header("Access-Control-Allow-Origin") == "*");
 
   check_preflight(preflight(url, "GET", "range"), "GET", "Range");
-  check_preflight(preflight(node.url("/ping"), "GET", ""), "GET", "Range");
+  check_preflight(preflight(s.node.url("/ping"), "GET", ""), "GET", "Range");
   // Players sending CMCD as headers (Media3's default; hls.js with useHeaders).
   for (const char* cmcd : {"CMCD-Object", "CMCD-Request", "CMCD-Session", "CMCD-Status"})
     check_preflight(preflight(url, "GET", "cmcd-request,cmcd-session"), "GET", cmcd);
   // The Prometheus scrape is not for web pages.
-  CHECK_FALSE(from_page(node.url("/metrics")).header("Access-Control-Allow-Origin").has_value());
+  CHECK_FALSE(from_page(s.node.url("/metrics")).header("Access-Control-Allow-Origin").has_value());
 }
 
 TEST_CASE("cache node: an origin list echoes allowed origins only, with Vary: Origin") {
-  TempDir dir;
-  TestOrigin origin;
-  CacheNodeProcess node(dir.file("data"), origin.base_url(),
-                        {"cors.allow_origins=[\"https://app.example\",\"" + kWebOrigin + "\"]"});
-  const std::string url = node.signed_url("/o/demo/gen/4K/list.ts");
+  NodeOnOrigin s({"cors.allow_origins=[\"https://app.example\",\"" + kWebOrigin + "\"]"});
+  const std::string url = s.node.signed_url("/o/demo/gen/4K/list.ts");
   auto allowed = from_page(url);
   CHECK(allowed.status == 200);
   CHECK(allowed.header("Access-Control-Allow-Origin") == kWebOrigin);

@@ -102,6 +102,24 @@ std::string metrics_of(int port) {
   return http_get(local_url(port, "/metrics")).body;
 }
 
+// `bytes` written on a fresh connection to `port` (both REQUIREd), then what the server sends
+// until it closes the connection (or reads give up, after 3 s).
+RawRead send_until_closed(int port, const std::string& bytes) {
+  const int fd = connect_loopback(port, 3s);
+  REQUIRE(fd >= 0);
+  REQUIRE(write(fd, bytes.data(), bytes.size()) == static_cast<ssize_t>(bytes.size()));
+  RawRead read = read_until_closed(fd);
+  close(fd);
+  return read;
+}
+
+// The one response in `read`, REQUIREd to be the only one.
+RawResponse only_response(const RawRead& read) {
+  auto responses = split_responses(read.bytes);
+  REQUIRE(responses.size() == 1);
+  return responses[0];
+}
+
 double bad_requests(const std::string& metrics, const std::string& reason) {
   return metric_value(metrics, "http_bad_requests_total{reason=\"" + reason + "\"}").value_or(-1);
 }
@@ -113,12 +131,7 @@ void check_refusals(int port, const std::string& path) {
   for (const SmugglingCase& c : smuggling_cases()) {
     INFO(std::string(c.what));
     std::string before = metrics_of(port);
-    int fd = connect_loopback(port, 3s);
-    REQUIRE(fd >= 0);
-    std::string bytes = with_path(c.head, path) + c.body + smuggled(path);
-    REQUIRE(write(fd, bytes.data(), bytes.size()) == static_cast<ssize_t>(bytes.size()));
-    RawRead read = read_until_closed(fd);
-    close(fd);
+    RawRead read = send_until_closed(port, with_path(c.head, path) + c.body + smuggled(path));
     INFO(read.bytes);
     CHECK(read.closed);  // the server closed, rather than waiting for more
     std::string rest;
@@ -176,16 +189,9 @@ void check_keep_alive(int port, const std::string& path) {
   close(fd);
 
   // HTTP/1.0 needs no Host; without keep-alive the server closes after the answer.
-  fd = connect_loopback(port, 3s);
-  REQUIRE(fd >= 0);
-  std::string old = "GET " + path + " HTTP/1.0\r\n\r\n";
-  REQUIRE(write(fd, old.data(), old.size()) == static_cast<ssize_t>(old.size()));
-  RawRead old_read = read_until_closed(fd);
-  close(fd);
+  RawRead old_read = send_until_closed(port, "GET " + path + " HTTP/1.0\r\n\r\n");
   CHECK(old_read.closed);
-  auto old_responses = split_responses(old_read.bytes);
-  REQUIRE(old_responses.size() == 1);
-  CHECK(old_responses[0].status == 200);
+  CHECK(only_response(old_read).status == 200);
 }
 
 }  // namespace
@@ -193,19 +199,17 @@ void check_keep_alive(int port, const std::string& path) {
 TEST_CASE(
     "cache node: request heads a proxy could frame differently get 400 JSON and a closed "
     "connection") {
-  TempDir dir;
-  TestOrigin origin;
-  CacheNodeProcess node(dir.file("data"), origin.base_url());
-  check_refusals(node.port(), "/ping");
-  check_keep_alive(node.port(), "/ping");
+  NodeOnOrigin s;
+  check_refusals(s.node.port(), "/ping");
+  check_keep_alive(s.node.port(), "/ping");
   // With h2c the plain port's connections go through the protocol filter, which
   // closes them itself after a closing reply: nothing behind a refused head is read.
-  CacheNodeProcess h2c_node(dir.file("data-h2c"), origin.base_url(), {"listen.h2c=true"});
+  CacheNodeProcess h2c_node(s.dir.file("data-h2c"), s.origin.base_url(), {"listen.h2c=true"});
   check_refusals(h2c_node.port(), "/ping");
   check_keep_alive(h2c_node.port(), "/ping");
   // Clients that always send Host (libcurl) are unaffected.
-  CHECK(http_get(node.url("/ping")).status == 200);
-  CHECK(http_get(node.signed_url("/o/demo/gen/4K/framing.ts")).status == 200);
+  CHECK(http_get(s.node.url("/ping")).status == 200);
+  CHECK(http_get(s.node.signed_url("/o/demo/gen/4K/framing.ts")).status == 200);
 }
 
 TEST_CASE(
@@ -226,16 +230,10 @@ namespace {
 // (src/http/libevent_overrides.cc), which the server also reports as in effect, and whose
 // fast path wrote the reply's lines.
 void check_libevent_overrides_in_effect(int port) {
-  int fd = connect_loopback(port, 3s);
-  REQUIRE(fd >= 0);
-  const std::string garbage = "NOT A REQUEST LINE\r\n\r\n";
-  REQUIRE(write(fd, garbage.data(), garbage.size()) == static_cast<ssize_t>(garbage.size()));
-  RawRead read = read_until_closed(fd);
-  close(fd);
+  RawRead read = send_until_closed(port, "NOT A REQUEST LINE\r\n\r\n");
   INFO(read.bytes);
-  auto responses = split_responses(read.bytes);
-  REQUIRE(responses.size() == 1);
-  CHECK(responses[0].status == 400);
+  const RawResponse response = only_response(read);
+  CHECK(response.status == 400);
   const std::string metrics = metrics_of(port);
   if (event_get_version_number() != 0x02010c00) {
     // The servers' libevent is the tests' (the system's): the overrides run only on the
@@ -246,8 +244,8 @@ void check_libevent_overrides_in_effect(int port) {
     CHECK(metric_value(metrics, "http_evhttp_format_in_effect") == std::optional<double>(0));
     return;
   }
-  CHECK(responses[0].has_header("Content-Type: application/json"));
-  CHECK(responses[0].body.find(code_prefix(kEvhttpRefusal)) == 0);
+  CHECK(response.has_header("Content-Type: application/json"));
+  CHECK(response.body.find(code_prefix(kEvhttpRefusal)) == 0);
   CHECK(metric_value(metrics, "http_evhttp_format_in_effect") == std::optional<double>(1));
   // Between two scrapes, two replies (that scrape's and a /health's): each a status line
   // and at least two header lines, all on the fast path (one per reply if only status
@@ -264,10 +262,8 @@ void check_libevent_overrides_in_effect(int port) {
 TEST_CASE(
     "both servers: evhttp's own refusal is a JSON error and the formatting replacement is in "
     "effect") {
-  TempDir dir;
-  TestOrigin origin;
-  CacheNodeProcess node(dir.file("data"), origin.base_url());
-  check_libevent_overrides_in_effect(node.port());
-  BalancerProcess balancer(dir, origin.url("/files"), channels_json({}), caches_json({}));
+  NodeOnOrigin s;
+  check_libevent_overrides_in_effect(s.node.port());
+  BalancerProcess balancer(s.dir, s.origin.url("/files"), channels_json({}), caches_json({}));
   check_libevent_overrides_in_effect(balancer.port());
 }

@@ -18,8 +18,7 @@
 #include <string>
 #include <vector>
 
-#include "support/balancer_fixture.h"
-#include "support/cache_node_fixture.h"
+#include "support/venue_stack.h"
 
 using namespace balancer::test;
 using namespace std::chrono_literals;
@@ -278,26 +277,16 @@ void check_with_promtool(const TempDir& dir, const std::string& what, const std:
 
 // ---- the stack ----
 
-struct Stack {
+struct Stack : VenueStack {
   Stack() {
     write_file(dir.file("root/live/index.m3u8"), live_playlist(3, 4));
     for (int i = 3; i < 7; ++i) {
       write_file(dir.file("root/live/seg" + std::to_string(i) + ".ts"),
                  "chunk-" + std::to_string(i));
     }
-    origin = std::make_unique<TestOrigin>(serving_files(dir.file("root")));
-    cache = std::make_unique<CacheNodeProcess>(dir.file("cache-a"), origin->url("/files"));
-    balancer = std::make_unique<BalancerProcess>(
-        dir, origin->url("/files"),
-        channels_json({channel_json("demo", "/live/index.m3u8"),
-                       channel_json("gone", "/missing/index.m3u8")}),
-        caches_json({cache_json("venue-a", "venue", cache->port())}));
-    REQUIRE(balancer->wait_cache_usable("venue-a", true, 10s));
+    start(channels_json(
+        {channel_json("demo", "/live/index.m3u8"), channel_json("gone", "/missing/index.m3u8")}));
   }
-  TempDir dir;
-  std::unique_ptr<TestOrigin> origin;
-  std::unique_ptr<CacheNodeProcess> cache;
-  std::unique_ptr<BalancerProcess> balancer;
 };
 
 }  // namespace
@@ -388,7 +377,7 @@ TEST_CASE(
   CHECK(gone.status == 404);
   auto unknown = s.balancer->get("/hls/nope/live/index.m3u8?viewer=v4");
   CHECK(unknown.status == 404);
-  CHECK(is_json_error_reply(unknown, "unknown_channel"));
+  CHECK(is_json_error(unknown, "unknown_channel"));
   CHECK(s.balancer->get("/key/demo/other/secret.key?viewer=v5").status == 404);
   CHECK(s.balancer->get("/no/such/endpoint").status >= 400);
 
@@ -400,13 +389,13 @@ TEST_CASE(
   auto bad_signature = http_get(tampered);
   CHECK(bad_signature.status == 403);
   CHECK(is_json_error(bad_signature, "signature_invalid"));
-  CHECK(http_get(s.cache->url("/o/demo/live/seg4.ts")).status == 403);    // no signature
-  auto missing = http_get(s.cache->signed_url("/o/demo/live/seg99.ts"));  // origin 404
+  CHECK(http_get(s.node->url("/o/demo/live/seg4.ts")).status == 403);    // no signature
+  auto missing = http_get(s.node->signed_url("/o/demo/live/seg99.ts"));  // origin 404
   CHECK(missing.status == 404);
-  CHECK(http_get(s.cache->url("/nothing/here")).status == 404);
+  CHECK(http_get(s.node->url("/nothing/here")).status == 404);
 
   const std::string balancer_text = s.balancer->metrics();
-  const std::string cache_text = http_get(s.cache->url("/metrics")).body;
+  const std::string cache_text = http_get(s.node->url("/metrics")).body;
   REQUIRE(!balancer_text.empty());
   REQUIRE(!cache_text.empty());
 

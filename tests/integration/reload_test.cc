@@ -4,7 +4,6 @@
 // served, the channels, caches and limits (the node's identity and origins) as they
 // were; the same files made valid then change all of them together.
 #include <doctest/doctest.h>
-#include <signal.h>
 
 #include <filesystem>
 #include <sstream>
@@ -17,28 +16,6 @@ using namespace balancer::test;
 using namespace std::chrono_literals;
 
 namespace {
-
-// Two certificates, each under its own file names (a reload points the config at the other pair).
-struct CertificatePair {
-  explicit CertificatePair(const TempDir& dir)
-      : first_cert(dir.file("tls/first-cert.pem")),
-        first_key(dir.file("tls/first-key.pem")),
-        second_cert(dir.file("tls/second-cert.pem")),
-        second_key(dir.file("tls/second-key.pem")) {
-    std::filesystem::create_directories(dir.file("tls"));
-    std::string error;
-    REQUIRE_MESSAGE(write_self_signed_certificate(first_cert, first_key, "first", &error), error);
-    REQUIRE_MESSAGE(write_self_signed_certificate(second_cert, second_key, "second", &error),
-                    error);
-    first = certificate_fingerprint(first_cert);
-    second = certificate_fingerprint(second_cert);
-    REQUIRE(!first.empty());
-    REQUIRE(!second.empty());
-    REQUIRE(first != second);
-  }
-  std::string first_cert, first_key, second_cert, second_key;
-  std::string first, second;  // fingerprints
-};
 
 // The "listen" section with TLS on `cert` and `key`; `more`: further listen keys.
 std::string listen_section(const std::string& cert, const std::string& key,
@@ -88,7 +65,7 @@ TEST_CASE(
     "balancer: a reload rejected by a later key keeps the certificate, channels, caches and "
     "limits") {
   TempDir dir;
-  CertificatePair certs(dir);
+  TestTlsFilePair certs(dir.file("tls"));
   TestOrigin origin(live_files(dir));
   const std::string main_path = dir.file("balancer/main.json");
   const std::string operator_key = "reload-test-operator-key-0001";
@@ -102,7 +79,7 @@ TEST_CASE(
            "\"operator\":{\"key\":\"" +
            operator_key + "\"},\"limits\":" + limits + ",\"web\":{\"dir\":\"\"}}";
   };
-  write_file(main_path, main_file(certs.first_cert, certs.first_key, "{\"max_streams\":50}"));
+  write_file(main_path, main_file(certs.first.cert, certs.first.key, "{\"max_streams\":50}"));
   BalancerProcess balancer(dir, origin.url("/files"),
                            channels_json({channel_json("demo", "/live/index.m3u8")}),
                            caches_json({}), {}, main_path);
@@ -111,7 +88,7 @@ TEST_CASE(
     return balancer.get("/hls/" + channel + "/live/index.m3u8?viewer=reload-viewer").status;
   };
   auto running_as_started = [&] {
-    CHECK(served_fingerprint(balancer.tls_port()) == certs.first);
+    CHECK(served_fingerprint(balancer.tls_port()) == certs.first_fingerprint);
     CHECK(playlist_status("demo") == 200);
     CHECK(playlist_status("extra") == 404);
     CHECK(balancer.health().find("\"channels\":1,") != std::string::npos);
@@ -125,7 +102,7 @@ TEST_CASE(
   write_file(
       main_path,
       main_file(
-          certs.second_cert, certs.second_key,
+          certs.second.cert, certs.second.key,
           "{\"max_streams\":7,\"idle_timeout_s\":-1},\"upstream\":{\"connect_timeout_ms\":0}"));
   balancer.write_channels(channels_json(
       {channel_json("demo", "/live/index.m3u8"), channel_json("extra", "/live/index.m3u8")}));
@@ -137,7 +114,7 @@ TEST_CASE(
   running_as_started();
 
   // The main file is good now, but the channels file has a channel on an unknown origin.
-  write_file(main_path, main_file(certs.second_cert, certs.second_key, "{\"max_streams\":7}"));
+  write_file(main_path, main_file(certs.second.cert, certs.second.key, "{\"max_streams\":7}"));
   balancer.write_channels(channels_json(
       {channel_json("demo", "/live/index.m3u8"), channel_json("extra", "/live/index.m3u8"),
        "{\"id\":\"broken\",\"origin\":\"nowhere\",\"source\":\"/x.m3u8\",\"free\":true}"}));
@@ -150,7 +127,7 @@ TEST_CASE(
   balancer.write_channels(channels_json(
       {channel_json("demo", "/live/index.m3u8"), channel_json("extra", "/live/index.m3u8")}));
   REQUIRE(balancer.reload("ok"));
-  CHECK(served_fingerprint(balancer.tls_port()) == certs.second);
+  CHECK(served_fingerprint(balancer.tls_port()) == certs.second_fingerprint);
   CHECK(playlist_status("extra") == 200);
   CHECK(balancer.health().find("\"channels\":2,") != std::string::npos);
   CHECK(balancer.health().find("\"id\":\"late-cache\"") != std::string::npos);
@@ -161,7 +138,7 @@ TEST_CASE(
 TEST_CASE(
     "cache node: a reload rejected by a later key keeps the certificate, identity and origins") {
   TempDir dir;
-  CertificatePair certs(dir);
+  TestTlsFilePair certs(dir.file("tls"));
   TestOrigin origin;
   const std::string main_path = dir.file("node/main.json");
   // The fixture's --set overrides (ports, data_dir, origin demo, keys) apply on top at every
@@ -175,12 +152,12 @@ TEST_CASE(
   };
   const std::string extra_origin =
       ",\"extra\":{\"url\":\"" + origin.base_url() + "\",\"query\":\"keep\"}}";
-  write_file(main_path, main_file(certs.first_cert, certs.first_key, "first-site", "}", true));
+  write_file(main_path, main_file(certs.first.cert, certs.first.key, "first-site", "}", true));
   CacheNodeProcess node(dir.file("data"), origin.base_url(), {}, main_path);
   REQUIRE(node.tls_port() > 0);
   auto extra_status = [&] { return http_get(node.signed_url("/o/extra/gen/1K/reload.ts")).status; };
   auto running_as_started = [&] {
-    CHECK(served_fingerprint(node.tls_port()) == certs.first);
+    CHECK(served_fingerprint(node.tls_port()) == certs.first_fingerprint);
     CHECK(http_get(node.url("/ping")).body.find("\"site\":\"first-site\"") != std::string::npos);
     CHECK(extra_status() == 404);
   };
@@ -190,20 +167,10 @@ TEST_CASE(
   // New certificate, site and origin, then two bad keys further on.
   write_file(
       main_path,
-      main_file(certs.second_cert, certs.second_key, "second-site",
+      main_file(certs.second.cert, certs.second.key, "second-site",
                 extra_origin + ",\"negative_ttl_ms\":-1,\"overload\":{\"max_connections\":0}",
                 true));
-  double rejected_before = metric_value(http_get(node.url("/metrics")).body,
-                                        "cache_node_config_reloads_total{result=\"rejected\"}")
-                               .value_or(-1);
-  ::kill(node.process().pid(), SIGHUP);
-  REQUIRE(wait_until(
-      [&] {
-        return metric_value(http_get(node.url("/metrics")).body,
-                            "cache_node_config_reloads_total{result=\"rejected\"}")
-                   .value_or(-1) > rejected_before;
-      },
-      5s));
+  REQUIRE(node.reload("rejected"));
   check_one_rejection_line(node.process(), 1, {"negative_ttl_ms", "max_connections"},
                            {kSigningKey, kPreviousKey});
   running_as_started();
@@ -211,19 +178,9 @@ TEST_CASE(
   // Made valid (and listen.http2 switched off, which needs a restart): the rest applies,
   // and the TLS port keeps offering what its listeners speak.
   write_file(main_path,
-             main_file(certs.second_cert, certs.second_key, "second-site", extra_origin, false));
-  double ok_before = metric_value(http_get(node.url("/metrics")).body,
-                                  "cache_node_config_reloads_total{result=\"ok\"}")
-                         .value_or(-1);
-  ::kill(node.process().pid(), SIGHUP);
-  REQUIRE(wait_until(
-      [&] {
-        return metric_value(http_get(node.url("/metrics")).body,
-                            "cache_node_config_reloads_total{result=\"ok\"}")
-                   .value_or(-1) > ok_before;
-      },
-      5s));
-  CHECK(served_fingerprint(node.tls_port()) == certs.second);
+             main_file(certs.second.cert, certs.second.key, "second-site", extra_origin, false));
+  REQUIRE(node.reload("ok"));
+  CHECK(served_fingerprint(node.tls_port()) == certs.second_fingerprint);
   CHECK(http_get(node.url("/ping")).body.find("\"site\":\"second-site\"") != std::string::npos);
   CHECK(extra_status() == 200);
   CHECK(tls_handshake(node.tls_port()).alpn == "h2");

@@ -24,25 +24,16 @@ using namespace std::chrono_literals;
 
 namespace {
 
-struct Certificates {
+// The pair the server starts on (`first`, which `overrides()` names) and another; a copy of
+// the first certificate keeps it under a stable name after a test writes over the served files
+// (the client trusts exactly one certificate per request).
+struct Certificates : TestTlsFilePair {
   explicit Certificates(const TempDir& dir)
-      : cert(dir.file("tls/cert.pem")),
-        key(dir.file("tls/key.pem")),
-        other_cert(dir.file("other-cert.pem")),
-        other_key(dir.file("other-key.pem")) {
-    std::filesystem::create_directories(dir.file("tls"));
-    std::string error;
-    REQUIRE_MESSAGE(write_self_signed_certificate(cert, key, "first", &error), error);
-    REQUIRE_MESSAGE(write_self_signed_certificate(other_cert, other_key, "second", &error), error);
-    // The client trusts exactly one certificate per request: keep copies under stable names.
-    std::filesystem::copy_file(cert, dir.file("first.pem"));
-    first = dir.file("first.pem");
+      : TestTlsFilePair(dir.file("tls")), first_copy(dir.file("first.pem")) {
+    std::filesystem::copy_file(first.cert, first_copy);
   }
-  std::vector<std::string> overrides() const {
-    return {"listen.tls.enabled=true", "listen.tls.port=0", "listen.tls.certificate=" + cert,
-            "listen.tls.key=" + key};
-  }
-  std::string cert, key, other_cert, other_key, first;
+  std::vector<std::string> overrides() const { return first.overrides(); }
+  std::string first_copy;
 };
 
 HttpResponse https_get(const std::string& url, const std::string& ca_file,
@@ -74,8 +65,8 @@ TEST_CASE("cache node over HTTPS: memory and disk hits, ranges, 304 and signatur
   const std::string target = "/o/demo/gen/300K/tls.ts";
   const std::string body = generated_body("tls.ts", 300 * 1024);
 
-  auto miss =
-      https_get(node.tls_url(node.signed_url(target).substr(node.url("").size())), certs.cert);
+  auto miss = https_get(node.tls_url(node.signed_url(target).substr(node.url("").size())),
+                        certs.first.cert);
   REQUIRE_MESSAGE(miss.ok(), miss.error);
   CHECK(miss.status == 200);
   CHECK(miss.http_version == 11);
@@ -83,17 +74,19 @@ TEST_CASE("cache node over HTTPS: memory and disk hits, ranges, 304 and signatur
   CHECK(miss.body == body);
 
   auto signed_path = [&] { return node.signed_url(target).substr(node.url("").size()); };
-  auto hit = https_get(node.tls_url(signed_path()), certs.cert);
+  auto hit = https_get(node.tls_url(signed_path()), certs.first.cert);
   CHECK(hit.header("X-Cache") == std::optional<std::string>("HIT"));
   CHECK(hit.body == body);
-  auto range = https_get(node.tls_url(signed_path()), certs.cert, {{"Range", "bytes=1000-1999"}});
+  auto range =
+      https_get(node.tls_url(signed_path()), certs.first.cert, {{"Range", "bytes=1000-1999"}});
   CHECK(range.status == 206);
   CHECK(range.body == body.substr(1000, 1000));
   auto etag = hit.header("ETag").value_or("");
-  auto not_modified = https_get(node.tls_url(signed_path()), certs.cert, {{"If-None-Match", etag}});
+  auto not_modified =
+      https_get(node.tls_url(signed_path()), certs.first.cert, {{"If-None-Match", etag}});
   CHECK(not_modified.status == 304);
   CHECK(not_modified.body.empty());
-  auto unsigned_reply = https_get(node.tls_url(target), certs.cert);
+  auto unsigned_reply = https_get(node.tls_url(target), certs.first.cert);
   CHECK(unsigned_reply.status == 403);
   CHECK(is_json_error(unsigned_reply, "signature_missing"));
 
@@ -102,12 +95,13 @@ TEST_CASE("cache node over HTTPS: memory and disk hits, ranges, 304 and signatur
   REQUIRE(node.wait_disk_settled(1));
   node.stop();
   node.start();
-  auto disk = https_get(node.tls_url(signed_path()), certs.cert);
+  auto disk = https_get(node.tls_url(signed_path()), certs.first.cert);
   CHECK(disk.status == 200);
   CHECK(disk.header("X-Cache").value_or("").find("HIT") == 0);
   CHECK(disk.body.size() == body.size());
   CHECK(disk.body == body);
-  auto disk_range = https_get(node.tls_url(signed_path()), certs.cert, {{"Range", "bytes=-4096"}});
+  auto disk_range =
+      https_get(node.tls_url(signed_path()), certs.first.cert, {{"Range", "bytes=-4096"}});
   CHECK(disk_range.status == 206);
   CHECK(disk_range.body == body.substr(body.size() - 4096));
   // Plain HTTP stays available beside HTTPS.
@@ -134,7 +128,7 @@ TEST_CASE("handshake failures and protocol mix-ups close one connection, never t
   close(fd);
   send_raw(node.tls_port(), std::string(5000, '\x17'));
   // A client that does not trust the certificate aborts the handshake.
-  auto untrusted = https_get(node.tls_url("/ping"), certs.other_cert);
+  auto untrusted = https_get(node.tls_url("/ping"), certs.second.cert);
   CHECK(untrusted.status == 0);
   CHECK_FALSE(untrusted.ok());
 
@@ -142,7 +136,7 @@ TEST_CASE("handshake failures and protocol mix-ups close one connection, never t
   // (which OpenSSL's defaults would accept) is refused; one offering AES-GCM gets in.
   HttpRequest cbc_only;
   cbc_only.url = node.tls_url("/ping");
-  cbc_only.ca_file = certs.cert;
+  cbc_only.ca_file = certs.first.cert;
   cbc_only.tls12_ciphers = "ECDHE-ECDSA-AES128-SHA";
   auto cbc = http_request(cbc_only);
   CHECK(cbc.status == 0);
@@ -152,7 +146,7 @@ TEST_CASE("handshake failures and protocol mix-ups close one connection, never t
   CHECK(http_request(gcm).status == 200);
 
   // The server still answers on both ports, and is still the same process.
-  auto ping = https_get(node.tls_url("/ping"), certs.cert);
+  auto ping = https_get(node.tls_url("/ping"), certs.first.cert);
   CHECK(ping.status == 200);
   CHECK(ping.body.find("\"id\"") != std::string::npos);
   CHECK(http_get(node.url("/ping")).status == 200);
@@ -169,7 +163,8 @@ TEST_CASE(
   const std::string target = "/o/demo/gen/4M/reload.ts";
   const std::string body = generated_body("reload.ts", 4 << 20);
   auto signed_path = [&] { return node.signed_url(target).substr(node.url("").size()); };
-  REQUIRE(https_get(node.tls_url(signed_path()), certs.first).body == body);  // now a memory hit
+  REQUIRE(https_get(node.tls_url(signed_path()), certs.first_copy).body ==
+          body);  // now a memory hit
 
   auto reloads = [&](const std::string& result) {
     std::string metrics = http_get(node.url("/metrics")).body;
@@ -180,7 +175,7 @@ TEST_CASE(
   std::atomic<uint64_t> received{0};
   HttpRequest slow_request;
   slow_request.url = node.tls_url(signed_path());
-  slow_request.ca_file = certs.first;
+  slow_request.ca_file = certs.first_copy;
   slow_request.max_recv_bytes_per_s = 1 << 20;
   slow_request.timeout = 30s;
   slow_request.body_progress = &received;
@@ -189,26 +184,26 @@ TEST_CASE(
   REQUIRE(wait_until([&] { return received.load() > 0; }, 10s));
 
   // Swap the files (as certbot does) and signal.
-  std::filesystem::copy_file(certs.other_cert, certs.cert,
+  std::filesystem::copy_file(certs.second.cert, certs.first.cert,
                              std::filesystem::copy_options::overwrite_existing);
-  std::filesystem::copy_file(certs.other_key, certs.key,
+  std::filesystem::copy_file(certs.second.key, certs.first.key,
                              std::filesystem::copy_options::overwrite_existing);
   double ok_before = reloads("ok");
   ::kill(node.process().pid(), SIGHUP);
   REQUIRE(wait_until([&] { return reloads("ok") > ok_before; }, 5s));
 
   // New connections: only the new certificate verifies.
-  auto with_new = https_get(node.tls_url("/ping"), certs.other_cert);
+  auto with_new = https_get(node.tls_url("/ping"), certs.second.cert);
   CHECK(with_new.status == 200);
-  auto with_old = https_get(node.tls_url("/ping"), certs.first);
+  auto with_old = https_get(node.tls_url("/ping"), certs.first_copy);
   CHECK(with_old.status == 0);
 
   // A certificate file that does not load: the reload is rejected, the running one stays.
-  write_file(certs.cert, "not a certificate\n");
+  write_file(certs.first.cert, "not a certificate\n");
   double rejected_before = reloads("rejected");
   ::kill(node.process().pid(), SIGHUP);
   REQUIRE(wait_until([&] { return reloads("rejected") > rejected_before; }, 5s));
-  CHECK(https_get(node.tls_url("/ping"), certs.other_cert).status == 200);
+  CHECK(https_get(node.tls_url("/ping"), certs.second.cert).status == 200);
 
   // The download that started with the first certificate finished whole.
   REQUIRE(slow.wait_for(30s) == std::future_status::ready);
@@ -229,12 +224,12 @@ TEST_CASE("balancer over HTTPS: playlists and the API; a bad certificate is a co
                            caches_json({}), certs.overrides());
   REQUIRE(balancer.tls_port() > 0);
   const std::string base = "https://127.0.0.1:" + std::to_string(balancer.tls_port());
-  auto playlist = https_get(base + "/hls/demo/live/index.m3u8?viewer=tls-viewer", certs.cert);
+  auto playlist = https_get(base + "/hls/demo/live/index.m3u8?viewer=tls-viewer", certs.first.cert);
   REQUIRE_MESSAGE(playlist.ok(), playlist.error);
   CHECK(playlist.status == 200);
   CHECK(playlist.body.find("#EXTM3U") == 0);
   CHECK(playlist.body.find("seg1.ts") != std::string::npos);
-  auto session = https_get(base + "/api/v1/auth/session", certs.cert);
+  auto session = https_get(base + "/api/v1/auth/session", certs.first.cert);
   CHECK(session.status == 401);
   CHECK(session.header("Content-Type").value_or("").find("application/json") == 0);
   CHECK(balancer.get("/health").status == 200);  // plain beside it
@@ -242,12 +237,12 @@ TEST_CASE("balancer over HTTPS: playlists and the API; a bad certificate is a co
   // --check-config names the key and the problem.
   ChildProcess check;
   std::string error;
-  REQUIRE(
-      check.start({binary_path("balancer"), "--config",
-                   std::string(BALANCER_SOURCE_DIR) + "/conf/balancer.json", "--check-config",
-                   "--set", "listen.tls.enabled=true", "--set", "listen.tls.port=8443", "--set",
-                   "listen.tls.certificate=" + certs.key, "--set", "listen.tls.key=" + certs.key},
-                  {}, {}, &error));
+  REQUIRE(check.start(
+      {binary_path("balancer"), "--config",
+       std::string(BALANCER_SOURCE_DIR) + "/conf/balancer.json", "--check-config", "--set",
+       "listen.tls.enabled=true", "--set", "listen.tls.port=8443", "--set",
+       "listen.tls.certificate=" + certs.first.key, "--set", "listen.tls.key=" + certs.first.key},
+      {}, {}, &error));
   auto code = check.wait_exit(deadline_in(10s));
   REQUIRE(code.has_value());
   CHECK(*code == 2);

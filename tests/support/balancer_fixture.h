@@ -20,6 +20,7 @@
 
 #include "signing/playback_ticket.h"
 #include "support/http_client.h"
+#include "support/json_error.h"
 #include "support/origin_fixture.h"
 #include "support/process.h"
 #include "support/server_process.h"
@@ -98,11 +99,6 @@ inline std::string make_ticket(const std::string& channel, const std::string& vi
   return token.value();
 }
 
-inline bool is_json_error_reply(const HttpResponse& r, const std::string& code) {
-  return r.header("Content-Type").value_or("").find("application/json") == 0 &&
-         r.body.find("{\"error\":{\"code\":\"" + code + "\",\"message\":\"") == 0;
-}
-
 class BalancerProcess : public ServerProcess {
  public:
   // `origin_base` is the base URL for origin "demo" (e.g. origin.url("/files")).
@@ -142,13 +138,6 @@ class BalancerProcess : public ServerProcess {
 
   void write_channels(const std::string& text) const { write_file(channels_path_, text); }
   void write_caches(const std::string& text) const { write_file(caches_path_, text); }
-  // SIGHUP, then waits until the reload counter for `result` moved.
-  bool reload(const std::string& result = "ok") const {
-    std::string series = "balancer_config_reloads_total{result=\"" + result + "\"}";
-    double before = metric(series);
-    ::kill(pid(), SIGHUP);
-    return wait_until([&] { return metric(series) > before; }, std::chrono::seconds(5));
-  }
 
  private:
   std::vector<std::string> fixture_settings() const override {

@@ -12,6 +12,7 @@
 #include "signing/url_signing.h"
 #include "support/herd.h"
 #include "support/http_client.h"
+#include "support/json_error.h"
 #include "support/origin_fixture.h"
 #include "support/process.h"
 #include "support/server_process.h"
@@ -74,6 +75,26 @@ class CacheNodeProcess : public ServerProcess {
   std::string origin_url_;
 };
 
+// One cache node in front of its own test origin, its data in the test's temp dir: what most
+// cache node tests start from. `overrides` are the node's --set pairs.
+struct NodeOnOrigin {
+  explicit NodeOnOrigin(std::vector<std::string> overrides = {})
+      : node(dir.file("data"), origin.base_url(), std::move(overrides)) {}
+  // An object of the origin: its `path` there ("/gen/2K/live.m3u8") and the node's URL for it
+  // on origin "demo", `query` ("?cc=...") appended. Read as `const auto [path, url] = ...`.
+  struct Object {
+    std::string path;
+    std::string url;
+  };
+  Object object(const std::string& path, const std::string& query = "") const {
+    return {path, node.url("/o/demo" + path + query)};
+  }
+
+  TempDir dir;
+  TestOrigin origin;
+  CacheNodeProcess node;
+};
+
 // Runs the herd while the origin holds what it is asked (hold=1 in options.url) and lets
 // it answer once `arrived()` holds (say, the node counts every client waiting) and the
 // origin holds the node's fetch, so that a "concurrent" herd does not depend on how fast
@@ -112,11 +133,6 @@ inline std::function<bool()> herd_joined(const CacheNodeProcess& node, int clien
   const int64_t before = node.health_number("coalesced");
   return
       [&node, before, clients] { return node.health_number("coalesced") - before == clients - 1; };
-}
-
-inline bool is_json_error(const HttpResponse& r, const std::string& code) {
-  return r.header("Content-Type").value_or("").find("application/json") == 0 &&
-         r.body.find("{\"error\":{\"code\":\"" + code + "\",\"message\":\"") == 0;
 }
 
 }  // namespace balancer::test

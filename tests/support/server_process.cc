@@ -1,6 +1,7 @@
 #include "support/server_process.h"
 
 #include <doctest/doctest.h>
+#include <signal.h>
 
 namespace balancer::test {
 
@@ -40,6 +41,20 @@ void ServerProcess::start() {
 void ServerProcess::stop() {
   process_->terminate();
   REQUIRE(process_->wait_exit(deadline_in(std::chrono::seconds(15))).has_value());
+}
+
+HttpResponse ServerProcess::get_ok(const std::string& target) const {
+  HttpResponse response = get(target);
+  INFO(target << " answered " << response.status << ": " << response.body);
+  REQUIRE(response.status == 200);
+  return response;
+}
+
+bool ServerProcess::reload(const std::string& result) const {
+  const std::string series = binary_ + "_config_reloads_total{result=\"" + result + "\"}";
+  const double before = metric(series);
+  ::kill(pid(), SIGHUP);
+  return wait_until([&] { return metric(series) > before; }, std::chrono::seconds(5));
 }
 
 void ServerProcess::kill_hard() {

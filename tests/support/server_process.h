@@ -53,6 +53,8 @@ class ServerProcess {
                    std::chrono::milliseconds timeout = kDefaultHttpTimeout) const {
     return http_get(url(target), {}, timeout);
   }
+  // get(target), whose 200 is REQUIREd (the target and body in the failure message).
+  HttpResponse get_ok(const std::string& target) const;
   std::string health() const { return get("/health").body; }
   std::string metrics() const { return get("/metrics").body; }
   // One series of /metrics; -1 when it is not there.
@@ -63,6 +65,9 @@ class ServerProcess {
   pid_t pid() const { return process_->pid(); }
   // SIGTERM, and the exit REQUIREd within 15 s.
   void stop();
+  // SIGHUP, then true once the server's reload counter for `result` ("ok", "rejected") has
+  // moved, false when it has not within 5 s.
+  bool reload(const std::string& result = "ok") const;
   // SIGKILL, and the exit REQUIREd within 10 s.
   void kill_hard();
 

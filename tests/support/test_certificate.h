@@ -5,6 +5,7 @@
 #pragma once
 
 #include <chrono>
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -17,11 +18,13 @@ namespace balancer::test {
 bool write_self_signed_certificate(const std::string& cert_path, const std::string& key_path,
                                    const std::string& common_name, std::string* error = nullptr);
 
-// A self-signed pair written as `<dir>/cert.pem` and `<dir>/key.pem` (the test fails when
-// OpenSSL does), and the --set keys that give a server a TLS port (an ephemeral one) with it.
+// A self-signed pair written as `<dir>/cert.pem` and `<dir>/key.pem`, `dir` made when missing
+// (the test fails when OpenSSL does), and the --set keys that give a server a TLS port (an
+// ephemeral one) with it.
 struct TestTlsFiles {
   explicit TestTlsFiles(const std::string& dir, const std::string& common_name = "localhost")
       : cert(dir + "/cert.pem"), key(dir + "/key.pem") {
+    std::filesystem::create_directories(dir);
     std::string error;
     REQUIRE_MESSAGE(write_self_signed_certificate(cert, key, common_name, &error), error);
   }
@@ -35,6 +38,23 @@ struct TestTlsFiles {
 // The SHA-256 fingerprint (lowercase hex) of the first certificate in the PEM
 // file `cert_path`, or "" when it does not load.
 std::string certificate_fingerprint(const std::string& cert_path);
+
+// Two self-signed pairs, common names "first" and "second", under `<dir>/first/` and
+// `<dir>/second/`, and their fingerprints (the test fails unless they differ): for tests that
+// move a server from one certificate to the other.
+struct TestTlsFilePair {
+  explicit TestTlsFilePair(const std::string& dir)
+      : first(dir + "/first", "first"),
+        second(dir + "/second", "second"),
+        first_fingerprint(certificate_fingerprint(first.cert)),
+        second_fingerprint(certificate_fingerprint(second.cert)) {
+    REQUIRE(!first_fingerprint.empty());
+    REQUIRE(!second_fingerprint.empty());
+    REQUIRE(first_fingerprint != second_fingerprint);
+  }
+  TestTlsFiles first, second;
+  std::string first_fingerprint, second_fingerprint;
+};
 
 // What a TLS server on 127.0.0.1:`port` presents in one real handshake (the
 // client verifies nothing and offers ALPN h2 and http/1.1), then closes.
