@@ -22,12 +22,6 @@ Millis since(TimePoint then, TimePoint now) {
   return std::chrono::duration_cast<Millis>(now - then);
 }
 
-timeval to_timeval(Millis ms) {
-  if (ms.count() < 0) ms = Millis(0);
-  return timeval{static_cast<time_t>(ms.count() / 1000),
-                 static_cast<suseconds_t>((ms.count() % 1000) * 1000)};
-}
-
 }  // namespace
 
 const char* to_string(SourceResult::From from) {
@@ -56,9 +50,8 @@ struct SourceCache::Entry {
   std::shared_ptr<SourceSlot> slot = std::make_shared<SourceSlot>();
   // Latest of this cache's and the fronts' requests.
   TimePoint last_used() const { return std::max(last_request, slot->last_used()); }
-  common::EventPtr refresh_timer;
+  std::optional<common::LoopTimer> refresh_timer;  // made at the first refresh
   bool refresh_pending = false;
-  SourceCache* owner = nullptr;
   // Live channels: end tags held back, restarts continued (live_restart.h).
   LiveEndPolicy live;          // the latest request's
   LiveEndPolicy applied_live;  // the one `version` was built with
@@ -91,7 +84,7 @@ struct SourceCache::Entry {
     Waiter waiter;
   };
   std::vector<Parked> parked;
-  common::EventPtr parked_timer;
+  std::optional<common::LoopTimer> parked_timer;  // made when the first request parks
   // The delta update (_HLS_skip=YES) the balancer built of `version`, once asked for.
   std::shared_ptr<const SourceVersion> delta;
   uint64_t delta_of_serial = 0;
@@ -154,7 +147,6 @@ SourceCache::Entry& SourceCache::entry_for(const std::string& key) {
   if (it != entries_.end()) return *it->second;
   auto entry = std::make_unique<Entry>();
   entry->key = key;
-  entry->owner = this;
   Entry& ref = *entry;
   entries_.emplace(key, std::move(entry));
   return ref;
@@ -865,22 +857,16 @@ void SourceCache::park(Entry& entry, BlockingTarget target, Waiter waiter, TimeP
 
 void SourceCache::arm_parked_timer(Entry& entry, TimePoint now) {
   if (entry.parked.empty()) {
-    if (entry.parked_timer) evtimer_del(entry.parked_timer.get());
+    if (entry.parked_timer) entry.parked_timer->cancel();
     return;
   }
   TimePoint earliest = entry.parked.front().deadline;
   for (const Entry::Parked& p : entry.parked) earliest = std::min(earliest, p.deadline);
   if (!entry.parked_timer) {
-    entry.parked_timer.reset(event_new(
-        &base_, -1, 0,
-        [](evutil_socket_t, short, void* arg) {
-          auto* e = static_cast<Entry*>(arg);
-          e->owner->on_parked_timer(e->key);
-        },
-        &entry));
+    entry.parked_timer.emplace(base_, common::LoopTimer::Repeat::once,
+                               [this, key = entry.key] { on_parked_timer(key); });
   }
-  timeval tv = to_timeval(std::max(Millis(0), std::chrono::duration_cast<Millis>(earliest - now)));
-  evtimer_add(entry.parked_timer.get(), &tv);
+  entry.parked_timer->start(std::chrono::duration_cast<Millis>(earliest - now));
 }
 
 void SourceCache::answer_parked(Entry& entry) {
@@ -986,22 +972,15 @@ void SourceCache::schedule_refresh(Entry& entry, TimePoint now) {
   if (!entry.version || entry.version->kind != SourceKind::live) return;
   if (since(entry.last_used(), now) > timings_.live_idle) return;
   if (!entry.refresh_timer) {
-    entry.refresh_timer.reset(event_new(
-        &base_, -1, 0,
-        [](evutil_socket_t, short, void* arg) {
-          auto* e = static_cast<Entry*>(arg);
-          e->owner->on_refresh_timer(e->key);
-        },
-        &entry));
+    entry.refresh_timer.emplace(base_, common::LoopTimer::Repeat::once,
+                                [this, key = entry.key] { on_refresh_timer(key); });
   }
   // One refresh period after the last fetch was sent (a follow that brought news: at once);
   // after a failure, not before error_hold.
   Millis delay = timings_.live_refresh - since(entry.fetch_started, now);
   if (entry.follow_next && entry.follow_now) delay = Millis(0);
   if (entry.failed_at) delay = std::max(delay, timings_.error_hold);
-  delay = std::max(delay, Millis(0));
-  timeval tv = to_timeval(delay);
-  evtimer_add(entry.refresh_timer.get(), &tv);
+  entry.refresh_timer->start(delay);
   entry.refresh_pending = true;
 }
 
@@ -1023,7 +1002,7 @@ void SourceCache::on_refresh_timer(const std::string& key) {
 void SourceCache::stop_refreshing() {
   refreshing_enabled_ = false;
   for (auto& [key, entry] : entries_) {
-    if (entry->refresh_timer) evtimer_del(entry->refresh_timer.get());
+    if (entry->refresh_timer) entry->refresh_timer->cancel();
     entry->refresh_pending = false;
   }
 }
