@@ -49,6 +49,37 @@ async function newContext() {
   return { context, pageErrors, close: async () => { await context.close(); fs.rmSync(userDataDir, { recursive: true, force: true }); } };
 }
 
+// Runs `use(browser)` in a fresh browser and closes it afterwards, whatever happened; `tidy()`
+// runs first (turning a switch back, say).
+async function withBrowser(use, tidy = async () => {}) {
+  const browser = await newContext();
+  try {
+    return await use(browser);
+  } finally {
+    await tidy();
+    await browser.close();
+  }
+}
+
+// A new page of `browser`, signed in to the player as `login`.
+async function signedInPage(browser, stack, login) {
+  const page = await browser.context.newPage();
+  await signIn(page, stack.balancer.url, login);
+  return page;
+}
+
+// The players' scenarios: the cache nodes up, the players' page server and a browser for
+// `use(browser, pages)`; afterwards `tidy()`, then both are closed.
+async function withPlayerPages(stack, use, tidy = async () => {}) {
+  await reviveCaches(stack);
+  const pages = await startPageServer(source);
+  try {
+    return await withBrowser((browser) => use(browser, pages), tidy);
+  } finally {
+    pages.server.close();
+  }
+}
+
 async function signIn(page, base, login) {
   await page.goto(base + '/player/');
   await page.fill('#login', login);
@@ -93,10 +124,8 @@ async function waitAdvance(page, seconds, timeoutMs) {
 const scenarios = {
   // The player signs in, pings the cache nodes and plays >= 10 s of the live channel from a cache node.
   async play_through_cache(stack) {
-    const browser = await newContext();
-    try {
-      const page = await browser.context.newPage();
-      await signIn(page, stack.balancer.url, TEST_LOGIN);
+    return withBrowser(async (browser) => {
+      const page = await signedInPage(browser, stack, TEST_LOGIN);
       const started = Date.now();
       await play(page, 'demo');
       await startsPlaying(page);
@@ -114,17 +143,13 @@ const scenarios = {
       check(shown[0] === 'cache node ' + s.cache, 'the page says where chunks come from: ' + shown[0]);
       return { startupSeconds, currentTime: advance.to, advanced: advance.to - advance.from, wallSeconds: advance.wallSeconds,
         stalls: s.stalls, stallSeconds: s.stallSeconds, cache: s.cache, fragments: s.fragments.length, shown, nonFatalErrors: s.errors.length };
-    } finally {
-      await browser.close();
-    }
+    });
   },
 
   // A paid channel is locked (no Play button) until its product is bought; then it plays.
   async paid_channel(stack) {
-    const browser = await newContext();
-    try {
-      const page = await browser.context.newPage();
-      await signIn(page, stack.balancer.url, TEST_LOGIN);
+    return withBrowser(async (browser) => {
+      const page = await signedInPage(browser, stack, TEST_LOGIN);
       const item = page.locator('li[data-channel="demo-premium"]');
       check((await item.getAttribute('data-locked')) === 'true', 'the paid channel is locked before the purchase');
       check((await item.locator('button.play').count()) === 0, 'a locked channel has no Play button');
@@ -141,9 +166,7 @@ const scenarios = {
       const s = await playerState(page);
       check(s.fatalErrors === 0, 'no fatal hls.js error: ' + JSON.stringify(s.errors));
       return { lockedStatus: refused, currentTime: advance.to, stalls: s.stalls };
-    } finally {
-      await browser.close();
-    }
+    });
   },
 
   // With the overload switch on a new viewer waits with its place and a countdown, and
@@ -153,11 +176,9 @@ const scenarios = {
       const r = await fetch(stack.balancer.url + '/access_queue_switch?state=' + state, { headers: { 'X-Operator-Key': OPERATOR_KEY } });
       check(r.status === 200, 'switch ' + state + ' answered ' + r.status);
     };
-    const browser = await newContext();
-    try {
+    return withBrowser(async (browser) => {
       await sw('on');
-      const page = await browser.context.newPage();
-      await signIn(page, stack.balancer.url, SECOND_LOGIN);
+      const page = await signedInPage(browser, stack, SECOND_LOGIN);
       await play(page, 'demo');
       await waitFor('the queue message', async () => (await playerState(page)).phase === 'queued', 15000);
       const s = await playerState(page);
@@ -179,19 +200,14 @@ const scenarios = {
       const after = await playerState(page);
       check(after.fatalErrors === 0, 'no fatal hls.js error');
       return { position: s.queue.position, message, startedSecondsAfterSwitchOff: startedAfter };
-    } finally {
-      await sw('off').catch(() => {});
-      await browser.close();
-    }
+    }, () => sw('off').catch(() => {}));
   },
 
   // The dashboard draws every plot from live data and works the overload switch.
   async dashboard(stack) {
-    const browser = await newContext();
-    try {
+    return withBrowser(async (browser) => {
       // A viewer, so that there is traffic and viewers to see.
-      const viewer = await browser.context.newPage();
-      await signIn(viewer, stack.balancer.url, TEST_LOGIN);
+      const viewer = await signedInPage(browser, stack, TEST_LOGIN);
       await play(viewer, 'demo');
       await waitFor('the viewer playing', async () => (await currentTime(viewer)) > 1, 20000, 100);
       const page = await browser.context.newPage();
@@ -253,9 +269,7 @@ const scenarios = {
       await waitFor('emulation off', () => page.evaluate(() => window.dashboardState.emulation === false), 5000);
       check(browser.pageErrors.length === 0, 'no page errors: ' + browser.pageErrors.join('; '));
       return { plots, quality };
-    } finally {
-      await browser.close();
-    }
+    });
   },
 };
 
@@ -264,10 +278,8 @@ const scenarios = {
 // origin afterwards, and the stalls are counted.
 async function cacheKill(stack, channel, screenshot) {
   await reviveCaches(stack);
-  const browser = await newContext();
-  try {
-    const page = await browser.context.newPage();
-    await signIn(page, stack.balancer.url, TEST_LOGIN);
+  return withBrowser(async (browser) => {
+    const page = await signedInPage(browser, stack, TEST_LOGIN);
     await play(page, channel);
     await startsPlaying(page);
     await waitAdvance(page, 4, 20000);
@@ -294,9 +306,7 @@ async function cacheKill(stack, channel, screenshot) {
       firstFragmentElsewhereAfterS: firstAway ? (firstAway.at - killedAt) / 1000 : null,
       stalls: s.stalls - before.stalls, stallSeconds: s.stallSeconds - before.stallSeconds,
       nonFatalErrors: s.errors.filter((e) => !e.fatal).map((e) => e.details) };
-  } finally {
-    await browser.close();
-  }
+  });
 }
 
 scenarios.cache_kill_single_variant = (stack) => cacheKill(stack, 'single', 'player-cache-killed-single.png');
@@ -311,10 +321,8 @@ scenarios.cache_kill_to_origin = async (stack) => {
     const h = await (await fetch(stack.balancer.url + '/health')).json();
     return h.caches.some((c) => c.id === first.victim && !c.usable);
   }, 10000);
-  const browser = await newContext();
-  try {
-    const page = await browser.context.newPage();
-    await signIn(page, stack.balancer.url, TEST_LOGIN);
+  return withBrowser(async (browser) => {
+    const page = await signedInPage(browser, stack, TEST_LOGIN);
     await play(page, 'demo');
     await startsPlaying(page);
     await waitAdvance(page, 3, 20000);
@@ -332,9 +340,7 @@ scenarios.cache_kill_to_origin = async (stack) => {
     await page.screenshot({ path: path.join(artifacts, 'player-cache-killed-origin.png') });
     return { victims: [first.victim, last], afterSources: [...new Set(after.map((f) => f.source))],
       advancedAfterKill: advance.to - advance.from, stalls: s.stalls - before.stalls, stallSeconds: s.stallSeconds - before.stallSeconds };
-  } finally {
-    await browser.close();
-  }
+  });
 };
 
 // ---- Shaka Player and video.js (VHS) beside hls.js, on the players' page (players/) ----
@@ -423,6 +429,13 @@ async function twoSegmentsAfter(players, at, settleMs) {
     .catch(() => {})));  // movedOff reports what is missing
 }
 
+// After an event at `at` that moves players off a node: those that leave it play `seconds` s on
+// (within `timeoutMs`) and load two segments later than `settleMs` after it.
+async function leaveAndSettle(players, at, settleMs, seconds, timeoutMs) {
+  await allAdvance(leaving(players), seconds, timeoutMs);
+  await twoSegmentsAfter(leaving(players), at, settleMs);
+}
+
 // The figures of one player after an event at `at` that should move it off `from`, and the
 // problems found: a fatal error, segments from `from` (or failing) `settleMs` after the event,
 // no segment from elsewhere.
@@ -475,10 +488,7 @@ function checkPlayers(results, problems) {
 // Each player plays the demo through venue-a with 0 stalls; venue-a is killed (kill -9): each
 // leaves it with no fatal error, a segment from the sibling within one target duration and 0 stalls.
 scenarios.players_cache_kill = async (stack) => {
-  await reviveCaches(stack);
-  const pages = await startPageServer(source);
-  const browser = await newContext();
-  try {
+  return withPlayerPages(stack, async (browser, pages) => {
     const players = [];
     for (const player of PLAYERS) players.push(await openPlayer(stack, browser, pages, player, 'demo', 'venue-a'));
     await allAdvance(players, 8, 40000);
@@ -491,8 +501,7 @@ scenarios.players_cache_kill = async (stack) => {
     }
     const killedAt = Date.now();
     process.kill(stack.caches['venue-a'].child.pid, 'SIGKILL');
-    await allAdvance(leaving(players), 12, 45000);
-    await twoSegmentsAfter(leaving(players), killedAt, 4000);
+    await leaveAndSettle(players, killedAt, 4000, 12, 45000);
     const results = {};
     const problems = [];
     for (const p of players) {
@@ -510,20 +519,14 @@ scenarios.players_cache_kill = async (stack) => {
       }
     }
     return checkPlayers(results, problems);
-  } finally {
-    await browser.close();
-    pages.server.close();
-  }
+  });
 };
 
 // Each player plays the single-variant channel and the bare-media-playlist channel through
 // venue-b; venue-b is marked overloaded: the steering manifest drops it and its pathway lists
 // new segments on venue-a, and each player moves to venue-a with no fatal error and 0 stalls.
 scenarios.players_steering_change = async (stack) => {
-  await reviveCaches(stack);
-  const pages = await startPageServer(source);
-  const browser = await newContext();
-  try {
+  return withPlayerPages(stack, async (browser, pages) => {
     const players = [];
     for (const channel of ['single', 'bare']) {
       for (const player of PLAYERS) players.push(await openPlayer(stack, browser, pages, player, channel, 'venue-b'));
@@ -535,8 +538,7 @@ scenarios.players_steering_change = async (stack) => {
     }
     const changedAt = Date.now();
     await setOverloaded(stack, 'venue-b', true);
-    await allAdvance(leaving(players), 10, 40000);
-    await twoSegmentsAfter(leaving(players), changedAt, 6000);
+    await leaveAndSettle(players, changedAt, 6000, 10, 40000);
     const results = {};
     const problems = [];
     for (const p of players) {
@@ -551,11 +553,7 @@ scenarios.players_steering_change = async (stack) => {
       }
     }
     return checkPlayers(results, problems);
-  } finally {
-    await setOverloaded(stack, 'venue-b', false).catch(() => {});
-    await browser.close();
-    pages.server.close();
-  }
+  }, () => setOverloaded(stack, 'venue-b', false).catch(() => {}));
 };
 
 // Low-Latency HLS: each player, in its low-latency mode, plays the LL channel through the
@@ -568,12 +566,9 @@ scenarios.players_steering_change = async (stack) => {
 const LL_PLAY_S = 20;
 const median = (xs) => (xs.length ? [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] : null);
 scenarios.players_low_latency = async (stack) => {
-  await reviveCaches(stack);
-  const pages = await startPageServer(source);
-  const browser = await newContext();
-  const results = {};
-  const problems = [];
-  try {
+  return withPlayerPages(stack, async (browser, pages) => {
+    const results = {};
+    const problems = [];
     for (const player of PLAYERS) {
       // Both pages load first and start together: a player's latency is set as it starts,
       // and a page starting while the other loads its scripts starts late (measured: opened
@@ -629,10 +624,7 @@ scenarios.players_low_latency = async (stack) => {
       await direct.page.close();
     }
     return checkPlayers(results, problems);
-  } finally {
-    await browser.close();
-    pages.server.close();
-  }
+  });
 };
 
 // Each player in its low-latency mode on the LL channel through venue-a; kill -9 of venue-a:
@@ -652,10 +644,7 @@ const LL_LEAVE_BOUND_S = 3;
 const LL_KILL_STALL_BOUND_S = 2.5;
 const LL_KILL_WINDOW_S = 2;  // the buffer Shaka plays from runs out within it
 scenarios.players_low_latency_cache_kill = async (stack) => {
-  await reviveCaches(stack);
-  const pages = await startPageServer(source);
-  const browser = await newContext();
-  try {
+  return withPlayerPages(stack, async (browser, pages) => {
     const players = [];
     for (const player of PLAYERS) players.push(await openPlayer(stack, browser, pages, player, 'll', 'venue-a', { lowLatency: true }));
     await allAdvance(players, 5, 40000);
@@ -693,10 +682,7 @@ scenarios.players_low_latency_cache_kill = async (stack) => {
       }
     }
     return checkPlayers(results, problems);
-  } finally {
-    await browser.close();
-    pages.server.close();
-  }
+  });
 };
 
 let stack = null;
