@@ -59,12 +59,7 @@ void KeyStore::start_fetch(const std::string& url, Transfer& transfer) {
   };
   callbacks.on_data = [this, url](std::string_view bytes) {
     Transfer* t = in_flight_.flight(url);
-    if (t == nullptr || t->status != 200 || t->too_large) return;
-    if (t->body.size() + bytes.size() > options_.max_bytes) {
-      t->too_large = true;
-      return;
-    }
-    t->body.append(bytes);
+    if (t != nullptr && t->status == 200) t->body.append(bytes, options_.max_bytes);
   };
   callbacks.on_done = [this, url](const common::FetchResult& result) { on_done(url, result); };
   transfer.id = client_.fetch(std::move(fetch), std::move(callbacks));
@@ -74,7 +69,7 @@ void KeyStore::on_done(const std::string& url, const common::FetchResult& result
   auto finished = in_flight_.finish(url);
   Transfer& transfer = finished.flight;
   KeyResult r;
-  if (auto failure = common::classify_fetch(result, transfer.status, transfer.too_large)) {
+  if (auto failure = common::classify_fetch(result, transfer.status, transfer.body.too_large)) {
     if (!result.ok) LOG_WARN("balancer", "key fetch failed: ", url, ": ", result.error);
     common::UpstreamErrorReply reply = common::upstream_error(*failure, kKeyWording, result.status);
     r.status = reply.status;
@@ -85,7 +80,7 @@ void KeyStore::on_done(const std::string& url, const common::FetchResult& result
         .inc();
   } else {
     auto key = std::make_shared<KeyBytes>();
-    key->bytes = std::move(transfer.body);
+    key->bytes = std::move(transfer.body.bytes);
     key->content_type = std::move(transfer.content_type);
     entries_[url] = Entry{key, transfer.started};
     r.key = std::move(key);

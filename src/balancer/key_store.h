@@ -65,9 +65,8 @@ class KeyStore {
     common::FetchId id = 0;
     std::chrono::steady_clock::time_point started{};
     int status = 0;
-    bool too_large = false;
     std::string content_type;
-    std::string body;
+    common::CappedBody body;
   };
   void start_fetch(const std::string& url, Transfer& transfer);
   void on_done(const std::string& url, const common::FetchResult& result);

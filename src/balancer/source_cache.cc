@@ -507,18 +507,12 @@ void SourceCache::start_fetch(Entry& entry, Transfer& transfer, bool background)
       t->etag = head.header("ETag").value_or("");
       t->last_modified = head.header("Last-Modified").value_or("");
       auto length = head.content_length();
-      if (length && *length > timings_.max_bytes) t->too_large = true;
+      if (length && *length > timings_.max_bytes) t->body.too_large = true;
     }
   };
   callbacks.on_data = [this, key](std::string_view bytes) {
     Transfer* t = in_flight_.flight(key);
-    if (t == nullptr || t->status != 200 || t->too_large) return;
-    if (t->body.size() + bytes.size() > timings_.max_bytes) {
-      t->too_large = true;
-      t->body.clear();
-      return;
-    }
-    t->body.append(bytes);
+    if (t != nullptr && t->status == 200) t->body.append(bytes, timings_.max_bytes);
   };
   callbacks.on_done = [this, key](const common::FetchResult& result) { on_done(key, result); };
   transfer.id = client_.fetch(std::move(fetch), std::move(callbacks));
@@ -541,9 +535,9 @@ void SourceCache::on_done(const std::string& key, const common::FetchResult& res
   const TimePoint vouched = followed ? now : entry.fetch_started;
   if (!followed)
     fetch_seconds_.observe(std::chrono::duration<double>(now - entry.fetch_started).count());
-  const std::string& body = transfer.body;
+  const std::string& body = transfer.body.bytes;
 
-  auto failure = common::classify_fetch(result, transfer.status, transfer.too_large,
+  auto failure = common::classify_fetch(result, transfer.status, transfer.body.too_large,
                                         /*not_modified_ok=*/entry.version != nullptr);
   // Cleared unless this follow brings the part it asked for (below).
   if (followed) entry.follow_delivers = false;

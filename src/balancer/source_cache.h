@@ -201,8 +201,7 @@ class SourceCache {
   struct Transfer {
     common::FetchId id = 0;
     int status = 0;
-    bool too_large = false;
-    std::string body;
+    common::CappedBody body;
     std::string etag, last_modified;  // validators of the body being fetched
   };
   struct Waiter {

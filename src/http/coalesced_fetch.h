@@ -123,6 +123,22 @@ class CoalescedFetches {
   std::unordered_map<std::string, Finished> flights_;
 };
 
+// An upstream body kept in memory up to a cap: past it, too_large and nothing kept.
+struct CappedBody {
+  std::string bytes;
+  bool too_large = false;
+  // Appends `more` unless that would pass `cap` (then lets go of what it had).
+  void append(std::string_view more, size_t cap) {
+    if (too_large) return;
+    if (bytes.size() + more.size() > cap) {
+      too_large = true;
+      bytes = std::string();
+      return;
+    }
+    bytes.append(more);
+  }
+};
+
 // ---- upstream failures ----
 
 enum class UpstreamFailure {
