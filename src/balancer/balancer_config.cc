@@ -342,16 +342,30 @@ std::string read_unique_id(common::ConfigReader& r, std::set<std::string>& ids, 
   return id;
 }
 
+// The required list `key` of a channels or caches file: each entry's "id" read and checked
+// here, the rest by `read`; every error gathered.
+template <typename Entry, typename Read>
+common::Result<std::vector<Entry>> read_id_list(const common::ConfigDocument& doc, const char* key,
+                                                const char* what, const char* required, Read read) {
+  common::ConfigReader root(doc);
+  std::vector<Entry> entries;
+  std::set<std::string> ids;
+  root.each_element(key, [&](size_t, common::ConfigReader& r) {
+    Entry entry;
+    entry.id = read_unique_id(r, ids, what);
+    read(r, entry);
+    entries.push_back(std::move(entry));
+  });
+  if (!doc.root().IsObject() || !doc.root().HasMember(key)) root.fail(key, required);
+  root.finish();
+  if (!root.ok()) return common::Error{"bad_config", root.error_text()};
+  return entries;
+}
+
 }  // namespace
 
 common::Status read_channels(const common::ConfigDocument& doc, BalancerConfig& config) {
-  common::ConfigReader root(doc);
-  std::vector<ChannelConfig> channels;
-  std::set<std::string> ids;
-  bool present = doc.root().IsObject() && doc.root().HasMember("channels");
-  root.each_element("channels", [&](size_t, common::ConfigReader& r) {
-    ChannelConfig ch;
-    ch.id = read_unique_id(r, ids, "channel");
+  auto read_channel = [&](common::ConfigReader& r, ChannelConfig& ch) {
     ch.title = r.string("title", ch.id);
     ch.origin = r.required_string("origin");
     if (!ch.origin.empty() && !config.origins.count(ch.origin)) {
@@ -376,23 +390,16 @@ common::Status read_channels(const common::ConfigDocument& doc, BalancerConfig& 
         {{"auto", LiveMode::automatic}, {"live", LiveMode::live}, {"vod", LiveMode::vod}});
     ch.finished = r.boolean("finished", false);
     ch.prefetch = r.boolean("prefetch", true);
-    channels.push_back(std::move(ch));
-  });
-  if (!present) root.fail("channels", "is required (a list of channels)");
-  root.finish();
-  if (!root.ok()) return common::Error{"bad_config", root.error_text()};
-  config.channels = std::move(channels);
+  };
+  auto channels = read_id_list<ChannelConfig>(doc, "channels", "channel",
+                                              "is required (a list of channels)", read_channel);
+  if (!channels) return channels.error();
+  config.channels = std::move(*channels);
   return {};
 }
 
 common::Status read_caches(const common::ConfigDocument& doc, BalancerConfig& config) {
-  common::ConfigReader root(doc);
-  std::vector<CacheConfig> caches;
-  std::set<std::string> ids;
-  bool present = doc.root().IsObject() && doc.root().HasMember("caches");
-  root.each_element("caches", [&](size_t, common::ConfigReader& r) {
-    CacheConfig cache;
-    cache.id = read_unique_id(r, ids, "cache");
+  auto read_cache = [](common::ConfigReader& r, CacheConfig& cache) {
     cache.site = r.string("site", "default");
     cache.url = trim_slash(r.required_string("url"));
     if (!cache.url.empty() && !is_http_url(cache.url))
@@ -414,12 +421,11 @@ common::Status read_caches(const common::ConfigDocument& doc, BalancerConfig& co
         cache.networks.push_back(*cidr);
       }
     }
-    caches.push_back(std::move(cache));
-  });
-  if (!present) root.fail("caches", "is required (a list of cache nodes; may be empty)");
-  root.finish();
-  if (!root.ok()) return common::Error{"bad_config", root.error_text()};
-  config.caches = std::move(caches);
+  };
+  auto caches = read_id_list<CacheConfig>(
+      doc, "caches", "cache", "is required (a list of cache nodes; may be empty)", read_cache);
+  if (!caches) return caches.error();
+  config.caches = std::move(*caches);
   return {};
 }
 
