@@ -159,25 +159,39 @@ TEST_CASE("admission limits and queue timings: defaults, values, and errors nami
 
 TEST_CASE("admission.backend and admission.redis.*: defaults, values, and errors naming the key") {
   using namespace std::chrono_literals;
-  BalancerConfig c = main_ok();
-  CHECK(c.admission_backend == "local");
-  CHECK(c.admission_redis.host == "127.0.0.1");
-  CHECK(c.admission_redis.port == 6379);
-  CHECK(c.admission_redis.prefix == "balancer");
-  CHECK(c.admission_redis.timeout == 500ms);
-  CHECK(c.admission_redis.heartbeat_interval == 1000ms);
-
-  c = main_ok({"admission.backend=redis", "admission.redis.host=redis.internal",
-               "admission.redis.port=6380", "admission.redis.prefix=stadium",
-               "admission.redis.timeout_ms=250", "admission.redis.heartbeat_ms=2000",
-               "admission.redis.password=secret-redis-password"});
-  CHECK(c.admission_backend == "redis");
-  CHECK(c.admission_redis.host == "redis.internal");
-  CHECK(c.admission_redis.port == 6380);
-  CHECK(c.admission_redis.prefix == "stadium");
-  CHECK(c.admission_redis.timeout == 250ms);
-  CHECK(c.admission_redis.heartbeat_interval == 2000ms);
-  CHECK(c.admission_redis.password == "secret-redis-password");
+  struct Case {
+    std::vector<std::string> settings;
+    std::string backend, host;
+    int port;
+    std::string prefix;
+    std::chrono::milliseconds timeout, heartbeat;
+    std::string password;
+  };
+  const Case cases[] = {
+      {{}, "local", "127.0.0.1", 6379, "balancer", 500ms, 1000ms, ""},
+      {{"admission.backend=redis", "admission.redis.host=redis.internal",
+        "admission.redis.port=6380", "admission.redis.prefix=stadium",
+        "admission.redis.timeout_ms=250", "admission.redis.heartbeat_ms=2000",
+        "admission.redis.password=secret-redis-password"},
+       "redis",
+       "redis.internal",
+       6380,
+       "stadium",
+       250ms,
+       2000ms,
+       "secret-redis-password"},
+  };
+  for (const Case& expected : cases) {
+    CAPTURE(expected.backend);
+    BalancerConfig c = main_ok(expected.settings);
+    CHECK(c.admission_backend == expected.backend);
+    CHECK(c.admission_redis.host == expected.host);
+    CHECK(c.admission_redis.port == expected.port);
+    CHECK(c.admission_redis.prefix == expected.prefix);
+    CHECK(c.admission_redis.timeout == expected.timeout);
+    CHECK(c.admission_redis.heartbeat_interval == expected.heartbeat);
+    if (!expected.password.empty()) CHECK(c.admission_redis.password == expected.password);
+  }
 
   CHECK(has(main_error({"admission.backend=etcd"}),
             "main.json: key 'admission.backend': must be \"local\""));

@@ -113,6 +113,13 @@ TimePoint at(double seconds) {
          std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
 }
 
+// A node whose poll answered at `seconds`, not overloaded.
+CacheHealth answered_at(HealthThresholds thresholds, double seconds) {
+  CacheHealth health(thresholds);
+  health.record_success(false, at(seconds));
+  return health;
+}
+
 TEST_CASE("the first health result decides at once; later changes need N consecutive results") {
   CacheHealth h(HealthThresholds{2, 3, 0ms});
   CHECK(h.state() == CacheHealth::State::unknown);
@@ -147,8 +154,7 @@ TEST_CASE("the first health result decides at once; later changes need N consecu
 
 TEST_CASE(
     "a refused connection takes an up node down at once; other failures wait for down_after") {
-  CacheHealth h(HealthThresholds{2, 3, 0ms});
-  h.record_success(false, at(0));
+  CacheHealth h = answered_at(HealthThresholds{2, 3, 0ms}, 0);
   h.record_failure("timeout", at(1));
   CHECK(h.usable(at(1)));
   h.record_failure("connection refused", at(2), /*refused=*/true);
@@ -162,8 +168,7 @@ TEST_CASE(
 }
 
 TEST_CASE("the overloaded flag takes effect at once and does not count as down") {
-  CacheHealth h(HealthThresholds{2, 2, 0ms});
-  h.record_success(false, at(0));
+  CacheHealth h = answered_at(HealthThresholds{2, 2, 0ms}, 0);
   h.record_success(true, at(1));
   CHECK(h.state() == CacheHealth::State::up);
   CHECK(h.overloaded());
@@ -173,8 +178,7 @@ TEST_CASE("the overloaded flag takes effect at once and does not count as down")
 }
 
 TEST_CASE("a node not heard from for stale_after is not used") {
-  CacheHealth h(HealthThresholds{1, 1, 3000ms});
-  h.record_success(false, at(0));
+  CacheHealth h = answered_at(HealthThresholds{1, 1, 3000ms}, 0);
   CHECK(h.usable(at(2.9)));
   CHECK_FALSE(h.usable(at(3.1)));
   h.record_success(false, at(4));
@@ -182,13 +186,11 @@ TEST_CASE("a node not heard from for stale_after is not used") {
 }
 
 TEST_CASE("usable_until is the last moment a node stays usable without a new poll result") {
-  CacheHealth h(HealthThresholds{1, 1, 3000ms});
-  h.record_success(false, at(1));
+  CacheHealth h = answered_at(HealthThresholds{1, 1, 3000ms}, 1);
   REQUIRE(h.usable_until() == at(4));
   CHECK(h.usable(h.usable_until()));
   CHECK_FALSE(h.usable(h.usable_until() + std::chrono::nanoseconds(1)));
-  CacheHealth never_stale(HealthThresholds{1, 1, 0ms});
-  never_stale.record_success(false, at(1));
+  CacheHealth never_stale = answered_at(HealthThresholds{1, 1, 0ms}, 1);
   CHECK(never_stale.usable_until() == TimePoint::max());
 }
 

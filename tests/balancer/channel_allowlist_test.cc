@@ -58,9 +58,10 @@ TEST_CASE(
   CHECK(allow.variant_bandwidth(demo, "/live/high/index.m3u8") == 0);
 
   allow.learn(demo, version_of(kMaster, "/live/master.m3u8", 1));
-  CHECK(allow.allows_playlist(demo, "/live/high/index.m3u8"));
-  CHECK(allow.allows_playlist(demo, "/live/low/index.m3u8"));
-  CHECK(allow.allows_playlist(demo, "/live/iframes/index.m3u8"));
+  for (const char* variant :
+       {"/live/high/index.m3u8", "/live/low/index.m3u8", "/live/iframes/index.m3u8"}) {
+    CHECK_MESSAGE(allow.allows_playlist(demo, variant), variant);
+  }
   CHECK(allow.allows_key(demo, "/keys/session.key"));
   // Off the origin: never fetched, so never allowed.
   CHECK_FALSE(allow.allows_playlist(demo, "/other.m3u8"));
@@ -86,8 +87,9 @@ TEST_CASE("channel allowlist: what one channel learned allows nothing to another
   const ChannelConfig other = channel("other", "/other/master.m3u8");
   allow.learn(demo, version_of(kMaster, "/live/master.m3u8", 1));
   CHECK(allow.allows_playlist(demo, "/live/high/index.m3u8"));
-  CHECK_FALSE(allow.allows_playlist(other, "/live/high/index.m3u8"));
-  CHECK_FALSE(allow.allows_playlist(other, "/live/master.m3u8"));
+  for (const char* demos : {"/live/high/index.m3u8", "/live/master.m3u8"}) {
+    CHECK_FALSE_MESSAGE(allow.allows_playlist(other, demos), demos);
+  }
   CHECK_FALSE(allow.allows_key(other, "/keys/session.key"));
   CHECK(allow.allows_playlist(other, "/other/master.m3u8"));
 }

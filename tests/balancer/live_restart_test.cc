@@ -71,25 +71,39 @@ LiveEndPolicy live_policy() {
   return p;
 }
 
+// One channel's run tracker under its end policy, fed origin's copies in turn.
+struct LiveChannel {
+  LiveRunTracker tracker;
+  LiveEndPolicy policy = live_policy();
+
+  LiveChannel() = default;
+  // A channel that has served `first_copy` at kStart.
+  explicit LiveChannel(const std::string& first_copy) { serve(first_copy, kStart); }
+
+  Served serve(const std::string& origin_text, std::chrono::steady_clock::time_point now,
+               int64_t unix_ms = 1'700'000'000'000) {
+    return ::serve(tracker, origin_text, policy, now, unix_ms);
+  }
+};
+
 }  // namespace
 
 TEST_CASE(
     "an end tag on a live source is held back (the copy stays live) until it has lasted "
     "end_confirm") {
-  LiveRunTracker tracker;
-  LiveEndPolicy policy = live_policy();
-  Served first = serve(tracker, window(0, 3), policy, kStart);
+  LiveChannel channel;
+  Served first = channel.serve(window(0, 3), kStart);
   CHECK(classify(first.playlist) == SourceKind::live);
 
-  Served ended = serve(tracker, window(0, 3, true), policy, kStart + 1s);
+  Served ended = channel.serve(window(0, 3, true), kStart + 1s);
   CHECK_FALSE(ended.playlist.media.endlist);
   CHECK(classify(ended.playlist) == SourceKind::live);  // refreshed at live cadence
-  CHECK(tracker.holding_end());
+  CHECK(channel.tracker.holding_end());
   CHECK(ended.playlist.media.segments.size() == 3);
-  CHECK_FALSE(tracker.end_due(policy, kStart + 299s));
-  CHECK(tracker.end_due(policy, kStart + 301s));
+  CHECK_FALSE(channel.tracker.end_due(channel.policy, kStart + 299s));
+  CHECK(channel.tracker.end_due(channel.policy, kStart + 301s));
 
-  Served confirmed = serve(tracker, window(0, 3, true), policy, kStart + 302s);
+  Served confirmed = channel.serve(window(0, 3, true), kStart + 302s);
   CHECK(confirmed.playlist.media.endlist);
   CHECK(classify(confirmed.playlist) == SourceKind::vod);
 }
@@ -98,45 +112,38 @@ TEST_CASE(
     "an end tag is final at once when the operator marked the channel finished, or on a VOD "
     "channel") {
   SUBCASE("finished") {
-    LiveRunTracker tracker;
-    LiveEndPolicy policy = live_policy();
-    serve(tracker, window(0, 3), policy, kStart);
-    policy.finished = true;
-    Served ended = serve(tracker, window(0, 3, true), policy, kStart + 1s);
+    LiveChannel channel(window(0, 3));
+    channel.policy.finished = true;
+    Served ended = channel.serve(window(0, 3, true), kStart + 1s);
     CHECK(ended.playlist.media.endlist);
-    CHECK_FALSE(tracker.holding_end());
+    CHECK_FALSE(channel.tracker.holding_end());
   }
   SUBCASE("kind vod") {
-    LiveRunTracker tracker;
-    LiveEndPolicy policy = live_policy();
-    policy.mode = LiveMode::vod;
-    serve(tracker, window(0, 3), policy, kStart);
-    CHECK(serve(tracker, window(0, 3, true), policy, kStart + 1s).playlist.media.endlist);
+    LiveChannel channel;
+    channel.policy.mode = LiveMode::vod;
+    channel.serve(window(0, 3), kStart);
+    CHECK(channel.serve(window(0, 3, true), kStart + 1s).playlist.media.endlist);
   }
   SUBCASE("kind auto: a source first seen with its end tag is VOD") {
     LiveRunTracker tracker;
     CHECK(serve(tracker, window(0, 3, true), live_policy(), kStart).playlist.media.endlist);
   }
   SUBCASE("kind live: held even when the first copy seen has ended") {
-    LiveRunTracker tracker;
-    LiveEndPolicy policy = live_policy();
-    policy.mode = LiveMode::live;
-    CHECK_FALSE(serve(tracker, window(0, 3, true), policy, kStart).playlist.media.endlist);
+    LiveChannel channel;
+    channel.policy.mode = LiveMode::live;
+    CHECK_FALSE(channel.serve(window(0, 3, true), kStart).playlist.media.endlist);
   }
 }
 
 TEST_CASE(
     "a restart with lower numbers and reused names continues the media sequence after a "
     "discontinuity") {
-  LiveRunTracker tracker;
-  LiveEndPolicy policy = live_policy();
-  serve(tracker, window(0, 3), policy, kStart);
-  serve(tracker, window(3, 3), policy, kStart + 6s);        // run A: seg_00003..05 at 3..5
-  serve(tracker, window(3, 3, true), policy, kStart + 8s);  // run A ends
+  LiveChannel channel(window(0, 3));
+  channel.serve(window(3, 3), kStart + 6s);        // run A: seg_00003..05 at 3..5
+  channel.serve(window(3, 3, true), kStart + 8s);  // run A ends
   const int64_t restart_ms = 1'700'000'123'456;
-  Served b =
-      serve(tracker, window(0, 1), policy, kStart + 20s, restart_ms);  // run B: seg_00000 at 0
-  CHECK(tracker.restarts() == 1);
+  Served b = channel.serve(window(0, 1), kStart + 20s, restart_ms);  // run B: seg_00000 at 0
+  CHECK(channel.tracker.restarts() == 1);
   const hls::MediaInfo& m = b.playlist.media;
   CHECK_FALSE(m.endlist);
   // The previous run's last two segments stay ahead (the window keeps its three segments).
@@ -153,14 +160,14 @@ TEST_CASE(
   CHECK(b.chunk_by_msn[6] == "/live/seg_00000.ts?brun=" + std::to_string(restart_ms));
 
   // Run B grows: the previous run slides out, the discontinuity sequence counts it.
-  Served b2 = serve(tracker, window(0, 2), policy, kStart + 22s);
+  Served b2 = channel.serve(window(0, 2), kStart + 22s);
   CHECK(b2.playlist.media.media_sequence == 5);
   CHECK(b2.playlist.media.segments[1].discontinuity);
-  Served b3 = serve(tracker, window(0, 3), policy, kStart + 24s);
+  Served b3 = channel.serve(window(0, 3), kStart + 24s);
   CHECK(b3.playlist.media.media_sequence == 6);
   CHECK(b3.playlist.media.discontinuity_sequence == 1);
   for (const auto& s : b3.playlist.media.segments) CHECK_FALSE(s.discontinuity);
-  Served b4 = serve(tracker, window(1, 3), policy, kStart + 26s);
+  Served b4 = channel.serve(window(1, 3), kStart + 26s);
   CHECK(b4.playlist.media.media_sequence == 7);
   CHECK(b4.playlist.media.discontinuity_sequence == 1);
   CHECK(b4.chunk_by_msn[9] == "/live/seg_00003.ts?brun=" + std::to_string(restart_ms));
@@ -169,8 +176,7 @@ TEST_CASE(
 TEST_CASE(
     "over a sequence of copies the media sequence never goes back and a number never changes its "
     "chunk") {
-  LiveRunTracker tracker;
-  LiveEndPolicy policy = live_policy();
+  LiveChannel channel;
   std::map<uint64_t, std::string> seen;
   uint64_t last_media_sequence = 0;
   auto t = kStart;
@@ -178,7 +184,7 @@ TEST_CASE(
   auto follow = [&](const std::string& origin) {
     t += 2s;
     unix_ms += 2000;
-    Served s = serve(tracker, origin, policy, t, unix_ms);
+    Served s = channel.serve(origin, t, unix_ms);
     CHECK(s.playlist.media.media_sequence >= last_media_sequence);
     last_media_sequence = s.playlist.media.media_sequence;
     for (const auto& [msn, chunk] : s.chunk_by_msn) {
@@ -196,29 +202,26 @@ TEST_CASE(
   for (uint64_t k = 1; k <= 6; ++k) follow(after(k));
   // A second restart, this one without an end tag first.
   for (uint64_t k = 1; k <= 6; ++k) follow(after(k));
-  CHECK(tracker.restarts() == 2);
+  CHECK(channel.tracker.restarts() == 2);
   CHECK(seen.size() == 9 + 6 + 6);  // every segment of the three runs, numbered one after another
 }
 
 TEST_CASE("a number whose name changed is a restart even when the numbering did not go back") {
-  LiveRunTracker tracker;
-  LiveEndPolicy policy = live_policy();
-  serve(tracker, window(0, 3), policy, kStart);
+  LiveChannel channel(window(0, 3));
   std::string other = window(0, 3);
   for (size_t at = other.find("seg_"); at != std::string::npos; at = other.find("seg_", at + 1))
     other[at] = 'X';
-  Served s = serve(tracker, other, policy, kStart + 2s);
-  CHECK(tracker.restarts() == 1);
+  Served s = channel.serve(other, kStart + 2s);
+  CHECK(channel.tracker.restarts() == 1);
   CHECK(s.playlist.media.segments.back().sequence == 5);
   CHECK(s.playlist.media.media_sequence >= 1);
 }
 
 TEST_CASE("the previous run's key does not apply to a new run without one") {
-  LiveRunTracker tracker;
-  LiveEndPolicy policy = live_policy();
+  LiveChannel channel;
   const std::string key = "#EXT-X-KEY:METHOD=AES-128,URI=\"key.bin\"\n";
-  serve(tracker, window(3, 3, false, key), policy, kStart);
-  Served b = serve(tracker, window(0, 1), policy, kStart + 2s);
+  channel.serve(window(3, 3, false, key), kStart);
+  Served b = channel.serve(window(0, 1), kStart + 2s);
   REQUIRE(b.playlist.media.keys.size() == 2);
   CHECK(b.playlist.media.keys[0].method == "AES-128");
   CHECK(b.playlist.media.keys[1].method == "NONE");
@@ -228,14 +231,12 @@ TEST_CASE("the previous run's key does not apply to a new run without one") {
 TEST_CASE(
     "an encoder starting over with an empty playlist leaves the last listing in place, then "
     "continues") {
-  LiveRunTracker tracker;
-  LiveEndPolicy policy = live_policy();
-  serve(tracker, window(3, 3), policy, kStart);
-  Served empty = serve(tracker, window(0, 0), policy, kStart + 2s);
+  LiveChannel channel(window(3, 3));
+  Served empty = channel.serve(window(0, 0), kStart + 2s);
   CHECK(empty.playlist.media.media_sequence == 3);
   CHECK(empty.playlist.media.segments.size() == 3);
-  Served b = serve(tracker, window(0, 1), policy, kStart + 4s);
-  CHECK(tracker.restarts() == 1);
+  Served b = channel.serve(window(0, 1), kStart + 4s);
+  CHECK(channel.tracker.restarts() == 1);
   CHECK(b.playlist.media.segments.back().sequence == 6);
   CHECK(b.playlist.media.segments.back().discontinuity);
 }
@@ -243,12 +244,11 @@ TEST_CASE(
 TEST_CASE(
     "a channel configured live names its first run too, so no balancer restart can link a reused "
     "name bare") {
-  LiveRunTracker tracker;
-  LiveEndPolicy policy = live_policy();
-  policy.mode = LiveMode::live;
-  Served a = serve(tracker, window(0, 2), policy, kStart, 1'700'000'000'000);
+  LiveChannel channel;
+  channel.policy.mode = LiveMode::live;
+  Served a = channel.serve(window(0, 2), kStart, 1'700'000'000'000);
   CHECK(a.chunk_by_msn[0] == "/live/seg_00000.ts?brun=1700000000000");
-  Served later = serve(tracker, window(1, 2), policy, kStart + 2s, 1'700'000'002'000);
+  Served later = channel.serve(window(1, 2), kStart + 2s, 1'700'000'002'000);
   CHECK(later.chunk_by_msn[1] == "/live/seg_00001.ts?brun=1700000000000");
   // A viewer's listing remembers chunks by the hash of the target with its run marker: a
   // reused name in a new run is a new chunk to it.
@@ -263,11 +263,10 @@ TEST_CASE(
 TEST_CASE(
     "a key reused by name in a new run is named by its run, so the balancer's key cache cannot "
     "answer the old one") {
-  LiveRunTracker tracker;
-  LiveEndPolicy policy = live_policy();
+  LiveChannel channel;
   const std::string key = "#EXT-X-KEY:METHOD=AES-128,URI=\"key.bin\"\n";
-  serve(tracker, window(3, 3, false, key), policy, kStart);
-  Served b = serve(tracker, window(0, 1, false, key), policy, kStart + 2s, 1'700'000'000'777);
+  channel.serve(window(3, 3, false, key), kStart);
+  Served b = channel.serve(window(0, 1, false, key), kStart + 2s, 1'700'000'000'777);
   std::vector<std::string> key_targets;
   for (const SlotTarget& t : b.plan.slots) {
     if (t.kind == SlotTarget::Kind::key) key_targets.push_back(t.origin_target);
@@ -280,23 +279,20 @@ TEST_CASE(
 TEST_CASE(
     "an older copy (numbers back to the same names, no end tag) is not a restart: the listing "
     "stays") {
-  LiveRunTracker tracker;
-  LiveEndPolicy policy = live_policy();
-  serve(tracker, window(3, 3), policy, kStart);
-  Served older = serve(tracker, window(2, 3), policy, kStart + 1s);
-  CHECK(tracker.restarts() == 0);
+  LiveChannel channel(window(3, 3));
+  Served older = channel.serve(window(2, 3), kStart + 1s);
+  CHECK(channel.tracker.restarts() == 0);
   CHECK(older.playlist.media.media_sequence == 3);
   CHECK(older.playlist.media.segments.back().sequence == 5);
-  Served next = serve(tracker, window(4, 3), policy, kStart + 2s);
-  CHECK(tracker.restarts() == 0);
+  Served next = channel.serve(window(4, 3), kStart + 2s);
+  CHECK(channel.tracker.restarts() == 0);
   CHECK(next.chunk_by_msn[6] == "/live/seg_00006.ts");
   // After an end tag the same going back is the encoder starting over (a short first run
   // whose names are still listed).
-  LiveRunTracker short_run;
-  serve(short_run, window(0, 3), policy, kStart);
-  serve(short_run, window(0, 3, true), policy, kStart + 1s);
-  Served restarted = serve(short_run, window(0, 1), policy, kStart + 2s);
-  CHECK(short_run.restarts() == 1);
+  LiveChannel short_run(window(0, 3));
+  short_run.serve(window(0, 3, true), kStart + 1s);
+  Served restarted = short_run.serve(window(0, 1), kStart + 2s);
+  CHECK(short_run.tracker.restarts() == 1);
   CHECK(restarted.playlist.media.segments.back().sequence == 3);
   CHECK(restarted.playlist.media.segments.back().discontinuity);
 }

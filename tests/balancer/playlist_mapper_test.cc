@@ -21,6 +21,36 @@ hls::Playlist parse(std::string_view text, std::string_view url) {
   return std::move(r).value();
 }
 
+// Links for channel "demo" carrying the viewer's parameters `viewer_query`.
+ViewerLinks demo_links(std::string_view viewer_query,
+                       const std::vector<std::string>* chunk_links = nullptr) {
+  ViewerLinks links;
+  links.channel = "demo";
+  links.viewer_query = viewer_query;
+  links.chunk_links = chunk_links;
+  return links;
+}
+
+// A playlist parsed at `url` with its rewrite plan for the origin at `origin_base`.
+struct MappedPlaylist {
+  hls::Playlist playlist;
+  RewritePlan plan;
+};
+
+MappedPlaylist map_playlist(std::string_view text, std::string_view url,
+                            std::string_view origin_base) {
+  hls::Playlist playlist = parse(text, url);
+  RewritePlan plan = plan_rewrite(playlist.tmpl, origin_base);
+  return {std::move(playlist), std::move(plan)};
+}
+
+// The signer of chunk links, with the test's key.
+common::UrlSigner test_signer() {
+  auto signer = common::UrlSigner::create({kKey});
+  REQUIRE(signer.ok());
+  return std::move(signer).value();
+}
+
 std::vector<std::string> lines(const std::string& text) {
   std::vector<std::string> out;
   size_t start = 0;
@@ -31,6 +61,17 @@ std::vector<std::string> lines(const std::string& text) {
     start = nl + 1;
   }
   return out;
+}
+
+// Checks that `text` has `count` lines and each of `expected` (line index, text) as given.
+void check_lines(const std::string& text, size_t count,
+                 const std::vector<std::pair<size_t, std::string>>& expected) {
+  const std::vector<std::string> l = lines(text);
+  REQUIRE(l.size() == count);
+  for (const auto& [index, line] : expected) {
+    INFO("line ", index);
+    CHECK(l[index] == line);
+  }
 }
 
 TEST_CASE("origin_target_of keeps path and query under the origin base, and nothing else") {
@@ -77,31 +118,31 @@ const char* kMaster =
 TEST_CASE(
     "master: playlists and keys lead back to the balancer with the viewer's parameters; foreign "
     "URIs stay") {
-  hls::Playlist p = parse(kMaster, "http://o.example/files/live/master.m3u8");
-  RewritePlan plan = plan_rewrite(p.tmpl, "http://o.example/files");
+  auto [p, plan] =
+      map_playlist(kMaster, "http://o.example/files/live/master.m3u8", "http://o.example/files");
   CHECK(plan.chunk_slots == 0);
-  ViewerLinks links;
-  links.channel = "demo";
-  links.viewer_query = "cache=venue-a&viewer=abc";
+  ViewerLinks links = demo_links("cache=venue-a&viewer=abc");
   std::string out = render_for_viewer(p.tmpl, plan, links);
-  auto l = lines(out);
-  REQUIRE(l.size() == 11);
-  CHECK(l[1] ==
-        "#EXT-X-SESSION-KEY:METHOD=AES-128,URI=\"/key/demo/live/keys/"
-        "session.key?cache=venue-a&viewer=abc\"");
-  CHECK(l[2] ==
-        "#EXT-X-SESSION-DATA:DATA-ID=\"com.example.info\",URI=\"http://o.example/files/live/"
-        "info.json\"");
-  CHECK(l[3] ==
-        "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"a\",NAME=\"en\",URI=\"/hls/demo/live/audio/"
-        "en.m3u8?cache=venue-a&viewer=abc\"");
-  CHECK(l[4] == "#EXT-X-STREAM-INF:BANDWIDTH=800000,AUDIO=\"a\"");
-  CHECK(l[5] == "/hls/demo/live/low/index.m3u8?cache=venue-a&viewer=abc");
-  CHECK(l[7] == "/hls/demo/other/mid.m3u8?token=abc&cache=venue-a&viewer=abc");
-  CHECK(l[8] ==
-        "#EXT-X-I-FRAME-STREAM-INF:BANDWIDTH=100000,URI=\"/hls/demo/live/low/"
-        "iframes.m3u8?cache=venue-a&viewer=abc\"");
-  CHECK(l[10] == "https://cdn.example/high.m3u8");  // another host: left absolute, never proxied
+  check_lines(
+      out, 11,
+      {
+          {1,
+           "#EXT-X-SESSION-KEY:METHOD=AES-128,URI=\"/key/demo/live/keys/"
+           "session.key?cache=venue-a&viewer=abc\""},
+          {2,
+           "#EXT-X-SESSION-DATA:DATA-ID=\"com.example.info\",URI=\"http://o.example/files/live/"
+           "info.json\""},
+          {3,
+           "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"a\",NAME=\"en\",URI=\"/hls/demo/live/audio/"
+           "en.m3u8?cache=venue-a&viewer=abc\""},
+          {4, "#EXT-X-STREAM-INF:BANDWIDTH=800000,AUDIO=\"a\""},
+          {5, "/hls/demo/live/low/index.m3u8?cache=venue-a&viewer=abc"},
+          {7, "/hls/demo/other/mid.m3u8?token=abc&cache=venue-a&viewer=abc"},
+          {8,
+           "#EXT-X-I-FRAME-STREAM-INF:BANDWIDTH=100000,URI=\"/hls/demo/live/low/"
+           "iframes.m3u8?cache=venue-a&viewer=abc\""},
+          {10, "https://cdn.example/high.m3u8"},  // another host: left absolute, never proxied
+      });
 
   // With a public URL, links back to the balancer are absolute.
   links.balancer_base = "https://balancer.example";
@@ -115,23 +156,21 @@ TEST_CASE(
 }
 
 TEST_CASE("absolute and protocol-relative URIs on the origin are treated like relative ones") {
-  hls::Playlist p = parse(
+  auto [p, plan] = map_playlist(
       "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1\nhttp://O.example/files/live/abs.m3u8\n"
       "#EXT-X-STREAM-INF:BANDWIDTH=2\n//o.example/files/live/proto.m3u8\n"
       "#EXT-X-STREAM-INF:BANDWIDTH=3\n/files/live/rooted.m3u8\n"
       "#EXT-X-STREAM-INF:BANDWIDTH=4\n/elsewhere/outside.m3u8\n",
-      "http://o.example/files/live/master.m3u8");
-  RewritePlan plan = plan_rewrite(p.tmpl, "http://o.example/files");
-  ViewerLinks links;
-  links.channel = "demo";
-  links.viewer_query = "viewer=v";
-  auto l = lines(render_for_viewer(p.tmpl, plan, links));
-  REQUIRE(l.size() == 9);
-  CHECK(l[2] == "/hls/demo/live/abs.m3u8?viewer=v");
-  CHECK(l[4] == "/hls/demo/live/proto.m3u8?viewer=v");
-  CHECK(l[6] == "/hls/demo/live/rooted.m3u8?viewer=v");
-  // Same host but outside the origin's base path: not the channel's origin.
-  CHECK(l[8] == "http://o.example/elsewhere/outside.m3u8");
+      "http://o.example/files/live/master.m3u8", "http://o.example/files");
+  ViewerLinks links = demo_links("viewer=v");
+  check_lines(render_for_viewer(p.tmpl, plan, links), 9,
+              {
+                  {2, "/hls/demo/live/abs.m3u8?viewer=v"},
+                  {4, "/hls/demo/live/proto.m3u8?viewer=v"},
+                  {6, "/hls/demo/live/rooted.m3u8?viewer=v"},
+                  // Same host but outside the origin's base path: not the channel's origin.
+                  {8, "http://o.example/elsewhere/outside.m3u8"},
+              });
 }
 
 const char* kMedia =
@@ -155,22 +194,23 @@ const char* kMedia =
     "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"seg10.0.m4s\"\r\n"
     "#EXT-X-RENDITION-REPORT:URI=\"../high/index.m3u8\",LAST-MSN=9,LAST-PART=0\r\n";
 
+// kMedia as served by the origin at http://o.example:8080/files.
+MappedPlaylist map_media() {
+  return map_playlist(kMedia, "http://o.example:8080/files/live/low/index.m3u8",
+                      "http://o.example:8080/files");
+}
+
 TEST_CASE(
     "media: chunks (segments, map, parts, preload hints) lead to the cache, signed; keys and "
     "reports back") {
-  hls::Playlist p = parse(kMedia, "http://o.example:8080/files/live/low/index.m3u8");
-  RewritePlan plan = plan_rewrite(p.tmpl, "http://o.example:8080/files");
+  auto [p, plan] = map_media();
   CHECK(plan.chunk_slots == 5);  // map, seg7, part, seg8, hint (seg9 and data: are not ours)
-  auto signer = common::UrlSigner::create({kKey});
-  REQUIRE(signer.ok());
+  const common::UrlSigner signer = test_signer();
   // No first-listed times: good for 100 s from now.
-  ChunkDestination d{"http://cache-a.example:8081", "demo", &*signer, kExpires - 100, 100};
+  ChunkDestination d{"http://cache-a.example:8081", "demo", &signer, kExpires - 100, 100};
   std::vector<std::string> chunk_list = chunk_links(p.tmpl, plan, d);
   REQUIRE(chunk_list.size() == 5);
-  ViewerLinks links;
-  links.channel = "demo";
-  links.viewer_query = "cache=cache-a&ticket=T.S";
-  links.chunk_links = &chunk_list;
+  ViewerLinks links = demo_links("cache=cache-a&ticket=T.S", &chunk_list);
   std::string out = render_for_viewer(p.tmpl, plan, links);
   auto l = lines(out);
   CHECK(l[6] ==
@@ -195,14 +235,13 @@ TEST_CASE(
   // The cache node's check accepts each signed link (path + query after the host).
   for (const auto& link : chunk_list) {
     std::string target = link.substr(std::string("http://cache-a.example:8081").size());
-    CHECK_MESSAGE(signer->verify(target, kExpires - 10) == common::SignatureVerdict::ok, target);
-    CHECK(signer->verify(target, kExpires + 1) == common::SignatureVerdict::expired);
+    CHECK_MESSAGE(signer.verify(target, kExpires - 10) == common::SignatureVerdict::ok, target);
+    CHECK(signer.verify(target, kExpires + 1) == common::SignatureVerdict::expired);
   }
 }
 
 TEST_CASE("media without a usable cache: chunk links are the absolute origin URLs") {
-  hls::Playlist p = parse(kMedia, "http://o.example:8080/files/live/low/index.m3u8");
-  RewritePlan plan = plan_rewrite(p.tmpl, "http://o.example:8080/files");
+  auto [p, plan] = map_media();
   ChunkDestination d;  // cache_url empty = origin
   d.origin_id = "demo";
   std::vector<std::string> chunk_list = chunk_links(p.tmpl, plan, d);
@@ -213,12 +252,10 @@ TEST_CASE("media without a usable cache: chunk links are the absolute origin URL
 }
 
 TEST_CASE("switching the destination changes only the host part of chunk links") {
-  hls::Playlist p = parse(kMedia, "http://o.example:8080/files/live/low/index.m3u8");
-  RewritePlan plan = plan_rewrite(p.tmpl, "http://o.example:8080/files");
-  auto signer = common::UrlSigner::create({kKey});
-  REQUIRE(signer.ok());
-  ChunkDestination a{"http://cache-a.example", "demo", &*signer, kExpires};
-  ChunkDestination b{"http://cache-b.example", "demo", &*signer, kExpires};
+  auto [p, plan] = map_media();
+  const common::UrlSigner signer = test_signer();
+  ChunkDestination a{"http://cache-a.example", "demo", &signer, kExpires};
+  ChunkDestination b{"http://cache-b.example", "demo", &signer, kExpires};
   auto la = chunk_links(p.tmpl, plan, a);
   auto lb = chunk_links(p.tmpl, plan, b);
   for (size_t i = 0; i < la.size(); ++i) {
@@ -230,7 +267,7 @@ TEST_CASE("switching the destination changes only the host part of chunk links")
 TEST_CASE(
     "chunks whose path the cache node would refuse keep their origin URL instead of a signed "
     "link") {
-  hls::Playlist p = parse(
+  auto [p, plan] = map_playlist(
       "#EXTM3U\n#EXT-X-TARGETDURATION:2\n"
       "#EXTINF:2.0,\n.//x.ts\n"  // resolves to live//x.ts: an empty segment
       "#EXTINF:2.0,\na//b.ts\n"
@@ -238,26 +275,23 @@ TEST_CASE(
       "#EXTINF:2.0,\nsub/%2E/y.ts\n"
       "#EXTINF:2.0,\nq.ts?x=%zz\n"  // malformed escape in the query
       "#EXTINF:2.0,\nok.ts\n",
-      "http://o.example/files/live/index.m3u8");
-  RewritePlan plan = plan_rewrite(p.tmpl, "http://o.example/files");
+      "http://o.example/files/live/index.m3u8", "http://o.example/files");
   CHECK(plan.chunk_slots == 1);
-  auto signer = common::UrlSigner::create({kKey});
-  REQUIRE(signer.ok());
+  const common::UrlSigner signer = test_signer();
   std::vector<std::string> chunk_list = chunk_links(
-      p.tmpl, plan, ChunkDestination{"http://cache-a.example", "demo", &*signer, kExpires});
+      p.tmpl, plan, ChunkDestination{"http://cache-a.example", "demo", &signer, kExpires});
   REQUIRE(chunk_list.size() == 1);
   CHECK(chunk_list[0].rfind("http://cache-a.example/o/demo/live/ok.ts?bexp=", 0) == 0);
-  ViewerLinks links;
-  links.channel = "demo";
-  links.chunk_links = &chunk_list;
-  auto l = lines(render_for_viewer(p.tmpl, plan, links));
-  REQUIRE(l.size() == 14);
-  CHECK(l[3] == "http://o.example/files/live//x.ts");
-  CHECK(l[5] == "http://o.example/files/live/a//b.ts");
-  CHECK(l[7] == "http://o.example/files/live/%2e%2e/up.ts");
-  CHECK(l[9] == "http://o.example/files/live/sub/%2E/y.ts");
-  CHECK(l[11] == "http://o.example/files/live/q.ts?x=%zz");
-  CHECK(l[13] == chunk_list[0]);
+  ViewerLinks links = demo_links("", &chunk_list);
+  check_lines(render_for_viewer(p.tmpl, plan, links), 14,
+              {
+                  {3, "http://o.example/files/live//x.ts"},
+                  {5, "http://o.example/files/live/a//b.ts"},
+                  {7, "http://o.example/files/live/%2e%2e/up.ts"},
+                  {9, "http://o.example/files/live/sub/%2E/y.ts"},
+                  {11, "http://o.example/files/live/q.ts?x=%zz"},
+                  {13, chunk_list[0]},
+              });
 }
 
 }  // namespace
@@ -278,12 +312,10 @@ TEST_CASE(
 
 TEST_CASE(
     "chunk links: with first-listed times, two renderings seconds apart sign each chunk the same") {
-  hls::Playlist p = parse(kMedia, "http://o.example:8080/files/live/low/index.m3u8");
-  RewritePlan plan = plan_rewrite(p.tmpl, "http://o.example:8080/files");
+  auto [p, plan] = map_media();
   plan.chunk_first_listed.assign(plan.chunk_slots, 1'800'000'000);
-  auto signer = common::UrlSigner::create({kKey});
-  REQUIRE(signer.ok());
-  ChunkDestination d{"http://cache-a.example:8081", "demo", &*signer, 1'800'000'003, 120};
+  const common::UrlSigner signer = test_signer();
+  ChunkDestination d{"http://cache-a.example:8081", "demo", &signer, 1'800'000'003, 120};
   const std::vector<std::string> first = chunk_links(p.tmpl, plan, d);
   d.now_unix = 1'800'000'041;
   CHECK(chunk_links(p.tmpl, plan, d) == first);
@@ -299,12 +331,10 @@ TEST_CASE(
       "#EXT-X-MAP:URI=\"init.mp4\"\n#EXTINF:1.0,\nseg7.m4s\n"
       "#EXT-X-PART:DURATION=0.27,URI=\"seg8.0.m4s\",INDEPENDENT=YES\n"
       "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"seg8.1.m4s\"\n";
-  hls::Playlist p = parse(ll, "http://o.example/ll/low/index.m3u8");
-  RewritePlan plan = plan_rewrite(p.tmpl, "http://o.example");
+  auto [p, plan] = map_playlist(ll, "http://o.example/ll/low/index.m3u8", "http://o.example");
   plan.part_target_ms = 270;
-  auto signer = common::UrlSigner::create({kKey});
-  REQUIRE(signer.ok());
-  ChunkDestination d{"http://cache-a.example:8081", "ll", &*signer, 1'800'000'000, 120};
+  const common::UrlSigner signer = test_signer();
+  ChunkDestination d{"http://cache-a.example:8081", "ll", &signer, 1'800'000'000, 120};
   const std::vector<std::string> links = chunk_links(p.tmpl, plan, d);
   REQUIRE(links.size() == 4);  // map, segment, part, hint (in slot order)
   for (const std::string& link : links) {
@@ -313,7 +343,7 @@ TEST_CASE(
     CHECK((link.find("?bpt=270&bexp=") != std::string::npos) == part_or_hint);
     // Signed with it: the node verifies the whole query, so a viewer cannot change it.
     const std::string target = link.substr(link.find("/o/"));
-    CHECK(signer->verify(target, d.now_unix) == common::SignatureVerdict::ok);
+    CHECK(signer.verify(target, d.now_unix) == common::SignatureVerdict::ok);
   }
   // Without a part target (a regular playlist) nothing is added.
   plan.part_target_ms = 0;
@@ -330,13 +360,12 @@ TEST_CASE("segment_chunks flags the chunk slots of segment lines, in slot order"
       "#EXT-X-PART:DURATION=0.5,URI=\"seg8.0.m4s\",INDEPENDENT=YES\n"
       "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"seg8.1.m4s\"\n"
       "#EXT-X-RENDITION-REPORT:URI=\"../high/index.m3u8\",LAST-MSN=8,LAST-PART=0\n";
-  hls::Playlist p = parse(ll, "http://o.example/ll/low/index.m3u8");
-  RewritePlan plan = plan_rewrite(p.tmpl, "http://o.example");
+  auto [p, plan] = map_playlist(ll, "http://o.example/ll/low/index.m3u8", "http://o.example");
   // map, two parts, the segment, a part, the hint; the report is a playlist, not a chunk.
   CHECK(segment_chunks(p.tmpl, plan) == std::vector<bool>{false, false, false, true, false, false});
   // Foreign and data: URIs are no chunk slots.
-  hls::Playlist mixed = parse(kMedia, "http://o.example:8080/files/live/low/index.m3u8");
-  CHECK(segment_chunks(mixed.tmpl, plan_rewrite(mixed.tmpl, "http://o.example:8080/files")) ==
+  auto [mixed, mixed_plan] = map_media();
+  CHECK(segment_chunks(mixed.tmpl, mixed_plan) ==
         std::vector<bool>{false, true, false, true, false});
   hls::Playlist regular = parse("#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:2.0,\nseg1.ts\n",
                                 "http://o.example/live/index.m3u8");

@@ -5,6 +5,7 @@
 
 #include <doctest/doctest.h>
 
+#include <functional>
 #include <optional>
 
 #include "support/balancer_fixture.h"
@@ -38,13 +39,16 @@ struct Fixture : test::OriginClient {
   }
 };
 
-PlaylistTimings no_background_refresh() {
+// `adjust` changes what a test is about.
+PlaylistTimings no_background_refresh(const std::function<void(PlaylistTimings&)>& adjust =
+                                          [](PlaylistTimings&) {}) {
   PlaylistTimings timings;
   timings.live_max_lag = 500ms;
   // Real-time timers drive background refreshes; keep them out of this test so
   // only the injected clock decides.
   timings.live_refresh = std::chrono::hours(1);
   timings.live_idle = std::chrono::hours(1);
+  adjust(timings);
   return timings;
 }
 
@@ -75,9 +79,7 @@ TEST_CASE(
 TEST_CASE(
     "source cache: a failure answers for error_hold on the injected clock, then origin is asked "
     "again") {
-  PlaylistTimings timings = no_background_refresh();
-  timings.error_hold = 250ms;
-  Fixture f(timings);
+  Fixture f(no_background_refresh([](PlaylistTimings& t) { t.error_hold = 250ms; }));
   SourceResult missing = f.get("/absent.m3u8");
   CHECK(missing.from == SourceResult::From::error);
   CHECK(missing.status == 404);
@@ -120,9 +122,7 @@ TEST_CASE(
 
 TEST_CASE(
     "source cache: an origin that can block gets the directives, within a bound per playlist") {
-  PlaylistTimings timings = no_background_refresh();
-  timings.max_directive_entries = 3;
-  Fixture f(timings);
+  Fixture f(no_background_refresh([](PlaylistTimings& t) { t.max_directive_entries = 3; }));
   test::write_file(f.dir.file("ll.m3u8"),
                    test::live_playlist(10, 3, 2, "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES\n"));
   REQUIRE(f.get("/ll.m3u8").version != nullptr);
@@ -204,9 +204,7 @@ TEST_CASE(
 TEST_CASE(
     "source cache: a new playlist beyond max_entries is refused 503 busy; those held still "
     "answer") {
-  PlaylistTimings timings = no_background_refresh();
-  timings.max_entries = 2;
-  Fixture f(timings);
+  Fixture f(no_background_refresh([](PlaylistTimings& t) { t.max_entries = 2; }));
   for (const char* name : {"a.m3u8", "b.m3u8", "c.m3u8"})
     test::write_file(f.dir.file(name), test::live_playlist(1, 3));
   REQUIRE(f.get("/a.m3u8").version != nullptr);
@@ -224,9 +222,7 @@ TEST_CASE(
 TEST_CASE(
     "source cache: above max_segments a live playlist becomes its newest window, a VOD one is "
     "refused") {
-  PlaylistTimings timings = no_background_refresh();
-  timings.max_segments = 16;
-  Fixture f(timings);
+  Fixture f(no_background_refresh([](PlaylistTimings& t) { t.max_segments = 16; }));
   test::write_file(f.dir.file("live.m3u8"), test::live_playlist(100, 40));
   SourceResult live = f.get("/live.m3u8");
   REQUIRE(live.version != nullptr);
@@ -266,8 +262,7 @@ namespace balancer::source_cache_test {
 TEST_CASE(
     "source cache: a live end tag is held back, then passed on once due, with origin's copy "
     "unchanged (304)") {
-  PlaylistTimings timings = no_background_refresh();
-  Fixture f(timings);
+  Fixture f(no_background_refresh());
   LiveEndPolicy live;
   live.end_confirm = 10s;
   test::write_file(f.dir.file("live.m3u8"), test::live_playlist(100, 5));

@@ -92,6 +92,21 @@ struct Fixture {
   }
   SourceResult get(const std::string& path) { return get(request(path)); }
 
+  // Origin lists a live window from 100; the front's first get of it must bring a copy.
+  SourceResult first_listing() {
+    test::write_file(dir.file("live.m3u8"), test::live_playlist(100, 5));
+    SourceResult first = get("/live.m3u8");
+    REQUIRE(first.version != nullptr);
+    return first;
+  }
+
+  // What the front answered before get() returned, if anything (no loop turned).
+  std::optional<SourceResult> answer_without_turn(const std::string& path) {
+    std::optional<SourceResult> answer;
+    front->get(request(path), timings, [&](const SourceResult& result) { answer = result; });
+    return answer;
+  }
+
   // Asks the home cache itself (as another loop's front would), on the home loop.
   SourceResult get_at_home(const std::string& path) {
     std::optional<SourceResult> answer;
@@ -101,24 +116,24 @@ struct Fixture {
   }
 };
 
+// `answer` is a hit with the version of `copy`, validated when `copy` was.
+void check_hit(const std::optional<SourceResult>& answer, const SourceResult& copy) {
+  REQUIRE(answer.has_value());
+  CHECK(answer->from == SourceResult::From::hit);
+  CHECK(answer->version == copy.version);
+  CHECK(answer->validated_at == copy.validated_at);
+}
+
 TEST_CASE(
     "source front: a fresh copy is answered at once on the front's loop, without asking home") {
   Fixture f;
-  test::write_file(f.dir.file("live.m3u8"), test::live_playlist(100, 5));
-  SourceResult first = f.get("/live.m3u8");
-  REQUIRE(first.version != nullptr);
+  SourceResult first = f.first_listing();
   CHECK(first.from == SourceResult::From::miss);
   CHECK(f.home_lookups() == 1);
 
   f.clock.advance(499ms);
-  std::optional<SourceResult> answer;
-  f.front->get(f.request("/live.m3u8"), f.timings,
-               [&](const SourceResult& result) { answer = result; });
   // Before get() returns: no loop turn, no post to the home loop.
-  REQUIRE(answer.has_value());
-  CHECK(answer->from == SourceResult::From::hit);
-  CHECK(answer->version == first.version);
-  CHECK(answer->validated_at == first.validated_at);
+  check_hit(f.answer_without_turn("/live.m3u8"), first);
   CHECK(f.home_lookups() == 1);
   CHECK(f.origin.count("/files/live.m3u8") == 1);
 }
@@ -126,9 +141,7 @@ TEST_CASE(
 TEST_CASE(
     "source front: a copy older than live_max_lag on the injected clock is asked of home again") {
   Fixture f;
-  test::write_file(f.dir.file("live.m3u8"), test::live_playlist(100, 5));
-  SourceResult first = f.get("/live.m3u8");
-  REQUIRE(first.version != nullptr);
+  SourceResult first = f.first_listing();
 
   test::write_file(f.dir.file("live.m3u8"), test::live_playlist(101, 5));
   f.clock.advance(501ms);
@@ -168,9 +181,7 @@ TEST_CASE("source front: requests for one source while home is asked share one q
 
 TEST_CASE("source front: a version the home cache published is picked up without asking home") {
   Fixture f;
-  test::write_file(f.dir.file("live.m3u8"), test::live_playlist(100, 5));
-  SourceResult first = f.get("/live.m3u8");
-  REQUIRE(first.version != nullptr);
+  SourceResult first = f.first_listing();
   // The front has read the slot once (a hit from its own copy).
   REQUIRE(f.get("/live.m3u8").from == SourceResult::From::hit);
 
@@ -183,13 +194,7 @@ TEST_CASE("source front: a version the home cache published is picked up without
   REQUIRE(refreshed.version->serial > first.version->serial);
   const uint64_t lookups = f.home_lookups();
 
-  std::optional<SourceResult> answer;
-  f.front->get(f.request("/live.m3u8"), f.timings,
-               [&](const SourceResult& result) { answer = result; });
-  REQUIRE(answer.has_value());
-  CHECK(answer->from == SourceResult::From::hit);
-  CHECK(answer->version == refreshed.version);
-  CHECK(answer->validated_at == refreshed.validated_at);
+  check_hit(f.answer_without_turn("/live.m3u8"), refreshed);
   CHECK(f.home_lookups() == lookups);
 }
 
@@ -218,8 +223,7 @@ TEST_CASE("source front: errors are not kept; each request asks home, which hold
 
 TEST_CASE("source front: LL-HLS directives always go to the home cache") {
   Fixture f;
-  test::write_file(f.dir.file("live.m3u8"), test::live_playlist(100, 5));
-  REQUIRE(f.get("/live.m3u8").version != nullptr);
+  f.first_listing();
   CHECK(f.home_lookups() == 1);
   DeliveryDirectives directives;
   directives.msn = 104;
@@ -230,8 +234,7 @@ TEST_CASE("source front: LL-HLS directives always go to the home cache") {
 
 TEST_CASE("source front: a changed origin URL (reload) drops the front's copy and asks home") {
   Fixture f;
-  test::write_file(f.dir.file("live.m3u8"), test::live_playlist(100, 5));
-  REQUIRE(f.get("/live.m3u8").version != nullptr);
+  f.first_listing();
   CHECK(f.home_lookups() == 1);
 
   // The same origin reached by another base URL: for the front, nothing it kept applies.

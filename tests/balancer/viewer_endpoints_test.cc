@@ -152,6 +152,13 @@ struct Fixture {
     return *got;
   }
 
+  // GET `target` from loop 1's server, which must answer 200.
+  Answer get_ok(const std::string& target) {
+    Answer answer = get(target);
+    REQUIRE_MESSAGE(answer.status == 200, target, ": ", answer.body);
+    return answer;
+  }
+
   std::string ticket(const std::string& channel, const std::string& viewer,
                      int64_t lifetime_s = 3600) {
     auto tickets = common::PlaybackTickets::create({test::kTicketKey});
@@ -185,8 +192,7 @@ TEST_CASE(
     "viewer endpoints: a ticket gets the viewer's copy of the master and of the media playlist") {
   Fixture f;
   const std::string query = "?cache=venue-a&ticket=" + f.ticket("live", "ann");
-  Answer master = f.get("/hls/live/files/live/master.m3u8" + query);
-  REQUIRE(master.status == 200);
+  Answer master = f.get_ok("/hls/live/files/live/master.m3u8" + query);
   INFO(master.body);
   CHECK(master.head.header("Content-Type") ==
         std::optional<std::string>("application/vnd.apple.mpegurl"));
@@ -199,8 +205,7 @@ TEST_CASE(
                              "\",PATHWAY-ID=\"origin\"\n"));
   CHECK(has(master.body, "/hls/live/files/live/index.m3u8" + query + "&pathway=venue-a"));
 
-  Answer media = f.get("/hls/live/files/live/index.m3u8" + query);
-  REQUIRE(media.status == 200);
+  Answer media = f.get_ok("/hls/live/files/live/index.m3u8" + query);
   // No cache node is usable: chunks lead to origin, the key back to the balancer.
   CHECK(media.head.header("X-Cache-Choice") == std::optional<std::string>("origin"));
   CHECK(has(media.body, "seg10.ts"));
@@ -215,8 +220,7 @@ TEST_CASE(
   const std::string query = "?ticket=" + f.ticket("live", "ann");
   // Asked on the second loop before anyone fetched the media playlist: the balancer learns the
   // key from the channel's playlists (through the home loop) first.
-  Answer key = f.get("/key/live/files/live/key.bin" + query);
-  REQUIRE(key.status == 200);
+  Answer key = f.get_ok("/key/live/files/live/key.bin" + query);
   CHECK(key.body == kKeyBytes);
   CHECK(key.head.header("Cache-Control") == std::optional<std::string>("private, no-store"));
 
@@ -272,8 +276,7 @@ TEST_CASE(
     "viewer endpoints: the steering manifest lists the viewer's pathways; unknown channels are "
     "404") {
   Fixture f;
-  Answer steering = f.get("/steering/live?viewer=v1&cache=venue-a");
-  REQUIRE(steering.status == 200);
+  Answer steering = f.get_ok("/steering/live?viewer=v1&cache=venue-a");
   CHECK(steering.head.header("Content-Type") == std::optional<std::string>("application/json"));
   CHECK(has(steering.body, "\"VERSION\":1"));
   CHECK(steering.body == "{\"VERSION\":1,\"TTL\":30,\"PATHWAY-PRIORITY\":[\"origin\"]}\n");
