@@ -496,6 +496,18 @@ TEST_CASE_TEMPLATE(
   CHECK(b.request("d", 36).admitted());
 }
 
+// `counts` (per channel or per cache node) is exactly `expected`: names and active viewers, in
+// order.
+template <typename Counts>
+void check_viewer_counts(const Counts& counts,
+                         const std::vector<std::pair<std::string, uint64_t>>& expected) {
+  REQUIRE(counts.size() == expected.size());
+  for (size_t i = 0; i < expected.size(); ++i) {
+    CHECK(counts[i].name == expected[i].first);
+    CHECK(counts[i].active_viewers == expected[i].second);
+  }
+}
+
 TEST_CASE_TEMPLATE("status counts active viewers per channel, per cache node and on origin", F,
                    BACKENDS) {
   Contract b = Contract::of<F>(limits(0));
@@ -505,22 +517,14 @@ TEST_CASE_TEMPLATE("status counts active viewers per channel, per cache node and
   AdmissionStatus s = b.status(0);
   CHECK(s.active_viewers == 3);
   CHECK(s.origin_viewers == 1);
-  REQUIRE(s.channels.size() == 2);
-  CHECK(s.channels[0].name == "ch1");
-  CHECK(s.channels[0].active_viewers == 2);
-  CHECK(s.channels[1].name == "ch2");
-  CHECK(s.channels[1].active_viewers == 1);
+  check_viewer_counts(s.channels, {{"ch1", 2}, {"ch2", 1}});
   REQUIRE(s.caches.size() == 1);
   CHECK(s.caches[0].active_viewers == 2);
   // a follows its chunks to another node: one slot, counted where it is now.
   REQUIRE(b.request("a", 1, 0, {}, "ch1", "c2").admitted());
   s = b.status(1);
   CHECK(s.active_viewers == 3);
-  REQUIRE(s.caches.size() == 2);
-  CHECK(s.caches[0].name == "c1");
-  CHECK(s.caches[0].active_viewers == 1);
-  CHECK(s.caches[1].name == "c2");
-  CHECK(s.caches[1].active_viewers == 1);
+  check_viewer_counts(s.caches, {{"c1", 1}, {"c2", 1}});
   CHECK(s.declared_mbps == doctest::Approx(4));
 }
 

@@ -102,13 +102,20 @@ TEST_CASE("an idle viewer's slot goes to the head of the queue when it renews; t
   CHECK(p.request("a", on(), t(33)).position == 2);  // a came back: a newcomer at the tail
 }
 
+// The one slot of `p`: viewer a takes it, then b waits first and c second, each arriving at the
+// given second; returns b's decision.
+AdmissionDecision a_holds_b_and_c_wait(AdmissionPolicy& p, double a_at, double b_at, double c_at) {
+  REQUIRE(p.request("a", on(), t(a_at)).admitted());
+  const AdmissionDecision b = p.request("b", on(), t(b_at));
+  REQUIRE(b.position == 1);
+  REQUIRE(p.request("c", on(), t(c_at)).position == 2);
+  return b;
+}
+
 TEST_CASE(
     "a ticket not renewed within the grace is dropped and its viewer waits again at the tail") {
   AdmissionPolicy p(limits(1));
-  REQUIRE(p.request("a", on(), t(0)).admitted());
-  const AdmissionDecision b = p.request("b", on(), t(0));
-  REQUIRE(b.position == 1);
-  REQUIRE(p.request("c", on(), t(1)).position == 2);
+  const AdmissionDecision b = a_holds_b_and_c_wait(p, 0, 0, 1);
 
   CHECK(p.request("a", on(), t(20)).admitted());
   CHECK(p.request("c", on(), t(20)).position == 2);
@@ -250,10 +257,7 @@ TEST_CASE("a viewer switching variant, cache or channel keeps its one slot; coun
 TEST_CASE(
     "head reservation: a newcomer cannot take a slot freed for the head; a lapse passes it on") {
   AdmissionPolicy p(limits(1));
-  REQUIRE(p.request("a", on(), t(0)).admitted());
-  const AdmissionDecision b = p.request("b", on(), t(1));
-  REQUIRE(b.position == 1);
-  REQUIRE(p.request("c", on(), t(2)).position == 2);
+  const AdmissionDecision b = a_holds_b_and_c_wait(p, 0, 1, 2);
 
   REQUIRE(p.release("a", t(5)));  // slot freed: reserved for b until t=20
   const AdmissionDecision n = p.request("n", on(), t(6));

@@ -83,13 +83,18 @@ std::vector<std::vector<Arrival>> arrive_from_two_threads(Admission& admission, 
   return seen;
 }
 
+// A local admission whose only limit is `max_streams`.
+std::unique_ptr<Admission> local_admission_of(uint32_t max_streams) {
+  AdmissionLimits limits;
+  limits.max_streams = max_streams;
+  return make_local_admission(limits);
+}
+
 }  // namespace
 
 TEST_CASE(
     "two threads arriving at once: exact counts, every queue position once, FIFO per thread") {
-  AdmissionLimits limits;
-  limits.max_streams = 100;
-  std::unique_ptr<Admission> owned = make_local_admission(limits);
+  std::unique_ptr<Admission> owned = local_admission_of(100);
   Admission& admission = *owned;
   constexpr int kPerThread = 2000;
   auto seen = arrive_from_two_threads(admission, kPerThread);
@@ -179,9 +184,7 @@ TEST_CASE(
 
 TEST_CASE(
     "two threads switching overload emulation and arriving: no one is admitted while it is on") {
-  AdmissionLimits limits;
-  limits.max_streams = 1000;
-  std::unique_ptr<Admission> owned = make_local_admission(limits);
+  std::unique_ptr<Admission> owned = local_admission_of(1000);
   Admission& admission = *owned;
   CHECK(switch_emulation(admission, true).changed);
   auto seen = arrive_from_two_threads(admission, 500);

@@ -63,9 +63,12 @@ struct Loop {
   };
   Got fetch(const std::string& path, std::vector<common::HttpHeader> headers = {},
             std::string method = "GET", std::string body = {}) {
+    return fetch_request(
+        {url(path), std::move(method), std::move(headers), std::nullopt, std::move(body)});
+  }
+  // Runs the loop until `request` has its result.
+  Got fetch_request(const common::FetchRequest& request) {
     Got got;
-    common::FetchRequest request{url(path), method, std::move(headers), std::nullopt,
-                                 std::move(body)};
     client->fetch(request, {[&](const common::FetchHead& h) {
                               ++got.heads;
                               got.head = h;
@@ -238,27 +241,16 @@ TEST_CASE("http client: refused connections and timeouts are reported, never han
   std::vector<common::HttpExchange> parked;
   loop.server->route("/hang", {"GET"},
                      [&](common::HttpExchange& ex) { parked.push_back(std::move(ex)); });
-  common::FetchResult result;
-  bool done = false;
-  common::FetchRequest hang{loop.url("/hang"), "GET", {}, std::chrono::milliseconds(300), {}};
-  loop.client->fetch(hang, {nullptr, nullptr, [&](const common::FetchResult& r) {
-                              result = r;
-                              done = true;
-                            }});
-  REQUIRE(run_until(loop.base.get(), [&] { return done; }));
-  CHECK_FALSE(result.ok);
-  CHECK(result.timed_out);
+  const common::FetchResult hang =
+      loop.fetch_request({loop.url("/hang"), "GET", {}, std::chrono::milliseconds(300), {}}).result;
+  CHECK_FALSE(hang.ok);
+  CHECK(hang.timed_out);
 
-  done = false;
-  common::FetchRequest refused{"http://127.0.0.1:1/x", "GET", {}, std::nullopt, {}};
-  loop.client->fetch(refused, {nullptr, nullptr, [&](const common::FetchResult& r) {
-                                 result = r;
-                                 done = true;
-                               }});
-  REQUIRE(run_until(loop.base.get(), [&] { return done; }));
-  CHECK_FALSE(result.ok);
-  CHECK_FALSE(result.timed_out);
-  CHECK_FALSE(result.error.empty());
+  const common::FetchResult refused =
+      loop.fetch_request({"http://127.0.0.1:1/x", "GET", {}, std::nullopt, {}}).result;
+  CHECK_FALSE(refused.ok);
+  CHECK_FALSE(refused.timed_out);
+  CHECK_FALSE(refused.error.empty());
 }
 
 TEST_CASE("http server: drain stops accepting and waits for replies in progress") {

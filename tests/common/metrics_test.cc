@@ -91,6 +91,12 @@ std::string joined(const std::vector<std::string>& problems) {
   return out;
 }
 
+// `text` lays every family out as one block of `# HELP`, `# TYPE` and its samples.
+void check_family_layout(const std::string& text) {
+  const auto problems = family_problems(text);
+  CHECK_MESSAGE(problems.empty(), joined(problems));
+}
+
 }  // namespace
 
 TEST_CASE("metrics: a counter family registers one series per label value, after fixed labels") {
@@ -141,8 +147,7 @@ TEST_CASE("metrics: interleaved registration still renders each family contiguou
         "# HELP other_total Other\n"
         "# TYPE other_total counter\n"
         "other_total 0\n");
-  const auto problems = family_problems(text);
-  CHECK_MESSAGE(problems.empty(), joined(problems));
+  check_family_layout(text);
 }
 
 TEST_CASE("metrics: HELP and TYPE appear once per family, before its samples") {
@@ -163,8 +168,7 @@ TEST_CASE("metrics: HELP and TYPE appear once per family, before its samples") {
     CHECK(text.find(help) < text.find(type));
     CHECK(text.find(type) < text.find(std::string("\n") + name));
   }
-  const auto problems = family_problems(text);
-  CHECK_MESSAGE(problems.empty(), joined(problems));
+  check_family_layout(text);
 }
 
 TEST_CASE("metrics: labelled histograms registered between other families stay well-formed") {
@@ -192,8 +196,7 @@ TEST_CASE("metrics: labelled histograms registered between other families stay w
         "# HELP errors_total Errors\n"
         "# TYPE errors_total counter\n"
         "errors_total 1\n");
-  const auto problems = family_problems(text);
-  CHECK_MESSAGE(problems.empty(), joined(problems));
+  check_family_layout(text);
 }
 
 TEST_CASE("metrics: a family name registered with two types is refused") {
@@ -221,8 +224,7 @@ TEST_CASE("metrics: a family name registered with two types is refused") {
   CHECK(text.find("# TYPE level gauge\n") != std::string::npos);
   CHECK(text.find("level{k=\"b\"} 2\n") != std::string::npos);
   CHECK(text.find("things_total{k=\"b\"}") == std::string::npos);
-  const auto problems = family_problems(text);
-  CHECK_MESSAGE(problems.empty(), joined(problems));
+  check_family_layout(text);
 }
 
 TEST_CASE("metrics: registering a computed gauge again replaces its function; HELP is escaped") {
