@@ -14,16 +14,24 @@ namespace {
 const FreshnessDefaults kDefaults{/*segment_s=*/86400, /*playlist_s=*/1, /*other_s=*/60,
                                   /*max_stale_if_error_s=*/30};
 
-Freshness of(std::string_view cache_control, ObjectKind kind, int64_t now_ms,
-             std::optional<std::string_view> expires = std::nullopt,
-             std::optional<std::string_view> date = std::nullopt,
-             std::optional<std::string_view> age = std::nullopt) {
+// What an upstream answer says of its freshness.
+UpstreamFreshness upstream(std::string_view cache_control,
+                           std::optional<std::string_view> expires = std::nullopt,
+                           std::optional<std::string_view> date = std::nullopt,
+                           std::optional<std::string_view> age = std::nullopt) {
   UpstreamFreshness r;
   r.cache_control = cache_control;
   r.expires = expires;
   r.date = date;
   r.age = age;
-  return compute_freshness(r, kind, now_ms, kDefaults);
+  return r;
+}
+
+Freshness of(std::string_view cache_control, ObjectKind kind, int64_t now_ms,
+             std::optional<std::string_view> expires = std::nullopt,
+             std::optional<std::string_view> date = std::nullopt,
+             std::optional<std::string_view> age = std::nullopt) {
+  return compute_freshness(upstream(cache_control, expires, date, age), kind, now_ms, kDefaults);
 }
 
 // Lifetime in seconds as the node will apply it.
@@ -264,11 +272,7 @@ TEST_CASE("negative answers: remembered only as long as the origin's own headers
   auto negative = [&](std::string_view cache_control,
                       std::optional<std::string_view> expires = std::nullopt,
                       std::optional<std::string_view> age = std::nullopt) {
-    UpstreamFreshness r;
-    r.cache_control = cache_control;
-    r.expires = expires;
-    r.age = age;
-    return negative_lifetime_ms(r, now, 2000);
+    return negative_lifetime_ms(upstream(cache_control, expires, std::nullopt, age), now, 2000);
   };
   CHECK(negative("") == 2000);  // nothing said: the configured TTL
   CHECK(negative("no-store") == 0);
@@ -287,12 +291,12 @@ TEST_CASE("negative answers: remembered only as long as the origin's own headers
 }
 
 TEST_CASE("Vary: * is never reused; other Vary values are") {
-  CHECK(varies_on_everything("*"));
-  CHECK(varies_on_everything("Accept-Encoding, *"));
-  CHECK(varies_on_everything(" * "));
-  CHECK_FALSE(varies_on_everything(""));
-  CHECK_FALSE(varies_on_everything("Accept-Encoding"));
-  CHECK_FALSE(varies_on_everything("X-*"));
+  for (const char* vary : {"*", "Accept-Encoding, *", " * "}) {
+    CHECK_MESSAGE(varies_on_everything(vary), vary);
+  }
+  for (const char* vary : {"", "Accept-Encoding", "X-*"}) {
+    CHECK_FALSE_MESSAGE(varies_on_everything(vary), vary);
+  }
 }
 
 TEST_CASE(

@@ -31,6 +31,17 @@ bool aborts(const std::function<void()>& body) {
   return WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT;
 }
 
+// Whether a child that takes a lock of rank `First`, then one of rank `Second`, aborts.
+template <LockRank First, LockRank Second>
+bool aborts_locking() {
+  return aborts([] {
+    RankedMutex<First> first;
+    RankedMutex<Second> second;
+    std::lock_guard a(first);
+    std::lock_guard b(second);
+  });
+}
+
 }  // namespace
 
 TEST_CASE(
@@ -57,29 +68,10 @@ TEST_CASE(
 }
 
 TEST_CASE("lock order: an outer lock taken under an inner one aborts") {
-  CHECK(aborts([] {
-    RankedMutex<LockRank::shared_cache> table;
-    RankedMutex<LockRank::chunk_store> store;
-    std::lock_guard inner(store);
-    std::lock_guard outer(table);
-  }));
-  CHECK(aborts([] {
-    RankedMutex<LockRank::chunk_store> store;
-    RankedMutex<LockRank::flight> flight;
-    std::lock_guard inner(flight);
-    std::lock_guard outer(store);
-  }));
+  CHECK(aborts_locking<LockRank::chunk_store, LockRank::shared_cache>());
+  CHECK(aborts_locking<LockRank::flight, LockRank::chunk_store>());
   // Two of one rank: two flights held at once could deadlock with another thread.
-  CHECK(aborts([] {
-    RankedMutex<LockRank::flight> one, two;
-    std::lock_guard a(one);
-    std::lock_guard b(two);
-  }));
+  CHECK(aborts_locking<LockRank::flight, LockRank::flight>());
   // The same order in the child passes.
-  CHECK_FALSE(aborts([] {
-    RankedMutex<LockRank::shared_cache> table;
-    RankedMutex<LockRank::chunk_store> store;
-    std::lock_guard outer(table);
-    std::lock_guard inner(store);
-  }));
+  CHECK_FALSE(aborts_locking<LockRank::shared_cache, LockRank::chunk_store>());
 }
