@@ -4,6 +4,8 @@
 #include <cassert>
 #include <cmath>
 
+#include "core/enum_names.h"
+
 namespace audience {
 
 double reload_delay_s(double target_duration_s, bool changed) {
@@ -28,15 +30,10 @@ std::optional<VariantPolicy> parse_variant_policy(std::string_view text) {
 }
 
 std::string_view variant_policy_name(VariantPolicy policy) {
-  switch (policy) {
-    case VariantPolicy::top:
-      return "top";
-    case VariantPolicy::bottom:
-      return "bottom";
-    case VariantPolicy::abr:
-      return "abr";
-  }
-  return "abr";
+  // Indexed by VariantPolicy: its last enumerator, abr, must stay last.
+  static constexpr const char* kPolicyNames[] = {"top", "bottom", "abr"};
+  static_assert(std::size(kPolicyNames) == common::enum_count(VariantPolicy::abr));
+  return common::enum_name(policy, kPolicyNames);
 }
 
 size_t choose_variant(VariantPolicy policy, const std::vector<uint64_t>& bandwidths,

@@ -12,6 +12,8 @@
 #include <cstdlib>
 #include <mutex>
 
+#include "core/enum_names.h"
+
 namespace cache_node {
 
 // Outermost first: a thread takes them in this order only.
@@ -24,18 +26,12 @@ enum class LockRank : uint8_t {
 
 namespace lock_order {
 
+// Indexed by LockRank: its last enumerator, chunk_body, must stay last.
+inline constexpr const char* kRankNames[] = {"shared_cache", "chunk_store", "flight", "chunk_body"};
+static_assert(std::size(kRankNames) == common::enum_count(LockRank::chunk_body));
+
 inline const char* name(LockRank rank) {
-  switch (rank) {
-    case LockRank::shared_cache:
-      return "shared_cache";
-    case LockRank::chunk_store:
-      return "chunk_store";
-    case LockRank::flight:
-      return "flight";
-    case LockRank::chunk_body:
-      return "chunk_body";
-  }
-  return "?";
+  return common::enum_name(rank, kRankNames);
 }
 
 // The ranks this thread holds, one bit each.
