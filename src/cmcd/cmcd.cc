@@ -201,6 +201,18 @@ class DictionaryParser {
     return "an unexpected character at byte " + std::to_string(pos_);
   }
 
+  // The value of the digits at pos_, read past them; nullopt at a digit past `max_digits`.
+  std::optional<int64_t> digit_run(size_t max_digits) {
+    const size_t start = pos_;
+    int64_t value = 0;
+    while (pos_ < s_.size() && digit(s_[pos_])) {
+      if (pos_ - start == max_digits) return std::nullopt;
+      value = value * 10 + (s_[pos_] - '0');
+      ++pos_;
+    }
+    return value;
+  }
+
   std::string number(Item& item) {
     bool negative = false;
     if (peek('-')) {
@@ -208,32 +220,24 @@ class DictionaryParser {
       ++pos_;
     }
     const size_t start = pos_;
-    int64_t whole = 0;
-    while (pos_ < s_.size() && digit(s_[pos_])) {
-      if (pos_ - start == 15) return "an integer of more than 15 digits";
-      whole = whole * 10 + (s_[pos_] - '0');
-      ++pos_;
-    }
+    const std::optional<int64_t> whole = digit_run(15);
+    if (!whole) return "an integer of more than 15 digits";
     if (pos_ == start) return "a number without digits at byte " + std::to_string(pos_);
     if (peek('.')) {
       if (pos_ - start > 12) return "a decimal of more than 12 integer digits";
       ++pos_;
       const size_t fraction_start = pos_;
-      int64_t fraction = 0;
-      while (pos_ < s_.size() && digit(s_[pos_])) {
-        if (pos_ - fraction_start == 3) return "a decimal of more than 3 fraction digits";
-        fraction = fraction * 10 + (s_[pos_] - '0');
-        ++pos_;
-      }
+      const std::optional<int64_t> fraction = digit_run(3);
+      if (!fraction) return "a decimal of more than 3 fraction digits";
       if (pos_ == fraction_start) return "a decimal without fraction digits";
       item.kind = Item::Kind::decimal;
       // Rounded to an integer: the keys read here are whole numbers in every player seen.
       const size_t digits = pos_ - fraction_start;
       const int64_t scale = digits == 1 ? 10 : digits == 2 ? 100 : 1000;
-      item.integer = whole + (fraction * 2 >= scale ? 1 : 0);
+      item.integer = *whole + (*fraction * 2 >= scale ? 1 : 0);
     } else {
       item.kind = Item::Kind::integer;
-      item.integer = whole;
+      item.integer = *whole;
     }
     if (negative) item.integer = -item.integer;
     return "";
@@ -290,6 +294,38 @@ void flag_into(const Member& m, bool& out) {
   if (item != nullptr && item->kind == Item::Kind::boolean) out = item->boolean;
 }
 
+// `nor`: a string, with the next range as its `r` parameter (v2).
+void next_object_into(const Member& m, Data& d) {
+  const Item* item = first(m);
+  if (item != nullptr && item->kind == Item::Kind::string) {
+    d.next_object = item->text;
+    if (!item->range.empty()) d.next_range = item->range;
+  }
+}
+
+// The keys read into Data; any other key is passed over.
+struct KeyReader {
+  std::string_view key;
+  void (*read)(const Member& m, Data& d);
+};
+constexpr KeyReader kKeyReaders[] = {
+    {"v", [](const Member& m, Data& d) { number_into(m, d.version); }},
+    {"bl", [](const Member& m, Data& d) { number_into(m, d.buffer_length_ms); }},
+    {"br", [](const Member& m, Data& d) { number_into(m, d.bitrate_kbps); }},
+    {"tb", [](const Member& m, Data& d) { number_into(m, d.top_bitrate_kbps); }},
+    {"mtp", [](const Member& m, Data& d) { number_into(m, d.measured_throughput_kbps); }},
+    {"d", [](const Member& m, Data& d) { number_into(m, d.object_duration_ms); }},
+    {"bs", [](const Member& m, Data& d) { flag_into(m, d.buffer_starvation); }},
+    {"su", [](const Member& m, Data& d) { flag_into(m, d.startup); }},
+    {"sid", [](const Member& m, Data& d) { text_into(m, d.session_id, false); }},
+    {"cid", [](const Member& m, Data& d) { text_into(m, d.content_id, false); }},
+    {"ot", [](const Member& m, Data& d) { text_into(m, d.object_type, true); }},
+    {"st", [](const Member& m, Data& d) { text_into(m, d.stream_type, true); }},
+    {"sta", [](const Member& m, Data& d) { text_into(m, d.play_state, true); }},
+    {"nrr", [](const Member& m, Data& d) { text_into(m, d.next_range, false); }},
+    {"nor", next_object_into},
+};
+
 }  // namespace
 
 bool Data::any() const {
@@ -306,41 +342,8 @@ std::string parse_into(std::string_view payload, Data& into) {
   if (auto e = DictionaryParser(payload).parse(members); !e.empty()) return e;
   Data d = into;
   for (const Member& m : members) {
-    const std::string& k = m.key;
-    if (k == "v")
-      number_into(m, d.version);
-    else if (k == "bl")
-      number_into(m, d.buffer_length_ms);
-    else if (k == "br")
-      number_into(m, d.bitrate_kbps);
-    else if (k == "tb")
-      number_into(m, d.top_bitrate_kbps);
-    else if (k == "mtp")
-      number_into(m, d.measured_throughput_kbps);
-    else if (k == "d")
-      number_into(m, d.object_duration_ms);
-    else if (k == "bs")
-      flag_into(m, d.buffer_starvation);
-    else if (k == "su")
-      flag_into(m, d.startup);
-    else if (k == "sid")
-      text_into(m, d.session_id, false);
-    else if (k == "cid")
-      text_into(m, d.content_id, false);
-    else if (k == "ot")
-      text_into(m, d.object_type, true);
-    else if (k == "st")
-      text_into(m, d.stream_type, true);
-    else if (k == "sta")
-      text_into(m, d.play_state, true);
-    else if (k == "nrr")
-      text_into(m, d.next_range, false);
-    else if (k == "nor") {
-      const Item* item = first(m);
-      if (item != nullptr && item->kind == Item::Kind::string) {
-        d.next_object = item->text;
-        if (!item->range.empty()) d.next_range = item->range;
-      }
+    for (const KeyReader& reader : kKeyReaders) {
+      if (m.key == reader.key) reader.read(m, d);
     }
   }
   into = std::move(d);
