@@ -65,24 +65,20 @@ common::HttpClientOptions upstream_client_options(const CacheNodeConfig& config)
 // The gauges read at each scrape: storage, negative entries, requests, fetches, egress.
 void add_node_gauges(CacheNode::Shared& n) {
   const ChunkStore& s = n.cache->store();
-  n.metrics.gauge_fn(
-      "cache_storage_bytes", "Bytes stored", [&s] { return double(s.memory_used()); },
-      "tier=\"memory\"");
-  n.metrics.gauge_fn(
-      "cache_storage_bytes", "Bytes stored", [&s] { return double(s.disk_used()); },
-      "tier=\"disk\"");
-  n.metrics.gauge_fn(
-      "cache_storage_limit_bytes", "Storage limit",
-      [&s] { return double(s.options().memory_bytes); }, "tier=\"memory\"");
-  n.metrics.gauge_fn(
-      "cache_storage_limit_bytes", "Storage limit", [&s] { return double(s.options().disk_bytes); },
-      "tier=\"disk\"");
-  n.metrics.gauge_fn(
-      "cache_storage_entries", "Chunks stored", [&s] { return double(s.memory_entries()); },
-      "tier=\"memory\"");
-  n.metrics.gauge_fn(
-      "cache_storage_entries", "Chunks stored", [&s] { return double(s.disk_entries()); },
-      "tier=\"disk\"");
+  // Memory first: each family lists its memory series before its disk one.
+  for (const bool disk : {false, true}) {
+    const std::string tier = disk ? "tier=\"disk\"" : "tier=\"memory\"";
+    n.metrics.gauge_fn(
+        "cache_storage_bytes", "Bytes stored",
+        [&s, disk] { return double(disk ? s.disk_used() : s.memory_used()); }, tier);
+    n.metrics.gauge_fn(
+        "cache_storage_limit_bytes", "Storage limit",
+        [&s, disk] { return double(disk ? s.options().disk_bytes : s.options().memory_bytes); },
+        tier);
+    n.metrics.gauge_fn(
+        "cache_storage_entries", "Chunks stored",
+        [&s, disk] { return double(disk ? s.disk_entries() : s.memory_entries()); }, tier);
+  }
   n.metrics.gauge_fn("cache_negative_entries", "Upstream 404s remembered",
                      [&n] { return double(n.cache->negative_entries()); });
   n.metrics.gauge_fn("cache_active_requests", "Requests in progress",
@@ -112,11 +108,11 @@ std::string CacheNode::Shared::health_json(const CacheNodeConfig& c) const {
            active_requests(), cache->inflight(), egress_mbps.load(),
            static_cast<unsigned long long>(counters.bytes_served.value()),
            static_cast<unsigned long long>(counters.flights.origin_bytes.value()),
-           static_cast<unsigned long long>(counters.hits.value()),
-           static_cast<unsigned long long>(counters.misses.value()),
-           static_cast<unsigned long long>(counters.coalesced.value()),
-           static_cast<unsigned long long>(counters.negative_hits.value()),
-           static_cast<unsigned long long>(counters.stale_hits.value()),
+           static_cast<unsigned long long>(counters.request(RequestOutcome::hit).value()),
+           static_cast<unsigned long long>(counters.request(RequestOutcome::miss).value()),
+           static_cast<unsigned long long>(counters.request(RequestOutcome::coalesced).value()),
+           static_cast<unsigned long long>(counters.request(RequestOutcome::negative).value()),
+           static_cast<unsigned long long>(counters.request(RequestOutcome::stale).value()),
            static_cast<unsigned long long>(store.memory_used()),
            static_cast<unsigned long long>(store.options().memory_bytes),
            static_cast<unsigned long long>(store.disk_used()),

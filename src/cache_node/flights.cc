@@ -141,23 +141,23 @@ bool on_configured_upstream(const CacheNodeConfig& config, std::string_view url)
 // Origin answers a viewer is told as they are (in our error shape), rather than as a 502:
 // 403, 429/503 with the origin's Retry-After (delta-seconds; else 1 s), and a 504 (the
 // origin's own upstream timed out).
+struct RelayedStatus {
+  int status;
+  const char* code;
+  const char* message;
+};
+constexpr RelayedStatus kRelayedStatuses[] = {
+    {403, "origin_forbidden", "The origin refused to serve this chunk."},
+    {429, "origin_busy", "The origin asks to retry this chunk later."},
+    {503, "origin_unavailable", "The origin cannot serve this chunk now."},
+    {504, "origin_timeout", "The origin's own upstream timed out for this chunk."},
+};
+
 std::optional<common::UpstreamErrorReply> relayed_status(int origin_status) {
-  switch (origin_status) {
-    case 403:
-      return common::UpstreamErrorReply{
-          403, {"origin_forbidden", "The origin refused to serve this chunk."}};
-    case 429:
-      return common::UpstreamErrorReply{
-          429, {"origin_busy", "The origin asks to retry this chunk later."}};
-    case 503:
-      return common::UpstreamErrorReply{
-          503, {"origin_unavailable", "The origin cannot serve this chunk now."}};
-    case 504:
-      return common::UpstreamErrorReply{
-          504, {"origin_timeout", "The origin's own upstream timed out for this chunk."}};
-    default:
-      return std::nullopt;
+  for (const RelayedStatus& r : kRelayedStatuses) {
+    if (r.status == origin_status) return common::UpstreamErrorReply{r.status, {r.code, r.message}};
   }
+  return std::nullopt;
 }
 
 std::string retry_after_of(const common::FetchHead& head) {

@@ -436,34 +436,34 @@ void NodeLoop::handle_chunk(HttpExchange& ex) {
 // shared cache says what to do: answer not found, serve, join a flight or start one.
 void NodeLoop::serve_chunk(HttpExchange& ex, const VerifiedChunk& c) {
   if (auto hit = shared_.cache->find(c.key); hit && c.now_ms < hit->meta.fresh_until_ms) {
-    shared_.counters.hits.inc();
+    shared_.counters.request(RequestOutcome::hit).inc();
     note_viewer(ex, c.key, true);
     return serve_stored(ex, hit->meta, hit->memory, hit->disk_path, "HIT", c.now_ms);
   }
   SharedCache::Lookup found = shared_.cache->find_or_start(c.key, loop_.index());
   switch (found.kind) {
     case SharedCache::Lookup::Kind::negative:
-      shared_.counters.negative_hits.inc();
+      shared_.counters.request(RequestOutcome::negative).inc();
       ex.add_header("X-Cache", "HIT");
       ex.set_log_note("NEGATIVE");
       return reply_not_found(ex);
     case SharedCache::Lookup::Kind::hit:
-      shared_.counters.hits.inc();
+      shared_.counters.request(RequestOutcome::hit).inc();
       note_viewer(ex, c.key, true);
       return serve_stored(ex, found.hit->meta, found.hit->memory, found.hit->disk_path, "HIT",
                           c.now_ms);
     case SharedCache::Lookup::Kind::joined:
       if (found.stale && c.now_ms < found.stale->meta.refresh_grace_until_ms) {
         // Being refreshed, within its grace: the stale copy answers now.
-        shared_.counters.refreshing_hits.inc();
+        shared_.counters.request(RequestOutcome::stale_while_revalidate).inc();
         return serve_stored(ex, found.stale->meta, found.stale->memory, found.stale->disk_path,
                             "STALE", c.now_ms);
       }
-      shared_.counters.coalesced.inc();
+      shared_.counters.request(RequestOutcome::coalesced).inc();
       note_viewer(ex, c.key, false);
       return wait_on(found.flight, std::move(ex), false);
     case SharedCache::Lookup::Kind::started: {
-      shared_.counters.misses.inc();
+      shared_.counters.request(RequestOutcome::miss).inc();
       // A sibling asking is never sent on to another (configs that disagree cannot loop).
       const bool from_sibling = ex.header(kSiblingHeader).has_value();
       if (from_sibling && ex.header(kSiblingPrefetchHeader))
@@ -473,13 +473,13 @@ void NodeLoop::serve_chunk(HttpExchange& ex, const VerifiedChunk& c) {
       return wait_on(found.flight, std::move(ex), true);
     }
     case SharedCache::Lookup::Kind::revalidate:
-      shared_.counters.stale_hits.inc();
+      shared_.counters.request(RequestOutcome::stale).inc();
       flights_.start(found.flight, upstream_url(c.rc.config, c.request, c.signed_suffix),
                      forwarded_headers(ex, c.origin), negative_cap(c.request));
       if (found.stale && c.now_ms < found.stale->meta.refresh_grace_until_ms) {
         // Stale-while-revalidate (RFC 5861): one background fetch refreshes it, nobody waits.
         flights_.join(found.flight, std::make_unique<BackgroundRefresh>());
-        shared_.counters.refreshing_hits.inc();
+        shared_.counters.request(RequestOutcome::stale_while_revalidate).inc();
         return serve_stored(ex, found.stale->meta, found.stale->memory, found.stale->disk_path,
                             "STALE", c.now_ms);
       }
@@ -517,8 +517,8 @@ class NodeLoop::PrefetchWaiter final : public FlightWaiter {
   bool ended_ = false;
 };
 
-NodeLoop::PrefetchResult NodeLoop::prefetch_one(const RuntimeConfig& rc, const std::string& target,
-                                                const std::string& signed_suffix, int64_t now_ms) {
+PrefetchResult NodeLoop::prefetch_one(const RuntimeConfig& rc, const std::string& target,
+                                      const std::string& signed_suffix, int64_t now_ms) {
   const CacheNodeConfig& config = rc.config;
   auto request = parse_chunk_request(target);
   auto origin = request ? config.origins.find(request->origin_id) : config.origins.end();
@@ -589,28 +589,14 @@ void NodeLoop::prefetch_next_object(const RuntimeConfig& rc, std::string_view ta
   if (config.signing_required) {
     // The same bar as the viewer's own request for it would meet.
     if (!rc.signer || rc.signer->verify(resolved, now_ms / 1000) != common::SignatureVerdict::ok) {
-      shared_.counters.prefetch_invalid.inc();
+      shared_.counters.prefetch(PrefetchResult::invalid).inc();
       return;
     }
   }
-  switch (prefetch_one(rc, std::string(split.unsigned_target), signed_suffix_of(split), now_ms)) {
-    case PrefetchResult::started:
-      shared_.counters.prefetch_next_object_started.inc();
-      shared_.counters.prefetch_started.inc();
-      break;
-    case PrefetchResult::joined:
-      shared_.counters.prefetch_joined.inc();
-      break;
-    case PrefetchResult::present:
-      shared_.counters.prefetch_present.inc();
-      break;
-    case PrefetchResult::refused:
-      shared_.counters.prefetch_refused.inc();
-      break;
-    case PrefetchResult::invalid:
-      shared_.counters.prefetch_invalid.inc();
-      break;
-  }
+  const PrefetchResult result =
+      prefetch_one(rc, std::string(split.unsigned_target), signed_suffix_of(split), now_ms);
+  if (result == PrefetchResult::started) shared_.counters.prefetch_next_object_started.inc();
+  shared_.counters.prefetch(result).inc();
 }
 
 void NodeLoop::handle_prefetch(HttpExchange& ex) {
@@ -633,36 +619,17 @@ void NodeLoop::handle_prefetch(HttpExchange& ex) {
   auto targets = parse_prefetch_body(ex.body());
   if (!targets) return fail(ex, 400, "bad_request", targets.error().message);
   const int64_t now_ms = shared_.clock.unix_now_ms();
-  size_t started = 0, joined = 0, present = 0, refused = 0, invalid = 0;
-  for (const std::string& target : *targets) {
-    switch (prefetch_one(rc, target, "", now_ms)) {
-      case PrefetchResult::started:
-        ++started;
-        break;
-      case PrefetchResult::joined:
-        ++joined;
-        break;
-      case PrefetchResult::present:
-        ++present;
-        break;
-      case PrefetchResult::refused:
-        ++refused;
-        break;
-      case PrefetchResult::invalid:
-        ++invalid;
-        break;
-    }
+  std::array<size_t, std::size(kPrefetchResultNames)> counts{};
+  for (const std::string& target : *targets)
+    ++counts[static_cast<size_t>(prefetch_one(rc, target, "", now_ms))];
+  std::string answer = "{";
+  for (size_t i = 0; i < counts.size(); ++i) {
+    shared_.counters.prefetches[i]->inc(counts[i]);
+    answer += std::string(i > 0 ? "," : "") + "\"" + kPrefetchResultNames[i] +
+              "\":" + std::to_string(counts[i]);
   }
-  shared_.counters.prefetch_started.inc(started);
-  shared_.counters.prefetch_joined.inc(joined);
-  shared_.counters.prefetch_present.inc(present);
-  shared_.counters.prefetch_refused.inc(refused);
-  shared_.counters.prefetch_invalid.inc(invalid);
   ex.add_header("Cache-Control", "no-store");
-  ex.reply(202, "{\"started\":" + std::to_string(started) + ",\"joined\":" +
-                    std::to_string(joined) + ",\"present\":" + std::to_string(present) +
-                    ",\"refused\":" + std::to_string(refused) +
-                    ",\"invalid\":" + std::to_string(invalid) + "}\n");
+  ex.reply(202, answer + "}\n");
 }
 
 }  // namespace cache_node

@@ -5,6 +5,7 @@
 // into the service.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <memory>
 #include <string>
@@ -17,6 +18,7 @@
 #include "cache_node/runtime_config.h"
 #include "cache_node/shared_cache.h"
 #include "cmcd/quality_meter.h"
+#include "core/enum_names.h"
 #include "http/http_client.h"
 
 namespace cache_node {
@@ -40,23 +42,52 @@ inline constexpr common::CounterFamily kCachePrefetchFirstViewers{
 inline constexpr common::CounterFamily kCachePrefetches{
     "cache_prefetches_total", "Chunks named by prefetch requests, by what the node did", "result"};
 
+// What became of a chunk request, one counter each (cache_requests_total{result=...}).
+// Indexed by value: the last enumerator, stale_while_revalidate, must stay last.
+enum class RequestOutcome {
+  hit,
+  miss,
+  coalesced,
+  negative,
+  stale,                   // a stale copy: this request started its revalidation
+  stale_while_revalidate,  // a stale copy answered at once while it is refreshed
+};
+inline constexpr const char* kRequestOutcomeNames[] = {
+    "hit", "miss", "coalesced", "negative", "stale", "stale_while_revalidate"};
+static_assert(std::size(kRequestOutcomeNames) ==
+              common::enum_count(RequestOutcome::stale_while_revalidate));
+
+// What the node did with a chunk a prefetch named (cache_prefetches_total{result=...}, and the
+// members of POST /prefetch's answer). Indexed by value: the last, invalid, must stay last.
+enum class PrefetchResult {
+  started,  // a fetch started for the prefetch
+  joined,   // a fetch was in progress already
+  present,  // stored (or a remembered 404) already
+  refused,  // over prefetch.max_per_s or prefetch.max_inflight
+  invalid,  // not a chunk this node serves
+};
+inline constexpr const char* kPrefetchResultNames[] = {"started", "joined", "present", "refused",
+                                                       "invalid"};
+static_assert(std::size(kPrefetchResultNames) == common::enum_count(PrefetchResult::invalid));
+
+// One counter of `family` per name of `labels` (an enum's names), indexed like them.
+template <size_t N>
+std::array<common::Counter*, N> family_counters(const common::CounterFamily& family,
+                                                common::MetricsRegistry& metrics,
+                                                const char* const (&labels)[N]) {
+  std::array<common::Counter*, N> out{};
+  for (size_t i = 0; i < N; ++i) out[i] = &family.in(metrics, labels[i]);
+  return out;
+}
+
 // The node's request and prefetch counters, in the process's registry: any thread.
 struct NodeCounters {
   explicit NodeCounters(common::MetricsRegistry& metrics)
-      : hits(kCacheRequests.in(metrics, "hit")),
-        misses(kCacheRequests.in(metrics, "miss")),
-        coalesced(kCacheRequests.in(metrics, "coalesced")),
-        negative_hits(kCacheRequests.in(metrics, "negative")),
-        stale_hits(kCacheRequests.in(metrics, "stale")),
-        refreshing_hits(kCacheRequests.in(metrics, "stale_while_revalidate")),
+      : requests(family_counters(kCacheRequests, metrics, kRequestOutcomeNames)),
         flights(metrics),
         bytes_served(
             metrics.counter("cache_bytes_served_total", "Chunk body bytes sent to clients")),
-        prefetch_started(kCachePrefetches.in(metrics, "started")),
-        prefetch_joined(kCachePrefetches.in(metrics, "joined")),
-        prefetch_present(kCachePrefetches.in(metrics, "present")),
-        prefetch_refused(kCachePrefetches.in(metrics, "refused")),
-        prefetch_invalid(kCachePrefetches.in(metrics, "invalid")),
+        prefetches(family_counters(kCachePrefetches, metrics, kPrefetchResultNames)),
         prefetch_stored(kCachePrefetchCompleted.in(metrics, "stored")),
         prefetch_failed(kCachePrefetchCompleted.in(metrics, "failed")),
         prefetch_first_hit(kCachePrefetchFirstViewers.in(metrics, "hit")),
@@ -68,21 +99,18 @@ struct NodeCounters {
                             "Prefetches started by a viewer's CMCD next object (nor)")) {}
 
   common::Counter& error(const std::string& kind) { return flights.error(kind); }
+  common::Counter& request(RequestOutcome outcome) const {
+    return *requests[static_cast<size_t>(outcome)];
+  }
+  common::Counter& prefetch(PrefetchResult result) const {
+    return *prefetches[static_cast<size_t>(result)];
+  }
 
-  common::Counter& hits;
-  common::Counter& misses;
-  common::Counter& coalesced;
-  common::Counter& negative_hits;
-  common::Counter& stale_hits;       // a stale copy: this request started its revalidation
-  common::Counter& refreshing_hits;  // a stale copy answered at once while it is refreshed
-  FlightMetrics flights;             // origin fetches and bytes, first byte, revalidations, errors
+  std::array<common::Counter*, std::size(kRequestOutcomeNames)> requests;
+  FlightMetrics flights;  // origin fetches and bytes, first byte, revalidations, errors
   common::Counter& bytes_served;
 
-  common::Counter& prefetch_started;  // a fetch started for a prefetch
-  common::Counter& prefetch_joined;   // a fetch was in progress already
-  common::Counter& prefetch_present;  // stored (or a remembered 404) already
-  common::Counter& prefetch_refused;  // over prefetch.max_per_s or prefetch.max_inflight
-  common::Counter& prefetch_invalid;  // not a chunk this node serves
+  std::array<common::Counter*, std::size(kPrefetchResultNames)> prefetches;
   common::Counter& prefetch_stored;
   common::Counter& prefetch_failed;
   common::Counter& prefetch_first_hit;        // the first viewer found it stored
@@ -161,7 +189,6 @@ class NodeLoop {
   void handle_chunk(common::HttpExchange& ex);
   // POST /prefetch (prefetch.h): starts fetches of the named chunks with nobody waiting.
   void handle_prefetch(common::HttpExchange& ex);
-  enum class PrefetchResult { started, joined, present, refused, invalid };
   // One chunk target (unsigned, "/o/<origin>/<path>[?query]") fetched for nobody, unless it is
   // stored, already coming, or over the prefetch bounds.
   PrefetchResult prefetch_one(const RuntimeConfig& rc, const std::string& target,
