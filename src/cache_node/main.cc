@@ -20,12 +20,7 @@ int main(int argc, char** argv) {
   spec.server = [](const cache_node::CacheNodeConfig& c) -> const common::HttpServerOptions& {
     return c.server;
   };
-  spec.create = [](common::ServiceContext& context, const cache_node::CacheNodeConfig& c)
-      -> common::Result<std::unique_ptr<common::Service<cache_node::CacheNodeConfig>>> {
-    auto node = cache_node::CacheNode::create(context, c);
-    if (!node) return node.error();
-    return std::unique_ptr<common::Service<cache_node::CacheNodeConfig>>(std::move(node).value());
-  };
+  spec.create = common::create_service<cache_node::CacheNode, cache_node::CacheNodeConfig>;
   spec.add_process_metrics = common::add_libevent_override_metrics;
   return common::run_service(argc, argv, spec);
 }

@@ -43,6 +43,7 @@
 
 #include "core/log.h"
 #include "core/metrics.h"
+#include "http/value_names.h"
 
 namespace common {
 namespace {
@@ -111,23 +112,13 @@ struct ErrorPage {
 };
 thread_local ErrorPage t_error_page;
 
+constexpr std::pair<int, const char*> kErrorCodes[] = {
+    {400, "bad_request"},    {404, "not_found"},       {405, "method_not_allowed"},
+    {413, "body_too_large"}, {501, "not_implemented"}, {503, "unavailable"},
+};
+
 const char* error_code_for(int status) {
-  switch (status) {
-    case 400:
-      return "bad_request";
-    case 404:
-      return "not_found";
-    case 405:
-      return "method_not_allowed";
-    case 413:
-      return "body_too_large";
-    case 501:
-      return "not_implemented";
-    case 503:
-      return "unavailable";
-    default:
-      return "http_error";
-  }
+  return name_in(kErrorCodes, status, "http_error");
 }
 
 int add_error_body(evbuffer* buf, int status) {
@@ -188,16 +179,15 @@ int add_pieces(evbuffer* buf, const char* a, size_t la, const char* sep, size_t 
   return static_cast<int>(total);
 }
 
+constexpr std::pair<LibeventOverride, const char*> kOverrideNames[] = {
+    {override_printf, "printf"},
+    {override_strcasecmp, "strcasecmp"},
+};
+
 }  // namespace
 
 const char* libevent_override_name(LibeventOverride which) {
-  switch (which) {
-    case override_printf:
-      return "printf";
-    case override_strcasecmp:
-      return "strcasecmp";
-  }
-  return "?";
+  return name_in(kOverrideNames, which, "?");
 }
 
 unsigned libevent_overrides_for(uint32_t libevent_version, const char* setting) {

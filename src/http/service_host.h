@@ -72,6 +72,16 @@ struct ServiceSpec {
   std::function<void(MetricsRegistry&)> add_process_metrics;
 };
 
+// A ServiceSpec::create for a service class `S` whose S::create(context, config) returns
+// Result<std::unique_ptr<S>>: `spec.create = create_service<S, Config>;`.
+template <class S, class Config>
+Result<std::unique_ptr<Service<Config>>> create_service(ServiceContext& context,
+                                                        const Config& config) {
+  auto created = S::create(context, config);
+  if (!created) return created.error();
+  return std::unique_ptr<Service<Config>>(std::move(created).value());
+}
+
 // The config-independent part of the host (service_host.cc).
 class ServiceHost {
  public:
