@@ -310,14 +310,9 @@ class PgClient::Impl : public std::enable_shared_from_this<Impl> {
   ReconnectTimer reconnect_{loop_, [this] { connect(); }};
 };
 
-PgClient::PgClient(EventLoop& loop, PgOptions options)
-    : impl_(std::make_shared<Impl>(loop, std::move(options))) {
-  impl_->start();
-}
+PgClient::PgClient(EventLoop& loop, PgOptions options) : impl_(loop, std::move(options)) {}
 
-PgClient::~PgClient() {
-  impl_->shutdown();
-}
+PgClient::~PgClient() = default;
 
 void PgClient::query(std::string sql, Params params, Callback done) {
   impl_->query(std::move(sql), std::move(params), std::move(done));

@@ -21,6 +21,7 @@
 #include "core/handles.h"
 #include "core/result.h"
 #include "stores/pg_options.h"
+#include "stores/started_impl.h"
 
 namespace common {
 
@@ -80,7 +81,7 @@ class PgClient {
 
  private:
   class Impl;
-  std::shared_ptr<Impl> impl_;
+  StartedImpl<Impl> impl_;
 };
 
 // The SQLSTATE of an error result ("" when none).

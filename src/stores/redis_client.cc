@@ -30,15 +30,11 @@ RedisReply copy_reply(const redisReply& r, int depth = 0) {
   RedisReply out;
   switch (r.type) {
     case REDIS_REPLY_STRING:
-      out.type = RedisReply::Type::string;
-      out.str.assign(r.str, r.len);
-      break;
     case REDIS_REPLY_STATUS:
-      out.type = RedisReply::Type::status;
-      out.str.assign(r.str, r.len);
-      break;
     case REDIS_REPLY_ERROR:
-      out.type = RedisReply::Type::error;
+      out.type = r.type == REDIS_REPLY_STRING   ? RedisReply::Type::string
+                 : r.type == REDIS_REPLY_STATUS ? RedisReply::Type::status
+                                                : RedisReply::Type::error;
       out.str.assign(r.str, r.len);
       break;
     case REDIS_REPLY_INTEGER:
@@ -310,14 +306,9 @@ class RedisClient::Impl : public std::enable_shared_from_this<Impl> {
   ReconnectTimer reconnect_{loop_, [this] { connect(); }};
 };
 
-RedisClient::RedisClient(EventLoop& loop, RedisOptions options)
-    : impl_(std::make_shared<Impl>(loop, std::move(options))) {
-  impl_->start();
-}
+RedisClient::RedisClient(EventLoop& loop, RedisOptions options) : impl_(loop, std::move(options)) {}
 
-RedisClient::~RedisClient() {
-  impl_->shutdown();
-}
+RedisClient::~RedisClient() = default;
 
 void RedisClient::command(std::vector<std::string> argv, Callback done) {
   impl_->command(std::move(argv), std::move(done));

@@ -15,6 +15,8 @@
 #include <string>
 #include <vector>
 
+#include "stores/started_impl.h"
+
 namespace common {
 
 class EventLoop;
@@ -68,7 +70,7 @@ class RedisClient {
 
  private:
   class Impl;
-  std::shared_ptr<Impl> impl_;
+  StartedImpl<Impl> impl_;
 };
 
 }  // namespace common
