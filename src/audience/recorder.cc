@@ -54,15 +54,24 @@ std::string two_sided_summary_json(const std::vector<double>& values) {
   return out;
 }
 
-// The members of a JSON object of counts by name: "name":count,...
-void append_counts_json(std::string& out, const std::map<std::string, uint64_t>& counts) {
+// The members of a JSON object, one a (name, value) of `items` in their order:
+// "name":<what append_value(out, value) appends>,...
+template <typename Items, typename AppendValue>
+void append_members_json(std::string& out, const Items& items, AppendValue append_value) {
   bool first = true;
-  for (const auto& [key, count] : counts) {
+  for (const auto& [name, value] : items) {
     if (!first) out += ",";
     first = false;
-    common::append_json_string(out, key);
-    out += ":" + std::to_string(count);
+    common::append_json_string(out, name);
+    out += ":";
+    append_value(out, value);
   }
+}
+
+// The members of a JSON object of counts by name: "name":count,...
+void append_counts_json(std::string& out, const std::map<std::string, uint64_t>& counts) {
+  append_members_json(out, counts,
+                      [](std::string& o, uint64_t count) { o += std::to_string(count); });
 }
 
 std::string html_escape(std::string_view text) {
@@ -410,60 +419,48 @@ void Recorder::append_queue_json(std::string& out) const {
 
 // The members of "origin_fetches".
 void Recorder::append_origin_fetches_json(std::string& out) const {
-  bool first = true;
-  for (const auto& [name, c] : origin_fetches_) {
-    if (!first) out += ",";
-    first = false;
-    common::append_json_string(out, name);
-    out += ":{\"fetches\":" + number(c.delta) + ",\"per_segment\":" +
-           (segment_names_.empty() ? std::string("null")
-                                   : number(c.delta / static_cast<double>(segment_names_.size()))) +
-           "}";
-  }
+  append_members_json(out, origin_fetches_, [this](std::string& o, const Counter& c) {
+    o += "{\"fetches\":" + number(c.delta) + ",\"per_segment\":" +
+         (segment_names_.empty() ? std::string("null")
+                                 : number(c.delta / static_cast<double>(segment_names_.size()))) +
+         "}";
+  });
 }
 
 // The members of "windows".
 void Recorder::append_windows_json(std::string& out) const {
-  bool first = true;
   for (size_t i = 0; i < windows_.size(); ++i) {
     const auto& w = windows_[i];
-    if (!first) out += ",";
-    first = false;
+    if (i > 0) out += ",";
     common::append_json_string(out, w.name);
     out += ":{\"from_s\":" + number(w.from_s) + ",\"until_s\":" + number(w.until_s);
     out += ",\"media_playlist_ms\":" + summary_json(window_playlist_ms_[i].values());
     uint64_t stalls = 0;
     for (size_t s = second(w.from_s); s < second(w.until_s); ++s) stalls += stalls_per_second_[s];
     out += ",\"stalls\":" + std::to_string(stalls) + ",\"requests_per_viewer_minute\":{";
-    bool f = true;
-    for (const auto& [kind, value] : budget(w.name)) {
-      if (!f) out += ",";
-      f = false;
-      out += "\"" + kind + "\":" + number(value);
-    }
+    append_members_json(out, budget(w.name),
+                        [](std::string& o, double per_minute) { o += number(per_minute); });
     out += "}}";
   }
 }
 
 // The members of "processes".
 void Recorder::append_processes_json(std::string& out) const {
-  bool first = true;
-  for (const auto& [name, samples] : processes_) {
-    if (!first) out += ",";
-    first = false;
-    common::append_json_string(out, name);
-    double cpu_max = 0, rss_max = 0, cpu_sum = 0;
-    size_t alive = 0;
-    for (const auto& s : samples) {
-      if (!s.alive) continue;
-      ++alive;
-      cpu_max = std::max(cpu_max, s.cpu_percent);
-      cpu_sum += s.cpu_percent;
-      rss_max = std::max(rss_max, s.rss_mib);
-    }
-    out += ":{\"cpu_percent_mean\":" + number(alive ? cpu_sum / static_cast<double>(alive) : 0) +
-           ",\"cpu_percent_max\":" + number(cpu_max) + ",\"rss_mib_max\":" + number(rss_max) + "}";
-  }
+  append_members_json(
+      out, processes_, [](std::string& o, const std::vector<ProcessSample>& samples) {
+        double cpu_max = 0, rss_max = 0, cpu_sum = 0;
+        size_t alive = 0;
+        for (const auto& s : samples) {
+          if (!s.alive) continue;
+          ++alive;
+          cpu_max = std::max(cpu_max, s.cpu_percent);
+          cpu_sum += s.cpu_percent;
+          rss_max = std::max(rss_max, s.rss_mib);
+        }
+        o += "{\"cpu_percent_mean\":" + number(alive ? cpu_sum / static_cast<double>(alive) : 0) +
+             ",\"cpu_percent_max\":" + number(cpu_max) + ",\"rss_mib_max\":" + number(rss_max) +
+             "}";
+      });
 }
 
 // The members of "per_second".
