@@ -106,16 +106,11 @@ Api::State::State(common::ServiceContext& c, const ApiConfig& initial, PlaybackH
       host(h),
       config(std::make_shared<const ApiConfig>(initial)),
       limiter(*c.clock, initial.login),
-      logins_ok(kBalancerApiLogins.in(*c.metrics, "ok")),
-      logins_rejected(kBalancerApiLogins.in(*c.metrics, "rejected")),
-      logins_limited(kBalancerApiLogins.in(*c.metrics, "limited")),
-      logins_busy(kBalancerApiLogins.in(*c.metrics, "busy")),
+      logins_(kBalancerApiLogins.each(*c.metrics, kLoginOutcomeNames)),
       logins_slowed(c.metrics->counter(
           "balancer_api_logins_slowed_total",
           "Login attempts delayed because their login failed often from any address")),
-      kdf_refused_address(kBalancerApiKdfQueueRefused.in(*c.metrics, "address")),
-      kdf_refused_full(kBalancerApiKdfQueueRefused.in(*c.metrics, "full")),
-      kdf_refused_displaced(kBalancerApiKdfQueueRefused.in(*c.metrics, "displaced")),
+      kdf_refused_(kBalancerApiKdfQueueRefused.each(*c.metrics, kKdfRefusalNames)),
       bodies_too_deep(c.metrics->counter(
           "balancer_api_json_too_deep_total",
           "Request bodies refused (400) for nesting deeper than api.max_json_depth")),

@@ -2,6 +2,7 @@
 // the helpers the endpoint files use.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <functional>
 #include <memory>
@@ -13,6 +14,7 @@
 #include "api/login_limiter.h"
 #include "api/password_queue.h"
 #include "api/receipts.h"
+#include "core/enum_names.h"
 #include "core/event_loop.h"
 #include "core/handles.h"
 #include "core/metrics.h"
@@ -20,6 +22,21 @@
 #include "http/http_exchange.h"
 
 namespace api {
+
+// balancer_api_logins_total{result=...}; counters indexed by value (busy must stay last).
+enum class LoginOutcome { ok, rejected, limited, busy };
+inline constexpr const char* kLoginOutcomeNames[] = {"ok", "rejected", "limited", "busy"};
+static_assert(std::size(kLoginOutcomeNames) == common::enum_count(LoginOutcome::busy));
+
+// Why a password check was refused (503 busy): balancer_api_kdf_queue_refused_total{reason=...};
+// indexed by value (displaced must stay last).
+enum class KdfRefusal {
+  address,   // the address has as many checks queued as it may
+  full,      // the queue is full
+  displaced  // a queued check gave its place to another address's
+};
+inline constexpr const char* kKdfRefusalNames[] = {"address", "full", "displaced"};
+static_assert(std::size(kKdfRefusalNames) == common::enum_count(KdfRefusal::displaced));
 
 struct Api::State {
   State(common::ServiceContext& c, const ApiConfig& config, PlaybackHost& host);
@@ -31,7 +48,7 @@ struct Api::State {
   void handle_refresh(common::EventLoop& loop, common::HttpExchange& ex);
   // 503 busy with Retry-After (from the queue length and the measured check rate), counted as
   // a busy login and under `cause`.
-  void answer_busy(common::HttpExchange& ex, common::Counter& cause);
+  void answer_busy(common::HttpExchange& ex, KdfRefusal cause);
   // A right password: `upgraded` (the password hashed at the current cost) replaces `user`'s
   // hash in the store, counted; a new session for `user` answers 200 with its token.
   void store_upgraded_hash(common::EventLoop& loop, const User& user, std::string upgraded);
@@ -65,14 +82,13 @@ struct Api::State {
   common::EventPtr purge_timer;  // home loop
   bool purge_running = false;    // home loop
 
-  common::Counter& logins_ok;
-  common::Counter& logins_rejected;
-  common::Counter& logins_limited;
-  common::Counter& logins_busy;
+  common::Counter& logins(LoginOutcome outcome) { return *logins_[static_cast<size_t>(outcome)]; }
+  common::Counter& kdf_refused(KdfRefusal cause) {
+    return *kdf_refused_[static_cast<size_t>(cause)];
+  }
+  std::array<common::Counter*, std::size(kLoginOutcomeNames)> logins_;
   common::Counter& logins_slowed;
-  common::Counter& kdf_refused_address;
-  common::Counter& kdf_refused_full;
-  common::Counter& kdf_refused_displaced;
+  std::array<common::Counter*, std::size(kKdfRefusalNames)> kdf_refused_;
   common::Counter& bodies_too_deep;
   common::Counter& store_errors;
   common::Counter& purchases_created;

@@ -62,9 +62,9 @@ std::optional<Credentials> read_credentials(common::HttpExchange& in,
 
 }  // namespace
 
-void Api::State::answer_busy(common::HttpExchange& ex, common::Counter& cause) {
-  cause.inc();
-  logins_busy.inc();
+void Api::State::answer_busy(common::HttpExchange& ex, KdfRefusal cause) {
+  kdf_refused(cause).inc();
+  logins(LoginOutcome::busy).inc();
   const std::string wait = std::to_string(kdf->retry_after().count());
   ex.add_header("Retry-After", wait);
   ex.reply_error(503, "busy", "Too many sign-ins in progress; try again in " + wait + " s.");
@@ -83,7 +83,7 @@ void Api::State::handle_login(common::EventLoop& loop, common::HttpExchange& in)
   const std::string address = in.remote_ip();
   const LoginVerdict verdict = limiter.attempt(address, login);
   if (verdict.retry_after_s > 0) {
-    logins_limited.inc();
+    logins(LoginOutcome::limited).inc();
     in.add_header("Retry-After", std::to_string(verdict.retry_after_s));
     return in.reply_error(
         429, "too_many_attempts",
@@ -100,7 +100,7 @@ void Api::State::handle_login(common::EventLoop& loop, common::HttpExchange& in)
         std::optional<User> user = std::move(found).value();
         PasswordCheckQueue::Check check;
         check.refuse = [this, &loop, ex] {
-          loop.post([this, ex] { answer_busy(*ex, kdf_refused_displaced); });
+          loop.post([this, ex] { answer_busy(*ex, KdfRefusal::displaced); });
         };
         // The check runs on a KDF worker; its verdict is answered on this loop.
         struct Checked {
@@ -111,7 +111,7 @@ void Api::State::handle_login(common::EventLoop& loop, common::HttpExchange& in)
         auto answer = common::reply_on(
             loop, common::LifetimeWatch::forever(), [this, &loop, ex, cfg](Checked c) {
               if (!c.ok || !c.user || c.user->disabled) {
-                logins_rejected.inc();
+                logins(LoginOutcome::rejected).inc();
                 no_store(*ex);
                 return ex->reply_error(401, "invalid_credentials", "Wrong login or password.");
               }
@@ -138,9 +138,9 @@ void Api::State::handle_login(common::EventLoop& loop, common::HttpExchange& in)
           case PasswordCheckQueue::Admission::queued:
             return;
           case PasswordCheckQueue::Admission::key_full:
-            return answer_busy(*ex, kdf_refused_address);
+            return answer_busy(*ex, KdfRefusal::address);
           case PasswordCheckQueue::Admission::queue_full:
-            return answer_busy(*ex, kdf_refused_full);
+            return answer_busy(*ex, KdfRefusal::full);
         }
       });
 }
@@ -174,7 +174,7 @@ void Api::State::start_session(common::EventLoop& loop, ExchangePtr ex, const Ap
       loop, std::move(session),
       [this, ex, expires_at, expires_in, token = std::move(*token), user](common::Status s) {
         if (!s) return storage_failed(*this, *ex, "session write", s.error());
-        logins_ok.inc();
+        logins(LoginOutcome::ok).inc();
         std::string out =
             "{\"token\":\"" + token +
             "\",\"token_type\":\"Bearer\",\"expires_at\":" + std::to_string(expires_at) +

@@ -197,9 +197,7 @@ FlightMetrics::FlightMetrics(common::MetricsRegistry& metrics)
           metrics.counter("cache_origin_bytes_total", "Body bytes received from the upstream")),
       first_byte(
           metrics.histogram("cache_origin_first_byte_seconds", "Upstream time to response head")),
-      revalidated_not_modified(kCacheRevalidations.in(metrics, "not_modified")),
-      revalidated_modified(kCacheRevalidations.in(metrics, "modified")),
-      revalidation_errors(kCacheRevalidations.in(metrics, "error")),
+      revalidations(kCacheRevalidations.each(metrics, kRevalidationNames)),
       sibling_fetches(metrics.counter("cache_sibling_fetches_total",
                                       "Fetches from the site's owner of the chunk")),
       sibling_fallback_failed(kCacheSiblingFallbacks.in(metrics, "failed")),
@@ -543,12 +541,12 @@ void Flights::end_flight(const std::string& key, std::optional<common::UpstreamF
   using Update = SharedCache::StoreUpdate;
   if (!failure && fetch.refreshed) {
     // 304: the stored body answers, with the metadata the upstream just vouched for.
-    metrics_.revalidated_not_modified.inc();
+    metrics_.revalidation(Revalidation::not_modified).inc();
     flight->end_from_store(End::revalidated, *fetch.refreshed);
     cache_.finish(*flight, fetch.storable ? Update::refresh : Update::erase, &*fetch.refreshed,
                   std::nullopt);
   } else if (!failure) {
-    if (stale != nullptr) metrics_.revalidated_modified.inc();
+    if (stale != nullptr) metrics_.revalidation(Revalidation::modified).inc();
     flight->body()->finish();  // what is stored holds its bytes, not a block
     flight->set_meta_size(flight->body()->size());
     flight->end(End::stored);
@@ -560,7 +558,7 @@ void Flights::end_flight(const std::string& key, std::optional<common::UpstreamF
   } else {
     const bool not_found = *failure == common::UpstreamFailure::not_found;
     if (stale != nullptr)
-      (not_found ? metrics_.revalidated_modified : metrics_.revalidation_errors).inc();
+      metrics_.revalidation(not_found ? Revalidation::modified : Revalidation::error).inc();
     if (stale != nullptr && stale_may_answer(*failure, origin_status) &&
         clock_.unix_now_ms() < stale->meta.stale_until_ms) {
       // stale-if-error: the upstream is in trouble; the stale copy answers, and

@@ -16,6 +16,7 @@
 // fake clock and no origin.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <list>
@@ -28,6 +29,7 @@
 #include "cache_node/runtime_config.h"
 #include "cache_node/shared_cache.h"
 #include "core/clock.h"
+#include "core/enum_names.h"
 #include "core/event_loop.h"
 #include "core/metrics.h"
 #include "http/http_client.h"
@@ -63,6 +65,16 @@ struct OwnerFetch {
   std::chrono::milliseconds negative_cap{0};  // as Flights::start's
 };
 
+// How a conditional request for a stale copy ended (cache_revalidations_total{result=...});
+// counters indexed by value (error must stay last).
+enum class Revalidation {
+  not_modified,  // 304: the stored body answers, metadata refreshed
+  modified,      // a new answer: 200 (replaces the copy) or 404/410 (drops it)
+  error,         // the upstream failed (stale copy served if allowed)
+};
+inline constexpr const char* kRevalidationNames[] = {"not_modified", "modified", "error"};
+static_assert(std::size(kRevalidationNames) == common::enum_count(Revalidation::error));
+
 // What the flights count (the same series whichever loop counts them).
 struct FlightMetrics {
   explicit FlightMetrics(common::MetricsRegistry& metrics);
@@ -73,10 +85,10 @@ struct FlightMetrics {
   common::Counter& origin_fetches;
   common::Counter& origin_bytes;
   common::Histogram& first_byte;
-  common::Counter& revalidated_not_modified;  // 304: the stored body answers, metadata refreshed
-  common::Counter&
-      revalidated_modified;  // a new answer: 200 (replaces the copy) or 404/410 (drops it)
-  common::Counter& revalidation_errors;      // the upstream failed (stale copy served if allowed)
+  common::Counter& revalidation(Revalidation result) {
+    return *revalidations[static_cast<size_t>(result)];
+  }
+  std::array<common::Counter*, std::size(kRevalidationNames)> revalidations;
   common::Counter& sibling_fetches;          // fetches from the site's owner of the chunk
   common::Counter& sibling_fallback_failed;  // the owner failed: the upstream was asked instead
   common::Counter& sibling_fallback_slow;    // no head from the owner in time: the same

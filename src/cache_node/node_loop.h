@@ -70,24 +70,14 @@ inline constexpr const char* kPrefetchResultNames[] = {"started", "joined", "pre
                                                        "invalid"};
 static_assert(std::size(kPrefetchResultNames) == common::enum_count(PrefetchResult::invalid));
 
-// One counter of `family` per name of `labels` (an enum's names), indexed like them.
-template <size_t N>
-std::array<common::Counter*, N> family_counters(const common::CounterFamily& family,
-                                                common::MetricsRegistry& metrics,
-                                                const char* const (&labels)[N]) {
-  std::array<common::Counter*, N> out{};
-  for (size_t i = 0; i < N; ++i) out[i] = &family.in(metrics, labels[i]);
-  return out;
-}
-
 // The node's request and prefetch counters, in the process's registry: any thread.
 struct NodeCounters {
   explicit NodeCounters(common::MetricsRegistry& metrics)
-      : requests(family_counters(kCacheRequests, metrics, kRequestOutcomeNames)),
+      : requests(kCacheRequests.each(metrics, kRequestOutcomeNames)),
         flights(metrics),
         bytes_served(
             metrics.counter("cache_bytes_served_total", "Chunk body bytes sent to clients")),
-        prefetches(family_counters(kCachePrefetches, metrics, kPrefetchResultNames)),
+        prefetches(kCachePrefetches.each(metrics, kPrefetchResultNames)),
         prefetch_stored(kCachePrefetchCompleted.in(metrics, "stored")),
         prefetch_failed(kCachePrefetchCompleted.in(metrics, "failed")),
         prefetch_first_hit(kCachePrefetchFirstViewers.in(metrics, "hit")),

@@ -23,6 +23,7 @@
 // `x_count` next to a histogram `x`), and label syntax; keep names distinct.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
@@ -107,6 +108,13 @@ class MetricsRegistry;
 struct CounterFamily {
   std::string_view name, help, label, fixed = {};
   Counter& in(MetricsRegistry& registry, std::string_view value) const;
+  // One counter per label value in `values` (an enum's names, say), indexed like them.
+  template <size_t N>
+  std::array<Counter*, N> each(MetricsRegistry& registry, const char* const (&values)[N]) const {
+    std::array<Counter*, N> counters{};
+    for (size_t i = 0; i < N; ++i) counters[i] = &in(registry, values[i]);
+    return counters;
+  }
 };
 
 class MetricsRegistry {

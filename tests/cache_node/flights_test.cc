@@ -403,7 +403,7 @@ TEST_CASE(
   revalidation.callbacks.on_done(done(304));
   node.run_all_later();
   for (const auto& h : heard) CHECK(h->last.end == FlightProgress::End::revalidated);
-  CHECK(node.flight_metrics.revalidated_not_modified.value() == 1);
+  CHECK(node.flight_metrics.revalidation(cache_node::Revalidation::not_modified).value() == 1);
   auto stored = node.cache->find(kKey);
   REQUIRE(stored.has_value());
   CHECK(stored->meta.fresh_until_ms > node.clock.unix_now_ms() + 50'000);
