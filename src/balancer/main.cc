@@ -34,12 +34,7 @@ int main(int argc, char** argv) {
   spec.server = [](const balancer::BalancerConfig& c) -> const common::HttpServerOptions& {
     return c.server;
   };
-  spec.create = [](common::ServiceContext& context, const balancer::BalancerConfig& c)
-      -> common::Result<std::unique_ptr<common::Service<balancer::BalancerConfig>>> {
-    auto created = balancer::Balancer::create(context, c);
-    if (!created) return created.error();
-    return std::unique_ptr<common::Service<balancer::BalancerConfig>>(std::move(created).value());
-  };
+  spec.create = common::create_service<balancer::Balancer, balancer::BalancerConfig>;
   spec.add_process_metrics = common::add_libevent_override_metrics;
   return common::run_service(argc, argv, spec);
 }
