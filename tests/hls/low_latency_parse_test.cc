@@ -1,7 +1,7 @@
 // Low-latency HLS: parts, preload hints, rendition reports, server control, delta updates.
 #include <doctest/doctest.h>
 
-#include "parse_checked.h"
+#include "support/parse_checked.h"
 #include "support/hls_test_support.h"
 
 using hls::Role;

@@ -1,7 +1,7 @@
 // Malformed input: what is tolerated (with a warning) and what is rejected, and how.
 #include <doctest/doctest.h>
 
-#include "parse_checked.h"
+#include "support/parse_checked.h"
 #include "support/hls_test_support.h"
 
 using namespace hls_test;

@@ -1,7 +1,7 @@
 // Master (multivariant) playlists: variants, renditions, session tags, roles.
 #include <doctest/doctest.h>
 
-#include "parse_checked.h"
+#include "support/parse_checked.h"
 #include "support/hls_test_support.h"
 
 using hls::Role;

@@ -1,7 +1,7 @@
 // Media playlists: live, VOD, byte ranges, discontinuities, keys, fMP4 maps, dateranges.
 #include <doctest/doctest.h>
 
-#include "parse_checked.h"
+#include "support/parse_checked.h"
 #include "support/hls_test_support.h"
 
 using hls::Role;

@@ -3,7 +3,7 @@
 
 #include <thread>
 
-#include "parse_checked.h"
+#include "support/parse_checked.h"
 #include "support/hls_test_support.h"
 
 using hls::Role;

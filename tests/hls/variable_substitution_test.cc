@@ -1,7 +1,7 @@
 // EXT-X-DEFINE: NAME/VALUE, QUERYPARAM and IMPORT variables substituted in URIs.
 #include <doctest/doctest.h>
 
-#include "parse_checked.h"
+#include "support/parse_checked.h"
 #include "support/hls_test_support.h"
 
 using namespace hls_test;
