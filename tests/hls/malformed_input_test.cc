@@ -1,8 +1,8 @@
 // Malformed input: what is tolerated (with a warning) and what is rejected, and how.
 #include <doctest/doctest.h>
 
-#include "support/parse_checked.h"
 #include "support/hls_test_support.h"
+#include "support/parse_checked.h"
 
 using namespace hls_test;
 

@@ -1,8 +1,8 @@
 // Master (multivariant) playlists: variants, renditions, session tags, roles.
 #include <doctest/doctest.h>
 
-#include "support/parse_checked.h"
 #include "support/hls_test_support.h"
+#include "support/parse_checked.h"
 
 using hls::Role;
 using namespace hls_test;

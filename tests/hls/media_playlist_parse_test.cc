@@ -1,8 +1,8 @@
 // Media playlists: live, VOD, byte ranges, discontinuities, keys, fMP4 maps, dateranges.
 #include <doctest/doctest.h>
 
-#include "support/parse_checked.h"
 #include "support/hls_test_support.h"
+#include "support/parse_checked.h"
 
 using hls::Role;
 using namespace hls_test;

@@ -3,8 +3,8 @@
 
 #include <thread>
 
-#include "support/parse_checked.h"
 #include "support/hls_test_support.h"
+#include "support/parse_checked.h"
 
 using hls::Role;
 using namespace hls_test;

@@ -1,8 +1,8 @@
 // EXT-X-DEFINE: NAME/VALUE, QUERYPARAM and IMPORT variables substituted in URIs.
 #include <doctest/doctest.h>
 
-#include "support/parse_checked.h"
 #include "support/hls_test_support.h"
+#include "support/parse_checked.h"
 
 using namespace hls_test;
 
