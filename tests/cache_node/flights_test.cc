@@ -17,6 +17,7 @@
 #include "core/handles.h"
 #include "core/metrics.h"
 #include "support/process.h"
+#include "support/shared_cache_fixture.h"
 
 using namespace cache_node;
 using namespace std::chrono_literals;
@@ -106,25 +107,15 @@ struct TestLoop {
   }
 };
 
-struct Node {
-  balancer::test::TempDir dir;
-  common::EventBasePtr base{event_base_new()};
-  common::MetricsRegistry metrics;
-  common::FakeClock clock;
-  std::unique_ptr<SharedCache> cache;
+struct Node : balancer::test::SharedCacheOnDisk {
   common::Published<RuntimeConfig> config{std::make_shared<RuntimeConfig>()};
   FlightMetrics flight_metrics{metrics};
   FakeUpstream upstream;
   std::vector<std::unique_ptr<TestLoop>> loops;
   std::vector<std::function<void()>> timers;  // Deps::after, fired by the test
 
-  explicit Node(size_t loop_count = 2, uint64_t max_object_bytes = 64ull << 20) {
-    StoreOptions options;
-    options.dir = dir.file("store");
-    auto store = ChunkStore::open(*base, options, metrics);
-    REQUIRE(store.ok());
-    cache = std::make_unique<SharedCache>(std::move(*store), clock, 100,
-                                          metrics.counter("cache_negative_refused_total", ""));
+  explicit Node(size_t loop_count = 2, uint64_t max_object_bytes = 64ull << 20)
+      : SharedCacheOnDisk(100) {
     auto runtime = std::make_shared<RuntimeConfig>();
     runtime->config.max_object_bytes = max_object_bytes;
     config.publish(std::move(runtime));

@@ -14,28 +14,14 @@
 #include "core/handles.h"
 #include "core/metrics.h"
 #include "support/process.h"
+#include "support/shared_cache_fixture.h"
 
 using namespace cache_node;
 using namespace std::chrono_literals;
 
 namespace {
 
-struct Fixture {
-  balancer::test::TempDir dir;
-  common::EventBasePtr base{event_base_new()};
-  common::MetricsRegistry metrics;
-  common::FakeClock clock;
-  std::unique_ptr<SharedCache> cache;
-
-  explicit Fixture(size_t max_negative = 10000) {
-    StoreOptions options;
-    options.dir = dir.file("store");
-    auto store = ChunkStore::open(*base, options, metrics);
-    REQUIRE(store.ok());
-    cache = std::make_unique<SharedCache>(std::move(*store), clock, max_negative,
-                                          metrics.counter("cache_negative_refused_total", ""));
-  }
-};
+using Fixture = balancer::test::SharedCacheOnDisk;
 
 // Fresh for `lifetime` from the clock's now.
 ChunkMeta meta_of(size_t size, const common::Clock& clock,
