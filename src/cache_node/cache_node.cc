@@ -166,7 +166,7 @@ common::Result<std::unique_ptr<CacheNode>> CacheNode::create(common::ServiceCont
   for (common::EventLoop* loop : context.loops) {
     auto client = common::HttpClient::create(loop->base(), client_options);
     if (!client) return client.error();
-    n.loops.push_back(std::make_unique<NodeLoop>(n, *loop, std::move(client).value()));
+    n.loops.push_back(std::make_unique<NodeLoop>(n.loop_parts(), *loop, std::move(client).value()));
   }
   for (const char* kind : kErrorKinds)
     n.counters.error(kind);  // every series exists from the start, at 0

@@ -85,6 +85,19 @@ std::vector<common::HttpHeader> forwarded_headers(const HttpExchange& ex,
 
 }  // namespace
 
+NodeLoopParts CacheNode::Shared::loop_parts() {
+  return NodeLoopParts{.clock = clock,
+                       .config = config,
+                       .cache = *cache,
+                       .counters = counters,
+                       .playback = playback,
+                       .prefetch_gate = prefetch_gate,
+                       .prefetch_ledger = prefetch_ledger,
+                       .notify = [this](const std::shared_ptr<Flight>& flight, size_t from_loop) {
+                         notify(flight, from_loop);
+                       }};
+}
+
 void CacheNode::Shared::notify(const std::shared_ptr<Flight>& flight, size_t from_loop) {
   for (size_t index : flight->subscribers()) {
     Flights* target = &loops[index]->flights();
@@ -97,25 +110,25 @@ void CacheNode::Shared::notify(const std::shared_ptr<Flight>& flight, size_t fro
   }
 }
 
-NodeLoop::NodeLoop(CacheNode::Shared& shared, common::EventLoop& loop,
+NodeLoop::NodeLoop(NodeLoopParts parts, common::EventLoop& loop,
                    std::unique_ptr<common::HttpClient> client)
-    : shared_(shared),
+    : parts_(std::move(parts)),
       loop_(loop),
       client_(std::move(client)),
-      config_(shared.config),
+      config_(parts_.config),
       flights_(Flights::Deps{
           .loop = loop.index(),
-          .cache = shared.cache.get(),
-          .clock = &shared.clock,
-          .metrics = &shared.counters.flights,
-          .config = &shared.config,
+          .cache = &parts_.cache,
+          .clock = &parts_.clock,
+          .metrics = &parts_.counters.flights,
+          .config = &parts_.config,
           .upstream = {[this](common::FetchRequest request, common::FetchCallbacks callbacks) {
                          return client_->fetch(std::move(request), std::move(callbacks));
                        },
                        [this](common::FetchId id) { client_->cancel(id); }},
           .later = [&loop](std::function<void()> job) { loop.post(std::move(job)); },
-          .notify = [&shared, index = loop.index()](
-                        const std::shared_ptr<Flight>& flight) { shared.notify(flight, index); },
+          .notify = [notify = parts_.notify, index = loop.index()](
+                        const std::shared_ptr<Flight>& flight) { notify(flight, index); },
           .after = [this](std::chrono::milliseconds delay,
                           std::function<void()> job) { after(delay, std::move(job)); }}) {}
 
@@ -197,7 +210,7 @@ class NodeLoop::ExchangeWaiter final : public FlightWaiter {
     if (streaming_ && sent_ < available) {
       common::BodyBuffer buffer;
       flight.body()->add_to(buffer, sent_, available);
-      node_.shared_.counters.bytes_served.inc(available - sent_);
+      node_.parts_.counters.bytes_served.inc(available - sent_);
       ex.send(std::move(buffer));
       sent_ = available;
     }
@@ -375,7 +388,7 @@ void NodeLoop::serve_stored(HttpExchange& ex, const ChunkMeta& meta,
       }
     }
   }
-  shared_.counters.bytes_served.inc(ex.is_head() ? 0 : length);
+  parts_.counters.bytes_served.inc(ex.is_head() ? 0 : length);
   ex.reply(status, std::move(buffer), length, "");
 }
 
@@ -384,7 +397,7 @@ void NodeLoop::handle_chunk(HttpExchange& ex) {
   const RuntimeConfig& rc = config_.get();
   const CacheNodeConfig& config = rc.config;
   // One clock read serves the signature, freshness and Age.
-  const int64_t now_ms = shared_.clock.unix_now_ms();
+  const int64_t now_ms = parts_.clock.unix_now_ms();
   // A player's CMCD argument is its report, not part of the URL the balancer signed or of the
   // chunk's key: taken out before both.
   const std::optional<common::TakenQueryParam> cmcd_argument =
@@ -407,7 +420,7 @@ void NodeLoop::handle_chunk(HttpExchange& ex) {
         return fail(ex, 403, "signature_invalid", "This chunk URL's signature is not valid.");
     }
   }
-  const std::optional<cmcd::Data> report = shared_.playback.observe(
+  const std::optional<cmcd::Data> report = parts_.playback.observe(
       ex, cmcd_argument ? std::optional<std::string>(cmcd_argument->raw_value) : std::nullopt, "",
       config.node_id);
   if (report && !report->next_object.empty() && config.prefetch_next_object)
@@ -435,51 +448,51 @@ void NodeLoop::handle_chunk(HttpExchange& ex) {
 // The hit path: freshness costs one comparison here (parsed when stored). Otherwise the
 // shared cache says what to do: answer not found, serve, join a flight or start one.
 void NodeLoop::serve_chunk(HttpExchange& ex, const VerifiedChunk& c) {
-  if (auto hit = shared_.cache->find(c.key); hit && c.now_ms < hit->meta.fresh_until_ms) {
-    shared_.counters.request(RequestOutcome::hit).inc();
+  if (auto hit = parts_.cache.find(c.key); hit && c.now_ms < hit->meta.fresh_until_ms) {
+    parts_.counters.request(RequestOutcome::hit).inc();
     note_viewer(ex, c.key, true);
     return serve_stored(ex, hit->meta, hit->memory, hit->disk_path, "HIT", c.now_ms);
   }
-  SharedCache::Lookup found = shared_.cache->find_or_start(c.key, loop_.index());
+  SharedCache::Lookup found = parts_.cache.find_or_start(c.key, loop_.index());
   switch (found.kind) {
     case SharedCache::Lookup::Kind::negative:
-      shared_.counters.request(RequestOutcome::negative).inc();
+      parts_.counters.request(RequestOutcome::negative).inc();
       ex.add_header("X-Cache", "HIT");
       ex.set_log_note("NEGATIVE");
       return reply_not_found(ex);
     case SharedCache::Lookup::Kind::hit:
-      shared_.counters.request(RequestOutcome::hit).inc();
+      parts_.counters.request(RequestOutcome::hit).inc();
       note_viewer(ex, c.key, true);
       return serve_stored(ex, found.hit->meta, found.hit->memory, found.hit->disk_path, "HIT",
                           c.now_ms);
     case SharedCache::Lookup::Kind::joined:
       if (found.stale && c.now_ms < found.stale->meta.refresh_grace_until_ms) {
         // Being refreshed, within its grace: the stale copy answers now.
-        shared_.counters.request(RequestOutcome::stale_while_revalidate).inc();
+        parts_.counters.request(RequestOutcome::stale_while_revalidate).inc();
         return serve_stored(ex, found.stale->meta, found.stale->memory, found.stale->disk_path,
                             "STALE", c.now_ms);
       }
-      shared_.counters.request(RequestOutcome::coalesced).inc();
+      parts_.counters.request(RequestOutcome::coalesced).inc();
       note_viewer(ex, c.key, false);
       return wait_on(found.flight, std::move(ex), false);
     case SharedCache::Lookup::Kind::started: {
-      shared_.counters.request(RequestOutcome::miss).inc();
+      parts_.counters.request(RequestOutcome::miss).inc();
       // A sibling asking is never sent on to another (configs that disagree cannot loop).
       const bool from_sibling = ex.header(kSiblingHeader).has_value();
       if (from_sibling && ex.header(kSiblingPrefetchHeader))
-        shared_.prefetch_ledger.prefetched(c.key, c.now_ms);
+        parts_.prefetch_ledger.prefetched(c.key, c.now_ms);
       start_miss(found.flight, c.rc, c.request, c.signed_suffix, from_sibling, false, c.now_ms,
                  forwarded_headers(ex, c.origin));
       return wait_on(found.flight, std::move(ex), true);
     }
     case SharedCache::Lookup::Kind::revalidate:
-      shared_.counters.request(RequestOutcome::stale).inc();
+      parts_.counters.request(RequestOutcome::stale).inc();
       flights_.start(found.flight, upstream_url(c.rc.config, c.request, c.signed_suffix),
                      forwarded_headers(ex, c.origin), negative_cap(c.request));
       if (found.stale && c.now_ms < found.stale->meta.refresh_grace_until_ms) {
         // Stale-while-revalidate (RFC 5861): one background fetch refreshes it, nobody waits.
         flights_.join(found.flight, std::make_unique<BackgroundRefresh>());
-        shared_.counters.request(RequestOutcome::stale_while_revalidate).inc();
+        parts_.counters.request(RequestOutcome::stale_while_revalidate).inc();
         return serve_stored(ex, found.stale->meta, found.stale->memory, found.stale->disk_path,
                             "STALE", c.now_ms);
       }
@@ -491,29 +504,31 @@ void NodeLoop::serve_chunk(HttpExchange& ex, const VerifiedChunk& c) {
 
 void NodeLoop::note_viewer(HttpExchange& ex, const std::string& key, bool hit) {
   if (ex.header(kSiblingHeader)) return;  // a sibling fetching from its owner is not a viewer
-  if (!shared_.prefetch_ledger.first_viewer(key)) return;
-  (hit ? shared_.counters.prefetch_first_hit : shared_.counters.prefetch_first_coalesced).inc();
+  if (!parts_.prefetch_ledger.first_viewer(key)) return;
+  (hit ? parts_.counters.prefetch_first_hit : parts_.counters.prefetch_first_coalesced).inc();
 }
 
 // Waits on a flight a prefetch started, for nobody: counts its end and frees its place.
 class NodeLoop::PrefetchWaiter final : public FlightWaiter {
  public:
-  explicit PrefetchWaiter(CacheNode::Shared& shared) : shared_(shared) {}
+  PrefetchWaiter(PrefetchGate& gate, NodeCounters& counters) : gate_(gate), counters_(counters) {}
   ~PrefetchWaiter() override {
-    if (!ended_) shared_.prefetch_gate.finished();  // dropped unheard (the loop stops)
+    if (!ended_) gate_.finished();  // dropped unheard (the loop stops)
   }
   bool advance(const FlightProgress& p, const Flight&, int64_t) override {
     if (p.end == FlightProgress::End::running) return true;
     const bool stored =
         p.end == FlightProgress::End::stored || p.end == FlightProgress::End::revalidated;
-    (stored ? shared_.counters.prefetch_stored : shared_.counters.prefetch_failed).inc();
-    shared_.prefetch_gate.finished();
+    (stored ? counters_.prefetch_stored : counters_.prefetch_failed).inc();
+    gate_.finished();
     ended_ = true;
     return false;
   }
 
  private:
-  CacheNode::Shared& shared_;
+  // Both in the node's Shared, which outlives every loop and flight.
+  PrefetchGate& gate_;
+  NodeCounters& counters_;
   bool ended_ = false;
 };
 
@@ -526,18 +541,18 @@ PrefetchResult NodeLoop::prefetch_one(const RuntimeConfig& rc, const std::string
   request->kept_query =
       kept_query(request->query, policy_for_path(origin->second.query, request->origin_path));
   const std::string key = request->cache_key();
-  if (auto hit = shared_.cache->find(key); hit && now_ms < hit->meta.fresh_until_ms)
+  if (auto hit = parts_.cache.find(key); hit && now_ms < hit->meta.fresh_until_ms)
     return PrefetchResult::present;
-  if (!shared_.prefetch_gate.admit(now_ms, config.prefetch_max_per_s, config.prefetch_max_inflight))
+  if (!parts_.prefetch_gate.admit(now_ms, config.prefetch_max_per_s, config.prefetch_max_inflight))
     return PrefetchResult::refused;
-  SharedCache::Lookup found = shared_.cache->find_or_start(key, loop_.index());
+  SharedCache::Lookup found = parts_.cache.find_or_start(key, loop_.index());
   switch (found.kind) {
     case SharedCache::Lookup::Kind::hit:
     case SharedCache::Lookup::Kind::negative:
-      shared_.prefetch_gate.finished();
+      parts_.prefetch_gate.finished();
       return PrefetchResult::present;
     case SharedCache::Lookup::Kind::joined:
-      shared_.prefetch_gate.finished();
+      parts_.prefetch_gate.finished();
       return PrefetchResult::joined;  // a viewer's fetch (or another prefetch's) is under way:
                                       // never a second one
     case SharedCache::Lookup::Kind::started:
@@ -548,8 +563,9 @@ PrefetchResult NodeLoop::prefetch_one(const RuntimeConfig& rc, const std::string
                      negative_cap(*request));
       break;
   }
-  shared_.prefetch_ledger.prefetched(key, now_ms);
-  flights_.join(found.flight, std::make_unique<PrefetchWaiter>(shared_));
+  parts_.prefetch_ledger.prefetched(key, now_ms);
+  flights_.join(found.flight,
+                std::make_unique<PrefetchWaiter>(parts_.prefetch_gate, parts_.counters));
   return PrefetchResult::started;
 }
 
@@ -589,14 +605,14 @@ void NodeLoop::prefetch_next_object(const RuntimeConfig& rc, std::string_view ta
   if (config.signing_required) {
     // The same bar as the viewer's own request for it would meet.
     if (!rc.signer || rc.signer->verify(resolved, now_ms / 1000) != common::SignatureVerdict::ok) {
-      shared_.counters.prefetch(PrefetchResult::invalid).inc();
+      parts_.counters.prefetch(PrefetchResult::invalid).inc();
       return;
     }
   }
   const PrefetchResult result =
       prefetch_one(rc, std::string(split.unsigned_target), signed_suffix_of(split), now_ms);
-  if (result == PrefetchResult::started) shared_.counters.prefetch_next_object_started.inc();
-  shared_.counters.prefetch(result).inc();
+  if (result == PrefetchResult::started) parts_.counters.prefetch_next_object_started.inc();
+  parts_.counters.prefetch(result).inc();
 }
 
 void NodeLoop::handle_prefetch(HttpExchange& ex) {
@@ -618,13 +634,13 @@ void NodeLoop::handle_prefetch(HttpExchange& ex) {
   }
   auto targets = parse_prefetch_body(ex.body());
   if (!targets) return fail(ex, 400, "bad_request", targets.error().message);
-  const int64_t now_ms = shared_.clock.unix_now_ms();
+  const int64_t now_ms = parts_.clock.unix_now_ms();
   std::array<size_t, std::size(kPrefetchResultNames)> counts{};
   for (const std::string& target : *targets)
     ++counts[static_cast<size_t>(prefetch_one(rc, target, "", now_ms))];
   std::string answer = "{";
   for (size_t i = 0; i < counts.size(); ++i) {
-    shared_.counters.prefetches[i]->inc(counts[i]);
+    parts_.counters.prefetches[i]->inc(counts[i]);
     answer += std::string(i > 0 ? "," : "") + "\"" + kPrefetchResultNames[i] +
               "\":" + std::to_string(counts[i]);
   }

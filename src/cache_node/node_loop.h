@@ -7,6 +7,7 @@
 
 #include <array>
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -118,6 +119,21 @@ struct HomeTick {
 
 // The state every loop shares, one rule per member (each says which threads may touch it).
 // The aggregate has no rule of its own; built on the main thread by CacheNode::create().
+// What a loop's chunk handlers may touch of the node's shared state: the parts any thread may
+// use (each under its own lock, or atomic), and the way to wake the other loops on a flight's
+// progress. Not the home loop's tick, the list of loops or the servers.
+struct NodeLoopParts {
+  const common::Clock& clock;
+  common::Published<RuntimeConfig>& config;
+  SharedCache& cache;
+  NodeCounters& counters;
+  cmcd::QualityMeter& playback;
+  PrefetchGate& prefetch_gate;
+  PrefetchLedger& prefetch_ledger;
+  // CacheNode::Shared::notify.
+  std::function<void(const std::shared_ptr<Flight>& flight, size_t from_loop)> notify;
+};
+
 struct CacheNode::Shared {
   Shared(common::ServiceContext& c, std::shared_ptr<const RuntimeConfig> initial)
       : context(c),
@@ -142,6 +158,8 @@ struct CacheNode::Shared {
   void notify(const std::shared_ptr<Flight>& flight, size_t from_loop);
   // Home loop, every second: the egress estimate, expired negative entries and prefetches.
   void tick();
+  // For a loop's NodeLoop; after `cache` is made.
+  NodeLoopParts loop_parts();
 
   common::ServiceContext& context;   // any thread
   const common::Clock& clock;        // any thread
@@ -168,10 +186,10 @@ struct CacheNode::Shared {
 
 // One loop's chunk requests: verify, look up, serve what is stored, and serve
 // the flights' progress to the requests waiting on them. Its loop only: each
-// loop has its own NodeLoop and Flights; what loops share is in Shared.
+// loop has its own NodeLoop and Flights; what loops share reaches it as NodeLoopParts.
 class NodeLoop {
  public:
-  NodeLoop(CacheNode::Shared& shared, common::EventLoop& loop,
+  NodeLoop(NodeLoopParts parts, common::EventLoop& loop,
            std::unique_ptr<common::HttpClient> client);
 
   common::EventLoop& loop() { return loop_; }
@@ -207,7 +225,7 @@ class NodeLoop {
 
   void fail(common::HttpExchange& ex, int status, const std::string& code,
             const std::string& message) {
-    shared_.counters.error(code).inc();
+    parts_.counters.error(code).inc();
     ex.reply_error(status, code, message);
   }
   // `now_ms`: the clock read once for the request (Age).
@@ -227,7 +245,7 @@ class NodeLoop {
   // `ex` waits on `flight`; `first`: it started the fetch.
   void wait_on(const std::shared_ptr<Flight>& flight, common::HttpExchange ex, bool first);
 
-  CacheNode::Shared& shared_;
+  NodeLoopParts parts_;
   common::EventLoop& loop_;
   std::unique_ptr<common::HttpClient> client_;
   common::Published<RuntimeConfig>::Reader config_;
