@@ -20,10 +20,10 @@ using namespace std::chrono_literals;
 namespace {
 
 // A loop running on its own thread for one test; waits are bounded by a deadline.
-struct RunningLoop {
+struct LookupLoop {
   common::EventLoop loop{0};
   std::thread runner{[this] { loop.run(); }};
-  ~RunningLoop() {
+  ~LookupLoop() {
     loop.stop();
     runner.join();
   }
@@ -49,7 +49,7 @@ TEST_CASE("host address: an IP literal is known at once, without a lookup") {
 }
 
 TEST_CASE("host address: a name is looked up off the loop and handed back on the loop thread") {
-  RunningLoop running;
+  LookupLoop running;
   auto address = std::make_shared<common::HostAddress>(running.loop, "localhost");
   CHECK_FALSE(address->known());
   std::atomic<bool> done{false}, on_loop{false};
@@ -76,7 +76,7 @@ TEST_CASE("host address: a name is looked up off the loop and handed back on the
 }
 
 TEST_CASE("host address: a name that does not resolve is reported as empty") {
-  RunningLoop running;
+  LookupLoop running;
   common::HostAddress address(running.loop, "no-such-host.invalid");
   std::atomic<bool> done{false};
   std::string found = "unset";
@@ -98,7 +98,7 @@ TEST_CASE("host address: a name that does not resolve is reported as empty") {
 }
 
 TEST_CASE("reconnect timer: the attempt runs after the first delay; taking it now cancels it") {
-  RunningLoop running;
+  LookupLoop running;
   std::atomic<int> attempts{0};
   std::unique_ptr<common::ReconnectTimer> timer;
   std::atomic<bool> ready{false};
