@@ -1,6 +1,6 @@
 // The deleter that lets std::unique_ptr own a C library's handle: `FreeWith<X509_free>` calls
 // X509_free on a non-null pointer. Header-only and dependency-free, so that the fixture
-// programs (libevent alone) and the test library (curl, OpenSSL) share it.
+// programs (libevent, not the test library) and the test library (curl, OpenSSL) share it.
 #pragma once
 
 namespace balancer::test {

@@ -1,5 +1,6 @@
 // RAII owners of the libevent handles the test fixture programs (test_origin, ll_origin)
-// use, and the query parameters of a request. Header-only: the programs link libevent alone.
+// use, and the query parameters of a request. Header-only: the programs do not link the test
+// library.
 #pragma once
 
 #include <event2/buffer.h>

@@ -1,6 +1,6 @@
 // The end of a fixture origin program's main (test_origin, ll_origin): bind, say so the way
-// ChildServer waits for, and serve until told to stop. Header-only: the programs link
-// libevent alone.
+// ChildServer waits for, and serve until told to stop. Header-only: the programs do not
+// link the test library.
 #pragma once
 
 #include <event2/event.h>

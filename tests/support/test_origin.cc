@@ -55,6 +55,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "core/json.h"
 #include "support/generated_body.h"
 #include "support/libevent_owners.h"
 #include "support/origin_main.h"
@@ -121,38 +122,6 @@ std::string http_date(std::time_t t) {
   char buf[64];
   std::strftime(buf, sizeof buf, "%a, %d %b %Y %H:%M:%S GMT", &tm);
   return buf;
-}
-
-void json_escape_into(std::string_view s, std::string& out) {
-  out += '"';
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (c < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", c);
-          out += buf;
-        } else {
-          out += static_cast<char>(c);
-        }
-    }
-  }
-  out += '"';
 }
 
 // Adds `body` to `buf` by reference; the evbuffer holds a shared_ptr until it is done.
@@ -769,7 +738,7 @@ class Origin {
         for (const auto& [key, count] : counts_) {
           if (!first) body += ',';
           first = false;
-          json_escape_into(key, body);
+          common::append_json_string(body, key);
           body += ':' + std::to_string(count);
         }
         body += "}}";
