@@ -56,8 +56,10 @@ int select_alpn(SSL*, const unsigned char** out, unsigned char* outlen, const un
 
 // What a context's ticket callback seals and opens tickets with.
 struct TicketSecret {
-  std::string secret;
-  int64_t rotation_s = 3600;
+  TicketSecret(std::string secret, int64_t rotation)
+      : keys(std::move(secret)), rotation_s(rotation) {}
+  TicketKeys keys;
+  int64_t rotation_s;
 };
 
 // The context owns its TicketSecret (freed with it).
@@ -100,16 +102,16 @@ int ticket_key_callback(SSL* ssl, unsigned char* key_name, unsigned char* iv,
                         EVP_CIPHER_CTX* cipher, EVP_MAC_CTX* mac, int seal) {
   const auto* secret = static_cast<const TicketSecret*>(
       SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), ticket_secret_index()));
-  if (secret == nullptr || secret->secret.empty()) return seal ? -1 : 0;
+  if (secret == nullptr || secret->keys.empty()) return seal ? -1 : 0;
   const int64_t now = ticket_window(static_cast<int64_t>(std::time(nullptr)), secret->rotation_s);
   if (seal) {
-    const TicketKey key = ticket_key_for_window(secret->secret, now);
+    const TicketKey key = secret->keys.for_window(now);
     if (RAND_bytes(iv, EVP_CIPHER_get_iv_length(EVP_aes_256_cbc())) != 1) return -1;
     memcpy(key_name, key.name.data(), key.name.size());
     return use_ticket_key(key, iv, cipher, mac, true) ? 1 : -1;
   }
   for (const int64_t window : {now, now - 1, now + 1}) {
-    const TicketKey key = ticket_key_for_window(secret->secret, window);
+    const TicketKey key = secret->keys.for_window(window);
     if (CRYPTO_memcmp(key_name, key.name.data(), key.name.size()) != 0) continue;
     if (!use_ticket_key(key, iv, cipher, mac, false)) return -1;
     return window == now ? 1 : 2;
@@ -164,15 +166,14 @@ Result<SslCtxPtr> build_server_tls_context(const TlsOptions& options) {
   }
   SSL_CTX_set_alpn_select_cb(c, select_alpn, options.http2 ? c : nullptr);
   // Resumption: tickets sealed with keys the fleet shares (or this process's own).
-  auto secret = std::make_unique<TicketSecret>();
-  secret->rotation_s = std::max<int64_t>(1, options.ticket_rotation_s);
+  std::string secret_bytes = process_ticket_secret();
   if (!options.ticket_key_file.empty()) {
     auto read = read_ticket_secret(options.ticket_key_file);
     if (!read) return read.error();
-    secret->secret = std::move(read).value();
-  } else {
-    secret->secret = process_ticket_secret();
+    secret_bytes = std::move(read).value();
   }
+  auto secret = std::make_unique<TicketSecret>(std::move(secret_bytes),
+                                               std::max<int64_t>(1, options.ticket_rotation_s));
   if (SSL_CTX_set_ex_data(c, ticket_secret_index(), secret.get()) != 1) {
     return Error{"tls_config", "cannot keep the ticket keys: " + openssl_reason()};
   }

@@ -4,6 +4,7 @@
 #include <openssl/hmac.h>
 
 #include <algorithm>
+#include <utility>
 
 namespace common {
 namespace {
@@ -36,6 +37,17 @@ int64_t ticket_window(int64_t unix_s, int64_t rotation_s) {
   if (rotation_s <= 0) rotation_s = 1;
   // Floor division: a clock before 1970 still gets whole windows.
   return unix_s >= 0 ? unix_s / rotation_s : -((-unix_s + rotation_s - 1) / rotation_s);
+}
+
+TicketKey TicketKeys::for_window(int64_t window) const {
+  std::lock_guard lock(mutex_);
+  for (size_t i = 0; i < filled_; ++i) {
+    if (recent_[i].window == window) return recent_[i].key;
+  }
+  const size_t slot =
+      filled_ < recent_.size() ? filled_++ : std::exchange(next_, (next_ + 1) % recent_.size());
+  recent_[slot] = Recent{window, ticket_key_for_window(secret_, window)};
+  return recent_[slot].key;
 }
 
 }  // namespace common

@@ -113,6 +113,25 @@ TEST_CASE("ticket keys: one per secret and window, the same on every server") {
 }
 
 TEST_CASE(
+    "ticket keys kept per window are the derived ones, whatever the order windows are asked in") {
+  const std::string secret(48, 's');
+  const TicketKeys keys(secret);
+  CHECK_FALSE(keys.empty());
+  CHECK(TicketKeys("").empty());
+  // Around a rotation (the sealing window, the ones before and after), then windows far apart
+  // that push the kept ones out, then back.
+  const int64_t asked[] = {100, 99, 101, 100, 102, 101, 103, 104, 105, 99, 100, 7, 105, 100};
+  for (const int64_t window : asked) {
+    CAPTURE(window);
+    const TicketKey kept = keys.for_window(window);
+    const TicketKey derived = ticket_key_for_window(secret, window);
+    CHECK(kept.name == derived.name);
+    CHECK(kept.aes == derived.aes);
+    CHECK(kept.mac == derived.mac);
+  }
+}
+
+TEST_CASE(
     "a ticket from one server resumes on another given the same secret file (TLS 1.3 and 1.2), not "
     "on one with another") {
   TempDir dir;
