@@ -5,6 +5,7 @@
 #include <event2/bufferevent_ssl.h>
 #include <event2/http_struct.h>  // the request line's HTTP version (no accessor in 2.1)
 #include <event2/keyvalq_struct.h>
+#include <event2/listener.h>
 
 #include <netdb.h>
 #include <netinet/in.h>
@@ -50,8 +51,7 @@ void on_connection_close(evhttp_connection* conn, void* arg) {
 }
 
 // A non-blocking listening socket on host:port (IPv4 or IPv6 literal, or a name).
-evutil_socket_t listen_socket(const std::string& host, uint16_t port, int backlog,
-                              bool reuse_port) {
+evutil_socket_t listen_socket(const std::string& host, uint16_t port, int backlog) {
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
@@ -73,8 +73,6 @@ evutil_socket_t listen_socket(const std::string& host, uint16_t port, int backlo
     // client's delayed ACK of the first one (Nagle: ~40 ms; a 2 KiB chunk from the disk
     // store took 45 ms a request on a keep-alive connection).
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    // Each loop has its own listener on the port; the kernel spreads connections.
-    if (reuse_port) setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
     if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, backlog) != 0) {
       int saved = errno;
       close(fd);
@@ -165,14 +163,16 @@ Result<std::unique_ptr<HttpServer>> HttpServer::create(event_base& base, HttpSer
   const auto& o = server->options_;
   server->plain_.http2 = o.h2c;
   if (o.plain) {
-    if (auto s = server->listen_on(server->plain_, o.port, server->port_); !s) return s.error();
+    if (auto s = server->listen_on(server->plain_, o.port, o.listen_fd, server->port_); !s)
+      return s.error();
   }
   if (o.tls.enabled) {
     if (tls == nullptr)
       return Error{"listen_failed", "TLS is enabled but no certificate is loaded"};
     server->tls_.tls = true;
     server->tls_.http2 = o.http2;
-    if (auto s = server->listen_on(server->tls_, o.tls.port, server->tls_port_); !s)
+    if (auto s = server->listen_on(server->tls_, o.tls.port, o.tls_listen_fd, server->tls_port_);
+        !s)
       return s.error();
   }
   if (!o.plain && !o.tls.enabled)
@@ -180,7 +180,32 @@ Result<std::unique_ptr<HttpServer>> HttpServer::create(event_base& base, HttpSer
   return server;
 }
 
-bufferevent* HttpServer::new_bufferevent(event_base* base, const Listener& listener) {
+// Runs inside libevent's accept loop, which would otherwise accept until the queue is empty:
+// a loop that woke first would take a whole burst of new connections (a kickoff's TLS
+// handshakes, ~0.5 ms each) while the other loops, woken for the same socket, found nothing.
+// Stopping after one leaves the rest to whichever loop is free next.
+void HttpServer::pause_accepting(Listener& listener) {
+  if (!options_.shared_listener || listener.bound == nullptr) return;
+  evconnlistener* accepting = evhttp_bound_socket_get_listener(listener.bound);
+  if (!listener.resume_accepting) {
+    listener.resume_accepting.reset(event_new(
+        &base_, -1, 0,
+        [](evutil_socket_t, short, void* arg) {
+          auto* l = static_cast<Listener*>(arg);
+          if (l->bound != nullptr)
+            evconnlistener_enable(evhttp_bound_socket_get_listener(l->bound));
+        },
+        &listener));
+    if (!listener.resume_accepting) return;  // out of memory: accept as libevent does
+  }
+  evconnlistener_disable(accepting);
+  // After this turn's other callbacks: the listener's event is removed and added back before
+  // the loop next polls, so the loop's change list sends the kernel nothing.
+  event_active(listener.resume_accepting.get(), 0, 0);
+}
+
+bufferevent* HttpServer::new_bufferevent(event_base* base, Listener& listener) {
+  pause_accepting(listener);
   bufferevent* transport = nullptr;
   if (listener.tls) {
     SSL* ssl = tls_context_->new_connection();
@@ -208,10 +233,14 @@ bufferevent* HttpServer::new_bufferevent(event_base* base, const Listener& liste
   return filter;
 }
 
-Status HttpServer::listen_on(Listener& listener, uint16_t port, uint16_t& bound_port) {
+Status HttpServer::listen_on(Listener& listener, uint16_t port, int given_fd,
+                             uint16_t& bound_port) {
   listener.server = this;
   listener.http.reset(evhttp_new(&base_));
-  if (!listener.http) return Error{"listen_failed", "evhttp_new failed"};
+  if (!listener.http) {
+    if (given_fd >= 0) evutil_closesocket(given_fd);
+    return Error{"listen_failed", "evhttp_new failed"};
+  }
   evhttp* http = listener.http.get();
   const auto& o = options_;
   // Transport-level caps sit above the configured limits so that a request a
@@ -231,7 +260,8 @@ Status HttpServer::listen_on(Listener& listener, uint16_t port, uint16_t& bound_
         l->server->handle(req, *l);
       },
       &listener);
-  if (listener.tls || listener.http2) {
+  // Every connection's transport is made here (a shared listener pauses its accepting in it).
+  if (listener.tls || listener.http2 || o.shared_listener) {
     evhttp_set_bevcb(
         http,
         [](event_base* base, void* arg) {
@@ -242,7 +272,7 @@ Status HttpServer::listen_on(Listener& listener, uint16_t port, uint16_t& bound_
   }
   // Our own socket: evhttp_bind_socket listens with a backlog of 128, which makes
   // a herd of viewers connecting at once wait for SYN retransmits.
-  evutil_socket_t fd = listen_socket(o.host, port, o.listen_backlog, o.reuse_port);
+  evutil_socket_t fd = given_fd >= 0 ? given_fd : listen_socket(o.host, port, o.listen_backlog);
   if (fd < 0) {
     return Error{"listen_failed", "cannot listen on " + o.host + ":" + std::to_string(port) + ": " +
                                       strerror(errno)};
@@ -262,6 +292,14 @@ Status HttpServer::listen_on(Listener& listener, uint16_t port, uint16_t& bound_
     }
   }
   return {};
+}
+
+int HttpServer::listen_fd() const {
+  return plain_.bound != nullptr ? evhttp_bound_socket_get_fd(plain_.bound) : -1;
+}
+
+int HttpServer::tls_listen_fd() const {
+  return tls_.bound != nullptr ? evhttp_bound_socket_get_fd(tls_.bound) : -1;
 }
 
 void HttpServer::route(const std::string& path, std::vector<std::string> methods, Handler handler) {

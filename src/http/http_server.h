@@ -45,8 +45,14 @@ struct HttpServerOptions {
   int io_timeout_s = 30;                // read/write inactivity on a connection
   int drain_timeout_s = 10;             // graceful shutdown bound
   bool access_log = true;
-  size_t threads = 0;       // event loops, each with its own server (0 = one per core)
-  bool reuse_port = false;  // SO_REUSEPORT: several servers share one port (set by the host)
+  size_t threads = 0;  // event loops, each with its own server (0 = one per core)
+  // Set by the host when several loops serve the port: the loops share one listening socket
+  // (one accept queue; the first loop's server binds it, the others are given a duplicate in
+  // listen_fd / tls_listen_fd, which they own), and each takes one connection per wake-up, so
+  // a new connection goes to whichever loop is free first.
+  bool shared_listener = false;
+  int listen_fd = -1;
+  int tls_listen_fd = -1;
 };
 
 class HttpServer {
@@ -73,6 +79,10 @@ class HttpServer {
 
   uint16_t port() const { return port_; }          // 0 without a plain listener
   uint16_t tls_port() const { return tls_port_; }  // 0 without a TLS listener
+  // The listening sockets (-1 without one, or once draining): what the host duplicates for
+  // the other loops of a shared listener.
+  int listen_fd() const;
+  int tls_listen_fd() const;
   const Clock& clock() const { return clock_; }
   const HttpServerOptions& options() const { return options_; }
   // Any thread (relaxed reads, for health and metrics).
@@ -93,9 +103,10 @@ class HttpServer {
     bool http2 = false;  // HTTP/2 beside HTTP/1.1 (ALPN h2 on TLS, prior knowledge on plain)
     EvhttpPtr http;
     evhttp_bound_socket* bound = nullptr;
+    EventPtr resume_accepting;  // a shared listener's: accepts again once this turn is done
   };
   void handle(evhttp_request* req, const Listener& listener);
-  bufferevent* new_bufferevent(event_base* base, const Listener& listener);
+  bufferevent* new_bufferevent(event_base* base, Listener& listener);
   // The checks and routing every request gets, whatever its protocol.
   void dispatch(std::shared_ptr<RequestState> state, size_t header_bytes, size_t body_bytes);
   // The filters of this server's TLS and h2c connections (http/http2_connection.h).
@@ -121,7 +132,8 @@ class HttpServer {
   const Route* find_route(const std::string& path) const;
   void check_drained();
 
-  Status listen_on(Listener& listener, uint16_t port, uint16_t& bound_port);
+  Status listen_on(Listener& listener, uint16_t port, int given_fd, uint16_t& bound_port);
+  void pause_accepting(Listener& listener);
 
   event_base& base_;
   HttpServerOptions options_;

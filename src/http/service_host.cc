@@ -1,9 +1,13 @@
 #include "http/service_host.h"
 
+#include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <csignal>
+#include <cstring>
 #include <thread>
 
 #include "core/answer_here.h"
@@ -40,20 +44,37 @@ ServiceHost::ServiceHost(std::string name, const HttpServerOptions& server)
 
 ServiceHost::~ServiceHost() = default;
 
+namespace {
+
+// -1 for -1; the duplicate is closed on exec like the original.
+int duplicate_socket(int fd) {
+  return fd < 0 ? -1 : fcntl(fd, F_DUPFD_CLOEXEC, 0);
+}
+
+}  // namespace
+
 Status ServiceHost::create_servers(const std::function<void(size_t, HttpServer&)>& attach) {
   HttpServerOptions options = server_options_;
   options.service = name_;
-  options.reuse_port = loops_.size() > 1;
+  options.shared_listener = loops_.size() > 1;
   if (options.tls.enabled) {
     auto ctx = build_server_tls_context(options.tls);
     if (!ctx) return ctx.error();
     tls_ = std::make_unique<TlsContext>(std::move(ctx).value());
   }
   for (size_t i = 0; i < loops_.size(); ++i) {
-    // Loop 0 picks the ports (maybe ephemeral); the others join them.
+    // Loop 0 binds the ports (maybe ephemeral); the others accept on duplicates of its sockets.
     if (i > 0) {
       options.port = servers_[0]->port();
       options.tls.port = servers_[0]->tls_port();
+      options.listen_fd = duplicate_socket(servers_[0]->listen_fd());
+      options.tls_listen_fd = duplicate_socket(servers_[0]->tls_listen_fd());
+      if ((servers_[0]->listen_fd() >= 0 && options.listen_fd < 0) ||
+          (servers_[0]->tls_listen_fd() >= 0 && options.tls_listen_fd < 0)) {
+        if (options.listen_fd >= 0) close(options.listen_fd);
+        return Error{"listen_failed",
+                     std::string("cannot share the listening socket: ") + strerror(errno)};
+      }
     }
     auto server =
         HttpServer::create(loops_[i]->base(), options, metrics_, *context_.clock, tls_.get());

@@ -1,6 +1,6 @@
 // The process around a server: command line (--config, --check-config, --set),
-// config load, `threads` event loops each with its own HTTP server on a shared
-// SO_REUSEPORT port, signals (SIGTERM/SIGINT drain, SIGHUP reload), the metrics
+// config load, `threads` event loops each with its own HTTP server on one shared
+// listening socket per port, signals (SIGTERM/SIGINT drain, SIGHUP reload), the metrics
 // registry, and the reload contract: parse → validate everything (files, TLS
 // certificate and key, the service's own checks) into new objects → swap. Nothing
 // running changes before the whole new configuration is known good, and the swap
