@@ -92,9 +92,20 @@ struct LoopThread {
   void start() {
     thread = std::thread([this] { event_base_dispatch(base.get()); });
   }
+  // The server goes on its own loop, which then runs a little longer: a connection freed
+  // there is finalized by a later turn of that loop.
   void stop() {
     released = true;
-    event_base_loopbreak(base.get());
+    event_base_once(
+        base.get(), -1, EV_TIMEOUT,
+        [](evutil_socket_t, short, void* arg) {
+          auto* self = static_cast<LoopThread*>(arg);
+          self->server.reset();
+          self->keep_alive.reset();
+          timeval settle{0, 50000};
+          event_base_loopexit(self->base.get(), &settle);
+        },
+        this, nullptr);
     if (thread.joinable()) thread.join();
   }
 
