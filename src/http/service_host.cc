@@ -71,9 +71,12 @@ Status ServiceHost::create_servers(const std::function<void(size_t, HttpServer&)
       options.tls_listen_fd = duplicate_socket(servers_[0]->tls_listen_fd());
       if ((servers_[0]->listen_fd() >= 0 && options.listen_fd < 0) ||
           (servers_[0]->tls_listen_fd() >= 0 && options.tls_listen_fd < 0)) {
-        if (options.listen_fd >= 0) close(options.listen_fd);
+        const int failure = errno;
+        for (int fd : {options.listen_fd, options.tls_listen_fd}) {
+          if (fd >= 0) close(fd);
+        }
         return Error{"listen_failed",
-                     std::string("cannot share the listening socket: ") + strerror(errno)};
+                     std::string("cannot share the listening socket: ") + strerror(failure)};
       }
     }
     auto server =
