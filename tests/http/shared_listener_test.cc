@@ -21,6 +21,7 @@
 #include "core/metrics.h"
 #include "http/http_server.h"
 #include "support/http_client.h"
+#include "support/sockets.h"
 
 namespace {
 
@@ -44,20 +45,14 @@ std::optional<unsigned> accept_queue_length(int listen_fd) {
 
 // A client connection the kernel completes without any loop running.
 struct Connected {
-  explicit Connected(uint16_t port) : fd(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) {
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(port);
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ok = fd >= 0 && connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
-  }
+  explicit Connected(uint16_t port) : fd(balancer::test::connect_loopback(port)), ok(fd >= 0) {}
   ~Connected() {
     if (fd >= 0) close(fd);
   }
   Connected(const Connected&) = delete;
   Connected& operator=(const Connected&) = delete;
   int fd;
-  bool ok = false;
+  bool ok;
 };
 
 // One loop turn of a loop with nothing else to do: the listening socket is ready.
