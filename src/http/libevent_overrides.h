@@ -1,8 +1,9 @@
-// The servers' replacements of two libevent functions (libevent_overrides.cc;
+// The servers' replacements of functions evhttp calls (libevent_overrides.cc;
 // docs/architecture.md, "evhttp's formatting"): our evbuffer_add_printf and
-// evutil_ascii_strcasecmp take the place of libevent's for the whole process, through the
-// dynamic linker. Linked into the balancer and cache_node programs only (the object library
-// libevent_overrides), and into the tests that check them; these say whether they are in effect.
+// evutil_ascii_strcasecmp take the place of libevent's, and our __isoc99_sscanf (what sscanf is
+// called by in a C99 program) glibc's, for the whole process, through the dynamic linker. Linked
+// into the balancer and cache_node programs only (the object library libevent_overrides), and into
+// the tests that check them; these say whether they are in effect.
 #pragma once
 
 #include <cstdint>
@@ -13,17 +14,18 @@ class MetricsRegistry;
 
 // The environment variable that switches overrides off, read once at the first call:
 // unset, empty or "on" = all; "off" = none; or a comma-separated list of the ones to keep
-// ("printf,strcasecmp"). For measurements (docs/architecture.md gives the figures).
+// ("printf,strcasecmp,version"). For measurements (docs/architecture.md gives the figures).
 inline constexpr const char* kLibeventOverridesVariable = "BALANCER_LIBEVENT_OVERRIDES";
 
 // One bit per override.
 enum LibeventOverride : unsigned {
   override_printf = 1,      // evbuffer_add_printf
   override_strcasecmp = 2,  // evutil_ascii_strcasecmp
+  override_version = 4,     // sscanf of an HTTP version ("HTTP/%d.%d%c")
 };
-inline constexpr unsigned kAllOverrides = 3;
+inline constexpr unsigned kAllOverrides = 7;
 
-// "printf", "strcasecmp": the names the environment variable uses.
+// "printf", "strcasecmp", "version": the names the environment variable uses.
 const char* libevent_override_name(LibeventOverride which);
 
 // Pure: the overrides that run with libevent `libevent_version` (event_get_version_number())
@@ -45,9 +47,13 @@ uint64_t libevent_override_forwarded_calls();
 // process: non-zero once a reply was sent, if the replacement is in effect. Any thread.
 uint64_t fast_header_lines();
 
-// Whether the dynamic linker resolves evbuffer_add_printf and evutil_ascii_strcasecmp to ours,
-// as it does for evhttp's calls: false in a static build or when the program does not export
-// them. Any thread.
+// HTTP versions ("HTTP/1.1") read without glibc's scanf, in this process: one per request
+// line evhttp parsed, if the replacement is in effect. Any thread.
+uint64_t fast_version_reads();
+
+// Whether the dynamic linker resolves evbuffer_add_printf, evutil_ascii_strcasecmp and
+// __isoc99_sscanf to ours, as it does for evhttp's calls: false in a static build or when the
+// program does not export them. Any thread.
 bool libevent_overrides_bound();
 
 // Bound, and evbuffer_add_printf's override runs (the libevent version is the one it was

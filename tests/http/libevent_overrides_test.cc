@@ -1,26 +1,34 @@
-// evbuffer_add_printf and evutil_ascii_strcasecmp as evhttp calls them are replaced
+// evbuffer_add_printf, evutil_ascii_strcasecmp and sscanf as evhttp calls them are replaced
 // (src/http/libevent_overrides.cc): the lines written must be byte-identical to printf's,
 // other formats still work, header names compare as libevent's own function (found with
-// dlsym(RTLD_NEXT)) does, and evhttp's calls reach ours. On a libevent other than the one
+// dlsym(RTLD_NEXT)) does, versions read as glibc's sscanf reads them, and evhttp's calls reach
+// ours. On a libevent other than the one
 // they were written for, every call goes to libevent's own function.
 #include <dlfcn.h>
 #include <doctest/doctest.h>
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/http.h>
+#include <event2/http_struct.h>
 #include <event2/keyvalq_struct.h>
 #include <event2/util.h>
 
 #include <cerrno>
+#include <cstdarg>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
+#include <vector>
 
 #include "core/handles.h"
 #include "http/libevent_overrides.h"
 #include "support/libevent_owners.h"
 
 using balancer::test::drain;
+
+// libevent_extra's own (exported, not in its public headers): reads a request or status line
+// into `req`; 1 when read, -1 when refused.
+extern "C" int evhttp_parse_firstline_(evhttp_request* req, evbuffer* buffer);
 
 namespace {
 
@@ -51,7 +59,20 @@ std::string exercise_overrides() {
       out += r < 0 ? '-' : r > 0 ? '+' : '0';
     }
   }
+  int major = -1, minor = -1;
+  char after = '?';
+  out += std::to_string(sscanf("HTTP/1.1", "HTTP/%d.%d%c", &major, &minor, &after));
+  out += std::to_string(major) + std::to_string(minor) + after;
   return out;
+}
+
+// glibc's own sscanf: vsscanf is its __isoc99_vsscanf, which the program does not replace.
+int glibc_sscanf(const char* s, const char* fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  const int n = vsscanf(s, fmt, ap);
+  va_end(ap);
+  return n;
 }
 
 }  // namespace
@@ -82,8 +103,8 @@ TEST_CASE("on another libevent version every call goes to libevent's own functio
   const std::string libevents = exercise_overrides();
   CHECK(libevents == ours);
   CHECK(common::fast_header_lines() == lines);
-  // 4 formats and 81 comparisons: every one went to libevent's.
-  CHECK(common::libevent_override_forwarded_calls() - forwarded == 4 + 81);
+  // 4 formats, 81 comparisons and a version: every one went to libevent's (glibc's).
+  CHECK(common::libevent_override_forwarded_calls() - forwarded == 4 + 81 + 1);
   CHECK_FALSE(common::libevent_overrides_in_effect());
   // evhttp's own error page stays libevent's HTML.
   common::EvbufferPtr body(evbuffer_new());
@@ -214,6 +235,48 @@ TEST_CASE("header names compare as libevent's own evutil_ascii_strcasecmp does")
   CHECK(compared == names.size() * names.size());
 }
 
+TEST_CASE("HTTP versions read as glibc's sscanf reads them") {
+  std::vector<std::string> versions = {
+      "HTTP/1.1",  "HTTP/1.0",   "HTTP/0.9",   "HTTP/2.0",  "HTTP/9.9",   "HTTP/1.1 ",
+      "HTTP/1.1x", "HTTP/1.1\r", "HTTP/11.1",  "HTTP/1.12", "HTTP/ 1.1",  "HTTP/+1.1",
+      "HTTP/-1.1", "HTTP/1.-1",  "HTTP/1.+1",  "HTTP/1",    "HTTP/1.",    "HTTP/.1",
+      "http/1.1",  "HTTP/1,1",   "HTTP/a.b",   "HTTP/",     "HTTP",       "",
+      "HTTP/1. 1", "HTTP/01.01", "HTTP/1.1.1", "HTTPS/1.1", "HTTP/\t1.1", "HTTP/99999999999.1"};
+  // Every string of "HTTP/" and three characters from a set that reaches each branch.
+  const std::string chars = "019.+- x\t";
+  for (char a : chars) {
+    for (char b : chars) {
+      for (char c : chars) versions.push_back(std::string("HTTP/") + a + b + c);
+    }
+  }
+  const uint64_t fast = common::fast_version_reads();
+  size_t plain = 0;
+  for (const std::string& v : versions) {
+    int major = -7, minor = -7, their_major = -7, their_minor = -7;
+    char after = '?', their_after = '?';
+    const int n = sscanf(v.c_str(), "HTTP/%d.%d%c", &major, &minor, &after);
+    const int theirs =
+        glibc_sscanf(v.c_str(), "HTTP/%d.%d%c", &their_major, &their_minor, &their_after);
+    INFO("\"", v, "\"");
+    CHECK(n == theirs);
+    CHECK(major == their_major);
+    CHECK(minor == their_minor);
+    CHECK(after == their_after);
+    const bool digits = v.size() == 8 && v[5] >= '0' && v[5] <= '9' && v[7] >= '0' && v[7] <= '9';
+    if (digits && v.rfind("HTTP/", 0) == 0 && v[6] == '.') ++plain;
+  }
+  // The plain ones took the fast path (where the overrides run); the rest went to glibc.
+  if (overrides_run()) CHECK(common::fast_version_reads() - fast == plain);
+  CHECK(plain == 5 + 9);  // the five listed, and "HTTP/" digit "." digit from the set (3 x 3)
+
+  // Any other format is glibc's.
+  int number = 0;
+  char word[8] = {};
+  CHECK(sscanf("42 words", "%d %7s", &number, word) == 2);
+  CHECK(number == 42);
+  CHECK(std::string(word) == "words");
+}
+
 TEST_CASE("evhttp's calls reach the program's definitions, not libevent's own") {
   CHECK(common::libevent_overrides_bound());
   // With the overrides off, ours forward to libevent's and count it: a count that moves
@@ -244,5 +307,25 @@ TEST_CASE("evhttp's calls reach the program's definitions, not libevent's own") 
   CHECK(std::string(joined) == "http://user@example.com:8080/x");
   evhttp_uri_free(uri);
   CHECK(common::libevent_override_forwarded_calls() - after_lookups == 2);
+  // evhttp reads a status line's (as a request line's) version with sscanf.
+  evhttp_request* req = evhttp_request_new(nullptr, nullptr);
+  REQUIRE(req != nullptr);
+  common::EvbufferPtr line(evbuffer_new());
+  evbuffer_add_printf(line.get(), "HTTP/1.0 200 OK\r\n");
+  const uint64_t before_version = common::libevent_override_forwarded_calls();
+  CHECK(evhttp_parse_firstline_(req, line.get()) == 1);
+  CHECK(common::libevent_override_forwarded_calls() - before_version == 1);
+  CHECK(req->major == 1);
+  CHECK(req->minor == 0);
+  CHECK(evhttp_request_get_response_code(req) == 200);
   common::set_libevent_overrides_for_testing(running);
+  if (overrides_run()) {
+    evbuffer_add_printf(line.get(), "HTTP/1.1 404 Not Found\r\n");
+    const uint64_t fast = common::fast_version_reads();
+    CHECK(evhttp_parse_firstline_(req, line.get()) == 1);
+    CHECK(common::fast_version_reads() - fast == 1);
+    CHECK(req->minor == 1);
+    CHECK(evhttp_request_get_response_code(req) == 404);
+  }
+  evhttp_request_free(req);
 }
