@@ -304,22 +304,35 @@ int HttpServer::tls_listen_fd() const {
 
 void HttpServer::route(const std::string& path, std::vector<std::string> methods, Handler handler) {
   routes_.push_back(Route{path, false, std::move(methods), std::move(handler)});
+  exact_routes_.emplace(path, routes_.size() - 1);  // a path routed twice keeps its first
+  longest_exact_route_ = std::max(longest_exact_route_, path.size());
 }
 
 void HttpServer::route_prefix(const std::string& prefix, std::vector<std::string> methods,
                               Handler handler) {
   routes_.push_back(Route{prefix, true, std::move(methods), std::move(handler)});
+  // Longest first; among prefixes of one length, the first routed first.
+  auto longer_or_equal = [this, &prefix](size_t i) {
+    return routes_[i].path.size() >= prefix.size();
+  };
+  auto at = std::partition_point(prefix_routes_.begin(), prefix_routes_.end(), longer_or_equal);
+  prefix_routes_.insert(at, routes_.size() - 1);
 }
 
 const HttpServer::Route* HttpServer::find_route(const std::string& path) const {
-  const Route* best = nullptr;
-  for (const auto& r : routes_) {
-    if (!r.prefix && r.path == path) return &r;
-    if (r.prefix && path.compare(0, r.path.size(), r.path) == 0) {
-      if (best == nullptr || r.path.size() > best->path.size()) best = &r;
+  // Most requests are for a prefix (a playlist, a chunk) longer than every exact path.
+  if (path.size() <= longest_exact_route_) {
+    if (auto exact = exact_routes_.find(path); exact != exact_routes_.end()) {
+      return &routes_[exact->second];
     }
   }
-  return best;
+  for (size_t i : prefix_routes_) {
+    const std::string& prefix = routes_[i].path;
+    // Prefixes start with "/": the next character tells most of them apart without a call.
+    if (prefix.size() > 1 && (path.size() < prefix.size() || path[1] != prefix[1])) continue;
+    if (path.compare(0, prefix.size(), prefix) == 0) return &routes_[i];
+  }
+  return nullptr;
 }
 
 void HttpServer::handle(evhttp_request* req, const Listener& listener) {

@@ -143,6 +143,9 @@ class HttpServer {
   uint16_t port_ = 0;
   uint16_t tls_port_ = 0;
   std::vector<Route> routes_;
+  std::unordered_map<std::string, size_t> exact_routes_;  // path → its route in routes_
+  size_t longest_exact_route_ = 0;
+  std::vector<size_t> prefix_routes_;  // in routes_, longest prefix first
   std::function<bool(HttpExchange&)> pre_route_;
   std::unordered_map<evhttp_connection*, std::shared_ptr<RequestState>> in_progress_;
   std::unordered_set<Http2Connection*> http2_connections_;

@@ -119,6 +119,32 @@ TEST_CASE("http loop: routed replies, JSON errors for unknown paths and methods"
   CHECK(wrong_method.body.find("method_not_allowed") != std::string::npos);
 }
 
+TEST_CASE("http loop: an exact path beats every prefix, then the longest prefix answers") {
+  Loop loop;
+  auto answer_with = [](std::string name) {
+    return [name](common::HttpExchange& ex) { ex.reply(200, name, "text/plain"); };
+  };
+  // Routed in an order where neither the first nor the last match may be the answer.
+  loop.server->route_prefix("/a/", {"GET"}, answer_with("prefix /a/"));
+  loop.server->route_prefix("/a/b/", {"GET"}, answer_with("prefix /a/b/"));
+  loop.server->route_prefix("/", {"GET"}, answer_with("prefix /"));
+  loop.server->route("/a/b/c", {"GET"}, answer_with("exact /a/b/c"));
+  loop.server->route("/a/b/c", {"GET"}, answer_with("exact /a/b/c, routed again"));
+  loop.server->route_prefix("/a/b/", {"GET"}, answer_with("prefix /a/b/, routed again"));
+  loop.server->route_prefix("/x", {"GET"}, answer_with("prefix /x"));
+  const std::pair<const char*, const char*> expected[] = {
+      {"/a/b/c", "exact /a/b/c"}, {"/a/b/c?q=1", "exact /a/b/c"}, {"/a/b/cd", "prefix /a/b/"},
+      {"/a/b/", "prefix /a/b/"},  {"/a/b", "prefix /a/"},         {"/a/", "prefix /a/"},
+      {"/a", "prefix /"},         {"/xyz", "prefix /x"},          {"/", "prefix /"},
+  };
+  for (const auto& [path, answer] : expected) {
+    INFO(path);
+    auto got = loop.fetch(path);
+    CHECK(got.result.status == 200);
+    CHECK(got.body == answer);
+  }
+}
+
 TEST_CASE("http loop: a POST carries its body, with its length") {
   Loop loop;
   loop.server->route("/echo", {"POST"}, [&](common::HttpExchange& ex) {
