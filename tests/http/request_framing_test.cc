@@ -121,6 +121,28 @@ TEST_CASE("request framing: the table of accepted and refused heads") {
   }
 }
 
+TEST_CASE("request framing: every byte, in a header name and in Host, against the RFC's sets") {
+  using P = FramingProblem;
+  auto alnum = [](int c) {
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+  };
+  const std::string tchar_marks = "!#$%&'*+-.^_`|~";     // RFC 9110 5.6.2
+  const std::string host_marks = "-._~%!$&'()*+,;=:[]";  // RFC 3986, with port and brackets
+  for (int c = 1; c < 256; ++c) {
+    INFO("byte ", c);
+    const std::string byte(1, static_cast<char>(c));
+    const bool tchar = alnum(c) || tchar_marks.find(static_cast<char>(c)) != std::string::npos;
+    const bool host = alnum(c) || host_marks.find(static_cast<char>(c)) != std::string::npos;
+    const std::string name = "X-" + byte;
+    const std::string host_value = "a" + byte + "b";
+    const std::vector<HeaderField> named = {kHost, {name, "v"}};
+    const std::vector<HeaderField> hosted = {{"Host", host_value}};
+    CHECK(common::check_request_framing("GET", 1, 1, named) ==
+          (tchar ? P::none : P::bad_header_name));
+    CHECK(common::check_request_framing("GET", 1, 1, hosted) == (host ? P::none : P::bad_host));
+  }
+}
+
 TEST_CASE("request framing: the first problem in arrival order is the one reported") {
   std::vector<HeaderField> fields = {
       {"Content-Length ", "5"}, {"Content-Length", "+1"}, {"Host", "a"}, {"Host", "b"}};
