@@ -24,7 +24,8 @@ std::optional<uint64_t> parse_number(std::string_view text) {
 void append_param(std::string& out, std::string_view name, std::string_view value) {
   if (value.empty()) return;
   if (!out.empty()) out += '&';
-  out.append(name).append("=").append(hls::percent_encode_component(value));
+  out.append(name).append("=");
+  hls::append_percent_encoded_component(out, value);
 }
 
 // "<channel>/<path on the origin>" into out.channel and out.origin_target.

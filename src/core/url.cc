@@ -33,9 +33,17 @@ Error bad_request(std::string message) {
 }  // namespace
 
 std::optional<std::string> percent_decode(std::string_view in, bool plus_as_space) {
-  std::string out;
+  // Most text has nothing to decode (paths, ids, tokens): copied whole up to the first
+  // character that needs a look.
+  size_t plain = 0;
+  while (plain < in.size() && in[plain] != '%' && in[plain] != '\0' &&
+         !(plus_as_space && in[plain] == '+')) {
+    ++plain;
+  }
+  std::string out(in.substr(0, plain));
+  if (plain == in.size()) return out;
   out.reserve(in.size());
-  for (size_t i = 0; i < in.size(); ++i) {
+  for (size_t i = plain; i < in.size(); ++i) {
     char c = in[i];
     if (c == '%') {
       if (i + 2 >= in.size()) return std::nullopt;

@@ -203,16 +203,27 @@ std::string escape_uri_chars(std::string_view text) {
 
 std::string percent_encode_component(std::string_view text) {
   std::string out;
-  out.reserve(text.size() * 3);
-  for (char ch : text) {
-    auto c = static_cast<unsigned char>(ch);
-    if (is_alpha(ch) || is_digit(ch) || c == '-' || c == '.' || c == '_' || c == '~') {
+  append_percent_encoded_component(out, text);
+  return out;
+}
+
+void append_percent_encoded_component(std::string& out, std::string_view text) {
+  auto unreserved = [](char ch) {
+    return is_alpha(ch) || is_digit(ch) || ch == '-' || ch == '.' || ch == '_' || ch == '~';
+  };
+  // Ids and most values are unreserved throughout: appended whole up to the first that is not.
+  size_t plain = 0;
+  while (plain < text.size() && unreserved(text[plain])) ++plain;
+  out.append(text.substr(0, plain));
+  if (plain == text.size()) return;
+  out.reserve(out.size() + (text.size() - plain) * 3);
+  for (char ch : text.substr(plain)) {
+    if (unreserved(ch)) {
       out.push_back(ch);
     } else {
-      append_percent_encoded(out, c);
+      append_percent_encoded(out, static_cast<unsigned char>(ch));
     }
   }
-  return out;
 }
 
 std::optional<std::string> percent_decode(std::string_view text, bool plus_as_space) {

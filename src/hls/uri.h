@@ -55,6 +55,8 @@ std::string escape_uri_chars(std::string_view text);
 // (ALPHA / DIGIT / "-" / "." / "_" / "~"). Handy to embed a URI in a query
 // parameter or a path segment. Never fails.
 std::string percent_encode_component(std::string_view text);
+// The same, appended to `out` (no string of its own).
+void append_percent_encoded_component(std::string& out, std::string_view text);
 
 // Appends `c` as "%XX" (upper-case hex digits, RFC 3986 §2.1).
 void append_percent_encoded(std::string& out, unsigned char c);

@@ -39,6 +39,17 @@ TEST_CASE("percent_decode: valid escapes decode; malformed ones and NUL are refu
   CHECK_FALSE(common::percent_decode("a%00b").has_value());
 }
 
+TEST_CASE("percent_decode: text with nothing to decode comes back whole; NUL anywhere is refused") {
+  CHECK(common::percent_decode("/files/static/index.m3u8") ==
+        std::optional<std::string>("/files/static/index.m3u8"));
+  CHECK(common::percent_decode("venue-a", true) == std::optional<std::string>("venue-a"));
+  CHECK(common::percent_decode("plain-then%41", true) == std::optional<std::string>("plain-thenA"));
+  CHECK(common::percent_decode("plain-then+", true) == std::optional<std::string>("plain-then "));
+  CHECK(common::percent_decode("plain-then+") == std::optional<std::string>("plain-then+"));
+  CHECK_FALSE(common::percent_decode(std::string_view("ab\0c", 4)).has_value());
+  CHECK_FALSE(common::percent_decode(std::string_view("a%41\0", 5)).has_value());
+}
+
 TEST_CASE("percent_decode: edge cases of escapes, case, NUL and '+'") {
   CHECK(common::percent_decode("") == std::optional<std::string>(""));
   CHECK(common::percent_decode("%2F") == std::optional<std::string>("/"));

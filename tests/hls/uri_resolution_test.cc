@@ -148,3 +148,25 @@ TEST_CASE("percent helpers encode, decode and find query parameters") {
   CHECK_FALSE(hls::query_param(url, "missing").has_value());
   CHECK_FALSE(hls::query_param("https://h/p", "token").has_value());
 }
+
+TEST_CASE("percent_encode_component keeps the unreserved bytes and encodes every other") {
+  CHECK(hls::percent_encode_component("") == "");
+  CHECK(hls::percent_encode_component("venue-a.1_b~") == "venue-a.1_b~");
+  CHECK(hls::percent_encode_component("a b/c?d=e&f") == "a%20b%2Fc%3Fd%3De%26f");
+  CHECK(hls::percent_encode_component("\xC3\xA9t\xC3\xA9") == "%C3%A9t%C3%A9");
+  CHECK(hls::percent_encode_component("%") == "%25");
+  // Appended after what `out` holds.
+  std::string out = "viewer=";
+  hls::append_percent_encoded_component(out, "v 1");
+  CHECK(out == "viewer=v%201");
+  // Every byte: unreserved ones as they are, the rest as %XX in upper-case hex.
+  for (int c = 0; c < 256; ++c) {
+    const char ch = static_cast<char>(c);
+    const bool unreserved = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                            (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' || c == '~';
+    const char* hex = "0123456789ABCDEF";
+    const std::string expected =
+        unreserved ? std::string(1, ch) : std::string{'%', hex[c >> 4], hex[c & 15]};
+    CHECK(hls::percent_encode_component(std::string(1, ch)) == expected);
+  }
+}
