@@ -84,6 +84,22 @@ std::vector<uint8_t> keep_listed_hosts(const ListedChunks& previous,
   return out;
 }
 
+namespace {
+
+// The same chunks listed again, all on `current` as before: keep_listed_hosts would make the
+// listing it has (a viewer polling a playlist that has not changed).
+bool listed_again(const ListedChunks& previous, const std::vector<uint64_t>& chunks,
+                  std::string_view current) {
+  if (previous.hosts.size() != 1 || previous.hosts[0] != current) return false;
+  if (previous.chunks.size() != chunks.size()) return false;
+  for (size_t i = 0; i < chunks.size(); ++i) {
+    if (previous.chunks[i].first != chunks[i]) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
 std::vector<uint8_t> ListingTable::update(const std::string& key,
                                           const std::vector<uint64_t>& chunks,
                                           std::string_view current,
@@ -103,11 +119,15 @@ std::vector<uint8_t> ListingTable::update(const std::string& key,
     }
     it = shard.entries.emplace(key, Entry{}).first;
   }
+  it->second.seen = now;
+  if (listed_again(it->second.listed, chunks, current)) {
+    hosts.assign(1, std::string(current));
+    return std::vector<uint8_t>(chunks.size(), 0);
+  }
   ListedChunks next;
   std::vector<uint8_t> out =
       keep_listed_hosts(it->second.listed, chunks, current, usable, next, kept);
   it->second.listed = std::move(next);
-  it->second.seen = now;
   hosts = it->second.listed.hosts;
   return out;
 }

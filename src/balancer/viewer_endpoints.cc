@@ -273,8 +273,13 @@ const std::vector<std::string>& BalancerLoop::stable_links_for(
     const std::vector<std::string>& fresh, TimePoint now) {
   // Per viewer, requested cache and playlist: a viewer that asks for another cache (it walked out
   // of the venue, its app pinged again) cannot be assumed to reach its previous hosts.
-  std::string key = p.viewer_key + "\n" + p.request.cache + "\n" + p.request.pathway + "\n" +
-                    p.request.origin_target.substr(0, p.request.origin_target.find('?'));
+  const std::string_view origin_path =
+      std::string_view(p.request.origin_target).substr(0, p.request.origin_target.find('?'));
+  std::string key;
+  key.reserve(p.viewer_key.size() + p.request.cache.size() + p.request.pathway.size() +
+              origin_path.size() + 3);
+  key.append(p.viewer_key).append("\n").append(p.request.cache).append("\n");
+  key.append(p.request.pathway).append("\n").append(origin_path);
   // A dead pathway's listed segments keep its node: a changed segment URI is "media sequence
   // mismatch" to hls.js. Its listed parts, preload hint and maps move with the new chunks: no
   // player compares them (hls.js matches parts by position and keeps the map it had, Media3

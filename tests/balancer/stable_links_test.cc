@@ -133,6 +133,30 @@ TEST_CASE("listing table: per key, bounded; idle keys make room, live ones do no
   CHECK(table.update("n399", chunks, "a", usable, t0 + 2h, hosts).size() <= 1);
 }
 
+TEST_CASE("listing table: the same chunks listed again on one host keep the listing, seen anew") {
+  using namespace std::chrono_literals;
+  ListingTable table(16, 60s);  // two entries per shard
+  const auto t0 = std::chrono::steady_clock::time_point{} + 1h;
+  std::vector<std::string> hosts;
+  const auto chunks = std::vector<uint64_t>{chunk_hash("/s1.ts"), chunk_hash("/s2.ts")};
+  auto usable = [](std::string_view) { return true; };
+  table.update("v1\n/p.m3u8", chunks, "b", usable, t0, hosts);
+  // A viewer polling a playlist that has not changed: every poll is the same listing.
+  for (int i = 1; i <= 3; ++i) {
+    auto again = table.update("v1\n/p.m3u8", chunks, "b", usable, t0 + i * 50s, hosts);
+    CHECK(again == std::vector<uint8_t>{0, 0});
+    CHECK(hosts == std::vector<std::string>{"b"});
+  }
+  // 170 s after the first listing but 20 s after the last poll the key is not idle: a crowd of
+  // new keys cannot push it out, and its chunks stay on "b" when the viewer's host changes.
+  for (int i = 0; i < 400; ++i)
+    table.update("k" + std::to_string(i), chunks, "b", usable, t0 + 170s, hosts);
+  auto moved = table.update("v1\n/p.m3u8", chunks, "a", usable, t0 + 171s, hosts);
+  REQUIRE(moved.size() == 2);
+  CHECK(hosts.at(moved[0]) == "b");
+  CHECK(hosts.at(moved[1]) == "b");
+}
+
 }  // namespace balancer
 
 namespace balancer {
