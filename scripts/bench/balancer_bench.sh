@@ -572,9 +572,10 @@ else
       run_wrk 1 "$conns" "$url" "$WORK/viewers.lua" "$VIEWERS" v >/dev/null
       load=$(loadavg)
       log "(2) wrk $name, $conns connections, for ${WRK_SECONDS}s (load $load)"
-      bal_cpu=- adm=- us_per_req=-
+      bal_cpu=- adm=- us_per_req=- user_kernel=-
       server_pid=${BAL_PID[$name]:-$NGINX_PID}
       cpu0=$(tree_cpu_ticks "$server_pid")
+      read -r user0 kernel0 < <(tree_user_kernel_ticks "$server_pid")
       loops0=""
       [[ -n $threads ]] && loops0=$(loop_ticks "$server_pid")
       t_start=$(now_us)
@@ -594,19 +595,24 @@ else
       # The server's CPU time during the run, in % of one core, and per good response.
       bal_cpu=$(awk -v a="$cpu0" -v b="$(tree_cpu_ticks "$server_pid")" -v hz="$CLK_TCK" \
         -v us=$(($(now_us) - t_start)) 'BEGIN { printf "%.0f", (b - a) / hz * 100 / (us / 1000000) }')
+      read -r user1 kernel1 < <(tree_user_kernel_ticks "$server_pid")
+      user_kernel=$(user_kernel_us "$user0" "$kernel0" "$user1" "$kernel1" "${W_RPS:-0}" \
+        "$(awk -v us=$(($(now_us) - t_start)) 'BEGIN { printf "%.3f", us / 1e6 }')")
       loops=-
       [[ -n $loops0 ]] && loops=$(loop_busy "$loops0" "$(loop_ticks "$server_pid")" $(($(now_us) - t_start)))
       [[ ${W_RPS:-0} =~ ^[0-9.]+$ ]] && awk -v r="$W_RPS" 'BEGIN { exit !(r > 0) }' &&
         us_per_req=$(awk -v c="$bal_cpu" -v r="$W_RPS" 'BEGIN { printf "%.1f", c / 100 * 1e6 / r }')
+      user_us=n/a kernel_us=n/a
+      [[ $user_kernel = */* ]] && user_us=${user_kernel%/*} kernel_us=${user_kernel#*/}
       [[ -n $threads ]] && adm=$(admitted "${BAL_URL[$name]}")
       RPS[$name/$conns]=$W_RPS
       FLAG[$name/$conns]=$W_FLAG
       [[ $W_FLAG = ok ]] || log "WARNING: $name c$conns: $W_FLAG"
       vs=$(ratio "$W_RPS" "${RPS[nginx_static/$conns]:-}")
       if [[ $vs != n/a && ( $W_FLAG != ok || ${FLAG[nginx_static/$conns]:-ok} != ok ) ]]; then vs="$vs!"; fi
-      T_WRK+=("$(printf '%-13s %5s %10s %8s %8s %9s %7s %8s %8s %8s %9s %5s  %s' "$name" "$conns" "${W_RPS:-n/a}" \
-        "$W_P50" "$W_P99" "${W_NON2XX}/${W_SOCKERR}" "$vs" "${adm:-?}" "$bal_cpu" "$us_per_req" "$loops" "${load%% *}" "$W_FLAG")")
-      J_WRK+=("{\"row\":\"$name\",\"balancer_threads\":$(num_or_null "$threads"),\"connections\":$conns,\"viewers\":$VIEWERS,$(wrk_json),\"ratio_to_nginx_static\":$(num_or_null "${vs%!}"),\"admitted_viewers_after\":$(num_or_null "${adm/-/}"),\"server_cpu_pct_of_one_core\":$(num_or_null "${bal_cpu/-/}"),\"server_cpu_us_per_response\":$(num_or_null "${us_per_req/-/}"),\"loop_busy_pct\":$(json_str "${loops/#-/}"),\"loadavg_1m_before\":${load%% *}}")
+      T_WRK+=("$(printf '%-13s %5s %10s %8s %8s %9s %7s %8s %8s %8s %11s %9s %5s  %s' "$name" "$conns" "${W_RPS:-n/a}" \
+        "$W_P50" "$W_P99" "${W_NON2XX}/${W_SOCKERR}" "$vs" "${adm:-?}" "$bal_cpu" "$us_per_req" "$user_kernel" "$loops" "${load%% *}" "$W_FLAG")")
+      J_WRK+=("{\"row\":\"$name\",\"balancer_threads\":$(num_or_null "$threads"),\"connections\":$conns,\"viewers\":$VIEWERS,$(wrk_json),\"ratio_to_nginx_static\":$(num_or_null "${vs%!}"),\"admitted_viewers_after\":$(num_or_null "${adm/-/}"),\"server_cpu_pct_of_one_core\":$(num_or_null "${bal_cpu/-/}"),\"server_cpu_us_per_response\":$(num_or_null "${us_per_req/-/}"),\"server_user_us_per_response\":$(num_or_null "$user_us"),\"server_kernel_us_per_response\":$(num_or_null "$kernel_us"),\"loop_busy_pct\":$(json_str "${loops/#-/}"),\"loadavg_1m_before\":${load%% *}}")
     done
   done
 fi
@@ -795,13 +801,14 @@ RSS_VERDICT=$(verdict "$RSS_PER_VIEWER" 1024 le)
   echo "    req/s counts good responses only; err = responses >= 400 / socket errors: a run with any is"
   echo "    flagged ERR(...) and its ratio marked !; vs_nginx = req/s / nginx_static's at the same conns;"
   echo "    viewers = admitted viewers after the run; cpu% = the server's CPU (nginx: master and workers)"
-  echo "    in % of one core; us/resp = its CPU microseconds per good response; loops% = each event loop's"
+  echo "    in % of one core; us/resp = its CPU microseconds per good response; usr/sys = the same split"
+  echo "    into user and kernel time; loops% = each event loop's"
   echo "    busy share of its thread (loop 0/loop 1/...); load = 1-min load before"
   if [[ -n $WRK_NOTE ]]; then
     echo "    SKIPPED: $WRK_NOTE"
   else
     printf '%s\n' "${T_CHECK[@]}"
-    printf '%-13s %5s %10s %8s %8s %9s %7s %8s %8s %8s %9s %5s  %s\n' row conns req/s p50_ms p99_ms err vs_nginx viewers cpu% us/resp loops% load check
+    printf '%-13s %5s %10s %8s %8s %9s %7s %8s %8s %8s %11s %9s %5s  %s\n' row conns req/s p50_ms p99_ms err vs_nginx viewers cpu% us/resp usr/sys loops% load check
     printf '%s\n' "${T_WRK[@]}"
     for conns in $CONNECTIONS; do
       echo "target: $FRESH_BAL >= 1.0 x nginx_static at $conns connections: ${TARGET[$conns]}"

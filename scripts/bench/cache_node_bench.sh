@@ -341,6 +341,7 @@ else
         [[ $peer = nginx_static ]] || before=$(origin_count "/files/$file")
         log "(a) wrk $peer $object, $conns connections, for ${WRK_SECONDS}s"
         cpu0=$(tree_cpu_ticks "${PEER_PID[$peer]}")
+        read -r user0 kernel0 < <(tree_user_kernel_ticks "${PEER_PID[$peer]}")
         loops0=""
         [[ $peer = cache_node* ]] && loops0=$(loop_ticks "${PEER_PID[$peer]}")
         t_start=$(now_us)
@@ -352,6 +353,11 @@ else
           -v us=$(($(now_us) - t_start)) 'BEGIN { printf "%.0f", (b - a) / hz * 100 / (us / 1000000) }')
         [[ ${W_RPS:-0} =~ ^[0-9.]+$ ]] && awk -v r="$W_RPS" 'BEGIN { exit !(r > 0) }' &&
           us_per_req=$(awk -v c="$cpu_pct" -v r="$W_RPS" 'BEGIN { printf "%.1f", c / 100 * 1e6 / r }')
+        read -r user1 kernel1 < <(tree_user_kernel_ticks "${PEER_PID[$peer]}")
+        user_kernel=$(user_kernel_us "$user0" "$kernel0" "$user1" "$kernel1" "${W_RPS:-0}" \
+          "$(awk -v us=$(($(now_us) - t_start)) 'BEGIN { printf "%.3f", us / 1e6 }')")
+        user_us=n/a kernel_us=n/a
+        [[ $user_kernel = */* ]] && user_us=${user_kernel%/*} kernel_us=${user_kernel#*/}
         loops=-
         [[ -n $loops0 ]] && loops=$(loop_busy "$loops0" "$(loop_ticks "${PEER_PID[$peer]}")" $(($(now_us) - t_start)))
         peer_alive "$peer" || true
@@ -374,10 +380,10 @@ else
           [[ $object = 1m ]] && want=1.2
           target="; target >= $want x: $(verdict "${vs%!}" "$want" ge)"
         fi
-        T_WRK+=("$(printf '%-14s %-8s %7s %5s %9s %8s %8s %8s %9s %8s %6s %7s %7s  %s' "$peer" "$object" "$bytes" \
-          "$conns" "${W_RPS:-n/a}" "$mibps" "$W_P50" "$W_P99" "${W_NON2XX}/${W_SOCKERR}" "$vs" "$fetches" "$us_per_req" "$loops" \
+        T_WRK+=("$(printf '%-14s %-8s %7s %5s %9s %8s %8s %8s %9s %8s %6s %7s %11s %7s  %s' "$peer" "$object" "$bytes" \
+          "$conns" "${W_RPS:-n/a}" "$mibps" "$W_P50" "$W_P99" "${W_NON2XX}/${W_SOCKERR}" "$vs" "$fetches" "$us_per_req" "$user_kernel" "$loops" \
           "$W_FLAG${problem:+; $problem}$target")")
-        J_WRK+=("{\"peer\":\"$peer\",\"object\":\"$object\",\"object_bytes\":$bytes,\"content_type\":$(json_str "$ctype"),\"connections\":$conns,\"warm_status\":$((10#$status)),\"check_problem\":$(json_str "$problem"),$(wrk_json),\"mib_per_s\":$mibps,\"ratio_to_nginx_static\":$(num_or_null "${vs%!}"),\"origin_requests_during_run\":$(num_or_null "${fetches//[-?]/}"),\"server_cpu_us_per_response\":$(num_or_null "${us_per_req/-/}"),\"loop_busy_pct\":$(json_str "${loops/#-/}")}")
+        J_WRK+=("{\"peer\":\"$peer\",\"object\":\"$object\",\"object_bytes\":$bytes,\"content_type\":$(json_str "$ctype"),\"connections\":$conns,\"warm_status\":$((10#$status)),\"check_problem\":$(json_str "$problem"),$(wrk_json),\"mib_per_s\":$mibps,\"ratio_to_nginx_static\":$(num_or_null "${vs%!}"),\"origin_requests_during_run\":$(num_or_null "${fetches//[-?]/}"),\"server_cpu_us_per_response\":$(num_or_null "${us_per_req/-/}"),\"server_user_us_per_response\":$(num_or_null "$user_us"),\"server_kernel_us_per_response\":$(num_or_null "$kernel_us"),\"loop_busy_pct\":$(json_str "${loops/#-/}")}")
       done
     done
   done
@@ -678,14 +684,15 @@ LOAD_END=$(loadavg)
   echo "    req/s counts good responses only; err = responses >= 400 / socket errors: a run with any is"
   echo "    flagged ERR(...) and its ratio marked !; vs_static = req/s / nginx_static's for the same object;"
   echo "    origin = origin requests during the run (0 for a hit); us/resp = the server's CPU microseconds"
-  echo "    per good response (nginx: master and workers); loops% = each event loop's busy share of its"
+  echo "    per good response (nginx: master and workers); usr/sys = the same split into user and kernel"
+  echo "    time; loops% = each event loop's busy share of its"
   echo "    thread (loop 0/loop 1/...); check = wrk errors and the warm-up GET"
   echo "    (status 200, body equal to the file, Content-Type)"
   if [[ -n $WRK_NOTE ]]; then
     echo "    SKIPPED: $WRK_NOTE"
   else
-    printf '%-14s %-8s %7s %5s %9s %8s %8s %8s %9s %8s %6s %7s %7s  %s\n' peer object bytes conns req/s MiB/s \
-      p50_ms p99_ms err vs_static origin us/resp loops% check
+    printf '%-14s %-8s %7s %5s %9s %8s %8s %8s %9s %8s %6s %7s %11s %7s  %s\n' peer object bytes conns req/s MiB/s \
+      p50_ms p99_ms err vs_static origin us/resp usr/sys loops% check
     printf '%s\n' "${T_WRK[@]}"
   fi
   echo

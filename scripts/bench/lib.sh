@@ -196,6 +196,21 @@ tree_cpu_ticks() {
   for pid in $(pgrep -P "$1" 2>/dev/null); do total=$((total + $(cpu_ticks "$pid"))); done
   echo "$total"
 }
+# tree_user_kernel_ticks PID: "<user ticks> <kernel ticks>" of a process and its children.
+tree_user_kernel_ticks() {
+  local pid
+  for pid in "$1" $(pgrep -P "$1" 2>/dev/null); do
+    awk '{ print $14, $15 }' "/proc/$pid/stat" 2>/dev/null || echo "0 0"
+  done | awk '{ u += $1; k += $2 } END { print u + 0, k + 0 }'
+}
+# user_kernel_us USER0 KERNEL0 USER1 KERNEL1 REQS_PER_S SECONDS: "<user µs>/<kernel µs>" of CPU
+# per response over a run, or "-" without a rate.
+user_kernel_us() {
+  awk -v u0="$1" -v k0="$2" -v u1="$3" -v k1="$4" -v r="$5" -v s="$6" -v hz="$CLK_TCK" 'BEGIN {
+    n = r * s
+    if (n <= 0) { print "-"; exit }
+    printf "%.1f/%.1f", (u1 - u0) / hz * 1e6 / n, (k1 - k0) / hz * 1e6 / n }'
+}
 # loop_ticks PID: "<ticks of loop 0> <ticks of loop 1> ..." for one of our servers: loop 0 is
 # the main thread, loop N the thread named loop-N (service_host.cc).
 loop_ticks() {
