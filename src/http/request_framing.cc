@@ -31,14 +31,6 @@ bool in(const ByteSet& set, char c) {
   return set[static_cast<unsigned char>(c)];
 }
 
-bool is_token(std::string_view s) {
-  if (s.empty()) return false;
-  for (char c : s) {
-    if (!in(kTchar, c)) return false;
-  }
-  return true;
-}
-
 // 1*DIGIT that fits in int64_t (what evhttp's strtoll reads without saturating),
 // around optional whitespace (SP, HTAB: strtoll skips those too).
 bool parse_length(std::string_view s, uint64_t& out) {
@@ -81,6 +73,14 @@ constexpr std::array<ProblemText, kFramingProblemCount> kProblems = {{
 }};
 
 }  // namespace
+
+bool is_token(std::string_view s) {
+  if (s.empty()) return false;
+  for (char c : s) {
+    if (!in(kTchar, c)) return false;
+  }
+  return true;
+}
 
 std::string_view framing_problem_code(FramingProblem problem) {
   return kProblems[static_cast<size_t>(problem)].code;

@@ -59,6 +59,9 @@ inline constexpr size_t kFramingProblemCount = 10;
 std::string_view framing_problem_code(FramingProblem problem);
 std::string_view framing_problem_message(FramingProblem problem);
 
+// A token (RFC 9110 §5.6.2): one or more tchar. Methods and field names are tokens.
+bool is_token(std::string_view s);
+
 struct HeaderField {
   std::string_view name;
   std::string_view value;

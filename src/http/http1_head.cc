@@ -1,0 +1,122 @@
+#include "http/http1_head.h"
+
+#include <algorithm>
+
+namespace common {
+namespace {
+
+// A request target: visible characters and obs-text, no whitespace or control.
+bool is_target(std::string_view s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) {
+    const auto u = static_cast<unsigned char>(c);
+    return u > 0x20 && u != 0x7f;
+  });
+}
+
+// A field value: visible characters, obs-text, SP and HTAB (RFC 9110 §5.5).
+bool is_field_value(std::string_view s) {
+  return std::all_of(s.begin(), s.end(), [](char c) {
+    const auto u = static_cast<unsigned char>(c);
+    return (u >= 0x20 && u != 0x7f) || c == '\t';
+  });
+}
+
+std::string_view trim_ows(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+HeadParse refuse_head(std::string_view why) {
+  HeadParse out;
+  out.status = HeadStatus::malformed;
+  out.error = why;
+  return out;
+}
+
+// Where the empty line that ends the head ends (one past its LF), searching from `from`; npos
+// while it has not arrived.
+size_t head_end(std::string_view bytes, size_t from) {
+  for (size_t lf = bytes.find('\n', from); lf != std::string_view::npos;
+       lf = bytes.find('\n', lf + 1)) {
+    const size_t next = lf + 1;
+    if (next < bytes.size() && bytes[next] == '\n') return next + 1;
+    if (next + 1 < bytes.size() && bytes[next] == '\r' && bytes[next + 1] == '\n') return next + 2;
+  }
+  return std::string_view::npos;
+}
+
+// "METHOD SP target SP HTTP/d.d" into `head`; the reason when it is not.
+std::string_view read_request_line(std::string_view line, Http1Head& head) {
+  const size_t sp1 = line.find(' ');
+  const size_t sp2 = sp1 == std::string_view::npos ? sp1 : line.find(' ', sp1 + 1);
+  if (sp2 == std::string_view::npos) return "The request line is not method, target and version.";
+  head.method = line.substr(0, sp1);
+  head.target = line.substr(sp1 + 1, sp2 - sp1 - 1);
+  const std::string_view version = line.substr(sp2 + 1);
+  if (!is_token(head.method)) return "The request method is not a token.";
+  if (!is_target(head.target)) return "The request target is empty or has spaces or controls.";
+  if (version.size() != 8 || version.substr(0, 5) != "HTTP/" || version[6] != '.' ||
+      version[5] < '0' || version[5] > '9' || version[7] < '0' || version[7] > '9') {
+    return "The request line does not end in an HTTP version (HTTP/1.1).";
+  }
+  head.major = version[5] - '0';
+  head.minor = version[7] - '0';
+  return {};
+}
+
+// "name: value" into `head`'s fields; the reason when it is not.
+std::string_view read_field(std::string_view line, Http1Head& head) {
+  if (line.front() == ' ' || line.front() == '\t') {
+    return "A header field is folded onto the previous line (obs-fold).";
+  }
+  const size_t colon = line.find(':');
+  if (colon == std::string_view::npos) return "A header line has no colon.";
+  const std::string_view name = line.substr(0, colon);
+  if (!is_token(name)) return "A header field name is not a token (or has space before its colon).";
+  const std::string_view value = trim_ows(line.substr(colon + 1));
+  if (!is_field_value(value)) return "A header field value has a control character.";
+  head.fields.push_back({name, value});
+  return {};
+}
+
+}  // namespace
+
+HeadParse parse_http1_head(std::string_view bytes, size_t max_bytes) {
+  // Empty lines before the request line are skipped (§2.2).
+  size_t start = 0;
+  while (start < bytes.size() && (bytes[start] == '\n' || bytes[start] == '\r')) {
+    if (bytes[start] == '\r' && start + 1 < bytes.size() && bytes[start + 1] != '\n') {
+      return refuse_head("A bare CR is not a line's end.");
+    }
+    ++start;
+  }
+  const size_t end = head_end(bytes, start);
+  if (end == std::string_view::npos || end > max_bytes) {
+    HeadParse out;
+    out.status = end != std::string_view::npos || bytes.size() >= max_bytes
+                     ? HeadStatus::too_large
+                     : HeadStatus::incomplete;
+    return out;
+  }
+  HeadParse out;
+  Http1Head& head = out.head;
+  head.size = end;
+  bool first = true;
+  for (size_t pos = start; pos < end;) {
+    const size_t lf = bytes.find('\n', pos);
+    std::string_view line = bytes.substr(pos, lf - pos);
+    pos = lf + 1;
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    if (line.find('\r') != std::string_view::npos)
+      return refuse_head("A bare CR is not a line's end.");
+    if (line.empty()) break;  // the head's end
+    const std::string_view problem = first ? read_request_line(line, head) : read_field(line, head);
+    if (!problem.empty()) return refuse_head(problem);
+    first = false;
+  }
+  out.status = HeadStatus::complete;
+  return out;
+}
+
+}  // namespace common

@@ -1,0 +1,146 @@
+// HTTP/1 request heads (src/http/http1_head.h): what players, browsers, curl and proxies send
+// is read into views of the bytes; a head still arriving is incomplete at every byte; what a
+// proxy could read differently is refused; the size limit holds whatever the bytes.
+#include <doctest/doctest.h>
+
+#include <string>
+#include <vector>
+
+#include "http/http1_head.h"
+
+using common::HeadStatus;
+using common::parse_http1_head;
+
+namespace {
+
+constexpr size_t kLimit = 16 * 1024;
+
+struct Refusal {
+  const char* what;
+  std::string bytes;
+};
+
+}  // namespace
+
+TEST_CASE("http1 head: a player's request is read into views of the bytes") {
+  const std::string bytes =
+      "GET /hls/live/files/v0/index.m3u8?viewer=v1&_HLS_msn=12 HTTP/1.1\r\n"
+      "Host: balancer.example:8080\r\n"
+      "User-Agent: ExoPlayerLib/2.19.1\r\n"
+      "Accept-Encoding:gzip\r\n"
+      "CMCD-Request:  bl=2100,mtp=48000 \t\r\n"
+      "Empty:\r\n"
+      "\r\n"
+      "GET /next HTTP/1.1\r\n";  // a pipelined request after it is not part of this head
+  const auto parsed = parse_http1_head(bytes, kLimit);
+  REQUIRE(parsed.status == HeadStatus::complete);
+  const auto& head = parsed.head;
+  CHECK(head.method == "GET");
+  CHECK(head.target == "/hls/live/files/v0/index.m3u8?viewer=v1&_HLS_msn=12");
+  CHECK(head.major == 1);
+  CHECK(head.minor == 1);
+  CHECK(head.size == bytes.find("GET /next"));
+  REQUIRE(head.fields.size() == 5);
+  CHECK(head.fields[0].name == "Host");
+  CHECK(head.fields[0].value == "balancer.example:8080");
+  CHECK(head.fields[2].name == "Accept-Encoding");
+  CHECK(head.fields[2].value == "gzip");
+  CHECK(head.fields[3].value ==
+        "bl=2100,mtp=48000");  // whitespace around a value is not part of it
+  CHECK(head.fields[4].name == "Empty");
+  CHECK(head.fields[4].value.empty());
+  // Views into the caller's bytes, not copies.
+  CHECK(head.target.data() == bytes.data() + 4);
+  CHECK(head.fields[1].value.data() >= bytes.data());
+  CHECK(head.fields[1].value.data() < bytes.data() + head.size);
+}
+
+TEST_CASE("http1 head: bare LF line ends and empty lines before the request line are accepted") {
+  const std::string bytes = "\r\n\nHEAD /health HTTP/1.0\nHost: a\n\n";
+  const auto parsed = parse_http1_head(bytes, kLimit);
+  REQUIRE(parsed.status == HeadStatus::complete);
+  CHECK(parsed.head.method == "HEAD");
+  CHECK(parsed.head.target == "/health");
+  CHECK(parsed.head.minor == 0);
+  CHECK(parsed.head.size == bytes.size());
+  REQUIRE(parsed.head.fields.size() == 1);
+  CHECK(parsed.head.fields[0].value == "a");
+  // The version is read, not judged: the transport answers one it does not serve.
+  const auto two = parse_http1_head("GET / HTTP/2.0\r\n\r\n", kLimit);
+  REQUIRE(two.status == HeadStatus::complete);
+  CHECK(two.head.major == 2);
+}
+
+TEST_CASE("http1 head: every prefix of a head is incomplete, the whole of it complete") {
+  const std::string bytes =
+      "POST /api/v1/login HTTP/1.1\r\nHost: api.example\r\nContent-Length: 27\r\n"
+      "Content-Type: application/json\r\n\r\n";
+  for (size_t n = 0; n < bytes.size(); ++n) {
+    INFO("prefix of ", n, " bytes");
+    CHECK(parse_http1_head(std::string_view(bytes).substr(0, n), kLimit).status ==
+          HeadStatus::incomplete);
+  }
+  const auto parsed = parse_http1_head(bytes, kLimit);
+  REQUIRE(parsed.status == HeadStatus::complete);
+  CHECK(parsed.head.size == bytes.size());
+  CHECK(parsed.head.fields.size() == 3);
+}
+
+TEST_CASE("http1 head: what a proxy could read differently is refused, with a reason") {
+  const std::vector<Refusal> refusals = {
+      {"space before the colon", "GET / HTTP/1.1\r\nContent-Length : 5\r\n\r\n"},
+      {"folded line (obs-fold)", "GET / HTTP/1.1\r\nX-A: 1\r\n 2\r\n\r\n"},
+      {"tab-folded line", "GET / HTTP/1.1\r\nX-A: 1\r\n\t2\r\n\r\n"},
+      {"bare CR inside a value", "GET / HTTP/1.1\r\nX-A: 1\r2\r\n\r\n"},
+      {"bare CR at a line's end", "GET / HTTP/1.1\rHost: a\r\n\r\n"},
+      {"bare CR before the request line", "\rGET / HTTP/1.1\r\n\r\n"},
+      {"NUL in a value", std::string("GET / HTTP/1.1\r\nX-A: a\0b\r\n\r\n", 28)},
+      {"control in a value", "GET / HTTP/1.1\r\nX-A: a\x01z\r\n\r\n"},
+      {"DEL in a value", "GET / HTTP/1.1\r\nX-A: a\x7fz\r\n\r\n"},
+      {"no colon", "GET / HTTP/1.1\r\nHost\r\n\r\n"},
+      {"empty field name", "GET / HTTP/1.1\r\n: v\r\n\r\n"},
+      {"non-token field name", "GET / HTTP/1.1\r\nX(A): v\r\n\r\n"},
+      {"two spaces after the method", "GET  / HTTP/1.1\r\n\r\n"},
+      {"no version", "GET /\r\n\r\n"},
+      {"space inside the target", "GET /a b HTTP/1.1\r\n\r\n"},
+      {"tab as a separator", "GET\t/ HTTP/1.1\r\n\r\n"},
+      {"control in the target", "GET /a\x01 HTTP/1.1\r\n\r\n"},
+      {"non-token method", "G(T / HTTP/1.1\r\n\r\n"},
+      {"lower-case protocol", "GET / http/1.1\r\n\r\n"},
+      {"two-digit version", "GET / HTTP/1.10\r\n\r\n"},
+      {"trailing space after the version", "GET / HTTP/1.1 \r\n\r\n"},
+  };
+  for (const Refusal& r : refusals) {
+    INFO(r.what);
+    const auto parsed = parse_http1_head(r.bytes, kLimit);
+    CHECK(parsed.status == HeadStatus::malformed);
+    CHECK_FALSE(parsed.error.empty());
+  }
+}
+
+TEST_CASE("http1 head: no complete head within the limit is too large, however it arrives") {
+  const std::string line = "X-Long: " + std::string(100, 'v') + "\r\n";
+  std::string bytes = "GET / HTTP/1.1\r\nHost: a\r\n";
+  while (bytes.size() < 2000) bytes += line;
+  // Still arriving, past the limit: too large (the transport stops reading).
+  CHECK(parse_http1_head(bytes, 1024).status == HeadStatus::too_large);
+  CHECK(parse_http1_head(bytes, 4096).status == HeadStatus::incomplete);
+  // Complete, but longer than the limit.
+  bytes += "\r\n";
+  CHECK(parse_http1_head(bytes, 1024).status == HeadStatus::too_large);
+  CHECK(parse_http1_head(bytes, bytes.size() - 1).status == HeadStatus::too_large);
+  CHECK(parse_http1_head(bytes, bytes.size()).status == HeadStatus::complete);
+  // Empty lines count toward the limit.
+  CHECK(parse_http1_head(std::string(64, '\n'), 64).status == HeadStatus::too_large);
+  CHECK(parse_http1_head(std::string(63, '\n'), 64).status == HeadStatus::incomplete);
+}
+
+TEST_CASE("http1 head: a parsed head's fields feed the framing check") {
+  const auto parsed = parse_http1_head(
+      "POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
+      kLimit);
+  REQUIRE(parsed.status == HeadStatus::complete);
+  CHECK(common::check_request_framing(parsed.head.method, parsed.head.major, parsed.head.minor,
+                                      parsed.head.fields) ==
+        common::FramingProblem::content_length_with_transfer_encoding);
+}
