@@ -11,8 +11,7 @@
 
 namespace cache_node {
 
-// `s` without the optional whitespace (spaces and tabs, RFC 9110 §5.6.3) at either end.
-std::string_view trim_ows(std::string_view s);
+using common::trim_ows;
 
 struct ByteRange {
   uint64_t first = 0;

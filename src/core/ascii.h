@@ -1,4 +1,4 @@
-// ASCII case folding for protocol text (header names, schemes, directives): locale-free.
+// ASCII helpers for protocol text (header names and values, schemes, directives): locale-free.
 #pragma once
 
 #include <cstddef>
@@ -17,6 +17,13 @@ constexpr bool iequals(std::string_view a, std::string_view b) {
     if (ascii_lower(a[i]) != ascii_lower(b[i])) return false;
   }
   return true;
+}
+
+// `s` without the optional whitespace (spaces and tabs, RFC 9110 §5.6.3) at either end.
+constexpr std::string_view trim_ows(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
 }
 
 }  // namespace common

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "core/ascii.h"
+
 namespace common {
 namespace {
 
@@ -19,12 +21,6 @@ bool is_field_value(std::string_view s) {
     const auto u = static_cast<unsigned char>(c);
     return (u >= 0x20 && u != 0x7f) || c == '\t';
   });
-}
-
-std::string_view trim_ows(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
 }
 
 HeadParse refuse_head(std::string_view why) {

@@ -34,8 +34,7 @@ bool in(const ByteSet& set, char c) {
 // 1*DIGIT that fits in int64_t (what evhttp's strtoll reads without saturating),
 // around optional whitespace (SP, HTAB: strtoll skips those too).
 bool parse_length(std::string_view s, uint64_t& out) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  s = trim_ows(s);
   if (s.empty()) return false;
   uint64_t v = 0;
   for (char c : s) {
