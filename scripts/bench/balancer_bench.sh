@@ -595,9 +595,7 @@ else
       # The server's CPU time during the run, in % of one core, and per good response.
       bal_cpu=$(awk -v a="$cpu0" -v b="$(tree_cpu_ticks "$server_pid")" -v hz="$CLK_TCK" \
         -v us=$(($(now_us) - t_start)) 'BEGIN { printf "%.0f", (b - a) / hz * 100 / (us / 1000000) }')
-      read -r user1 kernel1 < <(tree_user_kernel_ticks "$server_pid")
-      user_kernel=$(user_kernel_us "$user0" "$kernel0" "$user1" "$kernel1" "${W_RPS:-0}" \
-        "$(awk -v us=$(($(now_us) - t_start)) 'BEGIN { printf "%.3f", us / 1e6 }')")
+      user_kernel=$(user_kernel_us "$server_pid" "$user0" "$kernel0" "${W_RPS:-0}" "$t_start")
       loops=-
       [[ -n $loops0 ]] && loops=$(loop_busy "$loops0" "$(loop_ticks "$server_pid")" $(($(now_us) - t_start)))
       [[ ${W_RPS:-0} =~ ^[0-9.]+$ ]] && awk -v r="$W_RPS" 'BEGIN { exit !(r > 0) }' &&

@@ -353,9 +353,7 @@ else
           -v us=$(($(now_us) - t_start)) 'BEGIN { printf "%.0f", (b - a) / hz * 100 / (us / 1000000) }')
         [[ ${W_RPS:-0} =~ ^[0-9.]+$ ]] && awk -v r="$W_RPS" 'BEGIN { exit !(r > 0) }' &&
           us_per_req=$(awk -v c="$cpu_pct" -v r="$W_RPS" 'BEGIN { printf "%.1f", c / 100 * 1e6 / r }')
-        read -r user1 kernel1 < <(tree_user_kernel_ticks "${PEER_PID[$peer]}")
-        user_kernel=$(user_kernel_us "$user0" "$kernel0" "$user1" "$kernel1" "${W_RPS:-0}" \
-          "$(awk -v us=$(($(now_us) - t_start)) 'BEGIN { printf "%.3f", us / 1e6 }')")
+        user_kernel=$(user_kernel_us "${PEER_PID[$peer]}" "$user0" "$kernel0" "${W_RPS:-0}" "$t_start")
         user_us=n/a kernel_us=n/a
         [[ $user_kernel = */* ]] && user_us=${user_kernel%/*} kernel_us=${user_kernel#*/}
         loops=-

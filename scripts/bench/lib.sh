@@ -203,11 +203,15 @@ tree_user_kernel_ticks() {
     awk '{ print $14, $15 }' "/proc/$pid/stat" 2>/dev/null || echo "0 0"
   done | awk '{ u += $1; k += $2 } END { print u + 0, k + 0 }'
 }
-# user_kernel_us USER0 KERNEL0 USER1 KERNEL1 REQS_PER_S SECONDS: "<user µs>/<kernel µs>" of CPU
-# per response over a run, or "-" without a rate.
+# user_kernel_us PID USER0 KERNEL0 REQS_PER_S START_US: "<user µs>/<kernel µs>" of CPU per
+# response of PID and its children since START_US (now_us), when their ticks were USER0 and
+# KERNEL0 (tree_user_kernel_ticks); "-" without a rate.
 user_kernel_us() {
-  awk -v u0="$1" -v k0="$2" -v u1="$3" -v k1="$4" -v r="$5" -v s="$6" -v hz="$CLK_TCK" 'BEGIN {
-    n = r * s
+  local user1 kernel1
+  read -r user1 kernel1 < <(tree_user_kernel_ticks "$1")
+  awk -v u0="$2" -v k0="$3" -v u1="$user1" -v k1="$kernel1" -v r="$4" -v us=$(($(now_us) - $5)) \
+    -v hz="$CLK_TCK" 'BEGIN {
+    n = r * us / 1e6
     if (n <= 0) { print "-"; exit }
     printf "%.1f/%.1f", (u1 - u0) / hz * 1e6 / n, (k1 - k0) / hz * 1e6 / n }'
 }
