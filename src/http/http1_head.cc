@@ -23,16 +23,32 @@ bool is_field_value(std::string_view s) {
   });
 }
 
-HeadParse refuse_head(std::string_view why) {
-  HeadParse out;
+void refuse_head(HeadParse& out, std::string_view why) {
   out.status = HeadStatus::malformed;
   out.error = why;
-  return out;
 }
 
-// Where the empty line that ends the head ends (one past its LF), searching from `from`; npos
-// while it has not arrived.
-size_t head_end(std::string_view bytes, size_t from) {
+constexpr size_t kMaxChunkLine = 4096;
+constexpr size_t kMaxTrailerBytes = 16 * 1024;
+
+int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// A size or trailer line's text (no line end): no control but HTAB, no bare CR.
+bool is_chunk_line_text(std::string_view s) {
+  return std::all_of(s.begin(), s.end(), [](char c) {
+    const auto u = static_cast<unsigned char>(c);
+    return (u >= 0x20 && u != 0x7f) || c == '\t';
+  });
+}
+
+}  // namespace
+
+size_t http1_head_end(std::string_view bytes, size_t from) {
   for (size_t lf = bytes.find('\n', from); lf != std::string_view::npos;
        lf = bytes.find('\n', lf + 1)) {
     const size_t next = lf + 1;
@@ -41,6 +57,8 @@ size_t head_end(std::string_view bytes, size_t from) {
   }
   return std::string_view::npos;
 }
+
+namespace {
 
 // "METHOD SP target SP HTTP/d.d" into `head`; the reason when it is not.
 std::string_view read_request_line(std::string_view line, Http1Head& head) {
@@ -79,23 +97,31 @@ std::string_view read_field(std::string_view line, Http1Head& head) {
 }  // namespace
 
 HeadParse parse_http1_head(std::string_view bytes, size_t max_bytes) {
+  HeadParse out;
+  parse_http1_head(bytes, max_bytes, out);
+  return out;
+}
+
+void parse_http1_head(std::string_view bytes, size_t max_bytes, HeadParse& out) {
+  out.status = HeadStatus::incomplete;
+  out.error = {};
+  out.head.fields.clear();
+  out.head.size = 0;
   // Empty lines before the request line are skipped (§2.2).
   size_t start = 0;
   while (start < bytes.size() && (bytes[start] == '\n' || bytes[start] == '\r')) {
     if (bytes[start] == '\r' && start + 1 < bytes.size() && bytes[start + 1] != '\n') {
-      return refuse_head("A bare CR is not a line's end.");
+      return refuse_head(out, "A bare CR is not a line's end.");
     }
     ++start;
   }
-  const size_t end = head_end(bytes, start);
+  const size_t end = http1_head_end(bytes, start);
   if (end == std::string_view::npos || end > max_bytes) {
-    HeadParse out;
     out.status = end != std::string_view::npos || bytes.size() >= max_bytes
                      ? HeadStatus::too_large
                      : HeadStatus::incomplete;
-    return out;
+    return;
   }
-  HeadParse out;
   Http1Head& head = out.head;
   head.size = end;
   bool first = true;
@@ -105,14 +131,84 @@ HeadParse parse_http1_head(std::string_view bytes, size_t max_bytes) {
     pos = lf + 1;
     if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
     if (line.find('\r') != std::string_view::npos)
-      return refuse_head("A bare CR is not a line's end.");
+      return refuse_head(out, "A bare CR is not a line's end.");
     if (line.empty()) break;  // the head's end
     const std::string_view problem = first ? read_request_line(line, head) : read_field(line, head);
-    if (!problem.empty()) return refuse_head(problem);
+    if (!problem.empty()) return refuse_head(out, problem);
     first = false;
   }
   out.status = HeadStatus::complete;
-  return out;
+}
+
+ChunkedBodyDecoder::Status ChunkedBodyDecoder::refuse(std::string_view why) {
+  error_ = why;
+  return Status::malformed;
+}
+
+ChunkedBodyDecoder::Status ChunkedBodyDecoder::feed(std::string_view bytes, std::string& body,
+                                                    size_t max_body, size_t& used) {
+  used = 0;
+  if (!error_.empty()) return Status::malformed;
+  // Each turn takes one line or one run of data; every turn uses at least one byte or returns.
+  while (used < bytes.size()) {
+    std::string_view rest = bytes.substr(used);
+    if (part_ == Part::data) {
+      const size_t take = static_cast<size_t>(std::min<uint64_t>(remaining_, rest.size()));
+      if (body.size() + take > max_body) return Status::too_large;
+      body.append(rest.data(), take);
+      used += take;
+      remaining_ -= take;
+      if (remaining_ == 0) part_ = Part::data_end;
+      continue;
+    }
+    const size_t lf = rest.find('\n');
+    if (lf == std::string_view::npos) {
+      if (rest.size() > kMaxChunkLine) return refuse("A chunk size or trailer line is too long.");
+      return Status::more;
+    }
+    if (lf > kMaxChunkLine) return refuse("A chunk size or trailer line is too long.");
+    std::string_view line = rest.substr(0, lf);
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    used += lf + 1;
+    if (!is_chunk_line_text(line)) {
+      return refuse("A chunk size or trailer line has a control character or a bare CR.");
+    }
+    switch (part_) {
+      case Part::data_end:
+        if (!line.empty()) return refuse("A chunk's data is not followed by its line end.");
+        part_ = Part::size_line;
+        break;
+      case Part::size_line: {
+        size_t digits = 0;
+        uint64_t size = 0;
+        for (; digits < line.size() && hex_value(line[digits]) >= 0; ++digits) {
+          if (digits == 15) return refuse("A chunk size has more than 15 hex digits.");
+          size = size * 16 + static_cast<uint64_t>(hex_value(line[digits]));
+        }
+        if (digits == 0) return refuse("A chunk size is not a hex number.");
+        // What may follow: whitespace, then extensions after ';' (skipped).
+        std::string_view after = trim_ows(line.substr(digits));
+        if (!after.empty() && after.front() != ';') {
+          return refuse("A chunk size is followed by something other than an extension.");
+        }
+        if (size == 0) {
+          part_ = Part::trailer;
+        } else {
+          remaining_ = size;
+          part_ = Part::data;
+        }
+        break;
+      }
+      case Part::trailer:
+        if (line.empty()) return Status::complete;
+        trailer_bytes_ += lf + 1;
+        if (trailer_bytes_ > kMaxTrailerBytes) return refuse("The trailer fields are too long.");
+        break;
+      case Part::data:
+        break;  // handled above
+    }
+  }
+  return Status::more;
 }
 
 }  // namespace common

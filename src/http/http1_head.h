@@ -16,6 +16,8 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -49,5 +51,38 @@ struct HeadParse {
 // The head at the start of `bytes`. At most `max_bytes` of them may make the head, empty
 // lines before the request line included.
 HeadParse parse_http1_head(std::string_view bytes, size_t max_bytes);
+// The same into `out`, whose field list keeps its capacity (a connection parsing one head
+// after another allocates none).
+void parse_http1_head(std::string_view bytes, size_t max_bytes, HeadParse& out);
+
+// One past the LF of the first empty line at or after `from` that follows a line end (where a
+// head ends), or npos. A transport reading a head as it arrives searches only the bytes
+// that are new (from a little before them: the line end may have come in pieces) and parses
+// once this finds the end, so a head sent a byte at a time is not read again and again.
+size_t http1_head_end(std::string_view bytes, size_t from);
+
+// A request body in the chunked transfer coding (RFC 9112 §7.1), decoded as its bytes
+// arrive. Chunk extensions are skipped and trailer fields read and dropped. Refused: a chunk
+// size that is not 1 to 15 hex digits, data not followed by its line end, a control
+// character or bare CR in a size or trailer line, a line longer than 4 KiB, trailers longer
+// than 16 KiB. Pure; one body per decoder.
+class ChunkedBodyDecoder {
+ public:
+  enum class Status { more, complete, malformed, too_large };
+  // Decodes what it can of `bytes` (what arrived after the bytes used before), appending the
+  // data to `body`, which may grow to `max_body` bytes and no further. `used` is set to the
+  // bytes of `bytes` taken: once complete, the rest belongs to the next request; with
+  // `more`, the caller passes the unused rest again with what arrives next.
+  Status feed(std::string_view bytes, std::string& body, size_t max_body, size_t& used);
+  std::string_view error() const { return error_; }
+
+ private:
+  enum class Part { size_line, data, data_end, trailer };
+  Status refuse(std::string_view why);
+  Part part_ = Part::size_line;
+  uint64_t remaining_ = 0;  // data bytes of the current chunk still to come
+  size_t trailer_bytes_ = 0;
+  std::string_view error_;
+};
 
 }  // namespace common

@@ -144,3 +144,100 @@ TEST_CASE("http1 head: a parsed head's fields feed the framing check") {
                                       parsed.head.fields) ==
         common::FramingProblem::content_length_with_transfer_encoding);
 }
+
+TEST_CASE("http1 head: the end of a head is found from where a search stopped") {
+  const std::string head = "GET / HTTP/1.1\r\nHost: a\r\n\r\nrest";
+  CHECK(common::http1_head_end(head, 0) == head.size() - 4);
+  // Searching again from a little before the new bytes finds the same end.
+  for (size_t from = 0; from + 4 <= head.size() - 4; ++from) {
+    CHECK(common::http1_head_end(head, from) == head.size() - 4);
+  }
+  CHECK(common::http1_head_end("GET / HTTP/1.1\r\nHost: a\r\n", 0) == std::string::npos);
+  CHECK(common::http1_head_end("GET / HTTP/1.1\nHost: a\n\n", 0) == 24);
+}
+
+namespace {
+
+using common::ChunkedBodyDecoder;
+
+// The body decoded from `bytes` given in pieces of `piece` bytes (each call gets what it left
+// unused plus the next piece), and what the last call said.
+struct Decoded {
+  ChunkedBodyDecoder::Status status = ChunkedBodyDecoder::Status::more;
+  std::string body;
+  std::string rest;  // bytes after the body
+};
+Decoded decode_in_pieces(const std::string& bytes, size_t piece, size_t max_body = 1 << 20) {
+  ChunkedBodyDecoder decoder;
+  Decoded out;
+  std::string unused;
+  for (size_t at = 0; at < bytes.size() && out.status == ChunkedBodyDecoder::Status::more;
+       at += piece) {
+    unused += bytes.substr(at, piece);
+    size_t used = 0;
+    out.status = decoder.feed(unused, out.body, max_body, used);
+    REQUIRE(used <= unused.size());
+    unused.erase(0, used);
+    if (out.status == ChunkedBodyDecoder::Status::complete) {
+      out.rest = unused + bytes.substr(std::min(bytes.size(), at + piece));
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("http1 chunked body: decoded the same however the bytes arrive") {
+  const std::string body =
+      "5\r\nhello\r\n1A;name=value;x\r\n" + std::string(26, 'z') + "\r\n0\r\nX-T: 1\r\n\r\nNEXT";
+  for (size_t piece : {size_t{1}, size_t{2}, size_t{3}, size_t{7}, size_t{64}}) {
+    INFO(piece);
+    const Decoded decoded = decode_in_pieces(body, piece);
+    CHECK(decoded.status == ChunkedBodyDecoder::Status::complete);
+    CHECK(decoded.body == "hello" + std::string(26, 'z'));
+    CHECK(decoded.rest == "NEXT");
+  }
+  // Bare LF line ends, upper-case hex, whitespace before an extension.
+  const Decoded lf = decode_in_pieces("A \t;e\nabcdefghij\n0\n\n", 4);
+  CHECK(lf.status == ChunkedBodyDecoder::Status::complete);
+  CHECK(lf.body == "abcdefghij");
+  const Decoded incomplete = decode_in_pieces("5\r\nhel", 2);
+  CHECK(incomplete.status == ChunkedBodyDecoder::Status::more);
+  CHECK(incomplete.body == "hel");
+}
+
+TEST_CASE("http1 chunked body: refusals and the size limit") {
+  std::string long_trailers = "0\r\n";
+  for (int i = 0; i < 20; ++i) long_trailers += "X-T: " + std::string(1000, 'v') + "\r\n";
+  const std::vector<Refusal> refusals = {
+      {"no size", "\r\nabc\r\n0\r\n\r\n"},
+      {"not hex", "g\r\nabc\r\n0\r\n\r\n"},
+      {"a sign", "+5\r\nhello\r\n0\r\n\r\n"},
+      {"16 hex digits", "0000000000000005\r\nhello\r\n0\r\n\r\n"},
+      {"junk after the size", "5 x\r\nhello\r\n0\r\n\r\n"},
+      {"data longer than its size", "3\r\nhello\r\n0\r\n\r\n"},
+      {"a bare CR in a size line", "5\rX\r\nhello\r\n0\r\n\r\n"},
+      {"a control in a trailer", "0\r\nX: \x01\r\n\r\n"},
+      {"a size line that never ends", "5" + std::string(5000, ' ')},
+      {"trailers too long", long_trailers},
+  };
+  for (const Refusal& r : refusals) {
+    INFO(r.what);
+    const Decoded decoded = decode_in_pieces(r.bytes, 5);
+    CHECK(decoded.status == ChunkedBodyDecoder::Status::malformed);
+  }
+  ChunkedBodyDecoder decoder;
+  std::string body;
+  size_t used = 0;
+  CHECK(decoder.feed("5\r\nhello\r\n0\r\n\r\n", body, 4, used) ==
+        ChunkedBodyDecoder::Status::too_large);
+  ChunkedBodyDecoder refused;
+  CHECK(refused.feed("zz\r\n", body, 4, used) == ChunkedBodyDecoder::Status::malformed);
+  CHECK_FALSE(refused.error().empty());
+  // Fifteen hex digits is the most a size may have.
+  ChunkedBodyDecoder big;
+  body.clear();
+  CHECK(big.feed("00000000000000a\r\n0123456789\r\n0\r\n\r\n", body, 100, used) ==
+        ChunkedBodyDecoder::Status::complete);
+  CHECK(body == "0123456789");
+}
