@@ -46,11 +46,8 @@ constexpr std::pair<int, const char*> kReasonPhrases[] = {
     {502, "Bad Gateway"},
     {503, "Service Unavailable"},
     {504, "Gateway Timeout"},
+    {505, "HTTP Version Not Supported"},
 };
-
-const char* reason_phrase(int status) {
-  return name_in(kReasonPhrases, status, "Status");
-}
 
 void on_reply_complete(evhttp_request*, void* arg) {
   static_cast<HttpServer*>(arg)->reply_flushed();
@@ -91,6 +88,10 @@ void write_now(evhttp_connection* conn) {
 }
 
 }  // namespace
+
+const char* reason_phrase(int status) {
+  return name_in(kReasonPhrases, status, "Status");
+}
 
 // evhttp formats a Date header for every response it sends without one (gmtime
 // plus snprintf: about 5% of a small reply's cost); the text changes once a second.

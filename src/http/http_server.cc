@@ -22,6 +22,7 @@
 #include "core/json.h"
 #include "core/log.h"
 #include "core/url.h"
+#include "http/http1_connection.h"
 #include "http/http2_connection.h"
 #include "http/request_framing.h"
 #include "http/request_state.h"
@@ -82,6 +83,16 @@ evutil_socket_t listen_socket(const std::string& host, uint16_t port, int backlo
   }
   freeaddrinfo(found);
   return fd;
+}
+
+// The port a listening socket is bound to (0 if it cannot be read).
+uint16_t bound_port_of(evutil_socket_t fd) {
+  sockaddr_storage addr{};
+  socklen_t len = sizeof addr;
+  if (getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) return 0;
+  if (addr.ss_family == AF_INET) return ntohs(reinterpret_cast<sockaddr_in*>(&addr)->sin_port);
+  if (addr.ss_family == AF_INET6) return ntohs(reinterpret_cast<sockaddr_in6*>(&addr)->sin6_port);
+  return 0;
 }
 
 }  // namespace
@@ -153,6 +164,10 @@ HttpServer::~HttpServer() {
   in_progress_.clear();
   for (Http2Connection* c : http2_connections_) c->detach();
   http2_connections_.clear();
+  for (Http1Connection* c : std::exchange(http1_connections_, {})) {
+    c->detach();
+    delete c;
+  }
 }
 
 Result<std::unique_ptr<HttpServer>> HttpServer::create(event_base& base, HttpServerOptions options,
@@ -185,15 +200,14 @@ Result<std::unique_ptr<HttpServer>> HttpServer::create(event_base& base, HttpSer
 // handshakes, ~0.5 ms each) while the other loops, woken for the same socket, found nothing.
 // Stopping after one leaves the rest to whichever loop is free next.
 void HttpServer::pause_accepting(Listener& listener) {
-  if (!options_.shared_listener || listener.bound == nullptr) return;
-  evconnlistener* accepting = evhttp_bound_socket_get_listener(listener.bound);
+  evconnlistener* accepting = this->accepting(listener);
+  if (!options_.shared_listener || accepting == nullptr) return;
   if (!listener.resume_accepting) {
     listener.resume_accepting.reset(event_new(
         &base_, -1, 0,
         [](evutil_socket_t, short, void* arg) {
           auto* l = static_cast<Listener*>(arg);
-          if (l->bound != nullptr)
-            evconnlistener_enable(evhttp_bound_socket_get_listener(l->bound));
+          if (evconnlistener* paused = l->server->accepting(*l)) evconnlistener_enable(paused);
         },
         &listener));
     if (!listener.resume_accepting) return;  // out of memory: accept as libevent does
@@ -233,16 +247,43 @@ bufferevent* HttpServer::new_bufferevent(event_base* base, Listener& listener) {
   return filter;
 }
 
+evconnlistener* HttpServer::accepting(const Listener& listener) const {
+  if (listener.builtin) return listener.builtin.get();
+  return listener.bound != nullptr ? evhttp_bound_socket_get_listener(listener.bound) : nullptr;
+}
+
 Status HttpServer::listen_on(Listener& listener, uint16_t port, int given_fd,
                              uint16_t& bound_port) {
   listener.server = this;
+  const auto& o = options_;
+  if (o.builtin_http1 && !listener.tls && !listener.http2) {
+    evutil_socket_t fd = given_fd >= 0 ? given_fd : listen_socket(o.host, port, o.listen_backlog);
+    if (fd < 0) {
+      return Error{"listen_failed", "cannot listen on " + o.host + ":" + std::to_string(port) +
+                                        ": " + strerror(errno)};
+    }
+    // Backlog 0: the socket is listening already.
+    listener.builtin.reset(evconnlistener_new(
+        &base_,
+        [](evconnlistener*, evutil_socket_t accepted, sockaddr* peer, int, void* arg) {
+          auto* l = static_cast<Listener*>(arg);
+          l->server->pause_accepting(*l);
+          Http1Connection::open(*l->server, accepted, peer);
+        },
+        &listener, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 0, fd));
+    if (!listener.builtin) {
+      evutil_closesocket(fd);
+      return Error{"listen_failed", "cannot accept on " + o.host + ":" + std::to_string(port)};
+    }
+    bound_port = bound_port_of(fd);
+    return {};
+  }
   listener.http.reset(evhttp_new(&base_));
   if (!listener.http) {
     if (given_fd >= 0) evutil_closesocket(given_fd);
     return Error{"listen_failed", "evhttp_new failed"};
   }
   evhttp* http = listener.http.get();
-  const auto& o = options_;
   // Transport-level caps sit above the configured limits so that a request a
   // little over a limit still reaches us and gets a JSON error; grossly
   // oversized ones are cut by evhttp itself.
@@ -282,24 +323,18 @@ Status HttpServer::listen_on(Listener& listener, uint16_t port, int given_fd,
     evutil_closesocket(fd);
     return Error{"listen_failed", "cannot accept on " + o.host + ":" + std::to_string(port)};
   }
-  sockaddr_storage addr{};
-  socklen_t len = sizeof addr;
-  if (getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
-    if (addr.ss_family == AF_INET) {
-      bound_port = ntohs(reinterpret_cast<sockaddr_in*>(&addr)->sin_port);
-    } else if (addr.ss_family == AF_INET6) {
-      bound_port = ntohs(reinterpret_cast<sockaddr_in6*>(&addr)->sin6_port);
-    }
-  }
+  bound_port = bound_port_of(fd);
   return {};
 }
 
 int HttpServer::listen_fd() const {
-  return plain_.bound != nullptr ? evhttp_bound_socket_get_fd(plain_.bound) : -1;
+  evconnlistener* l = accepting(plain_);
+  return l != nullptr ? evconnlistener_get_fd(l) : -1;
 }
 
 int HttpServer::tls_listen_fd() const {
-  return tls_.bound != nullptr ? evhttp_bound_socket_get_fd(tls_.bound) : -1;
+  evconnlistener* l = accepting(tls_);
+  return l != nullptr ? evconnlistener_get_fd(l) : -1;
 }
 
 void HttpServer::route(const std::string& path, std::vector<std::string> methods, Handler handler) {
@@ -362,7 +397,7 @@ void HttpServer::handle(evhttp_request* req, const Listener& listener) {
   // 64 loop turns. Larger writes let the kernel move big bodies in a few calls.
   bufferevent_set_max_single_write(evhttp_connection_get_bufferevent(state->conn), kMaxSingleWrite);
   in_progress_[state->conn] = state;
-  open_.store(in_progress_.size(), std::memory_order_relaxed);
+  update_open_count();
   evhttp_connection_set_closecb(state->conn, on_connection_close, this);
 
   size_t header_bytes = state->target.size() + 16;
@@ -460,7 +495,7 @@ void HttpServer::request_finished(RequestState& state) {
     evhttp_connection_set_closecb(state.conn, state.direct_write ? nullptr : on_connection_close,
                                   state.direct_write ? nullptr : this);
     in_progress_.erase(it);
-    open_.store(in_progress_.size(), std::memory_order_relaxed);
+    update_open_count();
   }
   double seconds = std::chrono::duration<double>(clock_.now() - state.start).count();
   latency_.observe(seconds);
@@ -483,20 +518,48 @@ void HttpServer::connection_closed(evhttp_connection* conn) {
   if (it == in_progress_.end()) return;
   std::shared_ptr<RequestState> state = it->second;
   in_progress_.erase(it);
-  open_.store(in_progress_.size(), std::memory_order_relaxed);
+  update_open_count();
   evhttp_request* req = state->http1.req;
   state->http1.req = nullptr;
-  state->front = nullptr;
-  state->closed = true;
-  client_aborts_.inc();
   // evhttp detaches a request it is still replying to (EOF, timeout) and leaves
   // freeing it to us; an attached one is freed with the connection.
   if (req != nullptr && evhttp_request_get_connection(req) == nullptr) evhttp_request_free(req);
-  if (!state->finished) state->finish();
-  if (state->on_close) {
-    auto fn = std::move(state->on_close);
+  request_abandoned(*state);
+}
+
+void HttpServer::request_abandoned(RequestState& state) {
+  state.front = nullptr;
+  state.closed = true;
+  client_aborts_.inc();
+  if (!state.finished) state.finish();
+  if (state.on_close) {
+    auto fn = std::move(state.on_close);
     fn();
   }
+}
+
+void HttpServer::update_open_count() {
+  open_.store(in_progress_.size() + http1_requests_, std::memory_order_relaxed);
+}
+
+void HttpServer::http1_request_began() {
+  ++http1_requests_;
+  update_open_count();
+}
+
+void HttpServer::http1_request_ended() {
+  if (http1_requests_ > 0) --http1_requests_;
+  update_open_count();
+}
+
+void HttpServer::refuse_request(std::shared_ptr<RequestState> state, int status,
+                                std::string_view code, std::string_view message) {
+  active_.fetch_add(1, std::memory_order_relaxed);
+  requests_total_.inc();
+  HttpExchange exchange(std::move(state));
+  exchange.set_log_note(std::string(code));
+  if (!draining_) exchange.add_header("Connection", "close");  // draining adds its own
+  exchange.reply_error(status, code, std::string(message));
 }
 
 void HttpServer::reply_flushed() {
@@ -513,6 +576,7 @@ void HttpServer::drain(std::function<void()> on_drained) {
       evhttp_del_accept_socket(l->http.get(), l->bound);
       l->bound = nullptr;
     }
+    l->builtin.reset();
   }
   for (Http2Connection* c : http2_connections_) c->shut_down();
   LOG_INFO(options_.service, "draining: ", active_requests(), " request(s) in progress");

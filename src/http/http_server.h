@@ -7,6 +7,7 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
+#include <event2/listener.h>
 
 #include <atomic>
 #include <chrono>
@@ -28,17 +29,23 @@
 
 namespace common {
 
+class Http1Connection;
 class Http2Connection;
 class ProtocolFilters;
+
+using EvconnlistenerPtr = CHandle<evconnlistener, evconnlistener_free>;
 
 struct HttpServerOptions {
   std::string service = "server";  // names the server in logs and metrics
   std::string host = "127.0.0.1";
-  bool plain = true;                    // serve plain HTTP on `port`
-  uint16_t port = 0;                    // 0 = ephemeral; port() tells the real one
-  TlsOptions tls;                       // HTTPS on tls.port when tls.enabled
-  bool http2 = false;                   // TLS: offer h2 in ALPN beside http/1.1
-  bool h2c = false;                     // plain: HTTP/2 with prior knowledge beside HTTP/1.1
+  bool plain = true;   // serve plain HTTP on `port`
+  uint16_t port = 0;   // 0 = ephemeral; port() tells the real one
+  TlsOptions tls;      // HTTPS on tls.port when tls.enabled
+  bool http2 = false;  // TLS: offer h2 in ALPN beside http/1.1
+  bool h2c = false;    // plain: HTTP/2 with prior knowledge beside HTTP/1.1
+  // Plain HTTP/1 without h2c is served by our own transport (http/http1_connection.h);
+  // false: by evhttp, as TLS and h2c listeners still are.
+  bool builtin_http1 = true;
   size_t max_header_bytes = 16 * 1024;  // request line + headers; above → 431 JSON
   size_t max_body_bytes = 64 * 1024;    // above → 413 JSON
   int listen_backlog = 4096;            // accept queue (the kernel caps it at somaxconn)
@@ -94,7 +101,7 @@ class HttpServer {
   // then calls on_drained once.
   void drain(std::function<void()> on_drained);
 
-  // Internal (called by the evhttp callbacks and RequestState).
+  // Internal (called by the evhttp callbacks, Http1Connection and RequestState).
   // One evhttp per listener: evhttp makes every connection's bufferevent with
   // one callback, so plain and TLS connections cannot share one.
   struct Listener {
@@ -103,6 +110,7 @@ class HttpServer {
     bool http2 = false;  // HTTP/2 beside HTTP/1.1 (ALPN h2 on TLS, prior knowledge on plain)
     EvhttpPtr http;
     evhttp_bound_socket* bound = nullptr;
+    EvconnlistenerPtr builtin;  // instead of `http` and `bound`: Http1Connection's accepting
     EventPtr resume_accepting;  // a shared listener's: accepts again once this turn is done
   };
   void handle(evhttp_request* req, const Listener& listener);
@@ -116,6 +124,17 @@ class HttpServer {
   void count_rapid_reset() { rapid_resets_.inc(); }
   void count_header_list_refusal() { header_list_refusals_.inc(); }
   void connection_closed(evhttp_connection* conn);
+  event_base* event_loop() const { return &base_; }
+  void http1_opened(Http1Connection& connection) { http1_connections_.insert(&connection); }
+  void http1_closed(Http1Connection& connection) { http1_connections_.erase(&connection); }
+  void http1_request_began();
+  void http1_request_ended();
+  // A request whose head could not be read as one (too large, malformed, a version not
+  // served): `status` with a JSON error, counted and logged like any, then the close.
+  void refuse_request(std::shared_ptr<RequestState> state, int status, std::string_view code,
+                      std::string_view message);
+  // The client went away before the reply was finished: on_close, counted as an abort.
+  void request_abandoned(RequestState& state);
   void request_finished(RequestState& state);
   void reply_pending() { ++unflushed_; }
   void reply_flushed();
@@ -134,6 +153,8 @@ class HttpServer {
 
   Status listen_on(Listener& listener, uint16_t port, int given_fd, uint16_t& bound_port);
   void pause_accepting(Listener& listener);
+  evconnlistener* accepting(const Listener& listener) const;
+  void update_open_count();
 
   event_base& base_;
   HttpServerOptions options_;
@@ -149,6 +170,8 @@ class HttpServer {
   std::function<bool(HttpExchange&)> pre_route_;
   std::unordered_map<evhttp_connection*, std::shared_ptr<RequestState>> in_progress_;
   std::unordered_set<Http2Connection*> http2_connections_;
+  std::unordered_set<Http1Connection*> http1_connections_;
+  size_t http1_requests_ = 0;  // Http1Connections' requests in progress
   const Clock& clock_;
   std::shared_ptr<ProtocolFilters> filters_;
   std::atomic<size_t> active_{0};  // requests whose reply is not finished

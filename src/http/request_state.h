@@ -23,6 +23,8 @@ struct RequestState;
 
 // The Date header's text for now (both front ends; the text changes once a second).
 const char* http_date(const Clock& clock);
+// The reason phrase of an HTTP/1 status line ("Status" for a code without one here).
+const char* reason_phrase(int status);
 
 // What a protocol front end does for one exchange: the request's headers and body, and
 // carrying the response. HttpExchange keeps what both protocols share (defaults such as

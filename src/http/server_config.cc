@@ -62,6 +62,10 @@ void read_server_section(ConfigReader& server, HttpServerOptions& options) {
   options.io_timeout_s = static_cast<int>(server.integer("io_timeout_s", 30, 1, 3600));
   options.drain_timeout_s = static_cast<int>(server.integer("drain_timeout_s", 10, 0, 3600));
   options.access_log = server.boolean("access_log", true);
+  options.builtin_http1 = server.choice<bool>(
+      "http1_transport", true,
+      {{"builtin", true, "plain HTTP/1 served by the server's own transport (the default)"},
+       {"evhttp", false, "plain HTTP/1 served by libevent's evhttp, as before"}});
   server.finish();
 }
 

@@ -21,17 +21,20 @@ using namespace std::chrono_literals;
 
 namespace {
 
-// evhttp refuses some heads itself before our check sees them, also with a JSON
-// 400 and a closed connection (code "bad_request", not counted by reason); which
-// ones depends on the libevent build (docs/architecture.md, "Request framing").
-const std::string kEvhttpRefusal = "bad_request";
+// Two HTTP/1 transports answer these heads: our own (plain listeners, the default) and evhttp
+// (a listener with h2c, whose HTTP/1.1 connections pass through the protocol filter). Where
+// one refuses a head before the framing check sees it, its code is "bad_request": our head
+// parser for a malformed field line, evhttp's own parser for a few values (with a JSON 400 and
+// a closed connection too; which ones depends on the libevent build, docs/architecture.md,
+// "Request framing"). Those are not counted by reason.
+const std::string kParserRefusal = "bad_request";
 
 struct SmugglingCase {
   const char* what;
   std::string head;  // request line + fields + blank line, with `{P}` for the path
   std::string body;  // what the head's framing (as a proxy might read it) covers
-  std::string
-      code;  // our JSON error code (and http_bad_requests_total's reason), or kEvhttpRefusal
+  std::string code;  // our transport's JSON error code (and http_bad_requests_total's reason)
+  std::string evhttp_code = {};    // evhttp's, when it differs from `code`
   bool evhttp_may_refuse = false;  // evhttp's own refusal is fine too
   bool head_request = false;
 };
@@ -63,26 +66,39 @@ std::vector<SmugglingCase> smuggling_cases() {
       {"Transfer-Encoding: <tab>chunked",
        "POST {P} HTTP/1.1\r\nHost: a\r\nTransfer-Encoding:\tchunked\r\n\r\n",
        "5\r\nAAAAA\r\n0\r\n\r\n", "bad_transfer_encoding"},
+      {"Transfer-Encoding: <space><tab>chunked",
+       "POST {P} HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: \tchunked\r\n\r\n",
+       "5\r\nAAAAA\r\n0\r\n\r\n", "bad_transfer_encoding"},
       {"chunked on HTTP/1.0 keep-alive",
        "POST {P} HTTP/1.0\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n",
        "0\r\n\r\n", "bad_transfer_encoding"},
       {"Content-Length with Transfer-Encoding: chunked",
        "POST {P} HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
-       "0\r\n\r\n", "content_length_with_transfer_encoding", true},
+       "0\r\n\r\n",
+       "content_length_with_transfer_encoding",
+       {},
+       true},
       {"Content-Length : 5 (evhttp stores a field named \"Content-Length \" and reads no body)",
-       "POST {P} HTTP/1.1\r\nHost: a\r\nContent-Length : 5\r\n\r\n", "AAAAA", "bad_header_name"},
+       "POST {P} HTTP/1.1\r\nHost: a\r\nContent-Length : 5\r\n\r\n", "AAAAA", kParserRefusal,
+       "bad_header_name"},
       {"Transfer-Encoding : chunked",
        "POST {P} HTTP/1.1\r\nHost: a\r\nTransfer-Encoding : chunked\r\n\r\n",
-       "5\r\nAAAAA\r\n0\r\n\r\n", "bad_header_name"},
+       "5\r\nAAAAA\r\n0\r\n\r\n", kParserRefusal, "bad_header_name"},
       {"Content-Length: +5 (evhttp reads 5)",
        "POST {P} HTTP/1.1\r\nHost: a\r\nContent-Length: +5\r\n\r\n", "AAAAA", "bad_content_length"},
       {"Content-Length: 0x5 (refused by evhttp's own parser)",
-       "POST {P} HTTP/1.1\r\nHost: a\r\nContent-Length: 0x5\r\n\r\n", "AAAAA", kEvhttpRefusal},
+       "POST {P} HTTP/1.1\r\nHost: a\r\nContent-Length: 0x5\r\n\r\n", "AAAAA", "bad_content_length",
+       kParserRefusal},
       {"Content-Length: -1 (refused by evhttp's own parser)",
-       "POST {P} HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n", "AAAAA", kEvhttpRefusal},
+       "POST {P} HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n", "AAAAA", "bad_content_length",
+       kParserRefusal},
       {"HEAD with a body (evhttp reads none for HEAD)",
-       "HEAD {P} HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n", "AAAAA", "head_with_body",
-       false, true},
+       "HEAD {P} HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n",
+       "AAAAA",
+       "head_with_body",
+       {},
+       false,
+       true},
       {"HTTP/1.1 without Host", "GET {P} HTTP/1.1\r\n\r\n", "", "missing_host"},
       {"two Host fields", "GET {P} HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", "", "repeated_host"},
       {"a Host that is no host", "GET {P} HTTP/1.1\r\nHost: a/b@c\r\n\r\n", "", "bad_host"},
@@ -124,11 +140,15 @@ double bad_requests(const std::string& metrics, const std::string& reason) {
   return metric_value(metrics, "http_bad_requests_total{reason=\"" + reason + "\"}").value_or(-1);
 }
 
+enum class Http1Kind { builtin, evhttp };
+
 // Every smuggling case against the server on `port`, whose `path` answers GET. On a
-// port whose connections go through the protocol filter (h2c here) this includes the
-// replies evhttp makes on its own, which used to be cut off and then break the loop.
-void check_refusals(int port, const std::string& path) {
-  for (const SmugglingCase& c : smuggling_cases()) {
+// port whose connections go through the protocol filter (h2c here: evhttp) this includes
+// the replies evhttp makes on its own, which used to be cut off and then break the loop.
+void check_refusals(int port, const std::string& path, Http1Kind transport) {
+  for (SmugglingCase c : smuggling_cases()) {
+    if (transport == Http1Kind::evhttp && !c.evhttp_code.empty()) c.code = c.evhttp_code;
+    if (transport == Http1Kind::builtin) c.evhttp_may_refuse = false;
     INFO(std::string(c.what));
     std::string before = metrics_of(port);
     RawRead read = send_until_closed(port, with_path(c.head, path) + c.body + smuggled(path));
@@ -144,12 +164,14 @@ void check_refusals(int port, const std::string& path) {
     bool ours = c.head_request || responses[0].body.find(code_prefix(c.code)) == 0;
     // evhttp's own refusals are JSON only through the libevent overrides, which run on
     // libevent 2.1.12-stable only (check_libevent_overrides_in_effect says so elsewhere).
-    const bool overrides_run = event_get_version_number() == 0x02010c00;
-    if (ours || overrides_run) CHECK(responses[0].has_header("Content-Type: application/json"));
-    if (c.evhttp_may_refuse && !ours && overrides_run)
-      CHECK(responses[0].body.find(code_prefix(kEvhttpRefusal)) == 0);
-    if (!c.evhttp_may_refuse) CHECK(ours);
-    if (ours && c.code != kEvhttpRefusal) {
+    const bool json = transport == Http1Kind::builtin || event_get_version_number() == 0x02010c00;
+    const bool evhttp_json = json && c.code == kParserRefusal;
+    if (ours && (c.code != kParserRefusal || json))
+      CHECK(responses[0].has_header("Content-Type: application/json"));
+    if (c.evhttp_may_refuse && !ours && evhttp_json)
+      CHECK(responses[0].body.find(code_prefix(kParserRefusal)) == 0);
+    if (!c.evhttp_may_refuse && (c.code != kParserRefusal || json)) CHECK(ours);
+    if (ours && c.code != kParserRefusal) {
       CHECK(bad_requests(metrics_of(port), c.code) == bad_requests(before, c.code) + 1);
     }
   }
@@ -200,12 +222,12 @@ TEST_CASE(
     "cache node: request heads a proxy could frame differently get 400 JSON and a closed "
     "connection") {
   NodeOnOrigin s;
-  check_refusals(s.node.port(), "/ping");
+  check_refusals(s.node.port(), "/ping", Http1Kind::builtin);
   check_keep_alive(s.node.port(), "/ping");
   // With h2c the plain port's connections go through the protocol filter, which
   // closes them itself after a closing reply: nothing behind a refused head is read.
   CacheNodeProcess h2c_node(s.dir.file("data-h2c"), s.origin.base_url(), {"listen.h2c=true"});
-  check_refusals(h2c_node.port(), "/ping");
+  check_refusals(h2c_node.port(), "/ping", Http1Kind::evhttp);
   check_keep_alive(h2c_node.port(), "/ping");
   // Clients that always send Host (libcurl) are unaffected.
   CHECK(http_get(s.node.url("/ping")).status == 200);
@@ -218,17 +240,22 @@ TEST_CASE(
   TempDir dir;
   TestOrigin origin;
   BalancerProcess balancer(dir, origin.url("/files"), channels_json({}), caches_json({}));
-  check_refusals(balancer.port(), "/health");
+  check_refusals(balancer.port(), "/health", Http1Kind::builtin);
   check_keep_alive(balancer.port(), "/health");
+  BalancerProcess on_evhttp(dir, origin.url("/files"), channels_json({}), caches_json({}),
+                            {"server.http1_transport=evhttp"});
+  check_refusals(on_evhttp.port(), "/health", Http1Kind::evhttp);
+  check_keep_alive(on_evhttp.port(), "/health");
   CHECK(balancer.get("/health").status == 200);
 }
 
 namespace {
 
-// A request line evhttp cannot parse is refused by evhttp itself, before any code of
-// ours runs: its JSON body and content type come only from the formatting replacement
-// (src/http/libevent_overrides.cc), which the server also reports as in effect, and whose
-// fast path wrote the reply's lines.
+// On evhttp (the transport of TLS and h2c listeners, and of plain ones configured
+// with server.http1_transport "evhttp"), a request line it cannot parse is refused by evhttp
+// itself, before any code of ours runs: its JSON body and content type come only from the
+// formatting replacement (src/http/libevent_overrides.cc), which the server also reports as in
+// effect, and whose fast path wrote the reply's lines.
 void check_libevent_overrides_in_effect(int port) {
   RawRead read = send_until_closed(port, "NOT A REQUEST LINE\r\n\r\n");
   INFO(read.bytes);
@@ -245,7 +272,7 @@ void check_libevent_overrides_in_effect(int port) {
     return;
   }
   CHECK(response.has_header("Content-Type: application/json"));
-  CHECK(response.body.find(code_prefix(kEvhttpRefusal)) == 0);
+  CHECK(response.body.find(code_prefix(kParserRefusal)) == 0);
   CHECK(metric_value(metrics, "http_evhttp_format_in_effect") == std::optional<double>(1));
   // Between two scrapes, two replies (that scrape's and a /health's): each a status line
   // and at least two header lines, all on the fast path (one per reply if only status
@@ -263,7 +290,34 @@ TEST_CASE(
     "both servers: evhttp's own refusal is a JSON error and the formatting replacement is in "
     "effect") {
   NodeOnOrigin s;
-  check_libevent_overrides_in_effect(s.node.port());
-  BalancerProcess balancer(s.dir, s.origin.url("/files"), channels_json({}), caches_json({}));
+  CacheNodeProcess node(s.dir.file("data-evhttp"), s.origin.base_url(),
+                        {"server.http1_transport=evhttp"});
+  check_libevent_overrides_in_effect(node.port());
+  BalancerProcess balancer(s.dir, s.origin.url("/files"), channels_json({}), caches_json({}),
+                           {"server.http1_transport=evhttp"});
   check_libevent_overrides_in_effect(balancer.port());
+}
+
+TEST_CASE("both servers: a head our transport cannot read is a JSON 400, and the close") {
+  NodeOnOrigin s;
+  BalancerProcess balancer(s.dir, s.origin.url("/files"), channels_json({}), caches_json({}));
+  for (int port : {s.node.port(), balancer.port()}) {
+    for (const char* head : {"NOT A REQUEST LINE\r\n\r\n", "GET /health HTTP/1.1\rHost: a\r\n\r\n",
+                             "GET /health HTTP/1.1\r\nHost: a\r\n folded\r\n\r\n"}) {
+      INFO(head);
+      RawRead read = send_until_closed(port, head);
+      CHECK(read.closed);
+      const RawResponse response = only_response(read);
+      CHECK(response.status == 400);
+      CHECK(response.has_header("Connection: close"));
+      CHECK(response.has_header("Content-Type: application/json"));
+      CHECK(response.body.find(code_prefix(kParserRefusal)) == 0);
+    }
+    // A version other than HTTP/1.x (HTTP/2's preface on a listener without h2c among them).
+    RawRead read = send_until_closed(port, "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+    CHECK(read.closed);
+    const RawResponse response = only_response(read);
+    CHECK(response.status == 505);
+    CHECK(response.body.find(code_prefix("http_version_not_supported")) == 0);
+  }
 }

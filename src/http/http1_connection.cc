@@ -1,0 +1,653 @@
+#include "http/http1_connection.h"
+
+#include <arpa/inet.h>
+#include <event2/buffer.h>
+#include <netinet/in.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <charconv>
+#include <chrono>
+#include <cstring>
+
+#include "core/ascii.h"
+#include "http/http_server.h"
+
+namespace common {
+namespace {
+
+constexpr size_t kReadSize = 16 * 1024;
+// Requests answered in one turn from bytes already read (a long pipeline yields to the
+// loop's other connections after these).
+constexpr int kRequestsPerTurn = 16;
+// Writes in one turn before waiting for the socket to say it is writable again.
+constexpr int kWritesPerTurn = 64;
+// After the last reply of a connection that closes: how long the client's remaining bytes are
+// read and dropped (so that the kernel does not answer them with a reset that could destroy
+// the reply before the client read it).
+constexpr int64_t kLingerSeconds = 2;
+// Buffers above this size are released when the connection goes idle.
+constexpr size_t kKeptBufferBytes = 16 * 1024;
+
+int64_t now_seconds() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+bool same_name(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && strncasecmp(a.data(), b.data(), a.size()) == 0;
+}
+
+bool has_line_break(std::string_view s) {
+  return s.find_first_of("\r\n") != std::string_view::npos;
+}
+
+std::string peer_address(const sockaddr* peer) {
+  char text[INET6_ADDRSTRLEN] = "";
+  if (peer == nullptr) return {};
+  if (peer->sa_family == AF_INET) {
+    inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(peer)->sin_addr, text, sizeof text);
+  } else if (peer->sa_family == AF_INET6) {
+    inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(peer)->sin6_addr, text, sizeof text);
+  }
+  return text;
+}
+
+// Each comma-separated token of a Connection value, trimmed.
+template <typename Fn>
+void for_each_token(std::string_view value, Fn&& fn) {
+  while (!value.empty()) {
+    const size_t comma = value.find(',');
+    fn(trim_ows(value.substr(0, comma)));
+    if (comma == std::string_view::npos) break;
+    value.remove_prefix(comma + 1);
+  }
+}
+
+// A field's value for RequestFramingCheck: from the first tab after the colon, if any. The
+// parser drops the whitespace around a value as RFC 9110 says; a proxy in front may not
+// drop a tab, and read "Transfer-Encoding:<tab>chunked" as no chunked coding at all, so the
+// check refuses a value that starts with one, as it did when evhttp kept it.
+std::string_view value_as_checked(const HeaderField& field) {
+  const char* after_colon = field.name.data() + field.name.size() + 1;
+  std::string_view space(after_colon, static_cast<size_t>(field.value.data() - after_colon));
+  const size_t tab = space.find('\t');
+  if (tab == std::string_view::npos) return field.value;
+  return std::string_view(after_colon + tab, space.size() - tab + field.value.size());
+}
+
+}  // namespace
+
+Http1Connection* Http1Connection::open(HttpServer& server, evutil_socket_t fd,
+                                       const sockaddr* peer) {
+  auto* connection = new Http1Connection(server, fd, peer_address(peer));
+  if (!connection->watch()) {
+    delete connection;  // closes fd
+    return nullptr;
+  }
+  server.http1_opened(*connection);
+  return connection;
+}
+
+Http1Connection::Http1Connection(HttpServer& server, evutil_socket_t fd, std::string remote_ip)
+    : server_(server), fd_(fd), remote_ip_(std::move(remote_ip)), out_(evbuffer_new()) {}
+
+Http1Connection::~Http1Connection() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+bool Http1Connection::watch() {
+  event_base* base = server_.event_loop();
+  auto on_read = [](evutil_socket_t, short, void* arg) {
+    static_cast<Http1Connection*>(arg)->on_readable();
+  };
+  auto on_write = [](evutil_socket_t, short, void* arg) {
+    static_cast<Http1Connection*>(arg)->on_writable();
+  };
+  auto on_timer = [](evutil_socket_t, short, void* arg) {
+    static_cast<Http1Connection*>(arg)->on_timer();
+  };
+  auto on_serve = [](evutil_socket_t, short, void* arg) {
+    auto* self = static_cast<Http1Connection*>(arg);
+    if (self->destroying_) {
+      self->server_.http1_closed(*self);
+      delete self;
+      return;
+    }
+    self->serve_pending();
+  };
+  read_event_.reset(event_new(base, fd_, EV_READ | EV_PERSIST, on_read, this));
+  write_event_.reset(event_new(base, fd_, EV_WRITE | EV_PERSIST, on_write, this));
+  timer_.reset(evtimer_new(base, on_timer, this));
+  serve_event_.reset(event_new(base, -1, 0, on_serve, this));
+  if (!read_event_ || !write_event_ || !timer_ || !serve_event_ || !out_) return false;
+  // The read watch stays armed for the connection's life: a request's end does not cost a
+  // system call to stop and start watching (evhttp's does).
+  if (event_add(read_event_.get(), nullptr) != 0) return false;
+  last_activity_s_ = now_seconds();
+  timeval timeout{server_.options().io_timeout_s, 0};
+  evtimer_add(timer_.get(), &timeout);
+  return true;
+}
+
+void Http1Connection::detach() {
+  if (state_ != nullptr) {
+    state_->closed = true;
+    state_->front = nullptr;
+    state_->finished = true;
+    state_.reset();
+  }
+}
+
+// ---- reading ----
+
+void Http1Connection::on_readable() {
+  char buffer[kReadSize];
+  const ssize_t n = ::read(fd_, buffer, sizeof buffer);
+  if (n < 0) {
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return;
+    close_now();
+    return;
+  }
+  if (n == 0) {  // the client closed (or shut its sending side)
+    event_del(read_event_.get());
+    reading_paused_ = true;
+    peer_done_ = true;
+    if (phase_ == Phase::flushing) {
+      close_after_reply();  // the reply is complete: it is still written
+    } else {
+      close_now();  // a request in progress is abandoned, as the client went away
+    }
+    return;
+  }
+  last_activity_s_ = now_seconds();
+  if (phase_ == Phase::lingering) return;  // dropped
+  pending_.append(buffer, static_cast<size_t>(n));
+  if (phase_ == Phase::head || phase_ == Phase::body) {
+    serve_pending();
+  } else if (pending_.size() >
+             server_.options().max_header_bytes * 2 + 8192 + server_.options().max_body_bytes) {
+    // A pipeline ahead of the replies: stop reading until this request is answered.
+    event_del(read_event_.get());
+    reading_paused_ = true;
+  }
+}
+
+void Http1Connection::serve_pending() {
+  if (in_serve_ || closed_) return;
+  in_serve_ = true;
+  int served = 0;
+  for (; served < kRequestsPerTurn && !closed_; ++served) {
+    if (phase_ == Phase::head && !read_head()) break;
+    if (phase_ == Phase::body && !read_body()) break;
+    if (phase_ != Phase::head) break;  // the reply is not written yet: it moves us on
+  }
+  in_serve_ = false;
+  if (served == kRequestsPerTurn && phase_ == Phase::head && !pending_.empty()) schedule_serve();
+}
+
+bool Http1Connection::read_head() {
+  if (pending_.empty()) return false;
+  const HttpServerOptions& options = server_.options();
+  // Room above the configured limit, so that a head a little over it is read and answered
+  // with the exact limit that applies (414 or 431, by HttpServer::dispatch).
+  const size_t limit = options.max_header_bytes * 2 + 8192;
+  const size_t from = head_searched_ > 3 ? head_searched_ - 3 : 0;
+  if (http1_head_end(pending_, from) == std::string::npos && pending_.size() < limit) {
+    head_searched_ = pending_.size();
+    return false;
+  }
+  parse_http1_head(pending_, limit, parsed_);
+  switch (parsed_.status) {
+    case HeadStatus::incomplete:
+      head_searched_ = pending_.size();
+      return false;
+    case HeadStatus::too_large:
+      parsed_.head.fields.clear();  // views into bytes that are not kept
+      refuse(431, "headers_too_large",
+             "The request headers are larger than " + std::to_string(options.max_header_bytes) +
+                 " bytes.");
+      return true;
+    case HeadStatus::malformed:
+      parsed_.head.fields.clear();
+      refuse(400, "bad_request", parsed_.error);
+      return true;
+    case HeadStatus::complete:
+      break;
+  }
+  begin_request(parsed_.head);
+  return true;
+}
+
+void Http1Connection::begin_request(const Http1Head& parsed) {
+  // The head's bytes move out of pending_ (which the next reads append to), and its views
+  // with them.
+  Http1Head& head = parsed_.head;
+  head_bytes_.assign(pending_.data(), parsed.size);
+  const char* old_base = pending_.data();
+  auto moved = [&](std::string_view view) {
+    return std::string_view(head_bytes_.data() + (view.data() - old_base), view.size());
+  };
+  head.method = moved(head.method);
+  head.target = moved(head.target);
+  for (HeaderField& field : head.fields) {
+    field.name = moved(field.name);
+    field.value = moved(field.value);
+  }
+  pending_.erase(0, parsed.size);
+  head_searched_ = 0;
+
+  if (head.major != 1) {
+    refuse(505, "http_version_not_supported", "This server speaks HTTP/1.1 and HTTP/1.0.",
+           head.method, head.target);
+    return;
+  }
+  minor_version_ = head.minor;
+  RequestFramingCheck framing(head.method, head.major, head.minor);
+  header_bytes_ = head.target.size() + 16;
+  bool close_asked = false;
+  keep_alive_asked_ = false;
+  expect_continue_ = false;
+  chunked_request_ = false;
+  content_length_ = 0;
+  for (const HeaderField& field : head.fields) {
+    header_bytes_ += field.name.size() + field.value.size() + 4;
+    framing.field(field.name, value_as_checked(field));
+    if (same_name(field.name, "Content-Length")) {
+      // RequestFramingCheck refuses any value but digits; a refused one is not read.
+      std::from_chars(field.value.data(), field.value.data() + field.value.size(), content_length_);
+    } else if (same_name(field.name, "Transfer-Encoding")) {
+      chunked_request_ = true;  // RequestFramingCheck refuses anything but "chunked"
+    } else if (same_name(field.name, "Connection")) {
+      for_each_token(field.value, [&](std::string_view token) {
+        if (same_name(token, "close")) close_asked = true;
+        if (same_name(token, "keep-alive")) keep_alive_asked_ = true;
+      });
+    } else if (same_name(field.name, "Expect")) {
+      expect_continue_ = same_name(field.value, "100-continue");
+    }
+  }
+  // HTTP/1.1 stays open unless asked to close; HTTP/1.0 only when asked to stay.
+  keep_alive_ = !close_asked && (head.minor >= 1 || keep_alive_asked_);
+  new_state(head.method, head.target);
+  state_->framing = framing.problem();
+  if (state_->framing != FramingProblem::none) {
+    // Where this request ends is in doubt: nothing after its head is read as a request.
+    close_after_reply();
+    dispatch_request(0);
+    return;
+  }
+  body_.clear();
+  if (content_length_ > server_.options().max_body_bytes) {
+    close_after_reply();  // answered 413 without reading the body
+    dispatch_request(static_cast<size_t>(
+        std::min<uint64_t>(content_length_, server_.options().max_body_bytes + 1)));
+    return;
+  }
+  if (!chunked_request_ && content_length_ == 0) {
+    dispatch_request(0);
+    return;
+  }
+  phase_ = Phase::body;
+  chunked_ = ChunkedBodyDecoder{};
+  const bool body_here = !chunked_request_ && pending_.size() >= content_length_;
+  if (expect_continue_ && head.minor >= 1 && !body_here) {
+    evbuffer_add(out_.get(), "HTTP/1.1 100 Continue\r\n\r\n", 25);
+    flush();
+  }
+}
+
+bool Http1Connection::read_body() {
+  const size_t max_body = server_.options().max_body_bytes;
+  if (!chunked_request_) {
+    if (pending_.size() < content_length_) return false;
+    body_.assign(pending_, 0, content_length_);
+    pending_.erase(0, content_length_);
+    dispatch_request(body_.size());
+    return true;
+  }
+  size_t used = 0;
+  const ChunkedBodyDecoder::Status status = chunked_.feed(pending_, body_, max_body, used);
+  pending_.erase(0, used);
+  switch (status) {
+    case ChunkedBodyDecoder::Status::more:
+      return false;
+    case ChunkedBodyDecoder::Status::complete:
+      dispatch_request(body_.size());
+      return true;
+    case ChunkedBodyDecoder::Status::too_large:
+      close_after_reply();
+      dispatch_request(max_body + 1);  // answered 413
+      return true;
+    case ChunkedBodyDecoder::Status::malformed:
+      break;
+  }
+  close_after_reply();
+  phase_ = Phase::handling;
+  server_.refuse_request(state_, 400, "bad_chunked_body", chunked_.error());
+  return true;
+}
+
+void Http1Connection::new_state(std::string_view method, std::string_view target) {
+  auto state = std::make_shared<RequestState>();
+  state->server = &server_;
+  state->front = this;
+  state->start = server_.clock().now();
+  state->method.assign(method);
+  state->target.assign(target);
+  const size_t query_at = target.find('?');
+  state->path.assign(target.substr(0, query_at));
+  if (query_at != std::string_view::npos) {
+    std::string_view query = target.substr(query_at + 1);
+    state->query.assign(query.substr(0, query.find('#')));
+  }
+  state->remote_ip = remote_ip_;
+  date_given = false;
+  if (state_ == nullptr) server_.http1_request_began();
+  state_ = std::move(state);
+}
+
+void Http1Connection::dispatch_request(size_t body_bytes) {
+  phase_ = Phase::handling;
+  // A copy: a reply made at once moves this connection on (state_ reset) before dispatch returns.
+  server_.dispatch(state_, header_bytes_, body_bytes);
+}
+
+void Http1Connection::refuse(int status, std::string_view code, std::string_view message,
+                             std::string_view method, std::string_view target) {
+  new_state(method, target);
+  close_after_reply();
+  minor_version_ = 1;
+  phase_ = Phase::handling;
+  server_.refuse_request(state_, status, code, message);
+}
+
+// ---- the request, for the exchange ----
+
+std::optional<std::string> Http1Connection::request_header(const char* name) const {
+  const std::string_view wanted(name);
+  for (const HeaderField& field : parsed_.head.fields) {
+    if (same_name(field.name, wanted)) return std::string(field.value);
+  }
+  return std::nullopt;
+}
+
+std::vector<HttpHeader> Http1Connection::request_headers_with_prefix(
+    std::string_view prefix) const {
+  std::vector<HttpHeader> out;
+  for (const HeaderField& field : parsed_.head.fields) {
+    if (field.name.size() >= prefix.size() &&
+        same_name(field.name.substr(0, prefix.size()), prefix))
+      out.push_back({std::string(field.name), std::string(field.value)});
+  }
+  return out;
+}
+
+// ---- the reply ----
+
+void Http1Connection::add_response_header(const std::string& name, const std::string& value) {
+  // A line break would end the field (or the head) early: such a field is dropped, as evhttp
+  // drops it.
+  if (name.empty() || has_line_break(name) || has_line_break(value)) return;
+  if (same_name(name, "Connection")) {
+    for_each_token(value, [&](std::string_view token) {
+      if (same_name(token, "close")) close_after_reply();
+    });
+  }
+  response_headers_.append(name).append(": ").append(value).append("\r\n");
+}
+
+void Http1Connection::remove_response_header(const char* name) {
+  const std::string_view wanted(name);
+  size_t at = 0;
+  while (at < response_headers_.size()) {
+    const size_t end = response_headers_.find("\r\n", at) + 2;
+    const size_t colon = response_headers_.find(':', at);
+    if (same_name(std::string_view(response_headers_).substr(at, colon - at), wanted)) {
+      response_headers_.erase(at, end - at);
+    } else {
+      at = end;
+    }
+  }
+}
+
+bool Http1Connection::has_response_header(const char* name) const {
+  const std::string_view wanted(name);
+  for (size_t at = 0; at < response_headers_.size();) {
+    const size_t colon = response_headers_.find(':', at);
+    if (same_name(std::string_view(response_headers_).substr(at, colon - at), wanted)) return true;
+    at = response_headers_.find("\r\n", colon) + 2;
+  }
+  return false;
+}
+
+void Http1Connection::queue_head(int status, std::string_view framing_header) {
+  thread_local std::string head;
+  head.clear();
+  char status_text[16];
+  const auto [status_end, ignored] = std::to_chars(status_text, status_text + 4, status);
+  head.append("HTTP/1.1 ")
+      .append(status_text, status_end)
+      .append(" ")
+      .append(reason_phrase(status))
+      .append("\r\n")
+      .append(response_headers_);
+  if (!date_given) head.append("Date: ").append(http_date(server_.clock())).append("\r\n");
+  if (server_.draining()) close_after_reply();
+  if (!keep_alive_) {
+    if (!has_response_header("Connection")) head.append("Connection: close\r\n");
+  } else if (minor_version_ == 0) {
+    head.append("Connection: keep-alive\r\n");
+  }
+  head.append(framing_header).append("\r\n");
+  evbuffer_add(out_.get(), head.data(), head.size());
+}
+
+void Http1Connection::queue_body(BodyBuffer body) {
+  evbuffer_add_buffer(out_.get(), static_cast<evbuffer*>(body.native()));
+}
+
+void Http1Connection::send_reply(int status, BodyBuffer body, bool has_body) {
+  if (closed_ || phase_ != Phase::handling) {
+    server_.reply_flushed();  // HttpExchange::reply counted it; nothing will be written
+    return;
+  }
+  queue_head(status, {});
+  if (has_body) queue_body(std::move(body));
+  reply_counted_ = true;  // HttpExchange::reply counted it
+  reply_complete_ = true;
+  phase_ = Phase::flushing;
+  flush();
+}
+
+void Http1Connection::start_reply(int status) {
+  if (closed_ || phase_ != Phase::handling) return;
+  body_allowed_ = state_ != nullptr && state_->method != "HEAD" && status >= 200 && status != 204 &&
+                  status != 304;
+  std::string_view framing;
+  if (body_allowed_ && !(state_ != nullptr && state_->has_content_length)) {
+    if (minor_version_ >= 1) {
+      chunked_reply_ = true;
+      framing = "Transfer-Encoding: chunked\r\n";
+    } else {
+      close_after_reply();  // HTTP/1.0: the close ends the body
+    }
+  }
+  queue_head(status, framing);
+  flush();
+}
+
+void Http1Connection::send_body(BodyBuffer bytes) {
+  if (closed_ || phase_ != Phase::handling || !body_allowed_) return;
+  auto* data = static_cast<evbuffer*>(bytes.native());
+  const size_t size = evbuffer_get_length(data);
+  if (size == 0) return;  // an empty chunk would end a chunked body
+  if (chunked_reply_) {
+    char size_line[24];
+    const int n = snprintf(size_line, sizeof size_line, "%zx\r\n", size);
+    evbuffer_add(out_.get(), size_line, static_cast<size_t>(n));
+    evbuffer_add_buffer(out_.get(), data);
+    evbuffer_add(out_.get(), "\r\n", 2);
+  } else {
+    evbuffer_add_buffer(out_.get(), data);
+  }
+  flush();
+}
+
+void Http1Connection::end_reply() {
+  if (closed_ || phase_ != Phase::handling) return;
+  if (chunked_reply_) evbuffer_add(out_.get(), "0\r\n\r\n", 5);
+  server_.reply_pending();
+  reply_counted_ = true;
+  reply_complete_ = true;
+  phase_ = Phase::flushing;
+  flush();
+}
+
+void Http1Connection::abort_reply() {
+  close_now();
+}
+
+// ---- writing ----
+
+void Http1Connection::on_writable() {
+  flush();
+}
+
+void Http1Connection::flush() {
+  if (closed_) return;
+  evbuffer* out = out_.get();
+  for (int i = 0; i < kWritesPerTurn && evbuffer_get_length(out) > 0; ++i) {
+    const int n = evbuffer_write_atmost(out, fd_, -1);
+    if (n < 0) {
+      if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) break;
+      close_now();  // the client is gone
+      return;
+    }
+    if (n == 0) break;
+    last_activity_s_ = now_seconds();
+  }
+  if (evbuffer_get_length(out) > 0) {
+    if (!write_watched_) event_add(write_event_.get(), nullptr);
+    write_watched_ = true;
+    return;
+  }
+  if (write_watched_) event_del(write_event_.get());
+  write_watched_ = false;
+  if (reply_complete_ && phase_ == Phase::flushing) reply_written();
+}
+
+void Http1Connection::reply_written() {
+  if (reply_counted_) {
+    reply_counted_ = false;
+    server_.reply_flushed();
+  }
+  if (!keep_alive_) {
+    linger();
+    return;
+  }
+  finish_request();
+  resume_reading();
+  if (!in_serve_ && !pending_.empty()) schedule_serve();
+}
+
+void Http1Connection::finish_request() {
+  if (state_ != nullptr) {
+    state_->front = nullptr;
+    state_.reset();
+    server_.http1_request_ended();
+  }
+  phase_ = Phase::head;
+  reply_complete_ = false;
+  chunked_reply_ = false;
+  body_allowed_ = true;
+  response_headers_.clear();
+  body_.clear();
+  for (std::string* buffer : {&pending_, &body_, &head_bytes_, &response_headers_}) {
+    if (buffer->empty() && buffer->capacity() > kKeptBufferBytes) std::string().swap(*buffer);
+  }
+}
+
+void Http1Connection::linger() {
+  finish_request();
+  phase_ = Phase::lingering;
+  pending_.clear();
+  ::shutdown(fd_, SHUT_WR);
+  linger_until_s_ = now_seconds() + kLingerSeconds;
+  if (peer_done_) {
+    close_now();  // the client closed its side already: nothing to wait for
+    return;
+  }
+  resume_reading();  // a pipeline may have filled the buffer: read and drop the rest
+  timeval second{1, 0};
+  evtimer_add(timer_.get(), &second);
+}
+
+void Http1Connection::on_timer() {
+  const int64_t now = now_seconds();
+  const int64_t timeout = server_.options().io_timeout_s;
+  timeval next{timeout, 0};
+  if (phase_ == Phase::lingering) {
+    if (now >= linger_until_s_) {
+      close_now();
+      return;
+    }
+    next.tv_sec = 1;
+  } else if (phase_ == Phase::handling && evbuffer_get_length(out_.get()) == 0) {
+    // The handler has the request (a held playlist request, a queue, a slow origin): the
+    // client is not idle, we are.
+    last_activity_s_ = now;
+  } else {
+    const int64_t idle = now - last_activity_s_;
+    if (idle >= timeout) {
+      close_now();  // an idle keep-alive connection, a head never finished, a stalled reader
+      return;
+    }
+    next.tv_sec = timeout - idle;
+  }
+  evtimer_add(timer_.get(), &next);
+}
+
+// ---- closing ----
+
+void Http1Connection::close_now() {
+  if (closed_) return;
+  closed_ = true;
+  event_del(read_event_.get());
+  event_del(write_event_.get());
+  event_del(timer_.get());
+  ::close(fd_);
+  fd_ = -1;
+  if (reply_counted_) {
+    reply_counted_ = false;
+    server_.reply_flushed();
+  }
+  if (std::shared_ptr<RequestState> state = std::move(state_)) {
+    server_.http1_request_ended();
+    if (phase_ == Phase::body || state->finished) {
+      state->front = nullptr;  // not dispatched yet, or answered
+    } else {
+      server_.request_abandoned(*state);  // on_close, in this turn
+    }
+  }
+  destroy_soon();
+}
+
+void Http1Connection::resume_reading() {
+  if (!reading_paused_ || peer_done_ || closed_) return;
+  event_add(read_event_.get(), nullptr);
+  reading_paused_ = false;
+}
+
+void Http1Connection::schedule_serve() {
+  event_active(serve_event_.get(), EV_TIMEOUT, 1);
+}
+
+void Http1Connection::destroy_soon() {
+  destroying_ = true;
+  event_active(serve_event_.get(), EV_TIMEOUT, 1);
+}
+
+}  // namespace common

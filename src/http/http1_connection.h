@@ -1,0 +1,150 @@
+// HTTP/1.x on a plain socket, our own transport in evhttp's place (docs/architecture.md,
+// "The HTTP/1 transport"): one object per accepted connection, which reads request heads
+// with parse_http1_head (http/http1_head.h) and RequestFramingCheck, bodies by
+// Content-Length or chunked, hands each request to HttpServer::dispatch as an HttpExchange,
+// and carries its reply as the exchange's front end (http/request_state.h). Requests on
+// one connection are served one at a time, in order (keep-alive and pipelining).
+//
+// Why not evhttp: per request it allocates and frees ~50 blocks (request, URI parts, header
+// lists), drops and re-arms the read watch (a system call), parses the URI for a callback
+// table we do not use and searches its header lists by name; together about two thirds of
+// the balancer's user time on a small reply. Here the read watch stays armed, the head is
+// read into views of one copy of its bytes, and a small reply leaves in one writev.
+//
+// Internal to http_server.cc and http_exchange.cc. Loop thread only.
+#pragma once
+
+#include <event2/event.h>
+#include <sys/socket.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/handles.h"
+#include "http/http1_head.h"
+#include "http/request_state.h"
+
+namespace common {
+
+class HttpServer;
+
+class Http1Connection final : public ExchangeFrontEnd {
+ public:
+  // Serves the accepted, non-blocking socket `fd` (owned from now on). Registers itself
+  // with `server`, which deletes it if it is destroyed first. Null if the loop cannot watch
+  // the socket (`fd` is closed).
+  static Http1Connection* open(HttpServer& server, evutil_socket_t fd, const sockaddr* peer);
+  ~Http1Connection() override;
+  Http1Connection(const Http1Connection&) = delete;
+  Http1Connection& operator=(const Http1Connection&) = delete;
+
+  // The server is going away: the request in progress (if any) is told its client is gone,
+  // without calling back into the server.
+  void detach();
+
+  // ExchangeFrontEnd: the request in progress and its reply.
+  std::optional<std::string> request_header(const char* name) const override;
+  std::vector<HttpHeader> request_headers_with_prefix(std::string_view prefix) const override;
+  std::string request_body_bytes() const override { return body_; }
+  void add_response_header(const std::string& name, const std::string& value) override;
+  void remove_response_header(const char* name) override;
+  bool has_response_header(const char* name) const override;
+  void send_reply(int status, BodyBuffer body, bool has_body) override;
+  void start_reply(int status) override;
+  void send_body(BodyBuffer bytes) override;
+  void end_reply() override;
+  void abort_reply() override;
+
+ private:
+  enum class Phase {
+    head,       // waiting for (the rest of) a request head
+    body,       // the head is read; its body is arriving
+    handling,   // dispatched: the reply is not complete
+    flushing,   // the reply is complete, part of it still in `out_`
+    lingering,  // the last reply is written and our side shut: reading until the client closes
+  };
+
+  Http1Connection(HttpServer& server, evutil_socket_t fd, std::string remote_ip);
+  bool watch();  // creates the events; false when the loop cannot
+
+  void on_readable();
+  void on_writable();
+  void on_timer();
+  // Reads and answers what `pending_` holds, request after request, while no reply is
+  // outstanding (bounded: a long pipeline continues in the next loop turn).
+  void serve_pending();
+  bool read_head();  // false: wait for more bytes (or the connection is closing)
+  bool read_body();
+  void begin_request(const Http1Head& head);
+  void dispatch_request(size_t body_bytes);
+  // Answers a head that could not be read (431, 400, 505) and closes after the reply.
+  void refuse(int status, std::string_view code, std::string_view message,
+              std::string_view method = {}, std::string_view target = {});
+  void new_state(std::string_view method, std::string_view target);
+
+  // The status line and the response headers, with Date, Connection and the framing.
+  void queue_head(int status, std::string_view framing_header);
+  void queue_body(BodyBuffer body);
+  // Writes what `out_` holds as far as the socket takes it; then, if the reply is complete,
+  // moves on (the next request, or the close).
+  void flush();
+  void reply_written();
+  void finish_request();
+  void close_after_reply() { keep_alive_ = false; }
+  // The client is gone or the connection failed: the request in progress is abandoned, the
+  // socket closed at once, and this object freed in a later turn.
+  void close_now();
+  void linger();
+  void resume_reading();  // after a pause for a pipeline ahead of the replies
+  void schedule_serve();
+  void destroy_soon();
+
+  HttpServer& server_;
+  evutil_socket_t fd_;
+  std::string remote_ip_;
+  EventPtr read_event_;
+  EventPtr write_event_;
+  EventPtr timer_;
+  EventPtr serve_event_;  // serve_pending() or the delete, in a later turn
+  EvbufferPtr out_;
+
+  Phase phase_ = Phase::head;
+  std::string pending_;       // bytes read and not yet used
+  size_t head_searched_ = 0;  // bytes of pending_ already searched for a head's end
+  bool reading_paused_ = false;
+  bool peer_done_ = false;  // the client closed its sending side (EOF read)
+  bool write_watched_ = false;
+  bool in_serve_ = false;
+  bool closed_ = false;
+  bool destroying_ = false;
+  // Seconds (loop clock) of the last byte read or written, for io_timeout_s.
+  int64_t last_activity_s_ = 0;
+  int64_t linger_until_s_ = 0;
+
+  // The request in progress.
+  std::shared_ptr<RequestState> state_;
+  std::string head_bytes_;  // the head's bytes: the views below point into them
+  HeadParse parsed_;
+  int minor_version_ = 1;
+  bool keep_alive_ = true;
+  bool keep_alive_asked_ = false;  // HTTP/1.0 with "Connection: keep-alive"
+  bool expect_continue_ = false;
+  bool chunked_request_ = false;
+  uint64_t content_length_ = 0;
+  size_t header_bytes_ = 0;
+  ChunkedBodyDecoder chunked_;
+  std::string body_;
+  // The reply.
+  std::string response_headers_;  // "Name: value\r\n" each
+  bool reply_complete_ = false;
+  bool reply_counted_ = false;  // the server counts it unflushed (HttpServer::reply_pending)
+  bool chunked_reply_ = false;
+  bool body_allowed_ = true;
+};
+
+}  // namespace common
