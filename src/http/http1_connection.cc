@@ -171,12 +171,15 @@ void Http1Connection::on_readable() {
   pending_.append(buffer, static_cast<size_t>(n));
   if (phase_ == Phase::head || phase_ == Phase::body) {
     serve_pending();
-  } else if (pending_.size() >
-             server_.options().max_header_bytes * 2 + 8192 + server_.options().max_body_bytes) {
+  } else if (pending_.size() > head_limit() + server_.options().max_body_bytes) {
     // A pipeline ahead of the replies: stop reading until this request is answered.
     event_del(read_event_.get());
     reading_paused_ = true;
   }
+}
+
+size_t Http1Connection::head_limit() const {
+  return server_.options().max_header_bytes * 2 + 8192;
 }
 
 void Http1Connection::serve_pending() {
@@ -195,9 +198,7 @@ void Http1Connection::serve_pending() {
 bool Http1Connection::read_head() {
   if (pending_.empty()) return false;
   const HttpServerOptions& options = server_.options();
-  // Room above the configured limit, so that a head a little over it is read and answered
-  // with the exact limit that applies (414 or 431, by HttpServer::dispatch).
-  const size_t limit = options.max_header_bytes * 2 + 8192;
+  const size_t limit = head_limit();
   const size_t from = head_searched_ > 3 ? head_searched_ - 3 : 0;
   if (http1_head_end(pending_, from) == std::string::npos && pending_.size() < limit) {
     head_searched_ = pending_.size();

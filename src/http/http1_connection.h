@@ -78,6 +78,10 @@ class Http1Connection final : public ExchangeFrontEnd {
   // Reads and answers what `pending_` holds, request after request, while no reply is
   // outstanding (bounded: a long pipeline continues in the next loop turn).
   void serve_pending();
+  // The most bytes a head may take: room above the configured limit, so that a head a little
+  // over it is read and answered with the exact limit that applies (414 or 431, by
+  // HttpServer::dispatch).
+  size_t head_limit() const;
   bool read_head();  // false: wait for more bytes (or the connection is closing)
   bool read_body();
   void begin_request(const Http1Head& head);

@@ -1,7 +1,8 @@
-// HTTP/1.1 server on evhttp: routing, JSON error replies (DESIGN.md error
+// The HTTP server of one event loop: routing, JSON error replies (DESIGN.md error
 // contract), one access-log line per request, request size limits, I/O timeouts
-// and graceful drain, serving HttpExchanges (http/http_exchange.h). One
-// server per event loop; loop thread only.
+// and graceful drain, serving HttpExchanges (http/http_exchange.h) over HTTP/1 (our
+// own transport on plain listeners, http/http1_connection.h; evhttp on TLS and h2c
+// ones) and HTTP/2 (http/http2_connection.h). Loop thread only.
 #pragma once
 
 #include <event2/bufferevent.h>
