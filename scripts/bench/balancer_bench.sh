@@ -226,7 +226,7 @@ start_balancer() {
     --set caches_file="$WORK/balancer/caches.json" --set origins.demo.url="$ORIGIN_URL" \
     --set server.access_log=false --set limits.max_streams=1000000 --set playback.allow_anonymous=true \
     --set limits.max_traffic_mbps=0 --set limits.max_anonymous_per_address=0 $MEDIA_PLAYLIST_SETS \
-    $BENCH_SERVER_SETS "$@"
+    ${BENCH_SERVER_SETS:-} "$@"
   cd - >/dev/null
   BAL_PID[$name]=$SPAWNED
   watch "$name" "$SPAWNED" "$WORK/balancer/$name.log"

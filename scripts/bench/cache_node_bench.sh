@@ -155,7 +155,7 @@ start_cache_node() {
   spawn "$WORK/$name/log" "$CACHE_NODE" --config conf/cache_node.json --set listen.port=0 \
     --set threads="$threads" --set data_dir="$WORK/$name/data" \
     --set origins.demo.url="$ORIGIN_URL" --set signing.required=false --set server.access_log=false \
-    $BENCH_SERVER_SETS
+    ${BENCH_SERVER_SETS:-}
   cd - >/dev/null
   if ! port=$(wait_listening "$WORK/$name/log" 15 "$SPAWNED"); then
     PEER_SKIP[$name]="failed to start: $(tail -n 5 "$WORK/$name/log" | tr '\n' ' ')"
