@@ -6,6 +6,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <charconv>
 #include <chrono>
@@ -26,16 +27,20 @@ constexpr int kWritesPerTurn = 64;
 // After the last reply of a connection that closes: how long the client's remaining bytes are
 // read and dropped (so that the kernel does not answer them with a reset that could destroy
 // the reply before the client read it).
-constexpr int64_t kLingerSeconds = 2;
+constexpr int64_t kLingerMs = 2000;
 // Buffers above this size are released when the connection goes idle.
 constexpr size_t kKeptBufferBytes = 16 * 1024;
 
-// The loop's time of this turn, in seconds: read once per turn by libevent, so marking a
-// connection active costs no clock call.
-int64_t loop_seconds(event_base* base) {
+// The loop's time of this turn, in milliseconds: read once per turn by libevent, so marking
+// a connection active costs no clock call.
+int64_t loop_ms(event_base* base) {
   timeval now{};
   event_base_gettimeofday_cached(base, &now);
-  return now.tv_sec;
+  return int64_t{now.tv_sec} * 1000 + now.tv_usec / 1000;
+}
+
+timeval after_ms(int64_t ms) {
+  return timeval{static_cast<time_t>(ms / 1000), static_cast<suseconds_t>(ms % 1000 * 1000)};
 }
 
 bool same_name(std::string_view a, std::string_view b) {
@@ -130,7 +135,7 @@ bool Http1Connection::watch() {
   // The read watch stays armed for the connection's life: a request's end does not cost a
   // system call to stop and start watching (evhttp's does).
   if (event_add(read_event_.get(), nullptr) != 0) return false;
-  last_activity_s_ = loop_seconds(server_.event_loop());
+  last_activity_ms_ = loop_ms(server_.event_loop());
   timeval timeout{server_.options().io_timeout_s, 0};
   evtimer_add(timer_.get(), &timeout);
   return true;
@@ -166,8 +171,9 @@ void Http1Connection::on_readable() {
     }
     return;
   }
-  last_activity_s_ = loop_seconds(server_.event_loop());
+  last_activity_ms_ = loop_ms(server_.event_loop());
   if (phase_ == Phase::lingering) return;  // dropped
+  if (phase_ == Phase::head && pending_.empty()) request_began_ms_ = last_activity_ms_;
   pending_.append(buffer, static_cast<size_t>(n));
   if (phase_ == Phase::head || phase_ == Phase::body) {
     serve_pending();
@@ -532,7 +538,7 @@ void Http1Connection::flush() {
       return;
     }
     if (n == 0) break;
-    last_activity_s_ = loop_seconds(server_.event_loop());
+    last_activity_ms_ = loop_ms(server_.event_loop());
   }
   if (evbuffer_get_length(out) > 0) {
     if (!write_watched_) event_add(write_event_.get(), nullptr);
@@ -565,6 +571,7 @@ void Http1Connection::finish_request() {
     server_.http1_request_ended();
   }
   phase_ = Phase::head;
+  request_began_ms_ = loop_ms(server_.event_loop());  // for bytes already read (a pipeline)
   reply_complete_ = false;
   chunked_reply_ = false;
   body_allowed_ = true;
@@ -580,39 +587,50 @@ void Http1Connection::linger() {
   phase_ = Phase::lingering;
   pending_.clear();
   ::shutdown(fd_, SHUT_WR);
-  linger_until_s_ = loop_seconds(server_.event_loop()) + kLingerSeconds;
+  linger_until_ms_ = loop_ms(server_.event_loop()) + kLingerMs;
   if (peer_done_) {
     close_now();  // the client closed its side already: nothing to wait for
     return;
   }
   resume_reading();  // a pipeline may have filled the buffer: read and drop the rest
-  timeval second{1, 0};
-  evtimer_add(timer_.get(), &second);
+  const timeval wait = after_ms(kLingerMs);
+  evtimer_add(timer_.get(), &wait);
 }
 
 void Http1Connection::on_timer() {
-  const int64_t now = loop_seconds(server_.event_loop());
-  const int64_t timeout = server_.options().io_timeout_s;
-  timeval next{timeout, 0};
+  const int64_t now = loop_ms(server_.event_loop());
+  const int64_t timeout = int64_t{server_.options().io_timeout_s} * 1000;
+  int64_t next = timeout;
   if (phase_ == Phase::lingering) {
-    if (now >= linger_until_s_) {
+    if (now >= linger_until_ms_) {
       close_now();
       return;
     }
-    next.tv_sec = 1;
+    next = linger_until_ms_ - now;
   } else if (phase_ == Phase::handling && evbuffer_get_length(out_.get()) == 0) {
     // The handler has the request (a held playlist request, a queue, a slow origin): the
     // client is not idle, we are.
-    last_activity_s_ = now;
+    last_activity_ms_ = now;
   } else {
-    const int64_t idle = now - last_activity_s_;
+    const int64_t idle = now - last_activity_ms_;
     if (idle >= timeout) {
       close_now();  // an idle keep-alive connection, a head never finished, a stalled reader
       return;
     }
-    next.tv_sec = timeout - idle;
+    next = timeout - idle;
+    if ((phase_ == Phase::head && !pending_.empty()) || phase_ == Phase::body) {
+      // A request's head and body must arrive within the timeout in all: a client sending a
+      // byte now and then (slowloris) does not hold the connection.
+      const int64_t taken = now - request_began_ms_;
+      if (taken >= timeout) {
+        close_now();
+        return;
+      }
+      next = std::min(next, timeout - taken);
+    }
   }
-  evtimer_add(timer_.get(), &next);
+  const timeval wait = after_ms(next);
+  evtimer_add(timer_.get(), &wait);
 }
 
 // ---- closing ----

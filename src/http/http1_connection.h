@@ -126,9 +126,10 @@ class Http1Connection final : public ExchangeFrontEnd {
   bool in_serve_ = false;
   bool closed_ = false;
   bool destroying_ = false;
-  // Seconds (loop clock) of the last byte read or written, for io_timeout_s.
-  int64_t last_activity_s_ = 0;
-  int64_t linger_until_s_ = 0;
+  // Milliseconds (the loop's clock) of the last byte read or written, for io_timeout_s.
+  int64_t last_activity_ms_ = 0;
+  int64_t linger_until_ms_ = 0;
+  int64_t request_began_ms_ = 0;  // the first byte of the request being read arrived
 
   // The request in progress.
   std::shared_ptr<RequestState> state_;

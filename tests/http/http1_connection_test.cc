@@ -253,6 +253,31 @@ TEST_CASE(
 }
 
 TEST_CASE(
+    "http/1 transport: a head sent a byte at a time must still arrive within the I/O "
+    "timeout") {
+  RawLoop loop(1);
+  loop.connect();
+  const std::string head = "GET /echo HTTP/1.1\r\nHost: t\r\nX-Slow: " + std::string(100, 'a');
+  size_t sent = 0;
+  const auto start = std::chrono::steady_clock::now();
+  auto next_send = start;
+  // Each byte comes well within the timeout of the one before; the head as a whole does not.
+  REQUIRE(loop.run_until(
+      [&] {
+        if (loop.peer_closed) return true;
+        if (std::chrono::steady_clock::now() >= next_send && sent < head.size()) {
+          CHECK(::send(loop.fd, head.data() + sent, 1, MSG_NOSIGNAL) == 1);
+          ++sent;
+          next_send += 200ms;
+        }
+        return false;
+      },
+      6s));
+  CHECK(std::chrono::steady_clock::now() - start < 4s);
+  CHECK(loop.received.empty());
+}
+
+TEST_CASE(
     "http/1 transport: HEAD gets the length and no body; response fields with a line "
     "break are dropped") {
   RawLoop loop;
