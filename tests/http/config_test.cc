@@ -154,3 +154,28 @@ TEST_CASE(
   CHECK(listen_errors(R"({"listen": {"tls": {"ticket_rotation_s": 600}}})", true, &o).empty());
   CHECK(o.tls.ticket_rotation_s == 600);
 }
+
+TEST_CASE("server: the HTTP/1 transport is the servers' own unless evhttp is asked for") {
+  auto read = [](const std::string& json, common::HttpServerOptions& options) {
+    auto doc = ConfigDocument::parse("/etc/balancer/cache_node.json", json, {});
+    REQUIRE(doc.ok());
+    ConfigReader root(*doc);
+    auto server = root.object("server");
+    common::read_server_section(server, options);
+    root.finish();
+    return root.ok() ? std::string() : root.error_text();
+  };
+  common::HttpServerOptions options;
+  options.builtin_http1 = false;
+  CHECK(read(R"({})", options).empty());
+  CHECK(options.builtin_http1);
+  CHECK(read(R"({"server": {"http1_transport": "evhttp"}})", options).empty());
+  CHECK_FALSE(options.builtin_http1);
+  CHECK(read(R"({"server": {"http1_transport": "builtin"}})", options).empty());
+  CHECK(options.builtin_http1);
+  // Anything else names the key and the choices.
+  const std::string wrong = read(R"({"server": {"http1_transport": "nginx"}})", options);
+  CHECK(wrong.find("server.http1_transport") != std::string::npos);
+  CHECK(wrong.find("builtin") != std::string::npos);
+  CHECK(wrong.find("evhttp") != std::string::npos);
+}
