@@ -228,15 +228,15 @@ bool Http1Connection::read_head() {
     case HeadStatus::complete:
       break;
   }
-  begin_request(parsed_.head);
+  begin_request();
   return true;
 }
 
-void Http1Connection::begin_request(const Http1Head& parsed) {
+void Http1Connection::begin_request() {
   // The head's bytes move out of pending_ (which the next reads append to), and its views
   // with them.
   Http1Head& head = parsed_.head;
-  head_bytes_.assign(pending_.data(), parsed.size);
+  head_bytes_.assign(pending_.data(), head.size);
   const char* old_base = pending_.data();
   auto moved = [&](std::string_view view) {
     return std::string_view(head_bytes_.data() + (view.data() - old_base), view.size());
@@ -247,7 +247,7 @@ void Http1Connection::begin_request(const Http1Head& parsed) {
     field.name = moved(field.name);
     field.value = moved(field.value);
   }
-  pending_.erase(0, parsed.size);
+  pending_.erase(0, head.size);
   head_searched_ = 0;
 
   if (head.major != 1) {

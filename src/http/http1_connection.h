@@ -84,7 +84,7 @@ class Http1Connection final : public ExchangeFrontEnd {
   size_t head_limit() const;
   bool read_head();  // false: wait for more bytes (or the connection is closing)
   bool read_body();
-  void begin_request(const Http1Head& head);
+  void begin_request();  // the head in parsed_ is complete
   void dispatch_request(size_t body_bytes);
   // Answers a head that could not be read (431, 400, 505) and closes after the reply.
   void refuse(int status, std::string_view code, std::string_view message,
