@@ -1,6 +1,6 @@
 // The state of one request, shared by its HttpExchange handle, the server and the
-// protocol front end carrying it. Internal to http_server.cc, http_exchange.cc and
-// http2_connection.cc.
+// protocol front end carrying it. Internal to http_server.cc, http_exchange.cc,
+// http1_connection.cc and http2_connection.cc.
 #pragma once
 
 #include <event2/http.h>
@@ -27,9 +27,10 @@ const char* http_date(const Clock& clock);
 const char* reason_phrase(int status);
 
 // What a protocol front end does for one exchange: the request's headers and body, and
-// carrying the response. HttpExchange keeps what both protocols share (defaults such as
-// Content-Length, HEAD, status and byte counts, the order of calls); HTTP/1.1 (evhttp,
-// below) and HTTP/2 (an nghttp2 stream, http2_connection.h) each implement this once.
+// carrying the response. HttpExchange keeps what the protocols share (defaults such as
+// Content-Length, HEAD, status and byte counts, the order of calls); HTTP/1 (our transport,
+// http1_connection.h, and evhttp, below) and HTTP/2 (an nghttp2 stream, http2_connection.h)
+// each implement this once.
 // Loop thread only.
 class ExchangeFrontEnd {
  public:
