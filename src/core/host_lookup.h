@@ -9,6 +9,8 @@
 
 #include "core/answer_here.h"
 
+struct sockaddr;
+
 namespace common {
 
 class EventLoop;
@@ -16,6 +18,10 @@ class WorkerThread;
 
 // True for an IPv4 or IPv6 address literal (nothing to resolve). Any thread.
 bool is_ip_literal(const std::string& host);
+
+// The IP address of `address` as text ("127.0.0.1", "::1"); "" for a family other than IPv4 and
+// IPv6. Any thread.
+std::string address_text(const sockaddr* address);
 
 // The first address `host` resolves to, as text; "" when it does not resolve.
 // Blocking (getaddrinfo): worker threads only.

@@ -1,14 +1,9 @@
 #include "core/url.h"
 
+#include "core/ascii.h"
+
 namespace common {
 namespace {
-
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
 
 bool has_control_char(std::string_view text) {
   for (char c : text) {
@@ -47,8 +42,8 @@ std::optional<std::string> percent_decode(std::string_view in, bool plus_as_spac
     char c = in[i];
     if (c == '%') {
       if (i + 2 >= in.size()) return std::nullopt;
-      int hi = hex_value(in[i + 1]);
-      int lo = hex_value(in[i + 2]);
+      int hi = hex_digit_value(in[i + 1]);
+      int lo = hex_digit_value(in[i + 2]);
       if (hi < 0 || lo < 0) return std::nullopt;
       char decoded = static_cast<char>(hi * 16 + lo);
       if (decoded == '\0') return std::nullopt;

@@ -1,9 +1,6 @@
 #include "http/http1_connection.h"
 
-#include <arpa/inet.h>
 #include <event2/buffer.h>
-#include <netinet/in.h>
-#include <strings.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -13,6 +10,7 @@
 #include <cstring>
 
 #include "core/ascii.h"
+#include "core/host_lookup.h"
 #include "http/http_server.h"
 
 namespace common {
@@ -43,25 +41,10 @@ timeval after_ms(int64_t ms) {
   return timeval{static_cast<time_t>(ms / 1000), static_cast<suseconds_t>(ms % 1000 * 1000)};
 }
 
-bool same_name(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && strncasecmp(a.data(), b.data(), a.size()) == 0;
-}
-
 // (Not find_first_of: it searches the set once per character of `s`.)
 bool has_line_break(std::string_view s) {
   return std::memchr(s.data(), '\r', s.size()) != nullptr ||
          std::memchr(s.data(), '\n', s.size()) != nullptr;
-}
-
-std::string peer_address(const sockaddr* peer) {
-  char text[INET6_ADDRSTRLEN] = "";
-  if (peer == nullptr) return {};
-  if (peer->sa_family == AF_INET) {
-    inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(peer)->sin_addr, text, sizeof text);
-  } else if (peer->sa_family == AF_INET6) {
-    inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(peer)->sin6_addr, text, sizeof text);
-  }
-  return text;
 }
 
 // Each comma-separated token of a Connection value, trimmed.
@@ -91,7 +74,7 @@ std::string_view value_as_checked(const HeaderField& field) {
 
 Http1Connection* Http1Connection::open(HttpServer& server, evutil_socket_t fd,
                                        const sockaddr* peer) {
-  auto* connection = new Http1Connection(server, fd, peer_address(peer));
+  auto* connection = new Http1Connection(server, fd, address_text(peer));
   if (!connection->watch()) {
     delete connection;  // closes fd
     return nullptr;
@@ -266,18 +249,18 @@ void Http1Connection::begin_request() {
   for (const HeaderField& field : head.fields) {
     header_bytes_ += field.name.size() + field.value.size() + 4;
     framing.field(field.name, value_as_checked(field));
-    if (same_name(field.name, "Content-Length")) {
+    if (iequals(field.name, "Content-Length")) {
       // RequestFramingCheck refuses any value but digits; a refused one is not read.
       std::from_chars(field.value.data(), field.value.data() + field.value.size(), content_length_);
-    } else if (same_name(field.name, "Transfer-Encoding")) {
+    } else if (iequals(field.name, "Transfer-Encoding")) {
       chunked_request_ = true;  // RequestFramingCheck refuses anything but "chunked"
-    } else if (same_name(field.name, "Connection")) {
+    } else if (iequals(field.name, "Connection")) {
       for_each_token(field.value, [&](std::string_view token) {
-        if (same_name(token, "close")) close_asked = true;
-        if (same_name(token, "keep-alive")) keep_alive_asked_ = true;
+        if (iequals(token, "close")) close_asked = true;
+        if (iequals(token, "keep-alive")) keep_alive_asked_ = true;
       });
-    } else if (same_name(field.name, "Expect")) {
-      expect_continue_ = same_name(field.value, "100-continue");
+    } else if (iequals(field.name, "Expect")) {
+      expect_continue_ = iequals(field.value, "100-continue");
     }
   }
   // HTTP/1.1 stays open unless asked to close; HTTP/1.0 only when asked to stay.
@@ -347,13 +330,7 @@ void Http1Connection::new_state(std::string_view method, std::string_view target
   state->front = this;
   state->start = server_.clock().now();
   state->method.assign(method);
-  state->target.assign(target);
-  const size_t query_at = target.find('?');
-  state->path.assign(target.substr(0, query_at));
-  if (query_at != std::string_view::npos) {
-    std::string_view query = target.substr(query_at + 1);
-    state->query.assign(query.substr(0, query.find('#')));
-  }
+  state->set_target(target);
   state->remote_ip = remote_ip_;
   date_given = false;
   if (state_ == nullptr) server_.http1_request_began();
@@ -380,7 +357,7 @@ void Http1Connection::refuse(int status, std::string_view code, std::string_view
 std::optional<std::string> Http1Connection::request_header(const char* name) const {
   const std::string_view wanted(name);
   for (const HeaderField& field : parsed_.head.fields) {
-    if (same_name(field.name, wanted)) return std::string(field.value);
+    if (iequals(field.name, wanted)) return std::string(field.value);
   }
   return std::nullopt;
 }
@@ -389,8 +366,7 @@ std::vector<HttpHeader> Http1Connection::request_headers_with_prefix(
     std::string_view prefix) const {
   std::vector<HttpHeader> out;
   for (const HeaderField& field : parsed_.head.fields) {
-    if (field.name.size() >= prefix.size() &&
-        same_name(field.name.substr(0, prefix.size()), prefix))
+    if (field.name.size() >= prefix.size() && iequals(field.name.substr(0, prefix.size()), prefix))
       out.push_back({std::string(field.name), std::string(field.value)});
   }
   return out;
@@ -402,9 +378,9 @@ void Http1Connection::add_response_header(const std::string& name, const std::st
   // A line break would end the field (or the head) early: such a field is dropped, as evhttp
   // drops it.
   if (name.empty() || has_line_break(name) || has_line_break(value)) return;
-  if (same_name(name, "Connection")) {
+  if (iequals(name, "Connection")) {
     for_each_token(value, [&](std::string_view token) {
-      if (same_name(token, "close")) close_after_reply();
+      if (iequals(token, "close")) close_after_reply();
     });
   }
   response_headers_.append(name).append(": ").append(value).append("\r\n");
@@ -416,7 +392,7 @@ void Http1Connection::remove_response_header(const char* name) {
   while (at < response_headers_.size()) {
     const size_t end = response_headers_.find("\r\n", at) + 2;
     const size_t colon = response_headers_.find(':', at);
-    if (same_name(std::string_view(response_headers_).substr(at, colon - at), wanted)) {
+    if (iequals(std::string_view(response_headers_).substr(at, colon - at), wanted)) {
       response_headers_.erase(at, end - at);
     } else {
       at = end;
@@ -428,7 +404,7 @@ bool Http1Connection::has_response_header(const char* name) const {
   const std::string_view wanted(name);
   for (size_t at = 0; at < response_headers_.size();) {
     const size_t colon = response_headers_.find(':', at);
-    if (same_name(std::string_view(response_headers_).substr(at, colon - at), wanted)) return true;
+    if (iequals(std::string_view(response_headers_).substr(at, colon - at), wanted)) return true;
     at = response_headers_.find("\r\n", colon) + 2;
   }
   return false;

@@ -31,21 +31,6 @@ void refuse_head(HeadParse& out, std::string_view why) {
 constexpr size_t kMaxChunkLine = 4096;
 constexpr size_t kMaxTrailerBytes = 16 * 1024;
 
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-// A size or trailer line's text (no line end): no control but HTAB, no bare CR.
-bool is_chunk_line_text(std::string_view s) {
-  return std::all_of(s.begin(), s.end(), [](char c) {
-    const auto u = static_cast<unsigned char>(c);
-    return (u >= 0x20 && u != 0x7f) || c == '\t';
-  });
-}
-
 }  // namespace
 
 size_t http1_head_end(std::string_view bytes, size_t from) {
@@ -170,7 +155,7 @@ ChunkedBodyDecoder::Status ChunkedBodyDecoder::feed(std::string_view bytes, std:
     std::string_view line = rest.substr(0, lf);
     if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
     used += lf + 1;
-    if (!is_chunk_line_text(line)) {
+    if (!is_field_value(line)) {  // a size or trailer line: the same characters as a value
       return refuse("A chunk size or trailer line has a control character or a bare CR.");
     }
     switch (part_) {
@@ -181,9 +166,9 @@ ChunkedBodyDecoder::Status ChunkedBodyDecoder::feed(std::string_view bytes, std:
       case Part::size_line: {
         size_t digits = 0;
         uint64_t size = 0;
-        for (; digits < line.size() && hex_value(line[digits]) >= 0; ++digits) {
+        for (; digits < line.size() && hex_digit_value(line[digits]) >= 0; ++digits) {
           if (digits == 15) return refuse("A chunk size has more than 15 hex digits.");
-          size = size * 16 + static_cast<uint64_t>(hex_value(line[digits]));
+          size = size * 16 + static_cast<uint64_t>(hex_digit_value(line[digits]));
         }
         if (digits == 0) return refuse("A chunk size is not a hex number.");
         // What may follow: whitespace, then extensions after ';' (skipped).

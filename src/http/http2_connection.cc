@@ -19,6 +19,7 @@
 #include <cstring>
 #include <utility>
 
+#include "core/host_lookup.h"
 #include "core/log.h"
 #include "http/http_server.h"
 #include "http/request_state.h"
@@ -73,13 +74,7 @@ std::string peer_ip(bufferevent* bev) {
   sockaddr_storage addr{};
   socklen_t len = sizeof addr;
   if (fd < 0 || getpeername(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) return "";
-  char text[INET6_ADDRSTRLEN] = {};
-  if (addr.ss_family == AF_INET) {
-    inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(&addr)->sin_addr, text, sizeof text);
-  } else if (addr.ss_family == AF_INET6) {
-    inet_ntop(AF_INET6, &reinterpret_cast<sockaddr_in6*>(&addr)->sin6_addr, text, sizeof text);
-  }
-  return text;
+  return address_text(reinterpret_cast<const sockaddr*>(&addr));
 }
 
 Http2Stream* stream_of(nghttp2_session* session, int32_t id) {

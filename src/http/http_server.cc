@@ -256,12 +256,23 @@ Status HttpServer::listen_on(Listener& listener, uint16_t port, int given_fd,
                              uint16_t& bound_port) {
   listener.server = this;
   const auto& o = options_;
-  if (o.builtin_http1 && !listener.tls && !listener.http2) {
-    evutil_socket_t fd = given_fd >= 0 ? given_fd : listen_socket(o.host, port, o.listen_backlog);
-    if (fd < 0) {
-      return Error{"listen_failed", "cannot listen on " + o.host + ":" + std::to_string(port) +
-                                        ": " + strerror(errno)};
+  const bool builtin = o.builtin_http1 && !listener.tls && !listener.http2;
+  if (!builtin) {
+    listener.http.reset(evhttp_new(&base_));
+    if (!listener.http) {
+      if (given_fd >= 0) evutil_closesocket(given_fd);
+      return Error{"listen_failed", "evhttp_new failed"};
     }
+    set_up_evhttp(listener);
+  }
+  // Our own socket: evhttp_bind_socket listens with a backlog of 128, which makes
+  // a herd of viewers connecting at once wait for SYN retransmits.
+  evutil_socket_t fd = given_fd >= 0 ? given_fd : listen_socket(o.host, port, o.listen_backlog);
+  if (fd < 0) {
+    return Error{"listen_failed", "cannot listen on " + o.host + ":" + std::to_string(port) + ": " +
+                                      strerror(errno)};
+  }
+  if (builtin) {
     // Backlog 0: the socket is listening already.
     listener.builtin.reset(evconnlistener_new(
         &base_,
@@ -271,19 +282,20 @@ Status HttpServer::listen_on(Listener& listener, uint16_t port, int given_fd,
           Http1Connection::open(*l->server, accepted, peer);
         },
         &listener, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 0, fd));
-    if (!listener.builtin) {
-      evutil_closesocket(fd);
-      return Error{"listen_failed", "cannot accept on " + o.host + ":" + std::to_string(port)};
-    }
-    bound_port = bound_port_of(fd);
-    return {};
+  } else {
+    listener.bound = evhttp_accept_socket_with_handle(listener.http.get(), fd);
   }
-  listener.http.reset(evhttp_new(&base_));
-  if (!listener.http) {
-    if (given_fd >= 0) evutil_closesocket(given_fd);
-    return Error{"listen_failed", "evhttp_new failed"};
+  if (accepting(listener) == nullptr) {
+    evutil_closesocket(fd);
+    return Error{"listen_failed", "cannot accept on " + o.host + ":" + std::to_string(port)};
   }
+  bound_port = bound_port_of(fd);
+  return {};
+}
+
+void HttpServer::set_up_evhttp(Listener& listener) {
   evhttp* http = listener.http.get();
+  const auto& o = options_;
   // Transport-level caps sit above the configured limits so that a request a
   // little over a limit still reaches us and gets a JSON error; grossly
   // oversized ones are cut by evhttp itself.
@@ -311,20 +323,6 @@ Status HttpServer::listen_on(Listener& listener, uint16_t port, int given_fd,
         },
         &listener);
   }
-  // Our own socket: evhttp_bind_socket listens with a backlog of 128, which makes
-  // a herd of viewers connecting at once wait for SYN retransmits.
-  evutil_socket_t fd = given_fd >= 0 ? given_fd : listen_socket(o.host, port, o.listen_backlog);
-  if (fd < 0) {
-    return Error{"listen_failed", "cannot listen on " + o.host + ":" + std::to_string(port) + ": " +
-                                      strerror(errno)};
-  }
-  listener.bound = evhttp_accept_socket_with_handle(http, fd);
-  if (listener.bound == nullptr) {
-    evutil_closesocket(fd);
-    return Error{"listen_failed", "cannot accept on " + o.host + ":" + std::to_string(port)};
-  }
-  bound_port = bound_port_of(fd);
-  return {};
 }
 
 int HttpServer::listen_fd() const {
@@ -382,12 +380,7 @@ void HttpServer::handle(evhttp_request* req, const Listener& listener) {
   state->start = clock_.now();
   state->method = method_name(evhttp_request_get_command(req));
   const char* uri = evhttp_request_get_uri(req);
-  state->target = uri != nullptr ? uri : "";
-  auto q = state->target.find('?');
-  state->path = state->target.substr(0, q);
-  if (q != std::string::npos) state->query = state->target.substr(q + 1);
-  auto frag = state->query.find('#');
-  if (frag != std::string::npos) state->query.resize(frag);
+  state->set_target(uri != nullptr ? uri : "");
   char* peer = nullptr;
   ev_uint16_t peer_port = 0;
   evhttp_connection_get_peer(state->conn, &peer, &peer_port);

@@ -153,6 +153,7 @@ class HttpServer {
   void check_drained();
 
   Status listen_on(Listener& listener, uint16_t port, int given_fd, uint16_t& bound_port);
+  void set_up_evhttp(Listener& listener);  // limits, timeouts and callbacks of listener.http
   void pause_accepting(Listener& listener);
   evconnlistener* accepting(const Listener& listener) const;
   void update_open_count();

@@ -113,6 +113,18 @@ struct RequestState {
   RequestState(const RequestState&) = delete;  // http1 refers to its own state
   RequestState& operator=(const RequestState&) = delete;
 
+  // The request target as received, and its path and query (without a "#fragment").
+  void set_target(std::string_view received) {
+    target.assign(received);
+    const size_t query_at = received.find('?');
+    path.assign(received.substr(0, query_at));
+    query.clear();
+    if (query_at != std::string_view::npos) {
+      const std::string_view rest = received.substr(query_at + 1);
+      query.assign(rest.substr(0, rest.find('#')));
+    }
+  }
+
   void finish() {
     if (finished) return;
     finished = true;
