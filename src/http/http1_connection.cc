@@ -1,6 +1,9 @@
 #include "http/http1_connection.h"
 
 #include <event2/buffer.h>
+#include <event2/bufferevent_ssl.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -11,7 +14,9 @@
 
 #include "core/ascii.h"
 #include "core/host_lookup.h"
+#include "http/http2_connection.h"
 #include "http/http_server.h"
+#include "http/tls.h"
 
 namespace common {
 namespace {
@@ -22,6 +27,10 @@ constexpr size_t kReadSize = 16 * 1024;
 constexpr int kRequestsPerTurn = 16;
 // Writes in one turn before waiting for the socket to say it is writable again.
 constexpr int kWritesPerTurn = 64;
+// TLS records read in one turn (what OpenSSL has read ahead is taken in the next turn).
+constexpr int kTlsReadsPerTurn = 16;
+// The most plaintext one TLS record carries: each SSL_write is one record and one write.
+constexpr size_t kTlsRecordBytes = 16 * 1024;
 // After the last reply of a connection that closes: how long the client's remaining bytes are
 // read and dropped (so that the kernel does not answer them with a reset that could destroy
 // the reply before the client read it).
@@ -72,9 +81,25 @@ std::string_view value_as_checked(const HeaderField& field) {
 
 }  // namespace
 
-Http1Connection* Http1Connection::open(HttpServer& server, evutil_socket_t fd,
-                                       const sockaddr* peer) {
+Http1Connection* Http1Connection::open(HttpServer& server, evutil_socket_t fd, const sockaddr* peer,
+                                       const TlsContext* tls, bool http2) {
   auto* connection = new Http1Connection(server, fd, address_text(peer));
+  if (tls != nullptr) {
+    connection->ssl_.reset(tls->new_connection());
+    SSL* ssl = connection->ssl_.get();
+    if (ssl == nullptr || SSL_set_fd(ssl, fd) != 1) {
+      ERR_clear_error();
+      delete connection;
+      return nullptr;
+    }
+    SSL_set_accept_state(ssl);
+    // Many clients (players among them) close without close_notify: that is an end, not an
+    // error. Read-ahead: a record in one read instead of its header and then its body.
+    SSL_set_options(ssl, SSL_OP_IGNORE_UNEXPECTED_EOF);
+    SSL_set_read_ahead(ssl, 1);
+    connection->handshaking_ = true;
+    connection->offer_http2_ = http2;
+  }
   if (!connection->watch()) {
     delete connection;  // closes fd
     return nullptr;
@@ -119,6 +144,7 @@ bool Http1Connection::watch() {
   // system call to stop and start watching (evhttp's does).
   if (event_add(read_event_.get(), nullptr) != 0) return false;
   last_activity_ms_ = loop_ms(server_.event_loop());
+  request_began_ms_ = last_activity_ms_;  // a handshake is bounded like a head
   timeval timeout{server_.options().io_timeout_s, 0};
   evtimer_add(timer_.get(), &timeout);
   return true;
@@ -136,6 +162,11 @@ void Http1Connection::detach() {
 // ---- reading ----
 
 void Http1Connection::on_readable() {
+  // Lingering reads the socket as it is: what still comes is dropped, encrypted or not.
+  if (ssl_ != nullptr && phase_ != Phase::lingering) {
+    read_tls();
+    return;
+  }
   char buffer[kReadSize];
   const ssize_t n = ::read(fd_, buffer, sizeof buffer);
   if (n < 0) {
@@ -143,21 +174,133 @@ void Http1Connection::on_readable() {
     close_now();
     return;
   }
-  if (n == 0) {  // the client closed (or shut its sending side)
-    event_del(read_event_.get());
-    reading_paused_ = true;
-    peer_done_ = true;
-    if (phase_ == Phase::flushing) {
-      close_after_reply();  // the reply is complete: it is still written
-    } else {
-      close_now();  // a request in progress is abandoned, as the client went away
-    }
+  if (n == 0) {
+    peer_closed();
     return;
   }
+  received(buffer, static_cast<size_t>(n));
+}
+
+void Http1Connection::peer_closed() {
+  event_del(read_event_.get());
+  reading_paused_ = true;
+  peer_done_ = true;
+  if (phase_ == Phase::flushing) {
+    close_after_reply();  // the reply is complete: it is still written
+  } else {
+    close_now();  // a request in progress is abandoned, as the client went away
+  }
+}
+
+void Http1Connection::read_tls() {
+  if (handshaking_ && !continue_handshake()) return;
+  if (tls_write_wants_read_) {
+    tls_write_wants_read_ = false;
+    flush();
+  }
+  SSL* ssl = ssl_.get();
+  char buffer[kReadSize];
+  for (int i = 0; i < kTlsReadsPerTurn; ++i) {
+    if (closed_ || reading_paused_ || phase_ == Phase::lingering) return;
+    const int n = SSL_read(ssl, buffer, sizeof buffer);
+    if (n > 0) {
+      received(buffer, static_cast<size_t>(n));
+      // Without bytes read ahead, the next record is not here yet: the loop says when it is
+      // (another SSL_read now would cost a read that finds nothing).
+      if (!SSL_has_pending(ssl)) return;
+      continue;
+    }
+    switch (SSL_get_error(ssl, n)) {
+      case SSL_ERROR_WANT_READ:
+        return;
+      case SSL_ERROR_WANT_WRITE:
+        tls_read_wants_write_ = true;
+        watch_writes(true);
+        return;
+      case SSL_ERROR_ZERO_RETURN:  // close_notify, or the socket's EOF
+        peer_closed();
+        return;
+      default:
+        ERR_clear_error();
+        close_now();
+        return;
+    }
+  }
+  // Records OpenSSL read ahead wait for a later turn; the socket would not report them.
+  if (!closed_ && !reading_paused_ && SSL_has_pending(ssl))
+    event_active(read_event_.get(), EV_READ, 1);
+}
+
+bool Http1Connection::continue_handshake() {
+  SSL* ssl = ssl_.get();
+  const int done = SSL_do_handshake(ssl);
+  last_activity_ms_ = loop_ms(server_.event_loop());
+  if (done == 1) {
+    handshaking_ = false;
+    request_began_ms_ = last_activity_ms_;
+    if (offer_http2_ && negotiated_protocol(ssl) == "h2") {
+      hand_over_to_http2();
+      return false;
+    }
+    watch_writes(false);
+    return true;
+  }
+  switch (SSL_get_error(ssl, done)) {
+    case SSL_ERROR_WANT_READ:
+      watch_writes(false);
+      return false;
+    case SSL_ERROR_WANT_WRITE:
+      watch_writes(true);
+      return false;
+    default:  // not TLS, no protocol or cipher in common, a bad certificate on their side
+      ERR_clear_error();
+      close_now();
+      return false;
+  }
+}
+
+void Http1Connection::hand_over_to_http2() {
+  // What the client sent with its last handshake flight (the HTTP/2 preface, often) may be
+  // read ahead already: the HTTP/2 connection gets it, as the socket will not report it.
+  EvbufferPtr early(evbuffer_new());
+  if (!early) {
+    close_now();
+    return;
+  }
+  char buffer[kReadSize];
+  for (int i = 0; i < kTlsReadsPerTurn && SSL_has_pending(ssl_.get()); ++i) {
+    const int n = SSL_read(ssl_.get(), buffer, sizeof buffer);
+    if (n <= 0) break;  // a partial record (the rest comes through the socket), or an end
+    evbuffer_add(early.get(), buffer, static_cast<size_t>(n));
+  }
+  ERR_clear_error();
+  // libevent's TLS bufferevent asks SSL_pending, which does not count bytes read ahead: it
+  // would leave them unread.
+  SSL_set_read_ahead(ssl_.get(), 0);
+  event_del(read_event_.get());
+  event_del(write_event_.get());
+  event_del(timer_.get());
+  bufferevent* transport = bufferevent_openssl_socket_new(
+      server_.event_loop(), fd_, ssl_.get(), BUFFEREVENT_SSL_OPEN, BEV_OPT_CLOSE_ON_FREE);
+  if (transport == nullptr) {
+    close_now();
+    return;
+  }
+  // The bufferevent owns the session and the socket from now on.
+  (void)ssl_.release();
+  fd_ = -1;
+  closed_ = true;
+  auto* connection = Http2Connection::take_over(server_, transport);
+  if (connection != nullptr && evbuffer_get_length(early.get()) > 0)
+    connection->receive(early.get());
+  destroy_soon();
+}
+
+void Http1Connection::received(const char* bytes, size_t size) {
   last_activity_ms_ = loop_ms(server_.event_loop());
   if (phase_ == Phase::lingering) return;  // dropped
   if (phase_ == Phase::head && pending_.empty()) request_began_ms_ = last_activity_ms_;
-  pending_.append(buffer, static_cast<size_t>(n));
+  pending_.append(bytes, size);
   if (phase_ == Phase::head || phase_ == Phase::body) {
     serve_pending();
   } else if (pending_.size() > head_limit() + server_.options().max_body_bytes) {
@@ -332,6 +475,7 @@ void Http1Connection::new_state(std::string_view method, std::string_view target
   state->method.assign(method);
   state->set_target(target);
   state->remote_ip = remote_ip_;
+  state->tls = ssl_ != nullptr;  // body bytes are encrypted here: no sendfile
   date_given = false;
   if (state_ == nullptr) server_.http1_request_began();
   state_ = std::move(state);
@@ -500,16 +644,30 @@ void Http1Connection::abort_reply() {
 // ---- writing ----
 
 void Http1Connection::on_writable() {
+  if (handshaking_) {
+    if (continue_handshake()) read_tls();  // the client may have sent its request already
+    return;
+  }
+  if (tls_read_wants_write_) {
+    tls_read_wants_write_ = false;
+    read_tls();
+    if (closed_) return;
+  }
   flush();
 }
 
 void Http1Connection::flush() {
-  if (closed_) return;
+  if (closed_ || handshaking_) return;
   evbuffer* out = out_.get();
   for (int i = 0; i < kWritesPerTurn && evbuffer_get_length(out) > 0; ++i) {
-    const int n = evbuffer_write_atmost(out, fd_, -1);
+    int n = 0;
+    if (ssl_ != nullptr) {
+      n = write_tls();
+    } else {
+      n = evbuffer_write_atmost(out, fd_, -1);
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) n = 0;
+    }
     if (n < 0) {
-      if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) break;
       close_now();  // the client is gone
       return;
     }
@@ -517,13 +675,47 @@ void Http1Connection::flush() {
     last_activity_ms_ = loop_ms(server_.event_loop());
   }
   if (evbuffer_get_length(out) > 0) {
-    if (!write_watched_) event_add(write_event_.get(), nullptr);
-    write_watched_ = true;
+    // (A write that waits for a read, over TLS, is retried when the socket is readable.)
+    watch_writes(!tls_write_wants_read_);
     return;
   }
-  if (write_watched_) event_del(write_event_.get());
-  write_watched_ = false;
+  watch_writes(tls_read_wants_write_);
   if (reply_complete_ && phase_ == Phase::flushing) reply_written();
+}
+
+int Http1Connection::write_tls() {
+  evbuffer* out = out_.get();
+  // Short pieces (a reply's head, a small body) are joined into one record; a body already in
+  // one piece of a record or more is encrypted where it lies. A write that must be retried is
+  // retried with at least as many bytes, as OpenSSL asks: the buffer only grows behind them.
+  const size_t piece = std::min(evbuffer_get_length(out), kTlsRecordBytes);
+  const unsigned char* bytes = evbuffer_pullup(out, static_cast<ev_ssize_t>(piece));
+  if (bytes == nullptr) return -1;  // out of memory
+  const int n = SSL_write(ssl_.get(), bytes, static_cast<int>(piece));
+  if (n > 0) {
+    evbuffer_drain(out, static_cast<size_t>(n));
+    return n;
+  }
+  switch (SSL_get_error(ssl_.get(), n)) {
+    case SSL_ERROR_WANT_WRITE:
+      return 0;
+    case SSL_ERROR_WANT_READ:
+      tls_write_wants_read_ = true;
+      return 0;
+    default:
+      ERR_clear_error();
+      return -1;
+  }
+}
+
+void Http1Connection::watch_writes(bool on) {
+  if (on == write_watched_) return;
+  if (on) {
+    event_add(write_event_.get(), nullptr);
+  } else {
+    event_del(write_event_.get());
+  }
+  write_watched_ = on;
 }
 
 void Http1Connection::reply_written() {
@@ -562,6 +754,14 @@ void Http1Connection::linger() {
   finish_request();
   phase_ = Phase::lingering;
   pending_.clear();
+  if (ssl_ != nullptr) {
+    // The clean end of a TLS connection: without close_notify, an OpenSSL-based client
+    // reading to the end (HTTP/1.0, Connection: close) sees an unexpected EOF, reports an
+    // error and drops the session it could resume. One short alert; a client already gone
+    // makes it fail, harmlessly.
+    SSL_shutdown(ssl_.get());
+    ERR_clear_error();
+  }
   ::shutdown(fd_, SHUT_WR);
   linger_until_ms_ = loop_ms(server_.event_loop()) + kLingerMs;
   if (peer_done_) {
@@ -594,9 +794,9 @@ void Http1Connection::on_timer() {
       return;
     }
     next = timeout - idle;
-    if ((phase_ == Phase::head && !pending_.empty()) || phase_ == Phase::body) {
-      // A request's head and body must arrive within the timeout in all: a client sending a
-      // byte now and then (slowloris) does not hold the connection.
+    if (handshaking_ || (phase_ == Phase::head && !pending_.empty()) || phase_ == Phase::body) {
+      // A request's head and body (and a TLS handshake) must arrive within the timeout in
+      // all: a client sending a byte now and then (slowloris) does not hold the connection.
       const int64_t taken = now - request_began_ms_;
       if (taken >= timeout) {
         close_now();
@@ -638,6 +838,9 @@ void Http1Connection::resume_reading() {
   if (!reading_paused_ || peer_done_ || closed_) return;
   event_add(read_event_.get(), nullptr);
   reading_paused_ = false;
+  // Records OpenSSL has read ahead: the socket would not report them.
+  if (ssl_ != nullptr && phase_ != Phase::lingering && SSL_has_pending(ssl_.get()))
+    event_active(read_event_.get(), EV_READ, 1);
 }
 
 void Http1Connection::schedule_serve() {

@@ -1,9 +1,11 @@
-// HTTP/1.x on a plain socket, our own transport in evhttp's place (docs/architecture.md,
-// "The HTTP/1 transport"): one object per accepted connection, which reads request heads
+// HTTP/1.x on a plain socket or over TLS, our own transport in evhttp's place
+// (docs/architecture.md, "The HTTP/1 transport"): one object per accepted connection, which
+// does the TLS handshake itself (OpenSSL over the socket, no bufferevent), reads request heads
 // with parse_http1_head (http/http1_head.h) and RequestFramingCheck, bodies by
 // Content-Length or chunked, hands each request to HttpServer::dispatch as an HttpExchange,
 // and carries its reply as the exchange's front end (http/request_state.h). Requests on
-// one connection are served one at a time, in order (keep-alive and pipelining).
+// one connection are served one at a time, in order (keep-alive and pipelining). A TLS client
+// that agrees on h2 by ALPN is handed to an Http2Connection after the handshake.
 //
 // Why not evhttp: per request it allocates and frees ~50 blocks (request, URI parts, header
 // lists), drops and re-arms the read watch (a system call), parses the URI for a callback
@@ -27,18 +29,23 @@
 
 #include "core/handles.h"
 #include "http/http1_head.h"
+#include "http/http_handles.h"
 #include "http/request_state.h"
 
 namespace common {
 
 class HttpServer;
+class TlsContext;
 
 class Http1Connection final : public ExchangeFrontEnd {
  public:
-  // Serves the accepted, non-blocking socket `fd` (owned from now on). Registers itself
-  // with `server`, which deletes it if it is destroyed first. Null if the loop cannot watch
-  // the socket (`fd` is closed).
-  static Http1Connection* open(HttpServer& server, evutil_socket_t fd, const sockaddr* peer);
+  // Serves the accepted, non-blocking socket `fd` (owned from now on), over TLS with `tls`
+  // (then `http2`: h2 is offered by ALPN, and a client that takes it goes to an
+  // Http2Connection). Registers itself with `server`, which deletes it if it is destroyed
+  // first. Null if the loop cannot watch the socket or OpenSSL cannot make a session (`fd`
+  // is closed).
+  static Http1Connection* open(HttpServer& server, evutil_socket_t fd, const sockaddr* peer,
+                               const TlsContext* tls = nullptr, bool http2 = false);
   ~Http1Connection() override;
   Http1Connection(const Http1Connection&) = delete;
   Http1Connection& operator=(const Http1Connection&) = delete;
@@ -73,6 +80,15 @@ class Http1Connection final : public ExchangeFrontEnd {
   bool watch();  // creates the events; false when the loop cannot
 
   void on_readable();
+  void read_tls();
+  // Bytes the client sent (decrypted, over TLS).
+  void received(const char* bytes, size_t size);
+  // The client closed its sending side (EOF, or TLS close_notify).
+  void peer_closed();
+  // Moves the handshake on; true once it is done and HTTP/1 follows (false: waiting for the
+  // socket, handed to HTTP/2, or closed).
+  bool continue_handshake();
+  void hand_over_to_http2();
   void on_writable();
   void on_timer();
   // Reads and answers what `pending_` holds, request after request, while no reply is
@@ -97,6 +113,10 @@ class Http1Connection final : public ExchangeFrontEnd {
   // Writes what `out_` holds as far as the socket takes it; then, if the reply is complete,
   // moves on (the next request, or the close).
   void flush();
+  // One SSL_write of up to a record from `out_`: the bytes written, 0 when the socket (or
+  // the session) must be waited for, -1 when the connection failed.
+  int write_tls();
+  void watch_writes(bool on);
   void reply_written();
   void finish_request();
   void close_after_reply() { keep_alive_ = false; }
@@ -116,6 +136,11 @@ class Http1Connection final : public ExchangeFrontEnd {
   EventPtr timer_;
   EventPtr serve_event_;  // serve_pending() or the delete, in a later turn
   EvbufferPtr out_;
+  SslPtr ssl_;  // TLS: the session over fd_
+  bool handshaking_ = false;
+  bool offer_http2_ = false;
+  bool tls_read_wants_write_ = false;  // SSL_read must write first (renegotiation is off; a
+  bool tls_write_wants_read_ = false;  // key update's reply), or SSL_write read first
 
   Phase phase_ = Phase::head;
   std::string pending_;       // bytes read and not yet used

@@ -532,14 +532,35 @@ Http2Connection::Http2Connection(HttpServer& server, bufferevent* filter, buffer
   void* cbarg = nullptr;
   bufferevent_getcb(filter_, nullptr, nullptr, nullptr, &cbarg);
   evcon_ = static_cast<evhttp_connection*>(cbarg);
-  remote_ip_ = peer_ip(transport_);
-  bufferevent_set_timeouts(filter_, nullptr, nullptr);
   // The transport takes at most this much before the filter keeps the rest: a
   // drain then moves more and calls our write callback.
   bufferevent_setwatermark(transport_, EV_WRITE, 0, kTransportBound);
+  start();
+}
+
+Http2Connection::Http2Connection(HttpServer& server, bufferevent* transport)
+    : server_(server), filter_(transport), transport_(transport), tls_(true) {}
+
+Http2Connection* Http2Connection::take_over(HttpServer& server, bufferevent* transport) {
+  auto* connection = new Http2Connection(server, transport);
+  connection->start();
+  return connection;
+}
+
+void Http2Connection::start() {
+  remote_ip_ = peer_ip(transport_);
+  bufferevent_set_timeouts(filter_, nullptr, nullptr);
   bufferevent_setwatermark(filter_, EV_WRITE, kOutputBound, 0);
+  // Through a filter, the filter's input step hands us the bytes; owned, the transport's
+  // read callback does.
+  bufferevent_data_cb on_read = nullptr;
+  if (owns_transport()) {
+    on_read = [](bufferevent* bev, void* arg) {
+      static_cast<Http2Connection*>(arg)->receive(bufferevent_get_input(bev));
+    };
+  }
   bufferevent_setcb(
-      filter_, nullptr,
+      filter_, on_read,
       [](bufferevent*, void* arg) { static_cast<Http2Connection*>(arg)->on_writable(); },
       [](bufferevent*, short events, void* arg) {
         auto* self = static_cast<Http2Connection*>(arg);
@@ -564,6 +585,10 @@ Http2Connection::Http2Connection(HttpServer& server, bufferevent* filter, buffer
       base, -1, 0,
       [](evutil_socket_t, short, void* arg) {
         auto* self = static_cast<Http2Connection*>(arg);
+        if (self->owns_transport()) {
+          delete self;  // and the transport with it
+          return;
+        }
         // Frees the filter, whose context deletes us.
         evhttp_connection_free(self->evcon_);
       },
@@ -589,6 +614,10 @@ Http2Connection::~Http2Connection() {
       delete stream;
   }
   nghttp2_session_del(session_);
+  if (owns_transport()) {
+    send_close_notify(transport_);
+    bufferevent_free(transport_);  // the session and the socket with it
+  }
 }
 
 void Http2Connection::detach() {
@@ -603,8 +632,10 @@ void Http2Connection::detach() {
 }
 
 size_t Http2Connection::buffered() const {
-  return evbuffer_get_length(staged_.get()) + evbuffer_get_length(bufferevent_get_output(filter_)) +
-         evbuffer_get_length(bufferevent_get_output(transport_));
+  size_t bytes =
+      evbuffer_get_length(staged_.get()) + evbuffer_get_length(bufferevent_get_output(filter_));
+  if (filter_ != transport_) bytes += evbuffer_get_length(bufferevent_get_output(transport_));
+  return bytes;
 }
 
 void Http2Connection::receive(evbuffer* input) {
@@ -653,7 +684,16 @@ void Http2Connection::flush() {
   // One hand-over for the whole round: the filter then sees every frame at once, and over
   // TLS joins them into full records (move_in_tls_records) instead of one record per
   // frame head and per payload as each is added.
-  evbuffer_add_buffer(bufferevent_get_output(filter_), staged_.get());
+  if (owns_transport()) {
+    // No filter to join them: the round's frames go into the TLS bufferevent in record-sized
+    // pieces, written in this turn (as pass_output does for a filtered connection).
+    evbuffer* out = bufferevent_get_output(transport_);
+    const bool was_idle = evbuffer_get_length(out) == 0;
+    if (move_in_tls_records(staged_.get(), out, SIZE_MAX, false) > 0 && was_idle)
+      event_active(&transport_->ev_write, EV_WRITE, 1);
+  } else {
+    evbuffer_add_buffer(bufferevent_get_output(filter_), staged_.get());
+  }
   if (rv != 0) {
     close_soon();
     return;

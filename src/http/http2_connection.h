@@ -85,6 +85,10 @@ class Http2Connection {
   // callbacks become ours) over `transport`. Frees itself, through evhttp,
   // when the connection ends.
   Http2Connection(HttpServer& server, bufferevent* filter, bufferevent* transport, bool tls);
+  // Serves a TLS connection whose handshake the HTTP/1 transport did (http1_connection.h)
+  // and which agreed on h2: owns `transport`, a TLS bufferevent over the open session, and
+  // frees itself and it when the connection ends (or with the server).
+  static Http2Connection* take_over(HttpServer& server, bufferevent* transport);
   ~Http2Connection();
   Http2Connection(const Http2Connection&) = delete;
   Http2Connection& operator=(const Http2Connection&) = delete;
@@ -100,8 +104,12 @@ class Http2Connection {
 
   nghttp2_session* session() { return session_; }
   HttpServer& server() { return server_; }
+  // Made by take_over: no evhttp connection or filter in between, the server deletes it.
+  bool owns_transport() const { return evcon_ == nullptr; }
 
  private:
+  explicit Http2Connection(HttpServer& server, bufferevent* transport);
+  void start();  // callbacks, session, settings, timers
   friend struct Http2Stream;
   friend struct Http2Callbacks;
   void dispatch(Http2Stream& stream);
@@ -115,7 +123,7 @@ class Http2Connection {
   size_t buffered() const;
 
   HttpServer& server_;
-  bufferevent* filter_;
+  bufferevent* filter_;  // what frames are handed to: the transport itself when owned
   bufferevent* transport_;
   evhttp_connection* evcon_ = nullptr;
   nghttp2_session* session_ = nullptr;

@@ -14,6 +14,7 @@ using EvhttpPtr = CHandle<evhttp, evhttp_free>;
 using CurlEasyPtr = CHandle<CURL, curl_easy_cleanup>;
 using CurlSlistPtr = CHandle<curl_slist, curl_slist_free_all>;
 using SslCtxPtr = CHandle<SSL_CTX, SSL_CTX_free>;
+using SslPtr = CHandle<SSL, SSL_free>;
 
 inline void curl_multi_free(CURLM* m) {
   curl_multi_cleanup(m);

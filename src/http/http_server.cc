@@ -162,8 +162,10 @@ HttpServer::~HttpServer() {
     state->finished = true;
   }
   in_progress_.clear();
-  for (Http2Connection* c : http2_connections_) c->detach();
-  http2_connections_.clear();
+  for (Http2Connection* c : std::exchange(http2_connections_, {})) {
+    c->detach();
+    if (c->owns_transport()) delete c;  // the others go with their evhttp connection
+  }
   for (Http1Connection* c : std::exchange(http1_connections_, {})) {
     c->detach();
     delete c;
@@ -256,7 +258,9 @@ Status HttpServer::listen_on(Listener& listener, uint16_t port, int given_fd,
                              uint16_t& bound_port) {
   listener.server = this;
   const auto& o = options_;
-  const bool builtin = o.builtin_http1 && !listener.tls && !listener.http2;
+  // HTTP/2 with prior knowledge (h2c) is told apart by evhttp's protocol filter; over TLS, ALPN
+  // tells, and Http1Connection hands h2 over itself.
+  const bool builtin = o.builtin_http1 && (listener.tls || !listener.http2);
   if (!builtin) {
     listener.http.reset(evhttp_new(&base_));
     if (!listener.http) {
@@ -279,7 +283,8 @@ Status HttpServer::listen_on(Listener& listener, uint16_t port, int given_fd,
         [](evconnlistener*, evutil_socket_t accepted, sockaddr* peer, int, void* arg) {
           auto* l = static_cast<Listener*>(arg);
           l->server->pause_accepting(*l);
-          Http1Connection::open(*l->server, accepted, peer);
+          Http1Connection::open(*l->server, accepted, peer,
+                                l->tls ? l->server->tls_context_ : nullptr, l->http2);
         },
         &listener, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 0, fd));
   } else {

@@ -1,8 +1,12 @@
 // The server's own HTTP/1 transport (http/http1_connection.h) on a real event loop, spoken
 // to byte by byte over a loopback socket: keep-alive and pipelining in order, bodies by
 // length and chunked (with 100-continue), limits, HTTP/1.0, streamed replies, timeouts and
-// a client that leaves while its request is held.
+// a client that leaves while its request is held. Over TLS too: the handshake, records,
+// close_notify, and a handshake trickled in.
 #include <doctest/doctest.h>
+#include <fcntl.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -14,8 +18,12 @@
 
 #include "core/handles.h"
 #include "core/metrics.h"
+#include "http/http_handles.h"
 #include "http/http_server.h"
+#include "http/tls.h"
+#include "support/process.h"
 #include "support/sockets.h"
+#include "support/test_certificate.h"
 
 namespace {
 
@@ -23,15 +31,30 @@ using namespace std::chrono_literals;
 
 // A server on its own loop and one raw client connection to it; the test drives the loop
 // while it waits for the server's bytes.
+// With `tls`, the server listens for TLS only (a self-signed certificate) and the client
+// speaks TLS through OpenSSL on the same socket: `received` holds what it decrypted.
 struct RawLoop {
-  explicit RawLoop(int io_timeout_s = 30) : base(event_base_new()) {
+  explicit RawLoop(int io_timeout_s = 30, bool tls = false) : base(event_base_new()) {
     common::HttpServerOptions options;
     options.service = "test";
     options.max_header_bytes = 2048;
     options.max_body_bytes = 1024;
     options.access_log = false;
     options.io_timeout_s = io_timeout_s;
-    auto created = common::HttpServer::create(*base, options, metrics);
+    if (tls) {
+      certificate = std::make_unique<balancer::test::TestTlsFiles>(dir.file("tls"));
+      options.plain = false;
+      options.tls.enabled = true;
+      options.tls.certificate = certificate->cert;
+      options.tls.key = certificate->key;
+      auto context = common::build_server_tls_context(options.tls);
+      REQUIRE(context.ok());
+      tls_context = std::make_unique<common::TlsContext>(std::move(context).value());
+      client_context.reset(SSL_CTX_new(TLS_client_method()));
+      REQUIRE(client_context);
+    }
+    auto created = common::HttpServer::create(*base, options, metrics, common::Clock::real(),
+                                              tls_context.get());
     REQUIRE(created.ok());
     server = std::move(created).value();
     server->route("/echo", {"GET", "POST", "HEAD"}, [](common::HttpExchange& ex) {
@@ -42,12 +65,30 @@ struct RawLoop {
     if (fd >= 0) close(fd);
   }
   void connect() {
-    fd = balancer::test::connect_loopback(server->port(), 5s);
+    fd = balancer::test::connect_loopback(tls_context ? server->tls_port() : server->port(), 5s);
     REQUIRE(fd >= 0);
   }
+  // connect(), then the TLS handshake (the client offers `alpn`, wire format).
+  void connect_tls(const std::string& alpn = std::string("\x08http/1.1", 9)) {
+    connect();
+    REQUIRE(fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) == 0);
+    client.reset(SSL_new(client_context.get()));
+    REQUIRE(client);
+    SSL_set_fd(client.get(), fd);
+    SSL_set_connect_state(client.get());
+    SSL_set_alpn_protos(client.get(), reinterpret_cast<const unsigned char*>(alpn.data()),
+                        static_cast<unsigned>(alpn.size()));
+    REQUIRE(run_until([&] { return SSL_is_init_finished(client.get()) == 1; }));
+  }
   void send(const std::string& bytes) {
-    REQUIRE(::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL) ==
-            static_cast<ssize_t>(bytes.size()));
+    if (!client) {
+      REQUIRE(::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL) ==
+              static_cast<ssize_t>(bytes.size()));
+      return;
+    }
+    // Small writes: the socket takes them at once (a record each).
+    REQUIRE(SSL_write(client.get(), bytes.data(), static_cast<int>(bytes.size())) ==
+            static_cast<int>(bytes.size()));
   }
   // Runs the loop, reading what the server sends, until `enough(received)` or the deadline.
   bool run_until(const std::function<bool()>& enough, std::chrono::milliseconds timeout = 5s) {
@@ -57,6 +98,10 @@ struct RawLoop {
       event_base_loopexit(base.get(), &slice);
       event_base_loop(base.get(), EVLOOP_ONCE);
       char buffer[65536];
+      if (client) {
+        read_tls();
+        continue;
+      }
       for (int i = 0; i < 64 && fd >= 0; ++i) {
         const ssize_t n = recv(fd, buffer, sizeof buffer, MSG_DONTWAIT);
         if (n == 0) peer_closed = true;
@@ -65,6 +110,24 @@ struct RawLoop {
       }
     }
     return enough();
+  }
+  // The handshake's next step, then what the server sent, decrypted.
+  void read_tls() {
+    SSL* ssl = client.get();
+    if (!SSL_is_init_finished(ssl) && SSL_do_handshake(ssl) != 1) return;
+    char buffer[16384];
+    for (int i = 0; i < 64; ++i) {
+      const int n = SSL_read(ssl, buffer, sizeof buffer);
+      if (n > 0) {
+        received.append(buffer, static_cast<size_t>(n));
+        continue;
+      }
+      const int error = SSL_get_error(ssl, n);
+      if (error == SSL_ERROR_ZERO_RETURN) close_notify = true;
+      if (error != SSL_ERROR_WANT_READ) peer_closed = true;  // close_notify, EOF or reset
+      ERR_clear_error();
+      return;
+    }
   }
   bool responses_at_least(size_t n) {
     return run_until([&] { return balancer::test::split_responses(received).size() >= n; });
@@ -76,12 +139,18 @@ struct RawLoop {
     return balancer::test::split_responses(received);
   }
 
+  balancer::test::TempDir dir{"http1-connection"};
+  std::unique_ptr<balancer::test::TestTlsFiles> certificate;
+  std::unique_ptr<common::TlsContext> tls_context;
+  common::SslCtxPtr client_context;
+  common::SslPtr client;
   common::EventBasePtr base;
   common::MetricsRegistry metrics;
   std::unique_ptr<common::HttpServer> server;
   int fd = -1;
   std::string received;
   bool peer_closed = false;
+  bool close_notify = false;  // the server ended TLS properly before closing
 };
 
 const std::string kGet = "GET /echo?a=1 HTTP/1.1\r\nHost: t\r\n\r\n";
@@ -296,4 +365,90 @@ TEST_CASE(
   CHECK(responses[1].body == "ok");
   CHECK(responses[1].has_header("X-Good: yes"));
   CHECK(loop.received.find("evil") == std::string::npos);
+}
+
+TEST_CASE(
+    "http/1 transport over TLS: pipelined requests in order, a head a byte at a time, and "
+    "close_notify after an HTTP/1.0 reply") {
+  RawLoop loop(30, true);
+  loop.connect_tls();
+  loop.send(kGet + "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhello" + kGet);
+  REQUIRE(loop.responses_at_least(3));
+  auto responses = loop.responses();
+  CHECK(responses[0].body == "GET /echo?a=1 ");
+  CHECK(responses[1].body == "POST /echo hello");
+  CHECK(responses[2].body == "GET /echo?a=1 ");
+  // A record per byte: each is decrypted and the head is read once whole.
+  for (char c : std::string("GET /echo?b=2 HTTP/1.1\r\nHost: t\r\n\r\n")) {
+    loop.send(std::string(1, c));
+    loop.run_until([] { return false; }, 1ms);
+  }
+  REQUIRE(loop.responses_at_least(4));
+  CHECK(loop.responses()[3].body == "GET /echo?b=2 ");
+  CHECK_FALSE(loop.peer_closed);
+  // A body larger than a record, in one reply.
+  loop.server->route("/big", {"GET"}, [](common::HttpExchange& ex) {
+    ex.reply(200, std::string(100000, 'b'), "text/plain");
+  });
+  loop.send("GET /big HTTP/1.0\r\n\r\n");
+  REQUIRE(loop.until_closed());
+  REQUIRE(loop.responses().size() == 5);
+  CHECK(loop.responses()[4].body == std::string(100000, 'b'));
+  CHECK(loop.close_notify);
+}
+
+TEST_CASE("http/1 transport over TLS: heads it cannot read get the JSON error contract") {
+  RawLoop loop(30, true);
+  loop.connect_tls();
+  SUBCASE("far over the header limit: 431") {
+    loop.send("GET /echo HTTP/1.1\r\nHost: t\r\nX-Big: " + std::string(20000, 'a') + "\r\n\r\n");
+    REQUIRE(loop.until_closed());
+    REQUIRE(loop.responses().size() == 1);
+    CHECK(loop.responses()[0].status == 431);
+    CHECK(loop.responses()[0].body.find("\"headers_too_large\"") != std::string::npos);
+  }
+  SUBCASE("HTTP/2's preface after agreeing on http/1.1: 505") {
+    loop.send("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+    REQUIRE(loop.until_closed());
+    REQUIRE(loop.responses().size() == 1);
+    CHECK(loop.responses()[0].status == 505);
+    CHECK(loop.responses()[0].body.find("\"http_version_not_supported\"") != std::string::npos);
+  }
+  CHECK(loop.close_notify);
+}
+
+TEST_CASE(
+    "http/1 transport over TLS: a handshake sent a byte at a time must end within the I/O "
+    "timeout") {
+  RawLoop loop(1, true);
+  // A real ClientHello, made by a client that writes into memory.
+  common::SslPtr hello_maker(SSL_new(loop.client_context.get()));
+  REQUIRE(hello_maker);
+  BIO* in = BIO_new(BIO_s_mem());
+  BIO* out = BIO_new(BIO_s_mem());
+  SSL_set_bio(hello_maker.get(), in, out);  // the session owns both
+  SSL_set_connect_state(hello_maker.get());
+  CHECK(SSL_do_handshake(hello_maker.get()) != 1);  // waits for the server's answer
+  char* bytes = nullptr;
+  const long size = BIO_get_mem_data(out, &bytes);
+  REQUIRE(size > 100);
+  const std::string hello(bytes, static_cast<size_t>(size));
+  loop.connect();
+  size_t sent = 0;
+  const auto start = std::chrono::steady_clock::now();
+  auto next_send = start;
+  // Each byte well within the timeout of the one before; the handshake as a whole not.
+  REQUIRE(loop.run_until(
+      [&] {
+        if (loop.peer_closed) return true;
+        if (std::chrono::steady_clock::now() >= next_send && sent < hello.size()) {
+          CHECK(::send(loop.fd, hello.data() + sent, 1, MSG_NOSIGNAL) == 1);
+          ++sent;
+          next_send += 200ms;
+        }
+        return false;
+      },
+      6s));
+  CHECK(std::chrono::steady_clock::now() - start < 4s);
+  CHECK(sent < hello.size());
 }
