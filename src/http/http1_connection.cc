@@ -202,6 +202,7 @@ void Http1Connection::read_tls() {
   char buffer[kReadSize];
   for (int i = 0; i < kTlsReadsPerTurn; ++i) {
     if (closed_ || reading_paused_ || phase_ == Phase::lingering) return;
+    ERR_clear_error();  // SSL_get_error reads the thread's queue: other code may have left errors
     const int n = SSL_read(ssl, buffer, sizeof buffer);
     if (n > 0) {
       received(buffer, static_cast<size_t>(n));
@@ -233,6 +234,7 @@ void Http1Connection::read_tls() {
 
 bool Http1Connection::continue_handshake() {
   SSL* ssl = ssl_.get();
+  ERR_clear_error();
   const int done = SSL_do_handshake(ssl);
   last_activity_ms_ = loop_ms(server_.event_loop());
   if (done == 1) {
@@ -691,6 +693,7 @@ int Http1Connection::write_tls() {
   const size_t piece = std::min(evbuffer_get_length(out), kTlsRecordBytes);
   const unsigned char* bytes = evbuffer_pullup(out, static_cast<ev_ssize_t>(piece));
   if (bytes == nullptr) return -1;  // out of memory
+  ERR_clear_error();
   const int n = SSL_write(ssl_.get(), bytes, static_cast<int>(piece));
   if (n > 0) {
     evbuffer_drain(out, static_cast<size_t>(n));
