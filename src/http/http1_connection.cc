@@ -93,6 +93,8 @@ Http1Connection* Http1Connection::open(HttpServer& server, evutil_socket_t fd, c
       return nullptr;
     }
     SSL_set_accept_state(ssl);
+    // A retried write may come from another address: joining pieces can move them.
+    SSL_set_mode(ssl, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
     // Many clients (players among them) close without close_notify: that is an end, not an
     // error. Read-ahead: a record in one read instead of its header and then its body.
     SSL_set_options(ssl, SSL_OP_IGNORE_UNEXPECTED_EOF);
@@ -688,9 +690,13 @@ void Http1Connection::flush() {
 int Http1Connection::write_tls() {
   evbuffer* out = out_.get();
   // Short pieces (a reply's head, a small body) are joined into one record; a body already in
-  // one piece of a record or more is encrypted where it lies. A write that must be retried is
-  // retried with at least as many bytes, as OpenSSL asks: the buffer only grows behind them.
-  const size_t piece = std::min(evbuffer_get_length(out), kTlsRecordBytes);
+  // a piece about a record long or more is encrypted where it lies (move_in_tls_records' rule).
+  // A write that must be retried is retried with at least as many bytes, as OpenSSL asks: the
+  // joined piece stays first in the buffer, and the buffer only grows behind it.
+  size_t piece = std::min(evbuffer_get_length(out), kTlsRecordBytes);
+  evbuffer_iovec first;
+  if (evbuffer_peek(out, -1, nullptr, &first, 1) >= 1 && first.iov_len >= kTlsRecordPiece)
+    piece = std::min(first.iov_len, kTlsRecordBytes);
   const unsigned char* bytes = evbuffer_pullup(out, static_cast<ev_ssize_t>(piece));
   if (bytes == nullptr) return -1;  // out of memory
   ERR_clear_error();

@@ -397,6 +397,38 @@ TEST_CASE(
   CHECK(loop.close_notify);
 }
 
+TEST_CASE(
+    "http/1 transport over TLS: a reply streamed in small pieces to a client that is not "
+    "reading arrives whole") {
+  RawLoop loop(30, true);
+  constexpr size_t kPieces = 4000;
+  constexpr size_t kPieceBytes = 1000;
+  std::string expected;
+  loop.server->route("/pieces", {"GET"}, [&](common::HttpExchange& ex) {
+    ex.add_header("Content-Length", std::to_string(kPieces * kPieceBytes));
+    ex.start(200);
+    // The socket fills long before the end: writes wait and are retried as more pieces join
+    // the record being written (so from another address).
+    for (size_t i = 0; i < kPieces; ++i) {
+      const std::string piece(kPieceBytes, static_cast<char>('a' + i % 26));
+      expected += piece;
+      ex.send(piece.data(), piece.size());
+    }
+    ex.end();
+  });
+  loop.connect_tls();
+  loop.send("GET /pieces HTTP/1.1\r\nHost: t\r\n\r\n");
+  REQUIRE(loop.run_until(
+      [&] {
+        return loop.peer_closed || balancer::test::split_responses(loop.received).size() == 1;
+      },
+      10s));
+  REQUIRE(loop.responses().size() == 1);
+  CHECK(loop.responses()[0].body.size() == expected.size());
+  CHECK(loop.responses()[0].body == expected);
+  CHECK_FALSE(loop.peer_closed);
+}
+
 TEST_CASE("http/1 transport over TLS: heads it cannot read get the JSON error contract") {
   RawLoop loop(30, true);
   loop.connect_tls();
