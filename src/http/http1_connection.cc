@@ -286,12 +286,13 @@ void Http1Connection::hand_over_to_http2() {
   event_del(timer_.get());
   bufferevent* transport = bufferevent_openssl_socket_new(
       server_.event_loop(), fd_, ssl_.get(), BUFFEREVENT_SSL_OPEN, BEV_OPT_CLOSE_ON_FREE);
+  // The bufferevent owns the session and the socket from now on; failing, it has freed the
+  // session (BEV_OPT_CLOSE_ON_FREE), not the socket.
+  (void)ssl_.release();
   if (transport == nullptr) {
     close_now();
     return;
   }
-  // The bufferevent owns the session and the socket from now on.
-  (void)ssl_.release();
   fd_ = -1;
   closed_ = true;
   auto* connection = Http2Connection::take_over(server_, transport);
