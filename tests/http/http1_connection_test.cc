@@ -31,6 +31,11 @@ using namespace std::chrono_literals;
 
 // A server on its own loop and one raw client connection to it; the test drives the loop
 // while it waits for the server's bytes.
+struct Trickled {
+  size_t sent = 0;  // bytes sent before the server closed (or all of them)
+  std::chrono::steady_clock::duration took{};
+};
+
 // With `tls`, the server listens for TLS only (a self-signed certificate) and the client
 // speaks TLS through OpenSSL on the same socket: `received` holds what it decrypted.
 struct RawLoop {
@@ -128,6 +133,26 @@ struct RawLoop {
       ERR_clear_error();
       return;
     }
+  }
+  // Sends `bytes` on the raw socket a byte every 200 ms until the server closes, or for at
+  // most 6 s.
+  Trickled trickle(const std::string& bytes) {
+    Trickled result;
+    const auto start = std::chrono::steady_clock::now();
+    auto next_send = start;
+    run_until(
+        [&] {
+          if (peer_closed) return true;
+          if (std::chrono::steady_clock::now() >= next_send && result.sent < bytes.size()) {
+            CHECK(::send(fd, bytes.data() + result.sent, 1, MSG_NOSIGNAL) == 1);
+            ++result.sent;
+            next_send += 200ms;
+          }
+          return false;
+        },
+        6s);
+    result.took = std::chrono::steady_clock::now() - start;
+    return result;
   }
   bool responses_at_least(size_t n) {
     return run_until([&] { return balancer::test::split_responses(received).size() >= n; });
@@ -327,22 +352,10 @@ TEST_CASE(
   RawLoop loop(1);
   loop.connect();
   const std::string head = "GET /echo HTTP/1.1\r\nHost: t\r\nX-Slow: " + std::string(100, 'a');
-  size_t sent = 0;
-  const auto start = std::chrono::steady_clock::now();
-  auto next_send = start;
   // Each byte comes well within the timeout of the one before; the head as a whole does not.
-  REQUIRE(loop.run_until(
-      [&] {
-        if (loop.peer_closed) return true;
-        if (std::chrono::steady_clock::now() >= next_send && sent < head.size()) {
-          CHECK(::send(loop.fd, head.data() + sent, 1, MSG_NOSIGNAL) == 1);
-          ++sent;
-          next_send += 200ms;
-        }
-        return false;
-      },
-      6s));
-  CHECK(std::chrono::steady_clock::now() - start < 4s);
+  const Trickled trickled = loop.trickle(head);
+  REQUIRE(loop.peer_closed);
+  CHECK(trickled.took < 4s);
   CHECK(loop.received.empty());
 }
 
@@ -466,21 +479,9 @@ TEST_CASE(
   REQUIRE(size > 100);
   const std::string hello(bytes, static_cast<size_t>(size));
   loop.connect();
-  size_t sent = 0;
-  const auto start = std::chrono::steady_clock::now();
-  auto next_send = start;
   // Each byte well within the timeout of the one before; the handshake as a whole not.
-  REQUIRE(loop.run_until(
-      [&] {
-        if (loop.peer_closed) return true;
-        if (std::chrono::steady_clock::now() >= next_send && sent < hello.size()) {
-          CHECK(::send(loop.fd, hello.data() + sent, 1, MSG_NOSIGNAL) == 1);
-          ++sent;
-          next_send += 200ms;
-        }
-        return false;
-      },
-      6s));
-  CHECK(std::chrono::steady_clock::now() - start < 4s);
-  CHECK(sent < hello.size());
+  const Trickled trickled = loop.trickle(hello);
+  REQUIRE(loop.peer_closed);
+  CHECK(trickled.took < 4s);
+  CHECK(trickled.sent < hello.size());
 }
