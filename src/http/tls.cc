@@ -151,7 +151,9 @@ Result<SslCtxPtr> build_server_tls_context(const TlsOptions& options) {
   }
   SSL_CTX_set_options(
       c, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_COMPRESSION);
-  SSL_CTX_set_mode(c, SSL_MODE_RELEASE_BUFFERS);
+  // No chain built from the trust store at each full handshake when the file holds none: the
+  // chain sent is the file's (a lookup and a failing verification per handshake otherwise).
+  SSL_CTX_set_mode(c, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_NO_AUTO_CHAIN);
   if (SSL_CTX_use_certificate_chain_file(c, options.certificate.c_str()) != 1) {
     return Error{"tls_config",
                  "cannot load the certificate " + options.certificate + ": " + openssl_reason()};
