@@ -148,6 +148,7 @@ class Http1Connection final : public ExchangeFrontEnd {
   bool reading_paused_ = false;
   bool peer_done_ = false;  // the client closed its sending side (EOF read)
   bool write_watched_ = false;
+  bool corked_ = false;  // the last reply's segments are held for the FIN
   bool in_serve_ = false;
   bool closed_ = false;
   bool destroying_ = false;
