@@ -120,6 +120,13 @@ class Http1Connection final : public ExchangeFrontEnd {
   void reply_written();
   void finish_request();
   void close_after_reply() { keep_alive_ = false; }
+  // The same, with the request not read to its end (refused): the close waits for the client
+  // to stop sending (linger()).
+  void close_leaving_input() {
+    keep_alive_ = false;
+    leaving_input_ = true;
+  }
+  bool bytes_waiting() const;  // the client's bytes are in the socket, unread
   // The client is gone or the connection failed: the request in progress is abandoned, the
   // socket closed at once, and this object freed in a later turn.
   void close_now();
@@ -163,6 +170,7 @@ class Http1Connection final : public ExchangeFrontEnd {
   HeadParse parsed_;
   int minor_version_ = 1;
   bool keep_alive_ = true;
+  bool leaving_input_ = false;
   bool keep_alive_asked_ = false;  // HTTP/1.0 with "Connection: keep-alive"
   bool expect_continue_ = false;
   bool chunked_request_ = false;
