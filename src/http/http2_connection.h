@@ -1,7 +1,10 @@
-// The HTTP/2 front end (nghttp2) beside evhttp's HTTP/1.1: internal to
-// http_server.cc and http_exchange.cc. Loop thread only.
+// The HTTP/2 front end (nghttp2) beside the HTTP/1 transports: internal to
+// http_server.cc, http_exchange.cc and http1_connection.cc. Loop thread only.
 //
-// evhttp accepts every connection and asks HttpServer for its bufferevent. On a
+// Over TLS, our HTTP/1 transport does the handshake and hands a connection that agreed on
+// h2 to Http2Connection::take_over. On evhttp's listeners (h2c, or
+// server.http1_transport: evhttp), evhttp accepts every connection and asks HttpServer
+// for its bufferevent. On a
 // server with HTTP/2, that is a filter over the socket (or TLS) bufferevent which
 // looks at the connection's start: the ALPN a TLS handshake agreed on, or on a
 // plain socket the client preface of HTTP/2 with prior knowledge. HTTP/1.1 passes

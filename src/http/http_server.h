@@ -1,7 +1,7 @@
 // The HTTP server of one event loop: routing, JSON error replies (DESIGN.md error
 // contract), one access-log line per request, request size limits, I/O timeouts
 // and graceful drain, serving HttpExchanges (http/http_exchange.h) over HTTP/1 (our
-// own transport on plain listeners, http/http1_connection.h; evhttp on TLS and h2c
+// own transport on plain and TLS listeners, http/http1_connection.h; evhttp on h2c
 // ones) and HTTP/2 (http/http2_connection.h). Loop thread only.
 #pragma once
 
@@ -44,8 +44,8 @@ struct HttpServerOptions {
   TlsOptions tls;      // HTTPS on tls.port when tls.enabled
   bool http2 = false;  // TLS: offer h2 in ALPN beside http/1.1
   bool h2c = false;    // plain: HTTP/2 with prior knowledge beside HTTP/1.1
-  // Plain HTTP/1 without h2c is served by our own transport (http/http1_connection.h);
-  // false: by evhttp, as TLS and h2c listeners still are.
+  // HTTP/1 on TLS, and on plain listeners without h2c, is served by our own transport
+  // (http/http1_connection.h); false: by evhttp, as h2c listeners still are.
   bool builtin_http1 = true;
   size_t max_header_bytes = 16 * 1024;  // request line + headers; above → 431 JSON
   size_t max_body_bytes = 64 * 1024;    // above → 413 JSON
