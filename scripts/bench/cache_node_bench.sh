@@ -310,7 +310,7 @@ T_SLOW=()
 # ---------------------------------------------------------------- (a) hit throughput
 WRK=$(command -v wrk || true)
 WRK_NOTE=""
-declare -A RPS=() FLAG=()
+declare -A RPS=() FLAG=() MOVED=()
 if [[ -z $WRK ]]; then
   WRK_NOTE="wrk not installed (apt-get install wrk): hit throughput skipped"
   log "SKIP (a): $WRK_NOTE"
@@ -348,7 +348,9 @@ else
         loops0=""
         [[ $peer = cache_node* ]] && loops0=$(loop_ticks "${PEER_PID[$peer]}")
         t_start=$(now_us)
+        tcp_memory_watch_start
         run_wrk "$WRK_SECONDS" "$conns" "$url"
+        tcp_memory_watch_stop
         # The server's CPU per good response (nginx: master and workers; Varnish: its tree),
         # steadier than req/s on a shared machine.
         us_per_req=-
@@ -370,10 +372,12 @@ else
         fi
         RPS[$peer/$object/$conns]=$W_RPS
         FLAG[$peer/$object/$conns]=$W_FLAG
+        MOVED[$peer/$object/$conns]=$W_MOVED_MIBPS
         [[ $W_FLAG = ok ]] || log "WARNING: $peer $object c$conns: $W_FLAG"
         vs=$(ratio "$W_RPS" "${RPS[nginx_static/$object/$conns]:-}")
         if [[ $vs != n/a && ( $W_FLAG != ok || ${FLAG[nginx_static/$object/$conns]:-ok} != ok ) ]]; then vs="$vs!"; fi
         mibps=$(awk -v r="${W_RPS:-0}" -v b="$bytes" 'BEGIN { printf "%.1f", r * b / 1048576 }')
+        moved_vs=$(ratio "$W_MOVED_MIBPS" "${MOVED[nginx_static/$object/$conns]:-}")
         # The issue's targets for our node: 2 KiB and playlist >= 1.1 x nginx static, 1 MiB >= 1.2 x.
         target=""
         if [[ $peer = cache_node* && $vs != n/a ]]; then
@@ -381,10 +385,11 @@ else
           [[ $object = 1m ]] && want=1.2
           target="; target >= $want x: $(verdict "${vs%!}" "$want" ge)"
         fi
-        T_WRK+=("$(printf '%-14s %-8s %7s %5s %9s %8s %8s %8s %9s %8s %6s %7s %11s %7s  %s' "$peer" "$object" "$bytes" \
-          "$conns" "${W_RPS:-n/a}" "$mibps" "$W_P50" "$W_P99" "${W_NON2XX}/${W_SOCKERR}" "$vs" "$fetches" "$us_per_req" "$user_kernel" "$loops" \
+        T_WRK+=("$(printf '%-14s %-8s %7s %5s %9s %8s %8s %8s %8s %9s %8s %6s %6s %7s %7s %11s %7s  %s' "$peer" "$object" "$bytes" \
+          "$conns" "${W_RPS:-n/a}" "$mibps" "${W_MOVED_MIBPS:-n/a}" "$W_P50" "$W_P99" "${W_NON2XX}/${W_SOCKERR}" "$vs" "$moved_vs" "$fetches" \
+          "$TCP_MEM_PEAK_PCT" "$us_per_req" "$user_kernel" "$loops" \
           "$W_FLAG${problem:+; $problem}$target")")
-        J_WRK+=("{\"peer\":\"$peer\",\"object\":\"$object\",\"object_bytes\":$bytes,\"content_type\":$(json_str "$ctype"),\"connections\":$conns,\"warm_status\":$((10#$status)),\"check_problem\":$(json_str "$problem"),$(wrk_json),\"mib_per_s\":$mibps,\"ratio_to_nginx_static\":$(num_or_null "${vs%!}"),\"origin_requests_during_run\":$(num_or_null "${fetches//[-?]/}"),\"server_cpu_us_per_response\":$(num_or_null "${us_per_req/-/}"),\"server_user_us_per_response\":$(num_or_null "$user_us"),\"server_kernel_us_per_response\":$(num_or_null "$kernel_us"),\"loop_busy_pct\":$(json_str "${loops/#-/}")}")
+        J_WRK+=("{\"peer\":\"$peer\",\"object\":\"$object\",\"object_bytes\":$bytes,\"content_type\":$(json_str "$ctype"),\"connections\":$conns,\"warm_status\":$((10#$status)),\"check_problem\":$(json_str "$problem"),$(wrk_json),\"mib_per_s\":$mibps,\"ratio_to_nginx_static\":$(num_or_null "${vs%!}"),\"moved_ratio_to_nginx_static\":$(num_or_null "$moved_vs"),\"tcp_memory_peak_pages\":$(num_or_null "$TCP_MEM_PEAK"),\"tcp_memory_peak_pct_of_pressure\":$(num_or_null "$TCP_MEM_PEAK_PCT"),\"origin_requests_during_run\":$(num_or_null "${fetches//[-?]/}"),\"server_cpu_us_per_response\":$(num_or_null "${us_per_req/-/}"),\"server_user_us_per_response\":$(num_or_null "$user_us"),\"server_kernel_us_per_response\":$(num_or_null "$kernel_us"),\"loop_busy_pct\":$(json_str "${loops/#-/}")}")
       done
     done
   done
@@ -684,6 +689,11 @@ LOAD_END=$(loadavg)
   echo "    with EXT-X-PROGRAM-DATE-TIME, $(wc -c <"$WORK/root/hit/live.m3u8") bytes (application/vnd.apple.mpegurl); 1m = a 1 MiB chunk (video/mp2t)."
   echo "    req/s counts good responses only; err = responses >= 400 / socket errors: a run with any is"
   echo "    flagged ERR(...) and its ratio marked !; vs_static = req/s / nginx_static's for the same object;"
+  echo "    MiB/s = whole responses; moved = MiB/s read by wrk, responses cut off by the run's end included,"
+  echo "    and mv_vs its ratio to nginx_static's (with thousands of 1 MiB transfers sharing the loopback,"
+  echo "    few end within a short run and req/s depends on how evenly a server shares the bytes: moved"
+  echo "    is the throughput); tcpmem% = the kernel's TCP memory at its peak during the run, in % of"
+  echo "    net.ipv4.tcp_mem's pressure threshold (100 or more: send buffers were capped for every server);"
   echo "    origin = origin requests during the run (0 for a hit); us/resp = the server's CPU microseconds"
   echo "    per good response (nginx: master and workers); usr/sys = the same split into user and kernel"
   echo "    time; loops% = each event loop's busy share of its"
@@ -692,8 +702,8 @@ LOAD_END=$(loadavg)
   if [[ -n $WRK_NOTE ]]; then
     echo "    SKIPPED: $WRK_NOTE"
   else
-    printf '%-14s %-8s %7s %5s %9s %8s %8s %8s %9s %8s %6s %7s %11s %7s  %s\n' peer object bytes conns req/s MiB/s \
-      p50_ms p99_ms err vs_static origin us/resp usr/sys loops% check
+    printf '%-14s %-8s %7s %5s %9s %8s %8s %8s %8s %9s %8s %6s %6s %7s %7s %11s %7s  %s\n' peer object bytes conns req/s MiB/s \
+      moved p50_ms p99_ms err vs_static mv_vs origin tcpmem% us/resp usr/sys loops% check
     printf '%s\n' "${T_WRK[@]}"
   fi
   echo

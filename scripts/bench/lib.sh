@@ -343,6 +343,44 @@ start_nginx_static() {
   NGINX_STATIC_URL="http://127.0.0.1:$port/static"
 }
 
+# ---------------------------------------------------------------- TCP memory
+# Past the second value of net.ipv4.tcp_mem (pages: "pressure") the kernel stops growing
+# sockets' send buffers and shrinks those whose writers ask for more: at stadium connection
+# counts that, not the server, can cap bulk throughput. tcp_memory_watch_start samples the TCP
+# memory in use (/proc/net/sockstat) every 0.5 s until tcp_memory_watch_stop, which sets
+# TCP_MEM_PEAK (pages) and TCP_MEM_PEAK_PCT (the peak in % of the pressure threshold: 100 or
+# more, the run was under pressure; n/a when unknown).
+tcp_memory_pages() {
+  awk '$1 == "TCP:" { for (i = 2; i < NF; i++) if ($i == "mem") print $(i + 1) }' /proc/net/sockstat 2>/dev/null
+}
+tcp_memory_watch_start() {
+  TCP_MEM_FILE="$WORK/tcp_memory_peak"
+  echo 0 >"$TCP_MEM_FILE"
+  (
+    peak=0
+    for ((i = 0; i < 3600; i++)); do  # at most 30 minutes
+      now=$(tcp_memory_pages)
+      if [[ $now =~ ^[0-9]+$ ]] && ((now > peak)); then
+        peak=$now
+        echo "$peak" >"$TCP_MEM_FILE"
+      fi
+      sleep 0.5
+    done
+  ) &
+  TCP_MEM_WATCHER=$!
+}
+tcp_memory_watch_stop() {
+  local pressure
+  kill "$TCP_MEM_WATCHER" 2>/dev/null || true
+  wait "$TCP_MEM_WATCHER" 2>/dev/null || true
+  TCP_MEM_PEAK=$(cat "$TCP_MEM_FILE" 2>/dev/null || echo 0)
+  pressure=$(awk '{ print $2 }' /proc/sys/net/ipv4/tcp_mem 2>/dev/null || true)
+  TCP_MEM_PEAK_PCT=n/a
+  if [[ $TCP_MEM_PEAK =~ ^[0-9]+$ && $pressure =~ ^[0-9]+$ ]] && ((TCP_MEM_PEAK > 0 && pressure > 0)); then
+    TCP_MEM_PEAK_PCT=$((TCP_MEM_PEAK * 100 / pressure))
+  fi
+}
+
 # ---------------------------------------------------------------- wrk
 # run_wrk SECONDS CONNECTIONS URL [LUA_SCRIPT [SCRIPT_ARGS...]]: one wrk run, $WRK_THREADS
 # threads (default 2), --latency. wrk counts every response with status >= 400 and prints the
@@ -353,6 +391,7 @@ start_nginx_static() {
 #   W_RPS     good responses per s   W_RAW_RPS       wrk's Requests/sec (errors included)
 #   W_NON2XX  responses >= 400       W_SOCKERR       socket errors, total; W_SOCKERR_TEXT as printed
 #   W_P50, W_P99  latency in ms ("null" when missing)
+#   W_MOVED_MIBPS MiB read per second, responses not completed within the run included
 #   W_FLAG    "ok", or "ERR(...)" naming the errors, or "ERR(no result)"
 run_wrk() {
   local secs=$1 conns=$2 url=$3 script=${4:-} args
@@ -376,6 +415,11 @@ wrk_parse() {
   W_SOCKERR_TEXT=$(sed -n 's/.*Socket errors: *\(.*\)/\1/p' <<<"$W_OUT")
   W_SOCKERR=$(awk -F'[, ]+' '{ s = 0; for (i = 1; i <= NF; i++) if ($i ~ /^[0-9]+$/) s += $i; print s }' \
     <<<"${W_SOCKERR_TEXT:-0}")
+  # Bytes read per second, whole responses or not (wrk's Transfer/sec, powers of 1024).
+  W_MOVED_MIBPS=$(awk '$1 == "Transfer/sec:" {
+      v = $2; unit = v; sub(/^[0-9.]+/, "", unit); sub(/[A-Z]+$/, "", v)
+      f = unit == "B" ? 1 / 1048576 : unit == "KB" ? 1 / 1024 : unit == "MB" ? 1 : unit == "GB" ? 1024 : unit == "TB" ? 1048576 : 0
+      if (f > 0) printf "%.1f", v * f }' <<<"$W_OUT")
   W_P50=$(to_ms "$(awk '$1 == "50%" { print $2 }' <<<"$W_OUT")")
   W_P99=$(to_ms "$(awk '$1 == "99%" { print $2 }' <<<"$W_OUT")")
   W_RPS=""
@@ -393,8 +437,8 @@ wrk_parse() {
 }
 # The W_* values as JSON members (no braces).
 wrk_json() {
-  printf '"requests":%s,"seconds":%s,"good_requests_per_s":%s,"wrk_requests_per_s":%s,"status_ge_400":%s,"socket_errors":%s,"socket_errors_text":%s,"latency_p50_ms":%s,"latency_p99_ms":%s,"errors":%s' \
-    "$(num_or_null "$W_REQS")" "$(num_or_null "$W_SECS")" "$(num_or_null "$W_RPS")" \
+  printf '"requests":%s,"seconds":%s,"good_requests_per_s":%s,"wrk_requests_per_s":%s,"moved_mib_per_s":%s,"status_ge_400":%s,"socket_errors":%s,"socket_errors_text":%s,"latency_p50_ms":%s,"latency_p99_ms":%s,"errors":%s' \
+    "$(num_or_null "$W_REQS")" "$(num_or_null "$W_SECS")" "$(num_or_null "$W_RPS")" "$(num_or_null "$W_MOVED_MIBPS")" \
     "$(num_or_null "$W_RAW_RPS")" "$W_NON2XX" "$W_SOCKERR" "$(json_str "${W_SOCKERR_TEXT:-none}")" \
     "$W_P50" "$W_P99" "$([[ $W_FLAG = ok ]] && echo false || echo true)"
 }
