@@ -12,7 +12,8 @@
 #   scripts/bench/audience_bench.sh low_latency   1,000 viewers on an LL-HLS channel (ll_origin:
 #                                                 ffmpeg-made CMAF, parts of 0.25 s, 1 s segments)
 # VIEWERS=N sets the audience size (default 5,000; small: 300; low_latency: 1,000); the queue scenario's limit is
-# 80 % of it. Extra arguments go to audience (--set duration_s=..., --quiet). Results: $OUT
+# 80 % of it. SEGMENT_S=N sets the ladder's segment duration (default 2; 6 makes a viewer's
+# requests a third: 20,000 viewers fit the simulator on one core). Extra arguments go to audience (--set duration_s=..., --quiet). Results: $OUT
 # (default bench-results/audience-<scenario>-<time>/): scenario.json, result.json,
 # report.html, every server's log. Needs a build in $BUILD_DIR (default build/) with the
 # targets audience balancer cache_node test_origin ll_origin, and ffmpeg.
@@ -47,8 +48,8 @@ if [[ $NAME == low_latency ]]; then
   ORIGIN_PORT=$(wait_listening "$OUT/origin.log" 10 "$ORIGIN_PID") || { echo "the origin did not start" >&2; exit 1; }
   SOURCE=/master.m3u8
 else
-  log "live source: ffmpeg, 3 variants (800k/400k/200k), 2 s segments"
-  spawn_live_ladder "$OUT/ffmpeg.log" "$WORK/origin"
+  log "live source: ffmpeg, 3 variants (800k/400k/200k), ${SEGMENT_S:-2} s segments"
+  spawn_live_ladder "$OUT/ffmpeg.log" "$WORK/origin" "${SEGMENT_S:-2}"
   FFMPEG_PID=$SPAWNED
 
   spawn "$OUT/origin.log" "$BUILD_DIR/tests/support/test_origin" --port 0 --root "$WORK/origin"
@@ -88,7 +89,7 @@ fi
 # Gates open on a running stream: a live window of 4 segments first (a viewer arriving
 # on a 1-segment window starts at the live edge and stalls on every late segment).
 log "waiting for 4 segments of the live window"
-for ((i = 0; i < 300; i++)); do
+for ((i = 0; i < 150 * ${SEGMENT_S:-2}; i++)); do
   if [[ $NAME == low_latency ]]; then
     (($(curl -s "http://127.0.0.1:$ORIGIN_PORT/low/index.m3u8" | grep -c EXTINF || true) >= 4)) && break
   else

@@ -263,19 +263,20 @@ media_playlist_sets() {
 }
 ratio() { awk -v a="${1:-0}" -v b="${2:-0}" 'BEGIN { if (a > 0 && b > 0) printf "%.2f", a / b; else printf "n/a" }'; }
 
-# spawn_live_ladder LOG DIR: ffmpeg encoding a live test pattern in real time, 3 variants
-# (800k/400k/200k, 640x360/480x270/320x180, a keyframe every 2 s), 2 s segments, 8 listed, with
-# program dates, under DIR/live/ (master.m3u8, v0..v2/index.m3u8); sets SPAWNED.
+# spawn_live_ladder LOG DIR [SEGMENT_S]: ffmpeg encoding a live test pattern in real time, 3
+# variants (800k/400k/200k, 640x360/480x270/320x180, a keyframe each segment), SEGMENT_S-second
+# segments (default 2), 8 listed, with program dates, under DIR/live/ (master.m3u8,
+# v0..v2/index.m3u8); sets SPAWNED.
 spawn_live_ladder() {
-  local log=$1 dir=$2
+  local log=$1 dir=$2 segment_s=${3:-2}
   mkdir -p "$dir/live"
   spawn "$log" ffmpeg -hide_banner -loglevel error -re \
     -f lavfi -i "testsrc2=size=640x360:rate=25" -f lavfi -i "sine=frequency=440:sample_rate=48000" \
     -filter_complex "[0:v]split=3[a][b][c];[b]scale=480:270[b2];[c]scale=320:180[c2]" \
     -map "[a]" -map 1:a -map "[b2]" -map 1:a -map "[c2]" -map 1:a \
-    -c:v libx264 -preset ultrafast -tune zerolatency -g 50 -keyint_min 50 -sc_threshold 0 -pix_fmt yuv420p \
-    -b:v:0 800k -b:v:1 400k -b:v:2 200k -c:a aac -b:a 64k -ac 2 \
-    -f hls -hls_time 2 -hls_list_size 8 -hls_flags delete_segments+independent_segments+temp_file+program_date_time \
+    -c:v libx264 -preset ultrafast -tune zerolatency -g $((25 * segment_s)) -keyint_min $((25 * segment_s)) \
+    -sc_threshold 0 -pix_fmt yuv420p -b:v:0 800k -b:v:1 400k -b:v:2 200k -c:a aac -b:a 64k -ac 2 \
+    -f hls -hls_time "$segment_s" -hls_list_size 8 -hls_flags delete_segments+independent_segments+temp_file+program_date_time \
     -master_pl_name master.m3u8 -var_stream_map "v:0,a:0 v:1,a:1 v:2,a:2" \
     -hls_segment_filename "$dir/live/v%v/seg_%05d.ts" "$dir/live/v%v/index.m3u8"
 }
