@@ -2,6 +2,9 @@
 
 #include <strings.h>
 
+#include <charconv>
+#include <string_view>
+
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/url.h"
@@ -144,16 +147,25 @@ std::string QualityMeter::json() {
     s = quality_.summary(clock_.now());
     healthy_ms = quality_.limits().healthy_buffer_ms;
   }
-  std::string out = "{\"sessions\":" + std::to_string(s.sessions) +
-                    ",\"sessions_with_buffer\":" + std::to_string(s.sessions_with_buffer) +
-                    ",\"healthy_buffer\":" + std::to_string(s.healthy_buffer) +
-                    ",\"healthy_buffer_ms\":" + std::to_string(healthy_ms) +
-                    ",\"stalls_total\":" + std::to_string(s.stalls_total) + ",\"bitrate_mix\":{";
+  // Part of the node's /health, asked by every poll: appended, with no temporaries.
+  std::string out;
+  out.reserve(192);
+  char digits[24];
+  auto number = [&](std::string_view before, auto value) {
+    out += before;
+    out.append(digits, std::to_chars(digits, digits + sizeof digits, value).ptr);
+  };
+  number(R"({"sessions":)", s.sessions);
+  number(R"(,"sessions_with_buffer":)", s.sessions_with_buffer);
+  number(R"(,"healthy_buffer":)", s.healthy_buffer);
+  number(R"(,"healthy_buffer_ms":)", healthy_ms);
+  number(R"(,"stalls_total":)", s.stalls_total);
+  out += R"(,"bitrate_mix":{)";
   bool first = true;
   for (const auto& [kbps, sessions] : s.bitrate_mix) {
-    if (!first) out += ",";
+    number(first ? R"(")" : R"(,")", kbps);
+    number(R"(":)", sessions);
     first = false;
-    out += "\"" + std::to_string(kbps) + "\":" + std::to_string(sessions);
   }
   out += "}}";
   return out;
