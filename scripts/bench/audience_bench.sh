@@ -13,7 +13,8 @@
 #                                                 ffmpeg-made CMAF, parts of 0.25 s, 1 s segments)
 # VIEWERS=N sets the audience size (default 5,000; small: 300; low_latency: 1,000); the queue scenario's limit is
 # 80 % of it. SEGMENT_S=N sets the ladder's segment duration (default 2; 6 makes a viewer's
-# requests a third: 20,000 viewers fit the simulator on one core). Extra arguments go to audience (--set duration_s=..., --quiet). Results: $OUT
+# requests a third: 20,000 viewers fit the simulator on one core). Extra arguments go to
+# audience (--set duration_s=..., --quiet). Results: $OUT
 # (default bench-results/audience-<scenario>-<time>/): scenario.json, result.json,
 # report.html, every server's log. Needs a build in $BUILD_DIR (default build/) with the
 # targets audience balancer cache_node test_origin ll_origin, and ffmpeg.

@@ -439,7 +439,7 @@ wrk_parse() {
 # The W_* values as JSON members (no braces).
 wrk_json() {
   printf '"requests":%s,"seconds":%s,"good_requests_per_s":%s,"wrk_requests_per_s":%s,"moved_mib_per_s":%s,"status_ge_400":%s,"socket_errors":%s,"socket_errors_text":%s,"latency_p50_ms":%s,"latency_p99_ms":%s,"errors":%s' \
-    "$(num_or_null "$W_REQS")" "$(num_or_null "$W_SECS")" "$(num_or_null "$W_RPS")" "$(num_or_null "$W_MOVED_MIBPS")" \
-    "$(num_or_null "$W_RAW_RPS")" "$W_NON2XX" "$W_SOCKERR" "$(json_str "${W_SOCKERR_TEXT:-none}")" \
+    "$(num_or_null "$W_REQS")" "$(num_or_null "$W_SECS")" "$(num_or_null "$W_RPS")" \
+    "$(num_or_null "$W_RAW_RPS")" "$(num_or_null "$W_MOVED_MIBPS")" "$W_NON2XX" "$W_SOCKERR" "$(json_str "${W_SOCKERR_TEXT:-none}")" \
     "$W_P50" "$W_P99" "$([[ $W_FLAG = ok ]] && echo false || echo true)"
 }
