@@ -2,9 +2,9 @@
 
 #include <strings.h>
 
-#include <charconv>
 #include <string_view>
 
+#include "core/json.h"
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/url.h"
@@ -150,10 +150,8 @@ std::string QualityMeter::json() {
   // Part of the node's /health, asked by every poll: appended, with no temporaries.
   std::string out;
   out.reserve(192);
-  char digits[24];
-  auto number = [&](std::string_view before, auto value) {
-    out += before;
-    out.append(digits, std::to_chars(digits, digits + sizeof digits, value).ptr);
+  auto number = [&out](std::string_view before, int64_t value) {
+    common::append_json_number(out, before, value);
   };
   number(R"({"sessions":)", s.sessions);
   number(R"(,"sessions_with_buffer":)", s.sessions_with_buffer);

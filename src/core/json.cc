@@ -2,9 +2,29 @@
 
 #include <rapidjson/error/en.h>
 
+#include <charconv>
 #include <cstdio>
 
 namespace common {
+
+namespace {
+
+template <typename Integer>
+void append_number(std::string& out, std::string_view before, Integer value) {
+  out += before;
+  char digits[24];
+  out.append(digits, std::to_chars(digits, digits + sizeof digits, value).ptr);
+}
+
+}  // namespace
+
+void append_json_number(std::string& out, std::string_view before, uint64_t value) {
+  append_number(out, before, value);
+}
+
+void append_json_number(std::string& out, std::string_view before, int64_t value) {
+  append_number(out, before, value);
+}
 
 void append_json_string(std::string& out, std::string_view text) {
   out.push_back('"');

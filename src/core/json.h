@@ -17,6 +17,11 @@ namespace common {
 void append_json_string(std::string& out, std::string_view text);
 std::string json_string(std::string_view text);
 
+// Appends `before` as written (a member's name and its punctuation) and then `value` as a JSON
+// number: hand-built bodies asked often (a node's /health) without printf or temporaries.
+void append_json_number(std::string& out, std::string_view before, uint64_t value);
+void append_json_number(std::string& out, std::string_view before, int64_t value);
+
 // {"error":{"code":"...","message":"..."}}
 std::string json_error_body(std::string_view code, std::string_view message);
 

@@ -1,5 +1,8 @@
 #include <doctest/doctest.h>
 
+#include <cstdint>
+#include <string>
+
 #include "core/ascii.h"
 #include "core/json.h"
 #include "http/http_server.h"
@@ -29,6 +32,15 @@ TEST_CASE("json: error bodies follow the contract and escape their text") {
   CHECK(common::json_error_body("bad_request", "say \"no\"\n") ==
         "{\"error\":{\"code\":\"bad_request\",\"message\":\"say \\\"no\\\"\\n\"}}\n");
   CHECK(common::json_string(std::string("a\x01", 2)) == "\"a\\u0001\"");
+}
+
+TEST_CASE("json: numbers are appended after their member's name, at both ends of their range") {
+  std::string out = "{";
+  common::append_json_number(out, R"("max":)", UINT64_MAX);
+  common::append_json_number(out, R"(,"min":)", INT64_MIN);
+  common::append_json_number(out, R"(,"zero":)", uint64_t{0});
+  out += "}";
+  CHECK(out == R"({"max":18446744073709551615,"min":-9223372036854775808,"zero":0})");
 }
 
 TEST_CASE("iequals: ASCII letters compare without case, nothing else does") {
