@@ -29,13 +29,14 @@ namespace {
 
 using namespace std::chrono_literals;
 
-// A server on its own loop and one raw client connection to it; the test drives the loop
-// while it waits for the server's bytes.
+// What RawLoop::trickle sent, and how long until the server closed (or it gave up).
 struct Trickled {
   size_t sent = 0;  // bytes sent before the server closed (or all of them)
   std::chrono::steady_clock::duration took{};
 };
 
+// A server on its own loop and one raw client connection to it; the test drives the loop
+// while it waits for the server's bytes.
 // With `tls`, the server listens for TLS only (a self-signed certificate) and the client
 // speaks TLS through OpenSSL on the same socket: `received` holds what it decrypted.
 struct RawLoop {
