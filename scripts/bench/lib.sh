@@ -359,7 +359,8 @@ tcp_memory_watch_start() {
   echo 0 >"$TCP_MEM_FILE"
   (
     peak=0
-    for ((i = 0; i < 3600; i++)); do  # at most 30 minutes
+    for ((i = 0; i < 3600; i++)); do  # at most 30 minutes, and not past the bench itself
+      kill -0 $$ 2>/dev/null || break
       now=$(tcp_memory_pages)
       if [[ $now =~ ^[0-9]+$ ]] && ((now > peak)); then
         peak=$now
