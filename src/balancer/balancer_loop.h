@@ -154,8 +154,7 @@ class BalancerLoop {
   void send_error(common::HttpExchange& ex, int status, const std::string& code,
                   const std::string& message);
   PendingPtr begin_viewer_request(common::HttpExchange& ex, std::string_view prefix);
-  void observe_playback(const common::HttpExchange& ex, const ViewerRequest& request,
-                        const BalancerConfig& c, const ChannelConfig& channel);
+  void observe_playback(const Pending& p);
   SourceRequest source_request(const RuntimeConfig& rc, const ChannelConfig& channel,
                                const std::string& target, DeliveryDirectives directives = {}) const;
   void get_source(const SourceRequest& request, const RuntimeConfig& rc, SourceCallback done);

@@ -1,6 +1,6 @@
 #include "balancer/health_poller.h"
 
-#include <rapidjson/document.h>
+#include <rapidjson/reader.h>
 
 #include <cmath>
 
@@ -14,45 +14,107 @@ struct HealthPoller::Node {
   CacheHealth health;
   bool polling = false;
   common::FetchId fetch_id = 0;
-  std::string body;
+  std::string body;  // at most kHealthReplyReadBytes of the reply
+  bool body_cut = false;
   int status = 0;
   uint64_t generation = 0;
   common::Gauge* up_gauge = nullptr;
 };
 
+namespace {
+
+// The members of a health reply the balancer uses, read from the top level of the document as
+// RapidJSON's reader meets them; nothing else is kept, however large the reply.
+struct HealthFields : rapidjson::BaseReaderHandler<rapidjson::UTF8<>, HealthFields> {
+  size_t depth = 0;
+  bool root_object = false;
+  bool too_deep = false;
+  std::string key;  // the last top-level member's name
+  std::optional<bool> overloaded;
+  std::optional<std::string> status;
+  std::optional<double> egress_mbps;
+
+  bool at_top() const { return depth == 1; }
+  bool Default() { return depth > 0; }  // a scalar root is no health document
+  bool Bool(bool b) {
+    if (at_top() && key == "overloaded") overloaded = b;
+    return Default();
+  }
+  bool number(double v) {
+    if (at_top() && key == "egress_mbps") egress_mbps = v;
+    return Default();
+  }
+  bool Int(int v) { return number(v); }
+  bool Uint(unsigned v) { return number(v); }
+  bool Int64(int64_t v) { return number(static_cast<double>(v)); }
+  bool Uint64(uint64_t v) { return number(static_cast<double>(v)); }
+  bool Double(double v) { return number(v); }
+  bool String(const char* text, rapidjson::SizeType length, bool) {
+    if (at_top() && key == "status") status.emplace(text, length);
+    return Default();
+  }
+  bool Key(const char* text, rapidjson::SizeType length, bool) {
+    if (at_top()) key.assign(text, length);
+    return true;
+  }
+  bool open() {
+    too_deep = ++depth > common::kMaxJsonDepth;
+    return !too_deep;
+  }
+  bool StartObject() {
+    if (depth == 0) root_object = true;
+    return open();
+  }
+  bool StartArray() { return depth > 0 && open(); }
+  bool EndObject(rapidjson::SizeType) {
+    --depth;
+    return true;
+  }
+  bool EndArray(rapidjson::SizeType) {
+    --depth;
+    return true;
+  }
+};
+
+}  // namespace
+
 bool interpret_health_reply(int status, const std::string& body, bool& overloaded,
-                            std::string& reason, std::optional<double>* egress_mbps) {
+                            std::string& reason, std::optional<double>* egress_mbps,
+                            bool cut_at_bound) {
   overloaded = false;
   if (egress_mbps != nullptr) egress_mbps->reset();
   if (status != 200) {
     reason = "health endpoint answered " + std::to_string(status);
     return false;
   }
-  rapidjson::Document doc;
-  const common::Status parsed = common::parse_json(body, doc);
-  if (!parsed && parsed.error().code == "json_too_deep") {
-    reason = "health endpoint answered a reply whose " + parsed.error().message;
+  HealthFields fields;
+  rapidjson::Reader reader;
+  rapidjson::StringStream stream(body.c_str());
+  const rapidjson::ParseResult parsed =
+      reader.Parse<rapidjson::kParseIterativeFlag>(stream, fields);
+  if (fields.too_deep) {
+    reason = "health endpoint answered a reply whose arrays and objects nest deeper than " +
+             std::to_string(common::kMaxJsonDepth) + " levels";
     return false;
   }
-  if (!parsed || !doc.IsObject()) {
+  // A reply cut at the read bound ends mid-document: what was read before the cut counts.
+  const bool ran_out = cut_at_bound && parsed.Code() != rapidjson::kParseErrorTermination &&
+                       parsed.Offset() >= body.size();
+  if (!fields.root_object || (parsed.IsError() && !ran_out)) {
     reason = "health endpoint did not answer a JSON object";
     return false;
   }
-  auto it = doc.FindMember("overloaded");
-  if (it != doc.MemberEnd() && it->value.IsBool()) overloaded = it->value.GetBool();
-  auto st = doc.FindMember("status");
-  if (st != doc.MemberEnd() && st->value.IsString()) {
-    std::string_view s(st->value.GetString(), st->value.GetStringLength());
-    if (s == "overloaded") overloaded = true;
-    if (s != "ok" && s != "overloaded") {
-      reason = "health endpoint reports status '" + std::string(s) + "'";
+  if (fields.overloaded) overloaded = *fields.overloaded;
+  if (fields.status) {
+    if (*fields.status == "overloaded") overloaded = true;
+    if (*fields.status != "ok" && *fields.status != "overloaded") {
+      reason = "health endpoint reports status '" + *fields.status + "'";
       return false;
     }
   }
-  auto egress = doc.FindMember("egress_mbps");
-  if (egress_mbps != nullptr && egress != doc.MemberEnd() && egress->value.IsNumber()) {
-    double v = egress->value.GetDouble();
-    if (std::isfinite(v) && v >= 0) *egress_mbps = v;
+  if (egress_mbps != nullptr && fields.egress_mbps && std::isfinite(*fields.egress_mbps) &&
+      *fields.egress_mbps >= 0) {
+    *egress_mbps = fields.egress_mbps;
   }
   return true;
 }
@@ -142,6 +204,7 @@ void HealthPoller::poll_all() {
     if (node.polling) continue;  // the previous poll is still within its timeout
     node.polling = true;
     node.body.clear();
+    node.body_cut = false;
     node.status = 0;
     node.generation = generation_;
     common::FetchRequest fetch;
@@ -156,15 +219,20 @@ void HealthPoller::poll_all() {
     };
     callbacks.on_data = [this, key](std::string_view bytes) {
       auto it = nodes_.find(key);
-      if (it != nodes_.end() && it->second->body.size() < 64 * 1024) it->second->body.append(bytes);
+      if (it == nodes_.end()) return;
+      Node& n = *it->second;
+      const size_t room = kHealthReplyReadBytes - n.body.size();
+      n.body_cut = n.body_cut || bytes.size() > room;
+      n.body.append(bytes.substr(0, room));
     };
     callbacks.on_done = [this, key, generation](const common::FetchResult& result) {
       auto it = nodes_.find(key);
       if (it == nodes_.end()) return;
       Node& n = *it->second;
       Outcome outcome;
-      outcome.ok = result.ok && interpret_health_reply(result.status, n.body, outcome.overloaded,
-                                                       outcome.reason, &outcome.egress_mbps);
+      outcome.ok =
+          result.ok && interpret_health_reply(result.status, n.body, outcome.overloaded,
+                                              outcome.reason, &outcome.egress_mbps, n.body_cut);
       if (!result.ok) {
         outcome.refused = result.refused;
         outcome.reason =

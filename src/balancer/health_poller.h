@@ -34,12 +34,21 @@ struct HealthPollOptions {
   HealthThresholds thresholds;
 };
 
+// How much of a health reply is read: the members the balancer uses come first in a node's
+// reply (under 1 KiB); a larger reply is read up to here and the rest ignored, so a node is
+// never taken down, nor the balancer slowed, by what else its reply holds.
+inline constexpr size_t kHealthReplyReadBytes = 16 * 1024;
+
 // Pure: a poll outcome from the HTTP status and body. True with `overloaded`
-// set for a 200 JSON object; false with `reason` otherwise. With `egress_mbps`
-// non-null, it receives the document's "egress_mbps" when that is a finite
-// number >= 0 (else nullopt).
+// set for a 200 JSON object; false with `reason` otherwise. Only the top-level
+// "status", "overloaded" and "egress_mbps" are read, in one pass that keeps
+// nothing else. With `egress_mbps` non-null, it receives the document's
+// "egress_mbps" when that is a finite number >= 0 (else nullopt).
+// `cut_at_bound`: `body` is the first kHealthReplyReadBytes of a longer reply, so
+// a document that runs out of bytes is read as far as it goes.
 bool interpret_health_reply(int status, const std::string& body, bool& overloaded,
-                            std::string& reason, std::optional<double>* egress_mbps = nullptr);
+                            std::string& reason, std::optional<double>* egress_mbps = nullptr,
+                            bool cut_at_bound = false);
 
 class HealthPoller {
  public:

@@ -364,16 +364,17 @@ common::Histogram& BalancerLoop::newest_age_histogram(const std::string& channel
   return *newest_age_.emplace(channel, &h).first->second;
 }
 
-// The player's CMCD report of an authorised request, counted for its channel and the cache it
-// asked for (a configured one, else "other": the label set stays bounded).
-void BalancerLoop::observe_playback(const HttpExchange& ex, const ViewerRequest& request,
-                                    const BalancerConfig& c, const ChannelConfig& channel) {
+// The player's CMCD report of an authorised request (admitted, or a key it is entitled to):
+// a refused or queued request adds no session. Counted for its channel and the cache it asked
+// for (a configured one, else "other": the label set stays bounded).
+void BalancerLoop::observe_playback(const Pending& p) {
+  const ViewerRequest& request = p.request;
   std::string_view node =
       request.cache.empty() ? std::string_view("none") : cmcd::PlaybackQuality::kOtherPlace;
-  for (const CacheConfig& cache : c.caches) {
+  for (const CacheConfig& cache : p.config->config.caches) {
     if (cache.id == request.cache) node = cache.id;
   }
-  parts_.playback.observe(ex, request.cmcd, channel.id, node);
+  parts_.playback.observe(p.ex, request.cmcd, p.channel->id, node);
 }
 
 // Parses the viewer's request, finds the channel and checks the viewer may watch
@@ -400,7 +401,6 @@ PendingPtr BalancerLoop::begin_viewer_request(HttpExchange& ex, std::string_view
          viewer.error().message);
     return nullptr;
   }
-  observe_playback(ex, *request, snapshot->config, *channel);
   auto p = std::make_shared<Pending>(std::move(ex));
   p->request = std::move(request).value();
   p->config = std::move(snapshot);
@@ -417,6 +417,7 @@ void BalancerLoop::handle_playlist(HttpExchange& ex) {
     if (!allowed)
       return fail(p->ex, 404, "not_found", "This channel has no playlist at that path.");
     admit(p, [this, p] {
+      observe_playback(*p);
       get_source(
           source_request(*p->config, *p->channel, p->request.origin_target, p->request.directives),
           *p->config, [this, p](const SourceResult& r) { serve_playlist(p, r); });
@@ -597,6 +598,7 @@ void BalancerLoop::handle_key(HttpExchange& ex) {
   if (!p) return;
   ensure_allowed(p, true, [this, p](bool allowed) {
     if (!allowed) return fail(p->ex, 404, "not_found", "This channel has no key at that path.");
+    observe_playback(*p);
     std::string url =
         p->config->config.origins.at(p->channel->origin).url + p->request.origin_target;
     home_.fetch_key(loop_, url, [this, p](const KeyResult& r) {

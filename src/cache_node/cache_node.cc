@@ -136,9 +136,7 @@ std::string CacheNode::Shared::health_json(const CacheNodeConfig& c) const {
   number(R"(,"memory_chunks":)", store.memory_entries());
   number(R"(,"max_entries":)", store.options().max_entries);
   number(R"(,"negative_entries":)", cache->negative_entries());
-  out += R"(},"playback":)";
-  out += playback.json();
-  out += "}\n";
+  out += "}}\n";
   return out;
 }
 
@@ -205,7 +203,7 @@ void CacheNode::attach(size_t index, common::HttpServer& server) {
   // Per-loop readers of the config snapshot (each handler runs on this loop only).
   auto config = std::make_shared<common::Published<RuntimeConfig>::Reader>(n.config);
   // Every answer is for viewers (chunks, /ping) or the operator's dashboard in a
-  // browser (/health), except the Prometheus scrape.
+  // browser (/health, /playback), except the Prometheus scrape.
   common::CorsRules cors;
   cors.exempt_paths = {"/metrics", "/prefetch"};
   server.set_pre_route([config, cors](HttpExchange& ex) {
@@ -225,6 +223,12 @@ void CacheNode::attach(size_t index, common::HttpServer& server) {
   server.route("/health", {"GET", "HEAD"}, [&n, config](HttpExchange& ex) {
     ex.add_header("Cache-Control", "no-store");
     ex.reply(200, n.health_json(config->get().config));
+  });
+  // What the players report, apart from /health: no audience can make the health signal the
+  // balancers poll larger or slower (quality_meter.h: bounded, made at most once a second).
+  server.route("/playback", {"GET", "HEAD"}, [&playback = n.playback](HttpExchange& ex) {
+    ex.add_header("Cache-Control", "no-store");
+    ex.reply(200, playback.json() + "\n");
   });
   server.route("/metrics", {"GET"}, [&n](HttpExchange& ex) {
     ex.add_header("Cache-Control", "no-store");

@@ -1,12 +1,79 @@
 #include "cmcd/playback_quality.h"
 
+#include <algorithm>
+#include <bit>
+
 namespace cmcd {
+namespace {
+
+struct SipState {
+  uint64_t v0, v1, v2, v3;
+  void round() {
+    v0 += v1;
+    v1 = std::rotl(v1, 13) ^ v0;
+    v0 = std::rotl(v0, 32);
+    v2 += v3;
+    v3 = std::rotl(v3, 16) ^ v2;
+    v0 += v3;
+    v3 = std::rotl(v3, 21) ^ v0;
+    v2 += v1;
+    v1 = std::rotl(v1, 17) ^ v2;
+    v2 = std::rotl(v2, 32);
+  }
+  void absorb(uint64_t m) {
+    v3 ^= m;
+    round();
+    round();
+    v0 ^= m;
+  }
+};
+
+uint64_t little_endian_word(std::string_view bytes) {
+  uint64_t word = 0;
+  for (size_t i = 0; i < bytes.size(); ++i)
+    word |= uint64_t(static_cast<unsigned char>(bytes[i])) << (8 * i);
+  return word;
+}
+
+}  // namespace
+
+size_t bitrate_bucket(int64_t kbps) {
+  return static_cast<size_t>(
+      std::lower_bound(kBitrateBucketsKbps.begin(), kBitrateBucketsKbps.end(), kbps) -
+      kBitrateBucketsKbps.begin());
+}
+
+uint64_t keyed_hash(std::string_view text, const std::array<uint64_t, 2>& key) {
+  SipState s{key[0] ^ 0x736f6d6570736575ULL, key[1] ^ 0x646f72616e646f6dULL,
+             key[0] ^ 0x6c7967656e657261ULL, key[1] ^ 0x7465646279746573ULL};
+  size_t at = 0;
+  for (; at + 8 <= text.size(); at += 8) s.absorb(little_endian_word(text.substr(at, 8)));
+  s.absorb(little_endian_word(text.substr(at)) | (uint64_t(text.size()) << 56));
+  s.v2 ^= 0xff;
+  for (int i = 0; i < 4; ++i) s.round();
+  return s.v0 ^ s.v1 ^ s.v2 ^ s.v3;
+}
 
 const PlaybackQuality::Place& PlaybackQuality::bounded(const Place& where) {
   auto it = stalls_.find(where);
   if (it != stalls_.end()) return it->first;
   if (stalls_.size() >= limits_.max_places) return other_;
   return stalls_.emplace(where, 0).first->first;
+}
+
+void PlaybackQuality::count(const Session& s, bool adding) {
+  auto change = [adding](size_t& total) { adding ? ++total : --total; };
+  if (s.buffer_ms >= 0) {
+    change(with_buffer_);
+    if (s.buffer_ms >= limits_.healthy_buffer_ms) change(healthy_buffer_);
+  }
+  if (s.bitrate != kNoBitrate) change(bitrate_mix_[s.bitrate]);
+}
+
+void PlaybackQuality::drop(std::unordered_map<uint64_t, Session>::iterator it) {
+  count(it->second, false);
+  heard_order_.erase(it->second.in_order);
+  sessions_.erase(it);
 }
 
 PlaybackQuality::Recorded PlaybackQuality::record(Time now, const Place& where, const Data& data) {
@@ -17,14 +84,13 @@ PlaybackQuality::Recorded PlaybackQuality::record(Time now, const Place& where, 
     ++stalls_total_;
   }
   if (data.session_id.empty() || limits_.max_sessions == 0) return out;
-  auto it = sessions_.find(data.session_id);
+  expire(now);  // a session silent for the idle time starts anew
+  const uint64_t id = keyed_hash(data.session_id, limits_.session_key);
+  auto it = sessions_.find(id);
   if (it == sessions_.end()) {
-    if (sessions_.size() >= limits_.max_sessions) {
-      sessions_.erase(heard_order_.front());
-      heard_order_.pop_front();
-    }
-    heard_order_.push_back(data.session_id);
-    it = sessions_.emplace(data.session_id, Session{}).first;
+    if (sessions_.size() >= limits_.max_sessions) drop(sessions_.find(heard_order_.front()));
+    heard_order_.push_back(id);
+    it = sessions_.emplace(id, Session{}).first;
     it->second.in_order = std::prev(heard_order_.end());
     out.new_session = true;
   } else {
@@ -32,19 +98,19 @@ PlaybackQuality::Recorded PlaybackQuality::record(Time now, const Place& where, 
   }
   Session& s = it->second;
   s.last_heard = now;
-  if (data.buffer_length_ms) s.buffer_ms = data.buffer_length_ms;
+  count(s, false);
+  if (data.buffer_length_ms) s.buffer_ms = std::max<int64_t>(0, *data.buffer_length_ms);
   // A playlist or key request carries no object bitrate; only media objects change it.
-  if (data.bitrate_kbps) s.bitrate_kbps = data.bitrate_kbps;
-  if (data.measured_throughput_kbps) s.throughput_kbps = data.measured_throughput_kbps;
+  if (data.bitrate_kbps) s.bitrate = static_cast<uint8_t>(bitrate_bucket(*data.bitrate_kbps));
+  count(s, true);
   return out;
 }
 
 void PlaybackQuality::expire(Time now) {
   while (!heard_order_.empty()) {
     auto it = sessions_.find(heard_order_.front());
-    if (it != sessions_.end() && now - it->second.last_heard < limits_.session_idle) break;
-    if (it != sessions_.end()) sessions_.erase(it);
-    heard_order_.pop_front();
+    if (now - it->second.last_heard < limits_.session_idle) break;
+    drop(it);
   }
 }
 
@@ -52,16 +118,9 @@ PlaybackQuality::Summary PlaybackQuality::summary(Time now) {
   expire(now);
   Summary out;
   out.sessions = sessions_.size();
-  for (const auto& [id, s] : sessions_) {
-    if (s.buffer_ms) {
-      ++out.sessions_with_buffer;
-      if (*s.buffer_ms >= limits_.healthy_buffer_ms) ++out.healthy_buffer;
-    }
-    if (s.bitrate_kbps) ++out.bitrate_mix[*s.bitrate_kbps];
-  }
-  for (const auto& [place, count] : stalls_) {
-    if (count > 0) out.stalls[place] = count;
-  }
+  out.sessions_with_buffer = with_buffer_;
+  out.healthy_buffer = healthy_buffer_;
+  out.bitrate_mix = bitrate_mix_;
   out.stalls_total = stalls_total_;
   return out;
 }

@@ -1,26 +1,45 @@
 // Playback quality from the CMCD a server receives (cmcd.h): per player session (`sid`), the
-// latest buffer length, bitrate and throughput it reported, and the stalls (`bs`) it reported,
-// counted per place (channel and node). Bounded (at most Limits::max_sessions sessions and
-// Limits::max_places places; the least recently heard session goes first) and expiring (a session
-// not heard from for Limits::session_idle is dropped). No personal data: a session is the random
-// id its player chose, with numbers; no address, account or URL is kept.
+// latest buffer length and bitrate it reported, and the stalls (`bs`) it reported, counted per
+// place (channel and node). Bounded in count and in bytes, whatever the players send:
+// - a session is kept under a 64-bit keyed hash of its id (SipHash-2-4 with a key the owner
+//   draws at random), never the id's text: a 512-byte id costs what a 1-byte one does;
+// - at most Limits::max_sessions sessions (the least recently heard goes first), each dropped
+//   when not heard from for Limits::session_idle;
+// - at most Limits::max_places places for stalls, the rest under kOtherPlace;
+// - bitrates are counted in the fixed buckets of kBitrateBucketsKbps, so the summary has the
+//   same few members however many distinct bitrates the players claim.
+// The summary is kept up to date as reports arrive and sessions go (no pass over the sessions).
+// No personal data: no address, account, URL or session id text is kept.
 //
 // Pure: time comes in as `now`. Not synchronised: its owner serialises the calls (one lock per
-// server; a report costs one hash lookup).
+// server; a report costs one hash and one lookup).
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <list>
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <unordered_map>
-#include <vector>
 
 #include "cmcd/cmcd.h"
 
 namespace cmcd {
+
+// Upper bounds (kbps, inclusive) of the bitrate buckets; a bitrate above the last is counted in
+// one more bucket, "over" the last.
+inline constexpr std::array<int64_t, 10> kBitrateBucketsKbps = {300,  600,  1000, 1500,  2500,
+                                                                4000, 6000, 8000, 12000, 20000};
+inline constexpr size_t kBitrateBuckets = kBitrateBucketsKbps.size() + 1;
+// The bucket of a bitrate: the index of the first bound at or above it, else the last bucket.
+size_t bitrate_bucket(int64_t kbps);
+
+// SipHash-2-4 (Aumasson and Bernstein) of `text` under `key`: unpredictable without the key, so
+// no player can make its ids collide with other sessions' or pile them into one hash bucket.
+uint64_t keyed_hash(std::string_view text, const std::array<uint64_t, 2>& key);
 
 class PlaybackQuality {
  public:
@@ -31,7 +50,14 @@ class PlaybackQuality {
     size_t max_places = 1024;                       // beyond: reported under kOtherPlace
     std::chrono::milliseconds session_idle{30000};  // about three playlist reloads of silence
     int64_t healthy_buffer_ms = 4000;               // at or above: a healthy buffer
+    std::array<uint64_t, 2> session_key{};          // keyed_hash's key for session ids
   };
+
+  // What one kept session costs at most, in bytes, hash table and recency list together
+  // (measured with glibc's allocator: 96 to 109 bytes a session from 1,000 to 150,000 sessions,
+  // ids of 512 bytes; it was 1.5 KB with the id's text kept); sessions() times this is what
+  // memory_bytes() reports.
+  static constexpr size_t kBytesPerSession = 112;
 
   // Where a report was made: the channel and the cache node, as the server names them (configured
   // names, or names the caller has bounded).
@@ -57,33 +83,42 @@ class PlaybackQuality {
   void expire(Time now);
 
   struct Summary {
-    size_t sessions = 0;                    // reporting within session_idle
-    size_t sessions_with_buffer = 0;        // of those, with a buffer length
-    size_t healthy_buffer = 0;              // of those, at or above healthy_buffer_ms
-    std::map<int64_t, size_t> bitrate_mix;  // latest bitrate (kbps) → sessions
-    std::map<Place, uint64_t> stalls;       // reported since start, by place
-    uint64_t stalls_total = 0;
+    size_t sessions = 0;                                // reporting within session_idle
+    size_t sessions_with_buffer = 0;                    // of those, with a buffer length
+    size_t healthy_buffer = 0;                          // of those, at or above healthy_buffer_ms
+    std::array<size_t, kBitrateBuckets> bitrate_mix{};  // sessions by their latest bitrate's bucket
+    uint64_t stalls_total = 0;                          // reported since start
   };
-  // After expire(now).
+  // After expire(now). Costs no pass over the sessions.
   Summary summary(Time now);
 
+  // Stalls reported since start, by place (at most max_places + 1 places).
+  const std::map<Place, uint64_t>& stalls() const { return stalls_; }
+
   size_t sessions() const { return sessions_.size(); }
+  size_t memory_bytes() const { return sessions_.size() * kBytesPerSession; }
   const Limits& limits() const { return limits_; }
 
  private:
+  static constexpr uint8_t kNoBitrate = 0xff;
   struct Session {
     Time last_heard;
-    std::optional<int64_t> buffer_ms;
-    std::optional<int64_t> bitrate_kbps;
-    std::optional<int64_t> throughput_kbps;
-    std::list<std::string>::iterator in_order;  // its place in heard_order_
+    int64_t buffer_ms = -1;                  // -1: none reported
+    uint8_t bitrate = kNoBitrate;            // its bucket, or kNoBitrate
+    std::list<uint64_t>::iterator in_order;  // its place in heard_order_
   };
 
   const Place& bounded(const Place& where);
+  // Adds a session's share to the running totals, or takes it away.
+  void count(const Session& s, bool adding);
+  void drop(std::unordered_map<uint64_t, Session>::iterator it);
 
   Limits limits_;
-  std::unordered_map<std::string, Session> sessions_;
-  std::list<std::string> heard_order_;  // least recently heard first
+  std::unordered_map<uint64_t, Session> sessions_;
+  std::list<uint64_t> heard_order_;  // least recently heard first
+  size_t with_buffer_ = 0;
+  size_t healthy_buffer_ = 0;
+  std::array<size_t, kBitrateBuckets> bitrate_mix_{};
   std::map<Place, uint64_t> stalls_;
   uint64_t stalls_total_ = 0;
   Place other_{std::string(kOtherPlace), std::string(kOtherPlace)};

@@ -2,6 +2,7 @@
 
 #include <strings.h>
 
+#include <random>
 #include <string_view>
 
 #include "core/json.h"
@@ -32,6 +33,13 @@ std::string label_escaped(std::string_view s) {
   return out;
 }
 
+// A key no player can guess, so no player can choose ids that collide (playback_quality.h).
+PlaybackQuality::Limits with_random_session_key(PlaybackQuality::Limits limits) {
+  std::random_device random;  // the kernel's CSPRNG on Linux
+  for (uint64_t& word : limits.session_key) word = (uint64_t(random()) << 32) | uint64_t(random());
+  return limits;
+}
+
 }  // namespace
 
 std::string plain_label_value(std::string_view text) {
@@ -58,7 +66,12 @@ QualityMeter::QualityMeter(common::MetricsRegistry& metrics, const common::Clock
           "Encoded bitrates of the media objects the players asked for (CMCD br), "
           "in bytes per second as Prometheus wants base units (0.25 to 20 Mbit/s)",
           {31250, 62500, 125e3, 250e3, 375e3, 625e3, 1e6, 1.5e6, 2.5e6})),
-      quality_(limits) {
+      quality_(with_random_session_key(limits)) {
+  metrics.gauge_fn("playback_sessions_memory_bytes",
+                   "What the kept player sessions cost in memory (bounded by their count)", [this] {
+                     std::lock_guard lock(mutex_);
+                     return static_cast<double>(quality_.memory_bytes());
+                   });
   metrics.gauge_fn("playback_sessions_reporting",
                    "Player sessions heard from (CMCD sid) within the idle time", [this] {
                      std::lock_guard lock(mutex_);
@@ -140,32 +153,35 @@ void QualityMeter::count_stall(const PlaybackQuality::Place& where) {
 }
 
 std::string QualityMeter::json() {
-  PlaybackQuality::Summary s;
-  int64_t healthy_ms = 0;
-  {
-    std::lock_guard lock(mutex_);
-    s = quality_.summary(clock_.now());
-    healthy_ms = quality_.limits().healthy_buffer_ms;
-  }
-  // Part of the node's /health, asked by every poll: appended, with no temporaries.
-  std::string out;
-  out.reserve(192);
+  const common::SteadyTime now = clock_.now();
+  std::lock_guard lock(mutex_);
+  if (json_made_ && now - *json_made_ < kJsonLifetime) return json_;
+  const PlaybackQuality::Summary s = quality_.summary(now);
+  std::string& out = json_;
+  out.clear();
   auto number = [&out](std::string_view before, int64_t value) {
     common::append_json_number(out, before, value);
   };
   number(R"({"sessions":)", s.sessions);
   number(R"(,"sessions_with_buffer":)", s.sessions_with_buffer);
   number(R"(,"healthy_buffer":)", s.healthy_buffer);
-  number(R"(,"healthy_buffer_ms":)", healthy_ms);
+  number(R"(,"healthy_buffer_ms":)", quality_.limits().healthy_buffer_ms);
   number(R"(,"stalls_total":)", s.stalls_total);
   out += R"(,"bitrate_mix":{)";
   bool first = true;
-  for (const auto& [kbps, sessions] : s.bitrate_mix) {
-    number(first ? R"(")" : R"(,")", kbps);
-    number(R"(":)", sessions);
+  for (size_t bucket = 0; bucket < kBitrateBuckets; ++bucket) {
+    if (s.bitrate_mix[bucket] == 0) continue;
+    out += first ? R"(")" : R"(,")";
     first = false;
+    if (bucket < kBitrateBucketsKbps.size()) {
+      number("", kBitrateBucketsKbps[bucket]);
+    } else {
+      number("over_", kBitrateBucketsKbps.back());
+    }
+    number(R"(":)", s.bitrate_mix[bucket]);
   }
   out += "}}";
+  json_made_ = now;
   return out;
 }
 

@@ -8,10 +8,12 @@
 //   playback_bitrate_bytes_per_second               histogram of media objects' bitrates (br)
 //   playback_sessions_reporting                    sessions heard within the idle time
 //   playback_sessions_healthy_buffer               of those, buffer at or above the bar
+//   playback_sessions_memory_bytes                 what the kept sessions cost (bounded)
 // Any thread: one lock around the PlaybackQuality; the stall counters have their own, taken
 // without the first, so a scrape (registry lock, then the quality lock) never waits in a cycle.
 #pragma once
 
+#include <chrono>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -47,8 +49,12 @@ class QualityMeter {
                               std::string_view channel, std::string_view node);
 
   // {"sessions":N,"sessions_with_buffer":N,"healthy_buffer":N,"healthy_buffer_ms":4000,
-  //  "stalls_total":N,"bitrate_mix":{"3200":N,...}}
+  //  "stalls_total":N,"bitrate_mix":{"300":N,...,"20000":N,"over_20000":N}}: sessions by the
+  // bucket of their latest bitrate (kBitrateBucketsKbps, an upper bound in kbps), only buckets
+  // with sessions. Under 400 bytes whatever the players report; made at most once a second
+  // (kJsonLifetime), so asking it often costs a copy.
   std::string json();
+  static constexpr std::chrono::milliseconds kJsonLifetime{1000};
 
  private:
   void count_stall(const PlaybackQuality::Place& where);
@@ -62,6 +68,8 @@ class QualityMeter {
 
   std::mutex mutex_;
   PlaybackQuality quality_;  // guarded by mutex_
+  std::string json_;         // guarded by mutex_: the last json(), made at json_made_
+  std::optional<common::SteadyTime> json_made_;
 
   std::mutex stall_mutex_;
   std::map<PlaybackQuality::Place, common::Counter*> stall_counters_;  // guarded by stall_mutex_

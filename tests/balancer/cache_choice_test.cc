@@ -216,6 +216,32 @@ TEST_CASE(
   CHECK(reason.find("deeper than") != std::string::npos);
 }
 
+TEST_CASE("health replies: a reply cut at the read bound is read as far as it goes") {
+  bool overloaded = false;
+  std::string reason;
+  std::optional<double> egress;
+  const std::string head = R"({"status":"overloaded","egress_mbps":7,"playback":{"mix":{"1":2,"3")";
+  // Cut inside a name, a number, between members: the members before the cut count.
+  for (size_t cut : {head.size(), head.size() - 2, head.find("{\"1\"") + 2}) {
+    CAPTURE(cut);
+    CHECK(interpret_health_reply(200, head.substr(0, cut), overloaded, reason, &egress, true));
+    CHECK(overloaded);
+    CHECK(egress == 7.0);
+  }
+  // The same bytes as a whole reply are no JSON object; nor is garbage before the cut, nor a
+  // document that is no object, cut or not.
+  CHECK_FALSE(interpret_health_reply(200, head, overloaded, reason));
+  CHECK_FALSE(interpret_health_reply(200, R"({"status":"ok",]]]]]]]]}", overloaded, reason,
+                                     nullptr, true));
+  CHECK_FALSE(interpret_health_reply(200, R"([{"status":"ok")",
+                                     overloaded, reason, nullptr, true));
+  CHECK_FALSE(interpret_health_reply(200, "12", overloaded, reason, nullptr, true));
+  // Only top-level members count.
+  CHECK(interpret_health_reply(200, R"({"nested":{"status":"draining","overloaded":true}})",
+                               overloaded, reason));
+  CHECK_FALSE(overloaded);
+}
+
 TEST_CASE("health replies: egress_mbps is read when it is a number >= 0, and kept by the node") {
   bool overloaded = false;
   std::string reason;

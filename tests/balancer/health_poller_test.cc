@@ -145,6 +145,28 @@ TEST_CASE(
   CHECK(f.node.seen()[0].path == "/a/health");
 }
 
+TEST_CASE(
+    "health poller: a node whose reply is far larger than the members read stays up, and its "
+    "numbers are read") {
+  // 1 MB of members after the ones the balancer uses, as an audience inflating a node's reply
+  // would make: read up to kHealthReplyReadBytes, the rest ignored, the node up.
+  std::string large = R"({"status":"ok","overloaded":false,"egress_mbps":42.5,"mix":{)";
+  for (int i = 0; large.size() < 1'000'000; ++i) large += "\"" + std::to_string(i) + "\":1,";
+  large += R"("end":1}})";
+  Fixture f;
+  f.node.answer(test::LoopbackNode::scripted({{200, large}, {200, large}}, kHold));
+  f.configure({"a"}, poll_options(1, 1));
+  f.run_until_told(3);
+  for (size_t i : {1, 2}) {
+    CAPTURE(i);
+    CHECK(f.told[i].state == State::up);
+    CHECK(f.told[i].usable);
+    CHECK(f.told[i].error.empty());
+  }
+  REQUIRE(f.poller->total_egress_mbps(f.clock.now()).has_value());
+  CHECK(*f.poller->total_egress_mbps(f.clock.now()) == doctest::Approx(42.5));
+}
+
 TEST_CASE("health poller: an overloaded node stays up but is not usable, at once") {
   Fixture f;
   f.node.answer(test::LoopbackNode::scripted({kOk,

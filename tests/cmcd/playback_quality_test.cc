@@ -1,10 +1,15 @@
-// PlaybackQuality on an injected clock: sessions kept by sid, their latest numbers summarised,
-// stalls counted by place, sessions expiring after the idle time, and every bound holding.
+// PlaybackQuality on an injected clock: sessions kept by a keyed hash of their sid, their latest
+// numbers summarised in fixed buckets and kept up to date as sessions come and go, stalls
+// counted by place, sessions expiring after the idle time, and every bound holding.
 #include "cmcd/playback_quality.h"
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <array>
+#include <map>
 #include <string>
+#include <vector>
 
 using namespace std::chrono_literals;
 using cmcd::PlaybackQuality;
@@ -38,9 +43,11 @@ TEST_CASE(
   const auto s = q.summary(t0 + 3s);
   CHECK(s.sessions == 3);
   CHECK(s.sessions_with_buffer == 3);
-  CHECK(s.healthy_buffer == 2);  // s1 (12000) and s3 (4000, at the bar)
-  CHECK(s.bitrate_mix.at(3200) == 2);
-  CHECK(s.bitrate_mix.at(800) == 1);
+  CHECK(s.healthy_buffer == 2);                           // s1 (12000) and s3 (4000, at the bar)
+  CHECK(s.bitrate_mix[cmcd::bitrate_bucket(3200)] == 2);  // up to 4,000 kbps
+  CHECK(s.bitrate_mix[cmcd::bitrate_bucket(800)] == 1);   // up to 1,000 kbps
+  CHECK(cmcd::bitrate_bucket(3200) == 5);
+  CHECK(cmcd::bitrate_bucket(800) == 2);
   CHECK(s.stalls_total == 0);
 }
 
@@ -53,8 +60,8 @@ TEST_CASE("playback quality: stalls are counted by place, with or without a sess
   CHECK_FALSE(q.record(t0, kDemoB, report("s2", 5000)).stall);
   const auto s = q.summary(t0);
   CHECK(s.stalls_total == 3);
-  CHECK(s.stalls.at(kDemoA) == 2);
-  CHECK(s.stalls.at(kDemoB) == 1);
+  CHECK(q.stalls().at(kDemoA) == 2);
+  CHECK(q.stalls().at(kDemoB) == 1);
   CHECK(s.sessions == 2);  // the report without an id kept no session
 }
 
@@ -85,7 +92,104 @@ TEST_CASE("playback quality: bounded sessions (the least recently heard goes) an
   for (int i = 0; i < 10; ++i)
     q.record(t0, {"ch" + std::to_string(i), "n"}, report("", 0, std::nullopt, true));
   const auto s = q.summary(t0 + 6s);
-  CHECK(s.stalls.size() == 3);  // two places, then everything else under "other"
-  CHECK(s.stalls.at({"other", "other"}) == 8);
+  CHECK(q.stalls().size() == 3);  // two places, then everything else under "other"
+  CHECK(q.stalls().at({"other", "other"}) == 8);
   CHECK(s.stalls_total == 10);
+}
+
+TEST_CASE("playback quality: session ids are hashed with SipHash-2-4 (the reference vectors)") {
+  // The reference implementation's key 00 01 .. 0f and messages 00 01 .. (len - 1).
+  const std::array<uint64_t, 2> key = {0x0706050403020100ULL, 0x0f0e0d0c0b0a0908ULL};
+  std::string message;
+  CHECK(cmcd::keyed_hash(message, key) == 0x726fdb47dd0e0e31ULL);
+  for (int i = 0; i < 15; ++i) message.push_back(static_cast<char>(i));
+  CHECK(cmcd::keyed_hash(message, key) == 0xa129ca6149be45e5ULL);
+  // Another key, another hash: no player can aim at a bucket without it.
+  CHECK(cmcd::keyed_hash(message, {1, 2}) != cmcd::keyed_hash(message, key));
+}
+
+TEST_CASE("playback quality: bitrates fall in fixed buckets, whatever a player claims") {
+  CHECK(cmcd::bitrate_bucket(-5) == 0);
+  CHECK(cmcd::bitrate_bucket(300) == 0);
+  CHECK(cmcd::bitrate_bucket(301) == 1);
+  CHECK(cmcd::bitrate_bucket(20000) == cmcd::kBitrateBucketsKbps.size() - 1);
+  CHECK(cmcd::bitrate_bucket(20001) == cmcd::kBitrateBuckets - 1);
+  CHECK(cmcd::bitrate_bucket(INT64_MAX) == cmcd::kBitrateBuckets - 1);
+
+  // 8,000 sessions, each claiming its own bitrate: the summary has the same 11 buckets.
+  PlaybackQuality q({.session_idle = 60s});
+  const PlaybackQuality::Time t0{};
+  for (int i = 0; i < 8000; ++i)
+    q.record(t0, kDemoA, report("s" + std::to_string(i), 5000, 100 + i * 3));
+  const auto s = q.summary(t0);
+  size_t counted = 0;
+  for (size_t n : s.bitrate_mix) counted += n;
+  CHECK(counted == 8000);
+  CHECK(s.bitrate_mix.back() == 1366);  // 100 + 3 i over 20,000 from i = 6,634 on
+}
+
+TEST_CASE("playback quality: a session costs the same bytes whatever the length of its id") {
+  PlaybackQuality q({.max_sessions = 1000, .session_idle = 60s});
+  const PlaybackQuality::Time t0{};
+  for (int i = 0; i < 1000; ++i)
+    q.record(t0, kDemoA, report(std::string(512, 'x') + std::to_string(i), 1));
+  CHECK(q.sessions() == 1000);
+  CHECK(q.memory_bytes() == 1000 * PlaybackQuality::kBytesPerSession);
+  // Past the bound, the oldest goes: count and bytes stay where they are.
+  q.record(t0, kDemoA, report(std::string(512, 'y'), 1));
+  CHECK(q.memory_bytes() == 1000 * PlaybackQuality::kBytesPerSession);
+}
+
+TEST_CASE(
+    "playback quality: the running totals equal a count from scratch through reports, "
+    "evictions and expiry") {
+  PlaybackQuality q({.max_sessions = 50, .session_idle = 10s, .healthy_buffer_ms = 4000});
+  const PlaybackQuality::Time t0{};
+  // What each session said last, to count from scratch (seeded, so every run is the same).
+  std::map<std::string, std::pair<int64_t, std::optional<int64_t>>> latest;
+  std::map<std::string, PlaybackQuality::Time> heard;
+  uint64_t seed = 12345;
+  auto next = [&seed] {
+    seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+    return seed >> 33;
+  };
+  for (int step = 0; step < 3000; ++step) {
+    const auto now = t0 + std::chrono::milliseconds(step * 20);
+    const std::string sid = "s" + std::to_string(next() % 80);
+    const int64_t bl = static_cast<int64_t>(next() % 9000);
+    std::optional<int64_t> br;
+    if (next() % 3 != 0) br = static_cast<int64_t>(next() % 25000);
+    // From scratch: the sessions heard within the idle time, at most the 50 most recent.
+    auto kept = [&] {
+      std::vector<std::pair<PlaybackQuality::Time, std::string>> alive;
+      for (const auto& [id, at] : heard)
+        if (now - at < 10s) alive.push_back({at, id});
+      std::sort(alive.rbegin(), alive.rend());
+      if (alive.size() > 50) alive.resize(50);
+      return alive;
+    };
+    const auto before = kept();
+    const bool known = std::any_of(before.begin(), before.end(),
+                                   [&](const auto& entry) { return entry.second == sid; });
+    CHECK(q.record(now, kDemoA, report(sid, bl, br)).new_session == !known);
+    auto& l = latest[sid];
+    if (!known) l = {bl, std::nullopt};  // dropped (silent or evicted), then new
+    l.first = bl;
+    if (br) l.second = br;
+    heard[sid] = now;
+    if (step % 97 != 0) continue;
+    const auto s = q.summary(now);
+    const auto alive = kept();
+    std::array<size_t, cmcd::kBitrateBuckets> mix{};
+    size_t healthy = 0;
+    for (const auto& [at, id] : alive) {
+      healthy += latest[id].first >= 4000 ? 1 : 0;
+      if (latest[id].second) ++mix[cmcd::bitrate_bucket(*latest[id].second)];
+    }
+    INFO("step ", step);
+    CHECK(s.sessions == alive.size());
+    CHECK(s.sessions_with_buffer == alive.size());
+    CHECK(s.healthy_buffer == healthy);
+    CHECK(s.bitrate_mix == mix);
+  }
 }

@@ -2,8 +2,9 @@
 // Shaka Player) or as the four CMCD headers (Media3, hls.js with useHeaders) changes neither a
 // chunk's signature, nor its cache key, nor the source playlist the balancer fetches; both
 // servers read it and expose the playback it describes (stalls by channel and node, sessions,
-// buffer health) in /metrics and as JSON (the node's /health, the balancer's /admin/status); a
-// malformed report is counted and the request served as if it had none.
+// buffer health) in /metrics and as JSON (the node's /playback, the balancer's /admin/status); a
+// malformed report is counted and the request served as if it had none. What players report
+// never reaches the node's /health, which balancers poll: no audience can make it larger.
 #include <doctest/doctest.h>
 
 #include <string>
@@ -90,12 +91,50 @@ TEST_CASE(
   CHECK(metric_value(metrics, "playback_buffer_length_seconds_count") == 3);
   CHECK(metric_value(metrics, "playback_bitrate_bytes_per_second_count") == 3);
 
-  const std::string playback = object_of(s.node.health(), "playback");
+  const std::string playback = http_get(s.node.url("/playback")).body;
   INFO(playback);
   CHECK(json_integer(playback, "sessions") == 2);
   CHECK(json_integer(playback, "healthy_buffer") == 1);
   CHECK(json_integer(playback, "stalls_total") == 2);
-  CHECK(playback.find("\"bitrate_mix\":{\"840\":1,\"3200\":1}") != std::string::npos);
+  // 840 kbps counts up to 1,000; 3,200 up to 4,000.
+  CHECK(playback.find("\"bitrate_mix\":{\"1000\":1,\"4000\":1}") != std::string::npos);
+  CHECK(s.node.health().find("playback") == std::string::npos);
+}
+
+TEST_CASE(
+    "cache node: one client reporting thousands of bitrates and sessions changes neither /health "
+    "nor the size of /playback") {
+  NodeOnOrigin s({"node_id=venue-a"});
+  const std::string signed_url = s.node.signed_url("/o/demo/gen/2K/flood.ts");
+  REQUIRE(http_get(signed_url).status == 200);
+  const size_t health_before = s.node.health().size();
+  // One signed link replayed with a new report each time, as an attacker in the stand could:
+  // 2,000 distinct bitrates from 2,000 sessions with 400-byte ids. Before the playback summary
+  // left /health, each bitrate added a member to it (about 9 bytes each).
+  const std::string long_id(400, 'x');
+  for (int i = 0; i < 2000; ++i) {
+    auto r = http_get(with_cmcd(signed_url, "br=" + std::to_string(100 + 7 * i) + ",sid=\"" +
+                                                long_id + std::to_string(i) + "\""));
+    REQUIRE(r.status == 200);
+  }
+  const std::string health = s.node.health();
+  INFO(health);
+  CHECK(health.size() <= health_before + 16);  // counters may gain a digit or two
+  CHECK(health.find("playback") == std::string::npos);
+  // The summary at most a second old, in its eleven buckets.
+  std::string playback;
+  REQUIRE(wait_until(
+      [&] {
+        playback = http_get(s.node.url("/playback")).body;
+        return json_integer(playback, "sessions") == 2000;
+      },
+      5s, 50ms));
+  INFO(playback);
+  CHECK(playback.size() < 400);
+  const std::string metrics = http_get(s.node.url("/metrics")).body;
+  // Bounded in bytes whatever the ids' length: 2,000 sessions of a fixed size.
+  CHECK(metric_value(metrics, "playback_sessions_memory_bytes") ==
+        2000 * 112);  // PlaybackQuality::kBytesPerSession
 }
 
 TEST_CASE(
@@ -167,4 +206,25 @@ TEST_CASE(
   INFO(status);
   CHECK(json_integer(playback, "sessions") == 1);
   CHECK(json_integer(playback, "stalls_total") == 1);
+}
+
+TEST_CASE("balancer: a request that is not admitted adds no playback session") {
+  TempDir dir;
+  write_file(dir.file("root/live/index.m3u8"), live_playlist(10, 3));
+  TestOrigin origin(serving_files(dir.file("root")));
+  BalancerProcess balancer(dir, origin.url("/files"),
+                           channels_json({channel_json("demo", "/live/index.m3u8")}),
+                           caches_json({}), {"limits.max_anonymous_per_address=2"});
+  // Two anonymous viewers from this address are admitted, the next 30 refused with 429: each
+  // reports a session of its own, and only the admitted ones count.
+  int refused = 0;
+  for (int i = 0; i < 32; ++i) {
+    const std::string target = "/hls/demo/live/index.m3u8?viewer=v" + std::to_string(i);
+    auto r = balancer.get(with_cmcd(target, "bl=5000,sid=\"p-" + std::to_string(i) + "\""));
+    CHECK((r.status == 200 || r.status == 429));
+    refused += r.status == 429 ? 1 : 0;
+  }
+  CHECK(refused == 30);
+  CHECK(balancer.metric("playback_sessions_reporting") == 2);
+  CHECK(balancer.metric("cmcd_reports_total{result=\"read\"}") == 2);
 }

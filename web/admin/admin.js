@@ -187,7 +187,7 @@ function fillTable(id, rows) {
 function playbackOf(nodes, balancer) {
   const out = { sessions: 0, with_buffer: 0, healthy: 0, stalls: 0, bitrate_mix: {} };
   for (const n of nodes) {
-    const p = n.health && n.health.playback;
+    const p = n.playback;
     if (!p) continue;
     out.sessions += p.sessions;
     out.with_buffer += p.sessions_with_buffer;
@@ -199,13 +199,16 @@ function playbackOf(nodes, balancer) {
   return out;
 }
 
-// The bitrate mix: one bar per bitrate, its share of the players that reported one.
+// The bitrate mix: one bar per bitrate bucket (its upper bound in kbps, or "over_N" above the
+// last), its share of the players that reported one.
 function drawBitrateMix(mix) {
   const body = $('bitrate-mix').querySelector('tbody');
   body.replaceChildren();
-  const entries = Object.entries(mix).map(([kbps, n]) => [Number(kbps), n]).sort((a, b) => b[0] - a[0]);
+  const bound = (key) => (key.startsWith('over_') ? Number(key.slice(5)) + 1 : Number(key));
+  const mbps = (kbps) => (kbps / 1000).toFixed(kbps < 1000 ? 2 : 1) + ' Mbit/s';
+  const entries = Object.entries(mix).map(([key, n]) => [key, n]).sort((a, b) => bound(b[0]) - bound(a[0]));
   const total = entries.reduce((t, [, n]) => t + n, 0);
-  for (const [kbps, n] of entries) {
+  for (const [key, n] of entries) {
     const tr = document.createElement('tr');
     const share = total ? Math.round((100 * n) / total) : 0;
     const bar = document.createElement('td');
@@ -213,7 +216,8 @@ function drawBitrateMix(mix) {
     fill.className = 'bar';
     fill.style.width = share + '%';
     bar.append(fill);
-    for (const text of [(kbps / 1000).toFixed(kbps < 1000 ? 2 : 1) + ' Mbit/s', String(n), share + ' %']) {
+    const label = key.startsWith('over_') ? 'over ' + mbps(bound(key) - 1) : 'up to ' + mbps(bound(key));
+    for (const text of [label, String(n), share + ' %']) {
       const td = document.createElement('td');
       td.textContent = text;
       tr.append(td);
@@ -235,8 +239,12 @@ async function poll() {
     return;
   }
   $('error').textContent = '';
-  const nodes = await Promise.all(health.caches.map((c) =>
-    getJson(c.health_url).then((h) => ({ id: c.id, health: h })).catch((e) => ({ id: c.id, error: String(e.message || e) }))));
+  // A node's playback summary is served beside its health (/playback next to /health), apart
+  // from the signal the balancers poll.
+  const nodes = await Promise.all(health.caches.map((c) => Promise.all([
+    getJson(c.health_url),
+    getJson(new URL('playback', c.health_url).href).catch(() => null),
+  ]).then(([h, p]) => ({ id: c.id, health: h, playback: p })).catch((e) => ({ id: c.id, error: String(e.message || e) }))));
 
   // Counters summed over the nodes that answered, for ratios of what happened since the last sample.
   const sum = { hits: 0, requests: 0, served: 0, origin: 0 };
