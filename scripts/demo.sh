@@ -143,8 +143,10 @@ wait_for "the low-latency origin" 10 listening ll-origin
 # chunk's owner fetches it, the other asks the owner) and accept the balancer's prefetches of
 # new live segments (docs/cache_node.md § Prefetch, § One origin fetch per site).
 PREFETCH_KEY="demo-prefetch-key-change-me"
+SITE_KEY="demo-site-key-change-me"  # the nodes of the site prove their requests to each other
 SITE_SETS=(--set "site_nodes.venue-a.url=http://127.0.0.1:$CACHE_A_PORT"
-  --set "site_nodes.venue-b.url=http://127.0.0.1:$CACHE_B_PORT" --set "prefetch.keys=[\"$PREFETCH_KEY\"]")
+  --set "site_nodes.venue-b.url=http://127.0.0.1:$CACHE_B_PORT" --set "site_key=\"$SITE_KEY\""
+  --set "prefetch.keys=[\"$PREFETCH_KEY\"]")
 for node in a b; do
   port=$CACHE_A_PORT tls_port=$CACHE_A_TLS_PORT
   [[ $node == b ]] && port=$CACHE_B_PORT tls_port=$CACHE_B_TLS_PORT

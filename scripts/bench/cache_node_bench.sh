@@ -500,7 +500,7 @@ else
   SITE_PORTS=()
   SITE_URLS=()
   for id in "${SITE_IDS[@]}"; do SITE_PORTS+=("$(free_port)"); done
-  site_args=()
+  site_args=(--set 'site_key="bench-site-key-0000001"')
   for i in 0 1 2; do site_args+=(--set "site_nodes.${SITE_IDS[$i]}.url=\"http://127.0.0.1:${SITE_PORTS[$i]}\""); done
   for i in 0 1 2; do
     mkdir -p "$WORK/${SITE_IDS[$i]}/data"

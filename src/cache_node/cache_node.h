@@ -44,6 +44,9 @@ struct CacheNodeConfig {
   // fetches from upstream itself. A chunk's owner among them (site_owner.h)
   // fetches it upstream, the others from the owner.
   std::map<std::string, std::string> site_nodes;
+  // The key the site's nodes prove their requests to each other with (signing/site_fetch.h);
+  // required when site_nodes lists other nodes.
+  std::string site_key;
   // How long a node waits for the owner's response head, or its next body byte,
   // before going upstream itself.
   std::chrono::milliseconds site_owner_wait{1000};

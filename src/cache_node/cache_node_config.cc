@@ -92,7 +92,7 @@ OriginConfig read_origin(const std::string& id, common::ConfigReader& origin) {
   return o;
 }
 
-// "parent", "site_nodes" (which must list this node) and "site_owner_wait_ms".
+// "parent", "site_nodes" (which must list this node), "site_key" and "site_owner_wait_ms".
 void read_site(common::ConfigReader& root, CacheNodeConfig& c) {
   if (auto parent = root.optional_string("parent")) {
     if (parent->rfind("http://", 0) != 0 && parent->rfind("https://", 0) != 0) {
@@ -111,6 +111,12 @@ void read_site(common::ConfigReader& root, CacheNodeConfig& c) {
   if (!c.site_nodes.empty() && !c.node_id.empty() && c.site_nodes.count(c.node_id) == 0) {
     root.fail("site_nodes", "must list this node ('" + c.node_id +
                                 "') too: every node of a site reads the same list");
+  }
+  c.site_key = root.string("site_key", "");
+  if (c.site_nodes.size() > 1 && c.site_key.size() < 16) {
+    root.fail("site_key",
+              "at least 16 characters are required when site_nodes lists other nodes: the nodes "
+              "of a site prove their requests to each other with it (the same key on each)");
   }
   c.site_owner_wait =
       std::chrono::milliseconds(root.integer("site_owner_wait_ms", 1000, 10, 60000));

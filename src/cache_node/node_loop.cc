@@ -6,10 +6,12 @@
 #include "cache_node/http_semantics.h"
 #include "cache_node/node_loop.h"
 
+#include <algorithm>
 #include <limits>
 #include "cache_node/site_owner.h"
 #include "core/thread_rule.h"
 #include "core/url.h"
+#include "signing/site_fetch.h"
 
 namespace cache_node {
 
@@ -65,6 +67,19 @@ std::string owner_url(const RuntimeConfig& rc, size_t owner, const ChunkRequest&
   }
   if (!query.empty()) target += "?" + query;
   return rc.site_urls[owner] + target;
+}
+
+// True for another node of this site, by the id its proof names (nullopt: no proof held).
+bool is_site_node(const RuntimeConfig& rc, const std::optional<std::string>& node_id) {
+  if (!node_id || rc.config.site_key.empty() || *node_id == rc.config.node_id) return false;
+  return std::find(rc.site_ids.begin(), rc.site_ids.end(), *node_id) != rc.site_ids.end();
+}
+
+// The request target (path and query) of an absolute URL, as the server it names receives it.
+std::string_view target_of_url(std::string_view url) {
+  const size_t scheme = url.find("://");
+  const size_t path = url.find('/', scheme == std::string_view::npos ? 0 : scheme + 3);
+  return path == std::string_view::npos ? std::string_view("/") : url.substr(path);
 }
 
 // How long a 404 of `request` may be remembered at most, below negative_ttl_ms: a part or
@@ -155,7 +170,9 @@ void NodeLoop::start_miss(const std::shared_ptr<Flight>& flight, const RuntimeCo
     if (owner != rc.self_index) {
       OwnerFetch fetch;
       fetch.url = owner_url(rc, owner, request, signed_suffix, now_ms / 1000);
-      fetch.headers.push_back({std::string(kSiblingHeader), rc.config.node_id});
+      fetch.headers.push_back({std::string(kSiblingHeader),
+                               common::site_fetch_header(rc.config.site_key, rc.config.node_id,
+                                                         target_of_url(fetch.url), now_ms / 1000)});
       if (prefetch) fetch.headers.push_back({std::string(kSiblingPrefetchHeader), "1"});
       fetch.fallback_url = std::move(upstream);
       fetch.head_wait = rc.config.site_owner_wait;
@@ -420,6 +437,15 @@ void NodeLoop::handle_chunk(HttpExchange& ex) {
         return fail(ex, 403, "signature_invalid", "This chunk URL's signature is not valid.");
     }
   }
+  // Another node of the site asking its chunk's owner: believed only with the site's proof (a
+  // viewer naming a node would make every node of the site fetch from origin).
+  const std::optional<std::string> site_header = ex.header(kSiblingHeader);
+  const bool from_sibling = site_header.has_value();
+  if (from_sibling && !is_site_node(rc, common::verify_site_fetch(*site_header, config.site_key,
+                                                                  ex.target(), now_ms / 1000))) {
+    return fail(ex, 403, "site_fetch_refused",
+                "This request names a node of the site but does not prove it.");
+  }
   const std::optional<cmcd::Data> report = parts_.playback.observe(
       ex, cmcd_argument ? std::optional<std::string>(cmcd_argument->raw_value) : std::nullopt, "",
       config.node_id);
@@ -442,7 +468,8 @@ void NodeLoop::handle_chunk(HttpExchange& ex) {
                    .origin = origin->second,
                    .signed_suffix = signed_suffix,
                    .key = key,
-                   .now_ms = now_ms});
+                   .now_ms = now_ms,
+                   .from_sibling = from_sibling});
 }
 
 // The hit path: freshness costs one comparison here (parsed when stored). Otherwise the
@@ -450,7 +477,7 @@ void NodeLoop::handle_chunk(HttpExchange& ex) {
 void NodeLoop::serve_chunk(HttpExchange& ex, const VerifiedChunk& c) {
   if (auto hit = parts_.cache.find(c.key); hit && c.now_ms < hit->meta.fresh_until_ms) {
     parts_.counters.request(RequestOutcome::hit).inc();
-    note_viewer(ex, c.key, true);
+    note_viewer(c, true);
     return serve_stored(ex, hit->meta, hit->memory, hit->disk_path, "HIT", c.now_ms);
   }
   SharedCache::Lookup found = parts_.cache.find_or_start(c.key, loop_.index());
@@ -462,7 +489,7 @@ void NodeLoop::serve_chunk(HttpExchange& ex, const VerifiedChunk& c) {
       return reply_not_found(ex);
     case SharedCache::Lookup::Kind::hit:
       parts_.counters.request(RequestOutcome::hit).inc();
-      note_viewer(ex, c.key, true);
+      note_viewer(c, true);
       return serve_stored(ex, found.hit->meta, found.hit->memory, found.hit->disk_path, "HIT",
                           c.now_ms);
     case SharedCache::Lookup::Kind::joined:
@@ -473,15 +500,14 @@ void NodeLoop::serve_chunk(HttpExchange& ex, const VerifiedChunk& c) {
                             "STALE", c.now_ms);
       }
       parts_.counters.request(RequestOutcome::coalesced).inc();
-      note_viewer(ex, c.key, false);
+      note_viewer(c, false);
       return wait_on(found.flight, std::move(ex), false);
     case SharedCache::Lookup::Kind::started: {
       parts_.counters.request(RequestOutcome::miss).inc();
       // A sibling asking is never sent on to another (configs that disagree cannot loop).
-      const bool from_sibling = ex.header(kSiblingHeader).has_value();
-      if (from_sibling && ex.header(kSiblingPrefetchHeader))
+      if (c.from_sibling && ex.header(kSiblingPrefetchHeader))
         parts_.prefetch_ledger.prefetched(c.key, c.now_ms);
-      start_miss(found.flight, c.rc, c.request, c.signed_suffix, from_sibling, false, c.now_ms,
+      start_miss(found.flight, c.rc, c.request, c.signed_suffix, c.from_sibling, false, c.now_ms,
                  forwarded_headers(ex, c.origin));
       return wait_on(found.flight, std::move(ex), true);
     }
@@ -502,9 +528,9 @@ void NodeLoop::serve_chunk(HttpExchange& ex, const VerifiedChunk& c) {
 
 // ---- prefetch ----
 
-void NodeLoop::note_viewer(HttpExchange& ex, const std::string& key, bool hit) {
-  if (ex.header(kSiblingHeader)) return;  // a sibling fetching from its owner is not a viewer
-  if (!parts_.prefetch_ledger.first_viewer(key)) return;
+void NodeLoop::note_viewer(const VerifiedChunk& c, bool hit) {
+  if (c.from_sibling) return;  // a sibling fetching from its owner is not a viewer
+  if (!parts_.prefetch_ledger.first_viewer(c.key)) return;
   (hit ? parts_.counters.prefetch_first_hit : parts_.counters.prefetch_first_coalesced).inc();
 }
 

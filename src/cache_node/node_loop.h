@@ -26,8 +26,9 @@ namespace cache_node {
 
 class NodeLoop;
 
-// Marks a chunk request from another node of the site (its id): the receiver
-// fetches it upstream itself, never from a third node.
+// Marks a chunk request from another node of the site, with its proof
+// (signing/site_fetch.h): the receiver fetches it upstream itself, never from a
+// third node. Without a proof that holds, the request is refused.
 inline constexpr const char* kSiblingHeader = "X-Site-Fetch";
 // With kSiblingHeader: the sibling fetches for a prefetch, so the owner's copy
 // is a prefetched one too (its first viewer counts as a prefetch hit).
@@ -217,11 +218,12 @@ class NodeLoop {
     const std::string& signed_suffix;  // passed on upstream
     const std::string& key;            // in the shared cache
     int64_t now_ms;                    // the clock read once for the request
+    bool from_sibling = false;         // another node of the site, proven (site_fetch.h)
   };
   // The second half of handle_chunk: `c` served from the cache or from a flight.
   void serve_chunk(common::HttpExchange& ex, const VerifiedChunk& c);
-  // A viewer's request for `key` (not a sibling's): the first after a prefetch is counted.
-  void note_viewer(common::HttpExchange& ex, const std::string& key, bool hit);
+  // A viewer's request for `c.key` (not a sibling's): the first after a prefetch is counted.
+  void note_viewer(const VerifiedChunk& c, bool hit);
 
   void fail(common::HttpExchange& ex, int status, const std::string& code,
             const std::string& message) {

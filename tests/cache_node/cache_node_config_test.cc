@@ -60,19 +60,35 @@ TEST_CASE("cache node config: bad cache.* values and unknown keys name the key")
 }
 
 TEST_CASE(
-    "cache node config: site_nodes lists this node too, with http(s) URLs; prefetch keys are long "
-    "enough") {
+    "cache node config: site_nodes lists this node too, with http(s) URLs and a site key; prefetch "
+    "keys are long enough") {
   const CacheNodeConfig none = load_ok({});
   CHECK(none.site_nodes.empty());
   CHECK(none.prefetch_keys.empty());
-  const CacheNodeConfig site =
-      load_ok({"site_nodes.n1.url=\"http://10.0.0.1:8081/\"",
-               "site_nodes.n2.url=\"http://10.0.0.2:8081\"", "site_owner_wait_ms=300"});
+  const CacheNodeConfig site = load_ok(
+      {"site_nodes.n1.url=\"http://10.0.0.1:8081/\"", "site_nodes.n2.url=\"http://10.0.0.2:8081\"",
+       "site_owner_wait_ms=300", "site_key=\"the-site-key-0123456\""});
   CHECK(site.site_nodes.at("n1") == "http://10.0.0.1:8081");
   CHECK(site.site_owner_wait.count() == 300);
+  CHECK(site.site_key == "the-site-key-0123456");
+  // A site of one needs no key.
+  CHECK(load_ok({"site_nodes.n1.url=\"http://10.0.0.1:8081/\""}).site_key.empty());
   check_refused({{"site_nodes.n2.url=\"http://10.0.0.2:8081\"", "site_nodes"},
                  {"site_nodes.n1.url=\"10.0.0.1:8081\"", "site_nodes.n1.url"},
                  {"prefetch.keys=[\"short\"]", "prefetch.keys"}});
+}
+
+TEST_CASE("cache node config: a site of several nodes needs a key of at least 16 characters") {
+  const std::vector<std::string> two = {"site_nodes.n1.url=\"http://10.0.0.1:8081/\"",
+                                        "site_nodes.n2.url=\"http://10.0.0.2:8081\""};
+  for (const std::string& key : {std::string(), std::string("site_key=\"too-short\"")}) {
+    std::vector<std::string> overrides = two;
+    if (!key.empty()) overrides.push_back(key);
+    auto config = load(overrides);
+    REQUIRE_FALSE_MESSAGE(config.ok(), key);
+    CHECK_MESSAGE(config.error().message.find("site_key") != std::string::npos,
+                  config.error().message);
+  }
 }
 
 TEST_CASE(

@@ -1,13 +1,15 @@
 // Site sharding on real cache nodes: three nodes of one site agree on an owner
 // per chunk (rendezvous hashing over site_nodes); a herd spread over the three
 // costs origin one fetch per chunk, and killing the owner mid-herd still gives
-// every viewer of the other nodes a byte-exact body.
+// every viewer of the other nodes a byte-exact body. A request that names a
+// sibling is believed only with the site's proof (signing/site_fetch.h).
 #include <doctest/doctest.h>
 
 #include <array>
 #include <thread>
 
 #include "cache_node/site_owner.h"
+#include "signing/site_fetch.h"
 #include "support/cache_node_fixture.h"
 #include "support/generated_body.h"
 #include "support/herd.h"
@@ -19,6 +21,7 @@ using namespace std::chrono_literals;
 namespace {
 
 const std::string kPrefetchKey = "prefetch-key-integration-0001";
+const std::string kSiteKey = "site-key-integration-00001";
 
 struct Site {
   static constexpr size_t kNodes = 3;
@@ -35,10 +38,12 @@ struct Site {
       REQUIRE(port > 0);
     }
     for (size_t i = 0; i < kNodes; ++i) {
-      std::vector<std::string> overrides = {"signing.required=false", "node_id=\"" + ids[i] + "\"",
+      std::vector<std::string> overrides = {"signing.required=false",
+                                            "node_id=\"" + ids[i] + "\"",
                                             "prefetch.keys=[\"" + kPrefetchKey + "\"]",
                                             "listen.port=" + std::to_string(ports[i]),
-                                            "site_owner_wait_ms=2000"};
+                                            "site_owner_wait_ms=2000",
+                                            "site_key=\"" + kSiteKey + "\""};
       for (size_t j = 0; j < kNodes; ++j) {
         overrides.push_back("site_nodes." + ids[j] +
                             ".url=\"http://127.0.0.1:" + std::to_string(ports[j]) + "\"");
@@ -175,14 +180,48 @@ TEST_CASE(
   CHECK(r.status == 200);
   CHECK(r.body == generated_body("down.ts", 4096));
   CHECK(site.metric(other, "cache_sibling_fallbacks_total{reason=\"failed\"}") == 1);
-  // A request marked as a sibling's is fetched upstream by whoever gets it.
+  // A request a sibling proved is fetched upstream by whoever gets it.
   const size_t third = (owner + 2) % Site::kNodes;
   const std::string other_path = "/gen/4K/marked.ts";
-  auto marked =
-      http_get(site.nodes[third]->url("/o/demo" + other_path), {{"X-Site-Fetch", "venue-x"}});
+  const std::string target = "/o/demo" + other_path;
+  const int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
+  auto marked = http_get(
+      site.nodes[third]->url(target),
+      {{"X-Site-Fetch", common::site_fetch_header(kSiteKey, site.ids[other], target, now)}});
   CHECK(marked.status == 200);
   CHECK(site.metric(third, "cache_sibling_fetches_total") == 0);
   CHECK(site.origin.count(other_path) == 1);
+}
+
+TEST_CASE(
+    "site: a viewer naming a sibling is refused, so it cannot make every node fetch from origin") {
+  Site site;
+  const std::string path = "/gen/4K/forged.ts";
+  const std::string target = "/o/demo" + path;
+  const int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
+  const std::string proven_for_another_target =
+      common::site_fetch_header(kSiteKey, "venue-a", "/o/demo/gen/4K/other.ts", now);
+  for (size_t i = 0; i < Site::kNodes; ++i) {
+    for (const std::string& forged :
+         {std::string("venue-a"), "venue-a " + std::to_string(now + 60) + " xyz",
+          proven_for_another_target,
+          common::site_fetch_header("not-the-site-key-000000", "venue-b", target, now),
+          common::site_fetch_header(kSiteKey, "venue-x", target, now)}) {
+      CAPTURE(forged);
+      auto r = http_get(site.nodes[i]->url(target), {{"X-Site-Fetch", forged}});
+      CHECK(r.status == 403);
+      CHECK(r.body.find("site_fetch_refused") != std::string::npos);
+    }
+  }
+  CHECK(site.origin.count(path) == 0);
+  // The same request as a viewer's: one origin fetch for the site, by the owner.
+  for (size_t i = 0; i < Site::kNodes; ++i)
+    CHECK(http_get(site.nodes[i]->url(target)).status == 200);
+  CHECK(site.origin.count(path) == 1);
 }
 
 TEST_CASE(

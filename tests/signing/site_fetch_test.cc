@@ -1,0 +1,41 @@
+// The proof a node of a site gives its chunk's owner (X-Site-Fetch): it holds for the node, the
+// target and the time it was made for, and for nothing else.
+#include "signing/site_fetch.h"
+
+#include <doctest/doctest.h>
+
+#include <string>
+
+using common::site_fetch_header;
+using common::verify_site_fetch;
+
+namespace {
+const std::string kKey = "site-key-of-the-venue-0123";
+const std::string kTarget = "/o/demo/live/seg42.ts?bexp=1767225900&bsig=abc";
+constexpr int64_t kNow = 1767225600;
+}  // namespace
+
+TEST_CASE("site fetch: a node's proof names it, for the target and time it was made for") {
+  const std::string header = site_fetch_header(kKey, "venue-a", kTarget, kNow);
+  CHECK(header.rfind("venue-a 1767225660 ", 0) == 0);
+  CHECK(verify_site_fetch(header, kKey, kTarget, kNow) == "venue-a");
+  CHECK(verify_site_fetch(header, kKey, kTarget, kNow + common::kSiteFetchProofLifetimeS) ==
+        "venue-a");
+  // Expired, another target, another key.
+  CHECK_FALSE(verify_site_fetch(header, kKey, kTarget, kNow + 61).has_value());
+  CHECK_FALSE(verify_site_fetch(header, kKey, kTarget + "x", kNow).has_value());
+  CHECK_FALSE(verify_site_fetch(header, kKey + "x", kTarget, kNow).has_value());
+}
+
+TEST_CASE("site fetch: a header a viewer writes proves nothing") {
+  const std::string header = site_fetch_header(kKey, "venue-a", kTarget, kNow);
+  for (const std::string& forged :
+       {std::string("venue-a"), std::string("venue-a 1767225660"), std::string(""),
+        std::string(" 1767225660 x"), "venue-b" + header.substr(7),  // another node's name
+        header.substr(0, 8) + "9999999999" + header.substr(18),      // a later expiry
+        header.substr(0, header.size() - 1),                         // a proof cut short
+        header + "A", std::string("venue-a x1 ") + header.substr(19)}) {
+    CAPTURE(forged);
+    CHECK_FALSE(verify_site_fetch(forged, kKey, kTarget, kNow).has_value());
+  }
+}
