@@ -1,16 +1,24 @@
 #include "cache_node/http_semantics.h"
 
-#include <charconv>
+#include <cstdint>
 #include <ctime>
 
 namespace cache_node {
 
 namespace {
 
-bool parse_u64(std::string_view s, uint64_t& out) {
-  if (s.empty() || s.size() > 19) return false;
-  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
-  return ec == std::errc() && end == s.data() + s.size();
+// A range's position: one or more digits, a value past 2^64 - 1 read as 2^64 - 1 (RFC 9110
+// §14.1.2: a last position past the end means the end, however large; a first one past it is
+// unsatisfiable either way).
+bool parse_position(std::string_view s, uint64_t& out) {
+  if (s.empty()) return false;
+  out = 0;
+  for (char c : s) {
+    if (c < '0' || c > '9') return false;
+    const uint64_t digit = static_cast<uint64_t>(c - '0');
+    out = out > (UINT64_MAX - digit) / 10 ? UINT64_MAX : out * 10 + digit;
+  }
+  return true;
 }
 
 std::string_view opaque_tag(std::string_view tag) {
@@ -35,7 +43,7 @@ RangeDecision evaluate_range(std::optional<std::string_view> header, uint64_t si
   uint64_t first = 0, last = 0;
   if (a.empty()) {
     uint64_t suffix = 0;
-    if (!parse_u64(b, suffix)) return out;
+    if (!parse_position(b, suffix)) return out;
     if (suffix == 0 || size == 0) {
       out.outcome = RangeOutcome::unsatisfiable;
       return out;
@@ -43,11 +51,11 @@ RangeDecision evaluate_range(std::optional<std::string_view> header, uint64_t si
     first = suffix >= size ? 0 : size - suffix;
     last = size - 1;
   } else {
-    if (!parse_u64(a, first)) return out;
+    if (!parse_position(a, first)) return out;
     if (b.empty()) {
       last = size == 0 ? 0 : size - 1;
     } else {
-      if (!parse_u64(b, last) || last < first) return out;
+      if (!parse_position(b, last) || last < first) return out;
       if (last >= size) last = size == 0 ? 0 : size - 1;
     }
     if (first >= size) {

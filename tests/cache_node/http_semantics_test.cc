@@ -29,7 +29,27 @@ TEST_CASE("range: unsatisfiable vs ignored") {
   CHECK(evaluate_range("items=0-1", 100).outcome == RangeOutcome::none);
   CHECK(evaluate_range("bytes=9-3", 100).outcome == RangeOutcome::none);
   CHECK(evaluate_range("bytes=a-b", 100).outcome == RangeOutcome::none);
-  CHECK(evaluate_range("bytes=99999999999999999999-", 100).outcome == RangeOutcome::none);
+  // A first position past the end, however many digits it has: unsatisfiable.
+  CHECK(evaluate_range("bytes=99999999999999999999-", 100).outcome == RangeOutcome::unsatisfiable);
+}
+
+TEST_CASE(
+    "range: a last position or suffix past 2^64 - 1 is clamped, not ignored (RFC 9110 14.1.2)") {
+  for (const char* header : {"bytes=0-18446744073709551615", "bytes=0-18446744073709551616",
+                             "bytes=0-999999999999999999999999999999"}) {
+    CAPTURE(header);
+    auto r = evaluate_range(header, 100);
+    CHECK(r.outcome == RangeOutcome::satisfiable);
+    CHECK(r.range.first == 0);
+    CHECK(r.range.last == 99);
+  }
+  auto suffix = evaluate_range("bytes=-184467440737095516150", 100);
+  CHECK(suffix.outcome == RangeOutcome::satisfiable);
+  CHECK(suffix.range.first == 0);
+  CHECK(suffix.range.last == 99);
+  auto tail = evaluate_range("bytes=90-18446744073709551615", 100);
+  CHECK(tail.range.first == 90);
+  CHECK(tail.range.length() == 10);
 }
 
 TEST_CASE("conditional: If-None-Match wins over If-Modified-Since; weak comparison") {
