@@ -99,7 +99,8 @@ BalancerLoop::BalancerLoop(AnyThreadParts parts, BalancerHome& home, common::Eve
       loop_(loop),
       front_(loop, home_loop, home.sources(), parts.clock),
       config_(parts.config),
-      health_(parts.health) {}
+      health_(parts.health),
+      unsent_(parts.any_loop.unsent_playlist_bytes) {}
 
 void BalancerLoop::attach(common::HttpServer& server) {
   // Viewer-facing answers (playlists, keys, the API, errors) carry CORS headers;

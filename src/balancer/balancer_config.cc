@@ -208,8 +208,11 @@ void read_playlists(common::ConfigReader& root, PlaylistTimings& t) {
   t.max_entries = static_cast<size_t>(p.integer("max_entries", 10000, 16, 10000000));
   t.max_directive_entries = static_cast<size_t>(p.integer("max_directive_entries", 256, 1, 100000));
   t.max_segments = static_cast<size_t>(p.integer("max_segments", 6000, 16, 1000000));
+  t.max_master_entries = static_cast<size_t>(p.integer("max_master_entries", 500, 16, 1000000));
   t.max_unsent_bytes =
       static_cast<size_t>(p.integer("max_unsent_bytes", 256 << 20, 65536, int64_t{1} << 40));
+  t.max_unsent_bytes_per_address = static_cast<size_t>(
+      p.integer("max_unsent_bytes_per_address", 16 << 20, 65536, int64_t{1} << 40));
   if (t.live_refresh >= t.live_max_lag && t.live_max_lag.count() > 0) {
     p.fail("live_refresh_ms",
            "must be below live_max_lag_ms, or viewers would wait for every refresh");

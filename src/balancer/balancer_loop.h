@@ -33,6 +33,7 @@
 #include "balancer/playlist_mapper.h"
 #include "balancer/request_params.h"
 #include "balancer/source_front.h"
+#include "balancer/unsent_replies.h"
 #include "cmcd/quality_meter.h"
 #include "core/event_loop.h"
 #include "core/log.h"
@@ -228,6 +229,7 @@ class BalancerLoop {
   common::Histogram& newest_age_histogram(const std::string& channel);
   std::unordered_map<std::string, common::Histogram*> newest_age_;
   common::LogRateLimiter log_limiter_;
+  UnsentReplies unsent_;  // playlist replies not yet written, on this loop
 };
 
 // The loops' handlers and their servers. Filled on the main thread before the loops

@@ -672,6 +672,7 @@ common::Result<std::shared_ptr<const SourceVersion>> SourceCache::build_version(
   // Long live playlists become a window of their newest segments (in served numbers, after
   // any continuation); origin's bytes are then kept apart to recognise an unchanged copy.
   std::optional<hls::Playlist> before_window;
+  if (auto refused = limit_master_entries(*version, entry.url)) return std::move(*refused);
   if (auto refused = limit_segments(*version, entry.url, &before_window))
     return std::move(*refused);
   if (before_window) {
@@ -785,6 +786,20 @@ std::optional<common::Error> SourceCache::limit_segments(SourceVersion& version,
   version.playlist = std::move(parsed).value();
   version.kind = classify(version.playlist);
   return std::nullopt;
+}
+
+std::optional<common::Error> SourceCache::limit_master_entries(const SourceVersion& version,
+                                                               const std::string& url) {
+  const hls::Playlist& playlist = version.playlist;
+  if (playlist.kind != hls::PlaylistKind::master) return std::nullopt;
+  const size_t entries = playlist.master.variants.size() + playlist.master.renditions.size();
+  if (entries <= timings_.max_master_entries) return std::nullopt;
+  const std::string counts =
+      std::to_string(entries) + " variants and renditions, over the limit of " +
+      std::to_string(timings_.max_master_entries) + " (playlists.max_master_entries)";
+  LOG_WARN(kLog, "playlist from origin refused: ", url, ": ", counts);
+  return common::Error{"source_too_many_variants",
+                       "The origin's master playlist lists " + counts + "."};
 }
 
 void SourceCache::publish(Entry& entry, std::shared_ptr<const SourceVersion> version,

@@ -287,6 +287,10 @@ class SourceCache {
   // VOD playlist or delta update is refused (the error).
   std::optional<common::Error> limit_segments(SourceVersion& version, const std::string& url,
                                               std::optional<hls::Playlist>* replaced);
+  // playlists.max_master_entries: a multivariant playlist listing more variants and renditions
+  // is refused (the error): each viewer's copy, once per pathway, costs per entry.
+  std::optional<common::Error> limit_master_entries(const SourceVersion& version,
+                                                    const std::string& url);
   void on_refresh_timer(const std::string& key);
   void sweep();
 

@@ -41,9 +41,15 @@ struct PlaylistTimings {
   // playlists.max_segments: a live or EVENT playlist with more is served as a window of its
   // newest segments; a VOD playlist with more is refused (a viewer's copy costs per segment).
   size_t max_segments = 6000;
+  // playlists.max_master_entries: a multivariant playlist with more variants and renditions
+  // (together) is refused: a viewer's copy costs per entry, once per steering pathway.
+  size_t max_master_entries = 500;
   // playlists.max_unsent_bytes: playlist replies handed to connections but not yet written to
   // their sockets, in all (clients that do not read); above, new playlist replies get 503.
   size_t max_unsent_bytes = 256u << 20;
+  // playlists.max_unsent_bytes_per_address: of those, what one client address may hold (shared
+  // over the loops; at most max_unsent_bytes); above, its new playlist replies get 429.
+  size_t max_unsent_bytes_per_address = 16u << 20;
 };
 
 // May a copy of `kind`, last fetched or revalidated `age` ago, be served as fresh?

@@ -22,21 +22,6 @@ constexpr size_t kMaxLinkMemoVersions = 512;
 // says, and admission counts such a channel's viewers at the mean, as before.
 constexpr uint64_t kMadeMasterBandwidth = 1000000;
 
-// A playlist reply on its way to the client, counted in `unsent` until the connection has
-// written it or closed (the front end releases its reference then): what clients that do
-// not read hold in this process is what `unsent` says.
-struct UnsentReply {
-  UnsentReply(std::string text, std::atomic<size_t>& counter)
-      : body(std::move(text)), unsent(counter) {
-    unsent.fetch_add(body.size(), std::memory_order_relaxed);
-  }
-  ~UnsentReply() { unsent.fetch_sub(body.size(), std::memory_order_relaxed); }
-  UnsentReply(const UnsentReply&) = delete;
-  UnsentReply& operator=(const UnsentReply&) = delete;
-  const std::string body;
-  std::atomic<size_t>& unsent;
-};
-
 // Where the viewer reached the balancer, for URIs players must not resolve themselves: the
 // configured public URL, else the scheme of the connection and the Host header; "" when that
 // header is missing or more than host[:port].
@@ -437,13 +422,24 @@ void BalancerLoop::serve_playlist(const PendingPtr& p, const SourceResult& r) {
   allowlist_.learn(*p->channel, version);
   auto started = parts_.clock.now();
   const BalancerConfig& c = p->config->config;
-  if (parts_.any_loop.unsent_playlist_bytes.load(std::memory_order_relaxed) >=
-      c.playlists.max_unsent_bytes) {
-    // Clients that do not read hold the budget: a new copy would only add to it.
-    ex.add_header("Retry-After", "2");
-    return fail(
-        ex, 503, "reply_backlog_full",
-        "Too many playlist bytes are waiting for clients that do not read them; retry shortly.");
+  // Clients that do not read hold the budget: a new copy would only add to it. One address
+  // holds at most its share, so another's viewers still get theirs.
+  const size_t address_share =
+      std::min(c.playlists.max_unsent_bytes_per_address, c.playlists.max_unsent_bytes) /
+      std::max<size_t>(1, parts_.loops.loop_count());
+  switch (unsent_.room_for(ex.remote_ip(), c.playlists.max_unsent_bytes, address_share)) {
+    case UnsentReplies::Room::fits:
+      break;
+    case UnsentReplies::Room::process_full:
+      ex.add_header("Retry-After", "2");
+      return fail(ex, 503, "reply_backlog_full",
+                  "Too many playlist bytes are waiting for clients that do not read them; retry "
+                  "shortly.");
+    case UnsentReplies::Room::address_full:
+      ex.add_header("Retry-After", "2");
+      return fail(ex, 429, "reply_backlog_full",
+                  "Too many playlist bytes are waiting for connections from this address that "
+                  "do not read them; read those replies, or retry shortly.");
   }
   // Chosen once per request: admit()'s choice, unless health changed while origin answered.
   const CacheDecision& choice = current_choice(*p, started);
@@ -475,8 +471,9 @@ void BalancerLoop::serve_playlist(const PendingPtr& p, const SourceResult& r) {
     ex.set_log_note(std::string(to_string(r.from)) + " " + (cache ? cache->id : "origin") + " " +
                     to_string(reason));
   }
-  auto unsent =
-      std::make_shared<const UnsentReply>(std::move(body), parts_.any_loop.unsent_playlist_bytes);
+  // Handed to the connection by reference, counted until it is written (unsent_replies.h).
+  std::shared_ptr<const UnsentReplies::Reply> unsent =
+      unsent_.hold(std::move(body), ex.remote_ip());
   common::BodyBuffer buffer;
   buffer.append_reference(unsent->body.data(), unsent->body.size(), unsent);
   ex.reply(200, std::move(buffer), unsent->body.size(), kPlaylistType);

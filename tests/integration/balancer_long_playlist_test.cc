@@ -301,6 +301,34 @@ TEST_CASE("a VOD playlist of 160,000 segments is refused with source_too_many_se
   CHECK(s.balancer->get("/hls/small/small/index.m3u8?viewer=a").status == 200);
 }
 
+TEST_CASE(
+    "a master of 77,338 variants under the byte limit is refused with source_too_many_variants; "
+    "one of 500 is served") {
+  // Each viewer's copy of a master costs per entry, once per steering pathway: 77,338 variants
+  // made a 27.6 MB copy per viewer.
+  auto master = [](int variants) {
+    std::string out = "#EXTM3U\n#EXT-X-VERSION:3\n";
+    for (int i = 0; i < variants; ++i) {
+      out += "#EXT-X-STREAM-INF:BANDWIDTH=" + std::to_string(100000 + i) + "\nv" +
+             std::to_string(i) + ".m3u8\n";
+    }
+    return out;
+  };
+  Stack s;
+  write_file(s.dir.file("root/event/index.m3u8"), master(77338));
+  const auto refused = http_get(s.balancer->url("/hls/event/event/index.m3u8?viewer=a"), {}, 60s);
+  CHECK(refused.status == 502);
+  CHECK(is_json_error(refused, "source_too_many_variants"));
+  CHECK(refused.body.find("77338 variants and renditions") != std::string::npos);
+  write_file(s.dir.file("root/vod/index.m3u8"), master(500));
+  REQUIRE(wait_until(
+      [&] {
+        const auto r = http_get(s.balancer->url("/hls/vod/vod/index.m3u8?viewer=b"), {}, 60s);
+        return r.status == 200 && count_of(r.body, "#EXT-X-STREAM-INF:") >= 500;
+      },
+      10s, 100ms));
+}
+
 TEST_CASE("twenty clients that never read their replies hold at most playlists.max_unsent_bytes") {
   // The window is lifted here (max_segments above the source's count), so each copy is the
   // whole 160,000 segments, about 20 MB with signed links: far more than the kernel's socket
@@ -340,6 +368,63 @@ TEST_CASE("twenty clients that never read their replies hold at most playlists.m
   CHECK(after.status == 200);
   MESSAGE("max_unsent_bytes " << (kBudget >> 20) << " MiB, window lifted: " << describe(u)
                               << "; RSS bound " << bound_kib / 1024 << " MiB");
+}
+
+TEST_CASE(
+    "twenty clients of one address that never read hold at most its share; another address's "
+    "viewer is served") {
+  // The process budget is left at its default (256 MiB), far above the address's share: before
+  // the share, thirteen 20 MB copies filled it and every other viewer got 503.
+  constexpr size_t kShare = 8u << 20;  // playlists.max_unsent_bytes_per_address
+  Stack s({"playlists.max_segments=200000",
+           "playlists.max_unsent_bytes_per_address=" + std::to_string(kShare),
+           "server.io_timeout_s=60"});
+  const auto loops = static_cast<size_t>(std::max(1, test_threads()));
+  const auto warm =
+      http_get(s.balancer->url("/hls/big/big/index.m3u8?cache=venue-a&viewer=warm"), {}, 60s);
+  REQUIRE(warm.status == 200);
+  const size_t copy_bytes = warm.body.size();
+  REQUIRE(copy_bytes > kShare);
+  REQUIRE(wait_until([&] { return s.balancer->metric("balancer_playlist_unsent_bytes") == 0; }, 10s,
+                     20ms));
+  const double requests_before = s.balancer->metric("balancer_requests_total{kind=\"playlist\"}");
+  std::vector<int> stuck;
+  for (int i = 0; i < kUnreadClients; ++i) {
+    const int fd = connect_local(s.balancer->port(), 4096);
+    REQUIRE(fd >= 0);
+    stuck.push_back(fd);
+    REQUIRE(send_all(fd, "GET /hls/big/big/index.m3u8?cache=venue-a&viewer=stuck" +
+                             std::to_string(i) + " HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"));
+  }
+  REQUIRE(wait_until(
+      [&] {
+        return s.balancer->metric("balancer_requests_total{kind=\"playlist\"}") >=
+                   requests_before + kUnreadClients &&
+               s.balancer->metric("balancer_active_requests") <= 1;
+      },
+      120s, 20ms));
+  // A first copy per loop gets out (the address held nothing there), the rest are refused.
+  const double unsent = s.balancer->metric("balancer_playlist_unsent_bytes");
+  CHECK(unsent <= static_cast<double>(loops * copy_bytes));
+  // The same address is told to read what it was sent; another address is served.
+  const auto same =
+      http_get(s.balancer->url("/hls/big/big/index.m3u8?cache=venue-a&viewer=same"), {}, 60s);
+  CHECK(same.status == 429);
+  CHECK(is_json_error(same, "reply_backlog_full"));
+  CHECK(same.header("Retry-After").has_value());
+  HttpRequest other;
+  other.url = s.balancer->url("/hls/big/big/index.m3u8?cache=venue-a&viewer=other");
+  other.source_address = "127.0.0.23";
+  other.timeout = 60s;
+  const auto served = http_request(other);
+  CHECK(served.status == 200);
+  CHECK(served.body.size() == copy_bytes);
+  for (int fd : stuck) ::close(fd);
+  CHECK(wait_until([&] { return s.balancer->metric("balancer_playlist_unsent_bytes") == 0; }, 10s,
+                   20ms));
+  MESSAGE(kUnreadClients << " clients of one address not reading " << copy_bytes
+                         << "-byte copies: unsent " << static_cast<int64_t>(unsent) / 1024
+                         << " KiB with " << loops << " loop(s); another address served");
 }
 
 TEST_CASE(
