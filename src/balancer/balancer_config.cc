@@ -211,6 +211,8 @@ void read_playlists(common::ConfigReader& root, PlaylistTimings& t) {
   t.max_master_entries = static_cast<size_t>(p.integer("max_master_entries", 500, 16, 1000000));
   t.max_unsent_bytes =
       static_cast<size_t>(p.integer("max_unsent_bytes", 256 << 20, 65536, int64_t{1} << 40));
+  t.max_blocking_per_viewer =
+      static_cast<size_t>(p.integer("max_blocking_per_viewer", 64, 1, 100000));
   t.max_unsent_bytes_per_address = static_cast<size_t>(
       p.integer("max_unsent_bytes_per_address", 16 << 20, 65536, int64_t{1} << 40));
   if (t.live_refresh >= t.live_max_lag && t.live_max_lag.count() > 0) {

@@ -30,6 +30,7 @@
 #include "balancer/cache_choice.h"
 #include "balancer/cache_health.h"
 #include "balancer/channel_allowlist.h"
+#include "balancer/held_counts.h"
 #include "balancer/playlist_mapper.h"
 #include "balancer/request_params.h"
 #include "balancer/source_front.h"
@@ -123,6 +124,9 @@ struct Pending {
   std::string cache_id;  // "" = origin
   uint64_t bandwidth_bps = 0;
   CacheDecision choice;  // the cache choice admit() told it
+  // A blocking reload (_HLS_msn) counts against its viewer's playlists.max_blocking_per_viewer
+  // until it is answered.
+  std::unique_ptr<HeldCounts::Token> blocking_hold;
 };
 using PendingPtr = std::shared_ptr<Pending>;
 
@@ -229,7 +233,8 @@ class BalancerLoop {
   common::Histogram& newest_age_histogram(const std::string& channel);
   std::unordered_map<std::string, common::Histogram*> newest_age_;
   common::LogRateLimiter log_limiter_;
-  UnsentReplies unsent_;  // playlist replies not yet written, on this loop
+  UnsentReplies unsent_;         // playlist replies not yet written, on this loop
+  HeldCounts blocking_reloads_;  // by viewer key: blocking reloads waiting, on this loop
 };
 
 // The loops' handlers and their servers. Filled on the main thread before the loops

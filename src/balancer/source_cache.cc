@@ -243,7 +243,9 @@ DeliveryDirectives SourceCache::directives_to_forward(const SourceRequest& reque
 }
 
 bool SourceCache::builds_delta(const SourceRequest& request, const std::string& base_key) const {
-  if (request.directives.skip != "YES") return false;
+  // v2 asks that EXT-X-DATERANGE tags be skipped too; a delta update that keeps them is a valid
+  // answer (as a full playlist is), and costs origin nothing: one copy per part, not two.
+  if (request.directives.skip != "YES" && request.directives.skip != "v2") return false;
   auto it = entries_.find(base_key);
   if (it == entries_.end()) return false;
   const Entry& base = *it->second;

@@ -50,6 +50,9 @@ struct PlaylistTimings {
   // playlists.max_unsent_bytes_per_address: of those, what one client address may hold (shared
   // over the loops; at most max_unsent_bytes); above, its new playlist replies get 429.
   size_t max_unsent_bytes_per_address = 16u << 20;
+  // playlists.max_blocking_per_viewer: blocking reloads (_HLS_msn) one viewer may have waiting
+  // on one loop; beyond, 429.
+  size_t max_blocking_per_viewer = 64;
 };
 
 // May a copy of `kind`, last fetched or revalidated `age` ago, be served as fresh?

@@ -10,16 +10,15 @@
 #include <cstddef>
 #include <memory>
 #include <string>
-#include <unordered_map>
+
+#include "balancer/held_counts.h"
 
 namespace balancer {
 
 class UnsentReplies {
  public:
   // `process_total`: every loop's count together (any thread adds and subtracts).
-  explicit UnsentReplies(std::atomic<size_t>& process_total);
-  UnsentReplies(const UnsentReplies&) = delete;
-  UnsentReplies& operator=(const UnsentReplies&) = delete;
+  explicit UnsentReplies(std::atomic<size_t>& process_total) : process_total_(process_total) {}
 
   enum class Room { fits, process_full, address_full };
   // Whether a new reply may be handed out for `address`: the process's count under `budget`,
@@ -33,16 +32,11 @@ class UnsentReplies {
   std::shared_ptr<const Reply> hold(std::string body, const std::string& address);
 
   // This loop's count for `address` (0 when it holds nothing).
-  size_t held_by(const std::string& address) const;
+  size_t held_by(const std::string& address) const { return by_address_.held_by(address); }
 
  private:
-  // Shared with every reply, so a reply released after this loop's owner is gone still counts
-  // down safely.
-  struct Ledger {
-    std::atomic<size_t>& process_total;
-    std::unordered_map<std::string, size_t> by_address;
-  };
-  std::shared_ptr<Ledger> ledger_;
+  std::atomic<size_t>& process_total_;
+  HeldCounts by_address_;
 };
 
 }  // namespace balancer

@@ -398,6 +398,18 @@ void BalancerLoop::handle_playlist(HttpExchange& ex) {
   parts_.metrics.requests_playlist.inc();
   PendingPtr p = begin_viewer_request(ex, kPlaylistPrefix);
   if (!p) return;
+  if (p->request.directives.blocking()) {
+    // Each waits up to blocking_timeout_ms with its connection and request held: a player
+    // needs one per rendition it plays, so more from one viewer is a client holding resources.
+    const size_t cap = p->config->config.playlists.max_blocking_per_viewer;
+    if (blocking_reloads_.held_by(p->viewer_key) >= cap) {
+      p->ex.add_header("Retry-After", "1");
+      return fail(p->ex, 429, "too_many_blocking_reloads",
+                  "This viewer already waits on " + std::to_string(cap) +
+                      " blocking playlist reloads; ask again when one is answered.");
+    }
+    p->blocking_hold = blocking_reloads_.hold(p->viewer_key, 1);
+  }
   ensure_allowed(p, false, [this, p](bool allowed) {
     if (!allowed)
       return fail(p->ex, 404, "not_found", "This channel has no playlist at that path.");

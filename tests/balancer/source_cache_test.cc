@@ -151,9 +151,9 @@ TEST_CASE(
 }
 
 TEST_CASE(
-    "source cache: a blocking reload asking for a delta update gets one built from the full "
-    "playlist, "
-    "which is what origin is asked for: one upstream copy per part, skip or not") {
+    "source cache: a blocking reload asking for a delta update (YES or v2) gets one built from "
+    "the full playlist, which is what origin is asked for: one upstream copy per part, skip or "
+    "not") {
   Fixture f(no_background_refresh());
   test::write_file(
       f.dir.file("ll.m3u8"),
@@ -168,6 +168,18 @@ TEST_CASE(
   CHECK(delta.version->playlist.media.is_delta_update());
   CHECK(f.origin.count("/files/ll.m3u8?_HLS_msn=18") == 1);
   CHECK(f.origin.count("/files/ll.m3u8?_HLS_msn=18&_HLS_skip=YES") == 0);
+  // _HLS_skip=v2: the same delta update, from the same copy (origin is never asked for a v2
+  // copy of each part: an attacker could make one fetch per distinct key).
+  d.skip = "v2";
+  SourceResult v2 = f.get("/ll.m3u8", d);
+  REQUIRE(v2.version != nullptr);
+  CHECK(v2.from == SourceResult::From::hit);
+  CHECK(v2.version->playlist.media.is_delta_update());
+  CHECK(f.origin.count("/files/ll.m3u8?_HLS_msn=18&_HLS_skip=v2") == 0);
+  d.msn.reset();
+  CHECK(f.get("/ll.m3u8", d).version->playlist.media.is_delta_update());
+  CHECK(f.origin.count("/files/ll.m3u8?_HLS_skip=v2") == 0);
+  d.msn = 18;
   // The same part without the skip: the same copy, whole.
   d.skip.clear();
   SourceResult full = f.get("/ll.m3u8", d);

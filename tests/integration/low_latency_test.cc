@@ -14,6 +14,7 @@
 
 #include "support/balancer_fixture.h"
 #include "support/cache_node_fixture.h"
+#include "support/fault_support.h"
 #include "support/herd.h"
 #include "support/ll_origin_fixture.h"
 #include "support/ll_stack_fixture.h"
@@ -350,10 +351,56 @@ TEST_CASE(
   CHECK(origin.count("/low/index.m3u8?" + wait_for.substr(1)) == 1);
 }
 
+TEST_CASE(
+    "LL-HLS: one viewer holds at most playlists.max_blocking_per_viewer blocking reloads; the "
+    "next gets 429, another viewer is served") {
+  SKIP_WITHOUT_FFMPEG();
+  LlStack stack({{"low", 300}}, 2, {"playlists.max_blocking_per_viewer=5"});
+  auto& [dir, origin, node, balancer] = stack;
+  const std::string variant = "/hls/ll/low/index.m3u8?cache=venue-a&viewer=";
+  std::optional<std::pair<uint64_t, uint64_t>> hinted;
+  REQUIRE(wait_until(
+      [&] {
+        hinted = part_number(read_view(balancer.get(variant + "greedy").body).hint);
+        return hinted.has_value();
+      },
+      10s, 10ms));
+  // Five reloads of one viewer per loop wait on the part after the hinted one (about half a
+  // second ahead), each on its own connection; the loops that take them count them.
+  const std::string wait_for = "&_HLS_msn=" + std::to_string(hinted->first) +
+                               "&_HLS_part=" + std::to_string(hinted->second + 1);
+  std::vector<int> held;
+  for (int i = 0; i < 5 * std::max(1, test_threads()) + 1; ++i) {
+    const int fd = connect_local(balancer.port(), 0);
+    REQUIRE(fd >= 0);
+    held.push_back(fd);
+    REQUIRE(send_all(
+        fd, "GET " + variant + "greedy" + wait_for + " HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"));
+  }
+  // At least one of them was refused at once: with every loop's count at five, the next one
+  // cannot wait.
+  REQUIRE(wait_until(
+      [&] {
+        return balancer.metric("balancer_errors_total{code=\"too_many_blocking_reloads\"}") >= 1;
+      },
+      5s, 10ms));
+  // Another viewer's blocking reload is answered as usual.
+  const HttpResponse other = balancer.get(variant + "patient" + wait_for);
+  INFO(other.body.substr(0, 300));
+  CHECK(other.status == 200);
+  for (int fd : held) ::close(fd);
+  // Once its reloads are answered, the greedy viewer may wait again.
+  CHECK(wait_until([&] { return balancer.get(variant + "greedy" + wait_for).status == 200; }, 10s,
+                   50ms));
+}
+
 TEST_CASE("measurement only (run with --no-skip): 1,000 and 10,000 viewers blocked on one part" *
           doctest::skip()) {
   SKIP_WITHOUT_FFMPEG();
-  LlStack stack({{"low", 300}}, 2, {"limits.per_address_exempt=[\"127.0.0.0/8\"]"});
+  // One viewer id for the whole crowd: its cap on blocking reloads lifted.
+  LlStack stack(
+      {{"low", 300}}, 2,
+      {"limits.per_address_exempt=[\"127.0.0.0/8\"]", "playlists.max_blocking_per_viewer=100000"});
   auto& [dir, origin, node, balancer] = stack;
   const std::string variant = "/hls/ll/low/index.m3u8?cache=venue-a&viewer=crowd";
   for (const int clients : {1000, 10000}) {
