@@ -4,7 +4,6 @@
 
 #include "api/api.h"
 #include "balancer/balancer.h"
-#include "http/libevent_overrides.h"
 #include "http/service_host.h"
 
 int main(int argc, char** argv) {
@@ -35,6 +34,5 @@ int main(int argc, char** argv) {
     return c.server;
   };
   spec.create = common::create_service<balancer::Balancer, balancer::BalancerConfig>;
-  spec.add_process_metrics = common::add_libevent_override_metrics;
   return common::run_service(argc, argv, spec);
 }

@@ -1,6 +1,5 @@
 // cache_node: the service host runs the node (config, loops, signals, reload).
 #include "cache_node/cache_node.h"
-#include "http/libevent_overrides.h"
 #include "http/service_host.h"
 
 int main(int argc, char** argv) {
@@ -21,6 +20,5 @@ int main(int argc, char** argv) {
     return c.server;
   };
   spec.create = common::create_service<cache_node::CacheNode, cache_node::CacheNodeConfig>;
-  spec.add_process_metrics = common::add_libevent_override_metrics;
   return common::run_service(argc, argv, spec);
 }

@@ -25,9 +25,10 @@ void enable_libevent_threads() {
 EventLoop::EventLoop(size_t index) : index_(index) {
   enable_libevent_threads();
   event_config* cfg = event_config_new();
-  // evhttp turns a connection's read and write interest off and on around each
-  // request; the changelist folds those into one epoll_ctl per request instead
-  // of four (playlist path: ~30% more requests per second). Changes are applied
+  // Connections turn their write interest on and off around replies (bufferevents, the
+  // HTTP/1 transport's write watch); the changelist folds those into one epoll_ctl instead
+  // of two or more (with evhttp, which did so for reads too: ~30% more playlist requests a
+  // second). Changes are applied
   // at the next dispatch, so a deferred DEL may name an fd number that was
   // closed and reopened meanwhile (by this loop, another loop or a disk worker);
   // libevent takes ENOENT/EBADF/EPERM on such a DEL as done and retries a MOD

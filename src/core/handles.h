@@ -1,6 +1,6 @@
 // RAII owners for libevent's core handles: each constructor has one matching free function,
 // so an owner is a unique_ptr with that function as deleter. The HTTP library's owners
-// (evhttp, libcurl, OpenSSL) are in http/http_handles.h.
+// (libcurl, OpenSSL) are in http/http_handles.h.
 #pragma once
 
 #include <event2/buffer.h>

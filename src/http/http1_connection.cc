@@ -1,6 +1,7 @@
 #include "http/http1_connection.h"
 
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -103,6 +104,8 @@ Http1Connection* Http1Connection::open(HttpServer& server, evutil_socket_t fd, c
     SSL_set_read_ahead(ssl, 1);
     connection->handshaking_ = true;
     connection->offer_http2_ = http2;
+  } else {
+    connection->preface_possible_ = http2;
   }
   if (!connection->watch()) {
     delete connection;  // closes fd
@@ -145,7 +148,7 @@ bool Http1Connection::watch() {
   serve_event_.reset(event_new(base, -1, 0, on_serve, this));
   if (!read_event_ || !write_event_ || !timer_ || !serve_event_ || !out_) return false;
   // The read watch stays armed for the connection's life: a request's end does not cost a
-  // system call to stop and start watching (evhttp's does).
+  // system call to stop and start watching (evhttp's did).
   if (event_add(read_event_.get(), nullptr) != 0) return false;
   last_activity_ms_ = loop_ms(server_.event_loop());
   request_began_ms_ = last_activity_ms_;  // a handshake is bounded like a head
@@ -266,41 +269,64 @@ bool Http1Connection::continue_handshake() {
 }
 
 void Http1Connection::hand_over_to_http2() {
-  // What the client sent with its last handshake flight (the HTTP/2 preface, often) may be
-  // read ahead already: the HTTP/2 connection gets it, as the socket will not report it.
+  // Bytes already read go to the HTTP/2 connection first, as the socket will not report them
+  // again: in the clear, the preface and what followed it; over TLS, what the client sent
+  // with its last handshake flight (the preface, often), which OpenSSL may have read ahead.
   EvbufferPtr early(evbuffer_new());
-  if (!early) {
+  if (!early || evbuffer_add(early.get(), pending_.data(), pending_.size()) != 0) {
     close_now();
     return;
   }
-  char buffer[kReadSize];
-  for (int i = 0; i < kTlsReadsPerTurn && SSL_has_pending(ssl_.get()); ++i) {
-    const int n = SSL_read(ssl_.get(), buffer, sizeof buffer);
-    if (n <= 0) break;  // a partial record (the rest comes through the socket), or an end
-    evbuffer_add(early.get(), buffer, static_cast<size_t>(n));
-  }
-  ERR_clear_error();
-  // libevent's TLS bufferevent asks SSL_pending, which does not count bytes read ahead: it
-  // would leave them unread.
-  SSL_set_read_ahead(ssl_.get(), 0);
+  pending_.clear();
   event_del(read_event_.get());
   event_del(write_event_.get());
   event_del(timer_.get());
-  bufferevent* transport = bufferevent_openssl_socket_new(
-      server_.event_loop(), fd_, ssl_.get(), BUFFEREVENT_SSL_OPEN, BEV_OPT_CLOSE_ON_FREE);
-  // The bufferevent owns the session and the socket from now on; failing, it has freed the
-  // session (BEV_OPT_CLOSE_ON_FREE), not the socket.
-  (void)ssl_.release();
+  bufferevent* transport = nullptr;
+  const bool tls = ssl_ != nullptr;
+  if (tls) {
+    char buffer[kReadSize];
+    for (int i = 0; i < kTlsReadsPerTurn && SSL_has_pending(ssl_.get()); ++i) {
+      const int n = SSL_read(ssl_.get(), buffer, sizeof buffer);
+      if (n <= 0) break;  // a partial record (the rest comes through the socket), or an end
+      evbuffer_add(early.get(), buffer, static_cast<size_t>(n));
+    }
+    ERR_clear_error();
+    // libevent's TLS bufferevent asks SSL_pending, which does not count bytes read ahead: it
+    // would leave them unread.
+    SSL_set_read_ahead(ssl_.get(), 0);
+    transport = bufferevent_openssl_socket_new(server_.event_loop(), fd_, ssl_.get(),
+                                               BUFFEREVENT_SSL_OPEN, BEV_OPT_CLOSE_ON_FREE);
+    // The bufferevent owns the session and the socket from now on; failing, it has freed the
+    // session (BEV_OPT_CLOSE_ON_FREE), not the socket.
+    (void)ssl_.release();
+  } else {
+    transport = bufferevent_socket_new(server_.event_loop(), fd_, BEV_OPT_CLOSE_ON_FREE);
+    // libevent writes at most 16 KiB per call by default: a 1 MiB body would take 64 turns.
+    if (transport != nullptr) bufferevent_set_max_single_write(transport, 1 << 20);
+  }
   if (transport == nullptr) {
     close_now();
     return;
   }
   fd_ = -1;
   closed_ = true;
-  auto* connection = Http2Connection::take_over(server_, transport);
+  auto* connection = Http2Connection::take_over(server_, transport, tls);
   if (connection != nullptr && evbuffer_get_length(early.get()) > 0)
     connection->receive(early.get());
   destroy_soon();
+}
+
+bool Http1Connection::past_http2_preface() {
+  if (!preface_possible_) return true;
+  const size_t compared = std::min(pending_.size(), kHttp2ClientPreface.size());
+  if (std::string_view(pending_).substr(0, compared) != kHttp2ClientPreface.substr(0, compared)) {
+    preface_possible_ = false;  // HTTP/1 from here on
+    return true;
+  }
+  if (compared < kHttp2ClientPreface.size()) return false;  // could still be either
+  preface_possible_ = false;
+  hand_over_to_http2();
+  return false;
 }
 
 void Http1Connection::received(const char* bytes, size_t size) {
@@ -335,7 +361,7 @@ void Http1Connection::serve_pending() {
 }
 
 bool Http1Connection::read_head() {
-  if (pending_.empty()) return false;
+  if (pending_.empty() || !past_http2_preface()) return false;
   const HttpServerOptions& options = server_.options();
   const size_t limit = head_limit();
   const size_t from = head_searched_ > 3 ? head_searched_ - 3 : 0;
@@ -527,7 +553,7 @@ std::vector<HttpHeader> Http1Connection::request_headers_with_prefix(
 
 void Http1Connection::add_response_header(const std::string& name, const std::string& value) {
   // A line break would end the field (or the head) early: such a field is dropped, as evhttp
-  // drops it.
+  // dropped it.
   if (name.empty() || has_line_break(name) || has_line_break(value)) return;
   if (iequals(name, "Connection")) {
     for_each_token(value, [&](std::string_view token) {

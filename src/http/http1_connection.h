@@ -1,17 +1,19 @@
-// HTTP/1.x on a plain socket or over TLS, our own transport in evhttp's place
-// (docs/architecture.md, "The HTTP/1 transport"): one object per accepted connection, which
+// HTTP/1.x on a plain socket or over TLS, the servers' one HTTP/1 path (docs/architecture.md,
+// "The HTTP/1 transport"): one object per accepted connection, which
 // does the TLS handshake itself (OpenSSL over the socket, no bufferevent), reads request heads
 // with parse_http1_head (http/http1_head.h) and RequestFramingCheck, bodies by
 // Content-Length or chunked, hands each request to HttpServer::dispatch as an HttpExchange,
 // and carries its reply as the exchange's front end (http/request_state.h). Requests on
 // one connection are served one at a time, in order (keep-alive and pipelining). A TLS client
-// that agrees on h2 by ALPN is handed to an Http2Connection after the handshake.
+// that agrees on h2 by ALPN is handed to an Http2Connection after the handshake; on a plain
+// listener with h2c, so is a client whose first bytes are HTTP/2's connection preface (prior
+// knowledge). An "Upgrade: h2c" request is served as HTTP/1.1 (no 101).
 //
-// Why not evhttp: per request it allocates and frees ~50 blocks (request, URI parts, header
-// lists), drops and re-arms the read watch (a system call), parses the URI for a callback
-// table we do not use and searches its header lists by name; together about two thirds of
-// the balancer's user time on a small reply. Here the read watch stays armed, the head is
-// read into views of one copy of its bytes, and a small reply leaves in one writev.
+// Why not libevent's evhttp (which served HTTP/1 before): per request it allocates and frees ~50
+// blocks (request, URI parts, header lists), drops and re-arms the read watch (a system call),
+// parses the URI for a callback table we do not use and searches its header lists by name; together
+// about two thirds of the balancer's user time on a small reply. Here the read watch stays armed,
+// the head is read into views of one copy of its bytes, and a small reply leaves in one writev.
 //
 // Internal to http_server.cc and http_exchange.cc. Loop thread only.
 #pragma once
@@ -39,9 +41,10 @@ class TlsContext;
 
 class Http1Connection final : public ExchangeFrontEnd {
  public:
-  // Serves the accepted, non-blocking socket `fd` (owned from now on), over TLS with `tls`
-  // (then `http2`: h2 is offered by ALPN, and a client that takes it goes to an
-  // Http2Connection). Registers itself with `server`, which deletes it if it is destroyed
+  // Serves the accepted, non-blocking socket `fd` (owned from now on), over TLS with `tls`.
+  // With `http2`, a client that asks for HTTP/2 goes to an Http2Connection: over TLS by
+  // taking h2 in ALPN, in the clear by starting with the connection preface (h2c with prior
+  // knowledge). Registers itself with `server`, which deletes it if it is destroyed
   // first. Null if the loop cannot watch the socket or OpenSSL cannot make a session (`fd`
   // is closed).
   static Http1Connection* open(HttpServer& server, evutil_socket_t fd, const sockaddr* peer,
@@ -88,7 +91,12 @@ class Http1Connection final : public ExchangeFrontEnd {
   // Moves the handshake on; true once it is done and HTTP/1 follows (false: waiting for the
   // socket, handed to HTTP/2, or closed).
   bool continue_handshake();
+  // The connection is HTTP/2 (ALPN h2, or the preface in the clear): an Http2Connection takes
+  // the socket, with the bytes already read, and this object goes.
   void hand_over_to_http2();
+  // On a plain h2c listener, before the first request: false while the bytes read could
+  // still be the start of HTTP/2's preface, or once the connection was handed over.
+  bool past_http2_preface();
   void on_writable();
   void on_timer();
   // Reads and answers what `pending_` holds, request after request, while no reply is
@@ -146,6 +154,7 @@ class Http1Connection final : public ExchangeFrontEnd {
   SslPtr ssl_;  // TLS: the session over fd_
   bool handshaking_ = false;
   bool offer_http2_ = false;
+  bool preface_possible_ = false;      // plain h2c: the first bytes may still be HTTP/2's preface
   bool tls_read_wants_write_ = false;  // SSL_read must write first (renegotiation is off; a
   bool tls_write_wants_read_ = false;  // key update's reply), or SSL_write read first
 

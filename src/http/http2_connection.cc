@@ -3,9 +3,6 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent_ssl.h>
 #include <event2/bufferevent_struct.h>
-#include <event2/http.h>
-#include <event2/http_struct.h>
-#include <event2/keyvalq_struct.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
@@ -33,16 +30,10 @@ struct Http2Body {
 
 namespace {
 
-constexpr char kPreface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-constexpr size_t kPrefaceSize = sizeof kPreface - 1;
 // Output queued in this process per connection before frames wait for the socket:
 // enough to keep a fast client's window busy, small enough that slow clients cost
 // little (body bytes are references, not copies, either way).
 constexpr size_t kOutputBound = 256 * 1024;
-// The transport takes at most half before the filter holds the rest: the filter
-// then always has bytes to move when the socket drains, and calls our write
-// callback as it does.
-constexpr size_t kTransportBound = kOutputBound / 2;
 // Rapid reset (CVE-2023-44487): RST_STREAMs from a client, as a token bucket.
 constexpr double kResetBurst = 200;
 constexpr double kResetsPerSecond = 100;
@@ -83,24 +74,6 @@ Http2Stream* stream_of(nghttp2_session* session, int32_t id) {
 
 }  // namespace
 
-// ---- the filter that tells HTTP/1.1 from HTTP/2 ----
-
-struct Sniffer {
-  HttpServer* server;
-  bufferevent* transport;
-  bool tls;
-  std::weak_ptr<ProtocolFilters> registry;  // may end before the filter
-  bufferevent* filter = nullptr;
-  evbuffer_cb_entry* output_watch = nullptr;
-  enum class Mode { undecided, http1, http2 } mode = Mode::undecided;
-  Http2Connection* connection = nullptr;  // owned (deleted with the filter)
-  // A reply that ends the connection was handed to the transport: read no more
-  // requests, free the connection once the transport has written everything.
-  evhttp_connection* close_when_written = nullptr;
-  evbuffer_cb_entry* transport_watch = nullptr;
-  EventPtr close_event{};
-};
-
 namespace {
 
 // The clean end of a TLS connection: close_notify before the socket closes, once all its
@@ -115,130 +88,6 @@ void send_close_notify(bufferevent* transport) {
   // One short alert on a non-blocking socket; a peer already gone makes it fail, harmlessly.
   SSL_shutdown(ssl);
   ERR_clear_error();
-}
-
-void close_if_written(Sniffer& s) {
-  if (s.close_when_written == nullptr) return;
-  if (evbuffer_get_length(bufferevent_get_output(s.filter)) > 0) return;
-  if (evbuffer_get_length(bufferevent_get_output(s.transport)) > 0) return;
-  // Not from inside the transport's own callbacks: the free takes the transport too.
-  event_active(s.close_event.get(), 0, 0);
-}
-
-void on_transport_output(evbuffer*, const evbuffer_cb_info* info, void* arg) {
-  if (info->n_deleted > 0) close_if_written(*static_cast<Sniffer*>(arg));
-}
-
-bool asks_close(const evkeyvalq* headers) {
-  const char* value = evhttp_find_header(headers, "Connection");
-  return value != nullptr && evutil_ascii_strcasecmp(value, "close") == 0;
-}
-
-bool asks_keep_alive(const evkeyvalq* headers) {
-  const char* value = evhttp_find_header(headers, "Connection");
-  return value != nullptr && evutil_ascii_strncasecmp(value, "keep-alive", 10) == 0;
-}
-
-void remove_all(evkeyvalq* headers, const char* name) {
-  for (int i = 0; i < 64 && evhttp_remove_header(headers, name) == 0; ++i) {
-  }
-}
-
-// evhttp queues a reply while the filter's writing is still disabled and enables
-// it only afterwards, which does not make the filter look at its output again:
-// the reply would wait for the next event on the transport. So every addition
-// asks the transport's write callback (the filter's output step) to run once the
-// current callbacks are done.
-void on_filter_output(evbuffer*, const evbuffer_cb_info* info, void* arg) {
-  auto* s = static_cast<Sniffer*>(arg);
-  if (info->n_added > 0 && s->mode == Sniffer::Mode::http1) {
-    bufferevent_trigger(s->transport, EV_WRITE,
-                        BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
-  }
-}
-
-// In the clear, moves whole chains only, so nothing is copied (file segments stay files).
-// Over TLS, output goes in record-sized pieces (move_in_tls_records).
-bufferevent_filter_result pass_output(evbuffer* src, evbuffer* dst, ev_ssize_t limit,
-                                      bufferevent_flush_mode mode, void* ctx) {
-  size_t bound = limit < 0 ? SIZE_MAX : static_cast<size_t>(limit);
-  auto* s = static_cast<Sniffer*>(ctx);
-  if (s->tls) {
-    const bool was_idle = evbuffer_get_length(dst) == 0;
-    // Nothing moved (a short tail held back): BEV_NEED_MORE ends libevent's loop, which
-    // would call again at once for as long as we answer BEV_OK.
-    size_t moved = move_in_tls_records(src, dst, bound, mode == BEV_NORMAL);
-    // The TLS bufferevent writes only when the loop next reports the socket writable: it
-    // adds its write event for each reply and removes it once written, two epoll_ctl and a
-    // loop turn per reply. Running its write step in this turn writes at once, and the
-    // event's addition and removal cancel out before they reach the kernel.
-    if (moved > 0 && was_idle) {
-      SSL* ssl = bufferevent_openssl_get_ssl(s->transport);
-      if (ssl != nullptr && SSL_is_init_finished(ssl))
-        event_active(&s->transport->ev_write, EV_WRITE, 1);
-    }
-    return moved > 0 || evbuffer_get_length(src) == 0 ? BEV_OK : BEV_NEED_MORE;
-  }
-  size_t moved = 0;
-  while (evbuffer_get_length(src) > 0 && moved < bound) {
-    evbuffer_iovec first;
-    if (evbuffer_peek(src, -1, nullptr, &first, 1) < 1 || first.iov_len == 0) {
-      evbuffer_add_buffer(dst, src);
-      break;
-    }
-    evbuffer_remove_buffer(src, dst, first.iov_len);
-    moved += first.iov_len;
-  }
-  return BEV_OK;
-}
-
-bufferevent_filter_result sniff_input(evbuffer* src, evbuffer* dst, ev_ssize_t,
-                                      bufferevent_flush_mode, void* ctx) {
-  auto* s = static_cast<Sniffer*>(ctx);
-  if (s->mode == Sniffer::Mode::undecided) {
-    if (s->tls) {
-      SSL* ssl = bufferevent_openssl_get_ssl(s->transport);
-      s->mode = ssl != nullptr && negotiated_protocol(ssl) == "h2" ? Sniffer::Mode::http2
-                                                                   : Sniffer::Mode::http1;
-    } else {
-      char start[kPrefaceSize];
-      size_t n = std::min(evbuffer_get_length(src), kPrefaceSize);
-      evbuffer_copyout(src, start, n);
-      if (memcmp(start, kPreface, n) != 0) {
-        s->mode = Sniffer::Mode::http1;
-      } else if (n < kPrefaceSize) {
-        return BEV_NEED_MORE;  // could still be either
-      } else {
-        s->mode = Sniffer::Mode::http2;
-      }
-    }
-    if (s->mode == Sniffer::Mode::http2) {
-      s->connection = new Http2Connection(*s->server, s->filter, s->transport, s->tls);
-    } else if (auto registry = s->registry.lock()) {
-      // Until its first request reaches the server (which then keeps its own close
-      // callback, flushing too), evhttp may answer and close on its own.
-      void* evcon = nullptr;
-      bufferevent_getcb(s->filter, nullptr, nullptr, nullptr, &evcon);
-      evhttp_connection_set_closecb(
-          static_cast<evhttp_connection*>(evcon),
-          [](evhttp_connection* conn, void* filters) {
-            static_cast<ProtocolFilters*>(filters)->flush_before_close(conn);
-          },
-          registry.get());
-    }
-  }
-  if (s->mode == Sniffer::Mode::http1 && s->close_when_written != nullptr) {
-    evbuffer_drain(src, evbuffer_get_length(src));  // the connection ends after its reply
-    return BEV_NEED_MORE;
-  }
-  if (s->mode == Sniffer::Mode::http1) {
-    // Not evbuffer_add_buffer: it refuses a source whose last chain the TLS
-    // bufferevent keeps pinned for its next read, and the bytes would sit there.
-    evbuffer_remove_buffer(src, dst, evbuffer_get_length(src));
-    return BEV_OK;
-  }
-  s->connection->receive(src);
-  return BEV_NEED_MORE;
 }
 
 }  // namespace
@@ -524,50 +373,31 @@ void Http2Stream::abort_reply() {
 
 // ---- Http2Connection ----
 
-Http2Connection::Http2Connection(HttpServer& server, bufferevent* filter, bufferevent* transport,
-                                 bool tls)
-    : server_(server), filter_(filter), transport_(transport), tls_(tls) {
-  // evhttp's connection object stays the owner of the filter; we keep its
-  // address to free it (and with it the filter and the socket) when done.
-  void* cbarg = nullptr;
-  bufferevent_getcb(filter_, nullptr, nullptr, nullptr, &cbarg);
-  evcon_ = static_cast<evhttp_connection*>(cbarg);
-  // The transport takes at most this much before the filter keeps the rest: a
-  // drain then moves more and calls our write callback.
-  bufferevent_setwatermark(transport_, EV_WRITE, 0, kTransportBound);
-  start();
-}
+Http2Connection::Http2Connection(HttpServer& server, bufferevent* transport, bool tls)
+    : server_(server), transport_(transport), tls_(tls) {}
 
-Http2Connection::Http2Connection(HttpServer& server, bufferevent* transport)
-    : server_(server), filter_(transport), transport_(transport), tls_(true) {}
-
-Http2Connection* Http2Connection::take_over(HttpServer& server, bufferevent* transport) {
-  auto* connection = new Http2Connection(server, transport);
+Http2Connection* Http2Connection::take_over(HttpServer& server, bufferevent* transport, bool tls) {
+  auto* connection = new Http2Connection(server, transport, tls);
   connection->start();
   return connection;
 }
 
 void Http2Connection::start() {
   remote_ip_ = peer_ip(transport_);
-  bufferevent_set_timeouts(filter_, nullptr, nullptr);
-  bufferevent_setwatermark(filter_, EV_WRITE, kOutputBound, 0);
-  // Through a filter, the filter's input step hands us the bytes; owned, the transport's
-  // read callback does.
-  bufferevent_data_cb on_read = nullptr;
-  if (owns_transport()) {
-    on_read = [](bufferevent* bev, void* arg) {
-      static_cast<Http2Connection*>(arg)->receive(bufferevent_get_input(bev));
-    };
-  }
+  bufferevent_set_timeouts(transport_, nullptr, nullptr);
+  bufferevent_setwatermark(transport_, EV_WRITE, kOutputBound, 0);
   bufferevent_setcb(
-      filter_, on_read,
+      transport_,
+      [](bufferevent* bev, void* arg) {
+        static_cast<Http2Connection*>(arg)->receive(bufferevent_get_input(bev));
+      },
       [](bufferevent*, void* arg) { static_cast<Http2Connection*>(arg)->on_writable(); },
       [](bufferevent*, short events, void* arg) {
         auto* self = static_cast<Http2Connection*>(arg);
         if (events & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)) self->close_soon();
       },
       this);
-  bufferevent_enable(filter_, EV_READ | EV_WRITE);
+  bufferevent_enable(transport_, EV_READ | EV_WRITE);
   nghttp2_session_server_new2(&session_, shared_callbacks(), this, shared_options());
   const auto& o = server_.options();
   nghttp2_settings_entry settings[] = {
@@ -580,17 +410,11 @@ void Http2Connection::start() {
   };
   nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, settings,
                           sizeof settings / sizeof settings[0]);
-  event_base* base = bufferevent_get_base(filter_);
+  event_base* base = bufferevent_get_base(transport_);
   close_event_.reset(event_new(
       base, -1, 0,
       [](evutil_socket_t, short, void* arg) {
-        auto* self = static_cast<Http2Connection*>(arg);
-        if (self->owns_transport()) {
-          delete self;  // and the transport with it
-          return;
-        }
-        // Frees the filter, whose context deletes us.
-        evhttp_connection_free(self->evcon_);
+        delete static_cast<Http2Connection*>(arg);  // and the transport with it
       },
       this));
   idle_timer_.reset(event_new(
@@ -614,10 +438,8 @@ Http2Connection::~Http2Connection() {
       delete stream;
   }
   nghttp2_session_del(session_);
-  if (owns_transport()) {
-    send_close_notify(transport_);
-    bufferevent_free(transport_);  // the session and the socket with it
-  }
+  send_close_notify(transport_);
+  bufferevent_free(transport_);  // the session (over TLS) and the socket with it
 }
 
 void Http2Connection::detach() {
@@ -632,10 +454,8 @@ void Http2Connection::detach() {
 }
 
 size_t Http2Connection::buffered() const {
-  size_t bytes =
-      evbuffer_get_length(staged_.get()) + evbuffer_get_length(bufferevent_get_output(filter_));
-  if (filter_ != transport_) bytes += evbuffer_get_length(bufferevent_get_output(transport_));
-  return bytes;
+  return evbuffer_get_length(staged_.get()) +
+         evbuffer_get_length(bufferevent_get_output(transport_));
 }
 
 void Http2Connection::receive(evbuffer* input) {
@@ -681,18 +501,17 @@ void Http2Connection::flush() {
     if (!flush_again_) break;
   }
   in_flush_ = false;
-  // One hand-over for the whole round: the filter then sees every frame at once, and over
-  // TLS joins them into full records (move_in_tls_records) instead of one record per
-  // frame head and per payload as each is added.
-  if (owns_transport()) {
-    // No filter to join them: the round's frames go into the TLS bufferevent in record-sized
-    // pieces, written in this turn (as pass_output does for a filtered connection).
-    evbuffer* out = bufferevent_get_output(transport_);
+  // One hand-over for the whole round. Over TLS the round's frames go into the TLS
+  // bufferevent in record-sized pieces (move_in_tls_records) instead of one record per frame
+  // head and per payload, and are written in this turn: the TLS bufferevent would wait for
+  // the loop to report the socket writable (two epoll_ctl and a turn per reply).
+  evbuffer* out = bufferevent_get_output(transport_);
+  if (tls_) {
     const bool was_idle = evbuffer_get_length(out) == 0;
     if (move_in_tls_records(staged_.get(), out, SIZE_MAX, false) > 0 && was_idle)
       event_active(&transport_->ev_write, EV_WRITE, 1);
   } else {
-    evbuffer_add_buffer(bufferevent_get_output(filter_), staged_.get());
+    evbuffer_add_buffer(out, staged_.get());
   }
   if (rv != 0) {
     close_soon();
@@ -815,69 +634,6 @@ void Http2Connection::stream_closed(Http2Stream& stream) {
   delete &stream;
 }
 
-// ---- the filter ----
-
-Sniffer* ProtocolFilters::http1_filter_of(evhttp_connection* conn) const {
-  auto found = by_filter_.find(evhttp_connection_get_bufferevent(conn));
-  if (found == by_filter_.end() || found->second->mode != Sniffer::Mode::http1) return nullptr;
-  return found->second;
-}
-
-void ProtocolFilters::flush_before_close(evhttp_connection* conn) {
-  Sniffer* filter = http1_filter_of(conn);
-  if (filter == nullptr) return;
-  Sniffer& s = *filter;
-  evbuffer* out = bufferevent_get_output(s.transport);
-  evbuffer_remove_buffer(bufferevent_get_output(s.filter), out,
-                         evbuffer_get_length(bufferevent_get_output(s.filter)));
-  SSL* ssl = s.tls ? bufferevent_openssl_get_ssl(s.transport) : nullptr;
-  evutil_socket_t fd = bufferevent_getfd(s.transport);
-  // Bounded: evhttp's own replies are a few hundred bytes; a client that does not read
-  // loses the rest, as it would with any close.
-  for (int round = 0; round < 64 && evbuffer_get_length(out) > 0; ++round) {
-    size_t piece = std::min<size_t>(evbuffer_get_length(out), 16 * 1024);
-    const unsigned char* bytes = evbuffer_pullup(out, static_cast<ev_ssize_t>(piece));
-    ssize_t written = -1;
-    if (ssl != nullptr) {
-      if (!SSL_is_init_finished(ssl)) break;
-      written = SSL_write(ssl, bytes, static_cast<int>(piece));
-    } else if (fd >= 0) {
-      written = ::send(fd, bytes, piece, MSG_NOSIGNAL);
-    }
-    if (written <= 0) break;
-    evbuffer_drain(out, static_cast<size_t>(written));
-  }
-  // evhttp shuts the socket's sending side right after this callback.
-  if (ssl != nullptr) send_close_notify(s.transport);
-}
-
-void ProtocolFilters::close_after_reply(evhttp_request* req) {
-  evhttp_connection* conn = evhttp_request_get_connection(req);
-  Sniffer* filter = conn != nullptr ? http1_filter_of(conn) : nullptr;
-  if (filter == nullptr) return;
-  Sniffer& s = *filter;
-  evkeyvalq* input = evhttp_request_get_input_headers(req);
-  evkeyvalq* output = evhttp_request_get_output_headers(req);
-  // evhttp's own rule (evhttp_send_done) for closing after this reply.
-  bool http10 = req->major < 1 || (req->major == 1 && req->minor < 1);
-  bool closes = (http10 && !asks_keep_alive(input)) || asks_close(input) || asks_close(output);
-  if (!closes) return;
-  // evhttp would now shut the socket down with the reply's end still in the transport:
-  // let it believe the connection stays, and close it ourselves once all is written.
-  remove_all(input, "Connection");
-  evhttp_add_header(input, "Connection", "keep-alive");
-  remove_all(output, "Connection");
-  // Requests pipelined behind one that closes are not to be processed (RFC 9112 §9.6).
-  evbuffer* unread = bufferevent_get_input(s.filter);
-  evbuffer_drain(unread, evbuffer_get_length(unread));
-  s.close_when_written = conn;
-  if (s.transport_watch == nullptr) {
-    s.transport_watch =
-        evbuffer_add_cb(bufferevent_get_output(s.transport), on_transport_output, &s);
-  }
-  close_if_written(s);
-}
-
 size_t move_in_tls_records(evbuffer* src, evbuffer* dst, size_t limit, bool hold_short_tail) {
   size_t moved = 0;
   // Bounded: every round moves at least one byte, and at most `limit` bytes move.
@@ -908,47 +664,6 @@ size_t move_in_tls_records(evbuffer* src, evbuffer* dst, size_t limit, bool hold
     moved += space.iov_len;
   }
   return moved;
-}
-
-bufferevent* new_protocol_sniffing_bufferevent(HttpServer& server, bufferevent* transport,
-                                               bool tls) {
-  auto* sniffer = new Sniffer{&server, transport, tls, server.protocol_filters()};
-  bufferevent* filter = bufferevent_filter_new(
-      // Deferred callbacks: evhttp must hear of written output from the loop, never from
-      // inside its own calls (an error reply it sends itself would otherwise complete, and
-      // free the connection, while evhttp is still using it).
-      transport, sniff_input, pass_output, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS,
-      [](void* ctx) {
-        auto* s = static_cast<Sniffer*>(ctx);
-        // The filter's and the transport's buffers still exist here; they go after.
-        evbuffer_remove_cb_entry(bufferevent_get_output(s->filter), s->output_watch);
-        if (s->transport_watch != nullptr) {
-          evbuffer_remove_cb_entry(bufferevent_get_output(s->transport), s->transport_watch);
-        }
-        if (auto registry = s->registry.lock()) registry->forget(s->filter);
-        if (s->tls) send_close_notify(s->transport);
-        delete s->connection;
-        delete s;
-      },
-      sniffer);
-  if (filter == nullptr) {
-    delete sniffer;
-    return nullptr;
-  }
-  sniffer->filter = filter;
-  sniffer->output_watch =
-      evbuffer_add_cb(bufferevent_get_output(filter), on_filter_output, sniffer);
-  sniffer->close_event.reset(event_new(
-      bufferevent_get_base(filter), -1, 0,
-      [](evutil_socket_t, short, void* arg) {
-        auto* s = static_cast<Sniffer*>(arg);
-        // Frees the filter, the transport and, later, this context.
-        if (evhttp_connection* conn = std::exchange(s->close_when_written, nullptr))
-          evhttp_connection_free(conn);
-      },
-      sniffer));
-  if (auto registry = sniffer->registry.lock()) registry->add(filter, sniffer);
-  return filter;
 }
 
 }  // namespace common

@@ -1,21 +1,16 @@
-// The HTTP/2 front end (nghttp2) beside the HTTP/1 transports: internal to
-// http_server.cc, http_exchange.cc and http1_connection.cc. Loop thread only.
+// The HTTP/2 front end (nghttp2) beside the HTTP/1 transport: internal to http_server.cc,
+// http_exchange.cc and http1_connection.cc. Loop thread only.
 //
-// Over TLS, our HTTP/1 transport does the handshake and hands a connection that agreed on
-// h2 to Http2Connection::take_over. On evhttp's listeners (h2c, or
-// server.http1_transport: evhttp), evhttp accepts every connection and asks HttpServer
-// for its bufferevent. On a
-// server with HTTP/2, that is a filter over the socket (or TLS) bufferevent which
-// looks at the connection's start: the ALPN a TLS handshake agreed on, or on a
-// plain socket the client preface of HTTP/2 with prior knowledge. HTTP/1.1 passes
-// through the filter to evhttp untouched; an HTTP/2 connection is taken over by an
-// Http2Connection, which from then on owns the filter's callbacks and serves each
-// stream as an HttpExchange through the same routes, limits and access log.
+// HTTP/1 (http1_connection.h) accepts every connection and hands it over to
+// Http2Connection::take_over when it turns out to be HTTP/2: over TLS once the handshake
+// agreed on h2 by ALPN, and on a plain listener with h2c when the client's first bytes are
+// the HTTP/2 connection preface (prior knowledge, RFC 9113 §3.3). The Http2Connection then
+// owns the socket's bufferevent and serves each stream as an HttpExchange through the same
+// routes, limits and access log.
 #pragma once
 
 #include <event2/bufferevent.h>
 #include <event2/event.h>
-#include <event2/http.h>
 #include <nghttp2/nghttp2.h>
 
 #include <chrono>
@@ -23,7 +18,7 @@
 #include <memory>
 #include <optional>
 #include <string>
-#include <unordered_map>
+#include <string_view>
 #include <unordered_set>
 #include <vector>
 
@@ -37,6 +32,10 @@ namespace common {
 class HttpServer;
 struct RequestState;
 class Http2Connection;
+
+// What an HTTP/2 client sends first (RFC 9113 §3.4); on a plain connection, the sign of
+// HTTP/2 with prior knowledge.
+inline constexpr std::string_view kHttp2ClientPreface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 // Bytes of a response body queued for DATA frames. Frames reference these bytes
 // (NGHTTP2_DATA_FLAG_NO_COPY) and keep the whole body alive until they are sent.
@@ -84,19 +83,16 @@ struct Http2Stream final : ExchangeFrontEnd {
 
 class Http2Connection {
  public:
-  // Takes over `filter` (evhttp's bufferevent for this connection, whose
-  // callbacks become ours) over `transport`. Frees itself, through evhttp,
-  // when the connection ends.
-  Http2Connection(HttpServer& server, bufferevent* filter, bufferevent* transport, bool tls);
-  // Serves a TLS connection whose handshake the HTTP/1 transport did (http1_connection.h)
-  // and which agreed on h2: owns `transport`, a TLS bufferevent over the open session, and
-  // frees itself and it when the connection ends (or with the server).
-  static Http2Connection* take_over(HttpServer& server, bufferevent* transport);
+  // Serves a connection the HTTP/1 transport (http1_connection.h) found to be HTTP/2: owns
+  // `transport`, a bufferevent over the socket (with `tls`, a TLS bufferevent over the open
+  // session), and frees itself and it when the connection ends (or with the server). Bytes
+  // already read from the connection are given to receive() next.
+  static Http2Connection* take_over(HttpServer& server, bufferevent* transport, bool tls);
   ~Http2Connection();
   Http2Connection(const Http2Connection&) = delete;
   Http2Connection& operator=(const Http2Connection&) = delete;
 
-  // Bytes the filter read from the transport (the client preface first).
+  // Bytes read from the connection (the client preface first).
   void receive(evbuffer* input);
   // Queues frames and sends what the window and the output bound allow.
   void flush();
@@ -107,11 +103,9 @@ class Http2Connection {
 
   nghttp2_session* session() { return session_; }
   HttpServer& server() { return server_; }
-  // Made by take_over: no evhttp connection or filter in between, the server deletes it.
-  bool owns_transport() const { return evcon_ == nullptr; }
 
  private:
-  explicit Http2Connection(HttpServer& server, bufferevent* transport);
+  Http2Connection(HttpServer& server, bufferevent* transport, bool tls);
   void start();  // callbacks, session, settings, timers
   friend struct Http2Stream;
   friend struct Http2Callbacks;
@@ -126,9 +120,7 @@ class Http2Connection {
   size_t buffered() const;
 
   HttpServer& server_;
-  bufferevent* filter_;  // what frames are handed to: the transport itself when owned
-  bufferevent* transport_;
-  evhttp_connection* evcon_ = nullptr;
+  bufferevent* transport_;  // owned
   nghttp2_session* session_ = nullptr;
   std::string remote_ip_;
   bool tls_;
@@ -146,7 +138,7 @@ class Http2Connection {
   EventPtr idle_timer_;
   std::chrono::steady_clock::time_point last_progress_;
   std::unordered_set<Http2Stream*> streams_;
-  // Frames made by one round of flush(), handed to the filter together at its end.
+  // Frames made by one round of flush(), handed to the transport together at its end.
   EvbufferPtr staged_{evbuffer_new()};
 };
 
@@ -163,40 +155,5 @@ inline constexpr size_t kTlsRecordPiece = 16 * 1024 - 256;
 // has bytes to write (the transport asks again when it has drained them). Returns the
 // bytes moved.
 size_t move_in_tls_records(evbuffer* src, evbuffer* dst, size_t limit, bool hold_short_tail);
-
-struct Sniffer;
-
-// The protocol filters of one server's connections. Each filter holds it weakly and
-// leaves it when freed (which may be after the server). Loop thread only.
-class ProtocolFilters {
- public:
-  // Called by evhttp once the reply to `req` has left the connection's bufferevent (the
-  // request's on-complete callback). Through a filter that means "moved into the
-  // transport", not "written": if evhttp is about to close the connection (HTTP/1.0,
-  // "Connection: close" asked or answered), it would shut the socket down with the
-  // reply's last bytes still in the transport, and free the transport from inside its
-  // own callbacks. So evhttp is told to keep the connection, the filter reads no more
-  // requests from it, and frees it once the transport has written everything.
-  void close_after_reply(evhttp_request* req);
-  // evhttp is freeing `conn` (its close callback): evhttp's own replies (errors for heads
-  // it cannot parse) never pass close_after_reply, and would be cut by the socket
-  // shutdown that follows. What the filter and its transport still hold is written now,
-  // as far as the socket takes it without blocking.
-  void flush_before_close(evhttp_connection* conn);
-
-  void add(bufferevent* filter, Sniffer* sniffer) { by_filter_[filter] = sniffer; }
-  void forget(bufferevent* filter) { by_filter_.erase(filter); }
-
- private:
-  // The filter of `conn` when it carries HTTP/1.1; null otherwise.
-  Sniffer* http1_filter_of(evhttp_connection* conn) const;
-  std::unordered_map<bufferevent*, Sniffer*> by_filter_;
-};
-
-// The bufferevent evhttp gets for a new connection on a server with TLS or h2c:
-// a filter over `transport` that hands HTTP/2 connections to Http2Connection.
-// Null on failure (evhttp then drops the connection).
-bufferevent* new_protocol_sniffing_bufferevent(HttpServer& server, bufferevent* transport,
-                                               bool tls);
 
 }  // namespace common

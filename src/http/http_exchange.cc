@@ -1,10 +1,7 @@
-// HttpExchange on the evhttp server: request accessors, replies, streaming.
+// HttpExchange: request accessors, replies, streaming, over either protocol's front end.
 #include "http/http_exchange.h"
 
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
-#include <event2/http.h>
-#include <event2/keyvalq_struct.h>
 
 #include <strings.h>
 
@@ -14,7 +11,6 @@
 #include "core/json.h"
 #include "core/log.h"
 #include "core/url.h"
-#include "http/http2_connection.h"
 #include "http/request_state.h"
 #include "http/value_names.h"
 
@@ -49,52 +45,14 @@ constexpr std::pair<int, const char*> kReasonPhrases[] = {
     {505, "HTTP Version Not Supported"},
 };
 
-void on_reply_complete(evhttp_request*, void* arg) {
-  static_cast<HttpServer*>(arg)->reply_flushed();
-}
-
-// Through the TLS/h2c filter the connection's close after this reply is ours to make
-// (ProtocolFilters::close_after_reply), not evhttp's.
-void on_filtered_reply_complete(evhttp_request* req, void* arg) {
-  auto* server = static_cast<HttpServer*>(arg);
-  server->reply_flushed();
-  if (auto filters = server->protocol_filters().lock()) filters->close_after_reply(req);
-}
-
-void watch_reply_complete(const RequestState& state) {
-  evhttp_request_set_on_complete_cb(
-      state.http1.req, state.direct_write ? on_reply_complete : on_filtered_reply_complete,
-      state.server);
-}
-
-void add_date_header(evkeyvalq* headers, const Clock& clock) {
-  evhttp_add_header(headers, "Date", http_date(clock));
-}
-
-// evhttp queues a reply and asks the loop for a writable event, writes in the
-// next loop turn, then stops watching for writability: two epoll_ctl calls and a
-// loop turn per request. A small reply fits the socket buffer now: write it at
-// once, cancel the pending write watch (the loop's change list drops it before it
-// reaches epoll) and let evhttp's "all written" callback run later in this turn.
-// A reply that does not fit is left to evhttp as before.
-void write_now(evhttp_connection* conn) {
-  bufferevent* bev = evhttp_connection_get_bufferevent(conn);
-  evbuffer* out = bufferevent_get_output(bev);
-  if (evbuffer_get_length(out) == 0 || evbuffer_get_length(out) > (64u << 10)) return;
-  evutil_socket_t fd = bufferevent_getfd(bev);
-  if (fd < 0 || evbuffer_write(out, fd) < 0 || evbuffer_get_length(out) != 0) return;
-  bufferevent_disable(bev, EV_WRITE);
-  bufferevent_trigger(bev, EV_WRITE, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
-}
-
 }  // namespace
 
 const char* reason_phrase(int status) {
   return name_in(kReasonPhrases, status, "Status");
 }
 
-// evhttp formats a Date header for every response it sends without one (gmtime
-// plus snprintf: about 5% of a small reply's cost); the text changes once a second.
+// Formatting a Date for every response (gmtime plus strftime) cost about 5% of a small reply;
+// the text changes once a second.
 const char* http_date(const Clock& clock) {
   thread_local int64_t cached_second = -1;
   thread_local char cached[40];
@@ -134,7 +92,6 @@ void HttpExchange::settle() {
   }
   LOG_ERROR(state_->server->options().service, "no reply for ", state_->method, " ",
             redact_target(state_->target), ": answering 500");
-  state_->settling = true;
   reply_error(500, "internal_error", "The server did not produce a reply for this request.");
 }
 
@@ -320,79 +277,6 @@ void HttpExchange::abort() {
     return;
   }
   state_->front->abort_reply();
-}
-
-// ---- Http1FrontEnd: evhttp ----
-
-std::optional<std::string> Http1FrontEnd::request_header(const char* name) const {
-  const char* v = evhttp_find_header(evhttp_request_get_input_headers(req), name);
-  if (v == nullptr) return std::nullopt;
-  return std::string(v);
-}
-
-std::vector<HttpHeader> Http1FrontEnd::request_headers_with_prefix(std::string_view prefix) const {
-  std::vector<HttpHeader> out;
-  const evkeyvalq* headers = evhttp_request_get_input_headers(req);
-  for (const evkeyval* h = headers->tqh_first; h != nullptr; h = h->next.tqe_next) {
-    // The first letter alone turns away nearly every header at the cost of a compare.
-    if (!prefix.empty() && (h->key[0] | 0x20) != (prefix[0] | 0x20)) continue;
-    if (strncasecmp(h->key, prefix.data(), prefix.size()) == 0) out.push_back({h->key, h->value});
-  }
-  return out;
-}
-
-std::string Http1FrontEnd::request_body_bytes() const {
-  evbuffer* in = evhttp_request_get_input_buffer(req);
-  size_t n = evbuffer_get_length(in);
-  std::string out(n, '\0');
-  evbuffer_copyout(in, out.data(), n);
-  return out;
-}
-
-void Http1FrontEnd::add_response_header(const std::string& name, const std::string& value) {
-  evhttp_add_header(evhttp_request_get_output_headers(req), name.c_str(), value.c_str());
-}
-
-void Http1FrontEnd::remove_response_header(const char* name) {
-  evhttp_remove_header(evhttp_request_get_output_headers(req), name);
-}
-
-bool Http1FrontEnd::has_response_header(const char* name) const {
-  return evhttp_find_header(evhttp_request_get_output_headers(req), name) != nullptr;
-}
-
-void Http1FrontEnd::send_reply(int status, BodyBuffer body, bool) {
-  evkeyvalq* headers = evhttp_request_get_output_headers(req);
-  if (state_.server->draining()) evhttp_add_header(headers, "Connection", "close");
-  if (!date_given) add_date_header(headers, state_.server->clock());
-  watch_reply_complete(state_);
-  evhttp_connection* conn = state_.conn;
-  evhttp_send_reply(req, status, reason_phrase(status), static_cast<evbuffer*>(body.native()));
-  if (!state_.settling && state_.direct_write) write_now(conn);
-}
-
-void Http1FrontEnd::start_reply(int status) {
-  evkeyvalq* headers = evhttp_request_get_output_headers(req);
-  if (state_.server->draining()) evhttp_add_header(headers, "Connection", "close");
-  if (!date_given) add_date_header(headers, state_.server->clock());
-  evhttp_send_reply_start(req, status, reason_phrase(status));
-}
-
-void Http1FrontEnd::send_body(BodyBuffer bytes) {
-  evhttp_send_reply_chunk(req, static_cast<evbuffer*>(bytes.native()));
-}
-
-void Http1FrontEnd::end_reply() {
-  state_.server->reply_pending();
-  watch_reply_complete(state_);
-  evhttp_send_reply_end(req);  // may free the request at once
-  req = nullptr;
-  state_.front = nullptr;
-}
-
-void Http1FrontEnd::abort_reply() {
-  // Freeing the connection runs our close callback, which marks the state closed.
-  evhttp_connection_free(state_.conn);
 }
 
 }  // namespace common

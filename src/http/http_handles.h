@@ -1,16 +1,14 @@
-// RAII owners for the HTTP library's C handles (evhttp, libcurl, OpenSSL), built like the
+// RAII owners for the HTTP library's C handles (libcurl, OpenSSL), built like the
 // core's (core/handles.h).
 #pragma once
 
 #include <curl/curl.h>
-#include <event2/http.h>
 #include <openssl/ssl.h>
 
 #include "core/handles.h"
 
 namespace common {
 
-using EvhttpPtr = CHandle<evhttp, evhttp_free>;
 using CurlEasyPtr = CHandle<CURL, curl_easy_cleanup>;
 using CurlSlistPtr = CHandle<curl_slist, curl_slist_free_all>;
 using SslCtxPtr = CHandle<SSL_CTX, SSL_CTX_free>;

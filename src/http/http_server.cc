@@ -1,10 +1,5 @@
 #include "http/http_server.h"
 
-#include <event2/buffer.h>
-#include <event2/bufferevent.h>
-#include <event2/bufferevent_ssl.h>
-#include <event2/http_struct.h>  // the request line's HTTP version (no accessor in 2.1)
-#include <event2/keyvalq_struct.h>
 #include <event2/listener.h>
 
 #include <netdb.h>
@@ -26,30 +21,9 @@
 #include "http/http2_connection.h"
 #include "http/request_framing.h"
 #include "http/request_state.h"
-#include "http/value_names.h"
 
 namespace common {
 namespace {
-
-constexpr size_t kMaxSingleWrite = 1 << 20;
-
-constexpr std::pair<evhttp_cmd_type, const char*> kMethodNames[] = {
-    {EVHTTP_REQ_GET, "GET"},     {EVHTTP_REQ_POST, "POST"},       {EVHTTP_REQ_HEAD, "HEAD"},
-    {EVHTTP_REQ_PUT, "PUT"},     {EVHTTP_REQ_DELETE, "DELETE"},   {EVHTTP_REQ_OPTIONS, "OPTIONS"},
-    {EVHTTP_REQ_TRACE, "TRACE"}, {EVHTTP_REQ_CONNECT, "CONNECT"}, {EVHTTP_REQ_PATCH, "PATCH"},
-};
-
-const char* method_name(evhttp_cmd_type cmd) {
-  return name_in(kMethodNames, cmd, "OTHER");
-}
-
-void on_connection_close(evhttp_connection* conn, void* arg) {
-  auto* server = static_cast<HttpServer*>(arg);
-  server->connection_closed(conn);
-  // A reply evhttp made on its own (its 400 for a head it cannot parse) may still sit
-  // in a filtered connection's transport: write it before evhttp shuts the socket.
-  if (auto filters = server->protocol_filters().lock()) filters->flush_before_close(conn);
-}
 
 // A non-blocking listening socket on host:port (IPv4 or IPv6 literal, or a name).
 evutil_socket_t listen_socket(const std::string& host, uint16_t port, int backlog) {
@@ -128,7 +102,6 @@ HttpServer::HttpServer(event_base& base, HttpServerOptions options, MetricsRegis
     : base_(base),
       options_(std::move(options)),
       clock_(clock),
-      filters_(std::make_shared<ProtocolFilters>()),
       requests_total_(metrics.counter("http_requests_total", "HTTP requests received")),
       client_aborts_(metrics.counter("http_client_aborts_total",
                                      "Requests whose client went away before the reply finished")),
@@ -154,17 +127,9 @@ HttpServer::HttpServer(event_base& base, HttpServerOptions options, MetricsRegis
 
 HttpServer::~HttpServer() {
   // Detach states so late exchange handles do not call into a dead server.
-  for (auto& [conn, state] : in_progress_) {
-    evhttp_connection_set_closecb(conn, nullptr, nullptr);
-    state->closed = true;
-    state->http1.req = nullptr;
-    state->front = nullptr;
-    state->finished = true;
-  }
-  in_progress_.clear();
   for (Http2Connection* c : std::exchange(http2_connections_, {})) {
     c->detach();
-    if (c->owns_transport()) delete c;  // the others go with their evhttp connection
+    delete c;
   }
   for (Http1Connection* c : std::exchange(http1_connections_, {})) {
     c->detach();
@@ -220,114 +185,38 @@ void HttpServer::pause_accepting(Listener& listener) {
   event_active(listener.resume_accepting.get(), 0, 0);
 }
 
-bufferevent* HttpServer::new_bufferevent(event_base* base, Listener& listener) {
-  pause_accepting(listener);
-  bufferevent* transport = nullptr;
-  if (listener.tls) {
-    SSL* ssl = tls_context_->new_connection();
-    if (ssl == nullptr) return nullptr;  // evhttp then drops the connection
-    // The bufferevent owns the SSL object and the socket.
-    transport = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
-                                               BEV_OPT_CLOSE_ON_FREE);
-    if (transport == nullptr) {
-      SSL_free(ssl);
-      return nullptr;
-    }
-    // Many clients (and players) close without close_notify; that is an end, not an error.
-    bufferevent_openssl_set_allow_dirty_shutdown(transport, 1);
-  } else {
-    transport = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
-    if (transport == nullptr) return nullptr;
-  }
-  bufferevent_set_max_single_write(transport, kMaxSingleWrite);
-  // TLS always goes through the filter, HTTP/2 or not: it hands the TLS bufferevent a
-  // reply once evhttp has queued all of it, in one piece when short (one record and one
-  // write instead of one per piece: 3.5 x the small-reply rate measured).
-  if (!listener.http2 && !listener.tls) return transport;
-  bufferevent* filter = new_protocol_sniffing_bufferevent(*this, transport, listener.tls);
-  if (filter == nullptr) bufferevent_free(transport);
-  return filter;
-}
-
 evconnlistener* HttpServer::accepting(const Listener& listener) const {
-  if (listener.builtin) return listener.builtin.get();
-  return listener.bound != nullptr ? evhttp_bound_socket_get_listener(listener.bound) : nullptr;
+  return listener.acceptor.get();
 }
 
 Status HttpServer::listen_on(Listener& listener, uint16_t port, int given_fd,
                              uint16_t& bound_port) {
   listener.server = this;
   const auto& o = options_;
-  // HTTP/2 with prior knowledge (h2c) is told apart by evhttp's protocol filter; over TLS, ALPN
-  // tells, and Http1Connection hands h2 over itself.
-  const bool builtin = o.builtin_http1 && (listener.tls || !listener.http2);
-  if (!builtin) {
-    listener.http.reset(evhttp_new(&base_));
-    if (!listener.http) {
-      if (given_fd >= 0) evutil_closesocket(given_fd);
-      return Error{"listen_failed", "evhttp_new failed"};
-    }
-    set_up_evhttp(listener);
-  }
-  // Our own socket: evhttp_bind_socket listens with a backlog of 128, which makes
-  // a herd of viewers connecting at once wait for SYN retransmits.
+  // Our own socket, with the configured backlog: 128, as libevent's binding helpers would
+  // have it, makes a herd of viewers connecting at once wait for SYN retransmits.
   evutil_socket_t fd = given_fd >= 0 ? given_fd : listen_socket(o.host, port, o.listen_backlog);
   if (fd < 0) {
     return Error{"listen_failed", "cannot listen on " + o.host + ":" + std::to_string(port) + ": " +
                                       strerror(errno)};
   }
-  if (builtin) {
-    // Backlog 0: the socket is listening already.
-    listener.builtin.reset(evconnlistener_new(
-        &base_,
-        [](evconnlistener*, evutil_socket_t accepted, sockaddr* peer, int, void* arg) {
-          auto* l = static_cast<Listener*>(arg);
-          l->server->pause_accepting(*l);
-          Http1Connection::open(*l->server, accepted, peer,
-                                l->tls ? l->server->tls_context_ : nullptr, l->http2);
-        },
-        &listener, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 0, fd));
-  } else {
-    listener.bound = evhttp_accept_socket_with_handle(listener.http.get(), fd);
-  }
+  // Every connection starts as HTTP/1 (http1_connection.h), which hands HTTP/2 over (ALPN h2
+  // over TLS, the preface on h2c). Backlog 0: the socket is listening already.
+  listener.acceptor.reset(evconnlistener_new(
+      &base_,
+      [](evconnlistener*, evutil_socket_t accepted, sockaddr* peer, int, void* arg) {
+        auto* l = static_cast<Listener*>(arg);
+        l->server->pause_accepting(*l);
+        Http1Connection::open(*l->server, accepted, peer,
+                              l->tls ? l->server->tls_context_ : nullptr, l->http2);
+      },
+      &listener, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 0, fd));
   if (accepting(listener) == nullptr) {
     evutil_closesocket(fd);
     return Error{"listen_failed", "cannot accept on " + o.host + ":" + std::to_string(port)};
   }
   bound_port = bound_port_of(fd);
   return {};
-}
-
-void HttpServer::set_up_evhttp(Listener& listener) {
-  evhttp* http = listener.http.get();
-  const auto& o = options_;
-  // Transport-level caps sit above the configured limits so that a request a
-  // little over a limit still reaches us and gets a JSON error; grossly
-  // oversized ones are cut by evhttp itself.
-  evhttp_set_max_headers_size(http, static_cast<ev_ssize_t>(o.max_header_bytes * 2 + 8192));
-  evhttp_set_max_body_size(http, static_cast<ev_ssize_t>(o.max_body_bytes * 2 + 65536));
-  evhttp_set_timeout(http, o.io_timeout_s);
-  evhttp_set_allowed_methods(http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST |
-                                       EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS |
-                                       EVHTTP_REQ_PATCH);
-  evhttp_set_default_content_type(http, "application/json");
-  evhttp_set_gencb(
-      http,
-      [](evhttp_request* req, void* arg) {
-        auto* l = static_cast<Listener*>(arg);
-        l->server->handle(req, *l);
-      },
-      &listener);
-  // Every connection's transport is made here (a shared listener pauses its accepting in it).
-  if (listener.tls || listener.http2 || o.shared_listener) {
-    evhttp_set_bevcb(
-        http,
-        [](event_base* base, void* arg) {
-          auto* l = static_cast<Listener*>(arg);
-          return l->server->new_bufferevent(base, *l);
-        },
-        &listener);
-  }
 }
 
 int HttpServer::listen_fd() const {
@@ -371,57 +260,6 @@ const HttpServer::Route* HttpServer::find_route(const std::string& path) const {
     if (path.compare(0, prefix.size(), prefix) == 0) return &routes_[i];
   }
   return nullptr;
-}
-
-void HttpServer::handle(evhttp_request* req, const Listener& listener) {
-  auto state = std::make_shared<RequestState>();
-  state->server = this;
-  state->tls = listener.tls;
-  // Through the filter, the reply must take the filter's path to the socket.
-  state->direct_write = !listener.tls && !listener.http2;
-  state->http1.req = req;
-  state->front = &state->http1;
-  state->conn = evhttp_request_get_connection(req);
-  state->start = clock_.now();
-  state->method = method_name(evhttp_request_get_command(req));
-  const char* uri = evhttp_request_get_uri(req);
-  state->set_target(uri != nullptr ? uri : "");
-  char* peer = nullptr;
-  ev_uint16_t peer_port = 0;
-  evhttp_connection_get_peer(state->conn, &peer, &peer_port);
-  state->remote_ip = peer != nullptr ? peer : "";
-
-  // libevent writes at most 16 KiB per call by default: a 1 MiB reply would take
-  // 64 loop turns. Larger writes let the kernel move big bodies in a few calls.
-  bufferevent_set_max_single_write(evhttp_connection_get_bufferevent(state->conn), kMaxSingleWrite);
-  in_progress_[state->conn] = state;
-  update_open_count();
-  evhttp_connection_set_closecb(state->conn, on_connection_close, this);
-
-  size_t header_bytes = state->target.size() + 16;
-  // evhttp has framed the body by now, its way: what it may have framed differently
-  // from a proxy in front (http/request_framing.h) is refused, and the connection
-  // closed, before the bytes after this head are read as another request.
-  RequestFramingCheck framing(state->method, req->major, req->minor);
-  evkeyvalq* headers = evhttp_request_get_input_headers(req);
-  for (evkeyval* h = headers->tqh_first; h != nullptr; h = h->next.tqe_next) {
-    std::string_view name(h->key), value(h->value);
-    header_bytes += name.size() + value.size() + 4;
-    framing.field(name, value);
-  }
-  state->framing = framing.problem();
-  if (state->framing != FramingProblem::none) {
-    // HTTP/1.0 keep-alive: evhttp would answer "Connection: keep-alive" next to our "close".
-    while (evhttp_remove_header(headers, "Connection") == 0) {
-    }
-    // Bytes evhttp read past this request are never parsed: through the protocol
-    // filter, evhttp is told the connection stays (the filter closes it once the reply
-    // is written) and would go on parsing what it holds.
-    evbuffer* unread = bufferevent_get_input(evhttp_connection_get_bufferevent(state->conn));
-    evbuffer_drain(unread, evbuffer_get_length(unread));
-  }
-  size_t body_bytes = evbuffer_get_length(evhttp_request_get_input_buffer(req));
-  dispatch(std::move(state), header_bytes, body_bytes);
 }
 
 void HttpServer::dispatch(std::shared_ptr<RequestState> state, size_t header_bytes,
@@ -486,15 +324,6 @@ void HttpServer::dispatch(std::shared_ptr<RequestState> state, size_t header_byt
 
 void HttpServer::request_finished(RequestState& state) {
   if (active_.load(std::memory_order_relaxed) > 0) active_.fetch_sub(1, std::memory_order_relaxed);
-  auto it = state.conn != nullptr ? in_progress_.find(state.conn) : in_progress_.end();
-  if (it != in_progress_.end() && it->second.get() == &state) {
-    // Keep the close callback registered only while a request is in progress, except on
-    // filtered connections, whose close must flush the transport (ProtocolFilters).
-    evhttp_connection_set_closecb(state.conn, state.direct_write ? nullptr : on_connection_close,
-                                  state.direct_write ? nullptr : this);
-    in_progress_.erase(it);
-    update_open_count();
-  }
   double seconds = std::chrono::duration<double>(clock_.now() - state.start).count();
   latency_.observe(seconds);
   int status_class = state.closed ? 0 : std::clamp(state.status / 100, 0, 5);
@@ -511,20 +340,6 @@ void HttpServer::request_finished(RequestState& state) {
   check_drained();
 }
 
-void HttpServer::connection_closed(evhttp_connection* conn) {
-  auto it = in_progress_.find(conn);
-  if (it == in_progress_.end()) return;
-  std::shared_ptr<RequestState> state = it->second;
-  in_progress_.erase(it);
-  update_open_count();
-  evhttp_request* req = state->http1.req;
-  state->http1.req = nullptr;
-  // evhttp detaches a request it is still replying to (EOF, timeout) and leaves
-  // freeing it to us; an attached one is freed with the connection.
-  if (req != nullptr && evhttp_request_get_connection(req) == nullptr) evhttp_request_free(req);
-  request_abandoned(*state);
-}
-
 void HttpServer::request_abandoned(RequestState& state) {
   state.front = nullptr;
   state.closed = true;
@@ -537,7 +352,7 @@ void HttpServer::request_abandoned(RequestState& state) {
 }
 
 void HttpServer::update_open_count() {
-  open_.store(in_progress_.size() + http1_requests_, std::memory_order_relaxed);
+  open_.store(http1_requests_, std::memory_order_relaxed);
 }
 
 void HttpServer::http1_request_began() {
@@ -569,13 +384,7 @@ void HttpServer::drain(std::function<void()> on_drained) {
   if (draining_) return;
   draining_ = true;
   on_drained_ = std::move(on_drained);
-  for (Listener* l : {&plain_, &tls_}) {
-    if (l->bound != nullptr) {
-      evhttp_del_accept_socket(l->http.get(), l->bound);
-      l->bound = nullptr;
-    }
-    l->builtin.reset();
-  }
+  for (Listener* l : {&plain_, &tls_}) l->acceptor.reset();
   for (Http2Connection* c : http2_connections_) c->shut_down();
   LOG_INFO(options_.service, "draining: ", active_requests(), " request(s) in progress");
   drain_timer_.reset(evtimer_new(

@@ -1,13 +1,13 @@
 // The HTTP server of one event loop: routing, JSON error replies (DESIGN.md error
 // contract), one access-log line per request, request size limits, I/O timeouts
-// and graceful drain, serving HttpExchanges (http/http_exchange.h) over HTTP/1 (our
-// own transport on plain and TLS listeners, http/http1_connection.h; evhttp on h2c
-// ones) and HTTP/2 (http/http2_connection.h). Loop thread only.
+// and graceful drain, serving HttpExchanges (http/http_exchange.h) over HTTP/1 (one
+// transport for plain and TLS listeners, http/http1_connection.h) and HTTP/2
+// (http/http2_connection.h: h2 by ALPN over TLS, h2c with prior knowledge in the clear).
+// Loop thread only.
 #pragma once
 
 #include <event2/bufferevent.h>
 #include <event2/event.h>
-#include <event2/http.h>
 #include <event2/listener.h>
 
 #include <atomic>
@@ -22,31 +22,27 @@
 #include <vector>
 
 #include "core/clock.h"
+#include "core/handles.h"
 #include "core/metrics.h"
 #include "core/result.h"
 #include "http/http_exchange.h"
-#include "http/http_handles.h"
 #include "http/tls.h"
 
 namespace common {
 
 class Http1Connection;
 class Http2Connection;
-class ProtocolFilters;
 
 using EvconnlistenerPtr = CHandle<evconnlistener, evconnlistener_free>;
 
 struct HttpServerOptions {
   std::string service = "server";  // names the server in logs and metrics
   std::string host = "127.0.0.1";
-  bool plain = true;   // serve plain HTTP on `port`
-  uint16_t port = 0;   // 0 = ephemeral; port() tells the real one
-  TlsOptions tls;      // HTTPS on tls.port when tls.enabled
-  bool http2 = false;  // TLS: offer h2 in ALPN beside http/1.1
-  bool h2c = false;    // plain: HTTP/2 with prior knowledge beside HTTP/1.1
-  // HTTP/1 on TLS, and on plain listeners without h2c, is served by our own transport
-  // (http/http1_connection.h); false: by evhttp, as h2c listeners still are.
-  bool builtin_http1 = true;
+  bool plain = true;                    // serve plain HTTP on `port`
+  uint16_t port = 0;                    // 0 = ephemeral; port() tells the real one
+  TlsOptions tls;                       // HTTPS on tls.port when tls.enabled
+  bool http2 = false;                   // TLS: offer h2 in ALPN beside http/1.1
+  bool h2c = false;                     // plain: HTTP/2 with prior knowledge beside HTTP/1.1
   size_t max_header_bytes = 16 * 1024;  // request line + headers; above → 431 JSON
   size_t max_body_bytes = 64 * 1024;    // above → 413 JSON
   int listen_backlog = 4096;            // accept queue (the kernel caps it at somaxconn)
@@ -102,29 +98,20 @@ class HttpServer {
   // then calls on_drained once.
   void drain(std::function<void()> on_drained);
 
-  // Internal (called by the evhttp callbacks, Http1Connection and RequestState).
-  // One evhttp per listener: evhttp makes every connection's bufferevent with
-  // one callback, so plain and TLS connections cannot share one.
+  // Internal (called by Http1Connection, Http2Connection and RequestState).
   struct Listener {
     HttpServer* server = nullptr;
     bool tls = false;
     bool http2 = false;  // HTTP/2 beside HTTP/1.1 (ALPN h2 on TLS, prior knowledge on plain)
-    EvhttpPtr http;
-    evhttp_bound_socket* bound = nullptr;
-    EvconnlistenerPtr builtin;  // instead of `http` and `bound`: Http1Connection's accepting
-    EventPtr resume_accepting;  // a shared listener's: accepts again once this turn is done
+    EvconnlistenerPtr acceptor;  // opens an Http1Connection for each accepted socket
+    EventPtr resume_accepting;   // a shared listener's: accepts again once this turn is done
   };
-  void handle(evhttp_request* req, const Listener& listener);
-  bufferevent* new_bufferevent(event_base* base, Listener& listener);
   // The checks and routing every request gets, whatever its protocol.
   void dispatch(std::shared_ptr<RequestState> state, size_t header_bytes, size_t body_bytes);
-  // The filters of this server's TLS and h2c connections (http/http2_connection.h).
-  std::weak_ptr<ProtocolFilters> protocol_filters() const { return filters_; }
   void http2_opened(Http2Connection& connection) { http2_connections_.insert(&connection); }
   void http2_closed(Http2Connection& connection) { http2_connections_.erase(&connection); }
   void count_rapid_reset() { rapid_resets_.inc(); }
   void count_header_list_refusal() { header_list_refusals_.inc(); }
-  void connection_closed(evhttp_connection* conn);
   event_base* event_loop() const { return &base_; }
   void http1_opened(Http1Connection& connection) { http1_connections_.insert(&connection); }
   void http1_closed(Http1Connection& connection) { http1_connections_.erase(&connection); }
@@ -153,7 +140,6 @@ class HttpServer {
   void check_drained();
 
   Status listen_on(Listener& listener, uint16_t port, int given_fd, uint16_t& bound_port);
-  void set_up_evhttp(Listener& listener);  // limits, timeouts and callbacks of listener.http
   void pause_accepting(Listener& listener);
   evconnlistener* accepting(const Listener& listener) const;
   void update_open_count();
@@ -170,15 +156,13 @@ class HttpServer {
   size_t longest_exact_route_ = 0;
   std::vector<size_t> prefix_routes_;  // in routes_, longest prefix first
   std::function<bool(HttpExchange&)> pre_route_;
-  std::unordered_map<evhttp_connection*, std::shared_ptr<RequestState>> in_progress_;
   std::unordered_set<Http2Connection*> http2_connections_;
   std::unordered_set<Http1Connection*> http1_connections_;
   size_t http1_requests_ = 0;  // Http1Connections' requests in progress
   const Clock& clock_;
-  std::shared_ptr<ProtocolFilters> filters_;
   std::atomic<size_t> active_{0};  // requests whose reply is not finished
-  std::atomic<size_t> open_{0};  // requests in progress with their connection (in_progress_.size())
-  size_t unflushed_ = 0;         // finished replies still being written
+  std::atomic<size_t> open_{0};    // HTTP/1 requests in progress with their connection
+  size_t unflushed_ = 0;           // finished replies still being written
   std::function<void()> on_drained_;
   EventPtr drain_timer_;
   bool draining_ = false;

@@ -31,7 +31,7 @@ bool in(const ByteSet& set, char c) {
   return set[static_cast<unsigned char>(c)];
 }
 
-// 1*DIGIT that fits in int64_t (what evhttp's strtoll reads without saturating),
+// 1*DIGIT that fits in int64_t (what strtoll reads without saturating),
 // around optional whitespace (SP, HTAB: strtoll skips those too).
 bool parse_length(std::string_view s, uint64_t& out) {
   s = trim_ows(s);

@@ -1,17 +1,16 @@
 // Strict HTTP/1.x request framing (RFC 9112 §6) and Host rules (§3.2), as a pure
-// function of the request head evhttp parsed. A proxy in front of us and evhttp
-// must agree on where each request ends; where the RFC lets a recipient choose
+// function of a parsed request head (http/http1_head.h). A proxy in front of us and this
+// server must agree on where each request ends; where the RFC lets a recipient choose
 // between repairing and refusing, this refuses, and the server answers 400 and
 // closes the connection (so bytes after a refused head are never read as a
 // request: no request smuggling).
 //
 // Decisions, each a refusal unless said otherwise:
 // - a field name that is not a token (RFC 9110 §5.1), notably whitespace before
-//   the colon ("Content-Length : 5", which evhttp stores as a field named
-//   "Content-Length ");
+//   the colon ("Content-Length : 5", which a lenient reader stores as a field named
+//   "Content-Length " and ignores);
 // - more than one Content-Length field, even with identical values (§6.3 allows
-//   either; evhttp refuses the one-field list form "5, 5" itself, so we refuse
-//   the repeated-field form too, as nginx does);
+//   either; the one-field list form "5, 5" is refused too, as nginx does);
 // - a Content-Length that is not 1*DIGIT around optional whitespace ("+5",
 //   "0x5", "-1", "5, 5", an empty value) or does not fit in 63 bits;
 // - Transfer-Encoding other than exactly one field "chunked" (case-insensitive,
@@ -19,16 +18,16 @@
 //   other coding), "chunked" twice, "chunked, identity"; any Transfer-Encoding
 //   on HTTP/1.0 (§6.1);
 // - Content-Length together with Transfer-Encoding (§6.1 lets a server refuse);
-// - a HEAD request with a body (Content-Length other than 0, or chunked): evhttp
-//   reads no body for HEAD, so its bytes would be taken for the next request;
+// - a HEAD request with a body (Content-Length other than 0, or chunked): many readers
+//   read no body for HEAD, so its bytes would be taken for the next request;
 // - no Host on HTTP/1.1 or later, more than one Host, or a Host value with a
 //   character outside RFC 3986's host and port ("a b", "a/b", "u@h"). An empty
 //   Host is allowed (§3.2). HTTP/1.0 without Host is accepted.
 //
-// Values are taken as evhttp stored them: leading spaces and trailing
-// whitespace removed, a leading tab kept. A tab before a Transfer-Encoding value
-// is refused: whether evhttp then reads the body as chunked depends on its
-// version (docs/architecture.md, "Request framing").
+// Values are taken with leading spaces and trailing whitespace removed, a leading tab kept
+// (http1_connection.cc passes it on). A tab before a Transfer-Encoding value is refused:
+// whether a proxy reads the body as chunked then depends on the proxy
+// (docs/architecture.md, "Request framing").
 //
 // HTTP/2 requests are not checked here: nghttp2 frames them.
 #pragma once

@@ -3,8 +3,6 @@
 // http1_connection.cc and http2_connection.cc.
 #pragma once
 
-#include <event2/http.h>
-
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -19,8 +17,6 @@
 
 namespace common {
 
-struct RequestState;
-
 // The Date header's text for now (both front ends; the text changes once a second).
 const char* http_date(const Clock& clock);
 // The reason phrase of an HTTP/1 status line ("Status" for a code without one here).
@@ -28,9 +24,9 @@ const char* reason_phrase(int status);
 
 // What a protocol front end does for one exchange: the request's headers and body, and
 // carrying the response. HttpExchange keeps what the protocols share (defaults such as
-// Content-Length, HEAD, status and byte counts, the order of calls); HTTP/1 (our transport,
-// http1_connection.h, and evhttp, below) and HTTP/2 (an nghttp2 stream, http2_connection.h)
-// each implement this once.
+// Content-Length, HEAD, status and byte counts, the order of calls); HTTP/1
+// (http1_connection.h) and HTTP/2 (an nghttp2 stream, http2_connection.h) each implement this
+// once.
 // Loop thread only.
 class ExchangeFrontEnd {
  public:
@@ -57,37 +53,13 @@ class ExchangeFrontEnd {
   bool date_given = false;
 };
 
-// HTTP/1.1 through evhttp (http_exchange.cc). A member of its RequestState.
-class Http1FrontEnd final : public ExchangeFrontEnd {
- public:
-  explicit Http1FrontEnd(RequestState& state) : state_(state) {}
-  evhttp_request* req = nullptr;  // null once the client is gone or the reply ended
-
-  std::optional<std::string> request_header(const char* name) const override;
-  std::vector<HttpHeader> request_headers_with_prefix(std::string_view prefix) const override;
-  std::string request_body_bytes() const override;
-  void add_response_header(const std::string& name, const std::string& value) override;
-  void remove_response_header(const char* name) override;
-  bool has_response_header(const char* name) const override;
-  void send_reply(int status, BodyBuffer body, bool has_body) override;
-  void start_reply(int status) override;
-  void send_body(BodyBuffer bytes) override;
-  void end_reply() override;
-  void abort_reply() override;
-
- private:
-  RequestState& state_;
-};
-
 // Per-request state shared by the exchange handle and the server. The server
 // forgets it once the reply is finished or the connection is gone.
 struct RequestState {
   HttpServer* server = nullptr;
-  // Who carries the exchange: &http1, an HTTP/2 stream, or null once the client (or
-  // the stream) is gone.
+  // Who carries the exchange: an HTTP/1 connection, an HTTP/2 stream, or null once the client
+  // (or the stream) is gone.
   ExchangeFrontEnd* front = nullptr;
-  Http1FrontEnd http1{*this};
-  evhttp_connection* conn = nullptr;  // HTTP/1.1 only
   std::chrono::steady_clock::time_point start;
   std::string method, target, path, query, remote_ip, note;
   int status = 0;
@@ -96,21 +68,16 @@ struct RequestState {
   uint64_t body_bytes = 0;
   bool tls = false;    // arrived over TLS: body bytes are encrypted here (no sendfile)
   bool http2 = false;  // arrived as an HTTP/2 stream (no sendfile: DATA frames)
-  bool direct_write =
-      false;  // evhttp's socket is the connection's: small replies may be written at once
   bool streaming = false;
   bool finished = false;
   // Set by add_header: saves rescanning the header list when replying.
   bool has_content_type = false;
   bool has_content_length = false;
-  // Replying from the no-reply guard, maybe as the loop shuts down: leave the
-  // write to evhttp (write_now's deferred callback needs one more loop turn).
-  bool settling = false;
   bool closed = false;
   std::function<void()> on_close;
 
   RequestState() = default;
-  RequestState(const RequestState&) = delete;  // http1 refers to its own state
+  RequestState(const RequestState&) = delete;  // shared: exchange, server and front end
   RequestState& operator=(const RequestState&) = delete;
 
   // The request target as received, and its path and query (without a "#fragment").

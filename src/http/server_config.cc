@@ -62,10 +62,14 @@ void read_server_section(ConfigReader& server, HttpServerOptions& options) {
   options.io_timeout_s = static_cast<int>(server.integer("io_timeout_s", 30, 1, 3600));
   options.drain_timeout_s = static_cast<int>(server.integer("drain_timeout_s", 10, 0, 3600));
   options.access_log = server.boolean("access_log", true);
-  options.builtin_http1 = server.choice<bool>(
-      "http1_transport", true,
-      {{"builtin", true, "plain HTTP/1 served by the server's own transport (the default)"},
-       {"evhttp", false, "plain HTTP/1 served by libevent's evhttp, as before"}});
+  // Gone with evhttp's server path: a file naming it was written for a choice that no longer
+  // exists, so it is refused with the reason (as an unknown key would be, but saying why)
+  // rather than run otherwise than it says.
+  if (server.optional_string("http1_transport")) {
+    server.fail("http1_transport",
+                "was removed with evhttp: HTTP/1 is always served by the servers' own transport "
+                "(plain, TLS and h2c ports); delete the key");
+  }
   server.finish();
 }
 

@@ -67,9 +67,6 @@ struct ServiceSpec {
   std::function<std::string(const Config&)> summary;              // for --check-config
   std::function<const HttpServerOptions&(const Config&)> server;  // listen address, limits, threads
   std::function<Result<std::unique_ptr<Service<Config>>>(ServiceContext&, const Config&)> create;
-  // Optional: metrics about the program itself, added once at start (the servers: their
-  // libevent overrides, http/libevent_overrides.h).
-  std::function<void(MetricsRegistry&)> add_process_metrics;
 };
 
 // A ServiceSpec::create for a service class `S` whose S::create(context, config) returns
@@ -169,7 +166,6 @@ int run_service(int argc, char** argv, const ServiceSpec<Config>& spec) {
     return 0;
   }
   ServiceHost host(spec.name, spec.server(*config));
-  if (spec.add_process_metrics) spec.add_process_metrics(*host.context().metrics);
   auto service = spec.create(host.context(), *config);
   if (!service) {
     fprintf(stderr, "%s: cannot start: %s\n", spec.name.c_str(), service.error().message.c_str());

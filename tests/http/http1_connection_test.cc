@@ -2,7 +2,7 @@
 // to byte by byte over a loopback socket: keep-alive and pipelining in order, bodies by
 // length and chunked (with 100-continue), limits, HTTP/1.0, streamed replies, timeouts and
 // a client that leaves while its request is held. Over TLS too: the handshake, records,
-// close_notify, and a handshake trickled in.
+// close_notify, and a handshake trickled in. With h2c, HTTP/2's preface handed over.
 #include <doctest/doctest.h>
 #include <fcntl.h>
 #include <openssl/err.h>
@@ -40,13 +40,15 @@ struct Trickled {
 // With `tls`, the server listens for TLS only (a self-signed certificate) and the client
 // speaks TLS through OpenSSL on the same socket: `received` holds what it decrypted.
 struct RawLoop {
-  explicit RawLoop(int io_timeout_s = 30, bool tls = false) : base(event_base_new()) {
+  explicit RawLoop(int io_timeout_s = 30, bool tls = false, bool h2c = false)
+      : base(event_base_new()) {
     common::HttpServerOptions options;
     options.service = "test";
     options.max_header_bytes = 2048;
     options.max_body_bytes = 1024;
     options.access_log = false;
     options.io_timeout_s = io_timeout_s;
+    options.h2c = h2c;
     if (tls) {
       certificate = std::make_unique<balancer::test::TestTlsFiles>(dir.file("tls"));
       options.plain = false;
@@ -182,6 +184,43 @@ struct RawLoop {
 const std::string kGet = "GET /echo?a=1 HTTP/1.1\r\nHost: t\r\n\r\n";
 
 }  // namespace
+
+TEST_CASE("http/1 transport with h2c: HTTP/2's preface, even in pieces, goes to HTTP/2") {
+  RawLoop loop(30, false, true);
+  loop.connect();
+  const std::string preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+  loop.send(preface.substr(0, 10));
+  // Bytes that may still be either protocol get no answer, and the connection stays.
+  CHECK_FALSE(loop.run_until([&] { return !loop.received.empty() || loop.peer_closed; }, 100ms));
+  const std::string empty_settings("\0\0\0\x04\0\0\0\0\0", 9);
+  loop.send(preface.substr(10) + empty_settings);
+  REQUIRE(loop.run_until([&] { return loop.received.size() >= 9 || loop.peer_closed; }));
+  INFO(loop.received);
+  CHECK(loop.received[3] == '\x04');  // the server's SETTINGS: HTTP/2 from its first byte
+  CHECK(loop.received.find("HTTP/1.1") == std::string::npos);
+}
+
+TEST_CASE("http/1 transport with h2c: bytes that only start like the preface stay HTTP/1") {
+  RawLoop loop(30, false, true);
+  // An HTTP/1 head with version 2.0 (the preface's first line, then something else).
+  loop.connect();
+  loop.send("PRI * HTTP/2.0\r\n\r\nXM\r\n\r\n");
+  REQUIRE(loop.until_closed());
+  REQUIRE(loop.responses().size() == 1);
+  CHECK(loop.responses()[0].status == 505);
+  // An ordinary request, kept alive.
+  close(loop.fd);
+  loop.received.clear();
+  loop.peer_closed = false;
+  loop.connect();
+  loop.send(kGet);
+  REQUIRE(loop.responses_at_least(1));
+  CHECK(loop.responses()[0].status == 200);
+  CHECK(loop.responses()[0].body == "GET /echo?a=1 ");
+  loop.send(kGet);
+  REQUIRE(loop.responses_at_least(2));
+  CHECK_FALSE(loop.peer_closed);
+}
 
 TEST_CASE("http/1 transport: pipelined requests with bodies are answered in order, then more") {
   RawLoop loop;

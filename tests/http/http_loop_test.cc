@@ -331,7 +331,7 @@ TEST_CASE(
   REQUIRE(run_until(loop.base.get(), [&] { return body == "abc"; }));
   bool drained = false;
   loop.server->drain([&] { drained = true; });
-  // The output buffer is empty now, so evhttp completes the request inside end().
+  // The output buffer is empty now, so the transport completes the request inside end().
   parked[0].end();
   CHECK(run_until(
       loop.base.get(), [&] { return drained && done; }, std::chrono::milliseconds(2000)));

@@ -1,6 +1,7 @@
 // Strict HTTP/1.x framing and Host rules (RFC 9112 §6.3, §6.1, §3.2): every
-// request head a proxy and evhttp could frame differently is refused, the
-// ordinary forms are accepted. Fields are given as evhttp stores them.
+// request head a proxy and a lenient reader (evhttp, which served HTTP/1 before) could
+// frame differently is refused, the ordinary forms are accepted. Fields are given as
+// http1_connection.cc passes them (a leading tab kept).
 #include <doctest/doctest.h>
 
 #include <string>

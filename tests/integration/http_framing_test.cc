@@ -6,7 +6,6 @@
 // keep-alive and pipelined requests, with bodies by length or chunked, go on
 // being served on one connection.
 #include <doctest/doctest.h>
-#include <event2/event.h>
 #include <unistd.h>
 
 #include <string>
@@ -21,21 +20,16 @@ using namespace std::chrono_literals;
 
 namespace {
 
-// Two HTTP/1 transports answer these heads: our own (plain listeners, the default) and evhttp
-// (a listener with h2c, whose HTTP/1.1 connections pass through the protocol filter). Where
-// one refuses a head before the framing check sees it, its code is "bad_request": our head
-// parser for a malformed field line, evhttp's own parser for a few values (with a JSON 400 and
-// a closed connection too; which ones depends on the libevent build, docs/architecture.md,
-// "Request framing"). Those are not counted by reason.
+// One HTTP/1 transport answers these heads, on plain listeners with and without h2c (where
+// it first looks for HTTP/2's preface). Where its head parser refuses a malformed field line
+// before the framing check sees it, the code is "bad_request", not counted by reason.
 const std::string kParserRefusal = "bad_request";
 
 struct SmugglingCase {
   const char* what;
   std::string head;  // request line + fields + blank line, with `{P}` for the path
   std::string body;  // what the head's framing (as a proxy might read it) covers
-  std::string code;  // our transport's JSON error code (and http_bad_requests_total's reason)
-  std::string evhttp_code = {};    // evhttp's, when it differs from `code`
-  bool evhttp_may_refuse = false;  // evhttp's own refusal is fine too
+  std::string code;  // the JSON error code (and http_bad_requests_total's reason)
   bool head_request = false;
 };
 
@@ -47,7 +41,7 @@ std::string with_path(std::string text, const std::string& path) {
 
 std::vector<SmugglingCase> smuggling_cases() {
   return {
-      {"two different Content-Length values (evhttp reads the first)",
+      {"two different Content-Length values (a reader may take the first)",
        "POST {P} HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 40\r\n\r\n", "AAAAA",
        "repeated_content_length"},
       {"two identical Content-Length fields",
@@ -74,30 +68,20 @@ std::vector<SmugglingCase> smuggling_cases() {
        "0\r\n\r\n", "bad_transfer_encoding"},
       {"Content-Length with Transfer-Encoding: chunked",
        "POST {P} HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
-       "0\r\n\r\n",
-       "content_length_with_transfer_encoding",
-       {},
-       true},
-      {"Content-Length : 5 (evhttp stores a field named \"Content-Length \" and reads no body)",
-       "POST {P} HTTP/1.1\r\nHost: a\r\nContent-Length : 5\r\n\r\n", "AAAAA", kParserRefusal,
-       "bad_header_name"},
+       "0\r\n\r\n", "content_length_with_transfer_encoding"},
+      {"Content-Length : 5 (a reader may store a field named \"Content-Length \", no body)",
+       "POST {P} HTTP/1.1\r\nHost: a\r\nContent-Length : 5\r\n\r\n", "AAAAA", kParserRefusal},
       {"Transfer-Encoding : chunked",
        "POST {P} HTTP/1.1\r\nHost: a\r\nTransfer-Encoding : chunked\r\n\r\n",
-       "5\r\nAAAAA\r\n0\r\n\r\n", kParserRefusal, "bad_header_name"},
-      {"Content-Length: +5 (evhttp reads 5)",
+       "5\r\nAAAAA\r\n0\r\n\r\n", kParserRefusal},
+      {"Content-Length: +5 (strtoll reads 5)",
        "POST {P} HTTP/1.1\r\nHost: a\r\nContent-Length: +5\r\n\r\n", "AAAAA", "bad_content_length"},
-      {"Content-Length: 0x5 (refused by evhttp's own parser)",
-       "POST {P} HTTP/1.1\r\nHost: a\r\nContent-Length: 0x5\r\n\r\n", "AAAAA", "bad_content_length",
-       kParserRefusal},
-      {"Content-Length: -1 (refused by evhttp's own parser)",
-       "POST {P} HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n", "AAAAA", "bad_content_length",
-       kParserRefusal},
-      {"HEAD with a body (evhttp reads none for HEAD)",
-       "HEAD {P} HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n",
-       "AAAAA",
-       "head_with_body",
-       {},
-       false,
+      {"Content-Length: 0x5", "POST {P} HTTP/1.1\r\nHost: a\r\nContent-Length: 0x5\r\n\r\n",
+       "AAAAA", "bad_content_length"},
+      {"Content-Length: -1", "POST {P} HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n", "AAAAA",
+       "bad_content_length"},
+      {"HEAD with a body (a reader may read none for HEAD)",
+       "HEAD {P} HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n", "AAAAA", "head_with_body",
        true},
       {"HTTP/1.1 without Host", "GET {P} HTTP/1.1\r\n\r\n", "", "missing_host"},
       {"two Host fields", "GET {P} HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", "", "repeated_host"},
@@ -140,15 +124,9 @@ double bad_requests(const std::string& metrics, const std::string& reason) {
   return metric_value(metrics, "http_bad_requests_total{reason=\"" + reason + "\"}").value_or(-1);
 }
 
-enum class Http1Kind { builtin, evhttp };
-
-// Every smuggling case against the server on `port`, whose `path` answers GET. On a
-// port whose connections go through the protocol filter (h2c here: evhttp) this includes
-// the replies evhttp makes on its own, which used to be cut off and then break the loop.
-void check_refusals(int port, const std::string& path, Http1Kind transport) {
-  for (SmugglingCase c : smuggling_cases()) {
-    if (transport == Http1Kind::evhttp && !c.evhttp_code.empty()) c.code = c.evhttp_code;
-    if (transport == Http1Kind::builtin) c.evhttp_may_refuse = false;
+// Every smuggling case against the server on `port`, whose `path` answers GET.
+void check_refusals(int port, const std::string& path) {
+  for (const SmugglingCase& c : smuggling_cases()) {
     INFO(std::string(c.what));
     std::string before = metrics_of(port);
     RawRead read = send_until_closed(port, with_path(c.head, path) + c.body + smuggled(path));
@@ -161,17 +139,9 @@ void check_refusals(int port, const std::string& path, Http1Kind transport) {
     if (responses.empty()) continue;
     CHECK(responses[0].status == 400);
     CHECK(responses[0].has_header("Connection: close"));
-    bool ours = c.head_request || responses[0].body.find(code_prefix(c.code)) == 0;
-    // evhttp's own refusals are JSON only through the libevent overrides, which run on
-    // libevent 2.1.12-stable only (check_libevent_overrides_in_effect says so elsewhere).
-    const bool json = transport == Http1Kind::builtin || event_get_version_number() == 0x02010c00;
-    const bool evhttp_json = json && c.code == kParserRefusal;
-    if (ours && (c.code != kParserRefusal || json))
-      CHECK(responses[0].has_header("Content-Type: application/json"));
-    if (c.evhttp_may_refuse && !ours && evhttp_json)
-      CHECK(responses[0].body.find(code_prefix(kParserRefusal)) == 0);
-    if (!c.evhttp_may_refuse && (c.code != kParserRefusal || json)) CHECK(ours);
-    if (ours && c.code != kParserRefusal) {
+    CHECK(responses[0].has_header("Content-Type: application/json"));
+    if (!c.head_request) CHECK(responses[0].body.find(code_prefix(c.code)) == 0);
+    if (c.code != kParserRefusal) {
       CHECK(bad_requests(metrics_of(port), c.code) == bad_requests(before, c.code) + 1);
     }
   }
@@ -222,12 +192,11 @@ TEST_CASE(
     "cache node: request heads a proxy could frame differently get 400 JSON and a closed "
     "connection") {
   NodeOnOrigin s;
-  check_refusals(s.node.port(), "/ping", Http1Kind::builtin);
+  check_refusals(s.node.port(), "/ping");
   check_keep_alive(s.node.port(), "/ping");
-  // With h2c the plain port's connections go through the protocol filter, which
-  // closes them itself after a closing reply: nothing behind a refused head is read.
+  // With h2c the plain port first looks for HTTP/2's preface, then reads HTTP/1 the same way.
   CacheNodeProcess h2c_node(s.dir.file("data-h2c"), s.origin.base_url(), {"listen.h2c=true"});
-  check_refusals(h2c_node.port(), "/ping", Http1Kind::evhttp);
+  check_refusals(h2c_node.port(), "/ping");
   check_keep_alive(h2c_node.port(), "/ping");
   // Clients that always send Host (libcurl) are unaffected.
   CHECK(http_get(s.node.url("/ping")).status == 200);
@@ -240,62 +209,9 @@ TEST_CASE(
   TempDir dir;
   TestOrigin origin;
   BalancerProcess balancer(dir, origin.url("/files"), channels_json({}), caches_json({}));
-  check_refusals(balancer.port(), "/health", Http1Kind::builtin);
+  check_refusals(balancer.port(), "/health");
   check_keep_alive(balancer.port(), "/health");
-  BalancerProcess on_evhttp(dir, origin.url("/files"), channels_json({}), caches_json({}),
-                            {"server.http1_transport=evhttp"});
-  check_refusals(on_evhttp.port(), "/health", Http1Kind::evhttp);
-  check_keep_alive(on_evhttp.port(), "/health");
   CHECK(balancer.get("/health").status == 200);
-}
-
-namespace {
-
-// On evhttp (the transport of TLS and h2c listeners, and of plain ones configured
-// with server.http1_transport "evhttp"), a request line it cannot parse is refused by evhttp
-// itself, before any code of ours runs: its JSON body and content type come only from the
-// formatting replacement (src/http/libevent_overrides.cc), which the server also reports as in
-// effect, and whose fast path wrote the reply's lines.
-void check_libevent_overrides_in_effect(int port) {
-  RawRead read = send_until_closed(port, "NOT A REQUEST LINE\r\n\r\n");
-  INFO(read.bytes);
-  const RawResponse response = only_response(read);
-  CHECK(response.status == 400);
-  const std::string metrics = metrics_of(port);
-  if (event_get_version_number() != 0x02010c00) {
-    // The servers' libevent is the tests' (the system's): the overrides run only on the
-    // 2.1.12-stable they were written for and forward to libevent's own functions elsewhere.
-    MESSAGE("libevent ", event_get_version(),
-            " is not 2.1.12-stable: the libevent overrides are off, evhttp's own refusals are "
-            "libevent's HTML pages, not JSON errors (docs/architecture.md)");
-    CHECK(metric_value(metrics, "http_evhttp_format_in_effect") == std::optional<double>(0));
-    return;
-  }
-  CHECK(response.has_header("Content-Type: application/json"));
-  CHECK(response.body.find(code_prefix(kParserRefusal)) == 0);
-  CHECK(metric_value(metrics, "http_evhttp_format_in_effect") == std::optional<double>(1));
-  // Between two scrapes, two replies (that scrape's and a /health's): each a status line
-  // and at least two header lines, all on the fast path (one per reply if only status
-  // lines were still recognised, say after a libevent update changed a format).
-  const double lines_before = metric_value(metrics, "http_fast_header_lines_total").value_or(0);
-  CHECK(http_get(local_url(port, "/health")).status == 200);
-  const double lines_after =
-      metric_value(metrics_of(port), "http_fast_header_lines_total").value_or(0);
-  CHECK(lines_after - lines_before >= 6);
-}
-
-}  // namespace
-
-TEST_CASE(
-    "both servers: evhttp's own refusal is a JSON error and the formatting replacement is in "
-    "effect") {
-  NodeOnOrigin s;
-  CacheNodeProcess node(s.dir.file("data-evhttp"), s.origin.base_url(),
-                        {"server.http1_transport=evhttp"});
-  check_libevent_overrides_in_effect(node.port());
-  BalancerProcess balancer(s.dir, s.origin.url("/files"), channels_json({}), caches_json({}),
-                           {"server.http1_transport=evhttp"});
-  check_libevent_overrides_in_effect(balancer.port());
 }
 
 TEST_CASE("both servers: a head our transport cannot read is a JSON 400, and the close") {
