@@ -31,8 +31,6 @@
 # (4), a list; 0 skips; needs tests/support/herd), BENCH_KEEP=1 keeps the temp dir
 # with the server logs, BENCH_PERF=DIR samples each balancer during its measured wrk runs
 # (perf record -e cpu-clock -g; the data and a flat report per run into DIR).
-# BENCH_SERVER_SETS: extra "--set key=value" words for every balancer (e.g. "--set
-# server.http1_transport=evhttp" to measure evhttp against the servers' own transport).
 # A missing peer (nginx, varnishd, wrk) is reported and skipped; the script still exits 0.
 #
 # Everything listens on 127.0.0.1 (ephemeral or free ports), lives in one temp dir and is
@@ -225,8 +223,7 @@ start_balancer() {
     --set threads="$threads" --set channels_file="$WORK/balancer/channels.json" \
     --set caches_file="$WORK/balancer/caches.json" --set origins.demo.url="$ORIGIN_URL" \
     --set server.access_log=false --set limits.max_streams=1000000 --set playback.allow_anonymous=true \
-    --set limits.max_traffic_mbps=0 --set limits.max_anonymous_per_address=0 $MEDIA_PLAYLIST_SETS \
-    ${BENCH_SERVER_SETS:-} "$@"
+    --set limits.max_traffic_mbps=0 --set limits.max_anonymous_per_address=0 $MEDIA_PLAYLIST_SETS "$@"
   cd - >/dev/null
   BAL_PID[$name]=$SPAWNED
   watch "$name" "$SPAWNED" "$WORK/balancer/$name.log"

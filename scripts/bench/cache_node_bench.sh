@@ -34,9 +34,8 @@
 # (auto), BENCH_WRK_THREADS (2), BENCH_HERD_SIZES ("100 1000"), BENCH_PEERS ("cache_node
 # nginx varnish"), BENCH_SITE=0 skips (d), BENCH_PREFETCH_CHUNKS (20; 0 skips (e)),
 # BENCH_MEMORY_CONNECTIONS ("6000": N of (g), a list; 0 skips), BENCH_KEEP=1 keeps the temp dir
-# with the server logs, BENCH_SERVER_SETS (extra "--set key=value" words for every node, e.g.
-# "--set server.http1_transport=evhttp"). A missing peer (nginx, varnishd, wrk, cache_node) is
-# reported and skipped; the script still exits 0.
+# with the server logs. A missing peer (nginx, varnishd, wrk, cache_node) is reported and
+# skipped; the script still exits 0.
 #
 # Everything listens on 127.0.0.1 (ephemeral or free ports), lives in one temp dir
 # and is stopped by pid on exit. Whole run: about 5 minutes.
@@ -154,8 +153,7 @@ start_cache_node() {
   cd "$ROOT_DIR"
   spawn "$WORK/$name/log" "$CACHE_NODE" --config conf/cache_node.json --set listen.port=0 \
     --set threads="$threads" --set data_dir="$WORK/$name/data" \
-    --set origins.demo.url="$ORIGIN_URL" --set signing.required=false --set server.access_log=false \
-    ${BENCH_SERVER_SETS:-}
+    --set origins.demo.url="$ORIGIN_URL" --set signing.required=false --set server.access_log=false
   cd - >/dev/null
   if ! port=$(wait_listening "$WORK/$name/log" 15 "$SPAWNED"); then
     PEER_SKIP[$name]="failed to start: $(tail -n 5 "$WORK/$name/log" | tr '\n' ' ')"

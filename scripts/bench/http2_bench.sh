@@ -15,8 +15,7 @@
 #   --quick      3 s per run instead of 10
 # Environment: BENCH_SECONDS (10), BENCH_CONNECTIONS (32), BENCH_STREAMS (10: h2load -m),
 # BENCH_THREADS (2: the cache node's loops), BENCH_NGINX_WORKERS (2), BENCH_CLIENT_THREADS
-# (2), BENCH_KEEP=1 keeps the temp dir, BENCH_SERVER_SETS (extra "--set key=value" words for
-# the node and the balancer, e.g. "--set server.http1_transport=evhttp"). Needs h2load (nghttp2-client), wrk, nginx-light,
+# (2), BENCH_KEEP=1 keeps the temp dir. Needs h2load (nghttp2-client), wrk, nginx-light,
 # openssl: scripts/setup.sh --bench installs them.
 set -euo pipefail
 
@@ -86,7 +85,7 @@ spawn "$WORK/node.log" "$CACHE_NODE" --config "$ROOT_DIR/conf/cache_node.json" \
   --set "listen.tls.certificate=$WORK/cert.pem" --set "listen.tls.key=$WORK/key.pem" \
   --set "data_dir=$WORK/node-data" --set "origins.demo.url=http://127.0.0.1:$ORIGIN_PORT" \
   --set signing.required=false --set server.access_log=false --set threads="$NODE_THREADS" \
-  --set log.level=warn ${BENCH_SERVER_SETS:-}
+  --set log.level=warn
 NODE_PID=$SPAWNED
 NODE_PORT=$(wait_listening "$WORK/node.log" 10 "$NODE_PID") || { log "cache_node did not start"; exit 1; }
 NODE_TLS_PORT=$(sed -n 's/.*"tls_port":\([0-9]*\).*/\1/p' "$WORK/node.log" | head -n 1)
@@ -107,7 +106,7 @@ spawn "$WORK/balancer.log" "$BALANCER" --config "$ROOT_DIR/conf/balancer.json" \
   --set server.access_log=false --set limits.max_streams=1000000 --set playback.allow_anonymous=true \
   --set limits.max_traffic_mbps=0 --set limits.max_anonymous_per_address=0 --set threads="$NODE_THREADS" \
   $(media_playlist_sets "$BALANCER") \
-  --set log.level=warn ${BENCH_SERVER_SETS:-}
+  --set log.level=warn
 BALANCER_PID=$SPAWNED
 BALANCER_PORT=$(wait_listening "$WORK/balancer.log" 15 "$BALANCER_PID") || { log "balancer did not start"; exit 1; }
 BALANCER_TLS_PORT=$(sed -n 's/.*"tls_port":\([0-9]*\).*/\1/p' "$WORK/balancer.log" | head -n 1)

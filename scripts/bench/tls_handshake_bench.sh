@@ -12,10 +12,8 @@
 #   --out FILE   JSON results (default: bench-results/tls-handshake-<time>.json)
 #   --quick      2 s per run instead of 5
 # Environment: BENCH_SECONDS (5), BENCH_CLIENTS (2: s_time processes at once), BENCH_THREADS
-# (2: the servers' loops; nginx's workers), BENCH_KEEP=1 keeps the temp dir,
-# BENCH_SERVER_SETS (extra "--set key=value" words for the node and the balancer, e.g.
-# "--set server.http1_transport=evhttp"). Needs openssl and nginx-light
-# (scripts/setup.sh --bench).
+# (2: the servers' loops; nginx's workers), BENCH_KEEP=1 keeps the temp dir. Needs openssl
+# and nginx-light (scripts/setup.sh --bench).
 set -euo pipefail
 
 ROOT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -64,8 +62,7 @@ start_servers() {
   local cert=$1 port
   local tls=(--set listen.port=0 --set listen.tls.enabled=true --set listen.tls.port=0
     --set "listen.tls.certificate=$WORK/$cert-cert.pem" --set "listen.tls.key=$WORK/$cert-key.pem"
-    --set server.access_log=false --set threads="$THREADS" --set log.level=warn
-    ${BENCH_SERVER_SETS:-})
+    --set server.access_log=false --set threads="$THREADS" --set log.level=warn)
   spawn "$WORK/node-$cert.log" "$CACHE_NODE" --config "$ROOT_DIR/conf/cache_node.json" "${tls[@]}" \
     --set "data_dir=$WORK/node-data-$cert" --set "origins.demo.url=http://127.0.0.1:9"
   SERVER_PID[cache_node]=$SPAWNED
