@@ -3,7 +3,8 @@
 // once (`-movflags cmaf+frag_keyframe+empty_moov+default_base_moof -frag_duration …`), split
 // here into their init section (ftyp+moov) and their fragments (moof+mdat), each fragment one
 // part. Parts are published on a timer, one every fragment duration, the material looping
-// forever with a continuous timeline (each loop's tfdt moved on by the material's length).
+// forever on one timeline: each part lasts what its samples last, and each loop's tfdt is moved
+// on by the material's length, so every part starts where the previous one ended.
 //
 //   ll_origin --rendition NAME=FILE [--rendition NAME=FILE ...] [--port N] [--segment S]
 //             [--window N] [--part-hold-back S] [--byterange] [--verbose]
@@ -58,6 +59,7 @@
 #include <string_view>
 #include <vector>
 
+#include "support/cmaf_fragments.h"
 #include "support/libevent_owners.h"
 #include "support/origin_main.h"
 
@@ -68,13 +70,6 @@ using SteadyClock = std::chrono::steady_clock;
 
 // ---- CMAF material ----
 
-uint32_t be32(const std::string& s, size_t at) {
-  return (uint32_t(uint8_t(s[at])) << 24) | (uint32_t(uint8_t(s[at + 1])) << 16) |
-         (uint32_t(uint8_t(s[at + 2])) << 8) | uint32_t(uint8_t(s[at + 3]));
-}
-uint64_t be64(const std::string& s, size_t at) {
-  return (uint64_t(be32(s, at)) << 32) | be32(s, at + 4);
-}
 void put32(std::string& s, size_t at, uint32_t v) {
   for (int i = 0; i < 4; ++i) s[at + i] = static_cast<char>(v >> (24 - 8 * i));
 }
@@ -83,61 +78,37 @@ void put64(std::string& s, size_t at, uint64_t v) {
   put32(s, at + 4, static_cast<uint32_t>(v));
 }
 
-struct Box {
-  std::string type;
-  size_t start = 0;    // of the header
-  size_t content = 0;  // of the content
-  size_t end = 0;
-};
-
-// The boxes in [from, to) of `data`; false when one does not fit.
-bool boxes_in(const std::string& data, size_t from, size_t to, std::vector<Box>& out) {
-  while (from + 8 <= to) {
-    uint64_t size = be32(data, from);
-    size_t header = 8;
-    if (size == 1) {
-      if (from + 16 > to) return false;
-      size = be64(data, from + 8);
-      header = 16;
-    } else if (size == 0) {
-      size = to - from;
-    }
-    if (size < header || from + size > to) return false;
-    out.push_back(
-        {data.substr(from + 4, 4), from, from + header, from + static_cast<size_t>(size)});
-    from += static_cast<size_t>(size);
-  }
-  return from == to;
-}
-
-std::optional<Box> child(const std::string& data, const Box& parent, std::string_view type,
-                         size_t skip = 0) {
-  std::vector<Box> kids;
-  if (!boxes_in(data, parent.content + skip, parent.end, kids)) return std::nullopt;
-  for (const Box& b : kids) {
-    if (b.type == type) return b;
-  }
-  return std::nullopt;
-}
-
 struct Fragment {
-  std::string bytes;   // moof + mdat
-  size_t tfdt_at = 0;  // offset of baseMediaDecodeTime in `bytes`
-  bool tfdt_64 = false;
-  size_t sequence_at = 0;  // offset of mfhd's sequence_number
-  uint64_t decode_time = 0;
-  uint64_t duration = 0;  // in the track's timescale
+  std::string bytes;  // moof + mdat
+  struct TrackTime {
+    size_t track = 0;           // in Material::tracks
+    size_t decode_time_at = 0;  // offset of its tfdt's baseMediaDecodeTime in `bytes`
+    bool decode_time_64 = false;
+    uint64_t decode_time = 0;  // in the material, in its track's timescale
+  };
+  std::vector<TrackTime> times;  // one per traf
+  size_t sequence_at = 0;        // offset of mfhd's sequence_number
+  uint64_t duration = 0;         // its samples' of the first track, in that track's timescale
   bool independent = false;
 };
 
 struct Material {
   std::string init;  // ftyp + moov
-  uint32_t timescale = 0;
+  std::vector<CmafTrack> tracks;
   std::vector<Fragment> fragments;
-  uint64_t length = 0;  // of one loop, in the timescale
+  std::vector<uint64_t> loop_ticks;  // one loop, per track, in the track's timescale
+  // Parts are timed by the first track (the video of our material).
+  uint32_t timescale() const { return tracks.front().timescale; }
+  double loop_s() const { return static_cast<double>(loop_ticks.front()) / timescale(); }
 };
 
-// Splits a CMAF file into its init section and fragments; the error says what is wrong.
+// One loop of the material is the whole file: each fragment lasts what its samples last (the
+// last one too: it is often shorter, 6 frames of 30 fps against 8), and each track's loop is
+// its fragments' durations summed, so the next loop starts where this one ends, no hole, no
+// overlap. The tracks must end together: a loop of audio a frame longer or shorter than the
+// video would move the tracks apart at every seam, so such material is refused, not trimmed
+// (our material is video only; with AAC at 48 kHz, a multiple of 0.64 s, 8 s for instance,
+// holds whole frames of both). The error says what is wrong.
 std::optional<Material> load_material(const std::string& path, std::string& error) {
   std::ifstream in(path, std::ios::binary);
   if (!in) {
@@ -145,67 +116,62 @@ std::optional<Material> load_material(const std::string& path, std::string& erro
     return std::nullopt;
   }
   const std::string data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  std::vector<Box> top;
-  if (!boxes_in(data, 0, data.size(), top)) {
-    error = path + ": not an ISO BMFF file";
+  auto file = read_cmaf(data, error);
+  if (!file) {
+    error = path + ": " + error;
     return std::nullopt;
   }
-  Material m;
-  for (size_t i = 0; i < top.size(); ++i) {
-    const Box& b = top[i];
-    if (b.type == "ftyp" || b.type == "moov") {
-      m.init += data.substr(b.start, b.end - b.start);
-      if (b.type == "moov") {
-        auto trak = child(data, b, "trak");
-        auto mdia = trak ? child(data, *trak, "mdia") : std::nullopt;
-        auto mdhd = mdia ? child(data, *mdia, "mdhd") : std::nullopt;
-        if (mdhd) m.timescale = be32(data, mdhd->content + (data[mdhd->content] == 1 ? 20 : 12));
-      }
-    } else if (b.type == "moof" && i + 1 < top.size() && top[i + 1].type == "mdat") {
-      Fragment f;
-      f.bytes = data.substr(b.start, top[i + 1].end - b.start);
-      auto mfhd = child(data, b, "mfhd");
-      auto traf = child(data, b, "traf");
-      auto tfdt = traf ? child(data, *traf, "tfdt") : std::nullopt;
-      auto tfhd = traf ? child(data, *traf, "tfhd") : std::nullopt;
-      auto trun = traf ? child(data, *traf, "trun") : std::nullopt;
-      if (!mfhd || !tfdt || !trun) {
-        error = path + ": a fragment without mfhd, tfdt or trun";
-        return std::nullopt;
-      }
-      f.sequence_at = mfhd->content + 4 - b.start;
-      f.tfdt_64 = data[tfdt->content] == 1;
-      f.tfdt_at = tfdt->content + 4 - b.start;
-      f.decode_time = f.tfdt_64 ? be64(data, tfdt->content + 4) : be32(data, tfdt->content + 4);
-      // A fragment whose first sample is a sync sample starts an INDEPENDENT part.
-      const uint32_t trun_flags = be32(data, trun->content) & 0xffffff;
-      std::optional<uint32_t> first_flags;
-      if (trun_flags & 0x4)
-        first_flags = be32(data, trun->content + 8 + ((trun_flags & 0x1) ? 4 : 0));
-      if (!first_flags && tfhd) {
-        const uint32_t tfhd_flags = be32(data, tfhd->content) & 0xffffff;
-        size_t at = tfhd->content + 8;
-        if (tfhd_flags & 0x1) at += 8;
-        if (tfhd_flags & 0x2) at += 4;
-        if (tfhd_flags & 0x8) at += 4;
-        if (tfhd_flags & 0x10) at += 4;
-        if (tfhd_flags & 0x20) first_flags = be32(data, at);
-      }
-      f.independent = first_flags ? ((*first_flags >> 16) & 1) == 0 : m.fragments.empty();
-      m.fragments.push_back(std::move(f));
-      ++i;
-    }
-  }
-  if (m.init.empty() || m.timescale == 0 || m.fragments.size() < 2) {
+  if (file->init.empty() || file->tracks.empty() || file->fragments.size() < 2) {
     error = path + ": needs ftyp, moov (with a timescale) and at least two fragments";
     return std::nullopt;
   }
-  for (size_t i = 0; i + 1 < m.fragments.size(); ++i) {
-    m.fragments[i].duration = m.fragments[i + 1].decode_time - m.fragments[i].decode_time;
+  Material m;
+  m.init = std::move(file->init);
+  m.tracks = std::move(file->tracks);
+  m.loop_ticks.assign(m.tracks.size(), 0);
+  std::vector<std::optional<uint64_t>> ends(m.tracks.size());
+  for (const MovieFragment& mf : file->fragments) {
+    Fragment f;
+    f.bytes = data.substr(mf.start, mf.end - mf.start);
+    f.sequence_at = mf.sequence_at - mf.start;
+    f.independent = true;
+    bool has_first_track = false;
+    for (const TrackFragment& t : mf.tracks) {
+      const size_t track = static_cast<size_t>(find_track(m.tracks, t.track_id) - &m.tracks[0]);
+      if (ends[track] && *ends[track] != t.decode_time) {
+        error = path + ": track " + std::to_string(t.track_id) +
+                " is not contiguous: a fragment "
+                "starts at " +
+                std::to_string(t.decode_time) + ", the previous ended at " +
+                std::to_string(*ends[track]);
+        return std::nullopt;
+      }
+      ends[track] = t.decode_time + t.duration;
+      m.loop_ticks[track] += t.duration;
+      f.times.push_back({track, t.decode_time_at - mf.start, t.decode_time_64, t.decode_time});
+      // A fragment whose first samples are sync samples starts an INDEPENDENT part.
+      f.independent = f.independent && t.starts_with_sync;
+      if (track == 0) {
+        f.duration = t.duration;
+        has_first_track = true;
+      }
+    }
+    if (!has_first_track || f.duration == 0) {
+      error = path + ": a fragment without samples of the first track";
+      return std::nullopt;
+    }
+    m.fragments.push_back(std::move(f));
   }
-  m.fragments.back().duration = m.fragments[m.fragments.size() - 2].duration;
-  m.length = m.fragments.back().decode_time + m.fragments.back().duration -
-             m.fragments.front().decode_time;
+  for (size_t t = 1; t < m.tracks.size(); ++t) {
+    if (m.loop_ticks[t] * m.timescale() != m.loop_ticks[0] * m.tracks[t].timescale) {
+      error = path + ": track " + std::to_string(m.tracks[t].track_id) + " lasts " +
+              std::to_string(m.loop_ticks[t]) + "/" + std::to_string(m.tracks[t].timescale) +
+              " s, the first " + std::to_string(m.loop_ticks[0]) + "/" +
+              std::to_string(m.timescale()) +
+              " s: looped, they would drift apart; cut the material where both end";
+      return std::nullopt;
+    }
+  }
   m.fragments.front().independent = true;
   return m;
 }
@@ -319,7 +285,7 @@ class LlOrigin {
   }
 
   double seconds(uint64_t ticks) const {
-    return static_cast<double>(ticks) / material_[0].timescale;
+    return static_cast<double>(ticks) / material_[0].timescale();
   }
 
   // ---- the encoder's clock and the timer: one part per fragment duration ----
@@ -363,17 +329,20 @@ class LlOrigin {
     segments_.push_back(std::move(s));
   }
 
-  // The part of global number `g` of rendition `r`, its tfdt moved on by the loops before it.
+  // The part of global number `g` of rendition `r`, each track's tfdt moved on by the loops
+  // before it.
   std::string part_bytes(size_t r, uint64_t g) const {
     const Material& m = material_[std::min(r, material_.size() - 1)];
     const Fragment& f = m.fragments[g % m.fragments.size()];
     const uint64_t loop = g / m.fragments.size();
     std::string out = f.bytes;
-    const uint64_t time = f.decode_time + loop * m.length;
-    if (f.tfdt_64) {
-      put64(out, f.tfdt_at, time);
-    } else {
-      put32(out, f.tfdt_at, static_cast<uint32_t>(time));
+    for (const Fragment::TrackTime& t : f.times) {
+      const uint64_t time = t.decode_time + loop * m.loop_ticks[t.track];
+      if (t.decode_time_64) {
+        put64(out, t.decode_time_at, time);
+      } else {
+        put32(out, t.decode_time_at, static_cast<uint32_t>(time));
+      }
     }
     put32(out, f.sequence_at, static_cast<uint32_t>(g + 1));
     return out;
@@ -552,8 +521,8 @@ class LlOrigin {
     for (size_t r = 0; r < options_.renditions.size(); ++r) {
       uint64_t bytes = 0;
       for (const Fragment& f : material_[r].fragments) bytes += f.bytes.size();
-      const double length_s = static_cast<double>(material_[r].length) / material_[r].timescale;
-      const uint64_t bandwidth = static_cast<uint64_t>(bytes * 8 / std::max(length_s, 0.1) * 1.2);
+      const double loop_s = material_[r].loop_s();
+      const uint64_t bandwidth = static_cast<uint64_t>(bytes * 8 / std::max(loop_s, 0.1) * 1.2);
       out += "#EXT-X-STREAM-INF:BANDWIDTH=" + std::to_string(bandwidth) +
              ",CODECS=\"avc1.64001f\"\n" + options_.renditions[r].first + "/index.m3u8\n";
     }

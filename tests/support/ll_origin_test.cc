@@ -6,7 +6,11 @@
 #include <cmath>
 #include <ctime>
 #include <fstream>
+#include <iterator>
+#include <map>
+#include <sstream>
 
+#include "support/cmaf_fragments.h"
 #include "support/http_client.h"
 #include "support/ll_origin_fixture.h"
 
@@ -84,6 +88,102 @@ std::vector<std::pair<double, double>> dated_segments(const std::string& playlis
                      std::stod(playlist.substr(extinf + 8)));
   }
   return out;
+}
+
+// A part or a segment a media playlist lists, with the duration it gives it.
+struct ListedMedia {
+  std::string uri;
+  double listed_s = 0;
+};
+
+// The parts (EXT-X-PART) and the segments (EXTINF and the URI line after it) of a playlist.
+std::pair<std::vector<ListedMedia>, std::vector<ListedMedia>> parts_and_segments(
+    const std::string& playlist) {
+  std::vector<ListedMedia> parts, segments;
+  double extinf = -1;  // the last EXTINF's, until its URI line; -1: none pending
+  std::istringstream lines(playlist);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.rfind("#EXT-X-PART:DURATION=", 0) == 0) {
+      const size_t uri = line.find("URI=\"") + 5;
+      parts.push_back({line.substr(uri, line.find('"', uri) - uri), std::stod(line.substr(21))});
+    } else if (line.rfind("#EXTINF:", 0) == 0) {
+      extinf = std::stod(line.substr(8));
+    } else if (!line.empty() && line[0] != '#' && extinf >= 0) {
+      segments.push_back({line, extinf});
+      extinf = -1;
+    }
+  }
+  return {parts, segments};
+}
+
+// Follows each track's timeline over consecutive pieces of media (parts, or segments) and
+// writes down every hole or overlap, and every listed duration that is not the media's.
+class TimelineCheck {
+ public:
+  TimelineCheck(std::vector<CmafTrack> tracks, std::map<uint32_t, uint64_t> loop_ticks)
+      : tracks_(std::move(tracks)), loop_ticks_(std::move(loop_ticks)) {}
+
+  void add(const ListedMedia& listed, const std::string& bytes) {
+    std::string error;
+    const auto media = read_cmaf(bytes, error, tracks_);
+    if (!media || media->fragments.empty()) {
+      problems_.push_back(listed.uri + ": " + (media ? "no fragment" : error));
+      return;
+    }
+    std::map<uint32_t, uint64_t> duration;  // per track
+    for (const MovieFragment& f : media->fragments) {
+      for (const TrackFragment& t : f.tracks) {
+        const auto [end, first] = ends_.try_emplace(t.track_id, t.decode_time);
+        const bool known = !first;
+        if (known && t.decode_time != end->second) {
+          problems_.push_back(listed.uri + " track " + std::to_string(t.track_id) + ": starts at " +
+                              std::to_string(t.decode_time) + ", the previous ended at " +
+                              std::to_string(end->second));
+        }
+        // A piece that starts in a later loop of the material than the previous one did.
+        const uint64_t loop = loop_ticks_.at(t.track_id);
+        uint64_t& start = starts_[t.track_id];
+        if (known && t.decode_time / loop > start / loop && t.track_id == first_track()) ++seams_;
+        start = t.decode_time;
+        end->second = t.decode_time + t.duration;
+        duration[t.track_id] += t.duration;
+      }
+    }
+    // The duration listed is the first track's (the one ll_origin times parts by), to the
+    // three decimals it is written with.
+    const double media_s = static_cast<double>(duration[first_track()]) / tracks_.front().timescale;
+    if (std::abs(media_s - listed.listed_s) > 0.0005 + 1e-9) {
+      problems_.push_back(listed.uri + ": listed " + std::to_string(listed.listed_s) +
+                          " s, its media lasts " + std::to_string(media_s) + " s");
+    }
+  }
+
+  const std::vector<std::string>& problems() const { return problems_; }
+  int seams_crossed() const { return seams_; }
+
+ private:
+  uint32_t first_track() const { return tracks_.front().track_id; }
+
+  std::vector<CmafTrack> tracks_;
+  std::map<uint32_t, uint64_t> loop_ticks_;  // one loop of the material, per track
+  std::map<uint32_t, uint64_t> starts_;      // where each track's last media started
+  std::map<uint32_t, uint64_t> ends_;        // where each track's last media ended
+  std::vector<std::string> problems_;
+  int seams_ = 0;
+};
+
+// One loop of a material file: its media's length in each track's timescale.
+std::map<uint32_t, uint64_t> loop_ticks(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::string error;
+  const auto material = read_cmaf(bytes, error);
+  REQUIRE_MESSAGE(material.has_value(), error);
+  std::map<uint32_t, uint64_t> ticks;
+  for (const MovieFragment& f : material->fragments) {
+    for (const TrackFragment& t : f.tracks) ticks[t.track_id] += t.duration;
+  }
+  return ticks;
 }
 
 }  // namespace
@@ -221,4 +321,47 @@ TEST_CASE(
   const std::string restarted = http_get(origin.url("/low/index.m3u8")).body;
   CHECK(restarted.find("#EXT-X-MEDIA-SEQUENCE:0\n") != std::string::npos);
   CHECK(http_get(origin.url("/low/seg0.0.m4s")).status == 200);
+}
+
+TEST_CASE(
+    "ll_origin: one timeline across loop seams: every part and segment starts where the "
+    "previous ended, in every track, and lasts what the playlist says") {
+  // A hole at each seam (the last fragment given the previous one's duration) made every
+  // player skip a gap and stall once a loop.
+  if (!have_ffmpeg()) {
+    MESSAGE("skipped: ffmpeg is not installed");
+    return;
+  }
+  // Two seconds of material: two seams within the six seconds whose parts are listed.
+  Material m;
+  std::string error;
+  REQUIRE_MESSAGE(make_cmaf_material(m.low, 2, 300, &error), error);
+  REQUIRE_MESSAGE(make_cmaf_material(m.high, 2, 900, &error), error);
+  LlOrigin origin(two_renditions(m));
+  REQUIRE(wait_until([&] { return origin.next_msn() >= 7; }, 15s, 20ms));
+  for (const auto& [name, file] : two_renditions(m).renditions) {
+    CAPTURE(name);
+    const auto init = http_get(origin.url("/" + name + "/init.mp4"));
+    REQUIRE(init.status == 200);
+    const auto tracks = read_cmaf(init.body, error);
+    REQUIRE_MESSAGE(tracks.has_value(), error);
+    const auto [parts, segments] =
+        parts_and_segments(http_get(origin.url("/" + name + "/index.m3u8")).body);
+    for (const auto* listed : {&parts, &segments}) {
+      TimelineCheck timeline(tracks->tracks, loop_ticks(file));
+      for (const ListedMedia& media : *listed) {
+        const auto got = http_get(origin.url("/" + name + "/" + media.uri));
+        REQUIRE_MESSAGE(got.status == 200, media.uri);
+        timeline.add(media, got.body);
+      }
+      const std::string kind = listed == &parts ? "parts" : "segments";
+      MESSAGE(name << " " << kind << ": " << listed->size() << " listed, "
+                   << timeline.seams_crossed() << " loop seams crossed, "
+                   << timeline.problems().size() << " problems");
+      for (size_t i = 0; i < std::min<size_t>(timeline.problems().size(), 6); ++i)
+        MESSAGE("  " << timeline.problems()[i]);
+      CHECK(timeline.seams_crossed() >= 2);
+      CHECK(timeline.problems().empty());
+    }
+  }
 }
