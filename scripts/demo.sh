@@ -133,7 +133,9 @@ start origin "$BUILD/tests/support/test_origin" --port "$ORIGIN_PORT" --root "$D
 wait_for "the origin" 10 listening origin
 
 # The low-latency channel: 8 s of CMAF (a keyframe a second, parts of about 0.25 s) in two
-# renditions, encoded once, published part by part by ll_origin in a loop (1 s segments).
+# renditions, encoded once, published part by part by ll_origin in a loop with no hole at the
+# seam (1 s segments; its default window, 18 of them, is longer than CAN-SKIP-UNTIL, 12 s, so
+# delta updates skip the oldest).
 scripts/ll_material.sh "$DEMO/ll-material"
 start ll-origin "$BUILD/tests/support/ll_origin" --port "$LL_ORIGIN_PORT" --segment 1 \
   --rendition "low=$DEMO/ll-material/low.mp4" --rendition "high=$DEMO/ll-material/high.mp4"

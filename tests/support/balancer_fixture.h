@@ -237,4 +237,11 @@ inline int64_t media_sequence(const std::string& playlist) {
   return std::stoll(playlist.substr(at + 22));
 }
 
+// SKIPPED-SEGMENTS of a delta update's EXT-X-SKIP, or -1 when it has none.
+inline int64_t skipped_segments(const std::string& playlist) {
+  const size_t at = playlist.find("#EXT-X-SKIP:SKIPPED-SEGMENTS=");
+  if (at == std::string::npos) return -1;
+  return std::stoll(playlist.substr(at + 29));
+}
+
 }  // namespace balancer::test

@@ -8,6 +8,8 @@
 //
 //   ll_origin --rendition NAME=FILE [--rendition NAME=FILE ...] [--port N] [--segment S]
 //             [--window N] [--part-hold-back S] [--byterange] [--verbose]
+// (--window: segments listed; by default enough for delta updates to skip some: the
+// CAN-SKIP-UNTIL of six target durations and three target durations more)
 // (--verbose: each counted request on stderr, with the seconds since the start)
 //
 // URL language (every rendition under /<name>/):
@@ -183,7 +185,7 @@ struct Options {
   int port = 0;
   std::vector<std::pair<std::string, std::string>> renditions;  // name, file
   double segment_s = 2.0;     // a segment closes at the first independent part past this
-  size_t window = 10;         // segments listed
+  size_t window = 0;          // segments listed; 0: delta_update_window()
   double part_hold_back = 0;  // PART-HOLD-BACK; 0: three part targets (the least §4.4.3.8 allows)
   bool byterange = false;     // parts as byte ranges of their segment
   bool verbose = false;
@@ -241,6 +243,7 @@ class LlOrigin {
     part_target_ = std::ceil(longest * 1000) / 1000;
     // The target duration bounds every segment: the material's longest possible one.
     target_ = static_cast<int>(std::ceil(options_.segment_s + part_target_));
+    if (options_.window == 0) options_.window = delta_update_window();
     timer_.reset(event_new(&base_, -1, 0, &LlOrigin::on_timer, this));
     held_timer_.reset(event_new(&base_, -1, EV_PERSIST, &LlOrigin::on_held_timer, this));
     const timeval tick{0, 100'000};
@@ -282,6 +285,15 @@ class LlOrigin {
   static void on_close(evhttp_connection* conn, void* self) {
     std::erase_if(static_cast<LlOrigin*>(self)->held_,
                   [conn](const Held& h) { return evhttp_request_get_connection(h.req) == conn; });
+  }
+
+  // Segments to list so that a delta update (_HLS_skip, §6.2.5.1) skips some: a window no
+  // longer than CAN-SKIP-UNTIL (six target durations) never has a segment old enough to skip,
+  // and players would never see one. Three target durations more leave that much skippable
+  // (six segments with the demo's 1 s segments and 2 s target: 18 listed, CAN-SKIP-UNTIL 12 s).
+  // A segment lasts at least --segment.
+  size_t delta_update_window() const {
+    return static_cast<size_t>(std::ceil((6.0 + 3.0) * target_ / options_.segment_s));
   }
 
   double seconds(uint64_t ticks) const {
@@ -822,7 +834,9 @@ void usage() {
   std::fprintf(
       stderr,
       "usage: ll_origin --rendition NAME=FILE [--rendition NAME=FILE ...] [--host H] [--port N]\n"
-      "                 [--segment SECONDS] [--window SEGMENTS] [--part-hold-back SECONDS] "
+      "                 [--segment SECONDS] [--window SEGMENTS (default: CAN-SKIP-UNTIL + 3 "
+      "targets)]\n"
+      "                 [--part-hold-back SECONDS] "
       "[--byterange]\n"
       "                 [--verbose]\n");
 }

@@ -37,13 +37,9 @@ bool make_cmaf_material(const std::string& path, int seconds, int kbps, std::str
 LlOrigin::LlOrigin(const LlOriginOptions& options) {
   const std::string binary = binary_path("ll_origin");
   if (binary.empty()) throw std::runtime_error("ll_origin not found under " + binary_dir());
-  std::vector<std::string> argv{binary,
-                                "--port",
-                                "0",
-                                "--segment",
-                                std::to_string(options.segment_s),
-                                "--window",
-                                std::to_string(options.window)};
+  std::vector<std::string> argv{binary, "--port", "0", "--segment",
+                                std::to_string(options.segment_s)};
+  if (options.window > 0) argv.insert(argv.end(), {"--window", std::to_string(options.window)});
   for (const auto& [name, file] : options.renditions)
     argv.insert(argv.end(), {"--rendition", name + "=" + file});
   if (options.byterange) argv.push_back("--byterange");

@@ -23,7 +23,7 @@ bool make_cmaf_material(const std::string& path, int seconds, int kbps,
 struct LlOriginOptions {
   std::vector<std::pair<std::string, std::string>> renditions;  // name, CMAF file
   double segment_s = 1.0;
-  int window = 10;
+  int window = 0;  // segments listed; 0: ll_origin's own, long enough for delta updates
   bool byterange = false;
 };
 

@@ -40,8 +40,8 @@ LlOriginOptions two_renditions(const Material& m) {
 }
 
 // An ll_origin on fresh material, once it has published two segments; null (and the test
-// says "skipped") without ffmpeg.
-std::unique_ptr<LlOrigin> running_origin(Material& m, int window = 10) {
+// says "skipped") without ffmpeg. `window` 0: ll_origin's default.
+std::unique_ptr<LlOrigin> running_origin(Material& m, int window = 0) {
   if (!have_ffmpeg()) {
     MESSAGE("skipped: ffmpeg is not installed");
     return nullptr;
@@ -263,7 +263,7 @@ TEST_CASE("ll_origin: parts at their cadence with the LL-HLS tags, PDT from the 
 
 TEST_CASE("ll_origin: blocking reloads, limits and delta updates as RFC 8216bis 6.2.5 says") {
   Material m;
-  auto running = running_origin(m, 20);
+  auto running = running_origin(m);
   if (!running) return;
   LlOrigin& origin = *running;
   const int64_t next = origin.next_msn();
@@ -285,13 +285,16 @@ TEST_CASE("ll_origin: blocking reloads, limits and delta updates as RFC 8216bis 
   CHECK(part.status == 200);
   CHECK(part.body.substr(4, 4) == "moof");
 
-  // Delta updates: with 20 one-second segments listed, those more than 12 s from the end are
-  // skipped.
+  // Delta updates: the default window (18 one-second segments) is longer than CAN-SKIP-UNTIL
+  // (12 s): with 16 listed, those ending more than 12 s before the end are skipped.
   REQUIRE(wait_until([&] { return origin.next_msn() >= 16; }, 25s, 100ms));
   const std::string full = http_get(origin.url("/low/index.m3u8")).body;
   const std::string delta = http_get(origin.url("/low/index.m3u8?_HLS_skip=YES")).body;
   CHECK(full.find("#EXT-X-SKIP") == std::string::npos);
-  CHECK(delta.find("#EXT-X-SKIP:SKIPPED-SEGMENTS=") != std::string::npos);
+  CHECK(count_of(full, "#EXTINF:") >= 16);
+  const size_t skip = delta.find("#EXT-X-SKIP:SKIPPED-SEGMENTS=");
+  REQUIRE(skip != std::string::npos);
+  CHECK(std::stoi(delta.substr(skip + 29)) >= 2);
   CHECK(delta.size() < full.size());
   const std::string v2 = http_get(origin.url("/low/index.m3u8?_HLS_skip=v2")).body;
   CHECK(v2.find("RECENTLY-REMOVED-DATERANGES=\"\"") != std::string::npos);

@@ -31,10 +31,11 @@ inline std::vector<LlRendition> low_and_high() {
 class LlStack {
  public:
   // Ready once the balancer counts the node usable and the origin has begun segment
-  // `ready_msn` (every earlier one published whole). The origin lists `window` segments.
+  // `ready_msn` (every earlier one published whole). The origin lists `window` segments (0:
+  // ll_origin's default, longer than CAN-SKIP-UNTIL so that delta updates skip).
   // `kind`: the channel's "kind" in channels.json ("" leaves it out: automatic).
   LlStack(const std::vector<LlRendition>& renditions, int64_t ready_msn,
-          std::vector<std::string> balancer_overrides = {}, int window = 10,
+          std::vector<std::string> balancer_overrides = {}, int window = 0,
           std::vector<std::string> node_overrides = {}, const std::string& kind = "")
       : origin(origin_options(dir, renditions, window)),
         node(dir.file("cache-a"), origin.url(""), std::move(node_overrides)),
