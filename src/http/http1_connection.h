@@ -1,4 +1,4 @@
-// HTTP/1.x on a plain socket or over TLS, the servers' one HTTP/1 path (docs/architecture.md,
+// HTTP/1.x on a plain socket or over TLS, the servers' one HTTP/1 path (docs/http.md,
 // "The HTTP/1 transport"): one object per accepted connection, which
 // does the TLS handshake itself (OpenSSL over the socket, no bufferevent), reads request heads
 // with parse_http1_head (http/http1_head.h) and RequestFramingCheck, bodies by

@@ -27,7 +27,7 @@
 // Values are taken with leading spaces and trailing whitespace removed, a leading tab kept
 // (http1_connection.cc passes it on). A tab before a Transfer-Encoding value is refused:
 // whether a proxy reads the body as chunked then depends on the proxy
-// (docs/architecture.md, "Request framing").
+// (docs/http.md, "Request framing").
 //
 // HTTP/2 requests are not checked here: nghttp2 frames them.
 #pragma once
