@@ -403,9 +403,7 @@ TEST_CASE(
                s.balancer->metric("balancer_active_requests") <= 1;
       },
       120s, 20ms));
-  // A first copy per loop gets out (the address held nothing there), the rest are refused.
   const double unsent = s.balancer->metric("balancer_playlist_unsent_bytes");
-  CHECK(unsent <= static_cast<double>(loops * copy_bytes));
   // The same address is told to read what it was sent; another address is served.
   const auto same =
       http_get(s.balancer->url("/hls/big/big/index.m3u8?cache=venue-a&viewer=same"), {}, 60s);
@@ -418,7 +416,11 @@ TEST_CASE(
   other.timeout = 60s;
   const auto served = http_request(other);
   CHECK(served.status == 200);
-  CHECK(served.body.size() == copy_bytes);
+  CHECK(count_of(served.body, "#EXTINF:") == static_cast<size_t>(kLongSegments));
+  // A first copy per loop got out (the address held nothing there), the rest were refused. A
+  // copy's size depends on its links (about 20 MB signed to the node, half that to origin when
+  // a health poll missed under load): the larger bounds it.
+  CHECK(unsent <= static_cast<double>(loops * std::max(copy_bytes, served.body.size())));
   for (int fd : stuck) ::close(fd);
   CHECK(wait_until([&] { return s.balancer->metric("balancer_playlist_unsent_bytes") == 0; }, 10s,
                    20ms));
