@@ -92,12 +92,12 @@ bool LoopSet::draining() const {
 
 // ---- one loop ----
 
-BalancerLoop::BalancerLoop(AnyThreadParts parts, BalancerHome& home, common::EventLoop& home_loop,
-                           common::EventLoop& loop)
+BalancerLoop::BalancerLoop(AnyThreadParts parts, SourceCache& sources, KeyFetcher& keys,
+                           common::EventLoop& home_loop, common::EventLoop& loop)
     : parts_(parts),
-      home_(home),
+      keys_(keys),
       loop_(loop),
-      front_(loop, home_loop, home.sources(), parts.clock),
+      front_(loop, home_loop, sources, parts.clock),
       config_(parts.config),
       health_(parts.health),
       unsent_(parts.any_loop.unsent_playlist_bytes) {}
@@ -171,7 +171,7 @@ common::Result<common::ReloadSwap> Balancer::prepare_reload(BalancerConfig fresh
   const bool backend_differs = fresh_backend_differs(old, fresh);
   fresh.admission_backend = old.admission_backend;
   fresh.admission_redis = old.admission_redis;
-  auto rc = make_runtime(std::move(fresh), s.home->generation + 1);
+  auto rc = make_runtime(std::move(fresh), running->generation + 1);
   if (!rc) return rc.error();
   common::LogLevel level;
   common::parse_log_level((*rc)->config.log_level, level);  // make_runtime checked it
@@ -187,7 +187,6 @@ common::Result<common::ReloadSwap> Balancer::prepare_reload(BalancerConfig fresh
                "reload: admission.backend and admission.redis.* change only on restart (running: ",
                was.admission_backend, ")");
     }
-    ++s.home->generation;
     common::set_log_level(level);
     s.home->configure(c);
     s.api->reload(c.api);
@@ -211,11 +210,10 @@ common::Result<std::unique_ptr<Balancer>> Balancer::create(common::ServiceContex
                                    s.admission_report, s.health);
   if (!home) return home.error();
   s.home = std::move(home).value();
-  s.home->generation = s.config.load()->generation;
   s.home->configure(config);
   for (common::EventLoop* loop : context.loops)
-    s.loops.add_loop(
-        std::make_unique<BalancerLoop>(s.any_thread_parts(), *s.home, context.home(), *loop));
+    s.loops.add_loop(std::make_unique<BalancerLoop>(s.any_thread_parts(), s.home->sources(),
+                                                    *s.home, context.home(), *loop));
   s.api_host = std::make_unique<ApiHost>(s.any_thread_parts());
   auto api = api::Api::create(context, config.api, *s.api_host);
   if (!api) return api.error();

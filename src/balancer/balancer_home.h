@@ -23,10 +23,18 @@
 
 namespace balancer {
 
+// The one door of the home loop's key store that other loops use: any loop; `done` runs on
+// `back`.
+class KeyFetcher {
+ public:
+  virtual ~KeyFetcher() = default;
+  virtual void fetch_key(common::EventLoop& back, const std::string& url, KeyCallback done) = 0;
+};
+
 // The source cache, the key store, the health poller, the HTTP client they use and
 // the one-second tick. Home loop only: other loops reach it through post()
 // (fetch_key() does that for them; each loop's SourceFront for the source cache).
-class BalancerHome {
+class BalancerHome final : public KeyFetcher {
  public:
   // Main thread, before the loops run: creates the fetchers on `home_loop` and starts
   // the tick; call configure() next. Fails when the HTTP client cannot be built.
@@ -36,13 +44,13 @@ class BalancerHome {
       common::EventLoop& home_loop, const common::Clock& clock, common::MetricsRegistry& registry,
       const BalancerConfig& config, AnyLoopState& shared, AdmissionReport& report,
       common::Published<HealthView>& health);
-  ~BalancerHome();
+  ~BalancerHome() override;
 
   // Home loop: the parts of a config that the home loop's objects hold (admission
   // limits, playlist timings, key options, health targets, per-group gauges).
   void configure(const BalancerConfig& c);
   // Any loop: asks the key store; `done` runs on `back`.
-  void fetch_key(common::EventLoop& back, const std::string& url, KeyCallback done);
+  void fetch_key(common::EventLoop& back, const std::string& url, KeyCallback done) override;
   // Home loop: no more background refreshes or polls (drain).
   void stop();
   // Home loop only (or before the loops run); other loops' SourceFronts use it through post().
@@ -50,9 +58,6 @@ class BalancerHome {
     common::expect_on(loop_);
     return *sources_;
   }
-
-  // The generation of the config applied last; reload bumps it. Home loop.
-  uint64_t generation = 0;
 
  private:
   BalancerHome(common::EventLoop& home_loop, const common::Clock& clock, AnyLoopState& shared,

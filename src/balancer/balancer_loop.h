@@ -134,9 +134,10 @@ using PendingPtr = std::shared_ptr<Pending>;
 // request handlers. Its loop's thread only.
 class BalancerLoop {
  public:
-  // `home`: only its any-loop members (fetch_key) are used once the loops run.
-  BalancerLoop(AnyThreadParts parts, BalancerHome& home, common::EventLoop& home_loop,
-               common::EventLoop& loop);
+  // On the home loop before the loops run: `sources` is the home loop's source cache (this
+  // loop's SourceFront reaches it through post()); `keys` is the home's any-loop door.
+  BalancerLoop(AnyThreadParts parts, SourceCache& sources, KeyFetcher& keys,
+               common::EventLoop& home_loop, common::EventLoop& loop);
 
   common::EventLoop& loop() { return loop_; }
   void attach(common::HttpServer& server);
@@ -219,7 +220,7 @@ class BalancerLoop {
   };
 
   AnyThreadParts parts_;
-  BalancerHome& home_;  // fetch_key() only: the home's any-loop door
+  KeyFetcher& keys_;  // the home loop's key store, from any loop
   common::EventLoop& loop_;
   SourceFront front_;
   common::Published<RuntimeConfig>::Reader config_;

@@ -610,7 +610,7 @@ void BalancerLoop::handle_key(HttpExchange& ex) {
     observe_playback(*p);
     std::string url =
         p->config->config.origins.at(p->channel->origin).url + p->request.origin_target;
-    home_.fetch_key(loop_, url, [this, p](const KeyResult& r) {
+    keys_.fetch_key(loop_, url, [this, p](const KeyResult& r) {
       HttpExchange& reply = p->ex;
       if (!r.key) return fail(reply, r.status, r.error.code, r.error.message);
       if (reply.closed()) return;

@@ -105,7 +105,7 @@ class Flights {
     SharedCache* cache = nullptr;
     const common::Clock* clock = nullptr;
     FlightMetrics* metrics = nullptr;
-    const common::Published<RuntimeConfig>* config = nullptr;
+    const common::Published<RuntimeConfig>* config = nullptr;  // read only
     FlightUpstream upstream;
     // `job` runs later on its loop, never inline (the loop's post()).
     std::function<void(std::function<void()>)> later;

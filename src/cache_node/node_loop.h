@@ -125,7 +125,7 @@ struct HomeTick {
 // progress. Not the home loop's tick, the list of loops or the servers.
 struct NodeLoopParts {
   const common::Clock& clock;
-  common::Published<RuntimeConfig>& config;
+  const common::Published<RuntimeConfig>& config;
   SharedCache& cache;
   NodeCounters& counters;
   cmcd::QualityMeter& playback;
@@ -133,6 +133,28 @@ struct NodeLoopParts {
   PrefetchLedger& prefetch_ledger;
   // CacheNode::Shared::notify.
   std::function<void(const std::shared_ptr<Flight>& flight, size_t from_loop)> notify;
+};
+
+// What the node's /health reports, read from any thread: its store, counters and load. Holds
+// references into CacheNode::Shared, which outlives every server.
+struct NodeStatus {
+  const SharedCache& cache;
+  const NodeCounters& counters;
+  const std::atomic<double>& egress_mbps;           // the home tick's smoothed egress
+  const std::vector<common::HttpServer*>& servers;  // read-only once the loops run
+  size_t threads;
+
+  size_t active_requests() const {
+    size_t n = 0;
+    for (const auto* s : servers) n += s->active_requests();
+    return n;
+  }
+  bool overloaded(const CacheNodeConfig& c) const {
+    return active_requests() >= c.overload_max_connections ||
+           egress_mbps.load() >= c.overload_max_egress_mbps;
+  }
+  // The /health document (docs/cache_node.md § Endpoints): under 1 KiB, whatever the audience.
+  std::string health_json(const CacheNodeConfig& c) const;
 };
 
 struct CacheNode::Shared {
@@ -144,16 +166,8 @@ struct CacheNode::Shared {
         prefetch_ledger(kPrefetchForgetAfterMs, kPrefetchLedgerEntries),
         counters(metrics) {}
 
-  size_t active_requests() const {
-    size_t n = 0;
-    for (const auto* s : servers) n += s->active_requests();
-    return n;
-  }
-  bool overloaded(const CacheNodeConfig& c) const {
-    return active_requests() >= c.overload_max_connections ||
-           egress_mbps.load() >= c.overload_max_egress_mbps;
-  }
-  std::string health_json(const CacheNodeConfig& c) const;
+  // What /health reads; after `cache` is made.
+  NodeStatus status() const { return {*cache, counters, egress_mbps, servers, loops.size()}; }
   // Tells every loop subscribed to `flight` to look at its progress: `from_loop`
   // at once, the others through their post().
   void notify(const std::shared_ptr<Flight>& flight, size_t from_loop);
