@@ -394,6 +394,7 @@ common::Status read_channels(const common::ConfigDocument& doc, BalancerConfig& 
         "kind", LiveMode::automatic,
         {{"auto", LiveMode::automatic}, {"live", LiveMode::live}, {"vod", LiveMode::vod}});
     ch.finished = r.boolean("finished", false);
+    ch.target_latency_s = r.number("target_latency_s", 0, 0, 600);
     ch.prefetch = r.boolean("prefetch", true);
   };
   auto channels = read_id_list<ChannelConfig>(doc, "channels", "channel",

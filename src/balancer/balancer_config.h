@@ -38,6 +38,9 @@ struct ChannelConfig {
   LiveMode kind = LiveMode::automatic;  // "kind": "auto" | "live" | "vod" (how an end tag is taken)
   bool finished = false;                // "finished": the operator says the event is over
   bool prefetch = true;                 // "prefetch": new live segments are prefetched to the nodes
+  // "target_latency_s": how far behind live its players should play (HOLD-BACK, PART-HOLD-BACK
+  // in what the balancer serves, raised to the spec's bounds); 0 keeps origin's.
+  double target_latency_s = 0;
 };
 
 // One entry of the caches file.

@@ -7,6 +7,7 @@
 #include "balancer/log_tag.h"
 #include "core/enum_names.h"
 #include "core/log.h"
+#include "hls/hold_back.h"
 #include "hls/program_date.h"
 #include "hls/window.h"
 
@@ -55,6 +56,8 @@ struct SourceCache::Entry {
   // Live channels: end tags held back, restarts continued (live_restart.h).
   LiveEndPolicy live;          // the latest request's
   LiveEndPolicy applied_live;  // the one `version` was built with
+  // The channel's target latency (0: origin's hold-backs); part of the entry's key.
+  double target_latency_s = 0;
   LiveRunTracker runs;
   // Origin's bytes behind `version` when the balancer serves a copy of its own
   // (a continued or held live copy); empty when `version` is origin's copy itself.
@@ -203,9 +206,16 @@ struct SourceCache::CopyAddress {
   std::string url;
 };
 
+std::string source_key(const SourceRequest& request) {
+  std::string key = request.origin_id + "\n" + request.target;
+  if (request.target_latency_s > 0)
+    key += "\nhold-back " + std::to_string(request.target_latency_s);
+  return key;
+}
+
 void SourceCache::get(const SourceRequest& asked, SourceCallback done) {
   const TimePoint now = clock_.now();
-  const std::string base_key = asked.origin_id + "\n" + asked.target;
+  const std::string base_key = source_key(asked);
   SourceRequest request = asked;
   if (request.directives.any()) request.directives = directives_to_forward(request, base_key);
   const bool delta = builds_delta(request, base_key);
@@ -423,6 +433,7 @@ SourceCache::Entry& SourceCache::entry_for_request(const CopyAddress& address,
   }
   entry.url = address.url;
   entry.live = request.live;
+  entry.target_latency_s = request.target_latency_s;
   entry.origin_id = request.origin_id;
   entry.prefetch = request.prefetch;
   entry.blocking = request.directives.any();
@@ -647,7 +658,12 @@ common::Result<std::shared_ptr<const SourceVersion>> SourceCache::build_version(
     Entry& entry, std::string_view body, TimePoint now) {
   hls::ParseOptions options;
   options.max_bytes = timings_.max_bytes;
-  auto parsed = hls::parse_playlist(body, entry.url, options);
+  // The channel's target latency, set by the operator, in a media playlist's hold-backs
+  // (hls/hold_back.h); origin's bytes are then kept apart to recognise an unchanged copy.
+  std::optional<std::string> held_back;
+  if (entry.target_latency_s > 0) held_back = hls::with_hold_back(body, entry.target_latency_s);
+  auto parsed =
+      hls::parse_playlist(held_back ? std::string_view(*held_back) : body, entry.url, options);
   if (!parsed.ok()) {
     LOG_WARN(kLog, "malformed playlist from origin: ", entry.url, ": ", parsed.error().message);
     return common::Error{"bad_source_playlist", "The origin's playlist is malformed (" +
@@ -662,7 +678,7 @@ common::Result<std::shared_ptr<const SourceVersion>> SourceCache::build_version(
         next_part_to_follow(version->playlist.media);  // origin's numbers, before any continuation
   }
   std::vector<std::pair<size_t, uint64_t>> runs_by_line;
-  bool own_copy = false;
+  bool own_copy = held_back.has_value();
   entry.applied_live = entry.live;
   if (!entry.blocking && version->playlist.kind == hls::PlaylistKind::media) {
     if (auto runs = continue_live_run(entry, version->playlist, options, now)) {

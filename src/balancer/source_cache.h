@@ -139,7 +139,15 @@ struct SourceRequest {
   DeliveryDirectives directives;
   LiveEndPolicy live;     // how the channel takes an end tag and restarts (live_restart.h)
   bool prefetch = false;  // the channel's "prefetch": new live segments are named to the nodes
+  // The channel's "target_latency_s": its media playlists' HOLD-BACK and PART-HOLD-BACK
+  // (hls/hold_back.h); 0 keeps origin's.
+  double target_latency_s = 0;
 };
+
+// The key of a request's ordinary copy, in the source cache and in each loop's front: the
+// origin and target, and the channel's target latency when it sets one (a channel with its own
+// hold-backs gets a copy of its own).
+std::string source_key(const SourceRequest& request);
 
 struct SourceResult {
   enum class From { hit, miss, coalesced, stale, error };

@@ -28,7 +28,7 @@ void SourceFront::get(const SourceRequest& request, const PlaylistTimings& timin
   evict_after_ = timings.evict_after;
   if (request.directives.any()) return ask_home(request, std::move(done));
   const TimePoint now = clock_.now();
-  const std::string key = request.origin_id + "\n" + request.target;
+  const std::string key = source_key(request);
   Entry& entry = entries_[key];
   entry.last_used = now;
   if (entry.origin_base != request.origin_base) {

@@ -117,6 +117,7 @@ SourceRequest BalancerLoop::source_request(const RuntimeConfig& rc, const Channe
   r.directives = std::move(directives);
   r.live = {channel.kind, channel.finished, rc.config.playlists.live_end_confirm};
   r.prefetch = channel.prefetch;
+  r.target_latency_s = channel.target_latency_s;
   return r;
 }
 

@@ -308,6 +308,26 @@ TEST_CASE(
         std::chrono::seconds(20));
 }
 
+TEST_CASE("channels: target_latency_s is a number of seconds from 0 (origin's) to 600") {
+  BalancerConfig c = main_ok();
+  auto s = read_channels(doc("channels.json", R"({"channels":[
+      {"id":"a","origin":"demo","source":"/a.m3u8","free":true},
+      {"id":"b","origin":"demo","source":"/b.m3u8","free":true,"target_latency_s":2.5}]})"),
+                         c);
+  REQUIRE_MESSAGE(s.ok(), (s.ok() ? "" : s.error().message));
+  CHECK(c.channels[0].target_latency_s == 0);
+  CHECK(c.channels[1].target_latency_s == 2.5);
+  for (const char* value : {"-1", "601", "\"3\""}) {
+    CAPTURE(value);
+    CHECK(has(
+        channels_error(
+            std::string(
+                R"({"channels":[{"id":"a","origin":"demo","source":"/a.m3u8","free":true,"target_latency_s":)") +
+            value + "}]}"),
+        "channels[0].target_latency_s"));
+  }
+}
+
 TEST_CASE("caches: URLs, health URLs and networks are validated") {
   BalancerConfig c = main_ok();
   auto s = read_caches(doc("caches.json", R"({"caches":[

@@ -275,3 +275,40 @@ TEST_CASE("a chunk's or part's link is byte-identical in every playlist version 
   CHECK(chunk.status == 200);
   CHECK(chunk.body == "segment-101-bytes");
 }
+
+TEST_CASE(
+    "a channel's target_latency_s is the HOLD-BACK (and PART-HOLD-BACK) its viewers get, raised "
+    "to the spec's bounds; origin's stays without it") {
+  TempDir dir;
+  write_file(dir.file("root/live/index.m3u8"), live_playlist(10, 3));
+  write_file(dir.file("root/ll/index.m3u8"),
+             "#EXTM3U\n#EXT-X-VERSION:9\n#EXT-X-TARGETDURATION:1\n"
+             "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK=3.0\n"
+             "#EXT-X-PART-INF:PART-TARGET=0.5\n#EXT-X-MEDIA-SEQUENCE:10\n"
+             "#EXTINF:1.0,\ns10.m4s\n#EXT-X-PART:DURATION=0.5,URI=\"s11.0.m4s\"\n");
+  TestOrigin origin(serving_files(dir.file("root")));
+  auto with_target = [](std::string entry, const std::string& seconds) {
+    entry.pop_back();
+    return entry + ",\"target_latency_s\":" + seconds + "}";
+  };
+  BalancerProcess balancer(
+      dir, origin.url("/files"),
+      channels_json({with_target(channel_json("far", "/live/index.m3u8"), "9"),
+                     with_target(channel_json("near", "/live/index.m3u8"), "1"),
+                     with_target(channel_json("ll", "/ll/index.m3u8"), "1.5"),
+                     channel_json("plain", "/live/index.m3u8")}),
+      caches_json({}));
+  auto control = [&](const std::string& channel, const std::string& path) {
+    const HttpResponse r = balancer.get("/hls/" + channel + path + "?viewer=v");
+    REQUIRE(r.status == 200);
+    const size_t at = r.body.find("#EXT-X-SERVER-CONTROL:");
+    return at == std::string::npos ? std::string() : r.body.substr(at, r.body.find('\n', at) - at);
+  };
+  CHECK(control("far", "/live/index.m3u8") == "#EXT-X-SERVER-CONTROL:HOLD-BACK=9.000");
+  // Three target durations of 2 s at least. The same source, with another target: a copy of
+  // its own.
+  CHECK(control("near", "/live/index.m3u8") == "#EXT-X-SERVER-CONTROL:HOLD-BACK=6.000");
+  CHECK(control("ll", "/ll/index.m3u8") ==
+        "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,HOLD-BACK=3.000,PART-HOLD-BACK=1.500");
+  CHECK(control("plain", "/live/index.m3u8").empty());
+}
