@@ -233,6 +233,14 @@ struct Http2Callbacks {
     return 0;
   }
 
+  // A reply's frames leaving are what progress is: control frames (PING and SETTINGS
+  // acknowledgements) are not.
+  static int frame_send(nghttp2_session*, const nghttp2_frame* frame, void* user) {
+    if (frame->hd.type == NGHTTP2_HEADERS || frame->hd.type == NGHTTP2_DATA)
+      static_cast<Http2Connection*>(user)->reply_frame_sent();
+    return 0;
+  }
+
   static int stream_close(nghttp2_session* session, int32_t id, uint32_t, void* user) {
     Http2Stream* stream = stream_of(session, id);
     if (stream == nullptr) return 0;
@@ -254,6 +262,7 @@ nghttp2_session_callbacks* shared_callbacks() {
     nghttp2_session_callbacks_set_on_header_callback(cb, Http2Callbacks::header);
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, Http2Callbacks::data_chunk);
     nghttp2_session_callbacks_set_on_frame_recv_callback(cb, Http2Callbacks::frame_recv);
+    nghttp2_session_callbacks_set_on_frame_send_callback(cb, Http2Callbacks::frame_send);
     nghttp2_session_callbacks_set_on_stream_close_callback(cb, Http2Callbacks::stream_close);
     return cb;
   }();
@@ -424,6 +433,7 @@ void Http2Connection::start() {
   timeval tick{1, 0};
   evtimer_add(idle_timer_.get(), &tick);
   last_progress_ = std::chrono::steady_clock::now();
+  last_reply_sent_ = last_progress_;
   reset_refill_ = last_progress_;
   server_.http2_opened(*this);
 }
@@ -525,8 +535,6 @@ void Http2Connection::flush() {
 }
 
 void Http2Connection::on_writable() {
-  // Replies moving out are progress; PING acknowledgements on an idle connection are not.
-  if (!streams_.empty()) last_progress_ = std::chrono::steady_clock::now();
   if (finishing_ && buffered() == 0) return linger();
   flush();
 }
@@ -543,9 +551,39 @@ void Http2Connection::linger() {
   event_add(close_event_.get(), &linger_time);
 }
 
+void Http2Connection::reply_frame_sent() {
+  last_progress_ = std::chrono::steady_clock::now();
+  last_reply_sent_ = last_progress_;
+}
+
+// A reply has bytes for the client that wait on it (its window, or its reading), not on a
+// handler still producing them.
+bool Http2Connection::held_by_client() const {
+  return std::any_of(streams_.begin(), streams_.end(),
+                     [](const Http2Stream* s) { return s->submitted && !s->deferred; });
+}
+
+void Http2Connection::close_stalled() {
+  // Nothing the client sends keeps its replies' buffers here any longer: GOAWAY, and the
+  // close a moment later even if a client that reads nothing never takes the GOAWAY.
+  goaway_sent_ = true;
+  server_.count_stalled_close();
+  LOG_DEBUG("http2", "closing a connection from ", remote_ip_, ": no reply bytes taken for ",
+            server_.options().io_timeout_s, " s");
+  nghttp2_session_terminate_session(session_, NGHTTP2_ENHANCE_YOUR_CALM);
+  flush();
+  timeval grace{1, 0};
+  if (!closing_) event_add(close_event_.get(), &grace);
+}
+
 void Http2Connection::on_timer() {
-  auto idle = std::chrono::steady_clock::now() - last_progress_;
-  if (idle < std::chrono::seconds(server_.options().io_timeout_s)) return;
+  const auto now = std::chrono::steady_clock::now();
+  const auto timeout = std::chrono::seconds(server_.options().io_timeout_s);
+  // Stalled: replies wait on the client and none of their bytes left for io_timeout_s,
+  // whatever PINGs, SETTINGS or requests it sends meanwhile.
+  if (!goaway_sent_ && now - last_reply_sent_ >= timeout && held_by_client())
+    return close_stalled();
+  if (now - last_progress_ < timeout) return;
   // Quiet with nothing to send (keep-alive idle), or a client that stopped reading.
   bool waiting_on_us = false;
   for (Http2Stream* s : streams_) waiting_on_us = waiting_on_us || (s->deferred && buffered() == 0);

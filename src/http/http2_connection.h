@@ -117,6 +117,9 @@ class Http2Connection {
   void refuse_header_list(bool abusive);
   void on_writable();
   void on_timer();
+  void reply_frame_sent();
+  bool held_by_client() const;
+  void close_stalled();
   size_t buffered() const;
 
   HttpServer& server_;
@@ -136,7 +139,10 @@ class Http2Connection {
   std::chrono::steady_clock::time_point reset_refill_;
   EventPtr close_event_;
   EventPtr idle_timer_;
+  // A request frame arrived or a reply frame left (the idle rule).
   std::chrono::steady_clock::time_point last_progress_;
+  // A reply's HEADERS or DATA frame left (the stall rule: nothing the client sends counts).
+  std::chrono::steady_clock::time_point last_reply_sent_;
   std::unordered_set<Http2Stream*> streams_;
   // Frames made by one round of flush(), handed to the transport together at its end.
   EvbufferPtr staged_{evbuffer_new()};

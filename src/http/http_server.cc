@@ -110,6 +110,9 @@ HttpServer::HttpServer(event_base& base, HttpServerOptions options, MetricsRegis
       header_list_refusals_(
           metrics.counter("http2_header_list_refusals_total",
                           "HTTP/2 requests whose decoded header list exceeded the limit")),
+      stalled_closes_(metrics.counter(
+          "http2_stalled_connections_closed_total",
+          "HTTP/2 connections closed for sending no reply bytes for io_timeout_s (client window)")),
       latency_(metrics.histogram("http_request_duration_seconds",
                                  "Time from request to the end of the reply")) {
   bad_requests_.resize(kFramingProblemCount);

@@ -112,6 +112,7 @@ class HttpServer {
   void http2_closed(Http2Connection& connection) { http2_connections_.erase(&connection); }
   void count_rapid_reset() { rapid_resets_.inc(); }
   void count_header_list_refusal() { header_list_refusals_.inc(); }
+  void count_stalled_close() { stalled_closes_.inc(); }
   event_base* event_loop() const { return &base_; }
   void http1_opened(Http1Connection& connection) { http1_connections_.insert(&connection); }
   void http1_closed(Http1Connection& connection) { http1_connections_.erase(&connection); }
@@ -171,6 +172,7 @@ class HttpServer {
   Counter& client_aborts_;
   Counter& rapid_resets_;
   Counter& header_list_refusals_;
+  Counter& stalled_closes_;
   Histogram& latency_;
   Counter* status_counters_[6];
   std::vector<Counter*> bad_requests_;  // by FramingProblem (http/request_framing.h); [none] unused

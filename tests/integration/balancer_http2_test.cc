@@ -3,13 +3,15 @@
 // serves: the REST API (a POST body in, JSON out), the master and media playlists with their
 // signed chunk links, the steering manifest, operator status, web-less 404s in the JSON error
 // shape, and an LL-HLS blocking playlist reload answered later on its own stream; with
-// listen.http2=false, ALPN offers HTTP/1.1 only.
+// listen.http2=false, ALPN offers HTTP/1.1 only; streams stalled by a zero window end at
+// io_timeout_s.
 #include <doctest/doctest.h>
 
 #include <string>
 #include <thread>
 
 #include "support/api_fixture.h"
+#include "support/raw_h2_client.h"
 #include "support/test_certificate.h"
 
 using namespace balancer::test;
@@ -125,4 +127,42 @@ TEST_CASE("balancer with listen.http2=false: ALPN offers HTTP/1.1 only") {
   auto health = call(*stack.balancer, h2, tls, "GET", "/health");
   CHECK(health.status == 200);
   CHECK(health.http_version == 11);
+}
+
+TEST_CASE("balancer over h2 (TLS): streams stalled by a zero window are closed at io_timeout_s") {
+  TempDir dir;
+  TempDir certs_dir;
+  TlsFiles tls(certs_dir);
+  TestOrigin origin(live_files(dir, 10));
+  auto overrides = tls.overrides();
+  overrides.push_back("server.io_timeout_s=2");
+  overrides.push_back("playback.allow_anonymous=true");
+  BalancerProcess b(dir, origin.url("/files"),
+                    channels_json({channel_json("demo", "/live/index.m3u8")}), caches_json({}),
+                    overrides);
+  const std::string path = "/hls/demo/live/index.m3u8?viewer=stalled";
+  REQUIRE(b.get(path).status == 200);
+  const int64_t rss_before = proc_status_kib(b.pid(), "VmRSS");
+  RawH2Client::Options options;
+  options.tls = true;
+  options.receive_timeout = std::chrono::milliseconds(300);
+  options.manual_windows = true;
+  options.settings = {{NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, 0}};
+  RawH2Client client(b.tls_port(), options);
+  REQUIRE(client.connected());
+  constexpr size_t kStreams = 128;
+  const auto nva = client.get_request(path);
+  for (size_t i = 0; i < kStreams; ++i) client.submit(nva);
+  for (int i = 0; i < 1000 && client.statuses().size() < kStreams && client.exchange(); ++i) {
+  }
+  REQUIRE(client.statuses().size() == kStreams);
+  const int64_t rss_stalled = proc_status_kib(b.pid(), "VmRSS");
+  const double seconds = client.ping_until_closed(std::chrono::seconds(12));
+  MESSAGE("stalled h2 connection (" << kStreams << " playlist streams) closed after " << seconds
+                                    << " s; balancer RSS " << rss_before << " KiB before, "
+                                    << rss_stalled << " KiB while stalled");
+  CHECK((client.got_goaway() || client.closed()));
+  CHECK(seconds < 2 + 3);  // io_timeout_s, the timer's 1 s tick, a margin
+  CHECK(b.metric("http2_stalled_connections_closed_total") >= 1);
+  CHECK(b.get("/health").status == 200);
 }

@@ -483,3 +483,84 @@ TEST_CASE("an HTTP/2 connection kept open only by PINGs is closed after io_timeo
   CHECK((client.got_goaway() || client.closed()));
   CHECK(seconds < 6);
 }
+
+namespace {
+
+// A cache node whose connections time out after 2 s (the least io_timeout_s the test can
+// tell from a live connection), with h2c on its plain port.
+struct QuickTimeoutNode {
+  TempDir dir;
+  TlsFiles tls{dir};
+  TestOrigin origin;
+  CacheNodeProcess node{dir.file("data"), origin.base_url(), with_io_timeout(tls.overrides())};
+
+  static std::vector<std::string> with_io_timeout(std::vector<std::string> overrides) {
+    overrides.push_back("server.io_timeout_s=2");
+    return overrides;
+  }
+};
+
+// A client whose windows start at 0 and open only when the test says.
+RawH2Client::Options zero_window() {
+  RawH2Client::Options options;
+  options.receive_timeout = std::chrono::milliseconds(300);
+  options.manual_windows = true;
+  options.settings = {{NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, 0}};
+  return options;
+}
+
+}  // namespace
+
+TEST_CASE_FIXTURE(
+    QuickTimeoutNode,
+    "h2c streams stalled by a zero window are closed at io_timeout_s however many PINGs come") {
+  const std::string path = path_of(node, node.signed_url("/o/demo/gen/64K/stalled.ts"));
+  REQUIRE(http_get(node.url(path)).status == 200);  // now a memory hit
+  const int64_t rss_before = proc_status_kib(node.pid(), "VmRSS");
+  RawH2Client client(node.port(), zero_window());
+  REQUIRE(client.connected());
+  constexpr int kStreams = 128;  // the node's SETTINGS_MAX_CONCURRENT_STREAMS
+  const auto nva = client.get_request(path);
+  std::vector<int32_t> ids;
+  for (int i = 0; i < kStreams; ++i) ids.push_back(client.submit(nva));
+  // Every reply's HEADERS comes (HEADERS are not flow-controlled); no DATA can.
+  for (int i = 0; i < 1000 && client.statuses().size() < kStreams && client.exchange(); ++i) {
+  }
+  REQUIRE(client.statuses().size() == kStreams);
+  const int64_t rss_stalled = proc_status_kib(node.pid(), "VmRSS");
+  const double seconds = client.ping_until_closed(std::chrono::seconds(12));
+  MESSAGE("stalled h2c connection (" << kStreams << " streams, PINGs every 300 ms) closed after "
+                                     << seconds << " s; node RSS " << rss_before << " KiB before, "
+                                     << rss_stalled << " KiB while stalled");
+  CHECK((client.got_goaway() || client.closed()));
+  CHECK(seconds < 2 + 3);  // io_timeout_s, the timer's 1 s tick, a margin
+  CHECK(client.stream(ids.front()).body.empty());
+  CHECK(node.metric("http2_stalled_connections_closed_total") >= 1);
+  // The node serves others meanwhile and after.
+  CHECK(http_get(node.url(path)).status == 200);
+}
+
+TEST_CASE_FIXTURE(QuickTimeoutNode,
+                  "an h2c reader that opens its window slowly but steadily is not cut off") {
+  constexpr size_t kSize = 128 * 1024;
+  const std::string path = path_of(node, node.signed_url("/o/demo/gen/128K/slow-reader.ts"));
+  REQUIRE(http_get(node.url(path)).status == 200);
+  RawH2Client client(node.port(), zero_window());
+  REQUIRE(client.connected());
+  const int32_t id = client.submit(client.get_request(path));
+  REQUIRE(id > 0);
+  const auto start = Clock::now();
+  // 8 KiB more window about every 300 ms (one read timeout): 16 rounds, well past io_timeout_s.
+  for (int i = 0; i < 100 && !client.stream(id).closed && !client.closed(); ++i) {
+    nghttp2_submit_window_update(client.session(), NGHTTP2_FLAG_NONE, id, 8 * 1024);
+    nghttp2_submit_window_update(client.session(), NGHTTP2_FLAG_NONE, 0, 8 * 1024);
+    client.exchange();  // the window out, DATA in
+    client.exchange();  // a read timeout
+  }
+  const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  MESSAGE("slow reader: " << client.stream(id).body.size() << " bytes in " << seconds << " s");
+  CHECK(seconds > 2 * 2);  // it did outlive io_timeout_s
+  CHECK(client.stream(id).body == generated_body("slow-reader.ts", kSize));
+  CHECK_FALSE(client.got_goaway());
+  CHECK_FALSE(client.closed());
+}

@@ -1,12 +1,14 @@
 // A hand-made HTTP/2 client with prior knowledge (nghttp2 in client mode) on a blocking
-// socket to 127.0.0.1, for what curl cannot do: many streams at once on one h2c connection
-// (curl 7.88 fails the second stream of a reused h2c connection with a framing error, against
-// nghttpd too), and hostile patterns (rapid reset, huge header lists, windows never read,
-// PINGs alone). It records every stream's status, body and DATA order, GOAWAY and the close.
-// The test drives the session itself for the rest (session()). One thread at a time.
+// socket to 127.0.0.1, or h2 over TLS by ALPN (Options::tls; the certificate is not checked), for
+// what curl cannot do: many streams at once on one h2c connection (curl 7.88 fails the second
+// stream of a reused h2c connection with a framing error, against nghttpd too), and hostile
+// patterns (rapid reset, huge header lists, windows never read, PINGs alone, windows left at 0). It
+// records every stream's status, body and DATA order, GOAWAY and the close. The test drives the
+// session itself for the rest (session()). One thread at a time.
 #pragma once
 
 #include <nghttp2/nghttp2.h>
+#include <openssl/ssl.h>
 
 #include <chrono>
 #include <cstdint>
@@ -23,6 +25,9 @@ class RawH2Client {
     int receive_buffer = 0;                        // SO_RCVBUF; 0: the system's
     size_t max_send_header_block = 0;              // 0: nghttp2's limit on our own header blocks
     std::vector<nghttp2_settings_entry> settings;  // the first SETTINGS frame's
+    bool tls = false;  // h2 over TLS (ALPN) instead of h2c with prior knowledge
+    // No WINDOW_UPDATE unless the test submits one: the windows are the test's to open.
+    bool manual_windows = false;
   };
   struct Stream {
     int status = 0;
@@ -38,6 +43,7 @@ class RawH2Client {
   RawH2Client(const RawH2Client&) = delete;
   RawH2Client& operator=(const RawH2Client&) = delete;
 
+  // Connected (over TLS: the handshake done and h2 agreed).
   bool connected() const { return fd_ >= 0; }
   nghttp2_session* session() { return session_; }
 
@@ -57,6 +63,9 @@ class RawH2Client {
   void run_until_answered(int max_exchanges);
   // Exchanges until the connection ends or a read times out, `max_exchanges` at the most.
   void run_until_closed(int max_exchanges);
+  // Sends a PING and an empty SETTINGS, exchanges twice (the acknowledgements, then a read
+  // timeout), and again, until GOAWAY, the close or `limit`: the seconds that took.
+  double ping_until_closed(std::chrono::milliseconds limit);
 
   const Stream& stream(int32_t id) { return streams_[id]; }
   const std::vector<int>& statuses() const { return statuses_; }  // every :status, in order
@@ -66,8 +75,13 @@ class RawH2Client {
 
  private:
   static nghttp2_session_callbacks* callbacks();
+  bool start_tls();
+  ssize_t write_some(const uint8_t* data, size_t length);
+  ssize_t read_some(uint8_t* buf, size_t size);
 
   int fd_ = -1;
+  SSL_CTX* tls_context_ = nullptr;  // owned, with tls_
+  SSL* tls_ = nullptr;              // owned; null on h2c
   std::string authority_;
   nghttp2_session* session_ = nullptr;
   std::map<int32_t, Stream> streams_;
