@@ -76,6 +76,8 @@ void for_each_token(std::string_view value, Fn&& fn) {
 // check refuses a value that starts with one, as it did when evhttp kept it.
 std::string_view value_as_checked(const HeaderField& field) {
   const char* after_colon = field.name.data() + field.name.size() + 1;
+  // A Host value the parser took from an absolute-form target (http1_head.h) lies before it.
+  if (field.value.data() < after_colon) return field.value;
   std::string_view space(after_colon, static_cast<size_t>(field.value.data() - after_colon));
   const size_t tab = space.find('\t');
   if (tab == std::string_view::npos) return field.value;

@@ -79,6 +79,100 @@ std::string_view read_field(std::string_view line, Http1Head& head) {
   return {};
 }
 
+bool is_hex(char c) {
+  return hex_digit_value(c) >= 0;
+}
+
+bool is_alnum(char c) {
+  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
+// RFC 3986 reg-name: unreserved, sub-delims and pct-encoded (a '%' and two hex digits).
+bool is_reg_name(std::string_view s) {
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '%') {
+      if (i + 2 >= s.size() || !is_hex(s[i + 1]) || !is_hex(s[i + 2])) return false;
+      i += 2;
+    } else if (!is_alnum(s[i]) && std::string_view("-._~!$&'()*+,;=").find(s[i]) == s.npos) {
+      return false;
+    }
+  }
+  return true;
+}
+
+// The characters of a Host value: request_framing.cc's rule (host, port, IP literal brackets).
+bool is_host_value(std::string_view s) {
+  return std::all_of(s.begin(), s.end(), [](char c) {
+    return is_alnum(c) || std::string_view("-._~%!$&'()*+,;=:[]").find(c) != std::string_view::npos;
+  });
+}
+
+// An absolute-form target's authority (RFC 3986 §3.2): host [":" port], an IPv6 literal in
+// brackets, no userinfo (RFC 9110 §4.2.4), no empty host (§4.2.1); the reason when it is not.
+std::string_view check_authority(std::string_view authority) {
+  if (authority.find('@') != authority.npos)
+    return "An absolute-form request target must not carry userinfo.";
+  std::string_view host = authority;
+  std::string_view after_host;
+  if (!authority.empty() && authority.front() == '[') {
+    const size_t close = authority.find(']');
+    if (close == authority.npos) return "An absolute-form request target's IP literal is unclosed.";
+    host = authority.substr(1, close - 1);
+    after_host = authority.substr(close + 1);
+    const bool ipv6 = host.find(':') != host.npos &&
+                      std::all_of(host.begin(), host.end(),
+                                  [](char c) { return is_hex(c) || c == ':' || c == '.'; });
+    if (!ipv6) return "An absolute-form request target's IP literal is not an IPv6 address.";
+  } else {
+    host = authority.substr(0, authority.find(':'));
+    after_host = authority.substr(host.size());
+    if (!is_reg_name(host))
+      return "An absolute-form request target's host has a character a host cannot have.";
+  }
+  if (host.empty()) return "An absolute-form request target has no host.";
+  if (after_host.empty()) return {};
+  const std::string_view port = after_host.substr(1);
+  uint32_t number = 0;
+  bool digits = after_host.front() == ':' && !port.empty() && port.size() <= 5;
+  for (size_t i = 0; digits && i < port.size(); ++i) {
+    digits = port[i] >= '0' && port[i] <= '9';
+    number = number * 10 + static_cast<uint32_t>(port[i] - '0');
+  }
+  if (!digits || number > 65535)
+    return "An absolute-form request target's port is not a number up to 65535.";
+  return {};
+}
+
+// An absolute-form target ("http://host:port/path?query", RFC 9112 §3.2.2) becomes its path
+// and query, and every Host field takes the target's authority (the server MUST use it, not
+// the Host sent). Views into the same bytes, so the head stays views. Only http and https: any
+// other target is left for the server to answer (400 unless origin-form). The reason when the
+// target is an http(s) URI this refuses.
+std::string_view take_absolute_form(Http1Head& head) {
+  const std::string_view target = head.target;
+  const size_t scheme_end = iequals(target.substr(0, 7), "http://")    ? 7
+                            : iequals(target.substr(0, 8), "https://") ? 8
+                                                                       : 0;
+  if (scheme_end == 0) return {};
+  const std::string_view rest = target.substr(scheme_end);
+  const std::string_view authority = rest.substr(0, rest.find_first_of("/?#"));
+  if (const std::string_view problem = check_authority(authority); !problem.empty()) return problem;
+  const std::string_view path_and_query = rest.substr(authority.size());
+  if (path_and_query.empty()) {
+    // An empty path is "/" in origin-form (§3.2.1): the second slash of "//".
+    head.target = target.substr(scheme_end - 1, 1);
+  } else if (path_and_query.front() == '/') {
+    head.target = path_and_query;
+  } else {
+    return "An absolute-form request target's query or fragment must follow a path (\"/\").";
+  }
+  for (HeaderField& field : head.fields) {
+    // An invalid Host is left as sent, for the framing check to refuse (§3.2: 400).
+    if (iequals(field.name, "Host") && is_host_value(field.value)) field.value = authority;
+  }
+  return {};
+}
+
 }  // namespace
 
 HeadParse parse_http1_head(std::string_view bytes, size_t max_bytes) {
@@ -122,6 +216,8 @@ void parse_http1_head(std::string_view bytes, size_t max_bytes, HeadParse& out) 
     if (!problem.empty()) return refuse_head(out, problem);
     first = false;
   }
+  if (const std::string_view problem = take_absolute_form(head); !problem.empty())
+    return refuse_head(out, problem);
   out.status = HeadStatus::complete;
 }
 

@@ -8,7 +8,9 @@
 // character in the request line or in a field (HTAB allowed in values); a method or field
 // name that is not a token; whitespace between a field name and its colon (§5.1); a line
 // folded onto the previous one (obs-fold, §5.2); a request line that is not exactly method,
-// target and version with one space between. Accepted, as §2.2 allows: a bare LF as a line's
+// target and version with one space between; an absolute-form target (§3.2.2) whose scheme is
+// http or https but whose authority is not a host and port (userinfo, an empty host, a bad
+// port) or whose path is missing before a query. Accepted, as §2.2 allows: a bare LF as a line's
 // end, and empty lines before the request line. The version is read ("HTTP/" digit "." digit),
 // not judged: the transport answers a version it does not serve (505).
 //
@@ -27,7 +29,11 @@ namespace common {
 
 struct Http1Head {
   std::string_view method;
-  std::string_view target;  // as sent (still percent-encoded)
+  // As sent (still percent-encoded); of an absolute-form target ("http://host:port/p?q",
+  // §3.2.2), its path and query ("/" for an empty path), and every Host field's value is then
+  // the target's authority instead of the one sent (a Host value that is invalid is kept, so
+  // the framing check refuses it).
+  std::string_view target;
   int major = 0;
   int minor = 0;
   // In the order sent; names as sent, values without the whitespace around them.

@@ -118,6 +118,87 @@ TEST_CASE("http1 head: what a proxy could read differently is refused, with a re
   }
 }
 
+TEST_CASE("http1 head: an absolute-form target becomes its path and query, Host its authority") {
+  const std::string bytes =
+      "GET http://node.example:8081/o/demo/seg1.ts?sig=abc HTTP/1.1\r\n"
+      "Host: elsewhere.example\r\n"
+      "Accept: */*\r\n\r\n";
+  const auto parsed = parse_http1_head(bytes, kLimit);
+  REQUIRE(parsed.status == HeadStatus::complete);
+  CHECK(parsed.head.target == "/o/demo/seg1.ts?sig=abc");
+  REQUIRE(parsed.head.fields.size() == 2);
+  CHECK(parsed.head.fields[0].value == "node.example:8081");  // RFC 9112 §3.2.2: not the one sent
+  CHECK(parsed.head.fields[1].value == "*/*");
+  // Still views into the bytes.
+  CHECK(parsed.head.target.data() == bytes.data() + bytes.find("/o/"));
+  CHECK(parsed.head.fields[0].value.data() == bytes.data() + bytes.find("node.example"));
+
+  struct Case {
+    const char* bytes;
+    const char* target;
+    const char* host;  // "" for none
+  };
+  for (const Case& c : {
+           Case{"GET HTTPS://[::1]:443/a HTTP/1.1\r\nHost: x\r\n\r\n", "/a", "[::1]:443"},
+           Case{"GET http://h HTTP/1.1\r\nHost: h\r\n\r\n", "/", "h"},
+           Case{"GET http://h:80 HTTP/1.1\r\nHost: h\r\n\r\n", "/", "h:80"},
+           Case{"GET http://a%2Db.example/ HTTP/1.1\r\nHost: q\r\n\r\n", "/", "a%2Db.example"},
+           Case{"GET http://h//x?y=1 HTTP/1.0\r\n\r\n", "//x?y=1", ""},
+           // Not absolute-form: left as sent, for the server to answer (origin-form or 400).
+           Case{"GET /http://h/x HTTP/1.1\r\nHost: h\r\n\r\n", "/http://h/x", "h"},
+           Case{"GET ftp://h/x HTTP/1.1\r\nHost: h\r\n\r\n", "ftp://h/x", "h"},
+           Case{"OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n", "*", "h"},
+       }) {
+    INFO(c.bytes);
+    const auto p = parse_http1_head(c.bytes, kLimit);
+    REQUIRE(p.status == HeadStatus::complete);
+    CHECK(p.head.target == c.target);
+    if (*c.host != '\0') {
+      REQUIRE(p.head.fields.size() == 1);
+      CHECK(p.head.fields[0].value == c.host);
+    }
+  }
+  // Host rules still hold: none on HTTP/1.1, two, or an invalid one (kept for the check).
+  auto framing = [](const char* head) {
+    const auto p = parse_http1_head(head, kLimit);
+    REQUIRE(p.status == HeadStatus::complete);
+    return common::check_request_framing(p.head.method, p.head.major, p.head.minor, p.head.fields);
+  };
+  CHECK(framing("GET http://h/ HTTP/1.1\r\n\r\n") == common::FramingProblem::missing_host);
+  CHECK(framing("GET http://h/ HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n") ==
+        common::FramingProblem::repeated_host);
+  CHECK(framing("GET http://h/ HTTP/1.1\r\nHost: a/b@c\r\n\r\n") ==
+        common::FramingProblem::bad_host);
+  CHECK(framing("GET http://h/ HTTP/1.1\r\nHost: other\r\n\r\n") == common::FramingProblem::none);
+}
+
+TEST_CASE("http1 head: a malformed absolute-form target is refused, with a reason") {
+  for (const char* bytes : {
+           "GET http://user:pw@h/x HTTP/1.1\r\nHost: h\r\n\r\n",  // userinfo
+           "GET http://@h/x HTTP/1.1\r\nHost: h\r\n\r\n",
+           "GET http:///x HTTP/1.1\r\nHost: h\r\n\r\n",  // empty host
+           "GET http:// HTTP/1.1\r\nHost: h\r\n\r\n",
+           "GET http://:80/x HTTP/1.1\r\nHost: h\r\n\r\n",
+           "GET http://h:/x HTTP/1.1\r\nHost: h\r\n\r\n",  // empty port
+           "GET http://h:65536/x HTTP/1.1\r\nHost: h\r\n\r\n",
+           "GET http://h:8o/x HTTP/1.1\r\nHost: h\r\n\r\n",
+           "GET http://h:1:2/x HTTP/1.1\r\nHost: h\r\n\r\n",
+           "GET http://h:000080/x HTTP/1.1\r\nHost: h\r\n\r\n",
+           "GET http://[::1/x HTTP/1.1\r\nHost: h\r\n\r\n",  // unclosed literal
+           "GET http://[zz]/x HTTP/1.1\r\nHost: h\r\n\r\n",
+           "GET http://[::1]x/y HTTP/1.1\r\nHost: h\r\n\r\n",
+           "GET http://h%zz/x HTTP/1.1\r\nHost: h\r\n\r\n",  // bad pct-encoding
+           "GET http://h\"/x HTTP/1.1\r\nHost: h\r\n\r\n",
+           "GET http://h?q=1 HTTP/1.1\r\nHost: h\r\n\r\n",  // a query without a path
+           "GET http://h#f HTTP/1.1\r\nHost: h\r\n\r\n",
+       }) {
+    INFO(bytes);
+    const auto parsed = parse_http1_head(bytes, kLimit);
+    CHECK(parsed.status == HeadStatus::malformed);
+    CHECK_FALSE(parsed.error.empty());
+  }
+}
+
 TEST_CASE("http1 head: no complete head within the limit is too large, however it arrives") {
   const std::string line = "X-Long: " + std::string(100, 'v') + "\r\n";
   std::string bytes = "GET / HTTP/1.1\r\nHost: a\r\n";

@@ -4,7 +4,8 @@
 // "0x5", no or two Host fields, ...) with one 400 JSON error and close the
 // connection, so the request smuggled behind it never gets an answer; ordinary
 // keep-alive and pipelined requests, with bodies by length or chunked, go on
-// being served on one connection.
+// being served on one connection. An absolute-form target (RFC 9112 §3.2.2) is served as
+// its path and query; a malformed one is a 400 JSON error too.
 #include <doctest/doctest.h>
 #include <unistd.h>
 
@@ -13,6 +14,7 @@
 
 #include "support/balancer_fixture.h"
 #include "support/cache_node_fixture.h"
+#include "support/generated_body.h"
 #include "support/sockets.h"
 
 using namespace balancer::test;
@@ -235,5 +237,37 @@ TEST_CASE("both servers: a head our transport cannot read is a JSON 400, and the
     const RawResponse response = only_response(read);
     CHECK(response.status == 505);
     CHECK(response.body.find(code_prefix("http_version_not_supported")) == 0);
+  }
+}
+
+TEST_CASE("both servers: an absolute-form target is served as its path; a malformed one is 400") {
+  NodeOnOrigin s;
+  BalancerProcess balancer(s.dir, s.origin.url("/files"), channels_json({}), caches_json({}));
+  // A chunk by its whole signed URL, as a proxy-minded client sends it; the Host sent is not
+  // the target's authority, which wins (RFC 9112 section 3.2.2).
+  const std::string url = s.node.signed_url("/o/demo/gen/4K/absolute.ts");
+  REQUIRE(url.rfind("http://", 0) == 0);
+  RawRead read = send_until_closed(
+      s.node.port(),
+      "GET " + url + " HTTP/1.1\r\nHost: not-this.example\r\nConnection: close\r\n\r\n");
+  const RawResponse chunk = only_response(read);
+  CHECK(chunk.status == 200);
+  CHECK(chunk.body == generated_body("absolute.ts", 4096));
+  const std::string health = "GET HTTP://127.0.0.1:" + std::to_string(balancer.port()) +
+                             "/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+  CHECK(only_response(send_until_closed(balancer.port(), health)).status == 200);
+
+  for (int port : {s.node.port(), balancer.port()}) {
+    for (const char* target : {"http://user@127.0.0.1/ping", "http:///ping",
+                               "http://127.0.0.1:99999/ping", "https://[127.0.0.1]/ping"}) {
+      INFO(target);
+      const RawRead refused =
+          send_until_closed(port, std::string("GET ") + target + " HTTP/1.1\r\nHost: a\r\n\r\n");
+      CHECK(refused.closed);
+      const RawResponse response = only_response(refused);
+      CHECK(response.status == 400);
+      CHECK(response.has_header("Content-Type: application/json"));
+      CHECK(response.body.find(code_prefix(kParserRefusal)) == 0);
+    }
   }
 }
