@@ -238,6 +238,15 @@ void Recorder::behind_live(double now, double latency_s) {
   behind_live_max_per_second_[s] = std::max(behind_live_max_per_second_[s], latency_s);
 }
 
+std::vector<double> Recorder::behind_live_spreads() const {
+  std::vector<double> out;
+  for (size_t s = 0; s < behind_live_per_second_.size(); ++s) {
+    const auto p5 = behind_live_in_second(s, 0.05), p95 = behind_live_in_second(s, 0.95);
+    if (p5 && p95) out.push_back(std::max(0.0, *p95 - *p5));
+  }
+  return out;
+}
+
 std::optional<double> Recorder::behind_live_in_second(size_t s, double q) const {
   if (s >= behind_live_per_second_.size() || behind_live_per_second_[s].empty())
     return std::nullopt;
@@ -383,7 +392,8 @@ void Recorder::append_viewers_json(std::string& out) const {
   out += ",\"failover_s\":" + summary_json(failovers_);
   out += ",\"behind_live_s\":{\"samples\":" + summary_json(behind_live_.values()) +
          ",\"viewer_mean\":" + summary_json(viewer_behind_live_mean_) +
-         ",\"viewer_max\":" + summary_json(viewer_behind_live_max_) + "}";
+         ",\"viewer_max\":" + summary_json(viewer_behind_live_max_) +
+         ",\"spread_p5_p95\":" + summary_json(behind_live_spreads()) + "}";
   out += ",\"audience_loop_lag_ms\":" + summary_json(loop_lag_.values());
 }
 
@@ -479,8 +489,8 @@ void Recorder::append_per_second_json(std::string& out) const {
     out += (s ? "," : "") + std::to_string(errors_per_second_[s]);
   out += "]";
   for (const auto& [name, q] :
-       {std::pair{"behind_live_p50_s", 0.5}, std::pair{"behind_live_p95_s", 0.95},
-        std::pair{"behind_live_max_s", 1.0}}) {
+       {std::pair{"behind_live_p5_s", 0.05}, std::pair{"behind_live_p50_s", 0.5},
+        std::pair{"behind_live_p95_s", 0.95}, std::pair{"behind_live_max_s", 1.0}}) {
     out += ",\"" + std::string(name) + "\":[";
     for (size_t s = 0; s < behind_live_per_second_.size(); ++s)
       out += (s ? "," : "") + opt(behind_live_in_second(s, q));
@@ -529,6 +539,13 @@ void Recorder::append_summary_html(std::string& out) const {
            fixed(percentile(behind_live_.values(), 0.5).value_or(0), 2) + " s, p95 " +
            fixed(percentile(behind_live_.values(), 0.95).value_or(0), 2) + " s, max " +
            fixed(percentile(behind_live_.values(), 1.0).value_or(0), 2) + " s.";
+    // Neighbours in a stand hear each other cheer at moments this far apart.
+    const std::vector<double> spreads = behind_live_spreads();
+    if (!spreads.empty()) {
+      out += " Spread across viewers at the same moment (p5 to p95 within a second): median " +
+             fixed(percentile(spreads, 0.5).value_or(0), 2) + " s, p95 " +
+             fixed(percentile(spreads, 0.95).value_or(0), 2) + " s.";
+    }
   }
   out += "</p>\n";
 }

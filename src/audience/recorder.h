@@ -140,6 +140,9 @@ class Recorder {
   // The q-quantile (0..1) of the samples taken in second `s`, to the histogram's 50 ms
   // resolution (the largest exactly); nullopt for a second without samples.
   std::optional<double> behind_live_in_second(size_t s, double q) const;
+  // For each second with samples, how far apart the viewers were behind live (p95 - p5 of
+  // that second's samples): what neighbours in a stand hear as cheers at different moments.
+  std::vector<double> behind_live_spreads() const;
 
   // Latency behind live per second: a histogram of 50 ms bins up to 60 s (the last bin holds
   // everything beyond), allocated for the seconds that have samples.

@@ -124,3 +124,17 @@ TEST_CASE("queue order: a viewer told to wait after a later ticket was admitted 
   r.queued(record(4, 30, 0));  // never admitted, last told at 30 s: tickets 1-3 were earlier
   CHECK(r.queue_order_inversions() == 1);
 }
+
+TEST_CASE("the recorder's spread behind live: p5 to p95 of the viewers within each second") {
+  Recorder r(10, {}, 1);
+  // Second 2: viewers from 1.0 to 2.9 s behind (twenty of them, 0.1 s apart); second 3: all at
+  // 1.5 s; second 5: nobody.
+  for (int i = 0; i < 20; ++i) r.behind_live(2.5, 1.0 + 0.1 * i);
+  for (int i = 0; i < 20; ++i) r.behind_live(3.5, 1.5);
+  const std::vector<double> spreads = r.behind_live_spreads();
+  REQUIRE(spreads.size() == 2);
+  // p5 is the first viewer's bin (1.0 s), p95 the nineteenth's (2.8 s), to 50 ms bins.
+  CHECK(spreads[0] == doctest::Approx(1.8).epsilon(0.05));
+  CHECK(spreads[1] == doctest::Approx(0.0).epsilon(0.05));
+  CHECK(r.behind_live_in_second(5, 0.05) == std::nullopt);
+}
