@@ -93,7 +93,7 @@ const playerState = (page) => page.evaluate(() => {
   const s = window.playerState;
   return { phase: s.phase, stalls: s.stalls, stallSeconds: s.stallSeconds, fatalErrors: s.fatalErrors, errors: s.errors,
     fragments: s.fragments, cache: s.cache, pings: s.pings, queue: s.queue, bitrate: s.bitrate,
-    currentTime: document.getElementById('video').currentTime };
+    latency: s.latency, targetLatency: s.targetLatency, currentTime: document.getElementById('video').currentTime };
 });
 
 async function play(page, channel) {
@@ -139,10 +139,14 @@ const scenarios = {
       check(s.fatalErrors === 0, 'no fatal hls.js error: ' + JSON.stringify(s.errors));
       check(s.bitrate > 0, 'the bitrate is shown');
       check(browser.pageErrors.length === 0, 'no page errors: ' + browser.pageErrors.join('; '));
-      const shown = await page.evaluate(() => [document.getElementById('source').textContent, document.getElementById('bitrate').textContent]);
+      const shown = await page.evaluate(() => [document.getElementById('source').textContent, document.getElementById('bitrate').textContent,
+        document.getElementById('latency').textContent]);
       check(shown[0] === 'cache node ' + s.cache, 'the page says where chunks come from: ' + shown[0]);
+      check(s.latency > 0 && s.latency < 60, 'the player knows how far behind live it is: ' + s.latency);
+      check(/^\d+\.\d\d s/.test(shown[2]), 'the page shows how far behind live it is: ' + shown[2]);
       return { startupSeconds, currentTime: advance.to, advanced: advance.to - advance.from, wallSeconds: advance.wallSeconds,
-        stalls: s.stalls, stallSeconds: s.stallSeconds, cache: s.cache, fragments: s.fragments.length, shown, nonFatalErrors: s.errors.length };
+        stalls: s.stalls, stallSeconds: s.stallSeconds, cache: s.cache, fragments: s.fragments.length, shown, nonFatalErrors: s.errors.length,
+        latency: s.latency, targetLatency: s.targetLatency };
     });
   },
 

@@ -28,6 +28,8 @@ const state = {
   bitrate: 0,
   playlistUrl: null,
   pathway: null,        // content steering pathway of the last fragment
+  latency: null,        // seconds behind live (hls.js's estimate), once a second
+  targetLatency: null,  // the latency hls.js aims at (PART-HOLD-BACK in low-latency mode)
 };
 window.playerState = state;
 
@@ -224,6 +226,7 @@ function waitInQueue(id, queue, retry) {
 
 function stopPlayback() {
   clearInterval(queueTimer);
+  clearInterval(latencyTimer);
   queueTimer = null;
   if (hls) { hls.destroy(); hls = null; }
   playing = false;
@@ -243,7 +246,17 @@ function startPlayback(url) {
   // CMCD (CTA-5004): the player reports its buffer, bitrate, throughput and stalls on every
   // request, for the operator's playback quality panel. As the query argument, not headers:
   // headers would make every new chunk URL on a cache node cost the browser a CORS preflight.
-  hls = new Hls({ enableWorker: true, cmcd: { contentId: state.channel || undefined, useHeaders: false } });
+  // Live sync: in low-latency mode the target latency is the playlist's PART-HOLD-BACK (the
+  // channel's target latency, set by the operator, docs/balancer.md); after a stall the
+  // player plays up to 1.5x until it is back at the target (maxLiveSyncPlaybackRate), and one
+  // more than 8 target durations behind jumps back to it, instead of staying behind for good.
+  hls = new Hls({
+    enableWorker: true,
+    lowLatencyMode: true,
+    maxLiveSyncPlaybackRate: 1.5,
+    liveMaxLatencyDurationCount: 8,
+    cmcd: { contentId: state.channel || undefined, useHeaders: false },
+  });
   hls.on(Hls.Events.MANIFEST_PARSED, () => { video.play().catch(() => {}); });
   hls.on(Hls.Events.FRAG_LOADED, (event, data) => {
     const frag = data.frag;
@@ -272,6 +285,22 @@ function startPlayback(url) {
   });
   hls.loadSource(url);
   hls.attachMedia(video);
+  showLatency();
+}
+
+// How far behind live the player is (hls.js's estimate: the live edge minus the playhead) and
+// the latency it aims at, once a second while a stream plays.
+let latencyTimer = null;
+function showLatency() {
+  clearInterval(latencyTimer);
+  latencyTimer = setInterval(() => {
+    if (!hls) return clearInterval(latencyTimer);
+    const latency = hls.latency, target = hls.targetLatency;
+    state.latency = Number.isFinite(latency) && latency > 0 ? latency : null;
+    state.targetLatency = Number.isFinite(target) ? target : null;
+    $('latency').textContent = state.latency === null ? '–'
+      : state.latency.toFixed(2) + ' s' + (state.targetLatency ? ' (target ' + state.targetLatency.toFixed(2) + ' s)' : '');
+  }, 1000);
 }
 
 $('video').addEventListener('playing', () => {
