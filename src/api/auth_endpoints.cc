@@ -152,8 +152,8 @@ void Api::State::store_upgraded_hash(common::EventLoop& loop, const User& user,
                                  if (r && *r) return hashes_upgraded.inc();
                                  hash_upgrades_failed.inc();
                                  if (!r)
-                                   LOG_WARN("api", "re-hashing user ", id,
-                                            "'s password: ", r.error().message);
+                                   LOG_WARN_LIMITED("api", "re-hashing user ", id,
+                                                    "'s password: ", r.error().message);
                                });
 }
 

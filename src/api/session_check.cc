@@ -82,7 +82,7 @@ void storage_failed(Api::State& s, common::HttpExchange& ex, std::string_view wh
                     const common::Error& error) {
   s.store_errors.inc();
   no_store(ex);
-  LOG_ERROR(kLog, what, " failed: ", error.message);
+  LOG_ERROR_LIMITED(kLog, what, " failed: ", error.message);
   if (error.code == "storage_unavailable") {
     // The shared database is down: a clear 503 the app retries; playback with tickets goes on.
     ex.add_header("Retry-After", "5");

@@ -8,7 +8,7 @@
 #include <cmath>
 #include <cstdio>
 
-#include "balancer/cidr.h"
+#include "core/cidr.h"
 #include "core/json.h"
 #include "core/url.h"
 
@@ -144,10 +144,11 @@ Reply access_reply(const AdmissionDecision& d, std::string_view channel) {
 }
 
 bool is_loopback_address(std::string_view ip) {
-  const auto address = IpAddress::parse(ip);
+  const auto address = common::IpAddress::parse(ip);
   if (!address) return false;
   // IPv4 is held IPv4-mapped, so 127.0.0.0/8 also matches ::ffff:127.x.y.z.
-  return Cidr::parse("127.0.0.0/8")->contains(*address) || Cidr::parse("::1")->contains(*address);
+  return common::Cidr::parse("127.0.0.0/8")->contains(*address) ||
+         common::Cidr::parse("::1")->contains(*address);
 }
 
 OperatorAccess authorize_operator(const OperatorPolicy& policy,

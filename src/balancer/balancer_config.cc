@@ -55,7 +55,8 @@ Duration seconds_as_duration(double s) {
 
 // limits.* and queue.* (docs/admission.md); cross-key rules come from
 // validate_admission_limits, whose message starts with the key it is about.
-void read_admission(common::ConfigReader& root, AdmissionLimits& a, std::vector<Cidr>& exempt) {
+void read_admission(common::ConfigReader& root, AdmissionLimits& a,
+                    std::vector<common::Cidr>& exempt) {
   const AdmissionLimits defaults;
   auto seconds_of = [](Duration d) { return std::chrono::duration<double>(d).count(); };
   {
@@ -69,7 +70,7 @@ void read_admission(common::ConfigReader& root, AdmissionLimits& a, std::vector<
     a.max_entries =
         static_cast<uint32_t>(l.integer("max_entries", defaults.max_entries, 0, 100'000'000));
     for (const auto& text : l.string_list("per_address_exempt", {})) {
-      auto cidr = Cidr::parse(text);
+      auto cidr = common::Cidr::parse(text);
       if (!cidr) {
         l.fail("per_address_exempt",
                "'" + text + "' is not a network (e.g. 10.0.0.0/8 or 2001:db8::/32)");
@@ -418,7 +419,7 @@ common::Status read_caches(const common::ConfigDocument& doc, BalancerConfig& co
       r.fail("health_url", "must start with http:// or https://");
     cache.networks_text = r.string_list("networks", {});
     for (const auto& text : cache.networks_text) {
-      auto cidr = Cidr::parse(text);
+      auto cidr = common::Cidr::parse(text);
       if (!cidr) {
         r.fail("networks",
                "'" + text +

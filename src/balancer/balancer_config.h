@@ -13,9 +13,9 @@
 
 #include "api/api.h"
 #include "balancer/admission_names.h"
-#include "balancer/cidr.h"
 #include "balancer/live_restart.h"
 #include "balancer/source_policy.h"
+#include "core/cidr.h"
 #include "core/config.h"
 #include "core/result.h"
 #include "http/cors.h"
@@ -50,7 +50,7 @@ struct CacheConfig {
   std::string url;                         // public base URL viewers use, no trailing slash
   std::string health_url;                  // default url + "/health"
   std::vector<std::string> networks_text;  // as written, for /health
-  std::vector<Cidr> networks;              // coverage, IPv4 and IPv6
+  std::vector<common::Cidr> networks;      // coverage, IPv4 and IPv6
 };
 
 struct HealthConfig {
@@ -96,7 +96,7 @@ struct BalancerConfig {
   std::string admission_backend = "local";
   RedisAdmissionOptions admission_redis;
   // limits.per_address_exempt: clients not counted per address (e.g. a venue's NAT).
-  std::vector<Cidr> per_address_exempt;
+  std::vector<common::Cidr> per_address_exempt;
   // Overload switch and /admin/status: the key ("" = no key accepted) and
   // whether loopback clients need none.
   std::string operator_key;

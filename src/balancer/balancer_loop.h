@@ -233,7 +233,6 @@ class BalancerLoop {
   // balancer_playlist_newest_age_seconds{channel}: found once per channel (configured: bounded).
   common::Histogram& newest_age_histogram(const std::string& channel);
   std::unordered_map<std::string, common::Histogram*> newest_age_;
-  common::LogRateLimiter log_limiter_;
   UnsentReplies unsent_;         // playlist replies not yet written, on this loop
   HeldCounts blocking_reloads_;  // by viewer key: blocking reloads waiting, on this loop
 };

@@ -22,7 +22,7 @@ uint64_t viewer_hash(std::string_view viewer_key) {
 }
 
 CacheChoice choose_cache(const std::vector<CacheCandidate>& caches, std::string_view requested_id,
-                         const std::optional<IpAddress>& viewer_ip, uint64_t viewer_hash) {
+                         const std::optional<common::IpAddress>& viewer_ip, uint64_t viewer_hash) {
   CacheChoice choice;
   const CacheCandidate* requested = nullptr;
   size_t requested_index = 0;

@@ -70,7 +70,7 @@ void KeyStore::on_done(const std::string& url, const common::FetchResult& result
   Transfer& transfer = finished.flight;
   KeyResult r;
   if (auto failure = common::classify_fetch(result, transfer.status, transfer.body.too_large)) {
-    if (!result.ok) LOG_WARN("balancer", "key fetch failed: ", url, ": ", result.error);
+    if (!result.ok) LOG_WARN_LIMITED("balancer", "key fetch failed: ", url, ": ", result.error);
     common::UpstreamErrorReply reply = common::upstream_error(*failure, kKeyWording, result.status);
     r.status = reply.status;
     r.error = std::move(reply.error);

@@ -16,10 +16,8 @@ std::optional<std::string> BalancerLoop::operator_access(HttpExchange& ex) {
   if (access.allowed) return std::move(access.via);
   const std::string& code = access.code;
   parts_.metrics.error(code).inc();
-  if (log_limiter_.allow("operator_denied", parts_.clock.now())) {
-    LOG_WARN("balancer", "operator request ", ex.path(), " from ", ex.remote_ip(), " refused (",
-             code, ")");
-  }
+  LOG_WARN_LIMITED("balancer", "operator request ", ex.path(), " from ", ex.remote_ip(),
+                   " refused (", code, ")");
   send_reply(ex, access.denial);
   return std::nullopt;
 }

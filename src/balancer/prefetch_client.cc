@@ -117,8 +117,8 @@ void PrefetchClient::send(Job job) {
     } else {
       requests_failed_.inc();
       // The key itself is never logged.
-      LOG_WARN(kPrefetchLog, "prefetch to ", url,
-               " failed: ", result.ok ? "status " + std::to_string(*status) : result.error);
+      LOG_WARN_LIMITED(kPrefetchLog, "prefetch to ", url,
+                       " failed: ", result.ok ? "status " + std::to_string(*status) : result.error);
     }
     pump();
   };

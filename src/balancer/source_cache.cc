@@ -277,9 +277,9 @@ std::shared_ptr<const SourceVersion> SourceCache::delta_of(Entry& entry) {
   options.max_bytes = timings_.max_bytes;
   auto parsed = hls::parse_playlist(update->text, entry.url, options);
   if (!parsed.ok() || parsed->tmpl.slots().size() != update->slots.size()) {
-    LOG_WARN(kLog, "delta update of ", entry.url, " not built: ",
-             parsed.ok() ? std::string("its links do not match the playlist's")
-                         : parsed.error().message);
+    LOG_WARN_LIMITED(kLog, "delta update of ", entry.url, " not built: ",
+                     parsed.ok() ? std::string("its links do not match the playlist's")
+                                 : parsed.error().message);
     return full;
   }
   // Every link is the full version's own for the same slot: a viewer's URIs are the same in a
@@ -612,7 +612,7 @@ void SourceCache::answer_stalled_follow(Entry& entry, std::vector<Waiter>& waite
 void SourceCache::answer_fetch_failure(Entry& entry, std::vector<Waiter> waiters,
                                        common::UpstreamFailure failure,
                                        const common::FetchResult& result) {
-  if (!result.ok) LOG_WARN(kLog, "playlist fetch failed: ", entry.url, ": ", result.error);
+  if (!result.ok) LOG_WARN_LIMITED(kLog, "playlist fetch failed: ", entry.url, ": ", result.error);
   if (failure == common::UpstreamFailure::not_found) {
     entry.version.reset();
     entry.slot->publish(nullptr, {});
@@ -665,7 +665,8 @@ common::Result<std::shared_ptr<const SourceVersion>> SourceCache::build_version(
   auto parsed =
       hls::parse_playlist(held_back ? std::string_view(*held_back) : body, entry.url, options);
   if (!parsed.ok()) {
-    LOG_WARN(kLog, "malformed playlist from origin: ", entry.url, ": ", parsed.error().message);
+    LOG_WARN_LIMITED(kLog, "malformed playlist from origin: ", entry.url, ": ",
+                     parsed.error().message);
     return common::Error{"bad_source_playlist", "The origin's playlist is malformed (" +
                                                     parsed.error().code +
                                                     "): " + parsed.error().message};
@@ -747,8 +748,8 @@ std::optional<std::vector<std::pair<size_t, uint64_t>>> SourceCache::continue_li
   if (!served) return std::nullopt;
   auto continued = hls::parse_playlist(served->text, entry.url, options);
   if (!continued.ok()) {
-    LOG_WARN(kLog, "continued copy of ", entry.url, " does not parse (", continued.error().message,
-             "): serving origin's");
+    LOG_WARN_LIMITED(kLog, "continued copy of ", entry.url, " does not parse (",
+                     continued.error().message, "): serving origin's");
     return std::nullopt;
   }
   playlist = std::move(continued).value();
@@ -781,7 +782,7 @@ std::optional<common::Error> SourceCache::limit_segments(SourceVersion& version,
   const std::string counts = std::to_string(segments) + " segments, over the limit of " +
                              std::to_string(timings_.max_segments) + " (playlists.max_segments)";
   if (version.kind == SourceKind::vod || playlist.media.is_delta_update()) {
-    LOG_WARN(kLog, "playlist from origin refused: ", url, ": ", counts);
+    LOG_WARN_LIMITED(kLog, "playlist from origin refused: ", url, ": ", counts);
     return common::Error{"source_too_many_segments", "The origin's playlist lists " + counts + "."};
   }
   auto window = hls::newest_segments(playlist, timings_.max_segments);
@@ -790,8 +791,8 @@ std::optional<common::Error> SourceCache::limit_segments(SourceVersion& version,
   auto parsed = window.ok() ? hls::parse_playlist(*window, url, options)
                             : hls::Result<hls::Playlist>(window.error());
   if (!parsed.ok()) {
-    LOG_WARN(kLog, "window of a long playlist from origin failed: ", url, ": ",
-             parsed.error().message);
+    LOG_WARN_LIMITED(kLog, "window of a long playlist from origin failed: ", url, ": ",
+                     parsed.error().message);
     return common::Error{
         "bad_source_playlist",
         "The origin's playlist lists " + counts +
@@ -815,7 +816,7 @@ std::optional<common::Error> SourceCache::limit_master_entries(const SourceVersi
   const std::string counts =
       std::to_string(entries) + " variants and renditions, over the limit of " +
       std::to_string(timings_.max_master_entries) + " (playlists.max_master_entries)";
-  LOG_WARN(kLog, "playlist from origin refused: ", url, ": ", counts);
+  LOG_WARN_LIMITED(kLog, "playlist from origin refused: ", url, ": ", counts);
   return common::Error{"source_too_many_variants",
                        "The origin's master playlist lists " + counts + "."};
 }

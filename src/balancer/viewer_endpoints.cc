@@ -98,8 +98,8 @@ ViewerSource viewer_source(const RuntimeConfig& rc, const std::string& ip,
   ViewerSource from;
   from.anonymous = viewer_key.starts_with("v:");
   if (!rc.config.per_address_exempt.empty()) {
-    auto address = IpAddress::parse(ip);
-    for (const Cidr& network : rc.config.per_address_exempt) {
+    auto address = common::IpAddress::parse(ip);
+    for (const common::Cidr& network : rc.config.per_address_exempt) {
       if (address && network.contains(*address)) return from;
     }
   }
@@ -188,8 +188,8 @@ CacheDecision BalancerLoop::choose(const BalancerConfig& c, const std::string& r
     if (usable) decided.holds_until = std::min(decided.holds_until, h->second.usable_until());
     candidates.push_back({cache.id, cache.site, &cache.networks, usable});
   }
-  CacheChoice choice =
-      choose_cache(candidates, requested, IpAddress::parse(remote_ip), viewer_hash(viewer_key));
+  CacheChoice choice = choose_cache(candidates, requested, common::IpAddress::parse(remote_ip),
+                                    viewer_hash(viewer_key));
   decided.reason = choice.reason;
   if (choice.index) decided.cache = &c.caches[*choice.index];
   return decided;

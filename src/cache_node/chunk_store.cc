@@ -567,8 +567,8 @@ void ChunkStore::finish_disk_write(const std::string& key, const ChunkMeta& meta
   if (latest) pending_.erase(pending);
   if (!error.empty()) {
     disk_write_errors_.inc();
-    LOG_WARN(kLog, "disk write failed for a chunk (", meta.size,
-             " bytes; served from memory only): ", error);
+    LOG_WARN_LIMITED(kLog, "disk write failed for a chunk (", meta.size,
+                     " bytes; served from memory only): ", error);
     return;
   }
   disk_writes_.inc();

@@ -325,7 +325,8 @@ void Flights::run_transfer(const std::string& key, OwnedFetch& fetch,
 
 void Flights::fall_back_to_upstream(const std::string& key, OwnedFetch& fetch, bool slow) {
   (slow ? metrics_.sibling_fallback_slow : metrics_.sibling_fallback_failed).inc();
-  LOG_WARN(kLog, "site owner ", slow ? "slow" : "failed", " for ", key, ": fetching upstream");
+  LOG_WARN_LIMITED(kLog, "site owner ", slow ? "slow" : "failed", " for ", key,
+                   ": fetching upstream");
   deps_.upstream.cancel(fetch.id);
   // What the owner sent stays in the body (the waiters may have it already);
   // the upstream's copy continues after it.
@@ -343,7 +344,7 @@ bool Flights::follow_redirect(const std::string& key, OwnedFetch& fetch,
   if (!location || fetch.redirects >= kMaxRedirects) return false;
   std::optional<std::string> target = hls::resolve_uri(fetch.request.url, *location);
   if (!target || !on_configured_upstream(config_.get().config, *target)) {
-    LOG_WARN(kLog, "not following a redirect for ", key, " off the configured upstreams");
+    LOG_WARN_LIMITED(kLog, "not following a redirect for ", key, " off the configured upstreams");
     return false;
   }
   ++fetch.redirects;
@@ -451,7 +452,7 @@ void Flights::on_done(const std::string& key, uint64_t attempt, const common::Fe
   OwnedFetch* current_fetch = current(key, attempt);
   if (current_fetch == nullptr) return;
   OwnedFetch& fetch = *current_fetch;
-  if (!result.ok) LOG_WARN(kLog, "upstream fetch failed: ", result.error);
+  if (!result.ok) LOG_WARN_LIMITED(kLog, "upstream fetch failed: ", result.error);
   std::optional<common::UpstreamFailure> failure = common::classify_fetch(
       result, fetch.status, /*too_large=*/false, /*not_modified_ok=*/fetch.refreshed.has_value());
   if (failure == common::UpstreamFailure::bad_status && relayed_as_is(fetch.status))

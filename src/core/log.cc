@@ -52,15 +52,28 @@ void log_line(LogLevel level, std::string_view component, std::string_view messa
   (void)ignored;
 }
 
-bool LogRateLimiter::allow(const std::string& key, std::chrono::steady_clock::time_point now) {
-  auto [it, inserted] = last_.try_emplace(key, now);
-  if (inserted) return true;
-  if (now - it->second >= interval_) {
-    it->second = now;
-    return true;
+bool LogRateLimiter::allow(TimePoint now, std::string& note) {
+  const int64_t now_ns =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(now.time_since_epoch()).count();
+  int64_t last = last_ns_.load(std::memory_order_relaxed);
+  // One thread wins the turn of an interval; the others count themselves held back.
+  if (last != std::numeric_limits<int64_t>::min() && now_ns - last < interval_ns_) {
+    held_back_.fetch_add(1, std::memory_order_relaxed);
+    suppressed_.fetch_add(1, std::memory_order_relaxed);
+    return false;
   }
-  ++suppressed_;
-  return false;
+  if (!last_ns_.compare_exchange_strong(last, now_ns, std::memory_order_relaxed)) {
+    held_back_.fetch_add(1, std::memory_order_relaxed);
+    suppressed_.fetch_add(1, std::memory_order_relaxed);
+    return false;
+  }
+  note.clear();
+  if (const uint64_t held = held_back_.exchange(0, std::memory_order_relaxed); held > 0) {
+    const int64_t seconds = (now_ns - last + 500'000'000) / 1'000'000'000;
+    note = " (repeated " + std::to_string(held) + (held == 1 ? " time" : " times") +
+           " in the last " + std::to_string(seconds) + " s)";
+  }
+  return true;
 }
 
 }  // namespace common

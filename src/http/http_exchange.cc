@@ -90,8 +90,8 @@ void HttpExchange::settle() {
     end();
     return;
   }
-  LOG_ERROR(state_->server->options().service, "no reply for ", state_->method, " ",
-            redact_target(state_->target), ": answering 500");
+  LOG_ERROR_LIMITED(state_->server->options().service, "no reply for ", state_->method, " ",
+                    redact_target(state_->target), ": answering 500");
   reply_error(500, "internal_error", "The server did not produce a reply for this request.");
 }
 

@@ -217,7 +217,7 @@ TEST_CASE("per-address bounds and the entry bound: defaults, values, and errors 
   CHECK(c.admission.max_tickets_per_address == 3);
   CHECK(c.admission.max_entries == 50);
   REQUIRE(c.per_address_exempt.size() == 2);
-  CHECK(c.per_address_exempt[0].contains(*IpAddress::parse("10.1.2.3")));
+  CHECK(c.per_address_exempt[0].contains(*common::IpAddress::parse("10.1.2.3")));
   CHECK(has(main_error({R"(limits.per_address_exempt=["10.0.0.1/8"])"}),
             "key 'limits.per_address_exempt'"));
   CHECK(has(main_error({"limits.max_streams=100", "limits.max_entries=10"}),

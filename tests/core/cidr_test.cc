@@ -1,12 +1,12 @@
 // CIDR parsing and matching, IPv4 and IPv6.
-#include "balancer/cidr.h"
+#include "core/cidr.h"
 
 #include <doctest/doctest.h>
 
 #include <utility>
 #include <vector>
 
-namespace balancer {
+namespace common {
 namespace {
 
 bool in(const char* cidr, const char* address) {
@@ -76,4 +76,4 @@ TEST_CASE("malformed networks are refused") {
 }
 
 }  // namespace
-}  // namespace balancer
+}  // namespace common

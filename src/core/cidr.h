@@ -1,5 +1,5 @@
-// IP addresses and CIDR networks (IPv4 and IPv6) for cache coverage matching.
-// Pure values and functions; any thread.
+// IP addresses and CIDR networks (IPv4 and IPv6) for cache coverage, admission exemptions and
+// connection limits. Pure values and functions; any thread.
 #pragma once
 
 #include <array>
@@ -8,7 +8,7 @@
 #include <string>
 #include <string_view>
 
-namespace balancer {
+namespace common {
 
 // An address in IPv6 form: IPv4 addresses are stored as IPv4-mapped IPv6
 // (::ffff:a.b.c.d), so "10.1.2.3" and "::ffff:10.1.2.3" are the same address.
@@ -40,4 +40,4 @@ class Cidr {
   bool v4_ = false;
 };
 
-}  // namespace balancer
+}  // namespace common

@@ -1,11 +1,11 @@
-#include "balancer/cidr.h"
+#include "core/cidr.h"
 
 #include <arpa/inet.h>
 
 #include <charconv>
 #include <cstring>
 
-namespace balancer {
+namespace common {
 namespace {
 
 constexpr std::array<uint8_t, 12> kMappedPrefix = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
@@ -77,4 +77,4 @@ bool Cidr::contains(const IpAddress& address) const {
   return (network_.bytes[full] & mask) == (address.bytes[full] & mask);
 }
 
-}  // namespace balancer
+}  // namespace common
