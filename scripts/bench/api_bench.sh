@@ -135,7 +135,7 @@ cd "$ROOT_DIR"
 mkdir -p "$WORK/cache_node/data" "$WORK/balancer"
 spawn "$WORK/cache_node/log" "$CACHE_NODE" --config "$(dirname "$CONF")/cache_node.json" --set listen.port=0 \
   --set data_dir="$WORK/cache_node/data" --set origins.demo.url="$ORIGIN_URL" \
-  --set server.access_log=false
+  --set server.access_log=false --set server.max_connections=100000000 --set server.max_connections_per_address=0
 CACHE_PORT=$(wait_listening "$WORK/cache_node/log" 15 "$SPAWNED") || {
   echo "cache_node did not start:" >&2; tail -n 20 "$WORK/cache_node/log" >&2; exit 1; }
 log "cache_node on port $CACHE_PORT"
@@ -154,7 +154,7 @@ JSON
 # from loopback), login limits far above the login rate (every login reaches the KDF).
 SETS=(--set listen.port=0 --set channels_file="$WORK/balancer/channels.json"
   --set caches_file="$WORK/balancer/caches.json" --set origins.demo.url="$ORIGIN_URL"
-  --set server.access_log=false --set limits.max_streams=1000000 --set limits.max_traffic_mbps=0
+  --set server.access_log=false --set server.max_connections=100000000 --set server.max_connections_per_address=0 --set limits.max_streams=1000000 --set limits.max_traffic_mbps=0
   --set limits.max_anonymous_per_address=0 --set playback.allow_anonymous=true
   --set api.data_dir="$WORK/api" --set api.demo_payments=true
   --set api.login_limits.per_address=1000000 --set api.login_limits.per_login=1000000)

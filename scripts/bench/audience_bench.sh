@@ -63,7 +63,7 @@ for node in a b; do
   spawn "$OUT/cache-$node.log" "$BUILD_DIR/src/cache_node/cache_node" --config conf/cache_node.json \
     --set node_id=venue-$node --set site=venue --set listen.port=0 --set listen.tls.enabled=false \
     --set data_dir="$WORK/cache-$node" --set origins.demo.url="http://127.0.0.1:$ORIGIN_PORT" \
-    --set server.access_log=false --set overload.max_egress_mbps=100000 --set overload.max_connections=100000
+    --set server.access_log=false --set server.max_connections=100000000 --set server.max_connections_per_address=0 --set overload.max_egress_mbps=100000 --set overload.max_connections=100000
   NODE_PID[$node]=$SPAWNED
   NODE_PORT[$node]=$(wait_listening "$OUT/cache-$node.log" 10 "$SPAWNED") || { echo "cache node $node did not start" >&2; exit 1; }
 done
@@ -102,7 +102,7 @@ spawn "$OUT/balancer.log" "$BUILD_DIR/src/balancer/balancer" --config conf/balan
   --set listen.port=0 --set listen.tls.enabled=false --set channels_file="$WORK/conf/channels.json" \
   --set caches_file="$WORK/conf/caches.json" --set origins.demo.url="http://127.0.0.1:$ORIGIN_PORT" \
   --set playback.allow_anonymous=true --set 'limits.per_address_exempt=["127.0.0.0/8"]' \
-  --set api.data_dir="$WORK/api" --set server.access_log=false "${LIMITS[@]}"
+  --set api.data_dir="$WORK/api" --set server.access_log=false --set server.max_connections=100000000 --set server.max_connections_per_address=0 "${LIMITS[@]}"
 BALANCER_PID=$SPAWNED
 BALANCER_PORT=$(wait_listening "$OUT/balancer.log" 10 "$BALANCER_PID") || { echo "the balancer did not start" >&2; exit 1; }
 

@@ -187,7 +187,7 @@ cd "$ROOT_DIR"
 mkdir -p "$WORK/cache_node/data"
 spawn "$WORK/cache_node/log" "$CACHE_NODE" --config conf/cache_node.json --set listen.port=0 \
   --set data_dir="$WORK/cache_node/data" --set origins.demo.url="$ORIGIN_URL" \
-  --set server.access_log=false
+  --set server.access_log=false --set server.max_connections=100000000 --set server.max_connections_per_address=0
 watch cache_node "$SPAWNED" "$WORK/cache_node/log"
 CACHE_PORT=$(wait_listening "$WORK/cache_node/log" 15 "$SPAWNED") || {
   echo "cache_node did not start:" >&2; tail -n 20 "$WORK/cache_node/log" >&2; exit 1; }
@@ -222,7 +222,7 @@ start_balancer() {
   spawn "$WORK/balancer/$name.log" "$BALANCER" --config conf/balancer.json --set listen.port=0 \
     --set threads="$threads" --set channels_file="$WORK/balancer/channels.json" \
     --set caches_file="$WORK/balancer/caches.json" --set origins.demo.url="$ORIGIN_URL" \
-    --set server.access_log=false --set limits.max_streams=1000000 --set playback.allow_anonymous=true \
+    --set server.access_log=false --set server.max_connections=100000000 --set server.max_connections_per_address=0 --set limits.max_streams=1000000 --set playback.allow_anonymous=true \
     --set limits.max_traffic_mbps=0 --set limits.max_anonymous_per_address=0 $MEDIA_PLAYLIST_SETS "$@"
   cd - >/dev/null
   BAL_PID[$name]=$SPAWNED

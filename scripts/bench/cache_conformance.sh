@@ -71,7 +71,7 @@ start_cache_node() {
   spawn "$WORK/cache_node/log" "$CACHE_NODE" --config conf/cache_node.json --set listen.port=0 --set threads=1 \
     --set data_dir="$WORK/cache_node/data" --set origins.cct.url="$SERVER_URL" --set 'origins.cct.query="keep"' --set 'origins.cct.forward_request_headers=["Req-Num","Test-ID"]' \
     --set signing.required=false --set cache.default_ttl_segment_s=0 --set cache.default_ttl_playlist_s=0 \
-    --set cache.default_ttl_other_s=0 --set server.access_log=false
+    --set cache.default_ttl_other_s=0 --set server.access_log=false --set server.max_connections=100000000 --set server.max_connections_per_address=0
   cd - >/dev/null
   local port
   if ! port=$(wait_listening "$WORK/cache_node/log" 15 "$SPAWNED"); then

@@ -153,7 +153,7 @@ start_cache_node() {
   cd "$ROOT_DIR"
   spawn "$WORK/$name/log" "$CACHE_NODE" --config conf/cache_node.json --set listen.port=0 \
     --set threads="$threads" --set data_dir="$WORK/$name/data" \
-    --set origins.demo.url="$ORIGIN_URL" --set signing.required=false --set server.access_log=false
+    --set origins.demo.url="$ORIGIN_URL" --set signing.required=false --set server.access_log=false --set server.max_connections=100000000 --set server.max_connections_per_address=0
   cd - >/dev/null
   if ! port=$(wait_listening "$WORK/$name/log" 15 "$SPAWNED"); then
     PEER_SKIP[$name]="failed to start: $(tail -n 5 "$WORK/$name/log" | tr '\n' ' ')"
@@ -505,7 +505,7 @@ else
     cd "$ROOT_DIR"
     spawn "$WORK/${SITE_IDS[$i]}/log" "$CACHE_NODE" --config conf/cache_node.json --set node_id="\"${SITE_IDS[$i]}\"" \
       --set listen.port="${SITE_PORTS[$i]}" --set threads=1 --set data_dir="$WORK/${SITE_IDS[$i]}/data" \
-      --set origins.demo.url="$ORIGIN_URL" --set signing.required=false --set server.access_log=false "${site_args[@]}"
+      --set origins.demo.url="$ORIGIN_URL" --set signing.required=false --set server.access_log=false --set server.max_connections=100000000 --set server.max_connections_per_address=0 "${site_args[@]}"
     cd - >/dev/null
     if ! wait_listening "$WORK/${SITE_IDS[$i]}/log" 15 "$SPAWNED" >/dev/null; then
       SITE_NOTE="${SITE_IDS[$i]} failed to start: $(tail -n 3 "$WORK/${SITE_IDS[$i]}/log" | tr '\n' ' ')"
@@ -554,7 +554,7 @@ else
   cd "$ROOT_DIR"
   spawn "$WORK/prefetch/log" "$CACHE_NODE" --config conf/cache_node.json --set listen.port=0 --set threads=1 \
     --set data_dir="$WORK/prefetch/data" --set origins.demo.url="$ORIGIN_URL" --set signing.required=false \
-    --set server.access_log=false --set "prefetch.keys=[\"$PREFETCH_KEY\"]"
+    --set server.access_log=false --set server.max_connections=100000000 --set server.max_connections_per_address=0 --set "prefetch.keys=[\"$PREFETCH_KEY\"]"
   cd - >/dev/null
   if ! pport=$(wait_listening "$WORK/prefetch/log" 15 "$SPAWNED"); then
     PREFETCH_NOTE="node failed to start: $(tail -n 3 "$WORK/prefetch/log" | tr '\n' ' ')"

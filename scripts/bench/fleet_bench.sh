@@ -64,7 +64,7 @@ start_balancer() {
   spawn "$WORK/$name.out" "$BALANCER" --config conf/balancer.json --set listen.port=0 \
     --set "channels_file=$WORK/channels.json" --set "caches_file=$WORK/caches.json" \
     --set "origins.demo.url=http://127.0.0.1:$ORIGIN_PORT/files" --set playback.allow_anonymous=true \
-    --set "api.data_dir=$WORK/$name-api" --set api.products_file= --set server.access_log=false \
+    --set "api.data_dir=$WORK/$name-api" --set api.products_file= --set server.access_log=false --set server.max_connections=100000000 --set server.max_connections_per_address=0 \
     --set log.level=warn --set "threads=$BAL_THREADS" $(media_playlist_sets "$BALANCER") \
     --set limits.max_streams=0 --set limits.max_traffic_mbps=0 --set limits.max_anonymous_per_address=0 \
     --set limits.max_entries=0 --set queue.max_tickets_per_address=0 \

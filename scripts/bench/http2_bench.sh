@@ -84,7 +84,7 @@ spawn "$WORK/node.log" "$CACHE_NODE" --config "$ROOT_DIR/conf/cache_node.json" \
   --set listen.port=0 --set listen.h2c=true --set listen.tls.enabled=true --set listen.tls.port=0 \
   --set "listen.tls.certificate=$WORK/cert.pem" --set "listen.tls.key=$WORK/key.pem" \
   --set "data_dir=$WORK/node-data" --set "origins.demo.url=http://127.0.0.1:$ORIGIN_PORT" \
-  --set signing.required=false --set server.access_log=false --set threads="$NODE_THREADS" \
+  --set signing.required=false --set server.access_log=false --set server.max_connections=100000000 --set server.max_connections_per_address=0 --set threads="$NODE_THREADS" \
   --set log.level=warn
 NODE_PID=$SPAWNED
 NODE_PORT=$(wait_listening "$WORK/node.log" 10 "$NODE_PID") || { log "cache_node did not start"; exit 1; }
@@ -103,7 +103,7 @@ spawn "$WORK/balancer.log" "$BALANCER" --config "$ROOT_DIR/conf/balancer.json" \
   --set "listen.tls.certificate=$WORK/cert.pem" --set "listen.tls.key=$WORK/key.pem" \
   --set "channels_file=$WORK/balancer/channels.json" --set "caches_file=$WORK/balancer/caches.json" \
   --set "origins.demo.url=http://127.0.0.1:$ORIGIN_PORT" --set "api.data_dir=$WORK/balancer/api" \
-  --set server.access_log=false --set limits.max_streams=1000000 --set playback.allow_anonymous=true \
+  --set server.access_log=false --set server.max_connections=100000000 --set server.max_connections_per_address=0 --set limits.max_streams=1000000 --set playback.allow_anonymous=true \
   --set limits.max_traffic_mbps=0 --set limits.max_anonymous_per_address=0 --set threads="$NODE_THREADS" \
   $(media_playlist_sets "$BALANCER") \
   --set log.level=warn

@@ -84,7 +84,7 @@ start_stack() {
   spawn "$OUT/cache-node.log" "$BUILD_DIR/src/cache_node/cache_node" --config conf/cache_node.json \
     --set node_id=venue-a --set site=venue --set listen.port=0 --set listen.tls.enabled=false \
     --set data_dir="$WORK/cache-node" --set origins.demo.url="$ORIGIN" --set origins.live.url="${LIVE:-$ORIGIN}" \
-    --set server.access_log=false --set overload.max_egress_mbps=100000 --set overload.max_connections=100000
+    --set server.access_log=false --set server.max_connections=100000000 --set server.max_connections_per_address=0 --set overload.max_egress_mbps=100000 --set overload.max_connections=100000
   local node_port
   node_port=$(wait_listening "$OUT/cache-node.log" 10 "$SPAWNED") || { PEER_SKIP[stack]="the cache node did not start"; return; }
   mkdir -p "$WORK/conf"
@@ -97,7 +97,7 @@ start_stack() {
     --set listen.port=0 --set listen.tls.enabled=false --set channels_file="$WORK/conf/channels.json" \
     --set caches_file="$WORK/conf/caches.json" --set origins.demo.url="$ORIGIN" --set origins.live.url="${LIVE:-$ORIGIN}" \
     --set playback.allow_anonymous=true --set 'limits.per_address_exempt=["127.0.0.0/8"]' \
-    --set limits.max_traffic_mbps=0 --set api.data_dir="$WORK/api" --set server.access_log=false
+    --set limits.max_traffic_mbps=0 --set api.data_dir="$WORK/api" --set server.access_log=false --set server.max_connections=100000000 --set server.max_connections_per_address=0
   local port
   port=$(wait_listening "$OUT/balancer.log" 10 "$SPAWNED") || { PEER_SKIP[stack]="the balancer did not start"; return; }
   PEER_URL[stack]=http://127.0.0.1:$port

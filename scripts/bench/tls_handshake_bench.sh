@@ -62,7 +62,7 @@ start_servers() {
   local cert=$1 port
   local tls=(--set listen.port=0 --set listen.tls.enabled=true --set listen.tls.port=0
     --set "listen.tls.certificate=$WORK/$cert-cert.pem" --set "listen.tls.key=$WORK/$cert-key.pem"
-    --set server.access_log=false --set threads="$THREADS" --set log.level=warn)
+    --set server.access_log=false --set server.max_connections=100000000 --set server.max_connections_per_address=0 --set threads="$THREADS" --set log.level=warn)
   spawn "$WORK/node-$cert.log" "$CACHE_NODE" --config "$ROOT_DIR/conf/cache_node.json" "${tls[@]}" \
     --set "data_dir=$WORK/node-data-$cert" --set "origins.demo.url=http://127.0.0.1:9"
   SERVER_PID[cache_node]=$SPAWNED

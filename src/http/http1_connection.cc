@@ -7,6 +7,7 @@
 #include <netinet/tcp.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -87,23 +88,11 @@ std::string_view value_as_checked(const HeaderField& field) {
 }  // namespace
 
 Http1Connection* Http1Connection::open(HttpServer& server, evutil_socket_t fd, const sockaddr* peer,
-                                       const TlsContext* tls, bool http2) {
+                                       const TlsContext* tls, bool http2, ConnectionSlot slot) {
   auto* connection = new Http1Connection(server, fd, address_text(peer));
+  connection->slot_ = std::move(slot);
   if (tls != nullptr) {
-    connection->ssl_.reset(tls->new_connection());
-    SSL* ssl = connection->ssl_.get();
-    if (ssl == nullptr || SSL_set_fd(ssl, fd) != 1) {
-      ERR_clear_error();
-      delete connection;
-      return nullptr;
-    }
-    SSL_set_accept_state(ssl);
-    // A retried write may come from another address: joining pieces can move them.
-    SSL_set_mode(ssl, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
-    // Many clients (players among them) close without close_notify: that is an end, not an
-    // error. Read-ahead: a record in one read instead of its header and then its body.
-    SSL_set_options(ssl, SSL_OP_IGNORE_UNEXPECTED_EOF);
-    SSL_set_read_ahead(ssl, 1);
+    connection->tls_ = tls;
     connection->handshaking_ = true;
     connection->offer_http2_ = http2;
   } else {
@@ -115,6 +104,54 @@ Http1Connection* Http1Connection::open(HttpServer& server, evutil_socket_t fd, c
   }
   server.http1_opened(*connection);
   return connection;
+}
+
+bool Http1Connection::hello_arrived() {
+  if (ssl_ != nullptr) return true;
+  // A TLS record: type (1), version (2), length (2), then the length's bytes.
+  unsigned char header[5];
+  const ssize_t n = ::recv(fd_, header, sizeof header, MSG_PEEK | MSG_DONTWAIT);
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return false;
+  if (n <= 0) {
+    close_now();  // the client left (or the socket failed) before saying anything
+    return false;
+  }
+  int available = 0;
+  size_t wanted = sizeof header;
+  if (n == static_cast<ssize_t>(sizeof header))
+    wanted += static_cast<size_t>(header[3]) << 8 | header[4];
+  // Anything but a handshake record of a sane size is left to OpenSSL to refuse.
+  if (header[0] == 0x16 && wanted <= kTlsRecordBytes + 2048 &&
+      ioctl(fd_, FIONREAD, &available) == 0 && static_cast<size_t>(available) < wanted) {
+    if (static_cast<size_t>(hello_low_water_) == wanted) {
+      close_now();  // woken short of the mark: the client closed its side, or the socket failed
+      return false;
+    }
+    hello_low_water_ = static_cast<int>(wanted);
+    setsockopt(fd_, SOL_SOCKET, SO_RCVLOWAT, &hello_low_water_, sizeof hello_low_water_);
+    return false;
+  }
+  if (hello_low_water_ != 1) {
+    hello_low_water_ = 1;
+    setsockopt(fd_, SOL_SOCKET, SO_RCVLOWAT, &hello_low_water_, sizeof hello_low_water_);
+  }
+  ssl_.reset(tls_->new_connection());
+  SSL* ssl = ssl_.get();
+  if (ssl == nullptr || SSL_set_fd(ssl, fd_) != 1) {
+    ERR_clear_error();
+    ssl_.reset();
+    close_now();
+    return false;
+  }
+  SSL_set_accept_state(ssl);
+  // A retried write may come from another address: joining pieces can move them. Buffers
+  // released when empty: an idle keep-alive connection holds no 17 KiB read buffer.
+  SSL_set_mode(ssl, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_RELEASE_BUFFERS);
+  // Many clients (players among them) close without close_notify: that is an end, not an
+  // error. Read-ahead: a record in one read instead of its header and then its body.
+  SSL_set_options(ssl, SSL_OP_IGNORE_UNEXPECTED_EOF);
+  SSL_set_read_ahead(ssl, 1);
+  return true;
 }
 
 Http1Connection::Http1Connection(HttpServer& server, evutil_socket_t fd, std::string remote_ip)
@@ -172,8 +209,8 @@ void Http1Connection::detach() {
 
 void Http1Connection::on_readable() {
   // Lingering reads the socket as it is: what still comes is dropped, encrypted or not.
-  if (ssl_ != nullptr && phase_ != Phase::lingering) {
-    read_tls();
+  if (tls_ != nullptr && phase_ != Phase::lingering) {
+    if (hello_arrived()) read_tls();
     return;
   }
   char buffer[kReadSize];
@@ -301,6 +338,7 @@ void Http1Connection::hand_over_to_http2() {
     // The bufferevent owns the session and the socket from now on; failing, it has freed the
     // session (BEV_OPT_CLOSE_ON_FREE), not the socket.
     (void)ssl_.release();
+    tls_ = nullptr;
   } else {
     transport = bufferevent_socket_new(server_.event_loop(), fd_, BEV_OPT_CLOSE_ON_FREE);
     // libevent writes at most 16 KiB per call by default: a 1 MiB body would take 64 turns.
@@ -312,6 +350,7 @@ void Http1Connection::hand_over_to_http2() {
   }
   fd_ = -1;
   closed_ = true;
+  server_.hand_over_slot(std::move(slot_));
   auto* connection = Http2Connection::take_over(server_, transport, tls);
   if (connection != nullptr && evbuffer_get_length(early.get()) > 0)
     connection->receive(early.get());

@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "core/handles.h"
+#include "http/connection_limits.h"
 #include "http/http1_head.h"
 #include "http/http_handles.h"
 #include "http/request_state.h"
@@ -45,10 +46,17 @@ class Http1Connection final : public ExchangeFrontEnd {
   // With `http2`, a client that asks for HTTP/2 goes to an Http2Connection: over TLS by
   // taking h2 in ALPN, in the clear by starting with the connection preface (h2c with prior
   // knowledge). Registers itself with `server`, which deletes it if it is destroyed
-  // first. Null if the loop cannot watch the socket or OpenSSL cannot make a session (`fd`
-  // is closed).
+  // first. Null if the loop cannot watch the socket (`fd` is closed). `slot` is the
+  // connection's place under the server's connection limits, held until the close (or
+  // handed to the Http2Connection that takes over).
+  //
+  // Over TLS the session is made only once the client's first record (its ClientHello) is
+  // here whole: until then the connection holds no OpenSSL state (a session with its
+  // read and handshake buffers is ~40 KB; a client sending half a ClientHello and nothing
+  // more held all of it until the timeout).
   static Http1Connection* open(HttpServer& server, evutil_socket_t fd, const sockaddr* peer,
-                               const TlsContext* tls = nullptr, bool http2 = false);
+                               const TlsContext* tls = nullptr, bool http2 = false,
+                               ConnectionSlot slot = {});
   ~Http1Connection() override;
   Http1Connection(const Http1Connection&) = delete;
   Http1Connection& operator=(const Http1Connection&) = delete;
@@ -81,6 +89,10 @@ class Http1Connection final : public ExchangeFrontEnd {
 
   Http1Connection(HttpServer& server, evutil_socket_t fd, std::string remote_ip);
   bool watch();  // creates the events; false when the loop cannot
+  // TLS before the session exists: true once the client's first record is here whole and
+  // the session is made (or the connection is closing); false to wait for more bytes, which
+  // the socket reports only once there are enough (SO_RCVLOWAT), so waiting costs no wake-ups.
+  bool hello_arrived();
 
   void on_readable();
   void read_tls();
@@ -151,7 +163,10 @@ class Http1Connection final : public ExchangeFrontEnd {
   EventPtr timer_;
   EventPtr serve_event_;  // serve_pending() or the delete, in a later turn
   EvbufferPtr out_;
-  SslPtr ssl_;  // TLS: the session over fd_
+  ConnectionSlot slot_;
+  const TlsContext* tls_ = nullptr;  // TLS: the context the session is made from
+  SslPtr ssl_;                       // TLS: the session over fd_, once hello_arrived()
+  int hello_low_water_ = 1;          // SO_RCVLOWAT while the first record is awaited
   bool handshaking_ = false;
   bool offer_http2_ = false;
   bool preface_possible_ = false;      // plain h2c: the first bytes may still be HTTP/2's preface

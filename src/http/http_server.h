@@ -21,10 +21,12 @@
 #include <unordered_set>
 #include <vector>
 
+#include "core/cidr.h"
 #include "core/clock.h"
 #include "core/handles.h"
 #include "core/metrics.h"
 #include "core/result.h"
+#include "http/connection_limits.h"
 #include "http/http_exchange.h"
 #include "http/tls.h"
 
@@ -48,6 +50,11 @@ struct HttpServerOptions {
   int listen_backlog = 4096;            // accept queue (the kernel caps it at somaxconn)
   int io_timeout_s = 30;                // read/write inactivity on a connection
   int drain_timeout_s = 10;             // graceful shutdown bound
+  // Client connections (http/connection_limits.h), on every listener: over the total, plain
+  // HTTP/1 gets 503 and TLS a close at accept; over the per-address limit, 429 or the close.
+  size_t max_connections = 0;                 // 0 = sized from the open-file limit
+  size_t max_connections_per_address = 512;   // 0 = no limit
+  std::vector<Cidr> connection_limit_exempt;  // not limited per address (a venue's NAT)
   bool access_log = true;
   size_t threads = 0;  // event loops, each with its own server (0 = one per core)
   // Set by the host when several loops serve the port: the loops share one listening socket
@@ -63,11 +70,13 @@ class HttpServer {
  public:
   // Binds host:port (and host:tls.port with `tls`, which must outlive the
   // server when options.tls.enabled); fails with code "listen_failed" naming
-  // the address. `clock` times requests for the access log and latency metrics.
-  static Result<std::unique_ptr<HttpServer>> create(event_base& base, HttpServerOptions options,
-                                                    MetricsRegistry& metrics,
-                                                    const Clock& clock = Clock::real(),
-                                                    const TlsContext* tls = nullptr);
+  // the address. `clock` times requests for the access log and latency metrics. `limits`
+  // counts connections with the other loops' servers of the process (null: a count of this
+  // server's own, from `options`).
+  static Result<std::unique_ptr<HttpServer>> create(
+      event_base& base, HttpServerOptions options, MetricsRegistry& metrics,
+      const Clock& clock = Clock::real(), const TlsContext* tls = nullptr,
+      std::shared_ptr<ConnectionLimits> limits = nullptr);
   ~HttpServer();
 
   // Routes: exact path, or every path starting with `prefix`. `methods` lists the
@@ -105,17 +114,27 @@ class HttpServer {
     bool http2 = false;  // HTTP/2 beside HTTP/1.1 (ALPN h2 on TLS, prior knowledge on plain)
     EvconnlistenerPtr acceptor;  // opens an Http1Connection for each accepted socket
     EventPtr resume_accepting;   // a shared listener's: accepts again once this turn is done
+    EventPtr retry_accepting;    // after accept failed (out of descriptors or memory)
+    int64_t backoff_ms = 0;      // the current pause after a failed accept; 0 after a success
   };
   // The checks and routing every request gets, whatever its protocol.
   void dispatch(std::shared_ptr<RequestState> state, size_t header_bytes, size_t body_bytes);
-  void http2_opened(Http2Connection& connection) { http2_connections_.insert(&connection); }
+  // An Http1Connection becoming HTTP/2 hands its connection's place here first; the
+  // Http2Connection that opens next holds it until it closes.
+  void hand_over_slot(ConnectionSlot slot) { handed_slot_ = std::move(slot); }
+  void http2_opened(Http2Connection& connection) {
+    http2_connections_.insert_or_assign(&connection, std::move(handed_slot_));
+  }
   void http2_closed(Http2Connection& connection) { http2_connections_.erase(&connection); }
   void count_rapid_reset() { rapid_resets_.inc(); }
   void count_header_list_refusal() { header_list_refusals_.inc(); }
   void count_stalled_close() { stalled_closes_.inc(); }
   event_base* event_loop() const { return &base_; }
   void http1_opened(Http1Connection& connection) { http1_connections_.insert(&connection); }
-  void http1_closed(Http1Connection& connection) { http1_connections_.erase(&connection); }
+  void http1_closed(Http1Connection& connection) {
+    http1_connections_.erase(&connection);
+    ++closed_since_trim_;
+  }
   void http1_request_began();
   void http1_request_ended();
   // A request whose head could not be read as one (too large, malformed, a version not
@@ -141,9 +160,20 @@ class HttpServer {
   void check_drained();
 
   Status listen_on(Listener& listener, uint16_t port, int given_fd, uint16_t& bound_port);
+  void accepted(Listener& listener, evutil_socket_t fd, const sockaddr* peer);
+  // Over a connection limit: plain HTTP/1 is told why (503 or 429, JSON, Retry-After) in one
+  // write, TLS is closed unanswered; no handshake, no connection object.
+  void refuse_connection(const Listener& listener, evutil_socket_t fd,
+                         ConnectionLimits::Verdict verdict);
+  // accept failed (EMFILE, ENFILE, ENOBUFS, ENOMEM ...): the listener pauses for backoff_ms,
+  // doubling from 10 ms to 1 s while it keeps failing.
+  void accept_failed(Listener& listener);
   void pause_accepting(Listener& listener);
   evconnlistener* accepting(const Listener& listener) const;
   void update_open_count();
+  // Every few seconds: after many connections have closed, the loop's free memory goes back
+  // to the system (core/allocator.h).
+  void trim_memory();
 
   event_base& base_;
   HttpServerOptions options_;
@@ -157,9 +187,13 @@ class HttpServer {
   size_t longest_exact_route_ = 0;
   std::vector<size_t> prefix_routes_;  // in routes_, longest prefix first
   std::function<bool(HttpExchange&)> pre_route_;
-  std::unordered_set<Http2Connection*> http2_connections_;
+  std::shared_ptr<ConnectionLimits> limits_;
+  ConnectionSlot handed_slot_;  // see hand_over_slot
+  std::unordered_map<Http2Connection*, ConnectionSlot> http2_connections_;
   std::unordered_set<Http1Connection*> http1_connections_;
   size_t http1_requests_ = 0;  // Http1Connections' requests in progress
+  EventPtr trim_timer_;
+  size_t closed_since_trim_ = 0;  // connections closed since the last trim
   const Clock& clock_;
   std::atomic<size_t> active_{0};  // requests whose reply is not finished
   std::atomic<size_t> open_{0};    // HTTP/1 requests in progress with their connection

@@ -62,6 +62,19 @@ void read_server_section(ConfigReader& server, HttpServerOptions& options) {
   options.io_timeout_s = static_cast<int>(server.integer("io_timeout_s", 30, 1, 3600));
   options.drain_timeout_s = static_cast<int>(server.integer("drain_timeout_s", 10, 0, 3600));
   options.access_log = server.boolean("access_log", true);
+  options.max_connections =
+      static_cast<size_t>(server.integer("max_connections", 0, 0, 100'000'000));
+  options.max_connections_per_address =
+      static_cast<size_t>(server.integer("max_connections_per_address", 512, 0, 100'000'000));
+  options.connection_limit_exempt.clear();
+  for (const auto& text : server.string_list("connection_limit_exempt", {})) {
+    if (auto network = Cidr::parse(text)) {
+      options.connection_limit_exempt.push_back(*network);
+    } else {
+      server.fail("connection_limit_exempt",
+                  "'" + text + "' is not a network (e.g. 10.0.0.0/8 or 2001:db8::/32)");
+    }
+  }
   // Gone with evhttp's server path: a file naming it was written for a choice that no longer
   // exists, so it is refused with the reason (as an unknown key would be, but saying why)
   // rather than run otherwise than it says.

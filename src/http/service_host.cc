@@ -62,6 +62,14 @@ Status ServiceHost::create_servers(const std::function<void(size_t, HttpServer&)
     if (!ctx) return ctx.error();
     tls_ = std::make_unique<TlsContext>(std::move(ctx).value());
   }
+  // One count for every loop's listeners: they share the process's descriptors.
+  auto limits = std::make_shared<ConnectionLimits>(
+      ConnectionLimitOptions{options.max_connections, options.max_connections_per_address,
+                             options.connection_limit_exempt},
+      metrics_);
+  LOG_INFO(name_, "connection limits: ", limits->max_connections(), " in all, ",
+           limits->max_connections_per_address(), " per address (0 = none), ",
+           options.connection_limit_exempt.size(), " exempt network(s)");
   for (size_t i = 0; i < loops_.size(); ++i) {
     // Loop 0 binds the ports (maybe ephemeral); the others accept on duplicates of its sockets.
     if (i > 0) {
@@ -79,8 +87,8 @@ Status ServiceHost::create_servers(const std::function<void(size_t, HttpServer&)
                      std::string("cannot share the listening socket: ") + strerror(failure)};
       }
     }
-    auto server =
-        HttpServer::create(loops_[i]->base(), options, metrics_, *context_.clock, tls_.get());
+    auto server = HttpServer::create(loops_[i]->base(), options, metrics_, *context_.clock,
+                                     tls_.get(), limits);
     if (!server) return server.error();
     attach(i, **server);
     servers_.push_back(std::move(server).value());

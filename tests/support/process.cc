@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <sys/eventfd.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -230,6 +231,8 @@ bool ChildProcess::start(const ChildOptions& options, std::string* error) {
 
   const pid_t parent = ::getpid();
   const char* workdir = options.working_dir.empty() ? nullptr : options.working_dir.c_str();
+  const rlimit files{static_cast<rlim_t>(options.max_open_files),
+                     static_cast<rlim_t>(options.max_open_files)};
   const pid_t pid = ::fork();
   if (pid < 0) return fail(errno_text("fork", errno));
   if (pid == 0) {
@@ -242,7 +245,8 @@ bool ChildProcess::start(const ChildOptions& options, std::string* error) {
     int err = 0;
     if (::dup2(null_fd.get(), STDIN_FILENO) < 0 || ::dup2(out_w.get(), STDOUT_FILENO) < 0 ||
         (stderr_fd.get() >= 0 && ::dup2(stderr_fd.get(), STDERR_FILENO) < 0) ||
-        (workdir != nullptr && ::chdir(workdir) != 0)) {
+        (workdir != nullptr && ::chdir(workdir) != 0) ||
+        (options.max_open_files > 0 && ::setrlimit(RLIMIT_NOFILE, &files) != 0)) {
       err = errno;
     } else {
       ::execve(program.c_str(), argv.data(), envp.data());

@@ -67,6 +67,7 @@ struct ChildOptions {
   std::string working_dir;                               // empty: inherit
   StderrMode stderr_mode = StderrMode::capture;
   std::string stderr_path;  // capture only; empty: a file in a temp dir owned by the child
+  int max_open_files = 0;   // > 0: the child's RLIMIT_NOFILE (soft and hard), set before exec
 };
 
 // A child process with stdout read through a pipe by a background thread (so a chatty

@@ -1,5 +1,6 @@
 #include "support/sockets.h"
 
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -43,8 +44,21 @@ bool loopback_accepts(int port) {
 }
 
 int connect_loopback(int port, std::chrono::milliseconds receive_timeout) {
+  return connect_loopback_from(nullptr, port, receive_timeout);
+}
+
+int connect_loopback_from(const char* source, int port, std::chrono::milliseconds receive_timeout) {
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return -1;
+  if (source != nullptr) {
+    sockaddr_in from{};
+    from.sin_family = AF_INET;
+    if (inet_pton(AF_INET, source, &from.sin_addr) != 1 ||
+        bind(fd, reinterpret_cast<sockaddr*>(&from), sizeof from) != 0) {
+      close(fd);
+      return -1;
+    }
+  }
   sockaddr_in addr = loopback_address(port);
   if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
     close(fd);

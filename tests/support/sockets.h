@@ -20,6 +20,10 @@ bool loopback_accepts(int port);
 // A blocking socket connected to 127.0.0.1:port whose reads give up after
 // `receive_timeout`; -1 when the connection fails. The caller closes it.
 int connect_loopback(int port, std::chrono::milliseconds receive_timeout = std::chrono::seconds(5));
+// The same from another loopback address (`source`, e.g. "127.0.0.2": all of 127/8 is local
+// on Linux), to be another client to a server that counts connections per address.
+int connect_loopback_from(const char* source, int port,
+                          std::chrono::milliseconds receive_timeout = std::chrono::seconds(5));
 
 // Bytes a server sent on `fd` until it closed the connection, or until
 // `enough(bytes)` says the caller has what it waited for, or the socket's receive

@@ -1,0 +1,95 @@
+// ConnectionLimits: the total and the per-address count, exempt networks, slots given back
+// when destroyed or moved over, and exact counts with several threads admitting at once.
+#include "http/connection_limits.h"
+
+#include <arpa/inet.h>
+#include <doctest/doctest.h>
+
+#include <thread>
+#include <vector>
+
+namespace common {
+namespace {
+
+sockaddr_in v4(const char* text) {
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  REQUIRE(inet_pton(AF_INET, text, &a.sin_addr) == 1);
+  return a;
+}
+
+ConnectionLimits::Verdict admit(ConnectionLimits& limits, const char* ip, ConnectionSlot& slot) {
+  const sockaddr_in a = v4(ip);
+  return limits.admit(reinterpret_cast<const sockaddr*>(&a), slot);
+}
+
+using Verdict = ConnectionLimits::Verdict;
+
+TEST_CASE("per address: the limit refuses one address, not another, and frees on release") {
+  MetricsRegistry metrics;
+  ConnectionLimits limits({100, 2, {}}, metrics);
+  ConnectionSlot a, b, c, other;
+  CHECK(admit(limits, "10.0.0.1", a) == Verdict::admitted);
+  CHECK(admit(limits, "10.0.0.1", b) == Verdict::admitted);
+  CHECK(admit(limits, "10.0.0.1", c) == Verdict::over_address);
+  CHECK(admit(limits, "10.0.0.2", other) == Verdict::admitted);
+  CHECK(limits.open() == 3);
+  a.release();
+  CHECK(limits.open() == 2);
+  CHECK(admit(limits, "10.0.0.1", c) == Verdict::admitted);
+  CHECK(metrics.render().find("http_connections_refused_total{reason=\"per_address\"} 1") !=
+        std::string::npos);
+  CHECK(metrics.render().find("http_connections_open 3") != std::string::npos);
+}
+
+TEST_CASE("total: past it every address is refused; exempt networks skip the per-address count") {
+  MetricsRegistry metrics;
+  ConnectionLimits limits({3, 1, {*Cidr::parse("192.168.0.0/16")}}, metrics);
+  std::vector<ConnectionSlot> slots(4);
+  CHECK(admit(limits, "192.168.1.1", slots[0]) == Verdict::admitted);
+  CHECK(admit(limits, "192.168.1.1", slots[1]) == Verdict::admitted);  // exempt
+  CHECK(admit(limits, "10.0.0.1", slots[2]) == Verdict::admitted);
+  CHECK(admit(limits, "10.0.0.2", slots[3]) == Verdict::over_total);
+  CHECK(limits.open() == 3);
+  {
+    ConnectionSlot moved = std::move(slots[2]);  // a connection handed over keeps its place
+    CHECK(limits.open() == 3);
+  }
+  CHECK(limits.open() == 2);
+  CHECK(admit(limits, "10.0.0.1", slots[2]) == Verdict::admitted);
+}
+
+TEST_CASE("the default total is most of the open-file limit, less a reserve") {
+  CHECK(default_max_connections(1024) == 918 - 114);
+  CHECK(default_max_connections(64) == 54 - 16);
+  CHECK(default_max_connections(524288) == 471852 - 4096);
+  MetricsRegistry metrics;
+  ConnectionLimits limits({}, metrics);
+  CHECK(limits.max_connections() == default_max_connections());
+}
+
+TEST_CASE("several threads admitting and releasing at once keep exact counts") {
+  MetricsRegistry metrics;
+  ConnectionLimits limits({1000, 50, {}}, metrics);
+  std::vector<std::thread> threads;
+  for (size_t t = 0; t < 4; ++t) {
+    threads.emplace_back([&] {
+      for (int round = 0; round < 200; ++round) {
+        std::vector<ConnectionSlot> held(40);
+        for (ConnectionSlot& slot : held) (void)admit(limits, "10.0.0.7", slot);
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  CHECK(limits.open() == 0);
+  // Everything given back: the address has its 50 places again, and no more.
+  ConnectionSlot a;
+  CHECK(admit(limits, "10.0.0.7", a) == Verdict::admitted);
+  std::vector<ConnectionSlot> rest(49);
+  for (ConnectionSlot& slot : rest) CHECK(admit(limits, "10.0.0.7", slot) == Verdict::admitted);
+  ConnectionSlot over;
+  CHECK(admit(limits, "10.0.0.7", over) == Verdict::over_address);
+}
+
+}  // namespace
+}  // namespace common
