@@ -177,6 +177,34 @@ TEST_CASE("a TLS connection past the limit is closed at accept, without a handsh
   CHECK(n.node.metric("http_connections_refused_total{reason=\"per_address\"}") >= 2);
 }
 
+TEST_CASE("half a ClientHello is held without a session, and closed after io_timeout_s") {
+  TempDir dir;
+  TestTlsFiles certs(dir.path(), "limits-test");
+  auto overrides = certs.overrides();
+  overrides.push_back("server.io_timeout_s=1");
+  NodeOnOrigin n(overrides);
+  // A handshake record that says 512 bytes follow, and 100 of them: the server waits for the
+  // rest (the kernel holds the bytes), and the handshake's time bound still closes it.
+  std::string partial = {'\x16', '\x03', '\x01', '\x02', '\x00'};
+  partial.append(100, '\x01');
+  const int fd = connect_loopback(n.node.tls_port(), 5s);
+  REQUIRE(fd >= 0);
+  const auto sent_at = Clock::now();
+  REQUIRE(write(fd, partial.data(), partial.size()) == static_cast<ssize_t>(partial.size()));
+  const RawRead read = read_until_closed(fd);
+  const double waited = std::chrono::duration<double>(Clock::now() - sent_at).count();
+  close(fd);
+  CHECK(read.closed);
+  CHECK(read.bytes.empty());
+  CHECK(waited > 0.5);
+  CHECK(waited < 4);
+  // The server is well: a real handshake and request go through.
+  HttpRequest request;
+  request.url = n.node.tls_url("/health");
+  request.ca_file = certs.cert;
+  CHECK(http_request(request).status == 200);
+}
+
 TEST_CASE("at the open-file limit: no spinning, a bounded log, and service once fds are free") {
   TempDir dir;
   ChildOptions options;
