@@ -43,6 +43,14 @@ struct SourceCache::Entry {
   TimePoint validated_at{};         // send time of the fetch that produced/revalidated `version`
   std::string etag, last_modified;  // validators of `version`
   TimePoint fetch_started{};  // send time of the latest fetch (its Transfer lives in in_flight_)
+  // Background refreshes sent while the fetch viewers join (in_flight_) still ran, oldest first
+  // (refresh ahead); the oldest takes that fetch's place when it ends. Never with a follow.
+  std::vector<Transfer> ahead;
+  uint64_t fetches_sent = 0;  // numbers the entry's fetches in send order (Transfer::seq)
+  // The newest fetch whose answer the entry holds (a version, a 304 for it, or a 404): an
+  // answer of an older fetch landing later is never published over it.
+  uint64_t answered_seq = 0;
+  Millis round_trip{0};  // origin's round trip for this copy, measured (next_round_trip)
   // Last failure (answers requests for error_hold without a new fetch).
   std::optional<TimePoint> failed_at;
   int failure_status = 0;
@@ -130,6 +138,10 @@ SourceCache::SourceCache(event_base& base, common::HttpClient& client,
           "or a name changed)")),
       live_ends_held_(metrics.counter("balancer_live_ends_held_total",
                                       "End tags of live sources held back as a state to confirm")),
+      refresh_waits_(metrics.counter(
+          "balancer_playlist_refresh_waits_total",
+          "Viewer requests that waited for an origin fetch of a live copy the balancer had, "
+          "grown older than live_max_lag")),
       metrics_(metrics) {
   sweep_timer_.start(std::chrono::seconds(1));
 }
@@ -137,6 +149,9 @@ SourceCache::SourceCache(event_base& base, common::HttpClient& client,
 SourceCache::~SourceCache() {
   in_flight_.for_each(
       [this](const std::string&, Transfer& transfer) { client_.cancel(transfer.id); });
+  for (auto& [key, entry] : entries_) {
+    for (const Transfer& transfer : entry->ahead) client_.cancel(transfer.id);
+  }
 }
 
 size_t SourceCache::refreshing() const {
@@ -465,6 +480,9 @@ void SourceCache::answer_or_fetch(Entry& entry, SourceCallback done, TimePoint n
   if (!running && entry.failed_at && since(*entry.failed_at, now) < timings_.error_hold) {
     return answer_failure(entry, done, now);
   }
+  // The background refresh did not keep this live copy current: the viewer waits for origin.
+  const bool refresh_wait = entry.version && !entry.blocking &&
+                            entry.version->kind == SourceKind::live && !current(entry, now);
   Waiter waiter{std::move(done), !running, false, delta};
   auto joined = in_flight_.join(entry.key, std::move(waiter));
   if (common::overflowed(joined.outcome)) {
@@ -472,6 +490,7 @@ void SourceCache::answer_or_fetch(Entry& entry, SourceCallback done, TimePoint n
     common::UpstreamErrorReply busy = common::overflow_error(kSourceWording);
     return waiter.done(error_result(busy.status, std::move(busy.error)));
   }
+  if (refresh_wait) refresh_waits_.inc();
   if (joined.outcome == common::JoinOutcome::joined) {
     coalesced_.inc();
     return;
@@ -486,6 +505,8 @@ bool SourceCache::current(const Entry& entry, TimePoint now) const {
 
 void SourceCache::start_fetch(Entry& entry, Transfer& transfer, bool background) {
   entry.fetch_started = clock_.now();
+  transfer.seq = ++entry.fetches_sent;
+  transfer.sent = entry.fetch_started;
   const bool follow = background && !entry.blocking && entry.follow_next && entry.version;
   (follow ? fetches_follow_ : background ? fetches_refresh_ : fetches_request_).inc();
   common::FetchRequest fetch;
@@ -509,11 +530,13 @@ void SourceCache::start_fetch(Entry& entry, Transfer& transfer, bool background)
     } else if (!entry.last_modified.empty() && entry.version->kind != SourceKind::live) {
       fetch.headers.push_back({"If-Modified-Since", entry.last_modified});
     }
+    if (!fetch.headers.empty()) transfer.sent_validator = fetch.headers.back().value;
   }
   std::string key = entry.key;
+  const uint64_t seq = transfer.seq;
   common::FetchCallbacks callbacks;
-  callbacks.on_head = [this, key](const common::FetchHead& head) {
-    Transfer* t = in_flight_.flight(key);
+  callbacks.on_head = [this, key, seq](const common::FetchHead& head) {
+    Transfer* t = transfer_of(key, seq);
     if (t == nullptr) return;
     t->status = head.status;
     if (head.status == 200) {
@@ -523,55 +546,116 @@ void SourceCache::start_fetch(Entry& entry, Transfer& transfer, bool background)
       if (length && *length > timings_.max_bytes) t->body.too_large = true;
     }
   };
-  callbacks.on_data = [this, key](std::string_view bytes) {
-    Transfer* t = in_flight_.flight(key);
+  callbacks.on_data = [this, key, seq](std::string_view bytes) {
+    Transfer* t = transfer_of(key, seq);
     if (t != nullptr && t->status == 200) t->body.append(bytes, timings_.max_bytes);
   };
-  callbacks.on_done = [this, key](const common::FetchResult& result) { on_done(key, result); };
+  callbacks.on_done = [this, key, seq](const common::FetchResult& result) {
+    on_done(key, seq, result);
+  };
   transfer.id = client_.fetch(std::move(fetch), std::move(callbacks));
 }
 
-void SourceCache::on_done(const std::string& key, const common::FetchResult& result) {
+SourceCache::Transfer* SourceCache::transfer_of(const std::string& key, uint64_t seq) {
+  if (Transfer* t = in_flight_.flight(key); t != nullptr && t->seq == seq) return t;
+  auto it = entries_.find(key);
+  if (it == entries_.end()) return nullptr;
+  for (Transfer& t : it->second->ahead) {
+    if (t.seq == seq) return &t;
+  }
+  return nullptr;
+}
+
+size_t SourceCache::fetches_in_flight(const Entry& entry) const {
+  return (in_flight_.running(entry.key) ? 1 : 0) + entry.ahead.size();
+}
+
+std::optional<bool> SourceCache::take_landed(Entry& entry, uint64_t seq, Transfer& transfer,
+                                             std::vector<Waiter>& waiters) {
+  const Transfer* joined = in_flight_.flight(entry.key);
+  if (joined != nullptr && joined->seq == seq) {
+    // The key is free again before any waiter is answered (an answer may ask again), or
+    // taken by the oldest refresh sent ahead, which viewers join from now on.
+    auto finished = in_flight_.finish(entry.key);
+    transfer = std::move(finished.flight);
+    waiters = std::move(finished.waiters);
+    if (!entry.ahead.empty()) {
+      auto promoted = in_flight_.find_or_start(entry.key);
+      if (promoted.flight != nullptr) {
+        *promoted.flight = std::move(entry.ahead.front());
+        entry.ahead.erase(entry.ahead.begin());
+      }
+    }
+    return true;
+  }
+  auto ahead = std::find_if(entry.ahead.begin(), entry.ahead.end(),
+                            [seq](const Transfer& t) { return t.seq == seq; });
+  if (ahead == entry.ahead.end()) return std::nullopt;
+  transfer = std::move(*ahead);
+  entry.ahead.erase(ahead);
+  return false;
+}
+
+void SourceCache::on_done(const std::string& key, uint64_t seq, const common::FetchResult& result) {
   auto it = entries_.find(key);
   if (it == entries_.end()) return;
   Entry& entry = *it->second;
-  // The key is free again before any waiter is answered (an answer may ask again).
-  auto finished = in_flight_.finish(key);
-  Transfer& transfer = finished.flight;
+  Transfer transfer;
+  std::vector<Waiter> waiters;
+  const std::optional<bool> landed = take_landed(entry, seq, transfer, waiters);
+  if (!landed) return;
   const TimePoint now = clock_.now();
-  const bool followed = entry.following;
+  const bool followed = entry.following;  // a follow is never sent beside another fetch
   entry.following = false;
   entry.slot->set_following(false);
   const std::optional<BlockingTarget> followed_from = entry.follow_next;
   entry.follow_now = false;
   // A follow was held at origin until its part came: its answer is origin's as of now.
-  const TimePoint vouched = followed ? now : entry.fetch_started;
-  if (!followed)
-    fetch_seconds_.observe(std::chrono::duration<double>(now - entry.fetch_started).count());
+  const TimePoint vouched = followed ? now : transfer.sent;
   const std::string& body = transfer.body.bytes;
 
   auto failure = common::classify_fetch(result, transfer.status, transfer.body.too_large,
                                         /*not_modified_ok=*/entry.version != nullptr);
+  if (!followed) {
+    fetch_seconds_.observe(std::chrono::duration<double>(now - transfer.sent).count());
+    if (!failure) entry.round_trip = next_round_trip(entry.round_trip, since(transfer.sent, now));
+  }
+  // Overlapping refreshes may land out of order: an answer older than the one the entry holds,
+  // or a 304 for validators it no longer holds, is old news, never published over the copy.
+  const std::string& validator = entry.etag.empty() ? entry.last_modified : entry.etag;
+  if (transfer.seq < entry.answered_seq ||
+      (!failure && result.status == 304 && transfer.sent_validator != validator)) {
+    answer_old_news(entry, std::move(waiters), failure, result, now);
+    schedule_refresh(entry, now);
+    return;
+  }
   // Cleared unless this follow brings the part it asked for (below).
   if (followed) entry.follow_delivers = false;
   if (followed && failure == common::UpstreamFailure::timeout && entry.version) {
-    answer_stalled_follow(entry, finished.waiters, now);
+    entry.answered_seq = transfer.seq;
+    answer_stalled_follow(entry, waiters, now);
   } else if (failure) {
-    answer_fetch_failure(entry, std::move(finished.waiters), *failure, result);
+    if (*failure == common::UpstreamFailure::not_found) entry.answered_seq = transfer.seq;
+    answer_fetch_failure(entry, std::move(waiters), *failure, result);
   } else {
+    entry.answered_seq = transfer.seq;
+    // A refresh sent ahead brought news first: viewers waiting on an older fetch take it.
+    if (!*landed) {
+      for (Waiter& w : in_flight_.take_waiters(key)) waiters.push_back(std::move(w));
+    }
     // Unchanged copies keep their parsed version and its memos, unless the
     // channel's live policy changed or a held end tag is due.
     const bool same_answer =
         entry.applied_live == entry.live && !entry.runs.end_due(entry.live, now);
     if (result.status == 304 && same_answer) {
       not_modified_.inc();
-      publish(entry, entry.version, vouched, std::move(finished.waiters));
+      publish(entry, entry.version, vouched, std::move(waiters));
     } else if (result.status != 304 && entry.version && entry.origin_bytes() == body &&
                same_answer) {
       not_modified_.inc();  // an origin without validators
       entry.etag = std::move(transfer.etag);
       entry.last_modified = std::move(transfer.last_modified);
-      publish(entry, entry.version, vouched, std::move(finished.waiters));
+      publish(entry, entry.version, vouched, std::move(waiters));
     } else {
       if (result.status != 304) {
         entry.etag = std::move(transfer.etag);
@@ -582,15 +666,31 @@ void SourceCache::on_done(const std::string& key, const common::FetchResult& res
       auto version = build_version(
           entry, result.status == 304 ? entry.origin_bytes() : std::string_view(body), now);
       if (!version) {
-        fail(entry, std::move(finished.waiters), 502, version.error());
+        fail(entry, std::move(waiters), 502, version.error());
       } else {
         entry.follow_now = !followed || entry.follow_next != followed_from;
         entry.follow_delivers = followed && entry.follow_next != followed_from;
-        publish(entry, std::move(version).value(), vouched, std::move(finished.waiters));
+        publish(entry, std::move(version).value(), vouched, std::move(waiters));
       }
     }
   }
   schedule_refresh(entry, now);
+}
+
+void SourceCache::answer_old_news(Entry& entry, std::vector<Waiter> waiters,
+                                  std::optional<common::UpstreamFailure> failure,
+                                  const common::FetchResult& result, TimePoint now) {
+  if (failure) {
+    const common::UpstreamErrorReply reply =
+        common::upstream_error(*failure, kSourceWording, result.status);
+    metrics_
+        .counter("balancer_origin_fetch_failures_total", "Failed origin fetches by error code",
+                 "resource=\"playlist\",code=\"" + reply.error.code + "\"")
+        .inc();
+  }
+  // Its viewers get what the newer answer left: the copy, or the failure held.
+  if (entry.version) return answer(entry, std::move(waiters));
+  for (Waiter& w : waiters) answer_failure(entry, w.done, now);
 }
 
 // No part within the wait: origin has nothing newer (a stalled encoder). The copy is
@@ -993,23 +1093,30 @@ void SourceCache::answer_failure(Entry& entry, const SourceCallback& done, TimeP
 }
 
 void SourceCache::schedule_refresh(Entry& entry, TimePoint now) {
-  if (!refreshing_enabled_ || entry.blocking || entry.refresh_pending ||
-      in_flight_.running(entry.key)) {
-    return;
-  }
+  if (!refreshing_enabled_ || entry.blocking || entry.refresh_pending) return;
   if (!entry.version || entry.version->kind != SourceKind::live) return;
   if (since(entry.last_used(), now) > timings_.live_idle) return;
+  if (fetches_in_flight(entry) >= refreshes_allowed(entry)) return;  // on_done schedules it
   if (!entry.refresh_timer) {
     entry.refresh_timer.emplace(base_, common::LoopTimer::Repeat::once,
                                 [this, key = entry.key] { on_refresh_timer(key); });
   }
-  // One refresh period after the last fetch was sent (a follow that brought news: at once);
+  // After the last fetch was sent: one refresh period for a follow (one that brought news: at
+  // once), a plain refresh in time for its answer to land within live_max_lag (refresh ahead);
   // after a failure, not before error_hold.
-  Millis delay = timings_.live_refresh - since(entry.fetch_started, now);
+  Millis delay =
+      (entry.follow_next ? timings_.live_refresh : refresh_interval(entry.round_trip, timings_)) -
+      since(entry.fetch_started, now);
   if (entry.follow_next && entry.follow_now) delay = Millis(0);
   if (entry.failed_at) delay = std::max(delay, timings_.error_hold);
   entry.refresh_timer->start(delay);
   entry.refresh_pending = true;
+}
+
+size_t SourceCache::refreshes_allowed(const Entry& entry) {
+  // A follow is held at origin until its part comes, and retries after a failure go at
+  // error_hold's pace: one at a time. A plain refresh may overlap those sent before it.
+  return entry.follow_next || entry.failed_at ? 1 : kMaxRefreshesInFlight;
 }
 
 void SourceCache::on_refresh_timer(const std::string& key) {
@@ -1018,13 +1125,21 @@ void SourceCache::on_refresh_timer(const std::string& key) {
   Entry& entry = *it->second;
   entry.refresh_pending = false;
   const TimePoint now = clock_.now();
-  if (!refreshing_enabled_ || in_flight_.running(key)) return;
+  if (!refreshing_enabled_) return;
   if (since(entry.last_used(), now) > timings_.live_idle) {
     LOG_DEBUG(kLog, "no viewer asked for ", entry.url, " lately: background refresh stops");
     return;
   }
-  auto started = in_flight_.find_or_start(key);
-  if (started.outcome == common::JoinOutcome::started) start_fetch(entry, *started.flight, true);
+  const size_t running = fetches_in_flight(entry);
+  if (running >= refreshes_allowed(entry)) return;
+  if (running == 0) {
+    auto started = in_flight_.find_or_start(key);
+    if (started.outcome == common::JoinOutcome::started) start_fetch(entry, *started.flight, true);
+  } else {
+    entry.ahead.emplace_back();
+    start_fetch(entry, entry.ahead.back(), true);
+  }
+  schedule_refresh(entry, now);  // the next one, if it may overlap this one
 }
 
 void SourceCache::stop_refreshing() {
@@ -1044,7 +1159,7 @@ void SourceCache::sweep() {
     if (e.version && e.version->kind == SourceKind::vod && !e.blocking) {
       idle_limit = std::max(idle_limit, timings_.vod_ttl);
     }
-    if (!in_flight_.running(e.key) && e.parked.empty() && since(e.last_used(), now) > idle_limit) {
+    if (fetches_in_flight(e) == 0 && e.parked.empty() && since(e.last_used(), now) > idle_limit) {
       if (!e.base_key.empty()) {
         auto count = directive_entries_.find(e.base_key);
         if (count != directive_entries_.end() && --count->second == 0)

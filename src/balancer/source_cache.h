@@ -2,14 +2,15 @@
 // requests for one source share one fetch; copies are kept by kind (master, live
 // media, VOD) per source_policy.h; live playlists that viewers are watching are
 // refreshed in the background so a request rarely waits and a copy is never
-// served more than live_max_lag behind origin. A low-latency playlist of an origin that
-// can block is followed instead: its refresh is a blocking reload for the next part, so
-// the copy is as new as origin's while that reload is held, and viewers' blocking reloads
-// for that part wait on it. Delta updates (_HLS_skip=YES) are built from the copy once per
-// version (origin is never asked for one it offers). Other LL-HLS blocking reloads are keyed
-// (and coalesced) per (playlist, _HLS_msn, _HLS_part), and per _HLS_skip only where the
-// balancer cannot build the delta itself.
-// Each version is parsed once into an hls::Template plus a RewritePlan.
+// served more than live_max_lag behind origin: ahead of that bound by the copy's measured
+// origin round trip, with up to kMaxRefreshesInFlight refreshes overlapping (source_policy.h). A
+// low-latency playlist of an origin that can block is followed instead: its refresh is a blocking
+// reload for the next part, so the copy is as new as origin's while that reload is held, and
+// viewers' blocking reloads for that part wait on it. Delta updates (_HLS_skip=YES) are built from
+// the copy once per version (origin is never asked for one it offers). Other LL-HLS blocking
+// reloads are keyed (and coalesced) per (playlist, _HLS_msn, _HLS_part), and per _HLS_skip only
+// where the balancer cannot build the delta itself. Each version is parsed once into an
+// hls::Template plus a RewritePlan.
 //
 // Fetches go through common::HttpClient (never blocking). One per process, on
 // the home loop; other loops reach it through SourceFront. Loop thread only.
@@ -208,6 +209,9 @@ class SourceCache {
   // One origin fetch in progress and the requests waiting for it.
   struct Transfer {
     common::FetchId id = 0;
+    uint64_t seq = 0;            // the entry's fetches numbered in send order (Entry::fetches_sent)
+    TimePoint sent{};            // what its answer is vouched as of
+    std::string sent_validator;  // the If-None-Match / If-Modified-Since value sent, if any
     int status = 0;
     common::CappedBody body;
     std::string etag, last_modified;  // validators of the body being fetched
@@ -259,11 +263,25 @@ class SourceCache {
   // May the entry's version be served as it is now: fresh by age, or followed?
   bool current(const Entry& entry, TimePoint now) const;
   void start_fetch(Entry& entry, Transfer& transfer, bool background);
-  void on_done(const std::string& key, const common::FetchResult& result);
+  // The entry's fetch numbered `seq`: the one viewers join (in_flight_) or one sent ahead.
+  Transfer* transfer_of(const std::string& key, uint64_t seq);
+  // Origin fetches of the entry running now (the one viewers join and those sent ahead).
+  size_t fetches_in_flight(const Entry& entry) const;
+  void on_done(const std::string& key, uint64_t seq, const common::FetchResult& result);
+  // on_done()'s first step: the fetch numbered `seq`, with its waiters, off the entry. True
+  // when it was the one viewers join (the oldest sent ahead then takes its place), nullopt
+  // when the entry has no such fetch.
+  std::optional<bool> take_landed(Entry& entry, uint64_t seq, Transfer& transfer,
+                                  std::vector<Waiter>& waiters);
   // The steps of on_done() for a follow that timed out and for a failed fetch.
   void answer_stalled_follow(Entry& entry, std::vector<Waiter>& waiters, TimePoint now);
   void answer_fetch_failure(Entry& entry, std::vector<Waiter> waiters,
                             common::UpstreamFailure failure, const common::FetchResult& result);
+  // The step of on_done() for an answer older than the entry's (refreshes that overlapped):
+  // counted if it failed, its waiters answered from what the entry holds.
+  void answer_old_news(Entry& entry, std::vector<Waiter> waiters,
+                       std::optional<common::UpstreamFailure> failure,
+                       const common::FetchResult& result, TimePoint now);
   // Parses origin's `body` into the version to serve (continued across restarts for live channels).
   common::Result<std::shared_ptr<const SourceVersion>> build_version(Entry& entry,
                                                                      std::string_view body,
@@ -290,6 +308,8 @@ class SourceCache {
   void fail(Entry& entry, std::vector<Waiter> waiters, int status, common::Error error);
   void answer_failure(Entry& entry, const SourceCallback& done, TimePoint now);
   void schedule_refresh(Entry& entry, TimePoint now);
+  // Fetches of the entry that may run at once when the refresh timer fires.
+  static size_t refreshes_allowed(const Entry& entry);
   // playlists.max_segments: a longer live or EVENT playlist becomes a window of its newest
   // segments (hls/window.h; the playlist it replaced goes to `replaced`, if given); a longer
   // VOD playlist or delta update is refused (the error).
@@ -335,6 +355,7 @@ class SourceCache {
   common::Histogram& fetch_seconds_;
   common::Counter& live_restarts_;
   common::Counter& live_ends_held_;
+  common::Counter& refresh_waits_;
   common::MetricsRegistry& metrics_;
 };
 

@@ -38,6 +38,21 @@ bool may_serve_stale(SourceKind kind, Millis age_of_last_good, Millis target_dur
   return age_of_last_good <= std::max(target_duration, timings.media_stale);
 }
 
+Millis next_round_trip(Millis estimate, Millis sample) {
+  if (sample >= estimate) return sample;
+  return estimate - (estimate - sample) / 4;
+}
+
+Millis refresh_interval(Millis round_trip, const PlaylistTimings& timings) {
+  // With no lag allowed every request fetches anyway: refreshing faster gains nothing.
+  if (timings.live_max_lag.count() <= 0) return timings.live_refresh;
+  const Millis budget = timings.live_max_lag - round_trip - kRefreshMargin;
+  // Rounded up: no more than kMaxRefreshesInFlight answers are ever due at once.
+  const auto n = static_cast<Millis::rep>(kMaxRefreshesInFlight);
+  const Millis spread{(round_trip.count() + n - 1) / n};
+  return std::min(timings.live_refresh, std::max({budget, spread, Millis(10)}));
+}
+
 Millis target_duration_of(const hls::Playlist& playlist) {
   if (!playlist.media.target_duration) return Millis(6000);
   uint64_t seconds = std::clamp<uint64_t>(*playlist.media.target_duration, 1, 3600);

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 
@@ -65,6 +66,26 @@ bool is_fresh(SourceKind kind, Millis age, const PlaylistTimings& timings);
 // such as ffmpeg give up after a few reloads.
 bool may_serve_stale(SourceKind kind, Millis age_of_last_good, Millis target_duration,
                      const PlaylistTimings& timings);
+
+// Refresh ahead (docs/balancer.md "Freshness strategy"). A copy is vouched for as of its
+// fetch's send time, so an answer lands already one origin round trip old: a live copy stays
+// within live_max_lag only if the next answer lands before the copy in hand crosses it.
+// Background refreshes of one copy may therefore overlap, up to this many at once.
+inline constexpr size_t kMaxRefreshesInFlight = 3;
+// Room left for a refresh's timer firing late and its answer waiting on a busy loop.
+inline constexpr Millis kRefreshMargin{50};
+
+// The copy's origin round trip after one more answer took `sample`: up at once to a longer
+// one (a slower origin is believed at the first sign), a quarter of the way down to a shorter
+// one (a calm spell between spikes is not).
+Millis next_round_trip(Millis estimate, Millis sample);
+
+// How long after the latest fetch of a live copy was sent the next background refresh is sent:
+// live_refresh, or less when an answer `round_trip` long would otherwise land after the copy
+// in hand is live_max_lag old (send + round_trip + kRefreshMargin <= latest send +
+// live_max_lag), but never less than round_trip / kMaxRefreshesInFlight (refreshes spread
+// evenly over a round trip when the origin is too slow to keep within the margin).
+Millis refresh_interval(Millis round_trip, const PlaylistTimings& timings);
 
 // The target duration of a media playlist (1 s floor; 6 s when absent).
 Millis target_duration_of(const hls::Playlist& playlist);

@@ -101,6 +101,14 @@ class CoalescedFetches {
     for (Waiter& waiter : finished.waiters) answer(waiter);
   }
 
+  // The waiters of `key`'s running fetch, handed over before it finishes (an answer that
+  // came another way serves them); the fetch runs on with none. Empty if none runs.
+  std::vector<Waiter> take_waiters(const std::string& key) {
+    auto it = flights_.find(key);
+    if (it == flights_.end()) return {};
+    return std::exchange(it->second.waiters, {});
+  }
+
   Flight* flight(const std::string& key) {
     auto it = flights_.find(key);
     return it == flights_.end() ? nullptr : &it->second.flight;

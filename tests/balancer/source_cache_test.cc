@@ -434,3 +434,143 @@ TEST_CASE(
 }
 
 }  // namespace balancer::source_cache_test
+
+namespace balancer::source_cache_test {
+
+// Background refreshes run on the loop's timers (real time), so these tests give the cache the
+// real clock; the origin is test_origin holding each answer back (delay_ms).
+struct RealTimeFixture : test::OriginClient {
+  std::unique_ptr<SourceCache> cache;
+  explicit RealTimeFixture(PlaylistTimings timings) {
+    cache = std::make_unique<SourceCache>(*base, *client, metrics, timings, common::Clock::real());
+  }
+  SourceRequest request(const std::string& target) const {
+    return SourceRequest{"demo", origin.base_url(), target, {}, {}, false};
+  }
+  double metric(const std::string& series) const {
+    return test::metric_value(metrics.render(), series).value_or(-1);
+  }
+  // Runs the loop until `condition` holds (false after `timeout`).
+  bool run_until(const std::function<bool()>& condition, std::chrono::milliseconds timeout) {
+    return test::wait_until(
+        [&] {
+          event_base_loop(base.get(), EVLOOP_NONBLOCK);
+          return condition();
+        },
+        timeout, 1ms);
+  }
+};
+
+PlaylistTimings live_timings() {
+  PlaylistTimings timings;
+  timings.live_max_lag = 500ms;
+  timings.live_refresh = 250ms;
+  timings.live_idle = 10s;
+  return timings;
+}
+
+// What viewers asking every 10 ms for `span` got: answers given at once from memory (and the
+// oldest copy among them), and answers that waited for an origin fetch.
+struct Watched {
+  int at_once = 0;
+  int waited = 0;
+  Millis oldest{0};
+};
+
+Watched watch(RealTimeFixture& f, const SourceRequest& request, std::chrono::milliseconds span) {
+  Watched watched;
+  int pending = 0;
+  common::LoopTimer asking(*f.base, common::LoopTimer::Repeat::every, [&] {
+    auto inside_get = std::make_shared<bool>(true);
+    ++pending;
+    f.cache->get(request, [&, inside_get](const SourceResult& r) {
+      --pending;
+      if (!*inside_get || r.version == nullptr) {
+        ++watched.waited;
+        return;
+      }
+      ++watched.at_once;
+      watched.oldest = std::max(watched.oldest,
+                                std::chrono::duration_cast<Millis>(Clock::now() - r.validated_at));
+    });
+    *inside_get = false;
+  });
+  asking.start(10ms);
+  const auto end = Clock::now() + span;
+  REQUIRE(f.run_until([&] { return Clock::now() >= end; }, span + 1s));
+  asking.cancel();
+  // Answers still owed come after one origin fetch at most.
+  REQUIRE(f.run_until([&] { return pending == 0; }, 5s));
+  return watched;
+}
+
+TEST_CASE(
+    "source cache: with a 350 ms origin round trip, refreshes are sent ahead and overlap: no "
+    "viewer waits and no copy served is older than live_max_lag") {
+  RealTimeFixture f(live_timings());
+  test::write_file(f.dir.file("live.m3u8"), test::live_playlist(100, 5));
+  const SourceRequest request = f.request("/files/live.m3u8?delay_ms=350");
+  // The first viewer waits for the first copy; refreshes then start once its round trip is
+  // known. Until the first refresh lands (two round trips from the start) the copy is too old.
+  Watched warm_up = watch(f, request, 1000ms);
+  CHECK(warm_up.at_once > 0);
+  REQUIRE(f.origin.reset());
+  const double waits_before = f.metric("balancer_playlist_refresh_waits_total");
+
+  Watched watched = watch(f, request, 2500ms);
+  MESSAGE("350 ms origin: " << watched.at_once << " answers at once (oldest copy "
+                            << watched.oldest.count() << " ms), " << watched.waited
+                            << " waited; origin held " << f.origin.max_in_flight()
+                            << " refreshes at most at once");
+  CHECK(watched.waited == 0);
+  CHECK(watched.at_once >= 100);
+  CHECK(watched.oldest <= 500ms);
+  CHECK(f.metric("balancer_playlist_refresh_waits_total") == waits_before);
+  // 350 ms round trips every ~117 ms: three at once, never more.
+  CHECK(f.origin.max_in_flight() >= 2);
+  CHECK(f.origin.max_in_flight() <= 3);
+}
+
+TEST_CASE(
+    "source cache: an origin slower than live_max_lag gets at most three refreshes of a copy at "
+    "once, and viewers of a copy too old wait (counted)") {
+  RealTimeFixture f(live_timings());
+  test::write_file(f.dir.file("live.m3u8"), test::live_playlist(100, 5));
+  const SourceRequest request = f.request("/files/live.m3u8?delay_ms=900");
+  Watched watched = watch(f, request, 3000ms);
+  MESSAGE("900 ms origin: " << watched.at_once << " answers at once, " << watched.waited
+                            << " waited; origin held " << f.origin.max_in_flight()
+                            << " refreshes at most at once, "
+                            << f.metric("balancer_playlist_refresh_waits_total")
+                            << " refresh waits counted");
+  CHECK(f.origin.max_in_flight() == 3);
+  // Every answer lands older than live_max_lag: whoever asks between two waits.
+  CHECK(watched.waited > 0);
+  CHECK(f.metric("balancer_playlist_refresh_waits_total") >= 1);
+  CHECK(watched.oldest <= 500ms);
+}
+
+TEST_CASE(
+    "source cache: a near origin is refreshed one fetch at a time, live_refresh apart, and "
+    "nobody waits") {
+  RealTimeFixture f(live_timings());
+  test::write_file(f.dir.file("live.m3u8"), test::live_playlist(100, 5));
+  const SourceRequest request = f.request("/files/live.m3u8");
+  watch(f, request, 300ms);
+  const double refreshes_before =
+      f.metric("balancer_origin_fetches_total{resource=\"playlist\",trigger=\"refresh\"}");
+  REQUIRE(f.origin.reset());
+  Watched watched = watch(f, request, 2000ms);
+  const double refreshes =
+      f.metric("balancer_origin_fetches_total{resource=\"playlist\",trigger=\"refresh\"}") -
+      refreshes_before;
+  MESSAGE("near origin: " << refreshes << " refreshes in 2 s, oldest copy served "
+                          << watched.oldest.count() << " ms");
+  CHECK(watched.waited == 0);
+  CHECK(f.origin.max_in_flight() == 1);
+  // 2 s / 250 ms, plus the one a timer may have sent as the watch ended.
+  CHECK(refreshes <= 9);
+  CHECK(refreshes >= 6);
+}
+
+}  // namespace balancer::source_cache_test

@@ -163,3 +163,49 @@ TEST_CASE("a blocked reload waits at most three target durations") {
 
 }  // namespace
 }  // namespace balancer
+
+namespace balancer {
+namespace {
+
+using namespace std::chrono_literals;
+
+TEST_CASE("refresh ahead: a near origin is refreshed every live_refresh, a far one in time") {
+  PlaylistTimings t;
+  t.live_max_lag = 500ms;
+  t.live_refresh = 250ms;
+  // Near: the period holds (no more origin load than before).
+  CHECK(refresh_interval(0ms, t) == 250ms);
+  CHECK(refresh_interval(200ms, t) == 250ms);
+  // Far: sent so that the answer lands before the copy in hand is live_max_lag old.
+  CHECK(refresh_interval(300ms, t) == 150ms);
+  // Too far for the margin: spread over the round trip, at most three at once.
+  CHECK(refresh_interval(350ms, t) == 117ms);
+  CHECK(refresh_interval(900ms, t) == 250ms);
+  for (Millis rtt{0}; rtt <= 2000ms; rtt += 5ms) {
+    CAPTURE(rtt.count());
+    const Millis every = refresh_interval(rtt, t);
+    CHECK(every <= t.live_refresh);
+    // Fetches at once: a round trip over the interval, at most three (the cache caps it too).
+    if (rtt <= 3 * t.live_refresh) CHECK((rtt + every - 1ms) / every <= 3);
+    // The oldest copy served (an answer landing a round trip after its send, the next one an
+    // interval later) stays within live_max_lag while a round trip allows (up to ~375 ms).
+    if (rtt <= 370ms) CHECK(rtt + every <= t.live_max_lag);
+    if (rtt + kRefreshMargin + t.live_refresh <= t.live_max_lag) CHECK(every == t.live_refresh);
+  }
+  t.live_max_lag = 0ms;  // every request fetches: refreshing faster would gain nothing
+  CHECK(refresh_interval(350ms, t) == 250ms);
+}
+
+TEST_CASE("refresh ahead: the round trip rises at once with a slower answer, falls slowly") {
+  CHECK(next_round_trip(0ms, 350ms) == 350ms);
+  CHECK(next_round_trip(350ms, 400ms) == 400ms);
+  CHECK(next_round_trip(400ms, 200ms) == 350ms);
+  Millis estimate = 400ms;
+  for (int i = 0; i < 4; ++i) estimate = next_round_trip(estimate, 200ms);
+  CHECK(estimate > 250ms);  // four calm answers after a spike: still cautious
+  for (int i = 0; i < 40; ++i) estimate = next_round_trip(estimate, 200ms);
+  CHECK(estimate <= 203ms);
+}
+
+}  // namespace
+}  // namespace balancer

@@ -135,6 +135,97 @@ TEST_CASE("a live playlist updated at origin is served at most 0.5 s behind") {
             "balancer_origin_fetches_total{resource=\"playlist\",trigger=\"refresh\"}") > 0);
 }
 
+namespace {
+
+// Viewers of a live channel whose origin answers after `delay_ms`: after a warm-up (the first
+// copy, then one round trip before refreshes can be sent ahead), every poll is answered from
+// the balancer's copy, none waits for a refresh, and the copy stays within 0.5 s of origin's.
+void watch_distant_origin(int delay_ms) {
+  const std::string source = "/live/index.m3u8?delay_ms=" + std::to_string(delay_ms);
+  Stack s({channel_json("live", source)});
+  const std::string path = s.dir.file("root/live/index.m3u8");
+  write_file(path, live_playlist(1, 5, 1));
+  const std::string url = "/hls/live" + source + "&viewer=far";
+  REQUIRE(s.balancer->get(url).status == 200);
+  const auto warm_until = Clock::now() + 1500ms;
+  for (int i = 0; i < 500 && Clock::now() < warm_until; ++i) {
+    s.balancer->get(url);
+    std::this_thread::sleep_for(20ms);  // poll period of the viewer, not synchronisation
+  }
+  const double waits_before = s.balancer->metric("balancer_playlist_refresh_waits_total");
+  REQUIRE(waits_before >= 0);
+
+  constexpr int kUpdates = 10;
+  std::vector<Clock::time_point> written(kUpdates + 2);
+  std::atomic<bool> done{false};
+  std::thread writer([&] {
+    auto next = Clock::now() + 400ms;
+    for (int seq = 2; seq <= kUpdates + 1; ++seq) {
+      std::this_thread::sleep_until(next);  // pacing the simulated stream, not synchronising
+      write_file(path, live_playlist(seq, 5, 1));
+      written[seq] = Clock::now();
+      next += 400ms;
+    }
+    done = true;
+  });
+  // Per media sequence number, when the first poll that showed it was sent.
+  std::map<int64_t, Clock::time_point> first_seen;
+  std::map<std::string, int> sources;
+  int64_t last = 0;
+  bool went_back = false;
+  double longest_gap_ms = 0;  // between two polls' sends: how late a poll can see a change
+  Clock::time_point previous_send{};
+  const auto deadline = Clock::now() + 15s;
+  for (int i = 0; i < 2000 && Clock::now() < deadline; ++i) {
+    const auto sent = Clock::now();
+    if (i > 0) longest_gap_ms = std::max(longest_gap_ms, ms_since(previous_send, sent));
+    previous_send = sent;
+    auto r = s.balancer->get(url);
+    ++sources[r.header("X-Playlist-Source").value_or(std::to_string(r.status))];
+    if (r.status == 200) {
+      const int64_t seq = media_sequence(r.body);
+      went_back = went_back || seq < last;
+      last = std::max(last, seq);
+      first_seen.emplace(seq, sent);
+      if (done && seq == kUpdates + 1) break;
+    }
+    std::this_thread::sleep_for(20ms);  // poll period of the viewer
+  }
+  writer.join();
+  const double waits = s.balancer->metric("balancer_playlist_refresh_waits_total") - waits_before;
+  std::vector<double> lags;
+  for (int seq = 2; seq <= kUpdates + 1; ++seq) {
+    auto it = first_seen.find(seq);
+    if (it != first_seen.end()) lags.push_back(ms_since(written[seq], it->second));
+  }
+  REQUIRE(lags.size() >= kUpdates / 2);
+  const auto p = percentiles(lags);
+  std::string answered;
+  for (const auto& [source_name, n] : sources)
+    answered += " " + source_name + "=" + std::to_string(n);
+  MESSAGE("origin " << delay_ms << " ms away: polls answered" << answered << "; refresh waits "
+                    << waits << "; lag behind origin p50 " << p.p50 << " ms, max " << p.max
+                    << " ms (longest gap between polls " << longest_gap_ms << " ms)");
+  CHECK_FALSE(went_back);
+  CHECK(first_seen.count(kUpdates + 1) == 1);
+  CHECK(waits == 0);
+  CHECK(sources.size() == 1);
+  CHECK(sources["HIT"] > 0);
+  // A poll sent 0.5 s after a change shows it: the lag is at most that plus one gap.
+  CHECK(p.max <= 500 + longest_gap_ms);
+}
+
+}  // namespace
+
+TEST_CASE("a live origin 200 ms away: no viewer waits for a refresh, the copy within 0.5 s") {
+  watch_distant_origin(200);
+}
+
+// A 200 ms origin seen from a loaded balancer (6,000 connections) answers in about 350 ms.
+TEST_CASE("a live origin 300 ms away: refreshes overlap, no viewer waits, the copy within 0.5 s") {
+  watch_distant_origin(300);
+}
+
 TEST_CASE(
     "LL-HLS directives on a playlist that does not advertise blocking reloads never reach origin") {
   Stack s({channel_json("live", "/live/index.m3u8")});
