@@ -72,8 +72,9 @@ bool may_serve_stale(SourceKind kind, Millis age_of_last_good, Millis target_dur
 // within live_max_lag only if the next answer lands before the copy in hand crosses it.
 // Background refreshes of one copy may therefore overlap, up to this many at once.
 inline constexpr size_t kMaxRefreshesInFlight = 3;
-// Room left for a refresh's timer firing late and its answer waiting on a busy loop.
-inline constexpr Millis kRefreshMargin{50};
+// Room left for a refresh's timer firing late and its answer waiting on a busy loop (tens of
+// milliseconds at thousands of connections, more on a starved machine).
+inline constexpr Millis kRefreshMargin{100};
 
 // The copy's origin round trip after one more answer took `sample`: up at once to a longer
 // one (a slower origin is believed at the first sign), a quarter of the way down to a shorter

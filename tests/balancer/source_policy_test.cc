@@ -175,9 +175,10 @@ TEST_CASE("refresh ahead: a near origin is refreshed every live_refresh, a far o
   t.live_refresh = 250ms;
   // Near: the period holds (no more origin load than before).
   CHECK(refresh_interval(0ms, t) == 250ms);
-  CHECK(refresh_interval(200ms, t) == 250ms);
-  // Far: sent so that the answer lands before the copy in hand is live_max_lag old.
-  CHECK(refresh_interval(300ms, t) == 150ms);
+  CHECK(refresh_interval(150ms, t) == 250ms);
+  // Far: sent so that the answer lands 100 ms before the copy in hand is live_max_lag old.
+  CHECK(refresh_interval(200ms, t) == 200ms);
+  CHECK(refresh_interval(300ms, t) == 100ms);
   // Too far for the margin: spread over the round trip, at most three at once.
   CHECK(refresh_interval(350ms, t) == 117ms);
   CHECK(refresh_interval(900ms, t) == 250ms);
