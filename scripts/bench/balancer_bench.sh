@@ -8,11 +8,13 @@
 #       minus the time origin first showed it (lag), plus origin requests per peer; then,
 #       after an idle period, one request per peer (is an old copy served?);
 #   (2) throughput: wrk on the balancer's per-viewer rewritten live media playlist (10
-#       segments, signed chunk URLs to a real cache node), 1000 distinct viewers, at 50, 500,
-#       6,000 and 20,000 connections (a count the open-file limit cannot hold is lowered to
-#       what it can, and logged), against nginx serving the same source playlist as a static
-#       file (worker_processes auto); the balancer with threads: 1 and threads: 2, and each
-#       event loop's busy share;
+#       segments, signed chunk URLs to a real cache node; rewritten at origin every 2 s like
+#       the one of (1), origin answering 200 ms late: a distant origin), 1000 distinct viewers,
+#       at 50, 500, 6,000 and 20,000 connections (a count the open-file limit cannot hold is
+#       lowered to what it can, and logged), against nginx serving the same source playlist as
+#       a static file (worker_processes auto); the balancer with threads: 1 and threads: 2, each
+#       event loop's busy share, and the viewers who waited for a refresh of the playlist
+#       (balancer_playlist_refresh_waits_total during the run);
 #   (3) memory: 100,000 distinct viewers driven through a fresh balancer; VmRSS before
 #       and after, bytes per admitted viewer.
 # Prints a table and writes a JSON results file. Not run in CI.
@@ -24,7 +26,9 @@
 #   --quick      freshness 8 s, wrk 3 s, idle 12 s (a smoke run, about a minute)
 # Environment: BENCH_FRESH_SECONDS (20), BENCH_WRK_SECONDS (10), BENCH_IDLE_SECONDS (15),
 # BENCH_UPDATE_MS (2000: playlist update interval; e.g. 2050 sweeps the update phase
-# against the caches' refresh cycles within one run), BENCH_PEERS ("nginx varnish"),
+# against the caches' refresh cycles within one run), BENCH_ORIGIN_DELAY_MS (200: how late
+# origin answers the balancer's fetches of the playlist of (2); 0 for a near origin),
+# BENCH_PEERS ("nginx varnish"),
 # BENCH_CONNECTIONS ("50 500 6000 20000"), BENCH_VIEWERS (1000), BENCH_THREADS ("1 2": the balancer's
 # threads in (2); the last one also serves (1)), BENCH_NGINX_WORKERS (auto), BENCH_WRK_THREADS
 # (2), BENCH_RSS_VIEWERS (100000), BENCH_RSS_THREADS (2), BENCH_MEMORY_CONNECTIONS ("6000": N of
@@ -59,6 +63,7 @@ if [[ $PERF_DIR ]]; then
   mkdir -p "$PERF_DIR"
 fi
 POLL_PER_S=20          # ~50 ms between polls
+ORIGIN_DELAY_MS=${BENCH_ORIGIN_DELAY_MS:-200}
 UPDATE_US=$(( ${BENCH_UPDATE_MS:-2000} * 1000 ))  # the live playlist changes every 2 s
 WINDOW=10              # segments in every playlist
 
@@ -137,8 +142,9 @@ log "work dir $WORK; load average $LOAD_START on $(nproc) cores"
 # ---------------------------------------------------------------- content
 # live/index.m3u8: rewritten every 2 s by the writer below (temp file + mv, so a reader
 # sees the old or the new version, never half of one). vod/: 10 segments + ENDLIST.
-# static/: a live playlist (no ENDLIST) that never changes.
-mkdir -p "$WORK/root/live" "$WORK/root/vod" "$WORK/root/static"
+# static/: a live playlist (no ENDLIST) that never changes. far/: the playlist of (2),
+# rewritten like live/ by a writer of its own.
+mkdir -p "$WORK/root/live" "$WORK/root/vod" "$WORK/root/static" "$WORK/root/far"
 media_playlist() {  # media_playlist FIRST_MSN ENDLIST(0|1)
   local i
   printf '#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:%d\n' "$1"
@@ -171,7 +177,9 @@ done
 EOF
 spawn "$WORK/writer.log" bash "$WORK/writer.sh" "$WORK/root/live" "$UPDATE_US" 1000 "$WINDOW"
 watch writer "$SPAWNED" "$WORK/writer.log"
-for ((i = 0; i < 100; i++)); do [[ -s $WORK/writer.log ]] && break; sleep 0.05; done
+spawn "$WORK/writer-far.log" bash "$WORK/writer.sh" "$WORK/root/far" "$UPDATE_US" 500 "$WINDOW"
+watch writer_far "$SPAWNED" "$WORK/writer-far.log"
+for ((i = 0; i < 100; i++)); do [[ -s $WORK/writer.log && -s $WORK/writer-far.log ]] && break; sleep 0.05; done
 
 # ---------------------------------------------------------------- origin, cache node, balancer
 spawn "$WORK/origin.out" "$TEST_ORIGIN" --host 127.0.0.1 --port 0 --root "$WORK/root"
@@ -195,11 +203,15 @@ cd - >/dev/null
 log "cache_node on port $CACHE_PORT"
 
 mkdir -p "$WORK/balancer"
-cat >"$WORK/balancer/channels.json" <<'JSON'
+# (2)'s playlist: origin answers ORIGIN_DELAY_MS late (test_origin's delay_ms).
+FAR_QUERY=""
+((ORIGIN_DELAY_MS > 0)) && FAR_QUERY="?delay_ms=$ORIGIN_DELAY_MS"
+cat >"$WORK/balancer/channels.json" <<JSON
 {"channels":[
   {"id":"bench","origin":"demo","source":"/files/live/index.m3u8","free":true},
   {"id":"vod","origin":"demo","source":"/files/vod/index.m3u8","free":true},
-  {"id":"static","origin":"demo","source":"/files/static/index.m3u8","free":true}
+  {"id":"static","origin":"demo","source":"/files/static/index.m3u8","free":true},
+  {"id":"far","origin":"demo","source":"/files/far/index.m3u8$FAR_QUERY","free":true}
 ]}
 JSON
 cat >"$WORK/balancer/caches.json" <<JSON
@@ -534,11 +546,19 @@ function request()
   return wrk.format(nil, wrk.path .. prefix .. n)
 end
 LUA
-# The source: an unchanging live media playlist (10 segments, no ENDLIST), which the
+# (3), (4): an unchanging live media playlist (10 segments, no ENDLIST), which the
 # balancer serves from its background-refreshed copy; nginx serves the same file.
 BAL_PLAYLIST="/hls/static/files/static/index.m3u8?cache=venue-a&viewer="
 NGINX_PLAYLIST="/static/static/index.m3u8?viewer="
-SOURCE_BYTES=$(wc -c <"$WORK/root/static/index.m3u8")
+# (2): the same shape rewritten every BENCH_UPDATE_MS, at an origin ORIGIN_DELAY_MS away.
+FAR_PLAYLIST="/hls/far/files/far/index.m3u8${FAR_QUERY:-?}${FAR_QUERY:+&}cache=venue-a&viewer="
+NGINX_FAR_PLAYLIST="/static/far/index.m3u8?viewer="
+SOURCE_BYTES=$(wc -c <"$WORK/root/far/index.m3u8")
+# Viewers who waited for an origin fetch of a live copy the balancer had (its /metrics).
+refresh_waits() {
+  curl -sS --max-time 5 "$1/metrics" 2>/dev/null |
+    sed -n 's/^balancer_playlist_refresh_waits_total \([0-9.e+]*\)$/\1/p' | head -n1
+}
 
 if [[ -z $WRK ]]; then
   WRK_NOTE="wrk not installed (apt-get install wrk): throughput and memory skipped"
@@ -547,7 +567,7 @@ else
   # Check each balancer's answer once: status, size, signed links to the cache node.
   for name in "${BAL_NAMES[@]}"; do
     check=$(curl -sS --max-time 10 -D "$WORK/check-$name.h" -o "$WORK/check-$name.body" \
-      -w '%{http_code} %{size_download}' "${BAL_URL[$name]}${BAL_PLAYLIST}check" || echo "000 0")
+      -w '%{http_code} %{size_download}' "${BAL_URL[$name]}${FAR_PLAYLIST}check" || echo "000 0")
     status=${check% *}
     bytes=${check#* }
     signed=$(grep -c "^http://127.0.0.1:$CACHE_PORT/o/demo/files/.*bsig=" "$WORK/check-$name.body" 2>/dev/null || true)
@@ -559,9 +579,9 @@ else
 
   # name|balancer threads (empty: nginx)|url
   ROWS=()
-  [[ -n $NGINX_URL ]] && ROWS+=("nginx_static||$NGINX_URL$NGINX_PLAYLIST")
+  [[ -n $NGINX_URL ]] && ROWS+=("nginx_static||$NGINX_URL$NGINX_FAR_PLAYLIST")
   for name in "${BAL_NAMES[@]}"; do
-    ROWS+=("$name|${name#balancer_t}|${BAL_URL[$name]}$BAL_PLAYLIST")
+    ROWS+=("$name|${name#balancer_t}|${BAL_URL[$name]}$FAR_PLAYLIST")
   done
   for asked in $CONNECTIONS; do
     conns=$(fit_connections "$asked")
@@ -572,8 +592,10 @@ else
       run_wrk 1 "$conns" "$url" "$WORK/viewers.lua" "$VIEWERS" v >/dev/null
       load=$(loadavg)
       log "(2) wrk $name, $conns connections, for ${WRK_SECONDS}s (load $load)"
-      bal_cpu=- adm=- us_per_req=- user_kernel=-
+      bal_cpu=- adm=- us_per_req=- user_kernel=- rwait=-
       server_pid=${BAL_PID[$name]:-$NGINX_PID}
+      rwait0=""
+      [[ -n $threads ]] && rwait0=$(refresh_waits "${BAL_URL[$name]}")
       cpu0=$(tree_cpu_ticks "$server_pid")
       read -r user0 kernel0 < <(tree_user_kernel_ticks "$server_pid")
       loops0=""
@@ -603,14 +625,19 @@ else
       user_us=n/a kernel_us=n/a
       [[ $user_kernel = */* ]] && user_us=${user_kernel%/*} kernel_us=${user_kernel#*/}
       [[ -n $threads ]] && adm=$(admitted "${BAL_URL[$name]}")
+      if [[ -n $threads ]]; then
+        rwait1=$(refresh_waits "${BAL_URL[$name]}")
+        rwait=n/a
+        [[ -n $rwait0 && -n $rwait1 ]] && rwait=$(awk -v a="$rwait0" -v b="$rwait1" 'BEGIN { printf "%.0f", b - a }')
+      fi
       RPS[$name/$conns]=$W_RPS
       FLAG[$name/$conns]=$W_FLAG
       [[ $W_FLAG = ok ]] || log "WARNING: $name c$conns: $W_FLAG"
       vs=$(ratio "$W_RPS" "${RPS[nginx_static/$conns]:-}")
       if [[ $vs != n/a && ( $W_FLAG != ok || ${FLAG[nginx_static/$conns]:-ok} != ok ) ]]; then vs="$vs!"; fi
-      T_WRK+=("$(printf '%-13s %5s %10s %8s %8s %9s %7s %8s %8s %8s %11s %9s %5s  %s' "$name" "$conns" "${W_RPS:-n/a}" \
-        "$W_P50" "$W_P99" "${W_NON2XX}/${W_SOCKERR}" "$vs" "${adm:-?}" "$bal_cpu" "$us_per_req" "$user_kernel" "$loops" "${load%% *}" "$W_FLAG")")
-      J_WRK+=("{\"row\":\"$name\",\"balancer_threads\":$(num_or_null "$threads"),\"connections\":$conns,\"viewers\":$VIEWERS,$(wrk_json),\"ratio_to_nginx_static\":$(num_or_null "${vs%!}"),\"admitted_viewers_after\":$(num_or_null "${adm/-/}"),\"server_cpu_pct_of_one_core\":$(num_or_null "${bal_cpu/-/}"),\"server_cpu_us_per_response\":$(num_or_null "${us_per_req/-/}"),\"server_user_us_per_response\":$(num_or_null "$user_us"),\"server_kernel_us_per_response\":$(num_or_null "$kernel_us"),\"loop_busy_pct\":$(json_str "${loops/#-/}"),\"loadavg_1m_before\":${load%% *}}")
+      T_WRK+=("$(printf '%-13s %5s %10s %8s %8s %9s %7s %6s %8s %8s %8s %11s %9s %5s  %s' "$name" "$conns" "${W_RPS:-n/a}" \
+        "$W_P50" "$W_P99" "${W_NON2XX}/${W_SOCKERR}" "$vs" "$rwait" "${adm:-?}" "$bal_cpu" "$us_per_req" "$user_kernel" "$loops" "${load%% *}" "$W_FLAG")")
+      J_WRK+=("{\"row\":\"$name\",\"balancer_threads\":$(num_or_null "$threads"),\"connections\":$conns,\"viewers\":$VIEWERS,$(wrk_json),\"ratio_to_nginx_static\":$(num_or_null "${vs%!}"),\"refresh_waits\":$(num_or_null "${rwait/-/}"),\"admitted_viewers_after\":$(num_or_null "${adm/-/}"),\"server_cpu_pct_of_one_core\":$(num_or_null "${bal_cpu/-/}"),\"server_cpu_us_per_response\":$(num_or_null "${us_per_req/-/}"),\"server_user_us_per_response\":$(num_or_null "$user_us"),\"server_kernel_us_per_response\":$(num_or_null "$kernel_us"),\"loop_busy_pct\":$(json_str "${loops/#-/}"),\"loadavg_1m_before\":${load%% *}}")
     done
   done
 fi
@@ -793,11 +820,14 @@ RSS_VERDICT=$(verdict "$RSS_PER_VIEWER" 1024 le)
   printf '%s\n' "${T_IDLE[@]}"
   echo
   echo "(2) Throughput: wrk -t$WRK_THREADS -c<conns> -d${WRK_SECONDS}s --latency (after 1 s unmeasured), $VIEWERS distinct viewers"
-  echo "    (viewer=v1..v$VIEWERS, wrk Lua request()) on the live media playlist static/index.m3u8 ($WINDOW segments,"
-  echo "    $SOURCE_BYTES bytes): balancer_tN = the balancer with threads: N, its per-viewer rewritten copy (signed"
-  echo "    links to the cache node); nginx_static = nginx serving the source file, worker_processes $NGINX_WORKERS."
+  echo "    (viewer=v1..v$VIEWERS, wrk Lua request()) on the live media playlist far/index.m3u8 ($WINDOW segments,"
+  echo "    $SOURCE_BYTES bytes, rewritten every $((UPDATE_US / 1000)) ms; origin answers the balancer ${ORIGIN_DELAY_MS} ms late):"
+  echo "    balancer_tN = the balancer with threads: N, its per-viewer rewritten copy (signed links to the cache"
+  echo "    node); nginx_static = nginx serving the source file, worker_processes $NGINX_WORKERS."
   echo "    req/s counts good responses only; err = responses >= 400 / socket errors: a run with any is"
   echo "    flagged ERR(...) and its ratio marked !; vs_nginx = req/s / nginx_static's at the same conns;"
+  echo "    rwait = viewer requests that waited for a refresh of the playlist during the run"
+  echo "    (balancer_playlist_refresh_waits_total; should be 0);"
   echo "    viewers = admitted viewers after the run; cpu% = the server's CPU (nginx: master and workers)"
   echo "    in % of one core; us/resp = its CPU microseconds per good response; usr/sys = the same split"
   echo "    into user and kernel time; loops% = each event loop's"
@@ -806,7 +836,7 @@ RSS_VERDICT=$(verdict "$RSS_PER_VIEWER" 1024 le)
     echo "    SKIPPED: $WRK_NOTE"
   else
     printf '%s\n' "${T_CHECK[@]}"
-    printf '%-13s %5s %10s %8s %8s %9s %7s %8s %8s %8s %11s %9s %5s  %s\n' row conns req/s p50_ms p99_ms err vs_nginx viewers cpu% us/resp usr/sys loops% load check
+    printf '%-13s %5s %10s %8s %8s %9s %7s %6s %8s %8s %8s %11s %9s %5s  %s\n' row conns req/s p50_ms p99_ms err vs_nginx rwait viewers cpu% us/resp usr/sys loops% load check
     printf '%s\n' "${T_WRK[@]}"
     for conns in $CONNECTIONS; do
       echo "target: $FRESH_BAL >= 1.0 x nginx_static at $conns connections: ${TARGET[$conns]}"
@@ -851,7 +881,7 @@ mkdir -p "$(dirname "$OUT_FILE")"
 cat >"$OUT_FILE" <<JSON
 {"run_id":"$RUN_ID","date":"$(date -u +%Y-%m-%dT%H:%M:%SZ)","cores":$(nproc),"kernel":$(json_str "$(uname -sr)"),
  "loadavg":{"start":$(json_str "$LOAD_START"),"before_freshness":$(json_str "$LOAD_FRESH"),"end":$(json_str "$LOAD_END")},
- "quick":$([[ $QUICK = 1 ]] && echo true || echo false),"freshness_seconds":$FRESH_SECONDS,"update_interval_ms":$((UPDATE_US / 1000)),"update_phase_ms":${UPDATE_PHASE_MS:-null},"poll_interval_ms":$((1000 / POLL_PER_S)),"wrk_seconds":$WRK_SECONDS,"wrk_threads":$WRK_THREADS,
+ "quick":$([[ $QUICK = 1 ]] && echo true || echo false),"origin_delay_ms_throughput":$ORIGIN_DELAY_MS,"freshness_seconds":$FRESH_SECONDS,"update_interval_ms":$((UPDATE_US / 1000)),"update_phase_ms":${UPDATE_PHASE_MS:-null},"poll_interval_ms":$((1000 / POLL_PER_S)),"wrk_seconds":$WRK_SECONDS,"wrk_threads":$WRK_THREADS,
  "balancer":{"note":$(json_str "$BAL_NOTE"),"freshness_balancer":"$FRESH_BAL","cache_usable":$CACHE_USABLE},
  "peers":{$(join "${PEER_JSON[@]}")},
  "died":{$(join "${DIED_JSON[@]}")},
