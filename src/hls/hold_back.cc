@@ -8,11 +8,11 @@
 namespace hls {
 namespace {
 
-constexpr std::string_view kServerControl = "#EXT-X-SERVER-CONTROL:";
-constexpr std::string_view kTargetDuration = "#EXT-X-TARGETDURATION:";
-constexpr std::string_view kPartInf = "#EXT-X-PART-INF:";
+constexpr std::string_view kServerControlTag = "#EXT-X-SERVER-CONTROL:";
+constexpr std::string_view kTargetDurationTag = "#EXT-X-TARGETDURATION:";
+constexpr std::string_view kPartInfTag = "#EXT-X-PART-INF:";
 
-std::optional<double> number(std::string_view text) {
+std::optional<double> plain_number(std::string_view text) {
   double value = 0;
   const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
   if (ec != std::errc() || end == text.data() || value < 0) return std::nullopt;
@@ -20,13 +20,13 @@ std::optional<double> number(std::string_view text) {
 }
 
 // The value of `name` in an attribute list ("A=1,B=2"), unquoted attributes only.
-std::optional<double> attribute(std::string_view list, std::string_view name) {
+std::optional<double> unquoted_attribute(std::string_view list, std::string_view name) {
   for (size_t at = 0; at <= list.size();) {
     const size_t comma = std::min(list.find(',', at), list.size());
     const std::string_view item = list.substr(at, comma - at);
     if (item.size() > name.size() && item.substr(0, name.size()) == name &&
         item[name.size()] == '=')
-      return number(item.substr(name.size() + 1));
+      return plain_number(item.substr(name.size() + 1));
     at = comma + 1;
   }
   return std::nullopt;
@@ -48,13 +48,13 @@ std::string without_hold_backs(std::string_view list) {
   return out;
 }
 
-std::string seconds(double value) {
+std::string three_decimals(double value) {
   char text[32];
   const int n = std::snprintf(text, sizeof text, "%.3f", value);
   return std::string(text, static_cast<size_t>(n));
 }
 
-struct Line {
+struct LineBounds {
   size_t start, end;  // [start, end): the line without its ending
 };
 
@@ -69,7 +69,7 @@ HoldBack hold_back_for(double target_s, double target_duration_s,
 }
 
 std::optional<std::string> with_hold_back(std::string_view text, double target_s) {
-  std::vector<Line> lines;
+  std::vector<LineBounds> lines;
   std::optional<size_t> target_line, control_line;
   std::optional<double> target_duration, part_target;
   for (size_t at = 0; at < text.size();) {
@@ -77,12 +77,12 @@ std::optional<std::string> with_hold_back(std::string_view text, double target_s
     size_t end = newline;
     if (end > at && text[end - 1] == '\r') --end;
     const std::string_view line = text.substr(at, end - at);
-    if (line.rfind(kTargetDuration, 0) == 0 && !target_line) {
+    if (line.rfind(kTargetDurationTag, 0) == 0 && !target_line) {
       target_line = lines.size();
-      target_duration = number(line.substr(kTargetDuration.size()));
-    } else if (line.rfind(kPartInf, 0) == 0) {
-      part_target = attribute(line.substr(kPartInf.size()), "PART-TARGET");
-    } else if (line.rfind(kServerControl, 0) == 0 && !control_line) {
+      target_duration = plain_number(line.substr(kTargetDurationTag.size()));
+    } else if (line.rfind(kPartInfTag, 0) == 0) {
+      part_target = unquoted_attribute(line.substr(kPartInfTag.size()), "PART-TARGET");
+    } else if (line.rfind(kServerControlTag, 0) == 0 && !control_line) {
       control_line = lines.size();
     }
     lines.push_back({at, end});
@@ -92,19 +92,20 @@ std::optional<std::string> with_hold_back(std::string_view text, double target_s
   const HoldBack wanted = hold_back_for(target_s, *target_duration, part_target);
   std::string kept;
   if (control_line) {
-    const Line& l = lines[*control_line];
-    kept = without_hold_backs(
-        text.substr(l.start + kServerControl.size(), l.end - l.start - kServerControl.size()));
+    const LineBounds& l = lines[*control_line];
+    kept = without_hold_backs(text.substr(l.start + kServerControlTag.size(),
+                                          l.end - l.start - kServerControlTag.size()));
   }
-  std::string control(kServerControl);
+  std::string control(kServerControlTag);
   control += kept;
   if (!kept.empty()) control += ',';
-  control += "HOLD-BACK=" + seconds(wanted.hold_back_s);
-  if (wanted.part_hold_back_s) control += ",PART-HOLD-BACK=" + seconds(*wanted.part_hold_back_s);
+  control += "HOLD-BACK=" + three_decimals(wanted.hold_back_s);
+  if (wanted.part_hold_back_s)
+    control += ",PART-HOLD-BACK=" + three_decimals(*wanted.part_hold_back_s);
 
   std::string out;
   out.reserve(text.size() + control.size() + 1);
-  const Line& anchor = lines[control_line.value_or(*target_line)];
+  const LineBounds& anchor = lines[control_line.value_or(*target_line)];
   if (control_line) {
     out.append(text.substr(0, anchor.start)).append(control).append(text.substr(anchor.end));
   } else {
