@@ -614,8 +614,9 @@ void Http2Connection::count_reset() {
   reset_tokens_ -= 1;
   if (reset_tokens_ >= 0 || goaway_sent_) return;
   goaway_sent_ = true;
-  LOG_WARN("http2", "closing a connection from ", remote_ip_, ": streams reset faster than ",
-           static_cast<int>(kResetsPerSecond), "/s (rapid reset)");
+  LOG_WARN_LIMITED("http2", "closing a connection from ", remote_ip_,
+                   ": streams reset faster than ", static_cast<int>(kResetsPerSecond),
+                   "/s (rapid reset)");
   server_.count_rapid_reset();
   // GOAWAY; nothing more is read, and the connection closes once it is written.
   nghttp2_session_terminate_session(session_, NGHTTP2_ENHANCE_YOUR_CALM);
@@ -624,7 +625,8 @@ void Http2Connection::count_reset() {
 void Http2Connection::refuse_header_list(bool abusive) {
   server_.count_header_list_refusal();
   if (abusive)
-    LOG_WARN("http2", "closing a connection from ", remote_ip_, ": header list far over the limit");
+    LOG_WARN_LIMITED("http2", "closing a connection from ", remote_ip_,
+                     ": header list far over the limit");
 }
 
 void Http2Connection::close_soon() {
