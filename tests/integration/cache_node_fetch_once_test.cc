@@ -39,10 +39,19 @@ TEST_CASE("herd: 200 concurrent misses on a 1 MiB chunk cost one origin fetch, a
   } else {
     CHECK(first.p95 < total.p50 / 2);
   }
-  // Everyone after the first was a coalesced waiter; a later request is a hit.
+  // Everyone after the first was a coalesced waiter; a later request is a hit. Under
+  // ThreadSanitizer, beside the ASan pass on two cores, the last of the 200 connections can be
+  // accepted after the one-second download has ended: those count as hits (still no second
+  // origin fetch, checked above and below).
   auto metrics = http_get(s.node.url("/metrics")).body;
   CHECK(metrics.find("cache_requests_total{result=\"miss\"} 1\n") != std::string::npos);
-  CHECK(metrics.find("cache_requests_total{result=\"coalesced\"} 199\n") != std::string::npos);
+  const auto coalesced = metric_value(metrics, "cache_requests_total{result=\"coalesced\"}");
+  const auto hits = metric_value(metrics, "cache_requests_total{result=\"hit\"}");
+  if (servers_sanitizer() == "thread") {
+    CHECK(coalesced.value_or(0) + hits.value_or(0) == 199);
+  } else {
+    CHECK(coalesced == 199);
+  }
   auto again = http_get(s.node.url(target));
   CHECK(again.header("X-Cache") == std::optional<std::string>("HIT"));
   CHECK(s.origin.count("/gen/1M/herd.ts") == 1);
