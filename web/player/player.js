@@ -36,6 +36,7 @@ window.playerState = state;
 const $ = (id) => document.getElementById(id);
 let hls = null;
 let queueTimer = null;
+let latencyTimer = null;
 let stallStarted = null;
 let playing = false;
 
@@ -248,13 +249,13 @@ function startPlayback(url) {
   // headers would make every new chunk URL on a cache node cost the browser a CORS preflight.
   // Live sync: in low-latency mode the target latency is the playlist's PART-HOLD-BACK (the
   // channel's target latency, set by the operator, docs/balancer.md); after a stall the
-  // player plays up to 1.5x until it is back at the target (maxLiveSyncPlaybackRate), and one
-  // more than 8 target durations behind jumps back to it, instead of staying behind for good.
+  // player plays up to 1.5x until it is back at the target (maxLiveSyncPlaybackRate) instead
+  // of staying behind for good. (With liveMaxLatencyDurationCount set as well, hls.js 1.7.4
+  // never started playing the demo channel.)
   hls = new Hls({
     enableWorker: true,
     lowLatencyMode: true,
     maxLiveSyncPlaybackRate: 1.5,
-    liveMaxLatencyDurationCount: 8,
     cmcd: { contentId: state.channel || undefined, useHeaders: false },
   });
   hls.on(Hls.Events.MANIFEST_PARSED, () => { video.play().catch(() => {}); });
@@ -290,7 +291,6 @@ function startPlayback(url) {
 
 // How far behind live the player is (hls.js's estimate: the live edge minus the playhead) and
 // the latency it aims at, once a second while a stream plays.
-let latencyTimer = null;
 function showLatency() {
   clearInterval(latencyTimer);
   latencyTimer = setInterval(() => {
