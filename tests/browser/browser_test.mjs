@@ -250,8 +250,9 @@ const scenarios = {
         let sessions = 0;
         for (const c of Object.values(stack.caches)) {
           try {
-            const h = await (await fetch(c.url + '/health')).json();
-            if (h.playback) sessions += h.playback.sessions;
+            // The players' summary is the node's /playback, apart from its /health.
+            const p = await (await fetch(c.url + '/playback')).json();
+            sessions += p.sessions;
           } catch (e) { /* a node down: its players count elsewhere */ }
         }
         return sessions;
