@@ -69,7 +69,11 @@ bool LogRateLimiter::allow(TimePoint now, std::string& note) {
   }
   note.clear();
   if (const uint64_t held = held_back_.exchange(0, std::memory_order_relaxed); held > 0) {
-    const int64_t seconds = (now_ns - last + 500'000'000) / 1'000'000'000;
+    // Lines held back before any got through (threads racing for the very first one) have no
+    // earlier line to count from: their interval is the one that began now.
+    const int64_t since_ns =
+        last == std::numeric_limits<int64_t>::min() ? interval_ns_ : now_ns - last;
+    const int64_t seconds = (since_ns + 500'000'000) / 1'000'000'000;
     note = " (repeated " + std::to_string(held) + (held == 1 ? " time" : " times") +
            " in the last " + std::to_string(seconds) + " s)";
   }
