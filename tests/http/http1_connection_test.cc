@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <functional>
 #include <string>
@@ -147,7 +148,12 @@ struct RawLoop {
         [&] {
           if (peer_closed) return true;
           if (std::chrono::steady_clock::now() >= next_send && result.sent < bytes.size()) {
-            CHECK(::send(fd, bytes.data() + result.sent, 1, MSG_NOSIGNAL) == 1);
+            // The server may close between our reads: a reset or broken pipe is its close.
+            if (::send(fd, bytes.data() + result.sent, 1, MSG_NOSIGNAL) != 1) {
+              CHECK((errno == ECONNRESET || errno == EPIPE));
+              peer_closed = true;
+              return true;
+            }
             ++result.sent;
             next_send += 200ms;
           }
