@@ -93,7 +93,7 @@ def self_test():
         "balancer/b.cc": '#include "cache_node/node_loop.h"\n#include "api/api.h"\n'
                          '#include "api/api_state.h"\n',
         "cache_node/c.cc": '#include "stores/pg_client.h"\n#include "core/log.h"\n',
-        "core/d.cc": '#include "balancer/balancer.h"\n#include "http/tls.h"\n'
+        "core/d.cc": '#include "balancer/balancer.h"\n#include "http/tls/tls.h"\n'
                      '#include <curl/curl.h>\n#include <event2/event.h>\n',
         "newcomer/e.cc": '#include "core/log.h"\n',
     }
@@ -107,7 +107,7 @@ def self_test():
     expected = ["hls/a.cc: includes core/log.h", "hls/a.cc: includes <event2/event.h>",
                 "balancer/b.cc: includes cache_node/node_loop.h",
                 "balancer/b.cc: includes api/api_state.h", "cache_node/c.cc: includes stores/pg_client.h",
-                "core/d.cc: includes balancer/balancer.h", "core/d.cc: includes http/tls.h",
+                "core/d.cc: includes balancer/balancer.h", "core/d.cc: includes http/tls/tls.h",
                 "core/d.cc: includes <curl/curl.h>", "newcomer/e.cc: folder 'newcomer'"]
     missing = [e for e in expected if not any(line.startswith("src/" + e) for line in got)]
     if missing or len(got) != len(expected):

@@ -22,8 +22,8 @@
 #include "api/products.h"
 #include "core/config.h"
 #include "core/result.h"
-#include "http/http_server.h"
-#include "http/service_host.h"
+#include "http/server/http_server.h"
+#include "http/server/service_host.h"
 #include "stores/pg_options.h"
 
 namespace api {

@@ -19,7 +19,7 @@
 #include "core/handles.h"
 #include "core/metrics.h"
 #include "core/worker.h"
-#include "http/http_exchange.h"
+#include "http/server/http_exchange.h"
 
 namespace api {
 

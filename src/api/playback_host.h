@@ -11,7 +11,7 @@
 
 #include "core/event_loop.h"
 #include "core/result.h"
-#include "http/http_exchange.h"
+#include "http/server/http_exchange.h"
 
 namespace api {
 

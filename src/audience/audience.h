@@ -19,7 +19,7 @@
 #include "audience/scenario.h"
 #include "audience/viewer.h"
 #include "core/event_loop.h"
-#include "http/http_client.h"
+#include "http/client/http_client.h"
 
 namespace audience {
 

@@ -23,7 +23,7 @@
 #include "audience/scenario.h"
 #include "core/event_loop.h"
 #include "hls/playlist.h"
-#include "http/http_client.h"
+#include "http/client/http_client.h"
 
 namespace audience {
 

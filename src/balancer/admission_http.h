@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "balancer/admission_names.h"
-#include "http/http_server.h"
+#include "http/server/http_server.h"
 
 namespace balancer {
 
@@ -25,7 +25,7 @@ struct Reply {
 };
 
 // Sends `reply` with Cache-Control: no-store (CORS headers come from the server's pre-route hook,
-// http/cors.h, on viewer-facing paths only; operator paths carry none). No-op when
+// http/server/cors.h, on viewer-facing paths only; operator paths carry none). No-op when
 // the client is gone or a reply was already sent.
 void send_reply(common::HttpExchange& ex, const Reply& reply);
 

@@ -18,14 +18,14 @@
 
 #include "balancer/balancer_config.h"
 #include "core/result.h"
-#include "http/http_server.h"
-#include "http/service_host.h"
+#include "http/server/http_server.h"
+#include "http/server/service_host.h"
 
 namespace balancer {
 
 // The balancer service: process-wide parts split by thread rule (Shared, in
 // balancer_loop.h) plus one set of handlers per event loop. Created on the
-// main thread by the service host (http/service_host.h), which runs the loops.
+// main thread by the service host (http/server/service_host.h), which runs the loops.
 class Balancer : public common::Service<BalancerConfig> {
  public:
   // Starts health polling. Fails with "bad_config" (keys that passed parsing but

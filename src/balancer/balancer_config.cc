@@ -5,7 +5,7 @@
 
 #include "balancer/balancer_config.h"
 #include "core/log.h"
-#include "http/server_config.h"
+#include "http/server/server_config.h"
 #include "signing/playback_ticket.h"
 
 namespace balancer {

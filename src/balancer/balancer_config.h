@@ -18,8 +18,8 @@
 #include "core/cidr.h"
 #include "core/config.h"
 #include "core/result.h"
-#include "http/cors.h"
-#include "http/http_server.h"
+#include "http/server/cors.h"
+#include "http/server/http_server.h"
 
 namespace balancer {
 

@@ -19,7 +19,7 @@
 #include "core/metrics.h"
 #include "core/result.h"
 #include "core/thread_rule.h"
-#include "http/http_client.h"
+#include "http/client/http_client.h"
 
 namespace balancer {
 

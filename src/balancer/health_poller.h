@@ -19,7 +19,7 @@
 #include "core/clock.h"
 #include "core/handles.h"
 #include "core/metrics.h"
-#include "http/http_client.h"
+#include "http/client/http_client.h"
 
 namespace balancer {
 

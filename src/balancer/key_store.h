@@ -17,8 +17,8 @@
 #include "core/handles.h"
 #include "core/metrics.h"
 #include "core/result.h"
-#include "http/coalesced_fetch.h"
-#include "http/http_client.h"
+#include "http/client/coalesced_fetch.h"
+#include "http/client/http_client.h"
 
 namespace balancer {
 
@@ -34,7 +34,7 @@ struct KeyStoreOptions {
 };
 
 // ok → the key; error code is one of not_found (404), origin_unreachable /
-// origin_error / key_too_large (502), origin_timeout (504) (http/coalesced_fetch.h
+// origin_error / key_too_large (502), origin_timeout (504) (http/client/coalesced_fetch.h
 // maps them); `status` carries it.
 struct KeyResult {
   std::shared_ptr<const KeyBytes> key;

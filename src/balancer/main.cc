@@ -4,7 +4,7 @@
 
 #include "api/api.h"
 #include "balancer/balancer.h"
-#include "http/service_host.h"
+#include "http/server/service_host.h"
 
 int main(int argc, char** argv) {
   const char* kDefaultConfig = "conf/balancer.json";

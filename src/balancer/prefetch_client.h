@@ -20,7 +20,7 @@
 #include "core/clock.h"
 #include "core/event_loop.h"
 #include "core/metrics.h"
-#include "http/http_client.h"
+#include "http/client/http_client.h"
 
 namespace balancer {
 

@@ -40,8 +40,8 @@
 #include "core/metrics.h"
 #include "core/result.h"
 #include "hls/playlist.h"
-#include "http/coalesced_fetch.h"
-#include "http/http_client.h"
+#include "http/client/coalesced_fetch.h"
+#include "http/client/http_client.h"
 
 namespace balancer {
 
@@ -163,7 +163,7 @@ struct SourceResult {
 
 const char* to_string(SourceResult::From from);
 
-// How source playlist fetches name what failed (http/coalesced_fetch.h).
+// How source playlist fetches name what failed (http/client/coalesced_fetch.h).
 inline constexpr common::UpstreamWording kSourceWording{"playlist", "source_too_large",
                                                         "the balancer"};
 

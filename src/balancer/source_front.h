@@ -20,7 +20,7 @@
 #include "core/answer_here.h"
 #include "core/clock.h"
 #include "core/event_loop.h"
-#include "http/coalesced_fetch.h"
+#include "http/client/coalesced_fetch.h"
 
 namespace balancer {
 

@@ -8,7 +8,7 @@
 #include "core/json.h"
 #include "core/url.h"
 #include "hls/steering.h"
-#include "http/body_buffer.h"
+#include "http/server/body_buffer.h"
 
 namespace balancer {
 

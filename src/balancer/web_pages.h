@@ -9,7 +9,7 @@
 #include <string>
 #include <string_view>
 
-#include "http/http_exchange.h"
+#include "http/server/http_exchange.h"
 
 namespace balancer {
 

@@ -215,7 +215,7 @@ void CacheNode::attach(size_t index, common::HttpServer& server) {
   server.route("/ping", {"GET", "HEAD", "OPTIONS"}, [config](HttpExchange& ex) {
     const CacheNodeConfig& c = config->get().config;
     ex.add_header("Cache-Control", "no-store");
-    // A plain OPTIONS; preflights are answered before routing (http/cors.h).
+    // A plain OPTIONS; preflights are answered before routing (http/server/cors.h).
     if (ex.method() == "OPTIONS") return ex.reply(204, "", "");
     ex.reply(200, "{\"id\":" + common::json_string(c.node_id) +
                       ",\"site\":" + common::json_string(c.site) + "}\n");

@@ -19,9 +19,9 @@
 #include "core/config.h"
 #include "core/metrics.h"
 #include "core/result.h"
-#include "http/cors.h"
-#include "http/http_server.h"
-#include "http/service_host.h"
+#include "http/server/cors.h"
+#include "http/server/http_server.h"
+#include "http/server/service_host.h"
 
 namespace cache_node {
 
@@ -82,7 +82,7 @@ common::Result<CacheNodeConfig> load_cache_node_config(const common::ConfigDocum
 
 // The whole node: shared state (store, fetches in progress, config snapshot)
 // plus one set of handlers per event loop. Created on the main thread by the
-// service host (http/service_host.h), which then runs the loops.
+// service host (http/server/service_host.h), which then runs the loops.
 class CacheNode : public common::Service<CacheNodeConfig> {
  public:
   static common::Result<std::unique_ptr<CacheNode>> create(common::ServiceContext& context,

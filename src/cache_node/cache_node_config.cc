@@ -3,7 +3,7 @@
 #include <cctype>
 
 #include "cache_node/cache_node.h"
-#include "http/server_config.h"
+#include "http/server/server_config.h"
 
 namespace cache_node {
 namespace {

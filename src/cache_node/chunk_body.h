@@ -12,7 +12,7 @@
 #pragma once
 
 #include "cache_node/lock_order.h"
-#include "http/body_buffer.h"
+#include "http/server/body_buffer.h"
 
 #include <cstddef>
 #include <memory>

@@ -32,7 +32,7 @@
 #include "core/enum_names.h"
 #include "core/event_loop.h"
 #include "core/metrics.h"
-#include "http/http_client.h"
+#include "http/client/http_client.h"
 
 namespace cache_node {
 

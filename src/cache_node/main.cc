@@ -1,6 +1,6 @@
 // cache_node: the service host runs the node (config, loops, signals, reload).
 #include "cache_node/cache_node.h"
-#include "http/service_host.h"
+#include "http/server/service_host.h"
 
 int main(int argc, char** argv) {
   common::ServiceSpec<cache_node::CacheNodeConfig> spec;

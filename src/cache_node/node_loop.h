@@ -20,7 +20,7 @@
 #include "cache_node/shared_cache.h"
 #include "cmcd/quality_meter.h"
 #include "core/enum_names.h"
-#include "http/http_client.h"
+#include "http/client/http_client.h"
 
 namespace cache_node {
 

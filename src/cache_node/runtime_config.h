@@ -9,12 +9,12 @@
 
 #include "cache_node/cache_node.h"
 #include "cache_node/log_tag.h"
-#include "http/coalesced_fetch.h"
+#include "http/client/coalesced_fetch.h"
 #include "signing/url_signing.h"
 
 namespace cache_node {
 
-// How chunk fetches name what failed (http/coalesced_fetch.h).
+// How chunk fetches name what failed (http/client/coalesced_fetch.h).
 inline constexpr common::UpstreamWording kChunkWording{"chunk", "object_too_large",
                                                        "this cache node"};
 

@@ -1,7 +1,7 @@
 // What every loop of a cache node shares: the chunk store, the fetches in
 // progress (one per chunk for the whole process: fetch-once across loops) and
 // the remembered origin 404s. A Flight is one upstream fetch, kept in the shared
-// coalesced-fetch table (http/coalesced_fetch.h) while it runs; the loop that
+// coalesced-fetch table (http/client/coalesced_fetch.h) while it runs; the loop that
 // started it owns the transfer and publishes its progress here, and every loop
 // with waiters on it (a subscriber) is told to look again through its post().
 // Any thread, unless noted.
@@ -20,7 +20,7 @@
 #include "cache_node/lock_order.h"
 #include "core/clock.h"
 #include "core/metrics.h"
-#include "http/coalesced_fetch.h"
+#include "http/client/coalesced_fetch.h"
 
 namespace cache_node {
 

@@ -9,7 +9,7 @@
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/url.h"
-#include "http/http_exchange.h"
+#include "http/server/http_exchange.h"
 
 namespace cmcd {
 namespace {

@@ -15,7 +15,7 @@
 #include "core/clock.h"
 #include "core/event_loop.h"
 #include "core/metrics.h"
-#include "http/http_client.h"
+#include "http/client/http_client.h"
 #include "support/loopback_node.h"
 
 namespace balancer {

@@ -14,7 +14,7 @@
 #include "core/clock.h"
 #include "core/event_loop.h"
 #include "core/metrics.h"
-#include "http/http_client.h"
+#include "http/client/http_client.h"
 #include "support/balancer_fixture.h"
 #include "support/origin_fixture.h"
 #include "support/process.h"

@@ -1,8 +1,8 @@
 #include <doctest/doctest.h>
 
 #include "core/config.h"
-#include "http/http_server.h"
-#include "http/server_config.h"
+#include "http/server/http_server.h"
+#include "http/server/server_config.h"
 
 using common::ConfigDocument;
 using common::ConfigReader;

@@ -1,6 +1,6 @@
 // ConnectionLimits: the total and the per-address count, exempt networks, slots given back
 // when destroyed or moved over, and exact counts with several threads admitting at once.
-#include "http/connection_limits.h"
+#include "http/server/connection_limits.h"
 
 #include <arpa/inet.h>
 #include <doctest/doctest.h>

@@ -3,7 +3,7 @@
 #include <doctest/doctest.h>
 
 #include "core/config.h"
-#include "http/cors.h"
+#include "http/server/cors.h"
 
 using common::ConfigDocument;
 using common::ConfigReader;

@@ -1,4 +1,4 @@
-// The server's own HTTP/1 transport (http/http1_connection.h) on a real event loop, spoken
+// The server's own HTTP/1 transport (http/h1/http1_connection.h) on a real event loop, spoken
 // to byte by byte over a loopback socket: keep-alive and pipelining in order, bodies by
 // length and chunked (with 100-continue), limits, HTTP/1.0, streamed replies, timeouts and
 // a client that leaves while its request is held. Over TLS too: the handshake, records,
@@ -20,8 +20,8 @@
 #include "core/handles.h"
 #include "core/metrics.h"
 #include "http/http_handles.h"
-#include "http/http_server.h"
-#include "http/tls.h"
+#include "http/server/http_server.h"
+#include "http/tls/tls.h"
 #include "support/process.h"
 #include "support/sockets.h"
 #include "support/test_certificate.h"

@@ -1,4 +1,4 @@
-// HTTP/1 request heads (src/http/http1_head.h): what players, browsers, curl and proxies send
+// HTTP/1 request heads (src/http/h1/http1_head.h): what players, browsers, curl and proxies send
 // is read into views of the bytes; a head still arriving is incomplete at every byte; what a
 // proxy could read differently is refused; the size limit holds whatever the bytes.
 #include <doctest/doctest.h>
@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "http/http1_head.h"
+#include "http/h1/http1_head.h"
 
 using common::HeadStatus;
 using common::parse_http1_head;

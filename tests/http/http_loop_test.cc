@@ -17,8 +17,8 @@
 #include "core/handles.h"
 #include "core/json.h"
 #include "core/metrics.h"
-#include "http/http_client.h"
-#include "http/http_server.h"
+#include "http/client/http_client.h"
+#include "http/server/http_server.h"
 #include "support/process.h"
 
 namespace {

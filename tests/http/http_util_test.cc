@@ -5,7 +5,7 @@
 
 #include "core/ascii.h"
 #include "core/json.h"
-#include "http/http_server.h"
+#include "http/server/http_server.h"
 
 TEST_CASE("redact_target: secret-bearing query values never reach the log") {
   CHECK(common::redact_target("/x?key=abc&y=1") == "/x?key=***&y=1");

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "http/request_framing.h"
+#include "http/h1/request_framing.h"
 
 using common::FramingProblem;
 using common::HeaderField;

@@ -1,4 +1,4 @@
-// The host's reload contract (http/service_host.h, reload_service): a reload the
+// The host's reload contract (http/server/service_host.h, reload_service): a reload the
 // service rejects after the certificate changed leaves the certificate served, the
 // service's state and the counters' "ok" side as they were; a valid one installs both.
 // A real ServiceHost serves TLS on loopback; its certificate is read from a handshake.
@@ -9,7 +9,7 @@
 #include <future>
 #include <thread>
 
-#include "http/service_host.h"
+#include "http/server/service_host.h"
 #include "support/process.h"
 #include "support/test_certificate.h"
 

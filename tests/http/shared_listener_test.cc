@@ -19,7 +19,7 @@
 
 #include "core/handles.h"
 #include "core/metrics.h"
-#include "http/http_server.h"
+#include "http/server/http_server.h"
 #include "support/http_client.h"
 #include "support/sockets.h"
 

@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "core/handles.h"
-#include "http/http2_connection.h"
+#include "http/h2/http2_connection.h"
 #include "support/libevent_owners.h"
 
 using balancer::test::drain;

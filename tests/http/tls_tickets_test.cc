@@ -8,8 +8,8 @@
 
 #include <fstream>
 
-#include "http/tls.h"
-#include "http/tls_tickets.h"
+#include "http/tls/tls.h"
+#include "http/tls/tls_tickets.h"
 #include "support/process.h"
 #include "support/test_certificate.h"
 

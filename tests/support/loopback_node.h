@@ -17,7 +17,7 @@
 #include <vector>
 
 #include "core/metrics.h"
-#include "http/http_server.h"
+#include "http/server/http_server.h"
 #include "support/process.h"
 
 namespace balancer::test {

@@ -11,7 +11,7 @@
 #include "core/clock.h"
 #include "core/handles.h"
 #include "core/metrics.h"
-#include "http/http_client.h"
+#include "http/client/http_client.h"
 #include "support/origin_fixture.h"
 #include "support/process.h"
 

@@ -1,4 +1,4 @@
-// Fuzz target for the HTTP/1 request-head parser (src/http/http1_head.h): any bytes, under two
+// Fuzz target for the HTTP/1 request-head parser (src/http/h1/http1_head.h): any bytes, under two
 // limits. It must never crash or read outside the bytes (ASan, UBSan); a complete head lies
 // within the bytes and the limit, its views point into them, and reading just its bytes, or its
 // bytes and more after them, gives the same head; incomplete means no more than the limit has
@@ -10,8 +10,8 @@
 #include <string_view>
 
 #include "fuzz/fuzz_check.h"
-#include "http/http1_head.h"
-#include "http/request_framing.h"
+#include "http/h1/http1_head.h"
+#include "http/h1/request_framing.h"
 
 namespace {
 

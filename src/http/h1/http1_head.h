@@ -1,7 +1,7 @@
 // HTTP/1.x request heads (RFC 9112 §2.2, §3, §5), parsed from the bytes as they arrived: the
 // request line and the header fields as views into those bytes, nothing copied. The first
 // piece of an HTTP/1 transport of our own (docs/http.md, "Request framing"); the framing
-// of a parsed head is then checked by RequestFramingCheck (http/request_framing.h).
+// of a parsed head is then checked by RequestFramingCheck (http/h1/request_framing.h).
 //
 // Strict where a lenient reading could differ from a proxy's (request smuggling): a head
 // this refuses is answered 400 and its connection closed. Refused: a bare CR; a control
@@ -23,7 +23,7 @@
 #include <string_view>
 #include <vector>
 
-#include "http/request_framing.h"
+#include "http/h1/request_framing.h"
 
 namespace common {
 

@@ -23,7 +23,7 @@ void read_server_section(ConfigReader& server, HttpServerOptions& options);
 void read_threads(ConfigReader& root, HttpServerOptions& options);
 struct CorsOptions;
 // Reads what every server reads alike: the "server" section and "threads" into `server`,
-// the "log" level and the "cors" section (http/cors.h).
+// the "log" level and the "cors" section (http/server/cors.h).
 void read_server_sections(ConfigReader& root, HttpServerOptions& server, std::string& log_level,
                           CorsOptions& cors);
 

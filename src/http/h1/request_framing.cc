@@ -1,4 +1,4 @@
-#include "http/request_framing.h"
+#include "http/h1/request_framing.h"
 
 #include <array>
 

@@ -1,4 +1,4 @@
-#include "http/tls_tickets.h"
+#include "http/tls/tls_tickets.h"
 
 #include <openssl/evp.h>
 #include <openssl/hmac.h>

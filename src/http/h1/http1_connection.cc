@@ -1,4 +1,4 @@
-#include "http/http1_connection.h"
+#include "http/h1/http1_connection.h"
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -18,9 +18,9 @@
 
 #include "core/ascii.h"
 #include "core/host_lookup.h"
-#include "http/http2_connection.h"
-#include "http/http_server.h"
-#include "http/tls.h"
+#include "http/h2/http2_connection.h"
+#include "http/server/http_server.h"
+#include "http/tls/tls.h"
 
 namespace common {
 namespace {

@@ -1,4 +1,4 @@
-#include "http/tls.h"
+#include "http/tls/tls.h"
 
 #include <openssl/core_names.h>
 #include <openssl/err.h>
@@ -13,7 +13,7 @@
 #include <memory>
 #include <utility>
 
-#include "http/tls_tickets.h"
+#include "http/tls/tls_tickets.h"
 
 namespace common {
 namespace {

@@ -1,8 +1,8 @@
 // The HTTP server of one event loop: routing, JSON error replies (DESIGN.md error
 // contract), one access-log line per request, request size limits, I/O timeouts
-// and graceful drain, serving HttpExchanges (http/http_exchange.h) over HTTP/1 (one
-// transport for plain and TLS listeners, http/http1_connection.h) and HTTP/2
-// (http/http2_connection.h: h2 by ALPN over TLS, h2c with prior knowledge in the clear).
+// and graceful drain, serving HttpExchanges (http/server/http_exchange.h) over HTTP/1 (one
+// transport for plain and TLS listeners, http/h1/http1_connection.h) and HTTP/2
+// (http/h2/http2_connection.h: h2 by ALPN over TLS, h2c with prior knowledge in the clear).
 // Loop thread only.
 #pragma once
 
@@ -26,9 +26,9 @@
 #include "core/handles.h"
 #include "core/metrics.h"
 #include "core/result.h"
-#include "http/connection_limits.h"
-#include "http/http_exchange.h"
-#include "http/tls.h"
+#include "http/server/connection_limits.h"
+#include "http/server/http_exchange.h"
+#include "http/tls/tls.h"
 
 namespace common {
 
@@ -50,7 +50,7 @@ struct HttpServerOptions {
   int listen_backlog = 4096;            // accept queue (the kernel caps it at somaxconn)
   int io_timeout_s = 30;                // read/write inactivity on a connection
   int drain_timeout_s = 10;             // graceful shutdown bound
-  // Client connections (http/connection_limits.h), on every listener: over the total, plain
+  // Client connections (http/server/connection_limits.h), on every listener: over the total, plain
   // HTTP/1 gets 503 and TLS a close at accept; over the per-address limit, 429 or the close.
   size_t max_connections = 0;                 // 0 = sized from the open-file limit
   size_t max_connections_per_address = 512;   // 0 = no limit
@@ -85,9 +85,9 @@ class HttpServer {
   void route_prefix(const std::string& prefix, std::vector<std::string> methods, Handler handler);
   // Runs first for every request, also those this server answers with an error
   // (404, 405, 413, 503 draining ...): may add response headers, or answer and
-  // return true (e.g. a CORS preflight, http/cors.h). Set before the loop runs.
+  // return true (e.g. a CORS preflight, http/server/cors.h). Set before the loop runs.
   // Not run for an HTTP/1.x head refused for its framing or Host
-  // (http/request_framing.h): that gets 400 and the connection is closed.
+  // (http/h1/request_framing.h): that gets 400 and the connection is closed.
   void set_pre_route(std::function<bool(HttpExchange&)> hook) { pre_route_ = std::move(hook); }
 
   uint16_t port() const { return port_; }          // 0 without a plain listener
@@ -209,7 +209,8 @@ class HttpServer {
   Counter& stalled_closes_;
   Histogram& latency_;
   Counter* status_counters_[6];
-  std::vector<Counter*> bad_requests_;  // by FramingProblem (http/request_framing.h); [none] unused
+  std::vector<Counter*>
+      bad_requests_;  // by FramingProblem (http/h1/request_framing.h); [none] unused
 };
 
 // Prints {"event":"listening","service":S,"port":P,"tls_port":T} on stdout and

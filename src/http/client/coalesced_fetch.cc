@@ -1,4 +1,4 @@
-#include "http/coalesced_fetch.h"
+#include "http/client/coalesced_fetch.h"
 
 namespace common {
 

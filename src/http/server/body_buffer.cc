@@ -1,4 +1,4 @@
-#include "http/body_buffer.h"
+#include "http/server/body_buffer.h"
 
 #include <event2/buffer.h>
 

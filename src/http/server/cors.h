@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "core/config.h"
-#include "http/http_exchange.h"
+#include "http/server/http_exchange.h"
 
 namespace common {
 

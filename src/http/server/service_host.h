@@ -22,7 +22,7 @@
 #include "core/event_loop.h"
 #include "core/metrics.h"
 #include "core/result.h"
-#include "http/http_server.h"
+#include "http/server/http_server.h"
 
 namespace common {
 

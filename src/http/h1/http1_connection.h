@@ -1,9 +1,9 @@
 // HTTP/1.x on a plain socket or over TLS, the servers' one HTTP/1 path (docs/http.md,
 // "The HTTP/1 transport"): one object per accepted connection, which
 // does the TLS handshake itself (OpenSSL over the socket, no bufferevent), reads request heads
-// with parse_http1_head (http/http1_head.h) and RequestFramingCheck, bodies by
+// with parse_http1_head (http/h1/http1_head.h) and RequestFramingCheck, bodies by
 // Content-Length or chunked, hands each request to HttpServer::dispatch as an HttpExchange,
-// and carries its reply as the exchange's front end (http/request_state.h). Requests on
+// and carries its reply as the exchange's front end (http/server/request_state.h). Requests on
 // one connection are served one at a time, in order (keep-alive and pipelining). A TLS client
 // that agrees on h2 by ALPN is handed to an Http2Connection after the handshake; on a plain
 // listener with h2c, so is a client whose first bytes are HTTP/2's connection preface (prior
@@ -30,10 +30,10 @@
 #include <vector>
 
 #include "core/handles.h"
-#include "http/connection_limits.h"
-#include "http/http1_head.h"
+#include "http/h1/http1_head.h"
 #include "http/http_handles.h"
-#include "http/request_state.h"
+#include "http/server/connection_limits.h"
+#include "http/server/request_state.h"
 
 namespace common {
 

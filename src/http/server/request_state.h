@@ -11,9 +11,9 @@
 #include <string_view>
 #include <vector>
 
-#include "http/body_buffer.h"
-#include "http/http_server.h"
-#include "http/request_framing.h"
+#include "http/h1/request_framing.h"
+#include "http/server/body_buffer.h"
+#include "http/server/http_server.h"
 
 namespace common {
 

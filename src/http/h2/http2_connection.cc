@@ -1,4 +1,4 @@
-#include "http/http2_connection.h"
+#include "http/h2/http2_connection.h"
 
 #include <event2/buffer.h>
 #include <event2/bufferevent_ssl.h>
@@ -18,9 +18,9 @@
 
 #include "core/host_lookup.h"
 #include "core/log.h"
-#include "http/http_server.h"
-#include "http/request_state.h"
-#include "http/tls.h"
+#include "http/server/http_server.h"
+#include "http/server/request_state.h"
+#include "http/tls/tls.h"
 
 namespace common {
 

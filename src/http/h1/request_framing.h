@@ -1,5 +1,5 @@
 // Strict HTTP/1.x request framing (RFC 9112 §6) and Host rules (§3.2), as a pure
-// function of a parsed request head (http/http1_head.h). A proxy in front of us and this
+// function of a parsed request head (http/h1/http1_head.h). A proxy in front of us and this
 // server must agree on where each request ends; where the RFC lets a recipient choose
 // between repairing and refusing, this refuses, and the server answers 400 and
 // closes the connection (so bytes after a refused head are never read as a

@@ -1,4 +1,4 @@
-#include "http/http1_head.h"
+#include "http/h1/http1_head.h"
 
 #include <algorithm>
 

@@ -1,10 +1,10 @@
-#include "http/server_config.h"
+#include "http/server/server_config.h"
 
 #include <filesystem>
 
-#include "http/cors.h"
-#include "http/http_server.h"
-#include "http/tls.h"
+#include "http/server/cors.h"
+#include "http/server/http_server.h"
+#include "http/tls/tls.h"
 
 namespace common {
 

@@ -1,4 +1,4 @@
-#include "http/connection_limits.h"
+#include "http/server/connection_limits.h"
 
 #include <netinet/in.h>
 #include <sys/resource.h>

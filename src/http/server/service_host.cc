@@ -1,4 +1,4 @@
-#include "http/service_host.h"
+#include "http/server/service_host.h"
 
 #include <fcntl.h>
 #include <pthread.h>

@@ -23,9 +23,9 @@
 #include <vector>
 
 #include "core/handles.h"
-#include "http/body_buffer.h"
-#include "http/http_exchange.h"
-#include "http/request_state.h"
+#include "http/server/body_buffer.h"
+#include "http/server/http_exchange.h"
+#include "http/server/request_state.h"
 
 namespace common {
 

@@ -1,4 +1,4 @@
-#include "http/cors.h"
+#include "http/server/cors.h"
 
 #include <algorithm>
 #include <cctype>

@@ -21,7 +21,7 @@
 
 #include "core/result.h"
 #include "http/http_handles.h"
-#include "http/http_server.h"
+#include "http/server/http_server.h"
 
 namespace common {
 

@@ -20,7 +20,7 @@
 #include <vector>
 
 #include "core/result.h"
-#include "http/http_client.h"
+#include "http/client/http_client.h"
 
 namespace common {
 

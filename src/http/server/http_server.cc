@@ -1,4 +1,4 @@
-#include "http/http_server.h"
+#include "http/server/http_server.h"
 
 #include <event2/listener.h>
 
@@ -18,10 +18,10 @@
 #include "core/json.h"
 #include "core/log.h"
 #include "core/url.h"
-#include "http/http1_connection.h"
-#include "http/http2_connection.h"
-#include "http/request_framing.h"
-#include "http/request_state.h"
+#include "http/h1/http1_connection.h"
+#include "http/h1/request_framing.h"
+#include "http/h2/http2_connection.h"
+#include "http/server/request_state.h"
 
 namespace common {
 namespace {

@@ -1,5 +1,5 @@
 // HttpExchange: request accessors, replies, streaming, over either protocol's front end.
-#include "http/http_exchange.h"
+#include "http/server/http_exchange.h"
 
 #include <event2/buffer.h>
 
@@ -11,8 +11,8 @@
 #include "core/json.h"
 #include "core/log.h"
 #include "core/url.h"
-#include "http/request_state.h"
-#include "http/value_names.h"
+#include "http/server/request_state.h"
+#include "http/server/value_names.h"
 
 namespace common {
 namespace {

@@ -1,6 +1,6 @@
 // One HTTP request and its response, as a handler sees it, whatever protocol
-// front end carries it (HTTP/1.x through http/http1_connection.h, HTTP/2 through nghttp2;
-// both implement ExchangeFrontEnd, http/request_state.h). No libevent type appears
+// front end carries it (HTTP/1.x through http/h1/http1_connection.h, HTTP/2 through nghttp2;
+// both implement ExchangeFrontEnd, http/server/request_state.h). No libevent type appears
 // here. Loop thread only: the loop that received the request.
 //
 // A handler receives an HttpExchange. It replies at once, or moves the exchange
@@ -16,7 +16,7 @@
 #include <string>
 #include <string_view>
 
-#include "http/body_buffer.h"
+#include "http/server/body_buffer.h"
 
 namespace common {
 
