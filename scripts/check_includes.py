@@ -7,6 +7,10 @@ only the folders its own folder's row of ALLOWED names; where a row names single
 folder (a component's public header), only those. hls/ is a leaf on the standard library:
 its <...> includes are standard headers only. Exits 1 and lists every include that breaks a
 rule; `--self-test` first shows that a planted breach of each kind is found.
+
+One namespace per folder: a file of src/F/ defines names only in namespace F (and namespaces
+nested in it), so a qualified name says which folder declares it. A block of another
+folder's namespace may only forward-declare (`class X;`).
 """
 import os
 import re
@@ -51,6 +55,38 @@ STANDARD = set(
     "stdexcept string string_view system_error tuple type_traits typeinfo unordered_map "
     "unordered_set utility variant vector".split())
 
+NAMESPACE_OPEN = re.compile(r"^namespace ([\w:]+) \{(.*)$")
+NAMESPACE_CLOSE = re.compile(r"^\}  // namespace")
+FORWARD_ONLY = re.compile(r"^\s*((class|struct) \w+;)?\s*(//.*)?$")
+
+
+def namespace_breaches(rel, folder, text):
+    """Blocks of a namespace other than `folder` that declare more than forward declarations."""
+    found = []
+    depth = 0
+    foreign = None  # (name, line) of the open block of another folder's namespace
+    for number, line in enumerate(text.splitlines(), 1):
+        opened = NAMESPACE_OPEN.match(line)
+        if opened:
+            name, rest = opened.group(1), opened.group(2).strip()
+            if depth == 0 and name.split("::")[0] != folder:
+                if rest.startswith("}"):
+                    continue  # a one-line block: `namespace x { }`
+                foreign = (name, number)
+            depth += 1
+            continue
+        if NAMESPACE_CLOSE.match(line) or (foreign and line.startswith("}")):
+            depth = max(0, depth - 1)
+            if depth == 0:
+                foreign = None
+            continue
+        if foreign and not FORWARD_ONLY.match(line):
+            found.append(f"{rel}:{number}: declares in namespace {foreign[0]}, not {folder}: "
+                         "one namespace per folder")
+            foreign = None
+    return found
+
+
 QUOTED = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
 ANGLED = re.compile(r'^\s*#\s*include\s+<([^>]+)>', re.M)
 
@@ -69,6 +105,7 @@ def breaches(src_dir):
                 found.append(f"{rel}: folder '{folder}' has no row in the include matrix")
                 continue
             allowed = ALLOWED[folder]
+            found.extend(namespace_breaches(rel, folder, text))
             for target in QUOTED.findall(text):
                 dep = target.split("/")[0] if "/" in target else folder
                 if target in FORBIDDEN.get(folder, ()):
@@ -96,6 +133,10 @@ def self_test():
         "core/d.cc": '#include "balancer/balancer.h"\n#include "http/tls/tls.h"\n'
                      '#include <curl/curl.h>\n#include <event2/event.h>\n',
         "newcomer/e.cc": '#include "core/log.h"\n',
+        "http/f.h": 'namespace core {\nclass EventLoop;\n}  // namespace core\n'
+                    'namespace common {\nint x;\n}  // namespace common\n'
+                    'namespace http {\nnamespace detail {\nint y;\n}  // namespace detail\n'
+                    '}  // namespace http\n',
     }
     with tempfile.TemporaryDirectory() as tmp:
         src = os.path.join(tmp, "src")
@@ -108,7 +149,8 @@ def self_test():
                 "balancer/b.cc: includes cache_node/node_loop.h",
                 "balancer/b.cc: includes api/api_state.h", "cache_node/c.cc: includes stores/pg_client.h",
                 "core/d.cc: includes balancer/balancer.h", "core/d.cc: includes http/tls/tls.h",
-                "core/d.cc: includes <curl/curl.h>", "newcomer/e.cc: folder 'newcomer'"]
+                "core/d.cc: includes <curl/curl.h>", "newcomer/e.cc: folder 'newcomer'",
+                "http/f.h:5: declares in namespace common"]
     missing = [e for e in expected if not any(line.startswith("src/" + e) for line in got)]
     if missing or len(got) != len(expected):
         print("check_includes.py self-test: expected each planted breach once; found:",

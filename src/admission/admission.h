@@ -18,7 +18,7 @@
 #include <string_view>
 #include <vector>
 
-namespace common {
+namespace core {
 class EventLoop;
 }
 
@@ -171,25 +171,25 @@ class Admission {
   // otherwise it gets a ticket at the tail of the queue. A new viewer over a bound
   // (max_entries, or from an address over its per-address bounds) is refused and nothing is
   // recorded; `from` only matters for a new viewer.
-  virtual void request(common::EventLoop& loop, ViewerKey viewer, const StreamInfo& stream,
+  virtual void request(core::EventLoop& loop, ViewerKey viewer, const StreamInfo& stream,
                        const ViewerSource& from, TimePoint now, DecisionCallback done) = 0;
 
   // Loop. The app's access check for `viewer` on `channel` ("" keeps the viewer's channel):
   // like request(), without changing the viewer's cache or bandwidth (the API knows neither).
-  virtual void check(common::EventLoop& loop, ViewerKey viewer, std::string_view channel,
+  virtual void check(core::EventLoop& loop, ViewerKey viewer, std::string_view channel,
                      const ViewerSource& from, TimePoint now, DecisionCallback done) = 0;
 
   // Loop. The viewer stops watching (logout, player closed): frees its slot or drops its
   // ticket. `done(true)` when it held one, `done(false)` when it held neither; nullopt when the
   // store could not be asked.
-  virtual void release(common::EventLoop& loop, ViewerKey viewer, TimePoint now,
+  virtual void release(core::EventLoop& loop, ViewerKey viewer, TimePoint now,
                        std::function<void(std::optional<bool> released)> done) = 0;
 
   // Loop. Overload emulation: while on, no one is admitted (new viewers and the queue wait);
   // admitted viewers keep refreshing their slots; when switched off, admissions resume in queue
   // order. Sets it to `want`, or toggles it when `want` is empty. nullopt when the store could
   // not be asked (nothing changed).
-  virtual void switch_emulation(common::EventLoop& loop, std::optional<bool> want, TimePoint now,
+  virtual void switch_emulation(core::EventLoop& loop, std::optional<bool> want, TimePoint now,
                                 std::function<void(std::optional<EmulationSwitch>)> done) = 0;
 
   // Any thread: new limits (reload). Admitted viewers keep their slots even when over the new
@@ -242,7 +242,7 @@ enum class StoreTime : uint8_t {
 // connection each, made here (main thread, before the loops run). The loops must outlive the
 // object. Admitted viewers are leased locally, so their refreshes need no round trip (see
 // docs/admission.md, "Several balancers: admission on Redis").
-std::unique_ptr<Admission> make_redis_admission(const std::vector<common::EventLoop*>& loops,
+std::unique_ptr<Admission> make_redis_admission(const std::vector<core::EventLoop*>& loops,
                                                 const RedisAdmissionOptions& options,
                                                 const AdmissionLimits& limits,
                                                 StoreTime time = StoreTime::redis_clock);

@@ -15,7 +15,7 @@ class LocalAdmission final : public Admission {
  public:
   explicit LocalAdmission(const AdmissionLimits& limits) : policy_(limits) {}
 
-  void request(common::EventLoop&, ViewerKey viewer, const StreamInfo& stream,
+  void request(core::EventLoop&, ViewerKey viewer, const StreamInfo& stream,
                const ViewerSource& from, TimePoint now, DecisionCallback done) override {
     AdmissionDecision d;
     {
@@ -25,8 +25,8 @@ class LocalAdmission final : public Admission {
     done(d);
   }
 
-  void check(common::EventLoop&, ViewerKey viewer, std::string_view channel,
-             const ViewerSource& from, TimePoint now, DecisionCallback done) override {
+  void check(core::EventLoop&, ViewerKey viewer, std::string_view channel, const ViewerSource& from,
+             TimePoint now, DecisionCallback done) override {
     AdmissionDecision d;
     {
       std::lock_guard lock(mutex_);
@@ -35,7 +35,7 @@ class LocalAdmission final : public Admission {
     done(d);
   }
 
-  void release(common::EventLoop&, ViewerKey viewer, TimePoint now,
+  void release(core::EventLoop&, ViewerKey viewer, TimePoint now,
                std::function<void(std::optional<bool>)> done) override {
     bool released = false;
     {
@@ -45,7 +45,7 @@ class LocalAdmission final : public Admission {
     done(released);
   }
 
-  void switch_emulation(common::EventLoop&, std::optional<bool> want, TimePoint now,
+  void switch_emulation(core::EventLoop&, std::optional<bool> want, TimePoint now,
                         std::function<void(std::optional<EmulationSwitch>)> done) override {
     EmulationSwitch s;
     {

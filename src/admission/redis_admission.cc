@@ -14,7 +14,7 @@ namespace {
 constexpr const char* kLog = "admission";
 // Viewers per heartbeat script call: a few milliseconds of Redis time each.
 constexpr size_t kHeartbeatSlice = 2000;
-using common::RedisReply;
+using stores::RedisReply;
 
 int64_t millis(Duration d) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
@@ -58,7 +58,7 @@ AdmissionDecision unavailable_decision(const AdmissionLimits& limits) {
 
 // ---- scripts ----
 
-RedisAdmissionScripts::RedisAdmissionScripts(common::RedisClient& client, const std::string& prefix)
+RedisAdmissionScripts::RedisAdmissionScripts(stores::RedisClient& client, const std::string& prefix)
     : client_(client) {
   // One hash tag: a Redis Cluster keeps the fleet's keys on one shard, as a script needs.
   const std::string base = "{" + prefix + "}:admission:";
@@ -209,20 +209,20 @@ void RedisAdmissionScripts::status(const AdmissionLimits& limits, int64_t now_ms
 // ---- the process's side ----
 
 struct RedisAdmission::PerLoop {
-  PerLoop(common::EventLoop& l, const RedisAdmissionOptions& o)
+  PerLoop(core::EventLoop& l, const RedisAdmissionOptions& o)
       : loop(l),
-        client(l, common::RedisOptions{o.host, o.port, o.password, o.timeout}),
+        client(l, stores::RedisOptions{o.host, o.port, o.password, o.timeout}),
         scripts(client, o.prefix) {}
-  common::EventLoop& loop;
-  common::RedisClient client;
+  core::EventLoop& loop;
+  stores::RedisClient client;
   RedisAdmissionScripts scripts;
 };
 
-RedisAdmission::RedisAdmission(const std::vector<common::EventLoop*>& loops,
+RedisAdmission::RedisAdmission(const std::vector<core::EventLoop*>& loops,
                                const RedisAdmissionOptions& options, const AdmissionLimits& limits,
                                StoreTime time)
     : options_(options), time_(time), limits_(limits) {
-  for (common::EventLoop* loop : loops) loops_.push_back(std::make_unique<PerLoop>(*loop, options));
+  for (core::EventLoop* loop : loops) loops_.push_back(std::make_unique<PerLoop>(*loop, options));
   last_status_.limits = limits;
 }
 
@@ -244,7 +244,7 @@ void RedisAdmission::set_limits(const AdmissionLimits& limits, TimePoint) {
   limits_ = limits;
 }
 
-RedisAdmission::PerLoop& RedisAdmission::on(common::EventLoop& loop) {
+RedisAdmission::PerLoop& RedisAdmission::on(core::EventLoop& loop) {
   for (auto& pl : loops_) {
     if (&pl->loop == &loop) return *pl;
   }
@@ -262,17 +262,17 @@ void RedisAdmission::confirm(const std::string& key, const StreamInfo& stream, b
   if (stream.bandwidth_bps != 0) lease.bandwidth_bps = stream.bandwidth_bps;
 }
 
-void RedisAdmission::request(common::EventLoop& loop, ViewerKey viewer, const StreamInfo& stream,
+void RedisAdmission::request(core::EventLoop& loop, ViewerKey viewer, const StreamInfo& stream,
                              const ViewerSource& from, TimePoint now, DecisionCallback done) {
   decide(loop, viewer, stream, true, from, now, std::move(done));
 }
 
-void RedisAdmission::check(common::EventLoop& loop, ViewerKey viewer, std::string_view channel,
+void RedisAdmission::check(core::EventLoop& loop, ViewerKey viewer, std::string_view channel,
                            const ViewerSource& from, TimePoint now, DecisionCallback done) {
   decide(loop, viewer, StreamInfo{channel, {}, 0}, false, from, now, std::move(done));
 }
 
-void RedisAdmission::decide(common::EventLoop& loop, ViewerKey viewer, const StreamInfo& stream,
+void RedisAdmission::decide(core::EventLoop& loop, ViewerKey viewer, const StreamInfo& stream,
                             bool stream_known, const ViewerSource& from, TimePoint now,
                             DecisionCallback done) {
   AdmissionLimits l;
@@ -315,7 +315,7 @@ void RedisAdmission::decide(common::EventLoop& loop, ViewerKey viewer, const Str
       });
 }
 
-void RedisAdmission::release(common::EventLoop& loop, ViewerKey viewer, TimePoint now,
+void RedisAdmission::release(core::EventLoop& loop, ViewerKey viewer, TimePoint now,
                              std::function<void(std::optional<bool>)> done) {
   {
     std::lock_guard lock(mutex_);
@@ -324,7 +324,7 @@ void RedisAdmission::release(common::EventLoop& loop, ViewerKey viewer, TimePoin
   on(loop).scripts.release(viewer, limits(), store_ms(now), std::move(done));
 }
 
-void RedisAdmission::switch_emulation(common::EventLoop& loop, std::optional<bool> want,
+void RedisAdmission::switch_emulation(core::EventLoop& loop, std::optional<bool> want,
                                       TimePoint now,
                                       std::function<void(std::optional<EmulationSwitch>)> done) {
   on(loop).scripts.switch_emulation(want, limits(), store_ms(now), std::move(done));
@@ -459,7 +459,7 @@ AdmissionStatus RedisAdmission::status(TimePoint now) {
   return s;
 }
 
-std::unique_ptr<Admission> make_redis_admission(const std::vector<common::EventLoop*>& loops,
+std::unique_ptr<Admission> make_redis_admission(const std::vector<core::EventLoop*>& loops,
                                                 const RedisAdmissionOptions& options,
                                                 const AdmissionLimits& limits, StoreTime time) {
   return std::make_unique<RedisAdmission>(loops, options, limits, time);

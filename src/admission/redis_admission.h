@@ -28,7 +28,7 @@
 #include "admission/admission.h"
 #include "stores/redis_client.h"
 
-namespace common {
+namespace core {
 class EventLoop;
 }
 
@@ -37,7 +37,7 @@ namespace admission {
 class RedisAdmissionScripts {
  public:
   // `client` must outlive this object; every call runs on its loop.
-  RedisAdmissionScripts(common::RedisClient& client, const std::string& prefix);
+  RedisAdmissionScripts(stores::RedisClient& client, const std::string& prefix);
 
   using DecisionCallback = std::function<void(const AdmissionDecision&)>;
   // A playlist request or access check of `viewer` (bandwidth_bps 0 keeps the known one).
@@ -64,7 +64,7 @@ class RedisAdmissionScripts {
   std::vector<std::string> args(const char* op, const AdmissionLimits& limits,
                                 int64_t now_ms) const;
 
-  common::RedisClient& client_;
+  stores::RedisClient& client_;
   std::vector<std::string> keys_;
 };
 
@@ -74,7 +74,7 @@ AdmissionDecision unavailable_decision(const AdmissionLimits& limits);
 class RedisAdmission final : public Admission {
  public:
   // See make_redis_admission().
-  RedisAdmission(const std::vector<common::EventLoop*>& loops, const RedisAdmissionOptions& options,
+  RedisAdmission(const std::vector<core::EventLoop*>& loops, const RedisAdmissionOptions& options,
                  const AdmissionLimits& limits, StoreTime time);
   ~RedisAdmission() override;
   RedisAdmission(const RedisAdmission&) = delete;
@@ -82,16 +82,16 @@ class RedisAdmission final : public Admission {
 
   // Answered inline when a valid local lease answers it, else when Redis answered (or did not
   // in time: unavailable).
-  void request(common::EventLoop& loop, ViewerKey viewer, const StreamInfo& stream,
+  void request(core::EventLoop& loop, ViewerKey viewer, const StreamInfo& stream,
                const ViewerSource& from, TimePoint now, DecisionCallback done) override;
-  void check(common::EventLoop& loop, ViewerKey viewer, std::string_view channel,
+  void check(core::EventLoop& loop, ViewerKey viewer, std::string_view channel,
              const ViewerSource& from, TimePoint now, DecisionCallback done) override;
   // Drops the local lease at once, then asks Redis. (A heartbeat batch already on its way may
   // still restore the slot; it then runs out after the idle timeout like any unrefreshed one.)
-  void release(common::EventLoop& loop, ViewerKey viewer, TimePoint now,
+  void release(core::EventLoop& loop, ViewerKey viewer, TimePoint now,
                std::function<void(std::optional<bool>)> done) override;
   // The fleet's switch lives in Redis: every balancer sees it.
-  void switch_emulation(common::EventLoop& loop, std::optional<bool> want, TimePoint now,
+  void switch_emulation(core::EventLoop& loop, std::optional<bool> want, TimePoint now,
                         std::function<void(std::optional<EmulationSwitch>)> done) override;
   // Used with the next script call.
   void set_limits(const AdmissionLimits& limits, TimePoint now) override;
@@ -116,11 +116,11 @@ class RedisAdmission final : public Admission {
   struct PerLoop;
 
   AdmissionLimits limits() const;
-  PerLoop& on(common::EventLoop& loop);
+  PerLoop& on(core::EventLoop& loop);
   // The `now_ms` the scripts get: 0 (Redis's clock) or the caller's `now` in milliseconds.
   int64_t store_ms(TimePoint now) const;
-  void decide(common::EventLoop& loop, ViewerKey viewer, const StreamInfo& stream,
-              bool stream_known, const ViewerSource& from, TimePoint now, DecisionCallback done);
+  void decide(core::EventLoop& loop, ViewerKey viewer, const StreamInfo& stream, bool stream_known,
+              const ViewerSource& from, TimePoint now, DecisionCallback done);
   void confirm(const std::string& key, const StreamInfo& stream, bool stream_known, TimePoint at);
   // The answers to tick()'s heartbeat and status calls, under the mutex.
   void note_heartbeats(const std::vector<std::pair<std::string, uint64_t>>& slice, TimePoint sent,

@@ -15,7 +15,7 @@ namespace api {
 
 namespace {
 
-void send_answer(common::HttpExchange& ex, const AdmissionAnswer& a) {
+void send_answer(http::HttpExchange& ex, const AdmissionAnswer& a) {
   for (const auto& h : a.headers) ex.add_header(h.name, h.value);
   no_store(ex);
   ex.reply(a.status, a.body);
@@ -28,20 +28,20 @@ const ChannelEntry* find_channel(const std::vector<ChannelEntry>& channels, cons
   return nullptr;
 }
 
-void fail(common::HttpExchange& ex, int status, std::string_view code, std::string_view message) {
+void fail(http::HttpExchange& ex, int status, std::string_view code, std::string_view message) {
   no_store(ex);
   ex.reply_error(status, code, message);
 }
 
 }  // namespace
 
-void Api::State::handle_access(common::EventLoop& loop, common::HttpExchange& in) {
+void Api::State::handle_access(core::EventLoop& loop, http::HttpExchange& in) {
   const std::string channel_id = in.query_param("channel").value_or("");
   if (channel_id.empty()) {
     return fail(in, 400, "bad_request", "Pass the channel: /api/v1/access?channel=<id>.");
   }
   const std::string cache = in.query_param("cache").value_or("");
-  if (!cache.empty() && !common::valid_channel_id(cache)) {
+  if (!cache.empty() && !signing::valid_channel_id(cache)) {
     return fail(in, 400, "bad_request",
                 "The cache id may only use letters, digits, '-' and '_' (1 to 64).");
   }
@@ -60,7 +60,7 @@ void Api::State::handle_access(common::EventLoop& loop, common::HttpExchange& in
         store->list_purchases(
             loop, info.user.id,
             [this, &loop, ex, channel, cache,
-             user_id = info.user.id](common::Result<std::vector<Purchase>> purchases) {
+             user_id = info.user.id](core::Result<std::vector<Purchase>> purchases) {
               if (!purchases) return storage_failed(*this, *ex, "purchase list", purchases.error());
               const int64_t now = clock.unix_now();
               const auto cfg = config.load();
@@ -85,12 +85,12 @@ void Api::State::handle_access(common::EventLoop& loop, common::HttpExchange& in
                            tickets_issued.inc();
                            std::string url = channel.playlist;
                            // Both are URL-safe as they are: base64url and '.', and the id alphabet.
-                           common::append_query_param(url, "ticket", *ticket);
-                           if (!cache.empty()) common::append_query_param(url, "cache", cache);
+                           core::append_query_param(url, "ticket", *ticket);
+                           if (!cache.empty()) core::append_query_param(url, "cache", cache);
                            std::string out = "{\"access\":\"granted\",\"channel\":";
-                           common::append_json_string(out, channel.id);
+                           core::append_json_string(out, channel.id);
                            out += ",\"playlist_url\":";
-                           common::append_json_string(out, url);
+                           core::append_json_string(out, url);
                            out += ",\"ticket_expires_at\":" + std::to_string(expires) + "}\n";
                            no_store(*ex);
                            ex->reply(200, out);
@@ -101,11 +101,11 @@ void Api::State::handle_access(common::EventLoop& loop, common::HttpExchange& in
 
 // The older call without a session: ticket= or viewer= names the viewer, and the answer is
 // admission's decision without a URL.
-void Api::State::handle_anonymous_access(common::EventLoop& loop, common::HttpExchange& in,
+void Api::State::handle_anonymous_access(core::EventLoop& loop, http::HttpExchange& in,
                                          const ChannelEntry& channel) {
   const std::string ticket = in.query_param("ticket").value_or("");
   const std::string viewer = in.query_param("viewer").value_or("");
-  if (!viewer.empty() && !common::valid_viewer_id(viewer)) {
+  if (!viewer.empty() && !signing::valid_viewer_id(viewer)) {
     return fail(in, 400, "bad_request",
                 "The viewer id must be 1 to 128 printable characters without spaces.");
   }
@@ -124,7 +124,7 @@ void Api::State::handle_anonymous_access(common::EventLoop& loop, common::HttpEx
                if (ex->closed()) return;
                if (!a.admitted) return send_answer(*ex, a);
                std::string out = "{\"access\":\"granted\",\"channel\":";
-               common::append_json_string(out, id);
+               core::append_json_string(out, id);
                no_store(*ex);
                ex->reply(200, out + "}\n");
              });

@@ -66,54 +66,53 @@ struct PurchaseOutcome {
 };
 
 template <class T>
-using StoreCallback = std::function<void(common::Result<T>)>;
-using StoreDone = std::function<void(common::Status)>;
+using StoreCallback = std::function<void(core::Result<T>)>;
+using StoreDone = std::function<void(core::Status)>;
 
 class AccountStore {
  public:
   virtual ~AccountStore() = default;
   // Any loop thread; `done` runs later on `back`'s thread. Errors: "storage_error".
-  virtual void find_user(common::EventLoop& back, std::string login,
+  virtual void find_user(core::EventLoop& back, std::string login,
                          StoreCallback<std::optional<User>> done) = 0;
   // Committed before `done` is told ok.
-  virtual void create_session(common::EventLoop& back, Session session, StoreDone done) = 0;
+  virtual void create_session(core::EventLoop& back, Session session, StoreDone done) = 0;
   // The session whose stored hash equals `token_hash` (compared in constant
   // time) with its user, or nullopt. Expiry is the caller's decision.
-  virtual void find_session(common::EventLoop& back, std::string token_hash,
+  virtual void find_session(core::EventLoop& back, std::string token_hash,
                             StoreCallback<std::optional<SessionInfo>> done) = 0;
   // True when a session was removed (committed), false when there was none.
-  virtual void revoke_session(common::EventLoop& back, std::string token_hash,
+  virtual void revoke_session(core::EventLoop& back, std::string token_hash,
                               StoreCallback<bool> done) = 0;
   // Moves the session's expiry to `expires_at` unless it is already later (a refresh; committed
   // before `done`). True when the session exists.
-  virtual void extend_session(common::EventLoop& back, std::string token_hash, int64_t expires_at,
+  virtual void extend_session(core::EventLoop& back, std::string token_hash, int64_t expires_at,
                               StoreCallback<bool> done) = 0;
   // Replaces user `user_id`'s password hash by `new_hash` (the same password hashed at the
   // current cost, after a successful sign-in) only while the stored hash is still `old_hash`, so
   // a password change meanwhile wins. Sessions stay valid (the epoch is not raised). True when
   // replaced (committed).
-  virtual void upgrade_password_hash(common::EventLoop& back, uint64_t user_id,
-                                     std::string old_hash, std::string new_hash,
-                                     StoreCallback<bool> done) = 0;
+  virtual void upgrade_password_hash(core::EventLoop& back, uint64_t user_id, std::string old_hash,
+                                     std::string new_hash, StoreCallback<bool> done) = 0;
 
   // Records `purchase` with a new id, in one transaction with its idempotency key
   // (unique per user): when the user already used that key, nothing is written
   // and the earlier purchase comes back with created == false. Committed before
   // `done` is told ok.
-  virtual void create_purchase(common::EventLoop& back, Purchase purchase,
+  virtual void create_purchase(core::EventLoop& back, Purchase purchase,
                                StoreCallback<PurchaseOutcome> done) = 0;
   // The purchase `user_id` made with `idempotency_key`, or nullopt.
-  virtual void find_purchase_by_key(common::EventLoop& back, uint64_t user_id,
+  virtual void find_purchase_by_key(core::EventLoop& back, uint64_t user_id,
                                     std::string idempotency_key,
                                     StoreCallback<std::optional<Purchase>> done) = 0;
   // The purchase with `id` (any user's: the caller checks the owner), or nullopt.
-  virtual void find_purchase(common::EventLoop& back, uint64_t id,
+  virtual void find_purchase(core::EventLoop& back, uint64_t id,
                              StoreCallback<std::optional<Purchase>> done) = 0;
   // Every purchase of `user_id`, newest first.
-  virtual void list_purchases(common::EventLoop& back, uint64_t user_id,
+  virtual void list_purchases(core::EventLoop& back, uint64_t user_id,
                               StoreCallback<std::vector<Purchase>> done) = 0;
   // Deletes up to `max` sessions that expired before `now_unix`; how many went.
-  virtual void purge_expired_sessions(common::EventLoop& back, int64_t now_unix, size_t max,
+  virtual void purge_expired_sessions(core::EventLoop& back, int64_t now_unix, size_t max,
                                       StoreCallback<size_t> done) = 0;
 };
 

@@ -17,12 +17,12 @@ namespace api {
 
 namespace {
 
-constexpr common::CounterFamily kBalancerApiLogins{"balancer_api_logins_total",
-                                                   "Login attempts by outcome", "result"};
-constexpr common::CounterFamily kBalancerApiKdfQueueRefused{
+constexpr core::CounterFamily kBalancerApiLogins{"balancer_api_logins_total",
+                                                 "Login attempts by outcome", "result"};
+constexpr core::CounterFamily kBalancerApiKdfQueueRefused{
     "balancer_api_kdf_queue_refused_total", "Password checks refused (503 busy) by cause",
     "reason"};
-constexpr common::CounterFamily kBalancerApiPurchases{
+constexpr core::CounterFamily kBalancerApiPurchases{
     "balancer_api_purchases_total", "Purchase requests answered with a purchase", "result"};
 
 constexpr std::string_view kPrefix = "/api/v1/";
@@ -30,8 +30,8 @@ constexpr std::string_view kPrefix = "/api/v1/";
 constexpr timeval kPurgeInterval{60, 0};
 constexpr size_t kPurgeBatch = 10000;
 
-common::FairQueueLimits kdf_queue_limits(const ApiConfig& c) {
-  common::FairQueueLimits limits;
+api::FairQueueLimits kdf_queue_limits(const ApiConfig& c) {
+  api::FairQueueLimits limits;
   limits.capacity = c.kdf_queue;
   limits.per_key = c.kdf_queue_per_address;
   limits.max_idle_keys = c.login.max_tracked;
@@ -39,13 +39,13 @@ common::FairQueueLimits kdf_queue_limits(const ApiConfig& c) {
 }
 }  // namespace
 
-void read_api_section(common::ConfigReader& r, ApiConfig& c) {
+void read_api_section(core::ConfigReader& r, ApiConfig& c) {
   c.store = r.choice<std::string>("store", "lmdb",
                                   {{"lmdb", "lmdb", "embedded, in data_dir"},
                                    {"postgresql", "postgresql", "shared by several balancers"}});
   {
     auto pg = r.object("postgresql");
-    common::PgOptions& o = c.postgresql;
+    stores::PgOptions& o = c.postgresql;
     o.host = pg.string("host", o.host);
     if (o.host.empty() || o.host.find_first_of(" \t") != std::string::npos)
       pg.fail("host", "must be a host name or IP address");
@@ -100,7 +100,7 @@ void read_api_section(common::ConfigReader& r, ApiConfig& c) {
   r.finish();
 }
 
-Api::State::State(common::ServiceContext& c, const ApiConfig& initial, PlaybackHost& h)
+Api::State::State(http::ServiceContext& c, const ApiConfig& initial, PlaybackHost& h)
     : context(c),
       clock(*c.clock),
       host(h),
@@ -136,11 +136,11 @@ Api::State::State(common::ServiceContext& c, const ApiConfig& initial, PlaybackH
 Api::Api(std::unique_ptr<State> state) : state_(std::move(state)) {}
 
 void Api::State::purge_sessions() {
-  common::expect_on(context.home());  // purge_running: home loop only
+  core::expect_on(context.home());  // purge_running: home loop only
   if (!store || purge_running) return;
   purge_running = true;
   store->purge_expired_sessions(
-      context.home(), clock.unix_now(), kPurgeBatch, [this](common::Result<size_t> r) {
+      context.home(), clock.unix_now(), kPurgeBatch, [this](core::Result<size_t> r) {
         purge_running = false;
         if (!r) {
           store_errors.inc();
@@ -158,14 +158,14 @@ Api::~Api() {
   state_->store.reset();
 }
 
-common::Result<std::unique_ptr<Api>> Api::create(common::ServiceContext& context,
-                                                 const ApiConfig& config, PlaybackHost& host) {
+core::Result<std::unique_ptr<Api>> Api::create(http::ServiceContext& context,
+                                               const ApiConfig& config, PlaybackHost& host) {
   auto state = std::make_unique<State>(context, config, host);
   if (config.store == "postgresql") {
-    const common::PgOptions& pg = config.postgresql;
+    const stores::PgOptions& pg = config.postgresql;
     // Blocking, on the main thread before the loops run (never on a loop).
     if (auto migrated = migrate_pg_schema(pg); !migrated) {
-      return common::Error{migrated.error().code, "api.postgresql: " + migrated.error().message};
+      return core::Error{migrated.error().code, "api.postgresql: " + migrated.error().message};
     }
     LOG_INFO(kLog, "accounts in PostgreSQL at ", pg.host, ":", pg.port, "/", pg.dbname, " (schema ",
              kPgSchemaVersion, ")");
@@ -229,34 +229,34 @@ common::Result<std::unique_ptr<Api>> Api::create(common::ServiceContext& context
   return std::unique_ptr<Api>(new Api(std::move(state)));
 }
 
-void Api::attach(size_t index, common::HttpServer& server) {
+void Api::attach(size_t index, http::HttpServer& server) {
   State& s = *state_;
-  common::EventLoop& loop = *s.context.loops[index];
+  core::EventLoop& loop = *s.context.loops[index];
   server.route("/api/v1/auth/login", {"POST"},
-               [&s, &loop](common::HttpExchange& ex) { s.handle_login(loop, ex); });
+               [&s, &loop](http::HttpExchange& ex) { s.handle_login(loop, ex); });
   server.route("/api/v1/auth/logout", {"POST"},
-               [&s, &loop](common::HttpExchange& ex) { s.handle_logout(loop, ex); });
+               [&s, &loop](http::HttpExchange& ex) { s.handle_logout(loop, ex); });
   server.route("/api/v1/auth/session", {"GET"},
-               [&s, &loop](common::HttpExchange& ex) { s.handle_session(loop, ex); });
+               [&s, &loop](http::HttpExchange& ex) { s.handle_session(loop, ex); });
   server.route("/api/v1/auth/refresh", {"POST"},
-               [&s, &loop](common::HttpExchange& ex) { s.handle_refresh(loop, ex); });
+               [&s, &loop](http::HttpExchange& ex) { s.handle_refresh(loop, ex); });
   server.route("/api/v1/channels", {"GET"},
-               [&s, &loop](common::HttpExchange& ex) { s.handle_channels(loop, ex); });
+               [&s, &loop](http::HttpExchange& ex) { s.handle_channels(loop, ex); });
   server.route("/api/v1/products", {"GET"},
-               [&s](common::HttpExchange& ex) { s.handle_products(ex); });
-  server.route("/api/v1/caches", {"GET"}, [&s](common::HttpExchange& ex) { s.handle_caches(ex); });
-  server.route("/api/v1/purchases", {"GET", "POST"}, [&s, &loop](common::HttpExchange& ex) {
+               [&s](http::HttpExchange& ex) { s.handle_products(ex); });
+  server.route("/api/v1/caches", {"GET"}, [&s](http::HttpExchange& ex) { s.handle_caches(ex); });
+  server.route("/api/v1/purchases", {"GET", "POST"}, [&s, &loop](http::HttpExchange& ex) {
     if (ex.method() == "POST") return s.handle_purchase(loop, ex);
     s.handle_purchases(loop, ex);
   });
   server.route_prefix("/api/v1/purchases/", {"GET"},
-                      [&s, &loop](common::HttpExchange& ex) { s.handle_purchase_by_id(loop, ex); });
+                      [&s, &loop](http::HttpExchange& ex) { s.handle_purchase_by_id(loop, ex); });
   server.route("/api/v1/access", {"GET"},
-               [&s, &loop](common::HttpExchange& ex) { s.handle_access(loop, ex); });
+               [&s, &loop](http::HttpExchange& ex) { s.handle_access(loop, ex); });
   // Everything else under /api/v1/ that no one serves: a JSON 404 whatever the method.
   server.route_prefix(std::string(kPrefix),
                       {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"},
-                      [](common::HttpExchange& ex) {
+                      [](http::HttpExchange& ex) {
                         ex.reply_error(404, "not_found", "No API endpoint at this path.");
                       });
 }

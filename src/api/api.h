@@ -32,7 +32,7 @@ struct ApiConfig {
   // api.store: "lmdb" (the embedded default, in data_dir) or "postgresql" (several balancers
   // share one set of accounts; api.postgresql.*). Restart to change.
   std::string store = "lmdb";
-  common::PgOptions postgresql;
+  stores::PgOptions postgresql;
   std::string
       data_dir;  // LMDB environment; "" = the API is off (its routes answer 503 api_disabled)
   // A session lasts token_lifetime from its login or its last refresh (sliding), and never past
@@ -65,22 +65,22 @@ struct ApiConfig {
 // Argon2id costs below OWASP's minimum (kdf_memory_kib 19456, kdf_passes 2) unless
 // kdf_allow_weak_for_tests. kdf_iterations (PBKDF2, before Argon2id) is accepted and ignored. The
 // products file is named, not read (read_products in api/products.h).
-void read_api_section(common::ConfigReader& api, ApiConfig& out);
+void read_api_section(core::ConfigReader& api, ApiConfig& out);
 
 class Api {
  public:
   // Main thread, before the loops run: opens the store. Fails with
   // "storage_error" naming the directory (unwritable, newer schema, ...).
   // `host` (channels, caches, admission, tickets) must outlive the Api.
-  static common::Result<std::unique_ptr<Api>> create(common::ServiceContext& context,
-                                                     const ApiConfig& config, PlaybackHost& host);
+  static core::Result<std::unique_ptr<Api>> create(http::ServiceContext& context,
+                                                   const ApiConfig& config, PlaybackHost& host);
   ~Api();  // finishes queued password checks and store calls
   Api(const Api&) = delete;
   Api& operator=(const Api&) = delete;
 
   // Main thread, before the loops run: the routes of loop `index` (every path
   // under /api/v1/ except the ones the balancer serves itself).
-  void attach(size_t index, common::HttpServer& server);
+  void attach(size_t index, http::HttpServer& server);
   // Home loop: token lifetimes, KDF costs for new hashes, login limits,
   // password-check queue limits, body and JSON depth limits, products, demo payments, ticket
   // lifetime. data_dir, store and kdf_threads change only on restart (a warning says so).
@@ -99,7 +99,7 @@ class Api {
 // Returns the process exit code (0 ok, 1 failure, 2 usage or bad config).
 int run_user_command(
     const std::vector<std::string>& args, const std::string& default_config,
-    const std::function<common::Result<ApiConfig>(
-        const std::string& path, const std::vector<std::string>& overrides)>& load);
+    const std::function<core::Result<ApiConfig>(const std::string& path,
+                                                const std::vector<std::string>& overrides)>& load);
 
 }  // namespace api

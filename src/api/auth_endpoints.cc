@@ -19,7 +19,7 @@ namespace {
 
 std::string user_json(const User& u) {
   std::string out = "{\"id\":" + std::to_string(u.id) + ",\"login\":";
-  common::append_json_string(out, u.login);
+  core::append_json_string(out, u.login);
   return out + "}";
 }
 
@@ -29,7 +29,7 @@ struct Credentials {
 };
 
 // The login body's two fields; nullopt after answering 400 when one is missing or invalid.
-std::optional<Credentials> read_credentials(common::HttpExchange& in,
+std::optional<Credentials> read_credentials(http::HttpExchange& in,
                                             const rapidjson::Document& doc) {
   std::string fields[2];
   const char* names[2] = {"login", "password"};
@@ -62,7 +62,7 @@ std::optional<Credentials> read_credentials(common::HttpExchange& in,
 
 }  // namespace
 
-void Api::State::answer_busy(common::HttpExchange& ex, KdfRefusal cause) {
+void Api::State::answer_busy(http::HttpExchange& ex, KdfRefusal cause) {
   kdf_refused(cause).inc();
   logins(LoginOutcome::busy).inc();
   const std::string wait = std::to_string(kdf->retry_after().count());
@@ -70,7 +70,7 @@ void Api::State::answer_busy(common::HttpExchange& ex, KdfRefusal cause) {
   ex.reply_error(503, "busy", "Too many sign-ins in progress; try again in " + wait + " s.");
 }
 
-void Api::State::handle_login(common::EventLoop& loop, common::HttpExchange& in) {
+void Api::State::handle_login(core::EventLoop& loop, http::HttpExchange& in) {
   if (api_off(*this, in)) return;
   auto cfg = config.load();
   rapidjson::Document doc;
@@ -95,7 +95,7 @@ void Api::State::handle_login(common::EventLoop& loop, common::HttpExchange& in)
   store->find_user(
       loop, login,
       [this, &loop, ex, cfg, address, login, delay = verdict.delay,
-       password = std::move(password)](common::Result<std::optional<User>> found) mutable {
+       password = std::move(password)](core::Result<std::optional<User>> found) mutable {
         if (!found) return storage_failed(*this, *ex, "user lookup", found.error());
         std::optional<User> user = std::move(found).value();
         PasswordCheckQueue::Check check;
@@ -108,8 +108,8 @@ void Api::State::handle_login(common::EventLoop& loop, common::HttpExchange& in)
           std::optional<User> user;
           std::optional<std::string> upgraded;  // the password's new hash, when it needs one
         };
-        auto answer = common::reply_on(
-            loop, common::LifetimeWatch::forever(), [this, &loop, ex, cfg](Checked c) {
+        auto answer =
+            core::reply_on(loop, core::LifetimeWatch::forever(), [this, &loop, ex, cfg](Checked c) {
               if (!c.ok || !c.user || c.user->disabled) {
                 logins(LoginOutcome::rejected).inc();
                 no_store(*ex);
@@ -145,10 +145,10 @@ void Api::State::handle_login(common::EventLoop& loop, common::HttpExchange& in)
       });
 }
 
-void Api::State::store_upgraded_hash(common::EventLoop& loop, const User& user,
+void Api::State::store_upgraded_hash(core::EventLoop& loop, const User& user,
                                      std::string upgraded) {
   store->upgrade_password_hash(loop, user.id, user.password_hash, std::move(upgraded),
-                               [this, id = user.id](common::Result<bool> r) {
+                               [this, id = user.id](core::Result<bool> r) {
                                  if (r && *r) return hashes_upgraded.inc();
                                  hash_upgrades_failed.inc();
                                  if (!r)
@@ -157,7 +157,7 @@ void Api::State::store_upgraded_hash(common::EventLoop& loop, const User& user,
                                });
 }
 
-void Api::State::start_session(common::EventLoop& loop, ExchangePtr ex, const ApiConfig& cfg,
+void Api::State::start_session(core::EventLoop& loop, ExchangePtr ex, const ApiConfig& cfg,
                                const User& user) {
   auto token = new_token();
   if (!token) return ex->reply_error(500, "internal_error", "The random source failed.");
@@ -172,7 +172,7 @@ void Api::State::start_session(common::EventLoop& loop, ExchangePtr ex, const Ap
   const int64_t expires_in = expires_at - session.created_at;
   store->create_session(
       loop, std::move(session),
-      [this, ex, expires_at, expires_in, token = std::move(*token), user](common::Status s) {
+      [this, ex, expires_at, expires_in, token = std::move(*token), user](core::Status s) {
         if (!s) return storage_failed(*this, *ex, "session write", s.error());
         logins(LoginOutcome::ok).inc();
         std::string out =
@@ -184,10 +184,10 @@ void Api::State::start_session(common::EventLoop& loop, ExchangePtr ex, const Ap
       });
 }
 
-void Api::State::handle_logout(common::EventLoop& loop, common::HttpExchange& in) {
+void Api::State::handle_logout(core::EventLoop& loop, http::HttpExchange& in) {
   if (api_off(*this, in)) return;
   with_session(*this, loop, hold(in), [this, &loop](ExchangePtr ex, const SessionInfo& info) {
-    store->revoke_session(loop, info.session.token_hash, [this, ex](common::Result<bool> r) {
+    store->revoke_session(loop, info.session.token_hash, [this, ex](core::Result<bool> r) {
       if (!r) return storage_failed(*this, *ex, "session revoke", r.error());
       no_store(*ex);
       ex->reply(200, "{\"revoked\":true}");
@@ -195,7 +195,7 @@ void Api::State::handle_logout(common::EventLoop& loop, common::HttpExchange& in
   });
 }
 
-void Api::State::handle_session(common::EventLoop& loop, common::HttpExchange& in) {
+void Api::State::handle_session(core::EventLoop& loop, http::HttpExchange& in) {
   if (api_off(*this, in)) return;
   with_session(*this, loop, hold(in), [this](ExchangePtr ex, const SessionInfo& info) {
     const int64_t now = clock.unix_now();
@@ -206,7 +206,7 @@ void Api::State::handle_session(common::EventLoop& loop, common::HttpExchange& i
   });
 }
 
-void Api::State::handle_refresh(common::EventLoop& loop, common::HttpExchange& in) {
+void Api::State::handle_refresh(core::EventLoop& loop, http::HttpExchange& in) {
   if (api_off(*this, in)) return;
   with_session(*this, loop, hold(in), [this, &loop](ExchangePtr ex, const SessionInfo& info) {
     auto cfg = config.load();
@@ -218,7 +218,7 @@ void Api::State::handle_refresh(common::EventLoop& loop, common::HttpExchange& i
         info.session.expires_at, std::min(now + cfg->token_lifetime.count(), renewable_until));
     store->extend_session(
         loop, info.session.token_hash, expires_at,
-        [this, ex, now, expires_at, renewable_until, user = info.user](common::Result<bool> r) {
+        [this, ex, now, expires_at, renewable_until, user = info.user](core::Result<bool> r) {
           if (!r) return storage_failed(*this, *ex, "session refresh", r.error());
           // Revoked between the check and the write (a logout racing the refresh).
           if (!*r)

@@ -6,11 +6,11 @@
 namespace api {
 
 // Every channel with locked/unlocked for the session's user.
-void Api::State::handle_channels(common::EventLoop& loop, common::HttpExchange& in) {
+void Api::State::handle_channels(core::EventLoop& loop, http::HttpExchange& in) {
   if (api_off(*this, in)) return;
   with_session(*this, loop, hold(in), [this, &loop](ExchangePtr ex, const SessionInfo& info) {
     store->list_purchases(
-        loop, info.user.id, [this, ex](common::Result<std::vector<Purchase>> purchases) {
+        loop, info.user.id, [this, ex](core::Result<std::vector<Purchase>> purchases) {
           if (!purchases) return storage_failed(*this, *ex, "purchase list", purchases.error());
           const int64_t now = clock.unix_now();
           std::string out = "{\"channels\":[";
@@ -19,18 +19,18 @@ void Api::State::handle_channels(common::EventLoop& loop, common::HttpExchange& 
             const bool locked = !c.free && !unlocks_channel(*purchases, c.id, now);
             out += first ? "{\"id\":" : ",{\"id\":";
             first = false;
-            common::append_json_string(out, c.id);
+            core::append_json_string(out, c.id);
             out += ",\"title\":";
-            common::append_json_string(out, c.title);
+            core::append_json_string(out, c.title);
             out += std::string(",\"free\":") + (c.free ? "true" : "false") +
                    ",\"locked\":" + (locked ? "true" : "false") + ",\"product\":";
             if (c.free) {
               out += "null";
             } else {
-              common::append_json_string(out, c.product);
+              core::append_json_string(out, c.product);
             }
             out += ",\"playlist\":";
-            common::append_json_string(out, c.playlist);
+            core::append_json_string(out, c.playlist);
             out += "}";
           }
           out += "]}";
@@ -40,7 +40,7 @@ void Api::State::handle_channels(common::EventLoop& loop, common::HttpExchange& 
   });
 }
 
-void Api::State::handle_products(common::HttpExchange& ex) {
+void Api::State::handle_products(http::HttpExchange& ex) {
   auto cfg = config.load();
   std::string out = "{\"products\":[";
   for (size_t i = 0; i < cfg->products.size(); ++i) {
@@ -53,17 +53,17 @@ void Api::State::handle_products(common::HttpExchange& ex) {
 }
 
 // The cache nodes the app should ping: the healthy ones only, as the balancer sees them now.
-void Api::State::handle_caches(common::HttpExchange& ex) {
+void Api::State::handle_caches(http::HttpExchange& ex) {
   std::string out = "{\"caches\":[";
   bool first = true;
   for (const CacheEntry& c : host.usable_caches()) {
     out += first ? "{\"id\":" : ",{\"id\":";
     first = false;
-    common::append_json_string(out, c.id);
+    core::append_json_string(out, c.id);
     out += ",\"site\":";
-    common::append_json_string(out, c.site);
+    core::append_json_string(out, c.site);
     out += ",\"ping_url\":";
-    common::append_json_string(out, c.ping_url);
+    core::append_json_string(out, c.ping_url);
     out += "}";
   }
   out += "]}";

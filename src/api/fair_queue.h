@@ -28,7 +28,7 @@
 
 #include "core/clock.h"
 
-namespace common {
+namespace api {
 
 struct FairQueueLimits {
   size_t capacity = 64;  // entries in all
@@ -56,7 +56,8 @@ class FairQueue {
 
   // Adds `job` for `key`, not to be served before `not_before`. A refused job
   // is dropped (the caller still holds what it needs to answer).
-  PushResult push(const std::string& key, Job job, SteadyTime not_before, SteadyTime now) {
+  PushResult push(const std::string& key, Job job, core::SteadyTime not_before,
+                  core::SteadyTime now) {
     prune_idle(now);
     PushResult out;
     KeyState& mine = keys_[key];
@@ -87,7 +88,7 @@ class FairQueue {
 
   // The next job whose time has come, taking keys in turn; nullopt when none is
   // ready (next_ready() says when one will be).
-  std::optional<Job> pop(SteadyTime now) {
+  std::optional<Job> pop(core::SteadyTime now) {
     for (size_t turns = ring_.size(); turns > 0; --turns) {
       std::string key = std::move(ring_.front());
       ring_.pop_front();
@@ -108,8 +109,8 @@ class FairQueue {
   }
 
   // The earliest time an entry may be served; nullopt when the queue is empty.
-  std::optional<SteadyTime> next_ready() const {
-    std::optional<SteadyTime> out;
+  std::optional<core::SteadyTime> next_ready() const {
+    std::optional<core::SteadyTime> out;
     for (const auto& key : ring_) {
       for (const auto& e : keys_.at(key).entries) {
         if (!out || e.not_before < *out) out = e.not_before;
@@ -133,25 +134,25 @@ class FairQueue {
  private:
   struct Entry {
     Job job;
-    SteadyTime not_before;
+    core::SteadyTime not_before;
   };
   struct KeyState {
     std::vector<Entry>
         entries;  // beyond per_key only while the queue had room; an idle key allocates nothing
     double demand = 0;  // entries pushed, decayed to `updated`
-    SteadyTime updated{};
+    core::SteadyTime updated{};
   };
   using Keys = std::unordered_map<std::string, KeyState>;
 
-  void decay(KeyState& s, SteadyTime now) const {
-    if (s.updated != SteadyTime{} && now > s.updated && s.demand > 0) {
+  void decay(KeyState& s, core::SteadyTime now) const {
+    if (s.updated != core::SteadyTime{} && now > s.updated && s.demand > 0) {
       const double halves = std::chrono::duration<double>(now - s.updated).count() /
                             std::chrono::duration<double>(limits_.demand_half_life).count();
       s.demand *= std::exp2(-halves);
     }
     s.updated = now;
   }
-  typename Keys::iterator heaviest_key(SteadyTime now) {
+  typename Keys::iterator heaviest_key(core::SteadyTime now) {
     auto best = keys_.end();
     for (const auto& key : ring_) {
       auto it = keys_.find(key);
@@ -171,7 +172,7 @@ class FairQueue {
   // Idle keys only remember recent demand: past `max_idle_keys` the decayed
   // ones are forgotten, and if that is not enough every idle one (amortised: the
   // next sweep is at least max_idle_keys / 2 pushes away).
-  void prune_idle(SteadyTime now) {
+  void prune_idle(core::SteadyTime now) {
     if (keys_.size() <= limits_.capacity + limits_.max_idle_keys) return;
     for (auto it = keys_.begin(); it != keys_.end();) {
       decay(it->second, now);
@@ -188,4 +189,4 @@ class FairQueue {
   size_t size_ = 0;
 };
 
-}  // namespace common
+}  // namespace api

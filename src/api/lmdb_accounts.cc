@@ -16,12 +16,12 @@
 
 namespace api {
 
-using common::Error;
-using common::LmdbTxn;
-using common::mdb_val;
-using common::Result;
-using common::Status;
-using common::to_view;
+using core::Error;
+using core::Result;
+using core::Status;
+using stores::LmdbTxn;
+using stores::mdb_val;
+using stores::to_view;
 
 namespace {
 
@@ -61,7 +61,7 @@ std::string encode_user(const User& u) {
 
 std::optional<User> decode_user(std::string_view text) {
   rapidjson::Document d;
-  if (!common::parse_json(text, d) || !d.IsObject()) return std::nullopt;
+  if (!core::parse_json(text, d) || !d.IsObject()) return std::nullopt;
   auto str = [&](const char* k) -> const rapidjson::Value* {
     auto it = d.FindMember(k);
     return it != d.MemberEnd() && it->value.IsString() ? &it->value : nullptr;
@@ -125,7 +125,7 @@ std::string encode_purchase(const Purchase& p) {
 
 std::optional<Purchase> decode_purchase(std::string_view text) {
   rapidjson::Document d;
-  if (!common::parse_json(text, d) || !d.IsObject()) return std::nullopt;
+  if (!core::parse_json(text, d) || !d.IsObject()) return std::nullopt;
   auto member = [&](const char* k) -> const rapidjson::Value* {
     auto it = d.FindMember(k);
     return it != d.MemberEnd() ? &it->value : nullptr;
@@ -181,7 +181,7 @@ std::string encode_session(const Session& s) {
 
 std::optional<Session> decode_session(std::string_view text) {
   rapidjson::Document d;
-  if (!common::parse_json(text, d) || !d.IsObject()) return std::nullopt;
+  if (!core::parse_json(text, d) || !d.IsObject()) return std::nullopt;
   auto u = d.FindMember("user_id");
   auto c = d.FindMember("created_at");
   auto e = d.FindMember("expires_at");
@@ -204,7 +204,7 @@ Result<std::optional<std::string_view>> get(const LmdbTxn& txn, MDB_dbi dbi, std
   MDB_val k = mdb_val(key), v{};
   int rc = mdb_get(txn.get(), dbi, &k, &v);
   if (rc == MDB_NOTFOUND) return std::optional<std::string_view>();
-  if (rc != 0) return common::lmdb_error("mdb_get", rc);
+  if (rc != 0) return stores::lmdb_error("mdb_get", rc);
   return std::optional<std::string_view>(to_view(v));
 }
 
@@ -212,7 +212,7 @@ Status put(const LmdbTxn& txn, MDB_dbi dbi, std::string_view key, std::string_vi
            unsigned flags = 0) {
   MDB_val k = mdb_val(key), v = mdb_val(value);
   int rc = mdb_put(txn.get(), dbi, &k, &v, flags);
-  if (rc != 0) return common::lmdb_error("mdb_put", rc);
+  if (rc != 0) return stores::lmdb_error("mdb_put", rc);
   return {};
 }
 
@@ -261,7 +261,7 @@ Result<std::unique_ptr<LmdbAccounts>> LmdbAccounts::open(const std::string& dir)
     std::filesystem::permissions(dir, std::filesystem::perms::owner_all,
                                  std::filesystem::perm_options::replace, fs_error);
   }
-  auto env = common::LmdbEnv::open(dir, kMapBytes, 8);
+  auto env = stores::LmdbEnv::open(dir, kMapBytes, 8);
   if (!env) return Error{"storage_error", "account store at " + dir + ": " + env.error().message};
   std::unique_ptr<LmdbAccounts> a(new LmdbAccounts(dir, std::move(env).value()));
   auto txn = LmdbTxn::begin(a->env_, false);
@@ -354,7 +354,7 @@ Result<std::vector<User>> LmdbAccounts::list_users() const {
   auto txn = LmdbTxn::begin(env_, true);
   if (!txn) return txn.error();
   std::vector<User> out;
-  auto walked = common::for_each_record(
+  auto walked = stores::for_each_record(
       *txn, user_ids_, {}, [&](std::string_view, std::string_view login) -> Result<bool> {
         auto user = get_record(*txn, users_, login, decode_user, "user record");
         if (!user) return user.error();
@@ -425,7 +425,7 @@ Result<bool> LmdbAccounts::delete_session(const std::string& token_hash) {
   MDB_val k = mdb_val(token_hash);
   int rc = mdb_del(txn->get(), sessions_, &k, nullptr);
   if (rc == MDB_NOTFOUND) return false;
-  if (rc != 0) return common::lmdb_error("mdb_del", rc);
+  if (rc != 0) return stores::lmdb_error("mdb_del", rc);
   if (auto s = txn->commit(); !s) return s.error();
   return true;
 }
@@ -492,7 +492,7 @@ Result<std::vector<Purchase>> LmdbAccounts::list_purchases(uint64_t user_id) con
   if (!txn) return txn.error();
   const std::string prefix = id_key(user_id);
   std::vector<Purchase> out;
-  auto walked = common::for_each_record(
+  auto walked = stores::for_each_record(
       *txn, user_purchases_, prefix, [&](std::string_view key, std::string_view) -> Result<bool> {
         if (key.size() != 16 || key.substr(0, 8) != prefix) return false;
         auto p = get_record(*txn, purchases_, key.substr(8), decode_purchase, "purchase record");
@@ -510,7 +510,7 @@ Result<size_t> LmdbAccounts::purge_expired(int64_t now, size_t max) {
   if (!txn) return txn.error();
   if (max == 0) return size_t{0};
   std::vector<std::string> expired;
-  auto walked = common::for_each_record(
+  auto walked = stores::for_each_record(
       *txn, sessions_, {}, [&](std::string_view key, std::string_view value) -> Result<bool> {
         auto s = decode_session(value);
         if (!s || s->expires_at < now) expired.emplace_back(key);
@@ -521,7 +521,7 @@ Result<size_t> LmdbAccounts::purge_expired(int64_t now, size_t max) {
   for (const std::string& key : expired) {
     MDB_val k = mdb_val(key);
     if (int rc = mdb_del(txn->get(), sessions_, &k, nullptr); rc != 0) {
-      return common::lmdb_error("mdb_del", rc);
+      return stores::lmdb_error("mdb_del", rc);
     }
   }
   if (auto s = txn->commit(); !s) return s.error();
@@ -538,30 +538,30 @@ class LmdbAccountStore final : public AccountStore {
       : accounts_(std::move(accounts)) {}
   ~LmdbAccountStore() override { worker_.reset(); }
 
-  void find_user(common::EventLoop& back, std::string login,
+  void find_user(core::EventLoop& back, std::string login,
                  StoreCallback<std::optional<User>> done) override {
     run(
         back, [this, login = std::move(login)] { return accounts_->find_user(login); },
         std::move(done));
   }
-  void create_session(common::EventLoop& back, Session session, StoreDone done) override {
+  void create_session(core::EventLoop& back, Session session, StoreDone done) override {
     run(
         back, [this, session = std::move(session)] { return accounts_->put_session(session); },
         std::move(done));
   }
-  void find_session(common::EventLoop& back, std::string token_hash,
+  void find_session(core::EventLoop& back, std::string token_hash,
                     StoreCallback<std::optional<SessionInfo>> done) override {
     run(
         back, [this, h = std::move(token_hash)] { return accounts_->find_session(h); },
         std::move(done));
   }
-  void revoke_session(common::EventLoop& back, std::string token_hash,
+  void revoke_session(core::EventLoop& back, std::string token_hash,
                       StoreCallback<bool> done) override {
     run(
         back, [this, h = std::move(token_hash)] { return accounts_->delete_session(h); },
         std::move(done));
   }
-  void extend_session(common::EventLoop& back, std::string token_hash, int64_t expires_at,
+  void extend_session(core::EventLoop& back, std::string token_hash, int64_t expires_at,
                       StoreCallback<bool> done) override {
     run(
         back,
@@ -570,7 +570,7 @@ class LmdbAccountStore final : public AccountStore {
         },
         std::move(done));
   }
-  void upgrade_password_hash(common::EventLoop& back, uint64_t user_id, std::string old_hash,
+  void upgrade_password_hash(core::EventLoop& back, uint64_t user_id, std::string old_hash,
                              std::string new_hash, StoreCallback<bool> done) override {
     run(
         back,
@@ -579,14 +579,14 @@ class LmdbAccountStore final : public AccountStore {
         },
         std::move(done));
   }
-  void create_purchase(common::EventLoop& back, Purchase purchase,
+  void create_purchase(core::EventLoop& back, Purchase purchase,
                        StoreCallback<PurchaseOutcome> done) override {
     run(
         back,
         [this, p = std::move(purchase)]() mutable { return accounts_->add_purchase(std::move(p)); },
         std::move(done));
   }
-  void find_purchase_by_key(common::EventLoop& back, uint64_t user_id, std::string key,
+  void find_purchase_by_key(core::EventLoop& back, uint64_t user_id, std::string key,
                             StoreCallback<std::optional<Purchase>> done) override {
     run(
         back,
@@ -595,17 +595,17 @@ class LmdbAccountStore final : public AccountStore {
         },
         std::move(done));
   }
-  void find_purchase(common::EventLoop& back, uint64_t id,
+  void find_purchase(core::EventLoop& back, uint64_t id,
                      StoreCallback<std::optional<Purchase>> done) override {
     run(
         back, [this, id] { return accounts_->find_purchase(id); }, std::move(done));
   }
-  void list_purchases(common::EventLoop& back, uint64_t user_id,
+  void list_purchases(core::EventLoop& back, uint64_t user_id,
                       StoreCallback<std::vector<Purchase>> done) override {
     run(
         back, [this, user_id] { return accounts_->list_purchases(user_id); }, std::move(done));
   }
-  void purge_expired_sessions(common::EventLoop& back, int64_t now_unix, size_t max,
+  void purge_expired_sessions(core::EventLoop& back, int64_t now_unix, size_t max,
                               StoreCallback<size_t> done) override {
     run(
         back, [this, now_unix, max] { return accounts_->purge_expired(now_unix, max); },
@@ -615,13 +615,13 @@ class LmdbAccountStore final : public AccountStore {
  private:
   // No guard: the store outlives the API's requests, and `done` carries what a request needs.
   template <class Work, class Done>
-  void run(common::EventLoop& back, Work work, Done done) {
-    common::run_there_answer_here(*worker_, back, common::LifetimeWatch::forever(), std::move(work),
-                                  std::move(done));
+  void run(core::EventLoop& back, Work work, Done done) {
+    core::run_there_answer_here(*worker_, back, core::LifetimeWatch::forever(), std::move(work),
+                                std::move(done));
   }
 
   std::unique_ptr<LmdbAccounts> accounts_;
-  std::unique_ptr<common::WorkerThread> worker_ = std::make_unique<common::WorkerThread>();
+  std::unique_ptr<core::WorkerThread> worker_ = std::make_unique<core::WorkerThread>();
 };
 
 }  // namespace

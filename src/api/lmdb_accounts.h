@@ -34,43 +34,43 @@ class LmdbAccounts {
  public:
   // Opens (creating) the environment in `dir`. Errors ("storage_error") name
   // the directory; an unknown newer schema version is refused.
-  static common::Result<std::unique_ptr<LmdbAccounts>> open(const std::string& dir);
+  static core::Result<std::unique_ptr<LmdbAccounts>> open(const std::string& dir);
 
   // "conflict" when the login exists.
-  common::Result<User> add_user(const std::string& login, const std::string& password_hash,
-                                int64_t now);
-  common::Result<std::optional<User>> find_user(const std::string& login) const;
-  common::Result<std::optional<User>> find_user_by_id(uint64_t id) const;
-  common::Result<std::vector<User>> list_users() const;
+  core::Result<User> add_user(const std::string& login, const std::string& password_hash,
+                              int64_t now);
+  core::Result<std::optional<User>> find_user(const std::string& login) const;
+  core::Result<std::optional<User>> find_user_by_id(uint64_t id) const;
+  core::Result<std::vector<User>> list_users() const;
   // Replaces the record of an existing user (same id and login); "not_found" otherwise.
-  common::Status update_user(const User& user);
+  core::Status update_user(const User& user);
   // See AccountStore::upgrade_password_hash: false when the user is gone or its hash changed.
-  common::Result<bool> replace_password_hash(uint64_t user_id, const std::string& old_hash,
-                                             const std::string& new_hash);
+  core::Result<bool> replace_password_hash(uint64_t user_id, const std::string& old_hash,
+                                           const std::string& new_hash);
 
-  common::Status put_session(const Session& session);
-  common::Result<std::optional<SessionInfo>> find_session(const std::string& token_hash) const;
-  common::Result<bool> delete_session(const std::string& token_hash);
+  core::Status put_session(const Session& session);
+  core::Result<std::optional<SessionInfo>> find_session(const std::string& token_hash) const;
+  core::Result<bool> delete_session(const std::string& token_hash);
   // See AccountStore::extend_session: false when there is no such session.
-  common::Result<bool> extend_session(const std::string& token_hash, int64_t expires_at);
+  core::Result<bool> extend_session(const std::string& token_hash, int64_t expires_at);
   // See AccountStore::create_purchase: assigns the id, or returns the earlier
   // purchase of the same user and key.
-  common::Result<PurchaseOutcome> add_purchase(Purchase purchase);
-  common::Result<std::optional<Purchase>> find_purchase(uint64_t id) const;
-  common::Result<std::optional<Purchase>> find_purchase_by_key(uint64_t user_id,
-                                                               const std::string& key) const;
-  common::Result<std::vector<Purchase>> list_purchases(uint64_t user_id) const;
+  core::Result<PurchaseOutcome> add_purchase(Purchase purchase);
+  core::Result<std::optional<Purchase>> find_purchase(uint64_t id) const;
+  core::Result<std::optional<Purchase>> find_purchase_by_key(uint64_t user_id,
+                                                             const std::string& key) const;
+  core::Result<std::vector<Purchase>> list_purchases(uint64_t user_id) const;
 
   // Removes up to `max` sessions that expired before `now`; returns how many.
-  common::Result<size_t> purge_expired(int64_t now, size_t max);
+  core::Result<size_t> purge_expired(int64_t now, size_t max);
 
   const std::string& dir() const { return dir_; }
 
  private:
-  LmdbAccounts(std::string dir, common::LmdbEnv env) : dir_(std::move(dir)), env_(std::move(env)) {}
-  common::Result<std::optional<User>> user_by_id(const common::LmdbTxn& txn, uint64_t id) const;
+  LmdbAccounts(std::string dir, stores::LmdbEnv env) : dir_(std::move(dir)), env_(std::move(env)) {}
+  core::Result<std::optional<User>> user_by_id(const stores::LmdbTxn& txn, uint64_t id) const;
   std::string dir_;
-  common::LmdbEnv env_;
+  stores::LmdbEnv env_;
   MDB_dbi meta_ = 0, users_ = 0, user_ids_ = 0, sessions_ = 0;
   MDB_dbi purchases_ = 0, user_purchases_ = 0, purchase_keys_ = 0;
 };

@@ -19,7 +19,7 @@ int64_t whole_seconds(double s) {
 
 }  // namespace
 
-LoginLimiter::LoginLimiter(const common::Clock& clock, LoginLimits limits)
+LoginLimiter::LoginLimiter(const core::Clock& clock, LoginLimits limits)
     : clock_(clock), limits_(limits) {}
 
 void LoginLimiter::set_limits(LoginLimits limits) {
@@ -32,7 +32,7 @@ size_t LoginLimiter::tracked() const {
   return by_address_.size() + by_address_login_.size() + by_login_.size();
 }
 
-double LoginLimiter::refill(Bucket& b, int burst, common::SteadyTime now) const {
+double LoginLimiter::refill(Bucket& b, int burst, core::SteadyTime now) const {
   const double window = std::chrono::duration<double>(limits_.window).count();
   const double rate = burst / window;  // tokens per second
   const double elapsed = std::chrono::duration<double>(now - b.updated).count();
@@ -41,7 +41,7 @@ double LoginLimiter::refill(Bucket& b, int burst, common::SteadyTime now) const 
   return b.tokens >= 1 ? 0 : (1 - b.tokens) / rate;
 }
 
-void LoginLimiter::prune(Table& table, int burst, common::SteadyTime now) {
+void LoginLimiter::prune(Table& table, int burst, core::SteadyTime now) {
   for (auto it = table.begin(); it != table.end();) {
     refill(it->second, burst, now);
     it = it->second.tokens >= burst ? table.erase(it) : std::next(it);
@@ -49,7 +49,7 @@ void LoginLimiter::prune(Table& table, int burst, common::SteadyTime now) {
 }
 
 LoginLimiter::Bucket* LoginLimiter::bucket(Table& table, const std::string& key, int burst,
-                                           common::SteadyTime now) {
+                                           core::SteadyTime now) {
   auto it = table.find(key);
   if (it != table.end()) return &it->second;
   if (table.size() >= limits_.max_tracked) prune(table, burst, now);
@@ -58,7 +58,7 @@ LoginLimiter::Bucket* LoginLimiter::bucket(Table& table, const std::string& key,
 }
 
 double LoginLimiter::wait_of(Table& table, const std::string& key, int burst,
-                             common::SteadyTime now) const {
+                             core::SteadyTime now) const {
   auto it = table.find(key);
   return it == table.end() ? 0 : refill(it->second, burst, now);
 }

@@ -43,7 +43,7 @@ struct LoginVerdict {
 
 class LoginLimiter {
  public:
-  LoginLimiter(const common::Clock& clock, LoginLimits limits);
+  LoginLimiter(const core::Clock& clock, LoginLimits limits);
 
   // Before a password check: takes one attempt from the address's bucket
   // unless refused.
@@ -56,18 +56,18 @@ class LoginLimiter {
  private:
   struct Bucket {
     double tokens = 0;
-    common::SteadyTime updated;
+    core::SteadyTime updated;
   };
   using Table = std::unordered_map<std::string, Bucket>;
   // Refills `b` to now; returns the seconds until one token (0 if available).
-  double refill(Bucket& b, int burst, common::SteadyTime now) const;
+  double refill(Bucket& b, int burst, core::SteadyTime now) const;
   // The key's bucket, created full; nullptr when the table is full.
-  Bucket* bucket(Table& table, const std::string& key, int burst, common::SteadyTime now);
+  Bucket* bucket(Table& table, const std::string& key, int burst, core::SteadyTime now);
   // Seconds until the key's bucket holds a token (0 for an unknown key).
-  double wait_of(Table& table, const std::string& key, int burst, common::SteadyTime now) const;
-  void prune(Table& table, int burst, common::SteadyTime now);
+  double wait_of(Table& table, const std::string& key, int burst, core::SteadyTime now) const;
+  void prune(Table& table, int burst, core::SteadyTime now);
 
-  const common::Clock& clock_;
+  const core::Clock& clock_;
   mutable std::mutex mutex_;
   LoginLimits limits_;
   Table by_address_;

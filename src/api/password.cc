@@ -194,14 +194,14 @@ bool argon2id(std::string_view password, std::string_view salt, const Argon2Para
 
 }  // namespace
 
-common::Result<std::string> hash_password(std::string_view password, const Argon2Params& params) {
+core::Result<std::string> hash_password(std::string_view password, const Argon2Params& params) {
   unsigned char salt[kSaltBytes];
   if (RAND_bytes(salt, sizeof salt) != 1)
-    return common::Error{"kdf_error", "the random source failed"};
+    return core::Error{"kdf_error", "the random source failed"};
   std::string_view salt_view(reinterpret_cast<const char*>(salt), sizeof salt);
   unsigned char hash[kHashBytes];
   if (!argon2id(password, salt_view, params, hash, sizeof hash)) {
-    return common::Error{"kdf_error", "Argon2id failed (parameters out of range or out of memory)"};
+    return core::Error{"kdf_error", "Argon2id failed (parameters out of range or out of memory)"};
   }
   std::string out = std::string(kArgon2Prefix) + "m=" + std::to_string(params.memory_kib) +
                     ",t=" + std::to_string(params.passes) + ",p=" + std::to_string(params.lanes) +
@@ -211,14 +211,14 @@ common::Result<std::string> hash_password(std::string_view password, const Argon
   return out;
 }
 
-common::Result<std::string> hash_password_pbkdf2(std::string_view password, int iterations) {
+core::Result<std::string> hash_password_pbkdf2(std::string_view password, int iterations) {
   unsigned char salt[kSaltBytes];
   if (RAND_bytes(salt, sizeof salt) != 1)
-    return common::Error{"kdf_error", "the random source failed"};
+    return core::Error{"kdf_error", "the random source failed"};
   std::string_view salt_view(reinterpret_cast<const char*>(salt), sizeof salt);
   unsigned char hash[kHashBytes];
   if (!pbkdf2(password, salt_view, iterations, hash))
-    return common::Error{"kdf_error", "PBKDF2 failed"};
+    return core::Error{"kdf_error", "PBKDF2 failed"};
   return std::string(kPbkdf2Scheme) + "$" + std::to_string(iterations) + "$" +
          base64url_encode(salt_view) + "$" +
          base64url_encode(std::string_view(reinterpret_cast<const char*>(hash), sizeof hash));

@@ -43,11 +43,11 @@ inline constexpr size_t kMaxPasswordBytes = 1024;
 
 // A fresh salted Argon2id hash of `password` (PHC string). Fails ("kdf_error") if the random
 // source or libargon2 does (out of memory).
-common::Result<std::string> hash_password(std::string_view password, const Argon2Params& params);
+core::Result<std::string> hash_password(std::string_view password, const Argon2Params& params);
 
 // A PBKDF2-HMAC-SHA256 hash in the pre-Argon2id format: only to make such hashes for tests and
 // benchmarks (the server never writes one).
-common::Result<std::string> hash_password_pbkdf2(std::string_view password, int iterations);
+core::Result<std::string> hash_password_pbkdf2(std::string_view password, int iterations);
 
 // True when `password` matches `stored` (either scheme; constant-time comparison of the
 // hashes). A malformed stored string never matches.

@@ -10,7 +10,7 @@ size_t kdf_pool_size(int configured, unsigned cores) {
   return std::max(1u, cores);
 }
 
-PasswordCheckQueue::PasswordCheckQueue(const common::Clock& clock, common::FairQueueLimits limits,
+PasswordCheckQueue::PasswordCheckQueue(const core::Clock& clock, api::FairQueueLimits limits,
                                        size_t workers)
     : clock_(clock), queue_(limits) {
   const size_t count = std::max<size_t>(workers, 1);
@@ -30,7 +30,7 @@ PasswordCheckQueue::~PasswordCheckQueue() {
 PasswordCheckQueue::Admission PasswordCheckQueue::submit(const std::string& address, Check check,
                                                          std::chrono::milliseconds delay,
                                                          bool* displaced) {
-  common::FairQueue<Check>::PushResult result;
+  api::FairQueue<Check>::PushResult result;
   {
     std::lock_guard lock(mutex_);
     const auto now = clock_.now();
@@ -42,7 +42,7 @@ PasswordCheckQueue::Admission PasswordCheckQueue::submit(const std::string& addr
   return result.admission;
 }
 
-void PasswordCheckQueue::set_limits(common::FairQueueLimits limits) {
+void PasswordCheckQueue::set_limits(api::FairQueueLimits limits) {
   std::lock_guard lock(mutex_);
   queue_.set_limits(limits);
 }

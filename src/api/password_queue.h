@@ -1,6 +1,6 @@
 // Password checks off the loops, shared fairly between client addresses: a pool of
 // worker threads (api.kdf_threads, one per core by default) takes checks from one
-// common::FairQueue keyed by address (each
+// api::FairQueue keyed by address (each
 // address its own FIFO, served round-robin, beyond `per_key` waiting only while
 // there is room; when full, a quiet address displaces the newest check of the address with the
 // largest recent share). A spray from one address or from a hundred cannot
@@ -34,11 +34,10 @@ class PasswordCheckQueue {
     std::function<void()> run;     // worker thread: hashes, then posts the answer to its loop
     std::function<void()> refuse;  // any thread, no lock held: posts 503 busy to its loop
   };
-  using Admission = common::FairQueue<Check>::Admission;
+  using Admission = api::FairQueue<Check>::Admission;
 
   // Starts `workers` worker threads (at least one). `clock` must outlive the queue.
-  PasswordCheckQueue(const common::Clock& clock, common::FairQueueLimits limits,
-                     size_t workers = 1);
+  PasswordCheckQueue(const core::Clock& clock, api::FairQueueLimits limits, size_t workers = 1);
   ~PasswordCheckQueue();  // runs the checks still queued (delays ignored), then joins the workers
   PasswordCheckQueue(const PasswordCheckQueue&) = delete;
   PasswordCheckQueue& operator=(const PasswordCheckQueue&) = delete;
@@ -49,7 +48,7 @@ class PasswordCheckQueue {
   // `displaced` (optional) is set when that happened.
   Admission submit(const std::string& address, Check check, std::chrono::milliseconds delay,
                    bool* displaced = nullptr);
-  void set_limits(common::FairQueueLimits limits);
+  void set_limits(api::FairQueueLimits limits);
   size_t pending() const;  // queued or running
   size_t workers() const { return threads_.size(); }
   // Any thread: how long a client refused now should wait (checks pending / measured rate,
@@ -60,10 +59,10 @@ class PasswordCheckQueue {
  private:
   void run();
 
-  const common::Clock& clock_;
+  const core::Clock& clock_;
   mutable std::mutex mutex_;
   std::condition_variable wake_;
-  common::FairQueue<Check> queue_;
+  api::FairQueue<Check> queue_;
   mutable RetryAfterEstimator rate_;  // under mutex_
   size_t running_ = 0;
   bool stopping_ = false;

@@ -9,8 +9,8 @@
 namespace api {
 namespace {
 
-using common::PgResultPtr;
-using common::Result;
+using core::Result;
+using stores::PgResultPtr;
 
 // Version 1: users, sessions, purchases with the idempotency key unique per user.
 constexpr const char* kMigrationV1 = R"sql(
@@ -119,13 +119,13 @@ std::string joined(const std::vector<std::string>& ids) {
 }
 
 // Blocking (start-up only): one statement or a script; an error names what failed.
-common::Status exec(PGconn* conn, const std::string& sql, const std::string& what) {
+core::Status exec(PGconn* conn, const std::string& sql, const std::string& what) {
   PgResultPtr r(PQexec(conn, sql.c_str()));
   const auto status = r ? PQresultStatus(r.get()) : PGRES_FATAL_ERROR;
   if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) return {};
   std::string message = r ? PQresultErrorMessage(r.get()) : PQerrorMessage(conn);
   while (!message.empty() && message.back() == '\n') message.pop_back();
-  return common::Error{"storage_error", what + ": " + message};
+  return core::Error{"storage_error", what + ": " + message};
 }
 
 }  // namespace
@@ -133,24 +133,24 @@ common::Status exec(PGconn* conn, const std::string& sql, const std::string& wha
 namespace {
 
 // Blocking connection (start-up and administration only).
-common::Result<common::PgConnPtr> connect_blocking(const common::PgOptions& o,
-                                                   const char* application) {
-  const common::PgConnectParams params(o, "host", o.host, application);
-  common::PgConnPtr conn(PQconnectdbParams(params.keys(), params.values(), 0));
+core::Result<stores::PgConnPtr> connect_blocking(const stores::PgOptions& o,
+                                                 const char* application) {
+  const stores::PgConnectParams params(o, "host", o.host, application);
+  stores::PgConnPtr conn(PQconnectdbParams(params.keys(), params.values(), 0));
   if (!conn || PQstatus(conn.get()) != CONNECTION_OK) {
     std::string message = conn ? PQerrorMessage(conn.get()) : "out of memory";
     while (!message.empty() && message.back() == '\n') message.pop_back();
-    return common::Error{"storage_unavailable", "cannot connect to PostgreSQL at " + o.host + ":" +
-                                                    std::to_string(o.port) + "/" + o.dbname + ": " +
-                                                    message};
+    return core::Error{"storage_unavailable", "cannot connect to PostgreSQL at " + o.host + ":" +
+                                                  std::to_string(o.port) + "/" + o.dbname + ": " +
+                                                  message};
   }
   return conn;
 }
 
 }  // namespace
 
-common::Result<PgResultPtr> pg_exec_blocking(const common::PgOptions& o, const std::string& sql,
-                                             const std::vector<std::string>& params) {
+core::Result<PgResultPtr> pg_exec_blocking(const stores::PgOptions& o, const std::string& sql,
+                                           const std::vector<std::string>& params) {
   auto conn = connect_blocking(o, "balancer-admin");
   if (!conn) return conn.error();
   std::vector<const char*> values;
@@ -161,14 +161,14 @@ common::Result<PgResultPtr> pg_exec_blocking(const common::PgOptions& o, const s
   if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) return r;
   std::string message = r ? PQresultErrorMessage(r.get()) : PQerrorMessage(conn->get());
   while (!message.empty() && message.back() == '\n') message.pop_back();
-  return common::Error{"storage_error", "PostgreSQL refused the query (SQLSTATE " +
-                                            common::pg_sqlstate(r.get()) + "): " + message};
+  return core::Error{"storage_error", "PostgreSQL refused the query (SQLSTATE " +
+                                          stores::pg_sqlstate(r.get()) + "): " + message};
 }
 
-common::Status migrate_pg_schema(const common::PgOptions& o) {
+core::Status migrate_pg_schema(const stores::PgOptions& o) {
   auto connected = connect_blocking(o, "balancer-migrate");
   if (!connected) return connected.error();
-  common::PgConnPtr conn = std::move(*connected);
+  stores::PgConnPtr conn = std::move(*connected);
   const std::string where =
       "PostgreSQL at " + o.host + ":" + std::to_string(o.port) + "/" + o.dbname;
   if (auto s = exec(conn.get(), "BEGIN", where); !s) return s;
@@ -181,12 +181,12 @@ common::Status migrate_pg_schema(const common::PgOptions& o) {
   }
   PgResultPtr r(PQexec(conn.get(), "SELECT coalesce(max(version), 0) FROM balancer_schema"));
   if (!r || PQresultStatus(r.get()) != PGRES_TUPLES_OK)
-    return common::Error{"storage_error", where + ": no schema"};
+    return core::Error{"storage_error", where + ": no schema"};
   const int version = static_cast<int>(integer(r.get(), 0, 0));
   if (version > kPgSchemaVersion) {
-    return common::Error{"storage_error", where + " has schema version " + std::to_string(version) +
-                                              ", newer than this balancer's " +
-                                              std::to_string(kPgSchemaVersion)};
+    return core::Error{"storage_error", where + " has schema version " + std::to_string(version) +
+                                            ", newer than this balancer's " +
+                                            std::to_string(kPgSchemaVersion)};
   }
   for (int v = version + 1; v <= kPgSchemaVersion; ++v) {
     if (auto s = exec(conn.get(), kMigrations[v - 1], where + ", migration " + std::to_string(v));
@@ -209,15 +209,15 @@ common::Status migrate_pg_schema(const common::PgOptions& o) {
   return {};
 }
 
-PgAccounts::PgAccounts(const std::vector<common::EventLoop*>& loops,
-                       const common::PgOptions& options) {
-  for (common::EventLoop* loop : loops)
-    clients_.emplace_back(loop, std::make_unique<common::PgClient>(*loop, options));
+PgAccounts::PgAccounts(const std::vector<core::EventLoop*>& loops,
+                       const stores::PgOptions& options) {
+  for (core::EventLoop* loop : loops)
+    clients_.emplace_back(loop, std::make_unique<stores::PgClient>(*loop, options));
 }
 
 PgAccounts::~PgAccounts() = default;
 
-common::PgClient& PgAccounts::on(common::EventLoop& loop) {
+stores::PgClient& PgAccounts::on(core::EventLoop& loop) {
   for (auto& [l, client] : clients_) {
     if (l == &loop) return *client;
   }
@@ -225,7 +225,7 @@ common::PgClient& PgAccounts::on(common::EventLoop& loop) {
   return *clients_.front().second;
 }
 
-void PgAccounts::add_user(common::EventLoop& back, std::string login, std::string password_hash,
+void PgAccounts::add_user(core::EventLoop& back, std::string login, std::string password_hash,
                           int64_t now, StoreCallback<User> done) {
   on(back).query(
       std::string("INSERT INTO users AS u (login, password_hash, created_at) VALUES ($1, $2, $3) "
@@ -235,7 +235,7 @@ void PgAccounts::add_user(common::EventLoop& back, std::string login, std::strin
       [login, done = std::move(done)](Result<PgResultPtr> r) {
         if (!r) {
           if (r.error().message.find("23505") != std::string::npos) {
-            return done(common::Error{"conflict", "The login '" + login + "' exists."});
+            return done(core::Error{"conflict", "The login '" + login + "' exists."});
           }
           return done(r.error());
         }
@@ -243,7 +243,7 @@ void PgAccounts::add_user(common::EventLoop& back, std::string login, std::strin
       });
 }
 
-void PgAccounts::find_user(common::EventLoop& back, std::string login,
+void PgAccounts::find_user(core::EventLoop& back, std::string login,
                            StoreCallback<std::optional<User>> done) {
   on(back).query(std::string("SELECT ") + kUserColumns + " FROM users u WHERE u.login = $1",
                  {login}, [done = std::move(done)](Result<PgResultPtr> r) {
@@ -253,7 +253,7 @@ void PgAccounts::find_user(common::EventLoop& back, std::string login,
                  });
 }
 
-void PgAccounts::create_session(common::EventLoop& back, Session s, StoreDone done) {
+void PgAccounts::create_session(core::EventLoop& back, Session s, StoreDone done) {
   on(back).query(
       "INSERT INTO sessions (token_hash, user_id, created_at, expires_at, user_epoch) "
       "VALUES ($1, $2, $3, $4, $5)",
@@ -265,7 +265,7 @@ void PgAccounts::create_session(common::EventLoop& back, Session s, StoreDone do
       });
 }
 
-void PgAccounts::find_session(common::EventLoop& back, std::string token_hash,
+void PgAccounts::find_session(core::EventLoop& back, std::string token_hash,
                               StoreCallback<std::optional<SessionInfo>> done) {
   on(back).query(
       std::string("SELECT s.token_hash, s.user_id, s.created_at, s.expires_at, s.user_epoch, ") +
@@ -286,7 +286,7 @@ void PgAccounts::find_session(common::EventLoop& back, std::string token_hash,
       });
 }
 
-void PgAccounts::revoke_session(common::EventLoop& back, std::string token_hash,
+void PgAccounts::revoke_session(core::EventLoop& back, std::string token_hash,
                                 StoreCallback<bool> done) {
   on(back).query("DELETE FROM sessions WHERE token_hash = $1", {hex(token_hash)},
                  [done = std::move(done)](Result<PgResultPtr> r) {
@@ -295,7 +295,7 @@ void PgAccounts::revoke_session(common::EventLoop& back, std::string token_hash,
                  });
 }
 
-void PgAccounts::extend_session(common::EventLoop& back, std::string token_hash, int64_t expires_at,
+void PgAccounts::extend_session(core::EventLoop& back, std::string token_hash, int64_t expires_at,
                                 StoreCallback<bool> done) {
   // One row back whether or not it moved: the session exists.
   on(back).query(
@@ -308,7 +308,7 @@ void PgAccounts::extend_session(common::EventLoop& back, std::string token_hash,
       });
 }
 
-void PgAccounts::upgrade_password_hash(common::EventLoop& back, uint64_t user_id,
+void PgAccounts::upgrade_password_hash(core::EventLoop& back, uint64_t user_id,
                                        std::string old_hash, std::string new_hash,
                                        StoreCallback<bool> done) {
   on(back).query("UPDATE users SET password_hash = $3 WHERE id = $1 AND password_hash = $2",
@@ -319,7 +319,7 @@ void PgAccounts::upgrade_password_hash(common::EventLoop& back, uint64_t user_id
                  });
 }
 
-void PgAccounts::create_purchase(common::EventLoop& back, Purchase purchase,
+void PgAccounts::create_purchase(core::EventLoop& back, Purchase purchase,
                                  StoreCallback<PurchaseOutcome> done) {
   insert_purchase(back, std::move(purchase), 0, std::move(done));
 }
@@ -328,7 +328,7 @@ void PgAccounts::create_purchase(common::EventLoop& back, Purchase purchase,
 // the key either way. A concurrent insert of the same key (another balancer) makes this one
 // wait and then insert nothing while the row is not yet in this statement's snapshot: then
 // zero rows come back, and a second run finds it.
-void PgAccounts::insert_purchase(common::EventLoop& back, Purchase p, int attempt,
+void PgAccounts::insert_purchase(core::EventLoop& back, Purchase p, int attempt,
                                  StoreCallback<PurchaseOutcome> done) {
   const std::string sql =
       std::string(
@@ -340,7 +340,7 @@ void PgAccounts::insert_purchase(common::EventLoop& back, Purchase p, int attemp
       kPurchaseColumns +
       ", false FROM purchases WHERE user_id = $1 AND idempotency_key = $5 "
       "AND NOT EXISTS (SELECT 1 FROM ins)";
-  common::PgClient::Params params = {std::to_string(p.user_id),
+  stores::PgClient::Params params = {std::to_string(p.user_id),
                                      p.product_id,
                                      to_string(p.kind),
                                      joined(p.unlocks),
@@ -355,7 +355,7 @@ void PgAccounts::insert_purchase(common::EventLoop& back, Purchase p, int attemp
         const PGresult* res = r->get();
         if (PQntuples(res) == 0) {
           if (attempt == 0) return insert_purchase(back, std::move(p), 1, std::move(done));
-          return done(common::Error{"storage_error", "purchase key neither inserted nor found"});
+          return done(core::Error{"storage_error", "purchase key neither inserted nor found"});
         }
         PurchaseOutcome out;
         out.purchase = purchase_at(res, 0);
@@ -364,7 +364,7 @@ void PgAccounts::insert_purchase(common::EventLoop& back, Purchase p, int attemp
       });
 }
 
-void PgAccounts::find_purchase_by_key(common::EventLoop& back, uint64_t user_id,
+void PgAccounts::find_purchase_by_key(core::EventLoop& back, uint64_t user_id,
                                       std::string idempotency_key,
                                       StoreCallback<std::optional<Purchase>> done) {
   on(back).query(std::string("SELECT ") + kPurchaseColumns +
@@ -377,7 +377,7 @@ void PgAccounts::find_purchase_by_key(common::EventLoop& back, uint64_t user_id,
                  });
 }
 
-void PgAccounts::find_purchase(common::EventLoop& back, uint64_t id,
+void PgAccounts::find_purchase(core::EventLoop& back, uint64_t id,
                                StoreCallback<std::optional<Purchase>> done) {
   on(back).query(std::string("SELECT ") + kPurchaseColumns + " FROM purchases WHERE id = $1",
                  {std::to_string(id)}, [done = std::move(done)](Result<PgResultPtr> r) {
@@ -387,7 +387,7 @@ void PgAccounts::find_purchase(common::EventLoop& back, uint64_t id,
                  });
 }
 
-void PgAccounts::list_purchases(common::EventLoop& back, uint64_t user_id,
+void PgAccounts::list_purchases(core::EventLoop& back, uint64_t user_id,
                                 StoreCallback<std::vector<Purchase>> done) {
   on(back).query(std::string("SELECT ") + kPurchaseColumns +
                      " FROM purchases WHERE user_id = $1 ORDER BY id DESC",
@@ -400,7 +400,7 @@ void PgAccounts::list_purchases(common::EventLoop& back, uint64_t user_id,
                  });
 }
 
-void PgAccounts::purge_expired_sessions(common::EventLoop& back, int64_t now_unix, size_t max,
+void PgAccounts::purge_expired_sessions(core::EventLoop& back, int64_t now_unix, size_t max,
                                         StoreCallback<size_t> done) {
   on(back).query(
       "DELETE FROM sessions WHERE token_hash IN "

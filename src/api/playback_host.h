@@ -38,7 +38,7 @@ struct AdmissionAnswer {
   bool admitted = false;
   int status = 200;
   std::string body;
-  std::vector<common::HttpHeader> headers;
+  std::vector<http::HttpHeader> headers;
 };
 
 class PlaybackHost {
@@ -53,21 +53,21 @@ class PlaybackHost {
   // endpoint's error (credentials_required, ticket_required, ticket_* ...,
   // not_entitled for a viewer id on a paid channel; unknown_channel when there
   // is no such channel).
-  virtual common::Result<std::string> viewer_key(const std::string& channel,
-                                                 const std::string& ticket,
-                                                 const std::string& viewer) const = 0;
+  virtual core::Result<std::string> viewer_key(const std::string& channel,
+                                               const std::string& ticket,
+                                               const std::string& viewer) const = 0;
   // The admission decision for `viewer_key` on `channel` (renews a queue
   // ticket, refreshes a slot), as the playlist endpoint would decide it.
   // `done` runs on `loop` (the caller's), inline or later (a shared admission
   // store is asked over the network).
   virtual void admit(const std::string& viewer_key, const std::string& channel,
-                     const std::string& remote_ip, common::EventLoop& loop,
+                     const std::string& remote_ip, core::EventLoop& loop,
                      std::function<void(const AdmissionAnswer&)> done) = 0;
   // A playback ticket for `viewer_id` on `channel` until `expires_unix`
   // (error "bad_ticket" for ids the ticket format refuses).
-  virtual common::Result<std::string> issue_ticket(const std::string& channel,
-                                                   const std::string& viewer_id,
-                                                   int64_t expires_unix) const = 0;
+  virtual core::Result<std::string> issue_ticket(const std::string& channel,
+                                                 const std::string& viewer_id,
+                                                 int64_t expires_unix) const = 0;
 };
 
 }  // namespace api

@@ -33,7 +33,7 @@ void append_string_list(std::string& out, const std::vector<std::string>& items)
   out += '[';
   for (size_t i = 0; i < items.size(); ++i) {
     if (i) out += ',';
-    common::append_json_string(out, items[i]);
+    core::append_json_string(out, items[i]);
   }
   out += ']';
 }
@@ -44,15 +44,15 @@ const char* to_string(ProductKind kind) {
   return kind == ProductKind::channel ? "channel" : "service";
 }
 
-common::Result<std::vector<Product>> read_products(const common::ConfigDocument& doc) {
-  common::ConfigReader root(doc);
+core::Result<std::vector<Product>> read_products(const core::ConfigDocument& doc) {
+  core::ConfigReader root(doc);
   std::vector<Product> products;
   std::set<std::string> ids;
   const bool present = doc.root().IsObject() && doc.root().HasMember("products");
-  root.each_element("products", [&](size_t, common::ConfigReader& r) {
+  root.each_element("products", [&](size_t, core::ConfigReader& r) {
     Product p;
     p.id = r.required_string("id");
-    if (!p.id.empty() && !common::valid_channel_id(p.id))
+    if (!p.id.empty() && !signing::valid_channel_id(p.id))
       r.fail("id", "may only use letters, digits, '-' and '_' (1 to 64)");
     if (!p.id.empty() && !ids.insert(p.id).second)
       r.fail("id", "duplicate product id '" + p.id + "'");
@@ -74,7 +74,7 @@ common::Result<std::vector<Product>> read_products(const common::ConfigDocument&
     p.unlocks = r.string_list("unlocks", {});
     if (p.unlocks.empty()) r.fail("unlocks", "must name at least one channel or service");
     for (const auto& u : p.unlocks) {
-      if (!common::valid_channel_id(u))
+      if (!signing::valid_channel_id(u))
         r.fail("unlocks", "'" + u + "' is not an id (letters, digits, '-', '_')");
     }
     p.duration_s = r.integer("duration_s", 0, 0, int64_t{10} * 366 * 86400);
@@ -82,7 +82,7 @@ common::Result<std::vector<Product>> read_products(const common::ConfigDocument&
   });
   if (!present) root.fail("products", "is required (a list of products; may be empty)");
   root.finish();
-  if (!root.ok()) return common::Error{"bad_config", root.error_text()};
+  if (!root.ok()) return core::Error{"bad_config", root.error_text()};
   return products;
 }
 
@@ -109,13 +109,13 @@ std::optional<int64_t> entitled_until(const std::vector<Purchase>& purchases,
 
 std::string product_json(const Product& p) {
   std::string out = "{\"id\":";
-  common::append_json_string(out, p.id);
+  core::append_json_string(out, p.id);
   out += ",\"title\":";
-  common::append_json_string(out, p.title);
+  core::append_json_string(out, p.title);
   out += std::string(",\"kind\":\"") + to_string(p.kind) + "\",\"price\":";
-  common::append_json_string(out, p.price);
+  core::append_json_string(out, p.price);
   out += ",\"currency\":";
-  common::append_json_string(out, p.currency);
+  core::append_json_string(out, p.currency);
   out += ",\"unlocks\":";
   append_string_list(out, p.unlocks);
   out +=
@@ -126,7 +126,7 @@ std::string product_json(const Product& p) {
 
 std::string purchase_json(const Purchase& purchase, int64_t now) {
   std::string out = "{\"id\":" + std::to_string(purchase.id) + ",\"product_id\":";
-  common::append_json_string(out, purchase.product_id);
+  core::append_json_string(out, purchase.product_id);
   out += std::string(",\"kind\":\"") + to_string(purchase.kind) + "\",\"unlocks\":";
   append_string_list(out, purchase.unlocks);
   out += ",\"created_at\":" + std::to_string(purchase.created_at) + ",\"expires_at\":" +

@@ -29,7 +29,7 @@ struct Product {
 // Reads {"products":[...]} from `doc`. Every error names the file and the key
 // ("bad_config"): unknown keys, wrong types, duplicate ids, a price that is not
 // a two-place decimal, a currency that is not three capital letters.
-common::Result<std::vector<Product>> read_products(const common::ConfigDocument& doc);
+core::Result<std::vector<Product>> read_products(const core::ConfigDocument& doc);
 
 // A purchase as the store keeps it: what was bought, by whom, until when.
 struct Purchase {

@@ -20,7 +20,7 @@ constexpr std::string_view kPurchasePrefix = "/api/v1/purchases/";
 
 // The answer for `outcome` of a request for `product_id`: the same key with
 // another product is a conflict, never a second purchase.
-void answer_outcome(Api::State& s, common::HttpExchange& ex, const PurchaseOutcome& outcome,
+void answer_outcome(Api::State& s, http::HttpExchange& ex, const PurchaseOutcome& outcome,
                     const std::string& product_id) {
   no_store(ex);
   if (outcome.purchase.product_id != product_id) {
@@ -35,7 +35,7 @@ void answer_outcome(Api::State& s, common::HttpExchange& ex, const PurchaseOutco
 
 }  // namespace
 
-void Api::State::handle_purchase(common::EventLoop& loop, common::HttpExchange& in) {
+void Api::State::handle_purchase(core::EventLoop& loop, http::HttpExchange& in) {
   if (api_off(*this, in)) return;
   auto cfg = config.load();
   rapidjson::Document doc;
@@ -59,13 +59,13 @@ void Api::State::handle_purchase(common::EventLoop& loop, common::HttpExchange& 
         store->find_purchase_by_key(
             loop, user_id, key,
             [this, &loop, ex, cfg, product = *product, user_id, key,
-             receipt](common::Result<std::optional<Purchase>> earlier) mutable {
+             receipt](core::Result<std::optional<Purchase>> earlier) mutable {
               if (!earlier) return storage_failed(*this, *ex, "purchase lookup", earlier.error());
               if (earlier->has_value())
                 return answer_outcome(*this, *ex, {std::move(**earlier), false}, product.id);
               receipts->verify(
                   loop, product, user_id, std::move(receipt),
-                  [this, &loop, ex, product, user_id, key](common::Result<std::string> ref) {
+                  [this, &loop, ex, product, user_id, key](core::Result<std::string> ref) {
                     if (!ref) {
                       no_store(*ex);
                       return ex->reply_error(402, ref.error().code, ref.error().message);
@@ -81,8 +81,7 @@ void Api::State::handle_purchase(common::EventLoop& loop, common::HttpExchange& 
                     p.expires_at = product.duration_s > 0 ? p.created_at + product.duration_s : 0;
                     store->create_purchase(
                         loop, std::move(p),
-                        [this, ex,
-                         product_id = product.id](common::Result<PurchaseOutcome> outcome) {
+                        [this, ex, product_id = product.id](core::Result<PurchaseOutcome> outcome) {
                           if (!outcome)
                             return storage_failed(*this, *ex, "purchase write", outcome.error());
                           answer_outcome(*this, *ex, *outcome, product_id);
@@ -92,27 +91,25 @@ void Api::State::handle_purchase(common::EventLoop& loop, common::HttpExchange& 
       });
 }
 
-void Api::State::handle_purchases(common::EventLoop& loop, common::HttpExchange& in) {
+void Api::State::handle_purchases(core::EventLoop& loop, http::HttpExchange& in) {
   if (api_off(*this, in)) return;
   with_session(*this, loop, hold(in), [this, &loop](ExchangePtr ex, const SessionInfo& info) {
-    store->list_purchases(loop, info.user.id,
-                          [this, ex](common::Result<std::vector<Purchase>> list) {
-                            if (!list)
-                              return storage_failed(*this, *ex, "purchase list", list.error());
-                            const int64_t now = clock.unix_now();
-                            std::string out = "{\"purchases\":[";
-                            for (size_t i = 0; i < list->size(); ++i) {
-                              if (i) out += ',';
-                              out += purchase_json((*list)[i], now);
-                            }
-                            out += "]}";
-                            no_store(*ex);
-                            ex->reply(200, out);
-                          });
+    store->list_purchases(loop, info.user.id, [this, ex](core::Result<std::vector<Purchase>> list) {
+      if (!list) return storage_failed(*this, *ex, "purchase list", list.error());
+      const int64_t now = clock.unix_now();
+      std::string out = "{\"purchases\":[";
+      for (size_t i = 0; i < list->size(); ++i) {
+        if (i) out += ',';
+        out += purchase_json((*list)[i], now);
+      }
+      out += "]}";
+      no_store(*ex);
+      ex->reply(200, out);
+    });
   });
 }
 
-void Api::State::handle_purchase_by_id(common::EventLoop& loop, common::HttpExchange& in) {
+void Api::State::handle_purchase_by_id(core::EventLoop& loop, http::HttpExchange& in) {
   if (api_off(*this, in)) return;
   const std::string text = in.path().substr(kPurchasePrefix.size());
   uint64_t id = 0;
@@ -123,8 +120,7 @@ void Api::State::handle_purchase_by_id(common::EventLoop& loop, common::HttpExch
   }
   with_session(*this, loop, hold(in), [this, &loop, id](ExchangePtr ex, const SessionInfo& info) {
     store->find_purchase(
-        loop, id,
-        [this, ex, user_id = info.user.id](common::Result<std::optional<Purchase>> found) {
+        loop, id, [this, ex, user_id = info.user.id](core::Result<std::optional<Purchase>> found) {
           if (!found) return storage_failed(*this, *ex, "purchase lookup", found.error());
           no_store(*ex);
           // Another user's purchase is answered like a missing one: ids reveal nothing.

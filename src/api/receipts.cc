@@ -10,11 +10,11 @@ class DemoReceiptVerifier final : public ReceiptVerifier {
  public:
   explicit DemoReceiptVerifier(std::function<bool()> enabled) : enabled_(std::move(enabled)) {}
 
-  void verify(common::EventLoop& back, const Product&, uint64_t, std::string receipt,
-              std::function<void(common::Result<std::string>)> done) override {
-    common::Result<std::string> result = common::Error{
-        "receipt_rejected",
-        "No payment provider is configured on this server: receipts are not accepted."};
+  void verify(core::EventLoop& back, const Product&, uint64_t, std::string receipt,
+              std::function<void(core::Result<std::string>)> done) override {
+    core::Result<std::string> result =
+        core::Error{"receipt_rejected",
+                    "No payment provider is configured on this server: receipts are not accepted."};
     if (enabled_()) {
       unsigned char digest[SHA256_DIGEST_LENGTH];
       SHA256(reinterpret_cast<const unsigned char*>(receipt.data()), receipt.size(), digest);

@@ -21,9 +21,8 @@ class ReceiptVerifier {
   // Loop thread. `done` runs later on `back`'s thread (never inline) with the
   // provider's reference for the payment (stored with the purchase, never the
   // receipt itself), or the error "receipt_rejected" saying why.
-  virtual void verify(common::EventLoop& back, const Product& product, uint64_t user_id,
-                      std::string receipt,
-                      std::function<void(common::Result<std::string>)> done) = 0;
+  virtual void verify(core::EventLoop& back, const Product& product, uint64_t user_id,
+                      std::string receipt, std::function<void(core::Result<std::string>)> done) = 0;
 };
 
 // The demo verifier: while `enabled()` is true every receipt is accepted and

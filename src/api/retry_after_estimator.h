@@ -29,21 +29,21 @@ class RetryAfterEstimator {
   explicit RetryAfterEstimator(RetryAfterLimits limits = {}) : limits_(limits) {}
 
   // One check finished at `now` (times never go backwards).
-  void completed(common::SteadyTime now);
+  void completed(core::SteadyTime now);
   // Checks completed per second over the window ending at `now`: the count divided by the time
   // the samples span (at least one second, at most the window); 0 when none.
-  double checks_per_second(common::SteadyTime now);
+  double checks_per_second(core::SteadyTime now);
   // The wait for a client refused while `waiting` checks are queued or running on `workers`
   // workers, in whole seconds within [min, max]. Before any check has completed in the window,
   // each worker is assumed to finish one check per second (a production check takes well under
   // one).
-  std::chrono::seconds retry_after(size_t waiting, size_t workers, common::SteadyTime now);
+  std::chrono::seconds retry_after(size_t waiting, size_t workers, core::SteadyTime now);
 
  private:
-  void forget_before(common::SteadyTime cutoff);
+  void forget_before(core::SteadyTime cutoff);
 
   RetryAfterLimits limits_;
-  std::deque<common::SteadyTime> completions_;  // oldest first
+  std::deque<core::SteadyTime> completions_;  // oldest first
 };
 
 }  // namespace api

@@ -14,7 +14,7 @@ namespace api {
 namespace {
 
 // The bearer token of the request: "" when there is none, "?" when malformed.
-std::string bearer_token(const common::HttpExchange& ex) {
+std::string bearer_token(const http::HttpExchange& ex) {
   auto h = ex.header("Authorization");
   if (!h) return "";
   std::string v = *h;
@@ -32,15 +32,15 @@ bool session_valid(const SessionInfo& s, int64_t now) {
 
 }  // namespace
 
-ExchangePtr hold(common::HttpExchange& ex) {
-  return std::make_shared<common::HttpExchange>(std::move(ex));
+ExchangePtr hold(http::HttpExchange& ex) {
+  return std::make_shared<http::HttpExchange>(std::move(ex));
 }
 
-void no_store(common::HttpExchange& ex) {
+void no_store(http::HttpExchange& ex) {
   ex.add_header("Cache-Control", "no-store");
 }
 
-void unauthorized(common::HttpExchange& ex, std::string_view code, std::string_view message) {
+void unauthorized(http::HttpExchange& ex, std::string_view code, std::string_view message) {
   ex.add_header("WWW-Authenticate",
                 std::string("Bearer error=\"") +
                     (code == "missing_token" ? "invalid_request" : "invalid_token") + "\"");
@@ -48,18 +48,18 @@ void unauthorized(common::HttpExchange& ex, std::string_view code, std::string_v
   ex.reply_error(401, code, message);
 }
 
-bool api_off(Api::State& s, common::HttpExchange& ex) {
+bool api_off(Api::State& s, http::HttpExchange& ex) {
   if (s.store) return false;
   ex.reply_error(404, "not_found",
                  "The accounts API is off on this balancer (api.data_dir is not set).");
   return true;
 }
 
-bool has_authorization(const common::HttpExchange& ex) {
+bool has_authorization(const http::HttpExchange& ex) {
   return ex.header("Authorization").has_value();
 }
 
-void with_session(Api::State& s, common::EventLoop& loop, ExchangePtr ex,
+void with_session(Api::State& s, core::EventLoop& loop, ExchangePtr ex,
                   std::function<void(ExchangePtr, const SessionInfo&)> then) {
   std::string token = bearer_token(*ex);
   if (token.empty())
@@ -69,7 +69,7 @@ void with_session(Api::State& s, common::EventLoop& loop, ExchangePtr ex,
     return unauthorized(*ex, "invalid_token", "The session token is invalid or expired.");
   s.store->find_session(
       loop, token_hash(token),
-      [&s, ex, then = std::move(then)](common::Result<std::optional<SessionInfo>> r) {
+      [&s, ex, then = std::move(then)](core::Result<std::optional<SessionInfo>> r) {
         if (!r) return storage_failed(s, *ex, "session lookup", r.error());
         if (!r->has_value() || !session_valid(**r, s.clock.unix_now())) {
           return unauthorized(*ex, "invalid_token", "The session token is invalid or expired.");
@@ -78,8 +78,8 @@ void with_session(Api::State& s, common::EventLoop& loop, ExchangePtr ex,
       });
 }
 
-void storage_failed(Api::State& s, common::HttpExchange& ex, std::string_view what,
-                    const common::Error& error) {
+void storage_failed(Api::State& s, http::HttpExchange& ex, std::string_view what,
+                    const core::Error& error) {
   s.store_errors.inc();
   no_store(ex);
   LOG_ERROR_LIMITED(kLog, what, " failed: ", error.message);
@@ -92,7 +92,7 @@ void storage_failed(Api::State& s, common::HttpExchange& ex, std::string_view wh
   ex.reply_error(500, "storage_error", "The account store failed; try again.");
 }
 
-bool parse_json_body(Api::State& s, const ApiConfig& config, common::HttpExchange& ex,
+bool parse_json_body(Api::State& s, const ApiConfig& config, http::HttpExchange& ex,
                      rapidjson::Document& doc, std::string_view shape) {
   std::string body = ex.body();
   if (body.size() > config.max_body_bytes) {
@@ -101,7 +101,7 @@ bool parse_json_body(Api::State& s, const ApiConfig& config, common::HttpExchang
         "The request body is larger than " + std::to_string(config.max_body_bytes) + " bytes.");
     return false;
   }
-  const common::Status parsed = common::parse_json(body, doc, config.max_json_depth);
+  const core::Status parsed = core::parse_json(body, doc, config.max_json_depth);
   // The body may hold a password: no copy outlives the parse.
   OPENSSL_cleanse(body.data(), body.size());
   if (!parsed && parsed.error().code == "json_too_deep") {
@@ -116,7 +116,7 @@ bool parse_json_body(Api::State& s, const ApiConfig& config, common::HttpExchang
   return true;
 }
 
-bool string_field(common::HttpExchange& ex, const rapidjson::Document& doc, const char* name,
+bool string_field(http::HttpExchange& ex, const rapidjson::Document& doc, const char* name,
                   size_t max_bytes, bool printable, std::string& out) {
   auto it = doc.FindMember(name);
   if (it == doc.MemberEnd()) {

@@ -10,12 +10,12 @@ namespace api {
 
 // The one base64url codec is common's (playback tickets use it too).
 std::string base64url_encode(std::string_view bytes) {
-  return common::base64url_encode(bytes);
+  return signing::base64url_encode(bytes);
 }
 
 std::optional<std::string> base64url_decode(std::string_view text) {
   std::string out;
-  if (!common::base64url_decode(text, out)) return std::nullopt;
+  if (!signing::base64url_decode(text, out)) return std::nullopt;
   return out;
 }
 

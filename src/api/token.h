@@ -22,7 +22,7 @@ bool well_formed_token(std::string_view token);
 // Constant-time equality of two hashes (CRYPTO_memcmp); false on size mismatch.
 bool hashes_equal(std::string_view a, std::string_view b);
 
-// base64url without padding (RFC 4648 §5): common::base64url_encode/_decode.
+// base64url without padding (RFC 4648 §5): signing::base64url_encode/_decode.
 std::string base64url_encode(std::string_view bytes);
 // nullopt on characters outside the alphabet, an impossible length or a
 // non-canonical last character.

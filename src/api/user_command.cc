@@ -41,7 +41,7 @@ int fail(const std::string& message, int code = 1) {
 
 // The same verbs against PostgreSQL (api.store: postgresql), one statement each.
 int run_pg(const std::string& verb, const std::string& login, const ApiConfig& config) {
-  const common::PgOptions& pg = config.postgresql;
+  const stores::PgOptions& pg = config.postgresql;
   if (auto migrated = migrate_pg_schema(pg); !migrated) return fail(migrated.error().message);
   if (verb == "list") {
     auto r = pg_exec_blocking(pg, "SELECT id, login, disabled FROM users ORDER BY id", {});
@@ -237,7 +237,7 @@ int run_lmdb(const std::string& verb, const std::string& login, const ApiConfig&
 }  // namespace
 
 int run_user_command(const std::vector<std::string>& args, const std::string& default_config,
-                     const std::function<common::Result<ApiConfig>(
+                     const std::function<core::Result<ApiConfig>(
                          const std::string&, const std::vector<std::string>&)>& load) {
   std::optional<UserCommandLine> line = parse_user_command_line(args, default_config);
   if (!line) return 2;

@@ -77,7 +77,7 @@ bool write_text(const std::string& path, const std::string& text) {
 
 }  // namespace
 
-common::Result<std::unique_ptr<Audience>> Audience::create(Scenario scenario, RunOptions options) {
+core::Result<std::unique_ptr<Audience>> Audience::create(Scenario scenario, RunOptions options) {
   std::unique_ptr<Audience> a(new Audience(std::move(scenario), std::move(options)));
   // libcurl (7.88) walks a host's connections on every request it starts: the viewers are
   // spread over one client per kConnectionsPerClient connections of the per-host budget, each
@@ -85,7 +85,7 @@ common::Result<std::unique_ptr<Audience>> Audience::create(Scenario scenario, Ru
   const long budget = a->scenario_.max_host_connections;
   const long clients =
       std::clamp((budget + kConnectionsPerClient - 1) / kConnectionsPerClient, 1L, kMaxClients);
-  common::HttpClientOptions http;
+  http::HttpClientOptions http;
   http.connect_timeout = std::chrono::milliseconds(2000);
   http.request_timeout =
       std::chrono::milliseconds(static_cast<int64_t>(a->scenario_.player.request_timeout_s * 1000));
@@ -98,7 +98,7 @@ common::Result<std::unique_ptr<Audience>> Audience::create(Scenario scenario, Ru
   // to its node): without a cache this large most requests would connect anew.
   http.max_cached_connections = std::min<long>(4L * http.max_host_connections, 65536);
   for (long i = 0; i < clients; ++i) {
-    auto client = common::HttpClient::create(a->loop_.base(), http);
+    auto client = http::HttpClient::create(a->loop_.base(), http);
     if (!client) return client.error();
     a->clients_.push_back(std::move(client.value()));
   }
@@ -152,7 +152,7 @@ double Audience::now() const {
 
 void Audience::schedule(double at_s, std::function<void()> job) {
   auto timer =
-      std::make_unique<common::LoopTimer>(loop_, common::LoopTimer::Repeat::once, std::move(job));
+      std::make_unique<core::LoopTimer>(loop_, core::LoopTimer::Repeat::once, std::move(job));
   timer->start(std::chrono::microseconds(static_cast<int64_t>(std::max(0.0, at_s - now()) * 1e6)));
   timers_.push_back(std::move(timer));
 }
@@ -162,12 +162,12 @@ int Audience::run() {
   for (const auto& phase : scenario_.phases) {
     schedule(phase.at_s, [this, &phase] { start_phase(phase); });
   }
-  ticker_ = std::make_unique<common::LoopTimer>(loop_, common::LoopTimer::Repeat::every,
-                                                [this] { tick(); });
+  ticker_ =
+      std::make_unique<core::LoopTimer>(loop_, core::LoopTimer::Repeat::every, [this] { tick(); });
   ticker_->start(std::chrono::seconds(1));
   // The run's own health: how late a 100 ms timer fires says whether this loop kept up
   // (a late loop delays every player's requests, and its stalls would be the tool's).
-  lag_timer_ = std::make_unique<common::LoopTimer>(loop_, common::LoopTimer::Repeat::once, [this] {
+  lag_timer_ = std::make_unique<core::LoopTimer>(loop_, core::LoopTimer::Repeat::once, [this] {
     recorder_->loop_lag(std::max(0.0, now() - lag_due_) * 1000);
     lag_due_ = now() + 0.1;
     if (!finished_) lag_timer_->start(std::chrono::milliseconds(100));
@@ -330,11 +330,11 @@ void Audience::signal_process(const Phase& phase) {
 
 // The balancer's overload switch on or off; a refusal is fatal to the run.
 void Audience::switch_overload(const Phase& phase) {
-  common::FetchRequest r;
+  http::FetchRequest r;
   r.url = scenario_.balancer + "/access_queue_switch?state=" + (phase.on ? "on" : "off");
   if (!scenario_.operator_key.empty()) r.headers = {{"X-Operator-Key", scenario_.operator_key}};
   clients_.front()->fetch(
-      std::move(r), {nullptr, nullptr, [this, on = phase.on](const common::FetchResult& result) {
+      std::move(r), {nullptr, nullptr, [this, on = phase.on](const http::FetchResult& result) {
                        if (!result.ok || result.status != 200) {
                          std::fprintf(stderr, "audience: overload switch %s answered %d %s\n",
                                       on ? "on" : "off", result.status, result.error.c_str());
@@ -383,9 +383,9 @@ void Audience::run_command(const std::vector<std::string>& argv, std::function<v
   // timers_ (one per command phase) until the run ends.
   auto polls = std::make_shared<int>(0);
   auto poll = std::make_shared<std::function<void()>>();
-  timers_.push_back(std::make_unique<common::LoopTimer>(loop_, common::LoopTimer::Repeat::every,
-                                                        [poll] { (*poll)(); }));
-  common::LoopTimer* timer = timers_.back().get();
+  timers_.push_back(std::make_unique<core::LoopTimer>(loop_, core::LoopTimer::Repeat::every,
+                                                      [poll] { (*poll)(); }));
+  core::LoopTimer* timer = timers_.back().get();
   *poll = [this, pid, polls, timer, done] {
     int status = 0;
     const pid_t r = waitpid(pid, &status, WNOHANG);
@@ -426,7 +426,7 @@ void Audience::sample_processes() {
 
 void Audience::scrape_metrics() {
   for (const auto& source : scenario_.metrics) {
-    common::FetchRequest r;
+    http::FetchRequest r;
     r.url = source.url;
     auto body = std::make_shared<std::string>();
     ++scrapes_in_flight_;
@@ -436,7 +436,7 @@ void Audience::scrape_metrics() {
                                if (body->size() < 8 * 1024 * 1024) body->append(data);
                              },
                              [this, body, name = source.name,
-                              metric = source.origin_fetches](const common::FetchResult& result) {
+                              metric = source.origin_fetches](const http::FetchResult& result) {
                                --scrapes_in_flight_;
                                if (!result.ok || result.status != 200) return;
                                if (auto sum = metric_sum(*body, metric))
@@ -483,8 +483,8 @@ void Audience::finish() {
   scrape_metrics();
   // The last scrape is waited for, briefly (a killed node never answers).
   auto waited = std::make_shared<int>(0);
-  ticker_ = std::make_unique<common::LoopTimer>(
-      loop_, common::LoopTimer::Repeat::every, [this, waited, t] {
+  ticker_ =
+      std::make_unique<core::LoopTimer>(loop_, core::LoopTimer::Repeat::every, [this, waited, t] {
         if (scrapes_in_flight_ > 0 && ++*waited < 30) return;
         ticker_->cancel();
         const std::string json = recorder_->json(scenario_.name, t);

@@ -32,7 +32,7 @@ struct RunOptions {
 class Audience {
  public:
   // Fails when the HTTP client cannot be created.
-  static common::Result<std::unique_ptr<Audience>> create(Scenario scenario, RunOptions options);
+  static core::Result<std::unique_ptr<Audience>> create(Scenario scenario, RunOptions options);
   ~Audience();
 
   // Runs the scenario to its end; returns the process exit status (0: the run completed and
@@ -66,16 +66,16 @@ class Audience {
 
   Scenario scenario_;
   RunOptions options_;
-  common::EventLoop loop_{0};
-  std::vector<std::unique_ptr<common::HttpClient>> clients_;  // viewer n uses n % size()
+  core::EventLoop loop_{0};
+  std::vector<std::unique_ptr<http::HttpClient>> clients_;  // viewer n uses n % size()
   std::unique_ptr<Recorder> recorder_;
   std::unique_ptr<PlayerContext> context_;
   std::vector<std::unique_ptr<Viewer>> viewers_;
   size_t next_ahead_ = 0;  // the first viewer that may have signed in ahead and not arrived
   uint64_t arrived_ = 0;
-  std::vector<std::unique_ptr<common::LoopTimer>> timers_;  // one-shot jobs on the timeline
-  std::unique_ptr<common::LoopTimer> ticker_;
-  std::unique_ptr<common::LoopTimer> lag_timer_;
+  std::vector<std::unique_ptr<core::LoopTimer>> timers_;  // one-shot jobs on the timeline
+  std::unique_ptr<core::LoopTimer> ticker_;
+  std::unique_ptr<core::LoopTimer> lag_timer_;
   double lag_due_ = 0;
   std::mt19937 random_;
   std::chrono::steady_clock::time_point started_;

@@ -32,8 +32,8 @@ std::optional<VariantPolicy> parse_variant_policy(std::string_view text) {
 std::string_view variant_policy_name(VariantPolicy policy) {
   // Indexed by VariantPolicy: its last enumerator, abr, must stay last.
   static constexpr const char* kPolicyNames[] = {"top", "bottom", "abr"};
-  static_assert(std::size(kPolicyNames) == common::enum_count(VariantPolicy::abr));
-  return common::enum_name(policy, kPolicyNames);
+  static_assert(std::size(kPolicyNames) == core::enum_count(VariantPolicy::abr));
+  return core::enum_name(policy, kPolicyNames);
 }
 
 size_t choose_variant(VariantPolicy policy, const std::vector<uint64_t>& bandwidths,

@@ -62,7 +62,7 @@ void append_members_json(std::string& out, const Items& items, AppendValue appen
   for (const auto& [name, value] : items) {
     if (!first) out += ",";
     first = false;
-    common::append_json_string(out, name);
+    core::append_json_string(out, name);
     out += ":";
     append_value(out, value);
   }
@@ -345,7 +345,7 @@ uint64_t Recorder::queue_order_inversions() const {
 
 std::string Recorder::json(const std::string& scenario_name, double ran_s) const {
   std::string out = "{\"scenario\":";
-  common::append_json_string(out, scenario_name);
+  core::append_json_string(out, scenario_name);
   out += ",\"ran_s\":" + number(ran_s);
   append_viewers_json(out);
   out += ",\"fatal\":{";
@@ -442,7 +442,7 @@ void Recorder::append_windows_json(std::string& out) const {
   for (size_t i = 0; i < windows_.size(); ++i) {
     const auto& w = windows_[i];
     if (i > 0) out += ",";
-    common::append_json_string(out, w.name);
+    core::append_json_string(out, w.name);
     out += ":{\"from_s\":" + number(w.from_s) + ",\"until_s\":" + number(w.until_s);
     out += ",\"media_playlist_ms\":" + summary_json(window_playlist_ms_[i].values());
     uint64_t stalls = 0;

@@ -40,7 +40,7 @@ bool http_url(const std::string& url) {
 }
 
 // "player", and the playlist it needs without sign_in.
-void parse_player(common::ConfigReader& root, Scenario& s) {
+void parse_player(core::ConfigReader& root, Scenario& s) {
   auto player = root.object("player");
   const std::string variant = player.string("variant", "abr");
   if (auto policy = parse_variant_policy(variant)) {
@@ -69,7 +69,7 @@ void parse_player(common::ConfigReader& root, Scenario& s) {
 }
 
 // One element of "processes".
-ProcessSpec parse_process(common::ConfigReader& p) {
+ProcessSpec parse_process(core::ConfigReader& p) {
   ProcessSpec spec;
   spec.name = p.required_string("name");
   spec.pid = p.integer("pid", 0, 0, 1 << 30);
@@ -80,7 +80,7 @@ ProcessSpec parse_process(common::ConfigReader& p) {
 }
 
 // One element of "metrics".
-MetricsSource parse_metrics_source(common::ConfigReader& m) {
+MetricsSource parse_metrics_source(core::ConfigReader& m) {
   MetricsSource source;
   source.name = m.required_string("name");
   source.url = m.required_string("url");
@@ -92,7 +92,7 @@ MetricsSource parse_metrics_source(common::ConfigReader& m) {
 }
 
 // The fields each action requires.
-void check_phase_fields(common::ConfigReader& p, const Phase& phase) {
+void check_phase_fields(core::ConfigReader& p, const Phase& phase) {
   switch (phase.action) {
     case Action::arrive:
       if (!phase.viewers && phase.rate_per_s <= 0)
@@ -120,7 +120,7 @@ void check_phase_fields(common::ConfigReader& p, const Phase& phase) {
 }
 
 // One element of "phases".
-Phase parse_phase(common::ConfigReader& p) {
+Phase parse_phase(core::ConfigReader& p) {
   Phase phase;
   phase.at_s = p.number("at_s", 0, 0, kMaxDurationS);
   const std::string what = p.required_string("do");
@@ -155,7 +155,7 @@ Phase parse_phase(common::ConfigReader& p) {
 
 // What phases name must exist elsewhere in the scenario: processes (with a restart command when
 // restarted), player.sign_in, and room under max_viewers.
-void check_phases_against_scenario(common::ConfigReader& root, const Scenario& s) {
+void check_phases_against_scenario(core::ConfigReader& root, const Scenario& s) {
   for (const auto& phase : s.phases) {
     if (phase.process.empty()) continue;
     const bool named = std::any_of(s.processes.begin(), s.processes.end(),
@@ -203,11 +203,11 @@ uint64_t Scenario::planned_viewers() const {
   return std::max(arrivals, sign_ins);
 }
 
-common::Result<Scenario> parse_scenario(const std::string& name, const std::string& text,
-                                        const std::vector<std::string>& overrides) {
-  auto doc = common::ConfigDocument::parse(name, text, overrides);
+core::Result<Scenario> parse_scenario(const std::string& name, const std::string& text,
+                                      const std::vector<std::string>& overrides) {
+  auto doc = core::ConfigDocument::parse(name, text, overrides);
   if (!doc) return doc.error();
-  common::ConfigReader root(doc.value());
+  core::ConfigReader root(doc.value());
   Scenario s;
   s.name = root.string("name", s.name);
   s.balancer = root.required_string("balancer");
@@ -224,14 +224,13 @@ common::Result<Scenario> parse_scenario(const std::string& name, const std::stri
   s.max_host_connections = static_cast<int>(root.integer("max_host_connections", 256, 1, 65535));
   s.seed = static_cast<int>(root.integer("seed", 1, 0, 1'000'000'000));
   parse_player(root, s);
-  root.each_element("processes", [&](size_t, common::ConfigReader& p) {
-    s.processes.push_back(parse_process(p));
-  });
-  root.each_element("metrics", [&](size_t, common::ConfigReader& m) {
+  root.each_element(
+      "processes", [&](size_t, core::ConfigReader& p) { s.processes.push_back(parse_process(p)); });
+  root.each_element("metrics", [&](size_t, core::ConfigReader& m) {
     s.metrics.push_back(parse_metrics_source(m));
   });
   root.each_element("phases",
-                    [&](size_t, common::ConfigReader& p) { s.phases.push_back(parse_phase(p)); });
+                    [&](size_t, core::ConfigReader& p) { s.phases.push_back(parse_phase(p)); });
   root.finish();
   check_phases_against_scenario(root, s);
   if (!root.ok()) return root.status().error();
@@ -240,10 +239,10 @@ common::Result<Scenario> parse_scenario(const std::string& name, const std::stri
   return s;
 }
 
-common::Result<Scenario> load_scenario(const std::string& path,
-                                       const std::vector<std::string>& overrides) {
+core::Result<Scenario> load_scenario(const std::string& path,
+                                     const std::vector<std::string>& overrides) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) return common::Error{"bad_config", path + ": cannot be read"};
+  if (!in) return core::Error{"bad_config", path + ": cannot be read"};
   std::ostringstream text;
   text << in.rdbuf();
   return parse_scenario(path, text.str(), overrides);

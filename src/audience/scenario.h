@@ -102,9 +102,9 @@ struct Scenario {
 };
 
 // `name` stands for the file in messages; `overrides` are "dotted.key=value" as --set.
-common::Result<Scenario> parse_scenario(const std::string& name, const std::string& text,
-                                        const std::vector<std::string>& overrides = {});
-common::Result<Scenario> load_scenario(const std::string& path,
-                                       const std::vector<std::string>& overrides = {});
+core::Result<Scenario> parse_scenario(const std::string& name, const std::string& text,
+                                      const std::vector<std::string>& overrides = {});
+core::Result<Scenario> load_scenario(const std::string& path,
+                                     const std::vector<std::string>& overrides = {});
 
 }  // namespace audience

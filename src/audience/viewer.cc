@@ -31,7 +31,7 @@ std::string segment_name(const std::string& url) {
   return path.substr(path.rfind('/') + 1);
 }
 
-double retry_after(const common::FetchHead& head) {
+double retry_after(const http::FetchHead& head) {
   const auto value = head.header("Retry-After");
   if (!value) return 0;
   char* end = nullptr;
@@ -69,17 +69,17 @@ Viewer::Viewer(PlayerContext& context, uint64_t number, std::string cache)
       own_cache_(cache),
       cache_(std::move(cache)),
       buffer_(context.scenario.player.start_buffer_s),
-      step_timer_(context.loop, common::LoopTimer::Repeat::once,
+      step_timer_(context.loop, core::LoopTimer::Repeat::once,
                   [this] {
                     auto step = std::move(next_step_);
                     if (step) step();
                   }),
-      reload_timer_(context.loop, common::LoopTimer::Repeat::once, [this] { load_media(); }),
-      segment_timer_(context.loop, common::LoopTimer::Repeat::once,
+      reload_timer_(context.loop, core::LoopTimer::Repeat::once, [this] { load_media(); }),
+      segment_timer_(context.loop, core::LoopTimer::Repeat::once,
                      [this] { playing_parts_ ? pump_parts() : pump_segments(); }),
-      steering_timer_(context.loop, common::LoopTimer::Repeat::once, [this] { load_steering(); }) {}
+      steering_timer_(context.loop, core::LoopTimer::Repeat::once, [this] { load_steering(); }) {}
 
-void Viewer::request(RequestKind kind, common::FetchRequest request, bool keep_body,
+void Viewer::request(RequestKind kind, http::FetchRequest request, bool keep_body,
                      std::function<void(Reply)> done) {
   const double started = ctx_.now();
   request.timeout = std::chrono::milliseconds(
@@ -87,9 +87,9 @@ void Viewer::request(RequestKind kind, common::FetchRequest request, bool keep_b
   auto reply = std::make_shared<Reply>();
   const size_t limit = kind == RequestKind::master || kind == RequestKind::media ? kMaxPlaylistBytes
                                                                                  : kMaxReplyBytes;
-  auto id = std::make_shared<common::FetchId>(0);
-  common::FetchCallbacks callbacks;
-  callbacks.on_head = [reply](const common::FetchHead& head) {
+  auto id = std::make_shared<http::FetchId>(0);
+  http::FetchCallbacks callbacks;
+  callbacks.on_head = [reply](const http::FetchHead& head) {
     reply->retry_after_s = retry_after(head);
   };
   callbacks.on_data = [reply, keep_body, limit](std::string_view data) {
@@ -97,7 +97,7 @@ void Viewer::request(RequestKind kind, common::FetchRequest request, bool keep_b
     if (keep_body && reply->body.size() + data.size() <= limit) reply->body.append(data);
   };
   callbacks.on_done = [this, kind, reply, started, id,
-                       done = std::move(done)](const common::FetchResult& result) {
+                       done = std::move(done)](const http::FetchResult& result) {
     in_flight_.erase(std::remove(in_flight_.begin(), in_flight_.end(), *id), in_flight_.end());
     const double now = ctx_.now();
     reply->status = result.ok ? result.status : 0;
@@ -111,7 +111,7 @@ void Viewer::request(RequestKind kind, common::FetchRequest request, bool keep_b
   in_flight_.push_back(*id);
 }
 
-void Viewer::after(common::LoopTimer& timer, double seconds) {
+void Viewer::after(core::LoopTimer& timer, double seconds) {
   timer.start(std::chrono::microseconds(static_cast<int64_t>(std::max(0.0, seconds) * 1e6)));
 }
 
@@ -131,7 +131,7 @@ std::string Viewer::balancer_url(std::string url) const {
   return with_query_param(url, "cache", cache_);
 }
 
-std::vector<common::HttpHeader> Viewer::auth_headers() const {
+std::vector<http::HttpHeader> Viewer::auth_headers() const {
   if (token_.empty()) return {};
   return {{"Authorization", "Bearer " + token_}};
 }
@@ -173,17 +173,17 @@ void Viewer::login() {
   std::string name = ctx_.scenario.player.login;
   if (const size_t at = name.find("{n}"); at != std::string::npos)
     name.replace(at, 3, std::to_string(number_));
-  common::FetchRequest r;
+  http::FetchRequest r;
   r.url = ctx_.scenario.balancer + "/api/v1/auth/login";
   r.method = "POST";
   r.headers = {{"Content-Type", "application/json"}};
-  r.body = "{\"login\":" + common::json_string(name) +
-           ",\"password\":" + common::json_string(ctx_.scenario.player.password) + "}";
+  r.body = "{\"login\":" + core::json_string(name) +
+           ",\"password\":" + core::json_string(ctx_.scenario.player.password) + "}";
   request(RequestKind::login, std::move(r), true, [this](Reply reply) {
     if (stopped()) return;
     if (reply.status == 200) {
       rapidjson::Document doc;
-      if (common::parse_json(reply.body, doc).ok()) token_ = string_member(doc, "token");
+      if (core::parse_json(reply.body, doc).ok()) token_ = string_member(doc, "token");
       if (token_.empty()) return fail("login_reply_without_token");
       attempts_ = 0;
       if (!arrived_) {
@@ -208,7 +208,7 @@ void Viewer::login() {
 // The app at start: the session signed in before is refreshed, no password check.
 void Viewer::refresh() {
   phase_ = Phase::signing_in;
-  common::FetchRequest r;
+  http::FetchRequest r;
   r.url = ctx_.scenario.balancer + "/api/v1/auth/refresh";
   r.method = "POST";
   r.headers = auth_headers();
@@ -230,7 +230,7 @@ void Viewer::refresh() {
 }
 
 void Viewer::list_channels() {
-  common::FetchRequest r;
+  http::FetchRequest r;
   r.url = ctx_.scenario.balancer + "/api/v1/channels";
   r.headers = auth_headers();
   request(RequestKind::channels, std::move(r), false, [this](Reply reply) {
@@ -253,7 +253,7 @@ void Viewer::check_access() {
   std::string url = s.balancer + "/api/v1/access?channel=" + s.channel;
   if (token_.empty()) url += "&viewer=" + id_;
   url = balancer_url(url);
-  common::FetchRequest r;
+  http::FetchRequest r;
   r.url = std::move(url);
   r.headers = auth_headers();
   request(RequestKind::access, std::move(r), true, [this](Reply reply) {
@@ -261,7 +261,7 @@ void Viewer::check_access() {
     if (reply.status == 200) {
       rapidjson::Document doc;
       std::string playlist;
-      if (common::parse_json(reply.body, doc).ok()) playlist = string_member(doc, "playlist_url");
+      if (core::parse_json(reply.body, doc).ok()) playlist = string_member(doc, "playlist_url");
       if (!playlist.empty()) {
         master_url_ = playlist.rfind("http", 0) == 0 ? playlist : ctx_.scenario.balancer + playlist;
       } else {
@@ -290,7 +290,7 @@ void Viewer::on_queue_reply(const Reply& reply, const std::function<void()>& aga
   const double now = ctx_.now();
   rapidjson::Document doc;
   const rapidjson::Value* queue = nullptr;
-  if (reply.status == 503 && common::parse_json(reply.body, doc).ok()) queue = member(doc, "queue");
+  if (reply.status == 503 && core::parse_json(reply.body, doc).ok()) queue = member(doc, "queue");
   if (queue && queue->IsObject()) {
     if (!was_queued_) {
       was_queued_ = true;
@@ -330,7 +330,7 @@ void Viewer::admitted() {
 
 void Viewer::load_master() {
   if (stopped()) return;
-  common::FetchRequest r;
+  http::FetchRequest r;
   r.url = balancer_url(master_url_);
   request(RequestKind::master, std::move(r), true, [this](Reply reply) {
     if (stopped()) return;
@@ -389,13 +389,13 @@ void Viewer::load_steering() {
       with_query_param(steering_uri_, "_HLS_pathway", pathway_.empty() ? "." : pathway_);
   if (auto bps = throughput_.bps())
     url = with_query_param(url, "_HLS_throughput", std::to_string(static_cast<uint64_t>(*bps)));
-  common::FetchRequest r;
+  http::FetchRequest r;
   r.url = balancer_url(url);
   request(RequestKind::steering, std::move(r), true, [this](Reply reply) {
     if (stopped()) return;
     double ttl = 300;
     rapidjson::Document doc;
-    if (reply.status == 200 && common::parse_json(reply.body, doc).ok() && doc.IsObject()) {
+    if (reply.status == 200 && core::parse_json(reply.body, doc).ok() && doc.IsObject()) {
       ttl = std::clamp(number_member(doc, "TTL", 300), 1.0, 86400.0);
       const std::string reload = string_member(doc, "RELOAD-URI");
       if (!reload.empty()) {
@@ -481,7 +481,7 @@ void Viewer::load_media() {
   if (stopped() || media_loading_ || media_url_.empty()) return;
   media_loading_ = true;
   load_started_ = ctx_.now();
-  common::FetchRequest r;
+  http::FetchRequest r;
   r.url = balancer_url(media_url_);
   if (block_until_) {
     // A blocking reload (§6.2.5.2): answered once the playlist holds that part.
@@ -667,7 +667,7 @@ void Viewer::pump_parts() {
                                                 : segments_.front().variant + "#" +
                                                       std::to_string(part.place.msn) + "." +
                                                       std::to_string(part.place.index));
-  common::FetchRequest r;
+  http::FetchRequest r;
   r.url = part.uri;
   if (!part.range.empty()) r.headers.push_back({"Range", part.range});
   fetch_media(RequestKind::part, std::move(r), [this, part](const Reply& reply, double started) {
@@ -713,7 +713,7 @@ void Viewer::fetch_keys(const std::vector<std::string>& uris) {
     if (std::find(keys_fetched_.begin(), keys_fetched_.end(), uri) != keys_fetched_.end()) continue;
     if (keys_fetched_.size() >= 16) keys_fetched_.erase(keys_fetched_.begin());
     keys_fetched_.push_back(uri);
-    common::FetchRequest r;
+    http::FetchRequest r;
     r.url = uri;
     request(RequestKind::key, std::move(r), false, [](Reply) {});
   }
@@ -735,7 +735,7 @@ void Viewer::pump_segments() {
   // Distinct segments asked for: the media playlist's path (its variant) and the sequence
   // number, the same whichever host or pathway serves it.
   ctx_.recorder.segment_asked(segment.variant + "#" + std::to_string(segment.sequence));
-  common::FetchRequest r;
+  http::FetchRequest r;
   r.url = segment.uri;
   fetch_media(RequestKind::segment, std::move(r),
               [this, segment](const Reply& reply, double started) {
@@ -743,7 +743,7 @@ void Viewer::pump_segments() {
               });
 }
 
-void Viewer::fetch_media(RequestKind kind, common::FetchRequest media_request,
+void Viewer::fetch_media(RequestKind kind, http::FetchRequest media_request,
                          std::function<void(const Reply&, double started)> done) {
   const double started = ctx_.now();
   request(kind, std::move(media_request), false,

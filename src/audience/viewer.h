@@ -29,9 +29,9 @@ namespace audience {
 
 // What every viewer shares (owned by the Audience, outlives the viewers).
 struct PlayerContext {
-  common::EventLoop& loop;
+  core::EventLoop& loop;
   // Viewer n's requests go through clients[n % clients.size()] (Audience::create says why).
-  std::vector<std::unique_ptr<common::HttpClient>>& clients;
+  std::vector<std::unique_ptr<http::HttpClient>>& clients;
   const Scenario& scenario;
   Recorder& recorder;
   std::function<double()> now;       // seconds since the run began
@@ -115,9 +115,9 @@ class Viewer {
     std::optional<double> program_date_s;
   };
 
-  void request(RequestKind kind, common::FetchRequest request, bool keep_body,
+  void request(RequestKind kind, http::FetchRequest request, bool keep_body,
                std::function<void(Reply)> done);
-  void after(common::LoopTimer& timer, double seconds);
+  void after(core::LoopTimer& timer, double seconds);
   void fail(const std::string& reason);
   // Runs `step` after `seconds` on the step timer (one pending step at a time).
   void step_in(double seconds, std::function<void()> step);
@@ -144,7 +144,7 @@ class Viewer {
   void on_part_done(const Part& part, const Reply& reply, double started);
   // Fetches one segment or part (one at a time: segment_fetch_), then `done` with the reply
   // and when it began, unless the viewer stopped meanwhile.
-  void fetch_media(RequestKind kind, common::FetchRequest media_request,
+  void fetch_media(RequestKind kind, http::FetchRequest media_request,
                    std::function<void(const Reply&, double started)> done);
   // Fetches each new key URI of a media playlist once, as a player does before decrypting.
   void fetch_keys(const std::vector<std::string>& uris);
@@ -152,9 +152,9 @@ class Viewer {
   bool leave_pathway(double now);
   void on_segment_done(const Segment& segment, const Reply& reply, double started);
 
-  common::HttpClient& client() { return *ctx_.clients[number_ % ctx_.clients.size()]; }
+  http::HttpClient& client() { return *ctx_.clients[number_ % ctx_.clients.size()]; }
   std::string balancer_url(std::string url) const;  // with the viewer's current cache id
-  std::vector<common::HttpHeader> auth_headers() const;
+  std::vector<http::HttpHeader> auth_headers() const;
   bool stopped() const { return phase_ == Phase::left || phase_ == Phase::failed; }
 
   PlayerContext& ctx_;
@@ -168,7 +168,7 @@ class Viewer {
   bool arrived_ = false;
   double pressed_at_ = 0;
   int attempts_ = 0;  // consecutive failures of the current step
-  std::vector<common::FetchId> in_flight_;
+  std::vector<http::FetchId> in_flight_;
 
   // Queue.
   bool was_queued_ = false;
@@ -193,7 +193,7 @@ class Viewer {
   double load_started_ = 0;
   std::optional<uint64_t> next_sequence_;
   bool media_loading_ = false;
-  common::FetchId segment_fetch_ = 0;
+  http::FetchId segment_fetch_ = 0;
   int segment_attempts_ = 0;
   std::optional<double> failing_since_;
   std::string failing_host_;
@@ -219,10 +219,10 @@ class Viewer {
   uint64_t behind_live_samples_ = 0;
 
   std::function<void()> next_step_;
-  common::LoopTimer step_timer_;      // sign-in, access and master retries, queue waits
-  common::LoopTimer reload_timer_;    // media playlist reloads
-  common::LoopTimer segment_timer_;   // segment retries
-  common::LoopTimer steering_timer_;  // steering manifest reloads
+  core::LoopTimer step_timer_;      // sign-in, access and master retries, queue waits
+  core::LoopTimer reload_timer_;    // media playlist reloads
+  core::LoopTimer segment_timer_;   // segment retries
+  core::LoopTimer steering_timer_;  // steering manifest reloads
 };
 
 }  // namespace audience

@@ -46,7 +46,7 @@ void append_groups(std::string& out, const std::vector<AdmissionGroupCount>& gro
   for (size_t i = 0; i < groups.size(); ++i) {
     if (i != 0) out += ',';
     out += "{\"id\":";
-    common::append_json_string(out, groups[i].name);
+    core::append_json_string(out, groups[i].name);
     out += ",\"viewers\":" + std::to_string(groups[i].active_viewers);
     out += ",\"declared_mbps\":" + number(groups[i].declared_mbps) + "}";
   }
@@ -55,7 +55,7 @@ void append_groups(std::string& out, const std::vector<AdmissionGroupCount>& gro
 
 }  // namespace
 
-void send_reply(common::HttpExchange& ex, const Reply& reply) {
+void send_reply(http::HttpExchange& ex, const Reply& reply) {
   if (ex.closed() || ex.replied()) return;
   for (const auto& h : reply.headers) ex.add_header(h.name, h.value);
   ex.add_header("Cache-Control", "no-store");
@@ -63,7 +63,7 @@ void send_reply(common::HttpExchange& ex, const Reply& reply) {
 }
 
 Reply error_reply(int status, std::string_view code, std::string_view message) {
-  return Reply{status, common::json_error_body(code, message), {}};
+  return Reply{status, core::json_error_body(code, message), {}};
 }
 
 Reply queued_reply(const AdmissionDecision& d) {
@@ -72,7 +72,7 @@ Reply queued_reply(const AdmissionDecision& d) {
                         " in the queue; ask again in " + std::to_string(retry) +
                         " s with the same ticket or viewer id to keep your place.";
   std::string body = "{\"error\":{\"code\":\"queued\",\"message\":";
-  common::append_json_string(body, message);
+  core::append_json_string(body, message);
   body += "},\"queue\":{\"ticket\":" + std::to_string(d.ticket);
   body += ",\"position\":" + std::to_string(d.position);
   body += ",\"estimated_wait_s\":";
@@ -129,7 +129,7 @@ Reply access_reply(const AdmissionDecision& d, std::string_view channel) {
   switch (d.kind) {
     case AdmissionDecision::Kind::admitted: {
       std::string body = "{\"access\":\"granted\",\"channel\":";
-      common::append_json_string(body, channel);
+      core::append_json_string(body, channel);
       body += "}\n";
       return Reply{200, std::move(body), {}};
     }
@@ -144,11 +144,11 @@ Reply access_reply(const AdmissionDecision& d, std::string_view channel) {
 }
 
 bool is_loopback_address(std::string_view ip) {
-  const auto address = common::IpAddress::parse(ip);
+  const auto address = core::IpAddress::parse(ip);
   if (!address) return false;
   // IPv4 is held IPv4-mapped, so 127.0.0.0/8 also matches ::ffff:127.x.y.z.
-  return common::Cidr::parse("127.0.0.0/8")->contains(*address) ||
-         common::Cidr::parse("::1")->contains(*address);
+  return core::Cidr::parse("127.0.0.0/8")->contains(*address) ||
+         core::Cidr::parse("::1")->contains(*address);
 }
 
 OperatorAccess authorize_operator(const OperatorPolicy& policy,
@@ -182,7 +182,7 @@ OperatorAccess authorize_operator(const OperatorPolicy& policy,
 
 SwitchState parse_switch_state(std::string_view query) {
   SwitchState out;
-  for (const common::QueryParam& param : common::QueryParams(query)) {
+  for (const core::QueryParam& param : core::QueryParams(query)) {
     if (param.name != "state") continue;
     const std::string_view value = param.value;
     if (out.present) {

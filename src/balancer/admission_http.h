@@ -20,14 +20,14 @@ namespace balancer {
 // A complete JSON reply. Built by the functions below, sent by send_reply().
 struct Reply {
   int status = 200;
-  std::string body;                         // JSON, ends with "\n"
-  std::vector<common::HttpHeader> headers;  // besides Content-Type (always application/json)
+  std::string body;                       // JSON, ends with "\n"
+  std::vector<http::HttpHeader> headers;  // besides Content-Type (always application/json)
 };
 
 // Sends `reply` with Cache-Control: no-store (CORS headers come from the server's pre-route hook,
 // http/server/cors.h, on viewer-facing paths only; operator paths carry none). No-op when
 // the client is gone or a reply was already sent.
-void send_reply(common::HttpExchange& ex, const Reply& reply);
+void send_reply(http::HttpExchange& ex, const Reply& reply);
 
 // An error in the contract's shape: {"error":{"code","message"}}.
 Reply error_reply(int status, std::string_view code, std::string_view message);

@@ -31,13 +31,13 @@ std::vector<api::CacheEntry> ApiHost::usable_caches() const {
   return out;
 }
 
-common::Result<std::string> ApiHost::viewer_key(const std::string& channel_id,
-                                                const std::string& ticket,
-                                                const std::string& viewer) const {
+core::Result<std::string> ApiHost::viewer_key(const std::string& channel_id,
+                                              const std::string& ticket,
+                                              const std::string& viewer) const {
   std::shared_ptr<const RuntimeConfig> rc = parts_.config.load();
   const ChannelConfig* channel = rc->find_channel(channel_id);
   if (channel == nullptr)
-    return common::Error{"unknown_channel", "No channel '" + channel_id + "' is configured."};
+    return core::Error{"unknown_channel", "No channel '" + channel_id + "' is configured."};
   ViewerRequest credentials;
   credentials.ticket = ticket;
   credentials.viewer = viewer;
@@ -45,7 +45,7 @@ common::Result<std::string> ApiHost::viewer_key(const std::string& channel_id,
 }
 
 void ApiHost::admit(const std::string& key, const std::string& channel,
-                    const std::string& remote_ip, common::EventLoop& loop,
+                    const std::string& remote_ip, core::EventLoop& loop,
                     std::function<void(const api::AdmissionAnswer&)> done) {
   std::shared_ptr<const RuntimeConfig> rc = parts_.config.load();
   parts_.any_loop.admission->check(
@@ -62,9 +62,9 @@ void ApiHost::admit(const std::string& key, const std::string& channel,
       });
 }
 
-common::Result<std::string> ApiHost::issue_ticket(const std::string& channel,
-                                                  const std::string& viewer_id,
-                                                  int64_t expires_unix) const {
+core::Result<std::string> ApiHost::issue_ticket(const std::string& channel,
+                                                const std::string& viewer_id,
+                                                int64_t expires_unix) const {
   std::shared_ptr<const RuntimeConfig> rc = parts_.config.load();
   return rc->tickets->issue({channel, viewer_id, expires_unix});
 }

@@ -11,7 +11,7 @@
 
 namespace balancer {
 
-using common::HttpExchange;
+using http::HttpExchange;
 
 namespace {
 
@@ -22,7 +22,7 @@ constexpr std::string_view kAdminStatusPath = "/admin/status";
 
 std::string describe(const AdmissionLimits& l) {
   auto s = [](Duration d) { return std::chrono::duration<double>(d).count(); };
-  return common::str_cat(
+  return core::str_cat(
       "max_streams=", l.max_streams, " max_traffic_mbps=", l.max_traffic_mbps,
       " idle_timeout_s=", s(l.idle_timeout), " ticket_grace_s=", s(l.ticket_grace),
       " head_reservation_s=", s(l.head_reservation), " retry_after_s=", s(l.retry_after),
@@ -31,15 +31,15 @@ std::string describe(const AdmissionLimits& l) {
 }
 
 // Validates `fresh` and derives what it needs (signer, tickets).
-common::Result<std::shared_ptr<const RuntimeConfig>> make_runtime(BalancerConfig fresh,
-                                                                  uint64_t generation) {
-  auto signer = common::UrlSigner::create(fresh.signing_keys);
+core::Result<std::shared_ptr<const RuntimeConfig>> make_runtime(BalancerConfig fresh,
+                                                                uint64_t generation) {
+  auto signer = signing::UrlSigner::create(fresh.signing_keys);
   if (!signer) return signer.error();
-  auto tickets = common::PlaybackTickets::create(fresh.ticket_keys);
+  auto tickets = signing::PlaybackTickets::create(fresh.ticket_keys);
   if (!tickets) return tickets.error();
-  common::LogLevel level;
-  if (!common::parse_log_level(fresh.log_level, level)) {
-    return common::Error{"bad_config", "log.level: unknown level " + fresh.log_level};
+  core::LogLevel level;
+  if (!core::parse_log_level(fresh.log_level, level)) {
+    return core::Error{"bad_config", "log.level: unknown level " + fresh.log_level};
   }
   auto rc = std::make_shared<RuntimeConfig>();
   rc->config = std::move(fresh);
@@ -50,7 +50,7 @@ common::Result<std::shared_ptr<const RuntimeConfig>> make_runtime(BalancerConfig
 }
 
 // The one place the backend is chosen (admission.backend; restart to change it).
-std::unique_ptr<Admission> make_admission(const common::ServiceContext& context,
+std::unique_ptr<Admission> make_admission(const http::ServiceContext& context,
                                           const BalancerConfig& c) {
   if (c.admission_backend == "redis") {
     return admission::make_redis_admission(context.loops, c.admission_redis, c.admission);
@@ -67,7 +67,7 @@ bool fresh_backend_differs(const BalancerConfig& running, const BalancerConfig& 
 
 // ---- shared state ----
 
-Balancer::Shared::Shared(common::ServiceContext& c, std::shared_ptr<const RuntimeConfig> initial)
+Balancer::Shared::Shared(http::ServiceContext& c, std::shared_ptr<const RuntimeConfig> initial)
     : context(c),
       clock(*c.clock),
       config(initial),
@@ -93,7 +93,7 @@ bool LoopSet::draining() const {
 // ---- one loop ----
 
 BalancerLoop::BalancerLoop(AnyThreadParts parts, SourceCache& sources, KeyFetcher& keys,
-                           common::EventLoop& home_loop, common::EventLoop& loop)
+                           core::EventLoop& home_loop, core::EventLoop& loop)
     : parts_(parts),
       keys_(keys),
       loop_(loop),
@@ -102,16 +102,16 @@ BalancerLoop::BalancerLoop(AnyThreadParts parts, SourceCache& sources, KeyFetche
       health_(parts.health),
       unsent_(parts.any_loop.unsent_playlist_bytes) {}
 
-void BalancerLoop::attach(common::HttpServer& server) {
+void BalancerLoop::attach(http::HttpServer& server) {
   // Viewer-facing answers (playlists, keys, the API, errors) carry CORS headers;
   // operator endpoints carry none, so no web page on another origin can read them.
-  common::CorsRules cors;
+  http::CorsRules cors;
   cors.allow_methods = "GET, HEAD, POST, DELETE, OPTIONS";
   cors.exempt_paths = {"/health", "/metrics", std::string(kSwitchPath), std::string(kSwitchAlias)};
   cors.exempt_prefixes = {"/admin/"};
   server.set_pre_route([this, cors](HttpExchange& ex) {
-    common::expect_on(loop_);  // every request of this loop's server: its state is this loop's
-    return common::apply_cors(config_.get().config.cors, cors, ex);
+    core::expect_on(loop_);  // every request of this loop's server: its state is this loop's
+    return http::apply_cors(config_.get().config.cors, cors, ex);
   });
   server.route_prefix(std::string(kPlaylistPrefix), {"GET", "HEAD"},
                       [this](HttpExchange& ex) { handle_playlist(ex); });
@@ -145,7 +145,7 @@ void BalancerLoop::attach(common::HttpServer& server) {
 Balancer::Balancer(std::unique_ptr<Shared> shared) : shared_(std::move(shared)) {}
 Balancer::~Balancer() = default;
 
-void Balancer::attach(size_t index, common::HttpServer& server) {
+void Balancer::attach(size_t index, http::HttpServer& server) {
   shared_->loops.add_server(server);
   shared_->loops.loop(index).attach(server);
   shared_->api->attach(index, server);
@@ -157,7 +157,7 @@ void Balancer::stop_background() {
 
 // Prepare: everything fallible (keys, tickets, log level) is built into a new
 // immutable snapshot here; the home loop's objects are touched only by the swap.
-common::Result<common::ReloadSwap> Balancer::prepare_reload(BalancerConfig fresh) {
+core::Result<http::ReloadSwap> Balancer::prepare_reload(BalancerConfig fresh) {
   Shared& s = *shared_;
   std::shared_ptr<const RuntimeConfig> running = s.config.load();
   const BalancerConfig& old = running->config;
@@ -173,10 +173,10 @@ common::Result<common::ReloadSwap> Balancer::prepare_reload(BalancerConfig fresh
   fresh.admission_redis = old.admission_redis;
   auto rc = make_runtime(std::move(fresh), running->generation + 1);
   if (!rc) return rc.error();
-  common::LogLevel level;
-  common::parse_log_level((*rc)->config.log_level, level);  // make_runtime checked it
-  return common::ReloadSwap([&s, running, next = std::move(rc).value(), level, server_differs,
-                             backend_differs] {
+  core::LogLevel level;
+  core::parse_log_level((*rc)->config.log_level, level);  // make_runtime checked it
+  return http::ReloadSwap([&s, running, next = std::move(rc).value(), level, server_differs,
+                           backend_differs] {
     const BalancerConfig& was = running->config;
     const BalancerConfig& c = next->config;
     if (server_differs)
@@ -187,7 +187,7 @@ common::Result<common::ReloadSwap> Balancer::prepare_reload(BalancerConfig fresh
                "reload: admission.backend and admission.redis.* change only on restart (running: ",
                was.admission_backend, ")");
     }
-    common::set_log_level(level);
+    core::set_log_level(level);
     s.home->configure(c);
     s.api->reload(c.api);
     if (was.admission != c.admission) {
@@ -198,20 +198,20 @@ common::Result<common::ReloadSwap> Balancer::prepare_reload(BalancerConfig fresh
   });
 }
 
-common::Result<std::unique_ptr<Balancer>> Balancer::create(common::ServiceContext& context,
-                                                           const BalancerConfig& config) {
+core::Result<std::unique_ptr<Balancer>> Balancer::create(http::ServiceContext& context,
+                                                         const BalancerConfig& config) {
   auto rc = make_runtime(config, 1);
   if (!rc) return rc.error();
   auto shared = std::make_unique<Shared>(context, std::move(rc).value());
   Shared& s = *shared;
-  common::LogLevel level;
-  if (common::parse_log_level(config.log_level, level)) common::set_log_level(level);
+  core::LogLevel level;
+  if (core::parse_log_level(config.log_level, level)) core::set_log_level(level);
   auto home = BalancerHome::create(context.home(), s.clock, *context.metrics, config, s.any_loop,
                                    s.admission_report, s.health);
   if (!home) return home.error();
   s.home = std::move(home).value();
   s.home->configure(config);
-  for (common::EventLoop* loop : context.loops)
+  for (core::EventLoop* loop : context.loops)
     s.loops.add_loop(std::make_unique<BalancerLoop>(s.any_thread_parts(), s.home->sources(),
                                                     *s.home, context.home(), *loop));
   s.api_host = std::make_unique<ApiHost>(s.any_thread_parts());
@@ -220,7 +220,7 @@ common::Result<std::unique_ptr<Balancer>> Balancer::create(common::ServiceContex
   s.api = std::move(api).value();
 
   s.admission_report.register_gauges();
-  common::MetricsRegistry& registry = *context.metrics;
+  core::MetricsRegistry& registry = *context.metrics;
   registry.gauge_fn("balancer_playlist_sources", "Source playlists held in memory",
                     [&s] { return double(s.any_loop.source_entries.load()); });
   registry.gauge_fn("balancer_playlist_sources_refreshing",
@@ -238,9 +238,9 @@ common::Result<std::unique_ptr<Balancer>> Balancer::create(common::ServiceContex
            config.allow_anonymous ? "; anonymous viewers allowed on free channels" : "",
            "; admission ", describe(config.admission),
            config.admission_backend == "redis"
-               ? common::str_cat(", shared through Redis at ", config.admission_redis.host, ":",
-                                 config.admission_redis.port, " (prefix ",
-                                 config.admission_redis.prefix, ")")
+               ? core::str_cat(", shared through Redis at ", config.admission_redis.host, ":",
+                               config.admission_redis.port, " (prefix ",
+                               config.admission_redis.prefix, ")")
                : std::string(", in this process"));
   return std::unique_ptr<Balancer>(new Balancer(std::move(shared)));
 }

@@ -26,22 +26,22 @@ namespace balancer {
 // The balancer service: process-wide parts split by thread rule (Shared, in
 // balancer_loop.h) plus one set of handlers per event loop. Created on the
 // main thread by the service host (http/server/service_host.h), which runs the loops.
-class Balancer : public common::Service<BalancerConfig> {
+class Balancer : public http::Service<BalancerConfig> {
  public:
   // Starts health polling. Fails with "bad_config" (keys that passed parsing but
   // cannot be used).
-  static common::Result<std::unique_ptr<Balancer>> create(common::ServiceContext& context,
-                                                          const BalancerConfig& config);
+  static core::Result<std::unique_ptr<Balancer>> create(http::ServiceContext& context,
+                                                        const BalancerConfig& config);
   ~Balancer() override;
 
-  void attach(size_t index, common::HttpServer& server) override;
+  void attach(size_t index, http::HttpServer& server) override;
   // Home loop. Validates a freshly loaded config and builds its snapshot
   // (signer, tickets) without touching running state; the returned swap then
   // applies channels, caches, origins, keys, timings, admission limits, operator
   // key and log level, and cannot fail. Admitted viewers keep their slots under
   // lowered limits. Listen address, threads and server limits change only on
   // restart. An error leaves everything running as it was.
-  common::Result<common::ReloadSwap> prepare_reload(BalancerConfig fresh) override;
+  core::Result<http::ReloadSwap> prepare_reload(BalancerConfig fresh) override;
   void stop_background() override;
 
   struct Shared;

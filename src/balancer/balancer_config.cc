@@ -55,8 +55,7 @@ Duration seconds_as_duration(double s) {
 
 // limits.* and queue.* (docs/admission.md); cross-key rules come from
 // validate_admission_limits, whose message starts with the key it is about.
-void read_admission(common::ConfigReader& root, AdmissionLimits& a,
-                    std::vector<common::Cidr>& exempt) {
+void read_admission(core::ConfigReader& root, AdmissionLimits& a, std::vector<core::Cidr>& exempt) {
   const AdmissionLimits defaults;
   auto seconds_of = [](Duration d) { return std::chrono::duration<double>(d).count(); };
   {
@@ -70,7 +69,7 @@ void read_admission(common::ConfigReader& root, AdmissionLimits& a,
     a.max_entries =
         static_cast<uint32_t>(l.integer("max_entries", defaults.max_entries, 0, 100'000'000));
     for (const auto& text : l.string_list("per_address_exempt", {})) {
-      auto cidr = common::Cidr::parse(text);
+      auto cidr = core::Cidr::parse(text);
       if (!cidr) {
         l.fail("per_address_exempt",
                "'" + text + "' is not a network (e.g. 10.0.0.0/8 or 2001:db8::/32)");
@@ -100,7 +99,7 @@ void read_admission(common::ConfigReader& root, AdmissionLimits& a,
 }
 
 // admission.backend and admission.redis.* (docs/admission.md, "Several balancers").
-void read_admission_backend(common::ConfigReader& root, BalancerConfig& c) {
+void read_admission_backend(core::ConfigReader& root, BalancerConfig& c) {
   auto a = root.object("admission");
   c.admission_backend =
       a.choice<std::string>("backend", "local",
@@ -137,7 +136,7 @@ std::string resolve_relative(const std::filesystem::path& dir, const std::string
 }
 
 // public_url, channels_file, caches_file.
-void read_urls_and_files(common::ConfigReader& root, const std::filesystem::path& dir,
+void read_urls_and_files(core::ConfigReader& root, const std::filesystem::path& dir,
                          BalancerConfig& c) {
   c.public_url = trim_slash(root.string("public_url", ""));
   if (!c.public_url.empty() && !is_http_url(c.public_url)) {
@@ -147,8 +146,8 @@ void read_urls_and_files(common::ConfigReader& root, const std::filesystem::path
   c.caches_file = resolve_relative(dir, root.required_string("caches_file"));
 }
 
-void read_origins(common::ConfigReader& root, BalancerConfig& c) {
-  root.each_member("origins", [&](const std::string& id, common::ConfigReader& origin) {
+void read_origins(core::ConfigReader& root, BalancerConfig& c) {
+  root.each_member("origins", [&](const std::string& id, core::ConfigReader& origin) {
     OriginConfig o;
     o.url = trim_slash(origin.required_string("url"));
     if (!o.url.empty() && !is_http_url(o.url))
@@ -156,7 +155,7 @@ void read_origins(common::ConfigReader& root, BalancerConfig& c) {
     if (o.url.find('?') != std::string::npos || o.url.find('#') != std::string::npos) {
       origin.fail("url", "must be a base URL without query or fragment");
     }
-    if (!common::valid_channel_id(id)) {
+    if (!signing::valid_channel_id(id)) {
       origin.fail("url",
                   "origin id '" + id + "' may only use letters, digits, '-' and '_' (1 to 64)");
     }
@@ -166,7 +165,7 @@ void read_origins(common::ConfigReader& root, BalancerConfig& c) {
 }
 
 // signing.* (the keys chunk URLs are signed with) and playback.* (viewers' playback tickets).
-void read_signing_and_playback(common::ConfigReader& root, BalancerConfig& c) {
+void read_signing_and_playback(core::ConfigReader& root, BalancerConfig& c) {
   {
     auto signing = root.object("signing");
     c.signing_keys = signing.string_list("keys", {});
@@ -191,7 +190,7 @@ void read_signing_and_playback(common::ConfigReader& root, BalancerConfig& c) {
   }
 }
 
-void read_playlists(common::ConfigReader& root, PlaylistTimings& t) {
+void read_playlists(core::ConfigReader& root, PlaylistTimings& t) {
   auto p = root.object("playlists");
   t.master_ttl = ms(p.integer("master_ttl_ms", 5000, 0, 3600 * 1000));
   t.vod_ttl = seconds_as_ms(p.number("vod_ttl_s", 300, 0, 86400));
@@ -224,7 +223,7 @@ void read_playlists(common::ConfigReader& root, PlaylistTimings& t) {
 }
 
 // key_delivery.*, health.* (cache node probes) and upstream.* (fetches to origins and caches).
-void read_keys_health_upstream(common::ConfigReader& root, BalancerConfig& c) {
+void read_keys_health_upstream(core::ConfigReader& root, BalancerConfig& c) {
   {
     auto k = root.object("key_delivery");
     c.key_ttl = seconds_as_ms(k.number("ttl_s", 30, 0, 86400));
@@ -249,7 +248,7 @@ void read_keys_health_upstream(common::ConfigReader& root, BalancerConfig& c) {
 }
 
 // operator.* and api.* (products_file relative to the main config).
-void read_operator_and_api(common::ConfigReader& root, const std::filesystem::path& dir,
+void read_operator_and_api(core::ConfigReader& root, const std::filesystem::path& dir,
                            BalancerConfig& c) {
   {
     auto o = root.object("operator");
@@ -265,7 +264,7 @@ void read_operator_and_api(common::ConfigReader& root, const std::filesystem::pa
 }
 
 // steering.* (content steering manifests) and web.* (the viewer pages' directory).
-void read_steering_and_web(common::ConfigReader& root, const std::filesystem::path& dir,
+void read_steering_and_web(core::ConfigReader& root, const std::filesystem::path& dir,
                            BalancerConfig& c) {
   {
     auto steering = root.object("steering");
@@ -283,7 +282,7 @@ void read_steering_and_web(common::ConfigReader& root, const std::filesystem::pa
 }
 
 // prefetch.*: asking cache nodes to fetch new live segments (prefetch_client.h).
-void read_prefetch(common::ConfigReader& root, BalancerConfig& c) {
+void read_prefetch(core::ConfigReader& root, BalancerConfig& c) {
   auto p = root.object("prefetch");
   c.prefetch.key = p.string("key", "");
   if (!c.prefetch.key.empty() && c.prefetch.key.size() < 16)
@@ -308,14 +307,14 @@ const ChannelConfig* BalancerConfig::find_channel(const std::string& id) const {
 }
 
 // Sections are read in this order, which is the order their errors are listed in.
-common::Result<BalancerConfig> read_main_config(const common::ConfigDocument& doc) {
-  common::ConfigReader root(doc);
+core::Result<BalancerConfig> read_main_config(const core::ConfigDocument& doc) {
+  core::ConfigReader root(doc);
   BalancerConfig c;
   c.main_file = doc.file();
   const std::filesystem::path dir = std::filesystem::path(doc.file()).parent_path();
   {
     auto listen = root.object("listen");
-    common::read_listen_section(listen, doc.file(), 8090, /*http2_capable=*/true, c.server);
+    http::read_listen_section(listen, doc.file(), 8090, /*http2_capable=*/true, c.server);
   }
   read_urls_and_files(root, dir, c);
   read_origins(root, c);
@@ -325,12 +324,12 @@ common::Result<BalancerConfig> read_main_config(const common::ConfigDocument& do
   read_admission(root, c.admission, c.per_address_exempt);
   read_admission_backend(root, c);
   read_operator_and_api(root, dir, c);
-  common::read_server_sections(root, c.server, c.log_level, c.cors);
+  http::read_server_sections(root, c.server, c.log_level, c.cors);
   read_steering_and_web(root, dir, c);
   read_prefetch(root, c);
   c.server.service = "balancer";
   root.finish();
-  if (!root.ok()) return common::Error{"bad_config", root.error_text()};
+  if (!root.ok()) return core::Error{"bad_config", root.error_text()};
   return c;
 }
 
@@ -338,10 +337,10 @@ namespace {
 
 // The required "id" of a list entry: letters, digits, '-' and '_', and unlike the entries'
 // read before (`ids`, which gains it).
-std::string read_unique_id(common::ConfigReader& r, std::set<std::string>& ids, const char* what) {
+std::string read_unique_id(core::ConfigReader& r, std::set<std::string>& ids, const char* what) {
   std::string id = r.required_string("id");
   if (id.empty()) return id;
-  if (!common::valid_channel_id(id)) {
+  if (!signing::valid_channel_id(id)) {
     r.fail("id", "may only use letters, digits, '-' and '_' (1 to 64)");
   }
   if (!ids.insert(id).second) r.fail("id", "duplicate " + std::string(what) + " id '" + id + "'");
@@ -351,12 +350,12 @@ std::string read_unique_id(common::ConfigReader& r, std::set<std::string>& ids, 
 // The required list `key` of a channels or caches file: each entry's "id" read and checked
 // here, the rest by `read`; every error gathered.
 template <typename Entry, typename Read>
-common::Result<std::vector<Entry>> read_id_list(const common::ConfigDocument& doc, const char* key,
-                                                const char* what, const char* required, Read read) {
-  common::ConfigReader root(doc);
+core::Result<std::vector<Entry>> read_id_list(const core::ConfigDocument& doc, const char* key,
+                                              const char* what, const char* required, Read read) {
+  core::ConfigReader root(doc);
   std::vector<Entry> entries;
   std::set<std::string> ids;
-  root.each_element(key, [&](size_t, common::ConfigReader& r) {
+  root.each_element(key, [&](size_t, core::ConfigReader& r) {
     Entry entry;
     entry.id = read_unique_id(r, ids, what);
     read(r, entry);
@@ -364,14 +363,14 @@ common::Result<std::vector<Entry>> read_id_list(const common::ConfigDocument& do
   });
   if (!doc.root().IsObject() || !doc.root().HasMember(key)) root.fail(key, required);
   root.finish();
-  if (!root.ok()) return common::Error{"bad_config", root.error_text()};
+  if (!root.ok()) return core::Error{"bad_config", root.error_text()};
   return entries;
 }
 
 }  // namespace
 
-common::Status read_channels(const common::ConfigDocument& doc, BalancerConfig& config) {
-  auto read_channel = [&](common::ConfigReader& r, ChannelConfig& ch) {
+core::Status read_channels(const core::ConfigDocument& doc, BalancerConfig& config) {
+  auto read_channel = [&](core::ConfigReader& r, ChannelConfig& ch) {
     ch.title = r.string("title", ch.id);
     ch.origin = r.required_string("origin");
     if (!ch.origin.empty() && !config.origins.count(ch.origin)) {
@@ -405,8 +404,8 @@ common::Status read_channels(const common::ConfigDocument& doc, BalancerConfig& 
   return {};
 }
 
-common::Status read_caches(const common::ConfigDocument& doc, BalancerConfig& config) {
-  auto read_cache = [](common::ConfigReader& r, CacheConfig& cache) {
+core::Status read_caches(const core::ConfigDocument& doc, BalancerConfig& config) {
+  auto read_cache = [](core::ConfigReader& r, CacheConfig& cache) {
     cache.site = r.string("site", "default");
     cache.url = trim_slash(r.required_string("url"));
     if (!cache.url.empty() && !is_http_url(cache.url))
@@ -419,7 +418,7 @@ common::Status read_caches(const common::ConfigDocument& doc, BalancerConfig& co
       r.fail("health_url", "must start with http:// or https://");
     cache.networks_text = r.string_list("networks", {});
     for (const auto& text : cache.networks_text) {
-      auto cidr = common::Cidr::parse(text);
+      auto cidr = core::Cidr::parse(text);
       if (!cidr) {
         r.fail("networks",
                "'" + text +
@@ -436,20 +435,20 @@ common::Status read_caches(const common::ConfigDocument& doc, BalancerConfig& co
   return {};
 }
 
-common::Result<BalancerConfig> load_balancer_config(const std::string& main_path,
-                                                    const std::vector<std::string>& overrides) {
-  auto main = common::ConfigDocument::load(main_path, overrides);
+core::Result<BalancerConfig> load_balancer_config(const std::string& main_path,
+                                                  const std::vector<std::string>& overrides) {
+  auto main = core::ConfigDocument::load(main_path, overrides);
   if (!main) return main.error();
   auto config = read_main_config(*main);
   if (!config) return config.error();
   std::string errors;
-  auto channels_doc = common::ConfigDocument::load(config->channels_file, {});
+  auto channels_doc = core::ConfigDocument::load(config->channels_file, {});
   if (!channels_doc) {
     errors = channels_doc.error().message;
   } else if (auto s = read_channels(*channels_doc, *config); !s) {
     errors = s.error().message;
   }
-  auto caches_doc = common::ConfigDocument::load(config->caches_file, {});
+  auto caches_doc = core::ConfigDocument::load(config->caches_file, {});
   std::string cache_error;
   if (!caches_doc) {
     cache_error = caches_doc.error().message;
@@ -458,16 +457,16 @@ common::Result<BalancerConfig> load_balancer_config(const std::string& main_path
   }
   if (!cache_error.empty()) errors += (errors.empty() ? "" : "\n") + cache_error;
   if (!config->api.products_file.empty()) {
-    auto products_doc = common::ConfigDocument::load(config->api.products_file, {});
-    common::Status products =
+    auto products_doc = core::ConfigDocument::load(config->api.products_file, {});
+    core::Status products =
         products_doc ? read_products(*products_doc, *config) : products_doc.error();
     if (!products) errors += (errors.empty() ? "" : "\n") + products.error().message;
   }
-  if (!errors.empty()) return common::Error{"bad_config", errors};
+  if (!errors.empty()) return core::Error{"bad_config", errors};
   return config;
 }
 
-common::Status read_products(const common::ConfigDocument& doc, BalancerConfig& config) {
+core::Status read_products(const core::ConfigDocument& doc, BalancerConfig& config) {
   auto products = api::read_products(doc);
   if (!products) return products.error();
   // A paid channel must be sold; a product naming no configured channel is only
@@ -486,7 +485,7 @@ common::Status read_products(const common::ConfigDocument& doc, BalancerConfig& 
                 "' (the channel names it as its product)";
     }
   }
-  if (!errors.empty()) return common::Error{"bad_config", errors};
+  if (!errors.empty()) return core::Error{"bad_config", errors};
   config.api.products = std::move(products).value();
   return {};
 }

@@ -50,7 +50,7 @@ struct CacheConfig {
   std::string url;                         // public base URL viewers use, no trailing slash
   std::string health_url;                  // default url + "/health"
   std::vector<std::string> networks_text;  // as written, for /health
-  std::vector<common::Cidr> networks;      // coverage, IPv4 and IPv6
+  std::vector<core::Cidr> networks;        // coverage, IPv4 and IPv6
 };
 
 struct HealthConfig {
@@ -74,7 +74,7 @@ struct BalancerConfig {
   std::string main_file;
   std::string channels_file;  // resolved against the main file's directory
   std::string caches_file;
-  common::HttpServerOptions server;
+  http::HttpServerOptions server;
   std::string public_url;  // "" → links back to the balancer are path-absolute
   std::map<std::string, OriginConfig> origins;
   // Chunk URL signing (same keys as the cache nodes; first signs).
@@ -96,14 +96,14 @@ struct BalancerConfig {
   std::string admission_backend = "local";
   RedisAdmissionOptions admission_redis;
   // limits.per_address_exempt: clients not counted per address (e.g. a venue's NAT).
-  std::vector<common::Cidr> per_address_exempt;
+  std::vector<core::Cidr> per_address_exempt;
   // Overload switch and /admin/status: the key ("" = no key accepted) and
   // whether loopback clients need none.
   std::string operator_key;
   bool operator_allow_loopback = true;
   std::string log_level = "info";
   // Which web origins may read viewer-facing answers (section "cors").
-  common::CorsOptions cors;
+  http::CorsOptions cors;
   // Content steering (section "steering", docs/balancer.md): masters list the
   // variants once per pathway (the viewer's site's cache nodes, then origin) and
   // name the steering manifest, which orders them; its TTL is 30 s by default (a
@@ -126,17 +126,17 @@ struct BalancerConfig {
 
 // Reads the main file (with `--set` overrides) and the channels and caches files
 // it names. Every error names the file and the key ("bad_config").
-common::Result<BalancerConfig> load_balancer_config(const std::string& main_path,
-                                                    const std::vector<std::string>& overrides);
+core::Result<BalancerConfig> load_balancer_config(const std::string& main_path,
+                                                  const std::vector<std::string>& overrides);
 
 // The same from parsed documents (tests): the main document's channels_file and
 // caches_file are resolved but not read.
-common::Result<BalancerConfig> read_main_config(const common::ConfigDocument& main);
+core::Result<BalancerConfig> read_main_config(const core::ConfigDocument& main);
 // Fill config.channels / config.caches; cross-checks against config.origins.
-common::Status read_channels(const common::ConfigDocument& doc, BalancerConfig& config);
-common::Status read_caches(const common::ConfigDocument& doc, BalancerConfig& config);
+core::Status read_channels(const core::ConfigDocument& doc, BalancerConfig& config);
+core::Status read_caches(const core::ConfigDocument& doc, BalancerConfig& config);
 // Fill config.api.products from the products file; cross-checks against the
 // channels already read (a paid channel's product exists and unlocks it).
-common::Status read_products(const common::ConfigDocument& doc, BalancerConfig& config);
+core::Status read_products(const core::ConfigDocument& doc, BalancerConfig& config);
 
 }  // namespace balancer

@@ -9,24 +9,24 @@
 
 namespace balancer {
 
-BalancerHome::BalancerHome(common::EventLoop& home_loop, const common::Clock& clock,
+BalancerHome::BalancerHome(core::EventLoop& home_loop, const core::Clock& clock,
                            AnyLoopState& shared, AdmissionReport& report)
     : loop_(home_loop), clock_(clock), shared_(shared), report_(report) {}
 
 BalancerHome::~BalancerHome() = default;
 
-common::Result<std::unique_ptr<BalancerHome>> BalancerHome::create(
-    common::EventLoop& home_loop, const common::Clock& clock, common::MetricsRegistry& registry,
+core::Result<std::unique_ptr<BalancerHome>> BalancerHome::create(
+    core::EventLoop& home_loop, const core::Clock& clock, core::MetricsRegistry& registry,
     const BalancerConfig& config, AnyLoopState& shared, AdmissionReport& report,
-    common::Published<HealthView>& health) {
+    core::Published<HealthView>& health) {
   std::unique_ptr<BalancerHome> home(new BalancerHome(home_loop, clock, shared, report));
-  common::HttpClientOptions client_options;
+  http::HttpClientOptions client_options;
   client_options.connect_timeout = config.upstream_connect_timeout;
   client_options.request_timeout = config.playlists.blocking_timeout;
   client_options.http2 = config.upstream_http2;
   client_options.user_agent = "balancer";
   event_base& base = home_loop.base();
-  auto client = common::HttpClient::create(base, client_options);
+  auto client = http::HttpClient::create(base, client_options);
   if (!client) return client.error();
   home->client_ = std::move(client).value();
   home->sources_ =
@@ -62,7 +62,7 @@ common::Result<std::unique_ptr<BalancerHome>> BalancerHome::create(
 }
 
 void BalancerHome::configure(const BalancerConfig& c) {
-  common::expect_on(loop_);
+  core::expect_on(loop_);
   shared_.admission->set_limits(c.admission, clock_.now());
   sources_->set_timings(c.playlists);
   keys_->set_options(KeyStoreOptions{c.key_ttl, c.playlists.fetch_timeout, c.key_max_bytes});
@@ -79,16 +79,16 @@ void BalancerHome::configure(const BalancerConfig& c) {
   report_.register_groups(c);
 }
 
-void BalancerHome::fetch_key(common::EventLoop& back, const std::string& url, KeyCallback done) {
+void BalancerHome::fetch_key(core::EventLoop& back, const std::string& url, KeyCallback done) {
   if (&back == &loop_) return keys_->get(url, std::move(done));
   // No guard: `done` belongs to a loop's request, and the loops live as long as the home.
-  common::ask_there_answer_here(
-      loop_, back, common::LifetimeWatch::forever(),
+  core::ask_there_answer_here(
+      loop_, back, core::LifetimeWatch::forever(),
       [this, url](auto reply) { keys_->get(url, std::move(reply)); }, std::move(done));
 }
 
 void BalancerHome::stop() {
-  common::expect_on(loop_);
+  core::expect_on(loop_);
   sources_->stop_refreshing();
   poller_->stop();
 }
@@ -110,7 +110,7 @@ void BalancerHome::feed_measured_traffic(TimePoint now) {
 // when no request comes (so counts and memory stay current), passes on new
 // egress readings, and publishes the source cache's size.
 void BalancerHome::tick() {
-  common::expect_on(loop_);
+  core::expect_on(loop_);
   const auto now = clock_.now();
   shared_.admission->tick(now, {});
   feed_measured_traffic(now);

@@ -28,7 +28,7 @@ namespace balancer {
 class KeyFetcher {
  public:
   virtual ~KeyFetcher() = default;
-  virtual void fetch_key(common::EventLoop& back, const std::string& url, KeyCallback done) = 0;
+  virtual void fetch_key(core::EventLoop& back, const std::string& url, KeyCallback done) = 0;
 };
 
 // The source cache, the key store, the health poller, the HTTP client they use and
@@ -40,44 +40,44 @@ class BalancerHome final : public KeyFetcher {
   // the tick; call configure() next. Fails when the HTTP client cannot be built.
   // `shared`, `report` and `health` outlive the result; every poll result is published
   // into `health`.
-  static common::Result<std::unique_ptr<BalancerHome>> create(
-      common::EventLoop& home_loop, const common::Clock& clock, common::MetricsRegistry& registry,
+  static core::Result<std::unique_ptr<BalancerHome>> create(
+      core::EventLoop& home_loop, const core::Clock& clock, core::MetricsRegistry& registry,
       const BalancerConfig& config, AnyLoopState& shared, AdmissionReport& report,
-      common::Published<HealthView>& health);
+      core::Published<HealthView>& health);
   ~BalancerHome() override;
 
   // Home loop: the parts of a config that the home loop's objects hold (admission
   // limits, playlist timings, key options, health targets, per-group gauges).
   void configure(const BalancerConfig& c);
   // Any loop: asks the key store; `done` runs on `back`.
-  void fetch_key(common::EventLoop& back, const std::string& url, KeyCallback done) override;
+  void fetch_key(core::EventLoop& back, const std::string& url, KeyCallback done) override;
   // Home loop: no more background refreshes or polls (drain).
   void stop();
   // Home loop only (or before the loops run); other loops' SourceFronts use it through post().
   SourceCache& sources() {
-    common::expect_on(loop_);
+    core::expect_on(loop_);
     return *sources_;
   }
 
  private:
-  BalancerHome(common::EventLoop& home_loop, const common::Clock& clock, AnyLoopState& shared,
+  BalancerHome(core::EventLoop& home_loop, const core::Clock& clock, AnyLoopState& shared,
                AdmissionReport& report);
   // Every second: frees idle slots, passes on egress readings, stores the source cache's size.
   void tick();
   void feed_measured_traffic(TimePoint now);
 
-  common::EventLoop& loop_;
-  const common::Clock& clock_;
+  core::EventLoop& loop_;
+  const core::Clock& clock_;
   AnyLoopState& shared_;
   AdmissionReport& report_;
-  std::unique_ptr<common::HttpClient> client_;
+  std::unique_ptr<http::HttpClient> client_;
   std::unique_ptr<SourceCache> sources_;
   std::unique_ptr<KeyStore> keys_;
   std::unique_ptr<HealthPoller> poller_;
   std::unique_ptr<PrefetchClient> prefetch_;  // after client_ and poller_: uses both
   uint64_t egress_readings_fed_ = 0;
   bool measured_fed_ = false;
-  common::EventPtr tick_timer_;  // last: freed first
+  core::EventPtr tick_timer_;  // last: freed first
 };
 
 }  // namespace balancer

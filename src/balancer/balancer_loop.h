@@ -1,7 +1,7 @@
 // Inside the balancer (not a public header): how its state is split by thread
 // rule, and one loop's handlers. Each part's type says which thread may touch it:
 //   - RuntimeConfig and HealthView: immutable snapshots, published through
-//     common::Published (the home loop publishes; any loop reads its own Reader);
+//     core::Published (the home loop publishes; any loop reads its own Reader);
 //   - BalancerMetrics, AdmissionReport (balancer_metrics.h): the process's numbers,
 //     any thread (the report under its own mutex);
 //   - AnyLoopState (any_loop_state.h): admission, stable-link listings, byte counts;
@@ -47,8 +47,8 @@ namespace balancer {
 // any thread reads it.
 struct RuntimeConfig {
   BalancerConfig config;
-  std::optional<common::UrlSigner> signer;
-  std::optional<common::PlaybackTickets> tickets;
+  std::optional<signing::UrlSigner> signer;
+  std::optional<signing::PlaybackTickets> tickets;
   uint64_t generation = 0;  // bumps on every applied config (invalidates signed-link memos)
 
   const ChannelConfig* find_channel(const std::string& id) const { return config.find_channel(id); }
@@ -57,8 +57,8 @@ struct RuntimeConfig {
 // The viewer key ("t:<ticket viewer>" or "v:<viewer id>") that `request`'s
 // credentials give on `channel` at `now_unix`, or why not (ticket_*,
 // credentials_required, ticket_required).
-common::Result<std::string> authorize_viewer(const RuntimeConfig& rc, const ViewerRequest& request,
-                                             const ChannelConfig& channel, int64_t now_unix);
+core::Result<std::string> authorize_viewer(const RuntimeConfig& rc, const ViewerRequest& request,
+                                           const ChannelConfig& channel, int64_t now_unix);
 // The status of an authorize_viewer() error: 403 for ticket_wrong_channel and
 // not_entitled (a paid channel asked for with a made-up viewer id), else 401.
 int credential_error_status(const std::string& code);
@@ -74,9 +74,9 @@ class LoopSet;
 // Balancer::Shared whose types are safe from any thread (see above). What the loops and the
 // API host receive; the home loop's state is not here.
 struct AnyThreadParts {
-  const common::Clock& clock;
-  const common::Published<RuntimeConfig>& config;
-  const common::Published<HealthView>& health;
+  const core::Clock& clock;
+  const core::Published<RuntimeConfig>& config;
+  const core::Published<HealthView>& health;
   BalancerMetrics& metrics;
   cmcd::QualityMeter& playback;
   AnyLoopState& any_loop;
@@ -90,13 +90,13 @@ class ApiHost final : public api::PlaybackHost {
   explicit ApiHost(AnyThreadParts parts);
   std::vector<api::ChannelEntry> channels() const override;
   std::vector<api::CacheEntry> usable_caches() const override;
-  common::Result<std::string> viewer_key(const std::string& channel, const std::string& ticket,
-                                         const std::string& viewer) const override;
+  core::Result<std::string> viewer_key(const std::string& channel, const std::string& ticket,
+                                       const std::string& viewer) const override;
   void admit(const std::string& viewer_key, const std::string& channel,
-             const std::string& remote_ip, common::EventLoop& loop,
+             const std::string& remote_ip, core::EventLoop& loop,
              std::function<void(const api::AdmissionAnswer&)> done) override;
-  common::Result<std::string> issue_ticket(const std::string& channel, const std::string& viewer_id,
-                                           int64_t expires_unix) const override;
+  core::Result<std::string> issue_ticket(const std::string& channel, const std::string& viewer_id,
+                                         int64_t expires_unix) const override;
 
  private:
   AnyThreadParts parts_;
@@ -114,8 +114,8 @@ struct CacheDecision {
 // A viewer's request in progress (waiting for origin or the home loop). The loop
 // that accepted it only.
 struct Pending {
-  explicit Pending(common::HttpExchange e) : ex(std::move(e)) {}
-  common::HttpExchange ex;
+  explicit Pending(http::HttpExchange e) : ex(std::move(e)) {}
+  http::HttpExchange ex;
   ViewerRequest request;
   std::shared_ptr<const RuntimeConfig> config;
   const ChannelConfig* channel = nullptr;  // into config->config
@@ -137,29 +137,29 @@ class BalancerLoop {
   // On the home loop before the loops run: `sources` is the home loop's source cache (this
   // loop's SourceFront reaches it through post()); `keys` is the home's any-loop door.
   BalancerLoop(AnyThreadParts parts, SourceCache& sources, KeyFetcher& keys,
-               common::EventLoop& home_loop, common::EventLoop& loop);
+               core::EventLoop& home_loop, core::EventLoop& loop);
 
-  common::EventLoop& loop() { return loop_; }
-  void attach(common::HttpServer& server);
+  core::EventLoop& loop() { return loop_; }
+  void attach(http::HttpServer& server);
 
   // Viewer endpoints (viewer_endpoints.cc).
-  void handle_playlist(common::HttpExchange& ex);
-  void handle_key(common::HttpExchange& ex);
+  void handle_playlist(http::HttpExchange& ex);
+  void handle_key(http::HttpExchange& ex);
   // GET /steering/<channel>?cache=..: the steering manifest (hls/steering.h).
-  void handle_steering(common::HttpExchange& ex);
+  void handle_steering(http::HttpExchange& ex);
   // Operator endpoints (operator_endpoints.cc).
-  void handle_switch(common::HttpExchange& ex);
-  void handle_admin_status(common::HttpExchange& ex);
-  void handle_health(common::HttpExchange& ex);
+  void handle_switch(http::HttpExchange& ex);
+  void handle_admin_status(http::HttpExchange& ex);
+  void handle_health(http::HttpExchange& ex);
 
  private:
   // Counts the error by `code` and answers it (no-op when the client is gone).
-  void fail(common::HttpExchange& ex, int status, const std::string& code,
+  void fail(http::HttpExchange& ex, int status, const std::string& code,
             const std::string& message);
   // Answers an error already counted.
-  void send_error(common::HttpExchange& ex, int status, const std::string& code,
+  void send_error(http::HttpExchange& ex, int status, const std::string& code,
                   const std::string& message);
-  PendingPtr begin_viewer_request(common::HttpExchange& ex, std::string_view prefix);
+  PendingPtr begin_viewer_request(http::HttpExchange& ex, std::string_view prefix);
   void observe_playback(const Pending& p);
   SourceRequest source_request(const RuntimeConfig& rc, const ChannelConfig& channel,
                                const std::string& target, DeliveryDirectives directives = {}) const;
@@ -211,7 +211,7 @@ class BalancerLoop {
                                                    const std::vector<std::string>& fresh,
                                                    TimePoint now);
   // Answers 401/403 itself and returns nullopt, or how the caller was let in.
-  std::optional<std::string> operator_access(common::HttpExchange& ex);
+  std::optional<std::string> operator_access(http::HttpExchange& ex);
 
   struct ChunkLinkMemo {
     int64_t computed_unix = 0;
@@ -221,18 +221,18 @@ class BalancerLoop {
 
   AnyThreadParts parts_;
   KeyFetcher& keys_;  // the home loop's key store, from any loop
-  common::EventLoop& loop_;
+  core::EventLoop& loop_;
   SourceFront front_;
-  common::Published<RuntimeConfig>::Reader config_;
-  common::Published<HealthView>::Reader health_;
+  core::Published<RuntimeConfig>::Reader config_;
+  core::Published<HealthView>::Reader health_;
   ChannelAllowlist allowlist_;
   uint64_t allowlist_generation_ = 0;
   // Signed chunk links by source version (serial) and destination.
   std::unordered_map<uint64_t, std::unordered_map<std::string, ChunkLinkMemo>> link_memo_;
   std::vector<std::string> mixed_links_;  // scratch for stable_links_for
   // balancer_playlist_newest_age_seconds{channel}: found once per channel (configured: bounded).
-  common::Histogram& newest_age_histogram(const std::string& channel);
-  std::unordered_map<std::string, common::Histogram*> newest_age_;
+  core::Histogram& newest_age_histogram(const std::string& channel);
+  std::unordered_map<std::string, core::Histogram*> newest_age_;
   UnsentReplies unsent_;         // playlist replies not yet written, on this loop
   HeldCounts blocking_reloads_;  // by viewer key: blocking reloads waiting, on this loop
 };
@@ -242,7 +242,7 @@ class BalancerLoop {
 class LoopSet {
  public:
   void add_loop(std::unique_ptr<BalancerLoop> loop) { loops_.push_back(std::move(loop)); }
-  void add_server(common::HttpServer& server) { servers_.push_back(&server); }
+  void add_server(http::HttpServer& server) { servers_.push_back(&server); }
   BalancerLoop& loop(size_t index) { return *loops_[index]; }
   size_t loop_count() const { return loops_.size(); }
   // Requests in progress on every server.
@@ -252,21 +252,21 @@ class LoopSet {
 
  private:
   std::vector<std::unique_ptr<BalancerLoop>> loops_;
-  std::vector<common::HttpServer*> servers_;
+  std::vector<http::HttpServer*> servers_;
 };
 
 // The balancer's process-wide parts, one of each type above; the aggregate has no
 // state or thread rule of its own (each member's type has one). Built on the main
 // thread by Balancer::create().
 struct Balancer::Shared {
-  Shared(common::ServiceContext& context, std::shared_ptr<const RuntimeConfig> initial);
+  Shared(http::ServiceContext& context, std::shared_ptr<const RuntimeConfig> initial);
 
-  common::ServiceContext& context;
-  const common::Clock& clock;
+  http::ServiceContext& context;
+  const core::Clock& clock;
   // Immutable snapshots, any thread: the running config (reload publishes it on the home
   // loop) and the cache nodes' health (the home loop's poller publishes it).
-  common::Published<RuntimeConfig> config;
-  common::Published<HealthView> health;
+  core::Published<RuntimeConfig> config;
+  core::Published<HealthView> health;
   BalancerMetrics metrics;             // any thread
   cmcd::QualityMeter playback;         // any thread: what the players report (CMCD)
   AnyLoopState any_loop;               // any thread

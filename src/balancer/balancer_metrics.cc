@@ -8,14 +8,14 @@ namespace balancer {
 
 namespace {
 
-constexpr common::CounterFamily kBalancerRequests{"balancer_requests_total",
-                                                  "Viewer requests by kind", "kind"};
-constexpr common::CounterFamily kBalancerAdmissions{
+constexpr core::CounterFamily kBalancerRequests{"balancer_requests_total",
+                                                "Viewer requests by kind", "kind"};
+constexpr core::CounterFamily kBalancerAdmissions{
     "balancer_admissions_total", "Viewers admitted, directly or from the queue", "from"};
-constexpr common::CounterFamily kBalancerQueueTicketsDropped{"balancer_queue_tickets_dropped_total",
-                                                             "Queue tickets dropped", "reason"};
-constexpr common::CounterFamily kBalancerAdmissionRefused{
-    "balancer_admission_refused_total", "New viewers refused by a bound", "reason"};
+constexpr core::CounterFamily kBalancerQueueTicketsDropped{"balancer_queue_tickets_dropped_total",
+                                                           "Queue tickets dropped", "reason"};
+constexpr core::CounterFamily kBalancerAdmissionRefused{"balancer_admission_refused_total",
+                                                        "New viewers refused by a bound", "reason"};
 
 // A gauge whose value is not known yet (Prometheus' NaN).
 constexpr double kUnknownGauge = std::numeric_limits<double>::quiet_NaN();
@@ -23,7 +23,7 @@ constexpr double kUnknownGauge = std::numeric_limits<double>::quiet_NaN();
 namespace {
 
 // Brings a registry counter up to a monotonic count kept elsewhere (the policy's counters).
-void sync_counter(common::Counter& counter, uint64_t value) {
+void sync_counter(core::Counter& counter, uint64_t value) {
   if (value > counter.value()) counter.inc(value - counter.value());
 }
 
@@ -46,8 +46,8 @@ std::vector<double> rewrite_buckets() {
           0.001,   0.0025,   0.005,   0.01,   0.05,    0.25};
 }
 
-common::Counter& admission_counter(common::MetricsRegistry& registry, const char* endpoint,
-                                   const char* result) {
+core::Counter& admission_counter(core::MetricsRegistry& registry, const char* endpoint,
+                                 const char* result) {
   return registry.counter("balancer_admission_requests_total",
                           "Admission decisions answered, by endpoint and result",
                           std::string("endpoint=\"") + endpoint + "\",result=\"" + result + "\"");
@@ -57,7 +57,7 @@ common::Counter& admission_counter(common::MetricsRegistry& registry, const char
 
 // ---- BalancerMetrics ----
 
-BalancerMetrics::BalancerMetrics(common::MetricsRegistry& r)
+BalancerMetrics::BalancerMetrics(core::MetricsRegistry& r)
     : registry(r),
       requests_playlist(kBalancerRequests.in(r, "playlist")),
       requests_key(kBalancerRequests.in(r, "key")),
@@ -78,7 +78,7 @@ BalancerMetrics::BalancerMetrics(common::MetricsRegistry& r)
   }
 }
 
-common::Counter& BalancerMetrics::error(const std::string& code) {
+core::Counter& BalancerMetrics::error(const std::string& code) {
   return registry.counter("balancer_errors_total", "Error replies by code",
                           "code=\"" + label_value(code) + "\"");
 }
@@ -108,7 +108,7 @@ void BalancerMetrics::count_decision(AdmissionEndpoint endpoint, const Admission
 
 // ---- AdmissionReport ----
 
-AdmissionReport::AdmissionReport(common::MetricsRegistry& r, Admission& admission, TimePoint now)
+AdmissionReport::AdmissionReport(core::MetricsRegistry& r, Admission& admission, TimePoint now)
     : registry_(r),
       admission_(admission),
       admitted_direct_(kBalancerAdmissions.in(r, "direct")),

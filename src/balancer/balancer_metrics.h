@@ -34,33 +34,33 @@ enum class AdmissionEndpoint { playlist, access };
 // The balancer's request counters, registered once in `registry`. Any thread
 // (counters are atomic; error() looks its series up under the registry's lock).
 struct BalancerMetrics {
-  explicit BalancerMetrics(common::MetricsRegistry& registry);
+  explicit BalancerMetrics(core::MetricsRegistry& registry);
 
   // balancer_errors_total{code}: one error reply (or queue answer) with `code`.
-  common::Counter& error(const std::string& code);
+  core::Counter& error(const std::string& code);
   // balancer_cache_choice_total{reason}: one playlist response's chunk destination.
   void count_choice(CacheChoice::Reason reason);
   // The admission decision `decided` answered at `endpoint`: admitted, queued (also an
   // error reply "queued"), refused (by its refusal code) or a bad viewer key.
   void count_decision(AdmissionEndpoint endpoint, const AdmissionDecision& decided);
 
-  common::MetricsRegistry& registry;
-  common::Counter& requests_playlist;
-  common::Counter& requests_key;
-  common::Histogram& rewrite_seconds;
+  core::MetricsRegistry& registry;
+  core::Counter& requests_playlist;
+  core::Counter& requests_key;
+  core::Histogram& rewrite_seconds;
 
  private:
   // Declared (so registered) in the order /metrics has always listed them.
-  common::Counter& playlist_admitted_;
-  common::Counter& playlist_queued_;
-  common::Counter& access_admitted_;
-  common::Counter& access_queued_;
+  core::Counter& playlist_admitted_;
+  core::Counter& playlist_queued_;
+  core::Counter& access_admitted_;
+  core::Counter& access_queued_;
 
  public:
-  common::Counter& emulation_switches;
+  core::Counter& emulation_switches;
 
  private:
-  common::Counter* choice_[4] = {};
+  core::Counter* choice_[4] = {};
 };
 
 // Admission's numbers on /metrics: gauges read one status snapshot that render()
@@ -71,7 +71,7 @@ struct BalancerMetrics {
 class AdmissionReport {
  public:
   // Registers the counters and takes a first snapshot at `now`; `admission` outlives this.
-  AdmissionReport(common::MetricsRegistry& registry, Admission& admission, TimePoint now);
+  AdmissionReport(core::MetricsRegistry& registry, Admission& admission, TimePoint now);
 
   // The process-wide gauges (viewers, queue, traffic, limits, emulation).
   void register_gauges();
@@ -83,20 +83,20 @@ class AdmissionReport {
  private:
   void refresh(TimePoint now);  // caller holds mutex_
 
-  common::MetricsRegistry& registry_;
+  core::MetricsRegistry& registry_;
   Admission& admission_;
   std::mutex mutex_;
   AdmissionStatus status_;
   std::set<std::string> channels_registered_, caches_registered_;
-  common::Counter& admitted_direct_;
-  common::Counter& admitted_from_queue_;
-  common::Counter& tickets_issued_;
-  common::Counter& tickets_not_renewed_;
-  common::Counter& tickets_lapsed_;
-  common::Counter& slots_expired_;
-  common::Counter& released_;
-  common::Counter& refused_address_;
-  common::Counter& refused_full_;
+  core::Counter& admitted_direct_;
+  core::Counter& admitted_from_queue_;
+  core::Counter& tickets_issued_;
+  core::Counter& tickets_not_renewed_;
+  core::Counter& tickets_lapsed_;
+  core::Counter& slots_expired_;
+  core::Counter& released_;
+  core::Counter& refused_address_;
+  core::Counter& refused_full_;
 };
 
 }  // namespace balancer

@@ -8,8 +8,8 @@ namespace balancer {
 
 const char* to_string(CacheChoice::Reason reason) {
   static constexpr const char* kReasonNames[] = {"requested", "same_site", "network", "origin"};
-  static_assert(std::size(kReasonNames) == common::enum_count(CacheChoice::Reason::origin));
-  return common::enum_name(reason, kReasonNames);
+  static_assert(std::size(kReasonNames) == core::enum_count(CacheChoice::Reason::origin));
+  return core::enum_name(reason, kReasonNames);
 }
 
 uint64_t viewer_hash(std::string_view viewer_key) {
@@ -22,7 +22,7 @@ uint64_t viewer_hash(std::string_view viewer_key) {
 }
 
 CacheChoice choose_cache(const std::vector<CacheCandidate>& caches, std::string_view requested_id,
-                         const std::optional<common::IpAddress>& viewer_ip, uint64_t viewer_hash) {
+                         const std::optional<core::IpAddress>& viewer_ip, uint64_t viewer_hash) {
   CacheChoice choice;
   const CacheCandidate* requested = nullptr;
   size_t requested_index = 0;

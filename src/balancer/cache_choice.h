@@ -24,7 +24,7 @@ namespace balancer {
 struct CacheCandidate {
   std::string_view id;
   std::string_view site;
-  const std::vector<common::Cidr>* networks = nullptr;  // may be null (no coverage)
+  const std::vector<core::Cidr>* networks = nullptr;  // may be null (no coverage)
   bool usable = false;
 };
 
@@ -38,7 +38,7 @@ const char* to_string(CacheChoice::Reason reason);
 
 // `requested_id` may be empty or unknown; `viewer_ip` may be nullopt (unparsable).
 CacheChoice choose_cache(const std::vector<CacheCandidate>& caches, std::string_view requested_id,
-                         const std::optional<common::IpAddress>& viewer_ip, uint64_t viewer_hash);
+                         const std::optional<core::IpAddress>& viewer_ip, uint64_t viewer_hash);
 
 // A stable 64-bit hash (FNV-1a) of a viewer key, for choose_cache.
 uint64_t viewer_hash(std::string_view viewer_key);

@@ -49,8 +49,8 @@ TimePoint CacheHealth::usable_until() const {
 
 const char* to_string(CacheHealth::State state) {
   static constexpr const char* kStateNames[] = {"unknown", "up", "down"};
-  static_assert(std::size(kStateNames) == common::enum_count(CacheHealth::State::down));
-  return common::enum_name(state, kStateNames);
+  static_assert(std::size(kStateNames) == core::enum_count(CacheHealth::State::down));
+  return core::enum_name(state, kStateNames);
 }
 
 }  // namespace balancer

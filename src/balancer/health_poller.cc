@@ -13,12 +13,12 @@ struct HealthPoller::Node {
   std::string url;
   CacheHealth health;
   bool polling = false;
-  common::FetchId fetch_id = 0;
+  http::FetchId fetch_id = 0;
   std::string body;  // at most kHealthReplyReadBytes of the reply
   bool body_cut = false;
   int status = 0;
   uint64_t generation = 0;
-  common::Gauge* up_gauge = nullptr;
+  core::Gauge* up_gauge = nullptr;
 };
 
 namespace {
@@ -58,7 +58,7 @@ struct HealthFields : rapidjson::BaseReaderHandler<rapidjson::UTF8<>, HealthFiel
     return true;
   }
   bool open() {
-    too_deep = ++depth > common::kMaxJsonDepth;
+    too_deep = ++depth > core::kMaxJsonDepth;
     return !too_deep;
   }
   bool StartObject() {
@@ -94,7 +94,7 @@ bool interpret_health_reply(int status, const std::string& body, bool& overloade
       reader.Parse<rapidjson::kParseIterativeFlag>(stream, fields);
   if (fields.too_deep) {
     reason = "health endpoint answered a reply whose arrays and objects nest deeper than " +
-             std::to_string(common::kMaxJsonDepth) + " levels";
+             std::to_string(core::kMaxJsonDepth) + " levels";
     return false;
   }
   // A reply cut at the read bound ends mid-document: what was read before the cut counts.
@@ -119,8 +119,8 @@ bool interpret_health_reply(int status, const std::string& body, bool& overloade
   return true;
 }
 
-HealthPoller::HealthPoller(event_base& base, common::HttpClient& client,
-                           common::MetricsRegistry& metrics, const common::Clock& clock)
+HealthPoller::HealthPoller(event_base& base, http::HttpClient& client,
+                           core::MetricsRegistry& metrics, const core::Clock& clock)
     : base_(base), client_(client), clock_(clock), metrics_(metrics) {
   timer_.reset(event_new(
       &base_, -1, EV_PERSIST,
@@ -207,13 +207,13 @@ void HealthPoller::poll_all() {
     node.body_cut = false;
     node.status = 0;
     node.generation = generation_;
-    common::FetchRequest fetch;
+    http::FetchRequest fetch;
     fetch.url = node.url;
     fetch.timeout = options_.timeout;
     std::string key = id;
     uint64_t generation = generation_;
-    common::FetchCallbacks callbacks;
-    callbacks.on_head = [this, key](const common::FetchHead& head) {
+    http::FetchCallbacks callbacks;
+    callbacks.on_head = [this, key](const http::FetchHead& head) {
       auto it = nodes_.find(key);
       if (it != nodes_.end()) it->second->status = head.status;
     };
@@ -225,7 +225,7 @@ void HealthPoller::poll_all() {
       n.body_cut = n.body_cut || bytes.size() > room;
       n.body.append(bytes.substr(0, room));
     };
-    callbacks.on_done = [this, key, generation](const common::FetchResult& result) {
+    callbacks.on_done = [this, key, generation](const http::FetchResult& result) {
       auto it = nodes_.find(key);
       if (it == nodes_.end()) return;
       Node& n = *it->second;

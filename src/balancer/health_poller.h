@@ -52,8 +52,8 @@ bool interpret_health_reply(int status, const std::string& body, bool& overloade
 
 class HealthPoller {
  public:
-  HealthPoller(event_base& base, common::HttpClient& client, common::MetricsRegistry& metrics,
-               const common::Clock& clock = common::Clock::real());
+  HealthPoller(event_base& base, http::HttpClient& client, core::MetricsRegistry& metrics,
+               const core::Clock& clock = core::Clock::real());
   ~HealthPoller();
   HealthPoller(const HealthPoller&) = delete;
   HealthPoller& operator=(const HealthPoller&) = delete;
@@ -92,13 +92,13 @@ class HealthPoller {
   void on_result(const std::string& id, uint64_t generation, Outcome outcome);
 
   event_base& base_;
-  common::HttpClient& client_;
-  const common::Clock& clock_;
+  http::HttpClient& client_;
+  const core::Clock& clock_;
   std::function<void()> on_update_;
-  common::MetricsRegistry& metrics_;
+  core::MetricsRegistry& metrics_;
   HealthPollOptions options_;
   std::map<std::string, std::unique_ptr<Node>> nodes_;
-  common::EventPtr timer_;
+  core::EventPtr timer_;
   uint64_t generation_ = 0;
   uint64_t egress_readings_ = 0;
 };

@@ -5,12 +5,12 @@
 namespace balancer {
 namespace {
 
-const common::UpstreamWording kKeyWording{"key", "key_too_large", "the balancer"};
+const http::UpstreamWording kKeyWording{"key", "key_too_large", "the balancer"};
 
 }  // namespace
 
-KeyStore::KeyStore(event_base& base, common::HttpClient& client, common::MetricsRegistry& metrics,
-                   KeyStoreOptions options, const common::Clock& clock)
+KeyStore::KeyStore(event_base& base, http::HttpClient& client, core::MetricsRegistry& metrics,
+                   KeyStoreOptions options, const core::Clock& clock)
     : base_(base),
       client_(client),
       clock_(clock),
@@ -37,21 +37,21 @@ void KeyStore::get(const std::string& url, KeyCallback done) {
     return done(r);
   }
   auto joined = in_flight_.join(url, std::move(done));
-  if (common::overflowed(joined.outcome)) {
-    common::UpstreamErrorReply busy = common::overflow_error(kKeyWording);
+  if (http::overflowed(joined.outcome)) {
+    http::UpstreamErrorReply busy = http::overflow_error(kKeyWording);
     return done(KeyResult{nullptr, busy.status, busy.error});
   }
-  if (joined.outcome == common::JoinOutcome::started) start_fetch(url, *joined.flight);
+  if (joined.outcome == http::JoinOutcome::started) start_fetch(url, *joined.flight);
 }
 
 void KeyStore::start_fetch(const std::string& url, Transfer& transfer) {
   transfer.started = clock_.now();
   fetches_.inc();
-  common::FetchRequest fetch;
+  http::FetchRequest fetch;
   fetch.url = url;
   fetch.timeout = options_.timeout;
-  common::FetchCallbacks callbacks;
-  callbacks.on_head = [this, url](const common::FetchHead& head) {
+  http::FetchCallbacks callbacks;
+  callbacks.on_head = [this, url](const http::FetchHead& head) {
     Transfer* t = in_flight_.flight(url);
     if (t == nullptr) return;
     t->status = head.status;
@@ -61,17 +61,17 @@ void KeyStore::start_fetch(const std::string& url, Transfer& transfer) {
     Transfer* t = in_flight_.flight(url);
     if (t != nullptr && t->status == 200) t->body.append(bytes, options_.max_bytes);
   };
-  callbacks.on_done = [this, url](const common::FetchResult& result) { on_done(url, result); };
+  callbacks.on_done = [this, url](const http::FetchResult& result) { on_done(url, result); };
   transfer.id = client_.fetch(std::move(fetch), std::move(callbacks));
 }
 
-void KeyStore::on_done(const std::string& url, const common::FetchResult& result) {
+void KeyStore::on_done(const std::string& url, const http::FetchResult& result) {
   auto finished = in_flight_.finish(url);
   Transfer& transfer = finished.flight;
   KeyResult r;
-  if (auto failure = common::classify_fetch(result, transfer.status, transfer.body.too_large)) {
+  if (auto failure = http::classify_fetch(result, transfer.status, transfer.body.too_large)) {
     if (!result.ok) LOG_WARN_LIMITED("balancer", "key fetch failed: ", url, ": ", result.error);
-    common::UpstreamErrorReply reply = common::upstream_error(*failure, kKeyWording, result.status);
+    http::UpstreamErrorReply reply = http::upstream_error(*failure, kKeyWording, result.status);
     r.status = reply.status;
     r.error = std::move(reply.error);
     metrics_

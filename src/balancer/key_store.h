@@ -39,14 +39,14 @@ struct KeyStoreOptions {
 struct KeyResult {
   std::shared_ptr<const KeyBytes> key;
   int status = 0;
-  common::Error error;
+  core::Error error;
 };
 using KeyCallback = std::function<void(const KeyResult&)>;
 
 class KeyStore {
  public:
-  KeyStore(event_base& base, common::HttpClient& client, common::MetricsRegistry& metrics,
-           KeyStoreOptions options, const common::Clock& clock = common::Clock::real());
+  KeyStore(event_base& base, http::HttpClient& client, core::MetricsRegistry& metrics,
+           KeyStoreOptions options, const core::Clock& clock = core::Clock::real());
   ~KeyStore();
   KeyStore(const KeyStore&) = delete;
   KeyStore& operator=(const KeyStore&) = delete;
@@ -62,26 +62,26 @@ class KeyStore {
   };
   // One origin fetch in progress, shared by every request for its URL.
   struct Transfer {
-    common::FetchId id = 0;
+    http::FetchId id = 0;
     std::chrono::steady_clock::time_point started{};
     int status = 0;
     std::string content_type;
-    common::CappedBody body;
+    http::CappedBody body;
   };
   void start_fetch(const std::string& url, Transfer& transfer);
-  void on_done(const std::string& url, const common::FetchResult& result);
+  void on_done(const std::string& url, const http::FetchResult& result);
   void sweep();
 
   event_base& base_;
-  common::HttpClient& client_;
-  const common::Clock& clock_;
+  http::HttpClient& client_;
+  const core::Clock& clock_;
   KeyStoreOptions options_;
   std::unordered_map<std::string, Entry> entries_;  // keys fetched, until their TTL passes
-  common::CoalescedFetches<KeyCallback, Transfer> in_flight_;
-  common::LoopTimer sweep_timer_{base_, common::LoopTimer::Repeat::every, [this] { sweep(); }};
-  common::Counter& fetches_;
-  common::Counter& hits_;
-  common::MetricsRegistry& metrics_;
+  http::CoalescedFetches<KeyCallback, Transfer> in_flight_;
+  core::LoopTimer sweep_timer_{base_, core::LoopTimer::Repeat::every, [this] { sweep(); }};
+  core::Counter& fetches_;
+  core::Counter& hits_;
+  core::MetricsRegistry& metrics_;
 };
 
 }  // namespace balancer

@@ -364,7 +364,7 @@ void mark_runs(RewritePlan& plan, const hls::Template& tmpl,
     const uint64_t run = runs_by_line[r].second;
     if (run == 0) continue;
     target.run = std::string(kRunParameter) + "=" + std::to_string(run);
-    common::append_query(target.origin_target, target.run);
+    core::append_query(target.origin_target, target.run);
   }
   hash_chunks(plan);  // the chunks' targets changed: so did what a listing remembers them by
 }

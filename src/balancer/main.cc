@@ -12,13 +12,13 @@ int main(int argc, char** argv) {
     return api::run_user_command(
         std::vector<std::string>(argv + 2, argv + argc), kDefaultConfig,
         [](const std::string& path,
-           const std::vector<std::string>& overrides) -> common::Result<api::ApiConfig> {
+           const std::vector<std::string>& overrides) -> core::Result<api::ApiConfig> {
           auto c = balancer::load_balancer_config(path, overrides);
           if (!c) return c.error();
           return c->api;
         });
   }
-  common::ServiceSpec<balancer::BalancerConfig> spec;
+  http::ServiceSpec<balancer::BalancerConfig> spec;
   spec.name = "balancer";
   spec.default_config = kDefaultConfig;
   spec.load = balancer::load_balancer_config;
@@ -30,9 +30,9 @@ int main(int argc, char** argv) {
     return std::to_string(c.channels.size()) + " channel(s), " + std::to_string(c.caches.size()) +
            " cache node(s)" + admission;
   };
-  spec.server = [](const balancer::BalancerConfig& c) -> const common::HttpServerOptions& {
+  spec.server = [](const balancer::BalancerConfig& c) -> const http::HttpServerOptions& {
     return c.server;
   };
-  spec.create = common::create_service<balancer::Balancer, balancer::BalancerConfig>;
-  return common::run_service(argc, argv, spec);
+  spec.create = http::create_service<balancer::Balancer, balancer::BalancerConfig>;
+  return http::run_service(argc, argv, spec);
 }

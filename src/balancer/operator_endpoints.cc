@@ -5,7 +5,7 @@
 
 namespace balancer {
 
-using common::HttpExchange;
+using http::HttpExchange;
 
 std::optional<std::string> BalancerLoop::operator_access(HttpExchange& ex) {
   std::optional<std::string> key = ex.header("X-Operator-Key");
@@ -95,10 +95,9 @@ void BalancerLoop::handle_health(HttpExchange& ex) {
     const CacheHealth* h = found == view.end() ? nullptr : &found->second;
     if (!first) out += ",";
     first = false;
-    out +=
-        "{\"id\":" + common::json_string(cache.id) + ",\"site\":" + common::json_string(cache.site);
-    out += ",\"url\":" + common::json_string(cache.url) +
-           ",\"health_url\":" + common::json_string(cache.health_url);
+    out += "{\"id\":" + core::json_string(cache.id) + ",\"site\":" + core::json_string(cache.site);
+    out += ",\"url\":" + core::json_string(cache.url) +
+           ",\"health_url\":" + core::json_string(cache.health_url);
     out += ",\"state\":\"";
     out += h ? to_string(h->state()) : "unknown";
     out += "\",\"overloaded\":";
@@ -108,7 +107,7 @@ void BalancerLoop::handle_health(HttpExchange& ex) {
     const AdmissionGroupCount* on_cache = find_group(status.caches, cache.id);
     out += ",\"viewers\":" + std::to_string(on_cache ? on_cache->active_viewers : 0);
     if (h && !h->last_error().empty())
-      out += ",\"last_error\":" + common::json_string(h->last_error());
+      out += ",\"last_error\":" + core::json_string(h->last_error());
     out += "}";
   }
   out += "]}\n";

@@ -10,8 +10,8 @@
 namespace balancer {
 namespace {
 
-using common::ascii_lower;
-using common::iequals;
+using core::ascii_lower;
+using core::iequals;
 
 // "host[:port]" with the scheme's default port removed, lower-cased; nullopt
 // when userinfo is present (never treated as our origin).
@@ -36,7 +36,7 @@ bool servable_by_cache(std::string_view origin_target) {
   size_t q = origin_target.find('?');
   std::string_view query =
       q == std::string_view::npos ? std::string_view{} : origin_target.substr(q + 1);
-  return common::check_servable_origin_target(origin_target.substr(0, q), query).ok();
+  return core::check_servable_origin_target(origin_target.substr(0, q), query).ok();
 }
 
 }  // namespace
@@ -62,7 +62,7 @@ std::optional<std::string> origin_target_of(std::string_view uri, std::string_vi
 }
 
 std::string normalize_chunk_target(std::string_view target) {
-  return common::canonical_unsigned_target(target);
+  return signing::canonical_unsigned_target(target);
 }
 
 RewritePlan plan_rewrite(const hls::Template& tmpl, std::string_view origin_base) {
@@ -150,7 +150,7 @@ std::vector<std::string> chunk_links(const hls::Template& tmpl, const RewritePla
       } else {
         // The run's name keeps a browser's cache from answering with a previous run's bytes.
         std::string uri = slot.uri.substr(0, slot.uri.find('#'));
-        common::append_query(uri, target.run);
+        core::append_query(uri, target.run);
         out.push_back(hls::escape_replacement(slot, uri));
       }
       continue;
@@ -158,8 +158,8 @@ std::vector<std::string> chunk_links(const hls::Template& tmpl, const RewritePla
     assert(destination.signer != nullptr);
     signed_path.assign("/o/").append(destination.origin_id).append(target.origin_target);
     if (plan.part_target_ms > 0 && (slot.tag == "EXT-X-PART" || slot.tag == "EXT-X-PRELOAD-HINT")) {
-      common::append_query_param(signed_path, kPartTargetParameter,
-                                 std::to_string(plan.part_target_ms));
+      core::append_query_param(signed_path, kPartTargetParameter,
+                               std::to_string(plan.part_target_ms));
     }
     std::string link = destination.cache_url;
     link.append(destination.signer->sign(
@@ -185,7 +185,7 @@ std::string render_for_viewer(const hls::Template& tmpl, const RewritePlan& plan
       case SlotTarget::Kind::key: {
         scratch.assign(target.kind == SlotTarget::Kind::playlist ? prefix_hls : prefix_key);
         scratch.append(target.origin_target);
-        common::append_query(scratch, links.viewer_query);
+        core::append_query(scratch, links.viewer_query);
         return {scratch};
       }
       case SlotTarget::Kind::chunk:

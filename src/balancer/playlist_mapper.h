@@ -6,7 +6,7 @@
 //   - a chunk on the channel's origin → the chosen cache node, signed:
 //       <cache url>/o/<origin id>/<path>[?query]&bexp=..&bsig=..
 //     or, with no usable cache, the chunk's absolute origin URL; a chunk whose
-//     path or query the cache node would refuse (common::check_servable_origin_target:
+//     path or query the cache node would refuse (core::check_servable_origin_target:
 //     an empty or dot segment, say) always keeps its absolute origin URL;
 //   - anything else (another host, a path outside the origin's base URL, a
 //     non-HTTP scheme such as data: or skd:, EXT-X-SESSION-DATA, steering) is
@@ -37,7 +37,7 @@ std::optional<std::string> origin_target_of(std::string_view uri, std::string_vi
 
 // A chunk target as signed and as the cache node will see it: empty query
 // parameters and signature parameters (bexp, bsig) removed, no empty "?"
-// (common::canonical_unsigned_target, the form UrlSigner signs and verifies).
+// (signing::canonical_unsigned_target, the form UrlSigner signs and verifies).
 std::string normalize_chunk_target(std::string_view target);
 
 struct SlotTarget {
@@ -82,9 +82,9 @@ std::vector<bool> segment_chunks(const hls::Template& tmpl, const RewritePlan& p
 
 // Where chunk links lead for one response.
 struct ChunkDestination {
-  std::string cache_url;                      // public base URL of the cache node; "" = origin
-  std::string origin_id;                      // the cache node's name for the channel's origin
-  const common::UrlSigner* signer = nullptr;  // required when cache_url is set
+  std::string cache_url;                       // public base URL of the cache node; "" = origin
+  std::string origin_id;                       // the cache node's name for the channel's origin
+  const signing::UrlSigner* signer = nullptr;  // required when cache_url is set
   int64_t now_unix = 0;
   int64_t lifetime_s = 0;  // a signed link is good for this long (see link_expiry)
 };

@@ -9,7 +9,7 @@ namespace balancer {
 
 namespace {
 
-constexpr common::CounterFamily kBalancerPrefetchRequests{
+constexpr core::CounterFamily kBalancerPrefetchRequests{
     "balancer_prefetch_requests_total", "Prefetch requests to cache nodes by outcome", "result"};
 
 constexpr const char* kPrefetchLog = "prefetch";
@@ -21,19 +21,19 @@ std::string prefetch_body(const std::string& origin_id, const std::vector<std::s
   std::string body = "{\"chunks\":[";
   for (size_t i = first; i < first + count && i < targets.size(); ++i) {
     if (i > first) body += ',';
-    common::append_json_string(body, "/o/" + origin_id + targets[i]);
+    core::append_json_string(body, "/o/" + origin_id + targets[i]);
   }
   return body + "]}";
 }
 
-PrefetchClient::PrefetchClient(common::EventLoop& loop, common::HttpClient& client,
-                               common::MetricsRegistry& metrics, const common::Clock& clock,
+PrefetchClient::PrefetchClient(core::EventLoop& loop, http::HttpClient& client,
+                               core::MetricsRegistry& metrics, const core::Clock& clock,
                                Usable usable)
     : loop_(loop),
       client_(client),
       clock_(clock),
       usable_(std::move(usable)),
-      timer_(loop, common::LoopTimer::Repeat::once, [this] { pump(); }),
+      timer_(loop, core::LoopTimer::Repeat::once, [this] { pump(); }),
       requests_sent_(kBalancerPrefetchRequests.in(metrics, "sent")),
       requests_ok_(kBalancerPrefetchRequests.in(metrics, "ok")),
       requests_failed_(kBalancerPrefetchRequests.in(metrics, "failed")),
@@ -71,7 +71,7 @@ void PrefetchClient::offer(const std::string& origin_id, const std::vector<std::
 }
 
 void PrefetchClient::pump() {
-  const common::SteadyTime now = clock_.now();
+  const core::SteadyTime now = clock_.now();
   const double burst = std::max(1.0, config_.max_per_s);
   if (tokens_ < 0) {
     tokens_ = burst;
@@ -97,19 +97,19 @@ void PrefetchClient::send(Job job) {
   ++inflight_;
   requests_sent_.inc();
   chunks_issued_.inc(job.chunks);
-  common::FetchRequest request;
+  http::FetchRequest request;
   request.url = job.url;
   request.method = "POST";
   request.body = std::move(job.body);
   request.timeout = config_.timeout;
   request.headers.push_back({"Authorization", "Bearer " + config_.key});
   request.headers.push_back({"Content-Type", "application/json"});
-  common::FetchCallbacks callbacks;
+  http::FetchCallbacks callbacks;
   auto status = std::make_shared<int>(0);
-  callbacks.on_head = [status](const common::FetchHead& head) { *status = head.status; };
+  callbacks.on_head = [status](const http::FetchHead& head) { *status = head.status; };
   callbacks.on_data = [](std::string_view) {};
   callbacks.on_done = [this, alive = alive_, status,
-                       url = job.url](const common::FetchResult& result) {
+                       url = job.url](const http::FetchResult& result) {
     if (!*alive) return;
     --inflight_;
     if (result.ok && *status == 202) {

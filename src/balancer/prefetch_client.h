@@ -34,8 +34,8 @@ class PrefetchClient {
   // Is the cache of this id usable now (healthy, not overloaded)?
   using Usable = std::function<bool(const std::string& cache_id)>;
   // `client`, `metrics` and `loop` outlive the client.
-  PrefetchClient(common::EventLoop& loop, common::HttpClient& client,
-                 common::MetricsRegistry& metrics, const common::Clock& clock, Usable usable);
+  PrefetchClient(core::EventLoop& loop, http::HttpClient& client, core::MetricsRegistry& metrics,
+                 const core::Clock& clock, Usable usable);
   ~PrefetchClient();
   PrefetchClient(const PrefetchClient&) = delete;
   PrefetchClient& operator=(const PrefetchClient&) = delete;
@@ -60,24 +60,24 @@ class PrefetchClient {
   void pump();
   void send(Job job);
 
-  common::EventLoop& loop_;
-  common::HttpClient& client_;
-  const common::Clock& clock_;
+  core::EventLoop& loop_;
+  http::HttpClient& client_;
+  const core::Clock& clock_;
   Usable usable_;
   PrefetchConfig config_;
   std::vector<CacheConfig> caches_;
   std::deque<Job> queue_;
   size_t inflight_ = 0;
   double tokens_ = -1;  // < 0: a full bucket at the first send
-  common::SteadyTime refilled_{};
-  common::LoopTimer timer_;
+  core::SteadyTime refilled_{};
+  core::LoopTimer timer_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 
-  common::Counter& requests_sent_;
-  common::Counter& requests_ok_;
-  common::Counter& requests_failed_;
-  common::Counter& requests_dropped_;
-  common::Counter& chunks_issued_;
+  core::Counter& requests_sent_;
+  core::Counter& requests_ok_;
+  core::Counter& requests_failed_;
+  core::Counter& requests_dropped_;
+  core::Counter& chunks_issued_;
 };
 
 }  // namespace balancer

@@ -9,8 +9,8 @@
 namespace balancer {
 namespace {
 
-common::Error bad(std::string message) {
-  return common::Error{"bad_request", std::move(message)};
+core::Error bad(std::string message) {
+  return core::Error{"bad_request", std::move(message)};
 }
 
 std::optional<uint64_t> parse_number(std::string_view text) {
@@ -29,22 +29,21 @@ void append_param(std::string& out, std::string_view name, std::string_view valu
 }
 
 // "<channel>/<path on the origin>" into out.channel and out.origin_target.
-common::Status read_viewer_path(std::string_view path, std::string_view prefix,
-                                ViewerRequest& out) {
+core::Status read_viewer_path(std::string_view path, std::string_view prefix, ViewerRequest& out) {
   size_t slash = path.find('/');
   if (slash == std::string_view::npos || slash + 1 >= path.size()) {
     return bad("Expected " + std::string(prefix) +
                "<channel>/<path of the playlist on the origin>.");
   }
   out.channel.assign(path.substr(0, slash));
-  if (!common::valid_channel_id(out.channel)) return bad("The channel id is not valid.");
+  if (!signing::valid_channel_id(out.channel)) return bad("The channel id is not valid.");
   std::string_view origin_path = path.substr(slash);
   if (origin_path.substr(0, 2) == "//") return bad("Empty path segments are not accepted.");
-  auto decoded = common::percent_decode(origin_path);
+  auto decoded = core::percent_decode(origin_path);
   if (!decoded) return bad("The path has malformed percent-encoding.");
   if (decoded->find('\\') != std::string::npos)
     return bad("Backslashes are not accepted in paths.");
-  if (common::has_dot_segment(*decoded)) return bad("Dot segments are not accepted in paths.");
+  if (core::has_dot_segment(*decoded)) return bad("Dot segments are not accepted in paths.");
   out.origin_target.assign(origin_path);  // the origin's own parameters follow, in order
   return {};
 }
@@ -55,26 +54,26 @@ class ViewerQueryReader {
  public:
   explicit ViewerQueryReader(ViewerRequest& out) : out_(out) {}
 
-  common::Status read(const common::QueryParam& param) {
+  core::Status read(const core::QueryParam& param) {
     std::string_view name = param.name;
-    common::Status status;
+    core::Status status;
     std::string value;
     if (name == "cache") {
       status = reserved(param, seen_cache_, out_.cache);
-      if (status && !out_.cache.empty() && !common::valid_channel_id(out_.cache)) {
+      if (status && !out_.cache.empty() && !signing::valid_channel_id(out_.cache)) {
         return bad("The cache id is not valid.");
       }
     } else if (name == "pathway") {
       status = reserved(param, seen_pathway_, out_.pathway);
       if (status && !out_.pathway.empty() && out_.pathway != kDefaultPathway &&
-          !common::valid_channel_id(out_.pathway)) {
+          !signing::valid_channel_id(out_.pathway)) {
         return bad("The pathway id is not valid.");
       }
     } else if (name == "ticket") {
       status = reserved(param, seen_ticket_, out_.ticket);
     } else if (name == "viewer") {
       status = reserved(param, seen_viewer_, out_.viewer);
-      if (status && !out_.viewer.empty() && !common::valid_viewer_id(out_.viewer)) {
+      if (status && !out_.viewer.empty() && !signing::valid_viewer_id(out_.viewer)) {
         return bad("The viewer id must be 1 to 128 printable characters without spaces.");
       }
     } else if (name == "_HLS_msn") {
@@ -97,16 +96,16 @@ class ViewerQueryReader {
       // sent to origin, where it would make each request a different source playlist.
       out_.cmcd = std::string(param.value);
     } else {
-      if (!common::percent_decode(param.text))
+      if (!core::percent_decode(param.text))
         return bad("The query has malformed percent-encoding.");
-      common::append_query(out_.origin_target, param.text);
+      core::append_query(out_.origin_target, param.text);
     }
     return status;
   }
 
  private:
   // A reserved parameter's decoded value into `into`; an error when repeated or malformed.
-  static common::Status reserved(const common::QueryParam& param, bool& seen, std::string& into) {
+  static core::Status reserved(const core::QueryParam& param, bool& seen, std::string& into) {
     std::string_view name = param.name;
     if (seen) return bad("The parameter '" + std::string(name) + "' is repeated.");
     seen = true;
@@ -132,8 +131,7 @@ std::string DeliveryDirectives::query() const {
   return out;
 }
 
-common::Result<ViewerRequest> parse_viewer_request(std::string_view target,
-                                                   std::string_view prefix) {
+core::Result<ViewerRequest> parse_viewer_request(std::string_view target, std::string_view prefix) {
   if (target.substr(0, prefix.size()) != prefix)
     return bad("The URL is not under " + std::string(prefix) + ".");
   for (char c : target) {
@@ -150,7 +148,7 @@ common::Result<ViewerRequest> parse_viewer_request(std::string_view target,
   ViewerRequest out;
   if (auto status = read_viewer_path(path, prefix, out); !status) return status.error();
   ViewerQueryReader reader(out);
-  for (const common::QueryParam& param : common::QueryParams(query)) {
+  for (const core::QueryParam& param : core::QueryParams(query)) {
     if (auto status = reader.read(param); !status) return status.error();
   }
   if (out.directives.part && !out.directives.msn) return bad("_HLS_part needs _HLS_msn.");

@@ -66,7 +66,6 @@ struct ViewerRequest {
 // characters, malformed percent-encoding, "." or ".." segments, a repeated or
 // invalid reserved parameter, _HLS_part without _HLS_msn, delivery directives on
 // a key URL, an invalid cache or viewer id.
-common::Result<ViewerRequest> parse_viewer_request(std::string_view target,
-                                                   std::string_view prefix);
+core::Result<ViewerRequest> parse_viewer_request(std::string_view target, std::string_view prefix);
 
 }  // namespace balancer

@@ -14,9 +14,9 @@
 namespace balancer {
 namespace {
 
-constexpr common::CounterFamily kBalancerPlaylistCache{
+constexpr core::CounterFamily kBalancerPlaylistCache{
     "balancer_playlist_cache_total", "Playlist source lookups by outcome", "result"};
-constexpr common::CounterFamily kBalancerOriginFetches{
+constexpr core::CounterFamily kBalancerOriginFetches{
     "balancer_origin_fetches_total", "Fetches sent to origin", "trigger", "resource=\"playlist\""};
 
 Millis since(TimePoint then, TimePoint now) {
@@ -27,8 +27,8 @@ Millis since(TimePoint then, TimePoint now) {
 
 const char* to_string(SourceResult::From from) {
   static constexpr const char* kFromNames[] = {"HIT", "MISS", "COALESCED", "STALE", "ERROR"};
-  static_assert(std::size(kFromNames) == common::enum_count(SourceResult::From::error));
-  return common::enum_name(from, kFromNames);
+  static_assert(std::size(kFromNames) == core::enum_count(SourceResult::From::error));
+  return core::enum_name(from, kFromNames);
 }
 
 struct SourceCache::Entry {
@@ -54,12 +54,12 @@ struct SourceCache::Entry {
   // Last failure (answers requests for error_hold without a new fetch).
   std::optional<TimePoint> failed_at;
   int failure_status = 0;
-  common::Error failure;
+  core::Error failure;
   TimePoint last_request{};
   std::shared_ptr<SourceSlot> slot = std::make_shared<SourceSlot>();
   // Latest of this cache's and the fronts' requests.
   TimePoint last_used() const { return std::max(last_request, slot->last_used()); }
-  std::optional<common::LoopTimer> refresh_timer;  // made at the first refresh
+  std::optional<core::LoopTimer> refresh_timer;  // made at the first refresh
   bool refresh_pending = false;
   // Live channels: end tags held back, restarts continued (live_restart.h).
   LiveEndPolicy live;          // the latest request's
@@ -95,7 +95,7 @@ struct SourceCache::Entry {
     Waiter waiter;
   };
   std::vector<Parked> parked;
-  std::optional<common::LoopTimer> parked_timer;  // made when the first request parks
+  std::optional<core::LoopTimer> parked_timer;  // made when the first request parks
   // The delta update (_HLS_skip=YES) the balancer built of `version`, once asked for.
   std::shared_ptr<const SourceVersion> delta;
   uint64_t delta_of_serial = 0;
@@ -105,9 +105,8 @@ struct SourceCache::Entry {
   }
 };
 
-SourceCache::SourceCache(event_base& base, common::HttpClient& client,
-                         common::MetricsRegistry& metrics, PlaylistTimings timings,
-                         const common::Clock& clock)
+SourceCache::SourceCache(event_base& base, http::HttpClient& client, core::MetricsRegistry& metrics,
+                         PlaylistTimings timings, const core::Clock& clock)
     : base_(base),
       client_(client),
       clock_(clock),
@@ -197,7 +196,7 @@ SourceResult hit_result(const SourceCache::Entry& entry) {
   return r;
 }
 
-SourceResult error_result(int status, common::Error error) {
+SourceResult error_result(int status, core::Error error) {
   SourceResult r;
   r.status = status;
   r.error = std::move(error);
@@ -390,9 +389,9 @@ bool SourceCache::join_follow(const SourceRequest& request, const std::string& b
   }
   Waiter waiter{std::move(done), false, /*blocking_reload=*/true, delta};
   auto joined = in_flight_.join(base_key, std::move(waiter));
-  if (common::overflowed(joined.outcome)) {
+  if (http::overflowed(joined.outcome)) {
     errors_.inc();
-    common::UpstreamErrorReply busy = common::overflow_error(kSourceWording);
+    http::UpstreamErrorReply busy = http::overflow_error(kSourceWording);
     waiter.done(error_result(busy.status, std::move(busy.error)));
     return true;
   }
@@ -485,13 +484,13 @@ void SourceCache::answer_or_fetch(Entry& entry, SourceCallback done, TimePoint n
                             entry.version->kind == SourceKind::live && !current(entry, now);
   Waiter waiter{std::move(done), !running, false, delta};
   auto joined = in_flight_.join(entry.key, std::move(waiter));
-  if (common::overflowed(joined.outcome)) {
+  if (http::overflowed(joined.outcome)) {
     errors_.inc();
-    common::UpstreamErrorReply busy = common::overflow_error(kSourceWording);
+    http::UpstreamErrorReply busy = http::overflow_error(kSourceWording);
     return waiter.done(error_result(busy.status, std::move(busy.error)));
   }
   if (refresh_wait) refresh_waits_.inc();
-  if (joined.outcome == common::JoinOutcome::joined) {
+  if (joined.outcome == http::JoinOutcome::joined) {
     coalesced_.inc();
     return;
   }
@@ -509,7 +508,7 @@ void SourceCache::start_fetch(Entry& entry, Transfer& transfer, bool background)
   transfer.sent = entry.fetch_started;
   const bool follow = background && !entry.blocking && entry.follow_next && entry.version;
   (follow ? fetches_follow_ : background ? fetches_refresh_ : fetches_request_).inc();
-  common::FetchRequest fetch;
+  http::FetchRequest fetch;
   fetch.url = entry.url;
   fetch.timeout = entry.long_poll ? entry.blocking_wait : timings_.fetch_timeout;
   if (follow) {
@@ -534,8 +533,8 @@ void SourceCache::start_fetch(Entry& entry, Transfer& transfer, bool background)
   }
   std::string key = entry.key;
   const uint64_t seq = transfer.seq;
-  common::FetchCallbacks callbacks;
-  callbacks.on_head = [this, key, seq](const common::FetchHead& head) {
+  http::FetchCallbacks callbacks;
+  callbacks.on_head = [this, key, seq](const http::FetchHead& head) {
     Transfer* t = transfer_of(key, seq);
     if (t == nullptr) return;
     t->status = head.status;
@@ -550,7 +549,7 @@ void SourceCache::start_fetch(Entry& entry, Transfer& transfer, bool background)
     Transfer* t = transfer_of(key, seq);
     if (t != nullptr && t->status == 200) t->body.append(bytes, timings_.max_bytes);
   };
-  callbacks.on_done = [this, key, seq](const common::FetchResult& result) {
+  callbacks.on_done = [this, key, seq](const http::FetchResult& result) {
     on_done(key, seq, result);
   };
   transfer.id = client_.fetch(std::move(fetch), std::move(callbacks));
@@ -596,7 +595,7 @@ std::optional<bool> SourceCache::take_landed(Entry& entry, uint64_t seq, Transfe
   return false;
 }
 
-void SourceCache::on_done(const std::string& key, uint64_t seq, const common::FetchResult& result) {
+void SourceCache::on_done(const std::string& key, uint64_t seq, const http::FetchResult& result) {
   auto it = entries_.find(key);
   if (it == entries_.end()) return;
   Entry& entry = *it->second;
@@ -614,8 +613,8 @@ void SourceCache::on_done(const std::string& key, uint64_t seq, const common::Fe
   const TimePoint vouched = followed ? now : transfer.sent;
   const std::string& body = transfer.body.bytes;
 
-  auto failure = common::classify_fetch(result, transfer.status, transfer.body.too_large,
-                                        /*not_modified_ok=*/entry.version != nullptr);
+  auto failure = http::classify_fetch(result, transfer.status, transfer.body.too_large,
+                                      /*not_modified_ok=*/entry.version != nullptr);
   if (!followed) {
     fetch_seconds_.observe(std::chrono::duration<double>(now - transfer.sent).count());
     if (!failure) entry.round_trip = next_round_trip(entry.round_trip, since(transfer.sent, now));
@@ -631,11 +630,11 @@ void SourceCache::on_done(const std::string& key, uint64_t seq, const common::Fe
   }
   // Cleared unless this follow brings the part it asked for (below).
   if (followed) entry.follow_delivers = false;
-  if (followed && failure == common::UpstreamFailure::timeout && entry.version) {
+  if (followed && failure == http::UpstreamFailure::timeout && entry.version) {
     entry.answered_seq = transfer.seq;
     answer_stalled_follow(entry, waiters, now);
   } else if (failure) {
-    if (*failure == common::UpstreamFailure::not_found) entry.answered_seq = transfer.seq;
+    if (*failure == http::UpstreamFailure::not_found) entry.answered_seq = transfer.seq;
     answer_fetch_failure(entry, std::move(waiters), *failure, result);
   } else {
     entry.answered_seq = transfer.seq;
@@ -678,11 +677,11 @@ void SourceCache::on_done(const std::string& key, uint64_t seq, const common::Fe
 }
 
 void SourceCache::answer_old_news(Entry& entry, std::vector<Waiter> waiters,
-                                  std::optional<common::UpstreamFailure> failure,
-                                  const common::FetchResult& result, TimePoint now) {
+                                  std::optional<http::UpstreamFailure> failure,
+                                  const http::FetchResult& result, TimePoint now) {
   if (failure) {
-    const common::UpstreamErrorReply reply =
-        common::upstream_error(*failure, kSourceWording, result.status);
+    const http::UpstreamErrorReply reply =
+        http::upstream_error(*failure, kSourceWording, result.status);
     metrics_
         .counter("balancer_origin_fetch_failures_total", "Failed origin fetches by error code",
                  "resource=\"playlist\",code=\"" + reply.error.code + "\"")
@@ -710,15 +709,15 @@ void SourceCache::answer_stalled_follow(Entry& entry, std::vector<Waiter>& waite
 }
 
 void SourceCache::answer_fetch_failure(Entry& entry, std::vector<Waiter> waiters,
-                                       common::UpstreamFailure failure,
-                                       const common::FetchResult& result) {
+                                       http::UpstreamFailure failure,
+                                       const http::FetchResult& result) {
   if (!result.ok) LOG_WARN_LIMITED(kLog, "playlist fetch failed: ", entry.url, ": ", result.error);
-  if (failure == common::UpstreamFailure::not_found) {
+  if (failure == http::UpstreamFailure::not_found) {
     entry.version.reset();
     entry.slot->publish(nullptr, {});
   }
-  common::UpstreamErrorReply reply = common::upstream_error(failure, kSourceWording, result.status);
-  if (entry.long_poll && failure == common::UpstreamFailure::timeout) {
+  http::UpstreamErrorReply reply = http::upstream_error(failure, kSourceWording, result.status);
+  if (entry.long_poll && failure == http::UpstreamFailure::timeout) {
     SourceResult not_ready = playlist_not_ready();
     reply = {not_ready.status, std::move(not_ready.error)};
   }
@@ -754,8 +753,9 @@ std::vector<std::pair<size_t, uint64_t>> runs_after_window(
 
 }  // namespace
 
-common::Result<std::shared_ptr<const SourceVersion>> SourceCache::build_version(
-    Entry& entry, std::string_view body, TimePoint now) {
+core::Result<std::shared_ptr<const SourceVersion>> SourceCache::build_version(Entry& entry,
+                                                                              std::string_view body,
+                                                                              TimePoint now) {
   hls::ParseOptions options;
   options.max_bytes = timings_.max_bytes;
   // The channel's target latency, set by the operator, in a media playlist's hold-backs
@@ -767,9 +767,9 @@ common::Result<std::shared_ptr<const SourceVersion>> SourceCache::build_version(
   if (!parsed.ok()) {
     LOG_WARN_LIMITED(kLog, "malformed playlist from origin: ", entry.url, ": ",
                      parsed.error().message);
-    return common::Error{"bad_source_playlist", "The origin's playlist is malformed (" +
-                                                    parsed.error().code +
-                                                    "): " + parsed.error().message};
+    return core::Error{"bad_source_playlist", "The origin's playlist is malformed (" +
+                                                  parsed.error().code +
+                                                  "): " + parsed.error().message};
   }
   auto version = std::make_shared<SourceVersion>();
   version->playlist = std::move(parsed).value();
@@ -872,9 +872,9 @@ void SourceCache::stamp_first_listed(const std::string& playlist_key, SourceVers
   }
 }
 
-std::optional<common::Error> SourceCache::limit_segments(SourceVersion& version,
-                                                         const std::string& url,
-                                                         std::optional<hls::Playlist>* replaced) {
+std::optional<core::Error> SourceCache::limit_segments(SourceVersion& version,
+                                                       const std::string& url,
+                                                       std::optional<hls::Playlist>* replaced) {
   const hls::Playlist& playlist = version.playlist;
   const size_t segments =
       playlist.kind == hls::PlaylistKind::media ? playlist.media.segments.size() : 0;
@@ -883,7 +883,7 @@ std::optional<common::Error> SourceCache::limit_segments(SourceVersion& version,
                              std::to_string(timings_.max_segments) + " (playlists.max_segments)";
   if (version.kind == SourceKind::vod || playlist.media.is_delta_update()) {
     LOG_WARN_LIMITED(kLog, "playlist from origin refused: ", url, ": ", counts);
-    return common::Error{"source_too_many_segments", "The origin's playlist lists " + counts + "."};
+    return core::Error{"source_too_many_segments", "The origin's playlist lists " + counts + "."};
   }
   auto window = hls::newest_segments(playlist, timings_.max_segments);
   hls::ParseOptions options;
@@ -893,10 +893,9 @@ std::optional<common::Error> SourceCache::limit_segments(SourceVersion& version,
   if (!parsed.ok()) {
     LOG_WARN_LIMITED(kLog, "window of a long playlist from origin failed: ", url, ": ",
                      parsed.error().message);
-    return common::Error{
-        "bad_source_playlist",
-        "The origin's playlist lists " + counts +
-            " and its newest ones do not make a playlist: " + parsed.error().message};
+    return core::Error{"bad_source_playlist", "The origin's playlist lists " + counts +
+                                                  " and its newest ones do not make a playlist: " +
+                                                  parsed.error().message};
   }
   windowed_.inc();
   LOG_DEBUG(kLog, "serving the newest ", timings_.max_segments, " of ", segments, " segments of ",
@@ -907,8 +906,8 @@ std::optional<common::Error> SourceCache::limit_segments(SourceVersion& version,
   return std::nullopt;
 }
 
-std::optional<common::Error> SourceCache::limit_master_entries(const SourceVersion& version,
-                                                               const std::string& url) {
+std::optional<core::Error> SourceCache::limit_master_entries(const SourceVersion& version,
+                                                             const std::string& url) {
   const hls::Playlist& playlist = version.playlist;
   if (playlist.kind != hls::PlaylistKind::master) return std::nullopt;
   const size_t entries = playlist.master.variants.size() + playlist.master.renditions.size();
@@ -917,8 +916,8 @@ std::optional<common::Error> SourceCache::limit_master_entries(const SourceVersi
       std::to_string(entries) + " variants and renditions, over the limit of " +
       std::to_string(timings_.max_master_entries) + " (playlists.max_master_entries)";
   LOG_WARN_LIMITED(kLog, "playlist from origin refused: ", url, ": ", counts);
-  return common::Error{"source_too_many_variants",
-                       "The origin's master playlist lists " + counts + "."};
+  return core::Error{"source_too_many_variants",
+                     "The origin's master playlist lists " + counts + "."};
 }
 
 void SourceCache::publish(Entry& entry, std::shared_ptr<const SourceVersion> version,
@@ -991,7 +990,7 @@ void SourceCache::arm_parked_timer(Entry& entry, TimePoint now) {
   TimePoint earliest = entry.parked.front().deadline;
   for (const Entry::Parked& p : entry.parked) earliest = std::min(earliest, p.deadline);
   if (!entry.parked_timer) {
-    entry.parked_timer.emplace(base_, common::LoopTimer::Repeat::once,
+    entry.parked_timer.emplace(base_, core::LoopTimer::Repeat::once,
                                [this, key = entry.key] { on_parked_timer(key); });
   }
   entry.parked_timer->start(std::chrono::duration_cast<Millis>(earliest - now));
@@ -1055,12 +1054,12 @@ void SourceCache::offer_prefetch(Entry& entry, const SourceVersion& previous,
   if (!fresh.empty()) prefetch_sink_(entry.origin_id, fresh, caches);
 }
 
-void SourceCache::fail(Entry& entry, std::vector<Waiter> waiters, int status, common::Error error) {
+void SourceCache::fail(Entry& entry, std::vector<Waiter> waiters, int status, core::Error error) {
   const TimePoint now = clock_.now();
   entry.failed_at = now;
   entry.failure_status = status;
   entry.failure = std::move(error);
-  common::Counter& counter = metrics_.counter(
+  core::Counter& counter = metrics_.counter(
       "balancer_origin_fetch_failures_total", "Failed origin fetches by error code",
       "resource=\"playlist\",code=\"" + entry.failure.code + "\"");
   counter.inc();
@@ -1098,7 +1097,7 @@ void SourceCache::schedule_refresh(Entry& entry, TimePoint now) {
   if (since(entry.last_used(), now) > timings_.live_idle) return;
   if (fetches_in_flight(entry) >= refreshes_allowed(entry)) return;  // on_done schedules it
   if (!entry.refresh_timer) {
-    entry.refresh_timer.emplace(base_, common::LoopTimer::Repeat::once,
+    entry.refresh_timer.emplace(base_, core::LoopTimer::Repeat::once,
                                 [this, key = entry.key] { on_refresh_timer(key); });
   }
   // After the last fetch was sent: one refresh period for a follow (one that brought news: at
@@ -1134,7 +1133,7 @@ void SourceCache::on_refresh_timer(const std::string& key) {
   if (running >= refreshes_allowed(entry)) return;
   if (running == 0) {
     auto started = in_flight_.find_or_start(key);
-    if (started.outcome == common::JoinOutcome::started) start_fetch(entry, *started.flight, true);
+    if (started.outcome == http::JoinOutcome::started) start_fetch(entry, *started.flight, true);
   } else {
     entry.ahead.emplace_back();
     start_fetch(entry, entry.ahead.back(), true);

@@ -12,7 +12,7 @@
 // where the balancer cannot build the delta itself. Each version is parsed once into an
 // hls::Template plus a RewritePlan.
 //
-// Fetches go through common::HttpClient (never blocking). One per process, on
+// Fetches go through http::HttpClient (never blocking). One per process, on
 // the home loop; other loops reach it through SourceFront. Loop thread only.
 #pragma once
 
@@ -156,16 +156,16 @@ struct SourceResult {
   std::shared_ptr<const SourceVersion> version;  // null when from == error
   TimePoint validated_at{};  // when origin last vouched for `version` (send time of that fetch)
   std::shared_ptr<const SourceSlot>
-      slot;             // the source's publication (null for errors without an entry)
-  int status = 0;       // HTTP status for the viewer when from == error
-  common::Error error;  // when from == error
+      slot;           // the source's publication (null for errors without an entry)
+  int status = 0;     // HTTP status for the viewer when from == error
+  core::Error error;  // when from == error
 };
 
 const char* to_string(SourceResult::From from);
 
 // How source playlist fetches name what failed (http/client/coalesced_fetch.h).
-inline constexpr common::UpstreamWording kSourceWording{"playlist", "source_too_large",
-                                                        "the balancer"};
+inline constexpr http::UpstreamWording kSourceWording{"playlist", "source_too_large",
+                                                      "the balancer"};
 
 using SourceCallback = std::function<void(const SourceResult&)>;
 
@@ -178,8 +178,8 @@ using PrefetchSink = std::function<void(const std::string& origin_id,
 class SourceCache {
  public:
   // `client` and `metrics` must outlive the cache.
-  SourceCache(event_base& base, common::HttpClient& client, common::MetricsRegistry& metrics,
-              PlaylistTimings timings, const common::Clock& clock = common::Clock::real());
+  SourceCache(event_base& base, http::HttpClient& client, core::MetricsRegistry& metrics,
+              PlaylistTimings timings, const core::Clock& clock = core::Clock::real());
   ~SourceCache();
   SourceCache(const SourceCache&) = delete;
   SourceCache& operator=(const SourceCache&) = delete;
@@ -208,12 +208,12 @@ class SourceCache {
  private:
   // One origin fetch in progress and the requests waiting for it.
   struct Transfer {
-    common::FetchId id = 0;
+    http::FetchId id = 0;
     uint64_t seq = 0;            // the entry's fetches numbered in send order (Entry::fetches_sent)
     TimePoint sent{};            // what its answer is vouched as of
     std::string sent_validator;  // the If-None-Match / If-Modified-Since value sent, if any
     int status = 0;
-    common::CappedBody body;
+    http::CappedBody body;
     std::string etag, last_modified;  // validators of the body being fetched
   };
   struct Waiter {
@@ -267,7 +267,7 @@ class SourceCache {
   Transfer* transfer_of(const std::string& key, uint64_t seq);
   // Origin fetches of the entry running now (the one viewers join and those sent ahead).
   size_t fetches_in_flight(const Entry& entry) const;
-  void on_done(const std::string& key, uint64_t seq, const common::FetchResult& result);
+  void on_done(const std::string& key, uint64_t seq, const http::FetchResult& result);
   // on_done()'s first step: the fetch numbered `seq`, with its waiters, off the entry. True
   // when it was the one viewers join (the oldest sent ahead then takes its place), nullopt
   // when the entry has no such fetch.
@@ -276,16 +276,16 @@ class SourceCache {
   // The steps of on_done() for a follow that timed out and for a failed fetch.
   void answer_stalled_follow(Entry& entry, std::vector<Waiter>& waiters, TimePoint now);
   void answer_fetch_failure(Entry& entry, std::vector<Waiter> waiters,
-                            common::UpstreamFailure failure, const common::FetchResult& result);
+                            http::UpstreamFailure failure, const http::FetchResult& result);
   // The step of on_done() for an answer older than the entry's (refreshes that overlapped):
   // counted if it failed, its waiters answered from what the entry holds.
   void answer_old_news(Entry& entry, std::vector<Waiter> waiters,
-                       std::optional<common::UpstreamFailure> failure,
-                       const common::FetchResult& result, TimePoint now);
+                       std::optional<http::UpstreamFailure> failure,
+                       const http::FetchResult& result, TimePoint now);
   // Parses origin's `body` into the version to serve (continued across restarts for live channels).
-  common::Result<std::shared_ptr<const SourceVersion>> build_version(Entry& entry,
-                                                                     std::string_view body,
-                                                                     TimePoint now);
+  core::Result<std::shared_ptr<const SourceVersion>> build_version(Entry& entry,
+                                                                   std::string_view body,
+                                                                   TimePoint now);
   // build_version()'s step for a live media playlist: origin's `playlist` through the entry's
   // LiveRunTracker; the runs by line when its own copy replaced `playlist`.
   std::optional<std::vector<std::pair<size_t, uint64_t>>> continue_live_run(
@@ -305,7 +305,7 @@ class SourceCache {
   void on_parked_timer(const std::string& key);
   // The segments of `current` that `previous` did not have, to the prefetch sink.
   void offer_prefetch(Entry& entry, const SourceVersion& previous, const SourceVersion& current);
-  void fail(Entry& entry, std::vector<Waiter> waiters, int status, common::Error error);
+  void fail(Entry& entry, std::vector<Waiter> waiters, int status, core::Error error);
   void answer_failure(Entry& entry, const SourceCallback& done, TimePoint now);
   void schedule_refresh(Entry& entry, TimePoint now);
   // Fetches of the entry that may run at once when the refresh timer fires.
@@ -313,18 +313,18 @@ class SourceCache {
   // playlists.max_segments: a longer live or EVENT playlist becomes a window of its newest
   // segments (hls/window.h; the playlist it replaced goes to `replaced`, if given); a longer
   // VOD playlist or delta update is refused (the error).
-  std::optional<common::Error> limit_segments(SourceVersion& version, const std::string& url,
-                                              std::optional<hls::Playlist>* replaced);
+  std::optional<core::Error> limit_segments(SourceVersion& version, const std::string& url,
+                                            std::optional<hls::Playlist>* replaced);
   // playlists.max_master_entries: a multivariant playlist listing more variants and renditions
   // is refused (the error): each viewer's copy, once per pathway, costs per entry.
-  std::optional<common::Error> limit_master_entries(const SourceVersion& version,
-                                                    const std::string& url);
+  std::optional<core::Error> limit_master_entries(const SourceVersion& version,
+                                                  const std::string& url);
   void on_refresh_timer(const std::string& key);
   void sweep();
 
   event_base& base_;
-  common::HttpClient& client_;
-  const common::Clock& clock_;
+  http::HttpClient& client_;
+  const core::Clock& clock_;
   PlaylistTimings timings_;
   std::unordered_map<std::string, std::unique_ptr<Entry>> entries_;
   // Per ordinary copy's key: entries for its LL-HLS directive values (bounded).
@@ -335,28 +335,28 @@ class SourceCache {
   // Fills version.plan.chunk_first_listed from (and into) first_listed_[playlist_key].
   void stamp_first_listed(const std::string& playlist_key, SourceVersion& version);
   // Keyed like entries_; an entry is never swept while its fetch runs.
-  common::CoalescedFetches<Waiter, Transfer> in_flight_;
-  common::LoopTimer sweep_timer_{base_, common::LoopTimer::Repeat::every, [this] { sweep(); }};
+  http::CoalescedFetches<Waiter, Transfer> in_flight_;
+  core::LoopTimer sweep_timer_{base_, core::LoopTimer::Repeat::every, [this] { sweep(); }};
   uint64_t next_serial_ = 1;
   bool refreshing_enabled_ = true;
   PrefetchSink prefetch_sink_;
 
-  common::Counter& hits_;
-  common::Counter& misses_;
-  common::Counter& coalesced_;
-  common::Counter& stale_;
-  common::Counter& errors_;
-  common::Counter& fetches_request_;
-  common::Counter& fetches_refresh_;
-  common::Counter& fetches_follow_;
-  common::Counter& deltas_built_;
-  common::Counter& not_modified_;
-  common::Counter& windowed_;
-  common::Histogram& fetch_seconds_;
-  common::Counter& live_restarts_;
-  common::Counter& live_ends_held_;
-  common::Counter& refresh_waits_;
-  common::MetricsRegistry& metrics_;
+  core::Counter& hits_;
+  core::Counter& misses_;
+  core::Counter& coalesced_;
+  core::Counter& stale_;
+  core::Counter& errors_;
+  core::Counter& fetches_request_;
+  core::Counter& fetches_refresh_;
+  core::Counter& fetches_follow_;
+  core::Counter& deltas_built_;
+  core::Counter& not_modified_;
+  core::Counter& windowed_;
+  core::Histogram& fetch_seconds_;
+  core::Counter& live_restarts_;
+  core::Counter& live_ends_held_;
+  core::Counter& refresh_waits_;
+  core::MetricsRegistry& metrics_;
 };
 
 }  // namespace balancer

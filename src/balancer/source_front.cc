@@ -4,8 +4,8 @@
 
 namespace balancer {
 
-SourceFront::SourceFront(common::EventLoop& loop, common::EventLoop& home, SourceCache& home_cache,
-                         const common::Clock& clock)
+SourceFront::SourceFront(core::EventLoop& loop, core::EventLoop& home, SourceCache& home_cache,
+                         const core::Clock& clock)
     : loop_(loop), home_(home), home_cache_(home_cache), clock_(clock) {
   sweep_timer_.reset(event_new(
       &loop_.base(), -1, EV_PERSIST,
@@ -16,7 +16,7 @@ SourceFront::SourceFront(common::EventLoop& loop, common::EventLoop& home, Sourc
 
 void SourceFront::ask_home(const SourceRequest& request, SourceCallback done) {
   if (&loop_ == &home_) return home_cache_.get(request, std::move(done));
-  common::ask_there_answer_here(
+  core::ask_there_answer_here(
       home_, loop_, lifetime_.watch(),
       [cache = &home_cache_, request](auto reply) { cache->get(request, std::move(reply)); },
       std::move(done));
@@ -24,7 +24,7 @@ void SourceFront::ask_home(const SourceRequest& request, SourceCallback done) {
 
 void SourceFront::get(const SourceRequest& request, const PlaylistTimings& timings,
                       SourceCallback done) {
-  common::expect_on(loop_);
+  core::expect_on(loop_);
   evict_after_ = timings.evict_after;
   if (request.directives.any()) return ask_home(request, std::move(done));
   const TimePoint now = clock_.now();
@@ -59,14 +59,14 @@ void SourceFront::get(const SourceRequest& request, const PlaylistTimings& timin
     return done(r);
   }
   auto joined = asking_.join(key, std::move(done));
-  if (common::overflowed(joined.outcome)) {
-    common::UpstreamErrorReply busy = common::overflow_error(kSourceWording);
+  if (http::overflowed(joined.outcome)) {
+    http::UpstreamErrorReply busy = http::overflow_error(kSourceWording);
     SourceResult r;
     r.status = busy.status;
     r.error = std::move(busy.error);
     return done(r);
   }
-  if (joined.outcome != common::JoinOutcome::started) return;
+  if (joined.outcome != http::JoinOutcome::started) return;
   ask_home(request, [this, key, origin_base = request.origin_base](const SourceResult& result) {
     auto it = entries_.find(key);
     if (it != entries_.end()) {

@@ -27,8 +27,8 @@ namespace balancer {
 class SourceFront {
  public:
   // `home_cache` lives on `home` and outlives the front; `timings` is read at each get().
-  SourceFront(common::EventLoop& loop, common::EventLoop& home, SourceCache& home_cache,
-              const common::Clock& clock);
+  SourceFront(core::EventLoop& loop, core::EventLoop& home, SourceCache& home_cache,
+              const core::Clock& clock);
   SourceFront(const SourceFront&) = delete;
   SourceFront& operator=(const SourceFront&) = delete;
 
@@ -49,15 +49,15 @@ class SourceFront {
   void ask_home(const SourceRequest& request, SourceCallback done);
   void sweep();
 
-  common::EventLoop& loop_;
-  common::EventLoop& home_;
+  core::EventLoop& loop_;
+  core::EventLoop& home_;
   SourceCache& home_cache_;
-  const common::Clock& clock_;
+  const core::Clock& clock_;
   std::unordered_map<std::string, Entry> entries_;
   // Requests waiting on the home loop's answer, keyed like entries_ (one question each).
-  common::CoalescedFetches<SourceCallback> asking_;
-  common::Lifetime lifetime_;  // home's answers after the front is gone are dropped
-  common::EventPtr sweep_timer_;
+  http::CoalescedFetches<SourceCallback> asking_;
+  core::Lifetime lifetime_;  // home's answers after the front is gone are dropped
+  core::EventPtr sweep_timer_;
   Millis evict_after_{60000};
 };
 

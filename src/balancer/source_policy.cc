@@ -9,8 +9,8 @@ namespace balancer {
 
 const char* to_string(SourceKind kind) {
   static constexpr const char* kKindNames[] = {"master", "live", "vod"};
-  static_assert(std::size(kKindNames) == common::enum_count(SourceKind::vod));
-  return common::enum_name(kind, kKindNames);
+  static_assert(std::size(kKindNames) == core::enum_count(SourceKind::vod));
+  return core::enum_name(kind, kKindNames);
 }
 
 SourceKind classify(const hls::Playlist& playlist) {

@@ -12,7 +12,7 @@
 
 namespace balancer {
 
-using common::HttpExchange;
+using http::HttpExchange;
 
 namespace {
 constexpr std::string_view kPlaylistType = "application/vnd.apple.mpegurl";
@@ -65,8 +65,8 @@ int credential_error_status(const std::string& code) {
   return code == "ticket_wrong_channel" || code == "not_entitled" ? 403 : 401;
 }
 
-common::Result<std::string> authorize_viewer(const RuntimeConfig& rc, const ViewerRequest& request,
-                                             const ChannelConfig& channel, int64_t now_unix) {
+core::Result<std::string> authorize_viewer(const RuntimeConfig& rc, const ViewerRequest& request,
+                                           const ChannelConfig& channel, int64_t now_unix) {
   if (!request.ticket.empty()) {
     auto ticket = rc.tickets->verify(request.ticket, channel.id, now_unix);
     if (!ticket) return ticket.error();
@@ -74,23 +74,22 @@ common::Result<std::string> authorize_viewer(const RuntimeConfig& rc, const View
   }
   if (channel.free && rc.config.allow_anonymous) {
     if (request.viewer.empty()) {
-      return common::Error{"credentials_required",
-                           "Pass a playback ticket (ticket=...) or, for this free channel, a "
-                           "viewer id (viewer=...)."};
+      return core::Error{"credentials_required",
+                         "Pass a playback ticket (ticket=...) or, for this free channel, a "
+                         "viewer id (viewer=...)."};
     }
     return "v:" + request.viewer;
   }
   if (!channel.free && !request.viewer.empty()) {
     // A made-up viewer id never unlocks a paid channel: only the access check of an entitled
     // user hands out a ticket for it.
-    return common::Error{
-        "not_entitled",
-        "This paid channel plays only with a playback ticket from the access check "
-        "(/api/v1/access) of a user who bought it."};
+    return core::Error{"not_entitled",
+                       "This paid channel plays only with a playback ticket from the access check "
+                       "(/api/v1/access) of a user who bought it."};
   }
-  return common::Error{"ticket_required",
-                       channel.free ? "This channel needs a playback ticket (ticket=...)."
-                                    : "This paid channel needs a playback ticket that grants it."};
+  return core::Error{"ticket_required",
+                     channel.free ? "This channel needs a playback ticket (ticket=...)."
+                                  : "This paid channel needs a playback ticket that grants it."};
 }
 
 ViewerSource viewer_source(const RuntimeConfig& rc, const std::string& ip,
@@ -98,8 +97,8 @@ ViewerSource viewer_source(const RuntimeConfig& rc, const std::string& ip,
   ViewerSource from;
   from.anonymous = viewer_key.starts_with("v:");
   if (!rc.config.per_address_exempt.empty()) {
-    auto address = common::IpAddress::parse(ip);
-    for (const common::Cidr& network : rc.config.per_address_exempt) {
+    auto address = core::IpAddress::parse(ip);
+    for (const core::Cidr& network : rc.config.per_address_exempt) {
       if (address && network.contains(*address)) return from;
     }
   }
@@ -188,7 +187,7 @@ CacheDecision BalancerLoop::choose(const BalancerConfig& c, const std::string& r
     if (usable) decided.holds_until = std::min(decided.holds_until, h->second.usable_until());
     candidates.push_back({cache.id, cache.site, &cache.networks, usable});
   }
-  CacheChoice choice = choose_cache(candidates, requested, common::IpAddress::parse(remote_ip),
+  CacheChoice choice = choose_cache(candidates, requested, core::IpAddress::parse(remote_ip),
                                     viewer_hash(viewer_key));
   decided.reason = choice.reason;
   if (choice.index) decided.cache = &c.caches[*choice.index];
@@ -339,10 +338,10 @@ const std::vector<std::string>& BalancerLoop::chunk_links_for(const SourceVersio
   return memo.links;
 }
 
-common::Histogram& BalancerLoop::newest_age_histogram(const std::string& channel) {
+core::Histogram& BalancerLoop::newest_age_histogram(const std::string& channel) {
   auto it = newest_age_.find(channel);
   if (it != newest_age_.end()) return *it->second;
-  common::Histogram& h = parts_.metrics.registry.histogram(
+  core::Histogram& h = parts_.metrics.registry.histogram(
       "balancer_playlist_newest_age_seconds",
       "How old a live playlist's newest segment or part was (by EXT-X-PROGRAM-DATE-TIME) when "
       "served",
@@ -487,7 +486,7 @@ void BalancerLoop::serve_playlist(const PendingPtr& p, const SourceResult& r) {
   // Handed to the connection by reference, counted until it is written (unsent_replies.h).
   std::shared_ptr<const UnsentReplies::Reply> unsent =
       unsent_.hold(std::move(body), ex.remote_ip());
-  common::BodyBuffer buffer;
+  http::BodyBuffer buffer;
   buffer.append_reference(unsent->body.data(), unsent->body.size(), unsent);
   ex.reply(200, std::move(buffer), unsent->body.size(), kPlaylistType);
 }
@@ -590,8 +589,8 @@ std::optional<std::string> BalancerLoop::made_master(const Pending& p, const Sou
   for (const std::string& id : ids) {
     std::string uri =
         c.public_url + std::string(kPlaylistPrefix) + p.channel->id + p.request.origin_target;
-    common::append_query(uri, p.request.viewer_query);
-    common::append_query(uri, "pathway=" + id);
+    core::append_query(uri, p.request.viewer_query);
+    core::append_query(uri, "pathway=" + id);
     texts.push_back(hls::one_variant_master(uri, kMadeMasterBandwidth));
   }
   std::vector<hls::PathwayCopy> copies;

@@ -48,7 +48,7 @@ std::optional<WebFile> web_file_for(const std::string& web_dir, std::string_view
   return std::nullopt;
 }
 
-void serve_web_page(const std::string& web_dir, common::HttpExchange& ex) {
+void serve_web_page(const std::string& web_dir, http::HttpExchange& ex) {
   if (!web_dir.empty() && (ex.path() == "/player" || ex.path() == "/admin")) {
     ex.add_header("Location", ex.path() + "/");
     return ex.reply_error(301, "moved", "The page is at " + ex.path() + "/.");

@@ -29,6 +29,6 @@ std::optional<WebFile> web_file_for(const std::string& web_dir, std::string_view
 // nodes are other origins), "/player" and "/admin" redirected to their folder,
 // 404 not_found JSON for anything else or when web.dir is empty. Reads the file
 // on the calling loop (a few small files the page cache keeps). Loop thread.
-void serve_web_page(const std::string& web_dir, common::HttpExchange& ex);
+void serve_web_page(const std::string& web_dir, http::HttpExchange& ex);
 
 }  // namespace balancer

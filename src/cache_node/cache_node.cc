@@ -10,7 +10,7 @@
 
 namespace cache_node {
 
-using common::HttpExchange;
+using http::HttpExchange;
 
 namespace {
 
@@ -19,10 +19,10 @@ constexpr const char* kErrorKinds[] = {
     "signature_invalid", "origin_error",          "origin_unreachable", "origin_timeout",
     "object_too_large",  "range_not_satisfiable", "storage_error",      "unauthorized"};
 
-common::Result<std::shared_ptr<const RuntimeConfig>> make_runtime(CacheNodeConfig config) {
+core::Result<std::shared_ptr<const RuntimeConfig>> make_runtime(CacheNodeConfig config) {
   auto runtime = std::make_shared<RuntimeConfig>();
   if (!config.signing_keys.empty()) {
-    auto signer = common::UrlSigner::create(config.signing_keys);
+    auto signer = signing::UrlSigner::create(config.signing_keys);
     if (!signer) return signer.error();
     runtime->signer = std::move(signer).value();
   }
@@ -55,8 +55,8 @@ StoreOptions chunk_store_options(const CacheNodeConfig& config) {
   return store_options;
 }
 
-common::HttpClientOptions upstream_client_options(const CacheNodeConfig& config) {
-  common::HttpClientOptions client_options;
+http::HttpClientOptions upstream_client_options(const CacheNodeConfig& config) {
+  http::HttpClientOptions client_options;
   client_options.connect_timeout = config.upstream_connect_timeout;
   client_options.request_timeout = config.upstream_timeout;
   client_options.http2 = config.upstream_http2;
@@ -102,15 +102,15 @@ std::string NodeStatus::health_json(const CacheNodeConfig& c) const {
   std::string out;
   out.reserve(1024);
   auto number = [&out](std::string_view before, uint64_t value) {
-    common::append_json_number(out, before, value);
+    core::append_json_number(out, before, value);
   };
   const ChunkStore& store = cache.store();
   const bool over = overloaded(c);
   out += over ? R"({"status":"overloaded")" : R"({"status":"ok")";
   out += ",\"node_id\":";
-  common::append_json_string(out, c.node_id);
+  core::append_json_string(out, c.node_id);
   out += ",\"site\":";
-  common::append_json_string(out, c.site);
+  core::append_json_string(out, c.site);
   out += over ? R"(,"overloaded":true)" : R"(,"overloaded":false)";
   number(R"(,"threads":)", threads);
   number(R"(,"active_connections":)", active_requests());
@@ -141,7 +141,7 @@ std::string NodeStatus::health_json(const CacheNodeConfig& c) const {
 }
 
 void CacheNode::Shared::tick() {
-  common::expect_on(context.home());
+  core::expect_on(context.home());
   auto now = clock.now();
   double seconds = std::chrono::duration<double>(now - home_tick.last_tick).count();
   uint64_t bytes = counters.bytes_served.value();
@@ -160,10 +160,10 @@ void CacheNode::Shared::tick() {
 CacheNode::CacheNode(std::unique_ptr<Shared> shared) : shared_(std::move(shared)) {}
 CacheNode::~CacheNode() = default;
 
-common::Result<std::unique_ptr<CacheNode>> CacheNode::create(common::ServiceContext& context,
-                                                             const CacheNodeConfig& config) {
-  common::LogLevel level;
-  if (common::parse_log_level(config.log_level, level)) common::set_log_level(level);
+core::Result<std::unique_ptr<CacheNode>> CacheNode::create(http::ServiceContext& context,
+                                                           const CacheNodeConfig& config) {
+  core::LogLevel level;
+  if (core::parse_log_level(config.log_level, level)) core::set_log_level(level);
   auto runtime = make_runtime(config);
   if (!runtime) return runtime.error();
   auto shared = std::make_unique<Shared>(context, std::move(runtime).value());
@@ -174,9 +174,9 @@ common::Result<std::unique_ptr<CacheNode>> CacheNode::create(common::ServiceCont
       std::move(store).value(), n.clock, config.negative_max_entries,
       n.metrics.counter("cache_negative_refused_total",
                         "Upstream 404s not remembered because negative_max_entries were"));
-  const common::HttpClientOptions client_options = upstream_client_options(config);
-  for (common::EventLoop* loop : context.loops) {
-    auto client = common::HttpClient::create(loop->base(), client_options);
+  const http::HttpClientOptions client_options = upstream_client_options(config);
+  for (core::EventLoop* loop : context.loops) {
+    auto client = http::HttpClient::create(loop->base(), client_options);
     if (!client) return client.error();
     n.loops.push_back(std::make_unique<NodeLoop>(n.loop_parts(), *loop, std::move(client).value()));
   }
@@ -196,18 +196,18 @@ common::Result<std::unique_ptr<CacheNode>> CacheNode::create(common::ServiceCont
   return std::unique_ptr<CacheNode>(new CacheNode(std::move(shared)));
 }
 
-void CacheNode::attach(size_t index, common::HttpServer& server) {
+void CacheNode::attach(size_t index, http::HttpServer& server) {
   Shared& n = *shared_;
   NodeLoop& loop = *n.loops[index];
   n.servers.push_back(&server);
   // Per-loop readers of the config snapshot (each handler runs on this loop only).
-  auto config = std::make_shared<common::Published<RuntimeConfig>::Reader>(n.config);
+  auto config = std::make_shared<core::Published<RuntimeConfig>::Reader>(n.config);
   // Every answer is for viewers (chunks, /ping) or the operator's dashboard in a
   // browser (/health, /playback), except the Prometheus scrape.
-  common::CorsRules cors;
+  http::CorsRules cors;
   cors.exempt_paths = {"/metrics", "/prefetch"};
   server.set_pre_route([config, cors](HttpExchange& ex) {
-    return common::apply_cors(config->get().config.cors, cors, ex);
+    return http::apply_cors(config->get().config.cors, cors, ex);
   });
   server.route_prefix(std::string(kChunkPrefix), {"GET", "HEAD"},
                       [&loop](HttpExchange& ex) { loop.handle_chunk(ex); });
@@ -217,8 +217,8 @@ void CacheNode::attach(size_t index, common::HttpServer& server) {
     ex.add_header("Cache-Control", "no-store");
     // A plain OPTIONS; preflights are answered before routing (http/server/cors.h).
     if (ex.method() == "OPTIONS") return ex.reply(204, "", "");
-    ex.reply(200, "{\"id\":" + common::json_string(c.node_id) +
-                      ",\"site\":" + common::json_string(c.site) + "}\n");
+    ex.reply(200, "{\"id\":" + core::json_string(c.node_id) +
+                      ",\"site\":" + core::json_string(c.site) + "}\n");
   });
   server.route("/health", {"GET", "HEAD"}, [status = n.status(), config](HttpExchange& ex) {
     ex.add_header("Cache-Control", "no-store");
@@ -238,13 +238,13 @@ void CacheNode::attach(size_t index, common::HttpServer& server) {
 
 // Prepare: the log level and the signer are checked and built here; the running
 // snapshot and the shared cache change only in the swap.
-common::Result<common::ReloadSwap> CacheNode::prepare_reload(CacheNodeConfig config) {
+core::Result<http::ReloadSwap> CacheNode::prepare_reload(CacheNodeConfig config) {
   Shared& n = *shared_;
   std::shared_ptr<const RuntimeConfig> running = n.config.load();
   const CacheNodeConfig& old = running->config;
-  common::LogLevel level;
-  if (!common::parse_log_level(config.log_level, level)) {
-    return common::Error{"bad_config", "log.level: unknown level " + config.log_level};
+  core::LogLevel level;
+  if (!core::parse_log_level(config.log_level, level)) {
+    return core::Error{"bad_config", "log.level: unknown level " + config.log_level};
   }
   const bool restart_only_differs =
       config.server.host != old.server.host || config.server.port != old.server.port ||
@@ -259,14 +259,14 @@ common::Result<common::ReloadSwap> CacheNode::prepare_reload(CacheNodeConfig con
   const size_t negative_max_entries = config.negative_max_entries;
   auto runtime = make_runtime(std::move(config));
   if (!runtime) return runtime.error();
-  return common::ReloadSwap(
+  return http::ReloadSwap(
       [&n, next = std::move(runtime).value(), level, restart_only_differs, negative_max_entries] {
         if (restart_only_differs) {
           LOG_WARN(
               kLog,
               "reload: listen address, threads, data_dir and storage sizes change only on restart");
         }
-        common::set_log_level(level);
+        core::set_log_level(level);
         n.config.publish(next);
         n.cache->set_max_negative(negative_max_entries);
       });

@@ -36,7 +36,7 @@ struct OriginConfig {
 struct CacheNodeConfig {
   std::string node_id;
   std::string site;
-  common::HttpServerOptions server;
+  http::HttpServerOptions server;
   std::string data_dir;
   std::map<std::string, OriginConfig> origins;
   std::optional<std::string> parent;  // base URL of a parent cache node
@@ -74,29 +74,29 @@ struct CacheNodeConfig {
   uint32_t overload_max_connections = 10000;
   double overload_max_egress_mbps = 10000;
   std::string log_level = "info";
-  common::CorsOptions cors;  // which web origins may read the node's answers (section "cors")
+  http::CorsOptions cors;  // which web origins may read the node's answers (section "cors")
 };
 
 // Reads and validates the config; errors name the file and the key.
-common::Result<CacheNodeConfig> load_cache_node_config(const common::ConfigDocument& doc);
+core::Result<CacheNodeConfig> load_cache_node_config(const core::ConfigDocument& doc);
 
 // The whole node: shared state (store, fetches in progress, config snapshot)
 // plus one set of handlers per event loop. Created on the main thread by the
 // service host (http/server/service_host.h), which then runs the loops.
-class CacheNode : public common::Service<CacheNodeConfig> {
+class CacheNode : public http::Service<CacheNodeConfig> {
  public:
-  static common::Result<std::unique_ptr<CacheNode>> create(common::ServiceContext& context,
-                                                           const CacheNodeConfig& config);
+  static core::Result<std::unique_ptr<CacheNode>> create(http::ServiceContext& context,
+                                                         const CacheNodeConfig& config);
   ~CacheNode() override;
 
-  void attach(size_t index, common::HttpServer& server) override;
+  void attach(size_t index, http::HttpServer& server) override;
   // Home loop. Validates `config` and builds its snapshot (signer) without
   // touching running state; the returned swap, which cannot fail, changes at once
   // origins (and their query policies), parent, signing, negative TTL and count,
   // cache lifetimes (for responses received from then on), overload limits and
   // log level. Listen address, threads, data_dir and storage sizes need a restart
   // (a warning says so). An error leaves everything running as it was.
-  common::Result<common::ReloadSwap> prepare_reload(CacheNodeConfig config) override;
+  core::Result<http::ReloadSwap> prepare_reload(CacheNodeConfig config) override;
 
   struct Shared;
 

@@ -14,7 +14,7 @@ std::string trim_slash(std::string url) {
 }
 
 // "ignore", "keep" or a list of parameter names; absent: `policy` stays.
-void read_query_policy(common::ConfigReader& origin, const char* key, QueryPolicy& policy) {
+void read_query_policy(core::ConfigReader& origin, const char* key, QueryPolicy& policy) {
   auto value = origin.string_or_list(key);
   if (!value) return;
   if (!value->is_list) {
@@ -32,7 +32,7 @@ void read_query_policy(common::ConfigReader& origin, const char* key, QueryPolic
 
 // Request headers an origin may be sent from the viewer's request: names only (tokens), at
 // most 16, and none that would change what is fetched or whose it is (the copy is shared).
-void read_forwarded_headers(common::ConfigReader& origin, std::vector<std::string>& out) {
+void read_forwarded_headers(core::ConfigReader& origin, std::vector<std::string>& out) {
   static constexpr std::string_view kRefused[] = {"host",
                                                   "connection",
                                                   "keep-alive",
@@ -74,7 +74,7 @@ void read_forwarded_headers(common::ConfigReader& origin, std::vector<std::strin
 }
 
 // One member of "origins", named `id`.
-OriginConfig read_origin(const std::string& id, common::ConfigReader& origin) {
+OriginConfig read_origin(const std::string& id, core::ConfigReader& origin) {
   OriginConfig o;
   o.url = trim_slash(origin.required_string("url"));
   if (!o.url.empty() && o.url.rfind("http://", 0) != 0 && o.url.rfind("https://", 0) != 0) {
@@ -93,14 +93,14 @@ OriginConfig read_origin(const std::string& id, common::ConfigReader& origin) {
 }
 
 // "parent", "site_nodes" (which must list this node), "site_key" and "site_owner_wait_ms".
-void read_site(common::ConfigReader& root, CacheNodeConfig& c) {
+void read_site(core::ConfigReader& root, CacheNodeConfig& c) {
   if (auto parent = root.optional_string("parent")) {
     if (parent->rfind("http://", 0) != 0 && parent->rfind("https://", 0) != 0) {
       root.fail("parent", "must be a URL starting with http:// or https://");
     }
     c.parent = trim_slash(*parent);
   }
-  root.each_member("site_nodes", [&](const std::string& id, common::ConfigReader& node) {
+  root.each_member("site_nodes", [&](const std::string& id, core::ConfigReader& node) {
     std::string url = trim_slash(node.required_string("url"));
     if (url.rfind("http://", 0) != 0 && url.rfind("https://", 0) != 0) {
       node.fail("url", "must start with http:// or https://");
@@ -122,7 +122,7 @@ void read_site(common::ConfigReader& root, CacheNodeConfig& c) {
       std::chrono::milliseconds(root.integer("site_owner_wait_ms", 1000, 10, 60000));
 }
 
-void read_prefetch_section(common::ConfigReader& root, CacheNodeConfig& c) {
+void read_prefetch_section(core::ConfigReader& root, CacheNodeConfig& c) {
   auto prefetch = root.object("prefetch");
   c.prefetch_keys = prefetch.string_list("keys", {});
   for (const auto& k : c.prefetch_keys) {
@@ -134,7 +134,7 @@ void read_prefetch_section(common::ConfigReader& root, CacheNodeConfig& c) {
   prefetch.finish();
 }
 
-void read_signing_section(common::ConfigReader& root, CacheNodeConfig& c) {
+void read_signing_section(core::ConfigReader& root, CacheNodeConfig& c) {
   auto signing = root.object("signing");
   c.signing_required = signing.boolean("required", true);
   c.signing_keys = signing.string_list("keys", {});
@@ -147,7 +147,7 @@ void read_signing_section(common::ConfigReader& root, CacheNodeConfig& c) {
   signing.finish();
 }
 
-void read_storage_section(common::ConfigReader& root, CacheNodeConfig& c) {
+void read_storage_section(core::ConfigReader& root, CacheNodeConfig& c) {
   auto storage = root.object("storage");
   c.memory_bytes =
       static_cast<uint64_t>(storage.number("memory_mb", 256, 0.01, 1 << 20) * (1 << 20));
@@ -158,7 +158,7 @@ void read_storage_section(common::ConfigReader& root, CacheNodeConfig& c) {
   storage.finish();
 }
 
-void read_cache_section(common::ConfigReader& root, CacheNodeConfig& c) {
+void read_cache_section(core::ConfigReader& root, CacheNodeConfig& c) {
   constexpr int64_t kYear = 366 * 86400;
   auto cache = root.object("cache");
   c.freshness.segment_s = cache.integer("default_ttl_segment_s", 86400, 0, 10 * kYear);
@@ -172,7 +172,7 @@ void read_cache_section(common::ConfigReader& root, CacheNodeConfig& c) {
   cache.finish();
 }
 
-void read_upstream_section(common::ConfigReader& root, CacheNodeConfig& c) {
+void read_upstream_section(core::ConfigReader& root, CacheNodeConfig& c) {
   auto upstream = root.object("upstream");
   c.upstream_connect_timeout =
       std::chrono::milliseconds(upstream.integer("connect_timeout_ms", 2000, 1, 60000));
@@ -186,7 +186,7 @@ void read_upstream_section(common::ConfigReader& root, CacheNodeConfig& c) {
   upstream.finish();
 }
 
-void read_overload_section(common::ConfigReader& root, CacheNodeConfig& c) {
+void read_overload_section(core::ConfigReader& root, CacheNodeConfig& c) {
   auto overload = root.object("overload");
   c.overload_max_connections =
       static_cast<uint32_t>(overload.integer("max_connections", 10000, 1, 10000000));
@@ -196,17 +196,17 @@ void read_overload_section(common::ConfigReader& root, CacheNodeConfig& c) {
 
 }  // namespace
 
-common::Result<CacheNodeConfig> load_cache_node_config(const common::ConfigDocument& doc) {
-  common::ConfigReader root(doc);
+core::Result<CacheNodeConfig> load_cache_node_config(const core::ConfigDocument& doc) {
+  core::ConfigReader root(doc);
   CacheNodeConfig c;
   c.node_id = root.required_string("node_id");
   c.site = root.string("site", "default");
   {
     auto listen = root.object("listen");
-    common::read_listen_section(listen, doc.file(), 8081, /*http2_capable=*/true, c.server);
+    http::read_listen_section(listen, doc.file(), 8081, /*http2_capable=*/true, c.server);
   }
   c.data_dir = root.required_string("data_dir");
-  root.each_member("origins", [&](const std::string& id, common::ConfigReader& origin) {
+  root.each_member("origins", [&](const std::string& id, core::ConfigReader& origin) {
     c.origins[id] = read_origin(id, origin);
   });
   if (c.origins.empty()) root.fail("origins", "at least one origin is required");
@@ -220,10 +220,10 @@ common::Result<CacheNodeConfig> load_cache_node_config(const common::ConfigDocum
   read_cache_section(root, c);
   read_upstream_section(root, c);
   read_overload_section(root, c);
-  common::read_server_sections(root, c.server, c.log_level, c.cors);
+  http::read_server_sections(root, c.server, c.log_level, c.cors);
   c.server.service = "cache_node";
   root.finish();
-  if (!root.ok()) return common::Error{"bad_config", root.error_text()};
+  if (!root.ok()) return core::Error{"bad_config", root.error_text()};
   return c;
 }
 

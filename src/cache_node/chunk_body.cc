@@ -59,7 +59,7 @@ size_t ChunkBody::allocated_bytes() const {
   return capacity_ + kBodyOverhead + blocks_.size() * kBlockOverhead;
 }
 
-void ChunkBody::add_to(common::BodyBuffer& out, size_t from, size_t to) const {
+void ChunkBody::add_to(http::BodyBuffer& out, size_t from, size_t to) const {
   std::lock_guard lock(mutex_);
   if (from >= to) return;
   size_t index = static_cast<size_t>(std::upper_bound(starts_.begin(), starts_.end(), from) -

@@ -49,7 +49,7 @@ class ChunkBody {
   size_t allocated_bytes() const;
 
   // Adds bytes [from, to) to `out` as references (no copy). Requires to <= size().
-  void add_to(common::BodyBuffer& out, size_t from, size_t to) const;
+  void add_to(http::BodyBuffer& out, size_t from, size_t to) const;
   // Calls fn(data, n) for each stored span in order (for writing to disk).
   template <class Fn>
   void for_each_span(Fn&& fn) const {

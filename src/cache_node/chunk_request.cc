@@ -6,13 +6,13 @@
 namespace cache_node {
 namespace {
 
-common::Error bad(std::string message) {
-  return common::Error{"bad_request", std::move(message)};
+core::Error bad(std::string message) {
+  return core::Error{"bad_request", std::move(message)};
 }
 
 // Origin ids are written in the channel id alphabet (1..64 of [A-Za-z0-9_-]).
 bool valid_origin_id(std::string_view id) {
-  return common::valid_channel_id(id);
+  return signing::valid_channel_id(id);
 }
 
 }  // namespace
@@ -24,7 +24,7 @@ std::string ChunkRequest::cache_key() const {
   return key;
 }
 
-common::Result<ChunkRequest> parse_chunk_request(std::string_view target) {
+core::Result<ChunkRequest> parse_chunk_request(std::string_view target) {
   if (target.substr(0, kChunkPrefix.size()) != kChunkPrefix)
     return bad("Chunk URLs start with /o/<origin>/.");
   std::string_view rest = target.substr(kChunkPrefix.size());
@@ -44,7 +44,7 @@ common::Result<ChunkRequest> parse_chunk_request(std::string_view target) {
       return bad("Control characters are not accepted.");
   }
   // The balancer signs only what this accepts: one rule on both sides.
-  if (auto servable = common::check_servable_origin_target(origin_path, query); !servable)
+  if (auto servable = core::check_servable_origin_target(origin_path, query); !servable)
     return servable.error();
   ChunkRequest out;
   out.origin_id.assign(origin_id);

@@ -27,10 +27,10 @@ struct ChunkRequest {
 // Parses an unsigned request target (signature parameters already removed).
 // Errors (code "bad_request", for a 400): not under /o/, an empty or invalid
 // origin id, control characters, or a path and query that
-// common::check_servable_origin_target refuses (the rule the balancer follows
+// core::check_servable_origin_target refuses (the rule the balancer follows
 // before signing a chunk link): empty path, malformed percent-encoding, NUL,
 // backslash, "." or ".." segments (also when encoded), empty segments, an
 // absolute or scheme-relative URL in the path.
-common::Result<ChunkRequest> parse_chunk_request(std::string_view unsigned_target);
+core::Result<ChunkRequest> parse_chunk_request(std::string_view unsigned_target);
 
 }  // namespace cache_node

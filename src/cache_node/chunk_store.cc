@@ -23,8 +23,8 @@
 namespace cache_node {
 namespace {
 
-constexpr common::CounterFamily kCacheEvictions{"cache_evictions_total", "Chunks evicted", "tier"};
-constexpr common::CounterFamily kCacheEntryLimitEvictions{
+constexpr core::CounterFamily kCacheEvictions{"cache_evictions_total", "Chunks evicted", "tier"};
+constexpr core::CounterFamily kCacheEntryLimitEvictions{
     "cache_entry_limit_evictions_total", "Chunks evicted because the tier held storage.max_entries",
     "tier"};
 
@@ -219,8 +219,8 @@ uint64_t disk_index_cost(const std::string& key, const ChunkMeta& meta, const st
          string_heap(file);
 }
 
-ChunkStore::ChunkStore(event_base& base, StoreOptions options, common::LmdbEnv env,
-                       common::MetricsRegistry& metrics)
+ChunkStore::ChunkStore(event_base& base, StoreOptions options, stores::LmdbEnv env,
+                       core::MetricsRegistry& metrics)
     : options_(std::move(options)),
       env_(std::move(env)),
       memory_(options_.memory_bytes, options_.max_entries),
@@ -236,7 +236,7 @@ ChunkStore::ChunkStore(event_base& base, StoreOptions options, common::LmdbEnv e
       evictions_disk_(kCacheEvictions.in(metrics, "disk")),
       entry_limit_evictions_memory_(kCacheEntryLimitEvictions.in(metrics, "memory")),
       entry_limit_evictions_disk_(kCacheEntryLimitEvictions.in(metrics, "disk")),
-      writer_(std::make_unique<common::WorkerThread>()) {}
+      writer_(std::make_unique<core::WorkerThread>()) {}
 
 ChunkStore::~ChunkStore() {
   writer_.reset();
@@ -246,19 +246,19 @@ std::string ChunkStore::file_path(const std::string& file) const {
   return options_.dir + "/chunks/" + file;
 }
 
-common::Result<std::unique_ptr<ChunkStore>> ChunkStore::open(event_base& base, StoreOptions options,
-                                                             common::MetricsRegistry& metrics) {
+core::Result<std::unique_ptr<ChunkStore>> ChunkStore::open(event_base& base, StoreOptions options,
+                                                           core::MetricsRegistry& metrics) {
   if (mkdir(options.dir.c_str(), 0750) != 0 && errno != EEXIST) {
-    return common::Error{"storage_error",
-                         "cannot create data_dir " + options.dir + ": " + strerror(errno)};
+    return core::Error{"storage_error",
+                       "cannot create data_dir " + options.dir + ": " + strerror(errno)};
   }
   for (const char* sub : {"/chunks", "/tmp", "/index"}) {
     std::string path = options.dir + sub;
     if (mkdir(path.c_str(), 0750) != 0 && errno != EEXIST) {
-      return common::Error{"storage_error", "cannot create " + path + ": " + strerror(errno)};
+      return core::Error{"storage_error", "cannot create " + path + ": " + strerror(errno)};
     }
   }
-  auto env = common::LmdbEnv::open(options.dir + "/index", size_t{1} << 30);
+  auto env = stores::LmdbEnv::open(options.dir + "/index", size_t{1} << 30);
   if (!env) return env.error();
   std::unique_ptr<ChunkStore> store(
       new ChunkStore(base, std::move(options), std::move(env).value(), metrics));
@@ -267,15 +267,15 @@ common::Result<std::unique_ptr<ChunkStore>> ChunkStore::open(event_base& base, S
   return store;
 }
 
-common::Status ChunkStore::load_index() {
+core::Status ChunkStore::load_index() {
   // Anything in tmp/ is a write that never completed.
   for (const auto& name : list_dir(options_.dir + "/tmp"))
     unlink((options_.dir + "/tmp/" + name).c_str());
 
-  auto txn = common::LmdbTxn::begin(env_, false);
+  auto txn = stores::LmdbTxn::begin(env_, false);
   if (!txn) return txn.error();
   int rc = mdb_dbi_open(txn->get(), "chunks", MDB_CREATE, &dbi_);
-  if (rc != 0) return common::lmdb_error("mdb_dbi_open", rc);
+  if (rc != 0) return stores::lmdb_error("mdb_dbi_open", rc);
 
   struct Loaded {
     std::string key;
@@ -284,8 +284,8 @@ common::Status ChunkStore::load_index() {
   };
   std::vector<Loaded> loaded;
   std::vector<std::string> stale;
-  auto walked = common::for_each_record(
-      *txn, dbi_, {}, [&](std::string_view key, std::string_view value) -> common::Result<bool> {
+  auto walked = stores::for_each_record(
+      *txn, dbi_, {}, [&](std::string_view key, std::string_view value) -> core::Result<bool> {
         Loaded item;
         item.key = std::string(key);
         struct stat st {};
@@ -305,7 +305,7 @@ common::Status ChunkStore::load_index() {
       });
   if (!walked) return walked;
   for (const auto& key : stale) {
-    MDB_val dk = common::mdb_val(key);
+    MDB_val dk = stores::mdb_val(key);
     mdb_del(txn->get(), dbi_, &dk, nullptr);
   }
   auto committed = txn->commit();
@@ -414,9 +414,9 @@ void ChunkStore::post_delete(const std::string& key, const std::string& file) {
   std::string path = file_path(file);
   writer_->post([this, path, key] {
     unlink(path.c_str());
-    auto txn = common::LmdbTxn::begin(env_, false);
+    auto txn = stores::LmdbTxn::begin(env_, false);
     if (!txn) return;
-    MDB_val k = common::mdb_val(key);
+    MDB_val k = stores::mdb_val(key);
     mdb_del(txn->get(), dbi_, &k, nullptr);
     (void)txn->commit();
   });
@@ -425,12 +425,12 @@ void ChunkStore::post_delete(const std::string& key, const std::string& file) {
 void ChunkStore::post_index_update(const std::string& key, const ChunkMeta& meta,
                                    const std::string& file) {
   writer_->post([this, key, record = encode(meta, file)] {
-    auto txn = common::LmdbTxn::begin(env_, false);
+    auto txn = stores::LmdbTxn::begin(env_, false);
     if (!txn) return;
-    MDB_val k = common::mdb_val(key), existing;
+    MDB_val k = stores::mdb_val(key), existing;
     // Only an entry that exists: a write that failed or an erase since leaves none.
     if (mdb_get(txn->get(), dbi_, &k, &existing) != 0) return;
-    MDB_val v = common::mdb_val(record);
+    MDB_val v = stores::mdb_val(record);
     if (mdb_put(txn->get(), dbi_, &k, &v, 0) == 0) (void)txn->commit();
   });
 }
@@ -527,8 +527,8 @@ void ChunkStore::queue_disk_write(const std::string& key, const ChunkMeta& meta,
   const uint64_t id = write_counter_;
   pending_[key] = PendingWrite{id, meta};
   // No guard: the store joins its writer before it goes, and its poster goes with it.
-  common::run_there_answer_here(
-      *writer_, poster_, common::LifetimeWatch::forever(),
+  core::run_there_answer_here(
+      *writer_, poster_, core::LifetimeWatch::forever(),
       [this, key, meta, body = std::move(body), file, tmp, final_path, chunks_dir] {
         std::string error = write_file_durably(*body, tmp, final_path, chunks_dir);
         if (error.empty()) {
@@ -546,9 +546,9 @@ void ChunkStore::queue_disk_write(const std::string& key, const ChunkMeta& meta,
 }
 
 std::string ChunkStore::write_index_record(const std::string& key, const std::string& record) {
-  auto txn = common::LmdbTxn::begin(env_, false);
+  auto txn = stores::LmdbTxn::begin(env_, false);
   if (!txn) return "index: " + txn.error().message;
-  MDB_val k = common::mdb_val(key), v = common::mdb_val(record);
+  MDB_val k = stores::mdb_val(key), v = stores::mdb_val(record);
   if (int rc = mdb_put(txn->get(), dbi_, &k, &v, 0); rc != 0)
     return std::string("index: mdb_put: ") + mdb_strerror(rc);
   if (auto committed = txn->commit(); !committed) return "index: " + committed.error().message;

@@ -88,8 +88,8 @@ class ChunkStore {
  public:
   // Opens (creating) the store, loads the index, drops files that the index does
   // not vouch for (partial writes) and index entries whose file is gone or short.
-  static common::Result<std::unique_ptr<ChunkStore>> open(event_base& base, StoreOptions options,
-                                                          common::MetricsRegistry& metrics);
+  static core::Result<std::unique_ptr<ChunkStore>> open(event_base& base, StoreOptions options,
+                                                        core::MetricsRegistry& metrics);
   ~ChunkStore();  // finishes queued disk writes
 
   std::optional<StoreHit> find(const std::string& key);
@@ -129,9 +129,9 @@ class ChunkStore {
     uint64_t id = 0;
     ChunkMeta meta;
   };
-  ChunkStore(event_base& base, StoreOptions options, common::LmdbEnv env,
-             common::MetricsRegistry& metrics);
-  common::Status load_index();
+  ChunkStore(event_base& base, StoreOptions options, stores::LmdbEnv env,
+             core::MetricsRegistry& metrics);
+  core::Status load_index();
 
   // put()'s steps, under the mutex: the memory tier takes the chunk if it can
   // ever fit (else an older copy there goes); an older copy on disk or queued
@@ -165,7 +165,7 @@ class ChunkStore {
   // Guards the two LRU indexes and the counters below; taken under the shared
   // cache's lock, never under a flight's (lock_order.h).
   mutable RankedMutex<LockRank::chunk_store> mutex_;
-  common::LmdbEnv env_;
+  stores::LmdbEnv env_;
   MDB_dbi dbi_ = 0;
   LruIndex<MemoryEntry> memory_;
   LruIndex<DiskEntry> disk_;
@@ -174,16 +174,16 @@ class ChunkStore {
   uint64_t pending_write_bytes_ = 0;  // at the bodies' cost, not their length
   uint64_t disk_index_memory_ = 0;    // the disk tier's entries in memory
   uint64_t write_counter_ = 0;
-  common::LoopPoster poster_;
-  common::Counter& disk_writes_;
-  common::Counter& disk_write_errors_;
-  common::Counter& disk_writes_skipped_;
-  common::Counter& evictions_memory_;
-  common::Counter& evictions_disk_;
-  common::Counter& entry_limit_evictions_memory_;
-  common::Counter& entry_limit_evictions_disk_;
+  core::LoopPoster poster_;
+  core::Counter& disk_writes_;
+  core::Counter& disk_write_errors_;
+  core::Counter& disk_writes_skipped_;
+  core::Counter& evictions_memory_;
+  core::Counter& evictions_disk_;
+  core::Counter& entry_limit_evictions_memory_;
+  core::Counter& entry_limit_evictions_disk_;
   // Last member: destroyed first, so queued jobs finish while the rest still exists.
-  std::unique_ptr<common::WorkerThread> writer_;
+  std::unique_ptr<core::WorkerThread> writer_;
 };
 
 }  // namespace cache_node

@@ -15,16 +15,16 @@ namespace cache_node {
 
 namespace {
 
-constexpr common::CounterFamily kCacheRevalidations{
+constexpr core::CounterFamily kCacheRevalidations{
     "cache_revalidations_total", "Conditional upstream requests for stale copies by result",
     "result"};
-constexpr common::CounterFamily kCacheSiblingFallbacks{
+constexpr core::CounterFamily kCacheSiblingFallbacks{
     "cache_sibling_fallbacks_total", "Fetches from the owner given up for the upstream, by reason",
     "reason"};
 
 // Every line of the field `name` in a response head, joined as one list
 // (RFC 9110 §5.3); nullopt when the head has none.
-std::optional<std::string> joined_field(const common::FetchHead& head, std::string_view name) {
+std::optional<std::string> joined_field(const http::FetchHead& head, std::string_view name) {
   std::optional<std::string> out;
   for (const auto& h : head.headers) {
     if (h.name.size() != name.size() || strncasecmp(h.name.c_str(), name.data(), name.size()) != 0)
@@ -43,7 +43,7 @@ std::optional<std::string> joined_field(const common::FetchHead& head, std::stri
 // kept_headers, after those of `first` (lines of the same form; the names `first`
 // has are not taken again), within kMaxKeptHeaders and kMaxKeptHeaderBytes; what
 // does not fit is counted in `dropped`.
-std::string kept_headers_of(const common::FetchHead& head, std::string_view first, size_t& dropped,
+std::string kept_headers_of(const http::FetchHead& head, std::string_view first, size_t& dropped,
                             bool from_304 = false) {
   const std::string connection = joined_field(head, "Connection").value_or("");
   std::string out(first);
@@ -81,7 +81,7 @@ std::string kept_headers_of(const common::FetchHead& head, std::string_view firs
 
 // A head's freshness fields, each joined from all its lines; view() borrows them.
 struct HeadFreshness {
-  explicit HeadFreshness(const common::FetchHead& head)
+  explicit HeadFreshness(const http::FetchHead& head)
       : cache_control(joined_field(head, "Cache-Control").value_or("")),
         expires(joined_field(head, "Expires")),
         date(head.header("Date")),
@@ -99,8 +99,8 @@ struct HeadFreshness {
 };
 
 // Kept header lines (ChunkMeta::kept_headers) as a head's headers, to merge with a 304's.
-common::FetchHead head_of_lines(std::string_view lines) {
-  common::FetchHead head;
+http::FetchHead head_of_lines(std::string_view lines) {
+  http::FetchHead head;
   for (size_t at = 0; at < lines.size();) {
     const size_t end = lines.find('\n', at);
     const std::string_view line = lines.substr(at, end - at);
@@ -153,14 +153,14 @@ constexpr RelayedStatus kRelayedStatuses[] = {
     {504, "origin_timeout", "The origin's own upstream timed out for this chunk."},
 };
 
-std::optional<common::UpstreamErrorReply> relayed_status(int origin_status) {
+std::optional<http::UpstreamErrorReply> relayed_status(int origin_status) {
   for (const RelayedStatus& r : kRelayedStatuses) {
-    if (r.status == origin_status) return common::UpstreamErrorReply{r.status, {r.code, r.message}};
+    if (r.status == origin_status) return http::UpstreamErrorReply{r.status, {r.code, r.message}};
   }
   return std::nullopt;
 }
 
-std::string retry_after_of(const common::FetchHead& head) {
+std::string retry_after_of(const http::FetchHead& head) {
   std::string value = head.header("Retry-After").value_or("");
   const bool delta =
       !value.empty() && value.size() <= 6 &&
@@ -171,17 +171,17 @@ std::string retry_after_of(const common::FetchHead& head) {
 // Upstream failures a stale copy may answer for (RFC 5861 stale-if-error): the
 // upstream is unreachable, slow, broken or in trouble (5xx). A 404/410 or
 // another refusal is an answer, not an outage.
-bool stale_may_answer(common::UpstreamFailure failure, int origin_status) {
+bool stale_may_answer(http::UpstreamFailure failure, int origin_status) {
   switch (failure) {
-    case common::UpstreamFailure::unreachable:
-    case common::UpstreamFailure::timeout:
-    case common::UpstreamFailure::broken:
-    case common::UpstreamFailure::truncated:
+    case http::UpstreamFailure::unreachable:
+    case http::UpstreamFailure::timeout:
+    case http::UpstreamFailure::broken:
+    case http::UpstreamFailure::truncated:
       return true;
-    case common::UpstreamFailure::bad_status:
+    case http::UpstreamFailure::bad_status:
       return origin_status >= 500;
-    case common::UpstreamFailure::not_found:
-    case common::UpstreamFailure::too_large:
+    case http::UpstreamFailure::not_found:
+    case http::UpstreamFailure::too_large:
       return false;
   }
   return false;
@@ -189,7 +189,7 @@ bool stale_may_answer(common::UpstreamFailure failure, int origin_status) {
 
 }  // namespace
 
-FlightMetrics::FlightMetrics(common::MetricsRegistry& metrics)
+FlightMetrics::FlightMetrics(core::MetricsRegistry& metrics)
     : registry(metrics),
       origin_fetches(metrics.counter("cache_origin_fetches_total",
                                      "Fetches from the upstream (origin or parent)")),
@@ -206,7 +206,7 @@ FlightMetrics::FlightMetrics(common::MetricsRegistry& metrics)
           "cache_dropped_headers_total",
           "Upstream response headers not kept with a copy: over the count or size a copy keeps")) {}
 
-common::Counter& FlightMetrics::error(const std::string& code) {
+core::Counter& FlightMetrics::error(const std::string& code) {
   return registry.counter("cache_errors_total", "Errors by kind", "kind=\"" + code + "\"");
 }
 
@@ -253,15 +253,14 @@ size_t Flights::waiting(const std::string& key) const {
 // ---- owning a flight (the loop that started it) ----
 
 void Flights::start(const std::shared_ptr<Flight>& flight, std::string url,
-                    std::vector<common::HttpHeader> headers,
-                    std::chrono::milliseconds negative_cap) {
+                    std::vector<http::HttpHeader> headers, std::chrono::milliseconds negative_cap) {
   const std::string& key = flight->key();
   OwnedFetch& fetch = owned_[key];
   fetch.flight = flight;
   fetch.started = clock_.now();
   fetch.negative_cap = negative_cap;
   metrics_.origin_fetches.inc();
-  common::FetchRequest request_out;
+  http::FetchRequest request_out;
   request_out.url = std::move(url);
   request_out.headers = std::move(headers);
   if (const StoreHit* stale = flight->stale()) {
@@ -283,7 +282,7 @@ void Flights::start_from_owner(const std::shared_ptr<Flight>& flight, OwnerFetch
   fetch.fallback_url = std::move(owner.fallback_url);
   fetch.negative_cap = owner.negative_cap;
   metrics_.sibling_fetches.inc();
-  common::FetchRequest request_out;
+  http::FetchRequest request_out;
   request_out.url = std::move(owner.url);
   request_out.headers = std::move(owner.headers);
   run_transfer(key, fetch, std::move(request_out));
@@ -303,21 +302,20 @@ void Flights::watch_owner(const std::string& key, uint64_t attempt, std::chrono:
   });
 }
 
-void Flights::run_transfer(const std::string& key, OwnedFetch& fetch,
-                           common::FetchRequest request) {
+void Flights::run_transfer(const std::string& key, OwnedFetch& fetch, http::FetchRequest request) {
   const uint64_t attempt = next_attempt_++;
   fetch.attempt = attempt;
   fetch.request = request;
   fetch.status = 0;
   fetch.head_received = false;
-  common::FetchCallbacks callbacks;
-  callbacks.on_head = [this, key, attempt](const common::FetchHead& head) {
+  http::FetchCallbacks callbacks;
+  callbacks.on_head = [this, key, attempt](const http::FetchHead& head) {
     on_head(key, attempt, head);
   };
   callbacks.on_data = [this, key, attempt](std::string_view bytes) {
     on_data(key, attempt, bytes);
   };
-  callbacks.on_done = [this, key, attempt](const common::FetchResult& result) {
+  callbacks.on_done = [this, key, attempt](const http::FetchResult& result) {
     on_done(key, attempt, result);
   };
   fetch.id = deps_.upstream.fetch(std::move(request), std::move(callbacks));
@@ -331,7 +329,7 @@ void Flights::fall_back_to_upstream(const std::string& key, OwnedFetch& fetch, b
   // What the owner sent stays in the body (the waiters may have it already);
   // the upstream's copy continues after it.
   fetch.skip = fetch.flight->body()->size();
-  common::FetchRequest request_out;
+  http::FetchRequest request_out;
   request_out.url = std::move(fetch.fallback_url);
   fetch.fallback_url.clear();
   metrics_.origin_fetches.inc();
@@ -339,7 +337,7 @@ void Flights::fall_back_to_upstream(const std::string& key, OwnedFetch& fetch, b
 }
 
 bool Flights::follow_redirect(const std::string& key, OwnedFetch& fetch,
-                              const common::FetchHead& head) {
+                              const http::FetchHead& head) {
   const std::optional<std::string> location = head.header("Location");
   if (!location || fetch.redirects >= kMaxRedirects) return false;
   std::optional<std::string> target = hls::resolve_uri(fetch.request.url, *location);
@@ -349,7 +347,7 @@ bool Flights::follow_redirect(const std::string& key, OwnedFetch& fetch,
   }
   ++fetch.redirects;
   deps_.upstream.cancel(fetch.id);
-  common::FetchRequest next = fetch.request;  // a revalidation stays conditional
+  http::FetchRequest next = fetch.request;  // a revalidation stays conditional
   next.url = std::move(*target);
   metrics_.origin_fetches.inc();
   run_transfer(key, fetch, std::move(next));
@@ -362,7 +360,7 @@ Flights::OwnedFetch* Flights::current(const std::string& key, uint64_t attempt) 
   return &it->second;
 }
 
-void Flights::on_head(const std::string& key, uint64_t attempt, const common::FetchHead& head) {
+void Flights::on_head(const std::string& key, uint64_t attempt, const http::FetchHead& head) {
   OwnedFetch* current_fetch = current(key, attempt);
   if (current_fetch == nullptr) return;
   OwnedFetch& fetch = *current_fetch;
@@ -383,7 +381,7 @@ void Flights::on_head(const std::string& key, uint64_t attempt, const common::Fe
     std::optional<uint64_t> published = fetch.flight->progress().content_length;
     if (head.status != 200 || (published && head.content_length() != published)) {
       deps_.upstream.cancel(fetch.id);
-      return end_flight(key, common::UpstreamFailure::broken);
+      return end_flight(key, http::UpstreamFailure::broken);
     }
     return;
   }
@@ -408,7 +406,7 @@ void Flights::on_head(const std::string& key, uint64_t attempt, const common::Fe
   std::optional<uint64_t> length = head.content_length();
   if (length && *length > config_.get().config.max_object_bytes) {
     deps_.upstream.cancel(fetch.id);
-    return end_flight(key, common::UpstreamFailure::too_large);
+    return end_flight(key, http::UpstreamFailure::too_large);
   }
   if (length) fetch.flight->body()->expect(static_cast<size_t>(*length));
   fetch.flight->set_head(head.status, std::move(meta), length);
@@ -430,7 +428,7 @@ void Flights::on_data(const std::string& key, uint64_t attempt, std::string_view
   const std::shared_ptr<ChunkBody>& body = fetch.flight->body();
   if (body->size() + bytes.size() > config_.get().config.max_object_bytes) {
     deps_.upstream.cancel(fetch.id);
-    return end_flight(key, common::UpstreamFailure::too_large);
+    return end_flight(key, http::UpstreamFailure::too_large);
   }
   body->append(bytes);
   schedule_flush(fetch);
@@ -448,29 +446,28 @@ void Flights::schedule_flush(OwnedFetch& fetch) {
   });
 }
 
-void Flights::on_done(const std::string& key, uint64_t attempt, const common::FetchResult& result) {
+void Flights::on_done(const std::string& key, uint64_t attempt, const http::FetchResult& result) {
   OwnedFetch* current_fetch = current(key, attempt);
   if (current_fetch == nullptr) return;
   OwnedFetch& fetch = *current_fetch;
   if (!result.ok) LOG_WARN_LIMITED(kLog, "upstream fetch failed: ", result.error);
-  std::optional<common::UpstreamFailure> failure = common::classify_fetch(
+  std::optional<http::UpstreamFailure> failure = http::classify_fetch(
       result, fetch.status, /*too_large=*/false, /*not_modified_ok=*/fetch.refreshed.has_value());
-  if (failure == common::UpstreamFailure::bad_status && relayed_as_is(fetch.status))
-    failure.reset();
+  if (failure == http::UpstreamFailure::bad_status && relayed_as_is(fetch.status)) failure.reset();
   if (!failure) {
     FlightProgress p = fetch.flight->progress();
     if (p.content_length && *p.content_length != p.bytes)
-      failure = common::UpstreamFailure::truncated;
+      failure = http::UpstreamFailure::truncated;
     if (fetch.skip > 0)
-      failure = common::UpstreamFailure::truncated;  // shorter than what the owner sent
+      failure = http::UpstreamFailure::truncated;  // shorter than what the owner sent
   }
-  if (failure && *failure != common::UpstreamFailure::not_found && !fetch.fallback_url.empty()) {
+  if (failure && *failure != http::UpstreamFailure::not_found && !fetch.fallback_url.empty()) {
     return fall_back_to_upstream(key, fetch, false);
   }
   end_flight(key, failure, result.status);
 }
 
-ChunkMeta Flights::meta_from_head(const std::string& key, const common::FetchHead& head,
+ChunkMeta Flights::meta_from_head(const std::string& key, const http::FetchHead& head,
                                   const ChunkMeta* stored, bool& storable) {
   const int64_t now_ms = clock_.unix_now_ms();
   ChunkMeta meta;
@@ -530,7 +527,7 @@ ChunkMeta Flights::meta_from_head(const std::string& key, const common::FetchHea
   return meta;
 }
 
-void Flights::end_flight(const std::string& key, std::optional<common::UpstreamFailure> failure,
+void Flights::end_flight(const std::string& key, std::optional<http::UpstreamFailure> failure,
                          int origin_status) {
   auto it = owned_.find(key);
   if (it == owned_.end()) return;
@@ -557,7 +554,7 @@ void Flights::end_flight(const std::string& key, std::optional<common::UpstreamF
         fetch.storable ? Update::put : (stale != nullptr ? Update::erase : Update::none);
     cache_.finish(*flight, update, &meta, std::nullopt);
   } else {
-    const bool not_found = *failure == common::UpstreamFailure::not_found;
+    const bool not_found = *failure == http::UpstreamFailure::not_found;
     if (stale != nullptr)
       metrics_.revalidation(not_found ? Revalidation::modified : Revalidation::error).inc();
     if (stale != nullptr && stale_may_answer(*failure, origin_status) &&
@@ -567,10 +564,9 @@ void Flights::end_flight(const std::string& key, std::optional<common::UpstreamF
       flight->end_from_store(End::stale, stale->meta);
       cache_.finish(*flight, Update::none, nullptr, std::nullopt);
     } else {
-      common::UpstreamErrorReply reply =
-          common::upstream_error(*failure, kChunkWording, origin_status);
+      http::UpstreamErrorReply reply = http::upstream_error(*failure, kChunkWording, origin_status);
       std::string retry_after;
-      if (*failure == common::UpstreamFailure::bad_status) {
+      if (*failure == http::UpstreamFailure::bad_status) {
         if (auto relayed = relayed_status(origin_status)) {
           reply = std::move(*relayed);
           if (origin_status == 429 || origin_status == 503)
@@ -584,7 +580,7 @@ void Flights::end_flight(const std::string& key, std::optional<common::UpstreamF
       // An upstream 404 is remembered for as long as its own headers allow, at most
       // the configured negative TTL: no refetch per request; a stored copy it
       // revalidated is gone.
-      std::optional<common::SteadyTime::duration> negative_ttl;
+      std::optional<core::SteadyTime::duration> negative_ttl;
       if (not_found && fetch.negative_ttl.count() > 0) negative_ttl = fetch.negative_ttl;
       cache_.finish(*flight, not_found && stale != nullptr ? Update::erase : Update::none, nullptr,
                     negative_ttl);

@@ -49,8 +49,8 @@ class FlightWaiter {
 // How a loop reaches the upstream (the loop's HttpClient in the node). Callbacks
 // run on that loop, never from inside fetch().
 struct FlightUpstream {
-  std::function<common::FetchId(common::FetchRequest, common::FetchCallbacks)> fetch;
-  std::function<void(common::FetchId)> cancel;
+  std::function<http::FetchId(http::FetchRequest, http::FetchCallbacks)> fetch;
+  std::function<void(http::FetchId)> cancel;
 };
 
 // A fetch from the site's owner of a chunk (site_owner.h), with the upstream to
@@ -58,9 +58,9 @@ struct FlightUpstream {
 // stay; the upstream's copy continues after them), or sends no head, or no more
 // body bytes, for `head_wait`.
 struct OwnerFetch {
-  std::string url;                          // the chunk on the owner
-  std::vector<common::HttpHeader> headers;  // mark the request as a sibling's
-  std::string fallback_url;                 // the node's own upstream (origin or parent)
+  std::string url;                        // the chunk on the owner
+  std::vector<http::HttpHeader> headers;  // mark the request as a sibling's
+  std::string fallback_url;               // the node's own upstream (origin or parent)
   std::chrono::milliseconds head_wait{1000};
   std::chrono::milliseconds negative_cap{0};  // as Flights::start's
 };
@@ -73,26 +73,26 @@ enum class Revalidation {
   error,         // the upstream failed (stale copy served if allowed)
 };
 inline constexpr const char* kRevalidationNames[] = {"not_modified", "modified", "error"};
-static_assert(std::size(kRevalidationNames) == common::enum_count(Revalidation::error));
+static_assert(std::size(kRevalidationNames) == core::enum_count(Revalidation::error));
 
 // What the flights count (the same series whichever loop counts them).
 struct FlightMetrics {
-  explicit FlightMetrics(common::MetricsRegistry& metrics);
+  explicit FlightMetrics(core::MetricsRegistry& metrics);
   // cache_errors_total{kind=`code`}.
-  common::Counter& error(const std::string& code);
+  core::Counter& error(const std::string& code);
 
-  common::MetricsRegistry& registry;
-  common::Counter& origin_fetches;
-  common::Counter& origin_bytes;
-  common::Histogram& first_byte;
-  common::Counter& revalidation(Revalidation result) {
+  core::MetricsRegistry& registry;
+  core::Counter& origin_fetches;
+  core::Counter& origin_bytes;
+  core::Histogram& first_byte;
+  core::Counter& revalidation(Revalidation result) {
     return *revalidations[static_cast<size_t>(result)];
   }
-  std::array<common::Counter*, std::size(kRevalidationNames)> revalidations;
-  common::Counter& sibling_fetches;          // fetches from the site's owner of the chunk
-  common::Counter& sibling_fallback_failed;  // the owner failed: the upstream was asked instead
-  common::Counter& sibling_fallback_slow;    // no head from the owner in time: the same
-  common::Counter& dropped_headers;  // upstream headers over what a copy keeps (kMaxKeptHeaders)
+  std::array<core::Counter*, std::size(kRevalidationNames)> revalidations;
+  core::Counter& sibling_fetches;          // fetches from the site's owner of the chunk
+  core::Counter& sibling_fallback_failed;  // the owner failed: the upstream was asked instead
+  core::Counter& sibling_fallback_slow;    // no head from the owner in time: the same
+  core::Counter& dropped_headers;  // upstream headers over what a copy keeps (kMaxKeptHeaders)
 };
 
 // Redirects an upstream fetch follows at most (each to a configured upstream only).
@@ -103,9 +103,9 @@ class Flights {
   struct Deps {
     size_t loop = 0;  // its loop's index (Flight::subscribe, owner)
     SharedCache* cache = nullptr;
-    const common::Clock* clock = nullptr;
+    const core::Clock* clock = nullptr;
     FlightMetrics* metrics = nullptr;
-    const common::Published<RuntimeConfig>* config = nullptr;  // read only
+    const core::Published<RuntimeConfig>* config = nullptr;  // read only
     FlightUpstream upstream;
     // `job` runs later on its loop, never inline (the loop's post()).
     std::function<void(std::function<void()>)> later;
@@ -132,7 +132,7 @@ class Flights {
   // (when positive) shortens how long a 404 is remembered below the configured
   // negative_ttl: a hinted part's is due within its part target.
   void start(const std::shared_ptr<Flight>& flight, std::string url,
-             std::vector<common::HttpHeader> headers = {},
+             std::vector<http::HttpHeader> headers = {},
              std::chrono::milliseconds negative_cap = {});
   // Runs the transfer of `flight` (a miss this loop started) from the site's
   // owner of the chunk, falling back to the upstream as `owner` says.
@@ -152,12 +152,12 @@ class Flights {
   // A transfer this loop runs for a flight.
   struct OwnedFetch {
     std::shared_ptr<Flight> flight;
-    common::FetchId id = 0;
+    http::FetchId id = 0;
     int status = 0;
     bool flush_scheduled = false;
     bool storable = true;                // false: no-store or private (known at the head)
     std::optional<ChunkMeta> refreshed;  // a 304: the stored copy's metadata, refreshed
-    common::SteadyTime started;
+    core::SteadyTime started;
     uint64_t attempt = 0;      // the transfer the callbacks and timers of this fetch must belong to
     std::string fallback_url;  // fetching from the site's owner: where to go instead; else empty
     bool head_received = false;
@@ -165,7 +165,7 @@ class Flights {
     // A 404/410 head: how long its own headers let it answer (negative_lifetime_ms).
     std::chrono::milliseconds negative_ttl{0};
     std::chrono::milliseconds negative_cap{0};  // positive: at most this long (Flights::start)
-    common::FetchRequest
+    http::FetchRequest
         request;        // what the current transfer asked for (a redirect resolves against it)
     int redirects = 0;  // followed so far
     std::string retry_after;  // of a 429/503 head
@@ -173,9 +173,9 @@ class Flights {
 
   // A 3xx head with a Location on a configured upstream: the fetch goes on there
   // (at most kMaxRedirects times); true when it did.
-  bool follow_redirect(const std::string& key, OwnedFetch& fetch, const common::FetchHead& head);
+  bool follow_redirect(const std::string& key, OwnedFetch& fetch, const http::FetchHead& head);
   // Starts the transfer of `fetch` (a new attempt: the previous one's callbacks are ignored).
-  void run_transfer(const std::string& key, OwnedFetch& fetch, common::FetchRequest request);
+  void run_transfer(const std::string& key, OwnedFetch& fetch, http::FetchRequest request);
   // Checks every `wait` that the owner's transfer `attempt` made progress (a head,
   // then more than `bytes_before` body bytes); else the upstream is asked.
   void watch_owner(const std::string& key, uint64_t attempt, std::chrono::milliseconds wait,
@@ -184,28 +184,28 @@ class Flights {
   void fall_back_to_upstream(const std::string& key, OwnedFetch& fetch, bool slow);
   // The owned fetch of `key` while `attempt` is its transfer, else null.
   OwnedFetch* current(const std::string& key, uint64_t attempt);
-  void on_head(const std::string& key, uint64_t attempt, const common::FetchHead& head);
+  void on_head(const std::string& key, uint64_t attempt, const http::FetchHead& head);
   void on_data(const std::string& key, uint64_t attempt, std::string_view bytes);
-  void on_done(const std::string& key, uint64_t attempt, const common::FetchResult& result);
+  void on_done(const std::string& key, uint64_t attempt, const http::FetchResult& result);
   // Upstream data often arrives in several callbacks per loop iteration: the
   // waiters hear of it once, later on this loop.
   void schedule_flush(OwnedFetch& fetch);
   // Ends an owned flight: stored (or the stored copy refreshed after a 304) when
   // `failure` is empty, else failed (a 404 is remembered; a stale copy may answer
   // instead); publishes the outcome, updates the shared cache, tells the loops.
-  void end_flight(const std::string& key, std::optional<common::UpstreamFailure> failure,
+  void end_flight(const std::string& key, std::optional<http::UpstreamFailure> failure,
                   int origin_status = 0);
   // The metadata of a 200 head (`stored` null) or of the stored copy updated by a
   // 304 head, with its freshness on the running config; `storable` false for
   // no-store or private.
-  ChunkMeta meta_from_head(const std::string& key, const common::FetchHead& head,
+  ChunkMeta meta_from_head(const std::string& key, const http::FetchHead& head,
                            const ChunkMeta* stored, bool& storable);
 
   Deps deps_;
   SharedCache& cache_;
-  const common::Clock& clock_;
+  const core::Clock& clock_;
   FlightMetrics& metrics_;
-  common::Published<RuntimeConfig>::Reader config_;
+  core::Published<RuntimeConfig>::Reader config_;
   std::unordered_map<std::string, LocalFlight> local_;
   std::unordered_map<std::string, OwnedFetch> owned_;
   uint64_t next_attempt_ = 1;

@@ -11,7 +11,7 @@
 
 namespace cache_node {
 
-using common::trim_ows;
+using core::trim_ows;
 
 struct ByteRange {
   uint64_t first = 0;
@@ -42,7 +42,7 @@ bool if_range_allows(std::optional<std::string_view> if_range, std::string_view 
                      std::string_view last_modified);
 
 // ASCII case-insensitive equality (header and directive names).
-using common::iequals;
+using core::iequals;
 
 // Whether an upstream response header is stored with the copy and sent with it
 // (RFC 9111 §3.1: a cache keeps the end-to-end fields). Not kept: hop-by-hop

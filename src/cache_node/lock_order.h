@@ -28,10 +28,10 @@ namespace lock_order {
 
 // Indexed by LockRank: its last enumerator, chunk_body, must stay last.
 inline constexpr const char* kRankNames[] = {"shared_cache", "chunk_store", "flight", "chunk_body"};
-static_assert(std::size(kRankNames) == common::enum_count(LockRank::chunk_body));
+static_assert(std::size(kRankNames) == core::enum_count(LockRank::chunk_body));
 
 inline const char* name(LockRank rank) {
-  return common::enum_name(rank, kRankNames);
+  return core::enum_name(rank, kRankNames);
 }
 
 // The ranks this thread holds, one bit each.

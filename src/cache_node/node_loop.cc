@@ -15,22 +15,22 @@
 
 namespace cache_node {
 
-using common::HttpExchange;
+using http::HttpExchange;
 
 namespace {
 
 // The signature of a viewer's link as a query suffix ("bexp=..&bsig=.."), passed on to the
 // upstream (a parent or the site's owner checks it again); "" for an unsigned link.
-std::string signed_suffix_of(const common::SplitTarget& split) {
+std::string signed_suffix_of(const signing::SplitTarget& split) {
   if (split.signature.empty()) return "";
-  return std::string(common::kSignatureExpiryParam) + "=" + split.expires + "&" +
-         std::string(common::kSignatureParam) + "=" + split.signature;
+  return std::string(signing::kSignatureExpiryParam) + "=" + split.expires + "&" +
+         std::string(signing::kSignatureParam) + "=" + split.signature;
 }
 
 // A remembered upstream 404: the same reply as the flight that found it.
 void reply_not_found(HttpExchange& ex) {
-  common::UpstreamErrorReply reply =
-      common::upstream_error(common::UpstreamFailure::not_found, kChunkWording);
+  http::UpstreamErrorReply reply =
+      http::upstream_error(http::UpstreamFailure::not_found, kChunkWording);
   ex.reply_error(reply.status, reply.error.code, reply.error.message);
 }
 
@@ -89,9 +89,9 @@ std::chrono::milliseconds negative_cap(const ChunkRequest& request) {
 }
 
 // The viewer's request headers that `origin` names in forward_request_headers.
-std::vector<common::HttpHeader> forwarded_headers(const HttpExchange& ex,
-                                                  const OriginConfig& origin) {
-  std::vector<common::HttpHeader> out;
+std::vector<http::HttpHeader> forwarded_headers(const HttpExchange& ex,
+                                                const OriginConfig& origin) {
+  std::vector<http::HttpHeader> out;
   for (const std::string& name : origin.forward_request_headers) {
     if (auto value = ex.header(name.c_str())) out.push_back({name, std::move(*value)});
   }
@@ -117,7 +117,7 @@ void CacheNode::Shared::notify(const std::shared_ptr<Flight>& flight, size_t fro
   for (size_t index : flight->subscribers()) {
     Flights* target = &loops[index]->flights();
     if (index == from_loop) {
-      common::expect_on(loops[index]->loop());  // told inline: the caller runs that loop
+      core::expect_on(loops[index]->loop());  // told inline: the caller runs that loop
       target->progress(flight);
     } else {
       loops[index]->loop().post([target, flight] { target->progress(flight); });
@@ -125,8 +125,8 @@ void CacheNode::Shared::notify(const std::shared_ptr<Flight>& flight, size_t fro
   }
 }
 
-NodeLoop::NodeLoop(NodeLoopParts parts, common::EventLoop& loop,
-                   std::unique_ptr<common::HttpClient> client)
+NodeLoop::NodeLoop(NodeLoopParts parts, core::EventLoop& loop,
+                   std::unique_ptr<http::HttpClient> client)
     : parts_(std::move(parts)),
       loop_(loop),
       client_(std::move(client)),
@@ -137,10 +137,10 @@ NodeLoop::NodeLoop(NodeLoopParts parts, common::EventLoop& loop,
           .clock = &parts_.clock,
           .metrics = &parts_.counters.flights,
           .config = &parts_.config,
-          .upstream = {[this](common::FetchRequest request, common::FetchCallbacks callbacks) {
+          .upstream = {[this](http::FetchRequest request, http::FetchCallbacks callbacks) {
                          return client_->fetch(std::move(request), std::move(callbacks));
                        },
-                       [this](common::FetchId id) { client_->cancel(id); }},
+                       [this](http::FetchId id) { client_->cancel(id); }},
           .later = [&loop](std::function<void()> job) { loop.post(std::move(job)); },
           .notify = [notify = parts_.notify, index = loop.index()](
                         const std::shared_ptr<Flight>& flight) { notify(flight, index); },
@@ -151,11 +151,11 @@ void NodeLoop::after(std::chrono::milliseconds delay, std::function<void()> job)
   // Timers that fired are dropped here, never from inside their own callback.
   std::erase_if(timers_, [](const PendingTimer& t) { return *t.fired; });
   auto fired = std::make_shared<bool>(false);
-  auto timer = std::make_unique<common::LoopTimer>(loop_, common::LoopTimer::Repeat::once,
-                                                   [job = std::move(job), fired] {
-                                                     job();
-                                                     *fired = true;
-                                                   });
+  auto timer = std::make_unique<core::LoopTimer>(loop_, core::LoopTimer::Repeat::once,
+                                                 [job = std::move(job), fired] {
+                                                   job();
+                                                   *fired = true;
+                                                 });
   timer->start(delay);
   timers_.push_back(PendingTimer{std::move(timer), std::move(fired)});
 }
@@ -163,16 +163,17 @@ void NodeLoop::after(std::chrono::milliseconds delay, std::function<void()> job)
 void NodeLoop::start_miss(const std::shared_ptr<Flight>& flight, const RuntimeConfig& rc,
                           const ChunkRequest& request, const std::string& signed_suffix,
                           bool from_sibling, bool prefetch, int64_t now_ms,
-                          std::vector<common::HttpHeader> forwarded) {
+                          std::vector<http::HttpHeader> forwarded) {
   std::string upstream = upstream_url(rc.config, request, signed_suffix);
   if (rc.site_ids.size() > 1 && !from_sibling) {
     const size_t owner = site_owner(rc.site_ids, flight->key());
     if (owner != rc.self_index) {
       OwnerFetch fetch;
       fetch.url = owner_url(rc, owner, request, signed_suffix, now_ms / 1000);
-      fetch.headers.push_back({std::string(kSiblingHeader),
-                               common::site_fetch_header(rc.config.site_key, rc.config.node_id,
-                                                         target_of_url(fetch.url), now_ms / 1000)});
+      fetch.headers.push_back(
+          {std::string(kSiblingHeader),
+           signing::site_fetch_header(rc.config.site_key, rc.config.node_id,
+                                      target_of_url(fetch.url), now_ms / 1000)});
       if (prefetch) fetch.headers.push_back({std::string(kSiblingPrefetchHeader), "1"});
       fetch.fallback_url = std::move(upstream);
       fetch.head_wait = rc.config.site_owner_wait;
@@ -213,7 +214,7 @@ class NodeLoop::ExchangeWaiter final : public FlightWaiter {
       // Relayed as the origin sent it (never stored): answered whole once it is complete.
       if (p.end != FlightProgress::End::stored) return true;
       node_.set_chunk_headers(ex, p.meta, first_ ? "MISS" : "COALESCED", now_ms);
-      common::BodyBuffer buffer;
+      http::BodyBuffer buffer;
       const size_t size = flight.body()->size();
       if (!ex.is_head() && size > 0) flight.body()->add_to(buffer, 0, size);
       ex.reply(p.status, std::move(buffer), size, "");
@@ -225,7 +226,7 @@ class NodeLoop::ExchangeWaiter final : public FlightWaiter {
     }
     const size_t available = std::min(p.bytes, end_);
     if (streaming_ && sent_ < available) {
-      common::BodyBuffer buffer;
+      http::BodyBuffer buffer;
       flight.body()->add_to(buffer, sent_, available);
       node_.parts_.counters.bytes_served.inc(available - sent_);
       ex.send(std::move(buffer));
@@ -387,7 +388,7 @@ void NodeLoop::serve_stored(HttpExchange& ex, const ChunkMeta& meta,
                                          std::to_string(meta.size));
     }
   }
-  common::BodyBuffer buffer;
+  http::BodyBuffer buffer;
   if (!ex.is_head() && length > 0) {
     if (memory) {
       memory->add_to(buffer, first, first + length);
@@ -410,30 +411,30 @@ void NodeLoop::serve_stored(HttpExchange& ex, const ChunkMeta& meta,
 }
 
 void NodeLoop::handle_chunk(HttpExchange& ex) {
-  common::expect_on(loop_);
+  core::expect_on(loop_);
   const RuntimeConfig& rc = config_.get();
   const CacheNodeConfig& config = rc.config;
   // One clock read serves the signature, freshness and Age.
   const int64_t now_ms = parts_.clock.unix_now_ms();
   // A player's CMCD argument is its report, not part of the URL the balancer signed or of the
   // chunk's key: taken out before both.
-  const std::optional<common::TakenQueryParam> cmcd_argument =
-      common::take_query_param(ex.target(), cmcd::kQueryArgument);
+  const std::optional<core::TakenQueryParam> cmcd_argument =
+      core::take_query_param(ex.target(), cmcd::kQueryArgument);
   const std::string& target = cmcd_argument ? cmcd_argument->target : ex.target();
-  common::SplitTarget split = common::split_signed_target(target);
+  signing::SplitTarget split = signing::split_signed_target(target);
   if (config.signing_required) {
-    common::SignatureVerdict verdict = rc.signer ? rc.signer->verify(target, now_ms / 1000)
-                                                 : common::SignatureVerdict::bad_signature;
+    signing::SignatureVerdict verdict = rc.signer ? rc.signer->verify(target, now_ms / 1000)
+                                                  : signing::SignatureVerdict::bad_signature;
     switch (verdict) {
-      case common::SignatureVerdict::ok:
+      case signing::SignatureVerdict::ok:
         break;
-      case common::SignatureVerdict::missing:
+      case signing::SignatureVerdict::missing:
         return fail(ex, 403, "signature_missing", "This chunk URL must be signed.");
-      case common::SignatureVerdict::expired:
+      case signing::SignatureVerdict::expired:
         return fail(ex, 403, "signature_expired",
                     "This chunk URL has expired; refresh the playlist.");
-      case common::SignatureVerdict::malformed:
-      case common::SignatureVerdict::bad_signature:
+      case signing::SignatureVerdict::malformed:
+      case signing::SignatureVerdict::bad_signature:
         return fail(ex, 403, "signature_invalid", "This chunk URL's signature is not valid.");
     }
   }
@@ -441,8 +442,8 @@ void NodeLoop::handle_chunk(HttpExchange& ex) {
   // viewer naming a node would make every node of the site fetch from origin).
   const std::optional<std::string> site_header = ex.header(kSiblingHeader);
   const bool from_sibling = site_header.has_value();
-  if (from_sibling && !is_site_node(rc, common::verify_site_fetch(*site_header, config.site_key,
-                                                                  ex.target(), now_ms / 1000))) {
+  if (from_sibling && !is_site_node(rc, signing::verify_site_fetch(*site_header, config.site_key,
+                                                                   ex.target(), now_ms / 1000))) {
     return fail(ex, 403, "site_fetch_refused",
                 "This request names a node of the site but does not prove it.");
   }
@@ -627,10 +628,10 @@ void NodeLoop::prefetch_next_object(const RuntimeConfig& rc, std::string_view ta
     resolved.append("/").append(rest);
   }
   const CacheNodeConfig& config = rc.config;
-  common::SplitTarget split = common::split_signed_target(resolved);
+  signing::SplitTarget split = signing::split_signed_target(resolved);
   if (config.signing_required) {
     // The same bar as the viewer's own request for it would meet.
-    if (!rc.signer || rc.signer->verify(resolved, now_ms / 1000) != common::SignatureVerdict::ok) {
+    if (!rc.signer || rc.signer->verify(resolved, now_ms / 1000) != signing::SignatureVerdict::ok) {
       parts_.counters.prefetch(PrefetchResult::invalid).inc();
       return;
     }
@@ -642,7 +643,7 @@ void NodeLoop::prefetch_next_object(const RuntimeConfig& rc, std::string_view ta
 }
 
 void NodeLoop::handle_prefetch(HttpExchange& ex) {
-  common::expect_on(loop_);
+  core::expect_on(loop_);
   const RuntimeConfig& rc = config_.get();
   const CacheNodeConfig& config = rc.config;
   std::string presented = ex.header("Authorization").value_or("");

@@ -34,14 +34,14 @@ inline constexpr const char* kSiblingHeader = "X-Site-Fetch";
 // is a prefetched one too (its first viewer counts as a prefetch hit).
 inline constexpr const char* kSiblingPrefetchHeader = "X-Site-Prefetch";
 
-inline constexpr common::CounterFamily kCacheRequests{"cache_requests_total",
-                                                      "Chunk requests by outcome", "result"};
-inline constexpr common::CounterFamily kCachePrefetchCompleted{
+inline constexpr core::CounterFamily kCacheRequests{"cache_requests_total",
+                                                    "Chunk requests by outcome", "result"};
+inline constexpr core::CounterFamily kCachePrefetchCompleted{
     "cache_prefetch_completed_total", "Fetches started by a prefetch, by outcome", "result"};
-inline constexpr common::CounterFamily kCachePrefetchFirstViewers{
+inline constexpr core::CounterFamily kCachePrefetchFirstViewers{
     "cache_prefetch_first_viewers_total", "First viewer requests of prefetched chunks, by outcome",
     "result"};
-inline constexpr common::CounterFamily kCachePrefetches{
+inline constexpr core::CounterFamily kCachePrefetches{
     "cache_prefetches_total", "Chunks named by prefetch requests, by what the node did", "result"};
 
 // What became of a chunk request, one counter each (cache_requests_total{result=...}).
@@ -57,7 +57,7 @@ enum class RequestOutcome {
 inline constexpr const char* kRequestOutcomeNames[] = {
     "hit", "miss", "coalesced", "negative", "stale", "stale_while_revalidate"};
 static_assert(std::size(kRequestOutcomeNames) ==
-              common::enum_count(RequestOutcome::stale_while_revalidate));
+              core::enum_count(RequestOutcome::stale_while_revalidate));
 
 // What the node did with a chunk a prefetch named (cache_prefetches_total{result=...}, and the
 // members of POST /prefetch's answer). Indexed by value: the last, invalid, must stay last.
@@ -70,11 +70,11 @@ enum class PrefetchResult {
 };
 inline constexpr const char* kPrefetchResultNames[] = {"started", "joined", "present", "refused",
                                                        "invalid"};
-static_assert(std::size(kPrefetchResultNames) == common::enum_count(PrefetchResult::invalid));
+static_assert(std::size(kPrefetchResultNames) == core::enum_count(PrefetchResult::invalid));
 
 // The node's request and prefetch counters, in the process's registry: any thread.
 struct NodeCounters {
-  explicit NodeCounters(common::MetricsRegistry& metrics)
+  explicit NodeCounters(core::MetricsRegistry& metrics)
       : requests(kCacheRequests.each(metrics, kRequestOutcomeNames)),
         flights(metrics),
         bytes_served(
@@ -90,32 +90,32 @@ struct NodeCounters {
             metrics.counter("cache_prefetch_next_object_total",
                             "Prefetches started by a viewer's CMCD next object (nor)")) {}
 
-  common::Counter& error(const std::string& kind) { return flights.error(kind); }
-  common::Counter& request(RequestOutcome outcome) const {
+  core::Counter& error(const std::string& kind) { return flights.error(kind); }
+  core::Counter& request(RequestOutcome outcome) const {
     return *requests[static_cast<size_t>(outcome)];
   }
-  common::Counter& prefetch(PrefetchResult result) const {
+  core::Counter& prefetch(PrefetchResult result) const {
     return *prefetches[static_cast<size_t>(result)];
   }
 
-  std::array<common::Counter*, std::size(kRequestOutcomeNames)> requests;
+  std::array<core::Counter*, std::size(kRequestOutcomeNames)> requests;
   FlightMetrics flights;  // origin fetches and bytes, first byte, revalidations, errors
-  common::Counter& bytes_served;
+  core::Counter& bytes_served;
 
-  std::array<common::Counter*, std::size(kPrefetchResultNames)> prefetches;
-  common::Counter& prefetch_stored;
-  common::Counter& prefetch_failed;
-  common::Counter& prefetch_first_hit;        // the first viewer found it stored
-  common::Counter& prefetch_first_coalesced;  // the first viewer joined the prefetch's fetch
-  common::Counter& prefetch_wasted;
-  common::Counter& prefetch_next_object_started;
+  std::array<core::Counter*, std::size(kPrefetchResultNames)> prefetches;
+  core::Counter& prefetch_stored;
+  core::Counter& prefetch_failed;
+  core::Counter& prefetch_first_hit;        // the first viewer found it stored
+  core::Counter& prefetch_first_coalesced;  // the first viewer joined the prefetch's fetch
+  core::Counter& prefetch_wasted;
+  core::Counter& prefetch_next_object_started;
 };
 
 // The one-second upkeep's own state (CacheNode::Shared::tick): home loop only.
 struct HomeTick {
-  common::EventPtr timer;
+  core::EventPtr timer;
   uint64_t last_bytes_served = 0;
-  common::SteadyTime last_tick;
+  core::SteadyTime last_tick;
 };
 
 // The state every loop shares, one rule per member (each says which threads may touch it).
@@ -124,8 +124,8 @@ struct HomeTick {
 // use (each under its own lock, or atomic), and the way to wake the other loops on a flight's
 // progress. Not the home loop's tick, the list of loops or the servers.
 struct NodeLoopParts {
-  const common::Clock& clock;
-  const common::Published<RuntimeConfig>& config;
+  const core::Clock& clock;
+  const core::Published<RuntimeConfig>& config;
   SharedCache& cache;
   NodeCounters& counters;
   cmcd::QualityMeter& playback;
@@ -140,8 +140,8 @@ struct NodeLoopParts {
 struct NodeStatus {
   const SharedCache& cache;
   const NodeCounters& counters;
-  const std::atomic<double>& egress_mbps;           // the home tick's smoothed egress
-  const std::vector<common::HttpServer*>& servers;  // read-only once the loops run
+  const std::atomic<double>& egress_mbps;         // the home tick's smoothed egress
+  const std::vector<http::HttpServer*>& servers;  // read-only once the loops run
   size_t threads;
 
   size_t active_requests() const {
@@ -158,7 +158,7 @@ struct NodeStatus {
 };
 
 struct CacheNode::Shared {
-  Shared(common::ServiceContext& c, std::shared_ptr<const RuntimeConfig> initial)
+  Shared(http::ServiceContext& c, std::shared_ptr<const RuntimeConfig> initial)
       : context(c),
         clock(*c.clock),
         metrics(*c.metrics),
@@ -176,13 +176,13 @@ struct CacheNode::Shared {
   // For a loop's NodeLoop; after `cache` is made.
   NodeLoopParts loop_parts();
 
-  common::ServiceContext& context;   // any thread
-  const common::Clock& clock;        // any thread
-  common::MetricsRegistry& metrics;  // any thread
+  http::ServiceContext& context;   // any thread
+  const core::Clock& clock;        // any thread
+  core::MetricsRegistry& metrics;  // any thread
   // What the players report of their playback (CMCD on chunk requests); any thread.
   mutable cmcd::QualityMeter playback{metrics, clock, {}};
   // The running config: the home loop publishes it on reload, any loop reads its own Reader.
-  common::Published<RuntimeConfig> config;
+  core::Published<RuntimeConfig> config;
   // Prefetch (prefetch.h): what may start, and what no viewer asked for yet; any thread,
   // under their own locks. Before `loops`: a loop's prefetch waiters let go of the gate when
   // they are destroyed.
@@ -193,7 +193,7 @@ struct CacheNode::Shared {
   std::unique_ptr<SharedCache> cache;  // any loop, under its lock (lock_order.h)
   // Filled on the main thread before the loops run, read-only after.
   std::vector<std::unique_ptr<NodeLoop>> loops;
-  std::vector<common::HttpServer*> servers;
+  std::vector<http::HttpServer*> servers;
   std::atomic<double> egress_mbps{0};  // the home tick stores it; any thread reads
   HomeTick home_tick;                  // home loop only
   NodeCounters counters;               // any thread
@@ -204,14 +204,13 @@ struct CacheNode::Shared {
 // loop has its own NodeLoop and Flights; what loops share reaches it as NodeLoopParts.
 class NodeLoop {
  public:
-  NodeLoop(NodeLoopParts parts, common::EventLoop& loop,
-           std::unique_ptr<common::HttpClient> client);
+  NodeLoop(NodeLoopParts parts, core::EventLoop& loop, std::unique_ptr<http::HttpClient> client);
 
-  common::EventLoop& loop() { return loop_; }
+  core::EventLoop& loop() { return loop_; }
   Flights& flights() { return flights_; }
-  void handle_chunk(common::HttpExchange& ex);
+  void handle_chunk(http::HttpExchange& ex);
   // POST /prefetch (prefetch.h): starts fetches of the named chunks with nobody waiting.
-  void handle_prefetch(common::HttpExchange& ex);
+  void handle_prefetch(http::HttpExchange& ex);
   // One chunk target (unsigned, "/o/<origin>/<path>[?query]") fetched for nobody, unless it is
   // stored, already coming, or over the prefetch bounds.
   PrefetchResult prefetch_one(const RuntimeConfig& rc, const std::string& target,
@@ -235,39 +234,39 @@ class NodeLoop {
     bool from_sibling = false;         // another node of the site, proven (site_fetch.h)
   };
   // The second half of handle_chunk: `c` served from the cache or from a flight.
-  void serve_chunk(common::HttpExchange& ex, const VerifiedChunk& c);
+  void serve_chunk(http::HttpExchange& ex, const VerifiedChunk& c);
   // A viewer's request for `c.key` (not a sibling's): the first after a prefetch is counted.
   void note_viewer(const VerifiedChunk& c, bool hit);
 
-  void fail(common::HttpExchange& ex, int status, const std::string& code,
+  void fail(http::HttpExchange& ex, int status, const std::string& code,
             const std::string& message) {
     parts_.counters.error(code).inc();
     ex.reply_error(status, code, message);
   }
   // `now_ms`: the clock read once for the request (Age).
-  void serve_stored(common::HttpExchange& ex, const ChunkMeta& meta,
+  void serve_stored(http::HttpExchange& ex, const ChunkMeta& meta,
                     const std::shared_ptr<const ChunkBody>& memory, const std::string& disk_path,
                     const char* cache_status, int64_t now_ms);
-  void set_chunk_headers(common::HttpExchange& ex, const ChunkMeta& meta, const char* cache_status,
+  void set_chunk_headers(http::HttpExchange& ex, const ChunkMeta& meta, const char* cache_status,
                          int64_t now_ms);
   // Starts the transfer of a miss: from the site's owner of the chunk when
   // that is another node (and the request is not a sibling's), else upstream.
   // `forwarded`: the viewer's request headers the origin's config names (forward_request_headers).
   void start_miss(const std::shared_ptr<Flight>& flight, const RuntimeConfig& rc,
                   const ChunkRequest& request, const std::string& signed_suffix, bool from_sibling,
-                  bool prefetch, int64_t now_ms, std::vector<common::HttpHeader> forwarded = {});
+                  bool prefetch, int64_t now_ms, std::vector<http::HttpHeader> forwarded = {});
   // Flights::Deps::after: `job` on this loop after `delay`.
   void after(std::chrono::milliseconds delay, std::function<void()> job);
   // `ex` waits on `flight`; `first`: it started the fetch.
-  void wait_on(const std::shared_ptr<Flight>& flight, common::HttpExchange ex, bool first);
+  void wait_on(const std::shared_ptr<Flight>& flight, http::HttpExchange ex, bool first);
 
   NodeLoopParts parts_;
-  common::EventLoop& loop_;
-  std::unique_ptr<common::HttpClient> client_;
-  common::Published<RuntimeConfig>::Reader config_;
+  core::EventLoop& loop_;
+  std::unique_ptr<http::HttpClient> client_;
+  core::Published<RuntimeConfig>::Reader config_;
   Flights flights_;  // after client_: its transfers run on it
   struct PendingTimer {
-    std::unique_ptr<common::LoopTimer> timer;
+    std::unique_ptr<core::LoopTimer> timer;
     std::shared_ptr<bool> fired;
   };
   std::vector<PendingTimer> timers_;  // after flights_: destroyed (cancelled) first

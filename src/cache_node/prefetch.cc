@@ -6,10 +6,10 @@
 
 namespace cache_node {
 
-common::Result<std::vector<std::string>> parse_prefetch_body(std::string_view body) {
-  auto bad = [](std::string message) { return common::Error{"bad_request", std::move(message)}; };
+core::Result<std::vector<std::string>> parse_prefetch_body(std::string_view body) {
+  auto bad = [](std::string message) { return core::Error{"bad_request", std::move(message)}; };
   rapidjson::Document doc;
-  if (!common::parse_json(body, doc).ok() || !doc.IsObject())
+  if (!core::parse_json(body, doc).ok() || !doc.IsObject())
     return bad("The body must be a JSON object.");
   auto chunks = doc.FindMember("chunks");
   if (chunks == doc.MemberEnd() || !chunks->value.IsArray())

@@ -29,7 +29,7 @@ inline constexpr size_t kMaxPrefetchChunks = 64;  // chunk targets per request
 // `{"chunks":["/o/<origin>/<path>[?query]", ...]}`, 1 to kMaxPrefetchChunks
 // strings. Errors ("bad_request") say what is wrong. The targets themselves are
 // checked by the caller as chunk requests are.
-common::Result<std::vector<std::string>> parse_prefetch_body(std::string_view body);
+core::Result<std::vector<std::string>> parse_prefetch_body(std::string_view body);
 
 // Constant-time comparison of a presented key with a configured one.
 bool prefetch_key_matches(std::string_view presented, std::string_view configured);

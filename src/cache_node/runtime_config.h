@@ -15,13 +15,13 @@
 namespace cache_node {
 
 // How chunk fetches name what failed (http/client/coalesced_fetch.h).
-inline constexpr common::UpstreamWording kChunkWording{"chunk", "object_too_large",
-                                                       "this cache node"};
+inline constexpr http::UpstreamWording kChunkWording{"chunk", "object_too_large",
+                                                     "this cache node"};
 
 // The config every loop reads, with what is derived from it.
 struct RuntimeConfig {
   CacheNodeConfig config;
-  std::optional<common::UrlSigner> signer;
+  std::optional<signing::UrlSigner> signer;
   // config.site_nodes as two parallel lists (site_owner.h takes the ids); empty
   // when the site is not sharded.
   std::vector<std::string> site_ids, site_urls;

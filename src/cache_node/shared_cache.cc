@@ -54,8 +54,8 @@ std::vector<size_t> Flight::subscribers() const {
   return subscribers_;
 }
 
-SharedCache::SharedCache(std::unique_ptr<ChunkStore> store, const common::Clock& clock,
-                         size_t max_negative, common::Counter& negative_refused)
+SharedCache::SharedCache(std::unique_ptr<ChunkStore> store, const core::Clock& clock,
+                         size_t max_negative, core::Counter& negative_refused)
     : store_(std::move(store)),
       clock_(clock),
       max_negative_(max_negative),
@@ -82,7 +82,7 @@ SharedCache::Lookup SharedCache::find_or_start(const std::string& key, size_t lo
   }
   auto found = flights_.find_or_start(key);
   assert(found.flight != nullptr);  // no cap on flights
-  if (found.outcome == common::JoinOutcome::started) {
+  if (found.outcome == http::JoinOutcome::started) {
     out.kind = stored ? Lookup::Kind::revalidate : Lookup::Kind::started;
     out.stale = stored;
     *found.flight = std::make_shared<Flight>(key, loop, std::move(stored));
@@ -96,7 +96,7 @@ SharedCache::Lookup SharedCache::find_or_start(const std::string& key, size_t lo
 }
 
 void SharedCache::finish(const Flight& flight, StoreUpdate update, const ChunkMeta* meta,
-                         std::optional<common::SteadyTime::duration> negative_ttl) {
+                         std::optional<core::SteadyTime::duration> negative_ttl) {
   std::lock_guard lock(mutex_);
   switch (update) {
     case StoreUpdate::none:

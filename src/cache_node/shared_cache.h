@@ -84,8 +84,8 @@ class SharedCache {
  public:
   // `max_negative`: remembered 404s at most; `negative_refused` counts the 404s
   // not remembered because that many already are.
-  SharedCache(std::unique_ptr<ChunkStore> store, const common::Clock& clock, size_t max_negative,
-              common::Counter& negative_refused);
+  SharedCache(std::unique_ptr<ChunkStore> store, const core::Clock& clock, size_t max_negative,
+              core::Counter& negative_refused);
 
   ChunkStore& store() { return *store_; }
   const ChunkStore& store() const { return *store_; }
@@ -120,7 +120,7 @@ class SharedCache {
   // Owner loop, at the end of a flight: updates the store and forgets the flight
   // in one step, so no lookup sees neither; a 404 is remembered for `negative_ttl`.
   void finish(const Flight& flight, StoreUpdate update, const ChunkMeta* meta,
-              std::optional<common::SteadyTime::duration> negative_ttl);
+              std::optional<core::SteadyTime::duration> negative_ttl);
 
   size_t inflight() const;
   // Drops remembered 404s whose time has passed.
@@ -130,16 +130,16 @@ class SharedCache {
 
  private:
   std::unique_ptr<ChunkStore> store_;
-  const common::Clock& clock_;
+  const core::Clock& clock_;
   // Guards flights_ and negative_; the outermost lock: the store's and a
   // flight's are taken under it (lock_order.h checks the order).
   mutable RankedMutex<LockRank::shared_cache> mutex_;
   // No waiters in the table: the loops waiting subscribe to the Flight itself,
   // which they hear from many times (progress), not once.
-  common::CoalescedFetches<std::monostate, std::shared_ptr<Flight>> flights_;
-  std::unordered_map<std::string, common::SteadyTime> negative_;  // 404 remembered until
+  http::CoalescedFetches<std::monostate, std::shared_ptr<Flight>> flights_;
+  std::unordered_map<std::string, core::SteadyTime> negative_;  // 404 remembered until
   size_t max_negative_;
-  common::Counter& negative_refused_;
+  core::Counter& negative_refused_;
 };
 
 }  // namespace cache_node

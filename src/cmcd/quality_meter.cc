@@ -14,7 +14,7 @@
 namespace cmcd {
 namespace {
 
-constexpr common::CounterFamily kCmcdReports{
+constexpr core::CounterFamily kCmcdReports{
     "cmcd_reports_total", "Requests carrying CMCD, by whether it could be read", "result"};
 
 constexpr const char* kLog = "cmcd";
@@ -52,7 +52,7 @@ std::string plain_label_value(std::string_view text) {
   return std::string(text);
 }
 
-QualityMeter::QualityMeter(common::MetricsRegistry& metrics, const common::Clock& clock,
+QualityMeter::QualityMeter(core::MetricsRegistry& metrics, const core::Clock& clock,
                            PlaybackQuality::Limits limits)
     : metrics_(metrics),
       clock_(clock),
@@ -86,7 +86,7 @@ QualityMeter::QualityMeter(common::MetricsRegistry& metrics, const common::Clock
                    });
 }
 
-std::optional<Data> QualityMeter::observe(const common::HttpExchange& ex,
+std::optional<Data> QualityMeter::observe(const http::HttpExchange& ex,
                                           const std::optional<std::string>& raw_query_value,
                                           std::string_view channel, std::string_view node) {
   Data data;
@@ -94,11 +94,11 @@ std::optional<Data> QualityMeter::observe(const common::HttpExchange& ex,
   std::string error;
   if (raw_query_value) {
     present = true;
-    auto decoded = common::percent_decode(*raw_query_value);
+    auto decoded = core::percent_decode(*raw_query_value);
     error = decoded ? parse_into(*decoded, data) : "malformed percent-encoding";
   }
   // One pass over the request's headers (most requests carry no CMCD at all).
-  for (const common::HttpHeader& h : ex.headers_with_prefix("CMCD-")) {
+  for (const http::HttpHeader& h : ex.headers_with_prefix("CMCD-")) {
     if (!error.empty()) break;
     bool known = false;
     for (std::string_view name : kHeaderNames)
@@ -141,7 +141,7 @@ void QualityMeter::count_stall(const PlaybackQuality::Place& where) {
              : where;
     it = stall_counters_.find(place);
     if (it == stall_counters_.end()) {
-      common::Counter& counter =
+      core::Counter& counter =
           metrics_.counter("playback_stalls_total",
                            "Buffer starvations the players reported (CMCD bs), by channel and node",
                            "channel=\"" + label_escaped(place.channel) + "\",node=\"" +
@@ -153,14 +153,14 @@ void QualityMeter::count_stall(const PlaybackQuality::Place& where) {
 }
 
 std::string QualityMeter::json() {
-  const common::SteadyTime now = clock_.now();
+  const core::SteadyTime now = clock_.now();
   std::lock_guard lock(mutex_);
   if (json_made_ && now - *json_made_ < kJsonLifetime) return json_;
   const PlaybackQuality::Summary s = quality_.summary(now);
   std::string& out = json_;
   out.clear();
   auto number = [&out](std::string_view before, int64_t value) {
-    common::append_json_number(out, before, value);
+    core::append_json_number(out, before, value);
   };
   number(R"({"sessions":)", s.sessions);
   number(R"(,"sessions_with_buffer":)", s.sessions_with_buffer);

@@ -23,18 +23,20 @@
 #include "cmcd/playback_quality.h"
 #include "core/clock.h"
 
-namespace common {
+namespace core {
 class Counter;
 class Histogram;
-class HttpExchange;
 class MetricsRegistry;
-}  // namespace common
+}  // namespace core
+namespace http {
+class HttpExchange;
+}  // namespace http
 
 namespace cmcd {
 
 class QualityMeter {
  public:
-  QualityMeter(common::MetricsRegistry& metrics, const common::Clock& clock,
+  QualityMeter(core::MetricsRegistry& metrics, const core::Clock& clock,
                PlaybackQuality::Limits limits);
   QualityMeter(const QualityMeter&) = delete;
   QualityMeter& operator=(const QualityMeter&) = delete;
@@ -44,7 +46,7 @@ class QualityMeter {
   // id (cid, kept only when plain_label_value() keeps it). A request without CMCD costs one pass
   // over its headers.
   // Returns the report when one was read (a caller may act on it: a node prefetches `nor`).
-  std::optional<Data> observe(const common::HttpExchange& ex,
+  std::optional<Data> observe(const http::HttpExchange& ex,
                               const std::optional<std::string>& raw_query_value,
                               std::string_view channel, std::string_view node);
 
@@ -59,20 +61,20 @@ class QualityMeter {
  private:
   void count_stall(const PlaybackQuality::Place& where);
 
-  common::MetricsRegistry& metrics_;
-  const common::Clock& clock_;
-  common::Counter& read_;
-  common::Counter& malformed_;
-  common::Histogram& buffer_length_;
-  common::Histogram& bitrate_;
+  core::MetricsRegistry& metrics_;
+  const core::Clock& clock_;
+  core::Counter& read_;
+  core::Counter& malformed_;
+  core::Histogram& buffer_length_;
+  core::Histogram& bitrate_;
 
   std::mutex mutex_;
   PlaybackQuality quality_;  // guarded by mutex_
   std::string json_;         // guarded by mutex_: the last json(), made at json_made_
-  std::optional<common::SteadyTime> json_made_;
+  std::optional<core::SteadyTime> json_made_;
 
   std::mutex stall_mutex_;
-  std::map<PlaybackQuality::Place, common::Counter*> stall_counters_;  // guarded by stall_mutex_
+  std::map<PlaybackQuality::Place, core::Counter*> stall_counters_;  // guarded by stall_mutex_
 };
 
 // A label value a player chose (its content id): kept when it is a plain id (letters, digits,

@@ -3,7 +3,7 @@
 #include <dlfcn.h>
 #include <malloc.h>
 
-namespace common {
+namespace core {
 namespace {
 
 using CollectFn = void (*)(bool force);
@@ -26,4 +26,4 @@ void release_free_memory() {
   malloc_trim(0);
 }
 
-}  // namespace common
+}  // namespace core

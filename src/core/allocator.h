@@ -4,7 +4,7 @@
 // stayed at 38 MB after 12,000 TLS connections had come and gone, 17 MB before them).
 #pragma once
 
-namespace common {
+namespace core {
 
 // Returns the calling thread's free memory to the system: mimalloc's mi_collect when the
 // process runs on mimalloc (found at run time, so the libraries need not know which
@@ -13,4 +13,4 @@ namespace common {
 // Any thread.
 void release_free_memory();
 
-}  // namespace common
+}  // namespace core

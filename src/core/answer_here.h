@@ -10,7 +10,7 @@
 #include <memory>
 #include <utility>
 
-namespace common {
+namespace core {
 
 class LifetimeWatch {
  public:
@@ -70,4 +70,4 @@ void ask_there_answer_here(There& there, Here& here, LifetimeWatch asker, Start 
   });
 }
 
-}  // namespace common
+}  // namespace core

@@ -4,7 +4,7 @@
 #include <cstddef>
 #include <string_view>
 
-namespace common {
+namespace core {
 
 constexpr char ascii_lower(char c) {
   return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
@@ -34,4 +34,4 @@ constexpr std::string_view trim_ows(std::string_view s) {
   return s;
 }
 
-}  // namespace common
+}  // namespace core

@@ -5,7 +5,7 @@
 #include <charconv>
 #include <cstring>
 
-namespace common {
+namespace core {
 namespace {
 
 constexpr std::array<uint8_t, 12> kMappedPrefix = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
@@ -77,4 +77,4 @@ bool Cidr::contains(const IpAddress& address) const {
   return (network_.bytes[full] & mask) == (address.bytes[full] & mask);
 }
 
-}  // namespace common
+}  // namespace core

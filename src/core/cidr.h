@@ -8,7 +8,7 @@
 #include <string>
 #include <string_view>
 
-namespace common {
+namespace core {
 
 // An address in IPv6 form: IPv4 addresses are stored as IPv4-mapped IPv6
 // (::ffff:a.b.c.d), so "10.1.2.3" and "::ffff:10.1.2.3" are the same address.
@@ -40,4 +40,4 @@ class Cidr {
   bool v4_ = false;
 };
 
-}  // namespace common
+}  // namespace core

@@ -2,7 +2,7 @@
 
 #include <ctime>
 
-namespace common {
+namespace core {
 namespace {
 
 class RealClock final : public Clock {
@@ -23,4 +23,4 @@ const Clock& Clock::real() {
   return clock;
 }
 
-}  // namespace common
+}  // namespace core

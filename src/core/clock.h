@@ -8,7 +8,7 @@
 #include <chrono>
 #include <cstdint>
 
-namespace common {
+namespace core {
 
 using SteadyTime = std::chrono::steady_clock::time_point;
 
@@ -46,4 +46,4 @@ class FakeClock final : public Clock {
   std::atomic<int64_t> unix_s_{1767225600};
 };
 
-}  // namespace common
+}  // namespace core

@@ -13,7 +13,7 @@
 #include <fstream>
 #include <sstream>
 
-namespace common {
+namespace core {
 namespace {
 
 std::string describe(const rapidjson::Value& v) {
@@ -379,4 +379,4 @@ Result<CommandLine> parse_command_line(int argc, char** argv, const std::string&
   return out;
 }
 
-}  // namespace common
+}  // namespace core

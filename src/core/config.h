@@ -16,7 +16,7 @@
 
 #include "core/result.h"
 
-namespace common {
+namespace core {
 
 // A parsed config file with overrides applied. Owns the JSON tree.
 class ConfigDocument {
@@ -127,4 +127,4 @@ struct CommandLine {
 // Fails with a usage message on unknown arguments.
 Result<CommandLine> parse_command_line(int argc, char** argv, const std::string& default_config);
 
-}  // namespace common
+}  // namespace core

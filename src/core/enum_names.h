@@ -5,7 +5,7 @@
 #include <cstddef>
 #include <iterator>  // std::size, for the check next to a table
 
-namespace common {
+namespace core {
 
 // How many values an enum has whose enumerators are 0..N-1 in order, given its last one (which
 // must stay last): static_assert(std::size(kNames) == enum_count(E::last)).
@@ -21,4 +21,4 @@ constexpr const char* enum_name(E e, const char* const (&names)[N]) {
   return index < N ? names[index] : "?";
 }
 
-}  // namespace common
+}  // namespace core

@@ -9,7 +9,7 @@
 
 #include "core/thread_rule.h"
 
-namespace common {
+namespace core {
 namespace {
 
 // libevent's own locking must be on before the first base exists: timers and
@@ -96,4 +96,4 @@ void LoopTimer::on_fire(evutil_socket_t /*fd*/, short /*what*/, void* self) {
   static_cast<LoopTimer*>(self)->fire_();
 }
 
-}  // namespace common
+}  // namespace core

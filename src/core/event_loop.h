@@ -16,7 +16,7 @@
 #include "core/handles.h"
 #include "core/worker.h"
 
-namespace common {
+namespace core {
 
 class EventLoop {
  public:
@@ -129,4 +129,4 @@ class Published {
   std::atomic<uint64_t> generation_{0};
 };
 
-}  // namespace common
+}  // namespace core

@@ -8,7 +8,7 @@
 
 #include <memory>
 
-namespace common {
+namespace core {
 
 template <auto FreeFn>
 struct CFree {
@@ -25,4 +25,4 @@ using EventBasePtr = CHandle<event_base, event_base_free>;
 using EventPtr = CHandle<event, event_free>;
 using EvbufferPtr = CHandle<evbuffer, evbuffer_free>;
 
-}  // namespace common
+}  // namespace core

@@ -9,7 +9,7 @@
 #include "core/event_loop.h"
 #include "core/worker.h"
 
-namespace common {
+namespace core {
 
 bool is_ip_literal(const std::string& host) {
   unsigned char buf[sizeof(in6_addr)];
@@ -58,4 +58,4 @@ void HostAddress::stop() {
   lookups_.reset();
 }
 
-}  // namespace common
+}  // namespace core

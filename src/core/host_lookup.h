@@ -11,7 +11,7 @@
 
 struct sockaddr;
 
-namespace common {
+namespace core {
 
 class EventLoop;
 class WorkerThread;
@@ -57,4 +57,4 @@ class HostAddress {
   std::unique_ptr<WorkerThread> lookups_;
 };
 
-}  // namespace common
+}  // namespace core

@@ -5,7 +5,7 @@
 #include <charconv>
 #include <cstdio>
 
-namespace common {
+namespace core {
 
 namespace {
 
@@ -120,4 +120,4 @@ Status parse_json(std::string_view text, rapidjson::Document& doc, size_t max_de
   return {};
 }
 
-}  // namespace common
+}  // namespace core

@@ -11,7 +11,7 @@
 
 #include "core/result.h"
 
-namespace common {
+namespace core {
 
 // Appends `text` to `out` as a JSON string literal (with quotes).
 void append_json_string(std::string& out, std::string_view text);
@@ -43,4 +43,4 @@ bool json_nesting_exceeds(std::string_view text, size_t max_depth);
 Status parse_json(std::string_view text, rapidjson::Document& doc,
                   size_t max_depth = kMaxJsonDepth);
 
-}  // namespace common
+}  // namespace core

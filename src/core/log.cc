@@ -7,14 +7,14 @@
 
 #include "core/enum_names.h"
 
-namespace common {
+namespace core {
 namespace {
 std::atomic<int> g_level{static_cast<int>(LogLevel::info)};
 
 const char* level_name(LogLevel level) {
   static constexpr const char* kLevelNames[] = {"debug", "info", "warn", "error"};
-  static_assert(std::size(kLevelNames) == common::enum_count(LogLevel::error));
-  return common::enum_name(level, kLevelNames);
+  static_assert(std::size(kLevelNames) == core::enum_count(LogLevel::error));
+  return core::enum_name(level, kLevelNames);
 }
 }  // namespace
 
@@ -80,4 +80,4 @@ bool LogRateLimiter::allow(TimePoint now, std::string& note) {
   return true;
 }
 
-}  // namespace common
+}  // namespace core

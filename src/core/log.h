@@ -10,7 +10,7 @@
 #include <string>
 #include <string_view>
 
-namespace common {
+namespace core {
 
 enum class LogLevel { debug = 0, info = 1, warn = 2, error = 3 };
 
@@ -35,12 +35,10 @@ void log_at(LogLevel level, std::string_view component, const Args&... args) {
   log_line(level, component, str_cat(args...));
 }
 
-#define LOG_DEBUG(component, ...) \
-  ::common::log_at(::common::LogLevel::debug, component, __VA_ARGS__)
-#define LOG_INFO(component, ...) ::common::log_at(::common::LogLevel::info, component, __VA_ARGS__)
-#define LOG_WARN(component, ...) ::common::log_at(::common::LogLevel::warn, component, __VA_ARGS__)
-#define LOG_ERROR(component, ...) \
-  ::common::log_at(::common::LogLevel::error, component, __VA_ARGS__)
+#define LOG_DEBUG(component, ...) ::core::log_at(::core::LogLevel::debug, component, __VA_ARGS__)
+#define LOG_INFO(component, ...) ::core::log_at(::core::LogLevel::info, component, __VA_ARGS__)
+#define LOG_WARN(component, ...) ::core::log_at(::core::LogLevel::warn, component, __VA_ARGS__)
+#define LOG_ERROR(component, ...) ::core::log_at(::core::LogLevel::error, component, __VA_ARGS__)
 
 // Lets one line through per interval and counts the ones held back; the next line let
 // through says how many there were. What a client or a peer can make the server log again and
@@ -75,14 +73,13 @@ void log_limited(LogRateLimiter& limiter, LogLevel level, std::string_view compo
 
 // LOG_WARN and LOG_ERROR for lines a client or a peer can trigger: each call site lets one
 // line through per 10 s, with the count of those held back.
-#define LOG_LIMITED(level, component, ...)                                          \
-  do {                                                                              \
-    static ::common::LogRateLimiter log_limiter_of_call_site;                       \
-    ::common::log_limited(log_limiter_of_call_site, level, component, __VA_ARGS__); \
+#define LOG_LIMITED(level, component, ...)                                        \
+  do {                                                                            \
+    static ::core::LogRateLimiter log_limiter_of_call_site;                       \
+    ::core::log_limited(log_limiter_of_call_site, level, component, __VA_ARGS__); \
   } while (false)
-#define LOG_WARN_LIMITED(component, ...) \
-  LOG_LIMITED(::common::LogLevel::warn, component, __VA_ARGS__)
+#define LOG_WARN_LIMITED(component, ...) LOG_LIMITED(::core::LogLevel::warn, component, __VA_ARGS__)
 #define LOG_ERROR_LIMITED(component, ...) \
-  LOG_LIMITED(::common::LogLevel::error, component, __VA_ARGS__)
+  LOG_LIMITED(::core::LogLevel::error, component, __VA_ARGS__)
 
-}  // namespace common
+}  // namespace core

@@ -5,7 +5,7 @@
 #include <stdexcept>
 #include <utility>
 
-namespace common {
+namespace core {
 
 namespace {
 // The shard of the calling thread: threads take shards in turn as they first observe.
@@ -275,4 +275,4 @@ std::string MetricsRegistry::render() const {
   return out;
 }
 
-}  // namespace common
+}  // namespace core

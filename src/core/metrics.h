@@ -36,7 +36,7 @@
 #include <unordered_map>
 #include <vector>
 
-namespace common {
+namespace core {
 
 class Counter {
  public:
@@ -182,4 +182,4 @@ class MetricsRegistry {
   std::deque<Histogram> histograms_;
 };
 
-}  // namespace common
+}  // namespace core

@@ -16,7 +16,7 @@
 
 #include "core/clock.h"
 
-namespace common {
+namespace core {
 
 class ReconnectPolicy {
  public:
@@ -49,4 +49,4 @@ class ReconnectPolicy {
   std::optional<SteadyTime> last_attempt_;
 };
 
-}  // namespace common
+}  // namespace core

@@ -8,7 +8,7 @@
 #include "core/event_loop.h"
 #include "core/reconnect_policy.h"
 
-namespace common {
+namespace core {
 
 class ReconnectTimer {
  public:
@@ -38,4 +38,4 @@ class ReconnectTimer {
   LoopTimer timer_;
 };
 
-}  // namespace common
+}  // namespace core

@@ -7,7 +7,7 @@
 #include <utility>
 #include <variant>
 
-namespace common {
+namespace core {
 
 struct Error {
   std::string code;     // snake_case, e.g. "bad_config", "origin_unreachable"
@@ -67,4 +67,4 @@ class [[nodiscard]] Result<void> {
 
 using Status = Result<void>;
 
-}  // namespace common
+}  // namespace core

@@ -2,7 +2,7 @@
 
 #include <csignal>
 
-namespace common {
+namespace core {
 
 SignalHandlers::SignalHandlers(event_base& base, std::function<void()> on_terminate,
                                std::function<void()> on_reload)
@@ -24,4 +24,4 @@ SignalHandlers::SignalHandlers(event_base& base, std::function<void()> on_termin
   evsignal_add(hup_.get(), nullptr);
 }
 
-}  // namespace common
+}  // namespace core

@@ -8,7 +8,7 @@
 
 #include "core/handles.h"
 
-namespace common {
+namespace core {
 
 class SignalHandlers {
  public:
@@ -26,4 +26,4 @@ class SignalHandlers {
   EventPtr term_, int_, hup_;
 };
 
-}  // namespace common
+}  // namespace core

@@ -8,7 +8,7 @@
 
 #include "core/event_loop.h"
 
-namespace common {
+namespace core {
 
 #ifdef BALANCER_THREAD_CHECKS
 inline constexpr bool kThreadChecks = true;
@@ -25,4 +25,4 @@ inline void expect_on(const EventLoop& loop,
   }
 }
 
-}  // namespace common
+}  // namespace core

@@ -2,7 +2,7 @@
 
 #include "core/ascii.h"
 
-namespace common {
+namespace core {
 namespace {
 
 bool has_control_char(std::string_view text) {
@@ -152,4 +152,4 @@ Status check_servable_origin_target(std::string_view raw_path, std::string_view 
   return {};
 }
 
-}  // namespace common
+}  // namespace core

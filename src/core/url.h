@@ -15,7 +15,7 @@
 
 #include "core/result.h"
 
-namespace common {
+namespace core {
 
 // Decodes %XX escapes (hex digits of either case); with `plus_as_space`, '+'
 // decodes to ' '. nullopt when a '%' is not followed by two hex digits or when
@@ -104,4 +104,4 @@ bool has_dot_segment(std::string_view decoded_path);
 // Fails with code "bad_request" and a sentence for the 400 reply.
 Status check_servable_origin_target(std::string_view raw_path, std::string_view raw_query = {});
 
-}  // namespace common
+}  // namespace core

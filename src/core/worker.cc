@@ -3,7 +3,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-namespace common {
+namespace core {
 
 WorkerThread::WorkerThread() : thread_([this] { run(); }) {}
 
@@ -78,4 +78,4 @@ void LoopPoster::drain() {
   for (auto& job : jobs) job();
 }
 
-}  // namespace common
+}  // namespace core

@@ -13,7 +13,7 @@
 
 #include "core/handles.h"
 
-namespace common {
+namespace core {
 
 class WorkerThread {
  public:
@@ -52,4 +52,4 @@ class LoopPoster {
   std::deque<std::function<void()>> jobs_;
 };
 
-}  // namespace common
+}  // namespace core

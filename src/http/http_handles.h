@@ -7,16 +7,16 @@
 
 #include "core/handles.h"
 
-namespace common {
+namespace http {
 
-using CurlEasyPtr = CHandle<CURL, curl_easy_cleanup>;
-using CurlSlistPtr = CHandle<curl_slist, curl_slist_free_all>;
-using SslCtxPtr = CHandle<SSL_CTX, SSL_CTX_free>;
-using SslPtr = CHandle<SSL, SSL_free>;
+using CurlEasyPtr = core::CHandle<CURL, curl_easy_cleanup>;
+using CurlSlistPtr = core::CHandle<curl_slist, curl_slist_free_all>;
+using SslCtxPtr = core::CHandle<SSL_CTX, SSL_CTX_free>;
+using SslPtr = core::CHandle<SSL, SSL_free>;
 
 inline void curl_multi_free(CURLM* m) {
   curl_multi_cleanup(m);
 }
-using CurlMultiPtr = CHandle<CURLM, curl_multi_free>;
+using CurlMultiPtr = core::CHandle<CURLM, curl_multi_free>;
 
-}  // namespace common
+}  // namespace http

@@ -6,7 +6,7 @@
 
 #include <charconv>
 
-namespace common {
+namespace signing {
 namespace {
 
 constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
@@ -33,8 +33,8 @@ std::string mac(const std::string& key, std::string_view payload_b64) {
   return base64url_encode(std::string_view(reinterpret_cast<const char*>(digest), len));
 }
 
-Error error(const char* code, const char* message) {
-  return Error{code, message};
+core::Error error(const char* code, const char* message) {
+  return core::Error{code, message};
 }
 
 }  // namespace
@@ -103,16 +103,17 @@ bool base64url_decode(std::string_view text, std::string& out) {
   return (acc & ((1u << bits) - 1)) == 0;
 }
 
-Result<PlaybackTickets> PlaybackTickets::create(std::vector<std::string> keys) {
-  if (keys.empty()) return Error{"bad_config", "at least one playback ticket key is required"};
+core::Result<PlaybackTickets> PlaybackTickets::create(std::vector<std::string> keys) {
+  if (keys.empty())
+    return core::Error{"bad_config", "at least one playback ticket key is required"};
   for (const auto& k : keys) {
     if (k.size() < 16)
-      return Error{"bad_config", "playback ticket keys must be at least 16 bytes long"};
+      return core::Error{"bad_config", "playback ticket keys must be at least 16 bytes long"};
   }
   return PlaybackTickets(std::move(keys));
 }
 
-Result<std::string> PlaybackTickets::issue(const PlaybackTicket& ticket) const {
+core::Result<std::string> PlaybackTickets::issue(const PlaybackTicket& ticket) const {
   if (ticket.channel != kAnyChannel && !valid_channel_id(ticket.channel)) {
     return error("bad_ticket", "The channel id is not valid.");
   }
@@ -126,8 +127,9 @@ Result<std::string> PlaybackTickets::issue(const PlaybackTicket& ticket) const {
   return token;
 }
 
-Result<PlaybackTicket> PlaybackTickets::verify(std::string_view token, std::string_view channel_id,
-                                               int64_t now_unix) const {
+core::Result<PlaybackTicket> PlaybackTickets::verify(std::string_view token,
+                                                     std::string_view channel_id,
+                                                     int64_t now_unix) const {
   if (token.empty() || token.size() > kMaxTicketBytes) {
     return error("ticket_malformed", "The playback ticket is not well formed.");
   }
@@ -186,4 +188,4 @@ Result<PlaybackTicket> PlaybackTickets::verify(std::string_view token, std::stri
   return ticket;
 }
 
-}  // namespace common
+}  // namespace signing

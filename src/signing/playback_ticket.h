@@ -21,7 +21,7 @@
 
 #include "core/result.h"
 
-namespace common {
+namespace signing {
 
 inline constexpr size_t kMaxTicketBytes = 1024;
 inline constexpr size_t kMaxViewerIdBytes = 128;
@@ -45,11 +45,11 @@ bool valid_viewer_id(std::string_view id);
 class PlaybackTickets {
  public:
   // keys[0] issues; all verify. Fails ("bad_config") with no key or a key under 16 bytes.
-  static Result<PlaybackTickets> create(std::vector<std::string> keys);
+  static core::Result<PlaybackTickets> create(std::vector<std::string> keys);
 
   // The token for `ticket`. Fails ("bad_ticket") when the channel or viewer id is
   // not valid (see valid_channel_id / valid_viewer_id; "*" is allowed as channel).
-  Result<std::string> issue(const PlaybackTicket& ticket) const;
+  core::Result<std::string> issue(const PlaybackTicket& ticket) const;
 
   // Checks `token` and that it covers `channel_id` at `now_unix`. Error codes, in
   // the order they are checked (all for a 401, except the last, a 403):
@@ -57,8 +57,8 @@ class PlaybackTickets {
   //   ticket_invalid    the MAC matches no configured key (tampered or foreign)
   //   ticket_expired    expires_unix < now_unix
   //   ticket_wrong_channel  valid, but for another channel
-  Result<PlaybackTicket> verify(std::string_view token, std::string_view channel_id,
-                                int64_t now_unix) const;
+  core::Result<PlaybackTicket> verify(std::string_view token, std::string_view channel_id,
+                                      int64_t now_unix) const;
 
  private:
   explicit PlaybackTickets(std::vector<std::string> keys) : keys_(std::move(keys)) {}
@@ -70,4 +70,4 @@ std::string base64url_encode(std::string_view bytes);
 // Nullopt-like failure as false: rejects padding, whitespace and bad characters.
 bool base64url_decode(std::string_view text, std::string& out);
 
-}  // namespace common
+}  // namespace signing

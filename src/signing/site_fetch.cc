@@ -8,7 +8,7 @@
 
 #include "signing/playback_ticket.h"
 
-namespace common {
+namespace signing {
 namespace {
 
 std::string proof(std::string_view key, std::string_view node_id, std::string_view expires,
@@ -53,4 +53,4 @@ std::optional<std::string> verify_site_fetch(std::string_view header, std::strin
   return std::string(node_id);
 }
 
-}  // namespace common
+}  // namespace signing

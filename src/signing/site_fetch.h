@@ -14,7 +14,7 @@
 #include <string>
 #include <string_view>
 
-namespace common {
+namespace signing {
 
 // How long a proof holds after it is made: a sibling's request reaches its owner in far less.
 inline constexpr int64_t kSiteFetchProofLifetimeS = 60;
@@ -28,4 +28,4 @@ std::string site_fetch_header(std::string_view key, std::string_view node_id,
 std::optional<std::string> verify_site_fetch(std::string_view header, std::string_view key,
                                              std::string_view target, int64_t now_unix);
 
-}  // namespace common
+}  // namespace signing

@@ -9,7 +9,7 @@
 #include "core/enum_names.h"
 #include "core/url.h"
 
-namespace common {
+namespace signing {
 namespace {
 
 std::string base64url(const unsigned char* data, size_t n) {
@@ -42,14 +42,15 @@ std::string base64url(const unsigned char* data, size_t n) {
 const char* to_string(SignatureVerdict verdict) {
   static constexpr const char* kVerdictNames[] = {"ok", "missing", "malformed", "expired",
                                                   "bad_signature"};
-  static_assert(std::size(kVerdictNames) == common::enum_count(SignatureVerdict::bad_signature));
-  return common::enum_name(verdict, kVerdictNames);
+  static_assert(std::size(kVerdictNames) == core::enum_count(SignatureVerdict::bad_signature));
+  return core::enum_name(verdict, kVerdictNames);
 }
 
-Result<UrlSigner> UrlSigner::create(std::vector<std::string> keys) {
-  if (keys.empty()) return Error{"bad_config", "at least one signing key is required"};
+core::Result<UrlSigner> UrlSigner::create(std::vector<std::string> keys) {
+  if (keys.empty()) return core::Error{"bad_config", "at least one signing key is required"};
   for (const auto& k : keys) {
-    if (k.size() < 16) return Error{"bad_config", "signing keys must be at least 16 bytes long"};
+    if (k.size() < 16)
+      return core::Error{"bad_config", "signing keys must be at least 16 bytes long"};
   }
   return UrlSigner(std::move(keys));
 }
@@ -59,13 +60,13 @@ SplitTarget split_signed_target(std::string_view target) {
   auto q = target.find('?');
   out.unsigned_target.assign(target.substr(0, q));
   if (q == std::string_view::npos) return out;
-  for (const QueryParam& param : QueryParams(target.substr(q + 1))) {
+  for (const core::QueryParam& param : core::QueryParams(target.substr(q + 1))) {
     if (param.name == kSignatureExpiryParam) {
       out.expires.assign(param.value);
     } else if (param.name == kSignatureParam) {
       out.signature.assign(param.value);
     } else {
-      append_query(out.unsigned_target, param.text);
+      core::append_query(out.unsigned_target, param.text);
     }
   }
   return out;
@@ -91,8 +92,8 @@ std::string UrlSigner::sign(std::string_view target, int64_t expires_unix) const
   std::string expires = std::to_string(expires_unix);
   std::string out = canonical_unsigned_target(target);
   std::string signature = mac(keys_[0], out, expires);
-  append_query_param(out, kSignatureExpiryParam, expires);
-  append_query_param(out, kSignatureParam, signature);
+  core::append_query_param(out, kSignatureExpiryParam, expires);
+  core::append_query_param(out, kSignatureParam, signature);
   return out;
 }
 
@@ -122,4 +123,4 @@ SignatureVerdict UrlSigner::verify(std::string_view target, int64_t now_unix,
   return SignatureVerdict::ok;
 }
 
-}  // namespace common
+}  // namespace signing

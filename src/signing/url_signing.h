@@ -12,7 +12,7 @@
 
 #include "core/result.h"
 
-namespace common {
+namespace signing {
 
 inline constexpr std::string_view kSignatureExpiryParam = "bexp";
 inline constexpr std::string_view kSignatureParam = "bsig";
@@ -23,7 +23,7 @@ const char* to_string(SignatureVerdict verdict);
 class UrlSigner {
  public:
   // keys[0] signs; all verify. Fails if no key or a key shorter than 16 bytes.
-  static Result<UrlSigner> create(std::vector<std::string> keys);
+  static core::Result<UrlSigner> create(std::vector<std::string> keys);
 
   // Returns canonical_unsigned_target(target) with "bexp=<expires>&bsig=<sig>"
   // appended: the form verify() checks, whatever the input looked like.
@@ -56,4 +56,4 @@ SplitTarget split_signed_target(std::string_view target);
 // and verify() both go through it, so they cannot normalise differently.
 std::string canonical_unsigned_target(std::string_view target);
 
-}  // namespace common
+}  // namespace signing

@@ -4,13 +4,14 @@
 
 #include <memory>
 
-namespace common {
+namespace stores {
 
-Error lmdb_error(const char* what, int rc) {
-  return Error{"storage_error", std::string(what) + ": " + mdb_strerror(rc)};
+core::Error lmdb_error(const char* what, int rc) {
+  return core::Error{"storage_error", std::string(what) + ": " + mdb_strerror(rc)};
 }
 
-Result<LmdbEnv> LmdbEnv::open(const std::string& dir, size_t map_bytes, unsigned int max_dbs) {
+core::Result<LmdbEnv> LmdbEnv::open(const std::string& dir, size_t map_bytes,
+                                    unsigned int max_dbs) {
   mkdir(dir.c_str(), 0750);
   MDB_env* env = nullptr;
   int rc = mdb_env_create(&env);
@@ -20,7 +21,7 @@ Result<LmdbEnv> LmdbEnv::open(const std::string& dir, size_t map_bytes, unsigned
   if ((rc = mdb_env_set_maxdbs(env, max_dbs)) != 0) return lmdb_error("mdb_env_set_maxdbs", rc);
   // MDB_NOTLS: read transactions are not tied to threads (we use a worker).
   if ((rc = mdb_env_open(env, dir.c_str(), MDB_NOTLS, 0640)) != 0) {
-    return Error{"storage_error", "cannot open LMDB at " + dir + ": " + mdb_strerror(rc)};
+    return core::Error{"storage_error", "cannot open LMDB at " + dir + ": " + mdb_strerror(rc)};
   }
   return owner;
 }
@@ -38,14 +39,14 @@ LmdbEnv::~LmdbEnv() {
   if (env_ != nullptr) mdb_env_close(env_);
 }
 
-Result<LmdbTxn> LmdbTxn::begin(const LmdbEnv& env, bool read_only) {
+core::Result<LmdbTxn> LmdbTxn::begin(const LmdbEnv& env, bool read_only) {
   MDB_txn* txn = nullptr;
   int rc = mdb_txn_begin(env.get(), nullptr, read_only ? MDB_RDONLY : 0, &txn);
   if (rc != 0) return lmdb_error("mdb_txn_begin", rc);
   return LmdbTxn(txn);
 }
 
-Status LmdbTxn::commit() {
+core::Status LmdbTxn::commit() {
   MDB_txn* txn = txn_;
   txn_ = nullptr;
   int rc = mdb_txn_commit(txn);
@@ -53,9 +54,9 @@ Status LmdbTxn::commit() {
   return {};
 }
 
-Status for_each_record(
+core::Status for_each_record(
     const LmdbTxn& txn, MDB_dbi dbi, std::string_view from,
-    const std::function<Result<bool>(std::string_view key, std::string_view value)>& visit) {
+    const std::function<core::Result<bool>(std::string_view key, std::string_view value)>& visit) {
   MDB_cursor* opened = nullptr;
   int rc = mdb_cursor_open(txn.get(), dbi, &opened);
   if (rc != 0) return lmdb_error("mdb_cursor_open", rc);
@@ -64,7 +65,7 @@ Status for_each_record(
   // LMDB refuses an empty key, so "from the start" is MDB_FIRST.
   for (rc = mdb_cursor_get(cursor.get(), &k, &v, from.empty() ? MDB_FIRST : MDB_SET_RANGE); rc == 0;
        rc = mdb_cursor_get(cursor.get(), &k, &v, MDB_NEXT)) {
-    Result<bool> go_on = visit(to_view(k), to_view(v));
+    core::Result<bool> go_on = visit(to_view(k), to_view(v));
     if (!go_on) return go_on.error();
     if (!*go_on) return {};
   }
@@ -72,4 +73,4 @@ Status for_each_record(
   return {};
 }
 
-}  // namespace common
+}  // namespace stores

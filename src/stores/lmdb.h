@@ -10,12 +10,13 @@
 
 #include "core/result.h"
 
-namespace common {
+namespace stores {
 
 class LmdbEnv {
  public:
   // Opens (creating) the environment directory `dir` with a map of `map_bytes`.
-  static Result<LmdbEnv> open(const std::string& dir, size_t map_bytes, unsigned int max_dbs = 4);
+  static core::Result<LmdbEnv> open(const std::string& dir, size_t map_bytes,
+                                    unsigned int max_dbs = 4);
   LmdbEnv(LmdbEnv&& other) noexcept : env_(other.env_) { other.env_ = nullptr; }
   LmdbEnv& operator=(LmdbEnv&& other) noexcept;
   LmdbEnv(const LmdbEnv&) = delete;
@@ -30,7 +31,7 @@ class LmdbEnv {
 
 class LmdbTxn {
  public:
-  static Result<LmdbTxn> begin(const LmdbEnv& env, bool read_only);
+  static core::Result<LmdbTxn> begin(const LmdbEnv& env, bool read_only);
   LmdbTxn(LmdbTxn&& other) noexcept : txn_(other.txn_) { other.txn_ = nullptr; }
   LmdbTxn(const LmdbTxn&) = delete;
   LmdbTxn& operator=(const LmdbTxn&) = delete;
@@ -39,7 +40,7 @@ class LmdbTxn {
     if (txn_ != nullptr) mdb_txn_abort(txn_);
   }
   MDB_txn* get() const { return txn_; }
-  Status commit();
+  core::Status commit();
 
  private:
   explicit LmdbTxn(MDB_txn* txn) : txn_(txn) {}
@@ -52,13 +53,13 @@ inline MDB_val mdb_val(std::string_view s) {
 inline std::string_view to_view(const MDB_val& v) {
   return std::string_view(static_cast<const char*>(v.mv_data), v.mv_size);
 }
-Error lmdb_error(const char* what, int rc);
+core::Error lmdb_error(const char* what, int rc);
 
 // Visits the records of `dbi` in key order from the first key not below `from` (from the
 // first record when `from` is empty) while `visit(key, value)` answers true. The views
 // live as long as the transaction. Errors: LMDB's, or the first one `visit` returns.
-Status for_each_record(
+core::Status for_each_record(
     const LmdbTxn& txn, MDB_dbi dbi, std::string_view from,
-    const std::function<Result<bool>(std::string_view key, std::string_view value)>& visit);
+    const std::function<core::Result<bool>(std::string_view key, std::string_view value)>& visit);
 
-}  // namespace common
+}  // namespace stores

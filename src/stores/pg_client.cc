@@ -12,14 +12,14 @@
 #include "core/log.h"
 #include "core/reconnect_timer.h"
 
-namespace common {
+namespace stores {
 namespace {
 
 constexpr const char* kLog = "postgresql";
 using SteadyClock = std::chrono::steady_clock;
 
-Error unavailable(const std::string& why) {
-  return Error{"storage_unavailable", "The account database cannot be reached: " + why};
+core::Error unavailable(const std::string& why) {
+  return core::Error{"storage_unavailable", "The account database cannot be reached: " + why};
 }
 
 std::string trimmed(const char* text) {
@@ -52,7 +52,7 @@ PgConnectParams::PgConnectParams(const PgOptions& options, const char* host_key,
 
 class PgClient::Impl : public std::enable_shared_from_this<Impl> {
  public:
-  Impl(EventLoop& loop, PgOptions options) : loop_(loop), options_(std::move(options)) {}
+  Impl(core::EventLoop& loop, PgOptions options) : loop_(loop), options_(std::move(options)) {}
 
   void start() {
     tick_.start(std::chrono::milliseconds(100));
@@ -238,9 +238,9 @@ class PgClient::Impl : public std::enable_shared_from_this<Impl> {
         q->done(std::move(r));
       } else {
         const std::string state = pg_sqlstate(r.get());
-        q->done(Error{"storage_error",
-                      "PostgreSQL refused the query (SQLSTATE " + state +
-                          "): " + trimmed(r ? PQresultErrorMessage(r.get()) : "no result")});
+        q->done(core::Error{"storage_error",
+                            "PostgreSQL refused the query (SQLSTATE " + state +
+                                "): " + trimmed(r ? PQresultErrorMessage(r.get()) : "no result")});
       }
     }
     run_next();
@@ -291,9 +291,9 @@ class PgClient::Impl : public std::enable_shared_from_this<Impl> {
     });
   }
 
-  EventLoop& loop_;
+  core::EventLoop& loop_;
   PgOptions options_;
-  HostAddress address_{loop_, options_.host};
+  core::HostAddress address_{loop_, options_.host};
   PgConnPtr conn_;
   State state_ = State::idle;
   bool down_ = false;
@@ -305,12 +305,12 @@ class PgClient::Impl : public std::enable_shared_from_this<Impl> {
   PgResultPtr result_;
   bool flush_pending_ = false;
   SteadyClock::time_point connect_deadline_;
-  EventPtr watch_;
-  LoopTimer tick_{loop_, LoopTimer::Repeat::every, [this] { on_tick(); }};
-  ReconnectTimer reconnect_{loop_, [this] { connect(); }};
+  core::EventPtr watch_;
+  core::LoopTimer tick_{loop_, core::LoopTimer::Repeat::every, [this] { on_tick(); }};
+  core::ReconnectTimer reconnect_{loop_, [this] { connect(); }};
 };
 
-PgClient::PgClient(EventLoop& loop, PgOptions options) : impl_(loop, std::move(options)) {}
+PgClient::PgClient(core::EventLoop& loop, PgOptions options) : impl_(loop, std::move(options)) {}
 
 PgClient::~PgClient() = default;
 
@@ -322,4 +322,4 @@ bool PgClient::connected() const {
   return impl_->connected();
 }
 
-}  // namespace common
+}  // namespace stores

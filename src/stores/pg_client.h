@@ -23,18 +23,20 @@
 #include "stores/pg_options.h"
 #include "stores/started_impl.h"
 
-namespace common {
-
+namespace core {
 class EventLoop;
+}  // namespace core
+
+namespace stores {
 
 inline void pg_result_free(PGresult* r) {
   PQclear(r);
 }
-using PgResultPtr = CHandle<PGresult, pg_result_free>;
+using PgResultPtr = core::CHandle<PGresult, pg_result_free>;
 inline void pg_conn_free(PGconn* c) {
   PQfinish(c);
 }
-using PgConnPtr = CHandle<PGconn, pg_conn_free>;
+using PgConnPtr = core::CHandle<PGconn, pg_conn_free>;
 
 // libpq's connection keywords and values for `options`, as PQconnectdbParams and
 // PQconnectStartParams take them (libpq copies them during that call). `host_key` is "host" (a
@@ -61,11 +63,11 @@ class PgClient {
   //   "storage_unavailable": no connection, connection lost, deadline passed (the query may
   //                          or may not have run);
   //   "storage_error":      PostgreSQL refused it (message with its SQLSTATE).
-  using Callback = std::function<void(Result<PgResultPtr>)>;
+  using Callback = std::function<void(core::Result<PgResultPtr>)>;
   using Params = std::vector<std::optional<std::string>>;  // text parameters; nullopt = NULL
 
   // Starts connecting at once. `loop` must outlive the client.
-  PgClient(EventLoop& loop, PgOptions options);
+  PgClient(core::EventLoop& loop, PgOptions options);
   ~PgClient();  // closes the connection; callbacks of queries not finished are not called
   PgClient(const PgClient&) = delete;
   PgClient& operator=(const PgClient&) = delete;
@@ -87,4 +89,4 @@ class PgClient {
 // The SQLSTATE of an error result ("" when none).
 std::string pg_sqlstate(const PGresult* r);
 
-}  // namespace common
+}  // namespace stores

@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <string>
 
-namespace common {
+namespace stores {
 
 struct PgOptions {
   std::string host = "127.0.0.1";
@@ -19,4 +19,4 @@ struct PgOptions {
   bool operator==(const PgOptions&) const = default;
 };
 
-}  // namespace common
+}  // namespace stores

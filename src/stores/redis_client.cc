@@ -19,7 +19,7 @@
 #include "core/log.h"
 #include "core/reconnect_timer.h"
 
-namespace common {
+namespace stores {
 namespace {
 
 constexpr const char* kLog = "redis";
@@ -85,7 +85,7 @@ int64_t RedisReply::as_int(int64_t fallback) const {
 
 class RedisClient::Impl : public std::enable_shared_from_this<Impl> {
  public:
-  Impl(EventLoop& loop, RedisOptions options) : loop_(loop), options_(std::move(options)) {}
+  Impl(core::EventLoop& loop, RedisOptions options) : loop_(loop), options_(std::move(options)) {}
 
   void start() {
     const auto tick = std::clamp<std::chrono::milliseconds>(
@@ -290,9 +290,9 @@ class RedisClient::Impl : public std::enable_shared_from_this<Impl> {
     });
   }
 
-  EventLoop& loop_;
+  core::EventLoop& loop_;
   RedisOptions options_;
-  HostAddress address_{loop_, options_.host};
+  core::HostAddress address_{loop_, options_.host};
   redisAsyncContext* ctx_ =
       nullptr;  // owned by hiredis once connecting; freed by drop()/shutdown()
   bool connected_ = false;
@@ -302,11 +302,12 @@ class RedisClient::Impl : public std::enable_shared_from_this<Impl> {
   std::map<uint64_t, Pending> pending_;  // by id: the first is the oldest
   std::map<const std::string*, std::string> shas_;
   SteadyClock::time_point connect_deadline_;
-  LoopTimer tick_{loop_, LoopTimer::Repeat::every, [this] { on_tick(); }};
-  ReconnectTimer reconnect_{loop_, [this] { connect(); }};
+  core::LoopTimer tick_{loop_, core::LoopTimer::Repeat::every, [this] { on_tick(); }};
+  core::ReconnectTimer reconnect_{loop_, [this] { connect(); }};
 };
 
-RedisClient::RedisClient(EventLoop& loop, RedisOptions options) : impl_(loop, std::move(options)) {}
+RedisClient::RedisClient(core::EventLoop& loop, RedisOptions options)
+    : impl_(loop, std::move(options)) {}
 
 RedisClient::~RedisClient() = default;
 
@@ -326,4 +327,4 @@ uint64_t RedisClient::connects() const {
   return impl_->connects();
 }
 
-}  // namespace common
+}  // namespace stores

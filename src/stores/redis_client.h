@@ -17,9 +17,11 @@
 
 #include "stores/started_impl.h"
 
-namespace common {
-
+namespace core {
 class EventLoop;
+}  // namespace core
+
+namespace stores {
 
 // A reply copied out of hiredis's, so it outlives the callback.
 struct RedisReply {
@@ -48,7 +50,7 @@ class RedisClient {
   using Callback = std::function<void(const RedisReply* reply)>;
 
   // Starts connecting at once. `loop` must outlive the client.
-  RedisClient(EventLoop& loop, RedisOptions options);
+  RedisClient(core::EventLoop& loop, RedisOptions options);
   ~RedisClient();  // drops the connection; callbacks of commands in flight are not called
   RedisClient(const RedisClient&) = delete;
   RedisClient& operator=(const RedisClient&) = delete;
@@ -73,4 +75,4 @@ class RedisClient {
   StartedImpl<Impl> impl_;
 };
 
-}  // namespace common
+}  // namespace stores

@@ -6,7 +6,7 @@
 #include <memory>
 #include <utility>
 
-namespace common {
+namespace stores {
 
 // `Impl` has start() and shutdown(). Construct and destroy it where `Impl` is complete (the
 // client's .cc file).
@@ -28,4 +28,4 @@ class StartedImpl {
   std::shared_ptr<Impl> impl_;
 };
 
-}  // namespace common
+}  // namespace stores

@@ -45,7 +45,7 @@ RedisServer& shared_redis() {
 }
 
 // Runs `loop` until `done()` or 10 s pass.
-bool run_until(common::EventLoop& loop, const std::function<bool()>& done) {
+bool run_until(core::EventLoop& loop, const std::function<bool()>& done) {
   const auto deadline = std::chrono::steady_clock::now() + 10s;
   while (!done() && std::chrono::steady_clock::now() < deadline) {
     event_base_loop(&loop.base(), EVLOOP_ONCE);
@@ -59,7 +59,7 @@ TimePoint at(double s) {
 }
 
 struct LocalFactory {
-  static std::unique_ptr<Admission> make(common::EventLoop&, const AdmissionLimits& l) {
+  static std::unique_ptr<Admission> make(core::EventLoop&, const AdmissionLimits& l) {
     return make_local_admission(l);
   }
 };
@@ -67,7 +67,7 @@ struct LocalFactory {
 struct RedisFactory {
   static inline std::atomic<int> next_prefix{0};
   // `prefix` "" = a fresh key namespace (a fleet of its own).
-  static std::unique_ptr<Admission> make(common::EventLoop& loop, const AdmissionLimits& l,
+  static std::unique_ptr<Admission> make(core::EventLoop& loop, const AdmissionLimits& l,
                                          int port = shared_redis().port(),
                                          std::string prefix = "") {
     RedisAdmissionOptions o;
@@ -149,9 +149,9 @@ class Contract {
   }
 
  private:
-  Contract() : loop_(std::make_unique<common::EventLoop>(0)) {}
+  Contract() : loop_(std::make_unique<core::EventLoop>(0)) {}
 
-  std::unique_ptr<common::EventLoop> loop_;  // declared first: outlives the backend
+  std::unique_ptr<core::EventLoop> loop_;  // declared first: outlives the backend
   std::unique_ptr<Admission> admission_;
   double last_tick_ = 0;
 };

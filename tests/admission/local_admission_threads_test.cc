@@ -24,8 +24,8 @@ using namespace std::chrono_literals;
 const TimePoint kT0 = TimePoint(std::chrono::hours(1));
 
 // One event loop per thread, as in the servers (the in-process backend does not run them).
-common::EventLoop& loop_of(int thread) {
-  static common::EventLoop loops[2] = {common::EventLoop(0), common::EventLoop(1)};
+core::EventLoop& loop_of(int thread) {
+  static core::EventLoop loops[2] = {core::EventLoop(0), core::EventLoop(1)};
   return loops[thread];
 }
 

@@ -26,13 +26,13 @@ std::unique_ptr<LmdbAccounts> open_ok(const std::string& dir) {
 }
 
 void set_schema_version(const std::string& dir, const std::string& version) {
-  auto env = common::LmdbEnv::open(dir, size_t{1} << 30, 8);
+  auto env = stores::LmdbEnv::open(dir, size_t{1} << 30, 8);
   REQUIRE(env.ok());
-  auto txn = common::LmdbTxn::begin(*env, false);
+  auto txn = stores::LmdbTxn::begin(*env, false);
   REQUIRE(txn.ok());
   MDB_dbi meta;
   REQUIRE(mdb_dbi_open(txn->get(), "meta", MDB_CREATE, &meta) == 0);
-  MDB_val k = common::mdb_val("schema_version"), v = common::mdb_val(version);
+  MDB_val k = stores::mdb_val("schema_version"), v = stores::mdb_val(version);
   REQUIRE(mdb_put(txn->get(), meta, &k, &v, 0) == 0);
   REQUIRE(txn->commit().ok());
 }
@@ -164,22 +164,22 @@ TEST_CASE("the asynchronous store runs off the loop and answers on the caller's 
   auto accounts = open_ok(dir.file("accounts"));
   REQUIRE(accounts->add_user("alice", "h", 1).ok());
   auto store = make_lmdb_account_store(std::move(accounts));
-  common::EventLoop loop(0);
+  core::EventLoop loop(0);
   std::thread runner([&] { loop.run(); });
   std::promise<void> done;
   std::thread::id answered_on, loop_thread;
   bool found = false, revoked = false, gone = false;
   loop.post([&] {
     loop_thread = std::this_thread::get_id();
-    store->find_user(loop, "alice", [&](common::Result<std::optional<User>> r) {
+    store->find_user(loop, "alice", [&](core::Result<std::optional<User>> r) {
       answered_on = std::this_thread::get_id();
       found = r.ok() && r->has_value();
-      store->create_session(loop, Session{token_hash("t"), 1, 1, 1000}, [&](common::Status s) {
+      store->create_session(loop, Session{token_hash("t"), 1, 1, 1000}, [&](core::Status s) {
         REQUIRE(s.ok());
-        store->revoke_session(loop, token_hash("t"), [&](common::Result<bool> r2) {
+        store->revoke_session(loop, token_hash("t"), [&](core::Result<bool> r2) {
           revoked = r2.ok() && *r2;
           store->find_session(loop, token_hash("t"),
-                              [&](common::Result<std::optional<SessionInfo>> r3) {
+                              [&](core::Result<std::optional<SessionInfo>> r3) {
                                 gone = r3.ok() && !r3->has_value();
                                 done.set_value();
                               });
@@ -279,15 +279,15 @@ TEST_CASE("a version-1 store (users and sessions only) is upgraded in place and 
     CHECK(a->add_purchase(purchase_of(1, "pass", "k", 5)).ok());
   }
   // Written back as the current version: a newer build's marker is what a later open reads.
-  auto env = common::LmdbEnv::open(path, size_t{1} << 30, 8);
+  auto env = stores::LmdbEnv::open(path, size_t{1} << 30, 8);
   REQUIRE(env.ok());
-  auto txn = common::LmdbTxn::begin(*env, true);
+  auto txn = stores::LmdbTxn::begin(*env, true);
   REQUIRE(txn.ok());
   MDB_dbi meta;
   REQUIRE(mdb_dbi_open(txn->get(), "meta", 0, &meta) == 0);
-  MDB_val k = common::mdb_val("schema_version"), v{};
+  MDB_val k = stores::mdb_val("schema_version"), v{};
   REQUIRE(mdb_get(txn->get(), meta, &k, &v) == 0);
-  CHECK(common::to_view(v) == std::to_string(kSchemaVersion));
+  CHECK(stores::to_view(v) == std::to_string(kSchemaVersion));
 }
 
 TEST_CASE("a refresh moves a session's expiry on (never back), and a missing session says so") {

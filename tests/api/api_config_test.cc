@@ -9,15 +9,15 @@ using namespace api;
 
 namespace {
 
-common::Result<ApiConfig> read(const std::string& api_json) {
-  auto d = common::ConfigDocument::parse("main.json", "{\"api\":" + api_json + "}", {});
+core::Result<ApiConfig> read(const std::string& api_json) {
+  auto d = core::ConfigDocument::parse("main.json", "{\"api\":" + api_json + "}", {});
   REQUIRE(d.ok());
-  common::ConfigReader root(*d);
+  core::ConfigReader root(*d);
   auto section = root.object("api");
   ApiConfig c;
   read_api_section(section, c);
   root.finish();
-  if (!root.ok()) return common::Error{"bad_config", root.error_text()};
+  if (!root.ok()) return core::Error{"bad_config", root.error_text()};
   return c;
 }
 

@@ -8,8 +8,8 @@
 
 #include "api/fair_queue.h"
 
-using common::FairQueue;
-using common::FairQueueLimits;
+using api::FairQueue;
+using api::FairQueueLimits;
 using namespace std::chrono_literals;
 
 namespace {
@@ -25,7 +25,7 @@ FairQueueLimits limits(size_t capacity, size_t per_key) {
   return l;
 }
 
-std::vector<std::string> drain(Queue& q, common::SteadyTime now) {
+std::vector<std::string> drain(Queue& q, core::SteadyTime now) {
   std::vector<std::string> out;
   for (int i = 0; i < 1000; ++i) {
     auto job = q.pop(now);
@@ -38,7 +38,7 @@ std::vector<std::string> drain(Queue& q, common::SteadyTime now) {
 }  // namespace
 
 TEST_CASE("keys are served in turn, each in its own order") {
-  common::FakeClock clock;
+  core::FakeClock clock;
   Queue q(limits(100, 10));
   const auto now = clock.now();
   for (int i = 0; i < 3; ++i)
@@ -51,7 +51,7 @@ TEST_CASE("keys are served in turn, each in its own order") {
 }
 
 TEST_CASE("a key uses free room beyond per_key, but a full queue keeps it to its share") {
-  common::FakeClock clock;
+  core::FakeClock clock;
   Queue q(limits(3, 2));
   const auto now = clock.now();
   // One address alone (a venue behind one NAT address) may fill the queue.
@@ -69,7 +69,7 @@ TEST_CASE("a key uses free room beyond per_key, but a full queue keeps it to its
 }
 
 TEST_CASE("a full queue lets a quiet key in by displacing the heaviest key's newest entry") {
-  common::FakeClock clock;
+  core::FakeClock clock;
   Queue q(limits(4, 4));
   const auto now = clock.now();
   for (int i = 0; i < 4; ++i)
@@ -85,7 +85,7 @@ TEST_CASE("a full queue lets a quiet key in by displacing the heaviest key's new
 
 TEST_CASE(
     "a spray from many keys cannot keep a quiet key out, and equals do not displace each other") {
-  common::FakeClock clock;
+  core::FakeClock clock;
   Queue q(limits(16, 4));
   auto now = clock.now();
   // 100 addresses, each served a little recently, keep the queue full.
@@ -119,7 +119,7 @@ TEST_CASE(
 }
 
 TEST_CASE("a delayed entry is not served before its time and keeps its key's place") {
-  common::FakeClock clock;
+  core::FakeClock clock;
   Queue q(limits(10, 4));
   const auto now = clock.now();
   CHECK(q.push("slow", "late", now + 2s, now).admission == Queue::Admission::queued);
@@ -136,7 +136,7 @@ TEST_CASE("a delayed entry is not served before its time and keeps its key's pla
 }
 
 TEST_CASE("keys that were only served are forgotten, so memory stays bounded") {
-  common::FakeClock clock;
+  core::FakeClock clock;
   FairQueueLimits l = limits(8, 2);
   l.max_idle_keys = 100;
   Queue q(l);

@@ -26,7 +26,7 @@ int64_t fail(LoginLimiter& l, const std::string& address, const std::string& log
 }  // namespace
 
 TEST_CASE("failures for one login from one address are refused after the burst, with Retry-After") {
-  common::FakeClock clock;
+  core::FakeClock clock;
   LoginLimiter limiter(clock, limits(100, 3, 100));
   for (int i = 0; i < 3; ++i) CHECK(fail(limiter, "10.0.0.1", "alice") == 0);
   CHECK(limiter.attempt("10.0.0.1", "alice").retry_after_s == 20);  // 3 per 60 s: one every 20 s
@@ -41,7 +41,7 @@ TEST_CASE("failures for one login from one address are refused after the burst, 
 }
 
 TEST_CASE("successful attempts do not fill the (address, login) bucket") {
-  common::FakeClock clock;
+  core::FakeClock clock;
   LoginLimiter limiter(clock, limits(100, 2, 2));
   for (int i = 0; i < 10; ++i) {
     LoginVerdict v = limiter.attempt("10.0.0.1", "alice");
@@ -51,7 +51,7 @@ TEST_CASE("successful attempts do not fill the (address, login) bucket") {
 }
 
 TEST_CASE("failures from 50 other addresses slow the login down but never refuse its owner") {
-  common::FakeClock clock;
+  core::FakeClock clock;
   LoginLimiter limiter(clock, limits(20, 3, 5));
   for (int round = 0; round < 3; ++round) {
     for (int a = 0; a < 50; ++a) CHECK(fail(limiter, "10.1.0." + std::to_string(a), "victim") == 0);
@@ -72,7 +72,7 @@ TEST_CASE("failures from 50 other addresses slow the login down but never refuse
 }
 
 TEST_CASE("an address is limited across logins, every attempt counting") {
-  common::FakeClock clock;
+  core::FakeClock clock;
   LoginLimiter limiter(clock, limits(4, 100, 100));
   for (int i = 0; i < 4; ++i)
     CHECK(limiter.attempt("10.0.0.9", "user" + std::to_string(i)).retry_after_s == 0);
@@ -84,7 +84,7 @@ TEST_CASE("an address is limited across logins, every attempt counting") {
 }
 
 TEST_CASE("a refused attempt takes nothing from the address bucket") {
-  common::FakeClock clock;
+  core::FakeClock clock;
   LoginLimiter limiter(clock, limits(2, 1, 100));
   CHECK(fail(limiter, "a", "x") == 0);
   CHECK(limiter.attempt("a", "x").retry_after_s >
@@ -96,7 +96,7 @@ TEST_CASE("a refused attempt takes nothing from the address bucket") {
 TEST_CASE(
     "the tables stay bounded: refilled keys are forgotten, a full address table refuses, "
     "a full failure table never locks anyone out") {
-  common::FakeClock clock;
+  core::FakeClock clock;
   LoginLimiter limiter(clock, limits(1000000, 5, 5, 100));
   for (int i = 0; i < 100; ++i) CHECK(fail(limiter, "1.1.1.1", "u" + std::to_string(i)) == 0);
   // Failure tables full: more failures are not recorded, attempts still allowed.

@@ -22,15 +22,15 @@ TEST_CASE("the pool has api.kdf_threads workers, or one per core when it is 0") 
   CHECK(kdf_pool_size(0, 2) == 2);
   CHECK(kdf_pool_size(0, 16) == 16);
   CHECK(kdf_pool_size(0, 0) == 1);  // the core count is unknown
-  PasswordCheckQueue queue(common::Clock::real(), common::FairQueueLimits{}, 3);
+  PasswordCheckQueue queue(core::Clock::real(), api::FairQueueLimits{}, 3);
   CHECK(queue.workers() == 3);
-  PasswordCheckQueue at_least_one(common::Clock::real(), common::FairQueueLimits{}, 0);
+  PasswordCheckQueue at_least_one(core::Clock::real(), api::FairQueueLimits{}, 0);
   CHECK(at_least_one.workers() == 1);
 }
 
 TEST_CASE("the workers run checks side by side") {
   constexpr int kWorkers = 3;
-  PasswordCheckQueue queue(common::Clock::real(), common::FairQueueLimits{}, kWorkers);
+  PasswordCheckQueue queue(core::Clock::real(), api::FairQueueLimits{}, kWorkers);
   std::mutex m;
   std::condition_variable cv;
   int inside = 0, most = 0;
@@ -59,7 +59,7 @@ TEST_CASE("the workers run checks side by side") {
 TEST_CASE("checks still queued at shutdown are all run, once") {
   std::atomic<int> ran{0};
   {
-    PasswordCheckQueue queue(common::Clock::real(), common::FairQueueLimits{}, 2);
+    PasswordCheckQueue queue(core::Clock::real(), api::FairQueueLimits{}, 2);
     for (int i = 0; i < 20; ++i) {
       PasswordCheckQueue::Check c;
       c.run = [&] { ++ran; };
@@ -72,8 +72,8 @@ TEST_CASE("checks still queued at shutdown are all run, once") {
 }
 
 TEST_CASE("the busy answer's wait comes from the completed checks and the queue length") {
-  common::FakeClock clock;
-  PasswordCheckQueue queue(clock, common::FairQueueLimits{}, 2);
+  core::FakeClock clock;
+  PasswordCheckQueue queue(clock, api::FairQueueLimits{}, 2);
   // Nothing measured yet and nothing waiting: the floor.
   CHECK(queue.retry_after() == 1s);
   // 8 checks complete; the fake clock does not move, so they count over the 1 s minimum span.

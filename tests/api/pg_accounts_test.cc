@@ -25,8 +25,8 @@ PgServer& shared_pg() {
   return server;
 }
 
-common::PgOptions options_for(int port) {
-  common::PgOptions o;
+stores::PgOptions options_for(int port) {
+  stores::PgOptions o;
   o.host = "127.0.0.1";
   o.port = static_cast<uint16_t>(port);
   o.dbname = "balancer";
@@ -37,7 +37,7 @@ common::PgOptions options_for(int port) {
 
 // Runs `loop` until `value` is set or 10 s pass.
 template <class T>
-T run(common::EventLoop& loop, std::optional<T>& value) {
+T run(core::EventLoop& loop, std::optional<T>& value) {
   const auto deadline = std::chrono::steady_clock::now() + 10s;
   while (!value && std::chrono::steady_clock::now() < deadline)
     event_base_loop(&loop.base(), EVLOOP_ONCE);
@@ -48,14 +48,14 @@ T run(common::EventLoop& loop, std::optional<T>& value) {
 struct Store {
   explicit Store(int port = shared_pg().port()) : loop(0), store({&loop}, options_for(port)) {}
 
-  common::Result<User> add_user(const std::string& login) {
-    std::optional<common::Result<User>> out;
+  core::Result<User> add_user(const std::string& login) {
+    std::optional<core::Result<User>> out;
     store.add_user(loop, login, "pbkdf2-sha256$1000$c2FsdA$x", 100,
-                   [&](common::Result<User> r) { out = r; });
+                   [&](core::Result<User> r) { out = r; });
     return run(loop, out);
   }
-  common::Result<PurchaseOutcome> buy(uint64_t user, const std::string& key,
-                                      const std::string& product = "gold") {
+  core::Result<PurchaseOutcome> buy(uint64_t user, const std::string& key,
+                                    const std::string& product = "gold") {
     Purchase p;
     p.user_id = user;
     p.product_id = product;
@@ -63,12 +63,12 @@ struct Store {
     p.idempotency_key = key;
     p.receipt_ref = "demo:" + key;
     p.created_at = 1000;
-    std::optional<common::Result<PurchaseOutcome>> out;
-    store.create_purchase(loop, p, [&](common::Result<PurchaseOutcome> r) { out = r; });
+    std::optional<core::Result<PurchaseOutcome>> out;
+    store.create_purchase(loop, p, [&](core::Result<PurchaseOutcome> r) { out = r; });
     return run(loop, out);
   }
 
-  common::EventLoop loop;
+  core::EventLoop loop;
   PgAccounts store;
 };
 
@@ -77,9 +77,9 @@ struct Store {
 TEST_CASE("the schema is created once, again is a no-op, and a newer one is refused naming it") {
   REQUIRE(migrate_pg_schema(options_for(shared_pg().port())).ok());
   REQUIRE(migrate_pg_schema(options_for(shared_pg().port())).ok());
-  common::PgOptions wrong = options_for(shared_pg().port());
+  stores::PgOptions wrong = options_for(shared_pg().port());
   wrong.port = 1;
-  const common::Status refused = migrate_pg_schema(wrong);
+  const core::Status refused = migrate_pg_schema(wrong);
   REQUIRE_FALSE(refused.ok());
   CHECK(refused.error().code == "storage_unavailable");
   CHECK(refused.error().message.find("127.0.0.1:1/balancer") != std::string::npos);
@@ -94,7 +94,7 @@ TEST_CASE("users, sessions and purchases round-trip; a duplicate login is a conf
   REQUIRE_FALSE(again.ok());
   CHECK(again.error().code == "conflict");
 
-  std::optional<common::Result<std::optional<User>>> found;
+  std::optional<core::Result<std::optional<User>>> found;
   s.store.find_user(s.loop, "alice", [&](auto r) { found = r; });
   auto f = run(s.loop, found);
   REQUIRE(f.ok());
@@ -103,11 +103,11 @@ TEST_CASE("users, sessions and purchases round-trip; a duplicate login is a conf
   CHECK((*f)->password_hash == "pbkdf2-sha256$1000$c2FsdA$x");
 
   const std::string hash = token_hash("token-for-alice");  // raw bytes, NULs possible
-  std::optional<common::Status> created;
+  std::optional<core::Status> created;
   s.store.create_session(s.loop, Session{hash, u->id, 100, 200, 0},
-                         [&](common::Status st) { created = st; });
+                         [&](core::Status st) { created = st; });
   REQUIRE(run(s.loop, created).ok());
-  std::optional<common::Result<std::optional<SessionInfo>>> session;
+  std::optional<core::Result<std::optional<SessionInfo>>> session;
   s.store.find_session(s.loop, hash, [&](auto r) { session = r; });
   auto si = run(s.loop, session);
   REQUIRE(si.ok());
@@ -127,7 +127,7 @@ TEST_CASE("users, sessions and purchases round-trip; a duplicate login is a conf
   CHECK(repeat->purchase.product_id == "gold");
   auto second = s.buy(u->id, "key-2");
   REQUIRE(second.ok());
-  std::optional<common::Result<std::vector<Purchase>>> list;
+  std::optional<core::Result<std::vector<Purchase>>> list;
   s.store.list_purchases(s.loop, u->id, [&](auto r) { list = r; });
   auto l = run(s.loop, list);
   REQUIRE(l.ok());
@@ -135,7 +135,7 @@ TEST_CASE("users, sessions and purchases round-trip; a duplicate login is a conf
   CHECK((*l)[0].id == second->purchase.id);  // newest first
 
   // A refresh moves the expiry on, never back.
-  std::optional<common::Result<bool>> extended;
+  std::optional<core::Result<bool>> extended;
   s.store.extend_session(s.loop, hash, 500, [&](auto r) { extended = r; });
   CHECK(run(s.loop, extended).value());
   extended.reset();
@@ -151,7 +151,7 @@ TEST_CASE("users, sessions and purchases round-trip; a duplicate login is a conf
   CHECK_FALSE(run(s.loop, extended).value());
 
   // A re-hash at sign-in replaces the hash only while it is still the one that was checked.
-  std::optional<common::Result<bool>> upgraded;
+  std::optional<core::Result<bool>> upgraded;
   s.store.upgrade_password_hash(s.loop, u->id, "pbkdf2-sha256$1000$c2FsdA$x", "$argon2id$new",
                                 [&](auto r) { upgraded = r; });
   CHECK(run(s.loop, upgraded).value());
@@ -165,7 +165,7 @@ TEST_CASE("users, sessions and purchases round-trip; a duplicate login is a conf
   REQUIRE((f.ok() && f->has_value()));
   CHECK((*f)->password_hash == "$argon2id$new");
 
-  std::optional<common::Result<bool>> revoked;
+  std::optional<core::Result<bool>> revoked;
   s.store.revoke_session(s.loop, hash, [&](auto r) { revoked = r; });
   CHECK(run(s.loop, revoked).value());
   revoked.reset();
@@ -185,7 +185,7 @@ TEST_CASE("two connections recording the same idempotency key at once store one 
     p.product_id = "gold";
     p.idempotency_key = key;
     p.created_at = 1;
-    std::optional<common::Result<PurchaseOutcome>> ra, rb;
+    std::optional<core::Result<PurchaseOutcome>> ra, rb;
     a.store.create_purchase(a.loop, p, [&](auto r) { ra = r; });
     b.store.create_purchase(b.loop, p, [&](auto r) { rb = r; });
     const auto deadline = std::chrono::steady_clock::now() + 10s;
@@ -223,7 +223,7 @@ TEST_CASE(
   std::optional<std::vector<Purchase>> listed;
   const bool back = balancer::test::wait_until(
       [&] {
-        std::optional<common::Result<std::vector<Purchase>>> list;
+        std::optional<core::Result<std::vector<Purchase>>> list;
         s.store.list_purchases(s.loop, u->id, [&](auto r) { list = r; });
         auto r = run(s.loop, list);
         if (r.ok()) listed = std::move(r).value();

@@ -8,8 +8,8 @@ using namespace api;
 
 namespace {
 
-common::Result<std::vector<Product>> parse(const std::string& text) {
-  auto doc = common::ConfigDocument::parse("products.json", text, {});
+core::Result<std::vector<Product>> parse(const std::string& text) {
+  auto doc = core::ConfigDocument::parse("products.json", text, {});
   REQUIRE(doc.ok());
   return read_products(*doc);
 }

@@ -8,10 +8,10 @@ using namespace api;
 using namespace std::chrono_literals;
 
 namespace {
-const common::SteadyTime t0{std::chrono::hours(1)};
+const core::SteadyTime t0{std::chrono::hours(1)};
 // `count` checks completed evenly from `end` - `span` to `end` (so count / span per second).
 void complete_evenly(RetryAfterEstimator& e, int count, std::chrono::milliseconds span,
-                     common::SteadyTime end) {
+                     core::SteadyTime end) {
   for (int i = 0; i < count; ++i) e.completed(end - span + span * i / (count - 1));
 }
 }  // namespace

@@ -168,7 +168,7 @@ TEST_CASE("/admin/status: viewers by channel and cache, queue, traffic, limits, 
   limits.max_traffic_mbps = 100;
   limits.idle_timeout = 90500ms;
   std::unique_ptr<Admission> admission = admission::make_local_admission(limits);
-  common::EventLoop loop(0);  // in-process admission answers inline, on the caller's thread
+  core::EventLoop loop(0);  // in-process admission answers inline, on the caller's thread
   std::vector<AdmissionDecision> decided;
   auto keep = [&](const AdmissionDecision& d) { decided.push_back(d); };
   admission->request(loop, "t:a", {"demo", "venue-a", 2'000'000}, {}, t(0), keep);

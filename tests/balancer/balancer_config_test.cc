@@ -18,9 +18,9 @@ const char* kMain = R"({
   "playback": {"ticket_keys": ["ticket-key-00000000001"], "allow_anonymous": true}
 })";
 
-common::ConfigDocument doc(const std::string& name, const std::string& text,
-                           const std::vector<std::string>& overrides = {}) {
-  auto d = common::ConfigDocument::parse(name, text, overrides);
+core::ConfigDocument doc(const std::string& name, const std::string& text,
+                         const std::vector<std::string>& overrides = {}) {
+  auto d = core::ConfigDocument::parse(name, text, overrides);
   REQUIRE_MESSAGE(d.ok(), (d.ok() ? "" : d.error().message));
   return std::move(d).value();
 }
@@ -217,7 +217,7 @@ TEST_CASE("per-address bounds and the entry bound: defaults, values, and errors 
   CHECK(c.admission.max_tickets_per_address == 3);
   CHECK(c.admission.max_entries == 50);
   REQUIRE(c.per_address_exempt.size() == 2);
-  CHECK(c.per_address_exempt[0].contains(*common::IpAddress::parse("10.1.2.3")));
+  CHECK(c.per_address_exempt[0].contains(*core::IpAddress::parse("10.1.2.3")));
   CHECK(has(main_error({R"(limits.per_address_exempt=["10.0.0.1/8"])"}),
             "key 'limits.per_address_exempt'"));
   CHECK(has(main_error({"limits.max_streams=100", "limits.max_entries=10"}),

@@ -15,16 +15,16 @@ namespace {
 
 using namespace std::chrono_literals;
 
-std::vector<common::Cidr> nets(std::initializer_list<const char*> list) {
-  std::vector<common::Cidr> out;
-  for (const char* s : list) out.push_back(*common::Cidr::parse(s));
+std::vector<core::Cidr> nets(std::initializer_list<const char*> list) {
+  std::vector<core::Cidr> out;
+  for (const char* s : list) out.push_back(*core::Cidr::parse(s));
   return out;
 }
 
 struct Fleet {
-  std::vector<common::Cidr> venue_nets = nets({"10.20.0.0/16", "fd00:20::/48"});
-  std::vector<common::Cidr> narrow_nets = nets({"10.20.5.0/24"});
-  std::vector<common::Cidr> park_nets = nets({"10.30.0.0/16"});
+  std::vector<core::Cidr> venue_nets = nets({"10.20.0.0/16", "fd00:20::/48"});
+  std::vector<core::Cidr> narrow_nets = nets({"10.20.5.0/24"});
+  std::vector<core::Cidr> park_nets = nets({"10.30.0.0/16"});
   std::vector<CacheCandidate> caches = {
       {"venue-a", "venue", &venue_nets, true},
       {"venue-b", "venue", &venue_nets, true},
@@ -39,12 +39,12 @@ struct Fleet {
     return caches[0];
   }
   std::string choose(std::string_view requested, const char* ip, uint64_t hash = 0) {
-    auto parsed = ip ? common::IpAddress::parse(ip) : std::nullopt;
+    auto parsed = ip ? core::IpAddress::parse(ip) : std::nullopt;
     CacheChoice c = choose_cache(caches, requested, parsed, hash);
     return c.index ? std::string(caches[*c.index].id) : std::string("origin");
   }
   CacheChoice::Reason reason(std::string_view requested, const char* ip) {
-    auto parsed = ip ? common::IpAddress::parse(ip) : std::nullopt;
+    auto parsed = ip ? core::IpAddress::parse(ip) : std::nullopt;
     return choose_cache(caches, requested, parsed, 0).reason;
   }
 };
@@ -100,8 +100,7 @@ TEST_CASE("origin when nothing else applies") {
   CHECK(f.choose("", nullptr) == "origin");  // unparsable client address
   for (auto& c : f.caches) c.usable = false;
   CHECK(f.choose("venue-a", "10.20.1.1") == "origin");
-  CHECK(choose_cache({}, "venue-a", common::IpAddress::parse("10.20.1.1"), 0).index ==
-        std::nullopt);
+  CHECK(choose_cache({}, "venue-a", core::IpAddress::parse("10.20.1.1"), 0).index == std::nullopt);
 }
 
 TEST_CASE("viewer_hash is stable and spreads") {

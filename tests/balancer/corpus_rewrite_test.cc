@@ -34,7 +34,7 @@ TEST_CASE(
     MESSAGE("no corpus at " << dir.string() << "; skipped");
     return;
   }
-  auto signer = common::UrlSigner::create({kSigningKey});
+  auto signer = signing::UrlSigner::create({kSigningKey});
   REQUIRE(signer.ok());
   size_t files = 0, accepted = 0, slots_checked = 0, cache_links = 0, left_at_origin = 0;
   for (const auto& entry : std::filesystem::directory_iterator(dir)) {
@@ -91,7 +91,7 @@ TEST_CASE(
           {
             std::string unsigned_target;
             CHECK(signer->verify(uri.substr(kCache.size()), kExpires, &unsigned_target) ==
-                  common::SignatureVerdict::ok);
+                  signing::SignatureVerdict::ok);
             auto request = cache_node::parse_chunk_request(unsigned_target);
             CHECK_MESSAGE(request.ok(), (request.ok() ? "" : request.error().message));
             ++cache_links;

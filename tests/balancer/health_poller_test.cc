@@ -47,16 +47,16 @@ struct Told {
 };
 
 struct Fixture {
-  common::EventBasePtr base{event_base_new()};
-  common::FakeClock clock;
-  common::MetricsRegistry metrics;
+  core::EventBasePtr base{event_base_new()};
+  core::FakeClock clock;
+  core::MetricsRegistry metrics;
   test::LoopbackNode node{*base};
-  std::unique_ptr<common::HttpClient> client;
+  std::unique_ptr<http::HttpClient> client;
   std::unique_ptr<HealthPoller> poller;
   std::vector<Told> told;  // node "a" after every on_update
 
   Fixture() {
-    auto made = common::HttpClient::create(*base, {});
+    auto made = http::HttpClient::create(*base, {});
     REQUIRE(made.ok());
     client = std::move(*made);
     poller = std::make_unique<HealthPoller>(*base, *client, metrics, clock);

@@ -12,20 +12,20 @@ const std::string kKey = "ticket-key-current-000001";
 const std::string kOldKey = "ticket-key-previous-00000";
 constexpr int64_t kNow = 1'800'000'000;
 
-common::PlaybackTickets tickets(std::vector<std::string> keys = {kKey}) {
-  auto t = common::PlaybackTickets::create(std::move(keys));
+signing::PlaybackTickets tickets(std::vector<std::string> keys = {kKey}) {
+  auto t = signing::PlaybackTickets::create(std::move(keys));
   REQUIRE(t.ok());
   return std::move(t).value();
 }
 
-std::string issue(const common::PlaybackTickets& t, std::string channel, std::string viewer,
+std::string issue(const signing::PlaybackTickets& t, std::string channel, std::string viewer,
                   int64_t expires) {
   auto token = t.issue({std::move(channel), std::move(viewer), expires});
   REQUIRE(token.ok());
   return std::move(token).value();
 }
 
-std::string code(const common::Result<common::PlaybackTicket>& r) {
+std::string code(const core::Result<signing::PlaybackTicket>& r) {
   return r.ok() ? "ok" : r.error().code;
 }
 
@@ -73,7 +73,7 @@ TEST_CASE("any change to a ticket is detected") {
   }
   // A forged payload (other channel, later expiry) with the old signature.
   std::string forged =
-      common::base64url_encode("1\n" + std::to_string(kNow + 9999) + "\npremium\nviewer-1") +
+      signing::base64url_encode("1\n" + std::to_string(kNow + 9999) + "\npremium\nviewer-1") +
       token.substr(dot);
   CHECK(code(t.verify(forged, "premium", kNow)) == "ticket_invalid");
   // A ticket signed with a key we do not hold.
@@ -102,28 +102,28 @@ TEST_CASE("rotation: the first key issues, every configured key verifies") {
 }
 
 TEST_CASE("keys and ids are validated") {
-  CHECK_FALSE(common::PlaybackTickets::create({}).ok());
-  CHECK_FALSE(common::PlaybackTickets::create({"short"}).ok());
+  CHECK_FALSE(signing::PlaybackTickets::create({}).ok());
+  CHECK_FALSE(signing::PlaybackTickets::create({"short"}).ok());
   auto t = tickets();
   CHECK_FALSE(t.issue({"bad channel", "v", kNow}).ok());
   CHECK_FALSE(t.issue({"demo", "", kNow}).ok());
   CHECK_FALSE(t.issue({"demo", "has space", kNow}).ok());
   CHECK_FALSE(t.issue({"demo", std::string(129, 'v'), kNow}).ok());
-  CHECK(common::valid_viewer_id(std::string(128, 'v')));
+  CHECK(signing::valid_viewer_id(std::string(128, 'v')));
 }
 
 TEST_CASE("base64url round-trips and rejects non-canonical text") {
   for (const std::string& s : std::vector<std::string>{"", "f", "fo", "foo", "foob", "fooba",
                                                        "foobar", std::string("\0\xff\xfe", 3)}) {
     std::string decoded;
-    REQUIRE(common::base64url_decode(common::base64url_encode(s), decoded));
+    REQUIRE(signing::base64url_decode(signing::base64url_encode(s), decoded));
     CHECK(decoded == s);
   }
   std::string out;
-  CHECK_FALSE(common::base64url_decode("Zm9v=", out));  // padding
-  CHECK_FALSE(common::base64url_decode("Zm9v+", out));  // standard alphabet
-  CHECK_FALSE(common::base64url_decode("Zh", out));  // non-zero trailing bits ("Zg" is canonical)
-  CHECK_FALSE(common::base64url_decode("A", out));
+  CHECK_FALSE(signing::base64url_decode("Zm9v=", out));  // padding
+  CHECK_FALSE(signing::base64url_decode("Zm9v+", out));  // standard alphabet
+  CHECK_FALSE(signing::base64url_decode("Zh", out));  // non-zero trailing bits ("Zg" is canonical)
+  CHECK_FALSE(signing::base64url_decode("A", out));
 }
 
 }  // namespace

@@ -45,8 +45,8 @@ MappedPlaylist map_playlist(std::string_view text, std::string_view url,
 }
 
 // The signer of chunk links, with the test's key.
-common::UrlSigner test_signer() {
-  auto signer = common::UrlSigner::create({kKey});
+signing::UrlSigner test_signer() {
+  auto signer = signing::UrlSigner::create({kKey});
   REQUIRE(signer.ok());
   return std::move(signer).value();
 }
@@ -205,7 +205,7 @@ TEST_CASE(
     "reports back") {
   auto [p, plan] = map_media();
   CHECK(plan.chunk_slots == 5);  // map, seg7, part, seg8, hint (seg9 and data: are not ours)
-  const common::UrlSigner signer = test_signer();
+  const signing::UrlSigner signer = test_signer();
   // No first-listed times: good for 100 s from now.
   ChunkDestination d{"http://cache-a.example:8081", "demo", &signer, kExpires - 100, 100};
   std::vector<std::string> chunk_list = chunk_links(p.tmpl, plan, d);
@@ -235,8 +235,8 @@ TEST_CASE(
   // The cache node's check accepts each signed link (path + query after the host).
   for (const auto& link : chunk_list) {
     std::string target = link.substr(std::string("http://cache-a.example:8081").size());
-    CHECK_MESSAGE(signer.verify(target, kExpires - 10) == common::SignatureVerdict::ok, target);
-    CHECK(signer.verify(target, kExpires + 1) == common::SignatureVerdict::expired);
+    CHECK_MESSAGE(signer.verify(target, kExpires - 10) == signing::SignatureVerdict::ok, target);
+    CHECK(signer.verify(target, kExpires + 1) == signing::SignatureVerdict::expired);
   }
 }
 
@@ -253,7 +253,7 @@ TEST_CASE("media without a usable cache: chunk links are the absolute origin URL
 
 TEST_CASE("switching the destination changes only the host part of chunk links") {
   auto [p, plan] = map_media();
-  const common::UrlSigner signer = test_signer();
+  const signing::UrlSigner signer = test_signer();
   ChunkDestination a{"http://cache-a.example", "demo", &signer, kExpires};
   ChunkDestination b{"http://cache-b.example", "demo", &signer, kExpires};
   auto la = chunk_links(p.tmpl, plan, a);
@@ -277,7 +277,7 @@ TEST_CASE(
       "#EXTINF:2.0,\nok.ts\n",
       "http://o.example/files/live/index.m3u8", "http://o.example/files");
   CHECK(plan.chunk_slots == 1);
-  const common::UrlSigner signer = test_signer();
+  const signing::UrlSigner signer = test_signer();
   std::vector<std::string> chunk_list = chunk_links(
       p.tmpl, plan, ChunkDestination{"http://cache-a.example", "demo", &signer, kExpires});
   REQUIRE(chunk_list.size() == 1);
@@ -314,7 +314,7 @@ TEST_CASE(
     "chunk links: with first-listed times, two renderings seconds apart sign each chunk the same") {
   auto [p, plan] = map_media();
   plan.chunk_first_listed.assign(plan.chunk_slots, 1'800'000'000);
-  const common::UrlSigner signer = test_signer();
+  const signing::UrlSigner signer = test_signer();
   ChunkDestination d{"http://cache-a.example:8081", "demo", &signer, 1'800'000'003, 120};
   const std::vector<std::string> first = chunk_links(p.tmpl, plan, d);
   d.now_unix = 1'800'000'041;
@@ -333,7 +333,7 @@ TEST_CASE(
       "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"seg8.1.m4s\"\n";
   auto [p, plan] = map_playlist(ll, "http://o.example/ll/low/index.m3u8", "http://o.example");
   plan.part_target_ms = 270;
-  const common::UrlSigner signer = test_signer();
+  const signing::UrlSigner signer = test_signer();
   ChunkDestination d{"http://cache-a.example:8081", "ll", &signer, 1'800'000'000, 120};
   const std::vector<std::string> links = chunk_links(p.tmpl, plan, d);
   REQUIRE(links.size() == 4);  // map, segment, part, hint (in slot order)
@@ -343,7 +343,7 @@ TEST_CASE(
     CHECK((link.find("?bpt=270&bexp=") != std::string::npos) == part_or_hint);
     // Signed with it: the node verifies the whole query, so a viewer cannot change it.
     const std::string target = link.substr(link.find("/o/"));
-    CHECK(signer.verify(target, d.now_unix) == common::SignatureVerdict::ok);
+    CHECK(signer.verify(target, d.now_unix) == signing::SignatureVerdict::ok);
   }
   // Without a part target (a regular playlist) nothing is added.
   plan.part_target_ms = 0;

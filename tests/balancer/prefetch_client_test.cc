@@ -43,17 +43,17 @@ uint64_t bit(size_t index) {
 }
 
 struct Fixture {
-  common::EventLoop loop{0};
-  common::FakeClock clock;
-  common::MetricsRegistry metrics;
+  core::EventLoop loop{0};
+  core::FakeClock clock;
+  core::MetricsRegistry metrics;
   test::LoopbackNode node{loop.base()};
-  std::unique_ptr<common::HttpClient> client;
+  std::unique_ptr<http::HttpClient> client;
   std::set<std::string> usable{"a", "b", "c", "d"};
   std::vector<CacheConfig> caches;
   std::unique_ptr<PrefetchClient> prefetch;
 
   explicit Fixture(const PrefetchConfig& config) {
-    auto made = common::HttpClient::create(loop.base(), {});
+    auto made = http::HttpClient::create(loop.base(), {});
     REQUIRE(made.ok());
     client = std::move(*made);
     prefetch = std::make_unique<PrefetchClient>(

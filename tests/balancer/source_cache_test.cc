@@ -442,7 +442,7 @@ namespace balancer::source_cache_test {
 struct RealTimeFixture : test::OriginClient {
   std::unique_ptr<SourceCache> cache;
   explicit RealTimeFixture(PlaylistTimings timings) {
-    cache = std::make_unique<SourceCache>(*base, *client, metrics, timings, common::Clock::real());
+    cache = std::make_unique<SourceCache>(*base, *client, metrics, timings, core::Clock::real());
   }
   SourceRequest request(const std::string& target) const {
     return SourceRequest{"demo", origin.base_url(), target, {}, {}, false};
@@ -480,7 +480,7 @@ struct Watched {
 Watched watch(RealTimeFixture& f, const SourceRequest& request, std::chrono::milliseconds span) {
   Watched watched;
   int pending = 0;
-  common::LoopTimer asking(*f.base, common::LoopTimer::Repeat::every, [&] {
+  core::LoopTimer asking(*f.base, core::LoopTimer::Repeat::every, [&] {
     auto inside_get = std::make_shared<bool>(true);
     ++pending;
     f.cache->get(request, [&, inside_get](const SourceResult& r) {

@@ -38,17 +38,17 @@ PlaylistTimings no_background_refresh() {
 struct Fixture {
   test::TempDir dir;
   test::TestOrigin origin{test::serving_files(dir.path())};
-  common::FakeClock clock;
-  common::MetricsRegistry metrics;
+  core::FakeClock clock;
+  core::MetricsRegistry metrics;
   PlaylistTimings timings = no_background_refresh();
-  common::EventLoop home{0};
-  common::EventLoop front_loop{1};
-  std::unique_ptr<common::HttpClient> client;
+  core::EventLoop home{0};
+  core::EventLoop front_loop{1};
+  std::unique_ptr<http::HttpClient> client;
   std::unique_ptr<SourceCache> cache;
   std::unique_ptr<SourceFront> front;
 
   Fixture() {
-    auto made = common::HttpClient::create(home.base(), {});
+    auto made = http::HttpClient::create(home.base(), {});
     REQUIRE(made.ok());
     client = std::move(*made);
     cache = std::make_unique<SourceCache>(home.base(), *client, metrics, timings, clock);

@@ -30,8 +30,8 @@ using namespace std::chrono_literals;
 
 const char* kKeyBytes = "0123456789abcdef";
 
-common::ConfigDocument doc(const std::string& name, const std::string& text) {
-  auto d = common::ConfigDocument::parse(name, text, {});
+core::ConfigDocument doc(const std::string& name, const std::string& text) {
+  auto d = core::ConfigDocument::parse(name, text, {});
   REQUIRE_MESSAGE(d.ok(), (d.ok() ? "" : d.error().message));
   return std::move(d).value();
 }
@@ -52,20 +52,20 @@ test::TestOriginOptions origin_options(const test::TempDir& dir) {
 struct Answer {
   int status = 0;
   std::string body;
-  common::FetchHead head;
+  http::FetchHead head;
 };
 
 struct Fixture {
   test::TempDir dir;
   test::TestOrigin origin{origin_options(dir)};
-  common::FakeClock clock;
-  common::MetricsRegistry metrics;
-  common::EventLoop home{0};
-  common::EventLoop second{1};
-  common::ServiceContext context;
+  core::FakeClock clock;
+  core::MetricsRegistry metrics;
+  core::EventLoop home{0};
+  core::EventLoop second{1};
+  http::ServiceContext context;
   std::unique_ptr<Balancer> balancer;
-  std::vector<std::unique_ptr<common::HttpServer>> servers;
-  std::unique_ptr<common::HttpClient> client;  // on the second loop
+  std::vector<std::unique_ptr<http::HttpServer>> servers;
+  std::unique_ptr<http::HttpClient> client;  // on the second loop
 
   explicit Fixture(const std::string& main_extra = "") {
     const std::string main = R"({
@@ -99,16 +99,16 @@ struct Fixture {
     auto created = Balancer::create(context, *config);
     REQUIRE_MESSAGE(created.ok(), (created.ok() ? "" : created.error().message));
     balancer = std::move(created).value();
-    for (common::EventLoop* loop : context.loops) {
-      common::HttpServerOptions options = config->server;
+    for (core::EventLoop* loop : context.loops) {
+      http::HttpServerOptions options = config->server;
       options.service = "balancer";
       options.access_log = false;
-      auto server = common::HttpServer::create(loop->base(), options, metrics);
+      auto server = http::HttpServer::create(loop->base(), options, metrics);
       REQUIRE(server.ok());
       balancer->attach(loop->index(), **server);
       servers.push_back(std::move(server).value());
     }
-    auto made = common::HttpClient::create(second.base(), {});
+    auto made = http::HttpClient::create(second.base(), {});
     REQUIRE(made.ok());
     client = std::move(made).value();
   }
@@ -136,15 +136,15 @@ struct Fixture {
   Answer get(const std::string& target, size_t index = 1) {
     std::optional<Answer> got;
     auto reply = std::make_shared<Answer>();
-    common::FetchRequest request{
+    http::FetchRequest request{
         "http://127.0.0.1:" + std::to_string(servers[index]->port()) + target,
         "GET",
         {},
         std::nullopt,
         {}};
-    client->fetch(request, {[reply](const common::FetchHead& h) { reply->head = h; },
+    client->fetch(request, {[reply](const http::FetchHead& h) { reply->head = h; },
                             [reply](std::string_view data) { reply->body.append(data); },
-                            [reply, &got](const common::FetchResult& r) {
+                            [reply, &got](const http::FetchResult& r) {
                               reply->status = r.status;
                               got = *reply;
                             }});
@@ -161,7 +161,7 @@ struct Fixture {
 
   std::string ticket(const std::string& channel, const std::string& viewer,
                      int64_t lifetime_s = 3600) {
-    auto tickets = common::PlaybackTickets::create({test::kTicketKey});
+    auto tickets = signing::PlaybackTickets::create({test::kTicketKey});
     REQUIRE(tickets.ok());
     auto issued = tickets->issue({channel, viewer, clock.unix_now() + lifetime_s});
     REQUIRE(issued.ok());

@@ -12,8 +12,8 @@ const char* kMinimal =
     R"({"node_id":"n1","data_dir":"/tmp/x","origins":{"demo":{"url":"http://127.0.0.1:1"}},
                           "signing":{"required":false}})";
 
-common::Result<CacheNodeConfig> load(std::vector<std::string> overrides) {
-  auto doc = common::ConfigDocument::parse("cache_node.json", kMinimal, overrides);
+core::Result<CacheNodeConfig> load(std::vector<std::string> overrides) {
+  auto doc = core::ConfigDocument::parse("cache_node.json", kMinimal, overrides);
   REQUIRE(doc.ok());
   return load_cache_node_config(*doc);
 }

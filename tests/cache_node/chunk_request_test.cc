@@ -61,6 +61,6 @@ TEST_CASE("chunk URL: the node accepts exactly the origin targets the shared rul
     std::string target = std::string("/o/demo") + t.path + (*t.query ? "?" : "") + t.query;
     CAPTURE(target);
     CHECK(parse_chunk_request(target).ok() ==
-          common::check_servable_origin_target(t.path, t.query).ok());
+          core::check_servable_origin_target(t.path, t.query).ok());
   }
 }

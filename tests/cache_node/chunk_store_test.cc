@@ -51,8 +51,8 @@ bool settle(event_base* base, ChunkStore& store) {
 // <dir>/s), a loop for the background writes, a metrics registry.
 struct StoreEnv {
   balancer::test::TempDir dir;
-  common::EventBasePtr base{event_base_new()};
-  common::MetricsRegistry metrics;
+  core::EventBasePtr base{event_base_new()};
+  core::MetricsRegistry metrics;
   std::string root = dir.path() + "/s";
 };
 
@@ -62,14 +62,14 @@ struct RawRecord {
   std::string key, record, file;
 };
 void put_raw_records(const std::string& root, const std::vector<RawRecord>& records) {
-  auto env = common::LmdbEnv::open(root + "/index", size_t{1} << 30);
+  auto env = stores::LmdbEnv::open(root + "/index", size_t{1} << 30);
   REQUIRE(env.ok());
-  auto txn = common::LmdbTxn::begin(*env, false);
+  auto txn = stores::LmdbTxn::begin(*env, false);
   REQUIRE(txn.ok());
   MDB_dbi dbi = 0;
   REQUIRE(mdb_dbi_open(txn->get(), "chunks", MDB_CREATE, &dbi) == 0);
   for (const auto& r : records) {
-    MDB_val k = common::mdb_val(r.key), v = common::mdb_val(r.record);
+    MDB_val k = stores::mdb_val(r.key), v = stores::mdb_val(r.record);
     REQUIRE(mdb_put(txn->get(), dbi, &k, &v, 0) == 0);
     std::ofstream(root + "/chunks/" + r.file) << "12345";
   }
@@ -90,7 +90,7 @@ TEST_CASE("chunk body: appends across blocks and hands out exact byte ranges") {
   body->append(bytes.substr(999));
   CHECK(body->size() == 2500);
   CHECK(body->copy() == bytes);
-  common::BodyBuffer out;
+  http::BodyBuffer out;
   body->add_to(out, 990, 2010);
   evbuffer* native = static_cast<evbuffer*>(out.native());
   std::string got(evbuffer_get_length(native), '\0');
@@ -123,7 +123,7 @@ TEST_CASE(
     large.append(std::string_view(bytes).substr(at, 7000));
     CHECK(large.allocated_bytes() <= 2 * large.size() + 16 * 1024 + 64 * ChunkBody::kBlockOverhead);
   }
-  common::BodyBuffer held;  // a reader referencing the last block while it is cut
+  http::BodyBuffer held;  // a reader referencing the last block while it is cut
   large.add_to(held, 290000, 300000);
   large.finish();
   CHECK(large.copy() == bytes);
@@ -133,7 +133,7 @@ TEST_CASE(
   std::string got(evbuffer_get_length(native), '\0');
   evbuffer_copyout(native, got.data(), got.size());
   CHECK(got == bytes.substr(290000));
-  common::BodyBuffer after;
+  http::BodyBuffer after;
   large.add_to(after, 1000, 299999);
   native = static_cast<evbuffer*>(after.native());
   got.assign(evbuffer_get_length(native), '\0');
@@ -233,7 +233,7 @@ TEST_CASE_FIXTURE(StoreEnv,
   CHECK_FALSE((*store)->find("demo/0").has_value());
   CHECK_FALSE((*store)->find("demo/5").has_value());
   // Evicted files are deleted from disk too (by the writer thread).
-  common::EventBasePtr base2(event_base_new());
+  core::EventBasePtr base2(event_base_new());
   store->reset();
   auto reopened = ChunkStore::open(*base2, {dir.path() + "/s", 25000, 35000}, metrics);
   REQUIRE(reopened.ok());
@@ -373,8 +373,8 @@ TEST_CASE(
   put_raw_records(
       root, {v1("demo/old.ts", "max-age=100", "legacy0001"), v1("demo/plain.ts", "", "legacy0002"),
              v1("demo/secret.ts", "private", "legacy0003")});
-  common::EventBasePtr base(event_base_new());
-  common::MetricsRegistry metrics;
+  core::EventBasePtr base(event_base_new());
+  core::MetricsRegistry metrics;
   SUBCASE("without an upgrade: loaded with no deadline (stale), Age from the store time") {
     auto store = ChunkStore::open(*base, {root, 1 << 20, 1 << 20}, metrics);
     REQUIRE(store.ok());

@@ -29,18 +29,18 @@ constexpr const char* kKey = "/demo/seg1.ts";
 // Transfers the flights started; the test plays the upstream's part.
 struct FakeUpstream {
   struct Transfer {
-    common::FetchRequest request;
-    common::FetchCallbacks callbacks;
+    http::FetchRequest request;
+    http::FetchCallbacks callbacks;
     bool cancelled = false;
   };
   std::vector<Transfer> transfers;  // transfer id - 1
 
   FlightUpstream bind() {
-    return {[this](common::FetchRequest request, common::FetchCallbacks callbacks) {
+    return {[this](http::FetchRequest request, http::FetchCallbacks callbacks) {
               transfers.push_back({std::move(request), std::move(callbacks)});
-              return common::FetchId{transfers.size()};
+              return http::FetchId{transfers.size()};
             },
-            [this](common::FetchId id) { transfers.at(id - 1).cancelled = true; }};
+            [this](http::FetchId id) { transfers.at(id - 1).cancelled = true; }};
   }
   Transfer& last() {
     REQUIRE(!transfers.empty());
@@ -48,15 +48,15 @@ struct FakeUpstream {
   }
 };
 
-common::FetchHead head(int status, std::vector<common::HttpHeader> headers = {}) {
-  common::FetchHead h;
+http::FetchHead head(int status, std::vector<http::HttpHeader> headers = {}) {
+  http::FetchHead h;
   h.status = status;
   h.headers = std::move(headers);
   return h;
 }
 
-common::FetchResult done(int status) {
-  common::FetchResult r;
+http::FetchResult done(int status) {
+  http::FetchResult r;
   r.ok = true;
   r.status = status;
   return r;
@@ -108,7 +108,7 @@ struct TestLoop {
 };
 
 struct Node : balancer::test::SharedCacheOnDisk {
-  common::Published<RuntimeConfig> config{std::make_shared<RuntimeConfig>()};
+  core::Published<RuntimeConfig> config{std::make_shared<RuntimeConfig>()};
   FlightMetrics flight_metrics{metrics};
   FakeUpstream upstream;
   std::vector<std::unique_ptr<TestLoop>> loops;
@@ -257,7 +257,7 @@ TEST_CASE(
   Node node;
   auto heard = make_heard(4);
   for (size_t i = 0; i < heard.size(); ++i) node.ask(i % 2, heard[i]);
-  common::FetchResult failed;
+  http::FetchResult failed;
   failed.ok = false;
   failed.error = "Couldn't connect to server";
   node.upstream.last().callbacks.on_done(failed);
@@ -446,7 +446,7 @@ TEST_CASE(
   owner->callbacks.on_data("hello");
   node.run_all_later();
   CHECK(heard->last.bytes == 5);
-  common::FetchResult broken;
+  http::FetchResult broken;
   broken.ok = false;
   broken.error = "connection reset";
   owner->callbacks.on_done(broken);

@@ -76,7 +76,7 @@ TEST_CASE(
 }
 
 TEST_CASE("freshness: s-maxage over max-age over Expires − Date over the default") {
-  common::FakeClock clock;
+  core::FakeClock clock;
   const int64_t now = clock.unix_now_ms();
   const std::string date = format_http_date(now / 1000);
   const std::string in_100s = format_http_date(now / 1000 + 100);
@@ -95,7 +95,7 @@ TEST_CASE("freshness: s-maxage over max-age over Expires − Date over the defau
 TEST_CASE(
     "freshness: Expires counts from the origin's Date, not the receipt time; past or invalid is "
     "expired") {
-  common::FakeClock clock;
+  core::FakeClock clock;
   const int64_t now = clock.unix_now_ms();
   // The origin's clock is 1000 s behind ours: its 60 s lifetime still holds.
   const std::string origin_date = format_http_date(now / 1000 - 1000);
@@ -113,7 +113,7 @@ TEST_CASE(
 }
 
 TEST_CASE("freshness: the upstream's Age moves the vouched time back; a bad Age is ignored") {
-  common::FakeClock clock;
+  core::FakeClock clock;
   const int64_t now = clock.unix_now_ms();
   Freshness f = of("max-age=60", ObjectKind::segment, now, std::nullopt, std::nullopt, "20");
   CHECK(f.vouched_ms == now - 20'000);
@@ -130,7 +130,7 @@ TEST_CASE("freshness: the upstream's Age moves the vouched time back; a bad Age 
 
 TEST_CASE(
     "freshness: no-store and private are not stored; no-cache is stored but always revalidated") {
-  common::FakeClock clock;
+  core::FakeClock clock;
   const int64_t now = clock.unix_now_ms();
   CHECK_FALSE(of("no-store", ObjectKind::segment, now).storable);
   CHECK_FALSE(of("private, max-age=600", ObjectKind::segment, now).storable);
@@ -142,7 +142,7 @@ TEST_CASE(
 }
 
 TEST_CASE("freshness: immutable keeps its lifetime; without one it gets the long segment default") {
-  common::FakeClock clock;
+  core::FakeClock clock;
   const int64_t now = clock.unix_now_ms();
   CHECK(lifetime_s(of("max-age=30, immutable", ObjectKind::playlist, now)) == 30);
   CHECK(lifetime_s(of("immutable", ObjectKind::other, now)) == 86400);
@@ -151,7 +151,7 @@ TEST_CASE("freshness: immutable keeps its lifetime; without one it gets the long
 }
 
 TEST_CASE("freshness: defaults by kind when the upstream says nothing") {
-  common::FakeClock clock;
+  core::FakeClock clock;
   const int64_t now = clock.unix_now_ms();
   CHECK(lifetime_s(of("", ObjectKind::segment, now)) == 86400);
   CHECK(lifetime_s(of("", ObjectKind::playlist, now)) == 1);
@@ -163,7 +163,7 @@ TEST_CASE("freshness: defaults by kind when the upstream says nothing") {
 TEST_CASE(
     "freshness: a stale copy may answer for a failing upstream only within the bound, and only "
     "when allowed") {
-  common::FakeClock clock;
+  core::FakeClock clock;
   const int64_t now = clock.unix_now_ms();
   Freshness f = of("max-age=10", ObjectKind::segment, now);
   CHECK(f.stale_until_ms == f.fresh_until_ms + 30'000);  // the configured bound
@@ -181,7 +181,7 @@ TEST_CASE(
 }
 
 TEST_CASE("freshness: deadlines move with the injected clock") {
-  common::FakeClock clock;
+  core::FakeClock clock;
   Freshness f = of("max-age=1", ObjectKind::playlist, clock.unix_now_ms());
   CHECK(clock.unix_now_ms() < f.fresh_until_ms);
   clock.advance(std::chrono::milliseconds(999));
@@ -245,7 +245,7 @@ TEST_CASE("http dates: exactly the RFC 9110 grammars, nothing looser") {
 }
 
 TEST_CASE("freshness: two Expires lines are invalid, so already expired") {
-  common::FakeClock clock;
+  core::FakeClock clock;
   const int64_t now = clock.unix_now_ms();
   const std::string later = format_http_date(now / 1000 + 600);
   CHECK(lifetime_s(of("", ObjectKind::segment, now, later)) == 600);
@@ -256,7 +256,7 @@ TEST_CASE("freshness: two Expires lines are invalid, so already expired") {
 }
 
 TEST_CASE("freshness: of a list-valued Age the first member counts (RFC 9111 §5.1)") {
-  common::FakeClock clock;
+  core::FakeClock clock;
   const int64_t now = clock.unix_now_ms();
   CHECK(of("max-age=3600", ObjectKind::segment, now, std::nullopt, std::nullopt, "7200, 0")
             .fresh_until_ms < now);
@@ -267,7 +267,7 @@ TEST_CASE("freshness: of a list-valued Age the first member counts (RFC 9111 §5
 }
 
 TEST_CASE("negative answers: remembered only as long as the origin's own headers allow") {
-  common::FakeClock clock;
+  core::FakeClock clock;
   const int64_t now = clock.unix_now_ms();
   auto negative = [&](std::string_view cache_control,
                       std::optional<std::string_view> expires = std::nullopt,
@@ -352,7 +352,7 @@ TEST_CASE("a 304 updates the stored headers but those of the stored body and its
 TEST_CASE(
     "stale-while-revalidate: the origin's window up to the cap, else the configured grace; none "
     "when forbidden") {
-  common::FakeClock clock;
+  core::FakeClock clock;
   const int64_t now = clock.unix_now_ms();
   FreshnessDefaults defaults = kDefaults;
   defaults.max_stale_while_revalidate_s = 30;

@@ -105,7 +105,7 @@ TEST_CASE(
       R"({"node_id":"n1","data_dir":"/tmp/x","origins":{"demo":{"url":"http://127.0.0.1:1"}},
                           "signing":{"required":false}})";
   auto load = [&](std::vector<std::string> overrides) {
-    auto doc = common::ConfigDocument::parse("cache_node.json", base, overrides);
+    auto doc = core::ConfigDocument::parse("cache_node.json", base, overrides);
     REQUIRE(doc.ok());
     return load_cache_node_config(*doc);
   };

@@ -24,7 +24,7 @@ namespace {
 using Fixture = balancer::test::SharedCacheOnDisk;
 
 // Fresh for `lifetime` from the clock's now.
-ChunkMeta meta_of(size_t size, const common::Clock& clock,
+ChunkMeta meta_of(size_t size, const core::Clock& clock,
                   std::chrono::milliseconds lifetime = 3600s) {
   ChunkMeta m;
   m.size = size;
@@ -109,7 +109,7 @@ TEST_CASE("shared cache: a 404 is remembered for exactly the negative TTL on the
   auto first = f.cache->find_or_start("/o/demo/missing.ts", 0);
   REQUIRE(first.kind == SharedCache::Lookup::Kind::started);
   f.cache->finish(*first.flight, SharedCache::StoreUpdate::none, nullptr,
-                  std::chrono::duration_cast<common::SteadyTime::duration>(5s));
+                  std::chrono::duration_cast<core::SteadyTime::duration>(5s));
   CHECK(f.cache->inflight() == 0);
 
   CHECK(f.cache->find_or_start("/o/demo/missing.ts", 1).kind ==
@@ -134,7 +134,7 @@ TEST_CASE("shared cache: expire_negative drops only what is due") {
     auto found = f.cache->find_or_start(key, 0);
     REQUIRE(found.kind == SharedCache::Lookup::Kind::started);
     f.cache->finish(*found.flight, SharedCache::StoreUpdate::none, nullptr,
-                    std::chrono::duration_cast<common::SteadyTime::duration>(ttl));
+                    std::chrono::duration_cast<core::SteadyTime::duration>(ttl));
   };
   remember("/o/demo/a.ts", 1s);
   remember("/o/demo/b.ts", 10s);
@@ -148,13 +148,13 @@ TEST_CASE(
     "shared cache: remembered 404s are bounded by count; the ones over it are not remembered, and "
     "counted") {
   Fixture f(3);
-  common::Counter& refused = f.metrics.counter("cache_negative_refused_total", "");
+  core::Counter& refused = f.metrics.counter("cache_negative_refused_total", "");
   auto remember = [&](const std::string& key) {
     auto found = f.cache->find_or_start(key, 0);
     REQUIRE(found.kind == SharedCache::Lookup::Kind::started);
     f.cache->finish(
         *found.flight, SharedCache::StoreUpdate::none, nullptr,
-        std::chrono::duration_cast<common::SteadyTime::duration>(std::chrono::seconds(60)));
+        std::chrono::duration_cast<core::SteadyTime::duration>(std::chrono::seconds(60)));
   };
   for (int i = 0; i < 10; ++i) remember("demo/missing" + std::to_string(i) + ".ts");
   CHECK(f.cache->negative_entries() == 3);

@@ -35,7 +35,7 @@ class RunningLoop {
     loop.stop();
     thread_.join();
   }
-  common::EventLoop loop{0};
+  core::EventLoop loop{0};
 
  private:
   std::thread thread_;
@@ -54,7 +54,7 @@ bool wait_for(Done done) {
 TEST_CASE(
     "owned_here: the building thread before the loop runs, only the loop's thread while it "
     "runs, the building thread again once it stopped") {
-  common::EventLoop loop(0);
+  core::EventLoop loop(0);
   CHECK(loop.owned_here());  // not running yet: the thread that builds it
   std::atomic<int> inside{-1};
   loop.post([&] { inside = loop.owned_here() ? 1 : 0; });
@@ -78,12 +78,12 @@ TEST_CASE(
   REQUIRE(child >= 0);
   if (child == 0) {
     std::signal(SIGABRT, SIG_DFL);
-    common::expect_on(running.loop);
+    core::expect_on(running.loop);
     _exit(0);
   }
   int status = 0;
   REQUIRE(waitpid(child, &status, 0) == child);
-  if (common::kThreadChecks) {
+  if (core::kThreadChecks) {
     CHECK(WIFSIGNALED(status));
     CHECK(WTERMSIG(status) == SIGABRT);
   } else {
@@ -92,7 +92,7 @@ TEST_CASE(
   }
   std::atomic<bool> checked{false};
   running.loop.post([&] {
-    common::expect_on(running.loop);  // the loop's own thread: passes
+    core::expect_on(running.loop);  // the loop's own thread: passes
     checked = true;
   });
   CHECK(wait_for([&] { return checked.load(); }));
@@ -101,12 +101,12 @@ TEST_CASE(
 TEST_CASE(
     "run_there_answer_here: the work runs on the worker, its result is answered on the loop") {
   RunningLoop running;
-  common::WorkerThread worker;
-  common::Lifetime asker;
+  core::WorkerThread worker;
+  core::Lifetime asker;
   std::atomic<bool> work_on_loop{true}, answer_on_loop{false};
   std::atomic<int> answered{0};
   running.loop.post([&] {
-    common::run_there_answer_here(
+    core::run_there_answer_here(
         worker, running.loop, asker.watch(),
         [&] {
           work_on_loop = running.loop.in_loop_thread();
@@ -127,12 +127,12 @@ TEST_CASE(
     "an answer that arrives after its asker's Lifetime ended is dropped; a forever asker's "
     "is not") {
   RunningLoop running;
-  common::WorkerThread worker;
-  auto asker = std::make_unique<common::Lifetime>();
+  core::WorkerThread worker;
+  auto asker = std::make_unique<core::Lifetime>();
   std::atomic<bool> release{false}, answered{false}, forever_answered{false}, marker{false};
   std::atomic<bool> asked{false}, gone{false};
   running.loop.post([&] {
-    common::ask_there_answer_here(
+    core::ask_there_answer_here(
         worker, running.loop, asker->watch(),
         [&](auto reply) {
           // Held until the asker is gone (bounded: the test fails below if it never is).
@@ -140,8 +140,8 @@ TEST_CASE(
           reply(1);
         },
         [&](int) { answered = true; });
-    common::run_there_answer_here(
-        worker, running.loop, common::LifetimeWatch::forever(), [] { return 2; },
+    core::run_there_answer_here(
+        worker, running.loop, core::LifetimeWatch::forever(), [] { return 2; },
         [&](int) { forever_answered = true; });
     asked = true;
   });

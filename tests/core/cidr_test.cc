@@ -6,7 +6,7 @@
 #include <utility>
 #include <vector>
 
-namespace common {
+namespace core {
 namespace {
 
 bool in(const char* cidr, const char* address) {
@@ -76,4 +76,4 @@ TEST_CASE("malformed networks are refused") {
 }
 
 }  // namespace
-}  // namespace common
+}  // namespace core

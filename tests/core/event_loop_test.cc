@@ -14,7 +14,7 @@ using namespace std::chrono_literals;
 
 TEST_CASE(
     "event loop: jobs posted from two threads all run on the loop thread, each poster's in order") {
-  common::EventLoop loop(0);
+  core::EventLoop loop(0);
   std::thread runner([&] { loop.run(); });
   constexpr int kPerPoster = 20000;
   std::vector<int> last_seen(2, -1);
@@ -44,7 +44,7 @@ TEST_CASE(
 }
 
 TEST_CASE("event loop: a job is never run inline by post(), even on the loop thread") {
-  common::EventLoop loop(0);
+  core::EventLoop loop(0);
   std::atomic<bool> inner_ran_inline{false}, done{false};
   std::thread runner([&] { loop.run(); });
   loop.post([&] {
@@ -65,12 +65,12 @@ TEST_CASE("event loop: a job is never run inline by post(), even on the loop thr
 }
 
 TEST_CASE("published value: readers on another thread see versions in order and end on the last") {
-  common::Published<int> value(std::make_shared<const int>(0));
+  core::Published<int> value(std::make_shared<const int>(0));
   constexpr int kVersions = 20000;
   std::atomic<bool> writer_done{false};
   std::atomic<int> went_back{0}, final_seen{-1};
   std::thread reader([&] {
-    common::Published<int>::Reader r(value);
+    core::Published<int>::Reader r(value);
     int previous = 0;
     auto deadline = std::chrono::steady_clock::now() + 30s;
     while (std::chrono::steady_clock::now() < deadline) {
@@ -94,7 +94,7 @@ namespace {
 
 // Runs the loop's base on this thread until `done` or 10 s.
 template <class Done>
-void run_until(common::EventLoop& loop, Done done) {
+void run_until(core::EventLoop& loop, Done done) {
   const auto deadline = std::chrono::steady_clock::now() + 10s;
   while (!done() && std::chrono::steady_clock::now() < deadline)
     event_base_loop(&loop.base(), EVLOOP_ONCE);
@@ -103,11 +103,11 @@ void run_until(common::EventLoop& loop, Done done) {
 }  // namespace
 
 TEST_CASE("loop timer: once fires once per start, and may start itself again from inside") {
-  common::EventLoop loop(0);
+  core::EventLoop loop(0);
   int fired = 0;
   bool armed_inside = true;
-  common::LoopTimer* self = nullptr;
-  common::LoopTimer timer(loop, common::LoopTimer::Repeat::once, [&] {
+  core::LoopTimer* self = nullptr;
+  core::LoopTimer timer(loop, core::LoopTimer::Repeat::once, [&] {
     ++fired;
     armed_inside = self->armed();  // a fired one-shot is no longer armed, so it may be started
     if (fired < 3) self->start(1ms);
@@ -124,10 +124,10 @@ TEST_CASE("loop timer: once fires once per start, and may start itself again fro
 
 TEST_CASE(
     "loop timer: every fires until cancelled, also from inside; a later start arms it again") {
-  common::EventLoop loop(0);
+  core::EventLoop loop(0);
   int fired = 0;
-  common::LoopTimer* self = nullptr;
-  common::LoopTimer timer(loop, common::LoopTimer::Repeat::every, [&] {
+  core::LoopTimer* self = nullptr;
+  core::LoopTimer timer(loop, core::LoopTimer::Repeat::every, [&] {
     if (++fired == 5) self->cancel();
   });
   self = &timer;

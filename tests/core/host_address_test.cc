@@ -21,7 +21,7 @@ namespace {
 
 // A loop running on its own thread for one test; waits are bounded by a deadline.
 struct LookupLoop {
-  common::EventLoop loop{0};
+  core::EventLoop loop{0};
   std::thread runner{[this] { loop.run(); }};
   ~LookupLoop() {
     loop.stop();
@@ -38,8 +38,8 @@ struct LookupLoop {
 }  // namespace
 
 TEST_CASE("host address: an IP literal is known at once, without a lookup") {
-  common::EventLoop loop(0);
-  common::HostAddress v4(loop, "127.0.0.1"), v6(loop, "::1");
+  core::EventLoop loop(0);
+  core::HostAddress v4(loop, "127.0.0.1"), v6(loop, "::1");
   CHECK(v4.known());
   CHECK(v4.address() == "127.0.0.1");
   CHECK(v6.address() == "::1");
@@ -50,7 +50,7 @@ TEST_CASE("host address: an IP literal is known at once, without a lookup") {
 
 TEST_CASE("host address: a name is looked up off the loop and handed back on the loop thread") {
   LookupLoop running;
-  auto address = std::make_shared<common::HostAddress>(running.loop, "localhost");
+  auto address = std::make_shared<core::HostAddress>(running.loop, "localhost");
   CHECK_FALSE(address->known());
   std::atomic<bool> done{false}, on_loop{false};
   std::string found;
@@ -77,7 +77,7 @@ TEST_CASE("host address: a name is looked up off the loop and handed back on the
 
 TEST_CASE("host address: a name that does not resolve is reported as empty") {
   LookupLoop running;
-  common::HostAddress address(running.loop, "no-such-host.invalid");
+  core::HostAddress address(running.loop, "no-such-host.invalid");
   std::atomic<bool> done{false};
   std::string found = "unset";
   running.loop.post([&] {
@@ -100,10 +100,10 @@ TEST_CASE("host address: a name that does not resolve is reported as empty") {
 TEST_CASE("reconnect timer: the attempt runs after the first delay; taking it now cancels it") {
   LookupLoop running;
   std::atomic<int> attempts{0};
-  std::unique_ptr<common::ReconnectTimer> timer;
+  std::unique_ptr<core::ReconnectTimer> timer;
   std::atomic<bool> ready{false};
   running.loop.post([&] {
-    timer = std::make_unique<common::ReconnectTimer>(running.loop, [&] { ++attempts; });
+    timer = std::make_unique<core::ReconnectTimer>(running.loop, [&] { ++attempts; });
     timer->attempt_started(std::chrono::steady_clock::now());
     timer->schedule();
     timer->schedule();  // already scheduled: still one attempt

@@ -9,7 +9,7 @@
 
 #include "core/log.h"
 
-namespace common {
+namespace core {
 namespace {
 
 TEST_CASE("one line per interval; the next one counts those held back") {
@@ -54,4 +54,4 @@ TEST_CASE("threads racing for a fresh limiter's first line: one gets through, th
 }
 
 }  // namespace
-}  // namespace common
+}  // namespace core

@@ -11,7 +11,7 @@
 #include "support/text_lines.h"
 
 TEST_CASE("metrics: counters, gauges and histograms render in Prometheus text format") {
-  common::MetricsRegistry registry;
+  core::MetricsRegistry registry;
   registry.counter("hits_total", "Hits", "tier=\"memory\"").inc(3);
   registry.counter("hits_total", "Hits", "tier=\"disk\"").inc();
   registry.counter("hits_total", "Hits", "tier=\"memory\"").inc();  // same series again
@@ -100,11 +100,11 @@ void check_family_layout(const std::string& text) {
 }  // namespace
 
 TEST_CASE("metrics: a counter family registers one series per label value, after fixed labels") {
-  common::MetricsRegistry r;
-  constexpr common::CounterFamily kOutcomes{"x_requests_total", "Requests by outcome", "result"};
-  constexpr common::CounterFamily kFetches{"x_fetches_total", "Fetches", "trigger",
-                                           "resource=\"key\""};
-  common::Counter& hits = kOutcomes.in(r, "hit");
+  core::MetricsRegistry r;
+  constexpr core::CounterFamily kOutcomes{"x_requests_total", "Requests by outcome", "result"};
+  constexpr core::CounterFamily kFetches{"x_fetches_total", "Fetches", "trigger",
+                                         "resource=\"key\""};
+  core::Counter& hits = kOutcomes.in(r, "hit");
   hits.inc(2);
   kOutcomes.in(r, "miss").inc();
   kFetches.in(r, "refresh").inc(5);
@@ -118,7 +118,7 @@ TEST_CASE("metrics: a counter family registers one series per label value, after
 }
 
 TEST_CASE("metrics: interleaved registration still renders each family contiguously") {
-  common::MetricsRegistry registry;
+  core::MetricsRegistry registry;
   registry.counter("fetches_total", "Fetches", "trigger=\"request\"").inc(2);
   registry.gauge("queue_length", "Queue").set(1);
   registry.gauge_fn(
@@ -151,7 +151,7 @@ TEST_CASE("metrics: interleaved registration still renders each family contiguou
 }
 
 TEST_CASE("metrics: HELP and TYPE appear once per family, before its samples") {
-  common::MetricsRegistry registry;
+  core::MetricsRegistry registry;
   for (int i = 0; i < 5; ++i) {
     registry.counter("a_total", "A", "n=\"" + std::to_string(i) + "\"").inc();
     registry.gauge("b", "B", "n=\"" + std::to_string(i) + "\"").set(i);
@@ -172,7 +172,7 @@ TEST_CASE("metrics: HELP and TYPE appear once per family, before its samples") {
 }
 
 TEST_CASE("metrics: labelled histograms registered between other families stay well-formed") {
-  common::MetricsRegistry registry;
+  core::MetricsRegistry registry;
   registry.histogram("fetch_seconds", "Fetch time", {0.1, 1}, "origin=\"a\"").observe(0.05);
   registry.counter("errors_total", "Errors").inc();
   auto& b = registry.histogram("fetch_seconds", "Fetch time", {0.1, 1}, "origin=\"b\"");
@@ -200,7 +200,7 @@ TEST_CASE("metrics: labelled histograms registered between other families stay w
 }
 
 TEST_CASE("metrics: a family name registered with two types is refused") {
-  common::MetricsRegistry registry;
+  core::MetricsRegistry registry;
   registry.counter("things_total", "Things", "k=\"a\"");
   registry.gauge("level", "Level", "k=\"a\"");
   registry.histogram("took_seconds", "Took", {1});
@@ -228,7 +228,7 @@ TEST_CASE("metrics: a family name registered with two types is refused") {
 }
 
 TEST_CASE("metrics: registering a computed gauge again replaces its function; HELP is escaped") {
-  common::MetricsRegistry registry;
+  core::MetricsRegistry registry;
   registry.gauge_fn("nodes", "Nodes\\known\nnow", [] { return 1.0; });
   registry.gauge_fn("nodes", "ignored", [] { return 2.0; });
   CHECK(registry.render() ==
@@ -240,7 +240,7 @@ TEST_CASE("metrics: registering a computed gauge again replaces its function; HE
 TEST_CASE(
     "metrics: a computed counter renders as a counter, shares a family with stored ones, not a "
     "series") {
-  common::MetricsRegistry registry;
+  core::MetricsRegistry registry;
   double lines = 7;
   registry.counter("lines_total", "Lines", "kind=\"slow\"").inc(2);
   registry.counter_fn(
@@ -254,7 +254,7 @@ TEST_CASE(
 }
 
 TEST_CASE("metrics: a histogram observed from more threads than it has shards adds up exactly") {
-  common::Histogram h({0.001, 0.01, 0.1});
+  core::Histogram h({0.001, 0.01, 0.1});
   constexpr int kThreads = 6;  // more than the shards: some threads share one
   constexpr int kEach = 20000;
   std::vector<std::thread> threads;

@@ -7,8 +7,8 @@
 
 namespace {
 
-using common::FakeClock;
-using common::ReconnectPolicy;
+using core::FakeClock;
+using core::ReconnectPolicy;
 using std::chrono::milliseconds;
 
 std::vector<milliseconds> delays_after_failures(ReconnectPolicy& policy, int failures) {

@@ -8,9 +8,9 @@
 
 namespace {
 
-using common::CoalescedFetches;
-using common::JoinOutcome;
-using common::UpstreamFailure;
+using http::CoalescedFetches;
+using http::JoinOutcome;
+using http::UpstreamFailure;
 
 using Answer = std::function<void(const std::string&)>;
 
@@ -116,7 +116,7 @@ TEST_CASE(
 TEST_CASE(
     "coalesced fetch: over the waiter cap or the key cap the asker is not kept and still holds its "
     "answer") {
-  CoalescedFetches<Answer> fetches(common::CoalescedFetchLimits{2, 1});
+  CoalescedFetches<Answer> fetches(http::CoalescedFetchLimits{2, 1});
   int answered = 0;
   Answer count = [&](const std::string&) { ++answered; };
   CHECK(fetches.join("a", Answer(count)).outcome == JoinOutcome::started);
@@ -126,7 +126,7 @@ TEST_CASE(
   auto over = fetches.join("a", std::move(third));
   CHECK(over.outcome == JoinOutcome::too_many_waiters);
   CHECK(over.flight == nullptr);
-  CHECK(common::overflowed(over.outcome));
+  CHECK(http::overflowed(over.outcome));
   REQUIRE(third);  // not moved from: the caller answers it now
   third("busy");
   CHECK(answered == 1);
@@ -135,7 +135,7 @@ TEST_CASE(
   Answer other = count;
   auto no_room = fetches.join("b", std::move(other));
   CHECK(no_room.outcome == JoinOutcome::too_many_keys);
-  CHECK(common::overflowed(no_room.outcome));
+  CHECK(http::overflowed(no_room.outcome));
   CHECK(other);
   CHECK_FALSE(fetches.running("b"));
 
@@ -146,40 +146,40 @@ TEST_CASE(
 }
 
 TEST_CASE("coalesced fetch: a zero waiter cap keeps no fetch running") {
-  CoalescedFetches<Answer> fetches(common::CoalescedFetchLimits{0, 10});
+  CoalescedFetches<Answer> fetches(http::CoalescedFetchLimits{0, 10});
   CHECK(fetches.join("a", [](const std::string&) {}).outcome == JoinOutcome::too_many_waiters);
   CHECK(fetches.size() == 0);
 }
 
 TEST_CASE("upstream failures are classified from the finished transfer") {
-  common::FetchResult refused;
+  http::FetchResult refused;
   refused.ok = false;
-  CHECK(common::classify_fetch(refused, 0, false) == UpstreamFailure::unreachable);
-  CHECK(common::classify_fetch(refused, 200, false) == UpstreamFailure::broken);
+  CHECK(http::classify_fetch(refused, 0, false) == UpstreamFailure::unreachable);
+  CHECK(http::classify_fetch(refused, 200, false) == UpstreamFailure::broken);
 
-  common::FetchResult timed_out;
+  http::FetchResult timed_out;
   timed_out.ok = false;
   timed_out.timed_out = true;
-  CHECK(common::classify_fetch(timed_out, 0, false) == UpstreamFailure::timeout);
-  CHECK(common::classify_fetch(timed_out, 200, false) == UpstreamFailure::timeout);
+  CHECK(http::classify_fetch(timed_out, 0, false) == UpstreamFailure::timeout);
+  CHECK(http::classify_fetch(timed_out, 200, false) == UpstreamFailure::timeout);
 
   auto answered = [](int status) {
-    common::FetchResult r;
+    http::FetchResult r;
     r.ok = true;
     r.status = status;
     return r;
   };
-  CHECK_FALSE(common::classify_fetch(answered(200), 200, false).has_value());
-  CHECK(common::classify_fetch(answered(200), 200, true) == UpstreamFailure::too_large);
-  CHECK(common::classify_fetch(answered(404), 404, false) == UpstreamFailure::not_found);
-  CHECK(common::classify_fetch(answered(410), 410, false) == UpstreamFailure::not_found);
-  CHECK(common::classify_fetch(answered(500), 500, false) == UpstreamFailure::bad_status);
-  CHECK(common::classify_fetch(answered(304), 304, false) == UpstreamFailure::bad_status);
-  CHECK_FALSE(common::classify_fetch(answered(304), 304, false, true).has_value());
+  CHECK_FALSE(http::classify_fetch(answered(200), 200, false).has_value());
+  CHECK(http::classify_fetch(answered(200), 200, true) == UpstreamFailure::too_large);
+  CHECK(http::classify_fetch(answered(404), 404, false) == UpstreamFailure::not_found);
+  CHECK(http::classify_fetch(answered(410), 410, false) == UpstreamFailure::not_found);
+  CHECK(http::classify_fetch(answered(500), 500, false) == UpstreamFailure::bad_status);
+  CHECK(http::classify_fetch(answered(304), 304, false) == UpstreamFailure::bad_status);
+  CHECK_FALSE(http::classify_fetch(answered(304), 304, false, true).has_value());
 }
 
 TEST_CASE("upstream failures map to the error contract's statuses and codes") {
-  const common::UpstreamWording playlist{"playlist", "source_too_large", "the balancer"};
+  const http::UpstreamWording playlist{"playlist", "source_too_large", "the balancer"};
   struct Row {
     UpstreamFailure failure;
     int status;
@@ -203,16 +203,16 @@ TEST_CASE("upstream failures map to the error contract's statuses and codes") {
   };
   for (const Row& row : rows) {
     CAPTURE(row.code);
-    common::UpstreamErrorReply reply = common::upstream_error(row.failure, playlist, 503);
+    http::UpstreamErrorReply reply = http::upstream_error(row.failure, playlist, 503);
     CHECK(reply.status == row.status);
     CHECK(reply.error.code == row.code);
     CHECK(reply.error.message == row.message);
   }
-  const common::UpstreamWording chunk{"chunk", "object_too_large", "this cache node"};
-  common::UpstreamErrorReply big = common::upstream_error(UpstreamFailure::too_large, chunk);
+  const http::UpstreamWording chunk{"chunk", "object_too_large", "this cache node"};
+  http::UpstreamErrorReply big = http::upstream_error(UpstreamFailure::too_large, chunk);
   CHECK(big.error.code == "object_too_large");
   CHECK(big.error.message == "The origin's chunk is larger than this cache node accepts.");
-  common::UpstreamErrorReply busy = common::overflow_error(chunk);
+  http::UpstreamErrorReply busy = http::overflow_error(chunk);
   CHECK(busy.status == 503);
   CHECK(busy.error.code == "busy");
 }

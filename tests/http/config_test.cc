@@ -4,8 +4,8 @@
 #include "http/server/http_server.h"
 #include "http/server/server_config.h"
 
-using common::ConfigDocument;
-using common::ConfigReader;
+using core::ConfigDocument;
+using core::ConfigReader;
 
 TEST_CASE("config: typed values, defaults and overrides are read") {
   auto doc = ConfigDocument::parse("x.json", R"({"a": 5, "s": "hi", "o": {"b": true}})",
@@ -82,26 +82,26 @@ TEST_CASE("config: maps and lists of objects are walked with per-element paths")
 
 TEST_CASE("command line: --config, --set, --check-config; unknown flags are errors") {
   const char* argv[] = {"bin", "--config", "a.json", "--set", "x=1", "--set=y=2", "--check-config"};
-  auto cli = common::parse_command_line(7, const_cast<char**>(argv), "default.json");
+  auto cli = core::parse_command_line(7, const_cast<char**>(argv), "default.json");
   REQUIRE(cli.ok());
   CHECK(cli->config_path == "a.json");
   CHECK(cli->check_config);
   CHECK(cli->overrides == std::vector<std::string>{"x=1", "y=2"});
   const char* bad[] = {"bin", "--frobnicate"};
-  CHECK_FALSE(common::parse_command_line(2, const_cast<char**>(bad), "d").ok());
+  CHECK_FALSE(core::parse_command_line(2, const_cast<char**>(bad), "d").ok());
 }
 
 namespace {
 
 // Reads `listen` of `json` as a server with an HTTP/2 front end (or not); the errors, or "".
 std::string listen_errors(const std::string& json, bool http2_capable,
-                          common::HttpServerOptions* out = nullptr) {
+                          http::HttpServerOptions* out = nullptr) {
   auto doc = ConfigDocument::parse("/etc/balancer/cache_node.json", json, {});
   REQUIRE(doc.ok());
   ConfigReader root(*doc);
   auto listen = root.object("listen");
-  common::HttpServerOptions options;
-  common::read_listen_section(listen, doc->file(), 8081, http2_capable, options);
+  http::HttpServerOptions options;
+  http::read_listen_section(listen, doc->file(), 8081, http2_capable, options);
   root.finish();
   if (out != nullptr) *out = options;
   return root.ok() ? "" : root.error_text();
@@ -112,7 +112,7 @@ std::string listen_errors(const std::string& json, bool http2_capable,
 TEST_CASE(
     "listen: plain by default; TLS needs a port, a certificate and a key that load; h2c only where "
     "HTTP/2 is") {
-  common::HttpServerOptions o;
+  http::HttpServerOptions o;
   CHECK(listen_errors(R"({})", true, &o).empty());
   CHECK(o.plain);
   CHECK(o.port == 8081);
@@ -161,8 +161,8 @@ TEST_CASE("server: http1_transport, removed with evhttp, is refused naming the k
     REQUIRE(doc.ok());
     ConfigReader root(*doc);
     auto server = root.object("server");
-    common::HttpServerOptions options;
-    common::read_server_section(server, options);
+    http::HttpServerOptions options;
+    http::read_server_section(server, options);
     root.finish();
     return root.ok() ? std::string() : root.error_text();
   };

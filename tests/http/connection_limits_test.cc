@@ -8,7 +8,7 @@
 #include <thread>
 #include <vector>
 
-namespace common {
+namespace http {
 namespace {
 
 sockaddr_in v4(const char* text) {
@@ -26,7 +26,7 @@ ConnectionLimits::Verdict admit(ConnectionLimits& limits, const char* ip, Connec
 using Verdict = ConnectionLimits::Verdict;
 
 TEST_CASE("per address: the limit refuses one address, not another, and frees on release") {
-  MetricsRegistry metrics;
+  core::MetricsRegistry metrics;
   ConnectionLimits limits({100, 2, {}}, metrics);
   ConnectionSlot a, b, c, other;
   CHECK(admit(limits, "10.0.0.1", a) == Verdict::admitted);
@@ -43,8 +43,8 @@ TEST_CASE("per address: the limit refuses one address, not another, and frees on
 }
 
 TEST_CASE("total: past it every address is refused; exempt networks skip the per-address count") {
-  MetricsRegistry metrics;
-  ConnectionLimits limits({3, 1, {*Cidr::parse("192.168.0.0/16")}}, metrics);
+  core::MetricsRegistry metrics;
+  ConnectionLimits limits({3, 1, {*core::Cidr::parse("192.168.0.0/16")}}, metrics);
   std::vector<ConnectionSlot> slots(4);
   CHECK(admit(limits, "192.168.1.1", slots[0]) == Verdict::admitted);
   CHECK(admit(limits, "192.168.1.1", slots[1]) == Verdict::admitted);  // exempt
@@ -63,13 +63,13 @@ TEST_CASE("the default total is most of the open-file limit, less a reserve") {
   CHECK(default_max_connections(1024) == 918 - 114);
   CHECK(default_max_connections(64) == 54 - 16);
   CHECK(default_max_connections(524288) == 471852 - 4096);
-  MetricsRegistry metrics;
+  core::MetricsRegistry metrics;
   ConnectionLimits limits({}, metrics);
   CHECK(limits.max_connections() == default_max_connections());
 }
 
 TEST_CASE("several threads admitting and releasing at once keep exact counts") {
-  MetricsRegistry metrics;
+  core::MetricsRegistry metrics;
   ConnectionLimits limits({1000, 50, {}}, metrics);
   std::vector<std::thread> threads;
   for (size_t t = 0; t < 4; ++t) {
@@ -92,4 +92,4 @@ TEST_CASE("several threads admitting and releasing at once keep exact counts") {
 }
 
 }  // namespace
-}  // namespace common
+}  // namespace http

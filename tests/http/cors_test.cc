@@ -5,20 +5,20 @@
 #include "core/config.h"
 #include "http/server/cors.h"
 
-using common::ConfigDocument;
-using common::ConfigReader;
-using common::CorsOptions;
+using core::ConfigDocument;
+using core::ConfigReader;
+using http::CorsOptions;
 
 namespace {
 
-common::Result<CorsOptions> read(const std::string& json) {
+core::Result<CorsOptions> read(const std::string& json) {
   auto doc = ConfigDocument::parse("b.json", json, {});
   REQUIRE(doc.ok());
   ConfigReader root(*doc);
   auto section = root.object("cors");
-  CorsOptions o = common::read_cors_section(section);
+  CorsOptions o = http::read_cors_section(section);
   root.finish();
-  if (!root.ok()) return common::Error{"bad_config", root.error_text()};
+  if (!root.ok()) return core::Error{"bad_config", root.error_text()};
   return o;
 }
 
@@ -29,8 +29,8 @@ TEST_CASE("cors: \"*\" by default allows every origin, also requests without one
   REQUIRE(o.ok());
   CHECK(o->allow_origins == std::vector<std::string>{"*"});
   CHECK(o->max_age_s == 600);
-  CHECK(common::allowed_origin(*o, "http://a.example") == "*");
-  CHECK(common::allowed_origin(*o, "") == "*");
+  CHECK(http::allowed_origin(*o, "http://a.example") == "*");
+  CHECK(http::allowed_origin(*o, "") == "*");
 }
 
 TEST_CASE("cors: a list echoes a listed origin (ASCII case-insensitively) and nothing else") {
@@ -38,13 +38,13 @@ TEST_CASE("cors: a list echoes a listed origin (ASCII case-insensitively) and no
       R"({"cors":{"allow_origins":["https://app.example","http://127.0.0.1:8090"],"max_age_s":60}})");
   REQUIRE(o.ok());
   CHECK(o->max_age_s == 60);
-  CHECK(common::allowed_origin(*o, "https://app.example") == "https://app.example");
-  CHECK(common::allowed_origin(*o, "HTTPS://APP.example") == "HTTPS://APP.example");
-  CHECK(common::allowed_origin(*o, "http://127.0.0.1:8090") == "http://127.0.0.1:8090");
-  CHECK(common::allowed_origin(*o, "https://app.example.evil") == "");
-  CHECK(common::allowed_origin(*o, "https://app.exampl") == "");
-  CHECK(common::allowed_origin(*o, "null") == "");
-  CHECK(common::allowed_origin(*o, "") == "");
+  CHECK(http::allowed_origin(*o, "https://app.example") == "https://app.example");
+  CHECK(http::allowed_origin(*o, "HTTPS://APP.example") == "HTTPS://APP.example");
+  CHECK(http::allowed_origin(*o, "http://127.0.0.1:8090") == "http://127.0.0.1:8090");
+  CHECK(http::allowed_origin(*o, "https://app.example.evil") == "");
+  CHECK(http::allowed_origin(*o, "https://app.exampl") == "");
+  CHECK(http::allowed_origin(*o, "null") == "");
+  CHECK(http::allowed_origin(*o, "") == "");
 }
 
 TEST_CASE("cors: bad lists are errors naming cors.allow_origins") {

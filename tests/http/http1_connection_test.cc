@@ -43,7 +43,7 @@ struct Trickled {
 struct RawLoop {
   explicit RawLoop(int io_timeout_s = 30, bool tls = false, bool h2c = false)
       : base(event_base_new()) {
-    common::HttpServerOptions options;
+    http::HttpServerOptions options;
     options.service = "test";
     options.max_header_bytes = 2048;
     options.max_body_bytes = 1024;
@@ -56,17 +56,17 @@ struct RawLoop {
       options.tls.enabled = true;
       options.tls.certificate = certificate->cert;
       options.tls.key = certificate->key;
-      auto context = common::build_server_tls_context(options.tls);
+      auto context = http::build_server_tls_context(options.tls);
       REQUIRE(context.ok());
-      tls_context = std::make_unique<common::TlsContext>(std::move(context).value());
+      tls_context = std::make_unique<http::TlsContext>(std::move(context).value());
       client_context.reset(SSL_CTX_new(TLS_client_method()));
       REQUIRE(client_context);
     }
-    auto created = common::HttpServer::create(*base, options, metrics, common::Clock::real(),
-                                              tls_context.get());
+    auto created =
+        http::HttpServer::create(*base, options, metrics, core::Clock::real(), tls_context.get());
     REQUIRE(created.ok());
     server = std::move(created).value();
-    server->route("/echo", {"GET", "POST", "HEAD"}, [](common::HttpExchange& ex) {
+    server->route("/echo", {"GET", "POST", "HEAD"}, [](http::HttpExchange& ex) {
       ex.reply(200, ex.method() + " " + ex.target() + " " + ex.body(), "text/plain");
     });
   }
@@ -175,12 +175,12 @@ struct RawLoop {
 
   balancer::test::TempDir dir{"http1-connection"};
   std::unique_ptr<balancer::test::TestTlsFiles> certificate;
-  std::unique_ptr<common::TlsContext> tls_context;
-  common::SslCtxPtr client_context;
-  common::SslPtr client;
-  common::EventBasePtr base;
-  common::MetricsRegistry metrics;
-  std::unique_ptr<common::HttpServer> server;
+  std::unique_ptr<http::TlsContext> tls_context;
+  http::SslCtxPtr client_context;
+  http::SslPtr client;
+  core::EventBasePtr base;
+  core::MetricsRegistry metrics;
+  std::unique_ptr<http::HttpServer> server;
   int fd = -1;
   std::string received;
   bool peer_closed = false;
@@ -315,8 +315,8 @@ TEST_CASE("http/1 transport: HTTP/1.0 closes unless asked to keep the connection
 
 TEST_CASE("http/1 transport: a streamed reply without a length is chunked, and its end is seen") {
   RawLoop loop;
-  std::vector<common::HttpExchange> parked;
-  loop.server->route("/stream", {"GET"}, [&](common::HttpExchange& ex) {
+  std::vector<http::HttpExchange> parked;
+  loop.server->route("/stream", {"GET"}, [&](http::HttpExchange& ex) {
     ex.start(200);
     ex.send("one,", 4);
     parked.push_back(std::move(ex));
@@ -340,9 +340,9 @@ TEST_CASE("http/1 transport: a streamed reply without a length is chunked, and i
 
 TEST_CASE("http/1 transport: a client that leaves while its request is held is noticed") {
   RawLoop loop;
-  std::vector<common::HttpExchange> parked;
+  std::vector<http::HttpExchange> parked;
   bool closed_seen = false;
-  loop.server->route("/held", {"GET"}, [&](common::HttpExchange& ex) {
+  loop.server->route("/held", {"GET"}, [&](http::HttpExchange& ex) {
     ex.on_close([&] { closed_seen = true; });
     parked.push_back(std::move(ex));
   });
@@ -363,9 +363,9 @@ TEST_CASE(
     "http/1 transport: an idle connection and an unfinished head are closed after the "
     "I/O timeout, a held request is not") {
   RawLoop loop(1);
-  std::vector<common::HttpExchange> parked;
+  std::vector<http::HttpExchange> parked;
   loop.server->route("/held", {"GET"},
-                     [&](common::HttpExchange& ex) { parked.push_back(std::move(ex)); });
+                     [&](http::HttpExchange& ex) { parked.push_back(std::move(ex)); });
   SUBCASE("idle after a reply") {
     loop.connect();
     loop.send(kGet);
@@ -409,7 +409,7 @@ TEST_CASE(
     "http/1 transport: HEAD gets the length and no body; response fields with a line "
     "break are dropped") {
   RawLoop loop;
-  loop.server->route("/inject", {"GET"}, [](common::HttpExchange& ex) {
+  loop.server->route("/inject", {"GET"}, [](http::HttpExchange& ex) {
     ex.add_header("X-Good", "yes");
     ex.add_header("X-Bad", "a\r\nSet-Cookie: evil=1");
     ex.reply(200, "ok", "text/plain");
@@ -446,7 +446,7 @@ TEST_CASE(
   CHECK(loop.responses()[3].body == "GET /echo?b=2 ");
   CHECK_FALSE(loop.peer_closed);
   // A body larger than a record, in one reply.
-  loop.server->route("/big", {"GET"}, [](common::HttpExchange& ex) {
+  loop.server->route("/big", {"GET"}, [](http::HttpExchange& ex) {
     ex.reply(200, std::string(100000, 'b'), "text/plain");
   });
   loop.send("GET /big HTTP/1.0\r\n\r\n");
@@ -463,7 +463,7 @@ TEST_CASE(
   constexpr size_t kPieces = 4000;
   constexpr size_t kPieceBytes = 1000;
   std::string expected;
-  loop.server->route("/pieces", {"GET"}, [&](common::HttpExchange& ex) {
+  loop.server->route("/pieces", {"GET"}, [&](http::HttpExchange& ex) {
     ex.add_header("Content-Length", std::to_string(kPieces * kPieceBytes));
     ex.start(200);
     // The socket fills long before the end: writes wait and are retried as more pieces join
@@ -513,7 +513,7 @@ TEST_CASE(
     "timeout") {
   RawLoop loop(1, true);
   // A real ClientHello, made by a client that writes into memory.
-  common::SslPtr hello_maker(SSL_new(loop.client_context.get()));
+  http::SslPtr hello_maker(SSL_new(loop.client_context.get()));
   REQUIRE(hello_maker);
   BIO* in = BIO_new(BIO_s_mem());
   BIO* out = BIO_new(BIO_s_mem());

@@ -8,8 +8,8 @@
 
 #include "http/h1/http1_head.h"
 
-using common::HeadStatus;
-using common::parse_http1_head;
+using http::HeadStatus;
+using http::parse_http1_head;
 
 namespace {
 
@@ -162,14 +162,13 @@ TEST_CASE("http1 head: an absolute-form target becomes its path and query, Host 
   auto framing = [](const char* head) {
     const auto p = parse_http1_head(head, kLimit);
     REQUIRE(p.status == HeadStatus::complete);
-    return common::check_request_framing(p.head.method, p.head.major, p.head.minor, p.head.fields);
+    return http::check_request_framing(p.head.method, p.head.major, p.head.minor, p.head.fields);
   };
-  CHECK(framing("GET http://h/ HTTP/1.1\r\n\r\n") == common::FramingProblem::missing_host);
+  CHECK(framing("GET http://h/ HTTP/1.1\r\n\r\n") == http::FramingProblem::missing_host);
   CHECK(framing("GET http://h/ HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n") ==
-        common::FramingProblem::repeated_host);
-  CHECK(framing("GET http://h/ HTTP/1.1\r\nHost: a/b@c\r\n\r\n") ==
-        common::FramingProblem::bad_host);
-  CHECK(framing("GET http://h/ HTTP/1.1\r\nHost: other\r\n\r\n") == common::FramingProblem::none);
+        http::FramingProblem::repeated_host);
+  CHECK(framing("GET http://h/ HTTP/1.1\r\nHost: a/b@c\r\n\r\n") == http::FramingProblem::bad_host);
+  CHECK(framing("GET http://h/ HTTP/1.1\r\nHost: other\r\n\r\n") == http::FramingProblem::none);
 }
 
 TEST_CASE("http1 head: a malformed absolute-form target is refused, with a reason") {
@@ -221,25 +220,25 @@ TEST_CASE("http1 head: a parsed head's fields feed the framing check") {
       "POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
       kLimit);
   REQUIRE(parsed.status == HeadStatus::complete);
-  CHECK(common::check_request_framing(parsed.head.method, parsed.head.major, parsed.head.minor,
-                                      parsed.head.fields) ==
-        common::FramingProblem::content_length_with_transfer_encoding);
+  CHECK(http::check_request_framing(parsed.head.method, parsed.head.major, parsed.head.minor,
+                                    parsed.head.fields) ==
+        http::FramingProblem::content_length_with_transfer_encoding);
 }
 
 TEST_CASE("http1 head: the end of a head is found from where a search stopped") {
   const std::string head = "GET / HTTP/1.1\r\nHost: a\r\n\r\nrest";
-  CHECK(common::http1_head_end(head, 0) == head.size() - 4);
+  CHECK(http::http1_head_end(head, 0) == head.size() - 4);
   // Searching again from a little before the new bytes finds the same end.
   for (size_t from = 0; from + 4 <= head.size() - 4; ++from) {
-    CHECK(common::http1_head_end(head, from) == head.size() - 4);
+    CHECK(http::http1_head_end(head, from) == head.size() - 4);
   }
-  CHECK(common::http1_head_end("GET / HTTP/1.1\r\nHost: a\r\n", 0) == std::string::npos);
-  CHECK(common::http1_head_end("GET / HTTP/1.1\nHost: a\n\n", 0) == 24);
+  CHECK(http::http1_head_end("GET / HTTP/1.1\r\nHost: a\r\n", 0) == std::string::npos);
+  CHECK(http::http1_head_end("GET / HTTP/1.1\nHost: a\n\n", 0) == 24);
 }
 
 namespace {
 
-using common::ChunkedBodyDecoder;
+using http::ChunkedBodyDecoder;
 
 // The body decoded from `bytes` given in pieces of `piece` bytes (each call gets what it left
 // unused plus the next piece), and what the last call said.

@@ -36,18 +36,18 @@ bool run_until(event_base* base, const std::function<bool()>& done,
 }
 
 struct Loop {
-  explicit Loop(common::HttpClientOptions client_options = {}) : base(event_base_new()) {
-    common::HttpServerOptions options;
+  explicit Loop(http::HttpClientOptions client_options = {}) : base(event_base_new()) {
+    http::HttpServerOptions options;
     options.service = "test";
     options.max_header_bytes = 2048;
     options.max_body_bytes = 1024;
     options.access_log = false;
     options.drain_timeout_s = 5;
-    auto created = common::HttpServer::create(*base, options, metrics);
+    auto created = http::HttpServer::create(*base, options, metrics);
     REQUIRE(created.ok());
     server = std::move(created).value();
     client_options.request_timeout = std::chrono::milliseconds(3000);
-    auto made = common::HttpClient::create(*base, client_options);
+    auto made = http::HttpClient::create(*base, client_options);
     REQUIRE(made.ok());
     client = std::move(made).value();
   }
@@ -57,24 +57,24 @@ struct Loop {
   struct Got {
     bool done = false;
     int heads = 0;
-    common::FetchHead head;
+    http::FetchHead head;
     std::string body;
-    common::FetchResult result;
+    http::FetchResult result;
   };
-  Got fetch(const std::string& path, std::vector<common::HttpHeader> headers = {},
+  Got fetch(const std::string& path, std::vector<http::HttpHeader> headers = {},
             std::string method = "GET", std::string body = {}) {
     return fetch_request(
         {url(path), std::move(method), std::move(headers), std::nullopt, std::move(body)});
   }
   // Runs the loop until `request` has its result.
-  Got fetch_request(const common::FetchRequest& request) {
+  Got fetch_request(const http::FetchRequest& request) {
     Got got;
-    client->fetch(request, {[&](const common::FetchHead& h) {
+    client->fetch(request, {[&](const http::FetchHead& h) {
                               ++got.heads;
                               got.head = h;
                             },
                             [&](std::string_view data) { got.body.append(data); },
-                            [&](const common::FetchResult& r) {
+                            [&](const http::FetchResult& r) {
                               got.result = r;
                               got.done = true;
                             }});
@@ -82,19 +82,19 @@ struct Loop {
     return got;
   }
 
-  common::EventBasePtr base;
-  common::MetricsRegistry metrics;
-  std::unique_ptr<common::HttpServer> server;
-  std::unique_ptr<common::HttpClient> client;
+  core::EventBasePtr base;
+  core::MetricsRegistry metrics;
+  std::unique_ptr<http::HttpServer> server;
+  std::unique_ptr<http::HttpClient> client;
 };
 
 }  // namespace
 
 TEST_CASE("http loop: routed replies, JSON errors for unknown paths and methods") {
   Loop loop;
-  loop.server->route("/hello", {"GET", "HEAD"}, [](common::HttpExchange& ex) {
+  loop.server->route("/hello", {"GET", "HEAD"}, [](http::HttpExchange& ex) {
     ex.add_header("X-Test", "1");
-    ex.reply(200, "{\"hello\":" + common::json_string(ex.query_param("name").value_or("?")) + "}");
+    ex.reply(200, "{\"hello\":" + core::json_string(ex.query_param("name").value_or("?")) + "}");
   });
   auto ok = loop.fetch("/hello?name=a%20b");
   CHECK(ok.result.ok);
@@ -122,7 +122,7 @@ TEST_CASE("http loop: routed replies, JSON errors for unknown paths and methods"
 TEST_CASE("http loop: an exact path beats every prefix, then the longest prefix answers") {
   Loop loop;
   auto answer_with = [](std::string name) {
-    return [name](common::HttpExchange& ex) { ex.reply(200, name, "text/plain"); };
+    return [name](http::HttpExchange& ex) { ex.reply(200, name, "text/plain"); };
   };
   // Routed in an order where neither the first nor the last match may be the answer.
   loop.server->route_prefix("/a/", {"GET"}, answer_with("prefix /a/"));
@@ -147,8 +147,8 @@ TEST_CASE("http loop: an exact path beats every prefix, then the longest prefix 
 
 TEST_CASE("http loop: a POST carries its body, with its length") {
   Loop loop;
-  loop.server->route("/echo", {"POST"}, [&](common::HttpExchange& ex) {
-    ex.reply(202, "{\"got\":" + common::json_string(ex.body()) + "}");
+  loop.server->route("/echo", {"POST"}, [&](http::HttpExchange& ex) {
+    ex.reply(202, "{\"got\":" + core::json_string(ex.body()) + "}");
   });
   const std::string body(1000, 'x');  // the test server takes 1024 bytes at most
   auto posted = loop.fetch("/echo", {{"Content-Type", "application/json"}}, "POST", body);
@@ -162,8 +162,8 @@ TEST_CASE("http loop: a POST carries its body, with its length") {
 TEST_CASE(
     "http loop: oversized headers and targets get JSON 431/414; a dropped exchange gets 500") {
   Loop loop;
-  loop.server->route("/x", {"GET"}, [](common::HttpExchange& ex) { ex.reply(200, "{}"); });
-  loop.server->route("/forgotten", {"GET"}, [](common::HttpExchange&) { /* never replies */ });
+  loop.server->route("/x", {"GET"}, [](http::HttpExchange& ex) { ex.reply(200, "{}"); });
+  loop.server->route("/forgotten", {"GET"}, [](http::HttpExchange&) { /* never replies */ });
   auto big_header = loop.fetch("/x", {{"X-Big", std::string(3000, 'a')}});
   CHECK(big_header.result.status == 431);
   CHECK(big_header.body.find("headers_too_large") != std::string::npos);
@@ -193,8 +193,8 @@ TEST_CASE(
   };
   Loop loop;
   bool was_mapped = true;
-  loop.server->route("/file", {"GET"}, [&](common::HttpExchange& ex) {
-    common::BodyBuffer body;
+  loop.server->route("/file", {"GET"}, [&](http::HttpExchange& ex) {
+    http::BodyBuffer body;
     const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
     REQUIRE(fd >= 0);
     REQUIRE(body.append_file(fd, 1000, 250000));
@@ -209,19 +209,19 @@ TEST_CASE(
 
 TEST_CASE("http loop: a streamed reply reaches the client in pieces, then ends") {
   Loop loop;
-  std::vector<common::HttpExchange> parked;
-  loop.server->route("/stream", {"GET"}, [&](common::HttpExchange& ex) {
+  std::vector<http::HttpExchange> parked;
+  loop.server->route("/stream", {"GET"}, [&](http::HttpExchange& ex) {
     ex.add_header("Content-Type", "text/plain");
     ex.start(200);
     ex.send("first,", 6);
     parked.push_back(std::move(ex));
   });
-  common::FetchRequest request{loop.url("/stream"), "GET", {}, std::nullopt, {}};
+  http::FetchRequest request{loop.url("/stream"), "GET", {}, std::nullopt, {}};
   std::string body;
   bool done = false;
-  common::FetchResult result;
+  http::FetchResult result;
   loop.client->fetch(request, {nullptr, [&](std::string_view d) { body.append(d); },
-                               [&](const common::FetchResult& r) {
+                               [&](const http::FetchResult& r) {
                                  result = r;
                                  done = true;
                                }});
@@ -237,17 +237,17 @@ TEST_CASE("http loop: a streamed reply reaches the client in pieces, then ends")
 
 TEST_CASE("http loop: a client that goes away mid-stream is noticed and forgotten") {
   Loop loop;
-  std::vector<common::HttpExchange> parked;
+  std::vector<http::HttpExchange> parked;
   bool closed_seen = false;
-  loop.server->route("/slow", {"GET"}, [&](common::HttpExchange& ex) {
+  loop.server->route("/slow", {"GET"}, [&](http::HttpExchange& ex) {
     ex.on_close([&] { closed_seen = true; });
     ex.start(200);
     ex.send("x", 1);
     parked.push_back(std::move(ex));
   });
-  common::FetchRequest request{loop.url("/slow"), "GET", {}, std::nullopt, {}};
+  http::FetchRequest request{loop.url("/slow"), "GET", {}, std::nullopt, {}};
   bool got_data = false;
-  common::FetchId id =
+  http::FetchId id =
       loop.client->fetch(request, {nullptr, [&](std::string_view) { got_data = true; }, nullptr});
   REQUIRE(run_until(loop.base.get(), [&] { return got_data; }));
   loop.client->cancel(id);  // closes the client's connection
@@ -264,15 +264,15 @@ TEST_CASE("http loop: a client that goes away mid-stream is noticed and forgotte
 
 TEST_CASE("http client: refused connections and timeouts are reported, never hang") {
   Loop loop;
-  std::vector<common::HttpExchange> parked;
+  std::vector<http::HttpExchange> parked;
   loop.server->route("/hang", {"GET"},
-                     [&](common::HttpExchange& ex) { parked.push_back(std::move(ex)); });
-  const common::FetchResult hang =
+                     [&](http::HttpExchange& ex) { parked.push_back(std::move(ex)); });
+  const http::FetchResult hang =
       loop.fetch_request({loop.url("/hang"), "GET", {}, std::chrono::milliseconds(300), {}}).result;
   CHECK_FALSE(hang.ok);
   CHECK(hang.timed_out);
 
-  const common::FetchResult refused =
+  const http::FetchResult refused =
       loop.fetch_request({"http://127.0.0.1:1/x", "GET", {}, std::nullopt, {}}).result;
   CHECK_FALSE(refused.ok);
   CHECK_FALSE(refused.timed_out);
@@ -281,15 +281,15 @@ TEST_CASE("http client: refused connections and timeouts are reported, never han
 
 TEST_CASE("http server: drain stops accepting and waits for replies in progress") {
   Loop loop;
-  std::vector<common::HttpExchange> parked;
+  std::vector<http::HttpExchange> parked;
   loop.server->route("/wait", {"GET"},
-                     [&](common::HttpExchange& ex) { parked.push_back(std::move(ex)); });
+                     [&](http::HttpExchange& ex) { parked.push_back(std::move(ex)); });
   bool done = false;
-  common::FetchResult result;
+  http::FetchResult result;
   std::string body;
-  common::FetchRequest request{loop.url("/wait"), "GET", {}, std::nullopt, {}};
+  http::FetchRequest request{loop.url("/wait"), "GET", {}, std::nullopt, {}};
   loop.client->fetch(request, {nullptr, [&](std::string_view d) { body.append(d); },
-                               [&](const common::FetchResult& r) {
+                               [&](const http::FetchResult& r) {
                                  result = r;
                                  done = true;
                                }});
@@ -304,8 +304,8 @@ TEST_CASE("http server: drain stops accepting and waits for replies in progress"
   // Replies during drain close their connection, and the listener is gone:
   // a new request is refused (or, had it raced onto a kept-alive connection, 503).
   bool refused_done = false;
-  common::FetchResult refused;
-  loop.client->fetch(request, {nullptr, nullptr, [&](const common::FetchResult& r) {
+  http::FetchResult refused;
+  loop.client->fetch(request, {nullptr, nullptr, [&](const http::FetchResult& r) {
                                  refused = r;
                                  refused_done = true;
                                }});
@@ -316,8 +316,8 @@ TEST_CASE("http server: drain stops accepting and waits for replies in progress"
 TEST_CASE(
     "http server: drain finishes promptly when a streamed reply ends after its bytes are flushed") {
   Loop loop;  // drain timeout 5 s: finishing well before it shows the reply was accounted
-  std::vector<common::HttpExchange> parked;
-  loop.server->route("/stream", {"GET"}, [&](common::HttpExchange& ex) {
+  std::vector<http::HttpExchange> parked;
+  loop.server->route("/stream", {"GET"}, [&](http::HttpExchange& ex) {
     ex.add_header("Content-Length", "3");  // no chunked terminator left to write at end()
     ex.start(200);
     ex.send("abc", 3);
@@ -325,9 +325,9 @@ TEST_CASE(
   });
   std::string body;
   bool done = false;
-  common::FetchRequest request{loop.url("/stream"), "GET", {}, std::nullopt, {}};
+  http::FetchRequest request{loop.url("/stream"), "GET", {}, std::nullopt, {}};
   loop.client->fetch(request, {nullptr, [&](std::string_view d) { body.append(d); },
-                               [&](const common::FetchResult&) { done = true; }});
+                               [&](const http::FetchResult&) { done = true; }});
   REQUIRE(run_until(loop.base.get(), [&] { return body == "abc"; }));
   bool drained = false;
   loop.server->drain([&] { drained = true; });
@@ -339,13 +339,13 @@ TEST_CASE(
 
 TEST_CASE("http client: a request held at a plain-HTTP host does not hold up the next one to it") {
   Loop loop;
-  std::vector<common::HttpExchange> held;
+  std::vector<http::HttpExchange> held;
   loop.server->route("/hold", {"GET"},
-                     [&](common::HttpExchange& ex) { held.push_back(std::move(ex)); });
+                     [&](http::HttpExchange& ex) { held.push_back(std::move(ex)); });
   int done = 0;
   for (int n = 0; n < 2; ++n) {
-    common::FetchRequest request{loop.url("/hold"), "GET", {}, std::nullopt, {}};
-    loop.client->fetch(request, {nullptr, nullptr, [&](const common::FetchResult& r) {
+    http::FetchRequest request{loop.url("/hold"), "GET", {}, std::nullopt, {}};
+    loop.client->fetch(request, {nullptr, nullptr, [&](const http::FetchResult& r) {
                                    CHECK(r.status == 200);
                                    ++done;
                                  }});
@@ -360,13 +360,13 @@ TEST_CASE("http client: a request held at a plain-HTTP host does not hold up the
 TEST_CASE(
     "http client: past max_host_transfers a host's transfers wait in line, and a cancelled one "
     "gives up its place") {
-  common::HttpClientOptions options;
+  http::HttpClientOptions options;
   options.max_host_transfers = 2;
   Loop loop(options);
-  std::vector<common::HttpExchange> held;
+  std::vector<http::HttpExchange> held;
   std::vector<std::string> arrived;  // the n of each request, in arrival order
   size_t most_outstanding = 0;
-  loop.server->route("/hold", {"GET"}, [&](common::HttpExchange& ex) {
+  loop.server->route("/hold", {"GET"}, [&](http::HttpExchange& ex) {
     arrived.push_back(ex.query_param("n").value_or("?"));
     held.push_back(std::move(ex));
     size_t outstanding = 0;
@@ -374,12 +374,12 @@ TEST_CASE(
     most_outstanding = std::max(most_outstanding, outstanding);
   });
   std::vector<int> done_order;
-  std::vector<common::FetchId> ids;
+  std::vector<http::FetchId> ids;
   for (int n = 0; n < 6; ++n) {
-    common::FetchRequest request{
+    http::FetchRequest request{
         loop.url("/hold?n=" + std::to_string(n)), "GET", {}, std::nullopt, {}};
     ids.push_back(
-        loop.client->fetch(request, {nullptr, nullptr, [&, n](const common::FetchResult& r) {
+        loop.client->fetch(request, {nullptr, nullptr, [&, n](const http::FetchResult& r) {
                                        CHECK_MESSAGE(r.status == 200, r.error);
                                        done_order.push_back(n);
                                      }}));
@@ -402,20 +402,20 @@ TEST_CASE(
 }
 
 TEST_CASE("http client: time spent in line counts toward a transfer's timeout") {
-  common::HttpClientOptions options;
+  http::HttpClientOptions options;
   options.max_host_transfers = 1;
   Loop loop(options);
-  std::vector<common::HttpExchange> held;
+  std::vector<http::HttpExchange> held;
   loop.server->route("/hold", {"GET"},
-                     [&](common::HttpExchange& ex) { held.push_back(std::move(ex)); });
+                     [&](http::HttpExchange& ex) { held.push_back(std::move(ex)); });
   bool first_done = false;
-  common::FetchRequest first{loop.url("/hold"), "GET", {}, std::nullopt, {}};
+  http::FetchRequest first{loop.url("/hold"), "GET", {}, std::nullopt, {}};
   loop.client->fetch(first,
-                     {nullptr, nullptr, [&](const common::FetchResult&) { first_done = true; }});
-  std::optional<common::FetchResult> second;
+                     {nullptr, nullptr, [&](const http::FetchResult&) { first_done = true; }});
+  std::optional<http::FetchResult> second;
   std::chrono::steady_clock::time_point second_done_at;
-  common::FetchRequest in_line{loop.url("/hold"), "GET", {}, std::chrono::milliseconds(1000), {}};
-  loop.client->fetch(in_line, {nullptr, nullptr, [&](const common::FetchResult& r) {
+  http::FetchRequest in_line{loop.url("/hold"), "GET", {}, std::chrono::milliseconds(1000), {}};
+  loop.client->fetch(in_line, {nullptr, nullptr, [&](const http::FetchResult& r) {
                                  second = r;
                                  second_done_at = std::chrono::steady_clock::now();
                                }});

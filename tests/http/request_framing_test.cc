@@ -9,8 +9,8 @@
 
 #include "http/h1/request_framing.h"
 
-using common::FramingProblem;
-using common::HeaderField;
+using http::FramingProblem;
+using http::HeaderField;
 
 namespace {
 
@@ -117,8 +117,8 @@ TEST_CASE("request framing: the table of accepted and refused heads") {
   // clang-format on
   for (const Case& c : cases) {
     INFO(c.what, " (", c.method, " HTTP/", c.major, ".", c.minor, ")");
-    FramingProblem got = common::check_request_framing(c.method, c.major, c.minor, c.fields);
-    CHECK(common::framing_problem_code(got) == common::framing_problem_code(c.expected));
+    FramingProblem got = http::check_request_framing(c.method, c.major, c.minor, c.fields);
+    CHECK(http::framing_problem_code(got) == http::framing_problem_code(c.expected));
   }
 }
 
@@ -138,17 +138,17 @@ TEST_CASE("request framing: every byte, in a header name and in Host, against th
     const std::string host_value = "a" + byte + "b";
     const std::vector<HeaderField> named = {kHost, {name, "v"}};
     const std::vector<HeaderField> hosted = {{"Host", host_value}};
-    CHECK(common::check_request_framing("GET", 1, 1, named) ==
+    CHECK(http::check_request_framing("GET", 1, 1, named) ==
           (tchar ? P::none : P::bad_header_name));
-    CHECK(common::check_request_framing("GET", 1, 1, hosted) == (host ? P::none : P::bad_host));
+    CHECK(http::check_request_framing("GET", 1, 1, hosted) == (host ? P::none : P::bad_host));
   }
 }
 
 TEST_CASE("request framing: the first problem in arrival order is the one reported") {
   std::vector<HeaderField> fields = {
       {"Content-Length ", "5"}, {"Content-Length", "+1"}, {"Host", "a"}, {"Host", "b"}};
-  CHECK(common::check_request_framing("POST", 1, 1, fields) == FramingProblem::bad_header_name);
-  common::RequestFramingCheck check("GET", 1, 1);
+  CHECK(http::check_request_framing("POST", 1, 1, fields) == FramingProblem::bad_header_name);
+  http::RequestFramingCheck check("GET", 1, 1);
   CHECK(check.problem() == FramingProblem::missing_host);
   check.field("Host", "a");
   CHECK(check.problem() == FramingProblem::none);
@@ -158,14 +158,14 @@ TEST_CASE("request framing: the first problem in arrival order is the one report
 }
 
 TEST_CASE("request framing: every problem has a snake_case code and a message") {
-  for (size_t i = 1; i < common::kFramingProblemCount; ++i) {
+  for (size_t i = 1; i < http::kFramingProblemCount; ++i) {
     auto problem = static_cast<FramingProblem>(i);
-    std::string_view code = common::framing_problem_code(problem);
+    std::string_view code = http::framing_problem_code(problem);
     INFO(code);
     CHECK(!code.empty());
     CHECK(code.find_first_not_of("abcdefghijklmnopqrstuvwxyz_") == std::string_view::npos);
-    CHECK(!common::framing_problem_message(problem).empty());
+    CHECK(!http::framing_problem_message(problem).empty());
   }
-  CHECK(common::framing_problem_code(FramingProblem::none) == "none");
-  CHECK(common::framing_problem_code(FramingProblem::bad_host) == "bad_host");
+  CHECK(http::framing_problem_code(FramingProblem::none) == "none");
+  CHECK(http::framing_problem_code(FramingProblem::bad_host) == "bad_host");
 }

@@ -18,25 +18,25 @@ using namespace balancer::test;
 namespace {
 
 struct FakeConfig {
-  common::HttpServerOptions server;
+  http::HttpServerOptions server;
   int value = 0;
   bool service_accepts = true;  // false: the service's own check fails (after TLS was built)
 };
 
 // A service whose running state is one number; it rejects configs that say so.
-class FakeService : public common::Service<FakeConfig> {
+class FakeService : public http::Service<FakeConfig> {
  public:
-  void attach(size_t, common::HttpServer&) override {}
-  common::Result<common::ReloadSwap> prepare_reload(FakeConfig fresh) override {
+  void attach(size_t, http::HttpServer&) override {}
+  core::Result<http::ReloadSwap> prepare_reload(FakeConfig fresh) override {
     if (!fresh.service_accepts)
-      return common::Error{"bad_config", "fake.value: refused by the service"};
-    return common::ReloadSwap([this, v = fresh.value] { value = v; });
+      return core::Error{"bad_config", "fake.value: refused by the service"};
+    return http::ReloadSwap([this, v = fresh.value] { value = v; });
   }
   int value = 0;
 };
 
-common::HttpServerOptions tls_server(const std::string& cert, const std::string& key) {
-  common::HttpServerOptions options;
+http::HttpServerOptions tls_server(const std::string& cert, const std::string& key) {
+  http::HttpServerOptions options;
   options.threads = 1;
   options.access_log = false;
   options.tls.enabled = true;
@@ -58,25 +58,25 @@ TEST_CASE("a reload the service rejects after a certificate change keeps the run
   REQUIRE_MESSAGE(write_self_signed_certificate(second_cert, second_key, "second", &error), error);
 
   FakeConfig next;  // what the next reload's files say
-  common::ServiceSpec<FakeConfig> spec;
+  http::ServiceSpec<FakeConfig> spec;
   spec.name = "fake";
   spec.summary = [](const FakeConfig& c) { return "value " + std::to_string(c.value); };
-  spec.server = [](const FakeConfig& c) -> const common::HttpServerOptions& { return c.server; };
-  auto load = [&]() -> common::Result<FakeConfig> { return next; };
+  spec.server = [](const FakeConfig& c) -> const http::HttpServerOptions& { return c.server; };
+  auto load = [&]() -> core::Result<FakeConfig> { return next; };
 
-  common::ServiceHost host("fake", tls_server(first_cert, first_key));
+  http::ServiceHost host("fake", tls_server(first_cert, first_key));
   FakeService service;
   REQUIRE(
-      host.create_servers([&](size_t i, common::HttpServer& server) { service.attach(i, server); })
+      host.create_servers([&](size_t i, http::HttpServer& server) { service.attach(i, server); })
           .ok());
   REQUIRE(host.tls_port() > 0);
-  common::EventLoop& home = host.context().home();
+  core::EventLoop& home = host.context().home();
   std::thread loop_thread([&] { home.run(); });
   // Reloads run on the home loop, as SIGHUP's do.
   auto reload = [&] {
     std::promise<void> done;
     home.post([&] {
-      common::reload_service(host, service, spec, load);
+      http::reload_service(host, service, spec, load);
       done.set_value();
     });
     return done.get_future().wait_for(std::chrono::seconds(10)) == std::future_status::ready;

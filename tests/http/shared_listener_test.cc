@@ -27,8 +27,8 @@ namespace {
 
 using namespace std::chrono_literals;
 
-common::HttpServerOptions shared_options() {
-  common::HttpServerOptions options;
+http::HttpServerOptions shared_options() {
+  http::HttpServerOptions options;
   options.service = "test";
   options.access_log = false;
   options.shared_listener = true;
@@ -65,13 +65,13 @@ void one_turn(event_base* base) {
 // A server on its own loop thread. Its "/hold" keeps that loop busy (blocked, as a loop in a
 // long handshake or rewrite is) until released; "/who" names the loop.
 struct LoopThread {
-  LoopThread(std::string name, common::HttpServerOptions options)
+  LoopThread(std::string name, http::HttpServerOptions options)
       : base((evthread_use_pthreads(), event_base_new())) {
-    auto created = common::HttpServer::create(*base, options, metrics);
+    auto created = http::HttpServer::create(*base, options, metrics);
     REQUIRE(created.ok());
     server = std::move(created).value();
-    server->route("/who", {"GET"}, [name](common::HttpExchange& ex) { ex.reply(200, name); });
-    server->route("/hold", {"GET"}, [this](common::HttpExchange& ex) {
+    server->route("/who", {"GET"}, [name](http::HttpExchange& ex) { ex.reply(200, name); });
+    server->route("/hold", {"GET"}, [this](http::HttpExchange& ex) {
       holding = true;
       const auto deadline = std::chrono::steady_clock::now() + 10s;
       while (!released && std::chrono::steady_clock::now() < deadline) {
@@ -104,10 +104,10 @@ struct LoopThread {
     if (thread.joinable()) thread.join();
   }
 
-  common::EventBasePtr base;
-  common::MetricsRegistry metrics;
-  std::unique_ptr<common::HttpServer> server;
-  common::EventPtr keep_alive;
+  core::EventBasePtr base;
+  core::MetricsRegistry metrics;
+  std::unique_ptr<http::HttpServer> server;
+  core::EventPtr keep_alive;
   std::thread thread;
   std::atomic<bool> holding{false};
   std::atomic<bool> released{false};
@@ -116,9 +116,9 @@ struct LoopThread {
 }  // namespace
 
 TEST_CASE("a loop on a shared listener takes one connection per wake-up, not the whole queue") {
-  common::EventBasePtr base(event_base_new());
-  common::MetricsRegistry metrics;
-  auto created = common::HttpServer::create(*base, shared_options(), metrics);
+  core::EventBasePtr base(event_base_new());
+  core::MetricsRegistry metrics;
+  auto created = http::HttpServer::create(*base, shared_options(), metrics);
   REQUIRE(created.ok());
   auto server = std::move(created).value();
   const int listening = server->listen_fd();
@@ -140,11 +140,11 @@ TEST_CASE("a loop on a shared listener takes one connection per wake-up, not the
 }
 
 TEST_CASE("a server with a listener of its own takes the whole queue in one wake-up") {
-  common::EventBasePtr base(event_base_new());
-  common::MetricsRegistry metrics;
-  common::HttpServerOptions alone = shared_options();
+  core::EventBasePtr base(event_base_new());
+  core::MetricsRegistry metrics;
+  http::HttpServerOptions alone = shared_options();
   alone.shared_listener = false;
-  auto created = common::HttpServer::create(*base, alone, metrics);
+  auto created = http::HttpServer::create(*base, alone, metrics);
   REQUIRE(created.ok());
   auto server = std::move(created).value();
   std::vector<std::unique_ptr<Connected>> clients;
@@ -159,7 +159,7 @@ TEST_CASE("a server with a listener of its own takes the whole queue in one wake
 
 TEST_CASE("loops sharing a listener: while one is busy, the other answers every new connection") {
   LoopThread first("first", shared_options());
-  common::HttpServerOptions joining = shared_options();
+  http::HttpServerOptions joining = shared_options();
   joining.port = first.server->port();
   joining.listen_fd = fcntl(first.server->listen_fd(), F_DUPFD_CLOEXEC, 0);
   REQUIRE(joining.listen_fd >= 0);

@@ -13,7 +13,7 @@
 #include "support/process.h"
 #include "support/test_certificate.h"
 
-using namespace common;
+using namespace http;
 using balancer::test::TempDir;
 using balancer::test::TestTlsFiles;
 
@@ -181,7 +181,7 @@ TEST_CASE(
     "contents") {
   TempDir dir;
   write_secret(dir.file("short.key"), "tiny-secret-value");
-  const Status short_one = check_ticket_key_file(dir.file("short.key"));
+  const core::Status short_one = check_ticket_key_file(dir.file("short.key"));
   REQUIRE_FALSE(short_one.ok());
   CHECK(short_one.error().code == "tls_config");
   CHECK(short_one.error().message.find(dir.file("short.key")) != std::string::npos);

@@ -86,7 +86,7 @@ void flood_and_compare(int memory_mb, size_t max_entries) {
                         {"storage.memory_mb=" + std::to_string(memory_mb),
                          "storage.max_entries=" + std::to_string(max_entries)});
   const int pid = node.process().pid();
-  auto signer = common::UrlSigner::create({kSigningKey});
+  auto signer = signing::UrlSigner::create({kSigningKey});
   REQUIRE(signer.ok());
   const int64_t expires = static_cast<int64_t>(time(nullptr)) + 600;
   // Warm the node (first fetch, client and allocator set-up) before the baseline.

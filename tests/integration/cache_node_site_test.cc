@@ -189,7 +189,7 @@ TEST_CASE(
                           .count();
   auto marked = http_get(
       site.nodes[third]->url(target),
-      {{"X-Site-Fetch", common::site_fetch_header(kSiteKey, site.ids[other], target, now)}});
+      {{"X-Site-Fetch", signing::site_fetch_header(kSiteKey, site.ids[other], target, now)}});
   CHECK(marked.status == 200);
   CHECK(site.metric(third, "cache_sibling_fetches_total") == 0);
   CHECK(site.origin.count(other_path) == 1);
@@ -204,13 +204,13 @@ TEST_CASE(
                           std::chrono::system_clock::now().time_since_epoch())
                           .count();
   const std::string proven_for_another_target =
-      common::site_fetch_header(kSiteKey, "venue-a", "/o/demo/gen/4K/other.ts", now);
+      signing::site_fetch_header(kSiteKey, "venue-a", "/o/demo/gen/4K/other.ts", now);
   for (size_t i = 0; i < Site::kNodes; ++i) {
     for (const std::string& forged :
          {std::string("venue-a"), "venue-a " + std::to_string(now + 60) + " xyz",
           proven_for_another_target,
-          common::site_fetch_header("not-the-site-key-000000", "venue-b", target, now),
-          common::site_fetch_header(kSiteKey, "venue-x", target, now)}) {
+          signing::site_fetch_header("not-the-site-key-000000", "venue-b", target, now),
+          signing::site_fetch_header(kSiteKey, "venue-x", target, now)}) {
       CAPTURE(forged);
       auto r = http_get(site.nodes[i]->url(target), {{"X-Site-Fetch", forged}});
       CHECK(r.status == 403);

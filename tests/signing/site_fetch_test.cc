@@ -6,8 +6,8 @@
 
 #include <string>
 
-using common::site_fetch_header;
-using common::verify_site_fetch;
+using signing::site_fetch_header;
+using signing::verify_site_fetch;
 
 namespace {
 const std::string kKey = "site-key-of-the-venue-0123";
@@ -19,7 +19,7 @@ TEST_CASE("site fetch: a node's proof names it, for the target and time it was m
   const std::string header = site_fetch_header(kKey, "venue-a", kTarget, kNow);
   CHECK(header.rfind("venue-a 1767225660 ", 0) == 0);
   CHECK(verify_site_fetch(header, kKey, kTarget, kNow) == "venue-a");
-  CHECK(verify_site_fetch(header, kKey, kTarget, kNow + common::kSiteFetchProofLifetimeS) ==
+  CHECK(verify_site_fetch(header, kKey, kTarget, kNow + signing::kSiteFetchProofLifetimeS) ==
         "venue-a");
   // Expired, another target, another key.
   CHECK_FALSE(verify_site_fetch(header, kKey, kTarget, kNow + 61).has_value());

@@ -2,8 +2,8 @@
 
 #include "signing/url_signing.h"
 
-using common::SignatureVerdict;
-using common::UrlSigner;
+using signing::SignatureVerdict;
+using signing::UrlSigner;
 
 namespace {
 const std::string kCurrent = "current-key-0123456789";
@@ -49,7 +49,7 @@ TEST_CASE("signing: the origin query is covered and kept; signature parameters a
   std::string changed = url;
   changed.replace(changed.find("token=1"), 7, "token=2");
   CHECK(signer->verify(changed, 0) == SignatureVerdict::bad_signature);
-  auto split = common::split_signed_target("/p?a=1&bexp=5&b=2&bsig=zz");
+  auto split = signing::split_signed_target("/p?a=1&bexp=5&b=2&bsig=zz");
   CHECK(split.unsigned_target == "/p?a=1&b=2");
   CHECK(split.expires == "5");
   CHECK(split.signature == "zz");
@@ -94,7 +94,7 @@ TEST_CASE("signing: awkward targets sign to their canonical form and round-trip 
   };
   for (const Case& c : cases) {
     CAPTURE(c.input);
-    CHECK(common::canonical_unsigned_target(c.input) == c.canonical);
+    CHECK(signing::canonical_unsigned_target(c.input) == c.canonical);
     std::string url = signer->sign(c.input, 500);
     CHECK(url.rfind(std::string(c.canonical) +
                         (std::string(c.canonical).find('?') == std::string::npos ? "?" : "&") +
@@ -120,10 +120,10 @@ TEST_CASE(
     CHECK(signer->sign(variant, 700) == reference);
     // ...and the canonical form of a signed URL is what was signed, so the
     // verifier recomputes the same MAC.
-    CHECK(common::canonical_unsigned_target(signer->sign(variant, 700)) ==
-          common::canonical_unsigned_target(variant));
-    CHECK(common::split_signed_target(signer->sign(variant, 700)).unsigned_target ==
-          common::canonical_unsigned_target(variant));
+    CHECK(signing::canonical_unsigned_target(signer->sign(variant, 700)) ==
+          signing::canonical_unsigned_target(variant));
+    CHECK(signing::split_signed_target(signer->sign(variant, 700)).unsigned_target ==
+          signing::canonical_unsigned_target(variant));
   }
   // The verifier normalises what the client sends the same way: a link that
   // gained an empty pair on the way still verifies.

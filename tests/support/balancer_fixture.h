@@ -92,7 +92,7 @@ inline std::string caches_json(const std::vector<std::string>& entries) {
 
 inline std::string make_ticket(const std::string& channel, const std::string& viewer,
                                int64_t ttl_s = 300, const std::string& key = kTicketKey) {
-  auto tickets = common::PlaybackTickets::create({key});
+  auto tickets = signing::PlaybackTickets::create({key});
   REQUIRE(tickets.ok());
   auto token = tickets->issue({channel, viewer, static_cast<int64_t>(time(nullptr)) + ttl_s});
   REQUIRE(token.ok());

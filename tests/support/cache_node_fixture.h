@@ -41,7 +41,7 @@ class CacheNodeProcess : public ServerProcess {
   // A signed chunk URL for `target` ("/o/demo/...") valid for `ttl_s` seconds.
   std::string signed_url(const std::string& target, int64_t ttl_s = 60,
                          const std::string& key = kSigningKey) const {
-    auto signer = common::UrlSigner::create({key});
+    auto signer = signing::UrlSigner::create({key});
     REQUIRE(signer.ok());
     return url(signer->sign(target, static_cast<int64_t>(time(nullptr)) + ttl_s));
   }

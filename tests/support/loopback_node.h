@@ -1,5 +1,5 @@
 // The HTTP side of a cache node for the balancer's unit tests: the project's own
-// common::HttpServer on 127.0.0.1 (port 0), on the test's event loop, answering as the
+// http::HttpServer on 127.0.0.1 (port 0), on the test's event loop, answering as the
 // test says and recording what it was sent. Plus run_until, which runs that loop until
 // a condition holds or a deadline passes. Loop thread (the test's) only.
 #pragma once
@@ -64,14 +64,14 @@ class LoopbackNode {
   static Answers always(NodeAnswer answer) { return scripted({}, std::move(answer)); }
 
   explicit LoopbackNode(event_base& base) {
-    common::HttpServerOptions options;
+    http::HttpServerOptions options;
     options.service = "node";
     options.access_log = false;
-    auto created = common::HttpServer::create(base, options, metrics_);
+    auto created = http::HttpServer::create(base, options, metrics_);
     REQUIRE(created.ok());
     server_ = std::move(created).value();
     port_ = server_->port();
-    server_->route_prefix("/", {"GET", "POST"}, [this](common::HttpExchange& ex) { on(ex); });
+    server_->route_prefix("/", {"GET", "POST"}, [this](http::HttpExchange& ex) { on(ex); });
   }
 
   // How every later request is answered (default: 200 "{}").
@@ -86,7 +86,7 @@ class LoopbackNode {
   // Answers the oldest held request; false when none is held.
   bool release_oldest(int status, const std::string& body = "{}") {
     if (held_.empty()) return false;
-    common::HttpExchange ex = std::move(held_.front());
+    http::HttpExchange ex = std::move(held_.front());
     held_.pop_front();
     ex.reply(status, body);
     return true;
@@ -98,7 +98,7 @@ class LoopbackNode {
   }
 
  private:
-  void on(common::HttpExchange& ex) {
+  void on(http::HttpExchange& ex) {
     SeenRequest r{ex.method(), ex.path(), ex.header("Authorization").value_or(""),
                   ex.header("Content-Type").value_or(""), ex.body()};
     seen_.push_back(r);
@@ -111,12 +111,12 @@ class LoopbackNode {
     ex.reply(a.status, a.body);
   }
 
-  common::MetricsRegistry metrics_;
-  std::unique_ptr<common::HttpServer> server_;
+  core::MetricsRegistry metrics_;
+  std::unique_ptr<http::HttpServer> server_;
   int port_ = 0;
   Answers answers_ = always({});
   std::vector<SeenRequest> seen_;
-  std::deque<common::HttpExchange> held_;  // after server_: dropped before it
+  std::deque<http::HttpExchange> held_;  // after server_: dropped before it
   size_t max_held_ = 0;
 };
 

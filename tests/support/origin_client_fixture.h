@@ -20,13 +20,13 @@ namespace balancer::test {
 struct OriginClient {
   TempDir dir;
   TestOrigin origin{serving_files(dir.path())};
-  common::EventBasePtr base{event_base_new()};
-  common::MetricsRegistry metrics;
-  common::FakeClock clock;
-  std::unique_ptr<common::HttpClient> client;
+  core::EventBasePtr base{event_base_new()};
+  core::MetricsRegistry metrics;
+  core::FakeClock clock;
+  std::unique_ptr<http::HttpClient> client;
 
   OriginClient() {
-    auto made = common::HttpClient::create(*base, {});
+    auto made = http::HttpClient::create(*base, {});
     REQUIRE(made.ok());
     client = std::move(*made);
   }

@@ -20,9 +20,9 @@ namespace balancer::test {
 
 struct SharedCacheOnDisk {
   TempDir dir;
-  common::EventBasePtr base{event_base_new()};
-  common::MetricsRegistry metrics;
-  common::FakeClock clock;
+  core::EventBasePtr base{event_base_new()};
+  core::MetricsRegistry metrics;
+  core::FakeClock clock;
   std::unique_ptr<cache_node::SharedCache> cache;
 
   // `max_negative`: remembered 404s at the most.

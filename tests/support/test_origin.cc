@@ -738,7 +738,7 @@ class Origin {
         for (const auto& [key, count] : counts_) {
           if (!first) body += ',';
           first = false;
-          common::append_json_string(body, key);
+          core::append_json_string(body, key);
           body += ':' + std::to_string(count);
         }
         body += "}}";

@@ -1,6 +1,6 @@
 #include "http/client/coalesced_fetch.h"
 
-namespace common {
+namespace http {
 
 std::optional<UpstreamFailure> classify_fetch(const FetchResult& result, int head_status,
                                               bool too_large, bool not_modified_ok) {
@@ -51,4 +51,4 @@ UpstreamErrorReply overflow_error(const UpstreamWording& wording) {
                        "; try again shortly."}};
 }
 
-}  // namespace common
+}  // namespace http

@@ -22,7 +22,7 @@
 #include "core/result.h"
 #include "http/client/http_client.h"
 
-namespace common {
+namespace http {
 
 struct CoalescedFetchLimits {
   size_t max_waiters_per_key = std::numeric_limits<size_t>::max();
@@ -174,7 +174,7 @@ struct UpstreamWording {
 
 struct UpstreamErrorReply {
   int status = 502;
-  Error error;
+  core::Error error;
 };
 
 // The status and JSON error for `failure`: 504 origin_timeout; 404 not_found;
@@ -186,4 +186,4 @@ UpstreamErrorReply upstream_error(UpstreamFailure failure, const UpstreamWording
 // The reply for an asker a CoalescedFetches cap turned away: 503 busy.
 UpstreamErrorReply overflow_error(const UpstreamWording& wording);
 
-}  // namespace common
+}  // namespace http

@@ -9,7 +9,7 @@
 
 #include "core/log.h"
 
-namespace common {
+namespace http {
 
 struct HttpClient::Transfer {
   FetchId id = 0;
@@ -29,7 +29,7 @@ struct HttpClient::Transfer {
 };
 
 struct HttpClient::SocketWatch {
-  EventPtr event;
+  core::EventPtr event;
 };
 
 namespace {
@@ -120,12 +120,12 @@ std::optional<uint64_t> FetchHead::content_length() const {
 HttpClient::HttpClient(event_base& base, HttpClientOptions options)
     : base_(base), options_(std::move(options)) {}
 
-Result<std::unique_ptr<HttpClient>> HttpClient::create(event_base& base,
-                                                       HttpClientOptions options) {
+core::Result<std::unique_ptr<HttpClient>> HttpClient::create(event_base& base,
+                                                             HttpClientOptions options) {
   std::call_once(g_curl_init, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
   std::unique_ptr<HttpClient> client(new HttpClient(base, std::move(options)));
   client->multi_.reset(curl_multi_init());
-  if (!client->multi_) return Error{"internal_error", "curl_multi_init failed"};
+  if (!client->multi_) return core::Error{"internal_error", "curl_multi_init failed"};
   CURLM* m = client->multi_.get();
   curl_multi_setopt(m, CURLMOPT_SOCKETFUNCTION, socket_callback);
   curl_multi_setopt(m, CURLMOPT_SOCKETDATA, client.get());
@@ -385,4 +385,4 @@ void HttpClient::process_completions() {
   }
 }
 
-}  // namespace common
+}  // namespace http

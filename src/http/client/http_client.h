@@ -23,7 +23,7 @@
 #include "http/http_handles.h"
 #include "http/server/http_server.h"
 
-namespace common {
+namespace http {
 
 struct HttpClientOptions {
   std::chrono::milliseconds connect_timeout{2000};
@@ -86,7 +86,8 @@ using FetchId = uint64_t;
 
 class HttpClient {
  public:
-  static Result<std::unique_ptr<HttpClient>> create(event_base& base, HttpClientOptions options);
+  static core::Result<std::unique_ptr<HttpClient>> create(event_base& base,
+                                                          HttpClientOptions options);
   ~HttpClient();
 
   // Starts a transfer. Callbacks run on the loop thread, never from inside fetch().
@@ -120,7 +121,7 @@ class HttpClient {
   event_base& base_;
   HttpClientOptions options_;
   CurlMultiPtr multi_;
-  EventPtr timer_;
+  core::EventPtr timer_;
   FetchId next_id_ = 1;
   std::unordered_map<FetchId, std::unique_ptr<Transfer>> transfers_;
   std::unordered_map<curl_socket_t, std::unique_ptr<SocketWatch>> sockets_;
@@ -131,4 +132,4 @@ class HttpClient {
   size_t waiting_ = 0;
 };
 
-}  // namespace common
+}  // namespace http

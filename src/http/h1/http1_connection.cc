@@ -22,7 +22,7 @@
 #include "http/server/http_server.h"
 #include "http/tls/tls.h"
 
-namespace common {
+namespace http {
 namespace {
 
 constexpr size_t kReadSize = 16 * 1024;
@@ -65,7 +65,7 @@ template <typename Fn>
 void for_each_token(std::string_view value, Fn&& fn) {
   while (!value.empty()) {
     const size_t comma = value.find(',');
-    fn(trim_ows(value.substr(0, comma)));
+    fn(core::trim_ows(value.substr(0, comma)));
     if (comma == std::string_view::npos) break;
     value.remove_prefix(comma + 1);
   }
@@ -89,7 +89,7 @@ std::string_view value_as_checked(const HeaderField& field) {
 
 Http1Connection* Http1Connection::open(HttpServer& server, evutil_socket_t fd, const sockaddr* peer,
                                        const TlsContext* tls, bool http2, ConnectionSlot slot) {
-  auto* connection = new Http1Connection(server, fd, address_text(peer));
+  auto* connection = new Http1Connection(server, fd, core::address_text(peer));
   connection->slot_ = std::move(slot);
   if (tls != nullptr) {
     connection->tls_ = tls;
@@ -311,7 +311,7 @@ void Http1Connection::hand_over_to_http2() {
   // Bytes already read go to the HTTP/2 connection first, as the socket will not report them
   // again: in the clear, the preface and what followed it; over TLS, what the client sent
   // with its last handshake flight (the preface, often), which OpenSSL may have read ahead.
-  EvbufferPtr early(evbuffer_new());
+  core::EvbufferPtr early(evbuffer_new());
   if (!early || evbuffer_add(early.get(), pending_.data(), pending_.size()) != 0) {
     close_now();
     return;
@@ -466,18 +466,18 @@ void Http1Connection::begin_request() {
   for (const HeaderField& field : head.fields) {
     header_bytes_ += field.name.size() + field.value.size() + 4;
     framing.field(field.name, value_as_checked(field));
-    if (iequals(field.name, "Content-Length")) {
+    if (core::iequals(field.name, "Content-Length")) {
       // RequestFramingCheck refuses any value but digits; a refused one is not read.
       std::from_chars(field.value.data(), field.value.data() + field.value.size(), content_length_);
-    } else if (iequals(field.name, "Transfer-Encoding")) {
+    } else if (core::iequals(field.name, "Transfer-Encoding")) {
       chunked_request_ = true;  // RequestFramingCheck refuses anything but "chunked"
-    } else if (iequals(field.name, "Connection")) {
+    } else if (core::iequals(field.name, "Connection")) {
       for_each_token(field.value, [&](std::string_view token) {
-        if (iequals(token, "close")) close_asked = true;
-        if (iequals(token, "keep-alive")) keep_alive_asked_ = true;
+        if (core::iequals(token, "close")) close_asked = true;
+        if (core::iequals(token, "keep-alive")) keep_alive_asked_ = true;
       });
-    } else if (iequals(field.name, "Expect")) {
-      expect_continue_ = iequals(field.value, "100-continue");
+    } else if (core::iequals(field.name, "Expect")) {
+      expect_continue_ = core::iequals(field.value, "100-continue");
     }
   }
   // HTTP/1.1 stays open unless asked to close; HTTP/1.0 only when asked to stay.
@@ -575,7 +575,7 @@ void Http1Connection::refuse(int status, std::string_view code, std::string_view
 std::optional<std::string> Http1Connection::request_header(const char* name) const {
   const std::string_view wanted(name);
   for (const HeaderField& field : parsed_.head.fields) {
-    if (iequals(field.name, wanted)) return std::string(field.value);
+    if (core::iequals(field.name, wanted)) return std::string(field.value);
   }
   return std::nullopt;
 }
@@ -584,7 +584,8 @@ std::vector<HttpHeader> Http1Connection::request_headers_with_prefix(
     std::string_view prefix) const {
   std::vector<HttpHeader> out;
   for (const HeaderField& field : parsed_.head.fields) {
-    if (field.name.size() >= prefix.size() && iequals(field.name.substr(0, prefix.size()), prefix))
+    if (field.name.size() >= prefix.size() &&
+        core::iequals(field.name.substr(0, prefix.size()), prefix))
       out.push_back({std::string(field.name), std::string(field.value)});
   }
   return out;
@@ -596,9 +597,9 @@ void Http1Connection::add_response_header(const std::string& name, const std::st
   // A line break would end the field (or the head) early: such a field is dropped, as evhttp
   // dropped it.
   if (name.empty() || has_line_break(name) || has_line_break(value)) return;
-  if (iequals(name, "Connection")) {
+  if (core::iequals(name, "Connection")) {
     for_each_token(value, [&](std::string_view token) {
-      if (iequals(token, "close")) close_after_reply();
+      if (core::iequals(token, "close")) close_after_reply();
     });
   }
   response_headers_.append(name).append(": ").append(value).append("\r\n");
@@ -610,7 +611,7 @@ void Http1Connection::remove_response_header(const char* name) {
   while (at < response_headers_.size()) {
     const size_t end = response_headers_.find("\r\n", at) + 2;
     const size_t colon = response_headers_.find(':', at);
-    if (iequals(std::string_view(response_headers_).substr(at, colon - at), wanted)) {
+    if (core::iequals(std::string_view(response_headers_).substr(at, colon - at), wanted)) {
       response_headers_.erase(at, end - at);
     } else {
       at = end;
@@ -622,7 +623,8 @@ bool Http1Connection::has_response_header(const char* name) const {
   const std::string_view wanted(name);
   for (size_t at = 0; at < response_headers_.size();) {
     const size_t colon = response_headers_.find(':', at);
-    if (iequals(std::string_view(response_headers_).substr(at, colon - at), wanted)) return true;
+    if (core::iequals(std::string_view(response_headers_).substr(at, colon - at), wanted))
+      return true;
     at = response_headers_.find("\r\n", colon) + 2;
   }
   return false;
@@ -952,4 +954,4 @@ void Http1Connection::destroy_soon() {
   event_active(serve_event_.get(), EV_TIMEOUT, 1);
 }
 
-}  // namespace common
+}  // namespace http

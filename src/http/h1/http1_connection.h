@@ -35,7 +35,7 @@
 #include "http/server/connection_limits.h"
 #include "http/server/request_state.h"
 
-namespace common {
+namespace http {
 
 class HttpServer;
 class TlsContext;
@@ -158,11 +158,11 @@ class Http1Connection final : public ExchangeFrontEnd {
   HttpServer& server_;
   evutil_socket_t fd_;
   std::string remote_ip_;
-  EventPtr read_event_;
-  EventPtr write_event_;
-  EventPtr timer_;
-  EventPtr serve_event_;  // serve_pending() or the delete, in a later turn
-  EvbufferPtr out_;
+  core::EventPtr read_event_;
+  core::EventPtr write_event_;
+  core::EventPtr timer_;
+  core::EventPtr serve_event_;  // serve_pending() or the delete, in a later turn
+  core::EvbufferPtr out_;
   ConnectionSlot slot_;
   const TlsContext* tls_ = nullptr;  // TLS: the context the session is made from
   SslPtr ssl_;                       // TLS: the session over fd_, once hello_arrived()
@@ -210,4 +210,4 @@ class Http1Connection final : public ExchangeFrontEnd {
   bool body_allowed_ = true;
 };
 
-}  // namespace common
+}  // namespace http

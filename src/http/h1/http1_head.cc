@@ -4,7 +4,7 @@
 
 #include "core/ascii.h"
 
-namespace common {
+namespace http {
 namespace {
 
 // A request target: visible characters and obs-text, no whitespace or control.
@@ -73,14 +73,14 @@ std::string_view read_field(std::string_view line, Http1Head& head) {
   if (colon == std::string_view::npos) return "A header line has no colon.";
   const std::string_view name = line.substr(0, colon);
   if (!is_token(name)) return "A header field name is not a token (or has space before its colon).";
-  const std::string_view value = trim_ows(line.substr(colon + 1));
+  const std::string_view value = core::trim_ows(line.substr(colon + 1));
   if (!is_field_value(value)) return "A header field value has a control character.";
   head.fields.push_back({name, value});
   return {};
 }
 
 bool is_hex(char c) {
-  return hex_digit_value(c) >= 0;
+  return core::hex_digit_value(c) >= 0;
 }
 
 bool is_alnum(char c) {
@@ -150,9 +150,9 @@ std::string_view check_authority(std::string_view authority) {
 // target is an http(s) URI this refuses.
 std::string_view take_absolute_form(Http1Head& head) {
   const std::string_view target = head.target;
-  const size_t scheme_end = iequals(target.substr(0, 7), "http://")    ? 7
-                            : iequals(target.substr(0, 8), "https://") ? 8
-                                                                       : 0;
+  const size_t scheme_end = core::iequals(target.substr(0, 7), "http://")    ? 7
+                            : core::iequals(target.substr(0, 8), "https://") ? 8
+                                                                             : 0;
   if (scheme_end == 0) return {};
   const std::string_view rest = target.substr(scheme_end);
   const std::string_view authority = rest.substr(0, rest.find_first_of("/?#"));
@@ -168,7 +168,7 @@ std::string_view take_absolute_form(Http1Head& head) {
   }
   for (HeaderField& field : head.fields) {
     // An invalid Host is left as sent, for the framing check to refuse (§3.2: 400).
-    if (iequals(field.name, "Host") && is_host_value(field.value)) field.value = authority;
+    if (core::iequals(field.name, "Host") && is_host_value(field.value)) field.value = authority;
   }
   return {};
 }
@@ -262,13 +262,13 @@ ChunkedBodyDecoder::Status ChunkedBodyDecoder::feed(std::string_view bytes, std:
       case Part::size_line: {
         size_t digits = 0;
         uint64_t size = 0;
-        for (; digits < line.size() && hex_digit_value(line[digits]) >= 0; ++digits) {
+        for (; digits < line.size() && core::hex_digit_value(line[digits]) >= 0; ++digits) {
           if (digits == 15) return refuse("A chunk size has more than 15 hex digits.");
-          size = size * 16 + static_cast<uint64_t>(hex_digit_value(line[digits]));
+          size = size * 16 + static_cast<uint64_t>(core::hex_digit_value(line[digits]));
         }
         if (digits == 0) return refuse("A chunk size is not a hex number.");
         // What may follow: whitespace, then extensions after ';' (skipped).
-        std::string_view after = trim_ows(line.substr(digits));
+        std::string_view after = core::trim_ows(line.substr(digits));
         if (!after.empty() && after.front() != ';') {
           return refuse("A chunk size is followed by something other than an extension.");
         }
@@ -292,4 +292,4 @@ ChunkedBodyDecoder::Status ChunkedBodyDecoder::feed(std::string_view bytes, std:
   return Status::more;
 }
 
-}  // namespace common
+}  // namespace http

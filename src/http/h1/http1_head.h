@@ -25,7 +25,7 @@
 
 #include "http/h1/request_framing.h"
 
-namespace common {
+namespace http {
 
 struct Http1Head {
   std::string_view method;
@@ -91,4 +91,4 @@ class ChunkedBodyDecoder {
   std::string_view error_;
 };
 
-}  // namespace common
+}  // namespace http

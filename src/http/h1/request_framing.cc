@@ -4,7 +4,7 @@
 
 #include "core/ascii.h"
 
-namespace common {
+namespace http {
 namespace {
 
 // A set of bytes as a table: one load per character (every request's header names and Host
@@ -34,7 +34,7 @@ bool in(const ByteSet& set, char c) {
 // 1*DIGIT that fits in int64_t (what strtoll reads without saturating),
 // around optional whitespace (SP, HTAB: strtoll skips those too).
 bool parse_length(std::string_view s, uint64_t& out) {
-  s = trim_ows(s);
+  s = core::trim_ows(s);
   if (s.empty()) return false;
   uint64_t v = 0;
   for (char c : s) {
@@ -98,7 +98,7 @@ void RequestFramingCheck::field(std::string_view name, std::string_view value) {
   if (found_ != FramingProblem::none) return;
   if (!is_token(name)) {
     found_ = FramingProblem::bad_header_name;
-  } else if (iequals(name, "Content-Length")) {
+  } else if (core::iequals(name, "Content-Length")) {
     uint64_t length = 0;
     if (++content_lengths_ > 1) {
       found_ = FramingProblem::repeated_content_length;
@@ -107,11 +107,11 @@ void RequestFramingCheck::field(std::string_view name, std::string_view value) {
     } else {
       content_length_zero_ = length == 0;
     }
-  } else if (iequals(name, "Transfer-Encoding")) {
+  } else if (core::iequals(name, "Transfer-Encoding")) {
     // Several fields make one list (RFC 9110 §5.3): two fields are never one "chunked".
-    chunked_ = ++transfer_encodings_ == 1 && iequals(value, "chunked");
+    chunked_ = ++transfer_encodings_ == 1 && core::iequals(value, "chunked");
     if (!chunked_ || !http11_) found_ = FramingProblem::bad_transfer_encoding;
-  } else if (iequals(name, "Host")) {
+  } else if (core::iequals(name, "Host")) {
     if (++hosts_ > 1) {
       found_ = FramingProblem::repeated_host;
     } else {
@@ -141,4 +141,4 @@ FramingProblem check_request_framing(std::string_view method, int version_major,
   return check.problem();
 }
 
-}  // namespace common
+}  // namespace http

@@ -37,7 +37,7 @@
 #include <span>
 #include <string_view>
 
-namespace common {
+namespace http {
 
 enum class FramingProblem : uint8_t {
   none,
@@ -91,4 +91,4 @@ class RequestFramingCheck {
 FramingProblem check_request_framing(std::string_view method, int version_major, int version_minor,
                                      std::span<const HeaderField> fields);
 
-}  // namespace common
+}  // namespace http

@@ -22,10 +22,10 @@
 #include "http/server/request_state.h"
 #include "http/tls/tls.h"
 
-namespace common {
+namespace http {
 
 struct Http2Body {
-  EvbufferPtr bytes{evbuffer_new()};
+  core::EvbufferPtr bytes{evbuffer_new()};
 };
 
 namespace {
@@ -65,7 +65,7 @@ std::string peer_ip(bufferevent* bev) {
   sockaddr_storage addr{};
   socklen_t len = sizeof addr;
   if (fd < 0 || getpeername(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) return "";
-  return address_text(reinterpret_cast<const sockaddr*>(&addr));
+  return core::address_text(reinterpret_cast<const sockaddr*>(&addr));
 }
 
 Http2Stream* stream_of(nghttp2_session* session, int32_t id) {
@@ -706,4 +706,4 @@ size_t move_in_tls_records(evbuffer* src, evbuffer* dst, size_t limit, bool hold
   return moved;
 }
 
-}  // namespace common
+}  // namespace http

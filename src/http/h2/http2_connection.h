@@ -27,7 +27,7 @@
 #include "http/server/http_exchange.h"
 #include "http/server/request_state.h"
 
-namespace common {
+namespace http {
 
 class HttpServer;
 struct RequestState;
@@ -137,15 +137,15 @@ class Http2Connection {
   bool lingering_ = false;  // GOAWAY written: reading and dropping until the close
   double reset_tokens_ = 200;
   std::chrono::steady_clock::time_point reset_refill_;
-  EventPtr close_event_;
-  EventPtr idle_timer_;
+  core::EventPtr close_event_;
+  core::EventPtr idle_timer_;
   // A request frame arrived or a reply frame left (the idle rule).
   std::chrono::steady_clock::time_point last_progress_;
   // A reply's HEADERS or DATA frame left (the stall rule: nothing the client sends counts).
   std::chrono::steady_clock::time_point last_reply_sent_;
   std::unordered_set<Http2Stream*> streams_;
   // Frames made by one round of flush(), handed to the transport together at its end.
-  EvbufferPtr staged_{evbuffer_new()};
+  core::EvbufferPtr staged_{evbuffer_new()};
 };
 
 // Plaintext of one TLS record (16 KiB), less room for the evbuffer chain's own head so
@@ -162,4 +162,4 @@ inline constexpr size_t kTlsRecordPiece = 16 * 1024 - 256;
 // bytes moved.
 size_t move_in_tls_records(evbuffer* src, evbuffer* dst, size_t limit, bool hold_short_tail);
 
-}  // namespace common
+}  // namespace http

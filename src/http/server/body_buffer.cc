@@ -4,7 +4,7 @@
 
 #include <utility>
 
-namespace common {
+namespace http {
 namespace {
 evbuffer* buf(void* p) {
   return static_cast<evbuffer*>(p);
@@ -54,4 +54,4 @@ size_t BodyBuffer::size() const {
   return evbuffer_get_length(buf(native_));
 }
 
-}  // namespace common
+}  // namespace http

@@ -9,7 +9,7 @@
 #include <memory>
 #include <string_view>
 
-namespace common {
+namespace http {
 
 class BodyBuffer {
  public:
@@ -37,4 +37,4 @@ class BodyBuffer {
   void* native_;
 };
 
-}  // namespace common
+}  // namespace http

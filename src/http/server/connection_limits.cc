@@ -7,11 +7,11 @@
 #include <cstring>
 #include <utility>
 
-namespace common {
+namespace http {
 namespace {
 
 // The peer's address in IpAddress form (IPv4 mapped into IPv6); false when it is not IP.
-bool ip_of(const sockaddr* peer, IpAddress& out) {
+bool ip_of(const sockaddr* peer, core::IpAddress& out) {
   if (peer == nullptr) return false;
   if (peer->sa_family == AF_INET) {
     const auto* v4 = reinterpret_cast<const sockaddr_in*>(peer);
@@ -57,7 +57,7 @@ void ConnectionSlot::release() {
   per_address_ = false;
 }
 
-ConnectionLimits::ConnectionLimits(ConnectionLimitOptions options, MetricsRegistry& metrics)
+ConnectionLimits::ConnectionLimits(ConnectionLimitOptions options, core::MetricsRegistry& metrics)
     : max_total_(options.max_connections > 0 ? options.max_connections : default_max_connections()),
       max_per_address_(options.max_connections_per_address),
       exempt_(std::move(options.exempt)),
@@ -73,16 +73,16 @@ ConnectionLimits::ConnectionLimits(ConnectionLimitOptions options, MetricsRegist
       .set(static_cast<double>(max_total_));
 }
 
-size_t ConnectionLimits::AddressHash::operator()(const IpAddress& a) const {
+size_t ConnectionLimits::AddressHash::operator()(const core::IpAddress& a) const {
   // FNV-1a: the addresses are the client's to choose, but a shard is only a lock's scope.
   uint64_t h = 14695981039346656037ull;
   for (uint8_t b : a.bytes) h = (h ^ b) * 1099511628211ull;
   return static_cast<size_t>(h);
 }
 
-bool ConnectionLimits::exempt(const IpAddress& address) const {
+bool ConnectionLimits::exempt(const core::IpAddress& address) const {
   return std::any_of(exempt_.begin(), exempt_.end(),
-                     [&](const Cidr& network) { return network.contains(address); });
+                     [&](const core::Cidr& network) { return network.contains(address); });
 }
 
 ConnectionLimits::Verdict ConnectionLimits::admit(const sockaddr* peer, ConnectionSlot& slot) {
@@ -92,7 +92,7 @@ ConnectionLimits::Verdict ConnectionLimits::admit(const sockaddr* peer, Connecti
     refused_total_.inc();
     return Verdict::over_total;
   }
-  IpAddress address;
+  core::IpAddress address;
   if (max_per_address_ > 0 && ip_of(peer, address) && !exempt(address)) {
     Shard& shard = shard_of(address);
     std::lock_guard lock(shard.mutex);
@@ -122,4 +122,4 @@ void ConnectionLimits::release(ConnectionSlot& slot) {
   open_gauge_.add(-1);
 }
 
-}  // namespace common
+}  // namespace http

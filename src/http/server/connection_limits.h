@@ -28,12 +28,12 @@
 #include "core/cidr.h"
 #include "core/metrics.h"
 
-namespace common {
+namespace http {
 
 struct ConnectionLimitOptions {
   size_t max_connections = 0;              // in all; 0 = default_max_connections()
   size_t max_connections_per_address = 0;  // per client IP; 0 = no limit
-  std::vector<Cidr> exempt;                // addresses not limited per address (a venue's NAT)
+  std::vector<core::Cidr> exempt;          // addresses not limited per address (a venue's NAT)
 };
 
 // The total when the config names none: nine tenths of the open-file limit `nofile`, less a
@@ -61,7 +61,7 @@ class ConnectionSlot {
   friend class ConnectionLimits;
   ConnectionLimits* limits_ = nullptr;
   bool per_address_ = false;  // counted in the per-address table under address_
-  IpAddress address_;
+  core::IpAddress address_;
 };
 
 class ConnectionLimits {
@@ -71,7 +71,7 @@ class ConnectionLimits {
   // Registers in `metrics` the gauge http_connections_open and the counters
   // http_connections_refused_total{reason="total"|"per_address"}. `options.max_connections`
   // 0 takes default_max_connections().
-  ConnectionLimits(ConnectionLimitOptions options, MetricsRegistry& metrics);
+  ConnectionLimits(ConnectionLimitOptions options, core::MetricsRegistry& metrics);
   ConnectionLimits(const ConnectionLimits&) = delete;
   ConnectionLimits& operator=(const ConnectionLimits&) = delete;
 
@@ -87,29 +87,34 @@ class ConnectionLimits {
  private:
   friend class ConnectionSlot;
   struct AddressHash {
-    size_t operator()(const IpAddress& a) const;
+    size_t operator()(const core::IpAddress& a) const;
   };
   struct AddressEqual {
-    bool operator()(const IpAddress& a, const IpAddress& b) const { return a.bytes == b.bytes; }
+    bool operator()(const core::IpAddress& a, const core::IpAddress& b) const {
+      return a.bytes == b.bytes;
+    }
   };
   struct alignas(64) Shard {
     std::mutex mutex;
-    std::unordered_map<IpAddress, uint32_t, AddressHash, AddressEqual> open;  // no zero entries
+    std::unordered_map<core::IpAddress, uint32_t, AddressHash, AddressEqual>
+        open;  // no zero entries
   };
   static constexpr size_t kShards = 64;
 
-  Shard& shard_of(const IpAddress& address) { return shards_[AddressHash{}(address) % kShards]; }
-  bool exempt(const IpAddress& address) const;
+  Shard& shard_of(const core::IpAddress& address) {
+    return shards_[AddressHash{}(address) % kShards];
+  }
+  bool exempt(const core::IpAddress& address) const;
   void release(ConnectionSlot& slot);
 
   const size_t max_total_;
   const size_t max_per_address_;
-  const std::vector<Cidr> exempt_;
+  const std::vector<core::Cidr> exempt_;
   std::atomic<size_t> open_{0};
   std::array<Shard, kShards> shards_;
-  Gauge& open_gauge_;
-  Counter& refused_total_;
-  Counter& refused_per_address_;
+  core::Gauge& open_gauge_;
+  core::Counter& refused_total_;
+  core::Counter& refused_per_address_;
 };
 
-}  // namespace common
+}  // namespace http

@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <cctype>
 
-namespace common {
+namespace http {
 namespace {
 
 // scheme://host[:port] with nothing after the authority, as browsers send it.
@@ -29,7 +29,7 @@ bool exempt(const CorsRules& rules, const std::string& path) {
 
 }  // namespace
 
-CorsOptions read_cors_section(ConfigReader& cors) {
+CorsOptions read_cors_section(core::ConfigReader& cors) {
   CorsOptions o;
   o.allow_origins = cors.string_list("allow_origins", {"*"});
   if (o.allow_origins.empty()) cors.fail("allow_origins", "must list \"*\" or at least one origin");
@@ -86,4 +86,4 @@ bool apply_cors(const CorsOptions& options, const CorsRules& rules, HttpExchange
   return true;
 }
 
-}  // namespace common
+}  // namespace http

@@ -12,7 +12,7 @@
 #include "core/config.h"
 #include "http/server/http_exchange.h"
 
-namespace common {
+namespace http {
 
 // Section "cors" of a server's config. Reloads.
 struct CorsOptions {
@@ -24,7 +24,7 @@ struct CorsOptions {
 
 // Reads "allow_origins" and "max_age_s" from the "cors" object; an origin that
 // is neither "*" nor scheme://host[:port] without a path is an error naming the key.
-CorsOptions read_cors_section(ConfigReader& cors);
+CorsOptions read_cors_section(core::ConfigReader& cors);
 
 // What one server answers cross-origin. Immutable after construction.
 struct CorsRules {
@@ -53,4 +53,4 @@ std::string allowed_origin(const CorsOptions& options, std::string_view origin);
 // Loop thread of the exchange.
 bool apply_cors(const CorsOptions& options, const CorsRules& rules, HttpExchange& ex);
 
-}  // namespace common
+}  // namespace http

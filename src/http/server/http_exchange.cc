@@ -14,7 +14,7 @@
 #include "http/server/request_state.h"
 #include "http/server/value_names.h"
 
-namespace common {
+namespace http {
 namespace {
 
 constexpr std::pair<int, const char*> kReasonPhrases[] = {
@@ -53,7 +53,7 @@ const char* reason_phrase(int status) {
 
 // Formatting a Date for every response (gmtime plus strftime) cost about 5% of a small reply;
 // the text changes once a second.
-const char* http_date(const Clock& clock) {
+const char* http_date(const core::Clock& clock) {
   thread_local int64_t cached_second = -1;
   thread_local char cached[40];
   int64_t now = clock.unix_now();
@@ -143,7 +143,7 @@ void HttpExchange::on_close(std::function<void()> fn) {
 }
 
 std::optional<std::string> HttpExchange::query_param(std::string_view name) const {
-  auto param = find_query_param(state_->query, name);
+  auto param = core::find_query_param(state_->query, name);
   if (!param) return std::nullopt;
   return param->decoded_value();
 }
@@ -223,7 +223,7 @@ void HttpExchange::reply_error(int status, std::string_view code, std::string_vi
     state_->has_content_length = false;
   }
   add_header("Cache-Control", "no-store");
-  reply(status, json_error_body(code, message), "application/json");
+  reply(status, core::json_error_body(code, message), "application/json");
 }
 
 void HttpExchange::start(int status) {
@@ -279,4 +279,4 @@ void HttpExchange::abort() {
   state_->front->abort_reply();
 }
 
-}  // namespace common
+}  // namespace http

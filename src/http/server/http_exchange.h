@@ -18,7 +18,7 @@
 
 #include "http/server/body_buffer.h"
 
-namespace common {
+namespace http {
 
 struct HttpHeader {
   std::string name;
@@ -97,4 +97,4 @@ class HttpExchange {
 
 using Handler = std::function<void(HttpExchange&)>;
 
-}  // namespace common
+}  // namespace http

@@ -23,7 +23,7 @@
 #include "http/h2/http2_connection.h"
 #include "http/server/request_state.h"
 
-namespace common {
+namespace http {
 namespace {
 
 // How often a loop looks whether to give memory back, and after how many connections closed
@@ -82,7 +82,7 @@ std::string redact_target(std::string_view target) {
   if (q == std::string_view::npos) return std::string(target);
   std::string out;
   size_t copied = 0;  // bytes of `target` already in `out`
-  for (const QueryParam& param : QueryParams(target.substr(q + 1))) {
+  for (const core::QueryParam& param : core::QueryParams(target.substr(q + 1))) {
     bool has_value = param.text.size() > param.name.size();
     std::string_view name = param.name;
     if (!has_value || !(name == "key" || name == "token" || name == "password" ||
@@ -98,13 +98,13 @@ std::string redact_target(std::string_view target) {
 }
 
 void announce_listening(const std::string& service, uint16_t port, uint16_t tls_port) {
-  std::cout << "{\"event\":\"listening\",\"service\":" << json_string(service)
+  std::cout << "{\"event\":\"listening\",\"service\":" << core::json_string(service)
             << ",\"port\":" << port << ",\"tls_port\":" << tls_port << "}" << std::endl;
 }
 // ---- HttpServer ----
 
-HttpServer::HttpServer(event_base& base, HttpServerOptions options, MetricsRegistry& metrics,
-                       const Clock& clock)
+HttpServer::HttpServer(event_base& base, HttpServerOptions options, core::MetricsRegistry& metrics,
+                       const core::Clock& clock)
     : base_(base),
       options_(std::move(options)),
       clock_(clock),
@@ -146,10 +146,9 @@ HttpServer::~HttpServer() {
   }
 }
 
-Result<std::unique_ptr<HttpServer>> HttpServer::create(event_base& base, HttpServerOptions options,
-                                                       MetricsRegistry& metrics, const Clock& clock,
-                                                       const TlsContext* tls,
-                                                       std::shared_ptr<ConnectionLimits> limits) {
+core::Result<std::unique_ptr<HttpServer>> HttpServer::create(
+    event_base& base, HttpServerOptions options, core::MetricsRegistry& metrics,
+    const core::Clock& clock, const TlsContext* tls, std::shared_ptr<ConnectionLimits> limits) {
   std::unique_ptr<HttpServer> server(new HttpServer(base, std::move(options), metrics, clock));
   server->tls_context_ = tls;
   if (limits == nullptr) {
@@ -176,7 +175,7 @@ Result<std::unique_ptr<HttpServer>> HttpServer::create(event_base& base, HttpSer
   }
   if (o.tls.enabled) {
     if (tls == nullptr)
-      return Error{"listen_failed", "TLS is enabled but no certificate is loaded"};
+      return core::Error{"listen_failed", "TLS is enabled but no certificate is loaded"};
     server->tls_.tls = true;
     server->tls_.http2 = o.http2;
     if (auto s = server->listen_on(server->tls_, o.tls.port, o.tls_listen_fd, server->tls_port_);
@@ -184,7 +183,7 @@ Result<std::unique_ptr<HttpServer>> HttpServer::create(event_base& base, HttpSer
       return s.error();
   }
   if (!o.plain && !o.tls.enabled)
-    return Error{"listen_failed", "neither plain HTTP nor TLS is enabled"};
+    return core::Error{"listen_failed", "neither plain HTTP nor TLS is enabled"};
   return server;
 }
 
@@ -257,7 +256,7 @@ void HttpServer::accept_failed(Listener& listener) {
   evconnlistener* acceptor = accepting(listener);
   if (acceptor == nullptr) return;
   listener.backoff_ms = std::clamp<int64_t>(listener.backoff_ms * 2, 10, 1000);
-  LOG_LIMITED(LogLevel::error, options_.service, "accept failed on port ",
+  LOG_LIMITED(core::LogLevel::error, options_.service, "accept failed on port ",
               listener.tls ? tls_port_ : port_, ": ", evutil_socket_error_to_string(error), " (",
               limits_->open(), " connections open; accepting again in ", listener.backoff_ms,
               " ms)");
@@ -281,16 +280,16 @@ evconnlistener* HttpServer::accepting(const Listener& listener) const {
   return listener.acceptor.get();
 }
 
-Status HttpServer::listen_on(Listener& listener, uint16_t port, int given_fd,
-                             uint16_t& bound_port) {
+core::Status HttpServer::listen_on(Listener& listener, uint16_t port, int given_fd,
+                                   uint16_t& bound_port) {
   listener.server = this;
   const auto& o = options_;
   // Our own socket, with the configured backlog: 128, as libevent's binding helpers would
   // have it, makes a herd of viewers connecting at once wait for SYN retransmits.
   evutil_socket_t fd = given_fd >= 0 ? given_fd : listen_socket(o.host, port, o.listen_backlog);
   if (fd < 0) {
-    return Error{"listen_failed", "cannot listen on " + o.host + ":" + std::to_string(port) + ": " +
-                                      strerror(errno)};
+    return core::Error{"listen_failed", "cannot listen on " + o.host + ":" + std::to_string(port) +
+                                            ": " + strerror(errno)};
   }
   // Every connection starts as HTTP/1 (http1_connection.h), which hands HTTP/2 over (ALPN h2
   // over TLS, the preface on h2c). Backlog 0: the socket is listening already.
@@ -311,7 +310,7 @@ Status HttpServer::listen_on(Listener& listener, uint16_t port, int given_fd,
   }
   if (accepting(listener) == nullptr) {
     evutil_closesocket(fd);
-    return Error{"listen_failed", "cannot accept on " + o.host + ":" + std::to_string(port)};
+    return core::Error{"listen_failed", "cannot accept on " + o.host + ":" + std::to_string(port)};
   }
   bound_port = bound_port_of(fd);
   return {};
@@ -430,10 +429,10 @@ void HttpServer::request_finished(RequestState& state) {
     char line[64];
     snprintf(line, sizeof line, " %d %llu %.1fms", state.closed ? 499 : state.status,
              static_cast<unsigned long long>(state.body_bytes), seconds * 1000);
-    log_line(LogLevel::info, "access",
-             options_.service + " " + state.remote_ip + " \"" + state.method + " " +
-                 redact_target(state.target) + "\"" + line +
-                 (state.note.empty() ? "" : " " + state.note));
+    core::log_line(core::LogLevel::info, "access",
+                   options_.service + " " + state.remote_ip + " \"" + state.method + " " +
+                       redact_target(state.target) + "\"" + line +
+                       (state.note.empty() ? "" : " " + state.note));
   }
   check_drained();
 }
@@ -453,7 +452,7 @@ void HttpServer::trim_memory() {
   // Not when few closed: a steady trickle leaves little behind, and a collection walks the heap.
   if (closed_since_trim_ < kTrimAfterClosed) return;
   closed_since_trim_ = 0;
-  release_free_memory();
+  core::release_free_memory();
 }
 
 void HttpServer::update_open_count() {
@@ -518,4 +517,4 @@ void HttpServer::check_drained() {
   fn();
 }
 
-}  // namespace common
+}  // namespace http

@@ -30,12 +30,12 @@
 #include "http/server/http_exchange.h"
 #include "http/tls/tls.h"
 
-namespace common {
+namespace http {
 
 class Http1Connection;
 class Http2Connection;
 
-using EvconnlistenerPtr = CHandle<evconnlistener, evconnlistener_free>;
+using EvconnlistenerPtr = core::CHandle<evconnlistener, evconnlistener_free>;
 
 struct HttpServerOptions {
   std::string service = "server";  // names the server in logs and metrics
@@ -52,9 +52,9 @@ struct HttpServerOptions {
   int drain_timeout_s = 10;             // graceful shutdown bound
   // Client connections (http/server/connection_limits.h), on every listener: over the total, plain
   // HTTP/1 gets 503 and TLS a close at accept; over the per-address limit, 429 or the close.
-  size_t max_connections = 0;                 // 0 = sized from the open-file limit
-  size_t max_connections_per_address = 512;   // 0 = no limit
-  std::vector<Cidr> connection_limit_exempt;  // not limited per address (a venue's NAT)
+  size_t max_connections = 0;                       // 0 = sized from the open-file limit
+  size_t max_connections_per_address = 512;         // 0 = no limit
+  std::vector<core::Cidr> connection_limit_exempt;  // not limited per address (a venue's NAT)
   bool access_log = true;
   size_t threads = 0;  // event loops, each with its own server (0 = one per core)
   // Set by the host when several loops serve the port: the loops share one listening socket
@@ -73,9 +73,9 @@ class HttpServer {
   // the address. `clock` times requests for the access log and latency metrics. `limits`
   // counts connections with the other loops' servers of the process (null: a count of this
   // server's own, from `options`).
-  static Result<std::unique_ptr<HttpServer>> create(
-      event_base& base, HttpServerOptions options, MetricsRegistry& metrics,
-      const Clock& clock = Clock::real(), const TlsContext* tls = nullptr,
+  static core::Result<std::unique_ptr<HttpServer>> create(
+      event_base& base, HttpServerOptions options, core::MetricsRegistry& metrics,
+      const core::Clock& clock = core::Clock::real(), const TlsContext* tls = nullptr,
       std::shared_ptr<ConnectionLimits> limits = nullptr);
   ~HttpServer();
 
@@ -96,7 +96,7 @@ class HttpServer {
   // the other loops of a shared listener.
   int listen_fd() const;
   int tls_listen_fd() const;
-  const Clock& clock() const { return clock_; }
+  const core::Clock& clock() const { return clock_; }
   const HttpServerOptions& options() const { return options_; }
   // Any thread (relaxed reads, for health and metrics).
   size_t active_requests() const { return active_.load(std::memory_order_relaxed); }
@@ -112,10 +112,10 @@ class HttpServer {
     HttpServer* server = nullptr;
     bool tls = false;
     bool http2 = false;  // HTTP/2 beside HTTP/1.1 (ALPN h2 on TLS, prior knowledge on plain)
-    EvconnlistenerPtr acceptor;  // opens an Http1Connection for each accepted socket
-    EventPtr resume_accepting;   // a shared listener's: accepts again once this turn is done
-    EventPtr retry_accepting;    // after accept failed (out of descriptors or memory)
-    int64_t backoff_ms = 0;      // the current pause after a failed accept; 0 after a success
+    EvconnlistenerPtr acceptor;       // opens an Http1Connection for each accepted socket
+    core::EventPtr resume_accepting;  // a shared listener's: accepts again once this turn is done
+    core::EventPtr retry_accepting;   // after accept failed (out of descriptors or memory)
+    int64_t backoff_ms = 0;           // the current pause after a failed accept; 0 after a success
   };
   // The checks and routing every request gets, whatever its protocol.
   void dispatch(std::shared_ptr<RequestState> state, size_t header_bytes, size_t body_bytes);
@@ -148,8 +148,8 @@ class HttpServer {
   void reply_flushed();
 
  private:
-  HttpServer(event_base& base, HttpServerOptions options, MetricsRegistry& metrics,
-             const Clock& clock);
+  HttpServer(event_base& base, HttpServerOptions options, core::MetricsRegistry& metrics,
+             const core::Clock& clock);
   struct Route {
     std::string path;
     bool prefix;
@@ -159,7 +159,7 @@ class HttpServer {
   const Route* find_route(const std::string& path) const;
   void check_drained();
 
-  Status listen_on(Listener& listener, uint16_t port, int given_fd, uint16_t& bound_port);
+  core::Status listen_on(Listener& listener, uint16_t port, int given_fd, uint16_t& bound_port);
   void accepted(Listener& listener, evutil_socket_t fd, const sockaddr* peer);
   // Over a connection limit: plain HTTP/1 is told why (503 or 429, JSON, Retry-After) in one
   // write, TLS is closed unanswered; no handshake, no connection object.
@@ -192,24 +192,24 @@ class HttpServer {
   std::unordered_map<Http2Connection*, ConnectionSlot> http2_connections_;
   std::unordered_set<Http1Connection*> http1_connections_;
   size_t http1_requests_ = 0;  // Http1Connections' requests in progress
-  EventPtr trim_timer_;
+  core::EventPtr trim_timer_;
   size_t closed_since_trim_ = 0;  // connections closed since the last trim
-  const Clock& clock_;
+  const core::Clock& clock_;
   std::atomic<size_t> active_{0};  // requests whose reply is not finished
   std::atomic<size_t> open_{0};    // HTTP/1 requests in progress with their connection
   size_t unflushed_ = 0;           // finished replies still being written
   std::function<void()> on_drained_;
-  EventPtr drain_timer_;
+  core::EventPtr drain_timer_;
   bool draining_ = false;
 
-  Counter& requests_total_;
-  Counter& client_aborts_;
-  Counter& rapid_resets_;
-  Counter& header_list_refusals_;
-  Counter& stalled_closes_;
-  Histogram& latency_;
-  Counter* status_counters_[6];
-  std::vector<Counter*>
+  core::Counter& requests_total_;
+  core::Counter& client_aborts_;
+  core::Counter& rapid_resets_;
+  core::Counter& header_list_refusals_;
+  core::Counter& stalled_closes_;
+  core::Histogram& latency_;
+  core::Counter* status_counters_[6];
+  std::vector<core::Counter*>
       bad_requests_;  // by FramingProblem (http/h1/request_framing.h); [none] unused
 };
 
@@ -221,4 +221,4 @@ void announce_listening(const std::string& service, uint16_t port, uint16_t tls_
 // (key, token, password, operator_key, ticket) replaced by "***", for logs.
 std::string redact_target(std::string_view target);
 
-}  // namespace common
+}  // namespace http

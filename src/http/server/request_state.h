@@ -15,10 +15,10 @@
 #include "http/server/body_buffer.h"
 #include "http/server/http_server.h"
 
-namespace common {
+namespace http {
 
 // The Date header's text for now (both front ends; the text changes once a second).
-const char* http_date(const Clock& clock);
+const char* http_date(const core::Clock& clock);
 // The reason phrase of an HTTP/1 status line ("Status" for a code without one here).
 const char* reason_phrase(int status);
 
@@ -99,4 +99,4 @@ struct RequestState {
   }
 };
 
-}  // namespace common
+}  // namespace http

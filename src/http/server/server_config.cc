@@ -6,9 +6,9 @@
 #include "http/server/http_server.h"
 #include "http/tls/tls.h"
 
-namespace common {
+namespace http {
 
-void read_listen_section(ConfigReader& listen, const std::string& config_file,
+void read_listen_section(core::ConfigReader& listen, const std::string& config_file,
                          uint16_t default_port, bool http2_capable, HttpServerOptions& options) {
   options.host = listen.string("host", "127.0.0.1");
   options.port = static_cast<uint16_t>(listen.integer("port", default_port, 0, 65535));
@@ -35,7 +35,7 @@ void read_listen_section(ConfigReader& listen, const std::string& config_file,
   if (options.tls.enabled) {
     if (tls_port < 0) tls.fail("port", "is required when tls.enabled is true");
     options.tls.port = static_cast<uint16_t>(tls_port < 0 ? 0 : tls_port);
-    Status tickets;
+    core::Status tickets;
     if (!options.tls.ticket_key_file.empty()) {
       tickets = check_ticket_key_file(options.tls.ticket_key_file);
       if (!tickets) tls.fail("ticket_key_file", tickets.error().message);
@@ -54,7 +54,7 @@ void read_listen_section(ConfigReader& listen, const std::string& config_file,
   listen.finish();
 }
 
-void read_server_section(ConfigReader& server, HttpServerOptions& options) {
+void read_server_section(core::ConfigReader& server, HttpServerOptions& options) {
   options.max_header_bytes =
       static_cast<size_t>(server.integer("max_header_bytes", 16384, 1024, 1 << 20));
   options.max_body_bytes = static_cast<size_t>(server.integer("max_body_bytes", 65536, 0, 1 << 24));
@@ -68,7 +68,7 @@ void read_server_section(ConfigReader& server, HttpServerOptions& options) {
       static_cast<size_t>(server.integer("max_connections_per_address", 512, 0, 100'000'000));
   options.connection_limit_exempt.clear();
   for (const auto& text : server.string_list("connection_limit_exempt", {})) {
-    if (auto network = Cidr::parse(text)) {
+    if (auto network = core::Cidr::parse(text)) {
       options.connection_limit_exempt.push_back(*network);
     } else {
       server.fail("connection_limit_exempt",
@@ -86,19 +86,19 @@ void read_server_section(ConfigReader& server, HttpServerOptions& options) {
   server.finish();
 }
 
-void read_threads(ConfigReader& root, HttpServerOptions& options) {
+void read_threads(core::ConfigReader& root, HttpServerOptions& options) {
   options.threads = static_cast<size_t>(root.integer("threads", 0, 0, 256));
 }
 
-void read_server_sections(ConfigReader& root, HttpServerOptions& server, std::string& log_level,
-                          CorsOptions& cors) {
+void read_server_sections(core::ConfigReader& root, HttpServerOptions& server,
+                          std::string& log_level, CorsOptions& cors) {
   auto server_section = root.object("server");
   read_server_section(server_section, server);
   read_threads(root, server);
   auto log = root.object("log");
-  log_level = read_log_section(log);
+  log_level = core::read_log_section(log);
   auto cors_section = root.object("cors");
   cors = read_cors_section(cors_section);
 }
 
-}  // namespace common
+}  // namespace http

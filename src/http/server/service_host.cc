@@ -14,7 +14,7 @@
 #include "core/log.h"
 #include "core/signals.h"
 
-namespace common {
+namespace http {
 
 size_t default_threads() {
   cpu_set_t set;
@@ -34,7 +34,7 @@ ServiceHost::ServiceHost(std::string name, const HttpServerOptions& server)
       reloads_rejected_(metrics_.counter(name_ + "_config_reloads_total",
                                          "Config reloads by result", "result=\"rejected\"")) {
   size_t threads = server.threads > 0 ? server.threads : default_threads();
-  for (size_t i = 0; i < threads; ++i) loops_.push_back(std::make_unique<EventLoop>(i));
+  for (size_t i = 0; i < threads; ++i) loops_.push_back(std::make_unique<core::EventLoop>(i));
   context_.name = name_;
   context_.metrics = &metrics_;
   for (auto& loop : loops_) context_.loops.push_back(loop.get());
@@ -53,7 +53,7 @@ int duplicate_socket(int fd) {
 
 }  // namespace
 
-Status ServiceHost::create_servers(const std::function<void(size_t, HttpServer&)>& attach) {
+core::Status ServiceHost::create_servers(const std::function<void(size_t, HttpServer&)>& attach) {
   HttpServerOptions options = server_options_;
   options.service = name_;
   options.shared_listener = loops_.size() > 1;
@@ -83,8 +83,8 @@ Status ServiceHost::create_servers(const std::function<void(size_t, HttpServer&)
         for (int fd : {options.listen_fd, options.tls_listen_fd}) {
           if (fd >= 0) close(fd);
         }
-        return Error{"listen_failed",
-                     std::string("cannot share the listening socket: ") + strerror(failure)};
+        return core::Error{"listen_failed",
+                           std::string("cannot share the listening socket: ") + strerror(failure)};
       }
     }
     auto server = HttpServer::create(loops_[i]->base(), options, metrics_, *context_.clock,
@@ -103,7 +103,7 @@ uint16_t ServiceHost::tls_port() const {
   return servers_.empty() ? 0 : servers_[0]->tls_port();
 }
 
-Result<SslCtxPtr> ServiceHost::prepare_tls(const HttpServerOptions& fresh) const {
+core::Result<SslCtxPtr> ServiceHost::prepare_tls(const HttpServerOptions& fresh) const {
   if (tls_ == nullptr || !fresh.tls.enabled)
     return SslCtxPtr();  // install_tls says why nothing changes
   TlsOptions options = fresh.tls;
@@ -126,7 +126,7 @@ void ServiceHost::install_tls(const HttpServerOptions& fresh, SslCtxPtr prepared
   LOG_INFO(name_, "TLS certificate reloaded from ", fresh.tls.certificate);
 }
 
-void ServiceHost::reload_outcome(const Status& status, const std::string& applied_summary) {
+void ServiceHost::reload_outcome(const core::Status& status, const std::string& applied_summary) {
   // Logged before counted: whoever sees the count change finds the line.
   if (!status) {
     // One line however many problems the loader found (it joins them with newlines).
@@ -152,8 +152,8 @@ void ServiceHost::drain_all() {
   auto remaining = std::make_shared<size_t>(servers_.size());  // home loop
   for (size_t i = 0; i < servers_.size(); ++i) {
     HttpServer* server = servers_[i].get();
-    ask_there_answer_here(
-        *loops_[i], *loops_[0], LifetimeWatch::forever(),
+    core::ask_there_answer_here(
+        *loops_[i], *loops_[0], core::LifetimeWatch::forever(),
         [server](auto reply) { server->drain([reply]() mutable { reply(Drained{}); }); },
         [this, remaining](Drained) {
           if (--*remaining != 0) return;
@@ -184,7 +184,7 @@ int ServiceHost::run(std::function<void()> on_reload, std::function<void()> stop
   }
   int exit_code = 0;
   {
-    SignalHandlers signals(
+    core::SignalHandlers signals(
         loops_[0]->base(), [this] { drain_all(); }, std::move(on_reload));
     announce_listening(name_, port(), tls_port());
     LOG_INFO(name_, "serving on port ", port(),
@@ -199,4 +199,4 @@ int ServiceHost::run(std::function<void()> on_reload, std::function<void()> stop
   return exit_code;
 }
 
-}  // namespace common
+}  // namespace http

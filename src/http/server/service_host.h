@@ -24,16 +24,17 @@
 #include "core/result.h"
 #include "http/server/http_server.h"
 
-namespace common {
+namespace http {
 
 // What every component gets from the host. Outlives the service.
 struct ServiceContext {
   std::string name;
-  const Clock* clock = &Clock::real();
-  MetricsRegistry* metrics = nullptr;
-  std::vector<EventLoop*> loops;  // loops[0] is the home loop: signals, timers, shared fetches
+  const core::Clock* clock = &core::Clock::real();
+  core::MetricsRegistry* metrics = nullptr;
+  std::vector<core::EventLoop*>
+      loops;  // loops[0] is the home loop: signals, timers, shared fetches
 
-  EventLoop& home() const { return *loops[0]; }
+  core::EventLoop& home() const { return *loops[0]; }
   size_t threads() const { return loops.size(); }
 };
 
@@ -52,7 +53,7 @@ class Service {
   // against the running service and builds everything it needs, changing
   // nothing running. Returns the swap that applies it, or why it cannot be
   // applied. Listen address and threads change only on restart.
-  virtual Result<ReloadSwap> prepare_reload(Config fresh) = 0;
+  virtual core::Result<ReloadSwap> prepare_reload(Config fresh) = 0;
   // Home loop, when draining starts: stop background work (refresh timers, polls).
   virtual void stop_background() {}
 };
@@ -62,18 +63,20 @@ struct ServiceSpec {
   std::string name;            // "balancer", "cache_node": logs, metrics prefix
   std::string default_config;  // path used without --config
   // Loads and validates the whole config (files + overrides).
-  std::function<Result<Config>(const std::string& path, const std::vector<std::string>& overrides)>
+  std::function<core::Result<Config>(const std::string& path,
+                                     const std::vector<std::string>& overrides)>
       load;
   std::function<std::string(const Config&)> summary;              // for --check-config
   std::function<const HttpServerOptions&(const Config&)> server;  // listen address, limits, threads
-  std::function<Result<std::unique_ptr<Service<Config>>>(ServiceContext&, const Config&)> create;
+  std::function<core::Result<std::unique_ptr<Service<Config>>>(ServiceContext&, const Config&)>
+      create;
 };
 
 // A ServiceSpec::create for a service class `S` whose S::create(context, config) returns
 // Result<std::unique_ptr<S>>: `spec.create = create_service<S, Config>;`.
 template <class S, class Config>
-Result<std::unique_ptr<Service<Config>>> create_service(ServiceContext& context,
-                                                        const Config& config) {
+core::Result<std::unique_ptr<Service<Config>>> create_service(ServiceContext& context,
+                                                              const Config& config) {
   auto created = S::create(context, config);
   if (!created) return created.error();
   return std::unique_ptr<Service<Config>>(std::move(created).value());
@@ -86,36 +89,36 @@ class ServiceHost {
   ~ServiceHost();
   ServiceContext& context() { return context_; }
   // Creates one server per loop; `attach(i, server)` registers its routes.
-  Status create_servers(const std::function<void(size_t, HttpServer&)>& attach);
+  core::Status create_servers(const std::function<void(size_t, HttpServer&)>& attach);
   uint16_t port() const;
   uint16_t tls_port() const;
   // Reload, prepare step (home loop): a new TLS context from `fresh`'s certificate
   // and key, checked to match but not serving yet. Null when there is nothing to
   // install (TLS off, or switched on or off, which needs a restart). Fails with
   // "tls_config" naming the file when the files do not load; nothing changes.
-  Result<SslCtxPtr> prepare_tls(const HttpServerOptions& fresh) const;
+  core::Result<SslCtxPtr> prepare_tls(const HttpServerOptions& fresh) const;
   // Reload, swap step (home loop): new connections get `prepared` (open ones keep
   // theirs); null keeps the running certificate. Cannot fail.
   void install_tls(const HttpServerOptions& fresh, SslCtxPtr prepared);
   // Runs every loop (loop 0 on the calling thread) until drained; returns the exit code.
   int run(std::function<void()> on_reload, std::function<void()> stop_background);
   // Reload bookkeeping: counts the outcome and logs it on one line.
-  void reload_outcome(const Status& status, const std::string& applied_summary);
+  void reload_outcome(const core::Status& status, const std::string& applied_summary);
 
  private:
   void drain_all();
 
   std::string name_;
   HttpServerOptions server_options_;
-  MetricsRegistry metrics_;
-  std::vector<std::unique_ptr<EventLoop>> loops_;
+  core::MetricsRegistry metrics_;
+  std::vector<std::unique_ptr<core::EventLoop>> loops_;
   ServiceContext context_;
   std::unique_ptr<TlsContext> tls_;  // shared by every loop's TLS listener
   std::vector<std::unique_ptr<HttpServer>> servers_;
   std::function<void()> stop_background_;
   bool draining_ = false;
-  Counter& reloads_ok_;
-  Counter& reloads_rejected_;
+  core::Counter& reloads_ok_;
+  core::Counter& reloads_rejected_;
 };
 
 // The number of loops when the config says nothing: the cores this process may use.
@@ -128,7 +131,7 @@ size_t default_threads();
 // Counts and logs the outcome.
 template <class Config>
 void reload_service(ServiceHost& host, Service<Config>& service, const ServiceSpec<Config>& spec,
-                    const std::type_identity_t<std::function<Result<Config>()>>& load) {
+                    const std::type_identity_t<std::function<core::Result<Config>()>>& load) {
   auto fresh = load();
   if (!fresh) return host.reload_outcome(fresh.error(), "");
   const std::string summary = spec.summary(*fresh);
@@ -147,7 +150,7 @@ void reload_service(ServiceHost& host, Service<Config>& service, const ServiceSp
 // or runs the service until SIGTERM. Returns the process exit code.
 template <class Config>
 int run_service(int argc, char** argv, const ServiceSpec<Config>& spec) {
-  auto cli = parse_command_line(argc, argv, spec.default_config);
+  auto cli = core::parse_command_line(argc, argv, spec.default_config);
   if (!cli || cli->help) {
     if (!cli) fprintf(stderr, "%s: %s\n", spec.name.c_str(), cli.error().message.c_str());
     fprintf(stderr, "usage: %s [--config FILE] [--check-config] [--set key=value]...\n",
@@ -180,4 +183,4 @@ int run_service(int argc, char** argv, const ServiceSpec<Config>& spec) {
   return host.run([&] { reload_service(host, s, spec, load); }, [&] { s.stop_background(); });
 }
 
-}  // namespace common
+}  // namespace http

@@ -5,7 +5,7 @@
 #include <cstddef>
 #include <utility>
 
-namespace common {
+namespace http {
 
 // The name paired with `key` in `table`; `fallback` when none is.
 template <typename K, size_t N>
@@ -17,4 +17,4 @@ constexpr const char* name_in(const std::pair<K, const char*> (&table)[N], K key
   return fallback;
 }
 
-}  // namespace common
+}  // namespace http

@@ -15,7 +15,7 @@
 
 #include "http/tls/tls_tickets.h"
 
-namespace common {
+namespace http {
 namespace {
 
 std::string openssl_reason() {
@@ -119,35 +119,35 @@ int ticket_key_callback(SSL* ssl, unsigned char* key_name, unsigned char* iv,
   return 0;
 }
 
-Result<std::string> read_ticket_secret(const std::string& file) {
+core::Result<std::string> read_ticket_secret(const std::string& file) {
   std::ifstream in(file, std::ios::binary);
-  if (!in) return Error{"tls_config", "cannot read the ticket key file " + file};
+  if (!in) return core::Error{"tls_config", "cannot read the ticket key file " + file};
   std::string secret((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   if (secret.size() < kTicketSecretMinBytes || secret.size() > kTicketSecretMaxBytes) {
-    return Error{"tls_config", "the ticket key file " + file + " must hold " +
-                                   std::to_string(kTicketSecretMinBytes) + " to " +
-                                   std::to_string(kTicketSecretMaxBytes) +
-                                   " bytes of secret (e.g. openssl rand 48 > FILE)"};
+    return core::Error{"tls_config", "the ticket key file " + file + " must hold " +
+                                         std::to_string(kTicketSecretMinBytes) + " to " +
+                                         std::to_string(kTicketSecretMaxBytes) +
+                                         " bytes of secret (e.g. openssl rand 48 > FILE)"};
   }
   return secret;
 }
 
 }  // namespace
 
-Status check_ticket_key_file(const std::string& file) {
+core::Status check_ticket_key_file(const std::string& file) {
   auto read = read_ticket_secret(file);
   if (!read) return read.error();
   return {};
 }
 
-Result<SslCtxPtr> build_server_tls_context(const TlsOptions& options) {
+core::Result<SslCtxPtr> build_server_tls_context(const TlsOptions& options) {
   SslCtxPtr ctx(SSL_CTX_new(TLS_server_method()));
-  if (!ctx) return Error{"tls_config", "cannot create a TLS context: " + openssl_reason()};
+  if (!ctx) return core::Error{"tls_config", "cannot create a TLS context: " + openssl_reason()};
   SSL_CTX* c = ctx.get();
   SSL_CTX_set_min_proto_version(c, TLS1_2_VERSION);
   // TLS 1.2: ECDHE key exchange with AEAD ciphers only (TLS 1.3's suites are all such).
   if (SSL_CTX_set_cipher_list(c, "ECDHE+AESGCM:ECDHE+CHACHA20") != 1) {
-    return Error{"tls_config", "cannot set the TLS 1.2 ciphers: " + openssl_reason()};
+    return core::Error{"tls_config", "cannot set the TLS 1.2 ciphers: " + openssl_reason()};
   }
   SSL_CTX_set_options(
       c, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_COMPRESSION);
@@ -155,16 +155,16 @@ Result<SslCtxPtr> build_server_tls_context(const TlsOptions& options) {
   // chain sent is the file's (a lookup and a failing verification per handshake otherwise).
   SSL_CTX_set_mode(c, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_NO_AUTO_CHAIN);
   if (SSL_CTX_use_certificate_chain_file(c, options.certificate.c_str()) != 1) {
-    return Error{"tls_config",
-                 "cannot load the certificate " + options.certificate + ": " + openssl_reason()};
+    return core::Error{"tls_config", "cannot load the certificate " + options.certificate + ": " +
+                                         openssl_reason()};
   }
   if (SSL_CTX_use_PrivateKey_file(c, options.key.c_str(), SSL_FILETYPE_PEM) != 1) {
-    return Error{"tls_config",
-                 "cannot load the private key " + options.key + ": " + openssl_reason()};
+    return core::Error{"tls_config",
+                       "cannot load the private key " + options.key + ": " + openssl_reason()};
   }
   if (SSL_CTX_check_private_key(c) != 1) {
-    return Error{"tls_config", "the private key " + options.key +
-                                   " does not match the certificate " + options.certificate};
+    return core::Error{"tls_config", "the private key " + options.key +
+                                         " does not match the certificate " + options.certificate};
   }
   SSL_CTX_set_alpn_select_cb(c, select_alpn, options.http2 ? c : nullptr);
   // Resumption: tickets sealed with keys the fleet shares (or this process's own).
@@ -177,7 +177,7 @@ Result<SslCtxPtr> build_server_tls_context(const TlsOptions& options) {
   auto secret = std::make_unique<TicketSecret>(std::move(secret_bytes),
                                                std::max<int64_t>(1, options.ticket_rotation_s));
   if (SSL_CTX_set_ex_data(c, ticket_secret_index(), secret.get()) != 1) {
-    return Error{"tls_config", "cannot keep the ticket keys: " + openssl_reason()};
+    return core::Error{"tls_config", "cannot keep the ticket keys: " + openssl_reason()};
   }
   secret.release();  // the context frees it (ticket_secret_index)
   SSL_CTX_set_tlsext_ticket_key_evp_cb(c, ticket_key_callback);
@@ -208,4 +208,4 @@ std::string negotiated_protocol(const SSL* ssl) {
   return proto != nullptr ? std::string(reinterpret_cast<const char*>(proto), len) : std::string();
 }
 
-}  // namespace common
+}  // namespace http

@@ -12,7 +12,7 @@
 #include "core/result.h"
 #include "http/http_handles.h"
 
-namespace common {
+namespace http {
 
 struct TlsOptions {
   bool enabled = false;
@@ -31,11 +31,11 @@ struct TlsOptions {
 // the file and OpenSSL's reason (unreadable, not PEM, key does not match, a ticket
 // secret shorter than 32 bytes). Session resumption is on: TLS 1.3 and 1.2 tickets
 // (keys above), and TLS 1.2 session IDs cached per context. Secrets are never logged.
-Result<SslCtxPtr> build_server_tls_context(const TlsOptions& options);
+core::Result<SslCtxPtr> build_server_tls_context(const TlsOptions& options);
 
 // Whether `file` holds a usable ticket secret (readable, 32 to 4096 bytes); the error names
 // the file, never its contents.
-Status check_ticket_key_file(const std::string& file);
+core::Status check_ticket_key_file(const std::string& file);
 
 // The SSL_CTX new connections are accepted with. Any thread.
 class TlsContext {
@@ -57,4 +57,4 @@ class TlsContext {
 // The ALPN protocol a finished handshake agreed on ("h2", "http/1.1"), or empty.
 std::string negotiated_protocol(const SSL* ssl);
 
-}  // namespace common
+}  // namespace http

@@ -6,7 +6,7 @@
 #include <algorithm>
 #include <utility>
 
-namespace common {
+namespace http {
 namespace {
 
 // HMAC-SHA256(secret, label || big-endian window): 32 bytes.
@@ -50,4 +50,4 @@ TicketKey TicketKeys::for_window(int64_t window) const {
   return recent_[slot].key;
 }
 
-}  // namespace common
+}  // namespace http

@@ -13,7 +13,7 @@
 #include <string_view>
 #include <utility>
 
-namespace common {
+namespace http {
 
 struct TicketKey {
   std::array<unsigned char, 16> name{};  // sent in each ticket: which key sealed it
@@ -57,4 +57,4 @@ class TicketKeys {
   mutable size_t next_ = 0;  // the slot a new window takes once all are filled
 };
 
-}  // namespace common
+}  // namespace http

@@ -20,7 +20,7 @@ bool inside(std::string_view part, std::string_view whole) {
          (part.data() >= whole.data() && part.data() + part.size() <= whole.data() + whole.size());
 }
 
-bool same_head(const common::Http1Head& a, const common::Http1Head& b) {
+bool same_head(const http::Http1Head& a, const http::Http1Head& b) {
   if (a.method != b.method || a.target != b.target || a.major != b.major || a.minor != b.minor ||
       a.size != b.size || a.fields.size() != b.fields.size()) {
     return false;
@@ -33,48 +33,47 @@ bool same_head(const common::Http1Head& a, const common::Http1Head& b) {
 }
 
 void check(std::string_view bytes, size_t limit) {
-  const common::HeadParse parsed = common::parse_http1_head(bytes, limit);
+  const http::HeadParse parsed = http::parse_http1_head(bytes, limit);
   switch (parsed.status) {
-    case common::HeadStatus::complete: {
-      const common::Http1Head& head = parsed.head;
+    case http::HeadStatus::complete: {
+      const http::Http1Head& head = parsed.head;
       FUZZ_CHECK(head.size <= bytes.size() && head.size <= limit);
       FUZZ_CHECK(!head.method.empty() && !head.target.empty());
       FUZZ_CHECK(inside(head.method, bytes.substr(0, head.size)));
       FUZZ_CHECK(inside(head.target, bytes.substr(0, head.size)));
-      for (const common::HeaderField& f : head.fields) {
+      for (const http::HeaderField& f : head.fields) {
         FUZZ_CHECK(!f.name.empty() && inside(f.name, bytes.substr(0, head.size)));
         FUZZ_CHECK(inside(f.value, bytes.substr(0, head.size)));
       }
-      const common::HeadParse alone = common::parse_http1_head(bytes.substr(0, head.size), limit);
-      FUZZ_CHECK(alone.status == common::HeadStatus::complete && same_head(alone.head, head));
+      const http::HeadParse alone = http::parse_http1_head(bytes.substr(0, head.size), limit);
+      FUZZ_CHECK(alone.status == http::HeadStatus::complete && same_head(alone.head, head));
       const std::string more = std::string(bytes) + "GET / HTTP/1.1\r\n";
-      const common::HeadParse followed = common::parse_http1_head(more, limit);
-      FUZZ_CHECK(followed.status == common::HeadStatus::complete &&
-                 followed.head.size == head.size);
-      (void)common::check_request_framing(head.method, head.major, head.minor, head.fields);
+      const http::HeadParse followed = http::parse_http1_head(more, limit);
+      FUZZ_CHECK(followed.status == http::HeadStatus::complete && followed.head.size == head.size);
+      (void)http::check_request_framing(head.method, head.major, head.minor, head.fields);
       break;
     }
-    case common::HeadStatus::incomplete:
+    case http::HeadStatus::incomplete:
       FUZZ_CHECK(bytes.size() < limit);
       break;
-    case common::HeadStatus::too_large:
+    case http::HeadStatus::too_large:
       break;
-    case common::HeadStatus::malformed:
+    case http::HeadStatus::malformed:
       FUZZ_CHECK(!parsed.error.empty());
       break;
   }
 }
 
 struct ChunkedResult {
-  common::ChunkedBodyDecoder::Status status;
+  http::ChunkedBodyDecoder::Status status;
   std::string body;
   size_t used = 0;  // of all the bytes, when complete
 };
 
 // `bytes` fed to one decoder in pieces of `piece` (each call gets what the last left unused).
 ChunkedResult decode_chunked(std::string_view bytes, size_t piece, size_t max_body) {
-  common::ChunkedBodyDecoder decoder;
-  ChunkedResult result{common::ChunkedBodyDecoder::Status::more, {}, 0};
+  http::ChunkedBodyDecoder decoder;
+  ChunkedResult result{http::ChunkedBodyDecoder::Status::more, {}, 0};
   std::string unused;
   size_t consumed = 0;  // bytes of `bytes` used so far
   for (size_t at = 0; at < bytes.size(); at += piece) {
@@ -85,7 +84,7 @@ ChunkedResult decode_chunked(std::string_view bytes, size_t piece, size_t max_bo
     FUZZ_CHECK(result.body.size() <= max_body);
     unused.erase(0, used);
     consumed += used;
-    if (result.status != common::ChunkedBodyDecoder::Status::more) break;
+    if (result.status != http::ChunkedBodyDecoder::Status::more) break;
   }
   result.used = consumed;
   return result;
@@ -98,8 +97,8 @@ void check_chunked(std::string_view bytes) {
     const ChunkedResult pieces = decode_chunked(bytes, piece, kMaxBody);
     // A line longer than the decoder's bound may be refused whole yet still be "more" while
     // it arrives in pieces (and the reverse): compare only where both finished the body.
-    if (whole.status == common::ChunkedBodyDecoder::Status::complete ||
-        pieces.status == common::ChunkedBodyDecoder::Status::complete) {
+    if (whole.status == http::ChunkedBodyDecoder::Status::complete ||
+        pieces.status == http::ChunkedBodyDecoder::Status::complete) {
       FUZZ_CHECK(whole.status == pieces.status);
       FUZZ_CHECK(whole.body == pieces.body);
       FUZZ_CHECK(whole.used == pieces.used);
