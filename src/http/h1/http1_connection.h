@@ -79,6 +79,9 @@ class Http1Connection final : public ExchangeFrontEnd {
   void abort_reply() override;
 
  private:
+  // The most plaintext one TLS record carries: each SSL_write is one record and one write.
+  static constexpr size_t kTlsRecordBytes = 16 * 1024;
+
   enum class Phase {
     head,       // waiting for (the rest of) a request head
     body,       // the head is read; its body is arriving

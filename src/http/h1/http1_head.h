@@ -23,6 +23,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/ascii.h"
 #include "http/h1/request_framing.h"
 
 namespace http {
@@ -90,5 +91,16 @@ class ChunkedBodyDecoder {
   size_t trailer_bytes_ = 0;
   std::string_view error_;
 };
+
+// Each comma-separated token of a field value (Connection, Transfer-Encoding), trimmed.
+template <typename Fn>
+void for_each_token(std::string_view value, Fn&& fn) {
+  while (!value.empty()) {
+    const size_t comma = value.find(',');
+    fn(core::trim_ows(value.substr(0, comma)));
+    if (comma == std::string_view::npos) break;
+    value.remove_prefix(comma + 1);
+  }
+}
 
 }  // namespace http

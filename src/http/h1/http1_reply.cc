@@ -1,0 +1,385 @@
+// Http1Connection's second half: what the exchange reads of the request, the reply it builds
+// (head, fixed or chunked body), writing it out (plain or as TLS records), and what follows a
+// reply: the next request, a lingering close, the I/O timeout. The first half
+// (http1_connection.cc) accepts, reads and frames requests, and closes.
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cstring>
+
+#include "core/ascii.h"
+#include "http/h1/http1_connection.h"
+#include "http/h1/turn_clock.h"
+#include "http/h2/http2_connection.h"
+#include "http/server/http_server.h"
+
+namespace http {
+namespace {
+
+// Writes in one turn before waiting for the socket to say it is writable again.
+constexpr int kWritesPerTurn = 64;
+// After the last reply of a connection that closes: how long the client's remaining bytes are
+// read and dropped (so that the kernel does not answer them with a reset that could destroy
+// the reply before the client read it).
+constexpr int64_t kLingerMs = 2000;
+// Buffers above this size are released when the connection goes idle.
+constexpr size_t kKeptBufferBytes = 16 * 1024;
+
+// (Not find_first_of: it searches the set once per character of `s`.)
+bool has_line_break(std::string_view s) {
+  return std::memchr(s.data(), '\r', s.size()) != nullptr ||
+         std::memchr(s.data(), '\n', s.size()) != nullptr;
+}
+
+}  // namespace
+
+// ---- the request, for the exchange ----
+
+std::optional<std::string> Http1Connection::request_header(const char* name) const {
+  const std::string_view wanted(name);
+  for (const HeaderField& field : parsed_.head.fields) {
+    if (core::iequals(field.name, wanted)) return std::string(field.value);
+  }
+  return std::nullopt;
+}
+
+std::vector<HttpHeader> Http1Connection::request_headers_with_prefix(
+    std::string_view prefix) const {
+  std::vector<HttpHeader> out;
+  for (const HeaderField& field : parsed_.head.fields) {
+    if (field.name.size() >= prefix.size() &&
+        core::iequals(field.name.substr(0, prefix.size()), prefix))
+      out.push_back({std::string(field.name), std::string(field.value)});
+  }
+  return out;
+}
+
+// ---- the reply ----
+
+void Http1Connection::add_response_header(const std::string& name, const std::string& value) {
+  // A line break would end the field (or the head) early: such a field is dropped, as evhttp
+  // dropped it.
+  if (name.empty() || has_line_break(name) || has_line_break(value)) return;
+  if (core::iequals(name, "Connection")) {
+    for_each_token(value, [&](std::string_view token) {
+      if (core::iequals(token, "close")) close_after_reply();
+    });
+  }
+  response_headers_.append(name).append(": ").append(value).append("\r\n");
+}
+
+void Http1Connection::remove_response_header(const char* name) {
+  const std::string_view wanted(name);
+  size_t at = 0;
+  while (at < response_headers_.size()) {
+    const size_t end = response_headers_.find("\r\n", at) + 2;
+    const size_t colon = response_headers_.find(':', at);
+    if (core::iequals(std::string_view(response_headers_).substr(at, colon - at), wanted)) {
+      response_headers_.erase(at, end - at);
+    } else {
+      at = end;
+    }
+  }
+}
+
+bool Http1Connection::has_response_header(const char* name) const {
+  const std::string_view wanted(name);
+  for (size_t at = 0; at < response_headers_.size();) {
+    const size_t colon = response_headers_.find(':', at);
+    if (core::iequals(std::string_view(response_headers_).substr(at, colon - at), wanted))
+      return true;
+    at = response_headers_.find("\r\n", colon) + 2;
+  }
+  return false;
+}
+
+void Http1Connection::queue_head(int status, std::string_view framing_header) {
+  thread_local std::string head;
+  head.clear();
+  char status_text[16];
+  const auto [status_end, ignored] = std::to_chars(status_text, status_text + 4, status);
+  head.append("HTTP/1.1 ")
+      .append(status_text, status_end)
+      .append(" ")
+      .append(reason_phrase(status))
+      .append("\r\n")
+      .append(response_headers_);
+  if (!date_given) head.append("Date: ").append(http_date(server_.clock())).append("\r\n");
+  if (server_.draining()) close_after_reply();
+  if (!keep_alive_) {
+    if (!has_response_header("Connection")) head.append("Connection: close\r\n");
+  } else if (minor_version_ == 0) {
+    head.append("Connection: keep-alive\r\n");
+  }
+  head.append(framing_header).append("\r\n");
+  evbuffer_add(out_.get(), head.data(), head.size());
+}
+
+void Http1Connection::queue_body(BodyBuffer body) {
+  evbuffer_add_buffer(out_.get(), static_cast<evbuffer*>(body.native()));
+}
+
+void Http1Connection::send_reply(int status, BodyBuffer body, bool has_body) {
+  if (closed_ || phase_ != Phase::handling) {
+    server_.reply_flushed();  // HttpExchange::reply counted it; nothing will be written
+    return;
+  }
+  queue_head(status, {});
+  if (has_body) queue_body(std::move(body));
+  reply_counted_ = true;  // HttpExchange::reply counted it
+  reply_complete_ = true;
+  phase_ = Phase::flushing;
+  flush();
+}
+
+void Http1Connection::start_reply(int status) {
+  if (closed_ || phase_ != Phase::handling) return;
+  body_allowed_ = state_ != nullptr && state_->method != "HEAD" && status >= 200 && status != 204 &&
+                  status != 304;
+  std::string_view framing;
+  if (body_allowed_ && !(state_ != nullptr && state_->has_content_length)) {
+    if (minor_version_ >= 1) {
+      chunked_reply_ = true;
+      framing = "Transfer-Encoding: chunked\r\n";
+    } else {
+      close_after_reply();  // HTTP/1.0: the close ends the body
+    }
+  }
+  queue_head(status, framing);
+  flush();
+}
+
+void Http1Connection::send_body(BodyBuffer bytes) {
+  if (closed_ || phase_ != Phase::handling || !body_allowed_) return;
+  auto* data = static_cast<evbuffer*>(bytes.native());
+  const size_t size = evbuffer_get_length(data);
+  if (size == 0) return;  // an empty chunk would end a chunked body
+  if (chunked_reply_) {
+    char size_line[24];
+    const int n = snprintf(size_line, sizeof size_line, "%zx\r\n", size);
+    evbuffer_add(out_.get(), size_line, static_cast<size_t>(n));
+    evbuffer_add_buffer(out_.get(), data);
+    evbuffer_add(out_.get(), "\r\n", 2);
+  } else {
+    evbuffer_add_buffer(out_.get(), data);
+  }
+  flush();
+}
+
+void Http1Connection::end_reply() {
+  if (closed_ || phase_ != Phase::handling) return;
+  if (chunked_reply_) evbuffer_add(out_.get(), "0\r\n\r\n", 5);
+  server_.reply_pending();
+  reply_counted_ = true;
+  reply_complete_ = true;
+  phase_ = Phase::flushing;
+  flush();
+}
+
+void Http1Connection::abort_reply() {
+  close_now();
+}
+
+// ---- writing ----
+
+void Http1Connection::on_writable() {
+  if (handshaking_) {
+    if (continue_handshake()) read_tls();  // the client may have sent its request already
+    return;
+  }
+  if (tls_read_wants_write_) {
+    tls_read_wants_write_ = false;
+    read_tls();
+    if (closed_) return;
+  }
+  flush();
+}
+
+void Http1Connection::flush() {
+  if (closed_ || handshaking_) return;
+  evbuffer* out = out_.get();
+  if (!keep_alive_ && reply_complete_ && !corked_) {
+    // The connection's last reply: its end, TLS's close_notify and the FIN leave in one
+    // segment (the close or shutdown in linger() sends what the cork holds) instead of
+    // three, each with its own ACK. About 10 us less of CPU per short TLS connection.
+    int one = 1;
+    setsockopt(fd_, IPPROTO_TCP, TCP_CORK, &one, sizeof one);
+    corked_ = true;
+  }
+  for (int i = 0; i < kWritesPerTurn && evbuffer_get_length(out) > 0; ++i) {
+    int n = 0;
+    if (ssl_ != nullptr) {
+      n = write_tls();
+    } else {
+      n = evbuffer_write_atmost(out, fd_, -1);
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) n = 0;
+    }
+    if (n < 0) {
+      close_now();  // the client is gone
+      return;
+    }
+    if (n == 0) break;
+    last_activity_ms_ = loop_ms(server_.event_loop());
+  }
+  if (evbuffer_get_length(out) > 0) {
+    // (A write that waits for a read, over TLS, is retried when the socket is readable.)
+    watch_writes(!tls_write_wants_read_);
+    return;
+  }
+  watch_writes(tls_read_wants_write_);
+  if (reply_complete_ && phase_ == Phase::flushing) reply_written();
+}
+
+int Http1Connection::write_tls() {
+  evbuffer* out = out_.get();
+  // Short pieces (a reply's head, a small body) are joined into one record; a body already in
+  // a piece about a record long or more is encrypted where it lies (move_in_tls_records' rule).
+  // A write that must be retried is retried with at least as many bytes, as OpenSSL asks: the
+  // joined piece stays first in the buffer, and the buffer only grows behind it.
+  size_t piece = std::min(evbuffer_get_length(out), kTlsRecordBytes);
+  evbuffer_iovec first;
+  if (evbuffer_peek(out, -1, nullptr, &first, 1) >= 1 && first.iov_len >= kTlsRecordPiece)
+    piece = std::min(first.iov_len, kTlsRecordBytes);
+  const unsigned char* bytes = evbuffer_pullup(out, static_cast<ev_ssize_t>(piece));
+  if (bytes == nullptr) return -1;  // out of memory
+  ERR_clear_error();
+  const int n = SSL_write(ssl_.get(), bytes, static_cast<int>(piece));
+  if (n > 0) {
+    evbuffer_drain(out, static_cast<size_t>(n));
+    return n;
+  }
+  switch (SSL_get_error(ssl_.get(), n)) {
+    case SSL_ERROR_WANT_WRITE:
+      return 0;
+    case SSL_ERROR_WANT_READ:
+      tls_write_wants_read_ = true;
+      return 0;
+    default:
+      ERR_clear_error();
+      return -1;
+  }
+}
+
+void Http1Connection::watch_writes(bool on) {
+  if (on == write_watched_) return;
+  if (on) {
+    event_add(write_event_.get(), nullptr);
+  } else {
+    event_del(write_event_.get());
+  }
+  write_watched_ = on;
+}
+
+void Http1Connection::reply_written() {
+  if (reply_counted_) {
+    reply_counted_ = false;
+    server_.reply_flushed();
+  }
+  if (!keep_alive_) {
+    linger();
+    return;
+  }
+  finish_request();
+  resume_reading();
+  if (!in_serve_ && !pending_.empty()) schedule_serve();
+}
+
+void Http1Connection::finish_request() {
+  if (state_ != nullptr) {
+    state_->front = nullptr;
+    state_.reset();
+    server_.http1_request_ended();
+  }
+  phase_ = Phase::head;
+  request_began_ms_ = loop_ms(server_.event_loop());  // for bytes already read (a pipeline)
+  reply_complete_ = false;
+  chunked_reply_ = false;
+  body_allowed_ = true;
+  response_headers_.clear();
+  body_.clear();
+  for (std::string* buffer : {&pending_, &body_, &head_bytes_, &response_headers_}) {
+    if (buffer->empty() && buffer->capacity() > kKeptBufferBytes) std::string().swap(*buffer);
+  }
+}
+
+void Http1Connection::linger() {
+  // Whether the client may still be sending: a request not read to its end, bytes already
+  // read past the last request (here or read ahead by TLS), or bytes waiting in the socket.
+  // Closing with bytes unread, or that then arrive, makes the kernel answer with a reset that
+  // can destroy the reply before the client has read it; otherwise the close is at once, as
+  // nginx's (no shutdown, no wait for the client's end: a wake-up, a read and a system call
+  // less per short connection).
+  const bool more_may_come = leaving_input_ || !pending_.empty() ||
+                             (ssl_ != nullptr && SSL_has_pending(ssl_.get())) || bytes_waiting();
+  finish_request();
+  phase_ = Phase::lingering;
+  pending_.clear();
+  if (ssl_ != nullptr) {
+    // The clean end of a TLS connection: without close_notify, an OpenSSL-based client
+    // reading to the end (HTTP/1.0, Connection: close) sees an unexpected EOF, reports an
+    // error and drops the session it could resume. One short alert; a client already gone
+    // makes it fail, harmlessly.
+    SSL_shutdown(ssl_.get());
+    ERR_clear_error();
+  }
+  if (peer_done_ || !more_may_come) {
+    close_now();  // the client closed its side already, or is not sending: nothing to wait for
+    return;
+  }
+  ::shutdown(fd_, SHUT_WR);
+  linger_until_ms_ = loop_ms(server_.event_loop()) + kLingerMs;
+  resume_reading();  // a pipeline may have filled the buffer: read and drop the rest
+  const timeval wait = after_ms(kLingerMs);
+  evtimer_add(timer_.get(), &wait);
+}
+
+bool Http1Connection::bytes_waiting() const {
+  char byte = 0;
+  return ::recv(fd_, &byte, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
+}
+
+void Http1Connection::on_timer() {
+  const int64_t now = loop_ms(server_.event_loop());
+  const int64_t timeout = int64_t{server_.options().io_timeout_s} * 1000;
+  int64_t next = timeout;
+  if (phase_ == Phase::lingering) {
+    if (now >= linger_until_ms_) {
+      close_now();
+      return;
+    }
+    next = linger_until_ms_ - now;
+  } else if (phase_ == Phase::handling && evbuffer_get_length(out_.get()) == 0) {
+    // The handler has the request (a held playlist request, a queue, a slow origin): the
+    // client is not idle, we are.
+    last_activity_ms_ = now;
+  } else {
+    const int64_t idle = now - last_activity_ms_;
+    if (idle >= timeout) {
+      close_now();  // an idle keep-alive connection, a head never finished, a stalled reader
+      return;
+    }
+    next = timeout - idle;
+    if (handshaking_ || (phase_ == Phase::head && !pending_.empty()) || phase_ == Phase::body) {
+      // A request's head and body (and a TLS handshake) must arrive within the timeout in
+      // all: a client sending a byte now and then (slowloris) does not hold the connection.
+      const int64_t taken = now - request_began_ms_;
+      if (taken >= timeout) {
+        close_now();
+        return;
+      }
+      next = std::min(next, timeout - taken);
+    }
+  }
+  const timeval wait = after_ms(next);
+  evtimer_add(timer_.get(), &wait);
+}
+
+}  // namespace http
