@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "core/handles.h"
-#include "http/h2/http2_connection.h"
+#include "http/tls/tls_records.h"
 #include "support/libevent_owners.h"
 
 using balancer::test::drain;

@@ -18,8 +18,8 @@
 #include "core/ascii.h"
 #include "http/h1/http1_connection.h"
 #include "http/h1/turn_clock.h"
-#include "http/h2/http2_connection.h"
 #include "http/server/http_server.h"
+#include "http/tls/tls_records.h"
 
 namespace http {
 namespace {

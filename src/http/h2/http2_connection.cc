@@ -21,12 +21,9 @@
 #include "http/server/http_server.h"
 #include "http/server/request_state.h"
 #include "http/tls/tls.h"
+#include "http/tls/tls_records.h"
 
 namespace http {
-
-struct Http2Body {
-  core::EvbufferPtr bytes{evbuffer_new()};
-};
 
 namespace {
 
@@ -40,18 +37,6 @@ constexpr double kResetsPerSecond = 100;
 constexpr uint32_t kMaxConcurrentStreams = 128;
 // A header list this many times the limit ends the connection instead of one stream.
 constexpr size_t kHeaderListAbuseFactor = 4;
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(tolower(static_cast<unsigned char>(c)));
-  return out;
-}
-
-// HTTP/1.1 connection-specific fields have no meaning in HTTP/2 (RFC 9113 §8.2.2).
-bool connection_specific(const std::string& name) {
-  return name == "connection" || name == "keep-alive" || name == "proxy-connection" ||
-         name == "transfer-encoding" || name == "upgrade";
-}
 
 nghttp2_nv make_nv(const std::string& name, const std::string& value) {
   return nghttp2_nv{
@@ -285,40 +270,7 @@ nghttp2_option* shared_options() {
 
 }  // namespace
 
-// ---- Http2Stream ----
-
-std::optional<std::string> Http2Stream::request_header(const char* name) const {
-  for (const auto& h : request_headers) {
-    if (strcasecmp(h.name.c_str(), name) == 0) return h.value;
-  }
-  return std::nullopt;
-}
-
-std::vector<HttpHeader> Http2Stream::request_headers_with_prefix(std::string_view prefix) const {
-  std::vector<HttpHeader> out;
-  for (const auto& h : request_headers) {
-    if (h.name.size() >= prefix.size() &&
-        strncasecmp(h.name.data(), prefix.data(), prefix.size()) == 0)
-      out.push_back(h);
-  }
-  return out;
-}
-
-void Http2Stream::add_response_header(const std::string& name, const std::string& value) {
-  std::string n = lower(name);
-  if (connection_specific(n)) return;
-  response_headers.push_back({std::move(n), value});
-}
-
-void Http2Stream::remove_response_header(const char* name) {
-  std::erase_if(response_headers,
-                [&](const HttpHeader& h) { return strcasecmp(h.name.c_str(), name) == 0; });
-}
-
-bool Http2Stream::has_response_header(const char* name) const {
-  return std::any_of(response_headers.begin(), response_headers.end(),
-                     [&](const HttpHeader& h) { return strcasecmp(h.name.c_str(), name) == 0; });
-}
+// ---- Http2Stream: its head (the rest in http2_stream.cc) ----
 
 void Http2Stream::submit_head(int status, bool with_body) {
   std::string code = std::to_string(status);
@@ -335,48 +287,6 @@ void Http2Stream::submit_head(int status, bool with_body) {
   // Without a data provider the HEADERS frame ends the stream.
   nghttp2_submit_response(connection->session(), id, nva.data(), nva.size(),
                           with_body ? &provider : nullptr);
-  connection->flush();
-}
-
-void Http2Stream::start_reply(int status) {
-  if (!date_given) add_response_header("date", http_date(connection->server_.clock()));
-  connection->server_.reply_pending();
-  submit_head(status, true);
-}
-
-void Http2Stream::send_reply(int status, BodyBuffer bytes, bool has_body) {
-  if (!date_given) add_response_header("date", http_date(connection->server_.clock()));
-  if (!has_body) {
-    body_complete = true;
-    return submit_head(status, false);
-  }
-  body = std::make_shared<Http2Body>();
-  evbuffer_add_buffer(body->bytes.get(), static_cast<evbuffer*>(bytes.native()));
-  body_complete = true;
-  submit_head(status, true);
-}
-
-void Http2Stream::send_body(BodyBuffer bytes) {
-  if (!body) body = std::make_shared<Http2Body>();
-  evbuffer_add_buffer(body->bytes.get(), static_cast<evbuffer*>(bytes.native()));
-  if (deferred) {
-    deferred = false;
-    nghttp2_session_resume_data(connection->session(), id);
-  }
-  connection->flush();
-}
-
-void Http2Stream::end_reply() {
-  body_complete = true;
-  if (deferred) {
-    deferred = false;
-    nghttp2_session_resume_data(connection->session(), id);
-  }
-  connection->flush();
-}
-
-void Http2Stream::abort_reply() {
-  nghttp2_submit_rst_stream(connection->session(), NGHTTP2_FLAG_NONE, id, NGHTTP2_INTERNAL_ERROR);
   connection->flush();
 }
 
@@ -672,38 +582,6 @@ void Http2Connection::stream_closed(Http2Stream& stream) {
     }
   }
   delete &stream;
-}
-
-size_t move_in_tls_records(evbuffer* src, evbuffer* dst, size_t limit, bool hold_short_tail) {
-  size_t moved = 0;
-  // Bounded: every round moves at least one byte, and at most `limit` bytes move.
-  while (evbuffer_get_length(src) > 0 && moved < limit) {
-    evbuffer_iovec first;
-    if (evbuffer_peek(src, -1, nullptr, &first, 1) < 1) break;
-    if (first.iov_len >= kTlsRecordPiece) {
-      // Already a record or more (a file segment, a large body): moved, not copied.
-      evbuffer_remove_buffer(src, dst, first.iov_len);
-      moved += first.iov_len;
-      continue;
-    }
-    size_t n = std::min(evbuffer_get_length(src), kTlsRecordPiece);
-    // The transport still writes: it asks for more once it has drained, by when this
-    // tail may have grown into a full record.
-    if (n < kTlsRecordPiece && hold_short_tail && evbuffer_get_length(dst) > 0) break;
-    evbuffer_iovec space;
-    if (evbuffer_reserve_space(dst, static_cast<ev_ssize_t>(n), &space, 1) != 1 ||
-        space.iov_len < n) {
-      evbuffer_remove_buffer(src, dst, n);  // out of memory: unjoined, but nothing lost
-      moved += n;
-      continue;
-    }
-    int copied = evbuffer_remove(src, space.iov_base, n);
-    if (copied <= 0) break;  // reserved space left uncommitted is not output
-    space.iov_len = static_cast<size_t>(copied);
-    evbuffer_commit_space(dst, &space, 1);
-    moved += space.iov_len;
-  }
-  return moved;
 }
 
 }  // namespace http

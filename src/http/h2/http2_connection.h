@@ -39,7 +39,9 @@ inline constexpr std::string_view kHttp2ClientPreface = "PRI * HTTP/2.0\r\n\r\nS
 
 // Bytes of a response body queued for DATA frames. Frames reference these bytes
 // (NGHTTP2_DATA_FLAG_NO_COPY) and keep the whole body alive until they are sent.
-struct Http2Body;
+struct Http2Body {
+  core::EvbufferPtr bytes{evbuffer_new()};
+};
 
 // One request/response stream, owned by its connection. An exchange reaches it
 // through RequestState::h2 until the stream closes.
@@ -147,19 +149,5 @@ class Http2Connection {
   // Frames made by one round of flush(), handed to the transport together at its end.
   core::EvbufferPtr staged_{evbuffer_new()};
 };
-
-// Plaintext of one TLS record (16 KiB), less room for the evbuffer chain's own head so
-// that a piece's allocation stays within 16 KiB.
-inline constexpr size_t kTlsRecordPiece = 16 * 1024 - 256;
-
-// Over TLS, moves up to about `limit` bytes of `src` to `dst` in pieces that fill a record:
-// the TLS bufferevent encrypts and writes each piece of its output on its own
-// (SSL_write per piece), so an HTTP/2 DATA frame's 9-byte head, or a reply's head
-// apart from its body, would otherwise cost a record and a write of its own. Short
-// pieces are copied together; a piece already a record long moves without a copy.
-// With `hold_short_tail`, a last piece short of a record stays in `src` while `dst` still
-// has bytes to write (the transport asks again when it has drained them). Returns the
-// bytes moved.
-size_t move_in_tls_records(evbuffer* src, evbuffer* dst, size_t limit, bool hold_short_tail);
 
 }  // namespace http
