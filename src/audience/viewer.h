@@ -81,6 +81,11 @@ class Viewer {
   bool stalled() const { return buffer_.stalled(); }
 
  private:
+  // Backoff before retry `attempt` (1-based): 0.5, 1, 2, 4 s.
+  static double backoff_s(int attempt);
+  // "scheme://host[:port]" of an absolute URL; "" for a relative one.
+  static std::string host_of(const std::string& url);
+
   struct Reply {
     int status = 0;  // 0: the transfer failed
     std::string body;
