@@ -35,6 +35,34 @@ double ms_since(Clock::time_point from, Clock::time_point to) {
   return std::chrono::duration<double, std::milli>(to - from).count();
 }
 
+// Publishes media sequence 2..updates+1 into `path`, one every 400 ms (faster than any real
+// stream), on its own thread; `written[seq]` is when each was written.
+class PacedPublisher {
+ public:
+  PacedPublisher(std::string path, int updates) : written(updates + 2) {
+    writer_ = std::thread([this, path = std::move(path), updates] {
+      auto next = Clock::now() + 400ms;
+      for (int seq = 2; seq <= updates + 1; ++seq) {
+        std::this_thread::sleep_until(next);  // pacing the simulated stream, not synchronising
+        write_file(path, live_playlist(seq, 5, 1));
+        written[seq] = Clock::now();
+        next += 400ms;
+      }
+      done = true;
+    });
+  }
+  ~PacedPublisher() { join(); }
+  void join() {
+    if (writer_.joinable()) writer_.join();
+  }
+
+  std::vector<Clock::time_point> written;
+  std::atomic<bool> done{false};
+
+ private:
+  std::thread writer_;
+};
+
 }  // namespace
 
 TEST_CASE(
@@ -86,20 +114,8 @@ TEST_CASE("a live playlist updated at origin is served at most 0.5 s behind") {
   write_file(path, live_playlist(1, 5, 1));
   REQUIRE(s.balancer->get("/hls/live/live/index.m3u8?viewer=fresh").status == 200);
 
-  // The writer publishes a new media sequence every 400 ms (faster than any real stream).
   constexpr int kUpdates = 15;
-  std::vector<Clock::time_point> written(kUpdates + 2);
-  std::atomic<bool> done{false};
-  std::thread writer([&] {
-    auto next = Clock::now() + 400ms;
-    for (int seq = 2; seq <= kUpdates + 1; ++seq) {
-      std::this_thread::sleep_until(next);  // pacing the simulated stream, not synchronising
-      write_file(path, live_playlist(seq, 5, 1));
-      written[seq] = Clock::now();
-      next += 400ms;
-    }
-    done = true;
-  });
+  PacedPublisher publisher(path, kUpdates);
   std::map<int64_t, Clock::time_point> first_seen;
   int64_t last = 0;
   bool went_back = false;
@@ -112,16 +128,16 @@ TEST_CASE("a live playlist updated at origin is served at most 0.5 s behind") {
     if (seq < last) went_back = true;
     last = std::max(last, seq);
     first_seen.emplace(seq, now);
-    if (done && seq == kUpdates + 1) break;
+    if (publisher.done && seq == kUpdates + 1) break;
     std::this_thread::sleep_for(20ms);  // poll period of the measuring viewer
   }
-  writer.join();
+  publisher.join();
   CHECK_FALSE(went_back);
   std::vector<double> lags;
   for (int seq = 2; seq <= kUpdates + 1; ++seq) {
     auto it = first_seen.find(seq);
     if (it == first_seen.end()) continue;  // skipped between two polls: covered by the next one
-    lags.push_back(ms_since(written[seq], it->second));
+    lags.push_back(ms_since(publisher.written[seq], it->second));
   }
   REQUIRE(lags.size() >= kUpdates / 2);
   auto p = percentiles(lags);
@@ -156,18 +172,7 @@ void watch_distant_origin(int delay_ms) {
   REQUIRE(waits_before >= 0);
 
   constexpr int kUpdates = 10;
-  std::vector<Clock::time_point> written(kUpdates + 2);
-  std::atomic<bool> done{false};
-  std::thread writer([&] {
-    auto next = Clock::now() + 400ms;
-    for (int seq = 2; seq <= kUpdates + 1; ++seq) {
-      std::this_thread::sleep_until(next);  // pacing the simulated stream, not synchronising
-      write_file(path, live_playlist(seq, 5, 1));
-      written[seq] = Clock::now();
-      next += 400ms;
-    }
-    done = true;
-  });
+  PacedPublisher publisher(path, kUpdates);
   // Per media sequence number, when the first poll that showed it was sent.
   std::map<int64_t, Clock::time_point> first_seen;
   std::map<std::string, int> sources;
@@ -187,16 +192,16 @@ void watch_distant_origin(int delay_ms) {
       went_back = went_back || seq < last;
       last = std::max(last, seq);
       first_seen.emplace(seq, sent);
-      if (done && seq == kUpdates + 1) break;
+      if (publisher.done && seq == kUpdates + 1) break;
     }
     std::this_thread::sleep_for(20ms);  // poll period of the viewer
   }
-  writer.join();
+  publisher.join();
   const double waits = s.balancer->metric("balancer_playlist_refresh_waits_total") - waits_before;
   std::vector<double> lags;
   for (int seq = 2; seq <= kUpdates + 1; ++seq) {
     auto it = first_seen.find(seq);
-    if (it != first_seen.end()) lags.push_back(ms_since(written[seq], it->second));
+    if (it != first_seen.end()) lags.push_back(ms_since(publisher.written[seq], it->second));
   }
   REQUIRE(lags.size() >= kUpdates / 2);
   const auto p = percentiles(lags);

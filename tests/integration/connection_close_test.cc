@@ -59,23 +59,6 @@ std::string check_one(const Listener& l, const std::string& target, Ask ask,
   return "";
 }
 
-// Ticks (1/100 s) of CPU `pid` has used, user + system; -1 when unreadable.
-int64_t cpu_ticks(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  size_t end_of_name = text.rfind(')');
-  if (end_of_name == std::string::npos) return -1;
-  std::istringstream fields(text.substr(end_of_name + 2));
-  std::string field;
-  int64_t utime = 0, stime = 0;
-  // Fields after the name start at 3 (state); utime and stime are 14 and 15.
-  for (int i = 3; i <= 15 && fields >> field; ++i) {
-    if (i == 14) utime = std::stoll(field);
-    if (i == 15) stime = std::stoll(field);
-  }
-  return utime + stime;
-}
-
 // Hundreds of closing and keep-alive requests to `l`, then concurrent ones.
 // `target(i)` names the i-th request's target and its expected body (or prefix).
 void flood(const Listener& l,

@@ -17,6 +17,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <sstream>
 #include <stdexcept>
 
 #ifndef BALANCER_BINARY_DIR
@@ -421,6 +422,23 @@ int64_t proc_status_kib(pid_t pid, const std::string& name) {
       return std::strtoll(line.c_str() + name.size() + 1, nullptr, 10);
   }
   return -1;
+}
+
+// Ticks (1/100 s) of CPU `pid` has used, user + system; -1 when unreadable.
+int64_t cpu_ticks(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const size_t end_of_name = text.rfind(')');
+  if (end_of_name == std::string::npos) return -1;
+  std::istringstream fields(text.substr(end_of_name + 2));
+  std::string field;
+  int64_t utime = 0, stime = 0;
+  // Fields after the name start at 3 (state); utime and stime are 14 and 15.
+  for (int i = 3; i <= 15 && fields >> field; ++i) {
+    if (i == 14) utime = std::stoll(field);
+    if (i == 15) stime = std::stoll(field);
+  }
+  return utime + stime;
 }
 
 std::string binary_path(std::string_view name) {

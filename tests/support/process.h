@@ -146,6 +146,9 @@ std::optional<int> parse_listening_port(std::string_view line, std::string_view 
 // the line or the process is not there.
 int64_t proc_status_kib(pid_t pid, const std::string& name);
 
+// Ticks (1/100 s) of CPU `pid` has used, user + system; -1 when unreadable.
+int64_t cpu_ticks(pid_t pid);
+
 // Path of one of our binaries in the build tree: <build>/src/<dir>/<name>,
 // <build>/tests/support/<name>, <build>/tests/<dir>/<name> or <build>/<name>, where
 // <build> is BALANCER_BINARY_DIR. "" when none exists. The servers (balancer,
