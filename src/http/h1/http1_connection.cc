@@ -128,9 +128,6 @@ bool Http1Connection::watch() {
   auto on_read = [](evutil_socket_t, short, void* arg) {
     static_cast<Http1Connection*>(arg)->on_readable();
   };
-  auto on_write = [](evutil_socket_t, short, void* arg) {
-    static_cast<Http1Connection*>(arg)->on_writable();
-  };
   auto on_timer = [](evutil_socket_t, short, void* arg) {
     static_cast<Http1Connection*>(arg)->on_timer();
   };
@@ -144,10 +141,9 @@ bool Http1Connection::watch() {
     self->serve_pending();
   };
   read_event_.reset(event_new(base, fd_, EV_READ | EV_PERSIST, on_read, this));
-  write_event_.reset(event_new(base, fd_, EV_WRITE | EV_PERSIST, on_write, this));
   timer_.reset(evtimer_new(base, on_timer, this));
   serve_event_.reset(event_new(base, -1, 0, on_serve, this));
-  if (!read_event_ || !write_event_ || !timer_ || !serve_event_ || !out_) return false;
+  if (!read_event_ || !timer_ || !serve_event_ || !out_) return false;
   // The read watch stays armed for the connection's life: a request's end does not cost a
   // system call to stop and start watching (evhttp's did).
   if (event_add(read_event_.get(), nullptr) != 0) return false;
@@ -280,7 +276,7 @@ void Http1Connection::hand_over_to_http2() {
   }
   pending_.clear();
   event_del(read_event_.get());
-  event_del(write_event_.get());
+  if (write_event_) event_del(write_event_.get());
   event_del(timer_.get());
   bufferevent* transport = nullptr;
   const bool tls = ssl_ != nullptr;
@@ -538,7 +534,7 @@ void Http1Connection::close_now() {
   if (closed_) return;
   closed_ = true;
   event_del(read_event_.get());
-  event_del(write_event_.get());
+  if (write_event_) event_del(write_event_.get());
   event_del(timer_.get());
   ::close(fd_);
   fd_ = -1;

@@ -162,7 +162,7 @@ class Http1Connection final : public ExchangeFrontEnd {
   evutil_socket_t fd_;
   std::string remote_ip_;
   core::EventPtr read_event_;
-  core::EventPtr write_event_;
+  core::EventPtr write_event_;  // made the first time a reply waits for the socket
   core::EventPtr timer_;
   core::EventPtr serve_event_;  // serve_pending() or the delete, in a later turn
   core::EvbufferPtr out_;

@@ -30,7 +30,7 @@ constexpr int kWritesPerTurn = 64;
 // read and dropped (so that the kernel does not answer them with a reset that could destroy
 // the reply before the client read it).
 constexpr int64_t kLingerMs = 2000;
-// Buffers above this size are released when the connection goes idle.
+// Buffers above this size are released after a request, even with the next one already read.
 constexpr size_t kKeptBufferBytes = 16 * 1024;
 
 // (Not find_first_of: it searches the set once per character of `s`.)
@@ -271,6 +271,19 @@ int Http1Connection::write_tls() {
 void Http1Connection::watch_writes(bool on) {
   if (on == write_watched_) return;
   if (on) {
+    // Made the first time the socket is full: most connections never wait to write, and an
+    // idle one should cost little.
+    if (!write_event_) {
+      auto on_write = [](evutil_socket_t, short, void* arg) {
+        static_cast<Http1Connection*>(arg)->on_writable();
+      };
+      write_event_.reset(
+          event_new(server_.event_loop(), fd_, EV_WRITE | EV_PERSIST, on_write, this));
+      if (!write_event_) {
+        close_now();  // out of memory: the reply cannot wait for the socket
+        return;
+      }
+    }
     event_add(write_event_.get(), nullptr);
   } else {
     event_del(write_event_.get());
@@ -305,9 +318,14 @@ void Http1Connection::finish_request() {
   body_allowed_ = true;
   response_headers_.clear();
   body_.clear();
+  // An idle connection keeps no buffer: the next request may be minutes away, and a venue holds
+  // tens of thousands of idle keep-alive connections. A pipeline (bytes already here) keeps
+  // them up to a size, as the next head is parsed at once.
+  const size_t keep = pending_.empty() ? 0 : kKeptBufferBytes;
   for (std::string* buffer : {&pending_, &body_, &head_bytes_, &response_headers_}) {
-    if (buffer->empty() && buffer->capacity() > kKeptBufferBytes) std::string().swap(*buffer);
+    if (buffer->empty() && buffer->capacity() > keep) std::string().swap(*buffer);
   }
+  if (keep == 0) std::vector<HeaderField>().swap(parsed_.head.fields);
 }
 
 void Http1Connection::linger() {
