@@ -131,19 +131,9 @@ bool Http1Connection::watch() {
   auto on_timer = [](evutil_socket_t, short, void* arg) {
     static_cast<Http1Connection*>(arg)->on_timer();
   };
-  auto on_serve = [](evutil_socket_t, short, void* arg) {
-    auto* self = static_cast<Http1Connection*>(arg);
-    if (self->destroying_) {
-      self->server_.http1_closed(*self);
-      delete self;
-      return;
-    }
-    self->serve_pending();
-  };
   read_event_.reset(event_new(base, fd_, EV_READ | EV_PERSIST, on_read, this));
   timer_.reset(evtimer_new(base, on_timer, this));
-  serve_event_.reset(event_new(base, -1, 0, on_serve, this));
-  if (!read_event_ || !timer_ || !serve_event_ || !out_) return false;
+  if (!read_event_ || !timer_ || !out_) return false;
   // The read watch stays armed for the connection's life: a request's end does not cost a
   // system call to stop and start watching (evhttp's did).
   if (event_add(read_event_.get(), nullptr) != 0) return false;
@@ -563,12 +553,24 @@ void Http1Connection::resume_reading() {
 }
 
 void Http1Connection::schedule_serve() {
-  event_active(serve_event_.get(), EV_TIMEOUT, 1);
+  if (deferred_) return;
+  deferred_ = true;
+  server_.defer(*this);
+}
+
+void Http1Connection::run_deferred() {
+  deferred_ = false;
+  if (destroying_) {
+    server_.http1_closed(*this);
+    delete this;
+    return;
+  }
+  serve_pending();
 }
 
 void Http1Connection::destroy_soon() {
   destroying_ = true;
-  event_active(serve_event_.get(), EV_TIMEOUT, 1);
+  schedule_serve();  // run_deferred() deletes it
 }
 
 }  // namespace http

@@ -64,6 +64,9 @@ class Http1Connection final : public ExchangeFrontEnd {
   // The server is going away: the request in progress (if any) is told its client is gone,
   // without calling back into the server.
   void detach();
+  // Its turn in the server's deferred list (HttpServer::defer): the rest of a pipeline, or
+  // the delete of a closed connection.
+  void run_deferred();
 
   // ExchangeFrontEnd: the request in progress and its reply.
   std::optional<std::string> request_header(const char* name) const override;
@@ -164,7 +167,6 @@ class Http1Connection final : public ExchangeFrontEnd {
   core::EventPtr read_event_;
   core::EventPtr write_event_;  // made the first time a reply waits for the socket
   core::EventPtr timer_;
-  core::EventPtr serve_event_;  // serve_pending() or the delete, in a later turn
   core::EvbufferPtr out_;
   ConnectionSlot slot_;
   const TlsContext* tls_ = nullptr;  // TLS: the context the session is made from
@@ -186,6 +188,7 @@ class Http1Connection final : public ExchangeFrontEnd {
   bool in_serve_ = false;
   bool closed_ = false;
   bool destroying_ = false;
+  bool deferred_ = false;  // in the server's deferred list: serve_pending() or the delete
   // Milliseconds (the loop's clock) of the last byte read or written, for io_timeout_s.
   int64_t last_activity_ms_ = 0;
   int64_t linger_until_ms_ = 0;

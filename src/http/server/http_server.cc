@@ -159,6 +159,12 @@ core::Result<std::unique_ptr<HttpServer>> HttpServer::create(
         metrics);
   }
   server->limits_ = std::move(limits);
+  server->deferred_event_.reset(event_new(
+      &base, -1, 0,
+      [](evutil_socket_t, short, void* arg) { static_cast<HttpServer*>(arg)->run_deferred(); },
+      server.get()));
+  if (!server->deferred_event_)
+    return core::Error{"listen_failed", "out of memory for the server's event"};
   server->trim_timer_.reset(event_new(
       &base, -1, EV_PERSIST,
       [](evutil_socket_t, short, void* arg) { static_cast<HttpServer*>(arg)->trim_memory(); },
@@ -446,6 +452,18 @@ void HttpServer::request_abandoned(RequestState& state) {
     auto fn = std::move(state.on_close);
     fn();
   }
+}
+
+void HttpServer::defer(Http1Connection& connection) {
+  deferred_.push_back(&connection);
+  if (deferred_.size() == 1) event_active(deferred_event_.get(), EV_TIMEOUT, 1);
+}
+
+void HttpServer::run_deferred() {
+  // Work deferred while these run waits for the next turn (defer() activates the event again).
+  running_deferred_.swap(deferred_);
+  for (Http1Connection* connection : running_deferred_) connection->run_deferred();
+  running_deferred_.clear();
 }
 
 void HttpServer::trim_memory() {

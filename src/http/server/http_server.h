@@ -137,6 +137,9 @@ class HttpServer {
   }
   void http1_request_began();
   void http1_request_ended();
+  // Runs `connection`'s deferred work (the rest of a pipeline, or its delete) in a later turn
+  // of the loop: one event per server, not one per connection.
+  void defer(Http1Connection& connection);
   // A request whose head could not be read as one (too large, malformed, a version not
   // served): `status` with a JSON error, counted and logged like any, then the close.
   void refuse_request(std::shared_ptr<RequestState> state, int status, std::string_view code,
@@ -174,6 +177,7 @@ class HttpServer {
   // Every few seconds: after many connections have closed, the loop's free memory goes back
   // to the system (core/allocator.h).
   void trim_memory();
+  void run_deferred();
 
   event_base& base_;
   HttpServerOptions options_;
@@ -193,6 +197,9 @@ class HttpServer {
   std::unordered_set<Http1Connection*> http1_connections_;
   size_t http1_requests_ = 0;  // Http1Connections' requests in progress
   core::EventPtr trim_timer_;
+  std::vector<Http1Connection*> deferred_;  // each at most once (Http1Connection::deferred_)
+  std::vector<Http1Connection*> running_deferred_;
+  core::EventPtr deferred_event_;
   size_t closed_since_trim_ = 0;  // connections closed since the last trim
   const core::Clock& clock_;
   std::atomic<size_t> active_{0};  // requests whose reply is not finished
