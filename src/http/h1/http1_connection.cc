@@ -117,7 +117,7 @@ bool Http1Connection::hello_arrived() {
 }
 
 Http1Connection::Http1Connection(HttpServer& server, evutil_socket_t fd, std::string remote_ip)
-    : server_(server), fd_(fd), remote_ip_(std::move(remote_ip)), out_(evbuffer_new()) {}
+    : server_(server), fd_(fd), remote_ip_(std::move(remote_ip)) {}
 
 Http1Connection::~Http1Connection() {
   if (fd_ >= 0) ::close(fd_);
@@ -133,7 +133,7 @@ bool Http1Connection::watch() {
   };
   read_event_.reset(event_new(base, fd_, EV_READ | EV_PERSIST, on_read, this));
   timer_.reset(evtimer_new(base, on_timer, this));
-  if (!read_event_ || !timer_ || !out_) return false;
+  if (!read_event_ || !timer_) return false;
   // The read watch stays armed for the connection's life: a request's end does not cost a
   // system call to stop and start watching (evhttp's did).
   if (event_add(read_event_.get(), nullptr) != 0) return false;
@@ -142,6 +142,11 @@ bool Http1Connection::watch() {
   timeval timeout{server_.options().io_timeout_s, 0};
   evtimer_add(timer_.get(), &timeout);
   return true;
+}
+
+const Http1Connection::Request& Http1Connection::req() const {
+  static const Request none;
+  return request_ ? *request_ : none;
 }
 
 void Http1Connection::detach() {
@@ -358,20 +363,20 @@ bool Http1Connection::read_head() {
     head_searched_ = pending_.size();
     return false;
   }
-  parse_http1_head(pending_, limit, parsed_);
-  switch (parsed_.status) {
+  parse_http1_head(pending_, limit, req().parsed);
+  switch (req().parsed.status) {
     case HeadStatus::incomplete:
       head_searched_ = pending_.size();
       return false;
     case HeadStatus::too_large:
-      parsed_.head.fields.clear();  // views into bytes that are not kept
+      req().parsed.head.fields.clear();  // views into bytes that are not kept
       refuse(431, "headers_too_large",
              "The request headers are larger than " + std::to_string(options.max_header_bytes) +
                  " bytes.");
       return true;
     case HeadStatus::malformed:
-      parsed_.head.fields.clear();
-      refuse(400, "bad_request", parsed_.error);
+      req().parsed.head.fields.clear();
+      refuse(400, "bad_request", req().parsed.error);
       return true;
     case HeadStatus::complete:
       break;
@@ -383,11 +388,11 @@ bool Http1Connection::read_head() {
 void Http1Connection::begin_request() {
   // The head's bytes move out of pending_ (which the next reads append to), and its views
   // with them.
-  Http1Head& head = parsed_.head;
-  head_bytes_.assign(pending_.data(), head.size);
+  Http1Head& head = req().parsed.head;
+  req().head_bytes.assign(pending_.data(), head.size);
   const char* old_base = pending_.data();
   auto moved = [&](std::string_view view) {
-    return std::string_view(head_bytes_.data() + (view.data() - old_base), view.size());
+    return std::string_view(req().head_bytes.data() + (view.data() - old_base), view.size());
   };
   head.method = moved(head.method);
   head.target = moved(head.target);
@@ -403,33 +408,34 @@ void Http1Connection::begin_request() {
            head.method, head.target);
     return;
   }
-  minor_version_ = head.minor;
+  req().minor_version = head.minor;
   RequestFramingCheck framing(head.method, head.major, head.minor);
-  header_bytes_ = head.target.size() + 16;
+  req().header_bytes = head.target.size() + 16;
   bool close_asked = false;
-  keep_alive_asked_ = false;
-  expect_continue_ = false;
-  chunked_request_ = false;
-  content_length_ = 0;
+  req().keep_alive_asked = false;
+  req().expect_continue = false;
+  req().chunked_request = false;
+  req().content_length = 0;
   for (const HeaderField& field : head.fields) {
-    header_bytes_ += field.name.size() + field.value.size() + 4;
+    req().header_bytes += field.name.size() + field.value.size() + 4;
     framing.field(field.name, value_as_checked(field));
     if (core::iequals(field.name, "Content-Length")) {
       // RequestFramingCheck refuses any value but digits; a refused one is not read.
-      std::from_chars(field.value.data(), field.value.data() + field.value.size(), content_length_);
+      std::from_chars(field.value.data(), field.value.data() + field.value.size(),
+                      req().content_length);
     } else if (core::iequals(field.name, "Transfer-Encoding")) {
-      chunked_request_ = true;  // RequestFramingCheck refuses anything but "chunked"
+      req().chunked_request = true;  // RequestFramingCheck refuses anything but "chunked"
     } else if (core::iequals(field.name, "Connection")) {
       for_each_token(field.value, [&](std::string_view token) {
         if (core::iequals(token, "close")) close_asked = true;
-        if (core::iequals(token, "keep-alive")) keep_alive_asked_ = true;
+        if (core::iequals(token, "keep-alive")) req().keep_alive_asked = true;
       });
     } else if (core::iequals(field.name, "Expect")) {
-      expect_continue_ = core::iequals(field.value, "100-continue");
+      req().expect_continue = core::iequals(field.value, "100-continue");
     }
   }
   // HTTP/1.1 stays open unless asked to close; HTTP/1.0 only when asked to stay.
-  keep_alive_ = !close_asked && (head.minor >= 1 || keep_alive_asked_);
+  keep_alive_ = !close_asked && (head.minor >= 1 || req().keep_alive_asked);
   new_state(head.method, head.target);
   state_->framing = framing.problem();
   if (state_->framing != FramingProblem::none) {
@@ -438,43 +444,44 @@ void Http1Connection::begin_request() {
     dispatch_request(0);
     return;
   }
-  body_.clear();
-  if (content_length_ > server_.options().max_body_bytes) {
+  req().body.clear();
+  if (req().content_length > server_.options().max_body_bytes) {
     close_leaving_input();  // answered 413 without reading the body
     dispatch_request(static_cast<size_t>(
-        std::min<uint64_t>(content_length_, server_.options().max_body_bytes + 1)));
+        std::min<uint64_t>(req().content_length, server_.options().max_body_bytes + 1)));
     return;
   }
-  if (!chunked_request_ && content_length_ == 0) {
+  if (!req().chunked_request && req().content_length == 0) {
     dispatch_request(0);
     return;
   }
   phase_ = Phase::body;
-  chunked_ = ChunkedBodyDecoder{};
-  const bool body_here = !chunked_request_ && pending_.size() >= content_length_;
-  if (expect_continue_ && head.minor >= 1 && !body_here) {
-    evbuffer_add(out_.get(), "HTTP/1.1 100 Continue\r\n\r\n", 25);
+  req().chunked = ChunkedBodyDecoder{};
+  const bool body_here = !req().chunked_request && pending_.size() >= req().content_length;
+  if (req().expect_continue && head.minor >= 1 && !body_here) {
+    evbuffer_add(out(), "HTTP/1.1 100 Continue\r\n\r\n", 25);
     flush();
   }
 }
 
 bool Http1Connection::read_body() {
   const size_t max_body = server_.options().max_body_bytes;
-  if (!chunked_request_) {
-    if (pending_.size() < content_length_) return false;
-    body_.assign(pending_, 0, content_length_);
-    pending_.erase(0, content_length_);
-    dispatch_request(body_.size());
+  if (!req().chunked_request) {
+    if (pending_.size() < req().content_length) return false;
+    req().body.assign(pending_, 0, req().content_length);
+    pending_.erase(0, req().content_length);
+    dispatch_request(req().body.size());
     return true;
   }
   size_t used = 0;
-  const ChunkedBodyDecoder::Status status = chunked_.feed(pending_, body_, max_body, used);
+  const ChunkedBodyDecoder::Status status =
+      req().chunked.feed(pending_, req().body, max_body, used);
   pending_.erase(0, used);
   switch (status) {
     case ChunkedBodyDecoder::Status::more:
       return false;
     case ChunkedBodyDecoder::Status::complete:
-      dispatch_request(body_.size());
+      dispatch_request(req().body.size());
       return true;
     case ChunkedBodyDecoder::Status::too_large:
       close_leaving_input();
@@ -485,7 +492,7 @@ bool Http1Connection::read_body() {
   }
   close_leaving_input();
   phase_ = Phase::handling;
-  server_.refuse_request(state_, 400, "bad_chunked_body", chunked_.error());
+  server_.refuse_request(state_, 400, "bad_chunked_body", req().chunked.error());
   return true;
 }
 
@@ -506,14 +513,14 @@ void Http1Connection::new_state(std::string_view method, std::string_view target
 void Http1Connection::dispatch_request(size_t body_bytes) {
   phase_ = Phase::handling;
   // A copy: a reply made at once moves this connection on (state_ reset) before dispatch returns.
-  server_.dispatch(state_, header_bytes_, body_bytes);
+  server_.dispatch(state_, req().header_bytes, body_bytes);
 }
 
 void Http1Connection::refuse(int status, std::string_view code, std::string_view message,
                              std::string_view method, std::string_view target) {
   new_state(method, target);
   close_leaving_input();
-  minor_version_ = 1;
+  req().minor_version = 1;
   phase_ = Phase::handling;
   server_.refuse_request(state_, status, code, message);
 }

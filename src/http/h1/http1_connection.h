@@ -71,7 +71,7 @@ class Http1Connection final : public ExchangeFrontEnd {
   // ExchangeFrontEnd: the request in progress and its reply.
   std::optional<std::string> request_header(const char* name) const override;
   std::vector<HttpHeader> request_headers_with_prefix(std::string_view prefix) const override;
-  std::string request_body_bytes() const override { return body_; }
+  std::string request_body_bytes() const override { return req().body; }
   void add_response_header(const std::string& name, const std::string& value) override;
   void remove_response_header(const char* name) override;
   bool has_response_header(const char* name) const override;
@@ -134,6 +134,7 @@ class Http1Connection final : public ExchangeFrontEnd {
   void new_state(std::string_view method, std::string_view target);
 
   // The status line and the response headers, with Date, Connection and the framing.
+  evbuffer* out();  // out_, made if need be
   void queue_head(int status, std::string_view framing_header);
   void queue_body(BodyBuffer body);
   // Writes what `out_` holds as far as the socket takes it; then, if the reply is complete,
@@ -163,11 +164,16 @@ class Http1Connection final : public ExchangeFrontEnd {
 
   HttpServer& server_;
   evutil_socket_t fd_;
+  // (Flags placed where the layout has room: an idle connection's object fits 256 bytes.)
+  bool keep_alive_ = true;
+  bool leaving_input_ = false;
+  bool reply_complete_ = false;
+  bool reply_counted_ = false;  // the server counts it unflushed (HttpServer::reply_pending)
   std::string remote_ip_;
   core::EventPtr read_event_;
   core::EventPtr write_event_;  // made the first time a reply waits for the socket
   core::EventPtr timer_;
-  core::EvbufferPtr out_;
+  core::EvbufferPtr out_;  // the reply's bytes: made for a request, freed when idle
   ConnectionSlot slot_;
   const TlsContext* tls_ = nullptr;  // TLS: the context the session is made from
   SslPtr ssl_;                       // TLS: the session over fd_, once hello_arrived()
@@ -177,6 +183,8 @@ class Http1Connection final : public ExchangeFrontEnd {
   bool preface_possible_ = false;      // plain h2c: the first bytes may still be HTTP/2's preface
   bool tls_read_wants_write_ = false;  // SSL_read must write first (renegotiation is off; a
   bool tls_write_wants_read_ = false;  // key update's reply), or SSL_write read first
+  bool chunked_reply_ = false;
+  bool body_allowed_ = true;
 
   Phase phase_ = Phase::head;
   std::string pending_;       // bytes read and not yet used
@@ -194,26 +202,29 @@ class Http1Connection final : public ExchangeFrontEnd {
   int64_t linger_until_ms_ = 0;
   int64_t request_began_ms_ = 0;  // the first byte of the request being read arrived
 
-  // The request in progress.
+  // The request in progress: its buffers live apart from the connection, made when a request
+  // begins and freed when the connection goes idle, so that an idle connection is small.
+  struct Request {
+    std::string head_bytes;  // the head's bytes: `parsed`'s views point into them
+    HeadParse parsed;
+    uint64_t content_length = 0;
+    size_t header_bytes = 0;
+    ChunkedBodyDecoder chunked;
+    std::string body;
+    std::string response_headers;  // "Name: value\r\n" each
+    int minor_version = 1;
+    bool keep_alive_asked = false;  // HTTP/1.0 with "Connection: keep-alive"
+    bool expect_continue = false;
+    bool chunked_request = false;
+  };
+  Request& req() {
+    if (!request_) request_ = std::make_unique<Request>();
+    return *request_;
+  }
+  const Request& req() const;  // an empty one when no request is in progress
+  std::unique_ptr<Request> request_;
   std::shared_ptr<RequestState> state_;
-  std::string head_bytes_;  // the head's bytes: the views below point into them
-  HeadParse parsed_;
-  int minor_version_ = 1;
-  bool keep_alive_ = true;
-  bool leaving_input_ = false;
-  bool keep_alive_asked_ = false;  // HTTP/1.0 with "Connection: keep-alive"
-  bool expect_continue_ = false;
-  bool chunked_request_ = false;
-  uint64_t content_length_ = 0;
-  size_t header_bytes_ = 0;
-  ChunkedBodyDecoder chunked_;
-  std::string body_;
   // The reply.
-  std::string response_headers_;  // "Name: value\r\n" each
-  bool reply_complete_ = false;
-  bool reply_counted_ = false;  // the server counts it unflushed (HttpServer::reply_pending)
-  bool chunked_reply_ = false;
-  bool body_allowed_ = true;
 };
 
 }  // namespace http

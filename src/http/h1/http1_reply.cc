@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cstring>
+#include <new>
 
 #include "core/ascii.h"
 #include "http/h1/http1_connection.h"
@@ -45,7 +46,7 @@ bool has_line_break(std::string_view s) {
 
 std::optional<std::string> Http1Connection::request_header(const char* name) const {
   const std::string_view wanted(name);
-  for (const HeaderField& field : parsed_.head.fields) {
+  for (const HeaderField& field : req().parsed.head.fields) {
     if (core::iequals(field.name, wanted)) return std::string(field.value);
   }
   return std::nullopt;
@@ -54,7 +55,7 @@ std::optional<std::string> Http1Connection::request_header(const char* name) con
 std::vector<HttpHeader> Http1Connection::request_headers_with_prefix(
     std::string_view prefix) const {
   std::vector<HttpHeader> out;
-  for (const HeaderField& field : parsed_.head.fields) {
+  for (const HeaderField& field : req().parsed.head.fields) {
     if (field.name.size() >= prefix.size() &&
         core::iequals(field.name.substr(0, prefix.size()), prefix))
       out.push_back({std::string(field.name), std::string(field.value)});
@@ -73,17 +74,17 @@ void Http1Connection::add_response_header(const std::string& name, const std::st
       if (core::iequals(token, "close")) close_after_reply();
     });
   }
-  response_headers_.append(name).append(": ").append(value).append("\r\n");
+  req().response_headers.append(name).append(": ").append(value).append("\r\n");
 }
 
 void Http1Connection::remove_response_header(const char* name) {
   const std::string_view wanted(name);
   size_t at = 0;
-  while (at < response_headers_.size()) {
-    const size_t end = response_headers_.find("\r\n", at) + 2;
-    const size_t colon = response_headers_.find(':', at);
-    if (core::iequals(std::string_view(response_headers_).substr(at, colon - at), wanted)) {
-      response_headers_.erase(at, end - at);
+  while (at < req().response_headers.size()) {
+    const size_t end = req().response_headers.find("\r\n", at) + 2;
+    const size_t colon = req().response_headers.find(':', at);
+    if (core::iequals(std::string_view(req().response_headers).substr(at, colon - at), wanted)) {
+      req().response_headers.erase(at, end - at);
     } else {
       at = end;
     }
@@ -92,13 +93,21 @@ void Http1Connection::remove_response_header(const char* name) {
 
 bool Http1Connection::has_response_header(const char* name) const {
   const std::string_view wanted(name);
-  for (size_t at = 0; at < response_headers_.size();) {
-    const size_t colon = response_headers_.find(':', at);
-    if (core::iequals(std::string_view(response_headers_).substr(at, colon - at), wanted))
+  for (size_t at = 0; at < req().response_headers.size();) {
+    const size_t colon = req().response_headers.find(':', at);
+    if (core::iequals(std::string_view(req().response_headers).substr(at, colon - at), wanted))
       return true;
-    at = response_headers_.find("\r\n", colon) + 2;
+    at = req().response_headers.find("\r\n", colon) + 2;
   }
   return false;
+}
+
+evbuffer* Http1Connection::out() {
+  if (out_ == nullptr) {
+    out_.reset(evbuffer_new());
+    if (out_ == nullptr) throw std::bad_alloc();  // as any allocation of ours would
+  }
+  return out_.get();
 }
 
 void Http1Connection::queue_head(int status, std::string_view framing_header) {
@@ -111,20 +120,20 @@ void Http1Connection::queue_head(int status, std::string_view framing_header) {
       .append(" ")
       .append(reason_phrase(status))
       .append("\r\n")
-      .append(response_headers_);
+      .append(req().response_headers);
   if (!date_given) head.append("Date: ").append(http_date(server_.clock())).append("\r\n");
   if (server_.draining()) close_after_reply();
   if (!keep_alive_) {
     if (!has_response_header("Connection")) head.append("Connection: close\r\n");
-  } else if (minor_version_ == 0) {
+  } else if (req().minor_version == 0) {
     head.append("Connection: keep-alive\r\n");
   }
   head.append(framing_header).append("\r\n");
-  evbuffer_add(out_.get(), head.data(), head.size());
+  evbuffer_add(out(), head.data(), head.size());
 }
 
 void Http1Connection::queue_body(BodyBuffer body) {
-  evbuffer_add_buffer(out_.get(), static_cast<evbuffer*>(body.native()));
+  evbuffer_add_buffer(out(), static_cast<evbuffer*>(body.native()));
 }
 
 void Http1Connection::send_reply(int status, BodyBuffer body, bool has_body) {
@@ -146,7 +155,7 @@ void Http1Connection::start_reply(int status) {
                   status != 304;
   std::string_view framing;
   if (body_allowed_ && !(state_ != nullptr && state_->has_content_length)) {
-    if (minor_version_ >= 1) {
+    if (req().minor_version >= 1) {
       chunked_reply_ = true;
       framing = "Transfer-Encoding: chunked\r\n";
     } else {
@@ -165,18 +174,18 @@ void Http1Connection::send_body(BodyBuffer bytes) {
   if (chunked_reply_) {
     char size_line[24];
     const int n = snprintf(size_line, sizeof size_line, "%zx\r\n", size);
-    evbuffer_add(out_.get(), size_line, static_cast<size_t>(n));
-    evbuffer_add_buffer(out_.get(), data);
-    evbuffer_add(out_.get(), "\r\n", 2);
+    evbuffer_add(out(), size_line, static_cast<size_t>(n));
+    evbuffer_add_buffer(out(), data);
+    evbuffer_add(out(), "\r\n", 2);
   } else {
-    evbuffer_add_buffer(out_.get(), data);
+    evbuffer_add_buffer(out(), data);
   }
   flush();
 }
 
 void Http1Connection::end_reply() {
   if (closed_ || phase_ != Phase::handling) return;
-  if (chunked_reply_) evbuffer_add(out_.get(), "0\r\n\r\n", 5);
+  if (chunked_reply_) evbuffer_add(out(), "0\r\n\r\n", 5);
   server_.reply_pending();
   reply_counted_ = true;
   reply_complete_ = true;
@@ -205,7 +214,7 @@ void Http1Connection::on_writable() {
 
 void Http1Connection::flush() {
   if (closed_ || handshaking_) return;
-  evbuffer* out = out_.get();
+  evbuffer* out = this->out();
   if (!keep_alive_ && reply_complete_ && !corked_) {
     // The connection's last reply: its end, TLS's close_notify and the FIN leave in one
     // segment (the close or shutdown in linger() sends what the cork holds) instead of
@@ -239,7 +248,7 @@ void Http1Connection::flush() {
 }
 
 int Http1Connection::write_tls() {
-  evbuffer* out = out_.get();
+  evbuffer* out = this->out();
   // Short pieces (a reply's head, a small body) are joined into one record; a body already in
   // a piece about a record long or more is encrypted where it lies (move_in_tls_records' rule).
   // A write that must be retried is retried with at least as many bytes, as OpenSSL asks: the
@@ -316,16 +325,23 @@ void Http1Connection::finish_request() {
   reply_complete_ = false;
   chunked_reply_ = false;
   body_allowed_ = true;
-  response_headers_.clear();
-  body_.clear();
-  // An idle connection keeps no buffer: the next request may be minutes away, and a venue holds
-  // tens of thousands of idle keep-alive connections. A pipeline (bytes already here) keeps
-  // them up to a size, as the next head is parsed at once.
-  const size_t keep = pending_.empty() ? 0 : kKeptBufferBytes;
-  for (std::string* buffer : {&pending_, &body_, &head_bytes_, &response_headers_}) {
-    if (buffer->empty() && buffer->capacity() > keep) std::string().swap(*buffer);
+  // An idle connection keeps no request: the next may be minutes away, and a venue holds tens
+  // of thousands of idle keep-alive connections. A pipeline (bytes already here) keeps the
+  // buffers up to a size, as the next head is parsed at once.
+  if (pending_.empty()) {
+    request_.reset();
+    if (out_ != nullptr && evbuffer_get_length(out_.get()) == 0) out_.reset();
+    if (pending_.capacity() > 0) std::string().swap(pending_);
+    return;
   }
-  if (keep == 0) std::vector<HeaderField>().swap(parsed_.head.fields);
+  if (request_ != nullptr) {
+    request_->response_headers.clear();
+    request_->body.clear();
+    for (std::string* buffer :
+         {&request_->body, &request_->head_bytes, &request_->response_headers}) {
+      if (buffer->capacity() > kKeptBufferBytes) std::string().swap(*buffer);
+    }
+  }
 }
 
 void Http1Connection::linger() {
@@ -374,7 +390,8 @@ void Http1Connection::on_timer() {
       return;
     }
     next = linger_until_ms_ - now;
-  } else if (phase_ == Phase::handling && evbuffer_get_length(out_.get()) == 0) {
+  } else if (phase_ == Phase::handling &&
+             (out_ == nullptr || evbuffer_get_length(out_.get()) == 0)) {
     // The handler has the request (a held playlist request, a queue, a slow origin): the
     // client is not idle, we are.
     last_activity_ms_ = now;
