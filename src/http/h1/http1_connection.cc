@@ -327,6 +327,8 @@ void Http1Connection::received(const char* bytes, size_t size) {
   last_activity_ms_ = loop_ms(server_.event_loop());
   if (phase_ == Phase::lingering) return;  // dropped
   if (phase_ == Phase::head && pending_.empty()) request_began_ms_ = last_activity_ms_;
+  // A request begins: its storage, and the input buffer's, from the loop's spares.
+  if (pending_.empty() && phase_ == Phase::head) pending_.swap(req().spare_input);
   pending_.append(bytes, size);
   if (phase_ == Phase::head || phase_ == Phase::body) {
     serve_pending();

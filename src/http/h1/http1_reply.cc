@@ -25,6 +25,10 @@
 namespace http {
 namespace {
 
+// Spares kept per loop thread: enough for the requests a loop has in progress at once in a
+// burst, each buffer cut back to a few KiB (a large body's bytes are not kept).
+constexpr size_t kSpares = 64;
+constexpr size_t kSpareBufferBytes = 4096;
 // Writes in one turn before waiting for the socket to say it is writable again.
 constexpr int kWritesPerTurn = 64;
 // After the last reply of a connection that closes: how long the client's remaining bytes are
@@ -102,10 +106,64 @@ bool Http1Connection::has_response_header(const char* name) const {
   return false;
 }
 
+std::vector<std::unique_ptr<Http1Connection::Request>>& Http1Connection::spare_requests() {
+  thread_local std::vector<std::unique_ptr<Request>> spares;
+  return spares;
+}
+
+std::vector<core::EvbufferPtr>& Http1Connection::spare_buffers() {
+  thread_local std::vector<core::EvbufferPtr> spares;
+  return spares;
+}
+
+std::unique_ptr<Http1Connection::Request> Http1Connection::take_spare_request() {
+  auto& spares = spare_requests();
+  if (spares.empty()) return std::make_unique<Request>();
+  std::unique_ptr<Request> request = std::move(spares.back());
+  spares.pop_back();
+  return request;
+}
+
+void Http1Connection::give_back(std::unique_ptr<Request> request) {
+  auto& spares = spare_requests();
+  if (request == nullptr || spares.size() >= kSpares) return;
+  std::vector<HeaderField> fields = std::move(request->parsed.head.fields);
+  fields.clear();
+  std::string buffers[4] = {std::move(request->head_bytes), std::move(request->body),
+                            std::move(request->response_headers), std::move(request->spare_input)};
+  *request = Request{};
+  for (std::string& buffer : buffers) {
+    buffer.clear();
+    if (buffer.capacity() > kSpareBufferBytes) std::string().swap(buffer);
+  }
+  request->head_bytes = std::move(buffers[0]);
+  request->body = std::move(buffers[1]);
+  request->response_headers = std::move(buffers[2]);
+  request->spare_input = std::move(buffers[3]);
+  request->parsed.head.fields = std::move(fields);
+  spares.push_back(std::move(request));
+}
+
+core::EvbufferPtr Http1Connection::take_spare_buffer() {
+  auto& spares = spare_buffers();
+  if (spares.empty()) {
+    core::EvbufferPtr buffer(evbuffer_new());
+    if (buffer == nullptr) throw std::bad_alloc();  // as any allocation of ours would
+    return buffer;
+  }
+  core::EvbufferPtr buffer = std::move(spares.back());
+  spares.pop_back();
+  return buffer;
+}
+
+void Http1Connection::give_back(core::EvbufferPtr buffer) {
+  auto& spares = spare_buffers();
+  if (buffer != nullptr && spares.size() < kSpares) spares.push_back(std::move(buffer));
+}
+
 evbuffer* Http1Connection::out() {
   if (out_ == nullptr) {
-    out_.reset(evbuffer_new());
-    if (out_ == nullptr) throw std::bad_alloc();  // as any allocation of ours would
+    out_ = take_spare_buffer();
   }
   return out_.get();
 }
@@ -329,8 +387,9 @@ void Http1Connection::finish_request() {
   // of thousands of idle keep-alive connections. A pipeline (bytes already here) keeps the
   // buffers up to a size, as the next head is parsed at once.
   if (pending_.empty()) {
-    request_.reset();
-    if (out_ != nullptr && evbuffer_get_length(out_.get()) == 0) out_.reset();
+    if (request_ != nullptr) request_->spare_input.swap(pending_);
+    give_back(std::move(request_));
+    if (out_ != nullptr && evbuffer_get_length(out_.get()) == 0) give_back(std::move(out_));
     if (pending_.capacity() > 0) std::string().swap(pending_);
     return;
   }
