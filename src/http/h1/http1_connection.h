@@ -219,6 +219,9 @@ class Http1Connection final : public ExchangeFrontEnd {
     bool keep_alive_asked = false;  // HTTP/1.0 with "Connection: keep-alive"
     bool expect_continue = false;
     bool chunked_request = false;
+
+    // As new, its buffers' storage kept (each cut back to `keep_bytes`).
+    void clear(size_t keep_bytes);
   };
   Request& req() {
     if (!request_) request_ = take_spare_request();

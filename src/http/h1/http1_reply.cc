@@ -127,21 +127,27 @@ std::unique_ptr<Http1Connection::Request> Http1Connection::take_spare_request() 
 void Http1Connection::give_back(std::unique_ptr<Request> request) {
   auto& spares = spare_requests();
   if (request == nullptr || spares.size() >= kSpares) return;
-  std::vector<HeaderField> fields = std::move(request->parsed.head.fields);
-  fields.clear();
-  std::string buffers[4] = {std::move(request->head_bytes), std::move(request->body),
-                            std::move(request->response_headers), std::move(request->spare_input)};
-  *request = Request{};
-  for (std::string& buffer : buffers) {
-    buffer.clear();
-    if (buffer.capacity() > kSpareBufferBytes) std::string().swap(buffer);
-  }
-  request->head_bytes = std::move(buffers[0]);
-  request->body = std::move(buffers[1]);
-  request->response_headers = std::move(buffers[2]);
-  request->spare_input = std::move(buffers[3]);
-  request->parsed.head.fields = std::move(fields);
+  request->clear(kSpareBufferBytes);
   spares.push_back(std::move(request));
+}
+
+void Http1Connection::Request::clear(size_t keep_bytes) {
+  for (std::string* buffer : {&head_bytes, &body, &response_headers, &spare_input}) {
+    buffer->clear();
+    if (buffer->capacity() > keep_bytes) std::string().swap(*buffer);
+  }
+  parsed.status = HeadStatus::incomplete;
+  parsed.error = {};
+  Http1Head& head = parsed.head;
+  head.method = head.target = {};
+  head.major = head.minor = 0;
+  head.fields.clear();
+  head.size = 0;
+  content_length = 0;
+  header_bytes = 0;
+  chunked = ChunkedBodyDecoder{};
+  minor_version = 1;
+  keep_alive_asked = expect_continue = chunked_request = false;
 }
 
 core::EvbufferPtr Http1Connection::take_spare_buffer() {
