@@ -438,7 +438,7 @@ run_storm() {
   PIDS+=("$STORM_PID")
   run_wrk "$WRK_SECONDS" "$PACED_CONNS" "$PLAYLIST_URL" "$WORK/paced.lua" "$VIEWERS" v "$PAUSE_MS"
   local row=paced_with_storm
-  RPS[$row]=$W_RPS P50[$row]=$W_P50 P99[$row]=$W_P99 MAX[$row]=$(wrk_max) FLAG[$row]=$W_FLAG ERR[$row]="$W_NON2XX/$W_SOCKERR"
+  RPS[$row]=$W_RPS P50[$row]=$W_P50 P99[$row]=$W_P99 MAX[$row]=$(wrk_max) FLAG[$row]=$W_FLAG PRB[$row]=$W_PROBLEM ERR[$row]="$W_NON2XX/$W_SOCKERR"
   [[ $W_FLAG = ok ]] || log "WARNING: $row: $W_FLAG"
   wait "$STORM_PID" 2>/dev/null || true
   bal_alive
@@ -505,7 +505,7 @@ metric() {  # metric NAME_AND_LABELS: its value in the balancer's /metrics (empt
     awk -v m="$1" '!found && index($0, m " ") == 1 { print $NF; found = 1 }'
 }
 
-declare -A RPS=() P50=() P99=() MAX=() ERR=() CPU=() FLAG=() JSON=()
+declare -A RPS=() P50=() P99=() MAX=() ERR=() CPU=() FLAG=() PRB=() JSON=()
 # wrk_max: the largest latency of the last run in ms (wrk's "Latency avg stdev max" line).
 wrk_max() { to_ms "$(awk '$1 == "Latency" && NF >= 4 { print $4; exit }' <<<"$W_OUT")"; }
 # measure ROW SECONDS CONNS URL SCRIPT ARGS...: one measured wrk run (after 1 s unmeasured
@@ -521,7 +521,7 @@ measure() {
   CPU[$row]=$(awk -v a="$cpu0" -v b="$(cpu_ticks "$BAL_PID")" -v hz="$CLK_TCK" \
     -v us=$(($(now_us) - t_start)) 'BEGIN { printf "%.0f", (b - a) / hz * 100 / (us / 1000000) }')
   bal_alive
-  RPS[$row]=$W_RPS P50[$row]=$W_P50 P99[$row]=$W_P99 MAX[$row]=$(wrk_max) FLAG[$row]=$W_FLAG
+  RPS[$row]=$W_RPS P50[$row]=$W_P50 P99[$row]=$W_P99 MAX[$row]=$(wrk_max) FLAG[$row]=$W_FLAG PRB[$row]=$W_PROBLEM
   ERR[$row]="$W_NON2XX/$W_SOCKERR"
   [[ $W_FLAG = ok ]] || log "WARNING: $row: $W_FLAG"
   JSON[$row]="{\"row\":\"$row\",\"connections\":$conns,$(wrk_json),\"latency_max_ms\":${MAX[$row]},\"balancer_cpu_pct_of_one_core\":$(num_or_null "${CPU[$row]}")}"
@@ -564,7 +564,7 @@ run_wrk "$WRK_SECONDS" "$PACED_CONNS" "$PLAYLIST_URL" "$WORK/paced.lua" "$VIEWER
 CPU[paced_with_logins]=$(awk -v a="$cpu0" -v b="$(cpu_ticks "$BAL_PID")" -v hz="$CLK_TCK" \
   -v us=$(($(now_us) - t_start)) 'BEGIN { printf "%.0f", (b - a) / hz * 100 / (us / 1000000) }')
 row=paced_with_logins
-RPS[$row]=$W_RPS P50[$row]=$W_P50 P99[$row]=$W_P99 MAX[$row]=$(wrk_max) FLAG[$row]=$W_FLAG ERR[$row]="$W_NON2XX/$W_SOCKERR"
+RPS[$row]=$W_RPS P50[$row]=$W_P50 P99[$row]=$W_P99 MAX[$row]=$(wrk_max) FLAG[$row]=$W_FLAG PRB[$row]=$W_PROBLEM ERR[$row]="$W_NON2XX/$W_SOCKERR"
 [[ $W_FLAG = ok ]] || log "WARNING: $row: $W_FLAG"
 JSON[$row]="{\"row\":\"$row\",\"connections\":$PACED_CONNS,$(wrk_json),\"latency_max_ms\":${MAX[$row]},\"balancer_cpu_pct_of_one_core\":$(num_or_null "${CPU[$row]}")}"
 log "waiting for the logins still queued"
@@ -592,16 +592,14 @@ row_line() {
   printf '%-19s %5s %9s %8s %8s %8s %8s %6s  %s\n' "$1" "$2" "${RPS[$1]:-n/a}" "${P50[$1]}" "${P99[$1]}" "${MAX[$1]}" \
     "${ERR[$1]}" "${CPU[$1]}" "${FLAG[$1]}"
 }
-ratio_flag() {  # ratio_flag A B: A/B, marked ! when either run had errors
-  local r
-  r=$(ratio "${RPS[$1]:-}" "${RPS[$2]:-}")
-  [[ $r != n/a && ( ${FLAG[$1]} != ok || ${FLAG[$2]} != ok ) ]] && r="$r!"
-  echo "$r"
-}
-R_CHANNELS=$(ratio_flag channels playlist)
-R_ACCESS=$(ratio_flag access playlist)
-P99_RATIO=$(awk -v a="${P99[paced_alone]}" -v b="${P99[paced_with_logins]}" \
-  'BEGIN { if (a + 0 > 0 && b != "null") printf "%.2f", b / a; else printf "n/a" }')
+# A ratio only of two clean runs (lib.sh, checked_ratio): INVALID when either had errors.
+checked_ratio "channels vs playlist" channels "${RPS[channels]:-}" "${PRB[channels]:-}" playlist "${RPS[playlist]:-}" "${PRB[playlist]:-}"
+R_CHANNELS=$CHECKED_RATIO
+checked_ratio "access vs playlist" access "${RPS[access]:-}" "${PRB[access]:-}" playlist "${RPS[playlist]:-}" "${PRB[playlist]:-}"
+R_ACCESS=$CHECKED_RATIO
+checked_ratio "paced p99 with logins vs alone" paced_with_logins "${P99[paced_with_logins]}" \
+  "${PRB[paced_with_logins]:-}" paced_alone "${P99[paced_alone]}" "${PRB[paced_alone]:-}"
+P99_RATIO=$CHECKED_RATIO
 OK_DELTA=$(delta "$OK0" "$OK1")
 BUSY_DELTA=$(delta "$BUSY0" "$BUSY1")
 STATUS_LINE=$(lj '", ".join("%s: %d" % (("no answer" if k == "0" else k), v) for k, v in d["by_status"].items())')
@@ -661,9 +659,11 @@ cat >"$OUT_FILE" <<JSON
  "wrk_seconds":$WRK_SECONDS,"wrk_threads":$WRK_THREADS,"viewers":$VIEWERS,
  "balancer":{"threads":$(num_or_null "$THREADS_SHOWN"),"kdf":"$KDF","kdf_shown":$(json_str "$KDF_SHOWN"),"kdf_queue":$(num_or_null "$KDF_QUEUE"),"single_login_ms":$LOGIN_MS},
  "rows":[${JSON[playlist]},${JSON[channels]},${JSON[access]},${JSON[paced_alone]},${JSON[paced_with_logins]},${JSON[paced_alone_after]}],
- "ratios":{"channels_to_playlist":$(num_or_null "${R_CHANNELS%!}"),"access_to_playlist":$(num_or_null "${R_ACCESS%!}"),"paced_p99_with_to_without_logins":$(num_or_null "$P99_RATIO")},
+ "ratios":{"channels_to_playlist":$(num_or_null "$R_CHANNELS"),"access_to_playlist":$(num_or_null "$R_ACCESS"),"invalid":$(invalid_json),"paced_p99_with_to_without_logins":$(num_or_null "$P99_RATIO")},
  "paced":{"connections":$PACED_CONNS,"pause_ms":$PAUSE_MS,"asked_rate":$PACED_RATE},
  "logins":{"rate":$LOGIN_RATE,"batch":$LOGIN_BATCH,"client":$LOGINS_JSON,"metrics_ok_delta":$(num_or_null "$OK_DELTA"),"metrics_busy_delta":$(num_or_null "$BUSY_DELTA")},
  $(storm_json)}
 JSON
+invalid_summary
 log "results written to $OUT_FILE"
+exit "$(bench_status)"

@@ -124,7 +124,7 @@ NGINX_TLS_PORT=$(free_port)
 NGINX_H2C_PORT=$(free_port)
 start_nginx_in "$WORK/nginx" "$NGINX_WORKERS" "$NGINX_TLS_PORT" "
   server {
-    listen 127.0.0.1:$NGINX_TLS_PORT ssl http2;
+    listen 127.0.0.1:$NGINX_TLS_PORT ssl http2 $NGINX_LISTEN;
     ssl_certificate $WORK/cert.pem;
     ssl_certificate_key $WORK/key.pem;
     ssl_protocols TLSv1.2 TLSv1.3;
@@ -133,7 +133,7 @@ start_nginx_in "$WORK/nginx" "$NGINX_WORKERS" "$NGINX_TLS_PORT" "
     location /hls/ { alias $WORK/static/; types { application/vnd.apple.mpegurl m3u8; } }
   }
   server {
-    listen 127.0.0.1:$NGINX_H2C_PORT http2;
+    listen 127.0.0.1:$NGINX_H2C_PORT http2 $NGINX_LISTEN;
     location /o/demo/gen/ { alias $WORK/static/; }
   }
 " || { log "nginx: $NGINX_ERROR"; exit 1; }
@@ -143,28 +143,25 @@ node_path() { echo "/o/demo/gen/$1/bench.ts"; }
 nginx_path() { echo "/o/demo/gen/$1.ts"; }
 
 # ---------------------------------------------------------------- runs
-# run_h2load URL [h2load arguments...]: sets H_RPS, H_MBPS, H_OK, H_FAILED, H_2XX.
+# run_h2load URL [h2load arguments...]: sets H_RPS, H_MBPS, H_OK, H_FAILED, H_2XX, H_PROBLEM
+# (lib.sh, h2load_parse).
 run_h2load() {
   local out
   out=$(timeout $((SECONDS_PER_RUN + 60)) h2load -t "$CLIENT_THREADS" -c "$CONNECTIONS" -m "$STREAMS" \
     -D "$SECONDS_PER_RUN" --warm-up-time=1 "$@" 2>&1 || true)
-  H_RPS=$(sed -n 's/^finished in [^,]*, \([0-9.]*\) req\/s, \([0-9.]*\)\([KMG]*\)B\/s.*/\1/p' <<<"$out")
-  H_MBPS=$(sed -n 's/^finished in [^,]*, [0-9.]* req\/s, \([0-9.]*\)\([KMG]*\)B\/s.*/\1 \2/p' <<<"$out" |
-    awk '{ f = $2 == "G" ? 1024 : $2 == "M" ? 1 : $2 == "K" ? 1 / 1024 : 1 / 1048576; printf "%.1f", $1 * f }')
-  H_OK=$(sed -n 's/^requests: .* \([0-9]*\) succeeded, \([0-9]*\) failed.*/\1/p' <<<"$out")
-  H_FAILED=$(sed -n 's/^requests: .* [0-9]* succeeded, \([0-9]*\) failed.*/\1/p' <<<"$out")
-  # "succeeded" counts any answer: the 2xx are the ones that count.
-  H_2XX=$(sed -n 's/^status codes: \([0-9]*\) 2xx.*/\1/p' <<<"$out")
-  [[ -n $H_RPS ]] || { log "h2load gave no result for $1: $(tail -n 3 <<<"$out" | tr '\n' ' ')"; H_RPS=0; H_MBPS=0; }
+  h2load_parse "$out"
+  [[ $H_PROBLEM = "no result" ]] && log "h2load gave no result for $1: $(tail -n 3 <<<"$out" | tr '\n' ' ')"
+  [[ -z $H_PROBLEM ]] || log "WARNING: INVALID run ($1): $H_PROBLEM"
 }
 
-declare -A RPS MBPS
+declare -A RPS MBPS PRB
 ROWS=()
 JSON_ROWS=()
-record() {  # record PROTOCOL OBJECT PEER RPS MBPS EXTRA_JSON
+record() {  # record PROTOCOL OBJECT PEER RPS MBPS EXTRA_JSON PROBLEM
   RPS[$1/$2/$3]=$4
   MBPS[$1/$2/$3]=$5
-  JSON_ROWS+=("{\"protocol\":\"$1\",\"object\":\"$2\",\"peer\":\"$3\",\"requests_per_s\":$(num_or_null "$4"),\"mb_per_s\":$(num_or_null "$5")$6}")
+  PRB[$1/$2/$3]=$7
+  JSON_ROWS+=("{\"protocol\":\"$1\",\"object\":\"$2\",\"peer\":\"$3\",\"requests_per_s\":$(num_or_null "$4"),\"mb_per_s\":$(num_or_null "$5"),\"problem\":$(json_str "$7")$6}")
 }
 
 for size in "${OBJECTS[@]}"; do
@@ -180,7 +177,7 @@ for size in "${OBJECTS[@]}"; do
       path=$([[ $peer = cache_node ]] && node_path "$size" || nginx_path "$size")
       log "$proto $size $peer"
       run_h2load "$scheme://127.0.0.1:$port$path"
-      record "$proto" "$size" "$peer" "$H_RPS" "$H_MBPS" ",\"succeeded\":${H_OK:-0},\"status_2xx\":${H_2XX:-0},\"failed\":${H_FAILED:-0}"
+      record "$proto" "$size" "$peer" "$H_RPS" "$H_MBPS" ",\"succeeded\":${H_OK:-0},\"status_2xx\":${H_2XX:-0},\"failed\":${H_FAILED:-0}" "$H_PROBLEM"
     done
   done
   for peer in cache_node nginx; do
@@ -189,7 +186,7 @@ for size in "${OBJECTS[@]}"; do
     log "https/1.1 $size $peer"
     run_wrk "$SECONDS_PER_RUN" "$CONNECTIONS" "https://127.0.0.1:$port$path"
     mbps=$(awk -v r="${W_RPS:-0}" -v s="$size" 'BEGIN { b = s == "1M" ? 1048576 : 2048; printf "%.1f", r * b / 1048576 }')
-    record "https/1.1" "$size" "$peer" "${W_RPS:-0}" "$mbps" ",\"p99_ms\":$W_P99,\"flag\":$(json_str "$W_FLAG")"
+    record "https/1.1" "$size" "$peer" "${W_RPS:-0}" "$mbps" ",\"p99_ms\":$W_P99,\"flag\":$(json_str "$W_FLAG")" "$W_PROBLEM"
   done
 done
 
@@ -205,24 +202,28 @@ LINKS_TO_NODE=false
 grep -q "127.0.0.1:$NODE_PORT/o/demo/.*bsig=" <<<"$sample" && LINKS_TO_NODE=true
 log "h2 playlist balancer (1,000 viewers; signed links to the node: $LINKS_TO_NODE, $(wc -c <<<"$sample") bytes)"
 run_h2load -i "$WORK/balancer-uris.txt"
-record h2 playlist balancer "$H_RPS" "$H_MBPS" ",\"succeeded\":${H_OK:-0},\"status_2xx\":${H_2XX:-0},\"failed\":${H_FAILED:-0},\"viewers\":1000,\"links_to_node\":$LINKS_TO_NODE"
+record h2 playlist balancer "$H_RPS" "$H_MBPS" ",\"succeeded\":${H_OK:-0},\"status_2xx\":${H_2XX:-0},\"failed\":${H_FAILED:-0},\"viewers\":1000,\"links_to_node\":$LINKS_TO_NODE" "$H_PROBLEM"
 log "h2 playlist nginx"
 for ((v = 1; v <= 1000; v++)); do echo "https://127.0.0.1:$NGINX_TLS_PORT/hls/index.m3u8?viewer=h2v$v"; done \
   >"$WORK/nginx-uris.txt"
 run_h2load -i "$WORK/nginx-uris.txt"
-record h2 playlist nginx "$H_RPS" "$H_MBPS" ",\"succeeded\":${H_OK:-0},\"status_2xx\":${H_2XX:-0},\"failed\":${H_FAILED:-0}"
+record h2 playlist nginx "$H_RPS" "$H_MBPS" ",\"succeeded\":${H_OK:-0},\"status_2xx\":${H_2XX:-0},\"failed\":${H_FAILED:-0}" "$H_PROBLEM"
 
 # ---------------------------------------------------------------- report
 printf '\n%-10s %-6s %14s %14s %10s %10s %8s\n' protocol object "node req/s" "nginx req/s" "node MB/s" "nginx MB/s" "x nginx"
 for proto in h2 h2c https/1.1; do
   for size in "${OBJECTS[@]}"; do
-    r=$(ratio "${RPS[$proto/$size/cache_node]:-0}" "${RPS[$proto/$size/nginx]:-0}")
+    checked_ratio "$proto $size, cache_node vs nginx" cache_node "${RPS[$proto/$size/cache_node]:-0}" \
+      "${PRB[$proto/$size/cache_node]:-}" nginx "${RPS[$proto/$size/nginx]:-0}" "${PRB[$proto/$size/nginx]:-}"
+    r=$CHECKED_RATIO
     ROWS+=("{\"protocol\":\"$proto\",\"object\":\"$size\",\"ratio_to_nginx\":$(num_or_null "$r")}")
     printf '%-10s %-6s %14s %14s %10s %10s %8s\n' "$proto" "$size" "${RPS[$proto/$size/cache_node]:-0}" \
       "${RPS[$proto/$size/nginx]:-0}" "${MBPS[$proto/$size/cache_node]:-0}" "${MBPS[$proto/$size/nginx]:-0}" "$r"
   done
 done
-r=$(ratio "${RPS[h2/playlist/balancer]:-0}" "${RPS[h2/playlist/nginx]:-0}")
+checked_ratio "h2 playlist, balancer vs nginx" balancer "${RPS[h2/playlist/balancer]:-0}" \
+  "${PRB[h2/playlist/balancer]:-}" nginx "${RPS[h2/playlist/nginx]:-0}" "${PRB[h2/playlist/nginx]:-}"
+r=$CHECKED_RATIO
 ROWS+=("{\"protocol\":\"h2\",\"object\":\"playlist (balancer, 1,000 viewers)\",\"ratio_to_nginx\":$(num_or_null "$r")}")
 printf '%-10s %-6s %14s %14s %10s %10s %8s   (balancer, rewritten for 1,000 viewers)\n' h2 playlist \
   "${RPS[h2/playlist/balancer]:-0}" "${RPS[h2/playlist/nginx]:-0}" "${MBPS[h2/playlist/balancer]:-0}" \
@@ -231,6 +232,9 @@ cat >"$OUT_FILE" <<JSON
 {"run":"$RUN_ID","load":"$(loadavg)","seconds":$SECONDS_PER_RUN,"connections":$CONNECTIONS,"streams_per_connection":$STREAMS,
  "cache_node_threads":$NODE_THREADS,"nginx_workers":$NGINX_WORKERS,"nginx":"$NGINX_VERSION",
  "runs":[$(join "${JSON_ROWS[@]}")],
- "ratios":[$(join "${ROWS[@]}")]}
+ "ratios":[$(join "${ROWS[@]}")],
+ "invalid":$(invalid_json)}
 JSON
 log "results: $OUT_FILE (cache node rss $(rss_kib "$NODE_PID") KiB)"
+invalid_summary
+exit "$(bench_status)"

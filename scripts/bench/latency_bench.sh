@@ -117,7 +117,7 @@ start_nginx() {
     keepalive 64;
   }
   server {
-    listen 127.0.0.1:$port backlog=4096;
+    listen 127.0.0.1:$port $NGINX_LISTEN;
     location / {
       proxy_pass http://origin;
       proxy_http_version 1.1;

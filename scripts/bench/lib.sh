@@ -110,7 +110,8 @@ to_ms() {
 join() { local IFS=,; echo "$*"; }
 now_us() { echo "${EPOCHREALTIME/./}"; }
 loadavg() { cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo "n/a"; }
-num_or_null() { [[ -n ${1:-} && $1 != n/a ]] && echo "$1" || echo null; }
+# num_or_null VALUE: VALUE when it is a number, else null ("n/a", "INVALID", empty).
+num_or_null() { [[ ${1:-} =~ ^-?[0-9]+(\.[0-9]*)?([eE][-+]?[0-9]+)?$ ]] && echo "$1" || echo null; }
 # VmRSS of PID in KiB (empty when the process is gone).
 rss_kib() { awk '$1 == "VmRSS:" { print $2 }' "/proc/$1/status" 2>/dev/null || true; }
 # VmRSS of PID and its children (nginx's workers, Varnish's child) in KiB.
@@ -281,13 +282,54 @@ spawn_live_ladder() {
     -hls_segment_filename "$dir/live/v%v/seg_%05d.ts" "$dir/live/v%v/index.m3u8"
 }
 
+# ---------------------------------------------------------------- peers at their best
+# Every peer runs with what our servers have (src/http/server/http_server.cc,
+# connection_limits.cc) and with what its own documentation advises for this load:
+# - accept queue: ours listens with server.listen_backlog (4096; the kernel caps it at
+#   net.core.somaxconn) - PEER_BACKLOG, the same for nginx (listen backlog=) and Varnish
+#   (listen_depth);
+# - open files: ours run with the bench's RLIMIT_NOFILE (the hard limit, raised above) - nginx
+#   gets it as worker_rlimit_nofile and as worker_connections (every descriptor a worker can
+#   open may be a client), Varnish inherits it;
+# - accepting: our loops share one listening socket (no SO_REUSEPORT) and libevent's listener
+#   accepts until EAGAIN on every wake-up - nginx: one shared socket, multi_accept on (all
+#   pending connections per wake-up), accept_mutex off (every worker waits on the socket, the
+#   kernel wakes one: nginx's default since 1.11.3, stated); BENCH_NGINX_REUSEPORT=1 gives each
+#   worker a socket of its own (reuseport) instead;
+# - workers: one per loop of ours - the callers pass our thread count (auto = one per core,
+#   which is our loop count here) as worker_processes, and Varnish gets as many thread pools.
+PEER_BACKLOG=${BENCH_BACKLOG:-4096}
+NGINX_LISTEN="backlog=$PEER_BACKLOG"
+if [[ ${BENCH_NGINX_REUSEPORT:-0} = 1 ]]; then NGINX_LISTEN+=" reuseport"; fi
+
+# varnish_tuning POOLS CONNECTIONS: sets VARNISH_TUNING, varnishd's -p arguments for a run of
+# up to CONNECTIONS clients, as Varnish's parameter docs (varnishd -x parameter) advise:
+# - thread_pools POOLS: one pool per core (our loops); more than one per CPU wastes;
+# - thread_pool_min: Varnish gives each busy session a worker thread; threads started up front
+#   (at least a tenth of the clients) so that a herd does not wait for thread creation;
+# - thread_pool_max: room for every client at once (default 5,000 a pool);
+# - thread_queue_limit: sessions waiting for a thread are queued, not dropped (default 20,
+#   which drops them under a connection herd: errors, not throughput);
+# - listen_depth PEER_BACKLOG: the accept queue ours have (default 1,024).
+varnish_tuning() {
+  local pools=$1 conns=$2 min max
+  min=$(((conns / 10 + pools - 1) / pools))
+  ((min < 100)) && min=100
+  max=$(((conns + pools - 1) / pools + 200))
+  ((max < 5000)) && max=5000
+  VARNISH_TUNING=(-p "thread_pools=$pools" -p "thread_pool_min=$min" -p "thread_pool_max=$max"
+    -p "thread_queue_limit=$((conns > 1000 ? conns : 1000))" -p "listen_depth=$PEER_BACKLOG")
+  VARNISH_TUNING_NOTE="thread_pools $pools, thread_pool_min $min, thread_pool_max $max, listen_depth $PEER_BACKLOG, thread_queue_limit $((conns > 1000 ? conns : 1000))"
+}
+
 # ---------------------------------------------------------------- nginx
-# start_nginx_in DIR WORKERS PORT HTTP: nginx with its own prefix DIR and config
-# (worker_processes WORKERS, access log off, keep-alive for 100,000 requests, the content
-# types test_origin sends), HTTP = the rest of the http {} block (upstreams, servers listening
-# on PORT). Sets NGINX_PID and NGINX_VERSION; on failure sets NGINX_ERROR and returns 1.
+# start_nginx_in DIR WORKERS PORT HTTP: nginx with its own prefix DIR and config at its best
+# (above, and: access log off, sendfile, an open-file cache, keep-alive for 100,000 requests,
+# the content types test_origin sends), HTTP = the rest of the http {} block (upstreams,
+# servers listening on PORT with $NGINX_LISTEN). Sets NGINX_PID, NGINX_VERSION and NGINX_TUNING
+# (a one-line summary for reports); on failure sets NGINX_ERROR and returns 1.
 start_nginx_in() {
-  local dir=$1 workers=$2 port=$3 http=$4 nginx user_line=""
+  local dir=$1 workers=$2 port=$3 http=$4 nginx user_line="" files
   NGINX_PID="" NGINX_VERSION="" NGINX_ERROR=""
   nginx=$(find_bin nginx)
   if [[ -z $nginx ]]; then
@@ -295,6 +337,8 @@ start_nginx_in() {
     return 1
   fi
   mkdir -p "$dir"
+  files=$(ulimit -n)
+  [[ $files = unlimited ]] && files=1048576
   # Run as root, workers would switch to "nobody" and lose access to the temp dir.
   [[ $(id -u) = 0 ]] && user_line="user root root;"
   cat >"$dir/nginx.conf" <<CONF
@@ -303,10 +347,31 @@ worker_processes $workers;
 daemon off;
 pid nginx.pid;
 error_log error.log warn;
-worker_rlimit_nofile $(ulimit -n);
-events { worker_connections 65536; }
+# Our servers' open-file limit (the bench's ulimit -n).
+worker_rlimit_nofile $files;
+events {
+  # Every descriptor a worker may open can be a client's.
+  worker_connections $files;
+  # Our loops accept every pending connection on each wake-up (libevent's listener).
+  multi_accept on;
+  # Every worker waits on the shared socket, as our loops do (the default since 1.11.3).
+  accept_mutex off;
+  use epoll;
+}
 http {
+  # Ours run with server.access_log=false.
   access_log off;
+  # nginx's docs for static files: no copy through user space (sendfile), the head and the
+  # body's start in one segment (tcp_nopush), the last one sent at once (tcp_nodelay).
+  sendfile on;
+  tcp_nopush on;
+  tcp_nodelay on;
+  # No open/fstat/close per request: descriptors of served files kept and checked every
+  # second (nginx's smallest step), so a live playlist rewritten on disk is served at most
+  # ~1 s old (the balancer promises 0.5 s: nginx is given the cheaper bargain).
+  open_file_cache max=10000 inactive=60s;
+  open_file_cache_valid 1s;
+  open_file_cache_errors on;
   keepalive_requests 100000;
   types {
     application/vnd.apple.mpegurl m3u8;
@@ -328,6 +393,7 @@ CONF
   fi
   NGINX_PID=$SPAWNED
   NGINX_VERSION=$("$nginx" -v 2>&1 | sed 's/.*version: //')
+  NGINX_TUNING="worker_processes $workers, worker_connections and worker_rlimit_nofile $files, listen $NGINX_LISTEN, multi_accept on, accept_mutex off, access_log off, sendfile + tcp_nopush, open_file_cache (valid 1s), keepalive_requests 100000"
 }
 
 # start_nginx_static DIR ROOT: an nginx of its own (BENCH_NGINX_WORKERS, auto) serving ROOT
@@ -338,7 +404,7 @@ start_nginx_static() {
   port=$(free_port)
   start_nginx_in "$1" "${NGINX_WORKERS:-auto}" "$port" "
   server {
-    listen 127.0.0.1:$port backlog=4096;
+    listen 127.0.0.1:$port $NGINX_LISTEN;
     location /static/ { alias $2/; }
   }" || return 1
   NGINX_STATIC_URL="http://127.0.0.1:$port/static"
@@ -395,6 +461,7 @@ tcp_memory_watch_stop() {
 #   W_P50, W_P99  latency in ms ("null" when missing)
 #   W_MOVED_MIBPS MiB read per second, responses not completed within the run included
 #   W_FLAG    "ok", or "ERR(...)" naming the errors, or "ERR(no result)"
+#   W_PROBLEM empty when the run was clean, else what went wrong ("481 timeout", "no result")
 run_wrk() {
   local secs=$1 conns=$2 url=$3 script=${4:-} args
   args=(-t"${WRK_THREADS:-2}" -c"$conns" -d"${secs}s" --latency)
@@ -428,11 +495,19 @@ wrk_parse() {
   if [[ -n $W_REQS && -n $W_SECS ]]; then
     W_RPS=$(awk -v r="$W_REQS" -v e="$W_NON2XX" -v s="$W_SECS" 'BEGIN { if (s > 0) printf "%.0f", (r - e) / s }')
   fi
+  W_PROBLEM=""
   if [[ -z $W_RPS ]]; then
     W_FLAG="ERR(no result)"
+    W_PROBLEM="no result"
     W_RPS=""
   elif ((W_NON2XX > 0 || W_SOCKERR > 0)); then
     W_FLAG="ERR(${W_NON2XX} status>=400, ${W_SOCKERR} socket: ${W_SOCKERR_TEXT:-none})"
+    # "3 status>=400, 481 timeout, 2 connect": only the counts that are not 0.
+    W_PROBLEM=$(awk -v e="$W_NON2XX" -v t="${W_SOCKERR_TEXT:-}" 'BEGIN {
+      out = e > 0 ? e " status>=400" : ""
+      n = split(t, f, /[, ]+/)
+      for (i = 1; i < n; i += 2) if (f[i + 1] + 0 > 0) out = out (out == "" ? "" : ", ") f[i + 1] " " f[i]
+      print out }')
   else
     W_FLAG=ok
   fi
@@ -444,3 +519,73 @@ wrk_json() {
     "$(num_or_null "$W_RAW_RPS")" "$(num_or_null "$W_MOVED_MIBPS")" "$W_NON2XX" "$W_SOCKERR" "$(json_str "${W_SOCKERR_TEXT:-none}")" \
     "$W_P50" "$W_P99" "$([[ $W_FLAG = ok ]] && echo false || echo true)"
 }
+
+# h2load_parse OUTPUT: h2load's figures. Sets H_RPS, H_MBPS, H_OK (answered), H_FAILED, H_2XX
+# and H_PROBLEM (empty when every request was answered 2xx, as W_PROBLEM).
+h2load_parse() {
+  local h2out=$1 errored timeout
+  H_RPS=$(sed -n 's/^finished in [^,]*, \([0-9.]*\) req\/s, \([0-9.]*\)\([KMG]*\)B\/s.*/\1/p' <<<"$h2out")
+  H_MBPS=$(sed -n 's/^finished in [^,]*, [0-9.]* req\/s, \([0-9.]*\)\([KMG]*\)B\/s.*/\1 \2/p' <<<"$h2out" |
+    awk '{ f = $2 == "G" ? 1024 : $2 == "M" ? 1 : $2 == "K" ? 1 / 1024 : 1 / 1048576; printf "%.1f", $1 * f }')
+  H_OK=$(sed -n 's/^requests: .* \([0-9]*\) succeeded, \([0-9]*\) failed.*/\1/p' <<<"$h2out")
+  H_FAILED=$(sed -n 's/^requests: .* [0-9]* succeeded, \([0-9]*\) failed.*/\1/p' <<<"$h2out")
+  errored=$(sed -n 's/^requests: .* \([0-9]*\) errored.*/\1/p' <<<"$h2out")
+  timeout=$(sed -n 's/^requests: .* \([0-9]*\) timeout.*/\1/p' <<<"$h2out")
+  # "succeeded" counts any answer: the 2xx are the ones that count.
+  H_2XX=$(sed -n 's/^status codes: \([0-9]*\) 2xx.*/\1/p' <<<"$h2out")
+  H_PROBLEM=""
+  if [[ -z $H_RPS || -z $H_OK ]]; then
+    H_PROBLEM="no result"
+    H_RPS=0 H_MBPS=0
+  else
+    H_PROBLEM=$(awk -v f="${H_FAILED:-0}" -v e="${errored:-0}" -v t="${timeout:-0}" -v ok="$H_OK" \
+      -v x="${H_2XX:-0}" 'BEGIN {
+      out = f > 0 ? f " failed" : ""
+      if (e > 0) out = out (out == "" ? "" : ", ") e " errored"
+      if (t > 0) out = out (out == "" ? "" : ", ") t " timeout"
+      if (ok - x > 0) out = out (out == "" ? "" : ", ") (ok - x) " not 2xx"
+      print out }')
+  fi
+}
+
+# ---------------------------------------------------------------- invalid runs
+# A run in which any server, ours or a peer, had errors - connect, read or write errors,
+# timeouts, responses >= 400 (wrk: W_PROBLEM; h2load: H_PROBLEM) - measured something else
+# than serving: it is INVALID and never becomes a ratio. checked_ratio is the one place where
+# the benches divide one run's figure by another's; every comparison it refused is listed by
+# invalid_summary, and bench_status turns them into the bench's exit status (3).
+INVALID_RUNS=()
+# checked_ratio WHAT NAME VALUE PROBLEM BASE_NAME BASE_VALUE BASE_PROBLEM: sets CHECKED_RATIO
+# to VALUE / BASE_VALUE (two decimals; n/a unless both are positive numbers) when both runs
+# were clean; else to "INVALID" and records "WHAT: NAME (PROBLEM); BASE_NAME (BASE_PROBLEM)"
+# (the runs with problems only) in INVALID_RUNS. No subshell: $(checked_ratio ...) would
+# lose the record.
+checked_ratio() {
+  local what=$1 name=$2 value=$3 problem=$4 base=$5 base_value=$6 base_problem=$7 why=""
+  if [[ -z $problem && -z $base_problem ]]; then
+    CHECKED_RATIO=$(ratio "$value" "$base_value")
+    return 0
+  fi
+  [[ -n $problem ]] && why="$name ($problem)"
+  [[ -n $base_problem ]] && why="${why:+$why; }$base ($base_problem)"
+  CHECKED_RATIO=INVALID
+  INVALID_RUNS+=("$what: $why")
+}
+# invalid_summary: what checked_ratio refused, for the report (a line each, or one saying
+# none was).
+invalid_summary() {
+  if ((${#INVALID_RUNS[@]} == 0)); then
+    echo "Every compared run was clean: no errors, timeouts or responses >= 400 in any server's run."
+    return 0
+  fi
+  echo "INVALID: ${#INVALID_RUNS[@]} comparison(s) left without a ratio, a server had errors in its run:"
+  printf '  INVALID %s\n' "${INVALID_RUNS[@]}"
+}
+# invalid_json: the same as a JSON array of strings.
+invalid_json() {
+  local entry out=()
+  for entry in "${INVALID_RUNS[@]}"; do out+=("$(json_str "$entry")"); done
+  printf '[%s]' "$(join "${out[@]}")"
+}
+# bench_status: the exit status a bench ends with: 3 when a comparison was invalid, else 0.
+bench_status() { ((${#INVALID_RUNS[@]} == 0)) && echo 0 || echo 3; }

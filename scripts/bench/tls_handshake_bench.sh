@@ -79,7 +79,7 @@ start_servers() {
   port=$(free_port)
   start_nginx_in "$WORK/nginx-$cert" "$THREADS" "$port" "
   server {
-    listen 127.0.0.1:$port ssl;
+    listen 127.0.0.1:$port ssl $NGINX_LISTEN;
     ssl_certificate $WORK/$cert-cert.pem;
     ssl_certificate_key $WORK/$cert-key.pem;
     ssl_protocols TLSv1.2 TLSv1.3;
@@ -97,7 +97,8 @@ stop_servers() {
 }
 
 # handshakes PORT PROTO MODE: CLIENTS s_time processes for SECONDS_PER_RUN; sets HS_RATE
-# (connections per wall second, all clients together) and HS_COUNT.
+# (connections per wall second, all clients together), HS_COUNT and HS_PROBLEM (empty when
+# every client ran clean; else which did not: an s_time that printed an error or no count).
 handshakes() {
   local port=$1 proto=$2 mode=$3 i t0 t1 pids=() total=0 n
   t0=$(now_us)
@@ -108,15 +109,19 @@ handshakes() {
   done
   for i in "${pids[@]}"; do wait "$i" || true; done
   t1=$(now_us)
+  HS_PROBLEM=""
   for ((i = 0; i < CLIENTS; i++)); do
     n=$(sed -n 's/^\([0-9][0-9]*\) connections in [0-9.]*s;.*/\1/p' "$WORK/s_time.$i" | tail -n 1)
     total=$((total + ${n:-0}))
+    if [[ -z $n ]] || grep -qiE 'error|unable|errno' "$WORK/s_time.$i"; then
+      HS_PROBLEM="${HS_PROBLEM:+$HS_PROBLEM, }client $i: $(grep -m1 -iE 'error|unable|errno' "$WORK/s_time.$i" | cut -c1-80 || echo 'no count')"
+    fi
   done
   HS_COUNT=$total
   HS_RATE=$(awk -v n="$total" -v us=$((t1 - t0)) 'BEGIN { printf "%.0f", n / (us / 1e6) }')
 }
 
-declare -A RATE=() US=()
+declare -A RATE=() US=() PRB=()
 JSON=()
 for cert in ecdsa rsa; do
   start_servers "$cert"
@@ -130,9 +135,11 @@ for cert in ecdsa rsa; do
         us_per=$(awk -v a="$cpu0" -v b="$(tree_cpu_ticks "$pid")" -v hz="$CLK_TCK" -v n="$HS_COUNT" \
           'BEGIN { if (n > 0) printf "%.0f", (b - a) / hz * 1e6 / n; else print "n/a" }')
         RATE[$cert/$proto/$mode/$peer]=$HS_RATE
+        PRB[$cert/$proto/$mode/$peer]=$HS_PROBLEM
+        [[ -z $HS_PROBLEM ]] || log "WARNING: INVALID run $cert $proto $mode $peer: $HS_PROBLEM"
         US[$cert/$proto/$mode/$peer]=$us_per
         log "$cert $proto $mode $peer: $HS_RATE/s ($HS_COUNT), $us_per us of server CPU each"
-        JSON+=("{\"certificate\":\"$cert\",\"protocol\":\"$proto\",\"mode\":\"$mode\",\"peer\":\"$peer\",\"connections\":$HS_COUNT,\"per_second\":$HS_RATE,\"server_cpu_us_each\":$(num_or_null "$us_per")}")
+        JSON+=("{\"certificate\":\"$cert\",\"protocol\":\"$proto\",\"mode\":\"$mode\",\"peer\":\"$peer\",\"connections\":$HS_COUNT,\"per_second\":$HS_RATE,\"server_cpu_us_each\":$(num_or_null "$us_per"),\"problem\":$(json_str "$HS_PROBLEM")}")
       done
     done
   done
@@ -149,18 +156,28 @@ done
     for proto in tls1_3 tls1_2; do
       for mode in new reuse; do
         k="$cert/$proto/$mode"
+        checked_ratio "$k, cache_node vs nginx" cache_node "${RATE[$k/cache_node]}" "${PRB[$k/cache_node]}" \
+          nginx "${RATE[$k/nginx]}" "${PRB[$k/nginx]}"
+        node_x=$CHECKED_RATIO
+        checked_ratio "$k, balancer vs nginx" balancer "${RATE[$k/balancer]}" "${PRB[$k/balancer]}" \
+          nginx "${RATE[$k/nginx]}" "${PRB[$k/nginx]}"
         printf '%-6s %-7s %-6s %9s %9s %9s %8s %8s %6s %6s %6s\n' "$cert" "$proto" "$mode" "${RATE[$k/nginx]}" \
-          "${RATE[$k/cache_node]}" "${RATE[$k/balancer]}" "$(ratio "${RATE[$k/cache_node]}" "${RATE[$k/nginx]}")" \
-          "$(ratio "${RATE[$k/balancer]}" "${RATE[$k/nginx]}")" "${US[$k/nginx]}" "${US[$k/cache_node]}" "${US[$k/balancer]}"
+          "${RATE[$k/cache_node]}" "${RATE[$k/balancer]}" "$node_x" "$CHECKED_RATIO" \
+          "${US[$k/nginx]}" "${US[$k/cache_node]}" "${US[$k/balancer]}"
       done
     done
   done
   echo "load average at the end: $(loadavg)"
-} | tee "$WORK/table.txt"
+} >"$WORK/table.txt"
+# Not in a pipe: checked_ratio's records stay in this shell.
+invalid_summary >>"$WORK/table.txt"
+cat "$WORK/table.txt"
 mkdir -p "$(dirname "$OUT_FILE")"
 cat >"$OUT_FILE" <<EOF
 {"run_id":"$RUN_ID","cores":$(nproc),"seconds":$SECONDS_PER_RUN,"clients":$CLIENTS,"threads":$THREADS,
  "nginx":$(json_str "$NGINX_VERSION_SEEN"),"loadavg_end":$(json_str "$(loadavg)"),
- "runs":[$(join "${JSON[@]}")]}
+ "runs":[$(join "${JSON[@]}")],
+ "invalid":$(invalid_json)}
 EOF
 log "results written to $OUT_FILE"
+exit "$(bench_status)"
