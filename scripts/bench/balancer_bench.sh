@@ -12,9 +12,12 @@
 #       the one of (1), origin answering 200 ms late: a distant origin), 1000 distinct viewers,
 #       at 50, 500, 6,000 and 20,000 connections (a count the open-file limit cannot hold is
 #       lowered to what it can, and logged), against nginx serving the same source playlist as
-#       a static file (worker_processes auto); the balancer with threads: 1 and threads: 2, each
-#       event loop's busy share, and the viewers who waited for a refresh of the playlist
-#       (balancer_playlist_refresh_waits_total during the run);
+#       a static file (at its best: lib.sh, start_nginx_in); the balancer with threads: 1 and
+#       threads: 2, each event loop's busy share, and the viewers who waited for a refresh of
+#       the playlist (balancer_playlist_refresh_waits_total during the run); BENCH_ROUNDS rounds
+#       per count, the servers' order reversed every other round (ABBA), and the median of the
+#       rounds' ratios. A run in which any server had errors (wrk: connect, read or write errors,
+#       timeouts, responses >= 400) is INVALID: no ratio, listed at the end, exit status 3;
 #   (3) memory: 100,000 distinct viewers driven through a fresh balancer; VmRSS before
 #       and after, bytes per admitted viewer.
 # Prints a table and writes a JSON results file. Not run in CI.
@@ -29,9 +32,11 @@
 # against the caches' refresh cycles within one run), BENCH_ORIGIN_DELAY_MS (200: how late
 # origin answers the balancer's fetches of the playlist of (2); 0 for a near origin),
 # BENCH_PEERS ("nginx varnish"),
-# BENCH_CONNECTIONS ("50 500 6000 20000"), BENCH_VIEWERS (1000), BENCH_THREADS ("1 2": the balancer's
-# threads in (2); the last one also serves (1)), BENCH_NGINX_WORKERS (auto), BENCH_WRK_THREADS
-# (2), BENCH_RSS_VIEWERS (100000), BENCH_RSS_THREADS (2), BENCH_MEMORY_CONNECTIONS ("6000": N of
+# BENCH_CONNECTIONS ("50 500 6000 20000"), BENCH_ROUNDS (1), BENCH_VIEWERS (1000), BENCH_THREADS ("1 2": the balancer's
+# threads in (2); the last one also serves (1)), BENCH_NGINX_WORKERS (the last of
+# BENCH_THREADS: one worker per balancer loop), BENCH_WRK_THREADS
+# (2), BENCH_BACKLOG (4096: every server's listen backlog; the kernel caps it at
+# net.core.somaxconn), BENCH_RSS_VIEWERS (100000; 0 skips (3)), BENCH_RSS_THREADS (2), BENCH_MEMORY_CONNECTIONS ("6000": N of
 # (4), a list; 0 skips; needs tests/support/herd), BENCH_KEEP=1 keeps the temp dir
 # with the server logs, BENCH_PERF=DIR samples each balancer during its measured wrk runs
 # (perf record -e cpu-clock -g; the data and a flat report per run into DIR).
@@ -50,10 +55,12 @@ WRK_SECONDS=${BENCH_WRK_SECONDS:-10}
 IDLE_SECONDS=${BENCH_IDLE_SECONDS:-15}
 WANTED_PEERS=${BENCH_PEERS:-"nginx varnish"}
 CONNECTIONS=${BENCH_CONNECTIONS:-"50 500 6000 20000"}
+ROUNDS=${BENCH_ROUNDS:-1}
 VIEWERS=${BENCH_VIEWERS:-1000}
 BAL_THREAD_COUNTS=${BENCH_THREADS:-"1 2"}
-NGINX_WORKERS=${BENCH_NGINX_WORKERS:-auto}
+NGINX_WORKERS=${BENCH_NGINX_WORKERS:-}  # default: the last balancer thread count (one worker a loop)
 WRK_THREADS=${BENCH_WRK_THREADS:-2}
+NGINX_WORKERS=${NGINX_WORKERS:-${BAL_THREAD_COUNTS##* }}
 RSS_VIEWERS=${BENCH_RSS_VIEWERS:-100000}
 RSS_THREADS=${BENCH_RSS_THREADS:-2}
 MEMORY_CONNECTIONS=${BENCH_MEMORY_CONNECTIONS:-"6000"}
@@ -235,7 +242,8 @@ start_balancer() {
     --set threads="$threads" --set channels_file="$WORK/balancer/channels.json" \
     --set caches_file="$WORK/balancer/caches.json" --set origins.demo.url="$ORIGIN_URL" \
     --set server.access_log=false --set server.max_connections=100000000 --set server.max_connections_per_address=0 --set limits.max_streams=1000000 --set playback.allow_anonymous=true \
-    --set limits.max_traffic_mbps=0 --set limits.max_anonymous_per_address=0 $MEDIA_PLAYLIST_SETS "$@"
+    --set limits.max_traffic_mbps=0 --set limits.max_anonymous_per_address=0 \
+    --set server.listen_backlog="$PEER_BACKLOG" $MEDIA_PLAYLIST_SETS "$@"
   cd - >/dev/null
   BAL_PID[$name]=$SPAWNED
   watch "$name" "$SPAWNED" "$WORK/balancer/$name.log"
@@ -265,7 +273,7 @@ done
 FRESH_BAL=${BAL_NAMES[-1]}
 BAL_URL_FRESH=${BAL_URL[$FRESH_BAL]}
 conf_value() { sed -n "s/.*\"$1\": *\\([0-9]*\\).*/\\1/p" "$ROOT_DIR/conf/balancer.json"; }
-BAL_NOTE="conf/balancer.json (live_max_lag_ms $(conf_value live_max_lag_ms), live_refresh_ms $(conf_value live_refresh_ms)) with threads ${BAL_THREAD_COUNTS// /, }, limits.max_streams 1000000, limits.max_traffic_mbps 0, access log off; one cache node (conf/cache_node.json)"
+BAL_NOTE="conf/balancer.json (live_max_lag_ms $(conf_value live_max_lag_ms), live_refresh_ms $(conf_value live_refresh_ms)) with threads ${BAL_THREAD_COUNTS// /, }, limits.max_streams 1000000, limits.max_traffic_mbps 0, access log off, listen_backlog $PEER_BACKLOG (somaxconn $(cat /proc/sys/net/core/somaxconn 2>/dev/null || echo '?')); one cache node (conf/cache_node.json)"
 
 # ---------------------------------------------------------------- peers
 declare -A PEER_SKIP=() PEER_NOTE=()
@@ -285,7 +293,7 @@ start_nginx() {
     keepalive 32;
   }
   server {
-    listen 127.0.0.1:$port backlog=4096;
+    listen 127.0.0.1:$port $NGINX_LISTEN;
     # A typical playlist micro-cache. origin sends \"Cache-Control: no-cache\", which nginx
     # would obey (no caching at all), hence proxy_ignore_headers.
     location /files/ {
@@ -312,7 +320,7 @@ start_nginx() {
   }" || { PEER_SKIP[nginx]=$NGINX_ERROR; return; }
   NGINX_URL="http://127.0.0.1:$port"
   watch nginx "$NGINX_PID" "$WORK/nginx/error.log"
-  PEER_NOTE[nginx]="$NGINX_VERSION, worker_processes $NGINX_WORKERS ($(nproc) cores), access log off, keepalive_requests 100000"
+  PEER_NOTE[nginx]="$NGINX_VERSION ($(nproc) cores): $NGINX_TUNING"
 }
 
 start_varnish() {
@@ -335,16 +343,18 @@ sub vcl_backend_response {
   return (deliver);
 }
 EOF
-  # -j none: no privilege separation, so it runs the same as root or not.
+  # -j none: no privilege separation, so it runs the same as root or not. Tuned as lib.sh's
+  # varnish_tuning says (one pool per balancer loop; it serves the freshness polls only).
+  varnish_tuning "${BAL_THREAD_COUNTS##* }" 1000
   spawn "$dir/out" "$varnishd" -F -j none -a "127.0.0.1:$port" -f "$dir/bench.vcl" \
-    -n "$dir/n" -s malloc,64m
+    -n "$dir/n" -s malloc,64m "${VARNISH_TUNING[@]}"
   if ! wait_tcp "$port" 30 "$SPAWNED"; then
     PEER_SKIP[varnish]="failed to start: $(tail -n 5 "$dir/out" | tr '\n' ' ')"
     return
   fi
   VARNISH_URL="http://127.0.0.1:$port"
   watch varnish "$SPAWNED" "$dir/out"
-  PEER_NOTE[varnish]="$("$varnishd" -V 2>&1 | head -n1 | sed 's/^varnishd (\(varnish-[^ ]*\).*/\1/'), VCL: beresp.ttl = 1s + return (deliver) (origin's no-cache ignored), default grace (10 s), -s malloc,64m"
+  PEER_NOTE[varnish]="$("$varnishd" -V 2>&1 | head -n1 | sed 's/^varnishd (\(varnish-[^ ]*\).*/\1/'), VCL: beresp.ttl = 1s + return (deliver) (origin's no-cache ignored), default grace (10 s), -s malloc,64m, $VARNISH_TUNING_NOTE"
 }
 
 for peer in $WANTED_PEERS; do
@@ -519,7 +529,9 @@ T_WRK=()
 J_WRK=()
 T_CHECK=()
 J_CHECK=()
-declare -A RPS=() FLAG=()
+declare -A VS=() RWAIT_SUM=()
+CONNS_FITTED=()
+J_MEDIAN=()
 # viewers.lua: wrk -s viewers.lua URL -- COUNT PREFIX [THREADS], URL ending in "viewer=".
 # Without THREADS: every wrk thread goes round the ids PREFIX1 .. PREFIX<COUNT> (COUNT
 # distinct viewers), each from its own starting point. With THREADS (wrk's -t): thread t
@@ -583,65 +595,111 @@ else
   for name in "${BAL_NAMES[@]}"; do
     ROWS+=("$name|${name#balancer_t}|${BAL_URL[$name]}$FAR_PLAYLIST")
   done
+  # throughput_run NAME THREADS URL CONNS ROUND: one measured wrk run after a 1 s warm-up;
+  # its figures go to R_* (keyed NAME/CONNS/ROUND), the ratio is made once the round is over.
+  declare -A R_RPS=() R_PROBLEM=() R_LINE=() R_JSON=()
+  throughput_run() {
+    local name=$1 threads=$2 url=$3 conns=$4 round=$5 load bal_cpu=- adm=- us_per_req=- \
+      user_kernel=- rwait=- server_pid rwait0="" rwait1 cpu0 user0 kernel0 loops0="" loops=- \
+      t_start perf_pid="" user_us=n/a kernel_us=n/a key=$1/$4/$5
+    # 1 s warm-up (connections, allocator, admission of the viewers), not measured.
+    run_wrk 1 "$conns" "$url" "$WORK/viewers.lua" "$VIEWERS" v >/dev/null
+    load=$(loadavg)
+    log "(2) round $round: wrk $name, $conns connections, for ${WRK_SECONDS}s (load $load)"
+    server_pid=${BAL_PID[$name]:-$NGINX_PID}
+    [[ -n $threads ]] && rwait0=$(refresh_waits "${BAL_URL[$name]}")
+    cpu0=$(tree_cpu_ticks "$server_pid")
+    read -r user0 kernel0 < <(tree_user_kernel_ticks "$server_pid")
+    [[ -n $threads ]] && loops0=$(loop_ticks "$server_pid")
+    t_start=$(now_us)
+    if [[ -n $threads && $PERF_DIR ]]; then
+      perf record -q -e cpu-clock -F 999 -g -p "${BAL_PID[$name]}" -o "$PERF_DIR/$name-c$conns-r$round.data" \
+        -- sleep "$WRK_SECONDS" >/dev/null 2>&1 &
+      perf_pid=$!
+    fi
+    run_wrk "$WRK_SECONDS" "$conns" "$url" "$WORK/viewers.lua" "$VIEWERS" v
+    if [[ $perf_pid ]]; then
+      wait "$perf_pid" 2>/dev/null || true
+      perf report -i "$PERF_DIR/$name-c$conns-r$round.data" --no-children --sort dso,sym --stdio 2>/dev/null \
+        | grep -v '^$' | head -n 400 >"$PERF_DIR/$name-c$conns-r$round.txt" || true
+    fi
+    check_alive "wrk $name c$conns round $round"
+    # The server's CPU time during the run, in % of one core, and per good response.
+    bal_cpu=$(awk -v a="$cpu0" -v b="$(tree_cpu_ticks "$server_pid")" -v hz="$CLK_TCK" \
+      -v us=$(($(now_us) - t_start)) 'BEGIN { printf "%.0f", (b - a) / hz * 100 / (us / 1000000) }')
+    user_kernel=$(user_kernel_us "$server_pid" "$user0" "$kernel0" "${W_RPS:-0}" "$t_start")
+    [[ -n $loops0 ]] && loops=$(loop_busy "$loops0" "$(loop_ticks "$server_pid")" $(($(now_us) - t_start)))
+    [[ ${W_RPS:-0} =~ ^[0-9.]+$ ]] && awk -v r="$W_RPS" 'BEGIN { exit !(r > 0) }' &&
+      us_per_req=$(awk -v c="$bal_cpu" -v r="$W_RPS" 'BEGIN { printf "%.1f", c / 100 * 1e6 / r }')
+    [[ $user_kernel = */* ]] && user_us=${user_kernel%/*} kernel_us=${user_kernel#*/}
+    if [[ -n $threads ]]; then
+      adm=$(admitted "${BAL_URL[$name]}")
+      rwait1=$(refresh_waits "${BAL_URL[$name]}")
+      rwait=n/a
+      [[ -n $rwait0 && -n $rwait1 ]] && rwait=$(awk -v a="$rwait0" -v b="$rwait1" 'BEGIN { printf "%.0f", b - a }')
+    fi
+    [[ $W_FLAG = ok ]] || log "WARNING: $name c$conns round $round: INVALID run, $W_PROBLEM"
+    R_RPS[$key]=$W_RPS
+    R_PROBLEM[$key]=$W_PROBLEM
+    RWAIT[$key]=$rwait
+    # The row, with %VS% standing for the ratio, filled in after the round.
+    R_LINE[$key]=$(printf '%-13s %5s %3s %10s %8s %8s %9s %8s %6s %8s %8s %8s %11s %9s %5s  %s' "$name" "$conns" "$round" "${W_RPS:-n/a}" \
+      "$W_P50" "$W_P99" "${W_NON2XX}/${W_SOCKERR}" "%VS%" "$rwait" "${adm:-?}" "$bal_cpu" "$us_per_req" "$user_kernel" "$loops" "${load%% *}" "$W_FLAG")
+    R_JSON[$key]="{\"row\":\"$name\",\"round\":$round,\"balancer_threads\":$(num_or_null "$threads"),\"connections\":$conns,\"viewers\":$VIEWERS,$(wrk_json),\"problem\":$(json_str "$W_PROBLEM"),\"ratio_to_nginx_static\":%VSJ%,\"refresh_waits\":$(num_or_null "${rwait/-/}"),\"admitted_viewers_after\":$(num_or_null "${adm/-/}"),\"server_cpu_pct_of_one_core\":$(num_or_null "${bal_cpu/-/}"),\"server_cpu_us_per_response\":$(num_or_null "${us_per_req/-/}"),\"server_user_us_per_response\":$(num_or_null "$user_us"),\"server_kernel_us_per_response\":$(num_or_null "$kernel_us"),\"loop_busy_pct\":$(json_str "${loops/#-/}"),\"loadavg_before\":$(json_str "$load")}"
+  }
+
+  declare -A RWAIT=() MEDIAN=()
   for asked in $CONNECTIONS; do
     conns=$(fit_connections "$asked")
     ((conns == asked)) || log "(2) $asked connections do not fit the open-file limit ($(ulimit -n)): $conns instead"
+    CONNS_FITTED+=("$conns")
+    for ((round = 1; round <= ROUNDS; round++)); do
+      order=("${ROWS[@]}")
+      if ((round % 2 == 0)); then  # ABBA: the servers' order reversed every other round
+        order=()
+        for ((i = ${#ROWS[@]} - 1; i >= 0; i--)); do order+=("${ROWS[i]}"); done
+      fi
+      for entry in "${order[@]}"; do
+        IFS='|' read -r name threads url <<<"$entry"
+        throughput_run "$name" "$threads" "$url" "$conns" "$round"
+      done
+      # The round's ratios, in the table's order (nginx_static first).
+      for entry in "${ROWS[@]}"; do
+        IFS='|' read -r name threads url <<<"$entry"
+        key=$name/$conns/$round
+        vs=- vsj=null
+        if [[ -n $threads && -n $NGINX_URL ]]; then
+          checked_ratio "c$conns round $round, $name vs nginx_static" "$name" "${R_RPS[$key]}" "${R_PROBLEM[$key]}" \
+            nginx_static "${R_RPS[nginx_static/$conns/$round]}" "${R_PROBLEM[nginx_static/$conns/$round]}"
+          vs=$CHECKED_RATIO
+          [[ $vs =~ ^[0-9.]+$ ]] && vsj=$vs
+          VS[$key]=$vs
+        fi
+        T_WRK+=("${R_LINE[$key]/\%VS\%/$(printf '%8s' "$vs")}")
+        J_WRK+=("${R_JSON[$key]/\%VSJ\%/$vsj}")
+      done
+    done
+    # The median of the rounds' ratios, when every round was valid.
     for entry in "${ROWS[@]}"; do
       IFS='|' read -r name threads url <<<"$entry"
-      # 1 s warm-up (connections, allocator, admission of the viewers), not measured.
-      run_wrk 1 "$conns" "$url" "$WORK/viewers.lua" "$VIEWERS" v >/dev/null
-      load=$(loadavg)
-      log "(2) wrk $name, $conns connections, for ${WRK_SECONDS}s (load $load)"
-      bal_cpu=- adm=- us_per_req=- user_kernel=- rwait=-
-      server_pid=${BAL_PID[$name]:-$NGINX_PID}
-      rwait0=""
-      [[ -n $threads ]] && rwait0=$(refresh_waits "${BAL_URL[$name]}")
-      cpu0=$(tree_cpu_ticks "$server_pid")
-      read -r user0 kernel0 < <(tree_user_kernel_ticks "$server_pid")
-      loops0=""
-      [[ -n $threads ]] && loops0=$(loop_ticks "$server_pid")
-      t_start=$(now_us)
-      perf_pid=""
-      if [[ -n $threads && $PERF_DIR ]]; then
-        perf record -q -e cpu-clock -F 999 -g -p "${BAL_PID[$name]}" -o "$PERF_DIR/$name-c$conns.data" \
-          -- sleep "$WRK_SECONDS" >/dev/null 2>&1 &
-        perf_pid=$!
+      [[ -n $threads && -n $NGINX_URL ]] || continue
+      vals=() bad=0 waits=0
+      for ((round = 1; round <= ROUNDS; round++)); do
+        v=${VS[$name/$conns/$round]:-n/a}
+        [[ $v =~ ^[0-9.]+$ ]] && vals+=("$v") || bad=$((bad + 1))
+        w=${RWAIT[$name/$conns/$round]:-0}
+        [[ $w =~ ^[0-9]+$ ]] && waits=$((waits + w))
+      done
+      if ((bad > 0)); then
+        MEDIAN[$name/$conns]="INVALID ($bad of $ROUNDS rounds without a ratio)"
+      else
+        MEDIAN[$name/$conns]=$(printf '%s\n' "${vals[@]}" | sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : sprintf("%.2f", (v[NR / 2] + v[NR / 2 + 1]) / 2) }')
       fi
-      run_wrk "$WRK_SECONDS" "$conns" "$url" "$WORK/viewers.lua" "$VIEWERS" v
-      if [[ $perf_pid ]]; then
-        wait "$perf_pid" 2>/dev/null || true
-        perf report -i "$PERF_DIR/$name-c$conns.data" --no-children --sort dso,sym --stdio 2>/dev/null \
-          | grep -v '^$' | head -n 400 >"$PERF_DIR/$name-c$conns.txt" || true
-      fi
-      check_alive "wrk $name c$conns"
-      # The server's CPU time during the run, in % of one core, and per good response.
-      bal_cpu=$(awk -v a="$cpu0" -v b="$(tree_cpu_ticks "$server_pid")" -v hz="$CLK_TCK" \
-        -v us=$(($(now_us) - t_start)) 'BEGIN { printf "%.0f", (b - a) / hz * 100 / (us / 1000000) }')
-      user_kernel=$(user_kernel_us "$server_pid" "$user0" "$kernel0" "${W_RPS:-0}" "$t_start")
-      loops=-
-      [[ -n $loops0 ]] && loops=$(loop_busy "$loops0" "$(loop_ticks "$server_pid")" $(($(now_us) - t_start)))
-      [[ ${W_RPS:-0} =~ ^[0-9.]+$ ]] && awk -v r="$W_RPS" 'BEGIN { exit !(r > 0) }' &&
-        us_per_req=$(awk -v c="$bal_cpu" -v r="$W_RPS" 'BEGIN { printf "%.1f", c / 100 * 1e6 / r }')
-      user_us=n/a kernel_us=n/a
-      [[ $user_kernel = */* ]] && user_us=${user_kernel%/*} kernel_us=${user_kernel#*/}
-      [[ -n $threads ]] && adm=$(admitted "${BAL_URL[$name]}")
-      if [[ -n $threads ]]; then
-        rwait1=$(refresh_waits "${BAL_URL[$name]}")
-        rwait=n/a
-        [[ -n $rwait0 && -n $rwait1 ]] && rwait=$(awk -v a="$rwait0" -v b="$rwait1" 'BEGIN { printf "%.0f", b - a }')
-      fi
-      RPS[$name/$conns]=$W_RPS
-      FLAG[$name/$conns]=$W_FLAG
-      [[ $W_FLAG = ok ]] || log "WARNING: $name c$conns: $W_FLAG"
-      vs=$(ratio "$W_RPS" "${RPS[nginx_static/$conns]:-}")
-      if [[ $vs != n/a && ( $W_FLAG != ok || ${FLAG[nginx_static/$conns]:-ok} != ok ) ]]; then vs="$vs!"; fi
-      T_WRK+=("$(printf '%-13s %5s %10s %8s %8s %9s %7s %6s %8s %8s %8s %11s %9s %5s  %s' "$name" "$conns" "${W_RPS:-n/a}" \
-        "$W_P50" "$W_P99" "${W_NON2XX}/${W_SOCKERR}" "$vs" "$rwait" "${adm:-?}" "$bal_cpu" "$us_per_req" "$user_kernel" "$loops" "${load%% *}" "$W_FLAG")")
-      J_WRK+=("{\"row\":\"$name\",\"balancer_threads\":$(num_or_null "$threads"),\"connections\":$conns,\"viewers\":$VIEWERS,$(wrk_json),\"ratio_to_nginx_static\":$(num_or_null "${vs%!}"),\"refresh_waits\":$(num_or_null "${rwait/-/}"),\"admitted_viewers_after\":$(num_or_null "${adm/-/}"),\"server_cpu_pct_of_one_core\":$(num_or_null "${bal_cpu/-/}"),\"server_cpu_us_per_response\":$(num_or_null "${us_per_req/-/}"),\"server_user_us_per_response\":$(num_or_null "$user_us"),\"server_kernel_us_per_response\":$(num_or_null "$kernel_us"),\"loop_busy_pct\":$(json_str "${loops/#-/}"),\"loadavg_1m_before\":${load%% *}}")
+      RWAIT_SUM[$name/$conns]=$waits
+      J_MEDIAN+=("{\"row\":\"$name\",\"connections\":$conns,\"rounds\":$ROUNDS,\"median_ratio_to_nginx_static\":$(num_or_null "$(awk -v m="${MEDIAN[$name/$conns]}" 'BEGIN { if (m ~ /^[0-9.]+$/) print m }')"),\"verdict\":$(json_str "${MEDIAN[$name/$conns]}"),\"refresh_waits_all_rounds\":$waits}")
     done
   done
 fi
-
 # ---------------------------------------------------------------- (1b) after an idle period
 # Nobody asked for the live playlist since the freshness run ended: the balancer stopped
 # refreshing (playlists.live_idle_s), caches hold an old copy. One request each.
@@ -689,7 +747,8 @@ RSS_NOTE=""
 RSS_ROW=""
 RSS_JSON=null
 RSS_PER_VIEWER=""
-if [[ -n $WRK ]]; then
+[[ $RSS_VIEWERS = 0 ]] && RSS_NOTE="BENCH_RSS_VIEWERS=0: skipped"
+if [[ -n $WRK && $RSS_VIEWERS != 0 ]]; then
   start_balancer balancer_rss "$RSS_THREADS" --set limits.idle_timeout_s=3600
   url="${BAL_URL[balancer_rss]}$BAL_PLAYLIST"
   pid=${BAL_PID[balancer_rss]}
@@ -767,16 +826,19 @@ fi
 LOAD_END=$(loadavg)
 
 # ---------------------------------------------------------------- report
-# target (the issue's): balancer (threads 2, or the last of BENCH_THREADS) >= 1.0 x nginx static;
-# below 0.9 is a shortfall to explain with a profile.
+# target (the issue's): balancer (threads 2, or the last of BENCH_THREADS) >= 1.0 x nginx static
+# (the median of the rounds), with no viewer waiting on a refresh; below 0.9 is a shortfall to
+# explain with a profile. A count with an invalid round has no verdict but INVALID.
 declare -A TARGET=()
-for conns in $CONNECTIONS; do
-  r=$(ratio "${RPS[$FRESH_BAL/$conns]:-}" "${RPS[nginx_static/$conns]:-}")
-  if [[ ${FLAG[$FRESH_BAL/$conns]:-ok} != ok || ${FLAG[nginx_static/$conns]:-ok} != ok ]]; then
-    TARGET[$conns]="FAIL (errors in the run)"
+for conns in "${CONNS_FITTED[@]}"; do
+  r=${MEDIAN[$FRESH_BAL/$conns]:-n/a}
+  if [[ $r = INVALID* ]]; then
+    TARGET[$conns]=$r
   else
     TARGET[$conns]=$(verdict "$r" 1.0 ge)
     [[ ${TARGET[$conns]} = FAIL ]] && TARGET[$conns]=$(awk -v r="$r" 'BEGIN { print (r + 0 >= 0.9 ? "FAIL (>= 0.9)" : "FAIL (shortfall < 0.9)") }')
+    TARGET[$conns]="${TARGET[$conns]} (median $r of $ROUNDS; rwait ${RWAIT_SUM[$FRESH_BAL/$conns]:-?})"
+    [[ ${RWAIT_SUM[$FRESH_BAL/$conns]:-0} != 0 ]] && TARGET[$conns]="FAIL: viewers waited on a refresh; ${TARGET[$conns]}"
   fi
 done
 RSS_VERDICT=$(verdict "$RSS_PER_VIEWER" 1024 le)
@@ -825,7 +887,8 @@ RSS_VERDICT=$(verdict "$RSS_PER_VIEWER" 1024 le)
   echo "    balancer_tN = the balancer with threads: N, its per-viewer rewritten copy (signed links to the cache"
   echo "    node); nginx_static = nginx serving the source file, worker_processes $NGINX_WORKERS."
   echo "    req/s counts good responses only; err = responses >= 400 / socket errors: a run with any is"
-  echo "    flagged ERR(...) and its ratio marked !; vs_nginx = req/s / nginx_static's at the same conns;"
+  echo "    flagged ERR(...) and INVALID: no ratio; vs_nginx = req/s / nginx_static's in the same round;"
+  echo "    rnd = the round ($ROUNDS, the servers' order reversed every other one; the target is on the median);"
   echo "    rwait = viewer requests that waited for a refresh of the playlist during the run"
   echo "    (balancer_playlist_refresh_waits_total; should be 0);"
   echo "    viewers = admitted viewers after the run; cpu% = the server's CPU (nginx: master and workers)"
@@ -836,17 +899,17 @@ RSS_VERDICT=$(verdict "$RSS_PER_VIEWER" 1024 le)
     echo "    SKIPPED: $WRK_NOTE"
   else
     printf '%s\n' "${T_CHECK[@]}"
-    printf '%-13s %5s %10s %8s %8s %9s %7s %6s %8s %8s %8s %11s %9s %5s  %s\n' row conns req/s p50_ms p99_ms err vs_nginx rwait viewers cpu% us/resp usr/sys loops% load check
+    printf '%-13s %5s %3s %10s %8s %8s %9s %8s %6s %8s %8s %8s %11s %9s %5s  %s\n' row conns rnd req/s p50_ms p99_ms err vs_nginx rwait viewers cpu% us/resp usr/sys loops% load check
     printf '%s\n' "${T_WRK[@]}"
-    for conns in $CONNECTIONS; do
+    for conns in "${CONNS_FITTED[@]}"; do
       echo "target: $FRESH_BAL >= 1.0 x nginx_static at $conns connections: ${TARGET[$conns]}"
     done
   fi
   echo
   echo "(3) Memory: $RSS_VIEWERS new distinct viewers through a fresh balancer (slots kept 1 h), wrk -c${CONNECTIONS%% *};"
   echo "    VmRSS (KiB) after a 1000-viewer warm-up and after the new viewers; B/viewer = RSS delta / admitted delta"
-  if [[ -n $WRK_NOTE ]]; then
-    echo "    SKIPPED: $WRK_NOTE"
+  if [[ -n $WRK_NOTE || $RSS_VIEWERS = 0 ]]; then
+    echo "    SKIPPED: ${WRK_NOTE:-$RSS_NOTE}"
   else
     printf '%-13s %7s %9s %9s %9s %9s %8s %7s %10s\n' row threads viewers0 viewers1 rss0_kib rss1_kib B/viewer secs viewers/s
     echo "$RSS_ROW"
@@ -876,7 +939,7 @@ for peer in $WANTED_PEERS; do
   fi
 done
 TARGET_JSON=()
-for conns in $CONNECTIONS; do TARGET_JSON+=("\"$conns\":$(json_str "${TARGET[$conns]}")"); done
+for conns in "${CONNS_FITTED[@]}"; do TARGET_JSON+=("\"$conns\":$(json_str "${TARGET[$conns]}")"); done
 mkdir -p "$(dirname "$OUT_FILE")"
 cat >"$OUT_FILE" <<JSON
 {"run_id":"$RUN_ID","date":"$(date -u +%Y-%m-%dT%H:%M:%SZ)","cores":$(nproc),"kernel":$(json_str "$(uname -sr)"),
@@ -890,11 +953,16 @@ cat >"$OUT_FILE" <<JSON
  "after_idle":{"idle_s":$IDLE_FOR,"balancer_origin_requests_while_idle":$BAL_IDLE_REQ,"probes":[$(join "${J_IDLE[@]}")]},
  "throughput_check":[$(join "${J_CHECK[@]}")],
  "throughput":[$(join "${J_WRK[@]}")],
+ "throughput_rounds":$ROUNDS,
+ "throughput_medians":[$(join "${J_MEDIAN[@]}")],
  "throughput_target_balancer_vs_nginx_ge_1_0":{$(join "${TARGET_JSON[@]}")},
+ "invalid":$(invalid_json),
  "throughput_note":$(json_str "$WRK_NOTE"),
  "memory":$RSS_JSON,
  "memory_target_lt_1024_bytes":$(json_str "$RSS_VERDICT"),
  "memory_per_connection":[$(join "${J_MEM[@]}")],
  "memory_per_connection_note":$(json_str "$MEM_SECTION_NOTE")}
 JSON
+invalid_summary | tee -a "$WORK/table.txt"
 log "results written to $OUT_FILE"
+exit "$(bench_status)"
