@@ -462,14 +462,31 @@ tcp_memory_watch_stop() {
 #   W_MOVED_MIBPS MiB read per second, responses not completed within the run included
 #   W_FLAG    "ok", or "ERR(...)" naming the errors, or "ERR(no result)"
 #   W_PROBLEM empty when the run was clean, else what went wrong ("481 timeout", "no result")
+#   W_ESTABLISHED  wrk's connections established 1 s into a run of 3 s or more (from ss; empty
+#             without ss): fewer than asked means the run measured connection setup as much as
+#             serving (a herd's SYNs dropped by a full accept queue come back 1 s, 3 s ... later),
+#             which makes it INVALID too.
 run_wrk() {
-  local secs=$1 conns=$2 url=$3 script=${4:-} args
+  local secs=$1 conns=$2 url=$3 script=${4:-} args port wrk_pid
   args=(-t"${WRK_THREADS:-2}" -c"$conns" -d"${secs}s" --latency)
   [[ -n $script ]] && args+=(-s "$script")
   args+=("$url")
   if (($# > 4)); then args+=(-- "${@:5}"); fi
-  W_OUT=$(timeout $((secs + 30)) "$WRK" "${args[@]}" 2>&1 || true)
+  W_ESTABLISHED=""
+  port=$(sed -n 's|^[a-z]*://[^/:]*:\([0-9]*\).*|\1|p' <<<"$url")
+  timeout $((secs + 30)) "$WRK" "${args[@]}" >"$WORK/run_wrk.out" 2>&1 &
+  wrk_pid=$!
+  if ((secs >= 3)) && [[ -n $port ]] && command -v ss >/dev/null; then
+    sleep 1
+    W_ESTABLISHED=$(ss -Htn state established "( dport = :$port )" 2>/dev/null | wc -l)
+  fi
+  wait "$wrk_pid" 2>/dev/null || true
+  W_OUT=$(cat "$WORK/run_wrk.out")
   wrk_parse
+  if [[ -n $W_ESTABLISHED && $W_PROBLEM != "no result" ]] && ((W_ESTABLISHED < conns)); then
+    W_PROBLEM="${W_PROBLEM:+$W_PROBLEM, }$W_ESTABLISHED of $conns connections established 1 s in"
+    W_FLAG="ERR(${W_PROBLEM})"
+  fi
 }
 # wrk_parse: the W_* values above from $W_OUT.
 wrk_parse() {
@@ -500,6 +517,9 @@ wrk_parse() {
     W_FLAG="ERR(no result)"
     W_PROBLEM="no result"
     W_RPS=""
+  elif ((W_REQS - W_NON2XX <= 0)); then
+    W_FLAG="ERR(no good response)"
+    W_PROBLEM="0 good responses${W_SOCKERR_TEXT:+, socket errors: $W_SOCKERR_TEXT}"
   elif ((W_NON2XX > 0 || W_SOCKERR > 0)); then
     W_FLAG="ERR(${W_NON2XX} status>=400, ${W_SOCKERR} socket: ${W_SOCKERR_TEXT:-none})"
     # "3 status>=400, 481 timeout, 2 connect": only the counts that are not 0.

@@ -74,6 +74,11 @@ W_OUT="unable to connect to 127.0.0.1:1 Connection refused"
 wrk_parse
 expect "no result: problem" "$W_PROBLEM" "no result"
 
+# A run that answered nothing (wrk still connecting for all of it) is no clean run.
+W_OUT=$(wrk_out 0 "" "")
+wrk_parse
+expect "0 responses: problem" "$W_PROBLEM" "0 good responses"
+
 # h2load: a clean run, then one with failures and non-2xx answers.
 H2_CLEAN='finished in 5.00s, 125900.00 req/s, 270.10MB/s
 requests: 629500 total, 629500 started, 629500 done, 629500 succeeded, 0 failed, 0 errored, 0 timeout
