@@ -732,7 +732,7 @@ LOAD_END=$(loadavg)
   echo "    everywhere: 2k = 2048 random bytes (octet-stream); playlist = a live media playlist, 14 segments"
   echo "    with EXT-X-PROGRAM-DATE-TIME, $(wc -c <"$WORK/root/hit/live.m3u8") bytes (application/vnd.apple.mpegurl); 1m = a 1 MiB chunk (video/mp2t)."
   echo "    req/s counts good responses only; err = responses >= 400 / socket errors: a run with any is"
-  echo "    flagged ERR(...) and its ratio marked !; vs_static = req/s / nginx_static's for the same object;"
+  echo "    flagged ERR(...) and INVALID, no ratio; vs_static = req/s / nginx_static's for the same object;"
   echo "    MiB/s = whole responses; moved = MiB/s read by wrk, responses cut off by the run's end included,"
   echo "    and mv_vs its ratio to nginx_static's (with thousands of 1 MiB transfers sharing the loopback,"
   echo "    few end within a short run and req/s depends on how evenly a server shares the bytes: moved"
