@@ -541,15 +541,18 @@ wrk_json() {
 }
 
 # h2load_parse OUTPUT: h2load's figures. Sets H_RPS, H_MBPS, H_OK (answered), H_FAILED, H_2XX
-# and H_PROBLEM (empty when every request was answered 2xx, as W_PROBLEM).
+# and H_PROBLEM (empty when no request failed, errored or timed out and none was answered >= 400,
+# as W_PROBLEM). The status codes, not "succeeded" - 2xx: with --warm-up-time a response whose
+# head came during the warm-up counts as succeeded but its status is not counted.
 h2load_parse() {
-  local h2out=$1 errored timeout
+  local h2out=$1 errored timeout ge400
   H_RPS=$(sed -n 's/^finished in [^,]*, \([0-9.]*\) req\/s, \([0-9.]*\)\([KMG]*\)B\/s.*/\1/p' <<<"$h2out")
   H_MBPS=$(sed -n 's/^finished in [^,]*, [0-9.]* req\/s, \([0-9.]*\)\([KMG]*\)B\/s.*/\1 \2/p' <<<"$h2out" |
     awk '{ f = $2 == "G" ? 1024 : $2 == "M" ? 1 : $2 == "K" ? 1 / 1024 : 1 / 1048576; printf "%.1f", $1 * f }')
   H_OK=$(sed -n 's/^requests: .* \([0-9]*\) succeeded, \([0-9]*\) failed.*/\1/p' <<<"$h2out")
   H_FAILED=$(sed -n 's/^requests: .* [0-9]* succeeded, \([0-9]*\) failed.*/\1/p' <<<"$h2out")
   errored=$(sed -n 's/^requests: .* \([0-9]*\) errored.*/\1/p' <<<"$h2out")
+  ge400=$(sed -n 's/^status codes: .* \([0-9]*\) 4xx, \([0-9]*\) 5xx.*/\1 \2/p' <<<"$h2out" | awk '{ print $1 + $2 }')
   timeout=$(sed -n 's/^requests: .* \([0-9]*\) timeout.*/\1/p' <<<"$h2out")
   # "succeeded" counts any answer: the 2xx are the ones that count.
   H_2XX=$(sed -n 's/^status codes: \([0-9]*\) 2xx.*/\1/p' <<<"$h2out")
@@ -558,12 +561,11 @@ h2load_parse() {
     H_PROBLEM="no result"
     H_RPS=0 H_MBPS=0
   else
-    H_PROBLEM=$(awk -v f="${H_FAILED:-0}" -v e="${errored:-0}" -v t="${timeout:-0}" -v ok="$H_OK" \
-      -v x="${H_2XX:-0}" 'BEGIN {
+    H_PROBLEM=$(awk -v f="${H_FAILED:-0}" -v e="${errored:-0}" -v t="${timeout:-0}" -v x="${ge400:-0}" 'BEGIN {
       out = f > 0 ? f " failed" : ""
       if (e > 0) out = out (out == "" ? "" : ", ") e " errored"
       if (t > 0) out = out (out == "" ? "" : ", ") t " timeout"
-      if (ok - x > 0) out = out (out == "" ? "" : ", ") (ok - x) " not 2xx"
+      if (x > 0) out = out (out == "" ? "" : ", ") x " status>=400"
       print out }')
   fi
 }
