@@ -346,7 +346,8 @@ else
         [[ -n $problem ]] && log "WARNING: $peer $object: $problem"
         before=""
         [[ $peer = nginx_static ]] || before=$(origin_count "/files/$file")
-        log "(a) wrk $peer $object, $conns connections, for ${WRK_SECONDS}s"
+        load=$(loadavg)
+        log "(a) wrk $peer $object, $conns connections, for ${WRK_SECONDS}s (load $load)"
         cpu0=$(tree_cpu_ticks "${PEER_PID[$peer]}")
         read -r user0 kernel0 < <(tree_user_kernel_ticks "${PEER_PID[$peer]}")
         loops0=""
@@ -398,7 +399,7 @@ else
           "$conns" "${W_RPS:-n/a}" "$mibps" "${W_MOVED_MIBPS:-n/a}" "$W_P50" "$W_P99" "${W_NON2XX}/${W_SOCKERR}" "$vs" "$moved_vs" "$fetches" \
           "$TCP_MEM_PEAK_PCT" "$us_per_req" "$user_kernel" "$loops" \
           "$W_FLAG${problem:+; $problem}$target")")
-        J_WRK+=("{\"peer\":\"$peer\",\"object\":\"$object\",\"object_bytes\":$bytes,\"content_type\":$(json_str "$ctype"),\"connections\":$conns,\"warm_status\":$((10#$status)),\"check_problem\":$(json_str "$problem"),$(wrk_json),\"mib_per_s\":$mibps,\"problem\":$(json_str "$W_PROBLEM"),\"ratio_to_nginx_static\":$(num_or_null "$(sed 's/^[-A-Z].*//' <<<"$vs")"),\"moved_ratio_to_nginx_static\":$(num_or_null "$(sed 's/^[-A-Z].*//' <<<"$moved_vs")"),\"tcp_memory_peak_pages\":$(num_or_null "$TCP_MEM_PEAK"),\"tcp_memory_peak_pct_of_pressure\":$(num_or_null "$TCP_MEM_PEAK_PCT"),\"origin_requests_during_run\":$(num_or_null "${fetches//[-?]/}"),\"server_cpu_us_per_response\":$(num_or_null "${us_per_req/-/}"),\"server_user_us_per_response\":$(num_or_null "$user_us"),\"server_kernel_us_per_response\":$(num_or_null "$kernel_us"),\"loop_busy_pct\":$(json_str "${loops/#-/}")}")
+        J_WRK+=("{\"peer\":\"$peer\",\"object\":\"$object\",\"object_bytes\":$bytes,\"content_type\":$(json_str "$ctype"),\"connections\":$conns,\"warm_status\":$((10#$status)),\"check_problem\":$(json_str "$problem"),$(wrk_json),\"mib_per_s\":$mibps,\"problem\":$(json_str "$W_PROBLEM"),\"ratio_to_nginx_static\":$(num_or_null "$(sed 's/^[-A-Z].*//' <<<"$vs")"),\"moved_ratio_to_nginx_static\":$(num_or_null "$(sed 's/^[-A-Z].*//' <<<"$moved_vs")"),\"tcp_memory_peak_pages\":$(num_or_null "$TCP_MEM_PEAK"),\"tcp_memory_peak_pct_of_pressure\":$(num_or_null "$TCP_MEM_PEAK_PCT"),\"origin_requests_during_run\":$(num_or_null "${fetches//[-?]/}"),\"server_cpu_us_per_response\":$(num_or_null "${us_per_req/-/}"),\"server_user_us_per_response\":$(num_or_null "$user_us"),\"server_kernel_us_per_response\":$(num_or_null "$kernel_us"),\"loop_busy_pct\":$(json_str "${loops/#-/}"),\"loadavg_before\":$(json_str "$load")}")
       done
     done
   done
