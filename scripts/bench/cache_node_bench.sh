@@ -677,6 +677,21 @@ else
       after=$(origin_count "$path")
       [[ -n $before && -n $after ]] && T_HOT[-1]="${T_HOT[-1]}; origin $((after - before)) in $((2 * WRK_SECONDS)) s"
     fi
+    # The control: the same node, paced the same, on a 2 KiB object that lives an hour (never
+    # refreshed during the run). Its tail against the hot one's is what the refresh costs;
+    # against nginx_static's, what the machine and the node's serving cost.
+    if [[ $peer = cache_node* ]]; then
+      url="${PEER_URL[$peer]}/x/cc=max-age=3600/gen/2K/steady-$peer-$RUN_ID.bin"
+      curl -sS --max-time 10 -o /dev/null "$url" || true
+      run_wrk 2 "$HOT_CONNS" "$url" >/dev/null
+      load=$(loadavg)
+      log "(f) wrk $peer, steady object (control), $HOT_CONNS connections, paced, for ${WRK_SECONDS}s (load $load)"
+      run_wrk "$WRK_SECONDS" "$HOT_CONNS" "$url" "$WORK/paced.lua" "$HOT_DELAY_MS"
+      checked_ratio "steady object paced, $peer p99 vs nginx_static's" "$peer" "$W_P99" "$W_PROBLEM" \
+        nginx_static "${HOT_P99[nginx_static/paced]:-}" "${HOT_PROB[nginx_static/paced]:-}"
+      T_HOT+=("$(printf '%-15s %-6s %10s %8s %8s %8s %8s %5s  %s' "${peer}:steady" paced "${W_RPS:-n/a}" "$W_P50" "$W_P99" "$CHECKED_RATIO" - "${load%% *}" "control: an object never refreshed in the run")")
+      J_HOT+=("{\"peer\":\"$peer\",\"mode\":\"paced\",\"object\":\"steady (control)\",\"connections\":$HOT_CONNS,\"delay_ms\":$HOT_DELAY_MS,$(wrk_json),\"problem\":$(json_str "$W_PROBLEM"),\"p99_ratio_to_nginx_static\":$(num_or_null "$CHECKED_RATIO"),\"loadavg_before\":$(json_str "$load")}")
+    fi
   done
 fi
 [[ -n $HOT_NOTE ]] && log "SKIP (f): $HOT_NOTE"
@@ -790,7 +805,8 @@ LOAD_END=$(loadavg)
   echo "    after a 2 s warm-up; full = as fast as each server goes; paced = each connection waits"
   echo "    ${HOT_DELAY_MS} ms after every answer (about the same request rate for every server: see req/s);"
   echo "    nginx_static serves the same size from disk; p99_x = p99 / nginx_static's in the same mode;"
-  echo "    origin = origin requests for the object in both runs; target: paced p99 <= 1.5 x nginx_static's"
+  echo "    origin = origin requests for the object in both runs; target: paced p99 <= 1.5 x nginx_static's;"
+  echo "    <node>:steady = the same node, paced, on an object that lives an hour (the refresh's share of the tail)"
   if [[ -n $HOT_NOTE ]]; then
     echo "    SKIPPED: $HOT_NOTE"
   else
