@@ -18,22 +18,20 @@
 
 #include <event2/event.h>
 
-#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
 #include <vector>
 
-#include "balancer/live_restart.h"
-#include "balancer/playlist_mapper.h"
-#include "balancer/request_params.h"
+#include "balancer/live_follow.h"
 #include "balancer/source_policy.h"
+#include "balancer/source_version.h"
+#include "balancer/version_builder.h"
 #include "core/clock.h"
 #include "core/event_loop.h"
 #include "core/handles.h"
@@ -45,129 +43,9 @@
 
 namespace balancer {
 
-using Clock = std::chrono::steady_clock;
-using TimePoint = Clock::time_point;
-
-// Which caches (bit = index in the caches file, first 64) viewers' copies of a
-// playlist version sent chunk links to. Noted by any loop, read by the home loop.
-class CacheUse {
- public:
-  CacheUse() = default;
-  CacheUse(const CacheUse& other) : bits_(other.mask()) {}
-  CacheUse& operator=(const CacheUse& other) {
-    bits_.store(other.mask(), std::memory_order_relaxed);
-    return *this;
-  }
-  // One relaxed load per viewer copy; a write only the first time for a cache.
-  void note(size_t cache_index) const {
-    if (cache_index >= 64) return;
-    const uint64_t bit = uint64_t{1} << cache_index;
-    if ((bits_.load(std::memory_order_relaxed) & bit) == 0)
-      bits_.fetch_or(bit, std::memory_order_relaxed);
-  }
-  uint64_t mask() const { return bits_.load(std::memory_order_relaxed); }
-
- private:
-  mutable std::atomic<uint64_t> bits_{0};
-};
-
-// One parsed version of a source playlist. Immutable once published: every loop
-// reads it without a lock.
-struct SourceVersion {
-  hls::Playlist playlist;
-  SourceKind kind = SourceKind::live;
-  Millis target_duration{0};    // media playlists; 0 for masters
-  double total_duration_s = 0;  // sum of EXTINF (VOD signature lifetime)
-  RewritePlan plan;
-  uint64_t serial = 0;  // increases with every new version of any source
-  LiveEndPolicy live;   // the channel policy it was built under (live_restart.h)
-  CacheUse cache_use;   // the caches viewers' copies of this version sent chunk links to (prefetch)
-  // Live media playlists: where its newest segment or part ends on the wall clock (Unix
-  // seconds, from EXT-X-PROGRAM-DATE-TIME; hls/program_date.h), when it says.
-  std::optional<double> newest_media_end_s;
-};
-
-// What the cache publishes for one source, read by every loop's SourceFront:
-// the current version and when origin vouched for it, behind a generation
-// counter so a reader re-reads (under the lock) only after a change. Readers
-// note that viewers still ask (touch), which keeps the background refresh going.
-// Any thread.
-class SourceSlot {
- public:
-  struct View {
-    std::shared_ptr<const SourceVersion> version;  // null: nothing servable
-    TimePoint validated_at{};
-  };
-  uint64_t generation() const { return generation_.load(std::memory_order_acquire); }
-  View view() const {
-    std::lock_guard lock(mutex_);
-    return view_;
-  }
-  void publish(std::shared_ptr<const SourceVersion> version, TimePoint validated_at) {
-    {
-      std::lock_guard lock(mutex_);
-      view_ = View{std::move(version), validated_at};
-    }
-    generation_.fetch_add(1, std::memory_order_release);
-  }
-  // While origin holds the blocking reload for the part after the published version's
-  // newest, that version is current, however long ago it came. Read before generation().
-  void set_following(bool following) { following_.store(following, std::memory_order_release); }
-  bool following() const { return following_.load(std::memory_order_acquire); }
-  // Writes only when the stored time is 100 ms old: one shared write per
-  // 100 ms per source, not one per request.
-  void touch(TimePoint now) const {
-    auto ns = now.time_since_epoch().count();
-    if (ns - last_used_.load(std::memory_order_relaxed) > 100'000'000)
-      last_used_.store(ns, std::memory_order_relaxed);
-  }
-  TimePoint last_used() const {
-    return TimePoint(TimePoint::duration(last_used_.load(std::memory_order_relaxed)));
-  }
-
- private:
-  mutable std::mutex mutex_;
-  View view_;
-  std::atomic<uint64_t> generation_{0};
-  std::atomic<bool> following_{false};
-  mutable std::atomic<TimePoint::rep> last_used_{0};
-};
-
-struct SourceRequest {
-  std::string origin_id;
-  std::string origin_base;  // origin base URL, no trailing slash
-  std::string target;       // "/path[?query]" on the origin, without delivery directives
-  DeliveryDirectives directives;
-  LiveEndPolicy live;     // how the channel takes an end tag and restarts (live_restart.h)
-  bool prefetch = false;  // the channel's "prefetch": new live segments are named to the nodes
-  // The channel's "target_latency_s": its media playlists' HOLD-BACK and PART-HOLD-BACK
-  // (hls/hold_back.h); 0 keeps origin's.
-  double target_latency_s = 0;
-};
-
-// The key of a request's ordinary copy, in the source cache and in each loop's front: the
-// origin and target, and the channel's target latency when it sets one (a channel with its own
-// hold-backs gets a copy of its own).
-std::string source_key(const SourceRequest& request);
-
-struct SourceResult {
-  enum class From { hit, miss, coalesced, stale, error };
-  From from = From::error;
-  std::shared_ptr<const SourceVersion> version;  // null when from == error
-  TimePoint validated_at{};  // when origin last vouched for `version` (send time of that fetch)
-  std::shared_ptr<const SourceSlot>
-      slot;           // the source's publication (null for errors without an entry)
-  int status = 0;     // HTTP status for the viewer when from == error
-  core::Error error;  // when from == error
-};
-
-const char* to_string(SourceResult::From from);
-
 // How source playlist fetches name what failed (http/client/coalesced_fetch.h).
 inline constexpr http::UpstreamWording kSourceWording{"playlist", "source_too_large",
                                                       "the balancer"};
-
-using SourceCallback = std::function<void(const SourceResult&)>;
 
 // New segments of a live media playlist, for prefetch (prefetch_client.h): their
 // targets on the origin the nodes call `origin_id`, and the caches (CacheUse
@@ -184,7 +62,10 @@ class SourceCache {
   SourceCache(const SourceCache&) = delete;
   SourceCache& operator=(const SourceCache&) = delete;
 
-  void set_timings(PlaylistTimings timings) { timings_ = timings; }
+  void set_timings(PlaylistTimings timings) {
+    timings_ = timings;
+    builder_.set_limits(timings);
+  }
   // Told of every refresh of a live media playlist (of a channel with prefetch)
   // that reveals segments the version before did not have.
   void set_prefetch_sink(PrefetchSink sink) { prefetch_sink_ = std::move(sink); }
@@ -202,6 +83,8 @@ class SourceCache {
   size_t entries() const { return entries_.size(); }
   // Live sources being refreshed in the background right now.
   size_t refreshing() const;
+  // Playlists parsed so far (origin's answers, and the copies built of them).
+  uint64_t playlist_parses() const { return builder_.parses(); }
 
   struct Entry;
 
@@ -216,17 +99,17 @@ class SourceCache {
     http::CappedBody body;
     std::string etag, last_modified;  // validators of the body being fetched
   };
-  struct Waiter {
-    SourceCallback done;
-    bool first = false;  // the request that started the fetch
-    // A viewer's blocking reload waiting on the ordinary copy's follow (a 503 if it times out).
-    bool blocking_reload = false;
-    bool delta = false;  // answered with the delta update of what the fetch brings (_HLS_skip=YES)
-  };
+  using Waiter = SourceWaiter;
+
+  static SourceResult hit_result(const Entry& entry);
+  static SourceResult error_result(int status, core::Error error);
+  // §6.2.5.2: a blocked reload not satisfied within three target durations is a 503.
+  static SourceResult playlist_not_ready();
+  static Millis since(TimePoint then, TimePoint now);
 
   struct CopyAddress;
 
-  // The steps of get(), in order.
+  // The steps of get(), in order (source_cache.cc).
   // The request's LL-HLS directives that the source's origin can honour (the others dropped).
   DeliveryDirectives directives_to_forward(const SourceRequest& request,
                                            const std::string& base_key) const;
@@ -262,6 +145,8 @@ class SourceCache {
   Entry& entry_for(const std::string& key);
   // May the entry's version be served as it is now: fresh by age, or followed?
   bool current(const Entry& entry, TimePoint now) const;
+
+  // Origin fetches: sent, landed, refreshed (source_cache_fetch.cc).
   void start_fetch(Entry& entry, Transfer& transfer, bool background);
   // The entry's fetch numbered `seq`: the one viewers join (in_flight_) or one sent ahead.
   Transfer* transfer_of(const std::string& key, uint64_t seq);
@@ -273,6 +158,9 @@ class SourceCache {
   // when the entry has no such fetch.
   std::optional<bool> take_landed(Entry& entry, uint64_t seq, Transfer& transfer,
                                   std::vector<Waiter>& waiters);
+  // on_done()'s step for an answer with news (a body, or a 304 for the copy held).
+  void take_answer(Entry& entry, Transfer& transfer, const http::FetchResult& result,
+                   const LiveFollow::Landing& landing, std::vector<Waiter> waiters, TimePoint now);
   // The steps of on_done() for a follow that timed out and for a failed fetch.
   void answer_stalled_follow(Entry& entry, std::vector<Waiter>& waiters, TimePoint now);
   void answer_fetch_failure(Entry& entry, std::vector<Waiter> waiters,
@@ -282,62 +170,42 @@ class SourceCache {
   void answer_old_news(Entry& entry, std::vector<Waiter> waiters,
                        std::optional<http::UpstreamFailure> failure,
                        const http::FetchResult& result, TimePoint now);
-  // Parses origin's `body` into the version to serve (continued across restarts for live channels).
-  core::Result<std::shared_ptr<const SourceVersion>> build_version(Entry& entry,
-                                                                   std::string_view body,
-                                                                   TimePoint now);
-  // build_version()'s step for a live media playlist: origin's `playlist` through the entry's
-  // LiveRunTracker; the runs by line when its own copy replaced `playlist`.
-  std::optional<std::vector<std::pair<size_t, uint64_t>>> continue_live_run(
-      Entry& entry, hls::Playlist& playlist, const hls::ParseOptions& options, TimePoint now);
+  // Origin's `body` through the version builder (continued across restarts for live
+  // channels); what it noted is logged and counted.
+  core::Result<BuiltVersion> build_version(Entry& entry, std::string_view body, TimePoint now);
+  void count_and_log(const Entry& entry, const BuildNotes& notes);
+  void schedule_refresh(Entry& entry, TimePoint now);
+  // Fetches of the entry that may run at once when the refresh timer fires.
+  static size_t refreshes_allowed(const Entry& entry);
+  void on_refresh_timer(const std::string& key);
+
+  // Answers (source_cache.cc).
   void publish(Entry& entry, std::shared_ptr<const SourceVersion> version, TimePoint validated_at,
                std::vector<Waiter> waiters);
-  // A blocking reload for a part past the followed one waits on the entry (Entry::parked)
-  // until a publish satisfies it or its deadline (three target durations) passes.
+  // A blocking reload for a part past the followed one parks on the entry's follow until a
+  // publish satisfies it or its deadline (three target durations) passes.
   void park(Entry& entry, BlockingTarget target, Waiter waiter, TimePoint now);
-  void arm_parked_timer(Entry& entry, TimePoint now);
   void answer_parked(Entry& entry);
+  void on_parked_timer(const std::string& key);
   // Answers `waiters` from the entry's version (its delta update to those that asked for one).
   void answer(Entry& entry, std::vector<Waiter> waiters);
-  // The parked waiters `ready` (target, deadline) picks, off the entry; its timer re-armed.
-  using ParkedReady = std::function<bool(const BlockingTarget&, TimePoint deadline)>;
-  std::vector<Waiter> take_parked(Entry& entry, TimePoint now, const ParkedReady& ready);
-  void on_parked_timer(const std::string& key);
   // The segments of `current` that `previous` did not have, to the prefetch sink.
   void offer_prefetch(Entry& entry, const SourceVersion& previous, const SourceVersion& current);
   void fail(Entry& entry, std::vector<Waiter> waiters, int status, core::Error error);
   void answer_failure(Entry& entry, const SourceCallback& done, TimePoint now);
-  void schedule_refresh(Entry& entry, TimePoint now);
-  // Fetches of the entry that may run at once when the refresh timer fires.
-  static size_t refreshes_allowed(const Entry& entry);
-  // playlists.max_segments: a longer live or EVENT playlist becomes a window of its newest
-  // segments (hls/window.h; the playlist it replaced goes to `replaced`, if given); a longer
-  // VOD playlist or delta update is refused (the error).
-  std::optional<core::Error> limit_segments(SourceVersion& version, const std::string& url,
-                                            std::optional<hls::Playlist>* replaced);
-  // playlists.max_master_entries: a multivariant playlist listing more variants and renditions
-  // is refused (the error): each viewer's copy, once per pathway, costs per entry.
-  std::optional<core::Error> limit_master_entries(const SourceVersion& version,
-                                                  const std::string& url);
-  void on_refresh_timer(const std::string& key);
   void sweep();
 
   event_base& base_;
   http::HttpClient& client_;
   const core::Clock& clock_;
   PlaylistTimings timings_;
+  VersionBuilder builder_{timings_};
   std::unordered_map<std::string, std::unique_ptr<Entry>> entries_;
   // Per ordinary copy's key: entries for its LL-HLS directive values (bounded).
   std::unordered_map<std::string, size_t> directive_entries_;
-  // Per ordinary copy's key (shared by its directive entries): when each chunk, by
-  // chunk hash, was first listed (unix seconds), for RewritePlan::chunk_first_listed.
-  std::unordered_map<std::string, std::unordered_map<uint64_t, int64_t>> first_listed_;
-  // Fills version.plan.chunk_first_listed from (and into) first_listed_[playlist_key].
-  void stamp_first_listed(const std::string& playlist_key, SourceVersion& version);
   // Keyed like entries_; an entry is never swept while its fetch runs.
   http::CoalescedFetches<Waiter, Transfer> in_flight_;
   core::LoopTimer sweep_timer_{base_, core::LoopTimer::Repeat::every, [this] { sweep(); }};
-  uint64_t next_serial_ = 1;
   bool refreshing_enabled_ = true;
   PrefetchSink prefetch_sink_;
 

@@ -575,4 +575,36 @@ TEST_CASE(
   CHECK(refreshes >= 6);
 }
 
+TEST_CASE(
+    "source cache: each origin version is parsed once (the channel's hold-backs included); an "
+    "unchanged copy is not parsed again") {
+  Fixture f(no_background_refresh());
+  test::write_file(f.dir.file("live.m3u8"), test::live_playlist(100, 5));
+  REQUIRE(f.get("/live.m3u8").version != nullptr);
+  CHECK(f.cache->playlist_parses() == 1);
+  // Origin unchanged: the same bytes are not parsed again.
+  f.clock.advance(501ms);
+  REQUIRE(f.get("/live.m3u8").version != nullptr);
+  CHECK(f.origin.count("/files/live.m3u8") == 2);
+  CHECK(f.cache->playlist_parses() == 1);
+  // A new origin version: one parse.
+  test::write_file(f.dir.file("live.m3u8"), test::live_playlist(101, 5));
+  f.clock.advance(501ms);
+  REQUIRE(f.get("/live.m3u8").version != nullptr);
+  CHECK(f.cache->playlist_parses() == 2);
+  // A channel with its own target latency: origin's body with its hold-backs, parsed once.
+  std::optional<SourceResult> held;
+  SourceRequest request{"demo", f.origin.base_url(), "/files/live.m3u8", {}, {}, false, 12.0};
+  f.cache->get(request, [&](const SourceResult& r) { held = r; });
+  REQUIRE(test::wait_until(
+      [&] {
+        event_base_loop(f.base.get(), EVLOOP_NONBLOCK);
+        return held.has_value();
+      },
+      10s, 1ms));
+  REQUIRE(held->version != nullptr);
+  CHECK(held->version->playlist.media.server_control.hold_back);
+  CHECK(f.cache->playlist_parses() == 3);
+}
+
 }  // namespace balancer::source_cache_test
