@@ -204,18 +204,18 @@ std::optional<core::Error> VersionBuilder::limit_segments(SourceVersion& version
     notes.warnings.push_back("playlist from origin refused: " + url + ": " + counts);
     return core::Error{"source_too_many_segments", "The origin's playlist lists " + counts + "."};
   }
+  // The window comes parsed: origin's version is parsed once.
   auto window = hls::newest_segments(playlist, max_segments_);
-  auto parsed = window.ok() ? parse(*window, url) : hls::Result<hls::Playlist>(window.error());
-  if (!parsed.ok()) {
+  if (!window.ok()) {
     notes.warnings.push_back("window of a long playlist from origin failed: " + url + ": " +
-                             parsed.error().message);
+                             window.error().message);
     return core::Error{"bad_source_playlist", "The origin's playlist lists " + counts +
                                                   " and its newest ones do not make a playlist: " +
-                                                  parsed.error().message};
+                                                  window.error().message};
   }
   notes.windowed_from = segments;
   replaced = std::move(version.playlist);
-  version.playlist = std::move(parsed).value();
+  version.playlist = std::move(window).value();
   version.kind = classify(version.playlist);
   return std::nullopt;
 }
@@ -244,17 +244,16 @@ std::shared_ptr<const SourceVersion> VersionBuilder::delta_of(
   lineage.delta_of_serial = full->serial;
   auto update = hls::delta_update(full->playlist);
   if (!update.ok() || update->skipped == 0) return full;
-  auto parsed = parse(update->text, url);
-  if (!parsed.ok() || parsed->tmpl.slots().size() != update->slots.size()) {
-    notes.warnings.push_back("delta update of " + url + " not built: " +
-                             (parsed.ok() ? std::string("its links do not match the playlist's")
-                                          : parsed.error().message));
+  // The update comes parsed: no parse of its own.
+  if (update->playlist.tmpl.slots().size() != update->slots.size()) {
+    notes.warnings.push_back("delta update of " + url +
+                             " not built: its links do not match the playlist's");
     return full;
   }
   // Every link is the full version's own for the same slot: a viewer's URIs are the same in a
   // delta update as in the full playlist (run markers, first-listed times, part targets).
   auto version = std::make_shared<SourceVersion>();
-  version->playlist = std::move(parsed).value();
+  version->playlist = std::move(update->playlist);
   version->kind = full->kind;
   version->target_duration = full->target_duration;
   version->total_duration_s = full->total_duration_s;

@@ -24,12 +24,14 @@ enum class PlaylistType : std::uint8_t { unspecified, vod, event };
 struct Resolution {
   std::uint64_t width = 0;
   std::uint64_t height = 0;
+  bool operator==(const Resolution&) const = default;
 };
 
 // EXT-X-BYTERANGE / BYTERANGE="<length>[@<offset>]" as written (offset not inferred).
 struct ByteRange {
   std::uint64_t length = 0;
   std::optional<std::uint64_t> offset;
+  bool operator==(const ByteRange&) const = default;
 };
 
 // EXT-X-STREAM-INF (+ its URI line), EXT-X-I-FRAME-STREAM-INF, EXT-X-IMAGE-STREAM-INF.
@@ -45,6 +47,7 @@ struct Variant {
   std::string audio, video, subtitles, closed_captions;  // group ids, empty when absent
   std::optional<std::size_t> uri_slot;  // index in Template::slots(); nullopt if no URI
   std::size_t line = 0;
+  bool operator==(const Variant&) const = default;
 };
 
 // EXT-X-MEDIA.
@@ -55,6 +58,7 @@ struct Rendition {
   bool autoselect = false;
   std::optional<std::size_t> uri_slot;
   std::size_t line = 0;
+  bool operator==(const Rendition&) const = default;
 };
 
 // EXT-X-KEY or EXT-X-SESSION-KEY.
@@ -64,6 +68,7 @@ struct Key {
   std::string keyformat;
   std::optional<std::size_t> uri_slot;  // nullopt for METHOD=NONE
   std::size_t line = 0;
+  bool operator==(const Key&) const = default;
 };
 
 struct Segment {
@@ -76,6 +81,7 @@ struct Segment {
   std::string program_date_time;        // EXT-X-PROGRAM-DATE-TIME value as written, or empty
   std::optional<std::size_t> map_slot;  // the EXT-X-MAP in force, if any
   std::size_t line = 0;                 // line of the URI
+  bool operator==(const Segment&) const = default;
 };
 
 // EXT-X-PART. Parts listed before a segment's URI line belong to that segment;
@@ -89,6 +95,7 @@ struct Part {
   bool gap = false;
   std::optional<ByteRange> byte_range;
   std::size_t line = 0;
+  bool operator==(const Part&) const = default;
 };
 
 struct PreloadHint {
@@ -97,6 +104,7 @@ struct PreloadHint {
   std::optional<std::uint64_t> byterange_start;
   std::optional<std::uint64_t> byterange_length;
   std::size_t line = 0;
+  bool operator==(const PreloadHint&) const = default;
 };
 
 struct RenditionReport {
@@ -104,6 +112,7 @@ struct RenditionReport {
   std::optional<std::uint64_t> last_msn;
   std::optional<std::uint64_t> last_part;
   std::size_t line = 0;
+  bool operator==(const RenditionReport&) const = default;
 };
 
 // EXT-X-SERVER-CONTROL.
@@ -113,12 +122,14 @@ struct ServerControl {
   bool can_skip_dateranges = false;
   std::optional<double> hold_back;
   std::optional<double> part_hold_back;
+  bool operator==(const ServerControl&) const = default;
 };
 
 struct MasterInfo {
   std::vector<Variant> variants;  // in source order, all kinds
   std::vector<Rendition> renditions;
   std::vector<Key> session_keys;
+  bool operator==(const MasterInfo&) const = default;
 };
 
 struct MediaInfo {
@@ -139,6 +150,7 @@ struct MediaInfo {
   std::size_t dateranges = 0;  // EXT-X-DATERANGE tags (kept as they are)
 
   bool is_delta_update() const { return skipped_segments.has_value(); }
+  bool operator==(const MediaInfo&) const = default;
 };
 
 struct Playlist {

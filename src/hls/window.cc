@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "hls/playlist_parser.h"
+#include "hls/playlist_splice.h"
 #include "hls/program_date.h"
 
 namespace hls {
@@ -105,13 +106,12 @@ void for_each_line(std::string_view source, Visit visit) {
 
 }  // namespace
 
-Result<std::string> newest_segments(const Playlist& playlist, size_t max_segments) {
+Result<Playlist> newest_segments(const Playlist& playlist, size_t max_segments) {
   if (playlist.kind != PlaylistKind::media)
     return Issue{"not_media", "a master playlist has no segments to drop", 0};
   if (max_segments == 0) return Issue{"bad_window", "a window keeps at least one segment", 0};
   const MediaInfo& media = playlist.media;
-  const std::string_view source = playlist.tmpl.source();
-  if (media.segments.size() <= max_segments) return std::string(source);
+  if (media.segments.size() <= max_segments) return playlist;
   if (media.is_delta_update()) {
     return Issue{"delta_update", "a delta update (EXT-X-SKIP) cannot be cut to a window", 0};
   }
@@ -127,30 +127,57 @@ Result<std::string> newest_segments(const Playlist& playlist, size_t max_segment
   if (media.segments[first].program_date_time.empty())
     date_time = program_date_time_of(media, first);
 
-  std::string out;
-  out.reserve(source.size() / (media.segments.size() / max_segments + 1) + 256);
+  splice_internal::LineSplice out(playlist);
   bool header_written = false;
-  for_each_line(source, [&](size_t number, std::string_view line, std::string_view with_ending) {
+  bool date_written = !date_time;
+  for_each_line(playlist.tmpl.source(), [&](size_t number, std::string_view line,
+                                            std::string_view with_ending) {
     const std::string_view tag = tag_name(line);
     if (number > cut_line) {
-      if (date_time) {
-        out.append("#EXT-X-PROGRAM-DATE-TIME:").append(*date_time).append("\n");
-        date_time.reset();
+      if (!date_written) {
+        out.add("#EXT-X-PROGRAM-DATE-TIME:" + *date_time);
+        date_written = true;
       }
-      if (!is_window_rewritten(tag)) out.append(with_ending);
+      if (!is_window_rewritten(tag)) out.keep(number, line, with_ending.substr(line.size()));
     } else if (tag == "EXTM3U" && !header_written) {
       header_written = true;
-      out.append("#EXTM3U\n#EXT-X-MEDIA-SEQUENCE:")
-          .append(std::to_string(media.segments[first].sequence));
-      out.append("\n#EXT-X-DISCONTINUITY-SEQUENCE:")
-          .append(std::to_string(discontinuity_sequence))
-          .append("\n");
+      out.add("#EXTM3U");
+      out.add("#EXT-X-MEDIA-SEQUENCE:" + std::to_string(media.segments[first].sequence));
+      out.add("#EXT-X-DISCONTINUITY-SEQUENCE:" + std::to_string(discontinuity_sequence));
     } else if ((is_playlist_level(tag) && tag != "EXTM3U") || kept_lines.count(number) != 0) {
-      out.append(line).append("\n");
+      out.keep(number, line, "\n");
     }
   });
-  return out;
+  Playlist window = out.finish();
+  window.media.media_sequence = media.segments[first].sequence;
+  window.media.discontinuity_sequence = discontinuity_sequence;
+  window.media.type = PlaylistType::unspecified;
+  if (date_time) window.media.segments.front().program_date_time = *date_time;
+  return window;
 }
+
+namespace {
+
+// The segments of `media` that a delta update skips: those ending more than CAN-SKIP-UNTIL
+// before the end of the playlist (its segments and the parts after them); 0 when a duration is
+// unknown.
+size_t segments_to_skip(const MediaInfo& media) {
+  std::vector<double> ends;
+  double end = 0;
+  for (const Segment& segment : media.segments) {
+    if (!segment.duration) return 0;
+    ends.push_back(end += *segment.duration);
+  }
+  for (const Part& part : media.parts) {
+    if (part.segment_index == media.segments.size()) end += part.duration.value_or(0);
+  }
+  size_t skipped = 0;
+  while (skipped < ends.size() && end - ends[skipped] > *media.server_control.can_skip_until)
+    ++skipped;
+  return skipped;
+}
+
+}  // namespace
 
 Result<DeltaUpdate> delta_update(const Playlist& playlist) {
   if (playlist.kind != PlaylistKind::media)
@@ -161,32 +188,18 @@ Result<DeltaUpdate> delta_update(const Playlist& playlist) {
   if (!media.server_control.can_skip_until) {
     return Issue{"cannot_skip", "the playlist does not offer delta updates (CAN-SKIP-UNTIL)", 0};
   }
-  const std::string_view source = playlist.tmpl.source();
-  DeltaUpdate whole;
-  whole.text = std::string(source);
-  for (size_t i = 0; i < playlist.tmpl.slots().size(); ++i) whole.slots.push_back(i);
-  // Where each segment ends, counted from the start; the playlist ends after the parts of
-  // the segment being written.
-  std::vector<double> ends;
-  double end = 0;
-  for (const Segment& segment : media.segments) {
-    if (!segment.duration) return whole;
-    ends.push_back(end += *segment.duration);
+  const size_t skipped = segments_to_skip(media);
+  if (skipped == 0 || skipped == media.segments.size()) {
+    DeltaUpdate whole{playlist, 0, {}};
+    for (size_t i = 0; i < playlist.tmpl.slots().size(); ++i) whole.slots.push_back(i);
+    return whole;
   }
-  for (const Part& part : media.parts) {
-    if (part.segment_index == media.segments.size()) end += part.duration.value_or(0);
-  }
-  size_t skipped = 0;
-  while (skipped < ends.size() && end - ends[skipped] > *media.server_control.can_skip_until)
-    ++skipped;
-  if (skipped == 0 || skipped == media.segments.size()) return whole;
-
   const size_t cut_line = media.segments[skipped - 1].line;  // last line of the skipped segments
   const std::unordered_set<size_t> kept_lines = lines_in_force(playlist, skipped, cut_line);
   std::optional<std::string> date_time;
   if (media.segments[skipped].program_date_time.empty())
     date_time = program_date_time_of(media, skipped);
-  const bool version_written = playlist.version.has_value();
+  const uint64_t version = std::max<uint64_t>(playlist.version.value_or(1), 9);
 
   DeltaUpdate delta;
   delta.skipped = skipped;
@@ -196,35 +209,39 @@ Result<DeltaUpdate> delta_update(const Playlist& playlist) {
       delta.slots.push_back(i);
     }
   }
-  std::string& out = delta.text;
-  std::string after_skip;  // the skipped region's lines that stay, written after EXT-X-SKIP
-  out.reserve(source.size() / 2 + 256);
+  splice_internal::LineSplice out(playlist);
+  // The skipped region's lines that stay, written after EXT-X-SKIP.
+  std::vector<std::pair<size_t, std::string_view>> after_skip;
   bool header_written = false;
   bool skip_written = false;
-  for_each_line(source, [&](size_t number, std::string_view line, std::string_view with_ending) {
+  for_each_line(playlist.tmpl.source(), [&](size_t number, std::string_view line,
+                                            std::string_view with_ending) {
     const std::string_view tag = tag_name(line);
     if (number > cut_line) {
       if (!skip_written) {
         skip_written = true;
-        out.append("#EXT-X-SKIP:SKIPPED-SEGMENTS=").append(std::to_string(skipped)).append("\n");
-        out.append(after_skip);
-        if (date_time) out.append("#EXT-X-PROGRAM-DATE-TIME:").append(*date_time).append("\n");
+        out.add("#EXT-X-SKIP:SKIPPED-SEGMENTS=" + std::to_string(skipped));
+        for (const auto& [kept_number, kept_line] : after_skip)
+          out.keep(kept_number, kept_line, "\n");
+        if (date_time) out.add("#EXT-X-PROGRAM-DATE-TIME:" + *date_time);
       }
-      out.append(with_ending);
+      out.keep(number, line, with_ending.substr(line.size()));
     } else if (tag == "EXTM3U" && !header_written) {
       header_written = true;
-      out.append("#EXTM3U\n");
-      if (!version_written) out.append("#EXT-X-VERSION:9\n");
+      out.add("#EXTM3U");
+      if (!playlist.version) out.add("#EXT-X-VERSION:9");
     } else if (tag == "EXT-X-VERSION") {
-      out.append("#EXT-X-VERSION:")
-          .append(std::to_string(std::max<uint64_t>(playlist.version.value_or(1), 9)));
-      out.append("\n");
+      out.add("#EXT-X-VERSION:" + std::to_string(version));
     } else if ((is_playlist_level(tag) && tag != "EXTM3U") || is_window_rewritten(tag)) {
-      out.append(line).append("\n");
+      out.keep(number, line, "\n");
     } else if (kept_lines.count(number) != 0 || tag == "EXT-X-DATERANGE") {
-      after_skip.append(line).append("\n");
+      after_skip.emplace_back(number, line);
     }
   });
+  delta.playlist = out.finish();
+  delta.playlist.version = version;
+  delta.playlist.media.skipped_segments = skipped;
+  if (date_time) delta.playlist.media.segments.front().program_date_time = *date_time;
   return delta;
 }
 

@@ -16,8 +16,8 @@
 
 namespace hls {
 
-// The text of `playlist` (a parsed media playlist) keeping only its newest
-// `max_segments` segments, as a server sliding its window would write it:
+// `playlist` (a parsed media playlist) keeping only its newest `max_segments` segments, as a
+// server sliding its window would write it:
 //   - EXT-X-MEDIA-SEQUENCE is the first kept segment's number;
 //   - EXT-X-DISCONTINUITY-SEQUENCE is advanced by the EXT-X-DISCONTINUITY tags of
 //     the dropped segments;
@@ -32,16 +32,19 @@ namespace hls {
 //     PART, DATERANGE, unknown tags, comments) go;
 //   - every line after the last dropped segment is kept as it is.
 // Lines written by this function end with "\n"; kept lines keep their endings.
-// Returns the source unchanged when it has at most `max_segments` segments.
+// Returned parsed, never to be parsed again: its facts are the source's for the lines kept
+// (numbers, lines and URI slots renumbered; each slot's resolved URI as the source's), what
+// parse_playlist() would make of its text (its warnings: the source's, of the lines kept).
+// Returns `playlist` itself when it has at most `max_segments` segments.
 // Errors: "not_media" (a master playlist), "delta_update" (an EXT-X-SKIP
 // playlist: its window belongs to the player), "bad_window" (max_segments 0).
-Result<std::string> newest_segments(const Playlist& playlist, std::size_t max_segments);
+Result<Playlist> newest_segments(const Playlist& playlist, std::size_t max_segments);
 
 // A Playlist Delta Update (RFC 8216bis §6.2.5.1, _HLS_skip=YES) of a full media playlist.
 struct DeltaUpdate {
-  std::string text;         // the delta update; the source itself when nothing is skipped
-  std::size_t skipped = 0;  // segments skipped (0: `text` is the source)
-  // The source's template slots the text lists, in the text's own slot order.
+  Playlist playlist;        // the delta update, parsed; the source itself when nothing is skipped
+  std::size_t skipped = 0;  // segments skipped (0: `playlist` is the source)
+  // The source's template slots the update lists, in its own slot order.
   std::vector<std::size_t> slots;
 };
 
@@ -59,7 +62,8 @@ struct DeltaUpdate {
 //   - playlist-level tags are kept; the skipped segments' other lines go;
 //   - every line after the last skipped segment is kept as it is.
 // Nothing is skipped when no segment is that far from the end, or a segment's duration is
-// unknown (a full playlist is a valid answer to _HLS_skip).
+// unknown (a full playlist is a valid answer to _HLS_skip). Returned parsed, as
+// newest_segments() returns its window.
 // Errors: "not_media", "delta_update" (already one), "cannot_skip" (no CAN-SKIP-UNTIL).
 Result<DeltaUpdate> delta_update(const Playlist& playlist);
 

@@ -186,6 +186,32 @@ TEST_CASE(
 }
 
 TEST_CASE(
+    "version builder: origin's version is parsed once: with the channel's hold-backs, cut "
+    "to a window, and its delta update built without a parse of its own") {
+  PlaylistTimings timings;
+  timings.max_segments = 6;
+  Copy copy(timings);
+  copy.target_latency_s = 6;
+  const std::string ll =
+      "#EXT-X-PART-INF:PART-TARGET=0.5\n"
+      "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,CAN-SKIP-UNTIL=3.0\n";
+  auto version = copy.version(test::live_playlist(10, 12, 1, ll));
+  CHECK(copy.notes.windowed_from == 12);
+  REQUIRE(version->playlist.media.server_control.hold_back);
+  CHECK(*version->playlist.media.server_control.hold_back == doctest::Approx(6.0));
+  CHECK(version->playlist.media.segments.size() == 6);
+  CHECK(copy.builder.parses() == 1);
+  BuildNotes notes;
+  auto delta = copy.builder.delta_of(copy.lineage, version, kUrl, notes);
+  CHECK(notes.delta_built);
+  CHECK(delta->playlist.media.is_delta_update());
+  CHECK(copy.builder.parses() == 1);
+  // The next origin version: one more.
+  copy.version(test::live_playlist(11, 12, 1, ll));
+  CHECK(copy.builder.parses() == 2);
+}
+
+TEST_CASE(
     "version builder: the chunks a version lists that the one before did not are named for "
     "prefetch") {
   Copy copy;

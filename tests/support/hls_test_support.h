@@ -108,4 +108,32 @@ inline void check_rewrite_properties(const hls::Playlist& pl, std::string_view s
   CHECK(again->media.segments.size() == pl.media.segments.size());
 }
 
+// A playlist a transform returned parsed (hls/window.h) is what parsing its text makes of it:
+// the same facts, literals and slots (bytes, URIs, roles, tags, lines). Warnings aside.
+inline void check_as_parsed(const hls::Playlist& built, const hls::ParseOptions& options = {},
+                            std::string_view base = kBase) {
+  const hls::Playlist parsed = parse_ok(built.tmpl.source(), options, base);
+  CHECK(built.kind == parsed.kind);
+  CHECK(built.version == parsed.version);
+  CHECK(built.independent_segments == parsed.independent_segments);
+  CHECK(built.variables == parsed.variables);
+  CHECK(built.master == parsed.master);
+  CHECK(built.media == parsed.media);
+  CHECK(built.tmpl.literals() == parsed.tmpl.literals());
+  REQUIRE(built.tmpl.slots().size() == parsed.tmpl.slots().size());
+  for (size_t i = 0; i < built.tmpl.slots().size(); ++i) {
+    const hls::UriSlot& a = built.tmpl.slots()[i];
+    const hls::UriSlot& b = parsed.tmpl.slots()[i];
+    INFO("slot ", i, " line ", b.line, " ", b.uri);
+    CHECK(a.role == b.role);
+    CHECK(a.quoted == b.quoted);
+    CHECK(a.tag == b.tag);
+    CHECK(a.attribute == b.attribute);
+    CHECK(a.uri == b.uri);
+    CHECK(a.original == b.original);
+    CHECK(a.original.data() >= built.tmpl.source().data());
+    CHECK(a.line == b.line);
+  }
+}
+
 }  // namespace hls_test

@@ -121,6 +121,25 @@ void check_same_shape(const hls::Playlist& a, const hls::Playlist& b) {
   FUZZ_CHECK(a.media.endlist == b.media.endlist);
 }
 
+// What a transform returned parsed (hls/window.h) is what parsing its text gives: the same
+// facts, literals and slots. Warnings aside.
+bool same_as_parsed(const hls::Playlist& built, const hls::Playlist& parsed) {
+  bool same = built.kind == parsed.kind && built.version == parsed.version &&
+              built.independent_segments == parsed.independent_segments &&
+              built.variables == parsed.variables && built.master == parsed.master &&
+              built.media == parsed.media && built.tmpl.literals() == parsed.tmpl.literals() &&
+              built.tmpl.slots().size() == parsed.tmpl.slots().size();
+  for (size_t i = 0; same && i < built.tmpl.slots().size(); ++i) {
+    const hls::UriSlot& a = built.tmpl.slots()[i];
+    const hls::UriSlot& b = parsed.tmpl.slots()[i];
+    same = a.role == b.role && a.quoted == b.quoted && a.tag == b.tag &&
+           a.attribute == b.attribute && a.uri == b.uri && a.original == b.original &&
+           a.line == b.line;
+  }
+  if (!same) std::fprintf(stderr, "a transform's playlist differs from its text parsed\n");
+  return same;
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -201,9 +220,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const size_t keep = segments.size() / 2;
     auto window = hls::newest_segments(pl, keep);
     FUZZ_CHECK(window.ok());
-    auto cut = hls::parse_playlist(*window, base, options);
+    auto cut = hls::parse_playlist(window->tmpl.source(), base, options);
     if (!cut) std::fprintf(stderr, "window re-parse failed: %s\n", cut.error().message.c_str());
     FUZZ_CHECK(cut.ok());
+    FUZZ_CHECK(same_as_parsed(*window, *cut));
     FUZZ_CHECK(cut->media.segments.size() == keep);
     FUZZ_CHECK(cut->media.segments.front().sequence == segments[segments.size() - keep].sequence);
     FUZZ_CHECK(cut->tmpl.slots()[cut->media.segments.back().uri_slot].uri ==
@@ -218,10 +238,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       pl.media.server_control.can_skip_until) {
     auto delta = hls::delta_update(pl);
     FUZZ_CHECK(delta.ok());
-    auto skipped = hls::parse_playlist(delta->text, base, options);
+    auto skipped = hls::parse_playlist(delta->playlist.tmpl.source(), base, options);
     if (!skipped)
       std::fprintf(stderr, "delta re-parse failed: %s\n", skipped.error().message.c_str());
     FUZZ_CHECK(skipped.ok());
+    FUZZ_CHECK(same_as_parsed(delta->playlist, *skipped));
     FUZZ_CHECK(skipped->media.media_sequence == pl.media.media_sequence);
     FUZZ_CHECK(skipped->media.skipped_segments.value_or(0) == delta->skipped);
     FUZZ_CHECK(skipped->media.segments.size() + delta->skipped == segments.size());
