@@ -239,12 +239,16 @@ std::optional<ServedCopy> LiveRunTracker::next(const hls::Playlist& origin,
   if (keep > 0 && tail_target_s_ > media.target_duration.value_or(0)) {
     tail_target_s = tail_target_s_;
   }
-  return write_copy({.layout = layout,
-                     .listed = listed,
-                     .first_msn = first_msn,
-                     .first_number = first_number,
-                     .tail_target_s = tail_target_s,
-                     .end = media.endlist && !holding_end_});
+  const bool end = media.endlist && !holding_end_;
+  ServedCopy copy = write_copy({.layout = layout,
+                                .listed = listed,
+                                .first_msn = first_msn,
+                                .first_number = first_number,
+                                .tail_target_s = tail_target_s,
+                                .end = end});
+  // Origin's segments alone (no previous run's kept ahead): the copy comes parsed.
+  if (keep == 0) copy.playlist = hls::renumbered(origin, first_msn, first_number, end);
+  return copy;
 }
 
 // A restart: a number now names another URI, or the numbering went back after

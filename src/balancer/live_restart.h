@@ -68,6 +68,11 @@ struct ServedSegment {
 // What to serve instead of origin's copy.
 struct ServedCopy {
   std::string text;  // a playlist, parsed like origin's (same URL)
+  // `text` parsed (hls::renumbered), when it is made of origin's lines alone: numbers continued,
+  // an end tag held back. Not while a previous run's segments are listed ahead of the new
+  // run's, or an older origin copy is answered with the previous listing: `text` is then
+  // parsed by the caller.
+  std::optional<hls::Playlist> playlist;
   // (first line, run id), ascending: the chunk URIs from that 1-based line on belong to that run.
   std::vector<std::pair<size_t, uint64_t>> runs_by_line;
 };

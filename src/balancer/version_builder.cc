@@ -164,6 +164,10 @@ std::optional<std::vector<std::pair<size_t, uint64_t>>> VersionBuilder::continue
   notes.restarted = lineage.runs.restarts() != restarts;
   notes.end_held = lineage.runs.holding_end() && !was_holding;
   if (!served) return std::nullopt;
+  if (served->playlist) {
+    playlist = std::move(*served->playlist);  // written of origin's lines, returned parsed
+    return std::move(served->runs_by_line);
+  }
   auto continued = parse(served->text, answer.url);
   if (!continued.ok()) {
     notes.warnings.push_back("continued copy of " + answer.url + " does not parse (" +

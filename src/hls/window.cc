@@ -245,4 +245,56 @@ Result<DeltaUpdate> delta_update(const Playlist& playlist) {
   return delta;
 }
 
+namespace {
+
+// `line` (as written, blanks included) is the tag `name` ("#EXT-X-...").
+bool written_as(std::string_view line, std::string_view name) {
+  return line.starts_with(name) && (line.size() == name.size() || line[name.size()] == ':');
+}
+
+// The tags a renumbered copy writes first: about the whole playlist, or its end.
+bool heads_copy(std::string_view line) {
+  const std::string_view tag = tag_name(line);
+  return is_playlist_level(tag) || is_window_rewritten(tag) || tag == "EXT-X-ENDLIST";
+}
+
+}  // namespace
+
+Playlist renumbered(const Playlist& playlist, uint64_t media_sequence,
+                    uint64_t discontinuity_sequence, bool endlist) {
+  splice_internal::LineSplice out(playlist);
+  const std::string msn_line = "#EXT-X-MEDIA-SEQUENCE:" + std::to_string(media_sequence);
+  const std::string number_line =
+      "#EXT-X-DISCONTINUITY-SEQUENCE:" + std::to_string(discontinuity_sequence);
+  bool wrote_msn = false;
+  bool wrote_number = false;
+  for_each_line(playlist.tmpl.source(),
+                [&](size_t number, std::string_view line, std::string_view) {
+                  if (!heads_copy(line) || written_as(line, "#EXT-X-ENDLIST")) return;
+                  if (written_as(line, "#EXT-X-MEDIA-SEQUENCE")) {
+                    out.add(msn_line);
+                    wrote_msn = true;
+                  } else if (written_as(line, "#EXT-X-DISCONTINUITY-SEQUENCE")) {
+                    out.add(number_line);
+                    wrote_number = true;
+                  } else {
+                    out.keep(number, line, "\n");
+                  }
+                });
+  if (!wrote_msn) out.add(msn_line);
+  if (!wrote_number && discontinuity_sequence > 0) out.add(number_line);
+  for_each_line(playlist.tmpl.source(),
+                [&](size_t number, std::string_view line, std::string_view) {
+                  if (!heads_copy(line)) out.keep(number, line, "\n");
+                });
+  if (endlist) out.add("#EXT-X-ENDLIST");
+  Playlist copy = out.finish();
+  copy.media.media_sequence = media_sequence;
+  copy.media.discontinuity_sequence = discontinuity_sequence;
+  copy.media.endlist = endlist;
+  for (size_t i = 0; i < copy.media.segments.size(); ++i)
+    copy.media.segments[i].sequence = media_sequence + i;
+  return copy;
+}
+
 }  // namespace hls

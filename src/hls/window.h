@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -66,6 +67,17 @@ struct DeltaUpdate {
 // newest_segments() returns its window.
 // Errors: "not_media", "delta_update" (already one), "cannot_skip" (no CAN-SKIP-UNTIL).
 Result<DeltaUpdate> delta_update(const Playlist& playlist);
+
+// `playlist` (a parsed media playlist, not a delta update) renumbered, as the balancer serves a
+// live source whose numbering it continues after a restart, or whose end tag it holds back:
+//   - first the tags about the whole playlist (is_playlist_level, is_window_rewritten), in
+//     order, EXT-X-MEDIA-SEQUENCE as `media_sequence` and EXT-X-DISCONTINUITY-SEQUENCE as
+//     `discontinuity_sequence` (each added after them when absent; the latter only when not 0);
+//   - then every other line as it is, in order;
+//   - EXT-X-ENDLIST (wherever origin wrote it) only at the end, and only with `endlist`.
+// Lines end with "\n". Returned parsed, as newest_segments() returns its window.
+Playlist renumbered(const Playlist& playlist, std::uint64_t media_sequence,
+                    std::uint64_t discontinuity_sequence, bool endlist);
 
 // Line by line, for code that writes a playlist's head of its own (the balancer's live
 // restart):

@@ -12,6 +12,7 @@
 #include "balancer/live_restart.h"
 #include "balancer/source_policy.h"
 #include "balancer/stable_links.h"
+#include "support/hls_test_support.h"
 
 using namespace balancer;
 using namespace std::chrono_literals;
@@ -55,7 +56,14 @@ Served serve(LiveRunTracker& tracker, const std::string& origin_text, const Live
   hls::Playlist origin = parse(origin_text);
   auto copy = tracker.next(origin, policy, now, unix_ms);
   Served out;
-  out.playlist = copy ? parse(copy->text) : std::move(origin);
+  if (copy && copy->playlist) {
+    // Written of origin's lines alone, the copy comes parsed: what its text parses to.
+    CHECK(copy->playlist->tmpl.source() == copy->text);
+    hls_test::check_as_parsed(*copy->playlist, {}, kUrl);
+    out.playlist = *copy->playlist;
+  } else {
+    out.playlist = copy ? parse(copy->text) : std::move(origin);
+  }
   out.plan = plan_rewrite(out.playlist.tmpl, "http://origin.test");
   if (copy) mark_runs(out.plan, out.playlist.tmpl, copy->runs_by_line);
   for (const hls::Segment& s : out.playlist.media.segments) {
@@ -366,6 +374,10 @@ TEST_CASE(
       REQUIRE(copy.has_value());
       auto served = hls::parse_playlist(copy->text, kUrl);
       REQUIRE_MESSAGE(served.ok(), copy->text);
+      if (copy->playlist) {
+        CHECK(copy->playlist->tmpl.source() == copy->text);
+        hls_test::check_as_parsed(*copy->playlist, {}, kUrl);
+      }
       CHECK_FALSE(served->media.endlist);
       CHECK(served->media.media_sequence >= last_media_sequence);
       last_media_sequence = served->media.media_sequence;

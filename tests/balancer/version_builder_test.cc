@@ -212,6 +212,23 @@ TEST_CASE(
 }
 
 TEST_CASE(
+    "version builder: a live channel's own copy (its run named, an end tag held back) is "
+    "parsed once per origin version") {
+  Copy copy;
+  copy.live.mode = LiveMode::live;
+  auto first = copy.version(test::live_playlist(100, 3));
+  CHECK(!copy.lineage.origin_body.empty());  // the balancer's copy, not origin's
+  const std::vector<std::string> chunks = chunk_targets(*first);
+  REQUIRE(!chunks.empty());
+  CHECK(chunks.front().find(kRunParameter) != std::string::npos);
+  CHECK(copy.builder.parses() == 1);
+  auto held = copy.version(test::live_playlist(101, 3) + "#EXT-X-ENDLIST\n");
+  CHECK(copy.notes.end_held);
+  CHECK(!held->playlist.media.endlist);
+  CHECK(copy.builder.parses() == 2);
+}
+
+TEST_CASE(
     "version builder: the chunks a version lists that the one before did not are named for "
     "prefetch") {
   Copy copy;

@@ -282,3 +282,27 @@ TEST_CASE(
   REQUIRE_FALSE(master.ok());
   CHECK(master.error().code == "not_media");
 }
+
+// ---- renumbered(): the balancer's continued live copy, written of origin's lines ----
+
+TEST_CASE(
+    "a renumbered playlist writes its playlist tags first with the numbers given, every other "
+    "line as it was, and its end tag only when asked; it comes parsed") {
+  const std::string source =
+      "#EXTM3U\r\n#EXT-X-MEDIA-SEQUENCE:7\n#EXT-X-TARGETDURATION:2\n#EXT-X-MAP:URI=\"init.mp4\"\n"
+      "#EXTINF:2,\ns0.m4s\n#EXT-X-DISCONTINUITY\n#EXTINF:2,\ns1.m4s\n#EXT-X-ENDLIST\n";
+  const hls::Playlist origin = parse_ok(source);
+  const hls::Playlist held = hls::renumbered(origin, 107, 3, /*endlist=*/false);
+  CHECK(held.tmpl.source() ==
+        "#EXTM3U\n#EXT-X-MEDIA-SEQUENCE:107\n#EXT-X-TARGETDURATION:2\n"
+        "#EXT-X-DISCONTINUITY-SEQUENCE:3\n#EXT-X-MAP:URI=\"init.mp4\"\n#EXTINF:2,\ns0.m4s\n"
+        "#EXT-X-DISCONTINUITY\n#EXTINF:2,\ns1.m4s\n");
+  hls_test::check_as_parsed(held);
+  CHECK(held.media.media_sequence == 107);
+  CHECK(held.media.segments.back().sequence == 108);
+  CHECK_FALSE(held.media.endlist);
+  const hls::Playlist ended = hls::renumbered(origin, 7, 0, /*endlist=*/true);
+  hls_test::check_as_parsed(ended);
+  CHECK(ended.media.endlist);
+  CHECK(std::string(ended.tmpl.source()).ends_with("s1.m4s\n#EXT-X-ENDLIST\n"));
+}
