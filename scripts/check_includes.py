@@ -2,9 +2,10 @@
 """Checks src/'s include graph against the dependency rules (docs/architecture.md § Which
 folder may include which; DESIGN.md, "Dependency rules").
 
-Each folder of src/ is a library or a component. A file may include, with "folder/...",
-only the folders its own folder's row of ALLOWED names; where a row names single headers of a
-folder (a component's public header), only those. hls/ is a leaf on the standard library:
+Each folder of src/ is a library or a component; the rooms of a folder (src/F/room/, as
+http/h1/ or balancer/sources/) are that folder: its row, its namespace. A file may include,
+with "folder/...", only the folders its own folder's row of ALLOWED names; where a row names
+single headers of a folder (a component's public header), only those. hls/ is a leaf on the standard library:
 its <...> includes are standard headers only. Exits 1 and lists every include that breaks a
 rule; `--self-test` first shows that a planted breach of each kind is found.
 
@@ -130,6 +131,9 @@ def self_test():
         "balancer/b.cc": '#include "cache_node/node_loop.h"\n#include "api/api.h"\n'
                          '#include "api/api_state.h"\n',
         "cache_node/c.cc": '#include "stores/pg_client.h"\n#include "core/log.h"\n',
+        "balancer/sources/g.cc": '#include "balancer/viewers/playlist_mapper.h"\n'
+                                 '#include "cache_node/node_loop.h"\n'
+                                 'namespace balancer {\nint z;\n}  // namespace balancer\n',
         "core/d.cc": '#include "balancer/balancer.h"\n#include "http/tls/tls.h"\n'
                      '#include <curl/curl.h>\n#include <event2/event.h>\n',
         "newcomer/e.cc": '#include "core/log.h"\n',
@@ -148,6 +152,7 @@ def self_test():
     expected = ["hls/a.cc: includes core/log.h", "hls/a.cc: includes <event2/event.h>",
                 "balancer/b.cc: includes cache_node/node_loop.h",
                 "balancer/b.cc: includes api/api_state.h", "cache_node/c.cc: includes stores/pg_client.h",
+                "balancer/sources/g.cc: includes cache_node/node_loop.h",
                 "core/d.cc: includes balancer/balancer.h", "core/d.cc: includes http/tls/tls.h",
                 "core/d.cc: includes <curl/curl.h>", "newcomer/e.cc: folder 'newcomer'",
                 "http/f.h:5: declares in namespace common"]

@@ -6,8 +6,8 @@
 #include <cstddef>
 #include <memory>
 
-#include "balancer/admission_names.h"
-#include "balancer/stable_links.h"
+#include "balancer/viewers/admission_names.h"
+#include "balancer/viewers/stable_links.h"
 
 namespace balancer {
 

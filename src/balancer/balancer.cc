@@ -5,7 +5,7 @@
 
 #include "balancer/balancer_loop.h"
 #include "balancer/log_tag.h"
-#include "balancer/web_pages.h"
+#include "balancer/operator/web_pages.h"
 #include "core/log.h"
 #include "core/thread_rule.h"
 

@@ -16,7 +16,7 @@
 #include <cstddef>
 #include <memory>
 
-#include "balancer/balancer_config.h"
+#include "balancer/operator/balancer_config.h"
 #include "core/result.h"
 #include "http/server/http_server.h"
 #include "http/server/service_host.h"

@@ -1,7 +1,7 @@
 // The HTTP face of admission as pure functions: the queue answer's status, Retry-After and JSON
 // shape; the access check's answer to admission's decision; operator authorisation (key, loopback);
 // the switch's ?state=; the /admin/status document.
-#include "balancer/admission_http.h"
+#include "balancer/viewers/admission_http.h"
 
 #include <doctest/doctest.h>
 #include <rapidjson/document.h>

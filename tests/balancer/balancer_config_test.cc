@@ -4,7 +4,7 @@
 
 #include <string>
 
-#include "balancer/balancer_config.h"
+#include "balancer/operator/balancer_config.h"
 
 namespace balancer {
 namespace {

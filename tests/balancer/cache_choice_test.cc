@@ -1,5 +1,5 @@
 // Cache choice order (DESIGN.md flow 2) and health hysteresis with a fake clock.
-#include "balancer/cache_choice.h"
+#include "balancer/caches/cache_choice.h"
 
 #include <doctest/doctest.h>
 
@@ -7,8 +7,8 @@
 #include <string>
 #include <vector>
 
-#include "balancer/cache_health.h"
-#include "balancer/health_poller.h"
+#include "balancer/caches/cache_health.h"
+#include "balancer/caches/health_poller.h"
 
 namespace balancer {
 namespace {

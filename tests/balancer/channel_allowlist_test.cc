@@ -1,12 +1,12 @@
 // What a channel's viewers may make the balancer fetch: its source, and the playlists and keys
 // its own parsed playlists link to on its origin; what each variant costs. Pure (no I/O).
-#include "balancer/channel_allowlist.h"
+#include "balancer/viewers/channel_allowlist.h"
 
 #include <doctest/doctest.h>
 
 #include <string>
 
-#include "balancer/playlist_mapper.h"
+#include "balancer/viewers/playlist_mapper.h"
 #include "hls/playlist.h"
 
 namespace balancer {

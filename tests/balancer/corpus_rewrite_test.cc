@@ -11,7 +11,7 @@
 #include <iterator>
 #include <string>
 
-#include "balancer/playlist_mapper.h"
+#include "balancer/viewers/playlist_mapper.h"
 #include "cache_node/chunk_request.h"
 #include "hls/playlist.h"
 

@@ -3,7 +3,7 @@
 // a health document, a timeout, a node that refuses connections), how many in a row
 // flip a node's state with the configured thresholds, and what the balancer is told
 // after each result (on_update, snapshot, the balancer_cache_up gauge, the egress sum).
-#include "balancer/health_poller.h"
+#include "balancer/caches/health_poller.h"
 
 #include <doctest/doctest.h>
 

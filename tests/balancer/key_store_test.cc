@@ -2,7 +2,7 @@
 // fetched once however many ask, served from memory for key_delivery.ttl counted from
 // when its fetch started, and every kind of origin failure is answered with its own
 // status and code and never kept.
-#include "balancer/key_store.h"
+#include "balancer/sources/key_store.h"
 
 #include <doctest/doctest.h>
 

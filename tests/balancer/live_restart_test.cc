@@ -9,9 +9,9 @@
 #include <map>
 #include <string>
 
-#include "balancer/live_restart.h"
-#include "balancer/source_policy.h"
-#include "balancer/stable_links.h"
+#include "balancer/sources/live_restart.h"
+#include "balancer/sources/source_policy.h"
+#include "balancer/viewers/stable_links.h"
 #include "support/hls_test_support.h"
 
 using namespace balancer;

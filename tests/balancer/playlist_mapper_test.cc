@@ -1,6 +1,6 @@
 // Playlist URL mapping: every role, relative/absolute/foreign URIs, origin base
 // prefixes, signing of chunk links and rendering of a viewer's copy.
-#include "balancer/playlist_mapper.h"
+#include "balancer/viewers/playlist_mapper.h"
 
 #include <doctest/doctest.h>
 

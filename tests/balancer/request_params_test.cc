@@ -1,6 +1,6 @@
 // The viewer-facing URL scheme: channel, origin target, viewer parameters and
 // LL-HLS delivery directives.
-#include "balancer/request_params.h"
+#include "balancer/viewers/request_params.h"
 
 #include <doctest/doctest.h>
 

@@ -1,7 +1,7 @@
 // SourceCache against a real test_origin, with a FakeClock deciding freshness:
 // a live copy is served from memory until live_max_lag has passed on the
 // injected clock, then never again without asking origin.
-#include "balancer/source_cache.h"
+#include "balancer/sources/source_cache.h"
 
 #include <doctest/doctest.h>
 

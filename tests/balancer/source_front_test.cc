@@ -3,7 +3,7 @@
 // one source share one question, a version the cache published is picked up without asking,
 // and errors, LL-HLS directives and a changed origin always go home. Both loops are real
 // EventLoops, run in turn on the test thread; a FakeClock decides freshness.
-#include "balancer/source_front.h"
+#include "balancer/sources/source_front.h"
 
 #include <doctest/doctest.h>
 

@@ -1,5 +1,5 @@
 // Freshness rules of source playlists and LL-HLS blocking-reload checks.
-#include "balancer/source_policy.h"
+#include "balancer/sources/source_policy.h"
 
 #include <doctest/doctest.h>
 

@@ -1,6 +1,6 @@
 // Stable segment URIs per viewer: a chunk listed before keeps its host while that host
 // is usable; new chunks follow the choice; a dead host's chunks move.
-#include "balancer/stable_links.h"
+#include "balancer/viewers/stable_links.h"
 
 #include <doctest/doctest.h>
 

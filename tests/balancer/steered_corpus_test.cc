@@ -9,7 +9,7 @@
 #include <iterator>
 #include <string>
 
-#include "balancer/playlist_mapper.h"
+#include "balancer/viewers/playlist_mapper.h"
 #include "hls/playlist.h"
 #include "hls/steering.h"
 #include "support/steering_rules.h"

@@ -1,7 +1,7 @@
 // UnsentReplies: a reply's bytes count for the process and for its address from hold() until
 // its last reference goes; an address at its share is refused while the process has room, and
 // a first reply always fits; a reply outliving its ledger's owner still counts down.
-#include "balancer/unsent_replies.h"
+#include "balancer/viewers/unsent_replies.h"
 
 #include <doctest/doctest.h>
 

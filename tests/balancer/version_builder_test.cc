@@ -1,6 +1,6 @@
 // The version builder (version_builder.h) as a pure function of origin's body, the moment
 // passed in and the copy's lineage: no origin, no loop, no clock but the one each test moves.
-#include "balancer/version_builder.h"
+#include "balancer/sources/version_builder.h"
 
 #include <doctest/doctest.h>
 

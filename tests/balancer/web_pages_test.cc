@@ -2,7 +2,7 @@
 // that nothing else under the web directory can be reached.
 #include <doctest/doctest.h>
 
-#include "balancer/web_pages.h"
+#include "balancer/operator/web_pages.h"
 
 using balancer::web_file_for;
 

@@ -1,0 +1,106 @@
+// Polls every configured cache node's health URL on a timer (GET with a
+// timeout, never blocking the loop) and keeps a CacheHealth per node. A node's
+// answer is a JSON object; "overloaded": true or "status": "overloaded" marks it
+// overloaded; "egress_mbps" (a number >= 0) is the node's measured egress, summed
+// for the admission traffic estimate (docs/admission.md). Loop thread only.
+#pragma once
+
+#include <event2/event.h>
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <functional>
+#include "balancer/caches/cache_health.h"
+#include "core/clock.h"
+#include "core/handles.h"
+#include "core/metrics.h"
+#include "http/client/http_client.h"
+
+namespace balancer {
+
+struct HealthPollTarget {
+  std::string id;
+  std::string url;  // the node's health URL
+};
+
+struct HealthPollOptions {
+  std::chrono::milliseconds interval{1000};
+  std::chrono::milliseconds timeout{800};
+  HealthThresholds thresholds;
+};
+
+// How much of a health reply is read: the members the balancer uses come first in a node's
+// reply (under 1 KiB); a larger reply is read up to here and the rest ignored, so a node is
+// never taken down, nor the balancer slowed, by what else its reply holds.
+inline constexpr size_t kHealthReplyReadBytes = 16 * 1024;
+
+// Pure: a poll outcome from the HTTP status and body. True with `overloaded`
+// set for a 200 JSON object; false with `reason` otherwise. Only the top-level
+// "status", "overloaded" and "egress_mbps" are read, in one pass that keeps
+// nothing else. With `egress_mbps` non-null, it receives the document's
+// "egress_mbps" when that is a finite number >= 0 (else nullopt).
+// `cut_at_bound`: `body` is the first kHealthReplyReadBytes of a longer reply, so
+// a document that runs out of bytes is read as far as it goes.
+bool interpret_health_reply(int status, const std::string& body, bool& overloaded,
+                            std::string& reason, std::optional<double>* egress_mbps = nullptr,
+                            bool cut_at_bound = false);
+
+class HealthPoller {
+ public:
+  HealthPoller(event_base& base, http::HttpClient& client, core::MetricsRegistry& metrics,
+               const core::Clock& clock = core::Clock::real());
+  ~HealthPoller();
+  HealthPoller(const HealthPoller&) = delete;
+  HealthPoller& operator=(const HealthPoller&) = delete;
+
+  // Sets the nodes to poll and starts polling at once. A node whose id and URL
+  // are unchanged keeps its state; others start in state unknown.
+  void configure(const std::vector<HealthPollTarget>& targets, HealthPollOptions options);
+  void stop();
+
+  // Null for an id that is not configured.
+  const CacheHealth* health(const std::string& id) const;
+  // A copy of every node's health (for publishing to other loops).
+  std::map<std::string, CacheHealth> snapshot() const;
+  // Called on the loop after every poll result and configure().
+  void on_update(std::function<void()> fn) { on_update_ = std::move(fn); }
+
+  // Sum of the egress reported by the nodes that are up and were heard from
+  // within the staleness bound (HealthThresholds::stale_after); nullopt when no
+  // node qualifies.
+  std::optional<double> total_egress_mbps(TimePoint now) const;
+  // Successful polls that reported an egress, since start: a change means a
+  // new reading arrived.
+  uint64_t egress_readings() const { return egress_readings_; }
+
+ private:
+  struct Node;
+  // What one poll found.
+  struct Outcome {
+    bool ok = false;
+    bool overloaded = false;
+    bool refused = false;  // the connection was refused: down at once
+    std::optional<double> egress_mbps;
+    std::string reason;  // why it failed
+  };
+  void poll_all();
+  void on_result(const std::string& id, uint64_t generation, Outcome outcome);
+
+  event_base& base_;
+  http::HttpClient& client_;
+  const core::Clock& clock_;
+  std::function<void()> on_update_;
+  core::MetricsRegistry& metrics_;
+  HealthPollOptions options_;
+  std::map<std::string, std::unique_ptr<Node>> nodes_;
+  core::EventPtr timer_;
+  uint64_t generation_ = 0;
+  uint64_t egress_readings_ = 0;
+};
+
+}  // namespace balancer

@@ -1,0 +1,100 @@
+// The follow of one low-latency playlist (docs/balancer.md "Low-latency playlists are followed,
+// not polled"): when origin can block (CAN-BLOCK-RELOAD=YES) and the playlist has parts, the
+// copy's refresh is a blocking reload for the part after its newest, sent as soon as the
+// previous answer came; while origin holds it, the copy is as new as origin's. Viewers' blocking
+// reloads for that part join the follow's fetch; those for a later part park here until a
+// version satisfies them, or their deadline (three target durations) passes.
+//
+// One per cache entry, owned by SourceCache: the home loop only (its timer runs there).
+#pragma once
+
+#include <event2/event.h>
+
+#include <functional>
+#include <optional>
+#include <vector>
+
+#include "balancer/sources/source_policy.h"
+#include "balancer/sources/source_version.h"
+#include "core/event_loop.h"
+#include "hls/playlist.h"
+
+namespace balancer {
+
+// A request waiting on a source's fetch (or parked on its follow).
+struct SourceWaiter {
+  SourceCallback done;
+  bool first = false;  // the request that started the fetch
+  // A viewer's blocking reload waiting on the ordinary copy's follow (a 503 if it times out).
+  bool blocking_reload = false;
+  bool delta = false;  // answered with the delta update of what the fetch brings (_HLS_skip=YES)
+};
+
+class LiveFollow {
+ public:
+  // `on_deadline` runs on `base`'s loop when a parked request's deadline has come.
+  LiveFollow(event_base& base, std::function<void()> on_deadline)
+      : base_(base), on_deadline_(std::move(on_deadline)) {}
+
+  // The blocking reload, in origin's numbers, that brings the next version; none: the copy is
+  // refreshed by period.
+  const std::optional<BlockingTarget>& next() const { return next_; }
+  // Origin holds the follow now: the copy is as new as origin's.
+  bool held() const { return held_; }
+  // The last follow brought news: the next one is sent at once.
+  bool send_now() const { return send_now_; }
+
+  // A follow is sent (held until its part comes).
+  void sent() { held_ = true; }
+  // What the fetch that just landed was: a follow (and for which part), or not.
+  struct Landing {
+    bool followed = false;
+    std::optional<BlockingTarget> asked;
+  };
+  // A fetch of the copy landed; the follow is no longer held.
+  Landing landed();
+  // The landed follow did not bring the part it asked for (timed out, failed, or unchanged).
+  void brought_nothing(const Landing& landing) {
+    if (landing.followed) delivers_ = false;
+  }
+  // A new version was built from the landed fetch; `next` is its next part to follow.
+  void built(const Landing& landing, std::optional<BlockingTarget> next);
+
+  // What a viewer's blocking reload for `asked` does: join the follow's fetch (the part it
+  // asks for), park (a later part, while the follow brings part after part: `refresh_due` says
+  // the next follow is scheduled), or neither (the cache asks origin itself).
+  enum class Join { none, fetch, park };
+  Join join(const BlockingTarget& asked, const SourceVersion& version, bool fetch_running,
+            bool refresh_due) const;
+
+  // Parks a waiter for `target` (in the numbers of the served version) until `deadline`.
+  void park(const BlockingTarget& target, SourceWaiter waiter, TimePoint now, TimePoint deadline);
+  bool parked() const { return !parked_.empty(); }
+  // The parked waiters `media` satisfies, off the follow.
+  std::vector<SourceWaiter> take_satisfied(const hls::MediaInfo& media, TimePoint now);
+  // The parked waiters whose deadline has come (a millisecond early counts), off the follow.
+  std::vector<SourceWaiter> take_expired(TimePoint now);
+
+ private:
+  struct Parked {
+    BlockingTarget target;
+    TimePoint deadline;
+    SourceWaiter waiter;
+  };
+  using Ready = std::function<bool(const Parked&)>;
+  std::vector<SourceWaiter> take(TimePoint now, const Ready& ready);
+  void arm_timer(TimePoint now);
+
+  event_base& base_;
+  std::function<void()> on_deadline_;
+  std::optional<BlockingTarget> next_;
+  bool send_now_ = true;
+  bool held_ = false;
+  // The last follow brought the part it asked for: origin holds and answers blocking reloads,
+  // so the follow will bring the parts after it in turn.
+  bool delivers_ = false;
+  std::vector<Parked> parked_;
+  std::optional<core::LoopTimer> timer_;  // made when the first request parks
+};
+
+}  // namespace balancer

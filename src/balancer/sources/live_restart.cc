@@ -1,0 +1,376 @@
+#include "balancer/sources/live_restart.h"
+
+#include <algorithm>
+
+#include "core/url.h"
+#include "hls/window.h"
+
+namespace balancer {
+namespace {
+
+// Previous run's segments kept ahead of a new run at most (the window is the
+// previous copy's segment count, capped).
+constexpr size_t kMaxTail = 32;
+constexpr std::string_view kDiscontinuityLine = "#EXT-X-DISCONTINUITY\n";
+
+// Lines as the parser numbers them (LF, CRLF or a lone CR end a line).
+std::vector<std::string_view> split_lines(std::string_view text) {
+  if (text.starts_with("\xEF\xBB\xBF")) text.remove_prefix(3);
+  std::vector<std::string_view> lines;
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t end = pos;
+    while (end < text.size() && text[end] != '\n' && text[end] != '\r') ++end;
+    lines.push_back(text.substr(pos, end - pos));
+    pos = end;
+    if (pos < text.size())
+      pos += (text[pos] == '\r' && pos + 1 < text.size() && text[pos + 1] == '\n') ? 2 : 1;
+  }
+  return lines;
+}
+
+bool is_tag(std::string_view line, std::string_view name) {
+  if (!line.starts_with(name)) return false;
+  return line.size() == name.size() || line[name.size()] == ':';
+}
+
+// Tags about the whole playlist: written once in the served copy's head.
+bool is_playlist_tag(std::string_view line) {
+  const std::string_view tag = hls::tag_name(line);
+  return hls::is_playlist_level(tag) || hls::is_window_rewritten(tag) || tag == "EXT-X-ENDLIST";
+}
+
+uint64_t shifted(uint64_t value, int64_t offset) {
+  int64_t v = static_cast<int64_t>(value) + offset;
+  return v < 0 ? 0 : static_cast<uint64_t>(v);
+}
+
+struct Layout {
+  std::vector<std::string_view> head;      // playlist tags, in order (without ENDLIST)
+  std::vector<ServedSegment> segments;     // origin numbering; run 0
+  std::vector<std::string_view> trailing;  // lines after the last URI (without playlist tags)
+};
+
+// Splits origin's copy into its playlist tags, one block of lines per segment
+// (with the MAP/KEY lines in force before it) and what follows the last segment.
+Layout lay_out(const hls::Playlist& origin) {
+  Layout out;
+  std::vector<std::string_view> lines = split_lines(origin.tmpl.source());
+  const hls::MediaInfo& media = origin.media;
+  std::string_view map_line, key_line;
+  size_t next_line = 0;  // index into lines
+  uint64_t number = media.discontinuity_sequence;
+  auto take = [&](size_t end, std::string* block) {
+    for (; next_line < end && next_line < lines.size(); ++next_line) {
+      std::string_view line = lines[next_line];
+      if (is_playlist_tag(line)) {
+        if (!is_tag(line, "#EXT-X-ENDLIST")) out.head.push_back(line);
+        continue;
+      }
+      if (block == nullptr) {
+        out.trailing.push_back(line);
+        continue;
+      }
+      block->append(line).push_back('\n');
+      if (is_tag(line, "#EXT-X-MAP")) map_line = line;
+      if (is_tag(line, "#EXT-X-KEY")) key_line = line;
+    }
+  };
+  for (const hls::Segment& segment : media.segments) {
+    ServedSegment s;
+    if (!map_line.empty()) s.in_force.append(map_line).push_back('\n');
+    if (!key_line.empty()) s.in_force.append(key_line).push_back('\n');
+    take(segment.line, &s.lines);  // segment.line is 1-based: lines[line - 1] is its URI
+    s.msn = segment.sequence;
+    s.tagged = segment.discontinuity;
+    if (segment.discontinuity) ++number;
+    s.number = number;
+    out.segments.push_back(std::move(s));
+  }
+  take(lines.size(), nullptr);
+  return out;
+}
+
+void append_line(std::string& text, size_t& line_count, std::string_view line) {
+  text.append(line).push_back('\n');
+  ++line_count;
+}
+
+void append_block(std::string& text, size_t& line_count, const std::string& block) {
+  text.append(block);
+  line_count += static_cast<size_t>(std::count(block.begin(), block.end(), '\n'));
+}
+
+// Each segment's origin sequence number and URI, in order.
+std::vector<std::pair<uint64_t, std::string>> segment_uris(const hls::Playlist& origin) {
+  std::vector<std::pair<uint64_t, std::string>> uris;
+  uris.reserve(origin.media.segments.size());
+  for (const hls::Segment& segment : origin.media.segments) {
+    uris.emplace_back(segment.sequence, origin.tmpl.slots()[segment.uri_slot].uri);
+  }
+  return uris;
+}
+
+// The previous run's key must not apply to the new run's clear segments: `keep`
+// segments of the previous run lead `listed`.
+void clear_key_after_tail(std::vector<ServedSegment>& listed, size_t keep) {
+  bool key_in_tail = false;
+  for (size_t i = 0; i < keep; ++i) {
+    key_in_tail = key_in_tail || listed[i].in_force.find("#EXT-X-KEY") != std::string::npos ||
+                  listed[i].lines.find("#EXT-X-KEY") != std::string::npos;
+  }
+  std::string& block = listed[keep].lines;
+  if (key_in_tail && block.find("#EXT-X-KEY") == std::string::npos) {
+    size_t after_tag = block.starts_with(kDiscontinuityLine) ? kDiscontinuityLine.size() : 0;
+    block.insert(after_tag, "#EXT-X-KEY:METHOD=NONE\n");
+  }
+}
+
+// What the served copy is written from.
+struct CopyPlan {
+  const Layout& layout;
+  const std::vector<ServedSegment>& listed;
+  uint64_t first_msn = 0;
+  uint64_t first_number = 0;
+  std::optional<uint64_t> tail_target_s;  // the previous run's longer EXT-X-TARGETDURATION
+  bool end = false;                       // write EXT-X-ENDLIST
+};
+
+// Playlist tags with the numbers rewritten.
+void write_head(const CopyPlan& plan, std::string& text, size_t& lines) {
+  bool wrote_msn = false, wrote_number = false;
+  for (std::string_view line : plan.layout.head) {
+    if (is_tag(line, "#EXT-X-MEDIA-SEQUENCE")) {
+      append_line(text, lines, "#EXT-X-MEDIA-SEQUENCE:" + std::to_string(plan.first_msn));
+      wrote_msn = true;
+    } else if (is_tag(line, "#EXT-X-DISCONTINUITY-SEQUENCE")) {
+      append_line(text, lines,
+                  "#EXT-X-DISCONTINUITY-SEQUENCE:" + std::to_string(plan.first_number));
+      wrote_number = true;
+    } else if (is_tag(line, "#EXT-X-TARGETDURATION") && plan.tail_target_s) {
+      append_line(text, lines, "#EXT-X-TARGETDURATION:" + std::to_string(*plan.tail_target_s));
+    } else {
+      append_line(text, lines, line);
+    }
+  }
+  if (!wrote_msn) {
+    append_line(text, lines, "#EXT-X-MEDIA-SEQUENCE:" + std::to_string(plan.first_msn));
+  }
+  if (!wrote_number && plan.first_number > 0) {
+    append_line(text, lines, "#EXT-X-DISCONTINUITY-SEQUENCE:" + std::to_string(plan.first_number));
+  }
+}
+
+// The served copy: playlist tags (numbers rewritten), the kept tail, the new run, the rest.
+ServedCopy write_copy(const CopyPlan& plan) {
+  ServedCopy copy;
+  std::string& text = copy.text;
+  size_t lines = 0;
+  write_head(plan, text, lines);
+  for (size_t i = 0; i < plan.listed.size(); ++i) {
+    const ServedSegment& s = plan.listed[i];
+    if (copy.runs_by_line.empty() || copy.runs_by_line.back().second != s.run) {
+      copy.runs_by_line.emplace_back(lines + 1, s.run);
+    }
+    if (i == 0) append_block(text, lines, s.in_force);  // MAP/KEY declared before the window
+    append_block(text, lines, s.lines);
+  }
+  for (std::string_view line : plan.layout.trailing) append_line(text, lines, line);
+  if (plan.end) append_line(text, lines, "#EXT-X-ENDLIST");
+  return copy;
+}
+
+}  // namespace
+
+bool LiveRunTracker::end_due(const LiveEndPolicy& policy, TimePoint now) const {
+  return holding_end_ && ended_since_ && now - *ended_since_ >= policy.end_confirm;
+}
+
+std::optional<ServedCopy> LiveRunTracker::next(const hls::Playlist& origin,
+                                               const LiveEndPolicy& policy, TimePoint now,
+                                               int64_t unix_ms) {
+  const hls::MediaInfo& media = origin.media;
+  const bool was_holding = holding_end_;
+  holding_end_ = false;
+  if (origin.kind != hls::PlaylistKind::media || media.is_delta_update()) return std::nullopt;
+  if (policy.finished || policy.mode == LiveMode::vod || media.type == hls::PlaylistType::vod) {
+    // The operator's word (or a VOD playlist): origin's copies as they are, from a clean state.
+    *this = LiveRunTracker{};
+    return std::nullopt;
+  }
+  if (!media.endlist) seen_live_ = true;
+  if (policy.mode == LiveMode::automatic && !seen_live_)
+    return std::nullopt;  // VOD as far as we know
+
+  Layout layout = lay_out(origin);
+  std::vector<ServedSegment>& segments = layout.segments;
+  std::vector<std::pair<uint64_t, std::string>> uris = segment_uris(origin);
+  const OriginChange change = compare_with_previous(uris);
+  if (change.older_copy) {
+    holding_end_ = was_holding;
+  } else {
+    remember_origin_copy(std::move(uris), media.endlist, policy, now);
+  }
+
+  if (change.restarted && !served_.empty() && !segments.empty()) {
+    start_new_run(segments.front(), unix_ms);
+  }
+  if (!segments.empty()) previous_target_s_ = media.target_duration.value_or(0);
+  // A channel configured live names its first run too: a balancer restarted
+  // between two runs then never links a name a node may hold from the run before.
+  if (run_ == 0 && policy.mode == LiveMode::live && !segments.empty()) {
+    run_ = static_cast<uint64_t>(std::max<int64_t>(unix_ms, 1));
+  }
+
+  number_for_run(segments);
+  const Listing listing = list_segments(segments, media, change.older_copy);
+  const std::vector<ServedSegment>& listed = listing.segments;
+  const size_t keep = listing.kept;
+
+  if (run_ == 0 && !holding_end_ && keep == 0)
+    return std::nullopt;  // nothing to change: origin's copy
+
+  const uint64_t first_msn =
+      listed.empty() ? shifted(media.media_sequence, msn_offset_) : listed.front().msn;
+  const uint64_t first_number = listed.empty()
+                                    ? shifted(media.discontinuity_sequence, number_offset_)
+                                    : listed.front().number - (listed.front().tagged ? 1 : 0);
+  std::optional<uint64_t> tail_target_s;
+  if (keep > 0 && tail_target_s_ > media.target_duration.value_or(0)) {
+    tail_target_s = tail_target_s_;
+  }
+  const bool end = media.endlist && !holding_end_;
+  ServedCopy copy = write_copy({.layout = layout,
+                                .listed = listed,
+                                .first_msn = first_msn,
+                                .first_number = first_number,
+                                .tail_target_s = tail_target_s,
+                                .end = end});
+  // Origin's segments alone (no previous run's kept ahead): the copy comes parsed.
+  if (keep == 0) copy.playlist = hls::renumbered(origin, first_msn, first_number, end);
+  return copy;
+}
+
+// A restart: a number now names another URI, or the numbering went back after
+// an end tag or to numbers not seen under the same names. Numbers that went
+// back to the same names without an end tag are an older copy (a second origin
+// server lagging behind): the previous listing stays.
+LiveRunTracker::OriginChange LiveRunTracker::compare_with_previous(
+    const std::vector<std::pair<uint64_t, std::string>>& uris) const {
+  OriginChange change;
+  if (origin_last_ && !uris.empty()) {
+    bool renamed = false, same_names = false;
+    for (size_t i = 0, j = 0; i < uris.size(); ++i) {
+      while (j < origin_uris_.size() && origin_uris_[j].first < uris[i].first) ++j;
+      if (j == origin_uris_.size() || origin_uris_[j].first != uris[i].first) continue;
+      (origin_uris_[j].second == uris[i].second ? same_names : renamed) = true;
+    }
+    const bool went_back = uris.back().first < *origin_last_;
+    change.restarted = renamed || (went_back && (ended_since_.has_value() || !same_names));
+    change.older_copy = went_back && !change.restarted;
+  }
+  return change;
+}
+
+// Origin's copy as the previous one for the next comparison, and how long its end tag has lasted.
+void LiveRunTracker::remember_origin_copy(std::vector<std::pair<uint64_t, std::string>> uris,
+                                          bool endlist, const LiveEndPolicy& policy,
+                                          TimePoint now) {
+  if (!uris.empty()) {
+    origin_last_ = uris.back().first;
+    origin_uris_ = std::move(uris);
+  }
+  if (endlist) {
+    if (!ended_since_) ended_since_ = now;
+    holding_end_ = now - *ended_since_ < policy.end_confirm;
+  } else {
+    ended_since_.reset();
+  }
+}
+
+// `first` is the new run's first segment in origin's numbering.
+void LiveRunTracker::start_new_run(const ServedSegment& first, int64_t unix_ms) {
+  ++restarts_;
+  run_ = std::max<uint64_t>(run_ + 1, static_cast<uint64_t>(std::max<int64_t>(unix_ms, 1)));
+  const ServedSegment& last = served_.back();
+  msn_offset_ = static_cast<int64_t>(last.msn + 1) - static_cast<int64_t>(first.msn);
+  // The new run's first segment is one discontinuity after the previous run's last one.
+  number_offset_ = static_cast<int64_t>(last.number + 1) - static_cast<int64_t>(first.number);
+  tail_window_ = std::min(served_.size(), kMaxTail);
+  tail_.assign(served_.end() - static_cast<std::ptrdiff_t>(tail_window_), served_.end());
+  boundary_ = first.msn;
+  tail_target_s_ = previous_target_s_;
+}
+
+// Served numbering for this run.
+void LiveRunTracker::number_for_run(std::vector<ServedSegment>& segments) const {
+  for (ServedSegment& s : segments) {
+    s.msn = shifted(s.msn, msn_offset_);
+    s.number = shifted(s.number, number_offset_);
+    s.run = run_;
+  }
+}
+
+LiveRunTracker::Listing LiveRunTracker::list_segments(std::vector<ServedSegment>& segments,
+                                                      const hls::MediaInfo& media,
+                                                      bool older_copy) {
+  Listing listing;
+  std::vector<ServedSegment>& listed = listing.segments;
+  size_t& keep = listing.kept;
+  if ((segments.empty() || older_copy) && !served_.empty()) {
+    // Origin lists nothing (an encoder starting over) or an older copy: keep listing what was
+    // listed.
+    listed = served_;
+    keep = listed.size();
+    return listing;
+  }
+  keep = tail_to_keep(media, segments.size());
+  const bool marker_needed = keep > 0 && !segments.empty() && !segments.front().tagged;
+  listed.assign(tail_.end() - static_cast<std::ptrdiff_t>(keep), tail_.end());
+  for (ServedSegment& s : segments) listed.push_back(std::move(s));
+  if (marker_needed) {
+    ServedSegment& boundary = listed[keep];
+    boundary.tagged = true;
+    boundary.lines.insert(0, kDiscontinuityLine);
+  }
+  if (keep > 0 && keep < listed.size()) clear_key_after_tail(listed, keep);
+  // What this copy lists, for the next restart.
+  served_.assign(listed.end() - static_cast<std::ptrdiff_t>(std::min(listed.size(), kMaxTail)),
+                 listed.end());
+  return listing;
+}
+
+// The previous run stays ahead while the new run's first segment is listed and the window has
+// room.
+size_t LiveRunTracker::tail_to_keep(const hls::MediaInfo& media, size_t new_segments) {
+  size_t keep = 0;
+  if (!tail_.empty()) {
+    if (!media.segments.empty() && media.segments.front().sequence == boundary_ &&
+        new_segments < tail_window_) {
+      keep = std::min(tail_.size(), tail_window_ - new_segments);
+    }
+    if (keep == 0) tail_.clear();  // once out of the window, for good
+  }
+  return keep;
+}
+
+void mark_runs(RewritePlan& plan, const hls::Template& tmpl,
+               const std::vector<std::pair<size_t, uint64_t>>& runs_by_line) {
+  if (runs_by_line.empty()) return;
+  size_t r = 0;
+  for (size_t i = 0; i < plan.slots.size(); ++i) {
+    SlotTarget& target = plan.slots[i];
+    const size_t line = tmpl.slots()[i].line;
+    while (r + 1 < runs_by_line.size() && runs_by_line[r + 1].first <= line) ++r;
+    const bool named =
+        target.kind == SlotTarget::Kind::chunk || target.kind == SlotTarget::Kind::key;
+    if (!named || line < runs_by_line.front().first) continue;
+    const uint64_t run = runs_by_line[r].second;
+    if (run == 0) continue;
+    target.run = std::string(kRunParameter) + "=" + std::to_string(run);
+    core::append_query(target.origin_target, target.run);
+  }
+  hash_chunks(plan);  // the chunks' targets changed: so did what a listing remembers them by
+}
+
+}  // namespace balancer

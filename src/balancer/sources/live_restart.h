@@ -1,0 +1,144 @@
+// Encoder restarts on a live channel (DESIGN.md "Live sources misbehave"), as
+// pure logic over parsed media playlists with the time passed in.
+//
+// A live encoder that stops writes EXT-X-ENDLIST; restarted, it numbers its
+// segments from the start again and reuses the same names. Passed through as
+// is, players stop for good at the end tag, and a reused name points at bytes
+// of the previous run. LiveRunTracker follows one media playlist of a live
+// channel and decides what the balancer serves instead of origin's copy:
+//   - an end tag is a state to confirm: it is held back (the copy stays live,
+//     refreshed at live cadence) until it has lasted `end_confirm`, or the
+//     operator marked the channel finished;
+//   - a restart (the last media sequence number going back, or a number whose
+//     URI changed) starts a new run: the served copy keeps counting where the
+//     previous run stopped (MEDIA-SEQUENCE never goes back), keeps the
+//     previous run's last segments in the window followed by
+//     EXT-X-DISCONTINUITY and the new run, and maintains
+//     EXT-X-DISCONTINUITY-SEQUENCE when the old segments slide out;
+//   - every chunk (and key) of a run after the first is marked with its run id
+//     (kRunParameter=<id> in its target), so a cache node, a browser cache,
+//     the balancer's key cache or origin's long max-age can never answer a
+//     reused name with a previous run's bytes.
+// Not handled: LL-HLS parts and delta updates across a restart (blocking and
+// delta copies are passed through as origin wrote them).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "balancer/viewers/playlist_mapper.h"
+#include "hls/playlist.h"
+
+namespace balancer {
+
+// The query parameter that carries a chunk's run id (reserved in the cache
+// node's key, docs/cache_node.md).
+inline constexpr std::string_view kRunParameter = "brun";
+
+// channels[].live
+enum class LiveMode : uint8_t {
+  automatic,  // absent: live once a copy without an end tag was seen
+  live,       // true: live from the first copy (an end tag is held back at once)
+  vod,        // false: origin's copies as they are (an end tag is final)
+};
+
+struct LiveEndPolicy {
+  LiveMode mode = LiveMode::automatic;
+  bool finished = false;                          // channels[].finished: end tags are final
+  std::chrono::milliseconds end_confirm{300000};  // playlists.live_end_confirm_s
+  bool operator==(const LiveEndPolicy&) const = default;
+};
+
+// One segment as the balancer served it.
+struct ServedSegment {
+  uint64_t msn = 0;     // served media sequence number
+  uint64_t number = 0;  // served discontinuity number (EXT-X-DISCONTINUITY tags up to it included)
+  bool tagged = false;  // its lines hold EXT-X-DISCONTINUITY
+  // EXT-X-MAP / EXT-X-KEY lines declared before its lines (needed when it leads).
+  std::string in_force;
+  std::string lines;  // its tags and its URI line, as origin wrote them
+  uint64_t run = 0;   // 0: the first run (no marker)
+};
+
+// What to serve instead of origin's copy.
+struct ServedCopy {
+  std::string text;  // a playlist, parsed like origin's (same URL)
+  // `text` parsed (hls::renumbered), when it is made of origin's lines alone: numbers continued,
+  // an end tag held back. Not while a previous run's segments are listed ahead of the new
+  // run's, or an older origin copy is answered with the previous listing: `text` is then
+  // parsed by the caller.
+  std::optional<hls::Playlist> playlist;
+  // (first line, run id), ascending: the chunk URIs from that 1-based line on belong to that run.
+  std::vector<std::pair<size_t, uint64_t>> runs_by_line;
+};
+
+class LiveRunTracker {
+ public:
+  using TimePoint = std::chrono::steady_clock::time_point;
+
+  // The copy to serve for origin's media playlist `origin`; nullopt: origin's as it is.
+  // `unix_ms` names a new run.
+  std::optional<ServedCopy> next(const hls::Playlist& origin, const LiveEndPolicy& policy,
+                                 TimePoint now, int64_t unix_ms);
+
+  // Would next() answer differently for the same origin copy now (a held end tag is due)?
+  bool end_due(const LiveEndPolicy& policy, TimePoint now) const;
+  bool holding_end() const { return holding_end_; }
+  uint64_t restarts() const { return restarts_; }
+  uint64_t run() const { return run_; }
+  // Served media sequence numbers are origin's (no restart has shifted them).
+  bool origin_numbering() const { return msn_offset_ == 0; }
+
+ private:
+  struct OriginChange {
+    bool restarted = false;   // a new run started at origin
+    bool older_copy = false;  // a copy older than the previous one (another origin server)
+  };
+  struct Listing {
+    std::vector<ServedSegment> segments;  // what the served copy lists, in order
+    size_t kept = 0;                      // leading segments from a previous run
+  };
+  // Steps of next(), in order.
+  OriginChange compare_with_previous(
+      const std::vector<std::pair<uint64_t, std::string>>& uris) const;
+  void remember_origin_copy(std::vector<std::pair<uint64_t, std::string>> uris, bool endlist,
+                            const LiveEndPolicy& policy, TimePoint now);
+  void start_new_run(const ServedSegment& first, int64_t unix_ms);
+  void number_for_run(std::vector<ServedSegment>& segments) const;
+  Listing list_segments(std::vector<ServedSegment>& segments, const hls::MediaInfo& media,
+                        bool older_copy);
+  size_t tail_to_keep(const hls::MediaInfo& media, size_t new_segments);
+
+  bool seen_live_ = false;
+  std::optional<TimePoint> ended_since_;
+  bool holding_end_ = false;
+  // Origin's previous copy: its last sequence number and the URI of each number.
+  std::optional<uint64_t> origin_last_;
+  std::vector<std::pair<uint64_t, std::string>> origin_uris_;
+  // The current run: served = origin + offset (numbers and discontinuity numbers).
+  uint64_t run_ = 0;
+  uint64_t restarts_ = 0;
+  int64_t msn_offset_ = 0;
+  int64_t number_offset_ = 0;
+  // The previous run's last served segments, kept ahead of the new run while
+  // the new run's first segment is listed and the window has room.
+  std::vector<ServedSegment> tail_;
+  size_t tail_window_ = 0;
+  uint64_t boundary_ = 0;              // origin sequence number of the new run's first segment
+  uint64_t tail_target_s_ = 0;         // the previous run's EXT-X-TARGETDURATION
+  uint64_t previous_target_s_ = 0;     // origin's previous copy's EXT-X-TARGETDURATION
+  std::vector<ServedSegment> served_;  // what the last copy listed (the next restart's tail)
+};
+
+// Appends "<kRunParameter>=<run>" to the target of every chunk and key slot of
+// a run after the first (by the slot's line), so links to cache nodes, to origin
+// and to the balancer's key path (whose key cache is keyed by target) name the run.
+void mark_runs(RewritePlan& plan, const hls::Template& tmpl,
+               const std::vector<std::pair<size_t, uint64_t>>& runs_by_line);
+
+}  // namespace balancer

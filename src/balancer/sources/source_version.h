@@ -1,0 +1,144 @@
+// A source playlist as the balancer serves it, and how it is asked for and answered: the
+// parsed version (immutable once published: every loop reads it without a lock), the slot the
+// home loop publishes it in, a request for a source and its result.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+
+#include "balancer/sources/live_restart.h"
+#include "balancer/sources/source_policy.h"
+#include "balancer/viewers/playlist_mapper.h"
+#include "balancer/viewers/request_params.h"
+#include "core/result.h"
+#include "hls/playlist.h"
+
+namespace balancer {
+
+using Clock = std::chrono::steady_clock;
+using TimePoint = Clock::time_point;
+
+// Which caches (bit = index in the caches file, first 64) viewers' copies of a
+// playlist version sent chunk links to. Noted by any loop, read by the home loop.
+class CacheUse {
+ public:
+  CacheUse() = default;
+  CacheUse(const CacheUse& other) : bits_(other.mask()) {}
+  CacheUse& operator=(const CacheUse& other) {
+    bits_.store(other.mask(), std::memory_order_relaxed);
+    return *this;
+  }
+  // One relaxed load per viewer copy; a write only the first time for a cache.
+  void note(size_t cache_index) const {
+    if (cache_index >= 64) return;
+    const uint64_t bit = uint64_t{1} << cache_index;
+    if ((bits_.load(std::memory_order_relaxed) & bit) == 0)
+      bits_.fetch_or(bit, std::memory_order_relaxed);
+  }
+  uint64_t mask() const { return bits_.load(std::memory_order_relaxed); }
+
+ private:
+  mutable std::atomic<uint64_t> bits_{0};
+};
+
+// One parsed version of a source playlist. Immutable once published: every loop
+// reads it without a lock.
+struct SourceVersion {
+  hls::Playlist playlist;
+  SourceKind kind = SourceKind::live;
+  Millis target_duration{0};    // media playlists; 0 for masters
+  double total_duration_s = 0;  // sum of EXTINF (VOD signature lifetime)
+  RewritePlan plan;
+  uint64_t serial = 0;  // increases with every new version of any source
+  LiveEndPolicy live;   // the channel policy it was built under (live_restart.h)
+  CacheUse cache_use;   // the caches viewers' copies of this version sent chunk links to (prefetch)
+  // Live media playlists: where its newest segment or part ends on the wall clock (Unix
+  // seconds, from EXT-X-PROGRAM-DATE-TIME; hls/program_date.h), when it says.
+  std::optional<double> newest_media_end_s;
+};
+
+// What the cache publishes for one source, read by every loop's SourceFront:
+// the current version and when origin vouched for it, behind a generation
+// counter so a reader re-reads (under the lock) only after a change. Readers
+// note that viewers still ask (touch), which keeps the background refresh going.
+// Any thread.
+class SourceSlot {
+ public:
+  struct View {
+    std::shared_ptr<const SourceVersion> version;  // null: nothing servable
+    TimePoint validated_at{};
+  };
+  uint64_t generation() const { return generation_.load(std::memory_order_acquire); }
+  View view() const {
+    std::lock_guard lock(mutex_);
+    return view_;
+  }
+  void publish(std::shared_ptr<const SourceVersion> version, TimePoint validated_at) {
+    {
+      std::lock_guard lock(mutex_);
+      view_ = View{std::move(version), validated_at};
+    }
+    generation_.fetch_add(1, std::memory_order_release);
+  }
+  // While origin holds the blocking reload for the part after the published version's
+  // newest, that version is current, however long ago it came. Read before generation().
+  void set_following(bool following) { following_.store(following, std::memory_order_release); }
+  bool following() const { return following_.load(std::memory_order_acquire); }
+  // Writes only when the stored time is 100 ms old: one shared write per
+  // 100 ms per source, not one per request.
+  void touch(TimePoint now) const {
+    auto ns = now.time_since_epoch().count();
+    if (ns - last_used_.load(std::memory_order_relaxed) > 100'000'000)
+      last_used_.store(ns, std::memory_order_relaxed);
+  }
+  TimePoint last_used() const {
+    return TimePoint(TimePoint::duration(last_used_.load(std::memory_order_relaxed)));
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  View view_;
+  std::atomic<uint64_t> generation_{0};
+  std::atomic<bool> following_{false};
+  mutable std::atomic<TimePoint::rep> last_used_{0};
+};
+
+struct SourceRequest {
+  std::string origin_id;
+  std::string origin_base;  // origin base URL, no trailing slash
+  std::string target;       // "/path[?query]" on the origin, without delivery directives
+  DeliveryDirectives directives;
+  LiveEndPolicy live;     // how the channel takes an end tag and restarts (live_restart.h)
+  bool prefetch = false;  // the channel's "prefetch": new live segments are named to the nodes
+  // The channel's "target_latency_s": its media playlists' HOLD-BACK and PART-HOLD-BACK
+  // (hls/hold_back.h); 0 keeps origin's.
+  double target_latency_s = 0;
+};
+
+// The key of a request's ordinary copy, in the source cache and in each loop's front: the
+// origin and target, and the channel's target latency when it sets one (a channel with its own
+// hold-backs gets a copy of its own).
+std::string source_key(const SourceRequest& request);
+
+struct SourceResult {
+  enum class From { hit, miss, coalesced, stale, error };
+  From from = From::error;
+  std::shared_ptr<const SourceVersion> version;  // null when from == error
+  TimePoint validated_at{};  // when origin last vouched for `version` (send time of that fetch)
+  std::shared_ptr<const SourceSlot>
+      slot;           // the source's publication (null for errors without an entry)
+  int status = 0;     // HTTP status for the viewer when from == error
+  core::Error error;  // when from == error
+};
+
+const char* to_string(SourceResult::From from);
+
+using SourceCallback = std::function<void(const SourceResult&)>;
+
+}  // namespace balancer
