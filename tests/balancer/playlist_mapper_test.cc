@@ -351,7 +351,8 @@ TEST_CASE(
     CHECK(link.find("bpt=") == std::string::npos);
 }
 
-TEST_CASE("segment_chunks flags the chunk slots of segment lines, in slot order") {
+TEST_CASE(
+    "segment_chunks and map_chunks flag the chunk slots of segment lines and maps, in slot order") {
   const std::string ll =
       "#EXTM3U\n#EXT-X-VERSION:9\n#EXT-X-TARGETDURATION:1\n#EXT-X-PART-INF:PART-TARGET=0.5\n"
       "#EXT-X-MEDIA-SEQUENCE:7\n#EXT-X-MAP:URI=\"init.mp4\"\n"
@@ -363,6 +364,7 @@ TEST_CASE("segment_chunks flags the chunk slots of segment lines, in slot order"
   auto [p, plan] = map_playlist(ll, "http://o.example/ll/low/index.m3u8", "http://o.example");
   // map, two parts, the segment, a part, the hint; the report is a playlist, not a chunk.
   CHECK(segment_chunks(p.tmpl, plan) == std::vector<bool>{false, false, false, true, false, false});
+  CHECK(map_chunks(p.tmpl, plan) == std::vector<bool>{true, false, false, false, false, false});
   // Foreign and data: URIs are no chunk slots.
   auto [mixed, mixed_plan] = map_media();
   CHECK(segment_chunks(mixed.tmpl, mixed_plan) ==

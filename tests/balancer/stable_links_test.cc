@@ -157,6 +157,38 @@ TEST_CASE("listing table: the same chunks listed again on one host keep the list
   CHECK(hosts.at(moved[1]) == "b");
 }
 
+TEST_CASE(
+    "listing table: a dead kept host keeps the maps of a playlist the viewer plays; one it comes "
+    "back to gets them on the next host") {
+  using namespace std::chrono_literals;
+  ListingTable table(16, 60s);
+  const auto t0 = std::chrono::steady_clock::time_point{} + 1h;
+  std::vector<std::string> hosts;
+  auto only_b = [](std::string_view host) { return host == "b"; };
+  const std::vector<bool> segments = {false, true, false};
+  const std::vector<bool> maps = {true, false, false};
+  const KeptHost kept{"a", &segments, &maps, 2s};
+  const auto before = hashes({"/init.mp4", "/s1.m4s", "/s2.0.m4s"});
+  const auto after = hashes({"/init.mp4", "/s1.m4s", "/s2.1.m4s"});
+  // Reloaded within 2 s of its previous copy (the player holds the init): the map stays on a,
+  // and stays there on the next reload.
+  table.update("v1\na\n/low.m3u8", before, "a", only_b, t0, hosts);
+  auto playing = table.update("v1\na\n/low.m3u8", after, "b", only_b, t0 + 1s, hosts, kept);
+  REQUIRE(playing.size() == 3);
+  CHECK(std::vector<std::string>{hosts.at(playing[0]), hosts.at(playing[1]),
+                                 hosts.at(playing[2])} == std::vector<std::string>{"a", "a", "b"});
+  auto still = table.update("v1\na\n/low.m3u8", after, "b", only_b, t0 + 2s, hosts, kept);
+  REQUIRE(still.size() == 3);
+  CHECK(hosts.at(still[0]) == "a");
+  // Another rendition last listed 3 s before (a switch back to it): its map moves to b, its
+  // listed segment stays on a.
+  table.update("v1\na\n/high.m3u8", before, "a", only_b, t0, hosts);
+  auto back = table.update("v1\na\n/high.m3u8", after, "b", only_b, t0 + 3s, hosts, kept);
+  REQUIRE(back.size() == 3);
+  CHECK(std::vector<std::string>{hosts.at(back[0]), hosts.at(back[1]), hosts.at(back[2])} ==
+        std::vector<std::string>{"b", "a", "b"});
+}
+
 }  // namespace balancer
 
 namespace balancer {

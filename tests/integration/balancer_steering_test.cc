@@ -182,27 +182,38 @@ std::map<std::string, std::string> chunk_hosts(const std::string& body) {
 
 TEST_CASE(
     "steering: a dead pathway's Low-Latency playlist keeps its listed segments on the node, and "
-    "moves its listed map, parts and preload hint to the sibling") {
+    "its map while the viewer plays it; its listed parts and preload hint move to the sibling") {
   Stack s;
   write_file(s.dir.file("root/live/hi/index.m3u8"), low_latency_playlist(10, 2));
   const std::string media = "/hls/bare/live/hi/index.m3u8?cache=a&viewer=v1&pathway=a";
+  const std::string away = "/hls/bare/live/hi/index.m3u8?cache=a&viewer=v2&pathway=a";
   const std::string a = "http://127.0.0.1:9", b = "http://127.0.0.2:9";
   auto listed = chunk_hosts(s.balancer->get(media).body);
   REQUIRE(listed.size() == 9);  // map, 2 segments, 5 parts, the hint
   for (const auto& [name, host] : listed) CHECK_MESSAGE(host == a, name);
+  const auto away_listed_at = std::chrono::steady_clock::now();
+  REQUIRE(chunk_hosts(s.balancer->get(away).body).at("init.mp4") == a);
 
-  // Node a dies. Shaka Player retries a part it was about to load on the node it was listed
-  // on for seconds; parts are matched by position (hls.js) or reloaded when their URI changes
-  // (Media3), so they move at once, and so does the map. Segments keep their URIs (hls.js
-  // compares a segment's URI per media sequence number).
+  // Node a dies while v1 plays (reloads every 200 ms). Shaka Player retries a part it was about
+  // to load on the node it was listed on for seconds; parts are matched by position (hls.js) or
+  // reloaded when their URI changes (Media3), so they move at once. Segments keep their URIs
+  // (hls.js compares a segment's URI per media sequence number), and so does the map of a
+  // playlist the viewer plays: the player holds the init, and VHS appends a moved one again
+  // before each part until one playlist version gives it two, dropping the rest of the segment.
   std::filesystem::remove(s.dir.file("root/health/a.json"));
-  REQUIRE(s.balancer->wait_cache_usable("a", false, 10s));
-  const std::map<std::string, std::string> moved = {
-      {"init.mp4", b},    {"seg10.m4s", a},   {"seg11.m4s", a},
+  std::map<std::string, std::string> moved;
+  REQUIRE(wait_until(
+      [&] {
+        moved = chunk_hosts(s.balancer->get(media).body);
+        return moved.at("seg12.0.m4s") == b;
+      },
+      10s, 200ms));
+  const std::map<std::string, std::string> expected_moved = {
+      {"init.mp4", a},    {"seg10.m4s", a},   {"seg11.m4s", a},
       {"seg10.0.m4s", b}, {"seg10.1.m4s", b}, {"seg11.0.m4s", b},
       {"seg11.1.m4s", b}, {"seg12.0.m4s", b}, {"seg12.1.m4s", b}};
-  CHECK(chunk_hosts(s.balancer->get(media).body) == moved);
-  // The next version: the new part and hint go to b, what moved stays there.
+  CHECK(moved == expected_moved);
+  // The next version: the new part and hint go to b, what moved stays there, the map on a.
   write_file(s.dir.file("root/live/hi/index.m3u8"), low_latency_playlist(10, 2, 2));
   std::map<std::string, std::string> next;
   REQUIRE(wait_until(
@@ -210,10 +221,18 @@ TEST_CASE(
         next = chunk_hosts(s.balancer->get(media).body);
         return next.count("seg12.2.m4s") == 1;
       },
-      10s));
-  std::map<std::string, std::string> expected = moved;
+      10s, 200ms));
+  std::map<std::string, std::string> expected = expected_moved;
   expected["seg12.2.m4s"] = b;
   CHECK(next == expected);
+  // v2 comes back to the playlist more than two target durations (4 s) after its last copy (a
+  // rendition switch back, which needs the init): its map is on b, its listed segments on a.
+  REQUIRE(wait_until([&] { return std::chrono::steady_clock::now() > away_listed_at + 4500ms; },
+                     10s, 100ms));
+  auto back = chunk_hosts(s.balancer->get(away).body);
+  CHECK(back.at("init.mp4") == b);
+  CHECK(back.at("seg10.m4s") == a);
+  CHECK(back.at("seg12.2.m4s") == b);
 }
 
 TEST_CASE("steering: the steering URI is absolute on the configured public URL") {

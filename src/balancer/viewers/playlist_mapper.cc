@@ -111,15 +111,29 @@ void hash_chunks(RewritePlan& plan) {
   }
 }
 
-std::vector<bool> segment_chunks(const hls::Template& tmpl, const RewritePlan& plan) {
+namespace {
+
+// Per chunk slot, in slot order: whether its tag is `tag`.
+std::vector<bool> chunks_of_tag(const hls::Template& tmpl, const RewritePlan& plan,
+                                std::string_view tag) {
   assert(plan.slots.size() == tmpl.slots().size());
   std::vector<bool> out;
   out.reserve(plan.chunk_slots);
   for (size_t i = 0; i < plan.slots.size(); ++i) {
     if (plan.slots[i].kind != SlotTarget::Kind::chunk) continue;
-    out.push_back(tmpl.slots()[i].tag == "EXTINF");
+    out.push_back(tmpl.slots()[i].tag == tag);
   }
   return out;
+}
+
+}  // namespace
+
+std::vector<bool> segment_chunks(const hls::Template& tmpl, const RewritePlan& plan) {
+  return chunks_of_tag(tmpl, plan, "EXTINF");
+}
+
+std::vector<bool> map_chunks(const hls::Template& tmpl, const RewritePlan& plan) {
+  return chunks_of_tag(tmpl, plan, "EXT-X-MAP");
 }
 
 int64_t link_expiry(int64_t first_listed, int64_t now_unix, int64_t lifetime_s) {

@@ -79,6 +79,8 @@ void hash_chunks(RewritePlan& plan);
 // Per chunk slot, in slot order: whether it is a segment's URI line (EXTINF) rather than a
 // part, a preload hint or a map.
 std::vector<bool> segment_chunks(const hls::Template& tmpl, const RewritePlan& plan);
+// Per chunk slot, in slot order: whether it is a map's URI (EXT-X-MAP).
+std::vector<bool> map_chunks(const hls::Template& tmpl, const RewritePlan& plan);
 
 // Where chunk links lead for one response.
 struct ChunkDestination {

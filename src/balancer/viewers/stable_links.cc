@@ -41,9 +41,13 @@ std::vector<uint8_t> keep_listed_hosts(const ListedChunks& previous,
   size_t cursor = 0;
   bool scanned = false;
   std::unordered_map<uint64_t, size_t> position;  // built at the second miss
-  auto kept_here = [&kept](const std::string& host, size_t chunk) {
+  auto flagged = [](const std::vector<bool>* flags, size_t chunk) {
+    return flags != nullptr && chunk < flags->size() && (*flags)[chunk];
+  };
+  auto kept_here = [&](const std::string& host, size_t chunk) {
     return !kept.host.empty() && host == kept.host &&
-           (kept.only == nullptr || (chunk < kept.only->size() && (*kept.only)[chunk]));
+           (kept.only == nullptr || flagged(kept.only, chunk) ||
+            (kept.playing && flagged(kept.while_playing, chunk)));
   };
   for (size_t chunk = 0; chunk < chunks.size(); ++chunk) {
     const uint64_t hash = chunks[chunk];
@@ -109,6 +113,7 @@ std::vector<uint8_t> ListingTable::update(const std::string& key,
   Shard& shard = shards_[std::hash<std::string>{}(key) % kShards];
   std::lock_guard lock(shard.mutex);
   auto it = shard.entries.find(key);
+  const bool listed_before = it != shard.entries.end();
   if (it == shard.entries.end()) {
     if (shard.entries.size() >= max_) {
       std::erase_if(shard.entries, [&](const auto& e) { return now - e.second.seen > idle_; });
@@ -119,6 +124,8 @@ std::vector<uint8_t> ListingTable::update(const std::string& key,
     }
     it = shard.entries.emplace(key, Entry{}).first;
   }
+  KeptHost kept_now = kept;
+  kept_now.playing = listed_before && now - it->second.seen <= kept.playing_within;
   it->second.seen = now;
   if (listed_again(it->second.listed, chunks, current)) {
     hosts.assign(1, std::string(current));
@@ -126,7 +133,7 @@ std::vector<uint8_t> ListingTable::update(const std::string& key,
   }
   ListedChunks next;
   std::vector<uint8_t> out =
-      keep_listed_hosts(it->second.listed, chunks, current, usable, next, kept);
+      keep_listed_hosts(it->second.listed, chunks, current, usable, next, kept_now);
   it->second.listed = std::move(next);
   hosts = it->second.listed.hosts;
   return out;

@@ -33,10 +33,18 @@ uint64_t chunk_hash(std::string_view origin_target);
 
 // A host that keeps the chunks it listed even when it is not usable (a steering pathway's
 // own node), or only those flagged in `only` (per chunk of the next copy; null: all): the
-// ones a player compares between copies (segments). Other chunks move like any other.
+// ones a player compares between copies (segments). Also those flagged in `while_playing`
+// when `playing` (ListingTable::update sets it: the viewer's previous copy of this playlist
+// was served within `playing_within`, so it plays it): the ones a player already holds and
+// fetches again only when their URI changes (maps: VHS then appends the init again and drops
+// the rest of the segment); a viewer coming back to the playlist later gets them on the next
+// host. Other chunks move like any other.
 struct KeptHost {
   std::string_view host;
   const std::vector<bool>* only = nullptr;
+  const std::vector<bool>* while_playing = nullptr;
+  std::chrono::steady_clock::duration playing_within{};
+  bool playing = false;
 };
 
 // The destination of every chunk of the next copy, as indexes into `next.hosts`

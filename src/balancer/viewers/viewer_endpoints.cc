@@ -185,10 +185,13 @@ const std::vector<std::string>& BalancerLoop::stable_links_for(
   key.append(p.viewer_key).append("\n").append(p.request.cache).append("\n");
   key.append(p.request.pathway).append("\n").append(origin_path);
   // A dead pathway's listed segments keep its node: a changed segment URI is "media sequence
-  // mismatch" to hls.js. Its listed parts, preload hint and maps move with the new chunks: no
-  // player compares them (hls.js matches parts by position and keeps the map it had, Media3
-  // cancels a loading part whose URI changed and loads the new one), and a player retrying a
-  // part or a map on the dead node stalls (Shaka retried parts there for seconds).
+  // mismatch" to hls.js. Its listed parts and preload hint move with the new chunks: no player
+  // compares them (hls.js matches parts by position, Media3 cancels a loading part whose URI
+  // changed and loads the new one), and a player retrying a part on the dead node stalls (Shaka
+  // retried parts there for seconds). Its listed maps stay while the viewer plays the playlist
+  // (the player holds the init: VHS fetched a moved one again and appended it before each part
+  // until one playlist version gave it two, so Chromium dropped the rest of the segment and it
+  // stalled), and move for a viewer coming back to it (a rendition switch needs the init).
   const std::string kept_host = p.request.pinned_pathway() ? p.request.pathway : std::string();
   const std::vector<uint64_t>& hashes = version.plan.chunk_hashes;
   const BalancerConfig& c = p.config->config;
@@ -204,13 +207,16 @@ const std::vector<std::string>& BalancerLoop::stable_links_for(
     auto h = view.find(std::string(id));
     return find(id) != nullptr && h != view.end() && h->second.usable(now);
   };
-  std::vector<bool> segments;
-  if (!kept_host.empty() && !usable(kept_host))
+  std::vector<bool> segments, maps;
+  if (!kept_host.empty() && !usable(kept_host)) {
     segments = segment_chunks(version.playlist.tmpl, version.plan);
+    maps = map_chunks(version.playlist.tmpl, version.plan);
+  }
+  // A viewer reloads the playlist it plays at least once per target duration.
+  KeptHost kept{kept_host, &segments, &maps, 2 * version.target_duration};
   std::vector<std::string> host_ids;
-  std::vector<uint8_t> hosts =
-      parts_.any_loop.listings.update(key, hashes, cache ? cache->id : std::string(), usable, now,
-                                      host_ids, {kept_host, &segments});
+  std::vector<uint8_t> hosts = parts_.any_loop.listings.update(
+      key, hashes, cache ? cache->id : std::string(), usable, now, host_ids, kept);
   if (host_ids.size() <= 1 || hosts.size() != hashes.size()) return fresh;
   // Links of the other hosts (memoised per second like the fresh ones).
   std::vector<const std::vector<std::string>*> per_host(host_ids.size(), &fresh);
