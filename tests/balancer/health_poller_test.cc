@@ -5,7 +5,9 @@
 // after each result (on_update, snapshot, the balancer_cache_up gauge, the egress sum).
 #include "balancer/caches/health_poller.h"
 
+#include <arpa/inet.h>
 #include <doctest/doctest.h>
+#include <netinet/in.h>
 
 #include <memory>
 #include <optional>
@@ -185,6 +187,42 @@ TEST_CASE("health poller: an overloaded node stays up but is not usable, at once
   }
   CHECK(f.told[4].usable);
   CHECK(f.told[4].gauge == 1);
+}
+
+TEST_CASE(
+    "health poller: a node whose process dies is taken down within a round trip, not at the "
+    "next poll: its watched connection closes and the poll made at once is refused") {
+  Fixture f;
+  f.node.answer(test::LoopbackNode::always(kOk));
+  // Polls 60 s apart: only the watch can notice the death within the test.
+  f.configure({"a"}, poll_options(1, 2, 60s, 500ms));
+  f.run_until_told(2);
+  REQUIRE(f.told[1].state == State::up);
+  REQUIRE(test::run_until(
+      *f.base, [&] { return f.poller->watching("a"); }, 5s));
+  f.node.close();  // its kernel closes every connection, the watched one too
+  REQUIRE(test::run_until(
+      *f.base, [&] { return f.told.back().state == State::down; }, 5s));
+  CHECK_FALSE(f.told.back().usable);
+  CHECK(f.told.back().error.rfind("health check failed: ", 0) == 0);
+  CHECK_FALSE(f.poller->watching("a"));
+}
+
+TEST_CASE("numeric_url_address: numeric hosts of http(s) URLs, the scheme's port by default") {
+  auto port_of = [](const std::string& url) -> int {
+    auto a = numeric_url_address(url);
+    if (!a) return -1;
+    if (a->ss_family == AF_INET) return ntohs(reinterpret_cast<const sockaddr_in*>(&*a)->sin_port);
+    return ntohs(reinterpret_cast<const sockaddr_in6*>(&*a)->sin6_port);
+  };
+  CHECK(port_of("http://127.0.0.1:8081/health") == 8081);
+  CHECK(port_of("http://10.0.0.7/health") == 80);
+  CHECK(port_of("https://10.0.0.7/health") == 443);
+  CHECK(port_of("http://[::1]:9000/health") == 9000);
+  CHECK(port_of("https://[::1]/health") == 443);
+  CHECK(port_of("http://node-a.venue:8081/health") == -1);  // no name lookup on the loop
+  CHECK(port_of("ftp://127.0.0.1/health") == -1);
+  CHECK(port_of("http://user@127.0.0.1/health") == -1);
 }
 
 TEST_CASE(

@@ -121,7 +121,11 @@ bool interpret_health_reply(int status, const std::string& body, bool& overloade
 
 HealthPoller::HealthPoller(event_base& base, http::HttpClient& client,
                            core::MetricsRegistry& metrics, const core::Clock& clock)
-    : base_(base), client_(client), clock_(clock), metrics_(metrics) {
+    : base_(base),
+      client_(client),
+      clock_(clock),
+      metrics_(metrics),
+      watch_(base, clock, [this](const std::string& id) { poll_one(id); }) {
   timer_.reset(event_new(
       &base_, -1, EV_PERSIST,
       [](evutil_socket_t, short, void* arg) { static_cast<HealthPoller*>(arg)->poll_all(); },
@@ -134,6 +138,7 @@ HealthPoller::~HealthPoller() {
 
 void HealthPoller::stop() {
   if (timer_) evtimer_del(timer_.get());
+  watch_.stop();
   for (auto& [id, node] : nodes_) {
     if (node->polling) client_.cancel(node->fetch_id);
     node->polling = false;
@@ -166,6 +171,9 @@ void HealthPoller::configure(const std::vector<HealthPollTarget>& targets,
     if (node && node->up_gauge) node->up_gauge->set(0);
   }
   nodes_ = std::move(next);
+  std::map<std::string, std::string> watched;
+  for (const auto& t : targets) watched.emplace(t.id, t.url);
+  watch_.configure(watched);
   evtimer_del(timer_.get());
   if (on_update_) on_update_();
   if (nodes_.empty()) return;
@@ -200,48 +208,55 @@ std::optional<double> HealthPoller::total_egress_mbps(TimePoint now) const {
 
 void HealthPoller::poll_all() {
   for (auto& [id, node_ptr] : nodes_) {
-    Node& node = *node_ptr;
-    if (node.polling) continue;  // the previous poll is still within its timeout
-    node.polling = true;
-    node.body.clear();
-    node.body_cut = false;
-    node.status = 0;
-    node.generation = generation_;
-    http::FetchRequest fetch;
-    fetch.url = node.url;
-    fetch.timeout = options_.timeout;
-    std::string key = id;
-    uint64_t generation = generation_;
-    http::FetchCallbacks callbacks;
-    callbacks.on_head = [this, key](const http::FetchHead& head) {
-      auto it = nodes_.find(key);
-      if (it != nodes_.end()) it->second->status = head.status;
-    };
-    callbacks.on_data = [this, key](std::string_view bytes) {
-      auto it = nodes_.find(key);
-      if (it == nodes_.end()) return;
-      Node& n = *it->second;
-      const size_t room = kHealthReplyReadBytes - n.body.size();
-      n.body_cut = n.body_cut || bytes.size() > room;
-      n.body.append(bytes.substr(0, room));
-    };
-    callbacks.on_done = [this, key, generation](const http::FetchResult& result) {
-      auto it = nodes_.find(key);
-      if (it == nodes_.end()) return;
-      Node& n = *it->second;
-      Outcome outcome;
-      outcome.ok =
-          result.ok && interpret_health_reply(result.status, n.body, outcome.overloaded,
-                                              outcome.reason, &outcome.egress_mbps, n.body_cut);
-      if (!result.ok) {
-        outcome.refused = result.refused;
-        outcome.reason =
-            result.timed_out ? "health check timed out" : "health check failed: " + result.error;
-      }
-      on_result(key, generation, std::move(outcome));
-    };
-    node.fetch_id = client_.fetch(std::move(fetch), std::move(callbacks));
+    if (!node_ptr->polling) poll_node(id, *node_ptr);  // else still within its timeout
   }
+}
+
+void HealthPoller::poll_one(const std::string& id) {
+  auto it = nodes_.find(id);
+  if (it != nodes_.end() && !it->second->polling) poll_node(id, *it->second);
+}
+
+void HealthPoller::poll_node(const std::string& id, Node& node) {
+  node.polling = true;
+  node.body.clear();
+  node.body_cut = false;
+  node.status = 0;
+  node.generation = generation_;
+  http::FetchRequest fetch;
+  fetch.url = node.url;
+  fetch.timeout = options_.timeout;
+  std::string key = id;
+  uint64_t generation = generation_;
+  http::FetchCallbacks callbacks;
+  callbacks.on_head = [this, key](const http::FetchHead& head) {
+    auto it = nodes_.find(key);
+    if (it != nodes_.end()) it->second->status = head.status;
+  };
+  callbacks.on_data = [this, key](std::string_view bytes) {
+    auto it = nodes_.find(key);
+    if (it == nodes_.end()) return;
+    Node& n = *it->second;
+    const size_t room = kHealthReplyReadBytes - n.body.size();
+    n.body_cut = n.body_cut || bytes.size() > room;
+    n.body.append(bytes.substr(0, room));
+  };
+  callbacks.on_done = [this, key, generation](const http::FetchResult& result) {
+    auto it = nodes_.find(key);
+    if (it == nodes_.end()) return;
+    Node& n = *it->second;
+    Outcome outcome;
+    outcome.ok =
+        result.ok && interpret_health_reply(result.status, n.body, outcome.overloaded,
+                                            outcome.reason, &outcome.egress_mbps, n.body_cut);
+    if (!result.ok) {
+      outcome.refused = result.refused;
+      outcome.reason =
+          result.timed_out ? "health check timed out" : "health check failed: " + result.error;
+    }
+    on_result(key, generation, std::move(outcome));
+  };
+  node.fetch_id = client_.fetch(std::move(fetch), std::move(callbacks));
 }
 
 void HealthPoller::on_result(const std::string& id, uint64_t generation, Outcome outcome) {
@@ -254,6 +269,8 @@ void HealthPoller::on_result(const std::string& id, uint64_t generation, Outcome
   auto before = node.health.state();
   bool was_usable = node.health.usable(now);
   if (outcome.ok) {
+    // Alive: watch its connection again (at most once per interval).
+    watch_.rearm(id, options_.interval);
     node.health.record_success(outcome.overloaded, now, outcome.egress_mbps);
     if (outcome.egress_mbps) ++egress_readings_;
   } else {

@@ -16,6 +16,7 @@
 
 #include <functional>
 #include "balancer/caches/cache_health.h"
+#include "balancer/caches/connection_watch.h"
 #include "core/clock.h"
 #include "core/handles.h"
 #include "core/metrics.h"
@@ -67,6 +68,8 @@ class HealthPoller {
   const CacheHealth* health(const std::string& id) const;
   // A copy of every node's health (for publishing to other loops).
   std::map<std::string, CacheHealth> snapshot() const;
+  // Whether the connection to node `id` is open (ConnectionWatch).
+  bool watching(const std::string& id) const { return watch_.connected(id); }
   // Called on the loop after every poll result and configure().
   void on_update(std::function<void()> fn) { on_update_ = std::move(fn); }
 
@@ -89,6 +92,9 @@ class HealthPoller {
     std::string reason;  // why it failed
   };
   void poll_all();
+  // Polls one node now unless a poll of it is running (its watched connection closed).
+  void poll_one(const std::string& id);
+  void poll_node(const std::string& id, Node& node);
   void on_result(const std::string& id, uint64_t generation, Outcome outcome);
 
   event_base& base_;
@@ -99,6 +105,7 @@ class HealthPoller {
   HealthPollOptions options_;
   std::map<std::string, std::unique_ptr<Node>> nodes_;
   core::EventPtr timer_;
+  ConnectionWatch watch_;
   uint64_t generation_ = 0;
   uint64_t egress_readings_ = 0;
 };
