@@ -21,6 +21,8 @@
     fatalErrors: 0,
     errors: [],
     latency: [],  // seconds behind live, sampled every 0.5 s while playing
+    latencyAt: [],  // when each was sampled (ms since the epoch)
+    targetLatency: null,  // the latency the player aims at, where it tells (hls.js)
   };
   window.playerState = state;
   window.playerVideo = video;  // video.js moves it into a wrapper and renames it
@@ -58,15 +60,26 @@
   const sampleLatency = (dateAtPlayhead) => setInterval(() => {
     const d = dateAtPlayhead();
     if (!d || !state.began || video.paused || stallStarted !== null) return;
-    state.latency.push(+((Date.now() - d.getTime()) / 1000).toFixed(3));
-    if (state.latency.length > 1200) state.latency.shift();
+    const at = Date.now();
+    state.latency.push(+((at - d.getTime()) / 1000).toFixed(3));
+    state.latencyAt.push(at);
+    if (state.latency.length > 1200) {
+      state.latency.shift();
+      state.latencyAt.shift();
+    }
   }, 500);
 
   const players = {
     hlsjs() {
       state.version = Hls.version;
-      const hls = new Hls({ lowLatencyMode: lowLatency });
-      sampleLatency(() => hls.playingDate);
+      // In its low-latency mode it catches up to its target latency after a stall (playback up
+      // to 1.5x), as the web player does; liveMaxLatencyDurationCount is left out (with it
+      // hls.js 1.7.4 never started the demo channel).
+      const hls = new Hls(lowLatency ? { lowLatencyMode: true, maxLiveSyncPlaybackRate: 1.5 } : { lowLatencyMode: false });
+      sampleLatency(() => {
+        state.targetLatency = hls.targetLatency;
+        return hls.playingDate;
+      });
       hls.on(Hls.Events.ERROR, (event, data) => error(data.fatal, {
         type: data.type, details: data.details, status: data.response ? data.response.code : undefined,
         url: data.url || (data.frag && data.frag.url) || (data.context && data.context.url) }));
@@ -101,6 +114,7 @@
       state.version = videojs.VERSION;
       const warnings = [];
       videojs.log.history.disable();
+      if (params.get('debug') === '1') videojs.log.level('debug');
       const warn = videojs.log.warn;
       videojs.log.warn = (...args) => { warnings.push(args.join(' ')); error(false, { warning: args.join(' ').replace(/ticket=[^&\s]*&?/g, '').slice(0, 600) }); warn(...args); };
       const player = videojs(video, { autoplay: 'muted', muted: true, html5: { vhs: { overrideNative: true } } });
