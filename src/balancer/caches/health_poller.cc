@@ -214,10 +214,16 @@ void HealthPoller::poll_all() {
 
 void HealthPoller::poll_one(const std::string& id) {
   auto it = nodes_.find(id);
-  if (it != nodes_.end() && !it->second->polling) poll_node(id, *it->second);
+  if (it == nodes_.end()) return;
+  Node& node = *it->second;
+  // A poll running now may be on a kept-alive connection to the dead process: it would fail
+  // as reset, not refused (one failure of down_after). Ask again on a new connection.
+  if (node.polling) client_.cancel(node.fetch_id);
+  node.polling = false;
+  poll_node(id, node, true);
 }
 
-void HealthPoller::poll_node(const std::string& id, Node& node) {
+void HealthPoller::poll_node(const std::string& id, Node& node, bool fresh) {
   node.polling = true;
   node.body.clear();
   node.body_cut = false;
@@ -226,6 +232,7 @@ void HealthPoller::poll_node(const std::string& id, Node& node) {
   http::FetchRequest fetch;
   fetch.url = node.url;
   fetch.timeout = options_.timeout;
+  fetch.fresh_connection = fresh;
   std::string key = id;
   uint64_t generation = generation_;
   http::FetchCallbacks callbacks;
@@ -241,7 +248,7 @@ void HealthPoller::poll_node(const std::string& id, Node& node) {
     n.body_cut = n.body_cut || bytes.size() > room;
     n.body.append(bytes.substr(0, room));
   };
-  callbacks.on_done = [this, key, generation](const http::FetchResult& result) {
+  callbacks.on_done = [this, key, generation, fresh](const http::FetchResult& result) {
     auto it = nodes_.find(key);
     if (it == nodes_.end()) return;
     Node& n = *it->second;
@@ -250,7 +257,10 @@ void HealthPoller::poll_node(const std::string& id, Node& node) {
         result.ok && interpret_health_reply(result.status, n.body, outcome.overloaded,
                                             outcome.reason, &outcome.egress_mbps, n.body_cut);
     if (!result.ok) {
-      outcome.refused = result.refused;
+      // After the watched connection closed, a new one that fails other than by a timeout is
+      // the dying process too: its listening socket may still take the connection while the
+      // kernel closes its files, and reset it a moment later.
+      outcome.refused = result.refused || (fresh && !result.timed_out);
       outcome.reason =
           result.timed_out ? "health check timed out" : "health check failed: " + result.error;
     }

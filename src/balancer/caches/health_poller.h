@@ -92,9 +92,12 @@ class HealthPoller {
     std::string reason;  // why it failed
   };
   void poll_all();
-  // Polls one node now unless a poll of it is running (its watched connection closed).
+  // Polls one node now on a new connection, instead of a poll running (its watched connection
+  // closed).
   void poll_one(const std::string& id);
-  void poll_node(const std::string& id, Node& node);
+  // `fresh`: on a new connection (after the watched one closed, a kept-alive one may be to the
+  // dead process and fail as reset instead of refused).
+  void poll_node(const std::string& id, Node& node, bool fresh = false);
   void on_result(const std::string& id, uint64_t generation, Outcome outcome);
 
   event_base& base_;

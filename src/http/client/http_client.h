@@ -56,6 +56,9 @@ struct FetchRequest {
   std::vector<HttpHeader> headers;
   std::optional<std::chrono::milliseconds> timeout;  // overrides request_timeout
   std::string body;  // POST only (sent with Content-Length, even when empty)
+  // A new connection rather than a kept-alive one (whose peer may have died a moment ago: a
+  // request on it fails as reset, not as refused).
+  bool fresh_connection = false;
 };
 
 struct FetchHead {
