@@ -694,10 +694,16 @@ scenarios.players_low_latency_cache_kill = async (stack) => {
       async () => ((await pageState(p)).latencyAt.at(-1) || 0) >= end, (LL_BACK_WITHIN_S + LL_BACK_HOLD_S) * 1000 + 20000, 250)
       .catch(() => {})));  // what is missing is reported below
     await twoSegmentsAfter(players, killedAt, 2000);
+    // When the balancer took venue-a down, from its log (ISO times to the millisecond).
+    const down = fs.readFileSync(path.join(stack.logs, 'balancer.log'), 'utf8').split('\n')
+      .filter((line) => line.includes('cache venue-a is now down')).map((line) => Date.parse(line.slice(0, 24)))
+      .find((t) => t >= killedAt - 5);
+    const noticedAfterS = down === undefined ? null : +((down - killedAt) / 1000).toFixed(3);
     const results = {};
     const problems = [];
     for (const p of players) {
       const { figures, state, problems: found } = await movedOff(p, 'venue-a', killedAt, 2000);
+      figures.balancerNoticedAfterS = noticedAfterS;
       figures.stallsThroughKill = state.stalls - before[p.player].stalls;
       figures.stallSecondsThroughKill = +(state.stallSeconds - before[p.player].stallSeconds).toFixed(2);
       // Stalls that began within the window after the kill, each until it ended (or until now).
