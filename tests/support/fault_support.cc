@@ -316,6 +316,23 @@ size_t count_closed_by_peer(const std::vector<int>& fds) {
   return closed;
 }
 
+std::string peek_status_line(int fd, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  constexpr std::string_view kPrefix = "HTTP/1.1 ";
+  char buf[16];
+  while (std::chrono::steady_clock::now() < deadline) {
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, 20) < 0) return "";
+    const ssize_t n = ::recv(fd, buf, sizeof buf, MSG_PEEK | MSG_DONTWAIT);
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) return "";
+    if (n >= static_cast<ssize_t>(kPrefix.size() + 3))
+      return std::string_view(buf, static_cast<size_t>(n)).starts_with(kPrefix)
+                 ? std::string(buf + kPrefix.size(), 3)
+                 : "";
+  }
+  return "";
+}
+
 // ---- playlists ----
 
 std::string MediaPlaylist::last_host() const {

@@ -108,6 +108,9 @@ bool send_all(int fd, std::string_view bytes);
 // How many of `fds` the peer has closed (readable with EOF or an error; pending data is
 // drained and does not count). Does not block.
 size_t count_closed_by_peer(const std::vector<int>& fds);
+// The status code of the reply arriving on `fd` ("200"), read with MSG_PEEK so nothing is
+// consumed; "" when no status line came within `timeout`.
+std::string peek_status_line(int fd, std::chrono::milliseconds timeout);
 
 // A media playlist as a player sees it.
 struct MediaPlaylist {
