@@ -394,8 +394,7 @@ TEST_CASE(
   size_t holding = 0;
   constexpr int kMaxUnreadClients = 200;
   for (int i = 0; i < kMaxUnreadClients && (i < kUnreadClients || holding < loops); ++i) {
-    const double requests_before =
-        s.balancer->metric("balancer_requests_total{kind=\"playlist\"}");
+    const double requests_before = s.balancer->metric("balancer_requests_total{kind=\"playlist\"}");
     const int fd = connect_local(s.balancer->port(), 4096);
     REQUIRE(fd >= 0);
     stuck.push_back(fd);
@@ -435,8 +434,8 @@ TEST_CASE(
   CHECK(wait_until([&] { return s.balancer->metric("balancer_playlist_unsent_bytes") == 0; }, 10s,
                    20ms));
   MESSAGE(stuck.size() << " clients of one address not reading " << copy_bytes
-                         << "-byte copies: unsent " << static_cast<int64_t>(unsent) / 1024
-                         << " KiB with " << loops << " loop(s); another address served");
+                       << "-byte copies: unsent " << static_cast<int64_t>(unsent) / 1024
+                       << " KiB with " << loops << " loop(s); another address served");
 }
 
 TEST_CASE(
