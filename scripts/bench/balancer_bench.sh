@@ -918,7 +918,8 @@ RSS_VERDICT=$(verdict "$RSS_PER_VIEWER" 1024 le)
   echo
   echo "(4) Memory per connection: VmRSS (KiB) of a fresh balancer (threads: 2) and a fresh nginx (master and"
   echo "    workers) after one playlist answer (base), holding N idle keep-alive connections (idle), then 3 s"
-  echo "    into wrk -c N on one viewer's playlist (busy); B/idle and B/busy = bytes per connection over base"
+  echo "    into wrk -c N on one viewer's playlist (busy), 5 s after wrk ended (after; kept_KiB = after - base);"
+  echo "    B/idle and B/busy = bytes per connection over base"
   if [[ -n $MEM_SECTION_NOTE ]]; then
     echo "    SKIPPED: $MEM_SECTION_NOTE"
   else

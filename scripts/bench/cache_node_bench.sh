@@ -815,8 +815,8 @@ LOAD_END=$(loadavg)
   fi
   echo
   echo "(g) Memory per connection: VmRSS (KiB) of a fresh server (nginx: master and workers) after one"
-  echo "    2 KiB hit (base), holding N idle keep-alive connections (idle), then 3 s into wrk -c N (busy);"
-  echo "    B/idle and B/busy = bytes per connection over base"
+  echo "    2 KiB hit (base), holding N idle keep-alive connections (idle), then 3 s into wrk -c N (busy),"
+  echo "    5 s after wrk ended (after; kept_KiB = after - base); B/idle and B/busy = bytes per connection over base"
   if [[ -n $MEM_SECTION_NOTE ]]; then
     echo "    SKIPPED: $MEM_SECTION_NOTE"
   else

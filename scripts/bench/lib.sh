@@ -131,7 +131,7 @@ tree_rss_kib() {
 # MEM_NOTE says what went wrong. Needs HERD (tests/support/herd) and WRK.
 connection_memory() {
   local pid=$1 url=$2 n=$3 herd_pid answered="" i wrk_pid
-  MEM_IDLE_B="" MEM_ACTIVE_B="" MEM_IDLE_KIB="" MEM_ACTIVE_KIB="" MEM_NOTE=""
+  MEM_IDLE_B="" MEM_ACTIVE_B="" MEM_IDLE_KIB="" MEM_ACTIVE_KIB="" MEM_AFTER_KIB="" MEM_NOTE=""
   MEM_BASE_KIB=$(tree_rss_kib "$pid")
   "$HERD" --url "$url" -n "$n" --keep-alive --hold-s 120 --timeout-ms 60000 \
     >"$WORK/memory-herd.out" 2>"$WORK/memory-herd.err" &
@@ -158,6 +158,10 @@ connection_memory() {
   sleep 3
   MEM_ACTIVE_KIB=$(tree_rss_kib "$pid")
   wait "$wrk_pid" 2>/dev/null || true
+  # What stays resident once the burst has gone: the closes seen and a few seconds for a
+  # server's own give-back (ours: every 2 s, once 64 connections have closed).
+  sleep 5
+  MEM_AFTER_KIB=$(tree_rss_kib "$pid")
   W_OUT=$(cat "$WORK/memory-wrk.out")
   wrk_parse
   if [[ $W_FLAG = ok ]]; then
@@ -180,11 +184,13 @@ measure_connection_memory() {
 }
 # record_connection_memory PEER N: the last connection_memory figures as a row of T_MEM and
 # an object of J_MEM (arrays of the caller); the header row is MEMORY_HEADER.
-MEMORY_HEADER=$(printf '%-14s %6s %9s %9s %9s %9s %9s  %s' peer N base idle busy B/idle B/busy note)
+MEMORY_HEADER=$(printf '%-14s %6s %9s %9s %9s %9s %9s %9s %9s  %s' peer N base idle busy after kept_KiB B/idle B/busy note)
 record_connection_memory() {
-  T_MEM+=("$(printf '%-14s %6s %9s %9s %9s %9s %9s  %s' "$1" "$2" "$MEM_BASE_KIB" "${MEM_IDLE_KIB:-?}" \
-    "${MEM_ACTIVE_KIB:-?}" "${MEM_IDLE_B:-n/a}" "${MEM_ACTIVE_B:-n/a}" "${MEM_NOTE:-ok}")")
-  J_MEM+=("{\"peer\":\"$1\",\"connections\":$2,\"vmrss_kib_base\":$(num_or_null "$MEM_BASE_KIB"),\"vmrss_kib_idle\":$(num_or_null "$MEM_IDLE_KIB"),\"vmrss_kib_busy\":$(num_or_null "$MEM_ACTIVE_KIB"),\"bytes_per_idle_connection\":$(num_or_null "$MEM_IDLE_B"),\"bytes_per_busy_connection\":$(num_or_null "$MEM_ACTIVE_B"),\"note\":$(json_str "$MEM_NOTE")}")
+  local kept="?"
+  [[ -n $MEM_AFTER_KIB && -n $MEM_BASE_KIB ]] && kept=$((MEM_AFTER_KIB - MEM_BASE_KIB))
+  T_MEM+=("$(printf '%-14s %6s %9s %9s %9s %9s %9s %9s %9s  %s' "$1" "$2" "$MEM_BASE_KIB" "${MEM_IDLE_KIB:-?}" \
+    "${MEM_ACTIVE_KIB:-?}" "${MEM_AFTER_KIB:-?}" "$kept" "${MEM_IDLE_B:-n/a}" "${MEM_ACTIVE_B:-n/a}" "${MEM_NOTE:-ok}")")
+  J_MEM+=("{\"peer\":\"$1\",\"connections\":$2,\"vmrss_kib_base\":$(num_or_null "$MEM_BASE_KIB"),\"vmrss_kib_idle\":$(num_or_null "$MEM_IDLE_KIB"),\"vmrss_kib_busy\":$(num_or_null "$MEM_ACTIVE_KIB"),\"vmrss_kib_after\":$(num_or_null "$MEM_AFTER_KIB"),\"bytes_per_idle_connection\":$(num_or_null "$MEM_IDLE_B"),\"bytes_per_busy_connection\":$(num_or_null "$MEM_ACTIVE_B"),\"note\":$(json_str "$MEM_NOTE")}")
 }
 # user + system CPU time of PID in clock ticks.
 # Clock ticks per second of /proc/<pid>/stat's CPU times.
