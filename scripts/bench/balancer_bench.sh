@@ -11,7 +11,8 @@
 #       segments, signed chunk URLs to a real cache node; rewritten at origin every 2 s like
 #       the one of (1), origin answering 200 ms late: a distant origin), 1000 distinct viewers,
 #       at 50, 500, 6,000 and 20,000 connections (a count the open-file limit cannot hold is
-#       lowered to what it can, and logged), against nginx serving the same source playlist as
+#       lowered to what it can, and logged; above 8,000 wrk connects from one loopback address
+#       per 5,000 connections, lib.sh's spread_sources), against nginx serving the same source playlist as
 #       a static file (at its best: lib.sh, start_nginx_in); the balancer with threads: 1 and
 #       threads: 2, each event loop's busy share, and the viewers who waited for a refresh of
 #       the playlist (balancer_playlist_refresh_waits_total during the run); BENCH_ROUNDS rounds

@@ -5,6 +5,7 @@
 # NGINX_*, W_*), hence SC2034 off.
 
 log() { printf '[bench] %s\n' "$*" >&2; }
+BENCH_LIB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 # Stadium-scale rows need one descriptor per connection in wrk and in the server: the soft
 # limit goes up to the hard one for everything started from here.
@@ -473,14 +474,23 @@ tcp_memory_watch_stop() {
 #             serving (a herd's SYNs dropped by a full accept queue come back 1 s, 3 s ... later),
 #             which makes it INVALID too.
 run_wrk() {
-  local secs=$1 conns=$2 url=$3 script=${4:-} args port wrk_pid
+  local secs=$1 conns=$2 url=$3 script=${4:-} args port wrk_pid spread=() sources
   args=(-t"${WRK_THREADS:-2}" -c"$conns" -d"${secs}s" --latency)
   [[ -n $script ]] && args+=(-s "$script")
   args+=("$url")
   if (($# > 4)); then args+=(-- "${@:5}"); fi
   W_ESTABLISHED=""
   port=$(sed -n 's|^[a-z]*://[^/:]*:\([0-9]*\).*|\1|p' <<<"$url")
-  timeout $((secs + 30)) "$WRK" "${args[@]}" >"$WORK/run_wrk.out" 2>&1 &
+  # Above SPREAD_ABOVE connections, wrk connects from one loopback address per 5,000.
+  if ((conns > SPREAD_ABOVE)) && spread_sources_library; then
+    sources=$(((conns + 4999) / 5000))
+    spread=(env LD_PRELOAD="$SPREAD_LIBRARY" SPREAD_SOURCES="$sources")
+    W_SOURCES=$sources
+    log "wrk: $conns connections from $sources loopback addresses (spread_sources.c)"
+  else
+    W_SOURCES=1
+  fi
+  timeout $((secs + 30)) "${spread[@]}" "$WRK" "${args[@]}" >"$WORK/run_wrk.out" 2>&1 &
   wrk_pid=$!
   if ((secs >= 3)) && [[ -n $port ]] && command -v ss >/dev/null; then
     sleep 1
@@ -493,6 +503,21 @@ run_wrk() {
     W_PROBLEM="${W_PROBLEM:+$W_PROBLEM, }$W_ESTABLISHED of $conns connections established 1 s in"
     W_FLAG="ERR(${W_PROBLEM})"
   fi
+}
+# spread_sources_library: builds spread_sources.c into $WORK once (SPREAD_LIBRARY); false, with
+# a line in the log, when it cannot be built (then wrk connects from one address).
+SPREAD_ABOVE=${BENCH_SPREAD_ABOVE:-8000}
+SPREAD_LIBRARY=""
+spread_sources_library() {
+  [[ -n $SPREAD_LIBRARY ]] && return 0
+  [[ ${SPREAD_FAILED:-} == 1 ]] && return 1
+  if cc -O2 -shared -fPIC -o "$WORK/spread_sources.so" "$BENCH_LIB_DIR/spread_sources.c" -ldl 2>"$WORK/spread_sources.err"; then
+    SPREAD_LIBRARY="$WORK/spread_sources.so"
+    return 0
+  fi
+  SPREAD_FAILED=1
+  log "WARNING: spread_sources.c did not build ($(head -n 1 "$WORK/spread_sources.err")): wrk connects from 127.0.0.1 alone"
+  return 1
 }
 # wrk_parse: the W_* values above from $W_OUT.
 wrk_parse() {

@@ -118,5 +118,25 @@ expect "invalid_json" "$(invalid_json)" '["c6000: ours (481 timeout)","c19700: n
 expect "num_or_null INVALID" "$(num_or_null INVALID)" null
 expect "num_or_null 0.95" "$(num_or_null 0.95)" 0.95
 
+# Stadium counts: wrk's connections spread over loopback source addresses (spread_sources.c),
+# checked with a client of the same libc: four connections from three addresses in turn.
+if command -v cc >/dev/null && command -v python3 >/dev/null && spread_sources_library; then
+  sources=$(LD_PRELOAD="$SPREAD_LIBRARY" SPREAD_SOURCES=3 python3 -c '
+import socket
+server = socket.socket()
+server.bind(("127.0.0.1", 0))
+server.listen(8)
+port = server.getsockname()[1]
+seen = []
+for _ in range(4):
+    client = socket.create_connection(("127.0.0.1", port))
+    seen.append(client.getsockname()[0])
+    client.close()
+print(" ".join(seen))')
+  expect "spread_sources: connections from 127.0.0.2, .3, .4 in turn" "$sources" "127.0.0.2 127.0.0.3 127.0.0.4 127.0.0.2"
+else
+  echo "skipped: spread_sources (no cc or python3)"
+fi
+
 echo "$passes passed, $failures failed"
 ((failures == 0))
