@@ -316,3 +316,27 @@ TEST_CASE("a TLS session from one cache node resumes on a sibling given the same
   CHECK(refused != nullptr);  // a full handshake instead, and the request still answered
   for (SSL_SESSION* s : {session, again, refused}) SSL_SESSION_free(s);
 }
+
+TEST_CASE("each TLS 1.3 resumption hands the client a new ticket for its next connection") {
+  // A TLS 1.3 client uses a ticket once (RFC 8446 C.4): the session each connection ends with
+  // must resume the next. Before, a resumption sealed no new ticket, so every other connection
+  // of such a client (wrk, OpenSSL's SSL_clear reuse, BoringSSL's phones) was a full handshake.
+  TempDir dir;
+  Certificates certs(dir);
+  TestOrigin origin;
+  CacheNodeProcess node(dir.file("node"), origin.base_url(), certs.overrides());
+  SSL_SESSION* session = nullptr;
+  CHECK_FALSE(get_health_over_tls(node.tls_port(), nullptr, &session));
+  REQUIRE(session != nullptr);
+  int resumed = 0;
+  constexpr int kConnections = 6;
+  for (int i = 0; i < kConnections; ++i) {
+    SSL_SESSION* next = nullptr;
+    if (get_health_over_tls(node.tls_port(), session, &next)) ++resumed;
+    SSL_SESSION_free(session);
+    session = next;
+    REQUIRE(session != nullptr);
+  }
+  SSL_SESSION_free(session);
+  CHECK(resumed == kConnections);
+}

@@ -114,7 +114,11 @@ int ticket_key_callback(SSL* ssl, unsigned char* key_name, unsigned char* iv,
     const TicketKey key = secret->keys.for_window(window);
     if (CRYPTO_memcmp(key_name, key.name.data(), key.name.size()) != 0) continue;
     if (!use_ticket_key(key, iv, cipher, mac, false)) return -1;
-    return window == now ? 1 : 2;
+    // 2 (a new ticket sealed) when the key is an older window's, and always in TLS 1.3: a
+    // client uses each TLS 1.3 ticket once (RFC 8446 C.4; OpenSSL's and BoringSSL's clients
+    // do), and a resumption answered without a new one left it nothing for its next
+    // connection, a full handshake every other time (OpenSSL does the same with its own keys).
+    return window == now && SSL_version(ssl) != TLS1_3_VERSION ? 1 : 2;
   }
   return 0;
 }
