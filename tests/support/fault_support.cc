@@ -80,7 +80,6 @@ int64_t open_fd_count(pid_t pid) {
   return static_cast<int64_t>(list_dir(dir).size());
 }
 
-namespace {
 // Targets of the entries of /proc/<pid>/fd; nullopt when unreadable.
 std::optional<std::vector<std::string>> fd_targets(pid_t pid) {
   const std::string dir = "/proc/" + std::to_string(pid) + "/fd";
@@ -93,7 +92,6 @@ std::optional<std::vector<std::string>> fd_targets(pid_t pid) {
   }
   return out;
 }
-}  // namespace
 
 int64_t open_fd_count(pid_t pid, std::string_view prefix) {
   const auto targets = fd_targets(pid);
@@ -102,6 +100,39 @@ int64_t open_fd_count(pid_t pid, std::string_view prefix) {
   for (const auto& t : *targets) n += t.rfind(prefix, 0) == 0 ? 1 : 0;
   return n;
 }
+
+namespace {
+// The machine's IPv4 TCP sockets from /proc/net/tcp: local port, remote port, inode.
+struct TcpEntry {
+  unsigned local_port = 0;
+  unsigned remote_port = 0;
+  uint64_t inode = 0;
+};
+std::vector<TcpEntry> tcp_entries() {
+  std::vector<TcpEntry> out;
+  std::istringstream in(read_text("/proc/net/tcp"));
+  std::string line;
+  std::getline(in, line);  // header
+  const auto port_of = [](const std::string& address) {
+    const size_t colon = address.find(':');
+    if (colon == std::string::npos) return 0u;
+    return static_cast<unsigned>(std::strtoul(address.c_str() + colon + 1, nullptr, 16));
+  };
+  while (std::getline(in, line)) {
+    // sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode
+    std::istringstream fields(line);
+    std::string sl, local, remote, st, queues, timer, retransmits, uid, timeout;
+    uint64_t inode = 0;
+    if (!(fields >> sl >> local >> remote >> st >> queues >> timer >> retransmits >> uid >>
+          timeout >> inode) ||
+        inode == 0) {
+      continue;
+    }
+    out.push_back({port_of(local), port_of(remote), inode});
+  }
+  return out;
+}
+}  // namespace
 
 std::vector<uint64_t> server_socket_inodes(int server_port, const std::vector<int>& client_fds) {
   std::unordered_set<unsigned> client_ports;
@@ -112,27 +143,17 @@ std::vector<uint64_t> server_socket_inodes(int server_port, const std::vector<in
       client_ports.insert(ntohs(addr.sin_port));
   }
   std::vector<uint64_t> inodes;
-  std::istringstream in(read_text("/proc/net/tcp"));
-  std::string line;
-  std::getline(in, line);  // header
-  while (std::getline(in, line)) {
-    // sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode
-    std::istringstream fields(line);
-    std::string sl, local, remote, st, queues, timer, retransmits, uid, timeout;
-    uint64_t inode = 0;
-    if (!(fields >> sl >> local >> remote >> st >> queues >> timer >> retransmits >> uid >>
-          timeout >> inode)) {
-      continue;
-    }
-    const auto port_of = [](const std::string& address) {
-      const size_t colon = address.find(':');
-      if (colon == std::string::npos) return 0u;
-      return static_cast<unsigned>(std::strtoul(address.c_str() + colon + 1, nullptr, 16));
-    };
-    if (port_of(local) == static_cast<unsigned>(server_port) &&
-        client_ports.count(port_of(remote)) && inode != 0) {
-      inodes.push_back(inode);
-    }
+  for (const TcpEntry& e : tcp_entries()) {
+    if (e.local_port == static_cast<unsigned>(server_port) && client_ports.count(e.remote_port))
+      inodes.push_back(e.inode);
+  }
+  return inodes;
+}
+
+std::vector<uint64_t> socket_inodes_to(int remote_port) {
+  std::vector<uint64_t> inodes;
+  for (const TcpEntry& e : tcp_entries()) {
+    if (e.remote_port == static_cast<unsigned>(remote_port)) inodes.push_back(e.inode);
   }
   return inodes;
 }

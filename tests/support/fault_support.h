@@ -42,12 +42,17 @@ int64_t open_fd_count(pid_t pid);
 // Of those, the ones whose target (socket:[N], a path) starts with `prefix`; -1 when
 // unreadable.
 int64_t open_fd_count(pid_t pid, std::string_view prefix);
+// What each of `pid`'s descriptors refers to ("socket:[123]", a path); nullopt when unreadable.
+std::optional<std::vector<std::string>> fd_targets(pid_t pid);
 // The inodes of the server-side sockets of the TCP connections from `client_fds` to
 // 127.0.0.1:`server_port` (from /proc/net/tcp; a connection the kernel has already torn
 // down is absent).
 std::vector<uint64_t> server_socket_inodes(int server_port, const std::vector<int>& client_fds);
 // How many of `inodes` `pid` still holds open as sockets.
 size_t open_socket_inodes(pid_t pid, const std::vector<uint64_t>& inodes);
+// Inodes of the machine's TCP sockets connected to `remote_port` (a client's connections to
+// a server on this machine, e.g. a node's kept-alive connections to its origin).
+std::vector<uint64_t> socket_inodes_to(int remote_port);
 // Soft "Max open files" of `pid` from /proc/<pid>/limits; -1 when unreadable, 0 = unlimited.
 int64_t max_open_files(pid_t pid);
 
