@@ -485,10 +485,7 @@ run_wrk() {
   if ((conns > SPREAD_ABOVE)) && spread_sources_library; then
     sources=$(((conns + 4999) / 5000))
     spread=(env LD_PRELOAD="$SPREAD_LIBRARY" SPREAD_SOURCES="$sources")
-    W_SOURCES=$sources
     log "wrk: $conns connections from $sources loopback addresses (spread_sources.c)"
-  else
-    W_SOURCES=1
   fi
   timeout $((secs + 30)) "${spread[@]}" "$WRK" "${args[@]}" >"$WORK/run_wrk.out" 2>&1 &
   wrk_pid=$!
