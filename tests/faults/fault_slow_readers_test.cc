@@ -23,10 +23,14 @@ using namespace std::chrono_literals;
 namespace {
 
 constexpr int kReaders = 50;
-constexpr int kChunks = 6;                   // 8 MiB each: 48 MiB, over the memory tier
-constexpr int kMemoryMiB = 32;               // storage.memory_mb: the 3 newest chunks
-constexpr int kIoTimeoutS = 4;               // server.io_timeout_s
-constexpr int64_t kAllowanceKiB = 8 * 1024;  // growth allowed while the readers hang: one chunk
+constexpr int kChunks = 6;      // 8 MiB each: 48 MiB, over the memory tier
+constexpr int kMemoryMiB = 32;  // storage.memory_mb: the 3 newest chunks
+constexpr int kIoTimeoutS = 4;  // server.io_timeout_s
+// Growth allowed while the readers hang: two chunks. RSS moves by about a chunk with the
+// allocator's timing alone (the blocks of chunks evicted from memory are freed on the disk
+// writer's thread and handed back when the loop next allocates): local runs saw -7.8 to
+// +0.7 MiB, one CI run +11.9 MiB. A copy per reader would be 50 chunks.
+constexpr int64_t kAllowanceKiB = 16 * 1024;
 
 std::string joined(const std::vector<std::string>& items) {
   std::string out;
@@ -95,11 +99,16 @@ TEST_CASE(
       std::chrono::seconds(kIoTimeoutS - 1), 20ms));
   const std::vector<uint64_t> gone_inodes = server_socket_inodes(
       node.port(), std::vector<int>(readers.begin(), readers.begin() + kReaders / 2));
-  // RSS over 2 s with every reader stuck (sampled every 100 ms).
+  // RSS over 2 s with every reader stuck (sampled every 100 ms), each sample kept for the
+  // failure message.
   int64_t rss_max = 0, rss_file_max = 0;
+  std::vector<std::string> rss_samples;
   wait_until(
       [&] {
-        rss_max = std::max(rss_max, rss_kib(pid));
+        const int64_t rss = rss_kib(pid);
+        rss_samples.push_back(std::to_string(static_cast<int>(seconds_since(hung) * 1000)) +
+                              " ms: " + std::to_string(rss) + " KiB");
+        rss_max = std::max(rss_max, rss);
         rss_file_max = std::max(rss_file_max, rss_file_kib(pid));
         return Clock::now() - hung >= 2s;
       },
@@ -158,7 +167,9 @@ TEST_CASE(
           << " s after they hung; active requests after: " << active_after);
   // Bounded: what the node holds for the readers is the chunks it already had (memory tier,
   // or on disk), never a copy per reader: less than one chunk more, whatever they leave unsent.
-  CHECK(rss_max - rss_before < kAllowanceKiB);
+  CHECK_MESSAGE(
+      rss_max - rss_before < kAllowanceKiB,
+      "RSS " << rss_before << " KiB before; after the readers hung: " << joined(rss_samples));
   CHECK(rss_file_max - rss_file_before < 1024);  // disk hits are not mapped in (sendfile)
   CHECK(normal_ms < 500);
   CHECK(sockets_hung == kReaders);
