@@ -339,4 +339,8 @@ TEST_CASE("each TLS 1.3 resumption hands the client a new ticket for its next co
   }
   SSL_SESSION_free(session);
   CHECK(resumed == kConnections);
+  // The node counts them as the client saw them: one full handshake, the rest resumed.
+  const std::string metrics = http_get(node.url("/metrics")).body;
+  CHECK(metric_value(metrics, "tls_handshakes_total{session=\"new\"}") == 1);
+  CHECK(metric_value(metrics, "tls_handshakes_total{session=\"resumed\"}") == kConnections);
 }

@@ -238,6 +238,7 @@ bool Http1Connection::continue_handshake() {
   last_activity_ms_ = loop_ms(server_.event_loop());
   if (done == 1) {
     handshaking_ = false;
+    server_.count_tls_handshake(SSL_session_reused(ssl) == 1);
     request_began_ms_ = last_activity_ms_;
     if (offer_http2_ && negotiated_protocol(ssl) == "h2") {
       hand_over_to_http2();

@@ -119,6 +119,13 @@ HttpServer::HttpServer(event_base& base, HttpServerOptions options, core::Metric
       stalled_closes_(metrics.counter(
           "http2_stalled_connections_closed_total",
           "HTTP/2 connections closed for sending no reply bytes for io_timeout_s (client window)")),
+      tls_full_(metrics.counter("tls_handshakes_total",
+                                "TLS handshakes finished, by whether a session ticket resumed them",
+                                "session=\"new\"")),
+      tls_resumed_(
+          metrics.counter("tls_handshakes_total",
+                          "TLS handshakes finished, by whether a session ticket resumed them",
+                          "session=\"resumed\"")),
       latency_(metrics.histogram("http_request_duration_seconds",
                                  "Time from request to the end of the reply")) {
   bad_requests_.resize(kFramingProblemCount);

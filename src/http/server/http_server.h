@@ -129,6 +129,8 @@ class HttpServer {
   void count_rapid_reset() { rapid_resets_.inc(); }
   void count_header_list_refusal() { header_list_refusals_.inc(); }
   void count_stalled_close() { stalled_closes_.inc(); }
+  // A finished TLS handshake: resumed from a ticket, or full (a signature of ours).
+  void count_tls_handshake(bool resumed) { (resumed ? tls_resumed_ : tls_full_).inc(); }
   event_base* event_loop() const { return &base_; }
   void http1_opened(Http1Connection& connection) { http1_connections_.insert(&connection); }
   void http1_closed(Http1Connection& connection) {
@@ -214,6 +216,8 @@ class HttpServer {
   core::Counter& rapid_resets_;
   core::Counter& header_list_refusals_;
   core::Counter& stalled_closes_;
+  core::Counter& tls_full_;
+  core::Counter& tls_resumed_;
   core::Histogram& latency_;
   core::Counter* status_counters_[6];
   std::vector<core::Counter*>
