@@ -487,9 +487,13 @@ run_wrk() {
     spread=(env LD_PRELOAD="$SPREAD_LIBRARY" SPREAD_SOURCES="$sources")
     log "wrk: $conns connections from $sources loopback addresses (spread_sources.c)"
   fi
+  # WRK_ENV (an array): variables wrk runs with, such as a library to preload (its
+  # LD_PRELOAD replaces spread_sources' one).
+  if ((${#WRK_ENV[@]} > 0)); then spread=(env "${spread[@]:1}" "${WRK_ENV[@]}"); fi
   timeout $((secs + 30)) "${spread[@]}" "$WRK" "${args[@]}" >"$WORK/run_wrk.out" 2>&1 &
   wrk_pid=$!
-  if ((secs >= 3)) && [[ -n $port ]] && command -v ss >/dev/null; then
+  # With a connection per request (WRK_CONNECTION_CLOSE=1) some are always between two.
+  if ((secs >= 3)) && [[ -n $port && ${WRK_CONNECTION_CLOSE:-0} != 1 ]] && command -v ss >/dev/null; then
     sleep 1
     W_ESTABLISHED=$(ss -Htn state established "( dport = :$port )" 2>/dev/null | wc -l)
   fi
@@ -504,6 +508,7 @@ run_wrk() {
 # spread_sources_library: builds spread_sources.c into $WORK once (SPREAD_LIBRARY); false, with
 # a line in the log, when it cannot be built (then wrk connects from one address).
 SPREAD_ABOVE=${BENCH_SPREAD_ABOVE:-8000}
+WRK_ENV=()
 SPREAD_LIBRARY=""
 spread_sources_library() {
   [[ -n $SPREAD_LIBRARY ]] && return 0

@@ -4,16 +4,19 @@
 # 2048) and protocol (TLS 1.3, TLS 1.2): new connections (a full handshake each) and resumed
 # ones (the session's ticket offered again), one small request per connection
 # (`openssl s_time -www /health`, HTTP/1.0: the server closes), several s_time clients at once.
-# Also each server's CPU per handshake. Prints a table and writes a JSON results file. Not run
-# in CI. Target: >= 1.0 x nginx, full and resumed.
+# Also each server's CPU per handshake. Then as an HTTPS load tool sees it: wrk with one request
+# per connection (`Connection: close`, BENCH_WRK_CONNECTIONS at once), held to each protocol in
+# turn (wrk_tls_version.c), with how many handshakes each server resumed. Prints tables and
+# writes a JSON results file. Not run in CI. Target: >= 1.0 x nginx, full and resumed.
 #
 # Usage: scripts/bench/tls_handshake_bench.sh [--build DIR] [--out FILE] [--quick]
 #   --build DIR  build tree with src/cache_node/cache_node and src/balancer/balancer
 #   --out FILE   JSON results (default: bench-results/tls-handshake-<time>.json)
 #   --quick      2 s per run instead of 5
 # Environment: BENCH_SECONDS (5), BENCH_CLIENTS (2: s_time processes at once), BENCH_THREADS
-# (2: the servers' loops; nginx's workers), BENCH_KEEP=1 keeps the temp dir. Needs openssl
-# and nginx-light (scripts/setup.sh --bench).
+# (2: the servers' loops; nginx's workers), BENCH_WRK_SECONDS (5), BENCH_WRK_CONNECTIONS (50),
+# BENCH_KEEP=1 keeps the temp dir. Needs openssl, wrk, a C compiler with OpenSSL's headers and
+# nginx-light (scripts/setup.sh --bench).
 set -euo pipefail
 
 ROOT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -22,6 +25,8 @@ OUT_FILE=""
 SECONDS_PER_RUN=${BENCH_SECONDS:-5}
 CLIENTS=${BENCH_CLIENTS:-2}
 THREADS=${BENCH_THREADS:-2}
+WRK_SECONDS=${BENCH_WRK_SECONDS:-5}
+WRK_CONNECTIONS=${BENCH_WRK_CONNECTIONS:-50}
 
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -39,6 +44,8 @@ for bin in "$CACHE_NODE" "$BALANCER"; do
   [[ -x $bin ]] || { echo "missing $bin; build first" >&2; exit 1; }
 done
 command -v openssl >/dev/null || { echo "openssl is required" >&2; exit 1; }
+WRK=$(command -v wrk || true)
+[[ -n $WRK ]] || { echo "wrk is required (scripts/setup.sh --bench)" >&2; exit 1; }
 
 RUN_ID="$(date +%Y%m%d-%H%M%S)-$$"
 if [[ -z $OUT_FILE ]]; then
@@ -55,9 +62,12 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$W
 openssl req -x509 -newkey rsa:2048 -nodes -keyout "$WORK/rsa-key.pem" \
   -out "$WORK/rsa-cert.pem" -days 2 -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 2>/dev/null
 NGINX_VERSION_SEEN=""
+echo 'wrk.headers["Connection"] = "close"' >"$WORK/connection-close.lua"
+cc -O2 -shared -fPIC -o "$WORK/wrk_tls_version.so" "$ROOT_DIR/scripts/bench/wrk_tls_version.c" -ldl -lssl ||
+  { echo "wrk_tls_version.c did not build (needs libssl-dev)" >&2; exit 1; }
 
 # start_servers CERT: the node, the balancer and nginx with that certificate; sets TLS_PORT[].
-declare -A TLS_PORT=() SERVER_PID=()
+declare -A TLS_PORT=() PLAIN_PORT=() SERVER_PID=()
 start_servers() {
   local cert=$1 port
   local tls=(--set listen.port=0 --set listen.tls.enabled=true --set listen.tls.port=0
@@ -68,6 +78,7 @@ start_servers() {
   SERVER_PID[cache_node]=$SPAWNED
   wait_listening "$WORK/node-$cert.log" 15 "$SPAWNED" >/dev/null || { log "cache_node did not start"; exit 1; }
   TLS_PORT[cache_node]=$(sed -n 's/.*"tls_port":\([0-9]*\).*/\1/p' "$WORK/node-$cert.log" | head -n 1)
+  PLAIN_PORT[cache_node]=$(sed -n 's/.*"port":\([0-9]*\).*/\1/p' "$WORK/node-$cert.log" | head -n 1)
   echo '{"channels":[]}' >"$WORK/channels.json"
   echo '{"caches":[]}' >"$WORK/caches.json"
   spawn "$WORK/balancer-$cert.log" "$BALANCER" --config "$ROOT_DIR/conf/balancer.json" "${tls[@]}" \
@@ -76,10 +87,15 @@ start_servers() {
   SERVER_PID[balancer]=$SPAWNED
   wait_listening "$WORK/balancer-$cert.log" 15 "$SPAWNED" >/dev/null || { log "balancer did not start"; exit 1; }
   TLS_PORT[balancer]=$(sed -n 's/.*"tls_port":\([0-9]*\).*/\1/p' "$WORK/balancer-$cert.log" | head -n 1)
+  PLAIN_PORT[balancer]=$(sed -n 's/.*"port":\([0-9]*\).*/\1/p' "$WORK/balancer-$cert.log" | head -n 1)
   port=$(free_port)
+  NGINX_SESSIONS_LOG=$WORK/nginx-$cert/sessions.log
   start_nginx_in "$WORK/nginx-$cert" "$THREADS" "$port" "
+  # Whether each request's handshake was resumed: a line per request, written in batches.
+  log_format sessions '\$ssl_session_reused';
   server {
     listen 127.0.0.1:$port ssl $NGINX_LISTEN;
+    access_log $NGINX_SESSIONS_LOG sessions buffer=64k flush=100ms;
     ssl_certificate $WORK/$cert-cert.pem;
     ssl_certificate_key $WORK/$cert-key.pem;
     ssl_protocols TLSv1.2 TLSv1.3;
@@ -121,7 +137,43 @@ handshakes() {
   HS_RATE=$(awk -v n="$total" -v us=$((t1 - t0)) 'BEGIN { printf "%.0f", n / (us / 1e6) }')
 }
 
-declare -A RATE=() US=() PRB=()
+# handshakes_resumed PEER: "resumed total" handshakes the server has finished so far (ours:
+# tls_handshakes_total on /metrics; nginx: its sessions log, once the lines written stop
+# growing, at most 2 s).
+handshakes_resumed() {
+  local peer=$1 lines=-1 i
+  if [[ $peer == nginx ]]; then
+    for ((i = 0; i < 20; i++)); do
+      [[ $(wc -l <"$NGINX_SESSIONS_LOG") == "$lines" ]] && break
+      lines=$(wc -l <"$NGINX_SESSIONS_LOG")
+      sleep 0.1
+    done
+    awk '$1 == "r" { r++ } END { print r + 0, NR }' "$NGINX_SESSIONS_LOG"
+    return
+  fi
+  curl -s "http://127.0.0.1:${PLAIN_PORT[$peer]}/metrics" |
+    awk '/^tls_handshakes_total\{session="resumed"\}/ { r = $2 } /^tls_handshakes_total\{/ { t += $2 }
+         END { print r + 0, t + 0 }'
+}
+# wrk_new_connections PEER PROTO: wrk, one GET /health per connection, held to TLS PROTO; sets
+# the W_* values of run_wrk, WRK_US_EACH (server CPU per connection) and WRK_RESUMED_PCT.
+wrk_new_connections() {
+  local peer=$1 proto=$2 pid=${SERVER_PID[$1]} cpu0 before after
+  before=$(handshakes_resumed "$peer")
+  cpu0=$(tree_cpu_ticks "$pid")
+  WRK_ENV=(LD_PRELOAD="$WORK/wrk_tls_version.so" WRK_TLS_VERSION="$proto")
+  WRK_THREADS=1 WRK_CONNECTION_CLOSE=1 run_wrk "$WRK_SECONDS" "$WRK_CONNECTIONS" \
+    "https://127.0.0.1:${TLS_PORT[$peer]}/health" "$WORK/connection-close.lua"
+  WRK_ENV=()
+  WRK_US_EACH=$(awk -v a="$cpu0" -v b="$(tree_cpu_ticks "$pid")" -v hz="$CLK_TCK" -v n="$W_REQS" \
+    'BEGIN { if (n > 0) printf "%.0f", (b - a) / hz * 1e6 / n; else print "n/a" }')
+  after=$(handshakes_resumed "$peer")
+  WRK_RESUMED_PCT=$(awk -v a="$before" -v b="$after" 'BEGIN {
+    split(a, x, " "); split(b, y, " "); n = y[2] - x[2]
+    if (n > 0) printf "%.1f", (y[1] - x[1]) * 100 / n; else print "n/a" }')
+}
+
+declare -A RATE=() US=() PRB=() WRK_RATE=() WRK_US=() WRK_PRB=() WRK_RESUMED=()
 JSON=()
 for cert in ecdsa rsa; do
   start_servers "$cert"
@@ -130,7 +182,6 @@ for cert in ecdsa rsa; do
       for peer in nginx cache_node balancer; do
         pid=${SERVER_PID[$peer]}
         cpu0=$(tree_cpu_ticks "$pid")
-        t_start=$(now_us)
         handshakes "${TLS_PORT[$peer]}" "$proto" "$mode"
         us_per=$(awk -v a="$cpu0" -v b="$(tree_cpu_ticks "$pid")" -v hz="$CLK_TCK" -v n="$HS_COUNT" \
           'BEGIN { if (n > 0) printf "%.0f", (b - a) / hz * 1e6 / n; else print "n/a" }')
@@ -141,6 +192,16 @@ for cert in ecdsa rsa; do
         log "$cert $proto $mode $peer: $HS_RATE/s ($HS_COUNT), $us_per us of server CPU each"
         JSON+=("{\"certificate\":\"$cert\",\"protocol\":\"$proto\",\"mode\":\"$mode\",\"peer\":\"$peer\",\"connections\":$HS_COUNT,\"per_second\":$HS_RATE,\"server_cpu_us_each\":$(num_or_null "$us_per"),\"problem\":$(json_str "$HS_PROBLEM")}")
       done
+    done
+  done
+  for proto in 1.3 1.2; do
+    for peer in nginx cache_node balancer; do
+      wrk_new_connections "$peer" "$proto"
+      k="$cert/$proto/$peer"
+      WRK_RATE[$k]=$W_RPS WRK_PRB[$k]=$W_PROBLEM WRK_US[$k]=$WRK_US_EACH WRK_RESUMED[$k]=$WRK_RESUMED_PCT
+      [[ -z $W_PROBLEM ]] || log "WARNING: INVALID wrk run $cert TLS $proto $peer: $W_PROBLEM"
+      log "wrk $cert TLS $proto $peer: $W_RPS connections/s, $WRK_US_EACH us of server CPU each, $WRK_RESUMED_PCT % resumed"
+      JSON+=("{\"certificate\":\"$cert\",\"protocol\":\"tls$proto\",\"mode\":\"wrk_connection_close\",\"peer\":\"$peer\",\"connections\":$WRK_CONNECTIONS,\"per_second\":$(num_or_null "$W_RPS"),\"server_cpu_us_each\":$(num_or_null "$WRK_US_EACH"),\"resumed_percent\":$(num_or_null "$WRK_RESUMED_PCT"),\"problem\":$(json_str "$W_PROBLEM")}")
     done
   done
   stop_servers
@@ -167,6 +228,26 @@ done
       done
     done
   done
+  echo
+  echo "New connections under wrk: $WRK_CONNECTIONS at once for ${WRK_SECONDS}s, one GET /health each"
+  echo "(Connection: close), wrk held to each protocol; resumed = handshakes the server resumed"
+  echo "from the ticket wrk offered; us = server CPU per connection"
+  printf '%-6s %-7s %9s %9s %9s %8s %8s %6s %6s %6s %8s %8s %8s\n' cert proto nginx/s node/s bal/s node_x bal_x \
+    ngx_us node_us bal_us ngx_res% node_res% bal_res%
+  for cert in ecdsa rsa; do
+    for proto in 1.3 1.2; do
+      k="$cert/$proto"
+      checked_ratio "wrk $k, cache_node vs nginx" cache_node "${WRK_RATE[$k/cache_node]}" "${WRK_PRB[$k/cache_node]}" \
+        nginx "${WRK_RATE[$k/nginx]}" "${WRK_PRB[$k/nginx]}"
+      node_x=$CHECKED_RATIO
+      checked_ratio "wrk $k, balancer vs nginx" balancer "${WRK_RATE[$k/balancer]}" "${WRK_PRB[$k/balancer]}" \
+        nginx "${WRK_RATE[$k/nginx]}" "${WRK_PRB[$k/nginx]}"
+      printf '%-6s %-7s %9s %9s %9s %8s %8s %6s %6s %6s %8s %8s %8s\n' "$cert" "tls$proto" "${WRK_RATE[$k/nginx]}" \
+        "${WRK_RATE[$k/cache_node]}" "${WRK_RATE[$k/balancer]}" "$node_x" "$CHECKED_RATIO" \
+        "${WRK_US[$k/nginx]}" "${WRK_US[$k/cache_node]}" "${WRK_US[$k/balancer]}" \
+        "${WRK_RESUMED[$k/nginx]}" "${WRK_RESUMED[$k/cache_node]}" "${WRK_RESUMED[$k/balancer]}"
+    done
+  done
   echo "load average at the end: $(loadavg)"
 } >"$WORK/table.txt"
 # Not in a pipe: checked_ratio's records stay in this shell.
@@ -175,6 +256,7 @@ cat "$WORK/table.txt"
 mkdir -p "$(dirname "$OUT_FILE")"
 cat >"$OUT_FILE" <<EOF
 {"run_id":"$RUN_ID","cores":$(nproc),"seconds":$SECONDS_PER_RUN,"clients":$CLIENTS,"threads":$THREADS,
+ "wrk_seconds":$WRK_SECONDS,"wrk_connections":$WRK_CONNECTIONS,
  "nginx":$(json_str "$NGINX_VERSION_SEEN"),"loadavg_end":$(json_str "$(loadavg)"),
  "runs":[$(join "${JSON[@]}")],
  "invalid":$(invalid_json)}
