@@ -1,7 +1,9 @@
 // The real stack for the browser tests, on 127.0.0.1 with ephemeral ports: a live
 // HLS source made by ffmpeg (test pattern + tone, two variants, 2 s segments)
 // served by test_origin, two cache nodes of site "venue", and the balancer with
-// its REST API, demo payments and the web pages; plus the test account. Every
+// its REST API, demo payments and the web pages; plus the test account. The nodes
+// also listen with TLS (HTTP/2 by ALPN) behind a second balancer, HTTPS only, whose
+// chunk links lead to those listeners: how phones reach a venue. Every
 // child is killed when the test process ends. Waits are on conditions with
 // deadlines, never on fixed sleeps.
 import { spawn, spawnSync } from 'node:child_process';
@@ -39,7 +41,8 @@ export async function waitFor(what, predicate, timeoutMs, intervalMs = 100) {
   }
 }
 
-// Starts a server that prints {"event":"listening","port":N}; resolves with {child, port, log}.
+// Starts a server that prints {"event":"listening","port":N,"tls_port":T}; resolves with
+// {child, port, tlsPort, log}.
 function startServer(name, argv, logDir) {
   const log = path.join(logDir, name + '.log');
   const err = fs.openSync(log, 'a');
@@ -55,7 +58,8 @@ function startServer(name, argv, logDir) {
         const m = line.match(/"event":"listening".*"port":(\d+)/);
         if (m) {
           clearTimeout(timer);
-          resolve({ child, port: Number(m[1]), log });
+          const tls = line.match(/"tls_port":(\d+)/);
+          resolve({ child, port: Number(m[1]), tlsPort: tls ? Number(tls[1]) : 0, log });
         }
       }
     });
@@ -103,23 +107,35 @@ export async function startStack({ build, source, artifacts }) {
     '--part-hold-back', '1.2',
     '--rendition', 'low=' + path.join(dir, 'low.mp4'), '--rendition', 'high=' + path.join(dir, 'high.mp4')], logs);
   llOrigin.url = 'http://127.0.0.1:' + llOrigin.port;
+  // One self-signed ECDSA certificate for every TLS listener (Chromium runs with
+  // --ignore-certificate-errors).
+  const cert = path.join(dir, 'cert.pem');
+  const key = path.join(dir, 'key.pem');
+  const madeCert = spawnSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
+    '-keyout', key, '-out', cert, '-days', '2', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { encoding: 'utf8' });
+  if (madeCert.status !== 0) throw new Error('openssl could not make a certificate: ' + madeCert.stderr);
+  const tlsSets = (port) => ['--set', 'listen.tls.enabled=true', '--set', 'listen.tls.port=' + port,
+    '--set', 'listen.tls.certificate=' + cert, '--set', 'listen.tls.key=' + key];
   const caches = {};
   // Each node reads its own copy of conf/cache_node.json, which setOverloaded() rewrites.
   const nodeConfig = (id) => path.join(dir, id + '.json');
-  const startCache = async (id, port) => {
+  const startCache = async (id, port, tlsPort) => {
     if (!fs.existsSync(nodeConfig(id))) fs.copyFileSync(path.join(source, 'conf/cache_node.json'), nodeConfig(id));
     const server = await startServer(id, [path.join(build, 'src/cache_node/cache_node'),
       '--config', nodeConfig(id),
       '--set', 'node_id=' + id, '--set', 'site=venue', '--set', 'listen.port=' + port, '--set', 'threads=1',
+      ...tlsSets(tlsPort),
       '--set', 'data_dir=' + path.join(dir, id), '--set', 'origins.demo.url=http://127.0.0.1:' + origin.port,
       '--set', 'origins.ll.url=' + llOrigin.url,
       '--set', 'signing.keys=["' + SIGNING_KEY + '"]'], logs);
     server.url = 'http://127.0.0.1:' + server.port;
+    server.tlsUrl = 'https://127.0.0.1:' + server.tlsPort;
     server.config = nodeConfig(id);
-    server.restart = () => startCache(id, server.port);  // on the same port, as a real node comes back
+    // On the same ports, as a real node comes back.
+    server.restart = () => startCache(id, server.port, server.tlsPort);
     return server;
   };
-  for (const id of ['venue-a', 'venue-b']) caches[id] = await startCache(id, 0);
+  for (const id of ['venue-a', 'venue-b']) caches[id] = await startCache(id, 0, 0);
   const conf = path.join(dir, 'conf');
   fs.mkdirSync(conf);
   fs.writeFileSync(path.join(conf, 'channels.json'), JSON.stringify({ channels: [
@@ -131,6 +147,12 @@ export async function startStack({ build, source, artifacts }) {
     { id: 'll', title: 'Low latency', origin: 'll', source: '/master.m3u8', free: true },
   ] }));
   fs.writeFileSync(path.join(conf, 'caches.json'), JSON.stringify({ caches: Object.entries(caches).map(([id, c]) => ({ id, site: 'venue', url: c.url })) }));
+  // The HTTPS balancer's: chunk links to the nodes' TLS listeners, health polled in the clear.
+  fs.writeFileSync(path.join(conf, 'caches-tls.json'), JSON.stringify({ caches: Object.entries(caches).map(([id, c]) =>
+    ({ id, site: 'venue', url: c.tlsUrl, health_url: c.url + '/health' })) }));
+  fs.writeFileSync(path.join(conf, 'channels-tls.json'), JSON.stringify({ channels: [
+    { id: 'll', title: 'Low latency', origin: 'll', source: '/master.m3u8', free: true },
+  ] }));
   const sets = ['--set', 'listen.port=0', '--set', 'threads=1',
     '--set', 'channels_file=' + path.join(conf, 'channels.json'), '--set', 'caches_file=' + path.join(conf, 'caches.json'),
     '--set', 'origins.demo.url=http://127.0.0.1:' + origin.port, '--set', 'origins.ll.url=' + llOrigin.url,
@@ -155,12 +177,25 @@ export async function startStack({ build, source, artifacts }) {
   }, 30000);
   const balancer = await startServer('balancer', [balancerBin, '--config', path.join(source, 'conf/balancer.json'), ...sets], logs);
   balancer.url = 'http://127.0.0.1:' + balancer.port;
-  await waitFor('both cache nodes usable', async () => {
-    const r = await fetch(balancer.url + '/health');
-    const h = await r.json();
-    return h.caches.filter((c) => c.usable).length === 2;
-  }, 10000);
-  return { dir, origin, llOrigin, caches, balancer, ffmpeg, logs };
+  // The HTTPS balancer: anonymous viewers of the LL channel, its plain port for /health only.
+  const balancerTls = await startServer('balancer-tls', [balancerBin, '--config', path.join(source, 'conf/balancer.json'),
+    '--set', 'listen.port=0', '--set', 'threads=1', ...tlsSets(0),
+    '--set', 'channels_file=' + path.join(conf, 'channels-tls.json'), '--set', 'caches_file=' + path.join(conf, 'caches-tls.json'),
+    '--set', 'origins.ll.url=' + llOrigin.url, '--set', 'signing.keys=["' + SIGNING_KEY + '"]',
+    '--set', 'playback.ticket_keys=["' + TICKET_KEY + '"]', '--set', 'playback.allow_anonymous=true',
+    '--set', 'operator.key=' + OPERATOR_KEY, '--set', 'api.data_dir=' + path.join(dir, 'api-tls'),
+    '--set', 'api.kdf_allow_weak_for_tests=true', '--set', 'api.kdf_memory_kib=64', '--set', 'api.kdf_passes=1',
+    '--set', 'health.interval_ms=250', '--set', 'health.timeout_ms=200'], logs);
+  balancerTls.url = 'http://127.0.0.1:' + balancerTls.port;
+  balancerTls.tlsUrl = 'https://127.0.0.1:' + balancerTls.tlsPort;
+  for (const b of [balancer, balancerTls]) {
+    await waitFor('both cache nodes usable behind ' + b.url, async () => {
+      const r = await fetch(b.url + '/health');
+      const h = await r.json();
+      return h.caches.filter((c) => c.usable).length === 2;
+    }, 10000);
+  }
+  return { dir, origin, llOrigin, caches, balancer, balancerTls, ffmpeg, logs };
 }
 
 // Restarts every cache node that is not running and waits until the balancer sees both usable.
