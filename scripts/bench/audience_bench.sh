@@ -119,7 +119,7 @@ python3 - "$OUT/result.json" <<'PY'
 import json, sys
 d = json.load(open(sys.argv[1]))
 r = d["requests"]
-print(f"viewers started {d['viewers']['started']}, stalls {d['stalls']['count']} ({d['stalls']['stalled_s']} s) in {d['viewers']['with_stalls']} viewers, fatal {d['fatal']}")
+print(f"viewers started {d['viewers']['started']}, stalls {d['stalls']['count']} ({d['stalls']['stalled_s']} s) in {d['viewers']['with_stalls']} viewers, fatal {d['fatal']}, media playlists {d.get('media_playlists', {})}")
 print(f"startup s: p50 {d['startup_s']['p50']} p95 {d['startup_s']['p95']} max {d['startup_s']['max']}")
 print(f"media playlist ms: p50 {r['media']['latency_ms']['p50']} p99 {r['media']['latency_ms']['p99']}; segment ms p99 {r['segment']['latency_ms']['p99']}; part ms p99 {r['part']['latency_ms']['p99']}")
 b = d["behind_live_s"]

@@ -261,6 +261,8 @@ std::string Recorder::json(const std::string& scenario_name, double ran_s) const
   append_viewers_json(out);
   out += ",\"fatal\":{";
   append_counts_json(out, fatal_);
+  out += "},\"media_playlists\":{";
+  append_counts_json(out, media_playlists_);
   out += "},\"requests\":{";
   for (size_t k = 0; k < kRequestKinds; ++k) {
     if (k) out += ",";

@@ -86,6 +86,9 @@ class Recorder {
   void stall_began(double at_s);
   void failover(double seconds) { failovers_.push_back(seconds); }
   void fatal(const std::string& reason) { ++fatal_[reason]; }
+  // A media playlist read: "full", "delta" (a delta update merged into the viewer's
+  // segments) or "delta_unmerged" (one the viewer could not merge: it asks again in full).
+  void media_playlist(const char* kind) { ++media_playlists_[kind]; }
   // How late (ms) the tool's own 100 ms timer fired: the run's health, not the deployment's.
   void loop_lag(double ms) { loop_lag_.add(ms); }
   void queued(const QueueRecord& record) { queue_.push_back(record); }
@@ -183,6 +186,7 @@ class Recorder {
   std::vector<double> startups_;
   std::vector<double> failovers_;
   std::map<std::string, uint64_t> fatal_;
+  std::map<std::string, uint64_t> media_playlists_;
   std::vector<QueueRecord> queue_;
   std::map<std::string, int> segment_names_;
   std::map<std::string, std::vector<ProcessSample>> processes_;

@@ -140,7 +140,8 @@ class Viewer {
   // Reads a media playlist that loaded: its segments, and its parts when playing low-latency.
   void read_media(const hls::Playlist& playlist, const std::string& asked, double started);
   // Low-latency: the parts and the preload hint of `media`; false when it has no parts.
-  bool read_parts(const hls::Playlist& playlist);
+  // `skipped`: segments_ that a delta update did not list (they come first).
+  bool read_parts(const hls::Playlist& playlist, size_t skipped);
   void pump_segments();
   void pump_parts();
   // The part at or after `place` that is listed (or hinted), stepping over the end of a
@@ -209,6 +210,7 @@ class Viewer {
   // Low-latency play (parts, hints, blocking reloads), while the playlist has parts.
   bool playing_parts_ = false;
   bool can_block_reload_ = false;
+  bool can_skip_ = false;  // the last playlist offered delta updates (CAN-SKIP-UNTIL)
   double part_target_ = 0;
   std::vector<Part> parts_;
   std::optional<Part> hint_;              // the part a PRELOAD-HINT names, at its place

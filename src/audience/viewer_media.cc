@@ -110,6 +110,11 @@ void Viewer::load_media() {
     r.url = with_query_param(r.url, "_HLS_msn", std::to_string(block_until_->msn));
     r.url = with_query_param(r.url, "_HLS_part", std::to_string(block_until_->index));
   }
+  // A delta update (§6.2.5.1) when the server offers them and this viewer holds the
+  // variant's segments to merge it into, as hls.js and Media3 ask in low-latency play.
+  if (ctx_.scenario.player.low_latency && can_skip_ && !segments_.empty() &&
+      segments_.front().variant == std::string_view(media_url_).substr(0, media_url_.find('?')))
+    r.url = with_query_param(r.url, "_HLS_skip", "YES");
   const double started = load_started_;
   // Parsed against the URL it was asked for: the variant may change while it loads.
   request(RequestKind::media, std::move(r), true, [this, started, asked = media_url_](Reply reply) {
@@ -143,10 +148,35 @@ void Viewer::load_media() {
 void Viewer::read_media(const hls::Playlist& playlist, const std::string& asked, double started) {
   const hls::MediaInfo& m = playlist.media;
   target_duration_ = static_cast<double>(m.target_duration.value_or(2));
-  segments_.clear();
-  std::vector<double> durations;
   const std::string variant = asked.substr(0, asked.find('?'));
-  std::optional<double> program_date;  // of the next segment, carried from the last dated one
+  // A delta update lists the newest segments only: the skipped ones are this viewer's own
+  // copies of them. Without every one of them it asks for the whole playlist at once.
+  std::vector<Segment> skipped;
+  if (m.skipped_segments) {
+    const auto is_skipped = [&](const Segment& seg) {
+      return seg.variant == variant && seg.sequence >= m.media_sequence &&
+             seg.sequence < m.media_sequence + *m.skipped_segments;
+    };
+    if (static_cast<uint64_t>(std::count_if(segments_.begin(), segments_.end(), is_skipped)) !=
+        *m.skipped_segments) {
+      ctx_.recorder.media_playlist("delta_unmerged");
+      can_skip_ = false;
+      return after(reload_timer_, 0);
+    }
+    for (auto& seg : segments_) {
+      if (is_skipped(seg)) skipped.push_back(std::move(seg));
+    }
+  }
+  ctx_.recorder.media_playlist(m.skipped_segments ? "delta" : "full");
+  can_skip_ = m.server_control.can_skip_until.has_value();
+  segments_ = std::move(skipped);
+  std::vector<double> durations;
+  for (const auto& seg : segments_) durations.push_back(seg.duration);
+  // Of the next segment, carried from the last dated one.
+  std::optional<double> program_date =
+      segments_.empty() || !segments_.back().program_date_s
+          ? std::nullopt
+          : std::optional(*segments_.back().program_date_s + segments_.back().duration);
   for (const auto& seg : m.segments) {
     if (!seg.program_date_time.empty())
       program_date = hls::parse_program_date(seg.program_date_time);
@@ -160,7 +190,8 @@ void Viewer::read_media(const hls::Playlist& playlist, const std::string& asked,
     if (slot.role == hls::Role::key && slot.uri.rfind("http", 0) == 0) keys.push_back(slot.uri);
   }
   if (!keys.empty()) fetch_keys(keys);
-  if (ctx_.scenario.player.low_latency && read_parts(playlist)) {
+  if (ctx_.scenario.player.low_latency &&
+      read_parts(playlist, segments_.size() - m.segments.size())) {
     // hls.js and Media3 ask for the next part's playlist as soon as one arrives; without
     // CAN-BLOCK-RELOAD, every part target.
     after(reload_timer_, can_block_reload_ ? 0 : started + part_target_ - ctx_.now());
@@ -183,7 +214,7 @@ void Viewer::read_media(const hls::Playlist& playlist, const std::string& asked,
   pump_segments();
 }
 
-bool Viewer::read_parts(const hls::Playlist& playlist) {
+bool Viewer::read_parts(const hls::Playlist& playlist, size_t skipped) {
   const hls::MediaInfo& m = playlist.media;
   if (m.parts.empty() || !m.part_target || *m.part_target <= 0) return false;
   part_target_ = *m.part_target;
@@ -195,19 +226,20 @@ bool Viewer::read_parts(const hls::Playlist& playlist) {
   uint64_t index = 0, range_end = 0;
   std::optional<double> program_date;
   for (const auto& p : m.parts) {
-    const bool listed = p.segment_index < segments_.size();
+    const size_t at = skipped + p.segment_index;  // in segments_
+    const bool listed = at < segments_.size();
     if (p.segment_index != segment) {
       segment = p.segment_index;
       index = 0;
       range_end = 0;
       // The segment in progress starts where the last listed one ends.
       program_date =
-          listed ? segments_[p.segment_index].program_date_s
+          listed ? segments_[at].program_date_s
           : segments_.empty() || !segments_.back().program_date_s
               ? std::nullopt
               : std::optional(*segments_.back().program_date_s + segments_.back().duration);
     }
-    Part part{{listed ? segments_[p.segment_index].sequence : next_msn, index++},
+    Part part{{listed ? segments_[at].sequence : next_msn, index++},
               p.duration.value_or(part_target_),
               slots[p.uri_slot].uri,
               "",

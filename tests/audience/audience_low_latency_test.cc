@@ -1,8 +1,8 @@
 // `audience` on a Low-Latency HLS channel with real processes: ll_origin publishing CMAF parts
 // that ffmpeg encoded, a cache node, the balancer. Viewers playing low-latency (parts, preload
-// hints, blocking reloads) play without a stall and are about PART-HOLD-BACK behind live by
-// EXT-X-PROGRAM-DATE-TIME; the same viewers playing by segments sit target durations further
-// back; every distinct part reached the origin once.
+// hints, blocking reloads, delta updates) play without a stall and are about PART-HOLD-BACK
+// behind live by EXT-X-PROGRAM-DATE-TIME; the same viewers playing by segments sit target durations
+// further back; every distinct part reached the origin once.
 #include <doctest/doctest.h>
 #include <rapidjson/document.h>
 
@@ -56,6 +56,16 @@ TEST_CASE("audience plays an LL-HLS channel by parts: no stall, about PART-HOLD-
   CHECK(ll_p50 <= 2.0);
   // One origin fetch per distinct part on the node, however many viewers asked.
   CHECK(number_at(parts, {"origin_fetches", "venue-a", "per_segment"}) <= 1.0);
+  // After its first playlist each viewer asks for delta updates (CAN-SKIP-UNTIL) and merges
+  // them into the segments it holds, as hls.js and Media3 do. The balancer answers in full
+  // while no segment of its copy lies before the skip boundary (ll_origin's window is the
+  // boundary plus three targets): about half the time here.
+  const double full = number_at(parts, {"media_playlists", "full"});
+  const double delta = number_at(parts, {"media_playlists", "delta"});
+  MESSAGE("media playlists read: " << full << " full, " << delta << " delta updates");
+  CHECK(full >= 30);
+  CHECK(delta >= 0.25 * (full + delta));
+  CHECK_FALSE(parts["media_playlists"].HasMember("delta_unmerged"));
 
   // The same stream played by segments (a player without low-latency mode): three target
   // durations back, so further behind than by parts.
