@@ -1,5 +1,7 @@
 #include "hls/uri.h"
 
+#include <algorithm>
+
 namespace hls {
 namespace {
 
@@ -187,15 +189,21 @@ bool has_forbidden_uri_chars(std::string_view text) {
 }
 
 std::string escape_uri_chars(std::string_view text) {
-  std::string out;
-  out.reserve(text.size());
-  for (char ch : text) {
+  const auto needs_escape = [](char ch) {
     auto c = static_cast<unsigned char>(ch);
-    if (c >= 0x80 || c == ' ' || c == '"' || c == '<' || c == '>' || c == '`' || c == '{' ||
-        c == '}') {
-      append_percent_encoded(out, c);
+    return c >= 0x80 || c == ' ' || c == '"' || c == '<' || c == '>' || c == '`' || c == '{' ||
+           c == '}';
+  };
+  // Most URIs need none: copied whole, not a character at a time.
+  const auto first = std::find_if(text.begin(), text.end(), needs_escape);
+  std::string out(text.begin(), first);
+  if (first == text.end()) return out;
+  out.reserve(text.size() + 8);
+  for (auto it = first; it != text.end(); ++it) {
+    if (needs_escape(*it)) {
+      append_percent_encoded(out, static_cast<unsigned char>(*it));
     } else {
-      out.push_back(ch);
+      out.push_back(*it);
     }
   }
   return out;
