@@ -1,10 +1,10 @@
 #include "signing/playback_ticket.h"
 
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 
 #include <charconv>
+
+#include "signing/keyed_hmac.h"
 
 namespace signing {
 namespace {
@@ -26,11 +26,10 @@ std::string mac(const std::string& key, std::string_view payload_b64) {
   std::string message;
   message.reserve(kMacPrefix.size() + payload_b64.size());
   message.append(kMacPrefix).append(payload_b64);
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
-       reinterpret_cast<const unsigned char*>(message.data()), message.size(), digest, &len);
-  return base64url_encode(std::string_view(reinterpret_cast<const char*>(digest), len));
+  unsigned char digest[kHmacSha256Bytes];
+  // Failing (OpenSSL out of memory), no MAC: verify() accepts none then.
+  if (!hmac_sha256(key, message, digest)) return std::string();
+  return base64url_encode(std::string_view(reinterpret_cast<const char*>(digest), sizeof digest));
 }
 
 core::Error error(const char* code, const char* message) {
@@ -148,7 +147,7 @@ core::Result<PlaybackTicket> PlaybackTickets::verify(std::string_view token,
   for (const auto& key : keys_) {
     std::string expected = mac(key, payload_b64);
     // Constant-time: never reveal how many leading characters matched.
-    if (expected.size() == signature.size() &&
+    if (!expected.empty() && expected.size() == signature.size() &&
         CRYPTO_memcmp(expected.data(), signature.data(), expected.size()) == 0) {
       match = true;
     }
