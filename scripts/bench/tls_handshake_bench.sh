@@ -174,6 +174,19 @@ wrk_new_connections() {
 }
 
 declare -A RATE=() US=() PRB=() WRK_RATE=() WRK_US=() WRK_PRB=() WRK_RESUMED=()
+# ratios_to_nginx LABEL RATES PROBLEMS KEY: NODE_X and BAL_X, the node's and the balancer's
+# rate over nginx's for KEY in the associative arrays named RATES and PROBLEMS (checked_ratio:
+# INVALID when a run had errors).
+ratios_to_nginx() {
+  local label=$1 key=$4
+  local -n rates=$2 problems=$3
+  checked_ratio "$label, cache_node vs nginx" cache_node "${rates[$key/cache_node]}" "${problems[$key/cache_node]}" \
+    nginx "${rates[$key/nginx]}" "${problems[$key/nginx]}"
+  NODE_X=$CHECKED_RATIO
+  checked_ratio "$label, balancer vs nginx" balancer "${rates[$key/balancer]}" "${problems[$key/balancer]}" \
+    nginx "${rates[$key/nginx]}" "${problems[$key/nginx]}"
+  BAL_X=$CHECKED_RATIO
+}
 JSON=()
 for cert in ecdsa rsa; do
   start_servers "$cert"
@@ -186,6 +199,7 @@ for cert in ecdsa rsa; do
         us_per=$(awk -v a="$cpu0" -v b="$(tree_cpu_ticks "$pid")" -v hz="$CLK_TCK" -v n="$HS_COUNT" \
           'BEGIN { if (n > 0) printf "%.0f", (b - a) / hz * 1e6 / n; else print "n/a" }')
         RATE[$cert/$proto/$mode/$peer]=$HS_RATE
+        # shellcheck disable=SC2034  # read through ratios_to_nginx's namerefs
         PRB[$cert/$proto/$mode/$peer]=$HS_PROBLEM
         [[ -z $HS_PROBLEM ]] || log "WARNING: INVALID run $cert $proto $mode $peer: $HS_PROBLEM"
         US[$cert/$proto/$mode/$peer]=$us_per
@@ -198,6 +212,7 @@ for cert in ecdsa rsa; do
     for peer in nginx cache_node balancer; do
       wrk_new_connections "$peer" "$proto"
       k="$cert/$proto/$peer"
+      # shellcheck disable=SC2034  # WRK_PRB: read through ratios_to_nginx's namerefs
       WRK_RATE[$k]=$W_RPS WRK_PRB[$k]=$W_PROBLEM WRK_US[$k]=$WRK_US_EACH WRK_RESUMED[$k]=$WRK_RESUMED_PCT
       [[ -z $W_PROBLEM ]] || log "WARNING: INVALID wrk run $cert TLS $proto $peer: $W_PROBLEM"
       log "wrk $cert TLS $proto $peer: $W_RPS connections/s, $WRK_US_EACH us of server CPU each, $WRK_RESUMED_PCT % resumed"
@@ -217,13 +232,9 @@ done
     for proto in tls1_3 tls1_2; do
       for mode in new reuse; do
         k="$cert/$proto/$mode"
-        checked_ratio "$k, cache_node vs nginx" cache_node "${RATE[$k/cache_node]}" "${PRB[$k/cache_node]}" \
-          nginx "${RATE[$k/nginx]}" "${PRB[$k/nginx]}"
-        node_x=$CHECKED_RATIO
-        checked_ratio "$k, balancer vs nginx" balancer "${RATE[$k/balancer]}" "${PRB[$k/balancer]}" \
-          nginx "${RATE[$k/nginx]}" "${PRB[$k/nginx]}"
+        ratios_to_nginx "$k" RATE PRB "$k"
         printf '%-6s %-7s %-6s %9s %9s %9s %8s %8s %6s %6s %6s\n' "$cert" "$proto" "$mode" "${RATE[$k/nginx]}" \
-          "${RATE[$k/cache_node]}" "${RATE[$k/balancer]}" "$node_x" "$CHECKED_RATIO" \
+          "${RATE[$k/cache_node]}" "${RATE[$k/balancer]}" "$NODE_X" "$BAL_X" \
           "${US[$k/nginx]}" "${US[$k/cache_node]}" "${US[$k/balancer]}"
       done
     done
@@ -237,13 +248,9 @@ done
   for cert in ecdsa rsa; do
     for proto in 1.3 1.2; do
       k="$cert/$proto"
-      checked_ratio "wrk $k, cache_node vs nginx" cache_node "${WRK_RATE[$k/cache_node]}" "${WRK_PRB[$k/cache_node]}" \
-        nginx "${WRK_RATE[$k/nginx]}" "${WRK_PRB[$k/nginx]}"
-      node_x=$CHECKED_RATIO
-      checked_ratio "wrk $k, balancer vs nginx" balancer "${WRK_RATE[$k/balancer]}" "${WRK_PRB[$k/balancer]}" \
-        nginx "${WRK_RATE[$k/nginx]}" "${WRK_PRB[$k/nginx]}"
+      ratios_to_nginx "wrk $k" WRK_RATE WRK_PRB "$k"
       printf '%-6s %-7s %9s %9s %9s %8s %8s %6s %6s %6s %8s %8s %8s\n' "$cert" "tls$proto" "${WRK_RATE[$k/nginx]}" \
-        "${WRK_RATE[$k/cache_node]}" "${WRK_RATE[$k/balancer]}" "$node_x" "$CHECKED_RATIO" \
+        "${WRK_RATE[$k/cache_node]}" "${WRK_RATE[$k/balancer]}" "$NODE_X" "$BAL_X" \
         "${WRK_US[$k/nginx]}" "${WRK_US[$k/cache_node]}" "${WRK_US[$k/balancer]}" \
         "${WRK_RESUMED[$k/nginx]}" "${WRK_RESUMED[$k/cache_node]}" "${WRK_RESUMED[$k/balancer]}"
     done
