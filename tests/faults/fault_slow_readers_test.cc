@@ -166,7 +166,7 @@ TEST_CASE(
           << " s) " << timed_out_s
           << " s after they hung; active requests after: " << active_after);
   // Bounded: what the node holds for the readers is the chunks it already had (memory tier,
-  // or on disk), never a copy per reader: less than one chunk more, whatever they leave unsent.
+  // or on disk), never a copy per reader: within kAllowanceKiB, whatever they leave unsent.
   CHECK_MESSAGE(
       rss_max - rss_before < kAllowanceKiB,
       "RSS " << rss_before << " KiB before; after the readers hung: " << joined(rss_samples));
