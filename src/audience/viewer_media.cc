@@ -14,6 +14,11 @@
 namespace audience {
 namespace {
 
+// A media playlist's URL without its query: which variant it is, whatever the reload asked.
+std::string variant_of(const std::string& url) {
+  return url.substr(0, url.find('?'));
+}
+
 std::string segment_name(const std::string& url) {
   std::string path = url.substr(0, url.find('?'));
   const size_t scheme = path.find("://");
@@ -113,7 +118,7 @@ void Viewer::load_media() {
   // A delta update (§6.2.5.1) when the server offers them and this viewer holds the
   // variant's segments to merge it into, as hls.js and Media3 ask in low-latency play.
   if (ctx_.scenario.player.low_latency && can_skip_ && !segments_.empty() &&
-      segments_.front().variant == std::string_view(media_url_).substr(0, media_url_.find('?')))
+      segments_.front().variant == variant_of(media_url_))
     r.url = with_query_param(r.url, "_HLS_skip", "YES");
   const double started = load_started_;
   // Parsed against the URL it was asked for: the variant may change while it loads.
@@ -148,7 +153,7 @@ void Viewer::load_media() {
 void Viewer::read_media(const hls::Playlist& playlist, const std::string& asked, double started) {
   const hls::MediaInfo& m = playlist.media;
   target_duration_ = static_cast<double>(m.target_duration.value_or(2));
-  const std::string variant = asked.substr(0, asked.find('?'));
+  const std::string variant = variant_of(asked);
   // A delta update lists the newest segments only: the skipped ones are this viewer's own
   // copies of them. Without every one of them it asks for the whole playlist at once.
   std::vector<Segment> skipped;
