@@ -505,6 +505,14 @@ run_wrk() {
     W_FLAG="ERR(${W_PROBLEM})"
   fi
 }
+# preload_library NAME [LIBS...]: builds scripts/bench/NAME.c into $WORK/NAME.so, a library
+# for LD_PRELOAD on a client (linked with -ldl and LIBS); false when it does not build (the
+# compiler's words in $WORK/NAME.err).
+preload_library() {
+  local name=$1
+  shift
+  cc -O2 -shared -fPIC -o "$WORK/$name.so" "$BENCH_LIB_DIR/$name.c" -ldl "$@" 2>"$WORK/$name.err"
+}
 # spread_sources_library: builds spread_sources.c into $WORK once (SPREAD_LIBRARY); false, with
 # a line in the log, when it cannot be built (then wrk connects from one address).
 SPREAD_ABOVE=${BENCH_SPREAD_ABOVE:-8000}
@@ -513,7 +521,7 @@ SPREAD_LIBRARY=""
 spread_sources_library() {
   [[ -n $SPREAD_LIBRARY ]] && return 0
   [[ ${SPREAD_FAILED:-} == 1 ]] && return 1
-  if cc -O2 -shared -fPIC -o "$WORK/spread_sources.so" "$BENCH_LIB_DIR/spread_sources.c" -ldl 2>"$WORK/spread_sources.err"; then
+  if preload_library spread_sources; then
     SPREAD_LIBRARY="$WORK/spread_sources.so"
     return 0
   fi

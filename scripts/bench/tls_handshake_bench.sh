@@ -6,7 +6,8 @@
 # (`openssl s_time -www /health`, HTTP/1.0: the server closes), several s_time clients at once.
 # Also each server's CPU per handshake. Then as an HTTPS load tool sees it: wrk with one request
 # per connection (`Connection: close`, BENCH_WRK_CONNECTIONS at once), held to each protocol in
-# turn (wrk_tls_version.c), with how many handshakes each server resumed. Prints tables and
+# turn (wrk_tls_version.c), with how many handshakes each server resumed (nginx's from a
+# short unmeasured run on a second listener that logs it). Prints tables and
 # writes a JSON results file. Not run in CI. Target: >= 1.0 x nginx, full and resumed.
 #
 # Usage: scripts/bench/tls_handshake_bench.sh [--build DIR] [--out FILE] [--quick]
@@ -63,8 +64,8 @@ openssl req -x509 -newkey rsa:2048 -nodes -keyout "$WORK/rsa-key.pem" \
   -out "$WORK/rsa-cert.pem" -days 2 -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 2>/dev/null
 NGINX_VERSION_SEEN=""
 echo 'wrk.headers["Connection"] = "close"' >"$WORK/connection-close.lua"
-cc -O2 -shared -fPIC -o "$WORK/wrk_tls_version.so" "$ROOT_DIR/scripts/bench/wrk_tls_version.c" -ldl -lssl ||
-  { echo "wrk_tls_version.c did not build (needs libssl-dev)" >&2; exit 1; }
+preload_library wrk_tls_version -lssl ||
+  { echo "wrk_tls_version.c did not build (needs libssl-dev): $(head -n 1 "$WORK/wrk_tls_version.err")" >&2; exit 1; }
 
 # start_servers CERT: the node, the balancer and nginx with that certificate; sets TLS_PORT[].
 declare -A TLS_PORT=() PLAIN_PORT=() SERVER_PID=()
@@ -90,22 +91,29 @@ start_servers() {
   PLAIN_PORT[balancer]=$(sed -n 's/.*"port":\([0-9]*\).*/\1/p' "$WORK/balancer-$cert.log" | head -n 1)
   port=$(free_port)
   NGINX_SESSIONS_LOG=$WORK/nginx-$cert/sessions.log
-  start_nginx_in "$WORK/nginx-$cert" "$THREADS" "$port" "
-  # Whether each request's handshake was resumed: a line per request, written in batches.
-  log_format sessions '\$ssl_session_reused';
-  server {
-    listen 127.0.0.1:$port ssl $NGINX_LISTEN;
-    access_log $NGINX_SESSIONS_LOG sessions buffer=64k flush=100ms;
+  NGINX_CHECK_PORT=$(free_port)
+  local tls_server="
     ssl_certificate $WORK/$cert-cert.pem;
     ssl_certificate_key $WORK/$cert-key.pem;
     ssl_protocols TLSv1.2 TLSv1.3;
     ssl_session_cache shared:SSL:10m;
-    location = /health { return 200 '{\"status\":\"ok\"}'; }
+    location = /health { return 200 '{\"status\":\"ok\"}'; }"
+  # The measured listener logs nothing, as ours; a second one logs whether each request's
+  # handshake was resumed (handshakes_resumed), for a short unmeasured run of its own.
+  start_nginx_in "$WORK/nginx-$cert" "$THREADS" "$port" "
+  log_format sessions '\$ssl_session_reused';
+  server {
+    listen 127.0.0.1:$port ssl $NGINX_LISTEN;$tls_server
+  }
+  server {
+    listen 127.0.0.1:$NGINX_CHECK_PORT ssl;
+    access_log $NGINX_SESSIONS_LOG sessions;$tls_server
   }" || { log "nginx: $NGINX_ERROR"; exit 1; }
   SERVER_PID[nginx]=$NGINX_PID
   NGINX_VERSION_SEEN=$NGINX_VERSION
   TLS_PORT[nginx]=$port
   wait_tcp "$port" 10 "$NGINX_PID" || { log "nginx did not listen"; exit 1; }
+  wait_tcp "$NGINX_CHECK_PORT" 10 "$NGINX_PID" || { log "nginx did not listen"; exit 1; }
 }
 stop_servers() {
   local name
@@ -138,16 +146,10 @@ handshakes() {
 }
 
 # handshakes_resumed PEER: "resumed total" handshakes the server has finished so far (ours:
-# tls_handshakes_total on /metrics; nginx: its sessions log, once the lines written stop
-# growing, at most 2 s).
+# tls_handshakes_total on /metrics; nginx: the log of its check listener, written per request).
 handshakes_resumed() {
-  local peer=$1 lines=-1 i
+  local peer=$1
   if [[ $peer == nginx ]]; then
-    for ((i = 0; i < 20; i++)); do
-      [[ $(wc -l <"$NGINX_SESSIONS_LOG") == "$lines" ]] && break
-      lines=$(wc -l <"$NGINX_SESSIONS_LOG")
-      sleep 0.1
-    done
     awk '$1 == "r" { r++ } END { print r + 0, NR }' "$NGINX_SESSIONS_LOG"
     return
   fi
@@ -155,19 +157,26 @@ handshakes_resumed() {
     awk '/^tls_handshakes_total\{session="resumed"\}/ { r = $2 } /^tls_handshakes_total\{/ { t += $2 }
          END { print r + 0, t + 0 }'
 }
-# wrk_new_connections PEER PROTO: wrk, one GET /health per connection, held to TLS PROTO; sets
-# the W_* values of run_wrk, WRK_US_EACH (server CPU per connection) and WRK_RESUMED_PCT.
+# wrk_close_run SECONDS PORT PROTO: run_wrk with one GET /health per connection, held to TLS PROTO.
+wrk_close_run() {
+  WRK_ENV=(LD_PRELOAD="$WORK/wrk_tls_version.so" WRK_TLS_VERSION="$3")
+  WRK_THREADS=1 WRK_CONNECTION_CLOSE=1 run_wrk "$1" "$WRK_CONNECTIONS" \
+    "https://127.0.0.1:$2/health" "$WORK/connection-close.lua"
+  WRK_ENV=()
+}
+# wrk_new_connections PEER PROTO: the measured wrk_close_run on PEER; sets the W_* values of
+# run_wrk, WRK_US_EACH (server CPU per connection) and WRK_RESUMED_PCT (ours: in the measured
+# run; nginx: in a 2 s run on its check listener just before).
 wrk_new_connections() {
   local peer=$1 proto=$2 pid=${SERVER_PID[$1]} cpu0 before after
   before=$(handshakes_resumed "$peer")
+  [[ $peer == nginx ]] && wrk_close_run 2 "$NGINX_CHECK_PORT" "$proto"
+  after=$(handshakes_resumed "$peer")
   cpu0=$(tree_cpu_ticks "$pid")
-  WRK_ENV=(LD_PRELOAD="$WORK/wrk_tls_version.so" WRK_TLS_VERSION="$proto")
-  WRK_THREADS=1 WRK_CONNECTION_CLOSE=1 run_wrk "$WRK_SECONDS" "$WRK_CONNECTIONS" \
-    "https://127.0.0.1:${TLS_PORT[$peer]}/health" "$WORK/connection-close.lua"
-  WRK_ENV=()
+  wrk_close_run "$WRK_SECONDS" "${TLS_PORT[$peer]}" "$proto"
   WRK_US_EACH=$(awk -v a="$cpu0" -v b="$(tree_cpu_ticks "$pid")" -v hz="$CLK_TCK" -v n="$W_REQS" \
     'BEGIN { if (n > 0) printf "%.0f", (b - a) / hz * 1e6 / n; else print "n/a" }')
-  after=$(handshakes_resumed "$peer")
+  [[ $peer == nginx ]] || after=$(handshakes_resumed "$peer")
   WRK_RESUMED_PCT=$(awk -v a="$before" -v b="$after" 'BEGIN {
     split(a, x, " "); split(b, y, " "); n = y[2] - x[2]
     if (n > 0) printf "%.1f", (y[1] - x[1]) * 100 / n; else print "n/a" }')
@@ -242,7 +251,8 @@ done
   echo
   echo "New connections under wrk: $WRK_CONNECTIONS at once for ${WRK_SECONDS}s, one GET /health each"
   echo "(Connection: close), wrk held to each protocol; resumed = handshakes the server resumed"
-  echo "from the ticket wrk offered; us = server CPU per connection"
+  echo "from the ticket wrk offered (nginx: in a 2 s run of its own on a listener that logs it; the"
+  echo "measured one logs nothing, as ours); us = server CPU per connection"
   printf '%-6s %-7s %9s %9s %9s %8s %8s %6s %6s %6s %8s %8s %8s\n' cert proto nginx/s node/s bal/s node_x bal_x \
     ngx_us node_us bal_us ngx_res% node_res% bal_res%
   for cert in ecdsa rsa; do
