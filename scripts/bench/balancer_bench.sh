@@ -40,7 +40,9 @@
 # net.core.somaxconn), BENCH_RSS_VIEWERS (100000; 0 skips (3)), BENCH_RSS_THREADS (2), BENCH_MEMORY_CONNECTIONS ("6000": N of
 # (4), a list; 0 skips; needs tests/support/herd), BENCH_KEEP=1 keeps the temp dir
 # with the server logs, BENCH_PERF=DIR samples each balancer during its measured wrk runs
-# (perf record -e cpu-clock -g; the data and a flat report per run into DIR).
+# (perf record -e cpu-clock -g; the data and a flat report per run into DIR),
+# BENCH_SYSCALLS=1 counts every server's system calls during its measured wrk runs (perf stat)
+# and lists the ten most frequent per response, beside the table.
 # A missing peer (nginx, varnishd, wrk) is reported and skipped; the script still exits 0.
 #
 # Everything listens on 127.0.0.1 (ephemeral or free ports), lives in one temp dir and is
@@ -66,9 +68,10 @@ RSS_VIEWERS=${BENCH_RSS_VIEWERS:-100000}
 RSS_THREADS=${BENCH_RSS_THREADS:-2}
 MEMORY_CONNECTIONS=${BENCH_MEMORY_CONNECTIONS:-"6000"}
 PERF_DIR=${BENCH_PERF:-}
-if [[ $PERF_DIR ]]; then
-  command -v perf >/dev/null || { echo "BENCH_PERF needs perf (apt-get install linux-perf)" >&2; exit 1; }
-  mkdir -p "$PERF_DIR"
+COUNT_SYSCALLS=${BENCH_SYSCALLS:-0}
+if [[ $PERF_DIR || $COUNT_SYSCALLS = 1 ]]; then
+  command -v perf >/dev/null || { echo "BENCH_PERF and BENCH_SYSCALLS need perf (apt-get install linux-perf)" >&2; exit 1; }
+  [[ $PERF_DIR ]] && mkdir -p "$PERF_DIR"
 fi
 POLL_PER_S=20          # ~50 ms between polls
 ORIGIN_DELAY_MS=${BENCH_ORIGIN_DELAY_MS:-200}
@@ -529,6 +532,7 @@ WRK_NOTE=""
 T_WRK=()
 J_WRK=()
 T_CHECK=()
+T_SYSCALLS=()
 J_CHECK=()
 declare -A VS=() RWAIT_SUM=()
 CONNS_FITTED=()
@@ -618,7 +622,13 @@ else
         -- sleep "$WRK_SECONDS" >/dev/null 2>&1 &
       perf_pid=$!
     fi
+    [[ $COUNT_SYSCALLS = 1 ]] && syscall_count_start "$server_pid" "$WORK/syscalls.csv" "$WRK_SECONDS"
     run_wrk "$WRK_SECONDS" "$conns" "$url" "$WORK/viewers.lua" "$VIEWERS" v
+    if [[ $COUNT_SYSCALLS = 1 ]]; then
+      wait "$SYSCALL_COUNT_PID" 2>/dev/null || true
+      [[ ${W_RPS:-0} =~ ^[0-9.]+$ ]] && T_SYSCALLS+=("$(printf '    %-13s %5s %3s  %s' "$name" "$conns" "$round" \
+        "$(syscalls_per_response "$WORK/syscalls.csv" "$(awk -v r="$W_RPS" -v s="$WRK_SECONDS" 'BEGIN { print r * s }')")")")
+    fi
     if [[ $perf_pid ]]; then
       wait "$perf_pid" 2>/dev/null || true
       perf report -i "$PERF_DIR/$name-c$conns-r$round.data" --no-children --sort dso,sym --stdio 2>/dev/null \
@@ -905,6 +915,10 @@ RSS_VERDICT=$(verdict "$RSS_PER_VIEWER" 1024 le)
     for conns in "${CONNS_FITTED[@]}"; do
       echo "target: $FRESH_BAL >= 1.0 x nginx_static at $conns connections: ${TARGET[$conns]}"
     done
+    if ((${#T_SYSCALLS[@]} > 0)); then
+      echo "    system calls per good response, the ten most frequent (BENCH_SYSCALLS):"
+      printf '%s\n' "${T_SYSCALLS[@]}"
+    fi
   fi
   echo
   echo "(3) Memory: $RSS_VIEWERS new distinct viewers through a fresh balancer (slots kept 1 h), wrk -c${CONNECTIONS%% *};"

@@ -243,6 +243,21 @@ loop_busy() {
     for (i = 1; i <= n; i++) out = out (i > 1 ? "/" : "") sprintf("%.0f", (y[i] - x[i]) / hz * 100 / (us / 1000000))
     print out }'
 }
+# syscall_count_start PID FILE SECONDS: counts each system call PID and its children (nginx's
+# workers) enter for SECONDS (perf stat on the syscalls tracepoints), into FILE; the perf's pid
+# is SYSCALL_COUNT_PID. syscalls_per_response FILE RESPONSES: the ten most frequent, per
+# response, "read 1.02, writev 1.00, ...".
+syscall_count_start() {
+  local pids
+  pids=$(join "$1" $(pgrep -P "$1" 2>/dev/null))
+  perf stat -x, -e 'syscalls:sys_enter_*' -p "$pids" -o "$2" -- sleep "$3" >/dev/null 2>&1 &
+  SYSCALL_COUNT_PID=$!
+}
+syscalls_per_response() {
+  awk -F, -v n="$2" '$3 ~ /^syscalls:sys_enter_/ && $1 + 0 > 0 {
+      sub(/^syscalls:sys_enter_/, "", $3); print $1 / n, $3 }' "$1" 2>/dev/null |
+    sort -rg | head -n 10 | awk '{ printf "%s%s %.2f", (NR > 1 ? ", " : ""), $2, $1 }'
+}
 # Path of a server binary on PATH or in /usr/sbin (Debian puts nginx and varnishd there).
 find_bin() {
   if command -v "$1" 2>/dev/null; then return; fi
