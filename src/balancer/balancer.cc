@@ -1,6 +1,6 @@
 // Wiring: the shared parts (balancer_loop.h), one BalancerLoop per event loop and
 // config apply. Handlers live in viewer_endpoints.cc and operator_endpoints.cc,
-// the home loop's part in balancer_home.cc, metrics in balancer_metrics.cc.
+// the home loop's part in balancer_fetchers.cc, metrics in balancer_metrics.cc.
 #include "balancer/balancer.h"
 
 #include "balancer/balancer_loop.h"
@@ -206,7 +206,7 @@ core::Result<std::unique_ptr<Balancer>> Balancer::create(http::ServiceContext& c
   Shared& s = *shared;
   core::LogLevel level;
   if (core::parse_log_level(config.log_level, level)) core::set_log_level(level);
-  auto home = BalancerHome::create(context.home(), s.clock, *context.metrics, config, s.any_loop,
+  auto home = BalancerFetchers::create(context.home(), s.clock, *context.metrics, config, s.any_loop,
                                    s.admission_report, s.health);
   if (!home) return home.error();
   s.home = std::move(home).value();

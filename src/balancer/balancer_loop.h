@@ -6,7 +6,7 @@
 //     any thread (the report under its own mutex);
 //   - AnyLoopState (any_loop_state.h): admission, stable-link listings, byte counts;
 //     any thread, each member safe by itself;
-//   - BalancerHome (balancer_home.h): source cache, key store, health poller; home
+//   - BalancerFetchers (balancer_fetchers.h): source cache, key store, health poller; home
 //     loop only, reached from the others through post();
 //   - LoopSet: the loops' handlers and servers; filled before the loops run, read-only after;
 //   - BalancerLoop: one loop's source front, allowlist, link memo and handlers; its loop only.
@@ -24,7 +24,7 @@
 #include "api/api.h"
 #include "balancer/any_loop_state.h"
 #include "balancer/balancer.h"
-#include "balancer/balancer_home.h"
+#include "balancer/balancer_fetchers.h"
 #include "balancer/caches/cache_choice.h"
 #include "balancer/caches/cache_health.h"
 #include "balancer/operator/balancer_metrics.h"
@@ -271,7 +271,7 @@ struct Balancer::Shared {
   cmcd::QualityMeter playback;         // any thread: what the players report (CMCD)
   AnyLoopState any_loop;               // any thread
   AdmissionReport admission_report;    // any loop, under its mutex
-  std::unique_ptr<BalancerHome> home;  // home loop only
+  std::unique_ptr<BalancerFetchers> home;  // home loop only
   LoopSet loops;                       // read-only once the loops run
   // What the loops and the API host may touch.
   AnyThreadParts any_thread_parts() {

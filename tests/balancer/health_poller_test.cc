@@ -63,7 +63,7 @@ struct Fixture {
     client = std::move(*made);
     poller = std::make_unique<HealthPoller>(*base, *client, metrics, clock);
     poller->on_update([this] {
-      // What the balancer publishes is the snapshot (balancer_home.cc).
+      // What the balancer publishes is the snapshot (balancer_fetchers.cc).
       auto view = poller->snapshot();
       auto it = view.find("a");
       if (it == view.end()) return;

@@ -67,7 +67,7 @@ class CacheHealth {
 
 const char* to_string(CacheHealth::State state);
 
-// Every cache node's health by id: what the health poller publishes (balancer_home.h).
+// Every cache node's health by id: what the health poller publishes (balancer_fetchers.h).
 using HealthView = std::map<std::string, CacheHealth>;
 
 }  // namespace balancer

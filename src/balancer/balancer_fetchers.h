@@ -34,17 +34,17 @@ class KeyFetcher {
 // The source cache, the key store, the health poller, the HTTP client they use and
 // the one-second tick. Home loop only: other loops reach it through post()
 // (fetch_key() does that for them; each loop's SourceFront for the source cache).
-class BalancerHome final : public KeyFetcher {
+class BalancerFetchers final : public KeyFetcher {
  public:
   // Main thread, before the loops run: creates the fetchers on `home_loop` and starts
   // the tick; call configure() next. Fails when the HTTP client cannot be built.
   // `shared`, `report` and `health` outlive the result; every poll result is published
   // into `health`.
-  static core::Result<std::unique_ptr<BalancerHome>> create(
+  static core::Result<std::unique_ptr<BalancerFetchers>> create(
       core::EventLoop& home_loop, const core::Clock& clock, core::MetricsRegistry& registry,
       const BalancerConfig& config, AnyLoopState& shared, AdmissionReport& report,
       core::Published<HealthView>& health);
-  ~BalancerHome() override;
+  ~BalancerFetchers() override;
 
   // Home loop: the parts of a config that the home loop's objects hold (admission
   // limits, playlist timings, key options, health targets, per-group gauges).
@@ -60,7 +60,7 @@ class BalancerHome final : public KeyFetcher {
   }
 
  private:
-  BalancerHome(core::EventLoop& home_loop, const core::Clock& clock, AnyLoopState& shared,
+  BalancerFetchers(core::EventLoop& home_loop, const core::Clock& clock, AnyLoopState& shared,
                AdmissionReport& report);
   // Every second: frees idle slots, passes on egress readings, stores the source cache's size.
   void tick();

@@ -1,6 +1,6 @@
 // The balancer's home loop: its fetchers (source playlists, keys, cache health),
 // what a config changes in them, and the one-second tick.
-#include "balancer/balancer_home.h"
+#include "balancer/balancer_fetchers.h"
 
 #include <event2/event.h>
 
@@ -9,17 +9,17 @@
 
 namespace balancer {
 
-BalancerHome::BalancerHome(core::EventLoop& home_loop, const core::Clock& clock,
+BalancerFetchers::BalancerFetchers(core::EventLoop& home_loop, const core::Clock& clock,
                            AnyLoopState& shared, AdmissionReport& report)
     : loop_(home_loop), clock_(clock), shared_(shared), report_(report) {}
 
-BalancerHome::~BalancerHome() = default;
+BalancerFetchers::~BalancerFetchers() = default;
 
-core::Result<std::unique_ptr<BalancerHome>> BalancerHome::create(
+core::Result<std::unique_ptr<BalancerFetchers>> BalancerFetchers::create(
     core::EventLoop& home_loop, const core::Clock& clock, core::MetricsRegistry& registry,
     const BalancerConfig& config, AnyLoopState& shared, AdmissionReport& report,
     core::Published<HealthView>& health) {
-  std::unique_ptr<BalancerHome> home(new BalancerHome(home_loop, clock, shared, report));
+  std::unique_ptr<BalancerFetchers> home(new BalancerFetchers(home_loop, clock, shared, report));
   http::HttpClientOptions client_options;
   client_options.connect_timeout = config.upstream_connect_timeout;
   client_options.request_timeout = config.playlists.blocking_timeout;
@@ -54,14 +54,14 @@ core::Result<std::unique_ptr<BalancerHome>> BalancerHome::create(
       });
   home->tick_timer_.reset(event_new(
       &base, -1, EV_PERSIST,
-      [](evutil_socket_t, short, void* arg) { static_cast<BalancerHome*>(arg)->tick(); },
+      [](evutil_socket_t, short, void* arg) { static_cast<BalancerFetchers*>(arg)->tick(); },
       home.get()));
   timeval one_second{1, 0};
   evtimer_add(home->tick_timer_.get(), &one_second);
   return home;
 }
 
-void BalancerHome::configure(const BalancerConfig& c) {
+void BalancerFetchers::configure(const BalancerConfig& c) {
   core::expect_on(loop_);
   shared_.admission->set_limits(c.admission, clock_.now());
   sources_->set_timings(c.playlists);
@@ -79,7 +79,7 @@ void BalancerHome::configure(const BalancerConfig& c) {
   report_.register_groups(c);
 }
 
-void BalancerHome::fetch_key(core::EventLoop& back, const std::string& url, KeyCallback done) {
+void BalancerFetchers::fetch_key(core::EventLoop& back, const std::string& url, KeyCallback done) {
   if (&back == &loop_) return keys_->get(url, std::move(done));
   // No guard: `done` belongs to a loop's request, and the loops live as long as the home.
   core::ask_there_answer_here(
@@ -87,7 +87,7 @@ void BalancerHome::fetch_key(core::EventLoop& back, const std::string& url, KeyC
       [this, url](auto reply) { keys_->get(url, std::move(reply)); }, std::move(done));
 }
 
-void BalancerHome::stop() {
+void BalancerFetchers::stop() {
   core::expect_on(loop_);
   sources_->stop_refreshing();
   poller_->stop();
@@ -97,7 +97,7 @@ void BalancerHome::stop() {
 // a new reading (or the readings going stale) is passed on: dividing an old
 // reading by a declared sum that grew since would cancel the admissions made
 // in between (docs/admission.md, "Why a ratio").
-void BalancerHome::feed_measured_traffic(TimePoint now) {
+void BalancerFetchers::feed_measured_traffic(TimePoint now) {
   const std::optional<double> egress = poller_->total_egress_mbps(now);
   const uint64_t readings = poller_->egress_readings();
   if (readings == egress_readings_fed_ && egress.has_value() == measured_fed_) return;
@@ -109,7 +109,7 @@ void BalancerHome::feed_measured_traffic(TimePoint now) {
 // Every second on the home loop: frees idle slots and drops stale tickets even
 // when no request comes (so counts and memory stay current), passes on new
 // egress readings, and publishes the source cache's size.
-void BalancerHome::tick() {
+void BalancerFetchers::tick() {
   core::expect_on(loop_);
   const auto now = clock_.now();
   shared_.admission->tick(now, {});
