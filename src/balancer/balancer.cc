@@ -1,6 +1,6 @@
 // Wiring: the shared parts (balancer_loop.h), one BalancerLoop per event loop and
 // config apply. Handlers live in viewer_endpoints.cc and operator_endpoints.cc,
-// the home loop's part in balancer_fetchers.cc, metrics in balancer_metrics.cc.
+// the fetch loop's part in balancer_fetchers.cc, metrics in balancer_metrics.cc.
 #include "balancer/balancer.h"
 
 #include "balancer/balancer_loop.h"
@@ -77,6 +77,12 @@ Balancer::Shared::Shared(http::ServiceContext& c, std::shared_ptr<const RuntimeC
       any_loop(make_admission(c, initial->config)),
       admission_report(*c.metrics, *any_loop.admission, c.clock->now()) {}
 
+void Balancer::Shared::on_fetch_loop(std::function<void()> job) {
+  core::EventLoop& fetch = context.fetch_loop();
+  if (fetch.owned_here()) return job();
+  fetch.post(std::move(job));
+}
+
 size_t LoopSet::active_requests() const {
   size_t n = 0;
   for (const auto* s : servers_) n += s->active_requests();
@@ -93,11 +99,11 @@ bool LoopSet::draining() const {
 // ---- one loop ----
 
 BalancerLoop::BalancerLoop(AnyThreadParts parts, SourceCache& sources, KeyFetcher& keys,
-                           core::EventLoop& home_loop, core::EventLoop& loop)
+                           core::EventLoop& fetch_loop, core::EventLoop& loop)
     : parts_(parts),
       keys_(keys),
       loop_(loop),
-      front_(loop, home_loop, sources, parts.clock),
+      front_(loop, fetch_loop, sources, parts.clock),
       config_(parts.config),
       health_(parts.health),
       unsent_(parts.any_loop.unsent_playlist_bytes) {}
@@ -152,11 +158,11 @@ void Balancer::attach(size_t index, http::HttpServer& server) {
 }
 
 void Balancer::stop_background() {
-  shared_->home->stop();
+  shared_->on_fetch_loop([&s = *shared_] { s.fetchers->stop(); });
 }
 
 // Prepare: everything fallible (keys, tickets, log level) is built into a new
-// immutable snapshot here; the home loop's objects are touched only by the swap.
+// immutable snapshot here; the home and fetch loops' objects are touched only by the swap.
 core::Result<http::ReloadSwap> Balancer::prepare_reload(BalancerConfig fresh) {
   Shared& s = *shared_;
   std::shared_ptr<const RuntimeConfig> running = s.config.load();
@@ -188,7 +194,9 @@ core::Result<http::ReloadSwap> Balancer::prepare_reload(BalancerConfig fresh) {
                was.admission_backend, ")");
     }
     core::set_log_level(level);
-    s.home->configure(c);
+    s.any_loop.admission->set_limits(c.admission, s.clock.now());
+    s.admission_report.register_groups(c);
+    s.on_fetch_loop([&s, next] { s.fetchers->configure(next->config); });
     s.api->reload(c.api);
     if (was.admission != c.admission) {
       LOG_INFO(kLog, "admission limits now ", describe(c.admission), " (were ",
@@ -206,14 +214,18 @@ core::Result<std::unique_ptr<Balancer>> Balancer::create(http::ServiceContext& c
   Shared& s = *shared;
   core::LogLevel level;
   if (core::parse_log_level(config.log_level, level)) core::set_log_level(level);
-  auto home = BalancerFetchers::create(context.home(), s.clock, *context.metrics, config, s.any_loop,
-                                   s.admission_report, s.health);
-  if (!home) return home.error();
-  s.home = std::move(home).value();
-  s.home->configure(config);
+  auto fetchers = BalancerFetchers::create(context.fetch_loop(), s.clock, *context.metrics, config,
+                                           s.any_loop, s.health);
+  if (!fetchers) return fetchers.error();
+  s.fetchers = std::move(fetchers).value();
+  s.fetchers->configure(config);
+  s.any_loop.admission->set_limits(config.admission, s.clock.now());
+  s.admission_report.register_groups(config);
+  s.admission_tick =
+      std::make_unique<AdmissionTick>(context.home(), s.clock, *s.any_loop.admission, s.health);
   for (core::EventLoop* loop : context.loops)
-    s.loops.add_loop(std::make_unique<BalancerLoop>(s.any_thread_parts(), s.home->sources(),
-                                                    *s.home, context.home(), *loop));
+    s.loops.add_loop(std::make_unique<BalancerLoop>(s.any_thread_parts(), s.fetchers->sources(),
+                                                    *s.fetchers, context.fetch_loop(), *loop));
   s.api_host = std::make_unique<ApiHost>(s.any_thread_parts());
   auto api = api::Api::create(context, config.api, *s.api_host);
   if (!api) return api.error();

@@ -1,4 +1,4 @@
-// The balancer's home loop: its fetchers (source playlists, keys, cache health),
+// The balancer's fetch loop: its fetchers (source playlists, keys, cache health),
 // what a config changes in them, and the one-second tick.
 #include "balancer/balancer_fetchers.h"
 
@@ -9,61 +9,59 @@
 
 namespace balancer {
 
-BalancerFetchers::BalancerFetchers(core::EventLoop& home_loop, const core::Clock& clock,
-                           AnyLoopState& shared, AdmissionReport& report)
-    : loop_(home_loop), clock_(clock), shared_(shared), report_(report) {}
+BalancerFetchers::BalancerFetchers(core::EventLoop& fetch_loop, AnyLoopState& shared)
+    : loop_(fetch_loop), shared_(shared) {}
 
 BalancerFetchers::~BalancerFetchers() = default;
 
 core::Result<std::unique_ptr<BalancerFetchers>> BalancerFetchers::create(
-    core::EventLoop& home_loop, const core::Clock& clock, core::MetricsRegistry& registry,
-    const BalancerConfig& config, AnyLoopState& shared, AdmissionReport& report,
-    core::Published<HealthView>& health) {
-  std::unique_ptr<BalancerFetchers> home(new BalancerFetchers(home_loop, clock, shared, report));
+    core::EventLoop& fetch_loop, const core::Clock& clock, core::MetricsRegistry& registry,
+    const BalancerConfig& config, AnyLoopState& shared, core::Published<HealthView>& health) {
+  std::unique_ptr<BalancerFetchers> fetchers(new BalancerFetchers(fetch_loop, shared));
   http::HttpClientOptions client_options;
   client_options.connect_timeout = config.upstream_connect_timeout;
   client_options.request_timeout = config.playlists.blocking_timeout;
   client_options.http2 = config.upstream_http2;
   client_options.user_agent = "balancer";
-  event_base& base = home_loop.base();
+  event_base& base = fetch_loop.base();
   auto client = http::HttpClient::create(base, client_options);
   if (!client) return client.error();
-  home->client_ = std::move(client).value();
-  home->sources_ =
-      std::make_unique<SourceCache>(base, *home->client_, registry, config.playlists, clock);
-  home->keys_ = std::make_unique<KeyStore>(
-      base, *home->client_, registry,
+  fetchers->client_ = std::move(client).value();
+  fetchers->sources_ =
+      std::make_unique<SourceCache>(base, *fetchers->client_, registry, config.playlists, clock);
+  fetchers->keys_ = std::make_unique<KeyStore>(
+      base, *fetchers->client_, registry,
       KeyStoreOptions{config.key_ttl, config.playlists.fetch_timeout, config.key_max_bytes}, clock);
-  home->poller_ = std::make_unique<HealthPoller>(base, *home->client_, registry, clock);
+  fetchers->poller_ = std::make_unique<HealthPoller>(base, *fetchers->client_, registry, clock);
   // Every poll result is published for the loops' cache choice.
-  HealthPoller& poller = *home->poller_;
+  HealthPoller& poller = *fetchers->poller_;
   poller.on_update([&health, &poller] {
     health.publish(std::make_shared<const HealthView>(poller.snapshot()));
   });
   // Live prefetch: new segments revealed by a refresh go to the usable nodes of their viewers.
-  home->prefetch_ = std::make_unique<PrefetchClient>(
-      home_loop, *home->client_, registry, clock, [&poller, &clock](const std::string& cache_id) {
-        const HealthView view = poller.snapshot();
-        auto it = view.find(cache_id);
-        return it != view.end() && it->second.usable(clock.now());
-      });
-  home->sources_->set_prefetch_sink(
-      [prefetch = home->prefetch_.get()](const std::string& origin_id,
-                                         const std::vector<std::string>& targets, uint64_t caches) {
+  fetchers->prefetch_ =
+      std::make_unique<PrefetchClient>(fetch_loop, *fetchers->client_, registry, clock,
+                                       [&poller, &clock](const std::string& cache_id) {
+                                         const HealthView view = poller.snapshot();
+                                         auto it = view.find(cache_id);
+                                         return it != view.end() && it->second.usable(clock.now());
+                                       });
+  fetchers->sources_->set_prefetch_sink(
+      [prefetch = fetchers->prefetch_.get()](
+          const std::string& origin_id, const std::vector<std::string>& targets, uint64_t caches) {
         prefetch->offer(origin_id, targets, caches);
       });
-  home->tick_timer_.reset(event_new(
+  fetchers->tick_timer_.reset(event_new(
       &base, -1, EV_PERSIST,
       [](evutil_socket_t, short, void* arg) { static_cast<BalancerFetchers*>(arg)->tick(); },
-      home.get()));
+      fetchers.get()));
   timeval one_second{1, 0};
-  evtimer_add(home->tick_timer_.get(), &one_second);
-  return home;
+  evtimer_add(fetchers->tick_timer_.get(), &one_second);
+  return fetchers;
 }
 
 void BalancerFetchers::configure(const BalancerConfig& c) {
   core::expect_on(loop_);
-  shared_.admission->set_limits(c.admission, clock_.now());
   sources_->set_timings(c.playlists);
   keys_->set_options(KeyStoreOptions{c.key_ttl, c.playlists.fetch_timeout, c.key_max_bytes});
   std::vector<HealthPollTarget> targets;
@@ -76,12 +74,11 @@ void BalancerFetchers::configure(const BalancerConfig& c) {
   options.thresholds.stale_after = c.health.interval * (c.health.down_after + 1) + c.health.timeout;
   poller_->configure(targets, options);
   prefetch_->configure(c.prefetch, c.caches);
-  report_.register_groups(c);
 }
 
 void BalancerFetchers::fetch_key(core::EventLoop& back, const std::string& url, KeyCallback done) {
   if (&back == &loop_) return keys_->get(url, std::move(done));
-  // No guard: `done` belongs to a loop's request, and the loops live as long as the home.
+  // No guard: `done` belongs to a loop's request, and the loops live as long as the fetchers.
   core::ask_there_answer_here(
       loop_, back, core::LifetimeWatch::forever(),
       [this, url](auto reply) { keys_->get(url, std::move(reply)); }, std::move(done));
@@ -93,27 +90,9 @@ void BalancerFetchers::stop() {
   poller_->stop();
 }
 
-// The cache nodes' measured egress corrects the BANDWIDTH-based estimate. Only
-// a new reading (or the readings going stale) is passed on: dividing an old
-// reading by a declared sum that grew since would cancel the admissions made
-// in between (docs/admission.md, "Why a ratio").
-void BalancerFetchers::feed_measured_traffic(TimePoint now) {
-  const std::optional<double> egress = poller_->total_egress_mbps(now);
-  const uint64_t readings = poller_->egress_readings();
-  if (readings == egress_readings_fed_ && egress.has_value() == measured_fed_) return;
-  egress_readings_fed_ = readings;
-  measured_fed_ = egress.has_value();
-  shared_.admission->set_measured_traffic_mbps(egress, now);
-}
-
-// Every second on the home loop: frees idle slots and drops stale tickets even
-// when no request comes (so counts and memory stay current), passes on new
-// egress readings, and publishes the source cache's size.
+// Every second on the fetch loop: publishes the source cache's size.
 void BalancerFetchers::tick() {
   core::expect_on(loop_);
-  const auto now = clock_.now();
-  shared_.admission->tick(now, {});
-  feed_measured_traffic(now);
   shared_.source_entries.store(sources_->entries());
   shared_.sources_refreshing.store(sources_->refreshing());
 }

@@ -1,17 +1,19 @@
 // Inside the balancer (not a public header): how its state is split by thread
 // rule, and one loop's handlers. Each part's type says which thread may touch it:
 //   - RuntimeConfig and HealthView: immutable snapshots, published through
-//     core::Published (the home loop publishes; any loop reads its own Reader);
+//     core::Published (the home loop publishes the config, the fetch loop the health view;
+//     any loop reads its own Reader);
 //   - BalancerMetrics, AdmissionReport (balancer_metrics.h): the process's numbers,
 //     any thread (the report under its own mutex);
 //   - AnyLoopState (any_loop_state.h): admission, stable-link listings, byte counts;
 //     any thread, each member safe by itself;
-//   - BalancerFetchers (balancer_fetchers.h): source cache, key store, health poller; home
-//     loop only, reached from the others through post();
+//   - BalancerFetchers (balancer_fetchers.h): source cache, key store, health poller; fetch
+//     loop only (a thread of its own that serves no viewer), reached through post();
+//   - AdmissionTick (admission_tick.h): admission's one-second tick; home loop only;
 //   - LoopSet: the loops' handlers and servers; filled before the loops run, read-only after;
 //   - BalancerLoop: one loop's source front, allowlist, link memo and handlers; its loop only.
 // Balancer::Shared holds one of each; it has no state or rule of its own. The loops and the
-// API host receive AnyThreadParts (the any-thread members only) and the home's any-loop door,
+// API host receive AnyThreadParts (the any-thread members only) and the fetchers' any-loop door,
 // never Shared.
 #pragma once
 
@@ -22,6 +24,7 @@
 #include <vector>
 
 #include "api/api.h"
+#include "balancer/admission_tick.h"
 #include "balancer/any_loop_state.h"
 #include "balancer/balancer.h"
 #include "balancer/balancer_fetchers.h"
@@ -134,10 +137,10 @@ using PendingPtr = std::shared_ptr<Pending>;
 // request handlers. Its loop's thread only.
 class BalancerLoop {
  public:
-  // On the home loop before the loops run: `sources` is the home loop's source cache (this
-  // loop's SourceFront reaches it through post()); `keys` is the home's any-loop door.
+  // Before the loops run: `sources` is the fetch loop's source cache (this loop's SourceFront
+  // reaches it through post()); `keys` is the fetchers' any-loop door.
   BalancerLoop(AnyThreadParts parts, SourceCache& sources, KeyFetcher& keys,
-               core::EventLoop& home_loop, core::EventLoop& loop);
+               core::EventLoop& fetch_loop, core::EventLoop& loop);
 
   core::EventLoop& loop() { return loop_; }
   void attach(http::HttpServer& server);
@@ -220,7 +223,7 @@ class BalancerLoop {
   };
 
   AnyThreadParts parts_;
-  KeyFetcher& keys_;  // the home loop's key store, from any loop
+  KeyFetcher& keys_;  // the fetch loop's key store, from any loop
   core::EventLoop& loop_;
   SourceFront front_;
   core::Published<RuntimeConfig>::Reader config_;
@@ -264,15 +267,19 @@ struct Balancer::Shared {
   http::ServiceContext& context;
   const core::Clock& clock;
   // Immutable snapshots, any thread: the running config (reload publishes it on the home
-  // loop) and the cache nodes' health (the home loop's poller publishes it).
+  // loop) and the cache nodes' health (the fetch loop's poller publishes it).
   core::Published<RuntimeConfig> config;
   core::Published<HealthView> health;
-  BalancerMetrics metrics;             // any thread
-  cmcd::QualityMeter playback;         // any thread: what the players report (CMCD)
-  AnyLoopState any_loop;               // any thread
-  AdmissionReport admission_report;    // any loop, under its mutex
-  std::unique_ptr<BalancerFetchers> home;  // home loop only
-  LoopSet loops;                       // read-only once the loops run
+  BalancerMetrics metrics;                        // any thread
+  cmcd::QualityMeter playback;                    // any thread: what the players report (CMCD)
+  AnyLoopState any_loop;                          // any thread
+  AdmissionReport admission_report;               // any loop, under its mutex
+  std::unique_ptr<BalancerFetchers> fetchers;     // fetch loop only
+  std::unique_ptr<AdmissionTick> admission_tick;  // home loop only
+  // Runs `job` on the fetch loop: at once when that is the calling loop (the home loop does
+  // the fetching when the host has no fetch loop), else posted.
+  void on_fetch_loop(std::function<void()> job);
+  LoopSet loops;  // read-only once the loops run
   // What the loops and the API host may touch.
   AnyThreadParts any_thread_parts() {
     return {clock, config, health, metrics, playback, any_loop, admission_report, loops};

@@ -165,8 +165,8 @@ TEST_CASE(
     CHECK(f.told[i].usable);
     CHECK(f.told[i].error.empty());
   }
-  REQUIRE(f.poller->total_egress_mbps(f.clock.now()).has_value());
-  CHECK(*f.poller->total_egress_mbps(f.clock.now()) == doctest::Approx(42.5));
+  REQUIRE(f.poller->measured_egress(f.clock.now()).mbps.has_value());
+  CHECK(*f.poller->measured_egress(f.clock.now()).mbps == doctest::Approx(42.5));
 }
 
 TEST_CASE("health poller: an overloaded node stays up but is not usable, at once") {
@@ -307,18 +307,18 @@ TEST_CASE(
   HealthPollOptions options = poll_options(1, 1, 1h);  // one poll each, at configure()
   options.thresholds.stale_after = 3000ms;
   f.configure({"a", "b", "c", "d"}, options);
-  CHECK_FALSE(f.poller->total_egress_mbps(f.clock.now()).has_value());
+  CHECK_FALSE(f.poller->measured_egress(f.clock.now()).mbps.has_value());
   REQUIRE(test::run_until(*f.base, [&] {
     for (const char* id : {"a", "b", "c", "d"})
       if (f.poller->health(id)->state() == State::unknown) return false;
     return true;
   }));
   CHECK(f.poller->health("d")->state() == State::down);
-  CHECK(f.poller->egress_readings() == 2);
+  CHECK(f.poller->measured_egress(f.clock.now()).readings == 2);
   const auto heard = f.clock.now();
-  CHECK(f.poller->total_egress_mbps(heard) == 12.5);
-  CHECK(f.poller->total_egress_mbps(heard + 3000ms) == 12.5);
-  CHECK_FALSE(f.poller->total_egress_mbps(heard + 3001ms).has_value());
+  CHECK(f.poller->measured_egress(heard).mbps == 12.5);
+  CHECK(f.poller->measured_egress(heard + 3000ms).mbps == 12.5);
+  CHECK_FALSE(f.poller->measured_egress(heard + 3001ms).mbps.has_value());
 }
 
 TEST_CASE(

@@ -9,6 +9,7 @@ void CacheHealth::record_success(bool overloaded, TimePoint now,
   last_result_ = now;
   overloaded_ = overloaded;
   egress_mbps_ = egress_mbps;
+  if (egress_mbps) ++egress_readings_;
   last_error_.clear();
   failures_ = 0;
   if (state_ == State::up) return;
@@ -51,6 +52,23 @@ const char* to_string(CacheHealth::State state) {
   static constexpr const char* kStateNames[] = {"unknown", "up", "down"};
   static_assert(std::size(kStateNames) == core::enum_count(CacheHealth::State::down));
   return core::enum_name(state, kStateNames);
+}
+
+std::optional<double> CacheHealth::current_egress_mbps(TimePoint now) const {
+  if (state_ != State::up || !egress_mbps_) return std::nullopt;
+  if (thresholds_.stale_after.count() > 0 && now - last_result_ > thresholds_.stale_after)
+    return std::nullopt;
+  return egress_mbps_;
+}
+
+MeasuredEgress measured_egress(const HealthView& view, TimePoint now) {
+  MeasuredEgress measured;
+  for (const auto& [id, node] : view) {
+    measured.readings += node.egress_readings();
+    if (auto mbps = node.current_egress_mbps(now))
+      measured.mbps = measured.mbps.value_or(0) + *mbps;
+  }
+  return measured;
 }
 
 }  // namespace balancer

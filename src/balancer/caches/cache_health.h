@@ -5,6 +5,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <map>
 #include <optional>
 #include <string>
@@ -49,6 +50,11 @@ class CacheHealth {
   const std::string& last_error() const { return last_error_; }
   // The egress the last successful poll reported; nullopt after a failed poll.
   std::optional<double> egress_mbps() const { return egress_mbps_; }
+  // That egress while the node is up and (with stale_after) heard from recently: what counts
+  // towards the measured traffic (measured_egress below).
+  std::optional<double> current_egress_mbps(TimePoint now) const;
+  // Successful polls that reported an egress, since the node was first polled.
+  uint64_t egress_readings() const { return egress_readings_; }
   TimePoint last_change() const { return last_change_; }
   TimePoint last_result() const { return last_result_; }
   void set_thresholds(HealthThresholds thresholds) { thresholds_ = thresholds; }
@@ -61,6 +67,7 @@ class CacheHealth {
   int failures_ = 0;   // consecutive, while up
   std::string last_error_;
   std::optional<double> egress_mbps_;
+  uint64_t egress_readings_ = 0;
   TimePoint last_change_{};
   TimePoint last_result_{};
 };
@@ -69,5 +76,13 @@ const char* to_string(CacheHealth::State state);
 
 // Every cache node's health by id: what the health poller publishes (balancer_fetchers.h).
 using HealthView = std::map<std::string, CacheHealth>;
+
+// The cache nodes' measured egress: the sum of their current_egress_mbps (nullopt when no node
+// has one), and their egress readings in all (a new reading changes it).
+struct MeasuredEgress {
+  std::optional<double> mbps;
+  uint64_t readings = 0;
+};
+MeasuredEgress measured_egress(const HealthView& view, TimePoint now);
 
 }  // namespace balancer

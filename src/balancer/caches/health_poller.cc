@@ -194,16 +194,8 @@ const CacheHealth* HealthPoller::health(const std::string& id) const {
   return it == nodes_.end() ? nullptr : &it->second->health;
 }
 
-std::optional<double> HealthPoller::total_egress_mbps(TimePoint now) const {
-  std::optional<double> sum;
-  const auto stale_after = options_.thresholds.stale_after;
-  for (const auto& [id, node] : nodes_) {
-    const CacheHealth& h = node->health;
-    if (h.state() != CacheHealth::State::up || !h.egress_mbps()) continue;
-    if (stale_after.count() > 0 && now - h.last_result() > stale_after) continue;
-    sum = sum.value_or(0) + *h.egress_mbps();
-  }
-  return sum;
+MeasuredEgress HealthPoller::measured_egress(TimePoint now) const {
+  return balancer::measured_egress(snapshot(), now);
 }
 
 void HealthPoller::poll_all() {
@@ -282,7 +274,6 @@ void HealthPoller::on_result(const std::string& id, uint64_t generation, Outcome
     // Alive: watch its connection again (at most once per interval).
     watch_.rearm(id, options_.interval);
     node.health.record_success(outcome.overloaded, now, outcome.egress_mbps);
-    if (outcome.egress_mbps) ++egress_readings_;
   } else {
     node.health.record_failure(std::move(outcome.reason), now, outcome.refused);
   }

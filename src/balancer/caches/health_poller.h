@@ -73,13 +73,8 @@ class HealthPoller {
   // Called on the loop after every poll result and configure().
   void on_update(std::function<void()> fn) { on_update_ = std::move(fn); }
 
-  // Sum of the egress reported by the nodes that are up and were heard from
-  // within the staleness bound (HealthThresholds::stale_after); nullopt when no
-  // node qualifies.
-  std::optional<double> total_egress_mbps(TimePoint now) const;
-  // Successful polls that reported an egress, since start: a change means a
-  // new reading arrived.
-  uint64_t egress_readings() const { return egress_readings_; }
+  // The nodes' measured egress (cache_health.h, measured_egress), as of `now`.
+  MeasuredEgress measured_egress(TimePoint now) const;
 
  private:
   struct Node;
@@ -110,7 +105,6 @@ class HealthPoller {
   core::EventPtr timer_;
   ConnectionWatch watch_;
   uint64_t generation_ = 0;
-  uint64_t egress_readings_ = 0;
 };
 
 }  // namespace balancer

@@ -38,6 +38,8 @@ ServiceHost::ServiceHost(std::string name, const HttpServerOptions& server)
   context_.name = name_;
   context_.metrics = &metrics_;
   for (auto& loop : loops_) context_.loops.push_back(loop.get());
+  fetch_loop_ = std::make_unique<core::EventLoop>(threads);
+  context_.fetch = fetch_loop_.get();
   metrics_.gauge_fn(name_ + "_threads", "Event loops serving requests",
                     [n = threads] { return double(n); });
 }
@@ -158,6 +160,7 @@ void ServiceHost::drain_all() {
         [this, remaining](Drained) {
           if (--*remaining != 0) return;
           for (auto& loop : loops_) loop->stop();
+          fetch_loop_->stop();
         });
   }
 }
@@ -180,6 +183,10 @@ int ServiceHost::run(std::function<void()> on_reload, std::function<void()> stop
         loop->run();
       });
     }
+    threads.emplace_back([loop = fetch_loop_.get()] {
+      pthread_setname_np(pthread_self(), "fetch");
+      loop->run();
+    });
     pthread_sigmask(SIG_SETMASK, &old, nullptr);
   }
   int exit_code = 0;

@@ -31,10 +31,14 @@ struct ServiceContext {
   std::string name;
   const core::Clock* clock = &core::Clock::real();
   core::MetricsRegistry* metrics = nullptr;
-  std::vector<core::EventLoop*>
-      loops;  // loops[0] is the home loop: signals, timers, shared fetches
+  std::vector<core::EventLoop*> loops;  // loops[0] is the home loop: signals, timers, reloads
+  // A loop of its own thread that serves no connection: fetches shared by every loop (a
+  // balancer's playlist refreshes, keys, health polls), on time whatever the viewers' load
+  // does to the serving loops. Null: the home loop does them.
+  core::EventLoop* fetch = nullptr;
 
   core::EventLoop& home() const { return *loops[0]; }
+  core::EventLoop& fetch_loop() const { return fetch ? *fetch : home(); }
   size_t threads() const { return loops.size(); }
 };
 
@@ -112,6 +116,7 @@ class ServiceHost {
   HttpServerOptions server_options_;
   core::MetricsRegistry metrics_;
   std::vector<std::unique_ptr<core::EventLoop>> loops_;
+  std::unique_ptr<core::EventLoop> fetch_loop_;  // context_.fetch
   ServiceContext context_;
   std::unique_ptr<TlsContext> tls_;  // shared by every loop's TLS listener
   std::vector<std::unique_ptr<HttpServer>> servers_;
