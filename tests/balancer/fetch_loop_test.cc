@@ -1,0 +1,159 @@
+// The balancer's fetch loop (ServiceContext::fetch): a real Balancer whose fetchers run on a
+// loop of their own thread, against a real test_origin. While every serving loop is stalled
+// (not run at all, as a loop busy with thousands of viewers' requests is late), a watched live
+// playlist is still refreshed on its schedule, so the next viewer gets a current copy without
+// waiting for origin.
+#include <doctest/doctest.h>
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "balancer/balancer.h"
+#include "core/clock.h"
+#include "core/event_loop.h"
+#include "core/metrics.h"
+#include "http/client/http_client.h"
+#include "http/server/http_server.h"
+#include "support/balancer_fixture.h"
+#include "support/origin_fixture.h"
+#include "support/process.h"
+
+namespace balancer {
+namespace fetch_loop_test {
+
+using namespace std::chrono_literals;
+
+core::ConfigDocument doc(const std::string& name, const std::string& text) {
+  auto d = core::ConfigDocument::parse(name, text, {});
+  REQUIRE_MESSAGE(d.ok(), (d.ok() ? "" : d.error().message));
+  return std::move(d).value();
+}
+
+test::TestOriginOptions origin_options(const test::TempDir& dir) {
+  test::write_file(dir.file("live/master.m3u8"),
+                   "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=800000\nindex.m3u8\n");
+  test::write_file(dir.file("live/index.m3u8"), test::live_playlist(10, 3, 2));
+  test::TestOriginOptions options;
+  options.root = dir.path();
+  return options;
+}
+
+struct Fixture {
+  test::TempDir dir;
+  test::TestOrigin origin{origin_options(dir)};
+  core::MetricsRegistry metrics;
+  core::EventLoop home{0};
+  core::EventLoop second{1};
+  core::EventLoop fetch{2};
+  http::ServiceContext context;
+  std::unique_ptr<Balancer> balancer;
+  std::vector<std::unique_ptr<http::HttpServer>> servers;
+  std::unique_ptr<http::HttpClient> client;  // on the second loop
+  std::thread fetch_thread;
+
+  Fixture() {
+    const std::string main = R"({
+      "listen": {"host": "127.0.0.1", "port": 0},
+      "channels_file": "channels.json",
+      "caches_file": "caches.json",
+      "origins": {"demo": {"url": ")" +
+                             origin.base_url() + R"("}},
+      "signing": {"keys": [")" +
+                             test::kBalancerSigningKey + R"("]},
+      "playback": {"ticket_keys": [")" +
+                             test::kTicketKey + R"("], "allow_anonymous": true}})";
+    auto config = read_main_config(doc("main.json", main));
+    REQUIRE_MESSAGE(config.ok(), (config.ok() ? "" : config.error().message));
+    REQUIRE(read_channels(doc("channels.json",
+                              test::channels_json(
+                                  {test::channel_json("live", "/files/live/master.m3u8")})),
+                          *config)
+                .ok());
+    REQUIRE(read_caches(
+                doc("caches.json", test::caches_json({test::cache_json("venue-a", "venue", 9)})),
+                *config)
+                .ok());
+    context.name = "balancer";
+    context.metrics = &metrics;
+    context.loops = {&home, &second};
+    context.fetch = &fetch;
+    auto created = Balancer::create(context, *config);
+    REQUIRE_MESSAGE(created.ok(), (created.ok() ? "" : created.error().message));
+    balancer = std::move(created).value();
+    for (core::EventLoop* loop : context.loops) {
+      http::HttpServerOptions options = config->server;
+      options.service = "balancer";
+      options.access_log = false;
+      auto server = http::HttpServer::create(loop->base(), options, metrics);
+      REQUIRE(server.ok());
+      balancer->attach(loop->index(), **server);
+      servers.push_back(std::move(server).value());
+    }
+    auto made = http::HttpClient::create(second.base(), {});
+    REQUIRE(made.ok());
+    client = std::move(made).value();
+    fetch_thread = std::thread([this] { fetch.run(); });
+  }
+
+  ~Fixture() {
+    balancer->stop_background();  // posted to the fetch loop, which runs it before it stops
+    fetch.stop();
+    fetch_thread.join();
+    client.reset();
+    servers.clear();
+    balancer.reset();
+  }
+
+  // Runs both serving loops on this thread until `done` holds (10 s at most).
+  bool run_until(const std::function<bool()>& done) {
+    return test::wait_until(
+        [&] {
+          event_base_loop(&home.base(), EVLOOP_NONBLOCK);
+          event_base_loop(&second.base(), EVLOOP_NONBLOCK);
+          return done();
+        },
+        10s, 1ms);
+  }
+
+  int get_status(const std::string& target) {
+    std::optional<int> status;
+    http::FetchRequest request{
+        "http://127.0.0.1:" + std::to_string(servers[1]->port()) + target, "GET", {},
+        std::nullopt, {}};
+    client->fetch(request, {[](const http::FetchHead&) {}, [](std::string_view) {},
+                            [&status](const http::FetchResult& r) { status = r.status; }});
+    REQUIRE(run_until([&] { return status.has_value(); }));
+    return *status;
+  }
+
+  uint64_t refresh_waits() {
+    return metrics.counter("balancer_playlist_refresh_waits_total", "(registered by the balancer)")
+        .value();
+  }
+};
+
+TEST_CASE("fetch loop: a watched live playlist is refreshed while every serving loop stalls") {
+  Fixture f;
+  const std::string media = "/hls/live/files/live/index.m3u8?cache=venue-a&viewer=ann";
+  REQUIRE(f.get_status(media) == 200);
+  const int64_t before = f.origin.count("/files/live/index.m3u8");
+  REQUIRE(before >= 1);
+  // No serving loop runs from here: only the fetch loop's thread can refresh (every
+  // live_refresh_ms, 250 ms). Four refreshes in 3 s at most.
+  const bool refreshed = test::wait_until(
+      [&] { return f.origin.count("/files/live/index.m3u8") >= before + 4; }, 3s, 10ms);
+  CHECK_MESSAGE(refreshed, "origin saw ", f.origin.count("/files/live/index.m3u8") - before,
+                " refreshes while the serving loops stalled");
+  // The copy stayed current: the next viewer is answered from it, without waiting on origin.
+  const uint64_t waits = f.refresh_waits();
+  CHECK(f.get_status(media) == 200);
+  CHECK(f.refresh_waits() == waits);
+}
+
+}  // namespace fetch_loop_test
+}  // namespace balancer
