@@ -11,7 +11,9 @@
 #   scripts/bench/audience_bench.sh small         300 viewers, a node kill, a walk-out
 #   scripts/bench/audience_bench.sh low_latency   1,000 viewers on an LL-HLS channel (ll_origin:
 #                                                 ffmpeg-made CMAF, parts of 0.25 s, 1 s segments)
-# VIEWERS=N sets the audience size (default 5,000; small: 300; low_latency: 1,000); the queue scenario's limit is
+#   scripts/bench/audience_bench.sh low_latency_venue  the same channel: 1,000 press play within
+#                                                 10 s, a node kill, a 20 % walk-out
+# VIEWERS=N sets the audience size (default 5,000; small: 300; low_latency*: 1,000); the queue scenario's limit is
 # 80 % of it. SEGMENT_S=N sets the ladder's segment duration (default 2; 6 makes a viewer's
 # requests a third: 20,000 viewers fit the simulator on one core). Extra arguments go to
 # audience (--set duration_s=..., --quiet). Results: $OUT
@@ -23,7 +25,7 @@ cd "$(dirname "$0")/../.."
 ROOT=$(pwd)
 # shellcheck source=scripts/bench/lib.sh
 source scripts/bench/lib.sh
-NAME=${1:?usage: scripts/bench/audience_bench.sh steady|kickoff|node_kill|walk_out|queue|small|low_latency [audience args...]}
+NAME=${1:?usage: scripts/bench/audience_bench.sh steady|kickoff|node_kill|walk_out|queue|small|low_latency|low_latency_venue [audience args...]}
 shift
 TEMPLATE=scripts/bench/audience/$NAME.json
 [[ -f $TEMPLATE ]] || { echo "no scenario $TEMPLATE" >&2; exit 2; }
@@ -38,7 +40,7 @@ WORK=$(mktemp -d)
 PIDS=()
 
 SOURCE=/files/live/master.m3u8
-if [[ $NAME == low_latency ]]; then
+if [[ $NAME == low_latency* ]]; then
   # 8 s of CMAF in two renditions (a keyframe a second, parts of 0.25 s), encoded once and
   # published part by part in a loop, as the demo's low-latency channel.
   log "low-latency source: ll_origin, 2 renditions (400k/1200k), parts of 0.25 s, 1 s segments"
@@ -79,7 +81,7 @@ JSON
 # Loopback is not a NIC: the example configuration's traffic limit (8,000 Mbit/s) and the
 # nodes' egress overload threshold (900 Mbit/s) would queue viewers and send them to origin.
 LIMITS=(--set limits.max_traffic_mbps=0)
-VIEWERS=${VIEWERS:-$(case $NAME in small) echo 300 ;; low_latency) echo 1000 ;; *) echo 5000 ;; esac)}
+VIEWERS=${VIEWERS:-$(case $NAME in small) echo 300 ;; low_latency*) echo 1000 ;; *) echo 5000 ;; esac)}
 # The stream limit (10,000 in the example configuration) is the queue scenario's subject only:
 # elsewhere every viewer of the audience is admitted, however many.
 if [[ $NAME == queue ]]; then
@@ -91,7 +93,7 @@ fi
 # on a 1-segment window starts at the live edge and stalls on every late segment).
 log "waiting for 4 segments of the live window"
 for ((i = 0; i < 150 * ${SEGMENT_S:-2}; i++)); do
-  if [[ $NAME == low_latency ]]; then
+  if [[ $NAME == low_latency* ]]; then
     (($(curl -s "http://127.0.0.1:$ORIGIN_PORT/low/index.m3u8" | grep -c EXTINF || true) >= 4)) && break
   else
     (($(grep -c EXTINF "$WORK/origin/live/v2/index.m3u8" 2>/dev/null || echo 0) >= 4)) && break
@@ -108,7 +110,7 @@ BALANCER_PORT=$(wait_listening "$OUT/balancer.log" 10 "$BALANCER_PID") || { echo
 
 PROCESSES="{\"name\":\"balancer\",\"pid\":$BALANCER_PID},{\"name\":\"venue-a\",\"pid\":${NODE_PID[a]}},{\"name\":\"venue-b\",\"pid\":${NODE_PID[b]}},{\"name\":\"origin\",\"pid\":$ORIGIN_PID}"
 # The low-latency source was encoded once: no encoder runs.
-[[ $NAME == low_latency ]] || PROCESSES+=",{\"name\":\"ffmpeg\",\"pid\":$FFMPEG_PID}"
+[[ $NAME == low_latency* ]] || PROCESSES+=",{\"name\":\"ffmpeg\",\"pid\":$FFMPEG_PID}"
 METRICS="{\"name\":\"venue-a\",\"url\":\"http://127.0.0.1:${NODE_PORT[a]}/metrics\"},{\"name\":\"venue-b\",\"url\":\"http://127.0.0.1:${NODE_PORT[b]}/metrics\"}"
 sed -e "s|@VIEWERS@|$VIEWERS|g" -e "s|@BALANCER@|http://127.0.0.1:$BALANCER_PORT|" -e "s|@PROCESSES@|$PROCESSES|" -e "s|@METRICS@|$METRICS|" \
   "$TEMPLATE" > "$OUT/scenario.json"
