@@ -69,9 +69,8 @@ struct Fixture {
                              test::kTicketKey + R"("], "allow_anonymous": true}})";
     auto config = read_main_config(doc("main.json", main));
     REQUIRE_MESSAGE(config.ok(), (config.ok() ? "" : config.error().message));
-    REQUIRE(read_channels(doc("channels.json",
-                              test::channels_json(
-                                  {test::channel_json("live", "/files/live/master.m3u8")})),
+    REQUIRE(read_channels(doc("channels.json", test::channels_json({test::channel_json(
+                                                   "live", "/files/live/master.m3u8")})),
                           *config)
                 .ok());
     REQUIRE(read_caches(
@@ -122,9 +121,11 @@ struct Fixture {
 
   int get_status(const std::string& target) {
     std::optional<int> status;
-    http::FetchRequest request{
-        "http://127.0.0.1:" + std::to_string(servers[1]->port()) + target, "GET", {},
-        std::nullopt, {}};
+    http::FetchRequest request{"http://127.0.0.1:" + std::to_string(servers[1]->port()) + target,
+                               "GET",
+                               {},
+                               std::nullopt,
+                               {}};
     client->fetch(request, {[](const http::FetchHead&) {}, [](std::string_view) {},
                             [&status](const http::FetchResult& r) { status = r.status; }});
     REQUIRE(run_until([&] { return status.has_value(); }));
