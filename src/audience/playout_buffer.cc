@@ -44,6 +44,7 @@ void PlayoutBuffer::on_segment(double duration_s, double now,
   advance(now);
   duration_s = std::max(0.0, duration_s);
   if (program_date_s) dated_.push_back({arrived_s_, duration_s, *program_date_s});
+  last_piece_s_ = arrived_s_;
   arrived_s_ += duration_s;
   if (!started()) {
     if (arrived_s_ >= start_buffer_s_) startup_s_ = now - *pressed_at_;
@@ -52,6 +53,20 @@ void PlayoutBuffer::on_segment(double duration_s, double now,
   if (stalled_) {
     stalled_total_s_ += std::max(0.0, now - stall_began_);
     stalled_ = false;
+  }
+}
+
+void PlayoutBuffer::amend_last(double duration_s, std::optional<double> program_date_s) {
+  if (!pressed_at_) return;
+  duration_s = std::max(0.0, duration_s);
+  arrived_s_ = last_piece_s_ + duration_s;
+  if (!dated_.empty() && dated_.back().position_s == last_piece_s_) dated_.pop_back();
+  if (program_date_s) dated_.push_back({last_piece_s_, duration_s, *program_date_s});
+  if (started() && !stalled_ && position_s_ > arrived_s_) {
+    position_s_ = arrived_s_;
+    stalled_ = true;
+    stall_began_ = last_now_;
+    ++stalls_;
   }
 }
 

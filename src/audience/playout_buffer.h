@@ -23,6 +23,12 @@ class PlayoutBuffer {
   // (EXT-X-PROGRAM-DATE-TIME, Unix seconds), when the playlist says.
   void on_segment(double duration_s, double now,
                   std::optional<double> program_date_s = std::nullopt);
+  // The last piece that arrived is `duration_s` long, not what on_segment() was told, and was
+  // captured at `program_date_s`: a hinted LL part is played before the playlist that lists its
+  // duration and date arrives, counted meanwhile as PART-TARGET long (the longest a part may be;
+  // counting every part so makes the buffer grow and playback fall behind live). When the
+  // shorter length leaves the position past what arrived, a stall begins there.
+  void amend_last(double duration_s, std::optional<double> program_date_s);
   // Brings the playout clock to `now`; a stall that began before `now` is counted at the
   // moment the position reached the end of the buffer, not at `now`.
   void advance(double now);
@@ -47,8 +53,9 @@ class PlayoutBuffer {
   double start_buffer_s_;
   std::optional<double> pressed_at_;
   std::optional<double> startup_s_;
-  double arrived_s_ = 0;   // media seconds arrived since play was pressed
-  double position_s_ = 0;  // media seconds played
+  double arrived_s_ = 0;     // media seconds arrived since play was pressed
+  double last_piece_s_ = 0;  // where the last piece to arrive starts in them
+  double position_s_ = 0;    // media seconds played
   double last_now_ = 0;
   bool stalled_ = false;
   double stall_began_ = 0;

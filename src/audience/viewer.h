@@ -219,6 +219,9 @@ class Viewer {
   // Parts from the independent one the decoder starts at up to the live start point are
   // fetched but not shown: playback begins at this part, as hls.js and Media3 seek there.
   std::optional<PartPlace> first_shown_;
+  // The last part played was a hint not yet listed: the playlist that lists it amends its
+  // duration and date in the buffer (PlayoutBuffer::amend_last).
+  std::optional<PartPlace> played_unlisted_;
 
   // Latency behind live, sampled once a second while playing dated media.
   double behind_live_sum_s_ = 0;

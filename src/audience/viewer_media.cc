@@ -256,6 +256,10 @@ bool Viewer::read_parts(const hls::Playlist& playlist, size_t skipped) {
       part.range = "bytes=" + std::to_string(offset) + "-" + std::to_string(range_end - 1);
     }
     if (program_date) *program_date += part.duration;
+    if (played_unlisted_ && part.place == *played_unlisted_) {
+      buffer_.amend_last(part.duration, part.program_date_s);
+      played_unlisted_.reset();
+    }
     parts_.push_back(std::move(part));
   }
   // The hinted part follows the last one listed: the next of its segment, or the first of
@@ -348,8 +352,12 @@ void Viewer::on_part_done(const Part& part, const Reply& reply, double started) 
   throughput_.add(reply.bytes, now - started);
   // A hinted part's duration and date are known once a playlist lists it.
   Part played = part;
+  bool listed = false;
   for (const auto& p : parts_) {
-    if (p.place == part.place) played = p;
+    if (p.place == part.place) {
+      played = p;
+      listed = true;
+    }
   }
   if (first_shown_ && part.place < *first_shown_) {
     // Decoded to reach the start point, not shown.
@@ -358,6 +366,7 @@ void Viewer::on_part_done(const Part& part, const Reply& reply, double started) 
   }
   first_shown_.reset();
   buffer_.on_segment(played.duration, now, played.program_date_s);
+  played_unlisted_ = listed ? std::nullopt : std::optional(part.place);
   if (!startup_reported_ && buffer_.started()) {
     startup_reported_ = true;
     const double queued = was_queued_ ? queue_record_.admitted_at_s - queue_record_.queued_at_s : 0;
@@ -423,6 +432,7 @@ void Viewer::on_segment_done(const Segment& segment, const Reply& reply, double 
     failing_since_.reset();
     segment_attempts_ = 0;
     throughput_.add(reply.bytes, now - started);
+    played_unlisted_.reset();
     buffer_.on_segment(segment.duration, now, segment.program_date_s);
     if (!startup_reported_ && buffer_.started()) {
       startup_reported_ = true;

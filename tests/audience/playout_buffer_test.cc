@@ -81,3 +81,38 @@ TEST_CASE("the frame on screen has a capture time: latency behind live, growing 
   b.advance(3.5);
   CHECK_FALSE(b.playing_program_date());
 }
+
+TEST_CASE(
+    "a hinted part counted as PART-TARGET long is amended to its listed length and date: the "
+    "buffer and the latency behind live stay true") {
+  // Parts of 0.2 s listed late, first counted as 0.25 s (PART-TARGET): forty of them would put
+  // 2 s of media that does not exist in the buffer, and the latency behind live grows by as
+  // much without a stall. Amended, the buffer holds what arrived.
+  PlayoutBuffer b(0.4);  // playing from the second part, at 0.35 s
+  b.press_play(0);
+  double captured = 1000.0;
+  for (int i = 0; i < 40; ++i) {
+    const double now = 0.2 * i + 0.15;
+    b.on_segment(0.25, now);
+    b.amend_last(0.2, captured);
+    captured += 0.2;
+  }
+  // At 7.95 s: 8 s arrived, 7.6 s played.
+  CHECK(b.buffered_s() == doctest::Approx(0.4));
+  REQUIRE(b.playing_program_date());
+  CHECK(*b.playing_program_date() == doctest::Approx(1000.0 + 7.6));
+  CHECK(b.stalls() == 0);
+}
+
+TEST_CASE("an amended part shorter than what was already played from it begins a stall") {
+  PlayoutBuffer b(0.25);
+  b.press_play(0);
+  b.on_segment(0.25, 1, 1000.0);  // playing from 1 s
+  b.advance(1.22);                // 0.22 s of it played
+  b.amend_last(0.2, 1000.0);      // it was 0.2 s long: the buffer ran dry before now
+  CHECK(b.stalled());
+  CHECK(b.stalls() == 1);
+  CHECK(b.buffered_s() == doctest::Approx(0.0));
+  b.on_segment(0.2, 1.5, 1000.2);  // the next part ends the stall
+  CHECK_FALSE(b.stalled());
+}
