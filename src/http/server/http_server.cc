@@ -203,7 +203,8 @@ core::Result<std::unique_ptr<HttpServer>> HttpServer::create(
 // Runs inside libevent's accept loop, which would otherwise accept until the queue is empty:
 // a loop that woke first would take a whole burst of new connections (a kickoff's TLS
 // handshakes, ~0.5 ms each) while the other loops, woken for the same socket, found nothing.
-// Stopping after one leaves the rest to whichever loop is free next.
+// kAcceptsPerTurn (http_server.h) bounds that share.
+
 void HttpServer::pause_accepting(Listener& listener) {
   evconnlistener* accepting = this->accepting(listener);
   if (!options_.shared_listener || accepting == nullptr) return;
@@ -212,6 +213,7 @@ void HttpServer::pause_accepting(Listener& listener) {
         &base_, -1, 0,
         [](evutil_socket_t, short, void* arg) {
           auto* l = static_cast<Listener*>(arg);
+          l->accepted_this_turn = 0;
           const bool backing_off =
               l->retry_accepting && evtimer_pending(l->retry_accepting.get(), nullptr);
           if (evconnlistener* paused = l->server->accepting(*l); paused && !backing_off)
@@ -220,10 +222,12 @@ void HttpServer::pause_accepting(Listener& listener) {
         &listener));
     if (!listener.resume_accepting) return;  // out of memory: accept as libevent does
   }
+  // The turn's first accept: the count starts again after this turn's other callbacks.
+  if (listener.accepted_this_turn++ == 0) event_active(listener.resume_accepting.get(), 0, 0);
+  if (listener.accepted_this_turn < kAcceptsPerTurn) return;
+  // After this turn's other callbacks the listener's event is added back before the loop next
+  // polls, so the loop's change list sends the kernel nothing.
   evconnlistener_disable(accepting);
-  // After this turn's other callbacks: the listener's event is removed and added back before
-  // the loop next polls, so the loop's change list sends the kernel nothing.
-  event_active(listener.resume_accepting.get(), 0, 0);
 }
 
 void HttpServer::accepted(Listener& listener, evutil_socket_t fd, const sockaddr* peer) {

@@ -59,12 +59,22 @@ struct HttpServerOptions {
   size_t threads = 0;  // event loops, each with its own server (0 = one per core)
   // Set by the host when several loops serve the port: the loops share one listening socket
   // (one accept queue; the first loop's server binds it, the others are given a duplicate in
-  // listen_fd / tls_listen_fd, which they own), and each takes one connection per wake-up, so
-  // a new connection goes to whichever loop is free first.
+  // listen_fd / tls_listen_fd, which they own), and each takes at most kAcceptsPerTurn
+  // connections per turn of its loop, so a burst of new connections is shared by whichever
+  // loops are free.
   bool shared_listener = false;
   int listen_fd = -1;
   int tls_listen_fd = -1;
 };
+
+// A loop on a shared listener accepts at most this many connections per turn. One per turn was
+// too few: a loop's turn serving thousands of connections lasts tens of milliseconds, so a herd
+// of 6,000 waited seconds in the accept queue (wrk counted hundreds of 2 s timeouts where nginx,
+// accepting every pending connection per wake-up, had none). The whole queue is too many: the
+// loop that woke first would take a kickoff's burst of TLS handshakes (~0.5 ms each) while the
+// others, woken for the same socket, found nothing. Sixteen are a few milliseconds of
+// handshakes; the rest wait for whichever loop turns next.
+inline constexpr size_t kAcceptsPerTurn = 16;
 
 class HttpServer {
  public:
@@ -114,6 +124,7 @@ class HttpServer {
     bool http2 = false;  // HTTP/2 beside HTTP/1.1 (ALPN h2 on TLS, prior knowledge on plain)
     EvconnlistenerPtr acceptor;       // opens an Http1Connection for each accepted socket
     core::EventPtr resume_accepting;  // a shared listener's: accepts again once this turn is done
+    size_t accepted_this_turn = 0;    // a shared listener's, up to kAcceptsPerTurn
     core::EventPtr retry_accepting;   // after accept failed (out of descriptors or memory)
     int64_t backoff_ms = 0;           // the current pause after a failed accept; 0 after a success
   };
