@@ -6,7 +6,8 @@
 // EXT-X-PROGRAM-DATE-TIME of the frame on screen, as the player maps it) and counts its
 // stalls, then prints one JSON line:
 //   {"through":{"latency_s":{"p50":..,"p95":..,"max":..},"stalls":N,"stalled_s":S,"fatal":N,
-//    "chunks":N,"failed":N},"direct":{...},"added_s":through p50 - direct p50}
+//    "stall_log":[{"at_s":..,"seconds":..,"current_time":..}],"chunks":N,"failed":N},
+//    "direct":{...},"added_s":through p50 - direct p50}
 // Used by latency_bench.sh; the players' page and the pinned players are the browser tests'
 // (tests/browser/players/, web/node_modules/hls.js, tests/browser/node_modules).
 //   node scripts/bench/players_latency.mjs --through URL --direct URL [--player hlsjs|shaka|videojs]
@@ -66,6 +67,9 @@ function figures(s, net, from, samplesBefore) {
     latency_s: { p50: quantile(latency, 0.5), p95: quantile(latency, 0.95), max: latency.length ? Math.max(...latency) : null,
       samples: latency.length },
     stalls: stalls.length, stalls_since_start: s.stalls, stalled_s: +s.stallSeconds.toFixed(2), fatal: s.fatalErrors,
+    // Each stall in the measured window: when (s from its start), how long, where in the media.
+    stall_log: stalls.map((x) => ({ at_s: +((x.at - from) / 1000).toFixed(2), seconds: x.seconds ?? null,
+      current_time: x.currentTime })),
     chunks: net.chunks.filter((x) => x.at >= from).length,
     failed: net.failed.filter((at) => at >= from).length + net.chunks.filter((x) => x.at >= from && x.status >= 400).length,
     last_errors: s.errors.slice(-3),
