@@ -20,6 +20,7 @@
 #include "http/client/http_client.h"
 #include "http/server/http_server.h"
 #include "support/balancer_fixture.h"
+#include "support/in_process_balancer.h"
 #include "support/origin_fixture.h"
 #include "support/process.h"
 
@@ -27,12 +28,6 @@ namespace balancer {
 namespace fetch_loop_test {
 
 using namespace std::chrono_literals;
-
-core::ConfigDocument doc(const std::string& name, const std::string& text) {
-  auto d = core::ConfigDocument::parse(name, text, {});
-  REQUIRE_MESSAGE(d.ok(), (d.ok() ? "" : d.error().message));
-  return std::move(d).value();
-}
 
 test::TestOriginOptions origin_options(const test::TempDir& dir) {
   test::write_file(dir.file("live/master.m3u8"),
@@ -57,42 +52,13 @@ struct Fixture {
   std::thread fetch_thread;
 
   Fixture() {
-    const std::string main = R"({
-      "listen": {"host": "127.0.0.1", "port": 0},
-      "channels_file": "channels.json",
-      "caches_file": "caches.json",
-      "origins": {"demo": {"url": ")" +
-                             origin.base_url() + R"("}},
-      "signing": {"keys": [")" +
-                             test::kBalancerSigningKey + R"("]},
-      "playback": {"ticket_keys": [")" +
-                             test::kTicketKey + R"("], "allow_anonymous": true}})";
-    auto config = read_main_config(doc("main.json", main));
-    REQUIRE_MESSAGE(config.ok(), (config.ok() ? "" : config.error().message));
-    REQUIRE(read_channels(doc("channels.json", test::channels_json({test::channel_json(
-                                                   "live", "/files/live/master.m3u8")})),
-                          *config)
-                .ok());
-    REQUIRE(read_caches(
-                doc("caches.json", test::caches_json({test::cache_json("venue-a", "venue", 9)})),
-                *config)
-                .ok());
+    const BalancerConfig config = test::in_process_config(
+        origin.base_url(), {test::channel_json("live", "/files/live/master.m3u8")});
     context.name = "balancer";
     context.metrics = &metrics;
     context.loops = {&home, &second};
     context.fetch = &fetch;
-    auto created = Balancer::create(context, *config);
-    REQUIRE_MESSAGE(created.ok(), (created.ok() ? "" : created.error().message));
-    balancer = std::move(created).value();
-    for (core::EventLoop* loop : context.loops) {
-      http::HttpServerOptions options = config->server;
-      options.service = "balancer";
-      options.access_log = false;
-      auto server = http::HttpServer::create(loop->base(), options, metrics);
-      REQUIRE(server.ok());
-      balancer->attach(loop->index(), **server);
-      servers.push_back(std::move(server).value());
-    }
+    balancer = test::start_in_process(context, config, metrics, servers);
     auto made = http::HttpClient::create(second.base(), {});
     REQUIRE(made.ok());
     client = std::move(made).value();

@@ -20,6 +20,7 @@
 #include "http/server/http_server.h"
 #include "signing/playback_ticket.h"
 #include "support/balancer_fixture.h"
+#include "support/in_process_balancer.h"
 #include "support/origin_fixture.h"
 #include "support/process.h"
 
@@ -29,12 +30,6 @@ namespace viewer_endpoints_test {
 using namespace std::chrono_literals;
 
 const char* kKeyBytes = "0123456789abcdef";
-
-core::ConfigDocument doc(const std::string& name, const std::string& text) {
-  auto d = core::ConfigDocument::parse(name, text, {});
-  REQUIRE_MESSAGE(d.ok(), (d.ok() ? "" : d.error().message));
-  return std::move(d).value();
-}
 
 test::TestOriginOptions origin_options(const test::TempDir& dir) {
   // The origin's files, written before it starts: a master, a live media playlist with a key,
@@ -68,46 +63,16 @@ struct Fixture {
   std::unique_ptr<http::HttpClient> client;  // on the second loop
 
   explicit Fixture(const std::string& main_extra = "") {
-    const std::string main = R"({
-      "listen": {"host": "127.0.0.1", "port": 0},
-      "channels_file": "channels.json",
-      "caches_file": "caches.json",
-      "origins": {"demo": {"url": ")" +
-                             origin.base_url() + R"("}},
-      "signing": {"keys": [")" +
-                             test::kBalancerSigningKey + R"("]},
-      "playback": {"ticket_keys": [")" +
-                             test::kTicketKey + R"("], "allow_anonymous": true})" + main_extra +
-                             "}";
-    auto config = read_main_config(doc("main.json", main));
-    REQUIRE_MESSAGE(config.ok(), (config.ok() ? "" : config.error().message));
-    REQUIRE(read_channels(doc("channels.json",
-                              test::channels_json(
-                                  {test::channel_json("live", "/files/live/master.m3u8"),
-                                   test::channel_json("paid", "/files/live/master.m3u8", false)})),
-                          *config)
-                .ok());
-    // One cache node that never answers its health checks: chunk links lead to origin.
-    REQUIRE(read_caches(
-                doc("caches.json", test::caches_json({test::cache_json("venue-a", "venue", 9)})),
-                *config)
-                .ok());
+    const BalancerConfig config =
+        test::in_process_config(origin.base_url(),
+                                {test::channel_json("live", "/files/live/master.m3u8"),
+                                 test::channel_json("paid", "/files/live/master.m3u8", false)},
+                                main_extra);
     context.name = "balancer";
     context.clock = &clock;
     context.metrics = &metrics;
     context.loops = {&home, &second};
-    auto created = Balancer::create(context, *config);
-    REQUIRE_MESSAGE(created.ok(), (created.ok() ? "" : created.error().message));
-    balancer = std::move(created).value();
-    for (core::EventLoop* loop : context.loops) {
-      http::HttpServerOptions options = config->server;
-      options.service = "balancer";
-      options.access_log = false;
-      auto server = http::HttpServer::create(loop->base(), options, metrics);
-      REQUIRE(server.ok());
-      balancer->attach(loop->index(), **server);
-      servers.push_back(std::move(server).value());
-    }
+    balancer = test::start_in_process(context, config, metrics, servers);
     auto made = http::HttpClient::create(second.base(), {});
     REQUIRE(made.ok());
     client = std::move(made).value();
