@@ -206,7 +206,7 @@ TEST_CASE(
   auto [p, plan] = map_media();
   CHECK(plan.chunk_slots == 5);  // map, seg7, part, seg8, hint (seg9 and data: are not ours)
   const signing::UrlSigner signer = test_signer();
-  // No first-listed times: good for 100 s from now.
+  // No first-listed times: good for 100 s from now; the map for kMapLinkLifetimeS.
   ChunkDestination d{"http://cache-a.example:8081", "demo", &signer, kExpires - 100, 100};
   std::vector<std::string> chunk_list = chunk_links(p.tmpl, plan, d);
   REQUIRE(chunk_list.size() == 5);
@@ -216,8 +216,11 @@ TEST_CASE(
   CHECK(l[6] ==
         "#EXT-X-KEY:METHOD=AES-128,URI=\"/key/demo/live/keys/k7.key?cache=cache-a&ticket=T.S\"\r");
   CHECK(l[7] == "#EXT-X-MAP:URI=\"" + chunk_list[0] + "\"\r");
-  CHECK(chunk_list[0].rfind(
-            "http://cache-a.example:8081/o/demo/live/low/init.mp4?bexp=1900000000&bsig=", 0) == 0);
+  CHECK(chunk_list[0].rfind("http://cache-a.example:8081/o/demo/live/low/init.mp4?bexp=" +
+                                std::to_string(kExpires - 100 + kMapLinkLifetimeS) + "&bsig=",
+                            0) == 0);
+  CHECK(chunk_list[1].rfind("http://cache-a.example:8081/o/demo/live/low/seg7.m4s?bexp=1900000000&",
+                            0) == 0);
   CHECK(l[9] == chunk_list[1] + "\r");
   CHECK(chunk_list[2].rfind("http://cache-a.example:8081/o/demo/live/low/seg8.0.m4s?bexp=", 0) ==
         0);
@@ -232,11 +235,13 @@ TEST_CASE(
   // Every other byte is kept, CRLF included.
   CHECK(l[3] == "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK=1.0\r");
 
-  // The cache node's check accepts each signed link (path + query after the host).
+  // The cache node's check accepts each signed link (path + query after the host) until it
+  // expires.
   for (const auto& link : chunk_list) {
     std::string target = link.substr(std::string("http://cache-a.example:8081").size());
-    CHECK_MESSAGE(signer.verify(target, kExpires - 10) == signing::SignatureVerdict::ok, target);
-    CHECK(signer.verify(target, kExpires + 1) == signing::SignatureVerdict::expired);
+    const int64_t expires = link == chunk_list[0] ? kExpires - 100 + kMapLinkLifetimeS : kExpires;
+    CHECK_MESSAGE(signer.verify(target, expires - 10) == signing::SignatureVerdict::ok, target);
+    CHECK(signer.verify(target, expires + 1) == signing::SignatureVerdict::expired);
   }
 }
 
@@ -349,6 +354,30 @@ TEST_CASE(
   plan.part_target_ms = 0;
   for (const std::string& link : chunk_links(p.tmpl, plan, d))
     CHECK(link.find("bpt=") == std::string::npos);
+}
+
+TEST_CASE(
+    "chunk links: a map listed for hours keeps its link (VHS appends a map whose URI changed "
+    "again); a segment listed as long moves on") {
+  const std::string ll =
+      "#EXTM3U\n#EXT-X-VERSION:9\n#EXT-X-TARGETDURATION:1\n#EXT-X-MEDIA-SEQUENCE:7\n"
+      "#EXT-X-MAP:URI=\"init.mp4\"\n#EXTINF:1.0,\nseg7.m4s\n";
+  auto [p, plan] = map_playlist(ll, "http://o.example/ll/low/index.m3u8", "http://o.example");
+  const int64_t listed = 1'800'000'000;
+  plan.chunk_first_listed.assign(plan.chunk_slots, listed);
+  const signing::UrlSigner signer = test_signer();
+  ChunkDestination d{"http://cache-a.example:8081", "ll", &signer, listed, 120};
+  const std::vector<std::string> first = chunk_links(p.tmpl, plan, d);
+  REQUIRE(first.size() == 2);  // map, segment
+  CHECK(first[0].find("bexp=" + std::to_string(listed + kMapLinkLifetimeS)) != std::string::npos);
+  // Three hours later (a match and more): the map's link is the one first listed.
+  d.now_unix = listed + 3 * 3600;
+  const std::vector<std::string> later = chunk_links(p.tmpl, plan, d);
+  CHECK(later[0] == first[0]);
+  CHECK(later[1] != first[1]);
+  for (const std::string& link : later)
+    CHECK(signer.verify(link.substr(link.find("/o/")), d.now_unix) ==
+          signing::SignatureVerdict::ok);
 }
 
 TEST_CASE(

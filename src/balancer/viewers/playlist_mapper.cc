@@ -1,5 +1,7 @@
 #include "balancer/viewers/playlist_mapper.h"
 
+#include <algorithm>
+
 #include <cassert>
 
 #include "balancer/viewers/stable_links.h"
@@ -175,9 +177,12 @@ std::vector<std::string> chunk_links(const hls::Template& tmpl, const RewritePla
       core::append_query_param(signed_path, kPartTargetParameter,
                                std::to_string(plan.part_target_ms));
     }
+    const int64_t lifetime_s = slot.tag == "EXT-X-MAP"
+                                   ? std::max(destination.lifetime_s, kMapLinkLifetimeS)
+                                   : destination.lifetime_s;
     std::string link = destination.cache_url;
     link.append(destination.signer->sign(
-        signed_path, link_expiry(first_listed, destination.now_unix, destination.lifetime_s)));
+        signed_path, link_expiry(first_listed, destination.now_unix, lifetime_s)));
     out.push_back(hls::escape_replacement(slot, link));
   }
   return out;

@@ -91,6 +91,14 @@ struct ChunkDestination {
   int64_t lifetime_s = 0;  // a signed link is good for this long (see link_expiry)
 };
 
+// How long a map's (EXT-X-MAP) signed link is good for, whatever signing.chunk_url_lifetime_s
+// says. A map is listed for as long as the stream runs, so at the chunk lifetime its link would
+// change every lifetime (link_expiry), and VHS fetches a map whose URI changed and appends it
+// again before the parts that follow: Chromium then dropped the rest of the segment, a stall at
+// each change (one a minute after a channel's first viewer, at the default 120 s). An init
+// section carries no media; its link changes once half a day.
+inline constexpr int64_t kMapLinkLifetimeS = 86400;
+
 // When a chunk's signed link expires: `lifetime_s` after the chunk was first listed, moved on
 // by whole lifetimes while less than half of one would be left at `now_unix`. A chunk listed
 // for less than half a lifetime keeps one link; a longer-listed one changes it once per
