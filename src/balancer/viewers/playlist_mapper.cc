@@ -1,7 +1,6 @@
 #include "balancer/viewers/playlist_mapper.h"
 
 #include <algorithm>
-
 #include <cassert>
 
 #include "balancer/viewers/stable_links.h"

@@ -96,7 +96,7 @@ struct ChunkDestination {
 // change every lifetime (link_expiry), and VHS fetches a map whose URI changed and appends it
 // again before the parts that follow: Chromium then dropped the rest of the segment, a stall at
 // each change (one a minute after a channel's first viewer, at the default 120 s). An init
-// section carries no media; its link changes once half a day.
+// section carries no media; its link first changes half a day after it was first listed.
 inline constexpr int64_t kMapLinkLifetimeS = 86400;
 
 // When a chunk's signed link expires: `lifetime_s` after the chunk was first listed, moved on
