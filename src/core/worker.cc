@@ -57,10 +57,17 @@ LoopPoster::~LoopPoster() {
 }
 
 void LoopPoster::post(std::function<void()> job) {
+  bool wake = false;
   {
     std::lock_guard lock(mutex_);
+    // Only the first job into an empty queue wakes the loop: the jobs behind it are taken
+    // by the same drain (a serving loop posts a blocking reload per request, thousands a
+    // second; a write and a wake-up each cost as much as the job).
+    wake = jobs_.empty();
     jobs_.push_back(std::move(job));
   }
+  if (!wake) return;
+  wakeups_.fetch_add(1, std::memory_order_relaxed);
   uint64_t one = 1;
   ssize_t ignored = write(fd_, &one, sizeof one);
   (void)ignored;

@@ -5,7 +5,9 @@
 
 #include <event2/event.h>
 
+#include <atomic>
 #include <condition_variable>
+#include <cstdint>
 #include <deque>
 #include <functional>
 #include <mutex>
@@ -43,10 +45,13 @@ class LoopPoster {
   LoopPoster& operator=(const LoopPoster&) = delete;
   // Any thread: `job` runs later on the loop thread (never inline).
   void post(std::function<void()> job);
+  // Any thread: how many times a post woke the loop (once per batch of jobs it drains).
+  uint64_t wakeups() const { return wakeups_.load(std::memory_order_relaxed); }
 
  private:
   void drain();
   int fd_ = -1;
+  std::atomic<uint64_t> wakeups_{0};
   EventPtr event_;
   std::mutex mutex_;
   std::deque<std::function<void()>> jobs_;

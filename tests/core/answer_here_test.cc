@@ -159,3 +159,21 @@ TEST_CASE(
   CHECK_FALSE(answered.load());
   CHECK(forever_answered.load());
 }
+
+TEST_CASE("loop poster: jobs posted while the loop has not drained wake it once, and all run") {
+  core::EventBasePtr base(event_base_new());
+  REQUIRE(base);
+  core::LoopPoster poster(*base);
+  int ran = 0;
+  // From another thread, as serving loops post to the fetch loop.
+  std::thread([&] {
+    for (int i = 0; i < 1000; ++i) poster.post([&ran] { ++ran; });
+  }).join();
+  CHECK(poster.wakeups() == 1);
+  event_base_loop(base.get(), EVLOOP_NONBLOCK);
+  CHECK(ran == 1000);
+  poster.post([&ran] { ++ran; });  // drained: the next post wakes it again
+  CHECK(poster.wakeups() == 2);
+  event_base_loop(base.get(), EVLOOP_NONBLOCK);
+  CHECK(ran == 1001);
+}
