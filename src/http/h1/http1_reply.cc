@@ -226,8 +226,10 @@ void Http1Connection::start_reply(int status) {
       close_after_reply();  // HTTP/1.0: the close ends the body
     }
   }
+  // The head waits for the first body bytes or the end, to leave in one write with them: a
+  // cache node starts a waiter's reply when the origin's head arrives and its body a moment
+  // later, and one segment a part is half the cost of two.
   queue_head(status, framing);
-  flush();
 }
 
 void Http1Connection::send_body(BodyBuffer bytes) {
