@@ -284,7 +284,8 @@ bool Parser::add_slot(std::string_view original, bool quoted, Role role, std::st
   slot.quoted = quoted;
   slot.tag = tag;
   slot.attribute = attribute;
-  slot.uri = escape_uri_chars(*resolved);
+  escape_uri_chars_in_place(*resolved);
+  slot.uri = std::move(*resolved);
   slot.original = original;
   slot.line = line;
   index = slots_.size();

@@ -136,6 +136,16 @@ std::string remove_dot_segments(std::string_view path) {
   return out;
 }
 
+namespace {
+
+// A "." or ".." segment starts the path or follows a '/': a path with neither needs no
+// remove_dot_segments (most playlists' URIs), and is used as it is.
+bool may_have_dot_segments(std::string_view path) {
+  return path.starts_with('.') || path.find("/.") != std::string_view::npos;
+}
+
+}  // namespace
+
 std::optional<std::string> resolve_uri(std::string_view base, std::string_view reference) {
   const UriParts b = split_uri(base);
   if (!b.scheme) return std::nullopt;
@@ -143,27 +153,52 @@ std::optional<std::string> resolve_uri(std::string_view base, std::string_view r
 
   std::string_view scheme;
   std::optional<std::string_view> authority;
-  std::string path;
+  // The path is `path_head` + `path_tail`, or `cleaned` when it had dot segments.
+  std::string_view path_head;
+  std::string_view path_tail;
+  std::optional<std::string> cleaned;
   std::optional<std::string_view> query;
+  auto take_path = [&](std::string_view path) {
+    if (may_have_dot_segments(path)) {
+      cleaned = remove_dot_segments(path);
+    } else {
+      path_tail = path;
+    }
+  };
   if (r.scheme) {
     scheme = *r.scheme;
     authority = r.authority;
-    path = remove_dot_segments(r.path);
+    take_path(r.path);
     query = r.query;
   } else {
     scheme = *b.scheme;
     if (r.authority) {
       authority = r.authority;
-      path = remove_dot_segments(r.path);
+      take_path(r.path);
       query = r.query;
     } else {
       authority = b.authority;
       if (r.path.empty()) {
-        path.assign(b.path);
+        path_tail = b.path;
         query = r.query ? r.query : b.query;
+      } else if (r.path.front() == '/') {
+        take_path(r.path);
+        query = r.query;
       } else {
-        path = remove_dot_segments(r.path.front() == '/' ? std::string(r.path)
-                                                         : merge_paths(b, r.path));
+        // Merged with the base's directory (RFC 3986 5.2.3). Joining a directory that ends
+        // in '/' to a path that starts with neither '.' nor '/' makes no dot segment.
+        const bool root = b.authority && b.path.empty();
+        const size_t slash = b.path.rfind('/');
+        const std::string_view directory =
+            root ? std::string_view("/")
+                 : (slash == std::string_view::npos ? std::string_view()
+                                                    : b.path.substr(0, slash + 1));
+        if (may_have_dot_segments(directory) || may_have_dot_segments(r.path)) {
+          cleaned = remove_dot_segments(merge_paths(b, r.path));
+        } else {
+          path_head = directory;
+          path_tail = r.path;
+        }
         query = r.query;
       }
     }
@@ -171,10 +206,14 @@ std::optional<std::string> resolve_uri(std::string_view base, std::string_view r
 
   // RFC 3986 section 5.3.
   std::string out;
-  out.reserve(scheme.size() + path.size() + base.size() / 2 + reference.size() + 8);
+  out.reserve(scheme.size() + base.size() + reference.size() + 8);
   out.append(scheme).push_back(':');
   if (authority) out.append("//").append(*authority);
-  out.append(path);
+  if (cleaned) {
+    out.append(*cleaned);
+  } else {
+    out.append(path_head).append(path_tail);
+  }
   if (query) out.append("?").append(*query);
   if (r.fragment) out.append("#").append(*r.fragment);
   return out;
@@ -188,12 +227,24 @@ bool has_forbidden_uri_chars(std::string_view text) {
   return false;
 }
 
+namespace {
+
+bool needs_uri_escape(char ch) {
+  auto c = static_cast<unsigned char>(ch);
+  return c >= 0x80 || c == ' ' || c == '"' || c == '<' || c == '>' || c == '`' || c == '{' ||
+         c == '}';
+}
+
+}  // namespace
+
+void escape_uri_chars_in_place(std::string& text) {
+  // The common case, nothing to escape, keeps the string as it is.
+  if (std::none_of(text.begin(), text.end(), needs_uri_escape)) return;
+  text = escape_uri_chars(std::string_view(text));
+}
+
 std::string escape_uri_chars(std::string_view text) {
-  const auto needs_escape = [](char ch) {
-    auto c = static_cast<unsigned char>(ch);
-    return c >= 0x80 || c == ' ' || c == '"' || c == '<' || c == '>' || c == '`' || c == '{' ||
-           c == '}';
-  };
+  const auto needs_escape = needs_uri_escape;
   // Most URIs need none: copied whole, not a character at a time.
   const auto first = std::find_if(text.begin(), text.end(), needs_escape);
   std::string out(text.begin(), first);

@@ -50,6 +50,8 @@ bool has_forbidden_uri_chars(std::string_view text);
 // is encoded byte by byte, as browsers do). Everything else, including '%', is
 // copied unchanged. Never fails.
 std::string escape_uri_chars(std::string_view text);
+// The same in `text`, which keeps its storage when nothing needs escaping.
+void escape_uri_chars_in_place(std::string& text);
 
 // Percent-encodes every byte except RFC 3986 unreserved characters
 // (ALPHA / DIGIT / "-" / "." / "_" / "~"). Handy to embed a URI in a query

@@ -95,6 +95,26 @@ TEST_CASE("resolve_uri handles the playlist URI forms seen in the wild") {
   CHECK(hls::resolve_uri("https://o.example?q", "?r") == "https://o.example?r");
 }
 
+TEST_CASE("resolve_uri: paths without dot segments are kept as they are, the others cleaned") {
+  // A dot segment in the base's directory, the reference's path, or both.
+  CHECK(hls::resolve_uri("https://o.example/a/./b/../c/index.m3u8", "x.ts") ==
+        "https://o.example/a/c/x.ts");
+  CHECK(hls::resolve_uri("https://o.example/a/index.m3u8", "b/./x.ts") ==
+        "https://o.example/a/b/x.ts");
+  CHECK(hls::resolve_uri("https://o.example/a/index.m3u8", "//cdn.example/b/../x.ts") ==
+        "https://cdn.example/x.ts");
+  CHECK(hls::resolve_uri("https://o.example/a/index.m3u8", "/b/..") == "https://o.example/");
+  // Names that start with '.' are not dot segments.
+  CHECK(hls::resolve_uri("https://o.example/.live/index.m3u8", ".x.ts") ==
+        "https://o.example/.live/.x.ts");
+  CHECK(hls::resolve_uri("https://o.example/a/index.m3u8", "/.well-known/k") ==
+        "https://o.example/.well-known/k");
+  CHECK(hls::resolve_uri("https://o.example/a/index.m3u8", "..x/y.ts") ==
+        "https://o.example/a/..x/y.ts");
+  // A base path without a '/': the reference's path alone.
+  CHECK(hls::resolve_uri("urn:example", "x.ts") == "urn:x.ts");
+}
+
 TEST_CASE("resolve_uri refuses a base URL that is not absolute") {
   CHECK_FALSE(hls::resolve_uri("/relative/index.m3u8", "a.ts").has_value());
   CHECK_FALSE(hls::resolve_uri("", "a.ts").has_value());
