@@ -361,6 +361,25 @@ TEST_CASE("http/1 transport: a streamed reply's head leaves with its first body 
   CHECK(loop.responses()[0].body == "abc");
 }
 
+TEST_CASE("http/1 transport: a held head is our wait, not a stalled reader: no I/O timeout") {
+  RawLoop loop(/*io_timeout_s=*/1);
+  std::vector<http::HttpExchange> parked;
+  loop.server->route("/part", {"GET"}, [&](http::HttpExchange& ex) {
+    ex.add_header("Content-Length", "3");
+    ex.start(200);
+    parked.push_back(std::move(ex));
+  });
+  loop.connect();
+  loop.send("GET /part HTTP/1.1\r\nHost: t\r\n\r\n");
+  REQUIRE(loop.run_until([&] { return !parked.empty(); }));
+  // Past the timeout (a slow origin between its head and its body).
+  CHECK_FALSE(loop.run_until([&] { return loop.peer_closed; }, 1600ms));
+  parked[0].send("abc", 3);
+  parked[0].end();
+  REQUIRE(loop.responses_at_least(1));
+  CHECK(loop.responses()[0].body == "abc");
+}
+
 TEST_CASE("http/1 transport: a client that leaves while its request is held is noticed") {
   RawLoop loop;
   std::vector<http::HttpExchange> parked;

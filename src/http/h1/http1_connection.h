@@ -185,6 +185,7 @@ class Http1Connection final : public ExchangeFrontEnd {
   bool tls_write_wants_read_ = false;  // key update's reply), or SSL_write read first
   bool chunked_reply_ = false;
   bool body_allowed_ = true;
+  bool head_held_ = false;  // a streamed reply's head waits in out_ for its first body bytes
 
   Phase phase_ = Phase::head;
   std::string pending_;       // bytes read and not yet used

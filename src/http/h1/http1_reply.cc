@@ -230,6 +230,7 @@ void Http1Connection::start_reply(int status) {
   // cache node starts a waiter's reply when the origin's head arrives and its body a moment
   // later, and one segment a part is half the cost of two.
   queue_head(status, framing);
+  head_held_ = true;
 }
 
 void Http1Connection::send_body(BodyBuffer bytes) {
@@ -280,6 +281,7 @@ void Http1Connection::on_writable() {
 
 void Http1Connection::flush() {
   if (closed_ || handshaking_) return;
+  head_held_ = false;
   evbuffer* out = this->out();
   if (!keep_alive_ && reply_complete_ && !corked_) {
     // The connection's last reply: its end, TLS's close_notify and the FIN leave in one
@@ -391,6 +393,7 @@ void Http1Connection::finish_request() {
   reply_complete_ = false;
   chunked_reply_ = false;
   body_allowed_ = true;
+  head_held_ = false;
   // An idle connection keeps no request: the next may be minutes away, and a venue holds tens
   // of thousands of idle keep-alive connections. A pipeline (bytes already here) keeps the
   // buffers up to a size, as the next head is parsed at once.
@@ -458,9 +461,9 @@ void Http1Connection::on_timer() {
     }
     next = linger_until_ms_ - now;
   } else if (phase_ == Phase::handling &&
-             (out_ == nullptr || evbuffer_get_length(out_.get()) == 0)) {
-    // The handler has the request (a held playlist request, a queue, a slow origin): the
-    // client is not idle, we are.
+             (out_ == nullptr || evbuffer_get_length(out_.get()) == 0 || head_held_)) {
+    // The handler has the request (a held playlist request, a queue, a slow origin, a head
+    // waiting for its body): the client is not idle, we are.
     last_activity_ms_ = now;
   } else {
     const int64_t idle = now - last_activity_ms_;

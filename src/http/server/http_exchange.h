@@ -61,8 +61,9 @@ class HttpExchange {
   void reply(int status, BodyBuffer body, size_t length, std::string_view content_type);
   // {"error":{"code","message"}} with the given status.
   void reply_error(int status, std::string_view code, std::string_view message);
-  // Streaming: status line + headers now (Content-Length should be set by the
-  // caller when known, else chunked is used), then send()* and end().
+  // Streaming: status line + headers (Content-Length should be set by the caller when
+  // known, else chunked is used), then send()* and end(). Over HTTP/1 the head leaves with
+  // the first body bytes or the end, in one write.
   void start(int status);
   void send(const char* data, size_t n);
   void send(BodyBuffer data);
