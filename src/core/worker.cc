@@ -61,8 +61,8 @@ void LoopPoster::post(std::function<void()> job) {
   {
     std::lock_guard lock(mutex_);
     // Only the first job into an empty queue wakes the loop: the jobs behind it are taken
-    // by the same drain (a serving loop posts a blocking reload per request, thousands a
-    // second; a write and a wake-up each cost as much as the job).
+    // by the same drain. (A serving loop posts each blocking reload, thousands a second, and
+    // every wake-up is a write here and a read and an epoll return there.)
     wake = jobs_.empty();
     jobs_.push_back(std::move(job));
   }
