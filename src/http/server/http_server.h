@@ -111,7 +111,7 @@ class HttpServer {
   // Any thread (relaxed reads, for health and metrics).
   size_t active_requests() const { return active_.load(std::memory_order_relaxed); }
   size_t open_connections() const { return open_.load(std::memory_order_relaxed); }
-  bool draining() const { return draining_; }
+  bool draining() const { return draining_.load(std::memory_order_relaxed); }
 
   // Stops accepting, lets in-flight requests finish (bounded by drain_timeout_s),
   // then calls on_drained once.
@@ -220,7 +220,7 @@ class HttpServer {
   size_t unflushed_ = 0;           // finished replies still being written
   std::function<void()> on_drained_;
   core::EventPtr drain_timer_;
-  bool draining_ = false;
+  std::atomic<bool> draining_{false};  // written by its loop; read by any (health)
 
   core::Counter& requests_total_;
   core::Counter& client_aborts_;
