@@ -319,6 +319,49 @@ async function cacheKill(stack, channel, screenshot) {
 scenarios.cache_kill_single_variant = (stack) => cacheKill(stack, 'single', 'player-cache-killed-single.png');
 scenarios.cache_kill_multi_variant = (stack) => cacheKill(stack, 'demo', 'player-cache-killed-multi.png');
 
+// The cache node the web player takes its LL parts from freezes (SIGSTOP: its connections stay
+// open and silent, as a hung host or a path that drops everything does). The balancer's health
+// poll times out and its playlists list every new part on the sibling, but a request already on
+// the frozen node waits for the player's own timeout: with hls.js's default 10 s to the first
+// byte the web player stalled 9.1 s (Shaka 17.5 s, VHS 9.7 s with theirs, all about 10 s behind
+// live after). The web player gives a chunk 2 s to its first byte: its stalls from the freeze
+// last at most FREEZE_STALL_BOUND_S in all, with no fatal error.
+const FREEZE_STALL_BOUND_S = 3;
+scenarios.player_low_latency_cache_freeze = async (stack) => {
+  await reviveCaches(stack);
+  return withBrowser(async (browser) => {
+    const page = await signedInPage(browser, stack, TEST_LOGIN);
+    await play(page, 'll');
+    await startsPlaying(page);
+    await waitAdvance(page, 4, 20000);
+    const before = await playerState(page);
+    const victim = before.fragments.at(-1).source;
+    check(stack.caches[victim], 'playing from a cache node before the freeze, not ' + victim);
+    const pid = stack.caches[victim].child.pid;
+    const frozenAt = Date.now();
+    process.kill(pid, 'SIGSTOP');
+    try {
+      const advance = await waitAdvance(page, 8, 40000);
+      const s = await playerState(page);
+      const firstAway = s.fragments.find((f) => f.at > frozenAt && f.source !== victim);
+      const figures = { victim, stalls: s.stalls - before.stalls, stallSeconds: +(s.stallSeconds - before.stallSeconds).toFixed(2),
+        firstFragmentElsewhereAfterS: firstAway ? (firstAway.at - frozenAt) / 1000 : null,
+        wallSecondsFor8s: advance.wallSeconds, latency: s.latency, targetLatency: s.targetLatency,
+        nonFatalErrors: s.errors.filter((e) => !e.fatal).map((e) => e.details) };
+      check(s.fatalErrors === 0, 'no fatal hls.js error: ' + JSON.stringify(s.errors.filter((e) => e.fatal)));
+      // The page's own handlers threw on every part before (a part's segment has no URL yet).
+      check(s.errors.every((e) => e.details !== 'internalException'),
+        'no exception in the page\'s hls.js handlers: ' + JSON.stringify(s.errors.filter((e) => e.details === 'internalException').slice(0, 2)));
+      check(firstAway !== undefined, 'parts from another source after the freeze: ' + JSON.stringify(figures));
+      check(figures.stallSeconds <= FREEZE_STALL_BOUND_S,
+        'the stalls from the freeze last at most ' + FREEZE_STALL_BOUND_S + ' s: ' + JSON.stringify(figures));
+      return figures;
+    } finally {
+      process.kill(pid, 'SIGKILL');  // reviveCaches starts it again for the next scenario
+    }
+  });
+};
+
 // One cache node is down and the player's other one dies: the player ends on origin's pathway.
 scenarios.cache_kill_to_origin = async (stack) => {
   await reviveCaches(stack);

@@ -163,6 +163,10 @@ async function fastestCache() {
   return best ? best.id : null;
 }
 
+function hostOf(url) {
+  try { return new URL(url, location.href).host; } catch (e) { return ''; }
+}
+
 function sourceOf(url) {
   let origin;
   try { origin = new URL(url, location.href).origin; } catch (e) { return 'unknown'; }
@@ -252,20 +256,36 @@ function startPlayback(url) {
   // player plays up to 1.5x until it is back at the target (maxLiveSyncPlaybackRate) instead
   // of staying behind for good. (With liveMaxLatencyDurationCount set as well, hls.js 1.7.4
   // never started playing the demo channel.)
+  // Chunk loads: a node that freezes (a hung host, a path that drops everything) keeps the
+  // request open and silent, and hls.js's default 10 s to the first byte stalled it 9 s while
+  // the balancer already listed the sibling (0.5 s after the freeze). A healthy node's first
+  // byte comes within a part (a hinted part is held until it exists), a cold one's within an
+  // origin round trip: 2 s is far above both; the retry takes the playlist's new link.
   hls = new Hls({
     enableWorker: true,
     lowLatencyMode: true,
     maxLiveSyncPlaybackRate: 1.5,
+    fragLoadPolicy: {
+      default: {
+        maxTimeToFirstByteMs: 2000,
+        maxLoadTimeMs: 20000,
+        timeoutRetry: { maxNumRetry: 4, retryDelayMs: 0, maxRetryDelayMs: 0 },
+        errorRetry: { maxNumRetry: 6, retryDelayMs: 1000, maxRetryDelayMs: 8000 },
+      },
+    },
     cmcd: { contentId: state.channel || undefined, useHeaders: false },
   });
   hls.on(Hls.Events.MANIFEST_PARSED, () => { video.play().catch(() => {}); });
   hls.on(Hls.Events.FRAG_LOADED, (event, data) => {
     const frag = data.frag;
-    const source = sourceOf(frag.url);
+    // A low-latency part is loaded before its segment is listed whole: the segment has no URL
+    // yet, the part has its own.
+    const url = (data.part && data.part.url) || frag.url;
+    const source = sourceOf(url);
     const level = hls.levels[frag.level];
     // The content steering pathway ("." until the steering manifest moves the player to a clone).
     state.pathway = level ? level.pathwayId : null;
-    state.fragments.push({ sn: frag.sn, level: frag.level, pathway: state.pathway, source, host: new URL(frag.url).host, at: Date.now() });
+    state.fragments.push({ sn: frag.sn, level: frag.level, pathway: state.pathway, source, host: hostOf(url), at: Date.now() });
     if (state.fragments.length > MAX_FRAGMENTS_KEPT) state.fragments.shift();
     $('source').textContent = source === 'origin' ? 'origin' : 'cache node ' + source;
     $('fragments').textContent = String(state.fragments.length);
