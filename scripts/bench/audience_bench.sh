@@ -13,6 +13,8 @@
 #                                                 ffmpeg-made CMAF, parts of 0.25 s, 1 s segments)
 #   scripts/bench/audience_bench.sh low_latency_venue  the same channel: 1,000 press play within
 #                                                 10 s, a node kill, a 20 % walk-out
+#   scripts/bench/audience_bench.sh low_latency_freeze  the same, but the node freezes (SIGSTOP)
+#                                                 for 20 s instead: its connections stay silent
 # VIEWERS=N sets the audience size (default 5,000; small: 300; low_latency*: 1,000); the queue scenario's limit is
 # 80 % of it. SEGMENT_S=N sets the ladder's segment duration (default 2; 6 makes a viewer's
 # requests a third: 20,000 viewers fit the simulator on one core). Extra arguments go to
@@ -25,7 +27,7 @@ cd "$(dirname "$0")/../.."
 ROOT=$(pwd)
 # shellcheck source=scripts/bench/lib.sh
 source scripts/bench/lib.sh
-NAME=${1:?usage: scripts/bench/audience_bench.sh steady|kickoff|node_kill|walk_out|queue|small|low_latency|low_latency_venue [audience args...]}
+NAME=${1:?usage: scripts/bench/audience_bench.sh steady|kickoff|node_kill|walk_out|queue|small|low_latency|low_latency_venue|low_latency_freeze [audience args...]}
 shift
 TEMPLATE=scripts/bench/audience/$NAME.json
 [[ -f $TEMPLATE ]] || { echo "no scenario $TEMPLATE" >&2; exit 2; }
