@@ -338,10 +338,12 @@ TEST_CASE("http/1 transport: a streamed reply without a length is chunked, and i
   CHECK(loop.responses()[0].status == 200);
 }
 
-TEST_CASE("http/1 transport: a streamed reply's head leaves with its first body bytes") {
-  RawLoop loop;
-  std::vector<http::HttpExchange> parked;
-  loop.server->route("/part", {"GET"}, [&](http::HttpExchange& ex) {
+namespace {
+
+// Routes /part to a reply started with a 3-byte length and parked in `parked`, asks for it, and
+// returns once the handler has run.
+void ask_started_part(RawLoop& loop, std::vector<http::HttpExchange>& parked) {
+  loop.server->route("/part", {"GET"}, [&parked](http::HttpExchange& ex) {
     ex.add_header("Content-Length", "3");
     ex.start(200);
     parked.push_back(std::move(ex));
@@ -349,35 +351,38 @@ TEST_CASE("http/1 transport: a streamed reply's head leaves with its first body 
   loop.connect();
   loop.send("GET /part HTTP/1.1\r\nHost: t\r\n\r\n");
   REQUIRE(loop.run_until([&] { return !parked.empty(); }));
-  // A write of the head would be in the client's socket already: loopback delivers within
-  // the send.
-  char byte = 0;
-  CHECK(recv(loop.fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) == -1);
-  CHECK(loop.received.empty());
-  parked[0].send("abc", 3);
-  parked[0].end();
+}
+
+// Sends the parked reply's body and end; the client reads it whole.
+void finish_started_part(RawLoop& loop, http::HttpExchange& parked) {
+  parked.send("abc", 3);
+  parked.end();
   REQUIRE(loop.responses_at_least(1));
   CHECK(loop.responses()[0].status == 200);
   CHECK(loop.responses()[0].body == "abc");
 }
 
+}  // namespace
+
+TEST_CASE("http/1 transport: a streamed reply's head leaves with its first body bytes") {
+  RawLoop loop;
+  std::vector<http::HttpExchange> parked;
+  ask_started_part(loop, parked);
+  // A write of the head would be in the client's socket already: loopback delivers within
+  // the send.
+  char byte = 0;
+  CHECK(recv(loop.fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) == -1);
+  CHECK(loop.received.empty());
+  finish_started_part(loop, parked[0]);
+}
+
 TEST_CASE("http/1 transport: a held head is our wait, not a stalled reader: no I/O timeout") {
   RawLoop loop(/*io_timeout_s=*/1);
   std::vector<http::HttpExchange> parked;
-  loop.server->route("/part", {"GET"}, [&](http::HttpExchange& ex) {
-    ex.add_header("Content-Length", "3");
-    ex.start(200);
-    parked.push_back(std::move(ex));
-  });
-  loop.connect();
-  loop.send("GET /part HTTP/1.1\r\nHost: t\r\n\r\n");
-  REQUIRE(loop.run_until([&] { return !parked.empty(); }));
+  ask_started_part(loop, parked);
   // Past the timeout (a slow origin between its head and its body).
   CHECK_FALSE(loop.run_until([&] { return loop.peer_closed; }, 1600ms));
-  parked[0].send("abc", 3);
-  parked[0].end();
-  REQUIRE(loop.responses_at_least(1));
-  CHECK(loop.responses()[0].body == "abc");
+  finish_started_part(loop, parked[0]);
 }
 
 TEST_CASE("http/1 transport: a client that leaves while its request is held is noticed") {
