@@ -19,18 +19,12 @@ int hex_value(char c) {
   return -1;
 }
 
-// RFC 3986 section 5.2.3.
-std::string merge_paths(const UriParts& base, std::string_view ref_path) {
-  std::string out;
-  if (base.authority && base.path.empty()) {
-    out.reserve(ref_path.size() + 1);
-    out.push_back('/');
-  } else {
-    size_t slash = base.path.rfind('/');
-    if (slash != std::string_view::npos) out.assign(base.path.substr(0, slash + 1));
-  }
-  out.append(ref_path);
-  return out;
+// RFC 3986 section 5.2.3: what a relative path is merged onto, the base's path up to and with
+// its last '/' ("/" for a base with an authority and no path).
+std::string_view base_directory(const UriParts& base) {
+  if (base.authority && base.path.empty()) return "/";
+  const size_t slash = base.path.rfind('/');
+  return slash == std::string_view::npos ? std::string_view() : base.path.substr(0, slash + 1);
 }
 
 }  // namespace
@@ -185,16 +179,13 @@ std::optional<std::string> resolve_uri(std::string_view base, std::string_view r
         take_path(r.path);
         query = r.query;
       } else {
-        // Merged with the base's directory (RFC 3986 5.2.3). Joining a directory that ends
-        // in '/' to a path that starts with neither '.' nor '/' makes no dot segment.
-        const bool root = b.authority && b.path.empty();
-        const size_t slash = b.path.rfind('/');
-        const std::string_view directory =
-            root ? std::string_view("/")
-                 : (slash == std::string_view::npos ? std::string_view()
-                                                    : b.path.substr(0, slash + 1));
+        // Merged with the base's directory. Joining a directory that ends in '/' to a path
+        // that starts with neither '.' nor '/' makes no dot segment.
+        const std::string_view directory = base_directory(b);
         if (may_have_dot_segments(directory) || may_have_dot_segments(r.path)) {
-          cleaned = remove_dot_segments(merge_paths(b, r.path));
+          std::string merged(directory);
+          merged.append(r.path);
+          cleaned = remove_dot_segments(merged);
         } else {
           path_head = directory;
           path_tail = r.path;
@@ -244,14 +235,13 @@ void escape_uri_chars_in_place(std::string& text) {
 }
 
 std::string escape_uri_chars(std::string_view text) {
-  const auto needs_escape = needs_uri_escape;
   // Most URIs need none: copied whole, not a character at a time.
-  const auto first = std::find_if(text.begin(), text.end(), needs_escape);
+  const auto first = std::find_if(text.begin(), text.end(), needs_uri_escape);
   std::string out(text.begin(), first);
   if (first == text.end()) return out;
   out.reserve(text.size() + 8);
   for (auto it = first; it != text.end(); ++it) {
-    if (needs_escape(*it)) {
+    if (needs_uri_escape(*it)) {
       append_percent_encoded(out, static_cast<unsigned char>(*it));
     } else {
       out.push_back(*it);

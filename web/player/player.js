@@ -163,15 +163,12 @@ async function fastestCache() {
   return best ? best.id : null;
 }
 
-function hostOf(url) {
-  try { return new URL(url, location.href).host; } catch (e) { return ''; }
-}
-
+// Where a chunk came from: the cache node's id ('origin' for none of them) and the host.
 function sourceOf(url) {
-  let origin;
-  try { origin = new URL(url, location.href).origin; } catch (e) { return 'unknown'; }
-  const cache = state.caches.find((c) => c.base === origin);
-  return cache ? cache.id : 'origin';
+  let parsed;
+  try { parsed = new URL(url, location.href); } catch (e) { return { source: 'unknown', host: '' }; }
+  const cache = state.caches.find((c) => c.base === parsed.origin);
+  return { source: cache ? cache.id : 'origin', host: parsed.host };
 }
 
 // ---- access and the queue ----
@@ -281,11 +278,11 @@ function startPlayback(url) {
     // A low-latency part is loaded before its segment is listed whole: the segment has no URL
     // yet, the part has its own.
     const url = (data.part && data.part.url) || frag.url;
-    const source = sourceOf(url);
+    const { source, host } = sourceOf(url);
     const level = hls.levels[frag.level];
     // The content steering pathway ("." until the steering manifest moves the player to a clone).
     state.pathway = level ? level.pathwayId : null;
-    state.fragments.push({ sn: frag.sn, level: frag.level, pathway: state.pathway, source, host: hostOf(url), at: Date.now() });
+    state.fragments.push({ sn: frag.sn, level: frag.level, pathway: state.pathway, source, host, at: Date.now() });
     if (state.fragments.length > MAX_FRAGMENTS_KEPT) state.fragments.shift();
     $('source').textContent = source === 'origin' ? 'origin' : 'cache node ' + source;
     $('fragments').textContent = String(state.fragments.length);
