@@ -257,7 +257,8 @@ function startPlayback(url) {
   // request open and silent, and hls.js's default 10 s to the first byte stalled it 9 s while
   // the balancer already listed the sibling (0.5 s after the freeze). A healthy node's first
   // byte comes within a part (a hinted part is held until it exists), a cold one's within an
-  // origin round trip: 2 s is far above both; the retry takes the playlist's new link.
+  // origin round trip: 2 s is far above both; the retry takes the playlist's new link. (hls.js
+  // takes a policy whole, not merged with its defaults: the retries are its defaults, restated.)
   hls = new Hls({
     enableWorker: true,
     lowLatencyMode: true,
