@@ -5,6 +5,8 @@
 #include <chrono>
 #include <cstddef>
 #include <memory>
+#include <mutex>
+#include <string>
 
 #include "balancer/viewers/admission_names.h"
 #include "balancer/viewers/stable_links.h"
@@ -28,6 +30,24 @@ struct AnyLoopState {
   // The source cache's size, stored by the home loop each second for /health and /metrics.
   std::atomic<size_t> source_entries{0};
   std::atomic<size_t> sources_refreshing{0};
+  // Channels with several sources as the fetch loop last saw them (JSON, written each second
+  // and at each switch), for /admin/status and /admin/sources.
+  class SourcesBoard {
+   public:
+    void write(std::string json) {
+      std::lock_guard lock(mutex_);
+      json_ = std::move(json);
+    }
+    std::string read() const {
+      std::lock_guard lock(mutex_);
+      return json_;
+    }
+
+   private:
+    mutable std::mutex mutex_;
+    std::string json_ = "{}";
+  };
+  SourcesBoard sources_board;
 };
 
 }  // namespace balancer

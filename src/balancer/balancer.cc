@@ -99,9 +99,11 @@ bool LoopSet::draining() const {
 // ---- one loop ----
 
 BalancerLoop::BalancerLoop(AnyThreadParts parts, SourceCache& sources, KeyFetcher& keys,
-                           core::EventLoop& fetch_loop, core::EventLoop& loop)
+                           SourceChooser& chooser, core::EventLoop& fetch_loop,
+                           core::EventLoop& loop)
     : parts_(parts),
       keys_(keys),
+      chooser_(chooser),
       loop_(loop),
       front_(loop, fetch_loop, sources, parts.clock),
       config_(parts.config),
@@ -135,6 +137,8 @@ void BalancerLoop::attach(http::HttpServer& server) {
   }
   server.route(std::string(kAdminStatusPath), {"GET", "HEAD"},
                [this](HttpExchange& ex) { handle_admin_status(ex); });
+  server.route("/admin/sources", {"GET", "HEAD", "POST"},
+               [this](HttpExchange& ex) { handle_admin_sources(ex); });
   // The web player and the operator's dashboard (static; their data come from the endpoints above).
   for (const char* page : {"/player", "/admin", "/player/", "/admin/", "/vendor/"}) {
     auto serve = [this](HttpExchange& ex) { serve_web_page(config_.get().config.web_dir, ex); };
@@ -225,7 +229,8 @@ core::Result<std::unique_ptr<Balancer>> Balancer::create(http::ServiceContext& c
       std::make_unique<AdmissionTick>(context.home(), s.clock, *s.any_loop.admission, s.health);
   for (core::EventLoop* loop : context.loops)
     s.loops.add_loop(std::make_unique<BalancerLoop>(s.any_thread_parts(), s.fetchers->sources(),
-                                                    *s.fetchers, context.fetch_loop(), *loop));
+                                                    *s.fetchers, *s.fetchers, context.fetch_loop(),
+                                                    *loop));
   s.api_host = std::make_unique<ApiHost>(s.any_thread_parts());
   auto api = api::Api::create(context, config.api, *s.api_host);
   if (!api) return api.error();

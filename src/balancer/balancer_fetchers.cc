@@ -5,6 +5,7 @@
 #include <event2/event.h>
 
 #include "core/answer_here.h"
+#include "core/json.h"
 #include "core/thread_rule.h"
 
 namespace balancer {
@@ -84,6 +85,42 @@ void BalancerFetchers::fetch_key(core::EventLoop& back, const std::string& url, 
       [this, url](auto reply) { keys_->get(url, std::move(reply)); }, std::move(done));
 }
 
+void BalancerFetchers::choose_source(core::EventLoop& back, const std::string& channel,
+                                     std::optional<size_t> index, std::function<void(bool)> done) {
+  auto choose = [this, channel, index] {
+    const bool ok = sources_->force_source(channel, index);
+    publish_sources_board();
+    return ok;
+  };
+  if (&back == &loop_) return done(choose());
+  core::ask_there_answer_here(
+      loop_, back, core::LifetimeWatch::forever(), [choose](auto reply) { reply(choose()); },
+      std::move(done));
+}
+
+void BalancerFetchers::publish_sources_board() {
+  std::string json = "{";
+  for (const std::string& channel : sources_->channels_with_sources()) {
+    auto view = sources_->channel_sources(channel);
+    if (!view) continue;
+    if (json.size() > 1) json += ",";
+    json += core::json_string(channel) + ":{\"active\":" + std::to_string(view->active);
+    json += ",\"forced\":" + (view->forced ? std::to_string(*view->forced) : std::string("null"));
+    json += ",\"sources\":[";
+    for (size_t i = 0; i < view->sources.size(); ++i) {
+      const SourceState& source = view->sources[i];
+      if (i > 0) json += ",";
+      json += "{\"origin\":" + core::json_string(view->origins[i]);
+      json += ",\"known\":" + std::string(source.known ? "true" : "false");
+      json += ",\"healthy\":" +
+              std::string(source.known && source.fault == SourceFault::none ? "true" : "false");
+      json += ",\"fault\":" + core::json_string(to_string(source.fault)) + "}";
+    }
+    json += "]}";
+  }
+  shared_.sources_board.write(json + "}");
+}
+
 void BalancerFetchers::stop() {
   core::expect_on(loop_);
   sources_->stop_refreshing();
@@ -95,6 +132,7 @@ void BalancerFetchers::tick() {
   core::expect_on(loop_);
   shared_.source_entries.store(sources_->entries());
   shared_.sources_refreshing.store(sources_->refreshing());
+  publish_sources_board();
 }
 
 }  // namespace balancer

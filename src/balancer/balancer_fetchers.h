@@ -4,7 +4,9 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "balancer/any_loop_state.h"
@@ -32,10 +34,19 @@ class KeyFetcher {
   virtual void fetch_key(core::EventLoop& back, const std::string& url, KeyCallback done) = 0;
 };
 
+// The fetch loop's door for the operator's choice of a channel's source: any loop; `done` runs
+// on `back` with whether the channel has that source (and a copy served).
+class SourceChooser {
+ public:
+  virtual ~SourceChooser() = default;
+  virtual void choose_source(core::EventLoop& back, const std::string& channel,
+                             std::optional<size_t> index, std::function<void(bool)> done) = 0;
+};
+
 // The source cache, the key store, the health poller, the HTTP client they use and
 // the one-second tick. Fetch loop only: other loops reach it through post()
 // (fetch_key() does that for them; each loop's SourceFront for the source cache).
-class BalancerFetchers final : public KeyFetcher {
+class BalancerFetchers final : public KeyFetcher, public SourceChooser {
  public:
   // Main thread, before the loops run: creates the fetchers on `fetch_loop` and starts
   // the tick; call configure() next. Fails when the HTTP client cannot be built.
@@ -50,6 +61,9 @@ class BalancerFetchers final : public KeyFetcher {
   void configure(const BalancerConfig& c);
   // Any loop: asks the key store; `done` runs on `back`.
   void fetch_key(core::EventLoop& back, const std::string& url, KeyCallback done) override;
+  // Any loop: the operator's choice of a channel's source (nullopt: automatic again).
+  void choose_source(core::EventLoop& back, const std::string& channel, std::optional<size_t> index,
+                     std::function<void(bool)> done) override;
   // Fetch loop: no more background refreshes or polls (drain).
   void stop();
   // Fetch loop only (or before the loops run); other loops' SourceFronts use it through post().
@@ -63,6 +77,8 @@ class BalancerFetchers final : public KeyFetcher {
   BalancerFetchers(core::EventLoop& fetch_loop, AnyLoopState& shared);
   // Every second: stores the source cache's size for /health and /metrics.
   void tick();
+  // The channels with several sources, for the loops' /admin/status (AnyLoopState).
+  void publish_sources_board();
 
   core::EventLoop& loop_;
   AnyLoopState& shared_;

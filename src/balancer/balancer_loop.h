@@ -138,8 +138,8 @@ using PendingPtr = std::shared_ptr<Pending>;
 class BalancerLoop {
  public:
   // Before the loops run: `sources` is the fetch loop's source cache (this loop's SourceFront
-  // reaches it through post()); `keys` is the fetchers' any-loop door.
-  BalancerLoop(AnyThreadParts parts, SourceCache& sources, KeyFetcher& keys,
+  // reaches it through post()); `keys` and `chooser` are the fetchers' any-loop doors.
+  BalancerLoop(AnyThreadParts parts, SourceCache& sources, KeyFetcher& keys, SourceChooser& chooser,
                core::EventLoop& fetch_loop, core::EventLoop& loop);
 
   core::EventLoop& loop() { return loop_; }
@@ -153,6 +153,9 @@ class BalancerLoop {
   // Operator endpoints (operator_endpoints.cc).
   void handle_switch(http::HttpExchange& ex);
   void handle_admin_status(http::HttpExchange& ex);
+  // GET /admin/sources: each channel's sources; POST ?channel=<id>&source=<index>|auto: the
+  // operator's choice of the source it plays from.
+  void handle_admin_sources(http::HttpExchange& ex);
   void handle_health(http::HttpExchange& ex);
 
  private:
@@ -223,7 +226,8 @@ class BalancerLoop {
   };
 
   AnyThreadParts parts_;
-  KeyFetcher& keys_;  // the fetch loop's key store, from any loop
+  KeyFetcher& keys_;        // the fetch loop's key store, from any loop
+  SourceChooser& chooser_;  // the fetch loop's choice of a channel's source, from any loop
   core::EventLoop& loop_;
   SourceFront front_;
   core::Published<RuntimeConfig>::Reader config_;

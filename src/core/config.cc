@@ -142,6 +142,10 @@ const rapidjson::Value* ConfigReader::find(const char* key) {
   return &it->value;
 }
 
+bool ConfigReader::has(const char* key) {
+  return find(key) != nullptr;
+}
+
 std::string ConfigReader::string(const char* key, std::string fallback) {
   const auto* v = find(key);
   if (v == nullptr) return fallback;

@@ -46,6 +46,8 @@ class ConfigReader {
   ConfigReader(const rapidjson::Value* object, std::string file, std::string prefix,
                std::shared_ptr<std::vector<std::string>> errors);
 
+  // Whether `key` is present (and not null).
+  bool has(const char* key);
   std::string string(const char* key, std::string fallback);
   std::optional<std::string> optional_string(const char* key);
   std::string required_string(const char* key);

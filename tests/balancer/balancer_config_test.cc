@@ -308,6 +308,58 @@ TEST_CASE(
         std::chrono::seconds(20));
 }
 
+TEST_CASE("channels: sources in order of preference, the failover policy, and their errors") {
+  BalancerConfig c = main_ok({"origins.backup.url=\"http://127.0.0.1:9090\""});
+  auto s = read_channels(doc("channels.json", R"({"channels":[
+      {"id":"two","free":true,"sources":[{"origin":"demo","source":"/a/master.m3u8"},
+                                          {"origin":"backup","source":"/b/master.m3u8"}],
+       "failover":{"stall_target_durations":2,"failback":"manual","failback_after_s":5}},
+      {"id":"one","origin":"demo","source":"/live/index.m3u8","free":true}]})"),
+                         c);
+  REQUIRE_MESSAGE(s.ok(), (s.ok() ? "" : s.error().message));
+  REQUIRE(c.channels[0].sources.size() == 2);
+  CHECK(c.channels[0].origin == "demo");  // the preferred source
+  CHECK(c.channels[0].source == "/a/master.m3u8");
+  CHECK(c.channels[0].sources[1] == ChannelSource{"backup", "/b/master.m3u8"});
+  CHECK(c.channels[0].failover.stall_target_durations == 2);
+  CHECK_FALSE(c.channels[0].failover.failback);
+  CHECK(c.channels[0].failover.failback_after == std::chrono::seconds(5));
+  // The older pair is one source, with the default policy.
+  REQUIRE(c.channels[1].sources.size() == 1);
+  CHECK(c.channels[1].sources[0] == ChannelSource{"demo", "/live/index.m3u8"});
+  CHECK(c.channels[1].failover == FailoverPolicy{});
+
+  CHECK(has(channels_error(R"({"channels":[{"id":"a","free":true,"origin":"demo",
+      "source":"/m.m3u8","sources":[{"origin":"demo","source":"/m.m3u8"}]}]})"),
+            "key 'channels[0].sources': list the sources here or give \"origin\" and \"source\""));
+  CHECK(has(channels_error(R"({"channels":[{"id":"a","free":true,"sources":[
+      {"origin":"demo","source":"/m.m3u8"},{"origin":"nope","source":"/m.m3u8"}]}]})"),
+            "key 'channels[0].sources[1].origin': unknown origin 'nope'"));
+  CHECK(has(channels_error(R"({"channels":[{"id":"a","free":true,"sources":[
+      {"origin":"demo","source":"/m.m3u8"},{"origin":"demo","source":"/m.m3u8"}]}]})"),
+            "key 'channels[0].sources[1].source': the same playlist on the same origin is "
+            "listed twice"));
+  CHECK(has(channels_error(R"({"channels":[{"id":"a","free":true,"sources":[]}]})"),
+            "key 'channels[0].sources': must list at least one source"));
+  CHECK(has(channels_error(R"({"channels":[{"id":"a","free":true,"sources":[
+      {"origin":"demo","source":"m.m3u8"}]}]})"),
+            "key 'channels[0].sources[0].source'"));
+  CHECK(has(channels_error(R"({"channels":[{"id":"a","free":true,"sources":[
+      {"origin":"demo","source":"/m.m3u8","extra":1}]}]})"),
+            "key 'channels[0].sources[0].extra': unknown key"));
+  CHECK(has(channels_error(R"({"channels":[{"id":"a","free":true,"origin":"demo",
+      "source":"/m.m3u8","failover":{"failback":"sometimes"}}]})"),
+            "key 'channels[0].failover.failback'"));
+  CHECK(has(channels_error(R"({"channels":[{"id":"a","free":true,"origin":"demo",
+      "source":"/m.m3u8","failover":{"stall_target_durations":0.1}}]})"),
+            "key 'channels[0].failover.stall_target_durations'"));
+  std::string five = R"({"channels":[{"id":"a","free":true,"sources":[)";
+  for (int i = 0; i < 5; ++i)
+    five += std::string(i ? "," : "") + R"({"origin":"demo","source":"/m)" + std::to_string(i) +
+            R"(.m3u8"})";
+  CHECK(has(channels_error(five + "]}]}"), "key 'channels[0].sources': at most 4 sources"));
+}
+
 TEST_CASE("channels: target_latency_s is a number of seconds from 0 (origin's) to 600") {
   BalancerConfig c = main_ok();
   auto s = read_channels(doc("channels.json", R"({"channels":[

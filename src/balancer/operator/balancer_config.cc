@@ -372,18 +372,57 @@ core::Result<std::vector<Entry>> read_id_list(const core::ConfigDocument& doc, c
 core::Status read_channels(const core::ConfigDocument& doc, BalancerConfig& config) {
   auto read_channel = [&](core::ConfigReader& r, ChannelConfig& ch) {
     ch.title = r.string("title", ch.id);
-    ch.origin = r.required_string("origin");
-    if (!ch.origin.empty() && !config.origins.count(ch.origin)) {
+    auto check_origin = [&](core::ConfigReader& reader, const std::string& origin) {
+      if (origin.empty() || config.origins.count(origin)) return;
       std::string known;
       for (const auto& [id, o] : config.origins) known += (known.empty() ? "" : ", ") + id;
-      r.fail("origin", "unknown origin '" + ch.origin + "' (origins in " + config.main_file + ": " +
-                           known + ")");
+      reader.fail("origin", "unknown origin '" + origin + "' (origins in " + config.main_file +
+                                ": " + known + ")");
+    };
+    auto read_source = [&](core::ConfigReader& reader) {
+      ChannelSource source;
+      source.origin = reader.required_string("origin");
+      check_origin(reader, source.origin);
+      source.source = reader.required_string("source");
+      if (!source.source.empty()) {
+        std::string problem = check_source_path(source.source);
+        if (!problem.empty()) reader.fail("source", problem);
+      }
+      return source;
+    };
+    if (r.has("sources")) {
+      if (r.has("origin") || r.has("source"))
+        r.fail("sources", "list the sources here or give \"origin\" and \"source\", not both");
+      r.each_element("sources", [&](size_t, core::ConfigReader& item) {
+        ChannelSource source = read_source(item);
+        for (const ChannelSource& earlier : ch.sources) {
+          if (earlier == source)
+            item.fail("source", "the same playlist on the same origin is listed twice");
+        }
+        ch.sources.push_back(std::move(source));
+      });
+      if (ch.sources.empty()) r.fail("sources", "must list at least one source");
+      if (ch.sources.size() > kMaxChannelSources)
+        r.fail("sources", "at most " + std::to_string(kMaxChannelSources) + " sources");
+    } else {
+      ch.sources.push_back(read_source(r));
     }
-    ch.source = r.required_string("source");
-    if (!ch.source.empty()) {
-      std::string problem = check_source_path(ch.source);
-      if (!problem.empty()) r.fail("source", problem);
+    if (!ch.sources.empty()) {
+      ch.origin = ch.sources.front().origin;
+      ch.source = ch.sources.front().source;
     }
+    core::ConfigReader failover = r.object("failover");
+    ch.failover.stall_target_durations =
+        failover.number("stall_target_durations", ch.failover.stall_target_durations, 0.5, 20);
+    ch.failover.stall_part_targets =
+        failover.number("stall_part_targets", ch.failover.stall_part_targets, 2, 100);
+    ch.failover.failback_after = std::chrono::milliseconds(
+        static_cast<int64_t>(1000 * failover.number("failback_after_s", 30, 0, 86400)));
+    ch.failover.failback = failover.choice<bool>(
+        "failback", true,
+        {{"auto", true, "back to a preferred source once it has been healthy for failback_after_s"},
+         {"manual", false, "only when the operator says so"}});
+    failover.finish();
     ch.free = r.boolean("free", false);
     ch.product = r.string("product", "");
     if (ch.free && !ch.product.empty())

@@ -13,6 +13,7 @@
 
 #include "api/api.h"
 #include "balancer/sources/live_restart.h"
+#include "balancer/sources/source_health.h"
 #include "balancer/sources/source_policy.h"
 #include "balancer/viewers/admission_names.h"
 #include "core/cidr.h"
@@ -27,14 +28,26 @@ struct OriginConfig {
   std::string url;  // base URL, no trailing slash; may carry a path prefix
 };
 
+// One source of a channel: a playlist on a configured origin (channels[].sources[]).
+struct ChannelSource {
+  std::string origin;  // an id of BalancerConfig::origins
+  std::string source;  // "/path[?query]" of the master (or media) playlist on that origin
+  bool operator==(const ChannelSource&) const = default;
+};
+
 // One entry of the channels file.
 struct ChannelConfig {
   std::string id;  // [A-Za-z0-9_-]{1,64}; the /hls/<id>/ in URLs
   std::string title;
-  std::string origin;   // an id of BalancerConfig::origins
-  std::string source;   // "/path[?query]" of the master (or media) playlist on that origin
-  bool free = false;    // free: true, or
-  std::string product;  // the product that unlocks a paid channel
+  std::string origin;  // sources[0].origin: the preferred source, whose names viewers see
+  std::string source;  // sources[0].source
+  // "sources", in order of preference (DESIGN.md "Sources fail, the channel does not"); the
+  // older "origin" + "source" pair is one source. Renditions match by name: a media playlist's
+  // path relative to its source's directory is the same in every source (source_switch.h).
+  std::vector<ChannelSource> sources;
+  FailoverPolicy failover;  // "failover": when a source is left and when it is taken back
+  bool free = false;        // free: true, or
+  std::string product;      // the product that unlocks a paid channel
   LiveMode kind = LiveMode::automatic;  // "kind": "auto" | "live" | "vod" (how an end tag is taken)
   bool finished = false;                // "finished": the operator says the event is over
   bool prefetch = true;                 // "prefetch": new live segments are prefetched to the nodes
@@ -123,6 +136,9 @@ struct BalancerConfig {
 
   const ChannelConfig* find_channel(const std::string& id) const;
 };
+
+// How many sources one channel may list.
+inline constexpr size_t kMaxChannelSources = 4;
 
 // Reads the main file (with `--set` overrides) and the channels and caches files
 // it names. Every error names the file and the key ("bad_config").

@@ -66,10 +66,60 @@ void BalancerLoop::handle_admin_status(HttpExchange& ex) {
   if (!operator_access(ex)) return;
   Reply reply = admin_status_reply(parts_.any_loop.admission->status(parts_.clock.now()));
   // The players' playback (CMCD on playlist and key requests) beside admission: "playback":{...}.
+  // And the channels with several sources: which one each plays from, and their health.
   const size_t last_brace = reply.body.rfind('}');
-  if (last_brace != std::string::npos)
-    reply.body.insert(last_brace, ",\"playback\":" + parts_.playback.json());
+  if (last_brace != std::string::npos) {
+    reply.body.insert(last_brace, ",\"playback\":" + parts_.playback.json() +
+                                      ",\"sources\":" + parts_.any_loop.sources_board.read());
+  }
   send_reply(ex, std::move(reply));
+}
+
+void BalancerLoop::handle_admin_sources(HttpExchange& ex) {
+  const std::optional<std::string> via = operator_access(ex);
+  if (!via) return;
+  if (ex.method() != "POST") {
+    ex.add_header("Cache-Control", "no-store");
+    return ex.reply(200, parts_.any_loop.sources_board.read() + "\n", "application/json");
+  }
+  const std::string channel_id = ex.query_param("channel").value_or("");
+  const std::string source = ex.query_param("source").value_or("");
+  const ChannelConfig* channel = config_.get().find_channel(channel_id);
+  if (channel == nullptr) {
+    return fail(ex, 404, "unknown_channel", "No channel '" + channel_id + "' is configured.");
+  }
+  std::optional<size_t> index;
+  if (source != "auto") {
+    size_t parsed = 0;
+    const bool digits = !source.empty() && source.size() <= 2 &&
+                        source.find_first_not_of("0123456789") == std::string::npos;
+    if (digits) parsed = std::stoul(source);
+    if (!digits || parsed >= channel->sources.size()) {
+      return fail(ex, 400, "bad_request",
+                  "source must be the index of one of the channel's " +
+                      std::to_string(channel->sources.size()) +
+                      " sources (0 is the preferred one), or auto.");
+    }
+    index = parsed;
+  }
+  if (channel->sources.size() < 2) {
+    return fail(ex, 409, "single_source", "Channel '" + channel_id + "' has one source only.");
+  }
+  auto held = std::make_shared<HttpExchange>(std::move(ex));
+  chooser_.choose_source(
+      loop_, channel_id, index,
+      [this, held, channel_id, index, remote = held->remote_ip(), via = *via](bool ok) {
+        if (!ok) {
+          return fail(*held, 409, "not_playing",
+                      "Channel '" + channel_id +
+                          "' has no viewer yet: its sources are chosen once it is played.");
+        }
+        LOG_WARN("balancer", "channel ", channel_id, ": source ",
+                 index ? std::to_string(*index) : std::string("auto"), " chosen by ", remote, " (",
+                 via, ")");
+        held->add_header("Cache-Control", "no-store");
+        held->reply(200, parts_.any_loop.sources_board.read() + "\n", "application/json");
+      });
 }
 
 void BalancerLoop::handle_health(HttpExchange& ex) {

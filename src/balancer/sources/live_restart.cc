@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "core/url.h"
+#include "hls/program_date.h"
 #include "hls/window.h"
 
 namespace balancer {
@@ -51,11 +52,37 @@ struct Layout {
   std::vector<std::string_view> trailing;  // lines after the last URI (without playlist tags)
 };
 
+// Where each segment starts and ends on the wall clock (ms): from its own program date, else
+// from where the one before ended.
+void date_segments(const hls::MediaInfo& media, std::vector<ServedSegment>& segments) {
+  std::optional<int64_t> next_start;
+  for (size_t i = 0; i < segments.size() && i < media.segments.size(); ++i) {
+    const hls::Segment& segment = media.segments[i];
+    std::optional<int64_t> start = next_start;
+    if (!segment.program_date_time.empty()) {
+      if (auto dated = hls::parse_program_date_ms(segment.program_date_time)) start = dated;
+    }
+    if (segment.discontinuity && segment.program_date_time.empty()) start.reset();
+    next_start.reset();
+    if (start && segment.duration) {
+      segments[i].start_ms = start;
+      segments[i].end_ms = *start + static_cast<int64_t>(*segment.duration * 1000);
+      next_start = segments[i].end_ms;
+    }
+  }
+}
+
 // Splits origin's copy into its playlist tags, one block of lines per segment
-// (with the MAP/KEY lines in force before it) and what follows the last segment.
-Layout lay_out(const hls::Playlist& origin) {
+// (with the MAP/KEY lines in force before it) and what follows the last segment. With
+// `absolute_text`, every URI is written resolved (the lines view that string).
+Layout lay_out(const hls::Playlist& origin, std::string* absolute_text) {
   Layout out;
-  std::vector<std::string_view> lines = split_lines(origin.tmpl.source());
+  std::string_view text = origin.tmpl.source();
+  if (absolute_text != nullptr) {
+    *absolute_text = hls::render(origin.tmpl, [](const hls::UriSlot& slot) { return slot.uri; });
+    text = *absolute_text;
+  }
+  std::vector<std::string_view> lines = split_lines(text);
   const hls::MediaInfo& media = origin.media;
   std::string_view map_line, key_line;
   size_t next_line = 0;  // index into lines
@@ -88,6 +115,7 @@ Layout lay_out(const hls::Playlist& origin) {
     out.segments.push_back(std::move(s));
   }
   take(lines.size(), nullptr);
+  date_segments(media, out.segments);
   return out;
 }
 
@@ -124,6 +152,18 @@ void clear_key_after_tail(std::vector<ServedSegment>& listed, size_t keep) {
     size_t after_tag = block.starts_with(kDiscontinuityLine) ? kDiscontinuityLine.size() : 0;
     block.insert(after_tag, "#EXT-X-KEY:METHOD=NONE\n");
   }
+}
+
+// The map and key in force before `segment` (declared above segments left out) are written
+// into its own block, unless it declares its own.
+void restate_in_force(ServedSegment& segment) {
+  std::string restated;
+  for (std::string_view line : split_lines(segment.in_force)) {
+    const bool map = is_tag(line, "#EXT-X-MAP");
+    if (segment.lines.find(map ? "#EXT-X-MAP" : "#EXT-X-KEY") != std::string::npos) continue;
+    restated.append(line).push_back('\n');
+  }
+  segment.lines.insert(0, restated);
 }
 
 // What the served copy is written from.
@@ -202,19 +242,11 @@ std::optional<ServedCopy> LiveRunTracker::next(const hls::Playlist& origin,
   if (policy.mode == LiveMode::automatic && !seen_live_)
     return std::nullopt;  // VOD as far as we know
 
-  Layout layout = lay_out(origin);
+  std::string absolute_text;
+  Layout layout = lay_out(origin, absolute_uris_ ? &absolute_text : nullptr);
   std::vector<ServedSegment>& segments = layout.segments;
-  std::vector<std::pair<uint64_t, std::string>> uris = segment_uris(origin);
-  const OriginChange change = compare_with_previous(uris);
-  if (change.older_copy) {
-    holding_end_ = was_holding;
-  } else {
-    remember_origin_copy(std::move(uris), media.endlist, policy, now);
-  }
-
-  if (change.restarted && !served_.empty() && !segments.empty()) {
-    start_new_run(segments.front(), unix_ms);
-  }
+  const OriginChange change = follow_origin(origin, segments, policy, now, unix_ms, was_holding);
+  const std::optional<uint64_t>& first_origin_msn = change.first_listed;
   if (!segments.empty()) previous_target_s_ = media.target_duration.value_or(0);
   // A channel configured live names its first run too: a balancer restarted
   // between two runs then never links a name a node may hold from the run before.
@@ -223,7 +255,7 @@ std::optional<ServedCopy> LiveRunTracker::next(const hls::Playlist& origin,
   }
 
   number_for_run(segments);
-  const Listing listing = list_segments(segments, media, change.older_copy);
+  const Listing listing = list_segments(segments, first_origin_msn, change.older_copy);
   const std::vector<ServedSegment>& listed = listing.segments;
   const size_t keep = listing.kept;
 
@@ -246,9 +278,51 @@ std::optional<ServedCopy> LiveRunTracker::next(const hls::Playlist& origin,
                                 .first_number = first_number,
                                 .tail_target_s = tail_target_s,
                                 .end = end});
-  // Origin's segments alone (no previous run's kept ahead): the copy comes parsed.
-  if (keep == 0) copy.playlist = hls::renumbered(origin, first_msn, first_number, end);
+  // Origin's segments alone (no previous run's kept ahead, none left out): the copy comes parsed.
+  if (keep == 0 && listed.size() == media.segments.size())
+    copy.playlist = hls::renumbered(origin, first_msn, first_number, end);
   return copy;
+}
+
+// What origin's copy changed since the previous one, and where the served copy's segments of
+// it begin: a pending switch taken (or waited for), a restart's new run started, the segments
+// before a switch's first left out.
+LiveRunTracker::OriginChange LiveRunTracker::follow_origin(const hls::Playlist& origin,
+                                                           std::vector<ServedSegment>& segments,
+                                                           const LiveEndPolicy& policy,
+                                                           TimePoint now, int64_t unix_ms,
+                                                           bool was_holding) {
+  std::vector<std::pair<uint64_t, std::string>> uris = segment_uris(origin);
+  if (switch_pending_ && served_.empty()) switch_pending_ = false;  // nothing served to follow
+  const bool switching = switch_pending_;
+  if (switching) {
+    // The other source's numbers and end tags say nothing about this one's.
+    origin_last_.reset();
+    origin_uris_.clear();
+    ended_since_.reset();
+  }
+  OriginChange change = compare_with_previous(uris);
+  if (change.older_copy) {
+    holding_end_ = was_holding;
+  } else {
+    remember_origin_copy(std::move(uris), origin.media.endlist, policy, now);
+  }
+  if (change.restarted) listed_from_.reset();
+  if (switching) {
+    if (take_switch(segments, unix_ms)) {
+      switch_pending_ = false;
+    } else {
+      segments.clear();  // nothing past what was served yet: that stays listed
+    }
+  } else if (listed_from_) {
+    std::erase_if(segments, [&](const ServedSegment& s) { return s.msn < *listed_from_; });
+  }
+  if (!segments.empty()) change.first_listed = segments.front().msn;
+  if (!switching && change.restarted && !served_.empty() && !segments.empty()) {
+    ++restarts_;
+    start_new_run(segments.front(), unix_ms);
+  }
+  return change;
 }
 
 // A restart: a number now names another URI, or the numbering went back after
@@ -290,7 +364,6 @@ void LiveRunTracker::remember_origin_copy(std::vector<std::pair<uint64_t, std::s
 
 // `first` is the new run's first segment in origin's numbering.
 void LiveRunTracker::start_new_run(const ServedSegment& first, int64_t unix_ms) {
-  ++restarts_;
   run_ = std::max<uint64_t>(run_ + 1, static_cast<uint64_t>(std::max<int64_t>(unix_ms, 1)));
   const ServedSegment& last = served_.back();
   msn_offset_ = static_cast<int64_t>(last.msn + 1) - static_cast<int64_t>(first.msn);
@@ -300,6 +373,36 @@ void LiveRunTracker::start_new_run(const ServedSegment& first, int64_t unix_ms) 
   tail_.assign(served_.end() - static_cast<std::ptrdiff_t>(tail_window_), served_.end());
   boundary_ = first.msn;
   tail_target_s_ = previous_target_s_;
+  unmarked_boundary_ = false;
+}
+
+bool LiveRunTracker::take_switch(std::vector<ServedSegment>& segments, int64_t unix_ms) {
+  if (segments.empty()) return false;
+  const ServedSegment& last = served_.back();
+  size_t first = segments.size() - 1;  // without program dates: from the newest on
+  if (last.end_ms && segments.back().start_ms) {
+    // Clock-aligned encoders: the segment after the last one served, however each numbers it.
+    first = segments.size();
+    for (size_t i = 0; i < segments.size(); ++i) {
+      const ServedSegment& s = segments[i];
+      if (s.start_ms && s.end_ms && *s.start_ms + (*s.end_ms - *s.start_ms) / 2 > *last.end_ms) {
+        first = i;
+        break;
+      }
+    }
+    if (first == segments.size()) return false;  // behind what was served
+  }
+  segments.erase(segments.begin(), segments.begin() + static_cast<std::ptrdiff_t>(first));
+  restate_in_force(segments.front());
+  listed_from_ = segments.front().msn;
+  ++switches_;
+  start_new_run(segments.front(), unix_ms);
+  if (seamless_switch_) {
+    // The same timestamps on both sides: one discontinuity number, no tag between them.
+    number_offset_ -= 1;
+    unmarked_boundary_ = true;
+  }
+  return true;
 }
 
 // Served numbering for this run.
@@ -312,7 +415,7 @@ void LiveRunTracker::number_for_run(std::vector<ServedSegment>& segments) const 
 }
 
 LiveRunTracker::Listing LiveRunTracker::list_segments(std::vector<ServedSegment>& segments,
-                                                      const hls::MediaInfo& media,
+                                                      std::optional<uint64_t> first_origin_msn,
                                                       bool older_copy) {
   Listing listing;
   std::vector<ServedSegment>& listed = listing.segments;
@@ -324,8 +427,9 @@ LiveRunTracker::Listing LiveRunTracker::list_segments(std::vector<ServedSegment>
     keep = listed.size();
     return listing;
   }
-  keep = tail_to_keep(media, segments.size());
-  const bool marker_needed = keep > 0 && !segments.empty() && !segments.front().tagged;
+  keep = tail_to_keep(first_origin_msn, segments.size());
+  const bool marker_needed =
+      keep > 0 && !segments.empty() && !segments.front().tagged && !unmarked_boundary_;
   listed.assign(tail_.end() - static_cast<std::ptrdiff_t>(keep), tail_.end());
   for (ServedSegment& s : segments) listed.push_back(std::move(s));
   if (marker_needed) {
@@ -342,11 +446,10 @@ LiveRunTracker::Listing LiveRunTracker::list_segments(std::vector<ServedSegment>
 
 // The previous run stays ahead while the new run's first segment is listed and the window has
 // room.
-size_t LiveRunTracker::tail_to_keep(const hls::MediaInfo& media, size_t new_segments) {
+size_t LiveRunTracker::tail_to_keep(std::optional<uint64_t> first_origin_msn, size_t new_segments) {
   size_t keep = 0;
   if (!tail_.empty()) {
-    if (!media.segments.empty() && media.segments.front().sequence == boundary_ &&
-        new_segments < tail_window_) {
+    if (first_origin_msn == boundary_ && new_segments < tail_window_) {
       keep = std::min(tail_.size(), tail_window_ - new_segments);
     }
     if (keep == 0) tail_.clear();  // once out of the window, for good

@@ -19,7 +19,10 @@
 //     (kRunParameter=<id> in its target), so a cache node, a browser cache,
 //     the balancer's key cache or origin's long max-age can never answer a
 //     reused name with a previous run's bytes.
-// Not handled: LL-HLS parts and delta updates across a restart (blocking and
+// A channel with several sources (source_health.h) continues the same way when it moves to
+// another source (switch_source): the next copy, from the other source, starts a new run after
+// the last segment served, placed by EXT-X-PROGRAM-DATE-TIME.
+// Not handled: LL-HLS parts and delta updates across a restart or a switch (blocking and
 // delta copies are passed through as origin wrote them).
 #pragma once
 
@@ -63,6 +66,8 @@ struct ServedSegment {
   std::string in_force;
   std::string lines;  // its tags and its URI line, as origin wrote them
   uint64_t run = 0;   // 0: the first run (no marker)
+  // Where it starts and ends on the wall clock (EXT-X-PROGRAM-DATE-TIME, ms), when known.
+  std::optional<int64_t> start_ms, end_ms;
 };
 
 // What to serve instead of origin's copy.
@@ -86,6 +91,21 @@ class LiveRunTracker {
   std::optional<ServedCopy> next(const hls::Playlist& origin, const LiveEndPolicy& policy,
                                  TimePoint now, int64_t unix_ms);
 
+  // The copies from now on come from another source of the channel: the next one starts a new
+  // run after the last segment served, at the first of its segments that lies mostly after the
+  // served ones' end by EXT-X-PROGRAM-DATE-TIME when both carry it, else at its newest segment;
+  // none of its segments before that one is ever listed. Until it has such a segment (it is
+  // behind), the copy lists what was served. With `seamless` (the operator declares the
+  // sources' timestamps identical), no discontinuity is marked between the two.
+  void switch_source(bool seamless = false) {
+    switch_pending_ = true;
+    seamless_switch_ = seamless;
+  }
+  // Copies are laid out with every URI absolute (a channel with several sources: a kept
+  // segment's relative URI would resolve against the other source's URL).
+  void set_absolute_uris(bool absolute) { absolute_uris_ = absolute; }
+  uint64_t switches() const { return switches_; }
+
   // Would next() answer differently for the same origin copy now (a held end tag is due)?
   bool end_due(const LiveEndPolicy& policy, TimePoint now) const;
   bool holding_end() const { return holding_end_; }
@@ -98,21 +118,29 @@ class LiveRunTracker {
   struct OriginChange {
     bool restarted = false;   // a new run started at origin
     bool older_copy = false;  // a copy older than the previous one (another origin server)
+    std::optional<uint64_t> first_listed;  // origin's number of the first segment served of it
   };
   struct Listing {
     std::vector<ServedSegment> segments;  // what the served copy lists, in order
     size_t kept = 0;                      // leading segments from a previous run
   };
   // Steps of next(), in order.
+  OriginChange follow_origin(const hls::Playlist& origin, std::vector<ServedSegment>& segments,
+                             const LiveEndPolicy& policy, TimePoint now, int64_t unix_ms,
+                             bool was_holding);
   OriginChange compare_with_previous(
       const std::vector<std::pair<uint64_t, std::string>>& uris) const;
   void remember_origin_copy(std::vector<std::pair<uint64_t, std::string>> uris, bool endlist,
                             const LiveEndPolicy& policy, TimePoint now);
   void start_new_run(const ServedSegment& first, int64_t unix_ms);
+  // A pending switch: the new source's segments from where the served ones end (the rest
+  // erased), its run started; false while it has none past them yet.
+  bool take_switch(std::vector<ServedSegment>& segments, int64_t unix_ms);
   void number_for_run(std::vector<ServedSegment>& segments) const;
-  Listing list_segments(std::vector<ServedSegment>& segments, const hls::MediaInfo& media,
-                        bool older_copy);
-  size_t tail_to_keep(const hls::MediaInfo& media, size_t new_segments);
+  // `first_origin_msn`: the first of `segments` in origin's numbering, if any.
+  Listing list_segments(std::vector<ServedSegment>& segments,
+                        std::optional<uint64_t> first_origin_msn, bool older_copy);
+  size_t tail_to_keep(std::optional<uint64_t> first_origin_msn, size_t new_segments);
 
   bool seen_live_ = false;
   std::optional<TimePoint> ended_since_;
@@ -133,6 +161,13 @@ class LiveRunTracker {
   uint64_t tail_target_s_ = 0;         // the previous run's EXT-X-TARGETDURATION
   uint64_t previous_target_s_ = 0;     // origin's previous copy's EXT-X-TARGETDURATION
   std::vector<ServedSegment> served_;  // what the last copy listed (the next restart's tail)
+  bool absolute_uris_ = false;
+  bool switch_pending_ = false;
+  bool seamless_switch_ = false;
+  bool unmarked_boundary_ = false;  // the current run follows the tail with no discontinuity
+  uint64_t switches_ = 0;
+  // After a switch: origin sequence numbers of the new source below this are never listed.
+  std::optional<uint64_t> listed_from_;
 };
 
 // Appends "<kRunParameter>=<run>" to the target of every chunk and key slot of

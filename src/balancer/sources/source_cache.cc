@@ -138,7 +138,11 @@ struct SourceCache::CopyAddress {
 };
 
 std::string source_key(const SourceRequest& request) {
-  std::string key = request.origin_id + "\n" + request.target;
+  // A channel with several sources has one copy of each playlist, whichever source it comes
+  // from: keyed by the channel and the preferred source's name for it.
+  std::string key = request.sources.empty()
+                        ? request.origin_id + "\n" + request.target
+                        : "channel " + request.channel + "\n" + request.sources.front().target;
   if (request.target_latency_s > 0)
     key += "\nhold-back " + std::to_string(request.target_latency_s);
   return key;
@@ -148,8 +152,12 @@ void SourceCache::get(const SourceRequest& asked, SourceCallback done) {
   const TimePoint now = clock_.now();
   const std::string base_key = source_key(asked);
   SourceRequest request = asked;
+  if (!request.sources.empty()) aim_at_active_source(request);
   if (request.directives.any()) request.directives = directives_to_forward(request, base_key);
   const bool delta = builds_delta(request, base_key);
+  // A channel of several sources asks no source for a delta update in the copy's numbers: a
+  // full playlist answers _HLS_skip too.
+  if (!request.sources.empty() && !delta) request.directives.skip.clear();
   if (answer_from_shared_live_copy(request, base_key, delta, now, done)) return;
   if (join_follow(request, base_key, delta, now, done)) return;
 
@@ -243,11 +251,28 @@ bool SourceCache::join_follow(const SourceRequest& request, const std::string& b
   auto it = entries_.find(base_key);
   if (it == entries_.end()) return false;
   Entry& base = *it->second;
+  const BlockingTarget asked{*request.directives.msn, request.directives.part};
+  if (base.channel_copy()) {
+    // One timeline across a channel's sources: the viewer's numbers are the copy's, never a
+    // source's, so the reload waits for a version of the copy that has its part, whichever
+    // source brings it (a switch's first version included).
+    if (!base.version || base.version->playlist.kind != hls::PlaylistKind::media) return false;
+    base.last_request = now;
+    if (satisfies_blocking(base.version->playlist.media, asked.msn, asked.part)) {
+      hits_.inc();
+      SourceResult r = hit_result(base);
+      if (delta) r.version = delta_of(base);
+      done(r);
+      return true;
+    }
+    park(base, asked, Waiter{std::move(done), false, /*blocking_reload=*/true, delta}, now);
+    coalesced_.inc();
+    return true;
+  }
   // The viewer's numbers are origin's only while the copy numbers as origin does (a live
   // channel's copy of its own, with no restart continued and no window, does).
   if (base.origin_base != request.origin_base || !base.lineage.origin_numbering || !base.version)
     return false;
-  const BlockingTarget asked{*request.directives.msn, request.directives.part};
   // answer_from_shared_live_copy saw that the copy does not satisfy it and that it is within
   // the advance limits.
   const LiveFollow::Join join =
@@ -331,6 +356,16 @@ SourceCache::Entry& SourceCache::entry_for_request(const CopyAddress& address,
     }
   }
   entry.last_request = now;
+  if (!request.sources.empty() && !entry.blocking) {
+    const bool first = entry.sources.empty();
+    entry.channel = request.channel;
+    entry.sources = request.sources;
+    entry.source_index = channel_switch(request).active;
+    if (first) {
+      // The watch of its standbys starts with the copy, so that the first switch finds them.
+      keep_watching(entry, now);
+    }
+  }
   return entry;
 }
 

@@ -80,6 +80,21 @@ class SourceCache {
   // Stops background refreshes (drain); in-flight fetches still complete.
   void stop_refreshing();
 
+  // Channels with several sources: the operator's choice of a channel's source (its index in
+  // the channel's sources), or nullopt to let health decide again. False when the channel has
+  // no such source or none of its playlists is served yet.
+  bool force_source(const std::string& channel, std::optional<size_t> index);
+  // A channel's sources as the switch sees them now (dashboard, /status).
+  struct ChannelSources {
+    size_t active = 0;
+    std::optional<size_t> forced;
+    std::vector<SourceState> sources;  // in order of preference
+    std::vector<std::string> origins;  // each source's origin id
+  };
+  std::optional<ChannelSources> channel_sources(const std::string& channel) const;
+  // The channels with several sources that viewers have asked for, in no order.
+  std::vector<std::string> channels_with_sources() const;
+
   size_t entries() const { return entries_.size(); }
   // Live sources being refreshed in the background right now.
   size_t refreshing() const;
@@ -195,6 +210,25 @@ class SourceCache {
   void answer_failure(Entry& entry, const SourceCallback& done, TimePoint now);
   void sweep();
 
+  // Channels with several sources (source_cache_switch.cc).
+  struct ChannelSwitch;
+  ChannelSwitch& channel_switch(const SourceRequest& request);
+  // The request as its channel's active source answers it (its key stays the channel's).
+  void aim_at_active_source(SourceRequest& request);
+  // A channel entry's standbys are followed by watch entries of their own; each answer of a
+  // channel or watch entry is its source's health; a failing active source moves the channel.
+  void keep_watching(Entry& entry, TimePoint now);
+  void observe_landing(Entry& entry, std::optional<http::UpstreamFailure> failure, TimePoint now);
+  // A channel copy's new answer, judged before it is built: when it shows its source failing
+  // (a restart, a gap, an end tag) and the channel moves to another source, it is never served.
+  // True when the channel moved.
+  bool fails_over_first(Entry& entry, std::string_view body, TimePoint now);
+  void evaluate_switch(ChannelSwitch& channel, TimePoint now);
+  void switch_channel(ChannelSwitch& channel, size_t to, SourceFault reason, TimePoint now);
+  void switch_entry(Entry& entry, const ChannelSwitch& channel, size_t to, TimePoint now);
+  void on_switch_tick();
+  std::string watch_key(const Entry& entry, size_t index) const;
+
   event_base& base_;
   http::HttpClient& client_;
   const core::Clock& clock_;
@@ -208,6 +242,8 @@ class SourceCache {
   core::LoopTimer sweep_timer_{base_, core::LoopTimer::Repeat::every, [this] { sweep(); }};
   bool refreshing_enabled_ = true;
   PrefetchSink prefetch_sink_;
+  std::unordered_map<std::string, std::unique_ptr<ChannelSwitch>> channel_switches_;
+  std::optional<core::LoopTimer> switch_timer_;  // made with the first channel of several sources
 
   core::Counter& hits_;
   core::Counter& misses_;

@@ -57,6 +57,30 @@ struct SourceCache::Entry {
   uint64_t caches_before = 0;
   CopyLineage lineage;  // what the version builder carries from `version` to the next
   LiveFollow follow;    // low-latency playlists of an origin that can block
+
+  // A channel with several sources (source_cache_switch.cc). Its copy (the channel entry) is
+  // fetched from `sources[source_index]`, the channel's active source; a standby's watch entry
+  // (`watch_of`: the channel entry's key) follows sources[source_index] for it.
+  std::string channel;
+  std::vector<SourceAddress> sources;
+  size_t source_index = 0;
+  std::string watch_of;
+  std::optional<PlaylistFacts> origin_facts;  // of the newest version built (its source's health)
+  bool channel_copy() const { return !sources.empty() && watch_of.empty() && !blocking; }
+};
+
+// One channel with several sources: which one its copies are fetched from, and the health of
+// each of its playlists on each source (source_cache_switch.cc).
+struct SourceCache::ChannelSwitch {
+  std::string id;
+  FailoverPolicy policy;
+  std::vector<std::string> origins;  // each source's origin id, in order of preference
+  size_t active = 0;
+  std::optional<size_t> forced;  // the operator's choice
+  // Per channel entry's key: its playlist's health on each source.
+  std::unordered_map<std::string, std::vector<SourceHealth>> renditions;
+  core::Gauge* active_gauge = nullptr;
+  std::vector<core::Gauge*> healthy_gauges;  // per source: 1 while healthy
 };
 
 }  // namespace balancer

@@ -141,7 +141,16 @@ void SourceCache::on_done(const std::string& key, uint64_t seq, const http::Fetc
     if (!*landed) {
       for (Waiter& w : in_flight_.take_waiters(key)) waiters.push_back(std::move(w));
     }
-    take_answer(entry, transfer, result, landing, std::move(waiters), now);
+    if (entry.channel_copy() && result.status == 200 &&
+        fails_over_first(entry, transfer.body.bytes, now)) {
+      answer(entry, std::move(waiters));  // from the version the switch built
+    } else {
+      take_answer(entry, transfer, result, landing, std::move(waiters), now);
+    }
+  }
+  if (!entry.sources.empty() && !entry.blocking &&
+      !(landing.followed && failure == http::UpstreamFailure::timeout)) {
+    observe_landing(entry, failure, now);  // may move the channel to another source
   }
   schedule_refresh(entry, now);
 }
@@ -238,8 +247,16 @@ core::Result<BuiltVersion> SourceCache::build_version(Entry& entry, std::string_
   answer.live = entry.live;
   answer.target_latency_s = entry.target_latency_s;
   answer.directive_copy = entry.blocking;
+  if (entry.channel_copy()) {
+    answer.origin_id = entry.origin_id;
+    for (size_t i = 0; i < entry.sources.size(); ++i) {
+      if (i != entry.source_index)
+        answer.other_origins.push_back({entry.sources[i].origin_base, entry.sources[i].origin_id});
+    }
+  }
   BuildNotes notes;
   auto built = builder_.build(entry.lineage, answer, {now, clock_.unix_now_ms()}, notes);
+  if (notes.origin_facts) entry.origin_facts = notes.origin_facts;
   count_and_log(entry, notes);
   return built;
 }

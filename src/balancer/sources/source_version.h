@@ -11,8 +11,10 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "balancer/sources/live_restart.h"
+#include "balancer/sources/source_health.h"
 #include "balancer/sources/source_policy.h"
 #include "balancer/viewers/playlist_mapper.h"
 #include "balancer/viewers/request_params.h"
@@ -109,6 +111,14 @@ class SourceSlot {
   mutable std::atomic<TimePoint::rep> last_used_{0};
 };
 
+// Where one playlist of a channel lies on one of its sources.
+struct SourceAddress {
+  std::string origin_id;
+  std::string origin_base;  // origin base URL, no trailing slash
+  std::string target;       // "/path[?query]" on that origin
+  bool operator==(const SourceAddress&) const = default;
+};
+
 struct SourceRequest {
   std::string origin_id;
   std::string origin_base;  // origin base URL, no trailing slash
@@ -119,6 +129,12 @@ struct SourceRequest {
   // The channel's "target_latency_s": its media playlists' HOLD-BACK and PART-HOLD-BACK
   // (hls/hold_back.h); 0 keeps origin's.
   double target_latency_s = 0;
+  // A channel with several sources (source_health.h): this playlist on each, in order of
+  // preference, the first being origin_id/origin_base/target. The copy is the channel's, fetched
+  // from its active source and kept in one timeline across switches. Empty: one source.
+  std::vector<SourceAddress> sources{};
+  std::string channel{};  // with `sources`: the channel's id
+  FailoverPolicy failover{};
 };
 
 // The key of a request's ordinary copy, in the source cache and in each loop's front: the

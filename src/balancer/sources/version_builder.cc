@@ -95,12 +95,15 @@ core::Result<BuiltVersion> VersionBuilder::build(CopyLineage& lineage, const Ori
   const bool media = version->playlist.kind == hls::PlaylistKind::media;
   BuiltVersion built;
   // In origin's numbers, before any continuation.
-  if (!answer.directive_copy && media)
+  if (!answer.directive_copy && media) {
     built.follow_next = next_part_to_follow(version->playlist.media);
+    notes.origin_facts = facts_of(version->playlist.media);
+  }
   std::vector<std::pair<size_t, uint64_t>> runs_by_line;
   bool own_copy = held_back.has_value();
   lineage.applied_live = answer.live;
   if (!answer.directive_copy && media) {
+    lineage.runs.set_absolute_uris(!answer.other_origins.empty());
     if (auto runs = continue_live_run(lineage, version->playlist, answer, at, notes)) {
       own_copy = true;
       runs_by_line = std::move(*runs);
@@ -142,7 +145,14 @@ void VersionBuilder::describe(SourceVersion& version, const OriginAnswer& answer
     }
   }
   version.live = answer.live;
-  version.plan = plan_rewrite(version.playlist.tmpl, answer.origin_base);
+  version.plan = plan_rewrite(version.playlist.tmpl, answer.origin_base, answer.other_origins);
+  if (!answer.other_origins.empty()) {
+    // Several sources: every chunk link names its origin (the version's own included).
+    for (SlotTarget& target : version.plan.slots) {
+      if (target.kind == SlotTarget::Kind::chunk && target.origin_id.empty())
+        target.origin_id = answer.origin_id;
+    }
+  }
   if (const auto& part_target = version.playlist.media.part_target;
       media && part_target && *part_target > 0) {
     version.plan.part_target_ms = std::clamp<int64_t>(std::llround(*part_target * 1000), 1, 60'000);

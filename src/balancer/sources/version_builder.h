@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "balancer/sources/live_restart.h"
+#include "balancer/sources/source_health.h"
 #include "balancer/sources/source_policy.h"
 #include "balancer/sources/source_version.h"
 #include "core/result.h"
@@ -61,6 +62,10 @@ struct OriginAnswer {
   LiveEndPolicy live;           // the channel's, now
   double target_latency_s = 0;  // the channel's hold-backs (0: origin's)
   bool directive_copy = false;  // an LL-HLS directive copy: passed through as origin wrote it
+  // A channel with several sources: the node's name for this answer's origin, and the other
+  // sources' origins (chunks of a source switched from stay listed on theirs). Empty: one source.
+  std::string origin_id;
+  std::vector<OtherOrigin> other_origins;
 };
 
 // The moment origin's answer is built at: the monotonic time (end tags held) and the wall
@@ -76,6 +81,8 @@ struct BuildNotes {
   bool end_held = false;     // an end tag is held back from now on
   size_t windowed_from = 0;  // segments origin listed, when cut to a window; 0: not cut
   bool delta_built = false;
+  // A media playlist's facts as origin wrote it (before any continuation): its source's health.
+  std::optional<PlaylistFacts> origin_facts;
   std::vector<std::string> warnings;  // log lines (origin's fault; rate-limited by the caller)
 };
 

@@ -66,13 +66,19 @@ std::string normalize_chunk_target(std::string_view target) {
   return signing::canonical_unsigned_target(target);
 }
 
-RewritePlan plan_rewrite(const hls::Template& tmpl, std::string_view origin_base) {
+RewritePlan plan_rewrite(const hls::Template& tmpl, std::string_view origin_base,
+                         const std::vector<OtherOrigin>& others) {
   RewritePlan plan;
   plan.slots.reserve(tmpl.slots().size());
   for (const hls::UriSlot& slot : tmpl.slots()) {
     SlotTarget target;
     if (slot.role != hls::Role::other) {
-      if (auto on_origin = origin_target_of(slot.uri, origin_base)) {
+      std::optional<std::string> on_origin = origin_target_of(slot.uri, origin_base);
+      for (size_t i = 0; !on_origin && i < others.size(); ++i) {
+        on_origin = origin_target_of(slot.uri, others[i].base);
+        if (on_origin) target.origin_id = others[i].id;
+      }
+      if (on_origin) {
         switch (slot.role) {
           case hls::Role::playlist:
             target.kind = SlotTarget::Kind::playlist;
@@ -171,7 +177,9 @@ std::vector<std::string> chunk_links(const hls::Template& tmpl, const RewritePla
       continue;
     }
     assert(destination.signer != nullptr);
-    signed_path.assign("/o/").append(destination.origin_id).append(target.origin_target);
+    const std::string& origin_id =
+        target.origin_id.empty() ? destination.origin_id : target.origin_id;
+    signed_path.assign("/o/").append(origin_id).append(target.origin_target);
     if (plan.part_target_ms > 0 && (slot.tag == "EXT-X-PART" || slot.tag == "EXT-X-PRELOAD-HINT")) {
       core::append_query_param(signed_path, kPartTargetParameter,
                                std::to_string(plan.part_target_ms));

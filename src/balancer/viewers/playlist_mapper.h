@@ -47,6 +47,9 @@ struct SlotTarget {
   // A chunk of a restarted live run: "brun=<run id>" (live_restart.h), already
   // in origin_target and added to the origin URL of a link straight to origin.
   std::string run;
+  // The cache node's name for the origin it lies on when that is not the playlist's own (a
+  // channel's other source, kept listed after a switch); "": ChunkDestination::origin_id.
+  std::string origin_id;
 };
 
 struct RewritePlan {
@@ -71,7 +74,14 @@ struct RewritePlan {
 // makes it part of a chunk's key or its origin fetch (cache_node/query_policy.h).
 inline constexpr std::string_view kPartTargetParameter = "bpt";
 
-RewritePlan plan_rewrite(const hls::Template& tmpl, std::string_view origin_base);
+// An origin besides the playlist's own whose URIs are the channel's too (its other sources).
+struct OtherOrigin {
+  std::string base;  // base URL, no trailing slash
+  std::string id;    // the cache node's name for it
+};
+
+RewritePlan plan_rewrite(const hls::Template& tmpl, std::string_view origin_base,
+                         const std::vector<OtherOrigin>& others = {});
 
 // Recomputes plan.chunk_hashes from the chunk slots' targets (after they changed).
 void hash_chunks(RewritePlan& plan);

@@ -72,6 +72,22 @@ SourceRequest BalancerLoop::source_request(const RuntimeConfig& rc, const Channe
   r.live = {channel.kind, channel.finished, rc.config.playlists.live_end_confirm};
   r.prefetch = channel.prefetch;
   r.target_latency_s = channel.target_latency_s;
+  if (channel.sources.size() > 1) {
+    // The channel's copy, kept in one timeline across its sources (source_health.h).
+    std::vector<std::string> targets;
+    for (const ChannelSource& source : channel.sources) targets.push_back(source.source);
+    if (auto matched = matched_targets(targets, target)) {
+      for (size_t i = 0; i < channel.sources.size(); ++i) {
+        const std::string& origin = channel.sources[i].origin;
+        r.sources.push_back({origin, rc.config.origins.at(origin).url, (*matched)[i]});
+      }
+      r.origin_id = r.sources.front().origin_id;
+      r.origin_base = r.sources.front().origin_base;
+      r.target = r.sources.front().target;
+      r.channel = channel.id;
+      r.failover = channel.failover;
+    }
+  }
   return r;
 }
 

@@ -1,0 +1,349 @@
+// A channel with two sources, end to end: two test origins, each fed by an "encoder" the test
+// drives (one segment per target duration of 1 s, on a shared clock: the same program dates,
+// each with its own names and numbers), a real cache node that knows both origins, and the real
+// balancer. The preferred source is killed, answers 503, stops moving (200, the same playlist),
+// freezes (SIGSTOP) or restarts at segment 0; players following the balancer (through the node
+// and straight to origin) see one timeline: numbers never go back, a number always names the
+// same chunk, one discontinuity where the backup's segments begin, and the backup's bytes from
+// there, with no media repeated or skipped.
+#include <doctest/doctest.h>
+
+#include <signal.h>
+
+#include <map>
+#include <set>
+#include <thread>
+
+#include "hls/program_date.h"
+#include "support/balancer_fixture.h"
+#include "support/cache_node_fixture.h"
+#include "support/text_lines.h"
+
+using namespace balancer::test;
+using namespace std::chrono_literals;
+using SteadyClock = std::chrono::steady_clock;
+
+namespace {
+
+constexpr int64_t kEpochMs = 1'790'000'000'000;  // where segment 0 starts on the shared clock
+constexpr uint64_t kWindow = 4;                  // segments an encoder lists
+
+// One encoder and packager: writes segment n (on the shared clock) under its own name and
+// number, then its playlist of the newest kWindow.
+struct Encoder {
+  const TempDir& dir;
+  std::string root;           // the origin's files
+  std::string name;           // "a" or "b": in segment names and bytes
+  uint64_t base = 0;          // its number for segment 0
+  uint64_t written = 0;       // segments written (on the shared clock: 0..written-1)
+  uint64_t restarted_at = 0;  // a restart numbers from 0 again from this segment on
+
+  uint64_t number(uint64_t n) const {
+    return n >= restarted_at ? base + n - restarted_at : base + n;
+  }
+  std::string file_of(uint64_t n) const {
+    return name + std::to_string(number(n)) + (restarted_at > 0 && n >= restarted_at ? "r" : "") +
+           ".ts";
+  }
+  static std::string bytes_of(const std::string& name, uint64_t n) {
+    return std::string(500, name[0]) + "-" + std::to_string(n);
+  }
+  void write(uint64_t n) {
+    write_file(dir.file(root + "/live/" + file_of(n)), bytes_of(name, n));
+    written = n + 1;
+    const uint64_t first = std::max(written > kWindow ? written - kWindow : 0, restarted_at);
+    std::string out = "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:1\n#EXT-X-MEDIA-SEQUENCE:" +
+                      std::to_string(number(first)) + "\n#EXT-X-PROGRAM-DATE-TIME:" +
+                      hls::format_program_date_ms(kEpochMs + static_cast<int64_t>(first) * 1000) +
+                      "\n";
+    for (uint64_t i = first; i < written; ++i) out += "#EXTINF:1.0,\n" + file_of(i) + "\n";
+    write_file(dir.file(root + "/live/index.m3u8"), out);
+  }
+};
+
+// A player: reloads the playlist, downloads every segment newer than the last one it has, and
+// checks what a player would trip on.
+struct Player {
+  Player(const BalancerProcess& b, std::string t) : balancer(b), target(std::move(t)) {}
+  const BalancerProcess& balancer;
+  std::string target;
+  int64_t last_media_sequence = -1;
+  std::optional<uint64_t> last_downloaded;
+  std::map<uint64_t, std::string> bytes;  // per served number
+  std::map<uint64_t, std::string> links;  // per served number, without the signature
+  std::map<uint64_t, uint64_t> discontinuity_numbers;
+  std::set<uint64_t> tagged;
+  bool went_back = false, link_changed = false, number_moved = false, saw_endlist = false;
+
+  void reload() {
+    auto r = balancer.get(target);
+    REQUIRE_MESSAGE(r.status == 200, r.body);
+    const int64_t sequence = media_sequence(r.body);
+    went_back = went_back || sequence < last_media_sequence;
+    last_media_sequence = sequence;
+    saw_endlist = saw_endlist || r.body.find("#EXT-X-ENDLIST") != std::string::npos;
+    uint64_t msn = static_cast<uint64_t>(std::max<int64_t>(sequence, 0));
+    uint64_t number = 0;
+    bool discontinuity = false;
+    for (const std::string& line : split_lines(r.body)) {
+      if (line.starts_with("#EXT-X-DISCONTINUITY-SEQUENCE:")) number = std::stoull(line.substr(30));
+      if (line == "#EXT-X-DISCONTINUITY") discontinuity = true;
+      if (line.empty() || line[0] == '#') continue;
+      if (discontinuity) {
+        ++number;
+        tagged.insert(msn);
+      }
+      discontinuity = false;
+      const std::string link = line.substr(0, line.find("bexp="));
+      auto [it, fresh] = links.emplace(msn, link);
+      link_changed = link_changed || it->second != link;
+      auto [d, dfresh] = discontinuity_numbers.emplace(msn, number);
+      number_moved = number_moved || d->second != number;
+      if (!last_downloaded || msn > *last_downloaded) {
+        auto chunk = http_get(line);
+        REQUIRE_MESSAGE(chunk.status == 200, line);
+        bytes[msn] = chunk.body;
+        last_downloaded = msn;
+      }
+      ++msn;
+    }
+  }
+  // Reloads every 50 ms until `done` or `limit`.
+  template <class Done>
+  bool follow_until(std::chrono::milliseconds limit, Done done) {
+    const auto deadline = SteadyClock::now() + limit;
+    while (SteadyClock::now() < deadline) {
+      reload();
+      if (done()) return true;
+      std::this_thread::sleep_for(50ms);
+    }
+    return false;
+  }
+  bool has(uint64_t msn) const { return last_downloaded && *last_downloaded >= msn; }
+};
+
+struct FailoverStack {
+  explicit FailoverStack(const std::string& failover = "{\"failback\":\"manual\"}") {
+    a.write(0);
+    b.write(0);
+    origin_a = std::make_unique<TestOrigin>(serving_files(dir.file("root-a")));
+    origin_b = std::make_unique<TestOrigin>(serving_files(dir.file("root-b")));
+    node = std::make_unique<CacheNodeProcess>(
+        dir.file("cache"), origin_a->url("/files"),
+        std::vector<std::string>{"origins.backup.url=" + origin_b->url("/files")});
+    const std::string channels =
+        "{\"channels\":[{\"id\":\"demo\",\"free\":true,\"kind\":\"live\",\"sources\":["
+        "{\"origin\":\"demo\",\"source\":\"/live/index.m3u8\"},"
+        "{\"origin\":\"backup\",\"source\":\"/live/index.m3u8\"}],\"failover\":" +
+        failover + "}]}";
+    balancer = std::make_unique<BalancerProcess>(
+        dir, origin_a->url("/files"), channels,
+        caches_json({cache_json("venue-a", "venue", node->port())}),
+        std::vector<std::string>{"origins.backup.url=" + origin_b->url("/files")});
+    REQUIRE(balancer->wait_cache_usable("venue-a", true, 10s));
+  }
+  ~FailoverStack() {
+    if (origin_a->process().pid() > 0) ::kill(origin_a->process().pid(), SIGCONT);
+  }
+  // Both encoders write segments up to `last` while both players follow them.
+  void play_both_until(uint64_t last, std::vector<Player*> players) {
+    for (uint64_t n = a.written; n <= last; ++n) {
+      a.write(n);
+      b.write(n);
+      for (Player* p : players) CHECK(p->follow_until(3s, [&] { return p->has(n); }));
+    }
+  }
+  double switches(const std::string& reason) const {
+    return metric_value(
+               balancer->metrics(),
+               "balancer_source_switches_total{channel=\"demo\",reason=\"" + reason + "\"}")
+        .value_or(0);
+  }
+
+  TempDir dir;
+  Encoder a{dir, "root-a", "a", 0};
+  Encoder b{dir, "root-b", "b", 700};
+  std::unique_ptr<TestOrigin> origin_a, origin_b;
+  std::unique_ptr<CacheNodeProcess> node;
+  std::unique_ptr<BalancerProcess> balancer;
+};
+
+// The backup's segments from `from` on, one per target duration, each listed to both players;
+// returns the milliseconds from the first one's writing to its listing in the node player's copy.
+double play_backup(FailoverStack& s, uint64_t from, uint64_t to, Player& via_node, Player& direct) {
+  double first_ms = -1;
+  for (uint64_t n = from; n <= to; ++n) {
+    const auto written = SteadyClock::now();
+    s.b.write(n);
+    CHECK(via_node.follow_until(3s, [&] { return via_node.has(n); }));
+    if (n == from) {
+      first_ms = std::chrono::duration<double, std::milli>(SteadyClock::now() - written).count();
+    }
+    CHECK(direct.follow_until(3s, [&] { return direct.has(n); }));
+    std::this_thread::sleep_until(written + 1s);  // the encoder's pace
+  }
+  return first_ms;
+}
+
+// What every player must have seen: A's bytes up to `last_a`, then B's, one timeline.
+void check_one_timeline(const Player& p, uint64_t last_a, uint64_t last) {
+  CAPTURE(p.target);
+  CHECK_FALSE(p.went_back);
+  CHECK_FALSE(p.link_changed);
+  CHECK_FALSE(p.number_moved);
+  CHECK_FALSE(p.saw_endlist);
+  CHECK(p.tagged == std::set<uint64_t>{last_a + 1});
+  for (uint64_t n = 1; n <= last; ++n) {
+    CAPTURE(n);
+    REQUIRE(p.bytes.count(n) == 1);
+    CHECK(p.bytes.at(n) == Encoder::bytes_of(n <= last_a ? "a" : "b", n));
+  }
+}
+
+}  // namespace
+
+TEST_CASE(
+    "the preferred source killed: the backup's next segment is listed after the last one "
+    "served, through the node and straight to origin") {
+  FailoverStack s;
+  Player via_node{*s.balancer, "/hls/demo/live/index.m3u8?viewer=venue&cache=venue-a"};
+  Player direct{*s.balancer, "/hls/demo/live/index.m3u8?viewer=outside"};
+  s.play_both_until(5, {&via_node, &direct});
+  const auto killed = SteadyClock::now();
+  s.origin_a->process().kill();
+  REQUIRE(wait_until([&] { return s.switches("unreachable") == 1; }, 3s, 20ms));
+  const double detect_ms =
+      std::chrono::duration<double, std::milli>(SteadyClock::now() - killed).count();
+  const double listed_ms = play_backup(s, 6, 9, via_node, direct);
+  MESSAGE("kill to switch: " << detect_ms
+                             << " ms; backup's segment written to listed: " << listed_ms << " ms");
+  CHECK(detect_ms < 1000);  // one target duration
+  CHECK(listed_ms < 1000);
+  check_one_timeline(via_node, 5, 9);
+  check_one_timeline(direct, 5, 9);
+  // Through the node, the backup's chunks are fetched from the backup's origin.
+  CHECK(via_node.links.at(6).find("/o/backup/live/b706.ts") != std::string::npos);
+  CHECK(via_node.links.at(5).find("/o/demo/live/a5.ts") != std::string::npos);
+  CHECK(metric_value(s.balancer->metrics(), "balancer_channel_active_source{channel=\"demo\"}") ==
+        1);
+}
+
+TEST_CASE(
+    "the preferred source answers 503, then recovers: the channel moves to the backup and, "
+    "once the preferred one has been healthy for failback_after_s, back") {
+  FailoverStack s("{\"failback\":\"auto\",\"failback_after_s\":2}");
+  Player via_node{*s.balancer, "/hls/demo/live/index.m3u8?viewer=venue&cache=venue-a"};
+  Player direct{*s.balancer, "/hls/demo/live/index.m3u8?viewer=outside"};
+  s.play_both_until(4, {&via_node, &direct});
+  REQUIRE(s.origin_a->outage(503));
+  REQUIRE(wait_until([&] { return s.switches("origin_error") == 1; }, 3s, 20ms));
+  play_backup(s, 5, 6, via_node, direct);
+  // A recovers (its encoder never stopped): healthy from now on; back after 2 s.
+  REQUIRE(s.origin_a->outage(0));
+  for (uint64_t n = 7; n <= 11; ++n) {
+    const auto written = SteadyClock::now();
+    s.a.write(n);
+    s.b.write(n);
+    for (Player* p : {&via_node, &direct}) CHECK(p->follow_until(3s, [&] { return p->has(n); }));
+    std::this_thread::sleep_until(written + 1s);
+  }
+  CHECK(s.switches("failback") == 1);
+  for (Player* p : {&via_node, &direct}) {
+    CAPTURE(p->target);
+    CHECK_FALSE(p->went_back);
+    CHECK_FALSE(p->link_changed);
+    CHECK_FALSE(p->number_moved);
+    CHECK(p->tagged.size() == 2);  // one discontinuity at each switch
+    for (uint64_t n = 1; n <= 11; ++n) {
+      CAPTURE(n);
+      REQUIRE(p->bytes.count(n) == 1);
+      const std::string& got = p->bytes.at(n);
+      // The clock's segment n, from either source: nothing repeated or skipped.
+      CHECK((got == Encoder::bytes_of("a", n) || got == Encoder::bytes_of("b", n)));
+    }
+    CHECK(p->bytes.at(11) == Encoder::bytes_of("a", 11));
+  }
+}
+
+TEST_CASE(
+    "the preferred source stops moving (200, the same playlist) or freezes: the backup "
+    "within one and a half target durations") {
+  bool freeze = false;
+  SUBCASE("200, the same playlist") {}
+  SUBCASE("frozen (SIGSTOP)") {
+    freeze = true;
+  }
+  FailoverStack s;
+  Player via_node{*s.balancer, "/hls/demo/live/index.m3u8?viewer=venue&cache=venue-a"};
+  Player direct{*s.balancer, "/hls/demo/live/index.m3u8?viewer=outside"};
+  s.play_both_until(4, {&via_node, &direct});
+  if (freeze) ::kill(s.origin_a->process().pid(), SIGSTOP);
+  // Only the backup moves on, at its pace.
+  const double listed_ms = play_backup(s, 5, 7, via_node, direct);
+  const char* reason = "stalled";
+  CHECK(s.switches(reason) == 1);
+  MESSAGE(std::string(freeze ? "frozen" : "stalled")
+          << ": the backup's first segment listed " << listed_ms << " ms after it was written");
+  // The stall is known 1.5 target durations after the last progress (the switch's 100 ms tick
+  // and the player's 50 ms reloads on top).
+  CHECK(listed_ms < 1700);
+  check_one_timeline(via_node, 4, 7);
+  check_one_timeline(direct, 4, 7);
+  if (freeze) ::kill(s.origin_a->process().pid(), SIGCONT);
+}
+
+TEST_CASE(
+    "the preferred source restarts at segment 0: the channel moves to the backup instead "
+    "of continuing the restart") {
+  FailoverStack s;
+  Player via_node{*s.balancer, "/hls/demo/live/index.m3u8?viewer=venue&cache=venue-a"};
+  Player direct{*s.balancer, "/hls/demo/live/index.m3u8?viewer=outside"};
+  s.play_both_until(5, {&via_node, &direct});
+  s.a.restarted_at = 6;
+  s.a.write(6);  // A's number 0 again
+  REQUIRE(wait_until([&] { return s.switches("went_back") == 1; }, 3s, 20ms));
+  play_backup(s, 6, 8, via_node, direct);
+  check_one_timeline(via_node, 5, 8);
+  check_one_timeline(direct, 5, 8);
+}
+
+TEST_CASE(
+    "the operator moves a channel to a source and back with one request each; bad requests "
+    "change nothing") {
+  FailoverStack s;
+  Player direct{*s.balancer, "/hls/demo/live/index.m3u8?viewer=outside"};
+  s.play_both_until(3, {&direct});
+  auto post = [&](const std::string& query) {
+    return http_request("POST", s.balancer->url("/admin/sources" + query));
+  };
+  check_json_error(post("?channel=demo&source=7"), 400, "bad_request");
+  check_json_error(post("?channel=nope&source=1"), 404, "unknown_channel");
+  check_json_error(post("?channel=demo&source=one"), 400, "bad_request");
+  CHECK(s.switches("operator") == 0);
+
+  HttpResponse moved = post("?channel=demo&source=1");
+  REQUIRE(moved.status == 200);
+  CHECK(moved.body.find("\"demo\":{\"active\":1,\"forced\":1") != std::string::npos);
+  s.play_both_until(5, {&direct});
+  // "auto" hands the choice back to health; with failback "manual" the channel stays.
+  REQUIRE(post("?channel=demo&source=auto").status == 200);
+  s.play_both_until(6, {&direct});
+  REQUIRE(post("?channel=demo&source=0").status == 200);
+  s.play_both_until(9, {&direct});
+  CHECK(s.switches("operator") == 2);
+  const std::string board = s.balancer->get("/admin/sources").body;
+  CHECK(board.find("\"demo\":{\"active\":0,\"forced\":0") != std::string::npos);
+  CHECK(board.find("{\"origin\":\"backup\",\"known\":true,\"healthy\":true") != std::string::npos);
+  CHECK_FALSE(direct.went_back);
+  CHECK_FALSE(direct.link_changed);
+  CHECK_FALSE(direct.number_moved);
+  CHECK(direct.tagged.size() == 2);
+  for (uint64_t n = 1; n <= 9; ++n) {
+    CAPTURE(n);
+    REQUIRE(direct.bytes.count(n) == 1);
+    const std::string& got = direct.bytes.at(n);
+    CHECK((got == Encoder::bytes_of("a", n) || got == Encoder::bytes_of("b", n)));
+  }
+  CHECK(direct.bytes.at(9) == Encoder::bytes_of("a", 9));
+  CHECK(s.balancer->get("/admin/status").body.find("\"sources\":{\"demo\":") != std::string::npos);
+}
