@@ -341,3 +341,67 @@ TEST_CASE(
     CHECK(timeline.tagged.empty());
   }
 }
+
+TEST_CASE(
+    "LL: a backup whose segment in progress begins where the served segments end takes over "
+    "with its parts; reports and numbers follow the channel's numbering") {
+  // Segments of 1 s, four parts of 0.25 s; B numbers from 300.
+  auto ll_window = [](const std::string& prefix, uint64_t base, uint64_t complete, int parts) {
+    std::string out =
+        "#EXTM3U\n#EXT-X-VERSION:9\n#EXT-X-TARGETDURATION:1\n#EXT-X-PART-INF:PART-TARGET=0.25\n"
+        "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK=0.75\n#EXT-X-MEDIA-SEQUENCE:" +
+        std::to_string(base + complete - 3) + "\n#EXT-X-MAP:URI=\"init.mp4\"\n";
+    for (uint64_t n = complete - 3; n < complete; ++n) {
+      if (n == complete - 3) {
+        out += "#EXT-X-PROGRAM-DATE-TIME:" +
+               hls::format_program_date_ms(kEpochMs + static_cast<int64_t>(n) * 1000) + "\n";
+      }
+      for (int p = 0; p < 4; ++p) {
+        out += "#EXT-X-PART:DURATION=0.25,URI=\"" + prefix + std::to_string(base + n) + "." +
+               std::to_string(p) + ".m4s\"\n";
+      }
+      out += "#EXTINF:1.0,\n" + prefix + std::to_string(base + n) + ".m4s\n";
+    }
+    for (int p = 0; p < parts; ++p) {
+      out += "#EXT-X-PART:DURATION=0.25,URI=\"" + prefix + std::to_string(base + complete) + "." +
+             std::to_string(p) + ".m4s\"\n";
+    }
+    out += "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"" + prefix + std::to_string(base + complete) + "." +
+           std::to_string(parts) + ".m4s\"\n";
+    out += "#EXT-X-RENDITION-REPORT:URI=\"other.m3u8\",LAST-MSN=" +
+           std::to_string(base + complete - 1) + ",LAST-PART=3\n";
+    return out;
+  };
+  const std::string a_url = "http://a.test/ll/low.m3u8", b_url = "http://b.test/ll/low.m3u8";
+  LiveRunTracker tracker;
+  tracker.set_absolute_uris(true);
+  Timeline timeline;
+  for (uint64_t complete = 3; complete <= 6; ++complete) {
+    timeline.take(tracker, ll_window("a", 0, complete, 2), a_url, kStart);
+  }
+  // A served 3..5 complete and 6.0, 6.1; it dies. B's segment 306 (clock 6) is in progress.
+  tracker.switch_source();
+  hls::Playlist served = timeline.take(tracker, ll_window("b", 300, 6, 3), b_url, kStart);
+  CHECK(tracker.switches() == 1);
+  const hls::MediaInfo& media = served.media;
+  REQUIRE(media.segments.size() == 3);
+  CHECK(media.segments.back().sequence == 5);
+  CHECK(timeline.uri_by_msn[5] == "http://a.test/ll/a5.m4s");
+  // B's parts of its segment in progress are the parts of the channel's 6, after a
+  // discontinuity and B's map.
+  const std::string text(served.tmpl.source());
+  const size_t disc =
+      text.find("#EXT-X-DISCONTINUITY\n#EXT-X-MAP:URI=\"http://b.test/ll/init.mp4\"");
+  REQUIRE(disc != std::string::npos);
+  CHECK(text.find("b306.0.m4s") > disc);
+  CHECK(text.find("a6.0.m4s") == std::string::npos);
+  REQUIRE(media.preload_hints.size() == 1);
+  CHECK(served.tmpl.slots()[*media.preload_hints[0].uri_slot].uri == "http://b.test/ll/b306.3.m4s");
+  // The report is in the channel's numbers: B's 305 is the channel's 5.
+  CHECK(text.find("LAST-MSN=5,LAST-PART=3") != std::string::npos);
+  // B completes 306: it is the channel's 6, with the discontinuity before it, numbered on.
+  served = timeline.take(tracker, ll_window("b", 300, 7, 1), b_url, kStart);
+  CHECK(timeline.uri_by_msn[6] == "http://b.test/ll/b306.m4s");
+  CHECK(timeline.tagged == std::set<uint64_t>{6});
+  CHECK(std::string(served.tmpl.source()).find("LAST-MSN=6,LAST-PART=3") != std::string::npos);
+}

@@ -8,9 +8,12 @@
 //
 //   ll_origin --rendition NAME=FILE [--rendition NAME=FILE ...] [--port N] [--segment S]
 //             [--window N] [--part-hold-back S] [--byterange] [--verbose]
+//             [--clock-start-ms UNIX_MS] [--first-msn N]
 // (--window: segments listed; by default enough for delta updates to skip some: the
 // CAN-SKIP-UNTIL of six target durations and three target durations more)
 // (--verbose: each counted request on stderr, with the seconds since the start)
+// (--clock-start-ms, --first-msn: a second encoder of the same event: the same media at the same
+// moments, with program dates on the same clock, numbered from N)
 //
 // URL language (every rendition under /<name>/):
 //   GET /master.m3u8                  the multivariant playlist naming every rendition
@@ -189,6 +192,11 @@ struct Options {
   double part_hold_back = 0;  // PART-HOLD-BACK; 0: three part targets (the least §4.4.3.8 allows)
   bool byterange = false;     // parts as byte ranges of their segment
   bool verbose = false;
+  // --clock-start-ms: the wall-clock moment media time 0 is captured at (program dates and the
+  // part schedule count from it), so that two origins publish the same media at the same time
+  // as two encoders on a shared clock do; 0: its own start.
+  int64_t clock_start_ms = 0;
+  uint64_t first_msn = 0;  // --first-msn: its first segment's number (another encoder's count)
 };
 
 struct Part {
@@ -263,7 +271,8 @@ class LlOrigin {
     sockaddr_storage addr{};
     socklen_t len = sizeof addr;
     getsockname(evhttp_bound_socket_get_fd(socket), reinterpret_cast<sockaddr*>(&addr), &len);
-    reset_clock();
+    reset_clock(options_.clock_start_ms);
+    next_msn_ = options_.first_msn;
     start_segment(program_date_ms(0));
     schedule_next();
     return ntohs(reinterpret_cast<sockaddr_in*>(&addr)->sin_port);
@@ -307,9 +316,12 @@ class LlOrigin {
   // drifts by the timer's lateness, ~1 % here), program dates are exactly as far apart as the
   // media they date: players that place segments by their dates (Shaka) then find no gaps and
   // no overlaps between them.
-  void reset_clock() {
-    clock_start_ = SteadyClock::now();
-    clock_start_wall_ms_ = wall_ms();
+  // From `start_ms` on the wall clock (0: now); parts already due then are published at once.
+  void reset_clock(int64_t start_ms = 0) {
+    const int64_t now_ms = wall_ms();
+    const int64_t start = start_ms > 0 && start_ms <= now_ms ? start_ms : now_ms;
+    clock_start_ = SteadyClock::now() - std::chrono::milliseconds(now_ms - start);
+    clock_start_wall_ms_ = start;
     media_ticks_ = 0;
   }
   int64_t program_date_ms(uint64_t ticks) const {
@@ -838,6 +850,7 @@ void usage() {
       "targets)]\n"
       "                 [--part-hold-back SECONDS] "
       "[--byterange]\n"
+      "                 [--clock-start-ms UNIX_MS] [--first-msn N]\n"
       "                 [--verbose]\n");
 }
 
@@ -874,6 +887,14 @@ int run(int argc, char** argv) {
       auto v = value();
       if (!v || std::atof(v->c_str()) <= 0) return usage(), 2;
       options.part_hold_back = std::atof(v->c_str());
+    } else if (arg == "--clock-start-ms") {
+      auto v = value();
+      if (!v || std::atoll(v->c_str()) <= 0) return usage(), 2;
+      options.clock_start_ms = std::atoll(v->c_str());
+    } else if (arg == "--first-msn") {
+      auto v = value();
+      if (!v || std::atoll(v->c_str()) < 0) return usage(), 2;
+      options.first_msn = static_cast<uint64_t>(std::atoll(v->c_str()));
     } else if (arg == "--byterange") {
       options.byterange = true;
     } else if (arg == "--verbose") {

@@ -43,6 +43,10 @@ LlOrigin::LlOrigin(const LlOriginOptions& options) {
   for (const auto& [name, file] : options.renditions)
     argv.insert(argv.end(), {"--rendition", name + "=" + file});
   if (options.byterange) argv.push_back("--byterange");
+  if (options.clock_start_ms > 0)
+    argv.insert(argv.end(), {"--clock-start-ms", std::to_string(options.clock_start_ms)});
+  if (options.first_msn > 0)
+    argv.insert(argv.end(), {"--first-msn", std::to_string(options.first_msn)});
   std::string error;
   if (!process_.start(argv, {}, {}, &error)) throw std::runtime_error(error);
   port_ = process_.wait_for_listening_port(deadline_in(std::chrono::seconds(10)));

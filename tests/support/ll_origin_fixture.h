@@ -25,6 +25,8 @@ struct LlOriginOptions {
   double segment_s = 1.0;
   int window = 0;  // segments listed; 0: ll_origin's own, long enough for delta updates
   bool byterange = false;
+  int64_t clock_start_ms = 0;  // a shared clock (ll_origin --clock-start-ms); 0: its own
+  uint64_t first_msn = 0;
 };
 
 class LlOrigin {
@@ -43,6 +45,7 @@ class LlOrigin {
   int64_t next_msn() const;
   // GET /__fault?<query>.
   bool fault(std::string_view query) const;
+  ChildProcess& process() { return process_; }
 
  private:
   ChildProcess process_;

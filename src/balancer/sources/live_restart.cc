@@ -13,6 +13,9 @@ namespace {
 // previous copy's segment count, capped).
 constexpr size_t kMaxTail = 32;
 constexpr std::string_view kDiscontinuityLine = "#EXT-X-DISCONTINUITY\n";
+// A new source's segment in progress may begin this much before the served ones end (encoders
+// on one clock cut at the same frame; their program dates round to the millisecond).
+constexpr int64_t kInProgressSlackMs = 50;
 
 // Lines as the parser numbers them (LF, CRLF or a lone CR end a line).
 std::vector<std::string_view> split_lines(std::string_view text) {
@@ -50,6 +53,9 @@ struct Layout {
   std::vector<std::string_view> head;      // playlist tags, in order (without ENDLIST)
   std::vector<ServedSegment> segments;     // origin numbering; run 0
   std::vector<std::string_view> trailing;  // lines after the last URI (without playlist tags)
+  bool trailing_parts = false;             // `trailing` lists parts (a segment in progress)
+  bool has_reports = false;                // `trailing` has EXT-X-RENDITION-REPORT lines
+  std::string in_force_at_end;             // the MAP/KEY lines in force after the last segment
 };
 
 // Where each segment starts and ends on the wall clock (ms): from its own program date, else
@@ -116,6 +122,12 @@ Layout lay_out(const hls::Playlist& origin, std::string* absolute_text) {
   }
   take(lines.size(), nullptr);
   date_segments(media, out.segments);
+  for (std::string_view line : out.trailing) {
+    out.trailing_parts |= is_tag(line, "#EXT-X-PART");
+    out.has_reports |= is_tag(line, "#EXT-X-RENDITION-REPORT");
+  }
+  if (!map_line.empty()) out.in_force_at_end.append(map_line).push_back('\n');
+  if (!key_line.empty()) out.in_force_at_end.append(key_line).push_back('\n');
   return out;
 }
 
@@ -174,7 +186,26 @@ struct CopyPlan {
   uint64_t first_number = 0;
   std::optional<uint64_t> tail_target_s;  // the previous run's longer EXT-X-TARGETDURATION
   bool end = false;                       // write EXT-X-ENDLIST
+  // A new run that begins with the parts of its segment in progress: the lines written before
+  // them (its discontinuity, map and key) and its id.
+  std::string parts_lead{};
+  std::optional<uint64_t> parts_run{};
+  int64_t report_msn_offset = 0;  // served - origin numbers, for EXT-X-RENDITION-REPORT
 };
+
+// An EXT-X-RENDITION-REPORT line with LAST-MSN moved by `offset` (another rendition of the same
+// channel is numbered the same way).
+std::string shifted_report(std::string_view line, int64_t offset) {
+  const size_t at = line.find("LAST-MSN=");
+  if (at == std::string_view::npos) return std::string(line);
+  const size_t digits = at + 9;
+  size_t end = digits;
+  while (end < line.size() && line[end] >= '0' && line[end] <= '9') ++end;
+  if (end == digits) return std::string(line);
+  const uint64_t msn = std::stoull(std::string(line.substr(digits, end - digits)));
+  return std::string(line.substr(0, digits)) + std::to_string(shifted(msn, offset)) +
+         std::string(line.substr(end));
+}
 
 // Playlist tags with the numbers rewritten.
 void write_head(const CopyPlan& plan, std::string& text, size_t& lines) {
@@ -215,7 +246,18 @@ ServedCopy write_copy(const CopyPlan& plan) {
     if (i == 0) append_block(text, lines, s.in_force);  // MAP/KEY declared before the window
     append_block(text, lines, s.lines);
   }
-  for (std::string_view line : plan.layout.trailing) append_line(text, lines, line);
+  if (plan.parts_run && plan.layout.trailing_parts) {
+    if (copy.runs_by_line.empty() || copy.runs_by_line.back().second != *plan.parts_run)
+      copy.runs_by_line.emplace_back(lines + 1, *plan.parts_run);
+    append_block(text, lines, plan.parts_lead);
+  }
+  for (std::string_view line : plan.layout.trailing) {
+    if (plan.report_msn_offset != 0 && is_tag(line, "#EXT-X-RENDITION-REPORT")) {
+      append_line(text, lines, shifted_report(line, plan.report_msn_offset));
+    } else {
+      append_line(text, lines, line);
+    }
+  }
   if (plan.end) append_line(text, lines, "#EXT-X-ENDLIST");
   return copy;
 }
@@ -245,7 +287,8 @@ std::optional<ServedCopy> LiveRunTracker::next(const hls::Playlist& origin,
   std::string absolute_text;
   Layout layout = lay_out(origin, absolute_uris_ ? &absolute_text : nullptr);
   std::vector<ServedSegment>& segments = layout.segments;
-  const OriginChange change = follow_origin(origin, segments, policy, now, unix_ms, was_holding);
+  const OriginChange change =
+      follow_origin(origin, segments, layout.trailing_parts, policy, now, unix_ms, was_holding);
   const std::optional<uint64_t>& first_origin_msn = change.first_listed;
   if (!segments.empty()) previous_target_s_ = media.target_duration.value_or(0);
   // A channel configured live names its first run too: a balancer restarted
@@ -272,14 +315,27 @@ std::optional<ServedCopy> LiveRunTracker::next(const hls::Playlist& origin,
     tail_target_s = tail_target_s_;
   }
   const bool end = media.endlist && !holding_end_;
-  ServedCopy copy = write_copy({.layout = layout,
-                                .listed = listed,
-                                .first_msn = first_msn,
-                                .first_number = first_number,
-                                .tail_target_s = tail_target_s,
-                                .end = end});
-  // Origin's segments alone (no previous run's kept ahead, none left out): the copy comes parsed.
-  if (keep == 0 && listed.size() == media.segments.size())
+  if (parts_lead_ && keep < listed.size()) parts_lead_ = false;  // its first segment is listed
+  CopyPlan plan{.layout = layout,
+                .listed = listed,
+                .first_msn = first_msn,
+                .first_number = first_number,
+                .tail_target_s = tail_target_s,
+                .end = end};
+  if (parts_lead_) {
+    plan.parts_lead = std::string(unmarked_boundary_ ? "" : kDiscontinuityLine);
+    plan.parts_lead += layout.in_force_at_end;
+    plan.parts_run = run_;
+  }
+  // A new source that is behind: none of its parts either (they would follow the served
+  // segments as if they were theirs).
+  if (switch_pending_) layout.trailing.clear();
+  plan.report_msn_offset = msn_offset_;
+  ServedCopy copy = write_copy(plan);
+  // Origin's segments alone (no previous run's kept ahead, none left out, no report to
+  // renumber): the copy comes parsed.
+  if (keep == 0 && listed.size() == media.segments.size() &&
+      (msn_offset_ == 0 || !layout.has_reports))
     copy.playlist = hls::renumbered(origin, first_msn, first_number, end);
   return copy;
 }
@@ -287,11 +343,9 @@ std::optional<ServedCopy> LiveRunTracker::next(const hls::Playlist& origin,
 // What origin's copy changed since the previous one, and where the served copy's segments of
 // it begin: a pending switch taken (or waited for), a restart's new run started, the segments
 // before a switch's first left out.
-LiveRunTracker::OriginChange LiveRunTracker::follow_origin(const hls::Playlist& origin,
-                                                           std::vector<ServedSegment>& segments,
-                                                           const LiveEndPolicy& policy,
-                                                           TimePoint now, int64_t unix_ms,
-                                                           bool was_holding) {
+LiveRunTracker::OriginChange LiveRunTracker::follow_origin(
+    const hls::Playlist& origin, std::vector<ServedSegment>& segments, bool parts_in_progress,
+    const LiveEndPolicy& policy, TimePoint now, int64_t unix_ms, bool was_holding) {
   std::vector<std::pair<uint64_t, std::string>> uris = segment_uris(origin);
   if (switch_pending_ && served_.empty()) switch_pending_ = false;  // nothing served to follow
   const bool switching = switch_pending_;
@@ -309,7 +363,7 @@ LiveRunTracker::OriginChange LiveRunTracker::follow_origin(const hls::Playlist& 
   }
   if (change.restarted) listed_from_.reset();
   if (switching) {
-    if (take_switch(segments, unix_ms)) {
+    if (take_switch(segments, parts_in_progress, unix_ms)) {
       switch_pending_ = false;
     } else {
       segments.clear();  // nothing past what was served yet: that stays listed
@@ -374,15 +428,19 @@ void LiveRunTracker::start_new_run(const ServedSegment& first, int64_t unix_ms) 
   boundary_ = first.msn;
   tail_target_s_ = previous_target_s_;
   unmarked_boundary_ = false;
+  parts_lead_ = false;
 }
 
-bool LiveRunTracker::take_switch(std::vector<ServedSegment>& segments, int64_t unix_ms) {
-  if (segments.empty()) return false;
+bool LiveRunTracker::take_switch(std::vector<ServedSegment>& segments, bool parts_in_progress,
+                                 int64_t unix_ms) {
+  if (segments.empty()) return false;  // nothing to number from
   const ServedSegment& last = served_.back();
-  size_t first = segments.size() - 1;  // without program dates: from the newest on
-  if (last.end_ms && segments.back().start_ms) {
-    // Clock-aligned encoders: the segment after the last one served, however each numbers it.
-    first = segments.size();
+  // Where the new source begins: the first of its complete segments that lies mostly after the
+  // last one served, else its segment in progress (its parts) when that begins where the served
+  // ones end; without program dates, its segment in progress, else its newest segment.
+  size_t first = parts_in_progress ? segments.size() : segments.size() - 1;
+  if (last.end_ms && segments.back().end_ms) {
+    first = segments.size() + 1;  // none yet: it is behind
     for (size_t i = 0; i < segments.size(); ++i) {
       const ServedSegment& s = segments[i];
       if (s.start_ms && s.end_ms && *s.start_ms + (*s.end_ms - *s.start_ms) / 2 > *last.end_ms) {
@@ -390,13 +448,27 @@ bool LiveRunTracker::take_switch(std::vector<ServedSegment>& segments, int64_t u
         break;
       }
     }
-    if (first == segments.size()) return false;  // behind what was served
+    if (first > segments.size() && parts_in_progress &&
+        *segments.back().end_ms + kInProgressSlackMs >= *last.end_ms) {
+      first = segments.size();
+    }
+    if (first > segments.size()) return false;
   }
-  segments.erase(segments.begin(), segments.begin() + static_cast<std::ptrdiff_t>(first));
-  restate_in_force(segments.front());
-  listed_from_ = segments.front().msn;
   ++switches_;
-  start_new_run(segments.front(), unix_ms);
+  if (first == segments.size()) {
+    // Its segment in progress is the new run's first: numbered after its last complete one.
+    ServedSegment next;
+    next.msn = segments.back().msn + 1;
+    next.number = segments.back().number;
+    segments.clear();
+    listed_from_ = next.msn;
+    start_new_run(next, unix_ms);
+    parts_lead_ = true;
+  } else {
+    segments.erase(segments.begin(), segments.begin() + static_cast<std::ptrdiff_t>(first));
+    listed_from_ = segments.front().msn;
+    start_new_run(segments.front(), unix_ms);
+  }
   if (seamless_switch_) {
     // The same timestamps on both sides: one discontinuity number, no tag between them.
     number_offset_ -= 1;
@@ -432,6 +504,8 @@ LiveRunTracker::Listing LiveRunTracker::list_segments(std::vector<ServedSegment>
       keep > 0 && !segments.empty() && !segments.front().tagged && !unmarked_boundary_;
   listed.assign(tail_.end() - static_cast<std::ptrdiff_t>(keep), tail_.end());
   for (ServedSegment& s : segments) listed.push_back(std::move(s));
+  // The new run's first segment after a kept tail declares the map and key it is played with.
+  if (keep > 0 && keep < listed.size()) restate_in_force(listed[keep]);
   if (marker_needed) {
     ServedSegment& boundary = listed[keep];
     boundary.tagged = true;

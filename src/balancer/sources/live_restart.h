@@ -126,8 +126,8 @@ class LiveRunTracker {
   };
   // Steps of next(), in order.
   OriginChange follow_origin(const hls::Playlist& origin, std::vector<ServedSegment>& segments,
-                             const LiveEndPolicy& policy, TimePoint now, int64_t unix_ms,
-                             bool was_holding);
+                             bool parts_in_progress, const LiveEndPolicy& policy, TimePoint now,
+                             int64_t unix_ms, bool was_holding);
   OriginChange compare_with_previous(
       const std::vector<std::pair<uint64_t, std::string>>& uris) const;
   void remember_origin_copy(std::vector<std::pair<uint64_t, std::string>> uris, bool endlist,
@@ -135,7 +135,7 @@ class LiveRunTracker {
   void start_new_run(const ServedSegment& first, int64_t unix_ms);
   // A pending switch: the new source's segments from where the served ones end (the rest
   // erased), its run started; false while it has none past them yet.
-  bool take_switch(std::vector<ServedSegment>& segments, int64_t unix_ms);
+  bool take_switch(std::vector<ServedSegment>& segments, bool parts_in_progress, int64_t unix_ms);
   void number_for_run(std::vector<ServedSegment>& segments) const;
   // `first_origin_msn`: the first of `segments` in origin's numbering, if any.
   Listing list_segments(std::vector<ServedSegment>& segments,
@@ -165,6 +165,9 @@ class LiveRunTracker {
   bool switch_pending_ = false;
   bool seamless_switch_ = false;
   bool unmarked_boundary_ = false;  // the current run follows the tail with no discontinuity
+  // The current run began with the parts of a segment in progress, not yet listed complete: its
+  // parts follow the tail, with the run's discontinuity, map and key written before them.
+  bool parts_lead_ = false;
   uint64_t switches_ = 0;
   // After a switch: origin sequence numbers of the new source below this are never listed.
   std::optional<uint64_t> listed_from_;
