@@ -170,11 +170,13 @@ struct FailoverStack {
 
 // The backup's segments from `from` on, one per target duration, each listed to both players;
 // returns the milliseconds from the first one's writing to its listing in the node player's copy.
-double play_backup(FailoverStack& s, uint64_t from, uint64_t to, Player& via_node, Player& direct) {
+double play_backup(FailoverStack& s, uint64_t from, uint64_t to, Player& via_node, Player& direct,
+                   Encoder* also = nullptr) {
   double first_ms = -1;
   for (uint64_t n = from; n <= to; ++n) {
     const auto written = SteadyClock::now();
     s.b.write(n);
+    if (also != nullptr) also->write(n);
     CHECK(via_node.follow_until(3s, [&] { return via_node.has(n); }));
     if (n == from) {
       first_ms = std::chrono::duration<double, std::milli>(SteadyClock::now() - written).count();
@@ -268,22 +270,36 @@ TEST_CASE(
 TEST_CASE(
     "the preferred source stops moving (200, the same playlist) or freezes: the backup "
     "within one and a half target durations") {
-  bool freeze = false;
-  SUBCASE("200, the same playlist") {}
-  SUBCASE("frozen (SIGSTOP)") {
-    freeze = true;
+  enum class Fault { encoder_stopped, origin_stalled, frozen };
+  Fault fault = Fault::encoder_stopped;
+  SUBCASE("the encoder stops writing: 200, the same playlist") {}
+  SUBCASE("the origin answers its last playlist while the encoder goes on") {
+    fault = Fault::origin_stalled;
   }
+  SUBCASE("the origin freezes (SIGSTOP)") {
+    fault = Fault::frozen;
+  }
+  const bool freeze = fault == Fault::frozen;
   FailoverStack s;
   Player via_node{*s.balancer, "/hls/demo/live/index.m3u8?viewer=venue&cache=venue-a"};
   Player direct{*s.balancer, "/hls/demo/live/index.m3u8?viewer=outside"};
   s.play_both_until(4, {&via_node, &direct});
   if (freeze) ::kill(s.origin_a->process().pid(), SIGSTOP);
-  // Only the backup moves on, at its pace.
-  const double listed_ms = play_backup(s, 5, 7, via_node, direct);
+  if (fault == Fault::origin_stalled) {
+    REQUIRE(s.origin_a->stall(true));
+    // Its playlist as of now is the one it answers from here on.
+    REQUIRE(http_get(s.origin_a->url("/files/live/index.m3u8")).status == 200);
+  }
+  // The backup moves on at its pace (and A's encoder too, when only its origin stalled).
+  const double listed_ms =
+      play_backup(s, 5, 7, via_node, direct, fault == Fault::origin_stalled ? &s.a : nullptr);
   const char* reason = "stalled";
   CHECK(s.switches(reason) == 1);
-  MESSAGE(std::string(freeze ? "frozen" : "stalled")
-          << ": the backup's first segment listed " << listed_ms << " ms after it was written");
+  const std::string what = freeze                           ? "frozen"
+                           : fault == Fault::origin_stalled ? "stalled (origin)"
+                                                            : "stalled (encoder)";
+  MESSAGE(what << ": the backup's first segment listed " << listed_ms
+               << " ms after it was written");
   // The stall is known 1.5 target durations after the last progress (the switch's 100 ms tick
   // and the player's 50 ms reloads on top).
   CHECK(listed_ms < 1700);

@@ -61,6 +61,11 @@ bool TestOrigin::outage(int status) const {
   return r.ok() && r.status == 200;
 }
 
+bool TestOrigin::stall(bool on) const {
+  const auto r = http_request("POST", url(std::string("/__stall?on=") + (on ? "1" : "0")));
+  return r.ok() && r.status == 200;
+}
+
 std::string TestOrigin::stats_json() const {
   const auto r = http_get(url("/__stats"));
   return r.ok() && r.status == 200 ? r.body : std::string();

@@ -51,6 +51,9 @@ class TestOrigin {
   int64_t not_modified(std::string_view path) const;
   // Every /gen and /files request answers `status` from now on (0: normal again).
   bool outage(int status) const;
+  // Playlists answer the copy they had when the stall began (a source that stops moving while
+  // its origin answers 200), until stall(false).
+  bool stall(bool on) const;
   int64_t total() const;          // all counted requests; -1 on failure
   int64_t in_flight() const;      // requests started and not finished; -1 on failure
   int64_t max_in_flight() const;  // since start or the last reset(); -1 on failure

@@ -7,6 +7,9 @@
 //   /missing/...                  404
 //   GET /__stats[?path=P]         request counters; POST|GET /__reset zeroes them
 //   GET|POST /__outage?status=N   every /gen and /files request answers N (0 ends it)
+//   GET|POST /__stall?on=1|0      while on, every .m3u8 under /files answers the copy it had when
+//                                 first asked during the stall (a live encoder that stopped
+//                                 moving while its origin answers 200)
 //   GET|POST /__release           answers every request held by hold=1
 // Query parameters on /gen and /files: delay_ms, rate_kbps, status, reset_after (+rst=1),
 // hang=1, hold=1, blocking_delay_ms (only requests with _HLS_msn wait); caching headers: cc,
@@ -369,6 +372,12 @@ class Origin {
       if (status != HTTP_OK) {
         reply_text(ex, status, status == 403 ? "forbidden\n" : "not found\n");
         return;
+      }
+      if (stalled_ && ex->body && route.ends_with(".m3u8")) {
+        auto [frozen, first] = stalled_playlists_.emplace(route, ex->body);
+        if (!first) ex->body = frozen->second;
+        ex->etag.clear();  // the validators describe the file now, not the copy answered
+        ex->last_modified.clear();
       }
     }
     if (ex->behaviour.cache_control) ex->cache_control = *ex->behaviour.cache_control;
@@ -762,6 +771,17 @@ class Origin {
         body =
             "{\"error\":{\"code\":\"bad_request\",\"message\":\"status must be 0 or 100 to 599\"}}";
       }
+    } else if (path == "/__stall" && (command == EVHTTP_REQ_GET || command == EVHTTP_REQ_POST)) {
+      QueryParams params(query);
+      const auto on = parse_long(params.get("on"), 0, 1);
+      if (on) {
+        stalled_ = *on == 1;
+        stalled_playlists_.clear();
+        body = std::string("{\"stalled\":") + (stalled_ ? "true" : "false") + "}";
+      } else {
+        status = HTTP_BADREQUEST;
+        body = "{\"error\":{\"code\":\"bad_request\",\"message\":\"on must be 0 or 1\"}}";
+      }
     } else if (path == "/__release" && (command == EVHTTP_REQ_GET || command == EVHTTP_REQ_POST)) {
       body = "{\"released\":" + std::to_string(release_held()) + "}";
     } else if (path == "/__health") {
@@ -789,6 +809,8 @@ class Origin {
   uint64_t max_in_flight_ = 0;
   uint64_t not_modified_total_ = 0;
   int outage_status_ = 0;  // /__outage: every /gen and /files request answers this status
+  bool stalled_ = false;   // /__stall: playlists answer the copy they had when first asked
+  std::map<std::string, std::shared_ptr<const std::string>> stalled_playlists_;
   std::map<std::string, uint64_t> counts_;
   std::map<std::string, uint64_t> conditional_;  // requests with If-None-Match or If-Modified-Since
   std::map<std::string, uint64_t> not_modified_;  // answered 304
