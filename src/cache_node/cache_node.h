@@ -31,6 +31,9 @@ struct OriginConfig {
   // Request headers copied from the viewer's request that starts an upstream fetch (a
   // tracing id); none by default: upstream requests are anonymous, one per object.
   std::vector<std::string> forward_request_headers;
+  // "twin": another origin that holds the same chunks under the same paths, byte for byte (the
+  // second encoder of an epoch-locked pair): a fetch that fails here is asked of it.
+  std::string twin;
 };
 
 struct CacheNodeConfig {

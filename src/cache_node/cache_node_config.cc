@@ -88,6 +88,8 @@ OriginConfig read_origin(const std::string& id, core::ConfigReader& origin) {
   read_query_policy(origin, "query", o.query.chunks);
   read_query_policy(origin, "playlist_query", o.query.playlists);
   read_forwarded_headers(origin, o.forward_request_headers);
+  o.twin = origin.string("twin", "");
+  if (o.twin == id) origin.fail("twin", "an origin is not its own twin");
   origin.finish();
   return o;
 }
@@ -210,6 +212,12 @@ core::Result<CacheNodeConfig> load_cache_node_config(const core::ConfigDocument&
     c.origins[id] = read_origin(id, origin);
   });
   if (c.origins.empty()) root.fail("origins", "at least one origin is required");
+  for (const auto& [id, origin] : c.origins) {
+    if (!origin.twin.empty() && !c.origins.count(origin.twin)) {
+      root.fail("origins",
+                "origin '" + id + "' names twin '" + origin.twin + "', which is not an origin");
+    }
+  }
   read_site(root, c);
   read_prefetch_section(root, c);
   read_signing_section(root, c);

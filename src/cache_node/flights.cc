@@ -202,6 +202,9 @@ FlightMetrics::FlightMetrics(core::MetricsRegistry& metrics)
                                       "Fetches from the site's owner of the chunk")),
       sibling_fallback_failed(kCacheSiblingFallbacks.in(metrics, "failed")),
       sibling_fallback_slow(kCacheSiblingFallbacks.in(metrics, "slow")),
+      twin_fallbacks(metrics.counter(
+          "cache_twin_fallbacks_total",
+          "Chunk fetches asked of the origin's twin after the origin failed or was slow")),
       dropped_headers(metrics.counter(
           "cache_dropped_headers_total",
           "Upstream response headers not kept with a copy: over the count or size a copy keeps")) {}
@@ -253,12 +256,14 @@ size_t Flights::waiting(const std::string& key) const {
 // ---- owning a flight (the loop that started it) ----
 
 void Flights::start(const std::shared_ptr<Flight>& flight, std::string url,
-                    std::vector<http::HttpHeader> headers, std::chrono::milliseconds negative_cap) {
+                    std::vector<http::HttpHeader> headers, std::chrono::milliseconds negative_cap,
+                    std::string twin_url) {
   const std::string& key = flight->key();
   OwnedFetch& fetch = owned_[key];
   fetch.flight = flight;
   fetch.started = clock_.now();
   fetch.negative_cap = negative_cap;
+  fetch.twin_url = std::move(twin_url);
   metrics_.origin_fetches.inc();
   http::FetchRequest request_out;
   request_out.url = std::move(url);
@@ -272,6 +277,7 @@ void Flights::start(const std::shared_ptr<Flight>& flight, std::string url,
     }
   }
   run_transfer(key, fetch, std::move(request_out));
+  if (!fetch.twin_url.empty()) watch_twin(key, fetch.attempt);
 }
 
 void Flights::start_from_owner(const std::shared_ptr<Flight>& flight, OwnerFetch owner) {
@@ -280,6 +286,7 @@ void Flights::start_from_owner(const std::shared_ptr<Flight>& flight, OwnerFetch
   fetch.flight = flight;
   fetch.started = clock_.now();
   fetch.fallback_url = std::move(owner.fallback_url);
+  fetch.twin_url = std::move(owner.twin_url);
   fetch.negative_cap = owner.negative_cap;
   metrics_.sibling_fetches.inc();
   http::FetchRequest request_out;
@@ -325,13 +332,35 @@ void Flights::fall_back_to_upstream(const std::string& key, OwnedFetch& fetch, b
   (slow ? metrics_.sibling_fallback_slow : metrics_.sibling_fallback_failed).inc();
   LOG_WARN_LIMITED(kLog, "site owner ", slow ? "slow" : "failed", " for ", key,
                    ": fetching upstream");
+  std::string url = std::move(fetch.fallback_url);
+  fetch.fallback_url.clear();
+  continue_from(key, fetch, std::move(url));
+  if (!fetch.twin_url.empty()) watch_twin(key, fetch.attempt);
+}
+
+void Flights::watch_twin(const std::string& key, uint64_t attempt) {
+  deps_.after(kTwinHeadWait, [this, key, attempt] {
+    OwnedFetch* f = current(key, attempt);
+    if (f != nullptr && !f->twin_url.empty() && !f->head_received) fall_back_to_twin(key, *f, true);
+  });
+}
+
+void Flights::fall_back_to_twin(const std::string& key, OwnedFetch& fetch, bool slow) {
+  metrics_.twin_fallbacks.inc();
+  LOG_WARN_LIMITED(kLog, "origin ", slow ? "slow" : "failed", " for ", key,
+                   ": fetching from its twin");
+  std::string url = std::move(fetch.twin_url);
+  fetch.twin_url.clear();
+  continue_from(key, fetch, std::move(url));
+}
+
+void Flights::continue_from(const std::string& key, OwnedFetch& fetch, std::string url) {
   deps_.upstream.cancel(fetch.id);
-  // What the owner sent stays in the body (the waiters may have it already);
-  // the upstream's copy continues after it.
+  // What came so far stays in the body (the waiters may have it already); the next copy
+  // continues after it.
   fetch.skip = fetch.flight->body()->size();
   http::FetchRequest request_out;
-  request_out.url = std::move(fetch.fallback_url);
-  fetch.fallback_url.clear();
+  request_out.url = std::move(url);
   metrics_.origin_fetches.inc();
   run_transfer(key, fetch, std::move(request_out));
 }
@@ -370,6 +399,10 @@ void Flights::on_head(const std::string& key, uint64_t attempt, const http::Fetc
       head.status != 410) {
     // The owner is in trouble (a 404 is the origin's answer through it).
     return fall_back_to_upstream(key, fetch, false);
+  }
+  if (fetch.fallback_url.empty() && !fetch.twin_url.empty() &&
+      (head.status >= 500 || head.status == 429)) {
+    return fall_back_to_twin(key, fetch, false);  // the origin is in trouble: its twin has it
   }
   if (head.status >= 300 && head.status < 400 && head.status != 304 &&
       follow_redirect(key, fetch, head))
@@ -463,6 +496,9 @@ void Flights::on_done(const std::string& key, uint64_t attempt, const http::Fetc
   }
   if (failure && *failure != http::UpstreamFailure::not_found && !fetch.fallback_url.empty()) {
     return fall_back_to_upstream(key, fetch, false);
+  }
+  if (failure && *failure != http::UpstreamFailure::not_found && !fetch.twin_url.empty()) {
+    return fall_back_to_twin(key, fetch, false);
   }
   end_flight(key, failure, result.status);
 }

@@ -61,6 +61,7 @@ struct OwnerFetch {
   std::string url;                        // the chunk on the owner
   std::vector<http::HttpHeader> headers;  // mark the request as a sibling's
   std::string fallback_url;               // the node's own upstream (origin or parent)
+  std::string twin_url;                   // and its twin origin's, if it has one
   std::chrono::milliseconds head_wait{1000};
   std::chrono::milliseconds negative_cap{0};  // as Flights::start's
 };
@@ -92,8 +93,12 @@ struct FlightMetrics {
   core::Counter& sibling_fetches;          // fetches from the site's owner of the chunk
   core::Counter& sibling_fallback_failed;  // the owner failed: the upstream was asked instead
   core::Counter& sibling_fallback_slow;    // no head from the owner in time: the same
+  core::Counter& twin_fallbacks;           // the origin failed or was slow: its twin was asked
   core::Counter& dropped_headers;  // upstream headers over what a copy keeps (kMaxKeptHeaders)
 };
+
+// How long an origin with a twin may take to send a head before the twin is asked.
+inline constexpr std::chrono::milliseconds kTwinHeadWait{1000};
 
 // Redirects an upstream fetch follows at most (each to a configured upstream only).
 inline constexpr int kMaxRedirects = 5;
@@ -131,9 +136,11 @@ class Flights {
   // `headers`, conditional when the flight revalidates a stored copy. `negative_cap`
   // (when positive) shortens how long a 404 is remembered below the configured
   // negative_ttl: a hinted part's is due within its part target.
+  // `twin_url`: the same chunk on the origin's twin (OriginConfig::twin), asked when `url`
+  // fails (no answer, a reset, 5xx, 429) or gives no head within kTwinHeadWait.
   void start(const std::shared_ptr<Flight>& flight, std::string url,
              std::vector<http::HttpHeader> headers = {},
-             std::chrono::milliseconds negative_cap = {});
+             std::chrono::milliseconds negative_cap = {}, std::string twin_url = {});
   // Runs the transfer of `flight` (a miss this loop started) from the site's
   // owner of the chunk, falling back to the upstream as `owner` says.
   void start_from_owner(const std::shared_ptr<Flight>& flight, OwnerFetch owner);
@@ -160,6 +167,7 @@ class Flights {
     core::SteadyTime started;
     uint64_t attempt = 0;      // the transfer the callbacks and timers of this fetch must belong to
     std::string fallback_url;  // fetching from the site's owner: where to go instead; else empty
+    std::string twin_url;      // the origin's twin: where to go when the origin fails; else empty
     bool head_received = false;
     size_t skip = 0;  // leading bytes of this transfer the body holds already (the owner sent them)
     // A 404/410 head: how long its own headers let it answer (negative_lifetime_ms).
@@ -182,6 +190,11 @@ class Flights {
                    size_t bytes_before);
   // The owner failed or was slow: the upstream is asked, continuing after the bytes the body holds.
   void fall_back_to_upstream(const std::string& key, OwnedFetch& fetch, bool slow);
+  // The origin failed, or gave no head in time: its twin is asked instead.
+  void watch_twin(const std::string& key, uint64_t attempt);
+  void fall_back_to_twin(const std::string& key, OwnedFetch& fetch, bool slow);
+  // The transfer after a fallback: from `url`, the body so far kept (the next copy continues it).
+  void continue_from(const std::string& key, OwnedFetch& fetch, std::string url);
   // The owned fetch of `key` while `attempt` is its transfer, else null.
   OwnedFetch* current(const std::string& key, uint64_t attempt);
   void on_head(const std::string& key, uint64_t attempt, const http::FetchHead& head);

@@ -53,6 +53,17 @@ std::string upstream_url(const CacheNodeConfig& config, const ChunkRequest& requ
   return url;
 }
 
+// The same chunk on the origin's twin (OriginConfig::twin); "" when it has none, or when the
+// node fetches through a parent (which has its own).
+std::string twin_url(const CacheNodeConfig& config, const ChunkRequest& request) {
+  if (config.parent) return {};
+  const OriginConfig& origin = config.origins.at(request.origin_id);
+  if (origin.twin.empty()) return {};
+  std::string url = config.origins.at(origin.twin).url + request.origin_path;
+  if (!request.kept_query.empty()) url += "?" + request.kept_query;
+  return url;
+}
+
 // A chunk on the site's owner: same scheme, the viewer's signature passed along
 // (or this node's own when the request had none, as a prefetch has not).
 std::string owner_url(const RuntimeConfig& rc, size_t owner, const ChunkRequest& request,
@@ -176,12 +187,14 @@ void NodeLoop::start_miss(const std::shared_ptr<Flight>& flight, const RuntimeCo
                                       target_of_url(fetch.url), now_ms / 1000)});
       if (prefetch) fetch.headers.push_back({std::string(kSiblingPrefetchHeader), "1"});
       fetch.fallback_url = std::move(upstream);
+      fetch.twin_url = twin_url(rc.config, request);
       fetch.head_wait = rc.config.site_owner_wait;
       fetch.negative_cap = negative_cap(request);
       return flights_.start_from_owner(flight, std::move(fetch));
     }
   }
-  flights_.start(flight, std::move(upstream), std::move(forwarded), negative_cap(request));
+  flights_.start(flight, std::move(upstream), std::move(forwarded), negative_cap(request),
+                 twin_url(rc.config, request));
 }
 
 // Holds a background refresh's flight on this loop until it ends; answers nobody.
@@ -377,7 +390,8 @@ void NodeLoop::serve_chunk(HttpExchange& ex, const VerifiedChunk& c) {
     case SharedCache::Lookup::Kind::revalidate:
       parts_.counters.request(RequestOutcome::stale).inc();
       flights_.start(found.flight, upstream_url(c.rc.config, c.request, c.signed_suffix),
-                     forwarded_headers(ex, c.origin), negative_cap(c.request));
+                     forwarded_headers(ex, c.origin), negative_cap(c.request),
+                     twin_url(c.rc.config, c.request));
       if (found.stale && c.now_ms < found.stale->meta.refresh_grace_until_ms) {
         // Stale-while-revalidate (RFC 5861): one background fetch refreshes it, nobody waits.
         flights_.join(found.flight, std::make_unique<BackgroundRefresh>());
@@ -449,7 +463,7 @@ PrefetchResult NodeLoop::prefetch_one(const RuntimeConfig& rc, const std::string
       break;
     case SharedCache::Lookup::Kind::revalidate:
       flights_.start(found.flight, upstream_url(config, *request, signed_suffix), {},
-                     negative_cap(*request));
+                     negative_cap(*request), twin_url(config, *request));
       break;
   }
   parts_.prefetch_ledger.prefetched(key, now_ms);

@@ -313,7 +313,8 @@ TEST_CASE("channels: sources in order of preference, the failover policy, and th
   auto s = read_channels(doc("channels.json", R"({"channels":[
       {"id":"two","free":true,"sources":[{"origin":"demo","source":"/a/master.m3u8"},
                                           {"origin":"backup","source":"/b/master.m3u8"}],
-       "failover":{"stall_target_durations":2,"failback":"manual","failback_after_s":5}},
+       "failover":{"stall_target_durations":2,"failback":"manual","failback_after_s":5,
+                   "identical_timestamps":true}},
       {"id":"one","origin":"demo","source":"/live/index.m3u8","free":true}]})"),
                          c);
   REQUIRE_MESSAGE(s.ok(), (s.ok() ? "" : s.error().message));
@@ -324,6 +325,7 @@ TEST_CASE("channels: sources in order of preference, the failover policy, and th
   CHECK(c.channels[0].failover.stall_target_durations == 2);
   CHECK_FALSE(c.channels[0].failover.failback);
   CHECK(c.channels[0].failover.failback_after == std::chrono::seconds(5));
+  CHECK(c.channels[0].failover.identical_timestamps);
   // The older pair is one source, with the default policy.
   REQUIRE(c.channels[1].sources.size() == 1);
   CHECK(c.channels[1].sources[0] == ChannelSource{"demo", "/live/index.m3u8"});

@@ -108,3 +108,13 @@ TEST_CASE(
     CHECK(refused.error().message.find("forward_request_headers") != std::string::npos);
   }
 }
+
+TEST_CASE("cache node config: an origin's twin is another configured origin") {
+  const CacheNodeConfig c =
+      load_ok({"origins.backup.url=\"http://127.0.0.1:2\"", "origins.demo.twin=\"backup\""});
+  CHECK(c.origins.at("demo").twin == "backup");
+  CHECK(c.origins.at("backup").twin.empty());
+  check_refused({{"origins.demo.twin=\"nope\"", "names twin 'nope', which is not an origin"},
+                 {"origins.demo.twin=\"demo\"", "origins.demo.twin"},
+                 {"origins.demo.twin=3", "origins.demo.twin"}});
+}

@@ -422,6 +422,7 @@ core::Status read_channels(const core::ConfigDocument& doc, BalancerConfig& conf
         "failback", true,
         {{"auto", true, "back to a preferred source once it has been healthy for failback_after_s"},
          {"manual", false, "only when the operator says so"}});
+    ch.failover.identical_timestamps = failover.boolean("identical_timestamps", false);
     failover.finish();
     ch.free = r.boolean("free", false);
     ch.product = r.string("product", "");

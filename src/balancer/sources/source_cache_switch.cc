@@ -242,7 +242,7 @@ void SourceCache::switch_entry(Entry& entry, const ChannelSwitch& channel, size_
   entry.origin_base = source.origin_base;
   entry.origin_id = source.origin_id;
   entry.failed_at.reset();
-  entry.lineage.runs.switch_source();
+  entry.lineage.runs.switch_source(channel.policy.identical_timestamps);
 
   // The watch of the new source has its newest copy: the switched version is built from it
   // now, with no fetch. Its own refreshes stop (the channel entry fetches that source now).

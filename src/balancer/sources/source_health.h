@@ -26,6 +26,9 @@ struct FailoverPolicy {
   // A preferred source is taken back after it has been healthy this long ("failback": "auto").
   std::chrono::milliseconds failback_after{30000};
   bool failback = true;  // false ("manual"): only the operator moves a channel back
+  // The sources' timestamps are the same (epoch-locked encoders): a switch adds no
+  // discontinuity ("identical_timestamps").
+  bool identical_timestamps = false;
   bool operator==(const FailoverPolicy&) const = default;
 };
 
