@@ -108,3 +108,14 @@ TEST_CASE(
     CHECK(refused.error().message.find("forward_request_headers") != std::string::npos);
   }
 }
+
+TEST_CASE(
+    "cache node config: overload.connection_table_percent is 90 by default, 1 to 100, the key "
+    "named") {
+  CHECK(load_ok({}).overload_connection_table_percent == 90);
+  CHECK(load_ok({"overload.connection_table_percent=75"}).overload_connection_table_percent == 75);
+  CHECK(load_ok({"overload.connection_table_percent=100"}).overload_connection_table_percent ==
+        100);
+  check_refused({{"overload.connection_table_percent=0", "overload.connection_table_percent"},
+                 {"overload.connection_table_percent=101", "overload.connection_table_percent"}});
+}

@@ -121,6 +121,27 @@ TEST_CASE("IPv6: the prefix length is configurable; exemptions match the whole a
   }
 }
 
+TEST_CASE("nearly full: at a share of the total or more, whatever the addresses") {
+  core::MetricsRegistry metrics;
+  ConnectionLimits limits({50, 0, {}}, metrics);
+  std::vector<ConnectionSlot> slots(50);
+  for (size_t i = 0; i < 44; ++i) REQUIRE(admit(limits, "10.0.0.1", slots[i]) == Verdict::admitted);
+  CHECK_FALSE(limits.nearly_full(90));
+  CHECK(limits.nearly_full(88));
+  REQUIRE(admit(limits, "2001:db8::1", slots[44]) == Verdict::admitted);
+  CHECK(limits.nearly_full(90));  // 45 of 50
+  CHECK_FALSE(limits.nearly_full(91));
+  slots[0].release();
+  CHECK_FALSE(limits.nearly_full(90));
+  for (size_t i = 45; i < 50; ++i)
+    REQUIRE(admit(limits, "10.0.0.2", slots[i]) == Verdict::admitted);
+  CHECK(limits.open() == 49);
+  CHECK_FALSE(limits.nearly_full(100));
+  CHECK(limits.nearly_full(98));
+  REQUIRE(admit(limits, "10.0.0.3", slots[0]) == Verdict::admitted);
+  CHECK(limits.nearly_full(100));
+}
+
 TEST_CASE("the default total is most of the open-file limit, less a reserve") {
   CHECK(default_max_connections(1024) == 918 - 114);
   CHECK(default_max_connections(64) == 54 - 16);

@@ -87,6 +87,9 @@ class ConnectionLimits {
 
   size_t open() const { return open_.load(std::memory_order_relaxed); }
   size_t max_connections() const { return max_total_; }
+  // Any thread: whether the connections open are `percent` of max_connections() or more, so the
+  // process can take few more clients (a cache node's /health says it is overloaded then).
+  bool nearly_full(uint32_t percent) const { return open() * 100 >= max_total_ * percent; }
   size_t max_connections_per_address() const { return max_per_address_; }
 
  private:

@@ -118,6 +118,9 @@ class HttpServer {
   int tls_listen_fd() const;
   const core::Clock& clock() const { return clock_; }
   const HttpServerOptions& options() const { return options_; }
+  // The process's connection count and limits, shared with the other loops' servers (any
+  // thread reads it).
+  const ConnectionLimits& connection_limits() const { return *limits_; }
   // Any thread (relaxed reads, for health and metrics).
   size_t active_requests() const { return active_.load(std::memory_order_relaxed); }
   size_t open_connections() const { return open_.load(std::memory_order_relaxed); }
