@@ -1,9 +1,8 @@
 // How many client connections a process holds, in all and per client address (an IPv6 client by
 // its network, core::address_group), on every listener of every loop (docs/http.md § Connection
-// limits). A connection is counted
-// from its accept to its close, whatever it becomes (HTTP/1, TLS, HTTP/2): the accepting
-// loop asks admit() before it spends anything on the socket, and the ConnectionSlot it
-// gets back gives the place up when destroyed.
+// limits). A connection is counted from its accept to its close, whatever it becomes (HTTP/1,
+// TLS, HTTP/2): the accepting loop asks admit() before it spends anything on the socket, and the
+// ConnectionSlot it gets back gives the place up when destroyed.
 //
 // Several loops accept from one listening socket, so the counts are process-wide: the total
 // is one atomic, and the per-address table is split into shards, each a map under its own
