@@ -80,7 +80,9 @@ void Api::State::handle_login(core::EventLoop& loop, http::HttpExchange& in) {
   if (!credentials) return;
   std::string login = std::move(credentials->login);
   std::string password = std::move(credentials->password);
-  const std::string address = in.remote_ip();
+  // The client's network (an IPv6 client's /64 by default): what the limiter and the fair
+  // password-check queue count, so a host cannot spread over the addresses it holds.
+  const std::string address = in.remote_network();
   const LoginVerdict verdict = limiter.attempt(address, login);
   if (verdict.retry_after_s > 0) {
     logins(LoginOutcome::limited).inc();

@@ -7,6 +7,8 @@
 //  - per login, failed attempts from every address: when empty, the account's
 //    attempts are slowed (up to `max_delay`), never refused, so failures sent
 //    from other addresses cannot lock the real user out.
+// An "address" is whatever key the caller counts a client by: the API passes
+// HttpExchange::remote_network(), so an IPv6 client is its /64 (server.ipv6_prefix_length).
 // Time comes from the injected clock. Process-wide, one mutex: any thread.
 //
 // Memory is bounded: at most `max_tracked` keys per table; when a table is full,

@@ -49,7 +49,7 @@ void ApiHost::admit(const std::string& key, const std::string& channel,
                     std::function<void(const api::AdmissionAnswer&)> done) {
   std::shared_ptr<const RuntimeConfig> rc = parts_.config.load();
   parts_.any_loop.admission->check(
-      loop, key, channel, viewer_source(*rc, remote_ip, key), parts_.clock.now(),
+      loop, key, channel, viewer_origin(*rc, remote_ip, key).source(), parts_.clock.now(),
       [this, channel, done = std::move(done)](const AdmissionDecision& decided) {
         const Reply reply = access_reply(decided, channel);
         parts_.metrics.count_decision(AdmissionEndpoint::access, decided);

@@ -176,7 +176,8 @@ core::Result<http::ReloadSwap> Balancer::prepare_reload(BalancerConfig fresh) {
                               fresh.server.threads != old.server.threads ||
                               fresh.server.max_header_bytes != old.server.max_header_bytes ||
                               fresh.server.max_body_bytes != old.server.max_body_bytes ||
-                              fresh.server.io_timeout_s != old.server.io_timeout_s;
+                              fresh.server.io_timeout_s != old.server.io_timeout_s ||
+                              fresh.server.ipv6_prefix_length != old.server.ipv6_prefix_length;
   fresh.server = old.server;
   const bool backend_differs = fresh_backend_differs(old, fresh);
   fresh.admission_backend = old.admission_backend;

@@ -65,9 +65,16 @@ core::Result<std::string> authorize_viewer(const RuntimeConfig& rc, const Viewer
 // The status of an authorize_viewer() error: 403 for ticket_wrong_channel and
 // not_entitled (a paid channel asked for with a made-up viewer id), else 401.
 int credential_error_status(const std::string& code);
-// Who asks, for admission's per-address bounds: the client address unless it is in
-// limits.per_address_exempt; anonymous when the key is a made-up viewer id ("v:").
-ViewerSource viewer_source(const RuntimeConfig& rc, const std::string& remote_ip,
+// Who asks, for admission's per-address bounds (anonymous viewers, queue tickets): the client's
+// network (core::address_group_key: its IPv4 address, its IPv6 address's
+// server.ipv6_prefix_length bits) unless its address is in limits.per_address_exempt; anonymous
+// when the key is a made-up viewer id ("v:"). Owns the text admission's ViewerSource views.
+struct ViewerOrigin {
+  std::string network;  // "" = not counted per address
+  bool anonymous = false;
+  ViewerSource source() const { return {network, anonymous}; }
+};
+ViewerOrigin viewer_origin(const RuntimeConfig& rc, const std::string& remote_ip,
                            std::string_view viewer_key);
 
 class BalancerLoop;

@@ -114,6 +114,10 @@ std::string NodeStatus::health_json(const CacheNodeConfig& c) const {
   out += over ? R"(,"overloaded":true)" : R"(,"overloaded":false)";
   number(R"(,"threads":)", threads);
   number(R"(,"active_connections":)", active_requests());
+  if (const http::ConnectionLimits* table = connections()) {
+    number(R"(,"connections_open":)", table->open());
+    number(R"(,"connections_max":)", table->max_connections());
+  }
   number(R"(,"inflight_fetches":)", cache.inflight());
   out += R"(,"egress_mbps":)";
   char egress[32];

@@ -76,6 +76,9 @@ struct CacheNodeConfig {
   std::string upstream_ca_file;  // CA bundle for https upstreams; empty = system store
   uint32_t overload_max_connections = 10000;
   double overload_max_egress_mbps = 10000;
+  // overload.connection_table_percent: overloaded when the client connections open are this
+  // share of server.max_connections or more (new viewers could soon not connect at all).
+  uint32_t overload_connection_table_percent = 90;
   std::string log_level = "info";
   http::CorsOptions cors;  // which web origins may read the node's answers (section "cors")
 };

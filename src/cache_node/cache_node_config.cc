@@ -193,6 +193,8 @@ void read_overload_section(core::ConfigReader& root, CacheNodeConfig& c) {
   c.overload_max_connections =
       static_cast<uint32_t>(overload.integer("max_connections", 10000, 1, 10000000));
   c.overload_max_egress_mbps = overload.number("max_egress_mbps", 10000, 0.001, 1e7);
+  c.overload_connection_table_percent =
+      static_cast<uint32_t>(overload.integer("connection_table_percent", 90, 1, 100));
   overload.finish();
 }
 

@@ -149,9 +149,19 @@ struct NodeStatus {
     for (const auto* s : servers) n += s->active_requests();
     return n;
   }
+  // The process's client connections, every loop's together (all the servers share one count).
+  const http::ConnectionLimits* connections() const {
+    return servers.empty() ? nullptr : &servers.front()->connection_limits();
+  }
+  // Its connection table is at overload.connection_table_percent of server.max_connections: a
+  // flood of idle connections leaves new viewers little room, whatever they ask.
+  bool connection_table_full(const CacheNodeConfig& c) const {
+    const http::ConnectionLimits* table = connections();
+    return table != nullptr && table->nearly_full(c.overload_connection_table_percent);
+  }
   bool overloaded(const CacheNodeConfig& c) const {
     return active_requests() >= c.overload_max_connections ||
-           egress_mbps.load() >= c.overload_max_egress_mbps;
+           egress_mbps.load() >= c.overload_max_egress_mbps || connection_table_full(c);
   }
   // The /health document (docs/cache_node.md § Endpoints): under 1 KiB, whatever the audience.
   std::string health_json(const CacheNodeConfig& c) const;

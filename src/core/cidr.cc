@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cstring>
 
@@ -34,6 +35,37 @@ std::optional<IpAddress> IpAddress::parse(std::string_view text) {
     return out;
   }
   return std::nullopt;
+}
+
+std::string IpAddress::text() const {
+  char out[INET6_ADDRSTRLEN] = {};
+  if (is_v4()) {
+    inet_ntop(AF_INET, bytes.data() + 12, out, sizeof out);
+  } else {
+    inet_ntop(AF_INET6, bytes.data(), out, sizeof out);
+  }
+  return out;
+}
+
+IpAddress address_group(const IpAddress& address, int ipv6_prefix_length) {
+  if (address.is_v4()) return address;
+  const int prefix = std::clamp(ipv6_prefix_length, 1, 128);
+  IpAddress group = address;
+  const int full = prefix / 8;
+  if (full < 16) {
+    group.bytes[static_cast<size_t>(full)] &= static_cast<uint8_t>(0xff << (8 - prefix % 8));
+    std::fill(group.bytes.begin() + full + 1, group.bytes.end(), uint8_t{0});
+  }
+  return group;
+}
+
+std::string address_group_key(std::string_view ip, int ipv6_prefix_length) {
+  const std::optional<IpAddress> address = IpAddress::parse(ip);
+  if (!address) return std::string(ip);
+  std::string key = address_group(*address, ipv6_prefix_length).text();
+  const int prefix = std::clamp(ipv6_prefix_length, 1, 128);
+  if (!address->is_v4() && prefix < 128) key += "/" + std::to_string(prefix);
+  return key;
 }
 
 std::optional<Cidr> Cidr::parse(std::string_view text) {

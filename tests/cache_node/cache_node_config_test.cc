@@ -118,3 +118,14 @@ TEST_CASE("cache node config: an origin's twin is another configured origin") {
                  {"origins.demo.twin=\"demo\"", "origins.demo.twin"},
                  {"origins.demo.twin=3", "origins.demo.twin"}});
 }
+
+TEST_CASE(
+    "cache node config: overload.connection_table_percent is 90 by default, 1 to 100, the key "
+    "named") {
+  CHECK(load_ok({}).overload_connection_table_percent == 90);
+  CHECK(load_ok({"overload.connection_table_percent=75"}).overload_connection_table_percent == 75);
+  CHECK(load_ok({"overload.connection_table_percent=100"}).overload_connection_table_percent ==
+        100);
+  check_refused({{"overload.connection_table_percent=0", "overload.connection_table_percent"},
+                 {"overload.connection_table_percent=101", "overload.connection_table_percent"}});
+}

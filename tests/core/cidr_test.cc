@@ -1,4 +1,4 @@
-// CIDR parsing and matching, IPv4 and IPv6.
+// CIDR parsing and matching, IPv4 and IPv6; the network a client counts as in per-address limits.
 #include "core/cidr.h"
 
 #include <doctest/doctest.h>
@@ -63,6 +63,40 @@ TEST_CASE("IPv4 and IPv6 never match each other, except IPv4-mapped addresses") 
   CHECK(in("10.0.0.0/8", "::ffff:10.9.8.7"));  // a dual-stack listener's view of an IPv4 client
   CHECK(IpAddress::parse("::ffff:10.9.8.7")->is_v4());
   CHECK_FALSE(IpAddress::parse("2001:db8::1")->is_v4());
+}
+
+TEST_CASE("an IPv6 client counts as its /64 by default, an IPv4 client as its address") {
+  // Every address of one /64 is one client; the next /64 is another.
+  CHECK(address_group_key("2001:db8:1::1", kDefaultIpv6PrefixLength) == "2001:db8:1::/64");
+  CHECK(address_group_key("2001:db8:1:0:ffff:ffff:ffff:ffff", 64) == "2001:db8:1::/64");
+  CHECK(address_group_key("2001:db8:1:0:8a2e:370:7334:1", 64) == "2001:db8:1::/64");
+  CHECK(address_group_key("2001:db8:1:1::1", 64) == "2001:db8:1:1::/64");
+  // IPv4, written either way, is the address itself whatever the IPv6 prefix.
+  CHECK(address_group_key("203.0.113.7", 64) == "203.0.113.7");
+  CHECK(address_group_key("::ffff:203.0.113.7", 64) == "203.0.113.7");
+  CHECK(address_group_key("203.0.113.7", 1) == "203.0.113.7");
+  // Not an address (a Unix socket's peer): as it is.
+  CHECK(address_group_key("", 64).empty());
+  CHECK(address_group_key("not-an-ip", 64) == "not-an-ip");
+}
+
+TEST_CASE("the IPv6 prefix length chooses how much of an address names its network") {
+  CHECK(address_group_key("2001:db8:abcd:12ff::1", 56) == "2001:db8:abcd:1200::/56");
+  CHECK(address_group_key("2001:db8:abcd:12ff::1", 48) == "2001:db8:abcd::/48");
+  CHECK(address_group_key("2001:db8:abcd:12ff::1", 61) == "2001:db8:abcd:12f8::/61");
+  CHECK(address_group_key("2001:db8::1", 128) == "2001:db8::1");
+  CHECK(address_group_key("2001:db8::1", 127) == "2001:db8::/127");
+  CHECK(address_group_key("ffff::1", 1) == "8000::/1");
+  // Out of range is clamped (the config refuses it before it gets here).
+  CHECK(address_group_key("2001:db8::1", 0) == "::/1");
+  CHECK(address_group_key("2001:db8::1", 200) == "2001:db8::1");
+  // The group is a value: addresses in one network group equal, the network contains them.
+  const IpAddress a = address_group(*IpAddress::parse("2001:db8:5:6:7::8"), 64);
+  const IpAddress b = address_group(*IpAddress::parse("2001:db8:5:6:ffff::"), 64);
+  CHECK(a.bytes == b.bytes);
+  CHECK(Cidr::parse("2001:db8:5:6::/64")->contains(a));
+  CHECK(a.text() == "2001:db8:5:6::");
+  CHECK(IpAddress::parse("10.1.2.3")->text() == "10.1.2.3");
 }
 
 TEST_CASE("malformed networks are refused") {

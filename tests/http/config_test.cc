@@ -177,3 +177,33 @@ TEST_CASE("server: http1_transport, removed with evhttp, is refused naming the k
     CHECK(refused.find("unknown key") == std::string::npos);  // one error, with the reason
   }
 }
+
+TEST_CASE("server: ipv6_prefix_length is 64 by default, 1 to 128, and a bad one names the key") {
+  auto read = [](const std::string& json, http::HttpServerOptions* out = nullptr) {
+    auto doc = ConfigDocument::parse("/etc/balancer/cache_node.json", json, {});
+    REQUIRE(doc.ok());
+    ConfigReader root(*doc);
+    auto server = root.object("server");
+    http::HttpServerOptions options;
+    http::read_server_section(server, options);
+    root.finish();
+    if (out != nullptr) *out = options;
+    return root.ok() ? std::string() : root.error_text();
+  };
+  http::HttpServerOptions o;
+  CHECK(read(R"({})", &o).empty());
+  CHECK(o.ipv6_prefix_length == 64);
+  CHECK(o.connection_limits().ipv6_prefix_length == 64);
+  CHECK(read(R"({"server": {"ipv6_prefix_length": 56}})", &o).empty());
+  CHECK(o.connection_limits().ipv6_prefix_length == 56);
+  CHECK(read(R"({"server": {"ipv6_prefix_length": 128}})", &o).empty());
+  CHECK(o.ipv6_prefix_length == 128);
+  for (const char* bad : {"0", "129", "-64", "64.5", "\"64\""}) {
+    const std::string refused =
+        read(std::string(R"({"server": {"ipv6_prefix_length": )") + bad + "}}");
+    INFO(refused);
+    CHECK(refused.find("/etc/balancer/cache_node.json") != std::string::npos);
+    CHECK(refused.find("server.ipv6_prefix_length") != std::string::npos);
+    CHECK(refused.find("from 1 to 128") != std::string::npos);
+  }
+}

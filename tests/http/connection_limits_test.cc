@@ -1,10 +1,12 @@
-// ConnectionLimits: the total and the per-address count, exempt networks, slots given back
-// when destroyed or moved over, and exact counts with several threads admitting at once.
+// ConnectionLimits: the total and the per-address count (an IPv6 client by its network), exempt
+// networks, slots given back when destroyed or moved over, and exact counts with several threads
+// admitting at once.
 #include "http/server/connection_limits.h"
 
 #include <arpa/inet.h>
 #include <doctest/doctest.h>
 
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -18,7 +20,19 @@ sockaddr_in v4(const char* text) {
   return a;
 }
 
+sockaddr_in6 v6(const char* text) {
+  sockaddr_in6 a{};
+  a.sin6_family = AF_INET6;
+  REQUIRE(inet_pton(AF_INET6, text, &a.sin6_addr) == 1);
+  return a;
+}
+
+// Admits a connection from `ip`, IPv4 or IPv6 by its text.
 ConnectionLimits::Verdict admit(ConnectionLimits& limits, const char* ip, ConnectionSlot& slot) {
+  if (std::string_view(ip).find(':') != std::string_view::npos) {
+    const sockaddr_in6 a = v6(ip);
+    return limits.admit(reinterpret_cast<const sockaddr*>(&a), slot);
+  }
   const sockaddr_in a = v4(ip);
   return limits.admit(reinterpret_cast<const sockaddr*>(&a), slot);
 }
@@ -57,6 +71,75 @@ TEST_CASE("total: past it every address is refused; exempt networks skip the per
   }
   CHECK(limits.open() == 2);
   CHECK(admit(limits, "10.0.0.1", slots[2]) == Verdict::admitted);
+}
+
+TEST_CASE("IPv6: the addresses of one /64 share one count; another /64 has its own") {
+  core::MetricsRegistry metrics;
+  ConnectionLimits limits({100, 3, {}}, metrics);
+  std::vector<ConnectionSlot> slots(6);
+  CHECK(admit(limits, "2001:db8:1::1", slots[0]) == Verdict::admitted);
+  CHECK(admit(limits, "2001:db8:1::2", slots[1]) == Verdict::admitted);
+  CHECK(admit(limits, "2001:db8:1:0:ffff:ffff:ffff:ffff", slots[2]) == Verdict::admitted);
+  CHECK(admit(limits, "2001:db8:1:0:1234::5", slots[3]) == Verdict::over_address);
+  CHECK(admit(limits, "2001:db8:1:1::1", slots[4]) == Verdict::admitted);
+  // IPv4 (and IPv4 as a dual-stack listener reports it) is counted by the whole address.
+  CHECK(admit(limits, "::ffff:10.0.0.1", slots[5]) == Verdict::admitted);
+  CHECK(limits.open() == 5);
+  // A place given back by one address of the network is a place for any other.
+  slots[0].release();
+  CHECK(admit(limits, "2001:db8:1::99", slots[0]) == Verdict::admitted);
+  CHECK(admit(limits, "2001:db8:1::100", slots[3]) == Verdict::over_address);
+}
+
+TEST_CASE("IPv6: the prefix length is configurable; exemptions match the whole address") {
+  core::MetricsRegistry metrics;
+  SUBCASE("at 128 every address is a client of its own") {
+    ConnectionLimitOptions options{100, 1, {}, 128};
+    ConnectionLimits limits(options, metrics);
+    std::vector<ConnectionSlot> slots(3);
+    CHECK(admit(limits, "2001:db8:1::1", slots[0]) == Verdict::admitted);
+    CHECK(admit(limits, "2001:db8:1::2", slots[1]) == Verdict::admitted);
+    CHECK(admit(limits, "2001:db8:1::1", slots[2]) == Verdict::over_address);
+  }
+  SUBCASE("at 48 a site's /48 is one client") {
+    ConnectionLimitOptions options{100, 1, {}, 48};
+    ConnectionLimits limits(options, metrics);
+    std::vector<ConnectionSlot> slots(3);
+    CHECK(admit(limits, "2001:db8:1:5::1", slots[0]) == Verdict::admitted);
+    CHECK(admit(limits, "2001:db8:1:6::1", slots[1]) == Verdict::over_address);
+    CHECK(admit(limits, "2001:db8:2::1", slots[2]) == Verdict::admitted);
+  }
+  SUBCASE("an exempt network narrower than the prefix exempts only its own addresses") {
+    ConnectionLimitOptions options{100, 1, {*core::Cidr::parse("2001:db8:1::ff00/120")}, 64};
+    ConnectionLimits limits(options, metrics);
+    std::vector<ConnectionSlot> slots(5);
+    CHECK(admit(limits, "2001:db8:1::ff01", slots[0]) == Verdict::admitted);
+    CHECK(admit(limits, "2001:db8:1::ff02", slots[1]) == Verdict::admitted);  // exempt
+    CHECK(admit(limits, "2001:db8:1::1", slots[2]) == Verdict::admitted);
+    CHECK(admit(limits, "2001:db8:1::2", slots[3]) == Verdict::over_address);
+    CHECK(admit(limits, "2001:db8:1::ff03", slots[4]) == Verdict::admitted);  // exempt
+  }
+}
+
+TEST_CASE("nearly full: at a share of the total or more, whatever the addresses") {
+  core::MetricsRegistry metrics;
+  ConnectionLimits limits({50, 0, {}}, metrics);
+  std::vector<ConnectionSlot> slots(50);
+  for (size_t i = 0; i < 44; ++i) REQUIRE(admit(limits, "10.0.0.1", slots[i]) == Verdict::admitted);
+  CHECK_FALSE(limits.nearly_full(90));
+  CHECK(limits.nearly_full(88));
+  REQUIRE(admit(limits, "2001:db8::1", slots[44]) == Verdict::admitted);
+  CHECK(limits.nearly_full(90));  // 45 of 50
+  CHECK_FALSE(limits.nearly_full(91));
+  slots[0].release();
+  CHECK_FALSE(limits.nearly_full(90));
+  for (size_t i = 45; i < 50; ++i)
+    REQUIRE(admit(limits, "10.0.0.2", slots[i]) == Verdict::admitted);
+  CHECK(limits.open() == 49);
+  CHECK_FALSE(limits.nearly_full(100));
+  CHECK(limits.nearly_full(98));
+  REQUIRE(admit(limits, "10.0.0.3", slots[0]) == Verdict::admitted);
+  CHECK(limits.nearly_full(100));
 }
 
 TEST_CASE("the default total is most of the open-file limit, less a reserve") {

@@ -70,6 +70,32 @@ int connect_loopback_from(const char* source, int port, std::chrono::millisecond
   return fd;
 }
 
+int connect_ipv6_from(const std::string& source, int port,
+                      std::chrono::milliseconds receive_timeout, int receive_buffer) {
+  int fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  const int one = 1;
+  setsockopt(fd, SOL_IP, IP_FREEBIND, &one, sizeof one);
+  if (receive_buffer > 0)
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &receive_buffer, sizeof receive_buffer);
+  sockaddr_in6 from{};
+  from.sin6_family = AF_INET6;
+  sockaddr_in6 to{};
+  to.sin6_family = AF_INET6;
+  to.sin6_port = htons(static_cast<uint16_t>(port));
+  to.sin6_addr = in6addr_loopback;
+  if (inet_pton(AF_INET6, source.c_str(), &from.sin6_addr) != 1 ||
+      bind(fd, reinterpret_cast<sockaddr*>(&from), sizeof from) != 0 ||
+      connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof to) != 0) {
+    close(fd);
+    return -1;
+  }
+  auto ms = receive_timeout.count();
+  timeval tv{static_cast<time_t>(ms / 1000), static_cast<suseconds_t>((ms % 1000) * 1000)};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  return fd;
+}
+
 RawRead read_raw(int fd, const std::function<bool(const std::string&)>& enough) {
   RawRead out;
   char buf[16384];

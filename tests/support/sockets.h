@@ -1,4 +1,4 @@
-// Raw TCP to our servers on 127.0.0.1, for tests that speak below HTTP clients
+// Raw TCP to our servers on 127.0.0.1 (and [::1]), for tests that speak below HTTP clients
 // (protocol mix-ups, hand-made HTTP/2 clients, request smuggling). TESTS ONLY.
 #pragma once
 
@@ -24,6 +24,14 @@ int connect_loopback(int port, std::chrono::milliseconds receive_timeout = std::
 // on Linux), to be another client to a server that counts connections per address.
 int connect_loopback_from(const char* source, int port,
                           std::chrono::milliseconds receive_timeout = std::chrono::seconds(5));
+
+// A blocking socket connected to [::1]:port from the IPv6 address `source`, which need not be
+// configured anywhere (IP_FREEBIND): with a local route for its network (private_network.h)
+// one test process is any number of IPv6 clients. `receive_buffer` > 0 sets SO_RCVBUF first (a
+// client that reads slowly). -1 when the connection fails.
+int connect_ipv6_from(const std::string& source, int port,
+                      std::chrono::milliseconds receive_timeout = std::chrono::seconds(5),
+                      int receive_buffer = 0);
 
 // Bytes a server sent on `fd` until it closed the connection, or until
 // `enough(bytes)` says the caller has what it waited for, or the socket's receive

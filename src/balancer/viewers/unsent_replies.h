@@ -1,7 +1,8 @@
 // Playlist replies handed to connections and not yet written to their sockets (clients that do
 // not read hold them): counted for the whole process (playlists.max_unsent_bytes) and, on each
 // loop, per client address (playlists.max_unsent_bytes_per_address shared over the loops), so
-// that one address's stalled connections cannot take the budget every other viewer needs.
+// that one address's stalled connections cannot take the budget every other viewer needs. The
+// address is the caller's key: HttpExchange::remote_network(), an IPv6 client's whole network.
 // A reply's bytes count from hold() until the connection releases the reply (written or
 // closed). One per loop: its loop's thread only (a reply is released on the loop that wrote it).
 #pragma once

@@ -38,9 +38,9 @@ core::Result<std::string> authorize_viewer(const RuntimeConfig& rc, const Viewer
                                   : "This paid channel needs a playback ticket that grants it."};
 }
 
-ViewerSource viewer_source(const RuntimeConfig& rc, const std::string& ip,
+ViewerOrigin viewer_origin(const RuntimeConfig& rc, const std::string& ip,
                            std::string_view viewer_key) {
-  ViewerSource from;
+  ViewerOrigin from;
   from.anonymous = viewer_key.starts_with("v:");
   if (!rc.config.per_address_exempt.empty()) {
     auto address = core::IpAddress::parse(ip);
@@ -48,7 +48,7 @@ ViewerSource viewer_source(const RuntimeConfig& rc, const std::string& ip,
       if (address && network.contains(*address)) return from;
     }
   }
-  from.address = ip;
+  from.network = core::address_group_key(ip, rc.config.server.ipv6_prefix_length);
   return from;
 }
 
@@ -115,7 +115,7 @@ void BalancerLoop::admit(const PendingPtr& p, std::function<void()> then) {
   p->bandwidth_bps = allowlist_.variant_bandwidth(*p->channel, p->request.origin_target);
   parts_.any_loop.admission->request(
       loop_, p->viewer_key, {p->channel->id, p->cache_id, p->bandwidth_bps},
-      viewer_source(*p->config, p->ex.remote_ip(), p->viewer_key), now,
+      viewer_origin(*p->config, p->ex.remote_ip(), p->viewer_key).source(), now,
       [this, p, then = std::move(then)](const AdmissionDecision& d) {
         if (answer_admission(*p, d)) then();
       });

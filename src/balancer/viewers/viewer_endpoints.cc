@@ -380,7 +380,10 @@ void BalancerLoop::serve_playlist(const PendingPtr& p, const SourceResult& r) {
   const size_t address_share =
       std::min(c.playlists.max_unsent_bytes_per_address, c.playlists.max_unsent_bytes) /
       std::max<size_t>(1, parts_.loops.loop_count());
-  switch (unsent_.room_for(ex.remote_ip(), c.playlists.max_unsent_bytes, address_share)) {
+  // An address here is a network: an IPv6 client's addresses are one
+  // (HttpExchange::remote_network).
+  const std::string network = ex.remote_network();
+  switch (unsent_.room_for(network, c.playlists.max_unsent_bytes, address_share)) {
     case UnsentReplies::Room::fits:
       break;
     case UnsentReplies::Room::process_full:
@@ -425,8 +428,7 @@ void BalancerLoop::serve_playlist(const PendingPtr& p, const SourceResult& r) {
                     to_string(reason));
   }
   // Handed to the connection by reference, counted until it is written (unsent_replies.h).
-  std::shared_ptr<const UnsentReplies::Reply> unsent =
-      unsent_.hold(std::move(body), ex.remote_ip());
+  std::shared_ptr<const UnsentReplies::Reply> unsent = unsent_.hold(std::move(body), network);
   http::BodyBuffer buffer;
   buffer.append_reference(unsent->body.data(), unsent->body.size(), unsent);
   ex.reply(200, std::move(buffer), unsent->body.size(), kPlaylistType);

@@ -60,6 +60,7 @@ void ConnectionSlot::release() {
 ConnectionLimits::ConnectionLimits(ConnectionLimitOptions options, core::MetricsRegistry& metrics)
     : max_total_(options.max_connections > 0 ? options.max_connections : default_max_connections()),
       max_per_address_(options.max_connections_per_address),
+      ipv6_prefix_length_(options.ipv6_prefix_length),
       exempt_(std::move(options.exempt)),
       open_gauge_(metrics.gauge("http_connections_open",
                                 "Client connections open (every listener, every protocol)")),
@@ -94,6 +95,7 @@ ConnectionLimits::Verdict ConnectionLimits::admit(const sockaddr* peer, Connecti
   }
   core::IpAddress address;
   if (max_per_address_ > 0 && ip_of(peer, address) && !exempt(address)) {
+    address = core::address_group(address, ipv6_prefix_length_);
     Shard& shard = shard_of(address);
     std::lock_guard lock(shard.mutex);
     uint32_t& count = shard.open[address];

@@ -1,8 +1,8 @@
-// How many client connections a process holds, in all and per client address, on every
-// listener of every loop (docs/operations.md § Connection limits). A connection is counted
-// from its accept to its close, whatever it becomes (HTTP/1, TLS, HTTP/2): the accepting
-// loop asks admit() before it spends anything on the socket, and the ConnectionSlot it
-// gets back gives the place up when destroyed.
+// How many client connections a process holds, in all and per client address (an IPv6 client by
+// its network, core::address_group), on every listener of every loop (docs/http.md § Connection
+// limits). A connection is counted from its accept to its close, whatever it becomes (HTTP/1,
+// TLS, HTTP/2): the accepting loop asks admit() before it spends anything on the socket, and the
+// ConnectionSlot it gets back gives the place up when destroyed.
 //
 // Several loops accept from one listening socket, so the counts are process-wide: the total
 // is one atomic, and the per-address table is split into shards, each a map under its own
@@ -32,8 +32,11 @@ namespace http {
 
 struct ConnectionLimitOptions {
   size_t max_connections = 0;              // in all; 0 = default_max_connections()
-  size_t max_connections_per_address = 0;  // per client IP; 0 = no limit
+  size_t max_connections_per_address = 0;  // per client network; 0 = no limit
   std::vector<core::Cidr> exempt;          // addresses not limited per address (a venue's NAT)
+  // "Per address" is per core::address_group: an IPv4 address, an IPv6 address's first this
+  // many bits (a phone's /64 is one client however many of its addresses it uses).
+  int ipv6_prefix_length = core::kDefaultIpv6PrefixLength;
 };
 
 // The total when the config names none: nine tenths of the open-file limit `nofile`, less a
@@ -61,7 +64,7 @@ class ConnectionSlot {
   friend class ConnectionLimits;
   ConnectionLimits* limits_ = nullptr;
   bool per_address_ = false;  // counted in the per-address table under address_
-  core::IpAddress address_;
+  core::IpAddress address_;   // the client's network (core::address_group)
 };
 
 class ConnectionLimits {
@@ -77,11 +80,15 @@ class ConnectionLimits {
 
   // Any thread: whether a connection from `peer` may be served; when admitted, `slot` holds
   // its place. A refusal is counted. A peer that is not IP (a Unix socket) is limited in all
-  // only.
+  // only. An exempt peer is known by its whole address; the others are counted by their
+  // network (core::address_group).
   Verdict admit(const sockaddr* peer, ConnectionSlot& slot);
 
   size_t open() const { return open_.load(std::memory_order_relaxed); }
   size_t max_connections() const { return max_total_; }
+  // Any thread: whether the connections open are `percent` of max_connections() or more, so the
+  // process can take few more clients (a cache node's /health says it is overloaded then).
+  bool nearly_full(uint32_t percent) const { return open() * 100 >= max_total_ * percent; }
   size_t max_connections_per_address() const { return max_per_address_; }
 
  private:
@@ -109,6 +116,7 @@ class ConnectionLimits {
 
   const size_t max_total_;
   const size_t max_per_address_;
+  const int ipv6_prefix_length_;
   const std::vector<core::Cidr> exempt_;
   std::atomic<size_t> open_{0};
   std::array<Shard, kShards> shards_;

@@ -110,6 +110,9 @@ const std::string& HttpExchange::query() const {
 const std::string& HttpExchange::remote_ip() const {
   return state_->remote_ip;
 }
+std::string HttpExchange::remote_network() const {
+  return core::address_group_key(state_->remote_ip, state_->server->options().ipv6_prefix_length);
+}
 std::chrono::steady_clock::time_point HttpExchange::started() const {
   return state_->start;
 }

@@ -50,6 +50,10 @@ class HttpExchange {
   std::vector<HttpHeader> headers_with_prefix(std::string_view prefix) const;
   std::string body() const;
   const std::string& remote_ip() const;
+  // The client as every per-address limit and share counts it: its IPv4 address, or its IPv6
+  // address's network of server.ipv6_prefix_length bits ("2001:db8:1::/64";
+  // core::address_group_key). Exemptions by network are checked against remote_ip().
+  std::string remote_network() const;
   std::chrono::steady_clock::time_point started() const;
 
   // Response. Headers must be added before reply()/start().

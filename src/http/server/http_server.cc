@@ -159,11 +159,7 @@ core::Result<std::unique_ptr<HttpServer>> HttpServer::create(
   std::unique_ptr<HttpServer> server(new HttpServer(base, std::move(options), metrics, clock));
   server->tls_context_ = tls;
   if (limits == nullptr) {
-    const auto& o = server->options_;
-    limits = std::make_shared<ConnectionLimits>(
-        ConnectionLimitOptions{o.max_connections, o.max_connections_per_address,
-                               o.connection_limit_exempt},
-        metrics);
+    limits = std::make_shared<ConnectionLimits>(server->options_.connection_limits(), metrics);
   }
   server->limits_ = std::move(limits);
   server->deferred_event_.reset(event_new(

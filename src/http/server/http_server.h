@@ -55,6 +55,10 @@ struct HttpServerOptions {
   size_t max_connections = 0;                       // 0 = sized from the open-file limit
   size_t max_connections_per_address = 512;         // 0 = no limit
   std::vector<core::Cidr> connection_limit_exempt;  // not limited per address (a venue's NAT)
+  // Leading bits of an IPv6 client's address that name the network every per-address limit
+  // counts it as (core::address_group; IPv4 clients count by their address), here and in the
+  // services' own limits through HttpExchange::remote_network().
+  int ipv6_prefix_length = core::kDefaultIpv6PrefixLength;
   bool access_log = true;
   size_t threads = 0;  // event loops, each with its own server (0 = one per core)
   // Set by the host when several loops serve the port: the loops share one listening socket
@@ -65,6 +69,12 @@ struct HttpServerOptions {
   bool shared_listener = false;
   int listen_fd = -1;
   int tls_listen_fd = -1;
+
+  // The connection limits these options name.
+  ConnectionLimitOptions connection_limits() const {
+    return {max_connections, max_connections_per_address, connection_limit_exempt,
+            ipv6_prefix_length};
+  }
 };
 
 // A loop on a shared listener accepts at most this many connections per turn. One per turn was
@@ -108,6 +118,9 @@ class HttpServer {
   int tls_listen_fd() const;
   const core::Clock& clock() const { return clock_; }
   const HttpServerOptions& options() const { return options_; }
+  // The process's connection count and limits, shared with the other loops' servers (any
+  // thread reads it).
+  const ConnectionLimits& connection_limits() const { return *limits_; }
   // Any thread (relaxed reads, for health and metrics).
   size_t active_requests() const { return active_.load(std::memory_order_relaxed); }
   size_t open_connections() const { return open_.load(std::memory_order_relaxed); }

@@ -66,6 +66,8 @@ void read_server_section(core::ConfigReader& server, HttpServerOptions& options)
       static_cast<size_t>(server.integer("max_connections", 0, 0, 100'000'000));
   options.max_connections_per_address =
       static_cast<size_t>(server.integer("max_connections_per_address", 512, 0, 100'000'000));
+  options.ipv6_prefix_length = static_cast<int>(
+      server.integer("ipv6_prefix_length", core::kDefaultIpv6PrefixLength, 1, 128));
   options.connection_limit_exempt.clear();
   for (const auto& text : server.string_list("connection_limit_exempt", {})) {
     if (auto network = core::Cidr::parse(text)) {

@@ -65,13 +65,11 @@ core::Status ServiceHost::create_servers(const std::function<void(size_t, HttpSe
     tls_ = std::make_unique<TlsContext>(std::move(ctx).value());
   }
   // One count for every loop's listeners: they share the process's descriptors.
-  auto limits = std::make_shared<ConnectionLimits>(
-      ConnectionLimitOptions{options.max_connections, options.max_connections_per_address,
-                             options.connection_limit_exempt},
-      metrics_);
+  auto limits = std::make_shared<ConnectionLimits>(options.connection_limits(), metrics_);
   LOG_INFO(name_, "connection limits: ", limits->max_connections(), " in all, ",
-           limits->max_connections_per_address(), " per address (0 = none), ",
-           options.connection_limit_exempt.size(), " exempt network(s)");
+           limits->max_connections_per_address(), " per address (0 = none; an IPv6 client by its /",
+           options.ipv6_prefix_length, "), ", options.connection_limit_exempt.size(),
+           " exempt network(s)");
   for (size_t i = 0; i < loops_.size(); ++i) {
     // Loop 0 binds the ports (maybe ephemeral); the others accept on duplicates of its sockets.
     if (i > 0) {
