@@ -234,6 +234,10 @@ const scenarios = {
       check(age.demo >= 0 && age.demo < 4, 'the newest media age of the demo channel: ' + JSON.stringify(age));
       const rows = await page.locator('#health-table tbody tr').count();
       check(rows === 2, 'a health row per cache node');
+      // The demo channel's two sources: it plays from the first, the second ready.
+      await waitFor('the sources table', async () => (await page.locator('#sources-table tbody tr').count()) === 1, 10000, 250);
+      const sources = await page.locator('#sources-table tbody tr').innerText();
+      check(sources.includes('▶ demo: healthy') && sources.includes('demo-b: healthy'), 'the sources row: ' + sources);
       // Playback quality from the players' own CMCD: the web player reports as the query argument;
       // a second hls.js in the viewer's page reports as headers (useHeaders: Media3's way), which
       // the nodes' CORS preflights must let through.
@@ -843,6 +847,52 @@ scenarios.players_low_latency_cache_kill = async (stack) => {
         problems.push(name + ': not back within ' + LL_BACK_TOLERANCE_S + ' s of its latency before the kill (' + lat.target + ' s) ' +
           LL_BACK_WITHIN_S + ' s after it, for ' + LL_BACK_HOLD_S + ' s: ' + JSON.stringify(lat.held.map((x) => x.v)));
       }
+    }
+    return checkPlayers(results, problems);
+  });
+};
+
+// The demo channel's preferred source dies (its origin server killed) while every player plays
+// it through venue-a: the balancer moves the channel to its second source (the same encoder's
+// output on another origin server), and each player plays on with no fatal error and no more
+// than 2 s of stall in all (DESIGN.md "Sources fail, the channel does not"); the segments after
+// the switch come through the node from the second origin. Runs last: the first origin stays dead.
+const SOURCE_KILL_STALL_BOUND_S = 2;
+scenarios.players_source_kill = async (stack) => {
+  await reviveCaches(stack);
+  return withPlayerPages(stack, async (browser, pages) => {
+    const players = [];
+    for (const player of PLAYERS) players.push(await openPlayer(stack, browser, pages, player, 'demo', 'venue-a'));
+    await allAdvance(players, 6, 40000);
+    const before = {};
+    for (const p of players) before[p.player] = await pageState(p);
+    const killedAt = Date.now();
+    process.kill(stack.origin.child.pid, 'SIGKILL');
+    await allAdvance(players, 12, 45000);
+    await twoSegmentsAfter(players, killedAt, 4000);
+    const board = await (await fetch(stack.balancer.url + '/admin/sources', { headers: { 'X-Operator-Key': OPERATOR_KEY } })).json();
+    const results = {};
+    const problems = [];
+    if (!board.demo || board.demo.active !== 1) problems.push('the channel did not move to its second source: ' + JSON.stringify(board));
+    for (const p of players) {
+      const s = await pageState(p);
+      const b = before[p.player];
+      const later = p.net.segments.filter((seg) => seg.at > killedAt + 4000);
+      const figures = { player: p.player + ' ' + s.version, stalls: s.stalls - b.stalls,
+        stallSeconds: +(s.stallSeconds - b.stallSeconds).toFixed(2), fatalErrors: s.fatalErrors,
+        otherErrors: s.errors.length - b.errors.length, segmentsAfter: later.length,
+        fromSecondOrigin: later.filter((seg) => seg.url.includes('/o/demo-b/')).length,
+        failedAfter: p.net.failed.filter((f) => f.at > killedAt).length, activeSourceAfter: board.demo && board.demo.active };
+      results[p.player] = figures;
+      if (s.fatalErrors !== 0) problems.push(p.player + ': fatal errors ' + JSON.stringify(s.errors.filter((e) => e.fatal)));
+      if (figures.stallSeconds > SOURCE_KILL_STALL_BOUND_S) {
+        problems.push(p.player + ': stalled ' + figures.stallSeconds + ' s through the source kill ' + JSON.stringify(s.stallLog.slice(-5)));
+      }
+      if (!(later.length >= 2 && later.every((seg) => seg.status === 200 && seg.url.includes('/o/demo-b/')))) {
+        problems.push(p.player + ': segments after the kill not all from the second origin: ' +
+          JSON.stringify(later.map((seg) => seg.status + ' ' + seg.url.split('?')[0])));
+      }
+      await p.page.screenshot({ path: path.join(artifacts, 'players-source-killed-' + p.player + '.png') });
     }
     return checkPlayers(results, problems);
   });

@@ -91,6 +91,10 @@ export async function startStack({ build, source, artifacts }) {
   children.add(ffmpeg);
 
   const origin = await startServer('origin', [path.join(build, 'tests/support/test_origin'), '--port', '0', '--root', media], logs);
+  // The demo channel's second source: another origin server of the same encoder's output (the
+  // packager of an epoch-locked twin: the same names and bytes), which the nodes know as the
+  // first one's twin.
+  const originB = await startServer('origin-b', [path.join(build, 'tests/support/test_origin'), '--port', '0', '--root', media], logs);
   // The low-latency channel: ll_origin publishing CMAF parts (about 0.27 s) that ffmpeg
   // encodes here once, in two renditions, looping (1 s segments).
   for (const [name, kbps] of [['low', 150], ['high', 400]]) {
@@ -126,6 +130,7 @@ export async function startStack({ build, source, artifacts }) {
       '--set', 'node_id=' + id, '--set', 'site=venue', '--set', 'listen.port=' + port, '--set', 'threads=1',
       ...tlsSets(tlsPort),
       '--set', 'data_dir=' + path.join(dir, id), '--set', 'origins.demo.url=http://127.0.0.1:' + origin.port,
+      '--set', 'origins.demo-b.url=http://127.0.0.1:' + originB.port, '--set', 'origins.demo.twin="demo-b"',
       '--set', 'origins.ll.url=' + llOrigin.url,
       '--set', 'signing.keys=["' + SIGNING_KEY + '"]'], logs);
     server.url = 'http://127.0.0.1:' + server.port;
@@ -139,7 +144,8 @@ export async function startStack({ build, source, artifacts }) {
   const conf = path.join(dir, 'conf');
   fs.mkdirSync(conf);
   fs.writeFileSync(path.join(conf, 'channels.json'), JSON.stringify({ channels: [
-    { id: 'demo', title: 'Demo test pattern', origin: 'demo', source: '/files/live/master.m3u8', free: true },
+    { id: 'demo', title: 'Demo test pattern', free: true, sources: [{ origin: 'demo', source: '/files/live/master.m3u8' },
+      { origin: 'demo-b', source: '/files/live/master.m3u8' }], failover: { failback: 'manual' } },
     { id: 'single', title: 'Single variant', origin: 'demo', source: '/files/live/single.m3u8', free: true },
     // A bare media playlist: the balancer makes its master (one variant) to steer it.
     { id: 'bare', title: 'Bare media playlist', origin: 'demo', source: '/files/live/v0/index.m3u8', free: true },
@@ -156,6 +162,7 @@ export async function startStack({ build, source, artifacts }) {
   const sets = ['--set', 'listen.port=0', '--set', 'threads=1',
     '--set', 'channels_file=' + path.join(conf, 'channels.json'), '--set', 'caches_file=' + path.join(conf, 'caches.json'),
     '--set', 'origins.demo.url=http://127.0.0.1:' + origin.port, '--set', 'origins.ll.url=' + llOrigin.url,
+    '--set', 'origins.demo-b.url=http://127.0.0.1:' + originB.port,
     '--set', 'signing.keys=["' + SIGNING_KEY + '"]', '--set', 'playback.ticket_keys=["' + TICKET_KEY + '"]',
     '--set', 'playback.allow_anonymous=false', '--set', 'operator.key=' + OPERATOR_KEY,
     '--set', 'api.data_dir=' + path.join(dir, 'api'), '--set', 'api.demo_payments=true',
@@ -195,7 +202,7 @@ export async function startStack({ build, source, artifacts }) {
       return h.caches.filter((c) => c.usable).length === 2;
     }, 10000);
   }
-  return { dir, origin, llOrigin, caches, balancer, balancerTls, ffmpeg, logs };
+  return { dir, origin, originB, llOrigin, caches, balancer, balancerTls, ffmpeg, logs };
 }
 
 // Restarts every cache node that is not running and waits until the balancer sees both usable.

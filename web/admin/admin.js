@@ -304,6 +304,18 @@ async function poll() {
   fillTable('channels-table', status.viewers.channels.map((c) => [c.id, c.viewers, c.declared_mbps, age(c.id)]));
   fillTable('caches-table', status.viewers.caches.map((c) => [c.id || 'origin', c.viewers, c.declared_mbps])
     .concat([['origin', status.viewers.origin, '']]));
+  // Channels with several sources: which one each plays from, and whether the others could
+  // take over (docs/balancer.md § Sources fail, the channel does not).
+  fillTable('sources-table', Object.entries(status.sources || {}).map(([id, c]) => {
+    const active = c.sources[c.active] || {};
+    const plays = (active.origin || '?') + (c.active > 0 ? ' (backup)' : '') +
+      (c.forced === null ? '' : ' (held by the operator)');
+    const each = c.sources.map((s, i) => (i === c.active ? '▶ ' : '') + s.origin + ': ' +
+      (!s.known ? 'not followed yet' : s.healthy ? 'healthy' : s.fault)).join(' · ');
+    const healthy = c.sources.every((s) => s.healthy);
+    return [id, { text: plays, className: c.active > 0 ? 'down' : '' },
+      { text: each, className: healthy ? '' : 'down' }];
+  }));
   fillTable('health-table', health.caches.map((c) => {
     const n = nodes.find((x) => x.id === c.id);
     const h = n && n.health;
