@@ -15,6 +15,13 @@
 #                                                 10 s, a node kill, a 20 % walk-out
 #   scripts/bench/audience_bench.sh low_latency_freeze  the same, but the node freezes (SIGSTOP)
 #                                                 for 20 s instead: its connections stay silent
+#   scripts/bench/audience_bench.sh encoder_failure  the channel from two sources (a second origin
+#                                                 server of the same encoder, the nodes' twin): the
+#                                                 preferred one stalls 10 s (200, the same playlist),
+#                                                 later the backup's origin is killed
+#   scripts/bench/audience_bench.sh low_latency_encoder_failure  the LL channel from two ll_origins
+#                                                 on one clock: the preferred one publishes nothing
+#                                                 for 10 s, later the backup is killed
 # VIEWERS=N sets the audience size (default 5,000; small: 300; low_latency*: 1,000); the queue scenario's limit is
 # 80 % of it. SEGMENT_S=N sets the ladder's segment duration (default 2; 6 makes a viewer's
 # requests a third: 20,000 viewers fit the simulator on one core). Extra arguments go to
@@ -27,7 +34,7 @@ cd "$(dirname "$0")/../.."
 ROOT=$(pwd)
 # shellcheck source=scripts/bench/lib.sh
 source scripts/bench/lib.sh
-NAME=${1:?usage: scripts/bench/audience_bench.sh steady|kickoff|node_kill|walk_out|queue|small|low_latency|low_latency_venue|low_latency_freeze [audience args...]}
+NAME=${1:?usage: scripts/bench/audience_bench.sh steady|kickoff|node_kill|walk_out|queue|small|low_latency|low_latency_venue|low_latency_freeze|encoder_failure|low_latency_encoder_failure [audience args...]}
 shift
 TEMPLATE=scripts/bench/audience/$NAME.json
 [[ -f $TEMPLATE ]] || { echo "no scenario $TEMPLATE" >&2; exit 2; }
@@ -47,11 +54,20 @@ if [[ $NAME == low_latency* ]]; then
   # published part by part in a loop, as the demo's low-latency channel.
   log "low-latency source: ll_origin, 2 renditions (400k/1200k), parts of 0.25 s, 1 s segments"
   scripts/ll_material.sh "$WORK"
+  LL_CLOCK_MS=$(date +%s%3N)
   spawn "$OUT/origin.log" "$BUILD_DIR/tests/support/ll_origin" --port 0 --segment 1 \
-    --rendition "low=$WORK/low.mp4" --rendition "high=$WORK/high.mp4"
+    --clock-start-ms "$LL_CLOCK_MS" --rendition "low=$WORK/low.mp4" --rendition "high=$WORK/high.mp4"
   ORIGIN_PID=$SPAWNED
   ORIGIN_PORT=$(wait_listening "$OUT/origin.log" 10 "$ORIGIN_PID") || { echo "the origin did not start" >&2; exit 1; }
   SOURCE=/master.m3u8
+  if [[ $NAME == *encoder_failure ]]; then
+    # The backup: the same media on the same clock, numbered from 1000, as a second encoder.
+    spawn "$OUT/origin-b.log" "$BUILD_DIR/tests/support/ll_origin" --port 0 --segment 1 \
+      --clock-start-ms "$LL_CLOCK_MS" --first-msn 1000 \
+      --rendition "low=$WORK/low.mp4" --rendition "high=$WORK/high.mp4"
+    ORIGIN_B_PID=$SPAWNED
+    ORIGIN_B_PORT=$(wait_listening "$OUT/origin-b.log" 10 "$ORIGIN_B_PID") || { echo "the backup origin did not start" >&2; exit 1; }
+  fi
 else
   log "live source: ffmpeg, 3 variants (800k/400k/200k), ${SEGMENT_S:-2} s segments"
   spawn_live_ladder "$OUT/ffmpeg.log" "$WORK/origin" "${SEGMENT_S:-2}"
@@ -60,6 +76,24 @@ else
   spawn "$OUT/origin.log" "$BUILD_DIR/tests/support/test_origin" --port 0 --root "$WORK/origin"
   ORIGIN_PID=$SPAWNED
   ORIGIN_PORT=$(wait_listening "$OUT/origin.log" 10 "$ORIGIN_PID") || { echo "the origin did not start" >&2; exit 1; }
+  if [[ $NAME == encoder_failure ]]; then
+    # The backup: a second origin server of the same encoder's output (an epoch-locked twin's
+    # packager: the same names and bytes), the nodes' twin of the first.
+    spawn "$OUT/origin-b.log" "$BUILD_DIR/tests/support/test_origin" --port 0 --root "$WORK/origin"
+    ORIGIN_B_PID=$SPAWNED
+    ORIGIN_B_PORT=$(wait_listening "$OUT/origin-b.log" 10 "$ORIGIN_B_PID") || { echo "the backup origin did not start" >&2; exit 1; }
+  fi
+fi
+TWO_SOURCES=0
+NODE_SOURCES=()
+BALANCER_SOURCES=()
+CHANNEL_SOURCE="\"origin\":\"demo\",\"source\":\"$SOURCE\""
+if [[ $NAME == *encoder_failure ]]; then
+  TWO_SOURCES=1
+  NODE_SOURCES=(--set origins.demo-b.url="http://127.0.0.1:$ORIGIN_B_PORT")
+  [[ $NAME == encoder_failure ]] && NODE_SOURCES+=(--set 'origins.demo.twin="demo-b"' --set 'origins.demo-b.twin="demo"')
+  BALANCER_SOURCES=(--set origins.demo-b.url="http://127.0.0.1:$ORIGIN_B_PORT")
+  CHANNEL_SOURCE="\"sources\":[{\"origin\":\"demo\",\"source\":\"$SOURCE\"},{\"origin\":\"demo-b\",\"source\":\"$SOURCE\"}],\"failover\":{\"failback\":\"manual\"}"
 fi
 
 declare -A NODE_PID NODE_PORT
@@ -67,14 +101,15 @@ for node in a b; do
   spawn "$OUT/cache-$node.log" "$BUILD_DIR/src/cache_node/cache_node" --config conf/cache_node.json \
     --set node_id=venue-$node --set site=venue --set listen.port=0 --set listen.tls.enabled=false \
     --set data_dir="$WORK/cache-$node" --set origins.demo.url="http://127.0.0.1:$ORIGIN_PORT" \
-    --set server.access_log=false --set server.max_connections=100000000 --set server.max_connections_per_address=0 --set overload.max_egress_mbps=100000 --set overload.max_connections=100000
+    --set server.access_log=false --set server.max_connections=100000000 --set server.max_connections_per_address=0 --set overload.max_egress_mbps=100000 --set overload.max_connections=100000 \
+    "${NODE_SOURCES[@]}"
   NODE_PID[$node]=$SPAWNED
   NODE_PORT[$node]=$(wait_listening "$OUT/cache-$node.log" 10 "$SPAWNED") || { echo "cache node $node did not start" >&2; exit 1; }
 done
 
 mkdir -p "$WORK/conf"
 cat > "$WORK/conf/channels.json" <<JSON
-{"channels":[{"id":"demo","title":"Demo","origin":"demo","source":"$SOURCE","free":true,"kind":"live"}]}
+{"channels":[{"id":"demo","title":"Demo",$CHANNEL_SOURCE,"free":true,"kind":"live"}]}
 JSON
 cat > "$WORK/conf/caches.json" <<JSON
 {"caches":[{"id":"venue-a","site":"venue","url":"http://127.0.0.1:${NODE_PORT[a]}","networks":[]},
@@ -106,22 +141,33 @@ spawn "$OUT/balancer.log" "$BUILD_DIR/src/balancer/balancer" --config conf/balan
   --set listen.port=0 --set listen.tls.enabled=false --set channels_file="$WORK/conf/channels.json" \
   --set caches_file="$WORK/conf/caches.json" --set origins.demo.url="http://127.0.0.1:$ORIGIN_PORT" \
   --set playback.allow_anonymous=true --set 'limits.per_address_exempt=["127.0.0.0/8"]' \
-  --set api.data_dir="$WORK/api" --set server.access_log=false --set server.max_connections=100000000 --set server.max_connections_per_address=0 "${LIMITS[@]}"
+  --set api.data_dir="$WORK/api" --set server.access_log=false --set server.max_connections=100000000 --set server.max_connections_per_address=0 "${LIMITS[@]}" \
+  "${BALANCER_SOURCES[@]}"
 BALANCER_PID=$SPAWNED
 BALANCER_PORT=$(wait_listening "$OUT/balancer.log" 10 "$BALANCER_PID") || { echo "the balancer did not start" >&2; exit 1; }
 
 PROCESSES="{\"name\":\"balancer\",\"pid\":$BALANCER_PID},{\"name\":\"venue-a\",\"pid\":${NODE_PID[a]}},{\"name\":\"venue-b\",\"pid\":${NODE_PID[b]}},{\"name\":\"origin\",\"pid\":$ORIGIN_PID}"
 # The low-latency source was encoded once: no encoder runs.
 [[ $NAME == low_latency* ]] || PROCESSES+=",{\"name\":\"ffmpeg\",\"pid\":$FFMPEG_PID}"
+[[ $TWO_SOURCES == 1 ]] && PROCESSES+=",{\"name\":\"origin-b\",\"pid\":$ORIGIN_B_PID}"
 METRICS="{\"name\":\"venue-a\",\"url\":\"http://127.0.0.1:${NODE_PORT[a]}/metrics\"},{\"name\":\"venue-b\",\"url\":\"http://127.0.0.1:${NODE_PORT[b]}/metrics\"}"
 sed -e "s|@VIEWERS@|$VIEWERS|g" -e "s|@BALANCER@|http://127.0.0.1:$BALANCER_PORT|" -e "s|@PROCESSES@|$PROCESSES|" -e "s|@METRICS@|$METRICS|" \
+  -e "s|@ORIGIN@|http://127.0.0.1:$ORIGIN_PORT|g" \
   "$TEMPLATE" > "$OUT/scenario.json"
 log "scenario $NAME: $OUT/scenario.json; load before: $(loadavg)"
+STARTED_MS=$(date +%s%3N)
 "$BUILD_DIR/src/audience/audience" "$OUT/scenario.json" --json "$OUT/result.json" --html "$OUT/report.html" "$@"
 log "load after: $(loadavg)"
-python3 - "$OUT/result.json" <<'PY'
-import json, sys
+python3 - "$OUT/result.json" "$OUT/balancer.log" "$STARTED_MS" <<'PY'
+import datetime, json, re, sys
 d = json.load(open(sys.argv[1]))
+# A channel's source switches, from the balancer's log, in seconds from the audience's start.
+started = int(sys.argv[3]) / 1000
+for line in open(sys.argv[2], errors="replace"):
+    m = re.match(r"(\S+Z) warn balancer: (channel .*source .*)", line)
+    if m:
+        at = datetime.datetime.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=datetime.timezone.utc)
+        print(f"at {at.timestamp() - started:.2f} s: {m.group(2)}")
 r = d["requests"]
 print(f"viewers started {d['viewers']['started']}, stalls {d['stalls']['count']} ({d['stalls']['stalled_s']} s) in {d['viewers']['with_stalls']} viewers, fatal {d['fatal']}, media playlists {d.get('media_playlists', {})}")
 print(f"startup s: p50 {d['startup_s']['p50']} p95 {d['startup_s']['p95']} max {d['startup_s']['max']}")

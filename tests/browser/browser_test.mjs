@@ -95,7 +95,7 @@ const playerState = (page) => page.evaluate(() => {
   const s = window.playerState;
   return { phase: s.phase, stalls: s.stalls, stallSeconds: s.stallSeconds, fatalErrors: s.fatalErrors, errors: s.errors,
     fragments: s.fragments, cache: s.cache, pings: s.pings, queue: s.queue, bitrate: s.bitrate,
-    latency: s.latency, targetLatency: s.targetLatency, currentTime: document.getElementById('video').currentTime };
+    latency: s.latency, targetLatency: s.targetLatency, liveSeeks: s.liveSeeks, currentTime: document.getElementById('video').currentTime };
 });
 
 async function play(page, channel) {
@@ -329,8 +329,14 @@ scenarios.cache_kill_multi_variant = (stack) => cacheKill(stack, 'demo', 'player
 // the frozen node waits for the player's own timeout: with hls.js's default 10 s to the first
 // byte the web player stalled 9.1 s (Shaka 17.5 s, VHS 9.7 s with theirs, all about 10 s behind
 // live after). The web player gives a chunk 2 s to its first byte: its stalls from the freeze
-// last at most FREEZE_STALL_BOUND_S in all, with no fatal error.
+// last at most FREEZE_STALL_BOUND_S in all, with no fatal error; and it is back within
+// FREEZE_BACK_TOLERANCE_S of its latency before the freeze within FREEZE_BACK_WITHIN_S of it (it
+// keeps its target after a stall, and jumps to the live edge when hls.js's own catch-up would
+// not bring it back), while the node stays frozen.
 const FREEZE_STALL_BOUND_S = 3;
+const FREEZE_WATCH_S = 14;
+const FREEZE_BACK_TOLERANCE_S = 0.5;
+const FREEZE_BACK_WITHIN_S = 10;
 scenarios.player_low_latency_cache_freeze = async (stack) => {
   await reviveCaches(stack);
   return withBrowser(async (browser) => {
@@ -345,13 +351,29 @@ scenarios.player_low_latency_cache_freeze = async (stack) => {
     const frozenAt = Date.now();
     process.kill(pid, 'SIGSTOP');
     try {
-      const advance = await waitAdvance(page, 8, 40000);
+      // The node stays frozen (a hung host does not come back by itself) while the player's
+      // distance from live is sampled twice a second for 14 s.
+      const samples = [];
+      while (Date.now() - frozenAt < FREEZE_WATCH_S * 1000) {
+        const st = await playerState(page);
+        samples.push({ s: +((Date.now() - frozenAt) / 1000).toFixed(1), latency: st.latency, target: st.targetLatency });
+        await new Promise((r) => setTimeout(r, 500));
+      }
+      const advance = await waitAdvance(page, 2, 20000);
       const s = await playerState(page);
       const firstAway = s.fragments.find((f) => f.at > frozenAt && f.source !== victim);
+      // Back: within FREEZE_BACK_TOLERANCE_S of its latency before the freeze from some moment
+      // within FREEZE_BACK_WITHIN_S of the freeze, and at every sample after it.
+      const near = (x) => x.latency !== null && before.latency !== null && x.latency - before.latency <= FREEZE_BACK_TOLERANCE_S;
+      let backAt = null;
+      for (let i = samples.length - 1; i >= 0 && near(samples[i]); --i) backAt = samples[i].s;
       const figures = { victim, stalls: s.stalls - before.stalls, stallSeconds: +(s.stallSeconds - before.stallSeconds).toFixed(2),
-        firstFragmentElsewhereAfterS: firstAway ? (firstAway.at - frozenAt) / 1000 : null,
-        wallSecondsFor8s: advance.wallSeconds, latency: s.latency, targetLatency: s.targetLatency,
+        firstFragmentElsewhereAfterS: firstAway ? (firstAway.at - frozenAt) / 1000 : null, backWithinToleranceAtS: backAt,
+        liveSeeks: s.liveSeeks - before.liveSeeks, wallSecondsFor2s: advance.wallSeconds, latencyBefore: before.latency, latency: s.latency,
+        targetLatency: s.targetLatency, samples: samples.filter((x, i) => i % 2 === 0).map((x) => x.s + ':' + (x.latency === null ? '-' : x.latency.toFixed(2))),
         nonFatalErrors: s.errors.filter((e) => !e.fatal).map((e) => e.details) };
+      check(backAt !== null && backAt <= FREEZE_BACK_WITHIN_S, 'back within ' + FREEZE_BACK_TOLERANCE_S + ' s of its latency before within ' +
+        FREEZE_BACK_WITHIN_S + ' s of the freeze: ' + JSON.stringify(figures));
       check(s.fatalErrors === 0, 'no fatal hls.js error: ' + JSON.stringify(s.errors.filter((e) => e.fatal)));
       // The page's own handlers threw on every part before (a part's segment has no URL yet).
       check(s.errors.every((e) => e.details !== 'internalException'),
@@ -363,6 +385,31 @@ scenarios.player_low_latency_cache_freeze = async (stack) => {
     } finally {
       process.kill(pid, 'SIGKILL');  // reviveCaches starts it again for the next scenario
     }
+  });
+};
+
+// The web player far behind live (here put 10 s back, as a long stall or a source switch
+// leaves it, beyond the target duration within which hls.js's own catch-up plays faster): it
+// jumps back to the live edge and is within FREEZE_BACK_TOLERANCE_S of its latency before
+// within FREEZE_BACK_WITHIN_S.
+scenarios.player_back_to_live = async (stack) => {
+  await reviveCaches(stack);
+  return withBrowser(async (browser) => {
+    const page = await signedInPage(browser, stack, TEST_LOGIN);
+    await play(page, 'll');
+    await startsPlaying(page);
+    await waitAdvance(page, 4, 20000);
+    await waitFor('a latency reading', async () => (await playerState(page)).latency !== null, 5000, 200);
+    const before = await playerState(page);
+    const movedAt = Date.now();
+    await page.evaluate(() => { const v = document.getElementById('video'); v.currentTime = Math.max(0, v.currentTime - 10); });
+    const back = await waitFor('back near its latency before', async () => {
+      const st = await playerState(page);
+      return st.latency !== null && st.latency - before.latency <= FREEZE_BACK_TOLERANCE_S && st.liveSeeks > before.liveSeeks ? st : null;
+    }, FREEZE_BACK_WITHIN_S * 1000, 250);
+    const s = await playerState(page);
+    check(s.fatalErrors === 0, 'no fatal hls.js error: ' + JSON.stringify(s.errors.filter((e) => e.fatal)));
+    return { latencyBefore: before.latency, latencyAfter: back.latency, backAfterS: (Date.now() - movedAt) / 1000, liveSeeks: s.liveSeeks - before.liveSeeks };
   });
 };
 

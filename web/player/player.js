@@ -30,6 +30,7 @@ const state = {
   pathway: null,        // content steering pathway of the last fragment
   latency: null,        // seconds behind live (hls.js's estimate), once a second
   targetLatency: null,  // the latency hls.js aims at (PART-HOLD-BACK in low-latency mode)
+  liveSeeks: 0,         // jumps back to the live edge after falling far behind (catchUpToLive)
 };
 window.playerState = state;
 
@@ -39,6 +40,7 @@ let queueTimer = null;
 let latencyTimer = null;
 let stallStarted = null;
 let playing = false;
+let lastLiveSeek = 0;
 
 function show(view) {  // the channel list stays beside the player
   $('login-view').hidden = view !== 'login-view';
@@ -251,7 +253,7 @@ function startPlayback(url) {
   // Live sync: in low-latency mode the target latency is the playlist's PART-HOLD-BACK (the
   // channel's target latency, set by the operator, docs/balancer.md); after a stall the
   // player plays up to 1.5x until it is back at the target (maxLiveSyncPlaybackRate) instead
-  // of staying behind for good. (With liveMaxLatencyDurationCount set as well, hls.js 1.7.4
+  // of staying behind for good (further back, catchUpToLive jumps). (With liveMaxLatencyDurationCount set as well, hls.js 1.7.4
   // never started playing the demo channel.)
   // Chunk loads: a node that freezes (a hung host, a path that drops everything) keeps the
   // request open and silent, and hls.js's default 10 s to the first byte stalled it 9 s while
@@ -263,6 +265,10 @@ function startPlayback(url) {
     enableWorker: true,
     lowLatencyMode: true,
     maxLiveSyncPlaybackRate: 1.5,
+    // hls.js plays a second further from live after each stall (up to a target duration) and
+    // stays there; a fan in the stand should see what the stadium sees: the operator's target
+    // latency stays the player's after a stall, which the catch-up above brings it back to.
+    liveSyncOnStallIncrease: 0,
     fragLoadPolicy: {
       default: {
         maxTimeToFirstByteMs: 2000,
@@ -318,7 +324,25 @@ function showLatency() {
     state.targetLatency = Number.isFinite(target) ? target : null;
     $('latency').textContent = state.latency === null ? '–'
       : state.latency.toFixed(2) + ' s' + (state.targetLatency ? ' (target ' + state.targetLatency.toFixed(2) + ' s)' : '');
+    catchUpToLive();
   }, 1000);
+}
+
+// hls.js plays faster (maxLiveSyncPlaybackRate) to get back to its target latency only while it
+// is within a target duration of it: further back, after a long stall (a frozen node, a source
+// switch), it takes the distance for a viewer's own seek back in time and plays on at 1.0 for
+// good (seen: 12 s behind live for 50 s). A live player has no such seek: it jumps to hls.js's
+// live sync position instead, at most once every 5 s.
+function catchUpToLive() {
+  const video = $('video');
+  const details = hls.latestLevelDetails;
+  if (state.latency === null || state.targetLatency === null || !details || !details.live) return;
+  if (video.paused || !playing || !Number.isFinite(hls.liveSyncPosition)) return;
+  if (state.latency - state.targetLatency <= state.targetLatency + details.targetduration) return;
+  if (Date.now() - lastLiveSeek < 5000) return;
+  lastLiveSeek = Date.now();
+  state.liveSeeks += 1;
+  video.currentTime = hls.liveSyncPosition;
 }
 
 $('video').addEventListener('playing', () => {

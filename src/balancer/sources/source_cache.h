@@ -223,6 +223,9 @@ class SourceCache {
   // (a restart, a gap, an end tag) and the channel moves to another source, it is never served.
   // True when the channel moved.
   bool fails_over_first(Entry& entry, std::string_view body, TimePoint now);
+  // Each source as the playlists viewers watch see it (the worst of them); empty when none
+  // is watched.
+  std::vector<SourceState> source_states(const ChannelSwitch& channel, TimePoint now) const;
   void evaluate_switch(ChannelSwitch& channel, TimePoint now);
   void switch_channel(ChannelSwitch& channel, size_t to, SourceFault reason, TimePoint now);
   void switch_entry(Entry& entry, const ChannelSwitch& channel, size_t to, TimePoint now);

@@ -167,16 +167,16 @@ void SourceCache::on_switch_tick() {
   for (auto& [id, channel] : channel_switches_) evaluate_switch(*channel, now);
 }
 
-void SourceCache::evaluate_switch(ChannelSwitch& channel, TimePoint now) {
-  if (!refreshing_enabled_ || channel.origins.size() < 2) return;
+std::vector<SourceState> SourceCache::source_states(const ChannelSwitch& channel,
+                                                    TimePoint now) const {
   std::vector<SourceState> states(channel.origins.size());
   bool any = false;
   for (auto& state : states) state.known = true;
-  std::erase_if(channel.renditions,
-                [this](const auto& item) { return !entries_.count(item.first); });
   for (const auto& [key, health] : channel.renditions) {
     // Only the playlists viewers are watching speak for the channel.
-    if (since(entries_.at(key)->last_used(), now) > timings_.live_idle) continue;
+    auto entry = entries_.find(key);
+    if (entry == entries_.end() || since(entry->second->last_used(), now) > timings_.live_idle)
+      continue;
     any = true;
     for (size_t i = 0; i < states.size(); ++i) {
       if (i >= health.size()) {
@@ -189,7 +189,16 @@ void SourceCache::evaluate_switch(ChannelSwitch& channel, TimePoint now) {
       states[i].healthy_since = std::max(states[i].healthy_since, health[i].healthy_since());
     }
   }
-  if (!any) return;
+  if (!any) states.clear();
+  return states;
+}
+
+void SourceCache::evaluate_switch(ChannelSwitch& channel, TimePoint now) {
+  if (!refreshing_enabled_ || channel.origins.size() < 2) return;
+  std::erase_if(channel.renditions,
+                [this](const auto& item) { return !entries_.count(item.first); });
+  const std::vector<SourceState> states = source_states(channel, now);
+  if (states.empty()) return;
   for (size_t i = 0; i < states.size() && i < channel.healthy_gauges.size(); ++i) {
     channel.healthy_gauges[i]->set(states[i].known && states[i].fault == SourceFault::none ? 1 : 0);
   }
@@ -310,17 +319,8 @@ std::optional<SourceCache::ChannelSources> SourceCache::channel_sources(
   out.active = state.active;
   out.forced = state.forced;
   out.origins = state.origins;
-  out.sources.resize(state.origins.size());
-  for (auto& source : out.sources) source.known = !state.renditions.empty();
-  for (const auto& [key, health] : state.renditions) {
-    for (size_t i = 0; i < out.sources.size() && i < health.size(); ++i) {
-      const SourceFault fault = health[i].fault(state.policy, now);
-      if (out.sources[i].fault == SourceFault::none) out.sources[i].fault = fault;
-      out.sources[i].known = out.sources[i].known && health[i].known();
-      out.sources[i].healthy_since =
-          std::max(out.sources[i].healthy_since, health[i].healthy_since());
-    }
-  }
+  out.sources = source_states(state, now);
+  if (out.sources.empty()) out.sources.resize(state.origins.size());  // none watched: unknown
   return out;
 }
 
