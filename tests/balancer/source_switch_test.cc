@@ -316,6 +316,14 @@ TEST_CASE(
     CHECK(tracker.switches() == 1);
     CHECK(timeline.uri_by_msn[10] == "http://b.test/live/b10.ts");
   }
+  SUBCASE("far behind (an encoder that resumed 10 s late): from its newest segment at once") {
+    const Encoder b{"http://b.test/live/index.m3u8", "b", 0};
+    tracker.switch_source();
+    timeline.take(tracker, b.window(1, 4), b.url, kStart);  // B's newest: clock 4, ended at 10 s
+    CHECK(tracker.switches() == 1);
+    CHECK(timeline.uri_by_msn[10] == "http://b.test/live/b4.ts");
+    CHECK(timeline.tagged == std::set<uint64_t>{10});
+  }
   SUBCASE("without program dates") {
     Encoder b{"http://b.test/live/index.m3u8", "b", 40};
     b.dated = false;

@@ -363,7 +363,10 @@ LiveRunTracker::OriginChange LiveRunTracker::follow_origin(
   }
   if (change.restarted) listed_from_.reset();
   if (switching) {
-    if (take_switch(segments, parts_in_progress, unix_ms)) {
+    // Behind by more than one and a half target durations: not on the shared clock.
+    const int64_t far_behind_ms =
+        static_cast<int64_t>(origin.media.target_duration.value_or(6)) * 1500;
+    if (take_switch(segments, parts_in_progress, far_behind_ms, unix_ms)) {
       switch_pending_ = false;
     } else {
       segments.clear();  // nothing past what was served yet: that stays listed
@@ -432,7 +435,7 @@ void LiveRunTracker::start_new_run(const ServedSegment& first, int64_t unix_ms) 
 }
 
 bool LiveRunTracker::take_switch(std::vector<ServedSegment>& segments, bool parts_in_progress,
-                                 int64_t unix_ms) {
+                                 int64_t far_behind_ms, int64_t unix_ms) {
   if (segments.empty()) return false;  // nothing to number from
   const ServedSegment& last = served_.back();
   // Where the new source begins: the first of its complete segments that lies mostly after the
@@ -451,6 +454,12 @@ bool LiveRunTracker::take_switch(std::vector<ServedSegment>& segments, bool part
     if (first > segments.size() && parts_in_progress &&
         *segments.back().end_ms + kInProgressSlackMs >= *last.end_ms) {
       first = segments.size();
+    }
+    // Far behind (an encoder that stalled and resumed late, no longer on the shared clock):
+    // waiting for it to catch up would stall every viewer that long; it goes on from its
+    // newest media, as a source without program dates does.
+    if (first > segments.size() && *last.end_ms - *segments.back().end_ms > far_behind_ms) {
+      first = parts_in_progress ? segments.size() : segments.size() - 1;
     }
     if (first > segments.size()) return false;
   }

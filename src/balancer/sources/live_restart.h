@@ -95,8 +95,10 @@ class LiveRunTracker {
   // run after the last segment served, at the first of its segments that lies mostly after the
   // served ones' end by EXT-X-PROGRAM-DATE-TIME when both carry it, else at its newest segment;
   // none of its segments before that one is ever listed. Until it has such a segment (it is
-  // behind), the copy lists what was served. With `seamless` (the operator declares the
-  // sources' timestamps identical), no discontinuity is marked between the two.
+  // behind), the copy lists what was served; one more than one and a half target durations
+  // behind is not on the shared clock, and goes on from its newest segment at once. With `seamless`
+  // (the operator declares the sources' timestamps identical), no discontinuity is marked between
+  // the two.
   void switch_source(bool seamless = false) {
     switch_pending_ = true;
     seamless_switch_ = seamless;
@@ -135,7 +137,8 @@ class LiveRunTracker {
   void start_new_run(const ServedSegment& first, int64_t unix_ms);
   // A pending switch: the new source's segments from where the served ones end (the rest
   // erased), its run started; false while it has none past them yet.
-  bool take_switch(std::vector<ServedSegment>& segments, bool parts_in_progress, int64_t unix_ms);
+  bool take_switch(std::vector<ServedSegment>& segments, bool parts_in_progress,
+                   int64_t far_behind_ms, int64_t unix_ms);
   void number_for_run(std::vector<ServedSegment>& segments) const;
   // `first_origin_msn`: the first of `segments` in origin's numbering, if any.
   Listing list_segments(std::vector<ServedSegment>& segments,
