@@ -17,17 +17,17 @@ using namespace std::chrono_literals;
 
 namespace {
 
-using TimePoint = SourceHealth::TimePoint;
-const TimePoint kStart{std::chrono::hours(1)};
-constexpr int64_t kEpochMs = 1'790'000'000'000;  // segment 0 of encoder A starts here
+using SwitchTime = SourceHealth::TimePoint;
+const SwitchTime kSwitchStart{std::chrono::hours(1)};
+constexpr int64_t kSwitchEpochMs = 1'790'000'000'000;  // segment 0 of encoder A starts here
 
 // An encoder's live window: `count` segments of 2 s from `first`, named <prefix><n>.ts, with
-// program dates on the shared clock when `dated` (segment n starts at kEpochMs + 2 s * n +
+// program dates on the shared clock when `dated` (segment n starts at kSwitchEpochMs + 2 s * n +
 // `offset_ms`; encoder B numbers its segments from `base`).
-struct Encoder {
+struct SwitchEncoder {
   std::string url;     // its media playlist
   std::string prefix;  // segment names
-  uint64_t base = 0;   // its number for the segment that starts at kEpochMs
+  uint64_t base = 0;   // its number for the segment that starts at kSwitchEpochMs
   bool dated = true;
   int64_t offset_ms = 0;
 
@@ -38,7 +38,8 @@ struct Encoder {
       const uint64_t n = first_clock_index + static_cast<uint64_t>(i);
       if (dated && i == 0) {
         out += "#EXT-X-PROGRAM-DATE-TIME:" +
-               hls::format_program_date_ms(kEpochMs + offset_ms + static_cast<int64_t>(n) * 2000) +
+               hls::format_program_date_ms(kSwitchEpochMs + offset_ms +
+                                           static_cast<int64_t>(n) * 2000) +
                "\n";
       }
       out += "#EXTINF:2.0,\n" + prefix + std::to_string(base + n) + ".ts\n";
@@ -48,13 +49,13 @@ struct Encoder {
   }
 };
 
-hls::Playlist parse(const std::string& text, const std::string& url) {
+hls::Playlist parse_at(const std::string& text, const std::string& url) {
   auto parsed = hls::parse_playlist(text, url);
   REQUIRE_MESSAGE(parsed.ok(), text);
   return std::move(parsed).value();
 }
 
-LiveEndPolicy live_policy() {
+LiveEndPolicy switch_live_policy() {
   LiveEndPolicy p;
   p.mode = LiveMode::live;
   return p;
@@ -62,7 +63,7 @@ LiveEndPolicy live_policy() {
 
 // What viewers of one rendition were served, checked as a player would: numbers never go back,
 // a number always names the same URI, and each number's discontinuity number never changes.
-struct Timeline {
+struct SwitchTimeline {
   std::map<uint64_t, std::string> uri_by_msn;
   std::map<uint64_t, uint64_t> discontinuity_by_msn;
   std::set<uint64_t> tagged;  // numbers listed with EXT-X-DISCONTINUITY
@@ -70,9 +71,9 @@ struct Timeline {
 
   // The served copy at `url` (parsed with the URL of the source it came from).
   hls::Playlist take(LiveRunTracker& tracker, const std::string& text, const std::string& url,
-                     TimePoint now) {
-    auto copy = tracker.next(parse(text, url), live_policy(), now, 1'700'000'000'000);
-    hls::Playlist served = copy ? parse(copy->text, url) : parse(text, url);
+                     SwitchTime now) {
+    auto copy = tracker.next(parse_at(text, url), switch_live_policy(), now, 1'700'000'000'000);
+    hls::Playlist served = copy ? parse_at(copy->text, url) : parse_at(text, url);
     const hls::MediaInfo& media = served.media;
     CHECK(static_cast<int64_t>(media.media_sequence) >= last_media_sequence);
     last_media_sequence = static_cast<int64_t>(media.media_sequence);
@@ -110,71 +111,71 @@ TEST_CASE(
     "a source's health: failures in a row, a stall by the clock, numbering that jumps, "
     "an end tag") {
   FailoverPolicy policy;  // 1.5 target durations
-  SourceHealth health(kStart);
+  SourceHealth health(kSwitchStart);
   CHECK_FALSE(health.known());
   PlaylistFacts facts;
   facts.has_segments = true;
   facts.first_msn = 10;
   facts.last_msn = 14;
   facts.target_duration = 2s;
-  health.landed(facts, policy, kStart);
+  health.landed(facts, policy, kSwitchStart);
   CHECK(health.known());
-  CHECK(health.fault(policy, kStart + 2999ms) == SourceFault::none);
-  CHECK(health.fault(policy, kStart + 3001ms) == SourceFault::stalled);
+  CHECK(health.fault(policy, kSwitchStart + 2999ms) == SourceFault::none);
+  CHECK(health.fault(policy, kSwitchStart + 3001ms) == SourceFault::stalled);
   // An unchanged answer is no progress; a new segment is.
-  health.landed(facts, policy, kStart + 2s);
-  CHECK(health.fault(policy, kStart + 3001ms) == SourceFault::stalled);
+  health.landed(facts, policy, kSwitchStart + 2s);
+  CHECK(health.fault(policy, kSwitchStart + 3001ms) == SourceFault::stalled);
   facts.first_msn = 11;
   facts.last_msn = 15;
-  health.landed(facts, policy, kStart + 3500ms);
-  CHECK(health.fault(policy, kStart + 3500ms) == SourceFault::none);
-  CHECK(health.healthy_since() == kStart + 3500ms);  // the stall ended here
+  health.landed(facts, policy, kSwitchStart + 3500ms);
+  CHECK(health.fault(policy, kSwitchStart + 3500ms) == SourceFault::none);
+  CHECK(health.healthy_since() == kSwitchStart + 3500ms);  // the stall ended here
 
   SUBCASE("one refused connection is not yet a fault; two are, until it answers again") {
     health.failed(SourceFault::unreachable);
-    CHECK(health.fault(policy, kStart + 3600ms) == SourceFault::none);
+    CHECK(health.fault(policy, kSwitchStart + 3600ms) == SourceFault::none);
     health.failed(SourceFault::unreachable);
-    CHECK(health.fault(policy, kStart + 3700ms) == SourceFault::unreachable);
+    CHECK(health.fault(policy, kSwitchStart + 3700ms) == SourceFault::unreachable);
     facts.last_msn = 16;
-    health.landed(facts, policy, kStart + 4s);
-    CHECK(health.fault(policy, kStart + 4s) == SourceFault::none);
-    CHECK(health.healthy_since() == kStart + 4s);
+    health.landed(facts, policy, kSwitchStart + 4s);
+    CHECK(health.fault(policy, kSwitchStart + 4s) == SourceFault::none);
+    CHECK(health.healthy_since() == kSwitchStart + 4s);
   }
   SUBCASE("a restart (numbers back) and a gap (numbers skipped) until it moves on normally") {
     PlaylistFacts restarted = facts;
     restarted.first_msn = 0;
     restarted.last_msn = 0;
-    health.landed(restarted, policy, kStart + 4s);
-    CHECK(health.fault(policy, kStart + 4s) == SourceFault::went_back);
+    health.landed(restarted, policy, kSwitchStart + 4s);
+    CHECK(health.fault(policy, kSwitchStart + 4s) == SourceFault::went_back);
     restarted.last_msn = 1;
-    health.landed(restarted, policy, kStart + 6s);
-    CHECK(health.fault(policy, kStart + 6s) == SourceFault::none);
+    health.landed(restarted, policy, kSwitchStart + 6s);
+    CHECK(health.fault(policy, kSwitchStart + 6s) == SourceFault::none);
     PlaylistFacts gap = restarted;
     gap.first_msn = 5;
     gap.last_msn = 9;
-    health.landed(gap, policy, kStart + 7s);
-    CHECK(health.fault(policy, kStart + 7s) == SourceFault::skipped);
+    health.landed(gap, policy, kSwitchStart + 7s);
+    CHECK(health.fault(policy, kSwitchStart + 7s) == SourceFault::skipped);
   }
   SUBCASE("an end tag, while it lasts") {
     PlaylistFacts ended = facts;
     ended.endlist = true;
-    health.landed(ended, policy, kStart + 4s);
-    CHECK(health.fault(policy, kStart + 4s) == SourceFault::ended);
+    health.landed(ended, policy, kSwitchStart + 4s);
+    CHECK(health.fault(policy, kSwitchStart + 4s) == SourceFault::ended);
   }
   SUBCASE("a low-latency playlist stalls after a few part targets") {
     facts.part_target = 250ms;
     facts.trailing_parts = 1;
-    health.landed(facts, policy, kStart + 4s);
-    CHECK(health.fault(policy, kStart + 4s + 999ms) == SourceFault::none);
-    CHECK(health.fault(policy, kStart + 5s + 1ms) == SourceFault::stalled);
+    health.landed(facts, policy, kSwitchStart + 4s);
+    CHECK(health.fault(policy, kSwitchStart + 4s + 999ms) == SourceFault::none);
+    CHECK(health.fault(policy, kSwitchStart + 5s + 1ms) == SourceFault::stalled);
     facts.trailing_parts = 2;
-    health.landed(facts, policy, kStart + 5100ms);
-    CHECK(health.fault(policy, kStart + 5100ms) == SourceFault::none);
+    health.landed(facts, policy, kSwitchStart + 5100ms);
+    CHECK(health.fault(policy, kSwitchStart + 5100ms) == SourceFault::none);
   }
   SUBCASE("a source that never answers stalls from the start of its watch") {
-    SourceHealth silent(kStart);
-    CHECK(silent.fault(policy, kStart + 8999ms) == SourceFault::none);  // 6 s assumed
-    CHECK(silent.fault(policy, kStart + 9001ms) == SourceFault::stalled);
+    SourceHealth silent(kSwitchStart);
+    CHECK(silent.fault(policy, kSwitchStart + 8999ms) == SourceFault::none);  // 6 s assumed
+    CHECK(silent.fault(policy, kSwitchStart + 9001ms) == SourceFault::stalled);
   }
 }
 
@@ -186,62 +187,62 @@ TEST_CASE(
   std::vector<SourceState> states(2);
   for (auto& s : states) {
     s.known = true;
-    s.healthy_since = kStart;
+    s.healthy_since = kSwitchStart;
   }
-  CHECK_FALSE(choose_source(states, 0, policy, kStart + 1s).has_value());
+  CHECK_FALSE(choose_source(states, 0, policy, kSwitchStart + 1s).has_value());
   states[0].fault = SourceFault::stalled;
-  auto move = choose_source(states, 0, policy, kStart + 1s);
+  auto move = choose_source(states, 0, policy, kSwitchStart + 1s);
   REQUIRE(move.has_value());
   CHECK(move->to == 1);
   CHECK(move->reason == SourceFault::stalled);
   // Nowhere healthy to go: stay.
   states[1].fault = SourceFault::unreachable;
-  CHECK_FALSE(choose_source(states, 0, policy, kStart + 1s).has_value());
+  CHECK_FALSE(choose_source(states, 0, policy, kSwitchStart + 1s).has_value());
   // An unknown standby is not a place to go.
-  states[1] = {SourceFault::none, false, kStart};
-  CHECK_FALSE(choose_source(states, 0, policy, kStart + 1s).has_value());
+  states[1] = {SourceFault::none, false, kSwitchStart};
+  CHECK_FALSE(choose_source(states, 0, policy, kSwitchStart + 1s).has_value());
 
   // On the backup: the preferred source recovers at +10 s; failback at +40 s, not before.
-  states[1] = {SourceFault::none, true, kStart};
-  states[0] = {SourceFault::none, true, kStart + 10s};
-  CHECK_FALSE(choose_source(states, 1, policy, kStart + 39s).has_value());
-  move = choose_source(states, 1, policy, kStart + 40s);
+  states[1] = {SourceFault::none, true, kSwitchStart};
+  states[0] = {SourceFault::none, true, kSwitchStart + 10s};
+  CHECK_FALSE(choose_source(states, 1, policy, kSwitchStart + 39s).has_value());
+  move = choose_source(states, 1, policy, kSwitchStart + 40s);
   REQUIRE(move.has_value());
   CHECK(move->to == 0);
   CHECK(move->reason == SourceFault::failback);
   // A source that fails every 10 s is never taken back.
   for (int cycle = 0; cycle < 6; ++cycle) {
-    const TimePoint t = kStart + std::chrono::seconds(10 * cycle);
+    const SwitchTime t = kSwitchStart + std::chrono::seconds(10 * cycle);
     states[0].healthy_since = t;  // each failure ends its healthy spell
     CHECK_FALSE(choose_source(states, 1, policy, t + 9s).has_value());
   }
   policy.failback = false;
-  states[0].healthy_since = kStart;
-  CHECK_FALSE(choose_source(states, 1, policy, kStart + 1h).has_value());
+  states[0].healthy_since = kSwitchStart;
+  CHECK_FALSE(choose_source(states, 1, policy, kSwitchStart + 1h).has_value());
   // The operator's choice, healthy or not.
   states[0].fault = SourceFault::unreachable;
-  move = choose_source(states, 1, policy, kStart + 1s, 0);
+  move = choose_source(states, 1, policy, kSwitchStart + 1s, 0);
   REQUIRE(move.has_value());
   CHECK(move->to == 0);
   CHECK(move->reason == SourceFault::operator_choice);
-  CHECK_FALSE(choose_source(states, 0, policy, kStart + 1s, 0).has_value());
+  CHECK_FALSE(choose_source(states, 0, policy, kSwitchStart + 1s, 0).has_value());
 }
 
 TEST_CASE(
     "a switch continues the timeline: the backup's segments after the last one served by "
     "program date, one discontinuity, the map restated, every URI on its own origin") {
-  const Encoder a{"http://a.test/live/720p.m3u8", "a", 0};
-  const Encoder b{"http://b.test/backup/720p.m3u8", "b", 5000};
+  const SwitchEncoder a{"http://a.test/live/720p.m3u8", "a", 0};
+  const SwitchEncoder b{"http://b.test/backup/720p.m3u8", "b", 5000};
   LiveRunTracker tracker;
   tracker.set_absolute_uris(true);
-  Timeline timeline;
+  SwitchTimeline timeline;
   // A serves segments 0..9 (numbers 5..9 listed last).
   for (uint64_t first = 0; first <= 5; ++first)
-    timeline.take(tracker, a.window(first, 5), a.url, kStart);
+    timeline.take(tracker, a.window(first, 5), a.url, kSwitchStart);
   CHECK(timeline.last_media_sequence == 5);
   // A dies after segment 9; B's window is at 7..11 (on the clock) when the switch comes.
   tracker.switch_source();
-  hls::Playlist served = timeline.take(tracker, b.window(7, 5), b.url, kStart + 1s);
+  hls::Playlist served = timeline.take(tracker, b.window(7, 5), b.url, kSwitchStart + 1s);
   CHECK(tracker.switches() == 1);
   // A's last (the window keeps its length), then B's 10 and 11 as 10 and 11: nothing repeated
   // or skipped.
@@ -259,7 +260,7 @@ TEST_CASE(
         "http://a.test/live/init.mp4");
   // B moves on; A's segments leave the window; numbers and discontinuity numbers hold.
   for (uint64_t first = 8; first <= 14; ++first)
-    served = timeline.take(tracker, b.window(first, 5), b.url, kStart + 2s);
+    served = timeline.take(tracker, b.window(first, 5), b.url, kSwitchStart + 2s);
   CHECK(served.media.segments.back().sequence == 18);
   CHECK(timeline.uri_by_msn[18] == "http://b.test/backup/b5018.ts");
   CHECK(served.media.discontinuity_sequence == 1);
@@ -267,24 +268,24 @@ TEST_CASE(
 }
 
 TEST_CASE("two renditions switched at different moments agree on numbers and discontinuities") {
-  const Encoder a1{"http://a.test/live/720p.m3u8", "a720_", 0};
-  const Encoder b1{"http://b.test/live/720p.m3u8", "b720_", 300};
-  const Encoder a2{"http://a.test/live/360p.m3u8", "a360_", 0};
-  const Encoder b2{"http://b.test/live/360p.m3u8", "b360_", 300};
+  const SwitchEncoder a1{"http://a.test/live/720p.m3u8", "a720_", 0};
+  const SwitchEncoder b1{"http://b.test/live/720p.m3u8", "b720_", 300};
+  const SwitchEncoder a2{"http://a.test/live/360p.m3u8", "a360_", 0};
+  const SwitchEncoder b2{"http://b.test/live/360p.m3u8", "b360_", 300};
   LiveRunTracker hd, sd;
   hd.set_absolute_uris(true);
   sd.set_absolute_uris(true);
-  Timeline hd_line, sd_line;
+  SwitchTimeline hd_line, sd_line;
   for (uint64_t first = 0; first <= 3; ++first) {
-    hd_line.take(hd, a1.window(first, 4), a1.url, kStart);
-    sd_line.take(sd, a2.window(first, 4), a2.url, kStart);
+    hd_line.take(hd, a1.window(first, 4), a1.url, kSwitchStart);
+    sd_line.take(sd, a2.window(first, 4), a2.url, kSwitchStart);
   }
   hd.switch_source();
   sd.switch_source();
   // The 720p playlist is switched while B's newest is 7; the 360p one a refresh later (8).
-  hd_line.take(hd, b1.window(4, 4), b1.url, kStart + 1s);
-  sd_line.take(sd, b2.window(5, 4), b2.url, kStart + 1s);
-  hd_line.take(hd, b1.window(5, 4), b1.url, kStart + 2s);
+  hd_line.take(hd, b1.window(4, 4), b1.url, kSwitchStart + 1s);
+  sd_line.take(sd, b2.window(5, 4), b2.url, kSwitchStart + 1s);
+  hd_line.take(hd, b1.window(5, 4), b1.url, kSwitchStart + 2s);
   for (uint64_t msn = 0; msn <= 8; ++msn) {
     CAPTURE(msn);
     REQUIRE(hd_line.discontinuity_by_msn.count(msn) == 1);
@@ -298,53 +299,55 @@ TEST_CASE("two renditions switched at different moments agree on numbers and dis
 TEST_CASE(
     "a backup behind what was served waits; one without program dates starts at its newest "
     "segment; declared-identical sources add no discontinuity") {
-  const Encoder a{"http://a.test/live/index.m3u8", "a", 0};
+  const SwitchEncoder a{"http://a.test/live/index.m3u8", "a", 0};
   LiveRunTracker tracker;
   tracker.set_absolute_uris(true);
-  Timeline timeline;
+  SwitchTimeline timeline;
   for (uint64_t first = 0; first <= 6; ++first)
-    timeline.take(tracker, a.window(first, 4), a.url, kStart);
+    timeline.take(tracker, a.window(first, 4), a.url, kSwitchStart);
   // A listed up to 9.
   SUBCASE("behind") {
-    const Encoder b{"http://b.test/live/index.m3u8", "b", 0};
+    const SwitchEncoder b{"http://b.test/live/index.m3u8", "b", 0};
     tracker.switch_source();
-    hls::Playlist served = timeline.take(tracker, b.window(5, 4), b.url, kStart);  // B's newest: 8
+    hls::Playlist served =
+        timeline.take(tracker, b.window(5, 4), b.url, kSwitchStart);  // B's newest: 8
     CHECK(served.media.segments.back().sequence == 9);
     CHECK(timeline.uri_by_msn[9] == "http://a.test/live/a9.ts");
     CHECK(tracker.switches() == 0);
-    served = timeline.take(tracker, b.window(7, 4), b.url, kStart);  // 10 now
+    served = timeline.take(tracker, b.window(7, 4), b.url, kSwitchStart);  // 10 now
     CHECK(tracker.switches() == 1);
     CHECK(timeline.uri_by_msn[10] == "http://b.test/live/b10.ts");
   }
   SUBCASE("far behind (an encoder that resumed 10 s late): from its newest segment at once") {
-    const Encoder b{"http://b.test/live/index.m3u8", "b", 0};
+    const SwitchEncoder b{"http://b.test/live/index.m3u8", "b", 0};
     tracker.switch_source();
-    timeline.take(tracker, b.window(1, 4), b.url, kStart);  // B's newest: clock 4, ended at 10 s
+    timeline.take(tracker, b.window(1, 4), b.url,
+                  kSwitchStart);  // B's newest: clock 4, ended at 10 s
     CHECK(tracker.switches() == 1);
     CHECK(timeline.uri_by_msn[10] == "http://b.test/live/b4.ts");
     CHECK(timeline.tagged == std::set<uint64_t>{10});
   }
   SUBCASE("without program dates") {
-    Encoder b{"http://b.test/live/index.m3u8", "b", 40};
+    SwitchEncoder b{"http://b.test/live/index.m3u8", "b", 40};
     b.dated = false;
     tracker.switch_source();
-    timeline.take(tracker, b.window(8, 4), b.url, kStart);  // B's newest is its 51
+    timeline.take(tracker, b.window(8, 4), b.url, kSwitchStart);  // B's newest is its 51
     CHECK(timeline.uri_by_msn[10] == "http://b.test/live/b51.ts");
     CHECK(timeline.uri_by_msn.count(11) == 0);
-    timeline.take(tracker, b.window(9, 4), b.url, kStart);
+    timeline.take(tracker, b.window(9, 4), b.url, kSwitchStart);
     CHECK(timeline.uri_by_msn[11] == "http://b.test/live/b52.ts");
   }
   SUBCASE("segment boundaries off by a third of a segment: the one mostly after the end") {
-    Encoder b{"http://b.test/live/index.m3u8", "b", 0};
+    SwitchEncoder b{"http://b.test/live/index.m3u8", "b", 0};
     b.offset_ms = -700;  // B's 10 runs 19.3-21.3 s, A's 9 ended at 20 s
     tracker.switch_source();
-    timeline.take(tracker, b.window(7, 4), b.url, kStart);
+    timeline.take(tracker, b.window(7, 4), b.url, kSwitchStart);
     CHECK(timeline.uri_by_msn[10] == "http://b.test/live/b10.ts");
   }
   SUBCASE("identical timestamps") {
-    const Encoder b{"http://b.test/live/index.m3u8", "b", 0};
+    const SwitchEncoder b{"http://b.test/live/index.m3u8", "b", 0};
     tracker.switch_source(/*seamless=*/true);
-    timeline.take(tracker, b.window(7, 4), b.url, kStart);
+    timeline.take(tracker, b.window(7, 4), b.url, kSwitchStart);
     CHECK(timeline.uri_by_msn[10] == "http://b.test/live/b10.ts");
     CHECK(timeline.tagged.empty());
   }
@@ -362,7 +365,7 @@ TEST_CASE(
     for (uint64_t n = complete - 3; n < complete; ++n) {
       if (n == complete - 3) {
         out += "#EXT-X-PROGRAM-DATE-TIME:" +
-               hls::format_program_date_ms(kEpochMs + static_cast<int64_t>(n) * 1000) + "\n";
+               hls::format_program_date_ms(kSwitchEpochMs + static_cast<int64_t>(n) * 1000) + "\n";
       }
       for (int p = 0; p < 4; ++p) {
         out += "#EXT-X-PART:DURATION=0.25,URI=\"" + prefix + std::to_string(base + n) + "." +
@@ -383,13 +386,13 @@ TEST_CASE(
   const std::string a_url = "http://a.test/ll/low.m3u8", b_url = "http://b.test/ll/low.m3u8";
   LiveRunTracker tracker;
   tracker.set_absolute_uris(true);
-  Timeline timeline;
+  SwitchTimeline timeline;
   for (uint64_t complete = 3; complete <= 6; ++complete) {
-    timeline.take(tracker, ll_window("a", 0, complete, 2), a_url, kStart);
+    timeline.take(tracker, ll_window("a", 0, complete, 2), a_url, kSwitchStart);
   }
   // A served 3..5 complete and 6.0, 6.1; it dies. B's segment 306 (clock 6) is in progress.
   tracker.switch_source();
-  hls::Playlist served = timeline.take(tracker, ll_window("b", 300, 6, 3), b_url, kStart);
+  hls::Playlist served = timeline.take(tracker, ll_window("b", 300, 6, 3), b_url, kSwitchStart);
   CHECK(tracker.switches() == 1);
   const hls::MediaInfo& media = served.media;
   REQUIRE(media.segments.size() == 3);
@@ -408,7 +411,7 @@ TEST_CASE(
   // The report is in the channel's numbers: B's 305 is the channel's 5.
   CHECK(text.find("LAST-MSN=5,LAST-PART=3") != std::string::npos);
   // B completes 306: it is the channel's 6, with the discontinuity before it, numbered on.
-  served = timeline.take(tracker, ll_window("b", 300, 7, 1), b_url, kStart);
+  served = timeline.take(tracker, ll_window("b", 300, 7, 1), b_url, kSwitchStart);
   CHECK(timeline.uri_by_msn[6] == "http://b.test/ll/b306.m4s");
   CHECK(timeline.tagged == std::set<uint64_t>{6});
   CHECK(std::string(served.tmpl.source()).find("LAST-MSN=6,LAST-PART=3") != std::string::npos);
