@@ -10,17 +10,18 @@
 namespace core {
 
 SystemdNotifier SystemdNotifier::from_environment() {
+  return from_values(std::getenv("NOTIFY_SOCKET"), std::getenv("WATCHDOG_USEC"),
+                     std::getenv("WATCHDOG_PID"), static_cast<long long>(getpid()));
+}
+
+SystemdNotifier SystemdNotifier::from_values(const char* socket, const char* usec,
+                                             const char* watchdog_pid, long long pid) {
   SystemdNotifier notifier;
-  const char* socket = std::getenv("NOTIFY_SOCKET");
   if (socket == nullptr || (socket[0] != '/' && socket[0] != '@')) return notifier;
   if (std::strlen(socket) >= sizeof(sockaddr_un::sun_path)) return notifier;
   notifier.socket_path_ = socket;
   // WATCHDOG_PID, when set, names the process systemd watches (a child of it must not ping).
-  const char* pid = std::getenv("WATCHDOG_PID");
-  if (pid != nullptr && std::strtoll(pid, nullptr, 10) != static_cast<long long>(getpid())) {
-    return notifier;
-  }
-  const char* usec = std::getenv("WATCHDOG_USEC");
+  if (watchdog_pid != nullptr && std::strtoll(watchdog_pid, nullptr, 10) != pid) return notifier;
   if (usec != nullptr) {
     const long long value = std::strtoll(usec, nullptr, 10);
     if (value > 0) notifier.watchdog_ = std::chrono::microseconds(value);

@@ -15,6 +15,10 @@ class SystemdNotifier {
  public:
   // Reads NOTIFY_SOCKET, WATCHDOG_USEC and WATCHDOG_PID once (main thread, at start).
   static SystemdNotifier from_environment();
+  // The same from the three values (null: unset) for process `pid`: a socket that is not an
+  // absolute path or "@name" disables it; pings only when `watchdog_pid` is unset or `pid`.
+  static SystemdNotifier from_values(const char* notify_socket, const char* watchdog_usec,
+                                     const char* watchdog_pid, long long pid);
   // One that never sends (tests, --check-config).
   SystemdNotifier() = default;
 
