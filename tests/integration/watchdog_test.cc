@@ -152,12 +152,12 @@ TEST_CASE("watchdog: a balancer whose home loop hangs ends itself within the bou
 TEST_CASE("watchdog: without a hang a node keeps serving past the bound and drains cleanly") {
   TempDir dir("watchdog-test");
   ChildProcess node;
-  const int port = start_server(node, "cache_node", cache_node_settings(dir, 1), {});
+  const int port = start_server(node, "cache_node", cache_node_settings(dir, 2), {});
   // Every loop watched: the serving ones and the fetch loop.
   CHECK(node.stderr_text().find("watchdog: " + std::to_string(test_threads() + 1) +
-                                " event loop(s) watched, bound 1 s") != std::string::npos);
-  // Three times the bound with nothing to do: the idle loops still beat.
-  CHECK_FALSE(node.wait_exit(deadline_in(3s)).has_value());
+                                " event loop(s) watched, bound 2 s") != std::string::npos);
+  // Two and a half times the bound with nothing to do: the idle loops still beat.
+  CHECK_FALSE(node.wait_exit(deadline_in(5s)).has_value());
   CHECK(http_get(local_url(port, "/health")).status == 200);
   node.terminate();
   const auto code = node.wait_exit(deadline_in(15s));
