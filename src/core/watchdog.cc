@@ -69,12 +69,11 @@ void Watchdog::run() {
       notify_.watchdog_interval()
           ? std::max<SteadyClock::duration>(*notify_.watchdog_interval() / 2, 2 * kWatchdogBeat)
           : SteadyClock::duration::zero();
-  const SteadyClock::duration check_every =
-      std::min<SteadyClock::duration>(std::chrono::milliseconds(250), bound_ / 4);
-  const SteadyClock::duration period = bound_.count() == 0 ? ping_every / 4
-                                       : ping_every == SteadyClock::duration::zero()
-                                           ? check_every
-                                           : std::min(check_every, ping_every / 4);
+  // Checks four times within the shortest of the bound and the ping interval, at least every
+  // 0.25 s.
+  SteadyClock::duration period = std::chrono::milliseconds(250);
+  if (bound_.count() > 0) period = std::min<SteadyClock::duration>(period, bound_ / 4);
+  if (ping_every != SteadyClock::duration::zero()) period = std::min(period, ping_every / 4);
   SteadyClock::time_point next_ping{};
   std::vector<SteadyClock::time_point> last(beats_.size());
   std::unique_lock lock(mutex_);

@@ -217,11 +217,11 @@ int ServiceHost::run(std::function<void()> on_reload, std::function<void()> stop
   sigemptyset(&handled);
   for (int sig : {SIGTERM, SIGINT, SIGHUP}) sigaddset(&handled, sig);
   std::vector<std::thread> threads;
-  start_watchdog();
   arm_test_hang();
   {
     sigset_t old;
     pthread_sigmask(SIG_BLOCK, &handled, &old);
+    start_watchdog();  // its thread blocks the signals too
     for (size_t i = 1; i < loops_.size(); ++i) {
       threads.emplace_back([loop = loops_[i].get(), i] {
         // "loop-N" in top -H and /proc/<pid>/task/*/comm (the benchmarks' busy share per loop);
