@@ -34,9 +34,10 @@ fi
 "$root/scripts/web_install.sh" >&2
 
 # RelWithDebInfo: -O2 -g -DNDEBUG, the optimisation level the tests run at; cpack strips
-# the binaries. Tests are not built. cpack's install step must not build "all".
+# the binaries. Tests are not built, nor their hooks in the servers. cpack's install step
+# must not build "all".
 cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBALANCER_WERROR=ON \
-  -DBALANCER_TESTS=OFF -DCMAKE_INSTALL_PREFIX=/usr -DCMAKE_SKIP_INSTALL_ALL_DEPENDENCY=ON >&2
+  -DBALANCER_TESTS=OFF -DBALANCER_TEST_HOOKS=OFF -DCMAKE_INSTALL_PREFIX=/usr -DCMAKE_SKIP_INSTALL_ALL_DEPENDENCY=ON >&2
 cmake --build "$build" -j "${JOBS:-2}" --target balancer audience cache_node >&2
 
 rm -rf "$out"

@@ -196,6 +196,10 @@ check "group balancer exists and is the user's group" test "$(in_root getent gro
 for f in /usr/bin/balancer /usr/bin/audience /usr/bin/cache_node /usr/libexec/balancer/wait-ready /usr/libexec/balancer-cache-node/wait-ready; do
   check "$f is an executable file" test -f "$root$f" -a -x "$root$f"
 done
+# The test build's hang hook (BALANCER_TEST_HANG, docs/testing.md) is not in the packaged servers.
+for f in /usr/bin/balancer /usr/bin/cache_node; do
+  check "$f has no test hook (no BALANCER_TEST_HANG in it)" bash -c "! grep -q BALANCER_TEST_HANG '$root$f'"
+done
 for f in /lib/systemd/system/balancer.service /lib/systemd/system/balancer-cache-node.service \
          /usr/share/doc/balancer/README.md /usr/share/doc/balancer-cache-node/README.md \
          /usr/share/balancer/web/player/index.html /usr/share/balancer/web/admin/index.html \
@@ -476,6 +480,18 @@ restarted() { [[ $(systemctl is-active balancer-cache-node) == active && $(prop 
 check "cache node killed with SIGKILL is restarted by systemd within 15 s" wait_for 15 restarted
 echo "cache node: NRestarts $(prop balancer-cache-node NRestarts), MainPID $cpid → $(prop balancer-cache-node MainPID)"
 check "cache node answers /health after the restart" test "$(health 8081)" = 200
+# A hang: the node stopped as a whole (its watchdog thread too) pings systemd no more, and
+# WatchdogSec (10 s) later systemd kills it (WatchdogSignal=SIGKILL) and restarts it.
+check "balancer-cache-node.service: WatchdogUSec 10s, NotifyAccess main, Type notify" \
+  test "$(prop balancer-cache-node WatchdogUSec) $(prop balancer-cache-node NotifyAccess) $(prop balancer-cache-node Type)" = "10s main notify"
+cpid=$(prop balancer-cache-node MainPID)
+stopped_at=$SECONDS
+kill -STOP "$cpid"
+check "cache node stopped with SIGSTOP is killed by systemd's watchdog and restarted within 25 s" wait_for 25 restarted
+echo "cache node: SIGSTOP → a new main process after $((SECONDS - stopped_at)) s ($cpid → $(prop balancer-cache-node MainPID))"
+check "journal: systemd's watchdog timeout for the stopped node" grep -qi 'watchdog timeout' <<<"$(journal balancer-cache-node)"
+node_serves() { test "$(health 8081)" = 200; }
+check "cache node answers /health after the watchdog restart" wait_for 10 node_serves
 # Upgrade while running: the postinst try-restarts the running units (deb-systemd-invoke).
 bpid=$(prop balancer MainPID) cpid=$(prop balancer-cache-node MainPID)
 upgrade() { dpkg --force-confold -i /root/debs/balancer_*.deb /root/debs/balancer-cache-node_*.deb >/tmp/upgrade.log 2>&1; }

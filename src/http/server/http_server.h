@@ -50,6 +50,8 @@ struct HttpServerOptions {
   int listen_backlog = 4096;            // accept queue (the kernel caps it at somaxconn)
   int io_timeout_s = 30;                // read/write inactivity on a connection
   int drain_timeout_s = 10;             // graceful shutdown bound
+  // A loop that has not turned for this long ends the process (core/watchdog.h); 0 = off.
+  int watchdog_s = 10;
   // Client connections (http/server/connection_limits.h), on every listener: over the total, plain
   // HTTP/1 gets 503 and TLS a close at accept; over the per-address limit, 429 or the close.
   size_t max_connections = 0;                       // 0 = sized from the open-file limit

@@ -61,6 +61,7 @@ void read_server_section(core::ConfigReader& server, HttpServerOptions& options)
   options.listen_backlog = static_cast<int>(server.integer("listen_backlog", 4096, 16, 65535));
   options.io_timeout_s = static_cast<int>(server.integer("io_timeout_s", 30, 1, 3600));
   options.drain_timeout_s = static_cast<int>(server.integer("drain_timeout_s", 10, 0, 3600));
+  options.watchdog_s = static_cast<int>(server.integer("watchdog_s", 10, 0, 3600));
   options.access_log = server.boolean("access_log", true);
   options.max_connections =
       static_cast<size_t>(server.integer("max_connections", 0, 0, 100'000'000));

@@ -7,7 +7,9 @@
 
 #include <cerrno>
 #include <csignal>
+#include <cstdlib>
 #include <cstring>
+#include <sstream>
 #include <thread>
 
 #include "core/answer_here.h"
@@ -142,9 +144,54 @@ void ServiceHost::reload_outcome(const core::Status& status, const std::string& 
   reloads_ok_.inc();
 }
 
+void ServiceHost::start_watchdog() {
+  notify_ = core::SystemdNotifier::from_environment();
+  watchdog_ = std::make_unique<core::Watchdog>(
+      name_, std::chrono::seconds(server_options_.watchdog_s), notify_);
+  for (auto& loop : loops_) watchdog_->watch(*loop, "loop-" + std::to_string(loop->index()));
+  watchdog_->watch(*fetch_loop_, "fetch");
+  watchdog_->start();
+  if (server_options_.watchdog_s > 0 || notify_.watchdog_interval()) {
+    LOG_INFO(name_, "watchdog: ", loops_.size() + 1, " event loop(s) watched, bound ",
+             server_options_.watchdog_s, " s (0 = off)",
+             notify_.watchdog_interval() ? ", systemd pinged while every loop turns" : "");
+  }
+}
+
+void ServiceHost::arm_test_hang() {
+#ifdef BALANCER_TEST_HOOKS
+  const char* spec = std::getenv("BALANCER_TEST_HANG");
+  if (spec == nullptr) return;
+  std::string which;
+  long after_ms = 0;
+  long for_s = 0;
+  std::istringstream in(spec);
+  char comma = 0;
+  if (!std::getline(in, which, ',') || !(in >> after_ms >> comma >> for_s) || comma != ',') {
+    LOG_ERROR(name_, "test hook: BALANCER_TEST_HANG='", spec, "' is not <loop>,<after_ms>,<for_s>");
+    return;
+  }
+  core::EventLoop* loop = which == "fetch" ? fetch_loop_.get() : nullptr;
+  for (auto& serving : loops_) {
+    if (which == std::to_string(serving->index())) loop = serving.get();
+  }
+  if (loop == nullptr) {
+    LOG_ERROR(name_, "test hook: BALANCER_TEST_HANG names no loop: ", which);
+    return;
+  }
+  test_hang_ =
+      std::make_unique<core::LoopTimer>(*loop, core::LoopTimer::Repeat::once, [this, which, for_s] {
+        LOG_WARN(name_, "test hook: loop ", which, " hangs for ", for_s, " s");
+        std::this_thread::sleep_for(std::chrono::seconds(for_s));
+      });
+  test_hang_->start(std::chrono::milliseconds(after_ms));
+#endif
+}
+
 void ServiceHost::drain_all() {
   if (draining_) return;
   draining_ = true;
+  notify_.notify("STOPPING=1");
   LOG_INFO(name_, "shutting down: draining connections");
   if (stop_background_) stop_background_();
   // Each server drains on its own loop and tells the home loop; the last one stops them all.
@@ -170,9 +217,11 @@ int ServiceHost::run(std::function<void()> on_reload, std::function<void()> stop
   sigemptyset(&handled);
   for (int sig : {SIGTERM, SIGINT, SIGHUP}) sigaddset(&handled, sig);
   std::vector<std::thread> threads;
+  arm_test_hang();
   {
     sigset_t old;
     pthread_sigmask(SIG_BLOCK, &handled, &old);
+    start_watchdog();  // its thread blocks the signals too
     for (size_t i = 1; i < loops_.size(); ++i) {
       threads.emplace_back([loop = loops_[i].get(), i] {
         // "loop-N" in top -H and /proc/<pid>/task/*/comm (the benchmarks' busy share per loop);
@@ -195,9 +244,14 @@ int ServiceHost::run(std::function<void()> on_reload, std::function<void()> stop
     LOG_INFO(name_, "serving on port ", port(),
              tls_port() != 0 ? " and TLS port " + std::to_string(tls_port()) : "", " with ",
              loops_.size(), " event loop(s)");
+    notify_.notify("READY=1");
     loops_[0]->run();
   }
+  // The loops stop beating as they stop: the watchdog goes first.
+  watchdog_->stop();
   for (auto& t : threads) t.join();
+  test_hang_.reset();
+  watchdog_.reset();
   // Servers go before the service: exchanges the service still holds then answer nothing.
   servers_.clear();
   LOG_INFO(name_, "stopped");

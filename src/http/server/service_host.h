@@ -22,6 +22,8 @@
 #include "core/event_loop.h"
 #include "core/metrics.h"
 #include "core/result.h"
+#include "core/systemd_notify.h"
+#include "core/watchdog.h"
 #include "http/server/http_server.h"
 
 namespace http {
@@ -111,12 +113,21 @@ class ServiceHost {
 
  private:
   void drain_all();
+  // Before any loop runs: every loop beats for the watchdog (server.watchdog_s, systemd's
+  // WATCHDOG_USEC), whose thread then starts.
+  void start_watchdog();
+  // Test builds only (BALANCER_TEST_HOOKS): BALANCER_TEST_HANG="<loop>,<after_ms>,<for_s>"
+  // (<loop>: a serving loop's index or "fetch") blocks that loop once, as a wedged loop would.
+  void arm_test_hang();
 
   std::string name_;
   HttpServerOptions server_options_;
   core::MetricsRegistry metrics_;
   std::vector<std::unique_ptr<core::EventLoop>> loops_;
   std::unique_ptr<core::EventLoop> fetch_loop_;  // context_.fetch
+  core::SystemdNotifier notify_;                 // NOTIFY_SOCKET: READY, STOPPING, WATCHDOG
+  std::unique_ptr<core::Watchdog> watchdog_;     // beats on the loops above: goes before them
+  std::unique_ptr<core::LoopTimer> test_hang_;   // arm_test_hang()
   ServiceContext context_;
   std::unique_ptr<TlsContext> tls_;  // shared by every loop's TLS listener
   std::vector<std::unique_ptr<HttpServer>> servers_;
