@@ -207,7 +207,10 @@ FlightMetrics::FlightMetrics(core::MetricsRegistry& metrics)
           "Chunk fetches asked of the origin's twin after the origin failed or was slow")),
       dropped_headers(metrics.counter(
           "cache_dropped_headers_total",
-          "Upstream response headers not kept with a copy: over the count or size a copy keeps")) {}
+          "Upstream response headers not kept with a copy: over the count or size a copy keeps")),
+      part_head_timeouts(metrics.counter(
+          "cache_part_head_timeouts_total",
+          "Part fetches answered 504: the upstream sent no head within three part targets")) {}
 
 core::Counter& FlightMetrics::error(const std::string& code) {
   return registry.counter("cache_errors_total", "Errors by kind", "kind=\"" + code + "\"");
@@ -326,6 +329,22 @@ void Flights::run_transfer(const std::string& key, OwnedFetch& fetch, http::Fetc
     on_done(key, attempt, result);
   };
   fetch.id = deps_.upstream.fetch(std::move(request), std::move(callbacks));
+  if (fetch.negative_cap.count() > 0)
+    watch_part_head(key, attempt, kPartHeadWaits * fetch.negative_cap);
+}
+
+void Flights::watch_part_head(const std::string& key, uint64_t attempt,
+                              std::chrono::milliseconds wait) {
+  deps_.after(wait, [this, key, attempt] {
+    OwnedFetch* f = current(key, attempt);
+    if (f == nullptr || f->head_received || !f->fallback_url.empty() || !f->twin_url.empty())
+      return;
+    metrics_.part_head_timeouts.inc();
+    LOG_WARN_LIMITED(kLog, "no head for part ", key, " within ", kPartHeadWaits,
+                     " part targets: 504");
+    deps_.upstream.cancel(f->id);
+    end_flight(key, http::UpstreamFailure::timeout);
+  });
 }
 
 void Flights::fall_back_to_upstream(const std::string& key, OwnedFetch& fetch, bool slow) {

@@ -94,11 +94,18 @@ struct FlightMetrics {
   core::Counter& sibling_fallback_failed;  // the owner failed: the upstream was asked instead
   core::Counter& sibling_fallback_slow;    // no head from the owner in time: the same
   core::Counter& twin_fallbacks;           // the origin failed or was slow: its twin was asked
-  core::Counter& dropped_headers;  // upstream headers over what a copy keeps (kMaxKeptHeaders)
+  core::Counter& dropped_headers;     // upstream headers over what a copy keeps (kMaxKeptHeaders)
+  core::Counter& part_head_timeouts;  // a part's upstream sent no head within kPartHeadWaits
 };
 
 // How long an origin with a twin may take to send a head before the twin is asked.
 inline constexpr std::chrono::milliseconds kTwinHeadWait{1000};
+
+// How many part targets a part or preload hint's upstream may take to send a head before
+// its waiters get 504: a player holds about three part targets of media (PART-HOLD-BACK),
+// so a longer wait stalls it anyway; a source that stopped publishing (the balancer moves
+// the channel to its backup) must not hold the players' requests for the hinted part.
+inline constexpr int kPartHeadWaits = 3;
 
 // Redirects an upstream fetch follows at most (each to a configured upstream only).
 inline constexpr int kMaxRedirects = 5;
@@ -135,7 +142,8 @@ class Flights {
   // Runs the transfer of `flight`, which this loop started: GET `url` with
   // `headers`, conditional when the flight revalidates a stored copy. `negative_cap`
   // (when positive) shortens how long a 404 is remembered below the configured
-  // negative_ttl: a hinted part's is due within its part target.
+  // negative_ttl: a hinted part's is due within its part target. It is a part link's part
+  // target, so it also bounds the wait for the head (kPartHeadWaits of it).
   // `twin_url`: the same chunk on the origin's twin (OriginConfig::twin), asked when `url`
   // fails (no answer, a reset, 5xx, 429) or gives no head within kTwinHeadWait.
   void start(const std::shared_ptr<Flight>& flight, std::string url,
@@ -192,6 +200,9 @@ class Flights {
   void fall_back_to_upstream(const std::string& key, OwnedFetch& fetch, bool slow);
   // The origin failed, or gave no head in time: its twin is asked instead.
   void watch_twin(const std::string& key, uint64_t attempt);
+  // A part link's transfer `attempt` with no head after `wait` ends in 504 for its waiters
+  // (fallbacks to an owner or a twin have watchers of their own).
+  void watch_part_head(const std::string& key, uint64_t attempt, std::chrono::milliseconds wait);
   void fall_back_to_twin(const std::string& key, OwnedFetch& fetch, bool slow);
   // The transfer after a fallback: from `url`, the body so far kept (the next copy continues it).
   void continue_from(const std::string& key, OwnedFetch& fetch, std::string url);

@@ -112,7 +112,8 @@ struct Node : balancer::test::SharedCacheOnDisk {
   FlightMetrics flight_metrics{metrics};
   FakeUpstream upstream;
   std::vector<std::unique_ptr<TestLoop>> loops;
-  std::vector<std::function<void()>> timers;  // Deps::after, fired by the test
+  std::vector<std::function<void()>> timers;            // Deps::after, fired by the test
+  std::vector<std::chrono::milliseconds> timer_delays;  // each timer's delay
 
   explicit Node(size_t loop_count = 2, uint64_t max_object_bytes = 64ull << 20)
       : SharedCacheOnDisk(100) {
@@ -131,8 +132,11 @@ struct Node : balancer::test::SharedCacheOnDisk {
           .upstream = upstream.bind(),
           .later = [self](std::function<void()> job) { self->later.push_back(std::move(job)); },
           .notify = [this, index](const std::shared_ptr<Flight>& flight) { notify(flight, index); },
-          .after = [this](std::chrono::milliseconds,
-                          std::function<void()> job) { timers.push_back(std::move(job)); }});
+          .after =
+              [this](std::chrono::milliseconds delay, std::function<void()> job) {
+                timers.push_back(std::move(job));
+                timer_delays.push_back(delay);
+              }});
       loops.push_back(std::move(loop));
     }
   }
@@ -537,4 +541,46 @@ TEST_CASE(
   node.run_all_later();
   CHECK(heard->body == "helloworld");
   CHECK(node.timers.size() == 3);  // the origin is not watched
+}
+
+TEST_CASE(
+    "flights: a part link's upstream that sends no head within three part targets ends in 504 for "
+    "every waiter, not remembered; a head in time keeps the transfer") {
+  Node node;
+  auto heard = make_heard(2);
+  auto ask_part = [&](size_t loop, const std::shared_ptr<Heard>& h) {
+    SharedCache::Lookup found = node.cache->find_or_start(kKey, loop);
+    if (found.kind == SharedCache::Lookup::Kind::started)
+      node.loops[loop]->flights->start(found.flight, std::string("http://origin.test") + kKey, {},
+                                       250ms);
+    node.loops[loop]->flights->join(found.flight, std::make_unique<RecordingWaiter>(h));
+    return found.kind;
+  };
+  SUBCASE("no head: 504 origin_timeout, the transfer cancelled") {
+    ask_part(0, heard[0]);
+    ask_part(1, heard[1]);
+    REQUIRE(node.timers.size() == 1);
+    CHECK(node.timer_delays[0] == kPartHeadWaits * 250ms);
+    node.timers[0]();
+    node.run_all_later();
+    CHECK(node.upstream.last().cancelled);
+    for (const auto& h : heard) {
+      CHECK(h->ended);
+      CHECK(h->last.fail_status == 504);
+      CHECK(h->last.fail_code == "origin_timeout");
+    }
+    CHECK(node.flight_metrics.part_head_timeouts.value() == 1);
+    CHECK(ask_part(0, std::make_shared<Heard>()) == SharedCache::Lookup::Kind::started);
+  }
+  SUBCASE("a head in time: the wait ends nothing") {
+    ask_part(0, heard[0]);
+    node.upstream.last().callbacks.on_head(head(200, {{"Content-Length", "5"}}));
+    REQUIRE(node.timers.size() == 1);
+    node.timers[0]();
+    node.upstream.last().callbacks.on_data("hello");
+    node.upstream.last().callbacks.on_done(done(200));
+    node.run_all_later();
+    CHECK(heard[0]->body == "hello");
+    CHECK(node.flight_metrics.part_head_timeouts.value() == 0);
+  }
 }
