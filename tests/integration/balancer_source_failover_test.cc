@@ -347,6 +347,7 @@ TEST_CASE(
   REQUIRE(post("?channel=demo&source=0").status == 200);
   s.play_both_until(9, {&direct});
   CHECK(s.switches("operator") == 2);
+  CHECK(metric_sum(s.balancer->metrics(), "balancer_source_switches_total") == 2);
   const std::string board = s.balancer->get("/admin/sources").body;
   CHECK(board.find("\"demo\":{\"active\":0,\"forced\":0") != std::string::npos);
   CHECK(board.find("{\"origin\":\"backup\",\"known\":true,\"healthy\":true") != std::string::npos);
@@ -362,4 +363,37 @@ TEST_CASE(
   }
   CHECK(direct.bytes.at(9) == Encoder::bytes_of("a", 9));
   CHECK(s.balancer->get("/admin/status").body.find("\"sources\":{\"demo\":") != std::string::npos);
+}
+
+TEST_CASE(
+    "no viewer request moves a channel: blocking reloads far ahead, playlists the source does "
+    "not have, traversal and the backup's own names leave the preferred source active") {
+  FailoverStack s;
+  Player direct{*s.balancer, "/hls/demo/live/index.m3u8?viewer=outside"};
+  s.play_both_until(3, {&direct});
+  // As the player asks (its viewer query), so each reaches the channel's playlists.
+  const std::vector<std::string> hostile{
+      "/hls/demo/live/index.m3u8?viewer=outside&_HLS_msn=999999",
+      "/hls/demo/live/index.m3u8?viewer=outside&_HLS_msn=0&_HLS_part=9",
+      "/hls/demo/live/index.m3u8?viewer=outside&_HLS_skip=YES",
+      "/hls/demo/live/missing.m3u8?viewer=outside",
+      "/hls/demo/live/b702.ts?viewer=outside",
+      "/hls/demo/../backup/live/index.m3u8?viewer=outside",
+      "/hls/demo/live/%2e%2e/%2e%2e/index.m3u8?viewer=outside",
+      "/hls/demo/o/backup/live/index.m3u8?viewer=outside",
+      "/hls/demo/live/index.m3u8?viewer=outside&source=1",
+  };
+  // Each asked several times in a row, as a fault needs two answers in a row.
+  for (int round = 0; round < 3; ++round) {
+    for (const std::string& target : hostile) {
+      CAPTURE(target);
+      const HttpResponse r = s.balancer->get(target);
+      CHECK(r.status < 500);
+    }
+  }
+  s.play_both_until(6, {&direct});
+  CHECK(metric_sum(s.balancer->metrics(), "balancer_source_switches_total") == 0);
+  CHECK(s.balancer->get("/admin/sources").body.find("\"demo\":{\"active\":0") != std::string::npos);
+  CHECK(direct.tagged.empty());
+  CHECK(direct.bytes.at(6) == Encoder::bytes_of("a", 6));
 }

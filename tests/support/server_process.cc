@@ -16,6 +16,21 @@ std::optional<double> metric_value(const std::string& metrics, const std::string
   return std::nullopt;
 }
 
+double metric_sum(const std::string& metrics, const std::string& name) {
+  double sum = 0;
+  size_t line = 0;
+  for (int lines = 0; line < metrics.size() && lines < 1'000'000; ++lines) {
+    const size_t end = std::min(metrics.find('\n', line), metrics.size());
+    const std::string_view text(metrics.data() + line, end - line);
+    if (text.starts_with(name) && text.size() > name.size() &&
+        (text[name.size()] == '{' || text[name.size()] == ' ')) {
+      sum += std::stod(std::string(text.substr(text.rfind(' ') + 1)));
+    }
+    line = end + 1;
+  }
+  return sum;
+}
+
 ServerProcess::ServerProcess(std::string binary, std::string main_config,
                              std::vector<std::string> overrides)
     : binary_(std::move(binary)),

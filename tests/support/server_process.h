@@ -18,6 +18,8 @@ namespace balancer::test {
 
 // The value of one Prometheus series line "name{labels} value" (exact name+labels).
 std::optional<double> metric_value(const std::string& metrics, const std::string& series);
+// The sum of every series of the metric `name`, whatever its labels (0 when none is listed).
+double metric_sum(const std::string& metrics, const std::string& name);
 
 // How a test reaches a server: the HTTP version the client speaks, on the server's TLS port
 // or its plain one.
