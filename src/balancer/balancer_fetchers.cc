@@ -86,11 +86,12 @@ void BalancerFetchers::fetch_key(core::EventLoop& back, const std::string& url, 
 }
 
 void BalancerFetchers::choose_source(core::EventLoop& back, const std::string& channel,
-                                     std::optional<size_t> index, std::function<void(bool)> done) {
+                                     std::optional<size_t> index,
+                                     std::function<void(SourceCache::SourceChoice)> done) {
   auto choose = [this, channel, index] {
-    const bool ok = sources_->force_source(channel, index);
+    const SourceCache::SourceChoice made = sources_->force_source(channel, index);
     publish_sources_board();
-    return ok;
+    return made;
   };
   if (&back == &loop_) return done(choose());
   core::ask_there_answer_here(

@@ -40,7 +40,8 @@ class SourceChooser {
  public:
   virtual ~SourceChooser() = default;
   virtual void choose_source(core::EventLoop& back, const std::string& channel,
-                             std::optional<size_t> index, std::function<void(bool)> done) = 0;
+                             std::optional<size_t> index,
+                             std::function<void(SourceCache::SourceChoice)> done) = 0;
 };
 
 // The source cache, the key store, the health poller, the HTTP client they use and
@@ -63,7 +64,7 @@ class BalancerFetchers final : public KeyFetcher, public SourceChooser {
   void fetch_key(core::EventLoop& back, const std::string& url, KeyCallback done) override;
   // Any loop: the operator's choice of a channel's source (nullopt: automatic again).
   void choose_source(core::EventLoop& back, const std::string& channel, std::optional<size_t> index,
-                     std::function<void(bool)> done) override;
+                     std::function<void(SourceCache::SourceChoice)> done) override;
   // Fetch loop: no more background refreshes or polls (drain).
   void stop();
   // Fetch loop only (or before the loops run); other loops' SourceFronts use it through post().

@@ -225,7 +225,19 @@ TEST_CASE(
   REQUIRE(move.has_value());
   CHECK(move->to == 0);
   CHECK(move->reason == SourceFault::operator_choice);
+  states[0].fault = SourceFault::none;
   CHECK_FALSE(choose_source(states, 0, policy, kSwitchStart + 1s, 0).has_value());
+  // On the chosen source: it stays while healthy, with no failback from it; once it fails the
+  // channel moves to a healthy one (a choice never holds viewers on a dead source).
+  policy.failback = true;
+  states[0] = {SourceFault::none, true, kSwitchStart};
+  states[1] = {SourceFault::none, true, kSwitchStart};
+  CHECK_FALSE(choose_source(states, 1, policy, kSwitchStart + 1h, 1).has_value());
+  states[1].fault = SourceFault::unreachable;
+  move = choose_source(states, 1, policy, kSwitchStart + 1h, 1);
+  REQUIRE(move.has_value());
+  CHECK(move->to == 0);
+  CHECK(move->reason == SourceFault::unreachable);
 }
 
 TEST_CASE(

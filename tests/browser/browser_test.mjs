@@ -497,7 +497,7 @@ async function openPlayer(stack, browser, pages, player, channel, cache, options
   page.on('response', (r) => {
     const url = new URL(r.url());
     if (url.pathname.endsWith('.ts') || url.pathname.endsWith('.m4s')) net.segments.push({ at: Date.now(), source: sourceOf(url), status: r.status(), url: r.url() });
-    else if (url.pathname.startsWith('/hls/')) net.playlists.push({ at: Date.now(), pathway: url.searchParams.get('pathway'), status: r.status() });
+    else if (url.pathname.startsWith('/hls/')) net.playlists.push({ at: Date.now(), pathway: url.searchParams.get('pathway'), status: r.status(), url: r.url() });
   });
   page.on('requestfailed', (r) => {
     const url = new URL(r.url());
@@ -819,13 +819,16 @@ const LL_TARGET_SPAN_S = 3;
 
 // Latency figures around an event at `at`: the target (median over the span before it), the
 // samples after it, and from when on every sample stayed within the tolerance of the target.
-function latencyAround(s, at) {
+// `behindOnly`: only further behind live than before counts as away (closer is fine), and never
+// less than `floor` behind (a player that played ahead of the server's hold-back may settle at it).
+function latencyAround(s, at, behindOnly = false, floor = 0) {
   const samples = s.latency.map((v, i) => ({ at: s.latencyAt[i], v }));
-  const target = median(samples.filter((x) => x.at <= at && x.at > at - LL_TARGET_SPAN_S * 1000).map((x) => x.v));
+  const before = median(samples.filter((x) => x.at <= at && x.at > at - LL_TARGET_SPAN_S * 1000).map((x) => x.v));
+  const target = before === null ? null : Math.max(before, floor);
   const after = samples.filter((x) => x.at > at);
   let backFrom = null;
   for (const x of after) {
-    if (target === null || Math.abs(x.v - target) > LL_BACK_TOLERANCE_S) backFrom = null;
+    if (target === null || (behindOnly ? x.v - target : Math.abs(x.v - target)) > LL_BACK_TOLERANCE_S) backFrom = null;
     else if (backFrom === null) backFrom = x.at;
   }
   const held = after.filter((x) => x.at >= at + LL_BACK_WITHIN_S * 1000 && x.at <= at + (LL_BACK_WITHIN_S + LL_BACK_HOLD_S) * 1000);
@@ -899,51 +902,128 @@ scenarios.players_low_latency_cache_kill = async (stack) => {
   });
 };
 
-// The demo channel's preferred source dies (its origin server killed) while every player plays
-// it through venue-a: the balancer moves the channel to its second source (the same encoder's
-// output on another origin server), and each player plays on with no fatal error and no more
-// than 2 s of stall in all (DESIGN.md "Sources fail, the channel does not"); the segments after
-// the switch come through the node from the second origin. Runs last: the first origin stays dead.
-const SOURCE_KILL_STALL_BOUND_S = 2;
-scenarios.players_source_kill = async (stack) => {
+// A channel's source fails while hls.js, Shaka and VHS play it through venue-a (DESIGN.md
+// "Sources fail, the channel does not"): the balancer moves the channel to its other source and
+// each player plays on with no fatal error, its stalls begun within SOURCE_WINDOW_S of the fault
+// lasting at most `stallBoundS` in all, every chunk after SOURCE_SETTLE_MS from the other
+// source's origin (the link names it: /o/<origin>/), and no more than LL_BACK_TOLERANCE_S further
+// behind live than before the fault (or than PART-HOLD-BACK on LL: VHS, with no catch-up, may
+// play closer than it before and settle at it after a stall) from LL_BACK_WITHIN_S after it on
+// (for LL_BACK_HOLD_S).
+const SOURCE_WINDOW_S = 10;
+const SOURCE_SETTLE_MS = 4000;
+const SOURCE_STALL_BOUND_S = 2;     // regular HLS (2 s segments)
+const LL_SOURCE_STALL_BOUND_S = 1;  // LL-HLS
+const LL_PART_HOLD_BACK_S = 1.2;     // the stack's ll_origin --part-hold-back
+const sourcesBoard = async (stack) =>
+  (await fetch(stack.balancer.url + '/admin/sources', { headers: { 'X-Operator-Key': OPERATOR_KEY } })).json();
+const chooseSource = (stack, channel, source) => fetch(stack.balancer.url + '/admin/sources?channel=' + channel + '&source=' + source,
+  { method: 'POST', headers: { 'X-Operator-Key': OPERATOR_KEY } });
+
+// One fault on `players` (all on `channel`): `apply` causes it; the channel must end on source
+// `to`, whose origin is `toOrigin`. Returns the figures per player; problems go to `problems`.
+async function throughSourceFault(stack, players, { name, channel, apply, to, toOrigin, stallBoundS, holdBackS }, problems) {
+  const before = {};
+  for (const p of players) before[p.player] = await pageState(p);
+  const at = Date.now();
+  await apply();
+  const end = at + (LL_BACK_WITHIN_S + LL_BACK_HOLD_S) * 1000;
+  await Promise.all(players.map((p) => waitFor(p.player + ': latency sampled until ' + (LL_BACK_WITHIN_S + LL_BACK_HOLD_S) + ' s after ' + name,
+    async () => ((await pageState(p)).latencyAt.at(-1) || 0) >= end, (LL_BACK_WITHIN_S + LL_BACK_HOLD_S) * 1000 + 20000, 250)
+    .catch(() => {})));  // what is missing is reported below
+  await twoSegmentsAfter(players, at, SOURCE_SETTLE_MS);
+  const board = await sourcesBoard(stack);
+  if (!board[channel] || board[channel].active !== to) problems.push(name + ': the channel is not on source ' + to + ': ' + JSON.stringify(board));
+  const results = {};
+  for (const p of players) {
+    const s = await pageState(p);
+    const b = before[p.player];
+    const later = p.net.segments.filter((seg) => seg.at > at + SOURCE_SETTLE_MS);
+    const fromFault = s.stallLog.filter((x) => x.at >= at && x.at <= at + SOURCE_WINDOW_S * 1000);
+    const lat = latencyAround(s, at, true, holdBackS);
+    const figures = { player: p.player + ' ' + s.version, stalls: s.stalls - b.stalls,
+      stallSecondsFromFault: +fromFault.reduce((sum, x) => sum + (x.seconds ?? (Date.now() - x.at) / 1000), 0).toFixed(2),
+      fatalErrors: s.fatalErrors, otherErrors: s.errors.length - b.errors.length, chunksAfter: later.length,
+      latencyBefore: lat.target, latencyMaxAfter: lat.maxAfter, backWithinS: lat.backFrom === null ? null : +((lat.backFrom - at) / 1000).toFixed(2) };
+    results[p.player] = figures;
+    const who = p.player + ' (' + name + ')';
+    if (s.fatalErrors !== 0) problems.push(who + ': fatal errors ' + JSON.stringify(s.errors.filter((e) => e.fatal)));
+    if (!(figures.stallSecondsFromFault <= stallBoundS)) {
+      problems.push(who + ': stalled ' + figures.stallSecondsFromFault + ' s, more than ' + stallBoundS + ' s ' + JSON.stringify(fromFault));
+    }
+    // Chunks listed before the switch keep naming the first origin (a node takes them from its
+    // twin): every chunk after the settle time loads, and the newest come from the other source.
+    const fromOther = later.filter((seg) => seg.url.includes('/o/' + toOrigin + '/'));
+    if (!(fromOther.length >= 2 && later.at(-1) === fromOther.at(-1) && later.every((seg) => seg.status === 200 || seg.status === 206))) {
+      problems.push(who + ': chunks after it not all loaded, or not the newest from ' + toOrigin + ': ' +
+        JSON.stringify(later.map((seg) => seg.status + ' ' + seg.url.split('?')[0]).slice(-6)));
+    }
+    const rel = (t) => +((t - at) / 1000).toFixed(2);
+    fs.writeFileSync(path.join(artifacts, 'timeline-' + runningScenario + '-' + name + '-' + p.player + '.txt'),
+      [...p.net.segments.map((x) => rel(x.at) + ' seg ' + x.status + ' ' + x.url.split('?')[0]),
+        ...p.net.playlists.map((x) => rel(x.at) + ' pl ' + x.status + ' ' + x.url.split('/hls/')[1].replace(/(ticket|bexp|bsig)=[^&]*&?/g, '')),
+        ...p.net.failed.map((x) => rel(x.at) + ' fail ' + x.source + ' ' + x.path + ' ' + x.error),
+        ...s.stallLog.map((x) => rel(x.at) + ' stall ' + JSON.stringify(x)),
+        ...s.errors.map((e) => rel(e.at) + ' err ' + JSON.stringify(e))]
+        .filter((line) => Number(line.split(' ')[0]) > -8).sort((a, b) => Number(a.split(' ')[0]) - Number(b.split(' ')[0])).join('\n') + '\n');
+    if (lat.target === null || lat.held.length === 0 || !(figures.backWithinS !== null && figures.backWithinS <= LL_BACK_WITHIN_S)) {
+      problems.push(who + ': not back within ' + LL_BACK_TOLERANCE_S + ' s of its latency before (' + lat.target + ' s) ' +
+        LL_BACK_WITHIN_S + ' s after it: ' + JSON.stringify(lat.held.map((x) => x.v)));
+    }
+  }
+  return results;
+}
+
+// Opens every player on `channel` through venue-a and runs `faults` one after the other.
+async function sourceFaults(stack, channel, lowLatency, faults) {
   await reviveCaches(stack);
   return withPlayerPages(stack, async (browser, pages) => {
     const players = [];
-    for (const player of PLAYERS) players.push(await openPlayer(stack, browser, pages, player, 'demo', 'venue-a'));
-    await allAdvance(players, 6, 40000);
-    const before = {};
-    for (const p of players) before[p.player] = await pageState(p);
-    const killedAt = Date.now();
-    process.kill(stack.origin.child.pid, 'SIGKILL');
-    await allAdvance(players, 12, 45000);
-    await twoSegmentsAfter(players, killedAt, 4000);
-    const board = await (await fetch(stack.balancer.url + '/admin/sources', { headers: { 'X-Operator-Key': OPERATOR_KEY } })).json();
+    for (const player of PLAYERS) players.push(await openPlayer(stack, browser, pages, player, channel, 'venue-a', { lowLatency }));
+    await allAdvance(players, lowLatency ? 5 : 6, 40000);
+    await Promise.all(players.map((p) => waitFor(p.player + ': latency samples over ' + LL_TARGET_SPAN_S + ' s',
+      async () => { const s = await pageState(p); return s.latencyAt.length > 0 && s.latencyAt.at(-1) - s.latencyAt[0] >= LL_TARGET_SPAN_S * 1000; }, 20000, 250)));
     const results = {};
     const problems = [];
-    if (!board.demo || board.demo.active !== 1) problems.push('the channel did not move to its second source: ' + JSON.stringify(board));
-    for (const p of players) {
-      const s = await pageState(p);
-      const b = before[p.player];
-      const later = p.net.segments.filter((seg) => seg.at > killedAt + 4000);
-      const figures = { player: p.player + ' ' + s.version, stalls: s.stalls - b.stalls,
-        stallSeconds: +(s.stallSeconds - b.stallSeconds).toFixed(2), fatalErrors: s.fatalErrors,
-        otherErrors: s.errors.length - b.errors.length, segmentsAfter: later.length,
-        fromSecondOrigin: later.filter((seg) => seg.url.includes('/o/demo-b/')).length,
-        failedAfter: p.net.failed.filter((f) => f.at > killedAt).length, activeSourceAfter: board.demo && board.demo.active };
-      results[p.player] = figures;
-      if (s.fatalErrors !== 0) problems.push(p.player + ': fatal errors ' + JSON.stringify(s.errors.filter((e) => e.fatal)));
-      if (figures.stallSeconds > SOURCE_KILL_STALL_BOUND_S) {
-        problems.push(p.player + ': stalled ' + figures.stallSeconds + ' s through the source kill ' + JSON.stringify(s.stallLog.slice(-5)));
-      }
-      if (!(later.length >= 2 && later.every((seg) => seg.status === 200 && seg.url.includes('/o/demo-b/')))) {
-        problems.push(p.player + ': segments after the kill not all from the second origin: ' +
-          JSON.stringify(later.map((seg) => seg.status + ' ' + seg.url.split('?')[0])));
-      }
-      await p.page.screenshot({ path: path.join(artifacts, 'players-source-killed-' + p.player + '.png') });
+    for (const fault of faults) {
+      results[fault.name] = await throughSourceFault(stack, players, { channel, stallBoundS: lowLatency ? LL_SOURCE_STALL_BOUND_S : SOURCE_STALL_BOUND_S,
+        holdBackS: lowLatency ? LL_PART_HOLD_BACK_S : 0, ...fault }, problems);
+      if (fault.after) await fault.after();
     }
-    return checkPlayers(results, problems);
+    for (const p of players) await p.page.screenshot({ path: path.join(artifacts, runningScenario + '-' + p.player + '.png') });
+    if (problems.length) throw new Error('check failed: ' + problems.join('; ') + '\n' + JSON.stringify(results, null, 1).slice(0, 12000));
+    return results;
   });
-};
+}
+
+// The operator moves `channel` back to its preferred source (failback is manual in this stack),
+// and it is there within 5 s.
+async function backToPreferred(stack, channel) {
+  // As an operator would: once the dashboard shows it healthy again (a stale source is refused).
+  await waitFor(channel + "'s source 0 healthy", async () => { const c = (await sourcesBoard(stack))[channel]; return c && c.sources[0].healthy; }, 10000, 100);
+  const r = await chooseSource(stack, channel, 0);
+  check(r.ok, 'POST /admin/sources ' + r.status);
+  await waitFor(channel + ' back on source 0', async () => ((await sourcesBoard(stack))[channel] || {}).active === 0, 5000, 100);
+}
+
+// The LL channel's preferred encoder restarts (numbering from 0), the operator takes the channel
+// back, then its origin is killed (it stays dead).
+scenarios.players_low_latency_source_restart_kill = (stack) => sourceFaults(stack, 'll', true, [
+  { name: 'restart', to: 1, toOrigin: 'll-b', apply: () => fetch(stack.llOrigin.url + '/__fault?restart=1', { method: 'POST' }),
+    after: () => backToPreferred(stack, 'll') },
+  { name: 'kill', to: 1, toOrigin: 'll-b', apply: async () => process.kill(stack.llOrigin.child.pid, 'SIGKILL') },
+]);
+
+// The demo channel's preferred origin stops moving (200, the same playlist), back, freezes
+// (SIGSTOP), back, then dies (it stays dead: this runs last). Its encoder's output stays on both
+// origins: the players' chunks go on from the second one.
+scenarios.players_source_stall_freeze_kill = (stack) => sourceFaults(stack, 'demo', false, [
+  { name: 'stall', to: 1, toOrigin: 'demo-b', apply: () => fetch('http://127.0.0.1:' + stack.origin.port + '/__stall?on=1', { method: 'POST' }),
+    after: async () => { await fetch('http://127.0.0.1:' + stack.origin.port + '/__stall?on=0', { method: 'POST' }); await backToPreferred(stack, 'demo'); } },
+  { name: 'freeze', to: 1, toOrigin: 'demo-b', apply: async () => process.kill(stack.origin.child.pid, 'SIGSTOP'),
+    after: async () => { process.kill(stack.origin.child.pid, 'SIGCONT'); await backToPreferred(stack, 'demo'); } },
+  { name: 'kill', to: 1, toOrigin: 'demo-b', apply: async () => process.kill(stack.origin.child.pid, 'SIGKILL') },
+]);
 
 let stack = null;
 const began = Date.now();

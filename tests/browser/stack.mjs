@@ -107,10 +107,18 @@ export async function startStack({ build, source, artifacts }) {
   }
   // PART-HOLD-BACK 1.2 s rather than the least allowed (0.8 s): Shaka Player plays at it, and
   // Chromium decoding three players on two shared cores needs the margin.
-  const llOrigin = await startServer('ll_origin', [path.join(build, 'tests/support/ll_origin'), '--port', '0', '--segment', '1',
-    '--part-hold-back', '1.2',
-    '--rendition', 'low=' + path.join(dir, 'low.mp4'), '--rendition', 'high=' + path.join(dir, 'high.mp4')], logs);
-  llOrigin.url = 'http://127.0.0.1:' + llOrigin.port;
+  // Its second source: another ll_origin on the same clock (the same media at the same moment),
+  // numbering its own way, as a second encoder of the event.
+  const llClockMs = String(Date.now());
+  const startLlOrigin = async (name, firstMsn) => {
+    const server = await startServer(name, [path.join(build, 'tests/support/ll_origin'), '--port', '0', '--segment', '1',
+      '--part-hold-back', '1.2', '--clock-start-ms', llClockMs, '--first-msn', String(firstMsn),
+      '--rendition', 'low=' + path.join(dir, 'low.mp4'), '--rendition', 'high=' + path.join(dir, 'high.mp4')], logs);
+    server.url = 'http://127.0.0.1:' + server.port;
+    return server;
+  };
+  const llOrigin = await startLlOrigin('ll_origin', 0);
+  const llOriginB = await startLlOrigin('ll_origin-b', 500);
   // One self-signed ECDSA certificate for every TLS listener (Chromium runs with
   // --ignore-certificate-errors).
   const cert = path.join(dir, 'cert.pem');
@@ -131,7 +139,7 @@ export async function startStack({ build, source, artifacts }) {
       ...tlsSets(tlsPort),
       '--set', 'data_dir=' + path.join(dir, id), '--set', 'origins.demo.url=http://127.0.0.1:' + origin.port,
       '--set', 'origins.demo-b.url=http://127.0.0.1:' + originB.port, '--set', 'origins.demo.twin="demo-b"',
-      '--set', 'origins.ll.url=' + llOrigin.url,
+      '--set', 'origins.ll.url=' + llOrigin.url, '--set', 'origins.ll-b.url=' + llOriginB.url,
       '--set', 'signing.keys=["' + SIGNING_KEY + '"]'], logs);
     server.url = 'http://127.0.0.1:' + server.port;
     server.tlsUrl = 'https://127.0.0.1:' + server.tlsPort;
@@ -150,7 +158,8 @@ export async function startStack({ build, source, artifacts }) {
     // A bare media playlist: the balancer makes its master (one variant) to steer it.
     { id: 'bare', title: 'Bare media playlist', origin: 'demo', source: '/files/live/v0/index.m3u8', free: true },
     { id: 'demo-premium', title: 'Demo test pattern (paid)', origin: 'demo', source: '/files/live/master.m3u8', product: 'premium-pass' },
-    { id: 'll', title: 'Low latency', origin: 'll', source: '/master.m3u8', free: true },
+    { id: 'll', title: 'Low latency', free: true, sources: [{ origin: 'll', source: '/master.m3u8' },
+      { origin: 'll-b', source: '/master.m3u8' }], failover: { failback: 'manual' } },
   ] }));
   fs.writeFileSync(path.join(conf, 'caches.json'), JSON.stringify({ caches: Object.entries(caches).map(([id, c]) => ({ id, site: 'venue', url: c.url })) }));
   // The HTTPS balancer's: chunk links to the nodes' TLS listeners, health polled in the clear.
@@ -162,7 +171,7 @@ export async function startStack({ build, source, artifacts }) {
   const sets = ['--set', 'listen.port=0', '--set', 'threads=1',
     '--set', 'channels_file=' + path.join(conf, 'channels.json'), '--set', 'caches_file=' + path.join(conf, 'caches.json'),
     '--set', 'origins.demo.url=http://127.0.0.1:' + origin.port, '--set', 'origins.ll.url=' + llOrigin.url,
-    '--set', 'origins.demo-b.url=http://127.0.0.1:' + originB.port,
+    '--set', 'origins.demo-b.url=http://127.0.0.1:' + originB.port, '--set', 'origins.ll-b.url=' + llOriginB.url,
     '--set', 'signing.keys=["' + SIGNING_KEY + '"]', '--set', 'playback.ticket_keys=["' + TICKET_KEY + '"]',
     '--set', 'playback.allow_anonymous=false', '--set', 'operator.key=' + OPERATOR_KEY,
     '--set', 'api.data_dir=' + path.join(dir, 'api'), '--set', 'api.demo_payments=true',
@@ -202,7 +211,7 @@ export async function startStack({ build, source, artifacts }) {
       return h.caches.filter((c) => c.usable).length === 2;
     }, 10000);
   }
-  return { dir, origin, originB, llOrigin, caches, balancer, balancerTls, ffmpeg, logs };
+  return { dir, origin, originB, llOrigin, llOriginB, caches, balancer, balancerTls, ffmpeg, logs };
 }
 
 // Restarts every cache node that is not running and waits until the balancer sees both usable.

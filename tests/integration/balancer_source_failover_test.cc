@@ -363,6 +363,20 @@ TEST_CASE(
   }
   CHECK(direct.bytes.at(9) == Encoder::bytes_of("a", 9));
   CHECK(s.balancer->get("/admin/status").body.find("\"sources\":{\"demo\":") != std::string::npos);
+
+  // A source that is not healthy cannot be chosen: the viewers stay where they are.
+  s.origin_b->process().kill();
+  REQUIRE(wait_until(
+      [&] {
+        return s.balancer->get("/admin/sources")
+                   .body.find(
+                       "\"origin\":\"backup\",\"known\":true,"
+                       "\"healthy\":false") != std::string::npos;
+      },
+      5s, 50ms));
+  check_json_error(post("?channel=demo&source=1"), 409, "source_unhealthy");
+  CHECK(s.balancer->get("/admin/sources").body.find("\"demo\":{\"active\":0") != std::string::npos);
+  CHECK(s.switches("operator") == 2);
 }
 
 TEST_CASE(

@@ -108,11 +108,18 @@ void BalancerLoop::handle_admin_sources(HttpExchange& ex) {
   auto held = std::make_shared<HttpExchange>(std::move(ex));
   chooser_.choose_source(
       loop_, channel_id, index,
-      [this, held, channel_id, index, remote = held->remote_ip(), via = *via](bool ok) {
-        if (!ok) {
+      [this, held, channel_id, index, remote = held->remote_ip(),
+       via = *via](SourceCache::SourceChoice made) {
+        if (made == SourceCache::SourceChoice::not_playing) {
           return fail(*held, 409, "not_playing",
                       "Channel '" + channel_id +
                           "' has no viewer yet: its sources are chosen once it is played.");
+        }
+        if (made == SourceCache::SourceChoice::unhealthy) {
+          return fail(*held, 409, "source_unhealthy",
+                      "Source " + std::to_string(index.value_or(0)) + " of channel '" + channel_id +
+                          "' is not healthy now (see GET /admin/sources): viewers stay where "
+                          "they are.");
         }
         LOG_WARN("balancer", "channel ", channel_id, ": source ",
                  index ? std::to_string(*index) : std::string("auto"), " chosen by ", remote, " (",

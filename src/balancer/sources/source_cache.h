@@ -81,9 +81,10 @@ class SourceCache {
   void stop_refreshing();
 
   // Channels with several sources: the operator's choice of a channel's source (its index in
-  // the channel's sources), or nullopt to let health decide again. False when the channel has
-  // no such source or none of its playlists is served yet.
-  bool force_source(const std::string& channel, std::optional<size_t> index);
+  // the channel's sources), or nullopt to let health decide again. Only a healthy source may be
+  // chosen: a choice never moves viewers onto a failing or stale one.
+  enum class SourceChoice { made, not_playing, unhealthy };
+  SourceChoice force_source(const std::string& channel, std::optional<size_t> index);
   // A channel's sources as the switch sees them now (dashboard, /status).
   struct ChannelSources {
     size_t active = 0;

@@ -202,8 +202,15 @@ void SourceCache::evaluate_switch(ChannelSwitch& channel, TimePoint now) {
   for (size_t i = 0; i < states.size() && i < channel.healthy_gauges.size(); ++i) {
     channel.healthy_gauges[i]->set(states[i].known && states[i].fault == SourceFault::none ? 1 : 0);
   }
-  if (auto move = choose_source(states, channel.active, channel.policy, now, channel.forced))
-    switch_channel(channel, move->to, move->reason, now);
+  auto move = choose_source(states, channel.active, channel.policy, now, channel.forced);
+  if (!move) return;
+  if (channel.forced && move->reason != SourceFault::operator_choice) {
+    // The operator's source failed: the choice is spent, health and failback decide again.
+    LOG_WARN(kLog, "channel ", channel.id, ": the operator's choice of source ", *channel.forced,
+             " is cleared: it failed");
+    channel.forced.reset();
+  }
+  switch_channel(channel, move->to, move->reason, now);
 }
 
 void SourceCache::switch_channel(ChannelSwitch& channel, size_t to, SourceFault reason,
@@ -299,14 +306,22 @@ std::vector<std::string> SourceCache::channels_with_sources() const {
   return out;
 }
 
-bool SourceCache::force_source(const std::string& channel, std::optional<size_t> index) {
+SourceCache::SourceChoice SourceCache::force_source(const std::string& channel,
+                                                    std::optional<size_t> index) {
   auto found = channel_switches_.find(channel);
-  if (found == channel_switches_.end()) return false;
+  if (found == channel_switches_.end()) return SourceChoice::not_playing;
   ChannelSwitch& state = *found->second;
-  if (index && *index >= state.origins.size()) return false;
+  if (index && *index >= state.origins.size()) return SourceChoice::not_playing;
+  const TimePoint now = clock_.now();
+  if (index) {
+    const std::vector<SourceState> states = source_states(state, now);
+    if (*index >= states.size() || !states[*index].known ||
+        states[*index].fault != SourceFault::none)
+      return SourceChoice::unhealthy;
+  }
   state.forced = index;
-  evaluate_switch(state, clock_.now());
-  return true;
+  evaluate_switch(state, now);
+  return SourceChoice::made;
 }
 
 std::optional<SourceCache::ChannelSources> SourceCache::channel_sources(

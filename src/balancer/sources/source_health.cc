@@ -111,11 +111,8 @@ SourceFault SourceHealth::fault(const FailoverPolicy& policy, TimePoint now) con
 std::optional<SourceSwitch> choose_source(const std::vector<SourceState>& sources, size_t active,
                                           const FailoverPolicy& policy, SourceHealth::TimePoint now,
                                           std::optional<size_t> forced) {
-  if (forced) {
-    if (*forced < sources.size() && *forced != active)
-      return SourceSwitch{*forced, SourceFault::operator_choice};
-    return std::nullopt;
-  }
+  if (forced && *forced < sources.size() && *forced != active)
+    return SourceSwitch{*forced, SourceFault::operator_choice};
   auto healthy = [&](size_t i) {
     return sources[i].known && sources[i].fault == SourceFault::none;
   };
@@ -126,7 +123,8 @@ std::optional<SourceSwitch> choose_source(const std::vector<SourceState>& source
     }
     return std::nullopt;  // nowhere better: stay (its last copy is served while it may be)
   }
-  if (!policy.failback) return std::nullopt;
+  // A source the operator chose stays while it is healthy: no failback from it.
+  if (forced || !policy.failback) return std::nullopt;
   for (size_t i = 0; i < active; ++i) {
     if (healthy(i) && now - sources[i].healthy_since >= policy.failback_after)
       return SourceSwitch{i, SourceFault::failback};

@@ -115,10 +115,12 @@ struct SourceSwitch {
   SourceFault reason = SourceFault::none;  // the fault of the source left, or why it moved
 };
 
-// Which source a channel should move to now, if any. In order: the operator's `forced` source;
-// away from a failing active source to the first healthy one in order of preference (a source
-// is healthy when its timeline is known and it has no fault); back to a preferred source that
-// has been healthy for policy.failback_after (policy.failback). None: stay.
+// Which source a channel should move to now, if any. In order: to the operator's `forced`
+// source, healthy or not; away from a failing active source (the forced one too: a choice must
+// not keep viewers on a dead source) to the first healthy one in order of preference (a source
+// is healthy when its timeline is known and it has no fault); unless a source is forced, back
+// to a preferred source that has been healthy for policy.failback_after (policy.failback).
+// None: stay.
 std::optional<SourceSwitch> choose_source(const std::vector<SourceState>& sources, size_t active,
                                           const FailoverPolicy& policy, SourceHealth::TimePoint now,
                                           std::optional<size_t> forced = std::nullopt);
