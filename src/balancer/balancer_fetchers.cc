@@ -9,6 +9,12 @@
 #include "core/thread_rule.h"
 
 namespace balancer {
+namespace {
+
+// An origin's connections the slow lane leaves to the others (of max_host_connections, 64).
+constexpr long kFastLaneConnections = 16;
+
+}  // namespace
 
 BalancerFetchers::BalancerFetchers(core::EventLoop& fetch_loop, AnyLoopState& shared)
     : loop_(fetch_loop), shared_(shared) {}
@@ -24,6 +30,10 @@ core::Result<std::unique_ptr<BalancerFetchers>> BalancerFetchers::create(
   client_options.request_timeout = config.playlists.blocking_timeout;
   client_options.http2 = config.upstream_http2;
   client_options.user_agent = "balancer";
+  // Slow playlists (source_policy.h, slow_lane_fetch) share at most this many of an origin's
+  // connections: the rest stay free for the fast ones, however many slow ones there are.
+  client_options.max_host_slow_transfers =
+      client_options.max_host_connections - kFastLaneConnections;
   event_base& base = fetch_loop.base();
   auto client = http::HttpClient::create(base, client_options);
   if (!client) return client.error();

@@ -7,6 +7,7 @@
 #include "core/json.h"
 #include "core/log.h"
 #include "core/thread_rule.h"
+#include "http/server/operator_access.h"
 
 namespace cache_node {
 
@@ -15,9 +16,10 @@ using http::HttpExchange;
 namespace {
 
 constexpr const char* kErrorKinds[] = {
-    "bad_request",       "unknown_origin",        "signature_missing",  "signature_expired",
-    "signature_invalid", "origin_error",          "origin_unreachable", "origin_timeout",
-    "object_too_large",  "range_not_satisfiable", "storage_error",      "unauthorized"};
+    "bad_request",           "unknown_origin",        "signature_missing",  "signature_expired",
+    "signature_invalid",     "origin_error",          "origin_unreachable", "origin_timeout",
+    "object_too_large",      "range_not_satisfiable", "storage_error",      "unauthorized",
+    "operator_key_required", "operator_key_invalid"};
 
 core::Result<std::shared_ptr<const RuntimeConfig>> make_runtime(CacheNodeConfig config) {
   auto runtime = std::make_shared<RuntimeConfig>();
@@ -186,6 +188,7 @@ core::Result<std::unique_ptr<CacheNode>> CacheNode::create(http::ServiceContext&
   }
   for (const char* kind : kErrorKinds)
     n.counters.error(kind);  // every series exists from the start, at 0
+  n.playback.set_channel_labels(config.playback_channels);
   add_node_gauges(n);
 
   n.home_tick.last_tick = n.clock.now();
@@ -210,6 +213,8 @@ void CacheNode::attach(size_t index, http::HttpServer& server) {
   // browser (/health, /playback), except the Prometheus scrape.
   http::CorsRules cors;
   cors.exempt_paths = {"/metrics", "/prefetch"};
+  // The dashboard reads /playback with the operator's key.
+  cors.allow_headers += ", X-Operator-Key";
   server.set_pre_route([config, cors](HttpExchange& ex) {
     return http::apply_cors(config->get().config.cors, cors, ex);
   });
@@ -230,10 +235,20 @@ void CacheNode::attach(size_t index, http::HttpServer& server) {
   });
   // What the players report, apart from /health: no audience can make the health signal the
   // balancers poll larger or slower (quality_meter.h: bounded, made at most once a second).
-  server.route("/playback", {"GET", "HEAD"}, [&playback = n.playback](HttpExchange& ex) {
-    ex.add_header("Cache-Control", "no-store");
-    ex.reply(200, playback.json() + "\n");
-  });
+  // The audience's size and health are the operator's: behind the operator key.
+  server.route("/playback", {"GET", "HEAD"},
+               [&playback = n.playback, &counters = n.counters, config](HttpExchange& ex) {
+                 const CacheNodeConfig& c = config->get().config;
+                 const http::OperatorVerdict access =
+                     http::check_operator({c.operator_key, c.operator_allow_loopback},
+                                          http::presented_operator_key(ex), ex.remote_ip());
+                 ex.add_header("Cache-Control", "no-store");
+                 if (!access.allowed) {
+                   counters.error(access.code).inc();
+                   return ex.reply_error(access.status, access.code, access.message);
+                 }
+                 ex.reply(200, playback.json() + "\n");
+               });
   server.route("/metrics", {"GET"}, [&metrics = n.metrics](HttpExchange& ex) {
     ex.add_header("Cache-Control", "no-store");
     ex.reply(200, metrics.render(), "text/plain; version=0.0.4");
@@ -261,19 +276,21 @@ core::Result<http::ReloadSwap> CacheNode::prepare_reload(CacheNodeConfig config)
   config.disk_bytes = old.disk_bytes;
   config.max_entries = old.max_entries;
   const size_t negative_max_entries = config.negative_max_entries;
+  std::vector<std::string> channel_labels = config.playback_channels;
   auto runtime = make_runtime(std::move(config));
   if (!runtime) return runtime.error();
-  return http::ReloadSwap(
-      [&n, next = std::move(runtime).value(), level, restart_only_differs, negative_max_entries] {
-        if (restart_only_differs) {
-          LOG_WARN(
-              kLog,
-              "reload: listen address, threads, data_dir and storage sizes change only on restart");
-        }
-        core::set_log_level(level);
-        n.config.publish(next);
-        n.cache->set_max_negative(negative_max_entries);
-      });
+  return http::ReloadSwap([&n, next = std::move(runtime).value(), level, restart_only_differs,
+                           negative_max_entries, channel_labels = std::move(channel_labels)] {
+    if (restart_only_differs) {
+      LOG_WARN(
+          kLog,
+          "reload: listen address, threads, data_dir and storage sizes change only on restart");
+    }
+    core::set_log_level(level);
+    n.config.publish(next);
+    n.cache->set_max_negative(negative_max_entries);
+    n.playback.set_channel_labels(channel_labels);
+  });
 }
 
 }  // namespace cache_node

@@ -79,6 +79,13 @@ struct CacheNodeConfig {
   // overload.connection_table_percent: overloaded when the client connections open are this
   // share of server.max_connections or more (new viewers could soon not connect at all).
   uint32_t overload_connection_table_percent = 90;
+  // Who may read /playback (http/server/operator_access.h): this key ("" = none accepted, else
+  // at least 16 characters) in X-Operator-Key or ?key=, and loopback clients when allowed.
+  std::string operator_key;
+  bool operator_allow_loopback = true;
+  // The channel ids (what players send as CMCD cid) stalls are labelled with; any other counts
+  // as "other" (cmcd/quality_meter.h).
+  std::vector<std::string> playback_channels;
   std::string log_level = "info";
   http::CorsOptions cors;  // which web origins may read the node's answers (section "cors")
 };

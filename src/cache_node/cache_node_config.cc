@@ -1,8 +1,10 @@
 #include <unistd.h>
 
+#include <algorithm>
 #include <cctype>
 
 #include "cache_node/cache_node.h"
+#include "cmcd/quality_meter.h"
 #include "http/server/server_config.h"
 
 namespace cache_node {
@@ -198,6 +200,28 @@ void read_overload_section(core::ConfigReader& root, CacheNodeConfig& c) {
   overload.finish();
 }
 
+// operator.* (who may read /playback) and playback.* (the channel labels of its stalls).
+void read_operator_and_playback(core::ConfigReader& root, CacheNodeConfig& c) {
+  auto op = root.object("operator");
+  c.operator_key = op.string("key", "");
+  if (!c.operator_key.empty() && c.operator_key.size() < 16)
+    op.fail("key", "must be empty or at least 16 characters");
+  c.operator_allow_loopback = op.boolean("allow_loopback", true);
+  op.finish();
+  auto playback = root.object("playback");
+  c.playback_channels = playback.string_list("channels", {});
+  if (c.playback_channels.size() > cmcd::QualityMeter::kMaxChannelLabels)
+    playback.fail("channels", "at most 1000 channels");
+  for (const std::string& id : c.playback_channels) {
+    const bool plain =
+        !id.empty() && id.size() <= 64 && std::all_of(id.begin(), id.end(), [](char ch) {
+          return std::isalnum(static_cast<unsigned char>(ch)) || ch == '-' || ch == '_';
+        });
+    if (!plain) playback.fail("channels", "'" + id + "' is not a channel id ([A-Za-z0-9_-]{1,64})");
+  }
+  playback.finish();
+}
+
 }  // namespace
 
 core::Result<CacheNodeConfig> load_cache_node_config(const core::ConfigDocument& doc) {
@@ -230,6 +254,7 @@ core::Result<CacheNodeConfig> load_cache_node_config(const core::ConfigDocument&
   read_cache_section(root, c);
   read_upstream_section(root, c);
   read_overload_section(root, c);
+  read_operator_and_playback(root, c);
   http::read_server_sections(root, c.server, c.log_level, c.cors);
   c.server.service = "cache_node";
   root.finish();

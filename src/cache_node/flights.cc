@@ -83,19 +83,21 @@ std::string kept_headers_of(const http::FetchHead& head, std::string_view first,
 struct HeadFreshness {
   explicit HeadFreshness(const http::FetchHead& head)
       : cache_control(joined_field(head, "Cache-Control").value_or("")),
+        cdn_cache_control(joined_field(head, "CDN-Cache-Control")),
         expires(joined_field(head, "Expires")),
         date(head.header("Date")),
         age(joined_field(head, "Age")) {}
   UpstreamFreshness view() const {
     UpstreamFreshness out;
     out.cache_control = cache_control;
+    if (cdn_cache_control) out.cdn_cache_control = *cdn_cache_control;
     if (expires) out.expires = *expires;
     if (date) out.date = *date;
     if (age) out.age = *age;
     return out;
   }
   std::string cache_control;
-  std::optional<std::string> expires, date, age;
+  std::optional<std::string> cdn_cache_control, expires, date, age;
 };
 
 // Kept header lines (ChunkMeta::kept_headers) as a head's headers, to merge with a 304's.
@@ -566,8 +568,13 @@ ChunkMeta Flights::meta_from_head(const std::string& key, const http::FetchHead&
     meta.kept_headers = kept_headers_of(head_of_lines(stored->kept_headers), fresh, dropped);
   }
   if (dropped > 0) metrics_.dropped_headers.inc(dropped);
+  // The edges' own field (RFC 9213): the 304's, else the one kept with the stored copy.
+  std::optional<std::string> cdn_cache_control = joined_field(head, "CDN-Cache-Control");
+  if (!cdn_cache_control && stored != nullptr)
+    cdn_cache_control = joined_field(head_of_lines(stored->kept_headers), "CDN-Cache-Control");
   UpstreamFreshness response;
   response.cache_control = meta.cache_control;
+  if (cdn_cache_control) response.cdn_cache_control = *cdn_cache_control;
   if (!meta.expires.empty()) response.expires = meta.expires;
   if (date) response.date = *date;
   if (age) response.age = *age;

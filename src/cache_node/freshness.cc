@@ -4,6 +4,7 @@
 #include <array>
 
 #include "cache_node/http_semantics.h"
+#include "cache_node/targeted_cache_control.h"
 
 namespace cache_node {
 namespace {
@@ -49,11 +50,12 @@ int64_t age_seconds(std::optional<std::string_view> age) {
 }
 
 // The lifetime the response states itself (s-maxage, max-age, Expires − Date), if any.
-std::optional<int64_t> explicit_lifetime_s(const CacheDirectives& d,
+// `targeted`: the directives are CDN-Cache-Control's, and Expires does not count (RFC 9213 §2.1).
+std::optional<int64_t> explicit_lifetime_s(const CacheDirectives& d, bool targeted,
                                            const UpstreamFreshness& response, int64_t received_ms) {
   if (d.s_maxage) return *d.s_maxage;
   if (d.max_age) return *d.max_age;
-  if (!response.expires) return std::nullopt;
+  if (targeted || !response.expires) return std::nullopt;
   // An invalid Expires ("0", "-1", garbage, two lines) means already expired (RFC 9111 §5.3).
   std::optional<int64_t> expires = parse_http_date(*response.expires);
   std::optional<int64_t> date = response.date ? parse_http_date(*response.date) : std::nullopt;
@@ -134,16 +136,24 @@ CacheDirectives parse_cache_control(std::string_view header) {
   return d;
 }
 
+EffectiveDirectives effective_directives(const UpstreamFreshness& response) {
+  if (response.cdn_cache_control) {
+    if (auto targeted = parse_targeted_cache_control(*response.cdn_cache_control))
+      return {*targeted, true};
+  }
+  return {parse_cache_control(response.cache_control), false};
+}
+
 Freshness compute_freshness(const UpstreamFreshness& response, ObjectKind kind, int64_t received_ms,
                             const FreshnessDefaults& defaults) {
-  const CacheDirectives d = parse_cache_control(response.cache_control);
+  const auto [d, targeted] = effective_directives(response);
   Freshness f;
   f.storable = !d.no_store && !d.is_private;
 
   f.vouched_ms = received_ms - age_seconds(response.age) * 1000;
 
   int64_t lifetime_s = 0;
-  if (std::optional<int64_t> stated = explicit_lifetime_s(d, response, received_ms)) {
+  if (std::optional<int64_t> stated = explicit_lifetime_s(d, targeted, response, received_ms)) {
     lifetime_s = *stated;
   } else if (d.immutable) {
     lifetime_s = defaults.segment_s;
@@ -184,9 +194,9 @@ Freshness compute_freshness(const UpstreamFreshness& response, ObjectKind kind, 
 
 int64_t negative_lifetime_ms(const UpstreamFreshness& response, int64_t received_ms,
                              int64_t cap_ms) {
-  const CacheDirectives d = parse_cache_control(response.cache_control);
+  const auto [d, targeted] = effective_directives(response);
   if (d.no_store || d.no_cache || d.is_private) return 0;
-  std::optional<int64_t> stated_s = explicit_lifetime_s(d, response, received_ms);
+  std::optional<int64_t> stated_s = explicit_lifetime_s(d, targeted, response, received_ms);
   if (!stated_s) return std::max<int64_t>(0, cap_ms);
   const int64_t left_ms = *stated_s * 1000 - age_seconds(response.age) * 1000;
   return std::clamp<int64_t>(left_ms, 0, std::max<int64_t>(0, cap_ms));

@@ -67,6 +67,9 @@ CacheDirectives parse_cache_control(std::string_view header);
 // A field sent on several lines comes joined with ", " (join_field_lines below).
 struct UpstreamFreshness {
   std::string_view cache_control;  // every Cache-Control line, joined with ", "
+  // Every CDN-Cache-Control line (RFC 9213), joined with ", ": when valid and not empty
+  // (targeted_cache_control.h) its directives decide, and Cache-Control and Expires are ignored.
+  std::optional<std::string_view> cdn_cache_control;
   // Every Expires line: more than one is invalid (its date has a comma, so the
   // joined value parses as no date) and means already expired (RFC 9111 §5.3).
   std::optional<std::string_view> expires;
@@ -95,6 +98,15 @@ struct Freshness {
   int64_t refresh_grace_until_ms = 0;
 };
 
+// The directives that decide for the node: CDN-Cache-Control's when it is valid and not empty
+// (`targeted` set: Expires does not count either), else Cache-Control's.
+struct EffectiveDirectives {
+  CacheDirectives directives;
+  bool targeted = false;
+};
+EffectiveDirectives effective_directives(const UpstreamFreshness& response);
+
+// Directives as effective_directives() says (CDN-Cache-Control first, RFC 9213).
 // Lifetime: s-maxage, else max-age, else Expires − Date (Date absent or invalid:
 // the receipt time; an invalid Expires such as "0" is in the past), else the
 // default for `kind` (immutable without a lifetime: the segment default). The

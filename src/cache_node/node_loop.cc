@@ -183,7 +183,7 @@ void NodeLoop::start_miss(const std::shared_ptr<Flight>& flight, const RuntimeCo
       fetch.url = owner_url(rc, owner, request, signed_suffix, now_ms / 1000);
       fetch.headers.push_back(
           {std::string(kSiblingHeader),
-           signing::site_fetch_header(rc.config.site_key, rc.config.node_id,
+           signing::site_fetch_header(rc.config.site_key, rc.config.node_id, rc.site_ids[owner],
                                       target_of_url(fetch.url), now_ms / 1000)});
       if (prefetch) fetch.headers.push_back({std::string(kSiblingPrefetchHeader), "1"});
       fetch.fallback_url = std::move(upstream);
@@ -317,8 +317,10 @@ void NodeLoop::handle_chunk(HttpExchange& ex) {
   // viewer naming a node would make every node of the site fetch from origin).
   const std::optional<std::string> site_header = ex.header(kSiblingHeader);
   const bool from_sibling = site_header.has_value();
-  if (from_sibling && !is_site_node(rc, signing::verify_site_fetch(*site_header, config.site_key,
-                                                                   ex.target(), now_ms / 1000))) {
+  // The proof names this node as its addressee: one seen on the wire works at no other node.
+  if (from_sibling &&
+      !is_site_node(rc, signing::verify_site_fetch(*site_header, config.site_key, config.node_id,
+                                                   ex.target(), now_ms / 1000))) {
     return fail(ex, 403, "site_fetch_refused",
                 "This request names a node of the site but does not prove it.");
   }

@@ -78,11 +78,6 @@ void PlaybackQuality::drop(std::unordered_map<uint64_t, Session>::iterator it) {
 
 PlaybackQuality::Recorded PlaybackQuality::record(Time now, const Place& where, const Data& data) {
   Recorded out;
-  if (data.buffer_starvation) {
-    out.stall = true;
-    ++stalls_[bounded(where)];
-    ++stalls_total_;
-  }
   if (data.session_id.empty() || limits_.max_sessions == 0) return out;
   expire(now);  // a session silent for the idle time starts anew
   const uint64_t id = keyed_hash(data.session_id, limits_.session_key);
@@ -98,6 +93,13 @@ PlaybackQuality::Recorded PlaybackQuality::record(Time now, const Place& where, 
   }
   Session& s = it->second;
   s.last_heard = now;
+  if (data.buffer_starvation && (!s.stalled || now - s.last_stall >= limits_.stall_gap)) {
+    s.stalled = true;
+    s.last_stall = now;
+    out.stall = true;
+    ++stalls_[bounded(where)];
+    ++stalls_total_;
+  }
   count(s, false);
   if (data.buffer_length_ms) s.buffer_ms = std::max<int64_t>(0, *data.buffer_length_ms);
   // A playlist or key request carries no object bitrate; only media objects change it.

@@ -6,6 +6,10 @@
 // - at most Limits::max_sessions sessions (the least recently heard goes first), each dropped
 //   when not heard from for Limits::session_idle;
 // - at most Limits::max_places places for stalls, the rest under kOtherPlace;
+// - a stall counts only for a session (a report without `sid` adds none), and a session's
+//   stalls at most one per Limits::stall_gap: one client replaying `bs` on every request counts
+//   no more than a player that really stalls (its next request after a stall carries `bs`
+//   once), and a flood of reports of one session adds one stall per gap;
 // - bitrates are counted in the fixed buckets of kBitrateBucketsKbps, so the summary has the
 //   same few members however many distinct bitrates the players claim.
 // The summary is kept up to date as reports arrive and sessions go (no pass over the sessions).
@@ -49,8 +53,11 @@ class PlaybackQuality {
     size_t max_sessions = 100000;
     size_t max_places = 1024;                       // beyond: reported under kOtherPlace
     std::chrono::milliseconds session_idle{30000};  // about three playlist reloads of silence
-    int64_t healthy_buffer_ms = 4000;               // at or above: a healthy buffer
-    std::array<uint64_t, 2> session_key{};          // keyed_hash's key for session ids
+    // A session's stalls count at most one per this long: a real stall and the playback that
+    // resumes after it take longer.
+    std::chrono::milliseconds stall_gap{4000};
+    int64_t healthy_buffer_ms = 4000;       // at or above: a healthy buffer
+    std::array<uint64_t, 2> session_key{};  // keyed_hash's key for session ids
   };
 
   // What one kept session costs at most, in bytes, hash table and recency list together
@@ -76,7 +83,7 @@ class PlaybackQuality {
 
   explicit PlaybackQuality(Limits limits) : limits_(limits) {}
 
-  // One request's CMCD at `now`. Without a `sid` the stall still counts but no session is kept.
+  // One request's CMCD at `now`. Without a `sid` nothing is kept or counted.
   Recorded record(Time now, const Place& where, const Data& data);
 
   // Drops the sessions not heard from since `now - session_idle`.
@@ -103,8 +110,10 @@ class PlaybackQuality {
   static constexpr uint8_t kNoBitrate = 0xff;
   struct Session {
     Time last_heard;
-    int64_t buffer_ms = -1;                  // -1: none reported
-    uint8_t bitrate = kNoBitrate;            // its bucket, or kNoBitrate
+    int64_t buffer_ms = -1;        // -1: none reported
+    uint8_t bitrate = kNoBitrate;  // its bucket, or kNoBitrate
+    bool stalled = false;          // a stall of it was counted, at last_stall
+    Time last_stall;
     std::list<uint64_t>::iterator in_order;  // its place in heard_order_
   };
 

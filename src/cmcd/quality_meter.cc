@@ -42,16 +42,6 @@ PlaybackQuality::Limits with_random_session_key(PlaybackQuality::Limits limits) 
 
 }  // namespace
 
-std::string plain_label_value(std::string_view text) {
-  if (text.empty() || text.size() > 64) return std::string(PlaybackQuality::kOtherPlace);
-  for (char c : text) {
-    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                    c == '-' || c == '_' || c == '.';
-    if (!ok) return std::string(PlaybackQuality::kOtherPlace);
-  }
-  return std::string(text);
-}
-
 QualityMeter::QualityMeter(core::MetricsRegistry& metrics, const core::Clock& clock,
                            PlaybackQuality::Limits limits)
     : metrics_(metrics),
@@ -119,15 +109,30 @@ std::optional<Data> QualityMeter::observe(const http::HttpExchange& ex,
     buffer_length_.observe(static_cast<double>(*data.buffer_length_ms) / 1000.0);
   if (data.bitrate_kbps) bitrate_.observe(static_cast<double>(*data.bitrate_kbps) * 1000.0 / 8.0);
   PlaybackQuality::Place place{std::string(channel), std::string(node)};
-  if (place.channel.empty())
-    place.channel = data.content_id.empty() ? "unknown" : plain_label_value(data.content_id);
   PlaybackQuality::Recorded recorded;
   {
     std::lock_guard lock(mutex_);
+    if (place.channel.empty() && data.content_id.empty()) {
+      place.channel = "unknown";
+    } else if (place.channel.empty()) {
+      place.channel = channel_labels_.count(data.content_id) != 0
+                          ? data.content_id
+                          : std::string(PlaybackQuality::kOtherPlace);
+    }
     recorded = quality_.record(clock_.now(), place, data);
   }
   if (recorded.stall) count_stall(place);
   return data;
+}
+
+void QualityMeter::set_channel_labels(const std::vector<std::string>& channels) {
+  std::set<std::string, std::less<>> labels;
+  for (const std::string& c : channels) {
+    if (labels.size() >= kMaxChannelLabels) break;
+    labels.insert(c);
+  }
+  std::lock_guard lock(mutex_);
+  channel_labels_ = std::move(labels);
 }
 
 void QualityMeter::count_stall(const PlaybackQuality::Place& where) {

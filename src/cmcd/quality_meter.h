@@ -17,8 +17,10 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "cmcd/playback_quality.h"
 #include "core/clock.h"
@@ -43,8 +45,9 @@ class QualityMeter {
 
   // Reads the request's CMCD (`raw_query_value`: the CMCD argument's value still percent-encoded,
   // or nullopt) and records it at (`channel`, `node`); an empty `channel` is the report's content
-  // id (cid, kept only when plain_label_value() keeps it). A request without CMCD costs one pass
-  // over its headers.
+  // id (cid) when it is one of set_channel_labels(), "other" when it is not, "unknown" without
+  // one: players choose their cid, so they cannot grow the label set. A request without CMCD
+  // costs one pass over its headers.
   // Returns the report when one was read (a caller may act on it: a node prefetches `nor`).
   std::optional<Data> observe(const http::HttpExchange& ex,
                               const std::optional<std::string>& raw_query_value,
@@ -58,6 +61,12 @@ class QualityMeter {
   std::string json();
   static constexpr std::chrono::milliseconds kJsonLifetime{1000};
 
+  // The content ids observe() labels stalls with when its caller names no channel (a cache
+  // node's playback.channels); at most kMaxChannelLabels are kept. Any thread; applies to
+  // reports from then on.
+  void set_channel_labels(const std::vector<std::string>& channels);
+  static constexpr size_t kMaxChannelLabels = 1000;
+
  private:
   void count_stall(const PlaybackQuality::Place& where);
 
@@ -69,16 +78,13 @@ class QualityMeter {
   core::Histogram& bitrate_;
 
   std::mutex mutex_;
-  PlaybackQuality quality_;  // guarded by mutex_
-  std::string json_;         // guarded by mutex_: the last json(), made at json_made_
+  PlaybackQuality quality_;                            // guarded by mutex_
+  std::set<std::string, std::less<>> channel_labels_;  // guarded by mutex_
+  std::string json_;  // guarded by mutex_: the last json(), made at json_made_
   std::optional<core::SteadyTime> json_made_;
 
   std::mutex stall_mutex_;
   std::map<PlaybackQuality::Place, core::Counter*> stall_counters_;  // guarded by stall_mutex_
 };
-
-// A label value a player chose (its content id): kept when it is a plain id (letters, digits,
-// '-', '_', '.', at most 64), else "other", so a player cannot grow the label set with odd text.
-std::string plain_label_value(std::string_view text);
 
 }  // namespace cmcd

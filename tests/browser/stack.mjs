@@ -140,7 +140,7 @@ export async function startStack({ build, source, artifacts }) {
       '--set', 'data_dir=' + path.join(dir, id), '--set', 'origins.demo.url=http://127.0.0.1:' + origin.port,
       '--set', 'origins.demo-b.url=http://127.0.0.1:' + originB.port, '--set', 'origins.demo.twin="demo-b"',
       '--set', 'origins.ll.url=' + llOrigin.url, '--set', 'origins.ll-b.url=' + llOriginB.url,
-      '--set', 'signing.keys=["' + SIGNING_KEY + '"]'], logs);
+      '--set', 'signing.keys=["' + SIGNING_KEY + '"]', '--set', 'operator.key=' + OPERATOR_KEY], logs);
     server.url = 'http://127.0.0.1:' + server.port;
     server.tlsUrl = 'https://127.0.0.1:' + server.tlsPort;
     server.config = nodeConfig(id);

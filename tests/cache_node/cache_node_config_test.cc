@@ -129,3 +129,20 @@ TEST_CASE(
   check_refused({{"overload.connection_table_percent=0", "overload.connection_table_percent"},
                  {"overload.connection_table_percent=101", "overload.connection_table_percent"}});
 }
+
+TEST_CASE("cache node config: the operator key and the channels stalls are labelled with") {
+  const CacheNodeConfig defaults = load_ok({});
+  CHECK(defaults.operator_key.empty());
+  CHECK(defaults.operator_allow_loopback);
+  CHECK(defaults.playback_channels.empty());
+  const CacheNodeConfig set =
+      load_ok({"operator.key=\"operator-key-of-node-1\"", "operator.allow_loopback=false",
+               "playback.channels=[\"demo\",\"gold_2\"]"});
+  CHECK(set.operator_key == "operator-key-of-node-1");
+  CHECK_FALSE(set.operator_allow_loopback);
+  CHECK(set.playback_channels == std::vector<std::string>{"demo", "gold_2"});
+  check_refused({{"operator.key=\"short\"", "operator.key"},
+                 {"playback.channels=[\"a b\"]", "playback.channels"},
+                 {"playback.channels=[\"\"]", "playback.channels"},
+                 {"playback.labels=1", "playback.labels"}});
+}

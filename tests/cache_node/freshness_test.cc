@@ -386,3 +386,91 @@ TEST_CASE(
   CHECK(f.refresh_grace_until_ms - f.fresh_until_ms == 30'000);
   CHECK(parse_cache_control("stale-while-revalidate=\"7\"").stale_while_revalidate == 7);
 }
+
+namespace {
+
+// An answer with a CDN-Cache-Control field beside its Cache-Control (and Expires, Date).
+Freshness targeted(std::string_view cdn, std::string_view cache_control, int64_t now_ms,
+                   std::optional<std::string_view> expires = std::nullopt,
+                   std::optional<std::string_view> date = std::nullopt,
+                   std::optional<std::string_view> age = std::nullopt) {
+  UpstreamFreshness r = upstream(cache_control, expires, date, age);
+  r.cdn_cache_control = cdn;
+  return compute_freshness(r, ObjectKind::other, now_ms, kDefaults);
+}
+
+}  // namespace
+
+TEST_CASE("freshness: CDN-Cache-Control decides for the node over Cache-Control and Expires") {
+  const int64_t now = 1'700'000'000'000;
+  // The edges' own lifetime, longer or shorter than the browsers'.
+  CHECK(lifetime_s(targeted("max-age=3600", "max-age=1", now)) == 3600);
+  CHECK(lifetime_s(targeted("max-age=1", "max-age=3600", now)) == 1);
+  CHECK(lifetime_s(targeted("max-age=99999999999", "", now)) == int64_t{1} << 31);
+  CHECK(lifetime_s(targeted("foobar, max-age=3600", "", now)) == 3600);
+  // Expires counts no more once the targeted field is used: neither a past one nor an invalid
+  // one shortens it, nor does a future one lengthen max-age=0.
+  const char* date = "Tue, 14 Nov 2023 22:13:20 GMT";
+  CHECK(lifetime_s(targeted("max-age=3600", "", now, "Tue, 14 Nov 2023 19:26:40 GMT", date)) ==
+        3600);
+  CHECK(lifetime_s(targeted("max-age=3600", "", now, "0", date)) == 3600);
+  CHECK(lifetime_s(targeted("max-age=0", "", now, "Wed, 15 Nov 2023 01:00:00 GMT", date)) == 0);
+  // Without a lifetime of its own: the default, not the browsers' max-age or Expires.
+  CHECK(lifetime_s(targeted("must-revalidate", "max-age=5", now)) == kDefaults.other_s);
+  // Its Age still counts: max-age=3600 with Age 7200 is stale on arrival.
+  const Freshness aged = targeted("max-age=3600", "", now, std::nullopt, std::nullopt, "7200");
+  CHECK(aged.fresh_until_ms < now);
+  // Storing: no-store and private there win over a Cache-Control lifetime, and a lifetime there
+  // wins over Cache-Control: no-store.
+  CHECK_FALSE(targeted("no-store", "max-age=10000", now).storable);
+  CHECK_FALSE(targeted("private", "max-age=10000", now).storable);
+  CHECK_FALSE(targeted("private=\"x-user\"", "max-age=10000", now).storable);
+  const Freshness no_cache = targeted("no-cache", "max-age=10000", now);
+  CHECK(no_cache.storable);
+  CHECK(no_cache.fresh_until_ms == no_cache.vouched_ms);
+  const Freshness kept = targeted("max-age=10000", "no-store", now);
+  CHECK(kept.storable);
+  CHECK(lifetime_s(kept) == 10000);
+  // Stale rules follow the targeted directives too.
+  const Freshness revalidate = targeted("max-age=10, must-revalidate", "max-age=10", now);
+  CHECK(revalidate.stale_until_ms == revalidate.fresh_until_ms);
+  CHECK(revalidate.refresh_grace_until_ms == revalidate.fresh_until_ms);
+  const Freshness swr = targeted("max-age=10, stale-while-revalidate=20", "", now);
+  CHECK(swr.refresh_grace_until_ms == swr.fresh_until_ms + 20'000);
+}
+
+TEST_CASE("freshness: a CDN-Cache-Control that is not a valid dictionary leaves Cache-Control") {
+  const int64_t now = 1'700'000'000'000;
+  // Not RFC 8941: a space around '=', an unknown character, upper case, a trailing comma; and
+  // values of the wrong type (a String max-age, a number no-store); empty.
+  for (const char* invalid :
+       {"max-age =100", "max-age= 100", "max-age=10000, &&&&&", "MaX-aGe=3600", "max-age=3600,",
+        "max-age=\"10000\"", "no-store=3", "max-age=-5", "max-age=1.5", "", "   ", "max-age"}) {
+    CAPTURE(invalid);
+    const Freshness f = targeted(invalid, "no-store", now);
+    CHECK_FALSE(f.storable);  // Cache-Control: no-store decides
+    CHECK(lifetime_s(targeted(invalid, "max-age=1", now)) == 1);
+  }
+  // Valid dictionaries with parameters, inner lists, tokens, byte sequences and booleans.
+  for (const char* valid :
+       {"max-age=60;a=1", "x=(1 2 \"three\");p, max-age=60", "x=tok/en:1, max-age=60",
+        "x=:aGVsbG8=:, max-age=60", "no-store=?0, max-age=60", "max-age=5, max-age=60",
+        "max-age=60 ,\tx"}) {
+    CAPTURE(valid);
+    const Freshness f = targeted(valid, "no-store", now);
+    CHECK(f.storable);
+    CHECK(lifetime_s(f) == 60);
+  }
+}
+
+TEST_CASE("freshness: a 404's CDN-Cache-Control decides how long it is remembered") {
+  const int64_t now = 1'700'000'000'000;
+  UpstreamFreshness r = upstream("no-store");
+  r.cdn_cache_control = "max-age=1";
+  CHECK(negative_lifetime_ms(r, now, 2000) == 1000);
+  r = upstream("max-age=10");
+  r.cdn_cache_control = "no-cache";
+  CHECK(negative_lifetime_ms(r, now, 2000) == 0);
+  r.cdn_cache_control = "max-age =1";  // invalid: Cache-Control's max-age=10, capped
+  CHECK(negative_lifetime_ms(r, now, 2000) == 2000);
+}

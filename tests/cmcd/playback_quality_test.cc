@@ -51,18 +51,35 @@ TEST_CASE(
   CHECK(s.stalls_total == 0);
 }
 
-TEST_CASE("playback quality: stalls are counted by place, with or without a session id") {
+TEST_CASE("playback quality: stalls are counted by place, for sessions only") {
   PlaybackQuality q({});
   const PlaybackQuality::Time t0{};
   CHECK(q.record(t0, kDemoA, report("s1", 0, 3200, true)).stall);
-  q.record(t0, kDemoA, report("s1", 0, 3200, true));
-  q.record(t0, kDemoB, report("", 0, std::nullopt, true));
+  CHECK(q.record(t0, kDemoB, report("s3", 0, std::nullopt, true)).stall);
+  // A report without a session id is nobody's stall: it counts nothing.
+  CHECK_FALSE(q.record(t0, kDemoB, report("", 0, std::nullopt, true)).stall);
   CHECK_FALSE(q.record(t0, kDemoB, report("s2", 5000)).stall);
-  const auto s = q.summary(t0);
+  q.record(t0 + 5s, kDemoA, report("s1", 0, 3200, true));  // a second stall, later
+  const auto s = q.summary(t0 + 5s);
   CHECK(s.stalls_total == 3);
   CHECK(q.stalls().at(kDemoA) == 2);
   CHECK(q.stalls().at(kDemoB) == 1);
-  CHECK(s.sessions == 2);  // the report without an id kept no session
+  CHECK(s.sessions == 3);  // the report without an id kept no session
+}
+
+TEST_CASE("playback quality: one session's stalls count at most one per stall gap") {
+  PlaybackQuality q({.stall_gap = 4s});
+  const PlaybackQuality::Time t0{};
+  // 1,000 reports of a stall from one session within a second: one stall.
+  int counted = 0;
+  for (int i = 0; i < 1000; ++i)
+    counted += q.record(t0 + std::chrono::milliseconds(i), kDemoA, report("s", 0, 800, true)).stall;
+  CHECK(counted == 1);
+  CHECK_FALSE(q.record(t0 + 3999ms, kDemoA, report("s", 0, 800, true)).stall);
+  CHECK(q.record(t0 + 4s, kDemoA, report("s", 0, 800, true)).stall);
+  // Another session is not held back by it.
+  CHECK(q.record(t0 + 4s, kDemoA, report("t", 0, 800, true)).stall);
+  CHECK(q.summary(t0 + 4s).stalls_total == 3);
 }
 
 TEST_CASE(
@@ -90,7 +107,7 @@ TEST_CASE("playback quality: bounded sessions (the least recently heard goes) an
   CHECK_FALSE(q.record(t0 + 5s, kDemoA, report("s0", 5000)).new_session);
 
   for (int i = 0; i < 10; ++i)
-    q.record(t0, {"ch" + std::to_string(i), "n"}, report("", 0, std::nullopt, true));
+    q.record(t0 + 6s, {"ch" + std::to_string(i), "n"}, report("c" + std::to_string(i), 0, 0, true));
   const auto s = q.summary(t0 + 6s);
   CHECK(q.stalls().size() == 3);  // two places, then everything else under "other"
   CHECK(q.stalls().at({"other", "other"}) == 8);

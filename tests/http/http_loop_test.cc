@@ -401,6 +401,54 @@ TEST_CASE(
   CHECK(loop.client->active() == 0);
 }
 
+TEST_CASE(
+    "http client: slow-lane transfers past max_host_slow_transfers wait in line, and a regular "
+    "one to the same host goes at once") {
+  http::HttpClientOptions options;
+  options.max_host_slow_transfers = 2;
+  Loop loop(options);
+  std::vector<http::HttpExchange> held;
+  std::vector<std::string> arrived;
+  loop.server->route("/hold", {"GET"}, [&](http::HttpExchange& ex) {
+    arrived.push_back(ex.query_param("n").value_or("?"));
+    held.push_back(std::move(ex));
+  });
+  std::vector<std::string> done;
+  auto fetch = [&](const std::string& n, bool slow) {
+    http::FetchRequest request{loop.url("/hold?n=" + n), "GET", {}, std::nullopt, {}};
+    request.slow_lane = slow;
+    loop.client->fetch(request, {nullptr, nullptr, [&, n](const http::FetchResult& r) {
+                                   CHECK_MESSAGE(r.status == 200, r.error);
+                                   done.push_back(n);
+                                 }});
+  };
+  for (int n = 0; n < 5; ++n) fetch("s" + std::to_string(n), true);
+  CHECK(loop.client->waiting() == 3);
+  REQUIRE(run_until(loop.base.get(), [&] { return held.size() == 2; }));
+  // The slow ones hold their two; a regular request is not in their line.
+  fetch("r", false);
+  REQUIRE(run_until(loop.base.get(), [&] { return held.size() == 3; }));
+  CHECK(arrived.back() == "r");
+  held[2].reply(200, "ok", "text/plain");
+  REQUIRE(run_until(loop.base.get(), [&] { return done.size() == 1; }));
+  CHECK(loop.client->waiting() == 3);  // the regular one's end frees no slow-lane place
+  // Each slow answer lets the next slow one go, in order.
+  held[0].reply(200, "ok", "text/plain");
+  REQUIRE(run_until(loop.base.get(), [&] { return held.size() == 4; }));
+  CHECK(arrived.back() == "s2");
+  for (size_t i = 1; i < held.size(); ++i) {
+    if (!held[i].finished()) held[i].reply(200, "ok", "text/plain");
+  }
+  REQUIRE(run_until(loop.base.get(), [&] {
+    for (size_t i = 0; i < held.size(); ++i) {
+      if (!held[i].finished()) held[i].reply(200, "ok", "text/plain");
+    }
+    return done.size() == 6;
+  }));
+  CHECK(arrived == std::vector<std::string>{"s0", "s1", "r", "s2", "s3", "s4"});
+  CHECK(loop.client->waiting() == 0);
+}
+
 TEST_CASE("http client: time spent in line counts toward a transfer's timeout") {
   http::HttpClientOptions options;
   options.max_host_transfers = 1;

@@ -231,6 +231,63 @@ TEST_CASE("a live origin 300 ms away: refreshes overlap, no viewer waits, the co
   watch_distant_origin(300);
 }
 
+// 40 live playlists whose origin takes a second each (three refreshes of each in flight: 120
+// requests) and one fast playlist on the same origin: the slow ones' refreshes share a bounded
+// part of the origin's 64 connections, so the fast one's refresh is sent at once and its viewer
+// never waits behind them. Before the slow lane the fast viewer waited up to a second.
+TEST_CASE("40 slow live playlists on one origin leave a fast one on it fresh") {
+  constexpr int kSlow = 40;
+  std::vector<std::string> channels;
+  for (int i = 0; i < kSlow; ++i) {
+    const std::string name = "slow" + std::to_string(i);
+    channels.push_back(channel_json(name, "/" + name + "/index.m3u8?delay_ms=1000"));
+  }
+  channels.push_back(channel_json("fast", "/fast/index.m3u8"));
+  Stack s(channels, {"limits.max_anonymous_per_address=100"});  // 41 viewers from one address
+  for (int i = 0; i < kSlow; ++i) {
+    const std::string name = "slow" + std::to_string(i);
+    write_file(s.dir.file("root/" + name + "/index.m3u8"), live_playlist(1, 5, 1));
+  }
+  write_file(s.dir.file("root/fast/index.m3u8"), live_playlist(1, 5, 1));
+  // One viewer of each slow playlist, all at once: each is then refreshed in the background.
+  std::vector<std::thread> viewers;
+  std::atomic<int> slow_ok{0};
+  for (int i = 0; i < kSlow; ++i) {
+    viewers.emplace_back([&, i] {
+      const std::string name = "slow" + std::to_string(i);
+      if (s.balancer
+              ->get("/hls/" + name + "/" + name + "/index.m3u8?delay_ms=1000&viewer=v" +
+                    std::to_string(i))
+              .status == 200)
+        ++slow_ok;
+    });
+  }
+  for (auto& t : viewers) t.join();
+  REQUIRE(slow_ok.load() == kSlow);
+  // Refreshes overlapping: more slow requests sent than the origin's 64 connections.
+  REQUIRE(wait_until(
+      [&] {
+        return s.balancer->metric(
+                   "balancer_origin_fetches_total{resource=\"playlist\",trigger=\"refresh\"}") >=
+               2 * kSlow + 64;
+      },
+      10s));
+  const std::string fast = "/hls/fast/fast/index.m3u8?viewer=quick";
+  REQUIRE(s.balancer->get(fast).status == 200);
+  std::vector<double> waits_ms;
+  const auto until = Clock::now() + 2500ms;
+  for (int i = 0; i < 500 && Clock::now() < until; ++i) {
+    const auto r = s.balancer->get(fast);
+    CHECK(r.status == 200);
+    waits_ms.push_back(std::chrono::duration<double, std::milli>(r.total).count());
+    std::this_thread::sleep_for(20ms);  // the viewer's poll period, not synchronisation
+  }
+  const Percentiles p = percentiles(waits_ms);
+  MESSAGE("fast playlist beside " << kSlow << " slow ones: " << p.count << " polls, p50 " << p.p50
+                                  << " ms, p95 " << p.p95 << " ms, max " << p.max << " ms");
+  CHECK(p.max < 250);
+}
+
 TEST_CASE(
     "LL-HLS directives on a playlist that does not advertise blocking reloads never reach origin") {
   Stack s({channel_json("live", "/live/index.m3u8")});

@@ -361,3 +361,33 @@ TEST_CASE(
   auto waited = http_get(playlist);
   CHECK(x_cache(waited) == std::optional<std::string>("REVALIDATED"));
 }
+
+TEST_CASE(
+    "CDN-Cache-Control: the node keeps what the origin tells edges, relays it, and ignores one "
+    "that is not a valid dictionary") {
+  NodeOnOrigin s({"signing.required=false"});
+  const auto ask = [&](const std::string& name, const std::string& cc, const std::string& cdn) {
+    return s.object("/gen/4K/" + name,
+                    "?cc=" + url_encode(cc) + "&hdr=" + url_encode("CDN-Cache-Control:" + cdn));
+  };
+  // Browsers revalidate at once; the node keeps it an hour.
+  const auto [edge_path, edge_url] = ask("edge-hour.m3u8", "max-age=0", "max-age=3600");
+  REQUIRE(http_get(edge_url).status == 200);
+  const HttpResponse hit = http_get(edge_url);
+  CHECK(x_cache(hit) == std::optional<std::string>("HIT"));
+  CHECK(hit.header("Cache-Control") == std::optional<std::string>("max-age=0"));
+  CHECK(hit.header("CDN-Cache-Control") == std::optional<std::string>("max-age=3600"));
+  CHECK(s.origin.count(edge_path) == 1);
+  CHECK(s.origin.conditional(edge_path) == 0);
+  // Browsers may keep it an hour; the node must not store it.
+  const auto [kept_path, kept_url] = ask("edge-nostore.ts", "max-age=3600", "no-store");
+  REQUIRE(http_get(kept_url).status == 200);
+  const HttpResponse again = http_get(kept_url);
+  CHECK(x_cache(again) == std::optional<std::string>("MISS"));
+  CHECK(s.origin.count(kept_path) == 2);
+  // Not a Structured Field (a space before '='): Cache-Control's no-store decides.
+  const auto [bad_path, bad_url] = ask("edge-invalid.ts", "no-store", "max-age =3600");
+  REQUIRE(http_get(bad_url).status == 200);
+  CHECK(x_cache(http_get(bad_url)) == std::optional<std::string>("MISS"));
+  CHECK(s.origin.count(bad_path) == 2);
+}

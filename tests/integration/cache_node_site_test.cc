@@ -5,6 +5,11 @@
 // sibling is believed only with the site's proof (signing/site_fetch.h).
 #include <doctest/doctest.h>
 
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <array>
 #include <thread>
 
@@ -31,7 +36,9 @@ struct Site {
   std::array<int, kNodes> ports{};
   std::vector<std::unique_ptr<CacheNodeProcess>> nodes;
 
-  Site() {
+  // `tap_port` > 0: the first node reaches the second through that port (a listener of the
+  // test's, as a wiretap on their link sees its requests); the other nodes' lists are true.
+  explicit Site(int tap_port = 0) {
     // Each node is named in its siblings' config before it starts.
     for (auto& port : ports) {
       port = free_loopback_port();
@@ -45,8 +52,9 @@ struct Site {
                                             "site_owner_wait_ms=2000",
                                             "site_key=\"" + kSiteKey + "\""};
       for (size_t j = 0; j < kNodes; ++j) {
+        const int port = tap_port > 0 && i == 0 && j == 1 ? tap_port : ports[j];
         overrides.push_back("site_nodes." + ids[j] +
-                            ".url=\"http://127.0.0.1:" + std::to_string(ports[j]) + "\"");
+                            ".url=\"http://127.0.0.1:" + std::to_string(port) + "\"");
       }
       nodes.push_back(std::make_unique<CacheNodeProcess>(dir.file("data-" + ids[i]),
                                                          origin.base_url(), overrides));
@@ -87,6 +95,54 @@ std::vector<HerdResult> herd_on_every_node(const Site& site, const std::string& 
   }
   for (auto& t : threads) t.join();
   return results;
+}
+
+// A listener on 127.0.0.1 (port 0) that takes one connection and reads its request head: what
+// a wiretap on a link between two nodes sees.
+class RequestTap {
+ public:
+  RequestTap() {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof addr;
+    if (fd_ < 0 || ::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+        ::listen(fd_, 4) != 0 || ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0)
+      return;
+    port_ = ntohs(addr.sin_port);
+  }
+  ~RequestTap() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  RequestTap(const RequestTap&) = delete;
+  RequestTap& operator=(const RequestTap&) = delete;
+  int port() const { return port_; }
+  // The head of the first request within `limit` ("" if none); the connection is then closed.
+  std::string next_head(std::chrono::milliseconds limit) {
+    pollfd p{fd_, POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(limit.count())) != 1) return std::string();
+    const int conn = ::accept(fd_, nullptr, nullptr);
+    if (conn < 0) return std::string();
+    timeval timeout{5, 0};
+    ::setsockopt(conn, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+    RawRead read = read_raw(
+        conn, [](const std::string& b) { return b.find("\r\n\r\n") != std::string::npos; });
+    ::close(conn);
+    return read.bytes.substr(0, read.bytes.find("\r\n\r\n"));
+  }
+
+ private:
+  int fd_ = -1;
+  int port_ = 0;
+};
+
+// The value of header `name` (exact case) in a request head, "" if absent.
+std::string header_in_head(const std::string& head, const std::string& name) {
+  const size_t at = head.find("\r\n" + name + ": ");
+  if (at == std::string::npos) return std::string();
+  const size_t from = at + name.size() + 4;
+  return head.substr(from, head.find("\r\n", from) - from);
 }
 
 }  // namespace
@@ -189,7 +245,8 @@ TEST_CASE(
                           .count();
   auto marked = http_get(
       site.nodes[third]->url(target),
-      {{"X-Site-Fetch", signing::site_fetch_header(kSiteKey, site.ids[other], target, now)}});
+      {{"X-Site-Fetch",
+        signing::site_fetch_header(kSiteKey, site.ids[other], site.ids[third], target, now)}});
   CHECK(marked.status == 200);
   CHECK(site.metric(third, "cache_sibling_fetches_total") == 0);
   CHECK(site.origin.count(other_path) == 1);
@@ -203,14 +260,13 @@ TEST_CASE(
   const int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
                           std::chrono::system_clock::now().time_since_epoch())
                           .count();
-  const std::string proven_for_another_target =
-      signing::site_fetch_header(kSiteKey, "venue-a", "/o/demo/gen/4K/other.ts", now);
   for (size_t i = 0; i < Site::kNodes; ++i) {
+    const std::string& self = site.ids[i];
     for (const std::string& forged :
          {std::string("venue-a"), "venue-a " + std::to_string(now + 60) + " xyz",
-          proven_for_another_target,
-          signing::site_fetch_header("not-the-site-key-000000", "venue-b", target, now),
-          signing::site_fetch_header(kSiteKey, "venue-x", target, now)}) {
+          signing::site_fetch_header(kSiteKey, "venue-a", self, "/o/demo/gen/4K/other.ts", now),
+          signing::site_fetch_header("not-the-site-key-000000", "venue-b", self, target, now),
+          signing::site_fetch_header(kSiteKey, "venue-x", self, target, now)}) {
       CAPTURE(forged);
       auto r = http_get(site.nodes[i]->url(target), {{"X-Site-Fetch", forged}});
       CHECK(r.status == 403);
@@ -257,4 +313,39 @@ TEST_CASE(
     CHECK(site.metric(i, "cache_prefetch_first_viewers_total{result=\"hit\"}") == 1);
   }
   CHECK(site.origin.count(path) == 1);
+}
+
+TEST_CASE(
+    "site: a proof captured on the link to the owner is refused at a third node and accepted at "
+    "its addressee") {
+  RequestTap tap;
+  REQUIRE(tap.port() > 0);
+  Site site(tap.port());
+  // A chunk venue-b (node 1) owns: venue-a (node 0) asks for it through the tap.
+  std::string path;
+  for (int n = 0; n < 256 && path.empty(); ++n) {
+    const std::string candidate = "/gen/4K/tapped" + std::to_string(n) + ".ts";
+    if (site.owner_of(candidate) == 1) path = candidate;
+  }
+  REQUIRE_FALSE(path.empty());
+  const std::string target = "/o/demo" + path;
+  std::thread viewer([&] { CHECK(http_get(site.nodes[0]->url(target), {}, 10s).status == 200); });
+  const std::string head = tap.next_head(10s);
+  viewer.join();  // the tap closed without answering: venue-a went to origin
+  INFO(head);
+  const std::string captured = header_in_head(head, "X-Site-Fetch");
+  REQUIRE_FALSE(captured.empty());
+  // The request as sent (the node adds its own signature to the target).
+  REQUIRE(head.rfind("GET " + target, 0) == 0);
+  const std::string sent = head.substr(4, head.find(' ', 4) - 4);
+  CHECK(site.origin.count(path) == 1);
+  // Replayed to venue-c within its minute: refused, and origin is not asked.
+  auto replayed = http_get(site.nodes[2]->url(sent), {{"X-Site-Fetch", captured}});
+  CHECK(replayed.status == 403);
+  CHECK(replayed.body.find("site_fetch_refused") != std::string::npos);
+  CHECK(site.origin.count(path) == 1);
+  // At venue-b, the node it names, the same request is a sibling's.
+  auto addressed = http_get(site.nodes[1]->url(sent), {{"X-Site-Fetch", captured}});
+  CHECK(addressed.status == 200);
+  CHECK(addressed.body == generated_body(path.substr(path.rfind('/') + 1), 4096));
 }

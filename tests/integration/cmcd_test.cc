@@ -50,7 +50,7 @@ std::string object_of(const std::string& json, const std::string& key) {
 TEST_CASE(
     "cache node: CMCD as query or headers; the signature and the cache key ignore it; playback "
     "counted") {
-  NodeOnOrigin s({"node_id=venue-a"});
+  NodeOnOrigin s({"node_id=venue-a", "playback.channels=[\"demo\"]"});
   const std::string path = "/o/demo/gen/16K/cmcd.ts";
   const std::string signed_url = s.node.signed_url(path);
 
@@ -135,6 +135,70 @@ TEST_CASE(
   // Bounded in bytes whatever the ids' length: 2,000 sessions of a fixed size.
   CHECK(metric_value(metrics, "playback_sessions_memory_bytes") ==
         2000 * 112);  // PlaybackQuality::kBytesPerSession
+}
+
+namespace {
+
+// The playback_stalls_total series of a /metrics text: how many, and their sum.
+std::pair<int, double> stall_series(const std::string& metrics) {
+  int series = 0;
+  double sum = 0;
+  for (size_t at = metrics.find("\nplayback_stalls_total{"); at != std::string::npos;
+       at = metrics.find("\nplayback_stalls_total{", at + 1)) {
+    ++series;
+    sum += std::stod(metrics.substr(metrics.find(' ', at + 1) + 1));
+  }
+  return {series, sum};
+}
+
+}  // namespace
+
+TEST_CASE(
+    "cache node: /playback is the operator's, and one client can neither add stall labels nor "
+    "inflate stalls") {
+  const std::string key = "node-operator-key-00001";
+  NodeOnOrigin s({"node_id=venue-a", "playback.channels=[\"demo\"]", "operator.key=" + key,
+                  "operator.allow_loopback=false"});
+  // Without the key, or with another, the audience's figures are refused in our error shape.
+  const HttpResponse anonymous = http_get(s.node.url("/playback"));
+  CHECK(anonymous.status == 401);
+  CHECK(anonymous.body.find(R"({"error":{"code":"operator_key_required")") == 0);
+  const HttpResponse wrong = http_get(s.node.url("/playback"), {{"X-Operator-Key", key + "x"}});
+  CHECK(wrong.status == 403);
+  CHECK(wrong.body.find("operator_key_invalid") != std::string::npos);
+  CHECK(http_get(s.node.url("/playback"), {{"X-Operator-Key", key}}).status == 200);
+  CHECK(http_get(s.node.url("/playback?key=" + key)).status == 200);
+
+  // One signed link replayed with 300 reports of a stall, each naming another channel, from one
+  // session; then 20 sessions of the configured channel, each reporting a stall 10 times.
+  const std::string signed_url = s.node.signed_url("/o/demo/gen/2K/stalls.ts");
+  for (int i = 0; i < 300; ++i) {
+    REQUIRE(
+        http_get(with_cmcd(signed_url, "bs,cid=\"ch" + std::to_string(i) + "\",sid=\"flood\",su"))
+            .status == 200);
+  }
+  for (int n = 0; n < 20; ++n) {
+    for (int i = 0; i < 10; ++i) {
+      REQUIRE(http_get(with_cmcd(signed_url, "bs,cid=\"demo\",sid=\"p-" + std::to_string(n) + "\""))
+                  .status == 200);
+    }
+  }
+  // A stall without a session is nobody's: not counted.
+  REQUIRE(http_get(with_cmcd(signed_url, "bs,cid=\"demo\"")).status == 200);
+  const std::string metrics = http_get(s.node.url("/metrics")).body;
+  const auto [series, stalls] = stall_series(metrics);
+  MESSAGE("stall series: " << series << ", stalls counted: " << stalls);
+  CHECK(series == 2);  // demo and other (was 1,025 label values from one client)
+  CHECK(metric_value(metrics, "playback_stalls_total{channel=\"other\",node=\"venue-a\"}") == 1);
+  CHECK(metric_value(metrics, "playback_stalls_total{channel=\"demo\",node=\"venue-a\"}") == 20);
+  // The summary is at most a second old.
+  CHECK(wait_until(
+      [&] {
+        const std::string playback =
+            http_get(s.node.url("/playback"), {{"X-Operator-Key", key}}).body;
+        return json_integer(playback, "stalls_total") == 21;
+      },
+      5s, 50ms));
 }
 
 TEST_CASE(

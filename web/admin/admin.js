@@ -240,10 +240,11 @@ async function poll() {
   }
   $('error').textContent = '';
   // A node's playback summary is served beside its health (/playback next to /health), apart
-  // from the signal the balancers poll.
+  // from the signal the balancers poll, and only to its operator: the nodes take the same
+  // operator key as the balancer (or, from loopback, none).
   const nodes = await Promise.all(health.caches.map((c) => Promise.all([
     getJson(c.health_url),
-    getJson(new URL('playback', c.health_url).href).catch(() => null),
+    getJson(new URL('playback', c.health_url).href, operatorHeaders()).catch(() => null),
   ]).then(([h, p]) => ({ id: c.id, health: h, playback: p })).catch((e) => ({ id: c.id, error: String(e.message || e) }))));
 
   // Counters summed over the nodes that answered, for ratios of what happened since the last sample.

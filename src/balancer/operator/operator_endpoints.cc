@@ -8,8 +8,7 @@ namespace balancer {
 using http::HttpExchange;
 
 std::optional<std::string> BalancerLoop::operator_access(HttpExchange& ex) {
-  std::optional<std::string> key = ex.header("X-Operator-Key");
-  if (!key) key = ex.query_param("key");
+  const std::optional<std::string> key = http::presented_operator_key(ex);
   const BalancerConfig& c = config_.get().config;
   OperatorAccess access =
       authorize_operator({c.operator_key, c.operator_allow_loopback}, key, ex.remote_ip());

@@ -27,6 +27,8 @@ void SourceCache::start_fetch(Entry& entry, Transfer& transfer, bool background)
     entry.follow.sent();
     entry.slot->set_following(true);
   }
+  const bool sent_ahead = !entry.ahead.empty() && &transfer == &entry.ahead.back();
+  fetch.slow_lane = slow_lane_fetch(entry.round_trip, sent_ahead, follow || entry.long_poll);
   if (entry.version) {
     // Prefer the ETag: Last-Modified has one-second resolution, and a live
     // playlist changes more often than that.

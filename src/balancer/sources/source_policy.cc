@@ -53,6 +53,10 @@ Millis refresh_interval(Millis round_trip, const PlaylistTimings& timings) {
   return std::min(timings.live_refresh, std::max({budget, spread, Millis(10)}));
 }
 
+bool slow_lane_fetch(Millis round_trip, bool sent_ahead, bool held_at_origin) {
+  return !held_at_origin && (sent_ahead || round_trip >= kSlowRoundTrip);
+}
+
 Millis target_duration_of(const hls::Playlist& playlist) {
   if (!playlist.media.target_duration) return Millis(6000);
   uint64_t seconds = std::clamp<uint64_t>(*playlist.media.target_duration, 1, 3600);

@@ -88,6 +88,16 @@ Millis next_round_trip(Millis estimate, Millis sample);
 // evenly over a round trip when the origin is too slow to keep within the margin).
 Millis refresh_interval(Millis round_trip, const PlaylistTimings& timings);
 
+// The fetch loop's connections to an origin are shared by every playlist on it (HTTP/1.1: at
+// most max_host_connections at once, the rest queued). A playlist whose origin round trip is at
+// least kSlowRoundTrip, or a refresh sent ahead beside another of the same copy, goes in the
+// client's slow lane, whose share of the connections is bounded (balancer_fetchers.cc): however
+// many slow playlists share an origin, a fast one's refresh finds a connection at once.
+// Follows and blocking reloads, which origin holds for a part by design, stay in the regular
+// lane (their wait is the low-latency path).
+inline constexpr Millis kSlowRoundTrip{300};
+bool slow_lane_fetch(Millis round_trip, bool sent_ahead, bool held_at_origin);
+
 // The target duration of a media playlist (1 s floor; 6 s when absent).
 Millis target_duration_of(const hls::Playlist& playlist);
 

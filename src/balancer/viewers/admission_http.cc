@@ -1,14 +1,9 @@
 #include "balancer/viewers/admission_http.h"
 
-#include <openssl/crypto.h>
-#include <openssl/sha.h>
-
 #include <algorithm>
-#include <array>
 #include <cmath>
 #include <cstdio>
 
-#include "core/cidr.h"
 #include "core/json.h"
 #include "core/url.h"
 
@@ -25,20 +20,6 @@ std::string number(double v) {
 
 std::string seconds(Duration d) {
   return number(std::chrono::duration<double>(d).count());
-}
-
-std::array<unsigned char, SHA256_DIGEST_LENGTH> digest(std::string_view text) {
-  std::array<unsigned char, SHA256_DIGEST_LENGTH> out{};
-  SHA256(reinterpret_cast<const unsigned char*>(text.data()), text.size(), out.data());
-  return out;
-}
-
-// Constant time whatever the lengths: compares fixed-size digests, so neither the position of
-// the first wrong byte nor the configured key's length shows in the timing.
-bool same_secret(std::string_view presented, std::string_view configured) {
-  const auto a = digest(presented);
-  const auto b = digest(configured);
-  return CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
 }
 
 void append_groups(std::string& out, const std::vector<AdmissionGroupCount>& groups) {
@@ -143,40 +124,15 @@ Reply access_reply(const AdmissionDecision& d, std::string_view channel) {
   return error_reply(400, "bad_viewer", "The ticket or viewer id cannot identify a viewer.");
 }
 
-bool is_loopback_address(std::string_view ip) {
-  const auto address = core::IpAddress::parse(ip);
-  if (!address) return false;
-  // IPv4 is held IPv4-mapped, so 127.0.0.0/8 also matches ::ffff:127.x.y.z.
-  return core::Cidr::parse("127.0.0.0/8")->contains(*address) ||
-         core::Cidr::parse("::1")->contains(*address);
-}
-
 OperatorAccess authorize_operator(const OperatorPolicy& policy,
                                   const std::optional<std::string>& presented_key,
                                   std::string_view remote_ip) {
+  http::OperatorVerdict verdict = http::check_operator(policy, presented_key, remote_ip);
   OperatorAccess out;
-  if (presented_key) {
-    if (!policy.configured_key.empty() && same_secret(*presented_key, policy.configured_key)) {
-      out.allowed = true;
-      out.via = "operator key";
-      return out;
-    }
-    out.code = "operator_key_invalid";
-    out.denial = error_reply(403, out.code,
-                             policy.configured_key.empty()
-                                 ? "Operator keys are disabled on this server (operator.key is "
-                                   "empty)."
-                                 : "The operator key is not valid.");
-    return out;
-  }
-  if (policy.allow_loopback && is_loopback_address(remote_ip)) {
-    out.allowed = true;
-    out.via = "loopback";
-    return out;
-  }
-  out.code = "operator_key_required";
-  out.denial = error_reply(401, out.code,
-                           "Pass the operator key in the X-Operator-Key header (or key=...).");
+  out.allowed = verdict.allowed;
+  out.via = std::move(verdict.via);
+  if (!out.allowed) out.denial = error_reply(verdict.status, verdict.code, verdict.message);
+  out.code = std::move(verdict.code);
   return out;
 }
 

@@ -14,6 +14,7 @@
 
 #include "balancer/viewers/admission_names.h"
 #include "http/server/http_server.h"
+#include "http/server/operator_access.h"
 
 namespace balancer {
 
@@ -52,11 +53,8 @@ const char* refusal_code(const AdmissionDecision& decision);
 // refused (bad_viewer_key).
 Reply access_reply(const AdmissionDecision& decision, std::string_view channel);
 
-// Who may use the operator endpoints. `configured_key` "" disables key access.
-struct OperatorPolicy {
-  std::string_view configured_key;
-  bool allow_loopback = true;
-};
+// Who may use the operator endpoints (http/server/operator_access.h, the rule both servers use).
+using http::OperatorPolicy;
 
 struct OperatorAccess {
   bool allowed = false;
@@ -72,7 +70,7 @@ OperatorAccess authorize_operator(const OperatorPolicy& policy,
                                   const std::optional<std::string>& presented_key,
                                   std::string_view remote_ip);
 
-bool is_loopback_address(std::string_view ip);
+using http::is_loopback_address;
 
 // ?state= of the overload switch, from the raw query. Absent: toggle. "on" or "off": set. Any
 // other value, or the parameter repeated: not valid (the caller answers 400).

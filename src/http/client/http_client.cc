@@ -3,6 +3,7 @@
 #include <strings.h>
 
 #include <cerrno>
+#include <climits>
 
 #include <algorithm>
 #include <mutex>
@@ -21,7 +22,8 @@ struct HttpClient::Transfer {
   bool head_delivered = false;
   bool cancelled = false;
   bool handed = false;  // given to libcurl (else waiting for its host's turn)
-  std::string host;     // scheme://authority, with max_host_transfers only
+  bool slow = false;    // in the slow lane (FetchRequest::slow_lane)
+  std::string host;     // scheme://authority, when its host's slots count it
   std::chrono::steady_clock::time_point created;
   std::chrono::milliseconds timeout{0};  // the whole transfer's, time in line included
   uint64_t body_bytes = 0;
@@ -210,23 +212,38 @@ FetchId HttpClient::fetch(FetchRequest request, FetchCallbacks callbacks) {
   FetchId id = t->id;
   Transfer& added = *t;
   transfers_[id] = std::move(t);
-  if (options_.max_host_transfers > 0) {
-    added.host = host_of(request.url);
-    HostSlots& slots = hosts_[added.host];
-    if (slots.handed >= options_.max_host_transfers) {
-      slots.in_line.push_back(id);
+  added.slow = request.slow_lane;
+  hand_or_wait(added, request.url);
+  return id;
+}
+
+void HttpClient::hand_or_wait(Transfer& t, const std::string& url) {
+  const bool slow_bounded = t.slow && options_.max_host_slow_transfers > 0;
+  if (options_.max_host_transfers > 0 || slow_bounded) {
+    t.host = host_of(url);
+    HostSlots& slots = hosts_[t.host];
+    const bool host_full =
+        options_.max_host_transfers > 0 && slots.handed >= options_.max_host_transfers;
+    if (slow_bounded && (host_full || slots.slow_handed >= options_.max_host_slow_transfers)) {
+      slots.slow_in_line.push_back(t.id);
       ++waiting_;
-      return id;
+      return;
+    }
+    if (host_full) {
+      slots.in_line.push_back(t.id);
+      ++waiting_;
+      return;
     }
   }
-  hand_to_curl(added);
-  return id;
+  hand_to_curl(t);
 }
 
 void HttpClient::hand_to_curl(Transfer& t) {
   t.handed = true;
   if (!t.host.empty()) {
-    ++hosts_[t.host].handed;
+    HostSlots& slots = hosts_[t.host];
+    ++slots.handed;
+    if (t.slow) ++slots.slow_handed;
     // The time spent in line counts: what is left of the timeout (at least 1 ms, so one that
     // ran out fails at once).
     const auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -244,20 +261,35 @@ void HttpClient::hand_to_curl(Transfer& t) {
   }
 }
 
-void HttpClient::release_host_slot(const std::string& host) {
+void HttpClient::release_host_slot(const Transfer& t) {
+  auto it = hosts_.find(t.host);
+  if (it == hosts_.end()) return;
+  --it->second.handed;
+  if (t.slow) --it->second.slow_handed;
+  hand_from_lines(t.host);
+}
+
+void HttpClient::hand_from_lines(const std::string& host) {
   auto it = hosts_.find(host);
   if (it == hosts_.end()) return;
   HostSlots& slots = it->second;
-  --slots.handed;
-  while (!slots.in_line.empty() && slots.handed < options_.max_host_transfers) {
-    const FetchId next = slots.in_line.front();
-    slots.in_line.pop_front();
-    auto waiting = transfers_.find(next);
-    if (waiting == transfers_.end()) continue;  // cancelled while in line
-    --waiting_;
-    hand_to_curl(*waiting->second);
-  }
-  if (slots.handed == 0 && slots.in_line.empty()) hosts_.erase(it);
+  const long any_cap = options_.max_host_transfers > 0 ? options_.max_host_transfers : LONG_MAX;
+  const long slow_cap =
+      options_.max_host_slow_transfers > 0 ? options_.max_host_slow_transfers : LONG_MAX;
+  // Each line in its order; a transfer cancelled while in line is skipped when reached.
+  auto take = [&](std::deque<FetchId>& line, auto may_hand) {
+    while (!line.empty() && may_hand()) {
+      const FetchId next = line.front();
+      line.pop_front();
+      auto waiting = transfers_.find(next);
+      if (waiting == transfers_.end()) continue;
+      --waiting_;
+      hand_to_curl(*waiting->second);
+    }
+  };
+  take(slots.in_line, [&] { return slots.handed < any_cap; });
+  take(slots.slow_in_line, [&] { return slots.handed < any_cap && slots.slow_handed < slow_cap; });
+  if (slots.handed == 0 && slots.in_line.empty() && slots.slow_in_line.empty()) hosts_.erase(it);
 }
 
 void HttpClient::cancel(FetchId id) {
@@ -281,7 +313,7 @@ void HttpClient::remove(FetchId id) {
     return;
   }
   curl_multi_remove_handle(multi_.get(), t->easy.get());  // harmless if only deferred
-  if (!t->host.empty()) release_host_slot(t->host);
+  if (!t->host.empty()) release_host_slot(*t);
 }
 
 int HttpClient::on_socket(curl_socket_t s, int what, SocketWatch* watch) {
@@ -357,7 +389,7 @@ void HttpClient::process_completions() {
     std::unique_ptr<Transfer> t = std::move(it->second);
     transfers_.erase(it);
     curl_multi_remove_handle(multi_.get(), t->easy.get());
-    if (!t->host.empty()) release_host_slot(t->host);
+    if (!t->host.empty()) release_host_slot(*t);
     if (t->cancelled) continue;
     FetchResult result;
     result.ok = code == CURLE_OK;

@@ -48,6 +48,11 @@ struct HttpClientOptions {
   // every transfer's removal: with thousands waiting (the audience tool at kickoff) that scan
   // was 42 % of the process. Set it to max_host_connections for HTTP/1.1.
   long max_host_transfers = 0;
+  // At most this many transfers of the slow lane (FetchRequest::slow_lane) per host are handed
+  // to libcurl at a time; the rest wait here, first come first served. So requests an origin
+  // holds long (slow playlists, blocking reloads) leave max_host_connections less this for the
+  // others, however many of them there are. 0: the slow lane is not bounded apart.
+  long max_host_slow_transfers = 0;
 };
 
 struct FetchRequest {
@@ -59,6 +64,9 @@ struct FetchRequest {
   // A new connection rather than a kept-alive one (whose peer may have died a moment ago: a
   // request on it fails as reset, not as refused).
   bool fresh_connection = false;
+  // A request the caller expects its origin to hold long: it waits for the host's slow-lane
+  // budget (HttpClientOptions::max_host_slow_transfers), never for a connection the others need.
+  bool slow_lane = false;
 };
 
 struct FetchHead {
@@ -113,12 +121,17 @@ class HttpClient {
   HttpClient(event_base& base, HttpClientOptions options);
   void process_completions();
   void remove(FetchId id);
+  // Hands `t` to libcurl, or puts it in its host's line when its lane's budget is taken.
+  void hand_or_wait(Transfer& t, const std::string& url);
   void hand_to_curl(Transfer& t);
-  void release_host_slot(const std::string& host);
+  void release_host_slot(const Transfer& t);
+  void hand_from_lines(const std::string& host);
 
   struct HostSlots {
-    long handed = 0;              // transfers of this host inside libcurl
-    std::deque<FetchId> in_line;  // waiting, oldest first (cancelled ones skipped)
+    long handed = 0;                   // transfers of this host inside libcurl
+    long slow_handed = 0;              // of those, slow-lane ones
+    std::deque<FetchId> in_line;       // waiting, oldest first (cancelled ones skipped)
+    std::deque<FetchId> slow_in_line;  // slow-lane ones waiting, oldest first
   };
 
   event_base& base_;
@@ -131,7 +144,8 @@ class HttpClient {
   bool in_curl_ = false;  // inside curl_multi_socket_action (callbacks may not remove)
   std::vector<FetchId> deferred_cancels_;
   std::vector<FetchId> deferred_adds_;
-  std::unordered_map<std::string, HostSlots> hosts_;  // only with max_host_transfers
+  // Only with max_host_transfers, or max_host_slow_transfers for slow-lane transfers.
+  std::unordered_map<std::string, HostSlots> hosts_;
   size_t waiting_ = 0;
 };
 

@@ -1,7 +1,7 @@
 // Fuzz target for the cache node's freshness rules: the input is the upstream's
-// Cache-Control, Expires, Date and Age values, a path and a content type (one per
-// line); compute_freshness must never overflow (UBSan) and its deadlines must keep
-// their order.
+// Cache-Control, Expires, Date and Age values, a path, a content type and a
+// CDN-Cache-Control value (one per line); compute_freshness must never overflow (UBSan)
+// and its deadlines must keep their order.
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -10,13 +10,14 @@
 
 #include "cache_node/freshness.h"
 #include "cache_node/http_semantics.h"
+#include "cache_node/targeted_cache_control.h"
 #include "fuzz/fuzz_check.h"
 
 namespace {
 
 std::vector<std::string_view> lines(std::string_view text) {
   std::vector<std::string_view> out;
-  while (out.size() < 5) {
+  while (out.size() < 6) {
     size_t nl = text.find('\n');
     out.push_back(text.substr(0, nl));
     if (nl == std::string_view::npos) return out;
@@ -32,9 +33,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace cache_node;
   std::vector<std::string_view> f =
       lines(std::string_view(reinterpret_cast<const char*>(data), size));
-  f.resize(6);
+  f.resize(7);
   UpstreamFreshness response;
   response.cache_control = f[0];
+  if (!f[6].empty()) response.cdn_cache_control = f[6];
   if (!f[1].empty()) response.expires = f[1];
   if (!f[2].empty()) response.date = f[2];
   if (!f[3].empty()) response.age = f[3];
@@ -42,7 +44,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const FreshnessDefaults defaults;
   const int64_t now_ms = 1767225600123;  // 2026-01-01, as the FakeClock starts
   const Freshness fresh = compute_freshness(response, kind, now_ms, defaults);
-  const CacheDirectives d = parse_cache_control(f[0]);
+  const CacheDirectives d = effective_directives(response).directives;
   FUZZ_CHECK(fresh.storable == !(d.no_store || d.is_private));
   FUZZ_CHECK(fresh.vouched_ms <= now_ms);
   FUZZ_CHECK(fresh.fresh_until_ms >= fresh.vouched_ms);
@@ -53,6 +55,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                fresh.stale_until_ms == fresh.vouched_ms);
   for (auto value : {d.max_age, d.s_maxage, d.stale_if_error}) {
     if (value) FUZZ_CHECK(*value >= 0 && *value <= (int64_t{1} << 31));
+  }
+  if (auto targeted = parse_targeted_cache_control(f[6])) {
+    for (auto value : {targeted->max_age, targeted->s_maxage, targeted->stale_if_error,
+                       targeted->stale_while_revalidate}) {
+      if (value) FUZZ_CHECK(*value >= 0 && *value <= (int64_t{1} << 31));
+    }
   }
   (void)parse_http_date(f[1]);
   return 0;
