@@ -138,14 +138,21 @@ TEST_CASE(
     "at max_connections with none idle: /health and /metrics through the operator's reserve, "
     "anything else 503 JSON and the close") {
   NodeOnOrigin n({"server.max_connections=3", "server.max_connections_per_address=0"});
-  // Three connections at work: each has sent a request head whose body never comes.
+  // Three connections at work: each has sent a request head whose body never comes. The
+  // server's 100 Continue says it read the head (until then the connection is idle to it, and
+  // the first poll of the metrics below would close it to make room).
   Sockets busy;
   for (int i = 0; i < 3; ++i) {
     const int fd = connect_loopback(n.node.port());
     REQUIRE(fd >= 0);
-    const std::string head = "POST /health HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\nsome";
-    REQUIRE(write(fd, head.data(), head.size()) == static_cast<ssize_t>(head.size()));
     busy.fds.push_back(fd);
+    const std::string head =
+        "POST /health HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\nExpect: 100-continue\r\n\r\n";
+    REQUIRE(write(fd, head.data(), head.size()) == static_cast<ssize_t>(head.size()));
+    const RawRead read = read_raw(fd, [](const std::string& bytes) {
+      return bytes.find("100 Continue") != std::string::npos;
+    });
+    REQUIRE(read.bytes.find("100 Continue") != std::string::npos);
   }
   REQUIRE(wait_until([&] { return n.node.metric("http_connections_open") >= 4; }, 10s));
   check_refusal(ask(n.node.port(), nullptr, "/o/demo/a.ts"), 503, "too_many_connections", "5");
