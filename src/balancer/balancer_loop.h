@@ -180,6 +180,8 @@ class BalancerLoop {
   void ensure_allowed(const PendingPtr& p, bool key, std::function<void(bool)> then);
   void ensure_key_learned(const PendingPtr& p, std::function<void(bool)> then);
   void serve_playlist(const PendingPtr& p, const SourceResult& result);
+  // Answers 503 or 429 reply_backlog_full unless `room` is fits; true when it answered.
+  bool refuse_unsent(http::HttpExchange& ex, UnsentReplies::Room room);
   // serve_playlist's body: the viewer's copy of `version` with links to `cache` (origin when
   // null), steered where steering applies.
   std::string render_playlist(const Pending& p, const SourceVersion& version,

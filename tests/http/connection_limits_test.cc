@@ -28,13 +28,14 @@ sockaddr_in6 v6(const char* text) {
 }
 
 // Admits a connection from `ip`, IPv4 or IPv6 by its text.
-ConnectionLimits::Verdict admit(ConnectionLimits& limits, const char* ip, ConnectionSlot& slot) {
+ConnectionLimits::Verdict admit(ConnectionLimits& limits, const char* ip, ConnectionSlot& slot,
+                                ConnectionLimits::Pass pass = ConnectionLimits::Pass::only) {
   if (std::string_view(ip).find(':') != std::string_view::npos) {
     const sockaddr_in6 a = v6(ip);
-    return limits.admit(reinterpret_cast<const sockaddr*>(&a), slot);
+    return limits.admit(reinterpret_cast<const sockaddr*>(&a), slot, pass);
   }
   const sockaddr_in a = v4(ip);
-  return limits.admit(reinterpret_cast<const sockaddr*>(&a), slot);
+  return limits.admit(reinterpret_cast<const sockaddr*>(&a), slot, pass);
 }
 
 using Verdict = ConnectionLimits::Verdict;
@@ -149,6 +150,37 @@ TEST_CASE("the default total is most of the open-file limit, less a reserve") {
   core::MetricsRegistry metrics;
   ConnectionLimits limits({}, metrics);
   CHECK(limits.max_connections() == default_max_connections());
+}
+
+TEST_CASE("past the total, the operator's reserve: kOperatorReserve more, each operator_only") {
+  core::MetricsRegistry metrics;
+  ConnectionLimits limits({2, 0, {}}, metrics);
+  ConnectionSlot a, b;
+  CHECK(admit(limits, "10.0.0.1", a) == Verdict::admitted);
+  CHECK(admit(limits, "10.0.0.2", b) == Verdict::admitted);
+  CHECK_FALSE(a.operator_only());
+  ConnectionSlot first;
+  // A first pass at the total is refused uncounted: the server makes room and asks again.
+  CHECK(admit(limits, "10.0.0.3", first, ConnectionLimits::Pass::first) == Verdict::over_total);
+  CHECK(metrics.render().find("http_connections_refused_total{reason=\"total\"} 0") !=
+        std::string::npos);
+  std::vector<ConnectionSlot> reserve(kOperatorReserve);
+  for (ConnectionSlot& slot : reserve) {
+    CHECK(admit(limits, "10.0.0.3", slot, ConnectionLimits::Pass::reserve) == Verdict::admitted);
+    CHECK(slot.operator_only());
+  }
+  ConnectionSlot over;
+  CHECK(admit(limits, "10.0.0.4", over, ConnectionLimits::Pass::reserve) == Verdict::over_total);
+  CHECK(metrics.render().find("http_connections_refused_total{reason=\"total\"} 1") !=
+        std::string::npos);
+  // Per network, counted without a per-address limit too: what makes a large holder.
+  CHECK(limits.open_in_network(reserve[0]) == kOperatorReserve);
+  CHECK(limits.open_in_network(a) == 1);
+  reserve.clear();
+  b.release();
+  ConnectionSlot again;
+  CHECK(admit(limits, "10.0.0.5", again) == Verdict::admitted);
+  CHECK_FALSE(again.operator_only());
 }
 
 TEST_CASE("several threads admitting and releasing at once keep exact counts") {

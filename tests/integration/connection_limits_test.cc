@@ -1,6 +1,8 @@
 // Connection limits and the open-file limit, on a real cache node (the balancer runs the same
 // HttpServer): past server.max_connections_per_address a plain connection gets 429 JSON and
-// is closed while another address is served; past server.max_connections, 503; a TLS
+// is closed while another address is served; at server.max_connections an idle connection
+// makes room, and with none idle only /health and /metrics are served (the operator's
+// reserve), anything else 503; a TLS
 // connection past a limit is closed at accept, before any handshake; and at the open-file
 // limit the server neither spins nor floods its log, and serves again once connections close.
 #include <doctest/doctest.h>
@@ -14,6 +16,7 @@
 #include <vector>
 
 #include "support/cache_node_fixture.h"
+#include "support/fault_support.h"
 #include "support/sockets.h"
 #include "support/test_certificate.h"
 
@@ -117,19 +120,52 @@ TEST_CASE("past max_connections_per_address: 429 JSON and the close; another add
   CHECK(wait_until([&] { return ask(n.node.port(), nullptr).status == 200; }, 10s));
 }
 
-TEST_CASE("past max_connections: 503 JSON and the close, from any address") {
+TEST_CASE("at max_connections an idle connection makes room; the oldest goes first") {
   NodeOnOrigin n({"server.max_connections=3", "server.max_connections_per_address=0"});
   Sockets held;
   hold(held, n.node.port(), 3);
-  check_refusal(ask(n.node.port(), nullptr), 503, "too_many_connections", "5");
-  check_refusal(ask(n.node.port(), "127.0.0.2"), 503, "too_many_connections", "5");
-  held.close_all();
-  CHECK(wait_until(
-      [&] {
-        return n.node.metric("http_connections_refused_total{reason=\"total\"}") >= 2 &&
-               n.node.metric("http_connections_open") == 1;  // the metrics request's own
-      },
-      10s));
+  // A new client takes the place of an idle one (the accepting loop's oldest: with one loop, the
+  // first held).
+  const Answer fresh = ask(n.node.port(), "127.0.0.2");
+  CHECK(fresh.status == 200);
+  CHECK(count_closed_by_peer(held.fds) == 1);
+  if (test_threads() <= 1) CHECK(count_closed_by_peer({held.fds[0]}) == 1);
+  CHECK(n.node.metric("http_connections_evicted_total") >= 1);
+  CHECK(n.node.metric("http_connections_refused_total{reason=\"total\"}") == 0);
+}
+
+TEST_CASE(
+    "at max_connections with none idle: /health and /metrics through the operator's reserve, "
+    "anything else 503 JSON and the close") {
+  NodeOnOrigin n({"server.max_connections=3", "server.max_connections_per_address=0"});
+  // Three connections at work: each has sent a request head whose body never comes. The
+  // server's 100 Continue says it read the head (until then the connection is idle to it, and
+  // the first poll of the metrics below would close it to make room).
+  Sockets busy;
+  for (int i = 0; i < 3; ++i) {
+    const int fd = connect_loopback(n.node.port());
+    REQUIRE(fd >= 0);
+    busy.fds.push_back(fd);
+    const std::string head =
+        "POST /health HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\nExpect: 100-continue\r\n\r\n";
+    REQUIRE(write(fd, head.data(), head.size()) == static_cast<ssize_t>(head.size()));
+    const RawRead read = read_raw(fd, [](const std::string& bytes) {
+      return bytes.find("100 Continue") != std::string::npos;
+    });
+    REQUIRE(read.bytes.find("100 Continue") != std::string::npos);
+  }
+  REQUIRE(wait_until([&] { return n.node.metric("http_connections_open") >= 4; }, 10s));
+  check_refusal(ask(n.node.port(), nullptr, "/o/demo/a.ts"), 503, "too_many_connections", "5");
+  check_refusal(ask(n.node.port(), "127.0.0.2", "/nothing"), 503, "too_many_connections", "5");
+  const Answer health = ask(n.node.port(), "127.0.0.3", "/health", false);
+  CHECK(health.status == 200);
+  CHECK(health.response.has_header("Connection: close"));
+  CHECK(health.closed);  // asked to stay open: the reserve's place is not kept
+  const Answer metrics = ask(n.node.port(), "127.0.0.4", "/metrics");
+  REQUIRE(metrics.status == 200);
+  CHECK(metric_value(metrics.response.body, "http_connections_operator_reserve_total") >= 4);
+  busy.close_all();
+  CHECK(wait_until([&] { return n.node.metric("http_connections_open") == 1; }, 10s));
 }
 
 TEST_CASE("a TLS connection past the limit is closed at accept, without a handshake") {

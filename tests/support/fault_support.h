@@ -106,8 +106,9 @@ class TmpfsMount {
 };
 
 // A TCP connection to 127.0.0.1:`port` with a receive buffer of about `rcvbuf` bytes
-// (0: the default), blocking connect; -1 on failure. The caller closes it.
-int connect_local(int port, int rcvbuf = 0);
+// (0: the default), blocking connect, from `source` (another 127/8 address: another client) or
+// 127.0.0.1; -1 on failure. The caller closes it.
+int connect_local(int port, int rcvbuf = 0, const char* source = nullptr);
 // Sends all of `bytes` on `fd`; false on error.
 bool send_all(int fd, std::string_view bytes);
 // How many of `fds` the peer has closed (readable with EOF or an error; pending data is

@@ -18,9 +18,11 @@ class HeldCounts {
 
   // What `key` holds now (0 when nothing).
   size_t held_by(const std::string& key) const {
-    auto it = counts_->find(key);
-    return it == counts_->end() ? 0 : it->second;
+    auto it = counts_->by_key.find(key);
+    return it == counts_->by_key.end() ? 0 : it->second;
   }
+  // What every key holds together.
+  size_t total() const { return counts_->total; }
 
   // Counts `amount` for `key` until the token is released; a token may outlive this object.
   class Token {
@@ -28,16 +30,21 @@ class HeldCounts {
     Token(const Token&) = delete;
     Token& operator=(const Token&) = delete;
     ~Token() {
-      auto it = counts_->find(key_);
-      if (it != counts_->end() && (it->second -= amount_) == 0) counts_->erase(it);
+      counts_->total -= amount_;
+      auto it = counts_->by_key.find(key_);
+      if (it != counts_->by_key.end() && (it->second -= amount_) == 0) counts_->by_key.erase(it);
     }
 
    private:
     friend class HeldCounts;
-    using Counts = std::unordered_map<std::string, size_t>;
+    struct Counts {
+      std::unordered_map<std::string, size_t> by_key;  // no zero entries
+      size_t total = 0;
+    };
     Token(std::shared_ptr<Counts> counts, std::string key, size_t amount)
         : counts_(std::move(counts)), key_(std::move(key)), amount_(amount) {
-      (*counts_)[key_] += amount_;
+      counts_->by_key[key_] += amount_;
+      counts_->total += amount_;
     }
     std::shared_ptr<Counts> counts_;
     std::string key_;

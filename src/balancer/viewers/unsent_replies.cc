@@ -20,11 +20,16 @@ struct CountedReply : UnsentReplies::Reply {
 
 }  // namespace
 
-UnsentReplies::Room UnsentReplies::room_for(const std::string& address, size_t budget,
-                                            size_t address_share) const {
-  if (process_total_.load(std::memory_order_relaxed) >= budget) return Room::process_full;
-  if (held_by(address) >= address_share) return Room::address_full;
-  return Room::fits;
+UnsentReplies::Room UnsentReplies::room_for(const std::string& address, size_t size,
+                                            const Limits& limits) const {
+  if (process_total_.load(std::memory_order_relaxed) >= limits.process) return Room::process_full;
+  const size_t held = held_by(address);
+  if (held >= limits.address_share) return Room::address_full;
+  const size_t loop_held = by_address_.total();
+  if (loop_held == 0) return Room::fits;  // a reply larger than the budget is still served
+  const size_t free = limits.loop > loop_held ? limits.loop - loop_held : 0;
+  if (held + size <= free / 2) return Room::fits;
+  return held > 0 ? Room::address_full : Room::process_full;
 }
 
 std::shared_ptr<const UnsentReplies::Reply> UnsentReplies::hold(std::string body,

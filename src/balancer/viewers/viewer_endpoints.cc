@@ -376,27 +376,16 @@ void BalancerLoop::serve_playlist(const PendingPtr& p, const SourceResult& r) {
   auto started = parts_.clock.now();
   const BalancerConfig& c = p->config->config;
   // Clients that do not read hold the budget: a new copy would only add to it. One address
-  // holds at most its share, so another's viewers still get theirs.
-  const size_t address_share =
-      std::min(c.playlists.max_unsent_bytes_per_address, c.playlists.max_unsent_bytes) /
-      std::max<size_t>(1, parts_.loops.loop_count());
+  // holds at most its share, and the largest holders are refused first, so another's viewers
+  // still get theirs (unsent_replies.h). Asked before the copy is made, and again with its size.
+  const size_t loops = std::max<size_t>(1, parts_.loops.loop_count());
+  const UnsentReplies::Limits limits{
+      c.playlists.max_unsent_bytes, c.playlists.max_unsent_bytes / loops,
+      std::min(c.playlists.max_unsent_bytes_per_address, c.playlists.max_unsent_bytes) / loops};
   // An address here is a network: an IPv6 client's addresses are one
   // (HttpExchange::remote_network).
   const std::string network = ex.remote_network();
-  switch (unsent_.room_for(network, c.playlists.max_unsent_bytes, address_share)) {
-    case UnsentReplies::Room::fits:
-      break;
-    case UnsentReplies::Room::process_full:
-      ex.add_header("Retry-After", "2");
-      return fail(ex, 503, "reply_backlog_full",
-                  "Too many playlist bytes are waiting for clients that do not read them; retry "
-                  "shortly.");
-    case UnsentReplies::Room::address_full:
-      ex.add_header("Retry-After", "2");
-      return fail(ex, 429, "reply_backlog_full",
-                  "Too many playlist bytes are waiting for connections from this address that "
-                  "do not read them; read those replies, or retry shortly.");
-  }
+  if (refuse_unsent(ex, unsent_.room_for(network, 0, limits))) return;
   // Chosen once per request: admit()'s choice, unless health changed while origin answered.
   const CacheDecision& choice = current_choice(*p, started);
   const CacheConfig* cache = choice.cache;
@@ -412,6 +401,7 @@ void BalancerLoop::serve_playlist(const PendingPtr& p, const SourceResult& r) {
   std::string body = render_playlist(*p, version, cache, started);
   parts_.metrics.rewrite_seconds.observe(
       std::chrono::duration<double>(parts_.clock.now() - started).count());
+  if (refuse_unsent(ex, unsent_.room_for(network, body.size(), limits))) return;
   if (version.kind == SourceKind::live && version.newest_media_end_s) {
     // How old the newest segment or part is as it leaves here: the stack's share of the
     // viewer's latency behind live, per channel.
@@ -432,6 +422,26 @@ void BalancerLoop::serve_playlist(const PendingPtr& p, const SourceResult& r) {
   http::BodyBuffer buffer;
   buffer.append_reference(unsent->body.data(), unsent->body.size(), unsent);
   ex.reply(200, std::move(buffer), unsent->body.size(), kPlaylistType);
+}
+
+bool BalancerLoop::refuse_unsent(HttpExchange& ex, UnsentReplies::Room room) {
+  switch (room) {
+    case UnsentReplies::Room::fits:
+      return false;
+    case UnsentReplies::Room::process_full:
+      ex.add_header("Retry-After", "2");
+      fail(ex, 503, "reply_backlog_full",
+           "Too many playlist bytes are waiting for clients that do not read them; retry "
+           "shortly.");
+      return true;
+    case UnsentReplies::Room::address_full:
+      ex.add_header("Retry-After", "2");
+      fail(ex, 429, "reply_backlog_full",
+           "Too many playlist bytes are waiting for connections from this address that do not "
+           "read them; read those replies, or retry shortly.");
+      return true;
+  }
+  return false;
 }
 
 // The viewer's copy of `version`: links to `cache` (origin when null) with the viewer's query,

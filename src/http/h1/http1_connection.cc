@@ -65,6 +65,7 @@ Http1Connection* Http1Connection::open(HttpServer& server, evutil_socket_t fd, c
     return nullptr;
   }
   server.http1_opened(*connection);
+  connection->set_idle(true);  // silent until its first request: the first to make room
   return connection;
 }
 
@@ -120,7 +121,33 @@ Http1Connection::Http1Connection(HttpServer& server, evutil_socket_t fd, std::st
     : server_(server), fd_(fd), remote_ip_(std::move(remote_ip)) {}
 
 Http1Connection::~Http1Connection() {
+  set_idle(false);
   if (fd_ >= 0) ::close(fd_);
+}
+
+void Http1Connection::set_idle(bool idle) {
+  if (idle == idle_ || (idle && closed_)) return;
+  HttpServer::IdleConnections& list = server_.idle_connections();
+  if (idle) {
+    idle_prev_ = list.newest;
+    idle_next_ = nullptr;
+    (list.newest != nullptr ? list.newest->idle_next_ : list.oldest) = this;
+    list.newest = this;
+  } else {
+    (idle_prev_ != nullptr ? idle_prev_->idle_next_ : list.oldest) = idle_next_;
+    (idle_next_ != nullptr ? idle_next_->idle_prev_ : list.newest) = idle_prev_;
+    idle_prev_ = nullptr;
+    idle_next_ = nullptr;
+  }
+  idle_ = idle;
+}
+
+IdleCandidate Http1Connection::idle_candidate(ConnectionLimits& limits) const {
+  return IdleCandidate{limits.open_in_network(slot_), served_};
+}
+
+void Http1Connection::evict() {
+  close_now();
 }
 
 bool Http1Connection::watch() {
@@ -262,6 +289,10 @@ bool Http1Connection::continue_handshake() {
 }
 
 void Http1Connection::hand_over_to_http2() {
+  if (slot_.operator_only()) {
+    close_now();  // the operator's reserve serves one HTTP/1 request, to an operator path
+    return;
+  }
   // Bytes already read go to the HTTP/2 connection first, as the socket will not report them
   // again: in the clear, the preface and what followed it; over TLS, what the client sent
   // with its last handshake flight (the preface, often), which OpenSSL may have read ahead.
@@ -304,6 +335,7 @@ void Http1Connection::hand_over_to_http2() {
   }
   fd_ = -1;
   closed_ = true;
+  set_idle(false);
   server_.hand_over_slot(std::move(slot_));
   auto* connection = Http2Connection::take_over(server_, transport, tls);
   if (connection != nullptr && evbuffer_get_length(early.get()) > 0)
@@ -508,7 +540,11 @@ void Http1Connection::new_state(std::string_view method, std::string_view target
   state->set_target(target);
   state->remote_ip = remote_ip_;
   state->tls = ssl_ != nullptr;  // body bytes are encrypted here: no sendfile
+  state->operator_only = slot_.operator_only();
+  if (state->operator_only) close_after_reply();  // the reserve's place is not kept
   date_given = false;
+  set_idle(false);
+  served_ = true;
   if (state_ == nullptr) server_.http1_request_began();
   state_ = std::move(state);
 }
@@ -533,11 +569,13 @@ void Http1Connection::refuse(int status, std::string_view code, std::string_view
 void Http1Connection::close_now() {
   if (closed_) return;
   closed_ = true;
+  set_idle(false);
   event_del(read_event_.get());
   if (write_event_) event_del(write_event_.get());
   event_del(timer_.get());
   ::close(fd_);
   fd_ = -1;
+  slot_.release();  // the place is free now, not when this object goes
   if (reply_counted_) {
     reply_counted_ = false;
     server_.reply_flushed();

@@ -33,6 +33,7 @@
 #include "http/h1/http1_head.h"
 #include "http/http_handles.h"
 #include "http/server/connection_limits.h"
+#include "http/server/idle_eviction.h"
 #include "http/server/request_state.h"
 
 namespace http {
@@ -67,6 +68,13 @@ class Http1Connection final : public ExchangeFrontEnd {
   // Its turn in the server's deferred list (HttpServer::defer): the rest of a pipeline, or
   // the delete of a closed connection.
   void run_deferred();
+
+  // The server's list of its idle connections, oldest first (HttpServer::IdleConnections): a
+  // connection is in it while it waits for a request (idle_eviction.h).
+  Http1Connection* newer_idle() const { return idle_next_; }
+  // What the eviction choice weighs; evict() closes the connection to make room.
+  IdleCandidate idle_candidate(ConnectionLimits& limits) const;
+  void evict();
 
   // ExchangeFrontEnd: the request in progress and its reply.
   std::optional<std::string> request_header(const char* name) const override;
@@ -161,6 +169,8 @@ class Http1Connection final : public ExchangeFrontEnd {
   void resume_reading();  // after a pause for a pipeline ahead of the replies
   void schedule_serve();
   void destroy_soon();
+  // Into the server's idle list (at its newest end), or out of it.
+  void set_idle(bool idle);
 
   HttpServer& server_;
   evutil_socket_t fd_;
@@ -198,6 +208,10 @@ class Http1Connection final : public ExchangeFrontEnd {
   bool closed_ = false;
   bool destroying_ = false;
   bool deferred_ = false;  // in the server's deferred list: serve_pending() or the delete
+  bool idle_ = false;      // in the server's idle list
+  bool served_ = false;    // a request of this connection's has been dispatched
+  Http1Connection* idle_prev_ = nullptr;  // older in the idle list
+  Http1Connection* idle_next_ = nullptr;  // newer
   // Milliseconds (the loop's clock) of the last byte read or written, for io_timeout_s.
   int64_t last_activity_ms_ = 0;
   int64_t linger_until_ms_ = 0;

@@ -378,6 +378,7 @@ void Http1Connection::reply_written() {
     return;
   }
   finish_request();
+  set_idle(true);  // kept alive: waiting for the next request
   resume_reading();
   if (!in_serve_ && !pending_.empty()) schedule_serve();
 }

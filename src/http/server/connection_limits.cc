@@ -46,6 +46,7 @@ ConnectionSlot& ConnectionSlot::operator=(ConnectionSlot&& other) noexcept {
     release();
     limits_ = std::exchange(other.limits_, nullptr);
     per_address_ = std::exchange(other.per_address_, false);
+    operator_only_ = std::exchange(other.operator_only_, false);
     address_ = other.address_;
   }
   return *this;
@@ -55,6 +56,7 @@ void ConnectionSlot::release() {
   if (limits_ == nullptr) return;
   std::exchange(limits_, nullptr)->release(*this);
   per_address_ = false;
+  operator_only_ = false;
 }
 
 ConnectionLimits::ConnectionLimits(ConnectionLimitOptions options, core::MetricsRegistry& metrics)
@@ -69,7 +71,10 @@ ConnectionLimits::ConnectionLimits(ConnectionLimitOptions options, core::Metrics
                                      "reason=\"total\"")),
       refused_per_address_(metrics.counter(
           "http_connections_refused_total",
-          "Client connections refused at accept, by the limit reached", "reason=\"per_address\"")) {
+          "Client connections refused at accept, by the limit reached", "reason=\"per_address\"")),
+      admitted_reserve_(metrics.counter(
+          "http_connections_operator_reserve_total",
+          "Connections admitted past server.max_connections for an operator path (none idle)")) {
   metrics.gauge("http_connections_max", "server.max_connections in effect")
       .set(static_cast<double>(max_total_));
 }
@@ -86,20 +91,24 @@ bool ConnectionLimits::exempt(const core::IpAddress& address) const {
                      [&](const core::Cidr& network) { return network.contains(address); });
 }
 
-ConnectionLimits::Verdict ConnectionLimits::admit(const sockaddr* peer, ConnectionSlot& slot) {
+ConnectionLimits::Verdict ConnectionLimits::admit(const sockaddr* peer, ConnectionSlot& slot,
+                                                  Pass pass) {
   slot.release();
-  if (open_.fetch_add(1, std::memory_order_relaxed) >= max_total_) {
+  const size_t before = open_.fetch_add(1, std::memory_order_relaxed);
+  if (before >= max_total_ + (pass == Pass::reserve ? kOperatorReserve : 0)) {
     open_.fetch_sub(1, std::memory_order_relaxed);
-    refused_total_.inc();
+    if (pass != Pass::first) refused_total_.inc();
     return Verdict::over_total;
   }
+  // Counted per network also without a per-address limit: the count tells large holders
+  // apart when an idle connection must make room (idle_eviction.h).
   core::IpAddress address;
-  if (max_per_address_ > 0 && ip_of(peer, address) && !exempt(address)) {
+  if (ip_of(peer, address) && !exempt(address)) {
     address = core::address_group(address, ipv6_prefix_length_);
     Shard& shard = shard_of(address);
     std::lock_guard lock(shard.mutex);
     uint32_t& count = shard.open[address];
-    if (count >= max_per_address_) {
+    if (max_per_address_ > 0 && count >= max_per_address_) {
       open_.fetch_sub(1, std::memory_order_relaxed);
       refused_per_address_.inc();
       return Verdict::over_address;  // count > 0: the entry stays as it was
@@ -109,8 +118,18 @@ ConnectionLimits::Verdict ConnectionLimits::admit(const sockaddr* peer, Connecti
     slot.address_ = address;
   }
   slot.limits_ = this;
+  slot.operator_only_ = before >= max_total_;
+  if (slot.operator_only_) admitted_reserve_.inc();
   open_gauge_.add(1);
   return Verdict::admitted;
+}
+
+size_t ConnectionLimits::open_in_network(const ConnectionSlot& slot) {
+  if (!slot.per_address_) return 1;
+  Shard& shard = shard_of(slot.address_);
+  std::lock_guard lock(shard.mutex);
+  auto it = shard.open.find(slot.address_);
+  return it == shard.open.end() ? 1 : it->second;
 }
 
 void ConnectionLimits::release(ConnectionSlot& slot) {

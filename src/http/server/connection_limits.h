@@ -12,6 +12,11 @@
 // long before it reached its limit. A shard's lock is held for one map update per accept
 // and per close; with 64 shards two loops rarely meet on one.
 //
+// At the total, a server makes room by closing an idle connection (http/server/idle_eviction.h)
+// before it refuses; when none is idle, kOperatorReserve more are admitted for the operator's
+// paths only (HttpServerOptions::operator_paths), so /health and /metrics answer however full
+// the table is of connections at work.
+//
 // Thread-safe; must outlive every slot it handed out.
 #pragma once
 
@@ -46,6 +51,10 @@ size_t default_max_connections(uint64_t nofile);
 // The same for this process's soft RLIMIT_NOFILE.
 size_t default_max_connections();
 
+// Connections admitted past max_connections when no idle one could be closed, each for one
+// request to an operator path (HttpServerOptions::operator_paths).
+inline constexpr size_t kOperatorReserve = 16;
+
 class ConnectionLimits;
 
 // One admitted connection's place; empty when default-constructed or moved from. Movable
@@ -59,17 +68,24 @@ class ConnectionSlot {
   ConnectionSlot(const ConnectionSlot&) = delete;
   ConnectionSlot& operator=(const ConnectionSlot&) = delete;
   void release();
+  // Admitted into the operator's reserve (ConnectionLimits::admit with `reserve`): serves one
+  // request to an operator path.
+  bool operator_only() const { return operator_only_; }
 
  private:
   friend class ConnectionLimits;
   ConnectionLimits* limits_ = nullptr;
   bool per_address_ = false;  // counted in the per-address table under address_
-  core::IpAddress address_;   // the client's network (core::address_group)
+  bool operator_only_ = false;
+  core::IpAddress address_;  // the client's network (core::address_group)
 };
 
 class ConnectionLimits {
  public:
   enum class Verdict { admitted, over_total, over_address };
+  // How the total applies: `only`, it is the limit and a refusal is counted; `first`, the same
+  // uncounted (the caller makes room and asks again); `reserve`, kOperatorReserve more.
+  enum class Pass { only, first, reserve };
 
   // Registers in `metrics` the gauge http_connections_open and the counters
   // http_connections_refused_total{reason="total"|"per_address"}. `options.max_connections`
@@ -81,8 +97,13 @@ class ConnectionLimits {
   // Any thread: whether a connection from `peer` may be served; when admitted, `slot` holds
   // its place. A refusal is counted. A peer that is not IP (a Unix socket) is limited in all
   // only. An exempt peer is known by its whole address; the others are counted by their
-  // network (core::address_group).
-  Verdict admit(const sockaddr* peer, ConnectionSlot& slot);
+  // network (core::address_group). A slot admitted past max_connections (Pass::reserve) is
+  // operator_only().
+  Verdict admit(const sockaddr* peer, ConnectionSlot& slot, Pass pass = Pass::only);
+  // Any thread: the connections open from `slot`'s network (its own counted); 1 for a peer
+  // counted in all only (exempt, or not IP). What makes a network a large holder
+  // (idle_eviction.h).
+  size_t open_in_network(const ConnectionSlot& slot);
 
   size_t open() const { return open_.load(std::memory_order_relaxed); }
   size_t max_connections() const { return max_total_; }
@@ -123,6 +144,7 @@ class ConnectionLimits {
   core::Gauge& open_gauge_;
   core::Counter& refused_total_;
   core::Counter& refused_per_address_;
+  core::Counter& admitted_reserve_;
 };
 
 }  // namespace http

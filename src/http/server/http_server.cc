@@ -9,10 +9,12 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <iostream>
+#include <span>
 
 #include "core/allocator.h"
 #include "core/json.h"
@@ -21,6 +23,7 @@
 #include "http/h1/http1_connection.h"
 #include "http/h1/request_framing.h"
 #include "http/h2/http2_connection.h"
+#include "http/server/idle_eviction.h"
 #include "http/server/request_state.h"
 
 namespace http {
@@ -119,6 +122,9 @@ HttpServer::HttpServer(event_base& base, HttpServerOptions options, core::Metric
       stalled_closes_(metrics.counter(
           "http2_stalled_connections_closed_total",
           "HTTP/2 connections closed for sending no reply bytes for io_timeout_s (client window)")),
+      evicted_idle_(metrics.counter(
+          "http_connections_evicted_total",
+          "Idle connections closed to make room for a new one when the connection table was full")),
       tls_full_(metrics.counter("tls_handshakes_total",
                                 "TLS handshakes finished, by whether a session ticket resumed them",
                                 "session=\"new\"")),
@@ -229,14 +235,37 @@ void HttpServer::pause_accepting(Listener& listener) {
 void HttpServer::accepted(Listener& listener, evutil_socket_t fd, const sockaddr* peer) {
   listener.backoff_ms = 0;
   pause_accepting(listener);
+  using Pass = ConnectionLimits::Pass;
   ConnectionSlot slot;
-  const ConnectionLimits::Verdict verdict = limits_->admit(peer, slot);
+  ConnectionLimits::Verdict verdict = limits_->admit(peer, slot, Pass::first);
+  // A full table: an idle connection of this loop makes room (a flood of idle connections does
+  // not keep new viewers out); with none idle, the operator's reserve.
+  if (verdict == ConnectionLimits::Verdict::over_total && evict_idle_connection())
+    verdict = limits_->admit(peer, slot, Pass::first);
+  if (verdict == ConnectionLimits::Verdict::over_total)
+    verdict = limits_->admit(peer, slot, Pass::reserve);
   if (verdict != ConnectionLimits::Verdict::admitted) {
     refuse_connection(listener, fd, verdict);
     return;
   }
   Http1Connection::open(*this, fd, peer, listener.tls ? tls_context_ : nullptr, listener.http2,
                         std::move(slot));
+}
+
+bool HttpServer::evict_idle_connection() {
+  std::array<IdleCandidate, kIdleCandidates> candidates;
+  std::array<Http1Connection*, kIdleCandidates> connections{};
+  size_t n = 0;
+  for (Http1Connection* c = idle_.oldest; c != nullptr && n < kIdleCandidates;
+       c = c->newer_idle()) {
+    candidates[n] = c->idle_candidate(*limits_);
+    connections[n++] = c;
+  }
+  const size_t victim = choose_idle_victim(std::span<const IdleCandidate>(candidates.data(), n));
+  if (victim >= n) return false;
+  connections[victim]->evict();  // its slot is free when this returns
+  evicted_idle_.inc();
+  return true;
 }
 
 void HttpServer::refuse_connection(const Listener& listener, evutil_socket_t fd,
@@ -386,6 +415,13 @@ void HttpServer::dispatch(std::shared_ptr<RequestState> state, size_t header_byt
     exchange.reply_error(400, code, std::string(framing_problem_message(state->framing)));
     return;
   }
+  if (state->operator_only && !is_operator_path(state->path)) {
+    // A connection of the operator's reserve (the table full of connections at work).
+    exchange.add_header("Retry-After", "5");
+    exchange.reply_error(503, "too_many_connections",
+                         "The server has as many connections as it serves; retry shortly.");
+    return;
+  }
   if (pre_route_ && pre_route_(exchange)) return;
 
   if (draining_) {
@@ -430,6 +466,11 @@ void HttpServer::dispatch(std::shared_ptr<RequestState> state, size_t header_byt
     return;
   }
   route->handler(exchange);
+}
+
+bool HttpServer::is_operator_path(const std::string& path) const {
+  const auto& paths = options_.operator_paths;
+  return std::find(paths.begin(), paths.end(), path) != paths.end();
 }
 
 void HttpServer::request_finished(RequestState& state) {

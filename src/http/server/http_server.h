@@ -54,6 +54,8 @@ struct HttpServerOptions {
   int watchdog_s = 10;
   // Client connections (http/server/connection_limits.h), on every listener: over the total, plain
   // HTTP/1 gets 503 and TLS a close at accept; over the per-address limit, 429 or the close.
+  // At the total an idle connection is closed to make room first (idle_eviction.h), and when
+  // none is idle a few more are admitted for `operator_paths` only.
   size_t max_connections = 0;                       // 0 = sized from the open-file limit
   size_t max_connections_per_address = 512;         // 0 = no limit
   std::vector<core::Cidr> connection_limit_exempt;  // not limited per address (a venue's NAT)
@@ -61,6 +63,9 @@ struct HttpServerOptions {
   // counts it as (core::address_group; IPv4 clients count by their address), here and in the
   // services' own limits through HttpExchange::remote_network().
   int ipv6_prefix_length = core::kDefaultIpv6PrefixLength;
+  // Paths served on a connection of the operator's reserve (kOperatorReserve): health checks
+  // and scrapes answer however full the table is.
+  std::vector<std::string> operator_paths = {"/health", "/metrics"};
   bool access_log = true;
   size_t threads = 0;  // event loops, each with its own server (0 = one per core)
   // Set by the host when several loops serve the port: the loops share one listening socket
@@ -177,6 +182,16 @@ class HttpServer {
   void request_finished(RequestState& state);
   void reply_pending() { ++unflushed_; }
   void reply_flushed();
+  // This loop's HTTP/1 connections waiting for a request, oldest first, linked through the
+  // connections themselves (Http1Connection::set_idle): no allocation per request.
+  struct IdleConnections {
+    Http1Connection* oldest = nullptr;
+    Http1Connection* newest = nullptr;
+  };
+  IdleConnections& idle_connections() { return idle_; }
+  // The table is full: closes the idle connection of this loop that idle_eviction.h chooses,
+  // so a new one can take its place. False when none is idle here.
+  bool evict_idle_connection();
 
  private:
   HttpServer(event_base& base, HttpServerOptions options, core::MetricsRegistry& metrics,
@@ -188,6 +203,7 @@ class HttpServer {
     Handler handler;
   };
   const Route* find_route(const std::string& path) const;
+  bool is_operator_path(const std::string& path) const;
   void check_drained();
 
   core::Status listen_on(Listener& listener, uint16_t port, int given_fd, uint16_t& bound_port);
@@ -223,6 +239,7 @@ class HttpServer {
   ConnectionSlot handed_slot_;  // see hand_over_slot
   std::unordered_map<Http2Connection*, ConnectionSlot> http2_connections_;
   std::unordered_set<Http1Connection*> http1_connections_;
+  IdleConnections idle_;
   size_t http1_requests_ = 0;  // Http1Connections' requests in progress
   core::EventPtr trim_timer_;
   std::vector<Http1Connection*> deferred_;  // each at most once (Http1Connection::deferred_)
@@ -242,6 +259,7 @@ class HttpServer {
   core::Counter& rapid_resets_;
   core::Counter& header_list_refusals_;
   core::Counter& stalled_closes_;
+  core::Counter& evicted_idle_;
   core::Counter& tls_full_;
   core::Counter& tls_resumed_;
   core::Histogram& latency_;

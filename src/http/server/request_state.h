@@ -68,6 +68,9 @@ struct RequestState {
   uint64_t body_bytes = 0;
   bool tls = false;    // arrived over TLS: body bytes are encrypted here (no sendfile)
   bool http2 = false;  // arrived as an HTTP/2 stream (no sendfile: DATA frames)
+  // Arrived on a connection of the operator's reserve (ConnectionSlot::operator_only): only
+  // HttpServerOptions::operator_paths are served, and the connection closes after the reply.
+  bool operator_only = false;
   bool streaming = false;
   bool finished = false;
   // Set by add_header: saves rescanning the header list when replying.
