@@ -87,25 +87,27 @@ struct Fixture {
 };
 
 TEST_CASE(
-    "health poller: up_after good polls bring a node up, down_after failed polls take it down") {
+    "health poller: up_after good polls bring a node up, down_after failed polls take it down, "
+    "a silent one (a poll timed out) at once") {
   Fixture f;
   f.node.answer(test::LoopbackNode::scripted(
       {
           kOk,                                // 1: a node's first result decides at once
           {200, "not json"},                  // 2: one failure of the two it takes
           kOk,                                // 3: and a success starts the count again
-          kHold,                              // 4: a timeout is one failure
-          {200, R"({"status":"draining"})"},  // 5: the second in a row: down
+          {200, R"({"status":"draining"})"},  // 4: one failure
+          {503, R"({"status":"ok"})"},        // 5: the second in a row: down
           kOk,                                // 6
           kOk,                                // 7: two good polls are not three
-          {503, R"({"status":"ok"})"},        // 8: a failure starts the count again
+          kHold,                              // 8: a failure starts the count again
           kOk,                                // 9
           kOk,                                // 10
           kOk,                                // 11: the third in a row: up
+          kHold,                              // 12: silent: down at once
       },
       kHold));
   f.configure({"a"}, poll_options(3, 2));
-  f.run_until_told(12);
+  f.run_until_told(13);
   const std::vector<Told>& t = f.told;
 
   CHECK(t[0].state == State::unknown);  // configure() tells too
@@ -124,12 +126,12 @@ TEST_CASE(
   CHECK(t[3].error.empty());
   CHECK(t[4].state == State::up);
   CHECK(t[4].gauge == 1);
-  CHECK(t[4].error == "health check timed out");
+  CHECK(t[4].error == "health endpoint reports status 'draining'");
 
   CHECK(t[5].state == State::down);
   CHECK_FALSE(t[5].usable);
   CHECK(t[5].gauge == 0);
-  CHECK(t[5].error == "health endpoint reports status 'draining'");
+  CHECK(t[5].error == "health endpoint answered 503");
 
   for (size_t i : {6, 7, 8, 9, 10}) {
     CAPTURE(i);
@@ -137,12 +139,15 @@ TEST_CASE(
     CHECK_FALSE(t[i].usable);
     CHECK(t[i].gauge == 0);
   }
-  CHECK(t[8].error == "health endpoint answered 503");
+  CHECK(t[8].error == "health check timed out");
 
   CHECK(t[11].state == State::up);
   CHECK(t[11].usable);
   CHECK(t[11].gauge == 1);
-  CHECK(f.node.seen().size() >= 11);
+  CHECK(t[12].state == State::down);
+  CHECK_FALSE(t[12].usable);
+  CHECK(t[12].error == "health check timed out");
+  CHECK(f.node.seen().size() >= 12);
   CHECK(f.node.seen()[0].method == "GET");
   CHECK(f.node.seen()[0].path == "/a/health");
 }

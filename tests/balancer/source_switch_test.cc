@@ -132,9 +132,9 @@ TEST_CASE(
   CHECK(health.healthy_since() == kSwitchStart + 3500ms);  // the stall ended here
 
   SUBCASE("one refused connection is not yet a fault; two are, until it answers again") {
-    health.failed(SourceFault::unreachable);
+    health.failed(SourceFault::unreachable, kSwitchStart + 3550ms);
     CHECK(health.fault(policy, kSwitchStart + 3600ms) == SourceFault::none);
-    health.failed(SourceFault::unreachable);
+    health.failed(SourceFault::unreachable, kSwitchStart + 3650ms);
     CHECK(health.fault(policy, kSwitchStart + 3700ms) == SourceFault::unreachable);
     facts.last_msn = 16;
     health.landed(facts, policy, kSwitchStart + 4s);
@@ -171,6 +171,23 @@ TEST_CASE(
     facts.trailing_parts = 2;
     health.landed(facts, policy, kSwitchStart + 5100ms);
     CHECK(health.fault(policy, kSwitchStart + 5100ms) == SourceFault::none);
+  }
+  SUBCASE(
+      "a pause in the watch (nobody played the channel) is no fault; its timeline starts again") {
+    // idle_after(): 10 s at least. Before it, silence is a stall; after it, a pause.
+    CHECK(health.fault(policy, kSwitchStart + 13400ms) == SourceFault::stalled);
+    CHECK(health.fault(policy, kSwitchStart + 23600ms) == SourceFault::none);
+    PlaylistFacts later = facts;
+    later.first_msn = 30;  // far past 15: no gap, the balancer was not looking
+    later.last_msn = 34;
+    health.landed(later, policy, kSwitchStart + 25s);
+    CHECK(health.fault(policy, kSwitchStart + 25s) == SourceFault::none);
+    CHECK(health.healthy_since() == kSwitchStart + 25s);
+    CHECK(health.fault(policy, kSwitchStart + 28001ms) == SourceFault::stalled);
+    // A failure after a pause starts its count again.
+    health.failed(SourceFault::unreachable, kSwitchStart + 27s);
+    health.failed(SourceFault::unreachable, kSwitchStart + 60s);
+    CHECK(health.fault(policy, kSwitchStart + 60s) == SourceFault::stalled);  // one in a row
   }
   SUBCASE("a source that never answers stalls from the start of its watch") {
     SourceHealth silent(kSwitchStart);

@@ -21,14 +21,14 @@ void CacheHealth::record_success(bool overloaded, TimePoint now,
   }
 }
 
-void CacheHealth::record_failure(std::string reason, TimePoint now, bool refused) {
+void CacheHealth::record_failure(std::string reason, TimePoint now, bool down_at_once) {
   last_result_ = now;
   last_error_ = std::move(reason);
   egress_mbps_.reset();
   successes_ = 0;
   if (state_ == State::down) return;
   ++failures_;
-  if (state_ == State::unknown || refused || failures_ >= thresholds_.down_after) {
+  if (state_ == State::unknown || down_at_once || failures_ >= thresholds_.down_after) {
     state_ = State::down;
     failures_ = 0;
     overloaded_ = false;

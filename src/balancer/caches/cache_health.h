@@ -35,10 +35,11 @@ class CacheHealth {
   // is the node's measured egress, if its document has one.
   void record_success(bool overloaded, TimePoint now,
                       std::optional<double> egress_mbps = std::nullopt);
-  // A poll failed (connect error, timeout, non-200, unparsable body). A `refused` connection
-  // takes the node down at once, without down_after: nothing listens there, so it cannot serve
-  // (a full listen queue drops connections on Linux, it does not refuse them).
-  void record_failure(std::string reason, TimePoint now, bool refused = false);
+  // A poll failed (connect error, timeout, non-200, unparsable body). `down_at_once` (a
+  // refused connection: nothing listens there, so it cannot serve — a full listen queue drops
+  // connections on Linux, it does not refuse them; or a silent node) takes the node down
+  // without down_after.
+  void record_failure(std::string reason, TimePoint now, bool down_at_once = false);
 
   // Up, not overloaded, and (with stale_after) heard from recently.
   bool usable(TimePoint now) const;

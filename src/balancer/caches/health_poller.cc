@@ -249,10 +249,13 @@ void HealthPoller::poll_node(const std::string& id, Node& node, bool fresh) {
         result.ok && interpret_health_reply(result.status, n.body, outcome.overloaded,
                                             outcome.reason, &outcome.egress_mbps, n.body_cut);
     if (!result.ok) {
-      // After the watched connection closed, a new one that fails other than by a timeout is
-      // the dying process too: its listening socket may still take the connection while the
-      // kernel closes its files, and reset it a moment later.
-      outcome.refused = result.refused || (fresh && !result.timed_out);
+      // Down at once: nothing listens (refused); the node is silent (a poll that timed out:
+      // a hung host or a frozen process answers nothing, and the players' requests already
+      // there wait out their own timeouts, so new viewers must go elsewhere now); or, after
+      // the watched connection closed, a new one failed: the dying process too (its listening
+      // socket may still take the connection while the kernel closes its files, and reset it
+      // a moment later).
+      outcome.down_at_once = result.refused || result.timed_out || fresh;
       outcome.reason =
           result.timed_out ? "health check timed out" : "health check failed: " + result.error;
     }
@@ -275,7 +278,7 @@ void HealthPoller::on_result(const std::string& id, uint64_t generation, Outcome
     watch_.rearm(id, options_.interval);
     node.health.record_success(outcome.overloaded, now, outcome.egress_mbps);
   } else {
-    node.health.record_failure(std::move(outcome.reason), now, outcome.refused);
+    node.health.record_failure(std::move(outcome.reason), now, outcome.down_at_once);
   }
   bool usable = node.health.usable(now);
   if (node.up_gauge) node.up_gauge->set(usable ? 1 : 0);

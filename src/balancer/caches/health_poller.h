@@ -82,7 +82,7 @@ class HealthPoller {
   struct Outcome {
     bool ok = false;
     bool overloaded = false;
-    bool refused = false;  // the connection was refused: down at once
+    bool down_at_once = false;  // refused, silent, or the dying process: down at once
     std::optional<double> egress_mbps;
     std::string reason;  // why it failed
   };

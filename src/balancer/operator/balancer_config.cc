@@ -233,7 +233,7 @@ void read_keys_health_upstream(core::ConfigReader& root, BalancerConfig& c) {
   {
     auto h = root.object("health");
     c.health.interval = ms(h.integer("interval_ms", 1000, 50, 600000));
-    c.health.timeout = ms(h.integer("timeout_ms", 800, 10, 600000));
+    c.health.timeout = ms(h.integer("timeout_ms", 500, 10, 600000));
     c.health.up_after = static_cast<int>(h.integer("up_after", 2, 1, 100));
     c.health.down_after = static_cast<int>(h.integer("down_after", 2, 1, 100));
     if (c.health.timeout > c.health.interval) h.fail("timeout_ms", "must not exceed interval_ms");

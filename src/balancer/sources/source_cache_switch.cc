@@ -133,9 +133,9 @@ void SourceCache::observe_landing(Entry& entry, std::optional<http::UpstreamFail
   while (health.size() < entry.sources.size()) health.emplace_back(now);
   SourceHealth& source = health[std::min(entry.source_index, health.size() - 1)];
   if (failure) {
-    source.failed(fault_of(*failure));
+    source.failed(fault_of(*failure), now);
   } else if (entry.failed_at && *entry.failed_at == now) {
-    source.failed(SourceFault::bad_playlist);  // an answer that did not build
+    source.failed(SourceFault::bad_playlist, now);  // an answer that did not build
   } else if (entry.origin_facts) {
     source.landed(*entry.origin_facts, channel.policy, now);
   }

@@ -16,6 +16,9 @@ constexpr Millis kAssumedTargetDuration{6000};
 // Failed fetches in a row that make a fault: one refused connection can be a restart of a
 // listener; two, a quarter second apart (playlists.error_hold_ms), are a dead source.
 constexpr int kFailuresForFault = 2;
+// The least pause in a watch: above playlists.fetch_timeout_ms's default (3 s) with room for
+// the error hold and a refresh.
+constexpr Millis kWatchPause{10000};
 
 Millis times(Millis d, double factor) {
   return Millis(static_cast<int64_t>(std::llround(static_cast<double>(d.count()) * factor)));
@@ -49,9 +52,23 @@ PlaylistFacts facts_of(const hls::MediaInfo& media) {
 }
 
 void SourceHealth::landed(const PlaylistFacts& facts, const FailoverPolicy& policy, TimePoint now) {
+  if (last_event_ && now - *last_event_ > idle_after()) {
+    // The watch resumes: the timeline starts again here, and so does the healthy spell.
+    last_.reset();
+    seen_ = SourceFault::none;
+    failures_in_row_ = 0;
+    healthy_since_ = now;
+  }
+  last_event_ = now;
   const bool was_faulty = fault(policy, now) != SourceFault::none;
   take(facts, now);
   if (was_faulty && fault(policy, now) == SourceFault::none) healthy_since_ = now;
+}
+
+std::chrono::milliseconds SourceHealth::idle_after() const {
+  const Millis target =
+      last_ && last_->target_duration.count() > 0 ? last_->target_duration : kAssumedTargetDuration;
+  return std::max(kWatchPause, times(target, 3));
 }
 
 void SourceHealth::take(const PlaylistFacts& facts, TimePoint now) {
@@ -93,11 +110,14 @@ void SourceHealth::take(const PlaylistFacts& facts, TimePoint now) {
   last_ = facts;
 }
 
-void SourceHealth::failed(SourceFault fault) {
+void SourceHealth::failed(SourceFault fault, TimePoint now) {
+  if (last_event_ && now - *last_event_ > idle_after()) failures_in_row_ = 0;
+  last_event_ = now;
   if (++failures_in_row_ >= kFailuresForFault) seen_ = fault;
 }
 
 SourceFault SourceHealth::fault(const FailoverPolicy& policy, TimePoint now) const {
+  if (last_event_ && now - *last_event_ > idle_after()) return SourceFault::none;  // paused
   if (seen_ != SourceFault::none) return seen_;
   Millis target =
       last_ && last_->target_duration.count() > 0 ? last_->target_duration : kAssumedTargetDuration;

@@ -70,13 +70,19 @@ class SourceHealth {
   // Watched from `since`: a source that never answers stalls counted from then.
   explicit SourceHealth(TimePoint since) : progress_at_(since), healthy_since_(since) {}
 
-  // A playlist answer (new or unchanged).
+  // A playlist answer (new or unchanged). After a pause in the watch (idle_after(): nobody
+  // played the channel, so nothing was fetched) it starts the timeline again: a source is not
+  // judged by what happened while the balancer was not looking.
   void landed(const PlaylistFacts& facts, const FailoverPolicy& policy, TimePoint now);
   // A fetch that brought no playlist (two in a row make the fault).
-  void failed(SourceFault fault);
+  void failed(SourceFault fault, TimePoint now);
 
-  // The fault in force at `now`: none while healthy.
+  // The fault in force at `now`: none while healthy, and while the watch is paused.
   SourceFault fault(const FailoverPolicy& policy, TimePoint now) const;
+  // No answer nor failure for this long is a pause in the watch, not a source's silence: longer
+  // than a fetch may take (a frozen source fails by timeout within playlists.fetch_timeout_ms)
+  // and than three target durations (the refresh cadence of the longest segments).
+  std::chrono::milliseconds idle_after() const;
   // A playlist landed since the watch began (the source's timeline is known).
   bool known() const { return last_.has_value(); }
   // Since when it has had no fault (the watch's start, or the answer that ended the last one);
@@ -93,6 +99,7 @@ class SourceHealth {
   SourceFault seen_ = SourceFault::none;  // from the latest answers (cleared by normal progress)
   int failures_in_row_ = 0;
   TimePoint healthy_since_;
+  std::optional<TimePoint> last_event_;  // the newest answer or failure
 };
 
 // Renditions match by name: a playlist's path relative to its source's directory is the same
