@@ -8,7 +8,8 @@ namespace core {
 
 // Returns the calling thread's free memory to the system: mimalloc's mi_collect when the
 // process runs on mimalloc (found at run time, so the libraries need not know which
-// allocator a binary links), glibc's malloc_trim otherwise. Costs a walk of the thread's
+// allocator a binary links), glibc's malloc_trim otherwise (nothing under a sanitizer, whose
+// runtime owns the heap). Costs a walk of the thread's
 // heap (well under a millisecond after a burst): call it when much was freed, not per request.
 // Any thread.
 void release_free_memory();
