@@ -668,7 +668,7 @@ scenarios.players_steering_change = async (stack) => {
 // program date of the frame on screen; hls.js and Shaka tell it). The stack may add at most a
 // second here (2 shared cores); the figures go to summary.json beside the product targets
 // (≤ 2 s at p50, ≤ origin-direct + 0.25 s), which the benchmarks measure.
-const LL_PLAY_S = 20;
+const LL_PLAY_S = 12;  // 48 parts and 24 latency samples per page
 const median = (xs) => (xs.length ? [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] : null);
 scenarios.players_low_latency = async (stack) => {
   return withPlayerPages(stack, async (browser, pages) => {
