@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -193,6 +194,52 @@ TEST_CASE(
           << "address: " << one.served << " served, " << one.refused << " refused");
   held.close_all();
   CHECK(wait_all_closed(n.node));
+}
+
+// Idle connections that never send a byte, from as many addresses of one /64: 1,000 by default
+// (BALANCER_V6_FLOOD=16000 measures the scale; docs/testing.md).
+int v6_flood_size() {
+  const char* text = std::getenv("BALANCER_V6_FLOOD");
+  const int value = text == nullptr ? 0 : std::atoi(text);
+  return value >= 1 && value <= 19000 ? value : 1000;
+}
+
+TEST_CASE(
+    "a flood of idle connections from one /64 takes the per-address share only: a viewer of "
+    "another /64 is served within 1 s and /health answers") {
+  if (!in_private_network()) return;
+  const int flood_size = v6_flood_size();
+  if (!raise_descriptor_limit(static_cast<size_t>(flood_size) + 256)) {
+    MESSAGE("skipped: the open-file limit is below what the flood needs");
+    return;
+  }
+  // The defaults: server.max_connections_per_address 512, /64 networks.
+  NodeOnOrigin n({"listen.host=::"});
+  const int port = n.node.port();
+  Sockets flood;
+  const auto started = Clock::now();
+  for (const std::string& source : addresses_of(kPhone, flood_size, 1000)) {
+    const int fd = connect_ipv6_from(source, port);
+    REQUIRE(fd >= 0);
+    flood.fds.push_back(fd);
+  }
+  const double flood_seconds = std::chrono::duration<double>(Clock::now() - started).count();
+  // Past the network's share every connection is answered and closed at accept.
+  const size_t share = 512;
+  const size_t over = flood.fds.size() > share ? flood.fds.size() - share : 0;
+  CHECK(wait_until([&] { return count_closed_by_peer(flood.fds) >= over; }, 20s, 50ms));
+  CHECK(n.node.metric("http_connections_open") <= share + 2);
+
+  const auto asked = Clock::now();
+  const Attempt viewer = open_from(address_in(kOther, 7), port);
+  const double viewer_ms = std::chrono::duration<double, std::milli>(Clock::now() - asked).count();
+  CHECK(viewer.status == 200);
+  if (viewer.fd >= 0) close(viewer.fd);
+  CHECK(viewer_ms < 1000);
+  CHECK(n.node.get("/health").status == 200);
+  MESSAGE(flood_size << " idle connections from one /64 opened in " << flood_seconds
+                     << " s: the node holds " << n.node.metric("http_connections_open")
+                     << "; a viewer of another /64 served in " << viewer_ms << " ms");
 }
 
 TEST_CASE(

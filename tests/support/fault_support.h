@@ -111,6 +111,9 @@ class TmpfsMount {
 int connect_local(int port, int rcvbuf = 0, const char* source = nullptr);
 // Sends all of `bytes` on `fd`; false on error.
 bool send_all(int fd, std::string_view bytes);
+// Lets this process open `needed` descriptors: its soft open-file limit raised towards the hard
+// one (its children inherit it); false when even the hard limit is below `needed`.
+bool raise_descriptor_limit(size_t needed);
 // How many of `fds` the peer has closed (readable with EOF or an error; pending data is
 // drained and does not count). Does not block.
 size_t count_closed_by_peer(const std::vector<int>& fds);
