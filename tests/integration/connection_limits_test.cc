@@ -11,12 +11,14 @@
 #include <algorithm>
 #include <fstream>
 #include <iterator>
+#include <memory>
 #include <sstream>
 #include <string>
 #include <vector>
 
 #include "support/cache_node_fixture.h"
 #include "support/fault_support.h"
+#include "support/raw_h2_client.h"
 #include "support/sockets.h"
 #include "support/test_certificate.h"
 
@@ -137,6 +139,37 @@ TEST_CASE("at max_connections an idle connection makes room; the oldest goes fir
   CHECK(count_closed_by_peer({held.fds[0]}) == 1);
   CHECK(n.node.metric("http_connections_evicted_total") >= 1);
   CHECK(n.node.metric("http_connections_refused_total{reason=\"total\"}") == 0);
+}
+
+TEST_CASE("at max_connections an HTTP/2 connection with no stream open makes room too") {
+  // Which loop takes each connection is the kernel's choice, and only the accepting loop's idle
+  // connections make room (see above): checked with one loop.
+  if (test_threads() > 1) {
+    MESSAGE("skipped with two loops: the accepting loop may hold none of the idle connections");
+    return;
+  }
+  NodeOnOrigin n(
+      {"listen.h2c=true", "server.max_connections=3", "server.max_connections_per_address=0"});
+  // Three h2c connections, each with one request answered, then idle (no stream open): before,
+  // an HTTP/2 connection was never a candidate, and a flood of them held the table for good.
+  std::vector<std::unique_ptr<RawH2Client>> held;
+  for (int i = 0; i < 3; ++i) {
+    auto client = std::make_unique<RawH2Client>(n.node.port());
+    REQUIRE(client->connected());
+    const int32_t id = client->submit(client->get_request("/health"));
+    client->run_until_answered(100);
+    REQUIRE(client->stream(id).status == 200);
+    held.push_back(std::move(client));
+  }
+  // A new client on any path (not the operator's reserve): served, and the oldest h2
+  // connection was told GOAWAY and closed to make room.
+  const Answer fresh = ask(n.node.port(), "127.0.0.2", "/no-such-path");
+  CHECK(fresh.status == 404);
+  held[0]->run_until_closed(20);
+  CHECK(held[0]->got_goaway());
+  CHECK(held[0]->goaway_error() == NGHTTP2_NO_ERROR);
+  CHECK(held[0]->closed());
+  CHECK(n.node.metric("http_connections_evicted_total") >= 1);
 }
 
 TEST_CASE(

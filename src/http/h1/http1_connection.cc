@@ -126,20 +126,8 @@ Http1Connection::~Http1Connection() {
 }
 
 void Http1Connection::set_idle(bool idle) {
-  if (idle == idle_ || (idle && closed_)) return;
-  HttpServer::IdleConnections& list = server_.idle_connections();
-  if (idle) {
-    idle_prev_ = list.newest;
-    idle_next_ = nullptr;
-    (list.newest != nullptr ? list.newest->idle_next_ : list.oldest) = this;
-    list.newest = this;
-  } else {
-    (idle_prev_ != nullptr ? idle_prev_->idle_next_ : list.oldest) = idle_next_;
-    (idle_next_ != nullptr ? idle_next_->idle_prev_ : list.newest) = idle_prev_;
-    idle_prev_ = nullptr;
-    idle_next_ = nullptr;
-  }
-  idle_ = idle;
+  if (idle && closed_) return;
+  server_.idle_connections().set(*this, idle);
 }
 
 IdleCandidate Http1Connection::idle_candidate(ConnectionLimits& limits) const {

@@ -41,7 +41,7 @@ namespace http {
 class HttpServer;
 class TlsContext;
 
-class Http1Connection final : public ExchangeFrontEnd {
+class Http1Connection final : public ExchangeFrontEnd, public IdleConnection {
  public:
   // Serves the accepted, non-blocking socket `fd` (owned from now on), over TLS with `tls`.
   // With `http2`, a client that asks for HTTP/2 goes to an Http2Connection: over TLS by
@@ -69,12 +69,9 @@ class Http1Connection final : public ExchangeFrontEnd {
   // the delete of a closed connection.
   void run_deferred();
 
-  // The server's list of its idle connections, oldest first (HttpServer::IdleConnections): a
-  // connection is in it while it waits for a request (idle_eviction.h).
-  Http1Connection* newer_idle() const { return idle_next_; }
-  // What the eviction choice weighs; evict() closes the connection to make room.
-  IdleCandidate idle_candidate(ConnectionLimits& limits) const;
-  void evict();
+  // IdleConnection: in the server's idle list while it waits for a request (idle_eviction.h).
+  IdleCandidate idle_candidate(ConnectionLimits& limits) const override;
+  void evict() override;
 
   // ExchangeFrontEnd: the request in progress and its reply.
   std::optional<std::string> request_header(const char* name) const override;
@@ -174,7 +171,8 @@ class Http1Connection final : public ExchangeFrontEnd {
 
   HttpServer& server_;
   evutil_socket_t fd_;
-  // (Flags placed where the layout has room: an idle connection's object fits 256 bytes.)
+  // (Flags placed where the layout has room: an idle connection's object fits the allocator's
+  // 320-byte class.)
   bool keep_alive_ = true;
   bool leaving_input_ = false;
   bool reply_complete_ = false;
@@ -208,10 +206,7 @@ class Http1Connection final : public ExchangeFrontEnd {
   bool closed_ = false;
   bool destroying_ = false;
   bool deferred_ = false;  // in the server's deferred list: serve_pending() or the delete
-  bool idle_ = false;      // in the server's idle list
   bool served_ = false;    // a request of this connection's has been dispatched
-  Http1Connection* idle_prev_ = nullptr;  // older in the idle list
-  Http1Connection* idle_next_ = nullptr;  // newer
   // Milliseconds (the loop's clock) of the last byte read or written, for io_timeout_s.
   int64_t last_activity_ms_ = 0;
   int64_t linger_until_ms_ = 0;

@@ -147,6 +147,7 @@ struct Http2Callbacks {
     stream->connection = c;
     stream->id = frame->hd.stream_id;
     c->streams_.insert(stream);
+    c->set_idle(false);
     nghttp2_session_set_stream_user_data(session, frame->hd.stream_id, stream);
     return 0;
   }
@@ -345,11 +346,15 @@ void Http2Connection::start() {
   last_progress_ = std::chrono::steady_clock::now();
   last_reply_sent_ = last_progress_;
   reset_refill_ = last_progress_;
-  server_.http2_opened(*this);
+  slot_ = &server_.http2_opened(*this);
+  set_idle(true);  // no stream yet
 }
 
 Http2Connection::~Http2Connection() {
-  if (!detached_) server_.http2_closed(*this);
+  if (!detached_) {
+    set_idle(false);
+    server_.http2_closed(*this);
+  }
   // Streams still open end as if their client went away.
   for (Http2Stream* stream : std::vector<Http2Stream*>(streams_.begin(), streams_.end())) {
     if (!detached_)
@@ -542,7 +547,37 @@ void Http2Connection::refuse_header_list(bool abusive) {
 void Http2Connection::close_soon() {
   if (closing_) return;
   closing_ = true;
+  if (!detached_) set_idle(false);
   event_active(close_event_.get(), 0, 0);
+}
+
+void Http2Connection::set_idle(bool idle) {
+  if (idle && (closing_ || detached_)) return;
+  server_.idle_connections().set(*this, idle);
+}
+
+IdleCandidate Http2Connection::idle_candidate(ConnectionLimits& limits) const {
+  return IdleCandidate{limits.open_in_network(*slot_), served_};
+}
+
+void Http2Connection::evict() {
+  // No stream is open: a GOAWAY (no error) tells the client to open another connection when it
+  // needs one. In the clear it is written now, as the socket takes it; over TLS it would need
+  // the loop's turn, and the close comes first. The place in the table is free at once (a
+  // flood must not hold descriptors while it lingers).
+  nghttp2_session_terminate_session(session_, NGHTTP2_NO_ERROR);
+  flush();
+  const evutil_socket_t fd = bufferevent_getfd(transport_);
+  if (!tls_ && fd >= 0) {
+    // A socket bufferevent's output is drained by libevent alone (it freezes the buffer's
+    // start between its own writes): the same unfreeze, write, freeze here.
+    evbuffer* out = bufferevent_get_output(transport_);
+    evbuffer_unfreeze(out, 1);
+    evbuffer_write(out, fd);
+    evbuffer_freeze(out, 1);
+  }
+  close_soon();
+  slot_->release();
 }
 
 void Http2Connection::dispatch(Http2Stream& stream) {
@@ -566,6 +601,8 @@ void Http2Connection::dispatch(Http2Stream& stream) {
 
 void Http2Connection::stream_closed(Http2Stream& stream) {
   streams_.erase(&stream);
+  served_ = served_ || stream.submitted;
+  if (streams_.empty()) set_idle(true);
   if (auto state = stream.state) {
     state->front = nullptr;
     if (stream.submitted) server_.reply_flushed();

@@ -25,6 +25,7 @@
 #include "core/handles.h"
 #include "http/server/body_buffer.h"
 #include "http/server/http_exchange.h"
+#include "http/server/idle_eviction.h"
 #include "http/server/request_state.h"
 
 namespace http {
@@ -83,7 +84,7 @@ struct Http2Stream final : ExchangeFrontEnd {
   void submit_head(int status, bool with_body);
 };
 
-class Http2Connection {
+class Http2Connection final : public IdleConnection {
  public:
   // Serves a connection the HTTP/1 transport (http1_connection.h) found to be HTTP/2: owns
   // `transport`, a bufferevent over the socket (with `tls`, a TLS bufferevent over the open
@@ -105,6 +106,9 @@ class Http2Connection {
 
   nghttp2_session* session() { return session_; }
   HttpServer& server() { return server_; }
+  // IdleConnection: in the server's idle list while no stream is open; evicted with a GOAWAY.
+  IdleCandidate idle_candidate(ConnectionLimits& limits) const override;
+  void evict() override;
 
  private:
   Http2Connection(HttpServer& server, bufferevent* transport, bool tls);
@@ -114,6 +118,7 @@ class Http2Connection {
   void dispatch(Http2Stream& stream);
   void stream_closed(Http2Stream& stream);
   void close_soon();
+  void set_idle(bool idle);
   void linger();
   void count_reset();
   void refuse_header_list(bool abusive);
@@ -136,7 +141,9 @@ class Http2Connection {
   bool flush_again_ = false;
   bool finishing_ = false;  // close when the output is written
   bool goaway_sent_ = false;
-  bool lingering_ = false;  // GOAWAY written: reading and dropping until the close
+  bool lingering_ = false;          // GOAWAY written: reading and dropping until the close
+  bool served_ = false;             // a stream of this connection's has been answered
+  ConnectionSlot* slot_ = nullptr;  // its place in the table, kept by the server
   double reset_tokens_ = 200;
   std::chrono::steady_clock::time_point reset_refill_;
   core::EventPtr close_event_;

@@ -254,9 +254,9 @@ void HttpServer::accepted(Listener& listener, evutil_socket_t fd, const sockaddr
 
 bool HttpServer::evict_idle_connection() {
   std::array<IdleCandidate, kIdleCandidates> candidates;
-  std::array<Http1Connection*, kIdleCandidates> connections{};
+  std::array<IdleConnection*, kIdleCandidates> connections{};
   size_t n = 0;
-  for (Http1Connection* c = idle_.oldest; c != nullptr && n < kIdleCandidates;
+  for (IdleConnection* c = idle_.oldest(); c != nullptr && n < kIdleCandidates;
        c = c->newer_idle()) {
     candidates[n] = c->idle_candidate(*limits_);
     connections[n++] = c;

@@ -28,6 +28,7 @@
 #include "core/result.h"
 #include "http/server/connection_limits.h"
 #include "http/server/http_exchange.h"
+#include "http/server/idle_eviction.h"
 #include "http/tls/tls.h"
 
 namespace http {
@@ -153,8 +154,9 @@ class HttpServer {
   // An Http1Connection becoming HTTP/2 hands its connection's place here first; the
   // Http2Connection that opens next holds it until it closes.
   void hand_over_slot(ConnectionSlot slot) { handed_slot_ = std::move(slot); }
-  void http2_opened(Http2Connection& connection) {
-    http2_connections_.insert_or_assign(&connection, std::move(handed_slot_));
+  // The place it holds, until http2_closed (or its release, when evicted).
+  ConnectionSlot& http2_opened(Http2Connection& connection) {
+    return http2_connections_.insert_or_assign(&connection, std::move(handed_slot_)).first->second;
   }
   void http2_closed(Http2Connection& connection) { http2_connections_.erase(&connection); }
   void count_rapid_reset() { rapid_resets_.inc(); }
@@ -182,13 +184,8 @@ class HttpServer {
   void request_finished(RequestState& state);
   void reply_pending() { ++unflushed_; }
   void reply_flushed();
-  // This loop's HTTP/1 connections waiting for a request, oldest first, linked through the
-  // connections themselves (Http1Connection::set_idle): no allocation per request.
-  struct IdleConnections {
-    Http1Connection* oldest = nullptr;
-    Http1Connection* newest = nullptr;
-  };
-  IdleConnections& idle_connections() { return idle_; }
+  // This loop's connections waiting for a request, of either protocol, oldest first.
+  IdleList& idle_connections() { return idle_; }
   // The table is full: closes the idle connection of this loop that idle_eviction.h chooses,
   // so a new one can take its place. False when none is idle here.
   bool evict_idle_connection();
@@ -239,7 +236,7 @@ class HttpServer {
   ConnectionSlot handed_slot_;  // see hand_over_slot
   std::unordered_map<Http2Connection*, ConnectionSlot> http2_connections_;
   std::unordered_set<Http1Connection*> http1_connections_;
-  IdleConnections idle_;
+  IdleList idle_;
   size_t http1_requests_ = 0;  // Http1Connections' requests in progress
   core::EventPtr trim_timer_;
   std::vector<Http1Connection*> deferred_;  // each at most once (Http1Connection::deferred_)

@@ -20,4 +20,22 @@ size_t choose_idle_victim(std::span<const IdleCandidate> oldest_first) {
   return chosen;
 }
 
+void IdleList::set(IdleConnection& connection, bool idle) {
+  if (idle == connection.idle_) return;
+  if (idle) {
+    connection.idle_prev_ = newest_;
+    connection.idle_next_ = nullptr;
+    (newest_ != nullptr ? newest_->idle_next_ : oldest_) = &connection;
+    newest_ = &connection;
+  } else {
+    IdleConnection* older = connection.idle_prev_;
+    IdleConnection* newer = connection.idle_next_;
+    (older != nullptr ? older->idle_next_ : oldest_) = newer;
+    (newer != nullptr ? newer->idle_prev_ : newest_) = older;
+    connection.idle_prev_ = nullptr;
+    connection.idle_next_ = nullptr;
+  }
+  connection.idle_ = idle;
+}
+
 }  // namespace http

@@ -28,4 +28,41 @@ inline constexpr size_t kIdleCandidates = 32;
 // `oldest_first.size()` when it is empty.
 size_t choose_idle_victim(std::span<const IdleCandidate> oldest_first);
 
+class ConnectionLimits;
+
+// A connection of either protocol as its loop's IdleList holds it: an HTTP/1 connection between
+// requests, an HTTP/2 one with no stream open (an idle h2 flood otherwise held its places for
+// good). Loop thread only.
+class IdleConnection {
+ public:
+  // What the choice weighs.
+  virtual IdleCandidate idle_candidate(ConnectionLimits& limits) const = 0;
+  // Closes the connection: its place in the table is free when this returns.
+  virtual void evict() = 0;
+  IdleConnection* newer_idle() const { return idle_next_; }
+
+ protected:
+  IdleConnection() = default;
+  virtual ~IdleConnection() = default;
+
+ private:
+  friend class IdleList;
+  IdleConnection* idle_prev_ = nullptr;  // older in the list
+  IdleConnection* idle_next_ = nullptr;  // newer
+  bool idle_ = false;                    // in the list
+};
+
+// One loop's idle connections, oldest first, linked through the connections themselves: no
+// allocation as a connection goes idle and busy again.
+class IdleList {
+ public:
+  // Into the list at its newest end, or out of it (a no-op when already so).
+  void set(IdleConnection& connection, bool idle);
+  IdleConnection* oldest() const { return oldest_; }
+
+ private:
+  IdleConnection* oldest_ = nullptr;
+  IdleConnection* newest_ = nullptr;
+};
+
 }  // namespace http
