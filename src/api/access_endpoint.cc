@@ -34,6 +34,8 @@ void fail(http::HttpExchange& ex, int status, std::string_view code, std::string
   ex.reply_error(status, code, message);
 }
 
+}  // namespace
+
 // The stream of one signed-in device: "<account>/<device>" (the balancer counts streams per
 // account by the part before '/'). A session is a device's sign-in, and its token's hash (9 of
 // its 32 bytes: no collision between one account's sessions in practice, and nothing that leads
@@ -43,8 +45,6 @@ std::string device_viewer_id(const SessionInfo& info) {
   return "u" + std::to_string(info.user.id) + "/s" +
          signing::base64url_encode(std::string_view(info.session.token_hash).substr(0, 9));
 }
-
-}  // namespace
 
 void Api::State::handle_access(core::EventLoop& loop, http::HttpExchange& in) {
   const std::string channel_id = in.query_param("channel").value_or("");

@@ -114,6 +114,7 @@ class ApiHost final : public api::PlaybackHost {
              std::function<void(const api::AdmissionAnswer&)> done) override;
   core::Result<std::string> issue_ticket(const std::string& channel, const std::string& viewer_id,
                                          int64_t expires_unix) const override;
+  void release(const std::string& viewer_key, core::EventLoop& loop) override;
 
  private:
   AnyThreadParts parts_;

@@ -2,8 +2,9 @@
 // real balancer binary and its REST API: two devices signed in to one account are two streams;
 // with the overload switch on the second device waits in the queue like anyone else while the
 // first keeps playing; limits.max_streams_per_account refuses one device more with 429
-// too_many_streams; /admin/status, /metrics and the declared traffic count both devices. Every API
-// response is validated against docs/openapi.json (api_fixture.h).
+// too_many_streams; /admin/status, /metrics and the declared traffic count both devices; signing
+// out frees the device's stream at once. Every API response is validated against
+// docs/openapi.json (api_fixture.h).
 #include <doctest/doctest.h>
 
 #include <string>
@@ -53,6 +54,27 @@ HttpResponse play_variant(const ApiStack& api, const std::string& playlist) {
   return api.balancer->get(target);
 }
 
+// A device that gets access and starts playing its variant.
+Access start_playing(ApiStack& api, const std::string& token) {
+  Access a = access_show(api, token);
+  REQUIRE_MESSAGE(a.response.status == 200, a.response.body);
+  REQUIRE(play_variant(api, a.playlist).status == 200);
+  return a;
+}
+
+// The stack with user alice signed in on two devices (two sessions).
+struct TwoDevices {
+  explicit TwoDevices(std::vector<std::string> overrides)
+      : api(show_options(std::move(overrides))) {
+    write_show(api);
+    api.add_user("alice", "pw");
+    first = api.token_of(api.login("alice", "pw"));
+    second = api.token_of(api.login("alice", "pw"));
+  }
+  ApiStack api;
+  std::string first, second;  // session tokens
+};
+
 rapidjson::Document admin_status(const ApiStack& api) {
   HttpResponse r = api.balancer->get("/admin/status");
   REQUIRE_MESSAGE(r.status == 200, r.body);
@@ -64,15 +86,12 @@ rapidjson::Document admin_status(const ApiStack& api) {
 TEST_CASE(
     "switch on: a second device of a signed-in account is queued while the first plays on; off: "
     "it is admitted, and status, metrics and declared traffic count two streams") {
-  ApiStack api(show_options({"limits.max_streams=100"}));
-  write_show(api);
-  api.add_user("alice", "pw");
-  const std::string phone = api.token_of(api.login("alice", "pw"));
-  const std::string tablet = api.token_of(api.login("alice", "pw"));
+  TwoDevices alice({"limits.max_streams=100"});
+  ApiStack& api = alice.api;
+  const std::string& phone = alice.first;
+  const std::string& tablet = alice.second;
 
-  const Access first = access_show(api, phone);
-  REQUIRE_MESSAGE(first.response.status == 200, first.response.body);
-  REQUIRE(play_variant(api, first.playlist).status == 200);
+  const Access first = start_playing(api, phone);
   REQUIRE(api.balancer->get("/access_queue_switch?state=on").status == 200);
 
   const Access second = access_show(api, tablet);
@@ -133,7 +152,7 @@ TEST_CASE(
   REQUIRE(phone.response.status == 200);
   REQUIRE(tablet.response.status == 200);
   const HttpResponse third = access_show(api, devices[2]).response;
-  CHECK(third.status == 429);
+  REQUIRE_MESSAGE(third.status == 429, third.body);
   CHECK(is_json_error(third, "too_many_streams"));
   CHECK(third.header("Retry-After") == "1");
   CHECK(third.header("Cache-Control") == "no-store");
@@ -160,4 +179,18 @@ TEST_CASE(
       },
       10s, 100ms);
   CHECK_MESSAGE(fits, later.body);
+}
+
+TEST_CASE(
+    "signing out frees the device's stream at once: with max_streams_per_account=1 the next device "
+    "plays without waiting for the idle timeout") {
+  TwoDevices alice({"limits.max_streams_per_account=1"});
+  start_playing(alice.api, alice.first);
+  CHECK(is_json_error(access_show(alice.api, alice.second).response, "too_many_streams"));
+
+  REQUIRE(alice.api.logout(alice.first).status == 200);
+  CHECK(access_show(alice.api, alice.second).response.status == 200);  // idle_timeout_s is 30 s
+  auto st = admin_status(alice.api);
+  CHECK(st["viewers"]["active"].GetUint64() == 1);
+  CHECK(st["counters"]["released"].GetUint64() == 1);
 }
