@@ -41,6 +41,8 @@ struct AdmissionLimits {
   uint32_t max_anonymous_per_address = 32;  // limits.max_anonymous_per_address
   uint32_t max_tickets_per_address = 64;    // queue.max_tickets_per_address
   uint32_t max_entries = 1'000'000;         // limits.max_entries: admitted + queued viewers
+  // Streams (devices, admitted or queued) of one account at once (0 = unlimited).
+  uint32_t max_streams_per_account = 4;  // limits.max_streams_per_account
 
   bool operator==(const AdmissionLimits&) const = default;
 };
@@ -49,8 +51,9 @@ struct AdmissionLimits {
 // or nullopt when the limits are usable.
 std::optional<std::string> validate_admission_limits(const AdmissionLimits& limits);
 
-// One viewer: its playback ticket, or for anonymous free channels the viewer id the app sends.
-// The caller namespaces the two (e.g. "t:<ticket>", "v:<viewer id>") so they cannot collide.
+// One viewer: one stream, i.e. one playing device. Its playback ticket's viewer id, or for
+// anonymous free channels the viewer id the app sends. The caller namespaces the two (e.g.
+// "t:<ticket viewer>", "v:<viewer id>") so they cannot collide.
 // Keys longer than kMaxViewerKeyBytes, or empty, are refused (bad_viewer_key).
 using ViewerKey = std::string_view;
 inline constexpr std::size_t kMaxViewerKeyBytes = 256;
@@ -64,11 +67,13 @@ struct StreamInfo {
   uint64_t bandwidth_bps = 0;
 };
 
-// Who asks, for the per-address bounds. Views only. An empty address is not
-// counted (the caller exempts trusted networks, e.g. a venue's NAT, this way).
+// Who asks, for the per-address and per-account bounds. Views only. An empty address is not
+// counted (the caller exempts trusted networks, e.g. a venue's NAT, this way); an empty account
+// is not counted either (anonymous viewers, tickets that name no account).
 struct ViewerSource {
   std::string_view address;
-  bool anonymous = false;  // a viewer id the client made up, not a playback ticket
+  bool anonymous = false;    // a viewer id the client made up, not a playback ticket
+  std::string_view account;  // the signed-in account the stream belongs to
 };
 
 struct AdmissionDecision {
@@ -83,6 +88,7 @@ struct AdmissionDecision {
     address_viewers,  // 429: the address holds max_anonymous_per_address anonymous viewers
     address_tickets,  // 429: the address holds max_tickets_per_address queue tickets
     full,             // 503: max_entries viewers are admitted or queued
+    account_streams,  // 429: the account holds max_streams_per_account streams (any state)
     unavailable,      // 503: the shared admission store (Redis) cannot be reached; never an
                       // unlimited admit (Redis backend only)
   };
@@ -119,6 +125,7 @@ struct AdmissionCounters {
   uint64_t released = 0;             // slots or tickets given up through release()
   uint64_t refused_address = 0;      // new viewers over a per-address bound
   uint64_t refused_full = 0;         // new viewers over max_entries
+  uint64_t refused_account = 0;      // new streams over max_streams_per_account
 };
 
 // Snapshot for /admin/status and /metrics. A plain value: the caller owns it.
@@ -169,8 +176,9 @@ class Admission {
   // admitted if a slot is reserved for it. A new viewer is admitted when the limits allow it,
   // emulation is off and no one waits (or everyone waiting already has a reserved slot);
   // otherwise it gets a ticket at the tail of the queue. A new viewer over a bound
-  // (max_entries, or from an address over its per-address bounds) is refused and nothing is
-  // recorded; `from` only matters for a new viewer.
+  // (max_entries, an address over its per-address bounds, an account over
+  // max_streams_per_account) is refused and nothing is recorded; `from` only matters for a new
+  // viewer.
   virtual void request(core::EventLoop& loop, ViewerKey viewer, const StreamInfo& stream,
                        const ViewerSource& from, TimePoint now, DecisionCallback done) = 0;
 

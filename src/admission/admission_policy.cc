@@ -148,6 +148,13 @@ class AdmissionPolicy::Impl {
       ++counters_.refused_full;
       return refused(AdmissionDecision::Refusal::full);
     }
+    // A device more than the account may play at once, admitted or waiting.
+    if (const AccountUse* held = find_use(accounts_, from.account);
+        held != nullptr && limits_.max_streams_per_account != 0 &&
+        held->streams >= limits_.max_streams_per_account) {
+      ++counters_.refused_account;
+      return refused(AdmissionDecision::Refusal::account_streams);
+    }
     // Everyone waiting already holds a reserved slot and there is room beyond theirs: the
     // newcomer jumps no one. (With an empty queue this is just "the limits allow one more".)
     const bool admit_now =
@@ -155,8 +162,7 @@ class AdmissionPolicy::Impl {
         fits(offers_ + 1, reserved_mbps_ + newcomer_cost_mbps(update.bandwidth_bps));
     AddressUse* address = nullptr;
     if (!from.address.empty()) {
-      auto found = addresses_.find(from.address);
-      const AddressUse* use = found == addresses_.end() ? nullptr : &found->second;
+      const AddressUse* use = find_use(addresses_, from.address);
       if (from.anonymous && limits_.max_anonymous_per_address != 0 && use != nullptr &&
           use->anonymous >= limits_.max_anonymous_per_address) {
         ++counters_.refused_address;
@@ -167,9 +173,7 @@ class AdmissionPolicy::Impl {
         ++counters_.refused_address;
         return refused(AdmissionDecision::Refusal::address_tickets);
       }
-      auto [at, created] = addresses_.try_emplace(std::string(from.address));
-      if (created) at->second.key = &at->first;
-      address = &at->second;
+      address = &use_of(addresses_, from.address);
     }
     auto [it, inserted] = viewers_.try_emplace(std::string(key));
     assert(inserted);
@@ -180,6 +184,10 @@ class AdmissionPolicy::Impl {
     if (address != nullptr) {
       ++address->entries;
       address->anonymous += from.anonymous ? 1 : 0;
+    }
+    if (!from.account.empty()) {
+      n.account = &use_of(accounts_, from.account);
+      ++n.account->streams;
     }
     n.channel = channels_.acquire(update.channel.value_or(std::string_view()));
     const std::string_view cache = update.cache.value_or(std::string_view());
@@ -242,6 +250,9 @@ class AdmissionPolicy::Impl {
     if (AddressUse* address = n.address; address != nullptr) {
       address->anonymous -= n.anonymous ? 1 : 0;
       if (--address->entries == 0) addresses_.erase(addresses_.find(*address->key));
+    }
+    if (AccountUse* owner = n.account; owner != nullptr && --owner->streams == 0) {
+      accounts_.erase(accounts_.find(*owner->key));
     }
     viewers_.erase(viewers_.find(*n.key));
   }
@@ -421,6 +432,7 @@ class AdmissionPolicy::Impl {
 
   StringMap<Node> viewers_;          // node-based: Node addresses stay valid across rehashing
   StringMap<AddressUse> addresses_;  // addresses with viewers counted against them
+  StringMap<AccountUse> accounts_;   // accounts with streams counted against them
   NodeList active_;                  // admitted viewers, least recently refreshed first
   NodeList queued_;                  // waiting viewers, least recently renewed first
   TicketQueue queue_;                // waiting viewers in ticket order

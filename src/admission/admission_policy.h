@@ -35,9 +35,10 @@ class AdmissionPolicy final {
   // whatever the channel, variant or cache). A waiting viewer renews its ticket and is admitted
   // if a slot is reserved for it. A new viewer is admitted when the limits allow it, emulation
   // is off and no one waits (or everyone waiting already has a reserved slot); otherwise it gets
-  // a ticket at the tail of the queue. A new viewer over a bound (max_entries, or from an
-  // address over its per-address bounds) is refused and nothing is recorded; `from` only
-  // matters for a new viewer (a viewer stays counted against the address it arrived from).
+  // a ticket at the tail of the queue. A new viewer over a bound (max_entries, an address over
+  // its per-address bounds, an account over max_streams_per_account) is refused and nothing is
+  // recorded; `from` only matters for a new viewer (a viewer stays counted against the address
+  // and the account it arrived with).
   AdmissionDecision request(ViewerKey viewer, const StreamInfo& stream, TimePoint now,
                             const ViewerSource& from = {});
 

@@ -94,12 +94,35 @@ struct AddressUse {
   uint32_t tickets = 0;              // of those, queue tickets
 };
 
-// Per-viewer state: about 80 bytes here, ~200 bytes with the hash map node and the key.
+// The streams one account holds (admitted or queued), for max_streams_per_account.
+struct AccountUse {
+  const std::string* key = nullptr;  // the map's own key, to erase this entry
+  uint32_t streams = 0;
+};
+
+// The use counted against `name` (an address or an account), or null when nothing is.
+template <typename Use>
+const Use* find_use(const StringMap<Use>& uses, std::string_view name) {
+  if (name.empty()) return nullptr;
+  auto found = uses.find(name);
+  return found == uses.end() ? nullptr : &found->second;
+}
+
+// The use counted against `name`, created empty if need be. Erase it when its count drops to 0.
+template <typename Use>
+Use& use_of(StringMap<Use>& uses, std::string_view name) {
+  auto [at, created] = uses.try_emplace(std::string(name));
+  if (created) at->second.key = &at->first;
+  return at->second;
+}
+
+// Per-viewer state: 96 bytes here, ~200 bytes with the hash map node and the key.
 struct Node {
   Node* prev = nullptr;  // in the active or the queued list, ordered by last_seen
   Node* next = nullptr;
   const std::string* key = nullptr;  // the map's own key, to erase this entry
   AddressUse* address = nullptr;     // the address it arrived from; null = not counted
+  AccountUse* account = nullptr;     // the account it plays for; null = not counted
   TimePoint last_seen;               // last refresh (active) or renewal (queued)
   TimePoint since;                   // admitted at (active) or ticket issued at (queued)
   TimePoint offer_deadline;          // queued with a reserved slot: claim it before this

@@ -95,6 +95,8 @@ void RedisAdmissionScripts::decide(ViewerKey viewer, uint64_t bandwidth_bps,
   a.push_back(std::to_string(std::min<uint64_t>(bandwidth_bps, UINT32_MAX)));
   a.emplace_back(from.address);
   a.push_back(from.anonymous ? "1" : "0");
+  a.emplace_back(from.account);
+  a.push_back(std::to_string(limits.max_streams_per_account));
   client_.eval(script(), keys_, a, [limits, done = std::move(done)](const RedisReply* r) {
     if (!is_array(r, 1)) {
       if (r != nullptr) LOG_ERROR(kLog, "admission script failed: ", r->str);
@@ -119,6 +121,7 @@ void RedisAdmissionScripts::decide(ViewerKey viewer, uint64_t bandwidth_bps,
         const int64_t why = e.size() > 1 ? e[1].as_int() : 3;
         d.refusal = why == 1   ? AdmissionDecision::Refusal::address_viewers
                     : why == 2 ? AdmissionDecision::Refusal::address_tickets
+                    : why == 4 ? AdmissionDecision::Refusal::account_streams
                                : AdmissionDecision::Refusal::full;
         break;
       }
@@ -202,6 +205,7 @@ void RedisAdmissionScripts::status(const AdmissionLimits& limits, int64_t now_ms
                  c.refused_address = static_cast<uint64_t>(e[16].as_int());
                  c.refused_full = static_cast<uint64_t>(e[17].as_int());
                  if (e.size() > 19) c.released = static_cast<uint64_t>(e[19].as_int());
+                 if (e.size() > 20) c.refused_account = static_cast<uint64_t>(e[20].as_int());
                  done(s);
                });
 }

@@ -7,10 +7,11 @@
 //   KEYS[1] slots      zset  viewer -> last refresh (ms)
 //   KEYS[2] queue      zset  viewer -> ticket (FIFO order)
 //   KEYS[3] renewals   zset  viewer -> last ticket renewal (ms)
-//   KEYS[4] viewers    hash  viewer -> "bandwidth|anonymous|since_ms|address"
+//   KEYS[4] viewers    hash  viewer -> "bandwidth|anonymous|since_ms|address|account"
 //   KEYS[5] state      hash  next_ticket, emulation, bw_sum, known, reserved, turnover, counters
 //   KEYS[6] offers     hash  viewer -> "deadline_ms|cost_bps": the reserved head of the queue
-//   KEYS[7] addresses  hash  "a|<ip>" anonymous viewers, "t|<ip>" tickets per client address
+//   KEYS[7] addresses  hash  "a|<ip>" anonymous viewers, "t|<ip>" tickets per client address,
+//                            "u|<account>" streams (admitted or queued) per account
 // ARGV: op, now_ms, max_streams, max_traffic_mbps, idle_ms, grace_ms, reservation_ms,
 //       retry_after_ms, max_anonymous_per_address, max_tickets_per_address, max_entries, op args...
 #pragma once
@@ -49,17 +50,29 @@ end
 local function info(key)
   local v = redis.call('HGET', V, key)
   if not v then return nil end
-  local bw, anon, since, addr = string.match(v, '^(%d+)|(%d)|(%d+)|(.*)$')
+  local bw, anon, since, addr, acct = string.match(v, '^(%d+)|(%d)|(%d+)|([^|]*)|(.*)$')
+  if not bw then
+    -- Written before accounts were counted: no account.
+    bw, anon, since, addr = string.match(v, '^(%d+)|(%d)|(%d+)|(.*)$')
+    acct = ''
+  end
   if not bw then return nil end
-  return {bw = tonumber(bw), anon = anon == '1', since = tonumber(since), addr = addr}
+  return {bw = tonumber(bw), anon = anon == '1', since = tonumber(since), addr = addr, acct = acct}
 end
 local function put_info(key, i)
-  redis.call('HSET', V, key, string.format('%d|%d|%d|%s', i.bw, i.anon and 1 or 0, i.since, i.addr))
+  redis.call('HSET', V, key, string.format('%d|%d|%d|%s|%s', i.bw, i.anon and 1 or 0, i.since,
+                                           i.addr, i.acct or ''))
+end
+local function count_add(field, d)
+  if redis.call('HINCRBY', A, field, d) <= 0 then redis.call('HDEL', A, field) end
 end
 local function addr_add(i, prefix, d)
   if i == nil or i.addr == '' then return end
-  local f = prefix .. i.addr
-  if redis.call('HINCRBY', A, f, d) <= 0 then redis.call('HDEL', A, f) end
+  count_add(prefix .. i.addr, d)
+end
+local function account_add(i, d)
+  if i == nil or (i.acct or '') == '' then return end
+  count_add('u|' .. i.acct, d)
 end
 
 local function mean() if known == 0 then return 0 end return bw_sum / known end
@@ -132,6 +145,7 @@ end
 local function forget(key, i)
   redis.call('HDEL', V, key)
   if i and i.anon then addr_add(i, 'a|', -1) end
+  account_add(i, -1)
 end
 local function activate(key, i)
   redis.call('ZADD', S, now, key)
@@ -224,6 +238,7 @@ end
 if op == 'decide' then
   expire()
   local key, bw, addr, anon = ARGV[12], tonumber(ARGV[13]), ARGV[14], ARGV[15] == '1'
+  local acct, per_account = ARGV[16] or '', tonumber(ARGV[17] or '0')
   if redis.call('ZSCORE', S, key) then
     redis.call('ZADD', S, now, key)
     if set_bandwidth(key, bw, true) then reconcile() end
@@ -235,7 +250,7 @@ if op == 'decide' then
     redis.call('ZADD', R, now, key)
     if set_bandwidth(key, bw, false) then reconcile() end
     if redis.call('HEXISTS', O, key) == 1 then
-      local i = info(key) or {bw = bw, anon = anon, since = now, addr = ''}
+      local i = info(key) or {bw = bw, anon = anon, since = now, addr = '', acct = ''}
       leave_queue(key, i)
       activate(key, i)
       sinc('c_admitted_from_queue', 1)
@@ -251,6 +266,9 @@ if op == 'decide' then
   if L.entries > 0 and active + qlen >= L.entries then
     sinc('c_refused_full', 1); finish(); return {4, 3}
   end
+  if acct ~= '' and per_account > 0 and tonumber(redis.call('HGET', A, 'u|' .. acct) or '0') >= per_account then
+    sinc('c_refused_account', 1); finish(); return {4, 4}
+  end
   local offers = redis.call('HLEN', O)
   local admit_now = not emulation and offers == qlen and fits(offers + 1, reserved + cost_of(bw))
   if addr ~= '' then
@@ -261,8 +279,9 @@ if op == 'decide' then
       sinc('c_refused_address', 1); finish(); return {4, 2}
     end
   end
-  local i = {bw = bw, anon = anon, since = now, addr = addr}
+  local i = {bw = bw, anon = anon, since = now, addr = addr, acct = acct}
   if anon then addr_add(i, 'a|', 1) end
+  account_add(i, 1)
   if admit_now then
     activate(key, i)
     finish()
@@ -286,7 +305,7 @@ elseif op == 'heartbeat' then
       redis.call('ZADD', S, now, key)
       set_bandwidth(key, bw, true)
     elseif not redis.call('ZSCORE', Q, key) then
-      local i = {bw = bw, anon = false, since = now, addr = ''}
+      local i = {bw = bw, anon = false, since = now, addr = '', acct = ''}
       redis.call('ZADD', S, now, key)
       account(bw, 1)
       put_info(key, i)
@@ -343,7 +362,7 @@ elseif op == 'status' then
           tostring(bw_sum), known, tostring(estimate()), tostring(rate() or -1),
           sget('c_admitted'), sget('c_admitted_from_queue'), sget('c_tickets_issued'), sget('c_slots_expired'),
           sget('c_tickets_expired'), sget('c_reservations_lapsed'), sget('c_refused_address'),
-          sget('c_refused_full'), now, sget('c_released')}
+          sget('c_refused_full'), now, sget('c_released'), sget('c_refused_account')}
 end
 return redis.error_reply('unknown admission op ' .. tostring(op))
 )lua";

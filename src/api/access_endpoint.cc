@@ -2,10 +2,11 @@
 //
 // With a session token: the channel must be free or unlocked by one of the
 // user's purchases (else 403 not_entitled); then admission decides as for a
-// playlist request of viewer "u<user id>", and an admitted user gets the master
-// playlist URL with a playback ticket for that viewer (so its playlist requests
-// hold the same slot) and the cache id the app chose. Without a token, the
-// older call with ticket= or viewer= answers the same decision without a URL.
+// playlist request of viewer "u<user id>/s<session tag>" (one stream per signed-in
+// device, counted against account "u<user id>"), and an admitted user gets the
+// master playlist URL with a playback ticket for that viewer (so its playlist
+// requests hold the same slot) and the cache id the app chose. Without a token,
+// the older call with ticket= or viewer= answers the same decision without a URL.
 #include "api/api_state.h"
 #include "core/json.h"
 #include "core/url.h"
@@ -35,6 +36,16 @@ void fail(http::HttpExchange& ex, int status, std::string_view code, std::string
 
 }  // namespace
 
+// The stream of one signed-in device: "<account>/<device>" (the balancer counts streams per
+// account by the part before '/'). A session is a device's sign-in, and its token's hash (9 of
+// its 32 bytes: no collision between one account's sessions in practice, and nothing that leads
+// back to the token) names it, so the same device keeps its stream across access checks and
+// token refreshes, and a second device signed in to the same account is a second stream.
+std::string device_viewer_id(const SessionInfo& info) {
+  return "u" + std::to_string(info.user.id) + "/s" +
+         signing::base64url_encode(std::string_view(info.session.token_hash).substr(0, 9));
+}
+
 void Api::State::handle_access(core::EventLoop& loop, http::HttpExchange& in) {
   const std::string channel_id = in.query_param("channel").value_or("");
   if (channel_id.empty()) {
@@ -60,7 +71,7 @@ void Api::State::handle_access(core::EventLoop& loop, http::HttpExchange& in) {
         store->list_purchases(
             loop, info.user.id,
             [this, &loop, ex, channel, cache,
-             user_id = info.user.id](core::Result<std::vector<Purchase>> purchases) {
+             viewer_id = device_viewer_id(info)](core::Result<std::vector<Purchase>> purchases) {
               if (!purchases) return storage_failed(*this, *ex, "purchase list", purchases.error());
               const int64_t now = clock.unix_now();
               const auto cfg = config.load();
@@ -74,7 +85,6 @@ void Api::State::handle_access(core::EventLoop& loop, http::HttpExchange& in) {
                 }
                 if (*until != 0) expires = std::min(expires, *until);
               }
-              const std::string viewer_id = "u" + std::to_string(user_id);
               host.admit("t:" + viewer_id, channel.id, ex->remote_ip(), loop,
                          [this, ex, channel, cache, viewer_id, expires](const AdmissionAnswer& a) {
                            if (ex->closed()) return;

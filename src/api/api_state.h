@@ -110,6 +110,9 @@ void unauthorized(http::HttpExchange& ex, std::string_view code, std::string_vie
 bool api_off(Api::State& s, http::HttpExchange& ex);
 // True when the request carries an Authorization header at all.
 bool has_authorization(const http::HttpExchange& ex);
+// The playback viewer id of the signed-in device `info` names: "u<user id>/s<session tag>", one
+// stream per session (access_endpoint.cc says why).
+std::string device_viewer_id(const SessionInfo& info);
 // Checks the bearer token; calls then(ex, session) for a valid session, or answers 401 itself.
 void with_session(Api::State& s, core::EventLoop& loop, ExchangePtr ex,
                   std::function<void(ExchangePtr, const SessionInfo&)> then);

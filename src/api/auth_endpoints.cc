@@ -189,11 +189,15 @@ void Api::State::start_session(core::EventLoop& loop, ExchangePtr ex, const ApiC
 void Api::State::handle_logout(core::EventLoop& loop, http::HttpExchange& in) {
   if (api_off(*this, in)) return;
   with_session(*this, loop, hold(in), [this, &loop](ExchangePtr ex, const SessionInfo& info) {
-    store->revoke_session(loop, info.session.token_hash, [this, ex](core::Result<bool> r) {
-      if (!r) return storage_failed(*this, *ex, "session revoke", r.error());
-      no_store(*ex);
-      ex->reply(200, "{\"revoked\":true}");
-    });
+    store->revoke_session(loop, info.session.token_hash,
+                          [this, &loop, ex, device = device_viewer_id(info)](core::Result<bool> r) {
+                            if (!r) return storage_failed(*this, *ex, "session revoke", r.error());
+                            // The device signed out: its stream (slot or queue place) is free for
+                            // another device now, not after limits.idle_timeout_s.
+                            host.release("t:" + device, loop);
+                            no_store(*ex);
+                            ex->reply(200, "{\"revoked\":true}");
+                          });
   });
 }
 

@@ -63,6 +63,10 @@ class PlaybackHost {
   virtual void admit(const std::string& viewer_key, const std::string& channel,
                      const std::string& remote_ip, core::EventLoop& loop,
                      std::function<void(const AdmissionAnswer&)> done) = 0;
+  // The viewer `viewer_key` stops watching (its device signed out): frees its stream slot or
+  // drops its queue ticket, on `loop` (the caller's), now or once a shared admission store
+  // answered. Nothing to report: a viewer that held neither is fine.
+  virtual void release(const std::string& viewer_key, core::EventLoop& loop) = 0;
   // A playback ticket for `viewer_id` on `channel` until `expires_unix`
   // (error "bad_ticket" for ids the ticket format refuses).
   virtual core::Result<std::string> issue_ticket(const std::string& channel,

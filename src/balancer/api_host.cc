@@ -62,6 +62,11 @@ void ApiHost::admit(const std::string& key, const std::string& channel,
       });
 }
 
+void ApiHost::release(const std::string& viewer_key, core::EventLoop& loop) {
+  parts_.any_loop.admission->release(loop, viewer_key, parts_.clock.now(),
+                                     [](std::optional<bool>) {});
+}
+
 core::Result<std::string> ApiHost::issue_ticket(const std::string& channel,
                                                 const std::string& viewer_id,
                                                 int64_t expires_unix) const {

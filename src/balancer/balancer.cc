@@ -27,7 +27,8 @@ std::string describe(const AdmissionLimits& l) {
       " idle_timeout_s=", s(l.idle_timeout), " ticket_grace_s=", s(l.ticket_grace),
       " head_reservation_s=", s(l.head_reservation), " retry_after_s=", s(l.retry_after),
       " max_anonymous_per_address=", l.max_anonymous_per_address,
-      " max_tickets_per_address=", l.max_tickets_per_address, " max_entries=", l.max_entries);
+      " max_tickets_per_address=", l.max_tickets_per_address, " max_entries=", l.max_entries,
+      " max_streams_per_account=", l.max_streams_per_account);
 }
 
 // Validates `fresh` and derives what it needs (signer, tickets).

@@ -68,14 +68,21 @@ int credential_error_status(const std::string& code);
 // Who asks, for admission's per-address bounds (anonymous viewers, queue tickets): the client's
 // network (core::address_group_key: its IPv4 address, its IPv6 address's
 // server.ipv6_prefix_length bits) unless its address is in limits.per_address_exempt; anonymous
-// when the key is a made-up viewer id ("v:"). Owns the text admission's ViewerSource views.
+// when the key is a made-up viewer id ("v:"). For limits.max_streams_per_account: the account of
+// a ticket whose viewer id names one (ticket_account). Owns the text admission's ViewerSource
+// views.
 struct ViewerOrigin {
   std::string network;  // "" = not counted per address
   bool anonymous = false;
-  ViewerSource source() const { return {network, anonymous}; }
+  std::string account;  // "" = not counted per account
+  ViewerSource source() const { return {network, anonymous, account}; }
 };
 ViewerOrigin viewer_origin(const RuntimeConfig& rc, const std::string& remote_ip,
                            std::string_view viewer_key);
+// The account a stream key ("t:<ticket viewer id>") plays for: a ticket viewer id
+// "<account>/<device>" (as the access check issues them, "u<user id>/s<session>") names
+// <account>; any other key names none ("").
+std::string_view ticket_account(std::string_view viewer_key);
 
 class BalancerLoop;
 class LoopSet;
@@ -107,6 +114,7 @@ class ApiHost final : public api::PlaybackHost {
              std::function<void(const api::AdmissionAnswer&)> done) override;
   core::Result<std::string> issue_ticket(const std::string& channel, const std::string& viewer_id,
                                          int64_t expires_unix) const override;
+  void release(const std::string& viewer_key, core::EventLoop& loop) override;
 
  private:
   AnyThreadParts parts_;

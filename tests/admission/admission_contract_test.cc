@@ -365,20 +365,51 @@ TEST_CASE_TEMPLATE("per-address and max_entries bounds refuse a new viewer and r
   l.max_anonymous_per_address = 2;
   l.max_entries = 3;
   Contract b = Contract::of<F>(l);
-  const ViewerSource anon{"10.0.0.1", true};
+  const ViewerSource anon{"10.0.0.1", true, ""};
   CHECK(b.request("v1", 0, 0, anon).admitted());
   CHECK(b.request("v2", 0, 0, anon).position == 1);
   const AdmissionDecision third = b.request("v3", 0, 0, anon);
   CHECK(third.kind == Kind::refused);
   CHECK(third.refusal == AdmissionDecision::Refusal::address_viewers);
-  CHECK(b.request("t1", 0, 0, {"10.0.0.2", false}).position == 2);
-  const AdmissionDecision full = b.request("t2", 0, 0, {"10.0.0.3", false});
+  CHECK(b.request("t1", 0, 0, {"10.0.0.2", false, ""}).position == 2);
+  const AdmissionDecision full = b.request("t2", 0, 0, {"10.0.0.3", false, ""});
   CHECK(full.kind == Kind::refused);
   CHECK(full.refusal == AdmissionDecision::Refusal::full);
   const AdmissionStatus s = b.status(1);
   CHECK(s.queued_viewers == 2);
   CHECK(s.counters.refused_address == 1);
   CHECK(s.counters.refused_full == 1);
+}
+
+TEST_CASE_TEMPLATE(
+    "two devices of one account are two streams: emulation queues the second; "
+    "max_streams_per_account refuses one more and counts again once a device stops",
+    F, BACKENDS) {
+  AdmissionLimits l = limits(0);
+  l.max_streams_per_account = 2;
+  Contract b = Contract::of<F>(l);
+  const ViewerSource account{"10.0.0.1", false, "u1"};
+  CHECK(b.request("t:u1/phone", 0, 0, account).admitted());
+  CHECK(b.switch_emulation(true, 1).on);
+  CHECK(b.request("t:u1/phone", 1, 0, account).admitted());
+  CHECK(b.request("t:u1/tablet", 1, 0, account).position == 1);
+  const AdmissionDecision third = b.request("t:u1/tv", 1, 0, account);
+  CHECK(third.kind == Kind::refused);
+  CHECK(third.refusal == AdmissionDecision::Refusal::account_streams);
+  CHECK(third.retry_after == 10s);
+  CHECK(b.request("t:u2/tv", 1, 0, {"10.0.0.1", false, "u2"}).position == 2);
+  CHECK_FALSE(b.switch_emulation(false, 2).on);
+  CHECK(b.request("t:u1/tablet", 2, 0, account).admitted());
+  AdmissionStatus s = b.status(2);
+  CHECK(s.active_viewers == 2);
+  CHECK(s.queued_viewers == 1);
+  CHECK(s.counters.refused_account == 1);
+  CHECK(b.release("t:u1/phone", 3) == true);
+  CHECK(b.request("t:u1/tv", 3, 0, account).admitted());
+  CHECK(b.request("t:u1/phone", 3, 0, account).kind == Kind::refused);
+  s = b.status(3);
+  CHECK(s.active_viewers == 2);  // tablet and tv; u2's tv holds a reserved slot in the queue
+  CHECK(s.counters.refused_account == 2);
 }
 
 TEST_CASE_TEMPLATE("an empty or oversized viewer key is refused and records nothing", F, BACKENDS) {

@@ -477,7 +477,7 @@ TEST_CASE("one address cannot hold more than max_anonymous_per_address anonymous
   AdmissionLimits l = limits(0);  // no stream limit: only the per-address bound applies
   l.max_anonymous_per_address = 3;
   AdmissionPolicy p(l);
-  const ViewerSource attacker{"198.51.100.7", true};
+  const ViewerSource attacker{"198.51.100.7", true, ""};
   for (const char* v : {"v:a", "v:b", "v:c"}) CHECK(p.request(v, on(), t(0), attacker).admitted());
   const AdmissionDecision over = p.request("v:d", on(), t(0), attacker);
   CHECK(over.kind == Kind::refused);
@@ -486,11 +486,12 @@ TEST_CASE("one address cannot hold more than max_anonymous_per_address anonymous
   CHECK(p.status(t(0)).active_viewers == 3);  // nothing recorded for the refused one
   // Viewers already counted keep refreshing; other addresses and ticket holders are not affected.
   CHECK(p.request("v:a", on(), t(1), attacker).admitted());
-  CHECK(p.request("v:e", on(), t(1), ViewerSource{"203.0.113.9", true}).admitted());
-  CHECK(p.request("t:paying", on(), t(1), ViewerSource{"198.51.100.7", false}).admitted());
+  CHECK(p.request("v:e", on(), t(1), ViewerSource{"203.0.113.9", true, ""}).admitted());
+  CHECK(p.request("t:paying", on(), t(1), ViewerSource{"198.51.100.7", false, ""}).admitted());
   // An address not counted (exempt network: the caller passes none) has no bound.
   for (int i = 0; i < 10; ++i)
-    CHECK(p.request("v:nat" + std::to_string(i), on(), t(1), ViewerSource{"", true}).admitted());
+    CHECK(
+        p.request("v:nat" + std::to_string(i), on(), t(1), ViewerSource{"", true, ""}).admitted());
   // A slot given back makes room for one more from that address; so does idling out.
   CHECK(p.release("v:b", t(2)));
   CHECK(p.request("v:d", on(), t(2), attacker).admitted());
@@ -505,7 +506,7 @@ TEST_CASE("one address cannot hold more than max_tickets_per_address queue ticke
   l.max_tickets_per_address = 2;
   l.max_anonymous_per_address = 0;
   AdmissionPolicy p(l);
-  const ViewerSource one{"198.51.100.7", false};
+  const ViewerSource one{"198.51.100.7", false, ""};
   CHECK(p.request("t:first", on(), t(0), one).admitted());  // a slot is not a ticket
   CHECK(p.request("t:q1", on(), t(0), one).kind == Kind::queued);
   CHECK(p.request("t:q2", on(), t(0), one).kind == Kind::queued);
@@ -514,7 +515,7 @@ TEST_CASE("one address cannot hold more than max_tickets_per_address queue ticke
   CHECK(third.refusal == AdmissionDecision::Refusal::address_tickets);
   // Someone else queues behind at position 3: the refused one took no place.
   const AdmissionDecision other =
-      p.request("t:other", on(), t(0), ViewerSource{"203.0.113.9", false});
+      p.request("t:other", on(), t(0), ViewerSource{"203.0.113.9", false, ""});
   CHECK(other.position == 3);
   // A ticket turning into a slot frees a ticket place for that address.
   CHECK(p.release("t:first", t(1)));
@@ -536,6 +537,66 @@ TEST_CASE("max_entries bounds admitted plus queued viewers; beyond it new viewer
   CHECK(p.release("d", t(1)));
   CHECK(p.request("e", on(), t(1)).kind == Kind::queued);
   CHECK(p.status(t(1)).counters.refused_full == 1);
+}
+
+TEST_CASE("each device of an account is a stream: with emulation on the second device waits") {
+  AdmissionPolicy p(limits(0));
+  const ViewerSource alice{"198.51.100.7", false, "u1"};
+  CHECK(p.request("t:u1/s-phone", on(), t(0), alice).admitted());
+  p.set_emulation(true, t(1));
+  CHECK(p.request("t:u1/s-phone", on(), t(2), alice).admitted());  // never cut off
+  const AdmissionDecision tablet = p.request("t:u1/s-tablet", on(), t(2), alice);
+  CHECK(tablet.kind == Kind::queued);
+  CHECK(tablet.position == 1);
+  p.set_emulation(false, t(3));
+  CHECK(p.request("t:u1/s-tablet", on(), t(4), alice).admitted());
+  const AdmissionStatus s = p.status(t(4));
+  CHECK(s.active_viewers == 2);
+  CHECK(count_of(s.channels, "ch1") == 2);
+}
+
+TEST_CASE(
+    "max_streams_per_account bounds an account's streams, admitted or queued; a device that stops "
+    "makes room") {
+  AdmissionLimits l = limits(2);
+  l.max_streams_per_account = 3;
+  AdmissionPolicy p(l);
+  const ViewerSource account{"198.51.100.7", false, "u1"};
+  CHECK(p.request("t:u1/a", on(), t(0), account).admitted());
+  CHECK(p.request("t:u1/b", on(), t(0), account).admitted());
+  CHECK(p.request("t:u1/c", on(), t(0), account).kind == Kind::queued);  // the stream limit
+  const AdmissionDecision fourth = p.request("t:u1/d", on(), t(0), account);
+  CHECK(fourth.kind == Kind::refused);
+  CHECK(fourth.refusal == AdmissionDecision::Refusal::account_streams);
+  CHECK(fourth.retry_after == 10s);
+  // Nothing recorded for the refused device; another account queues behind at position 2.
+  CHECK(p.request("t:u2/a", on(), t(0), ViewerSource{"203.0.113.9", false, "u2"}).position == 2);
+  // Known devices keep refreshing and renewing.
+  CHECK(p.request("t:u1/a", on(), t(1), account).admitted());
+  CHECK(p.request("t:u1/c", on(), t(1), account).position == 1);
+  // A device given back, or gone idle, frees its place in the account's bound.
+  CHECK(p.release("t:u1/c", t(2)));
+  CHECK(p.request("t:u1/d", on(), t(2), account).kind == Kind::queued);
+  CHECK(p.request("t:u1/e", on(), t(2), account).kind == Kind::refused);
+  CHECK(p.request("t:u1/e", on(), t(40), account).admitted());  // all idle by 40 s
+  CHECK(p.status(t(40)).counters.refused_account == 2);
+}
+
+TEST_CASE("streams without an account (anonymous, tickets that name none) are not bounded by it") {
+  AdmissionLimits l = limits(0);
+  l.max_streams_per_account = 1;
+  l.max_anonymous_per_address = 0;
+  AdmissionPolicy p(l);
+  for (int i = 0; i < 5; ++i) {
+    CHECK(p.request("t:ticket" + std::to_string(i), on(), t(0), ViewerSource{"", false, ""})
+              .admitted());
+  }
+  CHECK(p.request("t:u9/a", on(), t(0), ViewerSource{"", false, "u9"}).admitted());
+  CHECK(p.request("t:u9/b", on(), t(0), ViewerSource{"", false, "u9"}).kind == Kind::refused);
+  l.max_streams_per_account = 0;  // 0 = unlimited
+  p.set_limits(l, t(1));
+  CHECK(p.request("t:u9/b", on(), t(1), ViewerSource{"", false, "u9"}).admitted());
+  CHECK(p.status(t(1)).active_viewers == 7);
 }
 
 TEST_CASE("limits validation names the offending config key") {

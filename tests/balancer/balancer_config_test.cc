@@ -226,6 +226,16 @@ TEST_CASE("per-address bounds and the entry bound: defaults, values, and errors 
       has(main_error({"queue.max_tickets_per_address=-1"}), "key 'queue.max_tickets_per_address'"));
 }
 
+TEST_CASE("limits.max_streams_per_account: default 4, 0 = unlimited, errors naming the key") {
+  CHECK(main_ok().admission.max_streams_per_account == 4);
+  CHECK(main_ok({"limits.max_streams_per_account=1"}).admission.max_streams_per_account == 1);
+  CHECK(main_ok({"limits.max_streams_per_account=0"}).admission.max_streams_per_account == 0);
+  CHECK(has(main_error({"limits.max_streams_per_account=-1"}),
+            "key 'limits.max_streams_per_account'"));
+  CHECK(has(main_error({"limits.max_streams_per_account=\"two\""}),
+            "key 'limits.max_streams_per_account'"));
+}
+
 TEST_CASE(
     "playlist cost bounds: max_segments and max_unsent_bytes defaults, values, and errors naming "
     "the key") {

@@ -44,5 +44,18 @@ TEST_CASE("viewer origin: an exempt address is not counted, whatever its network
   CHECK(viewer_origin(rc, "2001:db8:7::1", "v:x").network == "2001:db8:7::/64");
 }
 
+TEST_CASE(
+    "viewer origin: a ticket's viewer id <account>/<device> names the account it counts for") {
+  const RuntimeConfig rc = config_with(64, {"10.0.0.0/8"});
+  CHECK(viewer_origin(rc, "198.51.100.4", "t:u42/sAbC-_9").account == "u42");
+  CHECK(viewer_origin(rc, "198.51.100.4", "t:u42/sAbC-_9").source().account == "u42");
+  CHECK(viewer_origin(rc, "10.9.8.7", "t:u42/s1").account == "u42");     // exempt address: still
+  CHECK(viewer_origin(rc, "198.51.100.4", "t:u42").account.empty());     // an older ticket: none
+  CHECK(viewer_origin(rc, "198.51.100.4", "v:u42/s1").account.empty());  // made up: none
+  CHECK(ticket_account("t:/s1").empty());
+  CHECK(ticket_account("t:u42/").empty());
+  CHECK(ticket_account("t:a/b/c") == "a");
+}
+
 }  // namespace viewer_origin_test
 }  // namespace balancer

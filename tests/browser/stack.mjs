@@ -179,6 +179,9 @@ export async function startStack({ build, source, artifacts }) {
     '--set', 'api.products_file=' + path.join(source, 'conf/products.json'),
     '--set', 'web.dir=' + path.join(source, 'web'),
     '--set', 'queue.retry_after_s=2',
+    // Every scenario signs the test account in from a new browser: a new device, whose stream
+    // outlives its scenario by limits.idle_timeout_s.
+    '--set', 'limits.max_streams_per_account=0',
     '--set', 'health.interval_ms=250', '--set', 'health.timeout_ms=200',
     // Extra balancer settings, e.g. steering.enabled=false to see a test fail without steering.
     ...(process.env.BROWSER_TEST_BALANCER_SET || '').split(' ').filter(Boolean).flatMap((s) => ['--set', s])];

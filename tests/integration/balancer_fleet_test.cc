@@ -7,7 +7,8 @@
 // recovers by itself when Redis is back. With accounts on PostgreSQL (api.store: postgresql):
 // a purchase made through one balancer unlocks the channel on the other, survives a kill -9 of
 // the balancer right after its 201, and while PostgreSQL is stopped logins and purchases get a
-// clear 503 while playback with a valid ticket goes on.
+// clear 503 while playback with a valid ticket goes on. Each device of an account is a stream of
+// the fleet, bounded by limits.max_streams_per_account whichever balancer it asks.
 #include <doctest/doctest.h>
 #include <rapidjson/document.h>
 #include <sys/wait.h>
@@ -137,6 +138,37 @@ TEST_CASE(
   const HttpResponse off = f.b->get("/access_queue_swith?state=off");
   CHECK(off.body.find("\"emulation\":false,\"changed\":true") != std::string::npos);
   CHECK(Fleet::play(*f.a, "bob").status == 200);  // the head claims the freed room
+}
+
+TEST_CASE(
+    "devices of one account across the fleet: each is a stream, the switch queues the second, "
+    "max_streams_per_account holds across both balancers") {
+  RedisServer redis;
+  Fleet f(redis, {"limits.max_streams_per_account=2"});
+  // Tickets as the access check issues them: viewer "<account>/<device>".
+  auto device = [](const BalancerProcess& at, const std::string& viewer) {
+    return at.get("/hls/demo/live/hi/index.m3u8?ticket=" + make_ticket("demo", viewer));
+  };
+  REQUIRE(device(*f.a, "u7/phone").status == 200);
+  REQUIRE(f.b->get("/access_queue_switch?state=on").status == 200);
+  CHECK(queue_of(device(*f.b, "u7/tablet")).position == 1);  // the same account, queued
+  CHECK(device(*f.b, "u7/phone").status == 200);             // the first plays on, anywhere
+  const HttpResponse third = device(*f.a, "u7/tv");          // phone + waiting tablet = 2
+  CHECK(third.status == 429);
+  CHECK(is_json_error(third, "too_many_streams"));
+  CHECK(third.header("Retry-After").has_value());
+  CHECK(queue_of(device(*f.a, "u8/tv")).position == 2);  // another account only waits
+  REQUIRE(f.a->get("/access_queue_switch?state=off").status == 200);
+  CHECK(device(*f.a, "u7/tablet").status == 200);
+  CHECK(device(*f.b, "u8/tv").status == 200);
+  // Both balancers report the fleet's streams and the refusal.
+  CHECK(wait_until(
+      [&] {
+        return f.a->metric("balancer_active_viewers") == 3 &&
+               f.b->metric("balancer_active_viewers") == 3 &&
+               f.b->metric("balancer_admission_refused_total{reason=\"per_account\"}") == 1;
+      },
+      5s));
 }
 
 TEST_CASE(

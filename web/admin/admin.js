@@ -14,7 +14,7 @@ const HISTORY = 150;  // 5 minutes at POLL_MS
 const FETCH_TIMEOUT_MS = 1500;
 
 const PANELS = [
-  { id: 'viewers', title: 'Live viewers', unit: '' },
+  { id: 'viewers', title: 'Live streams (one per device)', unit: '' },
   { id: 'queue_length', title: 'Queue length', unit: '' },
   { id: 'head_wait', title: 'Queue head wait', unit: ' s' },
   { id: 'traffic', title: 'Traffic estimate', unit: ' Mbit/s', limit: 'traffic_limit', limitInText: true },

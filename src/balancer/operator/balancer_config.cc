@@ -68,6 +68,8 @@ void read_admission(core::ConfigReader& root, AdmissionLimits& a, std::vector<co
         l.integer("max_anonymous_per_address", defaults.max_anonymous_per_address, 0, 100'000'000));
     a.max_entries =
         static_cast<uint32_t>(l.integer("max_entries", defaults.max_entries, 0, 100'000'000));
+    a.max_streams_per_account = static_cast<uint32_t>(
+        l.integer("max_streams_per_account", defaults.max_streams_per_account, 0, 100'000'000));
     for (const auto& text : l.string_list("per_address_exempt", {})) {
       auto cidr = core::Cidr::parse(text);
       if (!cidr) {

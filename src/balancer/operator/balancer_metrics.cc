@@ -122,7 +122,8 @@ AdmissionReport::AdmissionReport(core::MetricsRegistry& r, Admission& admission,
       released_(
           r.counter("balancer_admission_released_total", "Slots or tickets given back explicitly")),
       refused_address_(kBalancerAdmissionRefused.in(r, "per_address")),
-      refused_full_(kBalancerAdmissionRefused.in(r, "max_entries")) {
+      refused_full_(kBalancerAdmissionRefused.in(r, "max_entries")),
+      refused_account_(kBalancerAdmissionRefused.in(r, "per_account")) {
   std::lock_guard lock(mutex_);
   refresh(now);
 }
@@ -145,6 +146,7 @@ void AdmissionReport::refresh(TimePoint now) {
   sync_counter(released_, c.released);
   sync_counter(refused_address_, c.refused_address);
   sync_counter(refused_full_, c.refused_full);
+  sync_counter(refused_account_, c.refused_account);
 }
 
 // The gauges read status_ without locking: the registry calls them from render(),
@@ -155,7 +157,7 @@ void AdmissionReport::register_gauges() {
     registry_.gauge_fn(name, help, [this, fn] { return static_cast<double>(fn(status_)); });
   };
   using S = const AdmissionStatus&;
-  gauge("balancer_active_viewers", "Active viewers (holding a stream slot)",
+  gauge("balancer_active_viewers", "Active viewers: streams (devices) holding a stream slot",
         [](S s) { return s.active_viewers; });
   gauge("balancer_queue_length", "Viewers waiting in the queue",
         [](S s) { return s.queued_viewers; });
@@ -182,6 +184,8 @@ void AdmissionReport::register_gauges() {
         [](S s) { return s.limits.max_streams; });
   gauge("balancer_limit_max_traffic_mbps", "limits.max_traffic_mbps (0 = unlimited)",
         [](S s) { return s.limits.max_traffic_mbps; });
+  gauge("balancer_limit_max_streams_per_account", "limits.max_streams_per_account (0 = unlimited)",
+        [](S s) { return s.limits.max_streams_per_account; });
   gauge("balancer_overload_emulation", "1 while overload emulation is on",
         [](S s) { return s.emulation ? 1 : 0; });
 }

@@ -97,6 +97,7 @@ class AdmissionReport {
   core::Counter& released_;
   core::Counter& refused_address_;
   core::Counter& refused_full_;
+  core::Counter& refused_account_;
 };
 
 }  // namespace balancer

@@ -76,6 +76,12 @@ Reply refused_reply(const AdmissionDecision& d) {
       reply = error_reply(429, "too_many_viewers",
                           "This address already holds as many places in the queue as allowed.");
       break;
+    case AdmissionDecision::Refusal::account_streams:
+      reply = error_reply(429, "too_many_streams",
+                          "This account already plays on as many devices as it may at once; stop "
+                          "the player on another device (its stream ends when it stops asking for "
+                          "playlists) and try again.");
+      break;
     case AdmissionDecision::Refusal::unavailable:
       reply =
           error_reply(503, "admission_unavailable",
@@ -97,6 +103,8 @@ const char* refusal_code(const AdmissionDecision& d) {
     case AdmissionDecision::Refusal::address_viewers:
     case AdmissionDecision::Refusal::address_tickets:
       return "too_many_viewers";
+    case AdmissionDecision::Refusal::account_streams:
+      return "too_many_streams";
     case AdmissionDecision::Refusal::unavailable:
       return "admission_unavailable";
     case AdmissionDecision::Refusal::full:
@@ -192,6 +200,7 @@ std::string admission_status_json(const AdmissionStatus& s) {
   out += ",\"max_anonymous_per_address\":" + std::to_string(s.limits.max_anonymous_per_address);
   out += ",\"max_tickets_per_address\":" + std::to_string(s.limits.max_tickets_per_address);
   out += ",\"max_entries\":" + std::to_string(s.limits.max_entries);
+  out += ",\"max_streams_per_account\":" + std::to_string(s.limits.max_streams_per_account);
   const AdmissionCounters& c = s.counters;
   out += "},\"counters\":{\"admitted\":" + std::to_string(c.admitted);
   out += ",\"admitted_from_queue\":" + std::to_string(c.admitted_from_queue);
@@ -202,6 +211,7 @@ std::string admission_status_json(const AdmissionStatus& s) {
   out += ",\"released\":" + std::to_string(c.released);
   out += ",\"refused_per_address\":" + std::to_string(c.refused_address);
   out += ",\"refused_max_entries\":" + std::to_string(c.refused_full);
+  out += ",\"refused_per_account\":" + std::to_string(c.refused_account);
   out += "}}\n";
   return out;
 }

@@ -40,9 +40,11 @@ Reply error_reply(int status, std::string_view code, std::string_view message);
 Reply queued_reply(const AdmissionDecision& decision);
 
 // The answer to a new viewer refused by a bound (decision.kind == refused), with Retry-After:
-// 429 too_many_viewers (per-address bounds) or 503 busy (limits.max_entries).
+// 429 too_many_viewers (per-address bounds), 429 too_many_streams
+// (limits.max_streams_per_account) or 503 busy (limits.max_entries).
 Reply refused_reply(const AdmissionDecision& decision);
-// The error code of refused_reply(decision): too_many_viewers, busy or admission_unavailable.
+// The error code of refused_reply(decision): too_many_viewers, too_many_streams, busy or
+// admission_unavailable.
 const char* refusal_code(const AdmissionDecision& decision);
 
 // The app's access check, from the decision admission gave (Admission::check) for the viewer key

@@ -42,6 +42,7 @@ ViewerOrigin viewer_origin(const RuntimeConfig& rc, const std::string& ip,
                            std::string_view viewer_key) {
   ViewerOrigin from;
   from.anonymous = viewer_key.starts_with("v:");
+  from.account = ticket_account(viewer_key);
   if (!rc.config.per_address_exempt.empty()) {
     auto address = core::IpAddress::parse(ip);
     for (const core::Cidr& network : rc.config.per_address_exempt) {
@@ -50,6 +51,14 @@ ViewerOrigin viewer_origin(const RuntimeConfig& rc, const std::string& ip,
   }
   from.network = core::address_group_key(ip, rc.config.server.ipv6_prefix_length);
   return from;
+}
+
+std::string_view ticket_account(std::string_view viewer_key) {
+  if (!viewer_key.starts_with("t:")) return {};
+  const std::string_view viewer = viewer_key.substr(2);
+  const size_t slash = viewer.find('/');
+  if (slash == std::string_view::npos || slash == 0 || slash + 1 == viewer.size()) return {};
+  return viewer.substr(0, slash);
 }
 
 // Calls then(true) when the request's target may be fetched for its channel,

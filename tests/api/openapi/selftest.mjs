@@ -83,7 +83,7 @@ const codes = {
   "GET /api/v1/purchases/1": { 400: ["invalid_field"], 401: ["missing_token", "invalid_token"], 404: ["not_found"] },
   "GET /api/v1/access?channel=demo": { 400: ["bad_request", "bad_viewer"],
     401: ["missing_token", "invalid_token", "credentials_required", "ticket_required", "ticket_malformed", "ticket_invalid", "ticket_expired"],
-    403: ["not_entitled", "ticket_wrong_channel"], 404: ["unknown_channel"], 429: ["too_many_viewers"], 503: ["busy"] },
+    403: ["not_entitled", "ticket_wrong_channel"], 404: ["unknown_channel"], 429: ["too_many_viewers", "too_many_streams"], 503: ["busy"] },
 };
 const headersFor = { 401: bearer401, 429: { ...json, "Retry-After": "3" }, 503: { ...json, "Retry-After": "1" } };
 for (const [operation, byStatus] of Object.entries(codes)) {
