@@ -10,29 +10,12 @@
 #include <chrono>
 #include <sstream>
 
-#include "support/balancer_fixture.h"
-#include "support/cache_node_fixture.h"
-#include "support/ffmpeg_args.h"
+#include "support/live_venue.h"
 
 using namespace balancer::test;
 using namespace std::chrono_literals;
 
 namespace {
-
-// The demo's ladder of three variants (scaled down: 320x180, 240x136 and 160x90) of one test
-// pattern and tone.
-std::vector<std::string> unsteered_source_args(const std::string& dir) {
-  return ffmpeg_args(
-      {ffmpeg_test_input({}),
-       {"-filter_complex", "[0:v]split=3[a][b][c];[b]scale=240:136[b2];[c]scale=160:90[c2]", "-map",
-        "[a]", "-map", "1:a", "-map", "[b2]", "-map", "1:a", "-map", "[c2]", "-map", "1:a"},
-       x264_args("ultrafast"),
-       {"-b:v:0", "300k", "-b:v:1", "200k", "-b:v:2", "120k"},
-       aac_args(),
-       live_hls_args(),
-       {"-master_pl_name", "master.m3u8", "-var_stream_map", "v:0,a:0 v:1,a:1 v:2,a:2",
-        "-hls_segment_filename", dir + "/live/v%v/seg_%05d.ts", dir + "/live/v%v/index.m3u8"}});
-}
 
 size_t unsteered_uri_count(const std::string& body) {
   size_t n = 0;
@@ -49,20 +32,10 @@ TEST_CASE(
     "a player without content steering (ffmpeg) plays 10 s from the viewer's node and makes no "
     "request to origin while the node is up") {
   SKIP_WITHOUT_FFMPEG();
-  TempDir dir;
-  const std::string root = dir.file("origin");
-  REQUIRE(system(("mkdir -p " + root + "/live").c_str()) == 0);
-  ChildProcess source;
-  REQUIRE(source.start(unsteered_source_args(root)));
-  TestOrigin origin(serving_files(root));
-  CacheNodeProcess node_a(dir.file("cache-a"), origin.base_url(),
-                          {"node_id=venue-a", "site=venue"});
-  CacheNodeProcess node_b(dir.file("cache-b"), origin.base_url(),
-                          {"node_id=venue-b", "site=venue"});
-  BalancerProcess balancer(dir, origin.base_url(),
-                           channels_json({channel_json("live", "/files/live/master.m3u8")}),
-                           caches_json({cache_json("venue-a", "venue", node_a.port()),
-                                        cache_json("venue-b", "venue", node_b.port())}));
+  // The demo's ladder of three variants, scaled down.
+  LiveVenue venue({{"", "300k"}, {"240:136", "200k"}, {"160:90", "120k"}});
+  TestOrigin& origin = venue.origin;
+  BalancerProcess& balancer = venue.balancer;
   const std::string master = "/hls/live/files/live/master.m3u8?cache=venue-a&viewer=unsteered";
   // ffmpeg needs a few segments before the stream is playable.
   REQUIRE(wait_until(
