@@ -50,8 +50,8 @@ std::optional<std::string> steered_master(const std::vector<PathwayCopy>& copies
                                           std::string_view server_uri, std::string_view start);
 
 // A multivariant playlist of one variant: the media playlist at `uri` (no line break), with
-// BANDWIDTH=`bandwidth`. What a bare media playlist is served as, one per pathway, so that
-// steered_master() can offer it with steering.
+// BANDWIDTH=`bandwidth`. What a bare media playlist is served as (on the viewer's pathway),
+// so that steered_master() can offer it with steering.
 std::string one_variant_master(std::string_view uri, std::uint64_t bandwidth);
 
 // A pathway that the steering manifest makes from one the master lists (an entry of
