@@ -214,13 +214,15 @@ class BalancerLoop {
   std::vector<std::string> pathways(const BalancerConfig& c, const std::string& requested,
                                     const std::string& remote_ip, const std::string& viewer_key,
                                     TimePoint now, bool usable_only);
-  // The viewer's master `body` offering every pathway (hls/steering.h), or `body` unchanged
-  // when it cannot be steered.
+  // The viewer's master `body` on the cache choice's pathway with the steering tag
+  // (hls/steering.h; the manifest clones the other pathways), or `body` unchanged when it
+  // cannot be steered.
   std::string steered_master(const Pending& p, const SourceVersion& version,
                              const ViewerLinks& links, std::string body, TimePoint now);
   // For the request of a channel's source when that is a media playlist (and steering and
-  // steering.media_masters are on): a master of one variant (the same playlist with
-  // pathway=".") offered on every pathway; nullopt for every other request.
+  // steering.media_masters are on): a master of one variant, the same playlist on the cache
+  // choice's pathway (pathway="." when the viewer has a single pathway); nullopt for every
+  // other request.
   std::optional<std::string> made_master(const Pending& p, const SourceVersion& version,
                                          TimePoint now);
   const std::vector<std::string>& chunk_links_for(const SourceVersion& version,

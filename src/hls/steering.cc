@@ -203,6 +203,26 @@ void append_pathway_lines(std::string& out, const MasterShape& shape,
   }
 }
 
+// `text` as a JSON string, quotes included.
+void append_json_string(std::string& out, std::string_view text) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  out += '"';
+  for (char ch : text) {
+    const auto byte = static_cast<unsigned char>(ch);
+    if (ch == '"' || ch == '\\') {
+      out += '\\';
+      out += ch;
+    } else if (byte < 0x20) {
+      out += "\\u00";
+      out += kHex[byte >> 4];
+      out += kHex[byte & 0xF];
+    } else {
+      out += ch;
+    }
+  }
+  out += '"';
+}
+
 }  // namespace
 
 bool valid_pathway_id(std::string_view id) {
@@ -254,13 +274,38 @@ std::optional<std::string> steered_master(const std::vector<PathwayCopy>& copies
   return out;
 }
 
-std::string steering_manifest(int ttl_s, const std::vector<std::string>& priority) {
+std::string steering_manifest(int ttl_s, const std::vector<std::string>& priority,
+                              const std::vector<PathwayClone>& clones) {
   std::string out = "{\"VERSION\":1,\"TTL\":" + std::to_string(ttl_s) + ",\"PATHWAY-PRIORITY\":[";
   for (size_t i = 0; i < priority.size(); ++i) {
     if (i) out += ',';
-    out += '"' + priority[i] + '"';  // valid_pathway_id: nothing to escape
+    append_json_string(out, priority[i]);
   }
-  return out + "]}\n";
+  out += ']';
+  if (!clones.empty()) out += ",\"PATHWAY-CLONES\":[";
+  for (size_t i = 0; i < clones.size(); ++i) {
+    const PathwayClone& clone = clones[i];
+    out += i ? ",{\"BASE-ID\":" : "{\"BASE-ID\":";
+    append_json_string(out, clone.base_id);
+    out += ",\"ID\":";
+    append_json_string(out, clone.id);
+    out += ",\"URI-REPLACEMENT\":{";
+    if (!clone.host.empty()) {
+      out += "\"HOST\":";
+      append_json_string(out, clone.host);
+      out += ',';
+    }
+    out += "\"PARAMS\":{";
+    for (size_t k = 0; k < clone.params.size(); ++k) {
+      if (k) out += ',';
+      append_json_string(out, clone.params[k].first);
+      out += ':';
+      append_json_string(out, clone.params[k].second);
+    }
+    out += "}}}";
+  }
+  if (!clones.empty()) out += ']';
+  return out + "}\n";
 }
 
 std::string one_variant_master(std::string_view uri, std::uint64_t bandwidth) {

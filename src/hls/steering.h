@@ -1,13 +1,14 @@
 // HLS content steering (RFC 8216bis, EXT-X-CONTENT-STEERING and the steering
 // manifest) as pure functions. A viewer's multivariant playlist lists its variants
-// once per pathway (a cache node, or origin), each with PATHWAY-ID and that
-// pathway's URIs, and names the steering manifest, which only orders the
-// pathways. Listing every pathway (instead of cloning one in the manifest) is the
-// form every player applies: Shaka Player applies only a clone's HOST, never its
-// PARAMS, and video.js finds no pathway without PATHWAY-ID. Media3 rejects a
-// master whose rendition group spans two pathways, whose pathways offer different
-// variants, or where two identical variants (or renditions) of one pathway have
-// different URIs: rendition groups are renamed per pathway and look-alikes get
+// on one pathway (its cache node's), with PATHWAY-ID, and names the steering manifest,
+// which orders the pathways and offers the others as clones of the listed one
+// (PATHWAY-CLONES: the same URIs with a HOST and query PARAMS replaced). A player
+// without steering (ffmpeg, native players, Media3 before 1.11) sees only the
+// listed pathway's variants, so it neither probes nor picks another host.
+// steered_master() can still list several pathways (each one's copy in turn); Media3
+// rejects a master whose rendition group spans two pathways, whose pathways offer
+// different variants, or where two identical variants (or renditions) of one pathway
+// have different URIs: rendition groups are renamed per pathway and look-alikes get
 // stable ids. Standard library only.
 #pragma once
 
@@ -15,6 +16,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace hls {
@@ -48,12 +50,27 @@ std::optional<std::string> steered_master(const std::vector<PathwayCopy>& copies
                                           std::string_view server_uri, std::string_view start);
 
 // A multivariant playlist of one variant: the media playlist at `uri` (no line break), with
-// BANDWIDTH=`bandwidth`. What a bare media playlist is served as, one per pathway, so that
-// steered_master() can offer it on every pathway.
+// BANDWIDTH=`bandwidth`. What a bare media playlist is served as (on the viewer's pathway),
+// so that steered_master() can offer it with steering.
 std::string one_variant_master(std::string_view uri, std::uint64_t bandwidth);
 
-// The steering manifest: {"VERSION":1,"TTL":<ttl_s>,"PATHWAY-PRIORITY":[<priority>]}.
-// Ids must be valid.
-std::string steering_manifest(int ttl_s, const std::vector<std::string>& priority);
+// A pathway that the steering manifest makes from one the master lists (an entry of
+// PATHWAY-CLONES): the base pathway's variants and renditions under `id`, their URIs with the
+// host set to `host` (host[:port]; players differ on the port: Media3 replaces the authority,
+// hls.js and video.js set the URL's hostname, which a value with a port leaves as it was) and
+// the query parameters `params` set, replacing those of the same name.
+struct PathwayClone {
+  std::string id;
+  std::string base_id;
+  std::string host;
+  std::vector<std::pair<std::string, std::string>> params;
+};
+
+// The steering manifest: {"VERSION":1,"TTL":<ttl_s>,"PATHWAY-PRIORITY":[<priority>]} and,
+// when `clones` is not empty, "PATHWAY-CLONES":[{"BASE-ID":..,"ID":..,"URI-REPLACEMENT":
+// {"HOST":..,"PARAMS":{..}}},..] (HOST left out when empty; PARAMS always present, as
+// video.js reads it unguarded). Ids must be valid; strings are JSON-escaped.
+std::string steering_manifest(int ttl_s, const std::vector<std::string>& priority,
+                              const std::vector<PathwayClone>& clones = {});
 
 }  // namespace hls

@@ -1,7 +1,8 @@
 // Property over the shared HLS corpus: every multivariant playlist the balancer
 // serves with content steering passes the players' rules (support/steering_rules.h:
 // Media3's pathway, group id and variant set checks, PATHWAY-ID on every variant, an
-// absolute SERVER-URI) and still parses, with each pathway's copy of every variant.
+// absolute SERVER-URI) and still parses, with each pathway's copy of every variant; so does
+// the form the balancer serves, the cache choice's pathway alone (the others are clones).
 #include <doctest/doctest.h>
 
 #include <filesystem>
@@ -17,7 +18,7 @@
 namespace balancer {
 namespace {
 
-TEST_CASE("every corpus master steered for three pathways passes Media3's rules") {
+TEST_CASE("every corpus master steered for one or three pathways passes Media3's rules") {
   std::filesystem::path dir = std::filesystem::path(BALANCER_SHARED_DIR) / "hls-corpus";
   if (!std::filesystem::exists(dir)) {
     MESSAGE("no corpus at " << dir.string() << "; skipped");
@@ -71,6 +72,15 @@ TEST_CASE("every corpus master steered for three pathways passes Media3's rules"
       return n;
     };
     CHECK(streams(*again) == 3 * streams(*parsed));
+    auto alone = hls::steered_master(
+        {{"venue-a", texts[0]}},
+        "https://balancer.test/steering/demo?cache=venue-a&viewer=v1&pathway=venue-a", "venue-a");
+    REQUIRE(alone);
+    CHECK(test_support::steering_rules_problem(*alone) == "");
+    auto alone_again =
+        hls::parse_playlist(*alone, "https://balancer.test/hls/demo/live/x/index.m3u8", options);
+    REQUIRE_MESSAGE(alone_again.ok(), (alone_again.ok() ? "" : alone_again.error().message));
+    CHECK(streams(*alone_again) == streams(*parsed));
   }
   MESSAGE(steered << " of " << masters << " corpus masters steered, " << steered_by_origin
                   << " steered by their origin");

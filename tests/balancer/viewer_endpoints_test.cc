@@ -163,12 +163,13 @@ TEST_CASE(
         std::optional<std::string>("application/vnd.apple.mpegurl"));
   // The variant leads back to the balancer with the viewer's parameters; steering is offered.
   CHECK(has(master.body, "/hls/live/files/live/index.m3u8" + query));
-  // Its node is down: steering players start on origin, and the node's pathway is offered for
-  // when it comes back.
+  // Its node is down: the master lists origin's pathway only (players without steering play
+  // it); the manifest offers the node's pathway as origin's clone, for when it comes back.
   CHECK(has(master.body, "#EXT-X-CONTENT-STEERING:SERVER-URI=\"http://127.0.0.1:" +
                              std::to_string(f.servers[1]->port()) + "/steering/live" + query +
-                             "\",PATHWAY-ID=\"origin\"\n"));
-  CHECK(has(master.body, "/hls/live/files/live/index.m3u8" + query + "&pathway=venue-a"));
+                             "&pathway=origin\",PATHWAY-ID=\"origin\"\n"));
+  CHECK(has(master.body, "/hls/live/files/live/index.m3u8" + query + "&pathway=origin"));
+  CHECK_FALSE(has(master.body, "pathway=venue-a"));
 
   Answer media = f.get_ok("/hls/live/files/live/index.m3u8" + query);
   // No cache node is usable: chunks lead to origin, the key back to the balancer.
@@ -245,6 +246,13 @@ TEST_CASE(
   CHECK(steering.head.header("Content-Type") == std::optional<std::string>("application/json"));
   CHECK(has(steering.body, "\"VERSION\":1"));
   CHECK(steering.body == "{\"VERSION\":1,\"TTL\":30,\"PATHWAY-PRIORITY\":[\"origin\"]}\n");
+  // Asked with the pathway its master lists: the others are that one's clones.
+  Answer cloned = f.get_ok("/steering/live?viewer=v1&cache=venue-a&pathway=origin");
+  CHECK(cloned.body ==
+        "{\"VERSION\":1,\"TTL\":30,\"PATHWAY-PRIORITY\":[\"origin\"],"
+        "\"PATHWAY-CLONES\":[{\"BASE-ID\":\"origin\",\"ID\":\"venue-a\","
+        "\"URI-REPLACEMENT\":{\"HOST\":\"127.0.0.1:" +
+            std::to_string(f.servers[1]->port()) + "\",\"PARAMS\":{\"pathway\":\"venue-a\"}}}]}\n");
   uint64_t before = f.errors("unknown_channel");
   check_error(f, f.get("/steering/nope?viewer=v1"), 404, "unknown_channel", before);
 }

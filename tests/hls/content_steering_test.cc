@@ -174,6 +174,45 @@ TEST_CASE("steering: the manifest orders the pathways") {
   CHECK_FALSE(hls::valid_pathway_id(std::string(65, 'a')));
 }
 
+TEST_CASE(
+    "steering: the manifest offers the other pathways as clones of the listed one, with the "
+    "balancer's host and their own pathway parameter") {
+  const std::string manifest =
+      hls::steering_manifest(30, {"venue-b", "origin"},
+                             {{"venue-b", "venue-a", "tv.example:8443", {{"pathway", "venue-b"}}},
+                              {"origin", "venue-a", "tv.example:8443", {{"pathway", "origin"}}}});
+  CHECK(manifest ==
+        "{\"VERSION\":1,\"TTL\":30,\"PATHWAY-PRIORITY\":[\"venue-b\",\"origin\"],"
+        "\"PATHWAY-CLONES\":["
+        "{\"BASE-ID\":\"venue-a\",\"ID\":\"venue-b\",\"URI-REPLACEMENT\":{\"HOST\":"
+        "\"tv.example:8443\",\"PARAMS\":{\"pathway\":\"venue-b\"}}},"
+        "{\"BASE-ID\":\"venue-a\",\"ID\":\"origin\",\"URI-REPLACEMENT\":{\"HOST\":"
+        "\"tv.example:8443\",\"PARAMS\":{\"pathway\":\"origin\"}}}]}\n");
+  // Without a host, HOST is left out; PARAMS stays (video.js reads it unguarded); strings are
+  // escaped.
+  CHECK(hls::steering_manifest(5, {"a"}, {{"b", "a", "", {{"k\"", "v\\\n"}}}}) ==
+        "{\"VERSION\":1,\"TTL\":5,\"PATHWAY-PRIORITY\":[\"a\"],\"PATHWAY-CLONES\":[{\"BASE-ID\":"
+        "\"a\",\"ID\":\"b\",\"URI-REPLACEMENT\":{\"PARAMS\":{\"k\\\"\":\"v\\\\\\u000a\"}}}]}\n");
+}
+
+TEST_CASE(
+    "steering: a master of one pathway lists each variant once, with PATHWAY-ID, and names its "
+    "manifest: what a player without steering sees") {
+  const std::string master =
+      "#EXTM3U\n#EXT-X-VERSION:3\n"
+      "#EXT-X-STREAM-INF:BANDWIDTH=2000000\nhi.m3u8?v=1&pathway=venue-a\n"
+      "#EXT-X-STREAM-INF:BANDWIDTH=500000\nlo.m3u8?v=1&pathway=venue-a\n";
+  auto steered =
+      steered_master({{"venue-a", master}}, "http://b/steering/c?v=1&pathway=venue-a", "venue-a");
+  REQUIRE(steered);
+  CHECK(*steered ==
+        "#EXTM3U\n#EXT-X-CONTENT-STEERING:SERVER-URI=\"http://b/steering/"
+        "c?v=1&pathway=venue-a\",PATHWAY-ID=\"venue-a\"\n#EXT-X-VERSION:3\n"
+        "#EXT-X-STREAM-INF:BANDWIDTH=2000000,PATHWAY-ID=\"venue-a\"\nhi.m3u8?v=1&pathway=venue-a\n"
+        "#EXT-X-STREAM-INF:BANDWIDTH=500000,PATHWAY-ID=\"venue-a\"\nlo.m3u8?v=1&pathway=venue-a\n");
+  CHECK(steering_rules_problem(*steered) == "");
+}
+
 TEST_CASE("steering: a bare media playlist's master of one variant is offered on every pathway") {
   const std::string entry = "/hls/c/index.m3u8?viewer=x&pathway=";
   CHECK(hls::one_variant_master(entry + ".", 1000000) ==

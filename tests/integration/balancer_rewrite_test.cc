@@ -70,19 +70,18 @@ TEST_CASE(
   CHECK(master.header("Content-Type") ==
         std::optional<std::string>("application/vnd.apple.mpegurl"));
   auto variants = uri_lines(master.body);
-  // Content steering lists them once per pathway ("." first: balancer_steering_test).
-  REQUIRE(variants.size() == 3 * 3);
-  CHECK(variants[0] == "/hls/demo/live/low/index.m3u8?cache=venue-a&viewer=abc");
-  CHECK(variants[1] == "/hls/demo/live/high/index.m3u8?tok=1&cache=venue-a&viewer=abc");
+  // Content steering lists them on the cache choice's pathway (balancer_steering_test).
+  const std::string q = "cache=venue-a&viewer=abc&pathway=venue-a";
+  REQUIRE(variants.size() == 3);
+  CHECK(variants[0] == "/hls/demo/live/low/index.m3u8?" + q);
+  CHECK(variants[1] == "/hls/demo/live/high/index.m3u8?tok=1&" + q);
   CHECK(variants[2] ==
         "https://elsewhere.example/uhd.m3u8");  // another host: not proxied, left absolute
-  CHECK(tag_uri(master.body, "#EXT-X-MEDIA:") ==
-        "/hls/demo/live/audio/en.m3u8?cache=venue-a&viewer=abc");
-  CHECK(tag_uri(master.body, "#EXT-X-SESSION-KEY:") ==
-        "/key/demo/live/keys/k1.key?cache=venue-a&viewer=abc");
+  CHECK(tag_uri(master.body, "#EXT-X-MEDIA:") == "/hls/demo/live/audio/en.m3u8?" + q);
+  CHECK(tag_uri(master.body, "#EXT-X-SESSION-KEY:") == "/key/demo/live/keys/k1.key?" + q);
   // Every other byte is as the origin wrote it (steering adds the pathway to ids and variants).
-  CHECK(master.body.find("#EXT-X-STREAM-INF:BANDWIDTH=800000,RESOLUTION=640x360,AUDIO=\"aud@.\","
-                         "PATHWAY-ID=\".\"\n") != std::string::npos);
+  CHECK(master.body.find("#EXT-X-STREAM-INF:BANDWIDTH=800000,RESOLUTION=640x360,AUDIO=\"aud@"
+                         "venue-a\",PATHWAY-ID=\"venue-a\"\n") != std::string::npos);
 
   // Follow the variant link as a player would.
   auto media = s.balancer->get_ok(variants[0]);
@@ -115,7 +114,7 @@ TEST_CASE(
 
   // The key comes from the balancer, never from a cache.
   std::string key_uri = tag_uri(media.body, "#EXT-X-KEY:");
-  CHECK(key_uri == "/key/demo/live/keys/k1.key?cache=venue-a&viewer=abc");
+  CHECK(key_uri == "/key/demo/live/keys/k1.key?" + q);
   auto key = s.balancer->get_ok(key_uri);
   CHECK(key.body == kKeyBytes);
   CHECK(key.header("Cache-Control") == std::optional<std::string>("private, no-store"));
@@ -150,7 +149,8 @@ TEST_CASE("paid channels and their keys need a ticket for that channel") {
   const std::string ticket = make_ticket("gold", "u1");
   auto ok = s.balancer->get_ok(master + "&ticket=" + ticket);
   // The ticket travels on in the viewer's links.
-  CHECK(uri_lines(ok.body)[0] == "/hls/gold/live/low/index.m3u8?cache=venue-a&ticket=" + ticket);
+  CHECK(uri_lines(ok.body)[0] ==
+        "/hls/gold/live/low/index.m3u8?cache=venue-a&ticket=" + ticket + "&pathway=venue-a");
   CHECK(s.balancer->get(uri_lines(ok.body)[0]).status == 200);
   CHECK(s.balancer->get(key + "?ticket=" + ticket).body == kKeyBytes);
   auto key_without = s.balancer->get(key + "?viewer=abc");

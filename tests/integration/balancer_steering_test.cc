@@ -1,9 +1,10 @@
-// HLS content steering on the real balancer: a viewer's master lists its variants once
-// per pathway (the cache choice first with the viewer's default links, the other nodes
-// of its site, origin), passes the players' rules and names its steering manifest by an
-// absolute URI (the configured public URL, else the host the viewer reached);
-// /steering/<channel> orders the usable pathways by the cache choice with a 30 s TTL
-// and drops a node that goes down; a pathway's media playlist keeps its chunk host; once
+// HLS content steering on the real balancer: a viewer's master lists its variants on the
+// cache choice's pathway only (what players without steering play), passes the players'
+// rules and names its steering manifest by an absolute URI (the configured public URL, else
+// the host the viewer reached); /steering/<channel> orders the usable pathways by the cache
+// choice with a 30 s TTL, drops a node that goes down and offers the other pathways (the
+// site's other nodes, origin) as clones of the listed one; a pathway's media playlist keeps
+// its chunk host; once
 // its node is down it still answers 200: the chunks it listed to the viewer keep their
 // URIs and new ones go to the usable sibling (no player sees an error);
 // steering.enabled=false leaves masters as before. A channel whose source is a bare media
@@ -75,29 +76,24 @@ struct Stack {
 }  // namespace
 
 TEST_CASE(
-    "steering: the master lists every pathway; the manifest orders them by health; a dead "
-    "pathway keeps the URIs it listed and sends new segments to the sibling") {
+    "steering: the master lists the choice's pathway; the manifest orders the pathways by health "
+    "and clones the others from it; a dead pathway keeps the URIs it listed and sends new "
+    "segments to the sibling") {
   Stack s;
   auto master = s.balancer->get_ok("/hls/demo/live/master.m3u8?cache=a&viewer=v1");
   INFO(master.body);
   const std::string base = "http://127.0.0.1:" + std::to_string(s.balancer->port());
   CHECK(master.body.find(
             "#EXTM3U\n#EXT-X-CONTENT-STEERING:SERVER-URI=\"" + base +
-            "/steering/demo?cache=a&viewer=v1\",PATHWAY-ID=\"a\"\n#EXT-X-VERSION:3\n") == 0);
+            "/steering/demo?cache=a&viewer=v1&pathway=a\",PATHWAY-ID=\"a\"\n#EXT-X-VERSION:3\n") ==
+        0);
   CHECK(test_support::steering_rules_problem(master.body) == "");
-  // Pathway "." (listed first) keeps the viewer's default links: players without steering play
-  // it; steering players start on the choice's own pathway.
+  // Only the choice's pathway: players without steering play it and probe no other host.
   CHECK(uri_lines(master.body) ==
-        std::vector<std::string>{"/hls/demo/live/hi/index.m3u8?cache=a&viewer=v1",
-                                 "/hls/demo/live/lo/index.m3u8?cache=a&viewer=v1",
-                                 "/hls/demo/live/hi/index.m3u8?cache=a&viewer=v1&pathway=a",
-                                 "/hls/demo/live/lo/index.m3u8?cache=a&viewer=v1&pathway=a",
-                                 "/hls/demo/live/hi/index.m3u8?cache=a&viewer=v1&pathway=b",
-                                 "/hls/demo/live/lo/index.m3u8?cache=a&viewer=v1&pathway=b",
-                                 "/hls/demo/live/hi/index.m3u8?cache=a&viewer=v1&pathway=origin",
-                                 "/hls/demo/live/lo/index.m3u8?cache=a&viewer=v1&pathway=origin"});
-  CHECK(count(master.body, "PATHWAY-ID=\".\"") == 2);
-  CHECK(count(master.body, "PATHWAY-ID=\".\"") == 2);
+        std::vector<std::string>{"/hls/demo/live/hi/index.m3u8?cache=a&viewer=v1&pathway=a",
+                                 "/hls/demo/live/lo/index.m3u8?cache=a&viewer=v1&pathway=a"});
+  CHECK(count(master.body, "#EXT-X-STREAM-INF:") == 2);
+  CHECK(count(master.body, ",PATHWAY-ID=\"a\"\n") == 3);  // the tag's and each variant's
 
   auto manifest =
       s.balancer->get_ok("/steering/demo?cache=a&viewer=v1&_HLS_pathway=a&_HLS_throughput=1000000");
@@ -106,6 +102,17 @@ TEST_CASE(
   CHECK(manifest.header("Access-Control-Allow-Origin") == "*");
   CHECK(manifest.body ==
         "{\"VERSION\":1,\"TTL\":30,\"PATHWAY-PRIORITY\":[\"a\",\"b\",\"origin\"]}\n");
+  // Asked as the master names it (with the listed pathway): the others are its clones, on the
+  // balancer's host, their URIs with their own pathway parameter.
+  const std::string host = "127.0.0.1:" + std::to_string(s.balancer->port());
+  auto cloned = s.balancer->get_ok("/steering/demo?cache=a&viewer=v1&pathway=a&_HLS_pathway=a");
+  CHECK(cloned.body ==
+        "{\"VERSION\":1,\"TTL\":30,\"PATHWAY-PRIORITY\":[\"a\",\"b\",\"origin\"],"
+        "\"PATHWAY-CLONES\":[{\"BASE-ID\":\"a\",\"ID\":\"b\",\"URI-REPLACEMENT\":{\"HOST\":\"" +
+            host +
+            "\",\"PARAMS\":{\"pathway\":\"b\"}}},{\"BASE-ID\":\"a\",\"ID\":\"origin\","
+            "\"URI-REPLACEMENT\":{\"HOST\":\"" +
+            host + "\",\"PARAMS\":{\"pathway\":\"origin\"}}}]}\n");
   CHECK(s.balancer->get("/steering/demo?cache=b&viewer=v1").body.find("[\"b\",\"a\",\"origin\"]") !=
         std::string::npos);
   CHECK(s.balancer->get("/steering/nope?cache=a").status == 404);
@@ -157,11 +164,13 @@ TEST_CASE(
        uri_lines(s.balancer->get("/hls/demo/live/hi/index.m3u8?cache=a&viewer=v1").body)) {
     CHECK(uri.rfind("http://127.0.0.2:9/o/demo/", 0) == 0);
   }
-  // A master asked for now leads with b and still lists a (it may come back).
+  // A master asked for now lists b; its manifest still offers a (it may come back).
   auto later = s.balancer->get("/hls/demo/live/master.m3u8?cache=a&viewer=v1");
-  CHECK(later.body.find("PATHWAY-ID=\"b\"") < later.body.find("PATHWAY-ID=\"a\""));
-  CHECK(later.body.find("&pathway=a\n") != std::string::npos);
+  CHECK(later.body.find("PATHWAY-ID=\"b\"") != std::string::npos);
+  CHECK(later.body.find("pathway=a") == std::string::npos);
   CHECK(test_support::steering_rules_problem(later.body) == "");
+  CHECK(s.balancer->get("/steering/demo?cache=a&viewer=v1&pathway=b")
+            .body.find("{\"BASE-ID\":\"b\",\"ID\":\"a\",") != std::string::npos);
   // It comes back: its pathway plays again.
   write_file(s.dir.file("root/health/a.json"), R"({"status":"ok"})");
   REQUIRE(s.balancer->wait_cache_usable("a", true, 10s));
@@ -239,8 +248,11 @@ TEST_CASE("steering: the steering URI is absolute on the configured public URL")
   Stack s({"public_url=https://tv.example"});
   auto master = s.balancer->get_ok("/hls/demo/live/master.m3u8?cache=a&viewer=v1");
   CHECK(master.body.find("#EXT-X-CONTENT-STEERING:SERVER-URI=\"https://tv.example/steering/"
-                         "demo?cache=a&viewer=v1\"") != std::string::npos);
+                         "demo?cache=a&viewer=v1&pathway=a\"") != std::string::npos);
   CHECK(test_support::steering_rules_problem(master.body) == "");
+  // Clones keep the public host.
+  CHECK(s.balancer->get("/steering/demo?cache=a&viewer=v1&pathway=a")
+            .body.find("\"HOST\":\"tv.example\"") != std::string::npos);
 }
 
 TEST_CASE("steering: steering.enabled=false leaves masters unchanged and has no manifest") {
@@ -309,22 +321,21 @@ TEST_CASE(
 }
 
 TEST_CASE(
-    "steering: a bare media playlist channel gets a master of one variant on every pathway; its "
-    "variants are the media playlist") {
+    "steering: a bare media playlist channel gets a master of one variant on the choice's "
+    "pathway; its variant is the media playlist") {
   Stack s;
   const std::string entry = "/hls/bare/live/hi/index.m3u8?cache=a&viewer=v1";
   auto master = s.balancer->get_ok(entry);
   INFO(master.body);
   const std::string base = "http://127.0.0.1:" + std::to_string(s.balancer->port());
   CHECK(master.body.find("#EXTM3U\n#EXT-X-CONTENT-STEERING:SERVER-URI=\"" + base +
-                         "/steering/bare?cache=a&viewer=v1\",PATHWAY-ID=\"a\"\n") == 0);
+                         "/steering/bare?cache=a&viewer=v1&pathway=a\",PATHWAY-ID=\"a\"\n") == 0);
   CHECK(test_support::steering_rules_problem(master.body) == "");
-  CHECK(uri_lines(master.body) ==
-        std::vector<std::string>{entry + "&pathway=.", entry + "&pathway=a", entry + "&pathway=b",
-                                 entry + "&pathway=origin"});
-  CHECK(count(master.body, "#EXT-X-STREAM-INF:BANDWIDTH=") == 4);
+  CHECK(uri_lines(master.body) == std::vector<std::string>{entry + "&pathway=a"});
+  CHECK(count(master.body, "#EXT-X-STREAM-INF:BANDWIDTH=") == 1);
   CHECK(count(master.body, "#EXTINF") == 0);
-  // Each variant is the media playlist: "." with the viewer's default links, the others pinned.
+  // The variant is the media playlist; so is each pathway's ("." with the viewer's default
+  // links, as masters before listed it).
   auto default_copy = s.balancer->get_ok(entry + "&pathway=.");
   CHECK(count(default_copy.body, "#EXTINF") == 3);
   for (const auto& uri : uri_lines(default_copy.body))
@@ -336,11 +347,11 @@ TEST_CASE(
   // The master channel's variant at the same path stays a media playlist.
   CHECK(count(s.balancer->get("/hls/demo/live/hi/index.m3u8?cache=a&viewer=v1").body, "#EXTINF") ==
         3);
-  // Node a goes down: the master leads with b, a's pathway sends new viewers to b, "." moves to b.
+  // Node a goes down: the master lists b, a's pathway sends new viewers to b, "." moves to b.
   std::filesystem::remove(s.dir.file("root/health/a.json"));
   REQUIRE(s.balancer->wait_cache_usable("a", false, 10s));
   auto later = s.balancer->get(entry).body;
-  CHECK(later.find("PATHWAY-ID=\"b\"") < later.find("PATHWAY-ID=\"a\""));
+  CHECK(uri_lines(later) == std::vector<std::string>{entry + "&pathway=b"});
   auto dead_pathway = s.balancer->get("/hls/bare/live/hi/index.m3u8?cache=a&viewer=v8&pathway=a");
   CHECK(dead_pathway.status == 200);
   CHECK(uri_lines(dead_pathway.body).size() == 3);

@@ -44,4 +44,34 @@ std::vector<std::string> live_hls_args() {
           "delete_segments+independent_segments+temp_file"};
 }
 
+std::vector<std::string> live_ladder_args(const std::string& dir,
+                                          const std::vector<LadderRung>& rungs) {
+  std::string filter = "[0:v]split=" + std::to_string(rungs.size());
+  for (size_t i = 0; i < rungs.size(); ++i) filter += "[v" + std::to_string(i) + "]";
+  std::vector<std::string> maps, bitrates;
+  std::string stream_map;
+  for (size_t i = 0; i < rungs.size(); ++i) {
+    const std::string n = std::to_string(i);
+    std::string label = "[v" + n + "]";
+    if (!rungs[i].scale.empty()) {
+      filter += ";" + label + "scale=" + rungs[i].scale + "[s" + n + "]";
+      label = "[s" + n + "]";
+    }
+    maps.insert(maps.end(), {"-map", label, "-map", "1:a"});
+    bitrates.insert(bitrates.end(), {"-b:v:" + n, rungs[i].bitrate});
+    stream_map += (i ? " v:" : "v:") + n + ",a:" + n;
+  }
+  std::vector<std::string> out = ffmpeg_args({ffmpeg_test_input({}),
+                                              {"-filter_complex", filter},
+                                              maps,
+                                              x264_args("ultrafast"),
+                                              bitrates,
+                                              aac_args(),
+                                              live_hls_args()});
+  out.insert(out.end(), {"-master_pl_name", "master.m3u8", "-var_stream_map", stream_map,
+                         "-hls_segment_filename", dir + "/live/v%v/seg_%05d.ts",
+                         dir + "/live/v%v/index.m3u8"});
+  return out;
+}
+
 }  // namespace balancer::test

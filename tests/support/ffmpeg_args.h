@@ -43,4 +43,15 @@ std::vector<std::string> aac_args();
 // temporary name first.
 std::vector<std::string> live_hls_args();
 
+// One variant of a live ladder: its size ("" keeps the input's) and video bitrate ("300k").
+struct LadderRung {
+  std::string scale;
+  std::string bitrate;
+};
+// The whole command of a live encoder: ffmpeg_test_input's pattern and tone encoded into one
+// variant per rung (x264 ultrafast, AAC), written as live HLS under `dir`: live/master.m3u8
+// and live/v<N>/index.m3u8 with live/v<N>/seg_<NNNNN>.ts.
+std::vector<std::string> live_ladder_args(const std::string& dir,
+                                          const std::vector<LadderRung>& rungs);
+
 }  // namespace balancer::test

@@ -54,7 +54,9 @@ class TestOrigin {
   // Playlists answer the copy they had when the stall began (a source that stops moving while
   // its origin answers 200), until stall(false).
   bool stall(bool on) const;
-  int64_t total() const;          // all counted requests; -1 on failure
+  int64_t total() const;  // all counted requests; -1 on failure
+  // Counted requests whose User-Agent starts with `prefix` ("" counts all); -1 on failure.
+  int64_t count_from(std::string_view agent_prefix) const;
   int64_t in_flight() const;      // requests started and not finished; -1 on failure
   int64_t max_in_flight() const;  // since start or the last reset(); -1 on failure
   int64_t held() const;           // requests with hold=1 waiting for release(); -1 on failure

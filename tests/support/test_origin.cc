@@ -5,7 +5,8 @@
 //   GET|HEAD /files/<path>        file under --root, read from disk at request time
 //   /x/<k=v,k=v>/<path>           <path> with behaviour parameters in the path
 //   /missing/...                  404
-//   GET /__stats[?path=P]         request counters; POST|GET /__reset zeroes them
+//   GET /__stats[?path=P|agent=A] request counters (agent: requests whose User-Agent starts
+//                                 with A); POST|GET /__reset zeroes them
 //   GET|POST /__outage?status=N   every /gen and /files request answers N (0 ends it)
 //   GET|POST /__stall?on=1|0      while on, every .m3u8 under /files answers the copy it had when
 //                                 first asked during the stall (a live encoder that stopped
@@ -301,6 +302,8 @@ class Origin {
     ++total_;
     ++counts_[path];
     if (query != nullptr) ++counts_[path + "?" + query];
+    const char* agent = evhttp_find_header(evhttp_request_get_input_headers(req), "User-Agent");
+    ++agents_[agent != nullptr ? agent : ""];
 
     auto owned = std::make_unique<Exchange>();
     Exchange* ex = owned.get();
@@ -730,7 +733,13 @@ class Origin {
     int status = HTTP_OK;
     if (path == "/__stats" && command == EVHTTP_REQ_GET) {
       QueryParams params(query);
-      if (const char* p = params.get("path")) {
+      if (const char* prefix = params.get("agent")) {
+        uint64_t n = 0;
+        for (const auto& [agent, count] : agents_) {
+          if (agent.rfind(prefix, 0) == 0) n += count;
+        }
+        body = "{\"count\":" + std::to_string(n) + "}";
+      } else if (const char* p = params.get("path")) {
         const auto counted = [p](const std::map<std::string, uint64_t>& counts) {
           const auto it = counts.find(p);
           return std::to_string(it == counts.end() ? 0 : it->second);
@@ -756,6 +765,7 @@ class Origin {
       total_ = 0;
       not_modified_total_ = 0;
       counts_.clear();
+      agents_.clear();
       conditional_.clear();
       not_modified_.clear();
       max_in_flight_ = exchanges_.size();
@@ -812,6 +822,7 @@ class Origin {
   bool stalled_ = false;   // /__stall: playlists answer the copy they had when first asked
   std::map<std::string, std::shared_ptr<const std::string>> stalled_playlists_;
   std::map<std::string, uint64_t> counts_;
+  std::map<std::string, uint64_t> agents_;       // by User-Agent ("" without one)
   std::map<std::string, uint64_t> conditional_;  // requests with If-None-Match or If-Modified-Since
   std::map<std::string, uint64_t> not_modified_;  // answered 304
 };

@@ -287,7 +287,8 @@ function startPlayback(url) {
     const url = (data.part && data.part.url) || frag.url;
     const { source, host } = sourceOf(url);
     const level = hls.levels[frag.level];
-    // The content steering pathway ("." until the steering manifest moves the player to a clone).
+    // The content steering pathway (the master lists one: the cache node's; the steering manifest
+    // may move the player to one of its clones).
     state.pathway = level ? level.pathwayId : null;
     state.fragments.push({ sn: frag.sn, level: frag.level, pathway: state.pathway, source, host, at: Date.now() });
     if (state.fragments.length > MAX_FRAGMENTS_KEPT) state.fragments.shift();

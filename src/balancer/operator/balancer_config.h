@@ -118,8 +118,9 @@ struct BalancerConfig {
   // Which web origins may read viewer-facing answers (section "cors").
   http::CorsOptions cors;
   // Content steering (section "steering", docs/balancer.md): masters list the
-  // variants once per pathway (the viewer's site's cache nodes, then origin) and
-  // name the steering manifest, which orders them; its TTL is 30 s by default (a
+  // variants on the cache choice's pathway and name the steering manifest, which
+  // orders the pathways (the viewer's site's cache nodes, then origin) and clones
+  // the others from the listed one; its TTL is 30 s by default (a
   // dead node's pathway lists new segments on the next usable host, not waiting for the TTL).
   bool steering_enabled = true;
   int steering_ttl_s = 30;

@@ -38,12 +38,22 @@ std::string viewer_facing_base(const HttpExchange& ex, const BalancerConfig& c) 
   return (ex.secure() ? "https://" : "http://") + *host;
 }
 
-// The steering manifest's URI for this viewer. Absolute: Shaka Player cannot resolve a
-// path-absolute one.
-std::string steering_server_uri(const std::string& base, const Pending& p) {
+// The steering manifest's URI for this viewer whose master lists pathway `listed` (the base of
+// the manifest's clones). Absolute: Shaka Player cannot resolve a path-absolute one.
+std::string steering_server_uri(const std::string& base, const Pending& p,
+                                const std::string& listed) {
   std::string uri = base + std::string(kSteeringPrefix) + p.channel->id;
-  if (!p.request.viewer_query.empty()) uri += "?" + p.request.viewer_query;
+  core::append_query(uri, p.request.viewer_query);
+  core::append_query(uri, "pathway=" + listed);
   return uri;
+}
+
+// "host[:port]" of an absolute base URL ("https://tv.example:8443/x" → "tv.example:8443").
+std::string authority_of(const std::string& base) {
+  const size_t scheme = base.find("://");
+  if (scheme == std::string::npos) return {};
+  const size_t start = scheme + 3;
+  return base.substr(start, base.find_first_of("/?#", start) - start);
 }
 
 }  // namespace
@@ -180,12 +190,21 @@ void BalancerLoop::handle_steering(HttpExchange& ex) {
   // The viewer key only spreads viewers over siblings (choose_cache's hash): the same as for its
   // playlists.
   std::string viewer_key = ex.query_param("viewer").value_or(ex.query_param("ticket").value_or(""));
-  // Only the order: every pathway is listed in the master, and one that goes down lists its new
-  // segments on the next usable host at once (docs/balancer.md § Content steering).
-  std::vector<std::string> priority =
-      pathways(c, requested, ex.remote_ip(), viewer_key, parts_.clock.now(), true);
+  const TimePoint now = parts_.clock.now();
+  std::vector<std::string> priority = pathways(c, requested, ex.remote_ip(), viewer_key, now, true);
+  // The master lists one pathway (`pathway=`); every other one is its clone with that parameter
+  // changed. One that goes down lists its new segments on the next usable host at once
+  // (docs/balancer.md § Content steering).
+  std::vector<hls::PathwayClone> clones;
+  const std::string listed = ex.query_param("pathway").value_or("");
+  const std::string host = authority_of(viewer_facing_base(ex, c));
+  if (hls::valid_pathway_id(listed) && !host.empty()) {
+    for (const std::string& id : pathways(c, requested, ex.remote_ip(), viewer_key, now, false)) {
+      if (id != listed) clones.push_back({id, listed, host, {{"pathway", id}}});
+    }
+  }
   ex.add_header("Cache-Control", "no-store");
-  ex.reply(200, hls::steering_manifest(c.steering_ttl_s, priority), "application/json");
+  ex.reply(200, hls::steering_manifest(c.steering_ttl_s, priority, clones), "application/json");
 }
 
 const std::vector<std::string>& BalancerLoop::stable_links_for(
@@ -496,26 +515,20 @@ std::string BalancerLoop::steered_master(const Pending& p, const SourceVersion& 
       pathways(c, p.request.cache, p.ex.remote_ip(), p.viewer_key, now, false);
   const std::string base = viewer_facing_base(p.ex, c);
   if (ids.size() < 2 || base.empty()) return body;
-  // Pathway "." is the viewer's default copy, listed first: its links follow the cache choice,
-  // which is what players without steering play. Steering players start on the choice's own
-  // pathway: every pathway's copy names it, so its segment URIs never change (hls.js reports a
-  // changed one as "media sequence mismatch"); after its death it lists new segments on the
-  // next usable host. Not ".": hls.js 1.7 then switches pathway as its first manifest arrives
-  // and, at start-up, sometimes never loads a second fragment.
-  std::vector<std::string> texts;
-  texts.reserve(ids.size());
-  for (const std::string& id : ids) {
-    std::string query = p.request.viewer_query;
-    if (!query.empty()) query += '&';
-    query += "pathway=" + id;
-    ViewerLinks pathway_links = links;
-    pathway_links.viewer_query = query;
-    texts.push_back(render_for_viewer(version.playlist.tmpl, version.plan, pathway_links));
-  }
-  std::vector<hls::PathwayCopy> copies;
-  copies.push_back({std::string(kDefaultPathway), body});
-  for (size_t i = 0; i < ids.size(); ++i) copies.push_back({ids[i], texts[i]});
-  if (auto steered = hls::steered_master(copies, steering_server_uri(base, p), ids.front()))
+  // Only the cache choice's pathway is listed: a player without steering (ffmpeg, native
+  // players, Media3 before 1.11) plays it and probes no other host; steering players start on
+  // it and get the other pathways as the manifest's clones of it. Its segment URIs never change
+  // while its node is usable (hls.js reports a changed one as "media sequence mismatch"); after
+  // its death it lists new segments on the next usable host, for every player.
+  std::string query = p.request.viewer_query;
+  if (!query.empty()) query += '&';
+  query += "pathway=" + ids.front();
+  ViewerLinks pathway_links = links;
+  pathway_links.viewer_query = query;
+  const std::string text = render_for_viewer(version.playlist.tmpl, version.plan, pathway_links);
+  const std::vector<hls::PathwayCopy> copies = {{ids.front(), text}};
+  if (auto steered =
+          hls::steered_master(copies, steering_server_uri(base, p, ids.front()), ids.front()))
     return std::move(*steered);
   return body;
 }
@@ -534,24 +547,20 @@ std::optional<std::string> BalancerLoop::made_master(const Pending& p, const Sou
   if (base.empty()) return std::nullopt;
   std::vector<std::string> ids =
       pathways(c, p.request.cache, p.ex.remote_ip(), p.viewer_key, now, false);
-  // The variant is the source itself with a pathway, the default copy's being "." (its URI must
-  // differ from the master's).
-  std::vector<std::string> texts;
-  texts.reserve(ids.size() + 1);
-  ids.insert(ids.begin(), std::string(kDefaultPathway));
-  for (const std::string& id : ids) {
-    std::string uri =
-        c.public_url + std::string(kPlaylistPrefix) + p.channel->id + p.request.origin_target;
-    core::append_query(uri, p.request.viewer_query);
-    core::append_query(uri, "pathway=" + id);
-    texts.push_back(hls::one_variant_master(uri, kMadeMasterBandwidth));
-  }
-  std::vector<hls::PathwayCopy> copies;
-  for (size_t i = 0; i < ids.size(); ++i) copies.push_back({ids[i], texts[i]});
-  if (ids.size() < 2) return texts.front();
-  if (auto steered = hls::steered_master(copies, steering_server_uri(base, p), ids[1]))
-    return steered;  // the choice's
-  return texts.front();
+  // The variant is the source itself on the cache choice's pathway (hls/steering.h: the only
+  // one listed); with a single pathway, on the default copy's "." (its URI must differ from the
+  // master's).
+  const std::string listed = ids.size() < 2 ? std::string(kDefaultPathway) : ids.front();
+  std::string uri =
+      c.public_url + std::string(kPlaylistPrefix) + p.channel->id + p.request.origin_target;
+  core::append_query(uri, p.request.viewer_query);
+  core::append_query(uri, "pathway=" + listed);
+  std::string text = hls::one_variant_master(uri, kMadeMasterBandwidth);
+  if (ids.size() < 2) return text;
+  const std::vector<hls::PathwayCopy> copies = {{listed, text}};
+  if (auto steered = hls::steered_master(copies, steering_server_uri(base, p, listed), listed))
+    return steered;
+  return text;
 }
 
 }  // namespace balancer
