@@ -85,6 +85,9 @@ done
 
 scripts/setup.sh
 # Unity batches, as scripts/test.sh builds the same tree (a fresh build in half the time).
+# shellcheck source=scripts/build_tree.sh
+source scripts/build_tree.sh
+remake_tree_if_moved "$BUILD"
 cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBALANCER_UNITY_BUILD="${BALANCER_UNITY_BUILD:-ON}" >/dev/null
 cmake --build "$BUILD" --target balancer cache_node test_origin ll_origin audience >&2
 
@@ -324,20 +327,21 @@ LL_PLAYLIST_URL="$BALANCER_URL$LL_PLAYLIST_PATH"
 LL_ORIGIN_URL="http://127.0.0.1:$LL_ORIGIN_PORT/master.m3u8"
 rm -f "$DEMO/login.json" "$DEMO/login.headers" "$DEMO/access.json"
 
-if [[ $BACKGROUND == 1 && $FLEET == 1 ]]; then
-  printf '{"balancer_urls":["%s","%s"],"api_urls":["%s/api/v1","%s/api/v1"],"redis":"127.0.0.1:%s","postgresql":"127.0.0.1:%s","playlist_url":"%s","playlist_url_b":"%s%s","test_login":"%s","test_password":"%s","api_token":"%s"}\n' \
-    "$BALANCER_URL" "$BALANCER_B_URL" "$BALANCER_URL" "$BALANCER_B_URL" "$REDIS_PORT" "$PG_PORT" \
-    "$PLAYLIST_URL" "$BALANCER_B_URL" "$PLAYLIST_PATH" "$TEST_LOGIN" "$TEST_PASSWORD" "$TOKEN"
-  exit 0
-fi
 if [[ $BACKGROUND == 1 ]]; then
-  printf '{"balancer_url":"%s","player_url":"%s","dashboard_url":"%s","api_url":"%s","origin_url":"%s","cache_nodes":[{"id":"venue-a","url":"%s"},{"id":"venue-b","url":"%s"}],"channels":["demo","demo-premium","demo-ll"],"playlist_url":"%s","ticket_expires_at":%s,"test_login":"%s","test_password":"%s","api_token":"%s","demo_payments":true,"operator_key":"%s","data_dir":"%s","balancer_https_url":"%s","cache_nodes_https":["%s","%s"],"tls_certificate":"%s","low_latency_playlist_url":"%s","low_latency_origin_url":"%s","backup_origin_url":"%s","low_latency_backup_origin_url":"%s","sources_url":"%s"}\n' \
+  printf -v STACK_JSON '{"balancer_url":"%s","player_url":"%s","dashboard_url":"%s","api_url":"%s","origin_url":"%s","cache_nodes":[{"id":"venue-a","url":"%s"},{"id":"venue-b","url":"%s"}],"channels":["demo","demo-premium","demo-ll"],"playlist_url":"%s","ticket_expires_at":%s,"test_login":"%s","test_password":"%s","api_token":"%s","demo_payments":true,"operator_key":"%s","data_dir":"%s","balancer_https_url":"%s","cache_nodes_https":["%s","%s"],"tls_certificate":"%s","low_latency_playlist_url":"%s","low_latency_origin_url":"%s","backup_origin_url":"%s","low_latency_backup_origin_url":"%s","sources_url":"%s"}' \
     "$BALANCER_URL" "$BALANCER_URL/player/" "$BALANCER_URL/admin/" "$API_URL" "http://127.0.0.1:$ORIGIN_PORT" \
     "http://127.0.0.1:$CACHE_A_PORT" "http://127.0.0.1:$CACHE_B_PORT" "$PLAYLIST_URL" "$TICKET_EXPIRES_AT" \
     "$TEST_LOGIN" "$TEST_PASSWORD" "$TOKEN" "$OPERATOR_KEY" "$DEMO" "https://127.0.0.1:$BALANCER_TLS_PORT" \
     "https://127.0.0.1:$CACHE_A_TLS_PORT" "https://127.0.0.1:$CACHE_B_TLS_PORT" "$TLS_CERT" "$LL_PLAYLIST_URL" \
     "$LL_ORIGIN_URL" "http://127.0.0.1:$ORIGIN_B_PORT" "http://127.0.0.1:$LL_ORIGIN_B_PORT/master.m3u8" \
     "$BALANCER_URL/admin/sources"
+  if [[ $FLEET == 1 ]]; then
+    # The same keys as the single stack (balancer A's), and balancer B's beside them.
+    printf '%s,"balancer_b_url":"%s","api_b_url":"%s/api/v1","playlist_url_b":"%s%s","redis":"127.0.0.1:%s","postgresql":"127.0.0.1:%s"}\n' \
+      "${STACK_JSON%\}}" "$BALANCER_B_URL" "$BALANCER_B_URL" "$BALANCER_B_URL" "$PLAYLIST_PATH" "$REDIS_PORT" "$PG_PORT"
+  else
+    printf '%s\n' "$STACK_JSON"
+  fi
   exit 0
 fi
 

@@ -30,6 +30,9 @@ tsan_pass=0
 if [[ "${CI:-}" == "true" || "${BALANCER_SANITIZE_TESTS:-}" == "1" ]]; then asan_pass=1; fi
 if [[ "${CI:-}" == "true" || "${BALANCER_TSAN_TESTS:-}" == "1" ]]; then tsan_pass=1; fi
 
+# shellcheck source=scripts/build_tree.sh
+source scripts/build_tree.sh
+for tree in build build-asan build-tsan; do remake_tree_if_moved "$tree"; done
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBALANCER_WERROR=$werror -DBALANCER_UNITY_BUILD=$unity >/dev/null
 cmake --build build -j "$jobs"
 

@@ -140,6 +140,12 @@ void BalancerLoop::attach(http::HttpServer& server) {
                [this](HttpExchange& ex) { handle_admin_status(ex); });
   server.route("/admin/sources", {"GET", "HEAD", "POST"},
                [this](HttpExchange& ex) { handle_admin_sources(ex); });
+  // A browser asks every server for an icon: the pages' own (their <link rel="icon">), not a 404.
+  server.route("/favicon.ico", {"GET", "HEAD"}, [](HttpExchange& ex) {
+    ex.add_header("Location", "/player/favicon.svg");
+    ex.add_header("Cache-Control", "max-age=86400");
+    ex.reply_error(301, "moved", "The icon is at /player/favicon.svg.");
+  });
   // The web player and the operator's dashboard (static; their data come from the endpoints above).
   for (const char* page : {"/player", "/admin", "/player/", "/admin/", "/vendor/"}) {
     auto serve = [this](HttpExchange& ex) { serve_web_page(config_.get().config.web_dir, ex); };

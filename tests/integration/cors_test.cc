@@ -180,6 +180,27 @@ TEST_CASE(
   }
 }
 
+TEST_CASE("balancer: /favicon.ico leads to the pages' icon, which both pages link") {
+  TempDir dir;
+  write_file(dir.file("root/live/index.m3u8"), live_playlist(1, 3, 2));
+  TestOrigin origin(serving_files(dir.file("root")));
+  BalancerProcess b(dir, origin.url("/files"),
+                    channels_json({channel_json("demo", "/live/index.m3u8")}), caches_json({}));
+  const HttpResponse moved = http_get(b.url("/favicon.ico"));
+  CHECK(moved.status == 301);
+  CHECK(moved.header("Location") == "/player/favicon.svg");
+  const HttpResponse icon = http_get(b.url("/player/favicon.svg"));
+  CHECK(icon.status == 200);
+  CHECK(icon.header("Content-Type") == "image/svg+xml");
+  CHECK(icon.body.find("<svg") == 0);
+  for (const char* page : {"/player/", "/admin/"}) {
+    INFO(page);
+    const HttpResponse r = http_get(b.url(page));
+    REQUIRE(r.status == 200);
+    CHECK(r.body.find("rel=\"icon\"") != std::string::npos);
+  }
+}
+
 TEST_CASE("balancer: cors.allow_origins reloads on SIGHUP") {
   TempDir dir;
   write_file(dir.file("root/live/master.m3u8"),

@@ -76,6 +76,13 @@ bool read_tracks(const std::string& d, const Box& moov, std::vector<CmafTrack>& 
         t.timescale == 0) {
       return false;
     }
+    // Width and height (16.16 fixed point) close the box, after the matrix.
+    uint32_t width = 0, height = 0;
+    const size_t size_at = tkhd->content + (tkhd_v1 ? 88 : 76);
+    if (read32(d, size_at, tkhd->end, width) && read32(d, size_at + 4, tkhd->end, height)) {
+      t.width = width >> 16;
+      t.height = height >> 16;
+    }
     tracks.push_back(t);
   }
   if (auto mvex = child(d, moov, "mvex")) {

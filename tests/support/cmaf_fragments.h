@@ -18,6 +18,7 @@ struct CmafTrack {
   uint32_t timescale = 0;
   uint32_t default_sample_duration = 0;  // trex
   uint32_t default_sample_flags = 0;     // trex
+  uint32_t width = 0, height = 0;        // tkhd's presentation size in pixels (0 for audio)
 };
 
 // One traf: a track's samples in a fragment.

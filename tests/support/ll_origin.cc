@@ -547,8 +547,12 @@ class LlOrigin {
       for (const Fragment& f : material_[r].fragments) bytes += f.bytes.size();
       const double loop_s = material_[r].loop_s();
       const uint64_t bandwidth = static_cast<uint64_t>(bytes * 8 / std::max(loop_s, 0.1) * 1.2);
-      out += "#EXT-X-STREAM-INF:BANDWIDTH=" + std::to_string(bandwidth) +
-             ",CODECS=\"avc1.64001f\"\n" + options_.renditions[r].first + "/index.m3u8\n";
+      out += "#EXT-X-STREAM-INF:BANDWIDTH=" + std::to_string(bandwidth);
+      const CmafTrack& video = material_[r].tracks.front();
+      if (video.width > 0 && video.height > 0) {  // players name a rendition by it ("360p")
+        out += ",RESOLUTION=" + std::to_string(video.width) + "x" + std::to_string(video.height);
+      }
+      out += ",CODECS=\"avc1.64001f\"\n" + options_.renditions[r].first + "/index.m3u8\n";
     }
     return out;
   }

@@ -217,6 +217,10 @@ TEST_CASE("ll_origin: parts at their cadence with the LL-HLS tags, PDT from the 
   CHECK(per_part_s > 0.18);
   CHECK(per_part_s < 0.40);
 
+  // The master names each rendition's size, read from its init section (the material's 640x360).
+  const std::string master = http_get(origin.url("/master.m3u8")).body;
+  CHECK(count_of(master, ",RESOLUTION=640x360,") == 2);
+
   const std::string playlist = http_get(origin.url("/low/index.m3u8")).body;
   CHECK(playlist.find("#EXT-X-PART-INF:PART-TARGET=0.267") != std::string::npos);
   CHECK(playlist.find("#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK=0.801,CAN-SKIP-"

@@ -50,8 +50,8 @@ Reply error_reply(int status, std::string_view code, std::string_view message) {
 Reply queued_reply(const AdmissionDecision& d) {
   const int64_t retry = std::max<int64_t>(1, d.retry_after.count());
   std::string message = "All stream slots are taken. You are number " + std::to_string(d.position) +
-                        " in the queue; ask again in " + std::to_string(retry) +
-                        " s with the same ticket or viewer id to keep your place.";
+                        " in the queue; send the same request again in " + std::to_string(retry) +
+                        " s to keep your place.";
   std::string body = "{\"error\":{\"code\":\"queued\",\"message\":";
   core::append_json_string(body, message);
   body += "},\"queue\":{\"ticket\":" + std::to_string(d.ticket);
