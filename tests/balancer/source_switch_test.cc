@@ -120,8 +120,11 @@ TEST_CASE(
   facts.target_duration = 2s;
   health.landed(facts, policy, kSwitchStart);
   CHECK(health.known());
-  CHECK(health.fault(policy, kSwitchStart + 2999ms) == SourceFault::none);
-  CHECK(health.fault(policy, kSwitchStart + 3001ms) == SourceFault::stalled);
+  // Asked again (a fetch in flight) and no new segment for 1.5 target durations: stalled.
+  CHECK(health.fault(policy, kSwitchStart + 2999ms, true) == SourceFault::none);
+  CHECK(health.fault(policy, kSwitchStart + 3001ms, true) == SourceFault::stalled);
+  // Not asked since (nobody plays this rendition now): nothing is known of a stall.
+  CHECK(health.fault(policy, kSwitchStart + 3001ms) == SourceFault::none);
   // An unchanged answer is no progress; a new segment is.
   health.landed(facts, policy, kSwitchStart + 2s);
   CHECK(health.fault(policy, kSwitchStart + 3001ms) == SourceFault::stalled);
@@ -166,33 +169,35 @@ TEST_CASE(
     facts.part_target = 250ms;
     facts.trailing_parts = 1;
     health.landed(facts, policy, kSwitchStart + 4s);
-    CHECK(health.fault(policy, kSwitchStart + 4s + 999ms) == SourceFault::none);
-    CHECK(health.fault(policy, kSwitchStart + 5s + 1ms) == SourceFault::stalled);
+    CHECK(health.fault(policy, kSwitchStart + 4s + 999ms, true) == SourceFault::none);
+    CHECK(health.fault(policy, kSwitchStart + 5s + 1ms, true) == SourceFault::stalled);
     facts.trailing_parts = 2;
     health.landed(facts, policy, kSwitchStart + 5100ms);
     CHECK(health.fault(policy, kSwitchStart + 5100ms) == SourceFault::none);
   }
   SUBCASE(
       "a pause in the watch (nobody played the channel) is no fault; its timeline starts again") {
-    // idle_after(): 10 s at least. Before it, silence is a stall; after it, a pause.
-    CHECK(health.fault(policy, kSwitchStart + 13400ms) == SourceFault::stalled);
-    CHECK(health.fault(policy, kSwitchStart + 23600ms) == SourceFault::none);
+    // idle_after(): 10 s at least. Before it, silence with a request in flight is a stall;
+    // after it, a pause; silence with nothing asked is none at any time.
+    CHECK(health.fault(policy, kSwitchStart + 13400ms, true) == SourceFault::stalled);
+    CHECK(health.fault(policy, kSwitchStart + 9s) == SourceFault::none);
+    CHECK(health.fault(policy, kSwitchStart + 23600ms, true) == SourceFault::none);
     PlaylistFacts later = facts;
     later.first_msn = 30;  // far past 15: no gap, the balancer was not looking
     later.last_msn = 34;
     health.landed(later, policy, kSwitchStart + 25s);
     CHECK(health.fault(policy, kSwitchStart + 25s) == SourceFault::none);
     CHECK(health.healthy_since() == kSwitchStart + 25s);
-    CHECK(health.fault(policy, kSwitchStart + 28001ms) == SourceFault::stalled);
+    CHECK(health.fault(policy, kSwitchStart + 28001ms, true) == SourceFault::stalled);
     // A failure after a pause starts its count again.
     health.failed(SourceFault::unreachable, kSwitchStart + 27s);
     health.failed(SourceFault::unreachable, kSwitchStart + 60s);
-    CHECK(health.fault(policy, kSwitchStart + 60s) == SourceFault::stalled);  // one in a row
+    CHECK(health.fault(policy, kSwitchStart + 60s, true) == SourceFault::stalled);  // one in a row
   }
   SUBCASE("a source that never answers stalls from the start of its watch") {
     SourceHealth silent(kSwitchStart);
-    CHECK(silent.fault(policy, kSwitchStart + 8999ms) == SourceFault::none);  // 6 s assumed
-    CHECK(silent.fault(policy, kSwitchStart + 9001ms) == SourceFault::stalled);
+    CHECK(silent.fault(policy, kSwitchStart + 8999ms, true) == SourceFault::none);  // 6 s assumed
+    CHECK(silent.fault(policy, kSwitchStart + 9001ms, true) == SourceFault::stalled);
   }
 }
 

@@ -227,6 +227,9 @@ class SourceCache {
   // Each source as the playlists viewers watch see it (the worst of them); empty when none
   // is watched.
   std::vector<SourceState> source_states(const ChannelSwitch& channel, TimePoint now) const;
+  // A fetch of `channel_entry`'s playlist from its channel's source `source` is in flight (the
+  // entry itself for the active source, its watch for the others).
+  bool asking(const Entry& channel_entry, size_t source) const;
   void evaluate_switch(ChannelSwitch& channel, TimePoint now);
   void switch_channel(ChannelSwitch& channel, size_t to, SourceFault reason, TimePoint now);
   void switch_entry(Entry& entry, const ChannelSwitch& channel, size_t to, TimePoint now);

@@ -183,7 +183,7 @@ std::vector<SourceState> SourceCache::source_states(const ChannelSwitch& channel
         states[i].known = false;
         continue;
       }
-      const SourceFault fault = health[i].fault(channel.policy, now);
+      const SourceFault fault = health[i].fault(channel.policy, now, asking(*entry->second, i));
       if (states[i].fault == SourceFault::none) states[i].fault = fault;
       states[i].known = states[i].known && health[i].known();
       states[i].healthy_since = std::max(states[i].healthy_since, health[i].healthy_since());
@@ -191,6 +191,13 @@ std::vector<SourceState> SourceCache::source_states(const ChannelSwitch& channel
   }
   if (!any) states.clear();
   return states;
+}
+
+bool SourceCache::asking(const Entry& channel_entry, size_t source) const {
+  if (source == channel_entry.source_index) return fetches_in_flight(channel_entry) > 0;
+  if (source >= channel_entry.sources.size()) return false;
+  auto watch = entries_.find(watch_key(channel_entry, source));
+  return watch != entries_.end() && fetches_in_flight(*watch->second) > 0;
 }
 
 void SourceCache::evaluate_switch(ChannelSwitch& channel, TimePoint now) {

@@ -116,7 +116,7 @@ void SourceHealth::failed(SourceFault fault, TimePoint now) {
   if (++failures_in_row_ >= kFailuresForFault) seen_ = fault;
 }
 
-SourceFault SourceHealth::fault(const FailoverPolicy& policy, TimePoint now) const {
+SourceFault SourceHealth::fault(const FailoverPolicy& policy, TimePoint now, bool asking) const {
   if (last_event_ && now - *last_event_ > idle_after()) return SourceFault::none;  // paused
   if (seen_ != SourceFault::none) return seen_;
   Millis target =
@@ -124,7 +124,10 @@ SourceFault SourceHealth::fault(const FailoverPolicy& policy, TimePoint now) con
   Millis bound = times(target, policy.stall_target_durations);
   if (last_ && last_->part_target.count() > 0)
     bound = std::min(bound, times(last_->part_target, policy.stall_part_targets));
-  if (now - progress_at_ > bound) return SourceFault::stalled;
+  // Seen in the browser run: a rendition nobody played any more, watched on both sources until
+  // a moment apart, read as the first source's stall 3 s on and moved the channel.
+  const bool asked = asking || (last_event_ && now - *last_event_ <= bound);
+  if (asked && now - progress_at_ > bound) return SourceFault::stalled;
   return SourceFault::none;
 }
 

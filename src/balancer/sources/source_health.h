@@ -77,8 +77,12 @@ class SourceHealth {
   // A fetch that brought no playlist (two in a row make the fault).
   void failed(SourceFault fault, TimePoint now);
 
-  // The fault in force at `now`: none while healthy, and while the watch is paused.
-  SourceFault fault(const FailoverPolicy& policy, TimePoint now) const;
+  // The fault in force at `now`: none while healthy, and while the watch is paused. `asking`: a
+  // fetch of this playlist is in flight. A playlist stalls when it does not move for the bound
+  // while the source is asked (a request in flight: a frozen origin holds it; or answers that
+  // keep coming, the same playlist each time): a watch that stopped asking between two
+  // scenes (nobody plays that rendition now) says nothing of its source.
+  SourceFault fault(const FailoverPolicy& policy, TimePoint now, bool asking = false) const;
   // No answer nor failure for this long is a pause in the watch, not a source's silence: longer
   // than a fetch may take (a frozen source fails by timeout within playlists.fetch_timeout_ms)
   // and than three target durations (the refresh cadence of the longest segments).
