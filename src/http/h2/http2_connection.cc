@@ -452,6 +452,7 @@ void Http2Connection::flush() {
 void Http2Connection::on_writable() {
   if (finishing_ && buffered() == 0) return linger();
   flush();
+  if (streams_.empty()) set_idle(true);  // the last reply's frames are out
 }
 
 void Http2Connection::linger() {
@@ -492,6 +493,7 @@ void Http2Connection::close_stalled() {
 }
 
 void Http2Connection::on_timer() {
+  if (streams_.empty()) set_idle(true);  // in case the last frames left without a write event
   const auto now = std::chrono::steady_clock::now();
   const auto timeout = std::chrono::seconds(server_.options().io_timeout_s);
   // Stalled: replies wait on the client and none of their bytes left for io_timeout_s,
@@ -552,7 +554,11 @@ void Http2Connection::close_soon() {
 }
 
 void Http2Connection::set_idle(bool idle) {
-  if (idle && (closing_ || detached_)) return;
+  // Idle is waiting for a request with nothing left to write: a reply's last frames still in
+  // the output would be cut off by an eviction; one saying goodbye already is not a candidate.
+  if (detached_) return;  // the server and its list are gone
+  if (idle && (closing_ || lingering_ || finishing_ || goaway_sent_ || buffered() > 0))
+    idle = false;
   server_.idle_connections().set(*this, idle);
 }
 
