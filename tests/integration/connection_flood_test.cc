@@ -9,12 +9,12 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cstdlib>
 #include <string>
 #include <vector>
 
 #include "support/balancer_fixture.h"
 #include "support/fault_support.h"
+#include "support/process.h"
 #include "support/sockets.h"
 
 using namespace balancer::test;
@@ -27,14 +27,9 @@ constexpr int kNewViewers = 10;
 // The flood's size: by default 600 idle connections (12 from each of 127.0.1.1 … 127.0.1.50)
 // against a table of 500. The scale is measured with BALANCER_FLOOD_TABLE=15750
 // BALANCER_FLOOD_ADDRESSES=250 BALANCER_FLOOD_PER_ADDRESS=64 (16,000 connections; docs/testing.md).
-int flood_setting(const char* name, int fallback, int most) {
-  const char* text = std::getenv(name);
-  const int value = text == nullptr ? fallback : std::atoi(text);
-  return value >= 1 && value <= most ? value : fallback;
-}
-const int kTable = flood_setting("BALANCER_FLOOD_TABLE", 500, 19000);  // server.max_connections
-const int kFloodAddresses = flood_setting("BALANCER_FLOOD_ADDRESSES", 50, 250);
-const int kPerFloodAddress = flood_setting("BALANCER_FLOOD_PER_ADDRESS", 12, 200);
+const int kTable = env_count("BALANCER_FLOOD_TABLE", 500, 19000);  // server.max_connections
+const int kFloodAddresses = env_count("BALANCER_FLOOD_ADDRESSES", 50, 250);
+const int kPerFloodAddress = env_count("BALANCER_FLOOD_PER_ADDRESS", 12, 200);
 
 // Client sockets, closed with the holder.
 struct FloodSockets {

@@ -12,7 +12,6 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
-#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -20,6 +19,7 @@
 #include "support/cache_node_fixture.h"
 #include "support/fault_support.h"
 #include "support/private_network.h"
+#include "support/process.h"
 #include "support/sockets.h"
 
 using namespace balancer::test;
@@ -196,19 +196,13 @@ TEST_CASE(
   CHECK(wait_all_closed(n.node));
 }
 
-// Idle connections that never send a byte, from as many addresses of one /64: 1,000 by default
-// (BALANCER_V6_FLOOD=16000 measures the scale; docs/testing.md).
-int v6_flood_size() {
-  const char* text = std::getenv("BALANCER_V6_FLOOD");
-  const int value = text == nullptr ? 0 : std::atoi(text);
-  return value >= 1 && value <= 19000 ? value : 1000;
-}
-
 TEST_CASE(
     "a flood of idle connections from one /64 takes the per-address share only: a viewer of "
     "another /64 is served within 1 s and /health answers") {
   if (!in_private_network()) return;
-  const int flood_size = v6_flood_size();
+  // Idle connections that never send a byte, from as many addresses of one /64: 1,000 by
+  // default (BALANCER_V6_FLOOD=16000 measures the scale; docs/testing.md).
+  const int flood_size = env_count("BALANCER_V6_FLOOD", 1000, 19000);
   if (!raise_descriptor_limit(static_cast<size_t>(flood_size) + 256)) {
     MESSAGE("skipped: the open-file limit is below what the flood needs");
     return;

@@ -481,6 +481,12 @@ int test_threads() {
   return n > 0 ? n : 1;
 }
 
+int env_count(const char* name, int fallback, int most) {
+  const char* text = getenv(name);
+  const int value = text != nullptr ? atoi(text) : 0;
+  return value >= 1 && value <= most ? value : fallback;
+}
+
 std::vector<std::string> threads_args() {
   return {"--set", "threads=" + std::to_string(test_threads())};
 }

@@ -167,6 +167,9 @@ std::string binary_dir();
 // Event loops the servers under test run with: BALANCER_TEST_THREADS (ctest
 // registers every integration test once with 1 and once with 2), default 1.
 int test_threads();
+// A count a test takes from the environment variable `name` (a scale asked for by hand), or
+// `fallback` when it is unset or not within 1..`most`.
+int env_count(const char* name, int fallback, int most);
 // {"--set", "threads=<test_threads()>"}, for a server's command line.
 std::vector<std::string> threads_args();
 
