@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Checks that the docs stay skimmable (docs/architecture.md § The docs): no line of
+"""Checks that the docs stay skimmable (docs/architecture.md § The code's shape): no line of
 docs/*.md or README.md longer than 500 characters, no Markdown table cell longer than 400
 (what does not fit goes into prose below the table or into the doc that owns it), and every
 link to a Markdown file in the repository, with its #anchor, leads somewhere.
@@ -129,8 +129,10 @@ def main(argv):
     files = argv or sorted(
         os.path.join("docs", f) for f in os.listdir("docs") if f.endswith(".md")) + ["README.md"]
     problems = [p for f in files for p in check(f, f)]
-    print("\n".join(problems)) if problems else None
-    return 1 if problems else 0
+    if problems:
+        print("\n".join(problems))
+        return 1
+    return 0
 
 
 if __name__ == "__main__":
