@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Connection bursts against a running server, with its resident memory before, during and
 after: what a herd of phones opening and closing connections costs and whether the memory
-comes back (docs/operations.md § Connection limits).
+comes back (docs/operations.md § Connection limits; results in docs/measurements.md
+§ Connections and memory).
 
   conn_burst.py --pid PID --port PORT [--tls] [--count 12000] [--concurrency 500]
                 [--path /health] [--mode request|idle|half-hello] [--hold-s 2]
