@@ -11,6 +11,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
+import { checkPlaylists } from './playlist_checker.mjs';
 import { startStack, cleanup, reviveCaches, waitFor, setOverloaded, startPageServer, TEST_LOGIN, TEST_PASSWORD, SECOND_LOGIN, OPERATOR_KEY, PLAYER_LOGINS } from './stack.mjs';
 
 const args = Object.fromEntries(process.argv.slice(2).reduce((pairs, a, i, all) => (a.startsWith('--') ? pairs.concat([[a.slice(2), all[i + 1]]]) : pairs), []));
@@ -488,7 +489,8 @@ async function openPlayer(stack, browser, pages, player, channel, cache, options
   const src = options.src || await accessUrl(stack, player, channel, cache);
   const page = await browser.context.newPage();
   const sources = new Map(Object.entries(stack.caches).flatMap(([id, c]) => [[new URL(c.url).host, id], [new URL(c.tlsUrl).host, id]]));
-  const net = { segments: [], playlists: [], failed: [], console: [] };
+  // media: every media playlist body received, in arrival order (the playlist checker's input).
+  const net = { segments: [], playlists: [], media: [], failed: [], console: [] };
   page.on('console', (m) => {
     net.console.push({ at: Date.now(), text: m.type() + ' ' + m.text().slice(0, 2000) });
     if (net.console.length > 20000) net.console.shift();
@@ -497,7 +499,14 @@ async function openPlayer(stack, browser, pages, player, channel, cache, options
   page.on('response', (r) => {
     const url = new URL(r.url());
     if (url.pathname.endsWith('.ts') || url.pathname.endsWith('.m4s')) net.segments.push({ at: Date.now(), source: sourceOf(url), status: r.status(), url: r.url() });
-    else if (url.pathname.startsWith('/hls/')) net.playlists.push({ at: Date.now(), pathway: url.searchParams.get('pathway'), status: r.status(), url: r.url() });
+    else if (url.pathname.startsWith('/hls/')) {
+      net.playlists.push({ at: Date.now(), pathway: url.searchParams.get('pathway'), status: r.status(), url: r.url() });
+      if (r.status() === 200) {
+        const entry = { rendition: url.pathname, url: r.url(), text: null };
+        net.media.push(entry);  // its place in the order now, its text once read
+        r.text().then((text) => { entry.text = text; }, () => {});
+      }
+    }
   });
   page.on('requestfailed', (r) => {
     const url = new URL(r.url());
@@ -1019,6 +1028,13 @@ async function sourceFaults(stack, channel, lowLatency, faults) {
       if (fault.after) await fault.after(players);
     }
     for (const p of players) await p.page.screenshot({ path: path.join(artifacts, runningScenario + '-' + p.player + '.png') });
+    // Every playlist each player received, through every fault: numbers never go back, a number
+    // names one chunk, renditions agree on discontinuity numbers.
+    for (const p of players) {
+      const received = p.net.media.filter((m) => m.text !== null);
+      results[p.player + 'Playlists'] = received.length;
+      for (const found of checkPlaylists(received)) problems.push(p.player + ' playlists: ' + found);
+    }
     if (problems.length) throw new Error('check failed: ' + problems.join('; ') + '\n' + JSON.stringify(results, null, 1).slice(0, 12000));
     return results;
   });
