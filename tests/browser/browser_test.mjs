@@ -390,7 +390,8 @@ function snapshot(page) {
       const cells = Array.from(tr.children).map((td) => td.textContent);
       health[cells[0] === 'all nodes' ? 'total' : cells[0]] = cells;
     }
-    const texts = Array.from(document.querySelectorAll('.panel .value, .panel .detail, .panel .y-max, table td')).map((e) => e.textContent);
+    const texts = Array.from(document.querySelectorAll('.panel .value, .panel .detail, .panel .y-max, #channels-table td, #caches-table td, ' +
+      '#health-table td, #bitrate-mix td')).map((e) => e.textContent);
     const headers = Array.from(document.querySelectorAll('#health-table th')).map((e) => e.textContent);
     return JSON.parse(JSON.stringify({ samples: st.samples, figures: st.figures, viewers: st.series.viewers.at(-1),
       caches: st.series.caches_up.at(-1), errors: st.errors, panels, plots, health, headers, texts }));

@@ -105,6 +105,7 @@ function windowText(p) {
   if (p.window === 'players') return "now: players' latest reports (last 30 s)";
   const span = state.figures.window_span_s;
   if (span === undefined || span >= WINDOW_S - 1) return 'last ' + WINDOW_S + ' s';
+  if (span < 1) return 'last ' + WINDOW_S + ' s (from the second sample on)';
   return 'last ' + Math.round(span) + ' s (since the page opened)';
 }
 
