@@ -3,7 +3,8 @@
 // no CORS bypass of any kind: the web player signs in and plays through a cache node,
 // a paid channel stays locked until bought, a queued viewer sees its place and starts
 // by itself once the overload switch is off, and the operator's dashboard draws its
-// plots from live data and works the switch. Screenshots and a JSON summary with the
+// plots from live data, with axes and windows, and shows the servers' own figures (checked against
+// their /metrics) and works the switch. Screenshots and a JSON summary with the
 // measured figures go to the artefacts folder.
 //   node browser_test.mjs --build DIR --source DIR --artifacts DIR [--chromium PATH]
 // Exit codes: 0 passed, 1 failed, 77 skipped (no chromium or no ffmpeg).
@@ -277,7 +278,7 @@ async function dashboardScenario(stack, browser) {
   await page.fill('#operator-key', OPERATOR_KEY);
   await page.click('#key-form button');
   await waitFor('4 samples', () => page.evaluate(() => window.dashboardState.samples >= 4), 20000);
-  let d = await snapshot(page);
+  const d = await snapshot(page);
   check(d.caches === 2, 'both cache nodes usable: ' + d.caches);
   const rows = await page.locator('#health-table tbody tr').count();
   check(rows === 3, 'a health row per cache node and one for all nodes: ' + rows);
@@ -288,12 +289,37 @@ async function dashboardScenario(stack, browser) {
   check(demoSources.includes('▶ demo: healthy') && demoSources.includes('demo-b: healthy'), 'the sources row: ' + sources);
   await headerModePlayer(stack, viewer);
 
-  // The counters behind the hit ratio, the offload and the newest media age are the servers'
-  // own: each lies between the servers' /metrics read just before a sample and just after it.
+  const { hr, off } = await figuresAgainstMetrics(stack, page);
+  const quality = await playbackChecks(stack, page, llViewer);
+  // Every panel: a plot with data, a y axis with its scale and unit, a time axis, a window.
+  await waitFor('every plot with 3 points', async () => (await snapshot(page)).plots.every((p) => p.points >= 3), 20000, 500);
+  const final = await snapshot(page);
+  for (const p of final.plots) {
+    check(p.yMax && p.yMin === '0' + p.unit && p.yMax.endsWith(p.unit) && p.time === 'time' && p.xFrom.endsWith('ago') && p.window,
+      p.id + ' has its axes and window: ' + JSON.stringify(p));
+  }
+  // Numbers for people: no figure with more than two decimals, thousands grouped.
+  for (const text of final.texts) check(!/\d\.\d{3,}/.test(text) && !/\d{4,}/.test(text.replace(/\d+\.\d+/g, '')), 'a figure written for people: "' + text + '"');
+  await page.screenshot({ path: path.join(artifacts, 'dashboard.png'), fullPage: true });
+  await page.click('#switch-button');
+  await waitFor('emulation on', () => page.evaluate(() => window.dashboardState.emulation === true), 5000);
+  const status = await (await fetch(stack.balancer.url + '/admin/status', { headers: { 'X-Operator-Key': OPERATOR_KEY } })).json();
+  check(status.emulation === true, 'the button switched emulation on');
+  await page.click('#switch-button');
+  await waitFor('emulation off', () => page.evaluate(() => window.dashboardState.emulation === false), 5000);
+  check(browser.pageErrors.length === 0, 'no page errors: ' + browser.pageErrors.join('; '));
+  return { plots: final.plots.map((p) => ({ id: p.id, value: p.value, window: p.window })), hitRatio: hr, offload: off, quality };
+}
+
+// The counters behind the hit ratio, the offload and the newest media age are the servers' own,
+// and the panels, the health table and its total row show the figures they give over the
+// windows they name.
+// Each counter lies between the servers' /metrics read just before a sample and just after it.
+async function figuresAgainstMetrics(stack, page) {
   const before = { nodes: await nodeMetrics(stack), balancer: await (await fetch(stack.balancer.url + '/metrics')).text() };
   const k = (await snapshot(page)).samples;
   await waitFor('2 samples after /metrics', () => page.evaluate((n) => window.dashboardState.samples >= n, k + 2), 10000);
-  d = await snapshot(page);
+  const d = await snapshot(page);
   const shown = d;
   const after = { nodes: await nodeMetrics(stack), balancer: await (await fetch(stack.balancer.url + '/metrics')).text() };
   const f = d.figures;
@@ -347,25 +373,7 @@ async function dashboardScenario(stack, browser) {
   const viewersLo = metricOf(before.balancer, 'balancer_active_viewers'), viewersHi = metricOf(after.balancer, 'balancer_active_viewers');
   check(d.viewers >= 2 && (d.viewers === viewersLo || d.viewers === viewersHi), 'live viewers ' + d.viewers + ' as /metrics ' + viewersLo + '/' + viewersHi);
 
-  const quality = await playbackChecks(stack, page, llViewer);
-  // Every panel: a plot with data, a y axis with its scale and unit, a time axis, a window.
-  await waitFor('every plot with 3 points', async () => (await snapshot(page)).plots.every((p) => p.points >= 3), 20000, 500);
-  const final = await snapshot(page);
-  for (const p of final.plots) {
-    check(p.yMax && p.yMin === '0' + p.unit && p.yMax.endsWith(p.unit) && p.time === 'time' && p.xFrom.endsWith('ago') && p.window,
-      p.id + ' has its axes and window: ' + JSON.stringify(p));
-  }
-  // Numbers for people: no figure with more than two decimals, thousands grouped.
-  for (const text of final.texts) check(!/\d\.\d{3,}/.test(text) && !/\d{4,}/.test(text.replace(/\d+\.\d+/g, '')), 'a figure written for people: "' + text + '"');
-  await page.screenshot({ path: path.join(artifacts, 'dashboard.png'), fullPage: true });
-  await page.click('#switch-button');
-  await waitFor('emulation on', () => page.evaluate(() => window.dashboardState.emulation === true), 5000);
-  const status = await (await fetch(stack.balancer.url + '/admin/status', { headers: { 'X-Operator-Key': OPERATOR_KEY } })).json();
-  check(status.emulation === true, 'the button switched emulation on');
-  await page.click('#switch-button');
-  await waitFor('emulation off', () => page.evaluate(() => window.dashboardState.emulation === false), 5000);
-  check(browser.pageErrors.length === 0, 'no page errors: ' + browser.pageErrors.join('; '));
-  return { plots: final.plots.map((p) => ({ id: p.id, value: p.value, window: p.window })), hitRatio: hr, offload: off, quality };
+  return { hr, off };
 }
 
 // The dashboard's state and what the page shows, read at once (a sample updates both
