@@ -315,6 +315,7 @@ constexpr KeyReader kKeyReaders[] = {
     {"tb", [](const Member& m, Data& d) { number_into(m, d.top_bitrate_kbps); }},
     {"mtp", [](const Member& m, Data& d) { number_into(m, d.measured_throughput_kbps); }},
     {"d", [](const Member& m, Data& d) { number_into(m, d.object_duration_ms); }},
+    {"ltc", [](const Member& m, Data& d) { number_into(m, d.live_latency_ms); }},
     {"bs", [](const Member& m, Data& d) { flag_into(m, d.buffer_starvation); }},
     {"su", [](const Member& m, Data& d) { flag_into(m, d.startup); }},
     {"sid", [](const Member& m, Data& d) { text_into(m, d.session_id, false); }},
@@ -330,8 +331,8 @@ constexpr KeyReader kKeyReaders[] = {
 
 bool Data::any() const {
   return version || buffer_length_ms || bitrate_kbps || top_bitrate_kbps ||
-         measured_throughput_kbps || object_duration_ms || buffer_starvation || startup ||
-         !session_id.empty() || !content_id.empty() || !object_type.empty() ||
+         measured_throughput_kbps || object_duration_ms || live_latency_ms || buffer_starvation ||
+         startup || !session_id.empty() || !content_id.empty() || !object_type.empty() ||
          !stream_type.empty() || !play_state.empty() || !next_object.empty() || !next_range.empty();
 }
 

@@ -24,12 +24,13 @@ struct Data {
   std::optional<int64_t> top_bitrate_kbps;          // tb
   std::optional<int64_t> measured_throughput_kbps;  // mtp
   std::optional<int64_t> object_duration_ms;        // d
+  std::optional<int64_t> live_latency_ms;           // ltc (v2): behind live, on the screen
   bool buffer_starvation = false;                   // bs: starved since the previous request
   bool startup = false;                             // su: needed urgently (startup, seek)
   std::string session_id;                           // sid
   std::string content_id;                           // cid
   std::string object_type;                          // ot: m, a, v, av, i, c, tt, k, o
-  std::string stream_type;                          // st: v (VOD), l (live)
+  std::string stream_type;                          // st: v (VOD), l (live), ll (low-latency)
   std::string play_state;                           // sta (v2): s, p, a, w, k, r, f, e, q, d
   std::string next_object;                          // nor: relative URL of the next object
   std::string next_range;                           // nrr, or nor's `r` parameter (v2)

@@ -43,6 +43,12 @@ size_t bitrate_bucket(int64_t kbps) {
       kBitrateBucketsKbps.begin());
 }
 
+size_t latency_bucket(int64_t ms) {
+  return static_cast<size_t>(
+      std::lower_bound(kLatencyBucketsMs.begin(), kLatencyBucketsMs.end(), ms) -
+      kLatencyBucketsMs.begin());
+}
+
 uint64_t keyed_hash(std::string_view text, const std::array<uint64_t, 2>& key) {
   SipState s{key[0] ^ 0x736f6d6570736575ULL, key[1] ^ 0x646f72616e646f6dULL,
              key[0] ^ 0x6c7967656e657261ULL, key[1] ^ 0x7465646279746573ULL};
@@ -61,13 +67,20 @@ const PlaybackQuality::Place& PlaybackQuality::bounded(const Place& where) {
   return stalls_.emplace(where, 0).first->first;
 }
 
+int64_t PlaybackQuality::healthy_bar_ms(const Session& s) const {
+  if (s.kind == StreamKind::regular) return limits_.healthy_buffer_ms;
+  return s.part_ms > 0 ? s.part_ms : limits_.healthy_buffer_low_latency_ms;
+}
+
 void PlaybackQuality::count(const Session& s, bool adding) {
   auto change = [adding](size_t& total) { adding ? ++total : --total; };
   if (s.buffer_ms >= 0) {
-    change(with_buffer_);
-    if (s.buffer_ms >= limits_.healthy_buffer_ms) change(healthy_buffer_);
+    Buffers& b = buffers_[static_cast<size_t>(s.kind)];
+    change(b.with_buffer);
+    if (s.buffer_ms >= healthy_bar_ms(s)) change(b.healthy);
   }
   if (s.bitrate != kNoBitrate) change(bitrate_mix_[s.bitrate]);
+  if (s.latency != kNoLatency) change(latency_mix_[s.latency]);
 }
 
 void PlaybackQuality::drop(std::unordered_map<uint64_t, Session>::iterator it) {
@@ -104,6 +117,14 @@ PlaybackQuality::Recorded PlaybackQuality::record(Time now, const Place& where, 
   if (data.buffer_length_ms) s.buffer_ms = std::max<int64_t>(0, *data.buffer_length_ms);
   // A playlist or key request carries no object bitrate; only media objects change it.
   if (data.bitrate_kbps) s.bitrate = static_cast<uint8_t>(bitrate_bucket(*data.bitrate_kbps));
+  if (!data.stream_type.empty())
+    s.kind = data.stream_type == "ll" ? StreamKind::low_latency : StreamKind::regular;
+  // A media object's duration: a low-latency player's shortest is a part.
+  if (data.bitrate_kbps && data.object_duration_ms && *data.object_duration_ms > 0) {
+    const auto d = static_cast<uint16_t>(std::min<int64_t>(*data.object_duration_ms, 0xffff));
+    s.part_ms = s.part_ms == 0 ? d : std::min(s.part_ms, d);
+  }
+  if (data.live_latency_ms) s.latency = static_cast<uint8_t>(latency_bucket(*data.live_latency_ms));
   count(s, true);
   return out;
 }
@@ -120,9 +141,14 @@ PlaybackQuality::Summary PlaybackQuality::summary(Time now) {
   expire(now);
   Summary out;
   out.sessions = sessions_.size();
-  out.sessions_with_buffer = with_buffer_;
-  out.healthy_buffer = healthy_buffer_;
+  out.by_kind = buffers_;
+  for (const Buffers& b : buffers_) {
+    out.sessions_with_buffer += b.with_buffer;
+    out.healthy_buffer += b.healthy;
+  }
   out.bitrate_mix = bitrate_mix_;
+  out.latency_mix = latency_mix_;
+  for (size_t n : latency_mix_) out.sessions_with_latency += n;
   out.stalls_total = stalls_total_;
   return out;
 }

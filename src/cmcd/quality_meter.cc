@@ -40,6 +40,35 @@ PlaybackQuality::Limits with_random_session_key(PlaybackQuality::Limits limits) 
   return limits;
 }
 
+// Milliseconds as seconds in the fewest digits: 100 → "0.1", 15000 → "15".
+std::string seconds_text(int64_t ms) {
+  std::string out = std::to_string(ms / 1000);
+  std::string fraction = std::to_string(1000 + ms % 1000).substr(1);
+  while (!fraction.empty() && fraction.back() == '0') fraction.pop_back();
+  if (!fraction.empty()) out += "." + fraction;
+  return out;
+}
+
+// {"bound":N,...,"over_last":N}: the buckets with sessions, by their upper bound.
+template <size_t N>
+void append_mix(std::string& out, const std::array<size_t, N + 1>& mix,
+                const std::array<int64_t, N>& bounds) {
+  out += "{";
+  bool first = true;
+  for (size_t bucket = 0; bucket < mix.size(); ++bucket) {
+    if (mix[bucket] == 0) continue;
+    out += first ? R"(")" : R"(,")";
+    first = false;
+    if (bucket < bounds.size()) {
+      core::append_json_number(out, "", bounds[bucket]);
+    } else {
+      core::append_json_number(out, "over_", bounds.back());
+    }
+    core::append_json_number(out, R"(":)", static_cast<int64_t>(mix[bucket]));
+  }
+  out += "}";
+}
+
 }  // namespace
 
 QualityMeter::QualityMeter(core::MetricsRegistry& metrics, const core::Clock& clock,
@@ -56,7 +85,19 @@ QualityMeter::QualityMeter(core::MetricsRegistry& metrics, const core::Clock& cl
           "Encoded bitrates of the media objects the players asked for (CMCD br), "
           "in bytes per second as Prometheus wants base units (0.25 to 20 Mbit/s)",
           {31250, 62500, 125e3, 250e3, 375e3, 625e3, 1e6, 1.5e6, 2.5e6})),
+      latency_(metrics.histogram("playback_live_latency_seconds",
+                                 "Latencies behind live the players reported (CMCD ltc)",
+                                 {0.5, 1, 1.5, 2, 3, 4, 6, 8, 10, 15, 30, 60})),
       quality_(with_random_session_key(limits)) {
+  register_gauges(metrics);
+}
+
+PlaybackQuality::Summary QualityMeter::summary_now() {
+  std::lock_guard lock(mutex_);
+  return quality_.summary(clock_.now());
+}
+
+void QualityMeter::register_gauges(core::MetricsRegistry& metrics) {
   metrics.gauge_fn("playback_sessions_memory_bytes",
                    "What the kept player sessions cost in memory (bounded by their count)", [this] {
                      std::lock_guard lock(mutex_);
@@ -68,12 +109,37 @@ QualityMeter::QualityMeter(core::MetricsRegistry& metrics, const core::Clock& cl
                      quality_.expire(clock_.now());  // no summary: one per scrape is enough
                      return static_cast<double>(quality_.sessions());
                    });
-  metrics.gauge_fn("playback_sessions_healthy_buffer",
-                   "Player sessions whose latest buffer length is at or above the healthy bar",
-                   [this] {
-                     std::lock_guard lock(mutex_);
-                     return static_cast<double>(quality_.summary(clock_.now()).healthy_buffer);
-                   });
+  for (const auto& [kind, label] : {std::pair{StreamKind::regular, "regular"},
+                                    std::pair{StreamKind::low_latency, "low_latency"}}) {
+    const auto at = static_cast<size_t>(kind);
+    const std::string labels = std::string("kind=\"") + label + "\"";
+    metrics.gauge_fn(
+        "playback_sessions_with_buffer",
+        "Player sessions that reported a buffer length, by the kind of stream they play (CMCD st)",
+        [this, at] { return static_cast<double>(summary_now().by_kind[at].with_buffer); }, labels);
+    metrics.gauge_fn(
+        "playback_sessions_healthy_buffer",
+        "Player sessions whose latest buffer length is at or above their stream kind's bar "
+        "(regular: healthy_buffer_ms; low_latency: one part)",
+        [this, at] { return static_cast<double>(summary_now().by_kind[at].healthy); }, labels);
+  }
+  // Cumulative, as a histogram's buckets: the sessions at or below each bound (+Inf: all).
+  for (size_t bucket = 0; bucket < kLatencyBuckets; ++bucket) {
+    const std::string le = bucket < kLatencyBucketsMs.size()
+                               ? seconds_text(kLatencyBucketsMs[bucket])
+                               : std::string("+Inf");
+    metrics.gauge_fn(
+        "playback_sessions_by_live_latency",
+        "Player sessions whose latest reported latency behind live (CMCD ltc) is at most le "
+        "seconds",
+        [this, bucket] {
+          const PlaybackQuality::Summary s = summary_now();
+          size_t total = 0;
+          for (size_t i = 0; i <= bucket; ++i) total += s.latency_mix[i];
+          return static_cast<double>(total);
+        },
+        "le=\"" + le + "\"");
+  }
 }
 
 std::optional<Data> QualityMeter::observe(const http::HttpExchange& ex,
@@ -108,6 +174,7 @@ std::optional<Data> QualityMeter::observe(const http::HttpExchange& ex,
   if (data.buffer_length_ms)
     buffer_length_.observe(static_cast<double>(*data.buffer_length_ms) / 1000.0);
   if (data.bitrate_kbps) bitrate_.observe(static_cast<double>(*data.bitrate_kbps) * 1000.0 / 8.0);
+  if (data.live_latency_ms) latency_.observe(static_cast<double>(*data.live_latency_ms) / 1000.0);
   PlaybackQuality::Place place{std::string(channel), std::string(node)};
   PlaybackQuality::Recorded recorded;
   {
@@ -171,21 +238,17 @@ std::string QualityMeter::json() {
   number(R"(,"sessions_with_buffer":)", s.sessions_with_buffer);
   number(R"(,"healthy_buffer":)", s.healthy_buffer);
   number(R"(,"healthy_buffer_ms":)", quality_.limits().healthy_buffer_ms);
+  const PlaybackQuality::Buffers& ll = s.by_kind[static_cast<size_t>(StreamKind::low_latency)];
+  number(R"(,"low_latency_sessions_with_buffer":)", ll.with_buffer);
+  number(R"(,"low_latency_healthy_buffer":)", ll.healthy);
+  number(R"(,"healthy_buffer_low_latency_ms":)", quality_.limits().healthy_buffer_low_latency_ms);
   number(R"(,"stalls_total":)", s.stalls_total);
-  out += R"(,"bitrate_mix":{)";
-  bool first = true;
-  for (size_t bucket = 0; bucket < kBitrateBuckets; ++bucket) {
-    if (s.bitrate_mix[bucket] == 0) continue;
-    out += first ? R"(")" : R"(,")";
-    first = false;
-    if (bucket < kBitrateBucketsKbps.size()) {
-      number("", kBitrateBucketsKbps[bucket]);
-    } else {
-      number("over_", kBitrateBucketsKbps.back());
-    }
-    number(R"(":)", s.bitrate_mix[bucket]);
-  }
-  out += "}}";
+  out += R"(,"bitrate_mix":)";
+  append_mix(out, s.bitrate_mix, kBitrateBucketsKbps);
+  number(R"(,"sessions_with_latency":)", s.sessions_with_latency);
+  out += R"(,"latency_mix":)";
+  append_mix(out, s.latency_mix, kLatencyBucketsMs);
+  out += "}";
   json_made_ = now;
   return out;
 }

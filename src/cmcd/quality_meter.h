@@ -6,8 +6,11 @@
 //   playback_stalls_total{channel,node}            reports of a buffer starvation (bs)
 //   playback_buffer_length_seconds                 histogram of reported buffer lengths (bl)
 //   playback_bitrate_bytes_per_second               histogram of media objects' bitrates (br)
-//   playback_sessions_reporting                    sessions heard within the idle time
-//   playback_sessions_healthy_buffer               of those, buffer at or above the bar
+//   playback_live_latency_seconds                  histogram of reported latencies behind live
+//   (ltc) playback_sessions_reporting                    sessions heard within the idle time
+//   playback_sessions_with_buffer{kind}            of those, with a buffer length, by stream kind
+//   playback_sessions_healthy_buffer{kind}         of those, buffer at or above their kind's bar
+//   playback_sessions_by_live_latency{le}          sessions whose latest ltc is at most le seconds
 //   playback_sessions_memory_bytes                 what the kept sessions cost (bounded)
 // Any thread: one lock around the PlaybackQuality; the stall counters have their own, taken
 // without the first, so a scrape (registry lock, then the quality lock) never waits in a cycle.
@@ -54,10 +57,15 @@ class QualityMeter {
                               std::string_view channel, std::string_view node);
 
   // {"sessions":N,"sessions_with_buffer":N,"healthy_buffer":N,"healthy_buffer_ms":4000,
-  //  "stalls_total":N,"bitrate_mix":{"300":N,...,"20000":N,"over_20000":N}}: sessions by the
-  // bucket of their latest bitrate (kBitrateBucketsKbps, an upper bound in kbps), only buckets
-  // with sessions. Under 400 bytes whatever the players report; made at most once a second
-  // (kJsonLifetime), so asking it often costs a copy.
+  //  "low_latency_sessions_with_buffer":N,"low_latency_healthy_buffer":N,
+  //  "healthy_buffer_low_latency_ms":330,"stalls_total":N,
+  //  "bitrate_mix":{"300":N,...,"20000":N,"over_20000":N},
+  //  "sessions_with_latency":N,"latency_mix":{"100":N,...,"60000":N,"over_60000":N}}: the
+  // totals count both kinds, each judged by its own bar; sessions by the bucket of their latest
+  // bitrate (kBitrateBucketsKbps, an upper bound in kbps) and latency behind live
+  // (kLatencyBucketsMs, an upper bound in ms), only buckets with sessions. Under 1,100 bytes
+  // whatever the players report; made at most once a second (kJsonLifetime), so asking it often
+  // costs a copy.
   std::string json();
   static constexpr std::chrono::milliseconds kJsonLifetime{1000};
 
@@ -69,6 +77,8 @@ class QualityMeter {
 
  private:
   void count_stall(const PlaybackQuality::Place& where);
+  void register_gauges(core::MetricsRegistry& metrics);
+  PlaybackQuality::Summary summary_now();
 
   core::MetricsRegistry& metrics_;
   const core::Clock& clock_;
@@ -76,6 +86,7 @@ class QualityMeter {
   core::Counter& malformed_;
   core::Histogram& buffer_length_;
   core::Histogram& bitrate_;
+  core::Histogram& latency_;
 
   std::mutex mutex_;
   PlaybackQuality quality_;                            // guarded by mutex_

@@ -3,7 +3,8 @@
 // no CORS bypass of any kind: the web player signs in and plays through a cache node,
 // a paid channel stays locked until bought, a queued viewer sees its place and starts
 // by itself once the overload switch is off, and the operator's dashboard draws its
-// plots from live data and works the switch. Screenshots and a JSON summary with the
+// plots from live data, with axes and windows, and shows the servers' own figures (checked against
+// their /metrics) and works the switch. Screenshots and a JSON summary with the
 // measured figures go to the artefacts folder.
 //   node browser_test.mjs --build DIR --source DIR --artifacts DIR [--chromium PATH]
 // Exit codes: 0 passed, 1 failed, 77 skipped (no chromium or no ffmpeg).
@@ -210,80 +211,259 @@ const scenarios = {
     }, () => sw('off').catch(() => {}));
   },
 
-  // The dashboard draws every plot from live data and works the overload switch.
-  async dashboard(stack) {
-    return withBrowser(async (browser) => {
-      // A viewer, so that there is traffic and viewers to see.
-      const viewer = await signedInPage(browser, stack, TEST_LOGIN);
-      await play(viewer, 'demo');
-      await waitFor('the viewer playing', async () => (await currentTime(viewer)) > 1, 20000, 100);
-      const page = await browser.context.newPage();
-      await page.goto(stack.balancer.url + '/admin/');
-      await page.fill('#operator-key', OPERATOR_KEY);
-      await page.click('#key-form button');
-      await waitFor('4 samples', () => page.evaluate(() => window.dashboardState.samples >= 4), 20000);
-      const plots = await page.evaluate(() => Array.from(document.querySelectorAll('.panel')).map((p) => ({
-        id: p.id, value: p.querySelector('.value').textContent,
-        points: (p.querySelector('polyline.data').getAttribute('points') || '').split(' ').filter(Boolean).length })));
-      for (const p of plots) check(p.points >= 3, p.id + ' has a plot with data: ' + JSON.stringify(p));
-      const d = await page.evaluate(() => ({ viewers: window.dashboardState.series.viewers.at(-1), caches: window.dashboardState.series.caches_up.at(-1), errors: window.dashboardState.errors }));
-      check(d.viewers >= 1, 'live viewers counted: ' + d.viewers);
-      check(d.caches === 2, 'both cache nodes usable: ' + d.caches);
-      // The stack's channel is dated (EXT-X-PROGRAM-DATE-TIME): how old its newest segment was
-      // when served: under two segments (2 s segments, published when complete).
-      const age = await page.evaluate(() => window.dashboardState.newestAge);
-      check(age.demo >= 0 && age.demo < 4, 'the newest media age of the demo channel: ' + JSON.stringify(age));
-      const rows = await page.locator('#health-table tbody tr').count();
-      check(rows === 2, 'a health row per cache node');
-      // The demo channel's two sources: it plays from the first, the second ready.
-      await waitFor('the sources table', async () => (await page.locator('#sources-table tbody tr').count()) === 1, 10000, 250);
-      const sources = await page.locator('#sources-table tbody tr').innerText();
-      check(sources.includes('▶ demo: healthy') && sources.includes('demo-b: healthy'), 'the sources row: ' + sources);
-      // Playback quality from the players' own CMCD: the web player reports as the query argument;
-      // a second hls.js in the viewer's page reports as headers (useHeaders: Media3's way), which
-      // the nodes' CORS preflights must let through.
-      await viewer.evaluate((url) => {
-        const extra = document.createElement('video');
-        extra.muted = true;
-        document.body.append(extra);
-        window.headerModeFragments = 0;
-        const h = new Hls({ cmcd: { useHeaders: true, sessionId: 'header-mode', contentId: 'demo' } });
-        h.on(Hls.Events.FRAG_LOADED, () => { window.headerModeFragments += 1; });
-        h.loadSource(url);
-        h.attachMedia(extra);
-      }, await viewer.evaluate(() => window.playerState.playlistUrl));
-      await waitFor('2 fragments with CMCD headers', () => viewer.evaluate(() => window.headerModeFragments >= 2), 20000, 200);
-      const nodeSessions = async () => {
-        let sessions = 0;
-        for (const c of Object.values(stack.caches)) {
-          try {
-            // The players' summary is the node's /playback, apart from its /health.
-            const p = await (await fetch(c.url + '/playback')).json();
-            sessions += p.sessions;
-          } catch (e) { /* a node down: its players count elsewhere */ }
-        }
-        return sessions;
-      };
-      await waitFor('both players reporting to the nodes', async () => (await nodeSessions()) >= 2, 10000, 250);
-      await waitFor('the panel counting them', () => page.evaluate(() => window.dashboardState.playback &&
-        window.dashboardState.playback.sessions >= 2), 10000, 250);
-      const quality = await page.evaluate(() => ({ playback: window.dashboardState.playback,
-        mixRows: document.querySelectorAll('#bitrate-mix tbody tr').length,
-        healthy: window.dashboardState.series.healthy_buffer.at(-1) }));
-      check(quality.mixRows >= 1, 'the bitrate mix lists the bitrates played: ' + JSON.stringify(quality));
-      check(quality.healthy !== null, 'a healthy-buffer share: ' + JSON.stringify(quality));
-      await page.screenshot({ path: path.join(artifacts, 'dashboard.png'), fullPage: true });
-      await page.click('#switch-button');
-      await waitFor('emulation on', () => page.evaluate(() => window.dashboardState.emulation === true), 5000);
-      const status = await (await fetch(stack.balancer.url + '/admin/status', { headers: { 'X-Operator-Key': OPERATOR_KEY } })).json();
-      check(status.emulation === true, 'the button switched emulation on');
-      await page.click('#switch-button');
-      await waitFor('emulation off', () => page.evaluate(() => window.dashboardState.emulation === false), 5000);
-      check(browser.pageErrors.length === 0, 'no page errors: ' + browser.pageErrors.join('; '));
-      return { plots, quality };
-    });
-  },
+  // The dashboard draws every plot from live data with its axes and window, its figures are the
+  // servers' own (/metrics, read by the test beside it), an LL viewer's buffer is judged by the
+  // LL rule, the players' latency behind live is shown, and the overload switch works.
+  dashboard: (stack) => withBrowser((browser) => dashboardScenario(stack, browser)),
 };
+
+// Prometheus text: the value of one series ("name{labels}"), NaN when absent.
+function metricOf(text, series) {
+  for (const line of text.split('\n')) if (line.startsWith(series + ' ')) return parseFloat(line.slice(series.length + 1));
+  return NaN;
+}
+
+// Each node's /metrics, by the id the balancer's /health names it with.
+async function nodeMetrics(stack) {
+  const health = await (await fetch(stack.balancer.url + '/health')).json();
+  const out = {};
+  for (const c of health.caches) out[c.id] = await (await fetch(c.url + '/metrics')).text();
+  return out;
+}
+
+// A node's counters as the dashboard defines them (served without origin: hit, coalesced, negative).
+function cacheCounters(text) {
+  const r = (result) => metricOf(text, 'cache_requests_total{result="' + result + '"}') || 0;
+  return { hits: r('hit') + r('coalesced') + r('negative'), requests: r('hit') + r('coalesced') + r('negative') + r('miss') + r('stale'),
+    served: metricOf(text, 'cache_bytes_served_total'), origin: metricOf(text, 'cache_origin_bytes_total') };
+}
+
+// The nodes' latency buckets from /metrics (cumulative gauges), as the dashboard's mix
+// { "upper bound ms" | "over_60000": sessions }.
+function latencyMixOf(texts) {
+  const cumulative = new Map();
+  for (const text of texts) {
+    for (const m of text.matchAll(/^playback_sessions_by_live_latency\{le="([^"]+)"\} (\S+)$/gm)) {
+      const key = m[1] === '+Inf' ? Infinity : Math.round(parseFloat(m[1]) * 1000);
+      cumulative.set(key, (cumulative.get(key) || 0) + parseFloat(m[2]));
+    }
+  }
+  const mix = {};
+  let below = 0;
+  for (const key of [...cumulative.keys()].sort((a, b) => a - b)) {
+    const n = cumulative.get(key) - below;
+    below = cumulative.get(key);
+    if (n > 0) mix[key === Infinity ? 'over_60000' : String(key)] = n;
+  }
+  return mix;
+}
+
+// The number a displayed figure starts with ("1,234.5 %" → 1234.5), NaN when none.
+function shownNumber(text) {
+  const m = /-?[\d,]+(\.\d+)?/.exec(text || '');
+  return m ? parseFloat(m[0].replace(/,/g, '')) : NaN;
+}
+const near = (a, b, within) => Number.isFinite(a) && Number.isFinite(b) && Math.abs(a - b) <= within;
+
+async function dashboardScenario(stack, browser) {
+  // A viewer of the regular channel, so that there is traffic and viewers to see, and one of the
+  // low-latency channel (the operator's case: one smooth LL viewer about a second behind live).
+  const viewer = await signedInPage(browser, stack, TEST_LOGIN);
+  await play(viewer, 'demo');
+  await waitFor('the viewer playing', async () => (await currentTime(viewer)) > 1, 20000, 100);
+  const llViewer = await signedInPage(browser, stack, SECOND_LOGIN);
+  await play(llViewer, 'll');
+  await waitFor('the LL viewer playing', async () => (await currentTime(llViewer)) > 1, 20000, 100);
+  const page = await browser.context.newPage();
+  await page.goto(stack.balancer.url + '/admin/');
+  await page.fill('#operator-key', OPERATOR_KEY);
+  await page.click('#key-form button');
+  await waitFor('4 samples', () => page.evaluate(() => window.dashboardState.samples >= 4), 20000);
+  const d = await snapshot(page);
+  check(d.caches === 2, 'both cache nodes usable: ' + d.caches);
+  const rows = await page.locator('#health-table tbody tr').count();
+  check(rows === 3, 'a health row per cache node and one for all nodes: ' + rows);
+  // The demo channel's two sources: it plays from the first, the second ready.
+  await waitFor('the sources table', async () => (await page.locator('#sources-table tbody tr').count()) === 2, 10000, 250);
+  const sources = await page.locator('#sources-table tbody tr').allInnerTexts();
+  const demoSources = sources.find((r) => r.startsWith('demo')) || '';
+  check(demoSources.includes('▶ demo: healthy') && demoSources.includes('demo-b: healthy'), 'the sources row: ' + sources);
+  await headerModePlayer(stack, viewer);
+
+  const { hr, off } = await figuresAgainstMetrics(stack, page);
+  const quality = await playbackChecks(stack, page, llViewer);
+  // Every panel: a plot with data, a y axis with its scale and unit, a time axis, a window.
+  await waitFor('every plot with 3 points', async () => (await snapshot(page)).plots.every((p) => p.points >= 3), 20000, 500);
+  const final = await snapshot(page);
+  for (const p of final.plots) {
+    check(p.yMax && p.yMin === '0' + p.unit && p.yMax.endsWith(p.unit) && p.time === 'time' && p.xFrom.endsWith('ago') && p.window,
+      p.id + ' has its axes and window: ' + JSON.stringify(p));
+  }
+  // Numbers for people: no figure with more than two decimals, thousands grouped.
+  for (const text of final.texts) check(!/\d\.\d{3,}/.test(text) && !/\d{4,}/.test(text.replace(/\d+\.\d+/g, '')), 'a figure written for people: "' + text + '"');
+  await page.screenshot({ path: path.join(artifacts, 'dashboard.png'), fullPage: true });
+  await page.click('#switch-button');
+  await waitFor('emulation on', () => page.evaluate(() => window.dashboardState.emulation === true), 5000);
+  const status = await (await fetch(stack.balancer.url + '/admin/status', { headers: { 'X-Operator-Key': OPERATOR_KEY } })).json();
+  check(status.emulation === true, 'the button switched emulation on');
+  await page.click('#switch-button');
+  await waitFor('emulation off', () => page.evaluate(() => window.dashboardState.emulation === false), 5000);
+  check(browser.pageErrors.length === 0, 'no page errors: ' + browser.pageErrors.join('; '));
+  return { plots: final.plots.map((p) => ({ id: p.id, value: p.value, window: p.window })), hitRatio: hr, offload: off, quality };
+}
+
+// The counters behind the hit ratio, the offload and the newest media age are the servers' own,
+// and the panels, the health table and its total row show the figures they give over the
+// windows they name.
+// Each counter lies between the servers' /metrics read just before a sample and just after it.
+async function figuresAgainstMetrics(stack, page) {
+  const before = { nodes: await nodeMetrics(stack), balancer: await (await fetch(stack.balancer.url + '/metrics')).text() };
+  const k = (await snapshot(page)).samples;
+  await waitFor('2 samples after /metrics', () => page.evaluate((n) => window.dashboardState.samples >= n, k + 2), 10000);
+  const d = await snapshot(page);
+  const shown = d;
+  const after = { nodes: await nodeMetrics(stack), balancer: await (await fetch(stack.balancer.url + '/metrics')).text() };
+  const f = d.figures;
+  check(f && f.nodes && Object.keys(f.nodes).length === 2, 'the dashboard keeps each node\'s counters: ' + JSON.stringify(f && f.nodes));
+  const total = { hits: 0, requests: 0, served: 0, origin: 0 };
+  for (const [id, counters] of Object.entries(f.nodes)) {
+    const lo = cacheCounters(before.nodes[id]), hi = cacheCounters(after.nodes[id]);
+    for (const key of Object.keys(total)) {
+      check(lo[key] <= counters[key] && counters[key] <= hi[key], id + ' ' + key + ': the dashboard\'s ' + counters[key] +
+        ' is not between /metrics ' + lo[key] + ' and ' + hi[key]);
+      total[key] += counters[key];
+    }
+    // The node's row: its hit ratio and offload since start are the ones its counters give (a
+    // node no viewer asked has none: "–").
+    const row = shown.health[id];
+    const expected = [counters.requests > 0 ? (100 * counters.hits) / counters.requests : null,
+      counters.served > 0 ? Math.max(0, 100 * (1 - counters.origin / counters.served)) : null];
+    for (const [i, value, want] of [[5, counters.hit_ratio, expected[0]], [7, counters.offload, expected[1]]]) {
+      const what = id + (i === 5 ? ' hit ratio' : ' offload') + ' since start: ' + JSON.stringify(counters) + ', row ' + JSON.stringify(row);
+      check(want === null ? value === null && row[i] === '–' : near(value, want, 1e-9) && near(shownNumber(row[i]), want, 0.51), what);
+    }
+  }
+  // The top panel and the table's total row: the same two windows, the same numbers.
+  const hr = f.hit_ratio, off = f.offload;
+  check(JSON.stringify(hr.to) === JSON.stringify(total), 'the hit ratio is the nodes\' total: ' + JSON.stringify(hr.to) + ' vs ' + JSON.stringify(total));
+  check(near(hr.since_start, (100 * total.hits) / total.requests, 1e-9), 'hit ratio since start ' + hr.since_start);
+  check(near(off.since_start, Math.max(0, 100 * (1 - total.origin / total.served)), 1e-9), 'offload since start ' + off.since_start);
+  check(hr.window_s >= 5 && hr.window_s <= 61, 'the window the hit ratio covers: ' + hr.window_s);
+  const windowHits = hr.to.hits - hr.from.hits, windowRequests = hr.to.requests - hr.from.requests;
+  check(windowRequests > 0 && near(hr.value, (100 * windowHits) / windowRequests, 1e-9), 'hit ratio over the window: ' + JSON.stringify(hr));
+  check(near(shownNumber(shown.panels.hit_ratio.value), hr.value, 0.51), 'the hit ratio panel shows the window\'s: ' + JSON.stringify(shown.panels.hit_ratio) + ' vs ' + hr.value);
+  check(near(shownNumber(shown.panels.hit_ratio.detail), hr.since_start, 0.51) && shown.panels.hit_ratio.detail.includes('since'),
+    'the hit ratio panel says the since-start figure: ' + JSON.stringify(shown.panels.hit_ratio));
+  check(/^last \d+ s/.test(shown.panels.hit_ratio.window), 'the hit ratio names its window: ' + shown.panels.hit_ratio.window);
+  check(shown.headers.includes('hit ratio, ' + shown.panels.hit_ratio.window) && shown.headers.includes('hit ratio, since start'),
+    'the health table names the panel\'s window and since start: ' + JSON.stringify(shown.headers));
+  const totalRow = shown.health.total;
+  check(near(shownNumber(totalRow[4]), hr.value, 0.51) && near(shownNumber(totalRow[5]), hr.since_start, 0.51),
+    'the table\'s total row agrees with the panel: ' + JSON.stringify(totalRow) + ' vs ' + JSON.stringify(hr));
+  check(near(shownNumber(totalRow[6]), off.value, 0.51) && near(shownNumber(totalRow[7]), off.since_start, 0.51),
+    'the table\'s total row agrees with the offload panel: ' + JSON.stringify(totalRow) + ' vs ' + JSON.stringify(off));
+  // The newest media age: balancer_playlist_newest_age_seconds over the window.
+  const age = f.newest_age.channels.demo;
+  check(age, 'the demo channel\'s newest media age: ' + JSON.stringify(f.newest_age));
+  const ageLo = metricOf(before.balancer, 'balancer_playlist_newest_age_seconds_count{channel="demo"}');
+  const ageHi = metricOf(after.balancer, 'balancer_playlist_newest_age_seconds_count{channel="demo"}');
+  check(ageLo <= age.to.count && age.to.count <= ageHi, 'newest age count ' + age.to.count + ' between /metrics ' + ageLo + ' and ' + ageHi);
+  check(near(age.value, (age.to.sum - age.from.sum) / (age.to.count - age.from.count), 1e-9), 'newest age over the window');
+  // The stack's channel is dated (EXT-X-PROGRAM-DATE-TIME): under two segments (2 s segments, published when complete).
+  check(age.value >= 0 && age.value < 4, 'the newest media age of the demo channel: ' + age.value);
+  const viewersLo = metricOf(before.balancer, 'balancer_active_viewers'), viewersHi = metricOf(after.balancer, 'balancer_active_viewers');
+  check(d.viewers >= 2 && (d.viewers === viewersLo || d.viewers === viewersHi), 'live viewers ' + d.viewers + ' as /metrics ' + viewersLo + '/' + viewersHi);
+
+  return { hr, off };
+}
+
+// The dashboard's state and what the page shows, read at once (a sample updates both
+// without yielding): each panel's value, detail, window and axes, the health table's rows (by
+// node id, and "total"), and every figure's text.
+function snapshot(page) {
+  return page.evaluate(() => {
+    const st = window.dashboardState;
+    const text = (el, sel) => (el.querySelector(sel) || {}).textContent || '';
+    const panels = {};
+    const plots = Array.from(document.querySelectorAll('.panel')).map((p) => {
+      const id = p.id.replace('panel-', '');
+      const unit = { count: '', seconds: ' s', mbps: ' Mbit/s', percent: ' %', rate: ' /s', rate_min: ' /min' };
+      panels[id] = { value: text(p, '.value'), detail: text(p, '.detail'), window: text(p, '.window') };
+      const yMax = text(p, '.y-max');
+      return { id, ...panels[id], yMax, yMin: text(p, '.y-min'), unit: (Object.values(unit).filter((u) => u && yMax.endsWith(u))[0]) || '',
+        time: text(p, '.x-label'), xFrom: text(p, '.x-from'),
+        points: (p.querySelector('polyline.data').getAttribute('points') || '').split(' ').filter(Boolean).length };
+    });
+    const health = {};
+    for (const tr of document.querySelectorAll('#health-table tbody tr')) {
+      const cells = Array.from(tr.children).map((td) => td.textContent);
+      health[cells[0] === 'all nodes' ? 'total' : cells[0]] = cells;
+    }
+    const texts = Array.from(document.querySelectorAll('.panel .value, .panel .detail, .panel .y-max, #channels-table td, #caches-table td, ' +
+      '#health-table td, #bitrate-mix td')).map((e) => e.textContent);
+    const headers = Array.from(document.querySelectorAll('#health-table th')).map((e) => e.textContent);
+    return JSON.parse(JSON.stringify({ samples: st.samples, figures: st.figures, viewers: st.series.viewers.at(-1),
+      caches: st.series.caches_up.at(-1), errors: st.errors, panels, plots, health, headers, texts }));
+  });
+}
+
+// A second hls.js in the viewer's page reports CMCD as headers (useHeaders: Media3's way), which
+// the nodes' CORS preflights must let through.
+async function headerModePlayer(stack, viewer) {
+  await viewer.evaluate((url) => {
+    const extra = document.createElement('video');
+    extra.muted = true;
+    document.body.append(extra);
+    window.headerModeFragments = 0;
+    const h = new Hls({ cmcd: { useHeaders: true, sessionId: 'header-mode', contentId: 'demo' } });
+    h.on(Hls.Events.FRAG_LOADED, () => { window.headerModeFragments += 1; });
+    h.loadSource(url);
+    h.attachMedia(extra);
+  }, await viewer.evaluate(() => window.playerState.playlistUrl));
+  await waitFor('2 fragments with CMCD headers', () => viewer.evaluate(() => window.headerModeFragments >= 2), 20000, 200);
+}
+
+// Playback quality from the players' own CMCD, against the nodes' /metrics: buffers judged by
+// each player's kind (the LL viewer against one part, not 4 s), latency behind live.
+async function playbackChecks(stack, page, llViewer) {
+  await waitFor('the panel counting the three players', () => page.evaluate(() => window.dashboardState.playback &&
+    window.dashboardState.playback.sessions >= 3), 20000, 250);
+  // The LL viewer plays smoothly about a second behind live with less than a second buffered:
+  // healthy by the LL rule (it was 0 % against the regular 4 s).
+  const ll = await waitFor('the LL viewer counted healthy', async () => {
+    const f = await page.evaluate(() => window.dashboardState.figures.healthy_buffer);
+    return f && f.low_latency.with_buffer >= 1 && f.low_latency.healthy >= 1 ? f : null;
+  }, 20000, 500);
+  // The same figures as the nodes' /metrics (the players report every second or so: the two
+  // are read until they agree).
+  let last = null;
+  let shown = null;
+  await waitFor('the buffer and latency figures as the nodes\' /metrics', async () => {
+    shown = await snapshot(page);
+    const f = shown.figures;
+    const texts = Object.values(await nodeMetrics(stack));
+    const sum = (series) => texts.reduce((t, x) => t + (metricOf(x, series) || 0), 0);
+    const m = { ll: { with_buffer: sum('playback_sessions_with_buffer{kind="low_latency"}'), healthy: sum('playback_sessions_healthy_buffer{kind="low_latency"}') },
+      regular: { with_buffer: sum('playback_sessions_with_buffer{kind="regular"}'), healthy: sum('playback_sessions_healthy_buffer{kind="regular"}') },
+      mix: latencyMixOf(texts) };
+    last = { dashboard: { buffer: f.healthy_buffer, latency: f.latency }, metrics: m };
+    const b = f.healthy_buffer;
+    return b.low_latency.with_buffer === m.ll.with_buffer && b.low_latency.healthy === m.ll.healthy &&
+      b.regular.with_buffer === m.regular.with_buffer && b.regular.healthy === m.regular.healthy &&
+      JSON.stringify(f.latency.mix) === JSON.stringify(m.mix) && f.latency.sessions >= 2;
+  }, 30000, 500).catch((e) => { throw new Error(e.message + ': ' + JSON.stringify(last)); });
+  const b = last.dashboard.buffer, lat = last.dashboard.latency;
+  check(near(shownNumber(shown.panels.healthy_buffer.value), (100 * (b.low_latency.healthy + b.regular.healthy)) /
+    (b.low_latency.with_buffer + b.regular.with_buffer), 0.51), 'the healthy share shown: ' + JSON.stringify(shown.panels.healthy_buffer));
+  check(shown.panels.healthy_buffer.detail.includes('low-latency'), 'the healthy share says each kind: ' + shown.panels.healthy_buffer.detail);
+  // Latency: p50 ≤ p95, the LL viewer's (about a second) and the regular viewers' (several) in it.
+  const own = await llViewer.evaluate(() => window.playerState.latencyReported);
+  check(lat.p50 > 0 && lat.p50 <= lat.p95 && lat.p95 <= 60, 'latency p50/p95: ' + JSON.stringify(lat));
+  check(own > 0 && own < 4, 'the LL viewer\'s own latency behind live: ' + own);
+  const value = shown.panels.latency_p50.value;
+  check(value.startsWith('p50 ') && value.includes(' · p95 ') && /s$/.test(value), 'the latency panel: ' + value);
+  return { buffer: b, latency: lat, llViewerLatency: own, llAtFirst: ll };
+}
 
 // kill -9 of the cache node the player gets its chunks from, mid-play: playback goes on with
 // no fatal hls.js error and no "media sequence mismatch", fragments come from the sibling or

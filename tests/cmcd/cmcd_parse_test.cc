@@ -63,6 +63,16 @@ TEST_CASE(
   CHECK_FALSE(d.buffer_starvation);
 }
 
+TEST_CASE("cmcd: a low-latency player's v2 report: stream type ll, part duration, latency") {
+  const auto d = parsed(R"(bl=(600),br=(1200),d=267,ltc=950,ot=v,sid="ll-1",st=ll,v=2)");
+  CHECK(d.stream_type == "ll");
+  CHECK(d.object_duration_ms == 267);
+  CHECK(d.live_latency_ms == 950);
+  CHECK(d.any());
+  // A negative latency is no latency.
+  CHECK_FALSE(parsed(R"(ltc=-5,sid="x")").live_latency_ms);
+}
+
 TEST_CASE("cmcd: Media3's four headers read one after another into one report") {
   cmcd::Data d;
   CHECK(cmcd::parse_into("br=840,d=4000,ot=v,tb=1500", d).empty());

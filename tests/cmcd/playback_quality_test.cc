@@ -51,6 +51,80 @@ TEST_CASE(
   CHECK(s.stalls_total == 0);
 }
 
+TEST_CASE(
+    "playback quality: a low-latency player's buffer is judged against one part, a regular "
+    "one's against healthy_buffer_ms") {
+  PlaybackQuality q({.healthy_buffer_ms = 4000, .healthy_buffer_low_latency_ms = 330});
+  const PlaybackQuality::Time t0{};
+  auto ll = [](std::string sid, int64_t bl, std::optional<int64_t> part_ms) {
+    cmcd::Data d =
+        report(std::move(sid), bl, part_ms ? std::optional<int64_t>(1200) : std::nullopt);
+    d.stream_type = "ll";
+    d.object_duration_ms = part_ms;
+    return d;
+  };
+  // One smooth LL viewer, 0.95 s behind live with 0.6 s buffered and parts of 267 ms: healthy.
+  q.record(t0, kDemoA, ll("ll-1", 600, 267));
+  // A full segment asked for later (2 s) leaves its part as the bar.
+  q.record(t0 + 1s, kDemoA, ll("ll-1", 600, 2000));
+  // Another one down to 200 ms against parts of 267 ms: not healthy.
+  q.record(t0, kDemoA, ll("ll-2", 200, 267));
+  // An LL player that named no part yet is judged against healthy_buffer_low_latency_ms.
+  q.record(t0, kDemoA, ll("ll-3", 400, std::nullopt));
+  // A regular player with the same 600 ms: not healthy (4 s).
+  q.record(t0, kDemoA, report("reg-1", 600, 3200));
+  auto s = q.summary(t0 + 2s);
+  const auto& low = s.by_kind[static_cast<size_t>(cmcd::StreamKind::low_latency)];
+  const auto& regular = s.by_kind[static_cast<size_t>(cmcd::StreamKind::regular)];
+  CHECK(low.with_buffer == 3);
+  CHECK(low.healthy == 2);  // ll-1 and ll-3
+  CHECK(regular.with_buffer == 1);
+  CHECK(regular.healthy == 0);
+  CHECK(s.sessions_with_buffer == 4);
+  CHECK(s.healthy_buffer == 2);
+  // A player that says it plays a regular live stream after all (st=l) is judged as one.
+  cmcd::Data back = report("ll-1", 600);
+  back.stream_type = "l";
+  q.record(t0 + 2s, kDemoA, back);
+  s = q.summary(t0 + 2s);
+  CHECK(s.by_kind[static_cast<size_t>(cmcd::StreamKind::low_latency)].with_buffer == 2);
+  CHECK(s.by_kind[static_cast<size_t>(cmcd::StreamKind::low_latency)].healthy == 1);
+  CHECK(s.healthy_buffer == 1);
+  // Expiry takes each session's share from its own kind.
+  s = q.summary(t0 + 40s);
+  CHECK(s.sessions_with_buffer == 0);
+  CHECK(s.healthy_buffer == 0);
+  CHECK(s.by_kind[0].with_buffer == 0);
+  CHECK(s.by_kind[1].with_buffer == 0);
+}
+
+TEST_CASE("playback quality: each session's latest latency behind live, in fixed buckets") {
+  PlaybackQuality q({.session_idle = 30s});
+  const PlaybackQuality::Time t0{};
+  auto at = [](std::string sid, int64_t ltc) {
+    cmcd::Data d;
+    d.session_id = std::move(sid);
+    d.live_latency_ms = ltc;
+    return d;
+  };
+  CHECK(cmcd::latency_bucket(950) == 9);    // up to 1,000 ms
+  CHECK(cmcd::latency_bucket(1000) == 9);   // a bound is inclusive
+  CHECK(cmcd::latency_bucket(7500) == 33);  // up to 8,000 ms
+  CHECK(cmcd::latency_bucket(90000) == cmcd::kLatencyBuckets - 1);
+  q.record(t0, kDemoA, at("a", 950));
+  q.record(t0, kDemoA, at("b", 7500));
+  q.record(t0 + 1s, kDemoA, at("a", 1150));      // the latest counts, once
+  q.record(t0 + 1s, kDemoA, report("c", 3000));  // no latency reported
+  auto s = q.summary(t0 + 2s);
+  CHECK(s.sessions_with_latency == 2);
+  CHECK(s.latency_mix[cmcd::latency_bucket(1150)] == 1);
+  CHECK(s.latency_mix[cmcd::latency_bucket(7500)] == 1);
+  CHECK(s.latency_mix[cmcd::latency_bucket(950)] == 0);
+  s = q.summary(t0 + 30s);  // b expired (heard at t0), a not yet
+  CHECK(s.sessions_with_latency == 1);
+  CHECK(s.latency_mix[cmcd::latency_bucket(1150)] == 1);
+}
+
 TEST_CASE("playback quality: stalls are counted by place, for sessions only") {
   PlaybackQuality q({});
   const PlaybackQuality::Time t0{};

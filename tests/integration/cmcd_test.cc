@@ -86,8 +86,11 @@ TEST_CASE(
   CHECK(metric_value(metrics, "playback_stalls_total{channel=\"demo\",node=\"venue-a\"}") == 1);
   CHECK(metric_value(metrics, "playback_stalls_total{channel=\"unknown\",node=\"venue-a\"}") == 1);
   CHECK(metric_value(metrics, "playback_sessions_reporting") == 2);
-  CHECK(metric_value(metrics, "playback_sessions_healthy_buffer") ==
-        1);  // s-1 at 21 s, s-2 at 1.5 s
+  // s-1 at 21 s, s-2 at 1.5 s: both regular (no st, st=l).
+  CHECK(metric_value(metrics, "playback_sessions_with_buffer{kind=\"regular\"}") == 2);
+  CHECK(metric_value(metrics, "playback_sessions_healthy_buffer{kind=\"regular\"}") == 1);
+  CHECK(metric_value(metrics, "playback_sessions_healthy_buffer{kind=\"low_latency\"}") == 0);
+  CHECK(metric_value(metrics, "playback_sessions_by_live_latency{le=\"+Inf\"}") == 0);
   CHECK(metric_value(metrics, "playback_buffer_length_seconds_count") == 3);
   CHECK(metric_value(metrics, "playback_bitrate_bytes_per_second_count") == 3);
 
@@ -99,6 +102,38 @@ TEST_CASE(
   // 840 kbps counts up to 1,000; 3,200 up to 4,000.
   CHECK(playback.find("\"bitrate_mix\":{\"1000\":1,\"4000\":1}") != std::string::npos);
   CHECK(s.node.health().find("playback") == std::string::npos);
+}
+
+TEST_CASE(
+    "cache node: a low-latency player's buffer is judged against its part, and the players' "
+    "latency behind live is counted per session") {
+  NodeOnOrigin s({"node_id=venue-a", "playback.channels=[\"ll\"]"});
+  const std::string signed_url = s.node.signed_url("/o/demo/gen/2K/part.mp4");
+  // hls.js in low-latency mode (CMCD v2, st=ll): 0.6 s buffered, parts of 267 ms, 0.95 s behind
+  // live; a regular player with the same buffer, 7.5 s behind.
+  REQUIRE(http_get(with_cmcd(signed_url, R"(bl=(600),br=(1200),cid="ll",d=267,ltc=950,ot=v,)"
+                                         R"(sid="ll-1",st=ll,v=2)"))
+              .status == 200);
+  REQUIRE(http_get(with_cmcd(signed_url, R"(bl=600,br=3200,d=2000,ltc=7500,sid="reg-1",st=l)"))
+              .status == 200);
+  const std::string metrics = http_get(s.node.url("/metrics")).body;
+  INFO(metrics.substr(metrics.find("playback_sessions")));
+  CHECK(metric_value(metrics, "playback_sessions_with_buffer{kind=\"low_latency\"}") == 1);
+  CHECK(metric_value(metrics, "playback_sessions_healthy_buffer{kind=\"low_latency\"}") == 1);
+  CHECK(metric_value(metrics, "playback_sessions_with_buffer{kind=\"regular\"}") == 1);
+  CHECK(metric_value(metrics, "playback_sessions_healthy_buffer{kind=\"regular\"}") == 0);
+  CHECK(metric_value(metrics, "playback_sessions_by_live_latency{le=\"0.9\"}") == 0);
+  CHECK(metric_value(metrics, "playback_sessions_by_live_latency{le=\"1\"}") == 1);
+  CHECK(metric_value(metrics, "playback_sessions_by_live_latency{le=\"8\"}") == 2);
+  CHECK(metric_value(metrics, "playback_sessions_by_live_latency{le=\"+Inf\"}") == 2);
+  CHECK(metric_value(metrics, "playback_live_latency_seconds_count") == 2);
+  const std::string playback = http_get(s.node.url("/playback")).body;
+  INFO(playback);
+  CHECK(json_integer(playback, "healthy_buffer") == 1);
+  CHECK(json_integer(playback, "low_latency_sessions_with_buffer") == 1);
+  CHECK(json_integer(playback, "low_latency_healthy_buffer") == 1);
+  CHECK(json_integer(playback, "sessions_with_latency") == 2);
+  CHECK(playback.find(R"("latency_mix":{"1000":1,"8000":1})") != std::string::npos);
 }
 
 TEST_CASE(

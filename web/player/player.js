@@ -30,6 +30,7 @@ const state = {
   pathway: null,        // content steering pathway of the last fragment
   latency: null,        // seconds behind live (hls.js's estimate), once a second
   targetLatency: null,  // the latency hls.js aims at (PART-HOLD-BACK in low-latency mode)
+  latencyReported: null,  // seconds behind live by the program date on screen, sent as CMCD ltc
   liveSeeks: 0,         // jumps back to the live edge after falling far behind (catchUpToLive)
 };
 window.playerState = state;
@@ -277,7 +278,9 @@ function startPlayback(url) {
         errorRetry: { maxNumRetry: 6, retryDelayMs: 1000, maxRetryDelayMs: 8000 },
       },
     },
-    cmcd: { contentId: state.channel || undefined, useHeaders: false },
+    // CMCD version 2: its `ltc` (latency behind live) and `st=ll` judge the viewer's buffer and
+    // latency on the dashboard (reportLatency below).
+    cmcd: { version: 2, contentId: state.channel || undefined, useHeaders: false },
   });
   hls.on(Hls.Events.MANIFEST_PARSED, () => { video.play().catch(() => {}); });
   hls.on(Hls.Events.FRAG_LOADED, (event, data) => {
@@ -325,8 +328,24 @@ function showLatency() {
     state.targetLatency = Number.isFinite(target) ? target : null;
     $('latency').textContent = state.latency === null ? '–'
       : state.latency.toFixed(2) + ' s' + (state.targetLatency ? ' (target ' + state.targetLatency.toFixed(2) + ' s)' : '');
+    reportLatency();
     catchUpToLive();
   }, 1000);
+}
+
+// The latency behind live as CMCD's `ltc` (ms) on the next requests: the wall clock minus the
+// EXT-X-PROGRAM-DATE-TIME of the frame on screen (hls.js's playingDate), or hls.js's estimate on
+// a stream without dates. hls.js 1.7.4 lists `ltc` among its CMCD keys but never fills it, and
+// its public hook (cmcd.reporterCallback) takes custom keys only: the page updates the
+// reporter hls.js made for this stream (reset at each manifest load).
+function reportLatency() {
+  const date = hls.playingDate;
+  const behind = date ? (Date.now() - date.getTime()) / 1000 : state.latency;
+  state.latencyReported = Number.isFinite(behind) && behind >= 0 ? behind : null;
+  const reporter = hls.cmcdController && hls.cmcdController.reporter;
+  if (reporter && state.latencyReported !== null && !$('video').paused) {
+    reporter.update({ ltc: Math.round(state.latencyReported * 1000) });
+  }
 }
 
 // hls.js plays faster (maxLiveSyncPlaybackRate) to get back to its target latency only while it
