@@ -682,7 +682,7 @@ async function openPlayer(stack, browser, pages, player, channel, cache, options
     else if (url.pathname.startsWith('/hls/')) {
       net.playlists.push({ at: Date.now(), pathway: url.searchParams.get('pathway'), status: r.status(), url: r.url() });
       if (r.status() === 200) {
-        const entry = { rendition: url.pathname, url: r.url(), text: null };
+        const entry = { at: Date.now(), rendition: url.pathname, url: r.url(), text: null };
         net.media.push(entry);  // its place in the order now, its text once read
         r.text().then((text) => { entry.text = text; }, () => {});
       }
@@ -1213,6 +1213,8 @@ async function sourceFaults(stack, channel, lowLatency, faults) {
     for (const p of players) {
       const received = p.net.media.filter((m) => m.text !== null);
       results[p.player + 'Playlists'] = received.length;
+      fs.writeFileSync(path.join(artifacts, 'playlists-' + runningScenario + '-' + p.player + '.txt'),
+        received.map((m) => '## ' + m.at + ' ' + m.url.split('/hls/')[1].replace(/(ticket|bexp|bsig)=[^&]*&?/g, '') + '\n' + m.text).join('\n'));
       for (const found of checkPlaylists(received)) problems.push(p.player + ' playlists: ' + found);
     }
     if (problems.length) throw new Error('check failed: ' + problems.join('; ') + '\n' + JSON.stringify(results, null, 1).slice(0, 12000));
