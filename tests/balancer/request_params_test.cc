@@ -87,6 +87,21 @@ TEST_CASE("key URLs take viewer parameters but no delivery directives") {
   CHECK_FALSE(parse_viewer_request("/hls/demo/k.key", kKeyPrefix).ok());
 }
 
+TEST_CASE("a key URL's source (bsrc) is the viewer's on keys only, and must be an origin id") {
+  auto key = parse_viewer_request("/key/ch/live/k.bin?bsrc=backup&viewer=v1", kKeyPrefix);
+  REQUIRE(key.ok());
+  CHECK(key.value().key_origin == "backup");
+  CHECK(key.value().origin_target == "/live/k.bin");
+  CHECK(key.value().viewer_query == "viewer=v1");
+  CHECK_FALSE(parse_viewer_request("/key/ch/k.bin?bsrc=a&bsrc=b", kKeyPrefix).ok());
+  CHECK_FALSE(parse_viewer_request("/key/ch/k.bin?bsrc=..%2Fx", kKeyPrefix).ok());
+  // On a playlist it is the origin's own parameter.
+  auto playlist = parse_viewer_request("/hls/ch/live/index.m3u8?bsrc=backup", kPlaylistPrefix);
+  REQUIRE(playlist.ok());
+  CHECK(playlist.value().key_origin.empty());
+  CHECK(playlist.value().origin_target == "/live/index.m3u8?bsrc=backup");
+}
+
 TEST_CASE("viewer parameter values are decoded and re-encoded safely") {
   auto r = ok("/hls/demo/a.m3u8?viewer=a%2Bb");
   CHECK(r.viewer == "a+b");

@@ -37,6 +37,7 @@ struct Encoder {
   uint64_t base = 0;          // its number for segment 0
   uint64_t written = 0;       // segments written (on the shared clock: 0..written-1)
   uint64_t restarted_at = 0;  // a restart numbers from 0 again from this segment on
+  bool keyed = false;         // its playlist names an AES-128 key of its own, key.bin
 
   uint64_t number(uint64_t n) const {
     return n >= restarted_at ? base + n - restarted_at : base + n;
@@ -45,6 +46,7 @@ struct Encoder {
     return name + std::to_string(number(n)) + (restarted_at > 0 && n >= restarted_at ? "r" : "") +
            ".ts";
   }
+  static std::string key_of(const std::string& name) { return std::string(16, name[0]); }
   static std::string bytes_of(const std::string& name, uint64_t n) {
     return std::string(500, name[0]) + "-" + std::to_string(n);
   }
@@ -56,6 +58,10 @@ struct Encoder {
                       std::to_string(number(first)) + "\n#EXT-X-PROGRAM-DATE-TIME:" +
                       hls::format_program_date_ms(kEpochMs + static_cast<int64_t>(first) * 1000) +
                       "\n";
+    if (keyed) {
+      write_file(dir.file(root + "/live/key.bin"), key_of(name));
+      out += "#EXT-X-KEY:METHOD=AES-128,URI=\"key.bin\"\n";
+    }
     for (uint64_t i = first; i < written; ++i) out += "#EXTINF:1.0,\n" + file_of(i) + "\n";
     write_file(dir.file(root + "/live/index.m3u8"), out);
   }
@@ -410,4 +416,33 @@ TEST_CASE(
   CHECK(s.balancer->get("/admin/sources").body.find("\"demo\":{\"active\":0") != std::string::npos);
   CHECK(direct.tagged.empty());
   CHECK(direct.bytes.at(6) == Encoder::bytes_of("a", 6));
+}
+
+TEST_CASE(
+    "each source's key comes from its own origin: after the preferred one dies, the key the "
+    "backup's playlist names is the backup's") {
+  FailoverStack s;
+  s.a.keyed = s.b.keyed = true;
+  Player viewer{*s.balancer, "/hls/demo/live/index.m3u8?viewer=venue&cache=venue-a"};
+  Player direct{*s.balancer, "/hls/demo/live/index.m3u8?viewer=outside"};
+  // The key link of the viewer's newest copy, fetched as a player would.
+  auto key_now = [&] {
+    const std::string body = s.balancer->get(viewer.target).body;
+    const size_t at = body.rfind("#EXT-X-KEY:");
+    REQUIRE(at != std::string::npos);
+    const size_t uri = body.find("URI=\"", at) + 5;
+    const std::string link = body.substr(uri, body.find('"', uri) - uri);
+    auto r = http_get(link.starts_with("http") ? link : s.balancer->url(link));
+    REQUIRE_MESSAGE(r.status == 200, link << " " << r.body);
+    return r.body;
+  };
+  s.play_both_until(3, {&viewer, &direct});
+  CHECK(key_now() == Encoder::key_of("a"));
+  s.origin_a->process().kill();
+  REQUIRE(wait_until([&] { return s.switches("unreachable") == 1; }, 3s, 20ms));
+  play_backup(s, 4, 6, viewer, direct);
+  CHECK(key_now() == Encoder::key_of("b"));
+  // A key link naming an origin that is no source of the channel is refused.
+  auto forged = s.balancer->get("/key/demo/live/key.bin?bsrc=elsewhere&viewer=venue");
+  CHECK(forged.status == 404);
 }

@@ -147,10 +147,11 @@ void VersionBuilder::describe(SourceVersion& version, const OriginAnswer& answer
   version.live = answer.live;
   version.plan = plan_rewrite(version.playlist.tmpl, answer.origin_base, answer.other_origins);
   if (!answer.other_origins.empty()) {
-    // Several sources: every chunk link names its origin (the version's own included).
+    // Several sources: every chunk and key link names its origin (the version's own included).
     for (SlotTarget& target : version.plan.slots) {
-      if (target.kind == SlotTarget::Kind::chunk && target.origin_id.empty())
-        target.origin_id = answer.origin_id;
+      const bool named =
+          target.kind == SlotTarget::Kind::chunk || target.kind == SlotTarget::Kind::key;
+      if (named && target.origin_id.empty()) target.origin_id = answer.origin_id;
     }
   }
   if (const auto& part_target = version.playlist.media.part_target;

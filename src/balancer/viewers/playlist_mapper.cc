@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cassert>
 
+#include "balancer/viewers/request_params.h"
 #include "balancer/viewers/stable_links.h"
 #include "core/ascii.h"
 #include "core/url.h"
@@ -211,6 +212,9 @@ std::string render_for_viewer(const hls::Template& tmpl, const RewritePlan& plan
       case SlotTarget::Kind::key: {
         scratch.assign(target.kind == SlotTarget::Kind::playlist ? prefix_hls : prefix_key);
         scratch.append(target.origin_target);
+        if (target.kind == SlotTarget::Kind::key && !target.origin_id.empty()) {
+          core::append_query(scratch, std::string(kKeySourceParameter) + "=" + target.origin_id);
+        }
         core::append_query(scratch, links.viewer_query);
         return {scratch};
       }

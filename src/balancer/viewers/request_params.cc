@@ -52,7 +52,7 @@ core::Status read_viewer_path(std::string_view path, std::string_view prefix, Vi
 // once) into their fields, the origin's own appended to origin_target in order.
 class ViewerQueryReader {
  public:
-  explicit ViewerQueryReader(ViewerRequest& out) : out_(out) {}
+  ViewerQueryReader(ViewerRequest& out, bool key) : out_(out), key_(key) {}
 
   core::Status read(const core::QueryParam& param) {
     std::string_view name = param.name;
@@ -91,6 +91,11 @@ class ViewerQueryReader {
       if (status && out_.directives.skip != "YES" && out_.directives.skip != "v2") {
         return bad("_HLS_skip must be YES or v2.");
       }
+    } else if (key_ && name == kKeySourceParameter) {
+      status = reserved(param, seen_key_origin_, out_.key_origin);
+      if (status && !signing::valid_channel_id(out_.key_origin)) {
+        return bad("The key's source is not a valid origin id.");
+      }
     } else if (name == "CMCD") {
       // A player adds its report to every URL it asks for (hls.js, Shaka Player): read, never
       // sent to origin, where it would make each request a different source playlist.
@@ -117,6 +122,8 @@ class ViewerQueryReader {
   }
 
   ViewerRequest& out_;
+  bool key_ = false;  // a key URL: kKeySourceParameter is reserved
+  bool seen_key_origin_ = false;
   bool seen_cache_ = false, seen_ticket_ = false, seen_viewer_ = false, seen_pathway_ = false;
   bool seen_msn_ = false, seen_part_ = false, seen_skip_ = false;
 };
@@ -147,7 +154,7 @@ core::Result<ViewerRequest> parse_viewer_request(std::string_view target, std::s
 
   ViewerRequest out;
   if (auto status = read_viewer_path(path, prefix, out); !status) return status.error();
-  ViewerQueryReader reader(out);
+  ViewerQueryReader reader(out, prefix == kKeyPrefix);
   for (const core::QueryParam& param : core::QueryParams(query)) {
     if (auto status = reader.read(param); !status) return status.error();
   }

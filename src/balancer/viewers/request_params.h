@@ -18,6 +18,10 @@ namespace balancer {
 
 inline constexpr std::string_view kPlaylistPrefix = "/hls/";
 inline constexpr std::string_view kKeyPrefix = "/key/";
+// "bsrc=<origin id>" on the balancer's key links of a channel with several sources: the origin
+// its key is fetched from (the source whose playlist listed it; the channel's first otherwise).
+// Reserved on key URLs only.
+inline constexpr std::string_view kKeySourceParameter = "bsrc";
 // GET /steering/<channel>?cache=..&ticket=..|viewer=..: the content steering manifest.
 inline constexpr std::string_view kSteeringPrefix = "/steering/";
 // The pathway id of origin in content steering (cache ids are the others).
@@ -56,6 +60,8 @@ struct ViewerRequest {
   // "cache=..&ticket=..&viewer=.." as the viewer sent them (re-encoded), for the
   // links that lead back to the balancer; "" when none.
   std::string viewer_query;
+  // A key URL's kKeySourceParameter (the origin id its key comes from), or "".
+  std::string key_origin;
   // The player's CMCD report (the `CMCD` argument, still percent-encoded; the last one when
   // repeated), or nullopt. Never passed on: not to origin, not into links.
   std::optional<std::string> cmcd;

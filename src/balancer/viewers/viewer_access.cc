@@ -1,6 +1,8 @@
 // Who may watch, on one loop: a viewer's credentials (playback ticket or, on a free channel, a
 // viewer id), the targets a channel's playlists allow (keys among them, learned from its
 // playlists), keys served to the entitled, and admission's answer for a playlist request.
+#include <algorithm>
+
 #include "balancer/balancer_loop.h"
 
 namespace balancer {
@@ -103,9 +105,16 @@ void BalancerLoop::handle_key(HttpExchange& ex) {
   if (!p) return;
   ensure_allowed(p, true, [this, p](bool allowed) {
     if (!allowed) return fail(p->ex, 404, "not_found", "This channel has no key at that path.");
+    // The source whose playlist listed the key (a channel with several sources), else the first.
+    const std::string& origin_id =
+        p->request.key_origin.empty() ? p->channel->origin : p->request.key_origin;
+    const bool a_source =
+        std::any_of(p->channel->sources.begin(), p->channel->sources.end(),
+                    [&](const ChannelSource& s) { return s.origin == origin_id; });
+    if (origin_id != p->channel->origin && !a_source)
+      return fail(p->ex, 404, "not_found", "This channel has no source on that origin.");
     observe_playback(*p);
-    std::string url =
-        p->config->config.origins.at(p->channel->origin).url + p->request.origin_target;
+    std::string url = p->config->config.origins.at(origin_id).url + p->request.origin_target;
     keys_.fetch_key(loop_, url, [this, p](const KeyResult& r) {
       HttpExchange& reply = p->ex;
       if (!r.key) return fail(reply, r.status, r.error.code, r.error.message);
