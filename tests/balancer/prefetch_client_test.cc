@@ -2,7 +2,7 @@
 // FakeClock feeding its rate limit: what it POSTs to which node (usable nodes of the
 // mask only, at most 64 segments a request, the key as a bearer token), that a failed
 // request is counted and never retried, and its bounds (in flight, per second, queue).
-#include "balancer/sources/prefetch_client.h"
+#include "balancer/caches/prefetch_client.h"
 
 #include <doctest/doctest.h>
 

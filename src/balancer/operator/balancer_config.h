@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "api/api.h"
+#include "balancer/caches/cache_config.h"
 #include "balancer/sources/live_restart.h"
 #include "balancer/sources/source_health.h"
 #include "balancer/sources/source_policy.h"
@@ -56,31 +57,11 @@ struct ChannelConfig {
   double target_latency_s = 0;
 };
 
-// One entry of the caches file.
-struct CacheConfig {
-  std::string id;
-  std::string site;
-  std::string url;                         // public base URL viewers use, no trailing slash
-  std::string health_url;                  // default url + "/health"
-  std::vector<std::string> networks_text;  // as written, for /health
-  std::vector<core::Cidr> networks;        // coverage, IPv4 and IPv6
-};
-
 struct HealthConfig {
   std::chrono::milliseconds interval{1000};
   std::chrono::milliseconds timeout{800};
   int up_after = 2;
   int down_after = 2;
-};
-
-// Section "prefetch": new segments of live sources named to the cache nodes
-// serving them (prefetch_client.h); off without a key.
-struct PrefetchConfig {
-  std::string key;          // the nodes' prefetch.keys holds it; "" = no prefetch
-  double max_per_s = 50;    // requests sent per second at most
-  size_t max_queue = 256;   // requests waiting at most (over it the oldest is dropped)
-  size_t max_inflight = 8;  // requests in progress at most
-  std::chrono::milliseconds timeout{2000};  // per request
 };
 
 struct BalancerConfig {

@@ -34,7 +34,7 @@
 #include <utility>
 #include <vector>
 
-#include "balancer/viewers/playlist_mapper.h"
+#include "balancer/sources/rewrite_plan.h"
 #include "hls/playlist.h"
 
 namespace balancer {

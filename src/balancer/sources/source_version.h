@@ -13,11 +13,11 @@
 #include <string>
 #include <vector>
 
+#include "balancer/sources/delivery_directives.h"
 #include "balancer/sources/live_restart.h"
+#include "balancer/sources/rewrite_plan.h"
 #include "balancer/sources/source_health.h"
 #include "balancer/sources/source_policy.h"
-#include "balancer/viewers/playlist_mapper.h"
-#include "balancer/viewers/request_params.h"
 #include "core/result.h"
 #include "hls/playlist.h"
 

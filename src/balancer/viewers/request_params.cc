@@ -130,14 +130,6 @@ class ViewerQueryReader {
 
 }  // namespace
 
-std::string DeliveryDirectives::query() const {
-  std::string out;
-  if (msn) out.append("_HLS_msn=").append(std::to_string(*msn));
-  if (part) out.append(out.empty() ? "" : "&").append("_HLS_part=").append(std::to_string(*part));
-  if (!skip.empty()) out.append(out.empty() ? "" : "&").append("_HLS_skip=").append(skip);
-  return out;
-}
-
 core::Result<ViewerRequest> parse_viewer_request(std::string_view target, std::string_view prefix) {
   if (target.substr(0, prefix.size()) != prefix)
     return bad("The URL is not under " + std::string(prefix) + ".");

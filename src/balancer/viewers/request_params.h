@@ -12,6 +12,7 @@
 #include <string>
 #include <string_view>
 
+#include "balancer/sources/delivery_directives.h"
 #include "core/result.h"
 
 namespace balancer {
@@ -30,18 +31,6 @@ inline constexpr std::string_view kOriginPathway = "origin";
 // only by the variant of a master the balancer makes for a bare media playlist, whose URI
 // must differ from its master's.
 inline constexpr std::string_view kDefaultPathway = ".";
-
-// LL-HLS blocking playlist reload (_HLS_msn / _HLS_part) and delta update (_HLS_skip).
-struct DeliveryDirectives {
-  std::optional<uint64_t> msn;
-  std::optional<uint64_t> part;
-  std::string skip;  // "", "YES" or "v2"
-
-  bool blocking() const { return msn.has_value(); }
-  bool any() const { return msn.has_value() || !skip.empty(); }
-  // "_HLS_msn=..&_HLS_part=..&_HLS_skip=.." in that order, or "".
-  std::string query() const;
-};
 
 struct ViewerRequest {
   std::string channel;        // channel id from the path

@@ -6,15 +6,6 @@
 
 namespace balancer {
 
-uint64_t chunk_hash(std::string_view origin_target) {
-  uint64_t h = 14695981039346656037ull;
-  for (unsigned char ch : origin_target) {
-    h ^= ch;
-    h *= 1099511628211ull;
-  }
-  return h;
-}
-
 std::vector<uint8_t> keep_listed_hosts(const ListedChunks& previous,
                                        const std::vector<uint64_t>& chunks,
                                        std::string_view current,

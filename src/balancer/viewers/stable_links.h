@@ -19,6 +19,8 @@
 #include <utility>
 #include <vector>
 
+#include "balancer/sources/rewrite_plan.h"  // chunk_hash
+
 namespace balancer {
 
 // What one viewer's previous copy listed: each chunk (a hash of its origin target)
@@ -27,9 +29,6 @@ struct ListedChunks {
   std::vector<std::string> hosts;                    // destination ids ("" = origin)
   std::vector<std::pair<uint64_t, uint8_t>> chunks;  // chunk hash → index into hosts
 };
-
-// A stable 64-bit hash (FNV-1a) of a chunk's origin target.
-uint64_t chunk_hash(std::string_view origin_target);
 
 // A host that keeps the chunks it listed even when it is not usable (a steering pathway's
 // own node), or only those flagged in `only` (per chunk of the next copy; null: all): the

@@ -16,7 +16,7 @@
 #include <string>
 #include <vector>
 
-#include "balancer/operator/balancer_config.h"
+#include "balancer/caches/cache_config.h"
 #include "core/clock.h"
 #include "core/event_loop.h"
 #include "core/metrics.h"

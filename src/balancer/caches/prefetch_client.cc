@@ -1,4 +1,4 @@
-#include "balancer/sources/prefetch_client.h"
+#include "balancer/caches/prefetch_client.h"
 
 #include <algorithm>
 
