@@ -35,6 +35,20 @@ ALLOWED = {
                  "api/api.h"},
     "audience": {"audience", "core", "http", "hls"},
 }
+# The balancer's rooms (docs/architecture.md § Which folder may include which): what a file of
+# src/balancer/<room>/ may include of the balancer, as rooms ("balancer/<room>") or single
+# headers. sources/ is origin's side and knows no viewer; caches/ knows only the nodes; viewers/
+# answer viewers from sources/ and caches/; operator/ sees them all. The wiring at the top
+# (balancer.h, balancer_loop.h, ...) may include any room.
+ROOMS = {
+    "balancer/sources": {"balancer/sources", "balancer/log_tag.h"},
+    "balancer/caches": {"balancer/caches", "balancer/log_tag.h"},
+    "balancer/viewers": {"balancer/viewers", "balancer/sources", "balancer/caches",
+                         "balancer/operator/balancer_config.h", "balancer/balancer_loop.h",
+                         "balancer/log_tag.h"},
+    "balancer/operator": {"balancer/operator", "balancer/sources", "balancer/viewers",
+                          "balancer/caches", "balancer/balancer_loop.h", "balancer/log_tag.h"},
+}
 # Headers of a shared folder that some components must not reach: the cache node runs alone
 # at the venue and links neither libpq nor hiredis.
 FORBIDDEN = {
@@ -99,7 +113,9 @@ def breaches(src_dir):
             if not name.endswith((".h", ".cc")):
                 continue
             path = os.path.join(root, name)
-            folder = os.path.relpath(path, src_dir).split(os.sep)[0]
+            parts = os.path.relpath(path, src_dir).split(os.sep)
+            folder = parts[0]
+            room = "/".join(parts[:2]) if len(parts) > 2 else None
             text = open(path, encoding="utf-8", errors="replace").read()
             rel = os.path.relpath(path, os.path.dirname(src_dir))
             if folder not in ALLOWED:
@@ -114,6 +130,13 @@ def breaches(src_dir):
                 elif dep not in allowed and target not in allowed:
                     found.append(f"{rel}: includes {target}: {folder}/ may include "
                                  f"{', '.join(sorted(allowed))}")
+                elif room in ROOMS and target.startswith(folder + "/"):
+                    pieces = target.split("/")
+                    target_room = "/".join(pieces[:2]) if len(pieces) > 2 else None
+                    if target_room != room and target_room not in ROOMS[room] and \
+                            target not in ROOMS[room]:
+                        found.append(f"{rel}: includes {target}: {room}/ may include of the "
+                                     f"balancer {', '.join(sorted(ROOMS[room]))}")
             for target in ANGLED.findall(text):
                 if target.startswith(FORBIDDEN_EXTERNAL.get(folder, ())):
                     found.append(f"{rel}: includes <{target}>, a library {folder}/ does not link")
@@ -133,7 +156,12 @@ def self_test():
         "cache_node/c.cc": '#include "stores/pg_client.h"\n#include "core/log.h"\n',
         "balancer/sources/g.cc": '#include "balancer/viewers/playlist_mapper.h"\n'
                                  '#include "cache_node/node_loop.h"\n'
+                                 '#include "balancer/sources/source_cache.h"\n'
+                                 '#include "balancer/log_tag.h"\n'
                                  'namespace balancer {\nint z;\n}  // namespace balancer\n',
+        "balancer/viewers/h.cc": '#include "balancer/operator/balancer_config.h"\n'
+                                 '#include "balancer/operator/web_pages.h"\n'
+                                 '#include "balancer/sources/source_cache.h"\n',
         "core/d.cc": '#include "balancer/balancer.h"\n#include "http/tls/tls.h"\n'
                      '#include <curl/curl.h>\n#include <event2/event.h>\n',
         "newcomer/e.cc": '#include "core/log.h"\n',
@@ -153,6 +181,8 @@ def self_test():
                 "balancer/b.cc: includes cache_node/node_loop.h",
                 "balancer/b.cc: includes api/api_state.h", "cache_node/c.cc: includes stores/pg_client.h",
                 "balancer/sources/g.cc: includes cache_node/node_loop.h",
+                "balancer/sources/g.cc: includes balancer/viewers/playlist_mapper.h",
+                "balancer/viewers/h.cc: includes balancer/operator/web_pages.h",
                 "core/d.cc: includes balancer/balancer.h", "core/d.cc: includes http/tls/tls.h",
                 "core/d.cc: includes <curl/curl.h>", "newcomer/e.cc: folder 'newcomer'",
                 "http/f.h:5: declares in namespace common"]
