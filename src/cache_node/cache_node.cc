@@ -3,7 +3,7 @@
 #include <charconv>
 #include <string_view>
 
-#include "cache_node/node_loop.h"
+#include "cache_node/serving/node_loop.h"
 #include "core/json.h"
 #include "core/log.h"
 #include "core/thread_rule.h"

@@ -14,8 +14,8 @@
 #include <string>
 #include <vector>
 
-#include "cache_node/freshness.h"
-#include "cache_node/query_policy.h"
+#include "cache_node/rules/freshness.h"
+#include "cache_node/rules/query_policy.h"
 #include "core/config.h"
 #include "core/metrics.h"
 #include "core/result.h"

@@ -12,7 +12,7 @@
 #include <string>
 
 #include "balancer/viewers/playlist_mapper.h"
-#include "cache_node/chunk_request.h"
+#include "cache_node/serving/chunk_request.h"
 #include "hls/playlist.h"
 
 namespace balancer {

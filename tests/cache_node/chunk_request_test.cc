@@ -1,6 +1,6 @@
 #include <doctest/doctest.h>
 
-#include "cache_node/chunk_request.h"
+#include "cache_node/serving/chunk_request.h"
 #include "core/url.h"
 
 using cache_node::parse_chunk_request;

@@ -12,8 +12,8 @@
 #include <string>
 #include <vector>
 
-#include "cache_node/chunk_body.h"
-#include "cache_node/chunk_store.h"
+#include "cache_node/store/chunk_body.h"
+#include "cache_node/store/chunk_store.h"
 #include "core/handles.h"
 #include "stores/lmdb.h"
 #include "support/process.h"

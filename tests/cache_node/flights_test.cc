@@ -1,4 +1,4 @@
-// Flights (cache_node/flights.h) driven by hand: a fake upstream whose callbacks
+// Flights (cache_node/fetching/flights.h) driven by hand: a fake upstream whose callbacks
 // the test calls, each loop's "later" a queue the test drains, a FakeClock and a
 // real SharedCache (LMDB in a temp dir). Many requests for one chunk start one
 // fetch; its end reaches every waiter on every loop; failures answer everyone
@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "cache_node/flights.h"
+#include "cache_node/fetching/flights.h"
 #include "core/clock.h"
 #include "core/handles.h"
 #include "core/metrics.h"

@@ -3,8 +3,8 @@
 // upstream's Age, defaults by kind, stale-if-error bounds, and HTTP dates.
 #include <doctest/doctest.h>
 
-#include "cache_node/freshness.h"
-#include "cache_node/http_semantics.h"
+#include "cache_node/rules/freshness.h"
+#include "cache_node/rules/http_semantics.h"
 #include "core/clock.h"
 
 using namespace cache_node;

@@ -1,6 +1,6 @@
 #include <doctest/doctest.h>
 
-#include "cache_node/http_semantics.h"
+#include "cache_node/rules/http_semantics.h"
 
 using namespace cache_node;
 

@@ -10,7 +10,7 @@
 #include <functional>
 #include <mutex>
 
-#include "cache_node/lock_order.h"
+#include "cache_node/store/lock_order.h"
 
 using namespace cache_node;
 

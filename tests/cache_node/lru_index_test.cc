@@ -1,6 +1,6 @@
 #include <doctest/doctest.h>
 
-#include "cache_node/lru_index.h"
+#include "cache_node/store/lru_index.h"
 
 TEST_CASE("lru: evicts least recently used entries until under the byte budget") {
   cache_node::LruIndex<int> lru(100);

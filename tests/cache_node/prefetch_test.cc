@@ -3,7 +3,7 @@
 // first-viewer hits and wasted prefetches, on a time the test moves.
 #include <doctest/doctest.h>
 
-#include "cache_node/prefetch.h"
+#include "cache_node/fetching/prefetch.h"
 
 using namespace cache_node;
 

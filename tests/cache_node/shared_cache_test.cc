@@ -9,7 +9,7 @@
 #include <thread>
 #include <vector>
 
-#include "cache_node/shared_cache.h"
+#include "cache_node/store/shared_cache.h"
 #include "core/clock.h"
 #include "core/handles.h"
 #include "core/metrics.h"

@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "cache_node/site_owner.h"
+#include "cache_node/rules/site_owner.h"
 
 using namespace cache_node;
 

@@ -13,7 +13,7 @@
 #include <array>
 #include <thread>
 
-#include "cache_node/site_owner.h"
+#include "cache_node/rules/site_owner.h"
 #include "signing/site_fetch.h"
 #include "support/cache_node_fixture.h"
 #include "support/generated_body.h"

@@ -9,8 +9,8 @@
 #include <memory>
 #include <utility>
 
-#include "cache_node/chunk_store.h"
-#include "cache_node/shared_cache.h"
+#include "cache_node/store/chunk_store.h"
+#include "cache_node/store/shared_cache.h"
 #include "core/clock.h"
 #include "core/handles.h"
 #include "core/metrics.h"

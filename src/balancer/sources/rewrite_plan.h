@@ -57,7 +57,7 @@ struct RewritePlan {
 
 // "bpt=<PART-TARGET ms>" on the signed node links of EXT-X-PART and EXT-X-PRELOAD-HINT URIs
 // (the same value on a part and its hint, so the two URIs stay one). The cache node never
-// makes it part of a chunk's key or its origin fetch (cache_node/query_policy.h).
+// makes it part of a chunk's key or its origin fetch (cache_node/rules/query_policy.h).
 inline constexpr std::string_view kPartTargetParameter = "bpt";
 
 // An origin besides the playlist's own whose URIs are the channel's too (its other sources).

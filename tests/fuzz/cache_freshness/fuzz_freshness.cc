@@ -8,9 +8,9 @@
 #include <string_view>
 #include <vector>
 
-#include "cache_node/freshness.h"
-#include "cache_node/http_semantics.h"
-#include "cache_node/targeted_cache_control.h"
+#include "cache_node/rules/freshness.h"
+#include "cache_node/rules/http_semantics.h"
+#include "cache_node/rules/targeted_cache_control.h"
 #include "fuzz/fuzz_check.h"
 
 namespace {

@@ -13,11 +13,11 @@
 #include <vector>
 
 #include "cache_node/cache_node.h"
-#include "cache_node/chunk_request.h"
-#include "cache_node/flights.h"
-#include "cache_node/prefetch.h"
+#include "cache_node/serving/chunk_request.h"
+#include "cache_node/fetching/flights.h"
+#include "cache_node/fetching/prefetch.h"
 #include "cache_node/runtime_config.h"
-#include "cache_node/shared_cache.h"
+#include "cache_node/store/shared_cache.h"
 #include "cmcd/quality_meter.h"
 #include "core/enum_names.h"
 #include "http/client/http_client.h"

@@ -11,7 +11,7 @@
 // it holds, so a stored 300-byte chunk holds about 300 bytes, not a block.
 #pragma once
 
-#include "cache_node/lock_order.h"
+#include "cache_node/store/lock_order.h"
 #include "http/server/body_buffer.h"
 
 #include <cstddef>

@@ -1,4 +1,4 @@
-#include "cache_node/chunk_body.h"
+#include "cache_node/store/chunk_body.h"
 
 #include <algorithm>
 #include <cstring>

@@ -27,7 +27,7 @@
 #include <vector>
 
 #include "cache_node/runtime_config.h"
-#include "cache_node/shared_cache.h"
+#include "cache_node/store/shared_cache.h"
 #include "core/clock.h"
 #include "core/enum_names.h"
 #include "core/event_loop.h"

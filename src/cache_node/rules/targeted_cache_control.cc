@@ -1,4 +1,4 @@
-#include "cache_node/targeted_cache_control.h"
+#include "cache_node/rules/targeted_cache_control.h"
 
 #include <algorithm>
 #include <cstdint>

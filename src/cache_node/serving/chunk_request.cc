@@ -1,4 +1,4 @@
-#include "cache_node/chunk_request.h"
+#include "cache_node/serving/chunk_request.h"
 
 #include "core/url.h"
 #include "signing/playback_ticket.h"

@@ -15,9 +15,9 @@
 #include <unordered_map>
 #include <vector>
 
-#include "cache_node/chunk_body.h"
-#include "cache_node/chunk_store.h"
-#include "cache_node/lock_order.h"
+#include "cache_node/store/chunk_body.h"
+#include "cache_node/store/chunk_store.h"
+#include "cache_node/store/lock_order.h"
 #include "core/clock.h"
 #include "core/metrics.h"
 #include "http/client/coalesced_fetch.h"

@@ -16,9 +16,9 @@
 #include <string>
 #include <unordered_map>
 
-#include "cache_node/chunk_body.h"
-#include "cache_node/lock_order.h"
-#include "cache_node/lru_index.h"
+#include "cache_node/store/chunk_body.h"
+#include "cache_node/store/lock_order.h"
+#include "cache_node/store/lru_index.h"
 #include "core/metrics.h"
 #include "core/result.h"
 #include "core/worker.h"
@@ -40,7 +40,7 @@ struct ChunkMeta {
   // http_semantics.h), one "Name: value" a line, each line ended by '\n'.
   std::string kept_headers;
   bool last_modified_is_ours = false;  // the store time stood in for a missing Last-Modified
-  // Freshness (cache_node/freshness.h), unix milliseconds: Age counts from
+  // Freshness (cache_node/rules/freshness.h), unix milliseconds: Age counts from
   // vouched_ms; fresh while now < fresh_until_ms; stale, it may answer for a
   // failing upstream while now < stale_until_ms.
   int64_t vouched_ms = 0;

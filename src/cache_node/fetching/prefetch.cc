@@ -1,4 +1,4 @@
-#include "cache_node/prefetch.h"
+#include "cache_node/fetching/prefetch.h"
 
 #include <algorithm>
 

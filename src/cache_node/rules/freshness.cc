@@ -1,10 +1,10 @@
-#include "cache_node/freshness.h"
+#include "cache_node/rules/freshness.h"
 
 #include <algorithm>
 #include <array>
 
-#include "cache_node/http_semantics.h"
-#include "cache_node/targeted_cache_control.h"
+#include "cache_node/rules/http_semantics.h"
+#include "cache_node/rules/targeted_cache_control.h"
 
 namespace cache_node {
 namespace {

@@ -1,4 +1,4 @@
-#include "cache_node/site_owner.h"
+#include "cache_node/rules/site_owner.h"
 
 #include <cassert>
 

@@ -1,4 +1,4 @@
-#include "cache_node/shared_cache.h"
+#include "cache_node/store/shared_cache.h"
 
 #include <algorithm>
 #include <cassert>

@@ -1,8 +1,8 @@
-#include "cache_node/query_policy.h"
+#include "cache_node/rules/query_policy.h"
 
 #include <algorithm>
 
-#include "cache_node/freshness.h"
+#include "cache_node/rules/freshness.h"
 
 namespace cache_node {
 

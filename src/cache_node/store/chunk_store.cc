@@ -1,4 +1,4 @@
-#include "cache_node/chunk_store.h"
+#include "cache_node/store/chunk_store.h"
 
 #include <dirent.h>
 #include <fcntl.h>

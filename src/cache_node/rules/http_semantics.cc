@@ -1,4 +1,4 @@
-#include "cache_node/http_semantics.h"
+#include "cache_node/rules/http_semantics.h"
 
 #include <cstdint>
 #include <ctime>

@@ -1,13 +1,13 @@
 // One loop's flights: its waiters on flights (whichever loop owns them) and the
 // upstream transfers of the flights it started (flights.h).
-#include "cache_node/flights.h"
+#include "cache_node/fetching/flights.h"
 
 #include <strings.h>
 
 #include <algorithm>
 
-#include "cache_node/freshness.h"
-#include "cache_node/http_semantics.h"
+#include "cache_node/rules/freshness.h"
+#include "cache_node/rules/http_semantics.h"
 #include "core/log.h"
 #include "hls/uri.h"
 

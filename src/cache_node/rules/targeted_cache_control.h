@@ -11,7 +11,7 @@
 #include <optional>
 #include <string_view>
 
-#include "cache_node/freshness.h"
+#include "cache_node/rules/freshness.h"
 
 namespace cache_node {
 
