@@ -35,9 +35,9 @@ ALLOWED = {
                  "api/api.h"},
     "audience": {"audience", "core", "http", "hls"},
 }
-# The balancer's rooms (docs/architecture.md § Which folder may include which): what a file of
-# src/balancer/<room>/ may include of the balancer, as rooms ("balancer/<room>") or single
-# headers. sources/ is origin's side and knows no viewer; caches/ knows only the nodes; viewers/
+# The rooms of the balancer and the cache node (docs/architecture.md § Which folder may include
+# which): what a file of src/<F>/<room>/ may include of its own folder, as rooms ("F/<room>") or
+# single headers. sources/ is origin's side and knows no viewer; caches/ knows only the nodes; viewers/
 # answer viewers from sources/ and caches/; operator/ sees them all. The wiring at the top
 # (balancer.h, balancer_loop.h, ...) may include any room.
 ROOMS = {
@@ -48,6 +48,15 @@ ROOMS = {
                          "balancer/log_tag.h"},
     "balancer/operator": {"balancer/operator", "balancer/sources", "balancer/viewers",
                           "balancer/caches", "balancer/balancer_loop.h", "balancer/log_tag.h"},
+    # The cache node's: HTTP caching rules (pure), the store, fetching from origin and the
+    # site, serving viewers; the config and wiring at the top.
+    "cache_node/rules": {"cache_node/rules"},
+    "cache_node/store": {"cache_node/store", "cache_node/log_tag.h"},
+    "cache_node/fetching": {"cache_node/fetching", "cache_node/store", "cache_node/rules",
+                            "cache_node/runtime_config.h", "cache_node/log_tag.h"},
+    "cache_node/serving": {"cache_node/serving", "cache_node/fetching", "cache_node/store",
+                           "cache_node/rules", "cache_node/cache_node.h",
+                           "cache_node/runtime_config.h", "cache_node/log_tag.h"},
 }
 # Headers of a shared folder that some components must not reach: the cache node runs alone
 # at the venue and links neither libpq nor hiredis.
@@ -135,8 +144,8 @@ def breaches(src_dir):
                     target_room = "/".join(pieces[:2]) if len(pieces) > 2 else None
                     if target_room != room and target_room not in ROOMS[room] and \
                             target not in ROOMS[room]:
-                        found.append(f"{rel}: includes {target}: {room}/ may include of the "
-                                     f"balancer {', '.join(sorted(ROOMS[room]))}")
+                        found.append(f"{rel}: includes {target}: {room}/ may include of "
+                                     f"{folder}/ {', '.join(sorted(ROOMS[room]))}")
             for target in ANGLED.findall(text):
                 if target.startswith(FORBIDDEN_EXTERNAL.get(folder, ())):
                     found.append(f"{rel}: includes <{target}>, a library {folder}/ does not link")
@@ -151,11 +160,13 @@ def breaches(src_dir):
 def self_test():
     planted = {
         "hls/a.cc": '#include "core/log.h"\n#include <event2/event.h>\n#include <string>\n',
-        "balancer/b.cc": '#include "cache_node/node_loop.h"\n#include "api/api.h"\n'
+        "balancer/b.cc": '#include "cache_node/serving/node_loop.h"\n#include "api/api.h"\n'
                          '#include "api/api_state.h"\n',
         "cache_node/c.cc": '#include "stores/pg_client.h"\n#include "core/log.h"\n',
+        "cache_node/store/s.cc": '#include "cache_node/fetching/flights.h"\n'
+                                 '#include "cache_node/store/chunk_store.h"\n',
         "balancer/sources/g.cc": '#include "balancer/viewers/playlist_mapper.h"\n'
-                                 '#include "cache_node/node_loop.h"\n'
+                                 '#include "cache_node/serving/node_loop.h"\n'
                                  '#include "balancer/sources/source_cache.h"\n'
                                  '#include "balancer/log_tag.h"\n'
                                  'namespace balancer {\nint z;\n}  // namespace balancer\n',
@@ -178,11 +189,12 @@ def self_test():
                 f.write(text)
         got = breaches(src)
     expected = ["hls/a.cc: includes core/log.h", "hls/a.cc: includes <event2/event.h>",
-                "balancer/b.cc: includes cache_node/node_loop.h",
+                "balancer/b.cc: includes cache_node/serving/node_loop.h",
                 "balancer/b.cc: includes api/api_state.h", "cache_node/c.cc: includes stores/pg_client.h",
-                "balancer/sources/g.cc: includes cache_node/node_loop.h",
+                "balancer/sources/g.cc: includes cache_node/serving/node_loop.h",
                 "balancer/sources/g.cc: includes balancer/viewers/playlist_mapper.h",
                 "balancer/viewers/h.cc: includes balancer/operator/web_pages.h",
+                "cache_node/store/s.cc: includes cache_node/fetching/flights.h",
                 "core/d.cc: includes balancer/balancer.h", "core/d.cc: includes http/tls/tls.h",
                 "core/d.cc: includes <curl/curl.h>", "newcomer/e.cc: folder 'newcomer'",
                 "http/f.h:5: declares in namespace common"]
