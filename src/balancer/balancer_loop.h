@@ -129,7 +129,7 @@ struct CacheDecision {
   TimePoint holds_until = TimePoint::max();  // a node it found usable turns stale after this
 };
 
-// A viewer's request in progress (waiting for origin or the home loop). The loop
+// A viewer's request in progress (waiting for origin or the fetch loop). The loop
 // that accepted it only.
 struct Pending {
   explicit Pending(http::HttpExchange e) : ex(std::move(e)) {}

@@ -2,7 +2,8 @@
 // loops (home and one more, run in turn on the test thread) against a real test_origin:
 // a viewer's copy of a playlist, its key, its steering manifest; every refusal in the
 // error contract's JSON shape and counted by code; admission's queue answer; a request
-// on the second loop reaching the home loop's fetchers through post().
+// on the second loop reaching the fetchers through post() (on the home loop here: the test
+// gives the host no fetch loop, and the home loop then does the fetching).
 #include <doctest/doctest.h>
 
 #include <chrono>
@@ -185,7 +186,7 @@ TEST_CASE(
   Fixture f;
   const std::string query = "?ticket=" + f.ticket("live", "ann");
   // Asked on the second loop before anyone fetched the media playlist: the balancer learns the
-  // key from the channel's playlists (through the home loop) first.
+  // key from the channel's playlists (through the fetchers' loop) first.
   Answer key = f.get_ok("/key/live/files/live/key.bin" + query);
   CHECK(key.body == kKeyBytes);
   CHECK(key.head.header("Cache-Control") == std::optional<std::string>("private, no-store"));

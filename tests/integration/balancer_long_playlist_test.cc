@@ -262,9 +262,9 @@ TEST_CASE(
   CHECK(s.balancer->metric("balancer_playlist_windowed_total") >= 1);
 
   // Every copy is a window, and the other channel is answered meanwhile. (The first copy may
-  // have sent chunks to origin: parsing 160,000 segments held the home loop, health readings
+  // have sent chunks to origin: parsing 160,000 segments held the fetch loop, health readings
   // aged meanwhile.)
-  // Under a sanitizer the parse holds the home loop for seconds, past the health readings'
+  // Under a sanitizer the parse holds the fetch loop for seconds, past the health readings'
   // freshness, so copies may lead to origin then (correctly): the newest segment is checked,
   // its host only without one.
   const Crowd c = eight_viewers(s);
