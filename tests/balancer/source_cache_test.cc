@@ -20,7 +20,7 @@ struct Fixture : test::OriginClient {
   std::unique_ptr<SourceCache> cache;
 
   explicit Fixture(PlaylistTimings timings) {
-    cache = std::make_unique<SourceCache>(*base, *client, metrics, timings, clock);
+    cache = std::make_unique<SourceCache>(loop, *client, metrics, timings, clock);
   }
 
   // Asks for the playlist and runs the loop until the answer comes (10 s at most).
@@ -31,7 +31,7 @@ struct Fixture : test::OriginClient {
     cache->get(request, [&](const SourceResult& r) { answer = r; });
     REQUIRE(test::wait_until(
         [&] {
-          event_base_loop(base.get(), EVLOOP_NONBLOCK);
+          event_base_loop(base, EVLOOP_NONBLOCK);
           return answer.has_value();
         },
         10s, 1ms));
@@ -442,7 +442,7 @@ namespace balancer::source_cache_test {
 struct RealTimeFixture : test::OriginClient {
   std::unique_ptr<SourceCache> cache;
   explicit RealTimeFixture(PlaylistTimings timings) {
-    cache = std::make_unique<SourceCache>(*base, *client, metrics, timings, core::Clock::real());
+    cache = std::make_unique<SourceCache>(loop, *client, metrics, timings, core::Clock::real());
   }
   SourceRequest request(const std::string& target) const {
     return SourceRequest{"demo", origin.base_url(), target, {}, {}, false};
@@ -454,7 +454,7 @@ struct RealTimeFixture : test::OriginClient {
   bool run_until(const std::function<bool()>& condition, std::chrono::milliseconds timeout) {
     return test::wait_until(
         [&] {
-          event_base_loop(base.get(), EVLOOP_NONBLOCK);
+          event_base_loop(base, EVLOOP_NONBLOCK);
           return condition();
         },
         timeout, 1ms);
@@ -598,7 +598,7 @@ TEST_CASE(
   f.cache->get(request, [&](const SourceResult& r) { held = r; });
   REQUIRE(test::wait_until(
       [&] {
-        event_base_loop(f.base.get(), EVLOOP_NONBLOCK);
+        event_base_loop(f.base, EVLOOP_NONBLOCK);
         return held.has_value();
       },
       10s, 1ms));

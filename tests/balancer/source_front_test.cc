@@ -51,7 +51,7 @@ struct Fixture {
     auto made = http::HttpClient::create(home.base(), {});
     REQUIRE(made.ok());
     client = std::move(*made);
-    cache = std::make_unique<SourceCache>(home.base(), *client, metrics, timings, clock);
+    cache = std::make_unique<SourceCache>(home, *client, metrics, timings, clock);
     front = std::make_unique<SourceFront>(front_loop, home, *cache, clock);
   }
 

@@ -9,7 +9,7 @@
 #include <memory>
 
 #include "core/clock.h"
-#include "core/handles.h"
+#include "core/event_loop.h"
 #include "core/metrics.h"
 #include "http/client/http_client.h"
 #include "support/origin_fixture.h"
@@ -20,7 +20,8 @@ namespace balancer::test {
 struct OriginClient {
   TempDir dir;
   TestOrigin origin{serving_files(dir.path())};
-  core::EventBasePtr base{event_base_new()};
+  core::EventLoop loop{0};  // run by hand on the test's thread (through `base`)
+  event_base* base = &loop.base();
   core::MetricsRegistry metrics;
   core::FakeClock clock;
   std::unique_ptr<http::HttpClient> client;
