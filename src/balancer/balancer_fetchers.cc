@@ -40,6 +40,7 @@ core::Result<std::unique_ptr<BalancerFetchers>> BalancerFetchers::create(
   fetchers->client_ = std::move(client).value();
   fetchers->sources_ = std::make_unique<SourceCache>(fetch_loop, *fetchers->client_, registry,
                                                      config.playlists, clock);
+  fetchers->source_asker_ = std::make_unique<SourceAsker>(*fetchers->sources_);
   fetchers->keys_ = std::make_unique<KeyStore>(
       fetch_loop, *fetchers->client_, registry,
       KeyStoreOptions{config.key_ttl, config.playlists.fetch_timeout, config.key_max_bytes}, clock);

@@ -152,10 +152,10 @@ using PendingPtr = std::shared_ptr<Pending>;
 // request handlers. Its loop's thread only.
 class BalancerLoop {
  public:
-  // Before the loops run: `sources` is the fetch loop's source cache (this loop's SourceFront
-  // reaches it through post()); `keys` and `chooser` are the fetchers' any-loop doors.
-  BalancerLoop(AnyThreadParts parts, SourceCache& sources, KeyFetcher& keys, SourceChooser& chooser,
-               core::EventLoop& fetch_loop, core::EventLoop& loop);
+  // Before the loops run: `sources`, `keys` and `chooser` are the fetchers' any-loop doors
+  // (this loop's SourceFront asks the fetch loop's source cache through `sources`).
+  BalancerLoop(AnyThreadParts parts, SourceAsker& sources, KeyFetcher& keys, SourceChooser& chooser,
+               core::EventLoop& loop);
 
   core::EventLoop& loop() { return loop_; }
   void attach(http::HttpServer& server);

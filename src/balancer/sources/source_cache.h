@@ -13,8 +13,9 @@
 // hls::Template plus a RewritePlan.
 //
 // Fetches go through http::HttpClient (never blocking). One per process, on
-// the fetch loop; serving loops reach it through their SourceFront. Its loop's thread only:
-// each entry point and timer checks it (expect_on).
+// the fetch loop; serving loops reach it through their SourceFront, which asks it through a
+// SourceAsker (source_asker.h). Its loop's thread only: each entry point and timer checks it
+// (expect_on).
 #pragma once
 
 #include <event2/event.h>
