@@ -29,12 +29,7 @@ struct Fixture : test::OriginClient {
     std::optional<SourceResult> answer;
     SourceRequest request{"demo", origin.base_url(), "/files" + path, directives, live, prefetch};
     cache->get(request, [&](const SourceResult& r) { answer = r; });
-    REQUIRE(test::wait_until(
-        [&] {
-          event_base_loop(base, EVLOOP_NONBLOCK);
-          return answer.has_value();
-        },
-        10s, 1ms));
+    REQUIRE(run_until([&] { return answer.has_value(); }));
     return *answer;
   }
 };
@@ -450,15 +445,6 @@ struct RealTimeFixture : test::OriginClient {
   double metric(const std::string& series) const {
     return test::metric_value(metrics.render(), series).value_or(-1);
   }
-  // Runs the loop until `condition` holds (false after `timeout`).
-  bool run_until(const std::function<bool()>& condition, std::chrono::milliseconds timeout) {
-    return test::wait_until(
-        [&] {
-          event_base_loop(base, EVLOOP_NONBLOCK);
-          return condition();
-        },
-        timeout, 1ms);
-  }
 };
 
 PlaylistTimings live_timings() {
@@ -596,12 +582,7 @@ TEST_CASE(
   std::optional<SourceResult> held;
   SourceRequest request{"demo", f.origin.base_url(), "/files/live.m3u8", {}, {}, false, 12.0};
   f.cache->get(request, [&](const SourceResult& r) { held = r; });
-  REQUIRE(test::wait_until(
-      [&] {
-        event_base_loop(f.base, EVLOOP_NONBLOCK);
-        return held.has_value();
-      },
-      10s, 1ms));
+  REQUIRE(f.run_until([&] { return held.has_value(); }));
   REQUIRE(held->version != nullptr);
   CHECK(held->version->playlist.media.server_control.hold_back);
   CHECK(f.cache->playlist_parses() == 3);

@@ -16,6 +16,7 @@
 #include "core/metrics.h"
 #include "http/client/http_client.h"
 #include "support/balancer_fixture.h"
+#include "support/loops_by_hand.h"
 #include "support/origin_fixture.h"
 #include "support/process.h"
 
@@ -76,13 +77,7 @@ struct Fixture {
 
   // Runs both loops on this thread until `done` holds (10 s at most).
   bool run_until(const std::function<bool()>& done) {
-    return test::wait_until(
-        [&] {
-          event_base_loop(&fetch_loop.base(), EVLOOP_NONBLOCK);
-          event_base_loop(&front_loop.base(), EVLOOP_NONBLOCK);
-          return done();
-        },
-        10s, 1ms);
+    return test::run_loops_until({&fetch_loop, &front_loop}, done);
   }
 
   // Asks the front and runs the loops until it answers.

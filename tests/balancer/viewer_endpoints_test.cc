@@ -45,77 +45,18 @@ test::TestOriginOptions origin_options(const test::TempDir& dir) {
   return options;
 }
 
-struct Answer {
-  int status = 0;
-  std::string body;
-  http::FetchHead head;
-};
+using test::Answer;
 
-struct Fixture {
+struct Fixture : test::InProcessLoops {
   test::TempDir dir;
   test::TestOrigin origin{origin_options(dir)};
-  core::FakeClock clock;
-  core::MetricsRegistry metrics;
-  core::EventLoop home{0};
-  core::EventLoop second{1};
-  http::ServiceContext context;
-  std::unique_ptr<Balancer> balancer;
-  std::vector<std::unique_ptr<http::HttpServer>> servers;
-  std::unique_ptr<http::HttpClient> client;  // on the second loop
 
-  explicit Fixture(const std::string& main_extra = "") {
-    const BalancerConfig config =
-        test::in_process_config(origin.base_url(),
-                                {test::channel_json("live", "/files/live/master.m3u8"),
-                                 test::channel_json("paid", "/files/live/master.m3u8", false)},
-                                main_extra);
-    context.name = "balancer";
-    context.clock = &clock;
-    context.metrics = &metrics;
-    context.loops = {&home, &second};
-    balancer = test::start_in_process(context, config, metrics, servers);
-    auto made = http::HttpClient::create(second.base(), {});
-    REQUIRE(made.ok());
-    client = std::move(made).value();
-  }
-
-  ~Fixture() {
-    // The servers (and the client) go before the balancer whose handlers they route to.
-    balancer->stop_background();
-    client.reset();
-    servers.clear();
-    balancer.reset();
-  }
-
-  // Runs both loops on this thread until `done` holds (10 s at most).
-  bool run_until(const std::function<bool()>& done, std::chrono::milliseconds limit = 10s) {
-    return test::wait_until(
-        [&] {
-          event_base_loop(&home.base(), EVLOOP_NONBLOCK);
-          event_base_loop(&second.base(), EVLOOP_NONBLOCK);
-          return done();
-        },
-        limit, 1ms);
-  }
-
-  // GET `target` from the server of loop `index`.
-  Answer get(const std::string& target, size_t index = 1) {
-    std::optional<Answer> got;
-    auto reply = std::make_shared<Answer>();
-    http::FetchRequest request{
-        "http://127.0.0.1:" + std::to_string(servers[index]->port()) + target,
-        "GET",
-        {},
-        std::nullopt,
-        {}};
-    client->fetch(request, {[reply](const http::FetchHead& h) { reply->head = h; },
-                            [reply](std::string_view data) { reply->body.append(data); },
-                            [reply, &got](const http::FetchResult& r) {
-                              reply->status = r.status;
-                              got = *reply;
-                            }});
-    REQUIRE(run_until([&] { return got.has_value(); }));
-    return *got;
+  explicit Fixture(const std::string& main_extra = "")
+      : InProcessLoops(ClockKind::fake, FetchLoopKind::home_loop) {
+    start(test::in_process_config(origin.base_url(),
+                                  {test::channel_json("live", "/files/live/master.m3u8"),
+                                   test::channel_json("paid", "/files/live/master.m3u8", false)},
+                                  main_extra));
   }
 
   // GET `target` from loop 1's server, which must answer 200.
