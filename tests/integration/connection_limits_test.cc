@@ -27,16 +27,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-// Client sockets, closed with the holder.
-struct Sockets {
-  std::vector<int> fds;
-  ~Sockets() { close_all(); }
-  void close_all() {
-    for (int fd : fds) close(fd);
-    fds.clear();
-  }
-};
-
 // What the server answered on a fresh connection from `source` (nullptr: 127.0.0.1) to
 // `GET target`, read until it closed; and whether it did close.
 struct Answer {

@@ -55,16 +55,6 @@ std::string address_in(const char* network, uint64_t n) {
   return text;
 }
 
-// Client sockets, closed with the holder.
-struct Sockets {
-  std::vector<int> fds;
-  ~Sockets() { close_all(); }
-  void close_all() {
-    for (int fd : fds) close(fd);
-    fds.clear();
-  }
-};
-
 // A keep-alive connection from `source` to [::1]:port with one request for /health answered.
 // 200: the server holds the connection (counted) until the holder closes `fd`; otherwise the
 // refusal as it came (the server closed the connection, `fd` is -1).

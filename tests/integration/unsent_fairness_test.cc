@@ -15,6 +15,7 @@
 #include "support/balancer_fixture.h"
 #include "support/fault_support.h"
 #include "support/json_error.h"
+#include "support/sockets.h"
 
 using namespace balancer::test;
 using namespace std::chrono_literals;
@@ -37,14 +38,6 @@ std::string big_playlist() {
                          std::snprintf(line, sizeof line, "#EXTINF:1.000,\ns%07d.ts\n", i)));
   return out;
 }
-
-// Client sockets, closed with the holder.
-struct NonReaders {
-  std::vector<int> fds;
-  ~NonReaders() {
-    for (int fd : fds) close(fd);
-  }
-};
 
 }  // namespace
 
@@ -90,7 +83,7 @@ TEST_CASE(
   // The non-readers ask, address after address, one round at a time (they grow together); the
   // viewer polls between every few.
   const double requests_before = balancer.metric("balancer_requests_total{kind=\"playlist\"}");
-  NonReaders stuck;
+  Sockets stuck;
   for (int round = 0; round < kPerNonReaderAddress; ++round) {
     for (int a = 1; a <= kNonReaderAddresses; ++a) {
       const std::string source = "127.0.3." + std::to_string(a);
