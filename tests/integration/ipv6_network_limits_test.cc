@@ -343,13 +343,7 @@ TEST_CASE(
   constexpr int kSegments = 150000;
   constexpr size_t kShare = 4u << 20;  // playlists.max_unsent_bytes_per_address
   TempDir dir;
-  std::string big = "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:1\n";
-  big.reserve(static_cast<size_t>(kSegments) * 28 + big.size());
-  char line[48];
-  for (int i = 0; i < kSegments; ++i)
-    big.append(line, static_cast<size_t>(
-                         std::snprintf(line, sizeof line, "#EXTINF:1.000,\ns%07d.ts\n", i)));
-  write_file(dir.file("root/big/index.m3u8"), big);
+  write_file(dir.file("root/big/index.m3u8"), long_playlist(kSegments));
   TestOrigin origin(serving_files(dir.file("root")));
   BalancerProcess balancer(
       dir, origin.url("/files"), channels_json({channel_json("big", "/big/index.m3u8")}),

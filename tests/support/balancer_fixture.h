@@ -56,6 +56,20 @@ inline std::string live_playlist(uint64_t first, int count, int target_duration 
   return out;
 }
 
+// A media playlist of `count` 1-second segments "s<N>.ts" (about 27 bytes each) after `header`,
+// with an end tag when `endlist`.
+inline std::string long_playlist(int count, const std::string& header = "", bool endlist = false) {
+  std::string out = "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:1\n" + header;
+  out.reserve(out.size() + static_cast<size_t>(count) * 28 + 32);
+  char line[48];
+  for (int i = 0; i < count; ++i) {
+    int n = std::snprintf(line, sizeof line, "#EXTINF:1.000,\ns%07d.ts\n", i);
+    out.append(line, static_cast<size_t>(n));
+  }
+  if (endlist) out += "#EXT-X-ENDLIST\n";
+  return out;
+}
+
 // What test_origin serves for a live channel: <dir>/root, with a live playlist of three
 // segments from `first` written as /files/live/index.m3u8.
 inline TestOriginOptions live_files(const TempDir& dir, uint64_t first = 1) {
