@@ -281,17 +281,13 @@ HttpResponse ask_from(const std::string& source, int port, const std::string& ta
 }
 
 // An origin with a live channel and the balancer in front of it, listening on every address.
-struct BalancerOnOrigin {
-  explicit BalancerOnOrigin(std::vector<std::string> overrides) {
+struct ListeningEverywhere : BalancerOnOrigin {
+  explicit ListeningEverywhere(std::vector<std::string> overrides) {
     overrides.push_back("listen.host=::");
-    origin = std::make_unique<TestOrigin>(live_files(dir));
-    balancer = std::make_unique<BalancerProcess>(
-        dir, origin->url("/files"), channels_json({channel_json("demo", "/live/index.m3u8")}),
-        caches_json({}), std::move(overrides));
+    start_origin(live_files(dir));
+    start_balancer(channels_json({channel_json("demo", "/live/index.m3u8")}), caches_json({}),
+                   std::move(overrides));
   }
-  TempDir dir;
-  std::unique_ptr<TestOrigin> origin;
-  std::unique_ptr<BalancerProcess> balancer;
 };
 
 }  // namespace
@@ -300,7 +296,7 @@ TEST_CASE(
     "the balancer's anonymous viewers and sign-ins from many addresses of one /64 count as one "
     "client; another /64 is served") {
   if (!in_private_network()) return;
-  BalancerOnOrigin s({"limits.max_anonymous_per_address=3", "api.login_limits.per_address=3"});
+  ListeningEverywhere s({"limits.max_anonymous_per_address=3", "api.login_limits.per_address=3"});
   const int port = s.balancer->port();
   auto playlist = [&](const std::string& source, const std::string& viewer) {
     return ask_from(source, port, "/hls/demo/live/index.m3u8?viewer=" + viewer);

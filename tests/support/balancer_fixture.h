@@ -174,6 +174,22 @@ class BalancerProcess : public ServerProcess {
   std::string origin_base_;
 };
 
+// A test_origin and a balancer in front of it (origin "demo" at its /files), both in `dir`:
+// a test's stack derives from it, writes the origin's files, then starts them in that order.
+struct BalancerOnOrigin {
+  void start_origin(TestOriginOptions options) {
+    origin = std::make_unique<TestOrigin>(std::move(options));
+  }
+  void start_balancer(const std::string& channels, const std::string& caches,
+                      std::vector<std::string> overrides) {
+    balancer = std::make_unique<BalancerProcess>(dir, origin->url("/files"), channels, caches,
+                                                 std::move(overrides));
+  }
+  TempDir dir;
+  std::unique_ptr<TestOrigin> origin;
+  std::unique_ptr<BalancerProcess> balancer;
+};
+
 // Lines of a playlist that are URIs (not tags, not blank).
 inline std::vector<std::string> uri_lines(const std::string& playlist) {
   std::vector<std::string> out;
