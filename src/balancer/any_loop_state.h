@@ -27,7 +27,7 @@ struct AnyLoopState {
   // Bytes of playlist replies not yet written to their clients' sockets (every loop adds
   // and subtracts; playlists.max_unsent_bytes bounds it).
   std::atomic<size_t> unsent_playlist_bytes{0};
-  // The source cache's size, stored by the home loop each second for /health and /metrics.
+  // The source cache's size, stored by the fetch loop each second for /health and /metrics.
   std::atomic<size_t> source_entries{0};
   std::atomic<size_t> sources_refreshing{0};
   // Channels with several sources as the fetch loop last saw them (JSON, written each second

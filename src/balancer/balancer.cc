@@ -99,14 +99,13 @@ bool LoopSet::draining() const {
 
 // ---- one loop ----
 
-BalancerLoop::BalancerLoop(AnyThreadParts parts, SourceCache& sources, KeyFetcher& keys,
-                           SourceChooser& chooser, core::EventLoop& fetch_loop,
-                           core::EventLoop& loop)
+BalancerLoop::BalancerLoop(AnyThreadParts parts, SourceAsker& sources, KeyFetcher& keys,
+                           SourceChooser& chooser, core::EventLoop& loop)
     : parts_(parts),
       keys_(keys),
       chooser_(chooser),
       loop_(loop),
-      front_(loop, fetch_loop, sources, parts.clock),
+      front_(loop, sources, parts.clock),
       config_(parts.config),
       health_(parts.health),
       unsent_(parts.any_loop.unsent_playlist_bytes) {}
@@ -236,9 +235,8 @@ core::Result<std::unique_ptr<Balancer>> Balancer::create(http::ServiceContext& c
   s.admission_tick =
       std::make_unique<AdmissionTick>(context.home(), s.clock, *s.any_loop.admission, s.health);
   for (core::EventLoop* loop : context.loops)
-    s.loops.add_loop(std::make_unique<BalancerLoop>(s.any_thread_parts(), s.fetchers->sources(),
-                                                    *s.fetchers, *s.fetchers, context.fetch_loop(),
-                                                    *loop));
+    s.loops.add_loop(std::make_unique<BalancerLoop>(
+        s.any_thread_parts(), s.fetchers->source_asker(), *s.fetchers, *s.fetchers, *loop));
   s.api_host = std::make_unique<ApiHost>(s.any_thread_parts());
   auto api = api::Api::create(context, config.api, *s.api_host);
   if (!api) return api.error();

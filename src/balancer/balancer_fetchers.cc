@@ -38,10 +38,11 @@ core::Result<std::unique_ptr<BalancerFetchers>> BalancerFetchers::create(
   auto client = http::HttpClient::create(base, client_options);
   if (!client) return client.error();
   fetchers->client_ = std::move(client).value();
-  fetchers->sources_ =
-      std::make_unique<SourceCache>(base, *fetchers->client_, registry, config.playlists, clock);
+  fetchers->sources_ = std::make_unique<SourceCache>(fetch_loop, *fetchers->client_, registry,
+                                                     config.playlists, clock);
+  fetchers->source_asker_ = std::make_unique<SourceAsker>(*fetchers->sources_);
   fetchers->keys_ = std::make_unique<KeyStore>(
-      base, *fetchers->client_, registry,
+      fetch_loop, *fetchers->client_, registry,
       KeyStoreOptions{config.key_ttl, config.playlists.fetch_timeout, config.key_max_bytes}, clock);
   fetchers->poller_ = std::make_unique<HealthPoller>(base, *fetchers->client_, registry, clock);
   // Every poll result is published for the loops' cache choice.

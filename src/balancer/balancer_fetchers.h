@@ -15,6 +15,7 @@
 #include "balancer/caches/prefetch_client.h"
 #include "balancer/operator/balancer_config.h"
 #include "balancer/sources/key_store.h"
+#include "balancer/sources/source_asker.h"
 #include "balancer/sources/source_cache.h"
 #include "core/clock.h"
 #include "core/event_loop.h"
@@ -46,7 +47,7 @@ class SourceChooser {
 
 // The source cache, the key store, the health poller, the HTTP client they use and
 // the one-second tick. Fetch loop only: other loops reach it through post()
-// (fetch_key() does that for them; each loop's SourceFront for the source cache).
+// (fetch_key() and choose_source() do that for them; source_asker() for their SourceFronts).
 class BalancerFetchers final : public KeyFetcher, public SourceChooser {
  public:
   // Main thread, before the loops run: creates the fetchers on `fetch_loop` and starts
@@ -67,11 +68,8 @@ class BalancerFetchers final : public KeyFetcher, public SourceChooser {
                      std::function<void(SourceCache::SourceChoice)> done) override;
   // Fetch loop: no more background refreshes or polls (drain).
   void stop();
-  // Fetch loop only (or before the loops run); other loops' SourceFronts use it through post().
-  SourceCache& sources() {
-    core::expect_on(loop_);
-    return *sources_;
-  }
+  // Any loop: the source cache's one door for the loops' SourceFronts (it posts to this loop).
+  SourceAsker& source_asker() { return *source_asker_; }
   core::EventLoop& loop() { return loop_; }
 
  private:
@@ -85,6 +83,7 @@ class BalancerFetchers final : public KeyFetcher, public SourceChooser {
   AnyLoopState& shared_;
   std::unique_ptr<http::HttpClient> client_;
   std::unique_ptr<SourceCache> sources_;
+  std::unique_ptr<SourceAsker> source_asker_;  // asks sources_
   std::unique_ptr<KeyStore> keys_;
   std::unique_ptr<HealthPoller> poller_;
   std::unique_ptr<PrefetchClient> prefetch_;  // after client_ and poller_: uses both

@@ -129,7 +129,7 @@ struct CacheDecision {
   TimePoint holds_until = TimePoint::max();  // a node it found usable turns stale after this
 };
 
-// A viewer's request in progress (waiting for origin or the home loop). The loop
+// A viewer's request in progress (waiting for origin or the fetch loop). The loop
 // that accepted it only.
 struct Pending {
   explicit Pending(http::HttpExchange e) : ex(std::move(e)) {}
@@ -152,10 +152,10 @@ using PendingPtr = std::shared_ptr<Pending>;
 // request handlers. Its loop's thread only.
 class BalancerLoop {
  public:
-  // Before the loops run: `sources` is the fetch loop's source cache (this loop's SourceFront
-  // reaches it through post()); `keys` and `chooser` are the fetchers' any-loop doors.
-  BalancerLoop(AnyThreadParts parts, SourceCache& sources, KeyFetcher& keys, SourceChooser& chooser,
-               core::EventLoop& fetch_loop, core::EventLoop& loop);
+  // Before the loops run: `sources`, `keys` and `chooser` are the fetchers' any-loop doors
+  // (this loop's SourceFront asks the fetch loop's source cache through `sources`).
+  BalancerLoop(AnyThreadParts parts, SourceAsker& sources, KeyFetcher& keys, SourceChooser& chooser,
+               core::EventLoop& loop);
 
   core::EventLoop& loop() { return loop_; }
   void attach(http::HttpServer& server);

@@ -6,19 +6,10 @@
 #include <doctest/doctest.h>
 
 #include <chrono>
-#include <functional>
-#include <memory>
-#include <optional>
+#include <cstdint>
 #include <string>
-#include <thread>
-#include <vector>
 
 #include "balancer/balancer.h"
-#include "core/clock.h"
-#include "core/event_loop.h"
-#include "core/metrics.h"
-#include "http/client/http_client.h"
-#include "http/server/http_server.h"
 #include "support/balancer_fixture.h"
 #include "support/in_process_balancer.h"
 #include "support/origin_fixture.h"
@@ -38,65 +29,16 @@ test::TestOriginOptions origin_options(const test::TempDir& dir) {
   return options;
 }
 
-struct Fixture {
+struct Fixture : test::InProcessLoops {
   test::TempDir dir;
   test::TestOrigin origin{origin_options(dir)};
-  core::MetricsRegistry metrics;
-  core::EventLoop home{0};
-  core::EventLoop second{1};
-  core::EventLoop fetch{2};
-  http::ServiceContext context;
-  std::unique_ptr<Balancer> balancer;
-  std::vector<std::unique_ptr<http::HttpServer>> servers;
-  std::unique_ptr<http::HttpClient> client;  // on the second loop
-  std::thread fetch_thread;
 
-  Fixture() {
-    const BalancerConfig config = test::in_process_config(
-        origin.base_url(), {test::channel_json("live", "/files/live/master.m3u8")});
-    context.name = "balancer";
-    context.metrics = &metrics;
-    context.loops = {&home, &second};
-    context.fetch = &fetch;
-    balancer = test::start_in_process(context, config, metrics, servers);
-    auto made = http::HttpClient::create(second.base(), {});
-    REQUIRE(made.ok());
-    client = std::move(made).value();
-    fetch_thread = std::thread([this] { fetch.run(); });
+  Fixture() : InProcessLoops(ClockKind::real, FetchLoopKind::own_thread) {
+    start(test::in_process_config(origin.base_url(),
+                                  {test::channel_json("live", "/files/live/master.m3u8")}));
   }
 
-  ~Fixture() {
-    balancer->stop_background();  // posted to the fetch loop, which runs it before it stops
-    fetch.stop();
-    fetch_thread.join();
-    client.reset();
-    servers.clear();
-    balancer.reset();
-  }
-
-  // Runs both serving loops on this thread until `done` holds (10 s at most).
-  bool run_until(const std::function<bool()>& done) {
-    return test::wait_until(
-        [&] {
-          event_base_loop(&home.base(), EVLOOP_NONBLOCK);
-          event_base_loop(&second.base(), EVLOOP_NONBLOCK);
-          return done();
-        },
-        10s, 1ms);
-  }
-
-  int get_status(const std::string& target) {
-    std::optional<int> status;
-    http::FetchRequest request{"http://127.0.0.1:" + std::to_string(servers[1]->port()) + target,
-                               "GET",
-                               {},
-                               std::nullopt,
-                               {}};
-    client->fetch(request, {[](const http::FetchHead&) {}, [](std::string_view) {},
-                            [&status](const http::FetchResult& r) { status = r.status; }});
-    REQUIRE(run_until([&] { return status.has_value(); }));
-    return *status;
-  }
+  int get_status(const std::string& target) { return get(target).status; }
 
   uint64_t refresh_waits() {
     return metrics.counter("balancer_playlist_refresh_waits_total", "(registered by the balancer)")

@@ -33,7 +33,7 @@ struct Fixture : test::OriginClient {
   std::unique_ptr<KeyStore> store;
 
   explicit Fixture(KeyStoreOptions options) {
-    store = std::make_unique<KeyStore>(*base, *client, metrics, options, clock);
+    store = std::make_unique<KeyStore>(loop, *client, metrics, options, clock);
   }
 
   // Asks for the key at origin path `path` without running the loop; the answer lands

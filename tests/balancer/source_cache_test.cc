@@ -20,7 +20,7 @@ struct Fixture : test::OriginClient {
   std::unique_ptr<SourceCache> cache;
 
   explicit Fixture(PlaylistTimings timings) {
-    cache = std::make_unique<SourceCache>(*base, *client, metrics, timings, clock);
+    cache = std::make_unique<SourceCache>(loop, *client, metrics, timings, clock);
   }
 
   // Asks for the playlist and runs the loop until the answer comes (10 s at most).
@@ -29,12 +29,7 @@ struct Fixture : test::OriginClient {
     std::optional<SourceResult> answer;
     SourceRequest request{"demo", origin.base_url(), "/files" + path, directives, live, prefetch};
     cache->get(request, [&](const SourceResult& r) { answer = r; });
-    REQUIRE(test::wait_until(
-        [&] {
-          event_base_loop(base.get(), EVLOOP_NONBLOCK);
-          return answer.has_value();
-        },
-        10s, 1ms));
+    REQUIRE(run_until([&] { return answer.has_value(); }));
     return *answer;
   }
 };
@@ -442,7 +437,7 @@ namespace balancer::source_cache_test {
 struct RealTimeFixture : test::OriginClient {
   std::unique_ptr<SourceCache> cache;
   explicit RealTimeFixture(PlaylistTimings timings) {
-    cache = std::make_unique<SourceCache>(*base, *client, metrics, timings, core::Clock::real());
+    cache = std::make_unique<SourceCache>(loop, *client, metrics, timings, core::Clock::real());
   }
   SourceRequest request(const std::string& target) const {
     return SourceRequest{"demo", origin.base_url(), target, {}, {}, false};
@@ -450,14 +445,10 @@ struct RealTimeFixture : test::OriginClient {
   double metric(const std::string& series) const {
     return test::metric_value(metrics.render(), series).value_or(-1);
   }
-  // Runs the loop until `condition` holds (false after `timeout`).
-  bool run_until(const std::function<bool()>& condition, std::chrono::milliseconds timeout) {
-    return test::wait_until(
-        [&] {
-          event_base_loop(base.get(), EVLOOP_NONBLOCK);
-          return condition();
-        },
-        timeout, 1ms);
+  // Origin lists a live window from 100: the request for it, with `query` (delay_ms=...).
+  SourceRequest live_window(const std::string& query = "") {
+    test::write_file(dir.file("live.m3u8"), test::live_playlist(100, 5));
+    return request("/files/live.m3u8" + query);
   }
 };
 
@@ -504,14 +495,21 @@ Watched watch(RealTimeFixture& f, const SourceRequest& request, std::chrono::mil
   return watched;
 }
 
+// What viewers got, and the most refreshes origin held at once, in one line.
+std::string seen(const Watched& watched, const RealTimeFixture& f) {
+  return std::to_string(watched.at_once) + " answers at once (oldest copy " +
+         std::to_string(watched.oldest.count()) + " ms), " + std::to_string(watched.waited) +
+         " waited; origin held " + std::to_string(f.origin.max_in_flight()) +
+         " refreshes at most at once";
+}
+
 TEST_CASE(
     "source cache: with a 300 ms origin, refreshes are sent ahead and overlap: no viewer waits "
     "and no copy served is older than live_max_lag") {
   RealTimeFixture f(live_timings());
-  test::write_file(f.dir.file("live.m3u8"), test::live_playlist(100, 5));
   // One refresh at a time, a copy would be 600 ms old when the next answer lands. Sent ahead,
   // ~100 ms apart, each lands ~100 ms before the copy in hand is 500 ms old.
-  const SourceRequest request = f.request("/files/live.m3u8?delay_ms=300");
+  const SourceRequest request = f.live_window("?delay_ms=300");
   // The first viewer waits for the first copy; refreshes then start once its round trip is
   // known. Until the first refresh lands (two round trips from the start) the copy is too old.
   Watched warm_up = watch(f, request, 1000ms);
@@ -520,10 +518,7 @@ TEST_CASE(
   const double waits_before = f.metric("balancer_playlist_refresh_waits_total");
 
   Watched watched = watch(f, request, 2500ms);
-  MESSAGE("300 ms origin: " << watched.at_once << " answers at once (oldest copy "
-                            << watched.oldest.count() << " ms), " << watched.waited
-                            << " waited; origin held " << f.origin.max_in_flight()
-                            << " refreshes at most at once");
+  MESSAGE("300 ms origin: " << seen(watched, f));
   CHECK(watched.waited == 0);
   CHECK(watched.at_once >= 100);
   CHECK(watched.oldest <= 500ms);
@@ -537,12 +532,8 @@ TEST_CASE(
     "source cache: an origin slower than live_max_lag gets at most three refreshes of a copy at "
     "once, and viewers of a copy too old wait (counted)") {
   RealTimeFixture f(live_timings());
-  test::write_file(f.dir.file("live.m3u8"), test::live_playlist(100, 5));
-  const SourceRequest request = f.request("/files/live.m3u8?delay_ms=900");
-  Watched watched = watch(f, request, 3000ms);
-  MESSAGE("900 ms origin: " << watched.at_once << " answers at once, " << watched.waited
-                            << " waited; origin held " << f.origin.max_in_flight()
-                            << " refreshes at most at once, "
+  Watched watched = watch(f, f.live_window("?delay_ms=900"), 3000ms);
+  MESSAGE("900 ms origin: " << seen(watched, f) << ", "
                             << f.metric("balancer_playlist_refresh_waits_total")
                             << " refresh waits counted");
   CHECK(f.origin.max_in_flight() == 3);
@@ -556,8 +547,7 @@ TEST_CASE(
     "source cache: a near origin is refreshed one fetch at a time, live_refresh apart, and "
     "nobody waits") {
   RealTimeFixture f(live_timings());
-  test::write_file(f.dir.file("live.m3u8"), test::live_playlist(100, 5));
-  const SourceRequest request = f.request("/files/live.m3u8");
+  const SourceRequest request = f.live_window();
   watch(f, request, 300ms);
   const double refreshes_before =
       f.metric("balancer_origin_fetches_total{resource=\"playlist\",trigger=\"refresh\"}");
@@ -596,12 +586,7 @@ TEST_CASE(
   std::optional<SourceResult> held;
   SourceRequest request{"demo", f.origin.base_url(), "/files/live.m3u8", {}, {}, false, 12.0};
   f.cache->get(request, [&](const SourceResult& r) { held = r; });
-  REQUIRE(test::wait_until(
-      [&] {
-        event_base_loop(f.base.get(), EVLOOP_NONBLOCK);
-        return held.has_value();
-      },
-      10s, 1ms));
+  REQUIRE(f.run_until([&] { return held.has_value(); }));
   REQUIRE(held->version != nullptr);
   CHECK(held->version->playlist.media.server_control.hold_back);
   CHECK(f.cache->playlist_parses() == 3);

@@ -1,8 +1,8 @@
-// SourceFront, one loop's view of the home loop's SourceCache, against a real test_origin: a
-// fresh copy is answered on the front's own loop without asking the home loop, requests for
+// SourceFront, one loop's view of the fetch loop's SourceCache, against a real test_origin: a
+// fresh copy is answered on the front's own loop without asking the fetch loop, requests for
 // one source share one question, a version the cache published is picked up without asking,
-// and errors, LL-HLS directives and a changed origin always go home. Both loops are real
-// EventLoops, run in turn on the test thread; a FakeClock decides freshness.
+// and errors, LL-HLS directives and a changed origin always go to the fetch loop. Both loops
+// are real EventLoops, run in turn on the test thread; a FakeClock decides freshness.
 #include "balancer/sources/source_front.h"
 
 #include <doctest/doctest.h>
@@ -16,6 +16,7 @@
 #include "core/metrics.h"
 #include "http/client/http_client.h"
 #include "support/balancer_fixture.h"
+#include "support/loops_by_hand.h"
 #include "support/origin_fixture.h"
 #include "support/process.h"
 
@@ -41,23 +42,25 @@ struct Fixture {
   core::FakeClock clock;
   core::MetricsRegistry metrics;
   PlaylistTimings timings = no_background_refresh();
-  core::EventLoop home{0};
+  core::EventLoop fetch_loop{0};
   core::EventLoop front_loop{1};
   std::unique_ptr<http::HttpClient> client;
   std::unique_ptr<SourceCache> cache;
+  std::unique_ptr<SourceAsker> asker;
   std::unique_ptr<SourceFront> front;
 
   Fixture() {
-    auto made = http::HttpClient::create(home.base(), {});
+    auto made = http::HttpClient::create(fetch_loop.base(), {});
     REQUIRE(made.ok());
     client = std::move(*made);
-    cache = std::make_unique<SourceCache>(home.base(), *client, metrics, timings, clock);
-    front = std::make_unique<SourceFront>(front_loop, home, *cache, clock);
+    cache = std::make_unique<SourceCache>(fetch_loop, *client, metrics, timings, clock);
+    asker = std::make_unique<SourceAsker>(*cache);
+    front = std::make_unique<SourceFront>(front_loop, *asker, clock);
   }
 
-  // Outcomes the home cache counted: grows with every question it is asked (one each, except a
-  // failed fetch, which counts as a miss and an error).
-  uint64_t home_lookups() {
+  // Outcomes the fetch loop's cache counted: grows with every question it is asked (one each,
+  // except a failed fetch, which counts as a miss and an error).
+  uint64_t cache_lookups() {
     uint64_t n = 0;
     for (const char* result : {"hit", "miss", "coalesced", "stale", "error"}) {
       n += metrics
@@ -74,13 +77,7 @@ struct Fixture {
 
   // Runs both loops on this thread until `done` holds (10 s at most).
   bool run_until(const std::function<bool()>& done) {
-    return test::wait_until(
-        [&] {
-          event_base_loop(&home.base(), EVLOOP_NONBLOCK);
-          event_base_loop(&front_loop.base(), EVLOOP_NONBLOCK);
-          return done();
-        },
-        10s, 1ms);
+    return test::run_loops_until({&fetch_loop, &front_loop}, done);
   }
 
   // Asks the front and runs the loops until it answers.
@@ -107,8 +104,8 @@ struct Fixture {
     return answer;
   }
 
-  // Asks the home cache itself (as another loop's front would), on the home loop.
-  SourceResult get_at_home(const std::string& path) {
+  // Asks the fetch loop's cache itself (as another loop's front would), on the fetch loop.
+  SourceResult get_on_fetch_loop(const std::string& path) {
     std::optional<SourceResult> answer;
     cache->get(request(path), [&](const SourceResult& result) { answer = result; });
     REQUIRE(run_until([&] { return answer.has_value(); }));
@@ -125,21 +122,23 @@ void check_hit(const std::optional<SourceResult>& answer, const SourceResult& co
 }
 
 TEST_CASE(
-    "source front: a fresh copy is answered at once on the front's loop, without asking home") {
+    "source front: a fresh copy is answered at once on the front's loop, without asking the fetch "
+    "loop") {
   Fixture f;
   SourceResult first = f.first_listing();
   CHECK(first.from == SourceResult::From::miss);
-  CHECK(f.home_lookups() == 1);
+  CHECK(f.cache_lookups() == 1);
 
   f.clock.advance(499ms);
-  // Before get() returns: no loop turn, no post to the home loop.
+  // Before get() returns: no loop turn, no post to the fetch loop.
   check_hit(f.answer_without_turn("/live.m3u8"), first);
-  CHECK(f.home_lookups() == 1);
+  CHECK(f.cache_lookups() == 1);
   CHECK(f.origin.count("/files/live.m3u8") == 1);
 }
 
 TEST_CASE(
-    "source front: a copy older than live_max_lag on the injected clock is asked of home again") {
+    "source front: a copy older than live_max_lag on the injected clock is asked of the fetch loop "
+    "again") {
   Fixture f;
   SourceResult first = f.first_listing();
 
@@ -147,17 +146,18 @@ TEST_CASE(
   f.clock.advance(501ms);
   SourceResult late = f.get("/live.m3u8");
   CHECK(late.from == SourceResult::From::miss);
-  CHECK(f.home_lookups() == 2);
+  CHECK(f.cache_lookups() == 2);
   CHECK(f.origin.count("/files/live.m3u8") == 2);
   REQUIRE(late.version != nullptr);
   CHECK(late.version->serial > first.version->serial);
 
   // And the new copy is the front's own from then on.
   CHECK(f.get("/live.m3u8").from == SourceResult::From::hit);
-  CHECK(f.home_lookups() == 2);
+  CHECK(f.cache_lookups() == 2);
 }
 
-TEST_CASE("source front: requests for one source while home is asked share one question") {
+TEST_CASE(
+    "source front: requests for one source while the fetch loop is asked share one question") {
   Fixture f;
   test::write_file(f.dir.file("live.m3u8"), test::live_playlist(100, 5));
   constexpr int kViewers = 20;
@@ -171,7 +171,7 @@ TEST_CASE("source front: requests for one source while home is asked share one q
       if (!a) return false;
     return true;
   }));
-  CHECK(f.home_lookups() == 1);
+  CHECK(f.cache_lookups() == 1);
   CHECK(f.origin.count("/files/live.m3u8") == 1);
   for (const auto& a : answers) {
     REQUIRE(a->version != nullptr);
@@ -179,37 +179,41 @@ TEST_CASE("source front: requests for one source while home is asked share one q
   }
 }
 
-TEST_CASE("source front: a version the home cache published is picked up without asking home") {
+TEST_CASE(
+    "source front: a version the fetch loop's cache published is picked up without asking the "
+    "fetch loop") {
   Fixture f;
   SourceResult first = f.first_listing();
   // The front has read the slot once (a hit from its own copy).
   REQUIRE(f.get("/live.m3u8").from == SourceResult::From::hit);
 
-  // The front's copy goes stale; another loop's request makes the home cache fetch and
+  // The front's copy goes stale; another loop's request makes the fetch loop's cache fetch and
   // publish a new version in the slot the front holds.
   test::write_file(f.dir.file("live.m3u8"), test::live_playlist(101, 5));
   f.clock.advance(501ms);
-  SourceResult refreshed = f.get_at_home("/live.m3u8");
+  SourceResult refreshed = f.get_on_fetch_loop("/live.m3u8");
   REQUIRE(refreshed.version != nullptr);
   REQUIRE(refreshed.version->serial > first.version->serial);
-  const uint64_t lookups = f.home_lookups();
+  const uint64_t lookups = f.cache_lookups();
 
   check_hit(f.answer_without_turn("/live.m3u8"), refreshed);
-  CHECK(f.home_lookups() == lookups);
+  CHECK(f.cache_lookups() == lookups);
 }
 
-TEST_CASE("source front: errors are not kept; each request asks home, which holds the failure") {
+TEST_CASE(
+    "source front: errors are not kept; each request asks the fetch loop, which holds the "
+    "failure") {
   Fixture f;
   SourceResult missing = f.get("/absent.m3u8");
   CHECK(missing.from == SourceResult::From::error);
   CHECK(missing.status == 404);
   CHECK(missing.error.code == "not_found");
-  const uint64_t after_first = f.home_lookups();
+  const uint64_t after_first = f.cache_lookups();
 
-  // Within error_hold: home answers from its held failure, origin is not asked.
+  // Within error_hold: the cache answers from its held failure, origin is not asked.
   f.clock.advance(100ms);
   CHECK(f.get("/absent.m3u8").status == 404);
-  CHECK(f.home_lookups() == after_first + 1);
+  CHECK(f.cache_lookups() == after_first + 1);
   CHECK(f.origin.count("/files/absent.m3u8") == 1);
 
   // The playlist appears; once the hold is over the front's next request gets it.
@@ -221,42 +225,43 @@ TEST_CASE("source front: errors are not kept; each request asks home, which hold
   CHECK(f.origin.count("/files/absent.m3u8") == 2);
 }
 
-TEST_CASE("source front: LL-HLS directives always go to the home cache") {
+TEST_CASE("source front: LL-HLS directives always go to the fetch loop's cache") {
   Fixture f;
   f.first_listing();
-  CHECK(f.home_lookups() == 1);
+  CHECK(f.cache_lookups() == 1);
   DeliveryDirectives directives;
   directives.msn = 104;
   SourceResult r = f.get(f.request("/live.m3u8", directives));
   REQUIRE(r.version != nullptr);
-  CHECK(f.home_lookups() == 2);
+  CHECK(f.cache_lookups() == 2);
 }
 
-TEST_CASE("source front: a changed origin URL (reload) drops the front's copy and asks home") {
+TEST_CASE(
+    "source front: a changed origin URL (reload) drops the front's copy and asks the fetch loop") {
   Fixture f;
   f.first_listing();
-  CHECK(f.home_lookups() == 1);
+  CHECK(f.cache_lookups() == 1);
 
   // The same origin reached by another base URL: for the front, nothing it kept applies.
   SourceRequest moved = f.request("/live.m3u8");
   moved.origin_base = "http://localhost:" + std::to_string(f.origin.port());
   SourceResult r = f.get(moved);
   CHECK(r.from == SourceResult::From::miss);
-  CHECK(f.home_lookups() == 2);
+  CHECK(f.cache_lookups() == 2);
   CHECK(f.origin.count("/files/live.m3u8") == 2);
 }
 
-TEST_CASE("source front: a front destroyed while home is asked never calls its waiters") {
+TEST_CASE("source front: a front destroyed while the fetch loop is asked never calls its waiters") {
   Fixture f;
   test::write_file(f.dir.file("live.m3u8"), test::live_playlist(100, 5));
   bool called = false;
   f.front->get(f.request("/live.m3u8"), f.timings, [&](const SourceResult&) { called = true; });
   f.front.reset();
-  // Another loop asks too, before the front's question reaches home: it starts the fetch and
-  // the front's question joins it, so both are answered together, this one first.
-  SourceResult other = f.get_at_home("/live.m3u8");
+  // Another loop asks too, before the front's question reaches the fetch loop: it starts the fetch
+  // and the front's question joins it, so both are answered together, this one first.
+  SourceResult other = f.get_on_fetch_loop("/live.m3u8");
   REQUIRE(other.version != nullptr);
-  CHECK(f.home_lookups() == 2);
+  CHECK(f.cache_lookups() == 2);
   // The answer to the front was posted to its loop by then; a job posted now runs after it.
   bool marker_ran = false;
   f.front_loop.post([&] { marker_ran = true; });
@@ -264,22 +269,23 @@ TEST_CASE("source front: a front destroyed while home is asked never calls its w
   CHECK_FALSE(called);
 }
 
-TEST_CASE("source front: on the home loop itself it asks the cache directly") {
+TEST_CASE("source front: on the fetch loop itself it asks the cache directly") {
   Fixture f;
   test::write_file(f.dir.file("live.m3u8"), test::live_playlist(100, 5));
-  SourceFront home_front(f.home, f.home, *f.cache, f.clock);
+  SourceFront fetch_loop_front(f.fetch_loop, *f.asker, f.clock);
   std::optional<SourceResult> answer;
-  home_front.get(f.request("/live.m3u8"), f.timings, [&](const SourceResult& r) { answer = r; });
+  fetch_loop_front.get(f.request("/live.m3u8"), f.timings,
+                       [&](const SourceResult& r) { answer = r; });
   REQUIRE(f.run_until([&] { return answer.has_value(); }));
   REQUIRE(answer->version != nullptr);
-  CHECK(f.home_lookups() == 1);
+  CHECK(f.cache_lookups() == 1);
 
   // Its copy is its own: a fresh hit needs no loop turn.
   std::optional<SourceResult> hit;
-  home_front.get(f.request("/live.m3u8"), f.timings, [&](const SourceResult& r) { hit = r; });
+  fetch_loop_front.get(f.request("/live.m3u8"), f.timings, [&](const SourceResult& r) { hit = r; });
   REQUIRE(hit.has_value());
   CHECK(hit->from == SourceResult::From::hit);
-  CHECK(f.home_lookups() == 1);
+  CHECK(f.cache_lookups() == 1);
 }
 
 }  // namespace source_front_test

@@ -68,11 +68,21 @@ struct SwitchTimeline {
   std::map<uint64_t, uint64_t> discontinuity_by_msn;
   std::set<uint64_t> tagged;  // numbers listed with EXT-X-DISCONTINUITY
   int64_t last_media_sequence = -1;
+  // The balancer's tracker for this rendition (absolute URIs), unless take() is given another.
+  LiveRunTracker tracker;
+
+  SwitchTimeline() { tracker.set_absolute_uris(true); }
+
+  // `encoder`'s windows of `size` segments, first 0 to `last_first`, served in turn.
+  void serve_from_start(const SwitchEncoder& encoder, uint64_t last_first, int size) {
+    for (uint64_t first = 0; first <= last_first; ++first)
+      take(tracker, encoder.window(first, size), encoder.url, kSwitchStart);
+  }
 
   // The served copy at `url` (parsed with the URL of the source it came from).
-  hls::Playlist take(LiveRunTracker& tracker, const std::string& text, const std::string& url,
+  hls::Playlist take(LiveRunTracker& serving, const std::string& text, const std::string& url,
                      SwitchTime now) {
-    auto copy = tracker.next(parse_at(text, url), switch_live_policy(), now, 1'700'000'000'000);
+    auto copy = serving.next(parse_at(text, url), switch_live_policy(), now, 1'700'000'000'000);
     hls::Playlist served = copy ? parse_at(copy->text, url) : parse_at(text, url);
     const hls::MediaInfo& media = served.media;
     CHECK(static_cast<int64_t>(media.media_sequence) >= last_media_sequence);
@@ -267,12 +277,10 @@ TEST_CASE(
     "program date, one discontinuity, the map restated, every URI on its own origin") {
   const SwitchEncoder a{"http://a.test/live/720p.m3u8", "a", 0};
   const SwitchEncoder b{"http://b.test/backup/720p.m3u8", "b", 5000};
-  LiveRunTracker tracker;
-  tracker.set_absolute_uris(true);
   SwitchTimeline timeline;
+  LiveRunTracker& tracker = timeline.tracker;
   // A serves segments 0..9 (numbers 5..9 listed last).
-  for (uint64_t first = 0; first <= 5; ++first)
-    timeline.take(tracker, a.window(first, 5), a.url, kSwitchStart);
+  timeline.serve_from_start(a, 5, 5);
   CHECK(timeline.last_media_sequence == 5);
   // A dies after segment 9; B's window is at 7..11 (on the clock) when the switch comes.
   tracker.switch_source();
@@ -334,11 +342,9 @@ TEST_CASE(
     "a backup behind what was served waits; one without program dates starts at its newest "
     "segment; declared-identical sources add no discontinuity") {
   const SwitchEncoder a{"http://a.test/live/index.m3u8", "a", 0};
-  LiveRunTracker tracker;
-  tracker.set_absolute_uris(true);
   SwitchTimeline timeline;
-  for (uint64_t first = 0; first <= 6; ++first)
-    timeline.take(tracker, a.window(first, 4), a.url, kSwitchStart);
+  LiveRunTracker& tracker = timeline.tracker;
+  timeline.serve_from_start(a, 6, 4);
   // A listed up to 9.
   SUBCASE("behind") {
     const SwitchEncoder b{"http://b.test/live/index.m3u8", "b", 0};
@@ -418,9 +424,8 @@ TEST_CASE(
     return out;
   };
   const std::string a_url = "http://a.test/ll/low.m3u8", b_url = "http://b.test/ll/low.m3u8";
-  LiveRunTracker tracker;
-  tracker.set_absolute_uris(true);
   SwitchTimeline timeline;
+  LiveRunTracker& tracker = timeline.tracker;
   for (uint64_t complete = 3; complete <= 6; ++complete) {
     timeline.take(tracker, ll_window("a", 0, complete, 2), a_url, kSwitchStart);
   }

@@ -2,7 +2,8 @@
 // loops (home and one more, run in turn on the test thread) against a real test_origin:
 // a viewer's copy of a playlist, its key, its steering manifest; every refusal in the
 // error contract's JSON shape and counted by code; admission's queue answer; a request
-// on the second loop reaching the home loop's fetchers through post().
+// on the second loop reaching the fetchers through post() (on the home loop here: the test
+// gives the host no fetch loop, and the home loop then does the fetching).
 #include <doctest/doctest.h>
 
 #include <chrono>
@@ -44,77 +45,18 @@ test::TestOriginOptions origin_options(const test::TempDir& dir) {
   return options;
 }
 
-struct Answer {
-  int status = 0;
-  std::string body;
-  http::FetchHead head;
-};
+using test::Answer;
 
-struct Fixture {
+struct Fixture : test::InProcessLoops {
   test::TempDir dir;
   test::TestOrigin origin{origin_options(dir)};
-  core::FakeClock clock;
-  core::MetricsRegistry metrics;
-  core::EventLoop home{0};
-  core::EventLoop second{1};
-  http::ServiceContext context;
-  std::unique_ptr<Balancer> balancer;
-  std::vector<std::unique_ptr<http::HttpServer>> servers;
-  std::unique_ptr<http::HttpClient> client;  // on the second loop
 
-  explicit Fixture(const std::string& main_extra = "") {
-    const BalancerConfig config =
-        test::in_process_config(origin.base_url(),
-                                {test::channel_json("live", "/files/live/master.m3u8"),
-                                 test::channel_json("paid", "/files/live/master.m3u8", false)},
-                                main_extra);
-    context.name = "balancer";
-    context.clock = &clock;
-    context.metrics = &metrics;
-    context.loops = {&home, &second};
-    balancer = test::start_in_process(context, config, metrics, servers);
-    auto made = http::HttpClient::create(second.base(), {});
-    REQUIRE(made.ok());
-    client = std::move(made).value();
-  }
-
-  ~Fixture() {
-    // The servers (and the client) go before the balancer whose handlers they route to.
-    balancer->stop_background();
-    client.reset();
-    servers.clear();
-    balancer.reset();
-  }
-
-  // Runs both loops on this thread until `done` holds (10 s at most).
-  bool run_until(const std::function<bool()>& done, std::chrono::milliseconds limit = 10s) {
-    return test::wait_until(
-        [&] {
-          event_base_loop(&home.base(), EVLOOP_NONBLOCK);
-          event_base_loop(&second.base(), EVLOOP_NONBLOCK);
-          return done();
-        },
-        limit, 1ms);
-  }
-
-  // GET `target` from the server of loop `index`.
-  Answer get(const std::string& target, size_t index = 1) {
-    std::optional<Answer> got;
-    auto reply = std::make_shared<Answer>();
-    http::FetchRequest request{
-        "http://127.0.0.1:" + std::to_string(servers[index]->port()) + target,
-        "GET",
-        {},
-        std::nullopt,
-        {}};
-    client->fetch(request, {[reply](const http::FetchHead& h) { reply->head = h; },
-                            [reply](std::string_view data) { reply->body.append(data); },
-                            [reply, &got](const http::FetchResult& r) {
-                              reply->status = r.status;
-                              got = *reply;
-                            }});
-    REQUIRE(run_until([&] { return got.has_value(); }));
-    return *got;
+  explicit Fixture(const std::string& main_extra = "")
+      : InProcessLoops(ClockKind::fake, FetchLoopKind::home_loop) {
+    start(test::in_process_config(origin.base_url(),
+                                  {test::channel_json("live", "/files/live/master.m3u8"),
+                                   test::channel_json("paid", "/files/live/master.m3u8", false)},
+                                  main_extra));
   }
 
   // GET `target` from loop 1's server, which must answer 200.
@@ -185,7 +127,7 @@ TEST_CASE(
   Fixture f;
   const std::string query = "?ticket=" + f.ticket("live", "ann");
   // Asked on the second loop before anyone fetched the media playlist: the balancer learns the
-  // key from the channel's playlists (through the home loop) first.
+  // key from the channel's playlists (through the fetchers' loop) first.
   Answer key = f.get_ok("/key/live/files/live/key.bin" + query);
   CHECK(key.body == kKeyBytes);
   CHECK(key.head.header("Cache-Control") == std::optional<std::string>("private, no-store"));

@@ -125,6 +125,15 @@ async function waitAdvance(page, seconds, timeoutMs) {
   return { from: start, to: await currentTime(page), wallSeconds: (Date.now() - started) / 1000 };
 }
 
+// A signed-in page playing the low-latency channel, 4 s of it played already.
+async function lowLatencyPlaying(browser, stack) {
+  const page = await signedInPage(browser, stack, TEST_LOGIN);
+  await play(page, 'll');
+  await startsPlaying(page);
+  await waitAdvance(page, 4, 20000);
+  return page;
+}
+
 const scenarios = {
   // The player signs in, pings the cache nodes and plays >= 10 s of the live channel from a cache node.
   async play_through_cache(stack) {
@@ -521,10 +530,7 @@ const FREEZE_BACK_WITHIN_S = 10;
 scenarios.player_low_latency_cache_freeze = async (stack) => {
   await reviveCaches(stack);
   return withBrowser(async (browser) => {
-    const page = await signedInPage(browser, stack, TEST_LOGIN);
-    await play(page, 'll');
-    await startsPlaying(page);
-    await waitAdvance(page, 4, 20000);
+    const page = await lowLatencyPlaying(browser, stack);
     const before = await playerState(page);
     const victim = before.fragments.at(-1).source;
     check(stack.caches[victim], 'playing from a cache node before the freeze, not ' + victim);
@@ -576,10 +582,7 @@ scenarios.player_low_latency_cache_freeze = async (stack) => {
 scenarios.player_back_to_live = async (stack) => {
   await reviveCaches(stack);
   return withBrowser(async (browser) => {
-    const page = await signedInPage(browser, stack, TEST_LOGIN);
-    await play(page, 'll');
-    await startsPlaying(page);
-    await waitAdvance(page, 4, 20000);
+    const page = await lowLatencyPlaying(browser, stack);
     await waitFor('a latency reading', async () => (await playerState(page)).latency !== null, 5000, 200);
     const before = await playerState(page);
     const movedAt = Date.now();

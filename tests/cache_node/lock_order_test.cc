@@ -3,14 +3,11 @@
 // (checked in a forked child) instead of risking a deadlock under load.
 #include <doctest/doctest.h>
 
-#include <sys/wait.h>
-#include <unistd.h>
-
-#include <csignal>
 #include <functional>
 #include <mutex>
 
 #include "cache_node/store/lock_order.h"
+#include "support/child_end.h"
 
 using namespace cache_node;
 
@@ -18,17 +15,7 @@ namespace {
 
 // Runs `body` in a child process; true if the child was killed by SIGABRT.
 bool aborts(const std::function<void()>& body) {
-  fflush(nullptr);
-  pid_t pid = fork();
-  REQUIRE(pid >= 0);
-  if (pid == 0) {
-    signal(SIGABRT, SIG_DFL);  // not the test runner's crash report: the parent judges
-    body();
-    _exit(0);
-  }
-  int status = 0;
-  REQUIRE(waitpid(pid, &status, 0) == pid);
-  return WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT;
+  return balancer::test::run_in_child(body) == balancer::test::ChildEnd::aborted;
 }
 
 // Whether a child that takes a lock of rank `First`, then one of rank `Second`, aborts.

@@ -5,40 +5,26 @@
 #include "core/answer_here.h"
 
 #include <doctest/doctest.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
-#include <csignal>
 #include <memory>
 #include <thread>
 
 #include "core/event_loop.h"
 #include "core/thread_rule.h"
 #include "core/worker.h"
+#include "support/child_end.h"
+#include "support/running_loop.h"
 
 using namespace std::chrono_literals;
 
 namespace {
 
-// Runs `loop` on a thread of its own until the object goes.
-class RunningLoop {
- public:
-  RunningLoop() : thread_([this] { loop.run(); }) {
-    // Bounded wait for the loop to run (owned_here() turns false here then).
-    auto deadline = std::chrono::steady_clock::now() + 10s;
-    while (loop.owned_here() && std::chrono::steady_clock::now() < deadline)
-      std::this_thread::sleep_for(1ms);
-  }
-  ~RunningLoop() {
-    loop.stop();
-    thread_.join();
-  }
+// A loop run on a thread of its own until the object goes.
+struct LoopOnItsThread {
   core::EventLoop loop{0};
-
- private:
-  std::thread thread_;
+  balancer::test::RunningLoop running{loop};
 };
 
 // Waits (bounded) until `done` holds.
@@ -70,26 +56,14 @@ TEST_CASE(
 TEST_CASE(
     "expect_on aborts a thread that touches a running loop's state (thread checks on), and "
     "is nothing otherwise") {
-  RunningLoop running;
+  LoopOnItsThread running;
   REQUIRE_FALSE(running.loop.owned_here());
   // The broken rule, in a child process: only the forking thread lives on there, and the loop's
   // running thread is still the parent's.
-  pid_t child = fork();
-  REQUIRE(child >= 0);
-  if (child == 0) {
-    std::signal(SIGABRT, SIG_DFL);
-    core::expect_on(running.loop);
-    _exit(0);
-  }
-  int status = 0;
-  REQUIRE(waitpid(child, &status, 0) == child);
-  if (core::kThreadChecks) {
-    CHECK(WIFSIGNALED(status));
-    CHECK(WTERMSIG(status) == SIGABRT);
-  } else {
-    CHECK(WIFEXITED(status));
-    CHECK(WEXITSTATUS(status) == 0);
-  }
+  const balancer::test::ChildEnd end =
+      balancer::test::run_in_child([&] { core::expect_on(running.loop); });
+  CHECK(end == (core::kThreadChecks ? balancer::test::ChildEnd::aborted
+                                    : balancer::test::ChildEnd::ran_through));
   std::atomic<bool> checked{false};
   running.loop.post([&] {
     core::expect_on(running.loop);  // the loop's own thread: passes
@@ -100,7 +74,7 @@ TEST_CASE(
 
 TEST_CASE(
     "run_there_answer_here: the work runs on the worker, its result is answered on the loop") {
-  RunningLoop running;
+  LoopOnItsThread running;
   core::WorkerThread worker;
   core::Lifetime asker;
   std::atomic<bool> work_on_loop{true}, answer_on_loop{false};
@@ -126,7 +100,7 @@ TEST_CASE(
 TEST_CASE(
     "an answer that arrives after its asker's Lifetime ended is dropped; a forever asker's "
     "is not") {
-  RunningLoop running;
+  LoopOnItsThread running;
   core::WorkerThread worker;
   auto asker = std::make_unique<core::Lifetime>();
   std::atomic<bool> release{false}, answered{false}, forever_answered{false}, marker{false};

@@ -20,43 +20,16 @@
 
 #include "core/event_loop.h"
 #include "core/systemd_notify.h"
+#include "support/notify_socket.h"
 #include "support/process.h"
 
 using namespace std::chrono_literals;
 
+using balancer::test::NotifySocket;
+
 namespace {
 
 using Steady = std::chrono::steady_clock;
-
-// A unix datagram socket bound at `path` (or an abstract name after '@'), as systemd's.
-class NotifySocket {
- public:
-  explicit NotifySocket(const std::string& name) : name_(name) {
-    fd_ = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    REQUIRE(fd_ >= 0);
-    sockaddr_un address{};
-    address.sun_family = AF_UNIX;
-    std::memcpy(address.sun_path, name.data(), name.size());
-    socklen_t length = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + name.size());
-    if (name[0] == '@') address.sun_path[0] = '\0';
-    REQUIRE(bind(fd_, reinterpret_cast<sockaddr*>(&address), length) == 0);
-  }
-  ~NotifySocket() { close(fd_); }
-  // The next datagram, or nullopt when none came within `timeout`.
-  std::optional<std::string> receive(std::chrono::milliseconds timeout) {
-    timeval tv{static_cast<time_t>(timeout.count() / 1000),
-               static_cast<suseconds_t>(timeout.count() % 1000 * 1000)};
-    setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    char buffer[256];
-    const ssize_t n = recv(fd_, buffer, sizeof buffer, 0);
-    if (n < 0) return std::nullopt;
-    return std::string(buffer, static_cast<size_t>(n));
-  }
-
- private:
-  std::string name_;
-  int fd_ = -1;
-};
 
 }  // namespace
 

@@ -1,5 +1,8 @@
 #include <doctest/doctest.h>
 
+#include <functional>
+#include <string>
+
 #include "core/config.h"
 #include "http/server/http_server.h"
 #include "http/server/server_config.h"
@@ -93,18 +96,42 @@ TEST_CASE("command line: --config, --set, --check-config; unknown flags are erro
 
 namespace {
 
-// Reads `listen` of `json` as a server with an HTTP/2 front end (or not); the errors, or "".
-std::string listen_errors(const std::string& json, bool http2_capable,
-                          http::HttpServerOptions* out = nullptr) {
+// Reads section `name` of `json` (a cache_node.json) into server options with `read`; the
+// errors, or "". The options read go to `out` when given.
+using SectionReader =
+    std::function<void(ConfigReader& section, const std::string& file, http::HttpServerOptions&)>;
+std::string section_errors(const std::string& json, const char* name, const SectionReader& read,
+                           http::HttpServerOptions* out) {
   auto doc = ConfigDocument::parse("/etc/balancer/cache_node.json", json, {});
   REQUIRE(doc.ok());
   ConfigReader root(*doc);
-  auto listen = root.object("listen");
+  ConfigReader section = root.object(name);
   http::HttpServerOptions options;
-  http::read_listen_section(listen, doc->file(), 8081, http2_capable, options);
+  read(section, doc->file(), options);
   root.finish();
   if (out != nullptr) *out = options;
-  return root.ok() ? "" : root.error_text();
+  return root.ok() ? std::string() : root.error_text();
+}
+
+// Reads `listen` of `json` as a server with an HTTP/2 front end (or not); the errors, or "".
+std::string listen_errors(const std::string& json, bool http2_capable,
+                          http::HttpServerOptions* out = nullptr) {
+  return section_errors(
+      json, "listen",
+      [&](ConfigReader& listen, const std::string& file, http::HttpServerOptions& options) {
+        http::read_listen_section(listen, file, 8081, http2_capable, options);
+      },
+      out);
+}
+
+// Reads `server` of `json`; the errors, or "".
+std::string server_errors(const std::string& json, http::HttpServerOptions* out = nullptr) {
+  return section_errors(
+      json, "server",
+      [](ConfigReader& server, const std::string&, http::HttpServerOptions& options) {
+        http::read_server_section(server, options);
+      },
+      out);
 }
 
 }  // namespace
@@ -156,20 +183,10 @@ TEST_CASE(
 }
 
 TEST_CASE("server: http1_transport, removed with evhttp, is refused naming the key and why") {
-  auto read = [](const std::string& json) {
-    auto doc = ConfigDocument::parse("/etc/balancer/cache_node.json", json, {});
-    REQUIRE(doc.ok());
-    ConfigReader root(*doc);
-    auto server = root.object("server");
-    http::HttpServerOptions options;
-    http::read_server_section(server, options);
-    root.finish();
-    return root.ok() ? std::string() : root.error_text();
-  };
-  CHECK(read(R"({})").empty());
+  CHECK(server_errors(R"({})").empty());
   for (const char* value : {"evhttp", "builtin"}) {
     const std::string refused =
-        read(std::string(R"({"server": {"http1_transport": ")") + value + R"("}})");
+        server_errors(std::string(R"({"server": {"http1_transport": ")") + value + R"("}})");
     INFO(refused);
     CHECK(refused.find("/etc/balancer/cache_node.json") != std::string::npos);
     CHECK(refused.find("server.http1_transport") != std::string::npos);
@@ -179,28 +196,17 @@ TEST_CASE("server: http1_transport, removed with evhttp, is refused naming the k
 }
 
 TEST_CASE("server: ipv6_prefix_length is 64 by default, 1 to 128, and a bad one names the key") {
-  auto read = [](const std::string& json, http::HttpServerOptions* out = nullptr) {
-    auto doc = ConfigDocument::parse("/etc/balancer/cache_node.json", json, {});
-    REQUIRE(doc.ok());
-    ConfigReader root(*doc);
-    auto server = root.object("server");
-    http::HttpServerOptions options;
-    http::read_server_section(server, options);
-    root.finish();
-    if (out != nullptr) *out = options;
-    return root.ok() ? std::string() : root.error_text();
-  };
   http::HttpServerOptions o;
-  CHECK(read(R"({})", &o).empty());
+  CHECK(server_errors(R"({})", &o).empty());
   CHECK(o.ipv6_prefix_length == 64);
   CHECK(o.connection_limits().ipv6_prefix_length == 64);
-  CHECK(read(R"({"server": {"ipv6_prefix_length": 56}})", &o).empty());
+  CHECK(server_errors(R"({"server": {"ipv6_prefix_length": 56}})", &o).empty());
   CHECK(o.connection_limits().ipv6_prefix_length == 56);
-  CHECK(read(R"({"server": {"ipv6_prefix_length": 128}})", &o).empty());
+  CHECK(server_errors(R"({"server": {"ipv6_prefix_length": 128}})", &o).empty());
   CHECK(o.ipv6_prefix_length == 128);
   for (const char* bad : {"0", "129", "-64", "64.5", "\"64\""}) {
     const std::string refused =
-        read(std::string(R"({"server": {"ipv6_prefix_length": )") + bad + "}}");
+        server_errors(std::string(R"({"server": {"ipv6_prefix_length": )") + bad + "}}");
     INFO(refused);
     CHECK(refused.find("/etc/balancer/cache_node.json") != std::string::npos);
     CHECK(refused.find("server.ipv6_prefix_length") != std::string::npos);

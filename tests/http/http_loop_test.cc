@@ -88,6 +88,30 @@ struct Loop {
   std::unique_ptr<http::HttpClient> client;
 };
 
+// A loop whose client has the options `set` gives, and GET /hold on its server: every exchange
+// kept unanswered, in arrival order, with the query's n; and the most of them outstanding at once.
+struct HeldRequests {
+  using SetOptions = std::function<void(http::HttpClientOptions&)>;
+  explicit HeldRequests(const SetOptions& set) : loop(options_set_by(set)) {
+    loop.server->route("/hold", {"GET"}, [this](http::HttpExchange& ex) {
+      arrived.push_back(ex.query_param("n").value_or("?"));
+      held.push_back(std::move(ex));
+      size_t outstanding = 0;
+      for (const auto& h : held) outstanding += h.finished() ? 0 : 1;
+      most_outstanding = std::max(most_outstanding, outstanding);
+    });
+  }
+  static http::HttpClientOptions options_set_by(const SetOptions& set) {
+    http::HttpClientOptions options;
+    set(options);
+    return options;
+  }
+  Loop loop;
+  std::vector<http::HttpExchange> held;
+  std::vector<std::string> arrived;  // the n of each request
+  size_t most_outstanding = 0;
+};
+
 }  // namespace
 
 TEST_CASE("http loop: routed replies, JSON errors for unknown paths and methods") {
@@ -360,93 +384,75 @@ TEST_CASE("http client: a request held at a plain-HTTP host does not hold up the
 TEST_CASE(
     "http client: past max_host_transfers a host's transfers wait in line, and a cancelled one "
     "gives up its place") {
-  http::HttpClientOptions options;
-  options.max_host_transfers = 2;
-  Loop loop(options);
-  std::vector<http::HttpExchange> held;
-  std::vector<std::string> arrived;  // the n of each request, in arrival order
-  size_t most_outstanding = 0;
-  loop.server->route("/hold", {"GET"}, [&](http::HttpExchange& ex) {
-    arrived.push_back(ex.query_param("n").value_or("?"));
-    held.push_back(std::move(ex));
-    size_t outstanding = 0;
-    for (const auto& h : held) outstanding += h.finished() ? 0 : 1;
-    most_outstanding = std::max(most_outstanding, outstanding);
-  });
+  HeldRequests hold([](http::HttpClientOptions& o) { o.max_host_transfers = 2; });
   std::vector<int> done_order;
   std::vector<http::FetchId> ids;
   for (int n = 0; n < 6; ++n) {
     http::FetchRequest request{
-        loop.url("/hold?n=" + std::to_string(n)), "GET", {}, std::nullopt, {}};
+        hold.loop.url("/hold?n=" + std::to_string(n)), "GET", {}, std::nullopt, {}};
     ids.push_back(
-        loop.client->fetch(request, {nullptr, nullptr, [&, n](const http::FetchResult& r) {
-                                       CHECK_MESSAGE(r.status == 200, r.error);
-                                       done_order.push_back(n);
-                                     }}));
+        hold.loop.client->fetch(request, {nullptr, nullptr, [&, n](const http::FetchResult& r) {
+                                            CHECK_MESSAGE(r.status == 200, r.error);
+                                            done_order.push_back(n);
+                                          }}));
   }
-  CHECK(loop.client->waiting() == 4);
-  REQUIRE(run_until(loop.base.get(), [&] { return held.size() == 2; }));
-  loop.client->cancel(ids[2]);  // in line: never sent, never answered
-  CHECK(loop.client->waiting() == 3);
+  CHECK(hold.loop.client->waiting() == 4);
+  REQUIRE(run_until(hold.loop.base.get(), [&] { return hold.held.size() == 2; }));
+  hold.loop.client->cancel(ids[2]);  // in line: never sent, never answered
+  CHECK(hold.loop.client->waiting() == 3);
   // Answer one at a time; each answer lets the next in line go.
   for (size_t answered = 0; answered < 5; ++answered) {
-    REQUIRE(run_until(loop.base.get(), [&] { return held.size() > answered; }));
-    held[answered].reply(200, "ok", "text/plain");
-    REQUIRE(run_until(loop.base.get(), [&] { return done_order.size() == answered + 1; }));
+    REQUIRE(run_until(hold.loop.base.get(), [&] { return hold.held.size() > answered; }));
+    hold.held[answered].reply(200, "ok", "text/plain");
+    REQUIRE(run_until(hold.loop.base.get(), [&] { return done_order.size() == answered + 1; }));
   }
-  CHECK(arrived == std::vector<std::string>{"0", "1", "3", "4", "5"});
+  CHECK(hold.arrived == std::vector<std::string>{"0", "1", "3", "4", "5"});
   CHECK(done_order == std::vector<int>{0, 1, 3, 4, 5});
-  CHECK(most_outstanding == 2);
-  CHECK(loop.client->waiting() == 0);
-  CHECK(loop.client->active() == 0);
+  CHECK(hold.most_outstanding == 2);
+  CHECK(hold.loop.client->waiting() == 0);
+  CHECK(hold.loop.client->active() == 0);
 }
 
 TEST_CASE(
     "http client: slow-lane transfers past max_host_slow_transfers wait in line, and a regular "
     "one to the same host goes at once") {
-  http::HttpClientOptions options;
-  options.max_host_slow_transfers = 2;
-  Loop loop(options);
-  std::vector<http::HttpExchange> held;
-  std::vector<std::string> arrived;
-  loop.server->route("/hold", {"GET"}, [&](http::HttpExchange& ex) {
-    arrived.push_back(ex.query_param("n").value_or("?"));
-    held.push_back(std::move(ex));
-  });
+  HeldRequests hold([](http::HttpClientOptions& o) { o.max_host_slow_transfers = 2; });
+  std::vector<http::HttpExchange>& held = hold.held;
+  const std::vector<std::string>& arrived = hold.arrived;
   std::vector<std::string> done;
   auto fetch = [&](const std::string& n, bool slow) {
-    http::FetchRequest request{loop.url("/hold?n=" + n), "GET", {}, std::nullopt, {}};
+    http::FetchRequest request{hold.loop.url("/hold?n=" + n), "GET", {}, std::nullopt, {}};
     request.slow_lane = slow;
-    loop.client->fetch(request, {nullptr, nullptr, [&, n](const http::FetchResult& r) {
-                                   CHECK_MESSAGE(r.status == 200, r.error);
-                                   done.push_back(n);
-                                 }});
+    hold.loop.client->fetch(request, {nullptr, nullptr, [&, n](const http::FetchResult& r) {
+                                        CHECK_MESSAGE(r.status == 200, r.error);
+                                        done.push_back(n);
+                                      }});
   };
   for (int n = 0; n < 5; ++n) fetch("s" + std::to_string(n), true);
-  CHECK(loop.client->waiting() == 3);
-  REQUIRE(run_until(loop.base.get(), [&] { return held.size() == 2; }));
+  CHECK(hold.loop.client->waiting() == 3);
+  REQUIRE(run_until(hold.loop.base.get(), [&] { return held.size() == 2; }));
   // The slow ones hold their two; a regular request is not in their line.
   fetch("r", false);
-  REQUIRE(run_until(loop.base.get(), [&] { return held.size() == 3; }));
+  REQUIRE(run_until(hold.loop.base.get(), [&] { return held.size() == 3; }));
   CHECK(arrived.back() == "r");
   held[2].reply(200, "ok", "text/plain");
-  REQUIRE(run_until(loop.base.get(), [&] { return done.size() == 1; }));
-  CHECK(loop.client->waiting() == 3);  // the regular one's end frees no slow-lane place
+  REQUIRE(run_until(hold.loop.base.get(), [&] { return done.size() == 1; }));
+  CHECK(hold.loop.client->waiting() == 3);  // the regular one's end frees no slow-lane place
   // Each slow answer lets the next slow one go, in order.
   held[0].reply(200, "ok", "text/plain");
-  REQUIRE(run_until(loop.base.get(), [&] { return held.size() == 4; }));
+  REQUIRE(run_until(hold.loop.base.get(), [&] { return held.size() == 4; }));
   CHECK(arrived.back() == "s2");
   for (size_t i = 1; i < held.size(); ++i) {
     if (!held[i].finished()) held[i].reply(200, "ok", "text/plain");
   }
-  REQUIRE(run_until(loop.base.get(), [&] {
+  REQUIRE(run_until(hold.loop.base.get(), [&] {
     for (size_t i = 0; i < held.size(); ++i) {
       if (!held[i].finished()) held[i].reply(200, "ok", "text/plain");
     }
     return done.size() == 6;
   }));
   CHECK(arrived == std::vector<std::string>{"s0", "s1", "r", "s2", "s3", "s4"});
-  CHECK(loop.client->waiting() == 0);
+  CHECK(hold.loop.client->waiting() == 0);
 }
 
 TEST_CASE("http client: time spent in line counts toward a transfer's timeout") {

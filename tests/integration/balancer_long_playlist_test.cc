@@ -26,19 +26,6 @@ namespace {
 constexpr int kLongSegments = 160000;
 constexpr size_t kDefaultMaxSegments = 6000;  // playlists.max_segments default
 
-// A media playlist of `count` 1-second segments "s<N>.ts" (about 27 bytes each).
-std::string long_playlist(int count, const std::string& header, bool endlist = false) {
-  std::string out = "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:1\n" + header;
-  out.reserve(out.size() + static_cast<size_t>(count) * 28 + 32);
-  char line[48];
-  for (int i = 0; i < count; ++i) {
-    int n = std::snprintf(line, sizeof line, "#EXTINF:1.000,\ns%07d.ts\n", i);
-    out.append(line, static_cast<size_t>(n));
-  }
-  if (endlist) out += "#EXT-X-ENDLIST\n";
-  return out;
-}
-
 size_t count_of(const std::string& text, std::string_view needle) {
   size_t n = 0;
   for (size_t at = text.find(needle); at != std::string::npos;
@@ -262,9 +249,9 @@ TEST_CASE(
   CHECK(s.balancer->metric("balancer_playlist_windowed_total") >= 1);
 
   // Every copy is a window, and the other channel is answered meanwhile. (The first copy may
-  // have sent chunks to origin: parsing 160,000 segments held the home loop, health readings
+  // have sent chunks to origin: parsing 160,000 segments held the fetch loop, health readings
   // aged meanwhile.)
-  // Under a sanitizer the parse holds the home loop for seconds, past the health readings'
+  // Under a sanitizer the parse holds the fetch loop for seconds, past the health readings'
   // freshness, so copies may lead to origin then (correctly): the newest segment is checked,
   // its host only without one.
   const Crowd c = eight_viewers(s);

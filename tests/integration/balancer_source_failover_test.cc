@@ -13,6 +13,7 @@
 #include <map>
 #include <set>
 #include <thread>
+#include <utility>
 
 #include "hls/program_date.h"
 #include "support/balancer_fixture.h"
@@ -159,6 +160,20 @@ struct FailoverStack {
       for (Player* p : players) CHECK(p->follow_until(3s, [&] { return p->has(n); }));
     }
   }
+  // A player through the node and one straight to origin, both played up to segment `last`.
+  std::pair<Player, Player> start_players(uint64_t last) {
+    std::pair<Player, Player> players{
+        Player{*balancer, "/hls/demo/live/index.m3u8?viewer=venue&cache=venue-a"},
+        Player{*balancer, "/hls/demo/live/index.m3u8?viewer=outside"}};
+    play_both_until(last, {&players.first, &players.second});
+    return players;
+  }
+  // A player straight to origin only, played up to segment `last`.
+  Player start_direct(uint64_t last) {
+    Player direct{*balancer, "/hls/demo/live/index.m3u8?viewer=outside"};
+    play_both_until(last, {&direct});
+    return direct;
+  }
   double switches(const std::string& reason) const {
     return metric_value(
                balancer->metrics(),
@@ -214,9 +229,7 @@ TEST_CASE(
     "the preferred source killed: the backup's next segment is listed after the last one "
     "served, through the node and straight to origin") {
   FailoverStack s;
-  Player via_node{*s.balancer, "/hls/demo/live/index.m3u8?viewer=venue&cache=venue-a"};
-  Player direct{*s.balancer, "/hls/demo/live/index.m3u8?viewer=outside"};
-  s.play_both_until(5, {&via_node, &direct});
+  auto [via_node, direct] = s.start_players(5);
   const auto killed = SteadyClock::now();
   s.origin_a->process().kill();
   REQUIRE(wait_until([&] { return s.switches("unreachable") == 1; }, 3s, 20ms));
@@ -240,9 +253,7 @@ TEST_CASE(
     "the preferred source answers 503, then recovers: the channel moves to the backup and, "
     "once the preferred one has been healthy for failback_after_s, back") {
   FailoverStack s("{\"failback\":\"auto\",\"failback_after_s\":2}");
-  Player via_node{*s.balancer, "/hls/demo/live/index.m3u8?viewer=venue&cache=venue-a"};
-  Player direct{*s.balancer, "/hls/demo/live/index.m3u8?viewer=outside"};
-  s.play_both_until(4, {&via_node, &direct});
+  auto [via_node, direct] = s.start_players(4);
   REQUIRE(s.origin_a->outage(503));
   REQUIRE(wait_until([&] { return s.switches("origin_error") == 1; }, 3s, 20ms));
   play_backup(s, 5, 6, via_node, direct);
@@ -287,9 +298,7 @@ TEST_CASE(
   }
   const bool freeze = fault == Fault::frozen;
   FailoverStack s;
-  Player via_node{*s.balancer, "/hls/demo/live/index.m3u8?viewer=venue&cache=venue-a"};
-  Player direct{*s.balancer, "/hls/demo/live/index.m3u8?viewer=outside"};
-  s.play_both_until(4, {&via_node, &direct});
+  auto [via_node, direct] = s.start_players(4);
   if (freeze) ::kill(s.origin_a->process().pid(), SIGSTOP);
   if (fault == Fault::origin_stalled) {
     REQUIRE(s.origin_a->stall(true));
@@ -318,9 +327,7 @@ TEST_CASE(
     "the preferred source restarts at segment 0: the channel moves to the backup instead "
     "of continuing the restart") {
   FailoverStack s;
-  Player via_node{*s.balancer, "/hls/demo/live/index.m3u8?viewer=venue&cache=venue-a"};
-  Player direct{*s.balancer, "/hls/demo/live/index.m3u8?viewer=outside"};
-  s.play_both_until(5, {&via_node, &direct});
+  auto [via_node, direct] = s.start_players(5);
   s.a.restarted_at = 6;
   s.a.write(6);  // A's number 0 again
   REQUIRE(wait_until([&] { return s.switches("went_back") == 1; }, 3s, 20ms));
@@ -333,8 +340,7 @@ TEST_CASE(
     "the operator moves a channel to a source and back with one request each; bad requests "
     "change nothing") {
   FailoverStack s;
-  Player direct{*s.balancer, "/hls/demo/live/index.m3u8?viewer=outside"};
-  s.play_both_until(3, {&direct});
+  Player direct = s.start_direct(3);
   auto post = [&](const std::string& query) {
     return http_request("POST", s.balancer->url("/admin/sources" + query));
   };
@@ -389,8 +395,7 @@ TEST_CASE(
     "no viewer request moves a channel: blocking reloads far ahead, playlists the source does "
     "not have, traversal and the backup's own names leave the preferred source active") {
   FailoverStack s;
-  Player direct{*s.balancer, "/hls/demo/live/index.m3u8?viewer=outside"};
-  s.play_both_until(3, {&direct});
+  Player direct = s.start_direct(3);
   // As the player asks (its viewer query), so each reaches the channel's playlists.
   const std::vector<std::string> hostile{
       "/hls/demo/live/index.m3u8?viewer=outside&_HLS_msn=999999",

@@ -47,7 +47,7 @@ std::vector<std::string> without_query(std::vector<std::string> uris) {
   return uris;
 }
 
-struct Stack {
+struct Stack : BalancerOnOrigin {
   explicit Stack(std::vector<std::string> overrides = {}) {
     overrides.insert(overrides.begin(), "steering.media_masters=true");  // off in the fixture
     write_file(dir.file("root/live/master.m3u8"), kMaster);
@@ -55,11 +55,8 @@ struct Stack {
     write_file(dir.file("root/live/lo/index.m3u8"), live_playlist(10, 3));
     write_file(dir.file("root/health/a.json"), R"({"status":"ok"})");
     write_file(dir.file("root/health/b.json"), R"({"status":"ok"})");
-    TestOriginOptions options;
-    options.root = dir.file("root");
-    origin = std::make_unique<TestOrigin>(options);
-    balancer = std::make_unique<BalancerProcess>(
-        dir, origin->url("/files"),
+    start_origin(serving_files(dir.file("root")));
+    start_balancer(
         channels_json({channel_json("demo", "/live/master.m3u8"),
                        channel_json("bare", "/live/hi/index.m3u8")}),
         caches_json({fake_cache("a", "http://127.0.0.1:9", origin->url("/files/health/a.json")),
@@ -68,9 +65,6 @@ struct Stack {
     REQUIRE(balancer->wait_cache_usable("a", true, 10s));
     REQUIRE(balancer->wait_cache_usable("b", true, 10s));
   }
-  TempDir dir;
-  std::unique_ptr<TestOrigin> origin;
-  std::unique_ptr<BalancerProcess> balancer;
 };
 
 }  // namespace

@@ -145,6 +145,13 @@ std::string header_in_head(const std::string& head, const std::string& name) {
   return head.substr(from, head.find("\r\n", from) - from);
 }
 
+// The wall clock in Unix seconds, as the site fetch header's stamp counts it.
+int64_t unix_seconds_now() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
 }  // namespace
 
 TEST_CASE("site: a herd spread over 3 nodes of one site costs origin one fetch per chunk") {
@@ -240,9 +247,7 @@ TEST_CASE(
   const size_t third = (owner + 2) % Site::kNodes;
   const std::string other_path = "/gen/4K/marked.ts";
   const std::string target = "/o/demo" + other_path;
-  const int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
-                          std::chrono::system_clock::now().time_since_epoch())
-                          .count();
+  const int64_t now = unix_seconds_now();
   auto marked = http_get(
       site.nodes[third]->url(target),
       {{"X-Site-Fetch",
@@ -257,9 +262,7 @@ TEST_CASE(
   Site site;
   const std::string path = "/gen/4K/forged.ts";
   const std::string target = "/o/demo" + path;
-  const int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
-                          std::chrono::system_clock::now().time_since_epoch())
-                          .count();
+  const int64_t now = unix_seconds_now();
   for (size_t i = 0; i < Site::kNodes; ++i) {
     const std::string& self = site.ids[i];
     for (const std::string& forged :
@@ -281,8 +284,7 @@ TEST_CASE(
 }
 
 TEST_CASE(
-    "site: a prefetch named to every node of the site costs origin one fetch, and each node then "
-    "hits") {
+    "site: a prefetch named to each of the site's nodes costs origin one fetch; each then hits") {
   Site site;
   const auto [path, owner] = site.object("/gen/64K/prefetched.ts");
   // The owner last: its siblings' fetches for their prefetches reach it first.

@@ -31,14 +31,6 @@ const int kTable = env_count("BALANCER_FLOOD_TABLE", 500, 19000);  // server.max
 const int kFloodAddresses = env_count("BALANCER_FLOOD_ADDRESSES", 50, 250);
 const int kPerFloodAddress = env_count("BALANCER_FLOOD_PER_ADDRESS", 12, 200);
 
-// Client sockets, closed with the holder.
-struct FloodSockets {
-  std::vector<int> fds;
-  ~FloodSockets() {
-    for (int fd : fds) close(fd);
-  }
-};
-
 // One request on the kept-alive connection `fd`; its status, 0 when none came (or closed).
 int ask_on(int fd, const std::string& target) {
   const std::string request = "GET " + target + " HTTP/1.1\r\nHost: balancer\r\n\r\n";
@@ -81,7 +73,7 @@ TEST_CASE(
   REQUIRE(ask_on(viewer, playlist + "early") == 200);
 
   // The flood: idle connections that never send a byte, more than the table holds.
-  FloodSockets flood;
+  Sockets flood;
   for (int a = 1; a <= kFloodAddresses; ++a) {
     const std::string source = "127.0.1." + std::to_string(a);
     for (int i = 0; i < kPerFloodAddress; ++i) {

@@ -27,16 +27,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-// Client sockets, closed with the holder.
-struct Sockets {
-  std::vector<int> fds;
-  ~Sockets() { close_all(); }
-  void close_all() {
-    for (int fd : fds) close(fd);
-    fds.clear();
-  }
-};
-
 // What the server answered on a fresh connection from `source` (nullptr: 127.0.0.1) to
 // `GET target`, read until it closed; and whether it did close.
 struct Answer {
@@ -102,6 +92,26 @@ void check_refusal(const Answer& a, int status, const std::string& code,
 size_t line_count(const std::string& text) {
   return static_cast<size_t>(std::count(text.begin(), text.end(), '\n'));
 }
+
+// A node that also listens for TLS (its certificate in a folder of its own), `setting` on top.
+struct TlsNode {
+  explicit TlsNode(const std::string& setting) : n(with(certs.overrides(), setting)) {}
+  // GET /health over TLS, trusting the node's certificate.
+  HttpRequest health_request() const {
+    HttpRequest request;
+    request.url = n.node.tls_url("/health");
+    request.ca_file = certs.cert;
+    return request;
+  }
+  static std::vector<std::string> with(std::vector<std::string> overrides,
+                                       const std::string& setting) {
+    overrides.push_back(setting);
+    return overrides;
+  }
+  TempDir dir;
+  TestTlsFiles certs{dir.path(), "limits-test"};
+  NodeOnOrigin n;
+};
 
 }  // namespace
 
@@ -207,11 +217,8 @@ TEST_CASE(
 }
 
 TEST_CASE("a TLS connection past the limit is closed at accept, without a handshake") {
-  TempDir dir;
-  TestTlsFiles certs(dir.path(), "limits-test");
-  auto overrides = certs.overrides();
-  overrides.push_back("server.max_connections_per_address=2");
-  NodeOnOrigin n(overrides);
+  TlsNode tls("server.max_connections_per_address=2");
+  NodeOnOrigin& n = tls.n;
   REQUIRE(n.node.tls_port() > 0);
   // The count is the process's, across listeners: two plain connections fill it.
   Sockets held;
@@ -224,9 +231,7 @@ TEST_CASE("a TLS connection past the limit is closed at accept, without a handsh
   close(fd);
   CHECK(read.closed);
   CHECK(read.bytes.empty());
-  HttpRequest request;
-  request.url = n.node.tls_url("/health");
-  request.ca_file = certs.cert;
+  HttpRequest request = tls.health_request();
   request.timeout = 5s;
   CHECK_FALSE(http_request(request).ok());
   held.close_all();
@@ -235,11 +240,8 @@ TEST_CASE("a TLS connection past the limit is closed at accept, without a handsh
 }
 
 TEST_CASE("half a ClientHello is held without a session, and closed after io_timeout_s") {
-  TempDir dir;
-  TestTlsFiles certs(dir.path(), "limits-test");
-  auto overrides = certs.overrides();
-  overrides.push_back("server.io_timeout_s=1");
-  NodeOnOrigin n(overrides);
+  TlsNode tls("server.io_timeout_s=1");
+  NodeOnOrigin& n = tls.n;
   // A handshake record that says 512 bytes follow, and 100 of them: the server waits for the
   // rest (the kernel holds the bytes), and the handshake's time bound still closes it.
   std::string partial = {'\x16', '\x03', '\x01', '\x02', '\x00'};
@@ -256,10 +258,7 @@ TEST_CASE("half a ClientHello is held without a session, and closed after io_tim
   CHECK(waited > 0.5);
   CHECK(waited < 4);
   // The server is well: a real handshake and request go through.
-  HttpRequest request;
-  request.url = n.node.tls_url("/health");
-  request.ca_file = certs.cert;
-  CHECK(http_request(request).status == 200);
+  CHECK(http_request(tls.health_request()).status == 200);
 }
 
 TEST_CASE("at the open-file limit: no spinning, a bounded log, and service once fds are free") {

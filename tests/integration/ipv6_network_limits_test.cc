@@ -55,16 +55,6 @@ std::string address_in(const char* network, uint64_t n) {
   return text;
 }
 
-// Client sockets, closed with the holder.
-struct Sockets {
-  std::vector<int> fds;
-  ~Sockets() { close_all(); }
-  void close_all() {
-    for (int fd : fds) close(fd);
-    fds.clear();
-  }
-};
-
 // A keep-alive connection from `source` to [::1]:port with one request for /health answered.
 // 200: the server holds the connection (counted) until the holder closes `fd`; otherwise the
 // refusal as it came (the server closed the connection, `fd` is -1).
@@ -291,17 +281,13 @@ HttpResponse ask_from(const std::string& source, int port, const std::string& ta
 }
 
 // An origin with a live channel and the balancer in front of it, listening on every address.
-struct BalancerOnOrigin {
-  explicit BalancerOnOrigin(std::vector<std::string> overrides) {
+struct ListeningEverywhere : BalancerOnOrigin {
+  explicit ListeningEverywhere(std::vector<std::string> overrides) {
     overrides.push_back("listen.host=::");
-    origin = std::make_unique<TestOrigin>(live_files(dir));
-    balancer = std::make_unique<BalancerProcess>(
-        dir, origin->url("/files"), channels_json({channel_json("demo", "/live/index.m3u8")}),
-        caches_json({}), std::move(overrides));
+    start_origin(live_files(dir));
+    start_balancer(channels_json({channel_json("demo", "/live/index.m3u8")}), caches_json({}),
+                   std::move(overrides));
   }
-  TempDir dir;
-  std::unique_ptr<TestOrigin> origin;
-  std::unique_ptr<BalancerProcess> balancer;
 };
 
 }  // namespace
@@ -310,7 +296,7 @@ TEST_CASE(
     "the balancer's anonymous viewers and sign-ins from many addresses of one /64 count as one "
     "client; another /64 is served") {
   if (!in_private_network()) return;
-  BalancerOnOrigin s({"limits.max_anonymous_per_address=3", "api.login_limits.per_address=3"});
+  ListeningEverywhere s({"limits.max_anonymous_per_address=3", "api.login_limits.per_address=3"});
   const int port = s.balancer->port();
   auto playlist = [&](const std::string& source, const std::string& viewer) {
     return ask_from(source, port, "/hls/demo/live/index.m3u8?viewer=" + viewer);
@@ -353,13 +339,7 @@ TEST_CASE(
   constexpr int kSegments = 150000;
   constexpr size_t kShare = 4u << 20;  // playlists.max_unsent_bytes_per_address
   TempDir dir;
-  std::string big = "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:1\n";
-  big.reserve(static_cast<size_t>(kSegments) * 28 + big.size());
-  char line[48];
-  for (int i = 0; i < kSegments; ++i)
-    big.append(line, static_cast<size_t>(
-                         std::snprintf(line, sizeof line, "#EXTINF:1.000,\ns%07d.ts\n", i)));
-  write_file(dir.file("root/big/index.m3u8"), big);
+  write_file(dir.file("root/big/index.m3u8"), long_playlist(kSegments));
   TestOrigin origin(serving_files(dir.file("root")));
   BalancerProcess balancer(
       dir, origin.url("/files"), channels_json({channel_json("big", "/big/index.m3u8")}),

@@ -15,6 +15,7 @@
 #include "support/balancer_fixture.h"
 #include "support/fault_support.h"
 #include "support/json_error.h"
+#include "support/sockets.h"
 
 using namespace balancer::test;
 using namespace std::chrono_literals;
@@ -28,31 +29,13 @@ constexpr size_t kUnsentBudget = 64u << 20;  // playlists.max_unsent_bytes, scal
 // socket buffers take from a client with a 4 KiB receive buffer.
 constexpr int kBigSegments = 50000;
 
-std::string big_playlist() {
-  std::string out = "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:1\n";
-  out.reserve(static_cast<size_t>(kBigSegments) * 28 + out.size());
-  char line[48];
-  for (int i = 0; i < kBigSegments; ++i)
-    out.append(line, static_cast<size_t>(
-                         std::snprintf(line, sizeof line, "#EXTINF:1.000,\ns%07d.ts\n", i)));
-  return out;
-}
-
-// Client sockets, closed with the holder.
-struct NonReaders {
-  std::vector<int> fds;
-  ~NonReaders() {
-    for (int fd : fds) close(fd);
-  }
-};
-
 }  // namespace
 
 TEST_CASE(
     "240 clients from 40 addresses that never read their copies leave another channel's viewer "
     "served on 99 % of its polls") {
   TempDir dir;
-  write_file(dir.file("root/big/index.m3u8"), big_playlist());
+  write_file(dir.file("root/big/index.m3u8"), long_playlist(kBigSegments));
   write_file(dir.file("root/small/index.m3u8"), live_playlist(100, 5));
   TestOrigin origin(serving_files(dir.file("root")));
   BalancerProcess balancer(dir, origin.url("/files"),
@@ -90,7 +73,7 @@ TEST_CASE(
   // The non-readers ask, address after address, one round at a time (they grow together); the
   // viewer polls between every few.
   const double requests_before = balancer.metric("balancer_requests_total{kind=\"playlist\"}");
-  NonReaders stuck;
+  Sockets stuck;
   for (int round = 0; round < kPerNonReaderAddress; ++round) {
     for (int a = 1; a <= kNonReaderAddresses; ++a) {
       const std::string source = "127.0.3." + std::to_string(a);

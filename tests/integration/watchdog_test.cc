@@ -17,6 +17,7 @@
 
 #include "support/balancer_fixture.h"
 #include "support/http_client.h"
+#include "support/notify_socket.h"
 #include "support/process.h"
 
 using namespace std::chrono_literals;
@@ -82,35 +83,6 @@ double expect_death(ChildProcess& child, const std::string& loop, const std::str
   CHECK(took >= bound_s - 0.3);
   return took;
 }
-
-// A unix datagram socket standing in for systemd's notification socket.
-class NotifySocket {
- public:
-  explicit NotifySocket(std::string path) : path_(std::move(path)) {
-    fd_ = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    REQUIRE(fd_ >= 0);
-    sockaddr_un address{};
-    address.sun_family = AF_UNIX;
-    REQUIRE(path_.size() < sizeof address.sun_path);
-    std::memcpy(address.sun_path, path_.c_str(), path_.size() + 1);
-    REQUIRE(bind(fd_, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
-  }
-  ~NotifySocket() { close(fd_); }
-  const std::string& path() const { return path_; }
-  std::optional<std::string> receive(std::chrono::milliseconds timeout) {
-    timeval tv{static_cast<time_t>(timeout.count() / 1000),
-               static_cast<suseconds_t>(timeout.count() % 1000 * 1000)};
-    setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    char buffer[256];
-    const ssize_t n = recv(fd_, buffer, sizeof buffer, 0);
-    if (n <= 0) return std::nullopt;
-    return std::string(buffer, static_cast<size_t>(n));
-  }
-
- private:
-  std::string path_;
-  int fd_ = -1;
-};
 
 }  // namespace
 

@@ -56,6 +56,20 @@ inline std::string live_playlist(uint64_t first, int count, int target_duration 
   return out;
 }
 
+// A media playlist of `count` 1-second segments "s<N>.ts" (about 27 bytes each) after `header`,
+// with an end tag when `endlist`.
+inline std::string long_playlist(int count, const std::string& header = "", bool endlist = false) {
+  std::string out = "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:1\n" + header;
+  out.reserve(out.size() + static_cast<size_t>(count) * 28 + 32);
+  char line[48];
+  for (int i = 0; i < count; ++i) {
+    int n = std::snprintf(line, sizeof line, "#EXTINF:1.000,\ns%07d.ts\n", i);
+    out.append(line, static_cast<size_t>(n));
+  }
+  if (endlist) out += "#EXT-X-ENDLIST\n";
+  return out;
+}
+
 // What test_origin serves for a live channel: <dir>/root, with a live playlist of three
 // segments from `first` written as /files/live/index.m3u8.
 inline TestOriginOptions live_files(const TempDir& dir, uint64_t first = 1) {
@@ -158,6 +172,22 @@ class BalancerProcess : public ServerProcess {
   std::string api_dir_;  // the REST API's account store, private to the test
   std::string caches_path_;
   std::string origin_base_;
+};
+
+// A test_origin and a balancer in front of it (origin "demo" at its /files), both in `dir`:
+// a test's stack derives from it, writes the origin's files, then starts them in that order.
+struct BalancerOnOrigin {
+  void start_origin(TestOriginOptions options) {
+    origin = std::make_unique<TestOrigin>(std::move(options));
+  }
+  void start_balancer(const std::string& channels, const std::string& caches,
+                      std::vector<std::string> overrides) {
+    balancer = std::make_unique<BalancerProcess>(dir, origin->url("/files"), channels, caches,
+                                                 std::move(overrides));
+  }
+  TempDir dir;
+  std::unique_ptr<TestOrigin> origin;
+  std::unique_ptr<BalancerProcess> balancer;
 };
 
 // Lines of a playlist that are URIs (not tags, not blank).

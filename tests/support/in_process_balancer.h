@@ -1,21 +1,29 @@
 // A real Balancer in the test's process, on event loops the test runs: its config for a
 // test_origin (anonymous viewers allowed; one cache node that never answers its health checks,
 // so chunk links lead to origin) and an HTTP server on each of its loops. Shared by the tests
-// that drive the balancer's loops by hand (viewer_endpoints_test, fetch_loop_test).
+// that drive the balancer's loops by hand (viewer_endpoints_test, fetch_loop_test):
+// InProcessLoops is their fixture.
 #pragma once
 
 #include <doctest/doctest.h>
 
+#include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "balancer/balancer.h"
+#include "core/clock.h"
 #include "core/config.h"
+#include "core/event_loop.h"
 #include "core/metrics.h"
+#include "http/client/http_client.h"
 #include "http/server/http_server.h"
 #include "http/server/service_host.h"
 #include "support/balancer_fixture.h"
+#include "support/loops_by_hand.h"
 
 namespace balancer::test {
 
@@ -67,5 +75,89 @@ inline std::unique_ptr<Balancer> start_in_process(
   }
   return balancer;
 }
+
+// What a GET to one of the balancer's servers got.
+struct Answer {
+  int status = 0;
+  std::string body;
+  http::FetchHead head;
+};
+
+// A real Balancer on two serving loops (home and one more) that the test runs in turn on its
+// own thread, a server on each and a client on the second loop; its fetchers on a fetch loop
+// that runs on a thread of its own (FetchLoopKind::own_thread), or on the home loop (a host
+// without a fetch loop). A test's fixture derives from it: builds its origin, then calls start().
+struct InProcessLoops {
+  enum class ClockKind { real, fake };                 // fake: the balancer's clock is `clock`
+  enum class FetchLoopKind { home_loop, own_thread };  // where the fetchers run
+  core::FakeClock clock;
+  core::MetricsRegistry metrics;
+  core::EventLoop home{0};
+  core::EventLoop second{1};
+  std::optional<core::EventLoop> fetch;  // FetchLoopKind::own_thread
+  http::ServiceContext context;
+  std::unique_ptr<Balancer> balancer;
+  std::vector<std::unique_ptr<http::HttpServer>> servers;
+  std::unique_ptr<http::HttpClient> client;  // on the second loop
+  std::thread fetch_thread;
+
+  InProcessLoops(ClockKind clock_kind, FetchLoopKind fetch_loop) {
+    context.name = "balancer";
+    if (clock_kind == ClockKind::fake) context.clock = &clock;
+    context.metrics = &metrics;
+    context.loops = {&home, &second};
+    if (fetch_loop == FetchLoopKind::own_thread) context.fetch = &fetch.emplace(2);
+  }
+  InProcessLoops(const InProcessLoops&) = delete;
+  InProcessLoops& operator=(const InProcessLoops&) = delete;
+
+  // Creates the balancer and its servers, and starts the fetch loop's thread (if any).
+  void start(const BalancerConfig& config) {
+    balancer = start_in_process(context, config, metrics, servers);
+    auto made = http::HttpClient::create(second.base(), {});
+    REQUIRE(made.ok());
+    client = std::move(made).value();
+    if (fetch) fetch_thread = std::thread([this] { fetch->run(); });
+  }
+
+  ~InProcessLoops() {
+    // Posted to the fetch loop, which runs it before it stops (or run here without one).
+    if (balancer) balancer->stop_background();
+    if (fetch_thread.joinable()) {
+      fetch->stop();
+      fetch_thread.join();
+    }
+    // The servers (and the client) go before the balancer whose handlers they route to.
+    client.reset();
+    servers.clear();
+    balancer.reset();
+  }
+
+  // Runs both serving loops on this thread until `done` holds (`limit` at most).
+  bool run_until(const std::function<bool()>& done,
+                 std::chrono::milliseconds limit = std::chrono::seconds(10)) {
+    return run_loops_until({&home, &second}, done, limit);
+  }
+
+  // GET `target` from the server of loop `index`.
+  Answer get(const std::string& target, size_t index = 1) {
+    std::optional<Answer> got;
+    auto reply = std::make_shared<Answer>();
+    http::FetchRequest request{
+        "http://127.0.0.1:" + std::to_string(servers[index]->port()) + target,
+        "GET",
+        {},
+        std::nullopt,
+        {}};
+    client->fetch(request, {[reply](const http::FetchHead& h) { reply->head = h; },
+                            [reply](std::string_view data) { reply->body.append(data); },
+                            [reply, &got](const http::FetchResult& r) {
+                              reply->status = r.status;
+                              got = *reply;
+                            }});
+    REQUIRE(run_until([&] { return got.has_value(); }));
+    return *got;
+  }
+};
 
 }  // namespace balancer::test

@@ -6,12 +6,15 @@
 #include <doctest/doctest.h>
 #include <event2/event.h>
 
+#include <chrono>
+#include <functional>
 #include <memory>
 
 #include "core/clock.h"
-#include "core/handles.h"
+#include "core/event_loop.h"
 #include "core/metrics.h"
 #include "http/client/http_client.h"
+#include "support/loops_by_hand.h"
 #include "support/origin_fixture.h"
 #include "support/process.h"
 
@@ -20,7 +23,8 @@ namespace balancer::test {
 struct OriginClient {
   TempDir dir;
   TestOrigin origin{serving_files(dir.path())};
-  core::EventBasePtr base{event_base_new()};
+  core::EventLoop loop{0};  // run by hand on the test's thread (through `base`)
+  event_base* base = &loop.base();
   core::MetricsRegistry metrics;
   core::FakeClock clock;
   std::unique_ptr<http::HttpClient> client;
@@ -29,6 +33,12 @@ struct OriginClient {
     auto made = http::HttpClient::create(*base, {});
     REQUIRE(made.ok());
     client = std::move(*made);
+  }
+
+  // Runs the loop on this thread until `done` holds (false after `limit`).
+  bool run_until(const std::function<bool()>& done,
+                 std::chrono::milliseconds limit = std::chrono::seconds(10)) {
+    return run_loops_until({&loop}, done, limit);
   }
 };
 

@@ -20,6 +20,19 @@ sockaddr_in loopback_address(int port) {
   return addr;
 }
 
+// `fd` when it is bound and connected (`ok`), its reads giving up after `receive_timeout`;
+// else closed, and -1.
+int connected_or_closed(int fd, bool ok, std::chrono::milliseconds receive_timeout) {
+  if (!ok) {
+    close(fd);
+    return -1;
+  }
+  auto ms = receive_timeout.count();
+  timeval tv{static_cast<time_t>(ms / 1000), static_cast<suseconds_t>((ms % 1000) * 1000)};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  return fd;
+}
+
 }  // namespace
 
 int free_loopback_port() {
@@ -50,24 +63,16 @@ int connect_loopback(int port, std::chrono::milliseconds receive_timeout) {
 int connect_loopback_from(const char* source, int port, std::chrono::milliseconds receive_timeout) {
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return -1;
+  bool ok = true;
   if (source != nullptr) {
     sockaddr_in from{};
     from.sin_family = AF_INET;
-    if (inet_pton(AF_INET, source, &from.sin_addr) != 1 ||
-        bind(fd, reinterpret_cast<sockaddr*>(&from), sizeof from) != 0) {
-      close(fd);
-      return -1;
-    }
+    ok = inet_pton(AF_INET, source, &from.sin_addr) == 1 &&
+         bind(fd, reinterpret_cast<sockaddr*>(&from), sizeof from) == 0;
   }
   sockaddr_in addr = loopback_address(port);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    close(fd);
-    return -1;
-  }
-  auto ms = receive_timeout.count();
-  timeval tv{static_cast<time_t>(ms / 1000), static_cast<suseconds_t>((ms % 1000) * 1000)};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  return fd;
+  ok = ok && connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+  return connected_or_closed(fd, ok, receive_timeout);
 }
 
 int connect_ipv6_from(const std::string& source, int port,
@@ -84,16 +89,19 @@ int connect_ipv6_from(const std::string& source, int port,
   to.sin6_family = AF_INET6;
   to.sin6_port = htons(static_cast<uint16_t>(port));
   to.sin6_addr = in6addr_loopback;
-  if (inet_pton(AF_INET6, source.c_str(), &from.sin6_addr) != 1 ||
-      bind(fd, reinterpret_cast<sockaddr*>(&from), sizeof from) != 0 ||
-      connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof to) != 0) {
-    close(fd);
-    return -1;
-  }
-  auto ms = receive_timeout.count();
-  timeval tv{static_cast<time_t>(ms / 1000), static_cast<suseconds_t>((ms % 1000) * 1000)};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  return fd;
+  const bool ok = inet_pton(AF_INET6, source.c_str(), &from.sin6_addr) == 1 &&
+                  bind(fd, reinterpret_cast<sockaddr*>(&from), sizeof from) == 0 &&
+                  connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof to) == 0;
+  return connected_or_closed(fd, ok, receive_timeout);
+}
+
+Sockets::~Sockets() {
+  close_all();
+}
+
+void Sockets::close_all() {
+  for (int fd : fds) close(fd);
+  fds.clear();
 }
 
 RawRead read_raw(int fd, const std::function<bool(const std::string&)>& enough) {

@@ -33,6 +33,16 @@ int connect_ipv6_from(const std::string& source, int port,
                       std::chrono::milliseconds receive_timeout = std::chrono::seconds(5),
                       int receive_buffer = 0);
 
+// Client sockets, closed with the holder (or by close_all()).
+struct Sockets {
+  std::vector<int> fds;
+  Sockets() = default;
+  ~Sockets();
+  Sockets(const Sockets&) = delete;
+  Sockets& operator=(const Sockets&) = delete;
+  void close_all();
+};
+
 // Bytes a server sent on `fd` until it closed the connection, or until
 // `enough(bytes)` says the caller has what it waited for, or the socket's receive
 // timeout passed (at most 256 reads). `closed`: the server closed (EOF or reset).

@@ -5,7 +5,7 @@
 // Only usable nodes are asked. Requests wait in a bounded queue (over it the
 // oldest is dropped) and leave at most prefetch.max_per_s per second, at most
 // prefetch.max_inflight at once; a failed request is counted, never retried (the
-// next refresh names newer segments). Home loop only.
+// next refresh names newer segments). Fetch loop only.
 #pragma once
 
 #include <chrono>

@@ -9,9 +9,9 @@ const http::UpstreamWording kKeyWording{"key", "key_too_large", "the balancer"};
 
 }  // namespace
 
-KeyStore::KeyStore(event_base& base, http::HttpClient& client, core::MetricsRegistry& metrics,
+KeyStore::KeyStore(core::EventLoop& loop, http::HttpClient& client, core::MetricsRegistry& metrics,
                    KeyStoreOptions options, const core::Clock& clock)
-    : base_(base),
+    : loop_(loop),
       client_(client),
       clock_(clock),
       options_(options),
@@ -28,6 +28,7 @@ KeyStore::~KeyStore() {
 }
 
 void KeyStore::get(const std::string& url, KeyCallback done) {
+  core::expect_on(loop_);
   auto it = entries_.find(url);
   if (it != entries_.end() && it->second.key &&
       clock_.now() - it->second.fetched_at < options_.ttl) {
@@ -66,6 +67,7 @@ void KeyStore::start_fetch(const std::string& url, Transfer& transfer) {
 }
 
 void KeyStore::on_done(const std::string& url, const http::FetchResult& result) {
+  core::expect_on(loop_);
   auto finished = in_flight_.finish(url);
   Transfer& transfer = finished.flight;
   KeyResult r;
@@ -89,6 +91,7 @@ void KeyStore::on_done(const std::string& url, const http::FetchResult& result) 
 }
 
 void KeyStore::sweep() {
+  core::expect_on(loop_);
   auto now = clock_.now();
   for (auto it = entries_.begin(); it != entries_.end();) {
     it = now - it->second.fetched_at >= options_.ttl ? entries_.erase(it) : std::next(it);

@@ -1,6 +1,8 @@
 // Content keys (EXT-X-KEY / EXT-X-SESSION-KEY URIs) fetched from origin for
 // entitled viewers: kept for a short TTL, concurrent requests share one fetch,
-// never fetched through cache nodes. Loop thread only.
+// never fetched through cache nodes. One per process, on the fetch loop; serving loops ask it
+// through KeyFetcher (balancer_fetchers.h). Its loop's thread only: each entry point and timer
+// checks it (expect_on).
 #pragma once
 
 #include <event2/event.h>
@@ -17,6 +19,7 @@
 #include "core/handles.h"
 #include "core/metrics.h"
 #include "core/result.h"
+#include "core/thread_rule.h"
 #include "http/client/coalesced_fetch.h"
 #include "http/client/http_client.h"
 
@@ -45,13 +48,18 @@ using KeyCallback = std::function<void(const KeyResult&)>;
 
 class KeyStore {
  public:
-  KeyStore(event_base& base, http::HttpClient& client, core::MetricsRegistry& metrics,
+  // `loop` (the fetch loop; its timer runs there), `client` (on that loop) and `metrics` must
+  // outlive the store.
+  KeyStore(core::EventLoop& loop, http::HttpClient& client, core::MetricsRegistry& metrics,
            KeyStoreOptions options, const core::Clock& clock = core::Clock::real());
   ~KeyStore();
   KeyStore(const KeyStore&) = delete;
   KeyStore& operator=(const KeyStore&) = delete;
 
-  void set_options(KeyStoreOptions options) { options_ = options; }
+  void set_options(KeyStoreOptions options) {
+    core::expect_on(loop_);
+    options_ = options;
+  }
   // Calls `done` once: at once for a cached key, else when the shared fetch ends.
   void get(const std::string& url, KeyCallback done);
 
@@ -72,13 +80,13 @@ class KeyStore {
   void on_done(const std::string& url, const http::FetchResult& result);
   void sweep();
 
-  event_base& base_;
+  core::EventLoop& loop_;
   http::HttpClient& client_;
   const core::Clock& clock_;
   KeyStoreOptions options_;
   std::unordered_map<std::string, Entry> entries_;  // keys fetched, until their TTL passes
   http::CoalescedFetches<KeyCallback, Transfer> in_flight_;
-  core::LoopTimer sweep_timer_{base_, core::LoopTimer::Repeat::every, [this] { sweep(); }};
+  core::LoopTimer sweep_timer_{loop_, core::LoopTimer::Repeat::every, [this] { sweep(); }};
   core::Counter& fetches_;
   core::Counter& hits_;
   core::MetricsRegistry& metrics_;

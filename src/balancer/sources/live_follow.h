@@ -5,7 +5,7 @@
 // reloads for that part join the follow's fetch; those for a later part park here until a
 // version satisfies them, or their deadline (three target durations) passes.
 //
-// One per cache entry, owned by SourceCache: the home loop only (its timer runs there).
+// One per cache entry, owned by SourceCache: the fetch loop only (its timer runs there).
 #pragma once
 
 #include <event2/event.h>

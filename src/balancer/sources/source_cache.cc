@@ -67,9 +67,11 @@ const char* to_string(SourceResult::From from) {
   return core::enum_name(from, kFromNames);
 }
 
-SourceCache::SourceCache(event_base& base, http::HttpClient& client, core::MetricsRegistry& metrics,
-                         PlaylistTimings timings, const core::Clock& clock)
-    : base_(base),
+SourceCache::SourceCache(core::EventLoop& loop, http::HttpClient& client,
+                         core::MetricsRegistry& metrics, PlaylistTimings timings,
+                         const core::Clock& clock)
+    : loop_(loop),
+      base_(loop.base()),
       client_(client),
       clock_(clock),
       timings_(timings),
@@ -116,6 +118,7 @@ SourceCache::~SourceCache() {
 }
 
 size_t SourceCache::refreshing() const {
+  core::expect_on(loop_);
   size_t n = 0;
   for (const auto& [key, entry] : entries_) n += entry->refresh_pending ? 1 : 0;
   return n;
@@ -149,6 +152,7 @@ std::string source_key(const SourceRequest& request) {
 }
 
 void SourceCache::get(const SourceRequest& asked, SourceCallback done) {
+  core::expect_on(loop_);
   const TimePoint now = clock_.now();
   const std::string base_key = source_key(asked);
   SourceRequest request = asked;
@@ -459,6 +463,7 @@ void SourceCache::answer_parked(Entry& entry) {
 }
 
 void SourceCache::on_parked_timer(const std::string& key) {
+  core::expect_on(loop_);
   auto it = entries_.find(key);
   if (it == entries_.end()) return;
   for (Waiter& w : it->second->follow.take_expired(clock_.now())) {
@@ -515,6 +520,7 @@ void SourceCache::answer_failure(Entry& entry, const SourceCallback& done, TimeP
 }
 
 void SourceCache::sweep() {
+  core::expect_on(loop_);
   const TimePoint now = clock_.now();
   for (auto it = entries_.begin(); it != entries_.end();) {
     Entry& e = *it->second;

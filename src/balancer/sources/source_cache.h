@@ -13,7 +13,9 @@
 // hls::Template plus a RewritePlan.
 //
 // Fetches go through http::HttpClient (never blocking). One per process, on
-// the home loop; other loops reach it through SourceFront. Loop thread only.
+// the fetch loop; serving loops reach it through their SourceFront, which asks it through a
+// SourceAsker (source_asker.h). Its loop's thread only: each entry point and timer checks it
+// (expect_on).
 #pragma once
 
 #include <event2/event.h>
@@ -37,6 +39,7 @@
 #include "core/handles.h"
 #include "core/metrics.h"
 #include "core/result.h"
+#include "core/thread_rule.h"
 #include "hls/playlist.h"
 #include "http/client/coalesced_fetch.h"
 #include "http/client/http_client.h"
@@ -55,20 +58,28 @@ using PrefetchSink = std::function<void(const std::string& origin_id,
 
 class SourceCache {
  public:
-  // `client` and `metrics` must outlive the cache.
-  SourceCache(event_base& base, http::HttpClient& client, core::MetricsRegistry& metrics,
+  // `loop` (the fetch loop; its timers run there), `client` (on that loop) and `metrics` must
+  // outlive the cache.
+  SourceCache(core::EventLoop& loop, http::HttpClient& client, core::MetricsRegistry& metrics,
               PlaylistTimings timings, const core::Clock& clock = core::Clock::real());
   ~SourceCache();
   SourceCache(const SourceCache&) = delete;
   SourceCache& operator=(const SourceCache&) = delete;
 
+  // The loop it lives on: any thread may read which one it is.
+  core::EventLoop& loop() const { return loop_; }
+
   void set_timings(PlaylistTimings timings) {
+    core::expect_on(loop_);
     timings_ = timings;
     builder_.set_limits(timings);
   }
   // Told of every refresh of a live media playlist (of a channel with prefetch)
   // that reveals segments the version before did not have.
-  void set_prefetch_sink(PrefetchSink sink) { prefetch_sink_ = std::move(sink); }
+  void set_prefetch_sink(PrefetchSink sink) {
+    core::expect_on(loop_);
+    prefetch_sink_ = std::move(sink);
+  }
 
   // Looks the source up and calls `done` exactly once: at once (possibly before
   // get() returns) for a fresh copy, else when the shared fetch ends. Errors:
@@ -96,11 +107,17 @@ class SourceCache {
   // The channels with several sources that viewers have asked for, in no order.
   std::vector<std::string> channels_with_sources() const;
 
-  size_t entries() const { return entries_.size(); }
+  size_t entries() const {
+    core::expect_on(loop_);
+    return entries_.size();
+  }
   // Live sources being refreshed in the background right now.
   size_t refreshing() const;
   // Playlists parsed so far (origin's answers, and the copies built of them).
-  uint64_t playlist_parses() const { return builder_.parses(); }
+  uint64_t playlist_parses() const {
+    core::expect_on(loop_);
+    return builder_.parses();
+  }
 
   struct Entry;
 
@@ -236,7 +253,8 @@ class SourceCache {
   void on_switch_tick();
   std::string watch_key(const Entry& entry, size_t index) const;
 
-  event_base& base_;
+  core::EventLoop& loop_;
+  event_base& base_;  // loop_'s
   http::HttpClient& client_;
   const core::Clock& clock_;
   PlaylistTimings timings_;

@@ -1,6 +1,6 @@
 // SourceCache's entry: one copy of a source playlist (the ordinary copy, or one of its LL-HLS
 // directive copies) with its fetches, failure hold, refresh, version lineage and follow. Private
-// to source_cache.cc and source_cache_fetch.cc. Home loop only.
+// to source_cache.cc and source_cache_fetch.cc. Fetch loop only.
 #pragma once
 
 #include <algorithm>

@@ -104,6 +104,7 @@ std::optional<bool> SourceCache::take_landed(Entry& entry, uint64_t seq, Transfe
 }
 
 void SourceCache::on_done(const std::string& key, uint64_t seq, const http::FetchResult& result) {
+  core::expect_on(loop_);
   auto it = entries_.find(key);
   if (it == entries_.end()) return;
   Entry& entry = *it->second;
@@ -311,6 +312,7 @@ size_t SourceCache::refreshes_allowed(const Entry& entry) {
 }
 
 void SourceCache::on_refresh_timer(const std::string& key) {
+  core::expect_on(loop_);
   auto it = entries_.find(key);
   if (it == entries_.end()) return;
   Entry& entry = *it->second;
@@ -334,6 +336,7 @@ void SourceCache::on_refresh_timer(const std::string& key) {
 }
 
 void SourceCache::stop_refreshing() {
+  core::expect_on(loop_);
   refreshing_enabled_ = false;
   for (auto& [key, entry] : entries_) {
     if (entry->refresh_timer) entry->refresh_timer->cancel();

@@ -163,6 +163,7 @@ bool SourceCache::fails_over_first(Entry& entry, std::string_view body, TimePoin
 }
 
 void SourceCache::on_switch_tick() {
+  core::expect_on(loop_);
   const TimePoint now = clock_.now();
   for (auto& [id, channel] : channel_switches_) evaluate_switch(*channel, now);
 }
@@ -308,6 +309,7 @@ void SourceCache::switch_entry(Entry& entry, const ChannelSwitch& channel, size_
 }
 
 std::vector<std::string> SourceCache::channels_with_sources() const {
+  core::expect_on(loop_);
   std::vector<std::string> out;
   for (const auto& [id, channel] : channel_switches_) out.push_back(id);
   return out;
@@ -315,6 +317,7 @@ std::vector<std::string> SourceCache::channels_with_sources() const {
 
 SourceCache::SourceChoice SourceCache::force_source(const std::string& channel,
                                                     std::optional<size_t> index) {
+  core::expect_on(loop_);
   auto found = channel_switches_.find(channel);
   if (found == channel_switches_.end()) return SourceChoice::not_playing;
   ChannelSwitch& state = *found->second;
@@ -333,6 +336,7 @@ SourceCache::SourceChoice SourceCache::force_source(const std::string& channel,
 
 std::optional<SourceCache::ChannelSources> SourceCache::channel_sources(
     const std::string& channel) const {
+  core::expect_on(loop_);
   auto found = channel_switches_.find(channel);
   if (found == channel_switches_.end()) return std::nullopt;
   const ChannelSwitch& state = *found->second;

@@ -4,9 +4,9 @@
 
 namespace balancer {
 
-SourceFront::SourceFront(core::EventLoop& loop, core::EventLoop& home, SourceCache& home_cache,
+SourceFront::SourceFront(core::EventLoop& loop, SourceAsker& fetch_loop_cache,
                          const core::Clock& clock)
-    : loop_(loop), home_(home), home_cache_(home_cache), clock_(clock) {
+    : loop_(loop), fetch_loop_cache_(fetch_loop_cache), clock_(clock) {
   sweep_timer_.reset(event_new(
       &loop_.base(), -1, EV_PERSIST,
       [](evutil_socket_t, short, void* arg) { static_cast<SourceFront*>(arg)->sweep(); }, this));
@@ -14,19 +14,15 @@ SourceFront::SourceFront(core::EventLoop& loop, core::EventLoop& home, SourceCac
   evtimer_add(sweep_timer_.get(), &one_second);
 }
 
-void SourceFront::ask_home(const SourceRequest& request, SourceCallback done) {
-  if (&loop_ == &home_) return home_cache_.get(request, std::move(done));
-  core::ask_there_answer_here(
-      home_, loop_, lifetime_.watch(),
-      [cache = &home_cache_, request](auto reply) { cache->get(request, std::move(reply)); },
-      std::move(done));
+void SourceFront::ask_fetch_loop(const SourceRequest& request, SourceCallback done) {
+  fetch_loop_cache_.ask(loop_, lifetime_.watch(), request, std::move(done));
 }
 
 void SourceFront::get(const SourceRequest& request, const PlaylistTimings& timings,
                       SourceCallback done) {
   core::expect_on(loop_);
   evict_after_ = timings.evict_after;
-  if (request.directives.any()) return ask_home(request, std::move(done));
+  if (request.directives.any()) return ask_fetch_loop(request, std::move(done));
   const TimePoint now = clock_.now();
   const std::string key = source_key(request);
   Entry& entry = entries_[key];
@@ -67,17 +63,18 @@ void SourceFront::get(const SourceRequest& request, const PlaylistTimings& timin
     return done(r);
   }
   if (joined.outcome != http::JoinOutcome::started) return;
-  ask_home(request, [this, key, origin_base = request.origin_base](const SourceResult& result) {
-    auto it = entries_.find(key);
-    if (it != entries_.end()) {
-      Entry& e = it->second;
-      if (result.slot && e.origin_base == origin_base && result.slot != e.slot) {
-        e.slot = result.slot;
-        e.seen_generation = 0;  // read its view at the next request
-      }
-    }
-    asking_.finish(key, [&result](SourceCallback& waiter) { waiter(result); });
-  });
+  ask_fetch_loop(request,
+                 [this, key, origin_base = request.origin_base](const SourceResult& result) {
+                   auto it = entries_.find(key);
+                   if (it != entries_.end()) {
+                     Entry& e = it->second;
+                     if (result.slot && e.origin_base == origin_base && result.slot != e.slot) {
+                       e.slot = result.slot;
+                       e.seen_generation = 0;  // read its view at the next request
+                     }
+                   }
+                   asking_.finish(key, [&result](SourceCallback& waiter) { waiter(result); });
+                 });
 }
 
 void SourceFront::sweep() {

@@ -1,6 +1,6 @@
 // A source playlist as the balancer serves it, and how it is asked for and answered: the
 // parsed version (immutable once published: every loop reads it without a lock), the slot the
-// home loop publishes it in, a request for a source and its result.
+// fetch loop publishes it in, a request for a source and its result.
 #pragma once
 
 #include <atomic>
@@ -27,7 +27,7 @@ using Clock = std::chrono::steady_clock;
 using TimePoint = Clock::time_point;
 
 // Which caches (bit = index in the caches file, first 64) viewers' copies of a
-// playlist version sent chunk links to. Noted by any loop, read by the home loop.
+// playlist version sent chunk links to. Noted by any loop, read by the fetch loop.
 class CacheUse {
  public:
   CacheUse() = default;

@@ -12,7 +12,7 @@
 // that the one before did not (prefetch).
 //
 // Pure: no I/O, no clock, no globals; what it would log or count it says in BuildNotes. A
-// builder (its serial numbers and stamps) belongs to one SourceCache: the home loop only.
+// builder (its serial numbers and stamps) belongs to one SourceCache: the fetch loop only.
 #pragma once
 
 #include <cstddef>

@@ -1,6 +1,6 @@
 // Viewer endpoints of one loop: playlists (/hls/...) and content steering; keys (/key/...),
 // credentials and admission are in viewer_access.cc. Each builds its response from the loop's
-// own snapshots; the source cache and key store are asked through the home loop.
+// own snapshots; the source cache and key store are asked through the fetch loop.
 #include <atomic>
 
 #include "balancer/balancer_loop.h"
