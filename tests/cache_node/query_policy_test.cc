@@ -5,8 +5,8 @@
 #include <doctest/doctest.h>
 
 #include "cache_node/cache_node.h"
-#include "cache_node/serving/chunk_request.h"
 #include "cache_node/rules/query_policy.h"
+#include "cache_node/serving/chunk_request.h"
 
 using namespace cache_node;
 

@@ -13,10 +13,10 @@
 #include <vector>
 
 #include "cache_node/cache_node.h"
-#include "cache_node/serving/chunk_request.h"
 #include "cache_node/fetching/flights.h"
 #include "cache_node/fetching/prefetch.h"
 #include "cache_node/runtime_config.h"
+#include "cache_node/serving/chunk_request.h"
 #include "cache_node/store/shared_cache.h"
 #include "cmcd/quality_meter.h"
 #include "core/enum_names.h"

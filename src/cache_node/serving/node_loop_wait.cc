@@ -7,8 +7,8 @@
 #include <algorithm>
 #include <limits>
 #include "cache_node/rules/http_semantics.h"
-#include "cache_node/serving/node_loop.h"
 #include "cache_node/rules/site_owner.h"
+#include "cache_node/serving/node_loop.h"
 #include "core/thread_rule.h"
 #include "core/url.h"
 #include "signing/site_fetch.h"
