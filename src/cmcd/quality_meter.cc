@@ -123,22 +123,23 @@ void QualityMeter::register_gauges(core::MetricsRegistry& metrics) {
         "(regular: healthy_buffer_ms; low_latency: one part)",
         [this, at] { return static_cast<double>(summary_now().by_kind[at].healthy); }, labels);
   }
-  // Cumulative, as a histogram's buckets: the sessions at or below each bound (+Inf: all).
+  // Cumulative, as a histogram's buckets: the sessions at or below each bound (+Inf: all). A
+  // gauge family, so the bound is not named "le" (Prometheus keeps that label for histograms).
   for (size_t bucket = 0; bucket < kLatencyBuckets; ++bucket) {
     const std::string le = bucket < kLatencyBucketsMs.size()
                                ? seconds_text(kLatencyBucketsMs[bucket])
                                : std::string("+Inf");
     metrics.gauge_fn(
         "playback_sessions_by_live_latency",
-        "Player sessions whose latest reported latency behind live (CMCD ltc) is at most le "
-        "seconds",
+        "Player sessions whose latest reported latency behind live (CMCD ltc) is at most "
+        "at_most_s seconds",
         [this, bucket] {
           const PlaybackQuality::Summary s = summary_now();
           size_t total = 0;
           for (size_t i = 0; i <= bucket; ++i) total += s.latency_mix[i];
           return static_cast<double>(total);
         },
-        "le=\"" + le + "\"");
+        "at_most_s=\"" + le + "\"");
   }
 }
 

@@ -10,7 +10,7 @@
 //   (ltc) playback_sessions_reporting                    sessions heard within the idle time
 //   playback_sessions_with_buffer{kind}            of those, with a buffer length, by stream kind
 //   playback_sessions_healthy_buffer{kind}         of those, buffer at or above their kind's bar
-//   playback_sessions_by_live_latency{le}          sessions whose latest ltc is at most le seconds
+//   playback_sessions_by_live_latency{at_most_s}   sessions whose latest ltc is at most at_most_s seconds
 //   playback_sessions_memory_bytes                 what the kept sessions cost (bounded)
 // Any thread: one lock around the PlaybackQuality; the stall counters have their own, taken
 // without the first, so a scrape (registry lock, then the quality lock) never waits in a cycle.

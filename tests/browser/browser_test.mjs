@@ -252,7 +252,7 @@ function cacheCounters(text) {
 function latencyMixOf(texts) {
   const cumulative = new Map();
   for (const text of texts) {
-    for (const m of text.matchAll(/^playback_sessions_by_live_latency\{le="([^"]+)"\} (\S+)$/gm)) {
+    for (const m of text.matchAll(/^playback_sessions_by_live_latency\{at_most_s="([^"]+)"\} (\S+)$/gm)) {
       const key = m[1] === '+Inf' ? Infinity : Math.round(parseFloat(m[1]) * 1000);
       cumulative.set(key, (cumulative.get(key) || 0) + parseFloat(m[2]));
     }

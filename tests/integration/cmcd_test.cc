@@ -90,7 +90,7 @@ TEST_CASE(
   CHECK(metric_value(metrics, "playback_sessions_with_buffer{kind=\"regular\"}") == 2);
   CHECK(metric_value(metrics, "playback_sessions_healthy_buffer{kind=\"regular\"}") == 1);
   CHECK(metric_value(metrics, "playback_sessions_healthy_buffer{kind=\"low_latency\"}") == 0);
-  CHECK(metric_value(metrics, "playback_sessions_by_live_latency{le=\"+Inf\"}") == 0);
+  CHECK(metric_value(metrics, "playback_sessions_by_live_latency{at_most_s=\"+Inf\"}") == 0);
   CHECK(metric_value(metrics, "playback_buffer_length_seconds_count") == 3);
   CHECK(metric_value(metrics, "playback_bitrate_bytes_per_second_count") == 3);
 
@@ -122,10 +122,10 @@ TEST_CASE(
   CHECK(metric_value(metrics, "playback_sessions_healthy_buffer{kind=\"low_latency\"}") == 1);
   CHECK(metric_value(metrics, "playback_sessions_with_buffer{kind=\"regular\"}") == 1);
   CHECK(metric_value(metrics, "playback_sessions_healthy_buffer{kind=\"regular\"}") == 0);
-  CHECK(metric_value(metrics, "playback_sessions_by_live_latency{le=\"0.9\"}") == 0);
-  CHECK(metric_value(metrics, "playback_sessions_by_live_latency{le=\"1\"}") == 1);
-  CHECK(metric_value(metrics, "playback_sessions_by_live_latency{le=\"8\"}") == 2);
-  CHECK(metric_value(metrics, "playback_sessions_by_live_latency{le=\"+Inf\"}") == 2);
+  CHECK(metric_value(metrics, "playback_sessions_by_live_latency{at_most_s=\"0.9\"}") == 0);
+  CHECK(metric_value(metrics, "playback_sessions_by_live_latency{at_most_s=\"1\"}") == 1);
+  CHECK(metric_value(metrics, "playback_sessions_by_live_latency{at_most_s=\"8\"}") == 2);
+  CHECK(metric_value(metrics, "playback_sessions_by_live_latency{at_most_s=\"+Inf\"}") == 2);
   CHECK(metric_value(metrics, "playback_live_latency_seconds_count") == 2);
   const std::string playback = http_get(s.node.url("/playback")).body;
   INFO(playback);
