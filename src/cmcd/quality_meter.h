@@ -6,11 +6,13 @@
 //   playback_stalls_total{channel,node}            reports of a buffer starvation (bs)
 //   playback_buffer_length_seconds                 histogram of reported buffer lengths (bl)
 //   playback_bitrate_bytes_per_second               histogram of media objects' bitrates (br)
-//   playback_live_latency_seconds                  histogram of reported latencies behind live
-//   (ltc) playback_sessions_reporting                    sessions heard within the idle time
+//   playback_live_latency_seconds                  histogram of reported latencies behind
+//                                                  live (ltc)
+//   playback_sessions_reporting                    sessions heard within the idle time
 //   playback_sessions_with_buffer{kind}            of those, with a buffer length, by stream kind
 //   playback_sessions_healthy_buffer{kind}         of those, buffer at or above their kind's bar
-//   playback_sessions_by_live_latency{at_most_s}   sessions whose latest ltc is at most at_most_s seconds
+//   playback_sessions_by_live_latency{at_most_s}   sessions whose latest ltc is at most
+//                                                  at_most_s seconds
 //   playback_sessions_memory_bytes                 what the kept sessions cost (bounded)
 // Any thread: one lock around the PlaybackQuality; the stall counters have their own, taken
 // without the first, so a scrape (registry lock, then the quality lock) never waits in a cycle.
