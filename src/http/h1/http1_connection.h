@@ -1,6 +1,6 @@
 // HTTP/1.x on a plain socket or over TLS, the servers' one HTTP/1 path (docs/http.md,
 // "The HTTP/1 transport"): one object per accepted connection, which
-// does the TLS handshake itself (OpenSSL over the socket, no bufferevent), reads request heads
+// does the TLS handshake through its Transport (http/transport/transport.h), reads request heads
 // with parse_http1_head (http/h1/http1_head.h) and RequestFramingCheck, bodies by
 // Content-Length or chunked, hands each request to HttpServer::dispatch as an HttpExchange,
 // and carries its reply as the exchange's front end (http/server/request_state.h). Requests on
@@ -31,10 +31,10 @@
 
 #include "core/handles.h"
 #include "http/h1/http1_head.h"
-#include "http/http_handles.h"
 #include "http/server/connection_limits.h"
 #include "http/server/idle_eviction.h"
 #include "http/server/request_state.h"
+#include "http/transport/transport.h"
 
 namespace http {
 
@@ -87,9 +87,6 @@ class Http1Connection final : public ExchangeFrontEnd, public IdleConnection {
   void abort_reply() override;
 
  private:
-  // The most plaintext one TLS record carries: each SSL_write is one record and one write.
-  static constexpr size_t kTlsRecordBytes = 16 * 1024;
-
   enum class Phase {
     head,       // waiting for (the rest of) a request head
     body,       // the head is read; its body is arriving
@@ -98,7 +95,7 @@ class Http1Connection final : public ExchangeFrontEnd, public IdleConnection {
     lingering,  // the last reply is written and our side shut: reading until the client closes
   };
 
-  Http1Connection(HttpServer& server, evutil_socket_t fd, std::string remote_ip);
+  Http1Connection(HttpServer& server, Transport transport, std::string remote_ip);
   bool watch();  // creates the events; false when the loop cannot
   // TLS before the session exists: true once the client's first record is here whole and
   // the session is made (or the connection is closing); false to wait for more bytes, which
@@ -145,9 +142,6 @@ class Http1Connection final : public ExchangeFrontEnd, public IdleConnection {
   // Writes what `out_` holds as far as the socket takes it; then, if the reply is complete,
   // moves on (the next request, or the close).
   void flush();
-  // One SSL_write of up to a record from `out_`: the bytes written, 0 when the socket (or
-  // the session) must be waited for, -1 when the connection failed.
-  int write_tls();
   void watch_writes(bool on);
   void reply_written();
   void finish_request();
@@ -158,7 +152,6 @@ class Http1Connection final : public ExchangeFrontEnd, public IdleConnection {
     keep_alive_ = false;
     leaving_input_ = true;
   }
-  bool bytes_waiting() const;  // the client's bytes are in the socket, unread
   // The client is gone or the connection failed: the request in progress is abandoned, the
   // socket closed at once, and this object freed in a later turn.
   void close_now();
@@ -170,7 +163,7 @@ class Http1Connection final : public ExchangeFrontEnd, public IdleConnection {
   void set_idle(bool idle);
 
   HttpServer& server_;
-  evutil_socket_t fd_;
+  Transport transport_;  // the socket, and over TLS the session on it
   // (Flags placed where the layout has room: an idle connection's object fits the allocator's
   // 320-byte class.)
   bool keep_alive_ = true;
@@ -183,14 +176,9 @@ class Http1Connection final : public ExchangeFrontEnd, public IdleConnection {
   core::EventPtr timer_;
   core::EvbufferPtr out_;  // the reply's bytes: made for a request, freed when idle
   ConnectionSlot slot_;
-  const TlsContext* tls_ = nullptr;  // TLS: the context the session is made from
-  SslPtr ssl_;                       // TLS: the session over fd_, once hello_arrived()
-  int hello_low_water_ = 1;          // SO_RCVLOWAT while the first record is awaited
   bool handshaking_ = false;
   bool offer_http2_ = false;
-  bool preface_possible_ = false;      // plain h2c: the first bytes may still be HTTP/2's preface
-  bool tls_read_wants_write_ = false;  // SSL_read must write first (renegotiation is off; a
-  bool tls_write_wants_read_ = false;  // key update's reply), or SSL_write read first
+  bool preface_possible_ = false;  // plain h2c: the first bytes may still be HTTP/2's preface
   bool chunked_reply_ = false;
   bool body_allowed_ = true;
   bool head_held_ = false;  // a streamed reply's head waits in out_ for its first body bytes
