@@ -22,20 +22,6 @@ constexpr int kRequestsPerTurn = 16;
 // TLS records read in one turn (what OpenSSL has read ahead is taken in the next turn).
 constexpr int kTlsReadsPerTurn = 16;
 
-// A field's value for RequestFramingCheck: from the first tab after the colon, if any. The
-// parser drops the whitespace around a value as RFC 9110 says; a proxy in front may not
-// drop a tab, and read "Transfer-Encoding:<tab>chunked" as no chunked coding at all, so the
-// check refuses a value that starts with one, as it did when evhttp kept it.
-std::string_view value_as_checked(const HeaderField& field) {
-  const char* after_colon = field.name.data() + field.name.size() + 1;
-  // A Host value the parser took from an absolute-form target (http1_head.h) lies before it.
-  if (field.value.data() < after_colon) return field.value;
-  std::string_view space(after_colon, static_cast<size_t>(field.value.data() - after_colon));
-  const size_t tab = space.find('\t');
-  if (tab == std::string_view::npos) return field.value;
-  return std::string_view(after_colon + tab, space.size() - tab + field.value.size());
-}
-
 }  // namespace
 
 Http1Connection* Http1Connection::open(HttpServer& server, evutil_socket_t fd, const sockaddr* peer,
@@ -229,8 +215,8 @@ void Http1Connection::hand_over_to_http2() {
   // again: in the clear, the preface and what followed it. Over TLS, what the client sent with
   // its last handshake flight (the preface, often) may wait read ahead in the session: the
   // transport goes over with it, and the new owner reads it first.
-  std::string early = std::move(pending_);
-  pending_.clear();
+  std::string early = std::move(codec_.input());
+  codec_.input().clear();
   event_del(read_event_.get());
   if (write_event_) event_del(write_event_.get());
   event_del(timer_.get());
@@ -243,8 +229,9 @@ void Http1Connection::hand_over_to_http2() {
 
 bool Http1Connection::past_http2_preface() {
   if (!preface_possible_) return true;
-  const size_t compared = std::min(pending_.size(), kHttp2ClientPreface.size());
-  if (std::string_view(pending_).substr(0, compared) != kHttp2ClientPreface.substr(0, compared)) {
+  const std::string& pending = codec_.input();
+  const size_t compared = std::min(pending.size(), kHttp2ClientPreface.size());
+  if (std::string_view(pending).substr(0, compared) != kHttp2ClientPreface.substr(0, compared)) {
     preface_possible_ = false;  // HTTP/1 from here on
     return true;
   }
@@ -257,21 +244,25 @@ bool Http1Connection::past_http2_preface() {
 void Http1Connection::received(const char* bytes, size_t size) {
   last_activity_ms_ = loop_ms(server_.event_loop());
   if (phase_ == Phase::lingering) return;  // dropped
-  if (phase_ == Phase::head && pending_.empty()) request_began_ms_ = last_activity_ms_;
+  std::string& pending = codec_.input();
+  if (phase_ == Phase::head && pending.empty()) request_began_ms_ = last_activity_ms_;
   // A request begins: its storage, and the input buffer's, from the loop's spares.
-  if (pending_.empty() && phase_ == Phase::head) pending_.swap(req().spare_input);
-  pending_.append(bytes, size);
+  if (pending.empty() && phase_ == Phase::head) pending.swap(req().spare_input);
+  pending.append(bytes, size);
   if (phase_ == Phase::head || phase_ == Phase::body) {
     serve_pending();
-  } else if (pending_.size() > head_limit() + server_.options().max_body_bytes) {
+  } else if (pending.size() > limits().head_limit() + server_.options().max_body_bytes) {
     // A pipeline ahead of the replies: stop reading until this request is answered.
     event_del(read_event_.get());
     reading_paused_ = true;
   }
 }
 
-size_t Http1Connection::head_limit() const {
-  return server_.options().max_header_bytes * 2 + 8192;
+Http1Codec::Limits Http1Connection::limits() const {
+  Http1Codec::Limits limits;
+  limits.max_header_bytes = server_.options().max_header_bytes;
+  limits.max_body_bytes = server_.options().max_body_bytes;
+  return limits;
 }
 
 void Http1Connection::serve_pending() {
@@ -279,154 +270,59 @@ void Http1Connection::serve_pending() {
   in_serve_ = true;
   int served = 0;
   for (; served < kRequestsPerTurn && !closed_; ++served) {
-    if (phase_ == Phase::head && !read_head()) break;
-    if (phase_ == Phase::body && !read_body()) break;
+    if ((phase_ == Phase::head || phase_ == Phase::body) && !read_request()) break;
     if (phase_ != Phase::head) break;  // the reply is not written yet: it moves us on
   }
   in_serve_ = false;
-  if (served == kRequestsPerTurn && phase_ == Phase::head && !pending_.empty()) schedule_serve();
+  if (served == kRequestsPerTurn && phase_ == Phase::head && !codec_.input().empty())
+    schedule_serve();
 }
 
-bool Http1Connection::read_head() {
-  if (pending_.empty() || !past_http2_preface()) return false;
-  const HttpServerOptions& options = server_.options();
-  const size_t limit = head_limit();
-  const size_t from = head_searched_ > 3 ? head_searched_ - 3 : 0;
-  if (http1_head_end(pending_, from) == std::string::npos && pending_.size() < limit) {
-    head_searched_ = pending_.size();
-    return false;
+bool Http1Connection::read_request() {
+  if (phase_ == Phase::head && (codec_.input().empty() || !past_http2_preface())) return false;
+  Http1Codec::Step step = codec_.read(req(), limits());
+  if (step == Http1Codec::Step::head) {
+    on_head();
+    if (closed_) return false;
+    step = codec_.read(req(), limits());
   }
-  parse_http1_head(pending_, limit, req().parsed);
-  switch (req().parsed.status) {
-    case HeadStatus::incomplete:
-      head_searched_ = pending_.size();
+  switch (step) {
+    case Http1Codec::Step::more:
+    case Http1Codec::Step::head:
       return false;
-    case HeadStatus::too_large:
-      req().parsed.head.fields.clear();  // views into bytes that are not kept
-      refuse(431, "headers_too_large",
-             "The request headers are larger than " + std::to_string(options.max_header_bytes) +
-                 " bytes.");
+    case Http1Codec::Step::request:
+      dispatch_request();
       return true;
-    case HeadStatus::malformed:
-      req().parsed.head.fields.clear();
-      refuse(400, "bad_request", req().parsed.error);
+    case Http1Codec::Step::refused:
+      on_refused();
       return true;
-    case HeadStatus::complete:
-      break;
   }
-  begin_request();
-  return true;
+  return false;
 }
 
-void Http1Connection::begin_request() {
-  // The head's bytes move out of pending_ (which the next reads append to), and its views
-  // with them.
-  Http1Head& head = req().parsed.head;
-  req().head_bytes.assign(pending_.data(), head.size);
-  const char* old_base = pending_.data();
-  auto moved = [&](std::string_view view) {
-    return std::string_view(req().head_bytes.data() + (view.data() - old_base), view.size());
-  };
-  head.method = moved(head.method);
-  head.target = moved(head.target);
-  for (HeaderField& field : head.fields) {
-    field.name = moved(field.name);
-    field.value = moved(field.value);
-  }
-  pending_.erase(0, head.size);
-  head_searched_ = 0;
-
-  if (head.major != 1) {
-    refuse(505, "http_version_not_supported", "This server speaks HTTP/1.1 and HTTP/1.0.",
-           head.method, head.target);
-    return;
-  }
-  req().minor_version = head.minor;
-  RequestFramingCheck framing(head.method, head.major, head.minor);
-  req().header_bytes = head.target.size() + 16;
-  bool close_asked = false;
-  req().keep_alive_asked = false;
-  req().expect_continue = false;
-  req().chunked_request = false;
-  req().content_length = 0;
-  for (const HeaderField& field : head.fields) {
-    req().header_bytes += field.name.size() + field.value.size() + 4;
-    framing.field(field.name, value_as_checked(field));
-    if (core::iequals(field.name, "Content-Length")) {
-      // RequestFramingCheck refuses any value but digits; a refused one is not read.
-      std::from_chars(field.value.data(), field.value.data() + field.value.size(),
-                      req().content_length);
-    } else if (core::iequals(field.name, "Transfer-Encoding")) {
-      req().chunked_request = true;  // RequestFramingCheck refuses anything but "chunked"
-    } else if (core::iequals(field.name, "Connection")) {
-      for_each_token(field.value, [&](std::string_view token) {
-        if (core::iequals(token, "close")) close_asked = true;
-        if (core::iequals(token, "keep-alive")) req().keep_alive_asked = true;
-      });
-    } else if (core::iequals(field.name, "Expect")) {
-      req().expect_continue = core::iequals(field.value, "100-continue");
-    }
-  }
-  // HTTP/1.1 stays open unless asked to close; HTTP/1.0 only when asked to stay.
-  keep_alive_ = !close_asked && (head.minor >= 1 || req().keep_alive_asked);
+void Http1Connection::on_head() {
+  const Http1Head& head = req().parsed.head;
+  keep_alive_ = req().keep_alive;
   new_state(head.method, head.target);
-  state_->framing = framing.problem();
-  if (state_->framing != FramingProblem::none) {
-    // Where this request ends is in doubt: nothing after its head is read as a request.
-    close_leaving_input();
-    dispatch_request(0);
-    return;
-  }
-  req().body.clear();
-  if (req().content_length > server_.options().max_body_bytes) {
-    close_leaving_input();  // answered 413 without reading the body
-    dispatch_request(static_cast<size_t>(
-        std::min<uint64_t>(req().content_length, server_.options().max_body_bytes + 1)));
-    return;
-  }
-  if (!req().chunked_request && req().content_length == 0) {
-    dispatch_request(0);
-    return;
-  }
+  state_->framing = req().framing;
   phase_ = Phase::body;
-  req().chunked = ChunkedBodyDecoder{};
-  const bool body_here = !req().chunked_request && pending_.size() >= req().content_length;
-  if (req().expect_continue && head.minor >= 1 && !body_here) {
+  if (req().continue_expected) {
     evbuffer_add(out(), "HTTP/1.1 100 Continue\r\n\r\n", 25);
     flush();
   }
 }
 
-bool Http1Connection::read_body() {
-  const size_t max_body = server_.options().max_body_bytes;
-  if (!req().chunked_request) {
-    if (pending_.size() < req().content_length) return false;
-    req().body.assign(pending_, 0, req().content_length);
-    pending_.erase(0, req().content_length);
-    dispatch_request(req().body.size());
-    return true;
+void Http1Connection::on_refused() {
+  // (A copy: answering may give the request's storage back before the message is used.)
+  const Http1Refusal refusal = req().refusal;
+  if (refusal.after_head) {
+    // A body that cannot be read (a malformed chunked body): its head's request is answered.
+    close_leaving_input();
+    phase_ = Phase::handling;
+    server_.refuse_request(state_, refusal.status, refusal.code, refusal.message);
+    return;
   }
-  size_t used = 0;
-  const ChunkedBodyDecoder::Status status =
-      req().chunked.feed(pending_, req().body, max_body, used);
-  pending_.erase(0, used);
-  switch (status) {
-    case ChunkedBodyDecoder::Status::more:
-      return false;
-    case ChunkedBodyDecoder::Status::complete:
-      dispatch_request(req().body.size());
-      return true;
-    case ChunkedBodyDecoder::Status::too_large:
-      close_leaving_input();
-      dispatch_request(max_body + 1);  // answered 413
-      return true;
-    case ChunkedBodyDecoder::Status::malformed:
-      break;
-  }
-  close_leaving_input();
-  phase_ = Phase::handling;
-  server_.refuse_request(state_, 400, "bad_chunked_body", req().chunked.error());
-  return true;
+  refuse(refusal.status, refusal.code, refusal.message, refusal.method, refusal.target);
 }
 
 void Http1Connection::new_state(std::string_view method, std::string_view target) {
@@ -447,10 +343,12 @@ void Http1Connection::new_state(std::string_view method, std::string_view target
   state_ = std::move(state);
 }
 
-void Http1Connection::dispatch_request(size_t body_bytes) {
+void Http1Connection::dispatch_request() {
+  // Where the request ends is in doubt, or its body was not read: nothing after it is read.
+  if (req().leave_input) close_leaving_input();
   phase_ = Phase::handling;
   // A copy: a reply made at once moves this connection on (state_ reset) before dispatch returns.
-  server_.dispatch(state_, req().header_bytes, body_bytes);
+  server_.dispatch(state_, req().header_bytes, req().body_bytes);
 }
 
 void Http1Connection::refuse(int status, std::string_view code, std::string_view message,

@@ -1,8 +1,8 @@
 // HTTP/1.x on a plain socket or over TLS, the servers' one HTTP/1 path (docs/http.md,
 // "The HTTP/1 transport"): one object per accepted connection, which
-// does the TLS handshake through its Transport (http/transport/transport.h), reads request heads
-// with parse_http1_head (http/h1/http1_head.h) and RequestFramingCheck, bodies by
-// Content-Length or chunked, hands each request to HttpServer::dispatch as an HttpExchange,
+// does the TLS handshake through its Transport (http/transport/transport.h), feeds what it reads
+// to its Http1Codec (http/h1/http1_codec.h: heads, framing, bodies by Content-Length or
+// chunked, refusals), hands each request to HttpServer::dispatch as an HttpExchange,
 // and carries its reply as the exchange's front end (http/server/request_state.h). Requests on
 // one connection are served one at a time, in order (keep-alive and pipelining). A TLS client
 // that agrees on h2 by ALPN is handed to an Http2Connection after the handshake; on a plain
@@ -30,7 +30,7 @@
 #include <vector>
 
 #include "core/handles.h"
-#include "http/h1/http1_head.h"
+#include "http/h1/http1_codec.h"
 #include "http/server/connection_limits.h"
 #include "http/server/idle_eviction.h"
 #include "http/server/request_state.h"
@@ -119,17 +119,15 @@ class Http1Connection final : public ExchangeFrontEnd, public IdleConnection {
   bool past_http2_preface();
   void on_writable();
   void on_timer();
-  // Reads and answers what `pending_` holds, request after request, while no reply is
+  // Reads and answers what the codec's input holds, request after request, while no reply is
   // outstanding (bounded: a long pipeline continues in the next loop turn).
   void serve_pending();
-  // The most bytes a head may take: room above the configured limit, so that a head a little
-  // over it is read and answered with the exact limit that applies (414 or 431, by
-  // HttpServer::dispatch).
-  size_t head_limit() const;
-  bool read_head();  // false: wait for more bytes (or the connection is closing)
-  bool read_body();
-  void begin_request();  // the head in parsed_ is complete
-  void dispatch_request(size_t body_bytes);
+  Http1Codec::Limits limits() const;
+  // One request from the codec: false to wait for more bytes (or the connection is closing).
+  bool read_request();
+  void on_head();     // the codec read a head: the request's state, 100 Continue
+  void on_refused();  // the codec refused the request (req().refusal)
+  void dispatch_request();
   // Answers a head that could not be read (431, 400, 505) and closes after the reply.
   void refuse(int status, std::string_view code, std::string_view message,
               std::string_view method = {}, std::string_view target = {});
@@ -184,8 +182,7 @@ class Http1Connection final : public ExchangeFrontEnd, public IdleConnection {
   bool head_held_ = false;  // a streamed reply's head waits in out_ for its first body bytes
 
   Phase phase_ = Phase::head;
-  std::string pending_;       // bytes read and not yet used
-  size_t head_searched_ = 0;  // bytes of pending_ already searched for a head's end
+  Http1Codec codec_;  // its input: bytes read and not yet used
   bool reading_paused_ = false;
   bool peer_done_ = false;  // the client closed its sending side (EOF read)
   bool write_watched_ = false;
@@ -204,19 +201,9 @@ class Http1Connection final : public ExchangeFrontEnd, public IdleConnection {
   // begins and given back when the connection goes idle, so that an idle connection is small.
   // Given back to a few spares per loop thread, buffers and all: a busy loop allocates none
   // per request.
-  struct Request {
-    std::string head_bytes;  // the head's bytes: `parsed`'s views point into them
-    HeadParse parsed;
-    uint64_t content_length = 0;
-    size_t header_bytes = 0;
-    ChunkedBodyDecoder chunked;
-    std::string body;
+  struct Request : Http1Request {
     std::string response_headers;  // "Name: value\r\n" each
-    std::string spare_input;       // pending_'s storage while the connection is idle
-    int minor_version = 1;
-    bool keep_alive_asked = false;  // HTTP/1.0 with "Connection: keep-alive"
-    bool expect_continue = false;
-    bool chunked_request = false;
+    std::string spare_input;       // the codec's input storage while the connection is idle
 
     // As new, its buffers' storage kept (each cut back to `keep_bytes`).
     void clear(size_t keep_bytes);

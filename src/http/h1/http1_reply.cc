@@ -125,22 +125,11 @@ void Http1Connection::give_back(std::unique_ptr<Request> request) {
 }
 
 void Http1Connection::Request::clear(size_t keep_bytes) {
-  for (std::string* buffer : {&head_bytes, &body, &response_headers, &spare_input}) {
+  Http1Request::clear(keep_bytes);
+  for (std::string* buffer : {&response_headers, &spare_input}) {
     buffer->clear();
     if (buffer->capacity() > keep_bytes) std::string().swap(*buffer);
   }
-  parsed.status = HeadStatus::incomplete;
-  parsed.error = {};
-  Http1Head& head = parsed.head;
-  head.method = head.target = {};
-  head.major = head.minor = 0;
-  head.fields.clear();
-  head.size = 0;
-  content_length = 0;
-  header_bytes = 0;
-  chunked = ChunkedBodyDecoder{};
-  minor_version = 1;
-  keep_alive_asked = expect_continue = chunked_request = false;
 }
 
 core::EvbufferPtr Http1Connection::take_spare_buffer() {
@@ -336,7 +325,7 @@ void Http1Connection::reply_written() {
   finish_request();
   set_idle(true);  // kept alive: waiting for the next request
   resume_reading();
-  if (!in_serve_ && !pending_.empty()) schedule_serve();
+  if (!in_serve_ && !codec_.input().empty()) schedule_serve();
 }
 
 void Http1Connection::finish_request() {
@@ -354,11 +343,12 @@ void Http1Connection::finish_request() {
   // An idle connection keeps no request: the next may be minutes away, and a venue holds tens
   // of thousands of idle keep-alive connections. A pipeline (bytes already here) keeps the
   // buffers up to a size, as the next head is parsed at once.
-  if (pending_.empty()) {
-    if (request_ != nullptr) request_->spare_input.swap(pending_);
+  std::string& pending = codec_.input();
+  if (pending.empty()) {
+    if (request_ != nullptr) request_->spare_input.swap(pending);
     give_back(std::move(request_));
     if (out_ != nullptr && evbuffer_get_length(out_.get()) == 0) give_back(std::move(out_));
-    if (pending_.capacity() > 0) std::string().swap(pending_);
+    if (pending.capacity() > 0) std::string().swap(pending);
     return;
   }
   if (request_ != nullptr) {
@@ -378,11 +368,11 @@ void Http1Connection::linger() {
   // can destroy the reply before the client has read it; otherwise the close is at once, as
   // nginx's (no shutdown, no wait for the client's end: a wake-up, a read and a system call
   // less per short connection).
-  const bool more_may_come =
-      leaving_input_ || !pending_.empty() || transport_.read_ahead() || transport_.bytes_waiting();
+  const bool more_may_come = leaving_input_ || !codec_.input().empty() || transport_.read_ahead() ||
+                             transport_.bytes_waiting();
   finish_request();
   phase_ = Phase::lingering;
-  pending_.clear();
+  codec_.input().clear();
   // The clean end of a TLS connection: without close_notify, an OpenSSL-based client
   // reading to the end (HTTP/1.0, Connection: close) sees an unexpected EOF, reports an
   // error and drops the session it could resume.
@@ -420,7 +410,8 @@ void Http1Connection::on_timer() {
       return;
     }
     next = timeout - idle;
-    if (handshaking_ || (phase_ == Phase::head && !pending_.empty()) || phase_ == Phase::body) {
+    if (handshaking_ || (phase_ == Phase::head && !codec_.input().empty()) ||
+        phase_ == Phase::body) {
       // A request's head and body (and a TLS handshake) must arrive within the timeout in
       // all: a client sending a byte now and then (slowloris) does not hold the connection.
       const int64_t taken = now - request_began_ms_;
