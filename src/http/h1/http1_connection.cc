@@ -11,6 +11,7 @@
 #include "http/h1/turn_clock.h"
 #include "http/h2/http2_connection.h"
 #include "http/server/http_server.h"
+#include "http/transport/protocol_choice.h"
 
 namespace http {
 namespace {
@@ -187,7 +188,8 @@ bool Http1Connection::continue_handshake() {
       handshaking_ = false;
       server_.count_tls_handshake(transport_.session_reused());
       request_began_ms_ = last_activity_ms_;
-      if (offer_http2_ && transport_.negotiated_protocol() == "h2") {
+      if (choose_after_handshake(transport_.negotiated_protocol(), offer_http2_) ==
+          ProtocolChoice::http2) {
         hand_over_to_http2();
         return false;
       }
@@ -229,13 +231,15 @@ void Http1Connection::hand_over_to_http2() {
 
 bool Http1Connection::past_http2_preface() {
   if (!preface_possible_) return true;
-  const std::string& pending = codec_.input();
-  const size_t compared = std::min(pending.size(), kHttp2ClientPreface.size());
-  if (std::string_view(pending).substr(0, compared) != kHttp2ClientPreface.substr(0, compared)) {
-    preface_possible_ = false;  // HTTP/1 from here on
-    return true;
+  switch (choose_by_first_bytes(codec_.input())) {
+    case ProtocolChoice::http1:
+      preface_possible_ = false;  // HTTP/1 from here on
+      return true;
+    case ProtocolChoice::undecided:
+      return false;  // could still be either
+    case ProtocolChoice::http2:
+      break;
   }
-  if (compared < kHttp2ClientPreface.size()) return false;  // could still be either
   preface_possible_ = false;
   hand_over_to_http2();
   return false;

@@ -2,12 +2,12 @@
 // http_exchange.cc and http1_connection.cc. Loop thread only.
 //
 // HTTP/1 (http1_connection.h) accepts every connection and hands it over to
-// Http2Connection::take_over when it turns out to be HTTP/2: over TLS once the handshake
-// agreed on h2 by ALPN, and on a plain listener with h2c when the client's first bytes are
-// the HTTP/2 connection preface (prior knowledge, RFC 9113 §3.3). The Http2Connection then
-// owns the connection's Transport (http/transport/transport.h: the socket, and over TLS the
-// session the HTTP/1 connection made) and serves each stream as an HttpExchange through the
-// same routes, limits and access log.
+// Http2Connection::take_over when it turns out to be HTTP/2 (http/transport/protocol_choice.h):
+// over TLS once the handshake agreed on h2 by ALPN, and on a plain listener with h2c when the
+// client's first bytes are the HTTP/2 connection preface (prior knowledge, RFC 9113 §3.3). The
+// Http2Connection then owns the connection's Transport (http/transport/transport.h: the socket, and
+// over TLS the session the HTTP/1 connection made) and serves each stream as an HttpExchange
+// through the same routes, limits and access log.
 #pragma once
 
 #include <event2/buffer.h>
@@ -35,10 +35,6 @@ namespace http {
 class HttpServer;
 struct RequestState;
 class Http2Connection;
-
-// What an HTTP/2 client sends first (RFC 9113 §3.4); on a plain connection, the sign of
-// HTTP/2 with prior knowledge.
-inline constexpr std::string_view kHttp2ClientPreface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 // Bytes of a response body queued for DATA frames. Frames reference these bytes
 // (NGHTTP2_DATA_FLAG_NO_COPY) and keep the whole body alive until they are sent.
