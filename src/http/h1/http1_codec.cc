@@ -107,13 +107,13 @@ Http1Codec::Step Http1Codec::read_head(Http1Request& request, const Limits& limi
   const size_t limit = limits.head_limit();
   const size_t from = head_searched_ > 3 ? head_searched_ - 3 : 0;
   if (http1_head_end(input_, from) == std::string::npos && input_.size() < limit) {
-    head_searched_ = input_.size();
+    head_searched_ = static_cast<uint32_t>(input_.size());
     return Step::more;
   }
   parse_http1_head(input_, limit, request.parsed);
   switch (request.parsed.status) {
     case HeadStatus::incomplete:
-      head_searched_ = input_.size();
+      head_searched_ = static_cast<uint32_t>(input_.size());
       return Step::more;
     case HeadStatus::too_large:
       request.parsed.head.fields.clear();  // views into bytes that are not kept

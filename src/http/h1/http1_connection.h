@@ -87,7 +87,7 @@ class Http1Connection final : public ExchangeFrontEnd, public IdleConnection {
   void abort_reply() override;
 
  private:
-  enum class Phase {
+  enum class Phase : uint8_t {
     head,       // waiting for (the rest of) a request head
     body,       // the head is read; its body is arriving
     handling,   // dispatched: the reply is not complete

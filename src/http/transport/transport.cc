@@ -29,11 +29,11 @@ bool would_block() {
 
 Transport::Transport(Transport&& other) noexcept
     : fd_(std::exchange(other.fd_, -1)),
-      tls_(std::exchange(other.tls_, nullptr)),
-      ssl_(std::move(other.ssl_)),
-      hello_low_water_(std::exchange(other.hello_low_water_, 1)),
+      hello_low_water_(std::exchange(other.hello_low_water_, uint16_t{1})),
       read_wants_write_(std::exchange(other.read_wants_write_, false)),
-      write_wants_read_(std::exchange(other.write_wants_read_, false)) {}
+      write_wants_read_(std::exchange(other.write_wants_read_, false)),
+      tls_(std::exchange(other.tls_, nullptr)),
+      ssl_(std::move(other.ssl_)) {}
 
 Transport& Transport::operator=(Transport&& other) noexcept {
   if (this != &other) {
@@ -41,7 +41,7 @@ Transport& Transport::operator=(Transport&& other) noexcept {
     fd_ = std::exchange(other.fd_, -1);
     tls_ = std::exchange(other.tls_, nullptr);
     ssl_ = std::move(other.ssl_);
-    hello_low_water_ = std::exchange(other.hello_low_water_, 1);
+    hello_low_water_ = std::exchange(other.hello_low_water_, uint16_t{1});
     read_wants_write_ = std::exchange(other.read_wants_write_, false);
     write_wants_read_ = std::exchange(other.write_wants_read_, false);
   }
@@ -71,13 +71,15 @@ Transport::Hello Transport::await_hello() {
       ioctl(fd_, FIONREAD, &available) == 0 && static_cast<size_t>(available) < wanted) {
     // Woken short of the mark: the client closed its side, or the socket failed.
     if (static_cast<size_t>(hello_low_water_) == wanted) return Hello::failed;
-    hello_low_water_ = static_cast<int>(wanted);
-    setsockopt(fd_, SOL_SOCKET, SO_RCVLOWAT, &hello_low_water_, sizeof hello_low_water_);
+    hello_low_water_ = static_cast<uint16_t>(wanted);
+    const int low_water = hello_low_water_;
+    setsockopt(fd_, SOL_SOCKET, SO_RCVLOWAT, &low_water, sizeof low_water);
     return Hello::waiting;
   }
   if (hello_low_water_ != 1) {
     hello_low_water_ = 1;
-    setsockopt(fd_, SOL_SOCKET, SO_RCVLOWAT, &hello_low_water_, sizeof hello_low_water_);
+    const int low_water = 1;
+    setsockopt(fd_, SOL_SOCKET, SO_RCVLOWAT, &low_water, sizeof low_water);
   }
   ssl_.reset(tls_->new_connection());
   SSL* ssl = ssl_.get();
