@@ -1,7 +1,8 @@
 // Http1Connection's second half: what the exchange reads of the request, the reply it builds
 // (head, fixed or chunked body), writing it out (plain or as TLS records), and what follows a
 // reply: the next request, a lingering close, the I/O timeout. The first half
-// (http1_connection.cc) accepts, reads and frames requests, and closes.
+// (http1_connection.cc) accepts, reads, hands the bytes to the codec and its requests on, and
+// closes.
 #include <event2/buffer.h>
 #include <event2/event.h>
 
