@@ -1,8 +1,8 @@
 // HTTP/1.x on a plain socket or over TLS, the servers' one HTTP/1 path (docs/http.md,
 // "The HTTP/1 transport"): one object per accepted connection, which
-// does the TLS handshake itself (OpenSSL over the socket, no bufferevent), reads request heads
-// with parse_http1_head (http/h1/http1_head.h) and RequestFramingCheck, bodies by
-// Content-Length or chunked, hands each request to HttpServer::dispatch as an HttpExchange,
+// does the TLS handshake through its Transport (http/transport/transport.h), feeds what it reads
+// to its Http1Codec (http/h1/http1_codec.h: heads, framing, bodies by Content-Length or
+// chunked, refusals), hands each request to HttpServer::dispatch as an HttpExchange,
 // and carries its reply as the exchange's front end (http/server/request_state.h). Requests on
 // one connection are served one at a time, in order (keep-alive and pipelining). A TLS client
 // that agrees on h2 by ALPN is handed to an Http2Connection after the handshake; on a plain
@@ -30,11 +30,11 @@
 #include <vector>
 
 #include "core/handles.h"
-#include "http/h1/http1_head.h"
-#include "http/http_handles.h"
+#include "http/h1/http1_codec.h"
 #include "http/server/connection_limits.h"
 #include "http/server/idle_eviction.h"
 #include "http/server/request_state.h"
+#include "http/transport/transport.h"
 
 namespace http {
 
@@ -87,10 +87,7 @@ class Http1Connection final : public ExchangeFrontEnd, public IdleConnection {
   void abort_reply() override;
 
  private:
-  // The most plaintext one TLS record carries: each SSL_write is one record and one write.
-  static constexpr size_t kTlsRecordBytes = 16 * 1024;
-
-  enum class Phase {
+  enum class Phase : uint8_t {
     head,       // waiting for (the rest of) a request head
     body,       // the head is read; its body is arriving
     handling,   // dispatched: the reply is not complete
@@ -98,7 +95,7 @@ class Http1Connection final : public ExchangeFrontEnd, public IdleConnection {
     lingering,  // the last reply is written and our side shut: reading until the client closes
   };
 
-  Http1Connection(HttpServer& server, evutil_socket_t fd, std::string remote_ip);
+  Http1Connection(HttpServer& server, Transport transport, std::string remote_ip);
   bool watch();  // creates the events; false when the loop cannot
   // TLS before the session exists: true once the client's first record is here whole and
   // the session is made (or the connection is closing); false to wait for more bytes, which
@@ -122,17 +119,15 @@ class Http1Connection final : public ExchangeFrontEnd, public IdleConnection {
   bool past_http2_preface();
   void on_writable();
   void on_timer();
-  // Reads and answers what `pending_` holds, request after request, while no reply is
+  // Reads and answers what the codec's input holds, request after request, while no reply is
   // outstanding (bounded: a long pipeline continues in the next loop turn).
   void serve_pending();
-  // The most bytes a head may take: room above the configured limit, so that a head a little
-  // over it is read and answered with the exact limit that applies (414 or 431, by
-  // HttpServer::dispatch).
-  size_t head_limit() const;
-  bool read_head();  // false: wait for more bytes (or the connection is closing)
-  bool read_body();
-  void begin_request();  // the head in parsed_ is complete
-  void dispatch_request(size_t body_bytes);
+  Http1Codec::Limits limits() const;
+  // One request from the codec: false to wait for more bytes (or the connection is closing).
+  bool read_request();
+  void on_head();     // the codec read a head: the request's state, 100 Continue
+  void on_refused();  // the codec refused the request (req().refusal)
+  void dispatch_request();
   // Answers a head that could not be read (431, 400, 505) and closes after the reply.
   void refuse(int status, std::string_view code, std::string_view message,
               std::string_view method = {}, std::string_view target = {});
@@ -145,9 +140,6 @@ class Http1Connection final : public ExchangeFrontEnd, public IdleConnection {
   // Writes what `out_` holds as far as the socket takes it; then, if the reply is complete,
   // moves on (the next request, or the close).
   void flush();
-  // One SSL_write of up to a record from `out_`: the bytes written, 0 when the socket (or
-  // the session) must be waited for, -1 when the connection failed.
-  int write_tls();
   void watch_writes(bool on);
   void reply_written();
   void finish_request();
@@ -158,7 +150,6 @@ class Http1Connection final : public ExchangeFrontEnd, public IdleConnection {
     keep_alive_ = false;
     leaving_input_ = true;
   }
-  bool bytes_waiting() const;  // the client's bytes are in the socket, unread
   // The client is gone or the connection failed: the request in progress is abandoned, the
   // socket closed at once, and this object freed in a later turn.
   void close_now();
@@ -170,7 +161,7 @@ class Http1Connection final : public ExchangeFrontEnd, public IdleConnection {
   void set_idle(bool idle);
 
   HttpServer& server_;
-  evutil_socket_t fd_;
+  Transport transport_;  // the socket, and over TLS the session on it
   // (Flags placed where the layout has room: an idle connection's object fits the allocator's
   // 320-byte class.)
   bool keep_alive_ = true;
@@ -183,21 +174,15 @@ class Http1Connection final : public ExchangeFrontEnd, public IdleConnection {
   core::EventPtr timer_;
   core::EvbufferPtr out_;  // the reply's bytes: made for a request, freed when idle
   ConnectionSlot slot_;
-  const TlsContext* tls_ = nullptr;  // TLS: the context the session is made from
-  SslPtr ssl_;                       // TLS: the session over fd_, once hello_arrived()
-  int hello_low_water_ = 1;          // SO_RCVLOWAT while the first record is awaited
   bool handshaking_ = false;
   bool offer_http2_ = false;
-  bool preface_possible_ = false;      // plain h2c: the first bytes may still be HTTP/2's preface
-  bool tls_read_wants_write_ = false;  // SSL_read must write first (renegotiation is off; a
-  bool tls_write_wants_read_ = false;  // key update's reply), or SSL_write read first
+  bool preface_possible_ = false;  // plain h2c: the first bytes may still be HTTP/2's preface
   bool chunked_reply_ = false;
   bool body_allowed_ = true;
   bool head_held_ = false;  // a streamed reply's head waits in out_ for its first body bytes
 
   Phase phase_ = Phase::head;
-  std::string pending_;       // bytes read and not yet used
-  size_t head_searched_ = 0;  // bytes of pending_ already searched for a head's end
+  Http1Codec codec_;  // its input: bytes read and not yet used
   bool reading_paused_ = false;
   bool peer_done_ = false;  // the client closed its sending side (EOF read)
   bool write_watched_ = false;
@@ -216,19 +201,9 @@ class Http1Connection final : public ExchangeFrontEnd, public IdleConnection {
   // begins and given back when the connection goes idle, so that an idle connection is small.
   // Given back to a few spares per loop thread, buffers and all: a busy loop allocates none
   // per request.
-  struct Request {
-    std::string head_bytes;  // the head's bytes: `parsed`'s views point into them
-    HeadParse parsed;
-    uint64_t content_length = 0;
-    size_t header_bytes = 0;
-    ChunkedBodyDecoder chunked;
-    std::string body;
+  struct Request : Http1Request {
     std::string response_headers;  // "Name: value\r\n" each
-    std::string spare_input;       // pending_'s storage while the connection is idle
-    int minor_version = 1;
-    bool keep_alive_asked = false;  // HTTP/1.0 with "Connection: keep-alive"
-    bool expect_continue = false;
-    bool chunked_request = false;
+    std::string spare_input;       // the codec's input storage while the connection is idle
 
     // As new, its buffers' storage kept (each cut back to `keep_bytes`).
     void clear(size_t keep_bytes);

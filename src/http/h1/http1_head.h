@@ -12,7 +12,7 @@
 // http or https but whose authority is not a host and port (userinfo, an empty host, a bad
 // port) or whose path is missing before a query. Accepted, as §2.2 allows: a bare LF as a line's
 // end, and empty lines before the request line. The version is read ("HTTP/" digit "." digit),
-// not judged: the transport answers a version it does not serve (505).
+// not judged: the codec (http1_codec.h) refuses a version it does not serve (505).
 //
 // Pure; any thread.
 #pragma once

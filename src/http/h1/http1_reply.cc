@@ -1,15 +1,10 @@
 // Http1Connection's second half: what the exchange reads of the request, the reply it builds
 // (head, fixed or chunked body), writing it out (plain or as TLS records), and what follows a
 // reply: the next request, a lingering close, the I/O timeout. The first half
-// (http1_connection.cc) accepts, reads and frames requests, and closes.
+// (http1_connection.cc) accepts, reads, hands the bytes to the codec and its requests on, and
+// closes.
 #include <event2/buffer.h>
 #include <event2/event.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <openssl/err.h>
-#include <openssl/ssl.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <charconv>
@@ -20,7 +15,6 @@
 #include "http/h1/http1_connection.h"
 #include "http/h1/turn_clock.h"
 #include "http/server/http_server.h"
-#include "http/tls/tls_records.h"
 
 namespace http {
 namespace {
@@ -132,22 +126,11 @@ void Http1Connection::give_back(std::unique_ptr<Request> request) {
 }
 
 void Http1Connection::Request::clear(size_t keep_bytes) {
-  for (std::string* buffer : {&head_bytes, &body, &response_headers, &spare_input}) {
+  Http1Request::clear(keep_bytes);
+  for (std::string* buffer : {&response_headers, &spare_input}) {
     buffer->clear();
     if (buffer->capacity() > keep_bytes) std::string().swap(*buffer);
   }
-  parsed.status = HeadStatus::incomplete;
-  parsed.error = {};
-  Http1Head& head = parsed.head;
-  head.method = head.target = {};
-  head.major = head.minor = 0;
-  head.fields.clear();
-  head.size = 0;
-  content_length = 0;
-  header_bytes = 0;
-  chunked = ChunkedBodyDecoder{};
-  minor_version = 1;
-  keep_alive_asked = expect_continue = chunked_request = false;
 }
 
 core::EvbufferPtr Http1Connection::take_spare_buffer() {
@@ -271,8 +254,7 @@ void Http1Connection::on_writable() {
     if (continue_handshake()) read_tls();  // the client may have sent its request already
     return;
   }
-  if (tls_read_wants_write_) {
-    tls_read_wants_write_ = false;
+  if (transport_.take_read_wants_write()) {
     read_tls();
     if (closed_) return;
   }
@@ -287,62 +269,26 @@ void Http1Connection::flush() {
     // The connection's last reply: its end, TLS's close_notify and the FIN leave in one
     // segment (the close or shutdown in linger() sends what the cork holds) instead of
     // three, each with its own ACK. About 10 us less of CPU per short TLS connection.
-    int one = 1;
-    setsockopt(fd_, IPPROTO_TCP, TCP_CORK, &one, sizeof one);
+    transport_.cork();
     corked_ = true;
   }
   for (int i = 0; i < kWritesPerTurn && evbuffer_get_length(out) > 0; ++i) {
-    int n = 0;
-    if (ssl_ != nullptr) {
-      n = write_tls();
-    } else {
-      n = evbuffer_write_atmost(out, fd_, -1);
-      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) n = 0;
-    }
-    if (n < 0) {
+    size_t n = 0;
+    const Transport::Io io = transport_.write(out, n);
+    if (io == Transport::Io::failed) {
       close_now();  // the client is gone
       return;
     }
-    if (n == 0) break;
+    if (io != Transport::Io::done) break;
     last_activity_ms_ = loop_ms(server_.event_loop());
   }
   if (evbuffer_get_length(out) > 0) {
     // (A write that waits for a read, over TLS, is retried when the socket is readable.)
-    watch_writes(!tls_write_wants_read_);
+    watch_writes(!transport_.write_wants_read());
     return;
   }
-  watch_writes(tls_read_wants_write_);
+  watch_writes(transport_.read_wants_write());
   if (reply_complete_ && phase_ == Phase::flushing) reply_written();
-}
-
-int Http1Connection::write_tls() {
-  evbuffer* out = this->out();
-  // Short pieces (a reply's head, a small body) are joined into one record; a body already in
-  // a piece about a record long or more is encrypted where it lies (move_in_tls_records' rule).
-  // A write that must be retried is retried with at least as many bytes, as OpenSSL asks: the
-  // joined piece stays first in the buffer, and the buffer only grows behind it.
-  size_t piece = std::min(evbuffer_get_length(out), kTlsRecordBytes);
-  evbuffer_iovec first;
-  if (evbuffer_peek(out, -1, nullptr, &first, 1) >= 1 && first.iov_len >= kTlsRecordPiece)
-    piece = std::min(first.iov_len, kTlsRecordBytes);
-  const unsigned char* bytes = evbuffer_pullup(out, static_cast<ev_ssize_t>(piece));
-  if (bytes == nullptr) return -1;  // out of memory
-  ERR_clear_error();
-  const int n = SSL_write(ssl_.get(), bytes, static_cast<int>(piece));
-  if (n > 0) {
-    evbuffer_drain(out, static_cast<size_t>(n));
-    return n;
-  }
-  switch (SSL_get_error(ssl_.get(), n)) {
-    case SSL_ERROR_WANT_WRITE:
-      return 0;
-    case SSL_ERROR_WANT_READ:
-      tls_write_wants_read_ = true;
-      return 0;
-    default:
-      ERR_clear_error();
-      return -1;
-  }
 }
 
 void Http1Connection::watch_writes(bool on) {
@@ -355,7 +301,7 @@ void Http1Connection::watch_writes(bool on) {
         static_cast<Http1Connection*>(arg)->on_writable();
       };
       write_event_.reset(
-          event_new(server_.event_loop(), fd_, EV_WRITE | EV_PERSIST, on_write, this));
+          event_new(server_.event_loop(), transport_.fd(), EV_WRITE | EV_PERSIST, on_write, this));
       if (!write_event_) {
         close_now();  // out of memory: the reply cannot wait for the socket
         return;
@@ -380,7 +326,7 @@ void Http1Connection::reply_written() {
   finish_request();
   set_idle(true);  // kept alive: waiting for the next request
   resume_reading();
-  if (!in_serve_ && !pending_.empty()) schedule_serve();
+  if (!in_serve_ && !codec_.input().empty()) schedule_serve();
 }
 
 void Http1Connection::finish_request() {
@@ -398,11 +344,12 @@ void Http1Connection::finish_request() {
   // An idle connection keeps no request: the next may be minutes away, and a venue holds tens
   // of thousands of idle keep-alive connections. A pipeline (bytes already here) keeps the
   // buffers up to a size, as the next head is parsed at once.
-  if (pending_.empty()) {
-    if (request_ != nullptr) request_->spare_input.swap(pending_);
+  std::string& pending = codec_.input();
+  if (pending.empty()) {
+    if (request_ != nullptr) request_->spare_input.swap(pending);
     give_back(std::move(request_));
     if (out_ != nullptr && evbuffer_get_length(out_.get()) == 0) give_back(std::move(out_));
-    if (pending_.capacity() > 0) std::string().swap(pending_);
+    if (pending.capacity() > 0) std::string().swap(pending);
     return;
   }
   if (request_ != nullptr) {
@@ -422,33 +369,24 @@ void Http1Connection::linger() {
   // can destroy the reply before the client has read it; otherwise the close is at once, as
   // nginx's (no shutdown, no wait for the client's end: a wake-up, a read and a system call
   // less per short connection).
-  const bool more_may_come = leaving_input_ || !pending_.empty() ||
-                             (ssl_ != nullptr && SSL_has_pending(ssl_.get())) || bytes_waiting();
+  const bool more_may_come = leaving_input_ || !codec_.input().empty() || transport_.read_ahead() ||
+                             transport_.bytes_waiting();
   finish_request();
   phase_ = Phase::lingering;
-  pending_.clear();
-  if (ssl_ != nullptr) {
-    // The clean end of a TLS connection: without close_notify, an OpenSSL-based client
-    // reading to the end (HTTP/1.0, Connection: close) sees an unexpected EOF, reports an
-    // error and drops the session it could resume. One short alert; a client already gone
-    // makes it fail, harmlessly.
-    SSL_shutdown(ssl_.get());
-    ERR_clear_error();
-  }
+  codec_.input().clear();
+  // The clean end of a TLS connection: without close_notify, an OpenSSL-based client
+  // reading to the end (HTTP/1.0, Connection: close) sees an unexpected EOF, reports an
+  // error and drops the session it could resume.
+  transport_.send_close_notify();
   if (peer_done_ || !more_may_come) {
     close_now();  // the client closed its side already, or is not sending: nothing to wait for
     return;
   }
-  ::shutdown(fd_, SHUT_WR);
+  transport_.shutdown_write();
   linger_until_ms_ = loop_ms(server_.event_loop()) + kLingerMs;
   resume_reading();  // a pipeline may have filled the buffer: read and drop the rest
   const timeval wait = after_ms(kLingerMs);
   evtimer_add(timer_.get(), &wait);
-}
-
-bool Http1Connection::bytes_waiting() const {
-  char byte = 0;
-  return ::recv(fd_, &byte, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
 }
 
 void Http1Connection::on_timer() {
@@ -473,7 +411,8 @@ void Http1Connection::on_timer() {
       return;
     }
     next = timeout - idle;
-    if (handshaking_ || (phase_ == Phase::head && !pending_.empty()) || phase_ == Phase::body) {
+    if (handshaking_ || (phase_ == Phase::head && !codec_.input().empty()) ||
+        phase_ == Phase::body) {
       // A request's head and body (and a TLS handshake) must arrive within the timeout in
       // all: a client sending a byte now and then (slowloris) does not hold the connection.
       const int64_t taken = now - request_began_ms_;

@@ -1,36 +1,22 @@
 #include "http/h2/http2_connection.h"
 
 #include <event2/buffer.h>
-#include <event2/bufferevent_ssl.h>
-#include <event2/bufferevent_struct.h>
-#include <openssl/err.h>
-#include <openssl/ssl.h>
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <strings.h>
-#include <sys/socket.h>
 
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <utility>
 
-#include "core/host_lookup.h"
 #include "core/log.h"
 #include "http/server/http_server.h"
 #include "http/server/request_state.h"
-#include "http/tls/tls.h"
-#include "http/tls/tls_records.h"
 
 namespace http {
 
 namespace {
 
-// Output queued in this process per connection before frames wait for the socket:
-// enough to keep a fast client's window busy, small enough that slow clients cost
-// little (body bytes are references, not copies, either way).
-constexpr size_t kOutputBound = 256 * 1024;
 // Rapid reset (CVE-2023-44487): RST_STREAMs from a client, as a token bucket.
 constexpr double kResetBurst = 200;
 constexpr double kResetsPerSecond = 100;
@@ -45,34 +31,8 @@ nghttp2_nv make_nv(const std::string& name, const std::string& value) {
       NGHTTP2_NV_FLAG_NONE};  // nghttp2 copies: the strings may be gone before the frame is sent
 }
 
-std::string peer_ip(bufferevent* bev) {
-  evutil_socket_t fd = bufferevent_getfd(bev);
-  sockaddr_storage addr{};
-  socklen_t len = sizeof addr;
-  if (fd < 0 || getpeername(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) return "";
-  return core::address_text(reinterpret_cast<const sockaddr*>(&addr));
-}
-
 Http2Stream* stream_of(nghttp2_session* session, int32_t id) {
   return static_cast<Http2Stream*>(nghttp2_session_get_stream_user_data(session, id));
-}
-
-}  // namespace
-
-namespace {
-
-// The clean end of a TLS connection: close_notify before the socket closes, once all its
-// output is out. Without it an OpenSSL-based client reading to the end (HTTP/1.0, Connection:
-// close) sees an unexpected EOF, reports an error and drops the session it could resume.
-void send_close_notify(bufferevent* transport) {
-  SSL* ssl = bufferevent_openssl_get_ssl(transport);
-  if (ssl == nullptr || !SSL_is_init_finished(ssl) ||
-      evbuffer_get_length(bufferevent_get_output(transport)) > 0) {
-    return;
-  }
-  // One short alert on a non-blocking socket; a peer already gone makes it fail, harmlessly.
-  SSL_shutdown(ssl);
-  ERR_clear_error();
 }
 
 }  // namespace
@@ -81,7 +41,7 @@ void send_close_notify(bufferevent* transport) {
 struct Http2Callbacks {
   static ssize_t send(nghttp2_session*, const uint8_t* data, size_t length, int, void* user) {
     auto* c = static_cast<Http2Connection*>(user);
-    if (c->buffered() >= kOutputBound) return NGHTTP2_ERR_WOULDBLOCK;
+    if (c->buffered() >= Http2Connection::kOutputBound) return c->blocked();
     evbuffer_add(c->staged_.get(), data, length);
     return static_cast<ssize_t>(length);
   }
@@ -91,7 +51,7 @@ struct Http2Callbacks {
                        nghttp2_data_source* source, void* user) {
     auto* c = static_cast<Http2Connection*>(user);
     auto* stream = static_cast<Http2Stream*>(source->ptr);
-    if (c->buffered() >= kOutputBound) return NGHTTP2_ERR_WOULDBLOCK;
+    if (c->buffered() >= Http2Connection::kOutputBound) return c->blocked();
     evbuffer* out = c->staged_.get();
     evbuffer_add(out, head, 9);
     if (length > 0) {
@@ -293,31 +253,47 @@ void Http2Stream::submit_head(int status, bool with_body) {
 
 // ---- Http2Connection ----
 
-Http2Connection::Http2Connection(HttpServer& server, bufferevent* transport, bool tls)
-    : server_(server), transport_(transport), tls_(tls) {}
+Http2Connection::Http2Connection(HttpServer& server, Transport transport, std::string remote_ip)
+    : server_(server), transport_(std::move(transport)), remote_ip_(std::move(remote_ip)) {}
 
-Http2Connection* Http2Connection::take_over(HttpServer& server, bufferevent* transport, bool tls) {
-  auto* connection = new Http2Connection(server, transport, tls);
-  connection->start();
+Http2Connection* Http2Connection::take_over(HttpServer& server, Transport transport,
+                                            std::string remote_ip, std::string_view early) {
+  auto* connection = new Http2Connection(server, std::move(transport), std::move(remote_ip));
+  if (!connection->start()) {
+    delete connection;  // and the transport with it
+    return nullptr;
+  }
+  if (!early.empty()) connection->receive(early.data(), early.size());
+  // Records the TLS session read ahead with the handshake's last flight (the preface, often):
+  // the socket will not report them.
+  if (connection->transport_.read_ahead()) event_active(connection->read_event_.get(), EV_READ, 1);
   return connection;
 }
 
-void Http2Connection::start() {
-  remote_ip_ = peer_ip(transport_);
-  bufferevent_set_timeouts(transport_, nullptr, nullptr);
-  bufferevent_setwatermark(transport_, EV_WRITE, kOutputBound, 0);
-  bufferevent_setcb(
-      transport_,
-      [](bufferevent* bev, void* arg) {
-        static_cast<Http2Connection*>(arg)->receive(bufferevent_get_input(bev));
+bool Http2Connection::start() {
+  slot_ = &server_.http2_opened(*this);
+  event_base* base = server_.event_loop();
+  read_event_.reset(event_new(
+      base, transport_.fd(), EV_READ | EV_PERSIST,
+      [](evutil_socket_t, short, void* arg) { static_cast<Http2Connection*>(arg)->on_readable(); },
+      this));
+  write_event_.reset(event_new(
+      base, transport_.fd(), EV_WRITE | EV_PERSIST,
+      [](evutil_socket_t, short, void* arg) { static_cast<Http2Connection*>(arg)->on_writable(); },
+      this));
+  close_event_.reset(event_new(
+      base, -1, 0,
+      [](evutil_socket_t, short, void* arg) {
+        delete static_cast<Http2Connection*>(arg);  // and the transport with it
       },
-      [](bufferevent*, void* arg) { static_cast<Http2Connection*>(arg)->on_writable(); },
-      [](bufferevent*, short events, void* arg) {
-        auto* self = static_cast<Http2Connection*>(arg);
-        if (events & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)) self->close_soon();
-      },
-      this);
-  bufferevent_enable(transport_, EV_READ | EV_WRITE);
+      this));
+  idle_timer_.reset(event_new(
+      base, -1, EV_PERSIST,
+      [](evutil_socket_t, short, void* arg) { static_cast<Http2Connection*>(arg)->on_timer(); },
+      this));
+  if (!read_event_ || !write_event_ || !close_event_ || !idle_timer_ || !staged_ || !out_ ||
+      event_add(read_event_.get(), nullptr) != 0)
+    return false;
   nghttp2_session_server_new2(&session_, shared_callbacks(), this, shared_options());
   const auto& o = server_.options();
   nghttp2_settings_entry settings[] = {
@@ -330,24 +306,13 @@ void Http2Connection::start() {
   };
   nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, settings,
                           sizeof settings / sizeof settings[0]);
-  event_base* base = bufferevent_get_base(transport_);
-  close_event_.reset(event_new(
-      base, -1, 0,
-      [](evutil_socket_t, short, void* arg) {
-        delete static_cast<Http2Connection*>(arg);  // and the transport with it
-      },
-      this));
-  idle_timer_.reset(event_new(
-      base, -1, EV_PERSIST,
-      [](evutil_socket_t, short, void* arg) { static_cast<Http2Connection*>(arg)->on_timer(); },
-      this));
   timeval tick{1, 0};
   evtimer_add(idle_timer_.get(), &tick);
   last_progress_ = std::chrono::steady_clock::now();
   last_reply_sent_ = last_progress_;
   reset_refill_ = last_progress_;
-  slot_ = &server_.http2_opened(*this);
   set_idle(true);  // no stream yet
+  return true;
 }
 
 Http2Connection::~Http2Connection() {
@@ -363,8 +328,10 @@ Http2Connection::~Http2Connection() {
       delete stream;
   }
   nghttp2_session_del(session_);
-  send_close_notify(transport_);
-  bufferevent_free(transport_);  // the session (over TLS) and the socket with it
+  // The clean end of a TLS connection, once all its output is out: without close_notify an
+  // OpenSSL-based client reading to the end sees an unexpected EOF, reports an error and drops
+  // the session it could resume. (The events go before the transport closes the socket.)
+  if (evbuffer_get_length(out_.get()) == 0) transport_.send_close_notify();
 }
 
 void Http2Connection::detach() {
@@ -376,95 +343,6 @@ void Http2Connection::detach() {
       stream->state->finished = true;
     }
   }
-}
-
-size_t Http2Connection::buffered() const {
-  return evbuffer_get_length(staged_.get()) +
-         evbuffer_get_length(bufferevent_get_output(transport_));
-}
-
-void Http2Connection::receive(evbuffer* input) {
-  if (closing_ || lingering_) {
-    evbuffer_drain(input, evbuffer_get_length(input));
-    return;
-  }
-  while (evbuffer_get_length(input) > 0) {
-    evbuffer_iovec vec;
-    if (evbuffer_peek(input, -1, nullptr, &vec, 1) < 1) break;
-    // Replies made inside nghttp2's callbacks are sent after it returns (flush
-    // must not re-enter the session).
-    in_recv_ = true;
-    ssize_t used =
-        nghttp2_session_mem_recv(session_, static_cast<const uint8_t*>(vec.iov_base), vec.iov_len);
-    in_recv_ = false;
-    if (used < 0) {
-      LOG_DEBUG("http2", "closing a connection from ", remote_ip_, ": ",
-                nghttp2_strerror(static_cast<int>(used)));
-      evbuffer_drain(input, evbuffer_get_length(input));
-      flush();  // a GOAWAY nghttp2 queued, if any
-      close_soon();
-      return;
-    }
-    evbuffer_drain(input, static_cast<size_t>(used));
-  }
-  flush();
-}
-
-void Http2Connection::flush() {
-  if (closing_) return;
-  if (in_recv_ || in_flush_) {
-    flush_again_ = true;
-    return;
-  }
-  in_flush_ = true;
-  int rv = 0;
-  // Replies made by callbacks during a send are sent by the next round (bounded:
-  // each round sends what the output bound allows).
-  for (int round = 0; round < 8 && rv == 0; ++round) {
-    flush_again_ = false;
-    rv = nghttp2_session_send(session_);
-    if (!flush_again_) break;
-  }
-  in_flush_ = false;
-  // One hand-over for the whole round. Over TLS the round's frames go into the TLS
-  // bufferevent in record-sized pieces (move_in_tls_records) instead of one record per frame
-  // head and per payload, and are written in this turn: the TLS bufferevent would wait for
-  // the loop to report the socket writable (two epoll_ctl and a turn per reply).
-  evbuffer* out = bufferevent_get_output(transport_);
-  if (tls_) {
-    const bool was_idle = evbuffer_get_length(out) == 0;
-    if (move_in_tls_records(staged_.get(), out, SIZE_MAX, false) > 0 && was_idle)
-      event_active(&transport_->ev_write, EV_WRITE, 1);
-  } else {
-    evbuffer_add_buffer(out, staged_.get());
-  }
-  if (rv != 0) {
-    close_soon();
-    return;
-  }
-  // Done (GOAWAY sent and nothing left): close once the last bytes are out.
-  if (nghttp2_session_want_read(session_) == 0 && nghttp2_session_want_write(session_) == 0) {
-    finishing_ = true;
-    if (buffered() == 0) linger();
-  }
-}
-
-void Http2Connection::on_writable() {
-  if (finishing_ && buffered() == 0) return linger();
-  flush();
-  if (streams_.empty()) set_idle(true);  // the last reply's frames are out
-}
-
-void Http2Connection::linger() {
-  if (lingering_ || closing_) return;
-  // The GOAWAY is out. Closing now, with the client's last frames unread, would
-  // make the kernel answer with a reset that can destroy the GOAWAY before the
-  // client reads it: end our side, read and drop what still comes for a moment.
-  lingering_ = true;
-  evutil_socket_t fd = bufferevent_getfd(transport_);
-  if (fd >= 0 && !tls_) shutdown(fd, SHUT_WR);
-  timeval linger_time{1, 0};
-  event_add(close_event_.get(), &linger_time);
 }
 
 void Http2Connection::reply_frame_sent() {
@@ -568,20 +446,10 @@ IdleCandidate Http2Connection::idle_candidate(ConnectionLimits& limits) const {
 
 void Http2Connection::evict() {
   // No stream is open: a GOAWAY (no error) tells the client to open another connection when it
-  // needs one. In the clear it is written now, as the socket takes it; over TLS it would need
-  // the loop's turn, and the close comes first. The place in the table is free at once (a
-  // flood must not hold descriptors while it lingers).
+  // needs one, written now as the socket takes it, and the close follows. The place in the
+  // table is free at once (a flood must not hold descriptors while it lingers).
   nghttp2_session_terminate_session(session_, NGHTTP2_NO_ERROR);
   flush();
-  const evutil_socket_t fd = bufferevent_getfd(transport_);
-  if (!tls_ && fd >= 0) {
-    // A socket bufferevent's output is drained by libevent alone (it freezes the buffer's
-    // start between its own writes): the same unfreeze, write, freeze here.
-    evbuffer* out = bufferevent_get_output(transport_);
-    evbuffer_unfreeze(out, 1);
-    evbuffer_write(out, fd);
-    evbuffer_freeze(out, 1);
-  }
   close_soon();
   slot_->release();
 }
@@ -591,7 +459,7 @@ void Http2Connection::dispatch(Http2Stream& stream) {
   state->server = &server_;
   state->front = &stream;
   state->http2 = true;
-  state->tls = tls_;
+  state->tls = transport_.tls();
   state->start = server_.clock().now();
   state->method = stream.method;
   state->target = stream.path;

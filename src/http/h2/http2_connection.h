@@ -2,14 +2,15 @@
 // http_exchange.cc and http1_connection.cc. Loop thread only.
 //
 // HTTP/1 (http1_connection.h) accepts every connection and hands it over to
-// Http2Connection::take_over when it turns out to be HTTP/2: over TLS once the handshake
-// agreed on h2 by ALPN, and on a plain listener with h2c when the client's first bytes are
-// the HTTP/2 connection preface (prior knowledge, RFC 9113 §3.3). The Http2Connection then
-// owns the socket's bufferevent and serves each stream as an HttpExchange through the same
-// routes, limits and access log.
+// Http2Connection::take_over when it turns out to be HTTP/2 (http/transport/protocol_choice.h):
+// over TLS once the handshake agreed on h2 by ALPN, and on a plain listener with h2c when the
+// client's first bytes are the HTTP/2 connection preface (prior knowledge, RFC 9113 §3.3). The
+// Http2Connection then owns the connection's Transport (http/transport/transport.h: the socket, and
+// over TLS the session the HTTP/1 connection made) and serves each stream as an HttpExchange
+// through the same routes, limits and access log.
 #pragma once
 
-#include <event2/bufferevent.h>
+#include <event2/buffer.h>
 #include <event2/event.h>
 #include <nghttp2/nghttp2.h>
 
@@ -27,16 +28,13 @@
 #include "http/server/http_exchange.h"
 #include "http/server/idle_eviction.h"
 #include "http/server/request_state.h"
+#include "http/transport/transport.h"
 
 namespace http {
 
 class HttpServer;
 struct RequestState;
 class Http2Connection;
-
-// What an HTTP/2 client sends first (RFC 9113 §3.4); on a plain connection, the sign of
-// HTTP/2 with prior knowledge.
-inline constexpr std::string_view kHttp2ClientPreface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 // Bytes of a response body queued for DATA frames. Frames reference these bytes
 // (NGHTTP2_DATA_FLAG_NO_COPY) and keep the whole body alive until they are sent.
@@ -86,17 +84,22 @@ struct Http2Stream final : ExchangeFrontEnd {
 
 class Http2Connection final : public IdleConnection {
  public:
-  // Serves a connection the HTTP/1 transport (http1_connection.h) found to be HTTP/2: owns
-  // `transport`, a bufferevent over the socket (with `tls`, a TLS bufferevent over the open
-  // session), and frees itself and it when the connection ends (or with the server). Bytes
-  // already read from the connection are given to receive() next.
-  static Http2Connection* take_over(HttpServer& server, bufferevent* transport, bool tls);
+  // Output queued in this process per connection before frames wait for the socket:
+  // enough to keep a fast client's window busy, small enough that slow clients cost
+  // little (body bytes are references, not copies, either way).
+  static constexpr size_t kOutputBound = 256 * 1024;
+
+  // Serves a connection the HTTP/1 connection (http1_connection.h) found to be HTTP/2: owns
+  // `transport` (over TLS, its handshake done), and frees itself and it when the connection
+  // ends (or with the server). `early`: the bytes the HTTP/1 connection had already read (the
+  // preface in the clear), taken first; bytes the TLS session read ahead are read next. Null
+  // when the loop cannot watch the socket (the transport is closed).
+  static Http2Connection* take_over(HttpServer& server, Transport transport, std::string remote_ip,
+                                    std::string_view early);
   ~Http2Connection();
   Http2Connection(const Http2Connection&) = delete;
   Http2Connection& operator=(const Http2Connection&) = delete;
 
-  // Bytes read from the connection (the client preface first).
-  void receive(evbuffer* input);
   // Queues frames and sends what the window and the output bound allow.
   void flush();
   // Stop taking streams: GOAWAY with the last stream id (server drain).
@@ -111,8 +114,18 @@ class Http2Connection final : public IdleConnection {
   void evict() override;
 
  private:
-  Http2Connection(HttpServer& server, bufferevent* transport, bool tls);
-  void start();  // callbacks, session, settings, timers
+  Http2Connection(HttpServer& server, Transport transport, std::string remote_ip);
+  bool start();  // events, session, settings, timers; false when the loop cannot watch
+  // Bytes read from the connection (the client preface first).
+  void receive(const char* bytes, size_t size);
+  void on_readable();
+  // Writes what `out_` holds as far as the socket takes it (bounded per turn); the write
+  // watch is armed while bytes wait for the socket. False once the connection failed.
+  bool write_out();
+  void watch_writes(bool on);
+  // What nghttp2's send callbacks answer at the output bound (NGHTTP2_ERR_WOULDBLOCK),
+  // remembering that frames wait.
+  int blocked();
   friend struct Http2Stream;
   friend struct Http2Callbacks;
   void dispatch(Http2Stream& stream);
@@ -130,10 +143,13 @@ class Http2Connection final : public IdleConnection {
   size_t buffered() const;
 
   HttpServer& server_;
-  bufferevent* transport_;  // owned
+  Transport transport_;
   nghttp2_session* session_ = nullptr;
   std::string remote_ip_;
-  bool tls_;
+  core::EventPtr read_event_;
+  core::EventPtr write_event_;
+  bool write_watched_ = false;
+  bool send_blocked_ = false;  // nghttp2 stopped at the output bound: more to send once it drains
   bool closing_ = false;
   bool detached_ = false;
   bool in_flush_ = false;
@@ -153,8 +169,10 @@ class Http2Connection final : public IdleConnection {
   // A reply's HEADERS or DATA frame left (the stall rule: nothing the client sends counts).
   std::chrono::steady_clock::time_point last_reply_sent_;
   std::unordered_set<Http2Stream*> streams_;
-  // Frames made by one round of flush(), handed to the transport together at its end.
+  // Frames made by one round of flush(), handed to `out_` together at its end.
   core::EvbufferPtr staged_{evbuffer_new()};
+  // What waits for the socket (the transport writes from its front).
+  core::EvbufferPtr out_{evbuffer_new()};
 };
 
 }  // namespace http

@@ -1,12 +1,12 @@
 // The HTTP server of one event loop: routing, JSON error replies (DESIGN.md error
 // contract), one access-log line per request, request size limits, I/O timeouts
 // and graceful drain, serving HttpExchanges (http/server/http_exchange.h) over HTTP/1 (one
-// transport for plain and TLS listeners, http/h1/http1_connection.h) and HTTP/2
-// (http/h2/http2_connection.h: h2 by ALPN over TLS, h2c with prior knowledge in the clear).
+// path for plain and TLS listeners, http/h1/http1_connection.h) and HTTP/2
+// (http/h2/http2_connection.h: h2 by ALPN over TLS, h2c with prior knowledge in the clear),
+// both on one Transport (http/transport/transport.h).
 // Loop thread only.
 #pragma once
 
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/listener.h>
 

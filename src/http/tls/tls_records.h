@@ -1,4 +1,5 @@
-// Output over TLS in pieces that fill a record, shared by the HTTP/1 and HTTP/2 transports.
+// Output over TLS in pieces that fill a record: HTTP/2's rounds of frames on their way to the
+// Transport (http/transport/transport.h), which writes one record per SSL_write.
 #pragma once
 
 #include <event2/buffer.h>
@@ -12,10 +13,10 @@ namespace http {
 inline constexpr size_t kTlsRecordPiece = 16 * 1024 - 256;
 
 // Over TLS, moves up to about `limit` bytes of `src` to `dst` in pieces that fill a record:
-// the TLS bufferevent encrypts and writes each piece of its output on its own
-// (SSL_write per piece), so an HTTP/2 DATA frame's 9-byte head, or a reply's head
-// apart from its body, would otherwise cost a record and a write of its own. Short
-// pieces are copied together; a piece already a record long moves without a copy.
+// the transport encrypts a piece about a record long where it lies (one SSL_write, one
+// record), so an HTTP/2 DATA frame's 9-byte head, or a reply's head apart from its body, is
+// not a record and a write of its own. Short pieces are copied together; a piece already a
+// record long moves without a copy.
 // With `hold_short_tail`, a last piece short of a record stays in `src` while `dst` still
 // has bytes to write (the transport asks again when it has drained them). Returns the
 // bytes moved.

@@ -4,12 +4,17 @@
 // bytes and more after them, gives the same head; incomplete means no more than the limit has
 // arrived; a refusal says why. The parsed fields then go through the framing check. The same
 // bytes as a chunked body: decoded whole and in pieces of 1 and 7 bytes, the decoder says the
-// same and gives the same body, within the limit, never using bytes it was not given.
+// same and gives the same body, within the limit, never using bytes it was not given. The same
+// bytes to the HTTP/1 codec (src/http/h1/http1_codec.h) as a connection's input, whole and in
+// pieces of 1 and 7 bytes: bodies within the limit, input only ever used up, and the requests
+// read whole and in pieces the same, up to the first that is not read to its end in either.
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "fuzz/fuzz_check.h"
+#include "http/h1/http1_codec.h"
 #include "http/h1/http1_head.h"
 #include "http/h1/request_framing.h"
 
@@ -106,6 +111,58 @@ void check_chunked(std::string_view bytes) {
   }
 }
 
+// What the codec read of one request: clean (read to its end, the next may follow) or not.
+struct CodecRead {
+  bool clean = false;
+  std::string method, target, body;
+};
+
+// `bytes` to a codec in pieces of `piece`, requests read as a connection reads them, until one
+// is not read to its end (a refusal, a framing problem, a body over the limit).
+std::vector<CodecRead> read_codec(std::string_view bytes, size_t piece) {
+  http::Http1Codec::Limits limits;
+  limits.max_header_bytes = 256;
+  limits.max_body_bytes = 1024;
+  http::Http1Codec codec;
+  http::Http1Request request;
+  std::vector<CodecRead> reads;
+  for (size_t at = 0; at < bytes.size(); at += piece) {
+    codec.input().append(bytes.substr(at, piece));
+    for (;;) {
+      const size_t before = codec.input().size();
+      http::Http1Codec::Step step = codec.read(request, limits);
+      FUZZ_CHECK(codec.input().size() <= before);
+      if (step == http::Http1Codec::Step::head) step = codec.read(request, limits);
+      if (step == http::Http1Codec::Step::more) break;
+      FUZZ_CHECK(step != http::Http1Codec::Step::head);
+      FUZZ_CHECK(request.body.size() <= limits.max_body_bytes);
+      FUZZ_CHECK(request.body_bytes <= limits.max_body_bytes + 1);
+      CodecRead read;
+      read.clean = step == http::Http1Codec::Step::request && !request.leave_input;
+      read.method = std::string(request.parsed.head.method);
+      read.target = std::string(request.parsed.head.target);
+      read.body = request.body;
+      reads.push_back(read);
+      request.clear(0);
+      if (!read.clean) return reads;
+    }
+  }
+  return reads;
+}
+
+void check_codec(std::string_view bytes) {
+  const std::vector<CodecRead> whole = read_codec(bytes, bytes.size() + 1);
+  for (size_t piece : {size_t{1}, size_t{7}}) {
+    const std::vector<CodecRead> pieces = read_codec(bytes, piece);
+    for (size_t i = 0; i < whole.size() && i < pieces.size(); ++i) {
+      if (!whole[i].clean || !pieces[i].clean) break;
+      FUZZ_CHECK(whole[i].method == pieces[i].method);
+      FUZZ_CHECK(whole[i].target == pieces[i].target);
+      FUZZ_CHECK(whole[i].body == pieces[i].body);
+    }
+  }
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -113,5 +170,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   check(bytes, 16 * 1024);
   check(bytes, 64);
   check_chunked(bytes);
+  check_codec(bytes);
   return 0;
 }
