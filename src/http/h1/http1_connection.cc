@@ -16,12 +16,9 @@
 namespace http {
 namespace {
 
-constexpr size_t kReadSize = 16 * 1024;
 // Requests answered in one turn from bytes already read (a long pipeline yields to the
 // loop's other connections after these).
 constexpr int kRequestsPerTurn = 16;
-// TLS records read in one turn (what OpenSSL has read ahead is taken in the next turn).
-constexpr int kTlsReadsPerTurn = 16;
 
 }  // namespace
 
@@ -120,7 +117,7 @@ void Http1Connection::on_readable() {
     if (hello_arrived()) read_tls();
     return;
   }
-  char buffer[kReadSize];
+  char buffer[kTurnReadBytes];
   size_t n = 0;
   switch (transport_.read_raw(buffer, sizeof buffer, n)) {
     case Transport::Io::done:
@@ -151,8 +148,8 @@ void Http1Connection::peer_closed() {
 void Http1Connection::read_tls() {
   if (handshaking_ && !continue_handshake()) return;
   if (transport_.take_write_wants_read()) flush();
-  char buffer[kReadSize];
-  for (int i = 0; i < kTlsReadsPerTurn; ++i) {
+  char buffer[kTurnReadBytes];
+  for (int i = 0; i < kTurnTlsReads; ++i) {
     if (closed_ || reading_paused_ || phase_ == Phase::lingering) return;
     size_t n = 0;
     switch (transport_.read(buffer, sizeof buffer, n)) {

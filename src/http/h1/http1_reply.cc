@@ -23,8 +23,6 @@ namespace {
 // burst, each buffer cut back to a few KiB (a large body's bytes are not kept).
 constexpr size_t kSpares = 64;
 constexpr size_t kSpareBufferBytes = 4096;
-// Writes in one turn before waiting for the socket to say it is writable again.
-constexpr int kWritesPerTurn = 64;
 // After the last reply of a connection that closes: how long the client's remaining bytes are
 // read and dropped (so that the kernel does not answer them with a reset that could destroy
 // the reply before the client read it).
@@ -272,7 +270,7 @@ void Http1Connection::flush() {
     transport_.cork();
     corked_ = true;
   }
-  for (int i = 0; i < kWritesPerTurn && evbuffer_get_length(out) > 0; ++i) {
+  for (int i = 0; i < kTurnWrites && evbuffer_get_length(out) > 0; ++i) {
     size_t n = 0;
     const Transport::Io io = transport_.write(out, n);
     if (io == Transport::Io::failed) {

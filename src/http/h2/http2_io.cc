@@ -11,15 +11,6 @@
 #include "http/tls/tls_records.h"
 
 namespace http {
-namespace {
-
-constexpr size_t kReadSize = 16 * 1024;
-// TLS records read in one turn (what OpenSSL has read ahead is taken in the next turn).
-constexpr int kTlsReadsPerTurn = 16;
-// Writes in one turn before waiting for the socket to say it is writable again.
-constexpr int kWritesPerTurn = 64;
-
-}  // namespace
 
 size_t Http2Connection::buffered() const {
   return evbuffer_get_length(staged_.get()) + evbuffer_get_length(out_.get());
@@ -32,8 +23,8 @@ int Http2Connection::blocked() {
 
 void Http2Connection::on_readable() {
   if (transport_.take_write_wants_read() && !write_out()) return close_soon();
-  char buffer[kReadSize];
-  for (int i = 0; i < kTlsReadsPerTurn; ++i) {
+  char buffer[kTurnReadBytes];
+  for (int i = 0; i < kTurnTlsReads; ++i) {
     if (closing_) return;
     size_t n = 0;
     switch (transport_.read(buffer, sizeof buffer, n)) {
@@ -114,7 +105,7 @@ void Http2Connection::flush() {
 
 bool Http2Connection::write_out() {
   evbuffer* out = out_.get();
-  for (int i = 0; i < kWritesPerTurn && evbuffer_get_length(out) > 0; ++i) {
+  for (int i = 0; i < kTurnWrites && evbuffer_get_length(out) > 0; ++i) {
     size_t n = 0;
     const Transport::Io io = transport_.write(out, n);
     if (io == Transport::Io::failed) return false;

@@ -28,6 +28,13 @@
 
 namespace http {
 
+// What a connection on a Transport does in one turn of its loop, on either protocol, before
+// yielding to the loop's other connections: bytes read at a time, TLS records read (what
+// OpenSSL has read ahead is taken in the next turn), writes before waiting for the socket.
+inline constexpr size_t kTurnReadBytes = 16 * 1024;
+inline constexpr int kTurnTlsReads = 16;
+inline constexpr int kTurnWrites = 64;
+
 class TlsContext;
 
 class Transport {
