@@ -138,16 +138,22 @@ struct FailoverStack {
     node = std::make_unique<CacheNodeProcess>(
         dir.file("cache"), origin_a->url("/files"),
         std::vector<std::string>{"origins.backup.url=" + origin_b->url("/files")});
-    const std::string channels =
-        "{\"channels\":[{\"id\":\"demo\",\"free\":true,\"kind\":\"live\",\"sources\":["
-        "{\"origin\":\"demo\",\"source\":\"/live/index.m3u8\"},"
-        "{\"origin\":\"backup\",\"source\":\"/live/index.m3u8\"}],\"failover\":" +
-        failover + "}]}";
     balancer = std::make_unique<BalancerProcess>(
-        dir, origin_a->url("/files"), channels,
+        dir, origin_a->url("/files"), channels({"demo", "backup"}, failover),
         caches_json({cache_json("venue-a", "venue", node->port())}),
         std::vector<std::string>{"origins.backup.url=" + origin_b->url("/files")});
     REQUIRE(balancer->wait_cache_usable("venue-a", true, 10s));
+  }
+  // The channels file with the demo channel's sources: these origins' /live/index.m3u8, in order.
+  static std::string channels(const std::vector<std::string>& origins,
+                              const std::string& failover = "{\"failback\":\"manual\"}") {
+    std::string sources;
+    for (const std::string& origin : origins) {
+      sources += (sources.empty() ? "" : ",") + std::string("{\"origin\":\"") + origin +
+                 "\",\"source\":\"/live/index.m3u8\"}";
+    }
+    return "{\"channels\":[{\"id\":\"demo\",\"free\":true,\"kind\":\"live\",\"sources\":[" +
+           sources + "],\"failover\":" + failover + "}]}";
   }
   ~FailoverStack() {
     if (origin_a->process().pid() > 0) ::kill(origin_a->process().pid(), SIGCONT);
@@ -450,4 +456,25 @@ TEST_CASE(
   // A key link naming an origin that is no source of the channel is refused.
   auto forged = s.balancer->get("/key/demo/live/key.bin?bsrc=elsewhere&viewer=venue");
   CHECK(forged.status == 404);
+}
+
+TEST_CASE(
+    "a reload that changes a channel's sources moves its viewers to the new one in the same "
+    "timeline: nobody dropped, numbers continued, one discontinuity") {
+  FailoverStack s;
+  auto [via_node, direct] = s.start_players(5);
+  // The backup made the preferred source (the same names on both: the viewers' names stay).
+  s.balancer->write_channels(FailoverStack::channels({"backup", "demo"}));
+  REQUIRE(s.balancer->reload("ok"));
+  // The first copies after the reload: the new source has nothing past segment 5 yet, so the
+  // viewers keep what was served.
+  via_node.reload();
+  direct.reload();
+  // Both encoders go on; the viewers get B's segments from 6 on.
+  play_backup(s, 6, 9, via_node, direct, &s.a);
+  check_one_timeline(via_node, 5, 9);
+  check_one_timeline(direct, 5, 9);
+  CHECK(via_node.links.at(6).find("/o/backup/live/b706.ts") != std::string::npos);
+  // A reload is the operator's choice, not a failure: no switch is counted by a reason.
+  CHECK(metric_sum(s.balancer->metrics(), "balancer_source_switches_total") == 0);
 }

@@ -334,6 +334,12 @@ SourceCache::Entry& SourceCache::entry_for_request(const CopyAddress& address,
   Entry& entry = entry_for(address.key);
   if (address.key != base_key) entry.base_key = base_key;
   if (entry.origin_base != request.origin_base) {
+    // A reload gave the channel's copy another source (its sources changed): the copy goes on
+    // in the same timeline, as at a switch, so its viewers' numbers continue.
+    if (entry.version && !request.sources.empty() && !request.directives.any() &&
+        entry.origin_id != request.origin_id) {
+      entry.lineage.runs.switch_source(request.failover.identical_timestamps);
+    }
     // New entry, or the origin's URL changed on reload: nothing cached applies.
     entry.origin_base = request.origin_base;
     entry.version.reset();
