@@ -34,7 +34,32 @@ if [[ "${CI:-}" == "true" || "${BALANCER_TSAN_TESTS:-}" == "1" ]]; then tsan_pas
 source scripts/build_tree.sh
 for tree in build build-asan build-tsan; do remake_tree_if_moved "$tree"; done
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBALANCER_WERROR=$werror -DBALANCER_UNITY_BUILD=$unity >/dev/null
-cmake --build build -j "$jobs"
+
+# A developer's whole run (no sanitizer passes, no arguments) starts the browser test, the
+# longest (about 6.5 minutes of real-time playback), as soon as the servers it plays through are
+# built, and builds and runs everything else beside it at a lower priority: those mostly wait on
+# timers and other processes, and the players' real-time playback gets the CPU first. Its output
+# is shown once it ends. CI plays it last, alone, after the sanitizer passes.
+browser_beside=0
+if [[ "${CI:-}" != "true" && $asan_pass == 0 && $tsan_pass == 0 && $# -eq 0 ]]; then browser_beside=1; fi
+browser_pid=""
+stop_browser_test() {
+  if [[ -n $browser_pid ]] && kill -0 "$browser_pid" 2>/dev/null; then
+    kill -- "-$browser_pid" 2>/dev/null || true
+  fi
+}
+if [[ $browser_beside == 1 ]]; then
+  cmake --build build -j "$jobs" --target balancer cache_node test_origin ll_origin
+  phase "the browser test starts; the rest builds beside it"
+  set -m  # its own process group, so that stopping it stops the players and servers too
+  ctest --test-dir build --output-on-failure -L '^browser$' >build/browser-test.log 2>&1 &
+  browser_pid=$!
+  set +m
+  trap stop_browser_test EXIT
+  nice -n 19 cmake --build build -j "$jobs"
+else
+  cmake --build build -j "$jobs"
+fi
 
 # The sanitizer trees are built while the ordinary tests run: those mostly wait (timers,
 # real-time playback, other processes) and leave more than half of the cores idle
@@ -83,20 +108,9 @@ if [[ -n $sanitizer_builds && $# -eq 0 ]]; then browser_after_builds=1; fi
 # The ordinary pass runs four tests at a time on two cores: they mostly wait on timers, real-time
 # playback and other processes (66 tests: 320 s at -j 2, 208 s at -j 3, 158 s at -j 4 here,
 # all passing). The browser test is RUN_SERIAL within one ctest run; a developer's whole run
-# starts it apart, beside the others (below).
+# starts it apart, beside the others (above).
 test_jobs=${BALANCER_TEST_JOBS:-4}
-# Without sanitizer builds to wait for (a developer's run of the whole suite), the browser test,
-# the longest (about 6.5 minutes of real-time playback), starts first and plays beside the others,
-# which run at a lower priority: they mostly wait on timers and other processes, and the players'
-# real-time playback gets the CPU first. Its output is shown once it ends.
-browser_beside=0
-if [[ $browser_after_builds == 0 && $# -eq 0 ]]; then browser_beside=1; fi
-browser_pid=""
 phase "tests"
-if [[ $browser_beside == 1 ]]; then
-  ctest --test-dir build --output-on-failure -L '^browser$' >build/browser-test.log 2>&1 &
-  browser_pid=$!
-fi
 tests_failed=0
 if [[ $browser_after_builds == 1 ]]; then
   ctest --test-dir build --output-on-failure -j "$test_jobs" -LE '^browser$' || tests_failed=1
@@ -111,6 +125,7 @@ fi
 if [[ -n $browser_pid ]]; then
   phase "the other tests done; waiting for the browser test"
   wait "$browser_pid" || tests_failed=1
+  browser_pid=""
   cat build/browser-test.log
 fi
 [[ $tests_failed == 0 ]] || exit 1
