@@ -6,6 +6,8 @@
 // remembered one part target at most.
 #include <doctest/doctest.h>
 
+#include <thread>
+
 #include "support/cache_node_fixture.h"
 #include "support/generated_body.h"
 
@@ -82,6 +84,38 @@ TEST_CASE("a hinted part's 404 is remembered for at most its part target, other 
   REQUIRE(http_get(chunk_url).status == 404);
   for (int i = 0; i < 10; ++i) CHECK(http_get(chunk_url).status == 404);
   CHECK(s.origin.count(chunk) == 1);
+}
+
+TEST_CASE(
+    "a hinted part whose origin holds the request without a head: 504 origin_timeout after "
+    "three part targets, nothing remembered; a chunk without a part target waits") {
+  NodeOnOrigin s({"signing.required=false"});
+  // An origin that stopped publishing parts but holds requests open (a stalled encoder behind
+  // a blocking origin): the players' hinted-part requests must not wait for as long as it does.
+  const auto [part, part_url] = s.object("/gen/1K/seg9.3.m4s", "?hold=1&bpt=200");
+  const auto asked = std::chrono::steady_clock::now();
+  const HttpResponse r = http_get(part_url);
+  const double waited_ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - asked).count();
+  MESSAGE("a held part answered after " << waited_ms << " ms (part target 200 ms)");
+  check_json_error(r, 504, "origin_timeout");
+  CHECK(waited_ms >= 550);  // three part targets, less the timer's slack
+  CHECK(waited_ms < 1500);  // not the upstream timeout (seconds)
+  CHECK(metric_value(http_get(s.node.url("/metrics")).body, "cache_part_head_timeouts_total") == 1);
+  // Nothing remembered: the next ask goes to origin again.
+  check_json_error(http_get(part_url), 504, "origin_timeout");
+  CHECK(s.origin.count(part) == 2);
+  REQUIRE(s.origin.release() >= 0);
+  // The same hold on a chunk with no part target is not cut at three part targets.
+  const auto [chunk, chunk_url] = s.object("/gen/1K/seg9.ts", "?hold=1");
+  std::thread release([&] {
+    wait_until([&] { return s.origin.held() >= 1; }, 5s, 10ms);
+    std::this_thread::sleep_for(800ms);  // longer than three part targets of 200 ms
+    s.origin.release();
+  });
+  CHECK(http_get(chunk_url).status == 200);
+  release.join();
+  CHECK(metric_value(http_get(s.node.url("/metrics")).body, "cache_part_head_timeouts_total") == 2);
 }
 
 TEST_CASE("Vary: * is served but never reused") {
