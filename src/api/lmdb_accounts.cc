@@ -112,18 +112,23 @@ std::string encode_record(const Record& record, const RecordField<Record> (&fiel
   return std::string(buf.GetString(), buf.GetSize());
 }
 
-// Reads `fields` of the JSON object `d` into `record`; false when a required one is missing.
-template <typename Record, size_t N>
-bool decode_fields(const rapidjson::Document& d, const RecordField<Record> (&fields)[N],
-                   Record& record) {
+// The record in `text`: `fields`, then what `read_more(document, record)` reads (false when
+// it cannot); nullopt when the text is not such a record or a required member is missing.
+template <typename Record, size_t N, typename ReadMore>
+std::optional<Record> decode_record(std::string_view text, const RecordField<Record> (&fields)[N],
+                                    ReadMore&& read_more) {
+  rapidjson::Document d;
+  if (!core::parse_json(text, d) || !d.IsObject()) return std::nullopt;
+  Record record;
   for (const RecordField<Record>& f : fields) {
     auto it = d.FindMember(f.key);
     const bool read =
         it != d.MemberEnd() &&
         std::visit([&](auto member) { return read_value(it->value, record.*member); }, f.field);
-    if (!read && f.required) return false;
+    if (!read && f.required) return std::nullopt;
   }
-  return true;
+  if (!read_more(d, record)) return std::nullopt;
+  return record;
 }
 
 // A string member of a decoded record: nullopt when absent or of another type.
@@ -147,11 +152,7 @@ std::string encode_user(const User& u) {
 }
 
 std::optional<User> decode_user(std::string_view text) {
-  rapidjson::Document d;
-  User u;
-  if (!core::parse_json(text, d) || !d.IsObject() || !decode_fields(d, kUserFields, u))
-    return std::nullopt;
-  return u;
+  return decode_record(text, kUserFields, [](const rapidjson::Document&, User&) { return true; });
 }
 
 uint64_t read_id_key(std::string_view k) {
@@ -180,14 +181,11 @@ std::string encode_purchase(const Purchase& p) {
 }
 
 std::optional<Purchase> decode_purchase(std::string_view text) {
-  rapidjson::Document d;
-  Purchase p;
-  if (!core::parse_json(text, d) || !d.IsObject() || !decode_fields(d, kPurchaseFields, p))
-    return std::nullopt;
-  const auto kind = text_member(d, "kind");
-  if (!kind) return std::nullopt;
-  p.kind = *kind == "service" ? ProductKind::service : ProductKind::channel;
-  return p;
+  return decode_record(text, kPurchaseFields, [](const rapidjson::Document& d, Purchase& p) {
+    const auto kind = text_member(d, "kind");
+    if (kind) p.kind = *kind == "service" ? ProductKind::service : ProductKind::channel;
+    return kind.has_value();
+  });
 }
 
 // (And "hash", the token's hash in base64url.)
@@ -207,15 +205,12 @@ std::string encode_session(const Session& s) {
 }
 
 std::optional<Session> decode_session(std::string_view text) {
-  rapidjson::Document d;
-  Session s;
-  if (!core::parse_json(text, d) || !d.IsObject() || !decode_fields(d, kSessionFields, s))
-    return std::nullopt;
-  const auto hash_text = text_member(d, "hash");
-  std::optional<std::string> hash = hash_text ? base64url_decode(*hash_text) : std::nullopt;
-  if (!hash) return std::nullopt;
-  s.token_hash = std::move(*hash);
-  return s;
+  return decode_record(text, kSessionFields, [](const rapidjson::Document& d, Session& s) {
+    const auto hash_text = text_member(d, "hash");
+    std::optional<std::string> hash = hash_text ? base64url_decode(*hash_text) : std::nullopt;
+    if (hash) s.token_hash = std::move(*hash);
+    return hash.has_value();
+  });
 }
 
 // get → the value, nullopt when absent, or an error.
