@@ -8,6 +8,9 @@
 #include <charconv>
 #include <filesystem>
 #include <system_error>
+#include <type_traits>
+#include <variant>
+#include <vector>
 
 #include "api/token.h"
 #include "core/json.h"
@@ -37,51 +40,119 @@ std::string id_key(uint64_t id) {
   return k;
 }
 
-std::string encode_user(const User& u) {
+// A stored record is one JSON object. Each kind lists its members once (a RecordField
+// table), which both writing and reading follow.
+using RecordWriter = rapidjson::Writer<rapidjson::StringBuffer>;
+
+template <typename Record>
+struct RecordField {
+  const char* key;
+  std::variant<uint64_t Record::*, int64_t Record::*, bool Record::*, std::string Record::*,
+               std::vector<std::string> Record::*>
+      field;
+  // A record without a required member (or with one of another type) is unreadable; an
+  // optional one keeps the field's default.
+  bool required = true;
+};
+
+template <typename Value>
+void write_value(RecordWriter& w, const Value& value) {
+  if constexpr (std::is_same_v<Value, uint64_t>) {
+    w.Uint64(value);
+  } else if constexpr (std::is_same_v<Value, int64_t>) {
+    w.Int64(value);
+  } else if constexpr (std::is_same_v<Value, bool>) {
+    w.Bool(value);
+  } else if constexpr (std::is_same_v<Value, std::string>) {
+    w.String(value.data(), static_cast<rapidjson::SizeType>(value.size()));
+  } else {
+    w.StartArray();
+    for (const std::string& item : value) write_value(w, item);
+    w.EndArray();
+  }
+}
+
+// False when `v` is not of the field's type (`out` is then as it was, or partly read).
+template <typename Value>
+bool read_value(const rapidjson::Value& v, Value& out) {
+  if constexpr (std::is_same_v<Value, uint64_t>) {
+    if (v.IsUint64()) out = v.GetUint64();
+    return v.IsUint64();
+  } else if constexpr (std::is_same_v<Value, int64_t>) {
+    if (v.IsInt64()) out = v.GetInt64();
+    return v.IsInt64();
+  } else if constexpr (std::is_same_v<Value, bool>) {
+    if (v.IsBool()) out = v.GetBool();
+    return v.IsBool();
+  } else if constexpr (std::is_same_v<Value, std::string>) {
+    if (v.IsString()) out.assign(v.GetString(), v.GetStringLength());
+    return v.IsString();
+  } else {
+    if (!v.IsArray()) return false;
+    for (const auto& item : v.GetArray()) {
+      if (!read_value(item, out.emplace_back())) return false;
+    }
+    return true;
+  }
+}
+
+// The record, as text: `fields` of `record`, then what `write_more(writer)` adds.
+template <typename Record, size_t N, typename WriteMore>
+std::string encode_record(const Record& record, const RecordField<Record> (&fields)[N],
+                          WriteMore&& write_more) {
   rapidjson::StringBuffer buf;
-  rapidjson::Writer<rapidjson::StringBuffer> w(buf);
+  RecordWriter w(buf);
   w.StartObject();
-  w.Key("id");
-  w.Uint64(u.id);
-  w.Key("login");
-  w.String(u.login.data(), static_cast<rapidjson::SizeType>(u.login.size()));
-  w.Key("password");
-  w.String(u.password_hash.data(), static_cast<rapidjson::SizeType>(u.password_hash.size()));
-  w.Key("disabled");
-  w.Bool(u.disabled);
-  w.Key("created_at");
-  w.Int64(u.created_at);
-  w.Key("session_epoch");
-  w.Uint64(u.session_epoch);
+  for (const RecordField<Record>& f : fields) {
+    w.Key(f.key);
+    std::visit([&](auto member) { write_value(w, record.*member); }, f.field);
+  }
+  write_more(w);
   w.EndObject();
   return std::string(buf.GetString(), buf.GetSize());
 }
 
-std::optional<User> decode_user(std::string_view text) {
+// The record in `text`: `fields`, then what `read_more(document, record)` reads (false when
+// it cannot); nullopt when the text is not such a record or a required member is missing.
+template <typename Record, size_t N, typename ReadMore>
+std::optional<Record> decode_record(std::string_view text, const RecordField<Record> (&fields)[N],
+                                    ReadMore&& read_more) {
   rapidjson::Document d;
   if (!core::parse_json(text, d) || !d.IsObject()) return std::nullopt;
-  auto str = [&](const char* k) -> const rapidjson::Value* {
-    auto it = d.FindMember(k);
-    return it != d.MemberEnd() && it->value.IsString() ? &it->value : nullptr;
-  };
-  auto num = [&](const char* k) -> const rapidjson::Value* {
-    auto it = d.FindMember(k);
-    return it != d.MemberEnd() && it->value.IsInt64() ? &it->value : nullptr;
-  };
-  auto id = d.FindMember("id");
-  if (id == d.MemberEnd() || !id->value.IsUint64() || !str("login") || !str("password"))
-    return std::nullopt;
-  User u;
-  u.id = id->value.GetUint64();
-  u.login = str("login")->GetString();
-  u.password_hash = str("password")->GetString();
-  auto dis = d.FindMember("disabled");
-  u.disabled = dis != d.MemberEnd() && dis->value.IsBool() && dis->value.GetBool();
-  if (auto* v = num("created_at")) u.created_at = v->GetInt64();
-  if (auto e = d.FindMember("session_epoch"); e != d.MemberEnd() && e->value.IsUint64()) {
-    u.session_epoch = e->value.GetUint64();
+  Record record;
+  for (const RecordField<Record>& f : fields) {
+    auto it = d.FindMember(f.key);
+    const bool read =
+        it != d.MemberEnd() &&
+        std::visit([&](auto member) { return read_value(it->value, record.*member); }, f.field);
+    if (!read && f.required) return std::nullopt;
   }
-  return u;
+  if (!read_more(d, record)) return std::nullopt;
+  return record;
+}
+
+// A string member of a decoded record: nullopt when absent or of another type.
+std::optional<std::string_view> text_member(const rapidjson::Document& d, const char* key) {
+  auto it = d.FindMember(key);
+  if (it == d.MemberEnd() || !it->value.IsString()) return std::nullopt;
+  return std::string_view(it->value.GetString(), it->value.GetStringLength());
+}
+
+const RecordField<User> kUserFields[] = {
+    {"id", &User::id},
+    {"login", &User::login},
+    {"password", &User::password_hash},
+    {"disabled", &User::disabled, false},
+    {"created_at", &User::created_at, false},
+    {"session_epoch", &User::session_epoch, false},
+};
+
+std::string encode_user(const User& u) {
+  return encode_record(u, kUserFields, [](RecordWriter&) {});
+}
+
+std::optional<User> decode_user(std::string_view text) {
+  return decode_record(text, kUserFields, [](const rapidjson::Document&, User&) { return true; });
 }
 
 uint64_t read_id_key(std::string_view k) {
@@ -90,111 +161,56 @@ uint64_t read_id_key(std::string_view k) {
   return id;
 }
 
+// (And "kind", the product kind's name.)
+const RecordField<Purchase> kPurchaseFields[] = {
+    {"id", &Purchase::id},
+    {"user_id", &Purchase::user_id},
+    {"product_id", &Purchase::product_id},
+    {"unlocks", &Purchase::unlocks},
+    {"key", &Purchase::idempotency_key},
+    {"receipt_ref", &Purchase::receipt_ref, false},
+    {"created_at", &Purchase::created_at},
+    {"expires_at", &Purchase::expires_at},
+};
+
 std::string encode_purchase(const Purchase& p) {
-  rapidjson::StringBuffer buf;
-  rapidjson::Writer<rapidjson::StringBuffer> w(buf);
-  auto str = [&](const std::string& v) {
-    w.String(v.data(), static_cast<rapidjson::SizeType>(v.size()));
-  };
-  w.StartObject();
-  w.Key("id");
-  w.Uint64(p.id);
-  w.Key("user_id");
-  w.Uint64(p.user_id);
-  w.Key("product_id");
-  str(p.product_id);
-  w.Key("kind");
-  w.String(to_string(p.kind));
-  w.Key("unlocks");
-  w.StartArray();
-  for (const auto& u : p.unlocks) str(u);
-  w.EndArray();
-  w.Key("key");
-  str(p.idempotency_key);
-  w.Key("receipt_ref");
-  str(p.receipt_ref);
-  w.Key("created_at");
-  w.Int64(p.created_at);
-  w.Key("expires_at");
-  w.Int64(p.expires_at);
-  w.EndObject();
-  return std::string(buf.GetString(), buf.GetSize());
+  return encode_record(p, kPurchaseFields, [&](RecordWriter& w) {
+    w.Key("kind");
+    w.String(to_string(p.kind));
+  });
 }
 
 std::optional<Purchase> decode_purchase(std::string_view text) {
-  rapidjson::Document d;
-  if (!core::parse_json(text, d) || !d.IsObject()) return std::nullopt;
-  auto member = [&](const char* k) -> const rapidjson::Value* {
-    auto it = d.FindMember(k);
-    return it != d.MemberEnd() ? &it->value : nullptr;
-  };
-  const auto* id = member("id");
-  const auto* user = member("user_id");
-  const auto* product = member("product_id");
-  const auto* kind = member("kind");
-  const auto* unlocks = member("unlocks");
-  const auto* key = member("key");
-  const auto* created = member("created_at");
-  const auto* expires = member("expires_at");
-  if (!id || !id->IsUint64() || !user || !user->IsUint64() || !product || !product->IsString() ||
-      !kind || !kind->IsString() || !unlocks || !unlocks->IsArray() || !key || !key->IsString() ||
-      !created || !created->IsInt64() || !expires || !expires->IsInt64()) {
-    return std::nullopt;
-  }
-  Purchase p;
-  p.id = id->GetUint64();
-  p.user_id = user->GetUint64();
-  p.product_id = product->GetString();
-  p.kind = std::string_view(kind->GetString()) == "service" ? ProductKind::service
-                                                            : ProductKind::channel;
-  for (const auto& u : unlocks->GetArray()) {
-    if (!u.IsString()) return std::nullopt;
-    p.unlocks.emplace_back(u.GetString(), u.GetStringLength());
-  }
-  p.idempotency_key = key->GetString();
-  if (const auto* r = member("receipt_ref"); r && r->IsString()) p.receipt_ref = r->GetString();
-  p.created_at = created->GetInt64();
-  p.expires_at = expires->GetInt64();
-  return p;
+  return decode_record(text, kPurchaseFields, [](const rapidjson::Document& d, Purchase& p) {
+    const auto kind = text_member(d, "kind");
+    if (kind) p.kind = *kind == "service" ? ProductKind::service : ProductKind::channel;
+    return kind.has_value();
+  });
 }
 
+// (And "hash", the token's hash in base64url.)
+const RecordField<Session> kSessionFields[] = {
+    {"user_id", &Session::user_id},
+    {"created_at", &Session::created_at},
+    {"expires_at", &Session::expires_at},
+    {"user_epoch", &Session::user_epoch, false},
+};
+
 std::string encode_session(const Session& s) {
-  rapidjson::StringBuffer buf;
-  rapidjson::Writer<rapidjson::StringBuffer> w(buf);
-  std::string hash = base64url_encode(s.token_hash);
-  w.StartObject();
-  w.Key("user_id");
-  w.Uint64(s.user_id);
-  w.Key("created_at");
-  w.Int64(s.created_at);
-  w.Key("expires_at");
-  w.Int64(s.expires_at);
-  w.Key("user_epoch");
-  w.Uint64(s.user_epoch);
-  w.Key("hash");
-  w.String(hash.data(), static_cast<rapidjson::SizeType>(hash.size()));
-  w.EndObject();
-  return std::string(buf.GetString(), buf.GetSize());
+  return encode_record(s, kSessionFields, [&](RecordWriter& w) {
+    const std::string hash = base64url_encode(s.token_hash);
+    w.Key("hash");
+    write_value(w, hash);
+  });
 }
 
 std::optional<Session> decode_session(std::string_view text) {
-  rapidjson::Document d;
-  if (!core::parse_json(text, d) || !d.IsObject()) return std::nullopt;
-  auto u = d.FindMember("user_id");
-  auto c = d.FindMember("created_at");
-  auto e = d.FindMember("expires_at");
-  auto h = d.FindMember("hash");
-  if (u == d.MemberEnd() || !u->value.IsUint64() || c == d.MemberEnd() || !c->value.IsInt64() ||
-      e == d.MemberEnd() || !e->value.IsInt64() || h == d.MemberEnd() || !h->value.IsString()) {
-    return std::nullopt;
-  }
-  auto hash = base64url_decode(h->value.GetString());
-  if (!hash) return std::nullopt;
-  Session s{std::move(*hash), u->value.GetUint64(), c->value.GetInt64(), e->value.GetInt64(), 0};
-  if (auto epoch = d.FindMember("user_epoch"); epoch != d.MemberEnd() && epoch->value.IsUint64()) {
-    s.user_epoch = epoch->value.GetUint64();
-  }
-  return s;
+  return decode_record(text, kSessionFields, [](const rapidjson::Document& d, Session& s) {
+    const auto hash_text = text_member(d, "hash");
+    std::optional<std::string> hash = hash_text ? base64url_decode(*hash_text) : std::nullopt;
+    if (hash) s.token_hash = std::move(*hash);
+    return hash.has_value();
+  });
 }
 
 // get → the value, nullopt when absent, or an error.

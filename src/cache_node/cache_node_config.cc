@@ -5,6 +5,7 @@
 
 #include "cache_node/cache_node.h"
 #include "cmcd/quality_meter.h"
+#include "http/server/operator_access.h"
 #include "http/server/server_config.h"
 
 namespace cache_node {
@@ -202,12 +203,7 @@ void read_overload_section(core::ConfigReader& root, CacheNodeConfig& c) {
 
 // operator.* (who may read /playback) and playback.* (the channel labels of its stalls).
 void read_operator_and_playback(core::ConfigReader& root, CacheNodeConfig& c) {
-  auto op = root.object("operator");
-  c.operator_key = op.string("key", "");
-  if (!c.operator_key.empty() && c.operator_key.size() < 16)
-    op.fail("key", "must be empty or at least 16 characters");
-  c.operator_allow_loopback = op.boolean("allow_loopback", true);
-  op.finish();
+  http::read_operator_section(root, c.operator_key, c.operator_allow_loopback);
   auto playback = root.object("playback");
   c.playback_channels = playback.string_list("channels", {});
   if (c.playback_channels.size() > cmcd::QualityMeter::kMaxChannelLabels)

@@ -62,6 +62,13 @@ http::FetchResult done(int status) {
   return r;
 }
 
+// The upstream's whole 200 answer: a head with the body's length, the body, the end.
+void answer_whole(FakeUpstream::Transfer& transfer, const std::string& body) {
+  transfer.callbacks.on_head(head(200, {{"Content-Length", std::to_string(body.size())}}));
+  transfer.callbacks.on_data(body);
+  transfer.callbacks.on_done(done(200));
+}
+
 // What one waiter heard.
 struct Heard {
   int calls = 0;
@@ -407,28 +414,28 @@ TEST_CASE(
 
 namespace {
 // A miss on loop 0 whose transfer goes to the site's owner, with the origin as fallback.
-std::shared_ptr<Heard> ask_through_owner(Node& node) {
-  auto heard = std::make_shared<Heard>();
-  SharedCache::Lookup found = node.cache->find_or_start(kKey, 0);
-  REQUIRE(found.kind == SharedCache::Lookup::Kind::started);
-  OwnerFetch owner;
-  owner.url = std::string("http://owner.test/o") + kKey;
-  owner.fallback_url = std::string("http://origin.test") + kKey;
-  node.loops[0]->flights->start_from_owner(found.flight, owner);
-  node.loops[0]->flights->join(found.flight, std::make_unique<RecordingWaiter>(heard));
-  return heard;
-}
+struct AskedThroughOwner {
+  AskedThroughOwner() {
+    SharedCache::Lookup found = node.cache->find_or_start(kKey, 0);
+    REQUIRE(found.kind == SharedCache::Lookup::Kind::started);
+    OwnerFetch owner;
+    owner.url = std::string("http://owner.test/o") + kKey;
+    owner.fallback_url = std::string("http://origin.test") + kKey;
+    node.loops[0]->flights->start_from_owner(found.flight, owner);
+    node.loops[0]->flights->join(found.flight, std::make_unique<RecordingWaiter>(heard));
+  }
+  Node node;
+  std::shared_ptr<Heard> heard = std::make_shared<Heard>();
+};
 }  // namespace
 
-TEST_CASE("flights: a miss fetched from the site's owner is stored without an origin fetch") {
-  Node node;
-  auto heard = ask_through_owner(node);
+TEST_CASE_FIXTURE(
+    AskedThroughOwner,
+    "flights: a miss fetched from the site's owner is stored without an origin fetch") {
   REQUIRE(node.upstream.transfers.size() == 1);
   CHECK(node.upstream.last().request.url == std::string("http://owner.test/o") + kKey);
   auto& transfer = node.upstream.last();
-  transfer.callbacks.on_head(head(200, {{"Content-Length", "6"}}));
-  transfer.callbacks.on_data("abcdef");
-  transfer.callbacks.on_done(done(200));
+  answer_whole(transfer, "abcdef");
   node.run_all_later();
   CHECK(heard->body == "abcdef");
   CHECK(node.flight_metrics.sibling_fetches.value() == 1);
@@ -440,11 +447,10 @@ TEST_CASE("flights: a miss fetched from the site's owner is stored without an or
   CHECK(node.timers.size() == 1);
 }
 
-TEST_CASE(
+TEST_CASE_FIXTURE(
+    AskedThroughOwner,
     "flights: an owner that breaks off mid-body is replaced by the origin, and the body stays "
     "byte-exact") {
-  Node node;
-  auto heard = ask_through_owner(node);
   auto* owner = &node.upstream.last();
   owner->callbacks.on_head(head(200, {{"Content-Length", "10"}}));
   owner->callbacks.on_data("hello");
@@ -469,11 +475,10 @@ TEST_CASE(
   CHECK(node.flight_metrics.origin_fetches.value() == 1);
 }
 
-TEST_CASE(
+TEST_CASE_FIXTURE(
+    AskedThroughOwner,
     "flights: an owner with no head in time is cancelled for the origin; its late answer is "
     "ignored") {
-  Node node;
-  auto heard = ask_through_owner(node);
   REQUIRE(node.timers.size() == 1);
   node.timers[0]();  // head_wait passed
   REQUIRE(node.upstream.transfers.size() == 2);
@@ -482,16 +487,13 @@ TEST_CASE(
   node.upstream.transfers[0].callbacks.on_head(head(200, {{"Content-Length", "3"}}));  // too late
   node.upstream.transfers[0].callbacks.on_data("xyz");
   auto& origin = node.upstream.transfers[1];
-  origin.callbacks.on_head(head(200, {{"Content-Length", "6"}}));
-  origin.callbacks.on_data("abcdef");
-  origin.callbacks.on_done(done(200));
+  answer_whole(origin, "abcdef");
   node.run_all_later();
   CHECK(heard->body == "abcdef");
 }
 
-TEST_CASE("flights: an owner's 404 is the origin's answer: no fallback, remembered") {
-  Node node;
-  auto heard = ask_through_owner(node);
+TEST_CASE_FIXTURE(AskedThroughOwner,
+                  "flights: an owner's 404 is the origin's answer: no fallback, remembered") {
   auto& owner = node.upstream.last();
   owner.callbacks.on_head(head(404));
   owner.callbacks.on_done(done(404));
@@ -501,25 +503,21 @@ TEST_CASE("flights: an owner's 404 is the origin's answer: no fallback, remember
   CHECK(node.cache->find_or_start(kKey, 0).kind == SharedCache::Lookup::Kind::negative);
 }
 
-TEST_CASE("flights: an owner answering 5xx before any byte is replaced by the origin") {
-  Node node;
-  auto heard = ask_through_owner(node);
+TEST_CASE_FIXTURE(AskedThroughOwner,
+                  "flights: an owner answering 5xx before any byte is replaced by the origin") {
   node.upstream.last().callbacks.on_head(head(503));
   REQUIRE(node.upstream.transfers.size() == 2);
   auto& origin = node.upstream.transfers[1];
-  origin.callbacks.on_head(head(200, {{"Content-Length", "2"}}));
-  origin.callbacks.on_data("ok");
-  origin.callbacks.on_done(done(200));
+  answer_whole(origin, "ok");
   node.run_all_later();
   CHECK(heard->body == "ok");
   CHECK(node.flight_metrics.sibling_fallback_failed.value() == 1);
 }
 
-TEST_CASE(
+TEST_CASE_FIXTURE(
+    AskedThroughOwner,
     "flights: an owner that stops sending mid-body for the wait is replaced by the origin after "
     "its bytes") {
-  Node node;
-  auto heard = ask_through_owner(node);
   auto& owner = node.upstream.last();
   owner.callbacks.on_head(head(200, {{"Content-Length", "10"}}));
   owner.callbacks.on_data("hel");
@@ -535,9 +533,7 @@ TEST_CASE(
   CHECK(node.upstream.transfers[0].cancelled);
   CHECK(node.flight_metrics.sibling_fallback_slow.value() == 1);
   auto& origin = node.upstream.transfers[1];
-  origin.callbacks.on_head(head(200, {{"Content-Length", "10"}}));
-  origin.callbacks.on_data("helloworld");
-  origin.callbacks.on_done(done(200));
+  answer_whole(origin, "helloworld");
   node.run_all_later();
   CHECK(heard->body == "helloworld");
   CHECK(node.timers.size() == 3);  // the origin is not watched

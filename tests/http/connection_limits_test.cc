@@ -93,32 +93,43 @@ TEST_CASE("IPv6: the addresses of one /64 share one count; another /64 has its o
 }
 
 TEST_CASE("IPv6: the prefix length is configurable; exemptions match the whole address") {
-  core::MetricsRegistry metrics;
-  SUBCASE("at 128 every address is a client of its own") {
-    ConnectionLimitOptions options{100, 1, {}, 128};
-    ConnectionLimits limits(options, metrics);
-    std::vector<ConnectionSlot> slots(3);
-    CHECK(admit(limits, "2001:db8:1::1", slots[0]) == Verdict::admitted);
-    CHECK(admit(limits, "2001:db8:1::2", slots[1]) == Verdict::admitted);
-    CHECK(admit(limits, "2001:db8:1::1", slots[2]) == Verdict::over_address);
-  }
-  SUBCASE("at 48 a site's /48 is one client") {
-    ConnectionLimitOptions options{100, 1, {}, 48};
-    ConnectionLimits limits(options, metrics);
-    std::vector<ConnectionSlot> slots(3);
-    CHECK(admit(limits, "2001:db8:1:5::1", slots[0]) == Verdict::admitted);
-    CHECK(admit(limits, "2001:db8:1:6::1", slots[1]) == Verdict::over_address);
-    CHECK(admit(limits, "2001:db8:2::1", slots[2]) == Verdict::admitted);
-  }
-  SUBCASE("an exempt network narrower than the prefix exempts only its own addresses") {
-    ConnectionLimitOptions options{100, 1, {*core::Cidr::parse("2001:db8:1::ff00/120")}, 64};
-    ConnectionLimits limits(options, metrics);
-    std::vector<ConnectionSlot> slots(5);
-    CHECK(admit(limits, "2001:db8:1::ff01", slots[0]) == Verdict::admitted);
-    CHECK(admit(limits, "2001:db8:1::ff02", slots[1]) == Verdict::admitted);  // exempt
-    CHECK(admit(limits, "2001:db8:1::1", slots[2]) == Verdict::admitted);
-    CHECK(admit(limits, "2001:db8:1::2", slots[3]) == Verdict::over_address);
-    CHECK(admit(limits, "2001:db8:1::ff03", slots[4]) == Verdict::admitted);  // exempt
+  struct Arrival {
+    const char* ip;
+    Verdict verdict;
+  };
+  struct Case {
+    const char* name;
+    ConnectionLimitOptions options;  // one connection per client
+    std::vector<Arrival> arrivals;   // in order, each holding its place
+  };
+  const Case cases[] = {
+      {"at 128 every address is a client of its own",
+       {100, 1, {}, 128},
+       {{"2001:db8:1::1", Verdict::admitted},
+        {"2001:db8:1::2", Verdict::admitted},
+        {"2001:db8:1::1", Verdict::over_address}}},
+      {"at 48 a site's /48 is one client",
+       {100, 1, {}, 48},
+       {{"2001:db8:1:5::1", Verdict::admitted},
+        {"2001:db8:1:6::1", Verdict::over_address},
+        {"2001:db8:2::1", Verdict::admitted}}},
+      {"an exempt network narrower than the prefix exempts only its own addresses",
+       {100, 1, {*core::Cidr::parse("2001:db8:1::ff00/120")}, 64},
+       {{"2001:db8:1::ff01", Verdict::admitted},
+        {"2001:db8:1::ff02", Verdict::admitted},  // exempt
+        {"2001:db8:1::1", Verdict::admitted},
+        {"2001:db8:1::2", Verdict::over_address},
+        {"2001:db8:1::ff03", Verdict::admitted}}},  // exempt
+  };
+  for (const Case& c : cases) {
+    INFO(c.name);
+    core::MetricsRegistry metrics;
+    ConnectionLimits limits(c.options, metrics);
+    std::vector<ConnectionSlot> slots(c.arrivals.size());
+    for (size_t i = 0; i < c.arrivals.size(); ++i) {
+      INFO(c.arrivals[i].ip);
+      CHECK(admit(limits, c.arrivals[i].ip, slots[i]) == c.arrivals[i].verdict);
+    }
   }
 }
 

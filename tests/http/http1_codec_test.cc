@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "http/h1/http1_codec.h"
+#include "support/smuggling_cases.h"
 
 namespace {
 
@@ -16,6 +17,11 @@ using http::FramingProblem;
 using http::Http1Codec;
 using http::Http1Request;
 using Step = Http1Codec::Step;
+using balancer::test::kParserRefusal;
+using balancer::test::smuggled_request;
+using balancer::test::smuggling_cases;
+using balancer::test::SmugglingCase;
+using balancer::test::with_path;
 
 Http1Codec::Limits limits() {
   Http1Codec::Limits l;
@@ -77,68 +83,6 @@ std::vector<Read> read_all(const std::string& bytes) {
   return read_all(reader);
 }
 
-struct SmugglingCase {
-  const char* what;
-  std::string head;
-  std::string body;  // what the head's framing (as a proxy might read it) covers
-  std::string code;  // the framing problem's code, or the parser's refusal
-};
-
-const std::string kParserRefusal = "bad_request";
-
-std::vector<SmugglingCase> smuggling_cases() {
-  return {
-      {"two different Content-Length values",
-       "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 40\r\n\r\n", "AAAAA",
-       "repeated_content_length"},
-      {"two identical Content-Length fields",
-       "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n", "AAAAA",
-       "repeated_content_length"},
-      {"Content-Length: 5, 5", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 5\r\n\r\n",
-       "AAAAA", "bad_content_length"},
-      {"Transfer-Encoding: identity, chunked",
-       "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: identity, chunked\r\n\r\n",
-       "5\r\nAAAAA\r\n0\r\n\r\n", "bad_transfer_encoding"},
-      {"Transfer-Encoding: gzip, chunked",
-       "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
-       "5\r\nAAAAA\r\n0\r\n\r\n", "bad_transfer_encoding"},
-      {"Transfer-Encoding: gzip and Transfer-Encoding: chunked",
-       "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: "
-       "chunked\r\n\r\n",
-       "5\r\nAAAAA\r\n0\r\n\r\n", "bad_transfer_encoding"},
-      {"Transfer-Encoding: <tab>chunked",
-       "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding:\tchunked\r\n\r\n",
-       "5\r\nAAAAA\r\n0\r\n\r\n", "bad_transfer_encoding"},
-      {"Transfer-Encoding: <space><tab>chunked",
-       "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: \tchunked\r\n\r\n",
-       "5\r\nAAAAA\r\n0\r\n\r\n", "bad_transfer_encoding"},
-      {"chunked on HTTP/1.0 keep-alive",
-       "POST / HTTP/1.0\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n",
-       "0\r\n\r\n", "bad_transfer_encoding"},
-      {"Content-Length with Transfer-Encoding: chunked",
-       "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
-       "0\r\n\r\n", "content_length_with_transfer_encoding"},
-      {"Content-Length : 5", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length : 5\r\n\r\n", "AAAAA",
-       kParserRefusal},
-      {"Transfer-Encoding : chunked",
-       "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding : chunked\r\n\r\n",
-       "5\r\nAAAAA\r\n0\r\n\r\n", kParserRefusal},
-      {"Content-Length: +5", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: +5\r\n\r\n", "AAAAA",
-       "bad_content_length"},
-      {"Content-Length: 0x5", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0x5\r\n\r\n", "AAAAA",
-       "bad_content_length"},
-      {"Content-Length: -1", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n", "AAAAA",
-       "bad_content_length"},
-      {"HEAD with a body", "HEAD / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n", "AAAAA",
-       "head_with_body"},
-      {"HTTP/1.1 without Host", "GET / HTTP/1.1\r\n\r\n", "", "missing_host"},
-      {"two Host fields", "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", "", "repeated_host"},
-      {"a Host that is no host", "GET / HTTP/1.1\r\nHost: a/b@c\r\n\r\n", "", "bad_host"},
-  };
-}
-
-const std::string kSmuggled = "GET /?smuggled=1 HTTP/1.1\r\nHost: a\r\n\r\n";
-
 }  // namespace
 
 TEST_CASE("http1 codec: every smuggling head stops the reading; what follows is never a request") {
@@ -146,7 +90,7 @@ TEST_CASE("http1 codec: every smuggling head stops the reading; what follows is 
     INFO(std::string(c.what));
     // Whole, and a byte at a time: the same single outcome.
     for (bool bytewise : {false, true}) {
-      const std::string bytes = c.head + c.body + kSmuggled;
+      const std::string bytes = with_path(c.head, "/") + c.body + smuggled_request("/");
       Reader reader;
       std::vector<Read> reads;
       if (bytewise) {

@@ -15,6 +15,7 @@
 #include "support/balancer_fixture.h"
 #include "support/cache_node_fixture.h"
 #include "support/generated_body.h"
+#include "support/smuggling_cases.h"
 #include "support/sockets.h"
 
 using namespace balancer::test;
@@ -22,79 +23,8 @@ using namespace std::chrono_literals;
 
 namespace {
 
-// One HTTP/1 transport answers these heads, on plain listeners with and without h2c (where
-// it first looks for HTTP/2's preface). Where its head parser refuses a malformed field line
-// before the framing check sees it, the code is "bad_request", not counted by reason.
-const std::string kParserRefusal = "bad_request";
-
-struct SmugglingCase {
-  const char* what;
-  std::string head;  // request line + fields + blank line, with `{P}` for the path
-  std::string body;  // what the head's framing (as a proxy might read it) covers
-  std::string code;  // the JSON error code (and http_bad_requests_total's reason)
-  bool head_request = false;
-};
-
-std::string with_path(std::string text, const std::string& path) {
-  for (size_t at = text.find("{P}"); at != std::string::npos; at = text.find("{P}", at))
-    text.replace(at, 3, path);
-  return text;
-}
-
-std::vector<SmugglingCase> smuggling_cases() {
-  return {
-      {"two different Content-Length values (a reader may take the first)",
-       "POST {P} HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 40\r\n\r\n", "AAAAA",
-       "repeated_content_length"},
-      {"two identical Content-Length fields",
-       "POST {P} HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n", "AAAAA",
-       "repeated_content_length"},
-      {"Transfer-Encoding: identity, chunked",
-       "POST {P} HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: identity, chunked\r\n\r\n",
-       "5\r\nAAAAA\r\n0\r\n\r\n", "bad_transfer_encoding"},
-      {"Transfer-Encoding: gzip, chunked",
-       "POST {P} HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
-       "5\r\nAAAAA\r\n0\r\n\r\n", "bad_transfer_encoding"},
-      {"Transfer-Encoding: gzip and Transfer-Encoding: chunked",
-       "POST {P} HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: "
-       "chunked\r\n\r\n",
-       "5\r\nAAAAA\r\n0\r\n\r\n", "bad_transfer_encoding"},
-      {"Transfer-Encoding: <tab>chunked",
-       "POST {P} HTTP/1.1\r\nHost: a\r\nTransfer-Encoding:\tchunked\r\n\r\n",
-       "5\r\nAAAAA\r\n0\r\n\r\n", "bad_transfer_encoding"},
-      {"Transfer-Encoding: <space><tab>chunked",
-       "POST {P} HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: \tchunked\r\n\r\n",
-       "5\r\nAAAAA\r\n0\r\n\r\n", "bad_transfer_encoding"},
-      {"chunked on HTTP/1.0 keep-alive",
-       "POST {P} HTTP/1.0\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n",
-       "0\r\n\r\n", "bad_transfer_encoding"},
-      {"Content-Length with Transfer-Encoding: chunked",
-       "POST {P} HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
-       "0\r\n\r\n", "content_length_with_transfer_encoding"},
-      {"Content-Length : 5 (a reader may store a field named \"Content-Length \", no body)",
-       "POST {P} HTTP/1.1\r\nHost: a\r\nContent-Length : 5\r\n\r\n", "AAAAA", kParserRefusal},
-      {"Transfer-Encoding : chunked",
-       "POST {P} HTTP/1.1\r\nHost: a\r\nTransfer-Encoding : chunked\r\n\r\n",
-       "5\r\nAAAAA\r\n0\r\n\r\n", kParserRefusal},
-      {"Content-Length: +5 (strtoll reads 5)",
-       "POST {P} HTTP/1.1\r\nHost: a\r\nContent-Length: +5\r\n\r\n", "AAAAA", "bad_content_length"},
-      {"Content-Length: 0x5", "POST {P} HTTP/1.1\r\nHost: a\r\nContent-Length: 0x5\r\n\r\n",
-       "AAAAA", "bad_content_length"},
-      {"Content-Length: -1", "POST {P} HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n", "AAAAA",
-       "bad_content_length"},
-      {"HEAD with a body (a reader may read none for HEAD)",
-       "HEAD {P} HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n", "AAAAA", "head_with_body",
-       true},
-      {"HTTP/1.1 without Host", "GET {P} HTTP/1.1\r\n\r\n", "", "missing_host"},
-      {"two Host fields", "GET {P} HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", "", "repeated_host"},
-      {"a Host that is no host", "GET {P} HTTP/1.1\r\nHost: a/b@c\r\n\r\n", "", "bad_host"},
-  };
-}
-
-// The request hidden behind each refused head: it must never be answered.
-std::string smuggled(const std::string& path) {
-  return "GET " + path + "?smuggled=1 HTTP/1.1\r\nHost: a\r\n\r\n";
-}
+// One HTTP/1 transport answers the smuggling table's heads (support/smuggling_cases.h), on
+// plain listeners with and without h2c (where it first looks for HTTP/2's preface).
 
 std::string code_prefix(const std::string& code) {
   return "{\"error\":{\"code\":\"" + code + "\",\"message\":\"";
@@ -131,7 +61,8 @@ void check_refusals(int port, const std::string& path) {
   for (const SmugglingCase& c : smuggling_cases()) {
     INFO(std::string(c.what));
     std::string before = metrics_of(port);
-    RawRead read = send_until_closed(port, with_path(c.head, path) + c.body + smuggled(path));
+    RawRead read =
+        send_until_closed(port, with_path(c.head, path) + c.body + smuggled_request(path));
     INFO(read.bytes);
     CHECK(read.closed);  // the server closed, rather than waiting for more
     std::string rest;

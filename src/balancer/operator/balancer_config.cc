@@ -5,6 +5,7 @@
 
 #include "balancer/operator/balancer_config.h"
 #include "core/log.h"
+#include "http/server/operator_access.h"
 #include "http/server/server_config.h"
 #include "signing/playback_ticket.h"
 
@@ -252,14 +253,7 @@ void read_keys_health_upstream(core::ConfigReader& root, BalancerConfig& c) {
 // operator.* and api.* (products_file relative to the main config).
 void read_operator_and_api(core::ConfigReader& root, const std::filesystem::path& dir,
                            BalancerConfig& c) {
-  {
-    auto o = root.object("operator");
-    c.operator_key = o.string("key", "");
-    if (!c.operator_key.empty() && c.operator_key.size() < 16)
-      o.fail("key", "must be empty or at least 16 characters");
-    c.operator_allow_loopback = o.boolean("allow_loopback", true);
-    o.finish();
-  }
+  http::read_operator_section(root, c.operator_key, c.operator_allow_loopback);
   auto a = root.object("api");
   api::read_api_section(a, c.api);
   c.api.products_file = resolve_relative(dir, c.api.products_file);

@@ -112,24 +112,37 @@ void Http1Connection::detach() {
 // ---- reading ----
 
 void Http1Connection::on_readable() {
-  // Lingering reads the socket as it is: what still comes is dropped, encrypted or not.
-  if (transport_.tls() && phase_ != Phase::lingering) {
-    if (hello_arrived()) read_tls();
+  if (phase_ == Phase::lingering) {
+    // What still comes is read from the socket as it is, encrypted or not, and dropped.
+    char buffer[kTurnReadBytes];
+    size_t n = 0;
+    const Transport::Io io = transport_.read_raw(buffer, sizeof buffer, n);
+    if (io == Transport::Io::closed || io == Transport::Io::failed) close_now();
     return;
   }
-  char buffer[kTurnReadBytes];
-  size_t n = 0;
-  switch (transport_.read_raw(buffer, sizeof buffer, n)) {
-    case Transport::Io::done:
-      received(buffer, n);
+  if (transport_.tls() && !hello_arrived()) return;
+  read_turn();
+}
+
+void Http1Connection::read_turn() {
+  if (handshaking_ && !continue_handshake()) return;
+  if (transport_.take_write_wants_read()) flush();
+  if (closed_ || reading_paused_ || phase_ == Phase::lingering) return;
+  const auto take = [this](const char* bytes, size_t size) {
+    received(bytes, size);
+    return !closed_ && !reading_paused_ && phase_ != Phase::lingering;
+  };
+  switch (transport_.read_turn(take, read_event_.get())) {
+    case Transport::TurnEnd::waiting:
       return;
-    case Transport::Io::closed:
+    case Transport::TurnEnd::want_write:
+      watch_writes(true);
+      return;
+    case Transport::TurnEnd::closed:
       peer_closed();
       return;
-    case Transport::Io::failed:
+    case Transport::TurnEnd::failed:
       close_now();
-      return;
-    default:
       return;
   }
 }
@@ -143,38 +156,6 @@ void Http1Connection::peer_closed() {
   } else {
     close_now();  // a request in progress is abandoned, as the client went away
   }
-}
-
-void Http1Connection::read_tls() {
-  if (handshaking_ && !continue_handshake()) return;
-  if (transport_.take_write_wants_read()) flush();
-  char buffer[kTurnReadBytes];
-  for (int i = 0; i < kTurnTlsReads; ++i) {
-    if (closed_ || reading_paused_ || phase_ == Phase::lingering) return;
-    size_t n = 0;
-    switch (transport_.read(buffer, sizeof buffer, n)) {
-      case Transport::Io::done:
-        received(buffer, n);
-        // Without bytes read ahead, the next record is not here yet: the loop says when it is
-        // (another SSL_read now would cost a read that finds nothing).
-        if (!transport_.read_ahead()) return;
-        continue;
-      case Transport::Io::want_write:
-        watch_writes(true);
-        return;
-      case Transport::Io::closed:
-        peer_closed();
-        return;
-      case Transport::Io::failed:
-        close_now();
-        return;
-      default:
-        return;
-    }
-  }
-  // Records OpenSSL read ahead wait for a later turn; the socket would not report them.
-  if (!closed_ && !reading_paused_ && transport_.read_ahead())
-    event_active(read_event_.get(), EV_READ, 1);
 }
 
 bool Http1Connection::continue_handshake() {
@@ -391,9 +372,7 @@ void Http1Connection::resume_reading() {
   if (!reading_paused_ || peer_done_ || closed_) return;
   event_add(read_event_.get(), nullptr);
   reading_paused_ = false;
-  // Records OpenSSL has read ahead: the socket would not report them.
-  if (phase_ != Phase::lingering && transport_.read_ahead())
-    event_active(read_event_.get(), EV_READ, 1);
+  if (phase_ != Phase::lingering) transport_.read_ahead_next_turn(read_event_.get());
 }
 
 void Http1Connection::schedule_serve() {

@@ -103,7 +103,9 @@ class Http1Connection final : public ExchangeFrontEnd, public IdleConnection {
   bool hello_arrived();
 
   void on_readable();
-  void read_tls();
+  // Reads what the client sent in this turn; over TLS the handshake and a write that waits
+  // for a read come first.
+  void read_turn();
   // Bytes the client sent (decrypted, over TLS).
   void received(const char* bytes, size_t size);
   // The client closed its sending side (EOF, or TLS close_notify).

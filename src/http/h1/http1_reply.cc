@@ -249,11 +249,11 @@ void Http1Connection::abort_reply() {
 
 void Http1Connection::on_writable() {
   if (handshaking_) {
-    if (continue_handshake()) read_tls();  // the client may have sent its request already
+    if (continue_handshake()) read_turn();  // the client may have sent its request already
     return;
   }
   if (transport_.take_read_wants_write()) {
-    read_tls();
+    read_turn();
     if (closed_) return;
   }
   flush();

@@ -266,7 +266,7 @@ Http2Connection* Http2Connection::take_over(HttpServer& server, Transport transp
   if (!early.empty()) connection->receive(early.data(), early.size());
   // Records the TLS session read ahead with the handshake's last flight (the preface, often):
   // the socket will not report them.
-  if (connection->transport_.read_ahead()) event_active(connection->read_event_.get(), EV_READ, 1);
+  connection->transport_.read_ahead_next_turn(connection->read_event_.get());
   return connection;
 }
 

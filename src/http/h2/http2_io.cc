@@ -23,30 +23,17 @@ int Http2Connection::blocked() {
 
 void Http2Connection::on_readable() {
   if (transport_.take_write_wants_read() && !write_out()) return close_soon();
-  char buffer[kTurnReadBytes];
-  for (int i = 0; i < kTurnTlsReads; ++i) {
-    if (closing_) return;
-    size_t n = 0;
-    switch (transport_.read(buffer, sizeof buffer, n)) {
-      case Transport::Io::done:
-        receive(buffer, n);
-        // In the clear, or without records read ahead: the loop says when more is here.
-        if (!transport_.read_ahead()) return;
-        continue;
-      case Transport::Io::want_write:
-        watch_writes(true);
-        return;
-      case Transport::Io::closed:
-      case Transport::Io::failed:
-        close_soon();
-        return;
-      case Transport::Io::again:
-      case Transport::Io::want_read:
-        return;
-    }
+  if (closing_) return;
+  const auto take = [this](const char* bytes, size_t size) {
+    receive(bytes, size);
+    return !closing_;
+  };
+  const Transport::TurnEnd end = transport_.read_turn(take, read_event_.get());
+  if (end == Transport::TurnEnd::want_write) {
+    watch_writes(true);
+  } else if (end != Transport::TurnEnd::waiting) {
+    close_soon();  // the client closed its side, or the connection failed
   }
-  // Records read ahead wait for a later turn; the socket would not report them.
-  if (!closing_ && transport_.read_ahead()) event_active(read_event_.get(), EV_READ, 1);
 }
 
 void Http2Connection::receive(const char* bytes, size_t size) {

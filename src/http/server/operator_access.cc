@@ -68,4 +68,13 @@ OperatorVerdict check_operator(const OperatorPolicy& policy,
   return out;
 }
 
+void read_operator_section(core::ConfigReader& root, std::string& key, bool& allow_loopback) {
+  auto section = root.object("operator");
+  key = section.string("key", "");
+  if (!key.empty() && key.size() < 16)
+    section.fail("key", "must be empty or at least 16 characters");
+  allow_loopback = section.boolean("allow_loopback", true);
+  section.finish();
+}
+
 }  // namespace http

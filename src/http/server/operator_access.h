@@ -10,6 +10,8 @@
 #include <string>
 #include <string_view>
 
+#include "core/config.h"
+
 namespace http {
 
 class HttpExchange;
@@ -36,6 +38,10 @@ OperatorVerdict check_operator(const OperatorPolicy& policy,
 std::optional<std::string> presented_operator_key(const HttpExchange& ex);
 
 bool is_loopback_address(std::string_view ip);
+
+// The config's `operator` section, the same on both servers: `key` ("" or at least 16
+// characters, else an error that names it) and `allow_loopback` (default true).
+void read_operator_section(core::ConfigReader& root, std::string& key, bool& allow_loopback);
 
 // Constant time whatever the lengths: neither the position of the first wrong byte nor the
 // configured key's length shows in the timing.

@@ -16,6 +16,7 @@
 #pragma once
 
 #include <event2/buffer.h>
+#include <event2/event.h>
 #include <event2/util.h>
 
 #include <cstddef>
@@ -82,6 +83,29 @@ class Transport {
   std::string negotiated_protocol() const;
   bool session_reused() const;
 
+  // How a turn of reading (read_turn) ended.
+  enum class TurnEnd {
+    waiting,     // nothing more now, or the owner stopped: the loop says when more is here
+    want_write,  // over TLS a read must first write: read again once the socket is writable
+    closed,      // the client closed its sending side (EOF, or TLS close_notify)
+    failed,      // the connection failed (a reset, a TLS error)
+  };
+
+  // One turn of reading for either protocol: reads up to kTurnReadBytes at a time (decrypted,
+  // over TLS) and hands each read's bytes to `take(const char* bytes, size_t size)`, which
+  // returns whether to read on (false once its owner closed, paused reading or gave this
+  // transport away: it is not touched after). In the clear one read (the loop reports more);
+  // over TLS a read again only while OpenSSL holds records read ahead (another read would
+  // find nothing), kTurnTlsReads at the most, then read_ahead_next_turn(read_event).
+  template <typename Take>
+  TurnEnd read_turn(Take&& take, event* read_event);
+  // Over TLS, when OpenSSL holds records read ahead, which the socket will not report: makes
+  // `read_event` (the owner's watch of fd()) active, so that they are read in the loop's next
+  // turn. Nothing otherwise.
+  void read_ahead_next_turn(event* read_event) const {
+    if (read_ahead()) event_active(read_event, EV_READ, 1);
+  }
+
   // Reads up to `size` bytes (decrypted, over TLS) into `buffer`; `n` is set with done.
   Io read(char* buffer, size_t size, size_t& n);
   // Reads the socket as it is, encrypted or not (a closing connection drops what still comes).
@@ -130,5 +154,29 @@ class Transport {
   const TlsContext* tls_ = nullptr;  // TLS: the context the session is made from
   SslPtr ssl_;                       // TLS: the session over fd_, once await_hello() is ready
 };
+
+template <typename Take>
+Transport::TurnEnd Transport::read_turn(Take&& take, event* read_event) {
+  char buffer[kTurnReadBytes];
+  for (int i = 0; i < kTurnTlsReads; ++i) {
+    size_t n = 0;
+    switch (read(buffer, sizeof buffer, n)) {
+      case Io::done:
+        if (!take(static_cast<const char*>(buffer), n) || !read_ahead()) return TurnEnd::waiting;
+        continue;
+      case Io::again:
+      case Io::want_read:
+        return TurnEnd::waiting;
+      case Io::want_write:
+        return TurnEnd::want_write;
+      case Io::closed:
+        return TurnEnd::closed;
+      case Io::failed:
+        return TurnEnd::failed;
+    }
+  }
+  read_ahead_next_turn(read_event);
+  return TurnEnd::waiting;
+}
 
 }  // namespace http
