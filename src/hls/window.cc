@@ -1,6 +1,7 @@
 #include "hls/window.h"
 
 #include <algorithm>
+#include <cassert>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -252,49 +253,153 @@ bool written_as(std::string_view line, std::string_view name) {
   return line.starts_with(name) && (line.size() == name.size() || line[name.size()] == ':');
 }
 
-// The tags a renumbered copy writes first: about the whole playlist, or its end.
+// The tags a continued copy writes first: about the whole playlist, or its end.
 bool heads_copy(std::string_view line) {
   const std::string_view tag = tag_name(line);
   return is_playlist_level(tag) || is_window_rewritten(tag) || tag == "EXT-X-ENDLIST";
 }
 
+uint64_t shifted(uint64_t value, int64_t offset) {
+  const int64_t v = static_cast<int64_t>(value) + offset;
+  return v < 0 ? 0 : static_cast<uint64_t>(v);
+}
+
+// An EXT-X-RENDITION-REPORT line with LAST-MSN moved by `offset`.
+std::string shifted_report(std::string_view line, int64_t offset) {
+  const size_t at = line.find("LAST-MSN=");
+  if (at == std::string_view::npos) return std::string(line);
+  const size_t digits = at + 9;
+  size_t end = digits;
+  while (end < line.size() && line[end] >= '0' && line[end] <= '9') ++end;
+  if (end == digits) return std::string(line);
+  const uint64_t msn = std::stoull(std::string(line.substr(digits, end - digits)));
+  return std::string(line.substr(0, digits)) + std::to_string(shifted(msn, offset)) +
+         std::string(line.substr(end));
+}
+
+// Where continued() writes: a splice of the source's lines (own lines may not carry URIs or
+// facts), or text to parse.
+struct SpliceSink {
+  splice_internal::LineSplice& splice;
+  void keep(size_t number, std::string_view line) { splice.keep(number, line, "\n"); }
+  void add(std::string_view line) { splice.add(line); }
+  void add_lines([[maybe_unused]] std::string_view lines) { assert(lines.empty()); }
+};
+struct TextSink {
+  std::string text;
+  void keep(size_t, std::string_view line) { add(line); }
+  void add(std::string_view line) { text.append(line).push_back('\n'); }
+  void add_lines(std::string_view lines) { text.append(lines); }
+};
+
+// The tags about the whole playlist, in order, with the plan's numbers.
+template <typename Sink>
+void write_head(const Playlist& source, const Continuation& plan, Sink& out) {
+  const std::string msn_line = "#EXT-X-MEDIA-SEQUENCE:" + std::to_string(plan.media_sequence);
+  const std::string number_line =
+      "#EXT-X-DISCONTINUITY-SEQUENCE:" + std::to_string(plan.discontinuity_sequence);
+  bool wrote_msn = false;
+  bool wrote_number = false;
+  for_each_line(source.tmpl.source(), [&](size_t number, std::string_view line, std::string_view) {
+    if (!heads_copy(line) || written_as(line, "#EXT-X-ENDLIST")) return;
+    if (written_as(line, "#EXT-X-MEDIA-SEQUENCE")) {
+      out.add(msn_line);
+      wrote_msn = true;
+    } else if (written_as(line, "#EXT-X-DISCONTINUITY-SEQUENCE")) {
+      out.add(number_line);
+      wrote_number = true;
+    } else if (written_as(line, "#EXT-X-TARGETDURATION") && plan.target_duration) {
+      out.add("#EXT-X-TARGETDURATION:" + std::to_string(*plan.target_duration));
+    } else {
+      out.keep(number, line);
+    }
+  });
+  if (!wrote_msn) out.add(msn_line);
+  if (!wrote_number && plan.discontinuity_sequence > 0) out.add(number_line);
+}
+
+// The source's line after which its segments' lines end (0: it has none).
+size_t last_segment_line(const MediaInfo& media) {
+  return media.segments.empty() ? 0 : media.segments.back().line;
+}
+
+template <typename Sink>
+void write_continued(const Playlist& source, const Continuation& plan, Sink& out) {
+  write_head(source, plan, out);
+  const MediaInfo& media = source.media;
+  const size_t segments_end = last_segment_line(media);
+  // The source's lines from this one on are listed (those before belong to segments left out).
+  size_t first_line = 0;
+  if (plan.first_segment >= media.segments.size()) {
+    first_line = segments_end + 1;
+  } else if (plan.first_segment > 0) {
+    first_line = media.segments[plan.first_segment - 1].line + 1;
+  }
+  for (const std::string& segment : plan.carried) out.add_lines(segment);
+  if (plan.first_segment < media.segments.size()) out.add_lines(plan.before_segments);
+  bool trailing_begun = false;
+  for_each_line(source.tmpl.source(), [&](size_t number, std::string_view line, std::string_view) {
+    if (number < first_line || heads_copy(line)) return;
+    if (number <= segments_end) return out.keep(number, line);
+    if (!trailing_begun) out.add_lines(plan.before_trailing);
+    trailing_begun = true;
+    if (!plan.trailing) return;
+    if (plan.report_msn_offset != 0 && written_as(line, "#EXT-X-RENDITION-REPORT")) {
+      out.add(shifted_report(line, plan.report_msn_offset));
+    } else {
+      out.keep(number, line);
+    }
+  });
+  if (!trailing_begun) out.add_lines(plan.before_trailing);
+  if (plan.endlist) out.add("#EXT-X-ENDLIST");
+}
+
+// The source's lines alone, spliced: its facts carried over, the plan's numbers set.
+Playlist spliced(const Playlist& source, const Continuation& plan) {
+  splice_internal::LineSplice splice(source);
+  SpliceSink sink{splice};
+  write_continued(source, plan, sink);
+  Playlist copy = splice.finish();
+  copy.media.media_sequence = plan.media_sequence;
+  copy.media.discontinuity_sequence = plan.discontinuity_sequence;
+  if (plan.target_duration) copy.media.target_duration = plan.target_duration;
+  copy.media.endlist = plan.endlist;
+  for (size_t i = 0; i < copy.media.segments.size(); ++i)
+    copy.media.segments[i].sequence = plan.media_sequence + i;
+  return copy;
+}
+
 }  // namespace
+
+bool carries_own_lines(const Playlist& source, const Continuation& plan) {
+  const MediaInfo& media = source.media;
+  if (!plan.carried.empty() || !plan.before_trailing.empty()) return true;
+  if (!plan.before_segments.empty() && plan.first_segment < media.segments.size()) return true;
+  if (plan.report_msn_offset == 0 || !plan.trailing) return false;
+  // A report the writer renumbers (as written, after the last segment).
+  const size_t segments_end = last_segment_line(media);
+  bool renumbered_report = false;
+  for_each_line(source.tmpl.source(), [&](size_t number, std::string_view line, std::string_view) {
+    renumbered_report |= number > segments_end && written_as(line, "#EXT-X-RENDITION-REPORT");
+  });
+  return renumbered_report;
+}
+
+Result<Playlist> continued(const Playlist& source, const Continuation& plan,
+                           std::string_view base_url, const ParseOptions& options) {
+  if (!carries_own_lines(source, plan)) return spliced(source, plan);
+  TextSink sink;
+  write_continued(source, plan, sink);
+  return parse_playlist(sink.text, base_url, options);
+}
 
 Playlist renumbered(const Playlist& playlist, uint64_t media_sequence,
                     uint64_t discontinuity_sequence, bool endlist) {
-  splice_internal::LineSplice out(playlist);
-  const std::string msn_line = "#EXT-X-MEDIA-SEQUENCE:" + std::to_string(media_sequence);
-  const std::string number_line =
-      "#EXT-X-DISCONTINUITY-SEQUENCE:" + std::to_string(discontinuity_sequence);
-  bool wrote_msn = false;
-  bool wrote_number = false;
-  for_each_line(playlist.tmpl.source(),
-                [&](size_t number, std::string_view line, std::string_view) {
-                  if (!heads_copy(line) || written_as(line, "#EXT-X-ENDLIST")) return;
-                  if (written_as(line, "#EXT-X-MEDIA-SEQUENCE")) {
-                    out.add(msn_line);
-                    wrote_msn = true;
-                  } else if (written_as(line, "#EXT-X-DISCONTINUITY-SEQUENCE")) {
-                    out.add(number_line);
-                    wrote_number = true;
-                  } else {
-                    out.keep(number, line, "\n");
-                  }
-                });
-  if (!wrote_msn) out.add(msn_line);
-  if (!wrote_number && discontinuity_sequence > 0) out.add(number_line);
-  for_each_line(playlist.tmpl.source(),
-                [&](size_t number, std::string_view line, std::string_view) {
-                  if (!heads_copy(line)) out.keep(number, line, "\n");
-                });
-  if (endlist) out.add("#EXT-X-ENDLIST");
-  Playlist copy = out.finish();
-  copy.media.media_sequence = media_sequence;
-  copy.media.discontinuity_sequence = discontinuity_sequence;
-  copy.media.endlist = endlist;
-  for (size_t i = 0; i < copy.media.segments.size(); ++i)
-    copy.media.segments[i].sequence = media_sequence + i;
-  return copy;
+  Continuation plan;
+  plan.media_sequence = media_sequence;
+  plan.discontinuity_sequence = discontinuity_sequence;
+  plan.endlist = endlist;
+  return spliced(playlist, plan);
 }
 
 }  // namespace hls
