@@ -292,16 +292,20 @@ struct TextSink {
   void add_lines(std::string_view lines) { text.append(lines); }
 };
 
-// The tags about the whole playlist, in order, with the plan's numbers.
+// The tags about the whole playlist, in order, with the plan's numbers; returns their lines
+// (the end tag's included), ascending, for the lines that follow to skip.
 template <typename Sink>
-void write_head(const Playlist& source, const Continuation& plan, Sink& out) {
+std::vector<size_t> write_head(const Playlist& source, const Continuation& plan, Sink& out) {
+  std::vector<size_t> head_lines;
   const std::string msn_line = "#EXT-X-MEDIA-SEQUENCE:" + std::to_string(plan.media_sequence);
   const std::string number_line =
       "#EXT-X-DISCONTINUITY-SEQUENCE:" + std::to_string(plan.discontinuity_sequence);
   bool wrote_msn = false;
   bool wrote_number = false;
   for_each_line(source.tmpl.source(), [&](size_t number, std::string_view line, std::string_view) {
-    if (!heads_copy(line) || written_as(line, "#EXT-X-ENDLIST")) return;
+    if (!heads_copy(line)) return;
+    head_lines.push_back(number);
+    if (written_as(line, "#EXT-X-ENDLIST")) return;
     if (written_as(line, "#EXT-X-MEDIA-SEQUENCE")) {
       out.add(msn_line);
       wrote_msn = true;
@@ -316,6 +320,7 @@ void write_head(const Playlist& source, const Continuation& plan, Sink& out) {
   });
   if (!wrote_msn) out.add(msn_line);
   if (!wrote_number && plan.discontinuity_sequence > 0) out.add(number_line);
+  return head_lines;
 }
 
 // The source's line after which its segments' lines end (0: it has none).
@@ -325,7 +330,8 @@ size_t last_segment_line(const MediaInfo& media) {
 
 template <typename Sink>
 void write_continued(const Playlist& source, const Continuation& plan, Sink& out) {
-  write_head(source, plan, out);
+  const std::vector<size_t> head_lines = write_head(source, plan, out);
+  size_t next_head = 0;
   const MediaInfo& media = source.media;
   const size_t segments_end = last_segment_line(media);
   // The source's lines from this one on are listed (those before belong to segments left out).
@@ -339,7 +345,11 @@ void write_continued(const Playlist& source, const Continuation& plan, Sink& out
   if (plan.first_segment < media.segments.size()) out.add_lines(plan.before_segments);
   bool trailing_begun = false;
   for_each_line(source.tmpl.source(), [&](size_t number, std::string_view line, std::string_view) {
-    if (number < first_line || heads_copy(line)) return;
+    if (next_head < head_lines.size() && head_lines[next_head] == number) {
+      ++next_head;
+      return;
+    }
+    if (number < first_line) return;
     if (number <= segments_end) return out.keep(number, line);
     if (!trailing_begun) out.add_lines(plan.before_trailing);
     trailing_begun = true;
