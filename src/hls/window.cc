@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cassert>
+#include <charconv>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -264,30 +265,68 @@ uint64_t shifted(uint64_t value, int64_t offset) {
   return v < 0 ? 0 : static_cast<uint64_t>(v);
 }
 
-// An EXT-X-RENDITION-REPORT line with LAST-MSN moved by `offset`.
-std::string shifted_report(std::string_view line, int64_t offset) {
-  const size_t at = line.find("LAST-MSN=");
-  if (at == std::string_view::npos) return std::string(line);
-  const size_t digits = at + 9;
-  size_t end = digits;
+// LAST-MSN's digits in an EXT-X-RENDITION-REPORT line (`length` bytes from `at`), their value
+// and the value moved by an offset.
+struct NumberEdit {
+  size_t at = 0;
+  size_t length = 0;
+  uint64_t original = 0;
+  uint64_t value = 0;
+};
+
+std::optional<NumberEdit> last_msn_edit(std::string_view line, int64_t offset) {
+  const size_t found = line.find("LAST-MSN=");
+  if (found == std::string_view::npos) return std::nullopt;
+  NumberEdit edit;
+  edit.at = found + 9;
+  size_t end = edit.at;
   while (end < line.size() && line[end] >= '0' && line[end] <= '9') ++end;
-  if (end == digits) return std::string(line);
-  const uint64_t msn = std::stoull(std::string(line.substr(digits, end - digits)));
-  return std::string(line.substr(0, digits)) + std::to_string(shifted(msn, offset)) +
-         std::string(line.substr(end));
+  edit.length = end - edit.at;
+  const auto [ptr, error] =
+      std::from_chars(line.data() + edit.at, line.data() + end, edit.original);
+  if (edit.length == 0 || error != std::errc()) return std::nullopt;
+  edit.value = shifted(edit.original, offset);
+  return edit;
+}
+
+// Whether the splice can write `edit` of source line `number` (a report): the digits are the
+// LAST-MSN the parser read there, outside the line's URIs.
+bool splices_report(const Playlist& source, size_t number, std::string_view line,
+                    const NumberEdit& edit) {
+  const bool attribute = edit.at > 9 && (line[edit.at - 10] == ':' || line[edit.at - 10] == ',');
+  const std::vector<RenditionReport>& reports = source.media.rendition_reports;
+  auto report = std::find_if(reports.begin(), reports.end(),
+                             [&](const RenditionReport& r) { return r.line == number; });
+  if (!attribute || report == reports.end() || report->last_msn != edit.original) return false;
+  for (const UriSlot& slot : source.tmpl.slots()) {
+    if (slot.line != number) continue;
+    const size_t offset = static_cast<size_t>(slot.original.data() - line.data());
+    if (offset < edit.at + edit.length && offset + slot.original.size() > edit.at) return false;
+  }
+  return true;
 }
 
 // Where continued() writes: a splice of the source's lines (own lines may not carry URIs or
-// facts), or text to parse.
+// facts; reports renumbered are set in the facts after), or text to parse.
 struct SpliceSink {
   splice_internal::LineSplice& splice;
+  std::vector<std::pair<size_t, uint64_t>> last_msn_by_line{};  // reports renumbered (new line)
   void keep(size_t number, std::string_view line) { splice.keep(number, line, "\n"); }
+  void keep_edited(size_t number, std::string_view line, const NumberEdit& edit) {
+    const size_t written =
+        splice.keep_edited(number, line, edit.at, edit.length, std::to_string(edit.value), "\n");
+    last_msn_by_line.emplace_back(written, edit.value);
+  }
   void add(std::string_view line) { splice.add(line); }
   void add_lines([[maybe_unused]] std::string_view lines) { assert(lines.empty()); }
 };
 struct TextSink {
   std::string text;
   void keep(size_t, std::string_view line) { add(line); }
+  void keep_edited(size_t, std::string_view line, const NumberEdit& edit) {
+    text.append(line.substr(0, edit.at)).append(std::to_string(edit.value));
+    text.append(line.substr(edit.at + edit.length)).push_back('\n');
+  }
   void add(std::string_view line) { text.append(line).push_back('\n'); }
   void add_lines(std::string_view lines) { text.append(lines); }
 };
@@ -355,10 +394,10 @@ void write_continued(const Playlist& source, const Continuation& plan, Sink& out
     trailing_begun = true;
     if (!plan.trailing) return;
     if (plan.report_msn_offset != 0 && written_as(line, "#EXT-X-RENDITION-REPORT")) {
-      out.add(shifted_report(line, plan.report_msn_offset));
-    } else {
-      out.keep(number, line);
+      if (auto edit = last_msn_edit(line, plan.report_msn_offset))
+        return out.keep_edited(number, line, *edit);
     }
+    out.keep(number, line);
   });
   if (!trailing_begun) out.add_lines(plan.before_trailing);
   if (plan.endlist) out.add("#EXT-X-ENDLIST");
@@ -370,6 +409,11 @@ Playlist spliced(const Playlist& source, const Continuation& plan) {
   SpliceSink sink{splice};
   write_continued(source, plan, sink);
   Playlist copy = splice.finish();
+  for (RenditionReport& report : copy.media.rendition_reports) {
+    for (const auto& [line, last_msn] : sink.last_msn_by_line) {
+      if (report.line == line) report.last_msn = last_msn;
+    }
+  }
   copy.media.media_sequence = plan.media_sequence;
   copy.media.discontinuity_sequence = plan.discontinuity_sequence;
   if (plan.target_duration) copy.media.target_duration = plan.target_duration;
@@ -386,13 +430,16 @@ bool carries_own_lines(const Playlist& source, const Continuation& plan) {
   if (!plan.carried.empty() || !plan.before_trailing.empty()) return true;
   if (!plan.before_segments.empty() && plan.first_segment < media.segments.size()) return true;
   if (plan.report_msn_offset == 0 || !plan.trailing) return false;
-  // A report the writer renumbers (as written, after the last segment).
+  // A report the writer renumbers (as written, after the last segment) where the splice cannot.
   const size_t segments_end = last_segment_line(media);
-  bool renumbered_report = false;
+  bool own_report = false;
   for_each_line(source.tmpl.source(), [&](size_t number, std::string_view line, std::string_view) {
-    renumbered_report |= number > segments_end && written_as(line, "#EXT-X-RENDITION-REPORT");
+    if (own_report || number <= segments_end || !written_as(line, "#EXT-X-RENDITION-REPORT"))
+      return;
+    auto edit = last_msn_edit(line, plan.report_msn_offset);
+    own_report = edit && !splices_report(source, number, line, *edit);
   });
-  return renumbered_report;
+  return own_report;
 }
 
 Result<Playlist> continued(const Playlist& source, const Continuation& plan,

@@ -104,13 +104,14 @@ struct Continuation {
 //     with the lines before its trailing lines where those begin;
 //   - EXT-X-ENDLIST (wherever the source wrote it) only at the end, and only with `endlist`.
 // Lines end with "\n". Returned parsed: written of the source's lines alone (no line of the
-// plan's own, no report renumbered: see carries_own_lines), as newest_segments() returns its
-// window, never parsed; else its text parsed with `options` against `base_url` (the source's
-// URL), whose error it returns.
+// plan's own: see carries_own_lines; a report's LAST-MSN renumbered in place), as
+// newest_segments() returns its window, never parsed; else its text parsed with `options`
+// against `base_url` (the source's URL), whose error it returns.
 Result<Playlist> continued(const Playlist& source, const Continuation& plan,
                            std::string_view base_url, const ParseOptions& options = {});
 // Whether continued() writes lines that are not the source's (carried segments, lines before
-// segments or trailing lines, a rendition report renumbered), and so parses its text.
+// segments or trailing lines, a rendition report whose LAST-MSN the parser did not read as
+// written or that lies in a URI), and so parses its text.
 bool carries_own_lines(const Playlist& source, const Continuation& plan);
 
 // `playlist` (a parsed media playlist, not a delta update) renumbered, as the balancer serves a

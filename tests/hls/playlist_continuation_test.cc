@@ -119,3 +119,30 @@ TEST_CASE("a continuation whose own lines do not parse returns the parser's erro
   REQUIRE_FALSE(out.ok());
   CHECK(out.error().code == "bad_extinf");
 }
+
+TEST_CASE(
+    "a continuation renumbers a rendition report's LAST-MSN in the splice (a URI after it moves "
+    "with the line); one whose LAST-MSN is not the attribute the parser read is parsed") {
+  const hls::Playlist source = parse_ok(
+      "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:20\n#EXTINF:2,\ns20.m4s\n"
+      "#EXT-X-RENDITION-REPORT:LAST-MSN=20,URI=\"other.m3u8\",LAST-PART=1\n"
+      "#EXT-X-RENDITION-REPORT:URI=\"third.m3u8\",LAST-MSN=9\n");
+  hls::Continuation plan;
+  plan.media_sequence = 120;
+  plan.report_msn_offset = 100;
+  CHECK_FALSE(hls::carries_own_lines(source, plan));
+  const hls::Playlist copy = continued_ok(source, plan);
+  CHECK(copy.tmpl.source() ==
+        "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:120\n#EXTINF:2,\ns20.m4s\n"
+        "#EXT-X-RENDITION-REPORT:LAST-MSN=120,URI=\"other.m3u8\",LAST-PART=1\n"
+        "#EXT-X-RENDITION-REPORT:URI=\"third.m3u8\",LAST-MSN=109\n");
+  REQUIRE(copy.media.rendition_reports.size() == 2);
+  CHECK(copy.media.rendition_reports[0].last_msn == 120);
+  CHECK(copy.media.rendition_reports[1].last_msn == 109);
+
+  const hls::Playlist in_uri = parse_ok(
+      "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:20\n#EXTINF:2,\ns20.m4s\n"
+      "#EXT-X-RENDITION-REPORT:URI=\"other.m3u8?LAST-MSN=20\",LAST-MSN=20\n");
+  CHECK(hls::carries_own_lines(in_uri, plan));
+  continued_ok(in_uri, plan);
+}

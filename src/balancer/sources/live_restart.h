@@ -86,9 +86,9 @@ struct ServedListing {
 // The copy served.
 struct ServedCopy {
   // Written of origin's lines alone (numbers continued, an end tag held back, segments before a
-  // switch left out), it is spliced and never parsed; with lines of the tracker's (a previous
-  // run's segments kept ahead of the new run's, an older origin copy answered with the previous
-  // listing, parts leading a switched run, a report renumbered) its text is parsed against
+  // switch left out, reports renumbered), it is spliced and never parsed; with lines of the
+  // tracker's (a previous run's segments kept ahead of the new run's, an older origin copy
+  // answered with the previous listing, parts leading a switched run) its text is parsed against
   // origin's URL (hls::continued).
   hls::Playlist playlist;
   // (first line, run id), ascending: the chunk URIs from that 1-based line on belong to that run.
