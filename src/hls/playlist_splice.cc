@@ -53,8 +53,12 @@ size_t LineSplice::keep_edited(size_t number, std::string_view line, size_t at, 
   if (number >= new_line_.size()) new_line_.resize(number + 1, 0);
   new_line_[number] = ++lines_;
   const size_t start = text_.size();
-  text_.append(line.substr(0, at)).append(replacement).append(line.substr(at + length));
-  text_.append(ending);
+  if (length == 0 && replacement.empty()) {
+    text_.append(line).append(ending);  // kept as it is (most lines)
+  } else {
+    text_.append(line.substr(0, at)).append(replacement).append(line.substr(at + length));
+    text_.append(ending);
+  }
   const std::string_view tag = tag_name(line);
   if (tag == "EXT-X-DATERANGE") ++dateranges_;
   if (tag == "EXT-X-ENDLIST") endlist_kept_ = true;
@@ -66,7 +70,7 @@ size_t LineSplice::keep_edited(size_t number, std::string_view line, size_t at, 
            it->original.data() + it->original.size() <= line.data() + line.size());
     size_t offset = static_cast<size_t>(it->original.data() - line.data());
     assert(offset + it->original.size() <= at || offset >= at + length);
-    if (offset >= at + length) offset = offset - length + replacement.size();
+    if (length != 0 && offset >= at + length) offset = offset - length + replacement.size();
     kept_slots_.push_back({static_cast<size_t>(it - slots.begin()), start + offset});
   }
   return lines_;
