@@ -45,10 +45,20 @@ LineSplice::LineSplice(const Playlist& from)
 }
 
 void LineSplice::keep(size_t number, std::string_view line, std::string_view ending) {
+  keep_edited(number, line, line.size(), 0, {}, ending);
+}
+
+size_t LineSplice::keep_edited(size_t number, std::string_view line, size_t at, size_t length,
+                               std::string_view replacement, std::string_view ending) {
   if (number >= new_line_.size()) new_line_.resize(number + 1, 0);
   new_line_[number] = ++lines_;
   const size_t start = text_.size();
-  text_.append(line).append(ending);
+  if (length == 0 && replacement.empty()) {
+    text_.append(line).append(ending);  // kept as it is (most lines)
+  } else {
+    text_.append(line.substr(0, at)).append(replacement).append(line.substr(at + length));
+    text_.append(ending);
+  }
   const std::string_view tag = tag_name(line);
   if (tag == "EXT-X-DATERANGE") ++dateranges_;
   if (tag == "EXT-X-ENDLIST") endlist_kept_ = true;
@@ -58,9 +68,12 @@ void LineSplice::keep(size_t number, std::string_view line, std::string_view end
   for (auto it = first; it != slots.end() && it->line == number; ++it) {
     assert(it->original.data() >= line.data() &&
            it->original.data() + it->original.size() <= line.data() + line.size());
-    kept_slots_.push_back({static_cast<size_t>(it - slots.begin()),
-                           start + static_cast<size_t>(it->original.data() - line.data())});
+    size_t offset = static_cast<size_t>(it->original.data() - line.data());
+    assert(offset + it->original.size() <= at || offset >= at + length);
+    if (length != 0 && offset >= at + length) offset = offset - length + replacement.size();
+    kept_slots_.push_back({static_cast<size_t>(it - slots.begin()), start + offset});
   }
+  return lines_;
 }
 
 void LineSplice::add(std::string_view line) {

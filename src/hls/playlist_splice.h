@@ -23,6 +23,11 @@ class LineSplice {
   // from.tmpl.source(), written followed by `ending`. Lines with URIs or facts (segments,
   // parts, keys, hints, reports) must be kept in source order; others may move.
   void keep(size_t number, std::string_view line, std::string_view ending);
+  // The same, with `length` bytes of `line` from `at` replaced by `replacement` (outside its
+  // URIs: a number rewritten); the caller sets what the edit says in the facts. Returns the
+  // line's new number.
+  size_t keep_edited(size_t number, std::string_view line, size_t at, size_t length,
+                     std::string_view replacement, std::string_view ending);
   // A new line without URIs, "\n" appended.
   void add(std::string_view line);
 

@@ -1,6 +1,8 @@
 #include "hls/window.h"
 
 #include <algorithm>
+#include <cassert>
+#include <charconv>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -252,49 +254,209 @@ bool written_as(std::string_view line, std::string_view name) {
   return line.starts_with(name) && (line.size() == name.size() || line[name.size()] == ':');
 }
 
-// The tags a renumbered copy writes first: about the whole playlist, or its end.
+// The tags a continued copy writes first: about the whole playlist, or its end.
 bool heads_copy(std::string_view line) {
   const std::string_view tag = tag_name(line);
   return is_playlist_level(tag) || is_window_rewritten(tag) || tag == "EXT-X-ENDLIST";
 }
 
+uint64_t shifted(uint64_t value, int64_t offset) {
+  const int64_t v = static_cast<int64_t>(value) + offset;
+  return v < 0 ? 0 : static_cast<uint64_t>(v);
+}
+
+// LAST-MSN's digits in an EXT-X-RENDITION-REPORT line (`length` bytes from `at`), their value
+// and the value moved by an offset.
+struct NumberEdit {
+  size_t at = 0;
+  size_t length = 0;
+  uint64_t original = 0;
+  uint64_t value = 0;
+};
+
+std::optional<NumberEdit> last_msn_edit(std::string_view line, int64_t offset) {
+  const size_t found = line.find("LAST-MSN=");
+  if (found == std::string_view::npos) return std::nullopt;
+  NumberEdit edit;
+  edit.at = found + 9;
+  size_t end = edit.at;
+  while (end < line.size() && line[end] >= '0' && line[end] <= '9') ++end;
+  edit.length = end - edit.at;
+  const auto [ptr, error] =
+      std::from_chars(line.data() + edit.at, line.data() + end, edit.original);
+  if (edit.length == 0 || error != std::errc()) return std::nullopt;
+  edit.value = shifted(edit.original, offset);
+  return edit;
+}
+
+// Whether the splice can write `edit` of source line `number` (a report): the digits are the
+// LAST-MSN the parser read there, outside the line's URIs.
+bool splices_report(const Playlist& source, size_t number, std::string_view line,
+                    const NumberEdit& edit) {
+  const bool attribute = edit.at > 9 && (line[edit.at - 10] == ':' || line[edit.at - 10] == ',');
+  const std::vector<RenditionReport>& reports = source.media.rendition_reports;
+  auto report = std::find_if(reports.begin(), reports.end(),
+                             [&](const RenditionReport& r) { return r.line == number; });
+  if (!attribute || report == reports.end() || report->last_msn != edit.original) return false;
+  for (const UriSlot& slot : source.tmpl.slots()) {
+    if (slot.line != number) continue;
+    const size_t offset = static_cast<size_t>(slot.original.data() - line.data());
+    if (offset < edit.at + edit.length && offset + slot.original.size() > edit.at) return false;
+  }
+  return true;
+}
+
+// Where continued() writes: a splice of the source's lines (own lines may not carry URIs or
+// facts; reports renumbered are set in the facts after), or text to parse.
+struct SpliceSink {
+  splice_internal::LineSplice& splice;
+  std::vector<std::pair<size_t, uint64_t>> last_msn_by_line{};  // reports renumbered (new line)
+  void keep(size_t number, std::string_view line) { splice.keep(number, line, "\n"); }
+  void keep_edited(size_t number, std::string_view line, const NumberEdit& edit) {
+    const size_t written =
+        splice.keep_edited(number, line, edit.at, edit.length, std::to_string(edit.value), "\n");
+    last_msn_by_line.emplace_back(written, edit.value);
+  }
+  void add(std::string_view line) { splice.add(line); }
+  void add_lines([[maybe_unused]] std::string_view lines) { assert(lines.empty()); }
+};
+struct TextSink {
+  std::string text;
+  void keep(size_t, std::string_view line) { add(line); }
+  void keep_edited(size_t, std::string_view line, const NumberEdit& edit) {
+    text.append(line.substr(0, edit.at)).append(std::to_string(edit.value));
+    text.append(line.substr(edit.at + edit.length)).push_back('\n');
+  }
+  void add(std::string_view line) { text.append(line).push_back('\n'); }
+  void add_lines(std::string_view lines) { text.append(lines); }
+};
+
+// The tags about the whole playlist, in order, with the plan's numbers; returns their lines
+// (the end tag's included), ascending, for the lines that follow to skip.
+template <typename Sink>
+std::vector<size_t> write_head(const Playlist& source, const Continuation& plan, Sink& out) {
+  std::vector<size_t> head_lines;
+  const std::string msn_line = "#EXT-X-MEDIA-SEQUENCE:" + std::to_string(plan.media_sequence);
+  const std::string number_line =
+      "#EXT-X-DISCONTINUITY-SEQUENCE:" + std::to_string(plan.discontinuity_sequence);
+  bool wrote_msn = false;
+  bool wrote_number = false;
+  for_each_line(source.tmpl.source(), [&](size_t number, std::string_view line, std::string_view) {
+    if (!heads_copy(line)) return;
+    head_lines.push_back(number);
+    if (written_as(line, "#EXT-X-ENDLIST")) return;
+    if (written_as(line, "#EXT-X-MEDIA-SEQUENCE")) {
+      out.add(msn_line);
+      wrote_msn = true;
+    } else if (written_as(line, "#EXT-X-DISCONTINUITY-SEQUENCE")) {
+      out.add(number_line);
+      wrote_number = true;
+    } else if (written_as(line, "#EXT-X-TARGETDURATION") && plan.target_duration) {
+      out.add("#EXT-X-TARGETDURATION:" + std::to_string(*plan.target_duration));
+    } else {
+      out.keep(number, line);
+    }
+  });
+  if (!wrote_msn) out.add(msn_line);
+  if (!wrote_number && plan.discontinuity_sequence > 0) out.add(number_line);
+  return head_lines;
+}
+
+// The source's line after which its segments' lines end (0: it has none).
+size_t last_segment_line(const MediaInfo& media) {
+  return media.segments.empty() ? 0 : media.segments.back().line;
+}
+
+template <typename Sink>
+void write_continued(const Playlist& source, const Continuation& plan, Sink& out) {
+  const std::vector<size_t> head_lines = write_head(source, plan, out);
+  size_t next_head = 0;
+  const MediaInfo& media = source.media;
+  const size_t segments_end = last_segment_line(media);
+  // The source's lines from this one on are listed (those before belong to segments left out).
+  size_t first_line = 0;
+  if (plan.first_segment >= media.segments.size()) {
+    first_line = segments_end + 1;
+  } else if (plan.first_segment > 0) {
+    first_line = media.segments[plan.first_segment - 1].line + 1;
+  }
+  for (const std::string& segment : plan.carried) out.add_lines(segment);
+  if (plan.first_segment < media.segments.size()) out.add_lines(plan.before_segments);
+  bool trailing_begun = false;
+  for_each_line(source.tmpl.source(), [&](size_t number, std::string_view line, std::string_view) {
+    if (next_head < head_lines.size() && head_lines[next_head] == number) {
+      ++next_head;
+      return;
+    }
+    if (number < first_line) return;
+    if (number <= segments_end) return out.keep(number, line);
+    if (!trailing_begun) out.add_lines(plan.before_trailing);
+    trailing_begun = true;
+    if (!plan.trailing) return;
+    if (plan.report_msn_offset != 0 && written_as(line, "#EXT-X-RENDITION-REPORT")) {
+      if (auto edit = last_msn_edit(line, plan.report_msn_offset))
+        return out.keep_edited(number, line, *edit);
+    }
+    out.keep(number, line);
+  });
+  if (!trailing_begun) out.add_lines(plan.before_trailing);
+  if (plan.endlist) out.add("#EXT-X-ENDLIST");
+}
+
+// The source's lines alone, spliced: its facts carried over, the plan's numbers set.
+Playlist spliced(const Playlist& source, const Continuation& plan) {
+  splice_internal::LineSplice splice(source);
+  SpliceSink sink{splice};
+  write_continued(source, plan, sink);
+  Playlist copy = splice.finish();
+  for (RenditionReport& report : copy.media.rendition_reports) {
+    for (const auto& [line, last_msn] : sink.last_msn_by_line) {
+      if (report.line == line) report.last_msn = last_msn;
+    }
+  }
+  copy.media.media_sequence = plan.media_sequence;
+  copy.media.discontinuity_sequence = plan.discontinuity_sequence;
+  if (plan.target_duration) copy.media.target_duration = plan.target_duration;
+  copy.media.endlist = plan.endlist;
+  for (size_t i = 0; i < copy.media.segments.size(); ++i)
+    copy.media.segments[i].sequence = plan.media_sequence + i;
+  return copy;
+}
+
 }  // namespace
+
+bool carries_own_lines(const Playlist& source, const Continuation& plan) {
+  const MediaInfo& media = source.media;
+  if (!plan.carried.empty() || !plan.before_trailing.empty()) return true;
+  if (!plan.before_segments.empty() && plan.first_segment < media.segments.size()) return true;
+  if (plan.report_msn_offset == 0 || !plan.trailing) return false;
+  // A report the writer renumbers (as written, after the last segment) where the splice cannot.
+  const size_t segments_end = last_segment_line(media);
+  bool own_report = false;
+  for_each_line(source.tmpl.source(), [&](size_t number, std::string_view line, std::string_view) {
+    if (own_report || number <= segments_end || !written_as(line, "#EXT-X-RENDITION-REPORT"))
+      return;
+    auto edit = last_msn_edit(line, plan.report_msn_offset);
+    own_report = edit && !splices_report(source, number, line, *edit);
+  });
+  return own_report;
+}
+
+Result<Playlist> continued(const Playlist& source, const Continuation& plan,
+                           std::string_view base_url, const ParseOptions& options) {
+  if (!carries_own_lines(source, plan)) return spliced(source, plan);
+  TextSink sink;
+  write_continued(source, plan, sink);
+  return parse_playlist(sink.text, base_url, options);
+}
 
 Playlist renumbered(const Playlist& playlist, uint64_t media_sequence,
                     uint64_t discontinuity_sequence, bool endlist) {
-  splice_internal::LineSplice out(playlist);
-  const std::string msn_line = "#EXT-X-MEDIA-SEQUENCE:" + std::to_string(media_sequence);
-  const std::string number_line =
-      "#EXT-X-DISCONTINUITY-SEQUENCE:" + std::to_string(discontinuity_sequence);
-  bool wrote_msn = false;
-  bool wrote_number = false;
-  for_each_line(playlist.tmpl.source(),
-                [&](size_t number, std::string_view line, std::string_view) {
-                  if (!heads_copy(line) || written_as(line, "#EXT-X-ENDLIST")) return;
-                  if (written_as(line, "#EXT-X-MEDIA-SEQUENCE")) {
-                    out.add(msn_line);
-                    wrote_msn = true;
-                  } else if (written_as(line, "#EXT-X-DISCONTINUITY-SEQUENCE")) {
-                    out.add(number_line);
-                    wrote_number = true;
-                  } else {
-                    out.keep(number, line, "\n");
-                  }
-                });
-  if (!wrote_msn) out.add(msn_line);
-  if (!wrote_number && discontinuity_sequence > 0) out.add(number_line);
-  for_each_line(playlist.tmpl.source(),
-                [&](size_t number, std::string_view line, std::string_view) {
-                  if (!heads_copy(line)) out.keep(number, line, "\n");
-                });
-  if (endlist) out.add("#EXT-X-ENDLIST");
-  Playlist copy = out.finish();
-  copy.media.media_sequence = media_sequence;
-  copy.media.discontinuity_sequence = discontinuity_sequence;
-  copy.media.endlist = endlist;
-  for (size_t i = 0; i < copy.media.segments.size(); ++i)
-    copy.media.segments[i].sequence = media_sequence + i;
-  return copy;
+  Continuation plan;
+  plan.media_sequence = media_sequence;
+  plan.discontinuity_sequence = discontinuity_sequence;
+  plan.endlist = endlist;
+  return spliced(playlist, plan);
 }
 
 }  // namespace hls

@@ -8,6 +8,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -68,19 +69,59 @@ struct DeltaUpdate {
 // Errors: "not_media", "delta_update" (already one), "cannot_skip" (no CAN-SKIP-UNTIL).
 Result<DeltaUpdate> delta_update(const Playlist& playlist);
 
+// What a server continuing a live media playlist lists instead of the source's copy (the
+// balancer's live restarts and source switches decide it: balancer/sources/live_restart.h).
+struct Continuation {
+  std::uint64_t media_sequence = 0;          // EXT-X-MEDIA-SEQUENCE
+  std::uint64_t discontinuity_sequence = 0;  // EXT-X-DISCONTINUITY-SEQUENCE (written when not 0)
+  // EXT-X-TARGETDURATION's value, when not the source's (longer segments carried).
+  std::optional<std::uint64_t> target_duration;
+  bool endlist = false;  // EXT-X-ENDLIST at the end (the source's own is never written)
+  // Segments of earlier copies listed first, each its lines (its tags, then its URI line), every
+  // line ending "\n"; the first one's EXT-X-MAP and EXT-X-KEY in force written before it.
+  std::vector<std::string> carried;
+  // The source's segments listed after them: from this index on (none when past the last).
+  std::size_t first_segment = 0;
+  // Lines ("\n" each) written before the first of the source's segments listed: the map and key
+  // in force for it when segments before it are left out.
+  std::string before_segments;
+  // Lines ("\n" each) written after the segments, before the source's lines that follow its last
+  // segment (a new run's discontinuity, map and key ahead of its parts).
+  std::string before_trailing;
+  bool trailing = true;  // the source's lines after its last segment (parts, hints, reports)
+  // Added to LAST-MSN in EXT-X-RENDITION-REPORT lines after the last segment (the other
+  // renditions of the channel are numbered the same way).
+  std::int64_t report_msn_offset = 0;
+};
+
+// `source` (a parsed media playlist, not a delta update) as `plan` lists it:
+//   - first the tags about the whole playlist (is_playlist_level, is_window_rewritten), in
+//     order, EXT-X-MEDIA-SEQUENCE, EXT-X-DISCONTINUITY-SEQUENCE and (when given)
+//     EXT-X-TARGETDURATION with the plan's numbers (the first two added after them when absent;
+//     the discontinuity sequence only when not 0);
+//   - then the carried segments, the lines before the source's segments, every other line of
+//     the source from the first listed segment's on (after the segment before it) as it is,
+//     with the lines before its trailing lines where those begin;
+//   - EXT-X-ENDLIST (wherever the source wrote it) only at the end, and only with `endlist`.
+// Lines end with "\n". Returned parsed: written of the source's lines alone (no line of the
+// plan's own: see carries_own_lines; a report's LAST-MSN renumbered in place), as
+// newest_segments() returns its window, never parsed; else its text parsed with `options`
+// against `base_url` (the source's URL), whose error it returns.
+Result<Playlist> continued(const Playlist& source, const Continuation& plan,
+                           std::string_view base_url, const ParseOptions& options = {});
+// Whether continued() writes lines that are not the source's (carried segments, lines before
+// segments or trailing lines, a rendition report whose LAST-MSN the parser did not read as
+// written or that lies in a URI), and so parses its text.
+bool carries_own_lines(const Playlist& source, const Continuation& plan);
+
 // `playlist` (a parsed media playlist, not a delta update) renumbered, as the balancer serves a
 // live source whose numbering it continues after a restart, or whose end tag it holds back:
-//   - first the tags about the whole playlist (is_playlist_level, is_window_rewritten), in
-//     order, EXT-X-MEDIA-SEQUENCE as `media_sequence` and EXT-X-DISCONTINUITY-SEQUENCE as
-//     `discontinuity_sequence` (each added after them when absent; the latter only when not 0);
-//   - then every other line as it is, in order;
-//   - EXT-X-ENDLIST (wherever origin wrote it) only at the end, and only with `endlist`.
-// Lines end with "\n". Returned parsed, as newest_segments() returns its window.
+// continued() with only the numbers and the end tag planned (never parsed).
 Playlist renumbered(const Playlist& playlist, std::uint64_t media_sequence,
                     std::uint64_t discontinuity_sequence, bool endlist);
 
-// Line by line, for code that writes a playlist's head of its own (the balancer's live
-// restart):
+// Line by line, for code that sorts a playlist's lines (the balancer's live restart keeps
+// segments' lines apart from the tags about the whole playlist):
 // the tag a line starts with, without '#': "EXT-X-VERSION" for "#EXT-X-VERSION:7", ""
 // for URI lines, comments and blanks;
 std::string_view tag_name(std::string_view line);

@@ -54,18 +54,21 @@ struct Served {
 Served serve(LiveRunTracker& tracker, const std::string& origin_text, const LiveEndPolicy& policy,
              std::chrono::steady_clock::time_point now, int64_t unix_ms = 1'700'000'000'000) {
   hls::Playlist origin = parse(origin_text);
-  auto copy = tracker.next(origin, policy, now, unix_ms);
+  auto listing = tracker.next(origin, policy, now, unix_ms);
   Served out;
-  if (copy && copy->playlist) {
-    // Written of origin's lines alone, the copy comes parsed: what its text parses to.
-    CHECK(copy->playlist->tmpl.source() == copy->text);
-    hls_test::check_as_parsed(*copy->playlist, {}, kUrl);
-    out.playlist = *copy->playlist;
+  std::vector<std::pair<size_t, uint64_t>> runs_by_line;
+  if (listing) {
+    auto copy = write_served(origin, *listing, kUrl);
+    REQUIRE_MESSAGE(copy.ok(), copy.error().message);
+    // Spliced of origin's lines or parsed: what its text parses to.
+    hls_test::check_as_parsed(copy->playlist, {}, kUrl);
+    out.playlist = std::move(copy->playlist);
+    runs_by_line = std::move(copy->runs_by_line);
   } else {
-    out.playlist = copy ? parse(copy->text) : std::move(origin);
+    out.playlist = std::move(origin);
   }
   out.plan = plan_rewrite(out.playlist.tmpl, "http://origin.test");
-  if (copy) mark_runs(out.plan, out.playlist.tmpl, copy->runs_by_line);
+  if (listing) mark_runs(out.plan, out.playlist.tmpl, runs_by_line);
   for (const hls::Segment& s : out.playlist.media.segments) {
     out.chunk_by_msn[s.sequence] = out.plan.slots[s.uri_slot].origin_target;
   }
@@ -369,27 +372,25 @@ TEST_CASE(
       auto origin = hls::parse_playlist(*origin_text, kUrl);
       REQUIRE(origin.ok());
       t += 2s;
-      auto copy =
+      auto listing =
           tracker.next(*origin, policy, t, 1'700'000'000'000 + (t - kStart).count() / 1'000'000);
-      REQUIRE(copy.has_value());
-      auto served = hls::parse_playlist(copy->text, kUrl);
-      REQUIRE_MESSAGE(served.ok(), copy->text);
-      if (copy->playlist) {
-        CHECK(copy->playlist->tmpl.source() == copy->text);
-        hls_test::check_as_parsed(*copy->playlist, {}, kUrl);
-      }
-      CHECK_FALSE(served->media.endlist);
-      CHECK(served->media.media_sequence >= last_media_sequence);
-      last_media_sequence = served->media.media_sequence;
-      RewritePlan plan = plan_rewrite(served->tmpl, "http://origin.test");
-      mark_runs(plan, served->tmpl, copy->runs_by_line);
-      for (const hls::Segment& s : served->media.segments) {
+      REQUIRE(listing.has_value());
+      auto copy = write_served(*origin, *listing, kUrl);
+      REQUIRE_MESSAGE(copy.ok(), copy.error().message);
+      const hls::Playlist& served = copy->playlist;
+      hls_test::check_as_parsed(served, {}, kUrl);
+      CHECK_FALSE(served.media.endlist);
+      CHECK(served.media.media_sequence >= last_media_sequence);
+      last_media_sequence = served.media.media_sequence;
+      RewritePlan plan = plan_rewrite(served.tmpl, "http://origin.test");
+      mark_runs(plan, served.tmpl, copy->runs_by_line);
+      for (const hls::Segment& s : served.media.segments) {
         auto [it, inserted] = seen.emplace(s.sequence, plan.slots[s.uri_slot].origin_target);
         CHECK(it->second == plan.slots[s.uri_slot].origin_target);
       }
-      if (!served->media.segments.empty()) {
-        CHECK(served->media.segments.back().sequence >= last_listed);
-        last_listed = served->media.segments.back().sequence;
+      if (!served.media.segments.empty()) {
+        CHECK(served.media.segments.back().sequence >= last_listed);
+        last_listed = served.media.segments.back().sequence;
       }
     }
     restarted += tracker.restarts();

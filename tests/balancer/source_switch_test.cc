@@ -82,8 +82,13 @@ struct SwitchTimeline {
   // The served copy at `url` (parsed with the URL of the source it came from).
   hls::Playlist take(LiveRunTracker& serving, const std::string& text, const std::string& url,
                      SwitchTime now) {
-    auto copy = serving.next(parse_at(text, url), switch_live_policy(), now, 1'700'000'000'000);
-    hls::Playlist served = copy ? parse_at(copy->text, url) : parse_at(text, url);
+    hls::Playlist served = parse_at(text, url);
+    if (auto listing = serving.next(served, switch_live_policy(), now, 1'700'000'000'000)) {
+      auto copy = write_served(served, *listing, url);
+      REQUIRE_MESSAGE(copy.ok(), copy.error().message);
+      hls_test::check_as_parsed(copy->playlist, {}, url);
+      served = std::move(copy->playlist);
+    }
     const hls::MediaInfo& media = served.media;
     CHECK(static_cast<int64_t>(media.media_sequence) >= last_media_sequence);
     last_media_sequence = static_cast<int64_t>(media.media_sequence);

@@ -38,7 +38,7 @@ bool is_tag(std::string_view line, std::string_view name) {
   return line.size() == name.size() || line[name.size()] == ':';
 }
 
-// Tags about the whole playlist: written once in the served copy's head.
+// Tags about the whole playlist: not a segment's lines (hls::continued writes them first).
 bool is_playlist_tag(std::string_view line) {
   const std::string_view tag = hls::tag_name(line);
   return hls::is_playlist_level(tag) || hls::is_window_rewritten(tag) || tag == "EXT-X-ENDLIST";
@@ -50,12 +50,9 @@ uint64_t shifted(uint64_t value, int64_t offset) {
 }
 
 struct Layout {
-  std::vector<std::string_view> head;      // playlist tags, in order (without ENDLIST)
-  std::vector<ServedSegment> segments;     // origin numbering; run 0
-  std::vector<std::string_view> trailing;  // lines after the last URI (without playlist tags)
-  bool trailing_parts = false;             // `trailing` lists parts (a segment in progress)
-  bool has_reports = false;                // `trailing` has EXT-X-RENDITION-REPORT lines
-  std::string in_force_at_end;             // the MAP/KEY lines in force after the last segment
+  std::vector<ServedSegment> segments;  // origin numbering; run 0
+  bool trailing_parts = false;          // parts follow the last segment (a segment in progress)
+  std::string in_force_at_end;          // the MAP/KEY lines in force after the last segment
 };
 
 // Where each segment starts and ends on the wall clock (ms): from its own program date, else
@@ -78,9 +75,9 @@ void date_segments(const hls::MediaInfo& media, std::vector<ServedSegment>& segm
   }
 }
 
-// Splits origin's copy into its playlist tags, one block of lines per segment
-// (with the MAP/KEY lines in force before it) and what follows the last segment. With
-// `absolute_text`, every URI is written resolved (the lines view that string).
+// Splits origin's copy into one block of lines per segment (with the MAP/KEY lines in force
+// before it; without the tags about the whole playlist), as the tracker keeps the segments it
+// serves. With `absolute_text`, every URI is written resolved (the lines view that string).
 Layout lay_out(const hls::Playlist& origin, std::string* absolute_text) {
   Layout out;
   std::string_view text = origin.tmpl.source();
@@ -93,18 +90,11 @@ Layout lay_out(const hls::Playlist& origin, std::string* absolute_text) {
   std::string_view map_line, key_line;
   size_t next_line = 0;  // index into lines
   uint64_t number = media.discontinuity_sequence;
-  auto take = [&](size_t end, std::string* block) {
+  auto take = [&](size_t end, std::string& block) {
     for (; next_line < end && next_line < lines.size(); ++next_line) {
       std::string_view line = lines[next_line];
-      if (is_playlist_tag(line)) {
-        if (!is_tag(line, "#EXT-X-ENDLIST")) out.head.push_back(line);
-        continue;
-      }
-      if (block == nullptr) {
-        out.trailing.push_back(line);
-        continue;
-      }
-      block->append(line).push_back('\n');
+      if (is_playlist_tag(line)) continue;
+      block.append(line).push_back('\n');
       if (is_tag(line, "#EXT-X-MAP")) map_line = line;
       if (is_tag(line, "#EXT-X-KEY")) key_line = line;
     }
@@ -113,32 +103,19 @@ Layout lay_out(const hls::Playlist& origin, std::string* absolute_text) {
     ServedSegment s;
     if (!map_line.empty()) s.in_force.append(map_line).push_back('\n');
     if (!key_line.empty()) s.in_force.append(key_line).push_back('\n');
-    take(segment.line, &s.lines);  // segment.line is 1-based: lines[line - 1] is its URI
+    take(segment.line, s.lines);  // segment.line is 1-based: lines[line - 1] is its URI
     s.msn = segment.sequence;
     s.tagged = segment.discontinuity;
     if (segment.discontinuity) ++number;
     s.number = number;
     out.segments.push_back(std::move(s));
   }
-  take(lines.size(), nullptr);
   date_segments(media, out.segments);
-  for (std::string_view line : out.trailing) {
-    out.trailing_parts |= is_tag(line, "#EXT-X-PART");
-    out.has_reports |= is_tag(line, "#EXT-X-RENDITION-REPORT");
-  }
+  for (; next_line < lines.size(); ++next_line)
+    out.trailing_parts |= is_tag(lines[next_line], "#EXT-X-PART");
   if (!map_line.empty()) out.in_force_at_end.append(map_line).push_back('\n');
   if (!key_line.empty()) out.in_force_at_end.append(key_line).push_back('\n');
   return out;
-}
-
-void append_line(std::string& text, size_t& line_count, std::string_view line) {
-  text.append(line).push_back('\n');
-  ++line_count;
-}
-
-void append_block(std::string& text, size_t& line_count, const std::string& block) {
-  text.append(block);
-  line_count += static_cast<size_t>(std::count(block.begin(), block.end(), '\n'));
 }
 
 // Each segment's origin sequence number and URI, in order.
@@ -178,99 +155,15 @@ void restate_in_force(ServedSegment& segment) {
   segment.lines.insert(0, restated);
 }
 
-// What the served copy is written from.
-struct CopyPlan {
-  const Layout& layout;
-  const std::vector<ServedSegment>& listed;
-  uint64_t first_msn = 0;
-  uint64_t first_number = 0;
-  std::optional<uint64_t> tail_target_s;  // the previous run's longer EXT-X-TARGETDURATION
-  bool end = false;                       // write EXT-X-ENDLIST
-  // A new run that begins with the parts of its segment in progress: the lines written before
-  // them (its discontinuity, map and key) and its id.
-  std::string parts_lead{};
-  std::optional<uint64_t> parts_run{};
-  int64_t report_msn_offset = 0;  // served - origin numbers, for EXT-X-RENDITION-REPORT
-};
-
-// An EXT-X-RENDITION-REPORT line with LAST-MSN moved by `offset` (another rendition of the same
-// channel is numbered the same way).
-std::string shifted_report(std::string_view line, int64_t offset) {
-  const size_t at = line.find("LAST-MSN=");
-  if (at == std::string_view::npos) return std::string(line);
-  const size_t digits = at + 9;
-  size_t end = digits;
-  while (end < line.size() && line[end] >= '0' && line[end] <= '9') ++end;
-  if (end == digits) return std::string(line);
-  const uint64_t msn = std::stoull(std::string(line.substr(digits, end - digits)));
-  return std::string(line.substr(0, digits)) + std::to_string(shifted(msn, offset)) +
-         std::string(line.substr(end));
-}
-
-// Playlist tags with the numbers rewritten.
-void write_head(const CopyPlan& plan, std::string& text, size_t& lines) {
-  bool wrote_msn = false, wrote_number = false;
-  for (std::string_view line : plan.layout.head) {
-    if (is_tag(line, "#EXT-X-MEDIA-SEQUENCE")) {
-      append_line(text, lines, "#EXT-X-MEDIA-SEQUENCE:" + std::to_string(plan.first_msn));
-      wrote_msn = true;
-    } else if (is_tag(line, "#EXT-X-DISCONTINUITY-SEQUENCE")) {
-      append_line(text, lines,
-                  "#EXT-X-DISCONTINUITY-SEQUENCE:" + std::to_string(plan.first_number));
-      wrote_number = true;
-    } else if (is_tag(line, "#EXT-X-TARGETDURATION") && plan.tail_target_s) {
-      append_line(text, lines, "#EXT-X-TARGETDURATION:" + std::to_string(*plan.tail_target_s));
-    } else {
-      append_line(text, lines, line);
-    }
-  }
-  if (!wrote_msn) {
-    append_line(text, lines, "#EXT-X-MEDIA-SEQUENCE:" + std::to_string(plan.first_msn));
-  }
-  if (!wrote_number && plan.first_number > 0) {
-    append_line(text, lines, "#EXT-X-DISCONTINUITY-SEQUENCE:" + std::to_string(plan.first_number));
-  }
-}
-
-// The served copy: playlist tags (numbers rewritten), the kept tail, the new run, the rest.
-ServedCopy write_copy(const CopyPlan& plan) {
-  ServedCopy copy;
-  std::string& text = copy.text;
-  size_t lines = 0;
-  write_head(plan, text, lines);
-  for (size_t i = 0; i < plan.listed.size(); ++i) {
-    const ServedSegment& s = plan.listed[i];
-    if (copy.runs_by_line.empty() || copy.runs_by_line.back().second != s.run) {
-      copy.runs_by_line.emplace_back(lines + 1, s.run);
-    }
-    if (i == 0) append_block(text, lines, s.in_force);  // MAP/KEY declared before the window
-    append_block(text, lines, s.lines);
-  }
-  if (plan.parts_run && plan.layout.trailing_parts) {
-    if (copy.runs_by_line.empty() || copy.runs_by_line.back().second != *plan.parts_run)
-      copy.runs_by_line.emplace_back(lines + 1, *plan.parts_run);
-    append_block(text, lines, plan.parts_lead);
-  }
-  for (std::string_view line : plan.layout.trailing) {
-    if (plan.report_msn_offset != 0 && is_tag(line, "#EXT-X-RENDITION-REPORT")) {
-      append_line(text, lines, shifted_report(line, plan.report_msn_offset));
-    } else {
-      append_line(text, lines, line);
-    }
-  }
-  if (plan.end) append_line(text, lines, "#EXT-X-ENDLIST");
-  return copy;
-}
-
 }  // namespace
 
 bool LiveRunTracker::end_due(const LiveEndPolicy& policy, TimePoint now) const {
   return holding_end_ && ended_since_ && now - *ended_since_ >= policy.end_confirm;
 }
 
-std::optional<ServedCopy> LiveRunTracker::next(const hls::Playlist& origin,
-                                               const LiveEndPolicy& policy, TimePoint now,
-                                               int64_t unix_ms) {
+std::optional<ServedListing> LiveRunTracker::next(const hls::Playlist& origin,
+                                                  const LiveEndPolicy& policy, TimePoint now,
+                                                  int64_t unix_ms) {
   const hls::MediaInfo& media = origin.media;
   const bool was_holding = holding_end_;
   holding_end_ = false;
@@ -299,45 +192,55 @@ std::optional<ServedCopy> LiveRunTracker::next(const hls::Playlist& origin,
 
   number_for_run(segments);
   const Listing listing = list_segments(segments, first_origin_msn, change.older_copy);
-  const std::vector<ServedSegment>& listed = listing.segments;
-  const size_t keep = listing.kept;
-
-  if (run_ == 0 && !holding_end_ && keep == 0)
+  if (run_ == 0 && !holding_end_ && listing.kept == 0)
     return std::nullopt;  // nothing to change: origin's copy
 
-  const uint64_t first_msn =
+  if (parts_lead_ && listing.kept < listing.segments.size()) {
+    parts_lead_ = false;  // its first segment is listed
+  }
+  ServedListing served = plan_copy(media, listing, media.segments.size() - segments.size());
+  if (parts_lead_ && layout.trailing_parts) {
+    // The new run's parts follow the served segments: its discontinuity, map and key first.
+    served.copy.before_trailing = std::string(unmarked_boundary_ ? "" : kDiscontinuityLine);
+    served.copy.before_trailing += layout.in_force_at_end;
+    served.parts_run = run_;
+  }
+  return served;
+}
+
+// What the copy lists: `listing`, origin's first `left_out` segments left out.
+ServedListing LiveRunTracker::plan_copy(const hls::MediaInfo& media, const Listing& listing,
+                                        size_t left_out) const {
+  const std::vector<ServedSegment>& listed = listing.segments;
+  ServedListing served;
+  hls::Continuation& copy = served.copy;
+  copy.media_sequence =
       listed.empty() ? shifted(media.media_sequence, msn_offset_) : listed.front().msn;
-  const uint64_t first_number = listed.empty()
+  copy.discontinuity_sequence = listed.empty()
                                     ? shifted(media.discontinuity_sequence, number_offset_)
                                     : listed.front().number - (listed.front().tagged ? 1 : 0);
-  std::optional<uint64_t> tail_target_s;
-  if (keep > 0 && tail_target_s_ > media.target_duration.value_or(0)) {
-    tail_target_s = tail_target_s_;
+  if (listing.kept > 0 && tail_target_s_ > media.target_duration.value_or(0)) {
+    copy.target_duration = tail_target_s_;
   }
-  const bool end = media.endlist && !holding_end_;
-  if (parts_lead_ && keep < listed.size()) parts_lead_ = false;  // its first segment is listed
-  CopyPlan plan{.layout = layout,
-                .listed = listed,
-                .first_msn = first_msn,
-                .first_number = first_number,
-                .tail_target_s = tail_target_s,
-                .end = end};
-  if (parts_lead_) {
-    plan.parts_lead = std::string(unmarked_boundary_ ? "" : kDiscontinuityLine);
-    plan.parts_lead += layout.in_force_at_end;
-    plan.parts_run = run_;
+  copy.endlist = media.endlist && !holding_end_;
+  if (listing.kept == 0) {
+    // Origin's segments from the first listed on, as origin wrote them.
+    copy.first_segment = left_out;
+    if (!listed.empty()) copy.before_segments = listed.front().in_force;
+  } else {
+    // Segments served before lead (a previous run's, or the previous listing): every segment's
+    // lines are the tracker's (a new run's first one with what it restates).
+    copy.first_segment = media.segments.size();
+    for (const ServedSegment& s : listed) copy.carried.push_back(s.lines);
+    copy.carried.front().insert(0, listed.front().in_force);
   }
   // A new source that is behind: none of its parts either (they would follow the served
   // segments as if they were theirs).
-  if (switch_pending_) layout.trailing.clear();
-  plan.report_msn_offset = msn_offset_;
-  ServedCopy copy = write_copy(plan);
-  // Origin's segments alone (no previous run's kept ahead, none left out, no report to
-  // renumber): the copy comes parsed.
-  if (keep == 0 && listed.size() == media.segments.size() &&
-      (msn_offset_ == 0 || !layout.has_reports))
-    copy.playlist = hls::renumbered(origin, first_msn, first_number, end);
-  return copy;
+  copy.trailing = !switch_pending_;
+  copy.report_msn_offset = msn_offset_;
+  served.runs.reserve(listed.size());
+  for (const ServedSegment& s : listed) served.runs.push_back(s.run);
+  return served;
 }
 
 // What origin's copy changed since the previous one, and where the served copy's segments of
@@ -538,6 +441,37 @@ size_t LiveRunTracker::tail_to_keep(std::optional<uint64_t> first_origin_msn, si
     if (keep == 0) tail_.clear();  // once out of the window, for good
   }
   return keep;
+}
+
+namespace {
+
+// (first line, run id) of `copy`, written as `listing` planned.
+std::vector<std::pair<size_t, uint64_t>> runs_by_line(const hls::Playlist& copy,
+                                                      const ServedListing& listing) {
+  std::vector<std::pair<size_t, uint64_t>> runs;
+  auto run_from = [&runs](size_t line, uint64_t run) {
+    if (runs.empty() || runs.back().second != run) runs.emplace_back(line, run);
+  };
+  // A segment's lines begin after the segment before it (the first's after the playlist tags,
+  // which name no chunk or key).
+  const std::vector<hls::Segment>& segments = copy.media.segments;
+  for (size_t i = 0; i < listing.runs.size() && i < segments.size(); ++i)
+    run_from(i == 0 ? 1 : segments[i - 1].line + 1, listing.runs[i]);
+  if (listing.parts_run)
+    run_from(segments.empty() ? 1 : segments.back().line + 1, *listing.parts_run);
+  return runs;
+}
+
+}  // namespace
+
+hls::Result<ServedCopy> write_served(const hls::Playlist& origin, const ServedListing& listing,
+                                     std::string_view url, const hls::ParseOptions& options) {
+  auto written = hls::continued(origin, listing.copy, url, options);
+  if (!written.ok()) return written.error();
+  ServedCopy served;
+  served.playlist = std::move(written).value();
+  served.runs_by_line = runs_by_line(served.playlist, listing);
+  return served;
 }
 
 void mark_runs(RewritePlan& plan, const hls::Template& tmpl,

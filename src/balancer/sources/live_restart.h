@@ -36,6 +36,7 @@
 
 #include "balancer/sources/rewrite_plan.h"
 #include "hls/playlist.h"
+#include "hls/window.h"
 
 namespace balancer {
 
@@ -70,26 +71,43 @@ struct ServedSegment {
   std::optional<int64_t> start_ms, end_ms;
 };
 
-// What to serve instead of origin's copy.
+// What to serve instead of origin's copy, decided by the tracker and written by hls/
+// (write_served below).
+struct ServedListing {
+  // The numbers, the segments listed (origin's, or the tracker's lines of segments served
+  // before), the lines restated, the end tag held back or not.
+  hls::Continuation copy;
+  std::vector<uint64_t> runs;  // each listed segment's run id, in order (0: the first run)
+  // The parts after the last segment lead a run of their own (a switch to a source whose segment
+  // in progress begins where the served ones end).
+  std::optional<uint64_t> parts_run;
+};
+
+// The copy served.
 struct ServedCopy {
-  std::string text;  // a playlist, parsed like origin's (same URL)
-  // `text` parsed (hls::renumbered), when it is made of origin's lines alone: numbers continued,
-  // an end tag held back. Not while a previous run's segments are listed ahead of the new
-  // run's, or an older origin copy is answered with the previous listing: `text` is then
-  // parsed by the caller.
-  std::optional<hls::Playlist> playlist;
+  // Written of origin's lines alone (numbers continued, an end tag held back, segments before a
+  // switch left out, reports renumbered), it is spliced and never parsed; with lines of the
+  // tracker's (a previous run's segments kept ahead of the new run's, an older origin copy
+  // answered with the previous listing, parts leading a switched run) its text is parsed against
+  // origin's URL (hls::continued).
+  hls::Playlist playlist;
   // (first line, run id), ascending: the chunk URIs from that 1-based line on belong to that run.
   std::vector<std::pair<size_t, uint64_t>> runs_by_line;
 };
+
+// `listing` (LiveRunTracker::next for `origin`) written over origin's playlist, fetched from
+// `url`; the parse error of a copy that does not parse.
+hls::Result<ServedCopy> write_served(const hls::Playlist& origin, const ServedListing& listing,
+                                     std::string_view url, const hls::ParseOptions& options = {});
 
 class LiveRunTracker {
  public:
   using TimePoint = std::chrono::steady_clock::time_point;
 
-  // The copy to serve for origin's media playlist `origin`; nullopt: origin's as it is.
-  // `unix_ms` names a new run.
-  std::optional<ServedCopy> next(const hls::Playlist& origin, const LiveEndPolicy& policy,
-                                 TimePoint now, int64_t unix_ms);
+  // What to serve for origin's media playlist `origin` (write_served writes it); nullopt:
+  // origin's as it is. `unix_ms` names a new run.
+  std::optional<ServedListing> next(const hls::Playlist& origin, const LiveEndPolicy& policy,
+                                    TimePoint now, int64_t unix_ms);
 
   // The copies from now on come from another source of the channel: the next one starts a new
   // run after the last segment served, at the first of its segments that lies mostly after the
@@ -103,8 +121,9 @@ class LiveRunTracker {
     switch_pending_ = true;
     seamless_switch_ = seamless;
   }
-  // Copies are laid out with every URI absolute (a channel with several sources: a kept
-  // segment's relative URI would resolve against the other source's URL).
+  // The segments' lines the tracker keeps (listed again ahead of later copies) are written with
+  // every URI absolute (a channel with several sources: a kept segment's relative URI would
+  // resolve against the other source's URL).
   void set_absolute_uris(bool absolute) { absolute_uris_ = absolute; }
   uint64_t switches() const { return switches_; }
 
@@ -144,6 +163,8 @@ class LiveRunTracker {
   Listing list_segments(std::vector<ServedSegment>& segments,
                         std::optional<uint64_t> first_origin_msn, bool older_copy);
   size_t tail_to_keep(std::optional<uint64_t> first_origin_msn, size_t new_segments);
+  ServedListing plan_copy(const hls::MediaInfo& media, const Listing& listing,
+                          size_t left_out) const;
 
   bool seen_live_ = false;
   std::optional<TimePoint> ended_since_;

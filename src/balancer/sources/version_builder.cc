@@ -171,21 +171,21 @@ std::optional<std::vector<std::pair<size_t, uint64_t>>> VersionBuilder::continue
     BuildNotes& notes) {
   const uint64_t restarts = lineage.runs.restarts();
   const bool was_holding = lineage.runs.holding_end();
-  auto served = lineage.runs.next(playlist, answer.live, at.now, at.unix_ms);
+  auto listing = lineage.runs.next(playlist, answer.live, at.now, at.unix_ms);
   notes.restarted = lineage.runs.restarts() != restarts;
   notes.end_held = lineage.runs.holding_end() && !was_holding;
-  if (!served) return std::nullopt;
-  if (served->playlist) {
-    playlist = std::move(*served->playlist);  // written of origin's lines, returned parsed
-    return std::move(served->runs_by_line);
-  }
-  auto continued = parse(served->text, answer.url);
-  if (!continued.ok()) {
+  if (!listing) return std::nullopt;
+  // Written of origin's lines alone, the copy is spliced; with lines of the tracker's, parsed.
+  if (hls::carries_own_lines(playlist, listing->copy)) ++parses_;
+  hls::ParseOptions options;
+  options.max_bytes = max_bytes_;
+  auto served = write_served(playlist, *listing, answer.url, options);
+  if (!served.ok()) {
     notes.warnings.push_back("continued copy of " + answer.url + " does not parse (" +
-                             continued.error().message + "): serving origin's");
+                             served.error().message + "): serving origin's");
     return std::nullopt;
   }
-  playlist = std::move(continued).value();
+  playlist = std::move(served->playlist);
   return std::move(served->runs_by_line);
 }
 

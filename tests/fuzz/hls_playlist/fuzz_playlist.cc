@@ -140,6 +140,32 @@ bool same_as_parsed(const hls::Playlist& built, const hls::Playlist& parsed) {
   return same;
 }
 
+// A live copy continued of the source's lines alone (the balancer's, after a switch: the first
+// third of the segments left out, numbers moved, reports renumbered, the end tag held back) is
+// spliced as what its text parses to, and lists the source's last segment last.
+void check_continuation(const hls::Playlist& pl, std::string_view base,
+                        const hls::ParseOptions& options) {
+  const auto& segments = pl.media.segments;
+  if (pl.kind != hls::PlaylistKind::media || pl.media.is_delta_update()) return;
+  hls::Continuation plan;
+  plan.first_segment = segments.size() / 3;
+  plan.media_sequence = 1000 + plan.first_segment;
+  plan.discontinuity_sequence = 3;
+  plan.report_msn_offset = 1000 - static_cast<int64_t>(pl.media.media_sequence % 1000);
+  auto copy = hls::continued(pl, plan, base, options);
+  if (!copy) std::fprintf(stderr, "continued copy failed: %s\n", copy.error().message.c_str());
+  FUZZ_CHECK(copy.ok());
+  auto again = hls::parse_playlist(copy->tmpl.source(), base, options);
+  FUZZ_CHECK(again.ok());
+  FUZZ_CHECK(same_as_parsed(*copy, *again));
+  FUZZ_CHECK(!again->media.endlist);
+  FUZZ_CHECK(again->media.segments.size() == segments.size() - plan.first_segment);
+  if (!segments.empty()) {
+    FUZZ_CHECK(again->tmpl.slots()[again->media.segments.back().uri_slot].uri ==
+               pl.tmpl.slots()[segments.back().uri_slot].uri);
+  }
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -231,6 +257,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     FUZZ_CHECK(cut->media.discontinuity_sequence >= pl.media.discontinuity_sequence);
     FUZZ_CHECK(cut->media.parts.size() <= pl.media.parts.size());
   }
+
+  check_continuation(pl, base, options);
 
   // A delta update parses again, numbered as the source, ends where the source ends, and
   // lists exactly the slots it says, each with the source slot's URI.
