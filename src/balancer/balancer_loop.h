@@ -1,6 +1,6 @@
 // Inside the balancer (not a public header): how its state is split by thread
 // rule, and one loop's handlers. Each part's type says which thread may touch it:
-//   - RuntimeConfig and HealthView: immutable snapshots, published through
+//   - RuntimeConfig (balancer_config.h) and HealthView: immutable snapshots, published through
 //     core::Published (the home loop publishes the config, the fetch loop the health view;
 //     any loop reads its own Reader);
 //   - BalancerMetrics, AdmissionReport (balancer_metrics.h): the process's numbers,
@@ -38,6 +38,7 @@
 #include "balancer/viewers/playlist_mapper.h"
 #include "balancer/viewers/request_params.h"
 #include "balancer/viewers/unsent_replies.h"
+#include "balancer/viewers/viewer_access.h"
 #include "cmcd/quality_meter.h"
 #include "core/event_loop.h"
 #include "core/log.h"
@@ -45,44 +46,6 @@
 #include "signing/url_signing.h"
 
 namespace balancer {
-
-// The running config with what is derived from it. Immutable once published:
-// any thread reads it.
-struct RuntimeConfig {
-  BalancerConfig config;
-  std::optional<signing::UrlSigner> signer;
-  std::optional<signing::PlaybackTickets> tickets;
-  uint64_t generation = 0;  // bumps on every applied config (invalidates signed-link memos)
-
-  const ChannelConfig* find_channel(const std::string& id) const { return config.find_channel(id); }
-};
-
-// The viewer key ("t:<ticket viewer>" or "v:<viewer id>") that `request`'s
-// credentials give on `channel` at `now_unix`, or why not (ticket_*,
-// credentials_required, ticket_required).
-core::Result<std::string> authorize_viewer(const RuntimeConfig& rc, const ViewerRequest& request,
-                                           const ChannelConfig& channel, int64_t now_unix);
-// The status of an authorize_viewer() error: 403 for ticket_wrong_channel and
-// not_entitled (a paid channel asked for with a made-up viewer id), else 401.
-int credential_error_status(const std::string& code);
-// Who asks, for admission's per-address bounds (anonymous viewers, queue tickets): the client's
-// network (core::address_group_key: its IPv4 address, its IPv6 address's
-// server.ipv6_prefix_length bits) unless its address is in limits.per_address_exempt; anonymous
-// when the key is a made-up viewer id ("v:"). For limits.max_streams_per_account: the account of
-// a ticket whose viewer id names one (ticket_account). Owns the text admission's ViewerSource
-// views.
-struct ViewerOrigin {
-  std::string network;  // "" = not counted per address
-  bool anonymous = false;
-  std::string account;  // "" = not counted per account
-  ViewerSource source() const { return {network, anonymous, account}; }
-};
-ViewerOrigin viewer_origin(const RuntimeConfig& rc, const std::string& remote_ip,
-                           std::string_view viewer_key);
-// The account a stream key ("t:<ticket viewer id>") plays for: a ticket viewer id
-// "<account>/<device>" (as the access check issues them, "u<user id>/s<session>") names
-// <account>; any other key names none ("").
-std::string_view ticket_account(std::string_view viewer_key);
 
 class BalancerLoop;
 class LoopSet;
