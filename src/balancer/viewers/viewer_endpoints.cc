@@ -3,8 +3,8 @@
 // own snapshots; the source cache and key store are asked through the fetch loop.
 #include <atomic>
 
-#include "balancer/balancer_loop.h"
 #include "balancer/viewers/playlist_mapper.h"
+#include "balancer/viewers/viewer_endpoints.h"
 #include "core/json.h"
 #include "core/url.h"
 #include "hls/steering.h"
@@ -58,22 +58,32 @@ std::string authority_of(const std::string& base) {
 
 }  // namespace
 
-void BalancerLoop::fail(HttpExchange& ex, int status, const std::string& code,
-                        const std::string& message) {
+ViewerEndpoints::ViewerEndpoints(ViewerParts parts, SourceAsker& sources, KeyFetcher& keys,
+                                 core::EventLoop& loop)
+    : parts_(parts),
+      keys_(keys),
+      loop_(loop),
+      front_(loop, sources, parts.clock),
+      config_(parts.config),
+      health_(parts.health),
+      unsent_(parts.any_loop.unsent_playlist_bytes) {}
+
+void ViewerEndpoints::fail(HttpExchange& ex, int status, const std::string& code,
+                           const std::string& message) {
   parts_.metrics.error(code).inc();
   send_error(ex, status, code, message);
 }
 
-void BalancerLoop::send_error(HttpExchange& ex, int status, const std::string& code,
-                              const std::string& message) {
+void ViewerEndpoints::send_error(HttpExchange& ex, int status, const std::string& code,
+                                 const std::string& message) {
   if (ex.closed()) return;
   ex.add_header("Cache-Control", "no-store");
   ex.reply_error(status, code, message);
 }
 
-SourceRequest BalancerLoop::source_request(const RuntimeConfig& rc, const ChannelConfig& channel,
-                                           const std::string& target,
-                                           DeliveryDirectives directives) const {
+SourceRequest ViewerEndpoints::source_request(const RuntimeConfig& rc, const ChannelConfig& channel,
+                                              const std::string& target,
+                                              DeliveryDirectives directives) const {
   SourceRequest r;
   r.origin_id = channel.origin;
   r.origin_base = rc.config.origins.at(channel.origin).url;
@@ -101,14 +111,14 @@ SourceRequest BalancerLoop::source_request(const RuntimeConfig& rc, const Channe
   return r;
 }
 
-void BalancerLoop::get_source(const SourceRequest& request, const RuntimeConfig& rc,
-                              SourceCallback done) {
+void ViewerEndpoints::get_source(const SourceRequest& request, const RuntimeConfig& rc,
+                                 SourceCallback done) {
   front_.get(request, rc.config.playlists, std::move(done));
 }
 
-CacheDecision BalancerLoop::choose(const BalancerConfig& c, const std::string& requested,
-                                   const std::string& remote_ip, const std::string& viewer_key,
-                                   TimePoint now, const std::string& pathway) {
+CacheDecision ViewerEndpoints::choose(const BalancerConfig& c, const std::string& requested,
+                                      const std::string& remote_ip, const std::string& viewer_key,
+                                      TimePoint now, const std::string& pathway) {
   CacheDecision decided;
   decided.health = health_.shared();
   const HealthView& view = *decided.health;
@@ -139,7 +149,7 @@ CacheDecision BalancerLoop::choose(const BalancerConfig& c, const std::string& r
   return decided;
 }
 
-const CacheDecision& BalancerLoop::current_choice(Pending& p, TimePoint now) {
+const CacheDecision& ViewerEndpoints::current_choice(Pending& p, TimePoint now) {
   if (p.choice.health != health_.shared() || now > p.choice.holds_until) {
     p.choice = choose(p.config->config, p.request.cache, p.ex.remote_ip(), p.viewer_key, now,
                       p.request.pathway);
@@ -147,11 +157,11 @@ const CacheDecision& BalancerLoop::current_choice(Pending& p, TimePoint now) {
   return p.choice;
 }
 
-std::vector<std::string> BalancerLoop::pathways(const BalancerConfig& c,
-                                                const std::string& requested,
-                                                const std::string& remote_ip,
-                                                const std::string& viewer_key, TimePoint now,
-                                                bool usable_only) {
+std::vector<std::string> ViewerEndpoints::pathways(const BalancerConfig& c,
+                                                   const std::string& requested,
+                                                   const std::string& remote_ip,
+                                                   const std::string& viewer_key, TimePoint now,
+                                                   bool usable_only) {
   // Held: choose() re-reads the snapshot, which may replace the reader's copy.
   const std::shared_ptr<const HealthView> health = health_.shared();
   const HealthView& view = *health;
@@ -175,7 +185,7 @@ std::vector<std::string> BalancerLoop::pathways(const BalancerConfig& c,
   return out;
 }
 
-void BalancerLoop::handle_steering(HttpExchange& ex) {
+void ViewerEndpoints::handle_steering(HttpExchange& ex) {
   std::string_view path = ex.path();
   path.remove_prefix(kSteeringPrefix.size());
   std::shared_ptr<const RuntimeConfig> snapshot = config_.shared();
@@ -207,7 +217,7 @@ void BalancerLoop::handle_steering(HttpExchange& ex) {
   ex.reply(200, hls::steering_manifest(c.steering_ttl_s, priority, clones), "application/json");
 }
 
-const std::vector<std::string>& BalancerLoop::stable_links_for(
+const std::vector<std::string>& ViewerEndpoints::stable_links_for(
     const Pending& p, const SourceVersion& version, const CacheConfig* cache,
     const std::vector<std::string>& fresh, TimePoint now) {
   // Per viewer, requested cache and playlist: a viewer that asks for another cache (it walked out
@@ -263,10 +273,10 @@ const std::vector<std::string>& BalancerLoop::stable_links_for(
   return mixed_links_;
 }
 
-const std::vector<std::string>& BalancerLoop::chunk_links_for(const SourceVersion& version,
-                                                              const RuntimeConfig& rc,
-                                                              const ChannelConfig& channel,
-                                                              const CacheConfig* cache) {
+const std::vector<std::string>& ViewerEndpoints::chunk_links_for(const SourceVersion& version,
+                                                                 const RuntimeConfig& rc,
+                                                                 const ChannelConfig& channel,
+                                                                 const CacheConfig* cache) {
   const std::string destination = cache ? cache->url : std::string();
   int64_t now = parts_.clock.unix_now();
   if (link_memo_.size() > kMaxLinkMemoVersions && !link_memo_.count(version.serial))
@@ -298,7 +308,7 @@ const std::vector<std::string>& BalancerLoop::chunk_links_for(const SourceVersio
   return memo.links;
 }
 
-core::Histogram& BalancerLoop::newest_age_histogram(const std::string& channel) {
+core::Histogram& ViewerEndpoints::newest_age_histogram(const std::string& channel) {
   auto it = newest_age_.find(channel);
   if (it != newest_age_.end()) return *it->second;
   core::Histogram& h = parts_.metrics.registry.histogram(
@@ -312,7 +322,7 @@ core::Histogram& BalancerLoop::newest_age_histogram(const std::string& channel) 
 // The player's CMCD report of an authorised request (admitted, or a key it is entitled to):
 // a refused or queued request adds no session. Counted for its channel and the cache it asked
 // for (a configured one, else "other": the label set stays bounded).
-void BalancerLoop::observe_playback(const Pending& p) {
+void ViewerEndpoints::observe_playback(const Pending& p) {
   const ViewerRequest& request = p.request;
   std::string_view node =
       request.cache.empty() ? std::string_view("none") : cmcd::PlaybackQuality::kOtherPlace;
@@ -324,7 +334,7 @@ void BalancerLoop::observe_playback(const Pending& p) {
 
 // Parses the viewer's request, finds the channel and checks the viewer may watch
 // it; answers the error itself and returns null when any of that fails.
-PendingPtr BalancerLoop::begin_viewer_request(HttpExchange& ex, std::string_view prefix) {
+PendingPtr ViewerEndpoints::begin_viewer_request(HttpExchange& ex, std::string_view prefix) {
   auto request = parse_viewer_request(ex.target(), prefix);
   if (!request) {
     fail(ex, 400, request.error().code, request.error().message);
@@ -354,7 +364,7 @@ PendingPtr BalancerLoop::begin_viewer_request(HttpExchange& ex, std::string_view
   return p;
 }
 
-void BalancerLoop::handle_playlist(HttpExchange& ex) {
+void ViewerEndpoints::handle_playlist(HttpExchange& ex) {
   parts_.metrics.requests_playlist.inc();
   PendingPtr p = begin_viewer_request(ex, kPlaylistPrefix);
   if (!p) return;
@@ -382,7 +392,7 @@ void BalancerLoop::handle_playlist(HttpExchange& ex) {
   });
 }
 
-void BalancerLoop::serve_playlist(const PendingPtr& p, const SourceResult& r) {
+void ViewerEndpoints::serve_playlist(const PendingPtr& p, const SourceResult& r) {
   HttpExchange& ex = p->ex;
   if (r.from == SourceResult::From::error) {
     if (r.status == 503)
@@ -397,7 +407,7 @@ void BalancerLoop::serve_playlist(const PendingPtr& p, const SourceResult& r) {
   // Clients that do not read hold the budget: a new copy would only add to it. One address
   // holds at most its share, and the largest holders are refused first, so another's viewers
   // still get theirs (unsent_replies.h). Asked before the copy is made, and again with its size.
-  const size_t loops = std::max<size_t>(1, parts_.loops.loop_count());
+  const size_t loops = std::max<size_t>(1, parts_.serving_loops);
   const UnsentReplies::Limits limits{
       c.playlists.max_unsent_bytes, c.playlists.max_unsent_bytes / loops,
       std::min(c.playlists.max_unsent_bytes_per_address, c.playlists.max_unsent_bytes) / loops};
@@ -443,7 +453,7 @@ void BalancerLoop::serve_playlist(const PendingPtr& p, const SourceResult& r) {
   ex.reply(200, std::move(buffer), unsent->body.size(), kPlaylistType);
 }
 
-bool BalancerLoop::refuse_unsent(HttpExchange& ex, UnsentReplies::Room room) {
+bool ViewerEndpoints::refuse_unsent(HttpExchange& ex, UnsentReplies::Room room) {
   switch (room) {
     case UnsentReplies::Room::fits:
       return false;
@@ -465,8 +475,8 @@ bool BalancerLoop::refuse_unsent(HttpExchange& ex, UnsentReplies::Room room) {
 
 // The viewer's copy of `version`: links to `cache` (origin when null) with the viewer's query,
 // a made or steered master where steering applies.
-std::string BalancerLoop::render_playlist(const Pending& p, const SourceVersion& version,
-                                          const CacheConfig* cache, TimePoint started) {
+std::string ViewerEndpoints::render_playlist(const Pending& p, const SourceVersion& version,
+                                             const CacheConfig* cache, TimePoint started) {
   const BalancerConfig& c = p.config->config;
   ViewerLinks viewer_links;
   viewer_links.balancer_base = c.public_url;
@@ -507,9 +517,9 @@ std::string BalancerLoop::render_playlist(const Pending& p, const SourceVersion&
   return body;
 }
 
-std::string BalancerLoop::steered_master(const Pending& p, const SourceVersion& version,
-                                         const ViewerLinks& links, std::string body,
-                                         TimePoint now) {
+std::string ViewerEndpoints::steered_master(const Pending& p, const SourceVersion& version,
+                                            const ViewerLinks& links, std::string body,
+                                            TimePoint now) {
   const BalancerConfig& c = p.config->config;
   std::vector<std::string> ids =
       pathways(c, p.request.cache, p.ex.remote_ip(), p.viewer_key, now, false);
@@ -533,8 +543,9 @@ std::string BalancerLoop::steered_master(const Pending& p, const SourceVersion& 
   return body;
 }
 
-std::optional<std::string> BalancerLoop::made_master(const Pending& p, const SourceVersion& version,
-                                                     TimePoint now) {
+std::optional<std::string> ViewerEndpoints::made_master(const Pending& p,
+                                                        const SourceVersion& version,
+                                                        TimePoint now) {
   const BalancerConfig& c = p.config->config;
   // Only the channel's own entry (the URL the API hands out) asked for as such: a variant URI
   // names a pathway, and an LL-HLS reload is a media playlist's.
