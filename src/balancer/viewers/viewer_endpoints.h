@@ -1,8 +1,8 @@
 // One loop's viewer endpoints: playlists (/hls/...), keys (/key/...) and content steering
 // (/steering/...), with what they keep on that loop: its source front, channel allowlist,
 // signed-link memo, unsent replies and held blocking reloads. BalancerLoop (balancer_loop.h)
-// owns one and routes those paths to it. Handlers in viewer_endpoints.cc; credentials, keys
-// and admission in viewer_access.cc. Its loop's thread only.
+// owns one and routes those paths to it. Handlers in viewer_endpoints.cc; steering in
+// viewer_steering.cc; credentials, keys and admission in viewer_access.cc. Its loop's thread only.
 #pragma once
 
 #include <cstddef>
