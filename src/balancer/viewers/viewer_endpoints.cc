@@ -410,10 +410,12 @@ std::string ViewerEndpoints::render_playlist(const Pending& p, const SourceVersi
       links = &stable_links_for(p, version, cache, *links, started);
     }
     viewer_links.chunk_links = links;
-    body = render_for_viewer(version.playlist.tmpl, version.plan, viewer_links);
+    std::optional<std::string> steered;
     if (version.kind == SourceKind::master && c.steering_enabled && !c.caches.empty()) {
-      body = steered_master(p, version, viewer_links, std::move(body), started);
+      steered = steered_master(p, version, viewer_links, started);
     }
+    body = steered ? std::move(*steered)
+                   : render_for_viewer(version.playlist.tmpl, version.plan, viewer_links);
   }
   return body;
 }

@@ -34,6 +34,8 @@
 #include "core/clock.h"
 #include "core/event_loop.h"
 #include "core/metrics.h"
+#include "hls/rewrite.h"
+#include "hls/steering.h"
 #include "http/server/http_exchange.h"
 
 namespace balancer {
@@ -132,11 +134,14 @@ class ViewerEndpoints {
   std::vector<std::string> pathways(const BalancerConfig& c, const std::string& requested,
                                     const std::string& remote_ip, const std::string& viewer_key,
                                     TimePoint now, bool usable_only);
-  // The viewer's master `body` on the cache choice's pathway with the steering tag
-  // (hls/steering.h; the manifest clones the other pathways), or `body` unchanged when it
-  // cannot be steered.
-  std::string steered_master(const Pending& p, const SourceVersion& version,
-                             const ViewerLinks& links, std::string body, TimePoint now);
+  // The viewer's master (`links`) on the cache choice's pathway with the steering tag
+  // (hls/steering.h; the manifest clones the other pathways), or nullopt when it cannot be
+  // steered (the viewer gets its copy as it is).
+  std::optional<std::string> steered_master(const Pending& p, const SourceVersion& version,
+                                            const ViewerLinks& links, TimePoint now);
+  // The steered shape of `version` (a master), made on its first steered request on this loop;
+  // null when it cannot be steered.
+  const hls::SteeredShape* steered_shape(const SourceVersion& version);
   // For the request of a channel's source when that is a media playlist (and steering and
   // steering.media_masters are on): a master of one variant, the same playlist on the cache
   // choice's pathway (pathway="." when the viewer has a single pathway); nullopt for every
@@ -171,6 +176,10 @@ class ViewerEndpoints {
   // Signed chunk links by source version (serial) and destination.
   std::unordered_map<uint64_t, std::unordered_map<std::string, ChunkLinkMemo>> link_memo_;
   std::vector<std::string> mixed_links_;  // scratch for stable_links_for
+  // Steered masters' shapes by source version (serial), what they share whoever asks; nullopt:
+  // that master cannot be steered.
+  std::unordered_map<uint64_t, std::optional<hls::SteeredShape>> steered_shapes_;
+  hls::SlotTexts slot_texts_;  // scratch for steered_master: the viewer's URIs
   // balancer_playlist_newest_age_seconds{channel}: found once per channel (configured: bounded).
   core::Histogram& newest_age_histogram(const std::string& channel);
   std::unordered_map<std::string, core::Histogram*> newest_age_;

@@ -14,6 +14,9 @@ namespace {
 // balancer never sees the segments' sizes); a player with one variant plays it whatever it
 // says, and admission counts such a channel's viewers at the mean, as before.
 constexpr uint64_t kMadeMasterBandwidth = 1000000;
+// At most this many masters' steered shapes on one loop, then it starts again (a channel's
+// master changes rarely).
+constexpr size_t kMaxSteeredShapes = 256;
 
 // Where the viewer reached the balancer, for URIs players must not resolve themselves: the
 // configured public URL, else the scheme of the connection and the Host header; "" when that
@@ -111,14 +114,17 @@ void ViewerEndpoints::handle_steering(HttpExchange& ex) {
   ex.reply(200, hls::steering_manifest(c.steering_ttl_s, priority, clones), "application/json");
 }
 
-std::string ViewerEndpoints::steered_master(const Pending& p, const SourceVersion& version,
-                                            const ViewerLinks& links, std::string body,
-                                            TimePoint now) {
+std::optional<std::string> ViewerEndpoints::steered_master(const Pending& p,
+                                                           const SourceVersion& version,
+                                                           const ViewerLinks& links,
+                                                           TimePoint now) {
   const BalancerConfig& c = p.config->config;
   std::vector<std::string> ids =
       pathways(c, p.request.cache, p.ex.remote_ip(), p.viewer_key, now, false);
   const std::string base = viewer_facing_base(p.ex, c);
-  if (ids.size() < 2 || base.empty()) return body;
+  if (ids.size() < 2 || base.empty()) return std::nullopt;
+  const hls::SteeredShape* shape = steered_shape(version);
+  if (shape == nullptr) return std::nullopt;
   // Only the cache choice's pathway is listed: a player without steering (ffmpeg, native
   // players, Media3 before 1.11) plays it and probes no other host; steering players start on
   // it and get the other pathways as the manifest's clones of it. Its segment URIs never change
@@ -129,12 +135,19 @@ std::string ViewerEndpoints::steered_master(const Pending& p, const SourceVersio
   query += "pathway=" + ids.front();
   ViewerLinks pathway_links = links;
   pathway_links.viewer_query = query;
-  const std::string text = render_for_viewer(version.playlist.tmpl, version.plan, pathway_links);
-  const std::vector<hls::PathwayCopy> copies = {{ids.front(), text}};
-  if (auto steered =
-          hls::steered_master(copies, steering_server_uri(base, p, ids.front()), ids.front()))
-    return std::move(*steered);
-  return body;
+  // The shape is the version's; only the URIs, the pathway and the steering URI are this
+  // viewer's.
+  render_viewer_slots(version.playlist.tmpl, version.plan, pathway_links, slot_texts_);
+  return shape->render(version.playlist.tmpl, slot_texts_, ids.front(),
+                       steering_server_uri(base, p, ids.front()));
+}
+
+const hls::SteeredShape* ViewerEndpoints::steered_shape(const SourceVersion& version) {
+  if (steered_shapes_.size() >= kMaxSteeredShapes && !steered_shapes_.count(version.serial))
+    steered_shapes_.clear();
+  auto [shape, added] = steered_shapes_.try_emplace(version.serial);
+  if (added) shape->second = hls::SteeredShape::of(version.playlist.tmpl);
+  return shape->second ? &*shape->second : nullptr;
 }
 
 std::optional<std::string> ViewerEndpoints::made_master(const Pending& p,
