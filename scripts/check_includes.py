@@ -38,13 +38,15 @@ ALLOWED = {
 # The rooms of the balancer and the cache node (docs/architecture.md § Which folder may include
 # which): what a file of src/<F>/<room>/ may include of its own folder, as rooms ("F/<room>") or
 # single headers. sources/ is origin's side and knows no viewer; caches/ knows only the nodes; viewers/
-# answer viewers from sources/ and caches/; operator/ sees them all. The wiring at the top
-# (balancer.h, balancer_loop.h, ...) may include any room.
+# answer viewers from sources/ and caches/, with the config and the counters of operator/ and
+# the any-loop state; operator/ sees them all. The wiring at the top (balancer.h,
+# balancer_loop.h, ...) may include any room.
 ROOMS = {
     "balancer/sources": {"balancer/sources", "balancer/log_tag.h"},
     "balancer/caches": {"balancer/caches", "balancer/log_tag.h"},
     "balancer/viewers": {"balancer/viewers", "balancer/sources", "balancer/caches",
-                         "balancer/operator/balancer_config.h", "balancer/balancer_loop.h",
+                         "balancer/operator/balancer_config.h",
+                         "balancer/operator/balancer_metrics.h", "balancer/any_loop_state.h",
                          "balancer/log_tag.h"},
     "balancer/operator": {"balancer/operator", "balancer/sources", "balancer/viewers",
                           "balancer/caches", "balancer/balancer_loop.h", "balancer/log_tag.h"},
@@ -172,6 +174,7 @@ def self_test():
                                  'namespace balancer {\nint z;\n}  // namespace balancer\n',
         "balancer/viewers/h.cc": '#include "balancer/operator/balancer_config.h"\n'
                                  '#include "balancer/operator/web_pages.h"\n'
+                                 '#include "balancer/balancer_loop.h"\n'
                                  '#include "balancer/sources/source_cache.h"\n',
         "core/d.cc": '#include "balancer/balancer.h"\n#include "http/tls/tls.h"\n'
                      '#include <curl/curl.h>\n#include <event2/event.h>\n',
@@ -194,6 +197,7 @@ def self_test():
                 "balancer/sources/g.cc: includes cache_node/serving/node_loop.h",
                 "balancer/sources/g.cc: includes balancer/viewers/playlist_mapper.h",
                 "balancer/viewers/h.cc: includes balancer/operator/web_pages.h",
+                "balancer/viewers/h.cc: includes balancer/balancer_loop.h",
                 "cache_node/store/s.cc: includes cache_node/fetching/flights.h",
                 "core/d.cc: includes balancer/balancer.h", "core/d.cc: includes http/tls/tls.h",
                 "core/d.cc: includes <curl/curl.h>", "newcomer/e.cc: folder 'newcomer'",

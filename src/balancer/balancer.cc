@@ -1,5 +1,5 @@
 // Wiring: the shared parts (balancer_loop.h), one BalancerLoop per event loop and
-// config apply. Handlers live in viewer_endpoints.cc and operator_endpoints.cc,
+// config apply. Handlers live in viewers/ (ViewerEndpoints) and operator_endpoints.cc,
 // the fetch loop's part in balancer_fetchers.cc, metrics in balancer_metrics.cc.
 #include "balancer/balancer.h"
 
@@ -99,16 +99,16 @@ bool LoopSet::draining() const {
 
 // ---- one loop ----
 
-BalancerLoop::BalancerLoop(AnyThreadParts parts, SourceAsker& sources, KeyFetcher& keys,
-                           SourceChooser& chooser, core::EventLoop& loop)
+BalancerLoop::BalancerLoop(AnyThreadParts parts, size_t serving_loops, SourceAsker& sources,
+                           KeyFetcher& keys, SourceChooser& chooser, core::EventLoop& loop)
     : parts_(parts),
-      keys_(keys),
       chooser_(chooser),
       loop_(loop),
-      front_(loop, sources, parts.clock),
       config_(parts.config),
       health_(parts.health),
-      unsent_(parts.any_loop.unsent_playlist_bytes) {}
+      viewers_({parts.clock, parts.config, parts.health, parts.metrics, parts.playback,
+                parts.any_loop, serving_loops},
+               sources, keys, loop) {}
 
 void BalancerLoop::attach(http::HttpServer& server) {
   // Viewer-facing answers (playlists, keys, the API, errors) carry CORS headers;
@@ -122,11 +122,11 @@ void BalancerLoop::attach(http::HttpServer& server) {
     return http::apply_cors(config_.get().config.cors, cors, ex);
   });
   server.route_prefix(std::string(kPlaylistPrefix), {"GET", "HEAD"},
-                      [this](HttpExchange& ex) { handle_playlist(ex); });
+                      [this](HttpExchange& ex) { viewers_.handle_playlist(ex); });
   server.route_prefix(std::string(kKeyPrefix), {"GET", "HEAD"},
-                      [this](HttpExchange& ex) { handle_key(ex); });
+                      [this](HttpExchange& ex) { viewers_.handle_key(ex); });
   server.route_prefix(std::string(kSteeringPrefix), {"GET", "HEAD"},
-                      [this](HttpExchange& ex) { handle_steering(ex); });
+                      [this](HttpExchange& ex) { viewers_.handle_steering(ex); });
   server.route("/health", {"GET", "HEAD"}, [this](HttpExchange& ex) { handle_health(ex); });
   server.route("/metrics", {"GET"}, [this](HttpExchange& ex) {
     ex.add_header("Cache-Control", "no-store");
@@ -235,8 +235,9 @@ core::Result<std::unique_ptr<Balancer>> Balancer::create(http::ServiceContext& c
   s.admission_tick =
       std::make_unique<AdmissionTick>(context.home(), s.clock, *s.any_loop.admission, s.health);
   for (core::EventLoop* loop : context.loops)
-    s.loops.add_loop(std::make_unique<BalancerLoop>(
-        s.any_thread_parts(), s.fetchers->source_asker(), *s.fetchers, *s.fetchers, *loop));
+    s.loops.add_loop(std::make_unique<BalancerLoop>(s.any_thread_parts(), context.loops.size(),
+                                                    s.fetchers->source_asker(), *s.fetchers,
+                                                    *s.fetchers, *loop));
   s.api_host = std::make_unique<ApiHost>(s.any_thread_parts());
   auto api = api::Api::create(context, config.api, *s.api_host);
   if (!api) return api.error();

@@ -27,14 +27,6 @@
 
 namespace balancer {
 
-// The one door of the fetch loop's key store that other loops use: any loop; `done` runs on
-// `back`.
-class KeyFetcher {
- public:
-  virtual ~KeyFetcher() = default;
-  virtual void fetch_key(core::EventLoop& back, const std::string& url, KeyCallback done) = 0;
-};
-
 // The fetch loop's door for the operator's choice of a channel's source: any loop; `done` runs
 // on `back` with whether the channel has that source (and a copy served).
 class SourceChooser {

@@ -1,6 +1,6 @@
 // Inside the balancer (not a public header): how its state is split by thread
 // rule, and one loop's handlers. Each part's type says which thread may touch it:
-//   - RuntimeConfig and HealthView: immutable snapshots, published through
+//   - RuntimeConfig (balancer_config.h) and HealthView: immutable snapshots, published through
 //     core::Published (the home loop publishes the config, the fetch loop the health view;
 //     any loop reads its own Reader);
 //   - BalancerMetrics, AdmissionReport (balancer_metrics.h): the process's numbers,
@@ -11,7 +11,8 @@
 //     loop only (a thread of its own that serves no viewer), reached through post();
 //   - AdmissionTick (admission_tick.h): admission's one-second tick; home loop only;
 //   - LoopSet: the loops' handlers and servers; filled before the loops run, read-only after;
-//   - BalancerLoop: one loop's source front, allowlist, link memo and handlers; its loop only.
+//   - BalancerLoop: one loop's handlers: its ViewerEndpoints (viewers/viewer_endpoints.h: source
+//     front, allowlist, link memo, viewer handlers) and the operator's; its loop only.
 // Balancer::Shared holds one of each; it has no state or rule of its own. The loops and the
 // API host receive AnyThreadParts (the any-thread members only) and the fetchers' any-loop door,
 // never Shared.
@@ -33,11 +34,8 @@
 #include "balancer/operator/balancer_metrics.h"
 #include "balancer/sources/source_front.h"
 #include "balancer/viewers/admission_http.h"
-#include "balancer/viewers/channel_allowlist.h"
-#include "balancer/viewers/held_counts.h"
-#include "balancer/viewers/playlist_mapper.h"
-#include "balancer/viewers/request_params.h"
-#include "balancer/viewers/unsent_replies.h"
+#include "balancer/viewers/viewer_access.h"
+#include "balancer/viewers/viewer_endpoints.h"
 #include "cmcd/quality_meter.h"
 #include "core/event_loop.h"
 #include "core/log.h"
@@ -45,44 +43,6 @@
 #include "signing/url_signing.h"
 
 namespace balancer {
-
-// The running config with what is derived from it. Immutable once published:
-// any thread reads it.
-struct RuntimeConfig {
-  BalancerConfig config;
-  std::optional<signing::UrlSigner> signer;
-  std::optional<signing::PlaybackTickets> tickets;
-  uint64_t generation = 0;  // bumps on every applied config (invalidates signed-link memos)
-
-  const ChannelConfig* find_channel(const std::string& id) const { return config.find_channel(id); }
-};
-
-// The viewer key ("t:<ticket viewer>" or "v:<viewer id>") that `request`'s
-// credentials give on `channel` at `now_unix`, or why not (ticket_*,
-// credentials_required, ticket_required).
-core::Result<std::string> authorize_viewer(const RuntimeConfig& rc, const ViewerRequest& request,
-                                           const ChannelConfig& channel, int64_t now_unix);
-// The status of an authorize_viewer() error: 403 for ticket_wrong_channel and
-// not_entitled (a paid channel asked for with a made-up viewer id), else 401.
-int credential_error_status(const std::string& code);
-// Who asks, for admission's per-address bounds (anonymous viewers, queue tickets): the client's
-// network (core::address_group_key: its IPv4 address, its IPv6 address's
-// server.ipv6_prefix_length bits) unless its address is in limits.per_address_exempt; anonymous
-// when the key is a made-up viewer id ("v:"). For limits.max_streams_per_account: the account of
-// a ticket whose viewer id names one (ticket_account). Owns the text admission's ViewerSource
-// views.
-struct ViewerOrigin {
-  std::string network;  // "" = not counted per address
-  bool anonymous = false;
-  std::string account;  // "" = not counted per account
-  ViewerSource source() const { return {network, anonymous, account}; }
-};
-ViewerOrigin viewer_origin(const RuntimeConfig& rc, const std::string& remote_ip,
-                           std::string_view viewer_key);
-// The account a stream key ("t:<ticket viewer id>") plays for: a ticket viewer id
-// "<account>/<device>" (as the access check issues them, "u<user id>/s<session>") names
-// <account>; any other key names none ("").
-std::string_view ticket_account(std::string_view viewer_key);
 
 class BalancerLoop;
 class LoopSet;
@@ -120,51 +80,19 @@ class ApiHost final : public api::PlaybackHost {
   AnyThreadParts parts_;
 };
 
-// Where a viewer's chunk links lead, and what that choice was read from: it holds
-// for the same request while that health snapshot is current and until holds_until.
-struct CacheDecision {
-  const CacheConfig* cache = nullptr;  // null: origin
-  CacheChoice::Reason reason = CacheChoice::Reason::origin;
-  std::shared_ptr<const HealthView> health;  // the snapshot it read
-  TimePoint holds_until = TimePoint::max();  // a node it found usable turns stale after this
-};
-
-// A viewer's request in progress (waiting for origin or the fetch loop). The loop
-// that accepted it only.
-struct Pending {
-  explicit Pending(http::HttpExchange e) : ex(std::move(e)) {}
-  http::HttpExchange ex;
-  ViewerRequest request;
-  std::shared_ptr<const RuntimeConfig> config;
-  const ChannelConfig* channel = nullptr;  // into config->config
-  std::string viewer_key;
-  // Set by admit(): what the admission policy was told about this request.
-  std::string cache_id;  // "" = origin
-  uint64_t bandwidth_bps = 0;
-  CacheDecision choice;  // the cache choice admit() told it
-  // A blocking reload (_HLS_msn) counts against its viewer's playlists.max_blocking_per_viewer
-  // until it is answered.
-  std::unique_ptr<HeldCounts::Token> blocking_hold;
-};
-using PendingPtr = std::shared_ptr<Pending>;
-
-// One loop's part: its source front, channel allowlist, signed-link memo and the
-// request handlers. Its loop's thread only.
+// One loop's part: its server's routes, the viewer endpoints it owns and the operator's
+// endpoints. Its loop's thread only.
 class BalancerLoop {
  public:
   // Before the loops run: `sources`, `keys` and `chooser` are the fetchers' any-loop doors
-  // (this loop's SourceFront asks the fetch loop's source cache through `sources`).
-  BalancerLoop(AnyThreadParts parts, SourceAsker& sources, KeyFetcher& keys, SourceChooser& chooser,
-               core::EventLoop& loop);
+  // (this loop's SourceFront asks the fetch loop's source cache through `sources`);
+  // `serving_loops` is how many loops serve (this one among them).
+  BalancerLoop(AnyThreadParts parts, size_t serving_loops, SourceAsker& sources, KeyFetcher& keys,
+               SourceChooser& chooser, core::EventLoop& loop);
 
   core::EventLoop& loop() { return loop_; }
   void attach(http::HttpServer& server);
 
-  // Viewer endpoints (viewer_endpoints.cc).
-  void handle_playlist(http::HttpExchange& ex);
-  void handle_key(http::HttpExchange& ex);
-  // GET /steering/<channel>?cache=..: the steering manifest (hls/steering.h).
-  void handle_steering(http::HttpExchange& ex);
   // Operator endpoints (operator_endpoints.cc).
   void handle_switch(http::HttpExchange& ex);
   void handle_admin_status(http::HttpExchange& ex);
@@ -174,93 +102,21 @@ class BalancerLoop {
   void handle_health(http::HttpExchange& ex);
 
  private:
-  // Counts the error by `code` and answers it (no-op when the client is gone).
+  // Counts the error by `code` and answers it (no-op when the client is gone), as the viewer
+  // endpoints do.
   void fail(http::HttpExchange& ex, int status, const std::string& code,
-            const std::string& message);
-  // Answers an error already counted.
-  void send_error(http::HttpExchange& ex, int status, const std::string& code,
-                  const std::string& message);
-  PendingPtr begin_viewer_request(http::HttpExchange& ex, std::string_view prefix);
-  void observe_playback(const Pending& p);
-  SourceRequest source_request(const RuntimeConfig& rc, const ChannelConfig& channel,
-                               const std::string& target, DeliveryDirectives directives = {}) const;
-  void get_source(const SourceRequest& request, const RuntimeConfig& rc, SourceCallback done);
-  void ensure_allowed(const PendingPtr& p, bool key, std::function<void(bool)> then);
-  void ensure_key_learned(const PendingPtr& p, std::function<void(bool)> then);
-  void serve_playlist(const PendingPtr& p, const SourceResult& result);
-  // Answers 503 or 429 reply_backlog_full unless `room` is fits; true when it answered.
-  bool refuse_unsent(http::HttpExchange& ex, UnsentReplies::Room room);
-  // serve_playlist's body: the viewer's copy of `version` with links to `cache` (origin when
-  // null), steered where steering applies.
-  std::string render_playlist(const Pending& p, const SourceVersion& version,
-                              const CacheConfig* cache, TimePoint started);
-  // Admission (DESIGN.md flow 4): runs `then` when the viewer is admitted, else
-  // answers 503 + Retry-After + the queue JSON (or the refusal) itself.
-  void admit(const PendingPtr& p, std::function<void()> then);
-  // Answers a decision that is not an admission; returns whether it was one.
-  bool answer_admission(Pending& p, const AdmissionDecision& d);
-  // Where this viewer's chunk links lead now. A steering pathway (`pathway`: a
-  // configured cache id, or "origin") wins whatever its health: a pathway's copy
-  // keeps its URIs, and the steering manifest moves the player off a dead one.
-  CacheDecision choose(const BalancerConfig& c, const std::string& requested,
-                       const std::string& remote_ip, const std::string& viewer_key, TimePoint now,
-                       const std::string& pathway = {});
-  // The choice for `p` at `now`: the one admit() made while it still holds (same health
-  // snapshot, before holds_until: choose() would answer the same), else a new one.
-  const CacheDecision& current_choice(Pending& p, TimePoint now);
-  // Steering pathways for a viewer: the current choice first ("origin" when it is no
-  // node), then the other cache nodes of its site (all of them, or the usable ones
-  // only) in config order, then "origin". Fewer than two: no steering.
-  std::vector<std::string> pathways(const BalancerConfig& c, const std::string& requested,
-                                    const std::string& remote_ip, const std::string& viewer_key,
-                                    TimePoint now, bool usable_only);
-  // The viewer's master `body` on the cache choice's pathway with the steering tag
-  // (hls/steering.h; the manifest clones the other pathways), or `body` unchanged when it
-  // cannot be steered.
-  std::string steered_master(const Pending& p, const SourceVersion& version,
-                             const ViewerLinks& links, std::string body, TimePoint now);
-  // For the request of a channel's source when that is a media playlist (and steering and
-  // steering.media_masters are on): a master of one variant, the same playlist on the cache
-  // choice's pathway (pathway="." when the viewer has a single pathway); nullopt for every
-  // other request.
-  std::optional<std::string> made_master(const Pending& p, const SourceVersion& version,
-                                         TimePoint now);
-  const std::vector<std::string>& chunk_links_for(const SourceVersion& version,
-                                                  const RuntimeConfig& rc,
-                                                  const ChannelConfig& channel,
-                                                  const CacheConfig* cache);
-  // The chunk links of this viewer's copy with stable hosts (stable_links.h): `fresh`
-  // (all to `cache`) when nothing listed before keeps another host, else a mix.
-  const std::vector<std::string>& stable_links_for(const Pending& p, const SourceVersion& version,
-                                                   const CacheConfig* cache,
-                                                   const std::vector<std::string>& fresh,
-                                                   TimePoint now);
+            const std::string& message) {
+    viewers_.fail(ex, status, code, message);
+  }
   // Answers 401/403 itself and returns nullopt, or how the caller was let in.
   std::optional<std::string> operator_access(http::HttpExchange& ex);
 
-  struct ChunkLinkMemo {
-    int64_t computed_unix = 0;
-    uint64_t generation = 0;  // config generation they were signed under
-    std::vector<std::string> links;
-  };
-
   AnyThreadParts parts_;
-  KeyFetcher& keys_;        // the fetch loop's key store, from any loop
   SourceChooser& chooser_;  // the fetch loop's choice of a channel's source, from any loop
   core::EventLoop& loop_;
-  SourceFront front_;
   core::Published<RuntimeConfig>::Reader config_;
   core::Published<HealthView>::Reader health_;
-  ChannelAllowlist allowlist_;
-  uint64_t allowlist_generation_ = 0;
-  // Signed chunk links by source version (serial) and destination.
-  std::unordered_map<uint64_t, std::unordered_map<std::string, ChunkLinkMemo>> link_memo_;
-  std::vector<std::string> mixed_links_;  // scratch for stable_links_for
-  // balancer_playlist_newest_age_seconds{channel}: found once per channel (configured: bounded).
-  core::Histogram& newest_age_histogram(const std::string& channel);
-  std::unordered_map<std::string, core::Histogram*> newest_age_;
-  UnsentReplies unsent_;         // playlist replies not yet written, on this loop
-  HeldCounts blocking_reloads_;  // by viewer key: blocking reloads waiting, on this loop
+  ViewerEndpoints viewers_;  // the viewer endpoints of this loop (viewers/viewer_endpoints.h)
 };
 
 // The loops' handlers and their servers. Filled on the main thread before the loops

@@ -138,4 +138,29 @@ void render_views_to(std::string& out, const Template& tmpl, Fn&& fn) {
   out.append(literals.back());
 }
 
+// Each slot's replacement of one rendering, kept apart (for a caller that lays the slots out in
+// another order, as SteeredShape does): slot i's is text[ends[i - 1], ends[i]) (from 0 for the
+// first), escaped as render_views_to() appends it.
+struct SlotTexts {
+  std::string text;
+  std::vector<std::size_t> ends;
+
+  std::string_view operator[](std::size_t i) const {
+    const std::size_t begin = i == 0 ? 0 : ends[i - 1];
+    return std::string_view(text).substr(begin, ends[i] - begin);
+  }
+};
+
+// Fills `out` (its buffers reused) with `fn(slot)` for every slot of `tmpl`, in order: what
+// render_views_to(out, tmpl, fn) puts in the slots.
+template <class Fn>
+void render_slot_texts(SlotTexts& out, const Template& tmpl, Fn&& fn) {
+  out.text.clear();
+  out.ends.clear();
+  for (const UriSlot& slot : tmpl.slots()) {
+    append_replacement(out.text, slot, fn(slot));
+    out.ends.push_back(out.text.size());
+  }
+}
+
 }  // namespace hls

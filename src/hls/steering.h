@@ -19,6 +19,8 @@
 #include <utility>
 #include <vector>
 
+#include "hls/rewrite.h"
+
 namespace hls {
 
 // Pathway ids: 1-64 of [A-Za-z0-9._-] (the spec's PATHWAY-ID characters).
@@ -48,6 +50,41 @@ struct PathwayCopy {
 // steers it).
 std::optional<std::string> steered_master(const std::vector<PathwayCopy>& copies,
                                           std::string_view server_uri, std::string_view start);
+
+// What steered_master() makes of one pathway's copy of a multivariant playlist, worked out once
+// per playlist Template (hls/rewrite.h) for every rendering of it: the lines that go once, the
+// variants and renditions with their groups renamed and PATHWAY-ID and stable ids added, with the
+// pathway id, the server URI and the template's URIs left open. Filling them costs O(output): no
+// line is split or parsed again. Immutable once made: any thread may render it.
+class SteeredShape {
+ public:
+  // nullopt when steered_master() of a single copy leaves any rendering of `tmpl` as it is,
+  // whatever its URIs (not a multivariant playlist, no complete variant, steered by the origin).
+  static std::optional<SteeredShape> of(const Template& tmpl);
+
+  // steered_master({{id, text}}, server_uri, id) for `text` the template the shape was made of
+  // rendered with `uris` (render_slot_texts()): the same bytes, or nullopt where that is nullopt
+  // (an invalid id; a server URI that is empty or holds '"' or a line break; a URI that is empty
+  // or holds "PATHWAY-ID=").
+  std::optional<std::string> render(const Template& tmpl, const SlotTexts& uris,
+                                    std::string_view id, std::string_view server_uri) const;
+
+ private:
+  // One piece of the output: bytes of the template's source, of texts_, a slot's URI, the
+  // pathway id or the server URI.
+  struct Piece {
+    enum class Kind : std::uint8_t { source, text, slot, pathway, server_uri };
+    Kind kind = Kind::source;
+    std::uint32_t begin = 0;  // source, text: offset; slot: its index
+    std::uint32_t size = 0;
+  };
+  class Recorder;  // steering.cc: builds the pieces
+
+  std::vector<Piece> pieces_;
+  std::string texts_;  // the text the steering adds (tags, attributes, group suffixes)
+  std::size_t source_bytes_ = 0;
+  std::size_t slots_ = 0;
+};
 
 // A multivariant playlist of one variant: the media playlist at `uri` (no line break), with
 // BANDWIDTH=`bandwidth`. What a bare media playlist is served as (on the viewer's pathway),

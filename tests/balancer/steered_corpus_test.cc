@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <optional>
 #include <string>
 
 #include "balancer/viewers/playlist_mapper.h"
@@ -85,6 +86,47 @@ TEST_CASE("every corpus master steered for one or three pathways passes Media3's
   MESSAGE(steered << " of " << masters << " corpus masters steered, " << steered_by_origin
                   << " steered by their origin");
   CHECK(steered > 10);
+}
+
+TEST_CASE(
+    "every corpus master's steered shape gives each viewer the bytes steered_master() makes of "
+    "the viewer's copy") {
+  std::filesystem::path dir = std::filesystem::path(BALANCER_SHARED_DIR) / "hls-corpus";
+  if (!std::filesystem::exists(dir)) {
+    MESSAGE("no corpus at " << dir.string() << "; skipped");
+    return;
+  }
+  const std::string origin = "http://origin.test/files";
+  size_t masters = 0, steered = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    if (entry.path().extension() != ".m3u8") continue;
+    std::ifstream in(entry.path(), std::ios::binary);
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    auto parsed =
+        hls::parse_playlist(text, origin + "/live/" + entry.path().stem().string() + "/index.m3u8");
+    if (!parsed.ok() || parsed->kind != hls::PlaylistKind::master) continue;
+    ++masters;
+    INFO(entry.path().filename().string());
+    const RewritePlan plan = plan_rewrite(parsed->tmpl, origin);
+    const std::optional<hls::SteeredShape> shape = hls::SteeredShape::of(parsed->tmpl);
+    hls::SlotTexts slot_texts;
+    for (const char* pathway : {"venue-a", "origin"}) {
+      const std::string query = std::string("cache=venue-a&viewer=v1&pathway=") + pathway;
+      const std::string server = "https://balancer.test/steering/demo?" + query;
+      ViewerLinks links;
+      links.balancer_base = "https://balancer.test";
+      links.channel = "demo";
+      links.viewer_query = query;
+      const std::string copy = render_for_viewer(parsed->tmpl, plan, links);
+      render_viewer_slots(parsed->tmpl, plan, links, slot_texts);
+      const auto expected = hls::steered_master({{pathway, copy}}, server, pathway);
+      CHECK((shape ? shape->render(parsed->tmpl, slot_texts, pathway, server) : std::nullopt) ==
+            expected);
+      steered += expected.has_value();
+    }
+  }
+  MESSAGE(steered << " steered copies of " << masters << " corpus masters compared");
+  CHECK(steered > 20);
 }
 
 }  // namespace

@@ -4,7 +4,13 @@
 // manifest. Every steered master must pass the players' rules (support/steering_rules.h).
 #include <doctest/doctest.h>
 
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
 #include "hls/steering.h"
+#include "support/hls_test_support.h"
 #include "support/steering_rules.h"
 
 using hls::PathwayCopy;
@@ -239,4 +245,53 @@ TEST_CASE("steering: a bare media playlist's master of one variant is offered on
   unknown_start.replace(unknown_start.find("PATHWAY-ID=\"a\""), 14,
                         "PATHWAY-ID=\"z\"");  // the tag's
   CHECK(steering_rules_problem(unknown_start).find("the steering tag's PATHWAY-ID z") == 0);
+}
+
+TEST_CASE(
+    "steering: a template's steered shape renders, for any URIs, pathway and steering URI, the "
+    "bytes steered_master() makes of that copy, and refuses what it refuses") {
+  using Mapper = std::function<std::string(const hls::UriSlot&)>;
+  const std::vector<std::string> masters = {
+      copy_for(""),  // a rendition group, an I-frame variant, session data
+      // A byte order mark, CRLF, a session key, look-alike variants, no last line end.
+      "\xEF\xBB\xBF#EXTM3U\r\n#EXT-X-SESSION-KEY:METHOD=AES-128,URI=\"k.bin\"\r\n"
+      "#EXT-X-STREAM-INF:BANDWIDTH=1\r\nv.m3u8\r\n#EXT-X-STREAM-INF:BANDWIDTH=1\r\n  w.m3u8",
+      // Look-alike renditions, one with a stable id of its own, in two groups.
+      "#EXTM3U\n#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"a\",NAME=\"en\",URI=\"en.m3u8\"\n"
+      "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"b\",NAME=\"en\",URI=\"en2.m3u8\",STABLE-RENDITION-ID="
+      "\"x\"\n#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"b\",NAME=\"en\",URI=\"en3.m3u8\"\n"
+      "#EXT-X-STREAM-INF:BANDWIDTH=1,AUDIO=\"a\"\nv.m3u8\n"
+      "#EXT-X-STREAM-INF:BANDWIDTH=2,AUDIO=\"b\"\nw.m3u8\n",
+      "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1,PATHWAY-ID=\"x\"\nv.m3u8\n",  // the origin steers
+      "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:2,\ns.ts\n",               // a media playlist
+  };
+  const std::vector<Mapper> uris = {
+      hls_test::identity_mapper,
+      [](const hls::UriSlot& slot) { return "/hls/c" + std::string(slot.original) + "?v=1"; },
+      [](const hls::UriSlot& slot) { return slot.uri + "?PATHWAY-ID=x"; },  // steering refuses
+      [](const hls::UriSlot&) { return std::string("a\"b\nc d"); },         // escaped
+  };
+  size_t steered = 0, compared = 0;
+  for (const std::string& master : masters) {
+    INFO(master);
+    const hls::Playlist parsed = hls_test::parse_ok(master);
+    const std::optional<hls::SteeredShape> shape = hls::SteeredShape::of(parsed.tmpl);
+    for (const Mapper& uri_of : uris) {
+      const std::string copy = hls::render(parsed.tmpl, uri_of);
+      hls::SlotTexts slot_texts;
+      hls::render_slot_texts(slot_texts, parsed.tmpl, uri_of);
+      for (const std::string id : {"venue-a", "origin", "a/b"}) {
+        for (const std::string server : {"http://b/steering/c?v=1", "", "http://b/\"x"}) {
+          const std::optional<std::string> expected = steered_master({{id, copy}}, server, id);
+          const std::optional<std::string> got =
+              shape ? shape->render(parsed.tmpl, slot_texts, id, server) : std::nullopt;
+          CHECK(got == expected);
+          ++compared;
+          steered += expected.has_value();
+        }
+      }
+    }
+  }
+  CHECK(compared == 5 * 4 * 3 * 3);
+  CHECK(steered == 3 * 3 * 2);  // three steerable masters, three of the URIs, two valid ids
 }

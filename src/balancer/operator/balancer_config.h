@@ -2,12 +2,14 @@
 // (BalancerConfig), the channels file (ChannelConfig) and the caches file
 // (CacheConfig), and the functions that read them (balancer_config.cc).
 // Plain values: built on the main thread (start, SIGHUP), then published
-// immutable (balancer_loop.h, RuntimeConfig). Reference: docs/configuration.md.
+// immutable (RuntimeConfig, below). Reference: docs/configuration.md.
 #pragma once
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -22,6 +24,8 @@
 #include "core/result.h"
 #include "http/server/cors.h"
 #include "http/server/http_server.h"
+#include "signing/playback_ticket.h"
+#include "signing/url_signing.h"
 
 namespace balancer {
 
@@ -136,5 +140,16 @@ core::Status read_caches(const core::ConfigDocument& doc, BalancerConfig& config
 // Fill config.api.products from the products file; cross-checks against the
 // channels already read (a paid channel's product exists and unlocks it).
 core::Status read_products(const core::ConfigDocument& doc, BalancerConfig& config);
+
+// The running config with what is derived from it. Immutable once published:
+// any thread reads it.
+struct RuntimeConfig {
+  BalancerConfig config;
+  std::optional<signing::UrlSigner> signer;
+  std::optional<signing::PlaybackTickets> tickets;
+  uint64_t generation = 0;  // bumps on every applied config (invalidates signed-link memos)
+
+  const ChannelConfig* find_channel(const std::string& id) const { return config.find_channel(id); }
+};
 
 }  // namespace balancer

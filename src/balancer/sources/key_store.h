@@ -46,6 +46,14 @@ struct KeyResult {
 };
 using KeyCallback = std::function<void(const KeyResult&)>;
 
+// The one door of the fetch loop's key store that other loops use: any loop; `done` runs on
+// `back`.
+class KeyFetcher {
+ public:
+  virtual ~KeyFetcher() = default;
+  virtual void fetch_key(core::EventLoop& back, const std::string& url, KeyCallback done) = 0;
+};
+
 class KeyStore {
  public:
   // `loop` (the fetch loop; its timer runs there), `client` (on that loop) and `metrics` must

@@ -61,40 +61,65 @@ std::vector<std::string> chunk_links(const hls::Template& tmpl, const RewritePla
   return out;
 }
 
-std::string render_for_viewer(const hls::Template& tmpl, const RewritePlan& plan,
-                              const ViewerLinks& links) {
-  assert(plan.slots.size() == tmpl.slots().size());
-  size_t next_chunk = 0;
-  std::string prefix_hls, prefix_key;
-  prefix_hls.append(links.balancer_base).append("/hls/").append(links.channel);
-  prefix_key.append(links.balancer_base).append("/key/").append(links.channel);
-  size_t index = 0;
-  std::string scratch;
-  auto mapper = [&](const hls::UriSlot& slot) -> hls::Replacement {
-    const SlotTarget& target = plan.slots[index++];
+namespace {
+
+// The replacement of each slot of a viewer's copy, asked in slot order (hls::render_views_to):
+// a view valid until the next call.
+class ViewerSlots {
+ public:
+  ViewerSlots(const RewritePlan& plan, const ViewerLinks& links) : plan_(plan), links_(links) {
+    prefix_hls_.append(links.balancer_base).append("/hls/").append(links.channel);
+    prefix_key_.append(links.balancer_base).append("/key/").append(links.channel);
+  }
+
+  hls::Replacement operator()(const hls::UriSlot& slot) {
+    const SlotTarget& target = plan_.slots[index_++];
     switch (target.kind) {
       case SlotTarget::Kind::playlist:
       case SlotTarget::Kind::key: {
-        scratch.assign(target.kind == SlotTarget::Kind::playlist ? prefix_hls : prefix_key);
-        scratch.append(target.origin_target);
+        scratch_.assign(target.kind == SlotTarget::Kind::playlist ? prefix_hls_ : prefix_key_);
+        scratch_.append(target.origin_target);
         if (target.kind == SlotTarget::Kind::key && !target.origin_id.empty()) {
-          core::append_query(scratch, std::string(kKeySourceParameter) + "=" + target.origin_id);
+          core::append_query(scratch_, std::string(kKeySourceParameter) + "=" + target.origin_id);
         }
-        core::append_query(scratch, links.viewer_query);
-        return {scratch};
+        core::append_query(scratch_, links_.viewer_query);
+        return {scratch_};
       }
       case SlotTarget::Kind::chunk:
-        assert(links.chunk_links != nullptr && next_chunk < links.chunk_links->size());
-        return {(*links.chunk_links)[next_chunk++], true};
+        assert(links_.chunk_links != nullptr && next_chunk_ < links_.chunk_links->size());
+        return {(*links_.chunk_links)[next_chunk_++], true};
       case SlotTarget::Kind::passthrough:
         break;
     }
     return {slot.uri};
-  };
+  }
+
+ private:
+  const RewritePlan& plan_;
+  const ViewerLinks& links_;
+  std::string prefix_hls_, prefix_key_;
+  std::string scratch_;
+  size_t index_ = 0;
+  size_t next_chunk_ = 0;
+};
+
+}  // namespace
+
+std::string render_for_viewer(const hls::Template& tmpl, const RewritePlan& plan,
+                              const ViewerLinks& links) {
+  assert(plan.slots.size() == tmpl.slots().size());
+  ViewerSlots slots(plan, links);
   std::string out;
   out.reserve(tmpl.literal_bytes() + tmpl.slots().size() * 160);
-  hls::render_views_to(out, tmpl, mapper);
+  hls::render_views_to(out, tmpl, slots);
   return out;
+}
+
+void render_viewer_slots(const hls::Template& tmpl, const RewritePlan& plan,
+                         const ViewerLinks& links, hls::SlotTexts& out) {
+  assert(plan.slots.size() == tmpl.slots().size());
+  ViewerSlots slots(plan, links);
+  hls::render_slot_texts(out, tmpl, slots);
 }
 
 }  // namespace balancer

@@ -69,5 +69,9 @@ struct ViewerLinks {
 // The viewer's copy of the playlist: O(output), never re-parses.
 std::string render_for_viewer(const hls::Template& tmpl, const RewritePlan& plan,
                               const ViewerLinks& links);
+// What render_for_viewer() puts in each slot, kept apart in `out` (its buffers reused): for a
+// copy laid out in another order (a steered master, hls::SteeredShape).
+void render_viewer_slots(const hls::Template& tmpl, const RewritePlan& plan,
+                         const ViewerLinks& links, hls::SlotTexts& out);
 
 }  // namespace balancer

@@ -3,7 +3,8 @@
 // playlists), keys served to the entitled, and admission's answer for a playlist request.
 #include <algorithm>
 
-#include "balancer/balancer_loop.h"
+#include "balancer/viewers/viewer_access.h"
+#include "balancer/viewers/viewer_endpoints.h"
 
 namespace balancer {
 
@@ -65,7 +66,8 @@ std::string_view ticket_account(std::string_view viewer_key) {
 
 // Calls then(true) when the request's target may be fetched for its channel,
 // learning from the channel's source first if needed.
-void BalancerLoop::ensure_allowed(const PendingPtr& p, bool key, std::function<void(bool)> then) {
+void ViewerEndpoints::ensure_allowed(const PendingPtr& p, bool key,
+                                     std::function<void(bool)> then) {
   const std::string& target = p->request.origin_target;
   if (!key && allowlist_.allows_playlist(*p->channel, target)) return then(true);
   if (key && allowlist_.allows_key(*p->channel, target)) return then(true);
@@ -84,7 +86,7 @@ void BalancerLoop::ensure_allowed(const PendingPtr& p, bool key, std::function<v
 // Keys are listed in media playlists: after a restart a viewer may ask for a key
 // before anyone fetched its playlist here. Load the channel's playlists (shared,
 // usually cached) and look again.
-void BalancerLoop::ensure_key_learned(const PendingPtr& p, std::function<void(bool)> then) {
+void ViewerEndpoints::ensure_key_learned(const PendingPtr& p, std::function<void(bool)> then) {
   std::vector<std::string> targets = allowlist_.playlists(*p->channel, 32);
   if (targets.empty()) return then(false);
   auto remaining = std::make_shared<size_t>(targets.size());
@@ -99,7 +101,7 @@ void BalancerLoop::ensure_key_learned(const PendingPtr& p, std::function<void(bo
   }
 }
 
-void BalancerLoop::handle_key(HttpExchange& ex) {
+void ViewerEndpoints::handle_key(HttpExchange& ex) {
   parts_.metrics.requests_key.inc();
   PendingPtr p = begin_viewer_request(ex, kKeyPrefix);
   if (!p) return;
@@ -125,7 +127,7 @@ void BalancerLoop::handle_key(HttpExchange& ex) {
   });
 }
 
-void BalancerLoop::admit(const PendingPtr& p, std::function<void()> then) {
+void ViewerEndpoints::admit(const PendingPtr& p, std::function<void()> then) {
   const auto now = parts_.clock.now();
   p->choice = choose(p->config->config, p->request.cache, p->ex.remote_ip(), p->viewer_key, now,
                      p->request.pathway);
@@ -139,7 +141,7 @@ void BalancerLoop::admit(const PendingPtr& p, std::function<void()> then) {
       });
 }
 
-bool BalancerLoop::answer_admission(Pending& p, const AdmissionDecision& d) {
+bool ViewerEndpoints::answer_admission(Pending& p, const AdmissionDecision& d) {
   parts_.metrics.count_decision(AdmissionEndpoint::playlist, d);
   switch (d.kind) {
     case AdmissionDecision::Kind::admitted:

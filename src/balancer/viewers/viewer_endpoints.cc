@@ -1,13 +1,13 @@
-// Viewer endpoints of one loop: playlists (/hls/...) and content steering; keys (/key/...),
-// credentials and admission are in viewer_access.cc. Each builds its response from the loop's
-// own snapshots; the source cache and key store are asked through the fetch loop.
+// Viewer endpoints of one loop: playlists (/hls/...) and the cache choice; content steering is
+// in viewer_steering.cc; keys (/key/...), credentials and admission in viewer_access.cc. Each
+// builds its response from the loop's own snapshots; the source cache and key store are asked
+// through the fetch loop.
 #include <atomic>
 
-#include "balancer/balancer_loop.h"
 #include "balancer/viewers/playlist_mapper.h"
+#include "balancer/viewers/viewer_endpoints.h"
 #include "core/json.h"
 #include "core/url.h"
-#include "hls/steering.h"
 #include "http/server/body_buffer.h"
 
 namespace balancer {
@@ -17,63 +17,34 @@ using http::HttpExchange;
 namespace {
 constexpr std::string_view kPlaylistType = "application/vnd.apple.mpegurl";
 constexpr size_t kMaxLinkMemoVersions = 512;
-// BANDWIDTH of the one variant of a master made for a bare media playlist: nominal (the
-// balancer never sees the segments' sizes); a player with one variant plays it whatever it
-// says, and admission counts such a channel's viewers at the mean, as before.
-constexpr uint64_t kMadeMasterBandwidth = 1000000;
-
-// Where the viewer reached the balancer, for URIs players must not resolve themselves: the
-// configured public URL, else the scheme of the connection and the Host header; "" when that
-// header is missing or more than host[:port].
-std::string viewer_facing_base(const HttpExchange& ex, const BalancerConfig& c) {
-  if (!c.public_url.empty()) return c.public_url;
-  std::optional<std::string> host = ex.header("Host");
-  if (!host || host->empty() || host->size() > 255) return {};
-  for (char ch : *host) {
-    const bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-                    (ch >= '0' && ch <= '9') || ch == '.' || ch == '-' || ch == '_' || ch == ':' ||
-                    ch == '[' || ch == ']';
-    if (!ok) return {};
-  }
-  return (ex.secure() ? "https://" : "http://") + *host;
-}
-
-// The steering manifest's URI for this viewer whose master lists pathway `listed` (the base of
-// the manifest's clones). Absolute: Shaka Player cannot resolve a path-absolute one.
-std::string steering_server_uri(const std::string& base, const Pending& p,
-                                const std::string& listed) {
-  std::string uri = base + std::string(kSteeringPrefix) + p.channel->id;
-  core::append_query(uri, p.request.viewer_query);
-  core::append_query(uri, "pathway=" + listed);
-  return uri;
-}
-
-// "host[:port]" of an absolute base URL ("https://tv.example:8443/x" → "tv.example:8443").
-std::string authority_of(const std::string& base) {
-  const size_t scheme = base.find("://");
-  if (scheme == std::string::npos) return {};
-  const size_t start = scheme + 3;
-  return base.substr(start, base.find_first_of("/?#", start) - start);
-}
-
 }  // namespace
 
-void BalancerLoop::fail(HttpExchange& ex, int status, const std::string& code,
-                        const std::string& message) {
+ViewerEndpoints::ViewerEndpoints(ViewerParts parts, SourceAsker& sources, KeyFetcher& keys,
+                                 core::EventLoop& loop)
+    : parts_(parts),
+      keys_(keys),
+      loop_(loop),
+      front_(loop, sources, parts.clock),
+      config_(parts.config),
+      health_(parts.health),
+      unsent_(parts.any_loop.unsent_playlist_bytes) {}
+
+void ViewerEndpoints::fail(HttpExchange& ex, int status, const std::string& code,
+                           const std::string& message) {
   parts_.metrics.error(code).inc();
   send_error(ex, status, code, message);
 }
 
-void BalancerLoop::send_error(HttpExchange& ex, int status, const std::string& code,
-                              const std::string& message) {
+void ViewerEndpoints::send_error(HttpExchange& ex, int status, const std::string& code,
+                                 const std::string& message) {
   if (ex.closed()) return;
   ex.add_header("Cache-Control", "no-store");
   ex.reply_error(status, code, message);
 }
 
-SourceRequest BalancerLoop::source_request(const RuntimeConfig& rc, const ChannelConfig& channel,
-                                           const std::string& target,
-                                           DeliveryDirectives directives) const {
+SourceRequest ViewerEndpoints::source_request(const RuntimeConfig& rc, const ChannelConfig& channel,
+                                              const std::string& target,
+                                              DeliveryDirectives directives) const {
   SourceRequest r;
   r.origin_id = channel.origin;
   r.origin_base = rc.config.origins.at(channel.origin).url;
@@ -101,14 +72,14 @@ SourceRequest BalancerLoop::source_request(const RuntimeConfig& rc, const Channe
   return r;
 }
 
-void BalancerLoop::get_source(const SourceRequest& request, const RuntimeConfig& rc,
-                              SourceCallback done) {
+void ViewerEndpoints::get_source(const SourceRequest& request, const RuntimeConfig& rc,
+                                 SourceCallback done) {
   front_.get(request, rc.config.playlists, std::move(done));
 }
 
-CacheDecision BalancerLoop::choose(const BalancerConfig& c, const std::string& requested,
-                                   const std::string& remote_ip, const std::string& viewer_key,
-                                   TimePoint now, const std::string& pathway) {
+CacheDecision ViewerEndpoints::choose(const BalancerConfig& c, const std::string& requested,
+                                      const std::string& remote_ip, const std::string& viewer_key,
+                                      TimePoint now, const std::string& pathway) {
   CacheDecision decided;
   decided.health = health_.shared();
   const HealthView& view = *decided.health;
@@ -139,7 +110,7 @@ CacheDecision BalancerLoop::choose(const BalancerConfig& c, const std::string& r
   return decided;
 }
 
-const CacheDecision& BalancerLoop::current_choice(Pending& p, TimePoint now) {
+const CacheDecision& ViewerEndpoints::current_choice(Pending& p, TimePoint now) {
   if (p.choice.health != health_.shared() || now > p.choice.holds_until) {
     p.choice = choose(p.config->config, p.request.cache, p.ex.remote_ip(), p.viewer_key, now,
                       p.request.pathway);
@@ -147,67 +118,7 @@ const CacheDecision& BalancerLoop::current_choice(Pending& p, TimePoint now) {
   return p.choice;
 }
 
-std::vector<std::string> BalancerLoop::pathways(const BalancerConfig& c,
-                                                const std::string& requested,
-                                                const std::string& remote_ip,
-                                                const std::string& viewer_key, TimePoint now,
-                                                bool usable_only) {
-  // Held: choose() re-reads the snapshot, which may replace the reader's copy.
-  const std::shared_ptr<const HealthView> health = health_.shared();
-  const HealthView& view = *health;
-  const CacheConfig* first = choose(c, requested, remote_ip, viewer_key, now).cache;
-  const CacheConfig* asked = nullptr;
-  for (const auto& cache : c.caches) {
-    if (cache.id == kOriginPathway) return {};  // a cache named like origin's pathway: no steering
-    if (cache.id == requested) asked = &cache;
-  }
-  const std::string* site = asked ? &asked->site : first ? &first->site : nullptr;
-  std::vector<std::string> out;
-  // The current choice leads: the viewer's default copy goes there (origin without a usable node).
-  out.emplace_back(first ? first->id : std::string(kOriginPathway));
-  for (const auto& cache : c.caches) {
-    if (site == nullptr || cache.site != *site || &cache == first) continue;
-    auto h = view.find(cache.id);
-    if (usable_only && !(h != view.end() && h->second.usable(now))) continue;
-    out.push_back(cache.id);
-  }
-  if (first) out.emplace_back(kOriginPathway);
-  return out;
-}
-
-void BalancerLoop::handle_steering(HttpExchange& ex) {
-  std::string_view path = ex.path();
-  path.remove_prefix(kSteeringPrefix.size());
-  std::shared_ptr<const RuntimeConfig> snapshot = config_.shared();
-  const BalancerConfig& c = snapshot->config;
-  if (snapshot->find_channel(std::string(path)) == nullptr) {
-    return fail(ex, 404, "unknown_channel",
-                "No channel '" + std::string(path) + "' is configured.");
-  }
-  if (!c.steering_enabled)
-    return fail(ex, 404, "not_found", "Content steering is off on this server.");
-  const std::string requested = ex.query_param("cache").value_or("");
-  // The viewer key only spreads viewers over siblings (choose_cache's hash): the same as for its
-  // playlists.
-  std::string viewer_key = ex.query_param("viewer").value_or(ex.query_param("ticket").value_or(""));
-  const TimePoint now = parts_.clock.now();
-  std::vector<std::string> priority = pathways(c, requested, ex.remote_ip(), viewer_key, now, true);
-  // The master lists one pathway (`pathway=`); every other one is its clone with that parameter
-  // changed. One that goes down lists its new segments on the next usable host at once
-  // (docs/balancer.md § Content steering).
-  std::vector<hls::PathwayClone> clones;
-  const std::string listed = ex.query_param("pathway").value_or("");
-  const std::string host = authority_of(viewer_facing_base(ex, c));
-  if (hls::valid_pathway_id(listed) && !host.empty()) {
-    for (const std::string& id : pathways(c, requested, ex.remote_ip(), viewer_key, now, false)) {
-      if (id != listed) clones.push_back({id, listed, host, {{"pathway", id}}});
-    }
-  }
-  ex.add_header("Cache-Control", "no-store");
-  ex.reply(200, hls::steering_manifest(c.steering_ttl_s, priority, clones), "application/json");
-}
-
-const std::vector<std::string>& BalancerLoop::stable_links_for(
+const std::vector<std::string>& ViewerEndpoints::stable_links_for(
     const Pending& p, const SourceVersion& version, const CacheConfig* cache,
     const std::vector<std::string>& fresh, TimePoint now) {
   // Per viewer, requested cache and playlist: a viewer that asks for another cache (it walked out
@@ -263,10 +174,10 @@ const std::vector<std::string>& BalancerLoop::stable_links_for(
   return mixed_links_;
 }
 
-const std::vector<std::string>& BalancerLoop::chunk_links_for(const SourceVersion& version,
-                                                              const RuntimeConfig& rc,
-                                                              const ChannelConfig& channel,
-                                                              const CacheConfig* cache) {
+const std::vector<std::string>& ViewerEndpoints::chunk_links_for(const SourceVersion& version,
+                                                                 const RuntimeConfig& rc,
+                                                                 const ChannelConfig& channel,
+                                                                 const CacheConfig* cache) {
   const std::string destination = cache ? cache->url : std::string();
   int64_t now = parts_.clock.unix_now();
   if (link_memo_.size() > kMaxLinkMemoVersions && !link_memo_.count(version.serial))
@@ -298,7 +209,7 @@ const std::vector<std::string>& BalancerLoop::chunk_links_for(const SourceVersio
   return memo.links;
 }
 
-core::Histogram& BalancerLoop::newest_age_histogram(const std::string& channel) {
+core::Histogram& ViewerEndpoints::newest_age_histogram(const std::string& channel) {
   auto it = newest_age_.find(channel);
   if (it != newest_age_.end()) return *it->second;
   core::Histogram& h = parts_.metrics.registry.histogram(
@@ -312,7 +223,7 @@ core::Histogram& BalancerLoop::newest_age_histogram(const std::string& channel) 
 // The player's CMCD report of an authorised request (admitted, or a key it is entitled to):
 // a refused or queued request adds no session. Counted for its channel and the cache it asked
 // for (a configured one, else "other": the label set stays bounded).
-void BalancerLoop::observe_playback(const Pending& p) {
+void ViewerEndpoints::observe_playback(const Pending& p) {
   const ViewerRequest& request = p.request;
   std::string_view node =
       request.cache.empty() ? std::string_view("none") : cmcd::PlaybackQuality::kOtherPlace;
@@ -324,7 +235,7 @@ void BalancerLoop::observe_playback(const Pending& p) {
 
 // Parses the viewer's request, finds the channel and checks the viewer may watch
 // it; answers the error itself and returns null when any of that fails.
-PendingPtr BalancerLoop::begin_viewer_request(HttpExchange& ex, std::string_view prefix) {
+PendingPtr ViewerEndpoints::begin_viewer_request(HttpExchange& ex, std::string_view prefix) {
   auto request = parse_viewer_request(ex.target(), prefix);
   if (!request) {
     fail(ex, 400, request.error().code, request.error().message);
@@ -354,7 +265,7 @@ PendingPtr BalancerLoop::begin_viewer_request(HttpExchange& ex, std::string_view
   return p;
 }
 
-void BalancerLoop::handle_playlist(HttpExchange& ex) {
+void ViewerEndpoints::handle_playlist(HttpExchange& ex) {
   parts_.metrics.requests_playlist.inc();
   PendingPtr p = begin_viewer_request(ex, kPlaylistPrefix);
   if (!p) return;
@@ -382,7 +293,7 @@ void BalancerLoop::handle_playlist(HttpExchange& ex) {
   });
 }
 
-void BalancerLoop::serve_playlist(const PendingPtr& p, const SourceResult& r) {
+void ViewerEndpoints::serve_playlist(const PendingPtr& p, const SourceResult& r) {
   HttpExchange& ex = p->ex;
   if (r.from == SourceResult::From::error) {
     if (r.status == 503)
@@ -397,7 +308,7 @@ void BalancerLoop::serve_playlist(const PendingPtr& p, const SourceResult& r) {
   // Clients that do not read hold the budget: a new copy would only add to it. One address
   // holds at most its share, and the largest holders are refused first, so another's viewers
   // still get theirs (unsent_replies.h). Asked before the copy is made, and again with its size.
-  const size_t loops = std::max<size_t>(1, parts_.loops.loop_count());
+  const size_t loops = std::max<size_t>(1, parts_.serving_loops);
   const UnsentReplies::Limits limits{
       c.playlists.max_unsent_bytes, c.playlists.max_unsent_bytes / loops,
       std::min(c.playlists.max_unsent_bytes_per_address, c.playlists.max_unsent_bytes) / loops};
@@ -443,7 +354,7 @@ void BalancerLoop::serve_playlist(const PendingPtr& p, const SourceResult& r) {
   ex.reply(200, std::move(buffer), unsent->body.size(), kPlaylistType);
 }
 
-bool BalancerLoop::refuse_unsent(HttpExchange& ex, UnsentReplies::Room room) {
+bool ViewerEndpoints::refuse_unsent(HttpExchange& ex, UnsentReplies::Room room) {
   switch (room) {
     case UnsentReplies::Room::fits:
       return false;
@@ -465,8 +376,8 @@ bool BalancerLoop::refuse_unsent(HttpExchange& ex, UnsentReplies::Room room) {
 
 // The viewer's copy of `version`: links to `cache` (origin when null) with the viewer's query,
 // a made or steered master where steering applies.
-std::string BalancerLoop::render_playlist(const Pending& p, const SourceVersion& version,
-                                          const CacheConfig* cache, TimePoint started) {
+std::string ViewerEndpoints::render_playlist(const Pending& p, const SourceVersion& version,
+                                             const CacheConfig* cache, TimePoint started) {
   const BalancerConfig& c = p.config->config;
   ViewerLinks viewer_links;
   viewer_links.balancer_base = c.public_url;
@@ -499,68 +410,14 @@ std::string BalancerLoop::render_playlist(const Pending& p, const SourceVersion&
       links = &stable_links_for(p, version, cache, *links, started);
     }
     viewer_links.chunk_links = links;
-    body = render_for_viewer(version.playlist.tmpl, version.plan, viewer_links);
+    std::optional<std::string> steered;
     if (version.kind == SourceKind::master && c.steering_enabled && !c.caches.empty()) {
-      body = steered_master(p, version, viewer_links, std::move(body), started);
+      steered = steered_master(p, version, viewer_links, started);
     }
+    body = steered ? std::move(*steered)
+                   : render_for_viewer(version.playlist.tmpl, version.plan, viewer_links);
   }
   return body;
-}
-
-std::string BalancerLoop::steered_master(const Pending& p, const SourceVersion& version,
-                                         const ViewerLinks& links, std::string body,
-                                         TimePoint now) {
-  const BalancerConfig& c = p.config->config;
-  std::vector<std::string> ids =
-      pathways(c, p.request.cache, p.ex.remote_ip(), p.viewer_key, now, false);
-  const std::string base = viewer_facing_base(p.ex, c);
-  if (ids.size() < 2 || base.empty()) return body;
-  // Only the cache choice's pathway is listed: a player without steering (ffmpeg, native
-  // players, Media3 before 1.11) plays it and probes no other host; steering players start on
-  // it and get the other pathways as the manifest's clones of it. Its segment URIs never change
-  // while its node is usable (hls.js reports a changed one as "media sequence mismatch"); after
-  // its death it lists new segments on the next usable host, for every player.
-  std::string query = p.request.viewer_query;
-  if (!query.empty()) query += '&';
-  query += "pathway=" + ids.front();
-  ViewerLinks pathway_links = links;
-  pathway_links.viewer_query = query;
-  const std::string text = render_for_viewer(version.playlist.tmpl, version.plan, pathway_links);
-  const std::vector<hls::PathwayCopy> copies = {{ids.front(), text}};
-  if (auto steered =
-          hls::steered_master(copies, steering_server_uri(base, p, ids.front()), ids.front()))
-    return std::move(*steered);
-  return body;
-}
-
-std::optional<std::string> BalancerLoop::made_master(const Pending& p, const SourceVersion& version,
-                                                     TimePoint now) {
-  const BalancerConfig& c = p.config->config;
-  // Only the channel's own entry (the URL the API hands out) asked for as such: a variant URI
-  // names a pathway, and an LL-HLS reload is a media playlist's.
-  if (version.kind == SourceKind::master || !c.steering_enabled || !c.steering_media_masters ||
-      c.caches.empty() || !p.request.pathway.empty() || p.request.directives.any() ||
-      p.request.origin_target != p.channel->source) {
-    return std::nullopt;
-  }
-  const std::string base = viewer_facing_base(p.ex, c);
-  if (base.empty()) return std::nullopt;
-  std::vector<std::string> ids =
-      pathways(c, p.request.cache, p.ex.remote_ip(), p.viewer_key, now, false);
-  // The variant is the source itself on the cache choice's pathway (hls/steering.h: the only
-  // one listed); with a single pathway, on the default copy's "." (its URI must differ from the
-  // master's).
-  const std::string listed = ids.size() < 2 ? std::string(kDefaultPathway) : ids.front();
-  std::string uri =
-      c.public_url + std::string(kPlaylistPrefix) + p.channel->id + p.request.origin_target;
-  core::append_query(uri, p.request.viewer_query);
-  core::append_query(uri, "pathway=" + listed);
-  std::string text = hls::one_variant_master(uri, kMadeMasterBandwidth);
-  if (ids.size() < 2) return text;
-  const std::vector<hls::PathwayCopy> copies = {{listed, text}};
-  if (auto steered = hls::steered_master(copies, steering_server_uri(base, p, listed), listed))
-    return steered;
-  return text;
 }
 
 }  // namespace balancer
