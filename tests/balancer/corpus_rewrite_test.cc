@@ -6,14 +6,12 @@
 // when the cache node would refuse it.
 #include <doctest/doctest.h>
 
-#include <filesystem>
-#include <fstream>
-#include <iterator>
 #include <string>
 
 #include "balancer/viewers/playlist_mapper.h"
 #include "cache_node/serving/chunk_request.h"
 #include "hls/playlist.h"
+#include "support/hls_corpus.h"
 
 namespace balancer {
 namespace corpus_rewrite_test {
@@ -29,21 +27,15 @@ bool starts_with(const std::string& s, const std::string& prefix) {
 
 TEST_CASE(
     "every accepted corpus playlist is rewritten with each URI pointing where its role says") {
-  std::filesystem::path dir = std::filesystem::path(BALANCER_SHARED_DIR) / "hls-corpus";
-  if (!std::filesystem::exists(dir)) {
-    MESSAGE("no corpus at " << dir.string() << "; skipped");
-    return;
-  }
+  const std::vector<test::CorpusFile> corpus = test::hls_corpus_files();
+  if (corpus.empty()) return;  // skipped
   auto signer = signing::UrlSigner::create({kSigningKey});
   REQUIRE(signer.ok());
   size_t files = 0, accepted = 0, slots_checked = 0, cache_links = 0, left_at_origin = 0;
-  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
-    if (entry.path().extension() != ".m3u8") continue;
+  for (const test::CorpusFile& entry : corpus) {
     ++files;
-    std::ifstream in(entry.path(), std::ios::binary);
-    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    const std::string source_url =
-        kOrigin + "/live/" + entry.path().stem().string() + "/index.m3u8";
+    const std::string& text = entry.text;
+    const std::string source_url = kOrigin + "/live/" + entry.path.stem().string() + "/index.m3u8";
     auto parsed = hls::parse_playlist(text, source_url);
     if (!parsed.ok()) continue;
     ++accepted;
@@ -59,12 +51,12 @@ TEST_CASE(
 
     // The viewer fetched it from the balancer: resolve against that URL.
     const std::string viewer_url = "http://balancer.test/hls/demo/live/" +
-                                   entry.path().stem().string() +
+                                   entry.path.stem().string() +
                                    "/index.m3u8?cache=venue-a&viewer=v1";
     hls::ParseOptions options;
     options.imported_variables = parsed->variables;
     auto again = hls::parse_playlist(out, viewer_url, options);
-    INFO(entry.path().filename().string());
+    INFO(entry.path.filename().string());
     REQUIRE_MESSAGE(again.ok(), (again.ok() ? "" : again.error().message));
     const auto& before = tmpl.slots();
     const auto& after = again->tmpl.slots();

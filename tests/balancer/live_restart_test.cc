@@ -3,15 +3,13 @@
 // discontinuity, and chunks of the new run named by their run.
 #include <doctest/doctest.h>
 
-#include <filesystem>
-#include <fstream>
-#include <iterator>
 #include <map>
 #include <string>
 
 #include "balancer/sources/live_restart.h"
 #include "balancer/sources/source_policy.h"
 #include "balancer/viewers/stable_links.h"
+#include "support/hls_corpus.h"
 #include "support/hls_test_support.h"
 
 using namespace balancer;
@@ -329,23 +327,18 @@ std::string with_media_sequence(std::string text, uint64_t msn) {
 TEST_CASE(
     "over the shared corpus: every continued copy parses, numbers never go back, a number keeps "
     "its chunk") {
-  std::filesystem::path dir = std::filesystem::path(BALANCER_SHARED_DIR) / "hls-corpus";
-  if (!std::filesystem::exists(dir)) {
-    MESSAGE("no corpus at " << dir.string() << "; skipped");
-    return;
-  }
+  const std::vector<balancer::test::CorpusFile> corpus = balancer::test::hls_corpus_files();
+  if (corpus.empty()) return;  // skipped
   size_t restarted = 0, media = 0;
-  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
-    if (entry.path().extension() != ".m3u8") continue;
-    std::ifstream in(entry.path(), std::ios::binary);
-    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  for (const balancer::test::CorpusFile& entry : corpus) {
+    const std::string& text = entry.text;
     auto parsed = hls::parse_playlist(text, kUrl);
     if (!parsed.ok() || parsed->kind != hls::PlaylistKind::media ||
         parsed->media.is_delta_update() || parsed->media.type == hls::PlaylistType::vod ||
         parsed->media.segments.empty()) {
       continue;
     }
-    CAPTURE(entry.path().filename().string());
+    CAPTURE(entry.path.filename().string());
     // Run A at 1000.., ended, then run B from 0 with the same names.
     std::string run_a = with_media_sequence(text, 1000);
     if (run_a.find("#EXT-X-ENDLIST") != std::string::npos) {

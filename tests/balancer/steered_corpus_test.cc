@@ -5,37 +5,47 @@
 // the form the balancer serves, the cache choice's pathway alone (the others are clones).
 #include <doctest/doctest.h>
 
-#include <filesystem>
-#include <fstream>
-#include <iterator>
 #include <optional>
 #include <string>
 
 #include "balancer/viewers/playlist_mapper.h"
 #include "hls/playlist.h"
 #include "hls/steering.h"
+#include "support/hls_corpus.h"
 #include "support/steering_rules.h"
 
 namespace balancer {
 namespace {
 
-TEST_CASE("every corpus master steered for one or three pathways passes Media3's rules") {
-  std::filesystem::path dir = std::filesystem::path(BALANCER_SHARED_DIR) / "hls-corpus";
-  if (!std::filesystem::exists(dir)) {
-    MESSAGE("no corpus at " << dir.string() << "; skipped");
-    return;
+constexpr const char* kOrigin = "http://origin.test/files";
+
+// A multivariant playlist of the corpus, parsed as served from kOrigin/live/<its name>/.
+struct CorpusMaster {
+  std::string name;
+  std::string text;
+  hls::Playlist playlist;
+};
+std::vector<CorpusMaster> corpus_masters() {
+  std::vector<CorpusMaster> masters;
+  for (const test::CorpusFile& file : test::hls_corpus_files()) {
+    auto parsed = hls::parse_playlist(
+        file.text, std::string(kOrigin) + "/live/" + file.path.stem().string() + "/index.m3u8");
+    if (parsed.ok() && parsed->kind == hls::PlaylistKind::master)
+      masters.push_back({file.path.filename().string(), file.text, std::move(parsed).value()});
   }
-  const std::string origin = "http://origin.test/files";
+  return masters;
+}
+
+TEST_CASE("every corpus master steered for one or three pathways passes Media3's rules") {
+  const std::vector<CorpusMaster> corpus = corpus_masters();
+  if (corpus.empty()) return;  // skipped
+  const std::string origin = kOrigin;
   size_t masters = 0, steered = 0, steered_by_origin = 0;
-  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
-    if (entry.path().extension() != ".m3u8") continue;
-    std::ifstream in(entry.path(), std::ios::binary);
-    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    auto parsed =
-        hls::parse_playlist(text, origin + "/live/" + entry.path().stem().string() + "/index.m3u8");
-    if (!parsed.ok() || parsed->kind != hls::PlaylistKind::master) continue;
+  for (const CorpusMaster& master : corpus) {
+    const std::string& text = master.text;
+    const hls::Playlist* parsed = &master.playlist;
     ++masters;
-    INFO(entry.path().filename().string());
+    INFO(master.name);
     RewritePlan plan = plan_rewrite(parsed->tmpl, origin);
     REQUIRE(plan.chunk_slots == 0);
     std::vector<std::string> texts;
@@ -91,22 +101,14 @@ TEST_CASE("every corpus master steered for one or three pathways passes Media3's
 TEST_CASE(
     "every corpus master's steered shape gives each viewer the bytes steered_master() makes of "
     "the viewer's copy") {
-  std::filesystem::path dir = std::filesystem::path(BALANCER_SHARED_DIR) / "hls-corpus";
-  if (!std::filesystem::exists(dir)) {
-    MESSAGE("no corpus at " << dir.string() << "; skipped");
-    return;
-  }
-  const std::string origin = "http://origin.test/files";
+  const std::vector<CorpusMaster> corpus = corpus_masters();
+  if (corpus.empty()) return;  // skipped
+  const std::string origin = kOrigin;
   size_t masters = 0, steered = 0;
-  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
-    if (entry.path().extension() != ".m3u8") continue;
-    std::ifstream in(entry.path(), std::ios::binary);
-    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    auto parsed =
-        hls::parse_playlist(text, origin + "/live/" + entry.path().stem().string() + "/index.m3u8");
-    if (!parsed.ok() || parsed->kind != hls::PlaylistKind::master) continue;
+  for (const CorpusMaster& master : corpus) {
+    const hls::Playlist* parsed = &master.playlist;
     ++masters;
-    INFO(entry.path().filename().string());
+    INFO(master.name);
     const RewritePlan plan = plan_rewrite(parsed->tmpl, origin);
     const std::optional<hls::SteeredShape> shape = hls::SteeredShape::of(parsed->tmpl);
     hls::SlotTexts slot_texts;
