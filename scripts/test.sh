@@ -34,12 +34,15 @@ if [[ "${CI:-}" == "true" || "${BALANCER_TSAN_TESTS:-}" == "1" ]]; then tsan_pas
 source scripts/build_tree.sh
 for tree in build build-asan build-tsan; do remake_tree_if_moved "$tree"; done
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBALANCER_WERROR=$werror -DBALANCER_UNITY_BUILD=$unity >/dev/null
+cmake --build build -j "$jobs"
 
 # A developer's whole run (no sanitizer passes, no arguments) starts the browser test, the
-# longest (about 6.5 minutes of real-time playback), as soon as the servers it plays through are
-# built, and builds and runs everything else beside it at a lower priority: those mostly wait on
-# timers and other processes, and the players' real-time playback gets the CPU first. Its output
-# is shown once it ends. CI plays it last, alone, after the sanitizer passes.
+# longest (about 6.5 minutes of real-time playback), once the build is done, and runs the other
+# tests beside it at a lower priority: they mostly wait on timers and other processes, and the
+# players' real-time playback gets the CPU first. Its output is shown once it ends. (Started as
+# soon as its four servers were built, with the rest building beside it even at nice 19, three
+# of its scenarios failed: stalls and pathway switches of a starved player.) CI plays it last,
+# alone, after the sanitizer passes.
 browser_beside=0
 if [[ "${CI:-}" != "true" && $asan_pass == 0 && $tsan_pass == 0 && $# -eq 0 ]]; then browser_beside=1; fi
 browser_pid=""
@@ -49,16 +52,11 @@ stop_browser_test() {
   fi
 }
 if [[ $browser_beside == 1 ]]; then
-  cmake --build build -j "$jobs" --target balancer cache_node test_origin ll_origin
-  phase "the browser test starts; the rest builds beside it"
   set -m  # its own process group, so that stopping it stops the players and servers too
   ctest --test-dir build --output-on-failure -L '^browser$' >build/browser-test.log 2>&1 &
   browser_pid=$!
   set +m
   trap stop_browser_test EXIT
-  nice -n 19 cmake --build build -j "$jobs"
-else
-  cmake --build build -j "$jobs"
 fi
 
 # The sanitizer trees are built while the ordinary tests run: those mostly wait (timers,
