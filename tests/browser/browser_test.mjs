@@ -640,7 +640,7 @@ const STEERING_TTL_S = 30;  // the balancer's default steering.ttl_s
 // Player 5.2 banned the balancer's host name and came back to the dead pathway, and video.js
 // waited for its steering manifest: a stall of 16-18 s.)
 // A segment listed after the death but before the balancer's health poll noticed it (its next
-// poll, refused: up to 250 ms here) keeps its link to the dead node: a player then fails on it first. Shaka Player
+// poll, refused: up to 400 ms here) keeps its link to the dead node: a player then fails on it first. Shaka Player
 // retries it with its default backoff (a second attempt 0.5-1.5 s later, its error about
 // 1.5 s after that) before it takes the segment from the sibling: seen 3.26 s after the kill
 // with its first request at 1.07 s, hence its 2 s more.
@@ -991,7 +991,7 @@ scenarios.players_low_latency_https_h2 = async (stack) => {
 
 // Each player in its low-latency mode on the LL channel through venue-a; kill -9 of venue-a:
 // the balancer's next playlist lists every new part and the hint on venue-b (its next health
-// poll is refused and takes the node down: within 250 ms here; listed segments keep their URIs,
+// poll is refused and takes the node down: within 400 ms here; listed segments keep their URIs,
 // and so does the map of the rendition a viewer plays), so hls.js, Shaka Player and VHS take
 // their parts from the sibling with no fatal error, within LL_LEAVE_BOUND_S. The product's
 // target (issue #48): the stalls each player begins within LL_KILL_WINDOW_S of the kill last

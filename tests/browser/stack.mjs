@@ -12,6 +12,9 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 
+// The balancers' cache node polls (see startStack).
+const HEALTH_SETS = ['--set', 'health.interval_ms=400', '--set', 'health.timeout_ms=400'];
+
 export const TEST_LOGIN = 'fdpd6';
 export const TEST_PASSWORD = '123456';
 export const SECOND_LOGIN = 'queue-viewer';
@@ -182,7 +185,10 @@ export async function startStack({ build, source, artifacts }) {
     // Every scenario signs the test account in from a new browser: a new device, whose stream
     // outlives its scenario by limits.idle_timeout_s.
     '--set', 'limits.max_streams_per_account=0',
-    '--set', 'health.interval_ms=250', '--set', 'health.timeout_ms=200',
+    // A poll that times out takes a node down at once: 400 ms leaves room for a machine busy
+    // with the other tests beside this one (at 200 ms, polls timed out and nodes flapped there,
+    // and players left a healthy pathway), and still finds a frozen node within 0.8 s.
+    ...HEALTH_SETS,
     // Extra balancer settings, e.g. steering.enabled=false to see a test fail without steering.
     ...(process.env.BROWSER_TEST_BALANCER_SET || '').split(' ').filter(Boolean).flatMap((s) => ['--set', s])];
   const balancerBin = path.join(build, 'src/balancer/balancer');
@@ -204,7 +210,7 @@ export async function startStack({ build, source, artifacts }) {
     '--set', 'playback.ticket_keys=["' + TICKET_KEY + '"]', '--set', 'playback.allow_anonymous=true',
     '--set', 'operator.key=' + OPERATOR_KEY, '--set', 'api.data_dir=' + path.join(dir, 'api-tls'),
     '--set', 'api.kdf_allow_weak_for_tests=true', '--set', 'api.kdf_memory_kib=64', '--set', 'api.kdf_passes=1',
-    '--set', 'health.interval_ms=250', '--set', 'health.timeout_ms=200'], logs);
+    ...HEALTH_SETS], logs);
   balancerTls.url = 'http://127.0.0.1:' + balancerTls.port;
   balancerTls.tlsUrl = 'https://127.0.0.1:' + balancerTls.tlsPort;
   for (const b of [balancer, balancerTls]) {
