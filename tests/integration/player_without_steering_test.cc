@@ -67,13 +67,14 @@ TEST_CASE(
   }
   CHECK(played_s >= 9.5);
   // Every request origin saw came from the balancer (playlists) or a cache node (chunks).
-  const int64_t all = origin.count_from("");
+  // The balancer and the nodes keep fetching meanwhile, so each figure is one read of the origin.
   const int64_t ours = origin.count_from("balancer");
+  const int64_t not_ours = origin.count_not_from("balancer");
   const int64_t from_player = origin.count_from("Lavf");
-  MESSAGE("origin requests while ffmpeg played: " << all
-                                                  << ", from ffmpeg itself: " << from_player);
-  REQUIRE(all >= 0);
+  MESSAGE("origin requests while ffmpeg played: " << ours << " from us, " << not_ours
+                                                  << " from others, " << from_player
+                                                  << " from ffmpeg itself");
   CHECK(ours > 0);
   CHECK(from_player == 0);
-  CHECK(all == ours);
+  CHECK(not_ours == 0);
 }

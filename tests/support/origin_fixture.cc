@@ -80,6 +80,11 @@ int64_t TestOrigin::count_from(std::string_view agent_prefix) const {
   return r.ok() && r.status == 200 ? json_integer(r.body, "count").value_or(-1) : -1;
 }
 
+int64_t TestOrigin::count_not_from(std::string_view agent_prefix) const {
+  const auto r = http_get(url("/__stats?agent=" + url_encode(agent_prefix)));
+  return r.ok() && r.status == 200 ? json_integer(r.body, "others").value_or(-1) : -1;
+}
+
 int64_t TestOrigin::in_flight() const {
   return json_integer(stats_json(), "in_flight").value_or(-1);
 }

@@ -57,6 +57,9 @@ class TestOrigin {
   int64_t total() const;  // all counted requests; -1 on failure
   // Counted requests whose User-Agent starts with `prefix` ("" counts all); -1 on failure.
   int64_t count_from(std::string_view agent_prefix) const;
+  // Counted requests whose User-Agent does not start with `prefix`; -1 on failure. (Not
+  // count_from("") - count_from(prefix): requests arriving between two reads would count.)
+  int64_t count_not_from(std::string_view agent_prefix) const;
   int64_t in_flight() const;      // requests started and not finished; -1 on failure
   int64_t max_in_flight() const;  // since start or the last reset(); -1 on failure
   int64_t held() const;           // requests with hold=1 waiting for release(); -1 on failure

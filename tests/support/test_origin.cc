@@ -6,7 +6,7 @@
 //   /x/<k=v,k=v>/<path>           <path> with behaviour parameters in the path
 //   /missing/...                  404
 //   GET /__stats[?path=P|agent=A] request counters (agent: requests whose User-Agent starts
-//                                 with A); POST|GET /__reset zeroes them
+//                                 with A, and "others", the rest); POST|GET /__reset zeroes them
 //   GET|POST /__outage?status=N   every /gen and /files request answers N (0 ends it)
 //   GET|POST /__stall?on=1|0      while on, every .m3u8 under /files answers the copy it had when
 //                                 first asked during the stall (a live encoder that stopped
@@ -735,10 +735,11 @@ class Origin {
       QueryParams params(query);
       if (const char* prefix = params.get("agent")) {
         uint64_t n = 0;
+        uint64_t others = 0;  // the rest, from the same moment: count + others is every request
         for (const auto& [agent, count] : agents_) {
-          if (agent.rfind(prefix, 0) == 0) n += count;
+          (agent.rfind(prefix, 0) == 0 ? n : others) += count;
         }
-        body = "{\"count\":" + std::to_string(n) + "}";
+        body = "{\"count\":" + std::to_string(n) + ",\"others\":" + std::to_string(others) + "}";
       } else if (const char* p = params.get("path")) {
         const auto counted = [p](const std::map<std::string, uint64_t>& counts) {
           const auto it = counts.find(p);
