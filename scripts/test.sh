@@ -63,23 +63,23 @@ fi
 # real-time playback, other processes) and leave more than half of the cores idle
 # (measured: 0.6 of 2). The builds run at the lowest priority, so a test that needs the
 # CPU gets it first; their output goes to build/sanitizer-builds.log, shown if one fails.
-# The ASan tree comes first (build-asan/built marks it done): its pass runs while the
-# ThreadSanitizer tree builds. That tree has the servers only: the unit tests run one
-# thread each, which ThreadSanitizer has nothing to say about.
+# The ThreadSanitizer tree comes first (build-tsan/built marks it done): it has the servers
+# only (the unit tests run one thread each, which ThreadSanitizer has nothing to say about),
+# so it is ready by the end of the ordinary tests and its pass runs while the ASan tree builds.
 build_sanitizer_trees() {
-  if [[ $asan_pass == 1 ]]; then
-    cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DBALANCER_WERROR=$werror -DBALANCER_SANITIZE=ON -DBALANCER_UNITY_BUILD=ON >/dev/null
-    nice -n 19 cmake --build build-asan -j "$jobs" --target servers_and_unit_tests
-    touch build-asan/built
-    phase "ASan tree built"
-  fi
   if [[ $tsan_pass == 1 ]]; then
     cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBALANCER_WERROR=$werror -DBALANCER_TSAN=ON -DBALANCER_UNITY_BUILD=ON >/dev/null
     nice -n 19 cmake --build build-tsan -j "$jobs" --target balancer cache_node
+    touch build-tsan/built
     phase "TSan tree built"
   fi
+  if [[ $asan_pass == 1 ]]; then
+    cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DBALANCER_WERROR=$werror -DBALANCER_SANITIZE=ON -DBALANCER_UNITY_BUILD=ON >/dev/null
+    nice -n 19 cmake --build build-asan -j "$jobs" --target servers_and_unit_tests
+    phase "ASan tree built"
+  fi
 }
-rm -f build-asan/built
+rm -f build-tsan/built
 sanitizer_builds=""
 stop_sanitizer_builds() {
   if [[ -n $sanitizer_builds ]] && kill -0 "$sanitizer_builds" 2>/dev/null; then
@@ -100,9 +100,10 @@ fi
 # fell a second behind, where it is 0.3-0.4 s on a quiet machine).
 browser_after_builds=0
 if [[ -n $sanitizer_builds && $# -eq 0 ]]; then browser_after_builds=1; fi
-# The two-loop variants of the integration tests (<name>_threads2, label two_loops) run in CI,
-# whose sanitizer passes run them again against instrumented servers; a developer's run leaves
-# them out (about 3 minutes of 2 cores) unless BALANCER_TWO_LOOP_TESTS=1 or arguments say.
+# The two-loop variants of the integration tests (<name>_threads2, label two_loops) run in CI's
+# sanitizer passes, against instrumented servers, and not again here (their 43 tests took 773 s
+# of test time at -j 4 beside the ASan tree's build); a developer's run leaves them out unless
+# BALANCER_TWO_LOOP_TESTS=1 or arguments say.
 # The ordinary pass runs four tests at a time on two cores: they mostly wait on timers, real-time
 # playback and other processes (66 tests: 320 s at -j 2, 208 s at -j 3, 158 s at -j 4 here,
 # all passing). The browser test is RUN_SERIAL within one ctest run; a developer's whole run
@@ -110,7 +111,9 @@ if [[ -n $sanitizer_builds && $# -eq 0 ]]; then browser_after_builds=1; fi
 test_jobs=${BALANCER_TEST_JOBS:-4}
 phase "tests"
 tests_failed=0
-if [[ $browser_after_builds == 1 ]]; then
+if [[ $browser_after_builds == 1 && $asan_pass == 1 && $tsan_pass == 1 ]]; then
+  ctest --test-dir build --output-on-failure -j "$test_jobs" -LE '^(two_loops|browser)$' || tests_failed=1
+elif [[ $browser_after_builds == 1 ]]; then
   ctest --test-dir build --output-on-failure -j "$test_jobs" -LE '^browser$' || tests_failed=1
 elif [[ $# -eq 0 && "${CI:-}" != "true" && "${BALANCER_TWO_LOOP_TESTS:-}" != "1" ]]; then
   echo "== the two-loop variants (label two_loops) run in CI; BALANCER_TWO_LOOP_TESTS=1 runs them here"
@@ -129,17 +132,17 @@ fi
 [[ $tests_failed == 0 ]] || exit 1
 phase "tests done"
 
-# Waits for the sanitizer builds to finish (or, with `asan`, for the ASan tree only: at most
-# an hour); shows their log and fails if they did.
-wait_sanitizer_builds() { # [asan]
+# Waits for the sanitizer builds to finish (or, with `tsan`, for the ThreadSanitizer tree only:
+# at most an hour); shows their log and fails if they did.
+wait_sanitizer_builds() { # [tsan]
   [[ -n $sanitizer_builds ]] || return 0
-  if [[ ${1:-} == asan ]]; then
+  if [[ ${1:-} == tsan ]]; then
     for ((second = 0; second < 3600; ++second)); do
-      [[ -e build-asan/built ]] && return 0
+      [[ -e build-tsan/built ]] && return 0
       kill -0 "$sanitizer_builds" 2>/dev/null || break
       sleep 1
     done
-    [[ -e build-asan/built ]] && return 0
+    [[ -e build-tsan/built ]] && return 0
   fi
   if ! wait "$sanitizer_builds"; then
     sanitizer_builds=""
@@ -176,34 +179,44 @@ run_sanitizer_pass() { # <tree> <sanitizer> <reports dir> <unit: 1|0> [ctest arg
 extra=("$@")
 
 # The two sanitizer passes run side by side: their tests mostly wait (timers, other
-# processes), and the ASan pass alone left most of a core idle once the ThreadSanitizer tree
-# was built. The ASan pass starts as soon as its tree is built (its output is shown when it
-# ends); the ThreadSanitizer pass once its own is.
-asan_pass_pid=""
-if [[ $asan_pass == 1 ]]; then
-  wait_sanitizer_builds asan
-  phase "sanitizer pass (ASan + UBSan), beside the ThreadSanitizer tree's build and pass"
-  asan_reports="$PWD/build-asan/sanitizer-reports"
-  rm -rf "$asan_reports" && mkdir -p "$asan_reports"
-  ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:log_path=$asan_reports/asan" \
-    UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:log_path=$asan_reports/ubsan" \
-    run_sanitizer_pass build-asan address "$asan_reports" 1 >build-asan/pass.log 2>&1 &
-  asan_pass_pid=$!
+# processes). The ThreadSanitizer pass starts as soon as its tree is built (its output is shown
+# when it ends, from build-tsan/pass.log), beside the ASan tree's build; the ASan pass once that
+# tree is built.
+tsan_pass_pid=""
+if [[ $tsan_pass == 1 ]]; then
+  wait_sanitizer_builds tsan
+  phase "thread sanitizer pass (integration with threads: 2), beside the ASan tree's build and pass"
+  tsan_reports="$PWD/build-tsan/sanitizer-reports"
+  rm -rf "$tsan_reports" && mkdir -p "$tsan_reports"
+  set -m  # its own process group, so that stopping it stops its tests' servers too
+  TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$PWD/tests/tsan.supp log_path=$tsan_reports/tsan" \
+    run_sanitizer_pass build-tsan thread "$tsan_reports" 0 -E '^e2e_' >build-tsan/pass.log 2>&1 &
+  tsan_pass_pid=$!
+  set +m
+  stop_tsan_pass() {
+    stop_sanitizer_builds
+    if [[ -n $tsan_pass_pid ]] && kill -0 "$tsan_pass_pid" 2>/dev/null; then
+      kill -- "-$tsan_pass_pid" 2>/dev/null || true
+    fi
+  }
+  trap stop_tsan_pass EXIT
 fi
 
 wait_sanitizer_builds
 sanitizers_failed=0
-if [[ $tsan_pass == 1 ]]; then
-  phase "thread sanitizer pass (integration with threads: 2)"
-  tsan_reports="$PWD/build-tsan/sanitizer-reports"
-  rm -rf "$tsan_reports" && mkdir -p "$tsan_reports"
-  TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$PWD/tests/tsan.supp log_path=$tsan_reports/tsan" \
-    run_sanitizer_pass build-tsan thread "$tsan_reports" 0 -E '^e2e_' || sanitizers_failed=1
+if [[ $asan_pass == 1 ]]; then
+  phase "sanitizer pass (ASan + UBSan)"
+  asan_reports="$PWD/build-asan/sanitizer-reports"
+  rm -rf "$asan_reports" && mkdir -p "$asan_reports"
+  ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:log_path=$asan_reports/asan" \
+    UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:log_path=$asan_reports/ubsan" \
+    run_sanitizer_pass build-asan address "$asan_reports" 1 || sanitizers_failed=1
 fi
-if [[ -n $asan_pass_pid ]]; then
-  wait "$asan_pass_pid" || sanitizers_failed=1
-  phase "sanitizer pass (ASan + UBSan) done: its output"
-  cat build-asan/pass.log
+if [[ -n $tsan_pass_pid ]]; then
+  wait "$tsan_pass_pid" || sanitizers_failed=1
+  tsan_pass_pid=""
+  phase "thread sanitizer pass done: its output"
+  cat build-tsan/pass.log
 fi
 [[ $sanitizers_failed == 0 ]] || exit 1
 
