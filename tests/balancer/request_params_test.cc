@@ -66,14 +66,27 @@ TEST_CASE("LL-HLS delivery directives are parsed and rebuilt in a canonical orde
 }
 
 TEST_CASE("bad requests are refused with a message") {
-  for (const char* bad :
-       {"/hls/", "/hls/demo", "/hls/demo/", "/hls/de mo/a.m3u8", "/hls/demo//a.m3u8",
-        "/hls/demo/a/../b.m3u8", "/hls/demo/a/%2e%2e/b.m3u8", "/hls/demo/./a.m3u8",
-        "/hls/demo/a%zz.m3u8", "/hls/demo/a.m3u8?cache=a&cache=b", "/hls/demo/a.m3u8?_HLS_part=1",
-        "/hls/demo/a.m3u8?_HLS_msn=-1", "/hls/demo/a.m3u8?_HLS_msn=x",
-        "/hls/demo/a.m3u8?_HLS_skip=NO", "/hls/demo/a.m3u8?cache=bad%20id",
-        "/hls/demo/a.m3u8?viewer=has%20space", "/hls/demo/a%5cb.m3u8", "/hls/demo/a.m3u8?x=%zz",
-        "/hls/demo/a\x01.m3u8"}) {
+  for (const char* bad : {"/hls/",
+                          "/hls/demo",
+                          "/hls/demo/",
+                          "/hls/de mo/a.m3u8",
+                          "/hls/demo//a.m3u8",
+                          "/hls/demo/a/../b.m3u8",
+                          "/hls/demo/a/%2e%2e/b.m3u8",
+                          "/hls/demo/./a.m3u8",
+                          "/hls/demo/a%zz.m3u8",
+                          "/hls/demo/a.m3u8?cache=a&cache=b",
+                          "/hls/demo/a.m3u8?_HLS_part=1",
+                          "/hls/demo/a.m3u8?_HLS_msn=-1",
+                          "/hls/demo/a.m3u8?_HLS_msn=x",
+                          "/hls/demo/a.m3u8?_HLS_skip=NO",
+                          "/hls/demo/a.m3u8?cache=bad%20id",
+                          "/hls/demo/a.m3u8?viewer=has%20space",
+                          "/hls/demo/a%5cb.m3u8",
+                          "/hls/demo/a.m3u8?x=%zz",
+                          "/hls/demo/a\x01.m3u8",
+                          "/hls/demo/a\\b.m3u8",
+                          "/hls/demo/a.m3u8?viewer=a+b"}) {
     auto r = parse_viewer_request(bad, kPlaylistPrefix);
     CHECK_MESSAGE(!r.ok(), bad);
     if (!r.ok()) CHECK(r.error().code == "bad_request");

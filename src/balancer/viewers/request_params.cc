@@ -39,11 +39,17 @@ core::Status read_viewer_path(std::string_view path, std::string_view prefix, Vi
   if (!signing::valid_channel_id(out.channel)) return bad("The channel id is not valid.");
   std::string_view origin_path = path.substr(slash);
   if (origin_path.substr(0, 2) == "//") return bad("Empty path segments are not accepted.");
-  auto decoded = core::percent_decode(origin_path);
-  if (!decoded) return bad("The path has malformed percent-encoding.");
-  if (decoded->find('\\') != std::string::npos)
+  // Checked as decoded; a path without escapes (nearly every request) is its own decoding.
+  std::optional<std::string> decoded;
+  std::string_view plain = origin_path;
+  if (origin_path.find('%') != std::string_view::npos) {
+    decoded = core::percent_decode(origin_path);
+    if (!decoded) return bad("The path has malformed percent-encoding.");
+    plain = *decoded;
+  }
+  if (plain.find('\\') != std::string_view::npos)
     return bad("Backslashes are not accepted in paths.");
-  if (core::has_dot_segment(*decoded)) return bad("Dot segments are not accepted in paths.");
+  if (core::has_dot_segment(plain)) return bad("Dot segments are not accepted in paths.");
   out.origin_target.assign(origin_path);  // the origin's own parameters follow, in order
   return {};
 }
@@ -101,7 +107,7 @@ class ViewerQueryReader {
       // sent to origin, where it would make each request a different source playlist.
       out_.cmcd = std::string(param.value);
     } else {
-      if (!core::percent_decode(param.text))
+      if (param.text.find('%') != std::string_view::npos && !core::percent_decode(param.text))
         return bad("The query has malformed percent-encoding.");
       core::append_query(out_.origin_target, param.text);
     }
@@ -114,6 +120,10 @@ class ViewerQueryReader {
     std::string_view name = param.name;
     if (seen) return bad("The parameter '" + std::string(name) + "' is repeated.");
     seen = true;
+    if (param.value.find_first_of("%+") == std::string_view::npos) {
+      into.assign(param.value);  // nothing to decode: no copy made and dropped
+      return {};
+    }
     auto value = param.decoded_value();
     if (!value)
       return bad("The parameter '" + std::string(name) + "' has malformed percent-encoding.");

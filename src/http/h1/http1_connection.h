@@ -77,7 +77,7 @@ class Http1Connection final : public ExchangeFrontEnd, public IdleConnection {
   std::optional<std::string> request_header(const char* name) const override;
   std::vector<HttpHeader> request_headers_with_prefix(std::string_view prefix) const override;
   std::string request_body_bytes() const override { return req().body; }
-  void add_response_header(const std::string& name, const std::string& value) override;
+  void add_response_header(std::string_view name, std::string_view value) override;
   void remove_response_header(const char* name) override;
   bool has_response_header(const char* name) const override;
   void send_reply(int status, BodyBuffer body, bool has_body) override;

@@ -61,7 +61,7 @@ std::vector<HttpHeader> Http1Connection::request_headers_with_prefix(
 
 // ---- the reply ----
 
-void Http1Connection::add_response_header(const std::string& name, const std::string& value) {
+void Http1Connection::add_response_header(std::string_view name, std::string_view value) {
   // A line break would end the field (or the head) early: such a field is dropped, as evhttp
   // dropped it.
   if (name.empty() || has_line_break(name) || has_line_break(value)) return;

@@ -68,7 +68,7 @@ struct Http2Stream final : ExchangeFrontEnd {
   std::optional<std::string> request_header(const char* name) const override;
   std::vector<HttpHeader> request_headers_with_prefix(std::string_view prefix) const override;
   std::string request_body_bytes() const override { return request_body; }
-  void add_response_header(const std::string& name, const std::string& value) override;
+  void add_response_header(std::string_view name, std::string_view value) override;
   void remove_response_header(const char* name) override;
   bool has_response_header(const char* name) const override;
   // Response head (+ body). `body` empty and `has_body` false: HEADERS with END_STREAM.

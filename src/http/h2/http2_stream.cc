@@ -40,10 +40,10 @@ std::vector<HttpHeader> Http2Stream::request_headers_with_prefix(std::string_vie
   return out;
 }
 
-void Http2Stream::add_response_header(const std::string& name, const std::string& value) {
+void Http2Stream::add_response_header(std::string_view name, std::string_view value) {
   std::string n = lower(name);
   if (connection_specific(n)) return;
-  response_headers.push_back({std::move(n), value});
+  response_headers.push_back({std::move(n), std::string(value)});
 }
 
 void Http2Stream::remove_response_header(const char* name) {

@@ -30,11 +30,13 @@ class BodyBuffer {
   bool append_file(int fd, uint64_t offset, uint64_t length, bool send_file = true);
   size_t size() const;
 
-  // The front end's storage (an evbuffer for the HTTP/1.1 server). Internal.
-  void* native() const { return native_; }
+  // The front end's storage (an evbuffer for the HTTP/1.1 server), made on first use. Internal.
+  void* native() const;
 
  private:
-  void* native_;
+  // Made when first needed, and not remade for a buffer moved from: a reply's buffer is moved
+  // twice on its way to the connection, and each move made a new empty one before.
+  mutable void* native_ = nullptr;
 };
 
 }  // namespace http

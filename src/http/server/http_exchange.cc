@@ -8,6 +8,7 @@
 #include <cstring>
 #include <ctime>
 
+#include "core/ascii.h"
 #include "core/json.h"
 #include "core/log.h"
 #include "core/url.h"
@@ -166,12 +167,12 @@ std::string HttpExchange::body() const {
   return state_->front->request_body_bytes();
 }
 
-void HttpExchange::add_header(const std::string& name, const std::string& value) {
+void HttpExchange::add_header(std::string_view name, std::string_view value) {
   if (state_->front == nullptr || replied()) return;
   if (name.size() >= 12 && (name[0] == 'C' || name[0] == 'c')) {  // most names are not these
-    if (strcasecmp(name.c_str(), "Content-Type") == 0) state_->has_content_type = true;
-    if (strcasecmp(name.c_str(), "Content-Length") == 0) state_->has_content_length = true;
-  } else if (name.size() == 4 && strcasecmp(name.c_str(), "Date") == 0) {
+    if (core::iequals(name, "Content-Type")) state_->has_content_type = true;
+    if (core::iequals(name, "Content-Length")) state_->has_content_length = true;
+  } else if (name.size() == 4 && core::iequals(name, "Date")) {
     state_->front->date_given = true;
   }
   state_->front->add_response_header(name, value);
@@ -195,15 +196,16 @@ void HttpExchange::reply(int status, BodyBuffer body_buffer, size_t length,
     state_->finish();
     return;
   }
-  if (!content_type.empty() && !state_->has_content_type)
-    add_header("Content-Type", std::string(content_type));
+  if (!content_type.empty() && !state_->has_content_type) add_header("Content-Type", content_type);
   if (!state_->has_content_length && status != 204 && status != 304) {
     add_header("Content-Length", std::to_string(length));
   }
   state_->status = status;
-  evbuffer* body = static_cast<evbuffer*>(body_buffer.native());
-  if (is_head() && body != nullptr) evbuffer_drain(body, evbuffer_get_length(body));
-  const size_t bytes = body != nullptr ? evbuffer_get_length(body) : 0;
+  if (is_head() && body_buffer.size() > 0) {
+    evbuffer* body = static_cast<evbuffer*>(body_buffer.native());
+    evbuffer_drain(body, evbuffer_get_length(body));
+  }
+  const size_t bytes = body_buffer.size();
   state_->body_bytes += bytes;
   // Counted before sending: the front end may complete (and call back) synchronously.
   state_->server->reply_pending();

@@ -57,7 +57,7 @@ class HttpExchange {
   std::chrono::steady_clock::time_point started() const;
 
   // Response. Headers must be added before reply()/start().
-  void add_header(const std::string& name, const std::string& value);
+  void add_header(std::string_view name, std::string_view value);
   // Sends a complete reply. For HEAD, the body is not sent but Content-Length is.
   void reply(int status, std::string_view body, std::string_view content_type = "application/json");
   // Sends a complete reply whose body is moved out of `body` (may hold references and file

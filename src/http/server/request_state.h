@@ -36,7 +36,7 @@ class ExchangeFrontEnd {
   // one pass over the headers, however many names a caller looks for.
   virtual std::vector<HttpHeader> request_headers_with_prefix(std::string_view prefix) const = 0;
   virtual std::string request_body_bytes() const = 0;
-  virtual void add_response_header(const std::string& name, const std::string& value) = 0;
+  virtual void add_response_header(std::string_view name, std::string_view value) = 0;
   virtual void remove_response_header(const char* name) = 0;
   virtual bool has_response_header(const char* name) const = 0;
   // The whole reply: `status`, the headers added and `body` (`has_body`: it holds bytes).
