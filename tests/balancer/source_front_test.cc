@@ -1,12 +1,15 @@
 // SourceFront, one loop's view of the fetch loop's SourceCache, against a real test_origin: a
 // fresh copy is answered on the front's own loop without asking the fetch loop, requests for
 // one source share one question, a version the cache published is picked up without asking,
-// and errors, LL-HLS directives and a changed origin always go to the fetch loop. Both loops
-// are real EventLoops, run in turn on the test thread; a FakeClock decides freshness.
+// and errors, LL-HLS directives on a playlist that is not followed and a changed origin go to
+// the fetch loop. Blocking reloads of a followed playlist are answered or parked on the front's
+// loop, woken once per published version. Both loops are real EventLoops, run in turn on the
+// test thread; a FakeClock decides freshness and the parked reloads' deadlines.
 #include "balancer/sources/source_front.h"
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <functional>
 #include <optional>
 #include <vector>
@@ -49,13 +52,13 @@ struct Fixture {
   std::unique_ptr<SourceAsker> asker;
   std::unique_ptr<SourceFront> front;
 
-  Fixture() {
+  explicit Fixture(PlaylistTimings t = no_background_refresh()) : timings(t) {
     auto made = http::HttpClient::create(fetch_loop.base(), {});
     REQUIRE(made.ok());
     client = std::move(*made);
     cache = std::make_unique<SourceCache>(fetch_loop, *client, metrics, timings, clock);
     asker = std::make_unique<SourceAsker>(*cache);
-    front = std::make_unique<SourceFront>(front_loop, *asker, clock);
+    front = std::make_unique<SourceFront>(front_loop, *asker, clock, metrics);
   }
 
   // Outcomes the fetch loop's cache counted: grows with every question it is asked (one each,
@@ -225,7 +228,9 @@ TEST_CASE(
   CHECK(f.origin.count("/files/absent.m3u8") == 2);
 }
 
-TEST_CASE("source front: LL-HLS directives always go to the fetch loop's cache") {
+TEST_CASE(
+    "source front: LL-HLS directives on a playlist the fetch loop does not follow go to its "
+    "cache") {
   Fixture f;
   f.first_listing();
   CHECK(f.cache_lookups() == 1);
@@ -272,7 +277,7 @@ TEST_CASE("source front: a front destroyed while the fetch loop is asked never c
 TEST_CASE("source front: on the fetch loop itself it asks the cache directly") {
   Fixture f;
   test::write_file(f.dir.file("live.m3u8"), test::live_playlist(100, 5));
-  SourceFront fetch_loop_front(f.fetch_loop, *f.asker, f.clock);
+  SourceFront fetch_loop_front(f.fetch_loop, *f.asker, f.clock, f.metrics);
   std::optional<SourceResult> answer;
   fetch_loop_front.get(f.request("/live.m3u8"), f.timings,
                        [&](const SourceResult& r) { answer = r; });
@@ -286,6 +291,213 @@ TEST_CASE("source front: on the fetch loop itself it asks the cache directly") {
   REQUIRE(hit.has_value());
   CHECK(hit->from == SourceResult::From::hit);
   CHECK(f.cache_lookups() == 1);
+}
+
+// A low-latency playlist whose follow the test drives by hand. Origin holds each blocking
+// reload 700 ms and answers with the file as it was when the reload arrived; segments 0-11 are
+// complete, segment 12 has its first `parts` parts listed. The fetch loop follows it (the
+// blocking reload for the next part, sent as each answer lands, again live_refresh after one
+// that brought nothing).
+const std::string kLlPath = "/ll.m3u8?blocking_delay_ms=700";
+
+std::string ll_playlist(int parts) {
+  std::string out =
+      "#EXTM3U\n#EXT-X-VERSION:9\n#EXT-X-TARGETDURATION:1\n"
+      "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK=0.75,CAN-SKIP-UNTIL=6.0\n"
+      "#EXT-X-PART-INF:PART-TARGET=0.25\n#EXT-X-MEDIA-SEQUENCE:0\n";
+  for (int i = 0; i < 12; ++i) out += "#EXTINF:1.0,\ns" + std::to_string(i) + ".m4s\n";
+  for (int p = 0; p < parts; ++p)
+    out += "#EXT-X-PART:DURATION=0.25,URI=\"s12." + std::to_string(p) + ".m4s\"\n";
+  return out + "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"s12." + std::to_string(parts) + ".m4s\"\n";
+}
+
+PlaylistTimings followed_timings() {
+  PlaylistTimings timings = no_background_refresh();
+  timings.live_refresh = std::chrono::milliseconds(50);  // a follow that brought nothing
+  return timings;
+}
+
+struct FollowedFixture : Fixture {
+  std::shared_ptr<const SourceSlot> slot;
+
+  FollowedFixture() : Fixture(followed_timings()) {}
+
+  DeliveryDirectives part(uint64_t msn, uint64_t index, const std::string& skip = "") {
+    DeliveryDirectives d;
+    d.msn = msn;
+    d.part = index;
+    d.skip = skip;
+    return d;
+  }
+  double metric(const std::string& name, const std::string& labels = "") {
+    return static_cast<double>(metrics.counter(name, "", labels).value());
+  }
+  double wakeups() { return metric("balancer_blocking_wakeups_total"); }
+
+  int64_t follows_for(int index) {
+    return origin.count("/files" + kLlPath + "&_HLS_msn=12&_HLS_part=" + std::to_string(index));
+  }
+
+  // The front holds the slot; the fetch loop's follow for 12.1 brought it (so the follows
+  // deliver part after part) and the one for 12.2 is held at origin, which has 12.2 by then
+  // when `with_next` (else it answers without it).
+  void follow_delivers(bool with_next) {
+    test::write_file(dir.file("ll.m3u8"), ll_playlist(1));
+    SourceResult first = get(request(kLlPath));
+    REQUIRE(first.version != nullptr);
+    slot = first.slot;
+    REQUIRE(slot != nullptr);
+    // The first follow for 12.1 finds nothing new (it arrived before 12.1 was written); the
+    // next, live_refresh after its answer, finds 12.1.
+    REQUIRE(run_until([&] { return follows_for(1) >= 1; }));
+    test::write_file(dir.file("ll.m3u8"), ll_playlist(2));
+    REQUIRE(run_until([&] { return follows_for(1) >= 2; }));
+    if (with_next) test::write_file(dir.file("ll.m3u8"), ll_playlist(3));
+    REQUIRE(run_until([&] { return slot->delivering(); }));
+    REQUIRE(follows_for(2) <= 1);
+  }
+};
+
+// How many of `answers` came.
+size_t answered(const std::vector<std::optional<SourceResult>>& answers) {
+  return static_cast<size_t>(
+      std::count_if(answers.begin(), answers.end(), [](const auto& a) { return a.has_value(); }));
+}
+
+TEST_CASE(
+    "source front: blocking reloads parked on the front's loop are answered when the version with "
+    "their part is published: one wake-up for them all, the fetch loop never asked") {
+  FollowedFixture f;
+  f.follow_delivers(/*with_next=*/true);
+  const uint64_t lookups = f.cache_lookups();
+  const double wakeups = f.wakeups();
+  constexpr int kViewers = 10;
+  std::vector<std::optional<SourceResult>> answers(kViewers);
+  for (int i = 0; i < kViewers; ++i) {
+    f.front->get(f.request(kLlPath, f.part(12, 2)), f.timings,
+                 [&answers, i](const SourceResult& r) { answers[i] = r; });
+  }
+  CHECK(answered(answers) == 0);
+  CHECK(f.front->parked() == kViewers);
+
+  REQUIRE(f.run_until([&] { return answered(answers) == kViewers; }));
+  CHECK(f.wakeups() - wakeups == 1);
+  CHECK(f.cache_lookups() == lookups);
+  CHECK(f.front->parked() == 0);
+  for (const auto& a : answers) {
+    CHECK(a->from == SourceResult::From::coalesced);
+    REQUIRE(a->version != nullptr);
+    CHECK(satisfies_blocking(a->version->playlist.media, 12, 2));
+    CHECK(a->version == answers[0]->version);
+  }
+  // Origin saw that part's blocking reload once: the follow's.
+  CHECK(f.origin.count("/files" + kLlPath + "&_HLS_msn=12&_HLS_part=2") == 1);
+  CHECK(f.metric("balancer_blocking_reloads_total", "answered=\"here\"") == kViewers);
+  CHECK(f.metric("balancer_blocking_reloads_total", "answered=\"fetch_loop\"") == 0);
+}
+
+TEST_CASE(
+    "source front: a blocking reload the held version satisfies is answered before get() returns, "
+    "with no post either way") {
+  FollowedFixture f;
+  f.follow_delivers(/*with_next=*/false);
+  const uint64_t lookups = f.cache_lookups();
+  const double wakeups = f.wakeups();
+  std::optional<SourceResult> answer;
+  f.front->get(f.request(kLlPath, f.part(12, 1)), f.timings,
+               [&](const SourceResult& r) { answer = r; });
+  REQUIRE(answer.has_value());
+  CHECK(answer->from == SourceResult::From::hit);
+  REQUIRE(answer->version != nullptr);
+  CHECK(satisfies_blocking(answer->version->playlist.media, 12, 1));
+  // Any part of a complete segment (its parts no longer listed): held too.
+  answer.reset();
+  f.front->get(f.request(kLlPath, f.part(11, 9)), f.timings,
+               [&](const SourceResult& r) { answer = r; });
+  CHECK(answer.has_value());
+  CHECK(f.cache_lookups() == lookups);
+  CHECK(f.wakeups() == wakeups);
+
+  // Too far ahead: the fetch loop decides (400), as before.
+  SourceResult far = f.get(f.request(kLlPath, f.part(15, 0)));
+  CHECK(far.status == 400);
+  CHECK(f.cache_lookups() == lookups + 1);
+  CHECK(f.metric("balancer_blocking_reloads_total", "answered=\"fetch_loop\"") == 1);
+}
+
+TEST_CASE(
+    "source front: a parked blocking reload not satisfied by its deadline gets 503 "
+    "playlist_not_ready on the front's loop") {
+  FollowedFixture f;
+  f.follow_delivers(/*with_next=*/false);
+  const uint64_t lookups = f.cache_lookups();
+  // Three target durations (3 s) or blocking_timeout_ms, the shorter.
+  PlaylistTimings timings = f.timings;
+  timings.blocking_timeout = std::chrono::milliseconds(200);
+  std::optional<SourceResult> answer;
+  f.front->get(f.request(kLlPath, f.part(12, 2)), timings,
+               [&](const SourceResult& r) { answer = r; });
+  REQUIRE(f.run_until([&] { return f.front->parked() == 1; }));
+  f.clock.advance(std::chrono::milliseconds(199));
+  REQUIRE(f.run_until([&] { return answer.has_value(); }));
+  CHECK(answer->from == SourceResult::From::error);
+  CHECK(answer->status == 503);
+  CHECK(answer->error.code == "playlist_not_ready");
+  CHECK(f.cache_lookups() == lookups);
+  CHECK(f.front->parked() == 0);
+}
+
+TEST_CASE(
+    "source front: blocking reloads with _HLS_skip=YES get the delta update the fetch loop "
+    "publishes beside each version once its viewers asked for one") {
+  FollowedFixture f;
+  f.follow_delivers(/*with_next=*/true);
+  const uint64_t lookups = f.cache_lookups();
+  // The first asks the fetch loop, which builds the delta and publishes it from then on.
+  SourceResult first = f.get(f.request(kLlPath, f.part(12, 1, "YES")));
+  REQUIRE(first.version != nullptr);
+  CHECK(first.version->playlist.media.is_delta_update());
+  CHECK(f.cache_lookups() == lookups + 1);
+
+  std::optional<SourceResult> held;
+  f.front->get(f.request(kLlPath, f.part(12, 1, "YES")), f.timings,
+               [&](const SourceResult& r) { held = r; });
+  REQUIRE(held.has_value());
+  REQUIRE(held->version != nullptr);
+  CHECK(held->version->playlist.media.is_delta_update());
+
+  std::vector<std::optional<SourceResult>> answers(2);
+  f.front->get(f.request(kLlPath, f.part(12, 2, "YES")), f.timings,
+               [&](const SourceResult& r) { answers[0] = r; });
+  f.front->get(f.request(kLlPath, f.part(12, 2, "v2")), f.timings,
+               [&](const SourceResult& r) { answers[1] = r; });
+  CHECK(f.front->parked() == 2);
+  REQUIRE(f.run_until([&] { return answered(answers) == 2; }));
+  for (const auto& a : answers) {
+    REQUIRE(a->version != nullptr);
+    CHECK(a->version->playlist.media.is_delta_update());
+    CHECK(satisfies_blocking(a->version->playlist.media, 12, 2));
+  }
+  CHECK(f.cache_lookups() == lookups + 1);
+  CHECK(f.origin.count("/files" + kLlPath + "&_HLS_msn=12&_HLS_part=2&_HLS_skip=YES") == 0);
+}
+
+TEST_CASE("source front: a front destroyed with blocking reloads parked is never woken") {
+  FollowedFixture f;
+  f.follow_delivers(/*with_next=*/true);
+  bool called = false;
+  f.front->get(f.request(kLlPath, f.part(12, 2)), f.timings,
+               [&](const SourceResult&) { called = true; });
+  REQUIRE(f.front->parked() == 1);
+  const uint64_t generation = f.slot->generation();
+  f.front.reset();
+  // The follow brings 12.2; the slot's wake-up for the gone front runs and does nothing.
+  REQUIRE(f.run_until([&] { return f.slot->generation() > generation; }));
+  bool marker_ran = false;
+  f.front_loop.post([&] { marker_ran = true; });
+  REQUIRE(f.run_until([&] { return marker_ran; }));
+  CHECK_FALSE(called);
+  CHECK(f.wakeups() == 0);
 }
 
 }  // namespace source_front_test

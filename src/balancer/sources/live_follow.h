@@ -14,27 +14,18 @@
 #include <optional>
 #include <vector>
 
+#include "balancer/sources/parked_reloads.h"
 #include "balancer/sources/source_policy.h"
 #include "balancer/sources/source_version.h"
-#include "core/event_loop.h"
 #include "hls/playlist.h"
 
 namespace balancer {
-
-// A request waiting on a source's fetch (or parked on its follow).
-struct SourceWaiter {
-  SourceCallback done;
-  bool first = false;  // the request that started the fetch
-  // A viewer's blocking reload waiting on the ordinary copy's follow (a 503 if it times out).
-  bool blocking_reload = false;
-  bool delta = false;  // answered with the delta update of what the fetch brings (_HLS_skip=YES)
-};
 
 class LiveFollow {
  public:
   // `on_deadline` runs on `base`'s loop when a parked request's deadline has come.
   LiveFollow(event_base& base, std::function<void()> on_deadline)
-      : base_(base), on_deadline_(std::move(on_deadline)) {}
+      : parked_(base, std::move(on_deadline)) {}
 
   // The blocking reload, in origin's numbers, that brings the next version; none: the copy is
   // refreshed by period.
@@ -43,6 +34,8 @@ class LiveFollow {
   bool held() const { return held_; }
   // The last follow brought news: the next one is sent at once.
   bool send_now() const { return send_now_; }
+  // The last follow brought the part it asked for: the follows bring part after part.
+  bool delivers() const { return delivers_; }
 
   // A follow is sent (held until its part comes).
   void sent() { held_ = true; }
@@ -68,33 +61,25 @@ class LiveFollow {
             bool refresh_due) const;
 
   // Parks a waiter for `target` (in the numbers of the served version) until `deadline`.
-  void park(const BlockingTarget& target, SourceWaiter waiter, TimePoint now, TimePoint deadline);
-  bool parked() const { return !parked_.empty(); }
+  void park(const BlockingTarget& target, SourceWaiter waiter, TimePoint now, TimePoint deadline) {
+    parked_.park(target, std::move(waiter), now, deadline);
+  }
+  bool parked() const { return parked_.parked(); }
   // The parked waiters `media` satisfies, off the follow.
-  std::vector<SourceWaiter> take_satisfied(const hls::MediaInfo& media, TimePoint now);
+  std::vector<SourceWaiter> take_satisfied(const hls::MediaInfo& media, TimePoint now) {
+    return parked_.take_satisfied(media, now);
+  }
   // The parked waiters whose deadline has come (a millisecond early counts), off the follow.
-  std::vector<SourceWaiter> take_expired(TimePoint now);
+  std::vector<SourceWaiter> take_expired(TimePoint now) { return parked_.take_expired(now); }
 
  private:
-  struct Parked {
-    BlockingTarget target;
-    TimePoint deadline;
-    SourceWaiter waiter;
-  };
-  using Ready = std::function<bool(const Parked&)>;
-  std::vector<SourceWaiter> take(TimePoint now, const Ready& ready);
-  void arm_timer(TimePoint now);
-
-  event_base& base_;
-  std::function<void()> on_deadline_;
   std::optional<BlockingTarget> next_;
   bool send_now_ = true;
   bool held_ = false;
   // The last follow brought the part it asked for: origin holds and answers blocking reloads,
   // so the follow will bring the parts after it in turn.
   bool delivers_ = false;
-  std::vector<Parked> parked_;
-  std::optional<core::LoopTimer> timer_;  // made when the first request parks
+  ParkedReloads parked_;
 };
 
 }  // namespace balancer

@@ -49,14 +49,6 @@ SourceResult SourceCache::error_result(int status, core::Error error) {
   return r;
 }
 
-// §6.2.5.2: a blocked reload not satisfied within three target durations is a 503.
-SourceResult SourceCache::playlist_not_ready() {
-  return error_result(
-      503,
-      {"playlist_not_ready",
-       "The playlist did not reach the segment or part asked for (_HLS_msn, _HLS_part) in time."});
-}
-
 Millis SourceCache::since(TimePoint then, TimePoint now) {
   return std::chrono::duration_cast<Millis>(now - then);
 }
@@ -208,11 +200,32 @@ bool SourceCache::builds_delta(const SourceRequest& request, const std::string& 
          !base.version->playlist.media.is_delta_update();
 }
 
-std::shared_ptr<const SourceVersion> SourceCache::delta_of(Entry& entry) {
+std::shared_ptr<const SourceVersion> SourceCache::build_delta(Entry& entry) {
   BuildNotes notes;
   auto delta = builder_.delta_of(entry.lineage, entry.version, entry.url, notes);
   count_and_log(entry, notes);
   return delta;
+}
+
+std::shared_ptr<const SourceVersion> SourceCache::delta_of(Entry& entry) {
+  if (!entry.deltas_wanted && !entry.blocking) {
+    // The serving loops get this version's delta now, and every next one's as it comes.
+    entry.deltas_wanted = true;
+    publish_slot(entry);
+  }
+  return build_delta(entry);
+}
+
+void SourceCache::publish_slot(Entry& entry) {
+  SourceSlot::View view{entry.version, entry.validated_at, nullptr, false};
+  const SourceVersion* v = entry.version.get();
+  if (v != nullptr && !entry.blocking && v->playlist.kind == hls::PlaylistKind::media) {
+    view.parks_blocking = entry.channel_copy() || entry.lineage.origin_numbering;
+    const hls::MediaInfo& media = v->playlist.media;
+    if (entry.deltas_wanted && media.server_control.can_skip_until && !media.is_delta_update())
+      view.delta = build_delta(entry);
+  }
+  entry.slot->publish(std::move(view));
 }
 
 bool SourceCache::answer_from_shared_live_copy(const SourceRequest& request,
@@ -421,7 +434,7 @@ void SourceCache::publish(Entry& entry, std::shared_ptr<const SourceVersion> ver
   std::shared_ptr<const SourceVersion> previous = std::move(entry.version);
   entry.version = std::move(version);
   entry.validated_at = validated_at;
-  entry.slot->publish(entry.version, validated_at);
+  publish_slot(entry);
   if (previous && previous != entry.version) {
     if (prefetch_sink_ && entry.prefetch && !entry.blocking &&
         entry.version->kind == SourceKind::live && previous->kind == SourceKind::live) {

@@ -12,6 +12,12 @@
 // where the balancer cannot build the delta itself. Each version is parsed once into an
 // hls::Template plus a RewritePlan.
 //
+// Each copy is published in its SourceSlot, with whether the follow is held and delivers part
+// after part and, once its viewers asked for a delta update, each version's delta beside it: a
+// serving loop's SourceFront answers or parks a blocking reload of a followed playlist itself,
+// woken by the slot's publish, and asks this cache only for what it cannot decide (those
+// requests get the rules above).
+//
 // Fetches go through http::HttpClient (never blocking). One per process, on
 // the fetch loop; serving loops reach it through their SourceFront, which asks it through a
 // SourceAsker (source_asker.h). Its loop's thread only: each entry point and timer checks it
@@ -136,8 +142,6 @@ class SourceCache {
 
   static SourceResult hit_result(const Entry& entry);
   static SourceResult error_result(int status, core::Error error);
-  // §6.2.5.2: a blocked reload not satisfied within three target durations is a 503.
-  static SourceResult playlist_not_ready();
   static Millis since(TimePoint then, TimePoint now);
 
   struct CopyAddress;
@@ -162,8 +166,12 @@ class SourceCache {
   // from the ordinary copy (its origin offers CAN-SKIP-UNTIL) instead of asking origin.
   bool builds_delta(const SourceRequest& request, const std::string& base_key) const;
   // The delta update of the entry's version, built once per version; the version itself
-  // when nothing can be skipped.
+  // when nothing can be skipped. An ordinary copy asked for one publishes its deltas in its
+  // slot from then on (publish_slot), so that the serving loops answer skip requests too.
   std::shared_ptr<const SourceVersion> delta_of(Entry& entry);
+  std::shared_ptr<const SourceVersion> build_delta(Entry& entry);
+  // The entry's version in its slot, with its delta update when its viewers ask for those.
+  void publish_slot(Entry& entry);
   static CopyAddress address_of(const SourceRequest& request, const std::string& base_key);
   // A new entry within playlists.max_entries and (directive copies) max_directive_entries, which
   // it is counted against; the 503 refusal otherwise.

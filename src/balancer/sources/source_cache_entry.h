@@ -56,7 +56,10 @@ struct SourceCache::Entry {
   bool prefetch = false;
   uint64_t caches_before = 0;
   CopyLineage lineage;  // what the version builder carries from `version` to the next
-  LiveFollow follow;    // low-latency playlists of an origin that can block
+  // An ordinary copy whose viewers asked for a delta update: each version's delta is built as
+  // it is published and published beside it (the serving loops answer skip requests with it).
+  bool deltas_wanted = false;
+  LiveFollow follow;  // low-latency playlists of an origin that can block
 
   // A channel with several sources (source_cache_switch.cc). Its copy (the channel entry) is
   // fetched from `sources[source_index]`, the channel's active source; a standby's watch entry

@@ -25,7 +25,7 @@ void SourceCache::start_fetch(Entry& entry, Transfer& transfer, bool background)
     fetch.timeout =
         std::min(timings_.blocking_timeout, blocking_wait_limit(entry.version->target_duration));
     entry.follow.sent();
-    entry.slot->set_following(true);
+    entry.slot->set_following(true, entry.follow.delivers());
   }
   const bool sent_ahead = !entry.ahead.empty() && &transfer == &entry.ahead.back();
   fetch.slow_lane = slow_lane_fetch(entry.round_trip, sent_ahead, follow || entry.long_poll);
@@ -213,7 +213,7 @@ void SourceCache::answer_old_news(Entry& entry, std::vector<Waiter> waiters,
 void SourceCache::answer_stalled_follow(Entry& entry, std::vector<Waiter>& waiters, TimePoint now) {
   entry.validated_at = now;
   entry.fetch_started = now;
-  entry.slot->publish(entry.version, now);
+  publish_slot(entry);
   for (auto& w : waiters) {
     if (w.blocking_reload) {
       errors_.inc();

@@ -18,6 +18,8 @@
 #include "balancer/sources/rewrite_plan.h"
 #include "balancer/sources/source_health.h"
 #include "balancer/sources/source_policy.h"
+#include "core/answer_here.h"
+#include "core/event_loop.h"
 #include "core/result.h"
 #include "hls/playlist.h"
 
@@ -69,29 +71,67 @@ struct SourceVersion {
 // the current version and when origin vouched for it, behind a generation
 // counter so a reader re-reads (under the lock) only after a change. Readers
 // note that viewers still ask (touch), which keeps the background refresh going.
+// A loop with blocking reloads parked on the source asks to be woken at the next publish
+// (wake_at_next_publish): one post to it per new version, however many reloads it holds.
 // Any thread.
 class SourceSlot {
  public:
   struct View {
     std::shared_ptr<const SourceVersion> version;  // null: nothing servable
     TimePoint validated_at{};
+    // The delta update (_HLS_skip=YES) of `version`, built by the fetch loop once its viewers
+    // asked for one; null otherwise (the fetch loop answers skip requests then).
+    std::shared_ptr<const SourceVersion> delta;
+    // A viewer's _HLS_msn/_HLS_part name this version's own numbers, and a blocking reload
+    // waits for a version of it that has its part (origin's numbering, or a channel's timeline):
+    // a serving loop may then park such reloads itself.
+    bool parks_blocking = false;
   };
   uint64_t generation() const { return generation_.load(std::memory_order_acquire); }
   View view() const {
     std::lock_guard lock(mutex_);
     return view_;
   }
-  void publish(std::shared_ptr<const SourceVersion> version, TimePoint validated_at) {
+  // The fetch loop: the new view; the loops waiting for it are each posted their wake-up.
+  void publish(View view) {
+    std::vector<Wake> woken;
     {
       std::lock_guard lock(mutex_);
-      view_ = View{std::move(version), validated_at};
+      view_ = std::move(view);
+      // Under the lock: a loop that asks to be woken after the generation it read either sees
+      // this one moved or is in `wakes_` before it is taken.
+      generation_.fetch_add(1, std::memory_order_release);
+      woken.swap(wakes_);
     }
-    generation_.fetch_add(1, std::memory_order_release);
+    for (Wake& w : woken) {
+      w.loop->post([watch = std::move(w.watch), wake = std::move(w.wake)] {
+        if (watch.alive()) wake();
+      });
+    }
+  }
+  void publish(std::shared_ptr<const SourceVersion> version, TimePoint validated_at) {
+    publish(View{std::move(version), validated_at, nullptr, false});
+  }
+  // Any loop: `wake` runs on `loop` (while `watcher` lives) after the next publish, once; false,
+  // with nothing registered, when the generation already moved past `seen_generation` (read the
+  // view again). `loop` outlives the slot's publishes, as every serving loop does the fetch loop's.
+  bool wake_at_next_publish(uint64_t seen_generation, core::EventLoop& loop,
+                            core::LifetimeWatch watcher, std::function<void()> wake) const {
+    std::lock_guard lock(mutex_);
+    if (generation_.load(std::memory_order_relaxed) != seen_generation) return false;
+    wakes_.push_back(Wake{&loop, std::move(watcher), std::move(wake)});
+    return true;
   }
   // While origin holds the blocking reload for the part after the published version's
   // newest, that version is current, however long ago it came. Read before generation().
-  void set_following(bool following) { following_.store(following, std::memory_order_release); }
+  // `delivering`: that follow comes after one that brought the part it asked for, so the
+  // follows bring part after part (LiveFollow's rule for parking a viewer's later part).
+  void set_following(bool following, bool delivering = false) {
+    delivering_.store(following && delivering, std::memory_order_release);
+    following_.store(following, std::memory_order_release);
+  }
   bool following() const { return following_.load(std::memory_order_acquire); }
+  bool delivering() const { return delivering_.load(std::memory_order_acquire); }
   // Writes only when the stored time is 100 ms old: one shared write per
   // 100 ms per source, not one per request.
   void touch(TimePoint now) const {
@@ -104,10 +144,17 @@ class SourceSlot {
   }
 
  private:
+  struct Wake {
+    core::EventLoop* loop;
+    core::LifetimeWatch watch;
+    std::function<void()> wake;
+  };
   mutable std::mutex mutex_;
   View view_;
+  mutable std::vector<Wake> wakes_;  // under mutex_
   std::atomic<uint64_t> generation_{0};
   std::atomic<bool> following_{false};
+  std::atomic<bool> delivering_{false};
   mutable std::atomic<TimePoint::rep> last_used_{0};
 };
 

@@ -24,7 +24,7 @@ ViewerEndpoints::ViewerEndpoints(ViewerParts parts, SourceAsker& sources, KeyFet
     : parts_(parts),
       keys_(keys),
       loop_(loop),
-      front_(loop, sources, parts.clock),
+      front_(loop, sources, parts.clock, parts.metrics.registry),
       config_(parts.config),
       health_(parts.health),
       unsent_(parts.any_loop.unsent_playlist_bytes) {}
