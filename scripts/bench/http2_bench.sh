@@ -4,8 +4,9 @@
 #   h2 over TLS (ALPN) and h2c with prior knowledge: h2load, the cache node serving hits
 #   from memory, nginx (http2 on its ssl and plain listeners) the same bytes from files;
 #   HTTPS/1.1: wrk against both TLS listeners.
-#   the balancer over h2 (TLS): its rewritten live media playlist for 1,000 distinct viewers
-#   (h2load -i: one URI per viewer) against nginx h2 serving the same source playlist file.
+#   the balancer over h2 (TLS) and over HTTPS/1.1 keep-alive (h2load --h1, one request at a
+#   time per connection): its rewritten live media playlist for 1,000 distinct viewers
+#   (h2load -i: one URI per viewer) against nginx serving the same source playlist file.
 # Prints a table of requests per second, MB/s and the ratio to nginx, and writes a JSON
 # results file. Not run in CI. Target: >= 1.0 x nginx.
 #
@@ -208,6 +209,13 @@ for ((v = 1; v <= 1000; v++)); do echo "https://127.0.0.1:$NGINX_TLS_PORT/hls/in
   >"$WORK/nginx-uris.txt"
 run_h2load -i "$WORK/nginx-uris.txt"
 record h2 playlist nginx "$H_RPS" "$H_MBPS" ",\"succeeded\":${H_OK:-0},\"status_2xx\":${H_2XX:-0},\"failed\":${H_FAILED:-0}" "$H_PROBLEM"
+# The same over HTTPS/1.1 keep-alive, as a phone's player without HTTP/2 asks (one request at a
+# time on each connection: -m 1).
+for peer in balancer nginx; do
+  log "https/1.1 playlist $peer"
+  run_h2load -i "$WORK/$peer-uris.txt" --h1 -m 1
+  record https/1.1 playlist "$peer" "$H_RPS" "$H_MBPS" ",\"succeeded\":${H_OK:-0},\"status_2xx\":${H_2XX:-0},\"failed\":${H_FAILED:-0}" "$H_PROBLEM"
+done
 
 # ---------------------------------------------------------------- report
 printf '\n%-10s %-6s %14s %14s %10s %10s %8s\n' protocol object "node req/s" "nginx req/s" "node MB/s" "nginx MB/s" "x nginx"
@@ -221,13 +229,15 @@ for proto in h2 h2c https/1.1; do
       "${RPS[$proto/$size/nginx]:-0}" "${MBPS[$proto/$size/cache_node]:-0}" "${MBPS[$proto/$size/nginx]:-0}" "$r"
   done
 done
-checked_ratio "h2 playlist, balancer vs nginx" balancer "${RPS[h2/playlist/balancer]:-0}" \
-  "${PRB[h2/playlist/balancer]:-}" nginx "${RPS[h2/playlist/nginx]:-0}" "${PRB[h2/playlist/nginx]:-}"
-r=$CHECKED_RATIO
-ROWS+=("{\"protocol\":\"h2\",\"object\":\"playlist (balancer, 1,000 viewers)\",\"ratio_to_nginx\":$(num_or_null "$r")}")
-printf '%-10s %-6s %14s %14s %10s %10s %8s   (balancer, rewritten for 1,000 viewers)\n' h2 playlist \
-  "${RPS[h2/playlist/balancer]:-0}" "${RPS[h2/playlist/nginx]:-0}" "${MBPS[h2/playlist/balancer]:-0}" \
-  "${MBPS[h2/playlist/nginx]:-0}" "$r"
+for proto in h2 https/1.1; do
+  checked_ratio "$proto playlist, balancer vs nginx" balancer "${RPS[$proto/playlist/balancer]:-0}" \
+    "${PRB[$proto/playlist/balancer]:-}" nginx "${RPS[$proto/playlist/nginx]:-0}" "${PRB[$proto/playlist/nginx]:-}"
+  r=$CHECKED_RATIO
+  ROWS+=("{\"protocol\":\"$proto\",\"object\":\"playlist (balancer, 1,000 viewers)\",\"ratio_to_nginx\":$(num_or_null "$r")}")
+  printf '%-10s %-6s %14s %14s %10s %10s %8s   (balancer, rewritten for 1,000 viewers)\n' "$proto" playlist \
+    "${RPS[$proto/playlist/balancer]:-0}" "${RPS[$proto/playlist/nginx]:-0}" "${MBPS[$proto/playlist/balancer]:-0}" \
+    "${MBPS[$proto/playlist/nginx]:-0}" "$r"
+done
 cat >"$OUT_FILE" <<JSON
 {"run":"$RUN_ID","load":"$(loadavg)","seconds":$SECONDS_PER_RUN,"connections":$CONNECTIONS,"streams_per_connection":$STREAMS,
  "cache_node_threads":$NODE_THREADS,"nginx_workers":$NGINX_WORKERS,"nginx":"$NGINX_VERSION",
