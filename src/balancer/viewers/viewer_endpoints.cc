@@ -95,8 +95,8 @@ CacheDecision ViewerEndpoints::choose(const BalancerConfig& c, const std::string
       return decided;
     }
   }
-  std::vector<CacheCandidate> candidates;
-  candidates.reserve(c.caches.size());
+  std::vector<CacheCandidate>& candidates = candidates_;
+  candidates.clear();
   for (const auto& cache : c.caches) {
     auto h = view.find(cache.id);
     const bool usable = h != view.end() && h->second.usable(now);
@@ -125,9 +125,8 @@ const std::vector<std::string>& ViewerEndpoints::stable_links_for(
   // of the venue, its app pinged again) cannot be assumed to reach its previous hosts.
   const std::string_view origin_path =
       std::string_view(p.request.origin_target).substr(0, p.request.origin_target.find('?'));
-  std::string key;
-  key.reserve(p.viewer_key.size() + p.request.cache.size() + p.request.pathway.size() +
-              origin_path.size() + 3);
+  std::string& key = listing_key_;
+  key.clear();
   key.append(p.viewer_key).append("\n").append(p.request.cache).append("\n");
   key.append(p.request.pathway).append("\n").append(origin_path);
   // A dead pathway's listed segments keep its node: a changed segment URI is "media sequence

@@ -175,7 +175,9 @@ class ViewerEndpoints {
   uint64_t allowlist_generation_ = 0;
   // Signed chunk links by source version (serial) and destination.
   std::unordered_map<uint64_t, std::unordered_map<std::string, ChunkLinkMemo>> link_memo_;
-  std::vector<std::string> mixed_links_;  // scratch for stable_links_for
+  std::vector<std::string> mixed_links_;    // scratch for stable_links_for
+  std::string listing_key_;                 // scratch for stable_links_for: the listing's key
+  std::vector<CacheCandidate> candidates_;  // scratch for choose
   // Steered masters' shapes by source version (serial), what they share whoever asks; nullopt:
   // that master cannot be steered.
   std::unordered_map<uint64_t, std::optional<hls::SteeredShape>> steered_shapes_;
