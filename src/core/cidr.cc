@@ -63,7 +63,7 @@ std::string address_group_key(std::string_view ip, int ipv6_prefix_length) {
   const std::optional<IpAddress> address = IpAddress::parse(ip);
   if (!address) return std::string(ip);
   // A dotted quad that inet_pton takes is already in inet_ntop's form (no leading zeros): the
-  // common case, on every viewer request, skips the formatting (a fifth of a request's work).
+  // common case, on every viewer request, skips the formatting (14 % of a playlist request).
   if (address->is_v4() && ip.find(':') == std::string_view::npos) return std::string(ip);
   std::string key = address_group(*address, ipv6_prefix_length).text();
   const int prefix = std::clamp(ipv6_prefix_length, 1, 128);
