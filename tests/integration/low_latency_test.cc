@@ -274,14 +274,16 @@ TEST_CASE(
   // A player's first request carries no directive: it starts from what the balancer holds.
   // Periodic refreshes (every 250 ms, parts of about 0.25 s) would leave that copy a part
   // behind origin about half the time; followed, only within the moment a part appears.
+  // Origin is read first, so a part published between the two reads cannot count as behind:
+  // a sample is behind only when the balancer has not yet followed a part origin already had.
   auto newest_part = [](const std::string& playlist) {
     const LowLatencyView view = read_view(playlist);
     return view.parts.empty() ? std::nullopt : part_number(view.parts.back().uri);
   };
   int samples = 0, behind = 0;
   for (int i = 0; i < 30; ++i) {
-    auto served = balancer.get(variant);
     auto at_origin = http_get(origin.url("/low/index.m3u8"));
+    auto served = balancer.get(variant);
     REQUIRE(served.status == 200);
     REQUIRE(at_origin.status == 200);
     auto ours = newest_part(served.body), theirs = newest_part(at_origin.body);
@@ -292,7 +294,9 @@ TEST_CASE(
     std::this_thread::sleep_for(70ms);  // spreads the samples over the parts' cadence
   }
   MESSAGE("plain requests a part behind origin: " << behind << " of " << samples);
-  CHECK(behind <= 3);
+  // Following leaves a sample behind only for the follow's own latency (tens of ms under the
+  // sanitizers); periodic refreshes would leave about 15 of 30 behind.
+  CHECK(behind <= 6);
   const double follows =
       metric_value(balancer.metrics(),
                    "balancer_origin_fetches_total{resource=\"playlist\",trigger=\"follow\"}")
