@@ -33,11 +33,21 @@ int64_t wall_ms() {
 }
 
 struct LlFailoverStack {
-  LlFailoverStack() {
+  std::vector<std::string> with_backup_origin(std::vector<std::string> overrides) const {
+    overrides.push_back("origins.backup.url=" + b->url(""));
+    return overrides;
+  }
+  // `with_high`: a second rendition, "high", beside "low"; `balancer_overrides`: more --set.
+  explicit LlFailoverStack(bool with_high = false,
+                           std::vector<std::string> balancer_overrides = {}) {
     std::string error;
     REQUIRE_MESSAGE(make_cmaf_material(dir.file("low.mp4"), 4, 300, &error), error);
     LlOriginOptions options;
     options.renditions = {{"low", dir.file("low.mp4")}};
+    if (with_high) {
+      REQUIRE_MESSAGE(make_cmaf_material(dir.file("high.mp4"), 4, 800, &error), error);
+      options.renditions.push_back({"high", dir.file("high.mp4")});
+    }
     options.clock_start_ms = wall_ms();
     a = std::make_unique<LlOrigin>(options);
     options.first_msn = 500;
@@ -51,7 +61,7 @@ struct LlFailoverStack {
         "{\"origin\":\"demo\",\"source\":\"/master.m3u8\"},"
         "{\"origin\":\"backup\",\"source\":\"/master.m3u8\"}]}]}",
         caches_json({cache_json("venue-a", "venue", node->port())}),
-        std::vector<std::string>{"origins.backup.url=" + b->url("")});
+        with_backup_origin(std::move(balancer_overrides)));
     REQUIRE(balancer->wait_cache_usable("venue-a", true, 10s));
     REQUIRE(wait_until([&] { return a->next_msn() >= 2 && b->next_msn() >= 502; }, 10s, 20ms));
   }
@@ -182,4 +192,30 @@ TEST_CASE(
   // failover.stall_part_targets (4) of them.
   CHECK(to_backup_s < (kill ? 1.0 : 1.5));
   CHECK(player.longest_wait_s < (kill ? 1.0 : 1.5));
+}
+
+TEST_CASE(
+    "LL, two sources: a blocking reload of a rendition whose copy went idle (hls.js switching "
+    "back to a level it left) fetches the copy again at once rather than waiting on it") {
+  SKIP_WITHOUT_FFMPEG();
+  // Copies nobody asks for stop being refreshed after live_idle_s; the test waits that out.
+  LlFailoverStack s(true, {"playlists.live_idle_s=1"});
+  const std::string high = "/hls/ll/high/index.m3u8?viewer=ll1&cache=venue-a";
+  REQUIRE(s.balancer->get(high).status == 200);  // played a moment, then left
+  LlPlayer player(*s.balancer);
+  player.play_for(3s);  // on the low rendition, past the high copy's live_idle_s
+  // Back to high: a blocking reload for the newest part the player has seen (out already).
+  const auto newest = player.part_uris.rbegin()->first;
+  const std::string wait_for =
+      "&_HLS_msn=" + std::to_string(newest.first) + "&_HLS_part=" + std::to_string(newest.second);
+  const auto asked = SteadyClock::now();
+  const HttpResponse back = s.balancer->get(high + wait_for, 10s);
+  const auto took = SteadyClock::now() - asked;
+  MESSAGE("blocking reload of the idle rendition: status "
+          << back.status << " after "
+          << std::chrono::duration_cast<std::chrono::milliseconds>(took).count() << " ms");
+  // Before: parked on a copy nobody refreshed, 503 playlist_not_ready after three target
+  // durations (6 s in the browser test where a player met it).
+  CHECK(back.status == 200);
+  CHECK(took < 1500ms);  // a part is about 0.25 s
 }

@@ -283,6 +283,9 @@ bool SourceCache::join_follow(const SourceRequest& request, const std::string& b
       return true;
     }
     park(base, asked, Waiter{std::move(done), false, /*blocking_reload=*/true, delta}, now);
+    // A copy nobody asked for a while (past live_idle) is no longer refreshed: this reload
+    // brings it back, or it would wait out its deadline on a copy that never moves.
+    schedule_refresh(base, now);
     coalesced_.inc();
     return true;
   }
