@@ -70,6 +70,9 @@ struct CacheNodeConfig {
   std::chrono::milliseconds negative_ttl{2000};
   size_t negative_max_entries = 10000;  // remembered 404s at most
   FreshnessDefaults freshness;          // cache.*: lifetimes without upstream freshness information
+  // cache.keep_warm_s: a short-lived object viewers poll is refreshed by the node as it expires
+  // for this long after a viewer last read it (serving/keep_warm.h); 0: never.
+  std::chrono::seconds keep_warm{30};
   std::chrono::milliseconds upstream_connect_timeout{2000};
   std::chrono::milliseconds upstream_timeout{30000};
   bool upstream_http2 = true;

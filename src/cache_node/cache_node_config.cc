@@ -174,6 +174,7 @@ void read_cache_section(core::ConfigReader& root, CacheNodeConfig& c) {
       cache.integer("max_stale_while_revalidate_s", 60, 0, kYear);
   c.freshness.refresh_grace_ms =
       cache.integer("refresh_grace_ms", kDefaultRefreshGraceMs, 0, 3600 * 1000);
+  c.keep_warm = std::chrono::seconds(cache.integer("keep_warm_s", 30, 0, 3600));
   cache.finish();
 }
 

@@ -166,6 +166,32 @@ TEST_CASE_FIXTURE(
   CHECK_FALSE((*store)->find("demo/live/tiny-0.ts?session=0").has_value());
 }
 
+TEST_CASE_FIXTURE(
+    StoreEnv,
+    "chunk store: viewers' reads are counted per key across its copies, the node's own are not") {
+  StoreOptions options{dir.path() + "/s", 1 << 20, 0};  // no disk tier: memory only
+  auto store = ChunkStore::open(*base, options, metrics);
+  REQUIRE(store.ok());
+  const std::string key = "demo/live/index.m3u8";
+  CHECK_FALSE((*store)->viewer_reads(key).has_value());
+  (*store)->put(key, meta_of(5), body_of("abcde"));
+  CHECK((*store)->viewer_reads(key) == std::optional<uint64_t>(0));
+  CHECK((*store)->find(key).has_value());
+  CHECK((*store)->find(key, ChunkStore::ReadBy::viewer).has_value());
+  CHECK((*store)->find(key, ChunkStore::ReadBy::node).has_value());
+  CHECK((*store)->viewer_reads(key) == std::optional<uint64_t>(2));
+  // A 304's refresh and a new body keep the count: it is the key's, not the copy's.
+  ChunkMeta refreshed = meta_of(5);
+  refreshed.fresh_until_ms = 5000;
+  (*store)->refresh(key, refreshed);
+  CHECK((*store)->viewer_reads(key) == std::optional<uint64_t>(2));
+  (*store)->put(key, meta_of(6), body_of("abcdef"));
+  CHECK((*store)->find(key).has_value());
+  CHECK((*store)->viewer_reads(key) == std::optional<uint64_t>(3));
+  (*store)->erase(key);
+  CHECK_FALSE((*store)->viewer_reads(key).has_value());
+}
+
 TEST_CASE_FIXTURE(StoreEnv, "chunk store: chunks survive a reopen; memory and disk hits agree") {
   std::string bytes(5000, 'q');
   {

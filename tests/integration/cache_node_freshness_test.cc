@@ -363,6 +363,36 @@ TEST_CASE(
 }
 
 TEST_CASE(
+    "cache.keep_warm_s: a polled playlist stays fresh through a break in its viewers' requests, "
+    "and is let go a window after the last one") {
+  NodeOnOrigin s({"signing.required=false", "cache.keep_warm_s=3"});
+  const auto [path, url] = s.object("/gen/2K/warm.m3u8", "?delay_ms=400&cc=max-age%3D1");
+  const auto fetches = [&, &path = path] { return s.origin.count(path); };  // conditional too
+  // Polled: read again once its lifetime is over, so a viewer's request starts its refresh.
+  wait_past(store_copies({url}), 1100ms);
+  check_stale_at_once(http_get(url));
+  CHECK(s.node.metric("cache_keep_warm_objects") == 1);
+  // The break: nobody asks, the node refreshes it as it expires (the origin takes 400 ms).
+  const double before_break = fetches();
+  REQUIRE(wait_until([&] { return fetches() >= before_break + 2; }, 5s, 20ms));
+  // The first viewer after the break finds a fresh copy, or one being refreshed within its
+  // grace: no wait for the origin. (Without keep-warm the copy is over a second past its
+  // lifetime, past the grace: REVALIDATED after a 400 ms wait.)
+  const double before_viewer = fetches();
+  const HttpResponse after_break = http_get(url);
+  const std::string answered = x_cache(after_break).value_or("none");
+  CHECK_MESSAGE((answered == "HIT" || answered == "STALE"), answered);
+  CHECK(after_break.total < 300ms);
+  CHECK(fetches() <= before_viewer + 1);  // at most a keep-warm refresh that came due
+  CHECK(s.node.metric("cache_keep_warm_refreshes_total") >= 2);
+  // Nobody reads it any more: let go 3 s after that last read, and the origin hears no more.
+  REQUIRE(wait_until([&] { return s.node.metric("cache_keep_warm_objects") == 0; }, 10s, 50ms));
+  const double let_go = fetches();
+  wait_past(std::chrono::steady_clock::now(), 2500ms);
+  CHECK(fetches() == let_go);
+}
+
+TEST_CASE(
     "CDN-Cache-Control: the node keeps what the origin tells edges, relays it, and ignores one "
     "that is not a valid dictionary") {
   NodeOnOrigin s({"signing.required=false"});

@@ -156,7 +156,8 @@ NodeLoop::NodeLoop(NodeLoopParts parts, core::EventLoop& loop,
           .notify = [notify = parts_.notify, index = loop.index()](
                         const std::shared_ptr<Flight>& flight) { notify(flight, index); },
           .after = [this](std::chrono::milliseconds delay,
-                          std::function<void()> job) { after(delay, std::move(job)); }}) {}
+                          std::function<void()> job) { after(delay, std::move(job)); }}),
+      keep_warm_timer_(loop, core::LoopTimer::Repeat::once, [this] { refresh_warm_objects(); }) {}
 
 void NodeLoop::after(std::chrono::milliseconds delay, std::function<void()> job) {
   // Timers that fired are dropped here, never from inside their own callback.
@@ -394,6 +395,7 @@ void NodeLoop::serve_chunk(HttpExchange& ex, const VerifiedChunk& c) {
       flights_.start(found.flight, upstream_url(c.rc.config, c.request, c.signed_suffix),
                      forwarded_headers(ex, c.origin), negative_cap(c.request),
                      twin_url(c.rc.config, c.request));
+      if (found.stale) keep_polled_object_warm(c, *found.stale);
       if (found.stale && c.now_ms < found.stale->meta.refresh_grace_until_ms) {
         // Stale-while-revalidate (RFC 5861): one background fetch refreshes it, nobody waits.
         flights_.join(found.flight, std::make_unique<BackgroundRefresh>());
@@ -403,6 +405,66 @@ void NodeLoop::serve_chunk(HttpExchange& ex, const VerifiedChunk& c) {
       }
       return wait_on(found.flight, std::move(ex), true);
   }
+}
+
+// ---- keeping polled objects warm (keep_warm.h) ----
+
+void NodeLoop::keep_polled_object_warm(const VerifiedChunk& c, const StoreHit& stale) {
+  // A sibling asking is not a viewer; headers forwarded to the origin are a viewer's to send.
+  if (c.rc.config.keep_warm.count() == 0 || c.from_sibling ||
+      !c.origin.forward_request_headers.empty())
+    return;
+  const int64_t lifetime_ms = stale.meta.fresh_until_ms - stale.meta.vouched_ms;
+  const uint64_t reads = parts_.cache.store().viewer_reads(c.key).value_or(0);
+  if (keep_warm_.polled(c.key, {c.request, c.signed_suffix}, lifetime_ms, reads, c.now_ms))
+    keep_warm_changed(c.now_ms);
+}
+
+void NodeLoop::refresh_warm_objects() {
+  const RuntimeConfig& rc = config_.get();
+  const int64_t now_ms = parts_.clock.unix_now_ms();
+  for (const std::string& key : keep_warm_.due(now_ms)) refresh_warm_object(rc, key, now_ms);
+  keep_warm_changed(now_ms);
+}
+
+void NodeLoop::refresh_warm_object(const RuntimeConfig& rc, const std::string& key,
+                                   int64_t now_ms) {
+  const WarmObject* warm = keep_warm_.turn(key, parts_.cache.store().viewer_reads(key), now_ms,
+                                           rc.config.keep_warm.count() * 1000);
+  if (warm == nullptr) return;
+  // The origin as configured now: one removed since (or made to want a viewer's headers) is
+  // not fetched for nobody.
+  auto origin = rc.config.origins.find(warm->request.origin_id);
+  if (origin == rc.config.origins.end() || !origin->second.forward_request_headers.empty())
+    return keep_warm_.forget(key);
+  SharedCache::Lookup found =
+      parts_.cache.find_or_start(key, loop_.index(), ChunkStore::ReadBy::node);
+  switch (found.kind) {
+    case SharedCache::Lookup::Kind::hit:  // another fetch refreshed it
+      return keep_warm_.due_at(key, found.hit->meta.fresh_until_ms);
+    case SharedCache::Lookup::Kind::negative:
+      return keep_warm_.forget(key);
+    case SharedCache::Lookup::Kind::joined:  // a fetch is under way: a lifetime from now again
+      return;
+    case SharedCache::Lookup::Kind::started:  // evicted a moment ago: fetched again all the same
+      start_miss(found.flight, rc, warm->request, warm->signed_suffix, false, false, now_ms);
+      break;
+    case SharedCache::Lookup::Kind::revalidate:
+      flights_.start(found.flight, upstream_url(rc.config, warm->request, warm->signed_suffix), {},
+                     negative_cap(warm->request), twin_url(rc.config, warm->request));
+      break;
+  }
+  flights_.join(found.flight, std::make_unique<BackgroundRefresh>());
+  parts_.counters.keep_warm_refreshes.inc();
+}
+
+void NodeLoop::keep_warm_changed(int64_t now_ms) {
+  const size_t size = keep_warm_.size();
+  parts_.counters.keep_warm_objects.add(static_cast<double>(size) -
+                                        static_cast<double>(keep_warm_reported_));
+  keep_warm_reported_ = size;
+  if (auto due = keep_warm_.next_due_ms())
+    keep_warm_timer_.start(std::chrono::milliseconds(std::max<int64_t>(1, *due - now_ms)));
 }
 
 // ---- prefetch ----
@@ -446,11 +508,13 @@ PrefetchResult NodeLoop::prefetch_one(const RuntimeConfig& rc, const std::string
   request->kept_query =
       kept_query(request->query, policy_for_path(origin->second.query, request->origin_path));
   const std::string key = request->cache_key();
-  if (auto hit = parts_.cache.find(key); hit && now_ms < hit->meta.fresh_until_ms)
+  if (auto hit = parts_.cache.find(key, ChunkStore::ReadBy::node);
+      hit && now_ms < hit->meta.fresh_until_ms)
     return PrefetchResult::present;
   if (!parts_.prefetch_gate.admit(now_ms, config.prefetch_max_per_s, config.prefetch_max_inflight))
     return PrefetchResult::refused;
-  SharedCache::Lookup found = parts_.cache.find_or_start(key, loop_.index());
+  SharedCache::Lookup found =
+      parts_.cache.find_or_start(key, loop_.index(), ChunkStore::ReadBy::node);
   switch (found.kind) {
     case SharedCache::Lookup::Kind::hit:
     case SharedCache::Lookup::Kind::negative:

@@ -17,9 +17,11 @@
 #include "cache_node/fetching/prefetch.h"
 #include "cache_node/runtime_config.h"
 #include "cache_node/serving/chunk_request.h"
+#include "cache_node/serving/keep_warm.h"
 #include "cache_node/store/shared_cache.h"
 #include "cmcd/quality_meter.h"
 #include "core/enum_names.h"
+#include "core/event_loop.h"
 #include "http/client/http_client.h"
 
 namespace cache_node {
@@ -88,7 +90,12 @@ struct NodeCounters {
                                         "Prefetched chunks no viewer asked for within 60 s")),
         prefetch_next_object_started(
             metrics.counter("cache_prefetch_next_object_total",
-                            "Prefetches started by a viewer's CMCD next object (nor)")) {}
+                            "Prefetches started by a viewer's CMCD next object (nor)")),
+        keep_warm_refreshes(
+            metrics.counter("cache_keep_warm_refreshes_total",
+                            "Refreshes the node started for nobody, keeping a polled object warm")),
+        keep_warm_objects(metrics.gauge("cache_keep_warm_objects",
+                                        "Short-lived objects viewers poll, kept warm")) {}
 
   core::Counter& error(const std::string& kind) { return flights.error(kind); }
   core::Counter& request(RequestOutcome outcome) const {
@@ -109,6 +116,8 @@ struct NodeCounters {
   core::Counter& prefetch_first_coalesced;  // the first viewer joined the prefetch's fetch
   core::Counter& prefetch_wasted;
   core::Counter& prefetch_next_object_started;
+  core::Counter& keep_warm_refreshes;  // keep_warm.h
+  core::Gauge& keep_warm_objects;
 };
 
 // The one-second upkeep's own state (CacheNode::Shared::tick): home loop only.
@@ -247,6 +256,14 @@ class NodeLoop {
   void serve_chunk(http::HttpExchange& ex, const VerifiedChunk& c);
   // A viewer's request for `c.key` (not a sibling's): the first after a prefetch is counted.
   void note_viewer(const VerifiedChunk& c, bool hit);
+  // A viewer's request started the refresh of the stored copy `stale`: a polled object,
+  // kept warm from now on if it is short-lived (keep_warm.h).
+  void keep_polled_object_warm(const VerifiedChunk& c, const StoreHit& stale);
+  // The keep-warm timer: each object due is refreshed for nobody, or let go.
+  void refresh_warm_objects();
+  void refresh_warm_object(const RuntimeConfig& rc, const std::string& key, int64_t now_ms);
+  // After the table changed: the gauge told, the timer set for the next object due.
+  void keep_warm_changed(int64_t now_ms);
 
   void fail(http::HttpExchange& ex, int status, const std::string& code,
             const std::string& message) {
@@ -280,6 +297,9 @@ class NodeLoop {
     std::shared_ptr<bool> fired;
   };
   std::vector<PendingTimer> timers_;  // after flights_: destroyed (cancelled) first
+  KeepWarm keep_warm_;
+  size_t keep_warm_reported_ = 0;    // its size as the gauge was last told
+  core::LoopTimer keep_warm_timer_;  // after flights_: destroyed (cancelled) first
 };
 
 }  // namespace cache_node

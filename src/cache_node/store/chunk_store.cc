@@ -356,11 +356,20 @@ size_t ChunkStore::pending_writes() const {
   return pending_writes_;
 }
 
-std::optional<StoreHit> ChunkStore::find(const std::string& key) {
+std::optional<StoreHit> ChunkStore::find(const std::string& key, ReadBy by) {
   std::lock_guard lock(mutex_);
-  if (auto* m = memory_.touch(key)) return StoreHit{m->meta, m->body, {}};
+  if (auto* m = memory_.touch(key)) {
+    if (by == ReadBy::viewer) ++m->viewer_reads;
+    return StoreHit{m->meta, m->body, {}};
+  }
   if (auto* d = disk_.touch(key)) return StoreHit{d->meta, nullptr, file_path(d->file)};
   return std::nullopt;
+}
+
+std::optional<uint64_t> ChunkStore::viewer_reads(const std::string& key) const {
+  std::lock_guard lock(mutex_);
+  const MemoryEntry* m = memory_.peek(key);
+  return m ? std::optional<uint64_t>(m->viewer_reads) : std::nullopt;
 }
 
 void ChunkStore::evict_disk(uint64_t reserve) {
@@ -440,7 +449,7 @@ void ChunkStore::refresh(const std::string& key, const ChunkMeta& meta) {
   if (auto* m = memory_.touch(key); m != nullptr && m->meta.size == meta.size) {
     std::shared_ptr<const ChunkBody> body = m->body;
     const uint64_t cost = memory_entry_cost(key, meta, body.get());
-    memory_.insert(key, cost, MemoryEntry{meta, std::move(body)});
+    memory_.insert(key, cost, MemoryEntry{meta, std::move(body), m->viewer_reads});
     evict_memory();
   }
   if (auto p = pending_.find(key); p != pending_.end() && p->second.meta.size == meta.size) {
@@ -487,7 +496,8 @@ void ChunkStore::keep_in_memory(const std::string& key, const ChunkMeta& meta,
                                 const std::shared_ptr<const ChunkBody>& body) {
   const uint64_t cost = memory_entry_cost(key, meta, body.get());
   if (cost <= memory_.max_bytes()) {
-    memory_.insert(key, cost, MemoryEntry{meta, body});
+    const MemoryEntry* older = memory_.peek(key);
+    memory_.insert(key, cost, MemoryEntry{meta, body, older ? older->viewer_reads : 0});
   } else {
     memory_.erase(key);  // an older copy must not shadow this one
   }

@@ -92,7 +92,12 @@ class ChunkStore {
                                                         core::MetricsRegistry& metrics);
   ~ChunkStore();  // finishes queued disk writes
 
-  std::optional<StoreHit> find(const std::string& key);
+  // Who reads: a viewer's request, or the node for itself (a refresh it starts, a prefetch).
+  enum class ReadBy { viewer, node };
+  std::optional<StoreHit> find(const std::string& key, ReadBy by = ReadBy::viewer);
+  // How many times viewers have read `key` from the memory tier, across its copies (a
+  // refreshed copy carries the count on); nullopt when the memory tier does not hold it.
+  std::optional<uint64_t> viewer_reads(const std::string& key) const;
   // Keeps a complete chunk in memory and writes it to disk in the background.
   void put(const std::string& key, const ChunkMeta& meta, std::shared_ptr<const ChunkBody> body);
   // Replaces the metadata of the stored copy of `key` (after the upstream said
@@ -118,6 +123,7 @@ class ChunkStore {
   struct MemoryEntry {
     ChunkMeta meta;
     std::shared_ptr<const ChunkBody> body;
+    uint64_t viewer_reads = 0;
   };
   struct DiskEntry {
     ChunkMeta meta;

@@ -61,7 +61,8 @@ SharedCache::SharedCache(std::unique_ptr<ChunkStore> store, const core::Clock& c
       max_negative_(max_negative),
       negative_refused_(negative_refused) {}
 
-SharedCache::Lookup SharedCache::find_or_start(const std::string& key, size_t loop) {
+SharedCache::Lookup SharedCache::find_or_start(const std::string& key, size_t loop,
+                                               ChunkStore::ReadBy by) {
   std::lock_guard lock(mutex_);
   Lookup out;
   auto neg = negative_.find(key);
@@ -74,7 +75,7 @@ SharedCache::Lookup SharedCache::find_or_start(const std::string& key, size_t lo
   }
   // Again under the lock: the chunk may have been stored or refreshed since the
   // caller's find().
-  std::optional<StoreHit> stored = store_->find(key);
+  std::optional<StoreHit> stored = store_->find(key, by);
   if (stored && clock_.unix_now_ms() < stored->meta.fresh_until_ms) {
     out.kind = Lookup::Kind::hit;
     out.hit = std::move(stored);

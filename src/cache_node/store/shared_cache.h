@@ -92,7 +92,10 @@ class SharedCache {
 
   // The hit path: the store alone. The caller serves the copy only while it is
   // fresh (now < meta.fresh_until_ms), else asks find_or_start().
-  std::optional<StoreHit> find(const std::string& key) { return store_->find(key); }
+  std::optional<StoreHit> find(const std::string& key,
+                               ChunkStore::ReadBy by = ChunkStore::ReadBy::viewer) {
+    return store_->find(key, by);
+  }
 
   struct Lookup {
     // revalidate: a stored copy went stale; a new flight owned by `loop`
@@ -108,7 +111,9 @@ class SharedCache {
   // Atomically: a fresh stored chunk, a remembered 404, the fetch in progress
   // (joined), or a new flight owned by `loop` that the caller must start (a
   // miss, or the revalidation of a stale copy). Freshness on the injected clock.
-  Lookup find_or_start(const std::string& key, size_t loop);
+  // `by`: whose read of a stored copy it is (ChunkStore::viewer_reads counts the viewers').
+  Lookup find_or_start(const std::string& key, size_t loop,
+                       ChunkStore::ReadBy by = ChunkStore::ReadBy::viewer);
 
   // What the end of a flight does to the stored copy of its key.
   enum class StoreUpdate {
