@@ -57,7 +57,8 @@ TEST_CASE("keep warm: a copy no longer held in memory, or a window of 0, lets it
   CHECK(table.size() == 0);
 }
 
-TEST_CASE("keep warm: polled again renews the object; due_at moves its turn; the table is bounded") {
+TEST_CASE(
+    "keep warm: polled again renews the object; due_at moves its turn; the table is bounded") {
   KeepWarm table(2);
   REQUIRE(table.polled("a", object_for("/a.m3u8", "old"), 1'000, 1, 0));
   REQUIRE(table.polled("b", object_for("/b.m3u8"), 2'000, 1, 0));

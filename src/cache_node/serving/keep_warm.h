@@ -38,8 +38,8 @@ class KeepWarm {
   // object is polled. Kept warm when its lifetime is at most kKeepWarmMaxLifetimeMs and there
   // is room (an object already kept is renewed); due again a lifetime from now.
   // `viewer_reads`: the store's count of viewer reads of the key so far. False when not taken.
-  bool polled(const std::string& key, WarmObject object, int64_t lifetime_ms,
-              uint64_t viewer_reads, int64_t now_ms);
+  bool polled(const std::string& key, WarmObject object, int64_t lifetime_ms, uint64_t viewer_reads,
+              int64_t now_ms);
 
   // The keys due at `now_ms`, the earliest first.
   std::vector<std::string> due(int64_t now_ms) const;
