@@ -12,7 +12,7 @@ set -euo pipefail
 ROOT_DIR=$(cd "$(dirname "$0")/../.." && pwd)
 BUILD=$(cd "${1:-$ROOT_DIR/build}" && pwd)
 BREAKS=${2:-2}
-command -v wrk >/dev/null || { echo "hot_after_break: wrk is not installed" >&2; exit 1; }
+WRK=$(command -v wrk) || { echo "hot_after_break: wrk is not installed" >&2; exit 1; }
 WORK=$(mktemp -d)
 PIDS=()
 # shellcheck source=scripts/bench/lib.sh
@@ -21,12 +21,14 @@ mkdir -p "$WORK/root"
 spawn "$WORK/origin.log" "$BUILD/tests/support/test_origin" --root "$WORK/root"
 ORIGIN_PORT=$(wait_listening "$WORK/origin.log" 10 "$SPAWNED")
 
-# One wrk run of `seconds` against `url`, as one line: "<label>: req/s R p50 A p99 B max C".
+# One wrk run (lib.sh's run_wrk: it counts errors and responses >= 400) of `seconds` against
+# `url`, as one line; a run with any error says INVALID. Max is wrk's own, not in run_wrk's.
 wrk_line() { # <label> <seconds> <url>
-  wrk -t2 -c50 -d"$2"s --latency "$3" | awk -v n="$1" '
-    /Requests\/sec/ { r = $2 } /^ +50%/ { m = $2 } /^ +99%/ { p = $2 } /^ +Latency +[0-9]/ { mx = $4 }
-    / [0-9]+ requests in/ { total = $1 } /Non-2xx|Socket errors/ { bad = bad " " $0 }
-    END { printf "%s: req/s %s p50 %s p99 %s max %s%s\n", n, r, m, p, mx, (bad ? " INVALID:" bad : "") }'
+  local max
+  run_wrk "$2" 50 "$3"
+  max=$(awk '$1 == "Latency" && $2 ~ /^[0-9]/ { print $4 }' <<<"$W_OUT")
+  printf '%s: req/s %s p50 %s ms p99 %s ms max %s%s\n' "$1" "$W_RPS" "$W_P50" "$W_P99" "$max" \
+    "$([[ $W_FLAG == ok ]] || echo " INVALID: $W_FLAG")"
 }
 
 for keep_warm_s in 30 0; do
