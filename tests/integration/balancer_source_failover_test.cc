@@ -33,12 +33,13 @@ constexpr uint64_t kWindow = 4;                  // segments an encoder lists
 // number, then its playlist of the newest kWindow.
 struct Encoder {
   const TempDir& dir;
-  std::string root;           // the origin's files
-  std::string name;           // "a" or "b": in segment names and bytes
-  uint64_t base = 0;          // its number for segment 0
-  uint64_t written = 0;       // segments written (on the shared clock: 0..written-1)
-  uint64_t restarted_at = 0;  // a restart numbers from 0 again from this segment on
-  bool keyed = false;         // its playlist names an AES-128 key of its own, key.bin
+  std::string root;                     // the origin's files
+  std::string name;                     // "a" or "b": in segment names and bytes
+  uint64_t base = 0;                    // its number for segment 0
+  uint64_t written = 0;                 // segments written (on the shared clock: 0..written-1)
+  uint64_t restarted_at = 0;            // a restart numbers from 0 again from this segment on
+  bool keyed = false;                   // its playlist names an AES-128 key of its own, key.bin
+  std::string playlist = "index.m3u8";  // its playlist's name under live/ (one rendition)
 
   uint64_t number(uint64_t n) const {
     return n >= restarted_at ? base + n - restarted_at : base + n;
@@ -64,7 +65,7 @@ struct Encoder {
       out += "#EXT-X-KEY:METHOD=AES-128,URI=\"key.bin\"\n";
     }
     for (uint64_t i = first; i < written; ++i) out += "#EXTINF:1.0,\n" + file_of(i) + "\n";
-    write_file(dir.file(root + "/live/index.m3u8"), out);
+    write_file(dir.file(root + "/live/" + playlist), out);
   }
 };
 
@@ -130,7 +131,9 @@ struct Player {
 };
 
 struct FailoverStack {
-  explicit FailoverStack(const std::string& failover = "{\"failback\":\"manual\"}") {
+  explicit FailoverStack(const std::string& failover = "{\"failback\":\"manual\"}",
+                         std::vector<std::string> settings = {},
+                         const std::string& source = "/live/index.m3u8") {
     a.write(0);
     b.write(0);
     origin_a = std::make_unique<TestOrigin>(serving_files(dir.file("root-a")));
@@ -139,18 +142,23 @@ struct FailoverStack {
         dir.file("cache"), origin_a->url("/files"),
         std::vector<std::string>{"origins.backup.url=" + origin_b->url("/files")});
     balancer = std::make_unique<BalancerProcess>(
-        dir, origin_a->url("/files"), channels({"demo", "backup"}, failover),
+        dir, origin_a->url("/files"), channels({"demo", "backup"}, failover, source),
         caches_json({cache_json("venue-a", "venue", node->port())}),
-        std::vector<std::string>{"origins.backup.url=" + origin_b->url("/files")});
+        with_backup(std::move(settings)));
     REQUIRE(balancer->wait_cache_usable("venue-a", true, 10s));
+  }
+  std::vector<std::string> with_backup(std::vector<std::string> settings) const {
+    settings.push_back("origins.backup.url=" + origin_b->url("/files"));
+    return settings;
   }
   // The channels file with the demo channel's sources: these origins' /live/index.m3u8, in order.
   static std::string channels(const std::vector<std::string>& origins,
-                              const std::string& failover = "{\"failback\":\"manual\"}") {
+                              const std::string& failover = "{\"failback\":\"manual\"}",
+                              const std::string& source = "/live/index.m3u8") {
     std::string sources;
     for (const std::string& origin : origins) {
       sources += (sources.empty() ? "" : ",") + std::string("{\"origin\":\"") + origin +
-                 "\",\"source\":\"/live/index.m3u8\"}";
+                 "\",\"source\":\"" + source + "\"}";
     }
     return "{\"channels\":[{\"id\":\"demo\",\"free\":true,\"kind\":\"live\",\"sources\":[" +
            sources + "],\"failover\":" + failover + "}]}";
@@ -395,6 +403,74 @@ TEST_CASE(
   check_json_error(post("?channel=demo&source=1"), 409, "source_unhealthy");
   CHECK(s.balancer->get("/admin/sources").body.find("\"demo\":{\"active\":0") != std::string::npos);
   CHECK(s.switches("operator") == 2);
+}
+
+TEST_CASE(
+    "a rendition nobody watched through two switches agrees with the watched one on numbers, "
+    "discontinuities and media when a viewer comes back to it") {
+  // A copy with no viewer of its own would stop being refreshed after live_idle_s.
+  FailoverStack s("{\"failback\":\"manual\"}", {"playlists.live_idle_s=1"}, "/live/master.m3u8");
+  for (const char* root : {"root-a", "root-b"}) {
+    write_file(s.dir.file(std::string(root) + "/live/master.m3u8"),
+               "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=800000\nindex.m3u8\n"
+               "#EXT-X-STREAM-INF:BANDWIDTH=2400000\nhigh.m3u8\n");
+  }
+  Encoder a_high{s.dir, "root-a", "ah", 0};
+  Encoder b_high{s.dir, "root-b", "bh", 700};
+  a_high.playlist = b_high.playlist = "high.m3u8";
+  a_high.write(0);
+  b_high.write(0);
+  Player low{*s.balancer, "/hls/demo/live/index.m3u8?viewer=outside"};
+  Player high{*s.balancer, "/hls/demo/live/high.m3u8?viewer=outside"};
+  REQUIRE(s.balancer->get("/hls/demo/live/master.m3u8?viewer=outside").status == 200);
+  // Segments `from`..`to` at the encoders' pace, each followed by `players`.
+  auto play = [&](uint64_t from, uint64_t to, std::vector<Player*> players) {
+    for (uint64_t n = from; n <= to; ++n) {
+      const auto written = SteadyClock::now();
+      for (Encoder* e : {&s.a, &s.b, &a_high, &b_high}) e->write(n);
+      for (Player* p : players) CHECK(p->follow_until(3s, [&] { return p->has(n); }));
+      std::this_thread::sleep_until(written + 1s);
+    }
+  };
+  auto choose = [&](int source) {
+    const std::string query = "?channel=demo&source=" + std::to_string(source);
+    REQUIRE(http_request("POST", s.balancer->url("/admin/sources" + query)).status == 200);
+  };
+  play(1, 3, {&low, &high});
+  // Nobody watches for a while; low's viewer comes back, the channel moves to B, then high's.
+  play(4, 5, {});
+  play(6, 7, {&low});
+  choose(1);
+  play(8, 9, {&low});
+  play(10, 11, {&low, &high});
+  // High's viewer leaves again; the channel moves back to A while only low plays.
+  play(12, 14, {&low});
+  choose(0);
+  play(15, 17, {&low});
+  play(18, 20, {&low, &high});
+  CHECK(s.switches("operator") == 2);
+  CHECK(low.tagged.size() == 2);
+  for (const Player* p : {&low, &high}) {
+    CAPTURE(p->target);
+    CHECK_FALSE(p->went_back);
+    CHECK_FALSE(p->link_changed);
+    CHECK_FALSE(p->number_moved);
+  }
+  // Every number both were given names the same moment on the shared clock, in the same
+  // discontinuity.
+  size_t compared = 0;
+  for (const auto& [msn, bytes] : high.bytes) {
+    CAPTURE(msn);
+    REQUIRE(low.bytes.count(msn) == 1);
+    CHECK(bytes.substr(bytes.find('-')) == low.bytes.at(msn).substr(low.bytes.at(msn).find('-')));
+    ++compared;
+  }
+  for (const auto& [msn, number] : high.discontinuity_numbers) {
+    CAPTURE(msn);
+    if (low.discontinuity_numbers.count(msn)) CHECK(number == low.discontinuity_numbers.at(msn));
+  }
+  CHECK(compared >= 8);
+  CHECK(high.bytes.at(20) == Encoder::bytes_of("a", 20));
 }
 
 TEST_CASE(

@@ -551,7 +551,7 @@ void SourceCache::sweep() {
     if (e.version && e.version->kind == SourceKind::vod && !e.blocking) {
       idle_limit = std::max(idle_limit, timings_.vod_ttl);
     }
-    if (fetches_in_flight(e) == 0 && !e.follow.parked() && since(e.last_used(), now) > idle_limit) {
+    if (fetches_in_flight(e) == 0 && !e.follow.parked() && since(last_used(e), now) > idle_limit) {
       if (!e.base_key.empty()) {
         auto count = directive_entries_.find(e.base_key);
         if (count != directive_entries_.end() && --count->second == 0)

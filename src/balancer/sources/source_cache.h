@@ -260,6 +260,11 @@ class SourceCache {
   void switch_entry(Entry& entry, const ChannelSwitch& channel, size_t to, TimePoint now);
   void on_switch_tick();
   std::string watch_key(const Entry& entry, size_t index) const;
+  // When a viewer last asked for the entry; for a copy of a channel with several sources, for
+  // any copy of its channel: each copy is refreshed (and kept) while its channel is watched, so
+  // that it follows every switch and its numbers and discontinuities stay those of the others
+  // (a copy left idle through a switch continues from its own stale end).
+  TimePoint last_used(const Entry& entry) const;
 
   core::EventLoop& loop_;
   event_base& base_;  // loop_'s

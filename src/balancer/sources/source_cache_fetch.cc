@@ -287,7 +287,7 @@ void SourceCache::count_and_log(const Entry& entry, const BuildNotes& notes) {
 void SourceCache::schedule_refresh(Entry& entry, TimePoint now) {
   if (!refreshing_enabled_ || entry.blocking || entry.refresh_pending) return;
   if (!entry.version || entry.version->kind != SourceKind::live) return;
-  if (since(entry.last_used(), now) > timings_.live_idle) return;
+  if (since(last_used(entry), now) > timings_.live_idle) return;
   if (fetches_in_flight(entry) >= refreshes_allowed(entry)) return;  // on_done schedules it
   if (!entry.refresh_timer) {
     entry.refresh_timer.emplace(base_, core::LoopTimer::Repeat::once,
@@ -319,7 +319,7 @@ void SourceCache::on_refresh_timer(const std::string& key) {
   entry.refresh_pending = false;
   const TimePoint now = clock_.now();
   if (!refreshing_enabled_) return;
-  if (since(entry.last_used(), now) > timings_.live_idle) {
+  if (since(last_used(entry), now) > timings_.live_idle) {
     LOG_DEBUG(kLog, "no viewer asked for ", entry.url, " lately: background refresh stops");
     return;
   }
