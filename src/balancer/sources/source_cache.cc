@@ -283,9 +283,6 @@ bool SourceCache::join_follow(const SourceRequest& request, const std::string& b
       return true;
     }
     park(base, asked, Waiter{std::move(done), false, /*blocking_reload=*/true, delta}, now);
-    // A copy nobody asked for a while (past live_idle) is no longer refreshed: this reload
-    // brings it back, or it would wait out its deadline on a copy that never moves.
-    schedule_refresh(base, now);
     coalesced_.inc();
     return true;
   }
@@ -475,6 +472,9 @@ void SourceCache::park(Entry& entry, BlockingTarget target, Waiter waiter, TimeP
     wait = std::min(wait, blocking_wait_limit(entry.version->target_duration));
   }
   entry.follow.park(target, std::move(waiter), now, now + wait);
+  // A reload waits for a refresh to come: a copy nobody asked for a while (past live_idle) is
+  // no longer refreshed, and it would wait out its deadline on a copy that never moves.
+  schedule_refresh(entry, now);
 }
 
 void SourceCache::answer_parked(Entry& entry) {

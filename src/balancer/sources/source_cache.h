@@ -224,7 +224,8 @@ class SourceCache {
   void publish(Entry& entry, std::shared_ptr<const SourceVersion> version, TimePoint validated_at,
                std::vector<Waiter> waiters);
   // A blocking reload for a part past the followed one parks on the entry's follow until a
-  // publish satisfies it or its deadline (three target durations) passes.
+  // publish satisfies it or its deadline (three target durations) passes; the entry's refresh is
+  // scheduled (it had stopped if nobody asked for the copy lately).
   void park(Entry& entry, BlockingTarget target, Waiter waiter, TimePoint now);
   void answer_parked(Entry& entry);
   void on_parked_timer(const std::string& key);
