@@ -308,7 +308,7 @@ void Http1Connection::on_refused() {
 }
 
 void Http1Connection::new_state(std::string_view method, std::string_view target) {
-  auto state = std::make_shared<RequestState>();
+  std::shared_ptr<RequestState> state = take_request_state();
   state->server = &server_;
   state->front = this;
   state->start = server_.clock().now();

@@ -330,7 +330,7 @@ void Http1Connection::reply_written() {
 void Http1Connection::finish_request() {
   if (state_ != nullptr) {
     state_->front = nullptr;
-    state_.reset();
+    release_request_state(state_);
     server_.http1_request_ended();
   }
   phase_ = Phase::head;

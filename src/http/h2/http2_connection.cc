@@ -455,7 +455,7 @@ void Http2Connection::evict() {
 }
 
 void Http2Connection::dispatch(Http2Stream& stream) {
-  auto state = std::make_shared<RequestState>();
+  std::shared_ptr<RequestState> state = take_request_state();
   state->server = &server_;
   state->front = &stream;
   state->http2 = true;

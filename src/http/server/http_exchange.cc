@@ -7,6 +7,8 @@
 
 #include <cstring>
 #include <ctime>
+#include <memory>
+#include <vector>
 
 #include "core/ascii.h"
 #include "core/json.h"
@@ -68,11 +70,50 @@ const char* http_date(const core::Clock& clock) {
   return cached;
 }
 
+namespace {
+
+// Spare states per thread: enough for a loop's requests in flight between two turns.
+constexpr size_t kSpareStates = 64;
+// A spare keeps at most this much storage in each string (a long target is let go).
+constexpr size_t kSpareStringBytes = 512;
+
+// RequestState::clear resets every field: one added changes the size, and this line asks
+// for it to be reset there too.
+static_assert(sizeof(RequestState) == 272 || sizeof(void*) != 8,
+              "RequestState changed: reset the new field in RequestState::clear");
+
+std::vector<std::shared_ptr<RequestState>>& spare_states() {
+  thread_local std::vector<std::shared_ptr<RequestState>> spares;
+  return spares;
+}
+
+}  // namespace
+
+std::shared_ptr<RequestState> take_request_state() {
+  auto& spares = spare_states();
+  if (spares.empty()) return std::make_shared<RequestState>();
+  std::shared_ptr<RequestState> state = std::move(spares.back());
+  spares.pop_back();
+  return state;
+}
+
+void release_request_state(std::shared_ptr<RequestState>& state) {
+  auto& spares = spare_states();
+  if (state == nullptr || state.use_count() != 1 || !state->finished ||
+      spares.size() >= kSpareStates) {
+    state.reset();
+    return;
+  }
+  state->clear(kSpareStringBytes);
+  spares.push_back(std::move(state));
+}
+
 HttpExchange::HttpExchange(std::shared_ptr<RequestState> state) : state_(std::move(state)) {}
 HttpExchange::HttpExchange(HttpExchange&&) noexcept = default;
 HttpExchange& HttpExchange::operator=(HttpExchange&& other) noexcept {
   if (this != &other) {
     settle();
+    release_request_state(state_);
     state_ = std::move(other.state_);
   }
   return *this;
@@ -80,6 +121,7 @@ HttpExchange& HttpExchange::operator=(HttpExchange&& other) noexcept {
 
 HttpExchange::~HttpExchange() {
   settle();
+  release_request_state(state_);
 }
 
 void HttpExchange::settle() {

@@ -405,17 +405,20 @@ void HttpServer::dispatch(std::shared_ptr<RequestState> state, size_t header_byt
                           size_t body_bytes) {
   active_.fetch_add(1, std::memory_order_relaxed);
   requests_total_.inc();
-  HttpExchange exchange(state);
-  if (state->framing != FramingProblem::none) {
+  // The exchange is the state's holder here: once it is answered and gone, the state is free
+  // for the next request (release_request_state); `request` is valid while it lives.
+  RequestState& request = *state;
+  HttpExchange exchange(std::move(state));
+  if (request.framing != FramingProblem::none) {
     // Before any hook: a preflight answered by one would keep the connection open.
-    bad_requests_[static_cast<size_t>(state->framing)]->inc();
-    std::string_view code = framing_problem_code(state->framing);
+    bad_requests_[static_cast<size_t>(request.framing)]->inc();
+    std::string_view code = framing_problem_code(request.framing);
     exchange.set_log_note(std::string(code));
     if (!draining_) exchange.add_header("Connection", "close");  // draining adds its own
-    exchange.reply_error(400, code, std::string(framing_problem_message(state->framing)));
+    exchange.reply_error(400, code, std::string(framing_problem_message(request.framing)));
     return;
   }
-  if (state->operator_only && !is_operator_path(state->path)) {
+  if (request.operator_only && !is_operator_path(request.path)) {
     // A connection of the operator's reserve (the table full of connections at work).
     exchange.add_header("Retry-After", "5");
     exchange.reply_error(503, "too_many_connections",
@@ -429,7 +432,7 @@ void HttpServer::dispatch(std::shared_ptr<RequestState> state, size_t header_byt
                          "The server is shutting down; retry on another node.");
     return;
   }
-  if (state->target.size() > options_.max_header_bytes) {
+  if (request.target.size() > options_.max_header_bytes) {
     exchange.reply_error(414, "uri_too_long",
                          "The request target is longer than " +
                              std::to_string(options_.max_header_bytes) + " bytes.");
@@ -447,22 +450,22 @@ void HttpServer::dispatch(std::shared_ptr<RequestState> state, size_t header_byt
         "The request body is larger than " + std::to_string(options_.max_body_bytes) + " bytes.");
     return;
   }
-  if (state->path.empty() || state->path[0] != '/') {
+  if (request.path.empty() || request.path[0] != '/') {
     exchange.reply_error(400, "bad_target", "The request target must be an origin-form path.");
     return;
   }
-  const Route* route = find_route(state->path);
+  const Route* route = find_route(request.path);
   if (route == nullptr) {
     exchange.reply_error(404, "not_found", "No resource at this path.");
     return;
   }
-  if (std::find(route->methods.begin(), route->methods.end(), state->method) ==
+  if (std::find(route->methods.begin(), route->methods.end(), request.method) ==
       route->methods.end()) {
     std::string allow;
     for (const auto& m : route->methods) allow += (allow.empty() ? "" : ", ") + m;
     exchange.add_header("Allow", allow);
     exchange.reply_error(405, "method_not_allowed",
-                         "Method " + state->method + " is not allowed here.");
+                         "Method " + request.method + " is not allowed here.");
     return;
   }
   route->handler(exchange);

@@ -83,6 +83,24 @@ struct RequestState {
   RequestState(const RequestState&) = delete;  // shared: exchange, server and front end
   RequestState& operator=(const RequestState&) = delete;
 
+  // Every field as a new state's, the strings' storage kept (up to `keep_bytes` each): a spare
+  // for the next request (release_request_state). A field added above is reset here too.
+  void clear(size_t keep_bytes) {
+    server = nullptr;
+    front = nullptr;
+    start = {};
+    for (std::string* text : {&method, &target, &path, &query, &remote_ip, &note}) {
+      text->clear();
+      if (text->capacity() > keep_bytes) std::string().swap(*text);
+    }
+    status = 0;
+    framing = FramingProblem::none;
+    body_bytes = 0;
+    tls = http2 = operator_only = streaming = finished = false;
+    has_content_type = has_content_length = closed = false;
+    on_close = nullptr;
+  }
+
   // The request target as received, and its path and query (without a "#fragment").
   void set_target(std::string_view received) {
     target.assign(received);
@@ -101,5 +119,13 @@ struct RequestState {
     server->request_finished(*this);
   }
 };
+
+// A state for a new exchange: one that a finished exchange left on this thread (every field as
+// a new one's, its strings' storage kept), or a new one. Spares save the state's allocation and
+// its strings' on every request of a busy loop.
+std::shared_ptr<RequestState> take_request_state();
+// Drops `state`; when this was its last holder and its exchange is finished, it is kept as a
+// spare for take_request_state (a bounded number per thread).
+void release_request_state(std::shared_ptr<RequestState>& state);
 
 }  // namespace http
