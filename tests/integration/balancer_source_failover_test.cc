@@ -133,7 +133,8 @@ struct Player {
 struct FailoverStack {
   explicit FailoverStack(const std::string& failover = "{\"failback\":\"manual\"}",
                          std::vector<std::string> settings = {},
-                         const std::string& source = "/live/index.m3u8") {
+                         const std::string& source = "/live/index.m3u8",
+                         const std::vector<std::string>& origins = {"demo", "backup"}) {
     a.write(0);
     b.write(0);
     origin_a = std::make_unique<TestOrigin>(serving_files(dir.file("root-a")));
@@ -142,7 +143,7 @@ struct FailoverStack {
         dir.file("cache"), origin_a->url("/files"),
         std::vector<std::string>{"origins.backup.url=" + origin_b->url("/files")});
     balancer = std::make_unique<BalancerProcess>(
-        dir, origin_a->url("/files"), channels({"demo", "backup"}, failover, source),
+        dir, origin_a->url("/files"), channels(origins, failover, source),
         caches_json({cache_json("venue-a", "venue", node->port())}),
         with_backup(std::move(settings)));
     REQUIRE(balancer->wait_cache_usable("venue-a", true, 10s));
@@ -405,72 +406,103 @@ TEST_CASE(
   CHECK(s.switches("operator") == 2);
 }
 
-TEST_CASE(
-    "a rendition nobody watched through two switches agrees with the watched one on numbers, "
-    "discontinuities and media when a viewer comes back to it") {
-  // A copy with no viewer of its own would stop being refreshed after live_idle_s.
-  FailoverStack s("{\"failback\":\"manual\"}", {"playlists.live_idle_s=1"}, "/live/master.m3u8");
-  for (const char* root : {"root-a", "root-b"}) {
-    write_file(s.dir.file(std::string(root) + "/live/master.m3u8"),
-               "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=800000\nindex.m3u8\n"
-               "#EXT-X-STREAM-INF:BANDWIDTH=2400000\nhigh.m3u8\n");
+// A channel of two renditions (index.m3u8 and high.m3u8 in its master) on both sources, with a
+// player of each, for viewers that come and go.
+struct TwoRenditions {
+  explicit TwoRenditions(FailoverStack& stack) : s(stack) {
+    for (const char* root : {"root-a", "root-b"}) {
+      write_file(s.dir.file(std::string(root) + "/live/master.m3u8"),
+                 "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=800000\nindex.m3u8\n"
+                 "#EXT-X-STREAM-INF:BANDWIDTH=2400000\nhigh.m3u8\n");
+    }
+    a_high.playlist = b_high.playlist = "high.m3u8";
+    a_high.write(0);
+    b_high.write(0);
+    REQUIRE(s.balancer->get("/hls/demo/live/master.m3u8?viewer=outside").status == 200);
   }
-  Encoder a_high{s.dir, "root-a", "ah", 0};
-  Encoder b_high{s.dir, "root-b", "bh", 700};
-  a_high.playlist = b_high.playlist = "high.m3u8";
-  a_high.write(0);
-  b_high.write(0);
-  Player low{*s.balancer, "/hls/demo/live/index.m3u8?viewer=outside"};
-  Player high{*s.balancer, "/hls/demo/live/high.m3u8?viewer=outside"};
-  REQUIRE(s.balancer->get("/hls/demo/live/master.m3u8?viewer=outside").status == 200);
   // Segments `from`..`to` at the encoders' pace, each followed by `players`.
-  auto play = [&](uint64_t from, uint64_t to, std::vector<Player*> players) {
+  void play(uint64_t from, uint64_t to, const std::vector<Player*>& players) {
     for (uint64_t n = from; n <= to; ++n) {
       const auto written = SteadyClock::now();
       for (Encoder* e : {&s.a, &s.b, &a_high, &b_high}) e->write(n);
       for (Player* p : players) CHECK(p->follow_until(3s, [&] { return p->has(n); }));
       std::this_thread::sleep_until(written + 1s);
     }
-  };
+  }
+  // Every number both players were given names the same moment on the shared clock, in the same
+  // discontinuity; neither saw a number go back or change.
+  void check_agree(size_t at_least) const {
+    for (const Player* p : {&low, &high}) {
+      CAPTURE(p->target);
+      CHECK_FALSE(p->went_back);
+      CHECK_FALSE(p->link_changed);
+      CHECK_FALSE(p->number_moved);
+    }
+    size_t compared = 0;
+    for (const auto& [msn, bytes] : high.bytes) {
+      CAPTURE(msn);
+      REQUIRE(low.bytes.count(msn) == 1);
+      const std::string& other = low.bytes.at(msn);
+      CHECK(bytes.substr(bytes.find('-')) == other.substr(other.find('-')));
+      ++compared;
+    }
+    for (const auto& [msn, number] : high.discontinuity_numbers) {
+      CAPTURE(msn);
+      if (low.discontinuity_numbers.count(msn)) CHECK(number == low.discontinuity_numbers.at(msn));
+    }
+    CHECK(compared >= at_least);
+  }
+
+  FailoverStack& s;
+  Encoder a_high{s.dir, "root-a", "ah", 0};
+  Encoder b_high{s.dir, "root-b", "bh", 700};
+  Player low{*s.balancer, "/hls/demo/live/index.m3u8?viewer=outside"};
+  Player high{*s.balancer, "/hls/demo/live/high.m3u8?viewer=outside"};
+};
+
+TEST_CASE(
+    "a rendition nobody watched through two switches agrees with the watched one on numbers, "
+    "discontinuities and media when a viewer comes back to it") {
+  // A copy with no viewer of its own would stop being refreshed after live_idle_s.
+  FailoverStack s("{\"failback\":\"manual\"}", {"playlists.live_idle_s=1"}, "/live/master.m3u8");
+  TwoRenditions r(s);
   auto choose = [&](int source) {
     const std::string query = "?channel=demo&source=" + std::to_string(source);
     REQUIRE(http_request("POST", s.balancer->url("/admin/sources" + query)).status == 200);
   };
-  play(1, 3, {&low, &high});
+  r.play(1, 3, {&r.low, &r.high});
   // Nobody watches for a while; low's viewer comes back, the channel moves to B, then high's.
-  play(4, 5, {});
-  play(6, 7, {&low});
+  r.play(4, 5, {});
+  r.play(6, 7, {&r.low});
   choose(1);
-  play(8, 9, {&low});
-  play(10, 11, {&low, &high});
+  r.play(8, 9, {&r.low});
+  r.play(10, 11, {&r.low, &r.high});
   // High's viewer leaves again; the channel moves back to A while only low plays.
-  play(12, 14, {&low});
+  r.play(12, 14, {&r.low});
   choose(0);
-  play(15, 17, {&low});
-  play(18, 20, {&low, &high});
+  r.play(15, 17, {&r.low});
+  r.play(18, 20, {&r.low, &r.high});
   CHECK(s.switches("operator") == 2);
-  CHECK(low.tagged.size() == 2);
-  for (const Player* p : {&low, &high}) {
-    CAPTURE(p->target);
-    CHECK_FALSE(p->went_back);
-    CHECK_FALSE(p->link_changed);
-    CHECK_FALSE(p->number_moved);
-  }
-  // Every number both were given names the same moment on the shared clock, in the same
-  // discontinuity.
-  size_t compared = 0;
-  for (const auto& [msn, bytes] : high.bytes) {
-    CAPTURE(msn);
-    REQUIRE(low.bytes.count(msn) == 1);
-    CHECK(bytes.substr(bytes.find('-')) == low.bytes.at(msn).substr(low.bytes.at(msn).find('-')));
-    ++compared;
-  }
-  for (const auto& [msn, number] : high.discontinuity_numbers) {
-    CAPTURE(msn);
-    if (low.discontinuity_numbers.count(msn)) CHECK(number == low.discontinuity_numbers.at(msn));
-  }
-  CHECK(compared >= 8);
-  CHECK(high.bytes.at(20) == Encoder::bytes_of("a", 20));
+  CHECK(r.low.tagged.size() == 2);
+  r.check_agree(8);
+  CHECK(r.high.bytes.at(20) == Encoder::bytes_of("a", 20));
+}
+
+TEST_CASE(
+    "one source restarting at 0 while only one rendition is watched: the other, when a viewer "
+    "comes back to it, agrees on numbers, discontinuities and media") {
+  FailoverStack s("{\"failback\":\"manual\"}", {"playlists.live_idle_s=1"}, "/live/master.m3u8",
+                  {"demo"});
+  TwoRenditions r(s);
+  r.play(1, 3, {&r.low, &r.high});
+  r.play(4, 6, {&r.low});
+  // The encoder restarts (both renditions number from 0 again, with new names).
+  r.s.a.restarted_at = r.a_high.restarted_at = 7;
+  r.play(7, 9, {&r.low});
+  r.play(10, 12, {&r.low, &r.high});
+  CHECK(r.low.tagged == std::set<uint64_t>{7});
+  r.check_agree(3);
+  CHECK(r.high.bytes.at(12) == Encoder::bytes_of("a", 12));
 }
 
 TEST_CASE(

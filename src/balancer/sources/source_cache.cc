@@ -379,9 +379,9 @@ SourceCache::Entry& SourceCache::entry_for_request(const CopyAddress& address,
     }
   }
   entry.last_request = now;
+  if (!request.channel.empty() && !entry.blocking) remember_channel_copy(entry, request.channel);
   if (!request.sources.empty() && !entry.blocking) {
     const bool first = entry.sources.empty();
-    entry.channel = request.channel;
     entry.sources = request.sources;
     entry.source_index = channel_switch(request).active;
     if (first) {
@@ -541,6 +541,43 @@ void SourceCache::answer_failure(Entry& entry, const SourceCallback& done, TimeP
   done(r);
 }
 
+void SourceCache::remember_channel_copy(Entry& entry, const std::string& channel) {
+  if (entry.channel != channel) forget_channel_copy(entry);  // another channel's now (a reload)
+  entry.channel = channel;
+  std::vector<std::string>& keys = channel_copies_[channel];
+  if (std::find(keys.begin(), keys.end(), entry.key) == keys.end()) keys.push_back(entry.key);
+}
+
+void SourceCache::forget_channel_copy(const Entry& entry) {
+  auto found = channel_copies_.find(entry.channel);
+  if (found == channel_copies_.end()) return;
+  std::erase(found->second, entry.key);
+  if (found->second.empty()) channel_copies_.erase(found);
+}
+
+TimePoint SourceCache::last_used(const Entry& entry) const {
+  TimePoint used = entry.last_used();
+  if (entry.blocking || !entry.watch_of.empty()) return used;
+  auto found = channel_copies_.find(entry.channel);
+  if (found == channel_copies_.end()) return used;
+  for (const std::string& key : found->second) {
+    auto copy = entries_.find(key);
+    if (copy != entries_.end()) used = std::max(used, copy->second->last_used());
+  }
+  return used;
+}
+
+void SourceCache::refresh_channel_copies(const Entry& landed, TimePoint now) {
+  if (landed.blocking || !landed.watch_of.empty()) return;
+  auto found = channel_copies_.find(landed.channel);
+  if (found == channel_copies_.end()) return;
+  for (const std::string& key : found->second) {
+    auto copy = entries_.find(key);
+    if (copy != entries_.end() && copy->second.get() != &landed)
+      schedule_refresh(*copy->second, now);
+  }
+}
+
 void SourceCache::sweep() {
   core::expect_on(loop_);
   const TimePoint now = clock_.now();
@@ -558,6 +595,7 @@ void SourceCache::sweep() {
           directive_entries_.erase(count);
       }
       const std::string playlist_key = e.base_key.empty() ? e.key : e.base_key;
+      forget_channel_copy(e);
       it = entries_.erase(it);
       if (!entries_.count(playlist_key) && !directive_entries_.count(playlist_key))
         builder_.forget(playlist_key);

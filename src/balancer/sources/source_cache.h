@@ -261,11 +261,17 @@ class SourceCache {
   void switch_entry(Entry& entry, const ChannelSwitch& channel, size_t to, TimePoint now);
   void on_switch_tick();
   std::string watch_key(const Entry& entry, size_t index) const;
-  // When a viewer last asked for the entry; for a copy of a channel with several sources, for
-  // any copy of its channel: each copy is refreshed (and kept) while its channel is watched, so
-  // that it follows every switch and its numbers and discontinuities stay those of the others
-  // (a copy left idle through a switch continues from its own stale end).
+  // When a viewer last asked for the entry; for a copy of a channel's playlist, for any copy of
+  // its channel: each is refreshed (and kept) while its channel is watched, so that it follows
+  // every restart and switch and its numbers and discontinuities stay those of the others (a
+  // copy left idle through one continues from its own stale end).
   TimePoint last_used(const Entry& entry) const;
+  // The entry is a copy of `channel`'s playlists (channel_copies_).
+  void remember_channel_copy(Entry& entry, const std::string& channel);
+  void forget_channel_copy(const Entry& entry);
+  // A copy of a channel landed: the others' refreshes, stopped while the whole channel sat idle,
+  // start again.
+  void refresh_channel_copies(const Entry& landed, TimePoint now);
 
   core::EventLoop& loop_;
   event_base& base_;  // loop_'s
@@ -282,6 +288,8 @@ class SourceCache {
   bool refreshing_enabled_ = true;
   PrefetchSink prefetch_sink_;
   std::unordered_map<std::string, std::unique_ptr<ChannelSwitch>> channel_switches_;
+  // Per channel id: the keys of its playlists' ordinary copies (no directive copies, no watches).
+  std::unordered_map<std::string, std::vector<std::string>> channel_copies_;
   std::optional<core::LoopTimer> switch_timer_;  // made with the first channel of several sources
 
   core::Counter& hits_;

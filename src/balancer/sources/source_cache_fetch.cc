@@ -155,6 +155,7 @@ void SourceCache::on_done(const std::string& key, uint64_t seq, const http::Fetc
       !(landing.followed && failure == http::UpstreamFailure::timeout)) {
     observe_landing(entry, failure, now);  // may move the channel to another source
   }
+  refresh_channel_copies(entry, now);
   schedule_refresh(entry, now);
 }
 

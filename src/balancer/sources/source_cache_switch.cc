@@ -139,16 +139,7 @@ void SourceCache::observe_landing(Entry& entry, std::optional<http::UpstreamFail
   } else if (entry.origin_facts) {
     source.landed(*entry.origin_facts, channel.policy, now);
   }
-  if (entry.channel_copy()) {
-    keep_watching(entry, now);
-    // Every copy of the channel follows its switches (last_used): one whose refresh stopped
-    // while the whole channel was idle starts again with the first copy asked for.
-    for (const auto& [key, copies_health] : channel.renditions) {
-      auto sibling = entries_.find(key);
-      if (sibling != entries_.end() && sibling->second.get() != &entry)
-        schedule_refresh(*sibling->second, now);
-    }
-  }
+  if (entry.channel_copy()) keep_watching(entry, now);
   evaluate_switch(channel, now);
 }
 
@@ -319,18 +310,6 @@ void SourceCache::switch_entry(Entry& entry, const ChannelSwitch& channel, size_
             published ? " (from its watch)" : " (fetching)");
   keep_watching(entry, now);
   schedule_refresh(entry, now);
-}
-
-TimePoint SourceCache::last_used(const Entry& entry) const {
-  TimePoint used = entry.last_used();
-  if (!entry.channel_copy()) return used;
-  auto found = channel_switches_.find(entry.channel);
-  if (found == channel_switches_.end()) return used;
-  for (const auto& [key, health] : found->second->renditions) {
-    auto copy = entries_.find(key);
-    if (copy != entries_.end()) used = std::max(used, copy->second->last_used());
-  }
-  return used;
 }
 
 std::vector<std::string> SourceCache::channels_with_sources() const {

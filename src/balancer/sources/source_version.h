@@ -180,7 +180,9 @@ struct SourceRequest {
   // preference, the first being origin_id/origin_base/target. The copy is the channel's, fetched
   // from its active source and kept in one timeline across switches. Empty: one source.
   std::vector<SourceAddress> sources{};
-  std::string channel{};  // with `sources`: the channel's id
+  // The channel's id: its playlists' copies are refreshed together while any is watched
+  // (SourceCache::last_used); with `sources`, part of the copy's key.
+  std::string channel{};
   FailoverPolicy failover{};
 };
 

@@ -53,6 +53,7 @@ SourceRequest ViewerEndpoints::source_request(const RuntimeConfig& rc, const Cha
   r.live = {channel.kind, channel.finished, rc.config.playlists.live_end_confirm};
   r.prefetch = channel.prefetch;
   r.target_latency_s = channel.target_latency_s;
+  r.channel = channel.id;
   if (channel.sources.size() > 1) {
     // The channel's copy, kept in one timeline across its sources (source_health.h).
     std::vector<std::string> targets;
@@ -65,7 +66,6 @@ SourceRequest ViewerEndpoints::source_request(const RuntimeConfig& rc, const Cha
       r.origin_id = r.sources.front().origin_id;
       r.origin_base = r.sources.front().origin_base;
       r.target = r.sources.front().target;
-      r.channel = channel.id;
       r.failover = channel.failover;
     }
   }
