@@ -406,6 +406,8 @@ TEST_CASE(
   CHECK(s.switches("operator") == 2);
 }
 
+namespace {
+
 // A channel of two renditions (index.m3u8 and high.m3u8 in its master) on both sources, with a
 // player of each, for viewers that come and go.
 struct TwoRenditions {
@@ -459,6 +461,8 @@ struct TwoRenditions {
   Player low{*s.balancer, "/hls/demo/live/index.m3u8?viewer=outside"};
   Player high{*s.balancer, "/hls/demo/live/high.m3u8?viewer=outside"};
 };
+
+}  // namespace
 
 TEST_CASE(
     "a rendition nobody watched through two switches agrees with the watched one on numbers, "
