@@ -470,7 +470,14 @@ TEST_CASE(
   // A copy with no viewer of its own would stop being refreshed after live_idle_s.
   FailoverStack s("{\"failback\":\"manual\"}", {"playlists.live_idle_s=1"}, "/live/master.m3u8");
   TwoRenditions r(s);
+  // As an operator would: once the dashboard shows the source healthy (after the whole channel
+  // sat idle, its watch has to see it move again first).
   auto choose = [&](int source) {
+    const std::string healthy = std::string("{\"origin\":\"") + (source == 0 ? "demo" : "backup") +
+                                "\",\"known\":true,\"healthy\":true";
+    REQUIRE(wait_until(
+        [&] { return s.balancer->get("/admin/sources").body.find(healthy) != std::string::npos; },
+        5s, 50ms));
     const std::string query = "?channel=demo&source=" + std::to_string(source);
     REQUIRE(http_request("POST", s.balancer->url("/admin/sources" + query)).status == 200);
   };
