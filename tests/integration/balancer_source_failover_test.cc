@@ -10,6 +10,7 @@
 
 #include <signal.h>
 
+#include <functional>
 #include <map>
 #include <set>
 #include <thread>
@@ -422,14 +423,24 @@ struct TwoRenditions {
     b_high.write(0);
     REQUIRE(s.balancer->get("/hls/demo/live/master.m3u8?viewer=outside").status == 200);
   }
-  // Segments `from`..`to` at the encoders' pace, each followed by `players`.
-  void play(uint64_t from, uint64_t to, const std::vector<Player*>& players) {
+  // Segments `from`..`to` at the encoders' pace, each followed by `players`. `act` (an operator's
+  // request) is made after the first segment, again every 100 ms between segments until it
+  // succeeds, while the encoders go on: sources that stop moving while the test waits would
+  // stall, and a stalled source is refused.
+  void play(uint64_t from, uint64_t to, const std::vector<Player*>& players,
+            const std::function<bool()>& act = {}) {
+    bool acted = !act;
     for (uint64_t n = from; n <= to; ++n) {
       const auto written = SteadyClock::now();
       for (Encoder* e : {&s.a, &s.b, &a_high, &b_high}) e->write(n);
       for (Player* p : players) CHECK(p->follow_until(3s, [&] { return p->has(n); }));
+      while (!acted && SteadyClock::now() + 100ms < written + 1s) {
+        acted = act();
+        if (!acted) std::this_thread::sleep_for(100ms);
+      }
       std::this_thread::sleep_until(written + 1s);
     }
+    REQUIRE(acted);
   }
   // Every number both players were given names the same moment on the shared clock, in the same
   // discontinuity; neither saw a number go back or change.
@@ -470,31 +481,28 @@ TEST_CASE(
   // A copy with no viewer of its own would stop being refreshed after live_idle_s.
   FailoverStack s("{\"failback\":\"manual\"}", {"playlists.live_idle_s=1"}, "/live/master.m3u8");
   TwoRenditions r(s);
-  // As an operator would: again until the source is taken (while it is not known healthy, it is
-  // refused: 409).
+  // The operator moves the channel to `source`: refused (409) while it is not known healthy.
   auto choose = [&](int source) {
-    const std::string query = "?channel=demo&source=" + std::to_string(source);
-    REQUIRE(wait_until(
-        [&] {
-          return http_request("POST", s.balancer->url("/admin/sources" + query)).status == 200;
-        },
-        5s, 100ms));
+    return [&s, source] {
+      const std::string query = "?channel=demo&source=" + std::to_string(source);
+      return http_request("POST", s.balancer->url("/admin/sources" + query)).status == 200;
+    };
   };
   r.play(1, 3, {&r.low, &r.high});
-  // High's viewer leaves; the channel moves to B while only low plays, then high's comes back.
-  r.play(4, 5, {&r.low});
-  choose(1);
+  // Nobody watches for a while (every copy's refresh stops); low's viewer comes back, the channel
+  // moves to B while only low plays, then high's viewer comes back.
+  r.play(4, 5, {});
   r.play(6, 7, {&r.low});
-  r.play(8, 9, {&r.low, &r.high});
+  r.play(8, 9, {&r.low}, choose(1));
+  r.play(10, 11, {&r.low, &r.high});
   // High's viewer leaves again; the channel moves back to A while only low plays.
-  r.play(10, 12, {&r.low});
-  choose(0);
-  r.play(13, 15, {&r.low});
-  r.play(16, 18, {&r.low, &r.high});
+  r.play(12, 14, {&r.low});
+  r.play(15, 17, {&r.low}, choose(0));
+  r.play(18, 20, {&r.low, &r.high});
   CHECK(s.switches("operator") == 2);
   CHECK(r.low.tagged.size() == 2);
   r.check_agree(8);
-  CHECK(r.high.bytes.at(18) == Encoder::bytes_of("a", 18));
+  CHECK(r.high.bytes.at(20) == Encoder::bytes_of("a", 20));
 }
 
 TEST_CASE(
