@@ -258,6 +258,12 @@ class LlOrigin {
     event_add(held_timer_.get(), &tick);
   }
 
+  // The server goes first: freeing it closes the held requests' connections, whose close
+  // callback (on_close) reads held_.
+  ~LlOrigin() { http_.reset(); }
+  LlOrigin(const LlOrigin&) = delete;
+  LlOrigin& operator=(const LlOrigin&) = delete;
+
   int listen(std::string& error) {
     http_.reset(evhttp_new(&base_));
     evhttp_set_allowed_methods(http_.get(), EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST);

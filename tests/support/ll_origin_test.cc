@@ -9,6 +9,7 @@
 #include <iterator>
 #include <map>
 #include <sstream>
+#include <thread>
 
 #include "support/cmaf_fragments.h"
 #include "support/http_client.h"
@@ -303,6 +304,27 @@ TEST_CASE("ll_origin: blocking reloads, limits and delta updates as RFC 8216bis 
   const std::string v2 = http_get(origin.url("/low/index.m3u8?_HLS_skip=v2")).body;
   CHECK(v2.find("RECENTLY-REMOVED-DATERANGES=\"\"") != std::string::npos);
   CHECK(http_get(origin.url("/low/index.m3u8?_HLS_skip=maybe")).status == 400);
+}
+
+TEST_CASE("ll_origin: SIGTERM while a blocking reload is held ends it cleanly (exit 0)") {
+  Material m;
+  auto running = running_origin(m);
+  if (!running) return;
+  LlOrigin& origin = *running;
+  // The last part of the next segment: held for most of a second.
+  const std::string far =
+      "/low/index.m3u8?_HLS_msn=" + std::to_string(origin.next_msn() + 1) + "&_HLS_part=3";
+  std::thread reload([&] { http_get(origin.url(far)); });
+  const bool held = wait_until(
+      [&] {
+        return http_get(origin.url("/__stats")).body.find("\"held\":0,") == std::string::npos;
+      },
+      5s, 10ms);
+  // Its close callback once ran after the list of held requests was gone: SIGSEGV at exit.
+  origin.process().terminate();
+  CHECK(origin.process().wait_exit(deadline_in(10s)) == std::optional<int>(0));
+  reload.join();
+  CHECK(held);
 }
 
 TEST_CASE(
