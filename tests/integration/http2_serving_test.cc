@@ -158,8 +158,12 @@ TEST_CASE_FIXTURE(
     CHECK(tail.body == body.substr(body.size() - 1000));
   }
   // And HTTP/1.1 on the plain port, through the protocol filter, still sends files whole.
+  const double h2_connections = node.metric("http2_connections_total");
   CHECK(http_get(node.signed_url(target)).body == body);
   CHECK(origin.count("/gen/700K/h2.ts") == 1);
+  // Each request above since the restart came on a connection of its own: four went on in h2.
+  CHECK(h2_connections == 4);
+  CHECK(node.metric("http2_connections_total") == 4);
 }
 
 TEST_CASE_FIXTURE(

@@ -203,6 +203,7 @@ void Http1Connection::hand_over_to_http2() {
   closed_ = true;
   set_idle(false);
   server_.hand_over_slot(std::move(slot_));
+  server_.count_http2_connection();
   Http2Connection::take_over(server_, std::move(transport_), remote_ip_, early);
   destroy_soon();
 }

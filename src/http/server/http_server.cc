@@ -122,6 +122,9 @@ HttpServer::HttpServer(event_base& base, HttpServerOptions options, core::Metric
       stalled_closes_(metrics.counter(
           "http2_stalled_connections_closed_total",
           "HTTP/2 connections closed for sending no reply bytes for io_timeout_s (client window)")),
+      http2_connections_total_(metrics.counter(
+          "http2_connections_total",
+          "Connections that went on in HTTP/2 (ALPN h2 over TLS, or the h2c preface)")),
       evicted_idle_(metrics.counter(
           "http_connections_evicted_total",
           "Idle connections closed to make room for a new one when the connection table was full")),

@@ -164,6 +164,7 @@ class HttpServer {
   void count_stalled_close() { stalled_closes_.inc(); }
   // A finished TLS handshake: resumed from a ticket, or full (a signature of ours).
   void count_tls_handshake(bool resumed) { (resumed ? tls_resumed_ : tls_full_).inc(); }
+  void count_http2_connection() { http2_connections_total_.inc(); }
   event_base* event_loop() const { return &base_; }
   void http1_opened(Http1Connection& connection) { http1_connections_.insert(&connection); }
   void http1_closed(Http1Connection& connection) {
@@ -256,6 +257,7 @@ class HttpServer {
   core::Counter& rapid_resets_;
   core::Counter& header_list_refusals_;
   core::Counter& stalled_closes_;
+  core::Counter& http2_connections_total_;
   core::Counter& evicted_idle_;
   core::Counter& tls_full_;
   core::Counter& tls_resumed_;
