@@ -22,6 +22,10 @@
 #   scripts/bench/audience_bench.sh low_latency_encoder_failure  the LL channel from two ll_origins
 #                                                 on one clock: the preferred one publishes nothing
 #                                                 for 10 s, later the backup is killed
+# TLS=1: the viewers play over HTTPS with HTTP/2, as phones do: the balancer and the nodes
+# serve on TLS listeners (TLS 1.3, one self-signed ECDSA P-256 certificate), the balancer links
+# the nodes' https URLs, and each viewer connects from a loopback address of its own
+# (own_connections): one connection per viewer and host, its requests multiplexed on it.
 # VIEWERS=N sets the audience size (default 5,000; small: 300; low_latency*: 1,000); the queue scenario's limit is
 # 80 % of it. SEGMENT_S=N sets the ladder's segment duration (default 2; 6 makes a viewer's
 # requests a third: 20,000 viewers fit the simulator on one core). Extra arguments go to
@@ -96,15 +100,27 @@ if [[ $NAME == *encoder_failure ]]; then
   CHANNEL_SOURCE="\"sources\":[{\"origin\":\"demo\",\"source\":\"$SOURCE\"},{\"origin\":\"demo-b\",\"source\":\"$SOURCE\"}],\"failover\":{\"failback\":\"manual\"}"
 fi
 
-declare -A NODE_PID NODE_PORT
+TLS=${TLS:-0}
+NODE_TLS=()
+if [[ $TLS == 1 ]]; then
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$WORK/key.pem" \
+    -out "$WORK/cert.pem" -days 2 -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 2>/dev/null
+  NODE_TLS=(--set listen.tls.enabled=true --set listen.tls.port=0 --set listen.tls.certificate="$WORK/cert.pem" --set listen.tls.key="$WORK/key.pem")
+fi
+# The TLS port a server printed in its "listening" line.
+tls_port_of() { grep -m1 '"event" *: *"listening"' "$1" | sed -n 's/.*"tls_port" *: *\([0-9][0-9]*\).*/\1/p'; }
+
+declare -A NODE_PID NODE_PORT NODE_URL
 for node in a b; do
   spawn "$OUT/cache-$node.log" "$BUILD_DIR/src/cache_node/cache_node" --config conf/cache_node.json \
     --set node_id=venue-$node --set site=venue --set listen.port=0 --set listen.tls.enabled=false \
     --set data_dir="$WORK/cache-$node" --set origins.demo.url="http://127.0.0.1:$ORIGIN_PORT" \
     --set server.access_log=false --set server.max_connections=100000000 --set server.max_connections_per_address=0 --set overload.max_egress_mbps=100000 --set overload.max_connections=100000 \
-    "${NODE_SOURCES[@]}"
+    "${NODE_SOURCES[@]}" "${NODE_TLS[@]}"
   NODE_PID[$node]=$SPAWNED
   NODE_PORT[$node]=$(wait_listening "$OUT/cache-$node.log" 10 "$SPAWNED") || { echo "cache node $node did not start" >&2; exit 1; }
+  NODE_URL[$node]=http://127.0.0.1:${NODE_PORT[$node]}
+  [[ $TLS == 1 ]] && NODE_URL[$node]=https://127.0.0.1:$(tls_port_of "$OUT/cache-$node.log")
 done
 
 mkdir -p "$WORK/conf"
@@ -112,8 +128,8 @@ cat > "$WORK/conf/channels.json" <<JSON
 {"channels":[{"id":"demo","title":"Demo",$CHANNEL_SOURCE,"free":true,"kind":"live"}]}
 JSON
 cat > "$WORK/conf/caches.json" <<JSON
-{"caches":[{"id":"venue-a","site":"venue","url":"http://127.0.0.1:${NODE_PORT[a]}","networks":[]},
-           {"id":"venue-b","site":"venue","url":"http://127.0.0.1:${NODE_PORT[b]}","networks":[]}]}
+{"caches":[{"id":"venue-a","site":"venue","url":"${NODE_URL[a]}","health_url":"http://127.0.0.1:${NODE_PORT[a]}/health","networks":[]},
+           {"id":"venue-b","site":"venue","url":"${NODE_URL[b]}","health_url":"http://127.0.0.1:${NODE_PORT[b]}/health","networks":[]}]}
 JSON
 # Loopback is not a NIC: the example configuration's traffic limit (8,000 Mbit/s) and the
 # nodes' egress overload threshold (900 Mbit/s) would queue viewers and send them to origin.
@@ -142,21 +158,28 @@ spawn "$OUT/balancer.log" "$BUILD_DIR/src/balancer/balancer" --config conf/balan
   --set caches_file="$WORK/conf/caches.json" --set origins.demo.url="http://127.0.0.1:$ORIGIN_PORT" \
   --set playback.allow_anonymous=true --set 'limits.per_address_exempt=["127.0.0.0/8"]' \
   --set api.data_dir="$WORK/api" --set server.access_log=false --set server.max_connections=100000000 --set server.max_connections_per_address=0 "${LIMITS[@]}" \
-  "${BALANCER_SOURCES[@]}"
+  "${BALANCER_SOURCES[@]}" "${NODE_TLS[@]}"
 BALANCER_PID=$SPAWNED
 BALANCER_PORT=$(wait_listening "$OUT/balancer.log" 10 "$BALANCER_PID") || { echo "the balancer did not start" >&2; exit 1; }
+BALANCER_URL=http://127.0.0.1:$BALANCER_PORT
+VIEWER_SETS=()
+if [[ $TLS == 1 ]]; then
+  BALANCER_URL=https://127.0.0.1:$(tls_port_of "$OUT/balancer.log")
+  # Every viewer holds a connection to the balancer and one to its node.
+  VIEWER_SETS=(--set own_connections=true --set ca_file="$WORK/cert.pem" --set max_host_connections=$((VIEWERS > 1024 ? 2 * VIEWERS : 2048)))
+fi
 
 PROCESSES="{\"name\":\"balancer\",\"pid\":$BALANCER_PID},{\"name\":\"venue-a\",\"pid\":${NODE_PID[a]}},{\"name\":\"venue-b\",\"pid\":${NODE_PID[b]}},{\"name\":\"origin\",\"pid\":$ORIGIN_PID}"
 # The low-latency source was encoded once: no encoder runs.
 [[ $NAME == low_latency* ]] || PROCESSES+=",{\"name\":\"ffmpeg\",\"pid\":$FFMPEG_PID}"
 [[ $TWO_SOURCES == 1 ]] && PROCESSES+=",{\"name\":\"origin-b\",\"pid\":$ORIGIN_B_PID}"
 METRICS="{\"name\":\"venue-a\",\"url\":\"http://127.0.0.1:${NODE_PORT[a]}/metrics\"},{\"name\":\"venue-b\",\"url\":\"http://127.0.0.1:${NODE_PORT[b]}/metrics\"}"
-sed -e "s|@VIEWERS@|$VIEWERS|g" -e "s|@BALANCER@|http://127.0.0.1:$BALANCER_PORT|" -e "s|@PROCESSES@|$PROCESSES|" -e "s|@METRICS@|$METRICS|" \
+sed -e "s|@VIEWERS@|$VIEWERS|g" -e "s|@BALANCER@|$BALANCER_URL|" -e "s|@PROCESSES@|$PROCESSES|" -e "s|@METRICS@|$METRICS|" \
   -e "s|@ORIGIN@|http://127.0.0.1:$ORIGIN_PORT|g" \
   "$TEMPLATE" > "$OUT/scenario.json"
 log "scenario $NAME: $OUT/scenario.json; load before: $(loadavg)"
 STARTED_MS=$(date +%s%3N)
-"$BUILD_DIR/src/audience/audience" "$OUT/scenario.json" --json "$OUT/result.json" --html "$OUT/report.html" "$@"
+"$BUILD_DIR/src/audience/audience" "$OUT/scenario.json" --json "$OUT/result.json" --html "$OUT/report.html" "${VIEWER_SETS[@]}" "$@"
 log "load after: $(loadavg)"
 python3 - "$OUT/result.json" "$OUT/balancer.log" "$STARTED_MS" <<'PY'
 import datetime, json, re, sys
@@ -180,4 +203,12 @@ for name, w in d["windows"].items():
     print(f"window {name}: stalls {w['stalls']}, media playlist ms {w['media_playlist_ms']}, per viewer-minute {w['requests_per_viewer_minute']}")
 print(f"processes: {d['processes']}")
 PY
+if [[ $TLS == 1 ]]; then
+  # How the viewers came: TLS handshakes and the connections that went on in HTTP/2, per server.
+  for server in balancer:$BALANCER_PORT venue-a:${NODE_PORT[a]} venue-b:${NODE_PORT[b]}; do
+    figures=$(curl -s --max-time 5 "http://127.0.0.1:${server#*:}/metrics" |
+      grep -E '^(tls_handshakes_total|http2_connections_total)' | tr '\n' ' ' || true)
+    log "${server%%:*}: ${figures:-no metrics (not running)}"
+  done
+fi
 log "report: $OUT/report.html"

@@ -92,6 +92,10 @@ core::Result<std::unique_ptr<Audience>> Audience::create(Scenario scenario, RunO
   http.max_host_connections = (budget + clients - 1) / clients;
   http.max_host_transfers = http.max_host_connections;
   http.user_agent = "audience";
+  http.ca_file = a->scenario_.ca_file;
+  if (!http.ca_file.empty() && access(http.ca_file.c_str(), R_OK) != 0) {
+    return core::Error{"bad_config", "ca_file " + http.ca_file + " cannot be read"};
+  }
   // Thousands of transfers a second: libcurl's default-sized buffer, not the servers' 256 KiB.
   http.receive_buffer_bytes = 16 * 1024;
   // Every viewer keeps its connections as a player does (playlists to the balancer, segments

@@ -203,6 +203,13 @@ uint64_t Scenario::planned_viewers() const {
   return std::max(arrivals, sign_ins);
 }
 
+std::string own_address(uint64_t number) {
+  // 127.16.0.0/12 holds kMaxViewers addresses many times over: from 127.16.0.1, one each.
+  const uint64_t host = (uint64_t{16} << 16) + number + 1;
+  return "127." + std::to_string((host >> 16) & 255) + "." + std::to_string((host >> 8) & 255) +
+         "." + std::to_string(host & 255);
+}
+
 core::Result<Scenario> parse_scenario(const std::string& name, const std::string& text,
                                       const std::vector<std::string>& overrides) {
   auto doc = core::ConfigDocument::parse(name, text, overrides);
@@ -223,6 +230,8 @@ core::Result<Scenario> parse_scenario(const std::string& name, const std::string
   s.max_viewers = static_cast<uint64_t>(root.integer("max_viewers", 10'000, 1, kMaxViewers));
   s.max_host_connections = static_cast<int>(root.integer("max_host_connections", 256, 1, 65535));
   s.seed = static_cast<int>(root.integer("seed", 1, 0, 1'000'000'000));
+  s.own_connections = root.boolean("own_connections", false);
+  s.ca_file = root.string("ca_file", "");
   parse_player(root, s);
   root.each_element(
       "processes", [&](size_t, core::ConfigReader& p) { s.processes.push_back(parse_process(p)); });

@@ -90,6 +90,11 @@ struct Scenario {
   double duration_s = 60;
   uint64_t max_viewers = 10'000;
   int max_host_connections = 256;  // per host, across all viewers
+  // Each viewer connects from a loopback address of its own (own_address): its requests to a
+  // host share its own connections only (one over HTTP/2), as a phone's do. Loopback
+  // deployments only.
+  bool own_connections = false;
+  std::string ca_file;  // CA bundle for https URLs ("" = the system's)
   int seed = 1;
   PlayerSpec player;
   std::vector<ProcessSpec> processes;
@@ -100,6 +105,9 @@ struct Scenario {
   // take the viewers signed in ahead first).
   uint64_t planned_viewers() const;
 };
+
+// Viewer `number`'s own loopback address (Scenario::own_connections): 127.16.0.1 on, one each.
+std::string own_address(uint64_t number);
 
 // `name` stands for the file in messages; `overrides` are "dotted.key=value" as --set.
 core::Result<Scenario> parse_scenario(const std::string& name, const std::string& text,

@@ -71,6 +71,7 @@ void Viewer::request(RequestKind kind, http::FetchRequest request, bool keep_bod
   const double started = ctx_.now();
   request.timeout = std::chrono::milliseconds(
       static_cast<int64_t>(ctx_.scenario.player.request_timeout_s * 1000));
+  if (ctx_.scenario.own_connections) request.local_address = own_address(number_);
   auto reply = std::make_shared<Reply>();
   const size_t limit = kind == RequestKind::master || kind == RequestKind::media ? kMaxPlaylistBytes
                                                                                  : kMaxReplyBytes;

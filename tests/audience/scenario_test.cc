@@ -138,3 +138,15 @@ TEST_CASE("the recorder's spread behind live: p5 to p95 of the viewers within ea
   CHECK(spreads[1] == doctest::Approx(0.0).epsilon(0.05));
   CHECK(r.behind_live_in_second(5, 0.05) == std::nullopt);
 }
+
+TEST_CASE("own connections: each viewer's loopback address is its own") {
+  auto s = parse_scenario("s.json", kMinimal, {"own_connections=true", "ca_file=\"cert.pem\""});
+  REQUIRE_MESSAGE(s.ok(), s.error().message);
+  CHECK(s->own_connections);
+  CHECK(s->ca_file == "cert.pem");
+  CHECK_FALSE(parse_scenario("s.json", kMinimal)->own_connections);
+  CHECK(own_address(0) == "127.16.0.1");
+  CHECK(own_address(255) == "127.16.1.0");
+  CHECK(own_address(65535) == "127.17.0.0");
+  CHECK(own_address(kMaxViewers - 1) == "127.17.134.160");
+}

@@ -486,3 +486,30 @@ TEST_CASE("http client: time spent in line counts toward a transfer's timeout") 
   // At once, not a whole timeout after it left the line.
   CHECK(second_done_at - answered_at < std::chrono::milliseconds(500));
 }
+
+TEST_CASE(
+    "http client: a request's local address is its connection's, which no request naming another "
+    "reuses") {
+  Loop loop;
+  loop.server->route("/peer", {"GET"},
+                     [](http::HttpExchange& ex) { ex.reply(200, ex.remote_ip(), "text/plain"); });
+  auto from = [&](const std::string& local) {
+    http::FetchRequest request{loop.url("/peer"), "GET", {}, std::nullopt, {}};
+    request.local_address = local;
+    return loop.fetch_request(request);
+  };
+  const auto open = [&](int n) {
+    return loop.metrics.render().find("http_connections_open " + std::to_string(n) + "\n") !=
+           std::string::npos;
+  };
+  CHECK(from("127.16.0.1").body == "127.16.0.1");
+  CHECK(from("127.16.0.2").body == "127.16.0.2");
+  // Each address's connection stays open: a third request from the first reuses its own.
+  CHECK(open(2));
+  CHECK(from("127.16.0.1").body == "127.16.0.1");
+  CHECK(open(2));
+  // A request that names none may take any (libcurl's rule).
+  const std::string unbound = from("").body;
+  CHECK((unbound == "127.16.0.1" || unbound == "127.16.0.2"));
+  CHECK(open(2));
+}

@@ -164,6 +164,9 @@ FetchId HttpClient::fetch(FetchRequest request, FetchCallbacks callbacks) {
   curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
   curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
   if (request.fresh_connection) curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
+  if (!request.local_address.empty()) {
+    curl_easy_setopt(e, CURLOPT_INTERFACE, ("host!" + request.local_address).c_str());
+  }
   curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
                    static_cast<long>(options_.connect_timeout.count()));
   t->created = std::chrono::steady_clock::now();

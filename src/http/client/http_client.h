@@ -67,6 +67,10 @@ struct FetchRequest {
   // A request the caller expects its origin to hold long: it waits for the host's slow-lane
   // budget (HttpClientOptions::max_host_slow_transfers), never for a connection the others need.
   bool slow_lane = false;
+  // Connect from this local address (an IP of this host): connections are reused only by
+  // requests that name the same one. The audience tool gives each simulated viewer its own, so
+  // that a viewer's requests share a connection (HTTP/2) only with its own, as a phone's do.
+  std::string local_address{};
 };
 
 struct FetchHead {
