@@ -2,6 +2,7 @@
 #include <doctest/doctest.h>
 
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -188,5 +189,20 @@ TEST_CASE("percent_encode_component keeps the unreserved bytes and encodes every
     const std::string expected =
         unreserved ? std::string(1, ch) : std::string{'%', hex[c >> 4], hex[c & 15]};
     CHECK(hls::percent_encode_component(std::string(1, ch)) == expected);
+  }
+}
+
+TEST_CASE("every byte: refused in a URI, percent-encoded, or kept as it is") {
+  for (int c = 0; c < 256; ++c) {
+    CAPTURE(c);
+    const char ch = static_cast<char>(c);
+    const std::string one(1, ch);
+    const bool refused = c < 0x20 || c == 0x7F || c == '\\';
+    const bool encoded = c >= 0x80 || std::string_view(" \"<>`{}").find(ch) != std::string::npos;
+    CHECK(hls::has_forbidden_uri_chars("a" + one + "b") == refused);
+    std::string escaped = "a" + one;
+    hls::escape_uri_chars_in_place(escaped);
+    CHECK(escaped == (encoded ? "a" + hls::percent_encode_component(one) : "a" + one));
+    CHECK(hls::escape_uri_chars(one + "z") == escaped.substr(1) + "z");
   }
 }
