@@ -53,6 +53,7 @@ Viewer::Viewer(PlayerContext& context, uint64_t number, std::string cache)
     : ctx_(context),
       number_(number),
       id_("aud" + std::to_string(context.scenario.seed) + "-" + std::to_string(number)),
+      local_address_(context.scenario.own_connections ? own_address(number) : std::string()),
       own_cache_(cache),
       cache_(std::move(cache)),
       buffer_(context.scenario.player.start_buffer_s),
@@ -71,7 +72,7 @@ void Viewer::request(RequestKind kind, http::FetchRequest request, bool keep_bod
   const double started = ctx_.now();
   request.timeout = std::chrono::milliseconds(
       static_cast<int64_t>(ctx_.scenario.player.request_timeout_s * 1000));
-  if (ctx_.scenario.own_connections) request.local_address = own_address(number_);
+  request.local_address = local_address_;
   auto reply = std::make_shared<Reply>();
   const size_t limit = kind == RequestKind::master || kind == RequestKind::media ? kMaxPlaylistBytes
                                                                                  : kMaxReplyBytes;

@@ -166,6 +166,7 @@ class Viewer {
   PlayerContext& ctx_;
   uint64_t number_;
   std::string id_;
+  std::string local_address_;  // own_connections: this viewer's own; "" otherwise
   std::string own_cache_;
   std::string cache_;
   std::string token_;
