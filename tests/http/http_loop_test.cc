@@ -513,3 +513,26 @@ TEST_CASE(
   CHECK((unbound == "127.16.0.1" || unbound == "127.16.0.2"));
   CHECK(open(2));
 }
+
+TEST_CASE(
+    "http client: a finished transfer's handle serves the next one, with none of its options") {
+  Loop loop;
+  loop.server->route("/what", {"GET", "HEAD", "POST"}, [](http::HttpExchange& ex) {
+    ex.reply(200,
+             ex.method() + " probe=" + ex.header("X-Probe").value_or("none") + " body=" + ex.body(),
+             "text/plain");
+  });
+  CHECK(loop.client->spare_handles() == 0);
+  http::FetchRequest post{loop.url("/what"), "POST", {{"X-Probe", "one"}}, std::nullopt, "abc"};
+  post.local_address = "127.16.0.7";
+  CHECK(loop.fetch_request(post).body == "POST probe=one body=abc");
+  CHECK(loop.client->spare_handles() == 1);
+  // A HEAD, then a plain GET on the same handle: a GET left with the HEAD's "no body", or the
+  // POST's header or body, would show here.
+  auto head = loop.fetch("/what", {}, "HEAD");
+  CHECK(head.result.status == 200);
+  CHECK(head.body.empty());
+  CHECK(loop.client->spare_handles() == 1);
+  CHECK(loop.fetch("/what").body == "GET probe=none body=");
+  CHECK(loop.client->spare_handles() == 1);
+}

@@ -147,6 +147,7 @@ core::Result<std::unique_ptr<HttpClient>> HttpClient::create(event_base& base,
 HttpClient::~HttpClient() {
   for (auto& [id, t] : transfers_) curl_multi_remove_handle(multi_.get(), t->easy.get());
   transfers_.clear();
+  spare_easies_.clear();
   multi_.reset();
   sockets_.clear();
 }
@@ -156,7 +157,7 @@ FetchId HttpClient::fetch(FetchRequest request, FetchCallbacks callbacks) {
   t->id = next_id_++;
   t->client = this;
   t->callbacks = std::move(callbacks);
-  t->easy.reset(curl_easy_init());
+  t->easy = take_easy();
   CURL* e = t->easy.get();
   curl_easy_setopt(e, CURLOPT_URL, request.url.c_str());
   curl_easy_setopt(e, CURLOPT_PRIVATE, t.get());
@@ -218,6 +219,20 @@ FetchId HttpClient::fetch(FetchRequest request, FetchCallbacks callbacks) {
   added.slow = request.slow_lane;
   hand_or_wait(added, request.url);
   return id;
+}
+
+CurlEasyPtr HttpClient::take_easy() {
+  if (spare_easies_.empty()) return CurlEasyPtr(curl_easy_init());
+  CurlEasyPtr easy = std::move(spare_easies_.back());
+  spare_easies_.pop_back();
+  return easy;
+}
+
+void HttpClient::keep_easy(Transfer& t) {
+  if (!t.easy || spare_easies_.size() >= kMaxSpareEasies) return;
+  // Every option back to its default (the connection cache is the multi handle's).
+  curl_easy_reset(t.easy.get());
+  spare_easies_.push_back(std::move(t.easy));
 }
 
 void HttpClient::hand_or_wait(Transfer& t, const std::string& url) {
@@ -313,10 +328,12 @@ void HttpClient::remove(FetchId id) {
   transfers_.erase(it);
   if (!t->handed) {
     --waiting_;  // its place in line is skipped when reached
+    keep_easy(*t);
     return;
   }
   curl_multi_remove_handle(multi_.get(), t->easy.get());  // harmless if only deferred
   if (!t->host.empty()) release_host_slot(*t);
+  keep_easy(*t);
 }
 
 int HttpClient::on_socket(curl_socket_t s, int what, SocketWatch* watch) {
@@ -393,7 +410,10 @@ void HttpClient::process_completions() {
     transfers_.erase(it);
     curl_multi_remove_handle(multi_.get(), t->easy.get());
     if (!t->host.empty()) release_host_slot(*t);
-    if (t->cancelled) continue;
+    if (t->cancelled) {
+      keep_easy(*t);
+      continue;
+    }
     FetchResult result;
     result.ok = code == CURLE_OK;
     result.timed_out = code == CURLE_OPERATION_TIMEDOUT;
@@ -418,6 +438,7 @@ void HttpClient::process_completions() {
       if (t->callbacks.on_head) t->callbacks.on_head(t->head);
     }
     if (t->callbacks.on_done) t->callbacks.on_done(result);
+    keep_easy(*t);
   }
 }
 
