@@ -227,6 +227,7 @@ bool Viewer::read_parts(const hls::Playlist& playlist, size_t skipped) {
   const auto& slots = playlist.tmpl.slots();
   const uint64_t next_msn = segments_.empty() ? m.media_sequence : segments_.back().sequence + 1;
   parts_.clear();
+  parts_.reserve(m.parts.size());
   std::optional<size_t> segment;
   uint64_t index = 0, range_end = 0;
   std::optional<double> program_date;

@@ -57,39 +57,20 @@ const Parser::TagInfo* Parser::find_tag(std::string_view name) {
 }
 
 void Parser::prescan(size_t start) {
+  // Only as far as the first tag that belongs to one kind (usually line 2 or 3): the main pass
+  // finds a tag of the other kind. (A scan to the end for it was a sixth of a media playlist's
+  // parse.)
   LineReader reader(src_, start);
   std::string_view raw;
-  size_t first_master = 0;
-  size_t first_media = 0;
-  std::string_view master_tag;
-  std::string_view media_tag;
   while (reader.next(raw)) {
     std::string_view text = trim_blanks(raw);
     if (!text.starts_with("#EXT")) continue;
     const TagInfo* info = find_tag(split_tag(text).name);
-    if (!info) continue;
-    if (info->scope == Scope::master && !first_master) {
-      first_master = reader.number();
-      master_tag = info->name;
-    } else if (info->scope == Scope::media && !first_media) {
-      first_media = reader.number();
-      media_tag = info->name;
-    }
-    if (first_master && first_media) break;
-  }
-  kind_ = first_master && (!first_media || first_master < first_media) ? PlaylistKind::master
-                                                                       : PlaylistKind::media;
-  if (first_master && first_media) {
-    mixed_line_ = std::max(first_master, first_media);
-    if (kind_ == PlaylistKind::master) {
-      mixed_message_ = "media playlist tag #" + std::string(media_tag) +
-                       " in a master playlist (#" + std::string(master_tag) + " on line " +
-                       std::to_string(first_master) + ")";
-    } else {
-      mixed_message_ = "master playlist tag #" + std::string(master_tag) +
-                       " in a media playlist (#" + std::string(media_tag) + " on line " +
-                       std::to_string(first_media) + ")";
-    }
+    if (!info || info->scope == Scope::neutral) continue;
+    kind_ = info->scope == Scope::master ? PlaylistKind::master : PlaylistKind::media;
+    first_kind_tag_ = info->name;
+    first_kind_tag_line_ = reader.number();
+    return;
   }
 }
 
@@ -141,7 +122,6 @@ bool Parser::handle_line(std::string_view raw, size_t line) {
     if (text.front() == '#') return true;  // comment before the header (RFC prose, notes)
     return fail("missing_header", line, "expected #EXTM3U, found " + shown(text));
   }
-  if (line == mixed_line_) return fail("mixed_playlist", line, mixed_message_);
   if (text.front() == '#') {
     if (!text.starts_with("#EXT")) return true;  // comment
     return handle_tag(text, line);
@@ -267,11 +247,12 @@ bool Parser::add_slot(std::string_view original, bool quoted, Role role, std::st
   }
   auto where = [&] { return tag.empty() ? std::string("URI line") : "#" + std::string(tag); };
   if (ref.empty()) return fail("bad_uri", line, where() + " has an empty URI");
-  if (has_forbidden_uri_chars(ref)) {
+  const UriBytesFound found = find_uri_bytes(ref);
+  if (found.forbidden) {
     return fail("bad_uri", line,
                 where() + " URI " + shown(ref) + " contains a control character or a backslash");
   }
-  std::optional<std::string> resolved = resolve_uri(base_, ref);
+  std::optional<std::string> resolved = resolve_uri(base_parts_, ref);
   if (!resolved) {
     return fail("bad_uri", line, where() + " URI " + shown(ref) + " cannot be resolved");
   }
@@ -284,7 +265,8 @@ bool Parser::add_slot(std::string_view original, bool quoted, Role role, std::st
   slot.quoted = quoted;
   slot.tag = tag;
   slot.attribute = attribute;
-  escape_uri_chars_in_place(*resolved);
+  // Resolution adds no byte to escape: only the reference's or the base's can need it.
+  if (found.escaped || base_has_escaped_bytes_) escape_uri_chars_in_place(*resolved);
   slot.uri = std::move(*resolved);
   slot.original = original;
   slot.line = line;
@@ -452,6 +434,15 @@ Variant Parser::variant_facts(const AttributeList& attrs, Variant::Kind kind, st
 bool Parser::handle_tag(std::string_view text, size_t line) {
   const TagLine tl = split_tag(text);
   const TagInfo* info = find_tag(tl.name);
+  if (info && info->scope != Scope::neutral &&
+      (info->scope == Scope::master) != (kind_ == PlaylistKind::master)) {
+    const bool master = kind_ == PlaylistKind::master;
+    return fail("mixed_playlist", line,
+                std::string(master ? "media" : "master") + " playlist tag #" +
+                    std::string(info->name) + " in a " + (master ? "master" : "media") +
+                    " playlist (#" + std::string(first_kind_tag_) + " on line " +
+                    std::to_string(first_kind_tag_line_) + ")");
+  }
   if (!info || !info->handler) return true;  // unknown tags are kept as they are
   if (pending_variant_ && info->handler != &Parser::on_define) {
     warn(

@@ -143,7 +143,10 @@ bool may_have_dot_segments(std::string_view path) {
 }  // namespace
 
 std::optional<std::string> resolve_uri(std::string_view base, std::string_view reference) {
-  const UriParts b = split_uri(base);
+  return resolve_uri(split_uri(base), reference);
+}
+
+std::optional<std::string> resolve_uri(const UriParts& b, std::string_view reference) {
   if (!b.scheme) return std::nullopt;
   const UriParts r = split_uri(reference);
 
@@ -199,7 +202,9 @@ std::optional<std::string> resolve_uri(std::string_view base, std::string_view r
 
   // RFC 3986 section 5.3.
   std::string out;
-  out.reserve(scheme.size() + base.size() + reference.size() + 8);
+  const size_t base_size = b.scheme->size() + (b.authority ? b.authority->size() : 0) +
+                           b.path.size() + (b.query ? b.query->size() : 0);
+  out.reserve(scheme.size() + base_size + reference.size() + 8);
   out.append(scheme).push_back(':');
   if (authority) out.append("//").append(*authority);
   if (cleaned) {
@@ -248,6 +253,22 @@ bool any_of_kind(UriByte kind, std::string_view text) {
 
 bool has_forbidden_uri_chars(std::string_view text) {
   return any_of_kind(UriByte::forbidden, text);
+}
+
+UriBytesFound find_uri_bytes(std::string_view text) {
+  const auto* bytes = reinterpret_cast<const unsigned char*>(text.data());
+  const size_t n = text.size();
+  uint8_t found = 0;
+  size_t i = 0;
+  // Eight lookups a step: one loop test per eight bytes (URIs with signed queries are long).
+  for (; i + 8 <= n; i += 8) {
+    found |= kUriBytes[bytes[i]] | kUriBytes[bytes[i + 1]] | kUriBytes[bytes[i + 2]] |
+             kUriBytes[bytes[i + 3]] | kUriBytes[bytes[i + 4]] | kUriBytes[bytes[i + 5]] |
+             kUriBytes[bytes[i + 6]] | kUriBytes[bytes[i + 7]];
+  }
+  for (; i < n; ++i) found |= kUriBytes[bytes[i]];
+  return {(found & static_cast<uint8_t>(UriByte::forbidden)) != 0,
+          (found & static_cast<uint8_t>(UriByte::escaped)) != 0};
 }
 
 void escape_uri_chars_in_place(std::string& text) {

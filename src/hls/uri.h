@@ -39,11 +39,22 @@ std::string remove_dot_segments(std::string_view path);
 // Returns nullopt when `base` is not an absolute URI. No characters are encoded
 // or decoded: the result is the textual resolution only.
 std::optional<std::string> resolve_uri(std::string_view base, std::string_view reference);
+// The same against a base split once (split_uri() of a string the caller keeps alive), for the
+// many references of one playlist.
+std::optional<std::string> resolve_uri(const UriParts& base, std::string_view reference);
 
 // True if `text` contains a byte that can never appear in a URI reference we are
 // willing to forward: ASCII control characters (0x00-0x1F, 0x7F) or a backslash
 // (which browsers reinterpret as '/' and other clients do not).
 bool has_forbidden_uri_chars(std::string_view text);
+
+// Both checks of a reference's bytes in one pass: a forbidden byte (has_forbidden_uri_chars), a
+// byte escape_uri_chars would percent-encode.
+struct UriBytesFound {
+  bool forbidden = false;
+  bool escaped = false;
+};
+UriBytesFound find_uri_bytes(std::string_view text);
 
 // Percent-encodes the bytes that RFC 3986 does not allow but that real playlists
 // contain: space, '"', '<', '>', '`', '{', '}' and every byte >= 0x80 (so UTF-8

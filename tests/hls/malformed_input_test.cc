@@ -49,6 +49,14 @@ TEST_CASE("master and media tags in one playlist are rejected, naming both lines
   CHECK(err.message ==
         "line 4: media playlist tag #EXTINF in a master playlist "
         "(#EXT-X-STREAM-INF on line 2)");
+  // A media playlist's first tag decides; the master tag is found where it stands, however far.
+  std::string media = "#EXTM3U\n#EXT-X-TARGETDURATION:1\n";
+  for (int i = 0; i < 50; ++i) media += "#EXTINF:1,\ns" + std::to_string(i) + ".ts\n";
+  media += "#EXT-X-STREAM-INF:BANDWIDTH=1\nv.m3u8\n";
+  err = check_rejected(media, "mixed_playlist", 103);
+  CHECK(err.message ==
+        "line 103: master playlist tag #EXT-X-STREAM-INF in a media playlist "
+        "(#EXT-X-TARGETDURATION on line 2)");
 }
 
 TEST_CASE("EXT-X-SESSION-KEY in a media playlist is tolerated and rewritten as a key") {

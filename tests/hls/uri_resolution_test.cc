@@ -6,6 +6,7 @@
 #include <utility>
 #include <vector>
 
+#include "hls/playlist.h"
 #include "hls/uri.h"
 
 namespace {
@@ -200,9 +201,26 @@ TEST_CASE("every byte: refused in a URI, percent-encoded, or kept as it is") {
     const bool refused = c < 0x20 || c == 0x7F || c == '\\';
     const bool encoded = c >= 0x80 || std::string_view(" \"<>`{}").find(ch) != std::string::npos;
     CHECK(hls::has_forbidden_uri_chars("a" + one + "b") == refused);
+    const hls::UriBytesFound found = hls::find_uri_bytes("a" + one + "b");
+    CHECK(found.forbidden == refused);
+    CHECK(found.escaped == encoded);
     std::string escaped = "a" + one;
     hls::escape_uri_chars_in_place(escaped);
     CHECK(escaped == (encoded ? "a" + hls::percent_encode_component(one) : "a" + one));
     CHECK(hls::escape_uri_chars(one + "z") == escaped.substr(1) + "z");
   }
+}
+
+TEST_CASE("a playlist's URIs are escaped where their reference or the playlist's URL needs it") {
+  const std::string text =
+      "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:2,\ns 1.ts\n#EXTINF:2,\ns2.ts\n";
+  auto plain = hls::parse_playlist(text, "http://o/live/index.m3u8");
+  REQUIRE(plain.ok());
+  CHECK(plain->tmpl.slots()[0].uri == "http://o/live/s%201.ts");
+  CHECK(plain->tmpl.slots()[1].uri == "http://o/live/s2.ts");
+  // Bytes to escape in the URL only: every URI resolved against its directory gets them escaped.
+  auto odd_base = hls::parse_playlist(text, "http://o/li{v}e/index.m3u8");
+  REQUIRE(odd_base.ok());
+  CHECK(odd_base->tmpl.slots()[0].uri == "http://o/li%7Bv%7De/s%201.ts");
+  CHECK(odd_base->tmpl.slots()[1].uri == "http://o/li%7Bv%7De/s2.ts");
 }
