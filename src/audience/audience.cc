@@ -101,6 +101,8 @@ core::Result<std::unique_ptr<Audience>> Audience::create(Scenario scenario, RunO
   // Every viewer keeps its connections as a player does (playlists to the balancer, segments
   // to its node): without a cache this large most requests would connect anew.
   http.max_cached_connections = std::min<long>(4L * http.max_host_connections, 65536);
+  // Each viewer is a phone of its own: no TLS session from another viewer's connection.
+  http.resume_tls_sessions = false;
   for (long i = 0; i < clients; ++i) {
     auto client = http::HttpClient::create(a->loop_.base(), http);
     if (!client) return client.error();

@@ -13,6 +13,8 @@
 #include <filesystem>
 #include <future>
 
+#include "core/handles.h"
+#include "http/client/http_client.h"
 #include "support/balancer_fixture.h"
 #include "support/cache_node_fixture.h"
 #include "support/generated_body.h"
@@ -343,4 +345,50 @@ TEST_CASE("each TLS 1.3 resumption hands the client a new ticket for its next co
   const std::string metrics = http_get(node.url("/metrics")).body;
   CHECK(metric_value(metrics, "tls_handshakes_total{session=\"new\"}") == 1);
   CHECK(metric_value(metrics, "tls_handshakes_total{session=\"resumed\"}") == kConnections);
+}
+
+TEST_CASE(
+    "http client: a kept handle resumes its TLS session on its next connection, unless told not "
+    "to (the audience tool: each viewer's handshakes its own)") {
+  TempDir dir;
+  Certificates certs(dir);
+  TestOrigin origin;
+  CacheNodeProcess node(dir.file("node"), origin.base_url(), certs.overrides());
+  // Three requests one after the other, each on a new connection, through one client.
+  const auto three_connections = [&](bool resume) {
+    core::EventBasePtr base(event_base_new());
+    http::HttpClientOptions options;
+    options.ca_file = certs.first.cert;
+    options.resume_tls_sessions = resume;
+    auto client = http::HttpClient::create(*base, options);
+    REQUIRE(client.ok());
+    for (int i = 0; i < 3; ++i) {
+      http::FetchRequest request{node.tls_url("/health"), "GET", {}, std::nullopt, {}};
+      request.fresh_connection = true;
+      int status = 0;
+      bool done = false;
+      client.value()->fetch(request, {{}, {}, [&](const http::FetchResult& r) {
+                                        status = r.status;
+                                        done = true;
+                                      }});
+      const auto deadline = std::chrono::steady_clock::now() + 10s;
+      while (!done && std::chrono::steady_clock::now() < deadline) {
+        timeval slice{0, 20000};
+        event_base_loopexit(base.get(), &slice);
+        event_base_loop(base.get(), EVLOOP_ONCE);
+      }
+      CHECK(status == 200);
+    }
+  };
+  const auto handshakes = [&](const char* session) {
+    return metric_value(http_get(node.url("/metrics")).body,
+                        "tls_handshakes_total{session=\"" + std::string(session) + "\"}")
+        .value_or(-1);
+  };
+  three_connections(false);
+  CHECK(handshakes("new") == 3);
+  CHECK(handshakes("resumed") == 0);
+  three_connections(true);
+  CHECK(handshakes("new") == 4);
+  CHECK(handshakes("resumed") == 2);
 }

@@ -191,6 +191,7 @@ FetchId HttpClient::fetch(FetchRequest request, FetchCallbacks callbacks) {
   // Larger reads mean fewer callbacks (and fewer sends to waiters) per chunk.
   curl_easy_setopt(e, CURLOPT_BUFFERSIZE, options_.receive_buffer_bytes);
   if (!options_.ca_file.empty()) curl_easy_setopt(e, CURLOPT_CAINFO, options_.ca_file.c_str());
+  if (!options_.resume_tls_sessions) curl_easy_setopt(e, CURLOPT_SSL_SESSIONID_CACHE, 0L);
   // h2c (prior knowledge) is not offered: libcurl 7.88 fails concurrent streams on it.
   if (options_.http2) {
     curl_easy_setopt(e, CURLOPT_HTTP_VERSION, static_cast<long>(CURL_HTTP_VERSION_2TLS));

@@ -53,6 +53,10 @@ struct HttpClientOptions {
   // holds long (slow playlists, blocking reloads) leave max_host_connections less this for the
   // others, however many of them there are. 0: the slow lane is not bounded apart.
   long max_host_slow_transfers = 0;
+  // A TLS session a handle holds is resumed by its next transfer's new connection to that host
+  // (handles are kept for the next transfers). false: every connection a full handshake, as a
+  // crowd of devices makes them (the audience tool).
+  bool resume_tls_sessions = true;
 };
 
 struct FetchRequest {
