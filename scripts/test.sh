@@ -37,7 +37,7 @@ cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBALANCER_WERROR
 cmake --build build -j "$jobs"
 
 # A developer's whole run (no sanitizer passes, no arguments) starts the browser test, the
-# longest (about 6.5 minutes of real-time playback), once the build is done, and runs the other
+# longest (about 5 minutes of real-time playback), once the build is done, and runs the other
 # tests beside it at a lower priority: they mostly wait on timers and other processes, and the
 # players' real-time playback gets the CPU first. Its output is shown once it ends. (Started as
 # soon as its four servers were built, with the rest building beside it even at nice 19, three
