@@ -356,6 +356,27 @@ struct FollowedFixture : Fixture {
     REQUIRE(run_until([&] { return slot->delivering(); }));
     REQUIRE(follows_for(2) <= 1);
   }
+
+  // A viewer's delta reload, which the fetch loop answers: it publishes a delta beside each
+  // version from then on.
+  void deltas_asked() {
+    SourceResult first = get(request(kLlPath, part(12, 1, "YES")));
+    REQUIRE(first.version != nullptr);
+    REQUIRE(first.version->playlist.media.is_delta_update());
+    REQUIRE(run_until([&] { return slot->view().delta != nullptr; }));
+  }
+
+  // A viewer's plain blocking reload for 12.3, answered by the version that brings it (the copy
+  // stays in use); the slot then holds that version.
+  void next_version_for_a_plain_reload() {
+    std::optional<SourceResult> plain;
+    front->get(request(kLlPath, part(12, 3)), timings, [&](const SourceResult& r) { plain = r; });
+    test::write_file(dir.file("ll.m3u8"), ll_playlist(4));
+    REQUIRE(run_until([&] { return plain.has_value(); }));
+    REQUIRE(plain->version != nullptr);
+    CHECK(satisfies_blocking(plain->version->playlist.media, 12, 3));
+    CHECK(slot->view().version == plain->version);
+  }
 };
 
 // How many of `answers` came.
@@ -480,6 +501,47 @@ TEST_CASE(
   }
   CHECK(f.cache_lookups() == lookups + 1);
   CHECK(f.origin.count("/files" + kLlPath + "&_HLS_msn=12&_HLS_part=2&_HLS_skip=YES") == 0);
+}
+
+TEST_CASE(
+    "source front: a copy whose viewers stopped asking for delta updates stops building one per "
+    "version, and builds them again when asked") {
+  FollowedFixture f;
+  f.follow_delivers(/*with_next=*/true);
+  f.deltas_asked();
+  // More than 30 s later, the next version.
+  f.clock.advance(std::chrono::seconds(31));
+  f.next_version_for_a_plain_reload();
+  CHECK(f.slot->view().delta == nullptr);
+
+  // A viewer asks for one again: the fetch loop builds it and publishes deltas from then on.
+  SourceResult again = f.get(f.request(kLlPath, f.part(12, 3, "YES")));
+  REQUIRE(again.version != nullptr);
+  CHECK(again.version->playlist.media.is_delta_update());
+  CHECK(f.run_until([&] { return f.slot->view().delta != nullptr; }));
+}
+
+TEST_CASE(
+    "source front: delta updates a serving loop answers count as asked for: the fetch loop goes "
+    "on building them") {
+  FollowedFixture f;
+  f.follow_delivers(/*with_next=*/true);
+  f.deltas_asked();
+  const uint64_t lookups = f.cache_lookups();
+
+  // 20 s later a viewer's delta reload is answered on the front's loop, 20 s after that comes
+  // the next version: 40 s after the fetch loop's last delta, 20 s after the front's.
+  f.clock.advance(std::chrono::seconds(20));
+  std::optional<SourceResult> here;
+  f.front->get(f.request(kLlPath, f.part(12, 2, "YES")), f.timings,
+               [&](const SourceResult& r) { here = r; });
+  REQUIRE(f.run_until([&] { return here.has_value(); }));
+  REQUIRE(here->version != nullptr);
+  CHECK(here->version->playlist.media.is_delta_update());
+  CHECK(f.cache_lookups() == lookups);
+  f.clock.advance(std::chrono::seconds(20));
+  f.next_version_for_a_plain_reload();
+  CHECK(f.slot->view().delta != nullptr);
 }
 
 TEST_CASE("source front: a front destroyed with blocking reloads parked is never woken") {

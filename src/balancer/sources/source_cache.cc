@@ -10,6 +10,9 @@
 namespace balancer {
 namespace {
 
+// A copy whose viewers asked for no delta update for this long stops building one per version.
+constexpr auto kDeltasUnaskedFor = std::chrono::seconds(30);
+
 constexpr core::CounterFamily kBalancerPlaylistCache{
     "balancer_playlist_cache_total", "Playlist source lookups by outcome", "result"};
 constexpr core::CounterFamily kBalancerOriginFetches{
@@ -208,6 +211,7 @@ std::shared_ptr<const SourceVersion> SourceCache::build_delta(Entry& entry) {
 }
 
 std::shared_ptr<const SourceVersion> SourceCache::delta_of(Entry& entry) {
+  if (entry.slot) entry.slot->touch_delta(clock_.now());
   if (!entry.deltas_wanted && !entry.blocking) {
     // The serving loops get this version's delta now, and every next one's as it comes.
     entry.deltas_wanted = true;
@@ -222,6 +226,9 @@ void SourceCache::publish_slot(Entry& entry) {
   if (v != nullptr && !entry.blocking && v->playlist.kind == hls::PlaylistKind::media) {
     view.parks_blocking = entry.channel_copy() || entry.lineage.origin_numbering;
     const hls::MediaInfo& media = v->playlist.media;
+    // Asked for by a serving loop's viewer (SourceSlot::touch_delta) or here (delta_of).
+    if (entry.deltas_wanted && clock_.now() - entry.slot->delta_used() > kDeltasUnaskedFor)
+      entry.deltas_wanted = false;
     if (entry.deltas_wanted && media.server_control.can_skip_until && !media.is_delta_update())
       view.delta = build_delta(entry);
   }

@@ -57,7 +57,8 @@ struct SourceCache::Entry {
   uint64_t caches_before = 0;
   CopyLineage lineage;  // what the version builder carries from `version` to the next
   // An ordinary copy whose viewers asked for a delta update: each version's delta is built as
-  // it is published and published beside it (the serving loops answer skip requests with it).
+  // it is published and published beside it (the serving loops answer skip requests with it),
+  // until none was asked for kDeltasUnaskedFor (source_cache.cc).
   bool deltas_wanted = false;
   LiveFollow follow;  // low-latency playlists of an origin that can block
 

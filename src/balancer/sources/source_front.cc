@@ -147,6 +147,7 @@ bool SourceFront::wait_here(const SourceRequest& request, const PlaylistTimings&
   const bool delta = !asked.skip.empty() && media.server_control.can_skip_until.has_value();
   if ((delta && !entry.delta) || directives_too_far(media, *asked.msn, asked.part)) return false;
   entry.last_used = now;
+  if (delta) entry.slot->touch_delta(now);
   answered_here_.inc();
   if (satisfies_blocking(media, *asked.msn, asked.part)) {
     SourceResult r;

@@ -134,14 +134,12 @@ class SourceSlot {
   bool delivering() const { return delivering_.load(std::memory_order_acquire); }
   // Writes only when the stored time is 100 ms old: one shared write per
   // 100 ms per source, not one per request.
-  void touch(TimePoint now) const {
-    auto ns = now.time_since_epoch().count();
-    if (ns - last_used_.load(std::memory_order_relaxed) > 100'000'000)
-      last_used_.store(ns, std::memory_order_relaxed);
-  }
-  TimePoint last_used() const {
-    return TimePoint(TimePoint::duration(last_used_.load(std::memory_order_relaxed)));
-  }
+  void touch(TimePoint now) const { mark(last_used_, now); }
+  TimePoint last_used() const { return read(last_used_); }
+  // A serving loop answered a viewer with the view's delta update (written as touch() is): the
+  // fetch loop stops building deltas nobody asks for any more.
+  void touch_delta(TimePoint now) const { mark(delta_used_, now); }
+  TimePoint delta_used() const { return read(delta_used_); }
 
  private:
   struct Wake {
@@ -156,6 +154,16 @@ class SourceSlot {
   std::atomic<bool> following_{false};
   std::atomic<bool> delivering_{false};
   mutable std::atomic<TimePoint::rep> last_used_{0};
+  mutable std::atomic<TimePoint::rep> delta_used_{0};
+
+  static void mark(std::atomic<TimePoint::rep>& at, TimePoint now) {
+    auto ns = now.time_since_epoch().count();
+    if (ns - at.load(std::memory_order_relaxed) > 100'000'000)
+      at.store(ns, std::memory_order_relaxed);
+  }
+  static TimePoint read(const std::atomic<TimePoint::rep>& at) {
+    return TimePoint(TimePoint::duration(at.load(std::memory_order_relaxed)));
+  }
 };
 
 // Where one playlist of a channel lies on one of its sources.
