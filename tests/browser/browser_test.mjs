@@ -477,7 +477,7 @@ async function playbackChecks(stack, page, llViewer) {
 // kill -9 of the cache node the player gets its chunks from, mid-play: playback goes on with
 // no fatal hls.js error and no "media sequence mismatch", fragments come from the sibling or
 // origin afterwards, and the stalls are counted. The single-variant and the multi-variant
-// channel play at once, in two pages of two viewers (20 s less than one after the other); when
+// channel play at once, in two pages of two viewers (23 s against 40 s one after the other); when
 // their players chose different nodes, both nodes die in the same moment.
 async function cacheKill(stack, screenshots) {
   await reviveCaches(stack);
@@ -875,7 +875,7 @@ scenarios.players_low_latency = async (stack) => {
   return withPlayerPages(stack, async (browser, pages) => {
     const results = {};
     const problems = [];
-    // The three players play at once, each in its two pages (35 s less than one after the
+    // The three players play at once, each in its two pages (21 s against 52 s one after the
     // other; each is judged against its own direct page, started in the same moment).
     await Promise.all(PLAYERS.map(async (player) => {
       // Both pages load first and start together: a player's latency is set as it starts,

@@ -136,8 +136,8 @@ class SourceSlot {
   // 100 ms per source, not one per request.
   void touch(TimePoint now) const { mark(last_used_, now); }
   TimePoint last_used() const { return read(last_used_); }
-  // A serving loop answered a viewer with the view's delta update (written as touch() is): the
-  // fetch loop stops building deltas nobody asks for any more.
+  // A viewer was answered with a delta update (a serving loop's from the view, or the fetch
+  // loop's own; written as touch() is): the fetch loop stops building deltas nobody asks for.
   void touch_delta(TimePoint now) const { mark(delta_used_, now); }
   TimePoint delta_used() const { return read(delta_used_); }
 
