@@ -235,6 +235,15 @@ std::string fixed3(double v) {
   return buf;
 }
 
+// Part durations to five decimals, as RFC 8216bis's examples write them: a player places each
+// part by the durations listed before it, and three decimals put a segment's fourth part 1 ms
+// off its media (Shaka 5.2 then drops that part's frames: a stall at every segment boundary).
+std::string fixed5(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.5f", v);
+  return buf;
+}
+
 int64_t wall_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())
@@ -248,7 +257,7 @@ class LlOrigin {
     double longest = 0;
     for (const Fragment& f : material_[0].fragments)
       longest = std::max(longest, seconds(f.duration));
-    part_target_ = std::ceil(longest * 1000) / 1000;
+    part_target_ = std::ceil(longest * 1e5) / 1e5;
     // The target duration bounds every segment: the material's longest possible one.
     target_ = static_cast<int>(std::ceil(options_.segment_s + part_target_));
     if (options_.window == 0) options_.window = delta_update_window();
@@ -465,9 +474,9 @@ class LlOrigin {
     const Segment& open = segments_.back();
     std::string out = "#EXTM3U\n#EXT-X-VERSION:" + std::string(v2 ? "10" : "9") + "\n";
     out += "#EXT-X-TARGETDURATION:" + std::to_string(target_) + "\n";
-    out += "#EXT-X-PART-INF:PART-TARGET=" + fixed3(part_target_) + "\n";
+    out += "#EXT-X-PART-INF:PART-TARGET=" + fixed5(part_target_) + "\n";
     const double hold_back = std::max(options_.part_hold_back, 3 * part_target_);
-    out += "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK=" + fixed3(hold_back) +
+    out += "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK=" + fixed5(hold_back) +
            ",CAN-SKIP-UNTIL=" + fixed3(6.0 * target_) + "\n";
     const uint64_t first = first_listed_msn();
     out += "#EXT-X-MEDIA-SEQUENCE:" + std::to_string(first) + "\n";
@@ -535,7 +544,7 @@ class LlOrigin {
   }
 
   std::string part_line(size_t r, const Segment& s, const Part& p, const std::string& base) const {
-    std::string line = "#EXT-X-PART:DURATION=" + fixed3(p.duration) + ",URI=\"";
+    std::string line = "#EXT-X-PART:DURATION=" + fixed5(p.duration) + ",URI=\"";
     if (options_.byterange) {
       line += base + std::to_string(s.msn) + ".m4s\",BYTERANGE=\"" +
               std::to_string(p.bytes[r].size()) + "@" + std::to_string(p.offset) + "\"";

@@ -151,12 +151,22 @@ class TimelineCheck {
       }
     }
     // The duration listed is the first track's (the one ll_origin times parts by), to the
-    // three decimals it is written with.
+    // five decimals it is written with.
     const double media_s = static_cast<double>(duration[first_track()]) / tracks_.front().timescale;
-    if (std::abs(media_s - listed.listed_s) > 0.0005 + 1e-9) {
+    if (std::abs(media_s - listed.listed_s) > 0.000005 + 1e-9) {
       problems_.push_back(listed.uri + ": listed " + std::to_string(listed.listed_s) +
                           " s, its media lasts " + std::to_string(media_s) + " s");
     }
+    // A player places each part at its segment's start plus the listed durations before it
+    // (Shaka 5.2). Three decimals put a segment's fourth part 1 ms after its media; at 1 ms
+    // Shaka resets its timestamp offset, and the browser drops that part's frames up to the
+    // next keyframe: a stall at every segment boundary.
+    if (listed.uri.find(".0.m4s") != std::string::npos) listed_ahead_s_ = 0;
+    if (std::abs(listed_ahead_s_) > 0.0001) {
+      problems_.push_back(listed.uri + ": placed " + std::to_string(listed_ahead_s_ * 1000) +
+                          " ms off its media by the durations listed before it");
+    }
+    listed_ahead_s_ += listed.listed_s - media_s;
   }
 
   const std::vector<std::string>& problems() const { return problems_; }
@@ -171,6 +181,7 @@ class TimelineCheck {
   std::map<uint32_t, uint64_t> ends_;        // where each track's last media ended
   std::vector<std::string> problems_;
   int seams_ = 0;
+  double listed_ahead_s_ = 0;  // listed minus media durations since the segment's first part
 };
 
 // One loop of a material file: its media's length in each track's timescale.
@@ -223,8 +234,8 @@ TEST_CASE("ll_origin: parts at their cadence with the LL-HLS tags, PDT from the 
   CHECK(count_of(master, ",RESOLUTION=640x360,") == 2);
 
   const std::string playlist = http_get(origin.url("/low/index.m3u8")).body;
-  CHECK(playlist.find("#EXT-X-PART-INF:PART-TARGET=0.267") != std::string::npos);
-  CHECK(playlist.find("#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK=0.801,CAN-SKIP-"
+  CHECK(playlist.find("#EXT-X-PART-INF:PART-TARGET=0.26667") != std::string::npos);
+  CHECK(playlist.find("#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK=0.80001,CAN-SKIP-"
                       "UNTIL=12.000") != std::string::npos);
   CHECK(playlist.find("#EXT-X-MAP:URI=\"init.mp4\"") != std::string::npos);
   CHECK(count_of(playlist, "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"seg") == 1);

@@ -44,8 +44,10 @@
     state.stalls += 1;
     stallStarted = now();
     const b = video.buffered;
-    state.stallLog.push({ at: Date.now(), currentTime: +video.currentTime.toFixed(2),
-      bufferedEnd: b.length ? +b.end(b.length - 1).toFixed(2) : null });
+    const ranges = [];
+    for (let i = 0; i < b.length; i += 1) ranges.push([+b.start(i).toFixed(3), +b.end(i).toFixed(3)]);
+    state.stallLog.push({ at: Date.now(), currentTime: +video.currentTime.toFixed(3),
+      bufferedEnd: b.length ? +b.end(b.length - 1).toFixed(2) : null, buffered: ranges });
   });
   const error = (fatal, detail) => {
     if (fatal) state.fatalErrors += 1;
