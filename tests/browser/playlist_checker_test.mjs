@@ -32,4 +32,13 @@ assert.match(problems([at('hi', media(10, ['a10.ts?brun=1'])), at('hi', media(10
 // Renditions that disagree on a discontinuity number, or one rendition that changes its own.
 assert.match(problems([at('hi', media(12, ['b7.ts'], { tagged: [12] })), at('lo', media(12, ['b7.ts']))]), /number 12: discontinuity number 1 in hi, 0 in lo/);
 assert.match(problems([at('hi', media(12, ['b7.ts'], { tagged: [12] })), at('hi', media(12, ['b7.ts', 'b8.ts'], { disc: 2 }))]), /number 12: discontinuity number 1 in hi, 2 in hi/);
+// A part naming another part: the dead source's part of the segment in progress, then the
+// other source's part under the same number and index. Parts that go on, and a segment
+// completed with the parts listed before it, hold.
+const parts = (first, list, tail = '') => '#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:' + first + '\n' +
+  list.map((u) => '#EXT-X-PART:DURATION=0.5,URI="' + u + '"\n').join('') + tail;
+assert.deepEqual(checkPlaylists([at('hi', parts(5, ['a5.0.m4s'])), at('hi', parts(5, ['a5.0.m4s', 'a5.1.m4s'])),
+  at('hi', parts(5, ['a5.0.m4s', 'a5.1.m4s'], '#EXTINF:1.0,\na5.m4s\n#EXT-X-PART:DURATION=0.5,URI="a6.0.m4s"\n'))]), []);
+assert.match(problems([at('hi', parts(5, ['a5.0.m4s'])), at('hi', parts(5, ['b9.0.m4s?brun=3', 'b9.1.m4s?brun=3']))]),
+  /hi: part 0 of number 5 named \/hls\/c\/a5\.0\.m4s, then \/hls\/c\/b9\.0\.m4s\?brun=3/);
 console.log('playlist checker: all checks passed');

@@ -30,7 +30,10 @@
 //                                     counted (per path+query; per rendition and kind)
 //   GET|POST /__fault?late_ms=N       the next part is published N ms late
 //   GET|POST /__fault?stall_ms=N      no part is published for N ms
-//   GET|POST /__fault?restart=1       the encoder restarts: numbering from 0, names reused
+//   GET|POST /__fault?restart=1       the encoder restarts: numbering from 0, names reused;
+//                                     what the old run published stays downloadable three
+//                                     target durations (until its name is written again), as
+//                                     an origin's storage keeps it
 //   GET|POST /__fault?hint_404=1|0    a request for a part not yet published gets 404
 // Every answer carries Access-Control-Allow-Origin: * (browser players).
 //
@@ -445,11 +448,23 @@ class LlOrigin {
            SteadyClock::now() - segments_.front().left_at > keep) {
       segments_.pop_front();
     }
+    if (!previous_run_.empty() && SteadyClock::now() - restarted_at_ > keep) previous_run_.clear();
   }
 
   // ---- playlists ----
   const Segment* find_segment(uint64_t msn) const {
     for (const Segment& s : segments_) {
+      if (s.msn == msn) return &s;
+    }
+    return nullptr;
+  }
+
+  // The chunk a name gives: this run's, else what the run before a restart published, unless
+  // this run writes that name now or next (a request for it waits for the new bytes).
+  const Segment* find_chunk(uint64_t msn) const {
+    if (const Segment* s = find_segment(msn)) return s;
+    if (msn <= segments_.back().msn + 1) return nullptr;
+    for (const Segment& s : previous_run_) {
       if (s.msn == msn) return &s;
     }
     return nullptr;
@@ -727,7 +742,7 @@ class LlOrigin {
 
   void part_request(evhttp_request* req, size_t r, uint64_t msn, size_t index) {
     auto send = [this, req, r, msn, index]() -> bool {
-      const Segment* s = find_segment(msn);
+      const Segment* s = find_chunk(msn);
       if (s == nullptr || index >= s->parts.size()) return false;
       reply(req, 200, "video/mp4", s->parts[index].bytes[r], "max-age=60");
       return true;
@@ -742,7 +757,7 @@ class LlOrigin {
   }
 
   void segment_request(evhttp_request* req, size_t r, uint64_t msn) {
-    const Segment* s = find_segment(msn);
+    const Segment* s = find_chunk(msn);
     evkeyvalq* in = evhttp_request_get_input_headers(req);
     const char* range = evhttp_find_header(in, "Range");
     uint64_t start = 0;
@@ -828,7 +843,9 @@ class LlOrigin {
       // The encoder starts over: numbering from 0, the same names, a new timeline.
       for (const auto& h : held_) reply(h.req, 503, "text/plain", "restarted\n", "no-store");
       held_.clear();
+      previous_run_ = std::move(segments_);
       segments_.clear();
+      restarted_at_ = SteadyClock::now();
       next_msn_ = 0;
       reset_clock();
       start_segment(program_date_ms(0));
@@ -846,6 +863,8 @@ class LlOrigin {
   uint64_t next_fragment_ = 0;
   uint64_t next_msn_ = 0;
   std::deque<Segment> segments_;
+  std::deque<Segment> previous_run_;  // what the run before the last restart published
+  SteadyClock::time_point restarted_at_{};
   std::vector<Held> held_;
   int64_t late_ms_ = 0;
   SteadyClock::time_point clock_start_{};

@@ -355,12 +355,26 @@ TEST_CASE(
   const auto after_first = Clock::now();
   REQUIRE(wait_until([&] { return origin.parts_published() >= parts + 2; }, 3s, 10ms));
   CHECK(Clock::now() - after_first > 700ms);
-  // Restart: numbering starts again at 0 with the same names.
+  // Restart: numbering starts again at 0 with the same names. What the old run published
+  // stays downloadable (a player may still be loading it), until its name is written again.
+  REQUIRE(wait_until([&] { return origin.next_msn() >= 4; }, 10s, 20ms));
+  const std::string old_segment = "/low/seg" + std::to_string(origin.next_msn() - 1) + ".m4s";
+  const std::string old_part = "/low/seg" + std::to_string(origin.next_msn()) + ".0.m4s";
+  const auto old_segment_bytes = http_get(origin.url(old_segment));
+  const auto old_part_bytes = http_get(origin.url(old_part));
+  REQUIRE(old_segment_bytes.status == 200);
+  REQUIRE(old_part_bytes.status == 200);
   REQUIRE(origin.fault("restart=1"));
   REQUIRE(wait_until([&] { return origin.parts_published() >= parts + 4; }, 5s, 10ms));
   const std::string restarted = http_get(origin.url("/low/index.m3u8")).body;
   CHECK(restarted.find("#EXT-X-MEDIA-SEQUENCE:0\n") != std::string::npos);
   CHECK(http_get(origin.url("/low/seg0.0.m4s")).status == 200);
+  const auto segment_after = http_get(origin.url(old_segment));
+  const auto part_after = http_get(origin.url(old_part));
+  CHECK(segment_after.status == 200);
+  CHECK(segment_after.body == old_segment_bytes.body);
+  CHECK(part_after.status == 200);
+  CHECK(part_after.body == old_part_bytes.body);
 }
 
 TEST_CASE(
