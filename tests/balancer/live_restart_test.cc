@@ -393,3 +393,47 @@ TEST_CASE(
                 << " restarts)");
   CHECK(media > 0);
 }
+
+TEST_CASE(
+    "LL: a restart closes the segment in progress with the parts served and a gap; the new run "
+    "follows it, and no part's number and index names a part of the new run") {
+  // Segments of 2 s, parts of 0.5 s; `parts` parts of segment first + count in progress.
+  auto ll_window = [](uint64_t first, int count, int parts) {
+    std::string out = window(first, count, false, "#EXT-X-PART-INF:PART-TARGET=0.5\n");
+    for (int p = 0; p < parts; ++p) {
+      out += "#EXT-X-PART:DURATION=0.5,URI=\"seg_" + std::to_string(first + count) + "." +
+             std::to_string(p) + ".m4s\"" + (p == 0 ? ",INDEPENDENT=YES" : "") + "\n";
+    }
+    return out;
+  };
+  LiveChannel channel;
+  channel.policy.mode = LiveMode::live;
+  channel.serve(ll_window(5, 3, 1), kStart);
+  Served before = channel.serve(ll_window(5, 3, 2), kStart + 1s);
+  CHECK(before.playlist.media.parts.size() == 2);  // 8.0 and 8.1, in progress
+  Served restarted = channel.serve(ll_window(0, 2, 1), kStart + 2s, 1'700'000'100'000);
+  const hls::MediaInfo& media = restarted.playlist.media;
+  // 7 (the window keeps as many segments as before), the closed 8, the new run's 9 and 10.
+  REQUIRE(media.segments.size() == 4);
+  const hls::Segment& closed = media.segments[1];
+  CHECK(closed.sequence == 8);
+  CHECK(closed.gap);
+  CHECK(closed.duration == doctest::Approx(1.0));
+  CHECK_FALSE(closed.discontinuity);
+  CHECK(media.segments[2].discontinuity);
+  CHECK(restarted.chunk_by_msn[9].find("seg_00000.ts?brun=") != std::string::npos);
+  // Parts by (number, index): 8.0 and 8.1 as before, the new run's parts under 11.
+  std::map<std::pair<uint64_t, size_t>, std::string> parts;
+  std::map<size_t, size_t> index_in_segment;
+  for (const hls::Part& part : media.parts) {
+    const uint64_t msn = part.segment_index < media.segments.size()
+                             ? media.segments[part.segment_index].sequence
+                             : media.segments.back().sequence + 1;
+    parts[{msn, index_in_segment[part.segment_index]++}] =
+        restarted.plan.slots[part.uri_slot].origin_target;
+  }
+  CHECK(parts.at({8, 0}).starts_with("/live/seg_8.0.m4s"));
+  CHECK(parts.at({8, 1}).starts_with("/live/seg_8.1.m4s"));
+  CHECK(parts.at({11, 0}).starts_with("/live/seg_2.0.m4s?brun="));
+  CHECK(parts.size() == 3);
+}

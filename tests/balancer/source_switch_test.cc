@@ -399,8 +399,9 @@ TEST_CASE(
 }
 
 TEST_CASE(
-    "LL: a backup whose segment in progress begins where the served segments end takes over "
-    "with its parts; reports and numbers follow the channel's numbering") {
+    "LL: the segment in progress when a source stops is closed with the parts served and a gap; "
+    "the backup's segment nearest its end follows with its parts; reports and numbers follow "
+    "the channel's numbering") {
   // Segments of 1 s, four parts of 0.25 s; B numbers from 300.
   auto ll_window = [](const std::string& prefix, uint64_t base, uint64_t complete, int parts) {
     std::string out =
@@ -420,7 +421,7 @@ TEST_CASE(
     }
     for (int p = 0; p < parts; ++p) {
       out += "#EXT-X-PART:DURATION=0.25,URI=\"" + prefix + std::to_string(base + complete) + "." +
-             std::to_string(p) + ".m4s\"\n";
+             std::to_string(p) + ".m4s\"" + (p == 0 ? ",INDEPENDENT=YES" : "") + "\n";
     }
     out += "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"" + prefix + std::to_string(base + complete) + "." +
            std::to_string(parts) + ".m4s\"\n";
@@ -431,32 +432,95 @@ TEST_CASE(
   const std::string a_url = "http://a.test/ll/low.m3u8", b_url = "http://b.test/ll/low.m3u8";
   SwitchTimeline timeline;
   LiveRunTracker& tracker = timeline.tracker;
-  for (uint64_t complete = 3; complete <= 6; ++complete) {
-    timeline.take(tracker, ll_window("a", 0, complete, 2), a_url, kSwitchStart);
+  for (uint64_t complete = 3; complete <= 5; ++complete) {
+    timeline.take(tracker, ll_window("a", 0, complete, 3), a_url, kSwitchStart);
   }
-  // A served 3..5 complete and 6.0, 6.1; it dies. B's segment 306 (clock 6) is in progress.
-  tracker.switch_source();
-  hls::Playlist served = timeline.take(tracker, ll_window("b", 300, 6, 3), b_url, kSwitchStart);
-  CHECK(tracker.switches() == 1);
-  const hls::MediaInfo& media = served.media;
-  REQUIRE(media.segments.size() == 3);
-  CHECK(media.segments.back().sequence == 5);
-  CHECK(timeline.uri_by_msn[5] == "http://a.test/ll/a5.m4s");
-  // B's parts of its segment in progress are the parts of the channel's 6, after a
-  // discontinuity and B's map.
-  const std::string text(served.tmpl.source());
-  const size_t disc =
-      text.find("#EXT-X-DISCONTINUITY\n#EXT-X-MAP:URI=\"http://b.test/ll/init.mp4\"");
-  REQUIRE(disc != std::string::npos);
-  CHECK(text.find("b306.0.m4s") > disc);
-  CHECK(text.find("a6.0.m4s") == std::string::npos);
-  REQUIRE(media.preload_hints.size() == 1);
-  CHECK(served.tmpl.slots()[*media.preload_hints[0].uri_slot].uri == "http://b.test/ll/b306.3.m4s");
-  // The report is in the channel's numbers: B's 305 is the channel's 5.
-  CHECK(text.find("LAST-MSN=5,LAST-PART=3") != std::string::npos);
-  // B completes 306: it is the channel's 6, with the discontinuity before it, numbered on.
-  served = timeline.take(tracker, ll_window("b", 300, 7, 1), b_url, kSwitchStart);
-  CHECK(timeline.uri_by_msn[6] == "http://b.test/ll/b306.m4s");
-  CHECK(timeline.tagged == std::set<uint64_t>{6});
-  CHECK(std::string(served.tmpl.source()).find("LAST-MSN=6,LAST-PART=3") != std::string::npos);
+  SUBCASE("three parts served of six (0.75 s): the backup's next segment follows") {
+    timeline.take(tracker, ll_window("a", 0, 6, 3), a_url, kSwitchStart);
+    tracker.switch_source();
+    // B's 306 in progress began 0.75 s before the served media ends: it waits for B's 307.
+    hls::Playlist waiting = timeline.take(tracker, ll_window("b", 300, 6, 3), b_url, kSwitchStart);
+    REQUIRE(waiting.media.segments.size() == 4);
+    CHECK(waiting.media.segments.back().gap);
+    CHECK(waiting.media.segments.back().duration == doctest::Approx(0.75));
+    CHECK(waiting.media.parts.size() == 3 * 4 + 3);  // no part of B's yet
+    hls::Playlist served = timeline.take(tracker, ll_window("b", 300, 7, 1), b_url, kSwitchStart);
+    CHECK(tracker.switches() == 1);
+    const std::string text(served.tmpl.source());
+    CHECK(text.find("b306") == std::string::npos);
+    CHECK(text.find("#EXT-X-DISCONTINUITY\n#EXT-X-MAP:URI=\"http://b.test/ll/init.mp4\"") <
+          text.find("b307.0.m4s"));
+    served = timeline.take(tracker, ll_window("b", 300, 8, 1), b_url, kSwitchStart);
+    CHECK(timeline.uri_by_msn[6] == "http://a.test/ll/a6.0.m4s");
+    CHECK(timeline.uri_by_msn[7] == "http://b.test/ll/b307.m4s");
+    CHECK(timeline.tagged == std::set<uint64_t>{7});
+  }
+  SUBCASE("two parts served of six (0.5 s): the backup's segment in progress follows") {
+    timeline.take(tracker, ll_window("a", 0, 6, 2), a_url, kSwitchStart);
+    // A served 3..5 complete and 6.0, 6.1; it dies. B's segment 306 (clock 6) is in progress.
+    tracker.switch_source();
+    hls::Playlist served = timeline.take(tracker, ll_window("b", 300, 6, 3), b_url, kSwitchStart);
+    CHECK(tracker.switches() == 1);
+    const hls::MediaInfo& media = served.media;
+    REQUIRE(media.segments.size() == 4);
+    // The channel's 6 stays A's: its two parts served, then a gap for the rest, never loaded.
+    const hls::Segment& closed = media.segments.back();
+    CHECK(closed.sequence == 6);
+    CHECK(closed.gap);
+    CHECK(closed.duration == doctest::Approx(0.5));
+    std::vector<std::string> parts_of_six;
+    for (const hls::Part& part : media.parts) {
+      if (part.segment_index == 3) parts_of_six.push_back(served.tmpl.slots()[part.uri_slot].uri);
+    }
+    CHECK(parts_of_six ==
+          std::vector<std::string>{"http://a.test/ll/a6.0.m4s", "http://a.test/ll/a6.1.m4s"});
+    // B's parts of its segment in progress (from the moment the closed one began) are the parts
+    // of the channel's 7, after a discontinuity and B's map.
+    const std::string text(served.tmpl.source());
+    const size_t disc =
+        text.find("#EXT-X-DISCONTINUITY\n#EXT-X-MAP:URI=\"http://b.test/ll/init.mp4\"");
+    REQUIRE(disc != std::string::npos);
+    CHECK(text.find("b306.0.m4s") > disc);
+    CHECK(text.find("#EXT-X-GAP") < disc);
+    REQUIRE(media.preload_hints.size() == 1);
+    CHECK(served.tmpl.slots()[*media.preload_hints[0].uri_slot].uri ==
+          "http://b.test/ll/b306.3.m4s");
+    // The report is in the channel's numbers: B's 305 is the channel's 6.
+    CHECK(text.find("LAST-MSN=6,LAST-PART=3") != std::string::npos);
+    // B completes 306: it is the channel's 7, with the discontinuity before it; 6 is still A's.
+    served = timeline.take(tracker, ll_window("b", 300, 7, 1), b_url, kSwitchStart);
+    CHECK(timeline.uri_by_msn[6] == "http://a.test/ll/a6.0.m4s");
+    CHECK(timeline.uri_by_msn[7] == "http://b.test/ll/b306.m4s");
+    CHECK(timeline.tagged == std::set<uint64_t>{7});
+    CHECK(std::string(served.tmpl.source()).find("LAST-MSN=7,LAST-PART=3") != std::string::npos);
+  }
+}
+
+TEST_CASE("LL: a switch between two complete segments closes nothing") {
+  auto window = [](const std::string& prefix, uint64_t base, uint64_t complete, bool part) {
+    std::string out =
+        "#EXTM3U\n#EXT-X-VERSION:9\n#EXT-X-TARGETDURATION:1\n#EXT-X-PART-INF:PART-TARGET=0.5\n"
+        "#EXT-X-MEDIA-SEQUENCE:" +
+        std::to_string(base + complete - 2) + "\n#EXT-X-PROGRAM-DATE-TIME:" +
+        hls::format_program_date_ms(kSwitchEpochMs + static_cast<int64_t>(complete - 2) * 1000) +
+        "\n";
+    for (uint64_t n = complete - 2; n < complete; ++n) {
+      out += "#EXTINF:1.0,\n" + prefix + std::to_string(base + n) + ".m4s\n";
+    }
+    if (part) {
+      out += "#EXT-X-PART:DURATION=0.5,URI=\"" + prefix + std::to_string(base + complete) +
+             ".0.m4s\",INDEPENDENT=YES\n";
+    }
+    return out;
+  };
+  SwitchTimeline timeline;
+  timeline.take(timeline.tracker, window("a", 0, 4, true), "http://a.test/l.m3u8", kSwitchStart);
+  // A completes 4 and dies before any part of 5.
+  timeline.take(timeline.tracker, window("a", 0, 5, false), "http://a.test/l.m3u8", kSwitchStart);
+  timeline.tracker.switch_source();
+  const hls::Playlist served = timeline.take(timeline.tracker, window("b", 100, 6, false),
+                                             "http://b.test/l.m3u8", kSwitchStart);
+  CHECK(std::string(served.tmpl.source()).find("#EXT-X-GAP") == std::string::npos);
+  CHECK(timeline.uri_by_msn[5] == "http://b.test/b105.m4s");
+  CHECK(timeline.tagged == std::set<uint64_t>{5});
 }

@@ -1,6 +1,7 @@
 #include "balancer/sources/live_restart.h"
 
 #include <algorithm>
+#include <cstdio>
 
 #include "core/url.h"
 #include "hls/program_date.h"
@@ -53,7 +54,23 @@ struct Layout {
   std::vector<ServedSegment> segments;  // origin numbering; run 0
   bool trailing_parts = false;          // parts follow the last segment (a segment in progress)
   std::string in_force_at_end;          // the MAP/KEY lines in force after the last segment
+  // The segment in progress: its lines (tags and parts; no hint or report), its first part's
+  // URI, its parts' seconds, whether it begins a discontinuity, its program date.
+  std::string trailing_lines;
+  std::string first_part_uri;
+  double trailing_seconds = 0;
+  bool trailing_discontinuity = false;
+  std::optional<int64_t> trailing_date_ms;
 };
+
+// The value of a quoted URI attribute in a tag line ("" when absent).
+std::string_view quoted_uri(std::string_view line) {
+  const size_t at = line.find("URI=\"");
+  if (at == std::string_view::npos) return {};
+  const size_t from = at + 5;
+  const size_t end = line.find('"', from);
+  return end == std::string_view::npos ? std::string_view{} : line.substr(from, end - from);
+}
 
 // Where each segment starts and ends on the wall clock (ms): from its own program date, else
 // from where the one before ended.
@@ -111,8 +128,26 @@ Layout lay_out(const hls::Playlist& origin, std::string* absolute_text) {
     out.segments.push_back(std::move(s));
   }
   date_segments(media, out.segments);
-  for (; next_line < lines.size(); ++next_line)
-    out.trailing_parts |= is_tag(lines[next_line], "#EXT-X-PART");
+  for (; next_line < lines.size(); ++next_line) {
+    const std::string_view line = lines[next_line];
+    if (line.empty() || is_playlist_tag(line) || is_tag(line, "#EXT-X-PRELOAD-HINT") ||
+        is_tag(line, "#EXT-X-RENDITION-REPORT") || !line.starts_with('#')) {
+      continue;
+    }
+    if (is_tag(line, "#EXT-X-PART")) {
+      out.trailing_parts = true;
+      if (out.first_part_uri.empty()) out.first_part_uri = quoted_uri(line);
+    }
+    if (is_tag(line, "#EXT-X-DISCONTINUITY")) out.trailing_discontinuity = true;
+    if (is_tag(line, "#EXT-X-PROGRAM-DATE-TIME")) {
+      out.trailing_date_ms = hls::parse_program_date_ms(line.substr(line.find(':') + 1));
+    }
+    out.trailing_lines.append(line).push_back('\n');
+  }
+  for (const hls::Part& part : media.parts) {
+    if (part.segment_index == media.segments.size())
+      out.trailing_seconds += part.duration.value_or(0);
+  }
   if (!map_line.empty()) out.in_force_at_end.append(map_line).push_back('\n');
   if (!key_line.empty()) out.in_force_at_end.append(key_line).push_back('\n');
   return out;
@@ -192,8 +227,34 @@ std::optional<ServedListing> LiveRunTracker::next(const hls::Playlist& origin,
 
   number_for_run(segments);
   const Listing listing = list_segments(segments, first_origin_msn, change.older_copy);
-  if (run_ == 0 && !holding_end_ && listing.kept == 0)
+  // The segment in progress of the copy served (`lead`: the lines the copy writes before its
+  // parts), for close_in_progress() when its source stops.
+  auto remember_in_progress = [&](std::string_view lead, uint64_t run) {
+    in_progress_.reset();
+    if (!layout.trailing_parts || layout.first_part_uri.empty() || switch_pending_) return;
+    uint64_t number = media.discontinuity_sequence;
+    for (const hls::Segment& segment : media.segments) number += segment.discontinuity ? 1 : 0;
+    ServedSegment segment;
+    segment.msn = shifted(media.media_sequence + media.segments.size(), msn_offset_);
+    segment.number = shifted(number + (layout.trailing_discontinuity ? 1 : 0), number_offset_);
+    segment.tagged = layout.trailing_discontinuity || lead.starts_with(kDiscontinuityLine);
+    segment.in_force = layout.in_force_at_end;
+    segment.lines.append(lead).append(layout.trailing_lines);
+    segment.run = run;
+    segment.start_ms = layout.trailing_date_ms;
+    if (!segment.start_ms && !listing.segments.empty())
+      segment.start_ms = listing.segments.back().end_ms;
+    if (segment.start_ms) {
+      segment.end_ms = *segment.start_ms + static_cast<int64_t>(layout.trailing_seconds * 1000);
+    }
+    in_progress_ = std::move(segment);
+    in_progress_seconds_ = layout.trailing_seconds;
+    in_progress_uri_ = layout.first_part_uri;
+  };
+  if (run_ == 0 && !holding_end_ && listing.kept == 0) {
+    remember_in_progress("", run_);
     return std::nullopt;  // nothing to change: origin's copy
+  }
 
   if (parts_lead_ && listing.kept < listing.segments.size()) {
     parts_lead_ = false;  // its first segment is listed
@@ -205,7 +266,21 @@ std::optional<ServedListing> LiveRunTracker::next(const hls::Playlist& origin,
     served.copy.before_trailing += layout.in_force_at_end;
     served.parts_run = run_;
   }
+  if (served.copy.trailing) remember_in_progress(served.copy.before_trailing, run_);
   return served;
+}
+
+void LiveRunTracker::close_in_progress() {
+  if (!in_progress_) return;
+  ServedSegment closed = std::move(*in_progress_);
+  in_progress_.reset();
+  if (served_.empty() || closed.msn != served_.back().msn + 1) return;  // not the next number
+  char seconds[32];
+  std::snprintf(seconds, sizeof seconds, "%.5f", in_progress_seconds_);
+  closed.lines += "#EXT-X-GAP\n#EXTINF:" + std::string(seconds) + ",\n" + in_progress_uri_ + "\n";
+  closed.closed_early = true;
+  served_.push_back(std::move(closed));
+  if (served_.size() > kMaxTail) served_.erase(served_.begin());
 }
 
 // What the copy lists: `listing`, origin's first `left_out` segments left out.
@@ -324,6 +399,7 @@ void LiveRunTracker::remember_origin_copy(std::vector<std::pair<uint64_t, std::s
 
 // `first` is the new run's first segment in origin's numbering.
 void LiveRunTracker::start_new_run(const ServedSegment& first, int64_t unix_ms) {
+  close_in_progress();
   run_ = std::max<uint64_t>(run_ + 1, static_cast<uint64_t>(std::max<int64_t>(unix_ms, 1)));
   const ServedSegment& last = served_.back();
   msn_offset_ = static_cast<int64_t>(last.msn + 1) - static_cast<int64_t>(first.msn);
@@ -340,28 +416,37 @@ void LiveRunTracker::start_new_run(const ServedSegment& first, int64_t unix_ms) 
 bool LiveRunTracker::take_switch(std::vector<ServedSegment>& segments, bool parts_in_progress,
                                  int64_t far_behind_ms, int64_t unix_ms) {
   if (segments.empty()) return false;  // nothing to number from
+  close_in_progress();
   const ServedSegment& last = served_.back();
+  const std::optional<int64_t>& served_end = last.end_ms;
   // Where the new source begins: the first of its complete segments that lies mostly after the
   // last one served, else its segment in progress (its parts) when that begins where the served
   // ones end; without program dates, its segment in progress, else its newest segment.
   size_t first = parts_in_progress ? segments.size() : segments.size() - 1;
-  if (last.end_ms && segments.back().end_ms) {
+  if (served_end && segments.back().end_ms) {
     first = segments.size() + 1;  // none yet: it is behind
     for (size_t i = 0; i < segments.size(); ++i) {
       const ServedSegment& s = segments[i];
-      if (s.start_ms && s.end_ms && *s.start_ms + (*s.end_ms - *s.start_ms) / 2 > *last.end_ms) {
+      if (s.start_ms && s.end_ms && *s.start_ms + (*s.end_ms - *s.start_ms) / 2 > *served_end) {
         first = i;
         break;
       }
     }
+    // After a segment closed early (mid-segment), the new source's segment in progress takes
+    // over when it began less than half a segment before the served media ends, else its next
+    // one: what plays twice or is skipped is at most half a segment (a player that never
+    // catches up, VHS, stays that much further behind after a repeat).
+    const int64_t slack_ms = last.closed_early && segments.back().start_ms
+                                 ? (*segments.back().end_ms - *segments.back().start_ms) / 2
+                                 : kInProgressSlackMs;
     if (first > segments.size() && parts_in_progress &&
-        *segments.back().end_ms + kInProgressSlackMs >= *last.end_ms) {
+        *segments.back().end_ms + slack_ms >= *served_end) {
       first = segments.size();
     }
     // Far behind (an encoder that stalled and resumed late, no longer on the shared clock):
     // waiting for it to catch up would stall every viewer that long; it goes on from its
     // newest media, as a source without program dates does.
-    if (first > segments.size() && *last.end_ms - *segments.back().end_ms > far_behind_ms) {
+    if (first > segments.size() && *served_end - *segments.back().end_ms > far_behind_ms) {
       first = parts_in_progress ? segments.size() : segments.size() - 1;
     }
     if (first > segments.size()) return false;

@@ -22,8 +22,10 @@
 // A channel with several sources (source_health.h) continues the same way when it moves to
 // another source (switch_source): the next copy, from the other source, starts a new run after
 // the last segment served, placed by EXT-X-PROGRAM-DATE-TIME.
-// Not handled: LL-HLS parts and delta updates across a restart or a switch (blocking and
-// delta copies are passed through as origin wrote them).
+// LL-HLS: the segment in progress when a source stops (its parts served, not yet complete) is
+// closed with the parts served and EXT-X-GAP for the rest, and the next run's first segment
+// (complete or in progress) follows it, from the moment the closed one began: a part's number
+// and index never name another source's part, and nothing in between is skipped.
 #pragma once
 
 #include <chrono>
@@ -69,6 +71,9 @@ struct ServedSegment {
   uint64_t run = 0;   // 0: the first run (no marker)
   // Where it starts and ends on the wall clock (EXT-X-PROGRAM-DATE-TIME, ms), when known.
   std::optional<int64_t> start_ms, end_ms;
+  // A segment in progress whose source stopped (a switch, a restart): the parts served of it,
+  // then EXT-X-GAP for the rest, so its number and its parts' keep naming what they named.
+  bool closed_early = false;
 };
 
 // What to serve instead of origin's copy, decided by the tracker and written by hls/
@@ -154,6 +159,8 @@ class LiveRunTracker {
   void remember_origin_copy(std::vector<std::pair<uint64_t, std::string>> uris, bool endlist,
                             const LiveEndPolicy& policy, TimePoint now);
   void start_new_run(const ServedSegment& first, int64_t unix_ms);
+  // The segment in progress of the last copy served, if any, closed early onto served_.
+  void close_in_progress();
   // A pending switch: the new source's segments from where the served ones end (the rest
   // erased), its run started; false while it has none past them yet.
   bool take_switch(std::vector<ServedSegment>& segments, bool parts_in_progress,
@@ -195,6 +202,11 @@ class LiveRunTracker {
   uint64_t switches_ = 0;
   // After a switch: origin sequence numbers of the new source below this are never listed.
   std::optional<uint64_t> listed_from_;
+  // The segment in progress of the last copy served (its parts listed after the segments), as
+  // close_in_progress() lists it once its source stops; its lines lack the gap and URI line.
+  std::optional<ServedSegment> in_progress_;
+  std::string in_progress_uri_;     // its first part's URI, the closed segment's URI line
+  double in_progress_seconds_ = 0;  // its parts' seconds
 };
 
 // Appends "<kRunParameter>=<run>" to the target of every chunk and key slot of
