@@ -1254,9 +1254,8 @@ async function backToPreferred(stack, channel, players, origin) {
 
 // The LL channel's preferred encoder restarts (numbering from 0), the operator takes the channel
 // back, then its origin is killed (it stays dead). Not yet in the default run (only with
-// --only): VHS fails it in about one run in three (through the kill: 1.6 s of stall at the hole
-// after a segment closed early, or further behind live after playing part of it twice), open
-// in issue #56; hls.js and Shaka passed six runs of six (docs/testing.md).
+// --only): VHS fails it in four runs of six (stalls of 1.6-5.4 s, docs/testing.md), open in
+// issue #56; hls.js and Shaka stayed within their bounds in all six.
 // players_low_latency_cache_freeze: venue-a frozen (SIGSTOP) with no supervisor to end it (issue
 // #59: under systemd the watchdog turns the hang into a death, which players_low_latency_cache_kill
 // covers); each player's request to the frozen node waits out the player's own timeout: measured
