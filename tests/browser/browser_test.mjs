@@ -1167,7 +1167,10 @@ async function throughSourceFault(stack, players, { name, channel, apply, to, to
     const figures = { player: p.player + ' ' + s.version, stalls: s.stalls - b.stalls,
       stallSecondsFromFault: +fromFault.reduce((sum, x) => sum + (x.seconds ?? (Date.now() - x.at) / 1000), 0).toFixed(2),
       fatalErrors: s.fatalErrors, otherErrors: s.errors.length - b.errors.length, chunksAfter: later.length,
-      latencyBefore: lat.target, latencyMaxAfter: lat.maxAfter, backWithinS: lat.backFrom === null ? null : +((lat.backFrom - at) / 1000).toFixed(2) };
+      latencyBefore: lat.target, latencyMaxAfter: lat.maxAfter, backWithinS: lat.backFrom === null ? null : +((lat.backFrom - at) / 1000).toFixed(2),
+      // A drift behind live with no stall: frames dropped (a starved renderer) or a rate below 1.
+      droppedFrames: s.frames.dropped - b.frames.dropped, framesShown: s.frames.total - b.frames.total,
+      rateAtFault: (b.rateLog.at(-1) || {}).rate ?? null, ratesAfter: s.rateLog.filter((x) => x.at >= at).map((x) => x.rate) };
     results[p.player] = figures;
     const who = p.player + ' (' + name + ')';
     if (s.fatalErrors !== 0) problems.push(who + ': fatal errors ' + JSON.stringify(s.errors.filter((e) => e.fatal)));

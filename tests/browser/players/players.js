@@ -23,6 +23,10 @@
     latency: [],  // seconds behind live, sampled every 0.5 s while playing
     latencyAt: [],  // when each was sampled (ms since the epoch)
     targetLatency: null,  // the latency the player aims at, where it tells (hls.js)
+    // Frames the browser dropped and presented so far, and each change of playback rate (a
+    // player catching up or slowing down): what a drift behind live with no stall comes from.
+    frames: { dropped: 0, total: 0 },
+    rateLog: [],  // [{ at, rate }]
   };
   window.playerState = state;
   window.playerVideo = video;  // video.js moves it into a wrapper and renames it
@@ -60,6 +64,12 @@
   const lowLatency = params.get('ll') === '1';
   // `dateAtPlayhead()` gives the program date of the frame on screen (a Date), or null.
   const sampleLatency = (dateAtPlayhead) => setInterval(() => {
+    const quality = video.getVideoPlaybackQuality ? video.getVideoPlaybackQuality() : null;
+    if (quality) state.frames = { dropped: quality.droppedVideoFrames, total: quality.totalVideoFrames };
+    if (state.rateLog.length === 0 || state.rateLog.at(-1).rate !== video.playbackRate) {
+      state.rateLog.push({ at: Date.now(), rate: video.playbackRate });
+      if (state.rateLog.length > 200) state.rateLog.shift();
+    }
     const d = dateAtPlayhead();
     if (!d || !state.began || video.paused || stallStarted !== null) return;
     const at = Date.now();
