@@ -109,6 +109,36 @@ struct SwitchTimeline {
   }
 };
 
+// An LL encoder's window: segments of 1 s (the three before `complete`), four parts of 0.25 s
+// each, and `parts` parts of segment `complete` in progress; numbered from `base`.
+std::string ll_window(const std::string& prefix, uint64_t base, uint64_t complete, int parts) {
+  std::string out =
+      "#EXTM3U\n#EXT-X-VERSION:9\n#EXT-X-TARGETDURATION:1\n#EXT-X-PART-INF:PART-TARGET=0.25\n"
+      "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK=0.75\n#EXT-X-MEDIA-SEQUENCE:" +
+      std::to_string(base + complete - 3) + "\n#EXT-X-MAP:URI=\"init.mp4\"\n";
+  for (uint64_t n = complete - 3; n < complete; ++n) {
+    if (n == complete - 3) {
+      out += "#EXT-X-PROGRAM-DATE-TIME:" +
+             hls::format_program_date_ms(kSwitchEpochMs + static_cast<int64_t>(n) * 1000) + "\n";
+    }
+    for (int p = 0; p < 4; ++p) {
+      out += "#EXT-X-PART:DURATION=0.25,URI=\"" + prefix + std::to_string(base + n) + "." +
+             std::to_string(p) + ".m4s\"\n";
+    }
+    out += "#EXTINF:1.0,\n" + prefix + std::to_string(base + n) + ".m4s\n";
+  }
+  for (int p = 0; p < parts; ++p) {
+    out += "#EXT-X-PART:DURATION=0.25,URI=\"" + prefix + std::to_string(base + complete) + "." +
+           std::to_string(p) + ".m4s\"" + (p == 0 ? ",INDEPENDENT=YES" : "") + "\n";
+  }
+  out += "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"" + prefix + std::to_string(base + complete) + "." +
+         std::to_string(parts) + ".m4s\"\n";
+  out +=
+      "#EXT-X-RENDITION-REPORT:URI=\"other.m3u8\",LAST-MSN=" + std::to_string(base + complete - 1) +
+      ",LAST-PART=3\n";
+  return out;
+}
+
 }  // namespace
 
 TEST_CASE("renditions match by name under each source's directory") {
@@ -402,33 +432,6 @@ TEST_CASE(
     "LL: the segment in progress when a source stops is closed with the parts served and a gap; "
     "the backup's segment nearest its end follows with its parts; reports and numbers follow "
     "the channel's numbering") {
-  // Segments of 1 s, four parts of 0.25 s; B numbers from 300.
-  auto ll_window = [](const std::string& prefix, uint64_t base, uint64_t complete, int parts) {
-    std::string out =
-        "#EXTM3U\n#EXT-X-VERSION:9\n#EXT-X-TARGETDURATION:1\n#EXT-X-PART-INF:PART-TARGET=0.25\n"
-        "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK=0.75\n#EXT-X-MEDIA-SEQUENCE:" +
-        std::to_string(base + complete - 3) + "\n#EXT-X-MAP:URI=\"init.mp4\"\n";
-    for (uint64_t n = complete - 3; n < complete; ++n) {
-      if (n == complete - 3) {
-        out += "#EXT-X-PROGRAM-DATE-TIME:" +
-               hls::format_program_date_ms(kSwitchEpochMs + static_cast<int64_t>(n) * 1000) + "\n";
-      }
-      for (int p = 0; p < 4; ++p) {
-        out += "#EXT-X-PART:DURATION=0.25,URI=\"" + prefix + std::to_string(base + n) + "." +
-               std::to_string(p) + ".m4s\"\n";
-      }
-      out += "#EXTINF:1.0,\n" + prefix + std::to_string(base + n) + ".m4s\n";
-    }
-    for (int p = 0; p < parts; ++p) {
-      out += "#EXT-X-PART:DURATION=0.25,URI=\"" + prefix + std::to_string(base + complete) + "." +
-             std::to_string(p) + ".m4s\"" + (p == 0 ? ",INDEPENDENT=YES" : "") + "\n";
-    }
-    out += "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"" + prefix + std::to_string(base + complete) + "." +
-           std::to_string(parts) + ".m4s\"\n";
-    out += "#EXT-X-RENDITION-REPORT:URI=\"other.m3u8\",LAST-MSN=" +
-           std::to_string(base + complete - 1) + ",LAST-PART=3\n";
-    return out;
-  };
   const std::string a_url = "http://a.test/ll/low.m3u8", b_url = "http://b.test/ll/low.m3u8";
   SwitchTimeline timeline;
   LiveRunTracker& tracker = timeline.tracker;
@@ -523,4 +526,38 @@ TEST_CASE("LL: a switch between two complete segments closes nothing") {
   CHECK(std::string(served.tmpl.source()).find("#EXT-X-GAP") == std::string::npos);
   CHECK(timeline.uri_by_msn[5] == "http://b.test/b105.m4s");
   CHECK(timeline.tagged == std::set<uint64_t>{5});
+}
+
+TEST_CASE(
+    "LL: renditions close the same segment at a switch, one whose last copy listed none of its "
+    "parts too, and number the backup's segments alike") {
+  const std::string a_low = "http://a.test/ll/low.m3u8", b_low = "http://b.test/ll/low.m3u8";
+  const std::string a_high = "http://a.test/ll/high.m3u8", b_high = "http://b.test/ll/high.m3u8";
+  SwitchTimeline low, high;
+  for (uint64_t complete = 3; complete <= 5; ++complete) {
+    low.take(low.tracker, ll_window("a", 0, complete, 3), a_low, kSwitchStart);
+    high.take(high.tracker, ll_window("a", 0, complete, 3), a_high, kSwitchStart);
+  }
+  // A published 6.0 and died: low's last copy lists it, high's was fetched just before.
+  low.take(low.tracker, ll_window("a", 0, 6, 1), a_low, kSwitchStart);
+  high.take(high.tracker, ll_window("a", 0, 6, 0), a_high, kSwitchStart);
+  const auto closing = low.tracker.in_progress();
+  REQUIRE(closing.has_value());
+  CHECK(closing->msn == 6);
+  CHECK(closing->end_ms - closing->start_ms == 250);
+  CHECK_FALSE(high.tracker.in_progress().has_value());
+  low.tracker.switch_source(false, closing);
+  high.tracker.switch_source(false, closing);
+  for (uint64_t complete = 6; complete <= 7; ++complete) {
+    low.take(low.tracker, ll_window("b", 300, complete, 1), b_low, kSwitchStart);
+    high.take(high.tracker, ll_window("b", 300, complete, 1), b_high, kSwitchStart);
+  }
+  // 6 is A's in both (high's all gap), B's 306 is 7 in both, after one discontinuity.
+  CHECK(low.uri_by_msn[6] == "http://a.test/ll/a6.0.m4s");
+  CHECK(high.uri_by_msn[6] == "http://a.test/ll/a5.m4s");  // never loaded: EXT-X-GAP
+  CHECK(low.uri_by_msn[7] == "http://b.test/ll/b306.m4s");
+  CHECK(high.uri_by_msn[7] == "http://b.test/ll/b306.m4s");
+  CHECK(low.tagged == std::set<uint64_t>{7});
+  CHECK(high.tagged == std::set<uint64_t>{7});
+  CHECK(low.discontinuity_by_msn[7] == high.discontinuity_by_msn[7]);
 }

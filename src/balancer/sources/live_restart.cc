@@ -270,6 +270,36 @@ std::optional<ServedListing> LiveRunTracker::next(const hls::Playlist& origin,
   return served;
 }
 
+void LiveRunTracker::close_as_channel(const InProgress& closing) {
+  ServedSegment& last = served_.back();
+  if (last.closed_early && last.msn == closing.msn) {
+    // Another rendition listed more of it: the same end for every rendition's choice.
+    if (last.end_ms) last.end_ms = std::max(*last.end_ms, closing.end_ms);
+    return;
+  }
+  if (closing.msn != last.msn + 1 || last.lines.size() < 2) return;
+  // Another rendition listed parts of it, this one none yet: closed with none, all gap; its URI
+  // line is the segment before's (never loaded).
+  std::string_view before(last.lines);
+  before.remove_suffix(1);
+  const std::string uri(before.substr(before.rfind('\n') + 1));
+  ServedSegment closed;
+  closed.msn = closing.msn;
+  closed.number = last.number;
+  closed.in_force = last.in_force;
+  closed.run = last.run;
+  closed.start_ms = closing.start_ms;
+  closed.end_ms = closing.end_ms;
+  closed.closed_early = true;
+  char seconds[32];
+  std::snprintf(seconds, sizeof seconds, "%.5f",
+                static_cast<double>(closing.end_ms - closing.start_ms) / 1000.0);
+  closed.lines = "#EXT-X-PROGRAM-DATE-TIME:" + hls::format_program_date_ms(closing.start_ms) +
+                 "\n#EXT-X-GAP\n#EXTINF:" + seconds + ",\n" + uri + "\n";
+  served_.push_back(std::move(closed));
+  if (served_.size() > kMaxTail) served_.erase(served_.begin());
+}
+
 void LiveRunTracker::close_in_progress() {
   if (!in_progress_) return;
   ServedSegment closed = std::move(*in_progress_);
@@ -417,6 +447,8 @@ bool LiveRunTracker::take_switch(std::vector<ServedSegment>& segments, bool part
                                  int64_t far_behind_ms, int64_t unix_ms) {
   if (segments.empty()) return false;  // nothing to number from
   close_in_progress();
+  if (channel_in_progress_ && !served_.empty()) close_as_channel(*channel_in_progress_);
+  channel_in_progress_.reset();
   const ServedSegment& last = served_.back();
   const std::optional<int64_t>& served_end = last.end_ms;
   // Where the new source begins: the first of its complete segments that lies mostly after the

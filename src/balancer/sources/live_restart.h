@@ -109,6 +109,13 @@ class LiveRunTracker {
  public:
   using TimePoint = std::chrono::steady_clock::time_point;
 
+  // A segment in progress: its served number and where it starts and ends so far (ms).
+  struct InProgress {
+    uint64_t msn = 0;
+    int64_t start_ms = 0, end_ms = 0;
+    bool operator==(const InProgress&) const = default;
+  };
+
   // What to serve for origin's media playlist `origin` (write_served writes it); nullopt:
   // origin's as it is. `unix_ms` names a new run.
   std::optional<ServedListing> next(const hls::Playlist& origin, const LiveEndPolicy& policy,
@@ -122,9 +129,21 @@ class LiveRunTracker {
   // behind is not on the shared clock, and goes on from its newest segment at once. With `seamless`
   // (the operator declares the sources' timestamps identical), no discontinuity is marked between
   // the two.
-  void switch_source(bool seamless = false) {
+  //
+  // `channel_in_progress`: the segment in progress that the channel's renditions close at this
+  // switch (in_progress() of the rendition that listed the most of it), so that each rendition
+  // closes the same number, to the same end, and numbers the new source's segments the same way,
+  // even one whose last copy listed no part of it yet.
+  void switch_source(bool seamless = false,
+                     std::optional<InProgress> channel_in_progress = std::nullopt) {
     switch_pending_ = true;
     seamless_switch_ = seamless;
+    channel_in_progress_ = channel_in_progress;
+  }
+  // The segment in progress of the last copy served (parts of it listed), if any.
+  std::optional<InProgress> in_progress() const {
+    if (!in_progress_ || !in_progress_->start_ms || !in_progress_->end_ms) return std::nullopt;
+    return InProgress{in_progress_->msn, *in_progress_->start_ms, *in_progress_->end_ms};
   }
   // The segments' lines the tracker keeps (listed again ahead of later copies) are written with
   // every URI absolute (a channel with several sources: a kept segment's relative URI would
@@ -161,6 +180,9 @@ class LiveRunTracker {
   void start_new_run(const ServedSegment& first, int64_t unix_ms);
   // The segment in progress of the last copy served, if any, closed early onto served_.
   void close_in_progress();
+  // The channel's segment in progress at a switch (switch_source), closed as the rendition
+  // that listed the most of it closes it.
+  void close_as_channel(const InProgress& closing);
   // A pending switch: the new source's segments from where the served ones end (the rest
   // erased), its run started; false while it has none past them yet.
   bool take_switch(std::vector<ServedSegment>& segments, bool parts_in_progress,
@@ -207,6 +229,7 @@ class LiveRunTracker {
   std::optional<ServedSegment> in_progress_;
   std::string in_progress_uri_;     // its first part's URI, the closed segment's URI line
   double in_progress_seconds_ = 0;  // its parts' seconds
+  std::optional<InProgress> channel_in_progress_;  // switch_source()'s, until the switch
 };
 
 // Appends "<kRunParameter>=<run>" to the target of every chunk and key slot of

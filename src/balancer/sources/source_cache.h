@@ -258,7 +258,10 @@ class SourceCache {
   bool asking(const Entry& channel_entry, size_t source) const;
   void evaluate_switch(ChannelSwitch& channel, TimePoint now);
   void switch_channel(ChannelSwitch& channel, size_t to, SourceFault reason, TimePoint now);
-  void switch_entry(Entry& entry, const ChannelSwitch& channel, size_t to, TimePoint now);
+  // `closing`: the channel's segment in progress its renditions close (LiveRunTracker::
+  // switch_source).
+  void switch_entry(Entry& entry, const ChannelSwitch& channel, size_t to, TimePoint now,
+                    const std::optional<LiveRunTracker::InProgress>& closing);
   void on_switch_tick();
   std::string watch_key(const Entry& entry, size_t index) const;
   // When a viewer last asked for the entry; for a copy of a channel's playlist, for any copy of

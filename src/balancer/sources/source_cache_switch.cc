@@ -240,11 +240,20 @@ void SourceCache::switch_channel(ChannelSwitch& channel, size_t to, SourceFault 
     if (entry->channel == channel.id && entry->channel_copy() && entry->source_index != to)
       copies.push_back(entry.get());
   }
-  for (Entry* entry : copies) switch_entry(*entry, channel, to, now);
+  // The segment in progress every rendition closes: the one listed furthest.
+  std::optional<LiveRunTracker::InProgress> closing;
+  for (const Entry* entry : copies) {
+    const auto in_progress = entry->lineage.runs.in_progress();
+    if (in_progress && (!closing || std::pair(in_progress->msn, in_progress->end_ms) >
+                                        std::pair(closing->msn, closing->end_ms))) {
+      closing = in_progress;
+    }
+  }
+  for (Entry* entry : copies) switch_entry(*entry, channel, to, now, closing);
 }
 
-void SourceCache::switch_entry(Entry& entry, const ChannelSwitch& channel, size_t to,
-                               TimePoint now) {
+void SourceCache::switch_entry(Entry& entry, const ChannelSwitch& channel, size_t to, TimePoint now,
+                               const std::optional<LiveRunTracker::InProgress>& closing) {
   if (to >= entry.sources.size()) return;
   const size_t from = entry.source_index;
   // What is still on its way from the source left is dropped; viewers waiting on it are
@@ -266,7 +275,7 @@ void SourceCache::switch_entry(Entry& entry, const ChannelSwitch& channel, size_
   entry.origin_base = source.origin_base;
   entry.origin_id = source.origin_id;
   entry.failed_at.reset();
-  entry.lineage.runs.switch_source(channel.policy.identical_timestamps);
+  entry.lineage.runs.switch_source(channel.policy.identical_timestamps, closing);
 
   // The watch of the new source has its newest copy: the switched version is built from it
   // now, with no fetch. Its own refreshes stop (the channel entry fetches that source now).
