@@ -290,14 +290,9 @@ void LiveRunTracker::close_as_channel(const InProgress& closing) {
   closed.run = last.run;
   closed.start_ms = closing.start_ms;
   closed.end_ms = closing.end_ms;
-  closed.closed_early = true;
-  char seconds[32];
-  std::snprintf(seconds, sizeof seconds, "%.5f",
-                static_cast<double>(closing.end_ms - closing.start_ms) / 1000.0);
-  closed.lines = "#EXT-X-PROGRAM-DATE-TIME:" + hls::format_program_date_ms(closing.start_ms) +
-                 "\n#EXT-X-GAP\n#EXTINF:" + seconds + ",\n" + uri + "\n";
-  served_.push_back(std::move(closed));
-  if (served_.size() > kMaxTail) served_.erase(served_.begin());
+  closed.lines = "#EXT-X-PROGRAM-DATE-TIME:" + hls::format_program_date_ms(closing.start_ms) + "\n";
+  push_closed(std::move(closed), static_cast<double>(closing.end_ms - closing.start_ms) / 1000.0,
+              uri);
 }
 
 void LiveRunTracker::close_in_progress() {
@@ -305,9 +300,13 @@ void LiveRunTracker::close_in_progress() {
   ServedSegment closed = std::move(*in_progress_);
   in_progress_.reset();
   if (served_.empty() || closed.msn != served_.back().msn + 1) return;  // not the next number
-  char seconds[32];
-  std::snprintf(seconds, sizeof seconds, "%.5f", in_progress_seconds_);
-  closed.lines += "#EXT-X-GAP\n#EXTINF:" + std::string(seconds) + ",\n" + in_progress_uri_ + "\n";
+  push_closed(std::move(closed), in_progress_seconds_, in_progress_uri_);
+}
+
+void LiveRunTracker::push_closed(ServedSegment closed, double seconds, std::string_view uri) {
+  char extinf[48];
+  std::snprintf(extinf, sizeof extinf, "#EXTINF:%.5f,\n", seconds);
+  closed.lines.append("#EXT-X-GAP\n").append(extinf).append(uri).push_back('\n');
   closed.closed_early = true;
   served_.push_back(std::move(closed));
   if (served_.size() > kMaxTail) served_.erase(served_.begin());

@@ -183,6 +183,8 @@ class LiveRunTracker {
   // The channel's segment in progress at a switch (switch_source), closed as the rendition
   // that listed the most of it closes it.
   void close_as_channel(const InProgress& closing);
+  // `closed` (its tags and parts) as a segment closed early: EXT-X-GAP, EXTINF, `uri`.
+  void push_closed(ServedSegment closed, double seconds, std::string_view uri);
   // A pending switch: the new source's segments from where the served ones end (the rest
   // erased), its run started; false while it has none past them yet.
   bool take_switch(std::vector<ServedSegment>& segments, bool parts_in_progress,
