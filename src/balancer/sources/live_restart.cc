@@ -61,6 +61,7 @@ struct Layout {
   double trailing_seconds = 0;
   bool trailing_discontinuity = false;
   std::optional<int64_t> trailing_date_ms;
+  uint64_t trailing_number = 0;  // its discontinuity number (origin numbering)
 };
 
 // The value of a quoted URI attribute in a tag line ("" when absent).
@@ -148,6 +149,7 @@ Layout lay_out(const hls::Playlist& origin, std::string* absolute_text) {
     if (part.segment_index == media.segments.size())
       out.trailing_seconds += part.duration.value_or(0);
   }
+  out.trailing_number = number + (out.trailing_discontinuity ? 1 : 0);
   if (!map_line.empty()) out.in_force_at_end.append(map_line).push_back('\n');
   if (!key_line.empty()) out.in_force_at_end.append(key_line).push_back('\n');
   return out;
@@ -232,11 +234,9 @@ std::optional<ServedListing> LiveRunTracker::next(const hls::Playlist& origin,
   auto remember_in_progress = [&](std::string_view lead, uint64_t run) {
     in_progress_.reset();
     if (!layout.trailing_parts || layout.first_part_uri.empty() || switch_pending_) return;
-    uint64_t number = media.discontinuity_sequence;
-    for (const hls::Segment& segment : media.segments) number += segment.discontinuity ? 1 : 0;
     ServedSegment segment;
     segment.msn = shifted(media.media_sequence + media.segments.size(), msn_offset_);
-    segment.number = shifted(number + (layout.trailing_discontinuity ? 1 : 0), number_offset_);
+    segment.number = shifted(layout.trailing_number, number_offset_);
     segment.tagged = layout.trailing_discontinuity || lead.starts_with(kDiscontinuityLine);
     segment.in_force = layout.in_force_at_end;
     segment.lines.append(lead).append(layout.trailing_lines);

@@ -23,10 +23,10 @@
 // another source (switch_source): the next copy, from the other source, starts a new run after
 // the last segment served, placed by EXT-X-PROGRAM-DATE-TIME.
 // LL-HLS: the segment in progress when a source stops (its parts served, not yet complete) is
-// closed with the parts served and EXT-X-GAP for the rest (the same segment in every rendition
-// at a switch), and the new source's segment (complete or in progress) nearest the closed one's
-// end follows it: a part's number and index never name another source's part, and at most half
-// a segment plays twice or is skipped.
+// closed with the parts served and EXT-X-GAP for the rest (at a switch, with program dates, the
+// same segment in every rendition), and the new source's segment (complete or in progress) nearest
+// the closed one's end follows it: a part's number and index never name another source's part, and
+// at most half a segment plays twice or is skipped.
 #pragma once
 
 #include <chrono>
