@@ -682,7 +682,8 @@ async function openPlayer(stack, browser, pages, player, channel, cache, options
   const page = await browser.context.newPage();
   const sources = new Map(Object.entries(stack.caches).flatMap(([id, c]) => [[new URL(c.url).host, id], [new URL(c.tlsUrl).host, id]]));
   // media: every media playlist body received, in arrival order (the playlist checker's input).
-  const net = { segments: [], playlists: [], media: [], failed: [], console: [] };
+  // inits: each initialization section (EXT-X-MAP) response.
+  const net = { segments: [], inits: [], playlists: [], media: [], failed: [], console: [] };
   page.on('console', (m) => {
     net.console.push({ at: Date.now(), text: m.type() + ' ' + m.text().slice(0, 2000) });
     if (net.console.length > 20000) net.console.shift();
@@ -691,6 +692,7 @@ async function openPlayer(stack, browser, pages, player, channel, cache, options
   page.on('response', (r) => {
     const url = new URL(r.url());
     if (url.pathname.endsWith('.ts') || url.pathname.endsWith('.m4s')) net.segments.push({ at: Date.now(), source: sourceOf(url), status: r.status(), url: r.url() });
+    else if (url.pathname.endsWith('.mp4')) net.inits.push({ at: Date.now(), source: sourceOf(url), status: r.status() });
     else if (url.pathname.startsWith('/hls/')) {
       net.playlists.push({ at: Date.now(), pathway: url.searchParams.get('pathway'), status: r.status(), url: r.url() });
       if (r.status() === 200) {
@@ -773,6 +775,17 @@ async function movedOff(p, from, at, settleMs) {
   if (!(later.length >= 2 && later.every((seg) => seg.source !== from && ok(seg)))) problems.push(name + ': segments after the move not all elsewhere');
   if (!firstAway) problems.push(name + ': no segment from elsewhere after the move');
   return { figures, state: s, problems };
+}
+
+// Keeps every media playlist `p` received in the artefacts (playlists-<scenario>-<player>.txt,
+// without the access parameters) and adds what the playlist checker finds in them to
+// `problems`; gives how many there were.
+function keepAndCheckPlaylists(p, problems) {
+  const received = p.net.media.filter((m) => m.text !== null);
+  fs.writeFileSync(path.join(artifacts, 'playlists-' + runningScenario + '-' + p.player + '.txt'),
+    received.map((m) => '## ' + m.at + ' ' + m.url.split('/hls/')[1].replace(/(ticket|bexp|bsig)=[^&]*&?/g, '') + '\n' + m.text).join('\n'));
+  for (const found of checkPlaylists(received)) problems.push(p.player + ' playlists: ' + found);
+  return received.length;
 }
 
 // Throws when any player had a problem, with every player's figures in the message and the
@@ -1019,6 +1032,15 @@ const LL_BACK_WITHIN_S = 10;
 const LL_BACK_TOLERANCE_S = 0.5;
 const LL_BACK_HOLD_S = 2;
 const LL_TARGET_SPAN_S = 3;
+// VHS 3.17 sometimes appends the initialization section before every low-latency part, from
+// its start or after a move, with the map fetched once (its segment-loader.js re-arms the init
+// append for any part given a timestamp offset or taken from another playlist object). Chromium
+// takes each as a new configuration and drops the part up to the next keyframe: only each
+// segment's first part stays buffered, VHS jumps the rest, and its latency moves by up to a
+// segment (docs/testing.md). At INIT_PER_PART_MIN such appends around the kill (from the target
+// span before it to the end of the hold) with the map fetched at most twice, the latency check
+// is waived for that player and the waiver named in its figures; its stalls still count.
+const INIT_PER_PART_MIN = 8;
 
 // Latency figures around an event at `at`: the target (median over the span before it), the
 // samples after it, and from when on every sample stayed within the tolerance of the target.
@@ -1095,12 +1117,18 @@ async function afterCacheFault(stack, players, before, killedAt) {
     figures.latencyMaxAfter = lat.maxAfter;
     figures.latencyAt10s = lat.held.length ? median(lat.held.map((x) => x.v)) : null;
     figures.backWithinS = lat.backFrom === null ? null : +((lat.backFrom - killedAt) / 1000).toFixed(2);
+    const aroundKill = (t) => t >= killedAt - LL_TARGET_SPAN_S * 1000 && t <= end;
+    figures.initAppends = state.initAppends.length;
+    figures.initAppendsAroundKill = state.initAppends.filter(aroundKill).length;
+    figures.mapFetchesAroundKill = p.net.inits.filter((x) => aroundKill(x.at)).length;
+    const initPerPart = figures.initAppendsAroundKill >= INIT_PER_PART_MIN && figures.mapFetchesAroundKill <= 2;
     results[p.player] = figures;
     // The player's console (VHS's own log in full with BROWSER_TEST_PLAYER_DEBUG=1), in seconds from the kill.
     fs.writeFileSync(path.join(artifacts, 'console-' + runningScenario + '-' + p.player + '.txt'),
       p.net.console.map((line) => ((line.at - killedAt) / 1000).toFixed(3) + ' ' + line.text).join('\n') + '\n');
     const name = p.player + ' (LL)';
     problems.push(...found.map((f) => f + ' (LL)'));
+    figures.playlists = keepAndCheckPlaylists(p, problems);
     if (!figures.sourcesAfter.every((id) => id === 'venue-b')) problems.push(name + ': not to the sibling: ' + figures.sourcesAfter);
     if (!(figures.firstSegmentElsewhereAfterS <= LL_LEAVE_BOUND_S)) {
       problems.push(name + ': no part from the sibling within ' + LL_LEAVE_BOUND_S + ' s: ' + figures.firstSegmentElsewhereAfterS + ' s');
@@ -1110,8 +1138,14 @@ async function afterCacheFault(stack, players, before, killedAt) {
         ' s: more than ' + LL_KILL_STALL_BOUND_S + ' s ' + JSON.stringify(fromKill));
     }
     if (lat.target === null || lat.held.length === 0 || !(figures.backWithinS !== null && figures.backWithinS <= LL_BACK_WITHIN_S)) {
-      problems.push(name + ': not back within ' + LL_BACK_TOLERANCE_S + ' s of its latency before the kill (' + lat.target + ' s) ' +
-        LL_BACK_WITHIN_S + ' s after it, for ' + LL_BACK_HOLD_S + ' s: ' + JSON.stringify(lat.held.map((x) => x.v)));
+      const away = 'not back within ' + LL_BACK_TOLERANCE_S + ' s of its latency before the kill (' + lat.target + ' s) ' +
+        LL_BACK_WITHIN_S + ' s after it, for ' + LL_BACK_HOLD_S + ' s: ' + JSON.stringify(lat.held.map((x) => x.v));
+      if (initPerPart && lat.held.length > 0) {
+        figures.latencyCheckWaived = away + '; it appended the initialization section ' + figures.initAppendsAroundKill +
+          ' times around the kill, the map fetched ' + figures.mapFetchesAroundKill + ' times (INIT_PER_PART_MIN)';
+      } else {
+        problems.push(name + ': ' + away);
+      }
     }
   }
   return checkPlayers(results, problems);
@@ -1227,13 +1261,7 @@ async function sourceFaults(stack, channel, lowLatency, faults) {
     for (const p of players) await p.page.screenshot({ path: path.join(artifacts, runningScenario + '-' + p.player + '.png') });
     // Every playlist each player received, through every fault: numbers never go back, a number
     // names one chunk, renditions agree on discontinuity numbers.
-    for (const p of players) {
-      const received = p.net.media.filter((m) => m.text !== null);
-      results[p.player + 'Playlists'] = received.length;
-      fs.writeFileSync(path.join(artifacts, 'playlists-' + runningScenario + '-' + p.player + '.txt'),
-        received.map((m) => '## ' + m.at + ' ' + m.url.split('/hls/')[1].replace(/(ticket|bexp|bsig)=[^&]*&?/g, '') + '\n' + m.text).join('\n'));
-      for (const found of checkPlaylists(received)) problems.push(p.player + ' playlists: ' + found);
-    }
+    for (const p of players) results[p.player + 'Playlists'] = keepAndCheckPlaylists(p, problems);
     if (problems.length) throw new Error('check failed: ' + problems.join('; ') + '\n' + JSON.stringify(results, null, 1).slice(0, 12000));
     return results;
   });

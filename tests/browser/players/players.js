@@ -28,6 +28,22 @@
     frames: { dropped: 0, total: 0 },
     rateLog: [],  // [{ at, rate }]
   };
+  // When the player appended an initialization section (data beginning with an ftyp or moov
+  // box). Chromium takes one as a new configuration and drops every frame up to the next
+  // keyframe, so a player appending it before each low-latency part keeps only the parts that
+  // start a segment (see browser_test.mjs, INIT_PER_PART_MIN).
+  state.initAppends = [];
+  const appendBuffer = SourceBuffer.prototype.appendBuffer;
+  SourceBuffer.prototype.appendBuffer = function (data) {
+    const view = ArrayBuffer.isView(data) ? new Uint8Array(data.buffer, data.byteOffset, Math.min(8, data.byteLength))
+      : new Uint8Array(data, 0, Math.min(8, data.byteLength));
+    const box = view.length === 8 ? String.fromCharCode(view[4], view[5], view[6], view[7]) : '';
+    if (box === 'ftyp' || box === 'moov') {
+      state.initAppends.push(Date.now());
+      if (state.initAppends.length > 400) state.initAppends.shift();
+    }
+    return appendBuffer.call(this, data);
+  };
   window.playerState = state;
   window.playerVideo = video;  // video.js moves it into a wrapper and renames it
   let stallStarted = null;
