@@ -1032,12 +1032,14 @@ const LL_BACK_WITHIN_S = 10;
 const LL_BACK_TOLERANCE_S = 0.5;
 const LL_BACK_HOLD_S = 2;
 const LL_TARGET_SPAN_S = 3;
-// VHS 3.17 sometimes appends the initialization section before every low-latency part, from
-// its start or after a move, with the map fetched once (its segment-loader.js re-arms the init
-// append for any part given a timestamp offset or taken from another playlist object). Chromium
-// takes each as a new configuration and drops the part up to the next keyframe: only each
-// segment's first part stays buffered, VHS jumps the rest, and its latency moves by up to a
-// segment (docs/testing.md). At INIT_PER_PART_MIN such appends around the kill (from the target
+// VHS 3.17 sometimes appends the initialization section before every low-latency part, with the
+// map fetched once. In its segment-loader.js, getInitSegmentAndUpdateState_ forgets the map it
+// appended (activeInitSegmentId_ = null) and updateAppendInitSegmentStatus asks for the map again
+// whenever a part comes from another playlist object: at the live edge every part comes with a
+// new playlist, so once the map is appended there it goes before every part, until two parts
+// come from one playlist. Chromium takes each as a new configuration and drops the part up to
+// the next keyframe: only each segment's first part stays buffered, VHS jumps the rest, and its
+// latency moves by up to a segment (docs/testing.md). At INIT_PER_PART_MIN such appends around the kill (from the target
 // span before it to the end of the hold) with the map fetched at most twice, the latency check
 // is waived for that player and the waiver named in its figures; its stalls still count.
 const INIT_PER_PART_MIN = 8;
@@ -1204,7 +1206,10 @@ async function throughSourceFault(stack, players, { name, channel, apply, to, to
       latencyBefore: lat.target, latencyMaxAfter: lat.maxAfter, backWithinS: lat.backFrom === null ? null : +((lat.backFrom - at) / 1000).toFixed(2),
       // A drift behind live with no stall: frames dropped (a starved renderer) or a rate below 1.
       droppedFrames: s.frames.dropped - b.frames.dropped, framesShown: s.frames.total - b.frames.total,
-      rateAtFault: (b.rateLog.at(-1) || {}).rate ?? null, ratesAfter: s.rateLog.filter((x) => x.at >= at).map((x) => x.rate) };
+      rateAtFault: (b.rateLog.at(-1) || {}).rate ?? null, ratesAfter: s.rateLog.filter((x) => x.at >= at).map((x) => x.rate),
+      // The map appended before every part (VHS, INIT_PER_PART_MIN) rather than once per source.
+      initAppendsAfter: s.initAppends.filter((t) => t >= at && t <= end).length,
+      mapFetchesAfter: p.net.inits.filter((x) => x.at >= at && x.at <= end).length };
     results[p.player] = figures;
     const who = p.player + ' (' + name + ')';
     if (s.fatalErrors !== 0) problems.push(who + ': fatal errors ' + JSON.stringify(s.errors.filter((e) => e.fatal)));
