@@ -176,6 +176,13 @@ size_t segments_to_skip(const MediaInfo& media) {
   size_t skipped = 0;
   while (skipped < ends.size() && end - ends[skipped] > *media.server_control.can_skip_until)
     ++skipped;
+  // Never a discontinuity: a player numbering its timelines from EXT-X-DISCONTINUITY-SEQUENCE and
+  // the EXT-X-DISCONTINUITY tags it reads (VHS's m3u8-parser) would put every segment after a
+  // skipped one on the timeline before, and take the update that moves the skip past it for a
+  // change of timeline (a new timestamp offset and the map again: Chromium drops parts then).
+  for (size_t i = 0; i < skipped; ++i) {
+    if (media.segments[i].discontinuity) return i;
+  }
   return skipped;
 }
 

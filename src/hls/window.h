@@ -63,8 +63,10 @@ struct DeltaUpdate {
 //     when it had none of its own);
 //   - playlist-level tags are kept; the skipped segments' other lines go;
 //   - every line after the last skipped segment is kept as it is.
-// Nothing is skipped when no segment is that far from the end, or a segment's duration is
-// unknown (a full playlist is a valid answer to _HLS_skip). Returned parsed, as
+// The skip stops before the first segment with EXT-X-DISCONTINUITY: a player that counts the
+// discontinuities it reads (VHS) would misplace every later segment by one timeline. Nothing is
+// skipped when no segment is that far from the end, or a segment's duration is unknown (a full
+// playlist is a valid answer to _HLS_skip). Returned parsed, as
 // newest_segments() returns its window.
 // Errors: "not_media", "delta_update" (already one), "cannot_skip" (no CAN-SKIP-UNTIL).
 Result<DeltaUpdate> delta_update(const Playlist& playlist);

@@ -1227,6 +1227,9 @@ async function throughSourceFault(stack, players, { name, channel, apply, to, to
         JSON.stringify(later.map((seg) => seg.status + ' ' + seg.url.split('?')[0]).slice(-6)));
     }
     const rel = (t) => +((t - at) / 1000).toFixed(2);
+    // The player's console (VHS's own log in full with BROWSER_TEST_PLAYER_DEBUG=1), in seconds from the fault.
+    fs.writeFileSync(path.join(artifacts, 'console-' + runningScenario + '-' + name + '-' + p.player + '.txt'),
+      p.net.console.filter((line) => line.at > at - 8000).map((line) => ((line.at - at) / 1000).toFixed(3) + ' ' + line.text).join('\n') + '\n');
     fs.writeFileSync(path.join(artifacts, 'timeline-' + runningScenario + '-' + name + '-' + p.player + '.txt'),
       [...p.net.segments.map((x) => rel(x.at) + ' seg ' + x.status + ' ' + x.url.split('?')[0]),
         ...p.net.playlists.map((x) => rel(x.at) + ' pl ' + x.status + ' ' + x.url.split('/hls/')[1].replace(/(ticket|bexp|bsig)=[^&]*&?/g, '')),

@@ -2,6 +2,8 @@
 // the numbering, the keys, the map and the date-time a player needs for what is left.
 #include <doctest/doctest.h>
 
+#include <algorithm>
+
 #include "hls/window.h"
 #include "support/hls_test_support.h"
 
@@ -264,6 +266,32 @@ TEST_CASE("a delta update carries the keys in force and keeps the skipped region
         "https://origin.example/live/channel/k1.key");
   CHECK(parsed.media.dateranges == 1);  // _HLS_skip=YES skips segments, not date ranges
   CHECK(parsed.media.skipped_segments == std::optional<std::uint64_t>(6));
+}
+
+TEST_CASE(
+    "a delta update never skips a discontinuity: a player counting the tags it reads numbers "
+    "every timeline as the full playlist does") {
+  const auto with_discontinuity_at = [](int sequence) {
+    std::string text = ll_playlist(12);
+    const std::string uri = "#EXTINF:1.0,\nseg" + std::to_string(sequence) + ".m4s\n";
+    text.insert(text.find(uri), "#EXT-X-DISCONTINUITY\n");
+    return text;
+  };
+  // Up to 6 may go (seg20..seg25); a discontinuity at seg23 keeps seg23 on: 3 skipped.
+  const std::string delta = delta_of(with_discontinuity_at(23));
+  CHECK(delta.find("#EXT-X-SKIP:SKIPPED-SEGMENTS=3\n") != std::string::npos);
+  CHECK(delta.find("#EXT-X-DISCONTINUITY\n#EXTINF:1.0,\nseg23.m4s\n") != std::string::npos);
+  // EXT-X-DISCONTINUITY-SEQUENCE (3) plus the tags read: timeline 4 for the last segment, as in
+  // the full playlist.
+  const hls::Playlist parsed = parse_ok(delta);
+  CHECK(parsed.media.discontinuity_sequence == 3);
+  CHECK(std::count_if(parsed.media.segments.begin(), parsed.media.segments.end(),
+                      [](const hls::Segment& seg) { return seg.discontinuity; }) == 1);
+  // On the first segment: nothing skipped; past the skipped ones: the usual 6.
+  const std::string first = with_discontinuity_at(20);
+  CHECK(delta_of(first) == first);
+  CHECK(delta_of(with_discontinuity_at(27)).find("#EXT-X-SKIP:SKIPPED-SEGMENTS=6\n") !=
+        std::string::npos);
 }
 
 TEST_CASE(
