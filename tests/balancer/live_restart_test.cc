@@ -3,12 +3,14 @@
 // discontinuity, and chunks of the new run named by their run.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <map>
 #include <string>
 
 #include "balancer/sources/live_restart.h"
 #include "balancer/sources/source_policy.h"
 #include "balancer/viewers/stable_links.h"
+#include "hls/program_date.h"
 #include "support/hls_corpus.h"
 #include "support/hls_test_support.h"
 
@@ -304,6 +306,39 @@ TEST_CASE(
   CHECK(short_run.tracker.restarts() == 1);
   CHECK(restarted.playlist.media.segments.back().sequence == 3);
   CHECK(restarted.playlist.media.segments.back().discontinuity);
+}
+
+TEST_CASE(
+    "an encoder restarted while its first run's names are still listed is told from an older copy "
+    "by its program dates: dated anew, a new run; dated alike, the listing stays") {
+  // seg_00000 starts at `first_ms`, each segment 2 s after the one before.
+  const auto dated = [](uint64_t first, int count, int64_t first_ms) {
+    std::string text = window(first, count);
+    const std::string at = "#EXTINF:2.0,\nseg_" +
+                           std::string(5 - std::to_string(first).size(), '0') +
+                           std::to_string(first) + ".ts";
+    text.insert(text.find(at),
+                "#EXT-X-PROGRAM-DATE-TIME:" +
+                    hls::format_program_date_ms(first_ms + static_cast<int64_t>(first) * 2000) +
+                    "\n");
+    return text;
+  };
+  constexpr int64_t kRunA = 1'790'000'000'000;
+  // Run A from 0; 20 s later its encoder starts over at 0, names and numbers reused.
+  LiveChannel restarted(dated(0, 4, kRunA));
+  restarted.serve(dated(0, 6, kRunA), kStart + 1s);  // seg_00000 still listed
+  Served run_b = restarted.serve(dated(0, 2, kRunA + 20'000), kStart + 2s);
+  CHECK(restarted.tracker.restarts() == 1);
+  CHECK(run_b.playlist.media.segments.back().sequence == 7);  // counting on: 6, then 7
+  CHECK(run_b.playlist.media.segments.back().discontinuity == false);
+  CHECK(std::any_of(run_b.playlist.media.segments.begin(), run_b.playlist.media.segments.end(),
+                    [](const hls::Segment& seg) { return seg.discontinuity; }));
+  // A second origin server of the same encoder, a copy behind: the same names, the same dates.
+  LiveChannel lagging(dated(0, 4, kRunA));
+  lagging.serve(dated(0, 6, kRunA), kStart + 1s);
+  Served older = lagging.serve(dated(0, 5, kRunA), kStart + 2s);
+  CHECK(lagging.tracker.restarts() == 0);
+  CHECK(older.playlist.media.segments.back().sequence == 5);
 }
 
 namespace {

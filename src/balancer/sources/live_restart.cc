@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 
 #include "core/url.h"
 #include "hls/program_date.h"
@@ -156,14 +157,6 @@ Layout lay_out(const hls::Playlist& origin, std::string* absolute_text) {
 }
 
 // Each segment's origin sequence number and URI, in order.
-std::vector<std::pair<uint64_t, std::string>> segment_uris(const hls::Playlist& origin) {
-  std::vector<std::pair<uint64_t, std::string>> uris;
-  uris.reserve(origin.media.segments.size());
-  for (const hls::Segment& segment : origin.media.segments) {
-    uris.emplace_back(segment.sequence, origin.tmpl.slots()[segment.uri_slot].uri);
-  }
-  return uris;
-}
 
 // The previous run's key must not apply to the new run's clear segments: `keep`
 // segments of the previous run lead `listed`.
@@ -353,20 +346,28 @@ ServedListing LiveRunTracker::plan_copy(const hls::MediaInfo& media, const Listi
 LiveRunTracker::OriginChange LiveRunTracker::follow_origin(
     const hls::Playlist& origin, std::vector<ServedSegment>& segments, bool parts_in_progress,
     const LiveEndPolicy& policy, TimePoint now, int64_t unix_ms, bool was_holding) {
-  std::vector<std::pair<uint64_t, std::string>> uris = segment_uris(origin);
+  std::vector<OriginSegment> seen;
+  seen.reserve(origin.media.segments.size());
+  for (size_t i = 0; i < origin.media.segments.size(); ++i) {
+    const hls::Segment& segment = origin.media.segments[i];
+    // `segments` is origin's copy laid out, one for one, dated where origin says.
+    const bool laid_out = i < segments.size() && segments[i].msn == segment.sequence;
+    seen.push_back({segment.sequence, origin.tmpl.slots()[segment.uri_slot].uri,
+                    laid_out ? segments[i].start_ms : std::nullopt});
+  }
   if (switch_pending_ && served_.empty()) switch_pending_ = false;  // nothing served to follow
   const bool switching = switch_pending_;
   if (switching) {
     // The other source's numbers and end tags say nothing about this one's.
     origin_last_.reset();
-    origin_uris_.clear();
+    origin_segments_.clear();
     ended_since_.reset();
   }
-  OriginChange change = compare_with_previous(uris);
+  OriginChange change = compare_with_previous(seen);
   if (change.older_copy) {
     holding_end_ = was_holding;
   } else {
-    remember_origin_copy(std::move(uris), origin.media.endlist, policy, now);
+    remember_origin_copy(std::move(seen), origin.media.endlist, policy, now);
   }
   if (change.restarted) listed_from_.reset();
   if (switching) {
@@ -389,21 +390,27 @@ LiveRunTracker::OriginChange LiveRunTracker::follow_origin(
   return change;
 }
 
-// A restart: a number now names another URI, or the numbering went back after
-// an end tag or to numbers not seen under the same names. Numbers that went
-// back to the same names without an end tag are an older copy (a second origin
-// server lagging behind): the previous listing stays.
+// A restart: a number now names another URI or another moment (its program date moved: an
+// encoder numbering from 0 again while its first run's names are still listed), or the
+// numbering went back after an end tag or to numbers not seen under the same names. Numbers
+// that went back to the same names and dates without an end tag are an older copy (a second
+// origin server of the same encoder lagging behind): the previous listing stays.
 LiveRunTracker::OriginChange LiveRunTracker::compare_with_previous(
-    const std::vector<std::pair<uint64_t, std::string>>& uris) const {
+    const std::vector<OriginSegment>& seen) const {
+  // Copies of one encoder date a segment alike; a restarted one dates it anew.
+  constexpr int64_t kRedatedMs = 500;
   OriginChange change;
-  if (origin_last_ && !uris.empty()) {
+  if (origin_last_ && !seen.empty()) {
     bool renamed = false, same_names = false;
-    for (size_t i = 0, j = 0; i < uris.size(); ++i) {
-      while (j < origin_uris_.size() && origin_uris_[j].first < uris[i].first) ++j;
-      if (j == origin_uris_.size() || origin_uris_[j].first != uris[i].first) continue;
-      (origin_uris_[j].second == uris[i].second ? same_names : renamed) = true;
+    for (size_t i = 0, j = 0; i < seen.size(); ++i) {
+      while (j < origin_segments_.size() && origin_segments_[j].msn < seen[i].msn) ++j;
+      if (j == origin_segments_.size() || origin_segments_[j].msn != seen[i].msn) continue;
+      const OriginSegment& before = origin_segments_[j];
+      const bool redated = before.start_ms && seen[i].start_ms &&
+                           std::abs(*before.start_ms - *seen[i].start_ms) > kRedatedMs;
+      (before.uri == seen[i].uri && !redated ? same_names : renamed) = true;
     }
-    const bool went_back = uris.back().first < *origin_last_;
+    const bool went_back = seen.back().msn < *origin_last_;
     change.restarted = renamed || (went_back && (ended_since_.has_value() || !same_names));
     change.older_copy = went_back && !change.restarted;
   }
@@ -411,12 +418,11 @@ LiveRunTracker::OriginChange LiveRunTracker::compare_with_previous(
 }
 
 // Origin's copy as the previous one for the next comparison, and how long its end tag has lasted.
-void LiveRunTracker::remember_origin_copy(std::vector<std::pair<uint64_t, std::string>> uris,
-                                          bool endlist, const LiveEndPolicy& policy,
-                                          TimePoint now) {
-  if (!uris.empty()) {
-    origin_last_ = uris.back().first;
-    origin_uris_ = std::move(uris);
+void LiveRunTracker::remember_origin_copy(std::vector<OriginSegment> seen, bool endlist,
+                                          const LiveEndPolicy& policy, TimePoint now) {
+  if (!seen.empty()) {
+    origin_last_ = seen.back().msn;
+    origin_segments_ = std::move(seen);
   }
   if (endlist) {
     if (!ended_since_) ended_since_ = now;

@@ -174,9 +174,14 @@ class LiveRunTracker {
   OriginChange follow_origin(const hls::Playlist& origin, std::vector<ServedSegment>& segments,
                              bool parts_in_progress, const LiveEndPolicy& policy, TimePoint now,
                              int64_t unix_ms, bool was_holding);
-  OriginChange compare_with_previous(
-      const std::vector<std::pair<uint64_t, std::string>>& uris) const;
-  void remember_origin_copy(std::vector<std::pair<uint64_t, std::string>> uris, bool endlist,
+  // One segment of an origin copy: its number, URI and start on the wall clock, when dated.
+  struct OriginSegment {
+    uint64_t msn = 0;
+    std::string uri;
+    std::optional<int64_t> start_ms;
+  };
+  OriginChange compare_with_previous(const std::vector<OriginSegment>& seen) const;
+  void remember_origin_copy(std::vector<OriginSegment> seen, bool endlist,
                             const LiveEndPolicy& policy, TimePoint now);
   void start_new_run(const ServedSegment& first, int64_t unix_ms);
   // The segment in progress of the last copy served, if any, closed early onto served_.
@@ -201,9 +206,9 @@ class LiveRunTracker {
   bool seen_live_ = false;
   std::optional<TimePoint> ended_since_;
   bool holding_end_ = false;
-  // Origin's previous copy: its last sequence number and the URI of each number.
+  // Origin's previous copy: its last sequence number and each segment's URI and date.
   std::optional<uint64_t> origin_last_;
-  std::vector<std::pair<uint64_t, std::string>> origin_uris_;
+  std::vector<OriginSegment> origin_segments_;
   // The current run: served = origin + offset (numbers and discontinuity numbers).
   uint64_t run_ = 0;
   uint64_t restarts_ = 0;
