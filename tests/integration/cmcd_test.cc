@@ -251,7 +251,11 @@ TEST_CASE(
   CHECK(wait_until([&] { return s.origin.count("/gen/16K/live/s2.ts") == 1; }, 10s, 10ms));
   auto second = http_get(s.node.signed_url("/o/demo/gen/16K/live/s2.ts"));
   CHECK(second.status == 200);
-  CHECK(second.header("X-Cache") == "HIT");
+  // HIT once the prefetch landed; COALESCED when the viewer asks while it is still on its way
+  // (origin has counted it, its answer not yet stored: seen under ThreadSanitizer). Either way
+  // the viewer's request cost no origin fetch of its own.
+  const std::string cache_status = second.header("X-Cache").value_or("(none)");
+  CHECK_MESSAGE((cache_status == "HIT" || cache_status == "COALESCED"), cache_status);
   CHECK(s.origin.count("/gen/16K/live/s2.ts") == 1);
 
   // Not fetched: a next object whose link is not signed, one that leaves the origin's tree,

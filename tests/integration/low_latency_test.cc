@@ -537,3 +537,47 @@ TEST_CASE(
   CHECK(upstream <= 2);  // the follow, and one of the viewers' own had they come between two
   CHECK(balancer.metric("balancer_playlist_delta_updates_total") >= 2);
 }
+
+TEST_CASE(
+    "LL-HLS, one source: an encoder starting over at 0 while its first run's names are still "
+    "listed is followed at once: the numbers go on, the new run after a discontinuity") {
+  SKIP_WITHOUT_FFMPEG();
+  // Six segments of the first run, all still in origin's window when it starts over.
+  LlStack stack({{"low", 300}}, 6);
+  auto& [dir, origin, node, balancer] = stack;
+  const std::string variant = "/hls/ll/low/index.m3u8?cache=venue-a&viewer=ll-restart";
+  const HttpResponse before = balancer.get(variant);
+  REQUIRE(before.status == 200);
+  // EXT-X-MEDIA-SEQUENCE plus the segments listed after it, less one (a plain request: no skip).
+  const auto last_msn = [](const std::string& playlist) {
+    static const std::regex sequence(R"re(#EXT-X-MEDIA-SEQUENCE:([0-9]+))re");
+    std::smatch m;
+    REQUIRE(std::regex_search(playlist, m, sequence));
+    uint64_t segments = 0;
+    for (size_t at = playlist.find("#EXTINF:"); at != std::string::npos;
+         at = playlist.find("#EXTINF:", at + 1))
+      ++segments;
+    REQUIRE(segments > 0);
+    return std::stoull(m[1]) + segments - 1;
+  };
+  const uint64_t before_last = last_msn(before.body);
+  REQUIRE(origin.fault("restart=1"));
+  const auto restarted = std::chrono::steady_clock::now();
+  // The new run's first segment is complete a second later (1 s segments); without this the
+  // copy stood still until the new run reached the old numbers (six seconds here).
+  std::string shown;
+  const bool continued = wait_until(
+      [&] {
+        const HttpResponse now = balancer.get(variant);
+        if (now.status != 200) return false;
+        shown = now.body;
+        return shown.find("#EXT-X-DISCONTINUITY\n") != std::string::npos;
+      },
+      5s, 50ms);
+  const double after_s =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - restarted).count();
+  MESSAGE("the new run listed " << after_s << " s after the restart");
+  REQUIRE_MESSAGE(continued, shown);
+  CHECK(after_s < 3.0);
+  CHECK(last_msn(shown) > before_last);  // numbers never go back
+}

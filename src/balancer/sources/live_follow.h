@@ -52,6 +52,14 @@ class LiveFollow {
   }
   // A new version was built from the landed fetch; `next` is its next part to follow.
   void built(const Landing& landing, std::optional<BlockingTarget> next);
+  // Origin refused the part followed as too far ahead (400: its numbers went back, an encoder
+  // starting over): the next refresh asks for the playlist plainly, at once, and the version
+  // it brings says what to follow.
+  void refused() {
+    next_.reset();
+    send_now_ = true;
+    delivers_ = false;
+  }
 
   // What a viewer's blocking reload for `asked` does: join the follow's fetch (the part it
   // asks for), park (a later part, while the follow brings part after part: `refresh_due` says

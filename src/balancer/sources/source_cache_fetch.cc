@@ -135,6 +135,14 @@ void SourceCache::on_done(const std::string& key, uint64_t seq, const http::Fetc
   if (landing.followed && failure == http::UpstreamFailure::timeout && entry.version) {
     entry.answered_seq = transfer.seq;
     answer_stalled_follow(entry, waiters, now);
+  } else if (landing.followed && failure == http::UpstreamFailure::bad_status &&
+             transfer.status == 400 && entry.version) {
+    // The part followed is too far ahead for origin now: its numbers went back (an encoder
+    // starting at 0 again). The copy stands; a plain request follows at once and shows the
+    // new run (without it the copy stood still until the new run reached the old numbers).
+    entry.answered_seq = transfer.seq;
+    entry.follow.refused();
+    answer_stalled_follow(entry, waiters, now);
   } else if (failure) {
     if (*failure == http::UpstreamFailure::not_found) entry.answered_seq = transfer.seq;
     answer_fetch_failure(entry, std::move(waiters), *failure, result);
