@@ -156,8 +156,6 @@ Layout lay_out(const hls::Playlist& origin, std::string* absolute_text) {
   return out;
 }
 
-// Each segment's origin sequence number and URI, in order.
-
 // The previous run's key must not apply to the new run's clear segments: `keep`
 // segments of the previous run lead `listed`.
 void clear_key_after_tail(std::vector<ServedSegment>& listed, size_t keep) {
