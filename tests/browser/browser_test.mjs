@@ -777,6 +777,13 @@ async function movedOff(p, from, at, settleMs) {
   return { figures, state: s, problems };
 }
 
+// Keeps the player's console (VHS's own log in full with BROWSER_TEST_PLAYER_DEBUG=1) in the
+// artefacts as console-<scenario><suffix>.txt, each line from `from` on in seconds from `at`.
+function keepConsole(p, at, suffix, from = -Infinity) {
+  fs.writeFileSync(path.join(artifacts, 'console-' + runningScenario + suffix + '.txt'),
+    p.net.console.filter((line) => line.at > from).map((line) => ((line.at - at) / 1000).toFixed(3) + ' ' + line.text).join('\n') + '\n');
+}
+
 // Keeps every media playlist `p` received in the artefacts (playlists-<scenario>-<player>.txt,
 // without the access parameters) and adds what the playlist checker finds in them to
 // `problems`; gives how many there were.
@@ -1125,9 +1132,7 @@ async function afterCacheFault(stack, players, before, killedAt) {
     figures.mapFetchesAroundKill = p.net.inits.filter((x) => aroundKill(x.at)).length;
     const initPerPart = figures.initAppendsAroundKill >= INIT_PER_PART_MIN && figures.mapFetchesAroundKill <= 2;
     results[p.player] = figures;
-    // The player's console (VHS's own log in full with BROWSER_TEST_PLAYER_DEBUG=1), in seconds from the kill.
-    fs.writeFileSync(path.join(artifacts, 'console-' + runningScenario + '-' + p.player + '.txt'),
-      p.net.console.map((line) => ((line.at - killedAt) / 1000).toFixed(3) + ' ' + line.text).join('\n') + '\n');
+    keepConsole(p, killedAt, '-' + p.player);
     const name = p.player + ' (LL)';
     problems.push(...found.map((f) => f + ' (LL)'));
     figures.playlists = keepAndCheckPlaylists(p, problems);
@@ -1227,9 +1232,7 @@ async function throughSourceFault(stack, players, { name, channel, apply, to, to
         JSON.stringify(later.map((seg) => seg.status + ' ' + seg.url.split('?')[0]).slice(-6)));
     }
     const rel = (t) => +((t - at) / 1000).toFixed(2);
-    // The player's console (VHS's own log in full with BROWSER_TEST_PLAYER_DEBUG=1), in seconds from the fault.
-    fs.writeFileSync(path.join(artifacts, 'console-' + runningScenario + '-' + name + '-' + p.player + '.txt'),
-      p.net.console.filter((line) => line.at > at - 8000).map((line) => ((line.at - at) / 1000).toFixed(3) + ' ' + line.text).join('\n') + '\n');
+    keepConsole(p, at, '-' + name + '-' + p.player, at - 8000);
     fs.writeFileSync(path.join(artifacts, 'timeline-' + runningScenario + '-' + name + '-' + p.player + '.txt'),
       [...p.net.segments.map((x) => rel(x.at) + ' seg ' + x.status + ' ' + x.url.split('?')[0]),
         ...p.net.playlists.map((x) => rel(x.at) + ' pl ' + x.status + ' ' + x.url.split('/hls/')[1].replace(/(ticket|bexp|bsig)=[^&]*&?/g, '')),
