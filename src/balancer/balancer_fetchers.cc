@@ -50,6 +50,11 @@ core::Result<std::unique_ptr<BalancerFetchers>> BalancerFetchers::create(
   poller.on_update([&health, &poller] {
     health.publish(std::make_shared<const HealthView>(poller.snapshot()));
   });
+  // What the nodes' chunk fetches say of each origin is a source's health too.
+  poller.on_chunk_fetches([sources = fetchers->sources_.get()](const std::string& origin,
+                                                               uint64_t answered, uint64_t failed) {
+    sources->chunk_fetches_reported(origin, answered, failed);
+  });
   // Live prefetch: new segments revealed by a refresh go to the usable nodes of their viewers.
   fetchers->prefetch_ =
       std::make_unique<PrefetchClient>(fetch_loop, *fetchers->client_, registry, clock,

@@ -114,6 +114,18 @@ std::string NodeStatus::health_json(const CacheNodeConfig& c) const {
   out += ",\"site\":";
   core::append_json_string(out, c.site);
   out += over ? R"(,"overloaded":true)" : R"(,"overloaded":false)";
+  // Read by every balancer's poll (health_poller.h): early, within the part of a reply it reads.
+  out += R"(,"origin_chunk_fetches":{)";
+  bool first = true;
+  for (const OriginFetchTally::Counts& origin : counters.flights.origins.counts()) {
+    if (!first) out += ',';
+    first = false;
+    core::append_json_string(out, origin.origin);
+    number(R"(:{"answered":)", origin.answered);
+    number(R"(,"failed":)", origin.failed);
+    out += '}';
+  }
+  out += '}';
   number(R"(,"threads":)", threads);
   number(R"(,"active_connections":)", active_requests());
   if (const http::ConnectionLimits* table = connections()) {

@@ -272,5 +272,30 @@ TEST_CASE("health replies: egress_mbps is read when it is a number >= 0, and kep
   CHECK_FALSE(h.egress_mbps().has_value());  // a failed poll measures nothing
 }
 
+TEST_CASE(
+    "health reply: a node's chunk fetches per origin are read; what is not a count, or past "
+    "the bound, is skipped") {
+  bool overloaded = false;
+  std::string reason;
+  std::vector<OriginChunkFetches> chunks;
+  REQUIRE(interpret_health_reply(
+      200,
+      R"({"status":"ok","origin_chunk_fetches":{"demo":{"answered":12,"failed":3},)"
+      R"("backup":{"failed":5000000000,"answered":-1,"x":[1,{"answered":9}]},"odd":7},)"
+      R"("answered":4,"node":{"failed":2}})",
+      overloaded, reason, nullptr, false, &chunks));
+  CHECK(chunks == std::vector<OriginChunkFetches>{{"demo", 12, 3}, {"backup", 0, 5000000000}});
+  REQUIRE(interpret_health_reply(200, R"({"status":"ok"})", overloaded, reason, nullptr, false,
+                                 &chunks));
+  CHECK(chunks.empty());
+  std::string many = R"({"origin_chunk_fetches":{)";
+  for (size_t i = 0; i < kMaxReportedOrigins + 10; ++i) {
+    many += (i == 0 ? "" : ",") + std::string("\"o") + std::to_string(i) + "\":{\"failed\":1}";
+  }
+  many += "}}";
+  REQUIRE(interpret_health_reply(200, many, overloaded, reason, nullptr, false, &chunks));
+  CHECK(chunks.size() == kMaxReportedOrigins);
+}
+
 }  // namespace
 }  // namespace balancer

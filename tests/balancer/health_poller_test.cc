@@ -350,5 +350,35 @@ TEST_CASE(
       *f.base, [&] { return f.node.seen().size() > polls || f.told.size() > updates; }, 200ms));
 }
 
+TEST_CASE(
+    "health poller: a node's chunk fetches are told as what each reply adds to the last; its "
+    "first reply, and one whose counts went back (a restarted node), only set the baseline") {
+  Fixture f;
+  auto reply = [](uint64_t answered, uint64_t failed) {
+    return test::NodeAnswer{200, R"({"status":"ok","origin_chunk_fetches":{"demo":{"answered":)" +
+                                     std::to_string(answered) + R"(,"failed":)" +
+                                     std::to_string(failed) + "}}}"};
+  };
+  f.node.answer(test::LoopbackNode::scripted(
+      {
+          reply(10, 4),  // 1: the baseline (fetches before the balancer looked)
+          reply(10, 4),  // 2: nothing new
+          reply(12, 7),  // 3: 2 answered, 3 failed
+          reply(1, 0),   // 4: restarted: a new baseline
+          reply(1, 2),   // 5: 2 failed
+          {200, R"({"status":"ok","origin_chunk_fetches":{"demo":{"answered":1,"failed":2},)"
+                R"("backup":{"answered":5,"failed":0}}})"},  // 6: an origin new to it: from 0
+      },
+      kHold));
+  std::vector<std::tuple<std::string, uint64_t, uint64_t>> heard;
+  f.poller->on_chunk_fetches([&](const std::string& origin, uint64_t answered, uint64_t failed) {
+    heard.emplace_back(origin, answered, failed);
+  });
+  f.configure({"a"}, poll_options(1, 2));
+  f.run_until_told(7);
+  CHECK(heard == std::vector<std::tuple<std::string, uint64_t, uint64_t>>{
+                     {"demo", 2, 3}, {"demo", 0, 2}, {"backup", 5, 0}});
+}
+
 }  // namespace health_poller_test
 }  // namespace balancer

@@ -247,6 +247,39 @@ TEST_CASE(
 }
 
 TEST_CASE(
+    "an origin's chunks: two failed fetches at the nodes with none answered since are a fault, "
+    "held ten seconds past the last failure; any answered one ends it") {
+  OriginChunkHealth chunks;
+  const auto t = kSwitchStart;
+  CHECK_FALSE(chunks.failing("a", t));
+  CHECK_FALSE(chunks.fault_ended("a", t).has_value());
+  chunks.reported("a", 0, 1, t);
+  CHECK_FALSE(chunks.failing("a", t));  // one failure: a glitch, not yet a fault
+  chunks.reported("a", 0, 1, t + 200ms);
+  CHECK(chunks.failing("a", t + 200ms));
+  CHECK_FALSE(chunks.failing("b", t + 200ms));  // per origin
+  SUBCASE("nothing more is heard (the channel left it): the fault ends with its hold") {
+    CHECK(chunks.failing("a", t + 200ms + OriginChunkHealth::kChunkFaultHold));
+    CHECK_FALSE(chunks.failing("a", t + 201ms + OriginChunkHealth::kChunkFaultHold));
+    CHECK(chunks.fault_ended("a", t + 60s) == t + 200ms + OriginChunkHealth::kChunkFaultHold);
+    // A later failure with still no answer in between is a fault again at once.
+    chunks.reported("a", 0, 1, t + 30s);
+    CHECK(chunks.failing("a", t + 30s));
+  }
+  SUBCASE("an answered fetch (in a report with failures too) ends it") {
+    chunks.reported("a", 1, 3, t + 1s);
+    CHECK_FALSE(chunks.failing("a", t + 1s));
+    CHECK(chunks.fault_ended("a", t + 5s) == t + 1s);
+    chunks.reported("a", 0, 1, t + 2s);
+    CHECK_FALSE(chunks.failing("a", t + 2s));  // counted from the answer again
+  }
+  SUBCASE("a report with nothing in it changes nothing") {
+    chunks.reported("a", 0, 0, t + 1s);
+    CHECK(chunks.failing("a", t + 1s));
+  }
+}
+
+TEST_CASE(
     "the channel's source: away from a failing one, back only after the preferred one has "
     "been healthy for a while, or where the operator says") {
   FailoverPolicy policy;

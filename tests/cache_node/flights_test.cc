@@ -580,3 +580,48 @@ TEST_CASE(
     CHECK(node.flight_metrics.part_head_timeouts.value() == 0);
   }
 }
+
+TEST_CASE(
+    "flights: each fetch from an origin counts as answered or failed for it; a 404 or another "
+    "4xx counts nothing; a twin's fallback counts the origin failed and the twin's own answer") {
+  Node node;
+  auto runtime = std::make_shared<RuntimeConfig>(*node.config.load());
+  runtime->config.origins["demo"].twin = "backup";
+  runtime->config.origins["backup"].url = "http://backup.test";
+  node.config.publish(std::move(runtime));
+  auto fetch = [&](const std::string& key, const std::string& twin_url = {}) {
+    SharedCache::Lookup found = node.cache->find_or_start(key, 0);
+    REQUIRE(found.kind == SharedCache::Lookup::Kind::started);
+    node.loops[0]->flights->start(found.flight, "http://origin.test/" + key, {}, {}, twin_url);
+    node.loops[0]->flights->join(found.flight,
+                                 std::make_unique<RecordingWaiter>(std::make_shared<Heard>()));
+    return &node.upstream.last();
+  };
+  auto counts = [&] {
+    std::map<std::string, std::pair<uint64_t, uint64_t>> out;
+    for (const auto& c : node.flight_metrics.origins.counts())
+      out[c.origin] = {c.answered, c.failed};
+    return out;
+  };
+  answer_whole(*fetch("demo/a.ts"), "a");
+  auto* refused = fetch("demo/b.ts");
+  refused->callbacks.on_head(head(503));
+  refused->callbacks.on_done(done(503));
+  for (int status : {404, 403}) {
+    auto* asked = fetch("demo/c" + std::to_string(status) + ".ts");
+    asked->callbacks.on_head(head(status));
+    asked->callbacks.on_done(done(status));
+  }
+  http::FetchResult reset;
+  reset.error = "connection reset";
+  fetch("demo/d.ts")->callbacks.on_done(reset);
+  CHECK(counts() == std::map<std::string, std::pair<uint64_t, uint64_t>>{{"demo", {1, 2}}});
+  // With a twin: the origin's 503 is its failure, the twin's 200 the twin's answer.
+  auto* origin = fetch("demo/e.ts", "http://backup.test/e.ts");
+  origin->callbacks.on_head(head(503));
+  answer_whole(node.upstream.last(), "e");
+  CHECK(node.upstream.last().request.url == "http://backup.test/e.ts");
+  CHECK(counts() ==
+        std::map<std::string, std::pair<uint64_t, uint64_t>>{{"backup", {1, 0}}, {"demo", {1, 3}}});
+  node.run_all_later();
+}

@@ -83,6 +83,11 @@ struct Player {
   std::map<uint64_t, uint64_t> discontinuity_numbers;
   std::set<uint64_t> tagged;
   bool went_back = false, link_changed = false, number_moved = false, saw_endlist = false;
+  // A chunk that fails is asked again at the next reload, as a player retries, and skipped
+  // after kChunkTries; without this, a failed chunk fails the test.
+  bool chunk_failures_allowed = false;
+  static constexpr int kChunkTries = 3;
+  std::map<uint64_t, int> chunk_failures;  // per number
 
   void reload() {
     auto r = balancer.get(target);
@@ -110,8 +115,12 @@ struct Player {
       number_moved = number_moved || d->second != number;
       if (!last_downloaded || msn > *last_downloaded) {
         auto chunk = http_get(line);
-        REQUIRE_MESSAGE(chunk.status == 200, line);
-        bytes[msn] = chunk.body;
+        if (chunk.status != 200 && chunk_failures_allowed) {
+          if (++chunk_failures[msn] < kChunkTries) return;
+        } else {
+          REQUIRE_MESSAGE(chunk.status == 200, line);
+          bytes[msn] = chunk.body;
+        }
         last_downloaded = msn;
       }
       ++msn;
@@ -263,6 +272,50 @@ TEST_CASE(
   CHECK(via_node.links.at(5).find("/o/demo/live/a5.ts") != std::string::npos);
   CHECK(metric_value(s.balancer->metrics(), "balancer_channel_active_source{channel=\"demo\"}") ==
         1);
+}
+
+TEST_CASE(
+    "the preferred source's chunks fail at the node while its playlists move: the channel "
+    "moves to the backup (chunk_errors), which the playlists never show") {
+  FailoverStack s;
+  auto [via_node, direct] = s.start_players(4);
+  via_node.chunk_failures_allowed = true;
+  direct.chunk_failures_allowed = true;  // A's chunks fail straight from its origin too
+  REQUIRE(s.origin_a->outage(503, /*chunks_only=*/true));
+  const auto failing = SteadyClock::now();
+  // Both encoders go on; the player through the node asks for A's new chunks and retries them.
+  std::optional<SteadyClock::time_point> switched;
+  uint64_t n = 5;
+  for (; n <= 8 && !switched; ++n) {
+    const auto written = SteadyClock::now();
+    s.a.write(n);
+    s.b.write(n);
+    wait_until(
+        [&] {
+          via_node.reload();
+          if (s.switches("chunk_errors") > 0) switched = SteadyClock::now();
+          return switched.has_value();
+        },
+        1s, 50ms);
+    std::this_thread::sleep_until(written + 1s);
+  }
+  REQUIRE(switched);
+  CHECK(s.switches("chunk_errors") == 1);
+  const double detect_ms = std::chrono::duration<double, std::milli>(*switched - failing).count();
+  // The backup's segments from here on play through the node.
+  const uint64_t last_a = n - 1;
+  play_backup(s, n, n + 2, via_node, direct);
+  MESSAGE("chunks failing to switch: " << detect_ms << " ms (A's last segment listed: " << last_a
+                                       << ")");
+  CHECK(detect_ms < 1500);  // one and a half target durations
+  CHECK(s.switches("unreachable") + s.switches("origin_error") + s.switches("stalled") == 0);
+  CHECK(via_node.links.at(n).find("/o/backup/live/b" + std::to_string(700 + n) + ".ts") !=
+        std::string::npos);
+  for (uint64_t m = n; m <= n + 2; ++m) CHECK(via_node.bytes.at(m) == Encoder::bytes_of("b", m));
+  CHECK(via_node.chunk_failures.count(5) == 1);  // A's chunk did fail through the node
+  CHECK(metric_value(s.node->metrics(),
+                     "cache_origin_chunk_fetches_total{origin=\"demo\",result=\"failed\"}")
+            .value_or(0) >= 2);
 }
 
 TEST_CASE(

@@ -56,8 +56,9 @@ int64_t TestOrigin::not_modified(std::string_view path) const {
   return path_stat(*this, path, "not_modified");
 }
 
-bool TestOrigin::outage(int status) const {
-  const auto r = http_request("POST", url("/__outage?status=" + std::to_string(status)));
+bool TestOrigin::outage(int status, bool chunks_only) const {
+  const auto r = http_request(
+      "POST", url("/__outage?status=" + std::to_string(status) + (chunks_only ? "&chunks=1" : "")));
   return r.ok() && r.status == 200;
 }
 

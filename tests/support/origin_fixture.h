@@ -49,8 +49,9 @@ class TestOrigin {
   // ones answered 304. -1 when the stats request fails.
   int64_t conditional(std::string_view path) const;
   int64_t not_modified(std::string_view path) const;
-  // Every /gen and /files request answers `status` from now on (0: normal again).
-  bool outage(int status) const;
+  // Every /gen and /files request answers `status` from now on (0: normal again); with
+  // `chunks_only`, all but playlists (a source whose chunks fail while its playlists move).
+  bool outage(int status, bool chunks_only = false) const;
   // Playlists answer the copy they had when the stall began (a source that stops moving while
   // its origin answers 200), until stall(false).
   bool stall(bool on) const;

@@ -7,7 +7,9 @@
 //   /missing/...                  404
 //   GET /__stats[?path=P|agent=A] request counters (agent: requests whose User-Agent starts
 //                                 with A, and "others", the rest); POST|GET /__reset zeroes them
-//   GET|POST /__outage?status=N   every /gen and /files request answers N (0 ends it)
+//   GET|POST /__outage?status=N   every /gen and /files request answers N (0 ends it); with
+//                                 &chunks=1 only those that are not playlists (.m3u8): a source
+//                                 whose playlists move while its chunks fail
 //   GET|POST /__stall?on=1|0      while on, every .m3u8 under /files answers the copy it had when
 //                                 first asked during the stall (a live encoder that stopped
 //                                 moving while its origin answers 200)
@@ -386,7 +388,8 @@ class Origin {
     if (ex->behaviour.cache_control) ex->cache_control = *ex->behaviour.cache_control;
     if (!ex->behaviour.etag) ex->etag.clear();
     if (!ex->behaviour.last_modified) ex->last_modified.clear();
-    if (outage_status_ != 0) ex->behaviour.status = outage_status_;
+    if (outage_status_ != 0 && !(outage_chunks_only_ && route.ends_with(".m3u8")))
+      ex->behaviour.status = outage_status_;
 
     if (ex->behaviour.hang) {
       watch_for_close(ex);  // never answered; finishes when the client goes away
@@ -776,7 +779,10 @@ class Origin {
       const auto code = parse_long(params.get("status"), 0, 599);
       if (code && (*code == 0 || *code >= 100)) {
         outage_status_ = static_cast<int>(*code);
-        body = "{\"outage_status\":" + std::to_string(outage_status_) + "}";
+        const char* chunks_only = params.get("chunks");
+        outage_chunks_only_ = chunks_only != nullptr && std::string_view(chunks_only) == "1";
+        body = "{\"outage_status\":" + std::to_string(outage_status_) +
+               ",\"chunks_only\":" + (outage_chunks_only_ ? "true" : "false") + "}";
       } else {
         status = HTTP_BADREQUEST;
         body =
@@ -819,8 +825,9 @@ class Origin {
   uint64_t total_ = 0;
   uint64_t max_in_flight_ = 0;
   uint64_t not_modified_total_ = 0;
-  int outage_status_ = 0;  // /__outage: every /gen and /files request answers this status
-  bool stalled_ = false;   // /__stall: playlists answer the copy they had when first asked
+  int outage_status_ = 0;            // /__outage: every /gen and /files request answers this status
+  bool outage_chunks_only_ = false;  // /__outage&chunks=1: but playlists
+  bool stalled_ = false;  // /__stall: playlists answer the copy they had when first asked
   std::map<std::string, std::shared_ptr<const std::string>> stalled_playlists_;
   std::map<std::string, uint64_t> counts_;
   std::map<std::string, uint64_t> agents_;       // by User-Agent ("" without one)

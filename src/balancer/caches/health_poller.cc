@@ -2,6 +2,7 @@
 
 #include <rapidjson/reader.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "core/json.h"
@@ -19,6 +20,8 @@ struct HealthPoller::Node {
   int status = 0;
   uint64_t generation = 0;
   core::Gauge* up_gauge = nullptr;
+  // Its last reply's chunk fetch counts; nullopt until a reply brought them.
+  std::optional<std::vector<OriginChunkFetches>> chunk_fetches;
 };
 
 namespace {
@@ -33,6 +36,11 @@ struct HealthFields : rapidjson::BaseReaderHandler<rapidjson::UTF8<>, HealthFiel
   std::optional<bool> overloaded;
   std::optional<std::string> status;
   std::optional<double> egress_mbps;
+  // "origin_chunk_fetches": {"<origin>": {"answered": N, "failed": M}, ...}
+  std::vector<OriginChunkFetches> chunk_fetches;
+  bool in_chunk_fetches = false;  // the reader is inside that member's object
+  std::string origin;             // the last member's name inside it
+  std::string count_key;          // the last member's name inside one origin's object
 
   bool at_top() const { return depth == 1; }
   bool Default() { return depth > 0; }  // a scalar root is no health document
@@ -44,10 +52,17 @@ struct HealthFields : rapidjson::BaseReaderHandler<rapidjson::UTF8<>, HealthFiel
     if (at_top() && key == "egress_mbps") egress_mbps = v;
     return Default();
   }
+  bool count(uint64_t v) {
+    if (in_chunk_fetches && depth == 3 && !chunk_fetches.empty()) {
+      if (count_key == "answered") chunk_fetches.back().answered = v;
+      if (count_key == "failed") chunk_fetches.back().failed = v;
+    }
+    return number(static_cast<double>(v));
+  }
   bool Int(int v) { return number(v); }
-  bool Uint(unsigned v) { return number(v); }
+  bool Uint(unsigned v) { return count(v); }
   bool Int64(int64_t v) { return number(static_cast<double>(v)); }
-  bool Uint64(uint64_t v) { return number(static_cast<double>(v)); }
+  bool Uint64(uint64_t v) { return count(v); }
   bool Double(double v) { return number(v); }
   bool String(const char* text, rapidjson::SizeType length, bool) {
     if (at_top() && key == "status") status.emplace(text, length);
@@ -55,6 +70,8 @@ struct HealthFields : rapidjson::BaseReaderHandler<rapidjson::UTF8<>, HealthFiel
   }
   bool Key(const char* text, rapidjson::SizeType length, bool) {
     if (at_top()) key.assign(text, length);
+    if (in_chunk_fetches && depth == 2) origin.assign(text, length);
+    if (in_chunk_fetches && depth == 3) count_key.assign(text, length);
     return true;
   }
   bool open() {
@@ -63,11 +80,14 @@ struct HealthFields : rapidjson::BaseReaderHandler<rapidjson::UTF8<>, HealthFiel
   }
   bool StartObject() {
     if (depth == 0) root_object = true;
+    if (at_top() && key == "origin_chunk_fetches") in_chunk_fetches = true;
+    if (in_chunk_fetches && depth == 2 && chunk_fetches.size() < kMaxReportedOrigins)
+      chunk_fetches.push_back({origin, 0, 0});
     return open();
   }
   bool StartArray() { return depth > 0 && open(); }
   bool EndObject(rapidjson::SizeType) {
-    --depth;
+    if (--depth == 1) in_chunk_fetches = false;
     return true;
   }
   bool EndArray(rapidjson::SizeType) {
@@ -80,7 +100,7 @@ struct HealthFields : rapidjson::BaseReaderHandler<rapidjson::UTF8<>, HealthFiel
 
 bool interpret_health_reply(int status, const std::string& body, bool& overloaded,
                             std::string& reason, std::optional<double>* egress_mbps,
-                            bool cut_at_bound) {
+                            bool cut_at_bound, std::vector<OriginChunkFetches>* chunk_fetches) {
   overloaded = false;
   if (egress_mbps != nullptr) egress_mbps->reset();
   if (status != 200) {
@@ -116,6 +136,7 @@ bool interpret_health_reply(int status, const std::string& body, bool& overloade
       *fields.egress_mbps >= 0) {
     *egress_mbps = fields.egress_mbps;
   }
+  if (chunk_fetches != nullptr) *chunk_fetches = std::move(fields.chunk_fetches);
   return true;
 }
 
@@ -245,9 +266,9 @@ void HealthPoller::poll_node(const std::string& id, Node& node, bool fresh) {
     if (it == nodes_.end()) return;
     Node& n = *it->second;
     Outcome outcome;
-    outcome.ok =
-        result.ok && interpret_health_reply(result.status, n.body, outcome.overloaded,
-                                            outcome.reason, &outcome.egress_mbps, n.body_cut);
+    outcome.ok = result.ok &&
+                 interpret_health_reply(result.status, n.body, outcome.overloaded, outcome.reason,
+                                        &outcome.egress_mbps, n.body_cut, &outcome.chunk_fetches);
     if (!result.ok) {
       // Down at once: nothing listens (refused); the node is silent (a poll that timed out:
       // a hung host or a frozen process answers nothing, and the players' requests already
@@ -277,6 +298,7 @@ void HealthPoller::on_result(const std::string& id, uint64_t generation, Outcome
     // Alive: watch its connection again (at most once per interval).
     watch_.rearm(id, options_.interval);
     node.health.record_success(outcome.overloaded, now, outcome.egress_mbps);
+    report_chunk_fetches(node, std::move(outcome.chunk_fetches));
   } else {
     node.health.record_failure(std::move(outcome.reason), now, outcome.down_at_once);
   }
@@ -288,6 +310,22 @@ void HealthPoller::on_result(const std::string& id, uint64_t generation, Outcome
              node.health.last_error().empty() ? "" : ": " + node.health.last_error());
   }
   if (on_update_) on_update_();
+}
+
+void HealthPoller::report_chunk_fetches(Node& node, std::vector<OriginChunkFetches> counts) {
+  if (node.chunk_fetches && on_chunk_fetches_) {
+    for (const OriginChunkFetches& now : counts) {
+      auto before = std::find_if(node.chunk_fetches->begin(), node.chunk_fetches->end(),
+                                 [&](const auto& c) { return c.origin == now.origin; });
+      // An origin new in the reply counts from 0: the node fetched from it for the first time.
+      const OriginChunkFetches from =
+          before == node.chunk_fetches->end() ? OriginChunkFetches{now.origin, 0, 0} : *before;
+      if (now.answered < from.answered || now.failed < from.failed) continue;  // it restarted
+      if (now.answered > from.answered || now.failed > from.failed)
+        on_chunk_fetches_(now.origin, now.answered - from.answered, now.failed - from.failed);
+    }
+  }
+  node.chunk_fetches = std::move(counts);
 }
 
 }  // namespace balancer

@@ -40,16 +40,30 @@ struct HealthPollOptions {
 // never taken down, nor the balancer slowed, by what else its reply holds.
 inline constexpr size_t kHealthReplyReadBytes = 16 * 1024;
 
+// A node's own chunk fetches from one origin since it started ("origin_chunk_fetches" in its
+// reply: {"<origin>":{"answered":N,"failed":M},...}).
+struct OriginChunkFetches {
+  std::string origin;
+  uint64_t answered = 0;
+  uint64_t failed = 0;
+  bool operator==(const OriginChunkFetches&) const = default;
+};
+// Origins read from one reply at most (a node knows its configured origins only).
+inline constexpr size_t kMaxReportedOrigins = 64;
+
 // Pure: a poll outcome from the HTTP status and body. True with `overloaded`
 // set for a 200 JSON object; false with `reason` otherwise. Only the top-level
 // "status", "overloaded" and "egress_mbps" are read, in one pass that keeps
 // nothing else. With `egress_mbps` non-null, it receives the document's
 // "egress_mbps" when that is a finite number >= 0 (else nullopt).
 // `cut_at_bound`: `body` is the first kHealthReplyReadBytes of a longer reply, so
-// a document that runs out of bytes is read as far as it goes.
+// a document that runs out of bytes is read as far as it goes. With `chunk_fetches` non-null,
+// it receives the top-level "origin_chunk_fetches" (at most kMaxReportedOrigins; members that
+// are not counts are skipped).
 bool interpret_health_reply(int status, const std::string& body, bool& overloaded,
                             std::string& reason, std::optional<double>* egress_mbps = nullptr,
-                            bool cut_at_bound = false);
+                            bool cut_at_bound = false,
+                            std::vector<OriginChunkFetches>* chunk_fetches = nullptr);
 
 class HealthPoller {
  public:
@@ -72,6 +86,12 @@ class HealthPoller {
   bool watching(const std::string& id) const { return watch_.connected(id); }
   // Called on the loop after every poll result and configure().
   void on_update(std::function<void()> fn) { on_update_ = std::move(fn); }
+  // Called on the loop for each origin a node's reply counts fetches of that its last reply
+  // did not: (origin, answered, failed) since then. A node's first reply, or one whose counts
+  // went back (it restarted), only sets where the next one counts from.
+  using ChunkFetchesFn =
+      std::function<void(const std::string& origin, uint64_t answered, uint64_t failed)>;
+  void on_chunk_fetches(ChunkFetchesFn fn) { on_chunk_fetches_ = std::move(fn); }
 
   // The nodes' measured egress (cache_health.h, measured_egress), as of `now`.
   MeasuredEgress measured_egress(TimePoint now) const;
@@ -84,8 +104,11 @@ class HealthPoller {
     bool overloaded = false;
     bool down_at_once = false;  // refused, silent, or the dying process: down at once
     std::optional<double> egress_mbps;
+    std::vector<OriginChunkFetches> chunk_fetches;
     std::string reason;  // why it failed
   };
+  // Tells on_chunk_fetches_ what `node`'s reply counts since its previous one.
+  void report_chunk_fetches(Node& node, std::vector<OriginChunkFetches> counts);
   void poll_all();
   // Polls one node now on a new connection, instead of a poll running (its watched connection
   // closed).
@@ -99,6 +122,7 @@ class HealthPoller {
   http::HttpClient& client_;
   const core::Clock& clock_;
   std::function<void()> on_update_;
+  ChunkFetchesFn on_chunk_fetches_;
   core::MetricsRegistry& metrics_;
   HealthPollOptions options_;
   std::map<std::string, std::unique_ptr<Node>> nodes_;

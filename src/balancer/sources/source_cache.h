@@ -112,6 +112,9 @@ class SourceCache {
   std::optional<ChannelSources> channel_sources(const std::string& channel) const;
   // The channels with several sources that viewers have asked for, in no order.
   std::vector<std::string> channels_with_sources() const;
+  // A cache node's chunk fetches from `origin` since its last poll: that many answered, that
+  // many failed (OriginChunkHealth). A channel whose active source's chunks fail moves.
+  void chunk_fetches_reported(const std::string& origin, uint64_t answered, uint64_t failed);
 
   size_t entries() const {
     core::expect_on(loop_);
@@ -294,6 +297,7 @@ class SourceCache {
   // Per channel id: the keys of its playlists' ordinary copies (no directive copies, no watches).
   std::unordered_map<std::string, std::vector<std::string>> channel_copies_;
   std::optional<core::LoopTimer> switch_timer_;  // made with the first channel of several sources
+  OriginChunkHealth chunk_health_;               // what the nodes' chunk fetches say of origins
 
   core::Counter& hits_;
   core::Counter& misses_;

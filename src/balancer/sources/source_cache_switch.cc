@@ -191,7 +191,27 @@ std::vector<SourceState> SourceCache::source_states(const ChannelSwitch& channel
     }
   }
   if (!any) states.clear();
+  for (size_t i = 0; i < states.size(); ++i) {
+    const std::string& origin = channel.origins[i];
+    if (states[i].fault == SourceFault::none && chunk_health_.failing(origin, now))
+      states[i].fault = SourceFault::chunk_errors;
+    if (auto ended = chunk_health_.fault_ended(origin, now))
+      states[i].healthy_since = std::max(states[i].healthy_since, *ended);
+  }
   return states;
+}
+
+void SourceCache::chunk_fetches_reported(const std::string& origin, uint64_t answered,
+                                         uint64_t failed) {
+  core::expect_on(loop_);
+  const TimePoint now = clock_.now();
+  const bool was_failing = chunk_health_.failing(origin, now);
+  chunk_health_.reported(origin, answered, failed, now);
+  if (chunk_health_.failing(origin, now) == was_failing) return;
+  LOG_WARN(kLog, "origin ", origin,
+           was_failing ? ": the cache nodes' chunk fetches work again"
+                       : ": the cache nodes' chunk fetches fail");
+  for (auto& [id, channel] : channel_switches_) evaluate_switch(*channel, now);
 }
 
 bool SourceCache::asking(const Entry& channel_entry, size_t source) const {

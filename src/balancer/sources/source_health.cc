@@ -27,9 +27,9 @@ Millis times(Millis d, double factor) {
 }  // namespace
 
 const char* to_string(SourceFault fault) {
-  static constexpr const char* kNames[] = {"none",    "unreachable",  "timeout",  "origin_error",
-                                           "missing", "bad_playlist", "stalled",  "went_back",
-                                           "skipped", "ended",        "operator", "failback"};
+  static constexpr const char* kNames[] = {
+      "none",      "unreachable", "timeout", "origin_error", "missing",  "bad_playlist", "stalled",
+      "went_back", "skipped",     "ended",   "chunk_errors", "operator", "failback"};
   static_assert(std::size(kNames) == core::enum_count(SourceFault::failback));
   return core::enum_name(fault, kNames);
 }
@@ -129,6 +129,38 @@ SourceFault SourceHealth::fault(const FailoverPolicy& policy, TimePoint now, boo
   const bool asked = asking || (last_event_ && now - *last_event_ <= bound);
   if (asked && now - progress_at_ > bound) return SourceFault::stalled;
   return SourceFault::none;
+}
+
+void OriginChunkHealth::reported(const std::string& origin, uint64_t answered, uint64_t failed,
+                                 TimePoint now) {
+  if (answered == 0 && failed == 0) return;
+  Origin& state = origins_[origin];
+  if (answered > 0) {
+    // A poll's counts come without their order: an origin that answers any is not in a fault
+    // a switch would mend (some of its chunks fail, or one node's path to it does).
+    if (failing(origin, now)) state.fault_ended = now;
+    state.failed_since_answer = 0;
+    state.faulted = false;
+    return;
+  }
+  state.failed_since_answer += failed;
+  state.last_failure = now;
+  if (state.failed_since_answer >= kFailuresForFault) state.faulted = true;
+}
+
+bool OriginChunkHealth::failing(const std::string& origin, TimePoint now) const {
+  auto found = origins_.find(origin);
+  return found != origins_.end() && found->second.faulted &&
+         now - found->second.last_failure <= kChunkFaultHold;
+}
+
+std::optional<OriginChunkHealth::TimePoint> OriginChunkHealth::fault_ended(
+    const std::string& origin, TimePoint now) const {
+  auto found = origins_.find(origin);
+  if (found == origins_.end()) return std::nullopt;
+  const Origin& state = found->second;
+  if (state.faulted) return std::min(state.last_failure + kChunkFaultHold, now);
+  return state.fault_ended;
 }
 
 std::optional<SourceSwitch> choose_source(const std::vector<SourceState>& sources, size_t active,

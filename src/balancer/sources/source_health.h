@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -44,6 +45,7 @@ enum class SourceFault : uint8_t {
   went_back,        // its media sequence went back (the encoder restarted)
   skipped,          // its media sequence skipped segments (a gap)
   ended,            // EXT-X-ENDLIST on a live channel
+  chunk_errors,     // the cache nodes' fetches of its chunks fail (OriginChunkHealth)
   operator_choice,  // not a fault: the operator moved the channel (a switch's reason)
   failback,         // not a fault: back to a preferred source (a switch's reason)
 };
@@ -104,6 +106,35 @@ class SourceHealth {
   int failures_in_row_ = 0;
   TimePoint healthy_since_;
   std::optional<TimePoint> last_event_;  // the newest answer or failure
+};
+
+// What the cache nodes' own chunk fetches say of each origin, as the balancer's polls of the
+// nodes bring them (each poll: the fetches a node's origin answered and failed since the last).
+// A source whose chunks fail while its playlists move (a storage or packager fault behind a
+// healthy playlist) stalls every viewer at the end of its buffer, and only the nodes see it.
+// An origin fails when at least two fetches failed since the last it answered, the newest
+// within kChunkFaultHold; a 404 or another 4xx says nothing (a viewer may ask for any name).
+// Fetch loop; pure: time comes in.
+class OriginChunkHealth {
+ public:
+  using TimePoint = std::chrono::steady_clock::time_point;
+  // How long a fault outlives its newest failure: once the channel left the source, no node
+  // fetches its chunks, so nothing else would end it; failback then waits its own time.
+  static constexpr std::chrono::milliseconds kChunkFaultHold{10000};
+
+  void reported(const std::string& origin, uint64_t answered, uint64_t failed, TimePoint now);
+  bool failing(const std::string& origin, TimePoint now) const;
+  // When its last fault ended (for the failback's healthy spell); nullopt: it never failed.
+  std::optional<TimePoint> fault_ended(const std::string& origin, TimePoint now) const;
+
+ private:
+  struct Origin {
+    uint64_t failed_since_answer = 0;
+    TimePoint last_failure{};
+    bool faulted = false;                  // a fault was reached since the last answer
+    std::optional<TimePoint> fault_ended;  // an answer ended the last fault then
+  };
+  std::map<std::string, Origin, std::less<>> origins_;
 };
 
 // Renditions match by name: a playlist's path relative to its source's directory is the same

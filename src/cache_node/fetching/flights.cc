@@ -68,7 +68,51 @@ FlightMetrics::FlightMetrics(core::MetricsRegistry& metrics)
           "Upstream response headers not kept with a copy: over the count or size a copy keeps")),
       part_head_timeouts(metrics.counter(
           "cache_part_head_timeouts_total",
-          "Part fetches answered 504: the upstream sent no head within three part targets")) {}
+          "Part fetches answered 504: the upstream sent no head within three part targets")),
+      origins(metrics) {}
+
+OriginVerdict origin_verdict(std::optional<http::UpstreamFailure> failure, int status) {
+  if (!failure) return OriginVerdict::answered;
+  switch (*failure) {
+    case http::UpstreamFailure::unreachable:
+    case http::UpstreamFailure::timeout:
+    case http::UpstreamFailure::broken:
+    case http::UpstreamFailure::truncated:
+      return OriginVerdict::failed;
+    case http::UpstreamFailure::bad_status:
+      return status >= 500 || status == 429 ? OriginVerdict::failed : OriginVerdict::none;
+    case http::UpstreamFailure::not_found:
+    case http::UpstreamFailure::too_large:
+      break;
+  }
+  return OriginVerdict::none;
+}
+
+void OriginFetchTally::count(const std::string& origin, OriginVerdict verdict) {
+  if (verdict == OriginVerdict::none || origin.empty()) return;
+  std::lock_guard lock(mutex_);
+  auto it = by_origin_.find(origin);
+  if (it == by_origin_.end()) {
+    // Origin ids are configured ones (a chunk request names no other), so the map is bounded.
+    const std::string fixed = "origin=\"" + origin + "\"";
+    const core::CounterFamily fetches{
+        "cache_origin_chunk_fetches_total",
+        "The node's own fetches from each origin, by whether the origin answered or failed",
+        "result", fixed};
+    Series series{&fetches.in(metrics_, "answered"), &fetches.in(metrics_, "failed")};
+    it = by_origin_.emplace(origin, series).first;
+  }
+  (verdict == OriginVerdict::answered ? it->second.answered : it->second.failed)->inc();
+}
+
+std::vector<OriginFetchTally::Counts> OriginFetchTally::counts() const {
+  std::lock_guard lock(mutex_);
+  std::vector<Counts> out;
+  out.reserve(by_origin_.size());
+  for (const auto& [origin, series] : by_origin_)
+    out.push_back({origin, series.answered->value(), series.failed->value()});
+  return out;
+}
 
 core::Counter& FlightMetrics::error(const std::string& code) {
   return registry.counter("cache_errors_total", "Errors by kind", "kind=\"" + code + "\"");
@@ -198,6 +242,7 @@ void Flights::watch_part_head(const std::string& key, uint64_t attempt,
     if (f == nullptr || f->head_received || !f->fallback_url.empty() || !f->twin_url.empty())
       return;
     metrics_.part_head_timeouts.inc();
+    f->says_nothing_of_origin = true;
     LOG_WARN_LIMITED(kLog, "no head for part ", key, " within ", kPartHeadWaits,
                      " part targets: 504");
     deps_.upstream.cancel(f->id);
@@ -222,8 +267,20 @@ void Flights::watch_twin(const std::string& key, uint64_t attempt) {
   });
 }
 
+std::string Flights::origin_asked(const std::string& key, const OwnedFetch& fetch) {
+  const CacheNodeConfig& config = config_.get().config;
+  if (config.parent || !fetch.fallback_url.empty()) return {};
+  // A chunk's key begins with its origin's id (ChunkRequest::cache_key).
+  std::string origin = key.substr(0, key.find('/'));
+  if (!fetch.on_twin) return origin;
+  auto found = config.origins.find(origin);
+  return found == config.origins.end() ? std::string() : found->second.twin;
+}
+
 void Flights::fall_back_to_twin(const std::string& key, OwnedFetch& fetch, bool slow) {
   metrics_.twin_fallbacks.inc();
+  metrics_.origins.count(origin_asked(key, fetch), OriginVerdict::failed);
+  fetch.on_twin = true;
   LOG_WARN_LIMITED(kLog, "origin ", slow ? "slow" : "failed", " for ", key,
                    ": fetching from its twin");
   std::string url = std::move(fetch.twin_url);
@@ -451,6 +508,8 @@ void Flights::end_flight(const std::string& key, std::optional<http::UpstreamFai
   if (it == owned_.end()) return;
   OwnedFetch fetch = std::move(it->second);
   owned_.erase(it);
+  if (!fetch.says_nothing_of_origin)
+    metrics_.origins.count(origin_asked(key, fetch), origin_verdict(failure, origin_status));
   std::shared_ptr<Flight> flight = std::move(fetch.flight);
   const StoreHit* stale = flight->stale();
   using End = FlightProgress::End;

@@ -20,7 +20,9 @@
 #include <cstdint>
 #include <functional>
 #include <list>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <unordered_map>
@@ -76,6 +78,39 @@ enum class Revalidation {
 inline constexpr const char* kRevalidationNames[] = {"not_modified", "modified", "error"};
 static_assert(std::size(kRevalidationNames) == core::enum_count(Revalidation::error));
 
+// What a finished fetch says of the origin it asked: that it answered (2xx, 3xx, 304), that it
+// failed (no answer, a reset or a cut body, a timeout, 5xx, 429), or nothing (another 4xx, a 404
+// among them: the request's own answer, and a viewer chooses its request).
+enum class OriginVerdict { answered, failed, none };
+OriginVerdict origin_verdict(std::optional<http::UpstreamFailure> failure, int status);
+
+// How the node's own chunk fetches from each origin ended, since it started
+// (cache_origin_chunk_fetches_total{origin,result}). /health carries them: the balancer learns
+// there of a source whose chunks fail while its playlists move. Any loop: one mutex, held with
+// no other lock of the node (lock_order.h) but the metrics registry's.
+class OriginFetchTally {
+ public:
+  explicit OriginFetchTally(core::MetricsRegistry& metrics) : metrics_(metrics) {}
+  // `origin`: a configured origin's id.
+  void count(const std::string& origin, OriginVerdict verdict);
+  struct Counts {
+    std::string origin;
+    uint64_t answered = 0;
+    uint64_t failed = 0;
+  };
+  // In the order of the origins' ids.
+  std::vector<Counts> counts() const;
+
+ private:
+  struct Series {
+    core::Counter* answered;
+    core::Counter* failed;
+  };
+  core::MetricsRegistry& metrics_;
+  mutable std::mutex mutex_;
+  std::map<std::string, Series, std::less<>> by_origin_;
+};
+
 // What the flights count (the same series whichever loop counts them).
 struct FlightMetrics {
   explicit FlightMetrics(core::MetricsRegistry& metrics);
@@ -96,6 +131,7 @@ struct FlightMetrics {
   core::Counter& twin_fallbacks;           // the origin failed or was slow: its twin was asked
   core::Counter& dropped_headers;     // upstream headers over what a copy keeps (kMaxKeptHeaders)
   core::Counter& part_head_timeouts;  // a part's upstream sent no head within kPartHeadWaits
+  OriginFetchTally origins;           // per origin: the fetches it answered and failed
 };
 
 // How long an origin with a twin may take to send a head before the twin is asked.
@@ -185,7 +221,14 @@ class Flights {
         request;        // what the current transfer asked for (a redirect resolves against it)
     int redirects = 0;  // followed so far
     std::string retry_after;  // of a 429/503 head
+    bool on_twin = false;     // the transfer asks the origin's twin
+    // A hinted part not published in time: the wait is the part's, not a sign of the origin's
+    // health (a stalled encoder is the balancer's to see in its playlist).
+    bool says_nothing_of_origin = false;
   };
+  // The configured origin the current transfer of `fetch` asks ("" when it asks the site's
+  // owner or a parent: their answers are their own, not the origin's).
+  std::string origin_asked(const std::string& key, const OwnedFetch& fetch);
 
   // A 3xx head with a Location on a configured upstream: the fetch goes on there
   // (at most kMaxRedirects times); true when it did.
