@@ -1294,20 +1294,38 @@ async function backToPreferred(stack, channel, players, origin) {
     4 * TARGET_DURATION_S * 1000, 200)));
 }
 
-// The LL channel's preferred encoder restarts (numbering from 0), the operator takes the channel
-// back, then its origin is killed (it stays dead). Not yet in the default run (only with
-// --only): VHS fails it in four runs of six (stalls of 1.6-5.4 s, docs/testing.md), open in
-// issue #56; hls.js and Shaka stayed within their bounds in all six.
+// The LL channel's preferred origin freezes (SIGSTOP), its encoder stops publishing (200, the
+// same playlist), restarts (numbering from 0), each time the operator takes the channel back;
+// then its origin is killed (it stays dead). Not yet in the default run (only with --only): VHS
+// fails it in about half the runs (docs/testing.md), open in issue #56.
 // players_low_latency_cache_freeze: venue-a frozen (SIGSTOP) with no supervisor to end it (issue
 // #59: under systemd the watchdog turns the hang into a death, which players_low_latency_cache_kill
 // covers); each player's request to the frozen node waits out the player's own timeout: measured
 // here hls.js 9.1 s of stall, Shaka 18.0 s, VHS 8.2 s, all then on venue-b. Run it with --only.
-const OPT_IN = new Set(['players_low_latency_source_restart_kill', 'players_low_latency_cache_freeze']);
-scenarios.players_low_latency_source_restart_kill = (stack) => sourceFaults(stack, 'll', true, [
-  { name: 'restart', to: 1, toOrigin: 'll-b', apply: () => fetch(stack.llOrigin.url + '/__fault?restart=1', { method: 'POST' }),
-    after: (players) => backToPreferred(stack, 'll', players, 'll') },
-  { name: 'kill', to: 1, toOrigin: 'll-b', apply: async () => process.kill(stack.llOrigin.child.pid, 'SIGKILL') },
-]);
+const OPT_IN = new Set(['players_low_latency_source_faults', 'players_low_latency_cache_freeze']);
+const LL_STALL_MS = 6000;
+scenarios.players_low_latency_source_faults = (stack) => {
+  const llFault = (query) => fetch(stack.llOrigin.url + '/__fault?' + query, { method: 'POST' });
+  const back = (players) => backToPreferred(stack, 'll', players, 'll');
+  return sourceFaults(stack, 'll', true, [
+    { name: 'freeze', to: 1, toOrigin: 'll-b', apply: async () => process.kill(stack.llOrigin.child.pid, 'SIGSTOP'),
+      after: async (players) => { process.kill(stack.llOrigin.child.pid, 'SIGCONT'); await back(players); } },
+    // After its stall the encoder would go on that far behind live: it starts over on the clock,
+    // and the operator takes it back once its new run has two segments (taken at once, its
+    // first answers, the restart's 503s to the reloads it held, moved the channel away again).
+    { name: 'stall', to: 1, toOrigin: 'll-b', apply: () => llFault('stall_ms=' + LL_STALL_MS),
+      after: async (players) => {
+        await llFault('restart=1');
+        await waitFor("the LL origin's new run listing two segments", async () => {
+          const text = await (await fetch(stack.llOrigin.url + '/high/index.m3u8')).text();
+          return /#EXT-X-MEDIA-SEQUENCE:0\b/.test(text) && (text.match(/#EXTINF:/g) || []).length >= 2;
+        }, 10000, 100);
+        await back(players);
+      } },
+    { name: 'restart', to: 1, toOrigin: 'll-b', apply: () => llFault('restart=1'), after: back },
+    { name: 'kill', to: 1, toOrigin: 'll-b', apply: async () => process.kill(stack.llOrigin.child.pid, 'SIGKILL') },
+  ]);
+};
 
 // The demo channel's preferred origin stops moving (200, the same playlist), back, freezes
 // (SIGSTOP), back, then dies (it stays dead: this runs last). Its encoder's output stays on both
