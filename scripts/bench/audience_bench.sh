@@ -22,6 +22,9 @@
 #   scripts/bench/audience_bench.sh low_latency_encoder_failure  the LL channel from two ll_origins
 #                                                 on one clock: the preferred one publishes nothing
 #                                                 for 10 s, later the backup is killed
+#   scripts/bench/audience_bench.sh low_latency_every_encoder_failure  the same channel through
+#                                                 a freeze, a restart at 0, a stall and a kill, each
+#                                                 of the source played at that moment
 # TLS=1: the viewers play over HTTPS with HTTP/2, as phones do: the balancer and the nodes
 # serve on TLS listeners (TLS 1.3, one self-signed ECDSA P-256 certificate), the balancer links
 # the nodes' https URLs, and each viewer connects from a loopback address of its own
@@ -38,7 +41,7 @@ cd "$(dirname "$0")/../.."
 ROOT=$(pwd)
 # shellcheck source=scripts/bench/lib.sh
 source scripts/bench/lib.sh
-NAME=${1:?usage: scripts/bench/audience_bench.sh steady|kickoff|node_kill|walk_out|queue|small|low_latency|low_latency_venue|low_latency_freeze|encoder_failure|low_latency_encoder_failure [audience args...]}
+NAME=${1:?usage: scripts/bench/audience_bench.sh steady|kickoff|node_kill|walk_out|queue|small|low_latency|low_latency_venue|low_latency_freeze|encoder_failure|low_latency_encoder_failure|low_latency_every_encoder_failure [audience args...]}
 shift
 TEMPLATE=scripts/bench/audience/$NAME.json
 [[ -f $TEMPLATE ]] || { echo "no scenario $TEMPLATE" >&2; exit 2; }
@@ -175,7 +178,7 @@ PROCESSES="{\"name\":\"balancer\",\"pid\":$BALANCER_PID},{\"name\":\"venue-a\",\
 [[ $TWO_SOURCES == 1 ]] && PROCESSES+=",{\"name\":\"origin-b\",\"pid\":$ORIGIN_B_PID}"
 METRICS="{\"name\":\"venue-a\",\"url\":\"http://127.0.0.1:${NODE_PORT[a]}/metrics\"},{\"name\":\"venue-b\",\"url\":\"http://127.0.0.1:${NODE_PORT[b]}/metrics\"}"
 sed -e "s|@VIEWERS@|$VIEWERS|g" -e "s|@BALANCER@|$BALANCER_URL|" -e "s|@PROCESSES@|$PROCESSES|" -e "s|@METRICS@|$METRICS|" \
-  -e "s|@ORIGIN@|http://127.0.0.1:$ORIGIN_PORT|g" \
+  -e "s|@ORIGIN@|http://127.0.0.1:$ORIGIN_PORT|g" -e "s|@ORIGIN_B@|http://127.0.0.1:${ORIGIN_B_PORT:-0}|g" \
   "$TEMPLATE" > "$OUT/scenario.json"
 log "scenario $NAME: $OUT/scenario.json; load before: $(loadavg)"
 STARTED_MS=$(date +%s%3N)
