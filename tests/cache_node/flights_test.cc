@@ -625,3 +625,35 @@ TEST_CASE(
         std::map<std::string, std::pair<uint64_t, uint64_t>>{{"backup", {1, 0}}, {"demo", {1, 3}}});
   node.run_all_later();
 }
+
+TEST_CASE(
+    "flights: an origin with a twin that stops sending mid-body for a second is replaced by the "
+    "twin after its bytes; one that keeps sending is kept") {
+  Node node;
+  auto heard = std::make_shared<Heard>();
+  SharedCache::Lookup found = node.cache->find_or_start("demo/f.ts", 0);
+  REQUIRE(found.kind == SharedCache::Lookup::Kind::started);
+  node.loops[0]->flights->start(found.flight, "http://origin.test/demo/f.ts", {}, {},
+                                "http://twin.test/demo/f.ts");
+  node.loops[0]->flights->join(found.flight, std::make_unique<RecordingWaiter>(heard));
+  auto& origin = node.upstream.last();
+  origin.callbacks.on_head(head(200, {{"Content-Length", "10"}}));
+  origin.callbacks.on_data("hel");
+  REQUIRE(node.timers.size() == 1);
+  CHECK(node.timer_delays[0] == kTwinHeadWait);
+  node.timers[0]();  // a head and bytes since the start: watched again
+  REQUIRE(node.timers.size() == 2);
+  node.upstream.transfers[0].callbacks.on_data("lo");
+  node.timers[1]();  // more bytes: watched again
+  REQUIRE(node.timers.size() == 3);
+  CHECK(node.upstream.transfers.size() == 1);
+  node.timers[2]();  // not a byte for a whole second: the twin is asked
+  REQUIRE(node.upstream.transfers.size() == 2);
+  CHECK(node.upstream.transfers[0].cancelled);
+  CHECK(node.flight_metrics.twin_fallbacks.value() == 1);
+  auto& twin = node.upstream.transfers[1];
+  CHECK(twin.request.url == "http://twin.test/demo/f.ts");
+  answer_whole(twin, "helloworld");
+  node.run_all_later();
+  CHECK(heard->body == "helloworld");
+}

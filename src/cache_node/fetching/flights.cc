@@ -260,10 +260,15 @@ void Flights::fall_back_to_upstream(const std::string& key, OwnedFetch& fetch, b
   if (!fetch.twin_url.empty()) watch_twin(key, fetch.attempt);
 }
 
-void Flights::watch_twin(const std::string& key, uint64_t attempt) {
-  deps_.after(kTwinHeadWait, [this, key, attempt] {
+void Flights::watch_twin(const std::string& key, uint64_t attempt, size_t bytes_before) {
+  // A frozen origin holds a transfer open, before its head or in the middle of its body: each
+  // second without a head, then without a new body byte, hands the fetch to the twin.
+  deps_.after(kTwinHeadWait, [this, key, attempt, bytes_before] {
     OwnedFetch* f = current(key, attempt);
-    if (f != nullptr && !f->twin_url.empty() && !f->head_received) fall_back_to_twin(key, *f, true);
+    if (f == nullptr || f->twin_url.empty()) return;
+    const size_t bytes = f->flight->body()->size();
+    if (!f->head_received || bytes == bytes_before) return fall_back_to_twin(key, *f, true);
+    watch_twin(key, attempt, bytes);
   });
 }
 

@@ -134,7 +134,8 @@ struct FlightMetrics {
   OriginFetchTally origins;           // per origin: the fetches it answered and failed
 };
 
-// How long an origin with a twin may take to send a head before the twin is asked.
+// How long an origin with a twin may take to send a head, or the next body byte after it, before
+// the twin is asked.
 inline constexpr std::chrono::milliseconds kTwinHeadWait{1000};
 
 // How many part targets a part or preload hint's upstream may take to send a head before
@@ -181,7 +182,8 @@ class Flights {
   // negative_ttl: a hinted part's is due within its part target. It is a part link's part
   // target, so it also bounds the wait for the head (kPartHeadWaits of it).
   // `twin_url`: the same chunk on the origin's twin (OriginConfig::twin), asked when `url`
-  // fails (no answer, a reset, 5xx, 429) or gives no head within kTwinHeadWait.
+  // fails (no answer, a reset, 5xx, 429) or gives no head, or no next body byte, within
+  // kTwinHeadWait.
   void start(const std::shared_ptr<Flight>& flight, std::string url,
              std::vector<http::HttpHeader> headers = {},
              std::chrono::milliseconds negative_cap = {}, std::string twin_url = {});
@@ -241,8 +243,9 @@ class Flights {
                    size_t bytes_before);
   // The owner failed or was slow: the upstream is asked, continuing after the bytes the body holds.
   void fall_back_to_upstream(const std::string& key, OwnedFetch& fetch, bool slow);
-  // The origin failed, or gave no head in time: its twin is asked instead.
-  void watch_twin(const std::string& key, uint64_t attempt);
+  // Checks every kTwinHeadWait that the origin's transfer `attempt` made progress (a head, then
+  // more than `bytes_before` body bytes); else its twin is asked, continuing after those bytes.
+  void watch_twin(const std::string& key, uint64_t attempt, size_t bytes_before = 0);
   // A part link's transfer `attempt` with no head after `wait` ends in 504 for its waiters
   // (fallbacks to an owner or a twin have watchers of their own).
   void watch_part_head(const std::string& key, uint64_t attempt, std::chrono::milliseconds wait);
