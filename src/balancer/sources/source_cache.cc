@@ -1,6 +1,7 @@
 #include "balancer/sources/source_cache.h"
 
 #include <algorithm>
+#include <charconv>
 
 #include "balancer/log_tag.h"
 #include "balancer/sources/source_cache_entry.h"
@@ -135,14 +136,26 @@ struct SourceCache::CopyAddress {
   std::string url;
 };
 
-std::string source_key(const SourceRequest& request) {
+void source_key_into(std::string& out, const SourceRequest& request) {
   // A channel with several sources has one copy of each playlist, whichever source it comes
   // from: keyed by the channel and the preferred source's name for it.
-  std::string key = request.sources.empty()
-                        ? request.origin_id + "\n" + request.target
-                        : "channel " + request.channel + "\n" + request.sources.front().target;
-  if (request.target_latency_s > 0)
-    key += "\nhold-back " + std::to_string(request.target_latency_s);
+  out.clear();
+  if (request.sources.empty()) {
+    out.append(request.origin_id).append("\n").append(request.target);
+  } else {
+    out.append("channel ").append(request.channel).append("\n");
+    out.append(request.sources.front().target);
+  }
+  if (request.target_latency_s > 0) {
+    char digits[24];
+    const auto end = std::to_chars(digits, digits + sizeof digits, request.target_latency_s).ptr;
+    out.append("\nhold-back ").append(digits, end);
+  }
+}
+
+std::string source_key(const SourceRequest& request) {
+  std::string key;
+  source_key_into(key, request);
   return key;
 }
 

@@ -70,7 +70,10 @@ void SourceFront::get(const SourceRequest& request, const PlaylistTimings& timin
     return ask_fetch_loop(request, std::move(done));
   }
   const TimePoint now = clock_.now();
-  const std::string key = source_key(request);
+  // The loop's scratch: no allocation per request. Nothing here reads it after a callback runs
+  // (a callback may ask again and write it).
+  source_key_into(key_scratch_, request);
+  const std::string& key = key_scratch_;
   Entry& entry = entry_for(key);
   entry.last_used = now;
   if (entry.origin_base != request.origin_base) {

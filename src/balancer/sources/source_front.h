@@ -95,6 +95,7 @@ class SourceFront {
   SourceAsker& fetch_loop_cache_;
   const core::Clock& clock_;
   std::unordered_map<std::string, Entry> entries_;
+  std::string key_scratch_;  // get()'s key, its storage kept from one request to the next
   // Requests waiting on the fetch loop's answer, keyed like entries_ (one question each).
   http::CoalescedFetches<SourceCallback> asking_;
   core::Lifetime lifetime_;  // the fetch loop's answers after the front is gone are dropped

@@ -198,6 +198,8 @@ struct SourceRequest {
 // origin and target, and the channel's target latency when it sets one (a channel with its own
 // hold-backs gets a copy of its own).
 std::string source_key(const SourceRequest& request);
+// The same, written into `out` (its storage kept: a loop's scratch string costs no allocation).
+void source_key_into(std::string& out, const SourceRequest& request);
 
 struct SourceResult {
   enum class From { hit, miss, coalesced, stale, error };

@@ -53,6 +53,8 @@ class HeldCounts {
   std::unique_ptr<Token> hold(const std::string& key, size_t amount) {
     return std::unique_ptr<Token>(new Token(counts_, key, amount));
   }
+  // The same token made in place (a member of what holds it: no allocation of its own).
+  Token hold_here(const std::string& key, size_t amount) { return Token(counts_, key, amount); }
 
  private:
   using Counts = Token::Counts;

@@ -6,16 +6,18 @@ namespace {
 // A reply that counts itself down when the last reference goes (make_shared keeps the
 // derived type's destructor).
 struct CountedReply : UnsentReplies::Reply {
-  CountedReply(std::string text, std::atomic<size_t>& total,
-               std::unique_ptr<HeldCounts::Token> address_hold)
-      : Reply{std::move(text)}, process_total(total), by_address(std::move(address_hold)) {
+  CountedReply(std::string text, std::atomic<size_t>& total, HeldCounts& counts,
+               const std::string& address)
+      : Reply{std::move(text)},
+        process_total(total),
+        by_address(counts.hold_here(address, body.size())) {
     process_total.fetch_add(body.size(), std::memory_order_relaxed);
   }
   ~CountedReply() { process_total.fetch_sub(body.size(), std::memory_order_relaxed); }
   CountedReply(const CountedReply&) = delete;
   CountedReply& operator=(const CountedReply&) = delete;
   std::atomic<size_t>& process_total;
-  std::unique_ptr<HeldCounts::Token> by_address;
+  HeldCounts::Token by_address;  // in the reply's own allocation
 };
 
 }  // namespace
@@ -34,9 +36,8 @@ UnsentReplies::Room UnsentReplies::room_for(const std::string& address, size_t s
 
 std::shared_ptr<const UnsentReplies::Reply> UnsentReplies::hold(std::string body,
                                                                 const std::string& address) {
-  const size_t size = body.size();
-  return std::make_shared<const CountedReply>(std::move(body), process_total_,
-                                              by_address_.hold(address, size));
+  return std::make_shared<const CountedReply>(std::move(body), process_total_, by_address_,
+                                              address);
 }
 
 }  // namespace balancer
