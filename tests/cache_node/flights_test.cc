@@ -579,6 +579,29 @@ TEST_CASE(
     CHECK(heard[0]->body == "hello");
     CHECK(node.flight_metrics.part_head_timeouts.value() == 0);
   }
+  SUBCASE("a head, then no body byte for a whole wait: the transfer and its replies are cut") {
+    ask_part(0, heard[0]);
+    auto& transfer = node.upstream.last();
+    transfer.callbacks.on_head(head(200, {{"Content-Length", "10"}}));
+    transfer.callbacks.on_data("hel");
+    node.run_all_later();
+    REQUIRE(node.timers.size() == 1);
+    node.timers[0]();  // the head came: watched for body bytes from here
+    REQUIRE(node.timers.size() == 2);
+    CHECK(node.timer_delays[1] == kPartHeadWaits * 250ms);
+    transfer.callbacks.on_data("lo");
+    node.timers[1]();  // bytes since: watched again
+    REQUIRE(node.timers.size() == 3);
+    CHECK_FALSE(transfer.cancelled);
+    node.timers[2]();  // silent for a whole wait
+    node.run_all_later();
+    CHECK(transfer.cancelled);
+    CHECK(heard[0]->ended);
+    CHECK(heard[0]->last.end == FlightProgress::End::failed);
+    CHECK(node.flight_metrics.part_body_stalls.value() == 1);
+    CHECK(node.flight_metrics.part_head_timeouts.value() == 0);
+    CHECK(ask_part(0, std::make_shared<Heard>()) == SharedCache::Lookup::Kind::started);
+  }
 }
 
 TEST_CASE(

@@ -69,6 +69,9 @@ FlightMetrics::FlightMetrics(core::MetricsRegistry& metrics)
       part_head_timeouts(metrics.counter(
           "cache_part_head_timeouts_total",
           "Part fetches answered 504: the upstream sent no head within three part targets")),
+      part_body_stalls(metrics.counter("cache_part_body_stalls_total",
+                                       "Part fetches cut: after its head the upstream sent no body "
+                                       "byte for three part targets")),
       origins(metrics) {}
 
 OriginVerdict origin_verdict(std::optional<http::UpstreamFailure> failure, int status) {
@@ -236,11 +239,23 @@ void Flights::run_transfer(const std::string& key, OwnedFetch& fetch, http::Fetc
 }
 
 void Flights::watch_part_head(const std::string& key, uint64_t attempt,
-                              std::chrono::milliseconds wait) {
-  deps_.after(wait, [this, key, attempt] {
+                              std::chrono::milliseconds wait, std::optional<size_t> bytes_before) {
+  deps_.after(wait, [this, key, attempt, wait, bytes_before] {
     OwnedFetch* f = current(key, attempt);
-    if (f == nullptr || f->head_received || !f->fallback_url.empty() || !f->twin_url.empty())
-      return;
+    if (f == nullptr || !f->fallback_url.empty() || !f->twin_url.empty()) return;
+    if (f->head_received) {
+      // An origin that streams a part as it is encoded and then freezes holds the players'
+      // replies open mid-body (until upstream.timeout_ms): cut them, so that they ask again.
+      const size_t bytes = f->flight->body()->size();
+      if (!bytes_before || bytes != *bytes_before)
+        return watch_part_head(key, attempt, wait, bytes);
+      metrics_.part_body_stalls.inc();
+      f->says_nothing_of_origin = true;
+      LOG_WARN_LIMITED(kLog, "part ", key, " sent no byte for ", kPartHeadWaits,
+                       " part targets: cut");
+      deps_.upstream.cancel(f->id);
+      return end_flight(key, http::UpstreamFailure::timeout);
+    }
     metrics_.part_head_timeouts.inc();
     f->says_nothing_of_origin = true;
     LOG_WARN_LIMITED(kLog, "no head for part ", key, " within ", kPartHeadWaits,

@@ -131,6 +131,7 @@ struct FlightMetrics {
   core::Counter& twin_fallbacks;           // the origin failed or was slow: its twin was asked
   core::Counter& dropped_headers;     // upstream headers over what a copy keeps (kMaxKeptHeaders)
   core::Counter& part_head_timeouts;  // a part's upstream sent no head within kPartHeadWaits
+  core::Counter& part_body_stalls;    // ... or, after its head, no body byte for as long
   OriginFetchTally origins;           // per origin: the fetches it answered and failed
 };
 
@@ -246,9 +247,12 @@ class Flights {
   // Checks every kTwinHeadWait that the origin's transfer `attempt` made progress (a head, then
   // more than `bytes_before` body bytes); else its twin is asked, continuing after those bytes.
   void watch_twin(const std::string& key, uint64_t attempt, size_t bytes_before = 0);
-  // A part link's transfer `attempt` with no head after `wait` ends in 504 for its waiters
-  // (fallbacks to an owner or a twin have watchers of their own).
-  void watch_part_head(const std::string& key, uint64_t attempt, std::chrono::milliseconds wait);
+  // A part link's transfer `attempt` with no head after `wait` ends in 504 for its waiters;
+  // after its head, one whose body gains no byte for a whole `wait` (`bytes_before`: the body's
+  // size at the last look) is cut, and so are the replies it feeds. Fallbacks to an owner or a
+  // twin have watchers of their own.
+  void watch_part_head(const std::string& key, uint64_t attempt, std::chrono::milliseconds wait,
+                       std::optional<size_t> bytes_before = std::nullopt);
   void fall_back_to_twin(const std::string& key, OwnedFetch& fetch, bool slow);
   // The transfer after a fallback: from `url`, the body so far kept (the next copy continues it).
   void continue_from(const std::string& key, OwnedFetch& fetch, std::string url);
