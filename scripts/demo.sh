@@ -402,6 +402,8 @@ cat <<TXT
                     kill \$(awk '\$2=="origin"{print \$1}' $PIDS)          the origin dies
                     curl -X POST http://127.0.0.1:$ORIGIN_PORT/__outage?status=503   it answers 503
                     curl -X POST http://127.0.0.1:$ORIGIN_PORT/__stall?on=1          it stops moving
+                    curl -X POST 'http://127.0.0.1:$ORIGIN_PORT/__outage?status=503&chunks=1'   its
+                                  playlists move but its chunks fail (the nodes see it)
                     kill -STOP \$(awk '\$2=="ll-origin"{print \$1}' $PIDS)   the LL origin freezes
                   then: curl -s $BALANCER_URL/admin/sources   (which source each channel plays from);
                   POST $BALANCER_URL/admin/sources?channel=demo&source=0 takes it back
