@@ -203,8 +203,10 @@ class SourceCache {
   std::optional<bool> take_landed(Entry& entry, uint64_t seq, Transfer& transfer,
                                   std::vector<Waiter>& waiters);
   // on_done()'s step for an answer with news (a body, or a 304 for the copy held).
+  // `parsed`: the body as fails_over_first() read it, if it did.
   void take_answer(Entry& entry, Transfer& transfer, const http::FetchResult& result,
-                   const LiveFollow::Landing& landing, std::vector<Waiter> waiters, TimePoint now);
+                   const LiveFollow::Landing& landing, std::vector<Waiter> waiters, TimePoint now,
+                   std::optional<hls::Playlist> parsed = std::nullopt);
   // The steps of on_done() for a follow that timed out and for a failed fetch.
   void answer_stalled_follow(Entry& entry, std::vector<Waiter>& waiters, TimePoint now);
   void answer_fetch_failure(Entry& entry, std::vector<Waiter> waiters,
@@ -216,7 +218,8 @@ class SourceCache {
                        const http::FetchResult& result, TimePoint now);
   // Origin's `body` through the version builder (continued across restarts for live
   // channels); what it noted is logged and counted.
-  core::Result<BuiltVersion> build_version(Entry& entry, std::string_view body, TimePoint now);
+  core::Result<BuiltVersion> build_version(Entry& entry, std::string_view body, TimePoint now,
+                                           hls::Playlist* parsed = nullptr);
   void count_and_log(const Entry& entry, const BuildNotes& notes);
   void schedule_refresh(Entry& entry, TimePoint now);
   // Fetches of the entry that may run at once when the refresh timer fires.
@@ -251,8 +254,10 @@ class SourceCache {
   void observe_landing(Entry& entry, std::optional<http::UpstreamFailure> failure, TimePoint now);
   // A channel copy's new answer, judged before it is built: when it shows its source failing
   // (a restart, a gap, an end tag) and the channel moves to another source, it is never served.
-  // True when the channel moved.
-  bool fails_over_first(Entry& entry, std::string_view body, TimePoint now);
+  // True when the channel moved; else `parsed` holds the body read (a media playlist), for
+  // the build to take instead of reading it again.
+  bool fails_over_first(Entry& entry, std::string_view body, TimePoint now,
+                        std::optional<hls::Playlist>& parsed);
   // Each source as the playlists viewers watch see it (the worst of them); empty when none
   // is watched.
   std::vector<SourceState> source_states(const ChannelSwitch& channel, TimePoint now) const;

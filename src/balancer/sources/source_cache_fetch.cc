@@ -152,11 +152,12 @@ void SourceCache::on_done(const std::string& key, uint64_t seq, const http::Fetc
     if (!*landed) {
       for (Waiter& w : in_flight_.take_waiters(key)) waiters.push_back(std::move(w));
     }
+    std::optional<hls::Playlist> parsed;
     if (entry.channel_copy() && result.status == 200 &&
-        fails_over_first(entry, transfer.body.bytes, now)) {
+        fails_over_first(entry, transfer.body.bytes, now, parsed)) {
       answer(entry, std::move(waiters));  // from the version the switch built
     } else {
-      take_answer(entry, transfer, result, landing, std::move(waiters), now);
+      take_answer(entry, transfer, result, landing, std::move(waiters), now, std::move(parsed));
     }
   }
   if (!entry.sources.empty() && !entry.blocking &&
@@ -169,7 +170,7 @@ void SourceCache::on_done(const std::string& key, uint64_t seq, const http::Fetc
 
 void SourceCache::take_answer(Entry& entry, Transfer& transfer, const http::FetchResult& result,
                               const LiveFollow::Landing& landing, std::vector<Waiter> waiters,
-                              TimePoint now) {
+                              TimePoint now, std::optional<hls::Playlist> parsed) {
   // A follow was held at origin until its part came: its answer is origin's as of now.
   const TimePoint vouched = landing.followed ? now : transfer.sent;
   const std::string& body = transfer.body.bytes;
@@ -194,8 +195,8 @@ void SourceCache::take_answer(Entry& entry, Transfer& transfer, const http::Fetc
   } else {
     not_modified_.inc();
   }
-  auto built =
-      build_version(entry, result.status == 304 ? origin_bytes : std::string_view(body), now);
+  auto built = build_version(entry, result.status == 304 ? origin_bytes : std::string_view(body),
+                             now, parsed && result.status != 304 ? &*parsed : nullptr);
   if (!built) return fail(entry, std::move(waiters), 502, built.error());
   entry.follow.built(landing, built->follow_next);
   publish(entry, std::move(built->version), vouched, std::move(waiters));
@@ -250,9 +251,10 @@ void SourceCache::answer_fetch_failure(Entry& entry, std::vector<Waiter> waiters
 }
 
 core::Result<BuiltVersion> SourceCache::build_version(Entry& entry, std::string_view body,
-                                                      TimePoint now) {
+                                                      TimePoint now, hls::Playlist* parsed) {
   OriginAnswer answer;
   answer.body = body;
+  answer.parsed = parsed;
   answer.url = entry.url;
   answer.origin_base = entry.origin_base;
   answer.playlist_key = entry.blocking ? entry.base_key : entry.key;

@@ -143,23 +143,25 @@ void SourceCache::observe_landing(Entry& entry, std::optional<http::UpstreamFail
   evaluate_switch(channel, now);
 }
 
-bool SourceCache::fails_over_first(Entry& entry, std::string_view body, TimePoint now) {
+bool SourceCache::fails_over_first(Entry& entry, std::string_view body, TimePoint now,
+                                   std::optional<hls::Playlist>& parsed) {
   if (!entry.origin_facts) return false;  // a master, or a first answer: nothing to compare
   if (entry.version && entry.lineage.origin_bytes(entry.version.get()) == body) return false;
-  hls::ParseOptions options;
-  options.max_bytes = timings_.max_bytes;
-  auto parsed = hls::parse_playlist(body, entry.url, options);
-  if (!parsed.ok() || parsed->kind != hls::PlaylistKind::media) return false;
+  auto read = builder_.parse(body, entry.url);
+  if (!read.ok() || read->kind != hls::PlaylistKind::media) return false;
   auto found = channel_switches_.find(entry.channel);
   if (found == channel_switches_.end()) return false;
   ChannelSwitch& channel = *found->second;
   std::vector<SourceHealth>& health = channel.renditions[entry.key];
   while (health.size() < entry.sources.size()) health.emplace_back(now);
   const size_t before = entry.source_index;
-  health[before].landed(facts_of(parsed->media), channel.policy, now);
-  if (health[before].fault(channel.policy, now) == SourceFault::none) return false;
-  evaluate_switch(channel, now);
-  return entry.source_index != before;
+  health[before].landed(facts_of(read->media), channel.policy, now);
+  if (health[before].fault(channel.policy, now) != SourceFault::none) {
+    evaluate_switch(channel, now);
+    if (entry.source_index != before) return true;
+  }
+  parsed = std::move(read).value();
+  return false;
 }
 
 void SourceCache::on_switch_tick() {

@@ -82,7 +82,9 @@ core::Result<BuiltVersion> VersionBuilder::build(CopyLineage& lineage, const Ori
   std::optional<std::string> held_back;
   if (answer.target_latency_s > 0)
     held_back = hls::with_hold_back(answer.body, answer.target_latency_s);
-  auto parsed = parse(held_back ? std::string_view(*held_back) : answer.body, answer.url);
+  auto parsed = answer.parsed != nullptr && !held_back
+                    ? hls::Result<hls::Playlist>(std::move(*answer.parsed))
+                    : parse(held_back ? std::string_view(*held_back) : answer.body, answer.url);
   if (!parsed.ok()) {
     notes.warnings.push_back("malformed playlist from origin: " + answer.url + ": " +
                              parsed.error().message);

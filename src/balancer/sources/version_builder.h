@@ -66,6 +66,9 @@ struct OriginAnswer {
   // sources' origins (chunks of a source switched from stay listed on theirs). Empty: one source.
   std::string origin_id;
   std::vector<OtherOrigin> other_origins;
+  // `body` as parse() read it already (moved from by the build), or null. Used only when the
+  // build reads `body` as it is (no target latency rewrites its hold-backs).
+  hls::Playlist* parsed = nullptr;
 };
 
 // The moment origin's answer is built at: the monotonic time (end tags held) and the wall
@@ -117,9 +120,11 @@ class VersionBuilder {
 
   // Playlists parsed so far (origin's bodies and the builder's own copies of them).
   uint64_t parses() const { return parses_; }
+  // One parse with the builder's limits, counted (an answer read before it is built hands it
+  // on in OriginAnswer::parsed).
+  hls::Result<hls::Playlist> parse(std::string_view text, const std::string& url);
 
  private:
-  hls::Result<hls::Playlist> parse(std::string_view text, const std::string& url);
   // Origin's `playlist` through the lineage's LiveRunTracker; the runs by line when its own
   // copy replaced `playlist`.
   std::optional<std::vector<std::pair<size_t, uint64_t>>> continue_live_run(
