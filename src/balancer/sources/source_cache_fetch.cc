@@ -196,7 +196,7 @@ void SourceCache::take_answer(Entry& entry, Transfer& transfer, const http::Fetc
     not_modified_.inc();
   }
   auto built = build_version(entry, result.status == 304 ? origin_bytes : std::string_view(body),
-                             now, parsed && result.status != 304 ? &*parsed : nullptr);
+                             now, parsed ? &*parsed : nullptr);
   if (!built) return fail(entry, std::move(waiters), 502, built.error());
   entry.follow.built(landing, built->follow_next);
   publish(entry, std::move(built->version), vouched, std::move(waiters));
